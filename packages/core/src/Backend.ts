@@ -1,0 +1,128 @@
+/**
+ * The `Backend` contract: where jobs run. A backend submits a {@link JobSpec}, streams its
+ * events, cancels it, lists a run's jobs for reconciliation after a crash, and reports
+ * capacity. Implementations live in `@trex/executors`; conformance cases in `@trex/core/testing`.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Redacted, Stream } from "effect"
+import type { BackendError } from "./Errors.ts"
+import type { JobRef } from "./ExperimentNode.ts"
+import type { FailureKind, MetricPoint } from "./Result.ts"
+import type { Resources } from "./Task.ts"
+
+/** Labels that tie a job to its run and node. @since 0.1.0 @category models */
+export interface Labels {
+  readonly run: string
+  readonly node: string
+}
+
+/**
+ * What to run. `argv` is never a shell string; `env` values may be `Redacted` secrets, revealed
+ * only into the job's environment. `files` are written into the job directory before start.
+ * @since 0.1.0 @category models
+ */
+export interface JobSpec {
+  readonly name: string
+  readonly argv: ReadonlyArray<string>
+  readonly image?: string
+  readonly env: Readonly<Record<string, string | Redacted.Redacted<string>>>
+  readonly files: ReadonlyArray<{ readonly path: string; readonly content: string }>
+  readonly resources: Resources
+  readonly labels: Labels
+}
+
+/** How a job ended. @since 0.1.0 @category models */
+export interface JobExit {
+  readonly _tag: "Exit"
+  readonly outcome: "Succeeded" | "Failed" | "Cancelled"
+  /** For a failure: its kind as the backend saw it (the executor may still find InvalidOutput). */
+  readonly failureKind?: FailureKind
+  readonly exitCode?: number
+  readonly signal?: string
+  readonly message?: string
+  /** The parsed `result.json`, when the job wrote one that is valid JSON. */
+  readonly result?: unknown
+  /** Why `result.json` could not be read, when it could not. */
+  readonly resultError?: string
+  /** The last lines of the job's output. */
+  readonly logTail: ReadonlyArray<string>
+  readonly wallSeconds: number
+  readonly gpuSeconds: number
+}
+
+/**
+ * A job's events, ending with exactly one {@link JobExit}.
+ * @since 0.1.0 @category models
+ */
+export type JobEvent =
+  | { readonly _tag: "State"; readonly state: "Pending" | "Running"; readonly reason?: string }
+  | { readonly _tag: "Log"; readonly stream: "stdout" | "stderr"; readonly line: string }
+  | { readonly _tag: "Metric"; readonly point: MetricPoint }
+  | { readonly _tag: "Progress"; readonly fraction: number; readonly message?: string }
+  | JobExit
+
+/** A job the backend knows, for reconciliation. @since 0.1.0 @category models */
+export interface JobInfo {
+  readonly ref: JobRef
+  readonly labels: Labels
+  readonly state: "Pending" | "Running" | "Finished"
+}
+
+/** Slots and GPUs a backend offers, and how many are in use. @since 0.1.0 @category models */
+export interface Capacity {
+  readonly slots: number
+  readonly gpus: number
+  readonly inUse: number
+}
+
+/** The members every backend implements. @since 0.1.0 @category models */
+export interface BackendShape {
+  readonly name: string
+  readonly submit: (spec: JobSpec) => Effect.Effect<JobRef, BackendError>
+  /** Events of a job from now on (a finished job yields its Exit at once). */
+  readonly watch: (ref: JobRef) => Stream.Stream<JobEvent, BackendError>
+  readonly cancel: (ref: JobRef) => Effect.Effect<void, BackendError>
+  readonly list: (run: string) => Effect.Effect<ReadonlyArray<JobInfo>, BackendError>
+  readonly capacity: Effect.Effect<Capacity, BackendError>
+}
+
+/**
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend } from "@trex/core"
+ * declare const spec: Backend.JobSpec
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* Backend.Backend
+ *   return yield* Backend.run(backend, spec)
+ * })
+ * ```
+ * @since 0.1.0 @category services
+ */
+export class Backend extends Context.Service<Backend, BackendShape>()("@trex/core/Backend") {}
+
+/**
+ * Submit and wait for the exit: `submit` + `watch`, keeping only the final event.
+ * @since 0.1.0 @category combinators
+ */
+export const run = (backend: BackendShape, spec: JobSpec): Effect.Effect<JobExit, BackendError> =>
+  Effect.flatMap(backend.submit(spec), (ref) => awaitExit(backend, ref))
+
+/** Wait for a submitted job's exit. @since 0.1.0 @category combinators */
+export const awaitExit = (backend: BackendShape, ref: JobRef): Effect.Effect<JobExit, BackendError> =>
+  backend.watch(ref).pipe(
+    Stream.runFold(() => undefined as JobExit | undefined, (acc, e) => (e._tag === "Exit" ? e : acc)),
+    Effect.flatMap((exit) =>
+      exit === undefined
+        ? Effect.die(new Error(`backend ${backend.name}: watch(${ref.id}) ended without an Exit event`))
+        : Effect.succeed(exit)
+    )
+  )
+
+/** The environment a job sees, with secrets revealed (only for the process that needs them). @since 0.1.0 @category utilities */
+export const revealEnv = (env: JobSpec["env"]): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env)) out[k] = Redacted.isRedacted(v) ? Redacted.value(v) : v
+  return out
+}

@@ -1,0 +1,157 @@
+/**
+ * Budgets and their accounting. A {@link Budget} caps trials, GPU-hours, wall clock,
+ * dollars and tokens; a {@link Ledger} tracks what was spent and what running trials
+ * have reserved, and answers whether another trial may start.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import * as Cost from "./Cost.ts"
+import { Positive, PositiveInt } from "./internal/schema.ts"
+
+/**
+ * Limits for one search. Every field is optional: an absent limit is no limit.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Budget } from "@trex/core"
+ * const b = Schema.decodeUnknownSync(Budget.Budget)({ maxTrials: 20, gpuHours: 4 })
+ * ```
+ * @since 0.1.0 @category schemas
+ */
+export const Budget = Schema.Struct({
+  maxTrials: Schema.optionalKey(PositiveInt),
+  gpuHours: Schema.optionalKey(Positive),
+  wallClockHours: Schema.optionalKey(Positive),
+  dollars: Schema.optionalKey(Positive),
+  tokens: Schema.optionalKey(PositiveInt)
+})
+/** @since 0.1.0 @category models */
+export type Budget = typeof Budget.Type
+
+/** Which limit stopped the search. @since 0.1.0 @category models */
+export type Limit = "maxTrials" | "gpuHours" | "wallClockHours" | "dollars" | "tokens"
+
+/** Spent, reserved and remaining amounts, for status output. @since 0.1.0 @category models */
+export interface Usage {
+  readonly trials: number
+  readonly spent: Cost.Cost
+  readonly reserved: Cost.Cost
+  readonly elapsedSeconds: number
+}
+
+/**
+ * Budget accounting with reservations. A running trial holds its estimated cost until
+ * it settles; admission checks spent + reserved + estimate against every limit, so
+ * concurrent trials can never together overrun a limit that their estimates respect.
+ *
+ * Plain, synchronous and deterministic: the explorer owns one and journals every charge.
+ *
+ * @since 0.1.0 @category accounting
+ */
+export class Ledger {
+  private spentCost: Cost.Cost = Cost.zero
+  private trialsStarted = 0
+  private readonly reservations = new Map<string, Cost.Cost>()
+  private elapsed = 0
+
+  readonly budget: Budget
+  constructor(budget: Budget) {
+    this.budget = budget
+  }
+
+  /** Total spent so far (settled trials and model calls). */
+  get spent(): Cost.Cost {
+    return this.spentCost
+  }
+
+  /** Trials admitted so far (running or finished). */
+  get trials(): number {
+    return this.trialsStarted
+  }
+
+  /** Sum of the reservations of running trials. */
+  get reserved(): Cost.Cost {
+    let total = Cost.zero
+    for (const c of this.reservations.values()) total = Cost.add(total, c)
+    return total
+  }
+
+  /** Record the wall-clock seconds since the run started (resumes add up). */
+  setElapsed(seconds: number): void {
+    this.elapsed = seconds
+  }
+
+  get elapsedSeconds(): number {
+    return this.elapsed
+  }
+
+  usage(): Usage {
+    return { trials: this.trialsStarted, spent: this.spentCost, reserved: this.reserved, elapsedSeconds: this.elapsed }
+  }
+
+  /** The first limit that spent + reserved + `extra` would pass, if any. */
+  wouldExceed(extra: Cost.Cost = Cost.zero, extraTrials = 0): Limit | undefined {
+    const b = this.budget
+    const total = Cost.add(Cost.add(this.spentCost, this.reserved), extra)
+    if (b.maxTrials !== undefined && this.trialsStarted + extraTrials > b.maxTrials) return "maxTrials"
+    if (b.gpuHours !== undefined && total.gpuSeconds > b.gpuHours * 3600 + 1e-9) return "gpuHours"
+    if (b.dollars !== undefined && total.dollars > b.dollars + 1e-12) return "dollars"
+    if (b.tokens !== undefined && Cost.tokens(total) > b.tokens) return "tokens"
+    if (b.wallClockHours !== undefined && this.elapsed > b.wallClockHours * 3600) return "wallClockHours"
+    return undefined
+  }
+
+  /** The limit already reached (no more work of any size fits), if any. */
+  exhausted(): Limit | undefined {
+    const b = this.budget
+    if (b.maxTrials !== undefined && this.trialsStarted >= b.maxTrials) return "maxTrials"
+    const hit = this.wouldExceed()
+    if (hit !== undefined) return hit
+    const total = this.spentCost
+    if (b.gpuHours !== undefined && total.gpuSeconds >= b.gpuHours * 3600) return "gpuHours"
+    if (b.dollars !== undefined && total.dollars >= b.dollars) return "dollars"
+    if (b.tokens !== undefined && Cost.tokens(total) >= b.tokens) return "tokens"
+    return undefined
+  }
+
+  /** Whether a trial with this estimate may start now. */
+  canAdmit(estimate: Cost.Cost): boolean {
+    return this.wouldExceed(estimate, 1) === undefined
+  }
+
+  /** Admit a trial: count it and hold its estimate until {@link settle}. */
+  reserve(nodeId: string, estimate: Cost.Cost): void {
+    this.trialsStarted += 1
+    this.reservations.set(nodeId, estimate)
+  }
+
+  /** Count a trial that is already known to have started (replay), with its reservation. */
+  restoreTrial(nodeId: string, estimate: Cost.Cost): void {
+    this.reserve(nodeId, estimate)
+  }
+
+  /** Release a trial's reservation (its actual cost is charged separately). */
+  release(nodeId: string): void {
+    this.reservations.delete(nodeId)
+  }
+
+  /** Charge an actual cost. */
+  charge(cost: Cost.Cost): void {
+    this.spentCost = Cost.add(this.spentCost, cost)
+  }
+
+  /** Fraction of the tightest limit used, in [0, 1]; 0 when unlimited. Policies decay exploration with it. */
+  fractionUsed(): number {
+    const b = this.budget
+    const s = this.spentCost
+    const parts: Array<number> = []
+    if (b.maxTrials !== undefined) parts.push(this.trialsStarted / b.maxTrials)
+    if (b.gpuHours !== undefined) parts.push(s.gpuSeconds / (b.gpuHours * 3600))
+    if (b.dollars !== undefined) parts.push(s.dollars / b.dollars)
+    if (b.tokens !== undefined) parts.push(Cost.tokens(s) / b.tokens)
+    if (b.wallClockHours !== undefined) parts.push(this.elapsed / (b.wallClockHours * 3600))
+    return parts.length === 0 ? 0 : Math.min(1, Math.max(...parts))
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Typed errors shared by the packages. Each says what went wrong, where, and what to do.
+ * Errors that may succeed on a retry carry `retryable: true`; schedules read it.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/** Input (a task file, a strategy, a flag) failed validation. @since 0.1.0 @category errors */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
+  /** Where the input came from: a file path, "strategy", "--concurrency"... */
+  source: Schema.String,
+  /** Readable issues, each naming the path of the bad field. */
+  message: Schema.String
+}) {}
+
+/** The journal could not be read or written. @since 0.1.0 @category errors */
+export class JournalError extends Schema.TaggedError<JournalError>()("JournalError", {
+  reason: Schema.Literals(["Io", "Corrupt", "Version", "Locked", "Mismatch"]),
+  message: Schema.String,
+  /** For `Corrupt`: the first bad sequence number. */
+  seq: Schema.optionalKey(Schema.Int)
+}) {}
+
+/** A backend could not do what was asked. @since 0.1.0 @category errors */
+export class BackendError extends Schema.TaggedError<BackendError>()("BackendError", {
+  backend: Schema.String,
+  operation: Schema.String,
+  message: Schema.String,
+  retryable: Schema.Boolean
+}) {}
+
+/** A researcher could not propose, analyse or distil. @since 0.1.0 @category errors */
+export class ResearcherError extends Schema.TaggedError<ResearcherError>()("ResearcherError", {
+  operation: Schema.String,
+  message: Schema.String,
+  retryable: Schema.Boolean
+}) {}
+
+/** An executor agent could not run a node (infrastructure, not the trial itself). @since 0.1.0 @category errors */
+export class ExecutorError extends Schema.TaggedError<ExecutorError>()("ExecutorError", {
+  nodeId: Schema.String,
+  message: Schema.String,
+  retryable: Schema.Boolean
+}) {}
+
+/** A node id that the tree does not have. @since 0.1.0 @category errors */
+export class NodeNotFound extends Schema.TaggedError<NodeNotFound>()("NodeNotFound", {
+  id: Schema.String
+}) {}

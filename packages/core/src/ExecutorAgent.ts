@@ -1,0 +1,42 @@
+/**
+ * The `ExecutorAgent` contract: turns a node's strategy into work on a backend and reports
+ * what happens, ending with the node's result. Implementations in `@trex/agents`:
+ * `TemplateExecutor` (a command template) and `CodeAgentExecutor` (writes and debugs scripts).
+ *
+ * Interrupting the stream cancels the job. A trial's own failure is a `Finished` event with
+ * a failed result, never an error; errors are for infrastructure the agent cannot get past.
+ *
+ * @since 0.1.0
+ */
+import { Context, type Stream } from "effect"
+import type { ExecutorError } from "./Errors.ts"
+import type { JobRef, NodeSpec } from "./ExperimentNode.ts"
+import type { MetricPoint, Result } from "./Result.ts"
+import type { Task } from "./Task.ts"
+
+/** What to execute. @since 0.1.0 @category models */
+export interface ExecutionRequest {
+  readonly task: Task
+  readonly runId: string
+  /** The run's directory (job folders go under `jobs/<node>`). */
+  readonly runDir: string
+  readonly node: NodeSpec
+  /** A job already submitted before a restart: reattach to it instead of submitting. */
+  readonly job?: JobRef
+}
+
+/** @since 0.1.0 @category models */
+export type ExecutionEvent =
+  | { readonly _tag: "Submitted"; readonly job: JobRef }
+  | { readonly _tag: "Progress"; readonly fraction?: number; readonly message?: string; readonly metrics: ReadonlyArray<MetricPoint> }
+  | { readonly _tag: "Log"; readonly line: string }
+  | { readonly _tag: "Finished"; readonly result: Result }
+
+/** The members of an executor agent. @since 0.1.0 @category models */
+export interface ExecutorAgentShape {
+  readonly name: string
+  readonly run: (request: ExecutionRequest) => Stream.Stream<ExecutionEvent, ExecutorError>
+}
+
+/** @since 0.1.0 @category services */
+export class ExecutorAgent extends Context.Service<ExecutorAgent, ExecutorAgentShape>()("@trex/core/ExecutorAgent") {}

@@ -1,0 +1,110 @@
+/**
+ * The job protocol shared by every backend: a job reads `$TREX_JOB_DIR/strategy.json`,
+ * reports `TREX_METRIC {json}` / `TREX_PROGRESS {json}` lines on stdout or appends metric
+ * objects to `$TREX_JOB_DIR/metrics.jsonl`, and writes `$TREX_JOB_DIR/result.json`.
+ * See `docs/job-protocol.md`.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import type { JobEvent } from "./Backend.ts"
+import { MetricPoint } from "./Result.ts"
+
+/** Environment variable holding the job directory. @since 0.1.0 @category constants */
+export const JOB_DIR_ENV = "TREX_JOB_DIR"
+/** @since 0.1.0 @category constants */
+export const STRATEGY_FILE = "strategy.json"
+/** @since 0.1.0 @category constants */
+export const JOB_FILE = "job.json"
+/** @since 0.1.0 @category constants */
+export const METRICS_FILE = "metrics.jsonl"
+/** @since 0.1.0 @category constants */
+export const RESULT_FILE = "result.json"
+/** Lines longer than this are cut before parsing or logging (a job can print anything). @since 0.1.0 @category constants */
+export const MAX_LINE = 16_384
+
+const decodeMetric = Schema.decodeUnknownOption(MetricPoint)
+const Progress = Schema.Struct({ fraction: Schema.Finite, message: Schema.optionalKey(Schema.String) })
+const decodeProgress = Schema.decodeUnknownOption(Progress)
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Parse one line of a job's stdout: a metric, a progress report, or `undefined` for a plain log line.
+ * Malformed protocol lines are treated as log lines (a job's bad output never stops the run).
+ *
+ * @example
+ * ```ts
+ * import { JobProtocol } from "@trex/core"
+ * JobProtocol.parseLine('TREX_METRIC {"step":1,"split":"train","name":"loss","value":0.5}')
+ * ```
+ * @since 0.1.0 @category parsing
+ */
+export const parseLine = (line: string): Extract<JobEvent, { _tag: "Metric" | "Progress" }> | undefined => {
+  if (line.startsWith("TREX_METRIC ")) {
+    const m = decodeMetric(parseJson(line.slice(12)))
+    return m._tag === "Some" ? { _tag: "Metric", point: m.value } : undefined
+  }
+  if (line.startsWith("TREX_PROGRESS ")) {
+    const p = decodeProgress(parseJson(line.slice(14)))
+    if (p._tag === "None") return undefined
+    const fraction = Math.min(1, Math.max(0, p.value.fraction))
+    return p.value.message !== undefined
+      ? { _tag: "Progress", fraction, message: p.value.message }
+      : { _tag: "Progress", fraction }
+  }
+  return undefined
+}
+
+/** Parse a `metrics.jsonl` line; `undefined` if it is not a valid metric. @since 0.1.0 @category parsing */
+export const parseMetricsFileLine = (line: string) => {
+  const m = decodeMetric(parseJson(line))
+  return m._tag === "Some" ? m.value : undefined
+}
+
+/**
+ * Split a growing byte stream into lines, cutting enormous lines at {@link MAX_LINE} and
+ * decoding invalid UTF-8 with replacement characters.
+ * @since 0.1.0 @category parsing
+ */
+export class LineSplitter {
+  private buf = ""
+  private readonly decoder = new TextDecoder("utf-8", { fatal: false })
+  push(chunk: Uint8Array | string): Array<string> {
+    this.buf += typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true })
+    const lines = this.buf.split("\n")
+    this.buf = lines.pop() ?? ""
+    if (this.buf.length > MAX_LINE * 4) {
+      lines.push(this.buf)
+      this.buf = ""
+    }
+    return lines.map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l)).map((l) => (l.length > MAX_LINE ? l.slice(0, MAX_LINE) + "…" : l))
+  }
+  end(): Array<string> {
+    const rest = this.buf + this.decoder.decode()
+    this.buf = ""
+    return rest.length > 0 ? [rest.length > MAX_LINE ? rest.slice(0, MAX_LINE) + "…" : rest] : []
+  }
+}
+
+/** Keep the last `n` lines. @since 0.1.0 @category utilities */
+export class Tail {
+  private readonly lines: Array<string> = []
+  private readonly n: number
+  constructor(n = 40) {
+    this.n = n
+  }
+  push(line: string): void {
+    this.lines.push(line)
+    if (this.lines.length > this.n) this.lines.shift()
+  }
+  get(): ReadonlyArray<string> {
+    return [...this.lines]
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The `Researcher` contract: analyses the task, proposes strategies as children of a node,
+ * and distils insights from finished experiments. Implementations in `@trex/agents`:
+ * `HeuristicResearcher` (offline, the default) and `ClaudeResearcher`.
+ *
+ * @since 0.1.0
+ */
+import { Context, type Effect, Schema } from "effect"
+import type * as Budget from "./Budget.ts"
+import type { ResearcherError } from "./Errors.ts"
+import type { TreeView } from "./ExperimentTree.ts"
+import type * as Insight from "./Insight.ts"
+import { Extra, withDefault } from "./internal/schema.ts"
+import type * as Strategy from "./Strategy.ts"
+import type * as Task from "./Task.ts"
+
+/**
+ * A structured analysis of the task: what the metric rewards, the data at hand and what is
+ * missing, risks. `notes` carries anything machine-readable a researcher wants to keep.
+ * @since 0.1.0 @category schemas
+ */
+export const Analysis = Schema.Struct({
+  summary: Schema.String,
+  metricNotes: Schema.String.pipe(withDefault("")),
+  dataNotes: Schema.String.pipe(withDefault("")),
+  risks: Schema.Array(Schema.String).pipe(withDefault([])),
+  notes: Extra
+})
+/** @since 0.1.0 @category models */
+export type Analysis = typeof Analysis.Type
+
+/** A proposed child: its strategy (with rationale) and an optional prior for PUCT. @since 0.1.0 @category models */
+export interface Proposal {
+  readonly strategy: Strategy.Strategy
+  readonly prior?: number
+}
+
+/** What a researcher sees when proposing. @since 0.1.0 @category models */
+export interface ProposalContext {
+  readonly task: Task.Task
+  readonly analysis: Analysis
+  readonly tree: TreeView
+  /** The node to expand ({@link ExperimentNode.ROOT} for a first-level proposal). */
+  readonly parentId: string
+  readonly usage: Budget.Usage
+  /** Fingerprints already in the tree or in flight: proposing one of them is wasted. */
+  readonly tried: (fingerprint: string) => boolean
+}
+
+/** What a researcher sees when distilling. @since 0.1.0 @category models */
+export interface DistillContext {
+  readonly task: Task.Task
+  readonly tree: TreeView
+  readonly now: number
+}
+
+/** The members of a researcher. @since 0.1.0 @category models */
+export interface ResearcherShape {
+  readonly name: string
+  readonly analyze: (task: Task.Task) => Effect.Effect<Analysis, ResearcherError>
+  /** Up to `n` proposals for children of `context.parentId`; fewer when the space is exhausted. */
+  readonly propose: (context: ProposalContext, n: number) => Effect.Effect<ReadonlyArray<Proposal>, ResearcherError>
+  /** New insights (not repeating `context.tree.insights`). */
+  readonly distill: (context: DistillContext) => Effect.Effect<ReadonlyArray<Insight.Insight>, ResearcherError>
+}
+
+/**
+ * @since 0.1.0 @category services
+ */
+export class Researcher extends Context.Service<Researcher, ResearcherShape>()("@trex/core/Researcher") {}

@@ -1,0 +1,124 @@
+/**
+ * A fine-tuning task: the objective, the metric and its direction, the base model,
+ * the data at hand, the evaluation plan, constraints and the budget. Optionally a declared
+ * search space, a default strategy, and the recipe and backend settings for execution.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import * as Budget from "./Budget.ts"
+import { Extra, JsonRecord, listOf, Positive, PositiveInt, withDefault } from "./internal/schema.ts"
+import * as SearchSpace from "./SearchSpace.ts"
+import * as Strategy from "./Strategy.ts"
+
+/** Whether a larger or a smaller metric is better. @since 0.1.0 @category schemas */
+export const Direction = Schema.Literals(["maximize", "minimize"])
+/** @since 0.1.0 @category models */
+export type Direction = typeof Direction.Type
+
+/** The metric to optimise. @since 0.1.0 @category schemas */
+export const Metric = Schema.Struct({
+  name: Schema.NonEmptyString,
+  direction: Direction,
+  target: Schema.optionalKey(Schema.Finite)
+})
+/** @since 0.1.0 @category models */
+export type Metric = typeof Metric.Type
+
+/** A dataset the task can use. @since 0.1.0 @category schemas */
+export const Dataset = Schema.Struct({
+  name: Schema.NonEmptyString,
+  uri: Schema.optionalKey(Schema.String),
+  description: Schema.optionalKey(Schema.String),
+  splits: Schema.optionalKey(Schema.Array(Schema.String)),
+  license: Schema.optionalKey(Schema.String)
+})
+/** @since 0.1.0 @category models */
+export type Dataset = typeof Dataset.Type
+
+/** The base model to fine-tune. @since 0.1.0 @category schemas */
+export const BaseModel = Schema.Struct({
+  name: Schema.NonEmptyString,
+  uri: Schema.optionalKey(Schema.String),
+  parameters: Schema.optionalKey(Schema.String)
+})
+
+/** Resources one trial needs. @since 0.1.0 @category schemas */
+export const Resources = Schema.Struct({
+  gpus: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0)),
+  cpus: Positive.pipe(withDefault(1)),
+  memoryMb: Schema.optionalKey(PositiveInt),
+  timeLimitSeconds: Schema.optionalKey(Positive)
+})
+/** @since 0.1.0 @category models */
+export type Resources = typeof Resources.Type
+
+/**
+ * How the template executor runs a strategy: a command (argv) with placeholders
+ * `{taskDir}`, `{jobDir}`, `{run}` and `{node}` only — strategy values never enter the
+ * command line; the job reads them from `strategy.json`. `estimate` is the cost a running
+ * trial reserves against the budget.
+ * @since 0.1.0 @category schemas
+ */
+export const Recipe = Schema.Struct({
+  command: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
+  image: Schema.optionalKey(Schema.String),
+  env: Schema.Record(Schema.String, Schema.String).pipe(withDefault({})),
+  resources: Resources.pipe(withDefault({})),
+  estimate: Schema.optionalKey(
+    Schema.Struct({ gpuSeconds: Schema.optionalKey(Positive), wallSeconds: Schema.optionalKey(Positive), dollars: Schema.optionalKey(Positive) })
+  )
+})
+/** @since 0.1.0 @category models */
+export type Recipe = typeof Recipe.Type
+
+/**
+ * A task. Only `name`, `objective` and `metric` are required.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Task } from "@trex/core"
+ * const task = Schema.decodeUnknownSync(Task.Task)({
+ *   name: "sst2",
+ *   objective: "Classify movie-review sentiment",
+ *   metric: { name: "accuracy", direction: "maximize", target: 0.95 },
+ *   budget: { maxTrials: 20 }
+ * })
+ * ```
+ * @since 0.1.0 @category schemas
+ */
+export const Task = Schema.Struct({
+  name: Schema.NonEmptyString,
+  objective: Schema.NonEmptyString,
+  metric: Metric,
+  baseModel: Schema.optionalKey(BaseModel),
+  datasets: listOf(Dataset),
+  evaluation: Strategy.EvaluationPlan.pipe(withDefault({})),
+  constraints: Extra,
+  budget: Budget.Budget.pipe(withDefault({})),
+  searchSpace: Schema.optionalKey(SearchSpace.SearchSpace),
+  defaultStrategy: Schema.optionalKey(Strategy.Strategy),
+  recipe: Schema.optionalKey(Recipe),
+  backend: Schema.optionalKey(JsonRecord)
+})
+/** @since 0.1.0 @category models */
+export type Task = typeof Task.Type
+/** @since 0.1.0 @category models */
+export type TaskEncoded = typeof Task.Encoded
+
+/**
+ * A score as utility: larger is always better.
+ * @since 0.1.0 @category utilities
+ */
+export const utility = (task: Pick<Task, "metric">, score: number): number =>
+  task.metric.direction === "maximize" ? score : -score
+
+/** Whether `a` is a better score than `b` for this task. @since 0.1.0 @category utilities */
+export const isBetter = (task: Pick<Task, "metric">, a: number, b: number): boolean => utility(task, a) > utility(task, b)
+
+/** Whether a score reaches the task's target. @since 0.1.0 @category utilities */
+export const reachesTarget = (task: Pick<Task, "metric">, score: number): boolean => {
+  const t = task.metric.target
+  return t !== undefined && utility(task, score) >= utility(task, t)
+}

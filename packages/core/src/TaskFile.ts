@@ -1,0 +1,92 @@
+/**
+ * Load a task file (JSON or YAML). Errors name the file, the path of every bad field and
+ * what was expected, so the CLI can print them and exit 2.
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect, Schema } from "effect"
+import { parse as parseYaml } from "yaml"
+import { InvalidInput } from "./Errors.ts"
+import * as Task from "./Task.ts"
+
+/** A loaded task and the directory its relative paths are resolved against. @since 0.1.0 @category models */
+export interface Loaded {
+  readonly task: Task.Task
+  readonly file: string
+  readonly dir: string
+}
+
+/**
+ * Format a schema error as one issue per line: `at budget.maxTrials: Expected a value greater than 0`.
+ * @since 0.1.0 @category utilities
+ */
+export const formatIssues = (error: unknown): string => {
+  const text = error instanceof Error ? error.message : String(error)
+  const lines = text.split("\n")
+  const out: Array<string> = []
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!
+    const at = lines[i + 1]?.trim()
+    if (at !== undefined && at.startsWith("at [")) {
+      const p = at.slice(3).replace(/\["([^"]*)"\]/g, ".$1").replace(/\[(\d+)\]/g, "[$1]").replace(/^\./, "")
+      out.push(`  ${p}: ${line.trim()}`)
+      i++
+    } else if (line.trim().length > 0) {
+      out.push(`  ${line.trim()}`)
+    }
+  }
+  return out.join("\n")
+}
+
+/**
+ * Decode unknown data as a task.
+ * @since 0.1.0 @category decoding
+ */
+export const decode = (input: unknown, source = "task"): Effect.Effect<Task.Task, InvalidInput> =>
+  Schema.decodeUnknownEffect(Task.Task)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError((e) => new InvalidInput({ source, message: `invalid task in ${source}:\n${formatIssues(e)}` }))
+  )
+
+/**
+ * Parse the text of a task file (YAML when the name ends in .yaml/.yml, else JSON).
+ * @since 0.1.0 @category decoding
+ */
+export const parse = (text: string, file: string): Effect.Effect<Task.Task, InvalidInput> =>
+  Effect.try({
+    try: () => (/\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text)) as unknown,
+    catch: (e) =>
+      new InvalidInput({
+        source: file,
+        message: `${file} is not valid ${/\.ya?ml$/i.test(file) ? "YAML" : "JSON"}: ${(e as Error).message.split("\n")[0]}`
+      })
+  }).pipe(Effect.flatMap((data) => decode(data, file)))
+
+/**
+ * Read and decode a task file.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TaskFile } from "@trex/core"
+ * const loaded = TaskFile.load("examples/quickstart/task.yaml").pipe(Effect.runPromise)
+ * ```
+ * @since 0.1.0 @category loading
+ */
+export const load = (file: string): Effect.Effect<Loaded, InvalidInput> =>
+  Effect.gen(function*() {
+    const abs = path.resolve(file)
+    const text = yield* Effect.try({
+      try: () => fs.readFileSync(abs, "utf8"),
+      catch: (e) =>
+        new InvalidInput({
+          source: file,
+          message: (e as NodeJS.ErrnoException).code === "ENOENT"
+            ? `task file ${file} does not exist`
+            : `cannot read task file ${file}: ${(e as Error).message}`
+        })
+    })
+    const task = yield* parse(text, file)
+    return { task, file: abs, dir: path.dirname(abs) }
+  })

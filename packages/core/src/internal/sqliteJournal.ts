@@ -1,0 +1,181 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { DatabaseSync } from "node:sqlite"
+import { crc32 } from "node:zlib"
+import { Effect } from "effect"
+import { JournalError } from "../Errors.ts"
+import * as JournalEvent from "../JournalEvent.ts"
+
+export interface SqliteOptions {
+  /** Open without taking the writer lock and without writing. */
+  readonly readonly?: boolean
+  /**
+   * "fsync" (default): every append is fsync'd before it returns (survives power loss).
+   * "process": durable against a killed process, not against power loss; much faster.
+   */
+  readonly durability?: "fsync" | "process"
+}
+
+/** Migrations from version N to N + 1, applied in one transaction each. Index = from-version. */
+const migrations: ReadonlyArray<(db: DatabaseSync) => void> = [
+  // 0 -> 1: a new file.
+  (db) => {
+    db.exec(`CREATE TABLE IF NOT EXISTS events (
+      seq INTEGER PRIMARY KEY,
+      tag TEXT NOT NULL,
+      payload TEXT NOT NULL,
+      crc INTEGER NOT NULL
+    )`)
+  }
+]
+
+const io = (message: string, reason: JournalError["reason"] = "Io", seq?: number) =>
+  new JournalError({ reason, message, ...(seq !== undefined ? { seq } : {}) })
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** Take `lockFile` for this process; a lock whose owner is dead is taken over. */
+const acquireLock = (lockFile: string): Effect.Effect<void, JournalError> =>
+  Effect.try({
+    try: () => {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          const fd = fs.openSync(lockFile, "wx")
+          fs.writeSync(fd, `${process.pid}\n`)
+          fs.closeSync(fd)
+          return
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+          const owner = Number.parseInt(fs.readFileSync(lockFile, "utf8").trim(), 10)
+          if (Number.isFinite(owner) && owner !== process.pid && isAlive(owner)) {
+            throw io(
+              `run is in use by process ${owner} (lock ${lockFile}); stop it first, or remove the lock if that process is not a trex controller`,
+              "Locked"
+            )
+          }
+          fs.rmSync(lockFile, { force: true })
+        }
+      }
+      throw io(`could not take lock ${lockFile}`, "Locked")
+    },
+    catch: (e) => (e instanceof JournalError ? e : io(`lock ${lockFile}: ${String(e)}`))
+  })
+
+const releaseLock = (lockFile: string) =>
+  Effect.sync(() => {
+    try {
+      const owner = Number.parseInt(fs.readFileSync(lockFile, "utf8").trim(), 10)
+      if (owner === process.pid) fs.rmSync(lockFile, { force: true })
+    } catch {
+      // already gone
+    }
+  })
+
+const openDb = (file: string, options: SqliteOptions): DatabaseSync => {
+  if (!options.readonly) fs.mkdirSync(path.dirname(file), { recursive: true })
+  else if (!fs.existsSync(file)) throw io(`no journal at ${file}`)
+  const db = new DatabaseSync(file, { readOnly: options.readonly === true })
+  db.exec("PRAGMA busy_timeout = 5000")
+  if (!options.readonly) {
+    db.exec("PRAGMA journal_mode = WAL")
+    db.exec(`PRAGMA synchronous = ${options.durability === "process" ? "NORMAL" : "FULL"}`)
+    const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version
+    if (version > JournalEvent.FORMAT_VERSION) {
+      db.close()
+      throw io(
+        `journal ${file} has format ${version}, newer than this trex (${JournalEvent.FORMAT_VERSION}): upgrade trex`,
+        "Version"
+      )
+    }
+    for (let v = version; v < JournalEvent.FORMAT_VERSION; v++) {
+      db.exec("BEGIN IMMEDIATE")
+      try {
+        migrations[v]!(db)
+        db.exec(`PRAGMA user_version = ${v + 1}`)
+        db.exec("COMMIT")
+      } catch (e) {
+        db.exec("ROLLBACK")
+        throw e
+      }
+    }
+  }
+  return db
+}
+
+export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
+  Effect.gen(function*() {
+    const lockFile = `${file}.lock`
+    if (!options.readonly) {
+      yield* Effect.acquireRelease(acquireLock(lockFile), () => releaseLock(lockFile))
+    }
+    const db = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => openDb(file, options),
+        catch: (e) => (e instanceof JournalError ? e : io(`cannot open journal ${file}: ${String(e)}`, "Corrupt"))
+      }),
+      (db) => Effect.sync(() => db.isOpen && db.close())
+    )
+    const insert = options.readonly ? undefined : db.prepare("INSERT INTO events (seq, tag, payload, crc) VALUES (?, ?, ?, ?)")
+    const selectFrom = db.prepare("SELECT seq, tag, payload, crc FROM events WHERE seq >= ? ORDER BY seq")
+    const maxSeq = db.prepare("SELECT COALESCE(MAX(seq), 0) AS n FROM events")
+    let next = options.readonly ? 0 : Number((maxSeq.get() as { n: number | bigint }).n) + 1
+
+    const append = (events: ReadonlyArray<JournalEvent.JournalEvent>) =>
+      Effect.try({
+        try: () => {
+          if (insert === undefined) throw io(`journal ${file} is open read-only`)
+          const rows = events.map((e) => {
+            const payload = JSON.stringify(JournalEvent.encode(e))
+            return [e._tag, payload, crc32(payload)] as const
+          })
+          db.exec("BEGIN IMMEDIATE")
+          try {
+            let seq = next
+            for (const [tag, payload, crc] of rows) insert.run(seq++, tag, payload, crc)
+            db.exec("COMMIT")
+            next = seq
+            return seq - 1
+          } catch (e) {
+            db.exec("ROLLBACK")
+            throw e
+          }
+        },
+        catch: (e) => (e instanceof JournalError ? e : io(`append to ${file} failed: ${String(e)}`))
+      })
+
+    const read = (from = 1) =>
+      Effect.try({
+        try: () => {
+          const out: Array<JournalEvent.Entry> = []
+          let expected = Math.max(1, from)
+          for (const row of selectFrom.iterate(expected) as Iterable<{ seq: number; tag: string; payload: string; crc: number }>) {
+            const seq = Number(row.seq)
+            if (seq !== expected) {
+              throw io(`journal ${file}: entry ${expected} is missing (next is ${seq})`, "Corrupt", expected)
+            }
+            if (crc32(row.payload) !== Number(row.crc)) {
+              throw io(`journal ${file}: entry ${seq} fails its checksum (torn or corrupt write)`, "Corrupt", seq)
+            }
+            let event: JournalEvent.JournalEvent
+            try {
+              event = JournalEvent.decodeSync(JSON.parse(row.payload))
+            } catch (e) {
+              throw io(`journal ${file}: entry ${seq} (${row.tag}) does not decode: ${String(e)}`, "Corrupt", seq)
+            }
+            out.push({ seq, event })
+            expected++
+          }
+          return out
+        },
+        catch: (e) => (e instanceof JournalError ? e : io(`cannot read journal ${file}: ${String(e)}`, "Corrupt"))
+      })
+
+    return { append, read }
+  })

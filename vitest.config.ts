@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  resolve: { conditions: ["@trex/source"] },
+  ssr: { resolve: { conditions: ["@trex/source"] } },
+  test: {
+    include: ["packages/*/test/**/*.test.ts", "examples/**/test/**/*.test.ts", "test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: "forks"
+  }
+})
