@@ -17,6 +17,20 @@ export interface SelectionContext {
   readonly concurrency: number
   /** Trials finished so far. */
   readonly finished: number
+  /** Whether the researcher could not propose anything new under this node (do not expand it again). */
+  readonly exhausted: (nodeId: string) => boolean
+}
+
+/**
+ * Whether a node may be expanded: the root, or a finished node that succeeded or failed
+ * (failures are worth a fix, as AIDE debugs buggy nodes); never a cancelled or running one.
+ * @since 0.1.0 @category predicates
+ */
+export const isExpandable = (tree: TreeView, nodeId: string, context: SelectionContext): boolean => {
+  if (context.exhausted(nodeId)) return false
+  if (nodeId === "root") return true
+  const tag = tree.get(nodeId)?.state._tag
+  return tag === "Succeeded" || tag === "Failed" || tag === "Pruned"
 }
 
 /**

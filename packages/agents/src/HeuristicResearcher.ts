@@ -1,0 +1,188 @@
+/**
+ * The offline researcher: no model, deterministic for a seed. It reads a declared search space
+ * (the task's, or one given), proposes children by mutating the parent's strategy — log-scale
+ * steps for rates, neighbour moves for ordinals, swaps for categoricals, crossover with good
+ * siblings — avoids fingerprints already tried, and distils insights from statistics over
+ * finished results ("data.format=reversed beat its comparison in 5 of 6 pairs, +0.12 on
+ * average"), which then bias its next proposals. The embedded default, and the baseline every
+ * model-backed researcher must beat.
+ *
+ * @since 0.1.0
+ */
+import {
+  Errors,
+  ExperimentNode,
+  type ExperimentTree,
+  Fingerprint,
+  type Insight,
+  Researcher,
+  SearchSpace,
+  type Strategy,
+  type Task
+} from "@trex/core"
+import { Effect, Layer, Random } from "effect"
+import { distillInsights, type ValueEffect } from "./internal/heuristicInsights.ts"
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  /** The space to search; default: the task's `searchSpace`. */
+  readonly space?: SearchSpace.SearchSpace
+  /** Probability of a second mutation in one child (default 0.3). */
+  readonly secondMutation?: number
+  /** Probability of crossover with a better sibling or the best node (default 0.2). */
+  readonly crossover?: number
+  /** Probability of following an insight when one applies (default 0.5). */
+  readonly followInsights?: number
+  /** Pairs needed before a statistic becomes an insight (default 3). */
+  readonly minPairs?: number
+  /** Candidates tried per proposal before giving up on a node (default 64). */
+  readonly maxCandidates?: number
+}
+
+const fail = (operation: string, message: string) => new Errors.ResearcherError({ operation, message, retryable: false })
+
+/**
+ * @example
+ * ```ts
+ * import { HeuristicResearcher } from "@trex/agents"
+ * const researcher = HeuristicResearcher.make({ crossover: 0.3 })
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = (options: Options = {}): Researcher.ResearcherShape => {
+  const spaceOf = (task: Task.Task) => options.space ?? task.searchSpace
+
+  const analyze = (task: Task.Task) =>
+    Effect.gen(function*() {
+      const space = spaceOf(task)
+      if (space === undefined || space.parameters.length === 0) {
+        return yield* fail("analyze", `task "${task.name}" declares no searchSpace: add searchSpace.parameters to the task file`)
+      }
+      if (task.defaultStrategy === undefined) {
+        return yield* fail("analyze", `task "${task.name}" has no defaultStrategy to start from: add one to the task file`)
+      }
+      return {
+        summary: `Heuristic search over ${space.parameters.length} parameters (${SearchSpace.size(space)} combinations), ` +
+          `${task.metric.direction === "maximize" ? "maximising" : "minimising"} ${task.metric.name}.`,
+        metricNotes: task.metric.target !== undefined ? `target ${task.metric.target}` : "",
+        dataNotes: task.datasets.map((d) => d.name).join(", "),
+        risks: [],
+        notes: { parameters: space.parameters.map((p) => p.path) }
+      } satisfies Researcher.Analysis
+    })
+
+  const propose = (context: Researcher.ProposalContext, n: number) =>
+    Effect.gen(function*() {
+      const { task, tree, parentId } = context
+      const space = spaceOf(task)
+      if (space === undefined || task.defaultStrategy === undefined) {
+        return yield* fail("propose", `task "${task.name}" needs a searchSpace and a defaultStrategy`)
+      }
+      const parent = parentId === ExperimentNode.ROOT ? undefined : tree.get(parentId)
+      const base = parent?.strategy ?? task.defaultStrategy
+      const effects = insightEffects(tree.insights)
+      const out: Array<Researcher.Proposal> = []
+      const seen = new Set<string>()
+      const fresh = (s: Strategy.Strategy) => {
+        const fp = Fingerprint.of(s)
+        if (context.tried(fp) || seen.has(fp)) return false
+        seen.add(fp)
+        return true
+      }
+      // The first child of the root is the default strategy itself: the baseline to beat.
+      if (parent === undefined && fresh(task.defaultStrategy)) {
+        out.push({ strategy: { ...task.defaultStrategy, rationale: "Baseline: the task's default strategy." } })
+      }
+      const maxCandidates = options.maxCandidates ?? 64
+      for (let i = 0; i < maxCandidates && out.length < n; i++) {
+        const candidate = yield* mutate(space, base, tree, parent, effects, options)
+        if (fresh(candidate.strategy)) out.push({ strategy: { ...candidate.strategy, rationale: candidate.rationale } })
+      }
+      return out
+    })
+
+  const distill = (context: Researcher.DistillContext) =>
+    Effect.sync(() => {
+      const space = spaceOf(context.task)
+      if (space === undefined) return []
+      return distillInsights(context.tree, space, context.now, options.minPairs ?? 3)
+    })
+
+  return { name: "heuristic", analyze, propose, distill }
+}
+
+/** The insights' machine-readable payloads, as value effects. */
+const insightEffects = (insights: ReadonlyArray<Insight.Insight>): ReadonlyArray<ValueEffect> =>
+  insights.flatMap((i) => {
+    const d = i.data as Partial<ValueEffect>
+    return typeof d.path === "string" && d.value !== undefined && typeof d.delta === "number" ? [d as ValueEffect] : []
+  })
+
+const describe = (v: unknown) => (typeof v === "number" ? Number(v.toPrecision(4)).toString() : JSON.stringify(v))
+
+/** One child of `base`: one or two mutations, sometimes a crossover, sometimes an insight followed. */
+const mutate = (
+  space: SearchSpace.SearchSpace,
+  base: Strategy.Strategy,
+  tree: ExperimentTree.TreeView,
+  parent: ExperimentTree.NodeView | undefined,
+  effects: ReadonlyArray<ValueEffect>,
+  options: Options
+) =>
+  Effect.gen(function*() {
+    const params = space.parameters
+    let strategy = base
+    const notes: Array<string> = []
+    // Follow an insight: move a parameter to a value that has been winning.
+    const good = effects.filter((e) => e.delta > 0 && SearchSpace.get(strategy, e.path) !== e.value)
+    if (good.length > 0 && (yield* Random.next) < (options.followInsights ?? 0.5)) {
+      const e = good[yield* Random.nextIntBetween(0, good.length - 1)]!
+      strategy = SearchSpace.set(strategy, e.path, e.value)
+      notes.push(`set ${e.path}=${describe(e.value)} (insight: it won ${e.wins} of ${e.pairs} comparisons, ${e.delta > 0 ? "+" : ""}${describe(e.delta)} on average)`)
+    }
+    // Crossover: take one parameter from a better sibling or the best node.
+    const donors = [...(parent !== undefined ? tree.siblings(parent.id) : []), ...(tree.best() !== undefined ? [tree.best()!] : [])]
+      .filter((d) => d.state._tag === "Succeeded" && d.id !== parent?.id)
+    if (notes.length === 0 && donors.length > 0 && (yield* Random.next) < (options.crossover ?? 0.2)) {
+      const donor = donors[yield* Random.nextIntBetween(0, donors.length - 1)]!
+      const differing = params.filter((p) => SearchSpace.get(donor.strategy, p.path) !== SearchSpace.get(strategy, p.path))
+      if (differing.length > 0) {
+        const p = differing[yield* Random.nextIntBetween(0, differing.length - 1)]!
+        const v = SearchSpace.get(donor.strategy, p.path) as SearchSpace.Value
+        strategy = SearchSpace.set(strategy, p.path, v)
+        notes.push(`took ${p.path}=${describe(v)} from ${donor.id} (crossover)`)
+      }
+    }
+    // Mutations.
+    const count = notes.length === 0 ? ((yield* Random.next) < (options.secondMutation ?? 0.3) ? 2 : 1) : 0
+    const used = new Set<string>()
+    for (let m = 0; m < count; m++) {
+      const choices = params.filter((p) => !used.has(p.path) && p.values.length > 1)
+      if (choices.length === 0) break
+      const p = choices[yield* Random.nextIntBetween(0, choices.length - 1)]!
+      used.add(p.path)
+      const from = SearchSpace.indexOf(p, strategy)
+      let to: number
+      if (p.kind === "categorical") {
+        to = yield* Random.nextIntBetween(0, p.values.length - 2)
+        if (to >= from) to++
+      } else {
+        const step = p.kind === "log" && (yield* Random.next) < 0.25 ? 2 : 1
+        const dir = from === 0 ? 1 : from === p.values.length - 1 ? -1 : (yield* Random.nextBoolean) ? 1 : -1
+        to = Math.min(p.values.length - 1, Math.max(0, from + dir * step))
+      }
+      const before = SearchSpace.get(strategy, p.path)
+      strategy = SearchSpace.set(strategy, p.path, p.values[to]!)
+      const how = p.kind === "log" ? "log-scale step" : p.kind === "ordinal" ? "neighbour move" : "swap"
+      notes.push(`${p.path} ${describe(before)} -> ${describe(p.values[to])} (${how})`)
+    }
+    const origin = parent === undefined ? "the default strategy" : parent.id
+    return { strategy, rationale: `From ${origin}: ${notes.join("; ")}.` }
+  })
+
+/**
+ * The heuristic researcher as the `Researcher` service.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Researcher.Researcher> =>
+  Layer.succeed(Researcher.Researcher, make(options))

@@ -1,0 +1,190 @@
+/**
+ * The template executor: maps a strategy to a job through the task's recipe (a command
+ * template and resources), runs it on the `Backend`, and turns the job's events into the
+ * node's result. A job that exits non-zero, times out, is OOM-killed or writes no valid result
+ * becomes a failed node with its kind and the last log lines — never a crash of the run.
+ *
+ * Strategy values never enter the command line: the command's placeholders are only
+ * `{taskDir}`, `{run}` and `{node}`; the job reads its strategy from `strategy.json`.
+ *
+ * @since 0.1.0
+ */
+import {
+  Backend,
+  Cost,
+  Errors,
+  type ExecutorAgent,
+  ExecutorAgent as ExecutorAgentService,
+  JobProtocol,
+  Result,
+  Strategy,
+  Task
+} from "@trex/core"
+import { Effect, Layer, type Redacted, Schema, Stream } from "effect"
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  /** Directory that `{taskDir}` stands for (the task file's folder). */
+  readonly taskDir: string
+  /** Extra environment for every job (secrets as `Redacted`). */
+  readonly env?: Readonly<Record<string, string | Redacted.Redacted<string>>>
+  /** Overrides the task's recipe. */
+  readonly recipe?: Task.Recipe
+  /** Metric points kept in a result's curves (default 2,000; later points thin out). */
+  readonly maxCurvePoints?: number
+}
+
+const decodeResultFile = Schema.decodeUnknownExit(Result.JobResultFile)
+
+/**
+ * The `argv` for a recipe command; only the three placeholders are substituted.
+ * @since 0.1.0 @category utilities
+ */
+export const argv = (command: ReadonlyArray<string>, vars: { readonly taskDir: string; readonly run: string; readonly node: string }) =>
+  command.map((part) => part.replace(/\{(taskDir|run|node)\}/g, (_, k: "taskDir" | "run" | "node") => vars[k]))
+
+/**
+ * The job spec for a node.
+ * @since 0.1.0 @category constructors
+ */
+export const jobSpec = (request: ExecutorAgent.ExecutionRequest, recipe: Task.Recipe, options: Options): Backend.JobSpec => ({
+  name: `trex-${request.runId}-${request.node.id}`,
+  argv: argv(recipe.command, { taskDir: options.taskDir, run: request.runId, node: request.node.id }),
+  ...(recipe.image !== undefined ? { image: recipe.image } : {}),
+  env: { ...recipe.env, ...options.env },
+  files: [
+    { path: JobProtocol.STRATEGY_FILE, content: JSON.stringify(Strategy.encode(request.node.strategy), null, 2) },
+    {
+      path: JobProtocol.JOB_FILE,
+      content: JSON.stringify(
+        { run: request.runId, node: request.node.id, parent: request.node.parent, task: Schema.encodeSync(Task.Task)(request.task) },
+        null,
+        2
+      )
+    }
+  ],
+  resources: recipe.resources,
+  labels: { run: request.runId, node: request.node.id }
+})
+
+/**
+ * Turn a job's exit into a node result: decode `result.json`, pick the primary score
+ * (`primary`, else the task metric), attach curves, cost and artifacts; classify failures.
+ * @since 0.1.0 @category utilities
+ */
+export const toResult = (
+  task: Task.Task,
+  exit: Backend.JobExit,
+  curves: ReadonlyArray<Result.MetricPoint>
+): Result.Result => {
+  const cost = Cost.make({ gpuSeconds: exit.gpuSeconds, wallSeconds: exit.wallSeconds })
+  const tail = { logTail: exit.logTail, cost, ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}) }
+  if (exit.outcome === "Cancelled") return Result.failure("Cancelled", exit.message ?? "cancelled", tail)
+  if (exit.outcome === "Failed") {
+    const kind = exit.failureKind ?? "Crash"
+    const what = kind === "Timeout" ? "the job ran past its time limit"
+      : kind === "OOM" ? "the job ran out of memory"
+      : kind === "Infra" ? "the backend lost the job"
+      : `the job exited with ${exit.signal !== undefined ? `signal ${exit.signal}` : `code ${exit.exitCode ?? "?"}`}`
+    return Result.failure(kind, exit.message ?? what, { ...tail, retryable: kind === "Infra" })
+  }
+  if (exit.result === undefined) {
+    return Result.failure("InvalidOutput", `the job exited 0 but ${exit.resultError ?? "wrote no result.json"}`, tail)
+  }
+  const decoded = decodeResultFile(exit.result, { errors: "all" })
+  if (decoded._tag === "Failure") {
+    const message = String(decoded.cause).split("\n").slice(0, 6).join("\n")
+    return Result.failure("InvalidOutput", `result.json is not valid: ${message}`, tail)
+  }
+  const file = decoded.value
+  const score = file.primary ?? file.metrics[task.metric.name]
+  if (score === undefined) {
+    return Result.failure(
+      "InvalidOutput",
+      `result.json has no "primary" and no metric "${task.metric.name}" (metrics: ${Object.keys(file.metrics).join(", ") || "none"})`,
+      tail
+    )
+  }
+  return {
+    metrics: file.metrics,
+    score,
+    curves: [...curves],
+    artifacts: file.artifacts,
+    cost,
+    ...(file.summary !== undefined ? { summary: file.summary } : {})
+  }
+}
+
+/**
+ * @example
+ * ```ts
+ * import { TemplateExecutor } from "@trex/agents"
+ * const executor = TemplateExecutor.make({ taskDir: "examples/quickstart" })
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = (backend: Backend.BackendShape, options: Options): ExecutorAgent.ExecutorAgentShape => ({
+  name: "template",
+  run: (request) => {
+    const recipe = options.recipe ?? request.task.recipe
+    const nodeId = request.node.id
+    const toError = (e: Errors.BackendError) =>
+      new Errors.ExecutorError({ nodeId, message: `${e.backend} ${e.operation}: ${e.message}`, retryable: e.retryable })
+    if (recipe === undefined) {
+      return Stream.fail(
+        new Errors.ExecutorError({ nodeId, message: `task "${request.task.name}" has no recipe: add recipe.command to the task file`, retryable: false })
+      )
+    }
+    // Find or submit the job. A job the backend already has for this node (submitted just
+    // before a crash, before the journal heard of it) is adopted, never submitted again.
+    const acquire: Effect.Effect<{ job: Backend.JobInfo["ref"]; submitted: boolean }, Errors.BackendError> =
+      request.job !== undefined
+        ? Effect.succeed({ job: request.job, submitted: false })
+        : Effect.gen(function*() {
+          const known = yield* backend.list(request.runId)
+          const mine = known.find((j) => j.labels.node === nodeId)
+          if (mine !== undefined) return { job: mine.ref, submitted: true }
+          return { job: yield* backend.submit(jobSpec(request, recipe, options)), submitted: true }
+        })
+    const maxPoints = options.maxCurvePoints ?? 2000
+    return Stream.unwrap(
+      Effect.map(acquire, ({ job, submitted }) => {
+        const curves: Array<Result.MetricPoint> = []
+        let done = false
+        const events = backend.watch(job).pipe(
+          Stream.map((ev): ExecutorAgent.ExecutionEvent | undefined => {
+            switch (ev._tag) {
+              case "Metric":
+                if (curves.length < maxPoints) curves.push(ev.point)
+                return { _tag: "Progress", metrics: [ev.point] }
+              case "Progress":
+                return { _tag: "Progress", fraction: ev.fraction, metrics: [], ...(ev.message !== undefined ? { message: ev.message } : {}) }
+              case "Exit":
+                done = true
+                return { _tag: "Finished", result: toResult(request.task, ev, curves) }
+              default:
+                return undefined
+            }
+          }),
+          Stream.filter((e): e is ExecutorAgent.ExecutionEvent => e !== undefined),
+          // Interrupted before the job finished (a stop, a prune): cancel it.
+          Stream.ensuring(Effect.suspend(() => (done ? Effect.void : Effect.ignore(backend.cancel(job)))))
+        )
+        const head: ReadonlyArray<ExecutorAgent.ExecutionEvent> = submitted ? [{ _tag: "Submitted", job }] : []
+        return Stream.concat(Stream.fromIterable(head), events)
+      })
+    ).pipe(Stream.mapError(toError))
+  }
+})
+
+/**
+ * The template executor as the `ExecutorAgent` service, on the `Backend` in context.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options): Layer.Layer<ExecutorAgentService.ExecutorAgent, never, Backend.Backend> =>
+  Layer.effect(
+    ExecutorAgentService.ExecutorAgent,
+    Effect.gen(function*() {
+      return make(yield* Backend.Backend, options)
+    })
+  )

@@ -1,0 +1,315 @@
+/**
+ * The conformance suite every {@link Backend.Backend} runs, ours and users'. Framework-neutral:
+ * {@link cases} returns named effects that throw (through `node:assert/strict`) when the backend
+ * misbehaves, so any test runner can run them. The scenario jobs are POSIX `sh` scripts (busybox
+ * is enough) shipped through `JobSpec.files`, so remote backends receive them like any job file.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Redacted, Scope, Stream } from "effect"
+import assert from "node:assert/strict"
+import { randomUUID } from "node:crypto"
+import * as Backend from "../Backend.ts"
+import type { JobRef } from "../ExperimentNode.ts"
+
+/**
+ * The jobs the suite runs. `sleep` prints `started`, sleeps `$TREX_TEST_SLEEP` seconds and writes
+ * its start and end times (ms) into `result.json`; `oom` dies by SIGKILL, as under the OOM killer.
+ * @since 0.1.0 @category models
+ */
+export type Scenario = "succeed" | "fail" | "sleep" | "metrics" | "oom" | "bad-result" | "no-result"
+
+/** How a backend under test runs the suite. @since 0.1.0 @category models */
+export interface Options {
+  /**
+   * The command (and image) that runs a scenario's `sh` script, written at `script` relative to
+   * the job directory; the job's working directory is expected to be that directory.
+   * Usually `{ argv: ["sh", script] }`, plus an `image` with a shell for container backends.
+   */
+  readonly command: (scenario: Scenario, script: string) => { readonly argv: ReadonlyArray<string>; readonly image?: string }
+  /** Whether the backend reports a SIGKILLed job as `OOM` (runs the `oom` case). */
+  readonly supportsOom: boolean
+  /** Builds a second, independent instance on the same storage, as after a controller restart. */
+  readonly fresh: Effect.Effect<Backend.BackendShape, unknown, Scope.Scope>
+  /** Multiplies every sleep, time limit and wait, for slow (remote) backends. Default 1. */
+  readonly timeScale?: number
+}
+
+/** One named case. @since 0.1.0 @category models */
+export interface Case {
+  readonly name: string
+  readonly run: Effect.Effect<void, unknown, Backend.Backend>
+}
+
+const SCRIPT = "trex-conformance.sh"
+
+const writeResult = (json: string) => `printf '%s\\n' '${json}' > "$TREX_JOB_DIR/result.json"`
+
+const scripts: Record<Scenario, string> = {
+  succeed: [
+    `echo "hello from trex"`,
+    `[ -f "$TREX_JOB_DIR/${SCRIPT}" ] || { echo "TREX_JOB_DIR is wrong" >&2; exit 9; }`,
+    writeResult(`{"metrics":{"accuracy":0.75},"primary":0.75,"artifacts":[],"summary":"ok"}`)
+  ].join("\n"),
+  fail: `echo "about to fail"\necho "something broke" >&2\nexit 3`,
+  sleep: [
+    `now() { t=$(date +%s%3N 2>/dev/null); case "$t" in ''|*[!0-9]*) echo "$(date +%s)000" ;; *) echo "$t" ;; esac; }`,
+    `s=$(now)`,
+    `echo started`,
+    `sleep "\${TREX_TEST_SLEEP:-60}"`,
+    `e=$(now)`,
+    `printf '{"metrics":{"start":%s,"end":%s},"primary":0,"artifacts":[]}\\n' "$s" "$e" > "$TREX_JOB_DIR/result.json"`
+  ].join("\n"),
+  metrics: [
+    `sleep "\${TREX_TEST_SLEEP:-1}"`,
+    `for i in 1 2 3; do`,
+    `  echo "TREX_METRIC {\\"step\\":$i,\\"split\\":\\"train\\",\\"name\\":\\"loss\\",\\"value\\":0.$i}"`,
+    `done`,
+    `echo 'TREX_PROGRESS {"fraction":0.5}'`,
+    `echo '{"step":1,"split":"eval","name":"accuracy","value":0.5}' >> "$TREX_JOB_DIR/metrics.jsonl"`,
+    `echo '{"step":2,"split":"eval","name":"accuracy","value":0.6}' >> "$TREX_JOB_DIR/metrics.jsonl"`,
+    `echo 'TREX_METRIC not json'`,
+    `sleep "\${TREX_TEST_SLEEP:-1}"`,
+    writeResult(`{"metrics":{"accuracy":0.6},"primary":0.6,"artifacts":[]}`)
+  ].join("\n"),
+  oom: `echo "allocating"\nkill -KILL $$`,
+  "bad-result": `printf '{"metrics": ' > "$TREX_JOB_DIR/result.json"\necho done`,
+  "no-result": `echo done`
+}
+
+/**
+ * The cases, to run against `Backend.Backend` (one instance, kept across cases) with real time.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { BackendConformance } from "@trex/core/testing"
+ * declare const fresh: BackendConformance.Options["fresh"]
+ * for (const c of BackendConformance.cases({ command: (_, script) => ({ argv: ["sh", script] }), supportsOom: true, fresh })) {
+ *   // it.live(c.name, () => c.run.pipe(Effect.provide(MyBackendLayer)))
+ * }
+ * ```
+ * @since 0.1.0 @category cases
+ */
+export const cases = (options: Options): ReadonlyArray<Case> => {
+  const scale = options.timeScale ?? 1
+  const run = `conformance-${randomUUID().slice(0, 8)}`
+  let counter = 0
+  const spec = (scenario: Scenario, extra: {
+    readonly sleep?: number
+    readonly timeLimitSeconds?: number
+    readonly run?: string
+  } = {}): Backend.JobSpec => {
+    const { argv, image } = options.command(scenario, SCRIPT)
+    const env: Record<string, string | Redacted.Redacted<string>> = {}
+    if (extra.sleep !== undefined) env["TREX_TEST_SLEEP"] = String(extra.sleep * scale)
+    return {
+      name: `conformance ${scenario}`,
+      argv,
+      ...(image !== undefined ? { image } : {}),
+      env,
+      files: [{ path: SCRIPT, content: scripts[scenario] + "\n" }],
+      resources: { gpus: 0, cpus: 1, ...(extra.timeLimitSeconds !== undefined ? { timeLimitSeconds: extra.timeLimitSeconds * scale } : {}) },
+      labels: { run: extra.run ?? run, node: `${run}-${scenario}-${++counter}` }
+    }
+  }
+  const withBackend = <A>(f: (backend: Backend.BackendShape) => Effect.Effect<A, unknown, Scope.Scope>) =>
+    Effect.scoped(Effect.gen(function*() {
+      return yield* f(yield* Backend.Backend)
+    }))
+  const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
+    const exits = events.filter((e) => e._tag === "Exit")
+    assert.equal(exits.length, 1, "a watch yields exactly one Exit")
+    assert.equal(events.at(-1)?._tag, "Exit", "the Exit is the last event")
+    return exits[0] as Backend.JobExit
+  }
+  /** Wait until the job printed `started`, so it is surely running. */
+  const started = (backend: Backend.BackendShape, ref: JobRef) =>
+    backend.watch(ref).pipe(
+      Stream.takeUntil((e) => (e._tag === "Log" && e.line === "started") || e._tag === "Exit"),
+      Stream.runCollect,
+      Effect.map((events) => assert.ok(events.some((e) => e._tag === "Log" && e.line === "started"), "the job printed `started`"))
+    )
+  const stamps = (exit: Backend.JobExit) => {
+    const metrics = (exit.result as { metrics: { start: number; end: number } }).metrics
+    return { start: metrics.start, end: metrics.end }
+  }
+
+  const all: Array<Case> = [
+    {
+      name: "a job that succeeds yields State, then one Exit with its decoded result.json",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const ref = yield* backend.submit(spec("succeed"))
+          const events = yield* Stream.runCollect(backend.watch(ref))
+          const exit = exitOf(events)
+          assert.equal(exit.outcome, "Succeeded", exit.message)
+          assert.equal(exit.exitCode, 0)
+          assert.deepEqual(exit.result, { metrics: { accuracy: 0.75 }, primary: 0.75, artifacts: [], summary: "ok" })
+          assert.equal(exit.resultError, undefined)
+          assert.ok(exit.logTail.includes("hello from trex"), `log tail: ${JSON.stringify(exit.logTail)}`)
+          assert.ok(exit.wallSeconds >= 0 && exit.gpuSeconds === 0)
+          const again = yield* Stream.runCollect(backend.watch(ref))
+          assert.equal(again.length, 1, "watching a finished job yields its Exit at once")
+          assert.equal(exitOf(again).outcome, "Succeeded")
+        })
+      )
+    },
+    {
+      name: "metrics from stdout and from metrics.jsonl are streamed in order",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const ref = yield* backend.submit(spec("metrics", { sleep: 1 }))
+          const events = yield* Stream.runCollect(backend.watch(ref))
+          assert.equal(exitOf(events).outcome, "Succeeded")
+          const points = events.flatMap((e) => (e._tag === "Metric" ? [e.point] : []))
+          assert.deepEqual(points.filter((p) => p.split === "train").map((p) => [p.step, p.value]), [[1, 0.1], [2, 0.2], [3, 0.3]])
+          assert.deepEqual(points.filter((p) => p.split === "eval").map((p) => [p.step, p.value]), [[1, 0.5], [2, 0.6]])
+          assert.ok(events.some((e) => e._tag === "Progress" && e.fraction === 0.5), "a Progress event")
+          assert.ok(events.some((e) => e._tag === "Log" && e.line === "TREX_METRIC not json"), "a malformed metric line is a log line")
+          assert.equal(events[0]?._tag, "State")
+        })
+      )
+    },
+    {
+      name: "a non-zero exit is Failed/Crash with the exit code and the log tail",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const exit = yield* Backend.run(backend, spec("fail"))
+          assert.equal(exit.outcome, "Failed")
+          assert.equal(exit.failureKind, "Crash")
+          assert.equal(exit.exitCode, 3)
+          assert.ok(exit.logTail.includes("something broke"), `stderr in the log tail: ${JSON.stringify(exit.logTail)}`)
+          assert.ok(exit.logTail.includes("about to fail"), `stdout in the log tail: ${JSON.stringify(exit.logTail)}`)
+        })
+      )
+    },
+    {
+      name: "a job over its time limit is killed: Failed/Timeout",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const t0 = Date.now()
+          const exit = yield* Backend.run(backend, spec("sleep", { sleep: 60, timeLimitSeconds: 1 }))
+          assert.equal(exit.outcome, "Failed")
+          assert.equal(exit.failureKind, "Timeout")
+          assert.ok(Date.now() - t0 < 30_000 * scale, "killed well before it would have ended")
+        })
+      )
+    },
+    {
+      name: "cancel while running ends the job as Cancelled",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const s = spec("sleep", { sleep: 60 })
+          const ref = yield* backend.submit(s)
+          yield* started(backend, ref)
+          const t0 = Date.now()
+          yield* backend.cancel(ref)
+          const exit = yield* Backend.awaitExit(backend, ref)
+          assert.equal(exit.outcome, "Cancelled")
+          assert.ok(Date.now() - t0 < 30_000 * scale, "cancelled well before it would have ended")
+          const info = (yield* backend.list(run)).find((j) => j.labels.node === s.labels.node)
+          assert.equal(info?.state, "Finished", "a cancelled job is no longer running")
+          yield* backend.cancel(ref) // cancelling a finished job is a no-op
+        })
+      )
+    },
+    {
+      name: "a job that writes no result.json exits with a resultError",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const exit = yield* Backend.run(backend, spec("no-result"))
+          assert.equal(exit.outcome, "Succeeded")
+          assert.equal(exit.result, undefined)
+          assert.equal(typeof exit.resultError, "string")
+        })
+      )
+    },
+    {
+      name: "a job that writes invalid JSON to result.json exits with a resultError",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const exit = yield* Backend.run(backend, spec("bad-result"))
+          assert.equal(exit.outcome, "Succeeded")
+          assert.equal(exit.result, undefined)
+          assert.equal(typeof exit.resultError, "string")
+        })
+      )
+    },
+    {
+      name: "list(run) finds exactly the run's jobs by their labels",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const listed = `${run}-list`
+          const mine = [spec("succeed", { run: listed }), spec("no-result", { run: listed })]
+          const other = spec("succeed", { run: `${run}-other` })
+          const refs = yield* Effect.forEach([...mine, other], (s) => backend.submit(s))
+          yield* Effect.forEach(refs, (ref) => Backend.awaitExit(backend, ref), { concurrency: "unbounded" })
+          const jobs = yield* backend.list(listed)
+          assert.deepEqual(jobs.map((j) => j.labels.node).sort(), mine.map((s) => s.labels.node).sort())
+          for (const job of jobs) {
+            assert.equal(job.labels.run, listed)
+            assert.equal(job.state, "Finished")
+            const exit = yield* Backend.awaitExit(backend, job.ref)
+            assert.equal(exit.outcome, "Succeeded", "a listed ref can be watched")
+          }
+        })
+      )
+    },
+    {
+      name: "capacity is respected: no more jobs overlap than there are slots",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const capacity = yield* backend.capacity
+          assert.ok(capacity.slots >= 1 && capacity.inUse >= 0 && capacity.inUse <= capacity.slots, JSON.stringify(capacity))
+          assert.ok(capacity.slots <= 4, "run this case with at most 4 slots (it submits slots + 1 jobs)")
+          const refs = yield* Effect.forEach(Array.from({ length: capacity.slots + 1 }, () => spec("sleep", { sleep: 1 })), (s) => backend.submit(s))
+          const busy = yield* backend.capacity
+          assert.ok(busy.inUse <= busy.slots, `in use ${busy.inUse} of ${busy.slots}`)
+          const exits = yield* Effect.forEach(refs, (ref) => Backend.awaitExit(backend, ref), { concurrency: "unbounded" })
+          for (const exit of exits) assert.equal(exit.outcome, "Succeeded", exit.message)
+          const intervals = exits.map(stamps)
+          const maxOverlap = Math.max(...intervals.map((a) => intervals.filter((b) => b.start <= a.start && a.start < b.end).length))
+          assert.ok(maxOverlap <= capacity.slots, `${maxOverlap} jobs overlapped with ${capacity.slots} slots: ${JSON.stringify(intervals)}`)
+        })
+      )
+    },
+    {
+      name: "a fresh instance (a restarted controller) watches, lists and cancels jobs of the first",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const short = spec("sleep", { sleep: 1.5 })
+          const ref = yield* backend.submit(short)
+          yield* started(backend, ref)
+          const fresh = yield* options.fresh
+          const listed = (yield* fresh.list(run)).find((j) => j.labels.node === short.labels.node)
+          assert.ok(listed !== undefined, "the fresh instance lists the job")
+          assert.notEqual(listed.state, "Pending")
+          const exit = yield* Backend.awaitExit(fresh, ref)
+          assert.equal(exit.outcome, "Succeeded", exit.message)
+          const { start, end } = stamps(exit)
+          assert.ok(end - start >= 1000 * scale, "the job ran to its end")
+
+          const long = spec("sleep", { sleep: 60 })
+          const longRef = yield* backend.submit(long)
+          yield* started(backend, longRef)
+          yield* fresh.cancel(longRef)
+          assert.equal((yield* Backend.awaitExit(backend, longRef)).outcome, "Cancelled")
+        })
+      )
+    }
+  ]
+  if (options.supportsOom) {
+    all.push({
+      name: "a job killed by SIGKILL (the OOM killer) is Failed/OOM",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          const exit = yield* Backend.run(backend, spec("oom"))
+          assert.equal(exit.outcome, "Failed")
+          assert.equal(exit.failureKind, "OOM")
+        })
+      )
+    })
+  }
+  return all
+}

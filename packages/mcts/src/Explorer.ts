@@ -1,0 +1,562 @@
+/**
+ * The exploration loop. `Explorer.run(task, options)` keeps up to `concurrency` experiments
+ * in flight: select a node (policy, with virtual loss on pending trials) -> ask the researcher
+ * for a child -> drop duplicates by fingerprint, reuse cached results -> admit against the
+ * budget -> hand to the executor -> record progress and results -> backpropagate (the tree
+ * fold) -> every k results distil insights -> stop on budget, target or stagnation.
+ *
+ * Every step is a journal event, so a killed run resumes where it stopped: the tree and the
+ * budget are rebuilt by replay, and trials that were running are reattached, never resubmitted.
+ * Randomness for the k-th proposal is seeded with `(seed, k)`, so with deterministic agents a
+ * run is reproducible and a resumed run makes the same decisions as an uninterrupted one.
+ *
+ * @since 0.1.0
+ */
+import {
+  Budget,
+  Cost,
+  CostMeter,
+  ExecutorAgent,
+  ExperimentNode,
+  ExperimentTree,
+  Fingerprint,
+  Journal,
+  JournalEvent,
+  Researcher,
+  Result,
+  Scheduler,
+  SearchPolicy,
+  Task
+} from "@trex/core"
+import type { Errors } from "@trex/core"
+import { Clock, Effect, FiberMap, Queue, Random, Schema, Semaphore, Stream } from "effect"
+import type { Control } from "./Control.ts"
+import * as ResultCache from "./ResultCache.ts"
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  readonly runId: string
+  /** Where job folders go (`<runDir>/jobs/<node>`). */
+  readonly runDir: string
+  readonly seed?: number
+  /** Experiments in flight at once (default 1). */
+  readonly concurrency?: number
+  /** Distil insights after every k finished trials (default 5; 0 turns it off). */
+  readonly distillEvery?: number
+  /** Stop after this many finished trials without a new best (default: never). */
+  readonly stagnation?: number
+  /** Early stopping of running trials (default: none). */
+  readonly scheduler?: Scheduler.SchedulerShape
+  /** Results of other runs to reuse by fingerprint. */
+  readonly cache?: ResultCache.ResultCache
+  /** Pause, resume or stop from outside. */
+  readonly control?: Control
+  /** Called after each event is journaled and folded (for UIs; must not block). */
+  readonly onEvent?: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
+  /** Times an execution that failed for infrastructure reasons is retried (default 2). */
+  readonly retries?: number
+  /** Proposal attempts per node before it counts as exhausted (default 3). */
+  readonly proposalAttempts?: number
+  /** Recorded in `RunStarted` (the CLI flags, say). */
+  readonly recorded?: Record<string, Schema.Json>
+}
+
+/** How a run ended. @since 0.1.0 @category models */
+export interface Summary {
+  readonly runId: string
+  readonly reason: string
+  readonly tree: ExperimentTree.TreeView
+  readonly best: ExperimentTree.NodeView | undefined
+  readonly usage: Budget.Usage
+  /** Whether the run was interrupted (killed or stopped with "cancel") rather than finished. */
+  readonly interrupted: boolean
+}
+
+type Wake = { readonly _tag: "Finished"; readonly nodeId: string } | { readonly _tag: "Control" }
+
+/** What the loop needs from the context. @since 0.1.0 @category models */
+export type Requirements = Journal.Journal | SearchPolicy.SearchPolicy | Researcher.Researcher | ExecutorAgent.ExecutorAgent
+
+/**
+ * Run (or resume) a search. A journal that already holds this run is replayed and continued.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Explorer } from "@trex/mcts"
+ * declare const task: import("@trex/core").Task.Task
+ * const program = Explorer.run(task, { runId: "r1", runDir: "trex-runs/r1", concurrency: 2, seed: 7 })
+ * ```
+ * @since 0.1.0 @category running
+ */
+export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, Errors.JournalError, Requirements> =>
+  Effect.scoped(runScoped(task, options))
+
+const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: Options) {
+  const journal = yield* Journal.Journal
+  const policy = yield* SearchPolicy.SearchPolicy
+  const researcher = yield* Researcher.Researcher
+  const executor = yield* ExecutorAgent.ExecutorAgent
+  const concurrency = Math.max(1, options.concurrency ?? 1)
+  const distillEvery = options.distillEvery ?? 5
+  const attempts = Math.max(1, options.proposalAttempts ?? 3)
+  const scheduler = options.scheduler ?? Scheduler.none
+  const cache = options.cache ?? ResultCache.empty
+
+  // ---- replay ---------------------------------------------------------------------------
+  const existing = yield* journal.read(1)
+  const resumed = existing.length > 0
+  const first = existing[0]?.event
+  if (resumed && (first?._tag !== "RunStarted" || first.runId !== options.runId)) {
+    return yield* Effect.die(new Error(`journal does not belong to run ${options.runId}`))
+  }
+  const seed = first?._tag === "RunStarted" ? first.seed : options.seed ?? 0
+  const runTask = first?._tag === "RunStarted" ? first.task : task
+  const tree = resumed ? ExperimentTree.fold(existing.map((e) => e.event))! : ExperimentTree.ExperimentTree.empty(runTask, options.runId, seed)
+  const ledger = new Budget.Ledger(runTask.budget)
+  let priorElapsed = 0
+  let sessionStart = 0
+  let lastAt = 0
+  for (const { event } of existing) {
+    replayBudget(ledger, event)
+    if (event._tag === "RunStarted" || event._tag === "RunResumed") {
+      priorElapsed += Math.max(0, lastAt - sessionStart)
+      sessionStart = event.at
+    }
+    lastAt = event.at
+  }
+  priorElapsed += Math.max(0, lastAt - sessionStart)
+
+  // ---- recording: journal, then fold, then notify; one writer at a time ------------------
+  const lock = yield* Semaphore.make(1)
+  let seq = existing.length
+  const record = (events: ReadonlyArray<JournalEvent.JournalEvent>) =>
+    lock.withPermits(1)(
+      Effect.gen(function*() {
+        yield* journal.append(events)
+        for (const e of events) {
+          seq++
+          if (e._tag !== "RunStarted") tree.apply(e)
+          options.onEvent?.({ seq, event: e }, tree.view)
+        }
+      })
+    )
+  const now = Clock.currentTimeMillis
+
+  const started = yield* now
+  if (resumed) {
+    yield* record([JournalEvent.make("RunResumed", { at: started })])
+  } else {
+    yield* record([
+      JournalEvent.make("RunStarted", { runId: options.runId, task: runTask, seed, options: options.recorded ?? {}, at: started })
+    ])
+  }
+  const updateElapsed = Effect.map(now, (t) => ledger.setElapsed((priorElapsed + t - started) / 1000))
+
+  // Model calls made by agents are charged to the budget and journaled.
+  const meter: CostMeter.CostMeterShape = {
+    record: (cost, reason) =>
+      Effect.suspend(() => {
+        ledger.charge(cost)
+        return Effect.flatMap(now, (at) => record([JournalEvent.make("BudgetCharged", { cost, reason, at })]))
+      }).pipe(Effect.orDie)
+  }
+  const metered = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provideService(eff, CostMeter.CostMeter, meter)
+
+  // ---- execution of one node ---------------------------------------------------------------
+  const wake = yield* Queue.unbounded<Wake>()
+  const fibers = yield* FiberMap.make<string, void, Errors.JournalError>()
+  const inFlight = new Set<string>()
+  let meanCost: Cost.Cost | undefined
+  let finishedCount = 0
+  const pruning = new Set<string>()
+
+  const finish = (nodeId: string, outcome: JournalEvent.Outcome, result: Result.Result | undefined, reason?: string) =>
+    Effect.gen(function*() {
+      const at = yield* now
+      const events: Array<JournalEvent.JournalEvent> = []
+      if (result !== undefined && hasCost(result.cost)) {
+        events.push(JournalEvent.make("BudgetCharged", { nodeId, cost: result.cost, reason: "trial", at }))
+        ledger.charge(result.cost)
+        meanCost = meanCost === undefined ? result.cost : blend(meanCost, result.cost, finishedCount + 1)
+      }
+      events.push(
+        JournalEvent.make("NodeFinished", {
+          nodeId,
+          outcome,
+          at,
+          ...(result !== undefined ? { result } : {}),
+          ...(reason !== undefined ? { reason } : {})
+        })
+      )
+      ledger.release(nodeId)
+      yield* record(events)
+    })
+
+  const execute = (node: ExperimentNode.NodeSpec, job: ExperimentNode.JobRef | undefined): Effect.Effect<void, Errors.JournalError> =>
+    Effect.gen(function*() {
+      let tries = 0
+      let reattach = job
+      for (;;) {
+        const outcome = yield* executor
+          .run({ task: runTask, runId: options.runId, runDir: options.runDir, node, ...(reattach !== undefined ? { job: reattach } : {}) })
+          .pipe(
+            Stream.runFoldEffect(
+              () => undefined as Result.Result | undefined,
+              (acc, ev) => onExecutionEvent(node.id, ev).pipe(Effect.as(ev._tag === "Finished" ? ev.result : acc))
+            ),
+            metered,
+            Effect.map((r) => ({ _tag: "Done" as const, result: r })),
+            Effect.catchTag("ExecutorError", (e) => Effect.succeed({ _tag: "Error" as const, error: e }))
+          )
+        if (outcome._tag === "Done" && outcome.result !== undefined) {
+          // A job we reattached to had been cancelled by an earlier stop: run it afresh.
+          if (reattach !== undefined && outcome.result.failure?.kind === "Cancelled" && tries === 0) {
+            reattach = undefined
+            tries++
+            continue
+          }
+          const failed = outcome.result.failure !== undefined || outcome.result.score === undefined
+          return yield* finish(node.id, failed ? "Failed" : "Succeeded", failedIfUnscored(outcome.result, runTask))
+        }
+        const error = outcome._tag === "Error" ? outcome.error : undefined
+        if (error !== undefined && error.retryable && tries < (options.retries ?? 2)) {
+          tries++
+          reattach = undefined
+          yield* Effect.sleep(`${Math.min(30, 2 ** tries)} seconds`)
+          continue
+        }
+        return yield* finish(
+          node.id,
+          "Failed",
+          Result.failure("Infra", error?.message ?? "the executor ended without a result", { retryable: error?.retryable ?? false })
+        )
+      }
+    }).pipe(
+      Effect.onInterrupt(() =>
+        pruning.has(node.id)
+          ? finish(node.id, "Pruned", undefined, "stopped early by the scheduler").pipe(Effect.orDie)
+          : Effect.void
+      ),
+      Effect.ensuring(
+        Effect.suspend(() => {
+          inFlight.delete(node.id)
+          return Queue.offer(wake, { _tag: "Finished", nodeId: node.id })
+        })
+      )
+    )
+
+  const onExecutionEvent = (nodeId: string, ev: ExecutorAgent.ExecutionEvent) =>
+    Effect.gen(function*() {
+      switch (ev._tag) {
+        case "Submitted":
+          return yield* record([JournalEvent.make("JobSubmitted", { nodeId, job: ev.job, at: yield* now })])
+        case "Progress": {
+          yield* record([
+            JournalEvent.make("JobProgress", {
+              nodeId,
+              metrics: ev.metrics,
+              at: yield* now,
+              ...(ev.fraction !== undefined ? { fraction: ev.fraction } : {}),
+              ...(ev.message !== undefined ? { message: ev.message } : {})
+            })
+          ])
+          if (ev.metrics.length > 0 && scheduler.decide(tree.view, nodeId) === "prune" && !pruning.has(nodeId)) {
+            pruning.add(nodeId)
+            yield* Effect.forkDetach(FiberMap.remove(fibers, nodeId))
+          }
+          return
+        }
+        default:
+          return
+      }
+    })
+
+  const launch = (node: ExperimentNode.NodeSpec, job?: ExperimentNode.JobRef) =>
+    Effect.suspend(() => {
+      inFlight.add(node.id)
+      return FiberMap.run(fibers, node.id, execute(node, job))
+    })
+
+  // ---- reconcile what was in flight when the last controller stopped -----------------------
+  for (const id of [...tree.ids()]) {
+    const n = tree.view.get(id)!
+    if (ExperimentNode.isFinished(n)) continue
+    if (n.state._tag === "Proposed") {
+      const estimate = estimateCost()
+      if (!ledger.canAdmit(estimate)) {
+        yield* finish(id, "Cancelled", undefined, "budget exhausted before it could start")
+        continue
+      }
+      ledger.reserve(id, estimate)
+      yield* record([JournalEvent.make("NodeAdmitted", { nodeId: id, estimate, at: yield* now })])
+    }
+    yield* launch(n, n.state._tag === "Running" ? n.state.job : undefined)
+  }
+
+  // ---- the loop ------------------------------------------------------------------------------
+  const exhausted = new Set<string>()
+  const control = options.control
+  const unsubscribe = control?.onChange(() => Queue.offerUnsafe(wake, { _tag: "Control" }))
+  let lastBestAt = 0
+  let bestUtility = tree.view.best() !== undefined ? tree.view.root.stats.bestUtility : -Infinity
+  let lastDistilled = countFinished(tree.view)
+  finishedCount = lastDistilled
+  let reason = "completed"
+  let interrupted = false as boolean
+
+  const awaitWake = Effect.gen(function*() {
+    yield* Queue.take(wake)
+    yield* Queue.clear(wake)
+  })
+
+  function estimateCost(): Cost.Cost {
+    const declared = runTask.recipe?.estimate
+    const base = Cost.make({
+      ...(declared?.gpuSeconds !== undefined ? { gpuSeconds: declared.gpuSeconds } : {}),
+      ...(declared?.wallSeconds !== undefined ? { wallSeconds: declared.wallSeconds } : {}),
+      ...(declared?.dollars !== undefined ? { dollars: declared.dollars } : {})
+    })
+    if (meanCost === undefined) return base
+    return {
+      ...base,
+      gpuSeconds: Math.max(base.gpuSeconds, meanCost.gpuSeconds),
+      dollars: Math.max(base.dollars, meanCost.dollars)
+    }
+  }
+
+  const propose = (parentId: string) =>
+    Effect.gen(function*() {
+      const analysis = yield* analysisOnce
+      for (let attempt = 0; attempt < attempts; attempt++) {
+        const k = tree.view.size
+        const proposals = yield* researcher
+          .propose(
+            {
+              task: runTask,
+              analysis,
+              tree: tree.view,
+              parentId,
+              usage: ledger.usage(),
+              tried: (fp) => isTried(tree.view, fp)
+            },
+            1
+          )
+          .pipe(
+            metered,
+            Random.withSeed(`${seed}:${k}:${attempt}:propose`),
+            Effect.catchTag("ResearcherError", (e) =>
+              Effect.logWarning(`researcher could not propose under ${parentId}: ${e.message}`).pipe(Effect.as([]))
+            )
+          )
+        for (const p of proposals) {
+          const fingerprint = Fingerprint.of(p.strategy)
+          if (isTried(tree.view, fingerprint)) continue
+          return { proposal: p, fingerprint }
+        }
+      }
+      return undefined
+    })
+
+  let analysisCache: Researcher.Analysis | undefined
+  const analysisOnce = Effect.suspend(() =>
+    analysisCache !== undefined
+      ? Effect.succeed(analysisCache)
+      : researcher.analyze(runTask).pipe(
+        metered,
+        Effect.catchTag("ResearcherError", (e) =>
+          Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: {} })
+        ),
+        Effect.tap((a) => Effect.sync(() => (analysisCache = a)))
+      )
+  )
+
+  const distill = Effect.gen(function*() {
+    const insights = yield* researcher
+      .distill({ task: runTask, tree: tree.view, now: yield* now })
+      .pipe(metered, Effect.catchTag("ResearcherError", () => Effect.succeed([])))
+    const known = new Set(tree.view.insights.map((i) => i.id))
+    const fresh = insights.filter((i) => !known.has(i.id))
+    if (fresh.length > 0) yield* record([JournalEvent.make("InsightsDistilled", { insights: fresh, at: yield* now })])
+  })
+
+  yield* Effect.gen(function*() {
+    for (;;) {
+      yield* updateElapsed
+      // progress bookkeeping
+      const finishedNow = countFinished(tree.view)
+      if (finishedNow !== finishedCount) {
+        const best = tree.view.best()
+        const u = best === undefined ? -Infinity : tree.view.root.stats.bestUtility
+        if (u > bestUtility) {
+          bestUtility = u
+          lastBestAt = finishedNow
+        }
+        finishedCount = finishedNow
+      }
+      if (distillEvery > 0 && finishedCount - lastDistilled >= distillEvery) {
+        lastDistilled = finishedCount
+        yield* distill
+      }
+      // stopping rules
+      const best = tree.view.best()
+      const stopWhy =
+        control?.stopRequested !== undefined ? "stopped by request"
+        : best !== undefined && Task.reachesTarget(runTask, ExperimentNode.score(best)!) ? "target reached"
+        : options.stagnation !== undefined && finishedCount - lastBestAt >= options.stagnation ? `no improvement in ${options.stagnation} trials`
+        : budgetStop(ledger)
+      if (stopWhy !== undefined) {
+        reason = stopWhy
+        break
+      }
+      if (control?.paused === true || inFlight.size >= concurrency) {
+        yield* awaitWake
+        continue
+      }
+      // select
+      const context: SearchPolicy.SelectionContext = {
+        budgetUsed: ledger.fractionUsed(),
+        inFlight: inFlight.size,
+        concurrency,
+        finished: finishedCount,
+        exhausted: (id) => exhausted.has(id)
+      }
+      const selection = yield* policy.select(tree.view, context).pipe(Random.withSeed(`${seed}:${tree.view.size}:select`))
+      if (selection._tag === "Stop") {
+        if (inFlight.size > 0) {
+          yield* awaitWake
+          continue
+        }
+        reason = selection.reason
+        break
+      }
+      if (selection._tag === "Wait") {
+        if (inFlight.size === 0) {
+          reason = "the policy has nothing to expand"
+          break
+        }
+        yield* awaitWake
+        continue
+      }
+      // propose
+      const parentId = selection.nodeId
+      const picked = yield* propose(parentId)
+      if (picked === undefined) {
+        exhausted.add(parentId)
+        continue
+      }
+      const at = yield* now
+      const spec: ExperimentNode.NodeSpec = {
+        id: `n${tree.view.size + 1}`,
+        parent: parentId,
+        strategy: picked.proposal.strategy,
+        fingerprint: picked.fingerprint,
+        proposedAt: at,
+        ...(picked.proposal.prior !== undefined ? { prior: picked.proposal.prior } : {})
+      }
+      // reuse a result from another run
+      const hit = cache.lookup(picked.fingerprint)
+      if (hit !== undefined) {
+        yield* record([
+          JournalEvent.make("NodeProposed", { node: spec, at }),
+          JournalEvent.make("NodeFinished", {
+            nodeId: spec.id,
+            outcome: "Succeeded",
+            result: { ...hit.result, cost: Cost.zero, reusedFrom: hit.source },
+            at
+          })
+        ])
+        continue
+      }
+      // admit
+      const estimate = estimateCost()
+      if (!ledger.canAdmit(estimate)) {
+        if (inFlight.size > 0) {
+          yield* awaitWake
+          continue
+        }
+        reason = `budget: ${ledger.wouldExceed(estimate, 1) ?? "exhausted"}`
+        break
+      }
+      ledger.reserve(spec.id, estimate)
+      yield* record([JournalEvent.make("NodeProposed", { node: spec, at }), JournalEvent.make("NodeAdmitted", { nodeId: spec.id, estimate, at })])
+      yield* launch(spec)
+    }
+    // drain or cancel what is still running
+    if (control?.stopRequested === "cancel") {
+      interrupted = true
+      yield* FiberMap.clear(fibers)
+    } else {
+      yield* FiberMap.awaitEmpty(fibers)
+    }
+    if (distillEvery > 0 && countFinished(tree.view) > lastDistilled) yield* distill
+    yield* updateElapsed
+    if (!interrupted) {
+      const bestNode = tree.view.best()
+      yield* record([
+        JournalEvent.make("RunFinished", { reason, at: yield* now, ...(bestNode !== undefined ? { bestNode: bestNode.id } : {}) })
+      ])
+    }
+  }).pipe(Effect.ensuring(Effect.sync(() => unsubscribe?.())))
+
+  return {
+    runId: options.runId,
+    reason,
+    tree: tree.view,
+    best: tree.view.best(),
+    usage: ledger.usage(),
+    interrupted
+  } satisfies Summary
+})
+
+/** Rebuild budget accounting from one replayed event. */
+const replayBudget = (ledger: Budget.Ledger, event: JournalEvent.JournalEvent): void => {
+  switch (event._tag) {
+    case "NodeAdmitted":
+      return ledger.restoreTrial(event.nodeId, event.estimate)
+    case "NodeFinished":
+      return ledger.release(event.nodeId)
+    case "BudgetCharged":
+      return ledger.charge(event.cost)
+    default:
+      return
+  }
+}
+
+/** A fingerprint that is in the tree already (finished, running or queued; not cancelled). */
+const isTried = (tree: ExperimentTree.TreeView, fingerprint: string): boolean => {
+  const n = tree.byFingerprint(fingerprint)
+  return n !== undefined && n.state._tag !== "Cancelled"
+}
+
+const countFinished = (tree: ExperimentTree.TreeView): number => tree.root.stats.visits
+
+const budgetStop = (ledger: Budget.Ledger): string | undefined => {
+  const limit = ledger.exhausted()
+  return limit === undefined ? undefined : `budget: ${limit}`
+}
+
+const hasCost = (c: Cost.Cost): boolean =>
+  c.gpuSeconds > 0 || c.wallSeconds > 0 || c.dollars > 0 || c.inputTokens > 0 || c.outputTokens > 0
+
+const blend = (mean: Cost.Cost, next: Cost.Cost, n: number): Cost.Cost => ({
+  gpuSeconds: mean.gpuSeconds + (next.gpuSeconds - mean.gpuSeconds) / n,
+  wallSeconds: mean.wallSeconds + (next.wallSeconds - mean.wallSeconds) / n,
+  dollars: mean.dollars + (next.dollars - mean.dollars) / n,
+  inputTokens: 0,
+  outputTokens: 0
+})
+
+/** A result without a score and without a failure is an InvalidOutput failure. */
+const failedIfUnscored = (result: Result.Result, task: Task.Task): Result.Result =>
+  result.failure !== undefined || result.score !== undefined
+    ? result
+    : {
+      ...result,
+      failure: {
+        kind: "InvalidOutput",
+        message: `the result has no primary score and no metric "${task.metric.name}"`,
+        logTail: [],
+        retryable: false
+      }
+    }

@@ -1,0 +1,208 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ExperimentNode, ExperimentTree, Journal, type JournalEvent, SearchPolicy } from "@trex/core"
+import { Effect, Fiber, Layer } from "effect"
+import * as Asha from "../src/Asha.ts"
+import { Control } from "../src/Control.ts"
+import * as Explorer from "../src/Explorer.ts"
+import * as ResultCache from "../src/ResultCache.ts"
+import * as Uct from "../src/Uct.ts"
+import { type ExecLog, functionExecutor, gridResearcher, layers, makeTask, score } from "./support/toy.ts"
+
+const shape = (tree: ExperimentTree.TreeView) =>
+  [...tree.nodes()].map((n) => `${n.id}<${n.parent}:${n.fingerprint}:${n.state._tag}:${ExperimentNode.score(n) ?? "-"}`)
+
+const runWith = (journal: Journal.Journal["Service"], options: Partial<Explorer.Options> & { maxTrials?: number; log?: ExecLog } = {}) => {
+  const log = options.log ?? { runs: [] }
+  const task = makeTask({ maxTrials: options.maxTrials ?? 12 })
+  return Explorer.run(task, { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 1, ...options }).pipe(
+    Effect.provide(
+      Layer.mergeAll(
+        Layer.succeed(Journal.Journal, journal),
+        Uct.layer(),
+        layers(gridResearcher, functionExecutor(log))
+      )
+    )
+  )
+}
+
+describe("Explorer", () => {
+  it.live("runs exactly the trial budget and finishes the journal", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      const summary = yield* runWith(journal, { maxTrials: 10, log })
+      assert.strictEqual(summary.reason, "budget: maxTrials")
+      assert.strictEqual(log.runs.length, 10)
+      assert.strictEqual(summary.tree.size, 10)
+      const entries = yield* journal.read()
+      assert.strictEqual(entries[0]!.event._tag, "RunStarted")
+      assert.strictEqual(entries.at(-1)!.event._tag, "RunFinished")
+      // the best node is the best score in the tree
+      const scores = [...summary.tree.nodes()].map((n) => ExperimentNode.score(n) ?? -1)
+      assert.strictEqual(ExperimentNode.score(summary.best!), Math.max(...scores))
+      // no fingerprint ran twice
+      const fps = [...summary.tree.nodes()].map((n) => n.fingerprint)
+      assert.strictEqual(new Set(fps).size, fps.length)
+    }))
+
+  it.live("is deterministic for a seed, and a different seed gives a different tree", () =>
+    Effect.gen(function*() {
+      const a = yield* runWith(Journal.makeMemory(), { maxTrials: 12 })
+      const b = yield* runWith(Journal.makeMemory(), { maxTrials: 12 })
+      const c = yield* runWith(Journal.makeMemory(), { maxTrials: 12, seed: 8 })
+      assert.deepStrictEqual(shape(a.tree), shape(b.tree))
+      assert.notDeepEqual(shape(a.tree), shape(c.tree))
+    }))
+
+  it.live("a run killed mid-flight resumes to the same tree, with no trial run twice", () =>
+    Effect.gen(function*() {
+      const reference = yield* runWith(Journal.makeMemory(), { maxTrials: 12 })
+      for (const killAt of [3, 9, 17, 30, 41]) {
+        const journal = Journal.makeMemory()
+        const log: ExecLog = { runs: [] }
+        let seen = 0
+        const fiber = yield* runWith(journal, {
+          maxTrials: 12,
+          log,
+          onEvent: () => {
+            seen++
+          }
+        }).pipe(Effect.forkChild)
+        // interrupt as soon as the journal holds `killAt` events: a crash, as far as the journal knows
+        yield* Effect.gen(function*() {
+          while (seen < killAt) yield* Effect.sleep("1 millis")
+        })
+        yield* Fiber.interrupt(fiber)
+        const before = (yield* journal.read()).length
+        assert.isAtLeast(before, killAt)
+        const resumed = yield* runWith(journal, { maxTrials: 12, log })
+        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), `kill at event ${killAt}`)
+        // every node was started at most once, except a reattachment of the one in flight
+        const fresh = log.runs.filter((r) => !r.reattached).map((r) => r.node)
+        assert.strictEqual(new Set(fresh).size, fresh.length, `a node was submitted twice (kill at ${killAt})`)
+        const entries = yield* journal.read()
+        assert.strictEqual(entries.filter((e) => e.event._tag === "RunResumed").length, 1)
+        // replaying the final journal gives the same tree as the live one
+        const folded = ExperimentTree.fold(entries.map((e) => e.event))!
+        assert.deepStrictEqual(shape(folded.view), shape(resumed.tree))
+      }
+    }))
+
+  it.live("never admits past a GPU-hour budget with declared estimates", () =>
+    Effect.gen(function*() {
+      const task = makeTask(
+        { gpuHours: 0.25 },
+        { recipe: { command: ["x"], env: {}, resources: { gpus: 1, cpus: 1 }, estimate: { gpuSeconds: 60 } } }
+      )
+      const log: ExecLog = { runs: [] }
+      const summary = yield* Explorer.run(task, { runId: "b", runDir: "/tmp/unused", seed: 1, concurrency: 4 }).pipe(
+        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(gridResearcher, functionExecutor(log, { gpuSeconds: 60 }))))
+      )
+      assert.isAtMost(summary.usage.spent.gpuSeconds, 0.25 * 3600, summary.reason)
+      assert.strictEqual(summary.usage.spent.gpuSeconds, 15 * 60, summary.reason)
+      assert.match(summary.reason, /budget/)
+    }))
+
+  it.live("reuses a cached result instead of running its strategy again", () =>
+    Effect.gen(function*() {
+      const first = Journal.makeMemory()
+      yield* runWith(first, { maxTrials: 4 })
+      const cache = ResultCache.fromJournals([yield* first.read()])
+      const log: ExecLog = { runs: [] }
+      const summary = yield* runWith(Journal.makeMemory(), { maxTrials: 4, cache, log, runId: "r2" })
+      const reused = [...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded" && n.state.result.reusedFrom !== undefined)
+      assert.isAtLeast(reused.length, 1)
+      assert.strictEqual(log.runs.length + reused.length, summary.tree.size)
+      for (const n of reused) assert.match((n.state as { result: { reusedFrom: string } }).result.reusedFrom, /^r1\/n\d+$/)
+    }))
+
+  it.live("records infrastructure failures on their node after bounded retries, and carries on", () =>
+    Effect.gen(function*() {
+      const log: ExecLog = { runs: [] }
+      const summary = yield* Explorer.run(makeTask({ maxTrials: 5 }), { runId: "f", runDir: "/tmp/unused", seed: 3, retries: 1 }).pipe(
+        Effect.provide(
+          Layer.mergeAll(
+            Journal.Journal.layerMemory,
+            Uct.layer(),
+            layers(gridResearcher, functionExecutor(log, { failFor: (n) => (n === "n2" ? { retryable: true } : n === "n3" ? { retryable: false } : undefined) }))
+          )
+        )
+      )
+      const n2 = summary.tree.get("n2")!
+      const n3 = summary.tree.get("n3")!
+      assert.strictEqual(n2.state._tag, "Failed")
+      assert.strictEqual(n3.state._tag, "Failed")
+      assert.strictEqual(log.runs.filter((r) => r.node === "n2").length, 2, "one retry")
+      assert.strictEqual(log.runs.filter((r) => r.node === "n3").length, 1, "no retry")
+      assert.strictEqual(summary.tree.size, 5)
+    }))
+
+  it.live("stops when the target is reached", () =>
+    Effect.gen(function*() {
+      const task = makeTask({ maxTrials: 200 }, { metric: { name: "score", direction: "maximize", target: 0.8 } })
+      const summary = yield* Explorer.run(task, { runId: "t", runDir: "/tmp/unused", seed: 2 }).pipe(
+        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(gridResearcher, functionExecutor({ runs: [] }))))
+      )
+      assert.strictEqual(summary.reason, "target reached")
+      assert.isAtLeast(ExperimentNode.score(summary.best!)!, 0.8)
+    }))
+
+  it.live("the ASHA scheduler prunes trials whose curve lags", () =>
+    Effect.gen(function*() {
+      const summary = yield* Explorer.run(makeTask({ maxTrials: 12 }), {
+        runId: "a",
+        runDir: "/tmp/unused",
+        seed: 5,
+        scheduler: Asha.make({ metric: { name: "score", split: "eval", direction: "maximize" }, minStep: 1, eta: 2, minTrialsPerRung: 2 })
+      }).pipe(
+        Effect.provide(
+          Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(gridResearcher, functionExecutor({ runs: [] }, { stepMillis: 5 })))
+        )
+      )
+      const pruned = [...summary.tree.nodes()].filter((n) => n.state._tag === "Pruned")
+      assert.isAtLeast(pruned.length, 1)
+      // nothing pruned was better at step 1 than the best that was kept
+      assert.strictEqual(summary.tree.size, 12)
+    }))
+
+  it.live("pause holds new trials back; stop('cancel') interrupts without finishing the run", () =>
+    Effect.gen(function*() {
+      const control = new Control()
+      const journal = Journal.makeMemory()
+      let events = 0
+      const fiber = yield* runWith(journal, { maxTrials: 50, control, onEvent: () => void events++ }).pipe(Effect.forkChild)
+      while (events < 5) yield* Effect.sleep("1 millis")
+      control.pause()
+      yield* Effect.sleep("50 millis")
+      const paused = (yield* journal.read()).filter((e) => e.event._tag === "NodeProposed").length
+      yield* Effect.sleep("50 millis")
+      assert.strictEqual((yield* journal.read()).filter((e) => e.event._tag === "NodeProposed").length, paused)
+      control.resume()
+      while ((yield* journal.read()).filter((e) => e.event._tag === "NodeProposed").length < paused + 3) yield* Effect.sleep("1 millis")
+      control.stop("cancel")
+      const summary = yield* Fiber.join(fiber)
+      assert.isTrue(summary.interrupted)
+      const tags = (yield* journal.read()).map((e: JournalEvent.Entry) => e.event._tag)
+      assert.notInclude(tags, "RunFinished")
+    }))
+
+  it.live("a policy that stops ends the run with its reason", () =>
+    Effect.gen(function*() {
+      const summary = yield* Explorer.run(makeTask({ maxTrials: 5 }), { runId: "s", runDir: "/tmp/unused" }).pipe(
+        Effect.provide(
+          Layer.mergeAll(
+            Journal.Journal.layerMemory,
+            Layer.succeed(SearchPolicy.SearchPolicy, { name: "never", select: () => Effect.succeed(SearchPolicy.stop("nothing to do")) }),
+            layers(gridResearcher, functionExecutor({ runs: [] }))
+          )
+        )
+      )
+      assert.strictEqual(summary.reason, "nothing to do")
+      assert.strictEqual(summary.tree.size, 0)
+    }))
+
+  it.live("score function sanity: the landscape has a unique best", () =>
+    Effect.sync(() => {
+      assert.strictEqual(score({ ...makeTask({}).defaultStrategy!, training: { ...makeTask({}).defaultStrategy!.training, learningRate: 0.003, epochs: 4 } }), 1)
+    }))
+})

@@ -1,0 +1,201 @@
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from trex_hf_trl import train
+from trex_hf_trl.data import DataError, classify_source, has_split_layout, load_local
+from trex_hf_trl.recipe import parse_job, parse_strategy, resolve_eval_plan
+
+RECIPE_ROOT = Path(__file__).resolve().parents[1]
+
+
+class HelpersTest(unittest.TestCase):
+    def test_is_oom(self):
+        class OutOfMemoryError(RuntimeError):  # same name as torch.cuda.OutOfMemoryError
+            pass
+
+        self.assertTrue(train.is_oom(OutOfMemoryError("boom")))
+        self.assertTrue(train.is_oom(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")))
+        try:
+            try:
+                raise OutOfMemoryError("inner")
+            except OutOfMemoryError as inner:
+                raise ValueError("wrapped") from inner
+        except ValueError as outer:
+            self.assertTrue(train.is_oom(outer))
+        self.assertFalse(train.is_oom(RuntimeError("shape mismatch")))
+        self.assertFalse(train.is_oom(ValueError("key 'out of memory' not found in the config")))
+
+    def test_log_to_metrics(self):
+        logs = {"loss": 0.5, "learning_rate": 1e-4, "epoch": 0.25, "eval_loss": 0.7, "train_runtime": 12.0,
+                "train_samples_per_second": 3.0, "total_flos": 1e12, "grad_norm": float("nan"), "note": "x", "train_loss": 0.6}
+        self.assertEqual(
+            sorted(train.log_to_metrics(logs)),
+            sorted([("train", "loss", 0.5), ("train", "learning_rate", 1e-4), ("train", "epoch", 0.25),
+                    ("eval", "loss", 0.7), ("train", "loss", 0.6)]),
+        )
+
+    def test_config_kwargs(self):
+        s = parse_strategy({"training": {"method": "qlora", "learningRate": 1e-4, "schedule": "linear", "epochs": 3,
+                                         "batchSize": 4, "seed": 9, "maxSeqLength": 512,
+                                         "lora": {"rank": 8, "alpha": 16, "dropout": 0.1},
+                                         "extra": {"gradient_accumulation_steps": 4, "output_dir": "/evil"}}})
+        kw = train.sft_config_kwargs(s.training, Path("/job/checkpoints"), bf16=True, fp16=False)
+        self.assertEqual(kw["output_dir"], "/job/checkpoints")
+        self.assertEqual((kw["learning_rate"], kw["lr_scheduler_type"], kw["num_train_epochs"]), (1e-4, "linear", 3.0))
+        self.assertEqual((kw["per_device_train_batch_size"], kw["seed"], kw["max_length"]), (4, 9, 512))
+        self.assertEqual(kw["gradient_accumulation_steps"], 4)
+        self.assertTrue(kw["gradient_checkpointing"])
+        self.assertEqual(kw["report_to"], "none")
+        lk = train.lora_kwargs(s.training.lora)
+        self.assertEqual((lk["r"], lk["lora_alpha"], lk["lora_dropout"], lk["target_modules"]), (8, 16.0, 0.1, "all-linear"))
+        self.assertEqual(lk["task_type"], "CAUSAL_LM")
+
+    def test_source_classification(self):
+        self.assertEqual(classify_source("tatsu-lab/alpaca"), ("hub", "tatsu-lab/alpaca"))
+        self.assertEqual(classify_source("hf://datasets/openai/gsm8k"), ("hub", "openai/gsm8k"))
+        self.assertEqual(classify_source("local:/data/mine.jsonl"), ("local", "/data/mine.jsonl"))
+        self.assertEqual(classify_source("file:///x.csv"), ("local", "/x.csv"))
+        self.assertEqual(classify_source("data/rows.jsonl"), ("local", "data/rows.jsonl"))
+        self.assertTrue(has_split_layout("tatsu-lab/alpaca"))
+        self.assertTrue(has_split_layout("local:/data/{split}.jsonl"))
+        self.assertFalse(has_split_layout("local:/data/only.jsonl"))
+
+
+def write_job(root: Path, strategy: dict, job: dict) -> None:
+    (root / "strategy.json").write_text(json.dumps(strategy))
+    (root / "job.json").write_text(json.dumps(job))
+
+
+class PipelineTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()
+        self.root = Path(self._tmp.name)
+        (self.root / "data").mkdir()
+        with open(self.root / "data" / "train.jsonl", "w") as f:
+            for i in range(60):
+                f.write(json.dumps({"instruction": f"Repeat {i}", "output": f"The value is {i}."}) + "\n")
+            f.write("\n")
+            for _ in range(3):
+                f.write(json.dumps({"instruction": "Repeat 0", "output": "duplicate answer"}) + "\n")
+        with open(self.root / "data" / "test.jsonl", "w") as f:
+            for i in range(20):
+                f.write(json.dumps({"instruction": f"Repeat {i}", "output": f"The value is {i}."}) + "\n")
+        (self.root / "extra.csv").write_text("prompt,text\nhello,world and more words\nhi,short\n")
+        self.job = {"run": "r", "node": "n", "task": {"metric": {"name": "rouge1", "direction": "maximize"},
+                    "baseModel": "tiny/model",
+                    "datasets": [{"name": "nums", "uri": "local:data/{split}.jsonl", "splits": ["train", "test"]}]}}
+        self.strategy = {"data": {"sources": [{"name": "local:data/train.jsonl", "weight": 0.75},
+                                              {"name": "local:extra.csv", "weight": 0.25}],
+                                  "format": "chatml", "numExamples": 40,
+                                  "filters": [{"kind": "min_length", "params": {"field": "output", "chars": 10}},
+                                              {"kind": "dedup", "params": {"field": "instruction"}}],
+                                  "transforms": [{"kind": "rename", "params": {"from": "text", "to": "output"}}]},
+                         "training": {"seed": 3}, "evaluation": {"splits": ["test"], "maxExamples": 5}}
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def loader(self, name, split, config):
+        from trex_hf_trl.data import load_records
+        return load_records(name, split, config, base_dirs=[self.root])
+
+    def prepare(self, strategy=None, job=None):
+        s = parse_strategy(strategy or self.strategy)
+        j = parse_job(job or self.job)
+        plan = resolve_eval_plan(s, j.task)
+        return train.prepare_data(s, j, plan, loader=self.loader, base_dirs=[self.root])
+
+    def test_prepare_data(self):
+        prepared = self.prepare()
+        self.assertEqual(len(prepared.train), 40)
+        self.assertEqual(prepared.counts, [30, 10])
+        self.assertEqual(prepared.stats.loaded, [63, 2])
+        self.assertEqual(prepared.stats.removed_by, {"min_length": 1, "dedup": 3})
+        self.assertEqual(list(prepared.eval), ["test"])
+        self.assertEqual(len(prepared.eval["test"]), 5)
+        self.assertEqual(prepared.eval["test"][0]["instruction"], "Repeat 0")
+        csv_rows = [r for r in prepared.train if "hello" in r["prompt"]]
+        self.assertEqual(len(csv_rows), 10)  # one surviving CSV row upsampled to its share
+        self.assertEqual(csv_rows[0]["completion"], "world and more words<|im_end|>")
+        self.assertEqual(prepared.train, self.prepare().train)  # deterministic for the seed
+
+    def test_source_max_examples_caps_the_pool(self):
+        strategy = json.loads(json.dumps(self.strategy))
+        strategy["data"]["sources"][0]["maxExamples"] = 5
+        strategy["data"]["numExamples"] = 20
+        strategy["data"]["extra"] = {"replacement": "never"}
+        prepared = self.prepare(strategy=strategy)
+        from_jsonl = {r["prompt"] for r in prepared.train if "Repeat" in r["prompt"]}
+        self.assertEqual(len(from_jsonl), 5)
+        self.assertEqual(prepared.counts, [5, 1])  # both sources exhausted without replacement
+        self.assertTrue(any("maxExamples=5" in n for n in prepared.notes))
+
+    def test_holdout_when_no_eval_split(self):
+        job = json.loads(json.dumps(self.job))
+        job["task"]["datasets"] = []
+        prepared = self.prepare(job=job)
+        self.assertEqual(list(prepared.eval), ["holdout"])
+        self.assertTrue(any("held-out" in n for n in prepared.notes))
+        held = {r["instruction"] for r in prepared.eval["holdout"]}
+        trained = {r["prompt"] for r in prepared.train}
+        self.assertFalse(any(f"user\n{h}<|im_end|>" in p for h in held for p in trained))
+
+    def test_single_file_is_not_reused_as_test_split(self):
+        with self.assertRaises(DataError):
+            load_local("data", "validation", [self.root])
+        self.assertEqual(len(load_local("data", "test", [self.root])), 20)
+
+    def run_main(self, *args):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = train.main(["--job-dir", str(self.root), *args])
+        return code, out.getvalue(), err.getvalue()
+
+    def test_dry_run(self):
+        write_job(self.root, self.strategy, self.job)
+        code, out, err = self.run_main("--dry-run")  # relative source paths resolve against the job dir
+        self.assertEqual(code, 0, err)
+        progress = [l for l in out.splitlines() if l.startswith("TREX_PROGRESS ")]
+        self.assertGreaterEqual(len(progress), 2)
+        report = json.loads(out[out.index("\n{") + 1 :])
+        self.assertEqual(report["train"], 40)
+        self.assertEqual(report["eval"], {"test": 5})
+        self.assertEqual(report["plan"]["metric"], "rouge1")
+        self.assertFalse((self.root / "result.json").exists())
+
+    def test_invalid_strategy_exit_code_names_field(self):
+        bad = json.loads(json.dumps(self.strategy))
+        bad["training"]["learningRate"] = -1
+        write_job(self.root, bad, self.job)
+        code, _out, err = self.run_main("--dry-run")
+        self.assertEqual(code, train.EXIT_CONFIG)
+        self.assertIn("training.learningRate: expected a positive number, got -1", err)
+
+    def test_missing_strategy_file(self):
+        code, _out, err = self.run_main()
+        self.assertEqual(code, train.EXIT_CONFIG)  # no strategy.json
+        self.assertIn("strategy.json", err)
+
+
+class LazyImportTest(unittest.TestCase):
+    def test_pure_modules_do_not_import_heavy_stack(self):
+        code = (
+            "import sys\n"
+            "import trex_hf_trl.protocol, trex_hf_trl.recipe, trex_hf_trl.templates, trex_hf_trl.mixture\n"
+            "import trex_hf_trl.metrics, trex_hf_trl.data, trex_hf_trl.train\n"
+            "heavy = [m for m in ('torch', 'transformers', 'datasets', 'trl', 'peft', 'accelerate', 'bitsandbytes') if m in sys.modules]\n"
+            "print(','.join(heavy))\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], cwd=RECIPE_ROOT, capture_output=True, text=True, check=False)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stdout.strip(), "")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,585 @@
+"""Entry point: ``python -m trex_hf_trl.train`` (reads ``$TREX_JOB_DIR``).
+
+Pipeline: read ``job.json`` + ``strategy.json`` -> load the sources -> transforms
+-> filters (dedup across sources) -> prompt template -> seeded mixture ->
+TRL ``SFTTrainer`` with a PEFT LoRA adapter (QLoRA: 4-bit NF4 base weights;
+``full``: no adapter) -> evaluation on the task's evaluation split by greedy
+generation plus the eval loss -> save the adapter -> ``result.json``.
+
+Exit codes:
+
+* ``0``   - success, ``result.json`` written;
+* ``1``   - any other failure (message on stderr);
+* ``2``   - invalid ``strategy.json``/``job.json``/data (message names the field);
+* ``137`` - CUDA out of memory (``OOM: ...`` on stderr; the same code the kernel's
+  OOM killer produces, so TREX can treat both alike: lower the batch size,
+  sequence length or use ``qlora``);
+* ``130`` - interrupted.
+
+``--dry-run`` does everything up to loading the model (validation, data
+loading, filtering, mixture, templating) and prints the plan as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import metrics as metrics_mod
+from .data import DataError, classify_source, has_split_layout, load_records
+from .mixture import MixtureError, PipelineStats, prepare_pools, sample_mixture
+from .protocol import JOB_FILE, STRATEGY_FILE, ProtocolError, Reporter, job_dir_from_env, write_result
+from .recipe import (
+    EvalPlan,
+    Job,
+    LoraSpec,
+    RecipeError,
+    Source,
+    Strategy,
+    TrainingSpec,
+    load_job,
+    load_strategy,
+    parse_eval_transforms,
+    resolve_eval_plan,
+)
+from .templates import Template, TemplateError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
+EXIT_OOM = 137
+
+DEFAULT_HOLDOUT_FRACTION = 0.05
+DEFAULT_HOLDOUT_MAX = 500
+HOLDOUT_SPLIT = "holdout"
+
+Loader = Callable[[str, "str | None", "str | None"], list[dict[str, Any]]]
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True when ``exc`` (or anything in its cause/context chain) is an out-of-memory error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ in ("OutOfMemoryError", "OutOfMemoryException") or isinstance(current, MemoryError):
+            return True
+        text = str(current).lower()
+        if "out of memory" in text and any(w in text for w in ("cuda", "hip", "mps", "cublas", "tried to allocate")):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+_SKIPPED_LOG_KEYS = ("runtime", "per_second", "flos", "total_flos")
+
+
+def log_to_metrics(logs: Mapping[str, Any]) -> list[tuple[str, str, float]]:
+    """Trainer ``on_log`` dict -> ``(split, name, value)`` triples.
+
+    ``eval_*`` keys go to split ``eval``, ``train_*`` and bare keys to ``train``;
+    throughput/runtime counters and non-finite values are skipped.
+    """
+    out: list[tuple[str, str, float]] = []
+    for key, value in logs.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        if any(part in key for part in _SKIPPED_LOG_KEYS) or key == "step":
+            continue
+        if key.startswith("eval_"):
+            out.append(("eval", key[len("eval_") :], float(value)))
+        elif key.startswith("train_"):
+            out.append(("train", key[len("train_") :], float(value)))
+        else:
+            out.append(("train", key, float(value)))
+    return out
+
+
+def lora_kwargs(lora: LoraSpec) -> dict[str, Any]:
+    """Keyword arguments for ``peft.LoraConfig``."""
+    return {
+        "r": lora.rank,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "target_modules": list(lora.target_modules) if lora.target_modules is not None else "all-linear",
+        "bias": "none",
+        "task_type": "CAUSAL_LM",
+    }
+
+
+def sft_config_kwargs(training: TrainingSpec, output_dir: Path, *, bf16: bool, fp16: bool) -> dict[str, Any]:
+    """Keyword arguments for ``trl.SFTConfig``; ``training.extra`` overrides the rest."""
+    kwargs: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "num_train_epochs": training.epochs,
+        "per_device_train_batch_size": training.batch_size,
+        "per_device_eval_batch_size": training.batch_size,
+        "learning_rate": training.learning_rate,
+        "lr_scheduler_type": training.schedule,
+        "warmup_ratio": training.warmup_ratio,
+        "seed": training.seed % 2**32,  # TREX allows any integer; numpy wants 0..2**32-1
+        "data_seed": training.seed % 2**32,
+        "logging_steps": 10,
+        "logging_first_step": True,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "bf16": bf16,
+        "fp16": fp16,
+    }
+    if training.method == "qlora":
+        kwargs["gradient_checkpointing"] = True
+        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    if training.max_seq_length is not None:
+        kwargs["max_length"] = training.max_seq_length
+    if training.schedule == "cosine_with_min_lr":
+        kwargs["lr_scheduler_kwargs"] = {"min_lr_rate": 0.1}
+    for key, value in training.extra.items():
+        if key == "output_dir":
+            continue
+        kwargs[key] = value
+    return kwargs
+
+
+@dataclass
+class PreparedData:
+    train: list[dict[str, Any]]  # prompt/completion records for TRL
+    eval: dict[str, list[dict[str, Any]]]  # split -> raw examples (rendered at evaluation time)
+    counts: list[int]
+    stats: PipelineStats
+    notes: list[str] = field(default_factory=list)
+
+
+def _render_pool(pool: Sequence[dict[str, Any]], template: Template, label: str, notes: list[str]) -> list[dict[str, Any]]:
+    rendered: list[dict[str, Any]] = []
+    first_error: str | None = None
+    for record in pool:
+        try:
+            rendered.append(template.to_record(record))
+        except TemplateError as exc:
+            first_error = first_error or str(exc)
+    skipped = len(pool) - len(rendered)
+    if skipped:
+        notes.append(f"{label}: skipped {skipped} of {len(pool)} examples the {template.name!r} template cannot render ({first_error})")
+    if pool and not rendered:
+        raise RecipeError("data.format", f"{label}: no example fits the {template.name!r} template: {first_error}")
+    return rendered
+
+
+def _eval_ok(examples: Sequence[dict[str, Any]], template: Template) -> list[dict[str, Any]]:
+    ok: list[dict[str, Any]] = []
+    for record in examples:
+        try:
+            template.prompt(record)
+            template.reference(record)
+        except TemplateError:
+            continue
+        ok.append(record)
+    return ok
+
+
+def prepare_data(
+    strategy: Strategy,
+    job: Job,
+    plan: EvalPlan,
+    *,
+    loader: Loader,
+    log: Callable[[str], None] = lambda _m: None,
+    base_dirs: Sequence[Path] = (),
+) -> PreparedData:
+    """Load, transform, filter, template and mix the data; find the evaluation examples."""
+    data = strategy.data
+    notes: list[str] = []
+    sources: tuple[Source, ...] = data.sources
+    if not sources:
+        sources = tuple(Source(name=d.uri, split="train") for d in job.task.datasets if d.splits is None or "train" in d.splits)
+        if not sources:
+            raise RecipeError("data.sources", "no sources given and the task has no dataset with a 'train' split; list at least one source")
+        notes.append("data.sources empty: training on the task's datasets")
+    raw_pools: list[list[dict[str, Any]]] = []
+    for index, source in enumerate(sources):
+        try:
+            records = loader(source.name, source.split, source.config)
+        except DataError as exc:
+            raise RecipeError(f"data.sources[{index}].name", str(exc)) from None
+        log(f"loaded {len(records)} examples from {source.name} [{source.split}]")
+        raw_pools.append(records)
+    pools, stats = prepare_pools(raw_pools, data.compiled_transforms, data.compiled_filters)
+    for index, source in enumerate(sources):
+        if source.max_examples is not None and len(pools[index]) > source.max_examples:
+            rng = random.Random(f"cap:{strategy.training.seed}:{index}")
+            pools[index] = rng.sample(pools[index], source.max_examples)
+            notes.append(f"data.sources[{index}]: capped at maxExamples={source.max_examples}")
+
+    # Evaluation examples: the task's datasets first, else the first source, else a hold-out slice.
+    eval_transforms = parse_eval_transforms(strategy)
+    evaluation: dict[str, list[dict[str, Any]]] = {}
+    for split in plan.splits:
+        candidates = [
+            d for d in job.task.datasets if (split in d.splits if d.splits is not None else has_split_layout(d.uri, base_dirs))
+        ]
+        declared = {d.uri for d in job.task.datasets if d.splits is not None and split in d.splits}
+        found: list[dict[str, Any]] = []
+        for dataset in candidates:
+            try:
+                found.extend(loader(dataset.uri, split, None))
+            except DataError as exc:
+                if dataset.uri in declared:
+                    raise RecipeError("task.datasets", f"{dataset.uri}: cannot load declared split {split!r}: {exc}") from None
+                log(f"no {split!r} split in {dataset.uri}: {exc}")
+        if not found and not job.task.datasets and sources and has_split_layout(sources[0].name, base_dirs):
+            try:
+                found = loader(sources[0].name, split, sources[0].config)
+            except DataError as exc:
+                log(f"no {split!r} split in {sources[0].name}: {exc}")
+        for transform in eval_transforms:
+            found = transform.apply(found)
+        found = _eval_ok(found, data.template)
+        if found:
+            evaluation[split] = found[: plan.max_examples] if plan.max_examples else found
+        for index, source in enumerate(sources):
+            if source.split == split and any(d.uri == source.name or d.name == source.name for d in candidates):
+                notes.append(f"warning: data.sources[{index}] trains on the evaluation split {split!r} of {source.name}")
+
+    if not evaluation:
+        fraction = strategy.evaluation.extra.get("holdout", DEFAULT_HOLDOUT_FRACTION)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise RecipeError("evaluation.extra.holdout", f"expected a fraction between 0 and 1, got {fraction!r}")
+        total = sum(len(p) for p in pools)
+        n = min(plan.max_examples or DEFAULT_HOLDOUT_MAX, max(1, int(total * fraction)))
+        tagged = [(i, j) for i, pool in enumerate(pools) for j in range(len(pool))]
+        random.Random(0).shuffle(tagged)
+        held: list[dict[str, Any]] = []
+        taken: set[tuple[int, int]] = set()
+        for i, j in tagged:
+            if len(held) >= n:
+                break
+            if _eval_ok([pools[i][j]], data.template):
+                held.append(pools[i][j])
+                taken.add((i, j))
+        pools = [[r for j, r in enumerate(pool) if (i, j) not in taken] for i, pool in enumerate(pools)]
+        if not held:
+            raise RecipeError("evaluation.splits", f"no examples for splits {list(plan.splits)} and nothing to hold out")
+        evaluation[HOLDOUT_SPLIT] = held
+        notes.append(f"no evaluation split {list(plan.splits)} found: evaluating on {len(held)} held-out training examples")
+
+    rendered = [_render_pool(pool, data.template, sources[i].name, notes) for i, pool in enumerate(pools)]
+    weights = [s.weight for s in sources]
+    try:
+        mixed = sample_mixture(rendered, weights, data.num_examples, strategy.training.seed, replacement=data.replacement)
+    except MixtureError as exc:
+        raise RecipeError("data.sources", str(exc)) from None
+    if not mixed.records:
+        raise RecipeError("data", "no training examples left after filters; loosen data.filters or add sources")
+    if data.num_examples is not None and len(mixed.records) < data.num_examples:
+        notes.append(f"only {len(mixed.records)} of {data.num_examples} requested examples available without replacement")
+    if data.synthesis is not None and data.synthesis.count > 0:
+        notes.append(f"data.synthesis ({data.synthesis.method}, {data.synthesis.count}) is not supported by this recipe and was ignored")
+    return PreparedData(train=mixed.records, eval=evaluation, counts=mixed.counts, stats=stats, notes=notes)
+
+
+def default_loader(job_dir: Path) -> Loader:
+    def load(name: str, split: str | None, config: str | None) -> list[dict[str, Any]]:
+        return load_records(name, split, config, base_dirs=[job_dir])
+
+    return load
+
+
+def is_main_process() -> bool:
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+# --------------------------------------------------------------------------- heavy parts (lazy imports)
+
+
+def _precision() -> tuple[Any, bool, bool]:  # pragma: no cover - needs torch
+    import torch
+
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, True, False
+        return torch.float16, False, True
+    return torch.float32, False, False
+
+
+def load_model_and_tokenizer(base_model: str, training: TrainingSpec) -> tuple[Any, Any, bool, bool]:  # pragma: no cover
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype, bf16, fp16 = _precision()
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if training.method == "qlora":
+        if not torch.cuda.is_available():
+            raise RecipeError("training.method", "qlora needs a CUDA GPU (bitsandbytes 4-bit); use 'lora' or 'full' on this machine")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=True,
+        )
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+    if training.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=bool(training.extra.get("gradient_checkpointing", True))
+        )
+    return model, tokenizer, bf16, fp16
+
+
+def build_sft_config(training: TrainingSpec, output_dir: Path, bf16: bool, fp16: bool, log: Callable[[str], None]) -> Any:  # pragma: no cover
+    import dataclasses
+
+    from trl import SFTConfig
+
+    kwargs = sft_config_kwargs(training, output_dir, bf16=bf16, fp16=fp16)
+    known = {f.name for f in dataclasses.fields(SFTConfig)}
+    unknown = sorted(k for k in kwargs if k not in known)
+    if unknown:
+        log(f"ignoring options this TRL version does not know: {', '.join(unknown)}")
+    return SFTConfig(**{k: v for k, v in kwargs.items() if k in known})
+
+
+def make_callback(reporter: Reporter, span: tuple[float, float] = (0.1, 0.85)) -> Any:  # pragma: no cover
+    from transformers import TrainerCallback
+
+    lo, hi = span
+
+    class TrexCallback(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            for split, name, value in log_to_metrics(logs):
+                reporter.metric(name, value, step=state.global_step, split=split)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if not state.is_world_process_zero or not state.max_steps:
+                return
+            every = max(1, int(getattr(args, "logging_steps", 10) or 10))
+            if state.global_step % every == 0 or state.global_step == state.max_steps:
+                fraction = lo + (hi - lo) * state.global_step / state.max_steps
+                reporter.progress(fraction, f"training step {state.global_step}/{state.max_steps}")
+
+    return TrexCallback()
+
+
+def generate_predictions(
+    model: Any, tokenizer: Any, template: Template, examples: Sequence[dict[str, Any]], *, max_new_tokens: int, batch_size: int
+) -> list[str]:  # pragma: no cover - needs torch
+    import torch
+
+    tokenizer.padding_side = "left"
+    prompts: list[str] = []
+    for record in examples:
+        prompt = template.prompt(record)
+        if template.conversational:
+            prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        prompts.append(prompt)
+    stops = [s for s in (*template.stop, tokenizer.eos_token, tokenizer.pad_token) if s]
+    gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+    if template.stop:
+        gen_kwargs["stop_strings"] = list(template.stop)
+        gen_kwargs["tokenizer"] = tokenizer
+    model.eval()
+    outputs: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
+        enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=not template.conversational).to(model.device)
+        with torch.no_grad():
+            out = model.generate(**enc, **gen_kwargs)
+        texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=False)
+        for text in texts:
+            end = len(text)
+            for marker in stops:
+                pos = text.find(marker)
+                if pos != -1:
+                    end = min(end, pos)
+            outputs.append(text[:end].strip())
+    return outputs
+
+
+def train_and_evaluate(
+    job_dir: Path, strategy: Strategy, job: Job, plan: EvalPlan, prepared: PreparedData, reporter: Reporter
+) -> tuple[dict[str, float], float, list[dict[str, str]], str]:  # pragma: no cover - needs a GPU stack
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    training = strategy.training
+    template = strategy.data.template
+    reporter.progress(0.06, f"loading {job.task.base_model}")
+    model, tokenizer, bf16, fp16 = load_model_and_tokenizer(job.task.base_model, training)
+    peft_config = None
+    if training.method in ("lora", "qlora"):
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(**lora_kwargs(training.lora))
+    config = build_sft_config(training, job_dir / "checkpoints", bf16, fp16, reporter.log)
+    first_split = next(iter(prepared.eval))
+    eval_records = [template.to_record(r) for r in prepared.eval[first_split]]
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(prepared.train),
+        eval_dataset=Dataset.from_list(eval_records),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[make_callback(reporter)],
+    )
+    reporter.progress(0.1, f"training on {len(prepared.train)} examples")
+    started = time.monotonic()
+    output = trainer.train()
+    metrics: dict[str, float] = {
+        "train_loss": float(output.training_loss),
+        "train_runtime_seconds": time.monotonic() - started,
+        "num_train_examples": float(len(prepared.train)),
+    }
+    reporter.progress(0.85, "evaluating")
+    eval_out = trainer.evaluate()
+    if "eval_loss" in eval_out:
+        metrics["eval_loss"] = float(eval_out["eval_loss"])
+        metrics["perplexity"] = metrics_mod.perplexity_from_loss(metrics["eval_loss"])
+        reporter.metric("loss", metrics["eval_loss"], step=trainer.state.global_step, split=first_split)
+    generation_metrics = [m for m in (plan.metric, *plan.extra_metrics) if not metrics_mod.is_loss_metric(m)]
+    model_for_eval = trainer.model
+    config_obj = getattr(model_for_eval, "config", None)
+    if config_obj is not None:
+        config_obj.use_cache = True  # training may have turned the KV cache off (gradient checkpointing)
+    for index, (split, examples) in enumerate(prepared.eval.items()):
+        if not generation_metrics:
+            break
+        preds = generate_predictions(
+            model_for_eval,
+            tokenizer,
+            template,
+            examples,
+            max_new_tokens=plan.max_new_tokens,
+            batch_size=int(strategy.evaluation.extra.get("batchSize", training.batch_size)),
+        )
+        refs = [template.reference(r) for r in examples]
+        for name in generation_metrics:
+            value = metrics_mod.compute_metric(name, preds, refs)
+            metrics[f"{split}/{name}"] = value
+            if index == 0:
+                metrics[name] = value
+            reporter.metric(name, value, step=trainer.state.global_step, split=split)
+        metrics[f"{split}/num_examples"] = float(len(examples))
+        reporter.progress(0.85 + 0.12 * (index + 1) / len(prepared.eval), f"evaluated {split}")
+    primary = metrics.get(plan.metric)
+    if primary is None:
+        raise RuntimeError(f"the primary metric {plan.metric!r} was not computed")
+    artifact = "adapter" if peft_config is not None else "model"
+    trainer.save_model(str(job_dir / artifact))
+    tokenizer.save_pretrained(str(job_dir / artifact))
+    summary = (
+        f"{training.method} on {job.task.base_model}: {len(prepared.train)} examples, "
+        f"{training.epochs:g} epochs, lr {training.learning_rate:g}; {plan.metric}={primary:.4f} on {first_split}"
+    )
+    if prepared.notes:
+        summary += " | " + "; ".join(prepared.notes)
+    return metrics, primary, [{"name": artifact, "path": artifact}], summary
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m trex_hf_trl.train", description="TREX HF TRL recipe")
+    parser.add_argument("--job-dir", type=Path, default=None, help="defaults to $TREX_JOB_DIR")
+    parser.add_argument("--dry-run", action="store_true", help="validate and prepare the data, print the plan, do not train")
+    return parser.parse_args(argv)
+
+
+def run(job_dir: Path, *, dry_run: bool, reporter: Reporter, loader: Loader | None = None) -> int:
+    reporter.progress(0.0, "reading strategy")
+    strategy = load_strategy(job_dir / STRATEGY_FILE)
+    job = load_job(job_dir / JOB_FILE)
+    plan = resolve_eval_plan(strategy, job.task)
+    if strategy.training.method == "full" and strategy.training.lora != LoraSpec():
+        reporter.log("training.method is 'full': training.lora is ignored")
+    prepared = prepare_data(
+        strategy, job, plan, loader=loader or default_loader(job_dir), log=reporter.log, base_dirs=[job_dir]
+    )
+    for note in prepared.notes:
+        reporter.log(note)
+    reporter.progress(0.05, f"prepared {len(prepared.train)} training examples")
+    if dry_run:
+        sources = strategy.data.sources
+        report = {
+            "baseModel": job.task.base_model,
+            "method": strategy.training.method,
+            "format": strategy.data.format,
+            "train": len(prepared.train),
+            "perSource": [
+                {"name": s.name, "kind": classify_source(s.name)[0], "loaded": prepared.stats.loaded[i] if i < len(prepared.stats.loaded) else None, "sampled": prepared.counts[i]}
+                for i, s in enumerate(sources)
+            ],
+            "removedBy": prepared.stats.removed_by,
+            "eval": {split: len(ex) for split, ex in prepared.eval.items()},
+            "plan": asdict(plan),
+            "sftConfig": sft_config_kwargs(strategy.training, job_dir / "checkpoints", bf16=False, fp16=False),
+            "lora": lora_kwargs(strategy.training.lora) if strategy.training.method != "full" else None,
+            "notes": prepared.notes,
+            "firstExample": prepared.train[0],
+        }
+        print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+        return EXIT_OK
+    metrics, primary, artifacts, summary = train_and_evaluate(job_dir, strategy, job, plan, prepared, reporter)
+    if is_main_process():
+        write_result(job_dir, metrics=metrics, primary=primary, artifacts=artifacts, summary=summary)
+        reporter.progress(1.0, "done")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    reporter = Reporter(None)
+    try:
+        job_dir = args.job_dir if args.job_dir is not None else job_dir_from_env()
+        if not job_dir.is_dir():
+            raise ProtocolError(f"job directory {str(job_dir)!r} does not exist")
+        reporter = Reporter(job_dir)
+        return run(job_dir, dry_run=args.dry_run, reporter=reporter)
+    except (RecipeError, ProtocolError) as exc:
+        print(f"[trex-hf-trl] invalid job: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("[trex-hf-trl] interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException as exc:  # noqa: BLE001 - the protocol wants an exit code, not a traceback crash
+        if isinstance(exc, SystemExit):
+            raise
+        if is_oom(exc):
+            print(
+                f"[trex-hf-trl] OOM: out of GPU memory ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "lower training.batchSize or training.maxSeqLength, raise gradient_accumulation_steps, or use qlora",
+                file=sys.stderr,
+            )
+            return EXIT_OOM
+        traceback.print_exc(file=sys.stderr)
+        print(f"[trex-hf-trl] failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
