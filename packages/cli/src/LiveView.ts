@@ -1,0 +1,124 @@
+/**
+ * The terminal view of a running search: trials in flight with their progress, the best score
+ * so far, budget used and left. Redrawn in place on a TTY; one plain line per event otherwise
+ * (logs, CI, pipes).
+ *
+ * @since 0.1.0
+ */
+import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent } from "@trex/core"
+import { budgetLine } from "./Status.ts"
+
+const fmt = (v: number | undefined) => (v === undefined ? "-" : Number(v.toPrecision(4)).toString())
+const bar = (fraction: number, width = 16) => {
+  const full = Math.round(Math.max(0, Math.min(1, fraction)) * width)
+  return `[${"#".repeat(full)}${".".repeat(width - full)}]`
+}
+
+/** @since 0.1.0 @category models */
+export interface LiveView {
+  /** Account for events journaled before this session (a resumed run), without printing them. */
+  readonly prime: (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget.Budget) => void
+  readonly onEvent: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
+  /** Stop redrawing and leave the last frame on screen. */
+  readonly close: () => void
+}
+
+/**
+ * @example
+ * ```ts
+ * import { LiveView } from "@trex/cli"
+ * const view = LiveView.make({ tty: false, write: (s) => process.stdout.write(s) })
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = (options: { readonly tty: boolean; readonly write: (text: string) => void; readonly intervalMs?: number }): LiveView => {
+  const ledger = { value: undefined as Budget.Ledger | undefined }
+  let sessionStart = Date.now()
+  let tree: ExperimentTree.TreeView | undefined
+  let lastLines = 0
+  let timer: ReturnType<typeof setInterval> | undefined
+
+  const frame = (): Array<string> => {
+    if (tree === undefined || ledger.value === undefined) return []
+    ledger.value.setElapsed((Date.now() - sessionStart) / 1000)
+    const best = tree.best()
+    const lines = [
+      `TREX  ${tree.task.name}  best ${tree.task.metric.name}: ${best !== undefined ? `${fmt(ExperimentNode.score(best))} (${best.id})` : "-"}`,
+      `budget ${budgetLine(tree.task.budget, ledger.value.usage())}`
+    ]
+    for (const n of tree.nodes()) {
+      if (n.state._tag !== "Running" && n.state._tag !== "Queued") continue
+      const last = n.curve.at(-1)
+      lines.push(`  ${n.id.padEnd(6)} ${bar(n.progress ?? 0)} ${n.state._tag === "Queued" ? "queued " : "running"}${last !== undefined ? `  ${last.split}/${last.name} ${fmt(last.value)}` : ""}`)
+    }
+    return lines
+  }
+
+  const redraw = () => {
+    const lines = frame()
+    const clear = lastLines > 0 ? `\x1b[${lastLines}A\x1b[0J` : ""
+    options.write(clear + lines.map((l) => `${l}\x1b[K`).join("\n") + "\n")
+    lastLines = lines.length
+  }
+
+  const plain = (entry: JournalEvent.Entry, view: ExperimentTree.TreeView) => {
+    const e = entry.event
+    const u = ledger.value?.usage()
+    switch (e._tag) {
+      case "RunStarted":
+      case "RunResumed":
+        return options.write(`${e._tag === "RunStarted" ? "started" : "resumed"} run on task ${view.task.name}\n`)
+      case "NodeAdmitted": {
+        const n = view.get(e.nodeId)
+        return options.write(`start  ${e.nodeId} (from ${n?.parent ?? "?"}): ${n?.strategy.rationale ?? ""}\n`)
+      }
+      case "NodeFinished": {
+        const n = view.get(e.nodeId)
+        const best = view.best()
+        const what = e.outcome === "Succeeded"
+          ? `${view.task.metric.name}=${fmt(e.result?.score)}${e.result?.reusedFrom !== undefined ? ` (reused from ${e.result.reusedFrom})` : ""}`
+          : e.outcome === "Failed" ? `FAILED ${e.result?.failure?.kind}: ${e.result?.failure?.message ?? ""}` : e.outcome.toLowerCase()
+        return options.write(`done   ${e.nodeId} ${what}  | best ${fmt(best !== undefined ? ExperimentNode.score(best) : undefined)}${best !== undefined ? ` (${best.id})` : ""} | trials ${u?.trials ?? "?"}${view.task.budget.maxTrials !== undefined ? `/${view.task.budget.maxTrials}` : ""}${n === undefined ? "" : ""}\n`)
+      }
+      case "InsightsDistilled":
+        return e.insights.forEach((i) => options.write(`insight ${i.text}\n`))
+      case "RunFinished":
+        return options.write(`finished: ${e.reason}\n`)
+      default:
+        return
+    }
+  }
+
+  const account = (e: JournalEvent.JournalEvent, budget: Budget.Budget) => {
+    if (ledger.value === undefined) ledger.value = new Budget.Ledger(budget)
+    if (e._tag === "NodeAdmitted") ledger.value.reserve(e.nodeId, e.estimate)
+    if (e._tag === "NodeFinished") ledger.value.release(e.nodeId)
+    if (e._tag === "BudgetCharged") ledger.value.charge(e.cost)
+  }
+
+  return {
+    prime: (entries, budget) => entries.forEach((e) => account(e.event, budget)),
+    onEvent: (entry, view) => {
+      tree = view
+      const e = entry.event
+      account(e, view.task.budget)
+      if (e._tag === "RunStarted" || e._tag === "RunResumed") sessionStart = Date.now()
+      if (options.tty) {
+        if (timer === undefined) timer = setInterval(redraw, options.intervalMs ?? 200)
+        if (e._tag === "NodeFinished" || e._tag === "InsightsDistilled" || e._tag === "RunFinished") {
+          // keep a scrolling record of finished trials above the live frame
+          const clear = lastLines > 0 ? `\x1b[${lastLines}A\x1b[0J` : ""
+          lastLines = 0
+          options.write(clear)
+          plain(entry, view)
+          redraw()
+        }
+      } else plain(entry, view)
+    },
+    close: () => {
+      if (timer !== undefined) clearInterval(timer)
+      timer = undefined
+      if (options.tty && tree !== undefined) redraw()
+    }
+  }
+}

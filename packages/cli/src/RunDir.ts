@@ -1,0 +1,90 @@
+/**
+ * A run on disk: `trex-runs/<run-id>/` with `journal.sqlite`, `jobs/<node>/` (strategy.json,
+ * metrics.jsonl, result.json, logs) and the reports.
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Errors, ExperimentTree, Journal, type JournalEvent } from "@trex/core"
+import { Effect } from "effect"
+
+/** @since 0.1.0 @category paths */
+export const journalFile = (runDir: string): string => path.join(runDir, "journal.sqlite")
+/** @since 0.1.0 @category paths */
+export const jobsDir = (runDir: string): string => path.join(runDir, "jobs")
+
+const pad = (n: number) => String(n).padStart(2, "0")
+
+/**
+ * A run id: UTC time and the task's name, e.g. `20261122-031500-quickstart`.
+ * @since 0.1.0 @category constructors
+ */
+export const newRunId = (taskName: string, now: Date): string => {
+  const slug = taskName.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40) || "run"
+  return `${now.getUTCFullYear()}${pad(now.getUTCMonth() + 1)}${pad(now.getUTCDate())}-${pad(now.getUTCHours())}${pad(now.getUTCMinutes())}${pad(now.getUTCSeconds())}-${slug}`
+}
+
+/**
+ * Read a run's journal without taking its lock (a controller may be writing it).
+ * @since 0.1.0 @category reading
+ */
+export const readEntries = (runDir: string): Effect.Effect<ReadonlyArray<JournalEvent.Entry>, Errors.InvalidInput | Errors.JournalError> =>
+  Effect.gen(function*() {
+    const file = journalFile(runDir)
+    if (!fs.existsSync(file)) {
+      return yield* new Errors.InvalidInput({ source: runDir, message: `${runDir} is not a trex run directory (no journal.sqlite)` })
+    }
+    return yield* Effect.scoped(
+      Effect.gen(function*() {
+        const journal = yield* Journal.Journal
+        return yield* journal.read(1)
+      }).pipe(Effect.provide(Journal.Journal.layerSqlite(file, { readonly: true })))
+    )
+  })
+
+/** What a run's first event says about it. @since 0.1.0 @category models */
+export interface RunInfo {
+  readonly started: JournalEvent.Of<"RunStarted">
+  readonly finished: JournalEvent.Of<"RunFinished"> | undefined
+  readonly tree: ExperimentTree.ExperimentTree
+  readonly entries: ReadonlyArray<JournalEvent.Entry>
+}
+
+/**
+ * Fold a run's journal.
+ * @since 0.1.0 @category reading
+ */
+export const load = (runDir: string): Effect.Effect<RunInfo, Errors.InvalidInput | Errors.JournalError> =>
+  Effect.gen(function*() {
+    const entries = yield* readEntries(runDir)
+    const first = entries[0]?.event
+    if (first?._tag !== "RunStarted") {
+      return yield* new Errors.InvalidInput({ source: runDir, message: `the journal in ${runDir} has no RunStarted event` })
+    }
+    let finished: JournalEvent.Of<"RunFinished"> | undefined
+    for (const e of entries) {
+      if (e.event._tag === "RunFinished") finished = e.event
+      else if (e.event._tag === "RunResumed") finished = undefined
+    }
+    const tree = ExperimentTree.fold(entries.map((e) => e.event))!
+    return { started: first, finished, tree, entries }
+  })
+
+/**
+ * The journals of other runs under `root` (for result reuse), skipping `except` and any that
+ * cannot be read.
+ * @since 0.1.0 @category reading
+ */
+export const siblingJournals = (root: string, except: string) =>
+  Effect.gen(function*() {
+    if (!fs.existsSync(root)) return []
+    const out: Array<ReadonlyArray<JournalEvent.Entry>> = []
+    for (const name of fs.readdirSync(root).sort()) {
+      const dir = path.join(root, name)
+      if (path.resolve(dir) === path.resolve(except) || !fs.existsSync(journalFile(dir))) continue
+      const entries = yield* readEntries(dir).pipe(Effect.orElseSucceed(() => undefined))
+      if (entries !== undefined) out.push(entries)
+    }
+    return out
+  })

@@ -1,0 +1,48 @@
+/**
+ * How a run is wired: which backend, researcher, executor, policy and scheduler, with what
+ * concurrency and seed. Chosen by `trex run` flags, recorded in the journal's `RunStarted`
+ * event, and read back by `trex resume` so a resumed run is wired as it started.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/** @since 0.1.0 @category schemas */
+export const BackendKind = Schema.Literals(["local", "simulator", "docker", "slurm", "ssh", "k8s"])
+/** @since 0.1.0 @category schemas */
+export const ResearcherKind = Schema.Literals(["heuristic", "claude", "random", "tpe"])
+/** @since 0.1.0 @category schemas */
+export const ExecutorKind = Schema.Literals(["template", "code-agent"])
+/** @since 0.1.0 @category schemas */
+export const PolicyKind = Schema.Literals(["uct", "puct", "greedy", "best-first", "random"])
+/** @since 0.1.0 @category schemas */
+export const SchedulerKind = Schema.Literals(["none", "asha"])
+
+/**
+ * @since 0.1.0 @category schemas
+ */
+export const Settings = Schema.Struct({
+  taskFile: Schema.String,
+  taskDir: Schema.String,
+  backend: BackendKind,
+  researcher: ResearcherKind,
+  executor: ExecutorKind,
+  policy: PolicyKind,
+  scheduler: SchedulerKind,
+  concurrency: Schema.Int.check(Schema.isGreaterThan(0)),
+  distillEvery: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  stagnation: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0)))
+})
+/** @since 0.1.0 @category models */
+export type Settings = typeof Settings.Type
+
+/** Defaults for the embedded run: no key, no GPU, no Docker. @since 0.1.0 @category constants */
+export const defaults: Omit<Settings, "taskFile" | "taskDir"> = {
+  backend: "local",
+  researcher: "heuristic",
+  executor: "template",
+  policy: "uct",
+  scheduler: "none",
+  concurrency: 2,
+  distillEvery: 5
+}

@@ -1,0 +1,193 @@
+/**
+ * What `trex status` and `trex report` print: the run's state, best node, budget used and
+ * left, insights and the tree — as text, JSON or Markdown.
+ *
+ * @since 0.1.0
+ */
+import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, Strategy } from "@trex/core"
+import type { RunInfo } from "./RunDir.ts"
+
+/** A JSON-ready summary of a run. @since 0.1.0 @category models */
+export interface StatusJson {
+  readonly runId: string
+  readonly task: string
+  readonly metric: { readonly name: string; readonly direction: string }
+  readonly state: "running-or-stopped" | "finished"
+  readonly finishedReason?: string
+  readonly counts: Record<ExperimentNode.StateTag, number>
+  readonly best?: { readonly id: string; readonly score: number; readonly metrics: Record<string, number>; readonly strategy: unknown }
+  readonly budget: { readonly limits: Budget.Budget; readonly trials: number; readonly spent: Budget.Usage["spent"] }
+  readonly insights: ReadonlyArray<{ readonly text: string; readonly evidence: ReadonlyArray<string> }>
+  readonly nodes: ReadonlyArray<{ readonly id: string; readonly parent: string; readonly state: string; readonly score?: number; readonly failure?: string }>
+}
+
+/** Budget usage replayed from the journal. @since 0.1.0 @category functions */
+export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget.Budget): Budget.Usage => {
+  const ledger = new Budget.Ledger(budget)
+  let elapsed = 0
+  let sessionStart = 0
+  let last = 0
+  for (const { event } of entries) {
+    if (event._tag === "NodeAdmitted") ledger.restoreTrial(event.nodeId, event.estimate)
+    else if (event._tag === "NodeFinished") ledger.release(event.nodeId)
+    else if (event._tag === "BudgetCharged") ledger.charge(event.cost)
+    if (event._tag === "RunStarted" || event._tag === "RunResumed") {
+      elapsed += Math.max(0, last - sessionStart)
+      sessionStart = event.at
+    }
+    last = event.at
+  }
+  ledger.setElapsed((elapsed + Math.max(0, last - sessionStart)) / 1000)
+  return ledger.usage()
+}
+
+/** @since 0.1.0 @category functions */
+export const toJson = (info: RunInfo): StatusJson => {
+  const view = info.tree.view
+  const counts = { Proposed: 0, Queued: 0, Running: 0, Succeeded: 0, Failed: 0, Cancelled: 0, Pruned: 0 }
+  const nodes: Array<StatusJson["nodes"][number]> = []
+  for (const n of view.nodes()) {
+    counts[n.state._tag]++
+    const score = ExperimentNode.score(n)
+    const failure = ExperimentNode.result(n)?.failure
+    nodes.push({
+      id: n.id,
+      parent: n.parent,
+      state: n.state._tag,
+      ...(score !== undefined ? { score } : {}),
+      ...(failure !== undefined ? { failure: `${failure.kind}: ${failure.message}` } : {})
+    })
+  }
+  const best = view.best()
+  const u = usage(info.entries, view.task.budget)
+  return {
+    runId: info.started.runId,
+    task: view.task.name,
+    metric: { name: view.task.metric.name, direction: view.task.metric.direction },
+    state: info.finished !== undefined ? "finished" : "running-or-stopped",
+    ...(info.finished !== undefined ? { finishedReason: info.finished.reason } : {}),
+    counts,
+    ...(best !== undefined
+      ? {
+        best: {
+          id: best.id,
+          score: ExperimentNode.score(best)!,
+          metrics: ExperimentNode.result(best)!.metrics,
+          strategy: Strategy.encode(best.strategy)
+        }
+      }
+      : {}),
+    budget: { limits: view.task.budget, trials: u.trials, spent: u.spent },
+    insights: view.insights.map((i) => ({ text: i.text, evidence: i.evidence })),
+    nodes
+  }
+}
+
+const fmt = (v: number | undefined) => (v === undefined ? "-" : Number(v.toPrecision(4)).toString())
+
+/** Human duration, e.g. `1m42s`. @since 0.1.0 @category formatting */
+export const duration = (seconds: number): string => {
+  const s = Math.round(seconds)
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`
+}
+
+/** One line of budget: `trials 12/20 · GPU-h 0.00 · wall 1m42s`. @since 0.1.0 @category formatting */
+export const budgetLine = (budget: Budget.Budget, u: Budget.Usage): string => {
+  const parts = [`trials ${u.trials}${budget.maxTrials !== undefined ? `/${budget.maxTrials}` : ""}`]
+  parts.push(`GPU-h ${(u.spent.gpuSeconds / 3600).toFixed(2)}${budget.gpuHours !== undefined ? `/${budget.gpuHours}` : ""}`)
+  if (budget.dollars !== undefined || u.spent.dollars > 0) parts.push(`$${u.spent.dollars.toFixed(2)}${budget.dollars !== undefined ? `/${budget.dollars}` : ""}`)
+  const tokens = u.spent.inputTokens + u.spent.outputTokens
+  if (budget.tokens !== undefined || tokens > 0) parts.push(`tokens ${tokens}${budget.tokens !== undefined ? `/${budget.tokens}` : ""}`)
+  parts.push(`wall ${duration(u.elapsedSeconds)}${budget.wallClockHours !== undefined ? `/${duration(budget.wallClockHours * 3600)}` : ""}`)
+  return parts.join(" · ")
+}
+
+const mark = (n: ExperimentTree.NodeView) => {
+  switch (n.state._tag) {
+    case "Succeeded":
+      return fmt(ExperimentNode.score(n))
+    case "Failed":
+      return `FAILED ${n.state.result.failure?.kind ?? ""}`.trim()
+    case "Pruned":
+      return "pruned"
+    case "Cancelled":
+      return "cancelled"
+    default:
+      return n.state._tag.toLowerCase()
+  }
+}
+
+/** The tree as indented lines, at most `max`. @since 0.1.0 @category formatting */
+export const treeLines = (view: ExperimentTree.TreeView, max = 80): Array<string> => {
+  const out: Array<string> = ["root"]
+  const bestId = view.best()?.id
+  const walk = (ids: ReadonlyArray<string>, prefix: string) => {
+    ids.forEach((id, i) => {
+      if (out.length >= max) return
+      const n = view.get(id)!
+      const last = i === ids.length - 1
+      out.push(`${prefix}${last ? "└─" : "├─"} ${n.id} ${mark(n)}${n.id === bestId ? "  ★ best" : ""}`)
+      walk(n.children, prefix + (last ? "   " : "│  "))
+    })
+  }
+  walk(view.root.children, "")
+  if (out.length >= max) out.push(`… (${view.size} nodes in all)`)
+  return out
+}
+
+/** The `trex status` text. @since 0.1.0 @category formatting */
+export const toText = (info: RunInfo, runDir: string): string => {
+  const s = toJson(info)
+  const view = info.tree.view
+  const lines = [
+    `Run ${s.runId} — task ${s.task} (${s.metric.direction} ${s.metric.name})`,
+    `Directory: ${runDir}`,
+    `State: ${s.state === "finished" ? `finished (${s.finishedReason})` : "not finished — `trex resume " + runDir + "` continues it"}`,
+    `Trials: ${s.counts.Succeeded} succeeded, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${s.counts.Running + s.counts.Queued + s.counts.Proposed} in flight`,
+    `Budget: ${budgetLine(view.task.budget, usage(info.entries, view.task.budget))}`,
+    s.best !== undefined
+      ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${Object.entries(s.best.metrics).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")})`
+      : "Best: none yet"
+  ]
+  if (s.insights.length > 0) {
+    lines.push("Insights:")
+    for (const i of s.insights) lines.push(`  - ${i.text} [${i.evidence.slice(0, 6).join(", ")}${i.evidence.length > 6 ? ", …" : ""}]`)
+  }
+  lines.push("Tree:", ...treeLines(view).map((l) => `  ${l}`))
+  return lines.join("\n")
+}
+
+/** The `trex report` Markdown. @since 0.1.0 @category formatting */
+export const toMarkdown = (info: RunInfo): string => {
+  const s = toJson(info)
+  const view = info.tree.view
+  const out = [
+    `# TREX run ${s.runId}`,
+    "",
+    `Task **${s.task}**: ${view.task.objective}`,
+    "",
+    `- Metric: ${s.metric.name} (${s.metric.direction}${view.task.metric.target !== undefined ? `, target ${view.task.metric.target}` : ""})`,
+    `- State: ${s.state}${s.finishedReason !== undefined ? ` — ${s.finishedReason}` : ""}`,
+    `- Budget: ${budgetLine(view.task.budget, usage(info.entries, view.task.budget))}`,
+    `- Trials: ${s.counts.Succeeded} succeeded, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled`,
+    ""
+  ]
+  if (s.best !== undefined) {
+    out.push(`## Best: ${s.best.id} (${s.metric.name} = ${fmt(s.best.score)})`, "", "```json", JSON.stringify(s.best.strategy, null, 2), "```", "")
+  }
+  if (s.insights.length > 0) {
+    out.push("## Insights", "")
+    for (const i of s.insights) out.push(`- ${i.text} (evidence: ${i.evidence.join(", ")})`)
+    out.push("")
+  }
+  out.push("## Trials", "", "| node | parent | state | score | note |", "|---|---|---|---|---|")
+  for (const n of view.nodes()) {
+    const r = ExperimentNode.result(n)
+    const note = r?.failure !== undefined ? `${r.failure.kind}: ${r.failure.message}` : (n.strategy.rationale || "")
+    out.push(`| ${n.id} | ${n.parent} | ${n.state._tag} | ${fmt(ExperimentNode.score(n))} | ${note.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 160)} |`)
+  }
+  out.push("", "## Tree", "", "```", ...treeLines(view, 400), "```", "")
+  return out.join("\n")
+}

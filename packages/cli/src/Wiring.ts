@@ -1,0 +1,102 @@
+/**
+ * Build the layers a run needs from its {@link Settings}: the journal, the search policy, the
+ * researcher, the executor and the backend it runs on. The one place where the packages meet.
+ *
+ * @since 0.1.0
+ */
+import { HeuristicResearcher, TemplateExecutor } from "@trex/agents"
+import { type Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, type Task } from "@trex/core"
+import { LocalBackend, Simulator } from "@trex/executors"
+import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
+import { Effect, Layer } from "effect"
+import * as RunDir from "./RunDir.ts"
+import type { Settings } from "./Settings.ts"
+
+const unsupported = (what: string, fix: string) => new Errors.InvalidInput({ source: what, message: `${what}: ${fix}` })
+
+/** A layer that fails to build, with a message naming the flag and the fix. */
+const failing = <A>(what: string, fix: string): Layer.Layer<A, Errors.InvalidInput> =>
+  Layer.unwrap(Effect.fail(unsupported(what, fix)) as Effect.Effect<Layer.Layer<A>, Errors.InvalidInput>)
+
+/** The search policy for a name. @since 0.1.0 @category layers */
+export const policy = (kind: Settings["policy"]): SearchPolicy.SearchPolicyShape => {
+  switch (kind) {
+    case "uct":
+      return Uct.make()
+    case "puct":
+      return Puct.make()
+    case "greedy":
+      return Greedy.make()
+    case "best-first":
+      return BestFirst.make()
+    case "random":
+      return RandomPolicy.make()
+  }
+}
+
+/**
+ * The scheduler: ASHA on the task's metric (intermediate `eval` points), else none.
+ * @since 0.1.0 @category layers
+ */
+export const scheduler = (settings: Settings, task: Task.Task): Scheduler.SchedulerShape | undefined =>
+  settings.scheduler === "asha"
+    ? Asha.make({ metric: { name: task.metric.name, direction: task.metric.direction }, minStep: 1 })
+    : undefined
+
+/**
+ * The backend layer.
+ * @since 0.1.0 @category layers
+ */
+export const backend = (settings: Settings, task: Task.Task, runDir: string): Layer.Layer<Backend.Backend, Errors.InvalidInput | Errors.BackendError> => {
+  switch (settings.backend) {
+    case "local":
+      return LocalBackend.layer({
+        root: RunDir.jobsDir(runDir),
+        slots: settings.concurrency,
+        ...(process.env["CUDA_VISIBLE_DEVICES"] ? { gpus: process.env["CUDA_VISIBLE_DEVICES"].split(",").filter((g) => g !== "") } : {})
+      })
+    case "simulator":
+      return Simulator.Simulator.layerTable({ task, dir: settings.taskDir, gpus: settings.concurrency })
+    default:
+      return failing(`--backend ${settings.backend}`, "this backend is not available in this build")
+  }
+}
+
+/**
+ * Everything `Explorer.run` needs, on a SQLite journal in the run directory.
+ * @since 0.1.0 @category layers
+ */
+export const layers = (settings: Settings, task: Task.Task, runDir: string) => {
+  const researcher = settings.researcher === "heuristic"
+    ? HeuristicResearcher.layer()
+    : failing<Researcher.Researcher>(`--researcher ${settings.researcher}`, "not available in this build")
+  // A simulated table needs no command: the simulator reads strategy.json itself.
+  const recipe: Task.Recipe | undefined = settings.backend === "simulator" && task.recipe === undefined
+    ? { command: ["simulate"], env: {}, resources: { gpus: 1, cpus: 1 } }
+    : undefined
+  const executor = settings.executor === "template"
+    ? TemplateExecutor.layer({ taskDir: settings.taskDir, ...(recipe !== undefined ? { recipe } : {}) }).pipe(
+      Layer.provide(backend(settings, task, runDir))
+    )
+    : failing<ExecutorAgent.ExecutorAgent>(`--executor ${settings.executor}`, "not available in this build")
+  return Layer.mergeAll(
+    Journal.Journal.layerSqlite(RunDir.journalFile(runDir)),
+    Layer.succeed(SearchPolicy.SearchPolicy, policy(settings.policy)),
+    researcher,
+    executor
+  )
+}
+
+/** Check that a task has what the chosen researcher and executor need. @since 0.1.0 @category validation */
+export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    if (settings.researcher === "heuristic" && task.searchSpace === undefined && settings.backend !== "simulator") {
+      return yield* unsupported("task", "the heuristic researcher needs searchSpace.parameters in the task file")
+    }
+    if (settings.researcher === "heuristic" && task.defaultStrategy === undefined && settings.backend !== "simulator") {
+      return yield* unsupported("task", "the heuristic researcher needs a defaultStrategy in the task file")
+    }
+    if (settings.executor === "template" && task.recipe === undefined && settings.backend !== "simulator") {
+      return yield* unsupported("task", "the template executor needs recipe.command in the task file")
+    }
+  })

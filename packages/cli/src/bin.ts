@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/**
+ * The `trex` executable.
+ *
+ * @since 0.1.0
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Cause, Effect, Exit } from "effect"
+import { Command } from "effect/cli"
+import { command } from "./Cli.ts"
+
+const fail = (code: number, message: string) =>
+  Effect.sync(() => {
+    process.stderr.write(`trex: ${message}\n`)
+    process.exitCode = code
+  })
+
+const program = Command.run(command, { version: "0.1.0" }).pipe(
+  Effect.catchTags({
+    InvalidInput: (e) => fail(2, e.message),
+    JournalError: (e) => fail(e.reason === "Locked" ? 2 : 1, `journal: ${e.message}`),
+    BackendError: (e) => fail(1, `backend ${e.backend} ${e.operation}: ${e.message}`)
+  }),
+  // Parse errors are printed by the CLI framework itself; exit 2 as for any bad input.
+  Effect.catchIf((e) => typeof e === "object" && e !== null && "_tag" in e, () => Effect.sync(() => void (process.exitCode = 2))),
+  Effect.provide(NodeServices.layer)
+)
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => {
+    if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
+      process.stderr.write(`trex: unexpected error\n${Cause.pretty(exit.cause)}\n`)
+      onExit(1)
+    } else if (Exit.isFailure(exit)) onExit(130)
+    else onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
+  }
+})

@@ -1,0 +1,12 @@
+/**
+ * @trex/cli — the `trex` command line, and the wiring for embedding a search in an application.
+ *
+ * @since 0.1.0
+ */
+export * as Cli from "./Cli.ts"
+export * as HtmlReport from "./HtmlReport.ts"
+export * as LiveView from "./LiveView.ts"
+export * as RunDir from "./RunDir.ts"
+export * as Settings from "./Settings.ts"
+export * as Status from "./Status.ts"
+export * as Wiring from "./Wiring.ts"

@@ -1,0 +1,319 @@
+/**
+ * A {@link Backend.Backend} that runs jobs as child processes on this machine, at most `slots` at
+ * once, handing GPUs out through `CUDA_VISIBLE_DEVICES`. Each job runs in `<root>/<labels.node>`
+ * under a small detached supervisor that enforces the time limit and records `exit.json`, so jobs
+ * outlive the controller: a new backend on the same root lists, watches and cancels them.
+ *
+ * @since 0.1.0
+ */
+import { Backend, Errors } from "@trex/core"
+import type { ExperimentNode } from "@trex/core"
+import { Effect, Layer, Schedule, Stream } from "effect"
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import * as Job from "./internal/localJob.ts"
+import { installSupervisor } from "./internal/localSupervisor.ts"
+import { type Known, watchDir } from "./internal/localWatch.ts"
+
+/**
+ * Where jobs run and how many at once.
+ * @since 0.1.0 @category models
+ */
+export interface Config {
+  /** The jobs root: a job's directory is `<root>/<labels.node>`. */
+  readonly root: string
+  /** Jobs that may run at once (default 1); each job takes one slot whatever its `cpus`. `memoryMb` is not enforced. */
+  readonly slots?: number
+  /** GPU ids to hand out; a job asking for `k` GPUs gets `k` free ids in `CUDA_VISIBLE_DEVICES`. */
+  readonly gpus?: ReadonlyArray<string>
+  /** Between SIGTERM and SIGKILL when a job is cancelled or times out (default 10 s). */
+  readonly killGraceMs?: number
+}
+
+const NAME = "local"
+const NODE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+
+interface Queued {
+  readonly dir: string
+  readonly spec: Backend.JobSpec
+}
+
+const fail = (operation: string, message: string, retryable = false) =>
+  new Errors.BackendError({ backend: NAME, operation, message, retryable })
+
+const attempt = <A>(operation: string, f: () => A) =>
+  Effect.try({ try: f, catch: (e) => fail(operation, e instanceof Error ? e.message : String(e), true) })
+
+const pollUntil = <A>(f: () => A | undefined, timeoutMs: number, everyMs = 20): Effect.Effect<A | undefined> =>
+  Effect.suspend(() => {
+    const deadline = Date.now() + timeoutMs
+    const loop: Effect.Effect<A | undefined> = Effect.suspend(() => {
+      const a = f()
+      return a !== undefined || Date.now() >= deadline ? Effect.succeed(a) : Effect.delay(loop, everyMs)
+    })
+    return loop
+  })
+
+/** Write the job's files into its directory, refusing any path that would leave it. */
+const writeFiles = (dir: string, files: Backend.JobSpec["files"]): void => {
+  for (const file of files) {
+    const parts = file.path.split(/[\\/]/)
+    if (Path.isAbsolute(file.path) || parts.includes("..") || file.path === "" || Job.CONTROL_FILES.has(Path.normalize(file.path))) {
+      throw fail("submit", `job file ${JSON.stringify(file.path)} must be a relative path inside the job directory`)
+    }
+    const target = Path.join(dir, file.path)
+    Fs.mkdirSync(Path.dirname(target), { recursive: true })
+    Fs.writeFileSync(target, file.content)
+  }
+}
+
+/** The env as written to `job.spec.json`: secret values replaced by a marker. */
+const describeEnv = (env: Backend.JobSpec["env"]): Record<string, string> =>
+  Object.fromEntries(Object.entries(env).map(([k, v]) => [k, typeof v === "string" ? v : "<redacted>"]))
+
+/**
+ * A local backend. Needs a `Scope`: closing it stops the queue (queued jobs end as `Infra`
+ * failures) but leaves running jobs running, for the next controller to reattach.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend } from "@trex/core"
+ * import { LocalBackend } from "@trex/executors"
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const backend = yield* LocalBackend.make({ root: "trex-runs/r1/jobs", slots: 2 })
+ *   return yield* Backend.run(backend, {
+ *     name: "hello", argv: ["node", "-e", "console.log(1)"], env: {}, files: [],
+ *     resources: { gpus: 0, cpus: 1 }, labels: { run: "r1", node: "n1" }
+ *   })
+ * }))
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
+  const root = Path.resolve(config.root)
+  const slots = Math.max(1, config.slots ?? 1)
+  const allGpus = [...(config.gpus ?? [])]
+  const killGraceMs = config.killGraceMs ?? 10_000
+  const supervisor = yield* attempt("make", () => {
+    Fs.mkdirSync(root, { recursive: true })
+    return installSupervisor(root)
+  })
+  const scope = yield* Effect.scope
+
+  const queue: Array<Queued> = []
+  /** Jobs holding a slot, by directory: their GPU ids, and whether their `pid` file is out yet. */
+  const running = new Map<string, { readonly gpuIds: ReadonlyArray<string>; started: boolean }>()
+  let freeGpus = [...allGpus]
+
+  const spawnError = (dir: string, message: string) => {
+    const now = Date.now()
+    Job.writeExitOnce(dir, { code: null, signal: null, startedAt: now, endedAt: now, reason: "spawn-error", message })
+  }
+
+  /** Hold a slot until the job in `dir` has ended (its exit recorded, or all its processes gone). */
+  const monitor = (dir: string): Effect.Effect<void> =>
+    Effect.sync(() => {
+      if (Job.readExit(dir) !== undefined) return true
+      const pid = Job.readPid(dir)
+      return pid !== undefined && !Job.isRunning(pid) && Job.readExit(dir) === undefined
+    }).pipe(
+      Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (ended) => ended }),
+      // Not on interruption: a closing backend starts nothing new.
+      Effect.andThen(Effect.suspend(() => {
+        const job = running.get(dir)
+        running.delete(dir)
+        if (job !== undefined) freeGpus = allGpus.filter((id) => freeGpus.includes(id) || job.gpuIds.includes(id))
+        return pump
+      }))
+    )
+
+  /** Launch the supervisor of a job that got a slot, wait for its `pid` file, then hold the slot. */
+  const start = ({ dir, spec }: Queued, gpuIds: ReadonlyArray<string>): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      const launched = yield* Effect.try(() => {
+        Job.writeJsonAtomic(Path.join(dir, Job.SPEC_FILE), { ...Job.readSpec(dir)!, gpuIds })
+        const log = Fs.openSync(Path.join(dir, Job.SUPERVISOR_LOG), "a")
+        const child = spawn(process.execPath, [supervisor, dir], {
+          cwd: dir,
+          detached: true,
+          stdio: ["ignore", log, log],
+          env: { ...process.env, ...Backend.revealEnv(spec.env), CUDA_VISIBLE_DEVICES: gpuIds.join(","), TREX_JOB_DIR: dir }
+        })
+        Fs.closeSync(log)
+        child.on("error", () => {}) // then no pid file appears: reported below
+        child.unref()
+      }).pipe(
+        Effect.as(true),
+        Effect.catch((e) =>
+          Effect.sync(() => {
+            spawnError(dir, `cannot start the supervisor: ${e}`)
+            return false
+          })
+        )
+      )
+      if (launched && (yield* pollUntil(() => Job.readPid(dir) ?? Job.readExit(dir), 15_000)) === undefined) {
+        const log = Path.join(dir, Job.SUPERVISOR_LOG)
+        spawnError(dir, `the supervisor did not start: ${Fs.existsSync(log) ? Fs.readFileSync(log, "utf8").slice(-2000) : ""}`)
+      }
+      const job = running.get(dir)
+      if (job !== undefined) job.started = true
+      yield* monitor(dir)
+    })
+
+  /** Start queued jobs, in order, while a slot and enough GPUs are free. */
+  const pump: Effect.Effect<void> = Effect.suspend(() => {
+    const startable: Array<Effect.Effect<void>> = []
+    while (queue.length > 0 && running.size < slots && queue[0]!.spec.resources.gpus <= freeGpus.length) {
+      const job = queue.shift()!
+      const gpuIds = freeGpus.slice(0, job.spec.resources.gpus)
+      freeGpus = freeGpus.slice(gpuIds.length)
+      running.set(job.dir, { gpuIds, started: false })
+      startable.push(start(job, gpuIds))
+    }
+    return Effect.forEach(startable, (s) => Effect.forkIn(s, scope), { discard: true })
+  })
+
+  const known = (dir: string) => (): Known =>
+    queue.some((q) => q.dir === dir) ? "queued" : running.get(dir)?.started === false ? "starting" : "unknown"
+
+  const refDir = (ref: ExperimentNode.JobRef): string =>
+    typeof ref.data["dir"] === "string" ? ref.data["dir"] : Path.join(root, ref.id)
+
+  const toRef = (dir: string): ExperimentNode.JobRef => ({ backend: NAME, id: Path.basename(dir), data: { dir } })
+
+  // Jobs a previous controller left running hold their slots and GPUs until they end.
+  for (const entry of yield* attempt("make", () => Fs.readdirSync(root, { withFileTypes: true }))) {
+    const dir = Path.join(root, entry.name)
+    const pid = entry.isDirectory() ? Job.readPid(dir) : undefined
+    if (pid === undefined || Job.readExit(dir) !== undefined || !Job.isRunning(pid)) continue
+    running.set(dir, { gpuIds: pid.gpuIds, started: true })
+    freeGpus = freeGpus.filter((id) => !pid.gpuIds.includes(id))
+    yield* Effect.forkIn(monitor(dir), scope)
+  }
+
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      const now = Date.now()
+      for (const { dir } of queue.splice(0)) {
+        Job.writeExitOnce(dir, { code: null, signal: null, startedAt: now, endedAt: now, reason: "abandoned" })
+      }
+    })
+  )
+
+  const submit = Effect.fn("LocalBackend.submit")(function*(spec: Backend.JobSpec) {
+    if (!NODE_LABEL.test(spec.labels.node)) {
+      return yield* fail("submit", `labels.node ${JSON.stringify(spec.labels.node)} must match ${NODE_LABEL} (it names the job directory)`)
+    }
+    if (spec.argv.length === 0) return yield* fail("submit", "argv is empty")
+    if (spec.resources.gpus > allGpus.length) {
+      return yield* fail("submit", `the job needs ${spec.resources.gpus} GPUs; this backend has ${allGpus.length}`)
+    }
+    const dir = Path.join(root, spec.labels.node)
+    if (queue.some((q) => q.dir === dir) || running.has(dir)) {
+      return yield* fail("submit", `a job for node ${spec.labels.node} is already queued or running`)
+    }
+    const previous = Job.readPid(dir)
+    if (previous !== undefined && Job.readExit(dir) === undefined && Job.isRunning(previous)) {
+      return yield* fail("submit", `a job for node ${spec.labels.node} is still running (pid ${previous.pid})`)
+    }
+    yield* Effect.try({
+      try: () => {
+        Fs.mkdirSync(dir, { recursive: true })
+        // A resubmitted node starts from a clean slate.
+        for (const f of [...Job.CONTROL_FILES, "result.json", "metrics.jsonl"]) Fs.rmSync(Path.join(dir, f), { force: true })
+        writeFiles(dir, spec.files)
+        const specFile: Job.SpecFile = {
+          name: spec.name,
+          argv: spec.argv,
+          labels: spec.labels,
+          resources: spec.resources,
+          env: describeEnv(spec.env),
+          gpuIds: [],
+          killGraceMs,
+          submittedAt: Date.now()
+        }
+        Job.writeJsonAtomic(Path.join(dir, Job.SPEC_FILE), specFile)
+      },
+      catch: (e) => (e instanceof Errors.BackendError ? e : fail("submit", `cannot prepare ${dir}: ${String(e)}`, true))
+    })
+    queue.push({ dir, spec })
+    yield* pump
+    return toRef(dir)
+  })
+
+  const cancel = Effect.fn("LocalBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    const dir = refDir(ref)
+    const queued = queue.findIndex((q) => q.dir === dir)
+    if (queued >= 0) {
+      queue.splice(queued, 1)
+      const now = Date.now()
+      Job.writeExitOnce(dir, { code: null, signal: null, startedAt: now, endedAt: now, reason: "cancel" })
+      return
+    }
+    // A job that is starting gets its pid file (or its exit) within moments.
+    const pid = yield* pollUntil(() => (Job.readExit(dir) !== undefined ? "ended" : Job.readPid(dir)), known(dir)() === "starting" ? 15_000 : 0)
+    if (pid === undefined || pid === "ended") return
+    // The supervisor kills the group (TERM, then KILL after the grace) and records the exit...
+    const supervised = () => Job.isAlive(pid.supervisorPid, pid.supervisorProcStart)
+    if (supervised()) Job.signal(pid.supervisorPid, "SIGTERM")
+    yield* pollUntil(() => (Job.readExit(dir) !== undefined || !supervised() ? true : undefined), killGraceMs + 5_000, 50)
+    if (Job.readExit(dir) !== undefined) return
+    // ...unless it is gone (or hung): then we do it ourselves.
+    Job.signal(-pid.pid, "SIGTERM")
+    yield* pollUntil(() => (Job.isAlive(pid.pid, pid.procStart) ? undefined : true), killGraceMs, 50)
+    Job.signal(-pid.pid, "SIGKILL")
+    Job.writeExitOnce(dir, { code: null, signal: "SIGTERM", startedAt: pid.startedAt, endedAt: Date.now(), reason: "cancel" })
+  })
+
+  const list = Effect.fn("LocalBackend.list")(function*(run: string) {
+    const entries = yield* attempt("list", () => Fs.readdirSync(root, { withFileTypes: true }))
+    const jobs: Array<Backend.JobInfo> = []
+    for (const entry of entries) {
+      if (!entry.isDirectory()) continue
+      const dir = Path.join(root, entry.name)
+      const spec = Job.readSpec(dir)
+      if (spec === undefined || spec.labels.run !== run) continue
+      const pid = Job.readPid(dir)
+      const state = Job.readExit(dir) !== undefined
+        ? "Finished"
+        : pid !== undefined
+        ? (Job.isRunning(pid) ? "Running" : "Finished")
+        : known(dir)() !== "unknown"
+        ? "Pending"
+        : "Finished"
+      jobs.push({ ref: toRef(dir), labels: spec.labels, state })
+    }
+    return jobs
+  })
+
+  const backend: Backend.BackendShape = {
+    name: NAME,
+    submit,
+    watch: (ref) =>
+      Stream.suspend(() => {
+        const dir = refDir(ref)
+        return Fs.existsSync(Path.join(dir, Job.SPEC_FILE))
+          ? watchDir(dir, known(dir))
+          : Stream.fail(fail("watch", `no job at ${dir}`))
+      }),
+    cancel,
+    list,
+    capacity: Effect.sync(() => ({ slots, gpus: allGpus.length, inUse: running.size }))
+  }
+  return backend
+})
+
+/**
+ * The local backend as the {@link Backend.Backend} service.
+ *
+ * @example
+ * ```ts
+ * import { LocalBackend } from "@trex/executors"
+ * const BackendLive = LocalBackend.layer({ root: "trex-runs/r1/jobs", slots: 1, gpus: ["0", "1"] })
+ * ```
+ * @since 0.1.0 @category layers
+ */
+export const layer = (config: Config): Layer.Layer<Backend.Backend, Errors.BackendError> =>
+  Layer.effect(Backend.Backend, make(config))

@@ -1,0 +1,8 @@
+/**
+ * @trex/executors — where jobs run: the `Backend` implementations (local processes, Docker,
+ * Slurm, SSH hosts, Kubernetes) and the simulator for policy research.
+ *
+ * @since 0.1.0
+ */
+export * as LocalBackend from "./LocalBackend.ts"
+export * as Simulator from "./Simulator.ts"

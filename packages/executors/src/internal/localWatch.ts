@@ -1,0 +1,94 @@
+/**
+ * `watch` for the local backend: polls a job directory, turning new lines of the logs and of
+ * `metrics.jsonl` into events, until `exit.json` appears. Works the same for a job this backend
+ * started and one a previous controller started (everything it needs is on disk).
+ */
+import type { Backend } from "@trex/core"
+import { JobProtocol } from "@trex/core"
+import { Effect, Option, Stream } from "effect"
+import * as Path from "node:path"
+import * as Job from "./localJob.ts"
+
+/** What this backend instance knows about a directory that has no `pid` file yet. */
+export type Known = "queued" | "starting" | "unknown"
+
+const POLL_MS = 75
+/** Check every this many polls whether a running job's processes are still alive. */
+const LIVENESS_EVERY = 13
+
+interface Readers {
+  readonly stdout: Job.FileLines
+  readonly stderr: Job.FileLines
+  readonly metrics: Job.FileLines
+}
+
+type Phase =
+  | { readonly _tag: "Init" }
+  | { readonly _tag: "Pending" }
+  | { readonly _tag: "Running"; readonly readers: Readers; readonly tick: number }
+
+const stdoutEvent = (line: string): Backend.JobEvent => JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line }
+
+const drain = (readers: Readers, final: boolean): Array<Backend.JobEvent> => {
+  const read = (r: Job.FileLines) => (final ? r.end() : r.read())
+  const events: Array<Backend.JobEvent> = read(readers.stdout).map(stdoutEvent)
+  for (const line of read(readers.stderr)) events.push({ _tag: "Log", stream: "stderr", line })
+  for (const line of read(readers.metrics)) {
+    const point = JobProtocol.parseMetricsFileLine(line)
+    if (point !== undefined) events.push({ _tag: "Metric", point })
+  }
+  return events
+}
+
+const readers = (dir: string): Readers => ({
+  stdout: new Job.FileLines(Path.join(dir, Job.STDOUT_FILE)),
+  stderr: new Job.FileLines(Path.join(dir, Job.STDERR_FILE)),
+  metrics: new Job.FileLines(Path.join(dir, JobProtocol.METRICS_FILE))
+})
+
+/** Record that a job will never report an exit of its own (nobody started it, or its supervisor died). */
+const giveUp = (dir: string, reason: "abandoned" | "lost"): Job.ExitFile => {
+  const now = Date.now()
+  Job.writeExitOnce(dir, { code: null, signal: null, startedAt: Job.readPid(dir)?.startedAt ?? now, endedAt: now, reason })
+  return Job.readExit(dir)!
+}
+
+interface Step {
+  readonly events: ReadonlyArray<Backend.JobEvent>
+  /** The next phase, or `undefined` once the Exit is out. */
+  readonly next: Phase | undefined
+}
+
+const finished = (events: ReadonlyArray<Backend.JobEvent>): Step => ({ events, next: undefined })
+
+const step = (dir: string, known: () => Known, phase: Phase): Step => {
+  const exit = Job.readExit(dir)
+  if (phase._tag === "Running") {
+    if (exit !== undefined) return finished([...drain(phase.readers, true), Job.toJobExit(dir, exit)])
+    const events = drain(phase.readers, false)
+    if (phase.tick % LIVENESS_EVERY === LIVENESS_EVERY - 1) {
+      const pid = Job.readPid(dir)
+      if (pid !== undefined && !Job.isRunning(pid) && Job.readExit(dir) === undefined) {
+        return finished([...events, ...drain(phase.readers, true), Job.toJobExit(dir, giveUp(dir, "lost"))])
+      }
+    }
+    return { events, next: { ...phase, tick: phase.tick + 1 } }
+  }
+  if (exit !== undefined) return finished([Job.toJobExit(dir, exit)])
+  if (Job.readPid(dir) !== undefined) {
+    return { events: [{ _tag: "State", state: "Running" }], next: { _tag: "Running", readers: readers(dir), tick: 0 } }
+  }
+  const k = known()
+  if (k === "unknown") return finished([Job.toJobExit(dir, giveUp(dir, "abandoned"))])
+  if (phase._tag === "Pending") return { events: [], next: phase }
+  const reason = k === "queued" ? { reason: "waiting for a free slot" } : {}
+  return { events: [{ _tag: "State", state: "Pending", ...reason }], next: { _tag: "Pending" } }
+}
+
+/** Events of the job in `dir` from now on; a finished job yields its Exit at once. */
+export const watchDir = (dir: string, known: () => Known): Stream.Stream<Backend.JobEvent> =>
+  Stream.paginate<Phase, Backend.JobEvent>({ _tag: "Init" }, (phase) =>
+    Effect.sync(() => step(dir, known, phase)).pipe(
+      Effect.map(({ events, next }) => [events, Option.fromUndefinedOr(next)] as const),
+      Effect.delay(phase._tag === "Init" ? 0 : POLL_MS)
+    ))

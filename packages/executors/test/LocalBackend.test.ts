@@ -1,0 +1,212 @@
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { Backend } from "@trex/core"
+// Until packages/core/package.json exports "./testing", import the suite by path.
+import { BackendConformance } from "@trex/core/testing"
+import { Effect, Redacted, Stream } from "effect"
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as LocalBackend from "../src/LocalBackend.ts"
+
+const base = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-local-"))
+afterAll(() => Fs.rmSync(base, { recursive: true, force: true }))
+let roots = 0
+const tmpRoot = () => Path.join(base, `root${++roots}`)
+
+const spec = (node: string, script: string, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
+  name: node,
+  argv: ["sh", "job.sh"],
+  env: {},
+  files: [{ path: "job.sh", content: script }],
+  resources: { gpus: 0, cpus: 1 },
+  labels: { run: "local-test", node },
+  ...extra
+})
+
+/** Gone: no such process, or a zombie nobody reaped yet. */
+const gone = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+  } catch {
+    return true
+  }
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")
+  } catch {
+    return true
+  }
+}
+
+const readJson = (file: string) => JSON.parse(Fs.readFileSync(file, "utf8"))
+
+describe("LocalBackend conformance", () => {
+  const config = { root: tmpRoot(), slots: 1, killGraceMs: 1000 }
+  const cases = BackendConformance.cases({
+    command: (_, script) => ({ argv: ["sh", script] }),
+    supportsOom: true,
+    fresh: LocalBackend.make(config)
+  })
+  for (const c of cases) {
+    it.live(c.name, () => c.run.pipe(Effect.provide(LocalBackend.layer(config))))
+  }
+})
+
+describe("LocalBackend", () => {
+  it.live("hands each job its own GPUs through CUDA_VISIBLE_DEVICES", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 3, gpus: ["0", "1"] })
+      const script = `printf '{"metrics":{},"primary":0,"artifacts":[],"summary":"%s"}' "$CUDA_VISIBLE_DEVICES" > result.json\nsleep 0.5`
+      const gpuJob = (node: string) => spec(node, script, { resources: { gpus: 1, cpus: 1 } })
+      const refs = yield* Effect.forEach([gpuJob("g1"), gpuJob("g2"), spec("cpu", script)], (s) => backend.submit(s))
+      const capacity = yield* backend.capacity
+      assert.deepStrictEqual([capacity.slots, capacity.gpus], [3, 2])
+      const exits = yield* Effect.forEach(refs, (ref) => Backend.awaitExit(backend, ref), { concurrency: "unbounded" })
+      const seen = exits.map((e) => (e.result as { summary: string }).summary)
+      assert.deepStrictEqual(seen.slice(0, 2).sort(), ["0", "1"])
+      assert.strictEqual(seen[2], "")
+      assert.ok(exits[0]!.gpuSeconds > 0 && Math.abs(exits[0]!.gpuSeconds - exits[0]!.wallSeconds) < 1e-9)
+      assert.strictEqual(exits[2]!.gpuSeconds, 0)
+      const tooMany = yield* Effect.flip(backend.submit(spec("g3", script, { resources: { gpus: 3, cpus: 1 } })))
+      assert.strictEqual(tooMany._tag, "BackendError")
+    })))
+
+  it.live("a third GPU job waits for a free GPU, then gets the one released", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 4, gpus: ["a", "b"] })
+      const script = `echo "$CUDA_VISIBLE_DEVICES" > gpus.txt\nsleep "$T"`
+      const job = (node: string, t: string) => spec(node, script, { env: { T: t }, resources: { gpus: 1, cpus: 1 } })
+      const first = yield* backend.submit(job("q1", "0.3"))
+      yield* backend.submit(job("q2", "1"))
+      const third = yield* backend.submit(job("q3", "0"))
+      const events = yield* Stream.runCollect(backend.watch(third))
+      assert.deepStrictEqual(events[0], { _tag: "State", state: "Pending", reason: "waiting for a free slot" })
+      yield* Backend.awaitExit(backend, first)
+      const dir = (ref: typeof first) => ref.data["dir"] as string
+      assert.strictEqual(Fs.readFileSync(Path.join(dir(third), "gpus.txt"), "utf8").trim(), Fs.readFileSync(Path.join(dir(first), "gpus.txt"), "utf8").trim())
+    })))
+
+  it.live("a queued job can be cancelled before it starts", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 1, killGraceMs: 500 })
+      const running = yield* backend.submit(spec("busy", "echo started\nsleep 60"))
+      yield* backend.watch(running).pipe(Stream.takeUntil((e) => e._tag === "Log" && e.line === "started"), Stream.runDrain)
+      const queued = yield* backend.submit(spec("queued", "echo ran > ran.txt"))
+      assert.deepStrictEqual((yield* backend.list("local-test")).map((j) => [j.labels.node, j.state]).sort(), [["busy", "Running"], ["queued", "Pending"]].sort())
+      yield* backend.cancel(queued)
+      assert.strictEqual((yield* Backend.awaitExit(backend, queued)).outcome, "Cancelled")
+      yield* backend.cancel(running)
+      assert.strictEqual((yield* Backend.awaitExit(backend, running)).outcome, "Cancelled")
+      assert.ok(!Fs.existsSync(Path.join(queued.data["dir"] as string, "ran.txt")), "the cancelled queued job never ran")
+    })))
+
+  it.live("cancel kills the whole process group, grandchildren included", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 1, killGraceMs: 500 })
+      const ref = yield* backend.submit(spec("forker", "sleep 300 &\necho $! > grandchild.pid\necho started\nwait"))
+      yield* backend.watch(ref).pipe(Stream.takeUntil((e) => e._tag === "Log" && e.line === "started"), Stream.runDrain)
+      const dir = ref.data["dir"] as string
+      const child = readJson(Path.join(dir, "pid")).pid as number
+      const grandchild = Number(Fs.readFileSync(Path.join(dir, "grandchild.pid"), "utf8"))
+      assert.ok(!gone(child) && !gone(grandchild), "both run before the cancel")
+      yield* backend.cancel(ref)
+      assert.ok(gone(child), "the job is gone when cancel returns")
+      // SIGKILL of the group is asynchronous for the grandchild: allow it a moment.
+      yield* Effect.sleep("200 millis")
+      assert.ok(gone(grandchild), "the grandchild is gone too")
+      assert.strictEqual((yield* Backend.awaitExit(backend, ref)).outcome, "Cancelled")
+    })))
+
+  it.live("secrets reach the job's env but never job.spec.json or the pid file", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const root = tmpRoot()
+      const backend = yield* LocalBackend.make({ root })
+      const secret = "s3cr3t-0123456789"
+      const ref = yield* backend.submit(spec("secret", `printf '%s|%s|%s' "$API_KEY" "$PLAIN" "$TREX_JOB_DIR" > seen.txt`, {
+        env: { API_KEY: Redacted.make(secret), PLAIN: "visible" }
+      }))
+      assert.strictEqual((yield* Backend.awaitExit(backend, ref)).outcome, "Succeeded")
+      const dir = Path.join(root, "secret")
+      assert.strictEqual(Fs.readFileSync(Path.join(dir, "seen.txt"), "utf8"), `${secret}|visible|${dir}`)
+      for (const file of ["job.spec.json", "pid", "exit.json", "supervisor.log"]) {
+        const text = Fs.existsSync(Path.join(dir, file)) ? Fs.readFileSync(Path.join(dir, file), "utf8") : ""
+        assert.ok(!text.includes(secret), `${file} must not hold the secret`)
+      }
+      assert.deepStrictEqual(readJson(Path.join(dir, "job.spec.json")).env, { API_KEY: "<redacted>", PLAIN: "visible" })
+    })))
+
+  it.live("rejects job files that escape the job directory, and bad node labels", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const root = tmpRoot()
+      const backend = yield* LocalBackend.make({ root })
+      for (const path of ["../escape.txt", "/tmp/trex-escape.txt", "a/../../escape.txt", "pid"]) {
+        const error = yield* Effect.flip(backend.submit(spec(`esc${path.length}`, "true", { files: [{ path, content: "x" }] })))
+        assert.strictEqual(error._tag, "BackendError")
+      }
+      assert.ok(!Fs.existsSync(Path.join(root, "escape.txt")))
+      const bad = yield* Effect.flip(backend.submit(spec("../up", "true")))
+      assert.strictEqual(bad.operation, "submit")
+    })))
+
+  it.live("a command that cannot start is Failed/Crash with the reason", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot() })
+      const exit = yield* Backend.run(backend, spec("missing", "", { argv: ["/nonexistent/trex-binary"] }))
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Crash")
+      assert.match(exit.message ?? "", /ENOENT/)
+    })))
+
+  it.live("jobs survive a SIGKILLed controller: a fresh backend lists, watches and cancels them", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const root = tmpRoot()
+      const run = "survivor"
+      const job = (node: string, sleep: number) =>
+        spec(node, `echo started\nsleep ${sleep}\nprintf '{"metrics":{},"primary":1,"artifacts":[]}' > result.json`, { labels: { run, node } })
+      const controller = spawn(process.execPath, [
+        "--conditions=@trex/source",
+        Path.join(import.meta.dirname, "fixtures", "controller.ts"),
+        root,
+        JSON.stringify([job("finishes", 3), job("lingers", 300), { ...job("limited", 300), resources: { gpus: 0, cpus: 1, timeLimitSeconds: 3 } }])
+      ], { stdio: ["ignore", "pipe", "inherit"] })
+      yield* Effect.callback<void, Error>((resume) => {
+        let out = ""
+        controller.stdout.on("data", (d) => {
+          out += String(d)
+          if (out.includes("RUNNING")) resume(Effect.void)
+        })
+        controller.on("exit", (code) => resume(Effect.fail(new Error(`controller exited early (${code}): ${out}`))))
+      }).pipe(Effect.timeout("20 seconds"))
+      controller.kill("SIGKILL")
+      yield* Effect.callback<void>((resume) => {
+        if (controller.exitCode !== null || controller.signalCode !== null) resume(Effect.void)
+        else controller.on("exit", () => resume(Effect.void))
+      })
+
+      const fresh = yield* LocalBackend.make({ root, slots: 2, killGraceMs: 500 })
+      const jobs = yield* fresh.list(run)
+      assert.deepStrictEqual(jobs.map((j) => [j.labels.node, j.state]).sort(), [["finishes", "Running"], ["limited", "Running"], ["lingers", "Running"]])
+      assert.strictEqual((yield* fresh.capacity).inUse, 3, "the adopted jobs hold their slots (beyond the 2 configured)")
+      const byNode = (node: string) => jobs.find((j) => j.labels.node === node)!.ref
+      const exit = yield* Backend.awaitExit(fresh, byNode("finishes"))
+      assert.strictEqual(exit.outcome, "Succeeded")
+      assert.deepStrictEqual(exit.result, { metrics: {}, primary: 1, artifacts: [] })
+      assert.ok(exit.wallSeconds >= 3, `wall ${exit.wallSeconds}`)
+
+      const limited = yield* Backend.awaitExit(fresh, byNode("limited"))
+      assert.deepStrictEqual([limited.outcome, limited.failureKind], ["Failed", "Timeout"], "the time limit holds without the controller that set it")
+
+      // Its supervisor dies too: cancel then kills the group itself.
+      const { pid: lingering, supervisorPid } = readJson(Path.join(root, "lingers", "pid")) as { pid: number; supervisorPid: number }
+      process.kill(supervisorPid, "SIGKILL")
+      yield* Effect.sleep("100 millis")
+      assert.strictEqual((yield* fresh.list(run)).find((j) => j.labels.node === "lingers")?.state, "Running", "the job outlives its supervisor")
+      yield* fresh.cancel(byNode("lingers"))
+      assert.strictEqual((yield* Backend.awaitExit(fresh, byNode("lingers"))).outcome, "Cancelled")
+      assert.ok(gone(lingering), "the cancelled job's process is gone")
+      assert.deepStrictEqual((yield* fresh.list(run)).map((j) => j.state), ["Finished", "Finished", "Finished"])
+      yield* Effect.sleep("300 millis") // the slot monitors poll every 100 ms
+      assert.strictEqual((yield* fresh.capacity).inUse, 0, "their slots are free again")
+    })))
+})
