@@ -1,0 +1,164 @@
+import { spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { ExperimentTree } from "@trex/core"
+import { Effect } from "effect"
+import * as RunDir from "../src/RunDir.ts"
+
+const root = path.resolve(import.meta.dirname, "../../..")
+const bin = path.join(root, "packages/cli/src/bin.ts")
+const fixtures = path.join(import.meta.dirname, "fixtures")
+
+const trex = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ["--conditions=@trex/source", bin, ...args], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+    timeout: 120_000
+  })
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-cli-"))
+
+const writeTask = (dir: string, name: string, text: string) => {
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, text)
+  return file
+}
+
+describe("trex CLI: bad input exits 2 with a message naming the field", () => {
+  it("a missing task file", () => {
+    const r = trex(["run", "/nonexistent/task.yaml"])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /task file \/nonexistent\/task.yaml does not exist/)
+    assert.notMatch(r.stderr, /\n\s+at /, "no stack trace")
+  })
+
+  it("a task file that is not YAML", () => {
+    const dir = tmp()
+    const r = trex(["run", writeTask(dir, "t.yaml", "name: [unclosed\n")])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /is not valid YAML/)
+  })
+
+  it("a task file that is not JSON", () => {
+    const dir = tmp()
+    const r = trex(["run", writeTask(dir, "t.json", "{ name: }")])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /is not valid JSON/)
+  })
+
+  it("wrong types and missing fields are each named by path", () => {
+    const dir = tmp()
+    const file = writeTask(dir, "t.yaml", [
+      "name: x",
+      "metric: { name: acc, direction: upwards }",
+      "budget: { maxTrials: -3, gpuHours: lots }",
+      "recipe: { command: [] }"
+    ].join("\n"))
+    const r = trex(["run", file])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /objective: Missing key/)
+    assert.match(r.stderr, /metric\.direction: Expected "maximize" \| "minimize"/)
+    assert.match(r.stderr, /budget\.maxTrials: Expected a value greater than 0/)
+    assert.match(r.stderr, /budget\.gpuHours: Expected number/)
+    assert.match(r.stderr, /recipe\.command: Expected a value with a length of at least 1/)
+    assert.notMatch(r.stderr, /\n\s+at /)
+  })
+
+  it("an unknown key is refused, not ignored", () => {
+    const dir = tmp()
+    const r = trex(["run", writeTask(dir, "t.yaml", "name: x\nobjective: y\nmetric: { name: a, direction: maximize }\nbugdet: {}\n")])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /bugdet/)
+  })
+
+  it("a task the heuristic researcher cannot search", () => {
+    const dir = tmp()
+    const r = trex(["run", writeTask(dir, "t.yaml", "name: x\nobjective: y\nmetric: { name: a, direction: maximize }\nrecipe: { command: [echo] }\n")])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /searchSpace/)
+  })
+
+  it("bad flags", () => {
+    assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--concurrency", "0"]).status, 2)
+    assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--policy", "magic"]).status, 2)
+    assert.strictEqual(trex(["status", "/nonexistent-run"]).status, 2)
+  })
+})
+
+const readJournal = (runDir: string) => Effect.runPromise(RunDir.readEntries(runDir))
+
+describe("trex CLI: runs", () => {
+  it("runs a search, prints where it is and the best strategy; status, report and --json agree", async () => {
+    const out = tmp()
+    const log = path.join(out, "executions.log")
+    const r = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--seed", "3"], { TOY_LOG: log, TOY_MS: "150" })
+    assert.strictEqual(r.status, 0, r.stderr)
+    const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+    assert.match(r.stdout, /Best: n\d+ score=/)
+    assert.match(r.stdout, /finished \(budget: maxTrials\)/)
+    assert.isTrue(fs.existsSync(path.join(runDir, "report.md")))
+    const status = JSON.parse(trex(["status", runDir, "--json"]).stdout)
+    assert.strictEqual(status.state, "finished")
+    assert.strictEqual(status.counts.Succeeded + status.counts.Failed, 8)
+    const executed = fs.readFileSync(log, "utf8").trim().split("\n")
+    assert.strictEqual(executed.length, 8)
+    // a failing strategy became a failed node, not a crash
+    for (const n of status.nodes) if (n.state === "Failed") assert.match(n.failure, /^Crash: .*code 3/)
+    const html = trex(["report", runDir, "--html"])
+    assert.strictEqual(html.status, 0, html.stderr)
+    assert.isTrue(fs.readFileSync(path.join(runDir, "report.html"), "utf8").includes("<html"))
+  })
+
+  it("a second controller on the same run is refused with a clear message", async () => {
+    const out = tmp()
+    const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "2"], { TOY_MS: "30" })
+    assert.strictEqual(first.status, 0, first.stderr)
+    const runDir = first.stdout.match(/run directory: (.*)/)![1]!
+    // hold the lock from this (live) test process, as a running controller would
+    fs.writeFileSync(path.join(runDir, "journal.sqlite.lock"), `${process.pid}\n`)
+    const second = trex(["resume", runDir])
+    assert.strictEqual(second.status, 2)
+    assert.match(second.stderr, /run is in use by process \d+/)
+    fs.rmSync(path.join(runDir, "journal.sqlite.lock"))
+  })
+
+  it("kill -9 mid-run, then `trex resume`: finishes without repeating a finished trial", async () => {
+    const out = tmp()
+    const log = path.join(out, "executions.log")
+    const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "10"], {
+      cwd: root,
+      env: { ...process.env, TOY_LOG: log, TOY_MS: "600" },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    // wait until three trials have finished, then kill the controller outright
+    const deadline = Date.now() + 60_000
+    while ((stdout.match(/^done /gm) ?? []).length < 3) {
+      if (Date.now() > deadline) throw new Error(`no progress: ${stdout}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    child.kill("SIGKILL")
+    await new Promise((r) => child.once("exit", r))
+    const runDir = stdout.match(/run directory: (.*)/)![1]!
+    const before = await readJournal(runDir)
+    const finishedBefore = new Set(before.flatMap((e) => (e.event._tag === "NodeFinished" ? [e.event.nodeId] : [])))
+    assert.isAtLeast(finishedBefore.size, 3)
+    assert.notInclude(before.map((e) => e.event._tag), "RunFinished")
+
+    const resumed = trex(["resume", runDir], { TOY_LOG: log, TOY_MS: "100" })
+    assert.strictEqual(resumed.status, 0, resumed.stderr)
+    const after = await readJournal(runDir)
+    const tree = ExperimentTree.fold(after.map((e) => e.event))!
+    assert.strictEqual(tree.view.size, 10)
+    for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
+    const executed = fs.readFileSync(log, "utf8").trim().split("\n")
+    assert.strictEqual(new Set(executed).size, executed.length, `a job ran twice: ${executed.join(",")}`)
+    assert.strictEqual(executed.length, 10)
+    // what finished before the kill kept its result
+    for (const id of finishedBefore) assert.isDefined(tree.view.get(id))
+  })
+})
