@@ -141,9 +141,11 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
       request.job !== undefined
         ? Effect.succeed({ job: request.job, submitted: false })
         : Effect.gen(function*() {
-          const known = yield* backend.list(request.runId)
-          const mine = known.find((j) => j.labels.node === nodeId)
-          if (mine !== undefined) return { job: mine.ref, submitted: true }
+          if ((request.attempt ?? 0) === 0) {
+            const known = yield* backend.list(request.runId)
+            const mine = known.find((j) => j.labels.node === nodeId)
+            if (mine !== undefined) return { job: mine.ref, submitted: true }
+          }
           return { job: yield* backend.submit(jobSpec(request, recipe, options)), submitted: true }
         })
     const maxPoints = options.maxCurvePoints ?? 2000

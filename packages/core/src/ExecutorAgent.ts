@@ -23,6 +23,11 @@ export interface ExecutionRequest {
   readonly node: NodeSpec
   /** A job already submitted before a restart: reattach to it instead of submitting. */
   readonly job?: JobRef
+  /**
+   * 0 for the first execution; n for the n-th retry after a retryable failure, which must
+   * submit afresh rather than adopt the failed job.
+   */
+  readonly attempt?: number
 }
 
 /** @since 0.1.0 @category models */

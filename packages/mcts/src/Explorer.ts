@@ -199,7 +199,14 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       let reattach = job
       for (;;) {
         const outcome = yield* executor
-          .run({ task: runTask, runId: options.runId, runDir: options.runDir, node, ...(reattach !== undefined ? { job: reattach } : {}) })
+          .run({
+            task: runTask,
+            runId: options.runId,
+            runDir: options.runDir,
+            node,
+            attempt: tries,
+            ...(reattach !== undefined ? { job: reattach } : {})
+          })
           .pipe(
             Stream.runFoldEffect(
               () => undefined as Result.Result | undefined,
@@ -212,6 +219,12 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
         if (outcome._tag === "Done" && outcome.result !== undefined) {
           // A job we reattached to had been cancelled by an earlier stop: run it afresh.
           if (reattach !== undefined && outcome.result.failure?.kind === "Cancelled" && tries === 0) {
+            reattach = undefined
+            tries++
+            continue
+          }
+          // A retryable failure (the backend lost the job, or it never started) runs again, bounded.
+          if (outcome.result.failure?.retryable === true && tries < (options.retries ?? 2)) {
             reattach = undefined
             tries++
             continue

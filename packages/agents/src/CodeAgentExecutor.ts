@@ -1,0 +1,285 @@
+/**
+ * An `ExecutorAgent` that writes, runs and debugs the training code itself: a model works in
+ * the node's job directory through tools — `write_file`, `read_file` (workspace paths only),
+ * `run_command` (a short job on the same backend and directory), `submit_training_job` (the
+ * real run, its metrics streamed as events) and `read_job_logs` — for a bounded number of
+ * turns and training attempts. It ends with `Finished`: the decoded `result.json`, or a
+ * failed result (Crash, InvalidOutput, ...) with the last logs when the attempts run out.
+ *
+ * @since 0.1.0
+ */
+import { Backend, Cost, Errors, ExecutorAgent, type ExperimentNode, JobProtocol, Result, Strategy, Task } from "@trex/core"
+import { Effect, Layer, Queue, Schema, Stream } from "effect"
+import { SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
+import { Workspace } from "./internal/codeAgentWorkspace.ts"
+import * as AnthropicModel from "./model/AnthropicModel.ts"
+import * as Model from "./model/Model.ts"
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  /** Model turns per node (default 30). */
+  readonly maxTurns?: number
+  /** Training submissions per node (default 3). */
+  readonly maxAttempts?: number
+  /** Default and maximum time limit of `run_command`, in seconds (default 300). */
+  readonly commandTimeoutSeconds?: number
+  /** Output tokens per model turn (default 8192). */
+  readonly maxTokens?: number
+  /** Log lines kept per job and shown to the model (default 60). */
+  readonly logLines?: number
+}
+
+const Argv = Schema.Array(Schema.String).check(Schema.isMinLength(1))
+const inputs = {
+  write_file: Schema.Struct({ path: Schema.String, content: Schema.String }),
+  read_file: Schema.Struct({ path: Schema.String }),
+  run_command: Schema.Struct({ argv: Argv, timeoutSeconds: Schema.optionalKey(Schema.Finite) }),
+  submit_training_job: Schema.Struct({ argv: Argv }),
+  read_job_logs: Schema.Struct({ lines: Schema.optionalKey(Schema.Int) })
+}
+const decodeResultFile = Schema.decodeUnknownEffect(Result.JobResultFile)
+
+interface Ran {
+  readonly exit: Backend.JobExit
+  readonly logs: ReadonlyArray<string>
+  readonly curves: ReadonlyArray<Result.MetricPoint>
+}
+
+type Outcome = { readonly _tag: "Done"; readonly result: Result.Result } | { readonly _tag: "Failed"; readonly failure: Result.Result }
+
+/** The node's result from a training job's exit. */
+const outcomeOf = (task: Task.Task, ran: Ran) =>
+  Effect.gen(function*() {
+    const { exit } = ran
+    const cost = Cost.make({ wallSeconds: exit.wallSeconds, gpuSeconds: exit.gpuSeconds })
+    const fail = (kind: Result.FailureKind, message: string): Outcome => ({
+      _tag: "Failed",
+      failure: Result.failure(kind, message, { logTail: ran.logs, cost, ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}) })
+    })
+    if (exit.outcome !== "Succeeded") {
+      return fail(exit.failureKind ?? (exit.outcome === "Cancelled" ? "Cancelled" : "Crash"), exit.message ?? `exit code ${exit.exitCode ?? "?"}`)
+    }
+    if (exit.result === undefined) return fail("InvalidOutput", exit.resultError ?? "the job exited 0 without writing result.json")
+    const decoded = yield* decodeResultFile(exit.result).pipe(Effect.option)
+    if (decoded._tag === "None") return fail("InvalidOutput", "result.json does not match the job protocol ({metrics, primary?, artifacts?, summary?})")
+    const file = decoded.value
+    const score = file.primary ?? file.metrics[task.metric.name]
+    if (score === undefined) return fail("InvalidOutput", `result.json has no "primary" and no metric "${task.metric.name}"`)
+    const result: Result.Result = {
+      metrics: file.metrics,
+      score,
+      curves: ran.curves,
+      artifacts: file.artifacts,
+      cost,
+      ...(file.summary !== undefined ? { summary: file.summary } : {})
+    }
+    return { _tag: "Done", result } satisfies Outcome
+  })
+
+const describeExit = (ran: Ran, lines: number): string =>
+  `${ran.exit.outcome}${ran.exit.exitCode !== undefined ? ` (exit code ${ran.exit.exitCode})` : ""}` +
+  `${ran.exit.message ? `: ${ran.exit.message}` : ""}\n--- last output ---\n${ran.logs.slice(-lines).join("\n")}`
+
+/**
+ * Build the executor from a `Model` and a `Backend` in context.
+ * @since 0.1.0 @category constructors
+ */
+export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Options = {}) {
+  const model = yield* Model.Model
+  const backend = yield* Backend.Backend
+  const maxTurns = options.maxTurns ?? 30
+  const maxAttempts = options.maxAttempts ?? 3
+  const commandLimit = options.commandTimeoutSeconds ?? 300
+  const logLines = options.logLines ?? 60
+
+  const session = (request: ExecutorAgent.ExecutionRequest, emit: (e: ExecutorAgent.ExecutionEvent) => Effect.Effect<unknown>) =>
+    Effect.gen(function*() {
+      const node = request.node
+      const toExecutorError = (e: { readonly message: string; readonly retryable: boolean }) =>
+        new Errors.ExecutorError({ nodeId: node.id, message: e.message, retryable: e.retryable })
+      const recipe = request.task.recipe
+      const protocolFiles = [
+        { path: JobProtocol.STRATEGY_FILE, content: JSON.stringify(Strategy.encode(node.strategy), null, 2) },
+        {
+          path: JobProtocol.JOB_FILE,
+          content: JSON.stringify({ run: request.runId, node: node.id, parent: node.parent, task: Schema.encodeSync(Task.Task)(request.task) })
+        }
+      ]
+      const workspace = new Workspace()
+      let lastLogs: ReadonlyArray<string> = []
+      let jobs = 0
+
+      /** Run one job to its exit; a live (training) job's events go out as execution events. */
+      const execute = (ref: ExperimentNode.JobRef, live: boolean) =>
+        Effect.gen(function*() {
+          if (live) yield* emit({ _tag: "Submitted", job: ref })
+          const tail = new JobProtocol.Tail(logLines * 2)
+          const curves: Array<Result.MetricPoint> = []
+          let exit: Backend.JobExit | undefined
+          yield* backend.watch(ref).pipe(
+            Stream.runForEach((event) => {
+              switch (event._tag) {
+                case "Log":
+                  tail.push(event.line)
+                  return live ? emit({ _tag: "Log", line: event.line }) : Effect.void
+                case "Metric":
+                  curves.push(event.point)
+                  return live ? emit({ _tag: "Progress", metrics: [event.point] }) : Effect.void
+                case "Progress":
+                  return live ? emit({ _tag: "Progress", fraction: event.fraction, metrics: [] }) : Effect.void
+                case "Exit":
+                  exit = event
+                  return Effect.void
+                default:
+                  return Effect.void
+              }
+            }),
+            Effect.onInterrupt(() => Effect.ignore(backend.cancel(ref)))
+          )
+          if (exit === undefined) return yield* Effect.die(new Error(`backend ${backend.name}: watch(${ref.id}) ended without an Exit event`))
+          const logs = tail.get().length > 0 ? tail.get() : exit.logTail
+          lastLogs = logs
+          return { exit, logs, curves } satisfies Ran
+        })
+
+      const submit = (argv: ReadonlyArray<string>, kind: "cmd" | "train", timeLimitSeconds: number | undefined) =>
+        backend.submit({
+          name: `trex-${request.runId}-${node.id}-${kind}${++jobs}`,
+          argv,
+          ...(recipe?.image !== undefined ? { image: recipe.image } : {}),
+          env: recipe?.env ?? {},
+          files: [...protocolFiles, ...workspace.list()],
+          resources: kind === "train"
+            ? recipe?.resources ?? { gpus: 0, cpus: 1 }
+            : { gpus: 0, cpus: 1, ...(timeLimitSeconds !== undefined ? { timeLimitSeconds } : {}) },
+          labels: { run: request.runId, node: node.id }
+        })
+
+      if (request.job !== undefined) {
+        const outcome = yield* outcomeOf(request.task, yield* execute(request.job, true))
+        return yield* emit({ _tag: "Finished", result: outcome._tag === "Done" ? outcome.result : outcome.failure })
+      }
+
+      let attempts = 0
+      let lastFailure = Result.failure("Crash", "the code agent never submitted a training job")
+      /** Run one tool call: the text for the model, or the node's final result. */
+      const handle = (call: { readonly name: string; readonly input: unknown }) =>
+        Effect.gen(function*() {
+          const reply = (content: string, isError = false) => ({ content, isError, final: undefined as Result.Result | undefined })
+          switch (call.name) {
+            case "write_file": {
+              const input = yield* Schema.decodeUnknownEffect(inputs.write_file)(call.input).pipe(Effect.option)
+              if (input._tag === "None") return reply("write_file needs {path, content}", true)
+              const problem = workspace.write(input.value.path, input.value.content)
+              return problem === undefined ? reply(`wrote ${input.value.path} (${input.value.content.length} chars)`) : reply(problem, true)
+            }
+            case "read_file": {
+              const input = yield* Schema.decodeUnknownEffect(inputs.read_file)(call.input).pipe(Effect.option)
+              if (input._tag === "None") return reply("read_file needs {path}", true)
+              const read = workspace.read(input.value.path)
+              return "content" in read ? reply(read.content) : reply(read.problem, true)
+            }
+            case "run_command": {
+              const input = yield* Schema.decodeUnknownEffect(inputs.run_command)(call.input).pipe(Effect.option)
+              if (input._tag === "None") return reply("run_command needs {argv: [program, ...args]}", true)
+              const limit = Math.min(commandLimit, input.value.timeoutSeconds ?? commandLimit)
+              const ran = yield* execute(yield* submit(input.value.argv, "cmd", limit), false)
+              return reply(describeExit(ran, logLines), ran.exit.outcome !== "Succeeded")
+            }
+            case "submit_training_job": {
+              const input = yield* Schema.decodeUnknownEffect(inputs.submit_training_job)(call.input).pipe(Effect.option)
+              if (input._tag === "None") return reply("submit_training_job needs {argv: [program, ...args]}", true)
+              attempts++
+              const ran = yield* execute(yield* submit(input.value.argv, "train", recipe?.resources.timeLimitSeconds), true)
+              const outcome = yield* outcomeOf(request.task, ran)
+              if (outcome._tag === "Done") return { content: "succeeded", isError: false, final: outcome.result }
+              lastFailure = outcome.failure
+              if (attempts >= maxAttempts) return { content: "out of attempts", isError: true, final: outcome.failure }
+              return reply(
+                `training attempt ${attempts} of ${maxAttempts} failed (${outcome.failure.failure?.kind}): ${outcome.failure.failure?.message}\n` +
+                  describeExit(ran, logLines),
+                true
+              )
+            }
+            case "read_job_logs": {
+              const input = yield* Schema.decodeUnknownEffect(inputs.read_job_logs)(call.input).pipe(Effect.option)
+              const n = input._tag === "Some" ? input.value.lines ?? logLines : logLines
+              return reply(lastLogs.length > 0 ? lastLogs.slice(-n).join("\n") : "no job has run yet")
+            }
+            default:
+              return reply(`unknown tool ${call.name}`, true)
+          }
+        })
+
+      const messages: Array<Model.Message> = [
+        Model.user(
+          `Task: ${request.task.objective}\nMetric: ${request.task.metric.name} (${request.task.metric.direction}); ` +
+            `result.json "primary" must be this metric.\n` +
+            (request.task.baseModel ? `Base model: ${request.task.baseModel.name}\n` : "") +
+            (request.task.datasets.length > 0 ? `Datasets: ${request.task.datasets.map((d) => d.uri ?? d.name).join(", ")}\n` : "") +
+            `\nStrategy for node ${node.id} (also in strategy.json):\n${JSON.stringify(Strategy.encode(node.strategy), null, 2)}\n\n` +
+            `Write the data preparation and training code for this strategy, check it, and submit the training job. ` +
+            `You have ${maxAttempts} training attempts and ${maxTurns} turns.`
+        )
+      ]
+      for (let turn = 0; turn < maxTurns; turn++) {
+        const response = yield* model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens: options.maxTokens ?? 8192, reason: "code-agent" })
+          .pipe(Effect.mapError(toExecutorError))
+        messages.push({ role: "assistant", content: response.content })
+        const said = Model.text(response).trim()
+        if (said.length > 0) yield* emit({ _tag: "Log", line: `[agent] ${said.slice(0, 2000)}` })
+        const calls = Model.toolCalls(response)
+        if (calls.length === 0) {
+          messages.push(Model.user("Continue with the tools; the session ends only when submit_training_job succeeds."))
+          continue
+        }
+        const results: Array<Model.ContentBlock> = []
+        for (const call of calls) {
+          const out = yield* handle(call)
+          if (out.final !== undefined) return yield* emit({ _tag: "Finished", result: out.final })
+          results.push({ type: "tool_result", toolUseId: call.id, content: out.content, ...(out.isError ? { isError: true } : {}) })
+        }
+        messages.push({ role: "user", content: results })
+      }
+      const f = lastFailure.failure
+      return yield* emit({
+        _tag: "Finished",
+        result: Result.failure(f?.kind ?? "Crash", `the code agent ran out of turns (${maxTurns}); last: ${f?.message ?? ""}`, {
+          logTail: lastLogs,
+          cost: lastFailure.cost
+        })
+      })
+    }).pipe(
+      Effect.catchTag("BackendError", (e) => Effect.fail(new Errors.ExecutorError({ nodeId: request.node.id, message: e.message, retryable: e.retryable })))
+    )
+
+  const run = (request: ExecutorAgent.ExecutionRequest): Stream.Stream<ExecutorAgent.ExecutionEvent, Errors.ExecutorError> =>
+    Stream.callback<ExecutorAgent.ExecutionEvent, Errors.ExecutorError>((queue) =>
+      session(request, (e) => Queue.offer(queue, e)).pipe(
+        Effect.matchCauseEffect({ onSuccess: () => Queue.end(queue), onFailure: (cause) => Queue.failCause(queue, cause) }),
+        Effect.forkScoped
+      )
+    )
+
+  return { name: `code-agent(${model.model})`, run } satisfies ExecutorAgent.ExecutorAgentShape
+})
+
+/**
+ * The executor as a layer over the `Model` and `Backend` you provide.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AnthropicModel, CodeAgentExecutor } from "@trex/agents"
+ * const executor = CodeAgentExecutor.layer({ maxAttempts: 3 }).pipe(Layer.provide(AnthropicModel.layerConfig()))
+ * ```
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<ExecutorAgent.ExecutorAgent, never, Model.Model | Backend.Backend> =>
+  Layer.effect(ExecutorAgent.ExecutorAgent, make(options))
+
+/**
+ * With Claude from the environment ({@link AnthropicModel.layerConfig}); the `Backend` is yours.
+ * @since 0.1.0 @category layers
+ */
+export const layerConfig = (options: Options = {}) => layer(options).pipe(Layer.provide(AnthropicModel.layerConfig()))

@@ -1,0 +1,270 @@
+/**
+ * Claude through our own adapter on `@anthropic-ai/sdk`: messages with tool use, SSE
+ * streaming, prompt caching of the stable prefix (system prompt, tool definitions and the
+ * first user message carry `cache_control: {type: "ephemeral"}`), optional extended
+ * thinking and server-side web search. The SDK's own retries are off (`maxRetries: 0`):
+ * {@link Model.make} retries with our schedule, and Effect interruption aborts the request.
+ *
+ * @since 0.1.0
+ */
+import Anthropic from "@anthropic-ai/sdk"
+import type * as Sdk from "@anthropic-ai/sdk/resources/messages/messages"
+import { Config, Effect, Layer, Option, Redacted, Stream } from "effect"
+import * as Model from "./Model.ts"
+import * as Pricing from "./Pricing.ts"
+
+/** The default model when `TREX_MODEL` is unset: a current Claude Sonnet. @since 0.1.0 @category constants */
+export const DEFAULT_MODEL = "claude-sonnet-5-5"
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  readonly apiKey: Redacted.Redacted<string>
+  readonly model?: string
+  /** Another endpoint (a proxy, or a local fake in tests). */
+  readonly baseURL?: string
+  readonly prices?: Pricing.Prices
+  readonly retry?: Model.RetryOptions
+  /** Per-attempt timeout in milliseconds (default 10 minutes). */
+  readonly timeoutMs?: number
+}
+
+const PROVIDER = "anthropic"
+
+const retryAfterMs = (headers: Headers | undefined): number | undefined => {
+  const ms = headers?.get("retry-after-ms")
+  if (ms != null && Number.isFinite(Number(ms))) return Number(ms)
+  const value = headers?.get("retry-after")
+  if (value == null) return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds)) return seconds * 1000
+  const date = Date.parse(value)
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined
+}
+
+const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504, 529])
+
+/** Map anything the SDK throws to a `ModelError`, with the key scrubbed from the message. */
+const toModelError = (apiKey: Redacted.Redacted<string>) => (cause: unknown): Model.ModelError => {
+  const secret = Redacted.value(apiKey)
+  const scrub = (s: string) => (secret.length > 0 ? s.split(secret).join("[redacted]") : s)
+  if (cause instanceof Anthropic.APIConnectionError) {
+    return new Model.ModelError({ provider: PROVIDER, message: scrub(`connection error: ${cause.message}`), retryable: true })
+  }
+  if (cause instanceof Anthropic.APIError && cause.status !== undefined) {
+    const body = cause.error as { error?: { type?: string; message?: string } } | undefined
+    const detail = body?.error !== undefined ? `${body.error.type ?? "error"}: ${body.error.message ?? ""}` : cause.message
+    const after = retryAfterMs(cause.headers)
+    return new Model.ModelError({
+      provider: PROVIDER,
+      message: scrub(`HTTP ${cause.status} ${detail}`),
+      status: cause.status,
+      retryable: RETRYABLE.has(cause.status),
+      ...(after !== undefined ? { retryAfterMs: after } : {})
+    })
+  }
+  const message = cause instanceof Error ? cause.message : String(cause)
+  return new Model.ModelError({ provider: PROVIDER, message: scrub(message), retryable: false })
+}
+
+const cached = { type: "ephemeral" } as const
+
+const toParam = (block: Model.ContentBlock): Sdk.ContentBlockParam => {
+  switch (block.type) {
+    case "text":
+      return { type: "text", text: block.text }
+    case "tool_use":
+      return { type: "tool_use", id: block.id, name: block.name, input: block.input }
+    case "tool_result":
+      return { type: "tool_result", tool_use_id: block.toolUseId, content: block.content, ...(block.isError ? { is_error: true } : {}) }
+    case "thinking":
+      return { type: "thinking", thinking: block.thinking, signature: block.signature }
+    case "server":
+      return block.raw as Sdk.ContentBlockParam
+  }
+}
+
+const fromBlock = (block: Sdk.ContentBlock): Model.ContentBlock => {
+  switch (block.type) {
+    case "text":
+      return { type: "text", text: block.text }
+    case "tool_use":
+      return { type: "tool_use", id: block.id, name: block.name, input: block.input }
+    case "thinking":
+      return { type: "thinking", thinking: block.thinking, signature: block.signature }
+    default: {
+      // Server tool calls/results and redacted thinking go back verbatim; drop response-only fields.
+      const { citations: _citations, ...raw } = block as unknown as Record<string, unknown>
+      return { type: "server", raw }
+    }
+  }
+}
+
+/** The request body: the stable prefix (system, tools, first user turn) marked for caching. */
+const toParams = (model: string, request: Model.Request): Sdk.MessageCreateParamsNonStreaming => {
+  const tools: Array<Sdk.ToolUnion> = (request.tools ?? []).map((t, i, all) => ({
+    name: t.name,
+    description: t.description,
+    input_schema: t.inputSchema as Sdk.Tool.InputSchema,
+    ...(i === all.length - 1 ? { cache_control: cached } : {})
+  }))
+  if (request.webSearch !== undefined) {
+    tools.push({ type: "web_search_20250305", name: "web_search", max_uses: request.webSearch.maxUses })
+  }
+  const messages = request.messages.map((m, i): Sdk.MessageParam => {
+    const content = m.content.map(toParam)
+    if (i === 0 && m.role === "user" && content.length > 0) {
+      const last = content[content.length - 1]!
+      if (last.type === "text" || last.type === "tool_result") content[content.length - 1] = { ...last, cache_control: cached }
+    }
+    return { role: m.role, content }
+  })
+  // Forced tool choice is incompatible with extended thinking: fall back to auto then.
+  const choice = request.toolChoice
+  const toolChoice: Sdk.ToolChoice | undefined = choice === undefined ? undefined
+    : request.thinking !== undefined && (choice.type === "any" || choice.type === "tool") ? { type: "auto" }
+    : choice
+  return {
+    model,
+    max_tokens: request.thinking !== undefined ? request.maxTokens + request.thinking.budgetTokens : request.maxTokens,
+    system: [{ type: "text", text: request.system, cache_control: cached }],
+    messages,
+    ...(tools.length > 0 ? { tools } : {}),
+    ...(toolChoice !== undefined && tools.length > 0 ? { tool_choice: toolChoice } : {}),
+    ...(request.thinking !== undefined ? { thinking: { type: "enabled", budget_tokens: request.thinking.budgetTokens } } : {})
+  }
+}
+
+const toUsage = (u: Partial<Sdk.Usage> | Sdk.MessageDeltaUsage): Model.Usage => ({
+  inputTokens: u.input_tokens ?? 0,
+  outputTokens: u.output_tokens ?? 0,
+  cacheReadTokens: u.cache_read_input_tokens ?? 0,
+  cacheWriteTokens: u.cache_creation_input_tokens ?? 0
+})
+
+/** Folds SSE events into our stream events and, at the end, the whole response. */
+const accumulator = (model: string) => {
+  const blocks: Array<Record<string, unknown>> = []
+  const json: Array<string> = []
+  let usage: Model.Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 }
+  let stopReason = "end_turn"
+  let name = model
+  const step = (event: Sdk.RawMessageStreamEvent): ReadonlyArray<Model.StreamEvent> => {
+    switch (event.type) {
+      case "message_start":
+        name = event.message.model
+        usage = toUsage(event.message.usage)
+        return []
+      case "content_block_start":
+        blocks[event.index] = { ...event.content_block }
+        json[event.index] = ""
+        return []
+      case "content_block_delta": {
+        const block = blocks[event.index]!
+        const d = event.delta
+        if (d.type === "text_delta") {
+          block["text"] = `${block["text"] ?? ""}${d.text}`
+          return [{ _tag: "TextDelta", index: event.index, text: d.text }]
+        }
+        if (d.type === "input_json_delta") {
+          json[event.index] += d.partial_json
+          return [{ _tag: "ToolInputDelta", index: event.index, partialJson: d.partial_json }]
+        }
+        if (d.type === "thinking_delta") block["thinking"] = `${block["thinking"] ?? ""}${d.thinking}`
+        if (d.type === "signature_delta") block["signature"] = d.signature
+        return []
+      }
+      case "content_block_stop": {
+        const block = blocks[event.index]!
+        const raw = json[event.index] ?? ""
+        if (raw.length > 0) block["input"] = JSON.parse(raw)
+        return []
+      }
+      case "message_delta": {
+        const next = toUsage(event.usage)
+        usage = {
+          inputTokens: event.usage.input_tokens ?? usage.inputTokens,
+          outputTokens: next.outputTokens,
+          cacheReadTokens: event.usage.cache_read_input_tokens ?? usage.cacheReadTokens,
+          cacheWriteTokens: event.usage.cache_creation_input_tokens ?? usage.cacheWriteTokens
+        }
+        if (event.delta.stop_reason != null) stopReason = event.delta.stop_reason
+        return []
+      }
+      case "message_stop":
+        return [{
+          _tag: "Done",
+          response: { model: name, content: blocks.map((b) => fromBlock(b as unknown as Sdk.ContentBlock)), stopReason, usage }
+        }]
+    }
+  }
+  return step
+}
+
+/**
+ * A Claude model from explicit options.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { AnthropicModel } from "@trex/agents"
+ * const model = AnthropicModel.make({ apiKey: Redacted.make("sk-..."), model: "claude-sonnet-5-5" })
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = (options: Options): Model.ModelShape => {
+  const model = options.model ?? DEFAULT_MODEL
+  const client = new Anthropic({
+    apiKey: Redacted.value(options.apiKey),
+    maxRetries: 0,
+    timeout: options.timeoutMs ?? 600_000,
+    ...(options.baseURL !== undefined ? { baseURL: options.baseURL } : {})
+  })
+  const fail = toModelError(options.apiKey)
+  return Model.make({
+    provider: PROVIDER,
+    model,
+    prices: options.prices ?? Pricing.forModel(model),
+    generate: (request) =>
+      Effect.tryPromise({
+        try: (signal) => client.messages.create(toParams(model, request), { signal }),
+        catch: fail
+      }).pipe(Effect.map((m): Model.Response => ({
+        model: m.model,
+        content: m.content.map(fromBlock),
+        stopReason: m.stop_reason ?? "end_turn",
+        usage: toUsage(m.usage)
+      }))),
+    stream: (request) =>
+      Stream.unwrap(Effect.gen(function*() {
+        const controller = yield* Effect.acquireRelease(
+          Effect.sync(() => new AbortController()),
+          (c) => Effect.sync(() => c.abort())
+        )
+        const events = yield* Effect.tryPromise({
+          try: () => client.messages.create({ ...toParams(model, request), stream: true }, { signal: controller.signal }),
+          catch: fail
+        })
+        const step = accumulator(model)
+        return Stream.fromAsyncIterable(events, fail).pipe(Stream.flatMap((e) => Stream.fromIterable(step(e))))
+      }))
+  }, options.retry)
+}
+
+/** A layer providing {@link Model.Model} from explicit options. @since 0.1.0 @category layers */
+export const layer = (options: Options): Layer.Layer<Model.Model> => Layer.sync(Model.Model, () => make(options))
+
+/**
+ * A layer from the environment: `ANTHROPIC_API_KEY` (required, redacted), `ANTHROPIC_BASE_URL`
+ * and `TREX_MODEL` (default {@link DEFAULT_MODEL}).
+ * @since 0.1.0 @category layers
+ */
+export const layerConfig = (options: Omit<Options, "apiKey" | "model" | "baseURL"> = {}) =>
+  Layer.effect(
+    Model.Model,
+    Effect.gen(function*() {
+      const apiKey = yield* Config.Redacted("ANTHROPIC_API_KEY")
+      const baseURL = yield* Config.option(Config.String("ANTHROPIC_BASE_URL"))
+      const model = yield* Config.String("TREX_MODEL").pipe(Config.withDefault(DEFAULT_MODEL))
+      return make({ ...options, apiKey, model, ...(Option.isSome(baseURL) ? { baseURL: baseURL.value } : {}) })
+    })
+  )

@@ -1,0 +1,212 @@
+/**
+ * The model layer the LLM agents are written against: a small `Model` service with
+ * `generate` (one Messages-style turn) and `stream` (the same turn as deltas), implemented by
+ * {@link AnthropicModel} (Claude over `@anthropic-ai/sdk`) and {@link OpenAiModel} (any
+ * OpenAI-compatible server: vLLM, Ollama, llama.cpp). {@link make} adds what every adapter
+ * needs: retries with a jittered, capped exponential `Schedule` that honours `retry-after`,
+ * and token usage reported to core's `CostMeter`.
+ *
+ * @since 0.1.0
+ */
+import { CostMeter } from "@trex/core"
+import { Cause, Context, Duration, Effect, Random, Schedule, Schema, Stream } from "effect"
+import * as Pricing from "./Pricing.ts"
+
+/**
+ * A model call failed. `retryable` is true for rate limits, overload, server errors and lost
+ * connections; `status` is the HTTP status when there was one. Messages never carry secrets.
+ * @since 0.1.0 @category errors
+ */
+export class ModelError extends Schema.TaggedError<ModelError>()("ModelError", {
+  provider: Schema.String,
+  message: Schema.String,
+  retryable: Schema.Boolean,
+  status: Schema.optionalKey(Schema.Int),
+  /** The server's `retry-after`, in milliseconds. */
+  retryAfterMs: Schema.optionalKey(Schema.Finite)
+}) {}
+
+/** One block of a message. `server` blocks (web search calls and results) pass back verbatim. @since 0.1.0 @category models */
+export type ContentBlock =
+  | { readonly type: "text"; readonly text: string }
+  | { readonly type: "tool_use"; readonly id: string; readonly name: string; readonly input: unknown }
+  | { readonly type: "tool_result"; readonly toolUseId: string; readonly content: string; readonly isError?: boolean }
+  | { readonly type: "thinking"; readonly thinking: string; readonly signature: string }
+  | { readonly type: "server"; readonly raw: unknown }
+
+/** @since 0.1.0 @category models */
+export interface Message {
+  readonly role: "user" | "assistant"
+  readonly content: ReadonlyArray<ContentBlock>
+}
+
+/** A client tool: its name, what it does, and the JSON Schema of its input. @since 0.1.0 @category models */
+export interface ToolDefinition {
+  readonly name: string
+  readonly description: string
+  readonly inputSchema: Record<string, unknown>
+}
+
+/** @since 0.1.0 @category models */
+export type ToolChoice =
+  | { readonly type: "auto" }
+  | { readonly type: "any" }
+  | { readonly type: "none" }
+  | { readonly type: "tool"; readonly name: string }
+
+/**
+ * One model turn. `system`, the tools and the first user message are the stable prefix that
+ * adapters mark for prompt caching. `reason` labels the cost record.
+ * @since 0.1.0 @category models
+ */
+export interface Request {
+  readonly system: string
+  readonly messages: ReadonlyArray<Message>
+  readonly tools?: ReadonlyArray<ToolDefinition>
+  readonly toolChoice?: ToolChoice
+  readonly maxTokens: number
+  /** Extended thinking budget (Anthropic models that support it; ignored elsewhere). */
+  readonly thinking?: { readonly budgetTokens: number }
+  /** Anthropic server-side web search, with a cap on searches per turn. */
+  readonly webSearch?: { readonly maxUses: number }
+  readonly reason?: string
+}
+
+/** Token usage of one call; cache fields are 0 for providers without prompt caching. @since 0.1.0 @category models */
+export interface Usage {
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly cacheReadTokens: number
+  readonly cacheWriteTokens: number
+}
+
+/** @since 0.1.0 @category models */
+export interface Response {
+  readonly model: string
+  readonly content: ReadonlyArray<ContentBlock>
+  /** `end_turn`, `tool_use`, `max_tokens`, `stop_sequence`, `pause_turn`, `refusal`. */
+  readonly stopReason: string
+  readonly usage: Usage
+}
+
+/** What `stream` emits: deltas as they arrive, then the whole response once. @since 0.1.0 @category models */
+export type StreamEvent =
+  | { readonly _tag: "TextDelta"; readonly index: number; readonly text: string }
+  | { readonly _tag: "ToolInputDelta"; readonly index: number; readonly partialJson: string }
+  | { readonly _tag: "Done"; readonly response: Response }
+
+/** The members of a model. @since 0.1.0 @category models */
+export interface ModelShape {
+  readonly provider: string
+  readonly model: string
+  readonly generate: (request: Request) => Effect.Effect<Response, ModelError>
+  readonly stream: (request: Request) => Stream.Stream<StreamEvent, ModelError>
+}
+
+/**
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Model } from "@trex/agents"
+ * const hello = Effect.gen(function*() {
+ *   const model = yield* Model.Model
+ *   return yield* model.generate({ system: "Be brief.", messages: [{ role: "user", content: [{ type: "text", text: "Hi" }] }], maxTokens: 64 })
+ * })
+ * ```
+ * @since 0.1.0 @category services
+ */
+export class Model extends Context.Service<Model, ModelShape>()("@trex/agents/Model") {}
+
+/** How an adapter retries retryable failures. @since 0.1.0 @category models */
+export interface RetryOptions {
+  /** Retries after the first attempt (default 4). */
+  readonly maxRetries?: number
+  /** First delay (default 1 second), doubled each retry, jittered. */
+  readonly baseDelay?: Duration.Input
+  /** No single wait exceeds this, except a longer `retry-after` (default 30 seconds). */
+  readonly maxDelay?: Duration.Input
+}
+
+/**
+ * The retry policy as a `Schedule` over failures: stops at once on a non-retryable error,
+ * otherwise waits `baseDelay * 2^(attempt-1)`, jittered to 50–150%, capped at `maxDelay`, and
+ * never less than the server's `retry-after`; at most `maxRetries` retries.
+ * @since 0.1.0 @category retries
+ */
+export const retrySchedule = (options: RetryOptions = {}): Schedule.Schedule<Duration.Duration, ModelError> => {
+  const base = Duration.toMillis(Duration.fromInputUnsafe(options.baseDelay ?? "1 second"))
+  const cap = Duration.toMillis(Duration.fromInputUnsafe(options.maxDelay ?? "30 seconds"))
+  const maxRetries = options.maxRetries ?? 4
+  return Schedule.fromStepWithMetadata(Effect.succeed((meta: Schedule.InputMetadata<ModelError>) => {
+    if (!meta.input.retryable || meta.attempt > maxRetries) return Cause.done(Duration.zero)
+    return Effect.map(Random.next, (r) => {
+      const backoff = Math.min(cap, base * 2 ** (meta.attempt - 1) * (0.5 + r))
+      const delay = Duration.millis(Math.max(backoff, meta.input.retryAfterMs ?? 0))
+      return [delay, delay] as [Duration.Duration, Duration.Duration]
+    })
+  }))
+}
+
+/** What an adapter supplies to {@link make}: single attempts, without retries or metering. @since 0.1.0 @category constructors */
+export interface RawModel {
+  readonly provider: string
+  readonly model: string
+  readonly prices: Pricing.Prices
+  readonly generate: (request: Request) => Effect.Effect<Response, ModelError>
+  readonly stream: (request: Request) => Stream.Stream<StreamEvent, ModelError>
+}
+
+/**
+ * Build a model from single-attempt calls: adds retries of retryable errors and reports each
+ * response's usage (tokens and dollars) to the `CostMeter` in context at call time.
+ * A stream is retried only while it has emitted nothing, so no delta is ever seen twice.
+ * @since 0.1.0 @category constructors
+ */
+export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
+  const schedule = retrySchedule(retry)
+  const meter = (request: Request, response: Response) =>
+    Effect.gen(function*() {
+      const m = yield* CostMeter.CostMeter
+      yield* m.record(Pricing.toCost(raw.prices, response.usage), `${raw.provider}:${request.reason ?? "model call"}`)
+    })
+  return {
+    provider: raw.provider,
+    model: raw.model,
+    generate: (request) =>
+      raw.generate(request).pipe(
+        Effect.retry(schedule),
+        Effect.tap((response) => meter(request, response)),
+        Effect.withSpan("Model.generate", { attributes: { provider: raw.provider, model: raw.model } })
+      ),
+    stream: (request) =>
+      Stream.suspend(() => {
+        let emitted = false
+        return raw.stream(request).pipe(
+          Stream.tap(() => Effect.sync(() => (emitted = true))),
+          // Once a delta went out, a retry would repeat it: fail instead.
+          Stream.mapError((e) => (emitted && e.retryable ? notRetryable(e) : e)),
+          Stream.retry(schedule),
+          Stream.tap((event) => (event._tag === "Done" ? meter(request, event.response) : Effect.void))
+        )
+      })
+  }
+}
+
+const notRetryable = (e: ModelError): ModelError =>
+  new ModelError({
+    provider: e.provider,
+    message: e.message,
+    retryable: false,
+    ...(e.status !== undefined ? { status: e.status } : {})
+  })
+
+/** The text blocks of a response, joined. @since 0.1.0 @category getters */
+export const text = (response: Pick<Response, "content">): string =>
+  response.content.flatMap((b) => (b.type === "text" ? [b.text] : [])).join("")
+
+/** The tool calls of a response. @since 0.1.0 @category getters */
+export const toolCalls = (response: Pick<Response, "content">) =>
+  response.content.flatMap((b) => (b.type === "tool_use" ? [b] : []))
+
+/** A user message with one text block. @since 0.1.0 @category constructors */
+export const user = (text: string): Message => ({ role: "user", content: [{ type: "text", text }] })

@@ -1,0 +1,147 @@
+/**
+ * Structured output through tool use: the answer is a tool whose input JSON Schema comes from
+ * an effect `Schema`. The model may first call research tools; when it calls the answer tool
+ * its input is decoded, and a decode failure goes back as an `is_error` tool result asking for
+ * a repair — a bounded number of times — before failing with a {@link StructuredOutputError}.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Schema } from "effect"
+import * as Model from "./Model.ts"
+
+/**
+ * The model never produced a valid answer within its repairs or turns.
+ * @since 0.1.0 @category errors
+ */
+export class StructuredOutputError extends Schema.TaggedError<StructuredOutputError>()("StructuredOutputError", {
+  tool: Schema.String,
+  message: Schema.String,
+  attempts: Schema.Int
+}) {}
+
+/** A client-side tool the model may call on the way: its definition and what it does. @since 0.1.0 @category models */
+export interface ToolHandler<R = never> {
+  readonly definition: Model.ToolDefinition
+  /** The text returned to the model; a failure becomes an `is_error` result. */
+  readonly run: (input: unknown) => Effect.Effect<string, string, R>
+}
+
+/**
+ * The JSON Schema of a schema's encoded form, as a tool `input_schema` (definitions inlined
+ * under `$defs`).
+ * @since 0.1.0 @category conversions
+ */
+export const inputSchema = (schema: Schema.Top): Record<string, unknown> => {
+  const doc = Schema.toJsonSchemaDocument(schema)
+  const defs = doc.definitions as Record<string, unknown>
+  return { ...(doc.schema as Record<string, unknown>), ...(Object.keys(defs).length > 0 ? { $defs: defs } : {}) }
+}
+
+/** @since 0.1.0 @category models */
+export interface Options<S extends Schema.Top, R = never> {
+  readonly schema: S
+  /** The answer tool's name and description. */
+  readonly name: string
+  readonly description: string
+  readonly system: string
+  readonly messages: ReadonlyArray<Model.Message>
+  readonly tools?: ReadonlyArray<ToolHandler<R>>
+  readonly webSearch?: { readonly maxUses: number }
+  readonly maxTokens?: number
+  readonly thinking?: { readonly budgetTokens: number }
+  /** Repairs after invalid answers (default 2). */
+  readonly maxRepairs?: number
+  /** Turns spent on research tools before the answer tool is forced (default 6). */
+  readonly maxToolTurns?: number
+  readonly reason?: string
+}
+
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/**
+ * Ask for a value of `schema`; see the module docs.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Model, StructuredOutput } from "@trex/agents"
+ * const answer = StructuredOutput.generateObject({
+ *   schema: Schema.Struct({ lr: Schema.Number }),
+ *   name: "answer", description: "Your answer", system: "You tune models.",
+ *   messages: [Model.user("Pick a learning rate")]
+ * })
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const generateObject = Effect.fn("StructuredOutput.generateObject")(function*<S extends Schema.Top, R = never>(
+  options: Options<S, R>
+) {
+  const model = yield* Model.Model
+  const decode = Schema.decodeUnknownEffect(options.schema)
+  const handlers = new Map((options.tools ?? []).map((t) => [t.definition.name, t]))
+  const answerTool: Model.ToolDefinition = { name: options.name, description: options.description, inputSchema: inputSchema(options.schema) }
+  const tools = [...(options.tools ?? []).map((t) => t.definition), answerTool]
+  const maxRepairs = options.maxRepairs ?? 2
+  const maxToolTurns = options.maxToolTurns ?? 6
+  const messages: Array<Model.Message> = [...options.messages]
+  let repairs = 0
+  let toolTurns = 0
+  let lastProblem = "no answer"
+  const research = handlers.size > 0 || options.webSearch !== undefined
+  for (;;) {
+    const forced = !research || toolTurns >= maxToolTurns
+    const response = yield* model.generate({
+      system: options.system,
+      messages,
+      tools,
+      toolChoice: forced ? { type: "tool", name: options.name } : { type: "any" },
+      maxTokens: options.maxTokens ?? 8192,
+      ...(options.thinking !== undefined ? { thinking: options.thinking } : {}),
+      ...(options.webSearch !== undefined && !forced ? { webSearch: options.webSearch } : {}),
+      reason: options.reason ?? options.name
+    })
+    messages.push({ role: "assistant", content: response.content })
+    if (response.stopReason === "pause_turn" && toolTurns++ < maxToolTurns) continue
+    const calls = Model.toolCalls(response)
+    const answer = calls.find((c) => c.name === options.name)
+    const results: Array<Model.ContentBlock> = []
+    if (answer !== undefined) {
+      const decoded = yield* decode(answer.input).pipe(
+        Effect.map((value) => ({ ok: true as const, value })),
+        Effect.catch((e) => Effect.succeed({ ok: false as const, problem: messageOf(e) }))
+      )
+      if (decoded.ok) return decoded.value as S["Type"]
+      lastProblem = decoded.problem
+      repairs++
+      if (repairs > maxRepairs) break
+      for (const c of calls) {
+        results.push(c === answer
+          ? { type: "tool_result", toolUseId: c.id, isError: true, content: `Invalid input for ${options.name}:\n${decoded.problem}\nCall ${options.name} again with corrected input.` }
+          : { type: "tool_result", toolUseId: c.id, content: "skipped: answer first" })
+      }
+    } else if (calls.length > 0) {
+      toolTurns++
+      for (const c of calls) {
+        const handler = handlers.get(c.name)
+        const out = handler === undefined
+          ? { ok: false, text: `unknown tool ${c.name}` }
+          : yield* handler.run(c.input).pipe(
+            Effect.map((text) => ({ ok: true, text })),
+            Effect.catch((text) => Effect.succeed({ ok: false, text }))
+          )
+        results.push({ type: "tool_result", toolUseId: c.id, content: out.text, ...(out.ok ? {} : { isError: true }) })
+      }
+    } else {
+      lastProblem = `the model answered in text instead of calling ${options.name}`
+      repairs++
+      if (repairs > maxRepairs) break
+      results.push({ type: "text", text: `Answer by calling the ${options.name} tool.` })
+    }
+    messages.push({ role: "user", content: results })
+  }
+  return yield* new StructuredOutputError({
+    tool: options.name,
+    message: `no valid ${options.name} after ${maxRepairs} repairs: ${lastProblem}`,
+    attempts: repairs
+  })
+})

@@ -1,0 +1,158 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Cost, CostMeter } from "@trex/core"
+import { Effect, Fiber, Logger, Redacted, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import * as AnthropicModel from "../../src/model/AnthropicModel.ts"
+import * as Model from "../../src/model/Model.ts"
+import * as Fake from "../support/FakeAnthropicServer.ts"
+
+const KEY = "sk-ant-test-SECRET-0123456789"
+const realSleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
+const until = (cond: () => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 400 && !cond(); i++) yield* realSleep(10)
+    assert.isTrue(cond(), "condition not reached in time")
+  })
+
+const request: Model.Request = {
+  system: "You are terse.",
+  messages: [Model.user("Pick a learning rate.")],
+  tools: [{ name: "pick", description: "Pick one", inputSchema: { type: "object", properties: { lr: { type: "number" } } } }],
+  toolChoice: { type: "tool", name: "pick" },
+  maxTokens: 256,
+  reason: "test"
+}
+
+const recordingMeter = () => {
+  const records: Array<{ cost: Cost.Cost; reason: string }> = []
+  const meter: CostMeter.CostMeterShape = { record: (cost, reason) => Effect.sync(() => void records.push({ cost, reason })) }
+  return { records, meter }
+}
+
+describe("AnthropicModel", () => {
+  it.live("generate: tool use round trip, cache_control on the stable prefix, cost recorded", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.message([Fake.toolUse("pick", { lr: 0.001 })], {
+          input_tokens: 1000,
+          output_tokens: 200,
+          cache_creation_input_tokens: 4000,
+          cache_read_input_tokens: 10000
+        })
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5" })
+      const { meter, records } = recordingMeter()
+      const response = yield* model.generate(request).pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      assert.deepStrictEqual(Model.toolCalls(response).map((c) => c.input), [{ lr: 0.001 }])
+      assert.strictEqual(response.stopReason, "tool_use")
+      const body = server.requests[0]!.body
+      assert.deepStrictEqual(body.system[0].cache_control, { type: "ephemeral" })
+      assert.deepStrictEqual(body.tools[0].cache_control, { type: "ephemeral" })
+      assert.deepStrictEqual(body.messages[0].content[0].cache_control, { type: "ephemeral" })
+      assert.deepStrictEqual(body.tool_choice, { type: "tool", name: "pick" })
+      const h = server.requests[0]!.headers
+      assert.include(`${h["x-api-key"] ?? ""} ${h["authorization"] ?? ""}`, KEY)
+      assert.strictEqual(records.length, 1)
+      assert.strictEqual(records[0]!.cost.inputTokens, 15000)
+      assert.strictEqual(records[0]!.cost.outputTokens, 200)
+      // 1000*3 + 200*15 + 4000*3.75 + 10000*0.3 = 24000 micro-dollars
+      assert.closeTo(records[0]!.cost.dollars, 0.024, 1e-9)
+      assert.strictEqual(records[0]!.reason, "anthropic:test")
+    }))
+
+  it.live("stream: text and tool-input deltas, then the assembled response", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.message([Fake.text("Thinking about rates..."), Fake.toolUse("pick", { lr: 0.0003, note: "small" })])
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url })
+      const events = yield* Stream.runCollect(model.stream(request))
+      const deltas = events.filter((e) => e._tag === "TextDelta").map((e) => e.text).join("")
+      assert.strictEqual(deltas, "Thinking about rates...")
+      assert.isTrue(events.some((e) => e._tag === "ToolInputDelta"))
+      const done = events[events.length - 1]!
+      assert.strictEqual(done._tag, "Done")
+      if (done._tag !== "Done") return
+      assert.strictEqual(Model.text(done.response), "Thinking about rates...")
+      assert.deepStrictEqual(Model.toolCalls(done.response)[0]!.input, { lr: 0.0003, note: "small" })
+      assert.strictEqual(server.requests[0]!.body.stream, true)
+    }))
+
+  it.effect("retries 429 and 529, waiting at least retry-after (TestClock)", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.error(429, "rate_limit_error", "slow down", { "retry-after": "7" }),
+        Fake.error(529, "overloaded_error", "overloaded"),
+        Fake.message([Fake.text("ok")])
+      ])
+      const model = AnthropicModel.make({
+        apiKey: Redacted.make(KEY),
+        baseURL: server.url,
+        retry: { baseDelay: "10 millis", maxDelay: "1 second", maxRetries: 3 }
+      })
+      const fiber = yield* Effect.forkChild(model.generate(request))
+      yield* until(() => server.requests.length === 1)
+      yield* TestClock.adjust("6 seconds")
+      yield* realSleep(100)
+      assert.strictEqual(server.requests.length, 1, "retried before retry-after elapsed")
+      yield* TestClock.adjust("1 second")
+      yield* until(() => server.requests.length === 2)
+      yield* TestClock.adjust("1 second")
+      yield* until(() => server.requests.length === 3)
+      const response = yield* Fiber.join(fiber)
+      assert.strictEqual(Model.text(response), "ok")
+    }))
+
+  it.live("retries exhausted: a retryable ModelError with the status", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make(() => Fake.error(529, "overloaded_error", "overloaded"))
+      const model = AnthropicModel.make({
+        apiKey: Redacted.make(KEY),
+        baseURL: server.url,
+        retry: { baseDelay: "1 millis", maxDelay: "5 millis", maxRetries: 2 }
+      })
+      const error = yield* Effect.flip(model.generate(request))
+      assert.strictEqual(error._tag, "ModelError")
+      assert.strictEqual(error.status, 529)
+      assert.isTrue(error.retryable)
+      assert.include(error.message, "overloaded")
+      assert.strictEqual(server.requests.length, 3)
+    }))
+
+  it.live("a 400 is not retried", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make(() => Fake.error(400, "invalid_request_error", "bad tool schema"))
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: { baseDelay: "1 millis" } })
+      const error = yield* Effect.flip(model.generate(request))
+      assert.isFalse(error.retryable)
+      assert.strictEqual(error.status, 400)
+      assert.strictEqual(server.requests.length, 1)
+    }))
+
+  it.live("interrupting a stream closes the HTTP connection", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([{ ...Fake.message([Fake.text("a long answer that never ends")]), stallAfterEvents: 3 } as Fake.Reply])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url })
+      let seen = 0
+      const fiber = yield* Effect.forkChild(Stream.runForEach(model.stream(request), () => Effect.sync(() => void seen++)))
+      yield* until(() => seen >= 1)
+      yield* Fiber.interrupt(fiber)
+      yield* until(() => server.aborted() === 1)
+    }))
+
+  it.live("the API key never appears in errors or logs", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make(() => Fake.error(401, "authentication_error", `invalid x-api-key: ${KEY}`))
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url })
+      const error = yield* Effect.flip(model.generate(request))
+      const logged: Array<string> = []
+      yield* Effect.logError("model call failed", error).pipe(
+        Effect.provide(Logger.layer([Logger.make((o) => void logged.push(JSON.stringify(o.message)))]))
+      )
+      for (const text of [error.message, String(error), JSON.stringify(error), ...logged]) {
+        assert.notInclude(text, KEY)
+      }
+      assert.include(error.message, "[redacted]")
+      assert.strictEqual(error.status, 401)
+    }))
+})

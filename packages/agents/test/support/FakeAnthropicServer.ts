@@ -1,0 +1,160 @@
+/**
+ * A local Messages API on 127.0.0.1 for tests, reached through the real `@anthropic-ai/sdk`
+ * via `baseURL`. Each request takes the next scripted reply (or asks a handler): a message
+ * (sent as JSON, or as SSE events when the request says `stream: true`), or an error body
+ * `{type: "error", error: {type, message}}` with its status and headers.
+ */
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import { Effect } from "effect"
+
+export type Block =
+  | { type: "text"; text: string }
+  | { type: "tool_use"; id: string; name: string; input: unknown }
+
+export interface Usage {
+  input_tokens: number
+  output_tokens: number
+  cache_creation_input_tokens?: number
+  cache_read_input_tokens?: number
+}
+
+export type Reply =
+  | { kind: "message"; content: ReadonlyArray<Block>; stopReason?: string; usage?: Usage; stallAfterEvents?: number }
+  | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> }
+
+export interface Recorded {
+  readonly body: any
+  readonly headers: http.IncomingHttpHeaders
+}
+
+export type Handler = (request: Recorded, index: number) => Reply
+
+export interface FakeAnthropic {
+  readonly url: string
+  readonly requests: Array<Recorded>
+  /** Connections the client closed before the response ended. */
+  readonly aborted: () => number
+}
+
+let ids = 0
+export const text = (t: string): Block => ({ type: "text", text: t })
+export const toolUse = (name: string, input: unknown): Block => ({ type: "tool_use", id: `toolu_${++ids}`, name, input })
+export const message = (content: ReadonlyArray<Block>, usage?: Usage): Reply => ({
+  kind: "message",
+  content,
+  stopReason: content.some((b) => b.type === "tool_use") ? "tool_use" : "end_turn",
+  ...(usage !== undefined ? { usage } : {})
+})
+export const error = (status: number, type: string, msg: string, headers?: Record<string, string>): Reply => ({
+  kind: "error",
+  status,
+  type,
+  message: msg,
+  ...(headers !== undefined ? { headers } : {})
+})
+
+const sseEvents = (model: string, r: Extract<Reply, { kind: "message" }>, usage: Usage): Array<[string, unknown]> => {
+  const out: Array<[string, unknown]> = [[
+    "message_start",
+    {
+      type: "message_start",
+      message: {
+        id: `msg_${ids++}`,
+        type: "message",
+        role: "assistant",
+        model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { ...usage, output_tokens: 1 }
+      }
+    }
+  ]]
+  r.content.forEach((b, index) => {
+    if (b.type === "text") {
+      out.push(["content_block_start", { type: "content_block_start", index, content_block: { type: "text", text: "" } }])
+      for (const piece of b.text.match(/.{1,8}/gs) ?? []) {
+        out.push(["content_block_delta", { type: "content_block_delta", index, delta: { type: "text_delta", text: piece } }])
+      }
+    } else {
+      out.push(["content_block_start", { type: "content_block_start", index, content_block: { type: "tool_use", id: b.id, name: b.name, input: {} } }])
+      const json = JSON.stringify(b.input)
+      for (const piece of json.match(/.{1,10}/gs) ?? []) {
+        out.push(["content_block_delta", { type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: piece } }])
+      }
+    }
+    out.push(["content_block_stop", { type: "content_block_stop", index }])
+  })
+  out.push(["message_delta", {
+    type: "message_delta",
+    delta: { stop_reason: r.stopReason ?? "end_turn", stop_sequence: null },
+    usage: { output_tokens: usage.output_tokens }
+  }])
+  out.push(["message_stop", { type: "message_stop" }])
+  return out
+}
+
+/** Start the server for the test's scope. */
+export const make = (script: ReadonlyArray<Reply> | Handler) =>
+  Effect.gen(function*() {
+    const requests: Array<Recorded> = []
+    let aborted = 0
+    const queue = Array.isArray(script) ? [...script] : []
+    const next = (req: Recorded, i: number): Reply => {
+      if (typeof script === "function") return script(req, i)
+      const r = queue.shift()
+      if (r === undefined) return error(500, "api_error", "fake server: no scripted reply left")
+      return r
+    }
+    const server = http.createServer((req, res) => {
+      const chunks: Array<Buffer> = []
+      req.on("data", (c: Buffer) => chunks.push(c))
+      req.on("end", () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}")
+        const recorded = { body, headers: req.headers }
+        requests.push(recorded)
+        const reply = next(recorded, requests.length - 1)
+        res.on("close", () => {
+          if (!res.writableEnded) aborted++
+        })
+        if (reply.kind === "error") {
+          res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers })
+          res.end(JSON.stringify({ type: "error", error: { type: reply.type, message: reply.message } }))
+          return
+        }
+        const usage = reply.usage ?? { input_tokens: 10, output_tokens: 5 }
+        if (body.stream !== true) {
+          res.writeHead(200, { "content-type": "application/json" })
+          res.end(JSON.stringify({
+            id: `msg_${ids++}`,
+            type: "message",
+            role: "assistant",
+            model: body.model,
+            content: reply.content,
+            stop_reason: reply.stopReason ?? "end_turn",
+            stop_sequence: null,
+            usage
+          }))
+          return
+        }
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
+        const events = sseEvents(body.model, reply, usage)
+        const limit = reply.stallAfterEvents ?? events.length
+        for (const [name, data] of events.slice(0, limit)) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
+        if (limit >= events.length) res.end()
+      })
+    })
+    yield* Effect.acquireRelease(
+      Effect.callback<void>((resume) => {
+        server.listen(0, "127.0.0.1", () => resume(Effect.void))
+      }),
+      () =>
+        Effect.callback<void>((resume) => {
+          server.closeAllConnections()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    const port = (server.address() as AddressInfo).port
+    return { url: `http://127.0.0.1:${port}`, requests, aborted: () => aborted } satisfies FakeAnthropic
+  })

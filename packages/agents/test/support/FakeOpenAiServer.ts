@@ -1,0 +1,89 @@
+/**
+ * A local OpenAI-compatible chat-completions server on 127.0.0.1 (as vLLM, Ollama or
+ * llama.cpp serve it), scripted per test: a queue of replies or a handler. Replies are JSON,
+ * or SSE chunks ending with `data: [DONE]` when the request says `stream: true`.
+ */
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import { Effect } from "effect"
+
+export type Reply =
+  | {
+    kind: "message"
+    content?: string
+    toolCalls?: ReadonlyArray<{ id: string; name: string; arguments: string }>
+    usage?: { prompt_tokens: number; completion_tokens: number }
+    stallAfterChunks?: number
+  }
+  | { kind: "error"; status: number; body: string; headers?: Record<string, string> }
+
+export interface Recorded {
+  readonly body: any
+  readonly headers: http.IncomingHttpHeaders
+}
+export type Handler = (request: Recorded, index: number) => Reply
+
+export const make = (script: ReadonlyArray<Reply> | Handler) =>
+  Effect.gen(function*() {
+    const requests: Array<Recorded> = []
+    let aborted = 0
+    const queue = Array.isArray(script) ? [...script] : []
+    const server = http.createServer((req, res) => {
+      const chunks: Array<Buffer> = []
+      req.on("data", (c: Buffer) => chunks.push(c))
+      req.on("end", () => {
+        const recorded = { body: JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}"), headers: req.headers }
+        requests.push(recorded)
+        const reply: Reply = typeof script === "function"
+          ? script(recorded, requests.length - 1)
+          : queue.shift() ?? { kind: "error", status: 500, body: "no scripted reply left" }
+        res.on("close", () => {
+          if (!res.writableEnded) aborted++
+        })
+        if (reply.kind === "error") {
+          res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers })
+          res.end(JSON.stringify({ error: { message: reply.body } }))
+          return
+        }
+        const toolCalls = (reply.toolCalls ?? []).map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }))
+        const finish = toolCalls.length > 0 ? "tool_calls" : "stop"
+        const usage = reply.usage ?? { prompt_tokens: 20, completion_tokens: 7 }
+        if (recorded.body.stream !== true) {
+          res.writeHead(200, { "content-type": "application/json" })
+          res.end(JSON.stringify({
+            id: "chatcmpl-1",
+            object: "chat.completion",
+            model: recorded.body.model,
+            choices: [{ index: 0, message: { role: "assistant", content: reply.content ?? null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) }, finish_reason: finish }],
+            usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens }
+          }))
+          return
+        }
+        const out: Array<unknown> = []
+        for (const piece of (reply.content ?? "").match(/.{1,6}/gs) ?? []) out.push({ choices: [{ index: 0, delta: { content: piece } }] })
+        toolCalls.forEach((c, index) => {
+          out.push({ choices: [{ index: 0, delta: { tool_calls: [{ index, id: c.id, type: "function", function: { name: c.function.name, arguments: "" } }] } }] })
+          for (const piece of c.function.arguments.match(/.{1,8}/gs) ?? []) {
+            out.push({ choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: piece } }] } }] })
+          }
+        })
+        out.push({ choices: [{ index: 0, delta: {}, finish_reason: finish }] })
+        out.push({ choices: [], usage })
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        const limit = reply.stallAfterChunks ?? out.length
+        for (const c of out.slice(0, limit)) res.write(`data: ${JSON.stringify(c)}\n\n`)
+        if (limit >= out.length) res.end("data: [DONE]\n\n")
+      })
+    })
+    yield* Effect.acquireRelease(
+      Effect.callback<void>((resume) => {
+        server.listen(0, "127.0.0.1", () => resume(Effect.void))
+      }),
+      () =>
+        Effect.callback<void>((resume) => {
+          server.closeAllConnections()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, requests, aborted: () => aborted }
+  })

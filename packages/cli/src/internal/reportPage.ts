@@ -1,0 +1,140 @@
+/**
+ * The report's HTML document: header, tree and details panel, charts, budget, insights and
+ * the best strategy, with the stylesheet, the page script and the embedded data inline.
+ */
+import type { BudgetRow, ReportModel } from "./reportModel.ts"
+import { STYLE } from "./reportStyle.ts"
+import { SCRIPT } from "./reportScript.ts"
+import { colour, escapeHtml, fmt, scoreChart, treeSvg } from "./reportSvg.ts"
+
+/**
+ * JSON for a `<script type="application/json">`: every `<` escaped, so no `</script` or
+ * `<!--` in untrusted strings can end the element early.
+ */
+export const embedJson = (value: unknown): string =>
+  JSON.stringify(value).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029")
+
+const hours = (h: number): string => {
+  const minutes = Math.round(h * 60)
+  return minutes < 60 ? `${minutes}m` : `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, "0")}m`
+}
+
+const amount = (row: BudgetRow, v: number): string =>
+  row.label === "Wall clock" ? hours(v)
+  : row.unit === "$" ? `$${v.toFixed(2)}`
+  : row.unit === "h" ? `${v.toFixed(v < 10 ? 2 : 1)} h`
+  : Math.round(v).toLocaleString("en-US")
+
+const budgetHtml = (rows: ReadonlyArray<BudgetRow>): string =>
+  rows.map((row) => {
+    const pct = row.limit === undefined ? undefined : Math.min(100, (100 * row.used) / row.limit)
+    const limit = row.limit === undefined ? `<span class="muted">no limit</span>` : ` / ${escapeHtml(amount(row, row.limit))}`
+    const bar = pct === undefined
+      ? `<div class="bar none"></div>`
+      : `<div class="bar${pct >= 100 ? " full" : pct >= 80 ? " high" : ""}"><span style="width:${pct.toFixed(1)}%"></span></div>`
+    return `<div class="budget-row" data-budget="${escapeHtml(row.label)}"><div class="budget-label">${
+      escapeHtml(row.label)
+    }</div><div class="budget-value"><b>${escapeHtml(amount(row, row.used))}</b>${limit}</div>${bar}</div>`
+  }).join("")
+
+const insightsHtml = (model: ReportModel): string =>
+  model.insights.length === 0
+    ? `<p class="muted">No insights were distilled in this run.</p>`
+    : `<ol class="insights">${
+      model.insights.map((i) =>
+        `<li><p>${escapeHtml(i.text)}</p>${
+          i.evidence.length === 0 ? "" : `<div class="evidence"><span class="muted">Evidence</span> ${
+            i.evidence.map((e) =>
+              e.node < 0
+                ? `<span class="chip missing">${escapeHtml(e.id)}</span>`
+                : `<a href="#" class="chip node-link" data-node="${e.node}">${escapeHtml(e.id)}</a>`
+            ).join(" ")
+          }</div>`
+        }</li>`
+      ).join("")
+    }</ol>`
+
+const count = (model: ReportModel, state: string): number => model.nodes.filter((n) => n.state === state).length
+
+const headerHtml = (model: ReportModel): string => {
+  const t = model.task
+  const best = model.best >= 0 ? model.nodes[model.best]! : undefined
+  const chip = (label: string, value: string) => `<span class="chip"><span class="muted">${label}</span> ${escapeHtml(value)}</span>`
+  const status = model.finished === undefined ? "in progress" : `finished: ${model.finished.reason}`
+  const stats: ReadonlyArray<readonly [string, number, string]> = [
+    ["nodes", model.nodes.length, ""],
+    ["succeeded", count(model, "Succeeded"), ""],
+    ["failed", count(model, "Failed"), "fail"],
+    ["pruned", count(model, "Pruned"), "prune"],
+    ["cancelled", count(model, "Cancelled"), "cancel"]
+  ]
+  return `<header>
+<div class="title"><div class="brand">TREX report</div><h1>${escapeHtml(t.name)}</h1><p class="objective">${escapeHtml(t.objective)}</p>
+<div class="chips">${chip("metric", `${t.metric.name} (${t.metric.direction})`)}${
+    t.metric.target === undefined ? "" : chip("target", fmt(t.metric.target))
+  }${t.baseModel === undefined ? "" : chip("base model", t.baseModel.name)}${chip("run", model.runId)}${chip("status", status)}${
+    chip("started", new Date(model.startedAt).toISOString().replace("T", " ").slice(0, 16) + " UTC")
+  }</div></div>
+<div class="summary"><div class="best-score"><div class="muted">best ${escapeHtml(t.metric.name)}</div><div class="big">${
+    best?.score === undefined ? "—" : fmt(best.score)
+  }</div><div class="muted">${best === undefined ? "no successful trial" : `node <a href="#" class="node-link" data-node="${model.best}">${escapeHtml(best.id)}</a>`}</div></div>
+<div class="counts">${stats.map(([label, n, cls]) => `<div class="${cls}"><b>${n}</b><span>${label}</span></div>`).join("")}</div></div>
+</header>`
+}
+
+const legendHtml = (model: ReportModel): string => {
+  const r = model.scoreRange
+  const gradient = [0, 0.25, 0.5, 0.75, 1].map((t) => colour(t)).join(",")
+  const worst = r === undefined ? "" : fmt(model.task.metric.direction === "maximize" ? r.min : r.max)
+  const bestScore = r === undefined ? "" : fmt(model.task.metric.direction === "maximize" ? r.max : r.min)
+  return `<div class="legend"><span class="scale"><span>${worst}</span><i style="background:linear-gradient(90deg,${gradient})"></i><span>${bestScore}</span></span>
+<span><i class="dot best"></i>best</span><span><i class="dot failed"></i>failed</span><span><i class="dot pruned"></i>pruned</span><span><i class="dot cancelled"></i>cancelled</span><span><i class="dot pending"></i>pending</span>
+<span class="muted hint">drag to pan · scroll to zoom · click a node</span></div>`
+}
+
+const bestHtml = (model: ReportModel): string =>
+  model.bestStrategy === undefined
+    ? `<p class="muted">No trial has succeeded yet.</p>`
+    : `<div class="best-bar"><span class="muted">From node <a href="#" class="node-link" data-node="${model.best}">${
+      escapeHtml(model.nodes[model.best]!.id)
+    }</a></span><button id="copy-best" type="button">Copy JSON</button></div><pre id="best-json">${
+      escapeHtml(JSON.stringify(model.bestStrategy, null, 2))
+    }</pre>`
+
+/** The complete page for a run. */
+export const page = (model: ReportModel): string => {
+  const data = {
+    nodes: model.nodes,
+    best: model.best,
+    startedAt: model.startedAt,
+    metric: model.task.metric,
+    defaultStrategy: model.task.defaultStrategy ?? null
+  }
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>TREX · ${escapeHtml(model.task.name)}</title><style>${STYLE}</style></head>
+<body>${headerHtml(model)}
+<main>
+<section class="card tree-card"><div class="card-head"><h2>Search tree</h2><div class="tools"><button type="button" id="fit">Fit</button><button type="button" id="goto-best"${
+    model.best < 0 ? " disabled" : ""
+  }>Best</button></div></div>
+<div class="tree-wrap">${treeSvg(model)}<div id="tip" class="tip" hidden></div></div>${legendHtml(model)}</section>
+<aside class="card details" id="details"><p class="muted">Click a node to see its strategy, metrics, curves, cost and logs.</p></aside>
+<section class="card"><h2>Score over trials</h2>${scoreChart(model, (p) => p.trial, "trial", "chart-trials")}</section>
+<section class="card"><h2>Score over GPU-hours</h2>${scoreChart(model, (p) => p.gpuHours, "GPU-hours", "chart-gpu")}</section>
+<section class="card"><h2>Budget</h2><div class="budget">${budgetHtml(model.budget)}</div></section>
+<section class="card insights-card"><h2>Insights</h2>${insightsHtml(model)}</section>
+<section class="card wide"><h2>Best strategy</h2>${bestHtml(model)}</section>
+</main>
+<script type="application/json" id="trex-data">${embedJson(data)}</script>
+<script>${SCRIPT}</script>
+</body></html>
+`
+}
+
+/** The page for a journal that holds no run yet. */
+export const emptyPage = (): string =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>TREX report</title><style>${STYLE}</style></head>
+<body><header><div class="title"><div class="brand">TREX report</div><h1>No run recorded</h1><p class="objective">This journal holds no RunStarted event yet.</p></div></header></body></html>
+`

@@ -1,0 +1,315 @@
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import { Cost, Fingerprint, Journal, JournalEvent, Result, Strategy, Task } from "@trex/core"
+import * as HtmlReport from "../src/HtmlReport.ts"
+import { Browser, open, pw } from "./support/browser.ts"
+
+const XSS = `<img src=x onerror="window.__pwned=1"></script><script>window.__pwned=2</script>`
+
+const task = Schema.decodeUnknownSync(Task.Task)({
+  name: "add3-reversed",
+  objective: "Teach a small model three-digit addition",
+  metric: { name: "accuracy", direction: "maximize", target: 0.9 },
+  baseModel: { name: "tiny-gpt-2m" },
+  budget: { maxTrials: 40, gpuHours: 2, dollars: 20, tokens: 200_000, wallClockHours: 1 },
+  defaultStrategy: {
+    data: { sources: [{ name: "add3" }], format: "plain" },
+    training: { learningRate: 0.001, epochs: 3, batchSize: 32 }
+  }
+})
+
+/** A tiny deterministic generator, so every run of the tests builds the same journal. */
+const lcg = (seed: number) => () => {
+  seed = (seed * 1664525 + 1013904223) % 4294967296
+  return seed / 4294967296
+}
+
+interface Options {
+  readonly size: number
+  readonly rationale?: (i: number) => string
+  readonly withInsights?: boolean
+}
+
+/**
+ * A run: each node mutates its parent's learning rate, epochs or format; most succeed with a
+ * learning curve, some fail (OOM with a log tail), some are pruned or cancelled, and insights
+ * are distilled every 10 results. Returns the events and the node ids.
+ */
+const runEvents = (options: Options) => {
+  const rnd = lcg(42)
+  const t0 = Date.UTC(2026, 10, 20, 9, 0, 0)
+  let at = t0
+  const events: Array<JournalEvent.JournalEvent> = [
+    JournalEvent.make("RunStarted", { runId: "run-test", task, seed: 7, options: {}, at })
+  ]
+  const ids: Array<string> = []
+  const strategies: Array<Strategy.Strategy> = []
+  const outcomes: Array<string> = []
+  for (let i = 0; i < options.size; i++) {
+    const parentIndex = i < 4 ? -1 : Math.floor(rnd() * i)
+    const base = parentIndex < 0 ? task.defaultStrategy! : strategies[parentIndex]!
+    const move = i % 3
+    const enc = Strategy.encode(base)
+    const strategy = Strategy.decodeSync({
+      ...enc,
+      data: { ...enc.data, format: move === 2 ? (enc.data.format === "plain" ? "reversed" : "plain") : enc.data.format },
+      training: {
+        ...enc.training,
+        learningRate: move === 0 ? Number((enc.training.learningRate * (rnd() < 0.5 ? 0.5 : 2)).toPrecision(3)) : enc.training.learningRate,
+        epochs: move === 1 ? enc.training.epochs + 1 : enc.training.epochs
+      },
+      rationale: options.rationale?.(i) ?? `try move ${move} from ${parentIndex < 0 ? "the default" : `n${parentIndex}`}`
+    })
+    const id = `n${i}`
+    ids.push(id)
+    strategies.push(strategy)
+    const parent = parentIndex < 0 ? "root" : ids[parentIndex]!
+    at += 1000
+    events.push(JournalEvent.make("NodeProposed", {
+      node: { id, parent, strategy, fingerprint: Fingerprint.of(strategy), proposedAt: at },
+      at
+    }))
+    events.push(JournalEvent.make("NodeAdmitted", { nodeId: id, estimate: Cost.make({ gpuSeconds: 120 }), at }))
+    events.push(JournalEvent.make("JobSubmitted", { nodeId: id, job: { backend: "local", id: `job-${i}`, data: {} }, at }))
+    const roll = rnd()
+    const gpuSeconds = 60 + Math.round(rnd() * 120)
+    const cost = Cost.make({ gpuSeconds, wallSeconds: gpuSeconds, dollars: gpuSeconds * 0.001 })
+    at += gpuSeconds * 1000
+    const quality = (strategy.data.format === "reversed" ? 0.25 : 0) + Math.min(0.5, strategy.training.epochs * 0.08) -
+      Math.abs(Math.log10(strategy.training.learningRate) + 3) * 0.1
+    const curves = Array.from({ length: 8 }, (_, s) => [
+      { step: s * 10, split: "train", name: "loss", value: 2 * Math.exp(-s * (0.2 + quality)) },
+      { step: s * 10, split: "eval", name: "loss", value: 2.1 * Math.exp(-s * (0.18 + quality)) + 0.05 }
+    ]).flat()
+    if (i === options.size - 1) {
+      outcomes.push("Cancelled")
+      events.push(JournalEvent.make("NodeFinished", { nodeId: id, outcome: "Cancelled", reason: "budget exhausted", at }))
+    } else if (i % 9 === 5) {
+      outcomes.push("Failed")
+      events.push(JournalEvent.make("NodeFinished", {
+        nodeId: id,
+        outcome: "Failed",
+        result: Result.failure("OOM", "CUDA out of memory", {
+          logTail: ["epoch 1 step 40 loss 1.92", "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"],
+          cost,
+          exitCode: 1
+        }),
+        at
+      }))
+    } else if (i % 11 === 7) {
+      outcomes.push("Pruned")
+      events.push(JournalEvent.make("NodeFinished", { nodeId: id, outcome: "Pruned", reason: "ASHA rung 1: below median", at }))
+    } else {
+      outcomes.push("Succeeded")
+      const score = Math.max(0.05, Math.min(0.97, 0.35 + quality + (roll - 0.5) * 0.1))
+      events.push(JournalEvent.make("NodeFinished", {
+        nodeId: id,
+        outcome: "Succeeded",
+        result: { ...Result.success({ accuracy: score, loss: 1 - score }, score, cost), curves, summary: `accuracy ${score.toFixed(3)}` },
+        at
+      }))
+    }
+    events.push(JournalEvent.make("BudgetCharged", { nodeId: id, cost, reason: "trial", at }))
+    if (options.withInsights === true && i % 10 === 9) {
+      events.push(JournalEvent.make("InsightsDistilled", {
+        insights: [{
+          id: `i${i}`,
+          text: `Reversed digits help (after ${i + 1} trials)`,
+          evidence: [ids[i - 1]!, ids[i - 3]!],
+          createdAt: at,
+          data: {}
+        }],
+        at
+      }))
+      events.push(JournalEvent.make("BudgetCharged", { cost: Cost.make({ inputTokens: 1500, outputTokens: 300, dollars: 0.01 }), reason: "distill", at }))
+    }
+  }
+  events.push(JournalEvent.make("RunFinished", { reason: "budget", at: at + 1000 }))
+  return { events, ids, strategies, outcomes }
+}
+
+const entriesOf = (events: ReadonlyArray<JournalEvent.JournalEvent>): ReadonlyArray<JournalEvent.Entry> =>
+  events.map((event, i) => ({ seq: i + 1, event }))
+
+const small = runEvents({ size: 30, withInsights: true })
+
+/** The realistic run, written to and read back from an in-memory journal. */
+const renderSmall = Effect.gen(function*() {
+  const journal = yield* Journal.Journal
+  yield* journal.append(small.events)
+  return yield* HtmlReport.fromJournal({ n5: ["loading data", "step 10 loss 2.1"] })
+}).pipe(Effect.provide(Journal.Journal.layerMemory), Effect.orDie)
+
+describe("HtmlReport (pure)", () => {
+  it.effect("renders a page that says so for a journal without a run", () =>
+    Effect.gen(function*() {
+      const html = yield* HtmlReport.fromJournal().pipe(Effect.provide(Journal.Journal.layerMemory))
+      assert.include(html, "No run recorded")
+    }))
+
+  it.effect("embeds the data with every < escaped and no external reference", () =>
+    Effect.gen(function*() {
+      const { events } = runEvents({ size: 6, rationale: () => XSS })
+      const html = HtmlReport.render({ entries: entriesOf(events), logs: { n1: [XSS] } })
+      const start = html.indexOf(`id="trex-data">`) + `id="trex-data">`.length
+      const data = JSON.parse(html.slice(start, html.indexOf("</script>", start)))
+      assert.strictEqual(data.nodes.length, 6)
+      assert.strictEqual(data.nodes[0].strategy.rationale, XSS)
+      assert.strictEqual(data.nodes[1].logs[0], XSS)
+      assert.notMatch(html, /(src|href)="(https?:)?\/\//)
+      assert.notInclude(html, "<img")
+      assert.strictEqual(html.split("<script").length - 1, 2)
+    }))
+})
+
+layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) => {
+  it.effect("renders the tree, charts, budget and insights without errors or requests", () =>
+    Effect.gen(function*() {
+      const html = yield* renderSmall
+      const { external, page, problems } = yield* open(html)
+      const count = (selector: string) => pw(() => page.locator(selector).count())
+      assert.strictEqual(yield* count("#tree .node"), 30)
+      assert.strictEqual(yield* count("#tree .s-Failed"), small.outcomes.filter((o) => o === "Failed").length)
+      assert.strictEqual(yield* count("#tree .s-Pruned"), small.outcomes.filter((o) => o === "Pruned").length)
+      assert.strictEqual(yield* count("#tree .s-Cancelled"), 1)
+      assert.strictEqual(yield* count("#tree .best-ring"), 1)
+      const scored = small.outcomes.filter((o) => o === "Succeeded").length
+      assert.strictEqual(yield* count("#chart-trials .pt"), scored)
+      assert.strictEqual(yield* count("#chart-gpu .pt"), scored)
+      for (const selector of ["#tree .edges", "#chart-trials .best-line", "#chart-gpu .best-line", "#chart-trials .fail-ticks"]) {
+        const d = yield* pw(() => page.locator(selector).getAttribute("d"))
+        assert.isTrue(d !== null && d.length > 20, selector)
+      }
+      assert.strictEqual(yield* count(".budget-row"), 5)
+      const trials = yield* pw(() => page.locator(`.budget-row[data-budget="Trials"]`).innerText())
+      assert.include(trials, "30")
+      assert.include(trials, "40")
+      assert.strictEqual(yield* count(".insights li"), 3)
+      // The best node is selected on load.
+      const best = yield* pw(() => page.locator("#details h2").innerText())
+      assert.match(best, /^n\d+$/)
+      assert.deepStrictEqual(problems, [])
+      assert.deepStrictEqual(external, [])
+    }))
+
+  it.effect("clicking a node shows its strategy as a diff against its parent", () =>
+    Effect.gen(function*() {
+      const { page, problems } = yield* open(yield* renderSmall)
+      // n6 (move 0) changed its parent's learning rate; n7 (move 1) its epochs.
+      for (const [i, field] of [[6, "training.learningRate"], [7, "training.epochs"]] as const) {
+        yield* pw(() => page.locator(`#tree .node[data-i="${i}"]`).click())
+        assert.strictEqual(yield* pw(() => page.locator("#details h2").innerText()), `n${i}`)
+        const row = page.locator(`#details tr.changed[data-field="${field}"]`)
+        assert.strictEqual(yield* pw(() => row.count()), 1)
+        const expected = field === "training.epochs" ? small.strategies[i]!.training.epochs : small.strategies[i]!.training.learningRate
+        assert.strictEqual(yield* pw(() => row.locator("td.new").innerText()), String(expected))
+        assert.strictEqual(yield* pw(() => page.locator("#details tr.changed").count()), 1)
+      }
+      // A failed node shows its failure kind and log tail.
+      yield* pw(() => page.locator(`#tree .node[data-i="5"]`).click())
+      const text = yield* pw(() => page.locator("#details").innerText())
+      assert.include(text, "OOM")
+      assert.include(text, "CUDA out of memory. Tried to allocate")
+      assert.include(text, "step 10 loss 2.1")
+      // A succeeded node has learning curves.
+      yield* pw(() => page.locator(`#tree .node[data-i="8"]`).click())
+      assert.strictEqual(yield* pw(() => page.locator("#details svg.curve path.ln").count()), 2)
+      assert.deepStrictEqual(problems, [])
+    }))
+
+  it.effect("an insight's evidence link selects its node", () =>
+    Effect.gen(function*() {
+      const { page, problems } = yield* open(yield* renderSmall)
+      const link = page.locator(".insights a.node-link").nth(1)
+      const id = yield* pw(() => link.innerText())
+      const index = small.ids.indexOf(id)
+      yield* pw(() => link.click())
+      assert.strictEqual(yield* pw(() => page.locator("#details h2").innerText()), id)
+      assert.strictEqual(yield* pw(() => page.locator("#tree").getAttribute("data-selected")), String(index))
+      assert.strictEqual(yield* pw(() => page.locator("#sel-ring").getAttribute("visibility")), "visible")
+      assert.deepStrictEqual(problems, [])
+    }))
+
+  it.effect("shows the best strategy as valid JSON with a copy button", () =>
+    Effect.gen(function*() {
+      const { page, problems } = yield* open(yield* renderSmall)
+      const json = JSON.parse(yield* pw(() => page.locator("#best-json").innerText()))
+      const bestId = yield* pw(() => page.locator("#details h2").innerText())
+      assert.deepStrictEqual(json, Strategy.encode(small.strategies[small.ids.indexOf(bestId)]!))
+      const button = page.locator("#copy-best")
+      yield* pw(() => button.click())
+      assert.strictEqual(yield* pw(() => button.getAttribute("data-copied")), "yes")
+      assert.deepStrictEqual(problems, [])
+    }))
+
+  it.effect("keeps journal text as text (no HTML injection)", () =>
+    Effect.gen(function*() {
+      const { events } = runEvents({ size: 12, rationale: () => XSS, withInsights: true })
+      const html = HtmlReport.render({ entries: entriesOf(events), logs: { n1: [XSS] } })
+      const { external, page, problems } = yield* open(html)
+      yield* pw(() => page.locator(`#tree .node[data-i="1"]`).click())
+      assert.include(yield* pw(() => page.locator("#details .rationale").innerText()), XSS)
+      assert.include(yield* pw(() => page.locator("#details pre.logs").innerText()), XSS)
+      assert.strictEqual(yield* pw(() => page.locator("img").count()), 0)
+      assert.isUndefined(yield* pw(() => page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)))
+      assert.deepStrictEqual(problems, [])
+      assert.deepStrictEqual(external, [])
+    }))
+
+  it.effect("renders a 5,000-node tree that stays interactive", () =>
+    Effect.gen(function*() {
+      const { events } = runEvents({ size: 5000 })
+      const renderStart = performance.now()
+      const html = HtmlReport.render({ entries: entriesOf(events) })
+      const renderMs = performance.now() - renderStart
+      const { loadMs, page, problems } = yield* open(html)
+      assert.strictEqual(yield* pw(() => page.locator("#tree .node").count()), 5000)
+      const shot = join(mkdtempSync(join(tmpdir(), "trex-shots-")), "large.png")
+      writeFileSync(shot, yield* pw(() => page.screenshot()))
+      // Zoomed out, nodes overlap: click whichever node is on top at the node's centre.
+      const box = yield* pw(() => page.locator(`#tree .node[data-i="4321"]`).boundingBox())
+      const x = box!.x + box!.width / 2
+      const y = box!.y + box!.height / 2
+      const hit = yield* pw(() =>
+        page.evaluate<string | null>(`document.elementFromPoint(${x}, ${y})?.getAttribute("data-i") ?? null`)
+      )
+      assert.isNotNull(hit)
+      const clickStart = performance.now()
+      yield* pw(() => page.mouse.click(x, y))
+      yield* pw(() => page.locator(`#details[data-selected="n${hit}"]`).waitFor())
+      const clickMs = performance.now() - clickStart
+      yield* pw(() => page.mouse.move(700, 400))
+      yield* pw(() => page.mouse.wheel(0, -400))
+      const zoomed = yield* pw(() => page.locator("#tree").getAttribute("viewBox"))
+      yield* pw(() => page.locator("#fit").click())
+      assert.notStrictEqual(zoomed, yield* pw(() => page.locator("#tree").getAttribute("viewBox")))
+      console.log(
+        `5,000 nodes: render ${renderMs.toFixed(0)} ms, ${(html.length / 1e6).toFixed(1)} MB, ` +
+          `load to ready ${loadMs.toFixed(0)} ms, click to details ${clickMs.toFixed(0)} ms; screenshot ${shot}`
+      )
+      assert.deepStrictEqual(problems, [])
+    }))
+
+  it.effect("screenshots change when a node is selected", () =>
+    Effect.gen(function*() {
+      const { page } = yield* open(yield* renderSmall)
+      const dir = mkdtempSync(join(tmpdir(), "trex-shots-"))
+      const before = yield* pw(() => page.screenshot({ fullPage: true }))
+      yield* pw(() => page.locator(`#tree .node[data-i="5"]`).click())
+      const after = yield* pw(() => page.screenshot({ fullPage: true }))
+      writeFileSync(join(dir, "before.png"), before)
+      writeFileSync(join(dir, "after.png"), after)
+      writeFileSync(join(dir, "details.png"), yield* pw(() => page.locator("#details").screenshot()))
+      console.log(`screenshots in ${dir}`)
+      for (const png of [before, after]) {
+        assert.strictEqual(png.subarray(1, 4).toString("latin1"), "PNG")
+        assert.strictEqual(png.readUInt32BE(16), 1440)
+        assert.isAbove(png.readUInt32BE(20), 1000)
+        assert.isAbove(png.length, 50_000)
+      }
+      assert.isFalse(before.equals(after))
+    }))
+})
