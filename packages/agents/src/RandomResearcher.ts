@@ -37,6 +37,6 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => ({
   distill: () => Effect.succeed([])
 })
 
-/** @since 0.1.0 @category layers */
+/** The researcher as the `Researcher` service. @since 0.1.0 @category layers */
 export const layer = (options: Options = {}): Layer.Layer<Researcher.Researcher> =>
   Layer.succeed(Researcher.Researcher, make(options))

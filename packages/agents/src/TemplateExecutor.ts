@@ -141,7 +141,7 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
       request.job !== undefined
         ? Effect.succeed({ job: request.job, submitted: false })
         : Effect.gen(function*() {
-          if ((request.attempt ?? 0) === 0) {
+          if (request.reconcile === true && (request.attempt ?? 0) === 0) {
             const known = yield* backend.list(request.runId)
             const mine = known.find((j) => j.labels.node === nodeId)
             if (mine !== undefined) return { job: mine.ref, submitted: true }

@@ -15,6 +15,8 @@ export const ResearcherKind = Schema.Literals(["heuristic", "claude", "random", 
 export const ExecutorKind = Schema.Literals(["template", "code-agent"])
 /** @since 0.1.0 @category schemas */
 export const PolicyKind = Schema.Literals(["uct", "puct", "greedy", "best-first", "random"])
+/** Which API the model-backed agents call. @since 0.1.0 @category schemas */
+export const ModelApi = Schema.Literals(["anthropic", "openai-compatible"])
 /** @since 0.1.0 @category schemas */
 export const SchedulerKind = Schema.Literals(["none", "asha"])
 
@@ -29,6 +31,7 @@ export const Settings = Schema.Struct({
   executor: ExecutorKind,
   policy: PolicyKind,
   scheduler: SchedulerKind,
+  modelApi: ModelApi,
   concurrency: Schema.Int.check(Schema.isGreaterThan(0)),
   distillEvery: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   stagnation: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0)))
@@ -43,6 +46,7 @@ export const defaults: Omit<Settings, "taskFile" | "taskDir"> = {
   executor: "template",
   policy: "uct",
   scheduler: "none",
+  modelApi: "anthropic",
   concurrency: 2,
   distillEvery: 5
 }

@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { HeuristicResearcher, TemplateExecutor } from "@trex/agents"
-import { type Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, type Task } from "@trex/core"
+import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearcher, OpenAiModel, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
+import { type Backend, Errors, Journal, type Scheduler, SearchPolicy, type Task } from "@trex/core"
 import { LocalBackend, Simulator } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
@@ -63,22 +63,40 @@ export const backend = (settings: Settings, task: Task.Task, runDir: string): La
 }
 
 /**
+ * The model the LLM agents call: Claude (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`, `TREX_MODEL`) or
+ * an OpenAI-compatible server such as vLLM, Ollama or llama.cpp (`OPENAI_BASE_URL`, `TREX_MODEL`).
+ * A missing variable is reported as bad input naming it.
+ * @since 0.1.0 @category layers
+ */
+export const model = (settings: Settings) => {
+  const [layer, needs] = settings.modelApi === "openai-compatible"
+    ? [OpenAiModel.layerConfig(), "OPENAI_BASE_URL and TREX_MODEL"] as const
+    : [AnthropicModel.layerConfig(), "ANTHROPIC_API_KEY"] as const
+  return layer.pipe(
+    Layer.catchCause(() => failing(`--researcher ${settings.researcher} / --executor ${settings.executor}`, `set ${needs} in the environment (see docs/guide-claude.md)`))
+  )
+}
+
+/**
  * Everything `Explorer.run` needs, on a SQLite journal in the run directory.
  * @since 0.1.0 @category layers
  */
 export const layers = (settings: Settings, task: Task.Task, runDir: string) => {
+  const backendLayer = backend(settings, task, runDir)
   const researcher = settings.researcher === "heuristic"
     ? HeuristicResearcher.layer()
-    : failing<Researcher.Researcher>(`--researcher ${settings.researcher}`, "not available in this build")
+    : settings.researcher === "claude"
+    ? ClaudeResearcher.layer().pipe(Layer.provide([model(settings), ClaudeResearcher.ResearchTools.layer()]))
+    : settings.researcher === "random"
+    ? RandomResearcher.layer()
+    : TpeResearcher.layer()
   // A simulated table needs no command: the simulator reads strategy.json itself.
   const recipe: Task.Recipe | undefined = settings.backend === "simulator" && task.recipe === undefined
     ? { command: ["simulate"], env: {}, resources: { gpus: 1, cpus: 1 } }
     : undefined
   const executor = settings.executor === "template"
-    ? TemplateExecutor.layer({ taskDir: settings.taskDir, ...(recipe !== undefined ? { recipe } : {}) }).pipe(
-      Layer.provide(backend(settings, task, runDir))
-    )
-    : failing<ExecutorAgent.ExecutorAgent>(`--executor ${settings.executor}`, "not available in this build")
+    ? TemplateExecutor.layer({ taskDir: settings.taskDir, ...(recipe !== undefined ? { recipe } : {}) }).pipe(Layer.provide(backendLayer))
+    : CodeAgentExecutor.layer().pipe(Layer.provide([model(settings), backendLayer]))
   return Layer.mergeAll(
     Journal.Journal.layerSqlite(RunDir.journalFile(runDir)),
     Layer.succeed(SearchPolicy.SearchPolicy, policy(settings.policy)),

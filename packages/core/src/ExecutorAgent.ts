@@ -28,6 +28,12 @@ export interface ExecutionRequest {
    * submit afresh rather than adopt the failed job.
    */
   readonly attempt?: number
+  /**
+   * Set when resuming a node that was admitted before a crash but has no submission on record:
+   * the job may exist anyway (the controller died between submit and journaling it), so the
+   * executor looks for it (`Backend.list`) before submitting.
+   */
+  readonly reconcile?: boolean
 }
 
 /** @since 0.1.0 @category models */

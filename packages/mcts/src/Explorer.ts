@@ -193,7 +193,11 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       yield* record(events)
     })
 
-  const execute = (node: ExperimentNode.NodeSpec, job: ExperimentNode.JobRef | undefined): Effect.Effect<void, Errors.JournalError> =>
+  const execute = (
+    node: ExperimentNode.NodeSpec,
+    job: ExperimentNode.JobRef | undefined,
+    reconcile: boolean
+  ): Effect.Effect<void, Errors.JournalError> =>
     Effect.gen(function*() {
       let tries = 0
       let reattach = job
@@ -205,6 +209,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
             runDir: options.runDir,
             node,
             attempt: tries,
+            ...(reconcile && tries === 0 ? { reconcile: true } : {}),
             ...(reattach !== undefined ? { job: reattach } : {})
           })
           .pipe(
@@ -285,10 +290,10 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       }
     })
 
-  const launch = (node: ExperimentNode.NodeSpec, job?: ExperimentNode.JobRef) =>
+  const launch = (node: ExperimentNode.NodeSpec, job?: ExperimentNode.JobRef, reconcile = false) =>
     Effect.suspend(() => {
       inFlight.add(node.id)
-      return FiberMap.run(fibers, node.id, execute(node, job))
+      return FiberMap.run(fibers, node.id, execute(node, job, reconcile))
     })
 
   // ---- reconcile what was in flight when the last controller stopped -----------------------
@@ -304,7 +309,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       ledger.reserve(id, estimate)
       yield* record([JournalEvent.make("NodeAdmitted", { nodeId: id, estimate, at: yield* now })])
     }
-    yield* launch(n, n.state._tag === "Running" ? n.state.job : undefined)
+    yield* launch(n, n.state._tag === "Running" ? n.state.job : undefined, n.state._tag !== "Running")
   }
 
   // ---- the loop ------------------------------------------------------------------------------

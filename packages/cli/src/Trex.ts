@@ -1,0 +1,252 @@
+/**
+ * The embedding API: start, observe, pause, resume and stop a search from an application's own
+ * code. The same wiring as the `trex` CLI (task file, backend, researcher, executor, policy), with
+ * an event stream instead of a terminal.
+ *
+ * Effect users call {@link search} and get a scoped {@link Search}; everyone else calls
+ * {@link start} and gets promises and an async iterator.
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Errors, type JournalEvent, type Task, TaskFile } from "@trex/core"
+import { Simulator } from "@trex/executors"
+import { Control, Explorer, ResultCache } from "@trex/mcts"
+import { Deferred, Effect, Fiber, PubSub, Schema, type Scope, Stream } from "effect"
+import * as RunDir from "./RunDir.ts"
+import * as Settings from "./Settings.ts"
+import * as Wiring from "./Wiring.ts"
+
+/** What to run: a task file (or a decoded task and its directory) and the wiring. @since 0.1.0 @category models */
+export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "taskDir">> {
+  readonly taskFile?: string
+  /** A task object instead of a file; `taskDir` resolves its relative paths (default: cwd). */
+  readonly task?: Task.TaskEncoded
+  readonly taskDir?: string
+  /** Where runs go (default `trex-runs`). */
+  readonly out?: string
+  /** Continue this run directory instead of starting a new one. */
+  readonly resume?: string
+  readonly seed?: number
+  readonly maxTrials?: number
+}
+
+/** A prepared run: the task, its settings and where it lives. @since 0.1.0 @category models */
+export interface Prepared {
+  readonly task: Task.Task
+  readonly settings: Settings.Settings
+  readonly runDir: string
+  readonly runId: string
+  readonly seed: number
+}
+
+const withSimulatedSpace = (task: Task.Task, dir: string) =>
+  Effect.gen(function*() {
+    const { landscape } = yield* Simulator.fromTask(task, dir)
+    return {
+      ...task,
+      searchSpace: task.searchSpace ?? Simulator.searchSpace(landscape),
+      defaultStrategy: task.defaultStrategy ?? Simulator.defaultStrategy(landscape)
+    } satisfies Task.Task
+  })
+
+/**
+ * Resolve options into a run: load and check the task, choose the run directory (new, or the
+ * one being resumed with the settings it was started with).
+ * @since 0.1.0 @category constructors
+ */
+export const prepare = (options: Options): Effect.Effect<Prepared, Errors.InvalidInput | Errors.JournalError> =>
+  Effect.gen(function*() {
+    if (options.resume !== undefined) {
+      const info = yield* RunDir.load(options.resume)
+      const settings = yield* Schema.decodeUnknownEffect(Settings.Settings)(info.started.options).pipe(
+        Effect.mapError(() => invalid(options.resume!, `${options.resume}: the run's recorded settings are not readable by this trex`))
+      )
+      return { task: info.started.task, settings, runDir: path.resolve(options.resume), runId: info.started.runId, seed: info.started.seed }
+    }
+    const loaded = options.taskFile !== undefined
+      ? yield* TaskFile.load(options.taskFile)
+      : options.task !== undefined
+      ? { task: yield* TaskFile.decode(options.task, "task"), file: "", dir: path.resolve(options.taskDir ?? ".") }
+      : yield* Effect.fail(invalid("options", "give taskFile or task"))
+    let task = loaded.task
+    if (options.maxTrials !== undefined) {
+      if (!(options.maxTrials >= 1)) return yield* invalid("maxTrials", "maxTrials must be at least 1")
+      task = { ...task, budget: { ...task.budget, maxTrials: options.maxTrials } }
+    }
+    const settings: Settings.Settings = {
+      ...Settings.defaults,
+      ...Object.fromEntries(Object.entries(options).filter(([k, v]) => k in Settings.defaults && v !== undefined)),
+      ...(options.stagnation !== undefined ? { stagnation: options.stagnation } : {}),
+      taskFile: loaded.file,
+      taskDir: loaded.dir
+    }
+    yield* Schema.decodeUnknownEffect(Settings.Settings)(settings).pipe(
+      Effect.mapError((e) => invalid("options", `invalid settings:\n${TaskFile.formatIssues(e)}`))
+    )
+    if (settings.backend === "simulator") task = yield* withSimulatedSpace(task, loaded.dir)
+    yield* Wiring.check(settings, task)
+    const runId = RunDir.newRunId(task.name, new Date())
+    const runDir = path.resolve(options.out ?? "trex-runs", runId)
+    fs.mkdirSync(runDir, { recursive: true })
+    return { task, settings, runDir, runId, seed: options.seed ?? 0 }
+  })
+
+const invalid = (source: string, message: string) => new Errors.InvalidInput({ source, message })
+
+/**
+ * Run a prepared search to its end.
+ * @since 0.1.0 @category running
+ */
+export const runPrepared = (prepared: Prepared, hooks: {
+  readonly onEvent?: Explorer.Options["onEvent"]
+  readonly control?: Control.Control
+} = {}) =>
+  Effect.gen(function*() {
+    const { runDir, settings, task } = prepared
+    const siblings = yield* RunDir.siblingJournals(path.dirname(runDir), runDir)
+    const scheduler = Wiring.scheduler(settings, task)
+    return yield* Explorer.run(task, {
+      runId: prepared.runId,
+      runDir,
+      seed: prepared.seed,
+      concurrency: settings.concurrency,
+      distillEvery: settings.distillEvery,
+      cache: ResultCache.fromJournals(siblings, task),
+      recorded: Schema.encodeSync(Settings.Settings)(settings),
+      ...(hooks.onEvent !== undefined ? { onEvent: hooks.onEvent } : {}),
+      ...(hooks.control !== undefined ? { control: hooks.control } : {}),
+      ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),
+      ...(scheduler !== undefined ? { scheduler } : {})
+    }).pipe(Effect.provide(Wiring.layers(settings, task, runDir)))
+  })
+
+/**
+ * A running search.
+ * @since 0.1.0 @category models
+ */
+export interface Search {
+  readonly runId: string
+  readonly runDir: string
+  /** Journal events as they happen (from the moment of subscription). */
+  readonly events: Stream.Stream<JournalEvent.Entry>
+  /** No new trials start; running ones finish. */
+  readonly pause: Effect.Effect<void>
+  readonly resume: Effect.Effect<void>
+  /** `"drain"` lets running trials finish; `"cancel"` cancels them (`trex resume` continues later). */
+  readonly stop: (mode?: Control.StopMode) => Effect.Effect<void>
+  /** The run's summary when it ends. */
+  readonly await: Effect.Effect<Explorer.Summary, unknown>
+}
+
+/**
+ * Start a search in the background of the current scope.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Trex } from "@trex/cli"
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const search = yield* Trex.search({ taskFile: "examples/quickstart/task.yaml", maxTrials: 4 })
+ *   yield* search.events.pipe(Stream.take(3), Stream.runForEach((e) => Effect.log(e.event._tag)), Effect.forkChild)
+ *   return yield* search.await
+ * }))
+ * ```
+ * @since 0.1.0 @category running
+ */
+export const search = (options: Options): Effect.Effect<Search, Errors.InvalidInput | Errors.JournalError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const prepared = yield* prepare(options)
+    const pubsub = yield* PubSub.unbounded<JournalEvent.Entry>()
+    const control = new Control.Control()
+    const done = yield* Deferred.make<Explorer.Summary, unknown>()
+    const fiber = yield* runPrepared(prepared, {
+      control,
+      onEvent: (entry) => void PubSub.publishUnsafe(pubsub, entry)
+    }).pipe(
+      Effect.exit,
+      Effect.flatMap((exit) => Deferred.done(done, exit)),
+      Effect.forkScoped
+    )
+    void fiber
+    return {
+      runId: prepared.runId,
+      runDir: prepared.runDir,
+      events: Stream.fromPubSub(pubsub),
+      pause: Effect.sync(() => control.pause()),
+      resume: Effect.sync(() => control.resume()),
+      stop: (mode = "drain") => Effect.sync(() => control.stop(mode)),
+      await: Deferred.await(done)
+    }
+  })
+
+/** The promise-based handle. @since 0.1.0 @category models */
+export interface Handle {
+  readonly runId: string
+  readonly runDir: string
+  /** Every event from the start of the run, as an async iterator (buffered). */
+  readonly events: AsyncIterable<JournalEvent.Entry>
+  readonly pause: () => void
+  readonly resume: () => void
+  readonly stop: (mode?: Control.StopMode) => void
+  /** Resolves with the summary when the run ends. */
+  readonly done: Promise<Explorer.Summary>
+}
+
+/**
+ * Start a search from plain JavaScript/TypeScript: promises and an async iterator.
+ *
+ * @example
+ * ```ts
+ * import { Trex } from "@trex/cli"
+ * const search = await Trex.start({ taskFile: "examples/quickstart/task.yaml", maxTrials: 4 })
+ * for await (const { event } of search.events) {
+ *   if (event._tag === "NodeFinished") console.log(event.nodeId, event.result?.score)
+ * }
+ * const summary = await search.done
+ * ```
+ * @since 0.1.0 @category running
+ */
+export const start = async (options: Options): Promise<Handle> => {
+  const prepared = await Effect.runPromise(prepare(options))
+  const control = new Control.Control()
+  const buffer: Array<JournalEvent.Entry> = []
+  const waiters: Array<() => void> = []
+  let ended = false
+  const wakeAll = () => waiters.splice(0).forEach((w) => w())
+  const fiber = Effect.runFork(runPrepared(prepared, {
+    control,
+    onEvent: (entry) => {
+      buffer.push(entry)
+      wakeAll()
+    }
+  }))
+  const done = Effect.runPromise(Fiber.join(fiber)).finally(() => {
+    ended = true
+    wakeAll()
+  })
+  const events: AsyncIterable<JournalEvent.Entry> = {
+    [Symbol.asyncIterator]: () => {
+      let i = 0
+      return {
+        next: async () => {
+          for (;;) {
+            if (i < buffer.length) return { value: buffer[i++]!, done: false }
+            if (ended) return { value: undefined, done: true }
+            await new Promise<void>((r) => waiters.push(r))
+          }
+        }
+      }
+    }
+  }
+  return {
+    runId: prepared.runId,
+    runDir: prepared.runDir,
+    events,
+    pause: () => control.pause(),
+    resume: () => control.resume(),
+    stop: (mode = "drain") => control.stop(mode),
+    done
+  }
+}

@@ -1,0 +1,156 @@
+import { assert, describe, it } from "@effect/vitest"
+import fc from "fast-check"
+import * as Fingerprint from "../src/Fingerprint.ts"
+import * as Strategy from "../src/Strategy.ts"
+import { strategyEncoded } from "./support/arbitraries.ts"
+
+/** Rebuild a value with every object's keys in the order given by `order` (a permutation source). */
+const reorder = (value: unknown, rand: () => number): unknown => {
+  if (Array.isArray(value)) return value.map((v) => reorder(v, rand))
+  if (value !== null && typeof value === "object") {
+    const keys = Object.keys(value)
+    for (let i = keys.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1))
+      ;[keys[i], keys[j]] = [keys[j]!, keys[i]!]
+    }
+    const out: Record<string, unknown> = {}
+    for (const k of keys) out[k] = reorder((value as Record<string, unknown>)[k], rand)
+    return out
+  }
+  return value
+}
+
+/** JSON text with numbers written differently: exponent form, and integers with a trailing `.0`. */
+const reformatNumbers = (value: unknown, style: "exponent" | "decimal"): string => {
+  if (typeof value === "number") {
+    if (style === "exponent") return value.toExponential()
+    return Number.isInteger(value) && Math.abs(value) < 1e21 ? `${value}.0` : JSON.stringify(value)
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => reformatNumbers(v, style)).join(", ")}]`
+  if (value !== null && typeof value === "object") {
+    return `{ ${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)} : ${reformatNumbers(v, style)}`).join(",\n")} }`
+  }
+  return JSON.stringify(value)
+}
+
+const fp = (input: unknown) => Fingerprint.of(Strategy.decodeSync(input))
+
+const base = { data: { sources: [{ name: "a" }] }, training: { learningRate: 0.001, epochs: 1, batchSize: 8 } }
+
+describe("Fingerprint", () => {
+  it("is 16 hex digits and deterministic", () => {
+    assert.match(fp(base), /^[0-9a-f]{16}$/)
+    assert.strictEqual(fp(base), fp(structuredClone(base)))
+  })
+
+  it("is invariant under key order, recursively", () => {
+    fc.assert(
+      fc.property(strategyEncoded, fc.integer(), (s, seed) => {
+        let x = seed
+        const rand = () => ((x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x80000000)
+        assert.strictEqual(fp(reorder(s, rand)), fp(s))
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it("is invariant under number formatting in the JSON text", () => {
+    assert.strictEqual(
+      fp(JSON.parse('{"data":{"sources":[{"name":"a","weight":1.0}]},"training":{"learningRate":1e-3,"epochs":1.0,"batchSize":8}}')),
+      fp(JSON.parse('{"data":{"sources":[{"name":"a","weight":1}]},"training":{"learningRate":0.001,"epochs":1,"batchSize":8}}'))
+    )
+    fc.assert(
+      fc.property(strategyEncoded, fc.constantFrom("exponent" as const, "decimal" as const), (s, style) => {
+        const text = reformatNumbers(s, style)
+        assert.notStrictEqual(text, JSON.stringify(s))
+        assert.strictEqual(fp(JSON.parse(text)), fp(s))
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it("ignores the rationale", () => {
+    fc.assert(
+      fc.property(strategyEncoded, fc.string(), (s, rationale) => {
+        assert.strictEqual(fp({ ...s, rationale }), fp(s))
+      }),
+      { numRuns: 100 }
+    )
+  })
+
+  it("is invariant under writing out the defaults that decoding fills in", () => {
+    assert.strictEqual(fp({ ...base, training: { ...base.training, schedule: "cosine" } }), fp(base))
+    assert.strictEqual(fp({ ...base, training: { ...base.training, method: "full", seed: 0, warmupRatio: 0, extra: {} } }), fp(base))
+    assert.strictEqual(fp({ ...base, evaluation: { splits: [], extra: {} } }), fp(base))
+    assert.strictEqual(fp({ ...base, data: { sources: [{ name: "a", weight: 1 }], format: "default", filters: [] } }), fp(base))
+    fc.assert(
+      fc.property(strategyEncoded, (s) => {
+        // the encoded form of the decoded strategy has every default written out
+        const explicit = Strategy.encode(Strategy.decodeSync(s))
+        assert.strictEqual(fp(explicit), fp(s))
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it("changes with any change to an executable field", () => {
+    type Enc = Strategy.StrategyEncoded
+    const mutations: ReadonlyArray<[string, (s: Strategy.Strategy) => Strategy.Strategy]> = [
+      ["learningRate", (s) => ({ ...s, training: { ...s.training, learningRate: s.training.learningRate * 2 } })],
+      ["epochs", (s) => ({ ...s, training: { ...s.training, epochs: s.training.epochs + 1 } })],
+      ["batchSize", (s) => ({ ...s, training: { ...s.training, batchSize: s.training.batchSize + 1 } })],
+      ["seed", (s) => ({ ...s, training: { ...s.training, seed: s.training.seed + 1 } })],
+      ["schedule", (s) => ({ ...s, training: { ...s.training, schedule: s.training.schedule === "linear" ? "constant" : "linear" } })],
+      ["method", (s) => ({ ...s, training: { ...s.training, method: s.training.method === "qlora" ? "full" : "qlora" } })],
+      ["training.extra", (s) => ({ ...s, training: { ...s.training, extra: { ...s.training.extra, zz_new: 1 } } })],
+      ["format", (s) => ({ ...s, data: { ...s.data, format: `${s.data.format}x` } })],
+      ["source added", (s) => ({ ...s, data: { ...s.data, sources: [...s.data.sources, { name: "zz-new", weight: 1 }] } })],
+      ["filter added", (s) => ({ ...s, data: { ...s.data, filters: [...s.data.filters, { kind: "dedupe", params: {} }] } })],
+      ["numExamples", (s) => ({ ...s, data: { ...s.data, numExamples: (s.data.numExamples ?? 1) + 1 } })],
+      ["evaluation.splits", (s) => ({ ...s, evaluation: { ...s.evaluation, splits: [...s.evaluation.splits, "zz"] } })],
+      ["evaluation.extra", (s) => ({ ...s, evaluation: { ...s.evaluation, extra: { ...s.evaluation.extra, zz_new: true } } })]
+    ]
+    fc.assert(
+      fc.property(strategyEncoded, fc.constantFrom(...mutations), (input: Enc, [, mutate]) => {
+        const s = Strategy.decodeSync(input)
+        const t = Strategy.decodeSync(Strategy.encode(mutate(s)))
+        assert.notStrictEqual(Fingerprint.of(t), Fingerprint.of(s))
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  it("distinguishes the order of data sources (a mixture is a list)", () => {
+    const two = { ...base, data: { sources: [{ name: "a" }, { name: "b", weight: 0.5 }] } }
+    const swapped = { ...base, data: { sources: [{ name: "b", weight: 0.5 }, { name: "a" }] } }
+    assert.notStrictEqual(fp(two), fp(swapped))
+  })
+})
+
+describe("canonicalJson", () => {
+  it("sorts keys, drops undefined members, writes -0 as 0", () => {
+    assert.strictEqual(Fingerprint.canonicalJson({ b: 1, a: [1, { d: undefined, c: -0 }], e: undefined }), '{"a":[1,{"c":0}],"b":1}')
+    assert.strictEqual(Fingerprint.canonicalJson([undefined, null, "x", true]), '[null,null,"x",true]')
+  })
+
+  it("rejects non-finite numbers and non-JSON values", () => {
+    assert.throws(() => Fingerprint.canonicalJson({ a: NaN }), RangeError)
+    assert.throws(() => Fingerprint.canonicalJson([Infinity]), RangeError)
+    assert.throws(() => Fingerprint.canonicalJson({ a: -Infinity }), RangeError)
+    assert.throws(() => Fingerprint.canonicalJson({ f: () => 1 }), TypeError)
+    assert.throws(() => Fingerprint.canonicalJson(10n), TypeError)
+  })
+
+  it("is valid JSON for the same value and does not depend on key order (generated JSON)", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.integer(), (v, seed) => {
+        let x = seed
+        const rand = () => ((x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x80000000)
+        const text = Fingerprint.canonicalJson(v)
+        assert.deepStrictEqual(JSON.parse(text), JSON.parse(JSON.stringify(v)))
+        assert.strictEqual(Fingerprint.canonicalJson(reorder(v, rand)), text)
+      }),
+      { numRuns: 300 }
+    )
+  })
+})

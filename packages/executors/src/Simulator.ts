@@ -1,0 +1,339 @@
+/**
+ * The `Simulator` backend: replays a recorded table of real training runs (or a seeded
+ * synthetic landscape) in simulated time, so search policies can be compared offline on the
+ * same finite pool, with one or many GPUs.
+ *
+ * A job's `strategy.json` maps to a row through the declared parameters (exact match, else
+ * the nearest row); the job "runs" for the row's cost in simulated seconds on one of `gpus`
+ * slots, reports the row's curve as metrics, and exits with the row's metrics as its result.
+ * Simulated time moves only when every unfinished job is watched and the program has been
+ * quiet for a few scheduler rounds (see {@link SimulatorOptions.settleTurns}).
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Backend, Errors, JobProtocol, SearchSpace, Strategy, Task, TaskFile } from "@trex/core"
+import { Context, Effect, Layer, Schema, type Scope, Stream } from "effect"
+import { parse as parseCsv } from "./internal/simCsv.ts"
+import { drive, Engine, type Work } from "./internal/simClock.ts"
+import * as L from "./internal/simLandscape.ts"
+import { fromCsv, synthetic as makeSynthetic } from "./internal/simTable.ts"
+
+/** A finite pool of configurations and their outcomes. @since 0.1.0 @category models */
+export type Landscape = L.Landscape
+/** One configuration of a landscape. @since 0.1.0 @category models */
+export type Point = L.Point
+/** A strategy's point and its normalised distance (0 = exact). @since 0.1.0 @category models */
+export type Match = L.Match
+
+const Value = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
+const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
+const NonNegative = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
+
+/**
+ * The `backend` section of a simulator task: the table (relative to the task file), the rows
+ * to keep, which columns are parameters (and their strategy paths), the metric (defaults to
+ * the task's metric), the cost (a column times `scale`, or constant `seconds`; default 0),
+ * an optional curve column (JSON list) and the number of GPUs.
+ *
+ * @example
+ * ```yaml
+ * backend:
+ *   kind: simulator
+ *   table: ../data/nmthpo_scratch_final.csv
+ *   filter: { lang_pair: ja-en }
+ *   parameters:
+ *     - { column: initial_lr, path: training.learningRate, kind: log }
+ *     - { column: num_layers, path: training.extra.num_layers, kind: ordinal }
+ *   metric: { column: dev_bleu }
+ *   cost: { column: num_updates, scale: 0.1 }
+ * ```
+ * @since 0.1.0 @category schemas
+ */
+export const SimulatorConfig = Schema.Struct({
+  kind: Schema.Literal("simulator"),
+  table: Schema.NonEmptyString,
+  filter: Schema.optionalKey(Schema.Record(Schema.String, Value)),
+  parameters: Schema.Array(Schema.Struct({
+    column: Schema.NonEmptyString,
+    path: Schema.NonEmptyString,
+    kind: Schema.optionalKey(SearchSpace.Parameter.fields.kind)
+  })).check(Schema.isMinLength(1)),
+  metric: Schema.optionalKey(Schema.Struct({
+    column: Schema.optionalKey(Schema.NonEmptyString),
+    direction: Schema.optionalKey(Task.Direction)
+  })),
+  cost: Schema.optionalKey(Schema.Union([
+    Schema.Struct({ column: Schema.NonEmptyString, scale: Schema.optionalKey(Positive) }),
+    Schema.Struct({ seconds: NonNegative })
+  ])),
+  curve: Schema.optionalKey(Schema.Struct({
+    column: Schema.NonEmptyString,
+    name: Schema.optionalKey(Schema.NonEmptyString),
+    split: Schema.optionalKey(Schema.NonEmptyString),
+    reduce: Schema.optionalKey(Schema.Literals(["none", "best"]))
+  })),
+  id: Schema.optionalKey(Schema.NonEmptyString),
+  gpus: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0)))
+})
+/** @since 0.1.0 @category models */
+export type SimulatorConfig = typeof SimulatorConfig.Type
+
+/**
+ * Decode a task's `backend` record as a {@link SimulatorConfig}; errors name each bad field.
+ * @since 0.1.0 @category decoding
+ */
+export const decodeConfig = (input: unknown, source = "backend"): Effect.Effect<SimulatorConfig, Errors.InvalidInput> =>
+  Schema.decodeUnknownEffect(SimulatorConfig)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError((e) =>
+      new Errors.InvalidInput({ source, message: `invalid simulator backend in ${source}:\n${TaskFile.formatIssues(e)}` })
+    )
+  )
+
+/**
+ * Read a recorded table into a landscape. `dir` resolves a relative `table`; `metric` supplies
+ * the metric column and direction the config leaves out.
+ * @since 0.1.0 @category constructors
+ */
+export const loadTable = Effect.fn("Simulator.loadTable")(function*(
+  config: SimulatorConfig,
+  options: { readonly dir: string; readonly metric: Task.Metric; readonly name?: string }
+) {
+  const file = path.resolve(options.dir, config.table)
+  const invalid = (message: string) => new Errors.InvalidInput({ source: file, message })
+  const text = yield* Effect.try({
+    try: () => fs.readFileSync(file, "utf8"),
+    catch: (e) => invalid(`cannot read the simulator table ${file}: ${(e as Error).message}`)
+  })
+  return yield* Effect.try({
+    try: () =>
+      fromCsv(parseCsv(text), {
+        name: options.name ?? path.basename(file, ".csv"),
+        filter: config.filter ?? {},
+        parameters: config.parameters.map((p) => ({ column: p.column, path: p.path, kind: p.kind ?? "ordinal" })),
+        metric: {
+          column: config.metric?.column ?? options.metric.name,
+          direction: config.metric?.direction ?? options.metric.direction
+        },
+        cost: config.cost === undefined
+          ? { seconds: 0 }
+          : "column" in config.cost
+          ? { column: config.cost.column, scale: config.cost.scale ?? 1 }
+          : { seconds: config.cost.seconds },
+        ...(config.curve !== undefined
+          ? {
+            curve: {
+              column: config.curve.column,
+              name: config.curve.name ?? config.metric?.column ?? options.metric.name,
+              split: config.curve.split ?? "dev",
+              reduce: config.curve.reduce ?? "none"
+            }
+          }
+          : {}),
+        ...(config.id !== undefined ? { idColumn: config.id } : {})
+      }),
+    catch: (e) => invalid(`simulator table ${file}: ${(e as Error).message}`)
+  })
+})
+
+/**
+ * The landscape of a simulator task: decodes `task.backend` and reads its table relative to `dir`.
+ * @since 0.1.0 @category constructors
+ */
+export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Task, dir: string) {
+  if (task.backend === undefined) {
+    return yield* new Errors.InvalidInput({ source: task.name, message: `task ${task.name} has no backend section` })
+  }
+  const config = yield* decodeConfig(task.backend, `task ${task.name}`)
+  return { config, landscape: yield* loadTable(config, { dir, metric: task.metric, name: task.name }) }
+})
+
+/** What a synthetic landscape is made of. @since 0.1.0 @category models */
+export interface SyntheticConfig {
+  readonly parameters: ReadonlyArray<SearchSpace.Parameter>
+  readonly seed?: number
+  /** Noise standard deviation on each point's score (default 0.02). */
+  readonly noise?: number
+  /** Cost of every run in simulated seconds (default 0). */
+  readonly seconds?: number
+  /** Intermediate points per run (default 0). */
+  readonly curvePoints?: number
+  readonly direction?: Task.Direction
+  readonly name?: string
+}
+
+/**
+ * A seeded synthetic landscape: the full grid over the parameters, scored by a smooth function
+ * (a hidden optimum, weights, neighbour interactions) plus noise; metric `score`, in about [0, 1].
+ * @since 0.1.0 @category constructors
+ */
+export const synthetic = (config: SyntheticConfig): Landscape =>
+  makeSynthetic({
+    name: config.name ?? "synthetic",
+    parameters: config.parameters,
+    seed: config.seed ?? 0,
+    noise: config.noise ?? 0.02,
+    seconds: config.seconds ?? 0,
+    curvePoints: config.curvePoints ?? 0,
+    direction: config.direction ?? "maximize"
+  })
+
+/** The search space of a landscape: its parameters and their distinct values. @since 0.1.0 @category getters */
+export const searchSpace = (landscape: Landscape): SearchSpace.SearchSpace => ({
+  parameters: landscape.parameters.map((p) => ({ path: p.path, kind: p.kind, values: p.values }))
+})
+
+/** The point a strategy runs as (exact match, else nearest). @since 0.1.0 @category utilities */
+export const match = (landscape: Landscape, strategy: Strategy.Strategy): Match =>
+  L.match(landscape, L.valuesOf(landscape, strategy))
+
+/** The distinct configurations of the pool (the first recorded run of each). @since 0.1.0 @category getters */
+export const configurations = (landscape: Landscape): ReadonlyArray<Point> => L.configurations(landscape)
+
+/** Best and worst scores of the pool. @since 0.1.0 @category getters */
+export const range = (landscape: Landscape): { readonly best: number; readonly worst: number } => L.extremes(landscape)
+
+/**
+ * Normalised regret of a found score: `(best - found) / (best - worst)` of the pool, sign-aware
+ * (0 = the pool's best, 1 = its worst).
+ * @since 0.1.0 @category utilities
+ */
+export const regret = (landscape: Landscape, found: number): number => {
+  const { best, worst } = L.extremes(landscape)
+  return best === worst ? 0 : (best - found) / (best - worst)
+}
+
+/**
+ * The strategy of one point: a generic base (one data source named after the landscape, or the
+ * mixture's sources) with every parameter set to the point's value.
+ * @since 0.1.0 @category constructors
+ */
+export const strategyOf = (landscape: Landscape, point: Point, rationale = `row ${point.id} of ${landscape.name}`): Strategy.Strategy => {
+  const mixture = landscape.parameters.flatMap((p, i) => (L.isMixture(p.path) ? [{ name: L.mixtureSource(p.path), weight: point.values[i] }] : []))
+  const usesLora = landscape.parameters.some((p) => p.path.startsWith("training.lora."))
+  let s = Strategy.decodeSync({
+    data: { sources: mixture.length > 0 ? mixture : [{ name: landscape.name }] },
+    training: { learningRate: 1e-3, epochs: 1, batchSize: 1, ...(usesLora ? { method: "lora", lora: { rank: 8 } } : {}) },
+    rationale
+  })
+  landscape.parameters.forEach((p, i) => {
+    if (!L.isMixture(p.path)) s = SearchSpace.set(s, p.path, point.values[i]!)
+  })
+  return Strategy.decodeSync(s)
+}
+
+/**
+ * A starting strategy: the configuration nearest to the median value of every parameter.
+ * @since 0.1.0 @category constructors
+ */
+export const defaultStrategy = (landscape: Landscape): Strategy.Strategy => {
+  const medians = landscape.parameters.map((p) => p.values[(p.values.length - 1) >> 1])
+  const { point } = L.match(landscape, medians)
+  return strategyOf(landscape, point, `the median configuration of ${landscape.name}`)
+}
+
+/** Tuning of the simulated cluster. @since 0.1.0 @category models */
+export interface SimulatorOptions {
+  /** GPU slots; each job takes one (default: the config's `gpus`, else 1). */
+  readonly gpus?: number
+  /**
+   * Quiet scheduler rounds before the clock moves (default 16). Raise it if the code that
+   * reacts to a job's exit does more asynchronous hops before its next submit.
+   */
+  readonly settleTurns?: number
+}
+
+/** The simulator: a backend plus its simulated clock. @since 0.1.0 @category models */
+export interface SimulatorShape extends Backend.BackendShape {
+  readonly landscape: Landscape
+  /** Simulated seconds since the simulator started. */
+  readonly clock: Effect.Effect<number>
+  /** Busy GPU-seconds / (gpus × elapsed simulated seconds); 0 before time moves. */
+  readonly utilisation: Effect.Effect<number>
+  /** Busy GPU-seconds so far (running jobs included). */
+  readonly busyGpuSeconds: Effect.Effect<number>
+}
+
+const backendError = (operation: string, message: string) =>
+  new Errors.BackendError({ backend: "simulator", operation, message, retryable: false })
+
+const readStrategy = (spec: Backend.JobSpec, landscape: Landscape): Work | undefined => {
+  const file = spec.files.find((f) => f.path === JobProtocol.STRATEGY_FILE || f.path.endsWith(`/${JobProtocol.STRATEGY_FILE}`))
+  if (file === undefined) return undefined
+  try {
+    const strategy = Strategy.decodeSync(JSON.parse(file.content))
+    return { _tag: "Point", match: match(landscape, strategy) }
+  } catch (e) {
+    return { _tag: "Invalid", message: `strategy.json is not a valid strategy: ${(e as Error).message.split("\n")[0]}` }
+  }
+}
+
+/**
+ * Build a simulator over a landscape; its clock driver lives as long as the scope.
+ * @since 0.1.0 @category constructors
+ */
+export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effect.Effect<SimulatorShape, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const engine = new Engine(landscape, Math.max(1, options.gpus ?? 1))
+    yield* Effect.forkScoped(drive(engine, Math.max(1, options.settleTurns ?? 16)))
+    const job = (ref: { readonly id: string }, operation: string) => {
+      const j = engine.jobs.get(ref.id)
+      return j === undefined ? Effect.fail(backendError(operation, `unknown simulator job ${ref.id}`)) : Effect.succeed(j)
+    }
+    return {
+      name: "simulator",
+      landscape,
+      submit: (spec) =>
+        Effect.suspend(() => {
+          const work = readStrategy(spec, landscape)
+          return work === undefined
+            ? Effect.fail(backendError("submit", `job ${spec.name} has no ${JobProtocol.STRATEGY_FILE} in its files`))
+            : Effect.succeed(engine.submit(spec.labels, work).ref)
+        }),
+      watch: (ref) =>
+        Stream.unwrap(Effect.map(job(ref, "watch"), (j) =>
+          Stream.callback<Backend.JobEvent>((queue) =>
+            Effect.acquireRelease(Effect.sync(() => engine.watch(j, queue)), () => Effect.sync(() => engine.unwatch(j, queue)))
+          ).pipe(Stream.tap(() => Effect.sync(() => engine.touch()))))),
+      cancel: (ref) => Effect.flatMap(job(ref, "cancel"), (j) => Effect.sync(() => engine.cancel(j))),
+      list: (run) => Effect.sync(() => engine.list(run)),
+      capacity: Effect.sync(() => ({ slots: engine.gpus, gpus: engine.gpus, inUse: engine.inUse })),
+      clock: Effect.sync(() => engine.now),
+      busyGpuSeconds: Effect.sync(() => engine.busy()),
+      utilisation: Effect.sync(() => (engine.now === 0 ? 0 : engine.busy() / (engine.gpus * engine.now)))
+    } satisfies SimulatorShape
+  })
+
+const both = (effect: Effect.Effect<SimulatorShape, Errors.InvalidInput, Scope.Scope>) =>
+  Layer.effectContext(Effect.map(effect, (sim) => Context.make(Simulator, sim).pipe(Context.add(Backend.Backend, sim))))
+
+/**
+ * The simulator service. Its layers provide both `Simulator` (clock, utilisation, landscape)
+ * and core's `Backend`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Simulator } from "@trex/executors"
+ * const landscape = Simulator.synthetic({ parameters: [{ path: "training.learningRate", kind: "log", values: [1e-4, 1e-3] }] })
+ * const program = Effect.gen(function*() {
+ *   const sim = yield* Simulator.Simulator
+ *   return yield* sim.clock
+ * }).pipe(Effect.provide(Simulator.Simulator.layer(landscape, { gpus: 2 })))
+ * ```
+ * @since 0.1.0 @category services
+ */
+export class Simulator extends Context.Service<Simulator, SimulatorShape>()("@trex/executors/Simulator") {
+  /** Over a landscape already built. */
+  static readonly layer = (landscape: Landscape, options: SimulatorOptions = {}) => both(make(landscape, options))
+  /** Over a task's recorded table (`task.backend`), resolved against the task file's directory. */
+  static readonly layerTable = (config: { readonly task: Task.Task; readonly dir: string } & SimulatorOptions) =>
+    both(Effect.flatMap(fromTask(config.task, config.dir), ({ config: c, landscape }) =>
+      make(landscape, {
+        gpus: config.gpus ?? c.gpus ?? 1,
+        ...(config.settleTurns !== undefined ? { settleTurns: config.settleTurns } : {})
+      })))
+  /** Over a seeded synthetic landscape. */
+  static readonly layerSynthetic = (config: SyntheticConfig & SimulatorOptions) => both(make(synthetic(config), config))
+}

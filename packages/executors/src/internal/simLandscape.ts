@@ -1,0 +1,212 @@
+/**
+ * Landscapes: the finite pools of recorded (or generated) outcomes the simulator replays,
+ * and the mapping from a strategy to its point (exact, else nearest).
+ */
+import { SearchSpace, type Strategy, type Task } from "@trex/core"
+import type { Cell } from "./simCsv.ts"
+
+/** A varied column: where its value lives in a strategy, its kind, its distinct values (sorted). */
+export interface LandscapeParameter {
+  readonly column: string
+  readonly path: string
+  readonly kind: SearchSpace.Parameter["kind"]
+  readonly values: ReadonlyArray<SearchSpace.Value>
+}
+
+/** One distinct configuration of the pool and its recorded outcome. */
+export interface Point {
+  /** The row's id (an `id`/`run_id` column when present, else its 1-based data line). */
+  readonly id: string
+  /** One value per parameter, in the landscape's parameter order. */
+  readonly values: ReadonlyArray<SearchSpace.Value>
+  /** The primary metric; `undefined` for a run that failed (diverged, missing). */
+  readonly score: number | undefined
+  /** Simulated duration of the run in seconds. */
+  readonly seconds: number
+  /** Every numeric column of the row (parameters included). */
+  readonly metrics: Readonly<Record<string, number>>
+  /** Intermediate values of the metric (may be empty). */
+  readonly curve: ReadonlyArray<number>
+  /** Why the run has no score, for failed points. */
+  readonly failure?: string
+}
+
+/** How curve points are reported. */
+export interface CurveSpec {
+  readonly name: string
+  readonly split: string
+  /** `best`: report the best value so far (what a trainer with checkpoint selection reports). */
+  readonly reduce: "none" | "best"
+}
+
+/** A pool of points over declared parameters. */
+export interface Landscape {
+  readonly name: string
+  readonly parameters: ReadonlyArray<LandscapeParameter>
+  readonly metric: { readonly column: string; readonly direction: Task.Direction }
+  readonly curve?: CurveSpec
+  readonly points: ReadonlyArray<Point>
+}
+
+/** How a strategy matched the pool. */
+export interface Match {
+  readonly point: Point
+  /** Normalised distance to the strategy (0 for an exact match). */
+  readonly distance: number
+}
+
+const mixturePrefix = "data.mixture."
+
+/** Round like `SearchSpace.get` does for mixture weights, so exact matches survive renormalisation. */
+export const roundWeight = (w: number): number => Math.round(w * 1e9) / 1e9
+
+const sameValue = (a: unknown, b: SearchSpace.Value): boolean =>
+  a === b || (typeof a === "number" && typeof b === "number" && Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)))
+
+/** Distinct values of a column, numbers ascending then strings. */
+export const distinct = (values: Iterable<SearchSpace.Value>): Array<SearchSpace.Value> => {
+  const set = new Set<SearchSpace.Value>(values)
+  return [...set].sort((a, b) => {
+    if (typeof a === "number" && typeof b === "number") return a - b
+    if (typeof a === "number") return -1
+    if (typeof b === "number") return 1
+    return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0
+  })
+}
+
+/** A cell as a parameter value (lists and empty cells are not values). */
+export const asValue = (c: Cell): SearchSpace.Value | undefined =>
+  typeof c === "number" || typeof c === "string" ? c : undefined
+
+interface Axis {
+  readonly numeric: boolean
+  readonly log: boolean
+  readonly lo: number
+  readonly span: number
+  readonly index: Map<SearchSpace.Value, number>
+}
+
+interface Index {
+  readonly axes: ReadonlyArray<Axis>
+  readonly exact: Map<string, Point>
+  readonly nearest: Map<string, Match>
+}
+
+const indexes = new WeakMap<Landscape, Index>()
+
+const buildIndex = (landscape: Landscape): Index => {
+  const axes = landscape.parameters.map((p): Axis => {
+    const nums = p.values.filter((v): v is number => typeof v === "number")
+    const numeric = nums.length === p.values.length && p.kind !== "categorical"
+    const log = numeric && p.kind === "log" && nums.every((v) => v > 0)
+    const coords = nums.map((v) => (log ? Math.log(v) : v))
+    const lo = numeric ? Math.min(...coords) : 0
+    const hi = numeric ? Math.max(...coords) : 0
+    return { numeric, log, lo, span: hi - lo, index: new Map(p.values.map((v, i) => [v, i])) }
+  })
+  const exact = new Map<string, Point>()
+  for (const point of landscape.points) {
+    const key = point.values.map((v, i) => axes[i]!.index.get(v)).join(",")
+    // the first recorded run of a configuration stands for it (repeats differ by noise)
+    if (!exact.has(key)) exact.set(key, point)
+  }
+  return { axes, exact, nearest: new Map() }
+}
+
+const indexOf = (landscape: Landscape): Index => {
+  let idx = indexes.get(landscape)
+  if (idx === undefined) {
+    idx = buildIndex(landscape)
+    indexes.set(landscape, idx)
+  }
+  return idx
+}
+
+/** The distinct configurations of the pool (the first run of each), in file order. */
+export const configurations = (landscape: Landscape): ReadonlyArray<Point> => [...indexOf(landscape).exact.values()]
+
+const coordinate = (axis: Axis, v: number): number => (axis.span === 0 ? 0 : ((axis.log ? Math.log(Math.max(v, 1e-300)) : v) - axis.lo) / axis.span)
+
+/** A strategy's value for each parameter (`SearchSpace.get`). */
+export const valuesOf = (landscape: Landscape, strategy: Strategy.Strategy): Array<unknown> =>
+  landscape.parameters.map((p) => SearchSpace.get(strategy, p.path))
+
+/**
+ * The point a strategy runs as: the configuration with exactly its values, else the nearest
+ * one (squared distance over parameters normalised to [0, 1], log scale for `log`; a
+ * categorical or non-numeric mismatch counts 1). Ties go to the earlier row.
+ */
+export const match = (landscape: Landscape, values: ReadonlyArray<unknown>): Match => {
+  const idx = indexOf(landscape)
+  const keyParts: Array<number> = []
+  for (let i = 0; i < values.length; i++) {
+    const axis = idx.axes[i]!
+    let k = axis.index.get(values[i] as SearchSpace.Value)
+    if (k === undefined && typeof values[i] === "number") {
+      // tolerate float noise (mixture weights, decimal round trips)
+      for (const [v, j] of axis.index) if (sameValue(values[i], v)) k = j
+    }
+    if (k === undefined) break
+    keyParts.push(k)
+  }
+  if (keyParts.length === values.length) {
+    const hit = idx.exact.get(keyParts.join(","))
+    if (hit !== undefined) return { point: hit, distance: 0 }
+  }
+  const cacheKey = JSON.stringify(values)
+  const cached = idx.nearest.get(cacheKey)
+  if (cached !== undefined) return cached
+  let best: Match | undefined
+  for (const point of idx.exact.values()) {
+    let d = 0
+    for (let i = 0; i < values.length; i++) {
+      const axis = idx.axes[i]!
+      const v = values[i]
+      const pv = point.values[i]!
+      if (axis.numeric && typeof v === "number" && typeof pv === "number") {
+        const diff = coordinate(axis, v) - coordinate(axis, pv)
+        d += diff * diff
+      } else if (!sameValue(v, pv)) {
+        d += 1
+      }
+    }
+    if (best === undefined || d < best.distance) best = { point, distance: d }
+  }
+  if (best === undefined) throw new Error(`landscape ${landscape.name} has no points`)
+  const found = { point: best.point, distance: Math.sqrt(best.distance) }
+  idx.nearest.set(cacheKey, found)
+  return found
+}
+
+/** Best and worst scores of the pool's configurations, by direction. */
+export const extremes = (landscape: Landscape): { readonly best: number; readonly worst: number } => {
+  const sign = landscape.metric.direction === "maximize" ? 1 : -1
+  let best = -Infinity
+  let worst = Infinity
+  for (const p of configurations(landscape)) {
+    if (p.score === undefined) continue
+    const u = sign * p.score
+    if (u > best) best = u
+    if (u < worst) worst = u
+  }
+  if (best === -Infinity) throw new Error(`landscape ${landscape.name} has no scored points`)
+  return { best: sign * best, worst: sign * worst }
+}
+
+/** Whether a path is a mixture weight (`data.mixture.<source>`). */
+export const isMixture = (path: string): boolean => path.startsWith(mixturePrefix)
+
+/** The source name of a mixture path. */
+export const mixtureSource = (path: string): string => path.slice(mixturePrefix.length)
+
+/** A seeded PRNG (mulberry32): landscapes are pure data, built outside any Effect. */
+export const prng = (seed: number): () => number => {
+  let a = (seed >>> 0) ^ 0x9e3779b9
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

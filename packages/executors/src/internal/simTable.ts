@@ -1,0 +1,174 @@
+/**
+ * Build a landscape from a parsed CSV table and the simulator's column mapping, and a
+ * synthetic one (a seeded smooth function with noise) for tests.
+ */
+import type { SearchSpace, Task } from "@trex/core"
+import { type Csv, cell } from "./simCsv.ts"
+import {
+  asValue,
+  type CurveSpec,
+  distinct,
+  isMixture,
+  type Landscape,
+  type LandscapeParameter,
+  type Point,
+  prng,
+  roundWeight
+} from "./simLandscape.ts"
+
+/** The column mapping, with defaults already applied. */
+export interface TableSpec {
+  readonly name: string
+  readonly filter: Readonly<Record<string, string | number | boolean>>
+  readonly parameters: ReadonlyArray<Omit<LandscapeParameter, "values">>
+  readonly metric: { readonly column: string; readonly direction: Task.Direction }
+  readonly cost: { readonly column: string; readonly scale: number } | { readonly seconds: number }
+  readonly curve?: CurveSpec & { readonly column: string }
+  readonly idColumn?: string
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  if (xs.length === 0) return 0
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+const matches = (raw: string, want: string | number | boolean): boolean => {
+  const c = cell(raw)
+  if (typeof want === "number") return typeof c === "number" && c === want
+  return raw.trim() === String(want)
+}
+
+/** Build the landscape; throws an `Error` whose message says which column or row is wrong. */
+export const fromCsv = (csv: Csv, spec: TableSpec): Landscape => {
+  const col = new Map(csv.header.map((h, i) => [h, i]))
+  const need = (name: string, role: string): number => {
+    const i = col.get(name)
+    if (i === undefined) throw new Error(`${role} column "${name}" is not in the table (columns: ${csv.header.join(", ")})`)
+    return i
+  }
+  const filters = Object.entries(spec.filter).map(([k, v]) => [need(k, "filter"), v] as const)
+  const paramCols = spec.parameters.map((p) => need(p.column, `parameter ${p.path}:`))
+  const metricCol = need(spec.metric.column, "metric")
+  const costCol = "column" in spec.cost ? need(spec.cost.column, "cost") : undefined
+  const curveCol = spec.curve !== undefined ? need(spec.curve.column, "curve") : undefined
+  const idCol = spec.idColumn !== undefined ? need(spec.idColumn, "id") : col.get("run_id") ?? col.get("id")
+  const statusCol = col.get("status")
+  const mixture = spec.parameters.map((p) => isMixture(p.path))
+  const scale = "column" in spec.cost ? spec.cost.scale : 1
+
+  const drafts: Array<Omit<Point, "seconds"> & { seconds: number | undefined }> = []
+  csv.rows.forEach((row, r) => {
+    if (!filters.every(([i, v]) => matches(row[i]!, v))) return
+    const line = r + 2
+    const values = paramCols.map((i, k): SearchSpace.Value => {
+      const v = asValue(cell(row[i]!))
+      if (v === undefined) throw new Error(`line ${line}: column "${spec.parameters[k]!.column}" has no value`)
+      return v
+    })
+    // mixture weights as SearchSpace.get reads them: normalised over the mixture, rounded
+    const total = values.reduce<number>((acc, v, k) => acc + (mixture[k] && typeof v === "number" ? v : 0), 0)
+    const normalised = values.map((v, k) => (mixture[k] && typeof v === "number" && total > 0 ? roundWeight(v / total) : v))
+    const metrics: Record<string, number> = {}
+    csv.header.forEach((h, i) => {
+      const c = cell(row[i]!)
+      if (typeof c === "number") metrics[h] = c
+    })
+    const score = cell(row[metricCol]!)
+    const cost = "seconds" in spec.cost ? spec.cost.seconds : cell(row[costCol!]!)
+    const curve = curveCol !== undefined ? cell(row[curveCol]!) : undefined
+    const status = statusCol !== undefined ? row[statusCol]!.trim() : ""
+    drafts.push({
+      id: idCol !== undefined ? row[idCol]! : `line ${line}`,
+      values: normalised,
+      score: typeof score === "number" ? score : undefined,
+      seconds: typeof cost === "number" ? cost * scale : undefined,
+      metrics,
+      curve: Array.isArray(curve) ? curve : [],
+      ...(typeof score === "number" ? {} : {
+        failure: `the recorded run has no ${spec.metric.column}${status !== "" ? ` (status: ${status})` : ""}`
+      })
+    })
+  })
+  if (drafts.length === 0) throw new Error(`no rows match the filter ${JSON.stringify(spec.filter)}`)
+  if (!drafts.some((d) => d.score !== undefined)) throw new Error(`no row has a numeric ${spec.metric.column}`)
+  // a run without a recorded cost (a diverged run) still took time: the pool's median
+  const fallback = median(drafts.flatMap((d) => (d.seconds !== undefined ? [d.seconds] : [])))
+  const points: Array<Point> = drafts.map((d) => ({ ...d, seconds: Math.max(0, d.seconds ?? fallback) }))
+  const parameters = spec.parameters.map((p, k) => ({ ...p, values: distinct(points.map((pt) => pt.values[k]!)) }))
+  return {
+    name: spec.name,
+    parameters,
+    metric: spec.metric,
+    ...(spec.curve !== undefined ? { curve: { name: spec.curve.name, split: spec.curve.split, reduce: spec.curve.reduce } } : {}),
+    points
+  }
+}
+
+/** What a synthetic landscape is made of. */
+export interface SyntheticSpec {
+  readonly name: string
+  readonly parameters: ReadonlyArray<SearchSpace.Parameter>
+  readonly seed: number
+  /** Standard deviation of the noise added to each point (the landscape itself is fixed). */
+  readonly noise: number
+  readonly seconds: number
+  /** Curve points per run (0 for none). */
+  readonly curvePoints: number
+  readonly direction: Task.Direction
+}
+
+const gaussian = (rand: () => number): number => {
+  const u = Math.max(rand(), 1e-12)
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand())
+}
+
+/**
+ * A full grid over the parameters, scored by a smooth function: each parameter has a hidden
+ * optimum position and weight, and neighbouring parameters interact; plus seeded noise.
+ * Scores lie roughly in [0, 1] (larger is better when maximising; mirrored when minimising).
+ */
+export const synthetic = (spec: SyntheticSpec): Landscape => {
+  const rand = prng(spec.seed)
+  const dims = spec.parameters.map((p) => p.values.length)
+  const size = dims.reduce((a, b) => a * b, 1)
+  if (size > 200_000) throw new Error(`a synthetic landscape of ${size} points is too large (at most 200000)`)
+  const optimum = dims.map(() => rand())
+  const weight = dims.map(() => 0.5 + rand())
+  const totalWeight = weight.reduce((a, b) => a + b, 0)
+  const points: Array<Point> = []
+  const idx = dims.map(() => 0)
+  for (let n = 0; n < size; n++) {
+    const x = idx.map((i, k) => (dims[k]! === 1 ? 0.5 : i / (dims[k]! - 1)))
+    let loss = 0
+    for (let k = 0; k < x.length; k++) {
+      const d = x[k]! - optimum[k]!
+      loss += weight[k]! * d * d
+      if (k > 0) loss += 0.3 * (x[k]! - optimum[k]!) * (x[k - 1]! - optimum[k - 1]!)
+    }
+    const quality = 1 - loss / totalWeight + spec.noise * gaussian(rand)
+    const score = spec.direction === "maximize" ? quality : 1 - quality
+    const curve = Array.from({ length: spec.curvePoints }, (_, j) => {
+      const f = (j + 1) / spec.curvePoints
+      const q = quality * (1 - Math.exp(-4 * f)) / (1 - Math.exp(-4))
+      return spec.direction === "maximize" ? q : 1 - q
+    })
+    const values = idx.map((i, k) => spec.parameters[k]!.values[i]!)
+    const metrics: Record<string, number> = { score }
+    points.push({ id: `point-${n}`, values, score, seconds: spec.seconds, metrics, curve })
+    for (let k = idx.length - 1; k >= 0; k--) {
+      idx[k]!++
+      if (idx[k]! < dims[k]!) break
+      idx[k] = 0
+    }
+  }
+  const parameters = spec.parameters.map((p) => ({ column: p.path, path: p.path, kind: p.kind, values: p.values }))
+  return {
+    name: spec.name,
+    parameters,
+    metric: { column: "score", direction: spec.direction },
+    ...(spec.curvePoints > 0 ? { curve: { name: "score", split: "dev", reduce: "none" as const } } : {}),
+    points
+  }
+}

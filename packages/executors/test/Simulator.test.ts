@@ -1,0 +1,333 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Backend, SearchSpace, Strategy, TaskFile } from "@trex/core"
+import { Effect, Stream } from "effect"
+import { cell, parse, parseRecords } from "../src/internal/simCsv.ts"
+import * as Simulator from "../src/Simulator.ts"
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "trex-sim-"))
+const writeTable = (name: string, text: string) => {
+  fs.writeFileSync(path.join(tmp, name), text)
+  return name
+}
+
+const metric = { name: "score", direction: "maximize" as const }
+
+const table = (text: string, config: Partial<Simulator.SimulatorConfig> = {}) => {
+  const file = writeTable(`t${Math.random().toString(36).slice(2)}.csv`, text)
+  return Simulator.decodeConfig({
+    kind: "simulator",
+    table: file,
+    parameters: [{ column: "lr", path: "training.learningRate", kind: "log" }, { column: "layers", path: "training.extra.layers" }],
+    ...config
+  }).pipe(Effect.flatMap((c) => Simulator.loadTable(c, { dir: tmp, metric })))
+}
+
+const spec = (strategy: Strategy.Strategy, node = "n"): Backend.JobSpec => ({
+  name: node,
+  argv: [],
+  env: {},
+  files: [{ path: "strategy.json", content: JSON.stringify(Strategy.encode(strategy)) }],
+  resources: { gpus: 1, cpus: 1 },
+  labels: { run: "run-1", node }
+})
+
+const base = Strategy.decodeSync({ data: { sources: [{ name: "d" }] }, training: { learningRate: 1e-3, epochs: 1, batchSize: 1 } })
+const withValues = (lr: number, layers: number) =>
+  SearchSpace.set(SearchSpace.set(base, "training.learningRate", lr), "training.extra.layers", layers)
+
+const timed = `run_id,lr,layers,score,cost,curve
+a,0.001,2,0.5,3,"[0.2, 0.4, 0.5]"
+b,0.0001,2,0.7,5,"[0.3, 0.6, 0.5, 0.7]"
+c,0.01,4,0.9,2,"[0.9]"
+d,0.01,2,,4,"[]"
+`
+
+describe("CSV", () => {
+  it("parses quoted fields, embedded commas, quotes and newlines, CRLF and a BOM", () => {
+    const csv = parse("\uFEFFa,b,c\r\n1,\"x, y\",\"say \"\"hi\"\"\"\r\n\r\n2,\"two\nlines\",\"\"\n")
+    assert.deepStrictEqual(csv.header, ["a", "b", "c"])
+    assert.deepStrictEqual(csv.rows, [["1", "x, y", "say \"hi\""], ["2", "two\nlines", ""]])
+  })
+
+  it("keeps a quoted empty field as a record and drops blank lines", () => {
+    assert.deepStrictEqual(parseRecords("a\n\n\"\"\nb"), [["a"], [""], ["b"]])
+  })
+
+  it("types cells: numbers, JSON number lists, strings, empty", () => {
+    assert.strictEqual(cell("30000.0"), 30000)
+    assert.strictEqual(cell("4e-05"), 4e-5)
+    assert.deepStrictEqual(cell("[18.19, 21.2, 2e1]"), [18.19, 21.2, 20])
+    assert.strictEqual(cell("ja-en"), "ja-en")
+    assert.strictEqual(cell("[not json"), "[not json")
+    assert.strictEqual(cell("  "), undefined)
+    assert.strictEqual(cell("Infinity"), "Infinity")
+  })
+
+  it("rejects ragged rows, unterminated quotes and junk after a quote", () => {
+    assert.throws(() => parse("a,b\n1\n"), /record 2 has 1 fields, the header has 2/)
+    assert.throws(() => parse("a\n\"open\n"), /unterminated quoted field starting on line 2/)
+    assert.throws(() => parse("a,b\n\"x\"y,1\n"), /after a closing quote on line 2/)
+    assert.throws(() => parse("a,a\n1,2\n"), /duplicate column "a"/)
+  })
+})
+
+describe("landscapes", () => {
+  it.effect("maps a strategy to its row exactly, else to the nearest on a log scale", () =>
+    Effect.gen(function*() {
+      const l = yield* table(timed, { cost: { column: "cost" } })
+      const exact = Simulator.match(l, withValues(1e-4, 2))
+      assert.strictEqual(exact.point.id, "b")
+      assert.strictEqual(exact.distance, 0)
+      // 5e-4 is nearer 1e-3 on a log scale (and nearer 1e-4 on a linear one)
+      const near = Simulator.match(l, withValues(5e-4, 2))
+      assert.strictEqual(near.point.id, "a")
+      assert.isAbove(near.distance, 0)
+      assert.strictEqual(Simulator.match(l, withValues(0.02, 3)).point.id, "c")
+      assert.deepStrictEqual(Simulator.searchSpace(l), {
+        parameters: [
+          { path: "training.learningRate", kind: "log", values: [1e-4, 1e-3, 1e-2] },
+          { path: "training.extra.layers", kind: "ordinal", values: [2, 4] }
+        ]
+      })
+      const def = Simulator.defaultStrategy(l)
+      assert.strictEqual(Simulator.match(l, def).distance, 0)
+    }))
+
+  it.effect("filters rows and reports a missing column by name", () =>
+    Effect.gen(function*() {
+      const l = yield* table("lr,layers,score,pair\n0.1,1,1,x\n0.2,1,2,y\n0.3,1,3,x\n", { filter: { pair: "x" } })
+      assert.deepStrictEqual(l.points.map((p) => p.score), [1, 3])
+      const err = yield* Effect.flip(table("lr,layers,score\n0.1,1,1\n", { metric: { column: "bleu" } }))
+      assert.include(err.message, "metric column \"bleu\" is not in the table")
+      const none = yield* Effect.flip(table("lr,layers,score,pair\n0.1,1,1,x\n", { filter: { pair: "z" } }))
+      assert.include(none.message, "no rows match")
+      const bad = yield* Effect.flip(Simulator.decodeConfig({ kind: "simulator", table: "t.csv", parameters: [{ column: "x", path: "p", kind: "loud" }] }))
+      assert.include(bad.message, "parameters[0].kind")
+    }))
+
+  it.effect("regret is 0 at the pool's best and 1 at its worst, in either direction", () =>
+    Effect.gen(function*() {
+      const max = yield* table(timed)
+      assert.deepStrictEqual(Simulator.range(max), { best: 0.9, worst: 0.5 })
+      assert.strictEqual(Simulator.regret(max, 0.9), 0)
+      assert.strictEqual(Simulator.regret(max, 0.5), 1)
+      assert.closeTo(Simulator.regret(max, 0.8), 0.25, 1e-12)
+      const min = yield* table(timed, { metric: { direction: "minimize" } })
+      assert.strictEqual(Simulator.regret(min, 0.5), 0)
+      assert.closeTo(Simulator.regret(min, 0.6), 0.25, 1e-12)
+    }))
+})
+
+const simulate = <A, E>(
+  text: string,
+  gpus: number,
+  body: (sim: Simulator.SimulatorShape) => Effect.Effect<A, E>
+) =>
+  Effect.gen(function*() {
+    const l = yield* table(text, { cost: { column: "cost" }, curve: { column: "curve" } })
+    const sim = yield* Simulator.make(l, { gpus })
+    return yield* body(sim)
+  }).pipe(Effect.scoped)
+
+const runTimed = (sim: Simulator.SimulatorShape, s: Strategy.Strategy, node: string) =>
+  Effect.gen(function*() {
+    const exit = yield* Backend.run(sim, spec(s, node))
+    return { exit, at: yield* sim.clock }
+  })
+
+describe("Simulator backend", () => {
+  it.effect("runs two jobs on two GPUs in simulated time: finish at 3 and 5, utilisation 0.8", () =>
+    simulate(timed, 2, (sim) =>
+      Effect.gen(function*() {
+        const [a, b] = yield* Effect.all([runTimed(sim, withValues(1e-3, 2), "a"), runTimed(sim, withValues(1e-4, 2), "b")], {
+          concurrency: "unbounded"
+        })
+        assert.strictEqual(a.at, 3)
+        assert.strictEqual(b.at, 5)
+        assert.strictEqual(a.exit.wallSeconds, 3)
+        assert.strictEqual(b.exit.gpuSeconds, 5)
+        assert.strictEqual(yield* sim.clock, 5)
+        assert.closeTo(yield* sim.utilisation, 0.8, 1e-12)
+        const result = a.exit.result as { metrics: unknown; primary: number; summary: string }
+        assert.deepStrictEqual(result.metrics, { lr: 0.001, layers: 2, score: 0.5, cost: 3 })
+        assert.strictEqual(result.primary, 0.5)
+        assert.match(result.summary, /exact row a$/)
+      })))
+
+  it.effect("queues a third job for the first free GPU; one GPU runs them back to back", () =>
+    Effect.gen(function*() {
+      const three = (sim: Simulator.SimulatorShape) =>
+        Effect.all([
+          runTimed(sim, withValues(1e-3, 2), "a"),
+          runTimed(sim, withValues(1e-4, 2), "b"),
+          runTimed(sim, withValues(1e-2, 4), "c")
+        ], { concurrency: "unbounded" }).pipe(
+          Effect.flatMap((rs) => Effect.map(sim.utilisation, (u) => ({ at: rs.map((r) => r.at), u })))
+        )
+      const two = yield* simulate(timed, 2, three)
+      assert.deepStrictEqual(two.at, [3, 5, 5])
+      assert.closeTo(two.u, 1, 1e-12)
+      const one = yield* simulate(timed, 1, three)
+      assert.deepStrictEqual(one.at, [3, 8, 10])
+      assert.closeTo(one.u, 1, 1e-12)
+    }))
+
+  it.effect("emits the curve as metrics at their simulated times, then the exit", () =>
+    simulate(timed, 1, (sim) =>
+      Effect.gen(function*() {
+        const ref = yield* sim.submit(spec(withValues(1e-4, 2)))
+        const events = yield* sim.watch(ref).pipe(
+          Stream.mapEffect((e) => Effect.map(sim.clock, (t) => ({ e, t }))),
+          Stream.runCollect
+        )
+        const metrics = events.filter((x) => x.e._tag === "Metric")
+        assert.deepStrictEqual(metrics.map((x) => x.e._tag === "Metric" ? [x.e.point.step, x.e.point.name, x.e.point.value] : []), [
+          [1, "score", 0.3],
+          [2, "score", 0.6],
+          [3, "score", 0.5],
+          [4, "score", 0.7]
+        ])
+        assert.deepStrictEqual(metrics.map((x) => x.t), [1.25, 2.5, 3.75, 5])
+        assert.strictEqual(events[0]!.e._tag, "State")
+        assert.strictEqual(events.at(-1)!.e._tag, "Exit")
+      })))
+
+  it.effect("reduces a curve to the best so far when asked", () =>
+    Effect.gen(function*() {
+      const l = yield* table(timed, { curve: { column: "curve", name: "acc", reduce: "best" } })
+      const sim = yield* Simulator.make(l)
+      const events = yield* sim.submit(spec(withValues(1e-4, 2))).pipe(
+        Effect.flatMap((ref) => Stream.runCollect(sim.watch(ref)))
+      )
+      const values = events.flatMap((e) => (e._tag === "Metric" ? [e.point.value] : []))
+      assert.deepStrictEqual(values, [0.3, 0.6, 0.6, 0.7])
+    }).pipe(Effect.scoped))
+
+  it.effect("a row without a metric fails as a crash after its cost; cancelling frees the GPU", () =>
+    simulate(timed, 1, (sim) =>
+      Effect.gen(function*() {
+        const failed = yield* Backend.run(sim, spec(withValues(1e-2, 2)))
+        assert.strictEqual(failed.outcome, "Failed")
+        assert.strictEqual(failed.failureKind, "Crash")
+        assert.include(failed.message ?? "", "has no score")
+        assert.strictEqual(yield* sim.clock, 4)
+        const running = yield* sim.submit(spec(withValues(1e-4, 2), "long"))
+        const queued = yield* sim.submit(spec(withValues(1e-3, 2), "next"))
+        assert.deepStrictEqual((yield* sim.list("run-1")).map((j) => j.state), ["Finished", "Running", "Pending"])
+        yield* sim.cancel(running)
+        const cancelled = yield* Backend.awaitExit(sim, running)
+        assert.strictEqual(cancelled.outcome, "Cancelled")
+        const next = yield* Backend.awaitExit(sim, queued)
+        assert.strictEqual(next.outcome, "Succeeded")
+        assert.strictEqual(yield* sim.clock, 7)
+        const missing = yield* Effect.flip(sim.submit({ ...spec(base), files: [] }))
+        assert.include(missing.message, "strategy.json")
+      })))
+
+  it.effect("keeps four GPUs busy across resubmissions: makespan and trace are deterministic", () =>
+    Effect.gen(function*() {
+      const values = Array.from({ length: 10 }, (_, i) => i + 1)
+      const landscape = yield* table(
+        "lr,layers,score,cost\n" + values.map((v) => `${v / 1000},1,${v},${v}`).join("\n") + "\n",
+        { cost: { column: "cost" } }
+      )
+      const once = Effect.gen(function*() {
+        const sim = yield* Simulator.make(landscape, { gpus: 4 })
+        const trace: Array<string> = []
+        // four workers, each submitting its next job right after the previous exit (with some
+        // scheduler hops in between, as an explorer loop does)
+        yield* Effect.forEach([0, 1, 2, 3], (w) =>
+          Effect.gen(function*() {
+            for (let i = 0; i < 5; i++) {
+              const v = ((w * 5 + i) % 10) + 1
+              const { at } = yield* runTimed(sim, withValues(v / 1000, 1), `w${w}-${i}`)
+              trace.push(`${w}:${v}@${at}`)
+              for (let k = 0; k < 5; k++) yield* Effect.yieldNow
+            }
+          }), { concurrency: "unbounded", discard: true })
+        return { trace, clock: yield* sim.clock, utilisation: yield* sim.utilisation }
+      }).pipe(Effect.scoped)
+      const a = yield* once
+      const b = yield* once
+      assert.deepStrictEqual(a, b)
+      // worker w runs 5 jobs back to back: 1+..+5 = 15, 6+..+10 = 40, 15, 40
+      assert.strictEqual(a.clock, 40)
+      assert.closeTo(a.utilisation, (15 + 40 + 15 + 40) / (4 * 40), 1e-12)
+      assert.include(a.trace, "1:10@40")
+    }))
+
+  it.effect("runs 20,000 zero-cost trials quickly", () =>
+    Effect.gen(function*() {
+      const values = Array.from({ length: 20 }, (_, i) => i + 1)
+      const sim = yield* Simulator.make(Simulator.synthetic({
+        parameters: [
+          { path: "training.extra.a", kind: "ordinal", values },
+          { path: "training.extra.b", kind: "ordinal", values }
+        ],
+        seed: 1
+      }))
+      const started = Date.now()
+      let sum = 0
+      for (let i = 0; i < 20_000; i++) {
+        const s = SearchSpace.set(SearchSpace.set(base, "training.extra.a", (i % 20) + 1), "training.extra.b", ((i >> 3) % 20) + 1)
+        const exit = yield* Backend.run(sim, spec(s))
+        sum += typeof exit.result === "object" ? 1 : 0
+      }
+      assert.strictEqual(sum, 20_000)
+      assert.strictEqual(yield* sim.clock, 0)
+      assert.isBelow(Date.now() - started, 20_000)
+    }).pipe(Effect.scoped))
+})
+
+describe("bench tasks", () => {
+  const dir = path.resolve(import.meta.dirname, "../../../bench/tasks")
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml"))
+
+  it("has one task per NMTHPO pair, NMT curve set, RegMix and Tinker model", () => {
+    assert.strictEqual(files.filter((f) => f.startsWith("nmthpo-")).length, 6)
+    assert.strictEqual(files.filter((f) => f.startsWith("nmtlc-")).length, 4)
+    assert.strictEqual(files.filter((f) => f.startsWith("regmix-")).length, 1)
+    assert.isAtLeast(files.filter((f) => f.startsWith("tinker-")).length, 30)
+  })
+
+  it.effect("every task decodes, its table loads with rows, and its default strategy maps exactly", () =>
+    Effect.gen(function*() {
+      for (const f of files) {
+        const loaded = yield* TaskFile.load(path.join(dir, f))
+        const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
+        assert.isAbove(landscape.points.length, 0, f)
+        assert.strictEqual(landscape.metric.direction, loaded.task.metric.direction, f)
+        const def = Simulator.defaultStrategy(landscape)
+        assert.strictEqual(Simulator.match(landscape, def).distance, 0, f)
+        const { best, worst } = Simulator.range(landscape)
+        assert.notStrictEqual(best, worst, f)
+      }
+    }))
+
+  it.effect("NMTHPO ja-en: 150 configurations, BLEU maximised, every row reachable exactly", () =>
+    Effect.gen(function*() {
+      const loaded = yield* TaskFile.load(path.join(dir, "nmthpo-ja-en.yaml"))
+      const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
+      const configs = Simulator.configurations(landscape)
+      assert.strictEqual(configs.length, 150)
+      for (const p of configs) {
+        const m = Simulator.match(landscape, Simulator.strategyOf(landscape, p))
+        assert.strictEqual(m.point.id, p.id)
+        assert.strictEqual(m.distance, 0)
+      }
+    }))
+
+  it.effect("RegMix: a row's own mixture snaps back to it", () =>
+    Effect.gen(function*() {
+      const loaded = yield* TaskFile.load(path.join(dir, "regmix-1m-pile-cc.yaml"))
+      const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
+      assert.strictEqual(landscape.points.length, 512)
+      for (const p of landscape.points.slice(0, 50)) {
+        assert.strictEqual(Simulator.match(landscape, Simulator.strategyOf(landscape, p)).point.id, p.id)
+      }
+      assert.closeTo(Simulator.range(landscape).best, 5.08, 0.01)
+    }))
+})
