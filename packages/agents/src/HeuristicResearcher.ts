@@ -35,6 +35,7 @@ export interface Options {
   readonly followInsights?: number
   /** Pairs needed before a statistic becomes an insight (default 3). */
   readonly minPairs?: number
+  readonly poolNeighbour?: number
   /** Candidates tried per proposal before giving up on a node (default 64). */
   readonly maxCandidates?: number
 }
@@ -94,9 +95,12 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         out.push({ strategy: { ...task.defaultStrategy, rationale: "Baseline: the task's default strategy." } })
       }
       const maxCandidates = options.maxCandidates ?? 64
+      const pool = space.points !== undefined && space.points.length > 0 ? space.points : undefined
       for (let i = 0; i < maxCandidates && out.length < n; i++) {
+        // In a finite pool, a move lands on the nearest configuration that exists and is untried.
         const candidate = yield* mutate(space, base, tree, parent, effects, options)
-        if (fresh(candidate.strategy)) out.push({ strategy: { ...candidate.strategy, rationale: candidate.rationale } })
+        const landed = pool === undefined ? candidate : snap(space, pool, base, candidate, (s) => !context.tried(Fingerprint.of(s)) && !seen.has(Fingerprint.of(s)))
+        if (landed !== undefined && fresh(landed.strategy)) out.push({ strategy: { ...landed.strategy, rationale: landed.rationale } })
       }
       return out
     })
@@ -179,6 +183,26 @@ const mutate = (
     const origin = parent === undefined ? "the default strategy" : parent.id
     return { strategy, rationale: `From ${origin}: ${notes.join("; ")}.` }
   })
+
+/** The untried pool point nearest to a mutated candidate (L1 over parameter positions). */
+const snap = (
+  space: SearchSpace.SearchSpace,
+  points: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>,
+  base: Strategy.Strategy,
+  candidate: { readonly strategy: Strategy.Strategy; readonly rationale: string },
+  untried: (s: Strategy.Strategy) => boolean
+) => {
+  const target = SearchSpace.position(space, candidate.strategy)
+  const ranked = points
+    .map((pt) => ({ pt, d: SearchSpace.pointPosition(space, pt).reduce((acc, x, i) => acc + Math.abs(x - target[i]!), 0) }))
+    .sort((a, b) => a.d - b.d)
+  for (const { d, pt } of ranked) {
+    const strategy = SearchSpace.applyPoint(space, base, pt)
+    if (!untried(strategy)) continue
+    return { strategy, rationale: d === 0 ? candidate.rationale : `${candidate.rationale.replace(/\.$/, "")}; nearest recorded configuration (distance ${d.toFixed(2)}).` }
+  }
+  return undefined
+}
 
 /**
  * The heuristic researcher as the `Researcher` service.

@@ -9,6 +9,7 @@ import * as path from "node:path"
 import { Errors, TaskFile } from "@trex/core"
 import { Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import * as Bench from "./Bench.ts"
 import * as HtmlReport from "./HtmlReport.ts"
 import * as LiveView from "./LiveView.ts"
 import * as RunDir from "./RunDir.ts"
@@ -129,9 +130,33 @@ const readLogTails = (runDir: string, info: RunDir.RunInfo): Record<string, Arra
   return tails
 }
 
+const benchCommand = Command.make(
+  "bench",
+  {
+    tasks: Flag.String("task").pipe(Flag.atLeast(1), Flag.withDescription("a recorded-table task file (repeatable)")),
+    policies: Flag.String("policies").pipe(Flag.withDefault("uct,greedy,random,tpe")),
+    seeds: Flag.Int("seeds").pipe(Flag.withDefault(20)),
+    trials: Flag.String("trials").pipe(Flag.withDefault("5,10,20,30")),
+    json: Flag.Boolean("json").pipe(Flag.withDefault(false))
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      const methods = yield* Bench.parseMethods(flags.policies)
+      const trials = yield* Bench.parseTrials(flags.trials)
+      if (flags.seeds < 1) return yield* new Errors.InvalidInput({ source: "--seeds", message: "--seeds must be at least 1" })
+      const results: Array<Bench.TaskResult> = []
+      for (const file of flags.tasks) {
+        const r = yield* Bench.benchTask(file, { methods, seeds: flags.seeds, trials })
+        results.push(r)
+        if (!flags.json) yield* Effect.sync(() => process.stderr.write(`${r.task}: done (${r.rows} configurations, ${r.seeds} seeds)\n`))
+      }
+      yield* out(flags.json ? JSON.stringify(results, null, 2) : Bench.toTable(results, trials))
+    })
+).pipe(Command.withDescription("compare search methods on recorded training-run tables, in simulated time"))
+
 /** @since 0.1.0 @category commands */
 export const command = Command.make("trex").pipe(
   Command.withDescription("TREX: automate LLM fine-tuning by agent-driven tree search"),
-  Command.withSubcommands([runCommand, resumeCommand, statusCommand, reportCommand])
+  Command.withSubcommands([runCommand, resumeCommand, statusCommand, reportCommand, benchCommand])
 )
 

@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+export * as Bench from "./Bench.ts"
 export * as Cli from "./Cli.ts"
 export * as HtmlReport from "./HtmlReport.ts"
 export * as LiveView from "./LiveView.ts"

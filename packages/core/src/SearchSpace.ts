@@ -25,8 +25,16 @@ export type Parameter = typeof Parameter.Type
 /** A parameter value. @since 0.1.0 @category models */
 export type Value = Parameter["values"][number]
 
-/** @since 0.1.0 @category schemas */
-export const SearchSpace = Schema.Struct({ parameters: Schema.Array(Parameter) })
+/**
+ * The space: its parameters, and optionally a finite pool of valid configurations (`points`,
+ * each a value per parameter in order) — a recorded table's rows, say — when not every
+ * combination of values exists.
+ * @since 0.1.0 @category schemas
+ */
+export const SearchSpace = Schema.Struct({
+  parameters: Schema.Array(Parameter),
+  points: Schema.optionalKey(Schema.Array(Schema.Array(Schema.Union([Schema.Finite, Schema.String, Schema.Boolean]))))
+})
 /** @since 0.1.0 @category models */
 export type SearchSpace = typeof SearchSpace.Type
 
@@ -116,4 +124,26 @@ export const indexOf = (param: Parameter, strategy: Strategy.Strategy): number =
 }
 
 /** Number of distinct points in the space. @since 0.1.0 @category getters */
-export const size = (space: SearchSpace): number => space.parameters.reduce((acc, p) => acc * p.values.length, 1)
+export const size = (space: SearchSpace): number =>
+  space.points?.length ?? space.parameters.reduce((acc, p) => acc * p.values.length, 1)
+
+/** A strategy with every parameter set from a point of the pool. @since 0.1.0 @category combinators */
+export const applyPoint = (space: SearchSpace, strategy: Strategy.Strategy, point: ReadonlyArray<Value>): Strategy.Strategy =>
+  space.parameters.reduce((s, p, i) => set(s, p.path, point[i]!), strategy)
+
+/**
+ * A strategy's position in the space: each parameter's index among its values, scaled to [0, 1]
+ * (nearest value for off-grid numbers). Distances between positions measure how far apart two
+ * configurations are.
+ * @since 0.1.0 @category accessors
+ */
+export const position = (space: SearchSpace, strategy: Strategy.Strategy): Array<number> =>
+  space.parameters.map((p) => (p.values.length <= 1 ? 0 : indexOf(p, strategy) / (p.values.length - 1)))
+
+/** The position of a pool point. @since 0.1.0 @category accessors */
+export const pointPosition = (space: SearchSpace, point: ReadonlyArray<Value>): Array<number> =>
+  space.parameters.map((p, i) => {
+    if (p.values.length <= 1) return 0
+    const exact = p.values.indexOf(point[i]!)
+    return (exact >= 0 ? exact : 0) / (p.values.length - 1)
+  })

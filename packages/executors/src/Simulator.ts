@@ -155,8 +155,10 @@ export interface SyntheticConfig {
   readonly seed?: number
   /** Noise standard deviation on each point's score (default 0.02). */
   readonly noise?: number
-  /** Cost of every run in simulated seconds (default 0). */
+  /** Cost of every run in simulated seconds (default 0); with `heavyTail`, the scale of a Pareto law. */
   readonly seconds?: number
+  /** Pareto shape (e.g. 1.5) for heavy-tailed run costs. */
+  readonly heavyTail?: number
   /** Intermediate points per run (default 0). */
   readonly curvePoints?: number
   readonly direction?: Task.Direction
@@ -175,13 +177,15 @@ export const synthetic = (config: SyntheticConfig): Landscape =>
     seed: config.seed ?? 0,
     noise: config.noise ?? 0.02,
     seconds: config.seconds ?? 0,
+    ...(config.heavyTail !== undefined ? { heavyTail: config.heavyTail } : {}),
     curvePoints: config.curvePoints ?? 0,
     direction: config.direction ?? "maximize"
   })
 
 /** The search space of a landscape: its parameters and their distinct values. @since 0.1.0 @category getters */
 export const searchSpace = (landscape: Landscape): SearchSpace.SearchSpace => ({
-  parameters: landscape.parameters.map((p) => ({ path: p.path, kind: p.kind, values: p.values }))
+  parameters: landscape.parameters.map((p) => ({ path: p.path, kind: p.kind, values: p.values })),
+  points: L.configurations(landscape).map((pt) => pt.values)
 })
 
 /** The point a strategy runs as (exact match, else nearest). @since 0.1.0 @category utilities */

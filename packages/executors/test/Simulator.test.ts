@@ -90,8 +90,11 @@ describe("landscapes", () => {
         parameters: [
           { path: "training.learningRate", kind: "log", values: [1e-4, 1e-3, 1e-2] },
           { path: "training.extra.layers", kind: "ordinal", values: [2, 4] }
-        ]
+        ],
+        // the pool: only the recorded rows, in file order
+        points: Simulator.configurations(l).map((p) => p.values)
       })
+      assert.strictEqual(Simulator.searchSpace(l).points!.length, Simulator.configurations(l).length)
       const def = Simulator.defaultStrategy(l)
       assert.strictEqual(Simulator.match(l, def).distance, 0)
     }))

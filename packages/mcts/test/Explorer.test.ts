@@ -5,6 +5,7 @@ import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
 import * as Explorer from "../src/Explorer.ts"
 import * as ResultCache from "../src/ResultCache.ts"
+import * as RandomPolicy from "../src/RandomPolicy.ts"
 import * as Uct from "../src/Uct.ts"
 import { type ExecLog, functionExecutor, gridResearcher, layers, makeTask, score } from "./support/toy.ts"
 
@@ -156,13 +157,18 @@ describe("Explorer", () => {
         scheduler: Asha.make({ metric: { name: "score", split: "eval", direction: "maximize" }, minStep: 1, eta: 2, minTrialsPerRung: 2 })
       }).pipe(
         Effect.provide(
-          Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(gridResearcher, functionExecutor({ runs: [] }, { stepMillis: 5 })))
+          // random expansion gives trials of mixed quality, so some lag behind at the first rung
+          Layer.mergeAll(Journal.Journal.layerMemory, RandomPolicy.layer, layers(gridResearcher, functionExecutor({ runs: [] }, { stepMillis: 5 })))
         )
       )
       const pruned = [...summary.tree.nodes()].filter((n) => n.state._tag === "Pruned")
-      assert.isAtLeast(pruned.length, 1)
-      // nothing pruned was better at step 1 than the best that was kept
-      assert.strictEqual(summary.tree.size, 12)
+      assert.isAtLeast(pruned.length, 1, [...summary.tree.nodes()].map((n) => `${n.id}:${n.state._tag}:${ExperimentNode.score(n)}:${n.curve.length}`).join(" "))
+      // nothing pruned was better at its first rung than the best trial that was kept
+      const atStep1 = (n: { curve: ReadonlyArray<{ step: number; value: number }> }) => n.curve.find((p) => p.step === 1)?.value ?? -Infinity
+      const keptBest = Math.max(...[...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded").map(atStep1))
+      for (const n of pruned) assert.isAtMost(atStep1(n), keptBest)
+      // a pruned trial's job was stopped before it reported its last step
+      for (const n of pruned) assert.isBelow(Math.max(...n.curve.map((p) => p.step)), 4)
     }))
 
   it.live("pause holds new trials back; stop('cancel') interrupts without finishing the run", () =>

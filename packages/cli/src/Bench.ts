@@ -1,0 +1,172 @@
+/**
+ * `trex bench`: compare search methods side by side on recorded tables (or any CSV of the same
+ * kind), on the same tasks and seeds, in simulated time. Reports mean normalised regret
+ * `(best - found) / (best - worst)` per method and trial count, and regret against simulated
+ * GPU-hours.
+ *
+ * A method is a policy and a researcher: `uct` (the default: UCT + heuristic researcher),
+ * `puct`, `greedy`, `best-first` (each with the heuristic researcher), `random` (random search:
+ * uniform proposals) and `tpe` (flat TPE).
+ *
+ * @since 0.1.0
+ */
+import { HeuristicResearcher, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
+import { Errors, Journal, type JournalEvent, Researcher, SearchPolicy, type Task, TaskFile } from "@trex/core"
+import { Simulator } from "@trex/executors"
+import { Explorer, RandomPolicy } from "@trex/mcts"
+import { Effect, Layer } from "effect"
+import * as Wiring from "./Wiring.ts"
+
+/** The methods `trex bench` knows. @since 0.1.0 @category models */
+export const methods = ["uct", "puct", "greedy", "best-first", "random", "tpe"] as const
+/** @since 0.1.0 @category models */
+export type Method = typeof methods[number]
+
+const parts = (method: Method): { policy: SearchPolicy.SearchPolicyShape; researcher: Researcher.ResearcherShape } => {
+  switch (method) {
+    case "random":
+      return { policy: RandomPolicy.make(), researcher: RandomResearcher.make() }
+    case "tpe":
+      return { policy: RandomPolicy.make(), researcher: TpeResearcher.make() }
+    default:
+      return { policy: Wiring.policy(method), researcher: HeuristicResearcher.make() }
+  }
+}
+
+/** Regret after each trial of one run, and the simulated GPU-hours spent by then. @since 0.1.0 @category models */
+export interface Trace {
+  readonly regret: ReadonlyArray<number>
+  readonly gpuHours: ReadonlyArray<number>
+}
+
+/**
+ * One seeded run of a method on a landscape, sequential (concurrency 1) in simulated time.
+ * @since 0.1.0 @category running
+ */
+export const runOnce = (
+  task: Task.Task,
+  landscape: Simulator.Landscape,
+  method: Method,
+  seed: number,
+  trials: number
+): Effect.Effect<Trace, Errors.JournalError | Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const { policy, researcher } = parts(method)
+    const regret: Array<number> = []
+    const gpuHours: Array<number> = []
+    let best: number | undefined
+    let spent = 0
+    const sign = task.metric.direction === "maximize" ? 1 : -1
+    const onEvent = (entry: JournalEvent.Entry) => {
+      const e = entry.event
+      if (e._tag === "BudgetCharged") spent += e.cost.gpuSeconds
+      if (e._tag !== "NodeFinished") return
+      const score = e.outcome === "Succeeded" ? e.result?.score : undefined
+      if (score !== undefined && (best === undefined || sign * score > sign * best)) best = score
+      regret.push(best === undefined ? 1 : Simulator.regret(landscape, best))
+      gpuHours.push(spent / 3600)
+    }
+    yield* Explorer.run({ ...task, budget: { maxTrials: trials } }, {
+      runId: `bench-${method}-${seed}`,
+      runDir: "/nonexistent",
+      seed,
+      concurrency: 1,
+      distillEvery: 5,
+      onEvent
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          Journal.Journal.layerMemory,
+          Layer.succeed(SearchPolicy.SearchPolicy, policy),
+          Layer.succeed(Researcher.Researcher, researcher),
+          TemplateExecutor.layer({ taskDir: ".", recipe: { command: ["simulated"], env: {}, resources: { gpus: 1, cpus: 1 } } }).pipe(
+            Layer.provide(Simulator.Simulator.layer(landscape, { gpus: 1 }))
+          )
+        )
+      )
+    )
+    // a run that stopped early (space exhausted) keeps its last regret
+    while (regret.length < trials) {
+      regret.push(regret.at(-1) ?? 1)
+      gpuHours.push(gpuHours.at(-1) ?? 0)
+    }
+    return { regret, gpuHours }
+  })
+
+/** Mean regret per method at each trial count, for one task. @since 0.1.0 @category models */
+export interface TaskResult {
+  readonly task: string
+  readonly rows: number
+  readonly seeds: number
+  /** method -> trial count -> mean regret */
+  readonly regret: Record<string, Record<number, number>>
+  /** method -> trial count -> mean simulated GPU-hours spent */
+  readonly gpuHours: Record<string, Record<number, number>>
+}
+
+/**
+ * Benchmark methods on one task file over `seeds` seeds.
+ * @since 0.1.0 @category running
+ */
+export const benchTask = (
+  file: string,
+  options: { readonly methods: ReadonlyArray<Method>; readonly seeds: number; readonly trials: ReadonlyArray<number> }
+) =>
+  Effect.gen(function*() {
+    const loaded = yield* TaskFile.load(file)
+    const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
+    const task: Task.Task = {
+      ...loaded.task,
+      searchSpace: loaded.task.searchSpace ?? Simulator.searchSpace(landscape),
+      defaultStrategy: loaded.task.defaultStrategy ?? Simulator.defaultStrategy(landscape)
+    }
+    const horizon = Math.max(...options.trials)
+    const regret: Record<string, Record<number, number>> = {}
+    const gpuHours: Record<string, Record<number, number>> = {}
+    for (const method of options.methods) {
+      const sums = options.trials.map(() => 0)
+      const hours = options.trials.map(() => 0)
+      for (let seed = 0; seed < options.seeds; seed++) {
+        const trace = yield* runOnce(task, landscape, method, seed, horizon)
+        options.trials.forEach((n, i) => {
+          sums[i]! += trace.regret[n - 1]!
+          hours[i]! += trace.gpuHours[n - 1]!
+        })
+      }
+      regret[method] = Object.fromEntries(options.trials.map((n, i) => [n, sums[i]! / options.seeds]))
+      gpuHours[method] = Object.fromEntries(options.trials.map((n, i) => [n, hours[i]! / options.seeds]))
+    }
+    return { task: task.name, rows: Simulator.configurations(landscape).length, seeds: options.seeds, regret, gpuHours } satisfies TaskResult
+  })
+
+/** The results as a Markdown table. @since 0.1.0 @category formatting */
+export const toTable = (results: ReadonlyArray<TaskResult>, trials: ReadonlyArray<number>): string => {
+  const lines = [
+    `| task | method | ${trials.map((n) => `N=${n}`).join(" | ")} | GPU-h at N=${Math.max(...trials)} |`,
+    `|---|---|${trials.map(() => "---").join("|")}|---|`
+  ]
+  for (const r of results) {
+    for (const [method, byN] of Object.entries(r.regret)) {
+      const h = r.gpuHours[method]![Math.max(...trials)]!
+      lines.push(`| ${r.task} | ${method} | ${trials.map((n) => byN[n]!.toFixed(3)).join(" | ")} | ${h.toFixed(1)} |`)
+    }
+  }
+  return lines.join("\n")
+}
+
+/** Whether a string names a method. @since 0.1.0 @category parsing */
+export const parseMethods = (text: string): Effect.Effect<ReadonlyArray<Method>, Errors.InvalidInput> => {
+  const names = text.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+  const bad = names.filter((n) => !(methods as ReadonlyArray<string>).includes(n))
+  return bad.length > 0 || names.length === 0
+    ? Effect.fail(new Errors.InvalidInput({ source: "--policies", message: `--policies: unknown method ${bad.join(", ") || "(none)"}; choose from ${methods.join(", ")}` }))
+    : Effect.succeed(names as ReadonlyArray<Method>)
+}
+
+/** Parse `5,10,20,30`. @since 0.1.0 @category parsing */
+export const parseTrials = (text: string): Effect.Effect<ReadonlyArray<number>, Errors.InvalidInput> => {
+  const ns = text.split(",").map((s) => Number(s.trim()))
+  return ns.length === 0 || ns.some((n) => !Number.isInteger(n) || n < 1)
+    ? Effect.fail(new Errors.InvalidInput({ source: "--trials", message: `--trials: expected positive whole numbers separated by commas, got "${text}"` }))
+    : Effect.succeed(ns)
+}
