@@ -1,0 +1,139 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Budget, Fingerprint, SearchSpace } from "@trex/core"
+import { ResearcherConformance, TreeBuilder } from "@trex/core/testing"
+import { Effect, Random } from "effect"
+import * as HeuristicResearcher from "../src/HeuristicResearcher.ts"
+import * as RandomResearcher from "../src/RandomResearcher.ts"
+import * as TpeResearcher from "../src/TpeResearcher.ts"
+
+const researchers = {
+  heuristic: () => HeuristicResearcher.make(),
+  random: () => RandomResearcher.make(),
+  tpe: () => TpeResearcher.make()
+}
+for (const [name, make] of Object.entries(researchers)) {
+  describe(`Researcher conformance: ${name}`, () => {
+    for (const c of ResearcherConformance.cases(make)) it.effect(c.name, () => c.run)
+  })
+}
+
+const task = TreeBuilder.task()
+const propose = (b: TreeBuilder.TreeBuilder, parentId: string, n: number, options: HeuristicResearcher.Options = {}) =>
+  HeuristicResearcher.make(options).propose(
+    {
+      task,
+      analysis: { summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} },
+      tree: b.view,
+      parentId,
+      usage: new Budget.Ledger(task.budget).usage(),
+      tried: (fp) => b.view.byFingerprint(fp) !== undefined
+    },
+    n
+  )
+
+const changed = (space: SearchSpace.SearchSpace, a: Parameters<typeof SearchSpace.get>[0], b: Parameters<typeof SearchSpace.get>[0]) =>
+  space.parameters.filter((p) => SearchSpace.get(a, p.path) !== SearchSpace.get(b, p.path)).map((p) => p.path)
+
+describe("HeuristicResearcher", () => {
+  it.effect("the first child of the root is the default strategy: the baseline", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(task)
+      const [first] = yield* propose(b, "root", 1)
+      assert.strictEqual(Fingerprint.of(first!.strategy), Fingerprint.of(task.defaultStrategy!))
+      assert.match(first!.strategy.rationale, /Baseline/)
+    }))
+
+  it.effect("children differ from their parent in one or two declared parameters, by the parameter's kind", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(task)
+      const parent = b.succeed("root", { "training.learningRate": 0.001, "training.epochs": 2 }, 0.5)
+      const proposals = yield* propose(b, parent, 12, { crossover: 0, followInsights: 0 }).pipe(Random.withSeed(3))
+      assert.strictEqual(proposals.length, 12)
+      const base = b.view.get(parent)!.strategy
+      for (const p of proposals) {
+        const diff = changed(task.searchSpace!, base, p.strategy)
+        assert.isAtLeast(diff.length, 1)
+        assert.isAtMost(diff.length, 2)
+        // a learning-rate move is one or two log-grid steps; an epochs move a single neighbour step
+        const lrs = task.searchSpace!.parameters[0]!.values as ReadonlyArray<number>
+        const di = Math.abs(lrs.indexOf(p.strategy.training.learningRate) - lrs.indexOf(0.001))
+        assert.isAtMost(di, 2)
+        assert.isAtMost(Math.abs(p.strategy.training.epochs - 2), 1)
+        assert.match(p.strategy.rationale, /From n\d+: /)
+      }
+    }))
+
+  it.effect("distils a controlled comparison into an insight with its evidence", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(task)
+      let parent = "root"
+      for (let i = 0; i < 5; i++) {
+        const base = b.succeed(parent, { "data.format": "plain", "training.epochs": 1 + (i % 4) }, 0.2 + i * 0.01)
+        b.succeed(base, { "data.format": "reversed" }, 0.3 + i * 0.01)
+        parent = base
+      }
+      const insights = yield* HeuristicResearcher.make().distill({ task, tree: b.view, now: 1 })
+      const reversed = insights.find((i) => i.text.startsWith("data.format=reversed"))
+      assert.isDefined(reversed)
+      assert.match(reversed!.text, /beat its comparison in 5 of 5 pairs, \+0\.1 score on average/)
+      assert.isAtLeast(reversed!.evidence.length, 10)
+      for (const id of reversed!.evidence) assert.isDefined(b.view.get(id))
+    }))
+
+  it.effect("follows insights: with an insight, children move to the winning value", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(task)
+      const start = b.succeed("root", { "data.format": "plain" }, 0.2)
+      const insight = {
+        id: "x",
+        text: "reversed wins",
+        evidence: [start],
+        createdAt: 0,
+        data: { path: "data.format", value: "reversed", wins: 5, pairs: 5, delta: 0.1 }
+      }
+      const tree = { ...b.view, insights: [insight] }
+      const proposals = yield* HeuristicResearcher.make({ followInsights: 1 }).propose(
+        {
+          task,
+          analysis: { summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} },
+          tree,
+          parentId: start,
+          usage: new Budget.Ledger(task.budget).usage(),
+          tried: () => false
+        },
+        4
+      ).pipe(Random.withSeed(1))
+      for (const p of proposals) assert.strictEqual(p.strategy.data.format, "reversed")
+    }))
+
+  it.effect("in a finite pool, proposals are configurations of the pool", () =>
+    Effect.gen(function*() {
+      const points = [[1e-4, 1, "plain"], [1e-3, 2, "reversed"], [3e-3, 4, "plain"], [1e-2, 3, "scratchpad"]]
+      const pooled = { ...task, searchSpace: { ...task.searchSpace!, points } }
+      const b = new TreeBuilder.TreeBuilder(pooled)
+      const n1 = b.succeed("root", {}, 0.3)
+      const proposals = yield* HeuristicResearcher.make().propose(
+        {
+          task: pooled,
+          analysis: { summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} },
+          tree: b.view,
+          parentId: n1,
+          usage: new Budget.Ledger(pooled.budget).usage(),
+          tried: (fp) => b.view.byFingerprint(fp) !== undefined
+        },
+        3
+      ).pipe(Random.withSeed(4))
+      assert.strictEqual(proposals.length, 3)
+      for (const p of proposals) {
+        const values = pooled.searchSpace.parameters.map((q) => SearchSpace.get(p.strategy, q.path))
+        assert.isTrue(points.some((pt) => JSON.stringify(pt) === JSON.stringify(values)), JSON.stringify(values))
+      }
+    }))
+
+  it.effect("a task without a search space is a clear error", () =>
+    Effect.gen(function*() {
+      const { searchSpace: _, ...bare } = task
+      const error = yield* Effect.flip(HeuristicResearcher.make().analyze(bare))
+      assert.match(error.message, /declares no searchSpace/)
+    }))
+})

@@ -1,0 +1,184 @@
+import { assert, describe, it } from "@effect/vitest"
+import { SearchPolicy } from "@trex/core"
+import { SearchPolicyConformance, TreeBuilder } from "@trex/core/testing"
+import { Effect, Random } from "effect"
+import * as Asha from "../src/Asha.ts"
+import * as BestFirst from "../src/BestFirst.ts"
+import * as Greedy from "../src/Greedy.ts"
+import * as ProgressiveWidening from "../src/ProgressiveWidening.ts"
+import * as Puct from "../src/Puct.ts"
+import * as RandomPolicy from "../src/RandomPolicy.ts"
+import * as Uct from "../src/Uct.ts"
+
+const ctx = (overrides: Partial<SearchPolicy.SelectionContext> = {}): SearchPolicy.SelectionContext => ({
+  budgetUsed: 0,
+  inFlight: 0,
+  concurrency: 1,
+  finished: 0,
+  exhausted: () => false,
+  ...overrides
+})
+
+const policies: Record<string, () => SearchPolicy.SearchPolicyShape> = {
+  uct: () => Uct.make(),
+  "uct-mean": () => Uct.make({ backup: "mean", c: 0.7 }),
+  puct: () => Puct.make(),
+  greedy: () => Greedy.make(),
+  "best-first": () => BestFirst.make(),
+  random: () => RandomPolicy.make()
+}
+
+for (const [name, make] of Object.entries(policies)) {
+  describe(`SearchPolicy conformance: ${name}`, () => {
+    for (const c of SearchPolicyConformance.cases(make)) it.effect(c.name, () => c.run)
+  })
+}
+
+/** root -> a (0.2) -> a1 (0.9); root -> b (0.5) */
+const small = () => {
+  const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+  const a = b.succeed("root", { "training.epochs": 2 }, 0.2)
+  const bb = b.succeed("root", { "training.epochs": 3 }, 0.5)
+  const a1 = b.succeed(a, { "training.learningRate": 0.001 }, 0.9)
+  return { b, a, bb, a1 }
+}
+
+describe("Uct", () => {
+  it.effect("with no exploration it expands the best node, like greedy", () =>
+    Effect.gen(function*() {
+      const { a1, b } = small()
+      const sel = yield* Uct.make({ c: 0 }).select(b.view, ctx())
+      assert.deepStrictEqual(sel, SearchPolicy.expand(a1))
+    }))
+
+  it.effect("exploration sends some selections to less-visited subtrees", () =>
+    Effect.gen(function*() {
+      const { b, bb } = small()
+      const picks = new Set<string>()
+      for (let seed = 0; seed < 20; seed++) {
+        const sel = yield* Uct.make({ c: 3 }).select(b.view, ctx()).pipe(Random.withSeed(seed))
+        if (sel._tag === "Expand") picks.add(sel.nodeId)
+      }
+      assert.isTrue(picks.has(bb) || picks.has("root"), [...picks].join(","))
+    }))
+
+  it.effect("progressive widening caps children: a node at its cap is not expanded again", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+      const n1 = b.succeed("root", {}, 0.9)
+      b.succeed("root", { "training.epochs": 2 }, 0.1)
+      // n1 has one visit: with k=1, alpha=0 it may have one child; give it one
+      b.succeed(n1, { "training.epochs": 4 }, 0.2)
+      const sel = yield* Uct.make({ c: 0, widening: { k: 1, alpha: 0 } }).select(b.view, ctx())
+      assert.notDeepEqual(sel, SearchPolicy.expand(n1))
+    }))
+
+  it.effect("pending trials count as losses (virtual loss), spreading parallel selections", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+      const good = b.succeed("root", {}, 0.8)
+      b.succeed("root", { "training.epochs": 2 }, 0.7)
+      for (let i = 0; i < 4; i++) b.start(b.propose(good, { "training.epochs": 1 + i }))
+      const sel = yield* Uct.make({ c: 0.5, backup: "mean" }).select(b.view, ctx({ inFlight: 4 }))
+      assert.notDeepEqual(sel, SearchPolicy.expand(good))
+    }))
+
+  it.effect("decay shrinks exploration as the budget is spent", () =>
+    Effect.gen(function*() {
+      const { a1, b } = small()
+      const sel = yield* Uct.make({ c: 50, decay: 1 }).select(b.view, ctx({ budgetUsed: 1 }))
+      assert.deepStrictEqual(sel, SearchPolicy.expand(a1))
+    }))
+})
+
+describe("Puct", () => {
+  it.effect("follows the researcher's priors between equally good children", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+      const x = b.propose("root", { "training.epochs": 2 }, 0.9)
+      b.finish(b.start(x), 0.5)
+      const y = b.propose("root", { "training.epochs": 3 }, 0.1)
+      b.finish(b.start(y), 0.5)
+      const sel = yield* Puct.make({ c: 1, widening: { k: 1, alpha: 0 }, drafts: 1 }).select(b.view, ctx())
+      assert.deepStrictEqual(sel, SearchPolicy.expand(x))
+    }))
+})
+
+describe("Greedy, BestFirst, Random", () => {
+  it.effect("greedy drafts first-level strategies, then improves the best", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+      assert.deepStrictEqual(yield* Greedy.make({ drafts: 2 }).select(b.view, ctx()), SearchPolicy.expand("root"))
+      b.succeed("root", {}, 0.3)
+      const best = b.succeed("root", { "training.epochs": 2 }, 0.6)
+      assert.deepStrictEqual(yield* Greedy.make({ drafts: 2, debugProbability: 0 }).select(b.view, ctx()), SearchPolicy.expand(best))
+    }))
+
+  it.effect("greedy debugs a failed node when told to always", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+      b.succeed("root", {}, 0.3)
+      const bad = b.fail("root", { "training.epochs": 2 }, "OOM")
+      assert.deepStrictEqual(yield* Greedy.make({ drafts: 1, debugProbability: 1 }).select(b.view, ctx()), SearchPolicy.expand(bad))
+    }))
+
+  it.effect("best-first moves on once the best node has its children", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+      const best = b.succeed("root", {}, 0.9)
+      const second = b.succeed("root", { "training.epochs": 2 }, 0.5)
+      b.succeed(best, { "training.epochs": 3 }, 0.1)
+      b.succeed(best, { "training.epochs": 4 }, 0.1)
+      assert.deepStrictEqual(yield* BestFirst.make({ maxChildren: 2 }).select(b.view, ctx()), SearchPolicy.expand(second))
+    }))
+
+  it.effect("random reaches every expandable node", () =>
+    Effect.gen(function*() {
+      const { b } = small()
+      const seen = new Set<string>()
+      for (let seed = 0; seed < 60; seed++) {
+        const sel = yield* RandomPolicy.make().select(b.view, ctx()).pipe(Random.withSeed(seed))
+        if (sel._tag === "Expand") seen.add(sel.nodeId)
+      }
+      assert.strictEqual(seen.size, 4)
+    }))
+})
+
+describe("ProgressiveWidening", () => {
+  it("allows ceil(k (visits + 1)^alpha) children", () => {
+    assert.strictEqual(ProgressiveWidening.allowed(0, { k: 2, alpha: 0.5 }), 2)
+    assert.strictEqual(ProgressiveWidening.allowed(8, { k: 1, alpha: 0.5 }), 3)
+    assert.strictEqual(ProgressiveWidening.allowed(99, { k: 1, alpha: 0.5 }), 10)
+    assert.strictEqual(ProgressiveWidening.allowed(5, { k: 1, alpha: 0 }), 1)
+  })
+})
+
+describe("Asha", () => {
+  const build = () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+    const ids = [0.9, 0.8, 0.7, 0.2].map((v, i) => {
+      const id = b.start(b.propose("root", { "training.epochs": 1 + i }))
+      b.progress(id, 1, v)
+      return id
+    })
+    return { b, ids }
+  }
+  it("prunes a trial outside the top 1/eta at its rung, keeps the leaders", () => {
+    const { b, ids } = build()
+    const asha = Asha.make({ metric: { name: "score", direction: "maximize" }, minStep: 1, eta: 2 })
+    assert.strictEqual(asha.decide(b.view, ids[0]!), "continue")
+    assert.strictEqual(asha.decide(b.view, ids[1]!), "continue")
+    assert.strictEqual(asha.decide(b.view, ids[3]!), "prune")
+  })
+  it("respects the direction: when minimising, the low value leads", () => {
+    const { b, ids } = build()
+    const asha = Asha.make({ metric: { name: "score", direction: "minimize" }, minStep: 1, eta: 2 })
+    assert.strictEqual(asha.decide(b.view, ids[3]!), "continue")
+    assert.strictEqual(asha.decide(b.view, ids[0]!), "prune")
+  })
+  it("waits for enough trials at a rung", () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+    const id = b.progress(b.start(b.propose("root", {})), 1, 0.1)
+    assert.strictEqual(Asha.make({ metric: { name: "score", direction: "maximize" }, minStep: 1 }).decide(b.view, id), "continue")
+  })
+})

@@ -1,0 +1,106 @@
+// The template executor on the real local backend: every way a trial can end becomes the right
+// node result (never a crash of the run).
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { TemplateExecutor } from "@trex/agents"
+import { type ExecutorAgent, Fingerprint, type Result, Strategy } from "@trex/core"
+import { TreeBuilder } from "@trex/core/testing"
+import { LocalBackend } from "@trex/executors"
+import { Effect, Stream } from "effect"
+
+const task = TreeBuilder.task({ metric: { name: "acc", direction: "maximize" } })
+const strategy = Strategy.decodeSync({ data: { sources: [{ name: "d" }] }, training: { learningRate: 0.01, epochs: 1, batchSize: 4 } })
+
+/** Run one node whose job is the given Node.js program; returns the node's events. */
+const runJob = (program: string, options: { timeLimitSeconds?: number } = {}) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-template-"))
+      fs.writeFileSync(path.join(dir, "job.mjs"), program)
+      const backend = yield* LocalBackend.make({ root: path.join(dir, "jobs"), slots: 1, killGraceMs: 500 })
+      const executor = TemplateExecutor.make(backend, { taskDir: dir })
+      const node = { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
+      const recipe = {
+        command: [process.execPath, "{taskDir}/job.mjs", "{node}"],
+        env: {},
+        resources: { gpus: 0, cpus: 1, ...(options.timeLimitSeconds !== undefined ? { timeLimitSeconds: options.timeLimitSeconds } : {}) }
+      }
+      const events = yield* executor.run({ task: { ...task, recipe }, runId: "r", runDir: dir, node }).pipe(Stream.runCollect)
+      return Array.from(events) as Array<ExecutorAgent.ExecutionEvent>
+    })
+  )
+
+const resultOf = (events: ReadonlyArray<ExecutorAgent.ExecutionEvent>): Result.Result => {
+  const last = events.at(-1)
+  assert.strictEqual(last?._tag, "Finished")
+  return (last as Extract<ExecutorAgent.ExecutionEvent, { _tag: "Finished" }>).result
+}
+
+const writeResult = (json: string) =>
+  `import fs from "node:fs"; fs.writeFileSync(process.env.TREX_JOB_DIR + "/result.json", ${JSON.stringify(json)});`
+
+describe("TemplateExecutor on the local backend", () => {
+  it.live("a successful job: score from `primary`, curves and cost recorded", () =>
+    Effect.gen(function*() {
+      const events = yield* runJob(
+        `console.log('TREX_METRIC {"step":1,"split":"train","name":"loss","value":0.5}'); ` +
+          `if (process.argv[2] !== "n1") process.exit(9); ` + writeResult(`{"metrics":{"acc":0.7,"f1":0.6},"primary":0.75}`)
+      )
+      assert.strictEqual(events[0]!._tag, "Submitted")
+      const r = resultOf(events)
+      assert.strictEqual(r.score, 0.75)
+      assert.deepStrictEqual(r.metrics, { acc: 0.7, f1: 0.6 })
+      assert.strictEqual(r.curves.length, 1)
+      assert.isAbove(r.cost.wallSeconds, 0)
+      assert.isUndefined(r.failure)
+    }))
+
+  it.live("without `primary`, the task's metric is the score", () =>
+    Effect.gen(function*() {
+      const r = resultOf(yield* runJob(writeResult(`{"metrics":{"acc":0.64}}`)))
+      assert.strictEqual(r.score, 0.64)
+    }))
+
+  it.live("a non-zero exit is a Crash with the last log lines", () =>
+    Effect.gen(function*() {
+      const r = resultOf(yield* runJob(`console.error("Traceback: CUDA is not available"); process.exit(3)`))
+      assert.strictEqual(r.failure?.kind, "Crash")
+      assert.strictEqual(r.failure?.exitCode, 3)
+      assert.isTrue(r.failure!.logTail.some((l) => l.includes("Traceback: CUDA is not available")))
+    }))
+
+  it.live("a job past its time limit is a Timeout", () =>
+    Effect.gen(function*() {
+      const r = resultOf(yield* runJob(`setTimeout(() => {}, 60000)`, { timeLimitSeconds: 1 }))
+      assert.strictEqual(r.failure?.kind, "Timeout")
+    }))
+
+  it.live("a job killed like the OOM killer does is OOM", () =>
+    Effect.gen(function*() {
+      const r = resultOf(yield* runJob(`process.kill(process.pid, "SIGKILL")`))
+      assert.strictEqual(r.failure?.kind, "OOM")
+    }))
+
+  it.live("exit 0 without result.json, with invalid JSON, or without a score is InvalidOutput", () =>
+    Effect.gen(function*() {
+      const none = resultOf(yield* runJob(`console.log("done")`))
+      assert.strictEqual(none.failure?.kind, "InvalidOutput")
+      const notJson = resultOf(yield* runJob(writeResult("{not json")))
+      assert.strictEqual(notJson.failure?.kind, "InvalidOutput")
+      const badField = resultOf(yield* runJob(writeResult(`{"metrics":{"acc":"high"}}`)))
+      assert.strictEqual(badField.failure?.kind, "InvalidOutput")
+      assert.match(badField.failure!.message, /metrics/)
+      const noScore = resultOf(yield* runJob(writeResult(`{"metrics":{"f1":0.5}}`)))
+      assert.strictEqual(noScore.failure?.kind, "InvalidOutput")
+      assert.match(noScore.failure!.message, /no "primary" and no metric "acc"/)
+    }))
+
+  it("substitutes only the three placeholders; strategy values never reach argv", () => {
+    assert.deepStrictEqual(
+      TemplateExecutor.argv(["python", "{taskDir}/train.py", "--node={node}", "{run}", "{strategy}", "$(rm -rf /)"], { taskDir: "/t", run: "r1", node: "n2" }),
+      ["python", "/t/train.py", "--node=n2", "r1", "{strategy}", "$(rm -rf /)"]
+    )
+  })
+})
