@@ -119,7 +119,9 @@ export const toResult = (
  * @example
  * ```ts
  * import { TemplateExecutor } from "@trex/agents"
- * const executor = TemplateExecutor.make({ taskDir: "examples/quickstart" })
+ * import type { Backend } from "@trex/core"
+ * declare const backend: Backend.BackendShape
+ * const executor = TemplateExecutor.make(backend, { taskDir: "examples/quickstart" })
  * ```
  * @since 0.1.0 @category constructors
  */

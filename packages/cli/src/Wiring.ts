@@ -6,9 +6,10 @@
  */
 import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearcher, OpenAiModel, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
 import { type Backend, Errors, Journal, type Scheduler, SearchPolicy, type Task } from "@trex/core"
-import { LocalBackend, Simulator } from "@trex/executors"
+import { DockerBackend, LocalBackend, Simulator, SshBackend } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
+import * as BackendSettings from "./BackendSettings.ts"
 import * as RunDir from "./RunDir.ts"
 import type { Settings } from "./Settings.ts"
 
@@ -57,6 +58,10 @@ export const backend = (settings: Settings, task: Task.Task, runDir: string): La
       })
     case "simulator":
       return Simulator.Simulator.layerTable({ task, dir: settings.taskDir, gpus: settings.concurrency })
+    case "docker":
+      return Layer.unwrap(Effect.map(BackendSettings.docker(task.backend, RunDir.jobsDir(runDir)), DockerBackend.layer))
+    case "ssh":
+      return Layer.unwrap(Effect.map(BackendSettings.ssh(task.backend), SshBackend.layer))
     default:
       return failing(`--backend ${settings.backend}`, "this backend is not available in this build")
   }

@@ -29,6 +29,34 @@ export interface Config {
   readonly gpus?: ReadonlyArray<string>
   /** Between SIGTERM and SIGKILL when a job is cancelled or times out (default 10 s). */
   readonly killGraceMs?: number
+  /**
+   * Which of the controller's environment variables a job inherits (default {@link defaultInheritedEnv}:
+   * paths, locale, temp dirs, CUDA/NVIDIA, Python and Hugging Face settings — never API keys). A job
+   * gets any other variable only through its spec's `env`. `"all"` passes everything through.
+   */
+  readonly inheritEnv?: "all" | ReadonlyArray<string | RegExp>
+}
+
+/**
+ * The controller variables a job inherits by default. Secrets such as `ANTHROPIC_API_KEY` are not
+ * among them: a job that needs one gets it through its spec's `env`, as a `Redacted` value.
+ * @since 0.1.0 @category constants
+ */
+export const defaultInheritedEnv: ReadonlyArray<string | RegExp> = [
+  "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TMP", "TEMP",
+  /^LC_/, /^XDG_/, /^CUDA_/, /^NVIDIA_/, /^NCCL_/, "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONUNBUFFERED", "VIRTUAL_ENV",
+  /^CONDA_/, /^HF_/, /^TRANSFORMERS_/, "TREX_CACHE_DIR", "NODE_PATH"
+]
+
+/** The controller variables a job inherits under `rule`. */
+const inherited = (rule: Config["inheritEnv"]): Record<string, string> => {
+  if (rule === "all") return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined))
+  const allow = rule ?? defaultInheritedEnv
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && allow.some((a) => (typeof a === "string" ? a === k : a.test(k)))) out[k] = v
+  }
+  return out
 }
 
 const NAME = "local"
@@ -139,7 +167,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
           cwd: dir,
           detached: true,
           stdio: ["ignore", log, log],
-          env: { ...process.env, ...Backend.revealEnv(spec.env), CUDA_VISIBLE_DEVICES: gpuIds.join(","), TREX_JOB_DIR: dir }
+          env: { ...inherited(config.inheritEnv), ...Backend.revealEnv(spec.env), CUDA_VISIBLE_DEVICES: gpuIds.join(","), TREX_JOB_DIR: dir }
         })
         Fs.closeSync(log)
         child.on("error", () => {}) // then no pid file appears: reported below

@@ -283,7 +283,11 @@ export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effe
     yield* Effect.forkScoped(drive(engine, Math.max(1, options.settleTurns ?? 16)))
     const job = (ref: { readonly id: string }, operation: string) => {
       const j = engine.jobs.get(ref.id)
-      return j === undefined ? Effect.fail(backendError(operation, `unknown simulator job ${ref.id}`)) : Effect.succeed(j)
+      // A job of an earlier simulator (a controller that restarted) never really ran: retryable,
+      // so the executor submits it again to this one.
+      return j === undefined
+        ? Effect.fail(new Errors.BackendError({ backend: "simulator", operation, message: `unknown simulator job ${ref.id} (the simulator restarted)`, retryable: true }))
+        : Effect.succeed(j)
     }
     return {
       name: "simulator",

@@ -4,5 +4,7 @@
  *
  * @since 0.1.0
  */
+export * as DockerBackend from "./DockerBackend.ts"
 export * as LocalBackend from "./LocalBackend.ts"
 export * as Simulator from "./Simulator.ts"
+export * as SshBackend from "./SshBackend.ts"

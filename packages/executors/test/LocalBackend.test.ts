@@ -1,6 +1,5 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
-// Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "@trex/core/testing"
 import { Effect, Redacted, Stream } from "effect"
 import { spawn } from "node:child_process"
@@ -209,4 +208,31 @@ describe("LocalBackend", () => {
       yield* Effect.sleep("300 millis") // the slot monitors poll every 100 ms
       assert.strictEqual((yield* fresh.capacity).inUse, 0, "their slots are free again")
     })))
+})
+
+describe("LocalBackend environment", () => {
+  it.live("a job inherits paths and locale but not the controller's secrets; its spec env still reaches it", () =>
+    Effect.scoped(
+      Effect.gen(function*() {
+        const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-env-"))
+        process.env["ANTHROPIC_API_KEY"] = "sk-ant-test-controller-secret"
+        try {
+          const backend = yield* LocalBackend.make({ root, slots: 1 })
+          const exit = yield* Backend.run(backend, {
+            name: "env",
+            argv: [process.execPath, "-e", "require('fs').writeFileSync(process.env.TREX_JOB_DIR + '/result.json', JSON.stringify({ metrics: {}, keys: Object.keys(process.env) }))"],
+            env: { GIVEN: Redacted.make("by-spec") },
+            files: [],
+            resources: { gpus: 0, cpus: 1 },
+            labels: { run: "r", node: "env" }
+          })
+          const keys = (exit.result as { keys: Array<string> }).keys
+          assert.include(keys, "PATH")
+          assert.include(keys, "GIVEN")
+          assert.notInclude(keys, "ANTHROPIC_API_KEY")
+        } finally {
+          delete process.env["ANTHROPIC_API_KEY"]
+        }
+      })
+    ))
 })

@@ -113,6 +113,10 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
   Effect.gen(function*() {
     const lockFile = `${file}.lock`
     if (!options.readonly) {
+      yield* Effect.try({
+        try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
+        catch: (e) => io(`cannot create the directory of ${file}: ${String(e)}`)
+      })
       yield* Effect.acquireRelease(acquireLock(lockFile), () => releaseLock(lockFile))
     }
     const db = yield* Effect.acquireRelease(

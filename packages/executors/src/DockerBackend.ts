@@ -1,0 +1,427 @@
+/**
+ * A {@link Backend.Backend} that runs each trial in its own Docker container (dockerode), with GPUs
+ * through `DeviceRequests`, the job directory `<root>/<labels.node>` bind-mounted, memory and CPU
+ * limits, live logs and metrics, and containers labelled `trex.run` / `trex.node` so that a new
+ * controller can list and reattach to them. A daemon that is down or restarting is retried with a
+ * capped exponential schedule and reported as a retryable `BackendError` when retries run out.
+ *
+ * @since 0.1.0
+ */
+import { Backend, Errors, JobProtocol } from "@trex/core"
+import type { ExperimentNode } from "@trex/core"
+import Docker from "dockerode"
+import { Duration, Effect, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import type { Readable } from "node:stream"
+import { engineOptions, type SshAccess } from "./internal/dockerEngine.ts"
+import * as Spec from "./internal/dockerSpec.ts"
+
+/**
+ * How to reach the engine and how to run containers.
+ * @since 0.1.0 @category models
+ */
+export interface Config {
+  /** Host directory holding job directories: a job's is `<root>/<labels.node>` (it must exist on the engine's host). */
+  readonly root: string
+  /** Image for specs that name none. */
+  readonly image?: string
+  /** Engine socket (default: `DOCKER_HOST`, else /var/run/docker.sock). */
+  readonly socketPath?: string
+  /** Engine URL instead: `ssh://user@gpu-host[:port]` (needs `ssh`), `tcp://host:2375`, `unix:///path`. */
+  readonly host?: string
+  /** Key and known_hosts for an `ssh://` engine; the host key must be known (no trust on first use). */
+  readonly ssh?: SshAccess
+  /** Full dockerode options (TLS...), overriding `socketPath` and `host`. */
+  readonly docker?: Docker.DockerOptions
+  /** Network mode (default "none": no network; "host" reaches the host's loopback; "bridge" the internet). */
+  readonly network?: string
+  /** Keep containers after their exit was read (default false: removed). */
+  readonly keep?: boolean
+  /** GPU device ids to hand out explicitly (`DeviceIDs`); without them a job asks for `Count: n`. */
+  readonly gpus?: ReadonlyArray<string>
+  /** Container path of the job directory (default: its host path); `TREX_JOB_DIR` follows. */
+  readonly mountAt?: string
+  /** Trex containers running at once on the engine (default: its CPU count); `submit` waits for a free slot. */
+  readonly slots?: number
+  /** Run Docker's init as PID 1 so that the job gets SIGTERM on cancel (default true). */
+  readonly init?: boolean
+  /** Extra bind mounts for every job, e.g. a shared Hugging Face cache. */
+  readonly mounts?: ReadonlyArray<Spec.Mount>
+  /** Size of /dev/shm in MB (Docker's default of 64 MB starves PyTorch data loaders). */
+  readonly shmSizeMb?: number
+  /** Retry budget for a daemon that is down (default 30 s; delays from 200 ms, doubling, capped at 5 s). */
+  readonly retryFor?: Duration.Input
+  /** Between SIGTERM and SIGKILL on cancel or timeout (default 10 s). */
+  readonly stopGraceSeconds?: number
+}
+
+const NAME = "docker"
+const NODE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+const METRICS_POLL = "250 millis"
+
+const fail = (operation: string, message: string, retryable = false) =>
+  new Errors.BackendError({ backend: NAME, operation, message, retryable })
+
+const isNotFound = (e: unknown) => Spec.classifyError(e).status === 404
+
+/**
+ * The container-create request for a job: exported so callers can see exactly what is sent
+ * (GPU `DeviceRequests`, mounts, limits, labels).
+ *
+ * @example
+ * ```ts
+ * import { DockerBackend } from "@trex/executors"
+ * declare const spec: import("@trex/core").Backend.JobSpec
+ * const req = DockerBackend.containerConfig(spec, { network: "none", image: "python:3.12" }, { jobDir: "/runs/r1/n1" })
+ * req.HostConfig?.DeviceRequests // [{ Driver: "", Count: 1, Capabilities: [["gpu"]] }] when spec.resources.gpus = 1
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const containerConfig: (
+  spec: Backend.JobSpec,
+  options: Spec.ContainerOptions,
+  placement: Spec.Placement,
+  now?: number
+) => Docker.ContainerCreateOptions = Spec.containerConfig
+
+/**
+ * A Docker backend on one engine.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend } from "@trex/core"
+ * import { DockerBackend } from "@trex/executors"
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* DockerBackend.make({ root: "/srv/trex/jobs", image: "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime", network: "bridge" })
+ *   return yield* backend.capacity
+ * })
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
+  const root = Path.resolve(config.root)
+  const docker = new Docker(
+    config.docker ?? (yield* Effect.try({
+      try: () => engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }),
+      catch: (e) => fail("make", `engine ${config.host}: ${e instanceof Error ? e.message : String(e)}`)
+    }))
+  )
+  const keep = config.keep ?? false
+  const network = config.network ?? "none"
+  const grace = config.stopGraceSeconds ?? 10
+  const gpuPool = [...(config.gpus ?? [])]
+  const schedule = Schedule.max([
+    Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("5 seconds")]),
+    Schedule.during(config.retryFor ?? "30 seconds")
+  ])
+  /** Exits already read (their containers may be gone); containers created here whose exit nobody read yet. */
+  const exits = new Map<string, Backend.JobExit>()
+  const fresh = new Set<string>()
+
+  /** One engine call, retried while the daemon is unreachable. */
+  const call = <A>(operation: string, f: () => Promise<A>) =>
+    Effect.tryPromise({
+      try: f,
+      catch: (e) => {
+        const c = Spec.classifyError(e)
+        return fail(operation, c.retryable ? `Docker engine unreachable: ${c.message}` : c.message, c.retryable)
+      }
+    }).pipe(Effect.retry({ schedule, while: (e) => e.retryable }))
+
+  yield* Effect.try({ try: () => Fs.mkdirSync(root, { recursive: true }), catch: (e) => fail("make", `cannot create ${root}: ${String(e)}`) })
+
+  const running = (run?: string) =>
+    call("list", () =>
+      docker.listContainers({
+        all: run !== undefined,
+        filters: { label: run !== undefined ? [`${Spec.LABEL.run}=${run}`] : [Spec.LABEL.node] }
+      })
+    )
+
+  const admission = yield* Semaphore.make(1)
+  let engineCpus: number | undefined
+  const slots = config.slots !== undefined
+    ? Effect.succeed(config.slots)
+    : Effect.suspend(() =>
+      engineCpus !== undefined
+        ? Effect.succeed(engineCpus)
+        : call("capacity", () => docker.info() as Promise<{ NCPU: number }>).pipe(Effect.map((i) => (engineCpus = Math.max(1, i.NCPU))))
+    )
+
+  const writeJson = (file: string, value: unknown) => {
+    Fs.writeFileSync(`${file}.tmp`, JSON.stringify(value))
+    Fs.renameSync(`${file}.tmp`, file)
+  }
+  const readJson = (file: string): unknown => {
+    try {
+      return JSON.parse(Fs.readFileSync(file, "utf8"))
+    } catch {
+      return undefined
+    }
+  }
+
+  const pickGpus = Effect.fnUntraced(function*(n: number) {
+    if (n === 0 || gpuPool.length === 0) return undefined
+    const busy = new Set((yield* running()).flatMap((c) => (c.Labels[Spec.LABEL.gpuIds] ?? "").split(",")))
+    const free = gpuPool.filter((id) => !busy.has(id))
+    if (free.length < n) return yield* fail("submit", `the job needs ${n} GPUs; ${free.length} of ${gpuPool.length} are free`, true)
+    return free.slice(0, n)
+  })
+
+  const create = Effect.fnUntraced(function*(options: Docker.ContainerCreateOptions) {
+    const made = yield* Effect.tryPromise({ try: () => docker.createContainer(options), catch: (e) => e }).pipe(Effect.result)
+    if (made._tag === "Success") return made.success
+    if (!isNotFound(made.failure)) return yield* call("submit", () => Promise.reject(made.failure))
+    // Image not present: pull it once, then create again.
+    yield* call("pull", () =>
+      docker.pull(options.Image!).then((stream: NodeJS.ReadableStream) =>
+        new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve())))
+      )
+    ).pipe(Effect.mapError((e) => fail("submit", `image ${options.Image} is not on the engine and cannot be pulled: ${e.message}`, e.retryable)))
+    return yield* call("submit", () => docker.createContainer(options))
+  })
+
+  const submit = Effect.fn("DockerBackend.submit")(function*(spec: Backend.JobSpec) {
+    if (!NODE_LABEL.test(spec.labels.node)) {
+      return yield* fail("submit", `labels.node ${JSON.stringify(spec.labels.node)} must match ${NODE_LABEL} (it names the job directory)`)
+    }
+    if (spec.argv.length === 0) return yield* fail("submit", "argv is empty")
+    if (gpuPool.length > 0 && spec.resources.gpus > gpuPool.length) {
+      return yield* fail("submit", `the job needs ${spec.resources.gpus} GPUs; this backend has ${gpuPool.length}`)
+    }
+    const jobDir = Path.join(root, spec.labels.node)
+    yield* Effect.try({
+      try: () => {
+        Fs.mkdirSync(jobDir, { recursive: true })
+        for (const f of [...Object.values(Spec.MARKER), ...Object.values(Spec.RECORD), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]) {
+          Fs.rmSync(Path.join(jobDir, f), { force: true })
+        }
+        for (const file of spec.files) {
+          const target = Spec.resolveJobFile(jobDir, file.path)
+          if (target === undefined) throw fail("submit", `job file ${JSON.stringify(file.path)} must be a relative path inside the job directory`)
+          Fs.mkdirSync(Path.dirname(target), { recursive: true })
+          Fs.writeFileSync(target, file.content)
+        }
+      },
+      catch: (e) => (e instanceof Errors.BackendError ? e : fail("submit", `cannot prepare ${jobDir}: ${String(e)}`, true))
+    })
+    const gpuIds = yield* pickGpus(spec.resources.gpus)
+    const options = yield* Effect.try({
+      try: () => Spec.containerConfig(spec, { image: config.image, network, mountAt: config.mountAt, init: config.init, mounts: config.mounts, shmSizeMb: config.shmSizeMb }, { jobDir, gpuIds }),
+      catch: (e) => fail("submit", e instanceof Error ? e.message : String(e))
+    })
+    const container = yield* admission.withPermits(1)(Effect.gen(function*() {
+      // At most `slots` trex containers run on the engine: wait for one to end.
+      const limit = yield* slots
+      while ((yield* running()).length >= limit) yield* Effect.sleep("250 millis")
+      const container = yield* create(options)
+      yield* Effect.sync(() => writeJson(Path.join(jobDir, Spec.RECORD.job), { name: spec.name, labels: spec.labels, container: container.id }))
+      const started = yield* call("submit", () => container.start()).pipe(Effect.result)
+      if (started._tag === "Failure") {
+        yield* Effect.promise(() => container.remove({ force: true }).catch(() => undefined))
+        const gpu = Spec.explainGpuError(started.failure.message)
+        return yield* gpu !== undefined ? fail("submit", gpu) : started.failure
+      }
+      return container
+    }))
+    fresh.add(container.id)
+    return { backend: NAME, id: container.id, data: { jobDir } } satisfies ExperimentNode.JobRef
+  })
+
+  const inspect = (id: string) => call("watch", () => docker.getContainer(id).inspect())
+
+  const readResult = (jobDir: string): { value?: unknown; error?: string } => {
+    const file = Path.join(jobDir, JobProtocol.RESULT_FILE)
+    if (!Fs.existsSync(file)) return { error: `${JobProtocol.RESULT_FILE} was not written` }
+    try {
+      return { value: JSON.parse(Fs.readFileSync(file, "utf8")) }
+    } catch (e) {
+      return { error: `${JobProtocol.RESULT_FILE} is not valid JSON: ${String(e)}` }
+    }
+  }
+
+  /** Read a finished container into its exit, then remove it (unless kept). */
+  const finish = Effect.fnUntraced(function*(info: Docker.ContainerInspectInfo, tail: JobProtocol.Tail | undefined) {
+    const jobDir = info.Config.Labels[Spec.LABEL.jobDir] ?? Path.join(root, info.Config.Labels[Spec.LABEL.node] ?? "")
+    let logTail = tail?.get()
+    if (logTail === undefined) {
+      const buf = yield* call("watch", () => docker.getContainer(info.Id).logs({ stdout: true, stderr: true, follow: false, tail: 40 }))
+      const splitter = new JobProtocol.LineSplitter()
+      logTail = new Spec.FrameDemux().push(Buffer.from(buf)).flatMap((f) => splitter.push(f.data)).concat(splitter.end())
+    }
+    const deadline = Number(info.Config.Labels[Spec.LABEL.deadline])
+    const exit = Spec.toExit({
+      state: info.State,
+      gpus: Number(info.Config.Labels[Spec.LABEL.gpus] ?? 0),
+      cancelled: Fs.existsSync(Path.join(jobDir, Spec.MARKER.cancelled)),
+      timedOut: Fs.existsSync(Path.join(jobDir, Spec.MARKER.timeout)),
+      timeLimitSeconds: Number.isFinite(deadline) ? (deadline - Date.parse(info.Created)) / 1000 : undefined,
+      result: readResult(jobDir),
+      logTail
+    })
+    exits.set(info.Id, exit)
+    fresh.delete(info.Id)
+    yield* Effect.sync(() => writeJson(Path.join(jobDir, Spec.RECORD.exit), exit)).pipe(Effect.ignore)
+    if (!keep) yield* call("watch", () => docker.getContainer(info.Id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
+    return exit
+  })
+
+  /** Kill the container at its deadline, recording why. */
+  const enforceDeadline = (id: string, jobDir: string, deadline: number) =>
+    Effect.sleep(Duration.millis(Math.max(0, deadline - Date.now()))).pipe(
+      Effect.andThen(Effect.sync(() => Fs.writeFileSync(Path.join(jobDir, Spec.MARKER.timeout), String(Date.now())))),
+      Effect.andThen(call("watch", () => docker.getContainer(id).stop({ t: grace }).catch((e) => (Spec.classifyError(e).status === 304 || isNotFound(e) ? undefined : Promise.reject(e))))),
+      Effect.ignore
+    )
+
+  /** Emit new metric lines of `metrics.jsonl` from `offset` on; returns the new offset. */
+  const tailMetrics = (file: string, state: { offset: number; splitter: JobProtocol.LineSplitter }, emit: (e: Backend.JobEvent) => void, final: boolean) => {
+    try {
+      const size = Fs.statSync(file).size
+      if (size > state.offset) {
+        const fd = Fs.openSync(file, "r")
+        const buf = Buffer.alloc(size - state.offset)
+        Fs.readSync(fd, buf, 0, buf.length, state.offset)
+        Fs.closeSync(fd)
+        state.offset = size
+        for (const line of state.splitter.push(buf)) {
+          const point = JobProtocol.parseMetricsFileLine(line)
+          if (point !== undefined) emit({ _tag: "Metric", point })
+        }
+      }
+    } catch {
+      // not written yet
+    }
+    if (final) {
+      for (const line of state.splitter.end()) {
+        const point = JobProtocol.parseMetricsFileLine(line)
+        if (point !== undefined) emit({ _tag: "Metric", point })
+      }
+    }
+  }
+
+  /**
+   * Follow the container's logs until they end (the container stopped or the daemon went away).
+   * A later follow replays the log from its start: the first `seen` lines of each stream are skipped.
+   */
+  const followLogs = (id: string, emit: (e: Backend.JobEvent) => void, tail: JobProtocol.Tail, seen: { stdout: number; stderr: number }) =>
+    Effect.acquireUseRelease(
+      call("watch", () => docker.getContainer(id).logs({ stdout: true, stderr: true, follow: true }) as Promise<Readable>),
+      (stream) =>
+        Effect.callback<void>((resume) => {
+          const demux = new Spec.FrameDemux()
+          const splitters = { stdout: new JobProtocol.LineSplitter(), stderr: new JobProtocol.LineSplitter() }
+          const count = { stdout: 0, stderr: 0 }
+          const line = (s: "stdout" | "stderr", l: string) => {
+            if (++count[s] <= seen[s]) return
+            seen[s] = count[s]
+            tail.push(l)
+            emit((s === "stdout" ? JobProtocol.parseLine(l) : undefined) ?? { _tag: "Log", stream: s, line: l })
+          }
+          stream.on("data", (chunk: Buffer) => {
+            for (const f of demux.push(chunk)) for (const l of splitters[f.stream].push(f.data)) line(f.stream, l)
+          })
+          const done = () => {
+            for (const s of ["stdout", "stderr"] as const) for (const l of splitters[s].end()) line(s, l)
+            resume(Effect.void)
+          }
+          stream.once("end", done)
+          stream.once("close", done)
+          stream.once("error", done)
+        }),
+      (stream) => Effect.sync(() => stream.destroy())
+    )
+
+  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void) {
+    const known = exits.get(ref.id)
+    if (known !== undefined) return emit(known)
+    const found = yield* call("watch", () => docker.getContainer(ref.id).inspect().catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
+    if (found === undefined) {
+      const recorded = typeof ref.data["jobDir"] === "string" ? readJson(Path.join(ref.data["jobDir"], Spec.RECORD.exit)) : undefined
+      if (recorded === undefined) return yield* fail("watch", `no container ${ref.id} and no recorded exit (removed before its exit was read?)`)
+      return emit(recorded as Backend.JobExit)
+    }
+    const first = found
+    if (["exited", "dead"].includes(first.State.Status) && !fresh.has(ref.id)) return emit(yield* finish(first, undefined))
+    emit({ _tag: "State", state: first.State.Status === "created" ? "Pending" : "Running" })
+    const jobDir = first.Config.Labels[Spec.LABEL.jobDir] ?? Path.join(root, first.Config.Labels[Spec.LABEL.node] ?? "")
+    const deadline = Number(first.Config.Labels[Spec.LABEL.deadline])
+    if (Number.isFinite(deadline)) yield* Effect.forkScoped(enforceDeadline(ref.id, jobDir, deadline))
+    const metrics = { offset: 0, splitter: new JobProtocol.LineSplitter() }
+    const metricsFile = Path.join(jobDir, JobProtocol.METRICS_FILE)
+    yield* Effect.forkScoped(
+      Effect.sync(() => tailMetrics(metricsFile, metrics, emit, false)).pipe(Effect.repeat(Schedule.spaced(METRICS_POLL)))
+    )
+    const tail = new JobProtocol.Tail(40)
+    const seen = { stdout: 0, stderr: 0 }
+    let info = first
+    // Logs end when the container stops, or when the daemon goes away: then wait for it and look again.
+    // A container created here whose exit nobody read yet replays its logs from the start.
+    do {
+      yield* followLogs(ref.id, emit, tail, seen)
+      info = yield* inspect(ref.id)
+      if (info.State.Status === "created") yield* Effect.sleep("200 millis")
+    } while (!["exited", "dead"].includes(info.State.Status))
+    tailMetrics(metricsFile, metrics, emit, true)
+    emit(yield* finish(info, tail))
+  })
+
+  const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
+    Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
+      drive(ref, (e) => Queue.offerUnsafe(queue, e)).pipe(
+        Effect.andThen(Queue.end(queue)),
+        Effect.catch((e) => Queue.fail(queue, e))
+      )
+    )
+
+  const cancel = Effect.fn("DockerBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    if (exits.has(ref.id)) return
+    const info = yield* call("cancel", () => docker.getContainer(ref.id).inspect().catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
+    if (info === undefined || ["exited", "dead"].includes(info.State.Status)) return
+    const jobDir = info.Config.Labels[Spec.LABEL.jobDir]
+    if (jobDir !== undefined) yield* Effect.sync(() => Fs.writeFileSync(Path.join(jobDir, Spec.MARKER.cancelled), String(Date.now())))
+    yield* call("cancel", () =>
+      docker.getContainer(ref.id).stop({ t: grace }).catch((e) => (Spec.classifyError(e).status === 304 || isNotFound(e) ? undefined : Promise.reject(e)))
+    )
+  })
+
+  const list = Effect.fn("DockerBackend.list")(function*(run: string) {
+    const containers = yield* running(run)
+    const jobs = containers.map((c): Backend.JobInfo => ({
+      ref: { backend: NAME, id: c.Id, data: { jobDir: c.Labels[Spec.LABEL.jobDir] ?? "" } },
+      labels: { run, node: c.Labels[Spec.LABEL.node] ?? "" },
+      state: c.State === "created" ? "Pending" : ["exited", "dead"].includes(c.State) ? "Finished" : "Running"
+    }))
+    // Jobs whose containers were removed after their exit was read are known from their records.
+    const ids = new Set(containers.map((c) => c.Id))
+    const dirs = yield* Effect.sync(() => (Fs.existsSync(root) ? Fs.readdirSync(root) : []))
+    for (const node of dirs) {
+      const jobDir = Path.join(root, node)
+      const job = readJson(Path.join(jobDir, Spec.RECORD.job)) as { labels?: Backend.Labels; container?: string } | undefined
+      if (job?.labels?.run !== run || job.container === undefined || ids.has(job.container)) continue
+      jobs.push({ ref: { backend: NAME, id: job.container, data: { jobDir } }, labels: job.labels, state: "Finished" })
+    }
+    return jobs
+  })
+
+  const capacity = Effect.gen(function*() {
+    return { slots: yield* slots, gpus: gpuPool.length, inUse: (yield* running()).length }
+  })
+
+  const backend: Backend.BackendShape = { name: NAME, submit, watch, cancel, list, capacity }
+  return backend
+})
+
+/**
+ * The Docker backend as the {@link Backend.Backend} service.
+ *
+ * @example
+ * ```ts
+ * import { DockerBackend } from "@trex/executors"
+ * const BackendLive = DockerBackend.layer({ root: "/srv/trex/jobs", image: "local/busybox:latest", gpus: ["0", "1"] })
+ * ```
+ * @since 0.1.0 @category layers
+ */
+export const layer = (config: Config): Layer.Layer<Backend.Backend, Errors.BackendError> => Layer.effect(Backend.Backend, make(config))

@@ -1,0 +1,448 @@
+/**
+ * A {@link Backend.Backend} over a pool of SSH hosts (ssh2, key auth, host keys checked against
+ * known_hosts). Each job gets `<remoteRoot>/<run>/<node>` on its host, written over SFTP, and runs
+ * detached under a small wrapper (`setsid nohup`) that records its process group, enforces the
+ * time limit and writes the exit code, so jobs survive dropped connections and controller restarts:
+ * `watch` polls the job's files, `cancel` kills its process group, `list` scans the remote root.
+ *
+ * @since 0.1.0
+ */
+import { Backend, Errors, JobProtocol } from "@trex/core"
+import type { ExperimentNode } from "@trex/core"
+import { Duration, Effect, Layer, Queue, Schedule, Stream } from "effect"
+import { constants } from "node:os"
+import { posix } from "node:path"
+import { resolveJobFile } from "./internal/dockerSpec.ts"
+import { Connection, type HostConfig, SshFailure } from "./internal/sshConnection.ts"
+import * as Script from "./internal/sshScript.ts"
+
+/**
+ * One machine of the pool.
+ * @since 0.1.0 @category models
+ */
+export interface Host extends HostConfig {
+  /** A short name for the host in job refs (default `user@host:port`). */
+  readonly name?: string
+  /** GPU ids on this host; a job asking for `k` GPUs gets `k` free ones in `CUDA_VISIBLE_DEVICES`. */
+  readonly gpus?: ReadonlyArray<string>
+  /** Jobs at once on this host (default 1). */
+  readonly slots?: number
+}
+
+/**
+ * The pool and where jobs live on it.
+ * @since 0.1.0 @category models
+ */
+export interface Config {
+  readonly hosts: ReadonlyArray<Host>
+  /** Absolute directory on every host; a job's directory is `<remoteRoot>/<run>/<node>`. */
+  readonly remoteRoot: string
+  /** How often `watch` polls a job's files (default 500 ms). */
+  readonly pollInterval?: Duration.Input
+  /** Between SIGTERM and SIGKILL on cancel or timeout (default 10 s). */
+  readonly killGraceSeconds?: number
+  /** Retry budget for an unreachable host (default 20 s). */
+  readonly retryFor?: Duration.Input
+}
+
+const NAME = "ssh"
+const LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+const LIVENESS_EVERY = 10
+
+const fail = (operation: string, message: string, retryable = false) =>
+  new Errors.BackendError({ backend: NAME, operation, message, retryable })
+
+interface PoolHost {
+  readonly name: string
+  readonly conn: Connection
+  readonly slots: number
+  readonly gpus: ReadonlyArray<string>
+}
+
+interface Held {
+  readonly host: string
+  readonly gpuIds: ReadonlyArray<string>
+}
+
+const signalName = (code: number) =>
+  code > 128 ? Object.entries(constants.signals).find(([, v]) => v === code - 128)?.[0] : undefined
+
+const numbers = (b: Buffer | undefined): Array<number> | undefined =>
+  b === undefined || b.length === 0 ? undefined : b.toString("utf8").trim().split(/\s+/).map(Number)
+
+/**
+ * An SSH backend. Needs a `Scope`: closing it closes the connections (jobs keep running).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SshBackend } from "@trex/executors"
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const backend = yield* SshBackend.make({
+ *     remoteRoot: "/scratch/trex",
+ *     hosts: [{ host: "gpu1.lab", username: "me", privateKeyPath: "/home/me/.ssh/id_ed25519",
+ *               knownHostsPath: "/home/me/.ssh/known_hosts", gpus: ["0", "1"], slots: 2 }]
+ *   })
+ *   return yield* backend.capacity
+ * }))
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
+  if (config.hosts.length === 0) return yield* fail("make", "the SSH backend needs at least one host")
+  if (!posix.isAbsolute(config.remoteRoot)) return yield* fail("make", `remoteRoot ${JSON.stringify(config.remoteRoot)} must be an absolute path`)
+  const remoteRoot = posix.normalize(config.remoteRoot)
+  const grace = config.killGraceSeconds ?? 10
+  const poll = config.pollInterval ?? "500 millis"
+  const schedule = Schedule.max([
+    Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("5 seconds")]),
+    Schedule.during(config.retryFor ?? "20 seconds")
+  ])
+  const pool: Array<PoolHost> = config.hosts.map((h) => ({
+    name: h.name ?? `${h.username}@${h.host}:${h.port ?? 22}`,
+    conn: new Connection(h),
+    slots: Math.max(1, h.slots ?? 1),
+    gpus: [...(h.gpus ?? [])]
+  }))
+  const held = new Map<string, Held>()
+  /** Jobs submitted here whose exit nobody has read yet: their first watch replays all output. */
+  const fresh = new Set<string>()
+  yield* Effect.addFinalizer(() => Effect.sync(() => pool.forEach((h) => h.conn.close())))
+
+  const call = <A>(operation: string, host: PoolHost, f: (c: Connection) => Promise<A>) =>
+    Effect.tryPromise({
+      try: () => f(host.conn),
+      catch: (e) =>
+        e instanceof SshFailure ? fail(operation, e.message, e.retryable) : fail(operation, `${host.name}: ${String(e)}`, true)
+    }).pipe(Effect.retry({ schedule, while: (e) => e.retryable }))
+
+  const hostOf = (ref: ExperimentNode.JobRef) => {
+    const h = pool.find((p) => p.name === ref.data["host"])
+    return h !== undefined && typeof ref.data["dir"] === "string"
+      ? Effect.succeed({ host: h, dir: ref.data["dir"] })
+      : Effect.fail(fail("watch", `job ${ref.id}: host ${JSON.stringify(ref.data["host"])} is not in this backend's pool`))
+  }
+
+  /** Release the slots of jobs that have ended (seen from their files). */
+  const refresh = Effect.fnUntraced(function*() {
+    for (const [id, h] of [...held]) {
+      const host = pool.find((p) => p.name === h.host)!
+      const dir = id.slice(0, id.indexOf("@"))
+      const out = yield* call("submit", host, (c) =>
+        c.exec(`cd ${Script.quote(posix.join(remoteRoot, dir))} && { [ -f ${Script.FILES.exit} ] || { [ -f ${Script.FILES.pid} ] && ! kill -0 $(cut -d' ' -f1 ${Script.FILES.pid}) 2>/dev/null; }; }`)
+      )
+      if (out.code === 0) held.delete(id)
+    }
+  })
+
+  const place = (gpus: number): { host: PoolHost; gpuIds: Array<string> } | undefined => {
+    for (const host of pool) {
+      const mine = [...held.values()].filter((h) => h.host === host.name)
+      const busy = new Set(mine.flatMap((h) => h.gpuIds))
+      const free = host.gpus.filter((g) => !busy.has(g))
+      if (mine.length < host.slots && free.length >= gpus) return { host, gpuIds: free.slice(0, gpus) }
+    }
+    return undefined
+  }
+
+  /** Jobs a previous controller left running hold their slots and GPUs: find them once, on first use. */
+  let adopted = false
+  const adopt = Effect.fnUntraced(function*() {
+    if (adopted) return
+    const F = Script.FILES
+    const script = [
+      `cd ${Script.quote(remoteRoot)} 2>/dev/null || exit 0`,
+      `for f in */*/${F.job}; do d=\${f%/${F.job}}`,
+      `  [ -f "$d/${F.exit}" ] && continue; [ -f "$d/${F.pid}" ] || continue`,
+      `  kill -0 $(cut -d' ' -f1 "$d/${F.pid}") 2>/dev/null && printf '%s %s\n' "$d" "$(cat "$f")"`,
+      `done`
+    ].join("\n")
+    for (const host of pool) {
+      const out = yield* call("submit", host, (c) => c.exec(script))
+      for (const line of out.stdout.split("\n")) {
+        const space = line.indexOf(" ")
+        if (space < 0) continue
+        try {
+          const job = JSON.parse(line.slice(space + 1)) as { host?: string; gpuIds?: Array<string> }
+          if (job.host === host.name) held.set(`${line.slice(0, space)}@${host.name}`, { host: host.name, gpuIds: job.gpuIds ?? [] })
+        } catch {
+          // a half-written record: not a job to account for
+        }
+      }
+    }
+    adopted = true
+  })
+
+  /** A host with a free slot and enough free GPUs, waiting for one while the pool is full. */
+  const acquire = Effect.fnUntraced(function*(gpus: number) {
+    yield* adopt()
+    while (true) {
+      const got = place(gpus)
+      if (got !== undefined) return got
+      yield* refresh()
+      const again = place(gpus)
+      if (again !== undefined) return again
+      yield* Effect.sleep("1 second")
+    }
+  })
+
+  const submit = Effect.fn("SshBackend.submit")(function*(spec: Backend.JobSpec) {
+    for (const [what, v] of [["labels.run", spec.labels.run], ["labels.node", spec.labels.node]] as const) {
+      if (!LABEL.test(v)) return yield* fail("submit", `${what} ${JSON.stringify(v)} must match ${LABEL} (it names a remote directory)`)
+    }
+    if (spec.argv.length === 0) return yield* fail("submit", "argv is empty")
+    if (!pool.some((h) => h.gpus.length >= spec.resources.gpus)) {
+      return yield* fail("submit", `the job needs ${spec.resources.gpus} GPUs; no host of the pool has that many`)
+    }
+    const rel = `${spec.labels.run}/${spec.labels.node}`
+    const dir = posix.join(remoteRoot, rel)
+    const files = yield* Effect.try({
+      try: () =>
+        spec.files.map((f) => {
+          const target = resolveJobFile(dir, f.path)
+          if (target === undefined) throw new Error(`job file ${JSON.stringify(f.path)} must be a relative path inside the job directory`)
+          return { target, content: f.content }
+        }),
+      catch: (e) => fail("submit", e instanceof Error ? e.message : String(e))
+    })
+    const envText = yield* Effect.try({
+      try: () => Script.envFile(Backend.revealEnv(spec.env)),
+      catch: (e) => fail("submit", e instanceof Error ? e.message : String(e))
+    })
+    const { host, gpuIds } = yield* acquire(spec.resources.gpus)
+    const id = `${rel}@${host.name}`
+    held.set(id, { host: host.name, gpuIds })
+    const prepare = Effect.gen(function*() {
+      const dirs = [...new Set([dir, ...files.map((f) => posix.dirname(f.target))])]
+      const reset = [...Object.values(Script.FILES), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]
+      const mk = yield* call("submit", host, (c) =>
+        c.exec(`mkdir -p ${dirs.map(Script.quote).join(" ")} && cd ${Script.quote(dir)} && rm -f ${reset.join(" ")}`)
+      )
+      if (mk.code !== 0) return yield* fail("submit", `${host.name}: cannot prepare ${dir}: ${mk.stderr.trim()}`)
+      const job = { name: spec.name, labels: spec.labels, host: host.name, gpuIds, resources: spec.resources, submittedAt: Date.now() }
+      const wrapper = Script.wrapper({ jobDir: dir, argv: spec.argv, gpuIds, timeLimitSeconds: spec.resources.timeLimitSeconds, killGraceSeconds: grace })
+      const writes = [
+        ...files.map((x) => ({ ...x, mode: 0o644 })),
+        { target: posix.join(dir, Script.FILES.job), content: JSON.stringify(job), mode: 0o644 },
+        // Secrets travel over the encrypted channel into a 0600 file the wrapper sources and deletes.
+        { target: posix.join(dir, Script.FILES.env), content: envText, mode: 0o600 },
+        { target: posix.join(dir, Script.FILES.script), content: wrapper, mode: 0o700 }
+      ]
+      yield* Effect.forEach(writes, (w) => call("submit", host, (c) => c.writeFile(w.target, w.content, w.mode)), { concurrency: "unbounded" })
+      const started = yield* call("submit", host, (c) => c.exec(Script.launch(dir)))
+      if (started.code !== 0) return yield* fail("submit", `${host.name}: cannot start the job: ${started.stderr.trim()}`)
+    })
+    yield* Effect.onError(prepare, () => Effect.sync(() => held.delete(id)))
+    fresh.add(id)
+    return { backend: NAME, id, data: { host: host.name, dir } } satisfies ExperimentNode.JobRef
+  })
+
+  const readText = (host: PoolHost, path: string) =>
+    call("watch", host, (c) => c.readFrom(path, 0)).pipe(Effect.map((b) => b?.toString("utf8")))
+
+  const toExit = Effect.fnUntraced(function*(host: PoolHost, dir: string, code: number | undefined, logTail: ReadonlyArray<string>) {
+    const f = (name: string) => posix.join(dir, name)
+    // SFTP requests pipeline over one channel: read the small files at once
+    const texts = yield* Effect.all(
+      [Script.FILES.pid, Script.FILES.exit, Script.FILES.cancelled, Script.FILES.timeout, Script.FILES.job, JobProtocol.RESULT_FILE]
+        .map((name) => readText(host, f(name))),
+      { concurrency: "unbounded" }
+    )
+    const [pidText, exitText, cancelledText, timeoutText, jobText, resultText] = texts
+    const pid = numbers(pidText === undefined ? undefined : Buffer.from(pidText))
+    const exit = numbers(exitText === undefined ? undefined : Buffer.from(exitText))
+    const cancelled = cancelledText !== undefined
+    const timedOut = timeoutText !== undefined
+    const job = JSON.parse(jobText ?? "{}") as { gpuIds?: Array<string>; resources?: { timeLimitSeconds?: number } }
+    let result: { result?: unknown; resultError?: string } = { resultError: `${JobProtocol.RESULT_FILE} was not written` }
+    if (resultText !== undefined) {
+      try {
+        result = { result: JSON.parse(resultText) }
+      } catch (e) {
+        result = { resultError: `${JobProtocol.RESULT_FILE} is not valid JSON: ${String(e)}` }
+      }
+    }
+    const started = pid?.[1]
+    const ended = exit?.[1] ?? Math.floor(Date.now() / 1000)
+    const wallSeconds = started !== undefined ? Math.max(0, ended - started) : 0
+    const signal = code !== undefined ? signalName(code) : undefined
+    const base = {
+      _tag: "Exit" as const,
+      logTail,
+      wallSeconds,
+      gpuSeconds: wallSeconds * (job.gpuIds?.length ?? 0),
+      ...result,
+      ...(code !== undefined ? { exitCode: code } : {}),
+      ...(signal !== undefined ? { signal } : {})
+    }
+    if (cancelled) return { ...base, outcome: "Cancelled", failureKind: "Cancelled", message: "cancelled" } satisfies Backend.JobExit
+    if (timedOut) {
+      return { ...base, outcome: "Failed", failureKind: "Timeout", message: `time limit of ${job.resources?.timeLimitSeconds ?? "?"} s exceeded: process group killed` } satisfies Backend.JobExit
+    }
+    if (code === undefined) {
+      const log = (yield* readText(host, f(Script.FILES.wrapperLog)))?.trim()
+      return { ...base, outcome: "Failed", failureKind: "Infra", message: `the job's processes are gone without an exit code (host rebooted or processes killed)${log ? `: ${log}` : ""}` } satisfies Backend.JobExit
+    }
+    if (code === 0) return { ...base, outcome: "Succeeded" } satisfies Backend.JobExit
+    // Without a cgroup to ask, a SIGKILL nobody here sent is most likely the kernel's OOM killer.
+    if (signal === "SIGKILL") return { ...base, outcome: "Failed", failureKind: "OOM", message: "killed by SIGKILL (out of memory?)" } satisfies Backend.JobExit
+    return { ...base, outcome: "Failed", failureKind: "Crash", message: signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}` } satisfies Backend.JobExit
+  })
+
+  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void) {
+    const { host, dir } = yield* hostOf(ref)
+    const f = (name: string) => posix.join(dir, name)
+    if ((yield* readText(host, f(Script.FILES.job))) === undefined) return yield* fail("watch", `no job at ${host.name}:${dir}`)
+    const tail = new JobProtocol.Tail(40)
+    const streams = [
+      { file: Script.FILES.stdout, kind: "stdout" as const, offset: 0, split: new JobProtocol.LineSplitter() },
+      { file: Script.FILES.stderr, kind: "stderr" as const, offset: 0, split: new JobProtocol.LineSplitter() },
+      { file: JobProtocol.METRICS_FILE, kind: "metrics" as const, offset: 0, split: new JobProtocol.LineSplitter() }
+    ]
+    const onLine = (kind: "stdout" | "stderr" | "metrics", line: string) => {
+      if (kind === "metrics") {
+        const point = JobProtocol.parseMetricsFileLine(line)
+        if (point !== undefined) emit({ _tag: "Metric", point })
+        return
+      }
+      tail.push(line)
+      emit((kind === "stdout" ? JobProtocol.parseLine(line) : undefined) ?? { _tag: "Log", stream: kind, line })
+    }
+    const drain = Effect.fnUntraced(function*(final: boolean) {
+      const bufs = yield* Effect.all(streams.map((s) => call("watch", host, (c) => c.readFrom(f(s.file), s.offset))), { concurrency: "unbounded" })
+      for (const [i, s] of streams.entries()) {
+        const buf = bufs[i]
+        if (buf !== undefined && buf.length > 0) {
+          s.offset += buf.length
+          for (const l of s.split.push(buf)) onLine(s.kind, l)
+        }
+        if (final) for (const l of s.split.end()) onLine(s.kind, l)
+      }
+    })
+    const finish = Effect.fnUntraced(function*(code: number | undefined, replay: boolean) {
+      if (replay) {
+        yield* drain(true)
+      } else {
+        // Not ours to replay: only the last lines, for the log tail.
+        for (const s of streams.slice(0, 2)) {
+          const size = (yield* call("watch", host, (c) => c.exec(`wc -c < ${Script.quote(f(s.file))} 2>/dev/null || echo 0`))).stdout
+          s.offset = Math.max(0, Number(size.trim()) - 8192)
+          const buf = yield* call("watch", host, (c) => c.readFrom(f(s.file), s.offset))
+          for (const l of [...s.split.push(buf ?? Buffer.alloc(0)), ...s.split.end()]) tail.push(l)
+        }
+      }
+      const exit = yield* toExit(host, dir, code, tail.get())
+      held.delete(ref.id)
+      fresh.delete(ref.id)
+      emit(exit)
+    })
+    let phase: "Init" | "Pending" | "Running" = "Init"
+    let pid: number | undefined
+    for (let tick = 0; ; tick++) {
+      const exit = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
+      if (exit !== undefined) {
+        const replay = phase !== "Init" || fresh.has(ref.id)
+        if (replay && phase !== "Running") emit({ _tag: "State", state: "Running" })
+        return yield* finish(exit[0], replay)
+      }
+      pid ??= numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.pid), 0)))?.[0]
+      if (pid === undefined && phase === "Init") {
+        emit({ _tag: "State", state: "Pending" })
+        phase = "Pending"
+      }
+      if (pid !== undefined && phase !== "Running") {
+        emit({ _tag: "State", state: "Running" })
+        phase = "Running"
+      }
+      if (phase === "Running") yield* drain(false)
+      if (pid !== undefined && tick % LIVENESS_EVERY === LIVENESS_EVERY - 1) {
+        const alive = yield* call("watch", host, (c) => c.exec(`kill -0 ${pid} 2>/dev/null`))
+        const late = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
+        if (alive.code !== 0) return yield* finish(late?.[0], true)
+      }
+      yield* Effect.sleep(poll)
+    }
+  })
+
+  const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
+    Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
+      drive(ref, (e) => Queue.offerUnsafe(queue, e)).pipe(
+        Effect.andThen(Queue.end(queue)),
+        Effect.catch((e) => Queue.fail(queue, e))
+      )
+    )
+
+  const cancel = Effect.fn("SshBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    const { host, dir } = yield* hostOf(ref)
+    const F = Script.FILES
+    // TERM the process group, give it the grace period, then KILL it; nothing to do once it has exited.
+    const script = [
+      `cd ${Script.quote(dir)} || exit 0`,
+      `[ -f ${F.exit} ] && exit 0`,
+      `date +%s > ${F.cancelled}`,
+      `[ -f ${F.pid} ] || exit 0`,
+      `pg=$(cut -d' ' -f1 ${F.pid})`,
+      `kill -TERM -$pg 2>/dev/null || exit 0`,
+      `i=0; while [ $i -lt ${grace * 5} ]; do [ -f ${F.exit} ] && exit 0; kill -0 -$pg 2>/dev/null || exit 0; sleep 0.2; i=$((i+1)); done`,
+      `kill -KILL -$pg 2>/dev/null; exit 0`
+    ].join("\n")
+    const out = yield* call("cancel", host, (c) => c.exec(script))
+    if (out.code !== 0) return yield* fail("cancel", `${host.name}: cancel failed: ${out.stderr.trim()}`)
+  })
+
+  const list = Effect.fn("SshBackend.list")(function*(run: string) {
+    if (!LABEL.test(run)) return []
+    const F = Script.FILES
+    const script = [
+      `cd ${Script.quote(posix.join(remoteRoot, run))} 2>/dev/null || exit 0`,
+      `for d in */; do d=\${d%/}; [ -f "$d/${F.job}" ] || continue`,
+      `  if [ -f "$d/${F.exit}" ]; then s=Finished`,
+      `  elif [ -f "$d/${F.pid}" ]; then if kill -0 $(cut -d' ' -f1 "$d/${F.pid}") 2>/dev/null; then s=Running; else s=Finished; fi`,
+      `  else s=Pending; fi`,
+      `  echo "$s $d"`,
+      `done`
+    ].join("\n")
+    const seen = new Set<string>()
+    const jobs: Array<Backend.JobInfo> = []
+    for (const host of pool) {
+      const out = yield* call("list", host, (c) => c.exec(script))
+      for (const line of out.stdout.split("\n")) {
+        const [state, node] = line.split(" ")
+        if (node === undefined || seen.has(node) || (state !== "Finished" && state !== "Running" && state !== "Pending")) continue
+        seen.add(node)
+        const dir = posix.join(remoteRoot, run, node)
+        jobs.push({ ref: { backend: NAME, id: `${run}/${node}@${host.name}`, data: { host: host.name, dir } }, labels: { run, node }, state })
+      }
+    }
+    return jobs
+  })
+
+  const backend: Backend.BackendShape = {
+    name: NAME,
+    submit,
+    watch,
+    cancel,
+    list,
+    capacity: Effect.map(Effect.suspend(() => adopt()), () => ({
+      slots: pool.reduce((n, h) => n + h.slots, 0),
+      gpus: pool.reduce((n, h) => n + h.gpus.length, 0),
+      inUse: held.size
+    }))
+  }
+  return backend
+})
+
+/**
+ * The SSH backend as the {@link Backend.Backend} service (connections close with the layer).
+ *
+ * @example
+ * ```ts
+ * import { SshBackend } from "@trex/executors"
+ * const BackendLive = SshBackend.layer({
+ *   remoteRoot: "/scratch/trex",
+ *   hosts: [{ host: "gpu1.lab", username: "me", privateKeyPath: "/home/me/.ssh/id_ed25519", knownHostsPath: "/home/me/.ssh/known_hosts", gpus: ["0"] }]
+ * })
+ * ```
+ * @since 0.1.0 @category layers
+ */
+export const layer = (config: Config): Layer.Layer<Backend.Backend, Errors.BackendError> => Layer.effect(Backend.Backend, make(config))

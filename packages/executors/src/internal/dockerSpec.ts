@@ -1,0 +1,224 @@
+/**
+ * Pure pieces of the Docker backend: the container a job spec becomes, the engine's
+ * multiplexed log framing, how an engine error is classified, and how a finished
+ * container's state becomes a job exit.
+ */
+import { constants } from "node:os"
+import { posix } from "node:path"
+import type { Backend, Result } from "@trex/core"
+import { Backend as B, JobProtocol } from "@trex/core"
+import type Docker from "dockerode"
+
+/** Labels the backend sets on every container (never secrets). */
+export const LABEL = {
+  run: "trex.run",
+  node: "trex.node",
+  name: "trex.name",
+  jobDir: "trex.jobdir",
+  deadline: "trex.deadline",
+  gpus: "trex.gpus",
+  gpuIds: "trex.gpuids"
+} as const
+
+/** Marker files the backend writes into a job directory so that any controller knows why a job ended. */
+export const MARKER = { cancelled: ".trex-cancelled", timeout: ".trex-timeout" } as const
+
+/** Records in a job directory: the job (labels, container id) and, once read, its exit (containers may be removed). */
+export const RECORD = { job: ".trex-job.json", exit: ".trex-exit.json" } as const
+
+export interface ContainerOptions {
+  /** Image when the spec names none. */
+  readonly image?: string | undefined
+  /** Docker network mode; "none" keeps the job off every network. */
+  readonly network: string
+  /** Where the job directory appears in the container; undefined: at its host path. */
+  readonly mountAt?: string | undefined
+  /** Run an init process as PID 1 (forwards SIGTERM on cancel, reaps zombies). */
+  readonly init?: boolean | undefined
+  /** Extra bind mounts (a model cache, read-only datasets). */
+  readonly mounts?: ReadonlyArray<Mount> | undefined
+  /** Size of /dev/shm (PyTorch data loaders need more than Docker's 64 MB). */
+  readonly shmSizeMb?: number | undefined
+}
+
+/** A host directory mounted into every job's container. */
+export interface Mount {
+  readonly source: string
+  readonly target: string
+  readonly readOnly?: boolean
+}
+
+export interface Placement {
+  /** Host path of the job directory. */
+  readonly jobDir: string
+  /** Explicit GPU device ids chosen from the configured pool, when there is one. */
+  readonly gpuIds?: ReadonlyArray<string> | undefined
+}
+
+/** The `DeviceRequests` for a job: none without GPUs, explicit ids when given, else a count. */
+export const deviceRequests = (gpus: number, gpuIds?: ReadonlyArray<string>): Array<Docker.DeviceRequest> => {
+  if (gpus <= 0) return []
+  return gpuIds !== undefined && gpuIds.length > 0
+    ? [{ Driver: "", DeviceIDs: [...gpuIds], Capabilities: [["gpu"]] }]
+    : [{ Driver: "", Count: gpus, Capabilities: [["gpu"]] }]
+}
+
+/** The create-container request for a job. Secrets appear only in `Env`. */
+export const containerConfig = (
+  spec: Backend.JobSpec,
+  options: ContainerOptions,
+  placement: Placement,
+  now: number = Date.now()
+): Docker.ContainerCreateOptions => {
+  const image = spec.image ?? options.image
+  if (image === undefined) throw new Error(`job ${spec.name}: no image (set spec.image or the backend's default image)`)
+  const inner = options.mountAt ?? placement.jobDir
+  const env = { ...B.revealEnv(spec.env), [JobProtocol.JOB_DIR_ENV]: inner }
+  const labels: Record<string, string> = {
+    [LABEL.run]: spec.labels.run,
+    [LABEL.node]: spec.labels.node,
+    [LABEL.name]: spec.name,
+    [LABEL.jobDir]: placement.jobDir,
+    [LABEL.gpus]: String(spec.resources.gpus)
+  }
+  if (spec.resources.timeLimitSeconds !== undefined) {
+    labels[LABEL.deadline] = String(Math.round(now + spec.resources.timeLimitSeconds * 1000))
+  }
+  if (placement.gpuIds !== undefined && placement.gpuIds.length > 0) labels[LABEL.gpuIds] = placement.gpuIds.join(",")
+  const hostConfig: Docker.HostConfig = {
+    Mounts: [
+      { Type: "bind", Source: placement.jobDir, Target: inner, ReadOnly: false },
+      ...(options.mounts ?? []).map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly ?? false }))
+    ],
+    NetworkMode: options.network,
+    NanoCpus: Math.round(spec.resources.cpus * 1e9),
+    DeviceRequests: deviceRequests(spec.resources.gpus, placement.gpuIds),
+    AutoRemove: false,
+    Init: options.init ?? true
+  }
+  if (options.shmSizeMb !== undefined) hostConfig.ShmSize = options.shmSizeMb * 1024 * 1024
+  if (spec.resources.memoryMb !== undefined) {
+    hostConfig.Memory = spec.resources.memoryMb * 1024 * 1024
+    hostConfig.MemorySwap = hostConfig.Memory // no swap: over the limit is an OOM kill, not a crawl
+  }
+  return {
+    Image: image,
+    // argv is the whole command: the image's ENTRYPOINT would otherwise be prepended to it
+    Entrypoint: [spec.argv[0]!],
+    Cmd: spec.argv.slice(1),
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: labels,
+    WorkingDir: inner,
+    Tty: false,
+    OpenStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    HostConfig: hostConfig
+  }
+}
+
+/** Incremental parser of the engine's multiplexed stdout/stderr framing (8-byte headers). */
+export class FrameDemux {
+  private pending: Buffer = Buffer.alloc(0)
+  push(chunk: Buffer): Array<{ readonly stream: "stdout" | "stderr"; readonly data: Buffer }> {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk])
+    const out: Array<{ stream: "stdout" | "stderr"; data: Buffer }> = []
+    while (this.pending.length >= 8) {
+      const size = this.pending.readUInt32BE(4)
+      if (this.pending.length < 8 + size) break
+      out.push({ stream: this.pending[0] === 2 ? "stderr" : "stdout", data: this.pending.subarray(8, 8 + size) })
+      this.pending = this.pending.subarray(8 + size)
+    }
+    return out
+  }
+}
+
+interface EngineError {
+  readonly message?: string
+  readonly code?: string
+  readonly statusCode?: number
+  readonly json?: { readonly message?: string } | null
+}
+
+const CONNECTION_CODES = new Set(["ECONNREFUSED", "ENOENT", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ECONNABORTED"])
+
+/** What an engine error says, and whether trying again later may help (daemon down or restarting). */
+export const classifyError = (error: unknown): { readonly message: string; readonly retryable: boolean; readonly status?: number } => {
+  const e = (typeof error === "object" && error !== null ? error : { message: String(error) }) as EngineError
+  const raw = e.json?.message ?? e.message ?? String(error)
+  const detail = /Host denied \(verification failed\)/.test(raw)
+    ? `the engine host's SSH host key is not in known_hosts or does not match it (${raw}); refusing to connect`
+    : raw
+  const retryable = (e.code !== undefined && CONNECTION_CODES.has(e.code)) ||
+    e.statusCode === 502 || e.statusCode === 503 || e.statusCode === 504 ||
+    /socket hang up|connect ECONNREFUSED/.test(detail)
+  return e.statusCode !== undefined ? { message: detail, retryable, status: e.statusCode } : { message: detail, retryable }
+}
+
+/** A readable explanation for the engine's refusal to give a container GPUs. */
+export const explainGpuError = (message: string): string | undefined =>
+  /could not select device driver|nvidia-container-cli|unknown or invalid runtime name: nvidia/i.test(message)
+    ? `Docker could not give the container GPUs (${message.trim()}). Install the NVIDIA Container Toolkit on the ` +
+      `Docker host and restart dockerd (see docs/backends.md), or run the trial with resources.gpus = 0.`
+    : undefined
+
+const signalName = (code: number): string | undefined => {
+  if (code <= 128) return undefined
+  const n = code - 128
+  return Object.entries(constants.signals).find(([, v]) => v === n)?.[0]
+}
+
+/** What the backend knows about a finished container besides its engine state. */
+export interface Finish {
+  readonly state: Docker.ContainerInspectInfo["State"]
+  readonly gpus: number
+  readonly cancelled: boolean
+  readonly timedOut: boolean
+  readonly timeLimitSeconds?: number | undefined
+  readonly result: { readonly value?: unknown; readonly error?: string }
+  readonly logTail: ReadonlyArray<string>
+}
+
+/** Engine timestamps carry nanoseconds; `Date.parse` keeps milliseconds. */
+const epochSeconds = (t: string): number => {
+  const m = /^(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(t)
+  return m === null ? NaN : Date.parse(m[1]! + m[3]!) / 1000 + Number(m[2] ?? 0)
+}
+
+const seconds = (from: string, to: string): number => {
+  const a = epochSeconds(from)
+  const b = epochSeconds(to)
+  return Number.isFinite(a) && Number.isFinite(b) && b > a && a > 0 ? b - a : 0
+}
+
+/** A finished container's state as a job exit. */
+export const toExit = (f: Finish): Backend.JobExit => {
+  const wallSeconds = seconds(f.state.StartedAt, f.state.FinishedAt)
+  const code = f.state.ExitCode
+  const signal = signalName(code)
+  const base = {
+    _tag: "Exit" as const,
+    exitCode: code,
+    logTail: f.logTail,
+    wallSeconds,
+    gpuSeconds: wallSeconds * f.gpus,
+    ...(f.result.value !== undefined ? { result: f.result.value } : {}),
+    ...(f.result.error !== undefined ? { resultError: f.result.error } : {}),
+    ...(signal !== undefined ? { signal } : {})
+  }
+  const failed = (failureKind: Result.FailureKind, message: string): Backend.JobExit => ({ ...base, outcome: "Failed", failureKind, message })
+  if (f.cancelled) return { ...base, outcome: "Cancelled", failureKind: "Cancelled", message: "cancelled" }
+  if (f.timedOut) return failed("Timeout", `time limit of ${f.timeLimitSeconds ?? "?"} s exceeded: container killed`)
+  if (f.state.OOMKilled) return failed("OOM", "the container ran out of memory (OOMKilled)")
+  if (f.state.Error !== undefined && f.state.Error !== "") {
+    return failed("Infra", explainGpuError(f.state.Error) ?? `the container could not run: ${f.state.Error}`)
+  }
+  if (code === 0) return { ...base, outcome: "Succeeded" }
+  return failed("Crash", signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}`)
+}
+
+/** Resolve a job file's relative path inside the job directory, refusing escapes. */
+export const resolveJobFile = (jobDir: string, path: string): string | undefined => {
+  const full = posix.resolve(jobDir, path)
+  return full.startsWith(jobDir.endsWith("/") ? jobDir : jobDir + "/") ? full : undefined
+}

@@ -1,0 +1,162 @@
+/**
+ * A lazily (re)connected ssh2 client for one host, with promise wrappers for the few operations
+ * the SSH backend needs: exec, and SFTP write / ranged read / stat / readdir.
+ */
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import { Client, type SFTPWrapper } from "ssh2"
+import * as KnownHosts from "./sshKnownHosts.ts"
+
+export interface HostConfig {
+  readonly host: string
+  readonly port?: number
+  readonly username: string
+  readonly privateKeyPath: string
+  readonly knownHostsPath: string
+}
+
+/** An error with whether trying again later may help. */
+export class SshFailure extends Error {
+  readonly retryable: boolean
+  constructor(message: string, retryable: boolean) {
+    super(message)
+    this.retryable = retryable
+  }
+}
+
+/** `~/x` as a path under the home directory (task files are written by people). */
+export const expandHome = (path: string): string => (path === "~" || path.startsWith("~/") ? Os.homedir() + path.slice(1) : path)
+
+const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
+
+export class Connection {
+  private client: Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> | undefined
+  readonly label: string
+  private readonly config: HostConfig
+  constructor(config: HostConfig) {
+    this.config = config
+    this.label = `${config.username}@${config.host}:${config.port ?? 22}`
+  }
+
+  private connect(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
+    const { host, username } = this.config
+    const port = this.config.port ?? 22
+    return new Promise((resolve, reject) => {
+      let privateKey: Buffer
+      let known: Array<KnownHosts.KnownKey>
+      try {
+        privateKey = Fs.readFileSync(expandHome(this.config.privateKeyPath))
+        known = KnownHosts.parse(Fs.readFileSync(expandHome(this.config.knownHostsPath), "utf8"))
+      } catch (e) {
+        return reject(new SshFailure(`${this.label}: cannot read the key or known_hosts: ${String(e)}`, false))
+      }
+      let refused: string | undefined
+      const client = new Client()
+      client.once("ready", () => {
+        client.sftp((err, sftp) => (err ? reject(new SshFailure(`${this.label}: SFTP: ${err.message}`, true)) : resolve({ client, sftp })))
+      })
+      client.once("error", (err: Error & { code?: string; level?: string }) => {
+        this.client = undefined
+        if (refused !== undefined) return reject(new SshFailure(refused, false))
+        const retryable = (err.code !== undefined && CONNECTION_CODES.has(err.code)) || /timed out|keepalive/i.test(err.message)
+        const auth = err.level === "client-authentication" ? ` (the key ${this.config.privateKeyPath} was not accepted)` : ""
+        reject(new SshFailure(`${this.label}: ${err.message}${auth}`, retryable))
+      })
+      client.on("close", () => {
+        this.client = undefined
+      })
+      client.connect({
+        host,
+        port,
+        username,
+        privateKey,
+        readyTimeout: 15_000,
+        keepaliveInterval: 10_000,
+        keepaliveCountMax: 3,
+        hostVerifier: (key: Buffer) => {
+          const v = KnownHosts.verify(known, host, port, key)
+          if (v.ok) return true
+          refused = v.reason === "unknown"
+            ? `${this.label}: host key not in ${this.config.knownHostsPath} (add it with ssh-keyscan -p ${port} ${host}, after checking its fingerprint)`
+            : `${this.label}: HOST KEY MISMATCH: the key offered is not the one in ${this.config.knownHostsPath} (possible man-in-the-middle, or the host was reinstalled); refusing to connect`
+          return false
+        }
+      })
+    })
+  }
+
+  private get(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
+    if (this.client === undefined) {
+      const attempt = this.connect()
+      this.client = attempt
+      attempt.catch(() => {
+        if (this.client === attempt) this.client = undefined
+      })
+    }
+    return this.client
+  }
+
+  /** Run a command; resolves with its exit code and output (never rejects on a non-zero exit). */
+  async exec(command: string): Promise<{ readonly code: number; readonly stdout: string; readonly stderr: string }> {
+    const { client } = await this.get()
+    return new Promise((resolve, reject) => {
+      client.exec(command, (err, stream) => {
+        if (err) return reject(new SshFailure(`${this.label}: exec: ${err.message}`, true))
+        let stdout = ""
+        let stderr = ""
+        stream.on("data", (d: Buffer) => (stdout += d.toString("utf8")))
+        stream.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")))
+        stream.once("close", (code: number | null) => resolve({ code: code ?? -1, stdout, stderr }))
+      })
+    })
+  }
+
+  async writeFile(path: string, data: string, mode: number): Promise<void> {
+    const { sftp } = await this.get()
+    return new Promise((resolve, reject) =>
+      sftp.writeFile(path, data, { mode }, (err) => (err ? reject(new SshFailure(`${this.label}: write ${path}: ${err.message}`, true)) : resolve()))
+    )
+  }
+
+  /** The bytes of `path` from `offset` to its end (at most `max`); `undefined` if it does not exist. */
+  async readFrom(path: string, offset: number, max = 4 * 1024 * 1024): Promise<Buffer | undefined> {
+    const { sftp } = await this.get()
+    const handle = await new Promise<Buffer | undefined>((resolve, reject) =>
+      sftp.open(path, "r", (err, h) => (err ? ((err as { code?: number }).code === 2 ? resolve(undefined) : reject(new SshFailure(`${this.label}: open ${path}: ${err.message}`, true))) : resolve(h)))
+    )
+    if (handle === undefined) return undefined
+    try {
+      const size = await new Promise<number>((resolve, reject) => sftp.fstat(handle, (err, st) => (err ? reject(err) : resolve(st.size))))
+      const length = Math.min(max, size - offset)
+      if (length <= 0) return Buffer.alloc(0)
+      const buf = Buffer.alloc(length)
+      let done = 0
+      while (done < length) {
+        const n = await new Promise<number>((resolve, reject) =>
+          sftp.read(handle, buf, done, length - done, offset + done, (err, bytes) => (err ? reject(err) : resolve(bytes)))
+        )
+        if (n === 0) break
+        done += n
+      }
+      return buf.subarray(0, done)
+    } finally {
+      sftp.close(handle, () => {})
+    }
+  }
+
+  async readdir(path: string): Promise<Array<string>> {
+    const { sftp } = await this.get()
+    return new Promise((resolve, reject) =>
+      sftp.readdir(path, (err, list) =>
+        err ? ((err as { code?: number }).code === 2 ? resolve([]) : reject(new SshFailure(`${this.label}: readdir ${path}: ${err.message}`, true))) : resolve(list.map((e) => e.filename))
+      )
+    )
+  }
+
+  /** Close the connection (jobs keep running on the host). */
+  close(): void {
+    const c = this.client
+    this.client = undefined
+    c?.then(({ client }) => client.end(), () => {})
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * POSIX shell quoting and the wrapper script the SSH backend runs on a remote host. The wrapper
+ * records the job's process group in `.trex-pid`, enforces the time limit on the remote side (so
+ * it holds while the controller is away), and writes the exit code to `.trex-exit`.
+ */
+
+/** Control files in a remote job directory. */
+export const FILES = {
+  script: ".trex-run.sh",
+  env: ".trex-env",
+  job: ".trex-job.json",
+  pid: ".trex-pid",
+  exit: ".trex-exit",
+  cancelled: ".trex-cancelled",
+  timeout: ".trex-timeout",
+  wrapperLog: ".trex-wrapper.log",
+  stdout: "stdout.log",
+  stderr: "stderr.log"
+} as const
+
+/**
+ * Quote one word for a POSIX shell: the result is always a single word whose value is exactly `s`
+ * (single quotes keep everything literal; a single quote itself becomes `'\''`). Words with `=` are
+ * quoted too, so that a first word like `A=1` is a command, never an assignment.
+ */
+export const quote = (s: string): string => (/^[A-Za-z0-9_@%+:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`)
+
+/** Quote an argv into one command line. */
+export const quoteArgv = (argv: ReadonlyArray<string>): string => argv.map(quote).join(" ")
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** `export NAME='value'` lines (a file sourced by the wrapper, then deleted). Throws on a bad name. */
+export const envFile = (env: Readonly<Record<string, string>>): string =>
+  Object.entries(env)
+    .map(([k, v]) => {
+      if (!ENV_NAME.test(k)) throw new Error(`environment variable name ${JSON.stringify(k)} is not a valid shell name`)
+      return `export ${k}=${quote(v)}\n`
+    })
+    .join("")
+
+export interface WrapperOptions {
+  readonly jobDir: string
+  readonly argv: ReadonlyArray<string>
+  readonly gpuIds: ReadonlyArray<string>
+  readonly timeLimitSeconds?: number | undefined
+  readonly killGraceSeconds: number
+}
+
+/**
+ * The wrapper, run as `setsid nohup sh .trex-run.sh` so that it leads its own process group and
+ * survives the SSH session. Its own TERM trap keeps it alive long enough to record the exit code
+ * when the job is cancelled; a KILL of the group leaves only the `.trex-cancelled`/`.trex-timeout` marker.
+ */
+export const wrapper = (o: WrapperOptions): string => {
+  const dir = quote(o.jobDir)
+  const limit = o.timeLimitSeconds !== undefined ? Math.max(1, Math.ceil(o.timeLimitSeconds)) : undefined
+  return [
+    "#!/bin/sh",
+    "# written by the TREX SSH backend",
+    `cd ${dir} || exit 97`,
+    `if [ -f ${FILES.env} ]; then . ./${FILES.env}; rm -f ${FILES.env}; fi`,
+    `export TREX_JOB_DIR=${dir}`,
+    `export CUDA_VISIBLE_DEVICES=${quote(o.gpuIds.join(","))}`,
+    `echo "$$ $(date +%s)" > ${FILES.pid}.tmp && mv ${FILES.pid}.tmp ${FILES.pid}`,
+    "trap 'term=1' TERM INT HUP",
+    // cancelled before it started: do not start it
+    `if [ -f ${FILES.cancelled} ]; then code=143; else`,
+    `${quoteArgv(o.argv)} > ${FILES.stdout} 2> ${FILES.stderr} < /dev/null &`,
+    "child=$!",
+    limit !== undefined
+      ? `( sleep ${limit}; date +%s > ${FILES.timeout}; kill -TERM -$$; sleep ${o.killGraceSeconds}; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
+      : "watchdog=",
+    // `wait` returns early when a trapped signal arrives: wait again until the child is gone.
+    "while :; do wait $child; code=$?; kill -0 $child 2>/dev/null || break; done",
+    `[ -n "$watchdog" ] && kill $watchdog 2>/dev/null`,
+    "fi",
+    `echo "$code $(date +%s)" > ${FILES.exit}.tmp && mv ${FILES.exit}.tmp ${FILES.exit}`,
+    ""
+  ].join("\n")
+}
+
+/** The command that starts the wrapper detached from the SSH session. */
+export const launch = (jobDir: string): string =>
+  // Only the setsid command is asynchronous (an async `cd && ...` list would hold the channel open).
+  `cd ${quote(jobDir)} || exit 1\nsetsid nohup sh ./${FILES.script} < /dev/null >> ${FILES.wrapperLog} 2>&1 &`

@@ -1,0 +1,280 @@
+/**
+ * Against a real Docker engine: start one with `sudo scripts/services/start-all.sh docker`
+ * (or start-docker.sh). Without an engine these tests fail, saying so.
+ */
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { Backend } from "@trex/core"
+// Until packages/core/package.json exports "./testing", import the suite by path.
+import { BackendConformance } from "../../core/src/testing/index.ts"
+import Docker from "dockerode"
+import { Effect, Fiber, Redacted, Stream } from "effect"
+import { execFile } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { promisify } from "node:util"
+import * as DockerBackend from "../src/DockerBackend.ts"
+
+const execFileAsync = promisify(execFile)
+const SOCKET = (process.env["DOCKER_HOST"] ?? "unix:///var/run/docker.sock").replace(/^unix:\/\//, "")
+const IMAGE = process.env["TREX_TEST_DOCKER_IMAGE"] ?? "local/busybox:latest"
+const engine = new Docker({ socketPath: SOCKET })
+const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-docker-"))
+const run = `r${Date.now().toString(36)}`
+let counter = 0
+afterAll(async () => {
+  const left = await engine.listContainers({ all: true, filters: { label: [`trex.jobdir`] } }).catch(() => [])
+  await Promise.all(left.filter((c) => c.Labels["trex.jobdir"]?.startsWith(root)).map((c) => engine.getContainer(c.Id).remove({ force: true }).catch(() => {})))
+  Fs.rmSync(root, { recursive: true, force: true })
+})
+
+/** Run scripts/services/start-docker.sh (needs root, as in CI). */
+const service = (args: ReadonlyArray<string>) =>
+  Effect.tryPromise({
+    try: () => execFileAsync(Path.join(import.meta.dirname, "../../../scripts/services/start-docker.sh"), [...args]),
+    catch: (e) => new Error(`start-docker.sh ${args.join(" ")} failed (it needs root): ${String(e)}`)
+  }).pipe(Effect.orDie)
+
+const engineUp = Effect.tryPromise({
+  try: () => engine.ping(),
+  catch: (e) =>
+    new Error(`no Docker engine on ${SOCKET} (${String(e)}): run \`sudo scripts/services/start-all.sh docker\` first`)
+}).pipe(Effect.orDie)
+
+const spec = (script: string, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
+  name: "t",
+  argv: ["sh", "-c", script],
+  image: IMAGE,
+  env: {},
+  files: [],
+  resources: { gpus: 0, cpus: 1 },
+  labels: { run, node: `n${++counter}` },
+  ...extra
+})
+
+const backendWith = (config: Partial<DockerBackend.Config> = {}) =>
+  Effect.andThen(engineUp, DockerBackend.make({ root, socketPath: SOCKET, ...config }))
+
+const collect = (backend: Backend.BackendShape, s: Backend.JobSpec) =>
+  Effect.gen(function*() {
+    const ref = yield* backend.submit(s)
+    const events = yield* Stream.runCollect(backend.watch(ref))
+    const exit = events.at(-1)
+    assert.strictEqual(exit?._tag, "Exit", `last event: ${JSON.stringify(exit)}`)
+    return { ref, events, exit: exit as Backend.JobExit }
+  })
+
+describe("DockerBackend conformance", () => {
+  const config = { root: Path.join(root, "conformance"), socketPath: SOCKET, slots: 2, stopGraceSeconds: 2 }
+  const cases = BackendConformance.cases({
+    command: (_, script) => ({ argv: ["sh", script], image: IMAGE }),
+    // a SIGKILL is a crash here: the engine says when the kernel's OOM killer struck (tested below)
+    supportsOom: false,
+    fresh: DockerBackend.make(config)
+  })
+  for (const c of cases) {
+    it.live(c.name, () => engineUp.pipe(Effect.andThen(c.run), Effect.provide(DockerBackend.layer(config))))
+  }
+})
+
+describe("DockerBackend", () => {
+  it.live("runs a job: logs, TREX_METRIC lines, metrics.jsonl, result.json, secrets in env, then removes the container", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith()
+      const script = [
+        `echo hello; echo oops >&2`,
+        `echo 'TREX_METRIC {"step":1,"split":"train","name":"loss","value":0.5}'`,
+        `echo 'TREX_PROGRESS {"fraction":0.5}'`,
+        `echo '{"step":2,"split":"eval","name":"acc","value":0.75}' >> "$TREX_JOB_DIR/metrics.jsonl"`,
+        `cat "$TREX_JOB_DIR/strategy.json"; echo; echo "secret=$API_KEY"`,
+        `echo '{"metrics":{"acc":0.75},"primary":0.75}' > "$TREX_JOB_DIR/result.json"`
+      ].join("; ")
+      const s = spec(script, {
+        env: { API_KEY: Redacted.make("s3cr3t"), PLAIN: "x" },
+        files: [{ path: "strategy.json", content: `{"lr":0.1}` }]
+      })
+      const { events, exit, ref } = yield* collect(backend, s)
+      const logs = events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
+      assert.includeMembers(logs, ["stdout:hello", "stderr:oops", `stdout:{"lr":0.1}`, "stdout:secret=s3cr3t"])
+      const metrics = events.flatMap((e) => (e._tag === "Metric" ? [`${e.point.name}@${e.point.step}=${e.point.value}`] : []))
+      assert.sameMembers(metrics, ["loss@1=0.5", "acc@2=0.75"])
+      assert.isTrue(events.some((e) => e._tag === "Progress" && e.fraction === 0.5))
+      assert.strictEqual(exit.outcome, "Succeeded")
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 0.75 }, primary: 0.75 })
+      assert.strictEqual(exit.exitCode, 0)
+      assert.isAbove(exit.wallSeconds, 0)
+      const gone = yield* Effect.promise(() => engine.getContainer(ref.id).inspect().then(() => false, () => true))
+      assert.isTrue(gone, "container removed after its exit was read")
+      // watching again yields the exit at once
+      const again = yield* Stream.runCollect(backend.watch(ref))
+      assert.deepStrictEqual(again.map((e) => e._tag), ["Exit"])
+    }))
+
+  it.live("a non-zero exit is a Crash with its code; a missing result.json is explained", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith()
+      const { exit } = yield* collect(backend, spec("echo bad; exit 3"))
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Crash")
+      assert.strictEqual(exit.exitCode, 3)
+      assert.include(exit.resultError ?? "", "result.json was not written")
+      assert.include(exit.logTail, "bad")
+    }))
+
+  it.live("the time limit kills the container: Timeout", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ stopGraceSeconds: 1 })
+      const t0 = Date.now()
+      const { exit } = yield* collect(backend, spec("echo start; sleep 60", { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 1 } }))
+      assert.strictEqual(exit.failureKind, "Timeout")
+      assert.isBelow(Date.now() - t0, 15_000)
+    }))
+
+  it.live("a memory limit that is exceeded is an OOM", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith()
+      const { exit } = yield* collect(
+        backend,
+        spec(`x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived`, { resources: { gpus: 0, cpus: 1, memoryMb: 16 } })
+      )
+      assert.strictEqual(exit.failureKind, "OOM", JSON.stringify(exit))
+    }))
+
+  it.live("cancel stops a running job: Cancelled; list(run) finds kept containers by label", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ keep: true, stopGraceSeconds: 1 })
+      const s = spec("trap 'exit 143' TERM; echo up; while true; do sleep 0.1; done")
+      const ref = yield* backend.submit(s)
+      const listed = yield* backend.list(run)
+      const mine = listed.find((j) => j.ref.id === ref.id)
+      assert.deepStrictEqual(mine?.labels, s.labels)
+      assert.strictEqual(mine?.state, "Running")
+      // a second controller (a new backend) reattaches and sees the cancellation
+      const other = yield* backendWith({ keep: true })
+      const fiber = yield* Stream.runCollect(other.watch(ref)).pipe(Effect.forkChild)
+      yield* Effect.sleep("500 millis")
+      yield* backend.cancel(ref)
+      const events = yield* Fiber.join(fiber)
+      const exit = events.at(-1) as Backend.JobExit
+      assert.strictEqual(exit.outcome, "Cancelled")
+      assert.include(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), "up")
+      const after = (yield* backend.list(run)).find((j) => j.ref.id === ref.id)
+      assert.strictEqual(after?.state, "Finished")
+      // a third controller finds the kept, finished container: its exit at once, with the log tail
+      const third = yield* backendWith({ keep: true })
+      const late = yield* Stream.runCollect(third.watch(ref))
+      assert.deepStrictEqual(late.map((e) => e._tag), ["Exit"])
+      assert.strictEqual((late[0] as Backend.JobExit).outcome, "Cancelled")
+      assert.include((late[0] as Backend.JobExit).logTail, "up")
+      yield* Effect.promise(() => engine.getContainer(ref.id).remove({ force: true }))
+    }))
+
+  it.live("the engine's refusal of GPUs is a clear, non-retryable BackendError", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith()
+      const error = yield* backend.submit(spec("true", { resources: { gpus: 1, cpus: 1 } })).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "BackendError")
+      assert.isFalse(error.retryable)
+      assert.match(error.message, /could not give the container GPUs.*could not select device driver/s)
+      assert.include(error.message, "NVIDIA Container Toolkit")
+    }))
+
+  it.live("an unreachable daemon is retried, then reported as a retryable BackendError", () =>
+    Effect.gen(function*() {
+      const backend = yield* DockerBackend.make({ root, socketPath: Path.join(root, "no-such.sock"), retryFor: "1 second", slots: 1 })
+      const t0 = Date.now()
+      const error = yield* backend.list(run).pipe(Effect.flip)
+      assert.isTrue(error.retryable)
+      assert.include(error.message, "Docker engine unreachable")
+      assert.isAtLeast(Date.now() - t0, 900, "retried for about a second")
+      const submitted = yield* backend.submit(spec("true")).pipe(Effect.flip)
+      assert.isTrue(submitted.retryable)
+    }))
+
+  it.live("a daemon that stops mid-run is waited for: watch retries, then reports the exit (no duplicate lines)", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ retryFor: "60 seconds" })
+      const ref = yield* backend.submit(spec(`trap 'echo got-term; exit 7' TERM; echo up; while true; do sleep 0.2; done`))
+      const fiber = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.forkChild)
+      yield* Effect.sleep("1 second")
+      // dockerd stops its containers (SIGTERM) on the way down; the watch sees it gone for a while
+      yield* service(["stop"])
+      yield* Effect.sleep("1500 millis")
+      yield* service([])
+      const events = yield* Fiber.join(fiber)
+      const exit = events.at(-1) as Backend.JobExit
+      assert.strictEqual(exit.exitCode, 7, JSON.stringify(exit))
+      assert.strictEqual(exit.failureKind, "Crash")
+      const lines = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
+      assert.deepStrictEqual(lines, ["up", "got-term"])
+    }), 60_000)
+
+  it.live("reaches an engine over ssh:// (docker system dial-stdio), checking the host key", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const keys = "/var/lib/trex-test-ssh"
+      const ssh = { privateKeyPath: `${keys}/id_ed25519`, knownHostsPath: `${keys}/known_hosts` }
+      const backend = yield* DockerBackend.make({ root, host: "ssh://root@127.0.0.1:2222", ssh, slots: 2 })
+      const { exit } = yield* collect(backend, spec(`echo via-ssh; echo '{"metrics":{},"primary":1}' > result.json`))
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      assert.include(exit.logTail, "via-ssh")
+      const wrongHosts = Path.join(root, "known_hosts_empty")
+      Fs.writeFileSync(wrongHosts, "")
+      const refused = yield* DockerBackend.make({ root, host: "ssh://root@127.0.0.1:2222", ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
+      const error = yield* refused.list(run).pipe(Effect.flip)
+      assert.isFalse(error.retryable)
+      assert.include(error.message, "host key")
+    }))
+
+  it.live("capacity counts running trex containers", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ gpus: ["0", "1"] })
+      const c = yield* backend.capacity
+      assert.strictEqual(c.gpus, 2)
+      assert.isAtLeast(c.slots, 1)
+    }))
+})
+
+describe("DockerBackend.containerConfig", () => {
+  const base = spec("python train.py", {
+    env: { HF_TOKEN: Redacted.make("hf_secret"), MODE: "fast" },
+    resources: { gpus: 2, cpus: 1.5, memoryMb: 2048, timeLimitSeconds: 60 }
+  })
+
+  it("asks for n GPUs by count, with limits, labels and the job dir mounted at its host path", () => {
+    const c = DockerBackend.containerConfig(base, { network: "none" }, { jobDir: "/runs/a" }, 1_000)
+    assert.deepStrictEqual(c.HostConfig?.DeviceRequests, [{ Driver: "", Count: 2, Capabilities: [["gpu"]] }])
+    assert.strictEqual(c.HostConfig?.Memory, 2048 * 1024 * 1024)
+    assert.strictEqual(c.HostConfig?.NanoCpus, 1.5e9)
+    assert.strictEqual(c.HostConfig?.NetworkMode, "none")
+    assert.deepStrictEqual(c.HostConfig?.Mounts, [{ Type: "bind", Source: "/runs/a", Target: "/runs/a", ReadOnly: false }])
+    assert.include(c.Env ?? [], "TREX_JOB_DIR=/runs/a")
+    assert.strictEqual(c.Labels?.["trex.run"], run)
+    assert.strictEqual(c.Labels?.["trex.node"], base.labels.node)
+    assert.strictEqual(c.Labels?.["trex.deadline"], String(61_000))
+    assert.deepStrictEqual([c.Entrypoint, c.Cmd], [["sh"], ["-c", "python train.py"]])
+    assert.isTrue(c.HostConfig?.Init)
+  })
+
+  it("uses explicit device ids when given, and mounts at mountAt", () => {
+    const c = DockerBackend.containerConfig(
+      base,
+      { network: "host", mountAt: "/trex/job", shmSizeMb: 1024, mounts: [{ source: "/srv/hf", target: "/cache/huggingface", readOnly: true }] },
+      { jobDir: "/runs/a", gpuIds: ["1", "3"] }
+    )
+    assert.deepStrictEqual(c.HostConfig?.Mounts?.[1], { Type: "bind", Source: "/srv/hf", Target: "/cache/huggingface", ReadOnly: true })
+    assert.strictEqual(c.HostConfig?.ShmSize, 1024 * 1024 * 1024)
+    assert.deepStrictEqual(c.HostConfig?.DeviceRequests, [{ Driver: "", DeviceIDs: ["1", "3"], Capabilities: [["gpu"]] }])
+    assert.include(c.Env ?? [], "TREX_JOB_DIR=/trex/job")
+    assert.strictEqual(c.WorkingDir, "/trex/job")
+    assert.strictEqual(c.Labels?.["trex.gpuids"], "1,3")
+  })
+
+  it("asks for no device without GPUs; secrets only in Env, never in labels", () => {
+    const c = DockerBackend.containerConfig({ ...base, resources: { gpus: 0, cpus: 1 } }, { network: "none" }, { jobDir: "/r" })
+    assert.deepStrictEqual(c.HostConfig?.DeviceRequests, [])
+    assert.include(c.Env ?? [], "HF_TOKEN=hf_secret")
+    assert.notInclude(JSON.stringify(c.Labels), "hf_secret")
+    assert.notInclude(JSON.stringify({ ...c, Env: [] }), "hf_secret")
+  })
+})

@@ -1,0 +1,191 @@
+/**
+ * Against a real sshd on 127.0.0.1:2222: start it with `sudo scripts/services/start-all.sh sshd`
+ * (or start-sshd.sh). Without it these tests fail, saying so.
+ */
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { Backend } from "@trex/core"
+// Until packages/core/package.json exports "./testing", import the suite by path.
+import { BackendConformance } from "../../core/src/testing/index.ts"
+import { Effect, Fiber, Redacted, Stream } from "effect"
+import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { quote, quoteArgv } from "../src/internal/sshScript.ts"
+import * as SshBackend from "../src/SshBackend.ts"
+
+const env = (k: string, d: string) => process.env[k] ?? d
+const keyDir = "/var/lib/trex-test-ssh"
+const host: SshBackend.Host = {
+  host: env("TREX_TEST_SSH_HOST", "127.0.0.1"),
+  port: Number(env("TREX_TEST_SSH_PORT", "2222")),
+  username: env("TREX_TEST_SSH_USER", "sdktest"),
+  privateKeyPath: env("TREX_TEST_SSH_KEY", `${keyDir}/id_ed25519`),
+  knownHostsPath: env("TREX_TEST_SSH_KNOWN_HOSTS", `${keyDir}/known_hosts`),
+  gpus: ["0", "1"],
+  slots: 2
+}
+const remoteRoot = `/tmp/trex-ssh-test-${process.pid}`
+const local = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-ssh-"))
+afterAll(() => {
+  Fs.rmSync(local, { recursive: true, force: true })
+  Fs.rmSync(remoteRoot, { recursive: true, force: true }) // the test host is this machine
+})
+const config: SshBackend.Config = { hosts: [host], remoteRoot, pollInterval: "150 millis", killGraceSeconds: 2 }
+
+/** Fail loudly, with the way out, when the test sshd is not there. */
+const sshdUp = Effect.callback<void>((resume) => {
+  const socket = Net.connect(host.port!, host.host, () => {
+    socket.destroy()
+    resume(Effect.void)
+  })
+  socket.once("error", (e) =>
+    resume(Effect.die(new Error(`no sshd on ${host.host}:${host.port} (${e.message}): run \`sudo scripts/services/start-all.sh sshd\` first`)))
+  )
+})
+
+let counter = 0
+const spec = (argv: ReadonlyArray<string>, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
+  name: "t",
+  argv,
+  env: {},
+  files: [],
+  resources: { gpus: 0, cpus: 1 },
+  labels: { run: "ssh-test", node: `n${++counter}` },
+  ...extra
+})
+
+const HOSTILE = [
+  "",
+  " ",
+  "'",
+  "''",
+  `"`,
+  `it's "quoted"`,
+  "$(touch /tmp/trex-pwned)",
+  "`touch /tmp/trex-pwned`",
+  "; touch /tmp/trex-pwned #",
+  "a\nb",
+  "tab\there",
+  "*",
+  "$HOME",
+  "${PATH}",
+  "\\",
+  "\\'",
+  "-n",
+  "!event",
+  "ünïcødé ✓",
+  "a'b'c\"d\"e$f`g`h\\i"
+]
+
+describe("SshBackend quoting", () => {
+  it("quote() gives one word whose value is the string, for hostile strings", () => {
+    const out = execFileSync("sh", ["-c", `printf '%s\\0' ${quoteArgv(HOSTILE)}`]).toString("utf8")
+    assert.deepStrictEqual(out.split("\0").slice(0, -1), HOSTILE)
+    assert.strictEqual(quote("plain/path-1.txt"), "plain/path-1.txt")
+    // a first word that looks like an assignment stays a command name
+    const assign = execFileSync("sh", ["-c", `${quoteArgv(["X=1", "true"])} 2>&1; echo "rc=$?"`]).toString("utf8")
+    assert.match(assign, /rc=127/)
+    assert.isFalse(Fs.existsSync("/tmp/trex-pwned"))
+  })
+})
+
+describe("SshBackend conformance", () => {
+  const cases = BackendConformance.cases({
+    command: (_, script) => ({ argv: ["sh", script] }),
+    supportsOom: true,
+    fresh: SshBackend.make(config)
+  })
+  for (const c of cases) {
+    it.live(c.name, () => sshdUp.pipe(Effect.andThen(c.run), Effect.provide(SshBackend.layer(config))))
+  }
+})
+
+describe("SshBackend", () => {
+  it.live("hostile argv reaches the remote job unchanged; GPUs per job; secrets only in the job's env", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const backend = yield* SshBackend.make(config)
+      const show = `for a; do printf '%s' "$a" | od -An -tx1 | tr -d ' \\n'; echo; done; echo "gpus=$CUDA_VISIBLE_DEVICES secret=$TOKEN"; ls -a`
+      const hex = (s: string) => Buffer.from(s, "utf8").toString("hex")
+      const refs = yield* Effect.forEach([0, 1], () =>
+        backend.submit(spec(["sh", "-c", show, "sh", ...HOSTILE], { env: { TOKEN: Redacted.make("t0k3n") }, resources: { gpus: 1, cpus: 1 } }))
+      )
+      const exits = yield* Effect.forEach(refs, (ref) => Stream.runCollect(backend.watch(ref)), { concurrency: "unbounded" })
+      const gpus: Array<string> = []
+      for (const events of exits) {
+        const lines = events.flatMap((e) => (e._tag === "Log" && e.stream === "stdout" ? [e.line] : []))
+        assert.deepStrictEqual(lines.slice(0, HOSTILE.length), HOSTILE.map(hex))
+        const info = lines.find((l) => l.startsWith("gpus="))!
+        assert.match(info, /^gpus=[01] secret=t0k3n$/)
+        gpus.push(info.slice(5, 6))
+        assert.notInclude(lines, ".trex-env", "the env file is deleted once read")
+        assert.strictEqual((events.at(-1) as Backend.JobExit).outcome, "Succeeded")
+      }
+      assert.sameMembers(gpus, ["0", "1"], "each job got its own GPU")
+      assert.isFalse(Fs.existsSync("/tmp/trex-pwned"))
+    })))
+
+  it.live("a job survives the controller's connection being dropped, and a new controller reattaches", () =>
+    Effect.gen(function*() {
+      yield* sshdUp
+      const s = spec(["sh", "-c", `echo before; sleep 2; echo after; echo '{"metrics":{},"primary":1}' > result.json`])
+      const ref = yield* Effect.scoped(Effect.gen(function*() {
+        const first = yield* SshBackend.make(config)
+        const ref = yield* first.submit(s)
+        const seen = yield* first.watch(ref).pipe(Stream.takeUntil((e) => e._tag === "Log" && e.line === "before"), Stream.runCollect)
+        assert.isTrue(seen.some((e) => e._tag === "Log" && e.line === "before"))
+        return ref
+      })) // the scope closes: its SSH connections end while the job sleeps
+      const exit = yield* Effect.scoped(Effect.gen(function*() {
+        const second = yield* SshBackend.make(config)
+        assert.strictEqual((yield* second.list("ssh-test")).find((j) => j.labels.node === s.labels.node)?.state, "Running")
+        assert.strictEqual((yield* second.capacity).inUse, 1, "the running job holds its slot in the new controller")
+        const exit = yield* Backend.awaitExit(second, ref)
+        assert.strictEqual((yield* second.capacity).inUse, 0)
+        return exit
+      }))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: {}, primary: 1 })
+      assert.include(exit.logTail, "after")
+    }))
+
+  it.live("cancel kills the whole remote process group", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const backend = yield* SshBackend.make(config)
+      // a grandchild that ignores nothing: it must die with the group
+      const ref = yield* backend.submit(spec(["sh", "-c", `sleep 300 & echo $! > child.pid; echo started; wait`]))
+      const fiber = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.forkChild)
+      yield* Effect.sleep("1 second")
+      yield* backend.cancel(ref)
+      const events = yield* Fiber.join(fiber)
+      assert.strictEqual((events.at(-1) as Backend.JobExit).outcome, "Cancelled")
+      const pid = Number(Fs.readFileSync(Path.join(remoteRoot, "ssh-test", String(ref.data["dir"]).split("/").at(-1)!, "child.pid"), "utf8"))
+      assert.isFalse(Fs.existsSync(`/proc/${pid}`) && !Fs.readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z"), "the grandchild is gone")
+    })))
+
+  it.live("a host key that does not match known_hosts is refused, clearly and without retrying", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const other = Path.join(local, "other_key")
+      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other])
+      const wrongHosts = Path.join(local, "known_hosts_wrong")
+      Fs.writeFileSync(wrongHosts, `[${host.host}]:${host.port} ${Fs.readFileSync(`${other}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`)
+      const wrong = yield* SshBackend.make({ ...config, hosts: [{ ...host, knownHostsPath: wrongHosts }] })
+      const t0 = Date.now()
+      const error = yield* wrong.submit(spec(["true"])).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "BackendError")
+      assert.isFalse(error.retryable)
+      assert.include(error.message, "HOST KEY MISMATCH")
+      assert.isBelow(Date.now() - t0, 5_000)
+
+      const emptyHosts = Path.join(local, "known_hosts_empty")
+      Fs.writeFileSync(emptyHosts, "")
+      const unknown = yield* SshBackend.make({ ...config, hosts: [{ ...host, knownHostsPath: emptyHosts }] })
+      const error2 = yield* unknown.list("ssh-test").pipe(Effect.flip)
+      assert.isFalse(error2.retryable)
+      assert.include(error2.message, "host key not in")
+    })))
+})

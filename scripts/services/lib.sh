@@ -1,0 +1,34 @@
+# lib.sh — helpers sourced by the start-*.sh scripts (not run on its own).
+# apt_install PKG...: installs the packages that are missing. `apt-get update` runs at most once per boot
+# (stamp in /run), and a lock serialises apt so start-all.sh can run the scripts in parallel.
+export DEBIAN_FRONTEND=noninteractive
+APT_LOCK=/run/trex-services-apt.lock
+APT_STAMP=/run/trex-services-apt-updated
+
+missing_pkgs() {
+  local p out=""
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || out="$out $p"; done
+  echo "$out"
+}
+
+apt_install() {
+  local need
+  need=$(missing_pkgs "$@")
+  [ -z "$need" ] && return 0
+  (
+    flock 9
+    need=$(missing_pkgs "$@")   # another script may have installed them while we waited
+    [ -z "$need" ] && exit 0
+    echo "[apt $(date +%T)] installing:$need" >&2
+    [ -f $APT_STAMP ] || { apt-get update -qq; touch $APT_STAMP; }
+    # policy-rc.d on CI images keeps packages from starting their system services; ours start them explicitly
+    apt-get install -y -qq --no-install-recommends $need >/dev/null
+  ) 9>$APT_LOCK
+}
+
+# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds or SECONDS pass
+wait_for() {
+  local n=$(( $1 * 10 )); shift
+  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  "$@" >/dev/null 2>&1
+}

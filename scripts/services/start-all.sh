@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# start-all.sh — start the real engines the integration tests use: Docker, sshd on 127.0.0.1:2222, Slurm.
+# Packages are installed in one apt transaction first, then the services start in parallel; if one does not come
+# up, the script says which and prints the tail of its log, and exits non-zero. Writes the facts the tests read to
+# scripts/services/.env (KEY=value lines; tests also fall back to the same well-known defaults).
+# Usage: start-all.sh [docker|sshd|slurm ...]     start all (default) or the named services
+#        start-all.sh stop [docker|sshd|slurm ...]
+# Needs root (CI: `sudo scripts/services/start-all.sh`). Everything listens on unix sockets or 127.0.0.1 only.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+log() { echo "[start-all $(date +%T)] $*" >&2; }
+
+# The facts the tests read, for every service that is up now (whoever started it).
+ssh_port=${SSH_PORT:-2222}
+ssh_dir=${SSH_KEY_DIR:-/var/lib/trex-test-ssh}
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+write_env() {
+  local up=()
+  docker -H unix:///var/run/docker.sock info >/dev/null 2>&1 && up+=(docker)
+  alive /run/sshd-sdktest-$ssh_port.pid && up+=(sshd)
+  alive /run/slurm/slurmctld.pid && up+=(slurm)
+  {
+    echo "# written by scripts/services/start-all.sh on $(date -u +%FT%TZ): the services up then"
+    echo "TREX_SERVICES=\"${up[*]}\""
+    for s in "${up[@]}"; do
+      case "$s" in
+        docker) echo "DOCKER_HOST=unix:///var/run/docker.sock"
+                echo "TREX_TEST_DOCKER_IMAGE=local/busybox:latest" ;;
+        sshd) echo "TREX_TEST_SSH_HOST=127.0.0.1"
+              echo "TREX_TEST_SSH_PORT=$ssh_port"
+              echo "TREX_TEST_SSH_USER=${SSH_USER:-sdktest}"
+              echo "TREX_TEST_SSH_KEY=$ssh_dir/id_ed25519"
+              echo "TREX_TEST_SSH_KNOWN_HOSTS=$ssh_dir/known_hosts" ;;
+        slurm) echo "TREX_TEST_SLURM_REST_URL=http://127.0.0.1:6820"
+               echo "TREX_TEST_SLURM_FAKE_GPUS=${SLURM_FAKE_GPUS:-2}" ;;
+      esac
+    done
+  } > "$here/.env"
+}
+
+action=start
+if [ "${1:-}" = stop ]; then action=stop; shift; fi
+services=("$@"); [ ${#services[@]} -eq 0 ] && services=(docker sshd slurm)
+for s in "${services[@]}"; do
+  case "$s" in docker|sshd|slurm) ;; *) log "unknown service '$s' (docker, sshd or slurm)"; exit 2 ;; esac
+done
+[ "$(id -u)" = 0 ] || { log "must run as root (sudo $0)"; exit 2; }
+
+if [ $action = stop ]; then
+  rc=0
+  for s in "${services[@]}"; do "$here/start-$s.sh" stop || rc=1; done
+  write_env
+  exit $rc
+fi
+
+# One apt transaction for everything (the scripts then find their packages installed).
+pkgs=""
+for s in "${services[@]}"; do
+  case "$s" in
+    docker) pkgs="$pkgs docker.io busybox-static" ;;
+    sshd) pkgs="$pkgs openssh-server openssh-client" ;;
+    slurm) pkgs="$pkgs munge slurm-wlm slurmctld slurmd slurm-client"
+           [ "${SLURM_ACCOUNTING:-1}" = 1 ] && pkgs="$pkgs slurmdbd mariadb-server"
+           [ "${SLURM_REST:-1}" = 1 ] && pkgs="$pkgs slurmrestd slurm-wlm-jwt-plugin curl" ;;
+  esac
+done
+t0=$(date +%s)
+apt_install $pkgs || { log "apt-get install failed"; exit 1; }
+
+logdir=/var/log/trex-services
+mkdir -p $logdir
+declare -A pids
+for s in "${services[@]}"; do
+  "$here/start-$s.sh" >"$logdir/$s.log" 2>&1 &
+  pids[$s]=$!
+done
+failed=()
+for s in "${services[@]}"; do
+  if wait "${pids[$s]}"; then log "$s: up"; else failed+=("$s"); fi
+done
+for s in "${failed[@]}"; do
+  log "$s did NOT come up; last lines of $logdir/$s.log:"
+  tail -25 "$logdir/$s.log" >&2
+done
+
+write_env
+log "facts in $here/.env; took $(( $(date +%s) - t0 )) s"
+[ ${#failed[@]} -eq 0 ] || { log "failed: ${failed[*]}"; exit 1; }
+log "all up: ${services[*]}"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# start-docker.sh — Docker Engine (Debian docker.io, API >= 1.41) on /var/run/docker.sock, as root, without systemd,
+# for the DockerBackend integration tests. No registry is needed: images are made locally with `docker import`:
+#   local/busybox:latest          busybox-static with every applet linked in /bin (~2 MB, ~1 s)
+#   local/python:bookworm         only with DOCKER_PYTHON_IMAGE=1: debootstrap minbase + python3 (~1-2 min)
+# Networking: no bridge, no iptables (--bridge=none); nothing leaves the machine. A container gets only its own
+# loopback by default; NetworkMode "host" reaches servers on the host's 127.0.0.1.
+# GPUs: without the NVIDIA runtime a DeviceRequest fails with `could not select device driver "" ...`.
+# Idempotent (re-running it with dockerd up only checks it answers). Usage: start-docker.sh [stop]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+SOCK=/var/run/docker.sock
+LOG=/var/log/dockerd.log
+PIDFILE=/var/run/docker.pid
+log() { echo "[start-docker $(date +%T)] $*" >&2; }
+
+if [ "${1:-}" = stop ]; then
+  if [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; then
+    pid=$(cat $PIDFILE); kill "$pid"
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    log "stopped dockerd $pid"
+  fi
+  # dockerd leaves this bind mount behind; a later start fails on it otherwise
+  mountpoint -q /run/docker/netns/default 2>/dev/null && umount /run/docker/netns/default || true
+  exit 0
+fi
+
+pkgs="docker.io busybox-static"
+[ "${DOCKER_PYTHON_IMAGE:-0}" = 1 ] && pkgs="$pkgs debootstrap"
+apt_install $pkgs
+
+DOCKER="/usr/bin/docker -H unix://$SOCK"
+if ! $DOCKER info >/dev/null 2>&1; then
+  log "starting dockerd"
+  extra=""; [ -n "${DOCKER_STORAGE_DRIVER:-}" ] && extra="--storage-driver=$DOCKER_STORAGE_DRIVER"
+  setsid nohup /usr/sbin/dockerd --host=unix://$SOCK --pidfile=$PIDFILE \
+      --iptables=false --ip6tables=false --ip-masq=false --bridge=none $extra >>$LOG 2>&1 < /dev/null &
+  wait_for 30 $DOCKER info || { log "dockerd did not come up; tail of $LOG:"; tail -30 $LOG >&2; exit 1; }
+fi
+log "dockerd up: $($DOCKER version -f '{{.Server.Version}} API {{.Server.APIVersion}}') storage=$($DOCKER info -f '{{.Driver}}')"
+
+if ! $DOCKER image inspect local/busybox:latest >/dev/null 2>&1; then
+  log "importing local/busybox:latest"
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/bin" "$tmp/tmp" "$tmp/etc" "$tmp/root" "$tmp/proc" "$tmp/sys" "$tmp/dev"
+  chmod 1777 "$tmp/tmp"
+  cp /bin/busybox "$tmp/bin/busybox"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$tmp/bin/$a"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$tmp/etc/passwd"; echo 'root:x:0:' > "$tmp/etc/group"
+  tar -C "$tmp" -c . | $DOCKER import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - local/busybox:latest >/dev/null
+  rm -rf "$tmp"
+fi
+
+if [ "${DOCKER_PYTHON_IMAGE:-0}" = 1 ] && ! $DOCKER image inspect local/python:bookworm >/dev/null 2>&1; then
+  log "debootstrap bookworm minbase + python3 (takes a minute or two)"
+  root=/var/cache/trex-test-bookworm-rootfs
+  if [ ! -x $root/usr/bin/python3 ]; then
+    rm -rf $root
+    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    debootstrap --variant=minbase --include=python3 bookworm $root "${mirror:-http://deb.debian.org/debian}" >/var/log/debootstrap-trex-test.log 2>&1
+    rm -rf $root/var/cache/apt/archives/*.deb $root/var/lib/apt/lists/*
+  fi
+  tar -C $root -c . | $DOCKER import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      -c 'CMD ["/usr/bin/python3"]' - local/python:bookworm >/dev/null
+fi
+
+out=$($DOCKER run --rm --network none local/busybox:latest echo docker-ok)
+[ "$out" = docker-ok ] || { log "smoke test failed: $out"; exit 1; }
+log "ready: $SOCK ($($DOCKER images --format '{{.Repository}}:{{.Tag}}' | tr '\n' ' '))"
