@@ -69,7 +69,8 @@ if [ "$ACCOUNTING" = 1 ]; then
   ACCT="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=6819
-AccountingStorageTRES=gres/gpu"
+AccountingStorageTRES=gres/gpu
+AccountingStoreFlags=job_comment"
 else
   ACCT="AccountingStorageType=accounting_storage/none"
 fi

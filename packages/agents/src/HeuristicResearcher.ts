@@ -21,7 +21,7 @@ import {
   type Task
 } from "@trex/core"
 import { Effect, Layer, Random } from "effect"
-import { distillInsights, type ValueEffect } from "./internal/heuristicInsights.ts"
+import { distillInsights, emptyTallies, type Tallies, type ValueEffect } from "./internal/heuristicInsights.ts"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -96,20 +96,29 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       }
       const maxCandidates = options.maxCandidates ?? 64
       const pool = space.points !== undefined && space.points.length > 0 ? space.points : undefined
+      // Crossover donors: better-scoring siblings of the parent, and the best node.
+      const best = tree.best()
+      const donors = [...(parent !== undefined ? tree.siblings(parent.id).slice(-16) : []), ...(best !== undefined ? [best] : [])]
+        .filter((d) => d.state._tag === "Succeeded" && d.id !== parent?.id)
       for (let i = 0; i < maxCandidates && out.length < n; i++) {
         // In a finite pool, a move lands on the nearest configuration that exists and is untried.
-        const candidate = yield* mutate(space, base, tree, parent, effects, options)
+        const candidate = yield* mutate(space, base, donors, parent, effects, options)
         const landed = pool === undefined ? candidate : snap(space, pool, base, candidate, (s) => !context.tried(Fingerprint.of(s)) && !seen.has(Fingerprint.of(s)))
         if (landed !== undefined && fresh(landed.strategy)) out.push({ strategy: { ...landed.strategy, rationale: landed.rationale } })
       }
       return out
     })
 
+  // Tallies per tree, so each distillation only counts what finished since the last one.
+  const tallies = new WeakMap<object, Tallies>()
   const distill = (context: Researcher.DistillContext) =>
     Effect.sync(() => {
       const space = spaceOf(context.task)
       if (space === undefined) return []
-      return distillInsights(context.tree, space, context.now, options.minPairs ?? 3)
+      const key = context.tree
+      let t = tallies.get(key)
+      if (t === undefined) tallies.set(key, (t = emptyTallies()))
+      return distillInsights(context.tree, space, context.now, options.minPairs ?? 3, t)
     })
 
   return { name: "heuristic", analyze, propose, distill }
@@ -128,7 +137,7 @@ const describe = (v: unknown) => (typeof v === "number" ? Number(v.toPrecision(4
 const mutate = (
   space: SearchSpace.SearchSpace,
   base: Strategy.Strategy,
-  tree: ExperimentTree.TreeView,
+  donors: ReadonlyArray<ExperimentTree.NodeView>,
   parent: ExperimentTree.NodeView | undefined,
   effects: ReadonlyArray<ValueEffect>,
   options: Options
@@ -145,8 +154,6 @@ const mutate = (
       notes.push(`set ${e.path}=${describe(e.value)} (insight: it won ${e.wins} of ${e.pairs} comparisons, ${e.delta > 0 ? "+" : ""}${describe(e.delta)} on average)`)
     }
     // Crossover: take one parameter from a better sibling or the best node.
-    const donors = [...(parent !== undefined ? tree.siblings(parent.id) : []), ...(tree.best() !== undefined ? [tree.best()!] : [])]
-      .filter((d) => d.state._tag === "Succeeded" && d.id !== parent?.id)
     if (notes.length === 0 && donors.length > 0 && (yield* Random.next) < (options.crossover ?? 0.2)) {
       const donor = donors[yield* Random.nextIntBetween(0, donors.length - 1)]!
       const differing = params.filter((p) => SearchSpace.get(donor.strategy, p.path) !== SearchSpace.get(strategy, p.path))

@@ -43,6 +43,14 @@ const decodeResultFile = Schema.decodeUnknownExit(Result.JobResultFile)
 export const argv = (command: ReadonlyArray<string>, vars: { readonly taskDir: string; readonly run: string; readonly node: string }) =>
   command.map((part) => part.replace(/\{(taskDir|run|node)\}/g, (_, k: "taskDir" | "run" | "node") => vars[k]))
 
+/** A task's JSON form, encoded once per task (every job of a run carries it). */
+const encodedTasks = new WeakMap<Task.Task, Task.TaskEncoded>()
+const encodedTask = (task: Task.Task): Task.TaskEncoded => {
+  let e = encodedTasks.get(task)
+  if (e === undefined) encodedTasks.set(task, (e = Schema.encodeSync(Task.Task)(task)))
+  return e
+}
+
 /**
  * The job spec for a node.
  * @since 0.1.0 @category constructors
@@ -57,7 +65,7 @@ export const jobSpec = (request: ExecutorAgent.ExecutionRequest, recipe: Task.Re
     {
       path: JobProtocol.JOB_FILE,
       content: JSON.stringify(
-        { run: request.runId, node: request.node.id, parent: request.node.parent, task: Schema.encodeSync(Task.Task)(request.task) },
+        { run: request.runId, node: request.node.id, parent: request.node.parent, task: encodedTask(request.task) },
         null,
         2
       )
@@ -158,9 +166,13 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
         const events = backend.watch(job).pipe(
           Stream.map((ev): ExecutorAgent.ExecutionEvent | undefined => {
             switch (ev._tag) {
-              case "Metric":
-                if (curves.length < maxPoints) curves.push(ev.point)
+              case "Metric": {
+                // one point per (step, split, name): a repeat replaces the earlier value
+                const i = curves.findLastIndex((q) => q.step === ev.point.step && q.name === ev.point.name && q.split === ev.point.split)
+                if (i >= 0) curves[i] = ev.point
+                else if (curves.length < maxPoints) curves.push(ev.point)
                 return { _tag: "Progress", metrics: [ev.point] }
+              }
               case "Progress":
                 return { _tag: "Progress", fraction: ev.fraction, metrics: [], ...(ev.message !== undefined ? { message: ev.message } : {}) }
               case "Exit":

@@ -49,7 +49,8 @@ export const Ssh = Schema.Struct({
   })).check(Schema.isMinLength(1))
 })
 
-const section = (backend: unknown, name: string): unknown =>
+/** A task's `backend.<name>` section (an empty object when absent). @since 0.1.0 @category decoding */
+export const section = (backend: unknown, name: string): unknown =>
   backend !== null && typeof backend === "object" ? (backend as Record<string, unknown>)[name] ?? {} : {}
 
 const decode = <S extends Schema.Constraint>(schema: S, input: unknown, name: string) =>

@@ -6,7 +6,7 @@
  */
 import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearcher, OpenAiModel, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
 import { type Backend, Errors, Journal, type Scheduler, SearchPolicy, type Task } from "@trex/core"
-import { DockerBackend, LocalBackend, Simulator, SshBackend } from "@trex/executors"
+import { DockerBackend, KubernetesBackend, LocalBackend, Simulator, SlurmBackend, SshBackend } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
 import * as BackendSettings from "./BackendSettings.ts"
@@ -62,8 +62,10 @@ export const backend = (settings: Settings, task: Task.Task, runDir: string): La
       return Layer.unwrap(Effect.map(BackendSettings.docker(task.backend, RunDir.jobsDir(runDir)), DockerBackend.layer))
     case "ssh":
       return Layer.unwrap(Effect.map(BackendSettings.ssh(task.backend), SshBackend.layer))
-    default:
-      return failing(`--backend ${settings.backend}`, "this backend is not available in this build")
+    case "slurm":
+      return Layer.unwrap(Effect.map(SlurmBackend.fromJson(BackendSettings.section(task.backend, "slurm")), SlurmBackend.layer))
+    case "k8s":
+      return Layer.unwrap(Effect.map(KubernetesBackend.fromJson(BackendSettings.section(task.backend, "k8s")), KubernetesBackend.layer))
   }
 }
 

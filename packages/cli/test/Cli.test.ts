@@ -94,7 +94,7 @@ describe("trex CLI: runs", () => {
   it("runs a search, prints where it is and the best strategy; status, report and --json agree", async () => {
     const out = tmp()
     const log = path.join(out, "executions.log")
-    const r = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--seed", "3"], { TOY_LOG: log, TOY_MS: "150" })
+    const r = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--seed", "3"], { TREX_TOY_LOG: log, TREX_TOY_MS: "150" })
     assert.strictEqual(r.status, 0, r.stderr)
     const runDir = r.stdout.match(/run directory: (.*)/)![1]!
     assert.match(r.stdout, /Best: n\d+ score=/)
@@ -114,7 +114,7 @@ describe("trex CLI: runs", () => {
 
   it("a second controller on the same run is refused with a clear message", async () => {
     const out = tmp()
-    const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "2"], { TOY_MS: "30" })
+    const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "2"], { TREX_TOY_MS: "30" })
     assert.strictEqual(first.status, 0, first.stderr)
     const runDir = first.stdout.match(/run directory: (.*)/)![1]!
     // hold the lock from this (live) test process, as a running controller would
@@ -130,7 +130,7 @@ describe("trex CLI: runs", () => {
     const log = path.join(out, "executions.log")
     const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "10"], {
       cwd: root,
-      env: { ...process.env, TOY_LOG: log, TOY_MS: "600" },
+      env: { ...process.env, TREX_TOY_LOG: log, TREX_TOY_MS: "600" },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let stdout = ""
@@ -149,7 +149,7 @@ describe("trex CLI: runs", () => {
     assert.isAtLeast(finishedBefore.size, 3)
     assert.notInclude(before.map((e) => e.event._tag), "RunFinished")
 
-    const resumed = trex(["resume", runDir], { TOY_LOG: log, TOY_MS: "100" })
+    const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "100" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const after = await readJournal(runDir)
     const tree = ExperimentTree.fold(after.map((e) => e.event))!

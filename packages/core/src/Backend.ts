@@ -80,7 +80,11 @@ export interface Capacity {
 export interface BackendShape {
   readonly name: string
   readonly submit: (spec: JobSpec) => Effect.Effect<JobRef, BackendError>
-  /** Events of a job from now on (a finished job yields its Exit at once). */
+  /**
+   * Events of a job, ending with its Exit. A backend may replay output the job printed before
+   * the watch began (consumers keep one point per step, split and name); a finished job's watch
+   * ends at once.
+   */
   readonly watch: (ref: JobRef) => Stream.Stream<JobEvent, BackendError>
   readonly cancel: (ref: JobRef) => Effect.Effect<void, BackendError>
   readonly list: (run: string) => Effect.Effect<ReadonlyArray<JobInfo>, BackendError>

@@ -118,7 +118,7 @@ export class Ledger {
 
   /** Whether a trial with this estimate may start now. */
   canAdmit(estimate: Cost.Cost): boolean {
-    return this.wouldExceed(estimate, 1) === undefined
+    return this.exhausted() === undefined && this.wouldExceed(estimate, 1) === undefined
   }
 
   /** Admit a trial: count it and hold its estimate until {@link settle}. */

@@ -53,7 +53,9 @@ export interface TreeView {
   readonly siblings: (id: string) => ReadonlyArray<NodeView>
   /** Every node, in proposal order. */
   readonly nodes: () => Iterable<NodeView>
-  /** Nodes that may be expanded: the root and every finished node. */
+  /** The last `count` nodes in proposal order, in O(count). */
+  readonly latest: (count: number) => ReadonlyArray<NodeView>
+  /** Every finished node (candidates for expansion, with the root, which is not a `NodeView`). */
   readonly frontier: () => ReadonlyArray<NodeView>
   /** The best succeeded node, if any. */
   readonly best: () => NodeView | undefined
@@ -87,21 +89,27 @@ interface MutableNode {
   readonly children: Array<string>
   progress: number | undefined
   readonly curve: Array<Result.MetricPoint>
+  /** Position in `curve` of each (step, split, name). */
+  readonly curveIndex: Map<string, number>
   /** Whether this node's admission was counted in `pending` up the path. */
   counted: boolean
+  /** The node's current view, until the node changes (views are immutable snapshots). */
+  cached: NodeView | undefined
 }
 
 const newStats = (): MutableStats => ({ visits: 0, successes: 0, valueSum: 0, bestUtility: -Infinity, pending: 0 })
 
-const view = (n: MutableNode): NodeView => ({
-  ...n.spec,
-  depth: n.depth,
-  state: n.state,
-  stats: n.stats,
-  children: n.children,
-  curve: n.curve,
-  ...(n.progress !== undefined ? { progress: n.progress } : {})
-})
+/** A snapshot of a node, made once per change of the node (so readers pay O(1) per look). */
+const view = (n: MutableNode): NodeView =>
+  (n.cached ??= {
+    ...n.spec,
+    depth: n.depth,
+    state: n.state,
+    stats: { ...n.stats },
+    children: n.children.slice(),
+    curve: n.curve.slice(),
+    ...(n.progress !== undefined ? { progress: n.progress } : {})
+  })
 
 /**
  * The mutable tree. Build it with {@link fold} or {@link ExperimentTree.empty} and feed it
@@ -118,6 +126,7 @@ const view = (n: MutableNode): NodeView => ({
  */
 export class ExperimentTree {
   private readonly nodes = new Map<string, MutableNode>()
+  private readonly order: Array<string> = []
   private readonly rootStats = newStats()
   private readonly rootChildren: Array<string> = []
   private readonly fingerprints = new Map<string, string>()
@@ -171,6 +180,7 @@ export class ExperimentTree {
       nodes: function*() {
         for (const n of self.nodes.values()) yield view(n)
       },
+      latest: (count) => self.order.slice(Math.max(0, self.order.length - count)).map((id) => view(self.nodes.get(id)!)),
       frontier: () => {
         const out: Array<NodeView> = []
         for (const n of self.nodes.values()) if (ExperimentNode.isFinished(n)) out.push(view(n))
@@ -198,6 +208,7 @@ export class ExperimentTree {
     let cur = this.nodes.get(id)
     while (cur !== undefined) {
       f(cur.stats)
+      cur.cached = undefined
       cur = this.nodes.get(cur.spec.parent)
     }
     f(this.rootStats)
@@ -222,10 +233,14 @@ export class ExperimentTree {
           children: [],
           progress: undefined,
           curve: [],
-          counted: false
+          curveIndex: new Map(),
+          counted: false,
+          cached: undefined
         }
         this.nodes.set(spec.id, node)
+        this.order.push(spec.id)
         ;(parent?.children ?? this.rootChildren).push(spec.id)
+        if (parent !== undefined) parent.cached = undefined
         if (!this.fingerprints.has(spec.fingerprint)) this.fingerprints.set(spec.fingerprint, spec.id)
         return
       }
@@ -233,6 +248,7 @@ export class ExperimentTree {
         const n = this.nodes.get(event.nodeId)
         if (n === undefined || ExperimentNode.isFinished(n)) return
         n.state = { _tag: "Queued" }
+        n.cached = undefined
         if (!n.counted) {
           n.counted = true
           this.forPath(n.spec.id, (s) => s.pending++)
@@ -243,6 +259,7 @@ export class ExperimentTree {
         const n = this.nodes.get(event.nodeId)
         if (n === undefined || ExperimentNode.isFinished(n)) return
         n.state = { _tag: "Running", job: event.job, startedAt: event.at }
+        n.cached = undefined
         if (!n.counted) {
           n.counted = true
           this.forPath(n.spec.id, (s) => s.pending++)
@@ -253,7 +270,18 @@ export class ExperimentTree {
         const n = this.nodes.get(event.nodeId)
         if (n === undefined) return
         if (event.fraction !== undefined) n.progress = event.fraction
-        for (const p of event.metrics) n.curve.push(p)
+        // A point reported twice (stdout and metrics.jsonl, or replayed after a reattach) counts
+        // once: the same step, split and name replaces the earlier value.
+        for (const p of event.metrics) {
+          const key = `${p.step}\u0000${p.split}\u0000${p.name}`
+          const i = n.curveIndex.get(key)
+          if (i !== undefined) n.curve[i] = p
+          else {
+            n.curveIndex.set(key, n.curve.length)
+            n.curve.push(p)
+          }
+        }
+        n.cached = undefined
         return
       }
       case "NodeFinished":
@@ -290,6 +318,7 @@ export class ExperimentTree {
         }
         break
     }
+    n.cached = undefined
     const wasCounted = n.counted
     n.counted = false
     const score = event.outcome === "Succeeded" ? result?.score : undefined

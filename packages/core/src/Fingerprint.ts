@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { createHash } from "node:crypto"
-import * as Strategy from "./Strategy.ts"
+import type * as Strategy from "./Strategy.ts"
 
 /**
  * Canonical JSON: object keys sorted, `-0` as `0`, integral floats as integers (JSON does that
@@ -47,7 +47,15 @@ export const canonicalJson = (value: unknown): string => {
  * @since 0.1.0 @category constructors
  */
 export const of = (strategy: Strategy.Strategy): string => {
-  const encoded = Strategy.encode(strategy)
-  const executable = { data: encoded.data, training: encoded.training, evaluation: encoded.evaluation }
-  return createHash("sha256").update(canonicalJson(executable)).digest("hex").slice(0, 16)
+  const known = cache.get(strategy)
+  if (known !== undefined) return known
+  // A decoded strategy is plain JSON already (its schemas only fill defaults), so it is
+  // canonicalised as it is, without another pass through the encoder.
+  const executable = { data: strategy.data, training: strategy.training, evaluation: strategy.evaluation }
+  const fp = createHash("sha256").update(canonicalJson(executable)).digest("hex").slice(0, 16)
+  cache.set(strategy, fp)
+  return fp
 }
+
+/** Strategies are immutable values: each is hashed once. */
+const cache = new WeakMap<Strategy.Strategy, string>()

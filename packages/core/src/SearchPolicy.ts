@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect } from "effect"
-import type { TreeView } from "./ExperimentTree.ts"
+import type { NodeView, TreeView } from "./ExperimentTree.ts"
 
 /** What the loop knows besides the tree. @since 0.1.0 @category models */
 export interface SelectionContext {
@@ -26,11 +26,13 @@ export interface SelectionContext {
  * (failures are worth a fix, as AIDE debugs buggy nodes); never a cancelled or running one.
  * @since 0.1.0 @category predicates
  */
-export const isExpandable = (tree: TreeView, nodeId: string, context: SelectionContext): boolean => {
-  if (context.exhausted(nodeId)) return false
-  if (nodeId === "root") return true
-  const tag = tree.get(nodeId)?.state._tag
-  return tag === "Succeeded" || tag === "Failed" || tag === "Pruned"
+export const isExpandable = (tree: TreeView, nodeId: string, context: SelectionContext): boolean =>
+  nodeId === "root" ? !context.exhausted(nodeId) : isExpandableNode(tree.get(nodeId), context)
+
+/** {@link isExpandable} for a node already at hand. @since 0.1.0 @category predicates */
+export const isExpandableNode = (node: NodeView | undefined, context: SelectionContext): boolean => {
+  const tag = node?.state._tag
+  return (tag === "Succeeded" || tag === "Failed" || tag === "Pruned") && !context.exhausted(node!.id)
 }
 
 /**

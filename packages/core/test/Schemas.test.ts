@@ -59,6 +59,16 @@ describe("Task", () => {
     }
   })
 
+  it("formatIssues turns a schema error into one line per issue, path first", () => {
+    const error = Effect.runSync(Effect.flip(Schema.decodeUnknownEffect(Task.Task)(
+      { name: "t", objective: "o", metric: { name: "m", direction: "maximize" }, datasets: [{ name: "" }], budget: { tokens: 0.5 } },
+      { errors: "all" }
+    )))
+    const lines = TaskFile.formatIssues(error).split("\n")
+    assert.deepStrictEqual(lines.map((l) => l.split(":")[0]), ["  datasets[0].name", "  budget.tokens"])
+    assert.strictEqual(TaskFile.formatIssues("plain text\n\nsecond"), "  plain text\n  second")
+  })
+
   it("names array indices in paths", () => {
     const message = taskError({ ...minimalTask, datasets: [{ name: "ok" }, { name: "" }] })
     assert.match(message, /^ {2}datasets\[1\]\.name: /m)

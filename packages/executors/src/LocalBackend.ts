@@ -31,7 +31,7 @@ export interface Config {
   readonly killGraceMs?: number
   /**
    * Which of the controller's environment variables a job inherits (default {@link defaultInheritedEnv}:
-   * paths, locale, temp dirs, CUDA/NVIDIA, Python and Hugging Face settings — never API keys). A job
+   * paths, locale, temp dirs, CUDA/NVIDIA, Python, Hugging Face and `TREX_*` settings — never API keys). A job
    * gets any other variable only through its spec's `env`. `"all"` passes everything through.
    */
   readonly inheritEnv?: "all" | ReadonlyArray<string | RegExp>
@@ -45,7 +45,7 @@ export interface Config {
 export const defaultInheritedEnv: ReadonlyArray<string | RegExp> = [
   "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TMP", "TEMP",
   /^LC_/, /^XDG_/, /^CUDA_/, /^NVIDIA_/, /^NCCL_/, "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONUNBUFFERED", "VIRTUAL_ENV",
-  /^CONDA_/, /^HF_/, /^TRANSFORMERS_/, "TREX_CACHE_DIR", "NODE_PATH"
+  /^CONDA_/, /^HF_/, /^TRANSFORMERS_/, /^TREX_/, "NODE_PATH"
 ]
 
 /** The controller variables a job inherits under `rule`. */

@@ -5,6 +5,8 @@
  * @since 0.1.0
  */
 export * as DockerBackend from "./DockerBackend.ts"
+export * as KubernetesBackend from "./KubernetesBackend.ts"
 export * as LocalBackend from "./LocalBackend.ts"
 export * as Simulator from "./Simulator.ts"
+export * as SlurmBackend from "./SlurmBackend.ts"
 export * as SshBackend from "./SshBackend.ts"

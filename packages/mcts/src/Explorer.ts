@@ -318,7 +318,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   const unsubscribe = control?.onChange(() => Queue.offerUnsafe(wake, { _tag: "Control" }))
   let lastBestAt = 0
   let bestUtility = tree.view.best() !== undefined ? tree.view.root.stats.bestUtility : -Infinity
-  let lastDistilled = countFinished(tree.view)
+  let lastDistilled = finishedAtLastDistill(existing)
   finishedCount = lastDistilled
   let reason = "completed"
   let interrupted = false as boolean
@@ -395,7 +395,8 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       .pipe(metered, Effect.catchTag("ResearcherError", () => Effect.succeed([])))
     const known = new Set(tree.view.insights.map((i) => i.id))
     const fresh = insights.filter((i) => !known.has(i.id))
-    if (fresh.length > 0) yield* record([JournalEvent.make("InsightsDistilled", { insights: fresh, at: yield* now })])
+    // Journaled even when empty: a resumed run then distils on the same schedule.
+    yield* record([JournalEvent.make("InsightsDistilled", { insights: fresh, at: yield* now })])
   })
 
   yield* Effect.gen(function*() {
@@ -539,6 +540,20 @@ const replayBudget = (ledger: Budget.Ledger, event: JournalEvent.JournalEvent): 
     default:
       return
   }
+}
+
+/** Trials finished when insights were last distilled (0 if never), from the journal. */
+const finishedAtLastDistill = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
+  let finished = 0
+  let atDistill = 0
+  const counted = new Set<string>()
+  for (const { event } of entries) {
+    if (event._tag === "NodeFinished" && event.outcome !== "Cancelled" && !counted.has(event.nodeId)) {
+      counted.add(event.nodeId)
+      finished++
+    } else if (event._tag === "InsightsDistilled") atDistill = finished
+  }
+  return atDistill
 }
 
 /** A fingerprint that is in the tree already (finished, running or queued; not cancelled). */

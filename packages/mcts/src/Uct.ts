@@ -54,7 +54,7 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
 
   /** Worth descending into: expandable itself, or with finished descendants that may be. O(1). */
   const reachable = (tree: ExperimentTree.TreeView, ctx: SearchPolicy.SelectionContext, child: Child): boolean =>
-    SearchPolicy.isExpandable(tree, child.id, ctx) || (child.children.length > 0 && child.stats.visits > 0)
+    SearchPolicy.isExpandableNode(child, ctx) || (child.children.length > 0 && child.stats.visits > 0)
 
   /** A node's own normalised value: its score, or 0 for a failure (the root has none). */
   const own = (tree: ExperimentTree.TreeView, id: string): number => {

@@ -32,22 +32,34 @@ const soleDifference = (space: SearchSpace.SearchSpace, a: ExperimentTree.NodeVi
 
 const fmt = (v: number) => Number(v.toPrecision(3)).toString()
 
+/** Running tallies for one tree: each scored node is compared once, when first seen. */
+export interface Tallies {
+  readonly byKey: Map<string, { path: string; value: SearchSpace.Value; t: Tally }>
+  readonly processed: Set<string>
+}
+
+/** Fresh tallies. */
+export const emptyTallies = (): Tallies => ({ byKey: new Map(), processed: new Set() })
+
+/** Sibling comparisons per new node (the most recent siblings), so a wide node costs O(1) per trial. */
+const SIBLINGS = 16
+
 /**
  * Statistics over finished results: every parent-child and sibling pair of succeeded nodes
  * that differ in exactly one declared parameter is a controlled comparison. A value that wins
  * at least 70% (or at most 30%) of at least `minPairs` comparisons becomes an insight.
- * Already-known insights (same id) are not repeated.
+ * Already-known insights (same id) are not repeated. Incremental: `tallies` carries what was
+ * counted before, and only nodes finished since are compared (against their parent and their
+ * most recent siblings), so distilling costs O(new nodes) however large the tree grows.
  */
 export const distillInsights = (
   tree: ExperimentTree.TreeView,
   space: SearchSpace.SearchSpace,
   now: number,
-  minPairs: number
+  minPairs: number,
+  tallies: Tallies = emptyTallies(),
+  window = 2000
 ): Array<Insight.Insight> => {
-  const scored: Array<ExperimentTree.NodeView> = []
-  for (const n of tree.nodes()) if (ExperimentNode.score(n) !== undefined) scored.push(n)
-  const byId = new Map(scored.map((n) => [n.id, n]))
-  const tallies = new Map<string, { path: string; value: SearchSpace.Value; t: Tally }>()
   const compare = (a: ExperimentTree.NodeView, b: ExperimentTree.NodeView) => {
     const p = soleDifference(space, a, b)
     if (p === undefined) return
@@ -56,30 +68,33 @@ export const distillInsights = (
     for (const [side, other, us, uo] of [[a, b, ua, ub], [b, a, ub, ua]] as const) {
       const value = SearchSpace.get(side.strategy, p.path) as SearchSpace.Value
       const key = `${p.path}=${JSON.stringify(value)}`
-      const entry = tallies.get(key) ?? { path: p.path, value, t: { wins: 0, pairs: 0, deltaSum: 0, evidence: new Set() } }
+      const entry = tallies.byKey.get(key) ?? { path: p.path, value, t: { wins: 0, pairs: 0, deltaSum: 0, evidence: new Set() } }
       entry.t.pairs++
       if (us > uo) entry.t.wins++
       entry.t.deltaSum += us - uo
       entry.t.evidence.add(side.id).add(other.id)
-      tallies.set(key, entry)
+      tallies.byKey.set(key, entry)
     }
   }
-  const seenPairs = new Set<string>()
-  for (const n of scored) {
-    const parent = byId.get(n.parent)
-    if (parent !== undefined) compare(parent, n)
-    for (const sibId of tree.get(n.parent)?.children ?? tree.root.children) {
-      if (sibId <= n.id) continue
-      const sib = byId.get(sibId)
-      const pairKey = `${n.id}|${sibId}`
-      if (sib === undefined || seenPairs.has(pairKey)) continue
-      seenPairs.add(pairKey)
-      compare(n, sib)
+  for (const n of tree.latest(window)) {
+    if (tallies.processed.has(n.id) || ExperimentNode.score(n) === undefined) continue
+    const parent = tree.get(n.parent)
+    if (parent !== undefined && tallies.processed.has(parent.id)) compare(parent, n)
+    const siblings = tree.get(n.parent)?.children ?? tree.root.children
+    let compared = 0
+    for (let k = siblings.length - 1; k >= 0 && compared < SIBLINGS; k--) {
+      const sibId = siblings[k]!
+      if (sibId === n.id || !tallies.processed.has(sibId)) continue
+      compare(n, tree.get(sibId)!)
+      compared++
     }
+    // children finished before their parent (a parent counted late) are compared now
+    for (const childId of n.children) if (tallies.processed.has(childId)) compare(n, tree.get(childId)!)
+    tallies.processed.add(n.id)
   }
   const known = new Set(tree.insights.map((i) => i.id))
   const out: Array<Insight.Insight> = []
-  for (const [key, { path, value, t }] of tallies) {
+  for (const [key, { path, value, t }] of tallies.byKey) {
     if (t.pairs < minPairs) continue
     const rate = t.wins / t.pairs
     const delta = t.deltaSum / t.pairs

@@ -41,15 +41,21 @@ const isAlive = (pid: number): boolean => {
   }
 }
 
+/** Lock files this process holds (a second writer in the same process is refused too). */
+const held = new Set<string>()
+
 /** Take `lockFile` for this process; a lock whose owner is dead is taken over. */
 const acquireLock = (lockFile: string): Effect.Effect<void, JournalError> =>
   Effect.try({
     try: () => {
+      const key = path.resolve(lockFile)
+      if (held.has(key)) throw io(`run is already open for writing in this process (lock ${lockFile})`, "Locked")
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           const fd = fs.openSync(lockFile, "wx")
           fs.writeSync(fd, `${process.pid}\n`)
           fs.closeSync(fd)
+          held.add(key)
           return
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
@@ -70,6 +76,7 @@ const acquireLock = (lockFile: string): Effect.Effect<void, JournalError> =>
 
 const releaseLock = (lockFile: string) =>
   Effect.sync(() => {
+    held.delete(path.resolve(lockFile))
     try {
       const owner = Number.parseInt(fs.readFileSync(lockFile, "utf8").trim(), 10)
       if (owner === process.pid) fs.rmSync(lockFile, { force: true })
@@ -83,7 +90,13 @@ const openDb = (file: string, options: SqliteOptions): DatabaseSync => {
   else if (!fs.existsSync(file)) throw io(`no journal at ${file}`)
   const db = new DatabaseSync(file, { readOnly: options.readonly === true })
   db.exec("PRAGMA busy_timeout = 5000")
-  if (!options.readonly) {
+  if (options.readonly) {
+    const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version
+    if (version > JournalEvent.FORMAT_VERSION) {
+      db.close()
+      throw io(`journal ${file} has format ${version}, newer than this trex (${JournalEvent.FORMAT_VERSION}): upgrade trex`, "Version")
+    }
+  } else {
     db.exec("PRAGMA journal_mode = WAL")
     db.exec(`PRAGMA synchronous = ${options.durability === "process" ? "NORMAL" : "FULL"}`)
     const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version

@@ -131,7 +131,13 @@ export const taskEncoded: fc.Arbitrary<Task.TaskEncoded> = merge(
   opt("evaluation", evaluationPlan),
   opt("constraints", extra),
   opt("budget", budgetEncoded),
-  opt("searchSpace", fc.record({ parameters: fc.array(searchParameter, { maxLength: 3 }) })),
+  opt(
+    "searchSpace",
+    merge(
+      fc.record({ parameters: fc.array(searchParameter, { maxLength: 3 }) }),
+      opt("points", fc.array(fc.array(fc.oneof(finite, name, fc.boolean()), { maxLength: 3 }), { maxLength: 3 }))
+    )
+  ),
   opt("defaultStrategy", strategyEncoded),
   opt("recipe", recipe),
   opt("backend", extra)

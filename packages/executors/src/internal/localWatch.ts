@@ -74,7 +74,8 @@ const step = (dir: string, known: () => Known, phase: Phase): Step => {
     }
     return { events, next: { ...phase, tick: phase.tick + 1 } }
   }
-  if (exit !== undefined) return finished([Job.toJobExit(dir, exit)])
+  // A job that finished before anyone watched still reports what it printed, then its exit.
+  if (exit !== undefined) return finished([...drain(readers(dir), true), Job.toJobExit(dir, exit)])
   if (Job.readPid(dir) !== undefined) {
     return { events: [{ _tag: "State", state: "Running" }], next: { _tag: "Running", readers: readers(dir), tick: 0 } }
   }
@@ -85,7 +86,7 @@ const step = (dir: string, known: () => Known, phase: Phase): Step => {
   return { events: [{ _tag: "State", state: "Pending", ...reason }], next: { _tag: "Pending" } }
 }
 
-/** Events of the job in `dir` from now on; a finished job yields its Exit at once. */
+/** Events of the job in `dir`, its output replayed from the start, ending with its Exit. */
 export const watchDir = (dir: string, known: () => Known): Stream.Stream<Backend.JobEvent> =>
   Stream.paginate<Phase, Backend.JobEvent>({ _tag: "Init" }, (phase) =>
     Effect.sync(() => step(dir, known, phase)).pipe(

@@ -1,0 +1,362 @@
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { DatabaseSync } from "node:sqlite"
+import { crc32 } from "node:zlib"
+import { Effect, Exit } from "effect"
+import fc from "fast-check"
+import type { JournalError } from "../src/Errors.ts"
+import { Journal, makeMemory } from "../src/Journal.ts"
+import * as JournalEvent from "../src/JournalEvent.ts"
+import { journal as randomJournal } from "./support/events.ts"
+import { type Child, eventAt, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
+
+type Service = Journal["Service"]
+
+afterAll(removeTempDirs)
+
+/** Run `f` with a SQLite journal open for the duration (the layer's scope closes it and releases the lock). */
+const withSqlite = <A, E>(
+  file: string,
+  f: (journal: Service) => Effect.Effect<A, E>,
+  options: { readonly readonly?: boolean; readonly durability?: "fsync" | "process" } = {}
+): Promise<A> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      return yield* f(yield* Journal)
+    }).pipe(Effect.provide(Journal.layerSqlite(file, options)))
+  )
+
+/** The error opening (or using) a journal fails with. */
+const openError = (file: string, options: { readonly readonly?: boolean } = {}): Promise<JournalError> =>
+  Effect.runPromise(
+    Effect.flip(Effect.gen(function*() {
+      const j = yield* Journal
+      return yield* j.read()
+    }).pipe(Effect.provide(Journal.layerSqlite(file, options))))
+  )
+
+/** A journal's rows as a gap-free prefix 1..n of `eventAt`; returns n. */
+const assertPrefix = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
+  entries.forEach((e, i) => {
+    assert.strictEqual(e.seq, i + 1, "gap-free sequence numbers")
+    assert.deepStrictEqual(e.event, eventAt(e.seq), `entry ${e.seq} is the event appended as ${e.seq}`)
+  })
+  return entries.length
+}
+
+/** A journal path in a fresh, existing directory. */
+const sqliteFile = () => {
+  const dir = path.join(tempDir(), "run")
+  fs.mkdirSync(dir)
+  return path.join(dir, "journal.sqlite")
+}
+
+describe("Journal (memory and SQLite alike)", () => {
+  it("the same events round-trip through both, for any batching and any `from`", async () => {
+    const batching = fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 20 })
+    await fc.assert(fc.asyncProperty(randomJournal, batching, fc.nat(90), async ({ events }, sizes, fromRaw) => {
+      const file = sqliteFile()
+      const memory = makeMemory()
+      await withSqlite(file, (sqlite) =>
+        Effect.gen(function*() {
+          let i = 0
+          let k = 0
+          while (i < events.length) {
+            const batch = events.slice(i, i + sizes[k++ % sizes.length]!)
+            const a = yield* memory.append(batch)
+            const b = yield* sqlite.append(batch)
+            i += batch.length
+            assert.strictEqual(a, i)
+            assert.strictEqual(b, i)
+          }
+          const fromMemory = yield* memory.read()
+          assert.deepStrictEqual(yield* sqlite.read(), fromMemory)
+          assert.deepStrictEqual(fromMemory.map((e) => e.event), events)
+          const from = 1 + (fromRaw % (events.length + 2))
+          assert.deepStrictEqual(yield* sqlite.read(from), yield* memory.read(from))
+          assert.deepStrictEqual((yield* sqlite.read(from)).map((e) => e.seq)[0], from <= events.length ? from : undefined)
+        }), { durability: "process" })
+    }), { numRuns: 15 })
+  })
+
+  it("an empty append returns the current last seq", async () => {
+    const file = sqliteFile()
+    await withSqlite(file, (j) =>
+      Effect.gen(function*() {
+        assert.strictEqual(yield* j.append([]), 0)
+        yield* j.append([eventAt(1), eventAt(2)])
+        assert.strictEqual(yield* j.append([]), 2)
+      }))
+    const m = makeMemory()
+    assert.strictEqual(Effect.runSync(m.append([])), 0)
+  })
+})
+
+describe("Journal (SQLite)", () => {
+  it("reopening keeps everything, and appends continue the sequence", async () => {
+    const file = sqliteFile()
+    await withSqlite(file, (j) => j.append([eventAt(1), eventAt(2), eventAt(3)]))
+    await withSqlite(file, (j) =>
+      Effect.gen(function*() {
+        assert.strictEqual(assertPrefix(yield* j.read()), 3)
+        assert.strictEqual(yield* j.append([eventAt(4)]), 4)
+      }))
+    const entries = await withSqlite(file, (j) => j.read())
+    assert.strictEqual(assertPrefix(entries), 4)
+    assert.isFalse(fs.existsSync(`${file}.lock`), "the lock is released when the layer closes")
+  })
+
+  it("is durable once append returns: a second connection and a separate process see it", async () => {
+    const file = sqliteFile()
+    await withSqlite(file, (writer) =>
+      Effect.gen(function*() {
+        for (const n of [1, 5, 20]) {
+          const start = (yield* writer.append([])) + 1
+          yield* writer.append(Array.from({ length: n }, (_, i) => eventAt(start + i)))
+          const last = start + n - 1
+          // a read-only connection in this process, while the writer is still open
+          const seen = yield* Effect.promise(() => withSqlite(file, (r) => r.read(), { readonly: true }))
+          assert.strictEqual(assertPrefix(seen), last)
+          // a separate process
+          const [line] = yield* Effect.promise(() => runChild(["read", file]))
+          const fromChild = JSON.parse(line!) as { seqs: Array<number>; ok: boolean }
+          assert.isTrue(fromChild.ok)
+          assert.strictEqual(fromChild.seqs.length, last)
+        }
+      }), { durability: "fsync" })
+  })
+
+  it("a writer creates the journal's missing directory", async () => {
+    const file = path.join(tempDir(), "runs", "r1", "journal.sqlite")
+    assert.strictEqual(await withSqlite(file, (j) => j.append([eventAt(1)])), 1)
+    assert.strictEqual(assertPrefix(await withSqlite(file, (j) => j.read(), { readonly: true })), 1)
+  })
+
+  it("a read-only journal refuses appends and a missing file", async () => {
+    const file = sqliteFile()
+    await withSqlite(file, (j) => j.append([eventAt(1)]))
+    const e = await withSqlite(file, (j) => Effect.flip(j.append([eventAt(2)])), { readonly: true })
+    assert.strictEqual(e.reason, "Io")
+    assert.match(e.message, /read-only/)
+    const missing = await openError(path.join(tempDir(), "none.sqlite"), { readonly: true })
+    assert.strictEqual(missing.reason, "Io")
+    assert.match(missing.message, /no journal/)
+  })
+
+  describe("corruption", () => {
+    const corrupt = async (f: (db: DatabaseSync) => void) => {
+      const file = sqliteFile()
+      await withSqlite(file, (j) => j.append([1, 2, 3, 4, 5].map(eventAt)))
+      const db = new DatabaseSync(file)
+      f(db)
+      db.close()
+      return file
+    }
+
+    it("a flipped payload fails read with Corrupt naming that seq; other entries are intact", async () => {
+      const file = await corrupt((db) => db.exec("UPDATE events SET payload = replace(payload, 'event 3', 'event 8') WHERE seq = 3"))
+      // decided behaviour: `read` fails at the first bad entry (never a silent partial read), naming its seq
+      for (const options of [{}, { readonly: true }]) {
+        const error = await withSqlite(file, (j) => Effect.flip(j.read(1)), options)
+        assert.strictEqual(error._tag, "JournalError")
+        assert.strictEqual(error.reason, "Corrupt")
+        assert.strictEqual(error.seq, 3)
+        assert.match(error.message, /entry 3 fails its checksum/)
+      }
+      // entries after it are still readable through the journal, and those before it are untouched on disk
+      const after = await withSqlite(file, (j) => j.read(4), { readonly: true })
+      assert.deepStrictEqual(after.map((e) => e.seq), [4, 5])
+      assert.deepStrictEqual(after.map((e) => e.event), [eventAt(4), eventAt(5)])
+      const raw = new DatabaseSync(file, { readOnly: true })
+      const rows = raw.prepare("SELECT seq, payload, crc FROM events WHERE seq < 3 ORDER BY seq").all() as Array<{ seq: number; payload: string; crc: number }>
+      raw.close()
+      for (const r of rows) {
+        assert.strictEqual(crc32(r.payload), Number(r.crc))
+        assert.deepStrictEqual(JournalEvent.decodeSync(JSON.parse(r.payload)), eventAt(Number(r.seq)))
+      }
+    })
+
+    it("a payload with a valid checksum that does not decode is Corrupt with its seq", async () => {
+      const bad = JSON.stringify({ _tag: "BudgetCharged", cost: { dollars: -1 }, reason: "x", at: 2 })
+      const file = await corrupt((db) => db.prepare("UPDATE events SET payload = ?, crc = ? WHERE seq = 2").run(bad, crc32(bad)))
+      const error = await withSqlite(file, (j) => Effect.flip(j.read()), { readonly: true })
+      assert.strictEqual(error.reason, "Corrupt")
+      assert.strictEqual(error.seq, 2)
+      assert.match(error.message, /entry 2 \(BudgetCharged\) does not decode/)
+    })
+
+    it("a missing entry is Corrupt naming the first missing seq", async () => {
+      const file = await corrupt((db) => db.exec("DELETE FROM events WHERE seq = 4"))
+      const error = await withSqlite(file, (j) => Effect.flip(j.read()), { readonly: true })
+      assert.strictEqual(error.reason, "Corrupt")
+      assert.strictEqual(error.seq, 4)
+      assert.match(error.message, /entry 4 is missing/)
+    })
+
+    it("a file that is not SQLite is refused with Corrupt", async () => {
+      const file = sqliteFile()
+      fs.writeFileSync(file, "this is not a database, just some text that is long enough to have a header".repeat(20))
+      const error = await openError(file)
+      assert.strictEqual(error.reason, "Corrupt")
+    })
+  })
+
+  it("a torn WAL tail after a SIGKILL mid-burst opens to a gap-free prefix of what was appended", async () => {
+    const file = sqliteFile()
+    // few enough appends that SQLite never checkpoints (1000 pages): the tail lives in the WAL
+    const child = startChild(["append", file, "400", "1", "process", "1"])
+    await child.waitFor((l) => Number(l) >= 150)
+    child.proc.kill("SIGKILL")
+    assert.strictEqual(await child.exited, "SIGKILL")
+    const reported = Math.max(...child.lines.map(Number).filter(Number.isFinite))
+    const walFile = `${file}-wal`
+    const wal = fs.readFileSync(walFile)
+    const pageSize = wal.readUInt32BE(8)
+    const frameSize = 24 + pageSize
+    const frames = Math.floor((wal.length - 32) / frameSize)
+    assert.isAbove(frames, 10, "the appends are in the WAL")
+    // cut the WAL in the middle of a frame about half-way through
+    fs.truncateSync(walFile, 32 + Math.floor(frames / 2) * frameSize + Math.floor(frameSize / 2))
+    await withSqlite(file, (j) =>
+      Effect.gen(function*() {
+        const n = assertPrefix(yield* j.read())
+        assert.isAtLeast(n, 1)
+        assert.isBelow(n, reported, "the cut lost the tail")
+        // the journal is writable again and continues gap-free
+        assert.strictEqual(yield* j.append([eventAt(n + 1)]), n + 1)
+        assert.strictEqual(assertPrefix(yield* j.read()), n + 1)
+      }))
+  })
+
+  it("concurrent readers see a gap-free prefix while another process appends 2,000 events", async () => {
+    const file = sqliteFile()
+    // create the file first so readers can open it at once
+    await withSqlite(file, (j) => j.append([eventAt(1)]))
+    // the child appends eventAt(1..2000) in bursts of 1-25 with short pauses, so seq k holds eventAt(k - 1)
+    const child = startChild(["append", file, "2000", "25", "process", "3"])
+    let reads = 0
+    let partial = 0
+    let last = 0
+    let done = false
+    void child.exited.then(() => (done = true))
+    await withSqlite(file, (reader) =>
+      Effect.gen(function*() {
+        while (!done || reads === 0) {
+          const entries = yield* reader.read()
+          entries.forEach((e, i) => assert.strictEqual(e.seq, i + 1))
+          entries.slice(1).forEach((e) => assert.deepStrictEqual(e.event, eventAt(e.seq - 1)))
+          assert.isAtLeast(entries.length, last, "a later read never sees fewer entries")
+          last = entries.length
+          if (entries.length > 1 && entries.length < 2001) partial++
+          reads++
+          yield* Effect.sleep("2 millis")
+        }
+      }), { readonly: true })
+    assert.strictEqual(await child.exited, 0)
+    const final = await withSqlite(file, (j) => j.read(), { readonly: true })
+    assert.strictEqual(final.length, 2001)
+    assert.isAbove(partial, 2, "reads overlapped the writer")
+  })
+
+  describe("the lock", () => {
+    it("a second writer is refused with Locked while the first (another process) is alive", async () => {
+      const file = sqliteFile()
+      const holder: Child = startChild(["hold", file])
+      try {
+        await holder.waitFor((l) => l === "ready")
+        const error = await openError(file)
+        assert.strictEqual(error.reason, "Locked")
+        assert.include(error.message, String(holder.proc.pid))
+        // readers are not writers: they may open
+        assert.deepStrictEqual(await withSqlite(file, (j) => j.read(), { readonly: true }), [])
+      } finally {
+        holder.proc.kill("SIGKILL")
+        await holder.exited
+      }
+      // the holder died without releasing: its stale lock is taken over
+      assert.isTrue(fs.existsSync(`${file}.lock`))
+      await withSqlite(file, (j) => j.append([eventAt(1)]))
+    })
+
+    it("a writer in another process is refused while this process holds the journal", async () => {
+      const file = sqliteFile()
+      await withSqlite(file, () =>
+        Effect.gen(function*() {
+          assert.strictEqual(fs.readFileSync(`${file}.lock`, "utf8").trim(), String(process.pid))
+          const lines = yield* Effect.promise(() => runChild(["open", file]))
+          assert.deepStrictEqual(lines, ["error Locked"])
+        }))
+      assert.deepStrictEqual(await runChild(["open", file]), ["ok"])
+    })
+
+    it("a stale lock (dead pid) or an unreadable one is taken over", async () => {
+      const file = sqliteFile()
+      const dead = startChild(["bogus-mode", file])
+      await dead.exited
+      fs.writeFileSync(`${file}.lock`, `${dead.proc.pid}\n`)
+      await withSqlite(file, () =>
+        Effect.sync(() => assert.strictEqual(fs.readFileSync(`${file}.lock`, "utf8").trim(), String(process.pid))))
+      fs.writeFileSync(`${file}.lock`, "garbage")
+      await withSqlite(file, (j) => j.append([eventAt(1)]))
+      assert.isFalse(fs.existsSync(`${file}.lock`))
+    })
+
+    it("a second writer in the same process is refused with Locked", async () => {
+      const file = sqliteFile()
+      await withSqlite(file, () =>
+        Effect.gen(function*() {
+          const exit = yield* Effect.exit(Effect.gen(function*() {
+            yield* Journal
+          }).pipe(Effect.provide(Journal.layerSqlite(file))))
+          assert.isTrue(Exit.isFailure(exit), "a second writer opened the journal")
+          const error = yield* Effect.flip(Effect.gen(function*() {
+            yield* Journal
+          }).pipe(Effect.provide(Journal.layerSqlite(file))))
+          assert.strictEqual(error.reason, "Locked")
+        }))
+    })
+  })
+
+  describe("format version", () => {
+    const withVersion = (version: number) => {
+      const file = sqliteFile()
+      const db = new DatabaseSync(file)
+      db.exec("CREATE TABLE events (seq INTEGER PRIMARY KEY, tag TEXT NOT NULL, payload TEXT NOT NULL, crc INTEGER NOT NULL)")
+      db.exec(`PRAGMA user_version = ${version}`)
+      db.close()
+      return file
+    }
+
+    it("a journal with a newer user_version is refused with Version", async () => {
+      const file = withVersion(JournalEvent.FORMAT_VERSION + 1)
+      const error = await openError(file)
+      assert.strictEqual(error.reason, "Version")
+      assert.match(error.message, /upgrade trex/)
+      assert.isFalse(fs.existsSync(`${file}.lock`), "a refused open releases the lock")
+    })
+
+    it("a read-only open of a newer journal is refused with Version too", async () => {
+      const error = await openError(withVersion(JournalEvent.FORMAT_VERSION + 1), { readonly: true })
+      assert.strictEqual(error.reason, "Version")
+    })
+
+    it("migrates from version 0: an empty file and an empty database", async () => {
+      const empty = sqliteFile()
+      fs.writeFileSync(empty, "")
+      const emptyDb = sqliteFile()
+      new DatabaseSync(emptyDb).close()
+      for (const file of [empty, emptyDb]) {
+        await withSqlite(file, (j) =>
+          Effect.gen(function*() {
+            assert.deepStrictEqual(yield* j.read(), [])
+            yield* j.append([eventAt(1)])
+          }))
+        const db = new DatabaseSync(file, { readOnly: true })
+        assert.strictEqual((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, JournalEvent.FORMAT_VERSION)
+        db.close()
+        assert.strictEqual(assertPrefix(await withSqlite(file, (j) => j.read())), 1)
+      }
+    })
+  })
+})

@@ -1,0 +1,147 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Schema } from "effect"
+import fc from "fast-check"
+import * as SearchSpace from "../src/SearchSpace.ts"
+import * as Strategy from "../src/Strategy.ts"
+import { strategyEncoded } from "./support/arbitraries.ts"
+
+const base = Strategy.decodeSync({
+  data: { sources: [{ name: "add3", weight: 0.9 }, { name: "add2", weight: 0.1 }], format: "reversed" },
+  training: { learningRate: 0.003, epochs: 5, batchSize: 32 }
+})
+
+const totalWeight = (s: Strategy.Strategy) => s.data.sources.reduce((a, x) => a + x.weight, 0)
+
+describe("SearchSpace", () => {
+  it("get/set round-trip on plain paths, creating missing objects", () => {
+    const paths: ReadonlyArray<[string, SearchSpace.Value]> = [
+      ["training.learningRate", 0.01],
+      ["training.epochs", 8],
+      ["training.schedule", "linear"],
+      ["data.format", "scratchpad"],
+      ["data.numExamples", 4000],
+      ["training.lora.rank", 16],
+      ["training.extra.trainable", "head"],
+      ["evaluation.extra.flag", true]
+    ]
+    fc.assert(
+      fc.property(strategyEncoded, fc.constantFrom(...paths), (input, [path, value]) => {
+        const s = Strategy.decodeSync(input)
+        const t = SearchSpace.set(s, path, value)
+        assert.strictEqual(SearchSpace.get(t, path), value)
+        // nothing else changes, and the input is not mutated
+        for (const [other] of paths) if (other !== path) assert.deepStrictEqual(SearchSpace.get(t, other), SearchSpace.get(s, other))
+        assert.deepStrictEqual(t.data.sources, s.data.sources)
+        assert.strictEqual(t.rationale, s.rationale)
+        assert.deepStrictEqual(s, Strategy.decodeSync(input))
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it("set keeps the rest of the strategy and the result decodes", () => {
+    const t = SearchSpace.set(base, "training.lora.rank", 8)
+    assert.deepStrictEqual(t.training.lora, { rank: 8 } as never)
+    assert.strictEqual(t.training.learningRate, base.training.learningRate)
+    assert.deepStrictEqual(t.data, base.data)
+    assert.strictEqual(Strategy.decodeSync(Strategy.encode(t)).training.lora?.alpha, 16)
+  })
+
+  it("mixture weights keep summing to 1 and the named source gets its value", () => {
+    const source = fc.record({ name: fc.constantFrom("a", "b", "c", "d"), weight: fc.oneof(fc.constant(0), fc.double({ min: 0.01, max: 5, noNaN: true })) })
+    fc.assert(
+      fc.property(
+        // at least two distinct sources, so some other source than the named one always exists
+        fc.uniqueArray(source, { minLength: 2, maxLength: 4, selector: (s) => s.name }),
+        fc.constantFrom("a", "b", "c", "d", "e"),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (sources, name, w) => {
+          const s = Strategy.decodeSync({ ...base, data: { ...base.data, sources } })
+          const t = SearchSpace.set(s, `data.mixture.${name}`, w)
+          assert.closeTo(totalWeight(t), 1, 1e-8)
+          assert.closeTo(SearchSpace.get(t, `data.mixture.${name}`) as number, w, 1e-8)
+          assert.isTrue(t.data.sources.every((x) => x.weight >= 0))
+          // the original order of sources is kept, a new source goes last
+          const names = t.data.sources.map((x) => x.name)
+          const kept: ReadonlyArray<string> = sources.map((x) => x.name).filter((n) => names.includes(n))
+          assert.deepStrictEqual(names.filter((n) => kept.includes(n)), kept)
+          if (!sources.some((x) => x.name === name)) assert.strictEqual(names.at(-1), name)
+          // other sources keep their proportions
+          const before = sources.filter((x) => x.name !== name && x.weight > 0)
+          if (before.length >= 2 && w < 0.9) {
+            const [x, y] = before
+            const tx = t.data.sources.find((q) => q.name === x!.name)!.weight
+            const ty = t.data.sources.find((q) => q.name === y!.name)!.weight
+            assert.closeTo(tx / (tx + ty), x!.weight / (x!.weight + y!.weight), 1e-6)
+          }
+        }
+      ),
+      { numRuns: 500 }
+    )
+  })
+
+  it("mixture: the replay ratio of the quickstart", () => {
+    const t = SearchSpace.set(base, "data.mixture.add2", 0.3)
+    assert.deepStrictEqual(t.data.sources.map((s) => [s.name, s.weight]), [["add3", 0.7], ["add2", 0.3]])
+    assert.strictEqual(SearchSpace.get(base, "data.mixture.add2"), 0.1)
+    assert.strictEqual(SearchSpace.get(base, "data.mixture.none"), 0)
+    const clamped = SearchSpace.set(base, "data.mixture.add2", 7)
+    assert.deepStrictEqual(clamped.data.sources.map((s) => [s.name, s.weight]), [["add2", 1]])
+  })
+
+  it("indexOf: exact value, else the nearest, on a log scale for log parameters", () => {
+    const values = [0.0003, 0.001, 0.003, 0.01, 0.03]
+    const log: SearchSpace.Parameter = { path: "training.learningRate", kind: "log", values }
+    const ordinal: SearchSpace.Parameter = { ...log, kind: "ordinal" }
+    const at = (lr: number) => SearchSpace.set(base, "training.learningRate", lr)
+    assert.strictEqual(SearchSpace.indexOf(log, at(0.01)), 3)
+    // 0.0019 is nearer 0.001 linearly but nearer 0.003 in ratio
+    assert.strictEqual(SearchSpace.indexOf(log, at(0.0019)), 2)
+    assert.strictEqual(SearchSpace.indexOf(ordinal, at(0.0019)), 1)
+    assert.strictEqual(SearchSpace.indexOf(log, at(1)), 4)
+    assert.strictEqual(SearchSpace.indexOf(log, at(1e-9)), 0)
+    fc.assert(
+      fc.property(fc.double({ min: 1e-6, max: 1, noNaN: true }), (lr) => {
+        const i = SearchSpace.indexOf(log, at(lr))
+        const d = (x: number) => Math.abs(Math.log(x / lr))
+        for (const v of values) assert.isAtMost(d(values[i]!), d(v) + 1e-12)
+      })
+    )
+    const format: SearchSpace.Parameter = { path: "data.format", kind: "categorical", values: ["plain", "reversed", "scratchpad"] }
+    assert.strictEqual(SearchSpace.indexOf(format, base), 1)
+    assert.strictEqual(SearchSpace.indexOf(format, SearchSpace.set(base, "data.format", "other")), 0)
+  })
+
+  it("applyPoint sets every parameter; position and pointPosition agree on grid points", () => {
+    const space: SearchSpace.SearchSpace = {
+      parameters: [
+        { path: "training.learningRate", kind: "log", values: [0.001, 0.003, 0.01] },
+        { path: "data.format", kind: "categorical", values: ["plain", "reversed"] },
+        { path: "data.mixture.add2", kind: "ordinal", values: [0, 0.1, 0.2, 0.3, 0.4] },
+        { path: "training.seed", kind: "ordinal", values: [0] }
+      ]
+    }
+    const point: ReadonlyArray<SearchSpace.Value> = [0.01, "plain", 0.2, 0]
+    const s = SearchSpace.applyPoint(space, base, point)
+    assert.strictEqual(s.training.learningRate, 0.01)
+    assert.strictEqual(s.data.format, "plain")
+    assert.strictEqual(SearchSpace.get(s, "data.mixture.add2"), 0.2)
+    assert.deepStrictEqual(SearchSpace.position(space, s), [1, 0, 0.5, 0])
+    assert.deepStrictEqual(SearchSpace.pointPosition(space, point), SearchSpace.position(space, s))
+    assert.deepStrictEqual(SearchSpace.position(space, base), [0.5, 1, 0.25, 0])
+  })
+
+  it("size is the product of the value counts; the schema requires at least one value", () => {
+    const space = Schema.decodeUnknownSync(SearchSpace.SearchSpace)({
+      parameters: [
+        { path: "training.learningRate", kind: "log", values: [1, 2, 3] },
+        { path: "data.format", kind: "categorical", values: ["a", "b"] }
+      ]
+    })
+    assert.strictEqual(SearchSpace.size(space), 6)
+    assert.strictEqual(SearchSpace.size({ parameters: [] }), 1)
+    assert.strictEqual(SearchSpace.size({ ...space, points: [[1, "a"], [3, "b"]] }), 2)
+    assert.throws(() => Schema.decodeUnknownSync(SearchSpace.Parameter)({ path: "x", kind: "log", values: [] }), /values/)
+    assert.throws(() => Schema.decodeUnknownSync(SearchSpace.Parameter)({ path: "x", kind: "grid", values: [1] }), /kind/)
+  })
+})

@@ -1,0 +1,64 @@
+/**
+ * A separate process for the journal tests. Run with `node --conditions=@trex/source`.
+ *
+ *   append <file> <count> <maxBatch> <durability> [pauseMs]
+ *                                                  append events 1..count in batches, print each last seq
+ *   hold <file>                                    open as the writer, print "ready", wait until killed
+ *   read <file>                                    open read-only, print {"seqs":[...],"ok":bool} as JSON
+ *   open <file>                                    open as the writer, print "ok" or the error's reason
+ */
+import { Effect } from "effect"
+import type { JournalError } from "../../src/Errors.ts"
+import { canonicalJson } from "../../src/Fingerprint.ts"
+import { Journal } from "../../src/Journal.ts"
+import { eventAt } from "./journal.ts"
+
+const [mode, file, ...rest] = process.argv.slice(2)
+if (file === undefined) throw new Error("usage: journal-child.ts <mode> <file> ...")
+
+const out = (line: string) => process.stdout.write(`${line}\n`)
+
+const programs: Record<string, Effect.Effect<void, JournalError, Journal>> = {
+  append: Effect.gen(function*() {
+    const journal = yield* Journal
+    const count = Number(rest[0])
+    const maxBatch = Number(rest[1] ?? 1)
+    const pause = Number(rest[3] ?? 0)
+    let next = 1
+    let lcg = 12345
+    while (next <= count) {
+      lcg = (lcg * 1103515245 + 12345) & 0x7fffffff
+      const size = Math.min(count - next + 1, 1 + (lcg % maxBatch))
+      const batch = Array.from({ length: size }, (_, i) => eventAt(next + i))
+      const last = yield* journal.append(batch)
+      next += size
+      out(String(last))
+      if (pause > 0) yield* Effect.sleep(pause)
+    }
+  }),
+  hold: Effect.gen(function*() {
+    yield* Journal
+    out("ready")
+    // Effect.never alone does not keep Node's event loop alive
+    const keepAlive = setInterval(() => {}, 60_000)
+    yield* Effect.never.pipe(Effect.ensuring(Effect.sync(() => clearInterval(keepAlive))))
+  }),
+  read: Effect.gen(function*() {
+    const journal = yield* Journal
+    const entries = yield* journal.read()
+    const ok = entries.every((e, i) => e.seq === i + 1 && canonicalJson(e.event) === canonicalJson(eventAt(e.seq)))
+    out(JSON.stringify({ seqs: entries.map((e) => e.seq), ok }))
+  }),
+  open: Effect.gen(function*() {
+    yield* Journal
+    out("ok")
+  })
+}
+
+const program = programs[mode ?? ""]
+if (program === undefined) throw new Error(`unknown mode ${mode}`)
+const layer = Journal.layerSqlite(file, {
+  readonly: mode === "read",
+  durability: rest[2] === "fsync" ? "fsync" : "process"
+})
+Effect.runPromise(program.pipe(Effect.provide(layer), Effect.catchTag("JournalError", (e) => Effect.sync(() => out(`error ${e.reason}`)))))

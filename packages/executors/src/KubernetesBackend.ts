@@ -1,0 +1,467 @@
+/**
+ * A {@link Backend.Backend} on Kubernetes: one batch/v1 Job per trial (`restartPolicy: Never`,
+ * `backoffLimit: 0`), GPUs as `nvidia.com/gpu` limits, node selectors and tolerations from config,
+ * labels `trex.dev/run` / `trex.dev/node`. Job files travel in a ConfigMap copied into an emptyDir
+ * job directory, secrets in a Secret read through `secretKeyRef`, and `result.json` comes back as a
+ * `TREX_RESULT <base64>` line that a wrapper prints at the end of the pod's log. Job and Pod watches
+ * become State events; the log is followed. Cancel deletes the Job with `propagationPolicy:
+ * Foreground`; finished Jobs are deleted (also in the foreground) by the TTL controller
+ * (`ttlSecondsAfterFinished`), and the ConfigMap and Secret go with their owner Job.
+ *
+ * @since 0.1.0
+ */
+import { Backend, Errors, JobProtocol } from "@trex/core"
+import type { ExperimentNode } from "@trex/core"
+import { BatchV1Api, CoreV1Api, KubeConfig, Log, Watch } from "@kubernetes/client-node"
+import type { V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
+import { Effect, Layer, Queue, Schema, Stream } from "effect"
+import { PassThrough } from "node:stream"
+import * as K from "./internal/k8sJob.ts"
+
+/**
+ * Where and how jobs run.
+ * @since 0.1.0 @category models
+ */
+export interface Config {
+  /** The cluster; default: `KubeConfig.loadFromDefault()` (KUBECONFIG, ~/.kube/config or in-cluster). */
+  readonly kubeConfig?: KubeConfig
+  /** Default `default`. */
+  readonly namespace?: string
+  /** The image for jobs whose spec names none. It needs `/bin/sh` and `base64`. */
+  readonly image?: string
+  /** The extended resource for GPUs (default `nvidia.com/gpu`). */
+  readonly gpuResource?: string
+  readonly nodeSelector?: Readonly<Record<string, string>>
+  readonly tolerations?: ReadonlyArray<V1Toleration>
+  readonly serviceAccountName?: string
+  readonly imagePullSecrets?: ReadonlyArray<string>
+  /** The job directory inside the container (default `/trex/job`). */
+  readonly jobDir?: string
+  /** How long a finished Job stays for `list` and reattaching before the TTL controller deletes it (default 1 h). */
+  readonly ttlSecondsAfterFinished?: number
+  /** Jobs TREX may run at once (default: the allocatable CPUs of the matching nodes). */
+  readonly slots?: number
+  /** How long to wait for the end of a finished job's log before giving up on it (default 10 s). */
+  readonly logGraceMs?: number
+}
+
+const NAME = "kubernetes"
+
+const toError = (operation: string) => (e: unknown) => {
+  const code = (e as { code?: number }).code
+  const body = (e as { body?: unknown }).body
+  const detail = typeof body === "string" ? body : body !== undefined ? JSON.stringify(body) : e instanceof Error ? e.message : String(e)
+  return new Errors.BackendError({
+    backend: NAME,
+    operation,
+    message: `${operation}: ${code !== undefined ? `HTTP ${code}: ` : ""}${detail.slice(0, 500)}`,
+    retryable: code === undefined || code === 429 || code >= 500
+  })
+}
+
+const isNotFound = (e: Errors.BackendError) => e.message.includes("HTTP 404")
+
+const call = <A>(operation: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: toError(operation) })
+
+type Update =
+  | { readonly _tag: "Job"; readonly type: string; readonly job: V1Job }
+  | { readonly _tag: "Pod"; readonly type: string; readonly pod: V1Pod }
+  | { readonly _tag: "WatchDone"; readonly which: "job" | "pod" }
+  | { readonly _tag: "Chunk"; readonly text: string }
+  | { readonly _tag: "LogEnd" }
+
+/** Splits log text into lines, keeping marker lines whole and cutting others at {@link JobProtocol.MAX_LINE}. */
+class Lines {
+  private buf = ""
+  push(text: string, end = false): Array<string> {
+    this.buf += text
+    const lines = this.buf.split("\n")
+    this.buf = end ? "" : (lines.pop() ?? "")
+    return lines
+      .map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l))
+      .filter((l, i, all) => !(end && i === all.length - 1 && l === ""))
+      .map((l) => (l.startsWith(K.RESULT_MARKER) || l.length <= JobProtocol.MAX_LINE ? l : l.slice(0, JobProtocol.MAX_LINE) + "…"))
+  }
+}
+
+/**
+ * The stream a pod log is piped into. `Log.log` pipes the HTTP body into it without an error
+ * handler on the body, so aborting a followed log (when a watch ends early) would be an uncaught
+ * error: the `pipe` event hands us the body, and its errors become errors of this stream.
+ */
+const logSink = (): PassThrough => {
+  const out = new PassThrough()
+  out.on("pipe", (src) => src.on("error", (e: Error) => out.destroy(e)))
+  return out
+}
+
+const seconds = (from: Date | undefined, to: Date | undefined) =>
+  from !== undefined && to !== undefined ? Math.max(0, (new Date(to).getTime() - new Date(from).getTime()) / 1000) : 0
+
+/**
+ * A Kubernetes backend.
+ *
+ * @example
+ * ```ts
+ * import { KubernetesBackend } from "@trex/executors"
+ * const layer = KubernetesBackend.layer({
+ *   namespace: "ml",
+ *   image: "nvcr.io/nvidia/pytorch:24.05-py3",
+ *   nodeSelector: { "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB" },
+ *   tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]
+ * })
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config) {
+  const kc = config.kubeConfig ?? (yield* Effect.try({
+    try: () => {
+      const k = new KubeConfig()
+      k.loadFromDefault()
+      return k
+    },
+    catch: toError("loadKubeConfig")
+  }))
+  const batch = kc.makeApiClient(BatchV1Api)
+  const core = kc.makeApiClient(CoreV1Api)
+  const watcher = new Watch(kc)
+  const logs = new Log(kc)
+  const namespace = config.namespace ?? "default"
+  const gpuResource = config.gpuResource ?? "nvidia.com/gpu"
+  const logGraceMs = config.logGraceMs ?? 10_000
+  /** Jobs this instance submitted or saw end, so a Job already deleted can still be watched and listed. */
+  const known = new Map<string, { readonly labels: Backend.Labels; exit?: Backend.JobExit }>()
+
+  const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
+    const image = spec.image ?? config.image
+    if (image === undefined) return yield* new Errors.BackendError({ backend: NAME, operation: "submit", message: "no image: set JobSpec.image or the backend's `image`", retryable: false })
+    const name = K.jobName(spec.labels.node, Math.random().toString(36).slice(2, 7))
+    const m = yield* Effect.try({
+      try: () =>
+        K.manifests(spec, {
+          name,
+          namespace,
+          image,
+          jobDir: config.jobDir ?? "/trex/job",
+          specDir: "/trex/spec",
+          gpuResource,
+          nodeSelector: config.nodeSelector,
+          tolerations: config.tolerations,
+          serviceAccountName: config.serviceAccountName,
+          imagePullSecrets: config.imagePullSecrets,
+          ttlSecondsAfterFinished: config.ttlSecondsAfterFinished ?? 3600
+        }),
+      catch: (e) => new Errors.BackendError({ backend: NAME, operation: "submit", message: e instanceof Error ? e.message : String(e), retryable: false })
+    })
+    const job = yield* call("createJob", () => batch.createNamespacedJob({ namespace, body: m.job }))
+    // The ConfigMap and Secret belong to the Job: deleting it (cancel, TTL) deletes them. The pod waits for them.
+    const owner: V1OwnerReference = { apiVersion: "batch/v1", kind: "Job", name, uid: job.metadata!.uid!, blockOwnerDeletion: true }
+    const owned = <T extends { metadata?: object }>(o: T): T => ({ ...o, metadata: { ...o.metadata, ownerReferences: [owner] } })
+    yield* Effect.gen(function*() {
+      yield* call("createConfigMap", () => core.createNamespacedConfigMap({ namespace, body: owned(m.configMap) }))
+      if (Object.keys(m.secret.data ?? {}).length > 0) yield* call("createSecret", () => core.createNamespacedSecret({ namespace, body: owned(m.secret) }))
+    }).pipe(Effect.tapError(() => Effect.ignore(call("deleteJob", () => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" })))))
+    known.set(name, { labels: spec.labels })
+    const ref: ExperimentNode.JobRef = { backend: NAME, id: name, data: { namespace, gpus: spec.resources.gpus } }
+    return ref
+  })
+
+  const podsOf = (name: string) =>
+    call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${name}` })).pipe(
+      Effect.map((l) => l.items.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp))).at(-1))
+    )
+
+  const readLog = (pod: string) =>
+    Effect.tryPromise({
+      try: () =>
+        new Promise<string>((resolve, reject) => {
+          const out = logSink()
+          const chunks: Array<Buffer> = []
+          out.on("error", reject)
+          out.on("data", (d: Buffer) => chunks.push(d))
+          out.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+          logs.log(namespace, pod, K.CONTAINER, out, { follow: false }).catch(reject)
+        }),
+      catch: toError("readLog")
+    })
+
+  const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
+    Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
+      Effect.gen(function*() {
+        const name = ref.id
+        const gpus = typeof ref.data.gpus === "number" ? ref.data.gpus : 0
+        const emit = (e: Backend.JobEvent) => Queue.offer(queue, e)
+        const tail = new JobProtocol.Tail()
+        const lines = new Lines()
+        let resultB64: string | undefined
+        let silent = false
+        // The wrapper starts the marker with a newline (the job's output may lack a final one): an empty
+        // line is held back, and dropped when the marker follows it.
+        let heldEmpty = false
+        const logLine = (line: string) => {
+          tail.push(line)
+          return silent ? Effect.void : emit(JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line })
+        }
+        const onLine = (line: string): Effect.Effect<void> => {
+          if (line.startsWith(K.RESULT_MARKER)) {
+            heldEmpty = false
+            resultB64 = line.slice(K.RESULT_MARKER.length)
+            return Effect.void
+          }
+          const held = heldEmpty ? logLine("") : Effect.void
+          heldEmpty = line === ""
+          return heldEmpty ? held : Effect.andThen(held, logLine(line))
+        }
+        const finish = (exit: Omit<Backend.JobExit, "_tag" | "logTail" | "result" | "resultError">) =>
+          Effect.gen(function*() {
+            let parsed: { result?: unknown; resultError?: string } = { resultError: `${JobProtocol.RESULT_FILE} was not written` }
+            if (resultB64 !== undefined) {
+              try {
+                parsed = { result: JSON.parse(Buffer.from(resultB64, "base64").toString("utf8")) }
+              } catch (e) {
+                parsed = { resultError: `${JobProtocol.RESULT_FILE} is not valid JSON: ${e instanceof Error ? e.message : String(e)}` }
+              }
+            }
+            if (heldEmpty) tail.push("")
+            const full: Backend.JobExit = { _tag: "Exit", ...exit, ...parsed, logTail: tail.get() }
+            const k = known.get(name)
+            if (k !== undefined) k.exit = full
+            yield* emit(full)
+            return yield* Queue.end(queue)
+          })
+        const exitFromJob = (job: V1Job) =>
+          Effect.gen(function*() {
+            const pod = yield* podsOf(name)
+            const m = K.mapExit(job, pod)
+            const t = K.terminated(pod)
+            const wall = t !== undefined ? seconds(t.startedAt, t.finishedAt) : seconds(job.status?.startTime, job.status?.completionTime ?? new Date())
+            return { ...m, wallSeconds: wall, gpuSeconds: wall * gpus }
+          })
+        const cancelled = { outcome: "Cancelled", failureKind: "Cancelled", message: `Job ${name} was deleted before it finished`, wallSeconds: 0, gpuSeconds: 0 } as const
+
+        const initial = yield* call("readJob", () => batch.readNamespacedJob({ name, namespace })).pipe(
+          Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
+        )
+        if (initial === undefined || K.jobOutcome(initial) !== undefined || initial.metadata?.deletionTimestamp != null) {
+          const cached = known.get(name)?.exit
+          if (cached !== undefined) {
+            yield* emit(cached)
+            return yield* Queue.end(queue)
+          }
+          if (initial === undefined) {
+            return yield* finish({ outcome: "Failed", failureKind: "Infra", message: `Job ${namespace}/${name} no longer exists`, wallSeconds: 0, gpuSeconds: 0 })
+          }
+          // Ended before this watch began: its log fills the tail and gives the result; only the Exit is emitted.
+          silent = true
+          const pod = yield* podsOf(name)
+          if (pod !== undefined && K.terminated(pod) !== undefined) {
+            for (const line of lines.push(yield* readLog(pod.metadata!.name!), true)) yield* onLine(line)
+          }
+          return yield* finish(K.jobOutcome(initial) !== undefined ? yield* exitFromJob(initial) : cancelled)
+        }
+
+        const mailbox = yield* Queue.unbounded<Update>()
+        const startWatch = (which: "job" | "pod") =>
+          Effect.acquireRelease(
+            Effect.tryPromise({
+              try: () =>
+                which === "job"
+                  ? watcher.watch(`/apis/batch/v1/namespaces/${namespace}/jobs`, { fieldSelector: `metadata.name=${name}` }, (type, obj) => {
+                    Queue.offerUnsafe(mailbox, { _tag: "Job", type, job: obj as V1Job })
+                  }, () => Queue.offerUnsafe(mailbox, { _tag: "WatchDone", which }))
+                  : watcher.watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: `${K.JOB_LABEL}=${name}` }, (type, obj) => {
+                    Queue.offerUnsafe(mailbox, { _tag: "Pod", type, pod: obj as V1Pod })
+                  }, () => Queue.offerUnsafe(mailbox, { _tag: "WatchDone", which })),
+              catch: toError("watch")
+            }),
+            (controller) => Effect.sync(() => controller.abort())
+          )
+        yield* startWatch("job")
+        yield* startWatch("pod")
+
+        let lastState = ""
+        let logState: "none" | "following" | "ended" = "none"
+        let ended: { readonly job?: V1Job } | undefined
+        const follow = (pod: string) =>
+          Effect.acquireRelease(
+            Effect.tryPromise({
+              try: () => {
+                const out = logSink()
+                out.on("data", (d: Buffer) => Queue.offerUnsafe(mailbox, { _tag: "Chunk", text: d.toString("utf8") }))
+                out.on("end", () => Queue.offerUnsafe(mailbox, { _tag: "LogEnd" }))
+                out.on("error", () => Queue.offerUnsafe(mailbox, { _tag: "LogEnd" }))
+                return logs.log(namespace, pod, K.CONTAINER, out, { follow: true })
+              },
+              catch: toError("followLog")
+            }),
+            (controller) => Effect.sync(() => controller.abort())
+          )
+
+        while (true) {
+          if (ended !== undefined && logState !== "following") {
+            if (ended.job === undefined) return yield* finish(cancelled)
+            if (logState === "none") {
+              const pod = yield* podsOf(name)
+              if (pod !== undefined && K.terminated(pod) !== undefined) {
+                for (const line of lines.push(yield* readLog(pod.metadata!.name!), true)) yield* onLine(line)
+              }
+            }
+            return yield* finish(yield* exitFromJob(ended.job))
+          }
+          const update: Update = ended === undefined
+            ? yield* Queue.take(mailbox)
+            : (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(logGraceMs))).pipe((o) => (o._tag === "Some" ? o.value : { _tag: "LogEnd" as const }))
+          switch (update._tag) {
+            case "Job": {
+              const job = update.job
+              if (update.type === "DELETED" || job.metadata?.deletionTimestamp != null) {
+                ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
+              } else if (K.jobOutcome(job) !== undefined) ended = { job }
+              break
+            }
+            case "Pod": {
+              if (update.type === "DELETED") break
+              const st = K.podState(update.pod)
+              const key = st === undefined ? "Terminated" : `${st.state}:${st.reason ?? ""}`
+              if (st !== undefined && key !== lastState) {
+                lastState = key
+                yield* emit(st.reason !== undefined ? { _tag: "State", state: st.state, reason: st.reason } : { _tag: "State", state: st.state })
+              }
+              if (logState === "none" && (st?.state === "Running" || K.terminated(update.pod) !== undefined)) {
+                if (lastState !== "Running:" && lastState !== "Terminated") yield* emit({ _tag: "State", state: "Running" })
+                lastState = st === undefined ? "Terminated" : lastState
+                logState = "following"
+                yield* follow(update.pod.metadata!.name!)
+              }
+              break
+            }
+            case "Chunk":
+              for (const line of lines.push(update.text)) yield* onLine(line)
+              break
+            case "LogEnd":
+              for (const line of lines.push("", true)) yield* onLine(line)
+              logState = "ended"
+              break
+            case "WatchDone":
+              if (ended === undefined) {
+                // Watches end (server timeouts, restarts): look again, then watch again.
+                yield* Effect.sleep("200 millis")
+                const job = yield* call("readJob", () => batch.readNamespacedJob({ name, namespace })).pipe(
+                  Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
+                )
+                if (job === undefined) ended = {}
+                else Queue.offerUnsafe(mailbox, { _tag: "Job", type: "MODIFIED", job })
+                yield* startWatch(update.which)
+              }
+              break
+          }
+        }
+      }).pipe(Effect.catch((e) => Queue.fail(queue, e)))
+    )
+
+  const cancel = Effect.fn("KubernetesBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    yield* call("deleteJob", () => batch.deleteNamespacedJob({ name: ref.id, namespace, propagationPolicy: "Foreground" })).pipe(
+      Effect.catchIf(isNotFound, () => Effect.void)
+    )
+  })
+
+  const list = Effect.fn("KubernetesBackend.list")(function*(run: string) {
+    const selector = `${K.RUN_LABEL}=${K.labelValue(run)}`
+    const jobs = yield* call("listJobs", () => batch.listNamespacedJob({ namespace, labelSelector: selector }))
+    const pods = yield* call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: selector }))
+    const out = new Map<string, Backend.JobInfo>()
+    for (const job of jobs.items) {
+      const labels = K.labelsOf(job)
+      const name = job.metadata?.name
+      if (labels === undefined || labels.run !== run || name === undefined) continue
+      const finished = K.jobOutcome(job) !== undefined || job.metadata?.deletionTimestamp != null
+      const running = pods.items.some((p) => p.metadata?.labels?.[K.JOB_LABEL] === name && K.podState(p)?.state === "Running")
+      const gpus = Number(job.spec?.template.spec?.containers[0]?.resources?.limits?.[gpuResource] ?? 0)
+      out.set(name, { ref: { backend: NAME, id: name, data: { namespace, gpus } }, labels, state: finished ? "Finished" : running ? "Running" : "Pending" })
+    }
+    for (const [name, k] of known) {
+      if (k.labels.run === run && !out.has(name)) out.set(name, { ref: { backend: NAME, id: name, data: { namespace } }, labels: k.labels, state: "Finished" })
+    }
+    return [...out.values()]
+  })
+
+  const capacity = Effect.gen(function*() {
+    const nodes = yield* call("listNodes", () => core.listNode({}))
+    const selector = Object.entries(config.nodeSelector ?? {})
+    const matching = nodes.items.filter((n) => selector.every(([k, v]) => n.metadata?.labels?.[k] === v) && n.spec?.unschedulable !== true)
+    const cpus = matching.reduce((a, n) => a + K.parseCpu(n.status?.allocatable?.cpu), 0)
+    const gpus = matching.reduce((a, n) => a + Number(n.status?.allocatable?.[gpuResource] ?? 0), 0)
+    const pods = yield* call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: K.JOB_LABEL }))
+    const inUse = pods.items.filter((p) => K.podState(p)?.state === "Running").length
+    return { slots: config.slots ?? Math.max(1, Math.floor(cpus)), gpus, inUse } satisfies Backend.Capacity
+  }).pipe(Effect.withSpan("KubernetesBackend.capacity"))
+
+  return Backend.Backend.of({ name: NAME, submit, watch, cancel, list, capacity })
+})
+
+/**
+ * The backend as a layer.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (config: Config): Layer.Layer<Backend.Backend, Errors.BackendError> => Layer.effect(Backend.Backend, make(config))
+
+const Str = Schema.String
+const optional = Schema.optionalKey
+
+/**
+ * The `backend.k8s` section of a task file: {@link Config} plus where the cluster is — a kubeconfig
+ * file (`kubeconfig`, default as kubectl finds it) and a `context` in it. Credentials stay in the kubeconfig.
+ * @since 0.1.0 @category schemas
+ */
+export const ConfigJson = Schema.Struct({
+  kubeconfig: optional(Str),
+  context: optional(Str),
+  namespace: optional(Str),
+  image: optional(Str),
+  gpuResource: optional(Str),
+  nodeSelector: optional(Schema.Record(Str, Str)),
+  tolerations: optional(Schema.Array(Schema.Struct({
+    key: optional(Str),
+    operator: optional(Schema.Literals(["Exists", "Equal"])),
+    value: optional(Str),
+    effect: optional(Schema.Literals(["NoSchedule", "PreferNoSchedule", "NoExecute"])),
+    tolerationSeconds: optional(Schema.Int)
+  }))),
+  serviceAccountName: optional(Str),
+  imagePullSecrets: optional(Schema.Array(Str)),
+  jobDir: optional(Str),
+  ttlSecondsAfterFinished: optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
+  logGraceMs: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
+})
+
+/**
+ * Decode a task file's `backend.k8s` section into a {@link Config}, loading the kubeconfig.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { KubernetesBackend } from "@trex/executors"
+ * const layer = Effect.map(KubernetesBackend.fromJson({ context: "gpu-cluster", namespace: "ml", image: "python:3.12" }), KubernetesBackend.layer)
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const fromJson = Effect.fn("KubernetesBackend.fromJson")(function*(input: unknown) {
+  const invalid = (message: string) => new Errors.InvalidInput({ source: "backend.k8s", message })
+  const { kubeconfig, context, ...config } = yield* Schema.decodeUnknownEffect(ConfigJson)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError((e) => invalid(`invalid Kubernetes backend settings: ${e.message}`))
+  )
+  const kubeConfig = yield* Effect.try({
+    try: () => {
+      const kc = new KubeConfig()
+      if (kubeconfig !== undefined) kc.loadFromFile(kubeconfig)
+      else kc.loadFromDefault()
+      if (context !== undefined) kc.setCurrentContext(context)
+      return kc
+    },
+    catch: (e) => invalid(`cannot load the kubeconfig${kubeconfig !== undefined ? ` ${kubeconfig}` : ""}: ${e instanceof Error ? e.message : String(e)}`)
+  })
+  const out: Config = { ...config, kubeConfig }
+  return out
+})
+

@@ -1,0 +1,381 @@
+/**
+ * A {@link Backend.Backend} on a Slurm cluster: each job is an `sbatch` script in its own
+ * directory on a shared filesystem, its GPUs asked with `--gres=gpu:N` (or `--gpus=N`), its
+ * labels in `--comment`. State comes from `squeue` (or slurmrestd) and `sacct`; logs and
+ * `metrics.jsonl` are read as they grow. Commands run on this machine (a login node) or on a
+ * login node over SSH (ssh2 exec + SFTP), through one small `CommandRunner`.
+ *
+ * @since 0.1.0
+ */
+import { Backend, Errors, JobProtocol } from "@trex/core"
+import type { ExperimentNode } from "@trex/core"
+import { Effect, Layer, Queue, Redacted, Schema, Stream } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as Query from "./internal/slurmQuery.ts"
+import * as Runner from "./internal/slurmRunner.ts"
+import * as Script from "./internal/slurmScript.ts"
+
+/**
+ * How to reach the cluster and what to ask of it.
+ * @since 0.1.0 @category models
+ */
+export interface Config {
+  /** Absolute directory on a filesystem that the login and compute nodes share; jobs live in `<workDir>/<run>/<node>-<id>`. */
+  readonly workDir: string
+  readonly partition?: string
+  readonly account?: string
+  readonly qos?: string
+  /** `gres` (default) asks `--gres=gpu:N`; `gpus` asks `--gpus=N`. */
+  readonly gpuFlag?: Script.GpuFlag
+  /** A GPU type such as `a100` (`--gres=gpu:a100:N`). */
+  readonly gpuType?: string
+  /** More `#SBATCH` options, e.g. `--constraint=ampere`. */
+  readonly extraDirectives?: ReadonlyArray<string>
+  /** Requeues after NODE_FAIL / PREEMPTED / BOOT_FAIL before the job fails as Infra (default 2). */
+  readonly maxRequeues?: number
+  /** Between two polls of the job's state and files (default 2 s). */
+  readonly pollIntervalMs?: number
+  /** Run the commands on a remote login node over SSH. */
+  readonly ssh?: SshOptions
+  /** Read live job states from slurmrestd instead of `squeue`. */
+  readonly rest?: RestOptions
+  /** Jobs TREX may keep in the queue at once (default: the partition's CPUs). */
+  readonly slots?: number
+}
+
+/** SSH access to a login node. @since 0.1.0 @category models */
+export type SshOptions = Runner.SshOptions
+/** A slurmrestd endpoint and its JWT. @since 0.1.0 @category models */
+export type RestOptions = Query.RestOptions
+
+const NAME = "slurm"
+/** States of a job that Slurm sent back to the queue after it ran. */
+const REQUEUED = new Set(["PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING"])
+const READ_CHUNK = 1024 * 1024
+
+const fail = (operation: string, message: string, retryable = false) =>
+  new Errors.BackendError({ backend: NAME, operation, message, retryable })
+
+const pathSegment = (s: string): string => s.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^\.+/, "_").slice(0, 80) || "_"
+
+/** A file read as it grows. */
+interface Follower {
+  readonly file: string
+  offset: number
+  splitter: JobProtocol.LineSplitter
+}
+
+const signalName = (n: number): string =>
+  Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`
+
+const follower = (file: string): Follower => ({ file, offset: 0, splitter: new JobProtocol.LineSplitter() })
+
+const readNew = (runner: Runner.CommandRunner, f: Follower, final: boolean) =>
+  Effect.gen(function*() {
+    const lines: Array<string> = []
+    while (true) {
+      const bytes = yield* runner.readFrom(f.file, f.offset, READ_CHUNK)
+      if (bytes === "truncated") {
+        f.offset = 0
+        f.splitter = new JobProtocol.LineSplitter()
+        continue
+      }
+      if (bytes === undefined || bytes.length === 0) break
+      f.offset += bytes.length
+      lines.push(...f.splitter.push(bytes))
+      if (bytes.length < READ_CHUNK) break
+    }
+    if (final) lines.push(...f.splitter.end())
+    return lines
+  })
+
+/**
+ * A Slurm backend. Needs a `Scope` for the SSH connection (none is opened for local use).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend } from "@trex/core"
+ * import { SlurmBackend } from "@trex/executors"
+ * const layer = SlurmBackend.layer({ workDir: "/shared/trex-jobs", partition: "gpu", account: "ml" })
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* Backend.Backend
+ *   return yield* backend.capacity
+ * }).pipe(Effect.provide(layer))
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
+  if (!config.workDir.startsWith("/")) return yield* fail("make", `workDir ${JSON.stringify(config.workDir)} must be an absolute path`)
+  const runner: Runner.CommandRunner = config.ssh !== undefined ? yield* Runner.ssh(config.ssh) : Runner.local
+  const maxRequeues = config.maxRequeues ?? 2
+  const pollMs = config.pollIntervalMs ?? 2000
+  const run = (command: string, args: ReadonlyArray<string>) => Query.run(runner, command, args)
+
+  const submit = Effect.fn("SlurmBackend.submit")(function*(spec: Backend.JobSpec) {
+    for (const f of spec.files) {
+      if (!Script.isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE].includes(f.path)) {
+        return yield* fail("submit", `job file ${JSON.stringify(f.path)} must be a relative path inside the job directory`)
+      }
+    }
+    const badEnv = Object.keys(spec.env).find((k) => !Script.isEnvName(k))
+    if (badEnv !== undefined) return yield* fail("submit", `env name ${JSON.stringify(badEnv)} is not a valid variable name`)
+    if (spec.argv.length === 0) return yield* fail("submit", "argv is empty")
+    const jobDir = `${config.workDir.replace(/\/$/, "")}/${pathSegment(spec.labels.run)}/${pathSegment(spec.labels.node)}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
+    const envFile = `${jobDir}/${Script.ENV_FILE}`
+    const script = yield* Effect.try({
+      try: () =>
+        Script.renderScript({
+          jobName: spec.name,
+          labels: spec.labels,
+          jobDir,
+          envFile,
+          argv: spec.argv,
+          gpus: spec.resources.gpus,
+          gpuFlag: config.gpuFlag ?? "gres",
+          gresType: config.gpuType,
+          cpus: spec.resources.cpus,
+          memoryMb: spec.resources.memoryMb,
+          timeLimitSeconds: spec.resources.timeLimitSeconds,
+          partition: config.partition,
+          account: config.account,
+          qos: config.qos,
+          extraDirectives: config.extraDirectives ?? []
+        }),
+      catch: (e) => fail("submit", e instanceof Error ? e.message : String(e))
+    })
+    yield* runner.mkdirp(jobDir)
+    for (const f of spec.files) yield* runner.writeFile(`${jobDir}/${f.path}`, f.content, 0o644)
+    yield* runner.writeFile(envFile, Script.renderEnvFile(Backend.revealEnv(spec.env)), 0o600)
+    yield* runner.writeFile(`${jobDir}/${Script.SCRIPT_FILE}`, script, 0o700)
+    const out = yield* run("sbatch", ["--parsable", `--chdir=${jobDir}`, `${jobDir}/${Script.SCRIPT_FILE}`])
+    const id = out.trim().split(";")[0]!.trim()
+    if (!/^\d+$/.test(id)) return yield* fail("submit", `sbatch printed no job id: ${JSON.stringify(out.slice(0, 200))}`, true)
+    const ref: ExperimentNode.JobRef = { backend: NAME, id, data: { jobDir, gpus: spec.resources.gpus } }
+    return ref
+  })
+
+  const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
+    Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
+      Effect.gen(function*() {
+        const jobDir = typeof ref.data.jobDir === "string" ? ref.data.jobDir : undefined
+        if (jobDir === undefined) return yield* fail("watch", `job ref ${ref.id} has no jobDir`)
+        const gpusAsked = typeof ref.data.gpus === "number" ? ref.data.gpus : 0
+        const tail = new JobProtocol.Tail()
+        const stdout = follower(`${jobDir}/${Script.STDOUT_FILE}`)
+        const stderr = follower(`${jobDir}/${Script.STDERR_FILE}`)
+        const metrics = follower(`${jobDir}/${JobProtocol.METRICS_FILE}`)
+        let requeues = 0
+        let ran = false
+        let last = ""
+        // Set while re-reading the output of a job that ended before this watch began: fill the tail, emit nothing.
+        let silent = false
+        const emit = (e: Backend.JobEvent) => (silent && e._tag !== "Exit" ? Effect.void : Queue.offer(queue, e))
+        const drain = (final: boolean) =>
+          Effect.gen(function*() {
+            for (const line of yield* readNew(runner, stdout, final)) {
+              tail.push(line)
+              yield* emit(JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line })
+            }
+            for (const line of yield* readNew(runner, stderr, final)) {
+              tail.push(line)
+              yield* emit({ _tag: "Log", stream: "stderr", line })
+            }
+            for (const line of yield* readNew(runner, metrics, final)) {
+              const point = JobProtocol.parseMetricsFileLine(line)
+              if (point !== undefined) yield* emit({ _tag: "Metric", point })
+            }
+          })
+        let first = true
+        while (true) {
+          const status = yield* Query.poll(runner, config.rest, ref.id)
+          if (status === undefined) {
+            yield* emit({ _tag: "Exit", outcome: "Failed", failureKind: "Infra", message: `Slurm has no record of job ${ref.id}`, logTail: tail.get(), wallSeconds: 0, gpuSeconds: 0 })
+            return yield* Queue.end(queue)
+          }
+          const mapped = Script.mapState({ state: status.state, reason: status.reason, exitCode: status.exitCode, requeues, maxRequeues })
+          // Jobs are submitted with --requeue, so Slurm itself requeues them after a node failure or a
+          // preemption (Running -> Pending again): count those against the bound as well.
+          if (ran && REQUEUED.has(Script.stateWord(status.state))) {
+            ran = false
+            requeues++
+            if (requeues > maxRequeues) {
+              yield* runner.exec("scancel", [ref.id])
+              yield* drain(true)
+              yield* emit({ _tag: "Exit", outcome: "Failed", failureKind: "Infra", message: `Slurm job ${ref.id} was requeued ${requeues} times (node failure or preemption)`, logTail: tail.get(), wallSeconds: status.elapsedSeconds ?? 0, gpuSeconds: 0 })
+              return yield* Queue.end(queue)
+            }
+            last = ""
+          }
+          if (mapped._tag === "Running") ran = true
+          if (mapped._tag === "Requeue") {
+            const requeued = yield* runner.exec("scontrol", ["requeue", ref.id])
+            if (requeued.code === 0) {
+              requeues++
+              last = `Pending:${mapped.reason}`
+              yield* emit({ _tag: "State", state: "Pending", reason: `requeued after ${mapped.reason} (${requeues}/${maxRequeues})` })
+            } else {
+              requeues = maxRequeues
+            }
+          } else if (mapped._tag === "Exit") {
+            // A job that had ended before this watch began yields its Exit alone (its output only fills the tail).
+            silent = first
+            yield* drain(true)
+            silent = false
+            const resultBytes = yield* runner.readFrom(`${jobDir}/${JobProtocol.RESULT_FILE}`, 0, 16 * 1024 * 1024)
+            let parsed: { result?: unknown; resultError?: string } = {}
+            if (resultBytes === undefined || resultBytes === "truncated") parsed = { resultError: `${JobProtocol.RESULT_FILE} was not written` }
+            else {
+              try {
+                parsed = { result: JSON.parse(Buffer.from(resultBytes).toString("utf8")) }
+              } catch (e) {
+                parsed = { resultError: `${JobProtocol.RESULT_FILE} is not valid JSON: ${e instanceof Error ? e.message : String(e)}` }
+              }
+            }
+            const wall = status.elapsedSeconds ?? 0
+            yield* emit({
+              _tag: "Exit",
+              outcome: mapped.outcome,
+              ...(mapped.failureKind !== undefined ? { failureKind: mapped.failureKind } : {}),
+              ...(mapped.exitCode !== undefined ? { exitCode: mapped.exitCode } : {}),
+              ...(mapped.signal !== undefined ? { signal: signalName(mapped.signal) } : {}),
+              message: `Slurm job ${ref.id}: ${mapped.message}`,
+              ...parsed,
+              logTail: tail.get(),
+              wallSeconds: wall,
+              gpuSeconds: wall * (status.gpus ?? gpusAsked)
+            })
+            return yield* Queue.end(queue)
+          } else {
+            const key = mapped._tag === "Pending" ? `Pending:${mapped.reason ?? ""}` : "Running"
+            if (key !== last) {
+              last = key
+              const reason = mapped._tag === "Pending" && requeues > 0 ? `requeued (${requeues}/${maxRequeues})${mapped.reason !== undefined ? `: ${mapped.reason}` : ""}` : mapped._tag === "Pending" ? mapped.reason : undefined
+              yield* emit(reason !== undefined ? { _tag: "State", state: "Pending", reason } : { _tag: "State", state: mapped._tag })
+            }
+            yield* drain(false)
+          }
+          first = false
+          yield* Effect.sleep(pollMs)
+        }
+      }).pipe(Effect.catch((e) => Queue.fail(queue, e)))
+    )
+
+  // scancel of a finished job succeeds silently: cancelling twice is a no-op.
+  const cancel = Effect.fn("SlurmBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    yield* run("scancel", [ref.id])
+  })
+
+  const list = Effect.fn("SlurmBackend.list")(function*(runLabel: string) {
+    const found = new Map<string, Backend.JobInfo>()
+    const add = (id: string, state: string, comment: string, jobDir: string | undefined) => {
+      const labels = Script.parseLabelComment(comment)
+      if (labels === undefined || labels.run !== runLabel || found.has(id)) return
+      const m = Script.mapState({ state, requeues: 0, maxRequeues })
+      const data = jobDir !== undefined && jobDir !== "" ? { jobDir } : {}
+      found.set(id, { ref: { backend: NAME, id, data }, labels, state: m._tag === "Running" ? "Running" : m._tag === "Pending" ? "Pending" : "Finished" })
+    }
+    const queued = yield* run("squeue", ["--me", "-h", "-t", "all", "-o", "%i|%T|%Z|%k"])
+    for (const line of queued.split("\n")) {
+      const [id, state, workDir, ...comment] = line.split("|")
+      if (id !== undefined && state !== undefined && comment.length > 0) add(id.trim(), state, comment.join("|"), workDir)
+    }
+    // Finished jobs the controller has forgotten: only where accounting stores comments (AccountingStoreFlags=job_comment).
+    const acct = yield* runner.exec("sacct", ["-X", "-P", "-S", "now-7days", "-o", "JobID,State,WorkDir,Comment"])
+    if (acct.code === 0) {
+      for (const r of Script.parseParsable2(acct.stdout)) add(r.JobID ?? "", r.State ?? "", r.Comment ?? "", r.WorkDir)
+    }
+    return [...found.values()]
+  })
+
+  const capacity = Effect.gen(function*() {
+    const nodes = yield* run("sinfo", ["-h", "-N", ...(config.partition !== undefined ? ["-p", config.partition] : []), "-o", "%N|%c|%G"])
+    const seen = new Map<string, { cpus: number; gpus: number }>()
+    for (const line of nodes.split("\n")) {
+      const [node, cpus, gres] = line.split("|")
+      if (node === undefined || node === "" || seen.has(node)) continue
+      const gpus = (gres ?? "").split(",").map((g) => /^gpu(?::[^:(]+)?:(\d+)/.exec(g.trim())).reduce((n, m) => n + (m !== null ? Number(m[1]) : 0), 0)
+      seen.set(node, { cpus: Number(cpus) || 0, gpus })
+    }
+    const totals = [...seen.values()].reduce((a, n) => ({ cpus: a.cpus + n.cpus, gpus: a.gpus + n.gpus }), { cpus: 0, gpus: 0 })
+    const mine = yield* run("squeue", ["--me", "-h", "-t", "RUNNING,CONFIGURING,COMPLETING", "-o", "%k"])
+    const inUse = mine.split("\n").filter((c) => Script.parseLabelComment(c) !== undefined).length
+    return { slots: config.slots ?? Math.max(1, totals.cpus), gpus: totals.gpus, inUse } satisfies Backend.Capacity
+  }).pipe(Effect.withSpan("SlurmBackend.capacity"))
+
+  return Backend.Backend.of({ name: NAME, submit, watch, cancel, list, capacity })
+})
+
+/**
+ * The backend as a layer.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (config: Config): Layer.Layer<Backend.Backend, Errors.BackendError> => Layer.effect(Backend.Backend, make(config))
+
+const Str = Schema.String
+const optional = Schema.optionalKey
+
+/**
+ * The `backend.slurm` section of a task file: {@link Config} with secrets by reference — the SSH
+ * key as `privateKeyFile`, the slurmrestd JWT as the name of an environment variable (`tokenEnv`,
+ * default `SLURM_JWT`) — so a task file never holds one.
+ * @since 0.1.0 @category schemas
+ */
+export const ConfigJson = Schema.Struct({
+  workDir: Str,
+  partition: optional(Str),
+  account: optional(Str),
+  qos: optional(Str),
+  gpuFlag: optional(Schema.Literals(["gres", "gpus"])),
+  gpuType: optional(Str),
+  extraDirectives: optional(Schema.Array(Str)),
+  maxRequeues: optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  pollIntervalMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
+  slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
+  ssh: optional(Schema.Struct({
+    host: Str,
+    port: optional(Schema.Int),
+    username: Str,
+    privateKeyFile: Str,
+    hostKeySha256: optional(Str)
+  })),
+  rest: optional(Schema.Struct({ url: Str, user: Str, tokenEnv: optional(Str), version: optional(Str) }))
+})
+
+/**
+ * Decode a task file's `backend.slurm` section into a {@link Config}, reading the SSH key file and
+ * the slurmrestd token from the environment.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SlurmBackend } from "@trex/executors"
+ * const config = SlurmBackend.fromJson({ workDir: "/shared/trex", partition: "gpu", ssh: { host: "login1", username: "me", privateKeyFile: "~/.ssh/id_ed25519" } })
+ * const layer = Effect.map(config, SlurmBackend.layer)
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const fromJson = Effect.fn("SlurmBackend.fromJson")(function*(input: unknown, env: Readonly<Record<string, string | undefined>> = process.env) {
+  const invalid = (message: string) => new Errors.InvalidInput({ source: "backend.slurm", message })
+  const json = yield* Schema.decodeUnknownEffect(ConfigJson)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError((e) => invalid(`invalid Slurm backend settings: ${e.message}`))
+  )
+  const { ssh, rest, ...rest0 } = json
+  let config: Config = rest0
+  if (ssh !== undefined) {
+    const file = ssh.privateKeyFile.replace(/^~(?=\/|$)/, os.homedir())
+    const key = yield* Effect.try({ try: () => fs.readFileSync(file, "utf8"), catch: (e) => invalid(`cannot read ssh.privateKeyFile ${file}: ${String(e)}`) })
+    const { privateKeyFile: _, ...target } = ssh
+    config = { ...config, ssh: { ...target, privateKey: Redacted.make(key) } }
+  }
+  if (rest !== undefined) {
+    const name = rest.tokenEnv ?? "SLURM_JWT"
+    const token = env[name]
+    if (token === undefined || token === "") return yield* invalid(`set ${name} to a slurmrestd JWT (scontrol token) for rest.url ${rest.url}`)
+    const { tokenEnv: _, ...target } = rest
+    config = { ...config, rest: { ...target, token: Redacted.make(token) } }
+  }
+  return config
+})
+

@@ -1,0 +1,229 @@
+/**
+ * Pure parts of the Kubernetes backend: the Job, ConfigMap and Secret manifests for a
+ * {@link Backend.JobSpec}, the wrapper command that prints `result.json` as a marker line, and
+ * the mapping of Job and Pod status onto TREX job events.
+ */
+import { createHash } from "node:crypto"
+import * as os from "node:os"
+import type { Backend, Result } from "@trex/core"
+import { Redacted } from "effect"
+import type { V1ConfigMap, V1EnvVar, V1Job, V1Pod, V1Secret, V1Toleration } from "@kubernetes/client-node"
+import { isEnvName, isSafeRelativePath, shellQuote } from "./slurmScript.ts"
+
+/** Label and annotation keys. */
+export const RUN_LABEL = "trex.dev/run"
+export const NODE_LABEL = "trex.dev/node"
+export const JOB_LABEL = "trex.dev/job"
+/** The line the wrapper prints after the job: `TREX_RESULT <base64 of result.json>`. */
+export const RESULT_MARKER = "TREX_RESULT "
+export const CONTAINER = "job"
+
+/** What the manifests need besides the spec. */
+export interface ManifestOptions {
+  readonly name: string
+  readonly namespace: string
+  readonly image: string
+  readonly jobDir: string
+  readonly specDir: string
+  readonly gpuResource: string
+  readonly nodeSelector?: Readonly<Record<string, string>> | undefined
+  readonly tolerations?: ReadonlyArray<V1Toleration> | undefined
+  readonly serviceAccountName?: string | undefined
+  readonly imagePullSecrets?: ReadonlyArray<string> | undefined
+  readonly ttlSecondsAfterFinished?: number | undefined
+}
+
+/**
+ * A label value (at most 63 characters of `[A-Za-z0-9._-]`, alphanumeric at both ends); a value
+ * that had to change gets a short hash so two different labels never collide.
+ */
+export const labelValue = (value: string): string => {
+  if (/^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/.test(value)) return value
+  const hash = createHash("sha256").update(value).digest("hex").slice(0, 8)
+  const clean = value.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 50).replace(/[^A-Za-z0-9]+$/, "")
+  return clean.length > 0 ? `${clean}-${hash}` : hash
+}
+
+/** A DNS-1123 name for the Job, its ConfigMap and Secret: `trex-<node>-<random>`. */
+export const jobName = (node: string, random: string): string => {
+  const base = node.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40)
+  return `trex-${base.length > 0 ? `${base}-` : ""}${random}`.slice(0, 63).replace(/-+$/, "")
+}
+
+/** A CPU quantity: whole cores as `"2"`, fractions in millicores (`"500m"`). */
+export const cpuQuantity = (cpus: number): string => (Number.isInteger(cpus) ? String(cpus) : `${Math.max(1, Math.round(cpus * 1000))}m`)
+
+/** Parse a CPU quantity (`"2"`, `"500m"`) into cores. */
+export const parseCpu = (q: string | undefined): number => {
+  if (q === undefined) return 0
+  return q.endsWith("m") ? Number(q.slice(0, -1)) / 1000 : Number(q)
+}
+
+/**
+ * The container's command: copy the job files from the read-only ConfigMap into the writable job
+ * directory, run argv as a child (forwarding SIGTERM) while echoing new `metrics.jsonl` lines as
+ * `TREX_METRIC` lines, then print `result.json` as one base64 marker line, so both can be read
+ * back from the pod log, and exit with the job's status.
+ */
+export const wrapperScript = (files: ReadonlyArray<{ readonly path: string }>): string =>
+  [
+    `mkdir -p "$TREX_JOB_DIR" || exit 97`,
+    ...files.map((f, i) => {
+      const dir = f.path.includes("/") ? f.path.slice(0, f.path.lastIndexOf("/")) : ""
+      const mk = dir !== "" ? `mkdir -p "$TREX_JOB_DIR"/${shellQuote(dir)} && ` : ""
+      return `${mk}cat "$TREX_SPEC_DIR/f${i}" > "$TREX_JOB_DIR"/${shellQuote(f.path)} || exit 97`
+    }),
+    `cd "$TREX_JOB_DIR" || exit 97`,
+    // metrics.jsonl lives in the pod: a follower prints its new lines as TREX_METRIC lines, and a last pass after the job.
+    `(`,
+    `  seen=0`,
+    `  while :; do`,
+    `    d=0; [ -f .trex-done ] && d=1`,
+    `    if [ -f metrics.jsonl ]; then`,
+    `      total=$(wc -l < metrics.jsonl)`,
+    `      if [ "$total" -gt "$seen" ]; then`,
+    `        sed -n "$((seen + 1)),\${total}p" metrics.jsonl | while IFS= read -r l; do printf 'TREX_METRIC %s\n' "$l"; done`,
+    `        seen=$total`,
+    `      fi`,
+    `    fi`,
+    `    [ "$d" = 1 ] && exit 0`,
+    `    sleep 1`,
+    `  done`,
+    `) &`,
+    `follower=$!`,
+    `"$@" &`,
+    `child=$!`,
+    `trap 'kill -TERM "$child" 2>/dev/null' TERM INT`,
+    `while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done`,
+    `: > .trex-done`,
+    `wait "$follower"`,
+    `if [ -f result.json ]; then printf '\\n${RESULT_MARKER}%s\\n' "$(base64 < result.json | tr -d '\\n')"; fi`,
+    `exit "$rc"`
+  ].join("\n")
+
+/** The three objects of a job: its ConfigMap (files), Secret (secret env) and Job. */
+export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
+  readonly configMap: V1ConfigMap
+  readonly secret: V1Secret
+  readonly job: V1Job
+} => {
+  for (const f of spec.files) {
+    if (!isSafeRelativePath(f.path)) throw new Error(`job file ${JSON.stringify(f.path)} must be a relative path inside the job directory`)
+  }
+  const badEnv = Object.keys(spec.env).find((k) => !isEnvName(k))
+  if (badEnv !== undefined) throw new Error(`env name ${JSON.stringify(badEnv)} is not a valid variable name`)
+  if (spec.argv.length === 0) throw new Error("argv is empty")
+  const labels = { [RUN_LABEL]: labelValue(spec.labels.run), [NODE_LABEL]: labelValue(spec.labels.node), [JOB_LABEL]: o.name }
+  const annotations = { [RUN_LABEL]: spec.labels.run, [NODE_LABEL]: spec.labels.node }
+  const metadata = { name: o.name, namespace: o.namespace, labels, annotations }
+  const secretData: Record<string, string> = {}
+  const env: Array<V1EnvVar> = [{ name: "TREX_JOB_DIR", value: o.jobDir }, { name: "TREX_SPEC_DIR", value: o.specDir }]
+  for (const [k, v] of Object.entries(spec.env)) {
+    if (typeof v === "string") env.push({ name: k, value: v })
+    else {
+      secretData[k] = Buffer.from(Redacted.value(v)).toString("base64")
+      env.push({ name: k, valueFrom: { secretKeyRef: { name: o.name, key: k } } })
+    }
+  }
+  const limits: Record<string, string> = { cpu: cpuQuantity(spec.resources.cpus) }
+  const requests: Record<string, string> = { cpu: cpuQuantity(spec.resources.cpus) }
+  if (spec.resources.memoryMb !== undefined) limits.memory = requests.memory = `${Math.ceil(spec.resources.memoryMb)}Mi`
+  if (spec.resources.gpus > 0) limits[o.gpuResource] = requests[o.gpuResource] = String(spec.resources.gpus)
+  const job: V1Job = {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata,
+    spec: {
+      backoffLimit: 0,
+      ...(spec.resources.timeLimitSeconds !== undefined ? { activeDeadlineSeconds: Math.max(1, Math.ceil(spec.resources.timeLimitSeconds)) } : {}),
+      ...(o.ttlSecondsAfterFinished !== undefined ? { ttlSecondsAfterFinished: o.ttlSecondsAfterFinished } : {}),
+      template: {
+        metadata: { labels, annotations },
+        spec: {
+          restartPolicy: "Never",
+          ...(o.nodeSelector !== undefined ? { nodeSelector: { ...o.nodeSelector } } : {}),
+          ...(o.tolerations !== undefined ? { tolerations: [...o.tolerations] } : {}),
+          ...(o.serviceAccountName !== undefined ? { serviceAccountName: o.serviceAccountName } : {}),
+          ...(o.imagePullSecrets !== undefined ? { imagePullSecrets: o.imagePullSecrets.map((name) => ({ name })) } : {}),
+          containers: [{
+            name: CONTAINER,
+            image: spec.image ?? o.image,
+            command: ["/bin/sh", "-c", wrapperScript(spec.files), "trex-job", ...spec.argv],
+            workingDir: o.jobDir,
+            env,
+            resources: { limits, requests },
+            volumeMounts: [{ name: "job", mountPath: o.jobDir }, { name: "spec", mountPath: o.specDir, readOnly: true }]
+          }],
+          volumes: [{ name: "job", emptyDir: {} }, { name: "spec", configMap: { name: o.name } }]
+        }
+      }
+    }
+  }
+  const configMap: V1ConfigMap = {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata,
+    data: Object.fromEntries(spec.files.map((f, i) => [`f${i}`, f.content]))
+  }
+  const secret: V1Secret = { apiVersion: "v1", kind: "Secret", metadata, type: "Opaque", data: secretData }
+  return { configMap, secret, job }
+}
+
+/** Labels of a Job: its annotations hold the exact run and node. */
+export const labelsOf = (job: V1Job): Backend.Labels | undefined => {
+  const a = job.metadata?.annotations ?? {}
+  const run = a[RUN_LABEL]
+  const node = a[NODE_LABEL]
+  return run !== undefined && node !== undefined ? { run, node } : undefined
+}
+
+/** How a Job ended, from its conditions; `undefined` while it has not. */
+export const jobOutcome = (job: V1Job): { readonly complete: boolean; readonly reason?: string; readonly message?: string } | undefined => {
+  for (const c of job.status?.conditions ?? []) {
+    if (c.status !== "True") continue
+    if (c.type === "Complete") return { complete: true }
+    if (c.type === "Failed") return { complete: false, ...(c.reason !== undefined ? { reason: c.reason } : {}), ...(c.message !== undefined ? { message: c.message } : {}) }
+  }
+  return undefined
+}
+
+/** The state of a pod as a TREX State event (or `undefined` when it has terminated). */
+export const podState = (pod: V1Pod): { readonly state: "Pending" | "Running"; readonly reason?: string } | undefined => {
+  const status = pod.status
+  const cs = status?.containerStatuses?.find((c) => c.name === CONTAINER)
+  if (cs?.state?.terminated !== undefined || status?.phase === "Succeeded" || status?.phase === "Failed") return undefined
+  if (cs?.state?.running !== undefined || status?.phase === "Running") return { state: "Running" }
+  const waiting = cs?.state?.waiting?.reason
+  if (waiting !== undefined) return { state: "Pending", reason: waiting }
+  const scheduled = status?.conditions?.find((c) => c.type === "PodScheduled")
+  if (scheduled?.status === "False") return { state: "Pending", reason: scheduled.reason ?? "Unschedulable" }
+  return { state: "Pending" }
+}
+
+/** What ended a pod's container: exit code, signal and reason (`OOMKilled`, `Error`, `Completed`...). */
+export const terminated = (pod: V1Pod | undefined) => pod?.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated
+
+/** The exit of a finished Job, from its conditions and its pod's container status. */
+export const mapExit = (job: V1Job, pod: V1Pod | undefined): {
+  readonly outcome: "Succeeded" | "Failed"
+  readonly failureKind?: Result.FailureKind
+  readonly exitCode?: number
+  readonly signal?: string
+  readonly message: string
+} => {
+  const outcome = jobOutcome(job)
+  const t = terminated(pod)
+  const exit = t?.exitCode !== undefined ? { exitCode: t.exitCode } : {}
+  const signal = t?.signal !== undefined && t.signal > 0
+    ? { signal: Object.entries(os.constants.signals).find(([, v]) => v === t.signal)?.[0] ?? `signal ${t.signal}` }
+    : {}
+  if (outcome?.complete === true) return { outcome: "Succeeded", exitCode: t?.exitCode ?? 0, message: "job completed" }
+  if (outcome?.reason === "DeadlineExceeded") {
+    return { outcome: "Failed", failureKind: "Timeout", ...exit, message: outcome.message ?? "job exceeded activeDeadlineSeconds" }
+  }
+  if (t?.reason === "OOMKilled") return { outcome: "Failed", failureKind: "OOM", ...exit, ...signal, message: "container OOMKilled (memory limit)" }
+  if (t !== undefined) {
+    return { outcome: "Failed", failureKind: "Crash", ...exit, ...signal, message: `container exited with code ${t.exitCode}${t.reason !== undefined ? ` (${t.reason})` : ""}` }
+  }
+  return { outcome: "Failed", failureKind: "Infra", message: `job failed without running: ${outcome?.reason ?? "unknown"} ${outcome?.message ?? ""}`.trim() }
+}

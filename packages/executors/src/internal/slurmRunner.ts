@@ -1,0 +1,184 @@
+/**
+ * Where Slurm commands run: on this machine (a login node) through `execFile`, or on a
+ * remote login node over SSH (ssh2 exec + SFTP). The Slurm backend speaks only to this
+ * interface, so both paths share all of its logic.
+ */
+import { execFile } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { Effect, Redacted } from "effect"
+import type { Scope } from "effect"
+import { Errors } from "@trex/core"
+import { Client } from "ssh2"
+import type { ConnectConfig, SFTPWrapper } from "ssh2"
+import { shellJoin } from "./slurmScript.ts"
+
+/** The output of one command. */
+export interface CommandOutput {
+  readonly stdout: string
+  readonly stderr: string
+  readonly code: number
+}
+
+/** Run commands and move files on the machine that talks to Slurm. */
+export interface CommandRunner {
+  readonly where: string
+  readonly exec: (command: string, args: ReadonlyArray<string>) => Effect.Effect<CommandOutput, Errors.BackendError>
+  readonly mkdirp: (dir: string) => Effect.Effect<void, Errors.BackendError>
+  readonly writeFile: (file: string, content: string, mode: number) => Effect.Effect<void, Errors.BackendError>
+  /**
+   * Bytes of `file` from `offset` on (at most `max`); `undefined` when the file does not exist (yet),
+   * `"truncated"` when it is now shorter than `offset` (rewritten, as by a requeued job).
+   */
+  readonly readFrom: (file: string, offset: number, max: number) => Effect.Effect<Uint8Array | undefined | "truncated", Errors.BackendError>
+}
+
+const fail = (operation: string, message: string, retryable = true) =>
+  new Errors.BackendError({ backend: "slurm", operation, message, retryable })
+
+// sbatch exports the submitter's environment to the job (--export=ALL): hand it a login-like
+// environment only, so the controller's own secrets (API keys) never reach a job.
+const KEEP_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LC_[A-Z]+|TZ|TMPDIR|SLURM_CONF)$/
+const loginEnv = (): NodeJS.ProcessEnv =>
+  Object.fromEntries(Object.entries(process.env).filter(([k]) => KEEP_ENV.test(k)))
+
+/** Commands and files on this machine. */
+export const local: CommandRunner = {
+  where: "local",
+  exec: (command, args) =>
+    Effect.callback<CommandOutput, Errors.BackendError>((resume) => {
+      execFile(command, [...args], { maxBuffer: 64 * 1024 * 1024, encoding: "utf8", env: loginEnv() }, (error, stdout, stderr) => {
+        if (error !== null && typeof error.code !== "number") {
+          resume(Effect.fail(fail("exec", `cannot run ${command}: ${error.message}`, error.code !== "ENOENT")))
+        } else {
+          resume(Effect.succeed({ stdout, stderr, code: error === null ? 0 : Number(error.code) }))
+        }
+      })
+    }),
+  mkdirp: (dir) =>
+    Effect.tryPromise({ try: () => fs.mkdir(dir, { recursive: true }), catch: (e) => fail("mkdir", `cannot create ${dir}: ${String(e)}`, false) }).pipe(Effect.asVoid),
+  writeFile: (file, content, mode) =>
+    Effect.tryPromise({
+      try: async () => {
+        await fs.mkdir(path.dirname(file), { recursive: true })
+        await fs.writeFile(file, content, { mode })
+        await fs.chmod(file, mode)
+      },
+      catch: (e) => fail("writeFile", `cannot write ${file}: ${String(e)}`, false)
+    }),
+  readFrom: (file, offset, max) =>
+    Effect.tryPromise({
+      try: async () => {
+        let handle: fs.FileHandle
+        try {
+          handle = await fs.open(file, "r")
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
+          throw e
+        }
+        try {
+          const { size } = await handle.stat()
+          if (size < offset) return "truncated" as const
+          if (size === offset) return new Uint8Array(0)
+          const buf = Buffer.alloc(Math.min(max, size - offset))
+          const { bytesRead } = await handle.read(buf, 0, buf.length, offset)
+          return new Uint8Array(buf.subarray(0, bytesRead))
+        } finally {
+          await handle.close()
+        }
+      },
+      catch: (e) => fail("readFile", `cannot read ${file}: ${String(e)}`)
+    })
+}
+
+/** How to reach a remote login node. The private key is a secret. */
+export interface SshOptions {
+  readonly host: string
+  readonly port?: number | undefined
+  readonly username: string
+  readonly privateKey: Redacted.Redacted<string>
+  /** SHA-256 host key fingerprint (base64, as `ssh-keygen -lf` prints it after `SHA256:`); checked when given. */
+  readonly hostKeySha256?: string | undefined
+  readonly readyTimeoutMs?: number | undefined
+}
+
+const sftpCall = <A>(operation: string, f: (cb: (err: Error | null | undefined, a: A) => void) => void) =>
+  Effect.callback<A, Errors.BackendError>((resume) => {
+    f((err, a) => resume(err ? Effect.fail(fail(operation, err.message)) : Effect.succeed(a)))
+  })
+
+/** Commands over one SSH connection (exec) and files over SFTP; the connection closes with the scope. */
+export const ssh = (options: SshOptions): Effect.Effect<CommandRunner, Errors.BackendError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const client = yield* Effect.acquireRelease(
+      Effect.callback<Client, Errors.BackendError>((resume) => {
+        const c = new Client()
+        const config: ConnectConfig = {
+          host: options.host,
+          port: options.port ?? 22,
+          username: options.username,
+          privateKey: Redacted.value(options.privateKey),
+          readyTimeout: options.readyTimeoutMs ?? 20_000,
+          keepaliveInterval: 15_000
+        }
+        if (options.hostKeySha256 !== undefined) {
+          const expected = options.hostKeySha256.replace(/^SHA256:/, "").replace(/=+$/, "")
+          config.hostHash = "sha256"
+          config.hostVerifier = (hash: string) => Buffer.from(hash, "hex").toString("base64").replace(/=+$/, "") === expected
+        }
+        c.once("ready", () => resume(Effect.succeed(c)))
+        c.once("error", (e) => resume(Effect.fail(fail("connect", `ssh ${options.username}@${options.host}: ${e.message}`))))
+        c.connect(config)
+      }),
+      (c) => Effect.sync(() => c.end())
+    )
+    const sftp = yield* sftpCall<SFTPWrapper>("sftp", (cb) => client.sftp((err, s) => cb(err, s)))
+    const runner: CommandRunner = {
+      where: `${options.username}@${options.host}`,
+      exec: (command, args) =>
+        Effect.callback<CommandOutput, Errors.BackendError>((resume) => {
+          client.exec(shellJoin([command, ...args]), (err, channel) => {
+            if (err) return resume(Effect.fail(fail("exec", `ssh exec ${command}: ${err.message}`)))
+            const out: Array<Buffer> = []
+            const errOut: Array<Buffer> = []
+            let code = -1
+            channel.on("data", (d: Buffer) => out.push(d))
+            channel.stderr.on("data", (d: Buffer) => errOut.push(d))
+            channel.on("exit", (c: number | null) => (code = c ?? -1))
+            channel.on("close", () =>
+              resume(Effect.succeed({ stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(errOut).toString("utf8"), code }))
+            )
+          })
+        }),
+      mkdirp: (dir) =>
+        runner.exec("mkdir", ["-p", "--", dir]).pipe(
+          Effect.flatMap((o) => (o.code === 0 ? Effect.void : Effect.fail(fail("mkdir", `cannot create ${dir}: ${o.stderr.trim()}`, false))))
+        ),
+      writeFile: (file, content, mode) =>
+        runner.mkdirp(path.posix.dirname(file)).pipe(
+          Effect.andThen(sftpCall<void>("writeFile", (cb) => sftp.writeFile(file, content, { mode }, (err) => cb(err, undefined)))),
+          Effect.andThen(sftpCall<void>("chmod", (cb) => sftp.chmod(file, mode, (err) => cb(err, undefined))))
+        ),
+      readFrom: (file, offset, max) =>
+        Effect.callback<Uint8Array | undefined | "truncated", Errors.BackendError>((resume) => {
+          sftp.open(file, "r", (err, handle) => {
+            if (err) {
+              return resume((err as Error & { code?: number }).code === 2 ? Effect.succeed(undefined) : Effect.fail(fail("readFile", `${file}: ${err.message}`)))
+            }
+            sftp.fstat(handle, (err2, stats) => {
+              const size = stats?.size ?? 0
+              if (err2 || size <= offset) {
+                const result = size < offset ? ("truncated" as const) : new Uint8Array(0)
+                return sftp.close(handle, () => resume(err2 ? Effect.fail(fail("readFile", err2.message)) : Effect.succeed(result)))
+              }
+              const buf = Buffer.alloc(Math.min(max, size - offset))
+              sftp.read(handle, buf, 0, buf.length, offset, (err3, bytesRead) =>
+                sftp.close(handle, () =>
+                  resume(err3 ? Effect.fail(fail("readFile", err3.message)) : Effect.succeed(new Uint8Array(buf.subarray(0, bytesRead))))
+                ))
+            })
+          })
+        })
+    }
+    return runner
+  })

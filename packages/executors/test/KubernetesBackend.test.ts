@@ -1,0 +1,249 @@
+// The Kubernetes backend through the real @kubernetes/client-node against test/support/FakeKubeApi.ts, a local
+// stand-in for the API server (no API server can run on these machines): it runs each Job's container command
+// as a local process, schedules by cpu / memory / nvidia.com/gpu, and garbage-collects by ownerReferences.
+import { assert, describe, it, layer } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { Backend, TaskFile } from "@trex/core"
+import { Context, Effect, Layer, Redacted, Stream } from "effect"
+import { BackendConformance } from "@trex/core/testing"
+import * as KubernetesBackend from "../src/KubernetesBackend.ts"
+import * as K from "../src/internal/k8sJob.ts"
+import * as FakeKubeApi from "./support/FakeKubeApi.ts"
+
+const Fake = Effect.acquireRelease(
+  Effect.promise(() =>
+    FakeKubeApi.start({
+      nodes: [
+        { name: "gpu-node", labels: { "nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB" }, cpu: "2", memoryMi: 8192, extended: { "nvidia.com/gpu": 2 }, taints: [{ key: "nvidia.com/gpu", effect: "NoSchedule" }] }
+      ],
+      unpullable: ["registry.invalid/nope:1"],
+      gracePeriodMs: 1000
+    })
+  ),
+  (fake) => Effect.promise(() => fake.close())
+)
+
+const config = (fake: FakeKubeApi.FakeKubeApi, extra: Partial<KubernetesBackend.Config> = {}): KubernetesBackend.Config => ({
+  kubeConfig: fake.kubeConfig(),
+  namespace: "trex",
+  image: "busybox:1.36",
+  nodeSelector: { "nvidia.com/gpu.present": "true" },
+  tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+  logGraceMs: 3000,
+  ...extra
+})
+
+class FakeApi extends Context.Service<FakeApi, FakeKubeApi.FakeKubeApi>()("test/FakeApi") {}
+
+// The suite's `fresh` instance must reach the same fake server as the layer's backend.
+let current: FakeKubeApi.FakeKubeApi | undefined
+
+const TestLayer = Layer.effect(Backend.Backend, Effect.gen(function*() {
+  const fake = yield* FakeApi
+  current = fake
+  return yield* KubernetesBackend.make(config(fake))
+})).pipe(Layer.provideMerge(Layer.effect(FakeApi, Fake)))
+
+const spec = (node: string, script: string, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
+  name: `trex ${node}`,
+  argv: ["sh", "-c", script],
+  env: {},
+  files: [{ path: "strategy.json", content: JSON.stringify({ lr: 0.1 }) }],
+  resources: { gpus: 0, cpus: 1 },
+  labels: { run: "k8s-run/1", node },
+  ...extra
+})
+
+const collect = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+  Stream.runCollect(backend.watch(ref)).pipe(Effect.map((c) => Array.from(c)))
+
+const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
+  const last = events.at(-1)
+  assert.strictEqual(last?._tag, "Exit")
+  assert.strictEqual(events.filter((e) => e._tag === "Exit").length, 1)
+  return last as Backend.JobExit
+}
+
+/** Watch until a Pending state with a reason shows, then cancel; return the events. */
+const pendingThenCancel = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0], reason: (r: string) => boolean) =>
+  backend.watch(ref).pipe(
+    Stream.tap((e) => (e._tag === "State" && e.state === "Pending" && e.reason !== undefined && reason(e.reason) ? backend.cancel(ref) : Effect.void)),
+    Stream.runCollect,
+    Effect.map((c) => Array.from(c))
+  )
+
+describe("k8s manifests", () => {
+  it("builds a Job with GPU limits, selectors, tolerations, labels, a ConfigMap and secretKeyRef env", () => {
+    const m = K.manifests(
+      spec("n/1", "true", {
+        env: { PLAIN: "x", TOKEN: Redacted.make("s3cr3t") },
+        files: [{ path: "strategy.json", content: "{}" }, { path: "sub/dir/data.txt", content: "d" }],
+        resources: { gpus: 2, cpus: 0.5, memoryMb: 2048, timeLimitSeconds: 90.5 }
+      }),
+      {
+        name: "trex-n-1-abcde",
+        namespace: "ml",
+        image: "img",
+        jobDir: "/trex/job",
+        specDir: "/trex/spec",
+        gpuResource: "nvidia.com/gpu",
+        nodeSelector: { pool: "a100" },
+        tolerations: [{ key: "nvidia.com/gpu", operator: "Exists" }],
+        ttlSecondsAfterFinished: 60
+      }
+    )
+    const pod = m.job.spec!.template.spec!
+    const c = pod.containers[0]!
+    assert.deepStrictEqual(c.resources!.limits, { cpu: "500m", memory: "2048Mi", "nvidia.com/gpu": "2" })
+    assert.strictEqual(m.job.spec!.activeDeadlineSeconds, 91)
+    assert.strictEqual(m.job.spec!.backoffLimit, 0)
+    assert.strictEqual(m.job.spec!.ttlSecondsAfterFinished, 60)
+    assert.deepStrictEqual(pod.nodeSelector, { pool: "a100" })
+    assert.strictEqual(pod.restartPolicy, "Never")
+    assert.strictEqual(m.job.metadata!.labels![K.RUN_LABEL], K.labelValue("k8s-run/1"))
+    assert.strictEqual(m.job.metadata!.annotations![K.RUN_LABEL], "k8s-run/1")
+    assert.deepStrictEqual(c.env!.find((e) => e.name === "TOKEN"), { name: "TOKEN", valueFrom: { secretKeyRef: { name: "trex-n-1-abcde", key: "TOKEN" } } })
+    assert.notInclude(JSON.stringify(m.job), "s3cr3t")
+    assert.notInclude(JSON.stringify(m.configMap), "s3cr3t")
+    assert.strictEqual(Buffer.from(m.secret.data!.TOKEN!, "base64").toString(), "s3cr3t")
+    assert.deepStrictEqual(m.configMap.data, { f0: "{}", f1: "d" })
+    assert.deepStrictEqual(c.command!.slice(3), ["trex-job", "sh", "-c", "true"])
+    assert.throws(() => K.manifests(spec("x", "true", { files: [{ path: "../x", content: "" }] }), { name: "a", namespace: "n", image: "i", jobDir: "/j", specDir: "/s", gpuResource: "g" }))
+  })
+
+  it("makes valid label values and DNS-1123 names from any run or node id", () => {
+    assert.strictEqual(K.labelValue("run-1"), "run-1")
+    const odd = K.labelValue("k8s-run/1 with spaces and a very long tail ............................................")
+    assert.match(odd, /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/)
+    assert.notStrictEqual(K.labelValue("a/b"), K.labelValue("a_b"))
+    assert.match(K.jobName("Node_7/Trial", "abcde"), /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    assert.isAtMost(K.jobName("x".repeat(200), "abcde").length, 63)
+  })
+})
+
+layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBackend: the Backend conformance suite", (it) => {
+  // SIGKILL is an `Error` exit 137 on Kubernetes; only the kernel's OOM killer yields OOMKilled (tested below).
+  const cases = BackendConformance.cases({
+    command: (_, script) => ({ argv: ["sh", script], image: "busybox:1.36" }),
+    supportsOom: false,
+    fresh: Effect.suspend(() => KubernetesBackend.make(config(current!)))
+  })
+  for (const c of cases) it.effect(c.name, () => c.run, { timeout: 60_000 })
+})
+
+layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBackend on the fake API server", (it) => {
+  it.effect("runs a GPU job: secrets through a Secret only, files from the ConfigMap, result.json through the log marker", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      const ref = yield* backend.submit(spec("gpu", [
+        "echo \"token=${#TOKEN} plain=$PLAIN dir=$(basename \"$PWD\")\"",
+        "cat strategy.json; echo",
+        "printf '{\"metrics\":{\"acc\":0.5},\n \"primary\":0.5}' > result.json"
+      ].join("\n"), { env: { PLAIN: "p", TOKEN: Redacted.make("s3cr3t-token") }, resources: { gpus: 2, cpus: 1 } }))
+      const job = fake.get("jobs", "trex", ref.id)!
+      assert.deepStrictEqual(job.spec.template.spec.containers[0].resources.limits["nvidia.com/gpu"], "2")
+      assert.notInclude(JSON.stringify(job), "s3cr3t")
+      assert.strictEqual(fake.get("secrets", "trex", ref.id)!.metadata.ownerReferences![0]!.uid, job.metadata.uid)
+      const events = yield* collect(backend, ref)
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 0.5 }, primary: 0.5 })
+      const lines = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
+      assert.include(lines, "token=12 plain=p dir=job")
+      assert.include(lines, "{\"lr\":0.1}")
+      assert.isFalse(lines.some((l) => l.startsWith("TREX_RESULT")), "the result marker is not a log line")
+      assert.deepStrictEqual(lines, ["token=12 plain=p dir=job", "{\"lr\":0.1}"])
+      assert.isAbove(exit.wallSeconds, 0)
+      assert.strictEqual(exit.gpuSeconds, exit.wallSeconds * 2)
+    }))
+
+  it.effect("reports Unschedulable as a Pending reason, and cancel deletes in the foreground with the ConfigMap and Secret", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      const ref = yield* backend.submit(spec("too-big", "sleep 60", { env: { S: Redacted.make("x") }, resources: { gpus: 3, cpus: 1 } }))
+      const events = yield* pendingThenCancel(backend, ref, (r) => r === "Unschedulable")
+      assert.strictEqual(exitOf(events).outcome, "Cancelled")
+      assert.isTrue(fake.requests.some((r) => r.startsWith(`DELETE /apis/batch/v1/namespaces/trex/jobs/${ref.id}`) && r.includes("propagationPolicy=Foreground")))
+      yield* Effect.sleep("300 millis")
+      assert.isUndefined(fake.get("configmaps", "trex", ref.id))
+      assert.isUndefined(fake.get("secrets", "trex", ref.id))
+    }))
+
+  it.effect("reports an image that cannot be pulled as Pending ErrImagePull / ImagePullBackOff", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("bad-image", "true", { image: "registry.invalid/nope:1" }))
+      const events = yield* pendingThenCancel(backend, ref, (r) => r === "ImagePullBackOff")
+      const reasons = events.flatMap((e) => (e._tag === "State" && e.reason !== undefined ? [e.reason] : []))
+      assert.includeMembers(reasons, ["ErrImagePull", "ImagePullBackOff"])
+      assert.strictEqual(exitOf(events).outcome, "Cancelled")
+    }))
+
+  it.effect("maps OOMKilled (over the memory limit) to Failed/OOM", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const exit = yield* Backend.run(backend, spec("hog", "echo allocating; x=$(head -c 400000000 /dev/zero | tr '\\0' a); echo ${#x}", { resources: { gpus: 0, cpus: 1, memoryMb: 64 } }))
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "OOM")
+      assert.strictEqual(exit.exitCode, 137)
+      assert.include(exit.logTail, "allocating")
+    }))
+
+  it.effect("capacity counts the matching nodes' CPUs and GPUs", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const cap = yield* backend.capacity
+      assert.deepStrictEqual({ slots: cap.slots, gpus: cap.gpus }, { slots: 2, gpus: 2 })
+    }))
+})
+
+describe("KubernetesBackend after the TTL controller deleted a finished Job", () => {
+  it.live("the instance that saw it end still has its Exit; a fresh one reports that it is gone", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake, { ttlSecondsAfterFinished: 1 }))
+      const ref = yield* backend.submit(spec("ttl", "echo done > result.json"))
+      const exit = yield* Backend.awaitExit(backend, ref)
+      assert.strictEqual(exit.outcome, "Succeeded")
+      yield* Effect.sleep("1500 millis")
+      assert.isUndefined(fake.get("jobs", "trex", ref.id))
+      const again = yield* collect(backend, ref)
+      assert.strictEqual(again.length, 1)
+      assert.strictEqual(exitOf(again).outcome, "Succeeded")
+      assert.deepStrictEqual((yield* backend.list("k8s-run/1")).map((j) => [j.ref.id, j.state]), [[ref.id, "Finished"]])
+      const fresh = yield* KubernetesBackend.make(config(fake))
+      const gone = yield* Backend.awaitExit(fresh, ref)
+      assert.strictEqual(gone.failureKind, "Infra")
+    }).pipe(Effect.scoped))
+})
+
+describe("examples/backends/k8s.task.yaml", () => {
+  it.live("decodes through fromJson (kubeconfig file and context) and runs a job with its selectors and tolerations", () =>
+    Effect.gen(function*() {
+      const file = fileURLToPath(new URL("../../../examples/backends/k8s.task.yaml", import.meta.url))
+      const { task } = yield* TaskFile.load(file)
+      const section = (task.backend as { k8s: Record<string, unknown> }).k8s
+      assert.strictEqual(section.namespace, "ml")
+      const fake = yield* Fake
+      const kubeconfig = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "trex-kubeconfig-")), "config")
+      fs.writeFileSync(kubeconfig, fake.kubeConfig().exportConfig())
+      const config = yield* KubernetesBackend.fromJson({ ...section, kubeconfig, context: "fake" })
+      assert.deepStrictEqual(config.tolerations, [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }])
+      const backend = yield* KubernetesBackend.make(config)
+      const exit = yield* Backend.run(backend, spec("example", "echo '{\"metrics\":{},\"primary\":1}' > result.json", {
+        image: task.recipe!.image!,
+        resources: { ...task.recipe!.resources, cpus: 1, memoryMb: 512 }
+      }))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.strictEqual(exit.gpuSeconds, exit.wallSeconds * 1)
+      const bad = yield* Effect.flip(KubernetesBackend.fromJson({ ...section, kubeconfig, context: "fake", tolerations: [{ operator: "Sometimes" }] }))
+      assert.strictEqual(bad._tag, "InvalidInput")
+      const missing = yield* Effect.flip(KubernetesBackend.fromJson({ kubeconfig: "/nonexistent/kubeconfig" }))
+      assert.include(missing.message, "/nonexistent/kubeconfig")
+    }).pipe(Effect.scoped))
+})

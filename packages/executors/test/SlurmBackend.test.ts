@@ -1,0 +1,435 @@
+// The Slurm backend against the real single-node Slurm 22.05 that scripts/services/start-slurm.sh starts
+// (slurmctld + slurmd + slurmdbd, 2 fake GPUs as GRES), plus the pure parts: quoting, script, state mapping.
+import { execFileSync, spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Backend, TaskFile } from "@trex/core"
+import { Effect, Layer, Redacted, Stream } from "effect"
+import * as fc from "fast-check"
+import { BackendConformance } from "@trex/core/testing"
+import * as SlurmBackend from "../src/SlurmBackend.ts"
+import * as Script from "../src/internal/slurmScript.ts"
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
+const workDir = fs.mkdtempSync("/tmp/trex-slurm-test-")
+const run = `run-${Date.now().toString(36)}`
+
+const startSlurm = Effect.sync(() => {
+  execFileSync("bash", [path.join(repoRoot, "scripts/services/start-slurm.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
+})
+
+const config: SlurmBackend.Config = { workDir, pollIntervalMs: 300 }
+const TestLayer = Layer.unwrap(startSlurm.pipe(Effect.as(SlurmBackend.layer(config))))
+
+const spec = (node: string, script: string, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
+  name: `trex-${node}`,
+  argv: ["/bin/sh", "-c", script, "job"],
+  env: {},
+  files: [{ path: "strategy.json", content: JSON.stringify({ lr: 0.1 }) }],
+  resources: { gpus: 0, cpus: 1 },
+  labels: { run, node },
+  ...extra
+})
+
+const collect = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+  Stream.runCollect(backend.watch(ref)).pipe(Effect.map((c) => Array.from(c)))
+
+const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
+  const exits = events.filter((e): e is Backend.JobExit => e._tag === "Exit")
+  assert.strictEqual(exits.length, 1)
+  assert.strictEqual(events.at(-1), exits[0])
+  return exits[0]!
+}
+
+const HOSTILE = [
+  "",
+  " ",
+  "a b",
+  "it's",
+  "'",
+  "''",
+  "\"$HOME\"",
+  "$(touch /tmp/trex-pwned)",
+  "`id`",
+  "a;b|c&d",
+  "*",
+  "~",
+  "-n",
+  "new\nline",
+  "tab\there",
+  "back\\slash\\",
+  "!event",
+  "${PATH}",
+  "ünïcødé ✓",
+  "%j %x"
+]
+
+describe("shellQuote", () => {
+  it("turns each hostile string into exactly one word that sh reads back unchanged", () => {
+    for (const word of HOSTILE) {
+      const out = spawnSync("/bin/sh", ["-c", `printf '%s' ${Script.shellQuote(word)}`], { encoding: "utf8" })
+      assert.strictEqual(out.stdout, word, `quoting ${JSON.stringify(word)}`)
+    }
+    const argv = spawnSync("/bin/sh", ["-c", `for a in ${Script.shellJoin(HOSTILE)}; do printf '<%s>' "$a"; done`], { encoding: "utf8" })
+    assert.strictEqual(argv.stdout, HOSTILE.map((w) => `<${w}>`).join(""))
+    assert.isFalse(fs.existsSync("/tmp/trex-pwned"))
+  })
+
+  it("round-trips arbitrary strings through sh (property)", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme", maxLength: 40 }).filter((s) => !s.includes("\0")), (word) => {
+        const out = spawnSync("/bin/sh", ["-c", `printf '%s' ${Script.shellQuote(word)}`], { encoding: "utf8" })
+        return out.stdout === word
+      }),
+      { numRuns: 150 }
+    )
+  })
+
+  it("refuses NUL bytes", () => {
+    assert.throws(() => Script.shellQuote("a\0b"))
+  })
+})
+
+describe("renderScript", () => {
+  const input: Script.ScriptInput = {
+    jobName: "my job; rm -rf /",
+    labels: { run: "run,1=x", node: "n 7" },
+    jobDir: "/shared/jobs/r/n",
+    envFile: "/shared/jobs/r/n/.trex-env",
+    argv: ["python", "train.py", "--name", "it's $(bad)"],
+    gpus: 2,
+    gpuFlag: "gres",
+    cpus: 4,
+    memoryMb: 16000,
+    timeLimitSeconds: 3601,
+    partition: "gpu",
+    account: "ml",
+    extraDirectives: ["--constraint=ampere"]
+  }
+
+  it("writes every #SBATCH option and the labels in --comment", () => {
+    const s = Script.renderScript(input)
+    for (const d of [
+      "--job-name=my_job_rm_-rf_",
+      `--comment=${Script.labelComment(input.labels)}`,
+      "--gres=gpu:2",
+      "--partition=gpu",
+      "--account=ml",
+      "--time=0-01:00:01",
+      "--mem=16000M",
+      "--cpus-per-task=4",
+      "--output=/shared/jobs/r/n/slurm.stdout.log",
+      "--error=/shared/jobs/r/n/slurm.stderr.log",
+      "--constraint=ampere"
+    ]) assert.include(s, `#SBATCH ${d}\n`)
+    assert.include(s, `exec python train.py --name 'it'\\''s $(bad)'\n`)
+    assert.include(Script.renderScript({ ...input, gpuFlag: "gpus", gresType: "a100" }), "#SBATCH --gpus=a100:2\n")
+    assert.deepStrictEqual(Script.parseLabelComment(Script.labelComment(input.labels)), input.labels)
+    assert.isUndefined(Script.parseLabelComment("some other job"))
+  })
+
+  it("refuses values that would break an #SBATCH line", () => {
+    assert.throws(() => Script.renderScript({ ...input, partition: "gpu --account=other" }))
+    assert.throws(() => Script.renderScript({ ...input, jobDir: "/shared/my jobs" }))
+  })
+
+  it("parses sacct --parsable2 output, ExitCode and AllocTRES", () => {
+    const recs = Script.parseParsable2("JobID|State|ExitCode\n12|FAILED|3:0\n13|CANCELLED by 0|0:15\n")
+    assert.deepStrictEqual(recs, [{ JobID: "12", State: "FAILED", ExitCode: "3:0" }, { JobID: "13", State: "CANCELLED by 0", ExitCode: "0:15" }])
+    assert.deepStrictEqual(Script.parseExitCode("3:0"), { exitCode: 3, signal: 0 })
+    assert.deepStrictEqual(Script.parseExitCode(""), {})
+    assert.strictEqual(Script.gpusFromTres("billing=1,cpu=1,gres/gpu=2,mem=1000M,node=1"), 2)
+    assert.strictEqual(Script.gpusFromTres("cpu=1,gres/gpu:a100=4,gres/gpu=4"), 4)
+    assert.isUndefined(Script.gpusFromTres("cpu=1,mem=1G"))
+  })
+})
+
+describe("mapState", () => {
+  const m = (state: string, extra: Partial<Script.StateInput> = {}) => Script.mapState({ state, requeues: 0, maxRequeues: 2, ...extra })
+
+  it("maps waiting states to Pending with the scheduler's reason", () => {
+    assert.deepStrictEqual(m("PENDING", { reason: "Resources" }), { _tag: "Pending", reason: "Resources" })
+    assert.deepStrictEqual(m("PENDING", { reason: "None" }), { _tag: "Pending" })
+    assert.deepStrictEqual(m("CONFIGURING"), { _tag: "Pending", reason: "CONFIGURING" })
+    for (const s of ["REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED", "STOPPED"]) {
+      assert.strictEqual(m(s)._tag, "Pending", s)
+    }
+    assert.deepStrictEqual(m("REQUEUE_HOLD", { reason: "JobHeldAdmin" }), { _tag: "Pending", reason: "REQUEUE_HOLD: JobHeldAdmin" })
+  })
+
+  it("maps live states to Running", () => {
+    for (const s of ["RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING"]) assert.deepStrictEqual(m(s), { _tag: "Running" })
+  })
+
+  it("maps terminal states to an Exit with a failure kind", () => {
+    assert.deepStrictEqual(m("COMPLETED", { exitCode: "0:0" }), { _tag: "Exit", outcome: "Succeeded", exitCode: 0, message: "completed" })
+    assert.deepStrictEqual(m("FAILED", { exitCode: "3:0" }), { _tag: "Exit", outcome: "Failed", failureKind: "Crash", exitCode: 3, message: "job exited with code 3" })
+    assert.deepStrictEqual(m("FAILED", { exitCode: "0:9" }), { _tag: "Exit", outcome: "Failed", failureKind: "Crash", exitCode: 0, signal: 9, message: "job killed by signal 9" })
+    assert.include(m("SPECIAL_EXIT", { exitCode: "1:0" }), { outcome: "Failed", failureKind: "Crash", exitCode: 1 })
+    assert.include(m("TIMEOUT", { exitCode: "0:0" }), { outcome: "Failed", failureKind: "Timeout" })
+    assert.include(m("DEADLINE"), { outcome: "Failed", failureKind: "Timeout" })
+    assert.include(m("OUT_OF_MEMORY", { exitCode: "0:125" }), { outcome: "Failed", failureKind: "OOM" })
+    assert.include(m("CANCELLED by 0", { exitCode: "0:15" }), { outcome: "Cancelled", failureKind: "Cancelled" })
+    assert.include(m("CANCELLED+"), { outcome: "Cancelled" })
+    assert.include(m("REVOKED"), { outcome: "Failed", failureKind: "Infra" })
+  })
+
+  it("requeues NODE_FAIL, PREEMPTED and BOOT_FAIL within the bound, then fails as Infra", () => {
+    for (const s of ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL"]) {
+      assert.deepStrictEqual(m(s, { requeues: 1 }), { _tag: "Requeue", reason: s })
+      assert.deepStrictEqual(m(s, { requeues: 2 }), { _tag: "Exit", outcome: "Failed", failureKind: "Infra", message: `${s} after 2 requeue(s)` })
+    }
+    assert.include(m("PREEMPTED", { maxRequeues: 0 }), { _tag: "Exit", failureKind: "Infra" })
+  })
+
+  it("treats an unknown state as Pending, naming it", () => {
+    assert.deepStrictEqual(m("FUTURE_STATE"), { _tag: "Pending", reason: "Slurm state FUTURE_STATE" })
+  })
+})
+
+// Slurm keeps time limits in whole minutes and checks them every ~30 s, so a 1 s limit cannot end a job
+// within the suite's 30 s: timeScale 4 turns the 1 s limit into 4 s (Slurm: 1 min) and allows 120 s.
+// SIGKILL is a plain FAILED job on Slurm (OUT_OF_MEMORY needs the cgroup OOM killer), so no oom case.
+layer(TestLayer, { timeout: 300_000, excludeTestServices: true, concurrent: true })("SlurmBackend: the Backend conformance suite", (it) => {
+  const cases = BackendConformance.cases({
+    command: (_, script) => ({ argv: ["sh", script] }),
+    supportsOom: false,
+    fresh: SlurmBackend.make(config),
+    timeScale: 4
+  })
+  for (const c of cases) it.effect(c.name, () => c.run, { timeout: 200_000 })
+})
+
+layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend on a real Slurm", (it) => {
+  it.effect("runs a job: files, env, secrets in a 0600 file only, hostile argv, metrics, logs and result.json", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const hostile = "it's $(touch /tmp/trex-pwned) `id` \"q\" ; *"
+      const body = [
+        "set -e",
+        "printf 'arg=%s\\n' \"$1\"",
+        "echo \"dir=$PWD job=$TREX_JOB_DIR plain=$PLAIN secret=${#API_TOKEN}\"",
+        "cat strategy.json; echo",
+        "echo 'TREX_METRIC {\"step\":1,\"split\":\"train\",\"name\":\"loss\",\"value\":0.5}'",
+        "echo 'TREX_PROGRESS {\"fraction\":0.5}'",
+        "echo '{\"step\":2,\"split\":\"eval\",\"name\":\"acc\",\"value\":0.75}' >> metrics.jsonl",
+        "echo oops >&2",
+        "echo '{\"metrics\":{\"acc\":0.75},\"primary\":0.75}' > result.json"
+      ].join("\n")
+      const ref = yield* backend.submit(spec("ok", body, {
+        argv: ["/bin/sh", "-c", body, "job", hostile],
+        env: { PLAIN: "hello world", API_TOKEN: Redacted.make("s3cr3t-value") }
+      }))
+      assert.strictEqual(ref.backend, "slurm")
+      const jobDir = ref.data.jobDir as string
+      const events = yield* collect(backend, ref)
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      assert.strictEqual(exit.exitCode, 0)
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 0.75 }, primary: 0.75 })
+      const logs = events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
+      assert.include(logs, `stdout:arg=${hostile}`)
+      assert.include(logs, `stdout:dir=${jobDir} job=${jobDir} plain=hello world secret=12`)
+      assert.include(logs, `stdout:{"lr":0.1}`)
+      assert.include(logs, "stderr:oops")
+      const metrics = events.flatMap((e) => (e._tag === "Metric" ? [e.point] : []))
+      assert.deepStrictEqual(metrics, [{ step: 1, split: "train", name: "loss", value: 0.5 }, { step: 2, split: "eval", name: "acc", value: 0.75 }])
+      assert.isTrue(events.some((e) => e._tag === "Progress" && e.fraction === 0.5))
+      assert.isTrue(events.some((e) => e._tag === "State" && e.state === "Running") || exit.wallSeconds <= 2)
+      assert.isFalse(fs.existsSync("/tmp/trex-pwned"))
+      // The secret lives only in the 0600 env file: not in the script, not in Slurm's view of the job.
+      assert.strictEqual(fs.statSync(path.join(jobDir, Script.ENV_FILE)).mode & 0o777, 0o600)
+      assert.notInclude(fs.readFileSync(path.join(jobDir, Script.SCRIPT_FILE), "utf8"), "s3cr3t")
+      const shown = execFileSync("scontrol", ["show", "job", ref.id], { encoding: "utf8" })
+      assert.notInclude(shown, "s3cr3t")
+      assert.include(shown, `Comment=${Script.labelComment({ run, node: "ok" })}`)
+      // A finished job's watch yields its Exit at once.
+      const again = exitOf(yield* collect(backend, ref))
+      assert.strictEqual(again.outcome, "Succeeded")
+    }))
+
+  it.effect("reports a non-zero exit as Failed/Crash with sacct's exit code, and a missing result.json", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const exit = yield* Backend.run(backend, spec("crash", "echo about to fail; exit 3"))
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Crash")
+      assert.strictEqual(exit.exitCode, 3)
+      assert.include(exit.logTail, "about to fail")
+      assert.isUndefined(exit.result)
+      assert.include(exit.resultError ?? "", "result.json")
+    }))
+
+  it.effect("schedules GRES: gpus 2 sees two CUDA devices, sacct counts them, a second 2-GPU job waits for Resources", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const gpu = (node: string) => spec(node, "echo \"cuda=$CUDA_VISIBLE_DEVICES\"; sleep 3", { resources: { gpus: 2, cpus: 1 } })
+      const first = yield* backend.submit(gpu("gpu-a"))
+      const second = yield* backend.submit(gpu("gpu-b"))
+      const [a, b] = yield* Effect.all([collect(backend, first), collect(backend, second)], { concurrency: 2 })
+      for (const events of [a, b]) {
+        const exit = exitOf(events)
+        assert.strictEqual(exit.outcome, "Succeeded")
+        const cuda = events.flatMap((e) => (e._tag === "Log" && e.line.startsWith("cuda=") ? [e.line.slice(5)] : []))
+        assert.strictEqual(cuda.length, 1)
+        assert.strictEqual(cuda[0]!.split(",").length, 2, cuda[0])
+        assert.isAtLeast(exit.wallSeconds, 3)
+        assert.strictEqual(exit.gpuSeconds, exit.wallSeconds * 2)
+      }
+      const tres = execFileSync("sacct", ["-X", "-n", "-P", "-j", first.id, "-o", "AllocTRES"], { encoding: "utf8" })
+      assert.strictEqual(Script.gpusFromTres(tres.trim()), 2)
+      assert.isTrue(b.some((e) => e._tag === "State" && e.state === "Pending" && e.reason === "Resources"), JSON.stringify(b.slice(0, 4)))
+    }))
+
+  it.effect("cancels with scancel: a running job ends Cancelled; list(run) finds the run's jobs by comment", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("cancel-me", "echo started; sleep 120"))
+      const listed = yield* backend.list(run)
+      const mine = listed.find((j) => j.ref.id === ref.id)
+      assert.isDefined(mine)
+      assert.deepStrictEqual(mine!.labels, { run, node: "cancel-me" })
+      assert.notStrictEqual(mine!.state, "Finished")
+      assert.deepStrictEqual(yield* backend.list(`${run}-other`), [])
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? backend.cancel(ref) : Effect.void)),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Cancelled")
+      assert.strictEqual(exit.failureKind, "Cancelled")
+      assert.isBelow(exit.wallSeconds, 60)
+      const after = (yield* backend.list(run)).find((j) => j.ref.id === ref.id)
+      assert.strictEqual(after?.state, "Finished")
+    }))
+
+  it.effect("bounds requeues: a job Slurm requeued more than maxRequeues times is cancelled as Failed/Infra", () =>
+    Effect.gen(function*() {
+      const backend = yield* SlurmBackend.make({ ...config, maxRequeues: 0 })
+      const ref = yield* backend.submit(spec("requeued", "echo started; sleep 120"))
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Effect.sync(() => execFileSync("scontrol", ["requeue", ref.id])) : Effect.void)),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Infra")
+      assert.include(exit.message, "requeued 1 times")
+      const state = execFileSync("squeue", ["-h", "-t", "all", "-j", ref.id, "-o", "%T"], { encoding: "utf8" }).trim()
+      assert.strictEqual(state, "CANCELLED")
+    }).pipe(Effect.scoped))
+
+  it.effect("reports capacity: the node's CPUs and its 2 GRES GPUs", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const cap = yield* backend.capacity
+      assert.strictEqual(cap.gpus, 2)
+      assert.isAtLeast(cap.slots, 1)
+      assert.isAtLeast(cap.inUse, 0)
+    }))
+
+  it.effect("refuses job files outside the job directory and bad env names", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const bad = yield* Effect.flip(backend.submit(spec("bad", "true", { files: [{ path: "../escape", content: "x" }] })))
+      assert.strictEqual(bad._tag, "BackendError")
+      const badEnv = yield* Effect.flip(backend.submit(spec("bad", "true", { env: { "A;B": "x" } })))
+      assert.include(badEnv.message, "A;B")
+    }))
+})
+
+describe("SlurmBackend with slurmrestd and over SSH", () => {
+  it.live("reads live states from slurmrestd when configured (a bad token fails clearly)", () =>
+    Effect.gen(function*() {
+      yield* startSlurm
+      const token = execFileSync("scontrol", ["token", "username=root", "lifespan=600"], { encoding: "utf8" }).trim().split("=")[1]!
+      const rest = { url: "http://127.0.0.1:6820", user: "root" }
+      const bad = yield* SlurmBackend.make({ ...config, rest: { ...rest, token: Redacted.make("not-a-token") } })
+      const badRef = yield* bad.submit(spec("rest-bad", "true"))
+      const err = yield* Effect.flip(Backend.awaitExit(bad, badRef))
+      assert.include(err.message, "slurmrestd")
+      const backend = yield* SlurmBackend.make({ ...config, rest: { ...rest, token: Redacted.make(token) } })
+      const ref = yield* backend.submit(spec("rest", "echo via rest; sleep 1; exit 3"))
+      const events = yield* collect(backend, ref)
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.exitCode, 3, "the exit code comes from sacct, not slurmrestd's raw wait status")
+      assert.include(exit.logTail, "via rest")
+      assert.isTrue(events.some((e) => e._tag === "State"))
+    }).pipe(Effect.scoped), { timeout: 300_000 })
+
+  it.live("runs the same logic over SSH (ssh2 exec + SFTP) as another user, checking the host key", () =>
+    Effect.gen(function*() {
+      yield* startSlurm
+      execFileSync("bash", [path.join(repoRoot, "scripts/services/start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
+      const keyDir = process.env.SSH_KEY_DIR ?? "/var/lib/trex-test-ssh"
+      const hostKey = fs.readFileSync(path.join(keyDir, "known_hosts"), "utf8").trim().split(/\s+/)[2]!
+      const remoteDir = fs.mkdtempSync("/tmp/trex-slurm-ssh-")
+      fs.chmodSync(remoteDir, 0o777)
+      const ssh = {
+        host: "127.0.0.1",
+        port: 2222,
+        username: "sdktest",
+        privateKey: Redacted.make(fs.readFileSync(path.join(keyDir, "id_ed25519"), "utf8")),
+        hostKeySha256: createHash("sha256").update(Buffer.from(hostKey, "base64")).digest("base64")
+      }
+      const wrongHost = yield* Effect.flip(SlurmBackend.make({ workDir: remoteDir, ssh: { ...ssh, hostKeySha256: "AAAA" } }))
+      assert.strictEqual(wrongHost._tag, "BackendError")
+      const backend = yield* SlurmBackend.make({ workDir: remoteDir, pollIntervalMs: 300, ssh })
+      const ref = yield* backend.submit(spec("ssh", "echo \"user=$(id -un) secret=$TOKEN\"; echo '{\"metrics\":{},\"primary\":1}' > result.json", {
+        env: { TOKEN: Redacted.make("t0k") }
+      }))
+      const jobDir = ref.data.jobDir as string
+      assert.strictEqual(fs.statSync(path.join(jobDir, Script.ENV_FILE)).uid, Number(execFileSync("id", ["-u", "sdktest"], { encoding: "utf8" })))
+      assert.strictEqual(fs.statSync(path.join(jobDir, Script.ENV_FILE)).mode & 0o777, 0o600)
+      const events = yield* collect(backend, ref)
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: {}, primary: 1 })
+      assert.include(exit.logTail, "user=sdktest secret=t0k")
+      const listed = yield* backend.list(run)
+      assert.isTrue(listed.some((j) => j.ref.id === ref.id), "list over SSH sees the job (squeue --me as sdktest)")
+    }).pipe(Effect.scoped), { timeout: 300_000 })
+})
+
+describe("examples/backends/slurm.task.yaml", () => {
+  it.effect("decodes through fromJson; secrets are only referenced (key file, token variable)", () =>
+    Effect.gen(function*() {
+      const { task } = yield* TaskFile.load(path.join(repoRoot, "examples/backends/slurm.task.yaml"))
+      const section = (task.backend as { slurm: Record<string, unknown> }).slurm
+      const config = yield* SlurmBackend.fromJson(section)
+      assert.deepInclude(config, { workDir: "/shared/trex-jobs", partition: "gpu", account: "ml-research", gpuFlag: "gres", gpuType: "a100", maxRequeues: 2 })
+      const script = Script.renderScript({
+        jobName: "t",
+        labels: { run: "r", node: "n" },
+        jobDir: `${config.workDir}/r/n`,
+        envFile: `${config.workDir}/r/n/.trex-env`,
+        argv: task.recipe!.command,
+        gpus: task.recipe!.resources.gpus,
+        gpuFlag: config.gpuFlag!,
+        gresType: config.gpuType,
+        cpus: task.recipe!.resources.cpus,
+        memoryMb: task.recipe!.resources.memoryMb,
+        timeLimitSeconds: task.recipe!.resources.timeLimitSeconds,
+        partition: config.partition,
+        account: config.account,
+        extraDirectives: config.extraDirectives ?? []
+      })
+      for (const d of ["--gres=gpu:a100:1", "--cpus-per-task=8", "--mem=65536M", "--time=0-02:00:00", "--partition=gpu", "--account=ml-research"]) {
+        assert.include(script, `#SBATCH ${d}\n`)
+      }
+      const noKey = yield* Effect.flip(SlurmBackend.fromJson({ ...section, ssh: { host: "h", username: "u", privateKeyFile: "/nonexistent/key" } }))
+      assert.include(noKey.message, "/nonexistent/key")
+      const noToken = yield* Effect.flip(SlurmBackend.fromJson({ ...section, rest: { url: "http://x:6820", user: "u" } }, {}))
+      assert.include(noToken.message, "SLURM_JWT")
+      const withToken = yield* SlurmBackend.fromJson({ ...section, rest: { url: "http://x:6820", user: "u", tokenEnv: "MY_JWT" } }, { MY_JWT: "jwt" })
+      assert.strictEqual(Redacted.value(withToken.rest!.token), "jwt")
+      const typo = yield* Effect.flip(SlurmBackend.fromJson({ ...section, partiton: "gpu" }))
+      assert.strictEqual(typo._tag, "InvalidInput")
+    }))
+})

@@ -1,0 +1,590 @@
+// A stand-in for the Kubernetes API server, for the subset the KubernetesBackend uses. No API server can
+// run on these machines, so this is a local HTTP server (127.0.0.1, random port, bearer token) that speaks the
+// real wire format to the real @kubernetes/client-node: create/get/list/delete of batch/v1 Jobs, ConfigMaps,
+// Secrets and Pods, label and field selectors, watch streams (`?watch=true`, newline-delimited JSON events,
+// replay from `resourceVersion`), pod logs (`follow`), nodes. It also plays the controllers:
+// - job controller: one Pod per attempt (`backoffLimit`), conditions Complete / Failed (BackoffLimitExceeded,
+//   DeadlineExceeded from `activeDeadlineSeconds`), `ttlSecondsAfterFinished`;
+// - scheduler: node selectors, NoSchedule taints vs tolerations, cpu / memory / extended-resource requests
+//   against node allocatable (PodScheduled=False, reason Unschedulable, when nothing fits);
+// - kubelet: a Pod waits (ContainerCreating / CreateContainerConfigError) until its ConfigMap volume and
+//   secretKeyRef Secrets exist, fails to pull images named in `unpullable` (ErrImagePull -> ImagePullBackOff),
+//   then runs the container's command + args as a local process (the image is ignored), with volumes as
+//   directories under a per-pod temporary root: a mountPath that starts an env value, an arg or workingDir is
+//   rewritten to that directory. stdout and stderr go to the pod log; a memory limit is enforced by polling the
+//   process group's RSS (SIGKILL, reason OOMKilled, exit 137); deletion sends SIGTERM, then SIGKILL after the
+//   grace period;
+// - garbage collector: Foreground / Background / Orphan propagation over ownerReferences.
+import { spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import { randomUUID } from "node:crypto"
+import * as fs from "node:fs"
+import * as http from "node:http"
+import * as os from "node:os"
+import * as path from "node:path"
+import { KubeConfig } from "@kubernetes/client-node"
+
+type Obj = {
+  apiVersion?: string
+  kind?: string
+  metadata: {
+    name: string
+    namespace?: string
+    uid?: string
+    resourceVersion?: string
+    creationTimestamp?: string
+    deletionTimestamp?: string
+    labels?: Record<string, string>
+    annotations?: Record<string, string>
+    ownerReferences?: Array<{ uid: string; kind: string; name: string; controller?: boolean }>
+    finalizers?: Array<string>
+  }
+  [k: string]: any
+}
+type Kind = "jobs" | "pods" | "configmaps" | "secrets"
+
+/** A node of the fake cluster. */
+export interface FakeNode {
+  readonly name: string
+  readonly labels?: Record<string, string>
+  readonly cpu: string
+  readonly memoryMi: number
+  readonly extended?: Record<string, number>
+  readonly taints?: Array<{ key: string; value?: string; effect: string }>
+}
+
+export interface FakeKubeOptions {
+  readonly nodes?: ReadonlyArray<FakeNode>
+  /** Images that cannot be pulled. */
+  readonly unpullable?: ReadonlyArray<string>
+  /** Grace period between SIGTERM and SIGKILL when a pod is deleted (default 2 s). */
+  readonly gracePeriodMs?: number
+}
+
+export interface FakeKubeApi {
+  readonly url: string
+  readonly token: string
+  readonly kubeConfig: () => KubeConfig
+  /** Every request, as `METHOD path?query`. */
+  readonly requests: Array<string>
+  /** Objects as stored (for assertions): `get("secrets", ns, name)`. */
+  readonly get: (kind: Kind, namespace: string, name: string) => Obj | undefined
+  readonly close: () => Promise<void>
+}
+
+const now = () => new Date().toISOString()
+const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x))
+const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+const KIND_NAME: Record<Kind, [string, string]> = { jobs: ["batch/v1", "Job"], pods: ["v1", "Pod"], configmaps: ["v1", "ConfigMap"], secrets: ["v1", "Secret"] }
+
+const status = (code: number, reason: string, message: string) => ({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code })
+
+/** Equality-based label selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-separated. */
+const matchesLabels = (selector: string | null, labels: Record<string, string> = {}) =>
+  selector === null || selector === "" || selector.split(",").every((term) => {
+    const t = term.trim()
+    let m: RegExpExecArray | null
+    if ((m = /^([^=!]+)!=(.*)$/.exec(t)) !== null) return labels[m[1]!] !== m[2]
+    if ((m = /^([^=!]+)==?(.*)$/.exec(t)) !== null) return labels[m[1]!] === m[2]
+    if (t.startsWith("!")) return !(t.slice(1) in labels)
+    return t in labels
+  })
+
+const matchesFields = (selector: string | null, o: Obj) =>
+  selector === null || selector === "" || selector.split(",").every((term) => {
+    const [k, v] = term.split("=")
+    if (k === "metadata.name") return o.metadata.name === v
+    if (k === "metadata.namespace") return o.metadata.namespace === v
+    return false
+  })
+
+const parseCpu = (q: string | undefined) => (q === undefined ? 0 : q.endsWith("m") ? Number(q.slice(0, -1)) / 1000 : Number(q))
+const parseMemMi = (q: string | undefined) => {
+  if (q === undefined) return 0
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|K|M|G)?$/.exec(q)
+  if (m === null) return 0
+  const f: Record<string, number> = { Ki: 1 / 1024, Mi: 1, Gi: 1024, K: 1000 / 1048576, M: 1e6 / 1048576, G: 1e9 / 1048576 }
+  return Number(m[1]) * (m[2] !== undefined ? f[m[2]]! : 1 / 1048576)
+}
+
+/** RSS (bytes) of every process in a process group, from /proc. */
+const groupRss = (pgid: number): number => {
+  let total = 0
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      if (Number(fields[2]) === pgid) total += Number(fields[21]) * 4096
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total
+}
+
+export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi> => {
+  const token = randomUUID()
+  const nodes: ReadonlyArray<FakeNode> = options.nodes ?? [{ name: "fake-node-0", cpu: "2", memoryMi: 8192, extended: { "nvidia.com/gpu": 2 } }]
+  const unpullable = new Set(options.unpullable ?? [])
+  const grace = options.gracePeriodMs ?? 2000
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "fake-kube-"))
+  const store = new Map<string, Obj>()
+  const events: Array<{ kind: Kind; ns: string; type: string; obj: Obj; rv: number }> = []
+  const watchers = new Set<{ kind: Kind; ns: string; labels: string | null; fields: string | null; res: http.ServerResponse }>()
+  const procs = new Map<string, { child: ChildProcess; oom: boolean; log: string; listeners: Set<(s: string | null) => void>; memTimer?: NodeJS.Timeout }>()
+  const timers = new Set<NodeJS.Timeout>()
+  const requests: Array<string> = []
+  let rv = 1
+  const key = (kind: Kind, ns: string, name: string) => `${kind}/${ns}/${name}`
+  const later = (ms: number, f: () => void) => {
+    const t = setTimeout(() => {
+      timers.delete(t)
+      f()
+    }, ms)
+    timers.add(t)
+  }
+
+  const emit = (kind: Kind, ns: string, type: string, obj: Obj) => {
+    const r = ++rv
+    obj.metadata.resourceVersion = String(r)
+    const snap = clone(obj)
+    events.push({ kind, ns, type, obj: snap, rv: r })
+    for (const w of watchers) {
+      if (w.kind === kind && w.ns === ns && matchesLabels(w.labels, snap.metadata.labels) && matchesFields(w.fields, snap)) {
+        w.res.write(JSON.stringify({ type, object: snap }) + "\n")
+      }
+    }
+  }
+  const put = (kind: Kind, obj: Obj, type: "ADDED" | "MODIFIED") => {
+    store.set(key(kind, obj.metadata.namespace!, obj.metadata.name), obj)
+    emit(kind, obj.metadata.namespace!, type, obj)
+    setImmediate(reconcile)
+  }
+  const remove = (kind: Kind, obj: Obj) => {
+    if (!store.delete(key(kind, obj.metadata.namespace!, obj.metadata.name))) return
+    emit(kind, obj.metadata.namespace!, "DELETED", obj)
+    setImmediate(reconcile)
+  }
+  const all = (kind: Kind, ns?: string) =>
+    [...store.entries()].filter(([k]) => k.startsWith(`${kind}/${ns !== undefined ? `${ns}/` : ""}`)).map(([, v]) => v)
+  const dependents = (uid: string) =>
+    (["pods", "configmaps", "secrets", "jobs"] as Array<Kind>).flatMap((kind) =>
+      all(kind).filter((o) => (o.metadata.ownerReferences ?? []).some((r) => r.uid === uid)).map((o) => ({ kind, o }))
+    )
+
+  // ---- kubelet --------------------------------------------------------------------------------------
+  const container = (pod: Obj) => pod.spec.containers[0]
+  const setContainerState = (pod: Obj, state: object, extra: object = {}) => {
+    pod.status.containerStatuses = [{ name: container(pod).name, image: container(pod).image, ready: "running" in state, restartCount: 0, state, ...extra }]
+  }
+  const finishPod = (pod: Obj, code: number | null, signal: NodeJS.Signals | null, oom: boolean) => {
+    const startedAt = pod.status.containerStatuses?.[0]?.state?.running?.startedAt ?? now()
+    const exitCode = code ?? 128 + (signal !== null ? os.constants.signals[signal] : 9)
+    const reason = oom ? "OOMKilled" : exitCode === 0 ? "Completed" : "Error"
+    setContainerState(pod, { terminated: { exitCode, reason, startedAt, finishedAt: now(), ...(signal !== null ? { signal: os.constants.signals[signal] } : {}) } })
+    pod.status.phase = exitCode === 0 ? "Succeeded" : "Failed"
+    pod.status.conditions = (pod.status.conditions ?? []).map((c: any) => (c.type === "Ready" ? { ...c, status: "False" } : c))
+    if (store.get(key("pods", pod.metadata.namespace!, pod.metadata.name)) === pod) put("pods", pod, "MODIFIED")
+  }
+  const runPod = (pod: Obj) => {
+    const ns = pod.metadata.namespace!
+    const c = container(pod)
+    const waiting = (reason: string, message?: string) => {
+      if (pod.status.containerStatuses?.[0]?.state?.waiting?.reason === reason) return
+      setContainerState(pod, { waiting: { reason, ...(message !== undefined ? { message } : {}) } })
+      put("pods", pod, "MODIFIED")
+    }
+    if (unpullable.has(c.image)) {
+      if (pod.status.containerStatuses?.[0]?.state?.waiting === undefined) waiting("ErrImagePull", `failed to pull image "${c.image}"`)
+      else later(300, () => waiting("ImagePullBackOff", `Back-off pulling image "${c.image}"`))
+      return
+    }
+    for (const v of pod.spec.volumes ?? []) {
+      if (v.configMap !== undefined && !store.has(key("configmaps", ns, v.configMap.name))) return waiting("ContainerCreating")
+    }
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOSTNAME: pod.metadata.name }
+    for (const e of c.env ?? []) {
+      if (e.value !== undefined) env[e.name] = e.value
+      else if (e.valueFrom?.secretKeyRef !== undefined) {
+        const s = store.get(key("secrets", ns, e.valueFrom.secretKeyRef.name))
+        const data = s?.data?.[e.valueFrom.secretKeyRef.key]
+        if (data === undefined) return waiting("CreateContainerConfigError", `secret "${e.valueFrom.secretKeyRef.name}" not found`)
+        env[e.name] = Buffer.from(data, "base64").toString("utf8")
+      }
+    }
+    const podRoot = fs.mkdtempSync(path.join(root, `${pod.metadata.name}-`))
+    const mounts: Array<[string, string]> = []
+    for (const m of c.volumeMounts ?? []) {
+      const v = (pod.spec.volumes ?? []).find((x: any) => x.name === m.name)
+      const dir = path.join(podRoot, m.name)
+      fs.mkdirSync(dir, { recursive: true })
+      if (v?.configMap !== undefined) {
+        const cm = store.get(key("configmaps", ns, v.configMap.name))!
+        for (const [k, val] of Object.entries(cm.data ?? {})) fs.writeFileSync(path.join(dir, k), String(val), { mode: 0o444 })
+      }
+      mounts.push([m.mountPath, dir])
+    }
+    mounts.sort((a, b) => b[0].length - a[0].length)
+    const rewrite = (s: string) => {
+      for (const [mp, dir] of mounts) if (s === mp || s.startsWith(`${mp}/`)) return dir + s.slice(mp.length)
+      return s
+    }
+    for (const k of Object.keys(env)) env[k] = rewrite(env[k]!)
+    const argv = [...(c.command ?? []), ...(c.args ?? [])].map(rewrite)
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: c.workingDir !== undefined ? rewrite(c.workingDir) : podRoot, env, detached: true, stdio: ["ignore", "pipe", "pipe"] })
+    const proc = { child, oom: false, log: "", listeners: new Set<(s: string | null) => void>() } as NonNullable<ReturnType<typeof procs.get>>
+    procs.set(pod.metadata.uid!, proc)
+    const onData = (d: Buffer) => {
+      const s = d.toString("utf8")
+      proc.log += s
+      for (const l of proc.listeners) l(s)
+    }
+    child.stdout!.on("data", onData)
+    child.stderr!.on("data", onData)
+    const limitMi = parseMemMi(c.resources?.limits?.memory)
+    if (limitMi > 0) {
+      proc.memTimer = setInterval(() => {
+        if (child.pid !== undefined && groupRss(child.pid) > limitMi * 1048576) {
+          proc.oom = true
+          try {
+            process.kill(-child.pid, "SIGKILL")
+          } catch {
+            // already gone
+          }
+        }
+      }, 100)
+    }
+    let spawnError = false
+    child.on("error", (e) => {
+      spawnError = true
+      onData(Buffer.from(`exec failed: ${e.message}\n`))
+    })
+    child.on("close", (code, signal) => {
+      clearInterval(proc.memTimer)
+      finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
+      for (const l of proc.listeners) l(null)
+    })
+    setContainerState(pod, { running: { startedAt: now() } }, { started: true })
+    pod.status.phase = "Running"
+    pod.status.startTime ??= now()
+    pod.status.conditions = [...(pod.status.conditions ?? []).filter((x: any) => x.type !== "Ready"), { type: "Ready", status: "True" }]
+    put("pods", pod, "MODIFIED")
+  }
+  const killPod = (pod: Obj) => {
+    const proc = procs.get(pod.metadata.uid!)
+    if (proc === undefined || proc.child.exitCode !== null || proc.child.signalCode !== null || proc.child.pid === undefined) return false
+    const pid = proc.child.pid
+    try {
+      process.kill(-pid, "SIGTERM")
+    } catch {
+      return false
+    }
+    later(grace, () => {
+      try {
+        process.kill(-pid, "SIGKILL")
+      } catch {
+        // ended within the grace period
+      }
+    })
+    return true
+  }
+  const deletePod = (pod: Obj, then?: () => void) => {
+    pod.metadata.deletionTimestamp ??= now()
+    put("pods", pod, "MODIFIED")
+    const proc = procs.get(pod.metadata.uid!)
+    const done = () => {
+      remove("pods", pod)
+      then?.()
+    }
+    if (killPod(pod)) proc!.child.once("close", () => setImmediate(done))
+    else done()
+  }
+
+  // ---- scheduler --------------------------------------------------------------------------------------
+  const requestsOf = (pod: Obj) => {
+    const r = { ...(container(pod).resources?.limits ?? {}), ...(container(pod).resources?.requests ?? {}) }
+    return r as Record<string, string>
+  }
+  const fits = (node: FakeNode, pod: Obj): string | undefined => {
+    if (!Object.entries(pod.spec.nodeSelector ?? {}).every(([k, v]) => node.labels?.[k] === v)) return "node(s) didn't match Pod's node affinity/selector"
+    for (const t of node.taints ?? []) {
+      if (t.effect !== "NoSchedule") continue
+      const tolerated = (pod.spec.tolerations ?? []).some((tol: any) =>
+        (tol.key === undefined || tol.key === t.key) && (tol.operator === "Exists" || tol.value === t.value) && (tol.effect === undefined || tol.effect === t.effect)
+      )
+      if (!tolerated) return `node(s) had untolerated taint {${t.key}: ${t.value ?? ""}}`
+    }
+    const bound = all("pods").filter((p) => p.spec.nodeName === node.name && p.status.phase !== "Succeeded" && p.status.phase !== "Failed")
+    const used = (f: (r: Record<string, string>) => number) => bound.reduce((a, p) => a + f(requestsOf(p)), 0)
+    const want = requestsOf(pod)
+    if (used((r) => parseCpu(r.cpu)) + parseCpu(want.cpu) > parseCpu(node.cpu) + 1e-9) return "Insufficient cpu"
+    if (used((r) => parseMemMi(r.memory)) + parseMemMi(want.memory) > node.memoryMi) return "Insufficient memory"
+    for (const [res, q] of Object.entries(want)) {
+      if (res === "cpu" || res === "memory") continue
+      if (used((r) => Number(r[res] ?? 0)) + Number(q) > (node.extended?.[res] ?? 0)) return `Insufficient ${res}`
+    }
+    return undefined
+  }
+  const schedule = (pod: Obj) => {
+    const reasons = nodes.map((n) => [n, fits(n, pod)] as const)
+    const ok = reasons.find(([, r]) => r === undefined)
+    if (ok === undefined) {
+      const message = `0/${nodes.length} nodes are available: ${[...new Set(reasons.map(([, r]) => `${reasons.filter(([, x]) => x === r).length} ${r}`))].join(", ")}.`
+      const cond = pod.status.conditions?.find((c: any) => c.type === "PodScheduled")
+      if (cond?.message !== message) {
+        pod.status.conditions = [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }]
+        put("pods", pod, "MODIFIED")
+      }
+      return
+    }
+    pod.spec.nodeName = ok[0].name
+    pod.status.conditions = [{ type: "PodScheduled", status: "True" }]
+    put("pods", pod, "MODIFIED")
+  }
+
+  // ---- job controller ---------------------------------------------------------------------------------
+  const newPod = (job: Obj) => {
+    const name = `${job.metadata.name}-${Math.random().toString(36).slice(2, 7)}`
+    const tmpl = clone(job.spec.template)
+    const pod: Obj = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        ...tmpl.metadata,
+        name,
+        namespace: job.metadata.namespace!,
+        uid: randomUUID(),
+        creationTimestamp: now(),
+        labels: { ...tmpl.metadata?.labels, "job-name": job.metadata.name, "batch.kubernetes.io/job-name": job.metadata.name, "controller-uid": job.metadata.uid! },
+        ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: job.metadata.name, uid: job.metadata.uid!, controller: true }]
+      },
+      spec: tmpl.spec,
+      status: { phase: "Pending", conditions: [] }
+    }
+    put("pods", pod, "ADDED")
+  }
+  const finishJob = (job: Obj, condition: { type: "Complete" | "Failed"; reason?: string; message?: string }) => {
+    job.status.conditions = [{ ...condition, status: "True", lastTransitionTime: now(), lastProbeTime: now() }]
+    job.status.active = 0
+    if (condition.type === "Complete") job.status.completionTime = now()
+    put("jobs", job, "MODIFIED")
+    if (job.spec.ttlSecondsAfterFinished !== undefined) later(job.spec.ttlSecondsAfterFinished * 1000, () => deleteObject("jobs", job, "Foreground"))
+  }
+  const reconcileJob = (job: Obj) => {
+    if (job.metadata.deletionTimestamp !== undefined || job.status.conditions?.length > 0) return
+    const pods = all("pods", job.metadata.namespace).filter((p) => p.metadata.ownerReferences?.some((r) => r.uid === job.metadata.uid))
+    const succeeded = pods.filter((p) => p.status.phase === "Succeeded").length
+    const failed = pods.filter((p) => p.status.phase === "Failed").length
+    const active = pods.length - succeeded - failed
+    if (job.status.succeeded !== succeeded || job.status.failed !== failed || job.status.active !== active) {
+      Object.assign(job.status, { succeeded, failed, active })
+      put("jobs", job, "MODIFIED")
+    }
+    if (succeeded > 0) return finishJob(job, { type: "Complete" })
+    if (failed > (job.spec.backoffLimit ?? 6)) return finishJob(job, { type: "Failed", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" })
+    if (active === 0) newPod(job)
+  }
+  let reconciling = false
+  const reconcile = () => {
+    if (reconciling) return
+    reconciling = true
+    try {
+      for (const job of all("jobs")) reconcileJob(job)
+      for (const pod of all("pods")) {
+        if (pod.metadata.deletionTimestamp !== undefined || pod.status.phase === "Succeeded" || pod.status.phase === "Failed") continue
+        if (pod.spec.nodeName === undefined) schedule(pod)
+        if (pod.spec.nodeName !== undefined && !procs.has(pod.metadata.uid!)) runPod(pod)
+      }
+    } finally {
+      reconciling = false
+    }
+  }
+
+  // ---- deletion and garbage collection ----------------------------------------------------------------
+  const deleteObject = (kind: Kind, obj: Obj, policy: string) => {
+    if (!store.has(key(kind, obj.metadata.namespace!, obj.metadata.name))) return
+    const deps = dependents(obj.metadata.uid!)
+    const deleteDep = ({ kind: k, o }: { kind: Kind; o: Obj }, then: () => void) => {
+      if (k === "pods") deletePod(o, then)
+      else {
+        deleteObject(k, o, "Background")
+        then()
+      }
+    }
+    if (policy === "Orphan") {
+      for (const { kind: k, o } of deps) {
+        o.metadata.ownerReferences = o.metadata.ownerReferences!.filter((r) => r.uid !== obj.metadata.uid)
+        put(k, o, "MODIFIED")
+      }
+      if (kind === "pods") deletePod(obj)
+      else remove(kind, obj)
+    } else if (policy === "Foreground") {
+      obj.metadata.deletionTimestamp ??= now()
+      obj.metadata.finalizers = ["foregroundDeletion"]
+      put(kind, obj, "MODIFIED")
+      let left = deps.length
+      const one = () => {
+        if (--left <= 0) (kind === "pods" ? deletePod(obj) : remove(kind, obj))
+      }
+      if (deps.length === 0) one()
+      for (const d of deps) deleteDep(d, one)
+    } else {
+      if (kind === "pods") deletePod(obj)
+      else remove(kind, obj)
+      for (const d of deps) deleteDep(d, () => undefined)
+    }
+  }
+
+  // ---- HTTP -----------------------------------------------------------------------------------------------
+  const send = (res: http.ServerResponse, code: number, body: unknown) => {
+    res.writeHead(code, { "content-type": "application/json" })
+    res.end(JSON.stringify(body))
+  }
+  const readBody = (req: http.IncomingMessage) =>
+    new Promise<string>((resolve) => {
+      const chunks: Array<Buffer> = []
+      req.on("data", (d: Buffer) => chunks.push(d))
+      req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+    })
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = new URL(req.url ?? "/", "http://x")
+    requests.push(`${req.method} ${url.pathname}${url.search}`)
+    if (req.headers.authorization !== `Bearer ${token}`) return send(res, 401, status(401, "Unauthorized", "Unauthorized"))
+    const q = url.searchParams
+    if (url.pathname === "/api/v1/nodes" && req.method === "GET") {
+      return send(res, 200, {
+        kind: "NodeList",
+        apiVersion: "v1",
+        metadata: { resourceVersion: String(rv) },
+        items: nodes.map((n) => ({
+          apiVersion: "v1",
+          kind: "Node",
+          metadata: { name: n.name, labels: n.labels ?? {} },
+          spec: { taints: n.taints ?? [] },
+          status: { allocatable: { cpu: n.cpu, memory: `${n.memoryMi}Mi`, ...Object.fromEntries(Object.entries(n.extended ?? {}).map(([k, v]) => [k, String(v)])) } }
+        }))
+      })
+    }
+    const m = /^\/(?:api\/v1|apis\/batch\/v1)\/namespaces\/([^/]+)\/(jobs|pods|configmaps|secrets)(?:\/([^/]+))?(\/log)?$/.exec(url.pathname)
+    if (m === null) return send(res, 404, status(404, "NotFound", `the server could not find the requested resource ${url.pathname}`))
+    const [, ns, kind, name, log] = m as unknown as [string, string, Kind, string | undefined, string | undefined]
+    if ((kind === "jobs") !== url.pathname.startsWith("/apis/batch/v1/")) return send(res, 404, status(404, "NotFound", "wrong API group"))
+    const [apiVersion, kindName] = KIND_NAME[kind]
+    const existing = name !== undefined ? store.get(key(kind, ns, name)) : undefined
+    const notFound = () => send(res, 404, status(404, "NotFound", `${kind.replace(/s$/, "")}s "${name}" not found`))
+
+    if (log !== undefined) {
+      if (kind !== "pods" || existing === undefined) return notFound()
+      const proc = procs.get(existing.metadata.uid!)
+      if (proc === undefined) {
+        const reason = existing.status.containerStatuses?.[0]?.state?.waiting?.reason ?? "ContainerCreating"
+        return send(res, 400, status(400, "BadRequest", `container "job" in pod "${name}" is waiting to start: ${reason}`))
+      }
+      res.writeHead(200, { "content-type": "text/plain" })
+      res.write(proc.log)
+      const running = proc.child.exitCode === null && proc.child.signalCode === null && existing.status.phase === "Running"
+      if (q.get("follow") !== "true" || !running) return res.end()
+      const listener = (s: string | null) => (s === null ? (proc.listeners.delete(listener), res.end()) : res.write(s))
+      proc.listeners.add(listener)
+      res.on("close", () => proc.listeners.delete(listener))
+      return
+    }
+
+    if (req.method === "GET" && name === undefined && q.get("watch") === "true") {
+      res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" })
+      const w = { kind, ns, labels: q.get("labelSelector"), fields: q.get("fieldSelector"), res }
+      const from = q.get("resourceVersion")
+      const initial = from !== null && from !== "" && from !== "0"
+        ? events.filter((e) => e.kind === kind && e.ns === ns && e.rv > Number(from)).map((e) => ({ type: e.type, object: e.obj }))
+        : all(kind, ns).map((o) => ({ type: "ADDED", object: clone(o) }))
+      for (const e of initial) {
+        if (matchesLabels(w.labels, e.object.metadata.labels) && matchesFields(w.fields, e.object)) res.write(JSON.stringify(e) + "\n")
+      }
+      watchers.add(w)
+      const timeout = Number(q.get("timeoutSeconds") ?? 0)
+      if (timeout > 0) later(timeout * 1000, () => res.end())
+      res.on("close", () => watchers.delete(w))
+      return
+    }
+    if (req.method === "GET" && name === undefined) {
+      const items = all(kind, ns).filter((o) => matchesLabels(q.get("labelSelector"), o.metadata.labels) && matchesFields(q.get("fieldSelector"), o))
+      return send(res, 200, { kind: `${kindName}List`, apiVersion, metadata: { resourceVersion: String(rv) }, items })
+    }
+    if (req.method === "GET") return existing !== undefined ? send(res, 200, existing) : notFound()
+    if (req.method === "POST" && name === undefined) {
+      const obj = JSON.parse(await readBody(req)) as Obj
+      const n = obj.metadata?.name
+      if (n === undefined || !DNS1123.test(n) || n.length > 253) return send(res, 422, status(422, "Invalid", `${kindName} "${n}" is invalid: metadata.name`))
+      for (const [k, v] of Object.entries(obj.metadata.labels ?? {})) {
+        if (!/^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/.test(v)) return send(res, 422, status(422, "Invalid", `metadata.labels: Invalid value: "${v}" (${k})`))
+      }
+      if (store.has(key(kind, ns, n))) return send(res, 409, status(409, "AlreadyExists", `${kind} "${n}" already exists`))
+      Object.assign(obj, { apiVersion, kind: kindName })
+      obj.metadata = { ...obj.metadata, namespace: ns, uid: randomUUID(), creationTimestamp: now() }
+      if (kind === "secrets" && obj.stringData !== undefined) {
+        obj.data = { ...obj.data, ...Object.fromEntries(Object.entries(obj.stringData as Record<string, string>).map(([k, v]) => [k, Buffer.from(v).toString("base64")])) }
+        delete obj.stringData
+      }
+      if (kind === "jobs") obj.status = { startTime: now(), active: 0 }
+      if (kind === "jobs" && obj.spec.activeDeadlineSeconds !== undefined) {
+        later(obj.spec.activeDeadlineSeconds * 1000, () => {
+          if (store.get(key("jobs", ns, n)) !== obj || obj.status.conditions?.length > 0) return
+          finishJob(obj, { type: "Failed", reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" })
+          for (const { kind: k, o } of dependents(obj.metadata.uid!)) if (k === "pods" && o.status.phase !== "Succeeded" && o.status.phase !== "Failed") deletePod(o)
+        })
+      }
+      put(kind, obj, "ADDED")
+      return send(res, 201, obj)
+    }
+    if (req.method === "DELETE" && existing !== undefined) {
+      const body = await readBody(req)
+      const policy = q.get("propagationPolicy") ?? (body !== "" ? (JSON.parse(body) as { propagationPolicy?: string }).propagationPolicy : undefined)
+      deleteObject(kind, existing, policy ?? (kind === "jobs" ? "Orphan" : "Background"))
+      return send(res, 200, existing)
+    }
+    if (req.method === "DELETE") return notFound()
+    return send(res, 405, status(405, "MethodNotAllowed", `${req.method} is not supported by the fake`))
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((e) => send(res, 500, status(500, "InternalError", String(e))))
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const address = server.address() as { port: number }
+  const url = `http://127.0.0.1:${address.port}`
+  return {
+    url,
+    token,
+    requests,
+    get: (kind, namespace, name) => store.get(key(kind, namespace, name)),
+    kubeConfig: () => {
+      const kc = new KubeConfig()
+      kc.loadFromOptions({
+        clusters: [{ name: "fake", server: url, skipTLSVerify: true }],
+        users: [{ name: "fake", token }],
+        contexts: [{ name: "fake", cluster: "fake", user: "fake", namespace: "default" }],
+        currentContext: "fake"
+      })
+      return kc
+    },
+    close: async () => {
+      for (const t of timers) clearTimeout(t)
+      for (const p of procs.values()) {
+        clearInterval(p.memTimer)
+        if (p.child.pid !== undefined && p.child.exitCode === null && p.child.signalCode === null) {
+          try {
+            process.kill(-p.child.pid, "SIGKILL")
+          } catch {
+            // already gone
+          }
+        }
+      }
+      for (const w of watchers) w.res.end()
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      fs.rmSync(root, { recursive: true, force: true })
+    }
+  }
+}
