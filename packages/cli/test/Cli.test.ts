@@ -161,4 +161,46 @@ describe("trex CLI: runs", () => {
     // what finished before the kill kept its result
     for (const id of finishedBefore) assert.isDefined(tree.view.get(id))
   })
+
+  it("Ctrl-C stops cleanly: jobs cancelled, journal consistent, and `trex resume` carries on", async () => {
+    const out = tmp()
+    const log = path.join(out, "executions.log")
+    const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "6"], {
+      cwd: root,
+      env: { ...process.env, TREX_TOY_LOG: log, TREX_TOY_MS: "3000" },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    const deadline = Date.now() + 60_000
+    // wait until two trials are running (their jobs have started), then interrupt
+    while ((stdout.match(/^start /gm) ?? []).length < 2 || !fs.existsSync(log) || fs.readFileSync(log, "utf8").trim().split("\n").length < 2) {
+      if (Date.now() > deadline) throw new Error(`no progress: ${stdout}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    child.kill("SIGINT")
+    const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)))
+    assert.strictEqual(code, 130)
+    assert.match(stdout, /stopped; continue with: trex resume /)
+    const runDir = stdout.match(/run directory: (.*)/)![1]!
+    // the running jobs were cancelled: no job process is left
+    for (const node of fs.readdirSync(path.join(runDir, "jobs"))) {
+      const pidFile = path.join(runDir, "jobs", node, "pid")
+      if (!fs.existsSync(pidFile)) continue
+      const { pid } = JSON.parse(fs.readFileSync(pidFile, "utf8")) as { pid: number }
+      let alive = true
+      try {
+        process.kill(pid, 0)
+      } catch {
+        alive = false
+      }
+      assert.isFalse(alive, `job ${node} (pid ${pid}) still runs after Ctrl-C`)
+    }
+    assert.isFalse(fs.existsSync(path.join(runDir, "journal.sqlite.lock")), "the lock is released")
+    const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50" })
+    assert.strictEqual(resumed.status, 0, resumed.stderr)
+    const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
+    assert.strictEqual(tree.view.size, 6)
+    for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
+  })
 })
