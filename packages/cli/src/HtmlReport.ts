@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
-import { Journal } from "@trex/core"
+import { type Errors, Journal } from "@trex/core"
 import type { JournalEvent } from "@trex/core"
 import { build } from "./internal/reportModel.ts"
 import { emptyPage, page } from "./internal/reportPage.ts"
@@ -58,7 +58,7 @@ export const render = (input: Input): string => {
  * ```
  * @since 0.1.0 @category rendering
  */
-export const fromJournal = Effect.fn("HtmlReport.fromJournal")(function*(logs?: Logs) {
+export const fromJournal: (logs?: Logs) => Effect.Effect<string, Errors.JournalError, Journal.Journal> = Effect.fn("HtmlReport.fromJournal")(function*(logs?: Logs) {
   const journal = yield* Journal.Journal
   const entries = yield* journal.read()
   return render(logs === undefined ? { entries } : { entries, logs })

@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearcher, OpenAiModel, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
-import { type Backend, Errors, Journal, type Scheduler, SearchPolicy, type Task } from "@trex/core"
+import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearcher, type Model, OpenAiModel, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
+import { type Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, type Task } from "@trex/core"
 import { DockerBackend, KubernetesBackend, LocalBackend, Simulator, SlurmBackend, SshBackend } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
@@ -75,7 +75,7 @@ export const backend = (settings: Settings, task: Task.Task, runDir: string): La
  * A missing variable is reported as bad input naming it.
  * @since 0.1.0 @category layers
  */
-export const model = (settings: Settings) => {
+export const model = (settings: Settings): Layer.Layer<Model.Model, Errors.InvalidInput> => {
   const [layer, needs] = settings.modelApi === "openai-compatible"
     ? [OpenAiModel.layerConfig(), "OPENAI_BASE_URL and TREX_MODEL"] as const
     : [AnthropicModel.layerConfig(), "ANTHROPIC_API_KEY"] as const
@@ -88,7 +88,14 @@ export const model = (settings: Settings) => {
  * Everything `Explorer.run` needs, on a SQLite journal in the run directory.
  * @since 0.1.0 @category layers
  */
-export const layers = (settings: Settings, task: Task.Task, runDir: string) => {
+export const layers = (
+  settings: Settings,
+  task: Task.Task,
+  runDir: string
+): Layer.Layer<
+  Journal.Journal | SearchPolicy.SearchPolicy | Researcher.Researcher | ExecutorAgent.ExecutorAgent,
+  Errors.InvalidInput | Errors.BackendError | Errors.JournalError
+> => {
   const backendLayer = backend(settings, task, runDir)
   const researcher = settings.researcher === "heuristic"
     ? HeuristicResearcher.layer()
