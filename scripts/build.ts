@@ -31,10 +31,12 @@ for (const [name, entries] of Object.entries(packages)) {
     splitting: true,
     sourcemap: true,
     dts: false,
+    // keep `node:` specifiers: node:sqlite exists only with its prefix
+    removeNodeProtocol: false,
     clean: false,
     silent: true,
     // every dependency stays an import: users get one copy of effect and of each other package
-    external: [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {}), /^effect\//, /^@trex\//],
+    external: [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {}), /^effect\//, /^@trex\//, /^node:/],
     esbuildOptions: (options) => {
       options.outbase = path.join(dir, "src")
     }

@@ -116,7 +116,7 @@ const descriptions: Record<string, string> = {
   "defaultStrategy.evaluation": "How to evaluate this strategy (same fields as `evaluation`).",
   "defaultStrategy.rationale": "Why this strategy; commentary only, it never changes the fingerprint.",
   "recipe": "How the template executor runs a strategy.",
-  "recipe.command": "Command as argv, with placeholders `{taskDir}`, `{jobDir}`, `{run}` and `{node}` only; the job reads the strategy from `$TREX_JOB_DIR/strategy.json`.",
+  "recipe.command": "Command as argv, with placeholders `{taskDir}`, `{run}`, `{node}` and `{execPath}` (the Node.js running trex) only; the job reads the strategy from `$TREX_JOB_DIR/strategy.json`.",
   "recipe.image": "Container image, for container backends.",
   "recipe.env": "Environment variables for the job.",
   "recipe.resources": "Resources one trial needs.",

@@ -99,8 +99,8 @@ describe("TemplateExecutor on the local backend", () => {
 
   it("substitutes only the three placeholders; strategy values never reach argv", () => {
     assert.deepStrictEqual(
-      TemplateExecutor.argv(["python", "{taskDir}/train.py", "--node={node}", "{run}", "{strategy}", "$(rm -rf /)"], { taskDir: "/t", run: "r1", node: "n2" }),
-      ["python", "/t/train.py", "--node=n2", "r1", "{strategy}", "$(rm -rf /)"]
+      TemplateExecutor.argv(["{execPath}", "{taskDir}/train.py", "--node={node}", "{run}", "{strategy}", "$(rm -rf /)"], { taskDir: "/t", run: "r1", node: "n2" }),
+      [process.execPath, "/t/train.py", "--node=n2", "r1", "{strategy}", "$(rm -rf /)"]
     )
   })
 })

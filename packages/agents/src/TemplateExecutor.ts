@@ -5,7 +5,8 @@
  * becomes a failed node with its kind and the last log lines — never a crash of the run.
  *
  * Strategy values never enter the command line: the command's placeholders are only
- * `{taskDir}`, `{run}` and `{node}`; the job reads its strategy from `strategy.json`.
+ * `{taskDir}`, `{run}`, `{node}` and `{execPath}` (the controller's Node.js, for local jobs written in
+ * JavaScript or TypeScript); the job reads its strategy from `strategy.json`.
  *
  * @since 0.1.0
  */
@@ -37,11 +38,15 @@ export interface Options {
 const decodeResultFile = Schema.decodeUnknownExit(Result.JobResultFile)
 
 /**
- * The `argv` for a recipe command; only the three placeholders are substituted.
+ * The `argv` for a recipe command; only the four placeholders are substituted.
  * @since 0.1.0 @category utilities
  */
-export const argv = (command: ReadonlyArray<string>, vars: { readonly taskDir: string; readonly run: string; readonly node: string }) =>
-  command.map((part) => part.replace(/\{(taskDir|run|node)\}/g, (_, k: "taskDir" | "run" | "node") => vars[k]))
+export const argv = (command: ReadonlyArray<string>, vars: { readonly taskDir: string; readonly run: string; readonly node: string }) => {
+  const all = { ...vars, execPath: process.execPath }
+  return command.map((part) =>
+    part.replace(/\{(taskDir|run|node|execPath)\}/g, (_, k: "taskDir" | "run" | "node" | "execPath") => all[k])
+  )
+}
 
 /** A task's JSON form, encoded once per task (every job of a run carries it). */
 const encodedTasks = new WeakMap<Task.Task, Task.TaskEncoded>()

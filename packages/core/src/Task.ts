@@ -55,7 +55,7 @@ export type Resources = typeof Resources.Type
 
 /**
  * How the template executor runs a strategy: a command (argv) with placeholders
- * `{taskDir}`, `{jobDir}`, `{run}` and `{node}` only — strategy values never enter the
+ * `{taskDir}`, `{run}`, `{node}` and `{execPath}` only — strategy values never enter the
  * command line; the job reads them from `strategy.json`. `estimate` is the cost a running
  * trial reserves against the budget.
  * @since 0.1.0 @category schemas
