@@ -36,6 +36,8 @@ export interface Options {
   /** Pairs needed before a statistic becomes an insight (default 3). */
   readonly minPairs?: number
   readonly poolNeighbour?: number
+  /** First-level children after the baseline are random configurations (default true); else mutations of the default. */
+  readonly randomDrafts?: boolean
   /** Candidates tried per proposal before giving up on a node (default 64). */
   readonly maxCandidates?: number
 }
@@ -95,6 +97,14 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         out.push({ strategy: { ...task.defaultStrategy, rationale: "Baseline: the task's default strategy." } })
       }
       const maxCandidates = options.maxCandidates ?? 64
+      // Other first-level children are drafts: random configurations, for a global view before local moves.
+      if (parent === undefined && (options.randomDrafts ?? true)) {
+        for (let i = 0; i < maxCandidates && out.length < n; i++) {
+          const strategy = yield* randomDraft(space, task.defaultStrategy)
+          if (fresh(strategy)) out.push({ strategy: { ...strategy, rationale: "Draft: a random configuration of the search space, for a global view." } })
+        }
+        return out
+      }
       const pool = space.points !== undefined && space.points.length > 0 ? space.points : undefined
       // Crossover donors: better-scoring siblings of the parent, and the best node.
       const best = tree.best()
@@ -189,6 +199,17 @@ const mutate = (
     }
     const origin = parent === undefined ? "the default strategy" : parent.id
     return { strategy, rationale: `From ${origin}: ${notes.join("; ")}.` }
+  })
+
+/** A uniformly random configuration: a pool point, or a value per parameter. */
+const randomDraft = (space: SearchSpace.SearchSpace, base: Strategy.Strategy) =>
+  Effect.gen(function*() {
+    if (space.points !== undefined && space.points.length > 0) {
+      return SearchSpace.applyPoint(space, base, space.points[yield* Random.nextIntBetween(0, space.points.length - 1)]!)
+    }
+    let strategy = base
+    for (const p of space.parameters) strategy = SearchSpace.set(strategy, p.path, p.values[yield* Random.nextIntBetween(0, p.values.length - 1)]!)
+    return strategy
   })
 
 /** The untried pool point nearest to a mutated candidate (L1 over parameter positions). */

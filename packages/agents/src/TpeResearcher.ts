@@ -12,7 +12,7 @@
 import { ExperimentNode, Researcher, Task } from "@trex/core"
 import { Effect, Layer, Random } from "effect"
 import { density, type Observation, sample, score, split } from "./internal/tpeModel.ts"
-import { analysis, freshness, pointOf, spaceOf, strategyAt, uniform } from "./internal/tpeSpace.ts"
+import { analysis, freshness, pointOf, poolPoints, spaceOf, strategyAt, uniform } from "./internal/tpeSpace.ts"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -64,8 +64,13 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
     const rng = yield* Random.Random
     const next = () => rng.nextDoubleUnsafe()
     const out: Array<Researcher.Proposal> = []
+    const pool = poolPoints(s.space)
     for (let i = 0; i < n; i++) {
-      const ranked = Array.from({ length: candidates }, () => sample(l, next))
+      // candidates drawn from l; in a finite pool, a random sample of the pool's configurations
+      const drawn = pool === undefined
+        ? Array.from({ length: candidates }, () => sample(l, next))
+        : Array.from({ length: Math.min(candidates * 4, pool.length) }, () => pool[Math.floor(next() * pool.length)]!)
+      const ranked = drawn
         .map((point) => ({ point, ratio: score(point, l, g) }))
         .sort((a, b) => b.ratio - a.ratio)
       let chosen = false

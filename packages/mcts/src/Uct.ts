@@ -20,7 +20,7 @@ export interface Options {
   readonly decay?: number
   /** How a subtree is valued: its best result (default) or its mean. */
   readonly backup?: "mean" | "max"
-  /** First-level strategies before the root competes with its children (default 2). */
+  /** First-level strategies before the root competes with its children (default 4). */
   readonly drafts?: number
   readonly widening?: ProgressiveWidening.Options
   /** Count pending trials as losses while they run (default true), so parallel workers spread out. */
@@ -50,7 +50,7 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
   const widening = options.widening ?? ProgressiveWidening.defaults
   const virtualLoss = options.virtualLoss ?? true
   const usePriors = options.usePriors ?? false
-  const drafts = options.drafts ?? 2
+  const drafts = options.drafts ?? 4
 
   /** Worth descending into: expandable itself, or with finished descendants that may be. O(1). */
   const reachable = (tree: ExperimentTree.TreeView, ctx: SearchPolicy.SelectionContext, child: Child): boolean =>

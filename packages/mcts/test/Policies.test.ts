@@ -47,7 +47,7 @@ describe("Uct", () => {
   it.effect("with no exploration it expands the best node, like greedy", () =>
     Effect.gen(function*() {
       const { a1, b } = small()
-      const sel = yield* Uct.make({ c: 0 }).select(b.view, ctx())
+      const sel = yield* Uct.make({ c: 0, drafts: 2 }).select(b.view, ctx())
       assert.deepStrictEqual(sel, SearchPolicy.expand(a1))
     }))
 
@@ -86,7 +86,7 @@ describe("Uct", () => {
   it.effect("decay shrinks exploration as the budget is spent", () =>
     Effect.gen(function*() {
       const { a1, b } = small()
-      const sel = yield* Uct.make({ c: 50, decay: 1 }).select(b.view, ctx({ budgetUsed: 1 }))
+      const sel = yield* Uct.make({ c: 50, decay: 1, drafts: 2 }).select(b.view, ctx({ budgetUsed: 1 }))
       assert.deepStrictEqual(sel, SearchPolicy.expand(a1))
     }))
 })

@@ -67,6 +67,15 @@ export const freshness = (tried: (fp: string) => boolean) => {
 /** Spaces up to this size are enumerated, so sampling finds the last untried point. */
 const enumerateUpTo = 4096
 
+/** The configurations of a finite pool, as index points (undefined when the space is a full grid). */
+export const poolPoints = (space: SearchSpace.SearchSpace): ReadonlyArray<Point> | undefined =>
+  space.points === undefined || space.points.length === 0
+    ? undefined
+    : space.points.map((values) => space.parameters.map((p, i) => Math.max(0, p.values.indexOf(values[i]!))))
+
+/** The number of points of the full grid (a pool, if any, is not counted). */
+const gridSize = (space: SearchSpace.SearchSpace): number => space.parameters.reduce((acc, p) => acc * p.values.length, 1)
+
 const pointAt = (space: SearchSpace.SearchSpace, flat: number): Point => {
   const out: Array<number> = []
   for (let i = space.parameters.length - 1; i >= 0; i--) {
@@ -90,8 +99,22 @@ export const uniform = (
 ): Effect.Effect<Array<Strategy.Strategy>> =>
   Effect.gen(function*() {
     const rng = yield* Random.Random
-    const size = SearchSpace.size(s.space)
     const out: Array<Strategy.Strategy> = []
+    const pool = poolPoints(s.space)
+    if (pool !== undefined) {
+      // a finite pool: a uniform draw among its configurations, without replacement
+      const order = Array.from({ length: pool.length }, (_, i) => i)
+      for (let i = 0; i < pool.length && out.length < n; i++) {
+        const j = i + Math.floor(rng.nextDoubleUnsafe() * (pool.length - i))
+        const tmp = order[i]!
+        order[i] = order[j]!
+        order[j] = tmp
+        const strategy = strategyAt(s, pool[order[i]!]!, rationale)
+        if (fresh(strategy)) out.push(strategy)
+      }
+      return out
+    }
+    const size = gridSize(s.space)
     if (size <= enumerateUpTo) {
       // a lazy Fisher-Yates shuffle over flat indices: stop once n fresh points are found
       const order = Array.from({ length: size }, (_, i) => i)
