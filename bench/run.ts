@@ -62,8 +62,13 @@ const time = async <A>(f: () => Promise<A>): Promise<{ ms: number; value: A }> =
 const explore = (trials: number, journal: Layer.Layer<Journal.Journal, unknown>, land: Simulator.Landscape, concurrency: number) =>
   Effect.gen(function*() {
     const sim = yield* Simulator.Simulator
-    const summary = yield* Explorer.run(task(trials), { runId: "bench", runDir: "/nonexistent", seed: 1, concurrency, distillEvery: 5 })
-    return { summary, utilisation: yield* sim.utilisation, clock: yield* sim.clock }
+    // simulated start time of every trial, to measure utilisation while trials are still being started
+    const starts = new Map<string, number>()
+    const onEvent = (entry: { event: { _tag: string; nodeId?: string } }) => {
+      if (entry.event._tag === "JobSubmitted") starts.set(entry.event.nodeId!, Effect.runSync(sim.clock))
+    }
+    const summary = yield* Explorer.run(task(trials), { runId: "bench", runDir: "/nonexistent", seed: 1, concurrency, distillEvery: 5, onEvent })
+    return { summary, utilisation: yield* sim.utilisation, clock: yield* sim.clock, starts }
   }).pipe(
     Effect.provide(
       Layer.mergeAll(
@@ -166,12 +171,31 @@ results["overhead"] = overhead
   const trials = quick ? 200 : 1000
   const run8 = await Effect.runPromise(explore(trials, Journal.Journal.layerMemory, heavy, 8))
   // baseline: the lower bound on makespan for these jobs on 8 GPUs = max(total work / 8, longest job)
-  const durations = [...run8.summary.tree.nodes()].map((n) => (n.state._tag === "Succeeded" ? n.state.result.cost.wallSeconds : 0))
-  const total = durations.reduce((a, b) => a + b, 0)
-  const lowerBound = Math.max(total / 8, Math.max(...durations))
-  results["utilisation"] = { gpus: 8, concurrency: 8, trials, busyFraction: run8.utilisation, makespan: run8.clock, makespanLowerBound: lowerBound, ratio: run8.clock / lowerBound }
+  const runs = [...run8.summary.tree.nodes()].map((n) => ({
+    start: run8.starts.get(n.id) ?? 0,
+    seconds: n.state._tag === "Succeeded" ? n.state.result.cost.wallSeconds : 0
+  }))
+  const total = runs.reduce((a, r) => a + r.seconds, 0)
+  const lowerBound = Math.max(total / 8, Math.max(...runs.map((r) => r.seconds)))
+  // while trials are still being started, every idle GPU is the loop's fault; after the last
+  // start, the drain of the last long trials is not
+  const lastStart = Math.max(...runs.map((r) => r.start))
+  const busyBeforeLastStart = runs.reduce((a, r) => a + Math.min(r.seconds, Math.max(0, lastStart - r.start)), 0)
+  const steady = lastStart > 0 ? busyBeforeLastStart / (8 * lastStart) : 1
+  results["utilisation"] = {
+    gpus: 8,
+    concurrency: 8,
+    trials,
+    busyFractionWhileStarting: steady,
+    busyFractionOverall: run8.utilisation,
+    makespan: run8.clock,
+    makespanLowerBound: lowerBound,
+    ratio: run8.clock / lowerBound
+  }
   print("")
-  print(`4. GPU utilisation, 8 simulated GPUs, ${trials} trials with Pareto(1.5) durations: busy ${(run8.utilisation * 100).toFixed(1)}%; makespan ${(run8.clock / 3600).toFixed(1)} h vs lower bound ${(lowerBound / 3600).toFixed(1)} h (${(run8.clock / lowerBound).toFixed(3)}x)`)
+  print(`4. GPU utilisation, 8 simulated GPUs, concurrency 8, ${trials} trials with Pareto(1.5) durations (truncated at 100x):`)
+  print(`   busy ${(steady * 100).toFixed(1)}% while trials were being started; ${(run8.utilisation * 100).toFixed(1)}% overall including the final drain;`)
+  print(`   makespan ${(run8.clock / 3600).toFixed(1)} h vs the lower bound max(work / 8, longest trial) ${(lowerBound / 3600).toFixed(1)} h (${(run8.clock / lowerBound).toFixed(3)}x)`)
 }
 
 fs.rmSync(dir, { recursive: true, force: true })

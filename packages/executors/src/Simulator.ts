@@ -157,7 +157,7 @@ export interface SyntheticConfig {
   readonly noise?: number
   /** Cost of every run in simulated seconds (default 0); with `heavyTail`, the scale of a Pareto law. */
   readonly seconds?: number
-  /** Pareto shape (e.g. 1.5) for heavy-tailed run costs. */
+  /** Pareto shape (e.g. 1.5) for heavy-tailed run costs, truncated at 100 times `seconds`. */
   readonly heavyTail?: number
   /** Intermediate points per run (default 0). */
   readonly curvePoints?: number

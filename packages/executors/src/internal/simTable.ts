@@ -114,7 +114,7 @@ export interface SyntheticSpec {
   /** Standard deviation of the noise added to each point (the landscape itself is fixed). */
   readonly noise: number
   readonly seconds: number
-  /** Pareto shape for heavy-tailed run costs (scale `seconds`); undefined: every run costs `seconds`. */
+  /** Pareto shape for heavy-tailed run costs (scale `seconds`, truncated at 100x); undefined: every run costs `seconds`. */
   readonly heavyTail?: number
   /** Curve points per run (0 for none). */
   readonly curvePoints: number
@@ -158,7 +158,8 @@ export const synthetic = (spec: SyntheticSpec): Landscape => {
     })
     const values = idx.map((i, k) => spec.parameters[k]!.values[i]!)
     const metrics: Record<string, number> = { score }
-    const seconds = spec.heavyTail === undefined ? spec.seconds : spec.seconds / Math.pow(Math.max(rand(), 1e-9), 1 / spec.heavyTail)
+    // Pareto, truncated at 100x its scale so one run cannot outlast the whole search
+    const seconds = spec.heavyTail === undefined ? spec.seconds : Math.min(100 * spec.seconds, spec.seconds / Math.pow(Math.max(rand(), 1e-9), 1 / spec.heavyTail))
     points.push({ id: `point-${n}`, values, score, seconds, metrics, curve })
     for (let k = idx.length - 1; k >= 0; k--) {
       idx[k]!++
