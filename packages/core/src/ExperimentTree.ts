@@ -25,6 +25,8 @@ export interface Stats {
   readonly bestUtility: number
   /** Trials in the subtree admitted or running, not yet finished (virtual loss). */
   readonly pending: number
+  /** Nodes in the subtree (itself included) that may still be expanded: finished, not cancelled, not exhausted. */
+  readonly open: number
 }
 
 /** A node as policies see it: spec, state, statistics, children. @since 0.1.0 @category models */
@@ -60,6 +62,8 @@ export interface TreeView {
   /** The best succeeded node, if any. */
   readonly best: () => NodeView | undefined
   readonly byFingerprint: (fp: string) => NodeView | undefined
+  /** Whether the researcher found nothing new to propose under the node (root included). */
+  readonly isExhausted: (id: string) => boolean
   readonly insights: ReadonlyArray<Insight.Insight>
   /** Min and max utility over succeeded nodes (for min-max normalisation). */
   readonly utilityRange: () => { readonly min: number; readonly max: number } | undefined
@@ -79,6 +83,7 @@ interface MutableStats {
   valueSum: number
   bestUtility: number
   pending: number
+  open: number
 }
 
 interface MutableNode {
@@ -95,9 +100,10 @@ interface MutableNode {
   counted: boolean
   /** The node's current view, until the node changes (views are immutable snapshots). */
   cached: NodeView | undefined
+  exhausted: boolean
 }
 
-const newStats = (): MutableStats => ({ visits: 0, successes: 0, valueSum: 0, bestUtility: -Infinity, pending: 0 })
+const newStats = (): MutableStats => ({ visits: 0, successes: 0, valueSum: 0, bestUtility: -Infinity, pending: 0, open: 0 })
 
 /** A snapshot of a node, made once per change of the node (so readers pay O(1) per look). */
 const view = (n: MutableNode): NodeView =>
@@ -132,6 +138,7 @@ export class ExperimentTree {
   private readonly fingerprints = new Map<string, string>()
   private readonly insightList: Array<Insight.Insight> = []
   private bestId: string | undefined
+  private rootExhausted = false
   private minUtility = Infinity
   private maxUtility = -Infinity
   /** Number of events applied. */
@@ -187,6 +194,7 @@ export class ExperimentTree {
         return out
       },
       best: () => (self.bestId === undefined ? undefined : get(self.bestId)),
+      isExhausted: (id) => (id === ExperimentNode.ROOT ? self.rootExhausted : self.nodes.get(id)?.exhausted === true),
       byFingerprint: (fp) => {
         const id = self.fingerprints.get(fp)
         return id === undefined ? undefined : get(id)
@@ -235,7 +243,8 @@ export class ExperimentTree {
           curve: [],
           curveIndex: new Map(),
           counted: false,
-          cached: undefined
+          cached: undefined,
+          exhausted: false
         }
         this.nodes.set(spec.id, node)
         this.order.push(spec.id)
@@ -286,6 +295,18 @@ export class ExperimentTree {
       }
       case "NodeFinished":
         return this.finish(event)
+      case "NodeExhausted": {
+        if (event.nodeId === ExperimentNode.ROOT) {
+          this.rootExhausted = true
+          return
+        }
+        const n = this.nodes.get(event.nodeId)
+        if (n === undefined || n.exhausted) return
+        n.exhausted = true
+        n.cached = undefined
+        if (isOpen(n.state._tag)) this.forPath(n.spec.id, (st) => st.open--)
+        return
+      }
       case "InsightsDistilled":
         for (const i of event.insights) this.insightList.push(i)
         return
@@ -325,9 +346,11 @@ export class ExperimentTree {
     const u = score === undefined ? undefined : Task.utility(this.task, score)
     // A cancelled trial says nothing about its strategy: it only releases its virtual loss.
     const visit = event.outcome !== "Cancelled"
+    const opens = isOpen(n.state._tag) && !n.exhausted
     this.forPath(n.spec.id, (s) => {
       if (wasCounted) s.pending--
       if (visit) s.visits++
+      if (opens) s.open++
       if (u !== undefined) {
         s.successes++
         s.valueSum += u
@@ -348,6 +371,9 @@ export class ExperimentTree {
     return this.nodes.keys()
   }
 }
+
+/** Whether a node in this state may be expanded (when not exhausted). */
+const isOpen = (tag: ExperimentNode.StateTag): boolean => tag === "Succeeded" || tag === "Failed" || tag === "Pruned"
 
 /**
  * Fold events (starting with `RunStarted`) into a tree; `undefined` when there is no `RunStarted`.

@@ -50,6 +50,8 @@ export const JournalEvent = Schema.TaggedUnion({
     reason: Schema.optionalKey(Schema.String),
     at: Schema.Finite
   },
+  /** The researcher had nothing new to propose under this node: policies stop expanding it. */
+  NodeExhausted: { nodeId: Schema.String, at: Schema.Finite },
   InsightsDistilled: { insights: Schema.Array(Insight.Insight), at: Schema.Finite },
   BudgetCharged: {
     nodeId: Schema.optionalKey(Schema.String),

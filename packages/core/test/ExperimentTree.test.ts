@@ -47,7 +47,8 @@ const checkStats = (tree: ExperimentTree.ExperimentTree, task: Task.Task) => {
       successes: utilities.length,
       valueSum: utilities.reduce((a, b) => a + b, 0),
       bestUtility: Math.max(-Infinity, ...utilities),
-      pending: nodes.filter((n) => n.state._tag === "Queued" || n.state._tag === "Running").length
+      pending: nodes.filter((n) => n.state._tag === "Queued" || n.state._tag === "Running").length,
+      open: nodes.filter((n) => ["Succeeded", "Failed", "Pruned"].includes(n.state._tag) && !v.isExhausted(n.id)).length
     }
   }
   const compare = (actual: ExperimentTree.Stats, want: ExperimentTree.Stats, where: string) => {
@@ -56,6 +57,7 @@ const checkStats = (tree: ExperimentTree.ExperimentTree, task: Task.Task) => {
     assert.closeTo(actual.valueSum, want.valueSum, 1e-9, `valueSum at ${where}`)
     assert.strictEqual(actual.bestUtility, want.bestUtility, `bestUtility at ${where}`)
     assert.strictEqual(actual.pending, want.pending, `pending at ${where}`)
+    assert.strictEqual(actual.open, want.open, `open at ${where}`)
     assert.isAtLeast(actual.pending, 0)
     assert.isAtMost(actual.successes, actual.visits)
   }

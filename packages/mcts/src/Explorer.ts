@@ -313,7 +313,6 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   }
 
   // ---- the loop ------------------------------------------------------------------------------
-  const exhausted = new Set<string>()
   const control = options.control
   const unsubscribe = control?.onChange(() => Queue.offerUnsafe(wake, { _tag: "Control" }))
   let lastBestAt = 0
@@ -438,7 +437,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
         inFlight: inFlight.size,
         concurrency,
         finished: finishedCount,
-        exhausted: (id) => exhausted.has(id)
+        exhausted: tree.view.isExhausted
       }
       const selection = yield* policy.select(tree.view, context).pipe(Random.withSeed(`${seed}:${tree.view.size}:select`))
       if (selection._tag === "Stop") {
@@ -461,7 +460,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       const parentId = selection.nodeId
       const picked = yield* propose(parentId)
       if (picked === undefined) {
-        exhausted.add(parentId)
+        yield* record([JournalEvent.make("NodeExhausted", { nodeId: parentId, at: yield* now })])
         continue
       }
       const at = yield* now

@@ -52,9 +52,11 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
   const usePriors = options.usePriors ?? false
   const drafts = options.drafts ?? 4
 
-  /** Worth descending into: expandable itself, or with finished descendants that may be. O(1). */
-  const reachable = (tree: ExperimentTree.TreeView, ctx: SearchPolicy.SelectionContext, child: Child): boolean =>
-    SearchPolicy.isExpandableNode(child, ctx) || (child.children.length > 0 && child.stats.visits > 0)
+  /**
+   * Worth descending into: something in the subtree may still be expanded (the tree counts open
+   * nodes per subtree). A context that exhausts more than the tree knows is handled by backtracking.
+   */
+  const reachable = (child: Child): boolean => child.stats.open > 0
 
   /** A node's own normalised value: its score, or 0 for a failure (the root has none). */
   const own = (tree: ExperimentTree.TreeView, id: string): number => {
@@ -68,39 +70,47 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
     select: (tree, ctx) =>
       Effect.gen(function*() {
         const c = c0 * Math.max(0, 1 - (options.decay ?? 0) * ctx.budgetUsed)
-        let id = "root"
-        let stats = tree.root.stats
-        let childIds = tree.root.children
-        for (;;) {
-          const expandable = SearchPolicy.isExpandable(tree, id, ctx)
-          const widen = expandable && childIds.length < ProgressiveWidening.allowed(stats.visits, widening)
-          if (id === "root" && widen && childIds.length < drafts) return SearchPolicy.expand(id)
-          const children = childIds.map((cid) => tree.get(cid)!).filter((ch) => reachable(tree, ctx, ch))
-          if (children.length === 0) {
-            if (expandable) return SearchPolicy.expand(id)
-            // A dead end (exhausted, or only pending below): rare, so a scan is fine.
-            if (ctx.inFlight > 0) return SearchPolicy.wait
-            const any = tree.frontier().find((nd) => SearchPolicy.isExpandable(tree, nd.id, ctx))
-            return any !== undefined ? SearchPolicy.expand(any.id) : SearchPolicy.stop("every node is exhausted")
+        // Subtrees found to hold nothing expandable during this selection; the descent restarts
+        // without them (backtracking), instead of scanning the whole tree.
+        const dead = new Set<string>()
+        descent: for (let restart = 0; restart < 256; restart++) {
+          let id = "root"
+          let stats = tree.root.stats
+          let childIds = tree.root.children
+          for (;;) {
+            const expandable = SearchPolicy.isExpandable(tree, id, ctx)
+            const widen = expandable && childIds.length < ProgressiveWidening.allowed(stats.visits, widening)
+            if (id === "root" && widen && childIds.length < drafts) return SearchPolicy.expand(id)
+            const children = childIds.map((cid) => tree.get(cid)!).filter((ch) => !dead.has(ch.id) && reachable(ch))
+            if (children.length === 0) {
+              if (expandable) return SearchPolicy.expand(id)
+              if (ctx.inFlight > 0) return SearchPolicy.wait
+              if (id === "root") return SearchPolicy.stop("every node is exhausted")
+              dead.add(id)
+              continue descent
+            }
+            const total = Math.max(1, stats.visits + (virtualLoss ? stats.pending : 0))
+            const priorSum = children.reduce((acc, ch) => acc + (ch.prior ?? 1), 0)
+            const explore = (n: number, prior: number) =>
+              usePriors ? c * (prior / priorSum) * Math.sqrt(total) / (1 + n) : c * Math.sqrt(Math.log(total + 1) / Math.max(n, 1e-9))
+            // The options: descend into a child, or (when widening allows) give this node a new child,
+            // valued by its own score. With c -> 0 this is greedy on the best node; c buys exploration.
+            type Option = { readonly child: Child | undefined; readonly score: number }
+            const candidates: Array<Option> = children.map((ch) => {
+              const n = ch.stats.visits + (virtualLoss ? ch.stats.pending : 0)
+              return { child: ch, score: n === 0 && !usePriors ? Infinity : value(tree, ch.stats, backup, virtualLoss) + explore(n, ch.prior ?? 1) }
+            })
+            if (widen) candidates.push({ child: undefined, score: own(tree, id) + explore(childIds.length + 1, 1) })
+            const pick = yield* argmax(candidates, (o) => o.score)
+            if (pick!.child === undefined) return SearchPolicy.expand(id)
+            id = pick!.child.id
+            stats = pick!.child.stats
+            childIds = pick!.child.children
           }
-          const total = Math.max(1, stats.visits + (virtualLoss ? stats.pending : 0))
-          const priorSum = children.reduce((acc, ch) => acc + (ch.prior ?? 1), 0)
-          const explore = (n: number, prior: number) =>
-            usePriors ? c * (prior / priorSum) * Math.sqrt(total) / (1 + n) : c * Math.sqrt(Math.log(total + 1) / Math.max(n, 1e-9))
-          // The options: descend into a child, or (when widening allows) give this node a new child,
-          // valued by its own score. With c -> 0 this is greedy on the best node; c buys exploration.
-          type Option = { readonly child: Child | undefined; readonly score: number }
-          const candidates: Array<Option> = children.map((ch) => {
-            const n = ch.stats.visits + (virtualLoss ? ch.stats.pending : 0)
-            return { child: ch, score: n === 0 && !usePriors ? Infinity : value(tree, ch.stats, backup, virtualLoss) + explore(n, ch.prior ?? 1) }
-          })
-          if (widen) candidates.push({ child: undefined, score: own(tree, id) + explore(childIds.length + 1, 1) })
-          const pick = yield* argmax(candidates, (o) => o.score)
-          if (pick!.child === undefined) return SearchPolicy.expand(id)
-          id = pick!.child.id
-          stats = pick!.child.stats
-          childIds = pick!.child.children
         }
+        // Many dead subtrees at once (rare): fall back to any expandable node.
+        const any = tree.frontier().find((nd) => SearchPolicy.isExpandableNode(nd, ctx))
+        return any !== undefined ? SearchPolicy.expand(any.id) : SearchPolicy.stop("every node is exhausted")
       })
   }
 }
