@@ -241,6 +241,8 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
       assert.deepStrictEqual(json, Strategy.encode(small.strategies[small.ids.indexOf(bestId)]!))
       const button = page.locator("#copy-best")
       yield* pw(() => button.click())
+      // copying is asynchronous (the clipboard API answers with a promise): wait for its outcome
+      yield* pw(() => page.waitForSelector("#copy-best[data-copied]", { timeout: 10_000 }))
       assert.strictEqual(yield* pw(() => button.getAttribute("data-copied")), "yes")
       assert.deepStrictEqual(problems, [])
     }))

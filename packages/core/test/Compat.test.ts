@@ -67,7 +67,8 @@ describe("Compat: journal format 1", () => {
       successes: 3,
       valueSum: 2.22,
       bestUtility: 0.81,
-      pending: 0
+      pending: 0,
+      open: 5
     })
     assert.strictEqual(v.get("n1")!.stats.visits, 4)
     assert.strictEqual(v.get("n3")!.stats.successes, 2)

@@ -155,8 +155,8 @@ describe("ExperimentTree", () => {
     assert.strictEqual(v.size, 5)
     assert.strictEqual(v.best()?.id, "a1")
     assert.deepStrictEqual(v.root.children, ["a", "b"])
-    assert.deepStrictEqual({ ...v.get("a")!.stats }, { visits: 3, successes: 2, valueSum: 1.4, bestUtility: 0.9, pending: 1 })
-    assert.deepStrictEqual({ ...v.root.stats }, { visits: 4, successes: 3, valueSum: 1.6, bestUtility: 0.9, pending: 1 })
+    assert.deepStrictEqual({ ...v.get("a")!.stats }, { visits: 3, successes: 2, valueSum: 1.4, bestUtility: 0.9, pending: 1, open: 3 })
+    assert.deepStrictEqual({ ...v.root.stats }, { visits: 4, successes: 3, valueSum: 1.6, bestUtility: 0.9, pending: 1, open: 4 })
     assert.deepStrictEqual(v.frontier().map((n) => n.id), ["a", "b", "a1", "a2"])
     assert.deepStrictEqual(v.path("a1x").map((n) => n.id), ["a", "a1", "a1x"])
     assert.deepStrictEqual(v.siblings("a1").map((n) => n.id), ["a2"])
@@ -191,7 +191,7 @@ describe("ExperimentTree", () => {
     const running = ExperimentTree.fold(events)!.view
     assert.strictEqual(running.root.stats.pending, 1)
     const done = ExperimentTree.fold(events.concat([JournalEvent.make("NodeFinished", { nodeId: "x", outcome: "Cancelled", reason: "user", at: 4 })]))!.view
-    assert.deepStrictEqual({ ...done.root.stats }, { visits: 0, successes: 0, valueSum: 0, bestUtility: -Infinity, pending: 0 })
+    assert.deepStrictEqual({ ...done.root.stats }, { visits: 0, successes: 0, valueSum: 0, bestUtility: -Infinity, pending: 0, open: 0 })
     assert.deepStrictEqual(done.get("x")?.state, { _tag: "Cancelled", reason: "user", finishedAt: 4 })
   })
 })
