@@ -29,7 +29,10 @@ export const run = (options: CampaignOptions) =>
       for (const t of [a, b]) t.child.kill("SIGKILL")
       await Promise.all([a.exited, b.exited])
       tally.rounds++
-      const ran = [a, b].filter((t) => /resumed run on task/.test(t.out.stdout))
+      // A controller that finished the run released the lock normally; the other may then run
+      // after it (one after the other, never at once), so only unfinished sessions count here.
+      const finished = [a, b].some((t) => /^finished: /m.test(t.out.stdout))
+      const ran = finished ? [a, b].filter((t) => /resumed run on task/.test(t.out.stdout)).slice(0, 1) : [a, b].filter((t) => /resumed run on task/.test(t.out.stdout))
       const refused = [a, b].filter((t) => t.child.exitCode === 2)
       if (ran.length === 2) {
         tally.bothRan++

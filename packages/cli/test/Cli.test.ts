@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentTree } from "@trex/core"
+import { ExperimentTree, Journal } from "@trex/core"
 import { Effect } from "effect"
 import * as RunDir from "../src/RunDir.ts"
 
@@ -117,12 +117,25 @@ describe("trex CLI: runs", () => {
     const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "2"], { TREX_TOY_MS: "30" })
     assert.strictEqual(first.status, 0, first.stderr)
     const runDir = first.stdout.match(/run directory: (.*)/)![1]!
-    // hold the lock from this (live) test process, as a running controller would
-    fs.writeFileSync(path.join(runDir, "journal.sqlite.lock"), `${process.pid}\n`)
-    const second = trex(["resume", runDir])
+    // hold the journal open for writing in this test process, as a running controller would
+    const second = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function*() {
+          yield* Journal.Journal
+          return yield* Effect.promise(() =>
+            new Promise<{ status: number | null; stderr: string }>((resolve) => {
+              const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "resume", runDir], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+              let stderr = ""
+              child.stderr.on("data", (d) => (stderr += d))
+              child.once("exit", (status) => resolve({ status, stderr }))
+            })
+          )
+        }).pipe(Effect.provide(Journal.Journal.layerSqlite(path.join(runDir, "journal.sqlite"))))
+      )
+    )
     assert.strictEqual(second.status, 2)
-    assert.match(second.stderr, /run is in use by process \d+/)
-    fs.rmSync(path.join(runDir, "journal.sqlite.lock"))
+    assert.match(second.stderr, new RegExp(`run is in use by process ${process.pid}`))
+    assert.notMatch(second.stderr, /\n\s+at /)
   })
 
   it("kill -9 mid-run, then `trex resume`: finishes without repeating a finished trial", async () => {
@@ -196,7 +209,7 @@ describe("trex CLI: runs", () => {
       }
       assert.isFalse(alive, `job ${node} (pid ${pid}) still runs after Ctrl-C`)
     }
-    assert.isFalse(fs.existsSync(path.join(runDir, "journal.sqlite.lock")), "the lock is released")
+    assert.isFalse(fs.existsSync(path.join(runDir, "journal.sqlite.lock.pid")), "the lock is released")
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!

@@ -33,7 +33,7 @@ export class Journal extends Context.Service<Journal, {
   /** A fresh in-memory journal. */
   static readonly layerMemory: Layer.Layer<Journal> = Layer.sync(Journal, () => makeMemory())
   /**
-   * A SQLite journal at `file` (created when missing). The writer holds `file + ".lock"` for
+   * A SQLite journal at `file` (created when missing). The writer holds an OS lock on `file + ".lock"` for
    * the layer's lifetime; pass `{ readonly: true }` to read a run another process writes.
    */
   static readonly layerSqlite = (file: string, options: SqliteOptions = {}): Layer.Layer<Journal, JournalError> =>

@@ -104,7 +104,7 @@ describe("Journal (SQLite)", () => {
       }))
     const entries = await withSqlite(file, (j) => j.read())
     assert.strictEqual(assertPrefix(entries), 4)
-    assert.isFalse(fs.existsSync(`${file}.lock`), "the lock is released when the layer closes")
+    assert.isFalse(fs.existsSync(`${file}.lock.pid`), "the lock is released when the layer closes")
   })
 
   it("is durable once append returns: a second connection and a separate process see it", async () => {
@@ -274,8 +274,8 @@ describe("Journal (SQLite)", () => {
         holder.proc.kill("SIGKILL")
         await holder.exited
       }
-      // the holder died without releasing: its stale lock is taken over
-      assert.isTrue(fs.existsSync(`${file}.lock`))
+      // the holder died without releasing: the operating system dropped its lock, so a writer may open
+      assert.isTrue(fs.existsSync(`${file}.lock.pid`))
       await withSqlite(file, (j) => j.append([eventAt(1)]))
     })
 
@@ -283,23 +283,23 @@ describe("Journal (SQLite)", () => {
       const file = sqliteFile()
       await withSqlite(file, () =>
         Effect.gen(function*() {
-          assert.strictEqual(fs.readFileSync(`${file}.lock`, "utf8").trim(), String(process.pid))
+          assert.strictEqual(fs.readFileSync(`${file}.lock.pid`, "utf8").trim(), String(process.pid))
           const lines = yield* Effect.promise(() => runChild(["open", file]))
           assert.deepStrictEqual(lines, ["error Locked"])
         }))
       assert.deepStrictEqual(await runChild(["open", file]), ["ok"])
     })
 
-    it("a stale lock (dead pid) or an unreadable one is taken over", async () => {
+    it("a stale lock (a dead holder's pid file) or an unreadable lock file is taken over", async () => {
       const file = sqliteFile()
       const dead = startChild(["bogus-mode", file])
       await dead.exited
-      fs.writeFileSync(`${file}.lock`, `${dead.proc.pid}\n`)
+      fs.writeFileSync(`${file}.lock.pid`, `${dead.proc.pid}\n`)
       await withSqlite(file, () =>
-        Effect.sync(() => assert.strictEqual(fs.readFileSync(`${file}.lock`, "utf8").trim(), String(process.pid))))
-      fs.writeFileSync(`${file}.lock`, "garbage")
+        Effect.sync(() => assert.strictEqual(fs.readFileSync(`${file}.lock.pid`, "utf8").trim(), String(process.pid))))
+      fs.writeFileSync(`${file}.lock`, "garbage: the lock file of an older trex")
       await withSqlite(file, (j) => j.append([eventAt(1)]))
-      assert.isFalse(fs.existsSync(`${file}.lock`))
+      assert.isFalse(fs.existsSync(`${file}.lock.pid`))
     })
 
     it("a second writer in the same process is refused with Locked", async () => {
@@ -333,7 +333,8 @@ describe("Journal (SQLite)", () => {
       const error = await openError(file)
       assert.strictEqual(error.reason, "Version")
       assert.match(error.message, /upgrade trex/)
-      assert.isFalse(fs.existsSync(`${file}.lock`), "a refused open releases the lock")
+      assert.isFalse(fs.existsSync(`${file}.lock.pid`), "a refused open releases the lock")
+      assert.deepStrictEqual(await runChild(["open", file]).catch(() => ["?"]), ["error Version"])
     })
 
     it("a read-only open of a newer journal is refused with Version too", async () => {

@@ -32,56 +32,72 @@ const migrations: ReadonlyArray<(db: DatabaseSync) => void> = [
 const io = (message: string, reason: JournalError["reason"] = "Io", seq?: number) =>
   new JournalError({ reason, message, ...(seq !== undefined ? { seq } : {}) })
 
-const isAlive = (pid: number): boolean => {
+/**
+ * The writer lock: `lockFile` is an (empty) SQLite database whose exclusive lock the writer holds
+ * for as long as the journal is open. The operating system releases it when the process dies,
+ * so there is no stale lock to take over and no race between two processes taking one over;
+ * `<lockFile>.pid` names the holder for the error message.
+ */
+const held = new Map<string, DatabaseSync>()
+
+const ownerOf = (lockFile: string): string => {
   try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
+    const pid = Number.parseInt(fs.readFileSync(`${lockFile}.pid`, "utf8").trim(), 10)
+    return Number.isFinite(pid) ? `process ${pid}` : "another process"
+  } catch {
+    return "another process"
   }
 }
 
-/** Lock files this process holds (a second writer in the same process is refused too). */
-const held = new Set<string>()
+const tryLock = (lockFile: string): DatabaseSync => {
+  const db = new DatabaseSync(lockFile)
+  try {
+    db.exec("PRAGMA busy_timeout = 0")
+    db.exec("BEGIN EXCLUSIVE")
+    return db
+  } catch (e) {
+    db.close()
+    throw e
+  }
+}
 
-/** Take `lockFile` for this process; a lock whose owner is dead is taken over. */
+/** Take the writer lock of a journal for this process. */
 const acquireLock = (lockFile: string): Effect.Effect<void, JournalError> =>
   Effect.try({
     try: () => {
       const key = path.resolve(lockFile)
       if (held.has(key)) throw io(`run is already open for writing in this process (lock ${lockFile})`, "Locked")
-      for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-          const fd = fs.openSync(lockFile, "wx")
-          fs.writeSync(fd, `${process.pid}\n`)
-          fs.closeSync(fd)
-          held.add(key)
-          return
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
-          const owner = Number.parseInt(fs.readFileSync(lockFile, "utf8").trim(), 10)
-          if (Number.isFinite(owner) && owner !== process.pid && isAlive(owner)) {
-            throw io(
-              `run is in use by process ${owner} (lock ${lockFile}); stop it first, or remove the lock if that process is not a trex controller`,
-              "Locked"
-            )
-          }
-          fs.rmSync(lockFile, { force: true })
+      let db: DatabaseSync
+      try {
+        db = tryLock(lockFile)
+      } catch (e) {
+        const message = String((e as Error).message)
+        if (/locked|busy/i.test(message)) {
+          throw io(`run is in use by ${ownerOf(lockFile)} (lock ${lockFile}); stop that controller first`, "Locked")
         }
+        // not a database (a lock file of an older trex, or garbage): nobody can hold it; replace it
+        fs.rmSync(lockFile, { force: true })
+        db = tryLock(lockFile)
       }
-      throw io(`could not take lock ${lockFile}`, "Locked")
+      fs.writeFileSync(`${lockFile}.pid`, `${process.pid}\n`)
+      held.set(key, db)
     },
     catch: (e) => (e instanceof JournalError ? e : io(`lock ${lockFile}: ${String(e)}`))
   })
 
 const releaseLock = (lockFile: string) =>
   Effect.sync(() => {
-    held.delete(path.resolve(lockFile))
+    const key = path.resolve(lockFile)
+    const db = held.get(key)
+    held.delete(key)
     try {
-      const owner = Number.parseInt(fs.readFileSync(lockFile, "utf8").trim(), 10)
-      if (owner === process.pid) fs.rmSync(lockFile, { force: true })
+      if (Number.parseInt(fs.readFileSync(`${lockFile}.pid`, "utf8").trim(), 10) === process.pid) fs.rmSync(`${lockFile}.pid`, { force: true })
     } catch {
       // already gone
+    }
+    if (db !== undefined && db.isOpen) {
+      db.exec("ROLLBACK")
+      db.close()
     }
   })
 
