@@ -91,7 +91,7 @@ const modelFaults = async (quick: boolean, seed: number, findings: Array<string>
       const base = await loadTask("chaos.task.yaml")
       const task = { ...base, budget: { maxTrials: trials, dollars: 0.5 } }
       const runDir = path.join(tmpDir("model-faults"), "run")
-      const summary = await runEmbedded({ task, runDir, claude: { url: server.url, apiKey: "sk-ant-test-faults", timeoutMs: 400 }, seed: i })
+      const summary = await runEmbedded({ task, runDir, claude: { url: server.url, apiKey: "fake-key-faults", timeoutMs: 400 }, seed: i })
       const f = facts(await readJournal(runDir))
       if (f.completed) completed++
       finishedTrials += summary.tree.size

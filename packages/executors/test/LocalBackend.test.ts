@@ -215,7 +215,7 @@ describe("LocalBackend environment", () => {
     Effect.scoped(
       Effect.gen(function*() {
         const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-env-"))
-        process.env["ANTHROPIC_API_KEY"] = "sk-ant-test-controller-secret"
+        process.env["ANTHROPIC_API_KEY"] = "fake-key-controller-secret"
         try {
           const backend = yield* LocalBackend.make({ root, slots: 1 })
           const exit = yield* Backend.run(backend, {

@@ -6,7 +6,7 @@ import * as AnthropicModel from "../../src/model/AnthropicModel.ts"
 import * as Model from "../../src/model/Model.ts"
 import * as Fake from "../support/FakeAnthropicServer.ts"
 
-const KEY = "sk-ant-test-SECRET-0123456789"
+const KEY = "fake-anthropic-key-SECRET-0123456789"
 const realSleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
 const until = (cond: () => boolean) =>
   Effect.gen(function*() {
