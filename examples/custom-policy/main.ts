@@ -39,12 +39,7 @@ const runOnce = (task: Task.Task, landscape: Simulator.Landscape, policy: Search
 const program = Effect.gen(function*() {
   const loaded = yield* TaskFile.load(taskFile)
   const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
-  const task: Task.Task = {
-    ...loaded.task,
-    budget: { maxTrials: trials },
-    searchSpace: loaded.task.searchSpace ?? Simulator.searchSpace(landscape),
-    defaultStrategy: loaded.task.defaultStrategy ?? Simulator.defaultStrategy(landscape)
-  }
+  const task: Task.Task = { ...Simulator.completeTask(loaded.task, landscape), budget: { maxTrials: trials } }
   const policies = [epsilonGreedy(0.2), Uct.make()]
   const means: Record<string, number> = {}
   for (const policy of policies) {

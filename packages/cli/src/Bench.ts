@@ -115,11 +115,7 @@ export const benchTask = (
   Effect.gen(function*() {
     const loaded = yield* TaskFile.load(file)
     const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
-    const task: Task.Task = {
-      ...loaded.task,
-      searchSpace: loaded.task.searchSpace ?? Simulator.searchSpace(landscape),
-      defaultStrategy: loaded.task.defaultStrategy ?? Simulator.defaultStrategy(landscape)
-    }
+    const task = Simulator.completeTask(loaded.task, landscape)
     const horizon = Math.max(...options.trials)
     const regret: Record<string, Record<number, number>> = {}
     const gpuHours: Record<string, Record<number, number>> = {}

@@ -73,12 +73,11 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         return options.write(`start  ${e.nodeId} (from ${n?.parent ?? "?"}): ${n?.strategy.rationale ?? ""}\n`)
       }
       case "NodeFinished": {
-        const n = view.get(e.nodeId)
         const best = view.best()
         const what = e.outcome === "Succeeded"
           ? `${view.task.metric.name}=${fmt(e.result?.score)}${e.result?.reusedFrom !== undefined ? ` (reused from ${e.result.reusedFrom})` : ""}`
           : e.outcome === "Failed" ? `FAILED ${e.result?.failure?.kind}: ${e.result?.failure?.message ?? ""}` : e.outcome.toLowerCase()
-        return options.write(`done   ${e.nodeId} ${what}  | best ${fmt(best !== undefined ? ExperimentNode.score(best) : undefined)}${best !== undefined ? ` (${best.id})` : ""} | trials ${u?.trials ?? "?"}${view.task.budget.maxTrials !== undefined ? `/${view.task.budget.maxTrials}` : ""}${n === undefined ? "" : ""}\n`)
+        return options.write(`done   ${e.nodeId} ${what}  | best ${fmt(best !== undefined ? ExperimentNode.score(best) : undefined)}${best !== undefined ? ` (${best.id})` : ""} | trials ${u?.trials ?? "?"}${view.task.budget.maxTrials !== undefined ? `/${view.task.budget.maxTrials}` : ""}\n`)
       }
       case "InsightsDistilled":
         return e.insights.forEach((i) => options.write(`insight ${i.text}\n`))
@@ -90,10 +89,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
   }
 
   const account = (e: JournalEvent.JournalEvent, budget: Budget.Budget) => {
-    if (ledger.value === undefined) ledger.value = new Budget.Ledger(budget)
-    if (e._tag === "NodeAdmitted") ledger.value.reserve(e.nodeId, e.estimate)
-    if (e._tag === "NodeFinished") ledger.value.release(e.nodeId)
-    if (e._tag === "BudgetCharged") ledger.value.charge(e.cost)
+    ;(ledger.value ??= new Budget.Ledger(budget)).apply(e)
   }
 
   return {

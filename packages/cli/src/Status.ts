@@ -28,9 +28,7 @@ export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget
   let sessionStart = 0
   let last = 0
   for (const { event } of entries) {
-    if (event._tag === "NodeAdmitted") ledger.restoreTrial(event.nodeId, event.estimate)
-    else if (event._tag === "NodeFinished") ledger.release(event.nodeId)
-    else if (event._tag === "BudgetCharged") ledger.charge(event.cost)
+    ledger.apply(event)
     if (event._tag === "RunStarted" || event._tag === "RunResumed") {
       elapsed += Math.max(0, last - sessionStart)
       sessionStart = event.at

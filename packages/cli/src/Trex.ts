@@ -42,14 +42,7 @@ export interface Prepared {
 }
 
 const withSimulatedSpace = (task: Task.Task, dir: string) =>
-  Effect.gen(function*() {
-    const { landscape } = yield* Simulator.fromTask(task, dir)
-    return {
-      ...task,
-      searchSpace: task.searchSpace ?? Simulator.searchSpace(landscape),
-      defaultStrategy: task.defaultStrategy ?? Simulator.defaultStrategy(landscape)
-    } satisfies Task.Task
-  })
+  Effect.map(Simulator.fromTask(task, dir), ({ landscape }) => Simulator.completeTask(task, landscape))
 
 /**
  * Resolve options into a run: load and check the task, choose the run directory (new, or the

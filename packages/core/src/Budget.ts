@@ -8,6 +8,7 @@
 import { Schema } from "effect"
 import * as Cost from "./Cost.ts"
 import { Positive, PositiveInt } from "./internal/schema.ts"
+import type * as JournalEvent from "./JournalEvent.ts"
 
 /**
  * Limits for one search. Every field is optional: an absent limit is no limit.
@@ -127,9 +128,14 @@ export class Ledger {
     this.reservations.set(nodeId, estimate)
   }
 
-  /** Count a trial that is already known to have started (replay), with its reservation. */
-  restoreTrial(nodeId: string, estimate: Cost.Cost): void {
-    this.reserve(nodeId, estimate)
+  /**
+   * Account for one journal event (replay, or a view following a live run): an admission
+   * reserves, a finish releases, a charge spends. Other events change nothing.
+   */
+  apply(event: JournalEvent.JournalEvent): void {
+    if (event._tag === "NodeAdmitted") this.reserve(event.nodeId, event.estimate)
+    else if (event._tag === "NodeFinished") this.release(event.nodeId)
+    else if (event._tag === "BudgetCharged") this.charge(event.cost)
   }
 
   /** Release a trial's reservation (its actual cost is charged separately). */

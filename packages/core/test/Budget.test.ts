@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import fc from "fast-check"
 import * as Budget from "../src/Budget.ts"
 import * as Cost from "../src/Cost.ts"
+import * as JournalEvent from "../src/JournalEvent.ts"
 
 const small = fc.integer({ min: 0, max: 20 })
 const cost: fc.Arbitrary<Cost.Cost> = fc.record({
@@ -185,10 +186,16 @@ describe("Budget.Ledger", () => {
     assert.isTrue(unlimited.canAdmit(Cost.make({ dollars: 1e9 })))
   })
 
-  it("restoreTrial counts a replayed trial with its reservation", () => {
+  it("apply replays journal events: an admission reserves, a finish releases, a charge spends", () => {
     const ledger = new Budget.Ledger({ maxTrials: 3 })
-    ledger.restoreTrial("a", Cost.make({ dollars: 1 }))
+    ledger.apply(JournalEvent.make("NodeAdmitted", { nodeId: "a", estimate: Cost.make({ dollars: 1 }), at: 0 }))
     assert.strictEqual(ledger.trials, 1)
     assert.strictEqual(ledger.reserved.dollars, 1)
+    ledger.apply(JournalEvent.make("BudgetCharged", { nodeId: "a", cost: Cost.make({ dollars: 0.75 }), reason: "trial", at: 1 }))
+    ledger.apply(JournalEvent.make("NodeFinished", { nodeId: "a", outcome: "Succeeded", at: 2 }))
+    assert.strictEqual(ledger.reserved.dollars, 0)
+    assert.strictEqual(ledger.spent.dollars, 0.75)
+    ledger.apply(JournalEvent.make("RunResumed", { at: 3 }))
+    assert.strictEqual(ledger.trials, 1)
   })
 })

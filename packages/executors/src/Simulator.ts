@@ -228,6 +228,25 @@ export const strategyOf = (landscape: Landscape, point: Point, rationale = `row 
 }
 
 /**
+ * The task with what its table provides filled in: the search space (the table's distinct values
+ * and its pool of recorded configurations) and a default strategy, where the task file has none.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Simulator } from "@trex/executors"
+ * declare const task: import("@trex/core").Task.Task
+ * const complete = Effect.map(Simulator.fromTask(task, "bench/tasks"), ({ landscape }) => Simulator.completeTask(task, landscape))
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const completeTask = (task: Task.Task, landscape: Landscape): Task.Task => ({
+  ...task,
+  searchSpace: task.searchSpace ?? searchSpace(landscape),
+  defaultStrategy: task.defaultStrategy ?? defaultStrategy(landscape)
+})
+
+/**
  * A starting strategy: the configuration nearest to the median value of every parameter.
  * @since 0.1.0 @category constructors
  */

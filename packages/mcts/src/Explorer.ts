@@ -118,7 +118,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   let sessionStart = 0
   let lastAt = 0
   for (const { event } of existing) {
-    replayBudget(ledger, event)
+    ledger.apply(event)
     if (event._tag === "RunStarted" || event._tag === "RunResumed") {
       priorElapsed += Math.max(0, lastAt - sessionStart)
       sessionStart = event.at
@@ -526,20 +526,6 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
     interrupted
   } satisfies Summary
 })
-
-/** Rebuild budget accounting from one replayed event. */
-const replayBudget = (ledger: Budget.Ledger, event: JournalEvent.JournalEvent): void => {
-  switch (event._tag) {
-    case "NodeAdmitted":
-      return ledger.restoreTrial(event.nodeId, event.estimate)
-    case "NodeFinished":
-      return ledger.release(event.nodeId)
-    case "BudgetCharged":
-      return ledger.charge(event.cost)
-    default:
-      return
-  }
-}
 
 /** Trials finished when insights were last distilled (0 if never), from the journal. */
 const finishedAtLastDistill = (entries: ReadonlyArray<JournalEvent.Entry>): number => {

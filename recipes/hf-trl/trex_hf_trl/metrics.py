@@ -75,18 +75,7 @@ def macro_f1(preds: Sequence[str], refs: Sequence[str]) -> float:
 
 def rouge1_f(pred: str, ref: str) -> float:
     """ROUGE-1 F-measure of one pair on lower-cased whitespace tokens."""
-    p_tokens = pred.lower().split()
-    r_tokens = ref.lower().split()
-    if not p_tokens and not r_tokens:
-        return 1.0
-    if not p_tokens or not r_tokens:
-        return 0.0
-    overlap = sum((Counter(p_tokens) & Counter(r_tokens)).values())
-    if overlap == 0:
-        return 0.0
-    precision = overlap / len(p_tokens)
-    recall = overlap / len(r_tokens)
-    return 2 * precision * recall / (precision + recall)
+    return _unigram_f1(pred.lower().split(), ref.lower().split())
 
 
 def rouge1(preds: Sequence[str], refs: Sequence[str]) -> float:
@@ -94,9 +83,8 @@ def rouge1(preds: Sequence[str], refs: Sequence[str]) -> float:
     return sum(rouge1_f(p, r) for p, r in zip(preds, refs)) / len(preds)
 
 
-def _token_f1_one(pred: str, ref: str) -> float:
-    p_tokens = normalize_answer(pred).split()
-    r_tokens = normalize_answer(ref).split()
+def _unigram_f1(p_tokens: list[str], r_tokens: list[str]) -> float:
+    """F1 of the unigram overlap of two token lists (1 when both are empty)."""
     if not p_tokens and not r_tokens:
         return 1.0
     overlap = sum((Counter(p_tokens) & Counter(r_tokens)).values())
@@ -105,6 +93,10 @@ def _token_f1_one(pred: str, ref: str) -> float:
     precision = overlap / len(p_tokens)
     recall = overlap / len(r_tokens)
     return 2 * precision * recall / (precision + recall)
+
+
+def _token_f1_one(pred: str, ref: str) -> float:
+    return _unigram_f1(normalize_answer(pred).split(), normalize_answer(ref).split())
 
 
 def token_f1(preds: Sequence[str], refs: Sequence[str]) -> float:
