@@ -60,6 +60,9 @@ const toError = (operation: string) => (e: unknown) => {
 }
 
 const isNotFound = (e: Errors.BackendError) => e.message.includes("HTTP 404")
+const isConflict = (e: Errors.BackendError) => e.message.includes("HTTP 409")
+/** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
+const tombstone = (job: string) => `${job}-cancelled`
 
 const call = <A>(operation: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: toError(operation) })
 
@@ -229,15 +232,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             yield* emit(full)
             return yield* Queue.end(queue)
           })
+        const cancelled = { outcome: "Cancelled", failureKind: "Cancelled", message: `Job ${name} was deleted before it finished`, wallSeconds: 0, gpuSeconds: 0 } as const
         const exitFromJob = (job: V1Job) =>
           Effect.gen(function*() {
+            // A Job whose failure came with or after its deletion (a cancel from any controller:
+            // foreground deletion kills the pod first) was cancelled, not failed.
+            if (K.failedByDeletion(job)) return cancelled
             const pod = yield* podsOf(name)
             const m = K.mapExit(job, pod)
             const t = K.terminated(pod)
             const wall = t !== undefined ? seconds(t.startedAt, t.finishedAt) : seconds(job.status?.startTime, job.status?.completionTime ?? new Date())
             return { ...m, wallSeconds: wall, gpuSeconds: wall * gpus }
           })
-        const cancelled = { outcome: "Cancelled", failureKind: "Cancelled", message: `Job ${name} was deleted before it finished`, wallSeconds: 0, gpuSeconds: 0 } as const
 
         const initial = yield* call("readJob", () => batch.readNamespacedJob({ name, namespace })).pipe(
           Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
@@ -249,7 +255,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return yield* Queue.end(queue)
           }
           if (initial === undefined) {
-            return yield* finish({ outcome: "Failed", failureKind: "Infra", message: `Job ${namespace}/${name} no longer exists`, wallSeconds: 0, gpuSeconds: 0 })
+            const wasCancelled = yield* call("readTombstone", () => core.readNamespacedConfigMap({ name: tombstone(name), namespace })).pipe(
+              Effect.as(true),
+              Effect.catchIf(isNotFound, () => Effect.succeed(false))
+            )
+            return yield* finish(
+              wasCancelled
+                ? cancelled
+                : { outcome: "Failed", failureKind: "Infra", message: `Job ${namespace}/${name} no longer exists`, wallSeconds: 0, gpuSeconds: 0 }
+            )
           }
           // Ended before this watch began: its log fills the tail and gives the result; only the Exit is emitted.
           silent = true
@@ -360,6 +374,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     )
 
   const cancel = Effect.fn("KubernetesBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    // A tombstone first: once the Job is deleted, any controller that looks for it (a restarted
+    // one, or another instance) learns it was cancelled rather than lost.
+    yield* call("createTombstone", () =>
+      core.createNamespacedConfigMap({
+        namespace,
+        body: { metadata: { name: tombstone(ref.id), labels: { [K.JOB_LABEL]: ref.id } }, data: { cancelledAt: new Date().toISOString() } }
+      })).pipe(Effect.catchIf(isConflict, () => Effect.void))
     yield* call("deleteJob", () => batch.deleteNamespacedJob({ name: ref.id, namespace, propagationPolicy: "Foreground" })).pipe(
       Effect.catchIf(isNotFound, () => Effect.void)
     )

@@ -187,6 +187,16 @@ export const jobOutcome = (job: V1Job): { readonly complete: boolean; readonly r
   return undefined
 }
 
+/** Whether a Job failed because it was being deleted: failed at or after its deletion began. */
+export const failedByDeletion = (job: V1Job): boolean => {
+  const deleted = job.metadata?.deletionTimestamp
+  if (deleted == null) return false
+  const failed = job.status?.conditions?.find((c) => c.type === "Failed" && c.status === "True")
+  if (failed === undefined) return false
+  const at = failed.lastTransitionTime
+  return at == null || new Date(at).getTime() >= new Date(deleted).getTime()
+}
+
 /** The state of a pod as a TREX State event (or `undefined` when it has terminated). */
 export const podState = (pod: V1Pod): { readonly state: "Pending" | "Running"; readonly reason?: string } | undefined => {
   const status = pod.status
