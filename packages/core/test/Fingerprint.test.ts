@@ -13,9 +13,8 @@ const reorder = (value: unknown, rand: () => number): unknown => {
       const j = Math.floor(rand() * (i + 1))
       ;[keys[i], keys[j]] = [keys[j]!, keys[i]!]
     }
-    const out: Record<string, unknown> = {}
-    for (const k of keys) out[k] = reorder((value as Record<string, unknown>)[k], rand)
-    return out
+    // fromEntries defines own properties, so a "__proto__" key stays a key (assignment would set the prototype)
+    return Object.fromEntries(keys.map((k) => [k, reorder((value as Record<string, unknown>)[k], rand)]))
   }
   return value
 }
@@ -131,6 +130,11 @@ describe("canonicalJson", () => {
   it("sorts keys, drops undefined members, writes -0 as 0", () => {
     assert.strictEqual(Fingerprint.canonicalJson({ b: 1, a: [1, { d: undefined, c: -0 }], e: undefined }), '{"a":[1,{"c":0}],"b":1}')
     assert.strictEqual(Fingerprint.canonicalJson([undefined, null, "x", true]), '[null,null,"x",true]')
+  })
+
+  it("keeps a \"__proto__\" key that came from JSON", () => {
+    const v = JSON.parse('{"b":1,"__proto__":{"x":false}}')
+    assert.strictEqual(Fingerprint.canonicalJson(v), '{"__proto__":{"x":false},"b":1}')
   })
 
   it("rejects non-finite numbers and non-JSON values", () => {
