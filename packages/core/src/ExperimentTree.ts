@@ -29,7 +29,11 @@ export interface Stats {
   readonly open: number
 }
 
-/** A node as policies see it: spec, state, statistics, children. @since 0.1.0 @category models */
+/**
+ * A node as policies see it: spec, state, statistics, children. Views are live: the tree updates
+ * them in place as events arrive (a look costs no copy), so copy what must outlast the next event.
+ * @since 0.1.0 @category models
+ */
 export interface NodeView extends ExperimentNode.ExperimentNode {
   readonly stats: Stats
   readonly children: ReadonlyArray<string>
@@ -86,36 +90,28 @@ interface MutableStats {
   open: number
 }
 
+/** A node's view, updated in place by the tree (readers get the `NodeView` type, which is read-only). */
+type LiveView = {
+  -readonly [K in keyof NodeView]: NodeView[K]
+}
+
 interface MutableNode {
   readonly spec: ExperimentNode.NodeSpec
+  readonly parent: MutableNode | undefined
   readonly depth: number
-  state: ExperimentNode.NodeState
+  /** The node's one view: live, so a change of the node costs no copy and a look costs no allocation. */
+  readonly view: LiveView
   readonly stats: MutableStats
   readonly children: Array<string>
-  progress: number | undefined
   readonly curve: Array<Result.MetricPoint>
   /** Position in `curve` of each (step, split, name). */
   readonly curveIndex: Map<string, number>
   /** Whether this node's admission was counted in `pending` up the path. */
   counted: boolean
-  /** The node's current view, until the node changes (views are immutable snapshots). */
-  cached: NodeView | undefined
   exhausted: boolean
 }
 
 const newStats = (): MutableStats => ({ visits: 0, successes: 0, valueSum: 0, bestUtility: -Infinity, pending: 0, open: 0 })
-
-/** A snapshot of a node, made once per change of the node (so readers pay O(1) per look). */
-const view = (n: MutableNode): NodeView =>
-  (n.cached ??= {
-    ...n.spec,
-    depth: n.depth,
-    state: n.state,
-    stats: { ...n.stats },
-    children: n.children.slice(),
-    curve: n.curve.slice(),
-    ...(n.progress !== undefined ? { progress: n.progress } : {})
-  })
 
 /**
  * The mutable tree. Build it with {@link fold} or {@link ExperimentTree.empty} and feed it
@@ -132,15 +128,15 @@ const view = (n: MutableNode): NodeView =>
  */
 export class ExperimentTree {
   private readonly nodes = new Map<string, MutableNode>()
-  private readonly order: Array<string> = []
+  private readonly order: Array<MutableNode> = []
   private readonly rootStats = newStats()
   private readonly rootChildren: Array<string> = []
-  private readonly fingerprints = new Map<string, string>()
+  private readonly rootView: RootView
+  private readonly fingerprints = new Map<string, MutableNode>()
   private readonly insightList: Array<Insight.Insight> = []
-  private bestId: string | undefined
+  private best: MutableNode | undefined
   private rootExhausted = false
-  private minUtility = Infinity
-  private maxUtility = -Infinity
+  private range: { readonly min: number; readonly max: number } | undefined
   /** Number of events applied. */
   applied = 0
   readonly view: TreeView
@@ -153,56 +149,58 @@ export class ExperimentTree {
     this.task = task
     this.runId = runId
     this.seed = seed
+    this.rootView = { id: ExperimentNode.ROOT, depth: 0, stats: this.rootStats, children: this.rootChildren }
     const self = this
-    const get = (id: string): NodeView | undefined => {
-      const n = self.nodes.get(id)
-      return n === undefined ? undefined : view(n)
-    }
+    const get = (id: string): NodeView | undefined => self.nodes.get(id)?.view
     const childIds = (id: string): ReadonlyArray<string> =>
       id === ExperimentNode.ROOT ? self.rootChildren : self.nodes.get(id)?.children ?? []
+    const views = (ids: ReadonlyArray<string>, skip?: string): Array<NodeView> => {
+      const out: Array<NodeView> = []
+      for (const c of ids) if (c !== skip) out.push(self.nodes.get(c)!.view)
+      return out
+    }
     this.view = {
       task,
       get root() {
-        return { id: ExperimentNode.ROOT, depth: 0, stats: self.rootStats, children: self.rootChildren } as const
+        return self.rootView
       },
       get size() {
         return self.nodes.size
       },
       get,
-      children: (id) => childIds(id).map((c) => view(self.nodes.get(c)!)),
+      children: (id) => views(childIds(id)),
       path: (id) => {
-        const out: Array<NodeView> = []
-        let cur = self.nodes.get(id)
-        while (cur !== undefined) {
-          out.push(view(cur))
-          cur = self.nodes.get(cur.spec.parent)
-        }
-        return out.reverse()
+        const n = self.nodes.get(id)
+        if (n === undefined) return []
+        const out = new Array<NodeView>(n.depth)
+        for (let cur: MutableNode | undefined = n; cur !== undefined; cur = cur.parent) out[cur.depth - 1] = cur.view
+        return out
       },
       siblings: (id) => {
         const n = self.nodes.get(id)
-        if (n === undefined) return []
-        return childIds(n.spec.parent).filter((c) => c !== id).map((c) => view(self.nodes.get(c)!))
+        return n === undefined ? [] : views(childIds(n.spec.parent), id)
       },
       nodes: function*() {
-        for (const n of self.nodes.values()) yield view(n)
+        for (const n of self.nodes.values()) yield n.view
       },
-      latest: (count) => self.order.slice(Math.max(0, self.order.length - count)).map((id) => view(self.nodes.get(id)!)),
-      frontier: () => {
-        const out: Array<NodeView> = []
-        for (const n of self.nodes.values()) if (ExperimentNode.isFinished(n)) out.push(view(n))
+      latest: (count) => {
+        const from = Math.max(0, self.order.length - Math.max(0, count))
+        const out = new Array<NodeView>(self.order.length - from)
+        for (let i = from; i < self.order.length; i++) out[i - from] = self.order[i]!.view
         return out
       },
-      best: () => (self.bestId === undefined ? undefined : get(self.bestId)),
-      isExhausted: (id) => (id === ExperimentNode.ROOT ? self.rootExhausted : self.nodes.get(id)?.exhausted === true),
-      byFingerprint: (fp) => {
-        const id = self.fingerprints.get(fp)
-        return id === undefined ? undefined : get(id)
+      frontier: () => {
+        const out: Array<NodeView> = []
+        for (const n of self.nodes.values()) if (ExperimentNode.isFinished(n.view)) out.push(n.view)
+        return out
       },
+      best: () => self.best?.view,
+      isExhausted: (id) => (id === ExperimentNode.ROOT ? self.rootExhausted : self.nodes.get(id)?.exhausted === true),
+      byFingerprint: (fp) => self.fingerprints.get(fp)?.view,
       get insights() {
         return self.insightList
       },
-      utilityRange: () => (self.maxUtility === -Infinity ? undefined : { min: self.minUtility, max: self.maxUtility })
+      utilityRange: () => self.range
     }
   }
 
@@ -211,15 +209,16 @@ export class ExperimentTree {
     return new ExperimentTree(task, runId, seed)
   }
 
-  /** Mutable access to a node's stats along the path to the root (root included). */
-  private forPath(id: string, f: (s: MutableStats) => void): void {
-    let cur = this.nodes.get(id)
-    while (cur !== undefined) {
-      f(cur.stats)
-      cur.cached = undefined
-      cur = this.nodes.get(cur.spec.parent)
-    }
-    f(this.rootStats)
+  /** Add `delta` to `pending` along the path to the root (root included). */
+  private addPending(n: MutableNode, delta: number): void {
+    for (let cur: MutableNode | undefined = n; cur !== undefined; cur = cur.parent) cur.stats.pending += delta
+    this.rootStats.pending += delta
+  }
+
+  /** Add `delta` to `open` along the path to the root (root included). */
+  private addOpen(n: MutableNode, delta: number): void {
+    for (let cur: MutableNode | undefined = n; cur !== undefined; cur = cur.parent) cur.stats.open += delta
+    this.rootStats.open += delta
   }
 
   /**
@@ -233,52 +232,55 @@ export class ExperimentTree {
       case "NodeProposed": {
         const spec = event.node
         const parent = spec.parent === ExperimentNode.ROOT ? undefined : this.nodes.get(spec.parent)
+        const stats = newStats()
+        const children: Array<string> = []
+        const curve: Array<Result.MetricPoint> = []
+        const depth = (parent?.depth ?? 0) + 1
         const node: MutableNode = {
           spec,
-          depth: (parent?.depth ?? 0) + 1,
-          state: { _tag: "Proposed" },
-          stats: newStats(),
-          children: [],
-          progress: undefined,
-          curve: [],
+          parent,
+          depth,
+          view: { ...spec, depth, state: proposed, stats, children, curve },
+          stats,
+          children,
+          curve,
           curveIndex: new Map(),
           counted: false,
-          cached: undefined,
           exhausted: false
         }
+        const replaced = this.nodes.get(spec.id)
         this.nodes.set(spec.id, node)
-        this.order.push(spec.id)
+        // A repeated id (never written by the explorer) replaces the node, as the id lookup does.
+        if (replaced !== undefined) this.order[this.order.indexOf(replaced)] = node
+        this.order.push(node)
         ;(parent?.children ?? this.rootChildren).push(spec.id)
-        if (parent !== undefined) parent.cached = undefined
-        if (!this.fingerprints.has(spec.fingerprint)) this.fingerprints.set(spec.fingerprint, spec.id)
+        if (!this.fingerprints.has(spec.fingerprint)) this.fingerprints.set(spec.fingerprint, node)
         return
       }
       case "NodeAdmitted": {
         const n = this.nodes.get(event.nodeId)
-        if (n === undefined || ExperimentNode.isFinished(n)) return
-        n.state = { _tag: "Queued" }
-        n.cached = undefined
+        if (n === undefined || ExperimentNode.isFinished(n.view)) return
+        n.view.state = queued
         if (!n.counted) {
           n.counted = true
-          this.forPath(n.spec.id, (s) => s.pending++)
+          this.addPending(n, 1)
         }
         return
       }
       case "JobSubmitted": {
         const n = this.nodes.get(event.nodeId)
-        if (n === undefined || ExperimentNode.isFinished(n)) return
-        n.state = { _tag: "Running", job: event.job, startedAt: event.at }
-        n.cached = undefined
+        if (n === undefined || ExperimentNode.isFinished(n.view)) return
+        n.view.state = { _tag: "Running", job: event.job, startedAt: event.at }
         if (!n.counted) {
           n.counted = true
-          this.forPath(n.spec.id, (s) => s.pending++)
+          this.addPending(n, 1)
         }
         return
       }
       case "JobProgress": {
         const n = this.nodes.get(event.nodeId)
         if (n === undefined) return
-        if (event.fraction !== undefined) n.progress = event.fraction
+        if (event.fraction !== undefined) n.view.progress = event.fraction
         // A point reported twice (stdout and metrics.jsonl, or replayed after a reattach) counts
         // once: the same step, split and name replaces the earlier value.
         for (const p of event.metrics) {
@@ -290,7 +292,6 @@ export class ExperimentTree {
             n.curve.push(p)
           }
         }
-        n.cached = undefined
         return
       }
       case "NodeFinished":
@@ -303,8 +304,7 @@ export class ExperimentTree {
         const n = this.nodes.get(event.nodeId)
         if (n === undefined || n.exhausted) return
         n.exhausted = true
-        n.cached = undefined
-        if (isOpen(n.state._tag)) this.forPath(n.spec.id, (st) => st.open--)
+        if (isOpen(n.view.state._tag)) this.addOpen(n, -1)
         return
       }
       case "InsightsDistilled":
@@ -317,21 +317,21 @@ export class ExperimentTree {
 
   private finish(event: JournalEvent.Of<"NodeFinished">): void {
     const n = this.nodes.get(event.nodeId)
-    if (n === undefined || ExperimentNode.isFinished(n)) return
+    if (n === undefined || ExperimentNode.isFinished(n.view)) return
     const at = event.at
     const result = event.result
     switch (event.outcome) {
       case "Succeeded":
-        n.state = { _tag: "Succeeded", result: result!, finishedAt: at }
+        n.view.state = { _tag: "Succeeded", result: result!, finishedAt: at }
         break
       case "Failed":
-        n.state = { _tag: "Failed", result: result!, finishedAt: at }
+        n.view.state = { _tag: "Failed", result: result!, finishedAt: at }
         break
       case "Cancelled":
-        n.state = { _tag: "Cancelled", reason: event.reason ?? "cancelled", finishedAt: at }
+        n.view.state = { _tag: "Cancelled", reason: event.reason ?? "cancelled", finishedAt: at }
         break
       case "Pruned":
-        n.state = {
+        n.view.state = {
           _tag: "Pruned",
           reason: event.reason ?? "pruned",
           finishedAt: at,
@@ -339,29 +339,24 @@ export class ExperimentTree {
         }
         break
     }
-    n.cached = undefined
-    const wasCounted = n.counted
+    const pending = n.counted ? -1 : 0
     n.counted = false
     const score = event.outcome === "Succeeded" ? result?.score : undefined
     const u = score === undefined ? undefined : Task.utility(this.task, score)
     // A cancelled trial says nothing about its strategy: it only releases its virtual loss.
-    const visit = event.outcome !== "Cancelled"
-    const opens = isOpen(n.state._tag) && !n.exhausted
-    this.forPath(n.spec.id, (s) => {
-      if (wasCounted) s.pending--
-      if (visit) s.visits++
-      if (opens) s.open++
-      if (u !== undefined) {
-        s.successes++
-        s.valueSum += u
-        if (u > s.bestUtility) s.bestUtility = u
-      }
-    })
+    const visit = event.outcome !== "Cancelled" ? 1 : 0
+    const opens = isOpen(n.view.state._tag) && !n.exhausted ? 1 : 0
+    // One pass up the path: O(depth), no allocation.
+    for (let cur: MutableNode | undefined = n; cur !== undefined; cur = cur.parent) update(cur.stats, pending, visit, opens, u)
+    update(this.rootStats, pending, visit, opens, u)
     if (u !== undefined) {
-      if (u < this.minUtility) this.minUtility = u
-      if (u > this.maxUtility) {
-        this.maxUtility = u
-        this.bestId = n.spec.id
+      const range = this.range
+      if (range === undefined) {
+        this.range = { min: u, max: u }
+        this.best = n
+      } else if (u < range.min || u > range.max) {
+        this.range = { min: Math.min(range.min, u), max: Math.max(range.max, u) }
+        if (u > range.max) this.best = n
       }
     }
   }
@@ -369,6 +364,20 @@ export class ExperimentTree {
   /** Every node id in proposal order. */
   ids(): IterableIterator<string> {
     return this.nodes.keys()
+  }
+}
+
+const proposed: ExperimentNode.NodeState = { _tag: "Proposed" }
+const queued: ExperimentNode.NodeState = { _tag: "Queued" }
+
+const update = (s: MutableStats, pending: number, visit: number, opens: number, u: number | undefined): void => {
+  s.pending += pending
+  s.visits += visit
+  s.open += opens
+  if (u !== undefined) {
+    s.successes++
+    s.valueSum += u
+    if (u > s.bestUtility) s.bestUtility = u
   }
 }
 

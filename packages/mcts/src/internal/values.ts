@@ -23,18 +23,26 @@ export const value = (tree: ExperimentTree.TreeView, s: Stats, backup: "mean" | 
   return (normalise(tree, s.valueSum / s.successes) * s.successes) / n
 }
 
-/** Pick the index of the largest score; ties broken with Effect's Random (seeded). */
-export const argmax = <A>(items: ReadonlyArray<A>, score: (a: A) => number): Effect.Effect<A | undefined> =>
-  Effect.gen(function*() {
-    let best: Array<A> = []
-    let bestScore = -Infinity
-    for (const item of items) {
-      const s = score(item)
-      if (s > bestScore + 1e-12) {
-        bestScore = s
-        best = [item]
-      } else if (Math.abs(s - bestScore) <= 1e-12) best.push(item)
+/**
+ * Pick the item with the largest score; ties broken with Effect's Random (seeded). Without a tie
+ * (the common case) no generator runs and nothing but the answer is allocated.
+ */
+export const argmax = <A>(items: ReadonlyArray<A>, score: (a: A) => number): Effect.Effect<A | undefined> => {
+  let best: A | undefined
+  let bestScore = -Infinity
+  let ties: Array<A> | undefined
+  for (const item of items) {
+    const s = score(item)
+    if (s > bestScore + 1e-12) {
+      bestScore = s
+      best = item
+      ties = undefined
+    } else if (Math.abs(s - bestScore) <= 1e-12) {
+      if (ties === undefined) ties = [best as A]
+      ties.push(item)
     }
-    if (best.length <= 1) return best[0]
-    return best[yield* Random.nextIntBetween(0, best.length - 1)]
-  })
+  }
+  if (ties === undefined) return Effect.succeed(best)
+  const tied = ties
+  return Effect.map(Random.nextIntBetween(0, tied.length - 1), (i) => tied[i])
+}
