@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { createHash } from "node:crypto"
+import * as crypto from "node:crypto"
 import type * as Strategy from "./Strategy.ts"
 
 /**
@@ -13,21 +13,44 @@ import type * as Strategy from "./Strategy.ts"
  * already), `undefined` members dropped. Throws on non-finite numbers, which JSON cannot hold.
  * @since 0.1.0 @category utilities
  */
-export const canonicalJson = (value: unknown): string => {
+export const canonicalJson = (value: unknown): string => canonical(value, undefined)
+
+/** Keys in code-unit order (as `<` compares strings), without the entries arrays of `Object.entries`. */
+const canonical = (value: unknown, memo: WeakMap<object, string> | undefined): string => {
   if (value === null) return "null"
   switch (typeof value) {
     case "number":
       if (!Number.isFinite(value)) throw new RangeError(`non-finite number ${value} in a fingerprinted value`)
-      return JSON.stringify(Object.is(value, -0) ? 0 : value)
+      return Object.is(value, -0) ? "0" : JSON.stringify(value)
     case "string":
     case "boolean":
       return JSON.stringify(value)
     case "object": {
-      if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`
-      const entries = Object.entries(value as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`
+      const known = memo?.get(value)
+      if (known !== undefined) return known
+      let out: string
+      if (Array.isArray(value)) {
+        out = "["
+        for (let i = 0; i < value.length; i++) {
+          const v: unknown = value[i]
+          out += (i > 0 ? "," : "") + (v === undefined ? "null" : canonical(v, memo))
+        }
+        out += "]"
+      } else {
+        const record = value as Record<string, unknown>
+        const keys = Object.keys(record).sort()
+        out = "{"
+        let first = true
+        for (const k of keys) {
+          const v = record[k]
+          if (v === undefined) continue
+          out += (first ? "" : ",") + JSON.stringify(k) + ":" + canonical(v, memo)
+          first = false
+        }
+        out += "}"
+      }
+      memo?.set(value, out)
+      return out
     }
     default:
       throw new TypeError(`cannot fingerprint a ${typeof value}`)
@@ -51,11 +74,19 @@ export const of = (strategy: Strategy.Strategy): string => {
   if (known !== undefined) return known
   // A decoded strategy is plain JSON already (its schemas only fill defaults), so it is
   // canonicalised as it is, without another pass through the encoder.
-  const executable = { data: strategy.data, training: strategy.training, evaluation: strategy.evaluation }
-  const fp = createHash("sha256").update(canonicalJson(executable)).digest("hex").slice(0, 16)
+  // Its parts are immutable too, and a mutation copies only the objects on the changed path:
+  // the canonical JSON of every part is kept, so a child strategy re-serialises only what changed.
+  // (The keys of `{ data, training, evaluation }`, in canonical order.)
+  let json = "{"
+  for (const [key, part] of [["data", strategy.data], ["evaluation", strategy.evaluation], ["training", strategy.training]] as const) {
+    if (part !== undefined) json += (json.length > 1 ? "," : "") + `"${key}":` + canonical(part, parts)
+  }
+  const fp = crypto.hash("sha256", json + "}", "hex").slice(0, 16)
   cache.set(strategy, fp)
   return fp
 }
 
 /** Strategies are immutable values: each is hashed once. */
 const cache = new WeakMap<Strategy.Strategy, string>()
+/** Canonical JSON of the objects inside strategies. */
+const parts = new WeakMap<object, string>()
