@@ -13,7 +13,9 @@ import type * as Strategy from "./Strategy.ts"
  * already), `undefined` members dropped. Throws on non-finite numbers, which JSON cannot hold.
  * @since 0.1.0 @category utilities
  */
-export const canonicalJson = (value: unknown): string => canonical(value, undefined)
+export const canonicalJson = (value: unknown): string => {
+  return canonical(value, undefined)
+}
 
 /** Keys in code-unit order (as `<` compares strings), without the entries arrays of `Object.entries`. */
 const canonical = (value: unknown, memo: WeakMap<object, string> | undefined): string => {

@@ -8,6 +8,7 @@ import { Schema } from "effect"
 import * as Cost from "./Cost.ts"
 import * as ExperimentNode from "./ExperimentNode.ts"
 import * as Insight from "./Insight.ts"
+import * as C from "./internal/canonical.ts"
 import { JsonRecord, listOf } from "./internal/schema.ts"
 import * as Result from "./Result.ts"
 import * as Task from "./Task.ts"
@@ -76,9 +77,69 @@ export interface Entry {
   readonly event: JournalEvent
 }
 
-/** Encode an event to JSON-ready data. @since 0.1.0 @category encoding */
-export const encode = Schema.encodeSync(JournalEvent)
-/** Decode an event; throws a `SchemaError` naming the bad path. @since 0.1.0 @category decoding */
-export const decodeSync = Schema.decodeUnknownSync(JournalEvent)
+/**
+ * Canonical-form checks per tag (see `internal/canonical.ts`); `RunStarted` (once per run, with
+ * the whole task) always takes the schema's path.
+ */
+const cases = JournalEvent.cases
+const canonical: Partial<Record<Tag, C.Check>> = {
+  RunResumed: C.struct("RunResumed", cases.RunResumed, { _tag: C.literal("RunResumed"), at: C.isFinite }),
+  NodeProposed: C.struct("NodeProposed", cases.NodeProposed, { _tag: C.literal("NodeProposed"), node: C.nodeSpec, at: C.isFinite }),
+  NodeAdmitted: C.struct("NodeAdmitted", cases.NodeAdmitted, {
+    _tag: C.literal("NodeAdmitted"),
+    nodeId: C.isString,
+    estimate: C.cost,
+    at: C.isFinite
+  }),
+  JobSubmitted: C.struct("JobSubmitted", cases.JobSubmitted, { _tag: C.literal("JobSubmitted"), nodeId: C.isString, job: C.jobRef, at: C.isFinite }),
+  JobProgress: C.struct(
+    "JobProgress",
+    cases.JobProgress,
+    { _tag: C.literal("JobProgress"), nodeId: C.isString, metrics: C.arrayOf(C.metricPoint), at: C.isFinite },
+    { fraction: C.isFinite, message: C.isString }
+  ),
+  NodeFinished: C.struct(
+    "NodeFinished",
+    cases.NodeFinished,
+    { _tag: C.literal("NodeFinished"), nodeId: C.isString, outcome: C.oneOf(Outcome.literals), at: C.isFinite },
+    { result: C.result, reason: C.isString }
+  ),
+  NodeExhausted: C.struct("NodeExhausted", cases.NodeExhausted, { _tag: C.literal("NodeExhausted"), nodeId: C.isString, at: C.isFinite }),
+  InsightsDistilled: C.struct("InsightsDistilled", cases.InsightsDistilled, {
+    _tag: C.literal("InsightsDistilled"),
+    insights: C.arrayOf(C.insight),
+    at: C.isFinite
+  }),
+  BudgetCharged: C.struct(
+    "BudgetCharged",
+    cases.BudgetCharged,
+    { _tag: C.literal("BudgetCharged"), cost: C.cost, reason: C.isString, at: C.isFinite },
+    { nodeId: C.isString }
+  ),
+  RunFinished: C.struct(
+    "RunFinished",
+    cases.RunFinished,
+    { _tag: C.literal("RunFinished"), reason: C.isString, at: C.isFinite },
+    { bestNode: C.isString }
+  )
+}
+const isCanonical: C.Check = (u) => {
+  const check = C.isPlain(u) && typeof u["_tag"] === "string" ? canonical[u["_tag"] as Tag] : undefined
+  return check !== undefined && check(u)
+}
+
+/**
+ * Encode an event to JSON-ready data. An event already in canonical form (every event the
+ * explorer makes) is its own encoding and is only checked; anything else goes through the schema.
+ * @since 0.1.0 @category encoding
+ */
+export const encode: (event: JournalEvent) => JournalEventEncoded = C.encoder(JournalEvent, isCanonical)
+/**
+ * Decode an event; throws a `SchemaError` naming the bad path. Rows in canonical form (every row
+ * this version writes) are checked by hand, without the schema's parser; others (older rows
+ * without defaulted keys, say, or invalid ones) go through the schema.
+ * @since 0.1.0 @category decoding
+ */
+export const decodeSync: (input: unknown) => JournalEvent = C.decoder(JournalEvent, isCanonical)
 /** Build an event of a tag. @since 0.1.0 @category constructors */
 export const make = <T extends Tag>(tag: T, fields: Omit<Of<T>, "_tag">): Of<T> => ({ _tag: tag, ...fields }) as Of<T>

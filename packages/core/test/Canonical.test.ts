@@ -1,0 +1,150 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Schema } from "effect"
+import fc from "fast-check"
+import * as Cost from "../src/Cost.ts"
+import { drifted } from "../src/internal/canonical.ts"
+import * as JournalEvent from "../src/JournalEvent.ts"
+import * as Result from "../src/Result.ts"
+import * as Strategy from "../src/Strategy.ts"
+import { strategyEncoded } from "./support/arbitraries.ts"
+import { journal } from "./support/events.ts"
+
+// The reference: the schema's own decoder and encoder, with no fast path.
+const slowDecode = Schema.decodeUnknownSync(JournalEvent.JournalEvent)
+const slowEncode = Schema.encodeSync(JournalEvent.JournalEvent)
+
+type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false }
+const attempt = (f: () => unknown): Outcome => {
+  try {
+    return { ok: true, value: f() }
+  } catch {
+    return { ok: false }
+  }
+}
+
+/** The fast decoder must agree with the schema's: both fail, or both give equal values. */
+const agrees = (input: unknown, where: string) => {
+  const fast = attempt(() => JournalEvent.decodeSync(input))
+  const slow = attempt(() => slowDecode(input))
+  assert.strictEqual(fast.ok, slow.ok, `${where}: fast ${fast.ok ? "accepts" : "rejects"}, schema ${slow.ok ? "accepts" : "rejects"}`)
+  if (fast.ok && slow.ok) assert.deepStrictEqual(fast.value, slow.value, where)
+}
+
+const strategy = (encoded: unknown) => Strategy.decodeSync(encoded)
+
+/** Events with every optional field, on top of the random journals. */
+const rich = (s: Strategy.Strategy): Array<JournalEvent.JournalEvent> => [
+  JournalEvent.make("RunResumed", { at: 5 }),
+  JournalEvent.make("NodeProposed", { node: { id: "n1", parent: "root", strategy: s, fingerprint: "f", proposedAt: 1, prior: 0.25 }, at: 1 }),
+  JournalEvent.make("NodeAdmitted", { nodeId: "n1", estimate: Cost.make({ gpuSeconds: 3, dollars: 0.5 }), at: 2 }),
+  JournalEvent.make("JobSubmitted", { nodeId: "n1", job: { backend: "local", id: "j1", data: { pid: 4, host: "h", deep: [1, { a: null }] } }, at: 3 }),
+  JournalEvent.make("JobProgress", { nodeId: "n1", fraction: 0.5, message: "half", metrics: [{ step: 3, split: "dev", name: "loss", value: 0.2 }], at: 4 }),
+  JournalEvent.make("NodeFinished", {
+    nodeId: "n1",
+    outcome: "Succeeded",
+    result: {
+      ...Result.success({ acc: 0.9 }, 0.9, Cost.make({ gpuSeconds: 1 })),
+      curves: [{ step: 1, split: "dev", name: "acc", value: 0.5 }],
+      artifacts: [{ name: "model", path: "out/model" }],
+      summary: "ok",
+      reusedFrom: "r/n2"
+    },
+    at: 6
+  }),
+  JournalEvent.make("NodeFinished", {
+    nodeId: "n2",
+    outcome: "Failed",
+    result: Result.failure("OOM", "out of memory", { logTail: ["a", "b"], exitCode: 137, retryable: true }),
+    reason: "r",
+    at: 7
+  }),
+  JournalEvent.make("NodeExhausted", { nodeId: "root", at: 8 }),
+  JournalEvent.make("InsightsDistilled", {
+    insights: [{ id: "i", text: "t", evidence: ["n1"], createdAt: 1, data: { path: "x", value: 1 } }],
+    at: 9
+  }),
+  JournalEvent.make("BudgetCharged", { nodeId: "n1", cost: Cost.make({ inputTokens: 5 }), reason: "trial", at: 10 }),
+  JournalEvent.make("RunFinished", { reason: "done", bestNode: "n1", at: 11 })
+]
+
+/** Every path to a value inside a JSON value. */
+const paths = (value: unknown, prefix: ReadonlyArray<string | number> = []): Array<ReadonlyArray<string | number>> => {
+  const out: Array<ReadonlyArray<string | number>> = [prefix]
+  if (Array.isArray(value)) value.forEach((v, i) => out.push(...paths(v, [...prefix, i])))
+  else if (value !== null && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) out.push(...paths(v, [...prefix, k]))
+  }
+  return out
+}
+
+const DELETE = Symbol("delete")
+/** Replacements that break (or sometimes keep) each kind of check: types, signs, integers, emptiness, literals. */
+const replacements: ReadonlyArray<unknown> = [DELETE, null, "", "x", "Succeeded", "lora", -1, 0, 0.5, 1.5, 2 ** 60, true, [], {}, [1], { a: 1 }]
+
+const mutate = (value: unknown, path: ReadonlyArray<string | number>, replacement: unknown): unknown => {
+  const copy = structuredClone(value)
+  if (path.length === 0) return replacement === DELETE ? undefined : replacement
+  let cur: any = copy
+  for (const key of path.slice(0, -1)) cur = cur[key]
+  const last = path[path.length - 1]!
+  if (replacement === DELETE) {
+    if (Array.isArray(cur)) cur.splice(Number(last), 1)
+    else delete cur[last]
+  } else cur[last] = replacement
+  return copy
+}
+
+describe("canonical fast paths", () => {
+  it("cover every field of the schemas they stand in for", () => {
+    assert.deepStrictEqual(drifted, [])
+  })
+
+  it("decode and encode canonical events as the schema does", () => {
+    fc.assert(
+      fc.property(strategyEncoded, journal, (s, { events }) => {
+        for (const event of [...rich(strategy(s)), ...events]) {
+          const encoded = slowEncode(event)
+          assert.deepStrictEqual(JournalEvent.encode(event), encoded)
+          const json = JSON.parse(JSON.stringify(encoded))
+          agrees(json, event._tag)
+          assert.deepStrictEqual(JournalEvent.decodeSync(json), slowDecode(json))
+        }
+      }),
+      { numRuns: 60 }
+    )
+  })
+
+  it("agree with the schema on rows with a field removed, retyped or out of range", () => {
+    fc.assert(
+      fc.property(strategyEncoded, fc.nat(), fc.nat(), (s, pick, r) => {
+        for (const event of rich(strategy(s))) {
+          const json = JSON.parse(JSON.stringify(slowEncode(event)))
+          const all = paths(json)
+          const path = all[pick % all.length]!
+          const replacement = replacements[r % replacements.length]
+          agrees(mutate(json, path, replacement), `${event._tag} at ${path.join(".")} := ${String(replacement)}`)
+        }
+      }),
+      { numRuns: 400 }
+    )
+  })
+
+  it("agree with the schema on every single-field change of a rich event", () => {
+    for (const event of rich(strategy({ data: { sources: [{ name: "a", maxExamples: 3 }] }, training: { learningRate: 1e-3, epochs: 1, batchSize: 8, lora: { rank: 4, targetModules: ["q"] } } }))) {
+      const json = JSON.parse(JSON.stringify(slowEncode(event)))
+      for (const path of paths(json)) {
+        for (const replacement of replacements) agrees(mutate(json, path, replacement), `${event._tag} at ${path.join(".")} := ${String(replacement)}`)
+      }
+    }
+  })
+
+  it("send values that are not plain JSON objects to the schema", () => {
+    agrees(undefined, "undefined")
+    agrees(null, "null")
+    agrees([], "array")
+    agrees({ _tag: "Nope", at: 1 }, "unknown tag")
+    agrees({ _tag: "RunResumed", at: 1, extra: 2 }, "an extra key")
+    agrees(Object.assign(Object.create({ inherited: 1 }), { _tag: "RunResumed", at: 1 }), "a class instance")
+    agrees(JSON.parse('{"_tag":"RunResumed","at":1,"__proto__":{"x":1}}'), "a __proto__ key")
+  })
+})
