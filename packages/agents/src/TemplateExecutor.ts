@@ -18,7 +18,6 @@ import {
   ExecutorAgent as ExecutorAgentService,
   JobProtocol,
   Result,
-  Strategy,
   Task
 } from "@trex/core"
 import { Effect, Layer, type Redacted, Schema, Stream } from "effect"
@@ -48,12 +47,12 @@ export const argv = (command: ReadonlyArray<string>, vars: { readonly taskDir: s
   )
 }
 
-/** A task's JSON form, encoded once per task (every job of a run carries it). */
-const encodedTasks = new WeakMap<Task.Task, Task.TaskEncoded>()
-const encodedTask = (task: Task.Task): Task.TaskEncoded => {
-  let e = encodedTasks.get(task)
-  if (e === undefined) encodedTasks.set(task, (e = Schema.encodeSync(Task.Task)(task)))
-  return e
+/** A task's JSON form, encoded and printed once per task (every job of a run carries it), indented as a member of `job.json`. */
+const taskJson = new WeakMap<Task.Task, string>()
+const indentedTask = (task: Task.Task): string => {
+  let json = taskJson.get(task)
+  if (json === undefined) taskJson.set(task, (json = JSON.stringify(Schema.encodeSync(Task.Task)(task), null, 2).replace(/\n/g, "\n  ")))
+  return json
 }
 
 /**
@@ -66,14 +65,13 @@ export const jobSpec = (request: ExecutorAgent.ExecutionRequest, recipe: Task.Re
   ...(recipe.image !== undefined ? { image: recipe.image } : {}),
   env: { ...recipe.env, ...options.env },
   files: [
-    { path: JobProtocol.STRATEGY_FILE, content: JSON.stringify(Strategy.encode(request.node.strategy), null, 2) },
+    { path: JobProtocol.STRATEGY_FILE, content: JobProtocol.strategyFile(request.node.strategy) },
     {
       path: JobProtocol.JOB_FILE,
-      content: JSON.stringify(
-        { run: request.runId, node: request.node.id, parent: request.node.parent, task: encodedTask(request.task) },
-        null,
-        2
-      )
+      // JSON.stringify({ run, node, parent, task }, null, 2), with the task printed once per run
+      content: `{\n  "run": ${JSON.stringify(request.runId)},\n  "node": ${JSON.stringify(request.node.id)},\n  "parent": ${
+        JSON.stringify(request.node.parent)
+      },\n  "task": ${indentedTask(request.task)}\n}`
     }
   ],
   resources: recipe.resources,

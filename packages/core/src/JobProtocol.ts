@@ -8,7 +8,9 @@
  */
 import { Schema } from "effect"
 import type { JobEvent } from "./Backend.ts"
+import * as C from "./internal/canonical.ts"
 import { MetricPoint } from "./Result.ts"
+import * as Strategy from "./Strategy.ts"
 
 /** Environment variable holding the job directory. @since 0.1.0 @category constants */
 export const JOB_DIR_ENV = "TREX_JOB_DIR"
@@ -22,6 +24,36 @@ export const METRICS_FILE = "metrics.jsonl"
 export const RESULT_FILE = "result.json"
 /** Lines longer than this are cut before parsing or logging (a job can print anything). @since 0.1.0 @category constants */
 export const MAX_LINE = 16_384
+
+const encodeStrategy = C.encoder(Strategy.Strategy, C.strategy)
+const decodeStrategy = C.decoder(Strategy.Strategy, C.strategy)
+
+/**
+ * The content of a job's `strategy.json`: the encoded strategy, indented. A decoded strategy is
+ * written without another pass through the schema.
+ *
+ * @example
+ * ```ts
+ * import { JobProtocol, Strategy } from "@trex/core"
+ * const s = Strategy.decodeSync({ data: { sources: [{ name: "a" }] }, training: { learningRate: 1e-3, epochs: 1, batchSize: 8 } })
+ * JobProtocol.strategyFile(s)
+ * ```
+ * @since 0.1.0 @category encoding
+ */
+export const strategyFile = (strategy: Strategy.Strategy): string => JSON.stringify(encodeStrategy(strategy), null, 2)
+
+/**
+ * Read the content of a `strategy.json`; throws a `SyntaxError` (not JSON) or a `SchemaError`
+ * (not a strategy), as `Strategy.decodeSync(JSON.parse(text))` does.
+ *
+ * @example
+ * ```ts
+ * import { JobProtocol } from "@trex/core"
+ * JobProtocol.readStrategyFile('{"data":{"sources":[{"name":"a"}]},"training":{"learningRate":0.001,"epochs":1,"batchSize":8}}')
+ * ```
+ * @since 0.1.0 @category parsing
+ */
+export const readStrategyFile = (text: string): Strategy.Strategy => decodeStrategy(JSON.parse(text))
 
 const decodeMetric = Schema.decodeUnknownOption(MetricPoint)
 const Progress = Schema.Struct({ fraction: Schema.Finite, message: Schema.optionalKey(Schema.String) })

@@ -285,7 +285,7 @@ const readStrategy = (spec: Backend.JobSpec, landscape: Landscape): Work | undef
   const file = spec.files.find((f) => f.path === JobProtocol.STRATEGY_FILE || f.path.endsWith(`/${JobProtocol.STRATEGY_FILE}`))
   if (file === undefined) return undefined
   try {
-    const strategy = Strategy.decodeSync(JSON.parse(file.content))
+    const strategy = JobProtocol.readStrategyFile(file.content)
     return { _tag: "Point", match: match(landscape, strategy) }
   } catch (e) {
     return { _tag: "Invalid", message: `strategy.json is not a valid strategy: ${(e as Error).message.split("\n")[0]}` }
