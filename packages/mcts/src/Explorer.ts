@@ -361,7 +361,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
           )
           .pipe(
             metered,
-            Random.withSeed(`${seed}:${k}:${attempt}:propose`),
+            withSeed(`${seed}:${k}:${attempt}:propose`),
             Effect.catchTag("ResearcherError", (e) =>
               Effect.logWarning(`researcher could not propose under ${parentId}: ${e.message}`).pipe(Effect.as([]))
             )
@@ -439,7 +439,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
         finished: finishedCount,
         exhausted: tree.view.isExhausted
       }
-      const selection = yield* policy.select(tree.view, context).pipe(Random.withSeed(`${seed}:${tree.view.size}:select`))
+      const selection = yield* policy.select(tree.view, context).pipe(withSeed(`${seed}:${tree.view.size}:select`))
       if (selection._tag === "Stop") {
         if (inFlight.size > 0) {
           yield* awaitWake
@@ -526,6 +526,20 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
     interrupted
   } satisfies Summary
 })
+
+/**
+ * `Random.withSeed`, seeded on first use: the same numbers, but a selection that never draws one
+ * (UCT without a tie, most of the time) does not pay for seeding a generator (256 words of state).
+ */
+const withSeed = (seed: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    let rng: Random.Random | undefined
+    const get = () => (rng ??= Effect.runSync(Random.withSeed(Effect.service(Random.Random), seed)))
+    return Effect.provideService(self, Random.Random, {
+      nextIntUnsafe: () => get().nextIntUnsafe(),
+      nextDoubleUnsafe: () => get().nextDoubleUnsafe()
+    })
+  })
 
 /** Trials finished when insights were last distilled (0 if never), from the journal. */
 const finishedAtLastDistill = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
