@@ -16,7 +16,7 @@ import * as path from "node:path"
 import { Backend, Errors, JobProtocol, SearchSpace, Strategy, Task, TaskFile } from "@trex/core"
 import { Context, Effect, Layer, Schema, type Scope, Stream } from "effect"
 import { parse as parseCsv } from "./internal/simCsv.ts"
-import { drive, Engine, type Work } from "./internal/simClock.ts"
+import { drive, Engine, type SimJob, type Work } from "./internal/simClock.ts"
 import * as L from "./internal/simLandscape.ts"
 import { fromCsv, synthetic as makeSynthetic } from "./internal/simTable.ts"
 
@@ -292,6 +292,14 @@ const readStrategy = (spec: Backend.JobSpec, landscape: Landscape): Work | undef
   }
 }
 
+/** A finished job's events for a new watcher (what `Engine.watch` would queue), taken from its buffer. */
+const replay = (engine: Engine, job: SimJob): ReadonlyArray<Backend.JobEvent> => {
+  const events = [...job.buffer, job.exit!]
+  job.buffer.length = 0
+  engine.touch()
+  return events
+}
+
 /**
  * Build a simulator over a landscape; its clock driver lives as long as the scope.
  * @since 0.1.0 @category constructors
@@ -323,7 +331,7 @@ export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effe
           // A finished job (every zero-cost job, which finishes inside its submit) replays what it
           // printed and its exit, with no queue to feed.
           (j.exit !== undefined && j.watchers.size === 0
-            ? Stream.suspend(() => Stream.fromIterable(engine.replay(j)))
+            ? Stream.suspend(() => Stream.fromIterable(replay(engine, j)))
             : Stream.callback<Backend.JobEvent>((queue) =>
               Effect.acquireRelease(Effect.sync(() => engine.watch(j, queue)), () => Effect.sync(() => engine.unwatch(j, queue)))
             )).pipe(Stream.tap(() => Effect.sync(() => engine.touch()))))),

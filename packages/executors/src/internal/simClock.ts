@@ -222,14 +222,6 @@ export class Engine {
     this.touch()
   }
 
-  /** A finished job's events for a new watcher (as {@link watch} would queue them), taken from its buffer. */
-  replay(job: SimJob): ReadonlyArray<JobEvent> {
-    const events = [...job.buffer, job.exit!]
-    job.buffer.length = 0
-    this.touch()
-    return events
-  }
-
   unwatch(job: SimJob, watcher: Watcher): void {
     job.watchers.delete(watcher)
     this.touch()
