@@ -53,6 +53,7 @@ export interface TreeView {
   readonly root: RootView
   readonly size: number
   readonly get: (id: string) => NodeView | undefined
+  /** The node's children (the root's with {@link ExperimentNode.ROOT}), in proposal order; a live array, in O(1). */
   readonly children: (id: string) => ReadonlyArray<NodeView>
   /** Nodes from the root's child down to `id`. */
   readonly path: (id: string) => ReadonlyArray<NodeView>
@@ -103,6 +104,8 @@ interface MutableNode {
   readonly view: LiveView
   readonly stats: MutableStats
   readonly children: Array<string>
+  /** The children's views, in the order of `children`. */
+  readonly childViews: Array<NodeView>
   readonly curve: Array<Result.MetricPoint>
   /** Position in `curve` of each (step, split, name). */
   readonly curveIndex: Map<string, number>
@@ -131,6 +134,7 @@ export class ExperimentTree {
   private readonly order: Array<MutableNode> = []
   private readonly rootStats = newStats()
   private readonly rootChildren: Array<string> = []
+  private readonly rootChildViews: Array<NodeView> = []
   private readonly rootView: RootView
   private readonly fingerprints = new Map<string, MutableNode>()
   private readonly insightList: Array<Insight.Insight> = []
@@ -168,7 +172,7 @@ export class ExperimentTree {
         return self.nodes.size
       },
       get,
-      children: (id) => views(childIds(id)),
+      children: (id) => (id === ExperimentNode.ROOT ? self.rootChildViews : self.nodes.get(id)?.childViews ?? []),
       path: (id) => {
         const n = self.nodes.get(id)
         if (n === undefined) return []
@@ -243,6 +247,7 @@ export class ExperimentTree {
           view: { ...spec, depth, state: proposed, stats, children, curve },
           stats,
           children,
+          childViews: [],
           curve,
           curveIndex: new Map(),
           counted: false,
@@ -251,9 +256,14 @@ export class ExperimentTree {
         const replaced = this.nodes.get(spec.id)
         this.nodes.set(spec.id, node)
         // A repeated id (never written by the explorer) replaces the node, as the id lookup does.
-        if (replaced !== undefined) this.order[this.order.indexOf(replaced)] = node
+        if (replaced !== undefined) {
+          this.order[this.order.indexOf(replaced)] = node
+          const siblings = replaced.parent?.childViews ?? this.rootChildViews
+          siblings[siblings.indexOf(replaced.view)] = node.view
+        }
         this.order.push(node)
         ;(parent?.children ?? this.rootChildren).push(spec.id)
+        ;(parent?.childViews ?? this.rootChildViews).push(node.view)
         if (!this.fingerprints.has(spec.fingerprint)) this.fingerprints.set(spec.fingerprint, node)
         return
       }
