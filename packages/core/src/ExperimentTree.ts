@@ -141,6 +141,12 @@ export class ExperimentTree {
   private best: MutableNode | undefined
   private rootExhausted = false
   private range: { readonly min: number; readonly max: number } | undefined
+  /**
+   * While {@link fold} replays a journal: every node made (replaced ones too) and every success
+   * in journal order, so the statistics are settled in one pass instead of a walk up the path
+   * per event.
+   */
+  private deferred: { readonly made: Array<MutableNode>; readonly successes: Array<MutableNode> } | undefined
   /** Number of events applied. */
   applied = 0
   readonly view: TreeView
@@ -215,12 +221,14 @@ export class ExperimentTree {
 
   /** Add `delta` to `pending` along the path to the root (root included). */
   private addPending(n: MutableNode, delta: number): void {
+    if (this.deferred !== undefined) return
     for (let cur: MutableNode | undefined = n; cur !== undefined; cur = cur.parent) cur.stats.pending += delta
     this.rootStats.pending += delta
   }
 
   /** Add `delta` to `open` along the path to the root (root included). */
   private addOpen(n: MutableNode, delta: number): void {
+    if (this.deferred !== undefined) return
     for (let cur: MutableNode | undefined = n; cur !== undefined; cur = cur.parent) cur.stats.open += delta
     this.rootStats.open += delta
   }
@@ -255,6 +263,7 @@ export class ExperimentTree {
         }
         const replaced = this.nodes.get(spec.id)
         this.nodes.set(spec.id, node)
+        this.deferred?.made.push(node)
         // A repeated id (never written by the explorer) replaces the node, as the id lookup does.
         if (replaced !== undefined) {
           this.order[this.order.indexOf(replaced)] = node
@@ -356,9 +365,13 @@ export class ExperimentTree {
     // A cancelled trial says nothing about its strategy: it only releases its virtual loss.
     const visit = event.outcome !== "Cancelled" ? 1 : 0
     const opens = isOpen(n.view.state._tag) && !n.exhausted ? 1 : 0
-    // One pass up the path: O(depth), no allocation.
-    for (let cur: MutableNode | undefined = n; cur !== undefined; cur = cur.parent) update(cur.stats, pending, visit, opens, u)
-    update(this.rootStats, pending, visit, opens, u)
+    if (this.deferred !== undefined) {
+      if (u !== undefined) this.deferred.successes.push(n)
+    } else {
+      // One pass up the path: O(depth), no allocation.
+      for (let cur: MutableNode | undefined = n; cur !== undefined; cur = cur.parent) update(cur.stats, pending, visit, opens, u)
+      update(this.rootStats, pending, visit, opens, u)
+    }
     if (u !== undefined) {
       const range = this.range
       if (range === undefined) {
@@ -371,6 +384,53 @@ export class ExperimentTree {
     }
   }
 
+  /** Replay mode of {@link fold}: node statistics are left for {@link settle}. */
+  private defer(): void {
+    this.deferred = { made: [], successes: [] }
+  }
+
+  /**
+   * End of a replay: the statistics every walk up the path would have made, in O(nodes) for the
+   * counts and the best utility (sums and maxima of each node's own contribution, children before
+   * parents) and one tight pass per success for `valueSum`, whose floating-point additions must
+   * happen in journal order to give exactly the numbers of the incremental fold.
+   */
+  private settle(): void {
+    const deferred = this.deferred
+    if (deferred === undefined) return
+    this.deferred = undefined
+    const { made, successes } = deferred
+    const index = new Map<MutableNode, number>()
+    const parents = new Int32Array(made.length)
+    for (let i = 0; i < made.length; i++) {
+      const n = made[i]!
+      index.set(n, i)
+      const own = n.stats
+      const tag = n.view.state._tag
+      own.pending = n.counted ? 1 : 0
+      own.visits = ExperimentNode.isFinished(n.view) && tag !== "Cancelled" ? 1 : 0
+      own.open = isOpen(tag) && !n.exhausted ? 1 : 0
+      const score = tag === "Succeeded" ? ExperimentNode.score(n.view) : undefined
+      own.successes = score === undefined ? 0 : 1
+      own.bestUtility = score === undefined ? -Infinity : Task.utility(this.task, score)
+    }
+    // a node's parent was made before it, so children are summed into parents from the end
+    for (let i = made.length - 1; i >= 0; i--) {
+      const n = made[i]!
+      parents[i] = n.parent === undefined ? -1 : index.get(n.parent)!
+      add(n.parent?.stats ?? this.rootStats, n.stats)
+    }
+    const sums = new Float64Array(made.length)
+    let rootSum = this.rootStats.valueSum
+    for (const n of successes) {
+      const u = Task.utility(this.task, ExperimentNode.score(n.view)!)
+      for (let i = index.get(n)!; i !== -1; i = parents[i]!) sums[i] += u
+      rootSum += u
+    }
+    for (let i = 0; i < made.length; i++) made[i]!.stats.valueSum = sums[i]!
+    this.rootStats.valueSum = rootSum
+  }
+
   /** Every node id in proposal order. */
   ids(): IterableIterator<string> {
     return this.nodes.keys()
@@ -379,6 +439,15 @@ export class ExperimentTree {
 
 const proposed: ExperimentNode.NodeState = { _tag: "Proposed" }
 const queued: ExperimentNode.NodeState = { _tag: "Queued" }
+
+/** Add a child's subtree counts (not `valueSum`, settled separately) into its parent's. */
+const add = (into: MutableStats, from: MutableStats): void => {
+  into.pending += from.pending
+  into.visits += from.visits
+  into.open += from.open
+  into.successes += from.successes
+  if (from.bestUtility > into.bestUtility) into.bestUtility = from.bestUtility
+}
 
 const update = (s: MutableStats, pending: number, visit: number, opens: number, u: number | undefined): void => {
   s.pending += pending
@@ -403,11 +472,15 @@ export const fold = (events: Iterable<JournalEvent.JournalEvent>): ExperimentTre
   let tree: ExperimentTree | undefined
   for (const e of events) {
     if (e._tag === "RunStarted") {
-      if (tree === undefined) tree = ExperimentTree.empty(e.task, e.runId, e.seed)
+      if (tree === undefined) {
+        tree = ExperimentTree.empty(e.task, e.runId, e.seed)
+        tree["defer"]()
+      }
       tree.applied++
       continue
     }
     tree?.apply(e)
   }
+  tree?.["settle"]()
   return tree
 }

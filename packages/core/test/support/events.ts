@@ -25,7 +25,7 @@ type Op =
   | { readonly op: "admit" | "submit"; readonly pick: number }
   | { readonly op: "progress"; readonly pick: number; readonly fraction: number }
   | { readonly op: "finish"; readonly pick: number; readonly outcome: JournalEvent.Outcome; readonly score: number | undefined }
-  | { readonly op: "insight" | "charge" | "noise"; readonly pick: number }
+  | { readonly op: "insight" | "charge" | "noise" | "exhaust"; readonly pick: number }
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant("propose" as const), pick: fc.nat(), fp: fc.nat(30) }), weight: 4 },
@@ -40,7 +40,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     }),
     weight: 4
   },
-  { arbitrary: fc.record({ op: fc.constantFrom("insight" as const, "charge" as const, "noise" as const), pick: fc.nat() }), weight: 1 }
+  { arbitrary: fc.record({ op: fc.constantFrom("insight" as const, "charge" as const, "noise" as const, "exhaust" as const), pick: fc.nat() }), weight: 1 }
 )
 
 /** Interpret abstract ops as a valid journal, starting with `RunStarted`. */
@@ -116,6 +116,12 @@ export const interpret = (task: Task.Task, ops: ReadonlyArray<Op>): Array<Journa
       case "charge":
         events.push(JournalEvent.make("BudgetCharged", { cost: Cost.make({ inputTokens: 10 }), reason: "propose", at }))
         break
+      case "exhaust": {
+        // any node (or the root), finished or not, possibly twice
+        const targets = [ExperimentNode.ROOT, ...ids]
+        events.push(JournalEvent.make("NodeExhausted", { nodeId: targets[o.pick % targets.length]!, at }))
+        break
+      }
       case "noise": {
         // events a fold must ignore: an unknown node, or a second finish of a finished node
         const done = inState("Finished")
