@@ -156,7 +156,12 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
       (db) => Effect.sync(() => db.isOpen && db.close())
     )
     const insert = options.readonly ? undefined : db.prepare("INSERT INTO events (seq, tag, payload, crc) VALUES (?, ?, ?, ?)")
-    const selectFrom = db.prepare("SELECT seq, tag, payload, crc FROM events WHERE seq >= ? ORDER BY seq")
+    const begin = options.readonly ? undefined : db.prepare("BEGIN IMMEDIATE")
+    const commit = options.readonly ? undefined : db.prepare("COMMIT")
+    // rows as arrays (no object per row); the tag is read only to name a row that does not decode
+    const selectFrom = db.prepare("SELECT seq, payload, crc FROM events WHERE seq >= ? ORDER BY seq")
+    selectFrom.setReturnArrays(true)
+    const tagOf = db.prepare("SELECT tag FROM events WHERE seq = ?")
     const maxSeq = db.prepare("SELECT COALESCE(MAX(seq), 0) AS n FROM events")
     let next = options.readonly ? 0 : Number((maxSeq.get() as { n: number | bigint }).n) + 1
 
@@ -168,15 +173,15 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
             const payload = JSON.stringify(JournalEvent.encode(e))
             return [e._tag, payload, crc32(payload)] as const
           })
-          db.exec("BEGIN IMMEDIATE")
+          begin!.run()
           try {
             let seq = next
             for (const [tag, payload, crc] of rows) insert.run(seq++, tag, payload, crc)
-            db.exec("COMMIT")
+            commit!.run()
             next = seq
             return seq - 1
           } catch (e) {
-            db.exec("ROLLBACK")
+            if (db.isTransaction) db.exec("ROLLBACK")
             throw e
           }
         },
@@ -188,19 +193,21 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
         try: () => {
           const out: Array<JournalEvent.Entry> = []
           let expected = Math.max(1, from)
-          for (const row of selectFrom.iterate(expected) as Iterable<{ seq: number; tag: string; payload: string; crc: number }>) {
-            const seq = Number(row.seq)
+          for (const row of selectFrom.iterate(expected) as Iterable<[number, string, number]>) {
+            const seq = Number(row[0])
+            const payload = row[1]
             if (seq !== expected) {
               throw io(`journal ${file}: entry ${expected} is missing (next is ${seq})`, "Corrupt", expected)
             }
-            if (crc32(row.payload) !== Number(row.crc)) {
+            if (crc32(payload) !== Number(row[2])) {
               throw io(`journal ${file}: entry ${seq} fails its checksum (torn or corrupt write)`, "Corrupt", seq)
             }
             let event: JournalEvent.JournalEvent
             try {
-              event = JournalEvent.decodeSync(JSON.parse(row.payload))
+              event = JournalEvent.decodeSync(JSON.parse(payload))
             } catch (e) {
-              throw io(`journal ${file}: entry ${seq} (${row.tag}) does not decode: ${String(e)}`, "Corrupt", seq)
+              const tag = (tagOf.get(seq) as { tag: string } | undefined)?.tag
+              throw io(`journal ${file}: entry ${seq} (${tag}) does not decode: ${String(e)}`, "Corrupt", seq)
             }
             out.push({ seq, event })
             expected++
