@@ -2,27 +2,35 @@
 //
 //   1. Orchestration overhead per trial: the Explorer (UCT + heuristic researcher + template
 //      executor) over a zero-cost simulator, with the in-memory and the SQLite journal, at 1k,
-//      10k and 30k trials (5k with --quick); baseline: the same number of jobs submitted straight
-//      to the simulator. The cost of a trial grows with the depth of the tree (see docs/benchmarks.md).
-//   2. Journal replay: folding the largest run's SQLite journal into a tree; baseline: reading and
-//      JSON-parsing its rows without decoding or folding.
+//      10k, 30k and 100k trials (1k and 5k with --quick); baseline: the same number of jobs
+//      submitted straight to the simulator. Each run is stopped after --cap seconds (default 600)
+//      and reports how far it got. Time in the policy's `select` and the researcher's `propose`
+//      and `distill` is shown apart from the rest (the engine: explorer, journal, executor,
+//      simulator), and so is the cost of the last 10% of trials (the cost grows with the tree).
+//   1b. The engine alone at the largest size: the same loop with an O(1) policy (a spine with 24
+//      leaves per level, so the tree is as deep as UCT's, depth = trials / 25) and an O(1)
+//      researcher, with both journals.
+//   2. Journal replay: folding the largest run's SQLite journal into a tree, and the 1b journal;
+//      baseline: reading and JSON-parsing its rows without decoding or folding.
 //   3. Memory per node of the folded tree.
 //   4. GPU utilisation: 8 simulated GPUs, heavy-tailed trial durations (Pareto 1.5), concurrency 8.
 //
-// Options: --quick (1k and 10k only), --json (one JSON object at the end).
+// Options: --quick, --json (one JSON object at the end), --cap <seconds> per explorer run.
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { HeuristicResearcher, TemplateExecutor } from "@trex/agents"
-import { Backend, ExperimentTree, Journal, Researcher, SearchPolicy, type SearchSpace, Strategy, type Task } from "@trex/core"
+import { Backend, ExperimentTree, Journal, Researcher, SearchPolicy, SearchSpace, Strategy, type Task } from "@trex/core"
 import { Simulator } from "@trex/executors"
-import { Explorer, Uct } from "@trex/mcts"
+import { Control, Explorer, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
 
 const quick = process.argv.includes("--quick")
 const asJson = process.argv.includes("--json")
-const sizes = quick ? [1_000, 5_000] : [1_000, 10_000, 30_000]
+const sizes = quick ? [1_000, 5_000] : [1_000, 10_000, 30_000, 100_000]
+const capArg = process.argv.indexOf("--cap")
+const capSeconds = capArg >= 0 ? Number(process.argv[capArg + 1]) : 600
 
 // 5 parameters x 10 values: 100,000 distinct configurations, enough for 100k trials.
 const parameters: ReadonlyArray<SearchSpace.Parameter> = [
@@ -59,28 +67,125 @@ const time = async <A>(f: () => Promise<A>): Promise<{ ms: number; value: A }> =
   return { ms: performance.now() - start, value }
 }
 
-/** The Explorer over a simulator: `trials` trials, `concurrency` in flight. */
-const explore = (trials: number, journal: Layer.Layer<Journal.Journal, unknown>, land: Simulator.Landscape, concurrency: number) =>
+/** Time spent inside a policy's and a researcher's effects. */
+interface Timers {
+  select: number
+  propose: number
+  distill: number
+}
+const timed = <A, E, R>(timers: Timers, key: keyof Timers, eff: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    const t0 = performance.now()
+    return Effect.ensuring(eff, Effect.sync(() => (timers[key] += performance.now() - t0)))
+  })
+
+/** Finished trials and when each thousandth finished, to see the cost of the last trials. */
+interface Progress {
+  finished: number
+  readonly marks: Array<{ readonly finished: number; readonly at: number }>
+}
+
+interface Agents {
+  readonly policy: SearchPolicy.SearchPolicyShape
+  readonly researcher: Researcher.ResearcherShape
+}
+const defaultAgents = (): Agents => ({ policy: Uct.make(), researcher: HeuristicResearcher.make() })
+
+/** The Explorer over a simulator: up to `trials` trials, `concurrency` in flight, stopped after `cap` seconds. */
+const explore = (
+  trials: number,
+  journal: Layer.Layer<Journal.Journal, unknown>,
+  land: Simulator.Landscape,
+  concurrency: number,
+  agents: Agents = defaultAgents(),
+  cap = Infinity
+) =>
   Effect.gen(function*() {
     const sim = yield* Simulator.Simulator
     // simulated start time of every trial, to measure utilisation while trials are still being started
     const starts = new Map<string, number>()
+    const progress: Progress = { finished: 0, marks: [{ finished: 0, at: performance.now() }] }
     const onEvent = (entry: { event: { _tag: string; nodeId?: string } }) => {
       if (entry.event._tag === "JobSubmitted") starts.set(entry.event.nodeId!, Effect.runSync(sim.clock))
+      else if (entry.event._tag === "NodeFinished" && ++progress.finished % 1000 === 0) {
+        progress.marks.push({ finished: progress.finished, at: performance.now() })
+      }
     }
-    const summary = yield* Explorer.run(task(trials), { runId: "bench", runDir: "/nonexistent", seed: 1, concurrency, distillEvery: 5, onEvent })
-    return { summary, utilisation: yield* sim.utilisation, clock: yield* sim.clock, starts }
+    const control = new Control.Control()
+    const timer = Number.isFinite(cap) ? setTimeout(() => control.stop("drain"), cap * 1000) : undefined
+    const summary = yield* Explorer.run(task(trials), { runId: "bench", runDir: "/nonexistent", seed: 1, concurrency, distillEvery: 5, onEvent, control })
+      .pipe(Effect.ensuring(Effect.sync(() => clearTimeout(timer))))
+    progress.marks.push({ finished: progress.finished, at: performance.now() })
+    return { summary, utilisation: yield* sim.utilisation, clock: yield* sim.clock, starts, progress }
   }).pipe(
     Effect.provide(
       Layer.mergeAll(
         journal,
-        Layer.succeed(SearchPolicy.SearchPolicy, Uct.make()),
-        Layer.succeed(Researcher.Researcher, HeuristicResearcher.make()),
+        Layer.succeed(SearchPolicy.SearchPolicy, agents.policy),
+        Layer.succeed(Researcher.Researcher, agents.researcher),
         TemplateExecutor.layer({ taskDir: ".", recipe }).pipe(Layer.provideMerge(Simulator.Simulator.layer(land, { gpus: concurrency })))
       )
     ),
     Effect.scoped
   )
+
+/** The default agents, with the time spent in them counted. */
+const timedAgents = (timers: Timers): Agents => {
+  const { policy, researcher } = defaultAgents()
+  return {
+    policy: { ...policy, select: (tree, ctx) => timed(timers, "select", policy.select(tree, ctx)) },
+    researcher: {
+      ...researcher,
+      propose: (ctx, n) => timed(timers, "propose", researcher.propose(ctx, n)),
+      distill: (ctx) => timed(timers, "distill", researcher.distill(ctx))
+    }
+  }
+}
+
+/** ms per trial over the last tenth of the trials (at least the last 1,000). */
+const lastTenth = (p: Progress): number => {
+  const end = p.marks[p.marks.length - 1]!
+  const target = end.finished - Math.max(1000, Math.round(end.finished / 10))
+  const from = [...p.marks].reverse().find((m) => m.finished <= target) ?? p.marks[0]!
+  return (end.at - from.at) / Math.max(1, end.finished - from.finished)
+}
+
+/**
+ * The engine alone: a spine policy (every 25th trial extends the spine, the others are leaves
+ * on its tip, so the tree is `trials / 25` deep) and a researcher that hands out the
+ * configurations in order, both O(1) per trial.
+ */
+const engineAgents = (trials: number): Agents => {
+  const base = task(trials).defaultStrategy!
+  let next = 0
+  let tip = "root"
+  return {
+    policy: {
+      name: "spine",
+      select: (tree) =>
+        Effect.sync(() => {
+          const id = tip
+          if (tree.size % 25 === 0) tip = `n${tree.size + 1}`
+          return SearchPolicy.expand(id)
+        })
+    },
+    researcher: {
+      name: "in-order",
+      analyze: () => Effect.succeed({ summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} }),
+      propose: () =>
+        Effect.sync(() => {
+          let s = base
+          let k = next++
+          for (const p of parameters) {
+            s = SearchSpace.set(s, p.path, p.values[k % p.values.length]!)
+            k = Math.floor(k / p.values.length)
+          }
+          return [{ strategy: s }]
+        }),
+      distill: () => Effect.succeed([])
+    }
+  }
+}
 
 /** Baseline: the same jobs straight to the simulator, one at a time, no search. */
 const baseline = (trials: number, land: Simulator.Landscape) =>
@@ -100,36 +205,78 @@ const print = (line: string) => {
 
 // ---- 1. orchestration overhead ----------------------------------------------------------------
 const zero = landscape({ seconds: 0 })
-const overhead: Array<Record<string, number | string>> = []
+const overhead: Array<Record<string, number | string | boolean>> = []
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-"))
 let sqliteFile = ""
-print("1. Orchestration overhead per trial (zero-cost simulator, UCT + heuristic researcher, concurrency 1)")
-print("| trials | baseline ms/trial | in-memory ms/trial | ratio | SQLite ms/trial | ratio | SQLite trials/s | max depth |")
-print("|---|---|---|---|---|---|---|---|")
+const fmt = (x: number, digits = 4) => x.toFixed(digits)
+print(`1. Orchestration overhead per trial (zero-cost simulator, UCT + heuristic researcher, concurrency 1; each run stopped after ${capSeconds} s)`)
+print("| trials | baseline ms/trial | in-memory ms/trial | ratio | last 10% ms/trial | select / propose / distill / rest ms | SQLite ms/trial | SQLite trials/s | SQLite last 10% ms/trial | max depth |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for (const n of sizes) {
   const base = await time(() => Effect.runPromise(baseline(n, zero)))
-  const mem = await time(() => Effect.runPromise(explore(n, Journal.Journal.layerMemory, zero, 1)))
+  const timers: Timers = { select: 0, propose: 0, distill: 0 }
+  const mem = await time(() => Effect.runPromise(explore(n, Journal.Journal.layerMemory, zero, 1, timedAgents(timers), capSeconds)))
   sqliteFile = path.join(dir, `journal-${n}.sqlite`)
-  const sql = await time(() => Effect.runPromise(explore(n, Journal.Journal.layerSqlite(sqliteFile, { durability: "process" }), zero, 1)))
+  const sql = await time(() => Effect.runPromise(explore(n, Journal.Journal.layerSqlite(sqliteFile, { durability: "process" }), zero, 1, defaultAgents(), capSeconds)))
+  const memTrials = mem.value.progress.finished
+  const sqlTrials = sql.value.progress.finished
   const row = {
     trials: n,
+    memoryTrials: memTrials,
+    sqliteTrials: sqlTrials,
+    capped: memTrials < n || sqlTrials < n,
     baselineMsPerTrial: base.ms / n,
-    memoryMsPerTrial: mem.ms / n,
-    memoryRatio: mem.ms / base.ms,
-    sqliteMsPerTrial: sql.ms / n,
-    sqliteRatio: sql.ms / base.ms,
-    sqliteTrialsPerSecond: n / (sql.ms / 1000),
+    memoryMsPerTrial: mem.ms / memTrials,
+    memoryRatio: mem.ms / memTrials / (base.ms / n),
+    memoryLastTenthMsPerTrial: lastTenth(mem.value.progress),
+    selectMsPerTrial: timers.select / memTrials,
+    proposeMsPerTrial: timers.propose / memTrials,
+    distillMsPerTrial: timers.distill / memTrials,
+    restMsPerTrial: (mem.ms - timers.select - timers.propose - timers.distill) / memTrials,
+    sqliteMsPerTrial: sql.ms / sqlTrials,
+    sqliteRatio: sql.ms / sqlTrials / (base.ms / n),
+    sqliteTrialsPerSecond: sqlTrials / (sql.ms / 1000),
+    sqliteLastTenthMsPerTrial: lastTenth(sql.value.progress),
     treeSize: mem.value.summary.tree.size,
     maxDepth: Math.max(...[...mem.value.summary.tree.nodes()].map((x) => x.depth))
   }
   overhead.push(row)
-  print(`| ${n} | ${row.baselineMsPerTrial.toFixed(4)} | ${row.memoryMsPerTrial.toFixed(4)} | ${row.memoryRatio.toFixed(1)}x | ${row.sqliteMsPerTrial.toFixed(4)} | ${row.sqliteRatio.toFixed(1)}x | ${row.sqliteTrialsPerSecond.toFixed(0)} | ${row.maxDepth} |`)
+  const label = row.capped ? `${n} (stopped: ${memTrials} / ${sqlTrials} done)` : `${n}`
+  print(`| ${label} | ${fmt(row.baselineMsPerTrial)} | ${fmt(row.memoryMsPerTrial)} | ${row.memoryRatio.toFixed(1)}x | ${fmt(row.memoryLastTenthMsPerTrial)} | ${
+    [row.selectMsPerTrial, row.proposeMsPerTrial, row.distillMsPerTrial, row.restMsPerTrial].map((x) => fmt(x, 3)).join(" / ")
+  } | ${fmt(row.sqliteMsPerTrial)} | ${row.sqliteTrialsPerSecond.toFixed(0)} | ${fmt(row.sqliteLastTenthMsPerTrial)} | ${row.maxDepth} |`)
 }
 results["overhead"] = overhead
 
-// ---- 2. journal replay and 3. memory per node ----------------------------------------------
+// ---- 1b. the engine alone ------------------------------------------------------------------------
+const engineTrials = sizes[sizes.length - 1]!
+const engineFile = path.join(dir, `engine-${engineTrials}.sqlite`)
 {
-  const db = new DatabaseSync(sqliteFile, { readOnly: true })
+  const base = await time(() => Effect.runPromise(baseline(engineTrials, zero)))
+  const mem = await time(() => Effect.runPromise(explore(engineTrials, Journal.Journal.layerMemory, zero, 1, engineAgents(engineTrials))))
+  const sql = await time(() =>
+    Effect.runPromise(explore(engineTrials, Journal.Journal.layerSqlite(engineFile, { durability: "process" }), zero, 1, engineAgents(engineTrials)))
+  )
+  const row = {
+    trials: engineTrials,
+    baselineMsPerTrial: base.ms / engineTrials,
+    memoryMsPerTrial: mem.ms / engineTrials,
+    memoryLastTenthMsPerTrial: lastTenth(mem.value.progress),
+    sqliteMsPerTrial: sql.ms / engineTrials,
+    sqliteTrialsPerSecond: engineTrials / (sql.ms / 1000),
+    sqliteLastTenthMsPerTrial: lastTenth(sql.value.progress),
+    maxDepth: Math.max(...[...mem.value.summary.tree.nodes()].map((x) => x.depth))
+  }
+  results["engine"] = row
+  print("")
+  print(`1b. The engine alone (O(1) spine policy and in-order researcher, tree depth ${row.maxDepth}), ${engineTrials} trials:`)
+  print(`    baseline ${fmt(row.baselineMsPerTrial)} ms/trial; in-memory ${fmt(row.memoryMsPerTrial)} ms/trial (last 10%: ${fmt(row.memoryLastTenthMsPerTrial)});` +
+    ` SQLite ${fmt(row.sqliteMsPerTrial)} ms/trial = ${row.sqliteTrialsPerSecond.toFixed(0)} trials/s (last 10%: ${fmt(row.sqliteLastTenthMsPerTrial)})`)
+}
+
+// ---- 2. journal replay and 3. memory per node ----------------------------------------------
+const replayOf = async (file: string) => {
+  const db = new DatabaseSync(file, { readOnly: true })
   const raw = await time(async () => {
     let count = 0
     for (const row of db.prepare("SELECT payload FROM events ORDER BY seq").iterate() as Iterable<{ payload: string }>) {
@@ -147,13 +294,13 @@ results["overhead"] = overhead
         const journal = yield* Journal.Journal
         const entries = yield* journal.read(1)
         return ExperimentTree.fold(entries.map((e) => e.event))!
-      }).pipe(Effect.provide(Journal.Journal.layerSqlite(sqliteFile, { readonly: true })), Effect.scoped)
+      }).pipe(Effect.provide(Journal.Journal.layerSqlite(file, { readonly: true })), Effect.scoped)
     )
   )
   if (typeof globalThis.gc === "function") globalThis.gc()
   const heapAfter = process.memoryUsage().heapUsed
   const nodes = replay.value.view.size
-  results["replay"] = {
+  return {
     events: raw.value,
     nodes,
     rawParseMs: raw.ms,
@@ -162,9 +309,17 @@ results["overhead"] = overhead
     bytesPerNode: (heapAfter - heapBefore) / nodes,
     gcExposed: typeof globalThis.gc === "function"
   }
+}
+{
+  const largest = await replayOf(sqliteFile)
+  const engine = await replayOf(engineFile)
+  results["replay"] = largest
+  results["replayEngine"] = engine
   print("")
-  print(`2. Journal replay: ${raw.value} events, ${nodes} nodes: fold ${replay.ms.toFixed(0)} ms vs JSON.parse of the rows ${raw.ms.toFixed(0)} ms (${(replay.ms / raw.ms).toFixed(1)}x)`)
-  print(`3. Memory: ${((heapAfter - heapBefore) / nodes / 1024).toFixed(2)} KiB per node of the folded tree (journal entries included)${typeof globalThis.gc === "function" ? "" : " (run with --expose-gc for a cleaner figure)"}`)
+  for (const [what, r] of [["the largest run's journal", largest], ["the engine run's journal (1b)", engine]] as const) {
+    print(`2. Journal replay, ${what}: ${r.events} events, ${r.nodes} nodes: fold ${r.replayMs.toFixed(0)} ms vs JSON.parse of the rows ${r.rawParseMs.toFixed(0)} ms (${r.ratio.toFixed(1)}x)`)
+  }
+  print(`3. Memory: ${(largest.bytesPerNode / 1024).toFixed(2)} KiB per node of the folded tree (journal entries included)${largest.gcExposed ? "" : " (run with --expose-gc for a cleaner figure)"}`)
 }
 
 // ---- 4. GPU utilisation ----------------------------------------------------------------------
