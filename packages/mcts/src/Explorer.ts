@@ -51,7 +51,10 @@ export interface Options {
   readonly cache?: ResultCache.ResultCache
   /** Pause, resume or stop from outside. */
   readonly control?: Control
-  /** Called after each event is journaled and folded (for UIs; must not block). */
+  /**
+   * Called after each event is folded (for UIs; must not block). Its journal commit may follow
+   * a little later: events no outside effect depends on are committed in groups.
+   */
   readonly onEvent?: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
   /** Times an execution that failed for infrastructure reasons is retried (default 2). */
   readonly retries?: number
@@ -127,20 +130,51 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   }
   priorElapsed += Math.max(0, lastAt - sessionStart)
 
-  // ---- recording: journal, then fold, then notify; one writer at a time ------------------
+  // ---- recording: fold and notify at once, journal with a group commit --------------------
+  // Events are folded in the order they are recorded and appended in that order, so the journal
+  // is always a prefix of what happened. Events that no outside effect depends on (a submission,
+  // a finish, a distillation) wait for the next commit: before the next job is submitted, before
+  // the loop waits, at the end, or at most `GROUP_COMMIT` later. A crash loses at most those, and
+  // a resumed run recovers them as after any crash: a running node is reattached, a node
+  // admitted without a submission on record is reconciled with the backend.
   const lock = yield* Semaphore.make(1)
   let seq = existing.length
-  const record = (events: ReadonlyArray<JournalEvent.JournalEvent>) =>
-    lock.withPermits(1)(
-      Effect.gen(function*() {
-        yield* journal.append(events)
-        for (const e of events) {
-          seq++
-          if (e._tag !== "RunStarted") tree.apply(e)
-          options.onEvent?.({ seq, event: e }, tree.view)
-        }
-      })
+  let buffered: Array<JournalEvent.JournalEvent> = []
+  let commitScheduled = false
+  const commit: Effect.Effect<void, Errors.JournalError> = lock.withPermits(1)(
+    Effect.suspend(() => {
+      if (buffered.length === 0) return Effect.void
+      const events = buffered
+      buffered = []
+      return Effect.asVoid(journal.append(events))
+    })
+  )
+  const scope = yield* Effect.scope
+  const commitSoon = Effect.suspend(() => {
+    if (commitScheduled) return Effect.void
+    commitScheduled = true
+    return Effect.asVoid(
+      Effect.forkIn(
+        Effect.sleep(GROUP_COMMIT).pipe(
+          Effect.andThen(Effect.sync(() => (commitScheduled = false))),
+          Effect.andThen(commit),
+          Effect.orDie
+        ),
+        scope
+      )
     )
+  })
+  /** Fold and notify now; journal now (`"now"`) or with the next commit (`"soon"`). */
+  const record = (events: ReadonlyArray<JournalEvent.JournalEvent>, when: "now" | "soon" = "now") =>
+    Effect.suspend(() => {
+      for (const e of events) {
+        buffered.push(e)
+        seq++
+        if (e._tag !== "RunStarted") tree.apply(e)
+        options.onEvent?.({ seq, event: e }, tree.view)
+      }
+      return when === "now" ? commit : commitSoon
+    })
   const now = Clock.currentTimeMillis
 
   const started = yield* now
@@ -190,7 +224,8 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
         })
       )
       ledger.release(nodeId)
-      yield* record(events)
+      // a stopped trial's job was cancelled: journal that at once (a reattachment would run it afresh)
+      yield* record(events, outcome === "Succeeded" || outcome === "Failed" ? "soon" : "now")
     })
 
   const execute = (
@@ -268,17 +303,20 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
     Effect.gen(function*() {
       switch (ev._tag) {
         case "Submitted":
-          return yield* record([JournalEvent.make("JobSubmitted", { nodeId, job: ev.job, at: yield* now })])
+          return yield* record([JournalEvent.make("JobSubmitted", { nodeId, job: ev.job, at: yield* now })], "soon")
         case "Progress": {
-          yield* record([
-            JournalEvent.make("JobProgress", {
-              nodeId,
-              metrics: ev.metrics,
-              at: yield* now,
-              ...(ev.fraction !== undefined ? { fraction: ev.fraction } : {}),
-              ...(ev.message !== undefined ? { message: ev.message } : {})
-            })
-          ])
+          yield* record(
+            [
+              JournalEvent.make("JobProgress", {
+                nodeId,
+                metrics: ev.metrics,
+                at: yield* now,
+                ...(ev.fraction !== undefined ? { fraction: ev.fraction } : {}),
+                ...(ev.message !== undefined ? { message: ev.message } : {})
+              })
+            ],
+            "soon"
+          )
           if (ev.metrics.length > 0 && scheduler.decide(tree.view, nodeId) === "prune" && !pruning.has(nodeId)) {
             pruning.add(nodeId)
             yield* Effect.forkDetach(FiberMap.remove(fibers, nodeId))
@@ -323,6 +361,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   let interrupted = false as boolean
 
   const awaitWake = Effect.gen(function*() {
+    yield* commit
     yield* Queue.take(wake)
     yield* Queue.clear(wake)
   })
@@ -395,7 +434,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
     const known = new Set(tree.view.insights.map((i) => i.id))
     const fresh = insights.filter((i) => !known.has(i.id))
     // Journaled even when empty: a resumed run then distils on the same schedule.
-    yield* record([JournalEvent.make("InsightsDistilled", { insights: fresh, at: yield* now })])
+    yield* record([JournalEvent.make("InsightsDistilled", { insights: fresh, at: yield* now })], "soon")
   })
 
   yield* Effect.gen(function*() {
@@ -460,7 +499,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       const parentId = selection.nodeId
       const picked = yield* propose(parentId)
       if (picked === undefined) {
-        yield* record([JournalEvent.make("NodeExhausted", { nodeId: parentId, at: yield* now })])
+        yield* record([JournalEvent.make("NodeExhausted", { nodeId: parentId, at: yield* now })], "soon")
         continue
       }
       const at = yield* now
@@ -515,7 +554,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
         JournalEvent.make("RunFinished", { reason, at: yield* now, ...(bestNode !== undefined ? { bestNode: bestNode.id } : {}) })
       ])
     }
-  }).pipe(Effect.ensuring(Effect.sync(() => unsubscribe?.())))
+  }).pipe(Effect.ensuring(Effect.andThen(Effect.sync(() => unsubscribe?.()), Effect.ignore(commit))))
 
   return {
     runId: options.runId,
@@ -540,6 +579,9 @@ const withSeed = (seed: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effe
       nextDoubleUnsafe: () => get().nextDoubleUnsafe()
     })
   })
+
+/** The longest an event waits for its commit when nothing else commits first. */
+const GROUP_COMMIT = "20 millis"
 
 /** Trials finished when insights were last distilled (0 if never), from the journal. */
 const finishedAtLastDistill = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
