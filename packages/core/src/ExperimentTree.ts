@@ -162,13 +162,6 @@ export class ExperimentTree {
     this.rootView = { id: ExperimentNode.ROOT, depth: 0, stats: this.rootStats, children: this.rootChildren }
     const self = this
     const get = (id: string): NodeView | undefined => self.nodes.get(id)?.view
-    const childIds = (id: string): ReadonlyArray<string> =>
-      id === ExperimentNode.ROOT ? self.rootChildren : self.nodes.get(id)?.children ?? []
-    const views = (ids: ReadonlyArray<string>, skip?: string): Array<NodeView> => {
-      const out: Array<NodeView> = []
-      for (const c of ids) if (c !== skip) out.push(self.nodes.get(c)!.view)
-      return out
-    }
     this.view = {
       task,
       get root() {
@@ -188,7 +181,9 @@ export class ExperimentTree {
       },
       siblings: (id) => {
         const n = self.nodes.get(id)
-        return n === undefined ? [] : views(childIds(n.spec.parent), id)
+        if (n === undefined) return []
+        const all = n.spec.parent === ExperimentNode.ROOT ? self.rootChildViews : self.nodes.get(n.spec.parent)?.childViews ?? []
+        return all.filter((c) => c.id !== id)
       },
       nodes: function*() {
         for (const n of self.nodes.values()) yield n.view
