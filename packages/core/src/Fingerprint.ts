@@ -17,6 +17,17 @@ export const canonicalJson = (value: unknown): string => {
   return canonical(value, undefined)
 }
 
+/** JSON-quoted keys: a strategy's keys are few and repeat in every strategy. */
+const quoted = new Map<string, string>()
+const quote = (key: string): string => {
+  let q = quoted.get(key)
+  if (q === undefined) {
+    q = JSON.stringify(key)
+    if (quoted.size < 4096) quoted.set(key, q)
+  }
+  return q
+}
+
 /** Keys in code-unit order (as `<` compares strings), without the entries arrays of `Object.entries`. */
 const canonical = (value: unknown, memo: WeakMap<object, string> | undefined): string => {
   if (value === null) return "null"
@@ -46,7 +57,7 @@ const canonical = (value: unknown, memo: WeakMap<object, string> | undefined): s
         for (const k of keys) {
           const v = record[k]
           if (v === undefined) continue
-          out += (first ? "" : ",") + JSON.stringify(k) + ":" + canonical(v, memo)
+          out += (first ? "" : ",") + quote(k) + ":" + canonical(v, memo)
           first = false
         }
         out += "}"
@@ -77,11 +88,14 @@ export const of = (strategy: Strategy.Strategy): string => {
   // A decoded strategy is plain JSON already (its schemas only fill defaults), so it is
   // canonicalised as it is, without another pass through the encoder.
   // Its parts are immutable too, and a mutation copies only the objects on the changed path:
-  // the canonical JSON of every part is kept, so a child strategy re-serialises only what changed.
+  // the canonical JSON of each part is kept, so a child strategy re-serialises only the part that changed.
   // (The keys of `{ data, training, evaluation }`, in canonical order.)
   let json = "{"
   for (const [key, part] of [["data", strategy.data], ["evaluation", strategy.evaluation], ["training", strategy.training]] as const) {
-    if (part !== undefined) json += (json.length > 1 ? "," : "") + `"${key}":` + canonical(part, parts)
+    if (part === undefined) continue
+    let text = parts.get(part)
+    if (text === undefined) parts.set(part, (text = canonical(part, undefined)))
+    json += (json.length > 1 ? "," : "") + `"${key}":` + text
   }
   const fp = crypto.hash("sha256", json + "}", "hex").slice(0, 16)
   cache.set(strategy, fp)
@@ -90,5 +104,5 @@ export const of = (strategy: Strategy.Strategy): string => {
 
 /** Strategies are immutable values: each is hashed once. */
 const cache = new WeakMap<Strategy.Strategy, string>()
-/** Canonical JSON of the objects inside strategies. */
+/** Canonical JSON of the parts (`data`, `training`, `evaluation`) of strategies. */
 const parts = new WeakMap<object, string>()
