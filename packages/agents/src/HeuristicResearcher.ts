@@ -18,9 +18,10 @@ import {
   Researcher,
   SearchSpace,
   type Strategy,
-  type Task
+  Task
 } from "@trex/core"
 import { Effect, Layer, Random } from "effect"
+import * as Surrogate from "./internal/surrogate.ts"
 import { distillInsights, emptyTallies, type Tallies, type ValueEffect } from "./internal/heuristicInsights.ts"
 
 /** @since 0.1.0 @category models */
@@ -40,7 +41,27 @@ export interface Options {
   readonly randomDrafts?: boolean
   /** Candidates tried per proposal before giving up on a node (default 64). */
   readonly maxCandidates?: number
+  /**
+   * Rank candidate children by the expected improvement of a Gaussian-process surrogate fitted
+   * to the finished results (default true): mutations of the parent still make the candidates,
+   * the model picks which of them to run. `false` proposes the first fresh mutations.
+   */
+  readonly surrogate?: boolean
+  /**
+   * Random configurations (or, in a pool of up to 2,048 points, every untried point) that compete
+   * with the parent's mutations when the surrogate ranks candidates (default 64; 0: local moves only).
+   */
+  readonly jumps?: number
+  /** Successes needed before the surrogate ranks candidates (default 4). */
+  readonly surrogateMinObservations?: number
+  /** Observations the surrogate is fitted to at most: the best half and the nearest to the parent (default 64). */
+  readonly surrogateMaxObservations?: number
 }
+
+/** Newest nodes scanned per proposal for results the surrogate has not seen yet. */
+const OBSERVATION_WINDOW = 256
+/** Pools up to this size are scored whole for jumps; larger spaces by random configurations. */
+const JUMP_POOL = 2048
 
 const fail = (operation: string, message: string) => new Errors.ResearcherError({ operation, message, retryable: false })
 
@@ -97,27 +118,109 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         out.push({ strategy: { ...task.defaultStrategy, rationale: "Baseline: the task's default strategy." } })
       }
       const maxCandidates = options.maxCandidates ?? 64
-      // Other first-level children are drafts: random configurations, for a global view before local moves.
-      if (parent === undefined && (options.randomDrafts ?? true)) {
-        for (let i = 0; i < maxCandidates && out.length < n; i++) {
-          const strategy = yield* randomDraft(space, task.defaultStrategy)
-          if (fresh(strategy)) out.push({ strategy: { ...strategy, rationale: "Draft: a random configuration of the search space, for a global view." } })
+      const model = useSurrogate ? surrogateFor(tree, space, parent) : undefined
+      // Keeps the `n` candidates with the highest expected improvement (all of them without a model).
+      // A candidate marked `unchecked` is checked for freshness only if it makes the cut.
+      const ranked: Array<{ readonly strategy: Strategy.Strategy; readonly rationale: string; readonly ei: number; readonly unchecked: boolean }> = []
+      const offer = (strategy: Strategy.Strategy, rationale: string, unchecked = false, x?: ReadonlyArray<number>) => {
+        if (model === undefined) {
+          out.push({ strategy: { ...strategy, rationale } })
+          return
+        }
+        ranked.push({ strategy, rationale, ei: model.expectedImprovement(x ?? Surrogate.features(space, strategy)), unchecked })
+      }
+      const done = () => model === undefined && out.length >= n
+      const finish = () => {
+        ranked.sort((a, b) => b.ei - a.ei)
+        for (const r of ranked) {
+          if (out.length >= n) break
+          if (r.unchecked && !fresh(r.strategy)) continue
+          const rationale = `${r.rationale.replace(/\.$/, "")} (expected improvement ${r.ei.toFixed(3)} by the surrogate).`
+          out.push({ strategy: { ...r.strategy, rationale } })
         }
         return out
+      }
+      // Other first-level children are drafts: random configurations, for a global view before local moves.
+      if (parent === undefined && (options.randomDrafts ?? true)) {
+        for (let i = 0; i < maxCandidates && !done(); i++) {
+          const strategy = yield* randomDraft(space, task.defaultStrategy)
+          if (fresh(strategy)) offer(strategy, "Draft: a random configuration of the search space, for a global view.")
+        }
+        return finish()
       }
       const pool = space.points !== undefined && space.points.length > 0 ? space.points : undefined
       // Crossover donors: better-scoring siblings of the parent, and the best node.
       const best = tree.best()
       const donors = [...(parent !== undefined ? tree.siblings(parent.id).slice(-16) : []), ...(best !== undefined ? [best] : [])]
         .filter((d) => d.state._tag === "Succeeded" && d.id !== parent?.id)
-      for (let i = 0; i < maxCandidates && out.length < n; i++) {
+      for (let i = 0; i < maxCandidates && !done(); i++) {
         // In a finite pool, a move lands on the nearest configuration that exists and is untried.
         const candidate = yield* mutate(space, base, donors, parent, effects, options)
         const landed = pool === undefined ? candidate : snap(space, pool, base, candidate, (s) => !context.tried(Fingerprint.of(s)) && !seen.has(Fingerprint.of(s)))
-        if (landed !== undefined && fresh(landed.strategy)) out.push({ strategy: { ...landed.strategy, rationale: landed.rationale } })
+        if (landed !== undefined && fresh(landed.strategy)) offer(landed.strategy, landed.rationale)
       }
-      return out
+      // Jumps: configurations anywhere in the space compete with the local moves on the model's terms.
+      if (model !== undefined && jumps > 0) {
+        const why = "Jump: a configuration anywhere in the space that the model rates highly."
+        if (pool !== undefined && pool.length <= JUMP_POOL) {
+          // Every pool point is scored on its cached features; strategies are built for the best only.
+          const xs = poolFeatures(space, pool, task.defaultStrategy)
+          const scored = pool.map((pt, i) => ({ pt, ei: model.expectedImprovement(xs[i]!) })).sort((a, b) => b.ei - a.ei)
+          let taken = 0
+          for (const { pt } of scored) {
+            if (taken >= n) break
+            const st = SearchSpace.applyPoint(space, task.defaultStrategy, pt)
+            if (context.tried(Fingerprint.of(st)) || seen.has(Fingerprint.of(st))) continue
+            offer(st, why, true)
+            taken++
+          }
+        } else {
+          for (let i = 0; i < jumps; i++) offer(yield* randomDraft(space, task.defaultStrategy), why, true)
+        }
+      }
+      return finish()
     })
+
+  // Features of a pool's points, computed once per pool.
+  const poolCache = new WeakMap<object, ReadonlyArray<ReadonlyArray<number>>>()
+  const poolFeatures = (space: SearchSpace.SearchSpace, pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>, base: Strategy.Strategy) => {
+    let xs = poolCache.get(pool)
+    if (xs === undefined) {
+      poolCache.set(pool, (xs = pool.map((pt) => Surrogate.features(space, SearchSpace.applyPoint(space, base, pt)))))
+    }
+    return xs
+  }
+  const useSurrogate = options.surrogate ?? true
+  const jumps = options.jumps ?? 64
+  // Observations per tree, gathered incrementally from the newest nodes.
+  const observed = new WeakMap<
+    object,
+    { readonly ids: Set<string>; readonly list: Array<Surrogate.Observation>; hyper?: Surrogate.Hyper; searchedAt: number }
+  >()
+  const surrogateFor = (tree: ExperimentTree.TreeView, space: SearchSpace.SearchSpace, parent: ExperimentTree.NodeView | undefined) => {
+    let cache = observed.get(tree)
+    if (cache === undefined) observed.set(tree, (cache = { ids: new Set(), list: [], searchedAt: 0 }))
+    for (const nd of tree.latest(OBSERVATION_WINDOW)) {
+      if (cache.ids.has(nd.id) || (nd.state._tag !== "Succeeded" && nd.state._tag !== "Failed")) continue
+      cache.ids.add(nd.id)
+      const score = ExperimentNode.score(nd)
+      cache.list.push({ x: Surrogate.features(space, nd.strategy), utility: score === undefined ? undefined : Task.utility(tree.task, score) })
+    }
+    // The hyperparameters are searched again while the data is small and then each time it grows by a quarter.
+    const n = cache.list.length
+    const search = cache.hyper === undefined || n < 32 || n >= cache.searchedAt * 1.25
+    const model = Surrogate.fit(cache.list, {
+      minObservations: options.surrogateMinObservations ?? 4,
+      maxObservations: options.surrogateMaxObservations ?? 64,
+      ...(parent !== undefined ? { near: Surrogate.features(space, parent.strategy) } : {}),
+      ...(!search && cache.hyper !== undefined ? { hyper: cache.hyper } : {})
+    })
+    if (model !== undefined && search) {
+      cache.hyper = model.hyper
+      cache.searchedAt = n
+    }
+    return model
+  }
 
   // Tallies per tree, so each distillation only counts what finished since the last one.
   const tallies = new WeakMap<object, Tallies>()

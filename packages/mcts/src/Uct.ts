@@ -81,7 +81,14 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
             const expandable = SearchPolicy.isExpandable(tree, id, ctx)
             const widen = expandable && childIds.length < ProgressiveWidening.allowed(stats.visits, widening)
             if (id === "root" && widen && childIds.length < drafts) return SearchPolicy.expand(id)
-            const children = childIds.map((cid) => tree.get(cid)!).filter((ch) => !dead.has(ch.id) && reachable(ch))
+            // One pass over the live child views: the reachable ones, their prior sum.
+            const children: Array<Child> = []
+            let priorSum = 0
+            for (const ch of tree.children(id)) {
+              if (!reachable(ch) || dead.has(ch.id)) continue
+              children.push(ch)
+              priorSum += ch.prior ?? 1
+            }
             if (children.length === 0) {
               if (expandable) return SearchPolicy.expand(id)
               if (ctx.inFlight > 0) return SearchPolicy.wait
@@ -90,16 +97,18 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
               continue descent
             }
             const total = Math.max(1, stats.visits + (virtualLoss ? stats.pending : 0))
-            const priorSum = children.reduce((acc, ch) => acc + (ch.prior ?? 1), 0)
+            const logTotal = Math.log(total + 1)
             const explore = (n: number, prior: number) =>
-              usePriors ? c * (prior / priorSum) * Math.sqrt(total) / (1 + n) : c * Math.sqrt(Math.log(total + 1) / Math.max(n, 1e-9))
+              usePriors ? c * (prior / priorSum) * Math.sqrt(total) / (1 + n) : c * Math.sqrt(logTotal / Math.max(n, 1e-9))
             // The options: descend into a child, or (when widening allows) give this node a new child,
             // valued by its own score. With c -> 0 this is greedy on the best node; c buys exploration.
             type Option = { readonly child: Child | undefined; readonly score: number }
-            const candidates: Array<Option> = children.map((ch) => {
+            const candidates: Array<Option> = new Array(children.length)
+            for (let i = 0; i < children.length; i++) {
+              const ch = children[i]!
               const n = ch.stats.visits + (virtualLoss ? ch.stats.pending : 0)
-              return { child: ch, score: n === 0 && !usePriors ? Infinity : value(tree, ch.stats, backup, virtualLoss) + explore(n, ch.prior ?? 1) }
-            })
+              candidates[i] = { child: ch, score: n === 0 && !usePriors ? Infinity : value(tree, ch.stats, backup, virtualLoss) + explore(n, ch.prior ?? 1) }
+            }
             if (widen) candidates.push({ child: undefined, score: own(tree, id) + explore(childIds.length + 1, 1) })
             const pick = yield* argmax(candidates, (o) => o.score)
             if (pick!.child === undefined) return SearchPolicy.expand(id)

@@ -1,0 +1,53 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Surrogate from "../src/internal/surrogate.ts"
+
+// A smooth 2-D landscape with its peak at (0.7, 0.3), observed on a coarse grid that misses the peak.
+const f = (x: ReadonlyArray<number>) => -((x[0]! - 0.7) ** 2) - (x[1]! - 0.3) ** 2
+const grid = [0, 0.25, 0.5, 1].flatMap((a) => [0, 0.5, 1].map((b) => [a, b]))
+const observations = grid.map((x) => ({ x, utility: f(x) }))
+
+describe("surrogate (Gaussian process)", () => {
+  it("interpolates what it has seen and predicts an unseen point's rank", () => {
+    const model = Surrogate.fit(observations, { minObservations: 4, maxObservations: 64 })!
+    for (const o of observations.slice(0, 4)) {
+      const p = model.predict(o.x)
+      assert.isBelow(p.sd, 0.5)
+    }
+    // near the peak is predicted better than a far corner
+    assert.isAbove(model.predict([0.7, 0.3]).mean, model.predict([0, 1]).mean)
+  })
+
+  it("ranks the unseen region around the optimum first by expected improvement", () => {
+    const model = Surrogate.fit(observations, { minObservations: 4, maxObservations: 64 })!
+    const candidates = [[0.7, 0.3], [0, 1], [1, 1], [0.1, 0.9], [0.25, 1]]
+    const ranked = [...candidates].sort((a, b) => model.expectedImprovement(b) - model.expectedImprovement(a))
+    assert.deepStrictEqual(ranked[0], [0.7, 0.3])
+  })
+
+  it("needs enough successes and varying outputs; counts a failure as the worst success", () => {
+    assert.isUndefined(Surrogate.fit(observations.slice(0, 3), { minObservations: 4, maxObservations: 64 }))
+    assert.isUndefined(Surrogate.fit(grid.map((x) => ({ x, utility: 1 })), { minObservations: 4, maxObservations: 64 }))
+    const withFailure = [...observations, { x: [0.7, 0.35], utility: undefined }]
+    const model = Surrogate.fit(withFailure, { minObservations: 4, maxObservations: 64 })!
+    // the failure pulls the prediction near it down, below the good neighbourhood's
+    assert.isBelow(model.predict([0.7, 0.35]).mean, model.predict([0.5, 0.5]).mean)
+  })
+
+  it("keeps at most maxObservations and reuses given hyperparameters", () => {
+    const many = Array.from({ length: 200 }, (_, i) => {
+      const x = [(i * 37 % 200) / 200, (i * 91 % 200) / 200]
+      return { x, utility: f(x) }
+    })
+    const model = Surrogate.fit(many, { minObservations: 4, maxObservations: 16, near: [0.7, 0.3] })!
+    const again = Surrogate.fit(many, { minObservations: 4, maxObservations: 16, near: [0.7, 0.3], hyper: model.hyper })!
+    assert.deepStrictEqual(again.hyper, model.hyper)
+    assert.closeTo(again.predict([0.6, 0.4]).mean, model.predict([0.6, 0.4]).mean, 1e-9)
+    assert.isAbove(model.predict([0.7, 0.3]).mean, model.predict([0.05, 0.95]).mean)
+  })
+
+  it("treats categorical features (negative codes) as equal or different", () => {
+    const obs = [[-1, 0], [-2, 0], [-3, 0], [-1, 1], [-2, 1], [-3, 1]].map((x) => ({ x, utility: x[0] === -2 ? 1 : 0 }))
+    const model = Surrogate.fit(obs, { minObservations: 4, maxObservations: 64 })!
+    assert.isAbove(model.predict([-2, 0.5]).mean, model.predict([-3, 0.5]).mean)
+  })
+})
