@@ -40,7 +40,7 @@ export const run = (options: CampaignOptions) =>
       } else if (ran.length === 1) tally.oneRan++
       else tally.noneRan++
       for (const t of refused) {
-        if (/run is in use by process \d+/.test(t.out.stderr) && !/\n\s+at /.test(t.out.stderr)) tally.refusedClearly++
+        if (/run is in use by (process \d+|another process) \(lock /.test(t.out.stderr) && !/\n\s+at /.test(t.out.stderr)) tally.refusedClearly++
         else {
           tally.unclearRefusals++
           findings.push(`round ${round}: refusal without a clear message: ${t.out.stderr.slice(0, 300)}`)
