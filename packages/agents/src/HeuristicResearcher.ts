@@ -315,6 +315,14 @@ const randomDraft = (space: SearchSpace.SearchSpace, base: Strategy.Strategy) =>
     return strategy
   })
 
+/** Positions of a pool's points, computed once per pool. */
+const positionCache = new WeakMap<object, ReadonlyArray<ReadonlyArray<number>>>()
+const pointPositions = (space: SearchSpace.SearchSpace, points: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>) => {
+  let out = positionCache.get(points)
+  if (out === undefined) positionCache.set(points, (out = points.map((pt) => SearchSpace.pointPosition(space, pt))))
+  return out
+}
+
 /** The untried pool point nearest to a mutated candidate (L1 over parameter positions). */
 const snap = (
   space: SearchSpace.SearchSpace,
@@ -324,13 +332,24 @@ const snap = (
   untried: (s: Strategy.Strategy) => boolean
 ) => {
   const target = SearchSpace.position(space, candidate.strategy)
-  const ranked = points
-    .map((pt) => ({ pt, d: SearchSpace.pointPosition(space, pt).reduce((acc, x, i) => acc + Math.abs(x - target[i]!), 0) }))
-    .sort((a, b) => a.d - b.d)
-  for (const { d, pt } of ranked) {
-    const strategy = SearchSpace.applyPoint(space, base, pt)
+  const positions = pointPositions(space, points)
+  const d = new Float64Array(points.length)
+  for (let k = 0; k < points.length; k++) {
+    const pos = positions[k]!
+    let acc = 0
+    for (let i = 0; i < pos.length; i++) acc += Math.abs(pos[i]! - target[i]!)
+    d[k] = acc
+  }
+  // Nearest first (ties in pool order); usually the first one is untried.
+  for (let tries = 0; tries < points.length; tries++) {
+    let k = -1
+    for (let j = 0; j < d.length; j++) if (d[j]! !== Infinity && (k < 0 || d[j]! < d[k]!)) k = j
+    if (k < 0) break
+    const dist = d[k]!
+    d[k] = Infinity
+    const strategy = SearchSpace.applyPoint(space, base, points[k]!)
     if (!untried(strategy)) continue
-    return { strategy, rationale: d === 0 ? candidate.rationale : `${candidate.rationale.replace(/\.$/, "")}; nearest recorded configuration (distance ${d.toFixed(2)}).` }
+    return { strategy, rationale: dist === 0 ? candidate.rationale : `${candidate.rationale.replace(/\.$/, "")}; nearest recorded configuration (distance ${dist.toFixed(2)}).` }
   }
   return undefined
 }
