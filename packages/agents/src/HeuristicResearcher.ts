@@ -153,10 +153,12 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       const best = tree.best()
       const donors = [...(parent !== undefined ? tree.siblings(parent.id).slice(-16) : []), ...(best !== undefined ? [best] : [])]
         .filter((d) => d.state._tag === "Succeeded" && d.id !== parent?.id)
+      // Pool points applied to the parent's strategy in this proposal, with their fingerprints.
+      const applied = new Map<number, { readonly strategy: Strategy.Strategy; readonly fp: string }>()
       for (let i = 0; i < maxCandidates && !done(); i++) {
         // In a finite pool, a move lands on the nearest configuration that exists and is untried.
         const candidate = yield* mutate(space, base, donors, parent, effects, options)
-        const landed = pool === undefined ? candidate : snap(space, pool, base, candidate, (s) => !context.tried(Fingerprint.of(s)) && !seen.has(Fingerprint.of(s)))
+        const landed = pool === undefined ? candidate : snap(space, pool, base, candidate, applied, (fp) => !context.tried(fp) && !seen.has(fp))
         if (landed !== undefined && fresh(landed.strategy)) offer(landed.strategy, landed.rationale)
       }
       // Jumps: configurations anywhere in the space compete with the local moves on the model's terms.
@@ -329,7 +331,8 @@ const snap = (
   points: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>,
   base: Strategy.Strategy,
   candidate: { readonly strategy: Strategy.Strategy; readonly rationale: string },
-  untried: (s: Strategy.Strategy) => boolean
+  applied: Map<number, { readonly strategy: Strategy.Strategy; readonly fp: string }>,
+  untried: (fp: string) => boolean
 ) => {
   const target = SearchSpace.position(space, candidate.strategy)
   const positions = pointPositions(space, points)
@@ -347,8 +350,13 @@ const snap = (
     if (k < 0) break
     const dist = d[k]!
     d[k] = Infinity
-    const strategy = SearchSpace.applyPoint(space, base, points[k]!)
-    if (!untried(strategy)) continue
+    let entry = applied.get(k)
+    if (entry === undefined) {
+      const st = SearchSpace.applyPoint(space, base, points[k]!)
+      applied.set(k, (entry = { strategy: st, fp: Fingerprint.of(st) }))
+    }
+    const strategy = entry.strategy
+    if (!untried(entry.fp)) continue
     return { strategy, rationale: dist === 0 ? candidate.rationale : `${candidate.rationale.replace(/\.$/, "")}; nearest recorded configuration (distance ${dist.toFixed(2)}).` }
   }
   return undefined
