@@ -195,25 +195,55 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
   const useSurrogate = options.surrogate ?? true
   const jumps = options.jumps ?? 64
   // Observations per tree, gathered incrementally from the newest nodes.
+  const maxObservations = options.surrogateMaxObservations ?? 64
+  // The model sees at most `maxObservations`: the best half and the rest nearest to the parent.
+  // Those are chosen from the best so far (kept sorted, bounded) and the newest observations
+  // (bounded), so a proposal costs the same in a tree of 100 nodes and of 100,000.
+  const bestKept = Math.floor(maxObservations / 2)
+  const recentKept = maxObservations * 8
   const observed = new WeakMap<
     object,
-    { readonly ids: Set<string>; readonly list: Array<Surrogate.Observation>; hyper?: Surrogate.Hyper; searchedAt: number }
+    {
+      readonly ids: Set<string>
+      /** Every observation, while there are at most `maxObservations`; then the newest `recentKept` or more. */
+      recent: Array<Surrogate.Observation>
+      /** The best successes by utility, best first, at most `bestKept`. */
+      readonly best: Array<Surrogate.Observation>
+      count: number
+      hyper?: Surrogate.Hyper
+      searchedAt: number
+    }
   >()
   const surrogateFor = (tree: ExperimentTree.TreeView, space: SearchSpace.SearchSpace, parent: ExperimentTree.NodeView | undefined) => {
     let cache = observed.get(tree)
-    if (cache === undefined) observed.set(tree, (cache = { ids: new Set(), list: [], searchedAt: 0 }))
+    if (cache === undefined) observed.set(tree, (cache = { ids: new Set(), recent: [], best: [], count: 0, searchedAt: 0 }))
     for (const nd of tree.latest(OBSERVATION_WINDOW)) {
       if (cache.ids.has(nd.id) || (nd.state._tag !== "Succeeded" && nd.state._tag !== "Failed")) continue
       cache.ids.add(nd.id)
       const score = ExperimentNode.score(nd)
-      cache.list.push({ x: Surrogate.features(space, nd.strategy), utility: score === undefined ? undefined : Task.utility(tree.task, score) })
+      const o: Surrogate.Observation = { x: Surrogate.features(space, nd.strategy), utility: score === undefined ? undefined : Task.utility(tree.task, score) }
+      cache.count++
+      cache.recent.push(o)
+      if (cache.recent.length > 2 * recentKept) cache.recent = cache.recent.slice(-recentKept)
+      if (o.utility !== undefined && (cache.best.length < bestKept || o.utility > cache.best[cache.best.length - 1]!.utility!)) {
+        let i = cache.best.length
+        while (i > 0 && cache.best[i - 1]!.utility! < o.utility) i--
+        cache.best.splice(i, 0, o)
+        if (cache.best.length > bestKept) cache.best.pop()
+      }
+    }
+    // Until there are more than `maxObservations`, the model sees them all, in the order they came.
+    let list: ReadonlyArray<Surrogate.Observation> = cache.recent
+    if (cache.count > maxObservations) {
+      const inBest = new Set(cache.best)
+      list = [...cache.best, ...cache.recent.filter((o) => !inBest.has(o))]
     }
     // The hyperparameters are searched again while the data is small and then each time it grows by a quarter.
-    const n = cache.list.length
+    const n = cache.count
     const search = cache.hyper === undefined || n < 32 || n >= cache.searchedAt * 1.25
-    const model = Surrogate.fit(cache.list, {
+    const model = Surrogate.fit(list, {
       minObservations: options.surrogateMinObservations ?? 4,
-      maxObservations: options.surrogateMaxObservations ?? 64,
+      maxObservations,
       ...(parent !== undefined ? { near: Surrogate.features(space, parent.strategy) } : {}),
       ...(!search && cache.hyper !== undefined ? { hyper: cache.hyper } : {})
     })

@@ -46,17 +46,17 @@ const runCommand = Command.make(
   "run",
   {
     taskFile,
-    backend: Flag.Literals("backend", Settings.BackendKind.literals).pipe(Flag.withDefault(Settings.defaults.backend)),
-    researcher: Flag.Literals("researcher", Settings.ResearcherKind.literals).pipe(Flag.withDefault(Settings.defaults.researcher)),
-    executor: Flag.Literals("executor", Settings.ExecutorKind.literals).pipe(Flag.withDefault(Settings.defaults.executor)),
-    policy: Flag.Literals("policy", Settings.PolicyKind.literals).pipe(Flag.withDefault(Settings.defaults.policy)),
-    scheduler: Flag.Literals("scheduler", Settings.SchedulerKind.literals).pipe(Flag.withDefault(Settings.defaults.scheduler)),
-    modelApi: Flag.Literals("model-api", Settings.ModelApi.literals).pipe(Flag.withDefault(Settings.defaults.modelApi)),
-    concurrency: Flag.Int("concurrency").pipe(Flag.withDefault(Settings.defaults.concurrency)),
-    maxTrials: Flag.Int("max-trials").pipe(Flag.optional),
-    seed: Flag.Int("seed").pipe(Flag.withDefault(0)),
-    out: Flag.String("out").pipe(Flag.withDefault("trex-runs")),
-    stagnation: Flag.Int("stagnation").pipe(Flag.optional)
+    backend: Flag.Literals("backend", Settings.BackendKind.literals).pipe(Flag.withDefault(Settings.defaults.backend), Flag.withDescription("where jobs run: local processes, the simulator, Docker, Slurm, SSH or Kubernetes")),
+    researcher: Flag.Literals("researcher", Settings.ResearcherKind.literals).pipe(Flag.withDefault(Settings.defaults.researcher), Flag.withDescription("who proposes strategies: the offline heuristic, a model, or a baseline")),
+    executor: Flag.Literals("executor", Settings.ExecutorKind.literals).pipe(Flag.withDefault(Settings.defaults.executor), Flag.withDescription("who turns a strategy into a job: the task's recipe template, or a code agent")),
+    policy: Flag.Literals("policy", Settings.PolicyKind.literals).pipe(Flag.withDefault(Settings.defaults.policy), Flag.withDescription("the search policy that picks the node to expand")),
+    scheduler: Flag.Literals("scheduler", Settings.SchedulerKind.literals).pipe(Flag.withDefault(Settings.defaults.scheduler), Flag.withDescription("early stopping of weak running trials (off by default)")),
+    modelApi: Flag.Literals("model-api", Settings.ModelApi.literals).pipe(Flag.withDefault(Settings.defaults.modelApi), Flag.withDescription("the API a model-backed agent speaks")),
+    concurrency: Flag.Int("concurrency").pipe(Flag.withDefault(Settings.defaults.concurrency), Flag.withDescription("experiments in flight at once")),
+    maxTrials: Flag.Int("max-trials").pipe(Flag.optional, Flag.withDescription("stop after this many trials (overrides the task's budget)")),
+    seed: Flag.Int("seed").pipe(Flag.withDefault(0), Flag.withDescription("seed of the policy and the offline agents; same seed, same tree")),
+    out: Flag.String("out").pipe(Flag.withDefault("trex-runs"), Flag.withDescription("directory that holds run directories")),
+    stagnation: Flag.Int("stagnation").pipe(Flag.optional, Flag.withDescription("stop after this many finished trials without improvement"))
   },
   (flags) =>
     Effect.gen(function*() {
@@ -84,7 +84,7 @@ const resumeCommand = Command.make("resume", { runDir: runDirArg }, ({ runDir })
 
 const statusCommand = Command.make(
   "status",
-  { runDir: runDirArg, json: Flag.Boolean("json").pipe(Flag.withDefault(false)) },
+  { runDir: runDirArg, json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the run as JSON")) },
   ({ json, runDir }) =>
     Effect.gen(function*() {
       const info = yield* RunDir.load(runDir)
@@ -94,7 +94,7 @@ const statusCommand = Command.make(
 
 const reportCommand = Command.make(
   "report",
-  { runDir: runDirArg, html: Flag.Boolean("html").pipe(Flag.withDefault(false)) },
+  { runDir: runDirArg, html: Flag.Boolean("html").pipe(Flag.withDefault(false), Flag.withDescription("a self-contained HTML report instead of Markdown")) },
   ({ html, runDir }) =>
     Effect.gen(function*() {
       const info = yield* RunDir.load(runDir)
@@ -134,10 +134,10 @@ const benchCommand = Command.make(
   "bench",
   {
     tasks: Flag.String("task").pipe(Flag.atLeast(1), Flag.withDescription("a recorded-table task file (repeatable)")),
-    policies: Flag.String("policies").pipe(Flag.withDefault("uct,greedy,random,tpe")),
-    seeds: Flag.Int("seeds").pipe(Flag.withDefault(20)),
-    trials: Flag.String("trials").pipe(Flag.withDefault("5,10,20,30")),
-    json: Flag.Boolean("json").pipe(Flag.withDefault(false))
+    policies: Flag.String("policies").pipe(Flag.withDefault("uct,greedy,random,tpe"), Flag.withDescription("comma-separated methods: uct, puct, greedy, best-first, random, tpe")),
+    seeds: Flag.Int("seeds").pipe(Flag.withDefault(20), Flag.withDescription("runs per method, seeds 0..n-1, the same seeds for every method")),
+    trials: Flag.String("trials").pipe(Flag.withDefault("5,10,20,30"), Flag.withDescription("comma-separated trial counts at which regret is reported")),
+    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the results as JSON"))
   },
   (flags) =>
     Effect.gen(function*() {

@@ -150,9 +150,11 @@ export const fit = (
     const best = [...successes].sort((a, b) => b.utility! - a.utility!).slice(0, half)
     const chosen = new Set(best)
     const near = options.near
-    const rest = observations.filter((o) => !chosen.has(o))
-    if (near !== undefined) rest.sort((a, b) => distance(a.x, near) - distance(b.x, near))
-    else rest.reverse()
+    let rest = observations.filter((o) => !chosen.has(o))
+    if (near !== undefined) {
+      const d = new Map(rest.map((o) => [o, distance(o.x, near)]))
+      rest.sort((a, b) => d.get(a)! - d.get(b)!)
+    } else rest = rest.reverse()
     kept = [...best, ...rest.slice(0, options.maxObservations - best.length)]
   }
   const worst = Math.min(...kept.flatMap((o) => (o.utility === undefined ? [] : [o.utility])))
