@@ -7,9 +7,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Random } from "effect"
 import { ExperimentNode, type ExperimentTree, SearchPolicy, Task } from "@trex/core"
-import { argmax, normalise, value } from "./internal/values.ts"
+import { normalise, value } from "./internal/values.ts"
 import * as ProgressiveWidening from "./ProgressiveWidening.ts"
 
 /** @since 0.1.0 @category models */
@@ -77,19 +77,21 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
           let id = "root"
           let stats = tree.root.stats
           let childIds = tree.root.children
+          let view: Child | undefined = undefined
           for (;;) {
-            const expandable = SearchPolicy.isExpandable(tree, id, ctx)
+            const expandable = view === undefined ? SearchPolicy.isExpandable(tree, id, ctx) : SearchPolicy.isExpandableNode(view, ctx)
             const widen = expandable && childIds.length < ProgressiveWidening.allowed(stats.visits, widening)
             if (id === "root" && widen && childIds.length < drafts) return SearchPolicy.expand(id)
-            // One pass over the live child views: the reachable ones, their prior sum.
-            const children: Array<Child> = []
+            const all = tree.children(id)
             let priorSum = 0
-            for (const ch of tree.children(id)) {
+            let reachableCount = 0
+            for (let i = 0; i < all.length; i++) {
+              const ch = all[i]!
               if (!reachable(ch) || dead.has(ch.id)) continue
-              children.push(ch)
+              reachableCount++
               priorSum += ch.prior ?? 1
             }
-            if (children.length === 0) {
+            if (reachableCount === 0) {
               if (expandable) return SearchPolicy.expand(id)
               if (ctx.inFlight > 0) return SearchPolicy.wait
               if (id === "root") return SearchPolicy.stop("every node is exhausted")
@@ -100,21 +102,35 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
             const logTotal = Math.log(total + 1)
             const explore = (n: number, prior: number) =>
               usePriors ? c * (prior / priorSum) * Math.sqrt(total) / (1 + n) : c * Math.sqrt(logTotal / Math.max(n, 1e-9))
-            // The options: descend into a child, or (when widening allows) give this node a new child,
-            // valued by its own score. With c -> 0 this is greedy on the best node; c buys exploration.
-            type Option = { readonly child: Child | undefined; readonly score: number }
-            const candidates: Array<Option> = new Array(children.length)
-            for (let i = 0; i < children.length; i++) {
-              const ch = children[i]!
-              const n = ch.stats.visits + (virtualLoss ? ch.stats.pending : 0)
-              candidates[i] = { child: ch, score: n === 0 && !usePriors ? Infinity : value(tree, ch.stats, backup, virtualLoss) + explore(n, ch.prior ?? 1) }
+            // The argmax over the reachable children and, when widening is allowed, the node itself
+            // (`undefined`), in that order; exact ties are broken at random.
+            let best: Child | undefined = undefined
+            let bestScore = -Infinity
+            let ties: Array<Child | undefined> | undefined
+            const consider = (option: Child | undefined, score: number) => {
+              if (score > bestScore + 1e-12) {
+                bestScore = score
+                best = option
+                ties = undefined
+              } else if (Math.abs(score - bestScore) <= 1e-12) {
+                if (ties === undefined) ties = [best]
+                ties.push(option)
+              }
             }
-            if (widen) candidates.push({ child: undefined, score: own(tree, id) + explore(childIds.length + 1, 1) })
-            const pick = yield* argmax(candidates, (o) => o.score)
-            if (pick!.child === undefined) return SearchPolicy.expand(id)
-            id = pick!.child.id
-            stats = pick!.child.stats
-            childIds = pick!.child.children
+            for (let i = 0; i < all.length; i++) {
+              const ch = all[i]!
+              if (!reachable(ch) || dead.has(ch.id)) continue
+              const n = ch.stats.visits + (virtualLoss ? ch.stats.pending : 0)
+              consider(ch, n === 0 && !usePriors ? Infinity : value(tree, ch.stats, backup, virtualLoss) + explore(n, ch.prior ?? 1))
+            }
+            if (widen) consider(undefined, own(tree, id) + explore(childIds.length + 1, 1))
+            const tied: Array<Child | undefined> | undefined = ties
+            const pick: Child | undefined = tied === undefined ? best : tied[yield* Random.nextIntBetween(0, tied.length - 1)]
+            if (pick === undefined) return SearchPolicy.expand(id)
+            view = pick
+            id = pick.id
+            stats = pick.stats
+            childIds = pick.children
           }
         }
         // Many dead subtrees at once (rare): fall back to any expandable node.
