@@ -50,4 +50,24 @@ describe("surrogate (Gaussian process)", () => {
     const model = Surrogate.fit(obs, { minObservations: 4, maxObservations: 64 })!
     assert.isAbove(model.predict([-2, 0.5]).mean, model.predict([-3, 0.5]).mean)
   })
+
+  it("models normal scores of the outputs: order matters, not how far a diverged run fell", () => {
+    const scores = Surrogate.normalScores([3, 1, 2, 2, 10])
+    // increasing with the value, ties equal, the middle rank at 0 and symmetric around it
+    assert.isBelow(scores[1]!, scores[2]!)
+    assert.strictEqual(scores[2], scores[3])
+    assert.isBelow(scores[3]!, scores[0]!)
+    assert.isBelow(scores[0]!, scores[4]!)
+    assert.closeTo(Surrogate.normalScores([1, 2, 3])[1]!, 0, 1e-9)
+    assert.closeTo(Surrogate.normalScores([1, 2, 3])[0]!, -Surrogate.normalScores([1, 2, 3])[2]!, 1e-9)
+    // Φ(score) is rank / (n + 1): the lowest of 3 values at 1/4
+    assert.closeTo(Surrogate.normalScores([5, 6, 7])[0]!, -0.6744897501960817, 1e-8)
+    // a run that diverged far below the rest changes nothing the model predicts
+    const mild = [...observations, { x: [0.9, 0.9], utility: -2 }]
+    const wild = [...observations, { x: [0.9, 0.9], utility: -2000 }]
+    const a = Surrogate.fit(mild, { minObservations: 4, maxObservations: 64 })!
+    const b = Surrogate.fit(wild, { minObservations: 4, maxObservations: 64 })!
+    for (const x of [[0.7, 0.3], [0.4, 0.6], [0.1, 0.1]]) assert.closeTo(a.predict(x).mean, b.predict(x).mean, 1e-12)
+    assert.isAbove(b.predict([0.7, 0.3]).mean, b.predict([0.9, 0.9]).mean)
+  })
 })

@@ -4,8 +4,9 @@
  *
  * Inputs are positions in the declared search space (ordinal and log parameters: index scaled to
  * [0, 1]; categorical parameters: one-hot, scaled so that two different values are 1 apart).
- * Outputs are utilities (larger is better) standardised to mean 0 and variance 1; a failed trial
- * counts as the worst success. The kernel is an even mix of a Matérn 5/2 kernel on the distance
+ * Outputs are utilities (larger is better), a failed trial counting as the worst success, replaced
+ * by their normal scores (rank-based, so one diverged run does not squash the rest) and
+ * standardised to mean 0 and variance 1. The kernel is an even mix of a Matérn 5/2 kernel on the distance
  * between positions and an additive one (a Matérn 5/2 per parameter, averaged), so main effects
  * of single parameters carry over between distant configurations; its length scale and the noise
  * level are chosen by the marginal likelihood over a small grid. Fitting is O(n^3) in the number of
@@ -123,6 +124,38 @@ const normCdf = (z: number) => {
   return z >= 0 ? 0.5 * (1 + erf) : 0.5 * (1 - erf)
 }
 
+/** Inverse of the standard normal CDF (Acklam's rational approximation, relative error < 1.2e-9). */
+const probit = (p: number): number => {
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239] as const
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572] as const
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783] as const
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416] as const
+  const tail = (q: number) => (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+  if (p < 0.02425) return tail(Math.sqrt(-2 * Math.log(p)))
+  if (p > 1 - 0.02425) return -tail(Math.sqrt(-2 * Math.log(1 - p)))
+  const q = p - 0.5
+  const r = q * q
+  return ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+}
+
+/**
+ * Normal scores (a Gaussian copula of the outputs): `probit(rank / (n + 1))`, with ranks from 1
+ * and tied values sharing their mean rank.
+ */
+export const normalScores = (values: ReadonlyArray<number>): Array<number> => {
+  const n = values.length
+  const order = values.map((_, i) => i).sort((i, j) => values[i]! - values[j]!)
+  const out = new Array<number>(n)
+  for (let start = 0; start < n;) {
+    let end = start
+    while (end + 1 < n && values[order[end + 1]!] === values[order[start]!]) end++
+    const rank = (start + end) / 2 + 1
+    for (let k = start; k <= end; k++) out[order[k]!] = probit(rank / (n + 1))
+    start = end + 1
+  }
+  return out
+}
+
 /** Length scales (times sqrt of the dimension) and noise variances tried when fitting. */
 const lengthScales = [0.05, 0.1, 0.2, 0.35, 0.6, 1]
 const noises = [1e-4, 1e-2, 0.1]
@@ -159,10 +192,13 @@ export const fit = (
   }
   const worst = Math.min(...kept.flatMap((o) => (o.utility === undefined ? [] : [o.utility])))
   const raw = kept.map((o) => o.utility ?? worst)
-  const mean = raw.reduce((a, b) => a + b, 0) / raw.length
-  const sd = Math.sqrt(raw.reduce((a, b) => a + (b - mean) * (b - mean), 0) / raw.length)
-  if (!(sd > 0)) return undefined
-  const y = raw.map((v) => (v - mean) / sd)
+  if (raw.every((v) => v === raw[0])) return undefined
+  // Normal scores instead of the values: a few diverged runs far below the rest would otherwise
+  // flatten the differences that matter, among the good ones.
+  const scores = normalScores(raw)
+  const mean = scores.reduce((a, b) => a + b, 0) / scores.length
+  const sd = Math.sqrt(scores.reduce((a, b) => a + (b - mean) * (b - mean), 0) / scores.length)
+  const y = scores.map((v) => (v - mean) / sd)
   const n = kept.length
   const dim = Math.max(1, kept[0]!.x.length)
 
