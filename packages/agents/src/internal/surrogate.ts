@@ -50,8 +50,9 @@ const gap = (a: number, b: number) => (a < 0 || b < 0 ? (a === b ? 0 : 1) : Math
 /** Weight of the additive part of the kernel (tuned on the recorded tables in bench/). */
 const MIX = 0.5
 
+const SQRT5 = Math.sqrt(5)
 const matern52 = (r: number, ell: number): number => {
-  const s = (Math.sqrt(5) * r) / ell
+  const s = (SQRT5 * r) / ell
   return (1 + s + (s * s) / 3) * Math.exp(-s)
 }
 
@@ -64,13 +65,19 @@ const distance = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number =>
   return Math.sqrt(acc)
 }
 
-/** The kernel: a mix of Matérn 5/2 on the whole distance and an additive one, per parameter. */
+/** The kernel: a mix of Matérn 5/2 on the whole distance and an additive one, per parameter (one pass). */
 const kernel = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, ell: number, ellAdd: number, mix: number): number => {
-  let full = 1
-  if (mix < 1) full = matern52(distance(a, b), ell)
-  if (mix <= 0) return full
+  let squares = 0
   let add = 0
-  for (let i = 0; i < a.length; i++) add += matern52(gap(a[i]!, b[i]!), ellAdd)
+  for (let i = 0; i < a.length; i++) {
+    const ai = a[i]!
+    const bi = b[i]!
+    const d = ai < 0 || bi < 0 ? (ai === bi ? 0 : 1) : Math.abs(ai - bi)
+    squares += d * d
+    if (mix > 0) add += matern52(d, ellAdd)
+  }
+  const full = mix < 1 ? matern52(Math.sqrt(squares), ell) : 1
+  if (mix <= 0) return full
   add /= Math.max(1, a.length)
   return (1 - mix) * full + mix * add
 }
@@ -227,10 +234,16 @@ export const fit = (
   const { l, alpha, ell, ellAdd, hyper } = chosen
   const best = Math.max(...y)
   const predict = (x: ReadonlyArray<number>) => {
-    const ks = kept.map((o) => kernel(o.x, x, ell, ellAdd, mix))
-    const m = ks.reduce((acc, v, i) => acc + v * alpha[i]!, 0)
+    const ks = new Float64Array(n)
+    let m = 0
+    for (let i = 0; i < n; i++) {
+      ks[i] = kernel(kept[i]!.x, x, ell, ellAdd, mix)
+      m += ks[i]! * alpha[i]!
+    }
     const v = forward(l, n, ks)
-    const variance = Math.max(1e-12, 1 - v.reduce((acc, z) => acc + z * z, 0))
+    let explained = 0
+    for (let i = 0; i < n; i++) explained += v[i]! * v[i]!
+    const variance = Math.max(1e-12, 1 - explained)
     return { mean: m, sd: Math.sqrt(variance) }
   }
   return {
