@@ -76,6 +76,9 @@ const descriptions: Record<string, string> = {
   "searchSpace.parameters[].path": "Dotted path into the strategy (`training.learningRate`), or `data.mixture.<source>` for a source's weight.",
   "searchSpace.parameters[].kind": "`log`: numbers stepped on a log scale; `ordinal`: ordered values, moved to a neighbour; `categorical`: unordered, swapped.",
   "searchSpace.parameters[].values": "The values it may take.",
+  "searchSpace.parameters[].when": "Only when the parameter matters: while another parameter, declared before it, has one of some values. Otherwise it is held at the default strategy's value, so a change in it alone is never run.",
+  "searchSpace.parameters[].when.path": "The path of that other parameter (`training.method`).",
+  "searchSpace.parameters[].when.values": "The values of that parameter under which this one matters (`[lora]`).",
   "searchSpace.points": "A finite pool of valid configurations, each a value per parameter in order (a recorded table's rows), when not every combination exists.",
   "defaultStrategy": "A first strategy to try: the baseline the search must beat.",
   "defaultStrategy.data": "The data recipe.",
@@ -215,6 +218,8 @@ const probe = (n: Node): unknown => {
       const out: Record<string, unknown> = {}
       for (const [key, child] of Object.entries((n["properties"] as Record<string, Node> | undefined) ?? {})) {
         const nested = hasProperties(child) || (child["type"] === "array" && hasProperties(child["items"] as Node))
+        // a search-space condition must name another parameter, which no probe can: left out
+        if (key === "when" && !required.has(key)) continue
         if (required.has(key) || nested) out[key] = probe(child)
       }
       return out

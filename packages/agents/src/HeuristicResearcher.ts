@@ -118,6 +118,10 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         out.push({ strategy: { ...task.defaultStrategy, rationale: "Baseline: the task's default strategy." } })
       }
       const maxCandidates = options.maxCandidates ?? 64
+      // Parameters with a condition that does not hold are held at the default strategy's value.
+      const conditional = SearchSpace.isConditional(space)
+      const defaults = task.defaultStrategy
+      const held = <A extends { readonly strategy: Strategy.Strategy }>(c: A): A => ({ ...c, strategy: SearchSpace.normalize(space, c.strategy, defaults) })
       const model = useSurrogate ? surrogateFor(tree, space, parent) : undefined
       // Keeps the `n` candidates with the highest expected improvement (all of them without a model).
       // A candidate marked `unchecked` is checked for freshness only if it makes the cut.
@@ -143,7 +147,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       // Other first-level children are drafts: random configurations, for a global view before local moves.
       if (parent === undefined && (options.randomDrafts ?? true)) {
         for (let i = 0; i < maxCandidates && !done(); i++) {
-          const strategy = yield* randomDraft(space, task.defaultStrategy)
+          const strategy = SearchSpace.normalize(space, yield* randomDraft(space, task.defaultStrategy), task.defaultStrategy)
           if (fresh(strategy)) offer(strategy, "Draft: a random configuration of the search space, for a global view.")
         }
         return finish()
@@ -157,7 +161,8 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       const applied = new Map<number, { readonly strategy: Strategy.Strategy; readonly fp: string }>()
       for (let i = 0; i < maxCandidates && !done(); i++) {
         // In a finite pool, a move lands on the nearest configuration that exists and is untried.
-        const candidate = yield* mutate(space, base, donors, parent, effects, options)
+        const mutated = yield* mutate(space, base, donors, parent, effects, options)
+        const candidate = conditional ? held(mutated) : mutated
         const landed = pool === undefined ? candidate : snap(space, pool, base, candidate, applied, (fp) => !context.tried(fp) && !seen.has(fp))
         if (landed !== undefined && fresh(landed.strategy)) offer(landed.strategy, landed.rationale)
       }
@@ -177,7 +182,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
             taken++
           }
         } else {
-          for (let i = 0; i < jumps; i++) offer(yield* randomDraft(space, task.defaultStrategy), why, true)
+          for (let i = 0; i < jumps; i++) offer(SearchSpace.normalize(space, yield* randomDraft(space, task.defaultStrategy), task.defaultStrategy), why, true)
         }
       }
       return finish()
@@ -292,7 +297,10 @@ const mutate = (
     let strategy = base
     const notes: Array<string> = []
     // Follow an insight: move a parameter to a value that has been winning.
-    const good = effects.filter((e) => e.delta > 0 && SearchSpace.get(strategy, e.path) !== e.value)
+    const good = effects.filter((e) => {
+      const p = params.find((q) => q.path === e.path)
+      return e.delta > 0 && SearchSpace.get(strategy, e.path) !== e.value && (p === undefined || SearchSpace.isActive(p, strategy))
+    })
     if (good.length > 0 && (yield* Random.next) < (options.followInsights ?? 0.5)) {
       const e = good[yield* Random.nextIntBetween(0, good.length - 1)]!
       strategy = SearchSpace.set(strategy, e.path, e.value)
@@ -301,7 +309,7 @@ const mutate = (
     // Crossover: take one parameter from a better sibling or the best node.
     if (notes.length === 0 && donors.length > 0 && (yield* Random.next) < (options.crossover ?? 0.2)) {
       const donor = donors[yield* Random.nextIntBetween(0, donors.length - 1)]!
-      const differing = params.filter((p) => SearchSpace.get(donor.strategy, p.path) !== SearchSpace.get(strategy, p.path))
+      const differing = params.filter((p) => SearchSpace.isActive(p, donor.strategy) && SearchSpace.get(donor.strategy, p.path) !== SearchSpace.get(strategy, p.path))
       if (differing.length > 0) {
         const p = differing[yield* Random.nextIntBetween(0, differing.length - 1)]!
         const v = SearchSpace.get(donor.strategy, p.path) as SearchSpace.Value
@@ -313,7 +321,7 @@ const mutate = (
     const count = notes.length === 0 ? ((yield* Random.next) < (options.secondMutation ?? 0.3) ? 2 : 1) : 0
     const used = new Set<string>()
     for (let m = 0; m < count; m++) {
-      const choices = params.filter((p) => !used.has(p.path) && p.values.length > 1)
+      const choices = params.filter((p) => !used.has(p.path) && p.values.length > 1 && SearchSpace.isActive(p, strategy))
       if (choices.length === 0) break
       const p = choices[yield* Random.nextIntBetween(0, choices.length - 1)]!
       used.add(p.path)

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Budget, Fingerprint, SearchSpace } from "@trex/core"
+import { Budget, Fingerprint, type Researcher, SearchSpace } from "@trex/core"
 import { ResearcherConformance, TreeBuilder } from "@trex/core/testing"
 import { Effect, Random } from "effect"
 import * as HeuristicResearcher from "../src/HeuristicResearcher.ts"
@@ -137,3 +137,85 @@ describe("HeuristicResearcher", () => {
       assert.match(error.message, /declares no searchSpace/)
     }))
 })
+
+describe("conditional search spaces", () => {
+  // the quickstart's shape: the method matters only when all layers train, the rank only under LoRA
+  const base = TreeBuilder.task()
+  const conditional = TreeBuilder.task({
+    searchSpace: {
+      parameters: [
+        ...base.searchSpace!.parameters,
+        { path: "training.extra.trainable", kind: "categorical", values: ["all", "head"] },
+        { path: "training.method", kind: "categorical", values: ["full", "lora"], when: { path: "training.extra.trainable", values: ["all"] } },
+        { path: "training.lora.rank", kind: "ordinal", values: [2, 4, 8, 16], when: { path: "training.method", values: ["lora"] } }
+      ]
+    },
+    defaultStrategy: SearchSpace.set(SearchSpace.set(SearchSpace.set(base.defaultStrategy!, "training.extra.trainable", "all"), "training.method", "full"), "training.lora.rank", 8)
+  })
+  const space = conditional.searchSpace!
+  const defaults = conditional.defaultStrategy!
+
+  for (const [name, make] of Object.entries(researchers)) {
+    it.effect(`${name}: every proposal holds its inactive parameters at the default, and none repeats another in effect`, () =>
+      Effect.gen(function*() {
+        const b = new TreeBuilder.TreeBuilder(conditional)
+        const full = b.succeed("root", { "training.method": "full", "training.learningRate": 1e-3 }, 0.4)
+        const lora = b.succeed(full, { "training.method": "lora", "training.lora.rank": 4 }, 0.6)
+        b.succeed(lora, { "training.lora.rank": 16 }, 0.5)
+        b.succeed("root", { "training.extra.trainable": "head", "training.method": "full" }, 0.3)
+        const proposals: Array<Researcher.Proposal> = []
+        for (const parentId of ["root", full, lora]) {
+          proposals.push(
+            ...(yield* make().propose(
+              {
+                task: conditional,
+                analysis: { summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} },
+                tree: b.view,
+                parentId,
+                usage: new Budget.Ledger(conditional.budget).usage(),
+                tried: (fp) => b.view.byFingerprint(fp) !== undefined
+              },
+              12
+            ).pipe(Random.withSeed(parentId)))
+          )
+        }
+        assert.isAtLeast(proposals.length, 12)
+        for (const p of proposals) {
+          const held = SearchSpace.normalize(space, p.strategy, defaults)
+          assert.deepStrictEqual(changed(space, held, p.strategy), [], p.strategy.rationale)
+          if (SearchSpace.get(p.strategy, "training.method") !== "lora") assert.strictEqual(SearchSpace.get(p.strategy, "training.lora.rank"), 8)
+          if (SearchSpace.get(p.strategy, "training.extra.trainable") === "head") assert.strictEqual(SearchSpace.get(p.strategy, "training.method"), "full")
+        }
+        // the same call never proposes one strategy twice
+        const fps = proposals.slice(0, 12).map((p) => Fingerprint.of(p.strategy))
+        assert.strictEqual(new Set(fps).size, fps.length)
+      }))
+  }
+
+  it.effect("heuristic: mutations of a full fine-tune never move the LoRA rank", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(conditional)
+      const full = b.succeed("root", { "training.method": "full" }, 0.4)
+      const proposals = yield* propose2(b, full, 12)
+      assert.strictEqual(proposals.length, 12)
+      for (const p of proposals) {
+        // the rank is not a move of its own while the parent fine-tunes in full
+        assert.notMatch(p.strategy.rationale, /training\.lora\.rank/)
+        if (SearchSpace.get(p.strategy, "training.method") !== "lora") assert.strictEqual(SearchSpace.get(p.strategy, "training.lora.rank"), 8)
+      }
+    }))
+
+  const propose2 = (b: TreeBuilder.TreeBuilder, parentId: string, n: number) =>
+    HeuristicResearcher.make({ crossover: 0, followInsights: 0 }).propose(
+      {
+        task: conditional,
+        analysis: { summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} },
+        tree: b.view,
+        parentId,
+        usage: new Budget.Ledger(conditional.budget).usage(),
+        tried: (fp) => b.view.byFingerprint(fp) !== undefined
+      },
+      n
+    ).pipe(Random.withSeed(5))
+})
+

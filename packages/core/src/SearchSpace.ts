@@ -10,15 +10,32 @@
 import { Schema } from "effect"
 import type * as Strategy from "./Strategy.ts"
 
+const ValueSchema = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
+
+/**
+ * When a parameter matters: only while the parameter at `path` has one of `values` (the LoRA
+ * rank while `training.method` is `lora`, say). An inactive parameter is held at the task's
+ * default value, so two strategies that differ only in it are the same strategy.
+ * @since 0.1.0 @category schemas
+ */
+export const Condition = Schema.Struct({
+  path: Schema.NonEmptyString,
+  values: Schema.Array(ValueSchema).check(Schema.isMinLength(1))
+})
+/** @since 0.1.0 @category models */
+export type Condition = typeof Condition.Type
+
 /**
  * A parameter: `log` (numbers stepped on a log scale), `ordinal` (ordered values, moved to a
- * neighbour) or `categorical` (unordered, swapped).
+ * neighbour) or `categorical` (unordered, swapped); with `when`, it matters only under a
+ * condition on another parameter.
  * @since 0.1.0 @category schemas
  */
 export const Parameter = Schema.Struct({
   path: Schema.NonEmptyString,
   kind: Schema.Literals(["log", "ordinal", "categorical"]),
-  values: Schema.Array(Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])).check(Schema.isMinLength(1))
+  values: Schema.Array(ValueSchema).check(Schema.isMinLength(1)),
+  when: Schema.optionalKey(Condition)
 })
 /** @since 0.1.0 @category models */
 export type Parameter = typeof Parameter.Type
@@ -33,8 +50,11 @@ export type Value = Parameter["values"][number]
  */
 export const SearchSpace = Schema.Struct({
   parameters: Schema.Array(Parameter),
-  points: Schema.optionalKey(Schema.Array(Schema.Array(Schema.Union([Schema.Finite, Schema.String, Schema.Boolean]))))
-})
+  points: Schema.optionalKey(Schema.Array(Schema.Array(ValueSchema)))
+}).check(Schema.makeFilter((space) => {
+  const issues = conditionIssues(space)
+  return issues.length === 0 ? undefined : issues
+}))
 /** @since 0.1.0 @category models */
 export type SearchSpace = typeof SearchSpace.Type
 
@@ -147,3 +167,72 @@ export const pointPosition = (space: SearchSpace, point: ReadonlyArray<Value>): 
     const exact = p.values.indexOf(point[i]!)
     return (exact >= 0 ? exact : 0) / (p.values.length - 1)
   })
+
+/**
+ * What is wrong with the spaces's conditions, each at its path: a `when` must name another
+ * parameter of the space, declared before it, with values that parameter has.
+ */
+const conditionIssues = (space: {
+  readonly parameters: ReadonlyArray<Parameter>
+}): Array<{ readonly path: ReadonlyArray<PropertyKey>; readonly issue: string }> => {
+  const issues: Array<{ readonly path: ReadonlyArray<PropertyKey>; readonly issue: string }> = []
+  space.parameters.forEach((p, i) => {
+    if (p.when === undefined) return
+    const at = ["parameters", i, "when"]
+    const j = space.parameters.findIndex((q) => q.path === p.when!.path)
+    if (j < 0 || j === i) {
+      const others = space.parameters.filter((q) => q.path !== p.path).map((q) => q.path)
+      issues.push({
+        path: [...at, "path"],
+        issue: `"${p.when.path}" is not another parameter of the search space; name one of: ${others.join(", ") || "(none)"}`
+      })
+      return
+    }
+    if (j > i) {
+      issues.push({ path: [...at, "path"], issue: `"${p.when.path}" is declared after "${p.path}"; declare it first` })
+      return
+    }
+    const known = space.parameters[j]!.values
+    const unknown = p.when.values.filter((v) => !known.includes(v))
+    if (unknown.length > 0) {
+      issues.push({
+        path: [...at, "values"],
+        issue: `${unknown.map((v) => JSON.stringify(v)).join(", ")} not among the values of "${p.when.path}": ${known.map((v) => JSON.stringify(v)).join(", ")}`
+      })
+    }
+  })
+  return issues
+}
+
+/**
+ * Whether a parameter matters for a strategy: it has no condition, or the parameter its
+ * condition names has one of the listed values.
+ * @since 0.1.0 @category predicates
+ */
+export const isActive = (param: Parameter, strategy: Strategy.Strategy): boolean => {
+  if (param.when === undefined) return true
+  const v = get(strategy, param.when.path)
+  return param.when.values.some((x) => x === v)
+}
+
+/**
+ * Hold every inactive parameter at its value in `reference` (the task's default strategy; its
+ * first value when the reference has none), in
+ * declaration order (so a condition sees the value its own parameter ends with), so that
+ * strategies differing only in parameters that do not matter become the same strategy — and
+ * are never run twice. Returns `strategy` itself when nothing changes.
+ * @since 0.1.0 @category combinators
+ */
+export const normalize = (space: SearchSpace, strategy: Strategy.Strategy, reference: Strategy.Strategy): Strategy.Strategy => {
+  let out = strategy
+  for (const p of space.parameters) {
+    if (p.when === undefined || isActive(p, out)) continue
+    const want = (get(reference, p.path) ?? p.values[0]) as Value
+    if (get(out, p.path) === want) continue
+    out = set(out, p.path, want)
+  }
+  return out
+}
+
+/** Whether any parameter of the space has a condition. @since 0.1.0 @category predicates */
+export const isConditional = (space: SearchSpace): boolean => space.parameters.some((p) => p.when !== undefined)

@@ -1,3 +1,4 @@
+import * as fs from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Schema } from "effect"
 import fc from "fast-check"
@@ -90,6 +91,13 @@ describe("Task", () => {
   it("parse reports YAML syntax errors with the file name", () => {
     const error = Effect.runSync(Effect.flip(TaskFile.parse("name: [unclosed", "bad.yaml")))
     assert.include(error.message, "bad.yaml is not valid YAML")
+  })
+
+  it("names the field of a search-space condition that points nowhere, and the parameters it may name", () => {
+    const text = fs.readFileSync(new URL("../../../examples/quickstart/task.yaml", import.meta.url), "utf8")
+      .replace("when: { path: training.method,", "when: { path: training.methd,")
+    const error = Effect.runSync(Effect.flip(TaskFile.parse(text, "task.yaml")))
+    assert.match(error.message, /searchSpace\.parameters\[\d+\]\.when\.path: "training\.methd" is not another parameter of the search space; name one of: .*training\.method/)
   })
 
   it("loads the quickstart task file", () => {

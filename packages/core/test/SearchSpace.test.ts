@@ -144,4 +144,59 @@ describe("SearchSpace", () => {
     assert.throws(() => Schema.decodeUnknownSync(SearchSpace.Parameter)({ path: "x", kind: "log", values: [] }), /values/)
     assert.throws(() => Schema.decodeUnknownSync(SearchSpace.Parameter)({ path: "x", kind: "grid", values: [1] }), /kind/)
   })
+
+  describe("conditions (when)", () => {
+    const conditional: SearchSpace.SearchSpace = {
+      parameters: [
+        { path: "training.extra.trainable", kind: "categorical", values: ["all", "head"] },
+        { path: "training.method", kind: "categorical", values: ["full", "lora"], when: { path: "training.extra.trainable", values: ["all"] } },
+        { path: "training.lora.rank", kind: "ordinal", values: [2, 4, 8, 16], when: { path: "training.method", values: ["lora"] } }
+      ]
+    }
+    const rank = conditional.parameters[2]!
+    const reference = SearchSpace.set(SearchSpace.set(SearchSpace.set(base, "training.extra.trainable", "all"), "training.method", "full"), "training.lora.rank", 8)
+
+    it("a parameter is active only while its condition holds", () => {
+      assert.isFalse(SearchSpace.isActive(rank, reference))
+      assert.isTrue(SearchSpace.isActive(rank, SearchSpace.set(reference, "training.method", "lora")))
+      assert.isTrue(SearchSpace.isActive(conditional.parameters[0]!, reference))
+      assert.isTrue(SearchSpace.isConditional(conditional))
+      assert.isFalse(SearchSpace.isConditional({ parameters: [conditional.parameters[0]!] }))
+    })
+
+    it("normalize holds inactive parameters at the reference's value, along chains of conditions", () => {
+      // full fine-tuning with rank 2: the rank does not matter, so it goes back to the reference's 8
+      const full2 = SearchSpace.set(reference, "training.lora.rank", 2)
+      assert.strictEqual(SearchSpace.get(SearchSpace.normalize(conditional, full2, reference), "training.lora.rank"), 8)
+      // under LoRA the rank is kept, and a strategy with nothing to change comes back as itself
+      const lora2 = SearchSpace.set(full2, "training.method", "lora")
+      assert.strictEqual(SearchSpace.normalize(conditional, lora2, reference), lora2)
+      // head-only training: the method goes back to "full", and then the rank to 8
+      const head = SearchSpace.set(lora2, "training.extra.trainable", "head")
+      const held = SearchSpace.normalize(conditional, head, reference)
+      assert.strictEqual(SearchSpace.get(held, "training.method"), "full")
+      assert.strictEqual(SearchSpace.get(held, "training.lora.rank"), 8)
+      assert.strictEqual(SearchSpace.get(held, "training.extra.trainable"), "head")
+      // normalising twice changes nothing more
+      assert.deepStrictEqual(SearchSpace.normalize(conditional, held, reference), held)
+    })
+
+    it("decoding rejects a condition on an unknown, later or same parameter, or on values it does not have", () => {
+      const decode = Schema.decodeUnknownExit(SearchSpace.SearchSpace)
+      const cases: ReadonlyArray<[SearchSpace.Condition, RegExp]> = [
+        [{ path: "training.methd", values: ["lora"] }, /"training\.methd" is not another parameter of the search space; name one of: training\.extra\.trainable, training\.method/],
+        [{ path: "training.lora.rank", values: [2] }, /is not another parameter/],
+        [{ path: "training.method", values: ["qlora", "lora"] }, /"qlora" not among the values of "training\.method": "full", "lora"/]
+      ]
+      for (const [when, message] of cases) {
+        const exit = decode({ parameters: [...conditional.parameters.slice(0, 2), { ...rank, when }] })
+        assert.isTrue(exit._tag === "Failure")
+        assert.match(String(exit._tag === "Failure" ? exit.cause : ""), message)
+      }
+      const later = decode({ parameters: [conditional.parameters[0]!, { ...rank, when: { path: "training.method", values: ["lora"] } }, conditional.parameters[1]!] })
+      assert.match(String(later._tag === "Failure" ? later.cause : "no failure"), /declared after "training\.lora\.rank"; declare it first/)
+      assert.strictEqual(decode(conditional)._tag, "Success")
+    })
+  })
 })
+

@@ -26,6 +26,7 @@ import {
   Result,
   Scheduler,
   SearchPolicy,
+  SearchSpace,
   Task
 } from "@trex/core"
 import type { Errors } from "@trex/core"
@@ -381,6 +382,9 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
     }
   }
 
+  const heldSpace = runTask.searchSpace !== undefined && runTask.defaultStrategy !== undefined && SearchSpace.isConditional(runTask.searchSpace)
+    ? runTask.searchSpace
+    : undefined
   const propose = (parentId: string) =>
     Effect.gen(function*() {
       const analysis = yield* analysisOnce
@@ -406,9 +410,12 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
             )
           )
         for (const p of proposals) {
-          const fingerprint = Fingerprint.of(p.strategy)
+          // Parameters whose condition does not hold are held at the default strategy's value, so
+          // a strategy that differs from a tried one only in them is not run again.
+          const strategy = heldSpace !== undefined ? SearchSpace.normalize(heldSpace, p.strategy, runTask.defaultStrategy!) : p.strategy
+          const fingerprint = Fingerprint.of(strategy)
           if (isTried(tree.view, fingerprint)) continue
-          return { proposal: p, fingerprint }
+          return { proposal: strategy === p.strategy ? p : { ...p, strategy }, fingerprint }
         }
       }
       return undefined

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentNode, ExperimentTree, Journal, type JournalEvent, SearchPolicy } from "@trex/core"
+import { ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, SearchPolicy, SearchSpace } from "@trex/core"
 import { Effect, Fiber, Layer } from "effect"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
@@ -7,7 +7,7 @@ import * as Explorer from "../src/Explorer.ts"
 import * as ResultCache from "../src/ResultCache.ts"
 import * as RandomPolicy from "../src/RandomPolicy.ts"
 import * as Uct from "../src/Uct.ts"
-import { type ExecLog, functionExecutor, gridResearcher, layers, makeTask, score } from "./support/toy.ts"
+import { defaultStrategy, type ExecLog, functionExecutor, gridResearcher, layers, makeTask, score, space } from "./support/toy.ts"
 
 const shape = (tree: ExperimentTree.TreeView) =>
   [...tree.nodes()].map((n) => `${n.id}<${n.parent}:${n.fingerprint}:${n.state._tag}:${ExperimentNode.score(n) ?? "-"}`)
@@ -115,6 +115,43 @@ describe("Explorer", () => {
       assert.isAtLeast(reused.length, 1)
       assert.strictEqual(log.runs.length + reused.length, summary.tree.size)
       for (const n of reused) assert.match((n.state as { result: { reusedFrom: string } }).result.reusedFrom, /^r1\/n\d+$/)
+    }))
+
+  it.live("holds parameters whose condition fails at the default, so a change only in them is never run", () =>
+    Effect.gen(function*() {
+      const conditional = {
+        parameters: [
+          ...space.parameters,
+          { path: "training.method", kind: "categorical" as const, values: ["full", "lora"] },
+          { path: "training.lora.rank", kind: "ordinal" as const, values: [2, 4, 8], when: { path: "training.method", values: ["lora"] } }
+        ]
+      }
+      const defaults = SearchSpace.set(SearchSpace.set(defaultStrategy, "training.method", "full"), "training.lora.rank", 8)
+      const task = makeTask({ maxTrials: 4 }, { searchSpace: conditional, defaultStrategy: defaults })
+      const with_ = (changes: Record<string, SearchSpace.Value>) =>
+        Object.entries(changes).reduce((st, [path, v]) => SearchSpace.set(st, path, v), defaults)
+      // a researcher that keeps offering the same list: two full fine-tunes that differ only in the
+      // (inactive) rank, then a learning rate, then two LoRA ranks
+      const queue = [
+        with_({ "training.lora.rank": 2 }),
+        with_({ "training.lora.rank": 4 }),
+        with_({ "training.learningRate": 0.001 }),
+        with_({ "training.method": "lora", "training.lora.rank": 2 }),
+        with_({ "training.method": "lora", "training.lora.rank": 4 })
+      ]
+      const researcher: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: () => Effect.succeed(queue.map((strategy) => ({ strategy })))
+      }
+      const log: ExecLog = { runs: [] }
+      const summary = yield* Explorer.run(task, { runId: "cond", runDir: "/tmp/unused", seed: 1, concurrency: 1 }).pipe(
+        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(researcher, functionExecutor(log))))
+      )
+      const ran = [...summary.tree.nodes()].map((n) =>
+        `${n.strategy.training.method}/${n.strategy.training.lora?.rank}/${n.strategy.training.learningRate}`
+      )
+      assert.deepStrictEqual(ran, ["full/8/0.0001", "full/8/0.001", "lora/2/0.0001", "lora/4/0.0001"])
+      assert.strictEqual(log.runs.length, 4)
     }))
 
   it.live("records infrastructure failures on their node after bounded retries, and carries on", () =>

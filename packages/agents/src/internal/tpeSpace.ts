@@ -30,13 +30,13 @@ export const spaceOf = (task: Task.Task, operation: string): Effect.Effect<Space
     }))
     : Effect.succeed({ space: task.searchSpace, base: task.defaultStrategy })
 
-/** The strategy at a point: the base with every parameter set. */
+/** The strategy at a point: the base with every parameter set (inactive ones held at the base's value). */
 export const strategyAt = (s: Space, point: Point, rationale: string): Strategy.Strategy => {
   let out = s.base
   s.space.parameters.forEach((p, i) => {
     out = SearchSpace.set(out, p.path, p.values[point[i]!]!)
   })
-  return { ...out, rationale }
+  return { ...SearchSpace.normalize(s.space, out, s.base), rationale }
 }
 
 /** The point a strategy sits on (nearest value per parameter). */
