@@ -118,10 +118,10 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         out.push({ strategy: { ...task.defaultStrategy, rationale: "Baseline: the task's default strategy." } })
       }
       const maxCandidates = options.maxCandidates ?? 64
-      // Parameters with a condition that does not hold are held at the default strategy's value.
-      const conditional = SearchSpace.isConditional(space)
+      // Parameters whose condition does not hold are held at the default strategy's value, before
+      // freshness is checked (the explorer does the same to whatever a researcher proposes).
       const defaults = task.defaultStrategy
-      const held = <A extends { readonly strategy: Strategy.Strategy }>(c: A): A => ({ ...c, strategy: SearchSpace.normalize(space, c.strategy, defaults) })
+      const hold = (s: Strategy.Strategy) => SearchSpace.normalize(space, s, defaults)
       const model = useSurrogate ? surrogateFor(tree, space, parent) : undefined
       // Keeps the `n` candidates with the highest expected improvement (all of them without a model).
       // A candidate marked `unchecked` is checked for freshness only if it makes the cut.
@@ -147,7 +147,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       // Other first-level children are drafts: random configurations, for a global view before local moves.
       if (parent === undefined && (options.randomDrafts ?? true)) {
         for (let i = 0; i < maxCandidates && !done(); i++) {
-          const strategy = SearchSpace.normalize(space, yield* randomDraft(space, task.defaultStrategy), task.defaultStrategy)
+          const strategy = hold(yield* randomDraft(space, defaults))
           if (fresh(strategy)) offer(strategy, "Draft: a random configuration of the search space, for a global view.")
         }
         return finish()
@@ -162,7 +162,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       for (let i = 0; i < maxCandidates && !done(); i++) {
         // In a finite pool, a move lands on the nearest configuration that exists and is untried.
         const mutated = yield* mutate(space, base, donors, parent, effects, options)
-        const candidate = conditional ? held(mutated) : mutated
+        const candidate = { ...mutated, strategy: hold(mutated.strategy) }
         const landed = pool === undefined ? candidate : snap(space, pool, base, candidate, applied, (fp) => !context.tried(fp) && !seen.has(fp))
         if (landed !== undefined && fresh(landed.strategy)) offer(landed.strategy, landed.rationale)
       }
@@ -182,7 +182,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
             taken++
           }
         } else {
-          for (let i = 0; i < jumps; i++) offer(SearchSpace.normalize(space, yield* randomDraft(space, task.defaultStrategy), task.defaultStrategy), why, true)
+          for (let i = 0; i < jumps; i++) offer(hold(yield* randomDraft(space, defaults)), why, true)
         }
       }
       return finish()
@@ -199,13 +199,13 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
   }
   const useSurrogate = options.surrogate ?? true
   const jumps = options.jumps ?? 64
-  // Observations per tree, gathered incrementally from the newest nodes.
   const maxObservations = options.surrogateMaxObservations ?? 64
   // The model sees at most `maxObservations`: the best half and the rest nearest to the parent.
   // Those are chosen from the best so far (kept sorted, bounded) and the newest observations
   // (bounded), so a proposal costs the same in a tree of 100 nodes and of 100,000.
   const bestKept = Math.floor(maxObservations / 2)
   const recentKept = maxObservations * 8
+  // Observations per tree, gathered incrementally from the newest nodes.
   const observed = new WeakMap<
     object,
     {

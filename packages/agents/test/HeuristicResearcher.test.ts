@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Budget, Fingerprint, type Researcher, SearchSpace } from "@trex/core"
+import { Budget, Fingerprint, type Researcher, SearchSpace, type Task } from "@trex/core"
 import { ResearcherConformance, TreeBuilder } from "@trex/core/testing"
 import { Effect, Random } from "effect"
 import * as HeuristicResearcher from "../src/HeuristicResearcher.ts"
@@ -18,18 +18,17 @@ for (const [name, make] of Object.entries(researchers)) {
 }
 
 const task = TreeBuilder.task()
+/** What the explorer would hand a researcher asked for children of `parentId` in `b`'s tree. */
+const contextFor = (t: Task.Task, b: TreeBuilder.TreeBuilder, parentId: string): Researcher.ProposalContext => ({
+  task: t,
+  analysis: { summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} },
+  tree: b.view,
+  parentId,
+  usage: new Budget.Ledger(t.budget).usage(),
+  tried: (fp) => b.view.byFingerprint(fp) !== undefined
+})
 const propose = (b: TreeBuilder.TreeBuilder, parentId: string, n: number, options: HeuristicResearcher.Options = {}) =>
-  HeuristicResearcher.make(options).propose(
-    {
-      task,
-      analysis: { summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} },
-      tree: b.view,
-      parentId,
-      usage: new Budget.Ledger(task.budget).usage(),
-      tried: (fp) => b.view.byFingerprint(fp) !== undefined
-    },
-    n
-  )
+  HeuristicResearcher.make(options).propose(contextFor(task, b, parentId), n)
 
 const changed = (space: SearchSpace.SearchSpace, a: Parameters<typeof SearchSpace.get>[0], b: Parameters<typeof SearchSpace.get>[0]) =>
   space.parameters.filter((p) => SearchSpace.get(a, p.path) !== SearchSpace.get(b, p.path)).map((p) => p.path)
@@ -166,17 +165,7 @@ describe("conditional search spaces", () => {
         const proposals: Array<Researcher.Proposal> = []
         for (const parentId of ["root", full, lora]) {
           proposals.push(
-            ...(yield* make().propose(
-              {
-                task: conditional,
-                analysis: { summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} },
-                tree: b.view,
-                parentId,
-                usage: new Budget.Ledger(conditional.budget).usage(),
-                tried: (fp) => b.view.byFingerprint(fp) !== undefined
-              },
-              12
-            ).pipe(Random.withSeed(parentId)))
+            ...(yield* make().propose(contextFor(conditional, b, parentId), 12).pipe(Random.withSeed(parentId)))
           )
         }
         assert.isAtLeast(proposals.length, 12)
@@ -196,7 +185,9 @@ describe("conditional search spaces", () => {
     Effect.gen(function*() {
       const b = new TreeBuilder.TreeBuilder(conditional)
       const full = b.succeed("root", { "training.method": "full" }, 0.4)
-      const proposals = yield* propose2(b, full, 12)
+      const proposals = yield* HeuristicResearcher.make({ crossover: 0, followInsights: 0 })
+        .propose(contextFor(conditional, b, full), 12)
+        .pipe(Random.withSeed(5))
       assert.strictEqual(proposals.length, 12)
       for (const p of proposals) {
         // the rank is not a move of its own while the parent fine-tunes in full
@@ -204,18 +195,5 @@ describe("conditional search spaces", () => {
         if (SearchSpace.get(p.strategy, "training.method") !== "lora") assert.strictEqual(SearchSpace.get(p.strategy, "training.lora.rank"), 8)
       }
     }))
-
-  const propose2 = (b: TreeBuilder.TreeBuilder, parentId: string, n: number) =>
-    HeuristicResearcher.make({ crossover: 0, followInsights: 0 }).propose(
-      {
-        task: conditional,
-        analysis: { summary: "", metricNotes: "", dataNotes: "", risks: [], notes: {} },
-        tree: b.view,
-        parentId,
-        usage: new Budget.Ledger(conditional.budget).usage(),
-        tried: (fp) => b.view.byFingerprint(fp) !== undefined
-      },
-      n
-    ).pipe(Random.withSeed(5))
 })
 

@@ -169,7 +169,7 @@ export const pointPosition = (space: SearchSpace, point: ReadonlyArray<Value>): 
   })
 
 /**
- * What is wrong with the spaces's conditions, each at its path: a `when` must name another
+ * What is wrong with the space's conditions, each at its path: a `when` must name another
  * parameter of the space, declared before it, with values that parameter has.
  */
 const conditionIssues = (space: {
