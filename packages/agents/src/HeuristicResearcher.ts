@@ -155,7 +155,9 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       const pool = space.points !== undefined && space.points.length > 0 ? space.points : undefined
       // Crossover donors: better-scoring siblings of the parent, and the best node.
       const best = tree.best()
-      const donors = [...(parent !== undefined ? tree.siblings(parent.id).slice(-16) : []), ...(best !== undefined ? [best] : [])]
+      // (the newest 16 siblings, read from the end of the live child list rather than a copy of all of them)
+      const siblings = parent !== undefined ? tree.children(parent.parent).slice(-17).filter((s) => s.id !== parent.id).slice(-16) : []
+      const donors = [...siblings, ...(best !== undefined ? [best] : [])]
         .filter((d) => d.state._tag === "Succeeded" && d.id !== parent?.id)
       // Pool points applied to the parent's strategy in this proposal, with their fingerprints.
       const applied = new Map<number, { readonly strategy: Strategy.Strategy; readonly fp: string }>()

@@ -7,9 +7,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Random } from "effect"
+import { Effect, Layer } from "effect"
 import { ExperimentNode, type ExperimentTree, SearchPolicy, Task } from "@trex/core"
-import { normalise, value } from "./internal/values.ts"
+import { Argmax, normalise, value } from "./internal/values.ts"
 import * as ProgressiveWidening from "./ProgressiveWidening.ts"
 
 /** @since 0.1.0 @category models */
@@ -104,28 +104,16 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
               usePriors ? c * (prior / priorSum) * Math.sqrt(total) / (1 + n) : c * Math.sqrt(logTotal / Math.max(n, 1e-9))
             // The argmax over the reachable children and, when widening is allowed, the node itself
             // (`undefined`), in that order; exact ties are broken at random.
-            let best: Child | undefined = undefined
-            let bestScore = -Infinity
-            let ties: Array<Child | undefined> | undefined
-            const consider = (option: Child | undefined, score: number) => {
-              if (score > bestScore + 1e-12) {
-                bestScore = score
-                best = option
-                ties = undefined
-              } else if (Math.abs(score - bestScore) <= 1e-12) {
-                if (ties === undefined) ties = [best]
-                ties.push(option)
-              }
-            }
+            const choice = new Argmax<Child | undefined>()
             for (let i = 0; i < all.length; i++) {
               const ch = all[i]!
               if (!reachable(ch) || dead.has(ch.id)) continue
               const n = ch.stats.visits + (virtualLoss ? ch.stats.pending : 0)
-              consider(ch, n === 0 && !usePriors ? Infinity : value(tree, ch.stats, backup, virtualLoss) + explore(n, ch.prior ?? 1))
+              choice.offer(ch, n === 0 && !usePriors ? Infinity : value(tree, ch.stats, backup, virtualLoss) + explore(n, ch.prior ?? 1))
             }
-            if (widen) consider(undefined, own(tree, id) + explore(childIds.length + 1, 1))
-            const tied: Array<Child | undefined> | undefined = ties
-            const pick: Child | undefined = tied === undefined ? best : tied[yield* Random.nextIntBetween(0, tied.length - 1)]
+            if (widen) choice.offer(undefined, own(tree, id) + explore(childIds.length + 1, 1))
+            // without a tie, no effect runs
+            const pick = choice.ties === undefined ? choice.best : yield* choice.pick()
             if (pick === undefined) return SearchPolicy.expand(id)
             view = pick
             id = pick.id

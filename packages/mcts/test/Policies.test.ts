@@ -9,6 +9,7 @@ import * as ProgressiveWidening from "../src/ProgressiveWidening.ts"
 import * as Puct from "../src/Puct.ts"
 import * as RandomPolicy from "../src/RandomPolicy.ts"
 import * as Uct from "../src/Uct.ts"
+import { Argmax } from "../src/internal/values.ts"
 
 const ctx = (overrides: Partial<SearchPolicy.SelectionContext> = {}): SearchPolicy.SelectionContext => ({
   budgetUsed: 0,
@@ -181,4 +182,28 @@ describe("Asha", () => {
     const id = b.progress(b.start(b.propose("root", {})), 1, 0.1)
     assert.strictEqual(Asha.make({ metric: { name: "score", direction: "maximize" }, minStep: 1 }).decide(b.view, id), "continue")
   })
+})
+
+describe("Argmax (the tie-breaking every policy shares)", () => {
+  it.effect("keeps the first best, collects scores within 1e-12 as ties and breaks them with the seeded Random", () =>
+    Effect.gen(function*() {
+      const single = new Argmax<string>()
+      for (const [item, score] of [["a", 1], ["b", 3], ["c", 2]] as const) single.offer(item, score)
+      assert.strictEqual(single.best, "b")
+      assert.isUndefined(single.ties)
+      assert.strictEqual(yield* single.pick(), "b")
+
+      const tied = new Argmax<string>()
+      for (const [item, score] of [["a", 1], ["b", 2], ["c", 2 + 1e-13], ["d", 2]] as const) tied.offer(item, score)
+      assert.deepStrictEqual(tied.ties, ["b", "c", "d"])
+      const picks = new Set<string | undefined>()
+      for (let seed = 0; seed < 30; seed++) picks.add(yield* tied.pick().pipe(Random.withSeed(seed)))
+      assert.deepStrictEqual([...picks].sort(), ["b", "c", "d"])
+      // the same seed, the same pick
+      assert.strictEqual(yield* tied.pick().pipe(Random.withSeed(4)), yield* tied.pick().pipe(Random.withSeed(4)))
+      // a strictly better score ends the tie
+      tied.offer("e", 2.5)
+      assert.isUndefined(tied.ties)
+      assert.strictEqual(tied.best, "e")
+    }))
 })

@@ -70,9 +70,7 @@ const kernel = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, ell: number,
   let squares = 0
   let add = 0
   for (let i = 0; i < a.length; i++) {
-    const ai = a[i]!
-    const bi = b[i]!
-    const d = ai < 0 || bi < 0 ? (ai === bi ? 0 : 1) : Math.abs(ai - bi)
+    const d = gap(a[i]!, b[i]!)
     squares += d * d
     if (mix > 0) add += matern52(d, ellAdd)
   }

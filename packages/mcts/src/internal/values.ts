@@ -24,25 +24,37 @@ export const value = (tree: ExperimentTree.TreeView, s: Stats, backup: "mean" | 
 }
 
 /**
+ * A running argmax: offer items with their scores one at a time; scores within 1e-12 of the best
+ * are ties. Allocates nothing until there is a tie.
+ */
+export class Argmax<A> {
+  best: A | undefined = undefined
+  bestScore = -Infinity
+  ties: Array<A> | undefined = undefined
+  offer(item: A, score: number): void {
+    if (score > this.bestScore + 1e-12) {
+      this.bestScore = score
+      this.best = item
+      this.ties = undefined
+    } else if (Math.abs(score - this.bestScore) <= 1e-12) {
+      if (this.ties === undefined) this.ties = [this.best as A]
+      this.ties.push(item)
+    }
+  }
+  /** The best item, a tie broken with Effect's Random (seeded). */
+  pick(): Effect.Effect<A | undefined> {
+    const tied = this.ties
+    if (tied === undefined) return Effect.succeed(this.best)
+    return Effect.map(Random.nextIntBetween(0, tied.length - 1), (i) => tied[i])
+  }
+}
+
+/**
  * Pick the item with the largest score; ties broken with Effect's Random (seeded). Without a tie
  * (the common case) no generator runs and nothing but the answer is allocated.
  */
 export const argmax = <A>(items: ReadonlyArray<A>, score: (a: A) => number): Effect.Effect<A | undefined> => {
-  let best: A | undefined
-  let bestScore = -Infinity
-  let ties: Array<A> | undefined
-  for (const item of items) {
-    const s = score(item)
-    if (s > bestScore + 1e-12) {
-      bestScore = s
-      best = item
-      ties = undefined
-    } else if (Math.abs(s - bestScore) <= 1e-12) {
-      if (ties === undefined) ties = [best as A]
-      ties.push(item)
-    }
-  }
-  if (ties === undefined) return Effect.succeed(best)
-  const tied = ties
-  return Effect.map(Random.nextIntBetween(0, tied.length - 1), (i) => tied[i])
+  const m = new Argmax<A>()
+  for (const item of items) m.offer(item, score(item))
+  return m.pick()
 }
