@@ -62,7 +62,7 @@ describe("Compat: journal format 1", () => {
     )
     assert.strictEqual(v.best()?.id, "n3")
     assert.strictEqual(ExperimentNode.score(v.best()!), 0.81)
-    assert.deepStrictEqual({ ...v.root.stats, valueSum: Math.round(v.root.stats.valueSum * 1e9) / 1e9 }, {
+    assert.deepStrictEqual({ ...ExperimentTree.copyStats(v.root.stats), valueSum: Math.round(v.root.stats.valueSum * 1e9) / 1e9 }, {
       visits: 5,
       successes: 3,
       valueSum: 2.22,

@@ -14,13 +14,13 @@ const snapshot = (tree: ExperimentTree.ExperimentTree) => {
   return structuredClone({
     applied: tree.applied,
     size: v.size,
-    root: { stats: v.root.stats, children: v.root.children },
+    root: { stats: ExperimentTree.copyStats(v.root.stats), children: v.root.children },
     nodes: [...v.nodes()].map((n) => ({
       id: n.id,
       parent: n.parent,
       depth: n.depth,
       state: n.state,
-      stats: n.stats,
+      stats: ExperimentTree.copyStats(n.stats),
       children: n.children,
       progress: n.progress,
       curve: n.curve
@@ -155,8 +155,8 @@ describe("ExperimentTree", () => {
     assert.strictEqual(v.size, 5)
     assert.strictEqual(v.best()?.id, "a1")
     assert.deepStrictEqual(v.root.children, ["a", "b"])
-    assert.deepStrictEqual({ ...v.get("a")!.stats }, { visits: 3, successes: 2, valueSum: 1.4, bestUtility: 0.9, pending: 1, open: 3 })
-    assert.deepStrictEqual({ ...v.root.stats }, { visits: 4, successes: 3, valueSum: 1.6, bestUtility: 0.9, pending: 1, open: 4 })
+    assert.deepStrictEqual(ExperimentTree.copyStats(v.get("a")!.stats), { visits: 3, successes: 2, valueSum: 1.4, bestUtility: 0.9, pending: 1, open: 3 })
+    assert.deepStrictEqual(ExperimentTree.copyStats(v.root.stats), { visits: 4, successes: 3, valueSum: 1.6, bestUtility: 0.9, pending: 1, open: 4 })
     assert.deepStrictEqual(v.frontier().map((n) => n.id), ["a", "b", "a1", "a2"])
     assert.deepStrictEqual(v.path("a1x").map((n) => n.id), ["a", "a1", "a1x"])
     assert.deepStrictEqual(v.siblings("a1").map((n) => n.id), ["a2"])
@@ -181,6 +181,45 @@ describe("ExperimentTree", () => {
     assert.deepStrictEqual(v.utilityRange(), { min: -0.9, max: -0.2 })
   })
 
+  it("a tree far larger than its first statistics buffer: live stats, incremental = replay, copies and JSON", () => {
+    // a spine of 120 levels with 24 leaves on each (3,000 nodes; the buffer starts at 1,024)
+    const task = makeTask("maximize")
+    const events = interpret(task, [])
+    let tip: string = ExperimentNode.ROOT
+    let at = 0
+    const estimate = { gpuSeconds: 1, wallSeconds: 0, dollars: 0, inputTokens: 0, outputTokens: 0 }
+    for (let i = 1; i <= 3000; i++) {
+      const id = `n${i}`
+      events.push(JournalEvent.make("NodeProposed", { node: { id, parent: tip, strategy, fingerprint: `fp-${id}`, proposedAt: ++at }, at }))
+      events.push(JournalEvent.make("NodeAdmitted", { nodeId: id, estimate, at: ++at }))
+      // every 7th stays running; the others succeed with score i / 3000
+      if (i % 7 !== 0) events.push(JournalEvent.make("NodeFinished", { nodeId: id, outcome: "Succeeded", result: Result.success({ m: i / 3000 }, i / 3000), at: ++at }))
+      if (i % 25 === 0) tip = id
+    }
+    const incremental = ExperimentTree.ExperimentTree.empty(task, "run-1", 3)
+    // a view taken before the tree grows stays live
+    let early: ExperimentTree.Stats | undefined
+    for (const e of events) {
+      incremental.apply(e)
+      if (early === undefined && incremental.view.get("n1") !== undefined) early = incremental.view.get("n1")!.stats
+    }
+    checkStats(incremental, task)
+    const replayed = ExperimentTree.fold(events)!
+    assert.deepStrictEqual(snapshot(incremental), snapshot(replayed))
+    const root = ExperimentTree.copyStats(replayed.view.root.stats)
+    const finished = 3000 - Math.floor(3000 / 7)
+    assert.strictEqual(root.visits, finished)
+    assert.strictEqual(root.pending, Math.floor(3000 / 7))
+    assert.strictEqual(root.bestUtility, 1)
+    // n1's subtree is itself only (n25 is the first spine node)
+    assert.deepStrictEqual(ExperimentTree.copyStats(early!), { visits: 1, successes: 1, valueSum: 1 / 3000, bestUtility: 1 / 3000, pending: 0, open: 1 })
+    // the deepest spine node carries its own subtree: n2975 and the 24 leaves below it
+    const deep = replayed.view.get("n2975")!
+    assert.strictEqual(deep.depth, 119)
+    assert.strictEqual(deep.stats.visits + deep.stats.pending, 1 + 25)
+    assert.deepStrictEqual(JSON.parse(JSON.stringify(replayed.view.root.stats)), root)
+  })
+
   it("a cancelled trial releases its virtual loss without counting a visit", () => {
     const task = makeTask("maximize")
     const events = interpret(task, []).concat([
@@ -191,7 +230,7 @@ describe("ExperimentTree", () => {
     const running = ExperimentTree.fold(events)!.view
     assert.strictEqual(running.root.stats.pending, 1)
     const done = ExperimentTree.fold(events.concat([JournalEvent.make("NodeFinished", { nodeId: "x", outcome: "Cancelled", reason: "user", at: 4 })]))!.view
-    assert.deepStrictEqual({ ...done.root.stats }, { visits: 0, successes: 0, valueSum: 0, bestUtility: -Infinity, pending: 0, open: 0 })
+    assert.deepStrictEqual(ExperimentTree.copyStats(done.root.stats), { visits: 0, successes: 0, valueSum: 0, bestUtility: -Infinity, pending: 0, open: 0 })
     assert.deepStrictEqual(done.get("x")?.state, { _tag: "Cancelled", reason: "user", finishedAt: 4 })
   })
 })
