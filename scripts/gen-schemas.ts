@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Budget, Cost, ExperimentNode, Insight, JournalEvent, Result, Strategy, Task, TaskFile } from "@trex/core"
-import { Effect, JsonSchema, Schema } from "effect"
+import { Cause, Effect, Exit, JsonSchema, Schema } from "effect"
 
 const root = path.resolve(import.meta.dirname, "..")
 const EXAMPLE = "examples/quickstart/task.yaml"
@@ -218,8 +218,6 @@ const probe = (n: Node): unknown => {
       const out: Record<string, unknown> = {}
       for (const [key, child] of Object.entries((n["properties"] as Record<string, Node> | undefined) ?? {})) {
         const nested = hasProperties(child) || (child["type"] === "array" && hasProperties(child["items"] as Node))
-        // a search-space condition must name another parameter, which no probe can: left out
-        if (key === "when" && !required.has(key)) continue
         if (required.has(key) || nested) out[key] = probe(child)
       }
       return out
@@ -245,9 +243,45 @@ const without = (value: unknown, at: ReadonlyArray<string | 0>): unknown => {
   return copy
 }
 
+/** `searchSpace.parameters[0].when.path` as a path through the probe value. */
+const parsePath = (text: string): Array<string | 0> =>
+  text.split(".").flatMap((part) => {
+    const m = /^([^[]+)((?:\[\d+\])*)$/.exec(part)
+    return m === null ? [part] : [m[1]!, ...(m[2]!.match(/\[\d+\]/g) ?? []).map(() => 0 as const)]
+  })
+
+/**
+ * The probe, less any optional field whose generated value is invalid where it stands (a
+ * search-space condition must name another parameter, which a generated value cannot): decoding
+ * names the bad path, and the nearest optional field on it is left out, until the task decodes.
+ */
+const validProbe = (taskSchema: Node): unknown => {
+  const optional = new Set(rows(taskSchema, "", []).filter((r) => !r.required).map((r) => JSON.stringify(r.at)))
+  let value = probe(taskSchema)
+  for (;;) {
+    const exit = Effect.runSyncExit(TaskFile.decode(value))
+    if (Exit.isSuccess(exit)) return value
+    const message = String(Cause.squash(exit.cause))
+    let removed = false
+    for (const line of message.split("\n")) {
+      const m = /^\s+(\S+): /.exec(line)
+      if (m === null) continue
+      const at = parsePath(m[1]!)
+      for (let k = at.length; k > 0 && !removed; k--) {
+        const prefix = at.slice(0, k)
+        if (optional.has(JSON.stringify(prefix)) && lookup(value, prefix).found) {
+          value = without(value, prefix)
+          removed = true
+        }
+      }
+    }
+    if (!removed) throw new Error(`the probe task does not decode, and no optional field is to blame: ${message}`)
+  }
+}
+
 /** The default decoding fills in for an absent optional field, if any. */
 const defaultOf = (taskSchema: Node, row: Row): { readonly found: boolean; readonly value?: unknown } => {
-  const input = probe(taskSchema)
+  const input = validProbe(taskSchema)
   const absent = lookup(input, row.at).found ? without(input, row.at) : input
   const decoded = Schema.encodeSync(Task.Task)(Effect.runSync(TaskFile.decode(absent)))
   return lookup(decoded, row.at)
