@@ -1,7 +1,8 @@
 /**
  * The experiment tree as a fold over journal events. Each node keeps the statistics that
  * search policies read — visits, value sum, successes, best score below it, pending trials
- * (virtual loss) — updated along the path to the root in O(depth) per event, one 64-byte line of a typed array per level.
+ * (virtual loss) — updated along the path to the root in O(depth) per event, one 64-byte line
+ * of a typed array per level.
  *
  * Policies and researchers receive it through the read-only {@link TreeView}.
  *
