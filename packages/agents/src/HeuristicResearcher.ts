@@ -352,9 +352,9 @@ const randomDraft = (space: SearchSpace.SearchSpace, base: Strategy.Strategy) =>
     if (space.points !== undefined && space.points.length > 0) {
       return SearchSpace.applyPoint(space, base, space.points[yield* Random.nextIntBetween(0, space.points.length - 1)]!)
     }
-    let strategy = base
-    for (const p of space.parameters) strategy = SearchSpace.set(strategy, p.path, p.values[yield* Random.nextIntBetween(0, p.values.length - 1)]!)
-    return strategy
+    const point: Array<SearchSpace.Value> = []
+    for (const p of space.parameters) point.push(p.values[yield* Random.nextIntBetween(0, p.values.length - 1)]!)
+    return SearchSpace.applyPoint(space, base, point)
   })
 
 /** Positions of a pool's points, computed once per pool. */

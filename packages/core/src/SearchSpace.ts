@@ -147,9 +147,52 @@ export const indexOf = (param: Parameter, strategy: Strategy.Strategy): number =
 export const size = (space: SearchSpace): number =>
   space.points?.length ?? space.parameters.reduce((acc, p) => acc * p.values.length, 1)
 
-/** A strategy with every parameter set from a point of the pool. @since 0.1.0 @category combinators */
-export const applyPoint = (space: SearchSpace, strategy: Strategy.Strategy, point: ReadonlyArray<Value>): Strategy.Strategy =>
-  space.parameters.reduce((s, p, i) => set(s, p.path, point[i]!), strategy)
+/**
+ * A strategy with every parameter set from a point of the pool. The point's mixture weights
+ * (`data.mixture.<source>`) are set together, so each comes out exactly as the point has it,
+ * whatever strategy the point is applied to (setting them one at a time with {@link set} would
+ * rescale the earlier ones at each step); sources the space does not name share what the point
+ * leaves, in their proportions.
+ * @since 0.1.0 @category combinators
+ */
+export const applyPoint = (space: SearchSpace, strategy: Strategy.Strategy, point: ReadonlyArray<Value>): Strategy.Strategy => {
+  let out = strategy
+  const weights = new Map<string, number>()
+  space.parameters.forEach((p, i) => {
+    const v = point[i]!
+    if (p.path.startsWith(mixturePrefix)) weights.set(p.path.slice(mixturePrefix.length), typeof v === "number" ? Math.min(1, Math.max(0, v)) : 0)
+    else out = set(out, p.path, v)
+  })
+  return weights.size === 0 ? out : setMixture(out, weights)
+}
+
+/**
+ * Set several sources' weights at once: the named sources take theirs (scaled down to sum to 1 if
+ * they sum to more), the others share the rest in proportion (sources left at 0 are dropped; when
+ * no other source has weight, the named ones are scaled up to sum to 1). Sources keep their order;
+ * new ones follow, in the order given.
+ */
+const setMixture = (strategy: Strategy.Strategy, weights: ReadonlyMap<string, number>): Strategy.Strategy => {
+  let named = 0
+  for (const w of weights.values()) named += w
+  const others = strategy.data.sources.filter((s) => !weights.has(s.name))
+  const othersTotal = others.reduce((acc, s) => acc + s.weight, 0)
+  // weights are kept to 9 decimals, so a point summing to 1 up to rounding leaves nothing
+  const rest = named < 1 - 1e-9 ? 1 - named : 0
+  const scale = named > 1 || (othersTotal <= 0 && named > 0) ? 1 / named : 1
+  const share = othersTotal > 0 ? rest / othersTotal : 0
+  const round = (w: number) => Math.round(w * 1e9) / 1e9
+  const sources: Array<Strategy.Strategy["data"]["sources"][number]> = []
+  for (const s of strategy.data.sources) {
+    const w = weights.get(s.name)
+    if (w !== undefined) sources.push({ ...s, weight: round(w * scale) })
+    else if (round(s.weight * share) > 0) sources.push({ ...s, weight: round(s.weight * share) })
+  }
+  for (const [name, w] of weights) {
+    if (!strategy.data.sources.some((s) => s.name === name)) sources.push({ name, weight: round(w * scale) })
+  }
+  return { ...strategy, data: { ...strategy.data, sources } }
+}
 
 /**
  * A strategy's position in the space: each parameter's index among its values, scaled to [0, 1]

@@ -131,6 +131,61 @@ describe("SearchSpace", () => {
     assert.deepStrictEqual(SearchSpace.position(space, base), [0.5, 1, 0.25, 0])
   })
 
+  describe("applyPoint with mixture weights", () => {
+    const space: SearchSpace.SearchSpace = {
+      parameters: [
+        { path: "data.mixture.a", kind: "ordinal", values: [0.1, 0.2, 0.5, 0.6] },
+        { path: "data.mixture.b", kind: "ordinal", values: [0.1, 0.3, 0.5] },
+        { path: "data.mixture.c", kind: "ordinal", values: [0.1, 0.3, 0.8] },
+        { path: "training.epochs", kind: "ordinal", values: [1, 2] }
+      ],
+      points: [[0.6, 0.3, 0.1, 1], [0.2, 0.5, 0.3, 2], [0.1, 0.1, 0.8, 1]]
+    }
+    const mixed = (weights: ReadonlyArray<number>) =>
+      Strategy.decodeSync({
+        data: { sources: ["a", "b", "c", "extra"].map((name, i) => ({ name, weight: weights[i] })) },
+        training: { learningRate: 1e-4, epochs: 1, batchSize: 8 }
+      })
+
+    it("a point's weights come out exactly, the same strategy whatever it is applied to", () => {
+      // (set one weight at a time, each set rescaled the earlier ones: the point [0.6, 0.3, 0.1]
+      // came out differently from each of these strategies, so a row run from one parent looked
+      // untried from the next)
+      const bases = [mixed([0.2, 0.6, 0.2, 0]), mixed([0.05, 0.05, 0.1, 0.8]), mixed([0.7, 0.1, 0.2, 0])]
+      for (const point of space.points!) {
+        const strategies = bases.map((b) => SearchSpace.applyPoint(space, b, point))
+        for (const s of strategies) {
+          assert.deepStrictEqual(space.parameters.map((p) => SearchSpace.get(s, p.path)), [...point])
+          assert.closeTo(totalWeight(s), 1, 1e-8)
+        }
+        assert.deepStrictEqual(strategies[1], strategies[0])
+        assert.deepStrictEqual(strategies[2], strategies[0])
+      }
+    })
+
+    it("sources the space does not name share what the point leaves, in their proportions", () => {
+      const partial: SearchSpace.SearchSpace = { parameters: [space.parameters[0]!], points: [[0.6]] }
+      const s = SearchSpace.applyPoint(partial, mixed([0.1, 0.3, 0.1, 0.5]), [0.6])
+      assert.closeTo(SearchSpace.get(s, "data.mixture.a") as number, 0.6, 1e-9)
+      assert.closeTo(SearchSpace.get(s, "data.mixture.b") as number, 0.4 * 0.3 / 0.9, 1e-9)
+      assert.closeTo(SearchSpace.get(s, "data.mixture.extra") as number, 0.4 * 0.5 / 0.9, 1e-9)
+      assert.deepStrictEqual(s.data.sources.map((x) => x.name), ["a", "b", "c", "extra"])
+    })
+
+    it("weights summing to more than 1, or nothing else to take the rest, are scaled to sum to 1", () => {
+      const over = SearchSpace.applyPoint(space, mixed([0.25, 0.25, 0.25, 0.25]), [0.6, 0.5, 0.8, 1])
+      assert.closeTo(totalWeight(over), 1, 1e-8)
+      assert.deepStrictEqual(over.data.sources.map((x) => x.name), ["a", "b", "c"])
+      assert.closeTo(SearchSpace.get(over, "data.mixture.a") as number, 0.6 / 1.9, 1e-9)
+      const alone = SearchSpace.applyPoint(space, mixed([0.2, 0.3, 0.5, 0]), [0.2, 0.1, 0.1, 1])
+      assert.closeTo(totalWeight(alone), 1, 1e-8)
+      assert.closeTo(SearchSpace.get(alone, "data.mixture.a") as number, 0.5, 1e-9)
+      // a source the strategy did not have is added after the others
+      const added = SearchSpace.applyPoint({ parameters: [{ path: "data.mixture.new", kind: "ordinal", values: [0.3] }] }, mixed([0.5, 0.5, 0, 0]), [0.3])
+      assert.deepStrictEqual(added.data.sources.map((x) => [x.name, x.weight]), [["a", 0.35], ["b", 0.35], ["new", 0.3]])
+    })
+  })
+
   it("size is the product of the value counts; the schema requires at least one value", () => {
     const space = Schema.decodeUnknownSync(SearchSpace.SearchSpace)({
       parameters: [

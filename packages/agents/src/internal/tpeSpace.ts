@@ -32,10 +32,7 @@ export const spaceOf = (task: Task.Task, operation: string): Effect.Effect<Space
 
 /** The strategy at a point: the base with every parameter set (inactive ones held at the base's value). */
 export const strategyAt = (s: Space, point: Point, rationale: string): Strategy.Strategy => {
-  let out = s.base
-  s.space.parameters.forEach((p, i) => {
-    out = SearchSpace.set(out, p.path, p.values[point[i]!]!)
-  })
+  const out = SearchSpace.applyPoint(s.space, s.base, s.space.parameters.map((p, i) => p.values[point[i]!]!))
   return { ...SearchSpace.normalize(s.space, out, s.base), rationale }
 }
 
