@@ -21,6 +21,7 @@ import {
   Task
 } from "@trex/core"
 import { Effect, Layer, Random } from "effect"
+import { ObservationSet } from "./internal/observations.ts"
 import * as Surrogate from "./internal/surrogate.ts"
 import { distillInsights, emptyTallies, type Tallies, type ValueEffect } from "./internal/heuristicInsights.ts"
 
@@ -208,45 +209,21 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
   const bestKept = Math.floor(maxObservations / 2)
   const recentKept = maxObservations * 8
   // Observations per tree, gathered incrementally from the newest nodes.
-  const observed = new WeakMap<
-    object,
-    {
-      readonly ids: Set<string>
-      /** Every observation, while there are at most `maxObservations`; then the newest `recentKept` or more. */
-      recent: Array<Surrogate.Observation>
-      /** The best successes by utility, best first, at most `bestKept`. */
-      readonly best: Array<Surrogate.Observation>
-      count: number
-      hyper?: Surrogate.Hyper
-      searchedAt: number
-    }
-  >()
+  const observed = new WeakMap<object, { readonly set: ObservationSet; hyper?: Surrogate.Hyper; searchedAt: number }>()
   const surrogateFor = (tree: ExperimentTree.TreeView, space: SearchSpace.SearchSpace, parent: ExperimentTree.NodeView | undefined) => {
     let cache = observed.get(tree)
-    if (cache === undefined) observed.set(tree, (cache = { ids: new Set(), recent: [], best: [], count: 0, searchedAt: 0 }))
+    if (cache === undefined) {
+      observed.set(tree, (cache = { set: new ObservationSet({ all: maxObservations, bestKept, recentKept }), searchedAt: 0 }))
+    }
+    const set = cache.set
     for (const nd of tree.latest(OBSERVATION_WINDOW)) {
-      if (cache.ids.has(nd.id) || (nd.state._tag !== "Succeeded" && nd.state._tag !== "Failed")) continue
-      cache.ids.add(nd.id)
+      if (set.has(nd.id) || (nd.state._tag !== "Succeeded" && nd.state._tag !== "Failed")) continue
       const score = ExperimentNode.score(nd)
-      const o: Surrogate.Observation = { x: Surrogate.features(space, nd.strategy), utility: score === undefined ? undefined : Task.utility(tree.task, score) }
-      cache.count++
-      cache.recent.push(o)
-      if (cache.recent.length > 2 * recentKept) cache.recent = cache.recent.slice(-recentKept)
-      if (o.utility !== undefined && (cache.best.length < bestKept || o.utility > cache.best[cache.best.length - 1]!.utility!)) {
-        let i = cache.best.length
-        while (i > 0 && cache.best[i - 1]!.utility! < o.utility) i--
-        cache.best.splice(i, 0, o)
-        if (cache.best.length > bestKept) cache.best.pop()
-      }
+      set.add(nd.id, { x: Surrogate.features(space, nd.strategy), utility: score === undefined ? undefined : Task.utility(tree.task, score) })
     }
-    // Until there are more than `maxObservations`, the model sees them all, in the order they came.
-    let list: ReadonlyArray<Surrogate.Observation> = cache.recent
-    if (cache.count > maxObservations) {
-      const inBest = new Set(cache.best)
-      list = [...cache.best, ...cache.recent.filter((o) => !inBest.has(o))]
-    }
+    const list = set.list()
     // The hyperparameters are searched again while the data is small and then each time it grows by a quarter.
-    const n = cache.count
+    const n = set.count
     const search = cache.hyper === undefined || n < 32 || n >= cache.searchedAt * 1.25
     const model = Surrogate.fit(list, {
       minObservations: options.surrogateMinObservations ?? 4,
