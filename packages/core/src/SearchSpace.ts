@@ -98,28 +98,10 @@ export const get = (strategy: Strategy.Strategy, path: string): unknown => {
  * proportion (the first source takes it all when the others are 0).
  * @since 0.1.0 @category combinators
  */
-export const set = (strategy: Strategy.Strategy, path: string, value: Value): Strategy.Strategy => {
-  if (path.startsWith(mixturePrefix)) {
-    const name = path.slice(mixturePrefix.length)
-    const w = typeof value === "number" ? Math.min(1, Math.max(0, value)) : 0
-    const others = strategy.data.sources.filter((s) => s.name !== name)
-    const othersTotal = others.reduce((acc, s) => acc + s.weight, 0)
-    const rest = 1 - w
-    const reweighted = others.map((s, i) => ({
-      ...s,
-      weight: othersTotal > 0 ? (s.weight / othersTotal) * rest : i === 0 ? rest : 0
-    }))
-    const existing = strategy.data.sources.find((s) => s.name === name)
-    const sources = [...reweighted, { ...(existing ?? { name }), weight: w }]
-      .filter((s) => s.weight > 0 || s.name === name)
-      .map((s) => ({ ...s, weight: Math.round(s.weight * 1e9) / 1e9 }))
-    // keep the original order of sources
-    const order = strategy.data.sources.map((s) => s.name)
-    sources.sort((a, b) => (order.indexOf(a.name) + 1 || 1e9) - (order.indexOf(b.name) + 1 || 1e9))
-    return { ...strategy, data: { ...strategy.data, sources } }
-  }
-  return setPath(strategy, path.split("."), value) as Strategy.Strategy
-}
+export const set = (strategy: Strategy.Strategy, path: string, value: Value): Strategy.Strategy =>
+  path.startsWith(mixturePrefix)
+    ? setMixture(strategy, new Map([[path.slice(mixturePrefix.length), typeof value === "number" ? Math.min(1, Math.max(0, value)) : 0]]))
+    : setPath(strategy, path.split("."), value) as Strategy.Strategy
 
 /**
  * Index of the parameter's value in the strategy among its declared values, or of the
@@ -167,26 +149,29 @@ export const applyPoint = (space: SearchSpace, strategy: Strategy.Strategy, poin
 }
 
 /**
- * Set several sources' weights at once: the named sources take theirs (scaled down to sum to 1 if
- * they sum to more), the others share the rest in proportion (sources left at 0 are dropped; when
- * no other source has weight, the named ones are scaled up to sum to 1). Sources keep their order;
- * new ones follow, in the order given.
+ * Set sources' weights (each in [0, 1]) at once: the named sources take theirs, the others share
+ * the rest in proportion — the first of them takes it all when they are all at 0 — and are dropped
+ * at 0. Named weights summing to more than 1, or with no other source to take the rest, are scaled
+ * to sum to 1. Sources keep their order; new ones follow, in the order given. Weights are kept to 9
+ * decimals.
  */
 const setMixture = (strategy: Strategy.Strategy, weights: ReadonlyMap<string, number>): Strategy.Strategy => {
   let named = 0
   for (const w of weights.values()) named += w
   const others = strategy.data.sources.filter((s) => !weights.has(s.name))
   const othersTotal = others.reduce((acc, s) => acc + s.weight, 0)
-  // weights are kept to 9 decimals, so a point summing to 1 up to rounding leaves nothing
+  // a point summing to 1 up to rounding leaves nothing
   const rest = named < 1 - 1e-9 ? 1 - named : 0
-  const scale = named > 1 || (othersTotal <= 0 && named > 0) ? 1 / named : 1
-  const share = othersTotal > 0 ? rest / othersTotal : 0
+  const scale = named > 1 || (others.length === 0 && named > 0) ? 1 / named : 1
+  const first = others[0]
+  const shareOf = (s: Strategy.Strategy["data"]["sources"][number]) =>
+    othersTotal > 0 ? (s.weight / othersTotal) * rest : s === first ? rest : 0
   const round = (w: number) => Math.round(w * 1e9) / 1e9
   const sources: Array<Strategy.Strategy["data"]["sources"][number]> = []
   for (const s of strategy.data.sources) {
     const w = weights.get(s.name)
     if (w !== undefined) sources.push({ ...s, weight: round(w * scale) })
-    else if (round(s.weight * share) > 0) sources.push({ ...s, weight: round(s.weight * share) })
+    else if (round(shareOf(s)) > 0) sources.push({ ...s, weight: round(shareOf(s)) })
   }
   for (const [name, w] of weights) {
     if (!strategy.data.sources.some((s) => s.name === name)) sources.push({ name, weight: round(w * scale) })

@@ -172,14 +172,17 @@ describe("SearchSpace", () => {
       assert.deepStrictEqual(s.data.sources.map((x) => x.name), ["a", "b", "c", "extra"])
     })
 
-    it("weights summing to more than 1, or nothing else to take the rest, are scaled to sum to 1", () => {
+    it("weights summing to more than 1, or with no other source to take the rest, are scaled to sum to 1", () => {
       const over = SearchSpace.applyPoint(space, mixed([0.25, 0.25, 0.25, 0.25]), [0.6, 0.5, 0.8, 1])
       assert.closeTo(totalWeight(over), 1, 1e-8)
       assert.deepStrictEqual(over.data.sources.map((x) => x.name), ["a", "b", "c"])
       assert.closeTo(SearchSpace.get(over, "data.mixture.a") as number, 0.6 / 1.9, 1e-9)
-      const alone = SearchSpace.applyPoint(space, mixed([0.2, 0.3, 0.5, 0]), [0.2, 0.1, 0.1, 1])
-      assert.closeTo(totalWeight(alone), 1, 1e-8)
-      assert.closeTo(SearchSpace.get(alone, "data.mixture.a") as number, 0.5, 1e-9)
+      // the other sources all at 0: the first of them takes the rest, the point's weights stay
+      const zero = SearchSpace.applyPoint(space, mixed([0.2, 0.3, 0.5, 0]), [0.2, 0.1, 0.1, 1])
+      assert.deepStrictEqual(zero.data.sources.map((x) => [x.name, x.weight]), [["a", 0.2], ["b", 0.1], ["c", 0.1], ["extra", 0.6]])
+      // no other source at all: the point's weights are scaled to sum to 1
+      const only = SearchSpace.applyPoint(space, Strategy.decodeSync({ ...Strategy.encode(mixed([0, 0, 0, 0])), data: { sources: [{ name: "a" }, { name: "b" }] } }), [0.2, 0.1, 0.2, 1])
+      assert.deepStrictEqual(only.data.sources.map((x) => [x.name, x.weight]), [["a", 0.4], ["b", 0.2], ["c", 0.4]])
       // a source the strategy did not have is added after the others
       const added = SearchSpace.applyPoint({ parameters: [{ path: "data.mixture.new", kind: "ordinal", values: [0.3] }] }, mixed([0.5, 0.5, 0, 0]), [0.3])
       assert.deepStrictEqual(added.data.sources.map((x) => [x.name, x.weight]), [["a", 0.35], ["b", 0.35], ["new", 0.3]])
