@@ -94,8 +94,9 @@ export const get = (strategy: Strategy.Strategy, path: string): unknown => {
 
 /**
  * Return a copy of the strategy with the parameter set. Mixture weights keep the sources'
- * weights summing to 1: the named source takes `value`, the others share the rest in
- * proportion (the first source takes it all when the others are 0).
+ * weights summing to 1: the named source takes `value` (clamped to [0, 1]), the others share the
+ * rest in proportion (the first of them takes it all when they are all at 0; with no other source,
+ * the named one takes 1), as {@link applyPoint} sets several at once.
  * @since 0.1.0 @category combinators
  */
 export const set = (strategy: Strategy.Strategy, path: string, value: Value): Strategy.Strategy =>
@@ -171,7 +172,10 @@ const setMixture = (strategy: Strategy.Strategy, weights: ReadonlyMap<string, nu
   for (const s of strategy.data.sources) {
     const w = weights.get(s.name)
     if (w !== undefined) sources.push({ ...s, weight: round(w * scale) })
-    else if (round(shareOf(s)) > 0) sources.push({ ...s, weight: round(shareOf(s)) })
+    else {
+      const share = round(shareOf(s))
+      if (share > 0) sources.push({ ...s, weight: share })
+    }
   }
   for (const [name, w] of weights) {
     if (!strategy.data.sources.some((s) => s.name === name)) sources.push({ name, weight: round(w * scale) })
@@ -245,10 +249,10 @@ export const isActive = (param: Parameter, strategy: Strategy.Strategy): boolean
 
 /**
  * Hold every inactive parameter at its value in `reference` (the task's default strategy; its
- * first value when the reference has none), in
- * declaration order (so a condition sees the value its own parameter ends with), so that
- * strategies differing only in parameters that do not matter become the same strategy — and
- * are never run twice. Returns `strategy` itself when nothing changes.
+ * first value when the reference has none), in declaration order (so a condition sees the value
+ * its own parameter ends with), so that strategies differing only in parameters that do not
+ * matter become the same strategy — and are never run twice. Returns `strategy` itself when
+ * nothing changes.
  * @since 0.1.0 @category combinators
  */
 export const normalize = (space: SearchSpace, strategy: Strategy.Strategy, reference: Strategy.Strategy): Strategy.Strategy => {
