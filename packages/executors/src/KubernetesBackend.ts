@@ -186,7 +186,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           logs.log(namespace, pod, K.CONTAINER, out, { follow: false }).catch(reject)
         }),
       catch: toError("readLog")
-    })
+    }).pipe(
+      // The pod went between listing it and reading its log (a cancel's foreground deletion, the TTL
+      // controller): there is no log left to read, which the exit then says (no result), not an error.
+      Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
+    )
 
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
     Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
@@ -215,9 +219,20 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           heldEmpty = line === ""
           return heldEmpty ? held : Effect.andThen(held, logLine(line))
         }
+        let logGone = false
+        const readAll = (pod: string) =>
+          Effect.gen(function*() {
+            const text = yield* readLog(pod)
+            if (text === undefined) logGone = true
+            else for (const line of lines.push(text, true)) yield* onLine(line)
+          })
         const finish = (exit: Omit<Backend.JobExit, "_tag" | "logTail" | "result" | "resultError">) =>
           Effect.gen(function*() {
-            let parsed: { result?: unknown; resultError?: string } = { resultError: `${JobProtocol.RESULT_FILE} was not written` }
+            let parsed: { result?: unknown; resultError?: string } = {
+              resultError: logGone
+                ? `the pod of Job ${name} was deleted before its log (which carries ${JobProtocol.RESULT_FILE}) could be read`
+                : `${JobProtocol.RESULT_FILE} was not written`
+            }
             if (resultB64 !== undefined) {
               try {
                 parsed = { result: JSON.parse(Buffer.from(resultB64, "base64").toString("utf8")) }
@@ -269,7 +284,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           silent = true
           const pod = yield* podsOf(name)
           if (pod !== undefined && K.terminated(pod) !== undefined) {
-            for (const line of lines.push(yield* readLog(pod.metadata!.name!), true)) yield* onLine(line)
+            yield* readAll(pod.metadata!.name!)
           }
           return yield* finish(K.jobOutcome(initial) !== undefined ? yield* exitFromJob(initial) : cancelled)
         }
@@ -317,7 +332,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             if (logState === "none") {
               const pod = yield* podsOf(name)
               if (pod !== undefined && K.terminated(pod) !== undefined) {
-                for (const line of lines.push(yield* readLog(pod.metadata!.name!), true)) yield* onLine(line)
+                yield* readAll(pod.metadata!.name!)
               }
             }
             return yield* finish(yield* exitFromJob(ended.job))

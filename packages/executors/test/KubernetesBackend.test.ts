@@ -222,6 +222,31 @@ describe("KubernetesBackend after the TTL controller deleted a finished Job", ()
     }).pipe(Effect.scoped))
 })
 
+describe("KubernetesBackend when a pod is deleted before its log is read", () => {
+  it.live("a finished job's exit says its log is gone (no BackendError); a cancelled one is still Cancelled", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const done = yield* backend.submit(spec("log-gone", "echo hi; echo '{\"metrics\":{},\"primary\":1}' > result.json"))
+      assert.strictEqual((yield* Backend.awaitExit(backend, done)).outcome, "Succeeded")
+      const running = yield* backend.submit(spec("log-gone-cancel", "sleep 60"))
+      yield* backend.watch(running).pipe(
+        Stream.takeUntil((e) => e._tag === "State" && e.state === "Running"),
+        Stream.runDrain
+      )
+      fake.logsGone(true)
+      yield* backend.cancel(running)
+      // A fresh instance (a restarted controller) has no cached exits: it lists the pod, then reads its log.
+      const fresh = yield* KubernetesBackend.make(config(fake))
+      const exit = yield* Backend.awaitExit(fresh, done)
+      assert.strictEqual(exit.outcome, "Succeeded")
+      assert.isUndefined(exit.result)
+      assert.include(exit.resultError, "was deleted before its log")
+      assert.strictEqual((yield* Backend.awaitExit(fresh, running)).outcome, "Cancelled")
+      fake.logsGone(false)
+    }).pipe(Effect.scoped))
+})
+
 describe("examples/backends/k8s.task.yaml", () => {
   it.live("decodes through fromJson (kubeconfig file and context) and runs a job with its selectors and tolerations", () =>
     Effect.gen(function*() {

@@ -69,6 +69,9 @@ export interface FakeKubeApi {
   readonly requests: Array<string>
   /** Objects as stored (for assertions): `get("secrets", ns, name)`. */
   readonly get: (kind: Kind, namespace: string, name: string) => Obj | undefined
+  /** While on, every pod log request answers 404, as the API server does for a pod deleted between a
+   * client's listing of it and its reading of the log (foreground deletion, the TTL controller). */
+  readonly logsGone: (on: boolean) => void
   readonly close: () => Promise<void>
 }
 
@@ -135,6 +138,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const procs = new Map<string, { child: ChildProcess; oom: boolean; log: string; listeners: Set<(s: string | null) => void>; memTimer?: NodeJS.Timeout }>()
   const timers = new Set<NodeJS.Timeout>()
   const requests: Array<string> = []
+  let logsGone = false
   let rv = 1
   const key = (kind: Kind, ns: string, name: string) => `${kind}/${ns}/${name}`
   const later = (ms: number, f: () => void) => {
@@ -476,7 +480,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     const notFound = () => send(res, 404, status(404, "NotFound", `${kind.replace(/s$/, "")}s "${name}" not found`))
 
     if (log !== undefined) {
-      if (kind !== "pods" || existing === undefined) return notFound()
+      if (kind !== "pods" || existing === undefined || logsGone) return notFound()
       const proc = procs.get(existing.metadata.uid!)
       if (proc === undefined) {
         const reason = existing.status.containerStatuses?.[0]?.state?.waiting?.reason ?? "ContainerCreating"
@@ -558,6 +562,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     url,
     token,
     requests,
+    logsGone: (on) => {
+      logsGone = on
+    },
     get: (kind, namespace, name) => store.get(key(kind, namespace, name)),
     kubeConfig: () => {
       const kc = new KubeConfig()
