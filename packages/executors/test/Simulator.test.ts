@@ -262,7 +262,7 @@ describe("Simulator backend", () => {
       assert.include(a.trace, "1:10@40")
     }))
 
-  it.effect("runs 20,000 zero-cost trials quickly", () =>
+  it.effect("runs 20,000 zero-cost trials, each with its result, without advancing the clock", () =>
     Effect.gen(function*() {
       const values = Array.from({ length: 20 }, (_, i) => i + 1)
       const sim = yield* Simulator.make(Simulator.synthetic({
@@ -272,7 +272,6 @@ describe("Simulator backend", () => {
         ],
         seed: 1
       }))
-      const started = Date.now()
       let sum = 0
       for (let i = 0; i < 20_000; i++) {
         const s = SearchSpace.set(SearchSpace.set(base, "training.extra.a", (i % 20) + 1), "training.extra.b", ((i >> 3) % 20) + 1)
@@ -281,7 +280,6 @@ describe("Simulator backend", () => {
       }
       assert.strictEqual(sum, 20_000)
       assert.strictEqual(yield* sim.clock, 0)
-      assert.isBelow(Date.now() - started, 20_000)
     }).pipe(Effect.scoped))
 })
 
