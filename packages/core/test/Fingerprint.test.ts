@@ -42,6 +42,20 @@ describe("Fingerprint", () => {
     assert.strictEqual(fp(base), fp(structuredClone(base)))
   })
 
+  it("stays the same across versions (journals and result caches of earlier runs hold fingerprints)", () => {
+    // Pinned: a change to the canonical JSON or the hash would make every recorded result unreachable.
+    assert.strictEqual(fp(base), "0196baac6e1c1199")
+    const mixed = Strategy.decodeSync({
+      data: { sources: [{ name: "wiki", weight: 0.7 }, { name: "code", weight: 0.3 }], numExamples: 4000, extra: { bpe: 32000, "é\"x": [1, -0, null] } },
+      training: { method: "lora", lora: { rank: 16 }, learningRate: 2e-4, epochs: 3, batchSize: 24, warmupRatio: 0.03 }
+    })
+    assert.strictEqual(Fingerprint.of(mixed), "fed4cb1a8da755ce")
+    assert.strictEqual(
+      Fingerprint.canonicalJson(mixed.data),
+      `{"extra":{"bpe":32000,"é\\"x":[1,0,null]},"filters":[],"format":"default","numExamples":4000,"sources":[{"name":"wiki","weight":0.7},{"name":"code","weight":0.3}],"transforms":[]}`
+    )
+  })
+
   it("is invariant under key order, recursively", () => {
     fc.assert(
       fc.property(strategyEncoded, fc.integer(), (s, seed) => {
