@@ -11,6 +11,7 @@ import { Context, Effect, Layer, Redacted, Stream } from "effect"
 import { BackendConformance } from "@trex/core/testing"
 import * as KubernetesBackend from "../src/KubernetesBackend.ts"
 import * as K from "../src/internal/k8sJob.ts"
+import { eventually } from "./support/eventually.ts"
 import * as FakeKubeApi from "./support/FakeKubeApi.ts"
 
 const Fake = Effect.acquireRelease(
@@ -169,9 +170,8 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       const events = yield* pendingThenCancel(backend, ref, (r) => r === "Unschedulable")
       assert.strictEqual(exitOf(events).outcome, "Cancelled")
       assert.isTrue(fake.requests.some((r) => r.startsWith(`DELETE /apis/batch/v1/namespaces/trex/jobs/${ref.id}`) && r.includes("propagationPolicy=Foreground")))
-      yield* Effect.sleep("300 millis")
-      assert.isUndefined(fake.get("configmaps", "trex", ref.id))
-      assert.isUndefined(fake.get("secrets", "trex", ref.id))
+      yield* eventually("the ConfigMap and the Secret are collected with the Job", () =>
+        fake.get("configmaps", "trex", ref.id) === undefined && fake.get("secrets", "trex", ref.id) === undefined)
     }))
 
   it.effect("reports an image that cannot be pulled as Pending ErrImagePull / ImagePullBackOff", () =>
@@ -210,8 +210,7 @@ describe("KubernetesBackend after the TTL controller deleted a finished Job", ()
       const ref = yield* backend.submit(spec("ttl", "echo done > result.json"))
       const exit = yield* Backend.awaitExit(backend, ref)
       assert.strictEqual(exit.outcome, "Succeeded")
-      yield* Effect.sleep("1500 millis")
-      assert.isUndefined(fake.get("jobs", "trex", ref.id))
+      yield* eventually("the TTL controller deletes the finished Job", () => fake.get("jobs", "trex", ref.id) === undefined)
       const again = yield* collect(backend, ref)
       assert.strictEqual(again.length, 1)
       assert.strictEqual(exitOf(again).outcome, "Succeeded")

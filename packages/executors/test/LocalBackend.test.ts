@@ -7,6 +7,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as LocalBackend from "../src/LocalBackend.ts"
+import { eventually } from "./support/eventually.ts"
 
 const base = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-local-"))
 afterAll(() => Fs.rmSync(base, { recursive: true, force: true }))
@@ -112,8 +113,7 @@ describe("LocalBackend", () => {
       yield* backend.cancel(ref)
       assert.ok(gone(child), "the job is gone when cancel returns")
       // SIGKILL of the group is asynchronous for the grandchild: allow it a moment.
-      yield* Effect.sleep("200 millis")
-      assert.ok(gone(grandchild), "the grandchild is gone too")
+      yield* eventually("the grandchild is gone too", () => gone(grandchild))
       assert.strictEqual((yield* Backend.awaitExit(backend, ref)).outcome, "Cancelled")
     })))
 
@@ -205,8 +205,8 @@ describe("LocalBackend", () => {
       assert.strictEqual((yield* Backend.awaitExit(fresh, byNode("lingers"))).outcome, "Cancelled")
       assert.ok(gone(lingering), "the cancelled job's process is gone")
       assert.deepStrictEqual((yield* fresh.list(run)).map((j) => j.state), ["Finished", "Finished", "Finished"])
-      yield* Effect.sleep("300 millis") // the slot monitors poll every 100 ms
-      assert.strictEqual((yield* fresh.capacity).inUse, 0, "their slots are free again")
+      // the slot monitors poll every 100 ms
+      yield* eventually("their slots are free again", Effect.map(fresh.capacity, (c) => c.inUse === 0))
     })))
 })
 
