@@ -24,7 +24,7 @@ import { HeuristicResearcher, TemplateExecutor } from "@trex/agents"
 import { Backend, ExperimentTree, Journal, Researcher, SearchPolicy, SearchSpace, Strategy, type Task } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Control, Explorer, Uct } from "@trex/mcts"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Random } from "effect"
 
 const quick = process.argv.includes("--quick")
 const asJson = process.argv.includes("--json")
@@ -332,16 +332,6 @@ function listMakespan(durations: ReadonlyArray<number>, machines: number): numbe
   }
   return Math.max(...free)
 }
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 function shuffle<A>(xs: ReadonlyArray<A>, rng: () => number): Array<A> {
   const out = [...xs]
   for (let i = out.length - 1; i > 0; i--) {
@@ -377,7 +367,8 @@ function quantile(xs: ReadonlyArray<number>, q: number): number {
   // durations in advance, and longest first (LPT), which needs to know them
   const durations = runs.map((r) => r.seconds)
   const busyOf = (order: ReadonlyArray<number>) => total / (8 * listMakespan(order, 8))
-  const rng = mulberry32(7)
+  const random = Effect.runSync(Random.withSeed(Effect.service(Random.Random), 7))
+  const rng = () => random.nextDoubleUnsafe()
   const shuffles = Array.from({ length: 200 }, () => busyOf(shuffle(durations, rng)))
   const randomOrder = shuffles.reduce((a, b) => a + b, 0) / shuffles.length
   const longestFirst = busyOf([...durations].sort((a, b) => b - a))
