@@ -189,6 +189,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     }).pipe(
       // The pod went between listing it and reading its log (a cancel's foreground deletion, the TTL
       // controller): there is no log left to read, which the exit then says (no result), not an error.
+      // `follow` below treats the same 404 the same way.
       Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
     )
 
@@ -322,8 +323,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 return logs.log(namespace, pod, K.CONTAINER, out, { follow: true })
               },
               catch: toError("followLog")
-            }),
-            (controller) => Effect.sync(() => controller.abort())
+            }).pipe(
+              // The pod went before its log could be followed (the same race as readLog's): the log ends here.
+              Effect.catchIf(isNotFound, () =>
+                Effect.sync(() => {
+                  logGone = true
+                  Queue.offerUnsafe(mailbox, { _tag: "LogEnd" })
+                  return undefined
+                }))
+            ),
+            (controller) => Effect.sync(() => controller?.abort())
           )
 
         while (true) {

@@ -244,6 +244,18 @@ describe("KubernetesBackend when a pod is deleted before its log is read", () =>
       assert.strictEqual((yield* Backend.awaitExit(fresh, running)).outcome, "Cancelled")
       fake.logsGone(false)
     }).pipe(Effect.scoped))
+
+  it.live("a pod whose log is gone when the watch starts to follow it: the exit says so (no BackendError)", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake))
+      fake.logsGone(true)
+      const ref = yield* backend.submit(spec("log-gone-follow", "sleep 1; echo '{\"metrics\":{},\"primary\":1}' > result.json"))
+      const exit = yield* Backend.awaitExit(backend, ref)
+      fake.logsGone(false)
+      assert.strictEqual(exit.outcome, "Succeeded")
+      assert.include(exit.resultError, "was deleted before its log")
+    }).pipe(Effect.scoped))
 })
 
 describe("examples/backends/k8s.task.yaml", () => {
