@@ -297,7 +297,7 @@ const jobOutputs = async (n: number, seed: number, quick: boolean, findings: Arr
   let runError: string | undefined
   try {
     const task = { ...base, budget: { maxTrials: n } }
-    await runEmbedded({ task, runDir, researcher, concurrency: 2, distillEvery: 0, env: { CHAOS_OUTPUTS: outputs } })
+    await runEmbedded({ task, runDir, researcher, concurrency: 2, distillEvery: 0, env: { TREX_CHAOS_OUTPUTS: outputs } })
   } catch (e) {
     runError = String(e).slice(0, 500)
     findings.push(`job outputs: the run failed: ${runError}`)
@@ -377,6 +377,7 @@ export const run = (options: CampaignOptions) =>
         "job outputs: wrong outcome recorded",
         "job outputs: non-finite values recorded",
         "job outputs: journal unreadable"
-      ]
+      ],
+      mustBePositive: ["task files refused naming the field", "strategies refused naming the field", "job outputs generated (one job each)"]
     }
   })

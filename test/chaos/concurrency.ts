@@ -1,6 +1,7 @@
 /**
  * Campaign 5, concurrency: two controllers pointed at the same run directory at nearly the
- * same moment, many rounds. Each round both are SIGKILLed after a while, so the next round
+ * same moment, many rounds. Each round both are SIGKILLed once one runs and the other has
+ * refused (at a random moment of the running one's work), so the next round
  * starts over a stale lock, as after a crash. Exactly one may run; the other must refuse with
  * a clear message (exit 2), and the journal must never hold two sessions' events interleaved.
  */
@@ -12,7 +13,7 @@ export const run = (options: CampaignOptions) =>
   campaign("concurrency", options, async (findings) => {
     const random = rng(options.seed ?? 1)
     const rounds = options.quick ? 4 : 40
-    const env = { CHAOS_MS: "60", CHAOS_LOG: "" }
+    const env = { TREX_CHAOS_MS: "60", TREX_CHAOS_LOG: "" }
     const out = tmpDir("concurrency")
     const first = trexAsync(["run", chaosTask, "--max-trials", "1000", "--concurrency", "2", "--out", out], env)
     await waitFor(() => /^done /m.test(first.out.stdout), 60_000)
@@ -25,7 +26,13 @@ export const run = (options: CampaignOptions) =>
       const a = trexAsync(["resume", runDir], env)
       await sleep(random() * 30)
       const b = trexAsync(["resume", runDir], env)
-      await sleep(2500 + random() * 1000)
+      // Kill once each controller has either started running or exited (refused), at a random
+      // moment of the running one's work — not after a fixed wait a loaded machine may overrun.
+      const settled = (t: typeof a) => /resumed run on task/.test(t.out.stdout) || t.child.exitCode !== null || t.child.signalCode !== null
+      if (!(await waitFor(() => settled(a) && settled(b), 60_000))) {
+        findings.push(`round ${round}: after 60 s neither controller had started or exited: ${a.out.stderr.slice(-300)} ${b.out.stderr.slice(-300)}`)
+      }
+      await sleep(random() * 500)
       for (const t of [a, b]) t.child.kill("SIGKILL")
       await Promise.all([a.exited, b.exited])
       tally.rounds++
@@ -57,13 +64,14 @@ export const run = (options: CampaignOptions) =>
       figures: {
         "rounds (two controllers each)": tally.rounds,
         "rounds where exactly one ran": tally.oneRan,
-        "rounds where neither got going before the kill": tally.noneRan,
+        "rounds where neither controller ran": tally.noneRan,
         "refusals with a clear message (exit 2)": tally.refusedClearly,
         "rounds where both controllers ran": tally.bothRan,
         "refusals without a clear message": tally.unclearRefusals,
         "journal files that fail to open": tally.journalFailures,
         "run directory": path.basename(runDir)
       },
-      mustBeZero: ["rounds where both controllers ran", "refusals without a clear message", "journal files that fail to open"]
+      mustBeZero: ["rounds where both controllers ran", "rounds where neither controller ran", "refusals without a clear message", "journal files that fail to open"],
+      mustBePositive: ["rounds where exactly one ran", "refusals with a clear message (exit 2)"]
     }
   })

@@ -45,6 +45,8 @@ interface Tally {
   sessions: number
   finishedLost: number
   executedTwice: number
+  /** Job executions the toy job logged (local runs). */
+  executions: number
   journalOpenFailures: number
   treeMismatches: number
   treesCompared: number
@@ -125,7 +127,7 @@ const submittedWithoutEvent = (entries: ReadonlyArray<JournalEvent.Entry>, jobsD
 }
 
 const runScenario = async (s: Scenario, random: () => number, tally: Tally, findings: Array<string>, log: (l: string) => void) => {
-  const env = (out: string) => ({ CHAOS_LOG: path.join(out, "executions.log"), CHAOS_MS: "120" })
+  const env = (out: string) => ({ TREX_CHAOS_LOG: path.join(out, "executions.log"), TREX_CHAOS_MS: "120" })
   // the uninterrupted reference
   const refOut = tmpDir("crash-ref")
   const refStart = Date.now()
@@ -202,7 +204,9 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
   const final = await tryReadJournal(runDir)
   if ("error" in final) return
   if (s.backend === "local") {
-    const dup = duplicates(lines(path.join(out, "executions.log")))
+    const executions = lines(path.join(out, "executions.log"))
+    tally.executions += executions.length
+    const dup = duplicates(executions)
     tally.executedTwice += dup.length
     if (dup.length > 0) findings.push(`${runDir}: jobs executed twice: ${dup.join(", ")}`)
   }
@@ -226,6 +230,7 @@ const newTally = (): Tally => ({
   sessions: 0,
   finishedLost: 0,
   executedTwice: 0,
+  executions: 0,
   journalOpenFailures: 0,
   treeMismatches: 0,
   treesCompared: 0,
@@ -263,6 +268,7 @@ export const run = (options: CampaignOptions) =>
       "kills that left a job submitted but not journaled": local.killsBetweenSubmitAndEvent,
       "controller sessions": local.sessions + sim.sessions,
       "finished trials lost": local.finishedLost + sim.finishedLost,
+      "job executions logged (local)": local.executions,
       "jobs executed twice": local.executedTwice,
       "journal files that fail to open": local.journalOpenFailures + sim.journalOpenFailures,
       "runs that did not finish": local.unfinishedRuns + sim.unfinishedRuns,
@@ -282,6 +288,7 @@ export const run = (options: CampaignOptions) =>
         "runs that did not finish",
         "trees differing from uninterrupted (local)",
         "trees differing from uninterrupted (simulator)"
-      ]
+      ],
+      mustBePositive: ["kills", "job executions logged (local)", "trees compared (concurrency 1, local)"]
     }
   })

@@ -48,9 +48,9 @@ const trialFaults = async (quick: boolean, findings: Array<string>) => {
     const out = tmpDir("faults")
     const faultLog = path.join(out, "faults.log")
     const r = trex(["run", chaosTask, "--max-trials", String(trials), "--concurrency", "2", "--seed", String(100 + i), "--out", out], {
-      CHAOS_FAULT_RATE: quick ? "0.7" : "0.5",
-      CHAOS_FAULT_LOG: faultLog,
-      CHAOS_MS: "60"
+      TREX_CHAOS_FAULT_RATE: quick ? "0.7" : "0.5",
+      TREX_CHAOS_FAULT_LOG: faultLog,
+      TREX_CHAOS_MS: "60"
     })
     const runDir = runDirOf(r.stdout)
     if (r.status !== 0 || runDir === undefined) {
@@ -112,7 +112,7 @@ const chattr = (flag: "+i" | "-i", dir: string) => spawnSync("chattr", [flag, di
 /** The job root unwritable for `outageMs`, starting after the second finished trial. */
 const outage = async (outageMs: number, trials: number, findings: Array<string>) => {
   const out = tmpDir("outage")
-  const t = trexAsync(["run", chaosTask, "--max-trials", String(trials), "--concurrency", "2", "--seed", "7", "--out", out], { CHAOS_MS: "150" })
+  const t = trexAsync(["run", chaosTask, "--max-trials", String(trials), "--concurrency", "2", "--seed", "7", "--out", out], { TREX_CHAOS_MS: "150" })
   let state: "before" | "during" | "after" = "before"
   const window = { from: 0, to: 0 }
   let jobs: string | undefined
@@ -167,6 +167,7 @@ export const run = (options: CampaignOptions) =>
     const figures: Record<string, number | string> = {
       "trial-fault runs": trialsPart.runs,
       "trial-fault runs completed": trialsPart.completed,
+      "faults injected by jobs": Object.values(trialsPart.injected).reduce((a, b) => a + b, 0),
       "injected exit 3 / recorded Crash": `${trialsPart.injected["exit"]} / ${trialsPart.recorded["Crash"]}`,
       "injected past time limit / recorded Timeout": `${trialsPart.injected["timeout"]} / ${trialsPart.recorded["Timeout"]}`,
       "injected SIGKILL / recorded OOM": `${trialsPart.injected["oom"]} / ${trialsPart.recorded["OOM"]}`,
@@ -195,7 +196,8 @@ export const run = (options: CampaignOptions) =>
         "budget overrun",
         "runs not completed",
         ...(short !== undefined ? ["backend outage 2.5 s: trials failed (retried within bounds instead)"] : [])
-      ]
+      ],
+      mustBePositive: ["faults injected by jobs", ...(short !== undefined ? ["backend outage 2.5 s: trials submitted during it"] : [])]
     }
   })
 

@@ -32,13 +32,22 @@ export interface CampaignResult {
   readonly figures: Record<string, number | string>
   /** Names of figures that must be 0 for the campaign to pass. */
   readonly mustBeZero: ReadonlyArray<string>
+  /**
+   * Names of figures that must be above 0: they show the campaign exercised what it checks (faults
+   * were injected, jobs logged their executions, a controller was refused). At 0, every figure
+   * that must be 0 would pass without testing anything.
+   */
+  readonly mustBePositive: ReadonlyArray<string>
   /** Reproductions of anything that went wrong. */
   readonly findings: ReadonlyArray<string>
 }
 
 /** The figures of `result` that should be zero and are not. */
-export const violations = (result: CampaignResult): Array<string> =>
-  result.mustBeZero.filter((name) => result.figures[name] !== 0).map((name) => `${result.campaign}: ${name} = ${result.figures[name]}`)
+export const violations = (result: CampaignResult): Array<string> => [
+  ...result.mustBeZero.filter((name) => result.figures[name] !== 0).map((name) => `${result.campaign}: ${name} = ${result.figures[name]}`),
+  ...result.mustBePositive.filter((name) => !(typeof result.figures[name] === "number" && (result.figures[name] as number) > 0))
+    .map((name) => `${result.campaign}: ${name} = ${result.figures[name]} (must be above 0, or the campaign tested nothing)`)
+]
 
 /** A child environment: ours, with PATH leading to this Node, plus `extra`. */
 export const childEnv = (extra: Record<string, string> = {}): Record<string, string> => {
@@ -168,7 +177,8 @@ export const print = (result: CampaignResult, write: (s: string) => void = (s) =
   const width = Math.max(...rows.map(([k]) => k.length), 6)
   write(`\n## ${result.campaign} (${result.mode}, ${result.seconds.toFixed(1)} s)\n`)
   write(`${"figure".padEnd(width)}  value\n${"-".repeat(width)}  -----\n`)
-  for (const [k, v] of rows) write(`${k.padEnd(width)}  ${v}${result.mustBeZero.includes(k) ? "   (must be 0)" : ""}\n`)
+  const rule = (k: string) => (result.mustBeZero.includes(k) ? "   (must be 0)" : result.mustBePositive.includes(k) ? "   (must be > 0)" : "")
+  for (const [k, v] of rows) write(`${k.padEnd(width)}  ${v}${rule(k)}\n`)
   for (const f of result.findings) write(`finding: ${f}\n`)
   write(`JSON ${JSON.stringify(result)}\n`)
 }
@@ -177,17 +187,22 @@ export const print = (result: CampaignResult, write: (s: string) => void = (s) =
 export const campaign = async (
   name: string,
   options: CampaignOptions,
-  body: (findings: Array<string>) => Promise<{ figures: Record<string, number | string>; mustBeZero: ReadonlyArray<string> }>
+  body: (findings: Array<string>) => Promise<{
+    figures: Record<string, number | string>
+    mustBeZero: ReadonlyArray<string>
+    mustBePositive: ReadonlyArray<string>
+  }>
 ): Promise<CampaignResult> => {
   const started = Date.now()
   const findings: Array<string> = []
-  const { figures, mustBeZero } = await body(findings)
+  const { figures, mustBeZero, mustBePositive } = await body(findings)
   return {
     campaign: name,
     mode: options.quick ? "quick" : "full",
     seconds: (Date.now() - started) / 1000,
     figures,
     mustBeZero,
+    mustBePositive,
     findings: findings.slice(0, 20)
   }
 }

@@ -60,7 +60,7 @@ export const run = (options: CampaignOptions) =>
 
     // (a) the CLI with the key in the controller's environment
     const out = tmpDir("secrets-cli")
-    const cliEnv = { ANTHROPIC_API_KEY: apiKey, CHAOS_ENV_DUMP: "1", CHAOS_MS: "30" }
+    const cliEnv = { ANTHROPIC_API_KEY: apiKey, TREX_CHAOS_ENV_DUMP: "1", TREX_CHAOS_MS: "30" }
     const r = trex(["run", chaosTask, "--max-trials", options.quick ? "3" : "8", "--out", out], cliEnv)
     const runDir = runDirOf(r.stdout)
     if (r.status !== 0 || runDir === undefined) throw new Error(`trex run failed: ${r.stderr}`)
@@ -87,7 +87,7 @@ export const run = (options: CampaignOptions) =>
         task: { ...base, budget: { maxTrials: options.quick ? 3 : 6 } },
         runDir: embeddedDir,
         claude: { url: server.url, apiKey: modelKey, timeoutMs: 5000 },
-        env: { HF_TOKEN: Redacted.make(jobSecret), CHAOS_ENV_DUMP: "1", CHAOS_MS: "30" }
+        env: { HF_TOKEN: Redacted.make(jobSecret), TREX_CHAOS_ENV_DUMP: "1", TREX_CHAOS_MS: "30" }
       })
       // shell syntax in every string field a strategy has, through the same path
       const n = INJECTIONS.length
@@ -157,9 +157,11 @@ export const run = (options: CampaignOptions) =>
         "files scanned": files(out).length + files(path.dirname(embeddedDir)).length,
         "files holding a secret": leaks.length,
         "CLI outputs holding a secret (run, status, report)": printed,
+        "jobs (CLI run) that recorded their environment": cliEnvs.jobs,
         "jobs (CLI run) with ANTHROPIC_API_KEY in their environment": cliEnvs.withName,
         "jobs (CLI run) with the key's value in their environment": cliEnvs.withValue,
-        "jobs (embedded) given the Redacted HF_TOKEN that needed it": `${embeddedEnvs.withValue} / ${embeddedEnvs.jobs}`,
+        "jobs (embedded) that recorded their environment": embeddedEnvs.jobs,
+        "jobs (embedded) not given the Redacted HF_TOKEN they needed": embeddedEnvs.jobs - embeddedEnvs.withValue,
         "strategies with shell syntax run": injected,
         "shell commands that ran": created,
         "job files with .. or absolute paths refused": `${filesRefused} / ${escape.refused.length}`,
@@ -174,7 +176,14 @@ export const run = (options: CampaignOptions) =>
         "jobs (CLI run) with the key's value in their environment",
         "shell commands that ran",
         "job files not refused",
-        "files written outside the job directory"
+        "files written outside the job directory",
+        "jobs (embedded) not given the Redacted HF_TOKEN they needed"
+      ],
+      mustBePositive: [
+        "files scanned",
+        "jobs (CLI run) that recorded their environment",
+        "jobs (embedded) that recorded their environment",
+        "strategies with shell syntax run"
       ]
     }
   })
