@@ -120,15 +120,24 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const exits = new Map<string, Backend.JobExit>()
   const fresh = new Set<string>()
 
-  /** One engine call, retried while the daemon is unreachable. */
+  /** One engine call, retried while the daemon is unreachable; the error of the last try says how many there were. */
   const call = <A>(operation: string, f: () => Promise<A>) =>
-    Effect.tryPromise({
-      try: f,
-      catch: (e) => {
-        const c = Spec.classifyError(e)
-        return fail(operation, c.retryable ? `Docker engine unreachable: ${c.message}` : c.message, c.retryable)
-      }
-    }).pipe(Effect.retry({ schedule, while: (e) => e.retryable }))
+    Effect.suspend(() => {
+      let attempts = 0
+      return Effect.tryPromise({
+        try: () => {
+          attempts++
+          return f()
+        },
+        catch: (e) => {
+          const c = Spec.classifyError(e)
+          return fail(operation, c.retryable ? `Docker engine unreachable: ${c.message}` : c.message, c.retryable)
+        }
+      }).pipe(
+        Effect.retry({ schedule, while: (e) => e.retryable }),
+        Effect.mapError((e) => (attempts > 1 ? fail(operation, `${e.message} (after ${attempts} attempts)`, e.retryable) : e))
+      )
+    })
 
   yield* Effect.try({ try: () => Fs.mkdirSync(root, { recursive: true }), catch: (e) => fail("make", `cannot create ${root}: ${String(e)}`) })
 

@@ -12,6 +12,7 @@ import * as fc from "fast-check"
 import { BackendConformance } from "@trex/core/testing"
 import * as SlurmBackend from "../src/SlurmBackend.ts"
 import * as Script from "../src/internal/slurmScript.ts"
+import { eventually } from "./support/eventually.ts"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
 const workDir = fs.mkdtempSync("/tmp/trex-slurm-test-")
@@ -168,6 +169,13 @@ describe("mapState", () => {
     assert.deepStrictEqual(m("COMPLETED", { exitCode: "0:0" }), { _tag: "Exit", outcome: "Succeeded", exitCode: 0, message: "completed" })
     assert.deepStrictEqual(m("FAILED", { exitCode: "3:0" }), { _tag: "Exit", outcome: "Failed", failureKind: "Crash", exitCode: 3, message: "job exited with code 3" })
     assert.deepStrictEqual(m("FAILED", { exitCode: "0:9" }), { _tag: "Exit", outcome: "Failed", failureKind: "Crash", exitCode: 0, signal: 9, message: "job killed by signal 9" })
+    assert.deepStrictEqual(m("FAILED", { exitCode: "137:0" }), {
+      _tag: "Exit",
+      outcome: "Failed",
+      failureKind: "OOM",
+      exitCode: 137,
+      message: "job exited with code 137: out of memory (the job's own report)"
+    })
     assert.include(m("SPECIAL_EXIT", { exitCode: "1:0" }), { outcome: "Failed", failureKind: "Crash", exitCode: 1 })
     assert.include(m("TIMEOUT", { exitCode: "0:0" }), { outcome: "Failed", failureKind: "Timeout" })
     assert.include(m("DEADLINE"), { outcome: "Failed", failureKind: "Timeout" })
@@ -324,14 +332,19 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.strictEqual(state, "CANCELLED")
     }).pipe(Effect.scoped))
 
-  it.effect("reports capacity: the node's CPUs and its 2 GRES GPUs", () =>
+  it.effect("reports capacity: the node's CPUs and its 2 GRES GPUs, and the trex jobs running", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const cap = yield* backend.capacity
       assert.strictEqual(cap.gpus, 2)
       assert.isAtLeast(cap.slots, 1)
-      assert.isAtLeast(cap.inUse, 0)
-    }))
+      // the earlier tests' jobs have ended (or are ending): start from none in use
+      yield* eventually("no trex job runs", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
+      const ref = yield* backend.submit(spec("capacity", "sleep 60"))
+      yield* eventually("the running job counts as in use", Effect.map(backend.capacity, (c) => c.inUse === 1), 60)
+      yield* backend.cancel(ref)
+      yield* eventually("the cancelled job no longer counts", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
+    }), 120_000)
 
   it.effect("refuses job files outside the job directory and bad env names", () =>
     Effect.gen(function*() {

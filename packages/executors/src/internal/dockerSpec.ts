@@ -214,6 +214,9 @@ export const toExit = (f: Finish): Backend.JobExit => {
     return failed("Infra", explainGpuError(f.state.Error) ?? `the container could not run: ${f.state.Error}`)
   }
   if (code === 0) return { ...base, outcome: "Succeeded" }
+  // 137: the job protocol's out-of-memory code (a trainer that caught CUDA out of memory), and what
+  // a SIGKILL from outside the engine leaves when Docker did not flag OOMKilled (cgroup v2 may not)
+  if (code === 137) return failed("OOM", "exit code 137: out of memory (the job's own report, or a SIGKILL from outside)")
   return failed("Crash", signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}`)
 }
 

@@ -232,6 +232,8 @@ export const mapExit = (job: V1Job, pod: V1Pod | undefined): {
     return { outcome: "Failed", failureKind: "Timeout", ...exit, message: outcome.message ?? "job exceeded activeDeadlineSeconds" }
   }
   if (t?.reason === "OOMKilled") return { outcome: "Failed", failureKind: "OOM", ...exit, ...signal, message: "container OOMKilled (memory limit)" }
+  // 137: the job protocol's out-of-memory code (a trainer that caught CUDA out of memory), or a SIGKILL
+  if (t?.exitCode === 137) return { outcome: "Failed", failureKind: "OOM", ...exit, ...signal, message: "container exited with code 137: out of memory (the job's own report, or a SIGKILL)" }
   if (t !== undefined) {
     return { outcome: "Failed", failureKind: "Crash", ...exit, ...signal, message: `container exited with code ${t.exitCode}${t.reason !== undefined ? ` (${t.reason})` : ""}` }
   }

@@ -1,6 +1,7 @@
 /**
  * Reading a Slurm job's state: `squeue` while the controller holds the job, `sacct`
- * (accounting) for its exit code, run time and GPUs, and `slurmrestd` instead of `squeue`
+ * (accounting) for its exit code, run time and GPUs (with `scontrol` for the exact exit code of a
+ * failed job: sacct reports codes above 127 modulo 128), and `slurmrestd` instead of `squeue`
  * when a REST endpoint is configured.
  */
 import { Effect, Redacted } from "effect"
@@ -69,7 +70,7 @@ export const sacct = (runner: CommandRunner, id: string): Effect.Effect<Status |
     })
   )
 
-/** The job as slurmrestd sees it (live state and reason; exit codes come from sacct, which reports them right). */
+/** The job as slurmrestd sees it (live state and reason; exit codes come from sacct and, for failed jobs, scontrol). */
 export const rest = (options: RestOptions, id: string): Effect.Effect<Status | undefined, Errors.BackendError> =>
   Effect.tryPromise({
     try: async (signal) => {
@@ -90,6 +91,16 @@ export const rest = (options: RestOptions, id: string): Effect.Effect<Status | u
     catch: (e) => fail("slurmrestd", `slurmrestd GET job ${id}: ${e instanceof Error ? e.message : String(e)}`)
   })
 
+/**
+ * The exit code slurmctld holds for a job it still remembers (`scontrol show job`, for `MinJobAge`
+ * after the end, 300 s by default): sacct reports exit codes above 127 modulo 128 (137 as 9), which
+ * would hide the job protocol's out-of-memory code. `undefined` once the controller has forgotten the job.
+ */
+export const controllerExitCode = (runner: CommandRunner, id: string): Effect.Effect<string | undefined, Errors.BackendError> =>
+  runner.exec("scontrol", ["show", "job", "-o", id]).pipe(
+    Effect.map((o) => (o.code === 0 ? /\bExitCode=(\d+:\d+)/.exec(o.stdout)?.[1] : undefined))
+  )
+
 const TERMINAL = new Set([
   "COMPLETED", "FAILED", "SPECIAL_EXIT", "TIMEOUT", "DEADLINE", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "REVOKED"
 ])
@@ -107,7 +118,12 @@ export const poll = (runner: CommandRunner, restOptions: RestOptions | undefined
     if (live !== undefined && !isTerminal(live.state)) return live
     for (let i = 0; i < 20; i++) {
       const acct = yield* sacct(runner, id)
-      if (acct !== undefined && (live === undefined || isTerminal(acct.state))) return acct
+      if (acct !== undefined && (live === undefined || isTerminal(acct.state))) {
+        const word = stateWord(acct.state)
+        if (word !== "FAILED" && word !== "SPECIAL_EXIT") return acct
+        const exitCode = yield* controllerExitCode(runner, id)
+        return exitCode !== undefined ? { ...acct, exitCode } : acct
+      }
       if (acct === undefined && i >= 4 && live !== undefined) return live
       yield* Effect.sleep("250 millis")
     }

@@ -213,6 +213,10 @@ export const mapState = (input: StateInput): Mapped => {
       return { _tag: "Exit", outcome: "Succeeded", exitCode: code.exitCode ?? 0, message: "completed" }
     case "FAILED":
     case "SPECIAL_EXIT":
+      // 137: the job protocol's out-of-memory code (a trainer that caught CUDA out of memory)
+      if (code.exitCode === 137 && signal.signal === undefined) {
+        return { _tag: "Exit", outcome: "Failed", failureKind: "OOM", ...exit, message: "job exited with code 137: out of memory (the job's own report)" }
+      }
       return {
         _tag: "Exit",
         outcome: "Failed",
