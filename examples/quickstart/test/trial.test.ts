@@ -24,6 +24,7 @@ describe("quickstart trial", () => {
     assert.closeTo(m["score"] as number, 0.75 * (m["target_exact_match"] as number) + 0.25 * (m["base_exact_match"] as number), 1e-12)
     assert.equal(result.primary, m["score"])
     assert.equal(m["train_examples"], 400)
+    assert.isAbove(result.artifacts.length, 0, "the trial lists its artifacts")
     for (const a of result.artifacts) assert.isTrue(existsSync(join(run.jobDir, a.path)), a.path)
     assert.match(result.summary, /reversed/)
 

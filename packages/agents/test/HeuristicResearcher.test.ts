@@ -102,6 +102,7 @@ describe("HeuristicResearcher", () => {
         },
         4
       ).pipe(Random.withSeed(1))
+      assert.isAbove(proposals.length, 0)
       for (const p of proposals) assert.strictEqual(p.strategy.data.format, "reversed")
     }))
 

@@ -106,6 +106,7 @@ describe("trex CLI: runs", () => {
     const executed = fs.readFileSync(log, "utf8").trim().split("\n")
     assert.strictEqual(executed.length, 8)
     // a failing strategy became a failed node, not a crash
+    assert.isAbove(status.counts.Failed, 0, "seed 3 runs a failing strategy")
     for (const n of status.nodes) if (n.state === "Failed") assert.match(n.failure, /^Crash: .*code 3/)
     const html = trex(["report", runDir, "--html"])
     assert.strictEqual(html.status, 0, html.stderr)

@@ -124,10 +124,10 @@ describe("DockerBackend", () => {
   it.live("the time limit kills the container: Timeout", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith({ stopGraceSeconds: 1 })
-      const t0 = Date.now()
-      const { exit } = yield* collect(backend, spec("echo start; sleep 60", { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 1 } }))
+      const { exit } = yield* collect(backend, spec("echo start; sleep 60; echo slept-to-the-end", { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 1 } }))
       assert.strictEqual(exit.failureKind, "Timeout")
-      assert.isBelow(Date.now() - t0, 15_000)
+      assert.include(exit.logTail, "start")
+      assert.notInclude(exit.logTail, "slept-to-the-end", "killed before the end")
     }))
 
   it.live("a memory limit that is exceeded is an OOM", () =>
@@ -182,11 +182,11 @@ describe("DockerBackend", () => {
   it.live("an unreachable daemon is retried, then reported as a retryable BackendError", () =>
     Effect.gen(function*() {
       const backend = yield* DockerBackend.make({ root, socketPath: Path.join(root, "no-such.sock"), retryFor: "1 second", slots: 1 })
-      const t0 = Date.now()
       const error = yield* backend.list(run).pipe(Effect.flip)
       assert.isTrue(error.retryable)
       assert.include(error.message, "Docker engine unreachable")
-      assert.isAtLeast(Date.now() - t0, 900, "retried for about a second")
+      const attempts = Number(/after (\d+) attempts/.exec(error.message)?.[1] ?? 0)
+      assert.isAtLeast(attempts, 2, `retried within its second: ${error.message}`)
       const submitted = yield* backend.submit(spec("true")).pipe(Effect.flip)
       assert.isTrue(submitted.retryable)
     }))
