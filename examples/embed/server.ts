@@ -4,7 +4,7 @@
  *   node --conditions=@trex/source examples/embed/server.ts            # the quickstart (real CPU training)
  *   node --conditions=@trex/source examples/embed/server.ts recorded   # a recorded table, simulated (seconds)
  *
- * GET /status -> { state, trials, succeeded, inFlight, best, paused, runDir }
+ * GET /status -> { state, trials, succeeded, inFlight, best, paused, reason, runDir }
  * POST /pause, POST /resume, POST /stop (running trials finish; `trex resume <runDir>` continues later)
  * PORT (default 8787; 0 picks a free port).
  */
