@@ -9,7 +9,7 @@ import { nodeBin, protocolLines, runTrial, smallStrategy, tempDir } from "./help
 // One cache for the tests that do not test the cache itself: pretraining (1 epoch here) happens once.
 const sharedCache = tempDir("cache")
 
-describe("quickstart trial", () => {
+describe("quickstart trial", { timeout: 180_000 }, () => {
   it("speaks the job protocol end to end", async () => {
     const run = await runTrial(smallStrategy({ training: { method: "lora", lora: { rank: 4, alpha: 8 } } }), sharedCache)
     assert.equal(run.code, 0, run.stderr)
@@ -69,7 +69,7 @@ describe("quickstart trial", () => {
   })
 })
 
-describe("base model cache", () => {
+describe("base model cache", { timeout: 180_000 }, () => {
   it("pretrains once for concurrent trials and takes over a stale lock", async () => {
     const cache = tempDir("cache-lock")
     // A lock left by a killed trial: its pid no longer exists.

@@ -293,7 +293,7 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
           `load to ready ${loadMs.toFixed(0)} ms, click to details ${clickMs.toFixed(0)} ms; screenshot ${shot}`
       )
       assert.deepStrictEqual(problems, [])
-    }))
+    }), 180_000)
 
   it.effect("screenshots change when a node is selected", () =>
     Effect.gen(function*() {

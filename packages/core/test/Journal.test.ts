@@ -205,7 +205,7 @@ describe("Journal (SQLite)", () => {
   it("a torn WAL tail after a SIGKILL mid-burst opens to a gap-free prefix of what was appended", async () => {
     const file = sqliteFile()
     // few enough appends that SQLite never checkpoints (1000 pages): the tail lives in the WAL
-    const child = startChild(["append", file, "400", "1", "process", "1"])
+    const child = startChild(["append", file, "400", "1", "process", "1", "hold"])
     await child.waitFor((l) => Number(l) >= 150)
     child.proc.kill("SIGKILL")
     assert.strictEqual(await child.exited, "SIGKILL")

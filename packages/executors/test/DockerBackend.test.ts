@@ -7,7 +7,7 @@ import { Backend } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import Docker from "dockerode"
-import { Effect, Fiber, Redacted, Stream } from "effect"
+import { Deferred, Effect, Fiber, Redacted, Stream } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -151,8 +151,10 @@ describe("DockerBackend", () => {
       assert.strictEqual(mine?.state, "Running")
       // a second controller (a new backend) reattaches and sees the cancellation
       const other = yield* backendWith({ keep: true })
-      const fiber = yield* Stream.runCollect(other.watch(ref)).pipe(Effect.forkChild)
-      yield* Effect.sleep("500 millis")
+      const up = yield* Deferred.make<void>()
+      const fiber = yield* Stream.runCollect(other.watch(ref).pipe(Stream.tap((e) => (e._tag === "Log" && e.line === "up" ? Deferred.succeed(up, undefined) : Effect.void))))
+        .pipe(Effect.forkChild)
+      yield* Deferred.await(up) // the second controller watches, and the job runs
       yield* backend.cancel(ref)
       const events = yield* Fiber.join(fiber)
       const exit = events.at(-1) as Backend.JobExit
@@ -195,8 +197,10 @@ describe("DockerBackend", () => {
     Effect.gen(function*() {
       const backend = yield* backendWith({ retryFor: "60 seconds" })
       const ref = yield* backend.submit(spec(`trap 'echo got-term; exit 7' TERM; echo up; while true; do sleep 0.2; done`))
-      const fiber = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.forkChild)
-      yield* Effect.sleep("1 second")
+      const up = yield* Deferred.make<void>()
+      const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => (e._tag === "Log" && e.line === "up" ? Deferred.succeed(up, undefined) : Effect.void))))
+        .pipe(Effect.forkChild)
+      yield* Deferred.await(up) // the trap is set
       // dockerd stops its containers (SIGTERM) on the way down; the watch sees it gone for a while
       yield* service(["stop"])
       yield* Effect.sleep("1500 millis")

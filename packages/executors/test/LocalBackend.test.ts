@@ -75,16 +75,22 @@ describe("LocalBackend", () => {
   it.live("a third GPU job waits for a free GPU, then gets the one released", () =>
     Effect.scoped(Effect.gen(function*() {
       const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 4, gpus: ["a", "b"] })
-      const script = `echo "$CUDA_VISIBLE_DEVICES" > gpus.txt\nsleep "$T"`
-      const job = (node: string, t: string) => spec(node, script, { env: { T: t }, resources: { gpus: 1, cpus: 1 } })
-      const first = yield* backend.submit(job("q1", "0.3"))
-      yield* backend.submit(job("q2", "1"))
-      const third = yield* backend.submit(job("q3", "0"))
+      // q2 holds its GPU until the test lets it go (the file `release`), so q3 can only get q1's
+      const holdDir = tmpRoot()
+      Fs.mkdirSync(holdDir, { recursive: true })
+      const release = Path.join(holdDir, "release")
+      const script = `echo "$CUDA_VISIBLE_DEVICES" > gpus.txt\nif [ -n "$HOLD" ]; then while [ ! -f "$HOLD" ]; do sleep 0.05; done; else sleep "$T"; fi`
+      const job = (node: string, env: Record<string, string>) => spec(node, script, { env, resources: { gpus: 1, cpus: 1 } })
+      const first = yield* backend.submit(job("q1", { T: "0.3" }))
+      const second = yield* backend.submit(job("q2", { HOLD: release }))
+      const third = yield* backend.submit(job("q3", { T: "0" }))
       const events = yield* Stream.runCollect(backend.watch(third))
       assert.deepStrictEqual(events[0], { _tag: "State", state: "Pending", reason: "waiting for a free slot" })
       yield* Backend.awaitExit(backend, first)
       const dir = (ref: typeof first) => ref.data["dir"] as string
       assert.strictEqual(Fs.readFileSync(Path.join(dir(third), "gpus.txt"), "utf8").trim(), Fs.readFileSync(Path.join(dir(first), "gpus.txt"), "utf8").trim())
+      Fs.writeFileSync(release, "")
+      assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Succeeded")
     })))
 
   it.live("a queued job can be cancelled before it starts", () =>
@@ -161,13 +167,14 @@ describe("LocalBackend", () => {
     Effect.scoped(Effect.gen(function*() {
       const root = tmpRoot()
       const run = "survivor"
+      // "finishes" waits for the test's `go` file (so it is still running when the fresh backend lists it)
       const job = (node: string, sleep: number) =>
-        spec(node, `echo started\nsleep ${sleep}\nprintf '{"metrics":{},"primary":1,"artifacts":[]}' > result.json`, { labels: { run, node } })
+        spec(node, `echo started\nif [ "$1" = wait ]; then while [ ! -f go ]; do sleep 0.05; done; else sleep ${sleep}; fi\nprintf '{"metrics":{},"primary":1,"artifacts":[]}' > result.json`, { labels: { run, node } })
       const controller = spawn(process.execPath, [
         "--conditions=@trex/source",
         Path.join(import.meta.dirname, "fixtures", "controller.ts"),
         root,
-        JSON.stringify([job("finishes", 3), job("lingers", 300), { ...job("limited", 300), resources: { gpus: 0, cpus: 1, timeLimitSeconds: 3 } }])
+        JSON.stringify([{ ...job("finishes", 0), argv: [...job("finishes", 0).argv, "wait"] }, job("lingers", 300), { ...job("limited", 300), resources: { gpus: 0, cpus: 1, timeLimitSeconds: 10 } }])
       ], { stdio: ["ignore", "pipe", "inherit"] })
       yield* Effect.callback<void, Error>((resume) => {
         let out = ""
@@ -188,10 +195,10 @@ describe("LocalBackend", () => {
       assert.deepStrictEqual(jobs.map((j) => [j.labels.node, j.state]).sort(), [["finishes", "Running"], ["limited", "Running"], ["lingers", "Running"]])
       assert.strictEqual((yield* fresh.capacity).inUse, 3, "the adopted jobs hold their slots (beyond the 2 configured)")
       const byNode = (node: string) => jobs.find((j) => j.labels.node === node)!.ref
+      Fs.writeFileSync(Path.join(root, "finishes", "go"), "")
       const exit = yield* Backend.awaitExit(fresh, byNode("finishes"))
       assert.strictEqual(exit.outcome, "Succeeded")
       assert.deepStrictEqual(exit.result, { metrics: {}, primary: 1, artifacts: [] })
-      assert.ok(exit.wallSeconds >= 3, `wall ${exit.wallSeconds}`)
 
       const limited = yield* Backend.awaitExit(fresh, byNode("limited"))
       assert.deepStrictEqual([limited.outcome, limited.failureKind], ["Failed", "Timeout"], "the time limit holds without the controller that set it")

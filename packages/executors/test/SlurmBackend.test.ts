@@ -45,6 +45,8 @@ const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
   return exits[0]!
 }
 
+/** A file the hostile arguments would create if a shell ran them (one per test process). */
+const PWNED = `/tmp/trex-pwned-${process.pid}`
 const HOSTILE = [
   "",
   " ",
@@ -53,7 +55,7 @@ const HOSTILE = [
   "'",
   "''",
   "\"$HOME\"",
-  "$(touch /tmp/trex-pwned)",
+  "$(touch " + PWNED + ")",
   "`id`",
   "a;b|c&d",
   "*",
@@ -76,7 +78,7 @@ describe("shellQuote", () => {
     }
     const argv = spawnSync("/bin/sh", ["-c", `for a in ${Script.shellJoin(HOSTILE)}; do printf '<%s>' "$a"; done`], { encoding: "utf8" })
     assert.strictEqual(argv.stdout, HOSTILE.map((w) => `<${w}>`).join(""))
-    assert.isFalse(fs.existsSync("/tmp/trex-pwned"))
+    assert.isFalse(fs.existsSync(PWNED))
   })
 
   it("round-trips arbitrary strings through sh (property)", () => {
@@ -215,7 +217,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
   it.effect("runs a job: files, env, secrets in a 0600 file only, hostile argv, metrics, logs and result.json", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      const hostile = "it's $(touch /tmp/trex-pwned) `id` \"q\" ; *"
+      const hostile = "it's $(touch " + PWNED + ") `id` \"q\" ; *"
       const body = [
         "set -e",
         "printf 'arg=%s\\n' \"$1\"",
@@ -247,7 +249,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.deepStrictEqual(metrics, [{ step: 1, split: "train", name: "loss", value: 0.5 }, { step: 2, split: "eval", name: "acc", value: 0.75 }])
       assert.isTrue(events.some((e) => e._tag === "Progress" && e.fraction === 0.5))
       assert.isTrue(events.some((e) => e._tag === "State" && e.state === "Running") || exit.wallSeconds <= 2)
-      assert.isFalse(fs.existsSync("/tmp/trex-pwned"))
+      assert.isFalse(fs.existsSync(PWNED))
       // The secret lives only in the 0600 env file: not in the script, not in Slurm's view of the job.
       assert.strictEqual(fs.statSync(path.join(jobDir, Script.ENV_FILE)).mode & 0o777, 0o600)
       assert.notInclude(fs.readFileSync(path.join(jobDir, Script.SCRIPT_FILE), "utf8"), "s3cr3t")

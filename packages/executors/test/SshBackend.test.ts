@@ -57,6 +57,8 @@ const spec = (argv: ReadonlyArray<string>, extra: Partial<Backend.JobSpec> = {})
   ...extra
 })
 
+/** A file the hostile arguments would create if a shell ran them (one per test process). */
+const PWNED = `/tmp/trex-pwned-${process.pid}`
 const HOSTILE = [
   "",
   " ",
@@ -64,9 +66,9 @@ const HOSTILE = [
   "''",
   `"`,
   `it's "quoted"`,
-  "$(touch /tmp/trex-pwned)",
-  "`touch /tmp/trex-pwned`",
-  "; touch /tmp/trex-pwned #",
+  "$(touch " + PWNED + ")",
+  "`touch " + PWNED + "`",
+  "; touch " + PWNED + " #",
   "a\nb",
   "tab\there",
   "*",
@@ -88,7 +90,7 @@ describe("SshBackend quoting", () => {
     // a first word that looks like an assignment stays a command name
     const assign = execFileSync("sh", ["-c", `${quoteArgv(["X=1", "true"])} 2>&1; echo "rc=$?"`]).toString("utf8")
     assert.match(assign, /rc=127/)
-    assert.isFalse(Fs.existsSync("/tmp/trex-pwned"))
+    assert.isFalse(Fs.existsSync(PWNED))
   })
 })
 
@@ -130,7 +132,7 @@ describe("SshBackend", () => {
         assert.strictEqual((events.at(-1) as Backend.JobExit).outcome, "Succeeded")
       }
       assert.sameMembers(gpus, ["0", "1"], "each job got its own GPU")
-      assert.isFalse(Fs.existsSync("/tmp/trex-pwned"))
+      assert.isFalse(Fs.existsSync(PWNED))
     })))
 
   it.live("a job survives the controller's connection being dropped, and a new controller reattaches", () =>

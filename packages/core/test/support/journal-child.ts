@@ -1,8 +1,9 @@
 /**
  * A separate process for the journal tests. Run with `node --conditions=@trex/source`.
  *
- *   append <file> <count> <maxBatch> <durability> [pauseMs]
- *                                                  append events 1..count in batches, print each last seq
+ *   append <file> <count> <maxBatch> <durability> [pauseMs] [hold]
+ *                                                  append events 1..count in batches, print each last seq;
+ *                                                  with `hold`, then wait until killed (a kill never finds it exited)
  *   hold <file>                                    open as the writer, print "ready", wait until killed
  *   read <file>                                    open read-only, print {"seqs":[...],"ok":bool} as JSON
  *   open <file>                                    open as the writer, print "ok" or the error's reason
@@ -34,6 +35,10 @@ const programs: Record<string, Effect.Effect<void, JournalError, Journal>> = {
       next += size
       out(String(last))
       if (pause > 0) yield* Effect.sleep(pause)
+    }
+    if (rest[4] === "hold") {
+      const keepAlive = setInterval(() => {}, 60_000)
+      yield* Effect.never.pipe(Effect.ensuring(Effect.sync(() => clearInterval(keepAlive))))
     }
   }),
   hold: Effect.gen(function*() {
