@@ -102,7 +102,15 @@ export const make = (script: ReadonlyArray<Reply> | Handler) =>
     let aborted = 0
     const queue = Array.isArray(script) ? [...script] : []
     const next = (req: Recorded, i: number): Reply => {
-      if (typeof script === "function") return script(req, i)
+      if (typeof script === "function") {
+        // A handler's failed assertion is answered as a non-retryable error naming it, so the test
+        // fails with that message instead of an exception thrown inside the HTTP server.
+        try {
+          return script(req, i)
+        } catch (e) {
+          return error(400, "invalid_request_error", `fake server: the test's handler failed on request ${i}: ${e instanceof Error ? e.message : String(e)}`)
+        }
+      }
       const r = queue.shift()
       if (r === undefined) return error(500, "api_error", "fake server: no scripted reply left")
       return r

@@ -34,8 +34,16 @@ export const make = (script: ReadonlyArray<Reply> | Handler) =>
       req.on("end", () => {
         const recorded = { body: JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}"), headers: req.headers }
         requests.push(recorded)
+        const handled = (i: number): Reply => {
+          // a handler's failed assertion is answered as a non-retryable error naming it
+          try {
+            return (script as Handler)(recorded, i)
+          } catch (e) {
+            return { kind: "error", status: 400, body: `fake server: the test's handler failed on request ${i}: ${e instanceof Error ? e.message : String(e)}` }
+          }
+        }
         const reply: Reply = typeof script === "function"
-          ? script(recorded, requests.length - 1)
+          ? handled(requests.length - 1)
           : queue.shift() ?? { kind: "error", status: 500, body: "no scripted reply left" }
         res.on("close", () => {
           if (!res.writableEnded) aborted++
