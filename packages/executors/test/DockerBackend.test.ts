@@ -64,6 +64,9 @@ const collect = (backend: Backend.BackendShape, s: Backend.JobSpec) =>
     return { ref, events, exit: exit as Backend.JobExit }
   })
 
+/** The test sshd of scripts/services/start-sshd.sh (its SSH_PORT, which start-all.sh reports as TREX_TEST_SSH_PORT). */
+const sshPort = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)
+
 describe("DockerBackend conformance", () => {
   const config = { root: Path.join(root, "conformance"), socketPath: SOCKET, slots: 2, stopGraceSeconds: 2 }
   const cases = BackendConformance.cases({
@@ -218,13 +221,13 @@ describe("DockerBackend", () => {
       yield* engineUp
       const keys = "/var/lib/trex-test-ssh"
       const ssh = { privateKeyPath: `${keys}/id_ed25519`, knownHostsPath: `${keys}/known_hosts` }
-      const backend = yield* DockerBackend.make({ root, host: "ssh://root@127.0.0.1:2222", ssh, slots: 2 })
+      const backend = yield* DockerBackend.make({ root, host: `ssh://root@127.0.0.1:${sshPort}`, ssh, slots: 2 })
       const { exit } = yield* collect(backend, spec(`echo via-ssh; echo '{"metrics":{},"primary":1}' > result.json`))
       assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
       assert.include(exit.logTail, "via-ssh")
       const wrongHosts = Path.join(root, "known_hosts_empty")
       Fs.writeFileSync(wrongHosts, "")
-      const refused = yield* DockerBackend.make({ root, host: "ssh://root@127.0.0.1:2222", ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
+      const refused = yield* DockerBackend.make({ root, host: `ssh://root@127.0.0.1:${sshPort}`, ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
       const error = yield* refused.list(run).pipe(Effect.flip)
       assert.isFalse(error.retryable)
       assert.include(error.message, "host key")

@@ -363,7 +363,7 @@ describe("SlurmBackend with slurmrestd and over SSH", () => {
     Effect.gen(function*() {
       yield* startSlurm
       const token = execFileSync("scontrol", ["token", "username=root", "lifespan=600"], { encoding: "utf8" }).trim().split("=")[1]!
-      const rest = { url: "http://127.0.0.1:6820", user: "root" }
+      const rest = { url: process.env["TREX_TEST_SLURM_REST_URL"] ?? "http://127.0.0.1:6820", user: "root" }
       const bad = yield* SlurmBackend.make({ ...config, rest: { ...rest, token: Redacted.make("not-a-token") } })
       const badRef = yield* bad.submit(spec("rest-bad", "true"))
       const err = yield* Effect.flip(Backend.awaitExit(bad, badRef))
@@ -388,7 +388,7 @@ describe("SlurmBackend with slurmrestd and over SSH", () => {
       fs.chmodSync(remoteDir, 0o777)
       const ssh = {
         host: "127.0.0.1",
-        port: 2222,
+        port: Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222),
         username: "sdktest",
         privateKey: Redacted.make(fs.readFileSync(path.join(keyDir, "id_ed25519"), "utf8")),
         hostKeySha256: createHash("sha256").update(Buffer.from(hostKey, "base64")).digest("base64")
