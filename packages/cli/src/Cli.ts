@@ -56,7 +56,8 @@ const runCommand = Command.make(
     maxTrials: Flag.Int("max-trials").pipe(Flag.optional, Flag.withDescription("stop after this many trials (overrides the task's budget)")),
     seed: Flag.Int("seed").pipe(Flag.withDefault(0), Flag.withDescription("seed of the policy and the offline agents; same seed, same tree")),
     out: Flag.String("out").pipe(Flag.withDefault("trex-runs"), Flag.withDescription("directory that holds run directories")),
-    stagnation: Flag.Int("stagnation").pipe(Flag.optional, Flag.withDescription("stop after this many finished trials without improvement"))
+    stagnation: Flag.Int("stagnation").pipe(Flag.optional, Flag.withDescription("stop after this many finished trials without improvement")),
+    noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for"))
   },
   (flags) =>
     Effect.gen(function*() {
@@ -73,7 +74,8 @@ const runCommand = Command.make(
         modelApi: flags.modelApi,
         concurrency: flags.concurrency,
         ...(Option.isSome(flags.maxTrials) ? { maxTrials: flags.maxTrials.value } : {}),
-        ...(Option.isSome(flags.stagnation) ? { stagnation: flags.stagnation.value } : {})
+        ...(Option.isSome(flags.stagnation) ? { stagnation: flags.stagnation.value } : {}),
+        ...(flags.noReuse ? { reuse: false } : {})
       })
       yield* execute(prepared)
     })

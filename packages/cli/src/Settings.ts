@@ -34,7 +34,11 @@ export const Settings = Schema.Struct({
   modelApi: ModelApi,
   concurrency: Schema.Int.check(Schema.isGreaterThan(0)),
   distillEvery: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
-  stagnation: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0)))
+  stagnation: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0))),
+  /** `false`: run every strategy, even one an earlier run of the same task and code has a result for (`--no-reuse`). */
+  reuse: Schema.optionalKey(Schema.Boolean),
+  /** A fingerprint of the trainer's files (see `ResultCache.identity`): results are reused only between runs with the same. */
+  code: Schema.optionalKey(Schema.String)
 })
 /** @since 0.1.0 @category models */
 export type Settings = typeof Settings.Type

@@ -15,8 +15,11 @@ export interface StatusJson {
   readonly state: "running-or-stopped" | "finished"
   readonly finishedReason?: string
   readonly counts: Record<ExperimentNode.StateTag, number>
+  /** Succeeded nodes whose result was reused from an earlier run (no job ran for them). */
+  readonly reused: number
   readonly best?: { readonly id: string; readonly score: number; readonly metrics: Record<string, number>; readonly strategy: unknown }
-  readonly budget: { readonly limits: Budget.Budget; readonly trials: number; readonly spent: Budget.Usage["spent"] }
+  /** `spent.wallSeconds` sums the trials' own wall time; `elapsedSeconds` is the run's, the one `wallClockHours` limits. */
+  readonly budget: { readonly limits: Budget.Budget; readonly trials: number; readonly spent: Budget.Usage["spent"]; readonly elapsedSeconds: number }
   readonly insights: ReadonlyArray<{ readonly text: string; readonly evidence: ReadonlyArray<string> }>
   readonly nodes: ReadonlyArray<{ readonly id: string; readonly parent: string; readonly state: string; readonly score?: number; readonly failure?: string }>
 }
@@ -39,13 +42,17 @@ export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget
   return ledger.usage()
 }
 
+const reusedNote = (s: StatusJson) => (s.reused > 0 ? ` (${s.reused} reused from earlier runs, no job run)` : "")
+
 /** @since 0.1.0 @category functions */
 export const toJson = (info: RunInfo): StatusJson => {
   const view = info.tree.view
   const counts = { Proposed: 0, Queued: 0, Running: 0, Succeeded: 0, Failed: 0, Cancelled: 0, Pruned: 0 }
   const nodes: Array<StatusJson["nodes"][number]> = []
+  let reused = 0
   for (const n of view.nodes()) {
     counts[n.state._tag]++
+    if (ExperimentNode.result(n)?.reusedFrom !== undefined) reused++
     const score = ExperimentNode.score(n)
     const failure = ExperimentNode.result(n)?.failure
     nodes.push({
@@ -65,6 +72,7 @@ export const toJson = (info: RunInfo): StatusJson => {
     state: info.finished !== undefined ? "finished" : "running-or-stopped",
     ...(info.finished !== undefined ? { finishedReason: info.finished.reason } : {}),
     counts,
+    reused,
     ...(best !== undefined
       ? {
         best: {
@@ -75,7 +83,7 @@ export const toJson = (info: RunInfo): StatusJson => {
         }
       }
       : {}),
-    budget: { limits: view.task.budget, trials: u.trials, spent: u.spent },
+    budget: { limits: view.task.budget, trials: u.trials, spent: u.spent, elapsedSeconds: u.elapsedSeconds },
     insights: view.insights.map((i) => ({ text: i.text, evidence: i.evidence })),
     nodes
   }
@@ -143,7 +151,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
     `Run ${s.runId} — task ${s.task} (${s.metric.direction} ${s.metric.name})`,
     `Directory: ${runDir}`,
     `State: ${s.state === "finished" ? `finished (${s.finishedReason})` : "not finished — `trex resume " + runDir + "` continues it"}`,
-    `Trials: ${s.counts.Succeeded} succeeded, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${s.counts.Running + s.counts.Queued + s.counts.Proposed} in flight`,
+    `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${s.counts.Running + s.counts.Queued + s.counts.Proposed} in flight`,
     `Budget: ${budgetLine(view.task.budget, usage(info.entries, view.task.budget))}`,
     s.best !== undefined
       ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${Object.entries(s.best.metrics).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")})`
@@ -169,7 +177,7 @@ export const toMarkdown = (info: RunInfo): string => {
     `- Metric: ${s.metric.name} (${s.metric.direction}${view.task.metric.target !== undefined ? `, target ${view.task.metric.target}` : ""})`,
     `- State: ${s.state}${s.finishedReason !== undefined ? ` — ${s.finishedReason}` : ""}`,
     `- Budget: ${budgetLine(view.task.budget, usage(info.entries, view.task.budget))}`,
-    `- Trials: ${s.counts.Succeeded} succeeded, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled`,
+    `- Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled`,
     ""
   ]
   if (s.best !== undefined) {

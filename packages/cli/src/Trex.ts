@@ -14,12 +14,13 @@ import { Errors, type JournalEvent, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Control, Explorer, ResultCache } from "@trex/mcts"
 import { Deferred, Effect, Fiber, PubSub, Schema, type Scope, Stream } from "effect"
+import { codeFingerprint } from "./internal/codeFingerprint.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
 import * as Wiring from "./Wiring.ts"
 
 /** What to run: a task file (or a decoded task and its directory) and the wiring. @since 0.1.0 @category models */
-export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "taskDir">> {
+export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "taskDir" | "code">> {
   readonly taskFile?: string
   /** A task object instead of a file; `taskDir` resolves its relative paths (default: cwd). */
   readonly task?: Task.TaskEncoded
@@ -68,10 +69,13 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       if (!(options.maxTrials >= 1)) return yield* invalid("maxTrials", "maxTrials must be at least 1")
       task = { ...task, budget: { ...task.budget, maxTrials: options.maxTrials } }
     }
+    const code = codeFingerprint(task, loaded.dir)
     const settings: Settings.Settings = {
       ...Settings.defaults,
       ...Object.fromEntries(Object.entries(options).filter(([k, v]) => k in Settings.defaults && v !== undefined)),
       ...(options.stagnation !== undefined ? { stagnation: options.stagnation } : {}),
+      ...(options.reuse === false ? { reuse: false } : {}),
+      ...(code !== undefined ? { code } : {}),
       taskFile: loaded.file,
       taskDir: loaded.dir
     }
@@ -106,7 +110,8 @@ export const runPrepared = (prepared: Prepared, hooks: {
       seed: prepared.seed,
       concurrency: settings.concurrency,
       distillEvery: settings.distillEvery,
-      cache: ResultCache.fromJournals(siblings, task),
+      // results of earlier runs in the same folder, of the same task and trainer code (see ResultCache.identity)
+      cache: settings.reuse === false ? ResultCache.empty : ResultCache.fromJournals(siblings, { task, code: settings.code }),
       recorded: Schema.encodeSync(Settings.Settings)(settings),
       ...(hooks.onEvent !== undefined ? { onEvent: hooks.onEvent } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),

@@ -113,6 +113,25 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.isTrue(fs.readFileSync(path.join(runDir, "report.html"), "utf8").includes("<html"))
   })
 
+  it("reuses results of earlier runs in --out only for the same trainer code, and not at all with --no-reuse", () => {
+    const taskDir = tmp()
+    for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))
+    const out = tmp()
+    const env = { TREX_TOY_MS: "30" }
+    const run = (...flags: ReadonlyArray<string>) => {
+      const r = trex(["run", path.join(taskDir, "toy.task.yaml"), "--out", out, "--max-trials", "3", "--seed", "5", ...flags], env)
+      assert.strictEqual(r.status, 0, r.stderr)
+      const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+      return JSON.parse(trex(["status", runDir, "--json"]).stdout) as { reused: number; counts: { Succeeded: number } }
+    }
+    assert.strictEqual(run().reused, 0)
+    assert.strictEqual(run().reused, 3, "the same task and code: the first run's three results are reused")
+    // the trainer changed: nothing carries over
+    fs.appendFileSync(path.join(taskDir, "toy-job.mjs"), "\n// changed\n")
+    assert.strictEqual(run().reused, 0, "the trainer changed")
+    assert.strictEqual(run("--no-reuse").reused, 0, "--no-reuse")
+  })
+
   it("a second controller on the same run is refused with a clear message", async () => {
     const out = tmp()
     const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "2"], { TREX_TOY_MS: "30" })

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import type { JournalEvent, Result } from "@trex/core"
+import { Fingerprint, type JournalEvent, type Result, type Task } from "@trex/core"
 
 /** A reusable result and where it came from (`<run>/<node>`). @since 0.1.0 @category models */
 export interface Hit {
@@ -21,8 +21,44 @@ export interface ResultCache {
 export const empty: ResultCache = { lookup: () => undefined }
 
 /**
- * A cache over the journals of other runs: every succeeded node's result, by fingerprint.
- * Only results of runs on the same task (by name and metric) are reused.
+ * What decides whether a result carries over from one run to another: the task's name, its
+ * metric (name and direction), base model, datasets, evaluation plan, recipe (command, image and
+ * environment) and backend section, and `code` — a fingerprint of the trainer's files, when the
+ * caller has one (the CLI hashes the source files next to those the recipe command names). Not
+ * the objective's wording, the budget, the search space, the default strategy, the constraints or
+ * the recipe's resources and estimate, which change what is tried or how fast, not what a trial
+ * of a given strategy scores.
+ *
+ * @example
+ * ```ts
+ * import { ResultCache } from "@trex/mcts"
+ * declare const task: import("@trex/core").Task.Task
+ * ResultCache.identity(task, "0123456789abcdef") === ResultCache.identity({ ...task, budget: { maxTrials: 3 } }, "0123456789abcdef") // true
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const identity = (task: Task.Task, code?: string): string =>
+  Fingerprint.canonicalJson({
+    name: task.name,
+    metric: { name: task.metric.name, direction: task.metric.direction },
+    baseModel: task.baseModel,
+    datasets: task.datasets,
+    evaluation: task.evaluation,
+    recipe: task.recipe === undefined ? undefined : { command: task.recipe.command, image: task.recipe.image, env: task.recipe.env },
+    backend: task.backend,
+    code
+  })
+
+/** The `code` member of a run's recorded options (see {@link identity}), if it has one. */
+const codeOf = (options: unknown): string | undefined => {
+  const code = options !== null && typeof options === "object" ? (options as Record<string, unknown>)["code"] : undefined
+  return typeof code === "string" ? code : undefined
+}
+
+/**
+ * A cache over the journals of other runs: every succeeded node's result, by fingerprint. With
+ * `scope`, only results of runs whose {@link identity} is the scope's are reused (the run's task,
+ * and the `code` its `RunStarted` options recorded); without it, every run's.
  *
  * @example
  * ```ts
@@ -34,9 +70,10 @@ export const empty: ResultCache = { lookup: () => undefined }
  */
 export const fromJournals = (
   journals: ReadonlyArray<ReadonlyArray<JournalEvent.Entry>>,
-  task?: { readonly name: string; readonly metric: { readonly name: string } }
+  scope?: { readonly task: Task.Task; readonly code?: string | undefined }
 ): ResultCache => {
   const map = new Map<string, Hit>()
+  const wanted = scope === undefined ? undefined : identity(scope.task, scope.code)
   for (const entries of journals) {
     let runId = ""
     const fps = new Map<string, string>()
@@ -44,7 +81,7 @@ export const fromJournals = (
     for (const { event } of entries) {
       if (event._tag === "RunStarted") {
         runId = event.runId
-        sameTask = task === undefined || (event.task.name === task.name && event.task.metric.name === task.metric.name)
+        sameTask = wanted === undefined || identity(event.task, codeOf(event.options)) === wanted
       } else if (event._tag === "NodeProposed") fps.set(event.node.id, event.node.fingerprint)
       else if (sameTask && event._tag === "NodeFinished" && event.outcome === "Succeeded" && event.result !== undefined) {
         const fp = fps.get(event.nodeId)

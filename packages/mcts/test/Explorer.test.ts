@@ -117,6 +117,28 @@ describe("Explorer", () => {
       for (const n of reused) assert.match((n.state as { result: { reusedFrom: string } }).result.reusedFrom, /^r1\/n\d+$/)
     }))
 
+  it.live("reuses results only of runs of the same task and trainer code", () =>
+    Effect.gen(function*() {
+      const first = Journal.makeMemory()
+      yield* runWith(first, { maxTrials: 4 })
+      const entries = yield* first.read()
+      const started = entries[0]!.event
+      assert.strictEqual(started._tag, "RunStarted")
+      if (started._tag !== "RunStarted") return
+      const fp = [...ExperimentTree.fold(entries.map((e) => e.event))!.view.nodes()].find((n) => n.state._tag === "Succeeded")!.fingerprint
+      const hit = (scope: Parameters<typeof ResultCache.fromJournals>[1]) => ResultCache.fromJournals([entries], scope).lookup(fp) !== undefined
+      const base = started.task
+      // what is tried or how fast changes nothing a trial scores
+      assert.isTrue(hit({ task: { ...base, budget: { maxTrials: 99 }, objective: "reworded" } }))
+      assert.isTrue(hit(undefined))
+      // what a trial runs does
+      assert.isFalse(hit({ task: { ...base, recipe: { command: ["python", "train.py"], env: {}, resources: { gpus: 1, cpus: 1 } } } }), "another recipe")
+      assert.isFalse(hit({ task: { ...base, metric: { ...base.metric, name: "other" } } }), "another metric")
+      assert.isFalse(hit({ task: base, code: "0123456789abcdef" }), "the run recorded no trainer code, this one has some")
+      assert.strictEqual(ResultCache.identity(base, "a"), ResultCache.identity({ ...base, budget: { maxTrials: 1 } }, "a"))
+      assert.notStrictEqual(ResultCache.identity(base, "a"), ResultCache.identity(base, "b"))
+    }))
+
   it.live("holds parameters whose condition fails at the default, so a change only in them is never run", () =>
     Effect.gen(function*() {
       const conditional = {

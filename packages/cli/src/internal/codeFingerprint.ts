@@ -1,0 +1,64 @@
+/**
+ * A fingerprint of a task's trainer code, so that results of earlier runs are not reused once the
+ * code that produced them has changed: the source files under each folder holding a file (or being
+ * a folder) that the recipe command names through `{taskDir}`, recursively, without dot folders,
+ * `node_modules`, `__pycache__` and run directories. Paths are relative to the task folder, so a
+ * moved checkout keeps its fingerprint.
+ */
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import type { Task } from "@trex/core"
+
+const SOURCE = new Set([
+  ".ts", ".mts", ".cts", ".js", ".mjs", ".cjs", ".py", ".sh", ".json", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".txt", ".r", ".jl", ".lua", ".rs", ".go", ".c", ".cc", ".cpp", ".h", ".cu"
+])
+const SKIP = new Set(["node_modules", "__pycache__", "trex-runs", "dist", "build"])
+/** Bounds, so a task folder holding a dataset does not turn every start into a long read. */
+const MAX_FILES = 2_000
+const MAX_BYTES = 20 * 1024 * 1024
+
+const sourceFiles = (dir: string, out: Array<string>): void => {
+  let names: Array<string>
+  try {
+    names = fs.readdirSync(dir).sort()
+  } catch {
+    return
+  }
+  for (const name of names) {
+    if (out.length >= MAX_FILES) return
+    if (name.startsWith(".") || SKIP.has(name)) continue
+    const full = path.join(dir, name)
+    const stat = fs.statSync(full, { throwIfNoEntry: false })
+    if (stat === undefined) continue
+    if (stat.isDirectory()) sourceFiles(full, out)
+    else if (stat.isFile() && SOURCE.has(path.extname(name).toLowerCase())) out.push(full)
+  }
+}
+
+/** 16 hex digits, or `undefined` when the recipe names no file of the task folder. */
+export const codeFingerprint = (task: Task.Task, taskDir: string): string | undefined => {
+  const command = task.recipe?.command
+  if (command === undefined) return undefined
+  const roots = new Set<string>()
+  for (const part of command) {
+    for (const m of part.matchAll(/\{taskDir\}([^\s"'=:,;]*)/g)) {
+      const named = path.join(taskDir, m[1] ?? "")
+      const stat = fs.statSync(named, { throwIfNoEntry: false })
+      if (stat?.isDirectory() === true) roots.add(named)
+      else if (stat?.isFile() === true) roots.add(path.dirname(named))
+    }
+  }
+  if (roots.size === 0) return undefined
+  const files: Array<string> = []
+  for (const root of [...roots].sort()) sourceFiles(root, files)
+  const hash = createHash("sha256")
+  let bytes = 0
+  for (const file of [...new Set(files)]) {
+    const content = fs.readFileSync(file)
+    bytes += content.length
+    if (bytes > MAX_BYTES) break
+    hash.update(path.relative(taskDir, file)).update("\0").update(content).update("\0")
+  }
+  return hash.digest("hex").slice(0, 16)
+}
