@@ -9,6 +9,8 @@ import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import { parse as parseYaml } from "yaml"
 import { InvalidInput } from "./Errors.ts"
+import * as SearchSpace from "./SearchSpace.ts"
+import * as Strategy from "./Strategy.ts"
 import * as Task from "./Task.ts"
 
 /** A loaded task and the directory its relative paths are resolved against. @since 0.1.0 @category models */
@@ -46,8 +48,40 @@ export const formatIssues = (error: unknown): string => {
  */
 export const decode = (input: unknown, source = "task"): Effect.Effect<Task.Task, InvalidInput> =>
   Schema.decodeUnknownEffect(Task.Task)(input, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((e) => new InvalidInput({ source, message: `invalid task in ${source}:\n${formatIssues(e)}` }))
+    Effect.mapError((e) => new InvalidInput({ source, message: `invalid task in ${source}:\n${formatIssues(e)}` })),
+    Effect.tap((task) => {
+      const issues = searchSpaceIssues(task)
+      return issues.length === 0 ? Effect.void : Effect.fail(new InvalidInput({ source, message: `invalid task in ${source}:\n${issues.join("\n")}` }))
+    })
   )
+
+const decodeStrict = Schema.decodeUnknownSync(Strategy.Strategy)
+
+/**
+ * Each search-space parameter must make valid strategies: its value set on the default strategy
+ * decodes (so a path that names no field of a strategy, `training.epoch` for `training.epochs`, is an
+ * error instead of a parameter the jobs never see, and so is a value of the wrong type).
+ */
+const searchSpaceIssues = (task: Task.Task): Array<string> => {
+  const base = task.defaultStrategy
+  if (task.searchSpace === undefined || base === undefined) return []
+  const issues: Array<string> = []
+  task.searchSpace.parameters.forEach((p, i) => {
+    for (const value of p.values) {
+      let why: string
+      try {
+        decodeStrict(SearchSpace.set(base, p.path, value), { errors: "all", onExcessProperty: "error" })
+        continue
+      } catch (e) {
+        why = formatIssues(e).replace(/^ {2}/gm, "    ")
+      }
+      issues.push(`  searchSpace.parameters[${i}].path: ${p.path} = ${JSON.stringify(value)} does not make a valid strategy ` +
+        `(a path names a field of data, training or evaluation; free-form settings go under data.extra or training.extra):\n${why}`)
+      break
+    }
+  })
+  return issues
+}
 
 /**
  * Parse the text of a task file (YAML when the name ends in .yaml/.yml, else JSON).

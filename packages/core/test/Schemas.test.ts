@@ -100,6 +100,18 @@ describe("Task", () => {
     assert.match(error.message, /searchSpace\.parameters\[\d+\]\.when\.path: "training\.methd" is not another parameter of the search space; name one of: .*training\.method/)
   })
 
+  it("a search-space path that names no field of a strategy is refused, naming the parameter and the field", () => {
+    const text = fs.readFileSync(new URL("../../../examples/quickstart/task.yaml", import.meta.url), "utf8")
+      .replace("path: training.epochs,", "path: training.epoch,")
+    assert.notInclude(text, "path: training.epochs,", "the quickstart has an epochs parameter")
+    const error = Effect.runSync(Effect.flip(TaskFile.parse(text, "task.yaml")))
+    assert.match(error.message, /searchSpace\.parameters\[\d+\]\.path: training\.epoch = \d+ does not make a valid strategy/)
+    assert.match(error.message, /training\.epoch: Expected no excess property/)
+    // free-form settings under extra, and the quickstart as it is, are fine
+    const free = { ...minimalTask, defaultStrategy: minimalStrategy, searchSpace: { parameters: [{ path: "training.extra.layers", kind: "ordinal", values: [2, 4] }] } }
+    assert.deepStrictEqual(decodeTask(free).searchSpace!.parameters[0]!.path, "training.extra.layers")
+  })
+
   it("loads the quickstart task file", () => {
     const loaded = Effect.runSync(TaskFile.load(new URL("../../../examples/quickstart/task.yaml", import.meta.url).pathname))
     assert.strictEqual(loaded.task.name, "quickstart-addition")

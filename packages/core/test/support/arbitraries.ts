@@ -88,11 +88,15 @@ export const strategyEncoded: fc.Arbitrary<Strategy.StrategyEncoded> = merge(
   opt("rationale", fc.string({ maxLength: 40 }))
 ) as fc.Arbitrary<Strategy.StrategyEncoded>
 
-const searchParameter = fc.record({
-  path: fc.constantFrom("training.learningRate", "training.epochs", "data.format", "data.mixture.b"),
-  kind: fc.constantFrom("log", "ordinal", "categorical"),
-  values: fc.array(fc.oneof(finite, name, fc.boolean()), { minLength: 1, maxLength: 4 })
-})
+// values that fit their path: a task's parameters must make valid strategies
+const kind = fc.constantFrom("log", "ordinal", "categorical")
+const valuesOf = <A>(value: fc.Arbitrary<A>) => fc.array(value, { minLength: 1, maxLength: 4 })
+const searchParameter = fc.oneof(
+  fc.record({ path: fc.constantFrom("training.learningRate", "training.epochs"), kind, values: valuesOf(positive) }),
+  fc.record({ path: fc.constant("data.format"), kind, values: valuesOf(name) }),
+  fc.record({ path: fc.constant("data.mixture.b"), kind, values: valuesOf(fc.double({ min: 0, max: 1, noNaN: true })) }),
+  fc.record({ path: fc.constant("training.extra.x"), kind, values: valuesOf(fc.oneof(finite, name, fc.boolean())) })
+)
 
 const recipe = merge(
   fc.record({ command: fc.array(fc.string({ maxLength: 10 }), { minLength: 1, maxLength: 3 }) }),
