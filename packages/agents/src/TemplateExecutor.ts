@@ -93,6 +93,11 @@ export const toResult = (
   if (exit.outcome === "Cancelled") return Result.failure("Cancelled", exit.message ?? "cancelled", tail)
   if (exit.outcome === "Failed") {
     const kind = exit.failureKind ?? "Crash"
+    // exit 2: the job protocol's "invalid strategy", whose reason (naming the field) is the job's last line
+    if (kind === "Crash" && exit.exitCode === 2 && exit.signal === undefined) {
+      const reason = exit.logTail.findLast((l) => l.trim() !== "")
+      return Result.failure("Crash", `the job refused the strategy (exit 2)${reason !== undefined ? `: ${reason.trim()}` : ""}`, tail)
+    }
     const what = kind === "Timeout" ? "the job ran past its time limit"
       : kind === "OOM" ? "the job ran out of memory"
       : kind === "Infra" ? "the backend lost the job"
