@@ -37,6 +37,14 @@ export const execute = (prepared: Trex.Prepared) =>
     const info = yield* RunDir.load(runDir)
     fs.writeFileSync(path.join(runDir, "report.md"), Status.toMarkdown(info))
     yield* out(["", Status.toText(info, runDir), "", `report: ${path.join(runDir, "report.md")}`].join("\n"))
+    // a search whose every trial failed found nothing: say so, and exit 1 for scripts
+    const { best, counts } = Status.toJson(info)
+    if (best === undefined && counts.Failed > 0) {
+      yield* Effect.sync(() => {
+        process.stderr.write(`trex: no trial succeeded (${counts.Failed} failed): their reasons are above and in ${path.join(runDir, "report.md")}\n`)
+        process.exitCode = 1
+      })
+    }
   })
 
 const taskFile = Argument.String("task-file").pipe(Argument.withDescription("a task file (YAML or JSON)"))

@@ -132,6 +132,19 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.strictEqual(run("--no-reuse").reused, 0, "--no-reuse")
   })
 
+  it("a search whose every trial fails exits 1 and says so", () => {
+    const taskDir = tmp()
+    fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(taskDir, "toy-job.mjs"))
+    const task = fs.readFileSync(path.join(fixtures, "toy.task.yaml"), "utf8")
+      .replace("values: [plain, reversed, broken]", "values: [broken]")
+      .replace("format: plain }", "format: broken }")
+    assert.include(task, "format: broken }")
+    const r = trex(["run", writeTask(taskDir, "toy.task.yaml", task), "--out", tmp(), "--max-trials", "2"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(r.status, 1, r.stderr)
+    assert.match(r.stderr, /no trial succeeded \(2 failed\): their reasons are above and in .*report\.md/)
+    assert.match(r.stdout, /FAILED Crash/)
+  })
+
   it("a second controller on the same run is refused with a clear message", async () => {
     const out = tmp()
     const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "2"], { TREX_TOY_MS: "30" })
