@@ -90,7 +90,9 @@ describe("DockerBackend", () => {
         `echo 'TREX_PROGRESS {"fraction":0.5}'`,
         `echo '{"step":2,"split":"eval","name":"acc","value":0.75}' >> "$TREX_JOB_DIR/metrics.jsonl"`,
         `cat "$TREX_JOB_DIR/strategy.json"; echo; echo "secret=$API_KEY"`,
-        `echo '{"metrics":{"acc":0.75},"primary":0.75}' > "$TREX_JOB_DIR/result.json"`
+        `echo '{"metrics":{"acc":0.75},"primary":0.75}' > "$TREX_JOB_DIR/result.json"`,
+        // long enough to measure: Docker may record a container of a few ms as finishing before it started
+        `sleep 0.5`
       ].join("; ")
       const s = spec(script, {
         env: { API_KEY: Redacted.make("s3cr3t"), PLAIN: "x" },
@@ -105,7 +107,7 @@ describe("DockerBackend", () => {
       assert.strictEqual(exit.outcome, "Succeeded")
       assert.deepStrictEqual(exit.result, { metrics: { acc: 0.75 }, primary: 0.75 })
       assert.strictEqual(exit.exitCode, 0)
-      assert.isAbove(exit.wallSeconds, 0)
+      assert.isAtLeast(exit.wallSeconds, 0.4, "the container's own run time")
       const gone = yield* Effect.promise(() => engine.getContainer(ref.id).inspect().then(() => false, () => true))
       assert.isTrue(gone, "container removed after its exit was read")
       // watching again yields the exit at once
