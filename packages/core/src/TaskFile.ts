@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Schema } from "effect"
+import { Effect, Schema, SchemaAST } from "effect"
 import { parse as parseYaml } from "yaml"
 import { InvalidInput } from "./Errors.ts"
 import * as SearchSpace from "./SearchSpace.ts"
@@ -48,12 +48,77 @@ export const formatIssues = (error: unknown): string => {
  */
 export const decode = (input: unknown, source = "task"): Effect.Effect<Task.Task, InvalidInput> =>
   Schema.decodeUnknownEffect(Task.Task)(input, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((e) => new InvalidInput({ source, message: `invalid task in ${source}:\n${formatIssues(e)}` })),
+    Effect.mapError((e) => new InvalidInput({ source, message: `invalid task in ${source}:\n${withSuggestions(formatIssues(e), Task.Task.ast)}` })),
     Effect.tap((task) => {
       const issues = searchSpaceIssues(task)
       return issues.length === 0 ? Effect.void : Effect.fail(new InvalidInput({ source, message: `invalid task in ${source}:\n${issues.join("\n")}` }))
     })
   )
+
+/** The ASTs a path segment leads to from `ast` (through unions, suspensions, records and arrays). */
+const step = (ast: SchemaAST.AST, segment: string): Array<SchemaAST.AST> => {
+  switch (ast._tag) {
+    case "Suspend":
+      return step(ast.thunk(), segment)
+    case "Union":
+      return ast.types.flatMap((t) => step(t, segment))
+    case "Objects": {
+      const prop = ast.propertySignatures.find((p) => p.name === segment)
+      if (prop !== undefined) return [prop.type]
+      return ast.indexSignatures.map((i) => i.type)
+    }
+    case "Arrays":
+      return /^\d+$/.test(segment) ? [...ast.elements, ...ast.rest] : []
+    default:
+      return []
+  }
+}
+
+/** The keys the structs at `path` of `ast` accept. */
+const keysAt = (ast: SchemaAST.AST, path: ReadonlyArray<string>): Array<string> => {
+  let here = [ast]
+  for (const segment of path) here = here.flatMap((a) => step(a, segment))
+  const keys = new Set<string>()
+  const collect = (a: SchemaAST.AST): void => {
+    if (a._tag === "Suspend") collect(a.thunk())
+    else if (a._tag === "Union") a.types.forEach(collect)
+    else if (a._tag === "Objects") for (const p of a.propertySignatures) if (typeof p.name === "string") keys.add(p.name)
+  }
+  here.forEach(collect)
+  return [...keys]
+}
+
+const editDistance = (a: string, b: string): number => {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1))
+      diagonal = above
+    }
+  }
+  return row[b.length]!
+}
+
+/**
+ * Each unknown key gets the fix: the accepted key it most likely misspells (`budget.maxTrails:
+ * Expected no excess property; did you mean "maxTrials"?`), else the keys accepted there.
+ */
+const withSuggestions = (issues: string, ast: SchemaAST.AST): string =>
+  issues.replace(/^( {2}([^:\n]+): Expected no excess property)$/gm, (line, _all: string, where: string) => {
+    const path = where.replace(/\[(\d+)\]/g, ".$1").split(".").filter((s) => s.length > 0)
+    const key = path.pop()
+    if (key === undefined) return line
+    const keys = keysAt(ast, path)
+    if (keys.length === 0) return line
+    const ranked = keys.map((k) => ({ k, d: editDistance(key, k) })).sort((a, b) => a.d - b.d)
+    const best = ranked[0]!
+    return best.d <= Math.max(2, Math.floor(key.length / 3))
+      ? `${line}; did you mean "${best.k}"?`
+      : `${line}; ${path.length === 0 ? "a task" : path.join(".")} takes: ${keys.join(", ")}`
+  })
 
 const decodeStrict = Schema.decodeUnknownSync(Strategy.Strategy)
 

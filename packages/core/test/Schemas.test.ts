@@ -112,6 +112,20 @@ describe("Task", () => {
     assert.deepStrictEqual(decodeTask(free).searchSpace!.parameters[0]!.path, "training.extra.layers")
   })
 
+  it("an unknown key gets the fix: the key it most likely misspells, else the keys accepted there", () => {
+    const message = taskError({
+      ...minimalTask,
+      colour: "blue",
+      budget: { maxTrails: 3 },
+      recipe: { command: ["x"], resources: { memoryGb: 4 } },
+      defaultStrategy: { ...minimalStrategy, data: { sources: [{ name: "a", wieght: 1 }] } }
+    })
+    assert.match(message, /^ {2}budget\.maxTrails: Expected no excess property; did you mean "maxTrials"\?$/m)
+    assert.match(message, /^ {2}recipe\.resources\.memoryGb: Expected no excess property; did you mean "memoryMb"\?$/m)
+    assert.match(message, /^ {2}defaultStrategy\.data\.sources\[0\]\.wieght: Expected no excess property; did you mean "weight"\?$/m)
+    assert.match(message, /^ {2}colour: Expected no excess property; a task takes: name, objective, metric, .*budget/m)
+  })
+
   it("loads the quickstart task file", () => {
     const loaded = Effect.runSync(TaskFile.load(new URL("../../../examples/quickstart/task.yaml", import.meta.url).pathname))
     assert.strictEqual(loaded.task.name, "quickstart-addition")
