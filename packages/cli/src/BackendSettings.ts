@@ -55,7 +55,7 @@ export const section = (backend: unknown, name: string): unknown =>
 
 const decode = <S extends Schema.Constraint>(schema: S, input: unknown, name: string) =>
   Schema.decodeUnknownEffect(schema)(input, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((e) => new Errors.InvalidInput({ source: `backend.${name}`, message: `invalid backend.${name} in the task file:\n${TaskFile.formatIssues(e).replace(/^ {2}/gm, `  backend.${name}.`)}` }))
+    Effect.mapError((e) => new Errors.InvalidInput({ source: `backend.${name}`, message: `invalid backend.${name} in the task file:\n${TaskFile.formatIssues(e, schema.ast).replace(/^ {2}/gm, `  backend.${name}.`)}` }))
   ) as Effect.Effect<S["Type"], Errors.InvalidInput>
 
 /**

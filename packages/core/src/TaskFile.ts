@@ -21,10 +21,16 @@ export interface Loaded {
 }
 
 /**
- * Format a schema error as one issue per line: `at budget.maxTrials: Expected a value greater than 0`.
+ * Format a schema error as one issue per line: `budget.maxTrials: Expected a value greater than 0`.
+ * With the AST of the schema that refused the input, an unknown key also gets the fix: the key it
+ * most likely misspells (`budget.maxTrails: Expected no excess property; did you mean "maxTrials"?`),
+ * else the keys accepted there.
  * @since 0.1.0 @category utilities
  */
-export const formatIssues = (error: unknown): string => {
+export const formatIssues = (error: unknown, ast?: SchemaAST.AST): string =>
+  ast === undefined ? issueLines(error) : withSuggestions(issueLines(error), ast)
+
+const issueLines = (error: unknown): string => {
   const text = error instanceof Error ? error.message : String(error)
   const lines = text.split("\n")
   const out: Array<string> = []
@@ -48,7 +54,7 @@ export const formatIssues = (error: unknown): string => {
  */
 export const decode = (input: unknown, source = "task"): Effect.Effect<Task.Task, InvalidInput> =>
   Schema.decodeUnknownEffect(Task.Task)(input, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((e) => new InvalidInput({ source, message: `invalid task in ${source}:\n${withSuggestions(formatIssues(e), Task.Task.ast)}` })),
+    Effect.mapError((e) => new InvalidInput({ source, message: `invalid task in ${source}:\n${formatIssues(e, Task.Task.ast)}` })),
     Effect.tap((task) => {
       const issues = searchSpaceIssues(task)
       return issues.length === 0 ? Effect.void : Effect.fail(new InvalidInput({ source, message: `invalid task in ${source}:\n${issues.join("\n")}` }))
@@ -117,7 +123,7 @@ const withSuggestions = (issues: string, ast: SchemaAST.AST): string =>
     const best = ranked[0]!
     return best.d <= Math.max(2, Math.floor(key.length / 3))
       ? `${line}; did you mean "${best.k}"?`
-      : `${line}; ${path.length === 0 ? "a task" : path.join(".")} takes: ${keys.join(", ")}`
+      : `${line}; the keys allowed here: ${keys.join(", ")}`
   })
 
 const decodeStrict = Schema.decodeUnknownSync(Strategy.Strategy)

@@ -123,7 +123,7 @@ describe("Task", () => {
     assert.match(message, /^ {2}budget\.maxTrails: Expected no excess property; did you mean "maxTrials"\?$/m)
     assert.match(message, /^ {2}recipe\.resources\.memoryGb: Expected no excess property; did you mean "memoryMb"\?$/m)
     assert.match(message, /^ {2}defaultStrategy\.data\.sources\[0\]\.wieght: Expected no excess property; did you mean "weight"\?$/m)
-    assert.match(message, /^ {2}colour: Expected no excess property; a task takes: name, objective, metric, .*budget/m)
+    assert.match(message, /^ {2}colour: Expected no excess property; the keys allowed here: name, objective, metric, .*budget/m)
   })
 
   it("loads the quickstart task file", () => {

@@ -87,7 +87,7 @@ export type SimulatorConfig = typeof SimulatorConfig.Type
 export const decodeConfig = (input: unknown, source = "backend"): Effect.Effect<SimulatorConfig, Errors.InvalidInput> =>
   Schema.decodeUnknownEffect(SimulatorConfig)(input, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((e) =>
-      new Errors.InvalidInput({ source, message: `invalid simulator backend in ${source}:\n${TaskFile.formatIssues(e)}` })
+      new Errors.InvalidInput({ source, message: `invalid simulator backend in ${source}:\n${TaskFile.formatIssues(e, SimulatorConfig.ast)}` })
     )
   )
 
