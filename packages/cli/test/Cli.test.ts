@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, Journal } from "@trex/core"
 import { Effect } from "effect"
 import * as RunDir from "../src/RunDir.ts"
+import { gone } from "../../executors/test/support/process.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 const bin = path.join(root, "packages/cli/src/bin.ts")
@@ -244,21 +245,14 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const runDir = stdout.match(/run directory: (.*)/)![1]!
     // the running jobs were cancelled: no job process is left (a zombie its supervisor has not
     // reaped yet counts as gone; the kill may take a moment to land)
-    const alive = (pid: number) => {
-      try {
-        return !fs.readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z")
-      } catch {
-        return false
-      }
-    }
     let checked = 0
     for (const node of fs.readdirSync(path.join(runDir, "jobs"))) {
       const pidFile = path.join(runDir, "jobs", node, "pid")
       if (!fs.existsSync(pidFile)) continue
       const { pid } = JSON.parse(fs.readFileSync(pidFile, "utf8")) as { pid: number }
       const deadline = Date.now() + 15_000
-      while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-      assert.isFalse(alive(pid), `job ${node} (pid ${pid}) still runs 15 s after Ctrl-C`)
+      while (!gone(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      assert.isTrue(gone(pid), `job ${node} (pid ${pid}) still runs 15 s after Ctrl-C`)
       checked++
     }
     assert.isAbove(checked, 0, "jobs had started when Ctrl-C came")

@@ -8,6 +8,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as LocalBackend from "../src/LocalBackend.ts"
 import { eventually } from "./support/eventually.ts"
+import { gone } from "./support/process.ts"
 
 const base = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-local-"))
 afterAll(() => Fs.rmSync(base, { recursive: true, force: true }))
@@ -23,21 +24,6 @@ const spec = (node: string, script: string, extra: Partial<Backend.JobSpec> = {}
   labels: { run: "local-test", node },
   ...extra
 })
-
-/** Gone: no such process, or a zombie nobody reaped yet. */
-const gone = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return true
-  }
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")
-  } catch {
-    return true
-  }
-}
 
 const readJson = (file: string) => JSON.parse(Fs.readFileSync(file, "utf8"))
 

@@ -15,6 +15,7 @@ import * as Path from "node:path"
 import { quote, quoteArgv } from "../src/internal/sshScript.ts"
 import * as SshBackend from "../src/SshBackend.ts"
 import { eventually } from "./support/eventually.ts"
+import { gone } from "./support/process.ts"
 
 const env = (k: string, d: string) => process.env[k] ?? d
 const keyDir = "/var/lib/trex-test-ssh"
@@ -174,14 +175,7 @@ describe("SshBackend", () => {
       yield* backend.cancel(ref)
       const events = yield* Fiber.join(fiber)
       assert.strictEqual((events.at(-1) as Backend.JobExit).outcome, "Cancelled")
-      const alive = () => {
-        try {
-          return !Fs.readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z")
-        } catch {
-          return false
-        }
-      }
-      yield* eventually("the grandchild is gone", () => !alive())
+      yield* eventually("the grandchild is gone", () => gone(pid))
     })))
 
   it.live("a host key that does not match known_hosts is refused, clearly and without retrying", () =>
