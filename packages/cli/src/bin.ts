@@ -5,8 +5,8 @@
  * @since 0.1.0
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Effect, Exit } from "effect"
-import { Command } from "effect/cli"
+import { Cause, Console, Effect, Exit } from "effect"
+import { CliOutput, Command } from "effect/cli"
 import { command } from "./Cli.ts"
 
 const fail = (code: number, message: string) =>
@@ -14,6 +14,18 @@ const fail = (code: number, message: string) =>
     process.stderr.write(`trex: ${message}\n`)
     process.exitCode = code
   })
+
+// A mistyped flag or value: the error first, on stderr, then the usage line (not the whole help page).
+const presenter = CliOutput.layerPresenter({
+  present: (event) =>
+    event._tag === "InvalidInvocation"
+      ? Effect.gen(function*() {
+        const formatter = yield* CliOutput.Formatter
+        yield* Console.error(formatter.formatErrors(event.errors))
+        yield* Console.error(`\nusage: ${event.helpDoc.usage}\n(${event.commandPath.join(" ")} --help lists every flag)`)
+      })
+      : CliOutput.defaultPresenter.present(event)
+})
 
 const program = Command.run(command, { version: "0.1.0" }).pipe(
   Effect.catchTags({
@@ -23,6 +35,7 @@ const program = Command.run(command, { version: "0.1.0" }).pipe(
   }),
   // Parse errors are printed by the CLI framework itself; exit 2 as for any bad input.
   Effect.catchIf((e) => typeof e === "object" && e !== null && "_tag" in e, () => Effect.sync(() => void (process.exitCode = 2))),
+  Effect.provide(presenter),
   Effect.provide(NodeServices.layer)
 )
 

@@ -86,6 +86,11 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--concurrency", "0"]).status, 2)
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--policy", "magic"]).status, 2)
     assert.strictEqual(trex(["status", "/nonexistent-run"]).status, 2)
+    // a mistyped flag: the error and the fix on stderr, then the usage line, not the whole help page
+    const typo = trex(["run", path.join(fixtures, "toy.task.yaml"), "--max-trial", "3"])
+    assert.strictEqual(typo.status, 2)
+    assert.strictEqual(typo.stdout, "")
+    assert.match(typo.stderr, /Unrecognized flag: --max-trial[\s\S]*Did you mean this\?\s+--max-trials[\s\S]*usage: trex run \[flags\] <task-file>\n\(trex run --help lists every flag\)/)
   })
 })
 
