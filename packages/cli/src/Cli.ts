@@ -38,10 +38,10 @@ export const execute = (prepared: Trex.Prepared) =>
     fs.writeFileSync(path.join(runDir, "report.md"), Status.toMarkdown(info))
     yield* out(["", Status.toText(info, runDir), "", `report: ${path.join(runDir, "report.md")}`].join("\n"))
     // a search whose every trial failed found nothing: say so, and exit 1 for scripts
-    const { best, counts } = Status.toJson(info)
-    if (best === undefined && counts.Failed > 0) {
+    const failed = [...info.tree.view.nodes()].filter((n) => n.state._tag === "Failed").length
+    if (info.tree.view.best() === undefined && failed > 0) {
       yield* Effect.sync(() => {
-        process.stderr.write(`trex: no trial succeeded (${counts.Failed} failed): their reasons are above and in ${path.join(runDir, "report.md")}\n`)
+        process.stderr.write(`trex: no trial succeeded (${failed} failed): their reasons are above and in ${path.join(runDir, "report.md")}\n`)
         process.exitCode = 1
       })
     }

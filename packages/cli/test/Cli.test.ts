@@ -5,6 +5,7 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, Journal } from "@trex/core"
 import { Effect } from "effect"
+import * as BackendSettings from "../src/BackendSettings.ts"
 import * as RunDir from "../src/RunDir.ts"
 import { gone } from "../../executors/test/support/process.ts"
 
@@ -80,6 +81,13 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     const r = trex(["run", writeTask(dir, "t.yaml", "name: x\nobjective: y\nmetric: { name: a, direction: maximize }\nrecipe: { command: [echo] }\n")])
     assert.strictEqual(r.status, 2)
     assert.match(r.stderr, /searchSpace/)
+  })
+
+  it("a mistyped key of a backend section gets the fix, with the section's path", async () => {
+    const error = await Effect.runPromise(Effect.flip(BackendSettings.docker({ docker: { netwrok: "none", ssh: { privateKeyPth: "k", knownHostsPath: "h" } } }, "/tmp")))
+    assert.strictEqual(error._tag, "InvalidInput")
+    assert.match(error.message, /^ {2}backend\.docker\.netwrok: Expected no excess property; did you mean "network"\?$/m)
+    assert.match(error.message, /^ {2}backend\.docker\.ssh\.privateKeyPth: Expected no excess property; did you mean "privateKeyPath"\?$/m)
   })
 
   it("bad flags", () => {

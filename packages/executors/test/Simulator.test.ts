@@ -109,6 +109,8 @@ describe("landscapes", () => {
       assert.include(none.message, "no rows match")
       const bad = yield* Effect.flip(Simulator.decodeConfig({ kind: "simulator", table: "t.csv", parameters: [{ column: "x", path: "p", kind: "loud" }] }))
       assert.include(bad.message, "parameters[0].kind")
+      const typo = yield* Effect.flip(Simulator.decodeConfig({ kind: "simulator", table: "t.csv", parameters: [{ column: "x", path: "p" }], metirc: { column: "y" } }))
+      assert.include(typo.message, `metirc: Expected no excess property; did you mean "metric"?`)
     }))
 
   it.effect("regret is 0 at the pool's best and 1 at its worst, in either direction", () =>

@@ -2,7 +2,7 @@
  * A fingerprint of a task's trainer code, so that results of earlier runs are not reused once the
  * code that produced them has changed: the source files under each folder holding a file (or being
  * a folder) that the recipe command names through `{taskDir}`, recursively, without dot folders,
- * `node_modules`, `__pycache__` and run directories. Paths are relative to the task folder, so a
+ * `node_modules`, `__pycache__`, build and run directories, and files over 1 MB. Paths are relative to the task folder, so a
  * moved checkout keeps its fingerprint.
  */
 import { createHash } from "node:crypto"
@@ -14,11 +14,15 @@ const SOURCE = new Set([
   ".ts", ".mts", ".cts", ".js", ".mjs", ".cjs", ".py", ".sh", ".json", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".txt", ".r", ".jl", ".lua", ".rs", ".go", ".c", ".cc", ".cpp", ".h", ".cu"
 ])
 const SKIP = new Set(["node_modules", "__pycache__", "trex-runs", "dist", "build"])
-/** Bounds, so a task folder holding a dataset does not turn every start into a long read. */
+/**
+ * Bounds, so a task folder that also holds data does not turn every start into a long read: a file
+ * over 1 MB is data, not code (a large JSON or text file), and the walk looks at 20,000 entries at most.
+ */
 const MAX_FILES = 2_000
-const MAX_BYTES = 20 * 1024 * 1024
+const MAX_FILE_BYTES = 1024 * 1024
+const MAX_ENTRIES = 20_000
 
-const sourceFiles = (dir: string, out: Array<string>): void => {
+const sourceFiles = (dir: string, out: Array<string>, seen: { entries: number }): void => {
   let names: Array<string>
   try {
     names = fs.readdirSync(dir).sort()
@@ -26,13 +30,13 @@ const sourceFiles = (dir: string, out: Array<string>): void => {
     return
   }
   for (const name of names) {
-    if (out.length >= MAX_FILES) return
+    if (out.length >= MAX_FILES || ++seen.entries > MAX_ENTRIES) return
     if (name.startsWith(".") || SKIP.has(name)) continue
     const full = path.join(dir, name)
     const stat = fs.statSync(full, { throwIfNoEntry: false })
     if (stat === undefined) continue
-    if (stat.isDirectory()) sourceFiles(full, out)
-    else if (stat.isFile() && SOURCE.has(path.extname(name).toLowerCase())) out.push(full)
+    if (stat.isDirectory()) sourceFiles(full, out, seen)
+    else if (stat.isFile() && stat.size <= MAX_FILE_BYTES && SOURCE.has(path.extname(name).toLowerCase())) out.push(full)
   }
 }
 
@@ -51,14 +55,11 @@ export const codeFingerprint = (task: Task.Task, taskDir: string): string | unde
   }
   if (roots.size === 0) return undefined
   const files: Array<string> = []
-  for (const root of [...roots].sort()) sourceFiles(root, files)
+  const seen = { entries: 0 }
+  for (const root of [...roots].sort()) sourceFiles(root, files, seen)
   const hash = createHash("sha256")
-  let bytes = 0
   for (const file of [...new Set(files)]) {
-    const content = fs.readFileSync(file)
-    bytes += content.length
-    if (bytes > MAX_BYTES) break
-    hash.update(path.relative(taskDir, file)).update("\0").update(content).update("\0")
+    hash.update(path.relative(taskDir, file)).update("\0").update(fs.readFileSync(file)).update("\0")
   }
   return hash.digest("hex").slice(0, 16)
 }
