@@ -37,7 +37,6 @@ const inputs = {
   submit_training_job: Schema.Struct({ argv: Argv }),
   read_job_logs: Schema.Struct({ lines: Schema.optionalKey(Schema.Int) })
 }
-const decodeResultFile = Schema.decodeUnknownEffect(Result.JobResultFile)
 
 interface Ran {
   readonly exit: Backend.JobExit
@@ -60,8 +59,10 @@ const outcomeOf = (task: Task.Task, ran: Ran) =>
       return fail(exit.failureKind ?? (exit.outcome === "Cancelled" ? "Cancelled" : "Crash"), exit.message ?? `exit code ${exit.exitCode ?? "?"}`)
     }
     if (exit.result === undefined) return fail("InvalidOutput", exit.resultError ?? "the job exited 0 without writing result.json")
-    const decoded = yield* decodeResultFile(exit.result).pipe(Effect.option)
-    if (decoded._tag === "None") return fail("InvalidOutput", "result.json does not match the job protocol ({metrics, primary?, artifacts?, summary?})")
+    const decoded = JobProtocol.decodeResultFile(exit.result)
+    if (decoded._tag === "Failure") {
+      return fail("InvalidOutput", `result.json does not match the job protocol ({metrics, primary?, artifacts?, summary?}): ${String(decoded.cause).split("\n").slice(0, 6).join("\n")}`)
+    }
     const file = decoded.value
     const score = file.primary ?? file.metrics[task.metric.name]
     if (score === undefined) return fail("InvalidOutput", `result.json has no "primary" and no metric "${task.metric.name}"`)

@@ -34,8 +34,6 @@ export interface Options {
   readonly maxCurvePoints?: number
 }
 
-const decodeResultFile = Schema.decodeUnknownExit(Result.JobResultFile)
-
 /**
  * The `argv` for a recipe command; only the four placeholders are substituted.
  * @since 0.1.0 @category utilities
@@ -107,7 +105,7 @@ export const toResult = (
   if (exit.result === undefined) {
     return Result.failure("InvalidOutput", `the job exited 0 but ${exit.resultError ?? "wrote no result.json"}`, tail)
   }
-  const decoded = decodeResultFile(exit.result, { errors: "all" })
+  const decoded = JobProtocol.decodeResultFile(exit.result)
   if (decoded._tag === "Failure") {
     const message = String(decoded.cause).split("\n").slice(0, 6).join("\n")
     return Result.failure("InvalidOutput", `result.json is not valid: ${message}`, tail)

@@ -122,4 +122,15 @@ describe("CodeAgentExecutor", () => {
       if (finished._tag !== "Finished") return assert.fail("no Finished event")
       assert.strictEqual(finished.result.failure?.kind, "InvalidOutput")
     }))
+
+  it.live("a result.json that breaks the protocol fails with the field it breaks", () =>
+    Effect.gen(function*() {
+      const write = "require('fs').writeFileSync(process.env.TREX_JOB_DIR + '/result.json', JSON.stringify({ metrics: { accuracy: 'high' } }))"
+      const { events } = yield* setup(() => Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "-e", write] })]), { maxAttempts: 1 })
+      const finished = events.at(-1)!
+      if (finished._tag !== "Finished") return assert.fail("no Finished event")
+      assert.strictEqual(finished.result.failure?.kind, "InvalidOutput")
+      assert.match(finished.result.failure!.message, /does not match the job protocol/)
+      assert.match(finished.result.failure!.message, /accuracy/)
+    }))
 })

@@ -6,10 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Exit, Option, Schema } from "effect"
 import type { JobEvent } from "./Backend.ts"
 import * as C from "./internal/canonical.ts"
-import { MetricPoint } from "./Result.ts"
+import { JobResultFile, MetricPoint } from "./Result.ts"
 import * as Strategy from "./Strategy.ts"
 
 /** Environment variable holding the job directory. @since 0.1.0 @category constants */
@@ -55,7 +55,25 @@ export const strategyFile = (strategy: Strategy.Strategy): string => JSON.string
  */
 export const readStrategyFile = (text: string): Strategy.Strategy => decodeStrategy(JSON.parse(text))
 
-const decodeMetric = Schema.decodeUnknownOption(MetricPoint)
+const slowResultFile = Schema.decodeUnknownExit(JobResultFile)
+
+/**
+ * Decode the parsed content of a job's `result.json`. A file in canonical form (every key of the
+ * schema present, nothing else) is only checked, without the schema's parser; anything else
+ * goes through the schema, which fills defaults (`artifacts`) or reports every issue.
+ *
+ * @example
+ * ```ts
+ * import { JobProtocol } from "@trex/core"
+ * JobProtocol.decodeResultFile({ metrics: { accuracy: 0.9 }, primary: 0.9 })
+ * ```
+ * @since 0.1.0 @category parsing
+ */
+export const decodeResultFile = (input: unknown): Exit.Exit<JobResultFile, Schema.SchemaError> =>
+  C.jobResultFile(input) ? Exit.succeed(input as JobResultFile) : slowResultFile(input, { errors: "all" })
+
+const slowMetric = Schema.decodeUnknownOption(MetricPoint)
+const decodeMetric = (u: unknown): Option.Option<MetricPoint> => (C.metricPoint(u) ? Option.some(u as MetricPoint) : slowMetric(u))
 const Progress = Schema.Struct({ fraction: Schema.Finite, message: Schema.optionalKey(Schema.String) })
 const decodeProgress = Schema.decodeUnknownOption(Progress)
 

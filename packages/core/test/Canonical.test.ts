@@ -3,6 +3,7 @@ import { Schema } from "effect"
 import fc from "fast-check"
 import * as Cost from "../src/Cost.ts"
 import { drifted } from "../src/internal/canonical.ts"
+import * as JobProtocol from "../src/JobProtocol.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import * as Result from "../src/Result.ts"
 import * as Strategy from "../src/Strategy.ts"
@@ -146,5 +147,54 @@ describe("canonical fast paths", () => {
     agrees({ _tag: "RunResumed", at: 1, extra: 2 }, "an extra key")
     agrees(Object.assign(Object.create({ inherited: 1 }), { _tag: "RunResumed", at: 1 }), "a class instance")
     agrees(JSON.parse('{"_tag":"RunResumed","at":1,"__proto__":{"x":1}}'), "a __proto__ key")
+  })
+
+  it("decode result files and metric lines as the schema does, also mutated ones", () => {
+    const slowResult = Schema.decodeUnknownSync(Result.JobResultFile)
+    const slowMetric = Schema.decodeUnknownSync(Result.MetricPoint)
+    const same = (fast: () => unknown, slow: () => unknown, where: string) => {
+      const f = attempt(fast)
+      const s = attempt(slow)
+      assert.strictEqual(f.ok, s.ok, `${where}: fast ${f.ok ? "accepts" : "rejects"}, schema ${s.ok ? "accepts" : "rejects"}`)
+      if (f.ok && s.ok) assert.deepStrictEqual(f.value, s.value, where)
+    }
+    const viaResult = (u: unknown) => () => {
+      const exit = JobProtocol.decodeResultFile(u)
+      if (exit._tag === "Failure") throw new Error(String(exit.cause))
+      return exit.value
+    }
+    const viaLine = (u: unknown) => () => {
+      const event = JobProtocol.parseLine(`TREX_METRIC ${JSON.stringify(u)}`)
+      if (event === undefined) throw new Error("not a metric")
+      return event
+    }
+    const files: ReadonlyArray<unknown> = [
+      { metrics: { bleu: 31.5, loss: 0.25 }, primary: 31.5, artifacts: [{ name: "model", path: "out/model" }], summary: "ok" },
+      { metrics: {}, artifacts: [] },
+      { metrics: { acc: 0.5 } }
+    ]
+    let checked = 0
+    for (const file of files) {
+      for (const path of paths(file)) {
+        for (const replacement of replacements) {
+          const input = mutate(file, path, replacement)
+          same(viaResult(input), () => slowResult(input), `result.json at ${path.join(".")} := ${String(replacement)}`)
+          checked++
+        }
+      }
+    }
+    const point = { step: 3, split: "dev", name: "loss", value: 0.25 }
+    for (const path of paths(point)) {
+      for (const replacement of replacements) {
+        const input = mutate(point, path, replacement)
+        same(viaLine(input), () => ({ _tag: "Metric", point: slowMetric(input) }), `metric at ${path.join(".")} := ${String(replacement)}`)
+        checked++
+      }
+    }
+    assert.isAbove(checked, 200)
+    // the fast path returns the file itself: nothing is copied
+    const canonical = files[0]
+    const decoded = JobProtocol.decodeResultFile(canonical)
+    assert.strictEqual(decoded._tag === "Success" ? decoded.value : undefined, canonical)
   })
 })

@@ -329,12 +329,12 @@ export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effe
       watch: (ref) =>
         Stream.unwrap(Effect.map(job(ref, "watch"), (j) =>
           // A finished job (every zero-cost job, which finishes inside its submit) replays what it
-          // printed and its exit, with no queue to feed.
-          (j.exit !== undefined && j.watchers.size === 0
+          // printed and its exit, with no queue to feed (the replay counts as activity).
+          j.exit !== undefined && j.watchers.size === 0
             ? Stream.suspend(() => Stream.fromIterable(replay(engine, j)))
             : Stream.callback<Backend.JobEvent>((queue) =>
               Effect.acquireRelease(Effect.sync(() => engine.watch(j, queue)), () => Effect.sync(() => engine.unwatch(j, queue)))
-            )).pipe(Stream.tap(() => Effect.sync(() => engine.touch()))))),
+            ).pipe(Stream.tap(() => Effect.sync(() => engine.touch()))))),
       cancel: (ref) => Effect.flatMap(job(ref, "cancel"), (j) => Effect.sync(() => engine.cancel(j))),
       list: (run) => Effect.sync(() => engine.list(run)),
       capacity: Effect.sync(() => ({ slots: engine.gpus, gpus: engine.gpus, inUse: engine.inUse })),

@@ -147,6 +147,14 @@ const failure = struct(
   { exitCode: isInt }
 )
 
+/** A job's `result.json` (the job protocol's output), as `Result.JobResultFile` decodes it. */
+export const jobResultFile = struct(
+  "JobResultFile",
+  Result.JobResultFile,
+  { metrics: recordOf(isFinite), artifacts: arrayOf(artifact) },
+  { primary: isFinite, summary: isString }
+)
+
 export const result = struct(
   "Result",
   Result.Result,
