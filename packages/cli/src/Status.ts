@@ -100,7 +100,7 @@ export const duration = (seconds: number): string => {
 }
 
 /** One line of budget: `trials 12/20 · GPU-h 0.00 · wall 1m42s`. @since 0.1.0 @category formatting */
-export const budgetLine = (budget: Budget.Budget, u: Budget.Usage): string => {
+export const budgetLine = (budget: Budget.Budget, u: Pick<Budget.Usage, "trials" | "spent" | "elapsedSeconds">): string => {
   const parts = [`trials ${u.trials}${budget.maxTrials !== undefined ? `/${budget.maxTrials}` : ""}`]
   parts.push(`GPU-h ${(u.spent.gpuSeconds / 3600).toFixed(2)}${budget.gpuHours !== undefined ? `/${budget.gpuHours}` : ""}`)
   if (budget.dollars !== undefined || u.spent.dollars > 0) parts.push(`$${u.spent.dollars.toFixed(2)}${budget.dollars !== undefined ? `/${budget.dollars}` : ""}`)
@@ -152,7 +152,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
     `Directory: ${runDir}`,
     `State: ${s.state === "finished" ? `finished (${s.finishedReason})` : "not finished — `trex resume " + runDir + "` continues it"}`,
     `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${s.counts.Running + s.counts.Queued + s.counts.Proposed} in flight`,
-    `Budget: ${budgetLine(view.task.budget, usage(info.entries, view.task.budget))}`,
+    `Budget: ${budgetLine(view.task.budget, s.budget)}`,
     s.best !== undefined
       ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${Object.entries(s.best.metrics).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")})`
       : "Best: none yet"
@@ -176,7 +176,7 @@ export const toMarkdown = (info: RunInfo): string => {
     "",
     `- Metric: ${s.metric.name} (${s.metric.direction}${view.task.metric.target !== undefined ? `, target ${view.task.metric.target}` : ""})`,
     `- State: ${s.state}${s.finishedReason !== undefined ? ` — ${s.finishedReason}` : ""}`,
-    `- Budget: ${budgetLine(view.task.budget, usage(info.entries, view.task.budget))}`,
+    `- Budget: ${budgetLine(view.task.budget, s.budget)}`,
     `- Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled`,
     ""
   ]
