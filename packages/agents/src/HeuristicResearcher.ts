@@ -4,8 +4,10 @@
  * steps for rates, neighbour moves for ordinals, swaps for categoricals, crossover with good
  * siblings — avoids fingerprints already tried, and distils insights from statistics over
  * finished results ("data.format=reversed beat its comparison in 5 of 6 pairs, +0.12 on
- * average"), which then bias its next proposals. The embedded default, and the baseline every
- * model-backed researcher must beat.
+ * average"), which then bias its next proposals. Its own controlled comparisons also say which
+ * parameters have no effect at all (changing one alone left the result identical): a candidate
+ * that differs from a finished trial only in such parameters is a near-duplicate and ranked last.
+ * The embedded default, and the baseline every model-backed researcher must beat.
  *
  * @since 0.1.0
  */
@@ -22,6 +24,7 @@ import {
 } from "@trex/core"
 import { Effect, Layer, Random } from "effect"
 import { ObservationSet } from "./internal/observations.ts"
+import { maskedKey, Sensitivity } from "./internal/sensitivity.ts"
 import * as Surrogate from "./internal/surrogate.ts"
 import { distillInsights, emptyTallies, type Tallies, type ValueEffect } from "./internal/heuristicInsights.ts"
 
@@ -123,7 +126,11 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       // freshness is checked (the explorer does the same to whatever a researcher proposes).
       const defaults = task.defaultStrategy
       const hold = (s: Strategy.Strategy) => SearchSpace.normalize(space, s, defaults)
-      const model = useSurrogate ? surrogateFor(tree, space, parent) : undefined
+      const fitted = useSurrogate ? surrogateFor(tree, space, parent) : undefined
+      const model = fitted?.model
+      // A candidate that differs from a finished trial only in parameters measured to have no effect
+      // is a near-duplicate: ranked after every other candidate.
+      const score = (x: ReadonlyArray<number>) => (fitted!.nearDuplicate(x) ? -1 : fitted!.model.expectedImprovement(x))
       // Keeps the `n` candidates with the highest expected improvement (all of them without a model).
       // A candidate marked `unchecked` is checked for freshness only if it makes the cut.
       const ranked: Array<{ readonly strategy: Strategy.Strategy; readonly rationale: string; readonly ei: number; readonly unchecked: boolean }> = []
@@ -132,7 +139,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
           out.push({ strategy: { ...strategy, rationale } })
           return
         }
-        ranked.push({ strategy, rationale, ei: model.expectedImprovement(x ?? Surrogate.features(space, strategy)), unchecked })
+        ranked.push({ strategy, rationale, ei: score(x ?? Surrogate.features(space, strategy)), unchecked })
       }
       const done = () => model === undefined && out.length >= n
       const finish = () => {
@@ -175,7 +182,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         if (pool !== undefined && pool.length <= JUMP_POOL) {
           // Every pool point is scored on its cached features; strategies are built for the best only.
           const xs = poolFeatures(space, pool, task.defaultStrategy)
-          const scored = pool.map((pt, i) => ({ pt, ei: model.expectedImprovement(xs[i]!) })).sort((a, b) => b.ei - a.ei)
+          const scored = pool.map((pt, i) => ({ pt, ei: score(xs[i]!) })).sort((a, b) => b.ei - a.ei)
           let taken = 0
           for (const { pt } of scored) {
             if (taken >= n) break
@@ -209,18 +216,50 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
   const bestKept = Math.floor(maxObservations / 2)
   const recentKept = maxObservations * 8
   // Observations per tree, gathered incrementally from the newest nodes.
-  const observed = new WeakMap<object, { readonly set: ObservationSet; hyper?: Surrogate.Hyper; searchedAt: number }>()
+  const observed = new WeakMap<object, {
+    readonly set: ObservationSet
+    hyper?: Surrogate.Hyper
+    searchedAt: number
+    /** Single-parameter comparisons: which parameters have shown no effect. */
+    readonly sensitivity: Sensitivity
+    /** Features of every finished trial, and their keys with the inert dimensions (as of `inertKey`) masked. */
+    readonly xs: Array<ReadonlyArray<number>>
+    keys: Set<string>
+    inertKey: string
+  }>()
   const surrogateFor = (tree: ExperimentTree.TreeView, space: SearchSpace.SearchSpace, parent: ExperimentTree.NodeView | undefined) => {
     let cache = observed.get(tree)
     if (cache === undefined) {
-      observed.set(tree, (cache = { set: new ObservationSet({ all: maxObservations, bestKept, recentKept }), searchedAt: 0 }))
+      observed.set(tree, (cache = {
+        set: new ObservationSet({ all: maxObservations, bestKept, recentKept }),
+        searchedAt: 0,
+        sensitivity: new Sensitivity(),
+        xs: [],
+        keys: new Set(),
+        inertKey: ""
+      }))
     }
     const set = cache.set
+    const before = cache.xs.length
     for (const nd of tree.latest(OBSERVATION_WINDOW)) {
       if (set.has(nd.id) || (nd.state._tag !== "Succeeded" && nd.state._tag !== "Failed")) continue
       const score = ExperimentNode.score(nd)
-      set.add(nd.id, { x: Surrogate.features(space, nd.strategy), utility: score === undefined ? undefined : Task.utility(tree.task, score) })
+      const x = Surrogate.features(space, nd.strategy)
+      const utility = score === undefined ? undefined : Task.utility(tree.task, score)
+      set.add(nd.id, { x, utility })
+      cache.sensitivity.add(x, utility)
+      cache.xs.push(x)
     }
+    // The finished configurations up to inert parameters: rebuilt when the inert set changes (rarely), else extended.
+    const inert = cache.sensitivity.inert()
+    const inertKey = [...inert].join(",")
+    if (inertKey !== cache.inertKey) {
+      cache.inertKey = inertKey
+      cache.keys = inert.size > 0 ? new Set(cache.xs.map((x) => maskedKey(x, inert))) : new Set()
+    } else if (inert.size > 0) {
+      for (let i = before; i < cache.xs.length; i++) cache.keys.add(maskedKey(cache.xs[i]!, inert))
+    }
+    const keys = cache.keys
     const list = set.list()
     // The hyperparameters are searched again while the data is small and then each time it grows by a quarter.
     const n = set.count
@@ -235,7 +274,10 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       cache.hyper = model.hyper
       cache.searchedAt = n
     }
-    return model
+    return model === undefined ? undefined : {
+      model,
+      nearDuplicate: (x: ReadonlyArray<number>) => inert.size > 0 && keys.has(maskedKey(x, inert))
+    }
   }
 
   // Tallies per tree, so each distillation only counts what finished since the last one.

@@ -130,6 +130,31 @@ describe("HeuristicResearcher", () => {
       }
     }))
 
+  it.effect("a parameter whose changes left the result identical is not varied alone again", () =>
+    Effect.gen(function*() {
+      // The score depends on the learning rate and epochs only; data.format is ignored by the trainer.
+      const lrs = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+      const scoreOf = (lr: number, epochs: number) => 1 - Math.abs(lrs.indexOf(lr) - 2) * 0.2 - Math.abs(epochs - 3) * 0.15
+      const b = new TreeBuilder.TreeBuilder(task)
+      const at = (lr: number, epochs: number, format: string) =>
+        b.succeed("root", { "training.learningRate": lr, "training.epochs": epochs, "data.format": format }, scoreOf(lr, epochs))
+      at(1e-4, 1, "plain")
+      at(1e-2, 4, "reversed")
+      at(3e-4, 2, "scratchpad")
+      at(3e-3, 1, "plain")
+      // one controlled comparison of data.format: identical results
+      at(1e-3, 3, "plain")
+      const best = at(1e-3, 3, "reversed")
+      const finished = [...b.view.nodes()].filter((nd) => nd.id !== "root").map((nd) => nd.strategy)
+      const proposals = yield* propose(b, best, 6).pipe(Random.withSeed(2))
+      assert.strictEqual(proposals.length, 6)
+      for (const p of proposals) {
+        for (const f of finished) {
+          assert.notDeepEqual(changed(task.searchSpace!, f, p.strategy), ["data.format"], p.strategy.rationale)
+        }
+      }
+    }))
+
   it.effect("a task without a search space is a clear error", () =>
     Effect.gen(function*() {
       const { searchSpace: _, ...bare } = task
