@@ -163,7 +163,8 @@ const setMixture = (strategy: Strategy.Strategy, weights: ReadonlyMap<string, nu
   const othersTotal = others.reduce((acc, s) => acc + s.weight, 0)
   // a point summing to 1 up to rounding leaves nothing
   const rest = named < 1 - 1e-9 ? 1 - named : 0
-  const scale = named > 1 || (others.length === 0 && named > 0) ? 1 / named : 1
+  // divided, not multiplied by 1 / named: a tiny weight alone (5e-324) has no finite inverse
+  const divisor = named > 1 || (others.length === 0 && named > 0) ? named : 1
   const first = others[0]
   const shareOf = (s: Strategy.Strategy["data"]["sources"][number]) =>
     othersTotal > 0 ? (s.weight / othersTotal) * rest : s === first ? rest : 0
@@ -171,14 +172,14 @@ const setMixture = (strategy: Strategy.Strategy, weights: ReadonlyMap<string, nu
   const sources: Array<Strategy.Strategy["data"]["sources"][number]> = []
   for (const s of strategy.data.sources) {
     const w = weights.get(s.name)
-    if (w !== undefined) sources.push({ ...s, weight: round(w * scale) })
+    if (w !== undefined) sources.push({ ...s, weight: round(w / divisor) })
     else {
       const share = round(shareOf(s))
       if (share > 0) sources.push({ ...s, weight: share })
     }
   }
   for (const [name, w] of weights) {
-    if (!strategy.data.sources.some((s) => s.name === name)) sources.push({ name, weight: round(w * scale) })
+    if (!strategy.data.sources.some((s) => s.name === name)) sources.push({ name, weight: round(w / divisor) })
   }
   return { ...strategy, data: { ...strategy.data, sources } }
 }

@@ -89,6 +89,15 @@ describe("SearchSpace", () => {
     assert.deepStrictEqual(clamped.data.sources.map((s) => [s.name, s.weight]), [["add2", 1]])
   })
 
+  it("mixture: the only source takes weight 1, however small the value set (no infinite weight)", () => {
+    const none = Strategy.decodeSync({ ...base, data: { ...base.data, sources: [] } })
+    for (const w of [5e-324, 1e-300, 0.25]) {
+      const t = SearchSpace.set(none, "data.mixture.b", w)
+      assert.deepStrictEqual(t.data.sources.map((s) => [s.name, s.weight]), [["b", 1]], `weight ${w}`)
+      assert.deepStrictEqual(Strategy.decodeSync(Strategy.encode(t)), t)
+    }
+  })
+
   it("indexOf: exact value, else the nearest, on a log scale for log parameters", () => {
     const values = [0.0003, 0.001, 0.003, 0.01, 0.03]
     const log: SearchSpace.Parameter = { path: "training.learningRate", kind: "log", values }
