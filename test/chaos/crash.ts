@@ -42,6 +42,8 @@ interface Tally {
   kills: number
   killsByTrigger: Record<Trigger, number>
   killsBetweenSubmitAndEvent: number
+  /** Kills that left a journal with no events (created, the run not yet recorded). */
+  killedBeforeStart: number
   sessions: number
   finishedLost: number
   executedTwice: number
@@ -175,6 +177,17 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
       findings.push(`journal of ${runDir} fails to open after a kill: ${read.error}`)
       break
     }
+    if (read.entries.length === 0 && r.killed) {
+      // killed after the journal was created, before the run was recorded: nothing to resume
+      // (`trex resume` says so); start again
+      kills++
+      tally.kills++
+      tally.killsByTrigger[effective!]++
+      tally.killedBeforeStart++
+      fs.rmSync(runDir, { recursive: true, force: true })
+      runDir = undefined
+      continue
+    }
     // every trial seen finished before must still be there, with the same outcome
     const now = finishedNodes(read.entries)
     for (const [id, outcome] of known) {
@@ -227,6 +240,7 @@ const newTally = (): Tally => ({
   kills: 0,
   killsByTrigger: { "random": 0, "after-done": 0, "after-start": 0, "job-dir": 0 },
   killsBetweenSubmitAndEvent: 0,
+  killedBeforeStart: 0,
   sessions: 0,
   finishedLost: 0,
   executedTwice: 0,
@@ -266,6 +280,7 @@ export const run = (options: CampaignOptions) =>
       "kills: 0-5 ms after a trial started": local.killsByTrigger["after-start"],
       "kills: as a job directory appeared": local.killsByTrigger["job-dir"],
       "kills that left a job submitted but not journaled": local.killsBetweenSubmitAndEvent,
+      "kills that left a journal with no events (started again)": local.killedBeforeStart + sim.killedBeforeStart,
       "controller sessions": local.sessions + sim.sessions,
       "finished trials lost": local.finishedLost + sim.finishedLost,
       "job executions logged (local)": local.executions,

@@ -59,8 +59,15 @@ export const load = (runDir: string): Effect.Effect<RunInfo, Errors.InvalidInput
   Effect.gen(function*() {
     const entries = yield* readEntries(runDir)
     const first = entries[0]?.event
-    if (first?._tag !== "RunStarted") {
-      return yield* new Errors.InvalidInput({ source: runDir, message: `the journal in ${runDir} has no RunStarted event` })
+    if (first === undefined) {
+      // the controller was stopped after it created the journal and before it recorded the run
+      return yield* new Errors.InvalidInput({
+        source: runDir,
+        message: `the run in ${runDir} was stopped before it started (its journal holds no events): there is nothing to resume or show; start it again with \`trex run\``
+      })
+    }
+    if (first._tag !== "RunStarted") {
+      return yield* new Errors.InvalidInput({ source: runDir, message: `the journal in ${runDir} does not start with RunStarted (it starts with ${first._tag}): not a TREX run journal` })
     }
     let finished: JournalEvent.Of<"RunFinished"> | undefined
     for (const e of entries) {

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { DatabaseSync } from "node:sqlite"
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, Journal } from "@trex/core"
 import { Effect } from "effect"
@@ -183,6 +184,28 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.strictEqual(second.status, 2)
     assert.match(second.stderr, new RegExp(`run is in use by process ${process.pid}`))
     assert.notMatch(second.stderr, /\n\s+at /)
+  })
+
+  it("a run stopped before it was recorded (a journal with no events): status and resume say so and exit 2", () => {
+    for (const setup of ["no table", "empty table"]) {
+      const runDir = path.join(tmp(), "20261203-000000-stopped")
+      fs.mkdirSync(runDir)
+      const file = path.join(runDir, "journal.sqlite")
+      if (setup === "no table") {
+        // what a controller killed between creating the journal and its first migration leaves
+        const db = new DatabaseSync(file)
+        db.exec("PRAGMA journal_mode = WAL")
+        db.close()
+      } else {
+        Effect.runSync(Effect.scoped(Effect.provide(Effect.asVoid(Journal.Journal), Journal.Journal.layerSqlite(file))))
+      }
+      for (const command of ["status", "resume"]) {
+        const r = trex([command, runDir])
+        assert.strictEqual(r.status, 2, `${setup}, ${command}: ${r.stderr}`)
+        assert.match(r.stderr, /was stopped before it started \(its journal holds no events\).*start it again with `trex run`/)
+        assert.notMatch(r.stderr, /\n\s+at /, "no stack trace")
+      }
+    }
   })
 
   it("kill -9 mid-run, then `trex resume`: finishes without repeating a finished trial", async () => {

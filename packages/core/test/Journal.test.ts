@@ -144,6 +144,21 @@ describe("Journal (SQLite)", () => {
     assert.match(missing.message, /no journal/)
   })
 
+  it("a file its writer was killed in before the table existed reads as empty; a writer then migrates it", async () => {
+    for (const create of ["", "PRAGMA journal_mode = WAL"]) {
+      const file = sqliteFile()
+      // what a controller killed between creating the file and committing the first migration leaves
+      const db = new DatabaseSync(file)
+      if (create !== "") db.exec(create)
+      db.close()
+      assert.deepStrictEqual(await withSqlite(file, (j) => j.read(), { readonly: true }), [], create || "empty file")
+      const e = await withSqlite(file, (j) => Effect.flip(j.append([eventAt(1)])), { readonly: true })
+      assert.match(e.message, /read-only/)
+      assert.strictEqual(await withSqlite(file, (j) => j.append([eventAt(1)])), 1)
+      assert.strictEqual(assertPrefix(await withSqlite(file, (j) => j.read(), { readonly: true })), 1)
+    }
+  })
+
   describe("corruption", () => {
     const corrupt = async (f: (db: DatabaseSync) => void) => {
       const file = sqliteFile()

@@ -158,6 +158,14 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     const insert = options.readonly ? undefined : db.prepare("INSERT INTO events (seq, tag, payload, crc) VALUES (?, ?, ?, ?)")
     const begin = options.readonly ? undefined : db.prepare("BEGIN IMMEDIATE")
     const commit = options.readonly ? undefined : db.prepare("COMMIT")
+    // A file its writer was killed in before the first migration committed has no table yet: for a
+    // reader, a journal with no events (a writer migrates it when it opens it).
+    if (options.readonly && (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version === 0) {
+      return {
+        append: () => Effect.fail(io(`journal ${file} is open read-only`)),
+        read: () => Effect.succeed([])
+      }
+    }
     // rows as arrays (no object per row); the tag is read only to name a row that does not decode
     const selectFrom = db.prepare("SELECT seq, payload, crc FROM events WHERE seq >= ? ORDER BY seq")
     selectFrom.setReturnArrays(true)
