@@ -101,7 +101,8 @@ const releaseLock = (lockFile: string) =>
     }
   })
 
-const openDb = (file: string, options: SqliteOptions): DatabaseSync => {
+/** The open database and its format version (0: a file whose first migration never committed). */
+const openDb = (file: string, options: SqliteOptions): { readonly db: DatabaseSync; readonly version: number } => {
   if (!options.readonly) fs.mkdirSync(path.dirname(file), { recursive: true })
   else if (!fs.existsSync(file)) throw io(`no journal at ${file}`)
   const db = new DatabaseSync(file, { readOnly: options.readonly === true })
@@ -112,6 +113,7 @@ const openDb = (file: string, options: SqliteOptions): DatabaseSync => {
       db.close()
       throw io(`journal ${file} has format ${version}, newer than this trex (${JournalEvent.FORMAT_VERSION}): upgrade trex`, "Version")
     }
+    return { db, version }
   } else {
     db.exec("PRAGMA journal_mode = WAL")
     db.exec(`PRAGMA synchronous = ${options.durability === "process" ? "NORMAL" : "FULL"}`)
@@ -135,7 +137,7 @@ const openDb = (file: string, options: SqliteOptions): DatabaseSync => {
       }
     }
   }
-  return db
+  return { db, version: JournalEvent.FORMAT_VERSION }
 }
 
 export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
@@ -148,19 +150,19 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
       })
       yield* Effect.acquireRelease(acquireLock(lockFile), () => releaseLock(lockFile))
     }
-    const db = yield* Effect.acquireRelease(
+    const { db, version } = yield* Effect.acquireRelease(
       Effect.try({
         try: () => openDb(file, options),
         catch: (e) => (e instanceof JournalError ? e : io(`cannot open journal ${file}: ${String(e)}`, "Corrupt"))
       }),
-      (db) => Effect.sync(() => db.isOpen && db.close())
+      ({ db }) => Effect.sync(() => db.isOpen && db.close())
     )
     const insert = options.readonly ? undefined : db.prepare("INSERT INTO events (seq, tag, payload, crc) VALUES (?, ?, ?, ?)")
     const begin = options.readonly ? undefined : db.prepare("BEGIN IMMEDIATE")
     const commit = options.readonly ? undefined : db.prepare("COMMIT")
     // A file its writer was killed in before the first migration committed has no table yet: for a
     // reader, a journal with no events (a writer migrates it when it opens it).
-    if (options.readonly && (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version === 0) {
+    if (version === 0) {
       return {
         append: () => Effect.fail(io(`journal ${file} is open read-only`)),
         read: () => Effect.succeed([])
