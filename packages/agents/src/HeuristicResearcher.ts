@@ -64,6 +64,21 @@ export interface Options {
 
 /** Newest nodes scanned per proposal for results the surrogate has not seen yet. */
 const OBSERVATION_WINDOW = 256
+/**
+ * The number of results at which the kernel's hyperparameters were last searched, given `n`: every
+ * count below 32, then each time the data has grown by a quarter (32, 40, 50, 63, 79, ...).
+ */
+const searchPoint = (n: number): number => {
+  if (n < 32) return n
+  let p = 32
+  for (;;) {
+    const q = Math.ceil(p * 1.25)
+    if (q > n) return p
+    p = q
+  }
+}
+/** Newest nodes scanned per distillation for results not counted yet. */
+const DISTILL_WINDOW = 2000
 /** Pools up to this size are scored whole for jumps; larger spaces by random configurations. */
 const JUMP_POOL = 2048
 
@@ -218,61 +233,81 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
   // Observations per tree, gathered incrementally from the newest nodes.
   const observed = new WeakMap<object, {
     readonly set: ObservationSet
-    hyper?: Surrogate.Hyper
-    searchedAt: number
+    /** The kernel's hyperparameters as searched at `hyperAt` results (see `searchPoint`). */
+    hyper: Surrogate.Hyper | undefined
+    hyperAt: number
     /** Single-parameter comparisons: which parameters have shown no effect. */
     readonly sensitivity: Sensitivity
-    /** Features of every finished trial, and their keys with the inert dimensions (as of `inertKey`) masked. */
-    readonly xs: Array<ReadonlyArray<number>>
+    /** Every finished trial's observation, in the order added; and their keys with the inert dimensions (as of `inertKey`) masked. */
+    readonly history: Array<{ readonly id: string; readonly o: Surrogate.Observation }>
     keys: Set<string>
     inertKey: string
   }>()
+  const observationSet = () => new ObservationSet({ all: maxObservations, bestKept, recentKept })
   const surrogateFor = (tree: ExperimentTree.TreeView, space: SearchSpace.SearchSpace, parent: ExperimentTree.NodeView | undefined) => {
     let cache = observed.get(tree)
+    // A tree first seen here (a resumed run, a fresh researcher) is read whole, oldest first, as a
+    // researcher that saw it grow one trial at a time added its results; after that, the newest nodes
+    // hold every result not yet seen. (Reading only the newest on first sight made a resumed run of
+    // more than 256 trials propose differently from an uninterrupted one.)
+    const scan = cache === undefined ? tree.latest(tree.size) : tree.latest(OBSERVATION_WINDOW)
     if (cache === undefined) {
       observed.set(tree, (cache = {
-        set: new ObservationSet({ all: maxObservations, bestKept, recentKept }),
-        searchedAt: 0,
+        set: observationSet(),
+        hyper: undefined,
+        hyperAt: -1,
         sensitivity: new Sensitivity(),
-        xs: [],
+        history: [],
         keys: new Set(),
         inertKey: ""
       }))
     }
     const set = cache.set
-    const before = cache.xs.length
-    for (const nd of tree.latest(OBSERVATION_WINDOW)) {
+    const before = cache.history.length
+    for (const nd of scan) {
       if (set.has(nd.id) || (nd.state._tag !== "Succeeded" && nd.state._tag !== "Failed")) continue
       const score = ExperimentNode.score(nd)
-      const x = Surrogate.features(space, nd.strategy)
-      const utility = score === undefined ? undefined : Task.utility(tree.task, score)
-      set.add(nd.id, { x, utility })
-      cache.sensitivity.add(x, utility)
-      cache.xs.push(x)
+      const o = { x: Surrogate.features(space, nd.strategy), utility: score === undefined ? undefined : Task.utility(tree.task, score) }
+      set.add(nd.id, o)
+      cache.sensitivity.add(o.x, o.utility)
+      cache.history.push({ id: nd.id, o })
     }
     // The finished configurations up to inert parameters: rebuilt when the inert set changes (rarely), else extended.
     const inert = cache.sensitivity.inert()
     const inertKey = [...inert].join(",")
     if (inertKey !== cache.inertKey) {
       cache.inertKey = inertKey
-      cache.keys = inert.size > 0 ? new Set(cache.xs.map((x) => maskedKey(x, inert))) : new Set()
+      cache.keys = inert.size > 0 ? new Set(cache.history.map((h) => maskedKey(h.o.x, inert))) : new Set()
     } else if (inert.size > 0) {
-      for (let i = before; i < cache.xs.length; i++) cache.keys.add(maskedKey(cache.xs[i]!, inert))
+      for (let i = before; i < cache.history.length; i++) cache.keys.add(maskedKey(cache.history[i]!.o.x, inert))
     }
     const keys = cache.keys
     const list = set.list()
-    // The hyperparameters are searched again while the data is small and then each time it grows by a quarter.
     const n = set.count
-    const search = cache.hyper === undefined || n < 32 || n >= cache.searchedAt * 1.25
-    const model = Surrogate.fit(list, {
-      minObservations: options.surrogateMinObservations ?? 4,
-      maxObservations,
-      ...(parent !== undefined ? { near: Surrogate.features(space, parent.strategy) } : {}),
-      ...(!search && cache.hyper !== undefined ? { hyper: cache.hyper } : {})
-    })
-    if (model !== undefined && search) {
-      cache.hyper = model.hyper
-      cache.searchedAt = n
+    const fitOptions = { minObservations: options.surrogateMinObservations ?? 4, maxObservations }
+    const near = parent !== undefined ? { near: Surrogate.features(space, parent.strategy) } : {}
+    // The hyperparameters in use are those searched on the data as of the last search point: a
+    // function of the results alone, not of when proposals were asked for, so a researcher that
+    // first sees a tree (a resumed run) fits the model one that saw it grow fits.
+    const at = searchPoint(n)
+    let model: Surrogate.Model | undefined
+    if (at === n && list.length <= maxObservations) {
+      // all the data is in the model, wherever the parent is: one search does both
+      model = Surrogate.fit(list, { ...fitOptions, ...near })
+      cache.hyper = model?.hyper
+      cache.hyperAt = at
+    } else {
+      if (cache.hyperAt !== at) {
+        let past = list
+        if (at !== n) {
+          const then = observationSet()
+          for (const h of cache.history.slice(0, at)) then.add(h.id, h.o)
+          past = then.list()
+        }
+        cache.hyper = Surrogate.fit(past, fitOptions)?.hyper
+        cache.hyperAt = at
+      }
+      model = Surrogate.fit(list, { ...fitOptions, ...near, ...(cache.hyper !== undefined ? { hyper: cache.hyper } : {}) })
     }
     return model === undefined ? undefined : {
       model,
@@ -288,8 +323,10 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       if (space === undefined) return []
       const key = context.tree
       let t = tallies.get(key)
+      // a tree first seen here is counted whole (as one seen growing was), afterwards its newest nodes
+      const window = t === undefined ? context.tree.size : DISTILL_WINDOW
       if (t === undefined) tallies.set(key, (t = emptyTallies()))
-      return distillInsights(context.tree, space, context.now, options.minPairs ?? 3, t)
+      return distillInsights(context.tree, space, context.now, options.minPairs ?? 3, t, window)
     })
 
   return { name: "heuristic", analyze, propose, distill }

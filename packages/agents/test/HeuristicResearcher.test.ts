@@ -155,6 +155,43 @@ describe("HeuristicResearcher", () => {
       }
     }))
 
+  it.effect("a fresh researcher on a long run's tree proposes what the one that saw it grow proposes (a resumed run)", () =>
+    Effect.gen(function*() {
+      // 8,000 configurations, so the 320 trials leave most untried
+      const big = TreeBuilder.task({
+        searchSpace: {
+          parameters: [
+            { path: "training.learningRate", kind: "log", values: [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3] },
+            { path: "training.epochs", kind: "ordinal", values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] },
+            { path: "training.batchSize", kind: "ordinal", values: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512] },
+            { path: "data.format", kind: "categorical", values: ["plain", "reversed", "scratchpad", "chat", "json", "csv", "xml", "md"] }
+          ]
+        }
+      })
+      const space = big.searchSpace!.parameters
+      const grown = HeuristicResearcher.make()
+      const b = new TreeBuilder.TreeBuilder(big)
+      // 320 trials, one at a time, the best early: a researcher that only read the newest 256 would miss them
+      let seed = 7
+      const next = () => (seed = (seed * 16807) % 2147483647) / 2147483647
+      let last = "root"
+      for (let i = 0; i < 320; i++) {
+        const changes = Object.fromEntries(space.map((p) => [p.path, p.values[Math.floor(next() * p.values.length)]!]))
+        last = b.succeed(i < 5 ? "root" : last, changes, (i < 40 ? 1 : 0) + next())
+        if (i % 8 === 0 || i === 319) yield* grown.propose(contextFor(big, b, last), 1).pipe(Random.withSeed(i))
+        if (i % 50 === 0) yield* grown.distill({ task: big, tree: b.view, now: i })
+      }
+      const fresh = HeuristicResearcher.make()
+      const ask = (r: Researcher.ResearcherShape) => r.propose(contextFor(big, b, last), 4).pipe(Random.withSeed(99))
+      const a = yield* ask(grown)
+      const f = yield* ask(fresh)
+      assert.strictEqual(a.length, 4)
+      assert.deepStrictEqual(f.map((p) => Fingerprint.of(p.strategy)), a.map((p) => Fingerprint.of(p.strategy)))
+      assert.deepStrictEqual(f.map((p) => p.strategy.rationale), a.map((p) => p.strategy.rationale))
+      const insights = (r: Researcher.ResearcherShape) => r.distill({ task: big, tree: b.view, now: 1000 }).pipe(Effect.map((is) => is.map((i) => i.text)))
+      assert.deepStrictEqual(yield* insights(fresh), yield* insights(grown))
+    }))
+
   it.effect("a task without a search space is a clear error", () =>
     Effect.gen(function*() {
       const { searchSpace: _, ...bare } = task

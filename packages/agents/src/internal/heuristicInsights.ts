@@ -57,8 +57,8 @@ export const distillInsights = (
   space: SearchSpace.SearchSpace,
   now: number,
   minPairs: number,
-  tallies: Tallies = emptyTallies(),
-  window = 2000
+  tallies: Tallies,
+  window: number
 ): Array<Insight.Insight> => {
   const compare = (a: ExperimentTree.NodeView, b: ExperimentTree.NodeView) => {
     const p = soleDifference(space, a, b)
