@@ -6,7 +6,8 @@
  * finished results ("data.format=reversed beat its comparison in 5 of 6 pairs, +0.12 on
  * average"), which then bias its next proposals. Its own controlled comparisons also say which
  * parameters have no effect at all (changing one alone left the result identical): a candidate
- * that differs from a finished trial only in such parameters is a near-duplicate and ranked last.
+ * that differs from a finished trial only in such parameters is a near-duplicate and ranked last,
+ * and an insight says which parameter made no difference.
  * The embedded default, and the baseline every model-backed researcher must beat.
  *
  * @since 0.1.0
@@ -244,7 +245,8 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
     inertKey: string
   }>()
   const observationSet = () => new ObservationSet({ all: maxObservations, bestKept, recentKept })
-  const surrogateFor = (tree: ExperimentTree.TreeView, space: SearchSpace.SearchSpace, parent: ExperimentTree.NodeView | undefined) => {
+  /** The tree's observations, with every result finished since the last call added. */
+  const ingest = (tree: ExperimentTree.TreeView, space: SearchSpace.SearchSpace) => {
     let cache = observed.get(tree)
     // A tree first seen here (a resumed run, a fresh researcher) is read whole, oldest first, as a
     // researcher that saw it grow one trial at a time added its results; after that, the newest nodes
@@ -269,7 +271,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       const score = ExperimentNode.score(nd)
       const o = { x: Surrogate.features(space, nd.strategy), utility: score === undefined ? undefined : Task.utility(tree.task, score) }
       set.add(nd.id, o)
-      cache.sensitivity.add(o.x, o.utility)
+      cache.sensitivity.add(o.x, o.utility, nd.id)
       cache.history.push({ id: nd.id, o })
     }
     // The finished configurations up to inert parameters: rebuilt when the inert set changes (rarely), else extended.
@@ -281,6 +283,12 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
     } else if (inert.size > 0) {
       for (let i = before; i < cache.history.length; i++) cache.keys.add(maskedKey(cache.history[i]!.o.x, inert))
     }
+    return { cache, inert }
+  }
+
+  const surrogateFor = (tree: ExperimentTree.TreeView, space: SearchSpace.SearchSpace, parent: ExperimentTree.NodeView | undefined) => {
+    const { cache, inert } = ingest(tree, space)
+    const set = cache.set
     const keys = cache.keys
     const list = set.list()
     const n = set.count
@@ -326,7 +334,26 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       // a tree first seen here is counted whole (as one seen growing was), afterwards its newest nodes
       const window = t === undefined ? context.tree.size : DISTILL_WINDOW
       if (t === undefined) tallies.set(key, (t = emptyTallies()))
-      return distillInsights(context.tree, space, context.now, options.minPairs ?? 3, t, window)
+      const insights = distillInsights(context.tree, space, context.now, options.minPairs ?? 3, t, window)
+      // parameters measured to make no difference (the ones near-duplicates are judged by)
+      const { cache, inert } = ingest(context.tree, space)
+      const varied = space.parameters.filter((p) => p.values.length > 1)
+      const known = new Set(context.tree.insights.map((i) => i.id))
+      for (const d of [...inert].sort((a, b) => a - b)) {
+        const path = varied[d]!.path
+        const id = `heuristic:${path}:no-effect`
+        if (known.has(id)) continue
+        const { pairs, ties, evidence } = cache.sensitivity.counts(d)
+        insights.push({
+          id,
+          text: `${path} made no difference: ${ties} of ${pairs} changes of it alone left ${context.task.metric.name} exactly the same` +
+            " (configurations that differ from a tried one only in it are now tried last)",
+          evidence: [...evidence].sort(),
+          createdAt: context.now,
+          data: { path, effect: "none", ties, pairs }
+        })
+      }
+      return insights
     })
 
   return { name: "heuristic", analyze, propose, distill }

@@ -79,6 +79,28 @@ describe("HeuristicResearcher", () => {
       for (const id of reversed!.evidence) assert.isDefined(b.view.get(id))
     }))
 
+  it.effect("distils a parameter that made no difference into an insight, once", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(task)
+      // the score depends on the learning rate only: every change of data.format alone ties
+      const lrs = [1e-4, 3e-4, 1e-3]
+      const ids: Array<string> = []
+      for (const [i, lr] of lrs.entries()) {
+        ids.push(b.succeed("root", { "training.learningRate": lr, "data.format": "plain" }, 0.1 * (i + 1)))
+        ids.push(b.succeed("root", { "training.learningRate": lr, "data.format": "reversed" }, 0.1 * (i + 1)))
+      }
+      const researcher = HeuristicResearcher.make()
+      const insights = yield* researcher.distill({ task, tree: b.view, now: 1 })
+      const none = insights.filter((i) => i.id.endsWith(":no-effect"))
+      assert.deepStrictEqual(none.map((i) => i.id), ["heuristic:data.format:no-effect"])
+      assert.match(none[0]!.text, /^data\.format made no difference: 3 of 3 changes of it alone left score exactly the same/)
+      assert.deepStrictEqual(none[0]!.evidence, [...ids].sort())
+      assert.deepStrictEqual(none[0]!.data, { path: "data.format", effect: "none", ties: 3, pairs: 3 })
+      // not repeated once the tree has it
+      const again = yield* researcher.distill({ task, tree: { ...b.view, insights: none }, now: 2 })
+      assert.isUndefined(again.find((i) => i.id.endsWith(":no-effect")))
+    }))
+
   it.effect("follows insights: with an insight, children move to the winning value", () =>
     Effect.gen(function*() {
       const b = new TreeBuilder.TreeBuilder(task)

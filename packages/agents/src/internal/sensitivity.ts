@@ -17,7 +17,11 @@
 interface Entry {
   readonly value: number
   readonly utility: number
+  readonly id: string | undefined
 }
+
+/** Node ids kept per dimension as the evidence of its ties, at most. */
+const EVIDENCE = 8
 
 /** Two utilities are identical when equal up to rounding (a relative 1e-9). */
 const identical = (a: number, b: number) => a === b || Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b))
@@ -29,17 +33,22 @@ export class Sensitivity {
   private readonly buckets = new Map<string, Array<Entry>>()
   private pairs: Array<number> = []
   private ties: Array<number> = []
+  private evidence: Array<Set<string>> = []
   private readonly minTies: number
   constructor(minTies = 1) {
     this.minTies = minTies
   }
 
-  /** Add a finished trial's features and utility (`undefined`, a failure, is not compared). */
-  add(x: ReadonlyArray<number>, utility: number | undefined): void {
+  /**
+   * Add a finished trial's features and utility (`undefined`, a failure, is not compared); `id`
+   * names it in the evidence of the ties it takes part in.
+   */
+  add(x: ReadonlyArray<number>, utility: number | undefined, id?: string): void {
     if (utility === undefined || !Number.isFinite(utility)) return
     while (this.pairs.length < x.length) {
       this.pairs.push(0)
       this.ties.push(0)
+      this.evidence.push(new Set())
     }
     for (let d = 0; d < x.length; d++) {
       const key = `${d}|${x.map((v, i) => (i === d ? "*" : v)).join(",")}`
@@ -48,9 +57,13 @@ export class Sensitivity {
       for (const e of bucket) {
         if (e.value === x[d]) continue
         this.pairs[d]!++
-        if (identical(e.utility, utility)) this.ties[d]!++
+        if (identical(e.utility, utility)) {
+          this.ties[d]!++
+          const ev = this.evidence[d]!
+          if (e.id !== undefined && id !== undefined && ev.size + 2 <= EVIDENCE) ev.add(e.id).add(id)
+        }
       }
-      if (bucket.length < BUCKET) bucket.push({ value: x[d]!, utility })
+      if (bucket.length < BUCKET) bucket.push({ value: x[d]!, utility, id })
     }
   }
 
@@ -71,9 +84,9 @@ export class Sensitivity {
     return out
   }
 
-  /** Comparisons and identical results per dimension so far. */
-  counts(d: number): { readonly pairs: number; readonly ties: number } {
-    return { pairs: this.pairs[d] ?? 0, ties: this.ties[d] ?? 0 }
+  /** Comparisons and identical results per dimension so far, and trials of the first ties. */
+  counts(d: number): { readonly pairs: number; readonly ties: number; readonly evidence: ReadonlySet<string> } {
+    return { pairs: this.pairs[d] ?? 0, ties: this.ties[d] ?? 0, evidence: this.evidence[d] ?? new Set() }
   }
 }
 
