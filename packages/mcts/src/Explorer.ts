@@ -121,8 +121,17 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   let priorElapsed = 0
   let sessionStart = 0
   let lastAt = 0
+  // The summed cost of the trials that reported one, and their number: admission estimates a trial
+  // by their mean (when the recipe declares no larger estimate). Replayed, so a resumed run
+  // estimates as the uninterrupted one did.
+  let trialCost = Cost.zero
+  let trialsCosted = 0
   for (const { event } of existing) {
     ledger.apply(event)
+    if (event._tag === "BudgetCharged" && event.reason === "trial") {
+      trialCost = Cost.add(trialCost, event.cost)
+      trialsCosted++
+    }
     if (event._tag === "RunStarted" || event._tag === "RunResumed") {
       priorElapsed += Math.max(0, lastAt - sessionStart)
       sessionStart = event.at
@@ -202,7 +211,6 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   const wake = yield* Queue.unbounded<Wake>()
   const fibers = yield* FiberMap.make<string, void, Errors.JournalError>()
   const inFlight = new Set<string>()
-  let meanCost: Cost.Cost | undefined
   let finishedCount = 0
   const pruning = new Set<string>()
 
@@ -213,7 +221,8 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       if (result !== undefined && hasCost(result.cost)) {
         events.push(JournalEvent.make("BudgetCharged", { nodeId, cost: result.cost, reason: "trial", at }))
         ledger.charge(result.cost)
-        meanCost = meanCost === undefined ? result.cost : blend(meanCost, result.cost, finishedCount + 1)
+        trialCost = Cost.add(trialCost, result.cost)
+        trialsCosted++
       }
       events.push(
         JournalEvent.make("NodeFinished", {
@@ -374,11 +383,11 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       ...(declared?.wallSeconds !== undefined ? { wallSeconds: declared.wallSeconds } : {}),
       ...(declared?.dollars !== undefined ? { dollars: declared.dollars } : {})
     })
-    if (meanCost === undefined) return base
+    if (trialsCosted === 0) return base
     return {
       ...base,
-      gpuSeconds: Math.max(base.gpuSeconds, meanCost.gpuSeconds),
-      dollars: Math.max(base.dollars, meanCost.dollars)
+      gpuSeconds: Math.max(base.gpuSeconds, trialCost.gpuSeconds / trialsCosted),
+      dollars: Math.max(base.dollars, trialCost.dollars / trialsCosted)
     }
   }
 
@@ -619,14 +628,6 @@ const budgetStop = (ledger: Budget.Ledger): string | undefined => {
 
 const hasCost = (c: Cost.Cost): boolean =>
   c.gpuSeconds > 0 || c.wallSeconds > 0 || c.dollars > 0 || c.inputTokens > 0 || c.outputTokens > 0
-
-const blend = (mean: Cost.Cost, next: Cost.Cost, n: number): Cost.Cost => ({
-  gpuSeconds: mean.gpuSeconds + (next.gpuSeconds - mean.gpuSeconds) / n,
-  wallSeconds: mean.wallSeconds + (next.wallSeconds - mean.wallSeconds) / n,
-  dollars: mean.dollars + (next.dollars - mean.dollars) / n,
-  inputTokens: 0,
-  outputTokens: 0
-})
 
 /** A result without a score and without a failure is an InvalidOutput failure. */
 const failedIfUnscored = (result: Result.Result, task: Task.Task): Result.Result =>

@@ -89,6 +89,34 @@ describe("Explorer", () => {
       }
     }))
 
+  it.live("under a GPU-hour budget, a resumed run estimates trials as the uninterrupted one did: the same tree", () =>
+    Effect.gen(function*() {
+      // trials cost 5 to 400 GPU-seconds by their strategy; no declared estimate, so admission
+      // estimates a trial by the mean cost of the finished ones. The budget leaves 220 s before the
+      // 18th admission: the mean of the 17 before (191 s) admits it, an estimate from the trials of a
+      // resumed session alone (a kill after 75 events: about 300 s) did not.
+      const task = makeTask({ gpuHours: 0.9633 })
+      const cost = (s: Parameters<typeof score>[0]) => 5 + Math.round(395 * score(s) ** 3)
+      const run = (journal: Journal.Journal["Service"], onEvent: () => void = () => {}) =>
+        Explorer.run(task, { runId: "g", runDir: "/tmp/unused", seed: 3, concurrency: 1, onEvent }).pipe(
+          Effect.provide(
+            Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, functionExecutor({ runs: [] }, { gpuSeconds: cost })))
+          )
+        )
+      const reference = yield* run(Journal.makeMemory())
+      assert.match(reference.reason, /budget/)
+      assert.strictEqual(reference.tree.size, 18)
+      for (const killAt of [15, 30, 45, 60, 70, 75, 80]) {
+        const journal = Journal.makeMemory()
+        let seen = 0
+        const fiber = yield* run(journal, () => void seen++).pipe(Effect.forkChild)
+        while (seen < killAt) yield* Effect.sleep("1 millis")
+        yield* Fiber.interrupt(fiber)
+        const resumed = yield* run(journal)
+        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), `kill at event ${killAt}`)
+      }
+    }))
+
   it.live("never admits past a GPU-hour budget with declared estimates", () =>
     Effect.gen(function*() {
       const task = makeTask(

@@ -66,7 +66,7 @@ export interface ExecLog {
  * `failFor` makes chosen nodes fail for infrastructure reasons `failTimes` times.
  */
 export const functionExecutor = (log: ExecLog, options: {
-  readonly gpuSeconds?: number
+  readonly gpuSeconds?: number | ((s: Strategy.Strategy) => number)
   readonly stepMillis?: number
   readonly failFor?: (node: string) => { retryable: boolean } | undefined
   readonly curve?: (s: Strategy.Strategy, step: number) => number
@@ -93,7 +93,11 @@ export const functionExecutor = (log: ExecLog, options: {
         ),
         Effect.succeed({
           _tag: "Finished",
-          result: { metrics: { score: s }, score: s, curves: [], artifacts: [], cost: Cost.make({ gpuSeconds: options.gpuSeconds ?? 60, wallSeconds: 1 }) }
+          result: { metrics: { score: s }, score: s, curves: [], artifacts: [], cost: Cost.make({
+            gpuSeconds: typeof options.gpuSeconds === "function" ? options.gpuSeconds(req.node.strategy) : options.gpuSeconds ?? 60,
+            wallSeconds: 1
+          })
+        }
         } as const)
       ]
       return Stream.fromIterable(req.job !== undefined ? events.slice(1) : events).pipe(Stream.mapEffect((e) => e))
