@@ -363,9 +363,11 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   // ---- the loop ------------------------------------------------------------------------------
   const control = options.control
   const unsubscribe = control?.onChange(() => Queue.offerUnsafe(wake, { _tag: "Control" }))
-  let lastBestAt = 0
+  const replayed = progressOf(existing, runTask)
+  // for the stagnation rule: how many trials had finished when the best so far was found
+  let lastBestAt = replayed.atBest
   let bestUtility = tree.view.best() !== undefined ? tree.view.root.stats.bestUtility : -Infinity
-  let lastDistilled = finishedAtLastDistill(existing)
+  let lastDistilled = replayed.atDistill
   finishedCount = lastDistilled
   let reason = "completed"
   let interrupted = false as boolean
@@ -599,18 +601,28 @@ const withSeed = (seed: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effe
 /** The longest an event waits for its commit when nothing else commits first. */
 const GROUP_COMMIT = "20 millis"
 
-/** Trials finished when insights were last distilled (0 if never), from the journal. */
-const finishedAtLastDistill = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
+/**
+ * From the journal: the trials finished when insights were last distilled, and when the best
+ * result so far was found (0 if never), as the loop counted them.
+ */
+const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task): { readonly atDistill: number; readonly atBest: number } => {
   let finished = 0
   let atDistill = 0
+  let atBest = 0
+  let best = -Infinity
   const counted = new Set<string>()
   for (const { event } of entries) {
     if (event._tag === "NodeFinished" && event.outcome !== "Cancelled" && !counted.has(event.nodeId)) {
       counted.add(event.nodeId)
       finished++
+      const score = event.outcome === "Succeeded" ? event.result?.score : undefined
+      if (score !== undefined && Task.utility(task, score) > best) {
+        best = Task.utility(task, score)
+        atBest = finished
+      }
     } else if (event._tag === "InsightsDistilled") atDistill = finished
   }
-  return atDistill
+  return { atDistill, atBest }
 }
 
 /** A fingerprint that is in the tree already (finished, running or queued; not cancelled). */

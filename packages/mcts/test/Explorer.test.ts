@@ -89,6 +89,24 @@ describe("Explorer", () => {
       }
     }))
 
+  it.live("with a stagnation rule, a resumed run stops where the uninterrupted one stops", () =>
+    Effect.gen(function*() {
+      const options = { maxTrials: 40, stagnation: 5 }
+      const reference = yield* runWith(Journal.makeMemory(), options)
+      assert.match(reference.reason, /no improvement in 5 trials/)
+      assert.isBelow(reference.tree.size, 40)
+      for (const killAt of [10, 20, 30, 40, 50]) {
+        const journal = Journal.makeMemory()
+        let seen = 0
+        const fiber = yield* runWith(journal, { ...options, onEvent: () => void seen++ }).pipe(Effect.forkChild)
+        while (seen < killAt) yield* Effect.sleep("1 millis")
+        yield* Fiber.interrupt(fiber)
+        const resumed = yield* runWith(journal, options)
+        assert.strictEqual(resumed.reason, reference.reason, `kill at event ${killAt}`)
+        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), `kill at event ${killAt}`)
+      }
+    }))
+
   it.live("under a GPU-hour budget, a resumed run estimates trials as the uninterrupted one did: the same tree", () =>
     Effect.gen(function*() {
       // trials cost 5 to 400 GPU-seconds by their strategy; no declared estimate, so admission
