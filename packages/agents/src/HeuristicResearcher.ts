@@ -347,7 +347,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         insights.push({
           id,
           text: `${path} made no difference: ${ties} of ${pairs} changes of it alone left ${context.task.metric.name} exactly the same` +
-            " (configurations that differ from a tried one only in it are now tried last)",
+            (useSurrogate ? " (configurations that differ from a tried one only in it are now tried last)" : ""),
           evidence: [...evidence].sort(),
           createdAt: context.now,
           data: { path, effect: "none", ties, pairs }
