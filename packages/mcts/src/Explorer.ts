@@ -121,17 +121,14 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   let priorElapsed = 0
   let sessionStart = 0
   let lastAt = 0
+  // What the loop counts, as of the journal, so a resumed run carries on as the uninterrupted one.
+  const replayed = progressOf(existing, runTask)
   // The summed cost of the trials that reported one, and their number: admission estimates a trial
-  // by their mean (when the recipe declares no larger estimate). Replayed, so a resumed run
-  // estimates as the uninterrupted one did.
-  let trialCost = Cost.zero
-  let trialsCosted = 0
+  // by their mean (when the recipe declares no larger estimate).
+  let trialCost = replayed.trialCost
+  let trialsCosted = replayed.trialsCosted
   for (const { event } of existing) {
     ledger.apply(event)
-    if (event._tag === "BudgetCharged" && event.reason === "trial") {
-      trialCost = Cost.add(trialCost, event.cost)
-      trialsCosted++
-    }
     if (event._tag === "RunStarted" || event._tag === "RunResumed") {
       priorElapsed += Math.max(0, lastAt - sessionStart)
       sessionStart = event.at
@@ -363,7 +360,6 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   // ---- the loop ------------------------------------------------------------------------------
   const control = options.control
   const unsubscribe = control?.onChange(() => Queue.offerUnsafe(wake, { _tag: "Control" }))
-  const replayed = progressOf(existing, runTask)
   // for the stagnation rule: how many trials had finished when the best so far was found
   let lastBestAt = replayed.atBest
   let bestUtility = tree.view.best() !== undefined ? tree.view.root.stats.bestUtility : -Infinity
@@ -602,17 +598,23 @@ const withSeed = (seed: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effe
 const GROUP_COMMIT = "20 millis"
 
 /**
- * From the journal: the trials finished when insights were last distilled, and when the best
- * result so far was found (0 if never), as the loop counted them.
+ * From the journal, as the loop counted them: the trials finished when insights were last
+ * distilled, and when the best result so far was found (0 if never); the summed cost of the
+ * trials that reported one, and their number.
  */
-const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task): { readonly atDistill: number; readonly atBest: number } => {
+const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task) => {
   let finished = 0
   let atDistill = 0
   let atBest = 0
   let best = -Infinity
+  let trialCost = Cost.zero
+  let trialsCosted = 0
   const counted = new Set<string>()
   for (const { event } of entries) {
-    if (event._tag === "NodeFinished" && event.outcome !== "Cancelled" && !counted.has(event.nodeId)) {
+    if (event._tag === "BudgetCharged" && event.reason === "trial") {
+      trialCost = Cost.add(trialCost, event.cost)
+      trialsCosted++
+    } else if (event._tag === "NodeFinished" && event.outcome !== "Cancelled" && !counted.has(event.nodeId)) {
       counted.add(event.nodeId)
       finished++
       const score = event.outcome === "Succeeded" ? event.result?.score : undefined
@@ -622,7 +624,7 @@ const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task)
       }
     } else if (event._tag === "InsightsDistilled") atDistill = finished
   }
-  return { atDistill, atBest }
+  return { atDistill, atBest, trialCost, trialsCosted }
 }
 
 /** A fingerprint that is in the tree already (finished, running or queued; not cancelled). */
