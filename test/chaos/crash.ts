@@ -160,15 +160,19 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
     clearInterval(dirPoll)
     tally.sessions++
     runDir ??= runDirOf(r.stdout) ?? findRunDir()
-    if (runDir === undefined || !fs.existsSync(path.join(runDir, "journal.sqlite"))) {
-      // killed before the journal existed: start again
-      if (r.killed) {
-        kills++
-        tally.kills++
-        tally.killsByTrigger[effective!]++
-      }
+    const countKill = () => {
+      kills++
+      tally.kills++
+      tally.killsByTrigger[effective!]++
+    }
+    const startAgain = () => {
       if (runDir !== undefined) fs.rmSync(runDir, { recursive: true, force: true })
       runDir = undefined
+    }
+    if (runDir === undefined || !fs.existsSync(path.join(runDir, "journal.sqlite"))) {
+      // killed before the journal existed: start again
+      if (r.killed) countKill()
+      startAgain()
       continue
     }
     const read = await tryReadJournal(runDir)
@@ -180,12 +184,9 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
     if (read.entries.length === 0 && r.killed) {
       // killed after the journal was created, before the run was recorded: nothing to resume
       // (`trex resume` says so); start again
-      kills++
-      tally.kills++
-      tally.killsByTrigger[effective!]++
+      countKill()
       tally.killedBeforeStart++
-      fs.rmSync(runDir, { recursive: true, force: true })
-      runDir = undefined
+      startAgain()
       continue
     }
     // every trial seen finished before must still be there, with the same outcome
@@ -198,9 +199,7 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
     }
     known = now
     if (r.killed) {
-      kills++
-      tally.kills++
-      tally.killsByTrigger[effective!]++
+      countKill()
       if (s.backend === "local") tally.killsBetweenSubmitAndEvent += submittedWithoutEvent(read.entries, jobsDir()!)
       await sleep(random() * 300)
     } else if (r.code === 0) {
