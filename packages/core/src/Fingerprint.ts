@@ -17,15 +17,35 @@ export const canonicalJson = (value: unknown): string => {
   return canonical(value)
 }
 
-/** JSON-quoted keys: a strategy's keys are few and repeat in every strategy. */
-const quoted = new Map<string, string>()
-const quote = (key: string): string => {
-  let q = quoted.get(key)
+/** A member's key as written, `"key":` (first member) or `,"key":`: a strategy's keys are few and repeat in every strategy. */
+const firstKeys = new Map<string, string>()
+const nextKeys = new Map<string, string>()
+const keyText = (key: string, first: boolean): string => {
+  const cache = first ? firstKeys : nextKeys
+  let q = cache.get(key)
   if (q === undefined) {
-    q = JSON.stringify(key)
-    if (quoted.size < 4096) quoted.set(key, q)
+    q = (first ? "" : ",") + JSON.stringify(key) + ":"
+    if (cache.size < 4096) cache.set(key, q)
   }
   return q
+}
+
+/**
+ * Sort keys in place, in code-unit order. A few (the members of a strategy's objects) by insertion:
+ * `Array.prototype.sort` allocates a work copy on every call.
+ */
+const sortKeys = (keys: Array<string>): Array<string> => {
+  if (keys.length > 16) return keys.sort()
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!
+    let j = i - 1
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!
+      j--
+    }
+    keys[j + 1] = k
+  }
+  return keys
 }
 
 /**
@@ -66,13 +86,14 @@ const write = (value: unknown, out: Array<string>): void => {
         out.push("]")
       } else {
         const record = value as Record<string, unknown>
-        const keys = Object.keys(record).sort()
+        const keys = Object.keys(record)
+        if (keys.length > 1) sortKeys(keys)
         out.push("{")
         let first = true
         for (const k of keys) {
           const v = record[k]
           if (v === undefined) continue
-          out.push(first ? quote(k) : "," + quote(k), ":")
+          out.push(keyText(k, first))
           write(v, out)
           first = false
         }
