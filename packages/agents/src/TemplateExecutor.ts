@@ -20,7 +20,7 @@ import {
   Result,
   Task
 } from "@trex/core"
-import { Effect, Layer, type Redacted, Schema, Stream } from "effect"
+import { Effect, Layer, type Redacted, Result as Result_, Schema, Stream } from "effect"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -170,30 +170,28 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
         const curves: Array<Result.MetricPoint> = []
         let done = false
         const events = backend.watch(job).pipe(
-          Stream.map((ev): ExecutorAgent.ExecutionEvent | undefined => {
+          Stream.filterMap((ev): Result_.Result<ExecutorAgent.ExecutionEvent, void> => {
             switch (ev._tag) {
               case "Metric": {
                 // one point per (step, split, name): a repeat replaces the earlier value
                 const i = curves.findLastIndex((q) => q.step === ev.point.step && q.name === ev.point.name && q.split === ev.point.split)
                 if (i >= 0) curves[i] = ev.point
                 else if (curves.length < maxPoints) curves.push(ev.point)
-                return { _tag: "Progress", metrics: [ev.point] }
+                return Result_.succeed({ _tag: "Progress", metrics: [ev.point] })
               }
               case "Progress":
-                return { _tag: "Progress", fraction: ev.fraction, metrics: [], ...(ev.message !== undefined ? { message: ev.message } : {}) }
+                return Result_.succeed({ _tag: "Progress", fraction: ev.fraction, metrics: [], ...(ev.message !== undefined ? { message: ev.message } : {}) })
               case "Exit":
                 done = true
-                return { _tag: "Finished", result: toResult(request.task, ev, curves) }
+                return Result_.succeed({ _tag: "Finished", result: toResult(request.task, ev, curves) })
               default:
-                return undefined
+                return Result_.failVoid
             }
           }),
-          Stream.filter((e): e is ExecutorAgent.ExecutionEvent => e !== undefined),
           // Interrupted before the job finished (a stop, a prune): cancel it.
           Stream.ensuring(Effect.suspend(() => (done ? Effect.void : Effect.ignore(backend.cancel(job)))))
         )
-        const head: ReadonlyArray<ExecutorAgent.ExecutionEvent> = submitted ? [{ _tag: "Submitted", job }] : []
-        return Stream.concat(Stream.fromIterable(head), events)
+        return submitted ? Stream.prepend(events, [{ _tag: "Submitted", job } satisfies ExecutorAgent.ExecutionEvent]) : events
       })
     ).pipe(Stream.mapError(toError))
   }

@@ -330,7 +330,7 @@ export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effe
         Stream.unwrap(Effect.map(job(ref, "watch"), (j) =>
           // A finished job (every zero-cost job, which finishes inside its submit) replays what it
           // printed and its exit, with no queue to feed (the replay counts as activity).
-          j.exit !== undefined && j.watchers.size === 0
+          j.exit !== undefined && j.watchers.length === 0
             ? Stream.suspend(() => Stream.fromIterable(replay(engine, j)))
             : Stream.callback<Backend.JobEvent>((queue) =>
               Effect.acquireRelease(Effect.sync(() => engine.watch(j, queue)), () => Effect.sync(() => engine.unwatch(j, queue)))

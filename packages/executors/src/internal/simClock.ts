@@ -31,7 +31,10 @@ export interface SimJob {
   timeline: Array<{ readonly at: number; readonly event: JobEvent }>
   next: number
   exit: Backend.JobExit | undefined
-  readonly watchers: Set<Watcher>
+  /** Its watchers (rarely more than one; an array costs less than a set per job). */
+  readonly watchers: Array<Watcher>
+  /** Its index in its run's list. */
+  readonly slot: number
   /** Events emitted while nobody watched, for the first watcher (a job's stdout pipe). */
   readonly buffer: Array<JobEvent>
 }
@@ -110,7 +113,6 @@ export class Engine {
   private counter = 0
   /** Each run's jobs as `list` reports them, kept current so a list is one copy. */
   private readonly byRun = new Map<string, Array<Backend.JobInfo>>()
-  private readonly slot = new Map<SimJob, number>()
   readonly wake = Latch.makeUnsafe(false)
 
   readonly landscape: Landscape
@@ -133,6 +135,8 @@ export class Engine {
   submit(labels: Backend.Labels, work: Work): SimJob {
     const id = `sim-${++this.counter}`
     const seconds = work._tag === "Point" ? work.match.point.seconds : 0
+    let infos = this.byRun.get(labels.run)
+    if (infos === undefined) this.byRun.set(labels.run, infos = [])
     const job: SimJob = {
       ref: { backend: "simulator", id, data: {} },
       labels,
@@ -143,13 +147,11 @@ export class Engine {
       timeline: [],
       next: 0,
       exit: undefined,
-      watchers: new Set(),
+      watchers: [],
+      slot: infos.length,
       buffer: []
     }
     this.jobs.set(id, job)
-    let infos = this.byRun.get(labels.run)
-    if (infos === undefined) this.byRun.set(labels.run, infos = [])
-    this.slot.set(job, infos.length)
     infos.push({ ref: job.ref, labels, state: "Pending" })
     this.pending.push(job)
     this.startQueued()
@@ -170,7 +172,7 @@ export class Engine {
 
   private setState(job: SimJob, state: SimJob["state"]): void {
     job.state = state
-    this.byRun.get(job.labels.run)![this.slot.get(job)!] = { ref: job.ref, labels: job.labels, state }
+    this.byRun.get(job.labels.run)![job.slot] = { ref: job.ref, labels: job.labels, state }
   }
 
   /** The jobs of a run, for reconciliation. */
@@ -179,7 +181,7 @@ export class Engine {
   }
 
   private emit(job: SimJob, event: JobEvent): void {
-    if (job.watchers.size === 0) {
+    if (job.watchers.length === 0) {
       if (event._tag !== "Exit") job.buffer.push(event)
     } else {
       for (const w of job.watchers) Queue.offerUnsafe(w, event)
@@ -187,7 +189,7 @@ export class Engine {
     if (event._tag === "Exit") {
       job.exit = event
       for (const w of job.watchers) Queue.endUnsafe(w)
-      job.watchers.clear()
+      job.watchers.length = 0
     }
   }
 
@@ -217,13 +219,14 @@ export class Engine {
       Queue.offerUnsafe(watcher, job.exit)
       Queue.endUnsafe(watcher)
     } else {
-      job.watchers.add(watcher)
+      job.watchers.push(watcher)
     }
     this.touch()
   }
 
   unwatch(job: SimJob, watcher: Watcher): void {
-    job.watchers.delete(watcher)
+    const i = job.watchers.indexOf(watcher)
+    if (i >= 0) job.watchers.splice(i, 1)
     this.touch()
   }
 
@@ -247,8 +250,8 @@ export class Engine {
   /** Whether time may move: something is scheduled and every unfinished job is watched. */
   canAdvance(): boolean {
     if (this.running.size === 0) return false
-    for (const job of this.running) if (job.watchers.size === 0) return false
-    for (const job of this.pending) if (job.watchers.size === 0) return false
+    for (const job of this.running) if (job.watchers.length === 0) return false
+    for (const job of this.pending) if (job.watchers.length === 0) return false
     return true
   }
 
