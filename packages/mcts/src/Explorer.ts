@@ -30,7 +30,7 @@ import {
   Task
 } from "@trex/core"
 import type { Errors } from "@trex/core"
-import { Clock, Effect, FiberMap, Queue, Random, Schema, Semaphore, Stream } from "effect"
+import { Clock, Effect, FiberMap, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
 import type { Control } from "./Control.ts"
 import * as ResultCache from "./ResultCache.ts"
 
@@ -94,9 +94,24 @@ export type Requirements = Journal.Journal | SearchPolicy.SearchPolicy | Researc
  * @since 0.1.0 @category running
  */
 export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, Errors.JournalError, Requirements> =>
-  Effect.scoped(runScoped(task, options))
+  Effect.scoped(runTraced(task, options))
 
-const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: Options) {
+/**
+ * The run, in a span named `Explorer.run`. Its agents are given the run's cost meter once, for the
+ * whole run, and its fibers carry no stack frame: with one, every failure the runtime creates is
+ * annotated with a copy of it, and a stream signals its end by such a failure (several per trial).
+ */
+const runTraced = Effect.fn("Explorer.run")(function*(task: Task.Task, options: Options) {
+  const meter: { current?: CostMeter.CostMeterShape } = {}
+  return yield* runScoped(task, options, meter).pipe(
+    Effect.provideService(CostMeter.CostMeter, {
+      record: (cost, reason) => Effect.suspend(() => meter.current!.record(cost, reason))
+    }),
+    Effect.provideService(References.CurrentStackFrame, undefined)
+  )
+})
+
+const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options, runMeter: { current?: CostMeter.CostMeterShape }) {
   const journal = yield* Journal.Journal
   const policy = yield* SearchPolicy.SearchPolicy
   const researcher = yield* Researcher.Researcher
@@ -182,7 +197,10 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       }
       return when === "now" ? commit : commitSoon
     })
-  const now = Clock.currentTimeMillis
+  // Read once: the loop stamps several events per trial, without an effect for each.
+  const clock = yield* Clock.Clock
+  const nowMs = () => clock.currentTimeMillisUnsafe()
+  const now = Effect.sync(nowMs)
 
   const started = yield* now
   if (resumed) {
@@ -192,7 +210,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       JournalEvent.make("RunStarted", { runId: options.runId, task: runTask, seed, options: options.recorded ?? {}, at: started })
     ])
   }
-  const updateElapsed = Effect.map(now, (t) => ledger.setElapsed((priorElapsed + t - started) / 1000))
+  const updateElapsed = () => ledger.setElapsed((priorElapsed + nowMs() - started) / 1000)
 
   // Model calls made by agents are charged to the budget and journaled.
   const meter: CostMeter.CostMeterShape = {
@@ -202,7 +220,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
         return Effect.flatMap(now, (at) => record([JournalEvent.make("BudgetCharged", { cost, reason, at })]))
       }).pipe(Effect.orDie)
   }
-  const metered = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provideService(eff, CostMeter.CostMeter, meter)
+  runMeter.current = meter
 
   // ---- execution of one node ---------------------------------------------------------------
   const wake = yield* Queue.unbounded<Wake>()
@@ -212,8 +230,8 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   const pruning = new Set<string>()
 
   const finish = (nodeId: string, outcome: JournalEvent.Outcome, result: Result.Result | undefined, reason?: string) =>
-    Effect.gen(function*() {
-      const at = yield* now
+    Effect.suspend(() => {
+      const at = nowMs()
       const events: Array<JournalEvent.JournalEvent> = []
       if (result !== undefined && hasCost(result.cost)) {
         events.push(JournalEvent.make("BudgetCharged", { nodeId, cost: result.cost, reason: "trial", at }))
@@ -232,7 +250,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       )
       ledger.release(nodeId)
       // a stopped trial's job was cancelled: journal that at once (a reattachment would run it afresh)
-      yield* record(events, outcome === "Succeeded" || outcome === "Failed" ? "soon" : "now")
+      return record(events, outcome === "Succeeded" || outcome === "Failed" ? "soon" : "now")
     })
 
   const execute = (
@@ -257,9 +275,8 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
           .pipe(
             Stream.runFoldEffect(
               () => undefined as Result.Result | undefined,
-              (acc, ev) => onExecutionEvent(node.id, ev).pipe(Effect.as(ev._tag === "Finished" ? ev.result : acc))
+              (acc, ev) => ev._tag === "Finished" ? Effect.succeed(ev.result) : Effect.as(onExecutionEvent(node.id, ev), acc)
             ),
-            metered,
             Effect.map((r) => ({ _tag: "Done" as const, result: r })),
             Effect.catchTag("ExecutorError", (e) => Effect.succeed({ _tag: "Error" as const, error: e }))
           )
@@ -306,34 +323,39 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       )
     )
 
-  const onExecutionEvent = (nodeId: string, ev: ExecutorAgent.ExecutionEvent) =>
-    Effect.gen(function*() {
-      switch (ev._tag) {
-        case "Submitted":
-          return yield* record([JournalEvent.make("JobSubmitted", { nodeId, job: ev.job, at: yield* now })], "soon")
-        case "Progress": {
-          yield* record(
-            [
-              JournalEvent.make("JobProgress", {
-                nodeId,
-                metrics: ev.metrics,
-                at: yield* now,
-                ...(ev.fraction !== undefined ? { fraction: ev.fraction } : {}),
-                ...(ev.message !== undefined ? { message: ev.message } : {})
-              })
-            ],
-            "soon"
-          )
-          if (ev.metrics.length > 0 && scheduler.decide(tree.view, nodeId) === "prune" && !pruning.has(nodeId)) {
-            pruning.add(nodeId)
-            yield* Effect.forkDetach(FiberMap.remove(fibers, nodeId))
+  const onExecutionEvent = (nodeId: string, ev: ExecutorAgent.ExecutionEvent): Effect.Effect<void, Errors.JournalError> => {
+    switch (ev._tag) {
+      case "Submitted":
+        return Effect.suspend(() => record([JournalEvent.make("JobSubmitted", { nodeId, job: ev.job, at: nowMs() })], "soon"))
+      case "Progress":
+        return Effect.flatMap(
+          Effect.suspend(() =>
+            record(
+              [
+                JournalEvent.make("JobProgress", {
+                  nodeId,
+                  metrics: ev.metrics,
+                  at: nowMs(),
+                  ...(ev.fraction !== undefined ? { fraction: ev.fraction } : {}),
+                  ...(ev.message !== undefined ? { message: ev.message } : {})
+                })
+              ],
+              "soon"
+            )
+          ),
+          // decided on the tree with this progress folded in
+          () => {
+            if (ev.metrics.length > 0 && scheduler.decide(tree.view, nodeId) === "prune" && !pruning.has(nodeId)) {
+              pruning.add(nodeId)
+              return Effect.asVoid(Effect.forkDetach(FiberMap.remove(fibers, nodeId)))
+            }
+            return Effect.void
           }
-          return
-        }
-        default:
-          return
-      }
-    })
+        )
+      default:
+        return Effect.void
+    }
+  }
 
   const launch = (node: ExperimentNode.NodeSpec, job?: ExperimentNode.JobRef, reconcile = false) =>
     Effect.suspend(() => {
@@ -368,11 +390,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   let reason = "completed"
   let interrupted = false as boolean
 
-  const awaitWake = Effect.gen(function*() {
-    yield* commit
-    yield* Queue.take(wake)
-    yield* Queue.clear(wake)
-  })
+  const awaitWake = commit.pipe(Effect.andThen(Queue.take(wake)), Effect.andThen(Queue.clear(wake)))
 
   function estimateCost(): Cost.Cost {
     const declared = runTask.recipe?.estimate
@@ -410,7 +428,6 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
             1
           )
           .pipe(
-            metered,
             withSeed(`${seed}:${k}:${attempt}:propose`),
             Effect.catchTag("ResearcherError", (e) =>
               Effect.logWarning(`researcher could not propose under ${parentId}: ${e.message}`).pipe(Effect.as([]))
@@ -433,7 +450,6 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
     analysisCache !== undefined
       ? Effect.succeed(analysisCache)
       : researcher.analyze(runTask).pipe(
-        metered,
         Effect.catchTag("ResearcherError", (e) =>
           Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: {} })
         ),
@@ -444,7 +460,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   const distill = Effect.gen(function*() {
     const insights = yield* researcher
       .distill({ task: runTask, tree: tree.view, now: yield* now })
-      .pipe(metered, Effect.catchTag("ResearcherError", () => Effect.succeed([])))
+      .pipe(Effect.catchTag("ResearcherError", () => Effect.succeed([])))
     const known = new Set(tree.view.insights.map((i) => i.id))
     const fresh = insights.filter((i) => !known.has(i.id))
     // Journaled even when empty: a resumed run then distils on the same schedule.
@@ -453,7 +469,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
 
   yield* Effect.gen(function*() {
     for (;;) {
-      yield* updateElapsed
+      updateElapsed()
       // progress bookkeeping
       const finishedNow = countFinished(tree.view)
       if (finishedNow !== finishedCount) {
@@ -513,10 +529,10 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       const parentId = selection.nodeId
       const picked = yield* propose(parentId)
       if (picked === undefined) {
-        yield* record([JournalEvent.make("NodeExhausted", { nodeId: parentId, at: yield* now })], "soon")
+        yield* record([JournalEvent.make("NodeExhausted", { nodeId: parentId, at: nowMs() })], "soon")
         continue
       }
-      const at = yield* now
+      const at = nowMs()
       const spec: ExperimentNode.NodeSpec = {
         id: `n${tree.view.size + 1}`,
         parent: parentId,
@@ -561,7 +577,7 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       yield* FiberMap.awaitEmpty(fibers)
     }
     if (distillEvery > 0 && countFinished(tree.view) > lastDistilled) yield* distill
-    yield* updateElapsed
+    updateElapsed()
     if (!interrupted) {
       const bestNode = tree.view.best()
       yield* record([
