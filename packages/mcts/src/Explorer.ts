@@ -428,18 +428,23 @@ const runScoped = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
       return undefined
     })
 
-  let analysisCache: Researcher.Analysis | undefined
-  const analysisOnce = Effect.suspend(() =>
-    analysisCache !== undefined
-      ? Effect.succeed(analysisCache)
-      : researcher.analyze(runTask).pipe(
-        metered,
-        Effect.catchTag("ResearcherError", (e) =>
-          Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: {} })
-        ),
-        Effect.tap((a) => Effect.sync(() => (analysisCache = a)))
-      )
-  )
+  // The analysis is asked for once per run and journaled (committed at once, like the model
+  // charges it follows), so a resumed run proposes from the analysis the run started with and
+  // never pays for a second one. A failed analysis is journaled as its placeholder too: the
+  // uninterrupted run proposes from that placeholder to the end, so a resumed one must as well
+  // (and a failure that was charged is not charged again). Only a kill before the event is
+  // committed makes the resumed run ask again.
+  const analysisOnce = Effect.suspend(() => {
+    const journaled = tree.view.analysis
+    if (journaled !== undefined) return Effect.succeed(journaled)
+    return researcher.analyze(runTask).pipe(
+      metered,
+      Effect.catchTag("ResearcherError", (e) =>
+        Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: {} })
+      ),
+      Effect.tap((analysis) => Effect.flatMap(now, (at) => record([JournalEvent.make("AnalysisCompleted", { analysis, at })])))
+    )
+  })
 
   const distill = Effect.gen(function*() {
     const insights = yield* researcher
