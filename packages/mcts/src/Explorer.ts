@@ -5,8 +5,9 @@
  * budget -> hand to the executor -> record progress and results -> backpropagate (the tree
  * fold) -> every k results distil insights -> stop on budget, target or stagnation.
  *
- * Every step is a journal event, so a killed run resumes where it stopped: the tree and the
- * budget are rebuilt by replay, and trials that were running are reattached, never resubmitted.
+ * Every step is a journal event, so a killed run resumes where it stopped: the tree, the budget
+ * and the researcher's analysis are rebuilt by replay (the analysis is never asked for twice),
+ * and trials that were running are reattached, never resubmitted.
  * Randomness for the k-th proposal is seeded with `(seed, k)`, so with deterministic agents a
  * run is reproducible and a resumed run makes the same decisions as an uninterrupted one.
  *
