@@ -79,6 +79,11 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
           : e.outcome === "Failed" ? `FAILED ${e.result?.failure?.kind}: ${e.result?.failure?.message ?? ""}` : e.outcome.toLowerCase()
         return options.write(`done   ${e.nodeId} ${what}  | best ${fmt(best !== undefined ? ExperimentNode.score(best) : undefined)}${best !== undefined ? ` (${best.id})` : ""} | trials ${u?.trials ?? "?"}${view.task.budget.maxTrials !== undefined ? `/${view.task.budget.maxTrials}` : ""}\n`)
       }
+      case "AnalysisCompleted": {
+        // one line: the whole analysis is in `trex status --json` and the report
+        const summary = e.analysis.summary.replace(/\s+/g, " ").trim()
+        return options.write(`analysis ${summary.length > 200 ? `${summary.slice(0, 199)}…` : summary}\n`)
+      }
       case "InsightsDistilled":
         return e.insights.forEach((i) => options.write(`insight ${i.text}\n`))
       case "RunFinished":
@@ -101,7 +106,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       if (e._tag === "RunStarted" || e._tag === "RunResumed") sessionStart = Date.now()
       if (options.tty) {
         if (timer === undefined) timer = setInterval(redraw, options.intervalMs ?? 200)
-        if (e._tag === "NodeFinished" || e._tag === "InsightsDistilled" || e._tag === "RunFinished") {
+        if (e._tag === "NodeFinished" || e._tag === "InsightsDistilled" || e._tag === "AnalysisCompleted" || e._tag === "RunFinished") {
           // keep a scrolling record of finished trials above the live frame
           const clear = lastLines > 0 ? `\x1b[${lastLines}A\x1b[0J` : ""
           lastLines = 0

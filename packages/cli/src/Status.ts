@@ -1,6 +1,6 @@
 /**
  * What `trex status` and `trex report` print: the run's state, best node, budget used and
- * left, insights and the tree — as text, JSON or Markdown.
+ * left, the researcher's analysis, insights and the tree — as text, JSON or Markdown.
  *
  * @since 0.1.0
  */
@@ -20,6 +20,11 @@ export interface StatusJson {
   readonly best?: { readonly id: string; readonly score: number; readonly metrics: Record<string, number>; readonly strategy: unknown }
   /** `spent.wallSeconds` sums the trials' own wall time; `elapsedSeconds` is the run's, the one `wallClockHours` limits. */
   readonly budget: { readonly limits: Budget.Budget; readonly trials: number; readonly spent: Budget.Usage["spent"]; readonly elapsedSeconds: number }
+  /**
+   * The researcher's analysis of the task, as journaled before the first proposal (absent before
+   * that, and in runs of trex versions that did not journal it); its machine-readable `notes` are left out.
+   */
+  readonly analysis?: { readonly summary: string; readonly metricNotes: string; readonly dataNotes: string; readonly risks: ReadonlyArray<string> }
   readonly insights: ReadonlyArray<{ readonly text: string; readonly evidence: ReadonlyArray<string> }>
   readonly nodes: ReadonlyArray<{ readonly id: string; readonly parent: string; readonly state: string; readonly score?: number; readonly failure?: string }>
 }
@@ -65,6 +70,7 @@ export const toJson = (info: RunInfo): StatusJson => {
   }
   const best = view.best()
   const u = usage(info.entries, view.task.budget)
+  const analysis = view.analysis
   return {
     runId: info.started.runId,
     task: view.task.name,
@@ -84,12 +90,21 @@ export const toJson = (info: RunInfo): StatusJson => {
       }
       : {}),
     budget: { limits: view.task.budget, trials: u.trials, spent: u.spent, elapsedSeconds: u.elapsedSeconds },
+    ...(analysis !== undefined
+      ? { analysis: { summary: analysis.summary, metricNotes: analysis.metricNotes, dataNotes: analysis.dataNotes, risks: analysis.risks } }
+      : {}),
     insights: view.insights.map((i) => ({ text: i.text, evidence: i.evidence })),
     nodes
   }
 }
 
 const fmt = (v: number | undefined) => (v === undefined ? "-" : Number(v.toPrecision(4)).toString())
+
+/** Text on one line, cut to `max` characters. */
+const clip = (text: string, max: number): string => {
+  const line = text.replace(/\s+/g, " ").trim()
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`
+}
 
 /** Human duration, e.g. `1m42s`. @since 0.1.0 @category formatting */
 export const duration = (seconds: number): string => {
@@ -157,6 +172,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
       ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${Object.entries(s.best.metrics).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")})`
       : "Best: none yet"
   ]
+  if (s.analysis !== undefined) lines.push(`Analysis: ${clip(s.analysis.summary, 200)}`)
   if (s.insights.length > 0) {
     lines.push("Insights:")
     for (const i of s.insights) lines.push(`  - ${i.text} [${i.evidence.slice(0, 6).join(", ")}${i.evidence.length > 6 ? ", …" : ""}]`)
@@ -182,6 +198,10 @@ export const toMarkdown = (info: RunInfo): string => {
   ]
   if (s.best !== undefined) {
     out.push(`## Best: ${s.best.id} (${s.metric.name} = ${fmt(s.best.score)})`, "", "```json", JSON.stringify(s.best.strategy, null, 2), "```", "")
+  }
+  if (s.analysis !== undefined) {
+    out.push("## Analysis", "", clip(s.analysis.summary, 1000), "")
+    if (s.analysis.risks.length > 0) out.push(`Risks: ${s.analysis.risks.map((r) => clip(r, 200)).join("; ")}`, "")
   }
   if (s.insights.length > 0) {
     out.push("## Insights", "")

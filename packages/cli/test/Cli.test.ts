@@ -114,6 +114,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const runDir = r.stdout.match(/run directory: (.*)/)![1]!
     assert.match(r.stdout, /Best: n\d+ score=/)
     assert.match(r.stdout, /finished \(budget: maxTrials\)/)
+    assert.match(r.stdout, /^analysis Heuristic search over 3 parameters/m)
     assert.isTrue(fs.existsSync(path.join(runDir, "report.md")))
     const status = JSON.parse(trex(["status", runDir, "--json"]).stdout)
     assert.strictEqual(status.state, "finished")
@@ -123,6 +124,15 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     // a failing strategy became a failed node, not a crash
     assert.isAbove(status.counts.Failed, 0, "seed 3 runs a failing strategy")
     for (const n of status.nodes) if (n.state === "Failed") assert.match(n.failure, /^Crash: .*code 3/)
+    // the researcher's analysis, as journaled, in --json, the text and the Markdown report
+    assert.deepStrictEqual(status.analysis, {
+      summary: "Heuristic search over 3 parameters (108 combinations), maximising score.",
+      metricNotes: "",
+      dataNotes: "",
+      risks: []
+    })
+    assert.include(trex(["status", runDir]).stdout, "\nAnalysis: Heuristic search over 3 parameters")
+    assert.include(fs.readFileSync(path.join(runDir, "report.md"), "utf8"), "## Analysis\n\nHeuristic search over 3 parameters")
     const html = trex(["report", runDir, "--html"])
     assert.strictEqual(html.status, 0, html.stderr)
     assert.isTrue(fs.readFileSync(path.join(runDir, "report.html"), "utf8").includes("<html"))
@@ -243,6 +253,8 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const tree = ExperimentTree.fold(after.map((e) => e.event))!
     assert.strictEqual(tree.view.size, 10)
     for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
+    // the analysis journaled before the kill is the run's: the resumed controller did not analyse again
+    assert.strictEqual(after.filter((e) => e.event._tag === "AnalysisCompleted").length, 1)
     const executed = fs.readFileSync(log, "utf8").trim().split("\n")
     assert.strictEqual(new Set(executed).size, executed.length, `a job ran twice: ${executed.join(",")}`)
     assert.strictEqual(executed.length, 10, `${executed.join(",")} vs ${[...tree.view.nodes()].map((n) => `${n.id}:${n.state._tag}:${JSON.stringify((n.state as any).result?.reusedFrom ?? (n.state as any).result?.failure?.message)}`).join(" ")}`)

@@ -31,6 +31,8 @@ interface Options {
   readonly size: number
   readonly rationale?: (i: number) => string
   readonly withInsights?: boolean
+  /** The summary of the researcher's analysis, journaled before the first proposal (none: a journal of an older trex). */
+  readonly analysis?: string
 }
 
 /**
@@ -45,6 +47,11 @@ const runEvents = (options: Options) => {
   const events: Array<JournalEvent.JournalEvent> = [
     JournalEvent.make("RunStarted", { runId: "run-test", task, seed: 7, options: {}, at })
   ]
+  if (options.analysis !== undefined) {
+    const analysis = { summary: options.analysis, metricNotes: "", dataNotes: "", risks: ["overfitting the 2-digit data"], notes: {} }
+    events.push(JournalEvent.make("AnalysisCompleted", { analysis, at }))
+    events.push(JournalEvent.make("BudgetCharged", { cost: Cost.make({ inputTokens: 1200, outputTokens: 300, dollars: 0.008 }), reason: "analyze", at }))
+  }
   const ids: Array<string> = []
   const strategies: Array<Strategy.Strategy> = []
   const outcomes: Array<string> = []
@@ -134,7 +141,8 @@ const runEvents = (options: Options) => {
 const entriesOf = (events: ReadonlyArray<JournalEvent.JournalEvent>): ReadonlyArray<JournalEvent.Entry> =>
   events.map((event, i) => ({ seq: i + 1, event }))
 
-const small = runEvents({ size: 30, withInsights: true })
+const ANALYSIS = "Exact-match accuracy on 3-digit sums rewards carrying; reversed digits may help."
+const small = runEvents({ size: 30, withInsights: true, analysis: ANALYSIS })
 
 /** The realistic run, written to and read back from an in-memory journal. */
 const renderSmall = Effect.gen(function*() {
@@ -163,6 +171,18 @@ describe("HtmlReport (pure)", () => {
       assert.notInclude(html, "<img")
       assert.strictEqual(html.split("<script").length - 1, 2)
     }))
+
+  it.effect("shows the journaled analysis under the objective, and nothing for a journal without one", () =>
+    Effect.sync(() => {
+      const withAnalysis = HtmlReport.render({ entries: entriesOf(runEvents({ size: 4, analysis: `${ANALYSIS} ${"More. ".repeat(200)}` }).events), logs: {} })
+      const line = /<p class="analysis"[^>]*>(.*?)<\/p>/.exec(withAnalysis)?.[1] ?? ""
+      assert.include(line, "Exact-match accuracy on 3-digit sums")
+      assert.include(line, "overfitting the 2-digit data")
+      assert.include(line, "…", "a long analysis is cut")
+      assert.isBelow(line.length, 1000)
+      const without = HtmlReport.render({ entries: entriesOf(runEvents({ size: 4 }).events), logs: {} })
+      assert.notInclude(without, `class="analysis"`)
+    }))
 })
 
 layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) => {
@@ -188,6 +208,7 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
       assert.include(trials, "30")
       assert.include(trials, "40")
       assert.strictEqual(yield* count(".insights li"), 3)
+      assert.include(yield* pw(() => page.locator("header .analysis").innerText()), ANALYSIS)
       // The best node is selected on load.
       const best = yield* pw(() => page.locator("#details h2").innerText())
       assert.match(best, /^n\d+$/)
@@ -249,12 +270,13 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
 
   it.effect("keeps journal text as text (no HTML injection)", () =>
     Effect.gen(function*() {
-      const { events } = runEvents({ size: 12, rationale: () => XSS, withInsights: true })
+      const { events } = runEvents({ size: 12, rationale: () => XSS, withInsights: true, analysis: XSS })
       const html = HtmlReport.render({ entries: entriesOf(events), logs: { n1: [XSS] } })
       const { external, page, problems } = yield* open(html)
       yield* pw(() => page.locator(`#tree .node[data-i="1"]`).click())
       assert.include(yield* pw(() => page.locator("#details .rationale").innerText()), XSS)
       assert.include(yield* pw(() => page.locator("#details pre.logs").innerText()), XSS)
+      assert.include(yield* pw(() => page.locator("header .analysis").innerText()), XSS)
       assert.strictEqual(yield* pw(() => page.locator("img").count()), 0)
       assert.isUndefined(yield* pw(() => page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)))
       assert.deepStrictEqual(problems, [])

@@ -11,6 +11,7 @@
 import * as ExperimentNode from "./ExperimentNode.ts"
 import type * as Insight from "./Insight.ts"
 import type * as JournalEvent from "./JournalEvent.ts"
+import type * as Researcher from "./Researcher.ts"
 import type * as Result from "./Result.ts"
 import * as Task from "./Task.ts"
 
@@ -76,6 +77,11 @@ export interface TreeView {
   /** Whether the researcher found nothing new to propose under the node (root included). */
   readonly isExhausted: (id: string) => boolean
   readonly insights: ReadonlyArray<Insight.Insight>
+  /**
+   * The researcher's analysis of the task, once journaled (`AnalysisCompleted`, before the first
+   * proposal); `undefined` before that, and in journals written before trex journaled it.
+   */
+  readonly analysis: Researcher.Analysis | undefined
   /** Min and max utility over succeeded nodes (for min-max normalisation). */
   readonly utilityRange: () => { readonly min: number; readonly max: number } | undefined
 }
@@ -199,6 +205,7 @@ export class ExperimentTree {
   private readonly rootView: RootView
   private readonly fingerprints = new Map<string, MutableNode>()
   private readonly insightList: Array<Insight.Insight> = []
+  private analysis: Researcher.Analysis | undefined
   private best: MutableNode | undefined
   private rootExhausted = false
   private range: { readonly min: number; readonly max: number } | undefined
@@ -266,6 +273,9 @@ export class ExperimentTree {
       byFingerprint: (fp) => self.fingerprints.get(fp)?.view,
       get insights() {
         return self.insightList
+      },
+      get analysis() {
+        return self.analysis
       },
       utilityRange: () => self.range
     }
@@ -394,6 +404,10 @@ export class ExperimentTree {
       }
       case "InsightsDistilled":
         for (const i of event.insights) this.insightList.push(i)
+        return
+      case "AnalysisCompleted":
+        // the explorer journals one per run; should a journal hold more, the first is the one its proposals saw
+        this.analysis ??= event.analysis
         return
       default:
         return

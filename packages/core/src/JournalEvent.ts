@@ -10,6 +10,7 @@ import * as ExperimentNode from "./ExperimentNode.ts"
 import * as Insight from "./Insight.ts"
 import * as C from "./internal/canonical.ts"
 import { JsonRecord, listOf } from "./internal/schema.ts"
+import * as Researcher from "./Researcher.ts"
 import * as Result from "./Result.ts"
 import * as Task from "./Task.ts"
 
@@ -34,6 +35,11 @@ export const JournalEvent = Schema.TaggedUnion({
     at: Schema.Finite
   },
   RunResumed: { at: Schema.Finite },
+  /**
+   * The researcher's analysis of the task, journaled once per run before its first proposal
+   * (the placeholder when `analyze` failed), so a resumed run reuses it instead of asking again.
+   */
+  AnalysisCompleted: { analysis: Researcher.Analysis, at: Schema.Finite },
   NodeProposed: { node: ExperimentNode.NodeSpec, at: Schema.Finite },
   NodeAdmitted: { nodeId: Schema.String, estimate: Cost.Cost, at: Schema.Finite },
   JobSubmitted: { nodeId: Schema.String, job: ExperimentNode.JobRef, at: Schema.Finite },
@@ -84,6 +90,11 @@ export interface Entry {
 const cases = JournalEvent.cases
 const canonical: Partial<Record<Tag, C.Check>> = {
   RunResumed: C.struct("RunResumed", cases.RunResumed, { _tag: C.literal("RunResumed"), at: C.isFinite }),
+  AnalysisCompleted: C.struct("AnalysisCompleted", cases.AnalysisCompleted, {
+    _tag: C.literal("AnalysisCompleted"),
+    analysis: C.analysis,
+    at: C.isFinite
+  }),
   NodeProposed: C.struct("NodeProposed", cases.NodeProposed, { _tag: C.literal("NodeProposed"), node: C.nodeSpec, at: C.isFinite }),
   NodeAdmitted: C.struct("NodeAdmitted", cases.NodeAdmitted, {
     _tag: C.literal("NodeAdmitted"),

@@ -36,6 +36,10 @@ const strategy = (encoded: unknown) => Strategy.decodeSync(encoded)
 /** Events with every optional field, on top of the random journals. */
 const rich = (s: Strategy.Strategy): Array<JournalEvent.JournalEvent> => [
   JournalEvent.make("RunResumed", { at: 5 }),
+  JournalEvent.make("AnalysisCompleted", {
+    analysis: { summary: "s", metricNotes: "m", dataNotes: "d", risks: ["r", "q"], notes: { n: { deep: [1, null, "x"] } } },
+    at: 5
+  }),
   JournalEvent.make("NodeProposed", { node: { id: "n1", parent: "root", strategy: s, fingerprint: "f", proposedAt: 1, prior: 0.25 }, at: 1 }),
   JournalEvent.make("NodeAdmitted", { nodeId: "n1", estimate: Cost.make({ gpuSeconds: 3, dollars: 0.5 }), at: 2 }),
   JournalEvent.make("JobSubmitted", { nodeId: "n1", job: { backend: "local", id: "j1", data: { pid: 4, host: "h", deep: [1, { a: null }] } }, at: 3 }),
@@ -115,6 +119,18 @@ describe("canonical fast paths", () => {
     )
   })
 
+  it("take the fast path for every tag but RunStarted: a canonical row decodes and encodes to itself", () => {
+    const s = strategy({ data: { sources: [{ name: "a" }] }, training: { learningRate: 1e-3, epochs: 1, batchSize: 8 } })
+    const tags = new Set<string>()
+    for (const event of rich(s)) {
+      const json = JSON.parse(JSON.stringify(slowEncode(event)))
+      assert.strictEqual(JournalEvent.decodeSync(json), json, event._tag)
+      assert.strictEqual(JournalEvent.encode(json), json, event._tag)
+      tags.add(event._tag)
+    }
+    assert.deepStrictEqual([...tags].sort(), Object.keys(JournalEvent.JournalEvent.cases).filter((t) => t !== "RunStarted").sort())
+  })
+
   it("agree with the schema on rows with a field removed, retyped or out of range", () => {
     fc.assert(
       fc.property(strategyEncoded, fc.nat(), fc.nat(), (s, pick, r) => {
@@ -147,6 +163,9 @@ describe("canonical fast paths", () => {
     agrees({ _tag: "RunResumed", at: 1, extra: 2 }, "an extra key")
     agrees(Object.assign(Object.create({ inherited: 1 }), { _tag: "RunResumed", at: 1 }), "a class instance")
     agrees(JSON.parse('{"_tag":"RunResumed","at":1,"__proto__":{"x":1}}'), "a __proto__ key")
+    // an analysis in an older shape: defaulted keys missing (the schema fills them), an extra key
+    agrees({ _tag: "AnalysisCompleted", analysis: { summary: "s" }, at: 1 }, "an analysis without its defaulted keys")
+    agrees({ _tag: "AnalysisCompleted", analysis: { summary: "s", metricNotes: "", dataNotes: "", risks: [], notes: {}, more: 1 }, at: 1 }, "an analysis with an extra key")
   })
 
   it("decode result files and metric lines as the schema does, also mutated ones", () => {

@@ -95,4 +95,22 @@ describe("Compat: journal format 1", () => {
     assert.strictEqual(last, 39)
     assert.strictEqual((await readAll(file)).length, 39)
   })
+
+  it("a v1 journal continued by this version, with its analysis journaled, still opens and folds", async () => {
+    // a run of 0.1.0 never journaled its analysis: the resumed run journals one (AnalysisCompleted)
+    const file = copy()
+    const analysis = { summary: "Addition, 2 to 3 digits.", metricNotes: "exact match", dataNotes: "", risks: ["carry"], notes: {} }
+    await Effect.runPromise(Effect.gen(function*() {
+      return yield* (yield* Journal).append([
+        JournalEvent.make("RunResumed", { at: 1 }),
+        JournalEvent.make("AnalysisCompleted", { analysis, at: 2 })
+      ])
+    }).pipe(Effect.provide(Journal.layerSqlite(file))))
+    const entries = await readAll(file, { readonly: true })
+    assert.strictEqual(entries.length, 40)
+    const tree = ExperimentTree.fold(entries.map((e) => e.event))!
+    assert.deepStrictEqual(tree.view.analysis, analysis)
+    assert.strictEqual(tree.view.size, 6)
+    assert.strictEqual(tree.view.best()?.id, "n3")
+  })
 })

@@ -28,6 +28,7 @@ const snapshot = (tree: ExperimentTree.ExperimentTree) => {
     best: v.best()?.id,
     frontier: v.frontier().map((n) => n.id),
     insights: v.insights.map((i) => i.id),
+    analysis: v.analysis,
     utilityRange: v.utilityRange(),
     byFingerprint: [...fingerprints].map((fp) => [fp, v.byFingerprint(fp)?.id])
   })
@@ -232,5 +233,24 @@ describe("ExperimentTree", () => {
     const done = ExperimentTree.fold(events.concat([JournalEvent.make("NodeFinished", { nodeId: "x", outcome: "Cancelled", reason: "user", at: 4 })]))!.view
     assert.deepStrictEqual(ExperimentTree.copyStats(done.root.stats), { visits: 0, successes: 0, valueSum: 0, bestUtility: -Infinity, pending: 0, open: 0 })
     assert.deepStrictEqual(done.get("x")?.state, { _tag: "Cancelled", reason: "user", finishedAt: 4 })
+  })
+
+  it("keeps the run's analysis: none before AnalysisCompleted, then the first one journaled", () => {
+    const task = makeTask("maximize")
+    const analysis = (summary: string) => ({ summary, metricNotes: "m", dataNotes: "d", risks: ["r"], notes: { k: [1] } })
+    const events = interpret(task, [])
+    assert.strictEqual(ExperimentTree.fold(events)!.view.analysis, undefined)
+    const first = JournalEvent.make("AnalysisCompleted", { analysis: analysis("first"), at: 1 })
+    const second = JournalEvent.make("AnalysisCompleted", { analysis: analysis("second"), at: 2 })
+    const replayed = ExperimentTree.fold([...events, first, second])!
+    assert.deepStrictEqual(replayed.view.analysis, analysis("first"))
+    assert.strictEqual(replayed.applied, 3)
+    // incrementally, as the explorer applies it
+    const live = ExperimentTree.ExperimentTree.empty(task)
+    const view = live.view
+    live.apply(first)
+    assert.strictEqual(view.analysis?.summary, "first")
+    live.apply(second)
+    assert.strictEqual(view.analysis?.summary, "first")
   })
 })

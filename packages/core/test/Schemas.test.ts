@@ -282,6 +282,7 @@ describe("JournalEvent", () => {
     const events: Array<JournalEvent.JournalEvent> = [
       JournalEvent.make("RunStarted", { runId: "r", task, seed: 1, options: { concurrency: 2 }, at: 1 }),
       JournalEvent.make("RunResumed", { at: 2 }),
+      JournalEvent.make("AnalysisCompleted", { analysis: { summary: "s", metricNotes: "", dataNotes: "", risks: ["r"], notes: { a: 1 } }, at: 2 }),
       JournalEvent.make("NodeProposed", { node: { id: "n1", parent: "root", strategy, fingerprint: "f", prior: 0.5, proposedAt: 3 }, at: 3 }),
       JournalEvent.make("NodeAdmitted", { nodeId: "n1", estimate: Cost.make({ gpuSeconds: 1 }), at: 4 }),
       JournalEvent.make("JobSubmitted", { nodeId: "n1", job: { backend: "local", id: "123", data: { pid: 123 } }, at: 5 }),

@@ -5,8 +5,9 @@
  * budget -> hand to the executor -> record progress and results -> backpropagate (the tree
  * fold) -> every k results distil insights -> stop on budget, target or stagnation.
  *
- * Every step is a journal event, so a killed run resumes where it stopped: the tree and the
- * budget are rebuilt by replay, and trials that were running are reattached, never resubmitted.
+ * Every step is a journal event, so a killed run resumes where it stopped: the tree, the budget
+ * and the researcher's analysis are rebuilt by replay (the analysis is never asked for twice),
+ * and trials that were running are reattached, never resubmitted.
  * Randomness for the k-th proposal is seeded with `(seed, k)`, so with deterministic agents a
  * run is reproducible and a resumed run makes the same decisions as an uninterrupted one.
  *
@@ -445,17 +446,22 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       return undefined
     })
 
-  let analysisCache: Researcher.Analysis | undefined
-  const analysisOnce = Effect.suspend(() =>
-    analysisCache !== undefined
-      ? Effect.succeed(analysisCache)
-      : researcher.analyze(runTask).pipe(
-        Effect.catchTag("ResearcherError", (e) =>
-          Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: {} })
-        ),
-        Effect.tap((a) => Effect.sync(() => (analysisCache = a)))
-      )
-  )
+  // The analysis is asked for once per run and journaled (committed at once, like the model
+  // charges it follows), so a resumed run proposes from the analysis the run started with and
+  // never pays for a second one. A failed analysis is journaled as its placeholder too: the
+  // uninterrupted run proposes from that placeholder to the end, so a resumed one must as well
+  // (and a failure that was charged is not charged again). Only a kill before the event is
+  // committed makes the resumed run ask again.
+  const analysisOnce = Effect.suspend(() => {
+    const journaled = tree.view.analysis
+    if (journaled !== undefined) return Effect.succeed(journaled)
+    return researcher.analyze(runTask).pipe(
+      Effect.catchTag("ResearcherError", (e) =>
+        Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: {} })
+      ),
+      Effect.tap((analysis) => Effect.suspend(() => record([JournalEvent.make("AnalysisCompleted", { analysis, at: nowMs() })])))
+    )
+  })
 
   const distill = Effect.gen(function*() {
     const insights = yield* researcher

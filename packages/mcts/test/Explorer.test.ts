@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, SearchPolicy, SearchSpace } from "@trex/core"
+import { Cost, CostMeter, Errors, ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, SearchPolicy, SearchSpace } from "@trex/core"
 import { Effect, Fiber, Layer } from "effect"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
@@ -12,19 +12,50 @@ import { defaultStrategy, type ExecLog, functionExecutor, gridResearcher, layers
 const shape = (tree: ExperimentTree.TreeView) =>
   [...tree.nodes()].map((n) => `${n.id}<${n.parent}:${n.fingerprint}:${n.state._tag}:${ExperimentNode.score(n) ?? "-"}`)
 
-const runWith = (journal: Journal.Journal["Service"], options: Partial<Explorer.Options> & { maxTrials?: number; log?: ExecLog } = {}) => {
-  const log = options.log ?? { runs: [] }
-  const task = makeTask({ maxTrials: options.maxTrials ?? 12 })
-  return Explorer.run(task, { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 1, ...options }).pipe(
+const runWith = (
+  journal: Journal.Journal["Service"],
+  options: Partial<Explorer.Options> & { maxTrials?: number; log?: ExecLog; researcher?: Researcher.ResearcherShape } = {}
+) => {
+  const { log = { runs: [] }, maxTrials = 12, researcher = gridResearcher, ...rest } = options
+  const task = makeTask({ maxTrials })
+  return Explorer.run(task, { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 1, ...rest }).pipe(
     Effect.provide(
       Layer.mergeAll(
         Layer.succeed(Journal.Journal, journal),
         Uct.layer(),
-        layers(gridResearcher, functionExecutor(log))
+        layers(researcher, functionExecutor(log))
       )
     )
   )
 }
+
+/** What one analysis costs (a model call, as a model-backed researcher reports it). */
+const ANALYSIS_COST = Cost.make({ inputTokens: 1500, outputTokens: 300, dollars: 0.009 })
+
+/**
+ * The grid researcher behind a paid analysis that differs on every call (as a model's answer may):
+ * `calls` counts the calls, each is charged to the run's meter, and every proposal carries the
+ * analysis it was made from in its executable part, so proposals made from a second analysis
+ * have other fingerprints and the tree leaves the uninterrupted run's path.
+ */
+const analysing = (calls: { n: number }, options: { readonly fail?: boolean } = {}): Researcher.ResearcherShape => ({
+  ...gridResearcher,
+  analyze: () =>
+    Effect.gen(function*() {
+      const call = ++calls.n
+      yield* (yield* CostMeter.CostMeter).record(ANALYSIS_COST, "analyze")
+      if (options.fail === true) {
+        return yield* new Errors.ResearcherError({ operation: "analyze", message: `model overloaded (call ${call})`, retryable: true })
+      }
+      return { summary: `analysis ${call}`, metricNotes: "", dataNotes: "", risks: [], notes: { call } }
+    }),
+  propose: (ctx, n) =>
+    Effect.map(gridResearcher.propose(ctx, n), (proposals) =>
+      proposals.map((p) => ({
+        ...p,
+        strategy: { ...p.strategy, training: { ...p.strategy.training, extra: { analysis: ctx.analysis.summary } } }
+      })))
+})
 
 describe("Explorer", () => {
   it.live("runs exactly the trial budget and finishes the journal", () =>
@@ -87,6 +118,76 @@ describe("Explorer", () => {
         const folded = ExperimentTree.fold(entries.map((e) => e.event))!
         assert.deepStrictEqual(shape(folded.view), shape(resumed.tree))
       }
+    }))
+
+  it.live("the analysis is asked for once and journaled: a resumed run reuses it, charged once, to the same tree", () =>
+    Effect.gen(function*() {
+      const calls = { n: 0 }
+      const reference = yield* runWith(Journal.makeMemory(), { maxTrials: 12, researcher: analysing(calls) })
+      assert.strictEqual(calls.n, 1)
+      assert.strictEqual(reference.tree.analysis?.summary, "analysis 1")
+      // interrupted right after the analysis was journaled (before any trial), and after k results
+      const stops: ReadonlyArray<{ readonly results: number } | "analysis"> = ["analysis", { results: 1 }, { results: 4 }, { results: 9 }]
+      for (const stop of stops) {
+        const where = stop === "analysis" ? "after the analysis" : `after ${stop.results} results`
+        const journal = Journal.makeMemory()
+        // one counter for both controllers: a second call would be answered differently ("analysis 2")
+        const calls = { n: 0 }
+        let finished = 0
+        const fiber = yield* runWith(journal, {
+          maxTrials: 12,
+          researcher: analysing(calls),
+          onEvent: (e) => {
+            if (e.event._tag === "NodeFinished") finished++
+          }
+        }).pipe(Effect.forkChild)
+        if (stop === "analysis") {
+          while (!(yield* journal.read()).some((e) => e.event._tag === "AnalysisCompleted")) yield* Effect.sleep("1 millis")
+        } else {
+          while (finished < stop.results) yield* Effect.sleep("1 millis")
+        }
+        yield* Fiber.interrupt(fiber)
+        assert.strictEqual(calls.n, 1, where)
+        const resumed = yield* runWith(journal, { maxTrials: 12, researcher: analysing(calls) })
+        assert.strictEqual(calls.n, 1, `analyze called again on resume (${where})`)
+        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), where)
+        assert.deepStrictEqual(resumed.tree.analysis, reference.tree.analysis, where)
+        const entries = yield* journal.read()
+        assert.strictEqual(entries.filter((e) => e.event._tag === "RunResumed").length, 1, where)
+        assert.strictEqual(entries.filter((e) => e.event._tag === "AnalysisCompleted").length, 1, where)
+        const charges = entries.flatMap((e) => (e.event._tag === "BudgetCharged" && e.event.reason === "analyze" ? [e.event.cost] : []))
+        assert.strictEqual(charges.length, 1, `analysis charged ${charges.length} times (${where})`)
+        assert.strictEqual(resumed.usage.spent.inputTokens, ANALYSIS_COST.inputTokens, where)
+        assert.strictEqual(resumed.usage.spent.dollars, ANALYSIS_COST.dollars, where)
+        // the analysis comes before the first proposal, so every proposal saw it
+        const tags = entries.map((e) => e.event._tag)
+        assert.isBelow(tags.indexOf("AnalysisCompleted"), tags.indexOf("NodeProposed"), where)
+      }
+    }))
+
+  it.live("a failed analysis is journaled as its placeholder: the resumed run proposes from it and does not ask again", () =>
+    Effect.gen(function*() {
+      const reference = yield* runWith(Journal.makeMemory(), { maxTrials: 8, researcher: analysing({ n: 0 }, { fail: true }) })
+      assert.strictEqual(reference.tree.analysis?.summary, "analysis failed: model overloaded (call 1)")
+      const journal = Journal.makeMemory()
+      const calls = { n: 0 }
+      let finished = 0
+      const fiber = yield* runWith(journal, {
+        maxTrials: 8,
+        researcher: analysing(calls, { fail: true }),
+        onEvent: (e) => {
+          if (e.event._tag === "NodeFinished") finished++
+        }
+      }).pipe(Effect.forkChild)
+      while (finished < 3) yield* Effect.sleep("1 millis")
+      yield* Fiber.interrupt(fiber)
+      // a second call would succeed: the resumed run must not make it
+      const resumed = yield* runWith(journal, { maxTrials: 8, researcher: analysing(calls) })
+      assert.strictEqual(calls.n, 1)
+      assert.deepStrictEqual(resumed.tree.analysis, reference.tree.analysis)
+      assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree))
+      const entries = yield* journal.read()
+      assert.strictEqual(entries.filter((e) => e.event._tag === "BudgetCharged" && e.event.reason === "analyze").length, 1)
     }))
 
   it.live("with a stagnation rule, a resumed run stops where the uninterrupted one stops", () =>

@@ -94,6 +94,8 @@ export interface ReportModel {
   readonly trials: ReadonlyArray<TrialPoint>
   readonly budget: ReadonlyArray<BudgetRow>
   readonly insights: ReadonlyArray<InsightData>
+  /** The researcher's analysis of the task, when the journal holds one: its summary and risks. */
+  readonly analysis?: { readonly summary: string; readonly risks: ReadonlyArray<string> }
   /** Min and max score over succeeded nodes. */
   readonly scoreRange?: { readonly min: number; readonly max: number }
 }
@@ -294,6 +296,7 @@ export const build = (
       evidence: i.evidence.map((id) => ({ id, node: index.get(id) ?? -1 }))
     })),
     ...(finished !== undefined ? { finished } : {}),
+    ...(tree.analysis !== undefined ? { analysis: { summary: tree.analysis.summary, risks: tree.analysis.risks } } : {}),
     ...(bestIndex >= 0 ? { bestStrategy: nodes[bestIndex]!.strategy } : {}),
     ...(scoreRange !== undefined ? { scoreRange } : {})
   }

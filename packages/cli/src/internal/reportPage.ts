@@ -54,6 +54,16 @@ const insightsHtml = (model: ReportModel): string =>
       ).join("")
     }</ol>`
 
+/** The researcher's analysis, short: the summary (cut at 600 characters, whole in the tooltip) and the risks. */
+const analysisHtml = (model: ReportModel): string => {
+  const a = model.analysis
+  if (a === undefined || a.summary.trim() === "") return ""
+  const summary = a.summary.replace(/\s+/g, " ").trim()
+  const short = summary.length > 600 ? `${summary.slice(0, 599)}…` : summary
+  const risks = a.risks.length === 0 ? "" : ` <span class="muted">Risks:</span> ${escapeHtml(a.risks.join("; "))}`
+  return `<p class="analysis" title="${escapeHtml(summary)}"><span class="muted">Analysis</span> ${escapeHtml(short)}${risks}</p>`
+}
+
 const count = (model: ReportModel, state: string): number => model.nodes.filter((n) => n.state === state).length
 
 const headerHtml = (model: ReportModel): string => {
@@ -69,7 +79,9 @@ const headerHtml = (model: ReportModel): string => {
     ["cancelled", count(model, "Cancelled"), "cancel"]
   ]
   return `<header>
-<div class="title"><div class="brand">TREX report</div><h1>${escapeHtml(t.name)}</h1><p class="objective">${escapeHtml(t.objective)}</p>
+<div class="title"><div class="brand">TREX report</div><h1>${escapeHtml(t.name)}</h1><p class="objective">${escapeHtml(t.objective)}</p>${
+    analysisHtml(model)
+  }
 <div class="chips">${chip("metric", `${t.metric.name} (${t.metric.direction})`)}${
     t.metric.target === undefined ? "" : chip("target", fmt(t.metric.target))
   }${t.baseModel === undefined ? "" : chip("base model", t.baseModel.name)}${chip("run", model.runId)}${chip("status", status)}${

@@ -14,6 +14,7 @@ header{display:flex;gap:24px;justify-content:space-between;align-items:flex-end;
 header .muted{color:#a8b1c4}header a{color:#9cc2ff}
 .brand{font-size:12px;letter-spacing:.12em;text-transform:uppercase;color:#f5a524;font-weight:600}
 .objective{margin:0 0 10px;color:#cdd4e1;max-width:80ch}
+.analysis{margin:-4px 0 10px;color:#cdd4e1;max-width:80ch;font-size:13px}
 .chips{display:flex;flex-wrap:wrap;gap:6px}
 .chip{display:inline-block;border-radius:999px;padding:2px 9px;font-size:12px;background:#eef2f8;color:var(--ink);border:1px solid var(--line)}
 header .chip{background:rgba(255,255,255,.08);border-color:rgba(255,255,255,.14);color:#eef1f6}

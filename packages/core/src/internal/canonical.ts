@@ -16,6 +16,7 @@ import { Schema, SchemaAST } from "effect"
 import * as Cost from "../Cost.ts"
 import * as ExperimentNode from "../ExperimentNode.ts"
 import * as Insight from "../Insight.ts"
+import * as Researcher from "../Researcher.ts"
 import * as Result from "../Result.ts"
 import * as Strategy from "../Strategy.ts"
 
@@ -219,6 +220,15 @@ export const insight = struct("Insight", Insight.Insight, {
   evidence: arrayOf(isString),
   createdAt: isFinite,
   data: isJsonRecord
+})
+
+/** A researcher's analysis of the task (its defaulted keys are required in canonical form). */
+export const analysis = struct("Analysis", Researcher.Analysis, {
+  summary: isString,
+  metricNotes: isString,
+  dataNotes: isString,
+  risks: arrayOf(isString),
+  notes: isJsonRecord
 })
 
 /** A literal field (`_tag`). */

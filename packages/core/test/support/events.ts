@@ -25,7 +25,7 @@ type Op =
   | { readonly op: "admit" | "submit"; readonly pick: number }
   | { readonly op: "progress"; readonly pick: number; readonly fraction: number }
   | { readonly op: "finish"; readonly pick: number; readonly outcome: JournalEvent.Outcome; readonly score: number | undefined }
-  | { readonly op: "insight" | "charge" | "noise" | "exhaust"; readonly pick: number }
+  | { readonly op: "insight" | "charge" | "noise" | "exhaust" | "analysis"; readonly pick: number }
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant("propose" as const), pick: fc.nat(), fp: fc.nat(30) }), weight: 4 },
@@ -40,7 +40,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     }),
     weight: 4
   },
-  { arbitrary: fc.record({ op: fc.constantFrom("insight" as const, "charge" as const, "noise" as const, "exhaust" as const), pick: fc.nat() }), weight: 1 }
+  { arbitrary: fc.record({ op: fc.constantFrom("insight" as const, "charge" as const, "noise" as const, "exhaust" as const, "analysis" as const), pick: fc.nat() }), weight: 1 }
 )
 
 /** Interpret abstract ops as a valid journal, starting with `RunStarted`. */
@@ -110,6 +110,13 @@ export const interpret = (task: Task.Task, ops: ReadonlyArray<Op>): Array<Journa
       case "insight":
         events.push(JournalEvent.make("InsightsDistilled", {
           insights: [{ id: `i${at}`, text: "an insight", evidence: ids.slice(0, 2), createdAt: at, data: {} }],
+          at
+        }))
+        break
+      case "analysis":
+        // the explorer journals one before its first proposal; a fold keeps the first of any number
+        events.push(JournalEvent.make("AnalysisCompleted", {
+          analysis: { summary: `analysis ${at}`, metricNotes: "", dataNotes: "", risks: o.pick % 2 === 0 ? [] : ["overfitting"], notes: {} },
           at
         }))
         break
