@@ -15,7 +15,7 @@ import * as Result from "./Result.ts"
 import * as Task from "./Task.ts"
 
 /** The journal format version this code writes. @since 0.1.0 @category constants */
-export const FORMAT_VERSION = 1
+export const FORMAT_VERSION = 2
 
 /** Final state of a node. @since 0.1.0 @category schemas */
 export const Outcome = Schema.Literals(["Succeeded", "Failed", "Cancelled", "Pruned"])

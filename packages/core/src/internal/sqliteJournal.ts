@@ -26,7 +26,10 @@ const migrations: ReadonlyArray<(db: DatabaseSync) => void> = [
       payload TEXT NOT NULL,
       crc INTEGER NOT NULL
     )`)
-  }
+  },
+  // 1 -> 2: the same table; format 2 adds the AnalysisCompleted event, which a trex that writes
+  // format 1 cannot decode, so such a trex refuses these files with "upgrade trex".
+  () => {}
 ]
 
 const io = (message: string, reason: JournalError["reason"] = "Io", seq?: number) =>
