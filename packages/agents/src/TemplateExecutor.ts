@@ -156,13 +156,13 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
     const acquire: Effect.Effect<{ job: Backend.JobInfo["ref"]; submitted: boolean }, Errors.BackendError> =
       request.job !== undefined
         ? Effect.succeed({ job: request.job, submitted: false })
-        : Effect.gen(function*() {
-          if (request.reconcile === true && (request.attempt ?? 0) === 0) {
-            const known = yield* backend.list(request.runId)
+        : Effect.suspend(() => {
+          const submit = () => Effect.map(backend.submit(jobSpec(request, recipe, options)), (job) => ({ job, submitted: true }))
+          if (request.reconcile !== true || (request.attempt ?? 0) !== 0) return submit()
+          return Effect.flatMap(backend.list(request.runId), (known) => {
             const mine = known.find((j) => j.labels.node === nodeId)
-            if (mine !== undefined) return { job: mine.ref, submitted: true }
-          }
-          return { job: yield* backend.submit(jobSpec(request, recipe, options)), submitted: true }
+            return mine !== undefined ? Effect.succeed({ job: mine.ref, submitted: true }) : submit()
+          })
         })
     const maxPoints = options.maxCurvePoints ?? 2000
     return Stream.unwrap(

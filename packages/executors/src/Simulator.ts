@@ -308,13 +308,13 @@ export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effe
   Effect.gen(function*() {
     const engine = new Engine(landscape, Math.max(1, options.gpus ?? 1))
     yield* Effect.forkScoped(drive(engine, Math.max(1, options.settleTurns ?? 16)))
+    // A job of an earlier simulator (a controller that restarted) never really ran: retryable,
+    // so the executor submits it again to this one.
+    const unknown = (ref: { readonly id: string }, operation: string) =>
+      new Errors.BackendError({ backend: "simulator", operation, message: `unknown simulator job ${ref.id} (the simulator restarted)`, retryable: true })
     const job = (ref: { readonly id: string }, operation: string) => {
       const j = engine.jobs.get(ref.id)
-      // A job of an earlier simulator (a controller that restarted) never really ran: retryable,
-      // so the executor submits it again to this one.
-      return j === undefined
-        ? Effect.fail(new Errors.BackendError({ backend: "simulator", operation, message: `unknown simulator job ${ref.id} (the simulator restarted)`, retryable: true }))
-        : Effect.succeed(j)
+      return j === undefined ? Effect.fail(unknown(ref, operation)) : Effect.succeed(j)
     }
     return {
       name: "simulator",
@@ -327,14 +327,17 @@ export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effe
             : Effect.succeed(engine.submit(spec.labels, work).ref)
         }),
       watch: (ref) =>
-        Stream.unwrap(Effect.map(job(ref, "watch"), (j) =>
+        Stream.suspend((): Stream.Stream<Backend.JobEvent, Errors.BackendError> => {
+          const j = engine.jobs.get(ref.id)
+          if (j === undefined) return Stream.fail(unknown(ref, "watch"))
           // A finished job (every zero-cost job, which finishes inside its submit) replays what it
           // printed and its exit, with no queue to feed (the replay counts as activity).
-          j.exit !== undefined && j.watchers.length === 0
-            ? Stream.suspend(() => Stream.fromIterable(replay(engine, j)))
+          return j.exit !== undefined && j.watchers.length === 0
+            ? Stream.fromIterable(replay(engine, j))
             : Stream.callback<Backend.JobEvent>((queue) =>
               Effect.acquireRelease(Effect.sync(() => engine.watch(j, queue)), () => Effect.sync(() => engine.unwatch(j, queue)))
-            ).pipe(Stream.tap(() => Effect.sync(() => engine.touch()))))),
+            ).pipe(Stream.tap(() => Effect.sync(() => engine.touch())))
+        }),
       cancel: (ref) => Effect.flatMap(job(ref, "cancel"), (j) => Effect.sync(() => engine.cancel(j))),
       list: (run) => Effect.sync(() => engine.list(run)),
       capacity: Effect.sync(() => ({ slots: engine.gpus, gpus: engine.gpus, inUse: engine.inUse })),

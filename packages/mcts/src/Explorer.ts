@@ -254,63 +254,52 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       return record(events, outcome === "Succeeded" || outcome === "Failed" ? "soon" : "now")
     })
 
+  const retries = options.retries ?? 2
   const execute = (
     node: ExperimentNode.NodeSpec,
     job: ExperimentNode.JobRef | undefined,
     reconcile: boolean
-  ): Effect.Effect<void, Errors.JournalError> =>
-    Effect.gen(function*() {
-      let tries = 0
-      let reattach = job
-      for (;;) {
-        const outcome = yield* executor
-          .run({
-            task: runTask,
-            runId: options.runId,
-            runDir: options.runDir,
-            node,
-            attempt: tries,
-            ...(reconcile && tries === 0 ? { reconcile: true } : {}),
-            ...(reattach !== undefined ? { job: reattach } : {})
+  ): Effect.Effect<void, Errors.JournalError> => {
+    // One attempt: run the executor's stream to its end, then finish the node or try again.
+    const attempt = (tries: number, reattach: ExperimentNode.JobRef | undefined): Effect.Effect<void, Errors.JournalError> =>
+      executor
+        .run({
+          task: runTask,
+          runId: options.runId,
+          runDir: options.runDir,
+          node,
+          attempt: tries,
+          ...(reconcile && tries === 0 ? { reconcile: true } : {}),
+          ...(reattach !== undefined ? { job: reattach } : {})
+        })
+        .pipe(
+          Stream.runFoldEffect(
+            () => undefined as Result.Result | undefined,
+            (acc, ev) => ev._tag === "Finished" ? Effect.succeed(ev.result) : Effect.as(onExecutionEvent(node.id, ev), acc)
+          ),
+          Effect.matchEffect({
+            onFailure: (e) => e._tag === "ExecutorError" ? failedAttempt(tries, e) : Effect.fail(e),
+            onSuccess: (result) => {
+              if (result === undefined) return failedAttempt(tries, undefined)
+              // A job we reattached to had been cancelled by an earlier stop: run it afresh.
+              if (reattach !== undefined && result.failure?.kind === "Cancelled" && tries === 0) return attempt(tries + 1, undefined)
+              // A retryable failure (the backend lost the job, or it never started) runs again, bounded.
+              if (result.failure?.retryable === true && tries < retries) return attempt(tries + 1, undefined)
+              const failed = result.failure !== undefined || result.score === undefined
+              return finish(node.id, failed ? "Failed" : "Succeeded", failedIfUnscored(result, runTask))
+            }
           })
-          .pipe(
-            Stream.runFoldEffect(
-              () => undefined as Result.Result | undefined,
-              (acc, ev) => ev._tag === "Finished" ? Effect.succeed(ev.result) : Effect.as(onExecutionEvent(node.id, ev), acc)
-            ),
-            Effect.map((r) => ({ _tag: "Done" as const, result: r })),
-            Effect.catchTag("ExecutorError", (e) => Effect.succeed({ _tag: "Error" as const, error: e }))
-          )
-        if (outcome._tag === "Done" && outcome.result !== undefined) {
-          // A job we reattached to had been cancelled by an earlier stop: run it afresh.
-          if (reattach !== undefined && outcome.result.failure?.kind === "Cancelled" && tries === 0) {
-            reattach = undefined
-            tries++
-            continue
-          }
-          // A retryable failure (the backend lost the job, or it never started) runs again, bounded.
-          if (outcome.result.failure?.retryable === true && tries < (options.retries ?? 2)) {
-            reattach = undefined
-            tries++
-            continue
-          }
-          const failed = outcome.result.failure !== undefined || outcome.result.score === undefined
-          return yield* finish(node.id, failed ? "Failed" : "Succeeded", failedIfUnscored(outcome.result, runTask))
-        }
-        const error = outcome._tag === "Error" ? outcome.error : undefined
-        if (error !== undefined && error.retryable && tries < (options.retries ?? 2)) {
-          tries++
-          reattach = undefined
-          yield* Effect.sleep(`${Math.min(30, 2 ** tries)} seconds`)
-          continue
-        }
-        return yield* finish(
+        )
+    // The executor failed (or its stream ended without a result): a retryable error runs again after a backoff.
+    const failedAttempt = (tries: number, error: Errors.ExecutorError | undefined): Effect.Effect<void, Errors.JournalError> =>
+      error !== undefined && error.retryable && tries < retries
+        ? Effect.andThen(Effect.sleep(`${Math.min(30, 2 ** (tries + 1))} seconds`), attempt(tries + 1, undefined))
+        : finish(
           node.id,
           "Failed",
           Result.failure("Infra", error?.message ?? "the executor ended without a result", { retryable: error?.retryable ?? false })
         )
-      }
-    }).pipe(
+    return Effect.suspend(() => attempt(0, job)).pipe(
       Effect.onInterrupt(() =>
         pruning.has(node.id)
           ? finish(node.id, "Pruned", undefined, "stopped early by the scheduler").pipe(Effect.orDie)
@@ -323,6 +312,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         })
       )
     )
+  }
 
   const onExecutionEvent = (nodeId: string, ev: ExecutorAgent.ExecutionEvent): Effect.Effect<void, Errors.JournalError> => {
     switch (ev._tag) {
