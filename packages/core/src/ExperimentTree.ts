@@ -174,8 +174,8 @@ interface MutableNode {
   /** The children's views, in the order of `children`. */
   readonly childViews: Array<NodeView>
   readonly curve: Array<Result.MetricPoint>
-  /** Position in `curve` of each (step, split, name). */
-  readonly curveIndex: Map<string, number>
+  /** Position in `curve` of each (step, split, name); made with the first point (a node without progress reports has none). */
+  curveIndex: Map<string, number> | undefined
   /** Whether this node's admission was counted in `pending` up the path. */
   counted: boolean
   exhausted: boolean
@@ -333,7 +333,7 @@ export class ExperimentTree {
           children,
           childViews: [],
           curve,
-          curveIndex: new Map(),
+          curveIndex: undefined,
           counted: false,
           exhausted: false
         }
@@ -380,10 +380,11 @@ export class ExperimentTree {
         // once: the same step, split and name replaces the earlier value.
         for (const p of event.metrics) {
           const key = `${p.step}\u0000${p.split}\u0000${p.name}`
-          const i = n.curveIndex.get(key)
+          const index = (n.curveIndex ??= new Map())
+          const i = index.get(key)
           if (i !== undefined) n.curve[i] = p
           else {
-            n.curveIndex.set(key, n.curve.length)
+            index.set(key, n.curve.length)
             n.curve.push(p)
           }
         }

@@ -126,16 +126,24 @@ export const of = (strategy: Strategy.Strategy): string => {
   // Its parts are immutable too, and a mutation copies only the objects on the changed path:
   // the canonical JSON of each part is kept, so a child strategy re-serialises only the part that changed.
   // (The keys of `{ data, training, evaluation }`, in canonical order.)
+  const data = partText(strategy.data)
+  const evaluation = partText(strategy.evaluation)
+  const training = partText(strategy.training)
   let json = "{"
-  for (const [key, part] of [["data", strategy.data], ["evaluation", strategy.evaluation], ["training", strategy.training]] as const) {
-    if (part === undefined) continue
-    let text = parts.get(part)
-    if (text === undefined) parts.set(part, (text = canonical(part)))
-    json += (json.length > 1 ? "," : "") + `"${key}":` + text
-  }
+  if (data !== undefined) json += "\"data\":" + data
+  if (evaluation !== undefined) json += (json.length > 1 ? ",\"evaluation\":" : "\"evaluation\":") + evaluation
+  if (training !== undefined) json += (json.length > 1 ? ",\"training\":" : "\"training\":") + training
   const fp = crypto.hash("sha256", json + "}", "hex").slice(0, 16)
   cache.set(strategy, fp)
   return fp
+}
+
+/** The canonical JSON of a part of a strategy, kept for as long as the part lives. */
+const partText = (part: object | undefined): string | undefined => {
+  if (part === undefined) return undefined
+  let text = parts.get(part)
+  if (text === undefined) parts.set(part, (text = canonical(part)))
+  return text
 }
 
 /** Strategies are immutable values: each is hashed once. */

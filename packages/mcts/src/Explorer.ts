@@ -401,40 +401,36 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const heldSpace = runTask.searchSpace !== undefined && runTask.defaultStrategy !== undefined && SearchSpace.isConditional(runTask.searchSpace)
     ? runTask.searchSpace
     : undefined
-  const propose = (parentId: string) =>
-    Effect.gen(function*() {
-      const analysis = yield* analysisOnce
-      for (let attempt = 0; attempt < attempts; attempt++) {
-        const k = tree.view.size
-        const proposals = yield* researcher
-          .propose(
-            {
-              task: runTask,
-              analysis,
-              tree: tree.view,
-              parentId,
-              usage: ledger.usage(),
-              tried: (fp) => isTried(tree.view, fp)
-            },
-            1
-          )
-          .pipe(
-            withSeed(`${seed}:${k}:${attempt}:propose`),
-            Effect.catchTag("ResearcherError", (e) =>
-              Effect.logWarning(`researcher could not propose under ${parentId}: ${e.message}`).pipe(Effect.as([]))
-            )
-          )
-        for (const p of proposals) {
-          // Parameters whose condition does not hold are held at the default strategy's value, so
-          // a strategy that differs from a tried one only in them is not run again.
-          const strategy = heldSpace !== undefined ? SearchSpace.normalize(heldSpace, p.strategy, runTask.defaultStrategy!) : p.strategy
-          const fingerprint = Fingerprint.of(strategy)
-          if (isTried(tree.view, fingerprint)) continue
-          return { proposal: strategy === p.strategy ? p : { ...p, strategy }, fingerprint }
-        }
-      }
-      return undefined
-    })
+  const tried = (fp: string) => isTried(tree.view, fp)
+  const propose = (parentId: string) => Effect.flatMap(analysisOnce, (analysis) => proposeAttempt(parentId, analysis, 0))
+  /** Ask the researcher for a proposal under `parentId`; a try that gives only strategies already tried is repeated, up to `attempts` tries. */
+  const proposeAttempt = (
+    parentId: string,
+    analysis: Researcher.Analysis,
+    attempt: number
+  ): Effect.Effect<{ readonly proposal: Researcher.Proposal; readonly fingerprint: string } | undefined> => {
+    if (attempt >= attempts) return Effect.succeed(undefined)
+    const k = tree.view.size
+    return researcher
+      .propose({ task: runTask, analysis, tree: tree.view, parentId, usage: ledger.usage(), tried }, 1)
+      .pipe(
+        withSeed(`${seed}:${k}:${attempt}:propose`),
+        Effect.catchTag("ResearcherError", (e) =>
+          Effect.logWarning(`researcher could not propose under ${parentId}: ${e.message}`).pipe(Effect.as([]))
+        ),
+        Effect.flatMap((proposals) => {
+          for (const p of proposals) {
+            // Parameters whose condition does not hold are held at the default strategy's value, so
+            // a strategy that differs from a tried one only in them is not run again.
+            const strategy = heldSpace !== undefined ? SearchSpace.normalize(heldSpace, p.strategy, runTask.defaultStrategy!) : p.strategy
+            const fingerprint = Fingerprint.of(strategy)
+            if (isTried(tree.view, fingerprint)) continue
+            return Effect.succeed({ proposal: strategy === p.strategy ? p : { ...p, strategy }, fingerprint })
+          }
+          return proposeAttempt(parentId, analysis, attempt + 1)
+        })
+      )
+  }
 
   // The analysis is asked for once per run and journaled (committed at once, like the model
   // charges it follows), so a resumed run proposes from the analysis the run started with and

@@ -28,7 +28,8 @@ export interface SimJob {
   readonly seconds: number
   state: "Pending" | "Running" | "Finished"
   startedAt: number
-  timeline: Array<{ readonly at: number; readonly event: JobEvent }>
+  /** What it will emit and when (released once it has finished). */
+  timeline: ReadonlyArray<{ readonly at: number; readonly event: JobEvent }>
   next: number
   exit: Backend.JobExit | undefined
   /** Its watchers (rarely more than one; an array costs less than a set per job). */
@@ -38,6 +39,8 @@ export interface SimJob {
   /** Events emitted while nobody watched, for the first watcher (a job's stdout pipe). */
   readonly buffer: Array<JobEvent>
 }
+
+const NOTHING: ReadonlyArray<never> = []
 
 const timelineOf = (landscape: Landscape, job: SimJob, start: number): Array<{ at: number; event: JobEvent }> => {
   const seconds = job.seconds
@@ -194,6 +197,8 @@ export class Engine {
   }
 
   private finish(job: SimJob, exit: Backend.JobExit): void {
+    job.timeline = NOTHING
+    job.next = 0
     if (job.state === "Running") {
       this.running.delete(job)
       this.busySeconds += this.now - job.startedAt
