@@ -129,10 +129,14 @@ export class Engine {
     return this.running.size
   }
 
-  /** Call after a change, never before: opening the latch may resume the driver synchronously. */
+  /**
+   * Call after a change, never before: opening the latch may resume the driver synchronously.
+   * The driver sleeps on the latch only while time cannot move, so it is woken only once it can
+   * (a zero-cost job, which finishes inside its submit, wakes nobody).
+   */
   touch(): void {
     this.activity++
-    this.wake.openUnsafe()
+    if (this.canAdvance()) this.wake.openUnsafe()
   }
 
   submit(labels: Backend.Labels, work: Work): SimJob {
