@@ -88,7 +88,10 @@ interface Axis {
 
 interface Index {
   readonly axes: ReadonlyArray<Axis>
-  readonly exact: Map<string, Point>
+  /** The first point of each configuration, by `keyOf` its value indices. */
+  readonly exact: Map<number | string, Point>
+  /** Mixed-radix place values of the axes, when every key fits a safe integer. */
+  readonly strides: ReadonlyArray<number> | undefined
   readonly nearest: Map<string, Match>
 }
 
@@ -104,13 +107,35 @@ const buildIndex = (landscape: Landscape): Index => {
     const hi = numeric ? Math.max(...coords) : 0
     return { numeric, log, lo, span: hi - lo, index: new Map(p.values.map((v, i) => [v, i])) }
   })
-  const exact = new Map<string, Point>()
+  const size = axes.reduce((n, a) => n * Math.max(1, a.index.size), 1)
+  const strides = size <= Number.MAX_SAFE_INTEGER ? placeValues(axes) : undefined
+  const exact = new Map<number | string, Point>()
   for (const point of landscape.points) {
-    const key = point.values.map((v, i) => axes[i]!.index.get(v)).join(",")
+    const indices = point.values.map((v, i) => axes[i]!.index.get(v))
+    // (every value of a point is one of its axis's values; a key of joined text if one were not)
+    const key = indices.every((k) => k !== undefined) ? keyOf(strides, indices) : indices.join(",")
     // the first recorded run of a configuration stands for it (repeats differ by noise)
     if (!exact.has(key)) exact.set(key, point)
   }
-  return { axes, exact, nearest: new Map() }
+  return { axes, exact, strides, nearest: new Map() }
+}
+
+const placeValues = (axes: ReadonlyArray<Axis>): Array<number> => {
+  const out: Array<number> = []
+  let place = 1
+  for (const a of axes) {
+    out.push(place)
+    place *= Math.max(1, a.index.size)
+  }
+  return out
+}
+
+/** A configuration's key: one number (no string built per lookup), or its indices joined when they would not fit. */
+const keyOf = (strides: ReadonlyArray<number> | undefined, indices: ReadonlyArray<number>): number | string => {
+  if (strides === undefined) return indices.join(",")
+  let key = 0
+  for (let i = 0; i < indices.length; i++) key += indices[i]! * strides[i]!
+  return key
 }
 
 const indexOf = (landscape: Landscape): Index => {
@@ -150,7 +175,7 @@ export const match = (landscape: Landscape, values: ReadonlyArray<unknown>): Mat
     keyParts.push(k)
   }
   if (keyParts.length === values.length) {
-    const hit = idx.exact.get(keyParts.join(","))
+    const hit = idx.exact.get(keyOf(idx.strides, keyParts))
     if (hit !== undefined) return { point: hit, distance: 0 }
   }
   const cacheKey = JSON.stringify(values)
