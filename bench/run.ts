@@ -7,16 +7,17 @@
 //      and reports how far it got. Time in the policy's `select` and the researcher's `propose`
 //      and `distill` is shown apart from the rest (the engine: explorer, journal, executor,
 //      simulator), and so is the cost of the last 10% of trials (the cost grows with the tree).
-//   1b. The engine alone at the largest size: the same loop with an O(1) policy (a spine with 24
-//      leaves per level, so the tree is as deep as UCT's, depth = trials / 25) and an O(1)
-//      researcher, with both journals.
+//   1b. The engine alone at the largest size: the same loop with an O(1) policy and an O(1)
+//      researcher, with both journals, on two trees: a spine with 399 leaves per level (depth
+//      trials / 400: 251 at 100k, as deep as the default search's tree, 243 at 74k trials) and one
+//      with 24 (depth trials / 25: 4,001 at 100k), to show the cost that grows with depth.
 //   2. Journal replay: folding the largest run's SQLite journal into a tree, and the 1b journal;
 //      baseline: reading and JSON-parsing its rows without decoding or folding.
 //   3. Memory per node of the folded tree.
 //   4. GPU utilisation: 8 simulated GPUs, heavy-tailed trial durations (Pareto 1.5), concurrency 8.
 //
 // Options: --quick, --json (one JSON object at the end), --cap <seconds> per explorer run,
-// --only engine (sections 1 to 3) or --only utilisation (section 4).
+// --only engine (sections 1 to 3), --only engine-alone (1b, and 2 for its journal) or --only utilisation (section 4).
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -34,8 +35,8 @@ const capArg = process.argv.indexOf("--cap")
 const capSeconds = capArg >= 0 ? Number(process.argv[capArg + 1]) : 600
 const onlyArg = process.argv.indexOf("--only")
 const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined
-if (only !== undefined && only !== "engine" && only !== "utilisation") {
-  console.error(`--only takes "engine" (sections 1 to 3) or "utilisation" (section 4), not ${JSON.stringify(only)}`)
+if (only !== undefined && only !== "engine" && only !== "engine-alone" && only !== "utilisation") {
+  console.error(`--only takes "engine" (sections 1 to 3), "engine-alone" (1b and its replay) or "utilisation" (section 4), not ${JSON.stringify(only)}`)
   process.exit(2)
 }
 
@@ -111,9 +112,12 @@ const explore = (
     const sim = yield* Simulator.Simulator
     // simulated start time of every trial, to measure utilisation while trials are still being started
     const starts = new Map<string, number>()
+    // the start times are for the utilisation runs (concurrency 8); reading the simulated clock costs
+    // a run of an effect per trial, which the overhead runs (concurrency 1) should not count
+    const trackStarts = concurrency > 1
     const progress: Progress = { finished: 0, marks: [{ finished: 0, at: performance.now() }] }
     const onEvent = (entry: { event: { _tag: string; nodeId?: string } }) => {
-      if (entry.event._tag === "JobSubmitted") starts.set(entry.event.nodeId!, Effect.runSync(sim.clock))
+      if (entry.event._tag === "JobSubmitted" && trackStarts) starts.set(entry.event.nodeId!, Effect.runSync(sim.clock))
       else if (entry.event._tag === "NodeFinished" && ++progress.finished % 1000 === 0) {
         progress.marks.push({ finished: progress.finished, at: performance.now() })
       }
@@ -158,11 +162,11 @@ const lastTenth = (p: Progress): number => {
 }
 
 /**
- * The engine alone: a spine policy (every 25th trial extends the spine, the others are leaves
- * on its tip, so the tree is `trials / 25` deep) and a researcher that hands out the
+ * The engine alone: a spine policy (every `width`th trial extends the spine, the others are leaves
+ * on its tip, so the tree is `trials / width` deep) and a researcher that hands out the
  * configurations in order, both O(1) per trial.
  */
-const engineAgents = (trials: number): Agents => {
+const engineAgents = (trials: number, width: number): Agents => {
   const base = task(trials).defaultStrategy!
   let next = 0
   let tip = "root"
@@ -172,7 +176,7 @@ const engineAgents = (trials: number): Agents => {
       select: (tree) =>
         Effect.sync(() => {
           const id = tip
-          if (tree.size % 25 === 0) tip = `n${tree.size + 1}`
+          if (tree.size % width === 0) tip = `n${tree.size + 1}`
           return SearchPolicy.expand(id)
         })
     },
@@ -212,12 +216,13 @@ const print = (line: string) => {
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-"))
 
-if (only === undefined || only === "engine") {
-  // ---- 1. orchestration overhead ----------------------------------------------------------------
+if (only === undefined || only === "engine" || only === "engine-alone") {
   const zero = landscape({ seconds: 0 })
-  const overhead: Array<Record<string, number | string | boolean>> = []
   let sqliteFile = ""
   const fmt = (x: number, digits = 4) => x.toFixed(digits)
+  if (only !== "engine-alone") {
+  // ---- 1. orchestration overhead ----------------------------------------------------------------
+  const overhead: Array<Record<string, number | string | boolean>> = []
   print(`1. Orchestration overhead per trial (zero-cost simulator, UCT + heuristic researcher, concurrency 1; each run stopped after ${capSeconds} s)`)
   print("| trials | baseline ms/trial | in-memory ms/trial | ratio | last 10% ms/trial | select / propose / distill / rest ms | SQLite ms/trial | SQLite trials/s | SQLite last 10% ms/trial | max depth |")
   print("|---|---|---|---|---|---|---|---|---|---|")
@@ -256,31 +261,39 @@ if (only === undefined || only === "engine") {
     } | ${fmt(row.sqliteMsPerTrial)} | ${row.sqliteTrialsPerSecond.toFixed(0)} | ${fmt(row.sqliteLastTenthMsPerTrial)} | ${row.maxDepth} |`)
   }
   results["overhead"] = overhead
+  }
 
   // ---- 1b. the engine alone ------------------------------------------------------------------------
   const engineTrials = sizes[sizes.length - 1]!
   const engineFile = path.join(dir, `engine-${engineTrials}.sqlite`)
   {
-    const base = await time(() => Effect.runPromise(baseline(engineTrials, zero)))
-    const mem = await time(() => Effect.runPromise(explore(engineTrials, Journal.Journal.layerMemory, zero, 1, engineAgents(engineTrials))))
-    const sql = await time(() =>
-      Effect.runPromise(explore(engineTrials, Journal.Journal.layerSqlite(engineFile, { durability: "process" }), zero, 1, engineAgents(engineTrials)))
-    )
-    const row = {
-      trials: engineTrials,
-      baselineMsPerTrial: base.ms / engineTrials,
-      memoryMsPerTrial: mem.ms / engineTrials,
-      memoryLastTenthMsPerTrial: lastTenth(mem.value.progress),
-      sqliteMsPerTrial: sql.ms / engineTrials,
-      sqliteTrialsPerSecond: engineTrials / (sql.ms / 1000),
-      sqliteLastTenthMsPerTrial: lastTenth(sql.value.progress),
-      maxDepth: Math.max(...[...mem.value.summary.tree.nodes()].map((x) => x.depth))
-    }
-    results["engine"] = row
+    const rows: Array<Record<string, number>> = []
     print("")
-    print(`1b. The engine alone (O(1) spine policy and in-order researcher, tree depth ${row.maxDepth}), ${engineTrials} trials:`)
-    print(`    baseline ${fmt(row.baselineMsPerTrial)} ms/trial; in-memory ${fmt(row.memoryMsPerTrial)} ms/trial (last 10%: ${fmt(row.memoryLastTenthMsPerTrial)});` +
-      ` SQLite ${fmt(row.sqliteMsPerTrial)} ms/trial = ${row.sqliteTrialsPerSecond.toFixed(0)} trials/s (last 10%: ${fmt(row.sqliteLastTenthMsPerTrial)})`)
+    print(`1b. The engine alone (O(1) spine policy and in-order researcher), ${engineTrials} trials:`)
+    for (const width of [400, 25]) {
+      const file = width === 25 ? engineFile : path.join(dir, `engine-${engineTrials}-${width}.sqlite`)
+      const base = await time(() => Effect.runPromise(baseline(engineTrials, zero)))
+      const mem = await time(() => Effect.runPromise(explore(engineTrials, Journal.Journal.layerMemory, zero, 1, engineAgents(engineTrials, width))))
+      const sql = await time(() =>
+        Effect.runPromise(explore(engineTrials, Journal.Journal.layerSqlite(file, { durability: "process" }), zero, 1, engineAgents(engineTrials, width)))
+      )
+      const row = {
+        trials: engineTrials,
+        width,
+        baselineMsPerTrial: base.ms / engineTrials,
+        memoryMsPerTrial: mem.ms / engineTrials,
+        memoryLastTenthMsPerTrial: lastTenth(mem.value.progress),
+        sqliteMsPerTrial: sql.ms / engineTrials,
+        sqliteTrialsPerSecond: engineTrials / (sql.ms / 1000),
+        sqliteLastTenthMsPerTrial: lastTenth(sql.value.progress),
+        maxDepth: Math.max(...[...mem.value.summary.tree.nodes()].map((x) => x.depth))
+      }
+      rows.push(row)
+      print(`    depth ${row.maxDepth}: baseline ${fmt(row.baselineMsPerTrial)} ms/trial; in-memory ${fmt(row.memoryMsPerTrial)} ms/trial (last 10%: ${
+        fmt(row.memoryLastTenthMsPerTrial)
+      }); SQLite ${fmt(row.sqliteMsPerTrial)} ms/trial = ${row.sqliteTrialsPerSecond.toFixed(0)} trials/s (last 10%: ${fmt(row.sqliteLastTenthMsPerTrial)})`)
+    }
+    results["engine"] = rows
   }
 
   // ---- 2. journal replay and 3. memory per node ----------------------------------------------
@@ -320,15 +333,18 @@ if (only === undefined || only === "engine") {
     }
   }
   {
-    const largest = await replayOf(sqliteFile)
+    const largest = sqliteFile === "" ? undefined : await replayOf(sqliteFile)
     const engine = await replayOf(engineFile)
     results["replay"] = largest
     results["replayEngine"] = engine
     print("")
-    for (const [what, r] of [["the largest run's journal", largest], ["the engine run's journal (1b)", engine]] as const) {
+    for (const [what, r] of [["the largest run's journal", largest], ["the engine run's journal (1b, the deeper tree)", engine]] as const) {
+      if (r === undefined) continue
       print(`2. Journal replay, ${what}: ${r.events} events, ${r.nodes} nodes: fold ${r.replayMs.toFixed(0)} ms vs JSON.parse of the rows ${r.rawParseMs.toFixed(0)} ms (${r.ratio.toFixed(1)}x)`)
     }
-    print(`3. Memory: ${(largest.bytesPerNode / 1024).toFixed(2)} KiB per node of the folded tree (journal entries included)${largest.gcExposed ? "" : " (run with --expose-gc for a cleaner figure)"}`)
+    if (largest !== undefined) {
+      print(`3. Memory: ${(largest.bytesPerNode / 1024).toFixed(2)} KiB per node of the folded tree (journal entries included)${largest.gcExposed ? "" : " (run with --expose-gc for a cleaner figure)"}`)
+    }
   }
 }
 
