@@ -293,7 +293,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     // The executor failed (or its stream ended without a result): a retryable error runs again after a backoff.
     const failedAttempt = (tries: number, error: Errors.ExecutorError | undefined): Effect.Effect<void, Errors.JournalError> =>
       error !== undefined && error.retryable && tries < retries
-        ? Effect.andThen(Effect.sleep(`${Math.min(30, 2 ** (tries + 1))} seconds`), attempt(tries + 1, undefined))
+        ? Effect.andThen(Effect.sleep(`${Math.min(30, 2 ** (tries + 1))} seconds`), () => attempt(tries + 1, undefined))
         : finish(
           node.id,
           "Failed",
