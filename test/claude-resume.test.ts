@@ -4,16 +4,13 @@
 // run's tree, although the model would answer a second analysis request differently.
 import { assert, describe, it } from "@effect/vitest"
 import { AnthropicModel, ClaudeResearcher } from "@trex/agents"
-import { ExecutorAgent, ExperimentNode, type ExperimentTree, Journal } from "@trex/core"
+import { ExecutorAgent, Journal } from "@trex/core"
 import { Explorer, Uct } from "@trex/mcts"
 import { Effect, Fiber, Layer, Redacted } from "effect"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
-import { EPOCHS, type ExecLog, functionExecutor, LRS, makeTask } from "../packages/mcts/test/support/toy.ts"
+import { EPOCHS, type ExecLog, functionExecutor, LRS, makeTask, treeShape } from "../packages/mcts/test/support/toy.ts"
 
 const TRIALS = 8
-
-const shape = (tree: ExperimentTree.TreeView) =>
-  [...tree.nodes()].map((n) => `${n.id}<${n.parent}:${n.fingerprint}:${n.state._tag}:${ExperimentNode.score(n) ?? "-"}`)
 
 const prompt = (request: Fake.Recorded): string =>
   request.body.messages.map((m: any) => (typeof m.content === "string" ? m.content : m.content.map((b: any) => b.text ?? "").join(""))).join("\n")
@@ -104,7 +101,7 @@ describe("ClaudeResearcher, resumed", () => {
         assert.strictEqual(analysisRequests(server), 1, where)
         const resumed = yield* controller(server.url, journal, log)
         assert.strictEqual(analysisRequests(server), 1, `a second analysis request (${where})`)
-        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), where)
+        assert.deepStrictEqual(treeShape(resumed.tree), treeShape(reference.tree), where)
         assert.deepStrictEqual(resumed.tree.analysis, reference.tree.analysis, where)
         const entries = yield* journal.read()
         assert.strictEqual(entries.filter((e) => e.event._tag === "RunResumed").length, 1, where)

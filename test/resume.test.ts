@@ -5,15 +5,13 @@
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { HeuristicResearcher, TemplateExecutor } from "@trex/agents"
-import { ExperimentNode, type ExperimentTree, Journal, Researcher, SearchPolicy, TaskFile } from "@trex/core"
+import { Journal, Researcher, SearchPolicy, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Explorer, Uct } from "@trex/mcts"
 import { Effect, Fiber, Layer } from "effect"
+import { treeShape } from "../packages/mcts/test/support/toy.ts"
 
 const TRIALS = 70
-
-const shape = (tree: ExperimentTree.TreeView) =>
-  [...tree.nodes()].map((n) => `${n.id}<${n.parent}:${n.fingerprint}:${n.state._tag}:${ExperimentNode.score(n) ?? "-"}`)
 
 const setup = Effect.gen(function*() {
   const loaded = yield* TaskFile.load(path.join(import.meta.dirname, "../bench/tasks/regmix-1m-pile-cc.yaml"))
@@ -62,7 +60,7 @@ describe("the default search, resumed", () => {
         while (finished < stopAt) yield* Effect.sleep("1 millis")
         yield* Fiber.interrupt(fiber)
         const resumed = yield* controller(s, journal)
-        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), `interrupted after ${stopAt} results`)
+        assert.deepStrictEqual(treeShape(resumed.tree), treeShape(reference.tree), `interrupted after ${stopAt} results`)
       }
     }), { timeout: 120_000 })
 })

@@ -7,10 +7,7 @@ import * as Explorer from "../src/Explorer.ts"
 import * as ResultCache from "../src/ResultCache.ts"
 import * as RandomPolicy from "../src/RandomPolicy.ts"
 import * as Uct from "../src/Uct.ts"
-import { defaultStrategy, type ExecLog, functionExecutor, gridResearcher, layers, makeTask, score, space } from "./support/toy.ts"
-
-const shape = (tree: ExperimentTree.TreeView) =>
-  [...tree.nodes()].map((n) => `${n.id}<${n.parent}:${n.fingerprint}:${n.state._tag}:${ExperimentNode.score(n) ?? "-"}`)
+import { defaultStrategy, type ExecLog, functionExecutor, gridResearcher, layers, makeTask, score, space, treeShape } from "./support/toy.ts"
 
 const runWith = (
   journal: Journal.Journal["Service"],
@@ -82,8 +79,8 @@ describe("Explorer", () => {
       const a = yield* runWith(Journal.makeMemory(), { maxTrials: 12 })
       const b = yield* runWith(Journal.makeMemory(), { maxTrials: 12 })
       const c = yield* runWith(Journal.makeMemory(), { maxTrials: 12, seed: 8 })
-      assert.deepStrictEqual(shape(a.tree), shape(b.tree))
-      assert.notDeepEqual(shape(a.tree), shape(c.tree))
+      assert.deepStrictEqual(treeShape(a.tree), treeShape(b.tree))
+      assert.notDeepEqual(treeShape(a.tree), treeShape(c.tree))
     }))
 
   it.live("a run killed mid-flight resumes to the same tree, with no trial run twice", () =>
@@ -108,7 +105,7 @@ describe("Explorer", () => {
         const before = (yield* journal.read()).length
         assert.isAtLeast(before, killAt)
         const resumed = yield* runWith(journal, { maxTrials: 12, log })
-        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), `kill at event ${killAt}`)
+        assert.deepStrictEqual(treeShape(resumed.tree), treeShape(reference.tree), `kill at event ${killAt}`)
         // every node was started at most once, except a reattachment of the one in flight
         const fresh = log.runs.filter((r) => !r.reattached).map((r) => r.node)
         assert.strictEqual(new Set(fresh).size, fresh.length, `a node was submitted twice (kill at ${killAt})`)
@@ -116,7 +113,7 @@ describe("Explorer", () => {
         assert.strictEqual(entries.filter((e) => e.event._tag === "RunResumed").length, 1)
         // replaying the final journal gives the same tree as the live one
         const folded = ExperimentTree.fold(entries.map((e) => e.event))!
-        assert.deepStrictEqual(shape(folded.view), shape(resumed.tree))
+        assert.deepStrictEqual(treeShape(folded.view), treeShape(resumed.tree))
       }
     }))
 
@@ -150,7 +147,7 @@ describe("Explorer", () => {
         assert.strictEqual(calls.n, 1, where)
         const resumed = yield* runWith(journal, { maxTrials: 12, researcher: analysing(calls) })
         assert.strictEqual(calls.n, 1, `analyze called again on resume (${where})`)
-        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), where)
+        assert.deepStrictEqual(treeShape(resumed.tree), treeShape(reference.tree), where)
         assert.deepStrictEqual(resumed.tree.analysis, reference.tree.analysis, where)
         const entries = yield* journal.read()
         assert.strictEqual(entries.filter((e) => e.event._tag === "RunResumed").length, 1, where)
@@ -185,7 +182,7 @@ describe("Explorer", () => {
       const resumed = yield* runWith(journal, { maxTrials: 8, researcher: analysing(calls) })
       assert.strictEqual(calls.n, 1)
       assert.deepStrictEqual(resumed.tree.analysis, reference.tree.analysis)
-      assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree))
+      assert.deepStrictEqual(treeShape(resumed.tree), treeShape(reference.tree))
       const entries = yield* journal.read()
       assert.strictEqual(entries.filter((e) => e.event._tag === "BudgetCharged" && e.event.reason === "analyze").length, 1)
     }))
@@ -204,7 +201,7 @@ describe("Explorer", () => {
         yield* Fiber.interrupt(fiber)
         const resumed = yield* runWith(journal, options)
         assert.strictEqual(resumed.reason, reference.reason, `kill at event ${killAt}`)
-        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), `kill at event ${killAt}`)
+        assert.deepStrictEqual(treeShape(resumed.tree), treeShape(reference.tree), `kill at event ${killAt}`)
       }
     }))
 
@@ -232,7 +229,7 @@ describe("Explorer", () => {
         while (seen < killAt) yield* Effect.sleep("1 millis")
         yield* Fiber.interrupt(fiber)
         const resumed = yield* run(journal)
-        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), `kill at event ${killAt}`)
+        assert.deepStrictEqual(treeShape(resumed.tree), treeShape(reference.tree), `kill at event ${killAt}`)
       }
     }))
 

@@ -1,7 +1,11 @@
 // A toy world for the explorer's tests: a 2-parameter task, a researcher that walks a grid
 // deterministically, and an in-process executor whose score is a known function of the strategy.
-import { Cost, Errors, ExecutorAgent, ExperimentNode, Researcher, SearchSpace, Strategy, type Task } from "@trex/core"
+import { Cost, Errors, ExecutorAgent, ExperimentNode, type ExperimentTree, Researcher, SearchSpace, Strategy, type Task } from "@trex/core"
 import { Effect, Layer, Random, Stream } from "effect"
+
+/** A tree as a line per node (id, parent, fingerprint, state, score): two runs grew the same tree when these are equal. */
+export const treeShape = (tree: ExperimentTree.TreeView): Array<string> =>
+  [...tree.nodes()].map((n) => `${n.id}<${n.parent}:${n.fingerprint}:${n.state._tag}:${ExperimentNode.score(n) ?? "-"}`)
 
 export const LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
 export const EPOCHS = [1, 2, 3, 4, 5, 6]
