@@ -69,11 +69,23 @@ const getPath = (obj: unknown, path: ReadonlyArray<string>): unknown => {
   return cur
 }
 
-const setPath = (obj: unknown, path: ReadonlyArray<string>, value: unknown): unknown => {
-  if (path.length === 0) return value
-  const [head, ...rest] = path as [string, ...Array<string>]
+/** A copy of `obj` with `value` at `path[from..]`, copying only the objects on the path. */
+const setPath = (obj: unknown, path: ReadonlyArray<string>, value: unknown, from = 0): unknown => {
+  if (from === path.length) return value
+  const head = path[from]!
   const base = obj !== null && typeof obj === "object" ? (obj as Record<string, unknown>) : {}
-  return { ...base, [head]: setPath(base[head], rest, value) }
+  return { ...base, [head]: setPath(base[head], path, value, from + 1) }
+}
+
+/** A parameter path's keys: the few paths of a search space are split once, not on every read and write. */
+const splitPaths = new Map<string, ReadonlyArray<string>>()
+const segments = (path: string): ReadonlyArray<string> => {
+  let keys = splitPaths.get(path)
+  if (keys === undefined) {
+    keys = path.split(".")
+    if (splitPaths.size < 4096) splitPaths.set(path, keys)
+  }
+  return keys
 }
 
 /**
@@ -89,7 +101,7 @@ export const get = (strategy: Strategy.Strategy, path: string): unknown => {
     if (src === undefined) return 0
     return total > 0 ? Math.round((src.weight / total) * 1e9) / 1e9 : 0
   }
-  return getPath(strategy, path.split("."))
+  return getPath(strategy, segments(path))
 }
 
 /**
@@ -102,7 +114,7 @@ export const get = (strategy: Strategy.Strategy, path: string): unknown => {
 export const set = (strategy: Strategy.Strategy, path: string, value: Value): Strategy.Strategy =>
   path.startsWith(mixturePrefix)
     ? setMixture(strategy, new Map([[path.slice(mixturePrefix.length), typeof value === "number" ? Math.min(1, Math.max(0, value)) : 0]]))
-    : setPath(strategy, path.split("."), value) as Strategy.Strategy
+    : setPath(strategy, segments(path), value) as Strategy.Strategy
 
 /**
  * Index of the parameter's value in the strategy among its declared values, or of the
