@@ -5,7 +5,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { TemplateExecutor } from "@trex/agents"
-import { type ExecutorAgent, Fingerprint, type Result, Strategy } from "@trex/core"
+import { Backend, type ExecutorAgent, Fingerprint, type Result, Strategy } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import { LocalBackend } from "@trex/executors"
 import { Effect, Stream } from "effect"
@@ -96,6 +96,31 @@ describe("TemplateExecutor on the local backend", () => {
       assert.strictEqual(noScore.failure?.kind, "InvalidOutput")
       assert.match(noScore.failure!.message, /no "primary" and no metric "acc"/)
     }))
+
+  it.live("a stream stopped before the job's exit cancels the job; a backend error is an ExecutorError", () =>
+    Effect.scoped(
+      Effect.gen(function*() {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-template-"))
+        // reports a metric, then would run for a minute
+        fs.writeFileSync(path.join(dir, "job.mjs"), `console.log('TREX_METRIC {"step":1,"split":"train","name":"loss","value":0.5}'); setTimeout(() => {}, 60000)`)
+        const backend = yield* LocalBackend.make({ root: path.join(dir, "jobs"), slots: 1, killGraceMs: 500 })
+        const executor = TemplateExecutor.make(backend, { taskDir: dir })
+        const node = { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
+        const recipe = { command: [process.execPath, "{taskDir}/job.mjs"], env: {}, resources: { gpus: 0, cpus: 1 } }
+        const request = { task: { ...task, recipe }, runId: "r", runDir: dir, node }
+        // the consumer stops after the submission and the first metric, as a prune or a stop does
+        const seen = Array.from(yield* executor.run(request).pipe(Stream.take(2), Stream.runCollect))
+        assert.deepStrictEqual(seen.map((e) => e._tag), ["Submitted", "Progress"])
+        const job = (seen[0] as Extract<ExecutorAgent.ExecutionEvent, { _tag: "Submitted" }>).job
+        const exit = yield* Backend.awaitExit(backend, job)
+        assert.strictEqual(exit.outcome, "Cancelled")
+        // a job the backend does not know (a reattachment after its files were removed)
+        const error = yield* executor.run({ ...request, job: { ...job, id: `${job.id}-gone`, data: {} } }).pipe(Stream.runCollect, Effect.flip)
+        assert.strictEqual(error._tag, "ExecutorError")
+        assert.strictEqual(error.nodeId, "n1")
+        assert.match(error.message, /^local watch: /)
+      })
+    ))
 
   it("substitutes only the three placeholders; strategy values never reach argv", () => {
     assert.deepStrictEqual(

@@ -20,7 +20,7 @@ import {
   Result,
   Task
 } from "@trex/core"
-import { Effect, Layer, type Redacted, Result as Result_, Schema, Stream } from "effect"
+import { Array as Arr, Cause, Channel, Effect, Layer, type Pull, type Redacted, Schema, Scope, Stream } from "effect"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -165,35 +165,62 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
           })
         })
     const maxPoints = options.maxCurvePoints ?? 2000
-    return Stream.unwrap(
-      Effect.map(acquire, ({ job, submitted }) => {
+    // One stream stage for the whole job (a zero-cost trial's machinery is mostly stream stages):
+    // after the submit, `Submitted` first, then the backend's events mapped to execution events,
+    // its errors as ExecutorError, and the job cancelled if the stream is stopped before its exit.
+    return Stream.fromChannel(Channel.fromTransform((_, scope) =>
+      Effect.flatMap(Effect.mapError(acquire, toError), ({ job, submitted }) => {
         const curves: Array<Result.MetricPoint> = []
         let done = false
-        const events = backend.watch(job).pipe(
-          Stream.filterMap((ev): Result_.Result<ExecutorAgent.ExecutionEvent, void> => {
-            switch (ev._tag) {
-              case "Metric": {
-                // one point per (step, split, name): a repeat replaces the earlier value
-                const i = curves.findLastIndex((q) => q.step === ev.point.step && q.name === ev.point.name && q.split === ev.point.split)
-                if (i >= 0) curves[i] = ev.point
-                else if (curves.length < maxPoints) curves.push(ev.point)
-                return Result_.succeed({ _tag: "Progress", metrics: [ev.point] })
-              }
-              case "Progress":
-                return Result_.succeed({ _tag: "Progress", fraction: ev.fraction, metrics: [], ...(ev.message !== undefined ? { message: ev.message } : {}) })
-              case "Exit":
-                done = true
-                return Result_.succeed({ _tag: "Finished", result: toResult(request.task, ev, curves) })
-              default:
-                return Result_.failVoid
+        let head = submitted
+        const toEvent = (ev: Backend.JobEvent): ExecutorAgent.ExecutionEvent | undefined => {
+          switch (ev._tag) {
+            case "Metric": {
+              // one point per (step, split, name): a repeat replaces the earlier value
+              const i = curves.findLastIndex((q) => q.step === ev.point.step && q.name === ev.point.name && q.split === ev.point.split)
+              if (i >= 0) curves[i] = ev.point
+              else if (curves.length < maxPoints) curves.push(ev.point)
+              return { _tag: "Progress", metrics: [ev.point] }
             }
-          }),
-          // Interrupted before the job finished (a stop, a prune): cancel it.
-          Stream.ensuring(Effect.suspend(() => (done ? Effect.void : Effect.ignore(backend.cancel(job)))))
+            case "Progress":
+              return { _tag: "Progress", fraction: ev.fraction, metrics: [], ...(ev.message !== undefined ? { message: ev.message } : {}) }
+            case "Exit":
+              done = true
+              return { _tag: "Finished", result: toResult(request.task, ev, curves) }
+            default:
+              return undefined
+          }
+        }
+        const toFailure = (e: Errors.BackendError | Cause.Done) => (Cause.isDone(e) ? e : toError(e))
+        return Scope.addFinalizer(
+          scope,
+          // Stopped before the job finished (a stop, a prune): cancel it.
+          Effect.suspend(() => (done ? Effect.void : Effect.ignore(backend.cancel(job))))
+        ).pipe(
+          Effect.andThen(Channel.toPullScoped(Stream.toChannel(backend.watch(job)), scope)),
+          Effect.map((upstream) => {
+            const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<ExecutorAgent.ExecutionEvent>, Errors.ExecutorError> = Effect.suspend(() => {
+              if (head) {
+                head = false
+                return Effect.succeed([{ _tag: "Submitted", job }] as const)
+              }
+              return upstream.pipe(
+                Effect.mapError(toFailure),
+                Effect.flatMap((chunk) => {
+                  const out: Array<ExecutorAgent.ExecutionEvent> = []
+                  for (const ev of chunk) {
+                    const e = toEvent(ev)
+                    if (e !== undefined) out.push(e)
+                  }
+                  return Arr.isArrayNonEmpty(out) ? Effect.succeed(out) : pull
+                })
+              )
+            })
+            return pull
+          })
         )
-        return submitted ? Stream.prepend(events, [{ _tag: "Submitted", job } satisfies ExecutorAgent.ExecutionEvent]) : events
       })
-    ).pipe(Stream.mapError(toError))
+    ))
   }
 })
 
