@@ -117,6 +117,8 @@ export class Engine {
   /** Each run's jobs as `list` reports them, kept current so a list is one copy. */
   private readonly byRun = new Map<string, Array<Backend.JobInfo>>()
   readonly wake = Latch.makeUnsafe(false)
+  /** Whether the driver waits on `wake`. */
+  sleeping = false
 
   readonly landscape: Landscape
   readonly gpus: number
@@ -132,11 +134,12 @@ export class Engine {
   /**
    * Call after a change, never before: opening the latch may resume the driver synchronously.
    * The driver sleeps on the latch only while time cannot move, so it is woken only once it can
-   * (a zero-cost job, which finishes inside its submit, wakes nobody).
+   * (a zero-cost job, which finishes inside its submit, wakes nobody); while it is awake it
+   * watches `activity` instead, and a change costs no check.
    */
   touch(): void {
     this.activity++
-    if (this.canAdvance()) this.wake.openUnsafe()
+    if (this.sleeping && this.canAdvance()) this.wake.openUnsafe()
   }
 
   submit(labels: Backend.Labels, work: Work): SimJob {
@@ -296,7 +299,9 @@ export const drive = (engine: Engine, settleTurns: number): Effect.Effect<void> 
     for (;;) {
       engine.wake.closeUnsafe()
       if (!engine.canAdvance()) {
+        engine.sleeping = true
         yield* engine.wake.await
+        engine.sleeping = false
         continue
       }
       const seen = engine.activity
