@@ -17,7 +17,7 @@
 //   4. GPU utilisation: 8 simulated GPUs, heavy-tailed trial durations (Pareto 1.5), concurrency 8.
 //
 // Options: --quick, --json (one JSON object at the end), --cap <seconds> per explorer run,
-// --only engine (sections 1 to 3), --only engine-alone (1b, and 2 for its journal) or --only utilisation (section 4).
+// --only engine (sections 1 to 3), --only engine-alone (1b, with 2 and 3 for its journal) or --only utilisation (section 4).
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -36,7 +36,7 @@ const capSeconds = capArg >= 0 ? Number(process.argv[capArg + 1]) : 600
 const onlyArg = process.argv.indexOf("--only")
 const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined
 if (only !== undefined && only !== "engine" && only !== "engine-alone" && only !== "utilisation") {
-  console.error(`--only takes "engine" (sections 1 to 3), "engine-alone" (1b and its replay) or "utilisation" (section 4), not ${JSON.stringify(only)}`)
+  console.error(`--only takes "engine" (sections 1 to 3), "engine-alone" (1b, its replay and memory) or "utilisation" (section 4), not ${JSON.stringify(only)}`)
   process.exit(2)
 }
 
@@ -221,46 +221,46 @@ if (only === undefined || only === "engine" || only === "engine-alone") {
   let sqliteFile = ""
   const fmt = (x: number, digits = 4) => x.toFixed(digits)
   if (only !== "engine-alone") {
-  // ---- 1. orchestration overhead ----------------------------------------------------------------
-  const overhead: Array<Record<string, number | string | boolean>> = []
-  print(`1. Orchestration overhead per trial (zero-cost simulator, UCT + heuristic researcher, concurrency 1; each run stopped after ${capSeconds} s)`)
-  print("| trials | baseline ms/trial | in-memory ms/trial | ratio | last 10% ms/trial | select / propose / distill / rest ms | SQLite ms/trial | SQLite trials/s | SQLite last 10% ms/trial | max depth |")
-  print("|---|---|---|---|---|---|---|---|---|---|")
-  for (const n of sizes) {
-    const base = await time(() => Effect.runPromise(baseline(n, zero)))
-    const timers: Timers = { select: 0, propose: 0, distill: 0 }
-    const mem = await time(() => Effect.runPromise(explore(n, Journal.Journal.layerMemory, zero, 1, timedAgents(timers), capSeconds)))
-    sqliteFile = path.join(dir, `journal-${n}.sqlite`)
-    const sql = await time(() => Effect.runPromise(explore(n, Journal.Journal.layerSqlite(sqliteFile, { durability: "process" }), zero, 1, defaultAgents(), capSeconds)))
-    const memTrials = mem.value.progress.finished
-    const sqlTrials = sql.value.progress.finished
-    const row = {
-      trials: n,
-      memoryTrials: memTrials,
-      sqliteTrials: sqlTrials,
-      capped: memTrials < n || sqlTrials < n,
-      baselineMsPerTrial: base.ms / n,
-      memoryMsPerTrial: mem.ms / memTrials,
-      memoryRatio: mem.ms / memTrials / (base.ms / n),
-      memoryLastTenthMsPerTrial: lastTenth(mem.value.progress),
-      selectMsPerTrial: timers.select / memTrials,
-      proposeMsPerTrial: timers.propose / memTrials,
-      distillMsPerTrial: timers.distill / memTrials,
-      restMsPerTrial: (mem.ms - timers.select - timers.propose - timers.distill) / memTrials,
-      sqliteMsPerTrial: sql.ms / sqlTrials,
-      sqliteRatio: sql.ms / sqlTrials / (base.ms / n),
-      sqliteTrialsPerSecond: sqlTrials / (sql.ms / 1000),
-      sqliteLastTenthMsPerTrial: lastTenth(sql.value.progress),
-      treeSize: mem.value.summary.tree.size,
-      maxDepth: Math.max(...[...mem.value.summary.tree.nodes()].map((x) => x.depth))
+    // ---- 1. orchestration overhead ----------------------------------------------------------------
+    const overhead: Array<Record<string, number | string | boolean>> = []
+    print(`1. Orchestration overhead per trial (zero-cost simulator, UCT + heuristic researcher, concurrency 1; each run stopped after ${capSeconds} s)`)
+    print("| trials | baseline ms/trial | in-memory ms/trial | ratio | last 10% ms/trial | select / propose / distill / rest ms | SQLite ms/trial | SQLite trials/s | SQLite last 10% ms/trial | max depth |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (const n of sizes) {
+      const base = await time(() => Effect.runPromise(baseline(n, zero)))
+      const timers: Timers = { select: 0, propose: 0, distill: 0 }
+      const mem = await time(() => Effect.runPromise(explore(n, Journal.Journal.layerMemory, zero, 1, timedAgents(timers), capSeconds)))
+      sqliteFile = path.join(dir, `journal-${n}.sqlite`)
+      const sql = await time(() => Effect.runPromise(explore(n, Journal.Journal.layerSqlite(sqliteFile, { durability: "process" }), zero, 1, defaultAgents(), capSeconds)))
+      const memTrials = mem.value.progress.finished
+      const sqlTrials = sql.value.progress.finished
+      const row = {
+        trials: n,
+        memoryTrials: memTrials,
+        sqliteTrials: sqlTrials,
+        capped: memTrials < n || sqlTrials < n,
+        baselineMsPerTrial: base.ms / n,
+        memoryMsPerTrial: mem.ms / memTrials,
+        memoryRatio: mem.ms / memTrials / (base.ms / n),
+        memoryLastTenthMsPerTrial: lastTenth(mem.value.progress),
+        selectMsPerTrial: timers.select / memTrials,
+        proposeMsPerTrial: timers.propose / memTrials,
+        distillMsPerTrial: timers.distill / memTrials,
+        restMsPerTrial: (mem.ms - timers.select - timers.propose - timers.distill) / memTrials,
+        sqliteMsPerTrial: sql.ms / sqlTrials,
+        sqliteRatio: sql.ms / sqlTrials / (base.ms / n),
+        sqliteTrialsPerSecond: sqlTrials / (sql.ms / 1000),
+        sqliteLastTenthMsPerTrial: lastTenth(sql.value.progress),
+        treeSize: mem.value.summary.tree.size,
+        maxDepth: Math.max(...[...mem.value.summary.tree.nodes()].map((x) => x.depth))
+      }
+      overhead.push(row)
+      const label = row.capped ? `${n} (stopped: ${memTrials} / ${sqlTrials} done)` : `${n}`
+      print(`| ${label} | ${fmt(row.baselineMsPerTrial)} | ${fmt(row.memoryMsPerTrial)} | ${row.memoryRatio.toFixed(1)}x | ${fmt(row.memoryLastTenthMsPerTrial)} | ${
+        [row.selectMsPerTrial, row.proposeMsPerTrial, row.distillMsPerTrial, row.restMsPerTrial].map((x) => fmt(x, 3)).join(" / ")
+      } | ${fmt(row.sqliteMsPerTrial)} | ${row.sqliteTrialsPerSecond.toFixed(0)} | ${fmt(row.sqliteLastTenthMsPerTrial)} | ${row.maxDepth} |`)
     }
-    overhead.push(row)
-    const label = row.capped ? `${n} (stopped: ${memTrials} / ${sqlTrials} done)` : `${n}`
-    print(`| ${label} | ${fmt(row.baselineMsPerTrial)} | ${fmt(row.memoryMsPerTrial)} | ${row.memoryRatio.toFixed(1)}x | ${fmt(row.memoryLastTenthMsPerTrial)} | ${
-      [row.selectMsPerTrial, row.proposeMsPerTrial, row.distillMsPerTrial, row.restMsPerTrial].map((x) => fmt(x, 3)).join(" / ")
-    } | ${fmt(row.sqliteMsPerTrial)} | ${row.sqliteTrialsPerSecond.toFixed(0)} | ${fmt(row.sqliteLastTenthMsPerTrial)} | ${row.maxDepth} |`)
-  }
-  results["overhead"] = overhead
+    results["overhead"] = overhead
   }
 
   // ---- 1b. the engine alone ------------------------------------------------------------------------
