@@ -97,45 +97,83 @@ export const runOnce = (
 export interface TaskResult {
   readonly task: string
   readonly rows: number
+  /** how many seeds, `firstSeed .. firstSeed + seeds - 1`, the same for every method */
   readonly seeds: number
+  readonly firstSeed: number
   /** method -> trial count -> mean regret */
   readonly regret: Record<string, Record<number, number>>
+  /** method -> trial count -> standard error of that mean (sample standard deviation / sqrt(seeds); 0 for one seed) */
+  readonly stdError: Record<string, Record<number, number>>
+  /** method -> trial count -> the regret of each seed's run, in seed order (for paired comparisons) */
+  readonly perSeed: Record<string, Record<number, ReadonlyArray<number>>>
   /** method -> trial count -> mean simulated GPU-hours spent */
   readonly gpuHours: Record<string, Record<number, number>>
 }
 
 /**
- * Benchmark methods on one task file over `seeds` seeds.
+ * Benchmark methods on one task file over `seeds` seeds (from `firstSeed`, default 0).
  * @since 0.1.0 @category running
  */
 export const benchTask = (
   file: string,
-  options: { readonly methods: ReadonlyArray<Method>; readonly seeds: number; readonly trials: ReadonlyArray<number> }
+  options: {
+    readonly methods: ReadonlyArray<Method>
+    readonly seeds: number
+    readonly trials: ReadonlyArray<number>
+    readonly firstSeed?: number | undefined
+  }
 ) =>
   Effect.gen(function*() {
     const loaded = yield* TaskFile.load(file)
     const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
     const task = Simulator.completeTask(loaded.task, landscape)
     const horizon = Math.max(...options.trials)
+    const firstSeed = options.firstSeed ?? 0
     const regret: Record<string, Record<number, number>> = {}
+    const stdError: Record<string, Record<number, number>> = {}
+    const perSeed: Record<string, Record<number, ReadonlyArray<number>>> = {}
     const gpuHours: Record<string, Record<number, number>> = {}
     for (const method of options.methods) {
-      const sums = options.trials.map(() => 0)
+      const runs = options.trials.map((): Array<number> => [])
       const hours = options.trials.map(() => 0)
-      for (let seed = 0; seed < options.seeds; seed++) {
+      for (let seed = firstSeed; seed < firstSeed + options.seeds; seed++) {
         const trace = yield* runOnce(task, landscape, method, seed, horizon)
         options.trials.forEach((n, i) => {
-          sums[i]! += trace.regret[n - 1]!
+          runs[i]!.push(trace.regret[n - 1]!)
           hours[i]! += trace.gpuHours[n - 1]!
         })
       }
-      regret[method] = Object.fromEntries(options.trials.map((n, i) => [n, sums[i]! / options.seeds]))
+      regret[method] = Object.fromEntries(options.trials.map((n, i) => [n, mean(runs[i]!)]))
+      stdError[method] = Object.fromEntries(options.trials.map((n, i) => [n, standardError(runs[i]!)]))
+      perSeed[method] = Object.fromEntries(options.trials.map((n, i) => [n, runs[i]!]))
       gpuHours[method] = Object.fromEntries(options.trials.map((n, i) => [n, hours[i]! / options.seeds]))
     }
-    return { task: task.name, rows: Simulator.configurations(landscape).length, seeds: options.seeds, regret, gpuHours } satisfies TaskResult
+    return {
+      task: task.name,
+      rows: Simulator.configurations(landscape).length,
+      seeds: options.seeds,
+      firstSeed,
+      regret,
+      stdError,
+      perSeed,
+      gpuHours
+    } satisfies TaskResult
   })
 
-/** The results as a Markdown table. @since 0.1.0 @category formatting */
+const mean = (xs: ReadonlyArray<number>): number => xs.reduce((a, b) => a + b, 0) / xs.length
+
+/** The standard error of the mean of `xs`: the sample standard deviation over the root of their number. @since 0.1.0 @category statistics */
+export const standardError = (xs: ReadonlyArray<number>): number => {
+  if (xs.length < 2) return 0
+  const m = mean(xs)
+  const variance = xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1)
+  return Math.sqrt(variance / xs.length)
+}
+
+/**
+ * The results as a Markdown table: each cell is the mean regret ± its standard error over the seeds.
+ * @since 0.1.0 @category formatting
+ */
 export const toTable = (results: ReadonlyArray<TaskResult>, trials: ReadonlyArray<number>): string => {
   const lines = [
     `| task | method | ${trials.map((n) => `N=${n}`).join(" | ")} | GPU-h at N=${Math.max(...trials)} |`,
@@ -144,7 +182,8 @@ export const toTable = (results: ReadonlyArray<TaskResult>, trials: ReadonlyArra
   for (const r of results) {
     for (const [method, byN] of Object.entries(r.regret)) {
       const h = r.gpuHours[method]![Math.max(...trials)]!
-      lines.push(`| ${r.task} | ${method} | ${trials.map((n) => byN[n]!.toFixed(3)).join(" | ")} | ${h.toFixed(1)} |`)
+      const se = r.stdError[method]!
+      lines.push(`| ${r.task} | ${method} | ${trials.map((n) => `${byN[n]!.toFixed(3)} ± ${se[n]!.toFixed(3)}`).join(" | ")} | ${h.toFixed(1)} |`)
     }
   }
   return lines.join("\n")

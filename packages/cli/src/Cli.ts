@@ -145,7 +145,8 @@ const benchCommand = Command.make(
   {
     tasks: Flag.String("task").pipe(Flag.atLeast(1), Flag.withDescription("a recorded-table task file (repeatable)")),
     policies: Flag.String("policies").pipe(Flag.withDefault("uct,greedy,random,tpe"), Flag.withDescription("comma-separated methods: uct, puct, greedy, best-first, random, tpe")),
-    seeds: Flag.Int("seeds").pipe(Flag.withDefault(20), Flag.withDescription("runs per method, seeds 0..n-1, the same seeds for every method")),
+    seeds: Flag.Int("seeds").pipe(Flag.withDefault(20), Flag.withDescription("runs per method, the same seeds for every method")),
+    firstSeed: Flag.Int("first-seed").pipe(Flag.withDefault(0), Flag.withDescription("the first seed: runs use seeds first-seed .. first-seed + seeds - 1 (fresh seeds check a change tuned on others)")),
     trials: Flag.String("trials").pipe(Flag.withDefault("5,10,20,30"), Flag.withDescription("comma-separated trial counts at which regret is reported")),
     json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the results as JSON"))
   },
@@ -154,11 +155,14 @@ const benchCommand = Command.make(
       const methods = yield* Bench.parseMethods(flags.policies)
       const trials = yield* Bench.parseTrials(flags.trials)
       if (flags.seeds < 1) return yield* new Errors.InvalidInput({ source: "--seeds", message: "--seeds must be at least 1" })
+      if (flags.firstSeed < 0) {
+        return yield* new Errors.InvalidInput({ source: "--first-seed", message: `--first-seed must be 0 or more, got ${flags.firstSeed}` })
+      }
       const results: Array<Bench.TaskResult> = []
       for (const file of flags.tasks) {
-        const r = yield* Bench.benchTask(file, { methods, seeds: flags.seeds, trials })
+        const r = yield* Bench.benchTask(file, { methods, seeds: flags.seeds, firstSeed: flags.firstSeed, trials })
         results.push(r)
-        if (!flags.json) yield* Effect.sync(() => process.stderr.write(`${r.task}: done (${r.rows} configurations, ${r.seeds} seeds)\n`))
+        if (!flags.json) yield* Effect.sync(() => process.stderr.write(`${r.task}: done (${r.rows} configurations, seeds ${r.firstSeed}..${r.firstSeed + r.seeds - 1})\n`))
       }
       yield* out(flags.json ? JSON.stringify(results, null, 2) : Bench.toTable(results, trials))
     })

@@ -1,0 +1,110 @@
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Bench from "../src/Bench.ts"
+
+const root = path.resolve(import.meta.dirname, "../../..")
+const bin = path.join(root, "packages/cli/src/bin.ts")
+
+// a 3 x 3 table: score = 20 (lr 3e-4), 10 (lr 1e-4) or 0 (lr 1e-3), plus the layers (1, 2 or 4): best 24, worst 1
+const table = (dir: string) => {
+  const rows = ["lr,layers,score,updates"]
+  const lrs = [1e-4, 3e-4, 1e-3]
+  for (const [i, lr] of lrs.entries()) {
+    for (const layers of [1, 2, 4]) rows.push(`${lr},${layers},${10 * (i === 1 ? 2 : i === 0 ? 1 : 0) + layers},${100 * layers}`)
+  }
+  fs.writeFileSync(path.join(dir, "runs.csv"), rows.join("\n") + "\n")
+  const task = path.join(dir, "task.yaml")
+  fs.writeFileSync(task, [
+    "name: tiny",
+    "objective: pick the learning rate and depth",
+    "metric: { name: score, direction: maximize }",
+    "budget: { maxTrials: 9 }",
+    "recipe: { command: [simulated] }",
+    "backend:",
+    "  kind: simulator",
+    "  table: runs.csv",
+    "  parameters:",
+    "    - { column: lr, path: training.learningRate, kind: log }",
+    "    - { column: layers, path: training.extra.layers, kind: ordinal }",
+    "  metric: { column: score }",
+    "  cost: { column: updates, scale: 1 }",
+    ""
+  ].join("\n"))
+  return task
+}
+
+// the regrets a run can report on this table: (best - found) / (best - worst), best 24, worst 1
+const possible = new Set([1, 2, 4, 11, 12, 14, 21, 22, 24].map((s) => (24 - s) / 23))
+
+describe("trex bench", () => {
+  it.effect("reports each seed's regret, their mean and its standard error; seeds start at --first-seed", () =>
+    Effect.gen(function*() {
+      const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
+      const all = yield* Bench.benchTask(task, { methods: ["uct", "random"], seeds: 4, trials: [1, 3, 9] })
+      assert.strictEqual(all.rows, 9)
+      assert.strictEqual(all.firstSeed, 0)
+      for (const method of ["uct", "random"]) {
+        const runs = all.perSeed[method]!
+        for (const n of [1, 3, 9]) {
+          assert.strictEqual(runs[n]!.length, 4)
+          for (const r of runs[n]!) assert.isTrue([...possible].some((p) => Math.abs(p - r) < 1e-12), `${method} N=${n}: ${r}`)
+          const m = runs[n]!.reduce((a, b) => a + b, 0) / 4
+          assert.closeTo(all.regret[method]![n]!, m, 1e-12)
+          const sd = Math.sqrt(runs[n]!.reduce((a, r) => a + (r - m) ** 2, 0) / 3)
+          assert.closeTo(all.stdError[method]![n]!, sd / 2, 1e-12)
+        }
+        // regret never grows with more trials, and nine trials try all nine rows
+        for (let s = 0; s < 4; s++) {
+          assert.isAtMost(runs[3]![s]!, runs[1]![s]!)
+          assert.isAtMost(runs[9]![s]!, runs[3]![s]!)
+          assert.strictEqual(runs[9]![s], 0)
+        }
+      }
+      // seeds differ: four random first draws are not all the same row
+      assert.isAbove(new Set(all.perSeed.random![1]).size, 1)
+      const later = yield* Bench.benchTask(task, { methods: ["uct", "random"], seeds: 2, firstSeed: 2, trials: [1, 3, 9] })
+      assert.strictEqual(later.firstSeed, 2)
+      for (const method of ["uct", "random"]) {
+        for (const n of [1, 3, 9]) assert.deepStrictEqual(later.perSeed[method]![n], all.perSeed[method]![n]!.slice(2))
+      }
+    }), 60_000)
+
+  it("standard error: zero for one value, the textbook value otherwise", () => {
+    assert.strictEqual(Bench.standardError([0.3]), 0)
+    // values 1, 2, 3, 4: sample variance 5/3, standard error sqrt(5/3 / 4)
+    assert.closeTo(Bench.standardError([1, 2, 3, 4]), Math.sqrt(5 / 12), 1e-12)
+  })
+
+  it("the command prints mean ± standard error per method and trial count, and refuses bad flags by name", () => {
+    const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
+    const run = (args: ReadonlyArray<string>) =>
+      spawnSync(process.execPath, ["--conditions=@trex/source", bin, "bench", "--task", task, ...args], {
+        cwd: root,
+        encoding: "utf8",
+        timeout: 120_000
+      })
+    const ok = run(["--policies", "random", "--seeds", "3", "--first-seed", "5", "--trials", "2,9"])
+    assert.strictEqual(ok.status, 0, ok.stderr)
+    assert.match(ok.stdout, /\| task \| method \| N=2 \| N=9 \| GPU-h at N=9 \|/)
+    assert.match(ok.stdout, /\| tiny \| random \| \d\.\d{3} ± \d\.\d{3} \| 0\.000 ± 0\.000 \| \d+\.\d \|/)
+    assert.match(ok.stderr, /tiny: done \(9 configurations, seeds 5\.\.7\)/)
+    const json = run(["--policies", "random", "--seeds", "3", "--first-seed", "5", "--trials", "2,9", "--json"])
+    assert.strictEqual(json.status, 0, json.stderr)
+    const [result] = JSON.parse(json.stdout)
+    assert.strictEqual(result.firstSeed, 5)
+    assert.strictEqual(result.perSeed.random["2"].length, 3)
+    // the table shows the same runs as the JSON
+    const cell = `${result.regret.random["2"].toFixed(3)} ± ${result.stdError.random["2"].toFixed(3)}`
+    assert.include(ok.stdout, `| tiny | random | ${cell} |`)
+    const negative = run(["--first-seed", "-1"])
+    assert.strictEqual(negative.status, 2)
+    assert.match(negative.stderr, /--first-seed must be 0 or more, got -1/)
+    const unknown = run(["--policies", "uct,annealing"])
+    assert.strictEqual(unknown.status, 2)
+    assert.match(unknown.stderr, /--policies: unknown method annealing; choose from uct, puct/)
+  }, 120_000)
+})
