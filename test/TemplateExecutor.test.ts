@@ -8,7 +8,7 @@ import { TemplateExecutor } from "@trex/agents"
 import { Backend, type ExecutorAgent, Fingerprint, type Result, Strategy } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import { LocalBackend } from "@trex/executors"
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, Fiber, Stream } from "effect"
 
 const task = TreeBuilder.task({ metric: { name: "acc", direction: "maximize" } })
 const strategy = Strategy.decodeSync({ data: { sources: [{ name: "d" }] }, training: { learningRate: 0.01, epochs: 1, batchSize: 4 } })
@@ -119,6 +119,34 @@ describe("TemplateExecutor on the local backend", () => {
         assert.strictEqual(error._tag, "ExecutorError")
         assert.strictEqual(error.nodeId, "n1")
         assert.match(error.message, /^local watch: /)
+      })
+    ))
+
+  it.live("a stop that lands while the job is being submitted still cancels the job once the submit returns", () =>
+    Effect.scoped(
+      Effect.gen(function*() {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-template-"))
+        fs.writeFileSync(path.join(dir, "job.mjs"), `setTimeout(() => {}, 60000)`)
+        const local = yield* LocalBackend.make({ root: path.join(dir, "jobs"), slots: 1, killGraceMs: 500 })
+        // The backend has the job (the real submit returned) but the submit call has not returned
+        // to the executor yet: the moment a stop can land between a submit and its cancel.
+        const submitted = yield* Deferred.make<Backend.JobInfo["ref"]>()
+        const gate = yield* Deferred.make<void>()
+        const backend: Backend.BackendShape = {
+          ...local,
+          submit: (spec) => Effect.tap(local.submit(spec), (job) => Effect.andThen(Deferred.succeed(submitted, job), Deferred.await(gate)))
+        }
+        const executor = TemplateExecutor.make(backend, { taskDir: dir })
+        const node = { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
+        const recipe = { command: [process.execPath, "{taskDir}/job.mjs"], env: {}, resources: { gpus: 0, cpus: 1 } }
+        const consumer = yield* executor.run({ task: { ...task, recipe }, runId: "r", runDir: dir, node }).pipe(Stream.runDrain, Effect.forkChild)
+        const job = yield* Deferred.await(submitted)
+        const stop = yield* Fiber.interrupt(consumer).pipe(Effect.forkChild)
+        yield* Effect.sleep("50 millis")
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(stop)
+        const exit = yield* Backend.awaitExit(local, job).pipe(Effect.timeout("20 seconds"))
+        assert.strictEqual(exit.outcome, "Cancelled")
       })
     ))
 

@@ -110,8 +110,17 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       let lastLogs: ReadonlyArray<string> = []
       let jobs = 0
 
-      /** Run one job to its exit; a live (training) job's events go out as execution events. */
-      const execute = (ref: ExperimentNode.JobRef, live: boolean) =>
+      /**
+       * Run one job to its exit; a live (training) job's events go out as execution events. The
+       * job is taken over uninterruptibly and cancelled if the run stops before its exit, so a stop
+       * that lands just as a submit returns cannot leave a job running with nobody to cancel it.
+       */
+      const execute = <E>(job: Effect.Effect<ExperimentNode.JobRef, E>, live: boolean) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(job, (ref) => restore(watchToExit(ref, live)).pipe(Effect.onInterrupt(() => Effect.ignore(backend.cancel(ref)))))
+        )
+
+      const watchToExit = (ref: ExperimentNode.JobRef, live: boolean) =>
         Effect.gen(function*() {
           if (live) yield* emit({ _tag: "Submitted", job: ref })
           const tail = new JobProtocol.Tail(logLines * 2)
@@ -134,8 +143,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
                 default:
                   return Effect.void
               }
-            }),
-            Effect.onInterrupt(() => Effect.ignore(backend.cancel(ref)))
+            })
           )
           if (exit === undefined) return yield* Effect.die(new Error(`backend ${backend.name}: watch(${ref.id}) ended without an Exit event`))
           const logs = tail.get().length > 0 ? tail.get() : exit.logTail
@@ -157,7 +165,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         })
 
       if (request.job !== undefined) {
-        const outcome = yield* outcomeOf(request.task, yield* execute(request.job, true))
+        const outcome = yield* outcomeOf(request.task, yield* execute(Effect.succeed(request.job), true))
         return yield* emit({ _tag: "Finished", result: outcome._tag === "Done" ? outcome.result : outcome.failure })
       }
 
@@ -184,14 +192,14 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
               const input = yield* Schema.decodeUnknownEffect(inputs.run_command)(call.input).pipe(Effect.option)
               if (input._tag === "None") return reply("run_command needs {argv: [program, ...args]}", true)
               const limit = Math.min(commandLimit, input.value.timeoutSeconds ?? commandLimit)
-              const ran = yield* execute(yield* submit(input.value.argv, "cmd", limit), false)
+              const ran = yield* execute(submit(input.value.argv, "cmd", limit), false)
               return reply(describeExit(ran, logLines), ran.exit.outcome !== "Succeeded")
             }
             case "submit_training_job": {
               const input = yield* Schema.decodeUnknownEffect(inputs.submit_training_job)(call.input).pipe(Effect.option)
               if (input._tag === "None") return reply("submit_training_job needs {argv: [program, ...args]}", true)
               attempts++
-              const ran = yield* execute(yield* submit(input.value.argv, "train", recipe?.resources.timeLimitSeconds), true)
+              const ran = yield* execute(submit(input.value.argv, "train", recipe?.resources.timeLimitSeconds), true)
               const outcome = yield* outcomeOf(request.task, ran)
               if (outcome._tag === "Done") return { content: "succeeded", isError: false, final: outcome.result }
               lastFailure = outcome.failure

@@ -168,10 +168,21 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
     // One stream stage for the whole job (a zero-cost trial's machinery is mostly stream stages):
     // after the submit, `Submitted` first, then the backend's events mapped to execution events,
     // its errors as ExecutorError, and the job cancelled if the stream is stopped before its exit.
-    return Stream.fromChannel(Channel.fromTransform((_, scope) =>
-      Effect.flatMap(Effect.mapError(acquire, toError), ({ job, submitted }) => {
+    return Stream.fromChannel(Channel.fromTransform((_, scope) => {
+      let done = false
+      // The submit and the registration of the job's cancel are one uninterruptible step: a stop
+      // that lands between them would leave a submitted job running with nobody to cancel it.
+      const owned = Effect.uninterruptible(Effect.tap(
+        Effect.mapError(acquire, toError),
+        ({ job }) =>
+          Scope.addFinalizer(
+            scope,
+            // Stopped before the job finished (a stop, a prune): cancel it.
+            Effect.suspend(() => (done ? Effect.void : Effect.ignore(backend.cancel(job))))
+          )
+      ))
+      return Effect.flatMap(owned, ({ job, submitted }) => {
         const curves: Array<Result.MetricPoint> = []
-        let done = false
         let head = submitted
         const toEvent = (ev: Backend.JobEvent): ExecutorAgent.ExecutionEvent | undefined => {
           switch (ev._tag) {
@@ -192,12 +203,7 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
           }
         }
         const toFailure = (e: Errors.BackendError | Cause.Done) => (Cause.isDone(e) ? e : toError(e))
-        return Scope.addFinalizer(
-          scope,
-          // Stopped before the job finished (a stop, a prune): cancel it.
-          Effect.suspend(() => (done ? Effect.void : Effect.ignore(backend.cancel(job))))
-        ).pipe(
-          Effect.andThen(Channel.toPullScoped(Stream.toChannel(backend.watch(job)), scope)),
+        return Channel.toPullScoped(Stream.toChannel(backend.watch(job)), scope).pipe(
           Effect.map((upstream) => {
             const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<ExecutorAgent.ExecutionEvent>, Errors.ExecutorError> = Effect.suspend(() => {
               if (head) {
@@ -220,7 +226,7 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
           })
         )
       })
-    ))
+    }))
   }
 })
 

@@ -107,11 +107,18 @@ export interface BackendShape {
 export class Backend extends Context.Service<Backend, BackendShape>()("@trex/core/Backend") {}
 
 /**
- * Submit and wait for the exit: `submit` + `watch`, keeping only the final event.
+ * Submit and wait for the exit: `submit` + `watch`, keeping only the final event. Interrupted
+ * before the exit, it cancels the job (also when the interruption lands while the submit is
+ * still returning: the submit and the cancel's registration are one uninterruptible step).
  * @since 0.1.0 @category combinators
  */
 export const run = (backend: BackendShape, spec: JobSpec): Effect.Effect<JobExit, BackendError> =>
-  Effect.flatMap(backend.submit(spec), (ref) => awaitExit(backend, ref))
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(
+      backend.submit(spec),
+      (ref) => restore(awaitExit(backend, ref)).pipe(Effect.onInterrupt(() => Effect.ignore(backend.cancel(ref))))
+    )
+  )
 
 /** Wait for a submitted job's exit. @since 0.1.0 @category combinators */
 export const awaitExit = (backend: BackendShape, ref: JobRef): Effect.Effect<JobExit, BackendError> =>

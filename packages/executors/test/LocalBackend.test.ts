@@ -1,7 +1,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
 import { BackendConformance } from "@trex/core/testing"
-import { Effect, Redacted, Stream } from "effect"
+import { Deferred, Effect, Fiber, Redacted, Stream } from "effect"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -91,6 +91,31 @@ describe("LocalBackend", () => {
       yield* backend.cancel(running)
       assert.strictEqual((yield* Backend.awaitExit(backend, running)).outcome, "Cancelled")
       assert.ok(!Fs.existsSync(Path.join(queued.data["dir"] as string, "ran.txt")), "the cancelled queued job never ran")
+    })))
+
+  it.live("Backend.run cancels its job when interrupted, also while the submit is returning", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const local = yield* LocalBackend.make({ root: tmpRoot(), slots: 2, killGraceMs: 500 })
+      // interrupted while it waits for the exit
+      const waiting = yield* Backend.run(local, spec("waits", "echo started\nsleep 60")).pipe(Effect.forkChild)
+      yield* eventually("the job runs", Effect.map(local.list("local-test"), (jobs) => jobs.some((j) => j.labels.node === "waits" && j.state === "Running")))
+      yield* Fiber.interrupt(waiting)
+      const [waited] = (yield* local.list("local-test")).filter((j) => j.labels.node === "waits")
+      assert.strictEqual((yield* Backend.awaitExit(local, waited!.ref).pipe(Effect.timeout("20 seconds"))).outcome, "Cancelled")
+      // interrupted when the backend has the job but the submit has not returned yet
+      const submitted = yield* Deferred.make<Backend.JobInfo["ref"]>()
+      const gate = yield* Deferred.make<void>()
+      const slow: Backend.BackendShape = {
+        ...local,
+        submit: (s) => Effect.tap(local.submit(s), (job) => Effect.andThen(Deferred.succeed(submitted, job), Deferred.await(gate)))
+      }
+      const submitting = yield* Backend.run(slow, spec("submitting", "sleep 60")).pipe(Effect.forkChild)
+      const job = yield* Deferred.await(submitted)
+      const stop = yield* Fiber.interrupt(submitting).pipe(Effect.forkChild)
+      yield* Effect.sleep("50 millis")
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(stop)
+      assert.strictEqual((yield* Backend.awaitExit(local, job).pipe(Effect.timeout("20 seconds"))).outcome, "Cancelled")
     })))
 
   it.live("cancel kills the whole process group, grandchildren included", () =>
