@@ -13,7 +13,7 @@
 import { HeuristicResearcher, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
 import { Errors, Journal, type JournalEvent, Researcher, SearchPolicy, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
-import { Explorer, RandomPolicy } from "@trex/mcts"
+import { Control, Explorer, RandomPolicy } from "@trex/mcts"
 import { Effect, Layer } from "effect"
 import * as Wiring from "./Wiring.ts"
 
@@ -40,7 +40,9 @@ export interface Trace {
 }
 
 /**
- * One seeded run of a method on a landscape, sequential (concurrency 1) in simulated time.
+ * One seeded run of a method on a landscape, sequential (concurrency 1) in simulated time, until
+ * `trials` trials have finished and `gpuHours` simulated GPU-hours are spent (or the space is
+ * exhausted).
  * @since 0.1.0 @category running
  */
 export const runOnce = (
@@ -48,15 +50,17 @@ export const runOnce = (
   landscape: Simulator.Landscape,
   method: Method,
   seed: number,
-  trials: number
+  trials: number,
+  gpuHours = 0
 ): Effect.Effect<Trace, Errors.JournalError | Errors.InvalidInput> =>
   Effect.gen(function*() {
     const { policy, researcher } = parts(method)
     const regret: Array<number> = []
-    const gpuHours: Array<number> = []
+    const hours: Array<number> = []
     let best: number | undefined
     let spent = 0
     const sign = task.metric.direction === "maximize" ? 1 : -1
+    const control = new Control.Control()
     const onEvent = (entry: JournalEvent.Entry) => {
       const e = entry.event
       if (e._tag === "BudgetCharged") spent += e.cost.gpuSeconds
@@ -64,14 +68,18 @@ export const runOnce = (
       const score = e.outcome === "Succeeded" ? e.result?.score : undefined
       if (score !== undefined && (best === undefined || sign * score > sign * best)) best = score
       regret.push(best === undefined ? 1 : Simulator.regret(landscape, best))
-      gpuHours.push(spent / 3600)
+      hours.push(spent / 3600)
+      if (regret.length >= trials && spent / 3600 >= gpuHours) control.stop("cancel")
     }
-    yield* Explorer.run({ ...task, budget: { maxTrials: trials } }, {
+    // With a GPU-hour horizon the trial count is open: the run is stopped from `onEvent`.
+    const maxTrials = gpuHours > 0 ? Math.max(trials, Simulator.configurations(landscape).length) : trials
+    yield* Explorer.run({ ...task, budget: { maxTrials } }, {
       runId: `bench-${method}-${seed}`,
       runDir: "/nonexistent",
       seed,
       concurrency: 1,
       distillEvery: 5,
+      control,
       onEvent
     }).pipe(
       Effect.provide(
@@ -88,10 +96,22 @@ export const runOnce = (
     // a run that stopped early (space exhausted) keeps its last regret
     while (regret.length < trials) {
       regret.push(regret.at(-1) ?? 1)
-      gpuHours.push(gpuHours.at(-1) ?? 0)
+      hours.push(hours.at(-1) ?? 0)
     }
-    return { regret, gpuHours }
+    return { regret, gpuHours: hours }
   })
+
+/**
+ * The regret of a run once `hours` simulated GPU-hours are spent: that of the best among the
+ * trials that finished within them (1 if none did). A run that exhausted its space before
+ * spending them keeps its last regret.
+ * @since 0.1.0 @category running
+ */
+export const regretAtHours = (trace: Trace, hours: number): number => {
+  let regret = 1
+  for (let k = 0; k < trace.regret.length && trace.gpuHours[k]! <= hours; k++) regret = trace.regret[k]!
+  return regret
+}
 
 /** Mean regret per method at each trial count, for one task. @since 0.1.0 @category models */
 export interface TaskResult {
@@ -108,10 +128,17 @@ export interface TaskResult {
   readonly perSeed: Record<string, Record<number, ReadonlyArray<number>>>
   /** method -> trial count -> mean simulated GPU-hours spent */
   readonly gpuHours: Record<string, Record<number, number>>
+  /** Regret against simulated GPU-hours (empty unless asked for): the same three views, keyed by GPU-hours spent. */
+  readonly atHours: {
+    readonly regret: Record<string, Record<number, number>>
+    readonly stdError: Record<string, Record<number, number>>
+    readonly perSeed: Record<string, Record<number, ReadonlyArray<number>>>
+  }
 }
 
 /**
- * Benchmark methods on one task file over `seeds` seeds (from `firstSeed`, default 0).
+ * Benchmark methods on one task file over `seeds` seeds (from `firstSeed`, default 0): regret at
+ * each of `trials` trial counts and, if given, once each of `gpuHours` simulated GPU-hours is spent.
  * @since 0.1.0 @category running
  */
 export const benchTask = (
@@ -120,6 +147,7 @@ export const benchTask = (
     readonly methods: ReadonlyArray<Method>
     readonly seeds: number
     readonly trials: ReadonlyArray<number>
+    readonly gpuHours?: ReadonlyArray<number> | undefined
     readonly firstSeed?: number | undefined
   }
 ) =>
@@ -128,24 +156,26 @@ export const benchTask = (
     const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
     const task = Simulator.completeTask(loaded.task, landscape)
     const horizon = Math.max(...options.trials)
+    const budgets = options.gpuHours ?? []
+    const hoursHorizon = Math.max(0, ...budgets)
     const firstSeed = options.firstSeed ?? 0
-    const regret: Record<string, Record<number, number>> = {}
-    const stdError: Record<string, Record<number, number>> = {}
-    const perSeed: Record<string, Record<number, ReadonlyArray<number>>> = {}
+    const byTrials = views()
+    const byHours = views()
     const gpuHours: Record<string, Record<number, number>> = {}
     for (const method of options.methods) {
       const runs = options.trials.map((): Array<number> => [])
+      const runsAtHours = budgets.map((): Array<number> => [])
       const hours = options.trials.map(() => 0)
       for (let seed = firstSeed; seed < firstSeed + options.seeds; seed++) {
-        const trace = yield* runOnce(task, landscape, method, seed, horizon)
+        const trace = yield* runOnce(task, landscape, method, seed, horizon, hoursHorizon)
         options.trials.forEach((n, i) => {
           runs[i]!.push(trace.regret[n - 1]!)
           hours[i]! += trace.gpuHours[n - 1]!
         })
+        budgets.forEach((h, i) => runsAtHours[i]!.push(regretAtHours(trace, h)))
       }
-      regret[method] = Object.fromEntries(options.trials.map((n, i) => [n, mean(runs[i]!)]))
-      stdError[method] = Object.fromEntries(options.trials.map((n, i) => [n, standardError(runs[i]!)]))
-      perSeed[method] = Object.fromEntries(options.trials.map((n, i) => [n, runs[i]!]))
+      byTrials.add(method, options.trials, runs)
+      byHours.add(method, budgets, runsAtHours)
       gpuHours[method] = Object.fromEntries(options.trials.map((n, i) => [n, hours[i]! / options.seeds]))
     }
     return {
@@ -153,12 +183,27 @@ export const benchTask = (
       rows: Simulator.configurations(landscape).length,
       seeds: options.seeds,
       firstSeed,
-      regret,
-      stdError,
-      perSeed,
-      gpuHours
+      ...byTrials.result,
+      gpuHours,
+      atHours: byHours.result
     } satisfies TaskResult
   })
+
+/** Mean, standard error and the runs themselves, per method and key (a trial count, GPU-hours). */
+const views = () => {
+  const result = {
+    regret: {} as Record<string, Record<number, number>>,
+    stdError: {} as Record<string, Record<number, number>>,
+    perSeed: {} as Record<string, Record<number, ReadonlyArray<number>>>
+  }
+  const add = (method: string, keys: ReadonlyArray<number>, runs: ReadonlyArray<ReadonlyArray<number>>) => {
+    if (keys.length === 0) return
+    result.regret[method] = Object.fromEntries(keys.map((k, i) => [k, mean(runs[i]!)]))
+    result.stdError[method] = Object.fromEntries(keys.map((k, i) => [k, standardError(runs[i]!)]))
+    result.perSeed[method] = Object.fromEntries(keys.map((k, i) => [k, runs[i]!]))
+  }
+  return { result, add }
+}
 
 const mean = (xs: ReadonlyArray<number>): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
@@ -171,10 +216,12 @@ export const standardError = (xs: ReadonlyArray<number>): number => {
 }
 
 /**
- * The results as a Markdown table: each cell is the mean regret ± its standard error over the seeds.
+ * The results as Markdown tables: each cell is the mean regret ± its standard error over the
+ * seeds, by trial count and then (if measured) by simulated GPU-hours spent.
  * @since 0.1.0 @category formatting
  */
-export const toTable = (results: ReadonlyArray<TaskResult>, trials: ReadonlyArray<number>): string => {
+export const toTable = (results: ReadonlyArray<TaskResult>, trials: ReadonlyArray<number>, gpuHours: ReadonlyArray<number> = []): string => {
+  const cell = (mean: number, se: number) => `${mean.toFixed(3)} ± ${se.toFixed(3)}`
   const lines = [
     `| task | method | ${trials.map((n) => `N=${n}`).join(" | ")} | GPU-h at N=${Math.max(...trials)} |`,
     `|---|---|${trials.map(() => "---").join("|")}|---|`
@@ -183,7 +230,16 @@ export const toTable = (results: ReadonlyArray<TaskResult>, trials: ReadonlyArra
     for (const [method, byN] of Object.entries(r.regret)) {
       const h = r.gpuHours[method]![Math.max(...trials)]!
       const se = r.stdError[method]!
-      lines.push(`| ${r.task} | ${method} | ${trials.map((n) => `${byN[n]!.toFixed(3)} ± ${se[n]!.toFixed(3)}`).join(" | ")} | ${h.toFixed(1)} |`)
+      lines.push(`| ${r.task} | ${method} | ${trials.map((n) => cell(byN[n]!, se[n]!)).join(" | ")} | ${h.toFixed(1)} |`)
+    }
+  }
+  if (gpuHours.length > 0) {
+    lines.push("", `| task | method | ${gpuHours.map((h) => `${h} GPU-h`).join(" | ")} |`, `|---|---|${gpuHours.map(() => "---").join("|")}|`)
+    for (const r of results) {
+      for (const [method, byH] of Object.entries(r.atHours.regret)) {
+        const se = r.atHours.stdError[method]!
+        lines.push(`| ${r.task} | ${method} | ${gpuHours.map((h) => cell(byH[h]!, se[h]!)).join(" | ")} |`)
+      }
     }
   }
   return lines.join("\n")
@@ -196,6 +252,14 @@ export const parseMethods = (text: string): Effect.Effect<ReadonlyArray<Method>,
   return bad.length > 0 || names.length === 0
     ? Effect.fail(new Errors.InvalidInput({ source: "--policies", message: `--policies: unknown method ${bad.join(", ") || "(none)"}; choose from ${methods.join(", ")}` }))
     : Effect.succeed(names as ReadonlyArray<Method>)
+}
+
+/** Parse `10,20,40` (GPU-hours: positive numbers). @since 0.1.0 @category parsing */
+export const parseHours = (text: string): Effect.Effect<ReadonlyArray<number>, Errors.InvalidInput> => {
+  const hs = text.split(",").map((s) => Number(s.trim()))
+  return hs.some((h) => !Number.isFinite(h) || h <= 0)
+    ? Effect.fail(new Errors.InvalidInput({ source: "--gpu-hours", message: `--gpu-hours: expected positive numbers of GPU-hours separated by commas, got "${text}"` }))
+    : Effect.succeed(hs)
 }
 
 /** Parse `5,10,20,30`. @since 0.1.0 @category parsing */

@@ -148,23 +148,28 @@ const benchCommand = Command.make(
     seeds: Flag.Int("seeds").pipe(Flag.withDefault(20), Flag.withDescription("runs per method, the same seeds for every method")),
     firstSeed: Flag.Int("first-seed").pipe(Flag.withDefault(0), Flag.withDescription("the first seed: runs use seeds first-seed .. first-seed + seeds - 1 (fresh seeds check a change tuned on others)")),
     trials: Flag.String("trials").pipe(Flag.withDefault("5,10,20,30"), Flag.withDescription("comma-separated trial counts at which regret is reported")),
+    gpuHours: Flag.String("gpu-hours").pipe(
+      Flag.optional,
+      Flag.withDescription("comma-separated simulated GPU-hours at which regret is also reported (runs go on until the largest is spent)")
+    ),
     json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the results as JSON"))
   },
   (flags) =>
     Effect.gen(function*() {
       const methods = yield* Bench.parseMethods(flags.policies)
       const trials = yield* Bench.parseTrials(flags.trials)
+      const gpuHours = Option.isSome(flags.gpuHours) ? yield* Bench.parseHours(flags.gpuHours.value) : []
       if (flags.seeds < 1) return yield* new Errors.InvalidInput({ source: "--seeds", message: "--seeds must be at least 1" })
       if (flags.firstSeed < 0) {
         return yield* new Errors.InvalidInput({ source: "--first-seed", message: `--first-seed must be 0 or more, got ${flags.firstSeed}` })
       }
       const results: Array<Bench.TaskResult> = []
       for (const file of flags.tasks) {
-        const r = yield* Bench.benchTask(file, { methods, seeds: flags.seeds, firstSeed: flags.firstSeed, trials })
+        const r = yield* Bench.benchTask(file, { methods, seeds: flags.seeds, firstSeed: flags.firstSeed, trials, gpuHours })
         results.push(r)
         if (!flags.json) yield* Effect.sync(() => process.stderr.write(`${r.task}: done (${r.rows} configurations, seeds ${r.firstSeed}..${r.firstSeed + r.seeds - 1})\n`))
       }
-      yield* out(flags.json ? JSON.stringify(results, null, 2) : Bench.toTable(results, trials))
+      yield* out(flags.json ? JSON.stringify(results, null, 2) : Bench.toTable(results, trials, gpuHours))
     })
 ).pipe(Command.withDescription("compare search methods on recorded training-run tables, in simulated time"))
 

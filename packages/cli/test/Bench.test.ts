@@ -4,6 +4,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { TaskFile } from "@trex/core"
+import { Simulator } from "@trex/executors"
 import * as Bench from "../src/Bench.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -73,6 +75,40 @@ describe("trex bench", () => {
       }
     }), 60_000)
 
+  it.effect("regret against simulated GPU-hours: runs go on until the largest budget is spent", () =>
+    Effect.gen(function*() {
+      const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
+      // the nine rows cost 100, 200 or 400 GPU-seconds each (2,100 in all, 0.583 GPU-hours)
+      const r = yield* Bench.benchTask(task, { methods: ["uct", "random"], seeds: 3, trials: [1], gpuHours: [0.01, 0.1, 0.3, 1] })
+      for (const method of ["uct", "random"]) {
+        const at = r.atHours.perSeed[method]!
+        assert.deepStrictEqual(at[0.01], [1, 1, 1], "no trial fits in 36 GPU-seconds")
+        assert.deepStrictEqual(at[1], [0, 0, 0], "an hour runs all nine rows")
+        for (let s = 0; s < 3; s++) {
+          assert.isAtMost(at[0.3]![s]!, at[0.1]![s]!)
+          assert.isTrue([...possible].some((p) => Math.abs(p - at[0.1]![s]!) < 1e-12))
+        }
+        assert.closeTo(r.atHours.regret[method]![0.3]!, at[0.3]!.reduce((a, b) => a + b, 0) / 3, 1e-12)
+      }
+      // a trace: each trial's cumulative GPU-hours; the regret at H is that of the last trial within H
+      const loaded = yield* TaskFile.load(task)
+      const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
+      const trace = yield* Bench.runOnce(Simulator.completeTask(loaded.task, landscape), landscape, "random", 7, 1, 0.3)
+      assert.isAtLeast(trace.gpuHours.at(-1)!, 0.3, "the run went on until 0.3 GPU-hours were spent")
+      assert.isBelow(trace.gpuHours.at(-2)!, 0.3, "and stopped there")
+      for (let k = 1; k < trace.gpuHours.length; k++) assert.isAbove(trace.gpuHours[k]!, trace.gpuHours[k - 1]!)
+      const within = trace.gpuHours.filter((h) => h <= 0.2).length
+      assert.strictEqual(Bench.regretAtHours(trace, 0.2), within === 0 ? 1 : trace.regret[within - 1])
+    }), 60_000)
+
+  it("regretAtHours reads the last trial within the budget", () => {
+    const trace = { regret: [0.5, 0.2, 0.2, 0], gpuHours: [1, 2.5, 4, 6] }
+    assert.strictEqual(Bench.regretAtHours(trace, 0.5), 1)
+    assert.strictEqual(Bench.regretAtHours(trace, 1), 0.5)
+    assert.strictEqual(Bench.regretAtHours(trace, 3), 0.2)
+    assert.strictEqual(Bench.regretAtHours(trace, 100), 0)
+  })
+
   it("standard error: zero for one value, the textbook value otherwise", () => {
     assert.strictEqual(Bench.standardError([0.3]), 0)
     // values 1, 2, 3, 4: sample variance 5/3, standard error sqrt(5/3 / 4)
@@ -100,6 +136,12 @@ describe("trex bench", () => {
     // the table shows the same runs as the JSON
     const cell = `${result.regret.random["2"].toFixed(3)} ± ${result.stdError.random["2"].toFixed(3)}`
     assert.include(ok.stdout, `| tiny | random | ${cell} |`)
+    const hours = run(["--policies", "random", "--seeds", "2", "--trials", "1", "--gpu-hours", "0.01,1"])
+    assert.strictEqual(hours.status, 0, hours.stderr)
+    assert.match(hours.stdout, /\| task \| method \| 0\.01 GPU-h \| 1 GPU-h \|\n\|---\|---\|---\|---\|\n\| tiny \| random \| 1\.000 ± 0\.000 \| 0\.000 ± 0\.000 \|/)
+    const badHours = run(["--gpu-hours", "10,lots"])
+    assert.strictEqual(badHours.status, 2)
+    assert.match(badHours.stderr, /--gpu-hours: expected positive numbers of GPU-hours separated by commas, got "10,lots"/)
     const negative = run(["--first-seed", "-1"])
     assert.strictEqual(negative.status, 2)
     assert.match(negative.stderr, /--first-seed must be 0 or more, got -1/)
