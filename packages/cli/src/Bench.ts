@@ -33,16 +33,21 @@ const parts = (method: Method): { policy: SearchPolicy.SearchPolicyShape; resear
   }
 }
 
-/** Regret after each trial of one run, and the simulated GPU-hours spent by then. @since 0.1.0 @category models */
+/**
+ * Regret after each trial of one run (in the order trials finished), with the simulated GPU-hours
+ * spent and the simulated wall-clock hours passed by then.
+ * @since 0.1.0 @category models
+ */
 export interface Trace {
   readonly regret: ReadonlyArray<number>
   readonly gpuHours: ReadonlyArray<number>
+  readonly wallHours: ReadonlyArray<number>
 }
 
 /**
- * One seeded run of a method on a landscape, sequential (concurrency 1) in simulated time, until
- * `trials` trials have finished and `gpuHours` simulated GPU-hours are spent (or the space is
- * exhausted).
+ * One seeded run of a method on a landscape in simulated time, until `trials` trials have
+ * finished and `gpuHours` simulated GPU-hours are spent (or the space is exhausted), with
+ * `concurrency` trials in flight on as many simulated GPUs (default 1: sequential).
  * @since 0.1.0 @category running
  */
 export const runOnce = (
@@ -51,12 +56,16 @@ export const runOnce = (
   method: Method,
   seed: number,
   trials: number,
-  gpuHours = 0
+  options: { readonly gpuHours?: number | undefined; readonly concurrency?: number | undefined } = {}
 ): Effect.Effect<Trace, Errors.JournalError | Errors.InvalidInput> =>
   Effect.gen(function*() {
     const { policy, researcher } = parts(method)
+    const gpuHours = options.gpuHours ?? 0
+    const concurrency = options.concurrency ?? 1
+    const sim = yield* Simulator.Simulator
     const regret: Array<number> = []
     const hours: Array<number> = []
+    const wall: Array<number> = []
     let best: number | undefined
     let spent = 0
     const sign = task.metric.direction === "maximize" ? 1 : -1
@@ -64,11 +73,13 @@ export const runOnce = (
     const onEvent = (entry: JournalEvent.Entry) => {
       const e = entry.event
       if (e._tag === "BudgetCharged") spent += e.cost.gpuSeconds
-      if (e._tag !== "NodeFinished") return
+      // a trial cancelled by the stop below is no finished trial
+      if (e._tag !== "NodeFinished" || e.outcome === "Cancelled") return
       const score = e.outcome === "Succeeded" ? e.result?.score : undefined
       if (score !== undefined && (best === undefined || sign * score > sign * best)) best = score
       regret.push(best === undefined ? 1 : Simulator.regret(landscape, best))
       hours.push(spent / 3600)
+      wall.push(Effect.runSync(sim.clock) / 3600)
       if (regret.length >= trials && spent / 3600 >= gpuHours) control.stop("cancel")
     }
     // With a GPU-hour horizon the trial count is open: the run is stopped from `onEvent`.
@@ -77,7 +88,7 @@ export const runOnce = (
       runId: `bench-${method}-${seed}`,
       runDir: "/nonexistent",
       seed,
-      concurrency: 1,
+      concurrency,
       distillEvery: 5,
       control,
       onEvent
@@ -87,9 +98,7 @@ export const runOnce = (
           Journal.Journal.layerMemory,
           Layer.succeed(SearchPolicy.SearchPolicy, policy),
           Layer.succeed(Researcher.Researcher, researcher),
-          TemplateExecutor.layer({ taskDir: ".", recipe: { command: ["simulated"], env: {}, resources: { gpus: 1, cpus: 1 } } }).pipe(
-            Layer.provide(Simulator.Simulator.layer(landscape, { gpus: 1 }))
-          )
+          TemplateExecutor.layer({ taskDir: ".", recipe: { command: ["simulated"], env: {}, resources: { gpus: 1, cpus: 1 } } })
         )
       )
     )
@@ -97,9 +106,10 @@ export const runOnce = (
     while (regret.length < trials) {
       regret.push(regret.at(-1) ?? 1)
       hours.push(hours.at(-1) ?? 0)
+      wall.push(wall.at(-1) ?? 0)
     }
-    return { regret, gpuHours: hours }
-  })
+    return { regret, gpuHours: hours, wallHours: wall }
+  }).pipe(Effect.provide(Simulator.Simulator.layer(landscape, { gpus: options.concurrency ?? 1 })))
 
 /**
  * The regret of a run once `hours` simulated GPU-hours are spent: that of the best among the
@@ -107,7 +117,7 @@ export const runOnce = (
  * spending them keeps its last regret.
  * @since 0.1.0 @category running
  */
-export const regretAtHours = (trace: Trace, hours: number): number => {
+export const regretAtHours = (trace: Pick<Trace, "regret" | "gpuHours">, hours: number): number => {
   let regret = 1
   for (let k = 0; k < trace.regret.length && trace.gpuHours[k]! <= hours; k++) regret = trace.regret[k]!
   return regret
@@ -128,6 +138,10 @@ export interface TaskResult {
   readonly perSeed: Record<string, Record<number, ReadonlyArray<number>>>
   /** method -> trial count -> mean simulated GPU-hours spent */
   readonly gpuHours: Record<string, Record<number, number>>
+  /** trials in flight at once, on as many simulated GPUs */
+  readonly concurrency: number
+  /** method -> trial count -> mean simulated wall-clock hours until that many trials had finished */
+  readonly wallHours: Record<string, Record<number, number>>
   /** Regret against simulated GPU-hours (empty unless asked for): the same three views, keyed by GPU-hours spent. */
   readonly atHours: {
     readonly regret: Record<string, Record<number, number>>
@@ -138,7 +152,8 @@ export interface TaskResult {
 
 /**
  * Benchmark methods on one task file over `seeds` seeds (from `firstSeed`, default 0): regret at
- * each of `trials` trial counts and, if given, once each of `gpuHours` simulated GPU-hours is spent.
+ * each of `trials` trial counts and, if given, once each of `gpuHours` simulated GPU-hours is spent;
+ * `concurrency` trials in flight at once on as many simulated GPUs (default 1).
  * @since 0.1.0 @category running
  */
 export const benchTask = (
@@ -149,6 +164,7 @@ export const benchTask = (
     readonly trials: ReadonlyArray<number>
     readonly gpuHours?: ReadonlyArray<number> | undefined
     readonly firstSeed?: number | undefined
+    readonly concurrency?: number | undefined
   }
 ) =>
   Effect.gen(function*() {
@@ -159,24 +175,29 @@ export const benchTask = (
     const budgets = options.gpuHours ?? []
     const hoursHorizon = Math.max(0, ...budgets)
     const firstSeed = options.firstSeed ?? 0
+    const concurrency = options.concurrency ?? 1
     const byTrials = views()
     const byHours = views()
     const gpuHours: Record<string, Record<number, number>> = {}
+    const wallHours: Record<string, Record<number, number>> = {}
     for (const method of options.methods) {
       const runs = options.trials.map((): Array<number> => [])
       const runsAtHours = budgets.map((): Array<number> => [])
       const hours = options.trials.map(() => 0)
+      const wall = options.trials.map(() => 0)
       for (let seed = firstSeed; seed < firstSeed + options.seeds; seed++) {
-        const trace = yield* runOnce(task, landscape, method, seed, horizon, hoursHorizon)
+        const trace = yield* runOnce(task, landscape, method, seed, horizon, { gpuHours: hoursHorizon, concurrency })
         options.trials.forEach((n, i) => {
           runs[i]!.push(trace.regret[n - 1]!)
           hours[i]! += trace.gpuHours[n - 1]!
+          wall[i]! += trace.wallHours[n - 1]!
         })
         budgets.forEach((h, i) => runsAtHours[i]!.push(regretAtHours(trace, h)))
       }
       byTrials.add(method, options.trials, runs)
       byHours.add(method, budgets, runsAtHours)
       gpuHours[method] = Object.fromEntries(options.trials.map((n, i) => [n, hours[i]! / options.seeds]))
+      wallHours[method] = Object.fromEntries(options.trials.map((n, i) => [n, wall[i]! / options.seeds]))
     }
     return {
       task: task.name,
@@ -185,6 +206,8 @@ export const benchTask = (
       firstSeed,
       ...byTrials.result,
       gpuHours,
+      concurrency,
+      wallHours,
       atHours: byHours.result
     } satisfies TaskResult
   })
@@ -222,15 +245,18 @@ export const standardError = (xs: ReadonlyArray<number>): number => {
  */
 export const toTable = (results: ReadonlyArray<TaskResult>, trials: ReadonlyArray<number>, gpuHours: ReadonlyArray<number> = []): string => {
   const cell = (mean: number, se: number) => `${mean.toFixed(3)} ± ${se.toFixed(3)}`
+  const last = Math.max(...trials)
+  // with trials in parallel, the simulated wall-clock time differs from the GPU time
+  const parallel = results.some((r) => r.concurrency > 1)
   const lines = [
-    `| task | method | ${trials.map((n) => `N=${n}`).join(" | ")} | GPU-h at N=${Math.max(...trials)} |`,
-    `|---|---|${trials.map(() => "---").join("|")}|---|`
+    `| task | method | ${trials.map((n) => `N=${n}`).join(" | ")} | GPU-h at N=${last} |${parallel ? ` wall-h at N=${last} |` : ""}`,
+    `|---|---|${trials.map(() => "---").join("|")}|---|${parallel ? "---|" : ""}`
   ]
   for (const r of results) {
     for (const [method, byN] of Object.entries(r.regret)) {
-      const h = r.gpuHours[method]![Math.max(...trials)]!
       const se = r.stdError[method]!
-      lines.push(`| ${r.task} | ${method} | ${trials.map((n) => cell(byN[n]!, se[n]!)).join(" | ")} | ${h.toFixed(1)} |`)
+      const wall = parallel ? ` ${r.wallHours[method]![last]!.toFixed(1)} |` : ""
+      lines.push(`| ${r.task} | ${method} | ${trials.map((n) => cell(byN[n]!, se[n]!)).join(" | ")} | ${r.gpuHours[method]![last]!.toFixed(1)} |${wall}`)
     }
   }
   if (gpuHours.length > 0) {

@@ -152,6 +152,10 @@ const benchCommand = Command.make(
       Flag.optional,
       Flag.withDescription("comma-separated simulated GPU-hours at which regret is also reported (runs go on until the largest is spent)")
     ),
+    concurrency: Flag.Int("concurrency").pipe(
+      Flag.withDefault(1),
+      Flag.withDescription("trials in flight at once, on as many simulated GPUs (regret at N counts trials in the order they finish)")
+    ),
     json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the results as JSON"))
   },
   (flags) =>
@@ -160,12 +164,15 @@ const benchCommand = Command.make(
       const trials = yield* Bench.parseTrials(flags.trials)
       const gpuHours = Option.isSome(flags.gpuHours) ? yield* Bench.parseHours(flags.gpuHours.value) : []
       if (flags.seeds < 1) return yield* new Errors.InvalidInput({ source: "--seeds", message: "--seeds must be at least 1" })
+      if (flags.concurrency < 1) {
+        return yield* new Errors.InvalidInput({ source: "--concurrency", message: `--concurrency must be at least 1, got ${flags.concurrency}` })
+      }
       if (flags.firstSeed < 0) {
         return yield* new Errors.InvalidInput({ source: "--first-seed", message: `--first-seed must be 0 or more, got ${flags.firstSeed}` })
       }
       const results: Array<Bench.TaskResult> = []
       for (const file of flags.tasks) {
-        const r = yield* Bench.benchTask(file, { methods, seeds: flags.seeds, firstSeed: flags.firstSeed, trials, gpuHours })
+        const r = yield* Bench.benchTask(file, { methods, seeds: flags.seeds, firstSeed: flags.firstSeed, trials, gpuHours, concurrency: flags.concurrency })
         results.push(r)
         if (!flags.json) yield* Effect.sync(() => process.stderr.write(`${r.task}: done (${r.rows} configurations, seeds ${r.firstSeed}..${r.firstSeed + r.seeds - 1})\n`))
       }

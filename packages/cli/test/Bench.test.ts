@@ -93,12 +93,34 @@ describe("trex bench", () => {
       // a trace: each trial's cumulative GPU-hours; the regret at H is that of the last trial within H
       const loaded = yield* TaskFile.load(task)
       const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
-      const trace = yield* Bench.runOnce(Simulator.completeTask(loaded.task, landscape), landscape, "random", 7, 1, 0.3)
+      const trace = yield* Bench.runOnce(Simulator.completeTask(loaded.task, landscape), landscape, "random", 7, 1, { gpuHours: 0.3 })
       assert.isAtLeast(trace.gpuHours.at(-1)!, 0.3, "the run went on until 0.3 GPU-hours were spent")
       assert.isBelow(trace.gpuHours.at(-2)!, 0.3, "and stopped there")
       for (let k = 1; k < trace.gpuHours.length; k++) assert.isAbove(trace.gpuHours[k]!, trace.gpuHours[k - 1]!)
       const within = trace.gpuHours.filter((h) => h <= 0.2).length
       assert.strictEqual(Bench.regretAtHours(trace, 0.2), within === 0 ? 1 : trace.regret[within - 1])
+    }), 60_000)
+
+  it.effect("trials in parallel: deterministic for a seed, counted as they finish, in less simulated wall time", () =>
+    Effect.gen(function*() {
+      const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
+      const options = { methods: ["uct", "random"] as const, seeds: 3, trials: [3, 9], concurrency: 3 }
+      const first = yield* Bench.benchTask(task, options)
+      const again = yield* Bench.benchTask(task, options)
+      assert.deepStrictEqual(again.perSeed, first.perSeed)
+      assert.deepStrictEqual(again.wallHours, first.wallHours)
+      assert.strictEqual(first.concurrency, 3)
+      for (const method of ["uct", "random"]) {
+        assert.deepStrictEqual(first.perSeed[method]![9], [0, 0, 0], "all nine rows ran")
+        // the nine rows cost 2,100 GPU-seconds: on 3 GPUs at least 700 s of wall time, and less than on one
+        const gpu = first.gpuHours[method]![9]!
+        const wall = first.wallHours[method]![9]!
+        assert.closeTo(gpu, 2100 / 3600, 1e-9)
+        assert.isAtLeast(wall, gpu / 3 - 1e-9)
+        assert.isBelow(wall, gpu)
+      }
+      const sequential = yield* Bench.benchTask(task, { ...options, concurrency: 1 })
+      assert.closeTo(sequential.wallHours.random![9]!, 2100 / 3600, 1e-9, "one GPU: wall time is GPU time")
     }), 60_000)
 
   it("regretAtHours reads the last trial within the budget", () => {
@@ -142,6 +164,13 @@ describe("trex bench", () => {
     const badHours = run(["--gpu-hours", "10,lots"])
     assert.strictEqual(badHours.status, 2)
     assert.match(badHours.stderr, /--gpu-hours: expected positive numbers of GPU-hours separated by commas, got "10,lots"/)
+    const parallel = run(["--policies", "random", "--seeds", "2", "--trials", "9", "--concurrency", "3"])
+    assert.strictEqual(parallel.status, 0, parallel.stderr)
+    assert.match(parallel.stdout, /\| task \| method \| N=9 \| GPU-h at N=9 \| wall-h at N=9 \|/)
+    assert.match(parallel.stdout, /\| tiny \| random \| 0\.000 ± 0\.000 \| 0\.6 \| 0\.\d \|/)
+    const noGpus = run(["--concurrency", "0"])
+    assert.strictEqual(noGpus.status, 2)
+    assert.match(noGpus.stderr, /--concurrency must be at least 1, got 0/)
     const negative = run(["--first-seed", "-1"])
     assert.strictEqual(negative.status, 2)
     assert.match(negative.stderr, /--first-seed must be 0 or more, got -1/)
