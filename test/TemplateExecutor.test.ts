@@ -6,9 +6,9 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { TemplateExecutor } from "@trex/agents"
 import { Backend, type ExecutorAgent, Fingerprint, type Result, Strategy } from "@trex/core"
-import { TreeBuilder } from "@trex/core/testing"
+import { HeldSubmit, TreeBuilder } from "@trex/core/testing"
 import { LocalBackend } from "@trex/executors"
-import { Deferred, Effect, Fiber, Stream } from "effect"
+import { Effect, Stream } from "effect"
 
 const task = TreeBuilder.task({ metric: { name: "acc", direction: "maximize" } })
 const strategy = Strategy.decodeSync({ data: { sources: [{ name: "d" }] }, training: { learningRate: 0.01, epochs: 1, batchSize: 4 } })
@@ -130,21 +130,12 @@ describe("TemplateExecutor on the local backend", () => {
         const local = yield* LocalBackend.make({ root: path.join(dir, "jobs"), slots: 1, killGraceMs: 500 })
         // The backend has the job (the real submit returned) but the submit call has not returned
         // to the executor yet: the moment a stop can land between a submit and its cancel.
-        const submitted = yield* Deferred.make<Backend.JobInfo["ref"]>()
-        const gate = yield* Deferred.make<void>()
-        const backend: Backend.BackendShape = {
-          ...local,
-          submit: (spec) => Effect.tap(local.submit(spec), (job) => Effect.andThen(Deferred.succeed(submitted, job), Deferred.await(gate)))
-        }
-        const executor = TemplateExecutor.make(backend, { taskDir: dir })
+        const held = yield* HeldSubmit.make(local)
+        const executor = TemplateExecutor.make(held.backend, { taskDir: dir })
         const node = { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
         const recipe = { command: [process.execPath, "{taskDir}/job.mjs"], env: {}, resources: { gpus: 0, cpus: 1 } }
         const consumer = yield* executor.run({ task: { ...task, recipe }, runId: "r", runDir: dir, node }).pipe(Stream.runDrain, Effect.forkChild)
-        const job = yield* Deferred.await(submitted)
-        const stop = yield* Fiber.interrupt(consumer).pipe(Effect.forkChild)
-        yield* Effect.sleep("50 millis")
-        yield* Deferred.succeed(gate, undefined)
-        yield* Fiber.join(stop)
+        const job = yield* held.stopDuringSubmit(consumer)
         const exit = yield* Backend.awaitExit(local, job).pipe(Effect.timeout("20 seconds"))
         assert.strictEqual(exit.outcome, "Cancelled")
       })

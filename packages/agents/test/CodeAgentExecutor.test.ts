@@ -3,7 +3,8 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Backend, type ExecutorAgent, Fingerprint, Strategy, Task } from "@trex/core"
-import { Deferred, Effect, Fiber, Redacted, Schema, Stream } from "effect"
+import { HeldSubmit } from "@trex/core/testing"
+import { Effect, Redacted, Schema, Stream } from "effect"
 import * as CodeAgentExecutor from "../src/CodeAgentExecutor.ts"
 import * as AnthropicModel from "../src/model/AnthropicModel.ts"
 import * as Model from "../src/model/Model.ts"
@@ -140,22 +141,13 @@ describe("CodeAgentExecutor", () => {
       const server = yield* Fake.make(() => Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "-e", "setTimeout(() => {}, 60000)"] })]))
       const processes = ProcessBackend.make(Path.join(root, "jobs"))
       // The job is running, but its submit has not returned to the executor yet.
-      const submitted = yield* Deferred.make<Backend.JobInfo["ref"]>()
-      const gate = yield* Deferred.make<void>()
-      const backend: Backend.BackendShape = {
-        ...processes,
-        submit: (spec) => Effect.tap(processes.submit(spec), (job) => Effect.andThen(Deferred.succeed(submitted, job), Deferred.await(gate)))
-      }
+      const held = yield* HeldSubmit.make(processes)
       const executor = yield* CodeAgentExecutor.make({ maxTurns: 4, maxAttempts: 1 }).pipe(
         Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
-        Effect.provideService(Backend.Backend, backend)
+        Effect.provideService(Backend.Backend, held.backend)
       )
       const consumer = yield* executor.run(request(root)).pipe(Stream.runDrain, Effect.forkChild)
-      const job = yield* Deferred.await(submitted)
-      const stop = yield* Fiber.interrupt(consumer).pipe(Effect.forkChild)
-      yield* Effect.sleep("50 millis")
-      yield* Deferred.succeed(gate, undefined)
-      yield* Fiber.join(stop)
+      const job = yield* held.stopDuringSubmit(consumer)
       const exit = yield* Backend.awaitExit(processes, job).pipe(Effect.timeout("20 seconds"))
       assert.strictEqual(exit.outcome, "Cancelled")
     }).pipe(Effect.scoped))

@@ -1,7 +1,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
-import { BackendConformance } from "@trex/core/testing"
-import { Deferred, Effect, Fiber, Redacted, Stream } from "effect"
+import { BackendConformance, HeldSubmit } from "@trex/core/testing"
+import { Effect, Fiber, Redacted, Stream } from "effect"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -103,18 +103,9 @@ describe("LocalBackend", () => {
       const [waited] = (yield* local.list("local-test")).filter((j) => j.labels.node === "waits")
       assert.strictEqual((yield* Backend.awaitExit(local, waited!.ref).pipe(Effect.timeout("20 seconds"))).outcome, "Cancelled")
       // interrupted when the backend has the job but the submit has not returned yet
-      const submitted = yield* Deferred.make<Backend.JobInfo["ref"]>()
-      const gate = yield* Deferred.make<void>()
-      const slow: Backend.BackendShape = {
-        ...local,
-        submit: (s) => Effect.tap(local.submit(s), (job) => Effect.andThen(Deferred.succeed(submitted, job), Deferred.await(gate)))
-      }
-      const submitting = yield* Backend.run(slow, spec("submitting", "sleep 60")).pipe(Effect.forkChild)
-      const job = yield* Deferred.await(submitted)
-      const stop = yield* Fiber.interrupt(submitting).pipe(Effect.forkChild)
-      yield* Effect.sleep("50 millis")
-      yield* Deferred.succeed(gate, undefined)
-      yield* Fiber.join(stop)
+      const held = yield* HeldSubmit.make(local)
+      const submitting = yield* Backend.run(held.backend, spec("submitting", "sleep 60")).pipe(Effect.forkChild)
+      const job = yield* held.stopDuringSubmit(submitting)
       assert.strictEqual((yield* Backend.awaitExit(local, job).pipe(Effect.timeout("20 seconds"))).outcome, "Cancelled")
     })))
 

@@ -1,10 +1,12 @@
 /**
  * @trex/core/testing — conformance suites for the contracts (for plugin authors and for our
- * own implementations), and a builder for experiment trees in tests.
+ * own implementations), a builder for experiment trees in tests, and a backend that holds a
+ * submit open (to test that a stop landing there cancels the job).
  *
  * @since 0.1.0
  */
 export * as BackendConformance from "./BackendConformance.ts"
+export * as HeldSubmit from "./HeldSubmit.ts"
 export * as ResearcherConformance from "./ResearcherConformance.ts"
 export * as SearchPolicyConformance from "./SearchPolicyConformance.ts"
 export * as TreeBuilder from "./TreeBuilder.ts"
