@@ -139,12 +139,9 @@ describe("trex bench", () => {
 
   it("the command prints mean ± standard error per method and trial count, and refuses bad flags by name", () => {
     const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
-    const run = (args: ReadonlyArray<string>) =>
-      spawnSync(process.execPath, ["--conditions=@trex/source", bin, "bench", "--task", task, ...args], {
-        cwd: root,
-        encoding: "utf8",
-        timeout: 120_000
-      })
+    const bench = (args: ReadonlyArray<string>) =>
+      spawnSync(process.execPath, ["--conditions=@trex/source", bin, "bench", ...args], { cwd: root, encoding: "utf8", timeout: 120_000 })
+    const run = (args: ReadonlyArray<string>) => bench(["--task", task, ...args])
     const ok = run(["--policies", "random", "--seeds", "3", "--first-seed", "5", "--trials", "2,9"])
     assert.strictEqual(ok.status, 0, ok.stderr)
     assert.match(ok.stdout, /\| task \| method \| N=2 \| N=9 \| GPU-h at N=9 \|/)
@@ -174,6 +171,9 @@ describe("trex bench", () => {
     const negative = run(["--first-seed", "-1"])
     assert.strictEqual(negative.status, 2)
     assert.match(negative.stderr, /--first-seed must be 0 or more, got -1/)
+    const noTable = bench(["--task", path.join(root, "examples/quickstart/task.yaml")])
+    assert.strictEqual(noTable.status, 2)
+    assert.match(noTable.stderr, /task quickstart-addition has no backend section: a simulated task names its table there/)
     const unknown = run(["--policies", "uct,annealing"])
     assert.strictEqual(unknown.status, 2)
     assert.match(unknown.stderr, /--policies: unknown method annealing; choose from uct, puct/)

@@ -143,7 +143,7 @@ export const loadTable = Effect.fn("Simulator.loadTable")(function*(
  */
 export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Task, dir: string) {
   if (task.backend === undefined) {
-    return yield* new Errors.InvalidInput({ source: task.name, message: `task ${task.name} has no backend section` })
+    return yield* new Errors.InvalidInput({ source: task.name, message: `task ${task.name} has no backend section: a simulated task names its table there, as in backend: { kind: simulator, table: runs.csv, parameters: [...], metric: { column: ... } } (see examples/recorded-table/task.yaml)` })
   }
   const config = yield* decodeConfig(task.backend, `task ${task.name}`)
   return { config, landscape: yield* loadTable(config, { dir, metric: task.metric, name: task.name }) }
