@@ -57,11 +57,11 @@ export const runOnce = (
   seed: number,
   trials: number,
   options: { readonly gpuHours?: number | undefined; readonly concurrency?: number | undefined } = {}
-): Effect.Effect<Trace, Errors.JournalError | Errors.InvalidInput> =>
-  Effect.gen(function*() {
+): Effect.Effect<Trace, Errors.JournalError | Errors.InvalidInput> => {
+  const gpuHours = options.gpuHours ?? 0
+  const concurrency = options.concurrency ?? 1
+  return Effect.gen(function*() {
     const { policy, researcher } = parts(method)
-    const gpuHours = options.gpuHours ?? 0
-    const concurrency = options.concurrency ?? 1
     const sim = yield* Simulator.Simulator
     const regret: Array<number> = []
     const hours: Array<number> = []
@@ -109,7 +109,8 @@ export const runOnce = (
       wall.push(wall.at(-1) ?? 0)
     }
     return { regret, gpuHours: hours, wallHours: wall }
-  }).pipe(Effect.provide(Simulator.Simulator.layer(landscape, { gpus: options.concurrency ?? 1 })))
+  }).pipe(Effect.provide(Simulator.Simulator.layer(landscape, { gpus: concurrency })))
+}
 
 /**
  * The regret of a run once `hours` simulated GPU-hours are spent: that of the best among the
