@@ -166,6 +166,8 @@ export const benchTask = (
     readonly gpuHours?: ReadonlyArray<number> | undefined
     readonly firstSeed?: number | undefined
     readonly concurrency?: number | undefined
+    /** Called after each method's runs, with the task's name and the seconds they took (for progress lines). */
+    readonly onMethod?: ((task: string, method: Method, seconds: number) => void) | undefined
   }
 ) =>
   Effect.gen(function*() {
@@ -182,6 +184,7 @@ export const benchTask = (
     const gpuHours: Record<string, Record<number, number>> = {}
     const wallHours: Record<string, Record<number, number>> = {}
     for (const method of options.methods) {
+      const started = performance.now()
       const runs = options.trials.map((): Array<number> => [])
       const runsAtHours = budgets.map((): Array<number> => [])
       const hours = options.trials.map(() => 0)
@@ -199,6 +202,7 @@ export const benchTask = (
       byHours.add(method, budgets, runsAtHours)
       gpuHours[method] = Object.fromEntries(options.trials.map((n, i) => [n, hours[i]! / options.seeds]))
       wallHours[method] = Object.fromEntries(options.trials.map((n, i) => [n, wall[i]! / options.seeds]))
+      options.onMethod?.(task.name, method, (performance.now() - started) / 1000)
     }
     return {
       task: task.name,

@@ -172,9 +172,18 @@ const benchCommand = Command.make(
       }
       const results: Array<Bench.TaskResult> = []
       for (const file of flags.tasks) {
-        const r = yield* Bench.benchTask(file, { methods, seeds: flags.seeds, firstSeed: flags.firstSeed, trials, gpuHours, concurrency: flags.concurrency })
+        const r = yield* Bench.benchTask(file, {
+          methods,
+          seeds: flags.seeds,
+          firstSeed: flags.firstSeed,
+          trials,
+          gpuHours,
+          concurrency: flags.concurrency,
+          // progress on stderr (a long comparison runs for many minutes); stdout keeps only the results
+          onMethod: (task, method, seconds) => process.stderr.write(`${task}: ${method} done in ${seconds.toFixed(1)} s\n`)
+        })
         results.push(r)
-        if (!flags.json) yield* Effect.sync(() => process.stderr.write(`${r.task}: done (${r.rows} configurations, seeds ${r.firstSeed}..${r.firstSeed + r.seeds - 1})\n`))
+        yield* Effect.sync(() => process.stderr.write(`${r.task}: done (${r.rows} configurations, seeds ${r.firstSeed}..${r.firstSeed + r.seeds - 1})\n`))
       }
       yield* out(flags.json ? JSON.stringify(results, null, 2) : Bench.toTable(results, trials, gpuHours))
     })

@@ -146,9 +146,11 @@ describe("trex bench", () => {
     assert.strictEqual(ok.status, 0, ok.stderr)
     assert.match(ok.stdout, /\| task \| method \| N=2 \| N=9 \| GPU-h at N=9 \|/)
     assert.match(ok.stdout, /\| tiny \| random \| \d\.\d{3} ± \d\.\d{3} \| 0\.000 ± 0\.000 \| \d+\.\d \|/)
-    assert.match(ok.stderr, /tiny: done \(9 configurations, seeds 5\.\.7\)/)
+    assert.match(ok.stderr, /tiny: random done in \d+\.\d s\ntiny: done \(9 configurations, seeds 5\.\.7\)/)
     const json = run(["--policies", "random", "--seeds", "3", "--first-seed", "5", "--trials", "2,9", "--json"])
     assert.strictEqual(json.status, 0, json.stderr)
+    // progress goes to stderr, so stdout is the JSON alone
+    assert.match(json.stderr, /tiny: random done in/)
     const [result] = JSON.parse(json.stdout)
     assert.strictEqual(result.firstSeed, 5)
     assert.strictEqual(result.perSeed.random["2"].length, 3)
