@@ -111,14 +111,11 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       let jobs = 0
 
       /**
-       * Run one job to its exit; a live (training) job's events go out as execution events. The
-       * job is taken over uninterruptibly and cancelled if the run stops before its exit, so a stop
-       * that lands just as a submit returns cannot leave a job running with nobody to cancel it.
+       * Run one job (a submit, or a job to reattach to) to its exit, cancelled if the run stops
+       * first; a live (training) job's events go out as execution events.
        */
       const execute = <E>(job: Effect.Effect<ExperimentNode.JobRef, E>, live: boolean) =>
-        Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(job, (ref) => restore(watchToExit(ref, live)).pipe(Effect.onInterrupt(() => Effect.ignore(backend.cancel(ref)))))
-        )
+        Backend.withJob(backend, job, (ref) => watchToExit(ref, live))
 
       const watchToExit = (ref: ExperimentNode.JobRef, live: boolean) =>
         Effect.gen(function*() {

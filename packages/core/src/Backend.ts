@@ -107,18 +107,28 @@ export interface BackendShape {
 export class Backend extends Context.Service<Backend, BackendShape>()("@trex/core/Backend") {}
 
 /**
+ * Take a job (`job`: a submit, or a job already known) and use it; interrupted at any point after
+ * the job exists, the job is cancelled. Taking the job and registering its cancel are one
+ * uninterruptible step, so a stop that lands just as a submit returns cannot leave the job running
+ * with nobody to cancel it. The way to submit from code that can be stopped (an executor agent).
+ * @since 0.1.0 @category combinators
+ */
+export const withJob = <A, E, E2, R, R2>(
+  backend: BackendShape,
+  job: Effect.Effect<JobRef, E, R>,
+  use: (ref: JobRef) => Effect.Effect<A, E2, R2>
+): Effect.Effect<A, E | E2, R | R2> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(job, (ref) => restore(use(ref)).pipe(Effect.onInterrupt(() => Effect.ignore(backend.cancel(ref)))))
+  )
+
+/**
  * Submit and wait for the exit: `submit` + `watch`, keeping only the final event. Interrupted
- * before the exit, it cancels the job (also when the interruption lands while the submit is
- * still returning: the submit and the cancel's registration are one uninterruptible step).
+ * before the exit, it cancels the job (see {@link withJob}).
  * @since 0.1.0 @category combinators
  */
 export const run = (backend: BackendShape, spec: JobSpec): Effect.Effect<JobExit, BackendError> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(
-      backend.submit(spec),
-      (ref) => restore(awaitExit(backend, ref)).pipe(Effect.onInterrupt(() => Effect.ignore(backend.cancel(ref))))
-    )
-  )
+  withJob(backend, backend.submit(spec), (ref) => awaitExit(backend, ref))
 
 /** Wait for a submitted job's exit. @since 0.1.0 @category combinators */
 export const awaitExit = (backend: BackendShape, ref: JobRef): Effect.Effect<JobExit, BackendError> =>
