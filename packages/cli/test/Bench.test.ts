@@ -101,7 +101,7 @@ describe("trex bench", () => {
       assert.strictEqual(Bench.regretAtHours(trace, 0.2), within === 0 ? 1 : trace.regret[within - 1])
     }), 60_000)
 
-  it.effect("trials in parallel: deterministic for a seed, counted as they finish, in less simulated wall time", () =>
+  it.effect("trials in parallel: deterministic for a seed, and in less simulated wall time than on one GPU", () =>
     Effect.gen(function*() {
       const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
       const options = { methods: ["uct", "random"] as const, seeds: 3, trials: [3, 9], concurrency: 3 }
