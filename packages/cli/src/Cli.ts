@@ -156,11 +156,22 @@ const benchCommand = Command.make(
       Flag.withDefault(1),
       Flag.withDescription("trials in flight at once, on as many simulated GPUs (regret at N counts trials in the order they finish)")
     ),
+    versus: Flag.String("versus").pipe(
+      Flag.optional,
+      Flag.withDescription("one of the methods: also print every other method's mean regret as a ratio of its, with 95 % intervals from resampling the seeds in pairs")
+    ),
     json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the results as JSON"))
   },
   (flags) =>
     Effect.gen(function*() {
       const methods = yield* Bench.parseMethods(flags.policies)
+      const versus = Option.getOrUndefined(flags.versus)
+      if (versus !== undefined && !(methods as ReadonlyArray<string>).includes(versus)) {
+        return yield* new Errors.InvalidInput({
+          source: "--versus",
+          message: `--versus: ${versus} is not one of the methods compared (--policies ${methods.join(",")}); name one of them`
+        })
+      }
       const trials = yield* Bench.parseTrials(flags.trials)
       const gpuHours = Option.isSome(flags.gpuHours) ? yield* Bench.parseHours(flags.gpuHours.value) : []
       if (flags.seeds < 1) return yield* new Errors.InvalidInput({ source: "--seeds", message: "--seeds must be at least 1" })
@@ -185,7 +196,8 @@ const benchCommand = Command.make(
         results.push(r)
         yield* Effect.sync(() => process.stderr.write(`${r.task}: done (${r.rows} configurations, seeds ${r.firstSeed}..${r.firstSeed + r.seeds - 1})\n`))
       }
-      yield* out(flags.json ? JSON.stringify(results, null, 2) : Bench.toTable(results, trials, gpuHours))
+      const ratios = versus !== undefined ? `\n\n${Bench.toRatioTable(results, trials, versus as Bench.Method)}` : ""
+      yield* out(flags.json ? JSON.stringify(results, null, 2) : Bench.toTable(results, trials, gpuHours) + ratios)
     })
 ).pipe(Command.withDescription("compare search methods on recorded training-run tables, in simulated time"))
 

@@ -123,6 +123,22 @@ describe("trex bench", () => {
       assert.closeTo(sequential.wallHours.random![9]!, 2100 / 3600, 1e-9, "one GPU: wall time is GPU time")
     }), 60_000)
 
+  it("pairedRatio: the ratio of the means with a resampled interval, the same every time", () => {
+    const b = [0.1, 0.3, 0.2, 0.4, 0.05, 0.25]
+    const twice = Bench.pairedRatio(b.map((x) => 2 * x), b)
+    // every resample of a pair-for-pair double is a double
+    assert.closeTo(twice.ratio, 2, 1e-12)
+    assert.closeTo(twice.low, 2, 1e-12)
+    assert.closeTo(twice.high, 2, 1e-12)
+    const a = [0.05, 0.3, 0.1, 0.1, 0.05, 0.2]
+    const q = Bench.pairedRatio(a, b)
+    assert.closeTo(q.ratio, 0.8 / 1.3, 1e-12)
+    assert.isBelow(q.low, q.ratio)
+    assert.isAbove(q.high, q.ratio)
+    assert.deepStrictEqual(Bench.pairedRatio(a, b), q)
+    assert.isTrue(Number.isNaN(Bench.pairedRatio(a, [0, 0, 0, 0, 0, 0]).ratio))
+  })
+
   it("regretAtHours reads the last trial within the budget", () => {
     const trace = { regret: [0.5, 0.2, 0.2, 0], gpuHours: [1, 2.5, 4, 6] }
     assert.strictEqual(Bench.regretAtHours(trace, 0.5), 1)
@@ -167,6 +183,12 @@ describe("trex bench", () => {
     assert.strictEqual(parallel.status, 0, parallel.stderr)
     assert.match(parallel.stdout, /\| task \| method \| N=9 \| GPU-h at N=9 \| wall-h at N=9 \|/)
     assert.match(parallel.stdout, /\| tiny \| random \| 0\.000 ± 0\.000 \| 0\.6 \| 0\.\d \|/)
+    const versus = run(["--policies", "uct,random", "--seeds", "3", "--trials", "2,9", "--versus", "random"])
+    assert.strictEqual(versus.status, 0, versus.stderr)
+    assert.match(versus.stdout, /\| task \| method \/ random \| N=2 \| N=9 \|\n\|---\|---\|---\|---\|\n\| tiny \| uct \| (\d\.\d\d \(\d\.\d\d-(\d\.\d\d|inf)\)|-) \| - \|/)
+    const notCompared = run(["--policies", "uct,random", "--versus", "tpe"])
+    assert.strictEqual(notCompared.status, 2)
+    assert.match(notCompared.stderr, /--versus: tpe is not one of the methods compared \(--policies uct,random\)/)
     const noGpus = run(["--concurrency", "0"])
     assert.strictEqual(noGpus.status, 2)
     assert.match(noGpus.stderr, /--concurrency must be at least 1, got 0/)
