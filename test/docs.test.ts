@@ -146,7 +146,7 @@ describe("examples", () => {
     })
     assert.strictEqual(result.status, 0, result.stderr)
     assert.match(result.stdout, /8 trials, 2 seeds/)
-    const regrets = [...result.stdout.matchAll(/^\s+(\S+)\s+(\d\.\d{3})$/gm)].map((m) => [m[1], Number(m[2])] as const)
+    const regrets = [...result.stdout.matchAll(/^\| recorded-nmt-ja-en \| (\S+) \| (\d\.\d{3}) ± \d\.\d{3} \|/gm)].map((m) => [m[1], Number(m[2])] as const)
     assert.deepStrictEqual(regrets.map(([name]) => name), ["epsilon-greedy(0.2)", "uct"])
     for (const [, r] of regrets) assert.isTrue(r >= 0 && r <= 1, `regret ${r} in [0, 1]`)
   })

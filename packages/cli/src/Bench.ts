@@ -6,7 +6,8 @@
  *
  * A method is a policy and a researcher: `uct` (the default: UCT + heuristic researcher),
  * `puct`, `greedy`, `best-first` (each with the heuristic researcher), `random` (random search:
- * uniform proposals) and `tpe` (flat TPE).
+ * uniform proposals) and `tpe` (flat TPE) — or a `Contender` of your own (a named policy, and
+ * a researcher or the heuristic one), benchmarked the same way from code.
  *
  * @since 0.1.0
  */
@@ -22,7 +23,26 @@ export const methods = ["uct", "puct", "greedy", "best-first", "random", "tpe"] 
 /** @since 0.1.0 @category models */
 export type Method = typeof methods[number]
 
-const parts = (method: Method): { policy: SearchPolicy.SearchPolicyShape; researcher: Researcher.ResearcherShape } => {
+/**
+ * A method of your own: a named search policy and a researcher (default: the heuristic one). The
+ * same instances serve every seed, so they must keep no state outside the tree they are given (as
+ * the contracts ask).
+ * @since 0.1.0 @category models
+ */
+export interface Contender {
+  readonly name: string
+  readonly policy: SearchPolicy.SearchPolicyShape
+  readonly researcher?: Researcher.ResearcherShape | undefined
+}
+
+/** A built-in method's name, or a contender of your own. @since 0.1.0 @category models */
+export type MethodLike = Method | Contender
+
+/** The name results are keyed by. @since 0.1.0 @category models */
+export const nameOf = (method: MethodLike): string => (typeof method === "string" ? method : method.name)
+
+const parts = (method: MethodLike): { policy: SearchPolicy.SearchPolicyShape; researcher: Researcher.ResearcherShape } => {
+  if (typeof method !== "string") return { policy: method.policy, researcher: method.researcher ?? HeuristicResearcher.make() }
   switch (method) {
     case "random":
       return { policy: RandomPolicy.make(), researcher: RandomResearcher.make() }
@@ -53,7 +73,7 @@ export interface Trace {
 export const runOnce = (
   task: Task.Task,
   landscape: Simulator.Landscape,
-  method: Method,
+  method: MethodLike,
   seed: number,
   trials: number,
   options: { readonly gpuHours?: number | undefined; readonly concurrency?: number | undefined } = {}
@@ -85,7 +105,7 @@ export const runOnce = (
     // With a GPU-hour horizon the trial count is open: the run is stopped from `onEvent`.
     const maxTrials = gpuHours > 0 ? Math.max(trials, Simulator.configurations(landscape).length) : trials
     yield* Explorer.run({ ...task, budget: { maxTrials } }, {
-      runId: `bench-${method}-${seed}`,
+      runId: `bench-${nameOf(method)}-${seed}`,
       runDir: "/nonexistent",
       seed,
       concurrency,
@@ -160,17 +180,22 @@ export interface TaskResult {
 export const benchTask = (
   file: string,
   options: {
-    readonly methods: ReadonlyArray<Method>
+    readonly methods: ReadonlyArray<MethodLike>
     readonly seeds: number
     readonly trials: ReadonlyArray<number>
     readonly gpuHours?: ReadonlyArray<number> | undefined
     readonly firstSeed?: number | undefined
     readonly concurrency?: number | undefined
     /** Called after each method's runs, with the task's name and the seconds they took (for progress lines). */
-    readonly onMethod?: ((task: string, method: Method, seconds: number) => void) | undefined
+    readonly onMethod?: ((task: string, method: string, seconds: number) => void) | undefined
   }
 ) =>
   Effect.gen(function*() {
+    const names = options.methods.map(nameOf)
+    const twice = names.find((n, i) => names.indexOf(n) !== i)
+    if (twice !== undefined) {
+      return yield* new Errors.InvalidInput({ source: "methods", message: `two methods are named ${twice}: give each contender its own name` })
+    }
     const loaded = yield* TaskFile.load(file)
     const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
     const task = Simulator.completeTask(loaded.task, landscape)
@@ -198,11 +223,12 @@ export const benchTask = (
         })
         budgets.forEach((h, i) => runsAtHours[i]!.push(regretAtHours(trace, h)))
       }
-      byTrials.add(method, options.trials, runs)
-      byHours.add(method, budgets, runsAtHours)
-      gpuHours[method] = Object.fromEntries(options.trials.map((n, i) => [n, hours[i]! / options.seeds]))
-      wallHours[method] = Object.fromEntries(options.trials.map((n, i) => [n, wall[i]! / options.seeds]))
-      options.onMethod?.(task.name, method, (performance.now() - started) / 1000)
+      const name = nameOf(method)
+      byTrials.add(name, options.trials, runs)
+      byHours.add(name, budgets, runsAtHours)
+      gpuHours[name] = Object.fromEntries(options.trials.map((n, i) => [n, hours[i]! / options.seeds]))
+      wallHours[name] = Object.fromEntries(options.trials.map((n, i) => [n, wall[i]! / options.seeds]))
+      options.onMethod?.(task.name, name, (performance.now() - started) / 1000)
     }
     return {
       task: task.name,
@@ -323,7 +349,7 @@ export const pairedRatio = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, 
  * where resamples of few seeds drew only runs in which `versus` is at 0).
  * @since 0.1.0 @category formatting
  */
-export const toRatioTable = (results: ReadonlyArray<TaskResult>, trials: ReadonlyArray<number>, versus: Method): string => {
+export const toRatioTable = (results: ReadonlyArray<TaskResult>, trials: ReadonlyArray<number>, versus: string): string => {
   const lines = [
     `| task | method / ${versus} | ${trials.map((n) => `N=${n}`).join(" | ")} |`,
     `|---|---|${trials.map(() => "---").join("|")}|`

@@ -196,7 +196,7 @@ const benchCommand = Command.make(
         results.push(r)
         yield* Effect.sync(() => process.stderr.write(`${r.task}: done (${r.rows} configurations, seeds ${r.firstSeed}..${r.firstSeed + r.seeds - 1})\n`))
       }
-      const ratios = versus !== undefined ? `\n\n${Bench.toRatioTable(results, trials, versus as Bench.Method)}` : ""
+      const ratios = versus !== undefined ? `\n\n${Bench.toRatioTable(results, trials, versus)}` : ""
       yield* out(flags.json ? JSON.stringify(results, null, 2) : Bench.toTable(results, trials, gpuHours) + ratios)
     })
 ).pipe(Command.withDescription("compare search methods on recorded training-run tables, in simulated time"))

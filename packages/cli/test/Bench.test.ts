@@ -4,8 +4,10 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { RandomResearcher } from "@trex/agents"
 import { TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
+import { Uct } from "@trex/mcts"
 import * as Bench from "../src/Bench.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -73,6 +75,23 @@ describe("trex bench", () => {
       for (const method of ["uct", "random"]) {
         for (const n of [1, 3, 9]) assert.deepStrictEqual(later.perSeed[method]![n], all.perSeed[method]![n]!.slice(2))
       }
+    }), 60_000)
+
+  it.effect("a contender of your own runs as a built-in method does; two methods of one name are refused", () =>
+    Effect.gen(function*() {
+      const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
+      const options = { seeds: 3, trials: [2, 4] }
+      // UCT with the heuristic researcher, given as a contender, is the built-in "uct"
+      const mine = yield* Bench.benchTask(task, { ...options, methods: [{ name: "my-uct", policy: Uct.make() }, "random"] })
+      const builtIn = yield* Bench.benchTask(task, { ...options, methods: ["uct"] })
+      assert.deepStrictEqual(Object.keys(mine.regret), ["my-uct", "random"])
+      assert.deepStrictEqual(mine.perSeed["my-uct"], builtIn.perSeed.uct)
+      // with another researcher it is another method
+      const randomResearch = yield* Bench.benchTask(task, { ...options, methods: [{ name: "uct+random", policy: Uct.make(), researcher: RandomResearcher.make() }] })
+      assert.notDeepEqual(randomResearch.perSeed["uct+random"], builtIn.perSeed.uct)
+      const twice = yield* Bench.benchTask(task, { ...options, methods: ["uct", { name: "uct", policy: Uct.make() }] }).pipe(Effect.flip)
+      assert.strictEqual(twice._tag, "InvalidInput")
+      assert.match(twice.message, /two methods are named uct: give each contender its own name/)
     }), 60_000)
 
   it.effect("regret against simulated GPU-hours: runs go on until the largest budget is spent", () =>
