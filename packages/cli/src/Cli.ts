@@ -47,6 +47,10 @@ export const execute = (prepared: Trex.Prepared) =>
     }
   })
 
+/** A flag's default, shown in its help as well (`... (default x)`), from the one value. */
+const defaulted = <const B>(value: B, description: string) => <A>(self: Flag.Flag<A>): Flag.Flag<A | B> =>
+  self.pipe(Flag.withDefault(value), Flag.withDescription(`${description} (default ${String(value)})`))
+
 const taskFile = Argument.String("task-file").pipe(Argument.withDescription("a task file (YAML or JSON)"))
 const runDirArg = Argument.String("run-dir").pipe(Argument.withDescription("a run directory, e.g. trex-runs/<run-id>"))
 
@@ -54,16 +58,16 @@ const runCommand = Command.make(
   "run",
   {
     taskFile,
-    backend: Flag.Literals("backend", Settings.BackendKind.literals).pipe(Flag.withDefault(Settings.defaults.backend), Flag.withDescription("where jobs run: local processes, the simulator, Docker, Slurm, SSH or Kubernetes")),
-    researcher: Flag.Literals("researcher", Settings.ResearcherKind.literals).pipe(Flag.withDefault(Settings.defaults.researcher), Flag.withDescription("who proposes strategies: the offline heuristic, a model, or a baseline")),
-    executor: Flag.Literals("executor", Settings.ExecutorKind.literals).pipe(Flag.withDefault(Settings.defaults.executor), Flag.withDescription("who turns a strategy into a job: the task's recipe template, or a code agent")),
-    policy: Flag.Literals("policy", Settings.PolicyKind.literals).pipe(Flag.withDefault(Settings.defaults.policy), Flag.withDescription("the search policy that picks the node to expand")),
-    scheduler: Flag.Literals("scheduler", Settings.SchedulerKind.literals).pipe(Flag.withDefault(Settings.defaults.scheduler), Flag.withDescription("early stopping of weak running trials (off by default)")),
-    modelApi: Flag.Literals("model-api", Settings.ModelApi.literals).pipe(Flag.withDefault(Settings.defaults.modelApi), Flag.withDescription("the API a model-backed agent speaks")),
-    concurrency: Flag.Int("concurrency").pipe(Flag.withDefault(Settings.defaults.concurrency), Flag.withDescription("experiments in flight at once")),
+    backend: Flag.Literals("backend", Settings.BackendKind.literals).pipe(defaulted(Settings.defaults.backend, "where jobs run: local processes, the simulator, Docker, Slurm, SSH or Kubernetes")),
+    researcher: Flag.Literals("researcher", Settings.ResearcherKind.literals).pipe(defaulted(Settings.defaults.researcher, "who proposes strategies: the offline heuristic, a model, or a baseline")),
+    executor: Flag.Literals("executor", Settings.ExecutorKind.literals).pipe(defaulted(Settings.defaults.executor, "who turns a strategy into a job: the task's recipe template, or a code agent")),
+    policy: Flag.Literals("policy", Settings.PolicyKind.literals).pipe(defaulted(Settings.defaults.policy, "the search policy that picks the node to expand")),
+    scheduler: Flag.Literals("scheduler", Settings.SchedulerKind.literals).pipe(defaulted(Settings.defaults.scheduler, "early stopping of weak running trials")),
+    modelApi: Flag.Literals("model-api", Settings.ModelApi.literals).pipe(defaulted(Settings.defaults.modelApi, "the API a model-backed agent speaks")),
+    concurrency: Flag.Int("concurrency").pipe(defaulted(Settings.defaults.concurrency, "experiments in flight at once")),
     maxTrials: Flag.Int("max-trials").pipe(Flag.optional, Flag.withDescription("stop after this many trials (overrides the task's budget)")),
-    seed: Flag.Int("seed").pipe(Flag.withDefault(0), Flag.withDescription("seed of the policy and the offline agents; same seed, same tree")),
-    out: Flag.String("out").pipe(Flag.withDefault("trex-runs"), Flag.withDescription("directory that holds run directories")),
+    seed: Flag.Int("seed").pipe(defaulted(0, "seed of the policy and the offline agents; same seed, same tree")),
+    out: Flag.String("out").pipe(defaulted("trex-runs", "directory that holds run directories")),
     stagnation: Flag.Int("stagnation").pipe(Flag.optional, Flag.withDescription("stop after this many finished trials without improvement")),
     noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for"))
   },
@@ -144,17 +148,16 @@ const benchCommand = Command.make(
   "bench",
   {
     tasks: Flag.String("task").pipe(Flag.atLeast(1), Flag.withDescription("a recorded-table task file (repeatable)")),
-    policies: Flag.String("policies").pipe(Flag.withDefault("uct,greedy,random,tpe"), Flag.withDescription("comma-separated methods: uct, puct, greedy, best-first, random, tpe")),
-    seeds: Flag.Int("seeds").pipe(Flag.withDefault(20), Flag.withDescription("runs per method, the same seeds for every method")),
-    firstSeed: Flag.Int("first-seed").pipe(Flag.withDefault(0), Flag.withDescription("the first seed: runs use seeds first-seed .. first-seed + seeds - 1 (fresh seeds check a change tuned on others)")),
-    trials: Flag.String("trials").pipe(Flag.withDefault("5,10,20,30"), Flag.withDescription("comma-separated trial counts at which regret is reported")),
+    policies: Flag.String("policies").pipe(defaulted("uct,greedy,random,tpe", "comma-separated methods: uct, puct, greedy, best-first, random, tpe")),
+    seeds: Flag.Int("seeds").pipe(defaulted(20, "runs per method, the same seeds for every method")),
+    firstSeed: Flag.Int("first-seed").pipe(defaulted(0, "the first seed: runs use seeds first-seed .. first-seed + seeds - 1 (fresh seeds check a change tuned on others)")),
+    trials: Flag.String("trials").pipe(defaulted("5,10,20,30", "comma-separated trial counts at which regret is reported")),
     gpuHours: Flag.String("gpu-hours").pipe(
       Flag.optional,
       Flag.withDescription("comma-separated simulated GPU-hours at which regret is also reported (runs go on until the largest is spent)")
     ),
     concurrency: Flag.Int("concurrency").pipe(
-      Flag.withDefault(1),
-      Flag.withDescription("trials in flight at once, on as many simulated GPUs (regret at N counts trials in the order they finish)")
+      defaulted(1, "trials in flight at once, on as many simulated GPUs (regret at N counts trials in the order they finish)")
     ),
     versus: Flag.String("versus").pipe(
       Flag.optional,

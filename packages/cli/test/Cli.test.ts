@@ -8,6 +8,7 @@ import { ExperimentNode, ExperimentTree, Journal } from "@trex/core"
 import { Effect } from "effect"
 import * as BackendSettings from "../src/BackendSettings.ts"
 import * as RunDir from "../src/RunDir.ts"
+import * as Settings from "../src/Settings.ts"
 import { gone } from "../../executors/test/support/process.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -100,6 +101,19 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.strictEqual(typo.status, 2)
     assert.strictEqual(typo.stdout, "")
     assert.match(typo.stderr, /Unrecognized flag: --max-trial[\s\S]*Did you mean this\?\s+--max-trials[\s\S]*usage: trex run \[flags\] <task-file>\n\(trex run --help lists every flag\)/)
+  })
+})
+
+describe("trex CLI: help", () => {
+  it("--help shows each flag's default, the value the command uses", () => {
+    const help = trex(["run", "--help"])
+    assert.strictEqual(help.status, 0, help.stderr)
+    assert.match(help.stdout, new RegExp(`--concurrency integer +experiments in flight at once \\(default ${Settings.defaults.concurrency}\\)`))
+    assert.match(help.stdout, new RegExp(`--backend choice .*\\(default ${Settings.defaults.backend}\\)`))
+    assert.match(help.stdout, /--out string +directory that holds run directories \(default trex-runs\)/)
+    const bench = trex(["bench", "--help"])
+    assert.match(bench.stdout, /--seeds integer +runs per method, the same seeds for every method \(default 20\)/)
+    assert.match(bench.stdout, /--trials string +comma-separated trial counts at which regret is reported \(default 5,10,20,30\)/)
   })
 })
 
