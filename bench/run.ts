@@ -270,9 +270,10 @@ if (only === undefined || only === "engine" || only === "engine-alone") {
     const rows: Array<Record<string, number>> = []
     print("")
     print(`1b. The engine alone (O(1) spine policy and in-order researcher), ${engineTrials} trials:`)
+    // the baseline (the same jobs straight to the simulator) has no tree: one measurement serves both depths
+    const base = await time(() => Effect.runPromise(baseline(engineTrials, zero)))
     for (const width of [400, 25]) {
       const file = width === 25 ? engineFile : path.join(dir, `engine-${engineTrials}-${width}.sqlite`)
-      const base = await time(() => Effect.runPromise(baseline(engineTrials, zero)))
       const mem = await time(() => Effect.runPromise(explore(engineTrials, Journal.Journal.layerMemory, zero, 1, engineAgents(engineTrials, width))))
       const sql = await time(() =>
         Effect.runPromise(explore(engineTrials, Journal.Journal.layerSqlite(file, { durability: "process" }), zero, 1, engineAgents(engineTrials, width)))
