@@ -424,7 +424,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
             // a strategy that differs from a tried one only in them is not run again.
             const strategy = heldSpace !== undefined ? SearchSpace.normalize(heldSpace, p.strategy, runTask.defaultStrategy!) : p.strategy
             const fingerprint = Fingerprint.of(strategy)
-            if (isTried(tree.view, fingerprint)) continue
+            if (tried(fingerprint)) continue
             return Effect.succeed({ proposal: strategy === p.strategy ? p : { ...p, strategy }, fingerprint })
           }
           return proposeAttempt(parentId, analysis, attempt + 1)
