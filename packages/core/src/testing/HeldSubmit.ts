@@ -32,13 +32,14 @@ export interface HeldSubmit {
   readonly backend: Backend.BackendShape
   /**
    * Wait until a submit is held, interrupt `fiber` there, release the submit and wait for the
-   * interruption to complete. Returns the job the held submit created.
+   * interruption to complete. Returns the job the first held submit created.
    */
   readonly stopDuringSubmit: <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.Effect<JobRef>
 }
 
 /**
- * Wrap `backend`: its first submit creates the job, then waits until `stopDuringSubmit` releases it.
+ * Wrap `backend`: a submit creates its job, then waits until `stopDuringSubmit` releases the submits
+ * (the ones after the release go straight through).
  * @since 0.1.0 @category constructors
  */
 export const make = (backend: Backend.BackendShape): Effect.Effect<HeldSubmit> =>
