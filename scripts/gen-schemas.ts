@@ -131,7 +131,7 @@ const descriptions: Record<string, string> = {
   "recipe.estimate.gpuSeconds": "Expected GPU-seconds.",
   "recipe.estimate.wallSeconds": "Expected wall-clock seconds.",
   "recipe.estimate.dollars": "Expected dollars.",
-  "backend": "Backend settings (free JSON, read by the chosen backend)."
+  "backend": "Backend settings (free JSON, read by the chosen backend). Its `kind` (`local`, `simulator`, `docker`, `slurm`, `ssh` or `k8s`) is the backend a run of the task uses when `--backend` (or `backend` in `Trex.start`'s options) names none; without it, `local`."
 }
 
 const describe = (p: string, node: Node): string => {

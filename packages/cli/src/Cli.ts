@@ -58,7 +58,10 @@ const runCommand = Command.make(
   "run",
   {
     taskFile,
-    backend: Flag.Literals("backend", Settings.BackendKind.literals).pipe(defaulted(Settings.defaults.backend, "where jobs run: local processes, the simulator, Docker, Slurm, SSH or Kubernetes")),
+    backend: Flag.Literals("backend", Settings.BackendKind.literals).pipe(
+      Flag.optional,
+      Flag.withDescription(`where jobs run: local processes, the simulator, Docker, Slurm, SSH or Kubernetes (default: the task file's backend.kind, else ${Settings.defaults.backend})`)
+    ),
     researcher: Flag.Literals("researcher", Settings.ResearcherKind.literals).pipe(defaulted(Settings.defaults.researcher, "who proposes strategies: the offline heuristic, a model, or a baseline")),
     executor: Flag.Literals("executor", Settings.ExecutorKind.literals).pipe(defaulted(Settings.defaults.executor, "who turns a strategy into a job: the task's recipe template, or a code agent")),
     policy: Flag.Literals("policy", Settings.PolicyKind.literals).pipe(defaulted(Settings.defaults.policy, "the search policy that picks the node to expand")),
@@ -78,7 +81,7 @@ const runCommand = Command.make(
         taskFile: flags.taskFile,
         out: flags.out,
         seed: flags.seed,
-        backend: flags.backend,
+        ...(Option.isSome(flags.backend) ? { backend: flags.backend.value } : {}),
         researcher: flags.researcher,
         executor: flags.executor,
         policy: flags.policy,

@@ -70,8 +70,10 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       task = { ...task, budget: { ...task.budget, maxTrials: options.maxTrials } }
     }
     const code = codeFingerprint(task, loaded.dir)
+    const declared = yield* declaredBackend(task)
     const settings: Settings.Settings = {
       ...Settings.defaults,
+      ...(declared !== undefined ? { backend: declared } : {}),
       ...Object.fromEntries(Object.entries(options).filter(([k, v]) => k in Settings.defaults && v !== undefined)),
       ...(options.stagnation !== undefined ? { stagnation: options.stagnation } : {}),
       ...(options.reuse === false ? { reuse: false } : {}),
@@ -91,6 +93,18 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
   })
 
 const invalid = (source: string, message: string) => new Errors.InvalidInput({ source, message })
+
+/**
+ * The backend a task file names in `backend.kind` (the backend a run uses unless told otherwise:
+ * `--backend`, or `backend` in the options), if it names one.
+ */
+const declaredBackend = (task: Task.Task): Effect.Effect<Settings.Settings["backend"] | undefined, Errors.InvalidInput> => {
+  const kind = task.backend !== null && typeof task.backend === "object" ? (task.backend as Record<string, unknown>)["kind"] : undefined
+  if (kind === undefined) return Effect.succeed(undefined)
+  return Schema.is(Settings.BackendKind)(kind)
+    ? Effect.succeed(kind)
+    : Effect.fail(invalid("backend.kind", `backend.kind in the task file is ${JSON.stringify(kind)}: use one of ${Settings.BackendKind.literals.join(", ")}, or leave it out (local processes)`))
+}
 
 /**
  * Run a prepared search to its end.

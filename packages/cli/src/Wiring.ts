@@ -76,11 +76,11 @@ export const backend = (settings: Settings, task: Task.Task, runDir: string): La
  * @since 0.1.0 @category layers
  */
 export const model = (settings: Settings): Layer.Layer<Model.Model, Errors.InvalidInput> => {
-  const [layer, needs] = settings.modelApi === "openai-compatible"
-    ? [OpenAiModel.layerConfig(), "OPENAI_BASE_URL and TREX_MODEL"] as const
-    : [AnthropicModel.layerConfig(), "ANTHROPIC_API_KEY"] as const
+  const [layer, needs, guide] = settings.modelApi === "openai-compatible"
+    ? [OpenAiModel.layerConfig(), "OPENAI_BASE_URL and TREX_MODEL", "docs/guide-local-model.md"] as const
+    : [AnthropicModel.layerConfig(), "ANTHROPIC_API_KEY", "docs/guide-claude.md"] as const
   return layer.pipe(
-    Layer.catchCause(() => failing(`--researcher ${settings.researcher} / --executor ${settings.executor}`, `set ${needs} in the environment (see docs/guide-claude.md)`))
+    Layer.catchCause(() => failing(`--researcher ${settings.researcher} / --executor ${settings.executor}`, `set ${needs} in the environment (see ${guide})`))
   )
 }
 
@@ -122,6 +122,13 @@ export const layers = (
 /** Check that a task has what the chosen researcher and executor need. @since 0.1.0 @category validation */
 export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, Errors.InvalidInput> =>
   Effect.gen(function*() {
+    const simulated = task.backend !== null && typeof task.backend === "object" && (task.backend as Record<string, unknown>)["kind"] === "simulator"
+    if (simulated && settings.backend !== "simulator" && (task.searchSpace === undefined || task.recipe === undefined)) {
+      return yield* unsupported(
+        "--backend",
+        `the task replays a recorded table (backend.kind: simulator) and declares no ${task.searchSpace === undefined ? "searchSpace" : "recipe"} of its own to run on ${settings.backend}: leave out --backend (or give --backend simulator)`
+      )
+    }
     if (settings.researcher === "heuristic" && task.searchSpace === undefined && settings.backend !== "simulator") {
       return yield* unsupported("task", "the heuristic researcher needs searchSpace.parameters in the task file")
     }
@@ -130,5 +137,9 @@ export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, 
     }
     if (settings.executor === "template" && task.recipe === undefined && settings.backend !== "simulator") {
       return yield* unsupported("task", "the template executor needs recipe.command in the task file")
+    }
+    // a model-backed agent's settings are read now, before a run directory is made for a run that cannot start
+    if (settings.researcher === "claude" || settings.executor === "code-agent") {
+      yield* Effect.scoped(Layer.build(model(settings)))
     }
   })

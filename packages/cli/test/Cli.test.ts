@@ -15,11 +15,12 @@ const root = path.resolve(import.meta.dirname, "../../..")
 const bin = path.join(root, "packages/cli/src/bin.ts")
 const fixtures = path.join(import.meta.dirname, "fixtures")
 
-const trex = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+/** Runs the CLI; an `env` entry of `undefined` removes that variable. */
+const trex = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) =>
   spawnSync(process.execPath, ["--conditions=@trex/source", bin, ...args], {
     cwd: root,
     encoding: "utf8",
-    env: { ...process.env, ...env },
+    env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)),
     timeout: 120_000
   })
 
@@ -85,6 +86,28 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.match(r.stderr, /searchSpace/)
   })
 
+  it("a backend.kind that is no backend is named, with the ones there are", () => {
+    const dir = tmp()
+    const r = trex(["run", writeTask(dir, "t.yaml", "name: x\nobjective: y\nmetric: { name: a, direction: maximize }\nrecipe: { command: [echo] }\nbackend: { kind: simulater }\n"), "--out", dir])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /backend\.kind in the task file is "simulater": use one of local, simulator, docker, slurm, ssh, k8s/)
+    assert.deepStrictEqual(fs.readdirSync(dir), ["t.yaml"], "no run directory")
+  })
+
+  it("a model-backed agent without its settings is refused before a run directory is made, pointing at its guide", () => {
+    const dir = tmp()
+    const claude = trex(["run", path.join(fixtures, "toy.task.yaml"), "--researcher", "claude", "--out", dir], { ANTHROPIC_API_KEY: undefined })
+    assert.strictEqual(claude.status, 2)
+    assert.match(claude.stderr, /set ANTHROPIC_API_KEY in the environment \(see docs\/guide-claude\.md\)/)
+    const local = trex(["run", path.join(fixtures, "toy.task.yaml"), "--executor", "code-agent", "--model-api", "openai-compatible", "--out", dir], {
+      OPENAI_BASE_URL: undefined,
+      TREX_MODEL: undefined
+    })
+    assert.strictEqual(local.status, 2)
+    assert.match(local.stderr, /set OPENAI_BASE_URL and TREX_MODEL in the environment \(see docs\/guide-local-model\.md\)/)
+    assert.deepStrictEqual(fs.readdirSync(dir), [], "no run directory")
+  })
+
   it("a mistyped key of a backend section gets the fix, with the section's path", async () => {
     const error = await Effect.runPromise(Effect.flip(BackendSettings.docker({ docker: { netwrok: "none", ssh: { privateKeyPth: "k", knownHostsPath: "h" } } }, "/tmp")))
     assert.strictEqual(error._tag, "InvalidInput")
@@ -109,7 +132,7 @@ describe("trex CLI: help", () => {
     const help = trex(["run", "--help"])
     assert.strictEqual(help.status, 0, help.stderr)
     assert.match(help.stdout, new RegExp(`--concurrency integer +experiments in flight at once \\(default ${Settings.defaults.concurrency}\\)`))
-    assert.match(help.stdout, new RegExp(`--backend choice .*\\(default ${Settings.defaults.backend}\\)`))
+    assert.match(help.stdout, new RegExp(`--backend choice .*\\(default: the task file's backend\\.kind, else ${Settings.defaults.backend}\\)`))
     assert.match(help.stdout, /--out string +directory that holds run directories \(default trex-runs\)/)
     const bench = trex(["bench", "--help"])
     assert.match(bench.stdout, /--seeds integer +runs per method, the same seeds for every method \(default 20\)/)
@@ -150,6 +173,20 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const html = trex(["report", runDir, "--html"])
     assert.strictEqual(html.status, 0, html.stderr)
     assert.isTrue(fs.readFileSync(path.join(runDir, "report.html"), "utf8").includes("<html"))
+  })
+
+  it("a task file's backend.kind is the backend a run uses, unless --backend says otherwise", async () => {
+    const out = tmp()
+    const r = trex(["run", path.join(root, "examples/recorded-table/task.yaml"), "--max-trials", "3", "--out", out])
+    assert.strictEqual(r.status, 0, r.stderr)
+    const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+    const started = (await readJournal(runDir)).map((e) => e.event).find((e) => e._tag === "RunStarted")!
+    assert.strictEqual((started.options as Settings.Settings).backend, "simulator")
+    assert.strictEqual(JSON.parse(trex(["status", runDir, "--json"]).stdout).counts.Succeeded, 3)
+    // the flag wins: the recorded table's task has no trainer for local processes to run
+    const local = trex(["run", path.join(root, "examples/recorded-table/task.yaml"), "--max-trials", "1", "--out", out, "--backend", "local"])
+    assert.strictEqual(local.status, 2)
+    assert.match(local.stderr, /--backend: the task replays a recorded table \(backend\.kind: simulator\) and declares no searchSpace of its own to run on local: leave out --backend/)
   })
 
   it("reuses results of earlier runs in --out only for the same trainer code, and not at all with --no-reuse", () => {
