@@ -151,6 +151,15 @@ describe("examples", () => {
     for (const [, r] of regrets) assert.isTrue(r >= 0 && r <= 1, `regret ${r} in [0, 1]`)
   })
 
+  it("the custom-policy guide's epsilon-greedy policy is the example's, line for line", () => {
+    const guide = path.join(root, "docs/guide-custom-policy.md")
+    const block = codeBlocks(guide, fs.readFileSync(guide, "utf8")).find((b) => b.lang === "ts" && b.code.includes("export const epsilonGreedy"))
+    assert.isDefined(block, "the guide shows epsilonGreedy")
+    const example = fs.readFileSync(path.join(root, "examples/custom-policy/policy.ts"), "utf8")
+    const policy = (code: string) => code.slice(code.indexOf("export const epsilonGreedy")).split("\n}\)")[0]
+    assert.strictEqual(policy(block!.code), policy(example))
+  })
+
   const servers: Array<ReturnType<typeof spawn>> = []
   afterAll(() => servers.forEach((s) => s.kill("SIGKILL")))
 
