@@ -1,4 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
+import { SearchSpace } from "@trex/core"
+import { Schema } from "effect"
 import * as Surrogate from "../src/internal/surrogate.ts"
 
 // A smooth 2-D landscape with its peak at (0.7, 0.3), observed on a coarse grid that misses the peak.
@@ -69,5 +71,25 @@ describe("surrogate (Gaussian process)", () => {
     const b = Surrogate.fit(wild, { minObservations: 4, maxObservations: 64 })!
     for (const x of [[0.7, 0.3], [0.4, 0.6], [0.1, 0.1]]) assert.closeTo(a.predict(x).mean, b.predict(x).mean, 1e-12)
     assert.isAbove(b.predict([0.7, 0.3]).mean, b.predict([0.9, 0.9]).mean)
+  })
+
+  it("features: one grid step is as long for every parameter; a grid of more than 8 steps spans what 8 span", () => {
+    const space = Schema.decodeUnknownSync(SearchSpace.SearchSpace)({
+      parameters: [
+        { path: "training.extra.heads", kind: "ordinal", values: [8, 16] },
+        { path: "data.extra.bpe", kind: "ordinal", values: [1000, 2000, 4000, 8000, 16000, 32000] },
+        { path: "training.learningRate", kind: "log", values: Array.from({ length: 17 }, (_, i) => 1e-5 * 2 ** i) },
+        { path: "data.format", kind: "categorical", values: ["plain", "reversed", "chat"] },
+        { path: "training.epochs", kind: "ordinal", values: [3] }
+      ]
+    })
+    const at = (heads: number, bpe: number, lr: number, format: string) =>
+      Surrogate.features(space, { data: { format, extra: { bpe } }, training: { learningRate: lr, epochs: 3, extra: { heads } } } as never)
+    // the learning rate's 16 steps count as 8, the most of any parameter: every step is 1/8 long, whichever parameter takes it
+    assert.deepStrictEqual(at(8, 1000, 1e-5, "plain"), [0, 0, 0, -1])
+    assert.deepStrictEqual(at(16, 2000, 1e-5, "reversed"), [1 / 8, 1 / 8, 0, -2])
+    assert.deepStrictEqual(at(8, 32000, 1e-5 * 2 ** 16, "chat"), [0, 5 / 8, 1, -3])
+    // ...except the learning rate's own, compressed to span 8 steps' length; the one-valued parameter has no feature
+    assert.strictEqual(at(8, 1000, 1e-5 * 2 ** 2, "plain")[2], 2 / 16)
   })
 })

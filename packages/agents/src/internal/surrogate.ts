@@ -2,8 +2,9 @@
  * The heuristic researcher's surrogate: a Gaussian process over the finished results of the tree,
  * used to rank candidate children by expected improvement before proposing them.
  *
- * Inputs are positions in the declared search space (ordinal and log parameters: index scaled to
- * [0, 1]; categorical parameters: one-hot, scaled so that two different values are 1 apart).
+ * Inputs are positions in the declared search space (ordinal and log parameters: index times one
+ * step length for every parameter, so the one with the most values spans [0, 1]; categorical
+ * parameters: one-hot, scaled so that two different values are 1 apart).
  * Outputs are utilities (larger is better), a failed trial counting as the worst success, replaced
  * by their normal scores (rank-based, so one diverged run does not squash the rest) and
  * standardised to mean 0 and variance 1. The kernel is an even mix of a Matérn 5/2 kernel on the distance
@@ -34,14 +35,37 @@ export interface Model {
   readonly predict: (x: ReadonlyArray<number>) => { readonly mean: number; readonly sd: number }
 }
 
-/** The feature vector of a strategy in a space. */
+/** Grid steps of one parameter counted in full, at most: a finer grid (a near-continuous one) spans what this many steps span. */
+const MAX_STEPS = 8
+
+/** The length of one grid step of each ordinal or log parameter of a space (see {@link features}); computed once per space. */
+const stepCache = new WeakMap<SearchSpace.SearchSpace, ReadonlyArray<number>>()
+const stepLengths = (space: SearchSpace.SearchSpace): ReadonlyArray<number> => {
+  let out = stepCache.get(space)
+  if (out === undefined) {
+    let most = 1
+    for (const p of space.parameters) if (p.kind !== "categorical" && p.values.length > 1) most = Math.max(most, Math.min(MAX_STEPS, p.values.length - 1))
+    out = space.parameters.map((p) => Math.min(1, MAX_STEPS / Math.max(1, p.values.length - 1)) / most)
+    stepCache.set(space, out)
+  }
+  return out
+}
+
+/**
+ * The feature vector of a strategy in a space: one number per parameter with more than one value.
+ * An ordinal or log parameter is its value's index times a step length that is the same for every
+ * parameter, so the parameter with the most values spans [0, 1] and a switch of a two-valued one
+ * is one step, not the whole range (a parameter with more than 8 steps spans what 8 span). A
+ * categorical one is `-(index + 1)`: two different values are 1 apart.
+ */
 export const features = (space: SearchSpace.SearchSpace, strategy: Strategy.Strategy): Array<number> => {
   const out: Array<number> = []
-  for (const p of space.parameters) {
+  const steps = stepLengths(space)
+  for (let k = 0; k < space.parameters.length; k++) {
+    const p = space.parameters[k]!
     if (p.values.length <= 1) continue
     const i = SearchSpace.indexOf(p, strategy)
-    // categorical values as -(index + 1): two different ones are 1 apart
-    out.push(p.kind === "categorical" ? -(i + 1) : i / (p.values.length - 1))
+    out.push(p.kind === "categorical" ? -(i + 1) : i * steps[k]!)
   }
   return out
 }
