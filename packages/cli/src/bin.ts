@@ -1,51 +1,15 @@
 #!/usr/bin/env node
 /**
- * The `trex` executable.
+ * The `trex` executable: checks the Node.js version, then loads the program. Nothing else is
+ * imported first, so an old Node gets a message instead of a failed import.
  *
  * @since 0.1.0
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit } from "effect"
-import { CliOutput, Command } from "effect/cli"
-import { command } from "./Cli.ts"
+import { unsupported } from "./nodeVersion.ts"
 
-const fail = (code: number, message: string) =>
-  Effect.sync(() => {
-    process.stderr.write(`trex: ${message}\n`)
-    process.exitCode = code
-  })
-
-// A mistyped flag or value: the error first, on stderr, then the usage line (not the whole help page).
-const presenter = CliOutput.layerPresenter({
-  present: (event) =>
-    event._tag === "InvalidInvocation"
-      ? Effect.gen(function*() {
-        const formatter = yield* CliOutput.Formatter
-        yield* Console.error(formatter.formatErrors(event.errors))
-        yield* Console.error(`\nusage: ${event.helpDoc.usage}\n(${event.commandPath.join(" ")} --help lists every flag)`)
-      })
-      : CliOutput.defaultPresenter.present(event)
-})
-
-const program = Command.run(command, { version: "0.1.0" }).pipe(
-  Effect.catchTags({
-    InvalidInput: (e) => fail(2, e.message),
-    JournalError: (e) => fail(e.reason === "Locked" ? 2 : 1, `journal: ${e.message}`),
-    BackendError: (e) => fail(1, `backend ${e.backend} ${e.operation}: ${e.message}`)
-  }),
-  // Parse errors are printed by the CLI framework itself; exit 2 as for any bad input.
-  Effect.catchIf((e) => typeof e === "object" && e !== null && "_tag" in e, () => Effect.sync(() => void (process.exitCode = 2))),
-  Effect.provide(presenter),
-  Effect.provide(NodeServices.layer)
-)
-
-NodeRuntime.runMain(program, {
-  disableErrorReporting: true,
-  teardown: (exit, onExit) => {
-    if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
-      process.stderr.write(`trex: unexpected error\n${Cause.pretty(exit.cause)}\n`)
-      onExit(1)
-    } else if (Exit.isFailure(exit)) onExit(130)
-    else onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
-  }
-})
+const problem = unsupported(process.versions.node)
+if (problem !== undefined) {
+  process.stderr.write(`${problem}\n`)
+  process.exit(1)
+}
+await import("./main.ts")

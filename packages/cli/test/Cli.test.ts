@@ -8,6 +8,7 @@ import { ExperimentNode, ExperimentTree, Journal } from "@trex/core"
 import { Effect } from "effect"
 import * as BackendSettings from "../src/BackendSettings.ts"
 import * as RunDir from "../src/RunDir.ts"
+import * as NodeVersion from "../src/nodeVersion.ts"
 import * as Settings from "../src/Settings.ts"
 import { gone } from "../../executors/test/support/process.ts"
 
@@ -124,6 +125,15 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.strictEqual(typo.status, 2)
     assert.strictEqual(typo.stdout, "")
     assert.match(typo.stderr, /Unrecognized flag: --max-trial[\s\S]*Did you mean this\?\s+--max-trials[\s\S]*usage: trex run \[flags\] <task-file>\n\(trex run --help lists every flag\)/)
+  })
+})
+
+describe("trex CLI: the Node.js version, checked before anything is loaded", () => {
+  it("an older Node.js than 22.19 gets a message naming both versions", () => {
+    for (const old of ["20.20.2", "22.18.0", "18.0.0"]) {
+      assert.strictEqual(NodeVersion.unsupported(old), `trex needs Node.js 22.19 or later; this is Node.js ${old}: install a newer one (https://nodejs.org)`)
+    }
+    for (const ok of ["22.19.0", "22.20.1", "23.0.0", "24.21.0"]) assert.isUndefined(NodeVersion.unsupported(ok), ok)
   })
 })
 

@@ -9,13 +9,14 @@
  */
 import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
-import Docker from "dockerode"
+import type Docker from "dockerode"
 import { Duration, Effect, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
 import { engineOptions, type SshAccess } from "./internal/dockerEngine.ts"
 import * as Spec from "./internal/dockerSpec.ts"
+import * as Clients from "./internal/clients.ts"
 
 /**
  * How to reach the engine and how to run containers.
@@ -102,7 +103,8 @@ export const containerConfig: (
  */
 export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const root = Path.resolve(config.root)
-  const docker = new Docker(
+  const Dockerode = yield* Clients.dockerode
+  const docker = new Dockerode(
     config.docker ?? (yield* Effect.try({
       try: () => engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }),
       catch: (e) => fail("make", `engine ${config.host}: ${e instanceof Error ? e.message : String(e)}`)

@@ -12,11 +12,12 @@
  */
 import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
-import { BatchV1Api, CoreV1Api, KubeConfig, Log, Watch } from "@kubernetes/client-node"
+import type { KubeConfig } from "@kubernetes/client-node"
 import type { V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
 import { Effect, Layer, Queue, Schema, Stream } from "effect"
 import { PassThrough } from "node:stream"
 import * as K from "./internal/k8sJob.ts"
+import * as Clients from "./internal/clients.ts"
 
 /**
  * Where and how jobs run.
@@ -117,6 +118,7 @@ const seconds = (from: Date | undefined, to: Date | undefined) =>
  * @since 0.1.0 @category constructors
  */
 export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config) {
+  const { BatchV1Api, CoreV1Api, KubeConfig, Log, Watch } = yield* Clients.kubernetes
   const kc = config.kubeConfig ?? (yield* Effect.try({
     try: () => {
       const k = new KubeConfig()
@@ -496,6 +498,7 @@ export const fromJson = Effect.fn("KubernetesBackend.fromJson")(function*(input:
   const { kubeconfig, context, ...config } = yield* Schema.decodeUnknownEffect(ConfigJson)(input, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((e) => invalid(`invalid Kubernetes backend settings: ${e.message}`))
   )
+  const { KubeConfig } = yield* Clients.kubernetes
   const kubeConfig = yield* Effect.try({
     try: () => {
       const kc = new KubeConfig()

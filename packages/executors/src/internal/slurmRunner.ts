@@ -9,9 +9,9 @@ import * as path from "node:path"
 import { Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import { Errors } from "@trex/core"
-import { Client } from "ssh2"
-import type { ConnectConfig, SFTPWrapper } from "ssh2"
+import type { Client, ConnectConfig, SFTPWrapper } from "ssh2"
 import { shellJoin } from "./slurmScript.ts"
+import * as Clients from "./clients.ts"
 
 /** The output of one command. */
 export interface CommandOutput {
@@ -110,9 +110,10 @@ const sftpCall = <A>(operation: string, f: (cb: (err: Error | null | undefined, 
 /** Commands over one SSH connection (exec) and files over SFTP; the connection closes with the scope. */
 export const ssh = (options: SshOptions): Effect.Effect<CommandRunner, Errors.BackendError, Scope.Scope> =>
   Effect.gen(function*() {
+    const ssh2 = yield* Effect.promise(Clients.ssh2)
     const client = yield* Effect.acquireRelease(
       Effect.callback<Client, Errors.BackendError>((resume) => {
-        const c = new Client()
+        const c = new ssh2.Client()
         const config: ConnectConfig = {
           host: options.host,
           port: options.port ?? 22,

@@ -4,8 +4,9 @@
  */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
-import { Client, type SFTPWrapper } from "ssh2"
+import type { Client, SFTPWrapper } from "ssh2"
 import * as KnownHosts from "./sshKnownHosts.ts"
+import * as Clients from "./clients.ts"
 
 export interface HostConfig {
   readonly host: string
@@ -38,9 +39,10 @@ export class Connection {
     this.label = `${config.username}@${config.host}:${config.port ?? 22}`
   }
 
-  private connect(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
+  private async connect(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
     const { host, username } = this.config
     const port = this.config.port ?? 22
+    const ssh2 = await Clients.ssh2()
     return new Promise((resolve, reject) => {
       let privateKey: Buffer
       let known: Array<KnownHosts.KnownKey>
@@ -51,7 +53,7 @@ export class Connection {
         return reject(new SshFailure(`${this.label}: cannot read the key or known_hosts: ${String(e)}`, false))
       }
       let refused: string | undefined
-      const client = new Client()
+      const client = new ssh2.Client()
       client.once("ready", () => {
         client.sftp((err, sftp) => (err ? reject(new SshFailure(`${this.label}: SFTP: ${err.message}`, true)) : resolve({ client, sftp })))
       })
