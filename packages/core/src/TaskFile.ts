@@ -56,7 +56,7 @@ export const decode = (input: unknown, source = "task"): Effect.Effect<Task.Task
   Schema.decodeUnknownEffect(Task.Task)(input, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((e) => new InvalidInput({ source, message: `invalid task in ${source}:\n${formatIssues(e, Task.Task.ast)}` })),
     Effect.tap((task) => {
-      const issues = searchSpaceIssues(task)
+      const issues = taskIssues(task)
       return issues.length === 0 ? Effect.void : Effect.fail(new InvalidInput({ source, message: `invalid task in ${source}:\n${issues.join("\n")}` }))
     })
   )
@@ -125,6 +125,104 @@ const withSuggestions = (issues: string, ast: SchemaAST.AST): string =>
       ? `${line}; did you mean "${best.k}"?`
       : `${line}; the keys allowed here: ${keys.join(", ")}`
   })
+
+/**
+ * What the schema cannot see, one line per issue, path first: each needs more than one field
+ * (a point against the parameters, a path against the others, a command against the placeholders).
+ * Checked here, at load, and not in the schemas: the journal of a run stores its task, and a
+ * journal written before a check existed must still open.
+ */
+const taskIssues = (task: Task.Task): Array<string> => {
+  const space = task.searchSpace
+  return [...(space === undefined ? [] : spaceShapeIssues(space)), ...searchSpaceIssues(task), ...recipeIssues(task.recipe)]
+}
+
+const show = (value: unknown): string => JSON.stringify(value)
+const showAll = (values: ReadonlyArray<unknown>): string => `[${values.map(show).join(", ")}]`
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/** Issues about the points of a table beyond this many are counted, not listed. */
+const maxPointIssues = 10
+
+/**
+ * The parameters: at least one, each path once, mixture weights in [0, 1] (SearchSpace.set clamps
+ * them silently). The points: when given, at least one, each a value per parameter (one of that
+ * parameter's values, compared as SearchSpace compares them), each listed once.
+ */
+const spaceShapeIssues = (space: SearchSpace.SearchSpace): Array<string> => {
+  const { parameters, points } = space
+  if (parameters.length === 0) {
+    return ["  searchSpace.parameters: is empty: list at least one parameter to vary, or leave searchSpace out"]
+  }
+  const issues: Array<string> = []
+  const firstOf = new Map<string, number>()
+  parameters.forEach((p, i) => {
+    const first = firstOf.get(p.path)
+    if (first === undefined) firstOf.set(p.path, i)
+    else issues.push(`  searchSpace.parameters[${i}].path: ${p.path} is already parameters[${first}]'s path: list each path once, with all its values`)
+    if (!p.path.startsWith("data.mixture.")) return
+    p.values.forEach((v, j) => {
+      const what = typeof v !== "number" ? "is not a number" : v < 0 ? "is a negative weight" : v > 1 ? "is more than 1" : undefined
+      if (what !== undefined) {
+        issues.push(`  searchSpace.parameters[${i}].values[${j}]: ${show(v)} ${what} for ${p.path}: a mixture weight is the source's share of the data, from 0 to 1`)
+      }
+    })
+  })
+  if (points === undefined) return issues
+  if (points.length === 0) {
+    issues.push("  searchSpace.points: is empty: list at least one point, or leave points out to search every combination of the parameters' values")
+    return issues
+  }
+  const pointIssues: Array<string> = []
+  const seen = new Map<string, number>()
+  const paths = parameters.map((p) => p.path).join(", ")
+  points.forEach((point, k) => {
+    if (point.length !== parameters.length) {
+      pointIssues.push(`  searchSpace.points[${k}]: has ${plural(point.length, "value")} for ${plural(parameters.length, "parameter")} (${paths}): ` +
+        "give one value per parameter, in the order of searchSpace.parameters")
+    }
+    let valid = point.length === parameters.length
+    point.forEach((v, i) => {
+      const p = parameters[i]
+      if (p === undefined || p.values.includes(v)) return
+      valid = false
+      pointIssues.push(`  searchSpace.points[${k}][${i}]: ${show(v)} is not one of ${p.path}'s values ${showAll(p.values)}`)
+    })
+    if (!valid) return
+    // JSON tells values apart as `includes` does: 8 from "8", and not 0 from -0
+    const key = JSON.stringify(point)
+    const first = seen.get(key)
+    if (first === undefined) seen.set(key, k)
+    else pointIssues.push(`  searchSpace.points[${k}]: ${key} is already points[${first}]: list each point once`)
+  })
+  issues.push(...pointIssues.slice(0, maxPointIssues))
+  if (pointIssues.length > maxPointIssues) issues.push(`  searchSpace.points: ${pointIssues.length - maxPointIssues} more issues like these`)
+  return issues
+}
+
+/** The placeholders TemplateExecutor.argv substitutes, in recipe.command only. */
+const placeholders = ["taskDir", "run", "node", "execPath"]
+const placeholderList = "{taskDir}, {run}, {node} or {execPath}"
+// `${NAME}` is left alone: it is a shell's variable, in a `sh -c` script
+const placeholderLike = /(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}/g
+
+/**
+ * A `{name}` in the command that misspells one of the four placeholders (`{taskdir}`, `{runs}`)
+ * would reach every job as it is, and every trial would fail the same way. Any other `{word}` is
+ * left alone: it may be meant literally (a Python f-string in `python -c`, say).
+ */
+const recipeIssues = (recipe: Task.Recipe | undefined): Array<string> => {
+  const issues: Array<string> = []
+  recipe?.command.forEach((part, i) => {
+    for (const [, key] of part.matchAll(placeholderLike)) {
+      if (key === undefined || placeholders.includes(key)) continue
+      const best = placeholders.map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) })).sort((a, b) => a.d - b.d)[0]!
+      if (best.d > Math.max(1, Math.floor(best.k.length / 3))) continue
+      issues.push(`  recipe.command[${i}]: {${key}} is not a placeholder; did you mean {${best.k}}? (the placeholders: ${placeholderList})`)
+    }
+  })
+  return issues
+}
 
 const decodeStrict = Schema.decodeUnknownSync(Strategy.Strategy)
 

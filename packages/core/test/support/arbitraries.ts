@@ -98,8 +98,29 @@ const searchParameter = fc.oneof(
   fc.record({ path: fc.constant("training.extra.x"), kind, values: valuesOf(fc.oneof(finite, name, fc.boolean())) })
 )
 
+/**
+ * A search space a task may declare: at least one parameter, each path once; its points, when
+ * present, at least one, each a value per parameter from that parameter's values, each once.
+ */
+const searchSpace = fc.uniqueArray(searchParameter, { minLength: 1, maxLength: 3, selector: (p) => p.path }).chain((parameters) =>
+  merge(
+    fc.constant({ parameters }),
+    opt(
+      "points",
+      fc.uniqueArray(fc.tuple(...parameters.map((p) => fc.constantFrom(...(p.values as ReadonlyArray<unknown>)))), {
+        minLength: 1,
+        maxLength: 3,
+        selector: (pt) => JSON.stringify(pt)
+      })
+    )
+  )
+)
+
+// no `{name}` in a recipe command: one that misspells a placeholder is refused
+const commandPart = fc.string({ maxLength: 10 }).filter((s) => !/\{[A-Za-z_]\w*\}/.test(s))
+
 const recipe = merge(
-  fc.record({ command: fc.array(fc.string({ maxLength: 10 }), { minLength: 1, maxLength: 3 }) }),
+  fc.record({ command: fc.array(commandPart, { minLength: 1, maxLength: 3 }) }),
   opt("image", name),
   opt("env", fc.dictionary(name, fc.string({ maxLength: 8 }), { maxKeys: 2 })),
   opt(
@@ -135,13 +156,7 @@ export const taskEncoded: fc.Arbitrary<Task.TaskEncoded> = merge(
   opt("evaluation", evaluationPlan),
   opt("constraints", extra),
   opt("budget", budgetEncoded),
-  opt(
-    "searchSpace",
-    merge(
-      fc.record({ parameters: fc.array(searchParameter, { maxLength: 3 }) }),
-      opt("points", fc.array(fc.array(fc.oneof(finite, name, fc.boolean()), { maxLength: 3 }), { maxLength: 3 }))
-    )
-  ),
+  opt("searchSpace", searchSpace),
   opt("defaultStrategy", strategyEncoded),
   opt("recipe", recipe),
   opt("backend", extra)

@@ -1,0 +1,143 @@
+import * as fs from "node:fs"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit } from "effect"
+import * as TaskFile from "../src/TaskFile.ts"
+
+// Checks that need more than one field of a task (a point against the parameters, a path against
+// the others, a command against the placeholders): each refused at load, naming the field and the fix.
+
+const minimalTask = { name: "t", objective: "do it", metric: { name: "acc", direction: "maximize" } }
+const minimalStrategy = {
+  data: { sources: [{ name: "a" }, { name: "b", weight: 0 }] },
+  training: { learningRate: 0.001, epochs: 1, batchSize: 8 }
+}
+const batchSize = { path: "training.batchSize", kind: "ordinal", values: [8, 16] }
+const learningRate = { path: "training.learningRate", kind: "log", values: [0.001, 0.01] }
+
+/** A task with a default strategy and this search space. */
+const withSpace = (searchSpace: unknown) => ({ ...minimalTask, defaultStrategy: minimalStrategy, searchSpace })
+
+/** The message of a refused task (fails the test when the task loads). */
+const taskError = (input: unknown): string => {
+  const exit = Effect.runSyncExit(Effect.flip(TaskFile.decode(input, "task.yaml")))
+  if (Exit.isFailure(exit)) assert.fail(`expected ${JSON.stringify(input)} to be refused`)
+  const error = exit.value
+  assert.strictEqual(error._tag, "InvalidInput")
+  assert.strictEqual(error.source, "task.yaml")
+  assert.include(error.message, "invalid task in task.yaml")
+  return error.message
+}
+
+/** The issue lines of a refused task. */
+const issues = (input: unknown): Array<string> =>
+  taskError(input).split("\n").filter((l) => l.startsWith("  ")).map((l) => l.trim())
+
+const loads = (input: unknown) => Effect.runSync(TaskFile.decode(input, "task.yaml"))
+
+describe("TaskFile: search-space points", () => {
+  const space = (points: unknown) => withSpace({ parameters: [batchSize], points })
+
+  it("a point with no value for a parameter is refused", () => {
+    assert.deepStrictEqual(issues(space([[]])), [
+      "searchSpace.points[0]: has 0 values for 1 parameter (training.batchSize): give one value per parameter, in the order of searchSpace.parameters"
+    ])
+  })
+
+  it("a value that is not among its parameter's values is refused, naming the point", () => {
+    assert.deepStrictEqual(issues(space([["x"]])), [`searchSpace.points[0][0]: "x" is not one of training.batchSize's values [8, 16]`])
+    assert.deepStrictEqual(issues(space([[8], [32]])), ["searchSpace.points[1][0]: 32 is not one of training.batchSize's values [8, 16]"])
+    // a string that looks like a number is not the number
+    assert.deepStrictEqual(issues(space([["8"]])), [`searchSpace.points[0][0]: "8" is not one of training.batchSize's values [8, 16]`])
+  })
+
+  it("a point longer than the parameter list is refused", () => {
+    assert.deepStrictEqual(issues(space([[8, 16]])), [
+      "searchSpace.points[0]: has 2 values for 1 parameter (training.batchSize): give one value per parameter, in the order of searchSpace.parameters"
+    ])
+  })
+
+  it("a duplicate point is refused", () => {
+    assert.deepStrictEqual(issues(space([[8], [16], [8]])), ["searchSpace.points[2]: [8] is already points[0]: list each point once"])
+  })
+
+  it("an empty points list is refused", () => {
+    const [line, ...rest] = issues(space([]))
+    assert.deepStrictEqual(rest, [])
+    assert.match(line!, /^searchSpace\.points: is empty: list at least one point, or leave points out/)
+  })
+
+  it("every bad point is named, in order, and a long list is cut short", () => {
+    const two = withSpace({ parameters: [batchSize, learningRate], points: [[8, 0.001], [16], ["x", 0.5], [8, 0.001]] })
+    assert.deepStrictEqual(issues(two), [
+      "searchSpace.points[1]: has 1 value for 2 parameters (training.batchSize, training.learningRate): give one value per parameter, in the order of searchSpace.parameters",
+      `searchSpace.points[2][0]: "x" is not one of training.batchSize's values [8, 16]`,
+      "searchSpace.points[2][1]: 0.5 is not one of training.learningRate's values [0.001, 0.01]",
+      "searchSpace.points[3]: [8,0.001] is already points[0]: list each point once"
+    ])
+    const many = issues(space(Array.from({ length: 100 }, (_, i) => [100 + i])))
+    assert.isBelow(many.length, 15)
+    assert.strictEqual(many.at(-1), "searchSpace.points: 90 more issues like these")
+  })
+
+  it("valid points load, and so do points without a default strategy", () => {
+    const task = loads(space([[8], [16]]))
+    assert.deepStrictEqual(task.searchSpace?.points, [[8], [16]])
+    loads({ ...minimalTask, searchSpace: { parameters: [batchSize], points: [[16]] } })
+    assert.deepStrictEqual(issues({ ...minimalTask, searchSpace: { parameters: [batchSize], points: [[4]] } }), [
+      "searchSpace.points[0][0]: 4 is not one of training.batchSize's values [8, 16]"
+    ])
+  })
+})
+
+describe("TaskFile: search-space parameters", () => {
+  it("two parameters with the same path are refused", () => {
+    assert.deepStrictEqual(issues(withSpace({ parameters: [learningRate, batchSize, { ...learningRate, values: [0.1] }] })), [
+      "searchSpace.parameters[2].path: training.learningRate is already parameters[0]'s path: list each path once, with all its values"
+    ])
+  })
+
+  it("an empty parameter list is refused: list one, or leave searchSpace out", () => {
+    const [line, ...rest] = issues(withSpace({ parameters: [] }))
+    assert.deepStrictEqual(rest, [])
+    assert.strictEqual(line, "searchSpace.parameters: is empty: list at least one parameter to vary, or leave searchSpace out")
+    assert.deepStrictEqual(issues(withSpace({ parameters: [], points: [[]] })), [line])
+    // without searchSpace the task loads
+    loads({ ...minimalTask, defaultStrategy: minimalStrategy })
+  })
+
+  it("a negative mixture weight is refused, naming the parameter's path", () => {
+    const mixture = (values: ReadonlyArray<unknown>) => withSpace({ parameters: [batchSize, { path: "data.mixture.b", kind: "ordinal", values }] })
+    assert.deepStrictEqual(issues(mixture([-1, 0])), [
+      "searchSpace.parameters[1].values[0]: -1 is a negative weight for data.mixture.b: a mixture weight is the source's share of the data, from 0 to 1"
+    ])
+    // clamped as silently as a negative one: more than 1, and no number at all
+    assert.deepStrictEqual(issues(mixture([0, 1.5, "half"])), [
+      "searchSpace.parameters[1].values[1]: 1.5 is more than 1 for data.mixture.b: a mixture weight is the source's share of the data, from 0 to 1",
+      `searchSpace.parameters[1].values[2]: "half" is not a number for data.mixture.b: a mixture weight is the source's share of the data, from 0 to 1`
+    ])
+    assert.deepStrictEqual(loads(mixture([0, 0.25, 1])).searchSpace?.parameters[1]?.values, [0, 0.25, 1])
+  })
+
+  it("the quickstart's search space still loads", () => {
+    const text = fs.readFileSync(new URL("../../../examples/quickstart/task.yaml", import.meta.url), "utf8")
+    const task = Effect.runSync(TaskFile.parse(text, "task.yaml"))
+    assert.isAbove(task.searchSpace!.parameters.length, 1)
+  })
+})
+
+describe("TaskFile: recipe placeholders", () => {
+  const recipe = (command: ReadonlyArray<string>) => ({ ...minimalTask, recipe: { command } })
+
+  it("a misspelt placeholder is refused, naming the argument and the one it most likely means", () => {
+    assert.deepStrictEqual(issues(recipe(["{execPath}", "{taskdir}/train.ts", "--run={runs}", "--at={Node}"])), [
+      "recipe.command[1]: {taskdir} is not a placeholder; did you mean {taskDir}? (the placeholders: {taskDir}, {run}, {node} or {execPath})",
+      "recipe.command[2]: {runs} is not a placeholder; did you mean {run}? (the placeholders: {taskDir}, {run}, {node} or {execPath})",
+      "recipe.command[3]: {Node} is not a placeholder; did you mean {node}? (the placeholders: {taskDir}, {run}, {node} or {execPath})"
+    ])
+  })
+
+  it("the four placeholders, shell variables and other braces (an f-string's {x}) are fine", () => {
+    const command = ["{execPath}", "{taskDir}/train.ts", "--out={run}/{node}", "sh", "-c", "echo ${HOME} {a,b} { x } '{\"k\": 1}'", "python", "-c", "x = 1; print(f'{x} {value}')"]
+    assert.deepStrictEqual(loads(recipe(command)).recipe?.command, command)
+  })
+})
