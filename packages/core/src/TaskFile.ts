@@ -237,19 +237,35 @@ const searchSpaceIssues = (task: Task.Task): Array<string> => {
   const issues: Array<string> = []
   task.searchSpace.parameters.forEach((p, i) => {
     for (const value of p.values) {
-      let why: string
-      try {
-        decodeStrict(SearchSpace.set(base, p.path, value), { errors: "all", onExcessProperty: "error" })
-        continue
-      } catch (e) {
-        why = formatIssues(e).replace(/^ {2}/gm, "    ")
-      }
-      issues.push(`  searchSpace.parameters[${i}].path: ${p.path} = ${JSON.stringify(value)} does not make a valid strategy ` +
-        `(a path names a field of data, training or evaluation; free-form settings go under data.extra or training.extra):\n${why}`)
+      const why = valueIssues(base, p.path, value)
+      if (why === undefined) continue
+      issues.push(`  searchSpace.parameters[${i}].path: ${p.path} = ${JSON.stringify(value)} does not make a valid strategy (${PATH_HINT}):\n` +
+        why.replace(/^ {2}/gm, "    "))
       break
     }
   })
   return issues
+}
+
+/**
+ * What a path names, for messages about a parameter path that names no field of a strategy.
+ * @since 0.1.0 @category utilities
+ */
+export const PATH_HINT = "a path names a field of data, training or evaluation; free-form settings go under data.extra or training.extra"
+
+/**
+ * Why `value` set at `path` on `base` does not make a valid strategy, one issue per line as
+ * {@link formatIssues} writes them (an unknown key with the key it likely misspells); `undefined`
+ * when it does. The check a search-space parameter's values (and a recorded table's cells) pass.
+ * @since 0.1.0 @category validation
+ */
+export const valueIssues = (base: Strategy.Strategy, path: string, value: SearchSpace.Value): string | undefined => {
+  try {
+    decodeStrict(SearchSpace.set(base, path, value), { errors: "all", onExcessProperty: "error" })
+    return undefined
+  } catch (e) {
+    return formatIssues(e, Strategy.Strategy.ast)
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ import { Context, Effect, Layer, Schema, type Scope, Stream } from "effect"
 import { parse as parseCsv } from "./internal/simCsv.ts"
 import { drive, Engine, type SimJob, type Work } from "./internal/simClock.ts"
 import * as L from "./internal/simLandscape.ts"
-import { fromCsv, synthetic as makeSynthetic } from "./internal/simTable.ts"
+import { fromCsv, synthetic as makeSynthetic, TableIssues } from "./internal/simTable.ts"
 
 /** A finite pool of configurations and their outcomes. @since 0.1.0 @category models */
 export type Landscape = L.Landscape
@@ -28,14 +28,13 @@ export type Point = L.Point
 export type Match = L.Match
 
 const Value = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
-const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
-const NonNegative = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 
 /**
  * The `backend` section of a simulator task: the table (relative to the task file), the rows
  * to keep, which columns are parameters (and their strategy paths), the metric (defaults to
  * the task's metric), the cost (a column times `scale`, or constant `seconds`; default 0),
- * an optional curve column (JSON list) and the number of GPUs.
+ * an optional curve column (JSON list) and the number of GPUs. {@link decodeConfig} also checks
+ * what the schema cannot say: each path at most once, one kind of cost, `scale` > 0, `seconds` >= 0.
  *
  * @example
  * ```yaml
@@ -64,10 +63,13 @@ export const SimulatorConfig = Schema.Struct({
     column: Schema.optionalKey(Schema.NonEmptyString),
     direction: Schema.optionalKey(Task.Direction)
   })),
-  cost: Schema.optionalKey(Schema.Union([
-    Schema.Struct({ column: Schema.NonEmptyString, scale: Schema.optionalKey(Positive) }),
-    Schema.Struct({ seconds: NonNegative })
-  ])),
+  // one struct, not a union of the two kinds: a union reports every member's complaints at once
+  // (a bad scale read as `cost.column: Expected no excess property`); decodeConfig checks the rest
+  cost: Schema.optionalKey(Schema.Struct({
+    column: Schema.optionalKey(Schema.NonEmptyString),
+    scale: Schema.optionalKey(Schema.Finite),
+    seconds: Schema.optionalKey(Schema.Finite)
+  })),
   curve: Schema.optionalKey(Schema.Struct({
     column: Schema.NonEmptyString,
     name: Schema.optionalKey(Schema.NonEmptyString),
@@ -80,28 +82,103 @@ export const SimulatorConfig = Schema.Struct({
 /** @since 0.1.0 @category models */
 export type SimulatorConfig = typeof SimulatorConfig.Type
 
+// decoded under a `backend` key, so every issue names its path in the task file (`backend.cost.scale`)
+const Section = Schema.Struct({ backend: SimulatorConfig })
+
+/** What the schema cannot check: each path once, one kind of cost, a positive scale, a non-negative constant. */
+const configIssues = (config: SimulatorConfig): Array<string> => {
+  const issues: Array<string> = []
+  config.parameters.forEach((p, j) => {
+    const i = config.parameters.findIndex((q) => q.path === p.path)
+    if (i < j) {
+      issues.push(`  backend.parameters[${j}].path: ${p.path} is already backend.parameters[${i}]'s path (column ${config.parameters[i]!.column}); ` +
+        `a strategy field takes its value from one column: remove one of the two entries, or give this one another path`)
+    }
+  })
+  const cost = config.cost
+  if (cost === undefined) return issues
+  const kinds = "give either column (each run's cost from that column, times scale) or seconds (the same cost for every run)"
+  if (cost.column !== undefined && cost.seconds !== undefined) issues.push(`  backend.cost: ${kinds}, not both`)
+  else if (cost.column === undefined && cost.seconds === undefined) issues.push(`  backend.cost: ${kinds}`)
+  if (cost.scale !== undefined && cost.column === undefined && cost.seconds !== undefined) {
+    issues.push("  backend.cost.scale applies to a cost column: remove it (seconds is already the cost of a run)")
+  } else if (cost.scale !== undefined && cost.scale <= 0) {
+    issues.push(`  backend.cost.scale must be greater than 0, got ${cost.scale}: it converts the cost column into simulated seconds ` +
+      `(e.g. 60 for a column in minutes); leave it out for a column in seconds`)
+  }
+  if (cost.seconds !== undefined && cost.seconds < 0) issues.push(`  backend.cost.seconds must be 0 or more, got ${cost.seconds}`)
+  return issues
+}
+
 /**
- * Decode a task's `backend` record as a {@link SimulatorConfig}; errors name each bad field.
+ * Decode a task's `backend` record as a {@link SimulatorConfig}; errors name each bad field by its
+ * path in the task file (`backend.cost.scale`), and `source` (the task file) in their first line.
  * @since 0.1.0 @category decoding
  */
 export const decodeConfig = (input: unknown, source = "backend"): Effect.Effect<SimulatorConfig, Errors.InvalidInput> =>
-  Schema.decodeUnknownEffect(SimulatorConfig)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+  Schema.decodeUnknownEffect(Section)({ backend: input }, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((e) =>
-      new Errors.InvalidInput({ source, message: `invalid simulator backend in ${source}:\n${TaskFile.formatIssues(e, SimulatorConfig.ast)}` })
-    )
+      new Errors.InvalidInput({ source, message: `invalid simulator backend in ${source}:\n${TaskFile.formatIssues(e, Section.ast)}` })
+    ),
+    Effect.flatMap(({ backend: config }) => {
+      const issues = configIssues(config)
+      return issues.length === 0
+        ? Effect.succeed(config)
+        : Effect.fail(new Errors.InvalidInput({ source, message: `invalid simulator backend in ${source}:\n${issues.join("\n")}` }))
+    })
   )
+
+/** The strategy a landscape's values are set on (see {@link strategyOf}): one data source, LoRA when a path needs it. */
+const baseStrategy = (
+  paths: ReadonlyArray<string>,
+  sources: ReadonlyArray<{ readonly name: string; readonly weight?: SearchSpace.Value | undefined }>,
+  rationale: string
+) =>
+  Strategy.decodeSync({
+    data: { sources },
+    training: {
+      learningRate: 1e-3,
+      epochs: 1,
+      batchSize: 1,
+      ...(paths.some((p) => p.startsWith("training.lora.")) ? { method: "lora", lora: { rank: 8 } } : {})
+    },
+    rationale
+  })
+
+/**
+ * The check TaskFile makes of a search-space parameter, on a table's value: set on a strategy, it
+ * must decode (strictly). An unknown key means the path names no field (an error of the task file);
+ * any other issue, a cell a strategy cannot hold.
+ */
+const valueCheck = (config: SimulatorConfig, name: string) => {
+  const base = baseStrategy(config.parameters.map((p) => p.path), [{ name }], "")
+  return (k: number, value: SearchSpace.Value, line: number): string | undefined => {
+    const p = config.parameters[k]!
+    const why = TaskFile.valueIssues(base, p.path, value)
+    if (why === undefined) return undefined
+    if (why.includes(": Expected no excess property")) {
+      return `  backend.parameters[${k}].path: ${p.path} names no field of a strategy (${TaskFile.PATH_HINT}):\n${why.replace(/^ {2}/gm, "    ")}`
+    }
+    const issues = why.split("\n").map((l) => l.trim().replace(`${p.path}: `, "")).join("; ")
+    return `  line ${line}, column "${p.column}": ${JSON.stringify(value)} is not a valid ${p.path} (backend.parameters[${k}]): ${issues}. ` +
+      `Correct the cell, or delete the row`
+  }
+}
 
 /**
  * Read a recorded table into a landscape. `dir` resolves a relative `table`; `metric` supplies
- * the metric column and direction the config leaves out.
+ * the metric column and direction the config leaves out; `source` (the task file) is named in
+ * errors. Every value the filter keeps must make a valid strategy at its parameter's path, and
+ * every cost a non-negative number (or be empty: a run that diverged, costed at the median).
  * @since 0.1.0 @category constructors
  */
 export const loadTable = Effect.fn("Simulator.loadTable")(function*(
   config: SimulatorConfig,
-  options: { readonly dir: string; readonly metric: Task.Metric; readonly name?: string }
+  options: { readonly dir: string; readonly metric: Task.Metric; readonly name?: string; readonly source?: string }
 ) {
   const file = path.resolve(options.dir, config.table)
   const invalid = (message: string) => new Errors.InvalidInput({ source: file, message })
+  const name = options.name ?? path.basename(file, ".csv")
   const text = yield* Effect.try({
     try: () => fs.readFileSync(file, "utf8"),
     catch: (e) => invalid(`cannot read the simulator table ${file}: ${(e as Error).message}`)
@@ -109,18 +186,16 @@ export const loadTable = Effect.fn("Simulator.loadTable")(function*(
   return yield* Effect.try({
     try: () =>
       fromCsv(parseCsv(text), {
-        name: options.name ?? path.basename(file, ".csv"),
+        name,
         filter: config.filter ?? {},
         parameters: config.parameters.map((p) => ({ column: p.column, path: p.path, kind: p.kind ?? "ordinal" })),
         metric: {
           column: config.metric?.column ?? options.metric.name,
           direction: config.metric?.direction ?? options.metric.direction
         },
-        cost: config.cost === undefined
-          ? { seconds: 0 }
-          : "column" in config.cost
+        cost: config.cost?.column !== undefined
           ? { column: config.cost.column, scale: config.cost.scale ?? 1 }
-          : { seconds: config.cost.seconds },
+          : { seconds: config.cost?.seconds ?? 0 },
         ...(config.curve !== undefined
           ? {
             curve: {
@@ -131,22 +206,28 @@ export const loadTable = Effect.fn("Simulator.loadTable")(function*(
             }
           }
           : {}),
-        ...(config.id !== undefined ? { idColumn: config.id } : {})
+        ...(config.id !== undefined ? { idColumn: config.id } : {}),
+        check: valueCheck(config, name)
       }),
-    catch: (e) => invalid(`simulator table ${file}: ${(e as Error).message}`)
+    catch: (e) =>
+      e instanceof TableIssues
+        ? invalid(`invalid simulator table ${file} (backend.table of ${options.source ?? "the task"}):\n${e.issues.join("\n")}`)
+        : invalid(`simulator table ${file}: ${(e as Error).message}`)
   })
 })
 
 /**
  * The landscape of a simulator task: decodes `task.backend` and reads its table relative to `dir`.
+ * Pass the task's `file` (`TaskFile.Loaded.file`) so errors name it.
  * @since 0.1.0 @category constructors
  */
-export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Task, dir: string) {
+export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Task, dir: string, file?: string) {
+  const source = file ?? `task ${task.name}`
   if (task.backend === undefined) {
-    return yield* new Errors.InvalidInput({ source: task.name, message: `task ${task.name} has no backend section: a simulated task names its table there, as in backend: { kind: simulator, table: runs.csv, parameters: [...], metric: { column: ... } } (see examples/recorded-table/task.yaml)` })
+    return yield* new Errors.InvalidInput({ source, message: `${source} has no backend section: a simulated task names its table there, as in backend: { kind: simulator, table: runs.csv, parameters: [...], metric: { column: ... } } (see examples/recorded-table/task.yaml)` })
   }
-  const config = yield* decodeConfig(task.backend, `task ${task.name}`)
-  return { config, landscape: yield* loadTable(config, { dir, metric: task.metric, name: task.name }) }
+  const config = yield* decodeConfig(task.backend, source)
+  return { config, landscape: yield* loadTable(config, { dir, metric: task.metric, name: task.name, source }) }
 })
 
 /** What a synthetic landscape is made of. @since 0.1.0 @category models */
@@ -215,12 +296,7 @@ export const regret = (landscape: Landscape, found: number): number => {
  */
 export const strategyOf = (landscape: Landscape, point: Point, rationale = `row ${point.id} of ${landscape.name}`): Strategy.Strategy => {
   const mixture = landscape.parameters.flatMap((p, i) => (L.isMixture(p.path) ? [{ name: L.mixtureSource(p.path), weight: point.values[i] }] : []))
-  const usesLora = landscape.parameters.some((p) => p.path.startsWith("training.lora."))
-  let s = Strategy.decodeSync({
-    data: { sources: mixture.length > 0 ? mixture : [{ name: landscape.name }] },
-    training: { learningRate: 1e-3, epochs: 1, batchSize: 1, ...(usesLora ? { method: "lora", lora: { rank: 8 } } : {}) },
-    rationale
-  })
+  let s = baseStrategy(landscape.parameters.map((p) => p.path), mixture.length > 0 ? mixture : [{ name: landscape.name }], rationale)
   landscape.parameters.forEach((p, i) => {
     if (!L.isMixture(p.path)) s = SearchSpace.set(s, p.path, point.values[i]!)
   })
@@ -370,8 +446,8 @@ export class Simulator extends Context.Service<Simulator, SimulatorShape>()("@tr
   /** Over a landscape already built. */
   static readonly layer = (landscape: Landscape, options: SimulatorOptions = {}) => both(make(landscape, options))
   /** Over a task's recorded table (`task.backend`), resolved against the task file's directory. */
-  static readonly layerTable = (config: { readonly task: Task.Task; readonly dir: string } & SimulatorOptions) =>
-    both(Effect.flatMap(fromTask(config.task, config.dir), ({ config: c, landscape }) =>
+  static readonly layerTable = (config: { readonly task: Task.Task; readonly dir: string; readonly file?: string } & SimulatorOptions) =>
+    both(Effect.flatMap(fromTask(config.task, config.dir, config.file), ({ config: c, landscape }) =>
       make(landscape, {
         gpus: config.gpus ?? c.gpus ?? 1,
         ...(config.settleTurns !== undefined ? { settleTurns: config.settleTurns } : {})

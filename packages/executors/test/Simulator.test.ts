@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Backend, SearchSpace, Strategy, TaskFile } from "@trex/core"
+import { Backend, type Errors, SearchSpace, Strategy, TaskFile } from "@trex/core"
 import { Effect, Stream } from "effect"
 import { cell, parse, parseRecords } from "../src/internal/simCsv.ts"
 import * as Simulator from "../src/Simulator.ts"
@@ -123,6 +123,93 @@ describe("landscapes", () => {
       const min = yield* table(timed, { metric: { direction: "minimize" } })
       assert.strictEqual(Simulator.regret(min, 0.5), 0)
       assert.closeTo(Simulator.regret(min, 0.6), 0.25, 1e-12)
+    }))
+})
+
+describe("input validation", () => {
+  const fixtures = path.resolve(import.meta.dirname, "fixtures")
+  const refused = <A>(effect: Effect.Effect<A, Errors.InvalidInput>) =>
+    Effect.flip(effect).pipe(Effect.tap((e) => Effect.sync(() => assert.strictEqual(e._tag, "InvalidInput"))))
+
+  it.effect("refuses a table value the strategy schema refuses: the table, line, column, path and why", () =>
+    Effect.gen(function*() {
+      const text = "run_id,lr,layers,score\na,0.001,2,0.5\nb,-0.001,2,0.6\nc,0.01,4,0.7\n"
+      const err = yield* refused(table(text))
+      assert.match(err.message, /trex-sim-[^/]*\/t[a-z0-9]+\.csv/)
+      assert.include(err.message, `line 3, column "lr": -0.001 is not a valid training.learningRate (backend.parameters[0]): Expected a value greater than 0`)
+      assert.notInclude(err.message, "line 2")
+      // a string where a number belongs
+      const typed = yield* refused(table("lr,layers,score\n0.001,2,0.5\n0.001,two,0.6\n", {
+        parameters: [{ column: "lr", path: "training.learningRate" }, { column: "layers", path: "training.batchSize" }]
+      }))
+      assert.include(typed.message, `line 3, column "layers": "two" is not a valid training.batchSize (backend.parameters[1]): Expected number`)
+    }))
+
+  it.effect("checks only the rows the filter keeps", () =>
+    Effect.gen(function*() {
+      const l = yield* table("lr,layers,score,pair\n0.001,2,0.5,x\n-1,2,0.6,y\n", { filter: { pair: "x" } })
+      assert.strictEqual(l.points.length, 1)
+    }))
+
+  it.effect("a task whose table has a refused value fails to load with InvalidInput, not a schema defect", () =>
+    Effect.gen(function*() {
+      const loaded = yield* TaskFile.load(path.join(fixtures, "sim-bad-value.task.yaml"))
+      const err = yield* refused(Simulator.fromTask(loaded.task, loaded.dir, loaded.file))
+      assert.strictEqual(err.source, path.join(fixtures, "sim-bad-value.csv"))
+      assert.include(err.message, path.join(fixtures, "sim-bad-value.csv"))
+      assert.include(err.message, loaded.file)
+      assert.include(err.message, `line 5, column "lr": -0.001 is not a valid training.learningRate (backend.parameters[0])`)
+      assert.notInclude(err.message, "line 3")
+    }))
+
+  it.effect("refuses a parameter path that names no strategy field, saying which keys are allowed", () =>
+    Effect.gen(function*() {
+      const err = yield* refused(table(timed, {
+        parameters: [{ column: "lr", path: "training.learningRate" }, { column: "layers", path: "training.nosuch" }]
+      }))
+      assert.include(err.message, "backend.parameters[1].path: training.nosuch names no field of a strategy")
+      assert.include(err.message, "training.nosuch: Expected no excess property; the keys allowed here: method, learningRate")
+      assert.include(err.message, "free-form settings go under data.extra or training.extra")
+      const typo = yield* refused(table(timed, {
+        parameters: [{ column: "lr", path: "training.learningrate" }, { column: "layers", path: "training.extra.layers" }]
+      }))
+      assert.include(typo.message, `backend.parameters[0].path: training.learningrate names no field of a strategy`)
+      assert.include(typo.message, `did you mean "learningRate"?`)
+    }))
+
+  it.effect("refuses two parameters with the same path", () =>
+    Effect.gen(function*() {
+      const err = yield* refused(table(timed, {
+        parameters: [{ column: "lr", path: "training.learningRate" }, { column: "layers", path: "training.learningRate" }]
+      }))
+      assert.include(err.message, "backend.parameters[1].path: training.learningRate is already backend.parameters[0]'s path")
+    }))
+
+  it.effect("refuses a cost column with a non-numeric or negative value in a kept row, naming the column and row", () =>
+    Effect.gen(function*() {
+      const ids = yield* refused(table(timed, { cost: { column: "run_id" } }))
+      assert.include(ids.message, `line 2, column "run_id": backend.cost.column must hold each run's cost, a number of 0 or more; got "a"`)
+      const negative = yield* refused(table("lr,layers,score,cost\n0.001,2,0.5,3\n0.01,2,0.6,-4\n", { cost: { column: "cost" } }))
+      assert.include(negative.message, `line 3, column "cost": backend.cost.column must hold each run's cost, a number of 0 or more; got -4`)
+      // an empty cost (a run that diverged) is no error: it costs the pool's median
+      const l = yield* table("lr,layers,score,cost,pair\n0.001,2,0.5,3,x\n0.01,2,,,x\n0.1,2,0.1,oops,y\n", { cost: { column: "cost" }, filter: { pair: "x" } })
+      assert.deepStrictEqual(l.points.map((p) => p.seconds), [3, 3])
+    }))
+
+  it.effect("says a cost scale must be positive and a constant cost non-negative", () =>
+    Effect.gen(function*() {
+      const scale = yield* refused(table(timed, { cost: { column: "cost", scale: -1 } }))
+      assert.include(scale.message, "backend.cost.scale must be greater than 0, got -1")
+      assert.notInclude(scale.message, "excess property")
+      const zero = yield* refused(table(timed, { cost: { column: "cost", scale: 0 } }))
+      assert.include(zero.message, "backend.cost.scale must be greater than 0, got 0")
+      const seconds = yield* refused(table(timed, { cost: { seconds: -1 } }))
+      assert.include(seconds.message, "backend.cost.seconds must be 0 or more, got -1")
+      assert.notInclude(seconds.message, "excess property")
+      const both = yield* refused(Simulator.decodeConfig({ kind: "simulator", table: "t.csv", parameters: [{ column: "x", path: "p" }], cost: { column: "c", seconds: 1 } }))
+      assert.include(both.message, "backend.cost: give either column")
+      const typo = yield* refused(Simulator.decodeConfig({ kind: "simulator", table: "t.csv", parameters: [{ column: "x", path: "p" }], cost: { colum: "c" } }))
+      assert.include(typo.message, `backend.cost.colum: Expected no excess property; did you mean "column"?`)
     }))
 })
 

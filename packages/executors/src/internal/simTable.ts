@@ -25,6 +25,20 @@ export interface TableSpec {
   readonly cost: { readonly column: string; readonly scale: number } | { readonly seconds: number }
   readonly curve?: CurveSpec & { readonly column: string }
   readonly idColumn?: string
+  /**
+   * What is wrong with parameter `k` taking `value` (first seen on `line`), as an issue line; checked
+   * once per distinct value of each parameter, over the rows the filter keeps.
+   */
+  readonly check?: (k: number, value: SearchSpace.Value, line: number) => string | undefined
+}
+
+/** Thrown when rows the filter keeps hold values a run cannot have; one issue line each. */
+export class TableIssues extends Error {
+  readonly issues: ReadonlyArray<string>
+  constructor(issues: ReadonlyArray<string>) {
+    super(issues.join("\n"))
+    this.issues = issues
+  }
 }
 
 const median = (xs: ReadonlyArray<number>): number => {
@@ -59,12 +73,25 @@ export const fromCsv = (csv: Csv, spec: TableSpec): Landscape => {
   const scale = "column" in spec.cost ? spec.cost.scale : 1
 
   const drafts: Array<Omit<Point, "seconds"> & { seconds: number | undefined }> = []
+  // the first bad value of each parameter and of the cost: one issue each, not one per row
+  const issues: Array<string> = []
+  const checked = spec.parameters.map(() => new Set<SearchSpace.Value>())
+  const refused = spec.parameters.map(() => false)
+  let costRefused = false
   csv.rows.forEach((row, r) => {
     if (!filters.every(([i, v]) => matches(row[i]!, v))) return
     const line = r + 2
     const values = paramCols.map((i, k): SearchSpace.Value => {
       const v = asValue(cell(row[i]!))
       if (v === undefined) throw new Error(`line ${line}: column "${spec.parameters[k]!.column}" has no value`)
+      if (spec.check !== undefined && !refused[k] && !checked[k]!.has(v)) {
+        checked[k]!.add(v)
+        const issue = spec.check(k, v, line)
+        if (issue !== undefined) {
+          issues.push(issue)
+          refused[k] = true
+        }
+      }
       return v
     })
     // mixture weights as SearchSpace.get reads them: normalised over the mixture, rounded
@@ -77,6 +104,16 @@ export const fromCsv = (csv: Csv, spec: TableSpec): Landscape => {
     })
     const score = cell(row[metricCol]!)
     const cost = "seconds" in spec.cost ? spec.cost.seconds : cell(row[costCol!]!)
+    // an empty cost is a run that diverged (it costs the median below); anything else must be a
+    // duration, or every trial would cost nothing and no GPU-hour budget would ever stop a run
+    if (costCol !== undefined && cost !== undefined && !(typeof cost === "number" && cost >= 0) && !costRefused) {
+      costRefused = true
+      issues.push(
+        `  line ${line}, column "${csv.header[costCol]}": backend.cost.column must hold each run's cost, a number of 0 or more; ` +
+          `got ${typeof cost === "number" ? cost : JSON.stringify(row[costCol]!.trim())}. Name a numeric column (its values times ` +
+          `backend.cost.scale are simulated seconds), or give every run the same cost with cost: { seconds: N }`
+      )
+    }
     const curve = curveCol !== undefined ? cell(row[curveCol]!) : undefined
     const status = statusCol !== undefined ? row[statusCol]!.trim() : ""
     drafts.push({
@@ -91,6 +128,7 @@ export const fromCsv = (csv: Csv, spec: TableSpec): Landscape => {
       })
     })
   })
+  if (issues.length > 0) throw new TableIssues(issues)
   if (drafts.length === 0) throw new Error(`no rows match the filter ${JSON.stringify(spec.filter)}`)
   if (!drafts.some((d) => d.score !== undefined)) throw new Error(`no row has a numeric ${spec.metric.column}`)
   // a run without a recorded cost (a diverged run) still took time: the pool's median
