@@ -18,7 +18,8 @@ import {
   ExecutorAgent as ExecutorAgentService,
   JobProtocol,
   Result,
-  Task
+  Task,
+  TaskFile
 } from "@trex/core"
 import { Array as Arr, Cause, Channel, Effect, Layer, type Pull, type Redacted, Schema, Scope, Stream } from "effect"
 
@@ -107,8 +108,9 @@ export const toResult = (
   }
   const decoded = JobProtocol.decodeResultFile(exit.result)
   if (decoded._tag === "Failure") {
-    const message = String(decoded.cause).split("\n").slice(0, 6).join("\n")
-    return Result.failure("InvalidOutput", `result.json is not valid: ${message}`, tail)
+    // one line, each issue with its path: `metrics.score: Expected number, got "high"`
+    const issues = TaskFile.formatIssues(Cause.squash(decoded.cause)).split("\n").map((l) => l.trim()).filter((l) => l !== "")
+    return Result.failure("InvalidOutput", `result.json is not valid: ${issues.slice(0, 4).join("; ")}${issues.length > 4 ? `; and ${issues.length - 4} more` : ""}`, tail)
   }
   const file = decoded.value
   const score = file.primary ?? file.metrics[task.metric.name]

@@ -197,7 +197,7 @@ export const benchTask = (
       return yield* new Errors.InvalidInput({ source: "methods", message: `two methods are named ${twice}: give each contender its own name` })
     }
     const loaded = yield* TaskFile.load(file)
-    const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir)
+    const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir, loaded.file)
     const task = Simulator.completeTask(loaded.task, landscape)
     const horizon = Math.max(...options.trials)
     const budgets = options.gpuHours ?? []
@@ -391,7 +391,14 @@ export const parseHours = (text: string): Effect.Effect<ReadonlyArray<number>, E
 /** Parse `5,10,20,30`. @since 0.1.0 @category parsing */
 export const parseTrials = (text: string): Effect.Effect<ReadonlyArray<number>, Errors.InvalidInput> => {
   const ns = text.split(",").map((s) => Number(s.trim()))
-  return ns.length === 0 || ns.some((n) => !Number.isInteger(n) || n < 1)
-    ? Effect.fail(new Errors.InvalidInput({ source: "--trials", message: `--trials: expected positive whole numbers separated by commas, got "${text}"` }))
+  if (ns.length === 0 || ns.some((n) => !Number.isInteger(n) || n < 1)) {
+    return Effect.fail(new Errors.InvalidInput({ source: "--trials", message: `--trials: expected positive whole numbers separated by commas, got "${text}"` }))
+  }
+  const over = ns.find((n) => n > MAX_TRIALS)
+  return over !== undefined
+    ? Effect.fail(new Errors.InvalidInput({ source: "--trials", message: `--trials: at most ${MAX_TRIALS} trials per run, got ${over}` }))
     : Effect.succeed(ns)
 }
+
+/** The most trials a benchmark run may ask for (the engine benchmarks run 100k; a table of recorded runs holds far fewer). @since 0.1.0 @category constants */
+export const MAX_TRIALS = 100_000

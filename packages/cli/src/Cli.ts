@@ -19,6 +19,13 @@ import * as Trex from "./Trex.ts"
 
 const out = (text: string) => Effect.sync(() => process.stdout.write(text.endsWith("\n") ? text : text + "\n"))
 
+/** Write a report file; a file that cannot be written (a read-only run directory) is bad input naming it. */
+const writeReport = (file: string, text: string) =>
+  Effect.try({
+    try: () => fs.writeFileSync(file, text),
+    catch: (e) => new Errors.InvalidInput({ source: file, message: `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)} (is the run directory writable?)` })
+  })
+
 /**
  * Run (or continue) a prepared search with the live view, then print where it is and the best strategy.
  * @since 0.1.0 @category commands
@@ -35,7 +42,7 @@ export const execute = (prepared: Trex.Prepared) =>
       Effect.onInterrupt(() => out(`\nstopped; continue with: trex resume ${runDir}`))
     )
     const info = yield* RunDir.load(runDir)
-    fs.writeFileSync(path.join(runDir, "report.md"), Status.toMarkdown(info))
+    yield* writeReport(path.join(runDir, "report.md"), Status.toMarkdown(info))
     yield* out(["", Status.toText(info, runDir), "", `report: ${path.join(runDir, "report.md")}`].join("\n"))
     // a search whose every trial failed found nothing: say so, and exit 1 for scripts
     const failed = [...info.tree.view.nodes()].filter((n) => n.state._tag === "Failed").length
@@ -77,6 +84,9 @@ const runCommand = Command.make(
   (flags) =>
     Effect.gen(function*() {
       if (flags.concurrency < 1) return yield* new Errors.InvalidInput({ source: "--concurrency", message: "--concurrency must be at least 1" })
+      for (const [flag, value] of [["--max-trials", flags.maxTrials], ["--stagnation", flags.stagnation]] as const) {
+        if (Option.isSome(value) && value.value < 1) return yield* new Errors.InvalidInput({ source: flag, message: `${flag} must be at least 1, got ${value.value}` })
+      }
       const prepared = yield* Trex.prepare({
         taskFile: flags.taskFile,
         out: flags.out,
@@ -117,11 +127,11 @@ const reportCommand = Command.make(
       const info = yield* RunDir.load(runDir)
       if (html) {
         const file = path.join(runDir, "report.html")
-        fs.writeFileSync(file, HtmlReport.render({ entries: info.entries, logs: readLogTails(runDir, info) }))
+        yield* writeReport(file, HtmlReport.render({ entries: info.entries, logs: readLogTails(runDir, info) }))
         yield* out(file)
       } else {
         const file = path.join(runDir, "report.md")
-        fs.writeFileSync(file, Status.toMarkdown(info))
+        yield* writeReport(file, Status.toMarkdown(info))
         yield* out(file)
       }
     })

@@ -42,8 +42,8 @@ export interface Prepared {
   readonly seed: number
 }
 
-const withSimulatedSpace = (task: Task.Task, dir: string) =>
-  Effect.map(Simulator.fromTask(task, dir), ({ landscape }) => Simulator.completeTask(task, landscape))
+const withSimulatedSpace = (task: Task.Task, dir: string, file: string) =>
+  Effect.map(Simulator.fromTask(task, dir, file === "" ? undefined : file), ({ landscape }) => Simulator.completeTask(task, landscape))
 
 /**
  * Resolve options into a run: load and check the task, choose the run directory (new, or the
@@ -84,11 +84,16 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
     yield* Schema.decodeUnknownEffect(Settings.Settings)(settings).pipe(
       Effect.mapError((e) => invalid("options", `invalid settings:\n${TaskFile.formatIssues(e)}`))
     )
-    if (settings.backend === "simulator") task = yield* withSimulatedSpace(task, loaded.dir)
+    if (settings.backend === "simulator") task = yield* withSimulatedSpace(task, loaded.dir, loaded.file)
     yield* Wiring.check(settings, task)
     const runId = RunDir.newRunId(task.name, new Date())
-    const runDir = path.resolve(options.out ?? "trex-runs", runId)
-    fs.mkdirSync(runDir, { recursive: true })
+    const out = options.out ?? "trex-runs"
+    if (out === "") return yield* invalid("out", "the directory for runs (--out) is empty: name a directory, e.g. trex-runs")
+    const runDir = path.resolve(out, runId)
+    yield* Effect.try({
+      try: () => fs.mkdirSync(runDir, { recursive: true }),
+      catch: (e) => invalid("out", `cannot make the run directory ${runDir} under ${out} (--out): ${(e as NodeJS.ErrnoException).code ?? String(e)}: name a directory you can write`)
+    })
     return { task, settings, runDir, runId, seed: options.seed ?? 0 }
   })
 

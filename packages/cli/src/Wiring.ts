@@ -57,7 +57,7 @@ export const backend = (settings: Settings, task: Task.Task, runDir: string): La
         ...(process.env["CUDA_VISIBLE_DEVICES"] ? { gpus: process.env["CUDA_VISIBLE_DEVICES"].split(",").filter((g) => g !== "") } : {})
       })
     case "simulator":
-      return Simulator.Simulator.layerTable({ task, dir: settings.taskDir, gpus: settings.concurrency })
+      return Simulator.Simulator.layerTable({ task, dir: settings.taskDir, ...(settings.taskFile !== "" ? { file: settings.taskFile } : {}), gpus: settings.concurrency })
     case "docker":
       return Layer.unwrap(Effect.map(BackendSettings.docker(task.backend, RunDir.jobsDir(runDir)), DockerBackend.layer))
     case "ssh":
@@ -138,7 +138,27 @@ export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, 
     if (settings.executor === "template" && task.recipe === undefined && settings.backend !== "simulator") {
       return yield* unsupported("task", "the template executor needs recipe.command in the task file")
     }
-    // a model-backed agent's settings are read now, before a run directory is made for a run that cannot start
+    // the backend's settings and a model-backed agent's are read now, before a run directory is made for a run that cannot start
+    const noImage = (kind: string) =>
+      unsupported("recipe.image", `the ${kind} backend runs each trial in a container: name its image in recipe.image or backend.${kind}.image of the task file`)
+    switch (settings.backend) {
+      case "docker": {
+        const docker = yield* BackendSettings.docker(task.backend, ".")
+        if (docker.image === undefined && task.recipe?.image === undefined) return yield* noImage("docker")
+        break
+      }
+      case "ssh":
+        yield* BackendSettings.ssh(task.backend)
+        break
+      case "slurm":
+        yield* SlurmBackend.fromJson(BackendSettings.section(task.backend, "slurm"))
+        break
+      case "k8s": {
+        const k8s = yield* KubernetesBackend.fromJson(BackendSettings.section(task.backend, "k8s"))
+        if (k8s.image === undefined && task.recipe?.image === undefined) return yield* noImage("k8s")
+        break
+      }
+    }
     if (settings.researcher === "claude" || settings.executor === "code-agent") {
       yield* Effect.scoped(Layer.build(model(settings)))
     }

@@ -109,6 +109,30 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.deepStrictEqual(fs.readdirSync(dir), [], "no run directory")
   })
 
+  it("an --out that cannot hold run directories is named, with no stack trace", () => {
+    const dir = tmp()
+    const file = path.join(dir, "a-file")
+    fs.writeFileSync(file, "")
+    const r = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", file])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /^trex: cannot make the run directory .* under .*a-file \(--out\): ENOTDIR: name a directory you can write$/m)
+    assert.notMatch(r.stderr, /\n\s+at /, "no stack trace")
+    const empty = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", ""])
+    assert.strictEqual(empty.status, 2)
+    assert.match(empty.stderr, /the directory for runs \(--out\) is empty/)
+  })
+
+  it("a backend's settings are checked before a run directory is made: a missing key by its path, a container backend without an image", () => {
+    const dir = tmp()
+    const slurm = trex(["run", path.join(fixtures, "toy.task.yaml"), "--backend", "slurm", "--out", dir])
+    assert.strictEqual(slurm.status, 2)
+    assert.match(slurm.stderr, /invalid backend\.slurm settings:\n {2}backend\.slurm\.workDir: Missing key/)
+    const docker = trex(["run", path.join(fixtures, "toy.task.yaml"), "--backend", "docker", "--out", dir])
+    assert.strictEqual(docker.status, 2)
+    assert.match(docker.stderr, /recipe\.image: the docker backend runs each trial in a container: name its image in recipe\.image or backend\.docker\.image/)
+    assert.deepStrictEqual(fs.readdirSync(dir), [], "no run directory")
+  })
+
   it("a mistyped key of a backend section gets the fix, with the section's path", async () => {
     const error = await Effect.runPromise(Effect.flip(BackendSettings.docker({ docker: { netwrok: "none", ssh: { privateKeyPth: "k", knownHostsPath: "h" } } }, "/tmp")))
     assert.strictEqual(error._tag, "InvalidInput")
@@ -119,6 +143,11 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
   it("bad flags", () => {
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--concurrency", "0"]).status, 2)
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--policy", "magic"]).status, 2)
+    for (const flag of ["--max-trials", "--stagnation"]) {
+      const zero = trex(["run", path.join(fixtures, "toy.task.yaml"), flag, "0"])
+      assert.strictEqual(zero.status, 2)
+      assert.match(zero.stderr, new RegExp(`^trex: ${flag} must be at least 1, got 0$`, "m"))
+    }
     assert.strictEqual(trex(["status", "/nonexistent-run"]).status, 2)
     // a mistyped flag: the error and the fix on stderr, then the usage line, not the whole help page
     const typo = trex(["run", path.join(fixtures, "toy.task.yaml"), "--max-trial", "3"])
@@ -183,6 +212,19 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const html = trex(["report", runDir, "--html"])
     assert.strictEqual(html.status, 0, html.stderr)
     assert.isTrue(fs.readFileSync(path.join(runDir, "report.html"), "utf8").includes("<html"))
+  })
+
+  it("a report that cannot be written is named, with no stack trace", () => {
+    const out = tmp()
+    const r = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "2"])
+    assert.strictEqual(r.status, 0, r.stderr)
+    const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+    fs.rmSync(path.join(runDir, "report.md"))
+    fs.mkdirSync(path.join(runDir, "report.md"))
+    const report = trex(["report", runDir])
+    assert.strictEqual(report.status, 2)
+    assert.match(report.stderr, /cannot write .*report\.md: EISDIR \(is the run directory writable\?\)/)
+    assert.notMatch(report.stderr, /\n\s+at /, "no stack trace")
   })
 
   it("a task file's backend.kind is the backend a run uses, unless --backend says otherwise", async () => {

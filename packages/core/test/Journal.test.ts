@@ -201,6 +201,15 @@ describe("Journal (SQLite)", () => {
       assert.match(error.message, /entry 2 \(BudgetCharged\) does not decode/)
     })
 
+    it("an event this trex does not know (a newer trex's) is Version, with the fix", async () => {
+      const newer = JSON.stringify({ _tag: "NodeMigrated", nodeId: "n1", at: 2 })
+      const file = await corrupt((db) => db.prepare("UPDATE events SET tag = ?, payload = ?, crc = ? WHERE seq = 2").run("NodeMigrated", newer, crc32(newer)))
+      const error = await withSqlite(file, (j) => Effect.flip(j.read()), { readonly: true })
+      assert.strictEqual(error.reason, "Version")
+      assert.strictEqual(error.seq, 2)
+      assert.match(error.message, /entry 2 is a NodeMigrated event, which this trex does not know: the run was written by a newer trex \(upgrade trex to read it\)$/)
+    })
+
     it("a missing entry is Corrupt naming the first missing seq", async () => {
       const file = await corrupt((db) => db.exec("DELETE FROM events WHERE seq = 4"))
       const error = await withSqlite(file, (j) => Effect.flip(j.read()), { readonly: true })

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Backend, Errors, JobProtocol } from "@trex/core"
+import { Backend, Errors, JobProtocol, TaskFile } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type { KubeConfig } from "@kubernetes/client-node"
 import type { V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
@@ -496,7 +496,7 @@ export const ConfigJson = Schema.Struct({
 export const fromJson = Effect.fn("KubernetesBackend.fromJson")(function*(input: unknown) {
   const invalid = (message: string) => new Errors.InvalidInput({ source: "backend.k8s", message })
   const { kubeconfig, context, ...config } = yield* Schema.decodeUnknownEffect(ConfigJson)(input, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((e) => invalid(`invalid Kubernetes backend settings: ${e.message}`))
+    Effect.mapError((e) => invalid(`invalid backend.k8s settings:\n${TaskFile.formatIssues(e, ConfigJson.ast).replace(/^ {2}/gm, "  backend.k8s.")}`))
   )
   const { KubeConfig } = yield* Clients.kubernetes
   const kubeConfig = yield* Effect.try({

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Backend, Errors, JobProtocol } from "@trex/core"
+import { Backend, Errors, JobProtocol, TaskFile } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import { Effect, Layer, Queue, Redacted, Schema, Stream } from "effect"
 import * as fs from "node:fs"
@@ -359,7 +359,7 @@ export const ConfigJson = Schema.Struct({
 export const fromJson = Effect.fn("SlurmBackend.fromJson")(function*(input: unknown, env: Readonly<Record<string, string | undefined>> = process.env) {
   const invalid = (message: string) => new Errors.InvalidInput({ source: "backend.slurm", message })
   const json = yield* Schema.decodeUnknownEffect(ConfigJson)(input, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((e) => invalid(`invalid Slurm backend settings: ${e.message}`))
+    Effect.mapError((e) => invalid(`invalid backend.slurm settings:\n${TaskFile.formatIssues(e, ConfigJson.ast).replace(/^ {2}/gm, "  backend.slurm.")}`))
   )
   const { ssh, rest, ...rest0 } = json
   let config: Config = rest0

@@ -156,7 +156,15 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     const { db, version } = yield* Effect.acquireRelease(
       Effect.try({
         try: () => openDb(file, options),
-        catch: (e) => (e instanceof JournalError ? e : io(`cannot open journal ${file}: ${String(e)}`, "Corrupt"))
+        catch: (e) =>
+          e instanceof JournalError
+            ? e
+            : options.readonly && /readonly database/i.test(String(e))
+            ? io(
+              `cannot read journal ${file}: its directory is not writable, and SQLite writes ${path.basename(file)}-shm beside a journal to read it: ` +
+                `copy the run directory somewhere writable and read the copy`
+            )
+            : io(`cannot open journal ${file}: ${String(e)}`, "Corrupt")
       }),
       ({ db }) => Effect.sync(() => db.isOpen && db.close())
     )
@@ -220,6 +228,9 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
               event = JournalEvent.decodeSync(JSON.parse(payload))
             } catch (e) {
               const tag = (tagOf.get(seq) as { tag: string } | undefined)?.tag
+              if (tag !== undefined && !Object.hasOwn(JournalEvent.JournalEvent.cases, tag)) {
+                throw io(`journal ${file}: entry ${seq} is a ${tag} event, which this trex does not know: the run was written by a newer trex (upgrade trex to read it)`, "Version", seq)
+              }
               throw io(`journal ${file}: entry ${seq} (${tag}) does not decode: ${String(e)}`, "Corrupt", seq)
             }
             out.push({ seq, event })
