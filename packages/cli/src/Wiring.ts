@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearcher, type Model, OpenAiModel, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
-import { type Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, type Task } from "@trex/core"
+import { type Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, type Task, TaskFile } from "@trex/core"
 import { DockerBackend, KubernetesBackend, LocalBackend, Simulator, SlurmBackend, SshBackend } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
@@ -122,6 +122,12 @@ export const layers = (
 /** Check that a task has what the chosen researcher and executor need. @since 0.1.0 @category validation */
 export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, Errors.InvalidInput> =>
   Effect.gen(function*() {
+    // a misspelt backend section (`dockr:`) would be ignored, and the run would go on without its settings
+    const sections = ["kind", "docker", "ssh", "slurm", "k8s", "table", "filter", "parameters", "metric", "cost", "curve", "gpus"]
+    for (const key of Object.keys(task.backend ?? {})) {
+      const meant = sections.includes(key) ? undefined : TaskFile.closest(key, sections, 1)
+      if (meant !== undefined) return yield* unsupported(`backend.${key}`, `not a backend setting; did you mean backend.${meant}?`)
+    }
     const simulated = task.backend !== null && typeof task.backend === "object" && (task.backend as Record<string, unknown>)["kind"] === "simulator"
     if (simulated && settings.backend !== "simulator" && (task.searchSpace === undefined || task.recipe === undefined)) {
       return yield* unsupported(

@@ -122,6 +122,14 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.match(empty.stderr, /the directory for runs \(--out\) is empty/)
   })
 
+  it("a misspelt backend section is named with the one it likely means, not ignored", () => {
+    const dir = tmp()
+    const task = writeTask(dir, "t.yaml", "name: x\nobjective: y\nmetric: { name: a, direction: maximize }\nrecipe: { command: [echo] }\nbackend: { dockr: { image: python:3.12 } }\n")
+    const r = trex(["run", task, "--backend", "docker", "--out", dir])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /^trex: backend\.dockr: not a backend setting; did you mean backend\.docker\?$/m)
+  })
+
   it("a backend's settings are checked before a run directory is made: a missing key by its path, a container backend without an image", () => {
     const dir = tmp()
     const slurm = trex(["run", path.join(fixtures, "toy.task.yaml"), "--backend", "slurm", "--out", dir])

@@ -109,6 +109,20 @@ const editDistance = (a: string, b: string): number => {
 }
 
 /**
+ * The candidate that `key` most likely misspells (letter case aside): the nearest by edits, if
+ * within a third of the key's length (and at least `least` edits); `undefined` when none is near.
+ * @since 0.1.0 @category utilities
+ */
+export const closest = (key: string, candidates: ReadonlyArray<string>, least = 2): string | undefined => {
+  let best: { readonly k: string; readonly d: number } | undefined
+  for (const k of candidates) {
+    const d = editDistance(key, k)
+    if (best === undefined || d < best.d) best = { k, d }
+  }
+  return best !== undefined && best.d <= Math.max(least, Math.floor(key.length / 3)) ? best.k : undefined
+}
+
+/**
  * Each unknown key gets the fix: the accepted key it most likely misspells (`budget.maxTrails:
  * Expected no excess property; did you mean "maxTrials"?`), else the keys accepted there.
  */
@@ -119,11 +133,8 @@ const withSuggestions = (issues: string, ast: SchemaAST.AST): string =>
     if (key === undefined) return line
     const keys = keysAt(ast, path)
     if (keys.length === 0) return line
-    const ranked = keys.map((k) => ({ k, d: editDistance(key, k) })).sort((a, b) => a.d - b.d)
-    const best = ranked[0]!
-    return best.d <= Math.max(2, Math.floor(key.length / 3))
-      ? `${line}; did you mean "${best.k}"?`
-      : `${line}; the keys allowed here: ${keys.join(", ")}`
+    const best = closest(key, keys)
+    return best !== undefined ? `${line}; did you mean "${best}"?` : `${line}; the keys allowed here: ${keys.join(", ")}`
   })
 
 /**
@@ -216,9 +227,9 @@ const recipeIssues = (recipe: Task.Recipe | undefined): Array<string> => {
   recipe?.command.forEach((part, i) => {
     for (const [, key] of part.matchAll(placeholderLike)) {
       if (key === undefined || placeholders.includes(key)) continue
-      const best = placeholders.map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) })).sort((a, b) => a.d - b.d)[0]!
-      if (best.d > Math.max(1, Math.floor(best.k.length / 3))) continue
-      issues.push(`  recipe.command[${i}]: {${key}} is not a placeholder; did you mean {${best.k}}? (the placeholders: ${placeholderList})`)
+      const best = closest(key, placeholders, 1)
+      if (best === undefined) continue
+      issues.push(`  recipe.command[${i}]: {${key}} is not a placeholder; did you mean {${best}}? (the placeholders: ${placeholderList})`)
     }
   })
   return issues
