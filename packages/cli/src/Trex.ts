@@ -104,7 +104,7 @@ const invalid = (source: string, message: string) => new Errors.InvalidInput({ s
  * `--backend`, or `backend` in the options), if it names one.
  */
 const declaredBackend = (task: Task.Task): Effect.Effect<Settings.Settings["backend"] | undefined, Errors.InvalidInput> => {
-  const kind = task.backend !== null && typeof task.backend === "object" ? (task.backend as Record<string, unknown>)["kind"] : undefined
+  const kind = task.backend?.["kind"]
   if (kind === undefined) return Effect.succeed(undefined)
   return Schema.is(Settings.BackendKind)(kind)
     ? Effect.succeed(kind)

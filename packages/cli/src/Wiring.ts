@@ -128,7 +128,7 @@ export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, 
       const meant = sections.includes(key) ? undefined : TaskFile.closest(key, sections, 1)
       if (meant !== undefined) return yield* unsupported(`backend.${key}`, `not a backend setting; did you mean backend.${meant}?`)
     }
-    const simulated = task.backend !== null && typeof task.backend === "object" && (task.backend as Record<string, unknown>)["kind"] === "simulator"
+    const simulated = task.backend?.["kind"] === "simulator"
     if (simulated && settings.backend !== "simulator" && (task.searchSpace === undefined || task.recipe === undefined)) {
       return yield* unsupported(
         "--backend",
