@@ -21,6 +21,8 @@ import * as Wiring from "./Wiring.ts"
 
 /** What to run: a task file (or a decoded task and its directory) and the wiring. @since 0.1.0 @category models */
 export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "taskDir" | "code">> {
+  /** Where trials run; default: the task's `backend.kind`, else `local`. */
+  readonly backend?: Settings.Settings["backend"]
   readonly taskFile?: string
   /** A task object instead of a file; `taskDir` resolves its relative paths (default: cwd). */
   readonly task?: Task.TaskEncoded
