@@ -2,7 +2,7 @@
  * Build a landscape from a parsed CSV table and the simulator's column mapping, and a
  * synthetic one (a seeded smooth function with noise) for tests.
  */
-import type { SearchSpace, Task } from "@trex/core"
+import { type SearchSpace, type Task, TaskFile } from "@trex/core"
 import { type Csv, cell } from "./simCsv.ts"
 import {
   asValue,
@@ -57,16 +57,18 @@ const matches = (raw: string, want: string | number | boolean): boolean => {
 /** Build the landscape; throws an `Error` whose message says which column or row is wrong. */
 export const fromCsv = (csv: Csv, spec: TableSpec): Landscape => {
   const col = new Map(csv.header.map((h, i) => [h, i]))
-  const need = (name: string, role: string): number => {
+  // a column the task names that the table lacks: the task file's field, the column it most likely means, all columns
+  const need = (name: string, field: string): number => {
     const i = col.get(name)
-    if (i === undefined) throw new Error(`${role} column "${name}" is not in the table (columns: ${csv.header.join(", ")})`)
-    return i
+    if (i !== undefined) return i
+    const meant = TaskFile.closest(name, csv.header)
+    throw new Error(`${field}: "${name}" is not a column of the table${meant !== undefined ? `; did you mean "${meant}"?` : ""} (columns: ${csv.header.join(", ")})`)
   }
-  const filters = Object.entries(spec.filter).map(([k, v]) => [need(k, "filter"), v] as const)
-  const paramCols = spec.parameters.map((p) => need(p.column, `parameter ${p.path}:`))
-  const metricCol = need(spec.metric.column, "metric")
-  const costCol = "column" in spec.cost ? need(spec.cost.column, "cost") : undefined
-  const curveCol = spec.curve !== undefined ? need(spec.curve.column, "curve") : undefined
+  const filters = Object.entries(spec.filter).map(([k, v]) => [need(k, `backend.filter.${k}`), v] as const)
+  const paramCols = spec.parameters.map((p, k) => need(p.column, `backend.parameters[${k}].column`))
+  const metricCol = need(spec.metric.column, "backend.metric.column (default: the task's metric name)")
+  const costCol = "column" in spec.cost ? need(spec.cost.column, "backend.cost.column") : undefined
+  const curveCol = spec.curve !== undefined ? need(spec.curve.column, "backend.curve.column") : undefined
   const idCol = spec.idColumn !== undefined ? need(spec.idColumn, "id") : col.get("run_id") ?? col.get("id")
   const statusCol = col.get("status")
   const mixture = spec.parameters.map((p) => isMixture(p.path))
