@@ -171,6 +171,10 @@ const spaceShapeIssues = (space: SearchSpace.SearchSpace): Array<string> => {
     const first = firstOf.get(p.path)
     if (first === undefined) firstOf.set(p.path, i)
     else issues.push(`  searchSpace.parameters[${i}].path: ${p.path} is already parameters[${first}]'s path: list each path once, with all its values`)
+    p.values.forEach((v, j) => {
+      const k = p.values.indexOf(v)
+      if (k < j) issues.push(`  searchSpace.parameters[${i}].values[${j}]: ${show(v)} is already values[${k}]: list each value once`)
+    })
     if (!p.path.startsWith("data.mixture.")) return
     p.values.forEach((v, j) => {
       const what = typeof v !== "number" ? "is not a number" : v < 0 ? "is a negative weight" : v > 1 ? "is more than 1" : undefined

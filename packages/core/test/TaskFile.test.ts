@@ -90,6 +90,12 @@ describe("TaskFile: search-space points", () => {
 })
 
 describe("TaskFile: search-space parameters", () => {
+  it("a value listed twice in one parameter is refused (it would weigh twice in every random draw)", () => {
+    assert.deepStrictEqual(issues(withSpace({ parameters: [{ ...batchSize, values: [8, 16, 8] }] })), [
+      "searchSpace.parameters[0].values[2]: 8 is already values[0]: list each value once"
+    ])
+  })
+
   it("two parameters with the same path are refused", () => {
     assert.deepStrictEqual(issues(withSpace({ parameters: [learningRate, batchSize, { ...learningRate, values: [0.1] }] })), [
       "searchSpace.parameters[2].path: training.learningRate is already parameters[0]'s path: list each path once, with all its values"

@@ -90,7 +90,7 @@ export const strategyEncoded: fc.Arbitrary<Strategy.StrategyEncoded> = merge(
 
 // values that fit their path: a task's parameters must make valid strategies
 const kind = fc.constantFrom("log", "ordinal", "categorical")
-const valuesOf = <A>(value: fc.Arbitrary<A>) => fc.array(value, { minLength: 1, maxLength: 4 })
+const valuesOf = <A>(value: fc.Arbitrary<A>) => fc.uniqueArray(value, { minLength: 1, maxLength: 4, comparator: "SameValueZero" })
 const searchParameter = fc.oneof(
   fc.record({ path: fc.constantFrom("training.learningRate", "training.epochs"), kind, values: valuesOf(positive) }),
   fc.record({ path: fc.constant("data.format"), kind, values: valuesOf(name) }),
