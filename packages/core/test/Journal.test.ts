@@ -1,4 +1,5 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
@@ -339,6 +340,49 @@ describe("Journal (SQLite)", () => {
           }).pipe(Effect.provide(Journal.layerSqlite(file))))
           assert.strictEqual(error.reason, "Locked")
         }))
+    })
+  })
+
+  describe("a run directory this process cannot write (a read-only mount)", () => {
+    /** `dir` mounted read-only at a fresh path for the duration of `f` (root's permissions ignore modes; a mount does not). */
+    const readOnlyView = async <A>(dir: string, f: (view: string) => Promise<A>): Promise<A> => {
+      const view = path.join(tempDir(), "ro")
+      fs.mkdirSync(view)
+      execFileSync("mount", ["--bind", dir, view])
+      try {
+        execFileSync("mount", ["-o", "remount,bind,ro", view])
+        return await f(view)
+      } finally {
+        execFileSync("umount", [view])
+      }
+    }
+
+    it("a journal whose writer closed is read whole", async () => {
+      const file = sqliteFile()
+      await withSqlite(file, (j) => j.append([1, 2, 3].map(eventAt)))
+      const read = await readOnlyView(path.dirname(file), async (view) => {
+        assert.throws(() => fs.writeFileSync(path.join(view, "probe"), ""), /EROFS/)
+        return withSqlite(path.join(view, "journal.sqlite"), (j) => j.read(), { readonly: true })
+      })
+      assert.deepStrictEqual(read.map((e) => e.event), [1, 2, 3].map(eventAt))
+    })
+
+    it("a journal with events still in its -wal file (a killed writer's) is refused with what to do, not read short", async () => {
+      const file = sqliteFile()
+      const copy = path.join(tempDir(), "copy")
+      fs.mkdirSync(copy)
+      // copied while the writer is open: the events are in journal.sqlite-wal, not yet in journal.sqlite
+      await withSqlite(file, (j) =>
+        Effect.gen(function*() {
+          yield* j.append([1, 2, 3].map(eventAt))
+          for (const f of ["journal.sqlite", "journal.sqlite-wal"]) fs.copyFileSync(path.join(path.dirname(file), f), path.join(copy, f))
+        }))
+      assert.isAbove(fs.statSync(path.join(copy, "journal.sqlite-wal")).size, 0)
+      const error = await readOnlyView(copy, (view) => openError(path.join(view, "journal.sqlite"), { readonly: true }))
+      assert.match(error.message, /its directory is not writable, and its latest events are still in journal\.sqlite-wal.*copy the run directory somewhere writable/)
+      // the copy itself, where SQLite may write, reads whole
+      const read = await withSqlite(path.join(copy, "journal.sqlite"), (j) => j.read(), { readonly: true })
+      assert.strictEqual(read.length, 3)
     })
   })
 

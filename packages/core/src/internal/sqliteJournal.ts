@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
+import * as url from "node:url"
 import { crc32 } from "node:zlib"
 import { Effect } from "effect"
 import { JournalError } from "../Errors.ts"
@@ -104,40 +105,69 @@ const releaseLock = (lockFile: string) =>
     }
   })
 
+const writable = (dir: string) => {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A reader's connection. SQLite reads a WAL journal through a `-shm` file it creates beside it, so in
+ * a directory this process cannot write (an archived run, another user's, a read-only mount) the
+ * journal is opened immutable instead: exact when no events are left in its `-wal` file (a writer that
+ * closed folds them into the journal), and refused, with what to do, when some are.
+ */
+const openReadonly = (file: string): DatabaseSync => {
+  const db = new DatabaseSync(file, { readOnly: true })
+  try {
+    db.exec("PRAGMA busy_timeout = 5000")
+    db.prepare("PRAGMA user_version").get()
+    return db
+  } catch (e) {
+    db.close()
+    if (writable(path.dirname(file))) throw e
+    const wal = `${file}-wal`
+    if (fs.existsSync(wal) && fs.statSync(wal).size > 0) {
+      throw io(
+        `cannot read journal ${file}: its directory is not writable, and its latest events are still in ${path.basename(wal)}, ` +
+          `which SQLite reads only with write access beside it: copy the run directory somewhere writable and read the copy`
+      )
+    }
+    return new DatabaseSync(new URL(`${url.pathToFileURL(file).href}?immutable=1`), { readOnly: true })
+  }
+}
+
 /** The open database and its format version (0: a file whose first migration never committed). */
 const openDb = (file: string, options: SqliteOptions): { readonly db: DatabaseSync; readonly version: number } => {
   if (!options.readonly) fs.mkdirSync(path.dirname(file), { recursive: true })
   else if (!fs.existsSync(file)) throw io(`no journal at ${file}`)
-  const db = new DatabaseSync(file, { readOnly: options.readonly === true })
-  db.exec("PRAGMA busy_timeout = 5000")
+  let db: DatabaseSync
   if (options.readonly) {
-    const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version
-    if (version > JournalEvent.FORMAT_VERSION) {
-      db.close()
-      throw io(`journal ${file} has format ${version}, newer than this trex (${JournalEvent.FORMAT_VERSION}): upgrade trex`, "Version")
-    }
-    return { db, version }
+    db = openReadonly(file)
   } else {
+    db = new DatabaseSync(file)
+    db.exec("PRAGMA busy_timeout = 5000")
     db.exec("PRAGMA journal_mode = WAL")
     db.exec(`PRAGMA synchronous = ${options.durability === "process" ? "NORMAL" : "FULL"}`)
-    const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version
-    if (version > JournalEvent.FORMAT_VERSION) {
-      db.close()
-      throw io(
-        `journal ${file} has format ${version}, newer than this trex (${JournalEvent.FORMAT_VERSION}): upgrade trex`,
-        "Version"
-      )
-    }
-    for (let v = version; v < JournalEvent.FORMAT_VERSION; v++) {
-      db.exec("BEGIN IMMEDIATE")
-      try {
-        migrations[v]!(db)
-        db.exec(`PRAGMA user_version = ${v + 1}`)
-        db.exec("COMMIT")
-      } catch (e) {
-        db.exec("ROLLBACK")
-        throw e
-      }
+  }
+  const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version
+  if (version > JournalEvent.FORMAT_VERSION) {
+    db.close()
+    throw io(`journal ${file} has format ${version}, newer than this trex (${JournalEvent.FORMAT_VERSION}): upgrade trex`, "Version")
+  }
+  if (options.readonly) return { db, version }
+  for (let v = version; v < JournalEvent.FORMAT_VERSION; v++) {
+    db.exec("BEGIN IMMEDIATE")
+    try {
+      migrations[v]!(db)
+      db.exec(`PRAGMA user_version = ${v + 1}`)
+      db.exec("COMMIT")
+    } catch (e) {
+      db.exec("ROLLBACK")
+      throw e
     }
   }
   return { db, version: JournalEvent.FORMAT_VERSION }
@@ -156,15 +186,7 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     const { db, version } = yield* Effect.acquireRelease(
       Effect.try({
         try: () => openDb(file, options),
-        catch: (e) =>
-          e instanceof JournalError
-            ? e
-            : options.readonly && /readonly database/i.test(String(e))
-            ? io(
-              `cannot read journal ${file}: its directory is not writable, and SQLite writes ${path.basename(file)}-shm beside a journal to read it: ` +
-                `copy the run directory somewhere writable and read the copy`
-            )
-            : io(`cannot open journal ${file}: ${String(e)}`, "Corrupt")
+        catch: (e) => (e instanceof JournalError ? e : io(`cannot open journal ${file}: ${String(e)}`, "Corrupt"))
       }),
       ({ db }) => Effect.sync(() => db.isOpen && db.close())
     )
