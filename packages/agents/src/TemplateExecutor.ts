@@ -35,15 +35,16 @@ export interface Options {
   readonly maxCurvePoints?: number
 }
 
+/** A placeholder in a recipe command (see `Task.PLACEHOLDERS`). */
+const placeholder = new RegExp(`\\{(${Task.PLACEHOLDERS.join("|")})\\}`, "g")
+
 /**
  * The `argv` for a recipe command; only the four placeholders are substituted.
  * @since 0.1.0 @category utilities
  */
 export const argv = (command: ReadonlyArray<string>, vars: { readonly taskDir: string; readonly run: string; readonly node: string }) => {
-  const all = { ...vars, execPath: process.execPath }
-  return command.map((part) =>
-    part.replace(/\{(taskDir|run|node|execPath)\}/g, (_, k: "taskDir" | "run" | "node" | "execPath") => all[k])
-  )
+  const all: Record<Task.Placeholder, string> = { ...vars, execPath: process.execPath }
+  return command.map((part) => part.replace(placeholder, (_, k: Task.Placeholder) => all[k]))
 }
 
 /** A task's JSON form, encoded and printed once per task (every job of a run carries it), indented as a member of `job.json`. */

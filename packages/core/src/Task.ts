@@ -54,6 +54,14 @@ export const Resources = Schema.Struct({
 export type Resources = typeof Resources.Type
 
 /**
+ * The placeholders of a recipe command, substituted by the template executor (`{taskDir}`, ...).
+ * @since 0.1.0 @category constants
+ */
+export const PLACEHOLDERS = ["taskDir", "run", "node", "execPath"] as const
+/** @since 0.1.0 @category models */
+export type Placeholder = typeof PLACEHOLDERS[number]
+
+/**
  * How the template executor runs a strategy: a command (argv) with placeholders
  * `{taskDir}`, `{run}`, `{node}` and `{execPath}` only — strategy values never enter the
  * command line; the job reads them from `strategy.json`. `estimate` is the cost a running

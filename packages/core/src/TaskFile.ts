@@ -216,8 +216,8 @@ const spaceShapeIssues = (space: SearchSpace.SearchSpace): Array<string> => {
 }
 
 /** The placeholders TemplateExecutor.argv substitutes, in recipe.command only. */
-const placeholders = ["taskDir", "run", "node", "execPath"]
-const placeholderList = "{taskDir}, {run}, {node} or {execPath}"
+const placeholders: ReadonlyArray<string> = Task.PLACEHOLDERS
+const placeholderList = `${placeholders.slice(0, -1).map((p) => `{${p}}`).join(", ")} or {${placeholders.at(-1)}}`
 // `${NAME}` is left alone: it is a shell's variable, in a `sh -c` script
 const placeholderLike = /(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}/g
 
