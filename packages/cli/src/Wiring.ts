@@ -11,7 +11,7 @@ import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
 import * as BackendSettings from "./BackendSettings.ts"
 import * as RunDir from "./RunDir.ts"
-import type { Settings } from "./Settings.ts"
+import { BackendKind, type Settings } from "./Settings.ts"
 
 const unsupported = (what: string, fix: string) => new Errors.InvalidInput({ source: what, message: `${what}: ${fix}` })
 
@@ -119,11 +119,15 @@ export const layers = (
   )
 }
 
+/** The keys of a task's backend section: `kind`, each engine's section, and the simulator's settings. */
+const sections: ReadonlyArray<string> = [
+  ...new Set(["kind", ...BackendKind.literals.filter((k) => k !== "local" && k !== "simulator"), ...Object.keys(Simulator.SimulatorConfig.fields)])
+]
+
 /** Check that a task has what the chosen researcher and executor need. @since 0.1.0 @category validation */
 export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, Errors.InvalidInput> =>
   Effect.gen(function*() {
     // a misspelt backend section (`dockr:`) would be ignored, and the run would go on without its settings
-    const sections = ["kind", "docker", "ssh", "slurm", "k8s", "table", "filter", "parameters", "metric", "cost", "curve", "gpus"]
     for (const key of Object.keys(task.backend ?? {})) {
       const meant = sections.includes(key) ? undefined : TaskFile.closest(key, sections, 1)
       if (meant !== undefined) return yield* unsupported(`backend.${key}`, `not a backend setting; did you mean backend.${meant}?`)
