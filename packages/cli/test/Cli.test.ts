@@ -174,6 +174,26 @@ describe("trex CLI: the Node.js version, checked before anything is loaded", () 
   })
 })
 
+describe("trex CLI: start-up loads no engine client", () => {
+  it("importing @trex/cli resolves none of dockerode, ssh2 and the Kubernetes client; a Docker backend loads its own", () => {
+    const script = `
+      import { registerHooks } from "node:module"
+      const seen = new Set()
+      registerHooks({ resolve(specifier, context, next) { seen.add(specifier); return next(specifier, context) } })
+      const engines = ["dockerode", "ssh2", "@kubernetes/client-node"]
+      await import("@trex/cli")
+      const atStart = engines.filter((e) => seen.has(e))
+      const { Effect } = await import("effect")
+      const { DockerBackend } = await import("@trex/executors")
+      await Effect.runPromise(Effect.exit(Effect.scoped(DockerBackend.make({ root: process.argv[1], socketPath: "/nonexistent.sock" }))))
+      console.log(JSON.stringify({ atStart, afterDocker: engines.filter((e) => seen.has(e)) }))`
+    const r = spawnSync(process.execPath, ["--conditions=@trex/source", "--input-type=module", "-e", script, tmp()], { cwd: root, encoding: "utf8", timeout: 60_000 })
+    assert.strictEqual(r.status, 0, r.stderr)
+    // dockerode's transport (docker-modem) brings ssh2 with it
+    assert.deepStrictEqual(JSON.parse(r.stdout), { atStart: [], afterDocker: ["dockerode", "ssh2"] })
+  })
+})
+
 describe("trex CLI: help", () => {
   it("--help shows each flag's default, the value the command uses", () => {
     const help = trex(["run", "--help"])
