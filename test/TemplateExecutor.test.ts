@@ -14,7 +14,7 @@ const task = TreeBuilder.task({ metric: { name: "acc", direction: "maximize" } }
 const strategy = Strategy.decodeSync({ data: { sources: [{ name: "d" }] }, training: { learningRate: 0.01, epochs: 1, batchSize: 4 } })
 
 /** Run one node whose job is the given Node.js program; returns the node's events. */
-const runJob = (program: string, options: { timeLimitSeconds?: number } = {}) =>
+const runJob = (program: string, options: { timeLimitSeconds?: number; env?: Record<string, string> } = {}) =>
   Effect.scoped(
     Effect.gen(function*() {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-template-"))
@@ -24,7 +24,7 @@ const runJob = (program: string, options: { timeLimitSeconds?: number } = {}) =>
       const node = { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
       const recipe = {
         command: [process.execPath, "{taskDir}/job.mjs", "{node}"],
-        env: {},
+        env: options.env ?? {},
         resources: { gpus: 0, cpus: 1, ...(options.timeLimitSeconds !== undefined ? { timeLimitSeconds: options.timeLimitSeconds } : {}) }
       }
       const events = yield* executor.run({ task: { ...task, recipe }, runId: "r", runDir: dir, node }).pipe(Stream.runCollect)
@@ -142,7 +142,17 @@ describe("TemplateExecutor on the local backend", () => {
       })
     ))
 
-  it("substitutes only the three placeholders; strategy values never reach argv", () => {
+  it.live("the recipe's env values get the placeholders substituted, per job; other braces pass as they are", () =>
+    Effect.gen(function*() {
+      const program = `const e = process.env; ` +
+        `const ok = e.TAG === "r/n1" && e.DATA === process.argv[1].replace(/job\\.mjs$/, "data") && e.NODE_BIN === process.execPath && e.LITERAL === "{strategy} {Node}"; ` +
+        `if (!ok) { console.error(JSON.stringify([e.TAG, e.DATA, e.NODE_BIN, e.LITERAL])); process.exit(3) } ` + writeResult(`{"metrics":{"acc":1}}`)
+      const r = resultOf(yield* runJob(program, { env: { TAG: "{run}/{node}", DATA: "{taskDir}/data", NODE_BIN: "{execPath}", LITERAL: "{strategy} {Node}" } }))
+      assert.isUndefined(r.failure, r.failure?.logTail.join("\n"))
+      assert.strictEqual(r.score, 1)
+    }))
+
+  it("substitutes only the four placeholders; strategy values never reach argv", () => {
     assert.deepStrictEqual(
       TemplateExecutor.argv(["{execPath}", "{taskDir}/train.py", "--node={node}", "{run}", "{strategy}", "$(rm -rf /)"], { taskDir: "/t", run: "r1", node: "n2" }),
       [process.execPath, "/t/train.py", "--node=n2", "r1", "{strategy}", "$(rm -rf /)"]

@@ -27,6 +27,8 @@ export interface Options {
   readonly maxTokens?: number
   /** Log lines kept per job and shown to the model (default 60). */
   readonly logLines?: number
+  /** Directory that `{taskDir}` stands for in the recipe's `env` values (the task file's folder; default: the current directory). */
+  readonly taskDir?: string
 }
 
 const Argv = Schema.Array(Schema.String).check(Schema.isMinLength(1))
@@ -99,6 +101,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       const toExecutorError = (e: { readonly message: string; readonly retryable: boolean }) =>
         new Errors.ExecutorError({ nodeId: node.id, message: e.message, retryable: e.retryable })
       const recipe = request.task.recipe
+      const placeholders = { taskDir: options.taskDir ?? process.cwd(), run: request.runId, node: node.id, execPath: process.execPath }
       const protocolFiles = [
         { path: JobProtocol.STRATEGY_FILE, content: JSON.stringify(Strategy.encode(node.strategy), null, 2) },
         {
@@ -153,7 +156,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           name: `trex-${request.runId}-${node.id}-${kind}${++jobs}`,
           argv,
           ...(recipe?.image !== undefined ? { image: recipe.image } : {}),
-          env: recipe?.env ?? {},
+          env: recipe !== undefined ? Task.substituteEnv(recipe.env, placeholders) : {},
           files: [...protocolFiles, ...workspace.list()],
           resources: kind === "train"
             ? recipe?.resources ?? { gpus: 0, cpus: 1 }

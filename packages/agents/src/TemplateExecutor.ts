@@ -35,16 +35,13 @@ export interface Options {
   readonly maxCurvePoints?: number
 }
 
-/** A placeholder in a recipe command (see `Task.PLACEHOLDERS`). */
-const placeholder = new RegExp(`\\{(${Task.PLACEHOLDERS.join("|")})\\}`, "g")
-
 /**
  * The `argv` for a recipe command; only the four placeholders are substituted.
  * @since 0.1.0 @category utilities
  */
 export const argv = (command: ReadonlyArray<string>, vars: { readonly taskDir: string; readonly run: string; readonly node: string }) => {
-  const all: Record<Task.Placeholder, string> = { ...vars, execPath: process.execPath }
-  return command.map((part) => part.replace(placeholder, (_, k: Task.Placeholder) => all[k]))
+  const all = { ...vars, execPath: process.execPath }
+  return command.map((part) => Task.substitute(part, all))
 }
 
 /** A task's JSON form, encoded and printed once per task (every job of a run carries it), indented as a member of `job.json`. */
@@ -59,24 +56,28 @@ const indentedTask = (task: Task.Task): string => {
  * The job spec for a node.
  * @since 0.1.0 @category constructors
  */
-export const jobSpec = (request: ExecutorAgent.ExecutionRequest, recipe: Task.Recipe, options: Options): Backend.JobSpec => ({
-  name: `trex-${request.runId}-${request.node.id}`,
-  argv: argv(recipe.command, { taskDir: options.taskDir, run: request.runId, node: request.node.id }),
-  ...(recipe.image !== undefined ? { image: recipe.image } : {}),
-  env: { ...recipe.env, ...options.env },
-  files: [
-    { path: JobProtocol.STRATEGY_FILE, content: JobProtocol.strategyFile(request.node.strategy) },
-    {
-      path: JobProtocol.JOB_FILE,
-      // JSON.stringify({ run, node, parent, task }, null, 2), with the task printed once per run
-      content: `{\n  "run": ${JSON.stringify(request.runId)},\n  "node": ${JSON.stringify(request.node.id)},\n  "parent": ${
-        JSON.stringify(request.node.parent)
-      },\n  "task": ${indentedTask(request.task)}\n}`
-    }
-  ],
-  resources: recipe.resources,
-  labels: { run: request.runId, node: request.node.id }
-})
+export const jobSpec = (request: ExecutorAgent.ExecutionRequest, recipe: Task.Recipe, options: Options): Backend.JobSpec => {
+  const vars = { taskDir: options.taskDir, run: request.runId, node: request.node.id, execPath: process.execPath }
+  return {
+    name: `trex-${request.runId}-${request.node.id}`,
+    argv: argv(recipe.command, vars),
+    ...(recipe.image !== undefined ? { image: recipe.image } : {}),
+    // the recipe's values with placeholders substituted; `options.env` (secrets, say) as given
+    env: { ...Task.substituteEnv(recipe.env, vars), ...options.env },
+    files: [
+      { path: JobProtocol.STRATEGY_FILE, content: JobProtocol.strategyFile(request.node.strategy) },
+      {
+        path: JobProtocol.JOB_FILE,
+        // JSON.stringify({ run, node, parent, task }, null, 2), with the task printed once per run
+        content: `{\n  "run": ${JSON.stringify(request.runId)},\n  "node": ${JSON.stringify(request.node.id)},\n  "parent": ${
+          JSON.stringify(request.node.parent)
+        },\n  "task": ${indentedTask(request.task)}\n}`
+      }
+    ],
+    resources: recipe.resources,
+    labels: { run: request.runId, node: request.node.id }
+  }
+}
 
 /**
  * Turn a job's exit into a node result: decode `result.json`, pick the primary score

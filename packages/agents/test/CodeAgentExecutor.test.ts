@@ -18,8 +18,8 @@ const task = Schema.decodeUnknownSync(Task.Task)({
   metric: { name: "accuracy", direction: "maximize" }
 })
 const strategy = Strategy.decodeSync({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.01, epochs: 2, batchSize: 4 } })
-const request = (root: string): ExecutorAgent.ExecutionRequest => ({
-  task,
+const request = (root: string, withTask: Task.Task = task): ExecutorAgent.ExecutionRequest => ({
+  task: withTask,
   runId: "r1",
   runDir: root,
   node: { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
@@ -39,7 +39,7 @@ fs.writeFileSync(dir + "/result.json", JSON.stringify({ metrics: { accuracy: 0.9
 const lastToolResults = (r: Fake.Recorded): Array<{ is_error?: boolean; content: string }> =>
   (r.body.messages.at(-1).content as Array<any>).filter((b) => b.type === "tool_result")
 
-const setup = (script: Fake.Handler, options: CodeAgentExecutor.Options = {}) =>
+const setup = (script: Fake.Handler, options: CodeAgentExecutor.Options = {}, withTask: Task.Task = task) =>
   Effect.gen(function*() {
     const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(root, { recursive: true, force: true })))
@@ -49,11 +49,27 @@ const setup = (script: Fake.Handler, options: CodeAgentExecutor.Options = {}) =>
       Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
       Effect.provideService(Backend.Backend, backend)
     )
-    const events = yield* Stream.runCollect(executor.run(request(root)))
+    const events = yield* Stream.runCollect(executor.run(request(root, withTask)))
     return { root, server, backend, events }
   })
 
 describe("CodeAgentExecutor", () => {
+  it.live("the recipe's env reaches the model's jobs with its placeholders substituted", () =>
+    Effect.gen(function*() {
+      const check = `const e = process.env
+if (e.TAG !== "r1/n1" || e.DATA !== "/tasks/toy/data" || e.LITERAL !== "{x}") { console.error(JSON.stringify([e.TAG, e.DATA, e.LITERAL])); process.exit(3) }
+require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify({ metrics: { accuracy: 1 } }))`
+      const withRecipe = Schema.decodeUnknownSync(Task.Task)({
+        ...Schema.encodeSync(Task.Task)(task),
+        recipe: { command: ["unused"], env: { TAG: "{run}/{node}", DATA: "{taskDir}/data", LITERAL: "{x}" } }
+      })
+      const { events } = yield* setup(() => Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "-e", check] })]), { taskDir: "/tasks/toy" }, withRecipe)
+      const finished = events.at(-1)!
+      if (finished._tag !== "Finished") return assert.fail("no Finished event")
+      assert.isUndefined(finished.result.failure, finished.result.failure?.logTail.join("\n"))
+      assert.strictEqual(finished.result.score, 1)
+    }))
+
   it.live("fixes a failing script: write, run, see the error, rewrite, submit, result", () =>
     Effect.gen(function*() {
       const { backend, events, root, server } = yield* setup((req, i) => {

@@ -110,7 +110,7 @@ export const layers = (
     : undefined
   const executor = settings.executor === "template"
     ? TemplateExecutor.layer({ taskDir: settings.taskDir, ...(recipe !== undefined ? { recipe } : {}) }).pipe(Layer.provide(backendLayer))
-    : CodeAgentExecutor.layer().pipe(Layer.provide([model(settings), backendLayer]))
+    : CodeAgentExecutor.layer({ taskDir: settings.taskDir }).pipe(Layer.provide([model(settings), backendLayer]))
   return Layer.mergeAll(
     Journal.Journal.layerSqlite(RunDir.journalFile(runDir)),
     Layer.succeed(SearchPolicy.SearchPolicy, policy(settings.policy)),

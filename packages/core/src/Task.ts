@@ -54,17 +54,44 @@ export const Resources = Schema.Struct({
 export type Resources = typeof Resources.Type
 
 /**
- * The placeholders of a recipe command, substituted by the template executor (`{taskDir}`, ...).
+ * The placeholders of a recipe's command and environment values, substituted per job by the
+ * executors (`{taskDir}`, ...).
  * @since 0.1.0 @category constants
  */
 export const PLACEHOLDERS = ["taskDir", "run", "node", "execPath"] as const
 /** @since 0.1.0 @category models */
 export type Placeholder = typeof PLACEHOLDERS[number]
 
+const placeholderPattern = new RegExp(`\\{(${PLACEHOLDERS.join("|")})\\}`, "g")
+
+/**
+ * Substitute the placeholders in one part of a recipe's command or one of its environment values;
+ * any other `{word}` stays as it is.
+ *
+ * @example
+ * ```ts
+ * import { Task } from "@trex/core"
+ * Task.substitute("{taskDir}/data", { taskDir: "/tasks/mt", run: "r1", node: "n3", execPath: "/usr/bin/node" }) // "/tasks/mt/data"
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const substitute = (text: string, values: Readonly<Record<Placeholder, string>>): string =>
+  text.replace(placeholderPattern, (_, k: Placeholder) => values[k])
+
+/**
+ * A recipe's environment for one job: each value with its placeholders substituted ({@link substitute}).
+ * @since 0.1.0 @category utilities
+ */
+export const substituteEnv = (env: Readonly<Record<string, string>>, values: Readonly<Record<Placeholder, string>>): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env)) out[k] = substitute(v, values)
+  return out
+}
+
 /**
  * How the template executor runs a strategy: a command (argv) with placeholders
- * `{taskDir}`, `{run}`, `{node}` and `{execPath}` only — strategy values never enter the
- * command line; the job reads them from `strategy.json`. `estimate` is the cost a running
+ * `{taskDir}`, `{run}`, `{node}` and `{execPath}` only (substituted in `env` values too) — strategy
+ * values never enter the command line; the job reads them from `strategy.json`. `estimate` is the cost a running
  * trial reserves against the budget.
  * @since 0.1.0 @category schemas
  */

@@ -215,27 +215,29 @@ const spaceShapeIssues = (space: SearchSpace.SearchSpace): Array<string> => {
   return issues
 }
 
-/** The placeholders TemplateExecutor.argv substitutes, in recipe.command only. */
+/** The placeholders the executors substitute, in recipe.command and recipe.env values. */
 const placeholders: ReadonlyArray<string> = Task.PLACEHOLDERS
 const placeholderList = `${placeholders.slice(0, -1).map((p) => `{${p}}`).join(", ")} or {${placeholders.at(-1)}}`
 // `${NAME}` is left alone: it is a shell's variable, in a `sh -c` script
 const placeholderLike = /(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}/g
 
 /**
- * A `{name}` in the command that misspells one of the four placeholders (`{taskdir}`, `{runs}`)
- * would reach every job as it is, and every trial would fail the same way. Any other `{word}` is
- * left alone: it may be meant literally (a Python f-string in `python -c`, say).
+ * A `{name}` in the command or an env value that misspells one of the four placeholders
+ * (`{taskdir}`, `{runs}`) would reach every job as it is, and every trial would fail the same way.
+ * Any other `{word}` is left alone: it may be meant literally (a Python f-string in `python -c`, say).
  */
 const recipeIssues = (recipe: Task.Recipe | undefined): Array<string> => {
   const issues: Array<string> = []
-  recipe?.command.forEach((part, i) => {
-    for (const [, key] of part.matchAll(placeholderLike)) {
+  const check = (text: string, where: string) => {
+    for (const [, key] of text.matchAll(placeholderLike)) {
       if (key === undefined || placeholders.includes(key)) continue
       const best = closest(key, placeholders, 1)
       if (best === undefined) continue
-      issues.push(`  recipe.command[${i}]: {${key}} is not a placeholder; did you mean {${best}}? (the placeholders: ${placeholderList})`)
+      issues.push(`  ${where}: {${key}} is not a placeholder; did you mean {${best}}? (the placeholders: ${placeholderList})`)
     }
-  })
+  }
+  recipe?.command.forEach((part, i) => check(part, `recipe.command[${i}]`))
+  for (const [name, value] of Object.entries(recipe?.env ?? {})) check(value, `recipe.env.${name}`)
   return issues
 }
 

@@ -142,6 +142,13 @@ describe("TaskFile: recipe placeholders", () => {
     ])
   })
 
+  it("a misspelt placeholder in an env value is refused too, naming the variable", () => {
+    const task = { ...minimalTask, recipe: { command: ["train"], env: { DATA: "{taskdir}/data", TAG: "{run}-{node}", FMT: "{x:.3f}" } } }
+    assert.deepStrictEqual(issues(task), [
+      "recipe.env.DATA: {taskdir} is not a placeholder; did you mean {taskDir}? (the placeholders: {taskDir}, {run}, {node} or {execPath})"
+    ])
+  })
+
   it("the four placeholders, shell variables and other braces (an f-string's {x}) are fine", () => {
     const command = ["{execPath}", "{taskDir}/train.ts", "--out={run}/{node}", "sh", "-c", "echo ${HOME} {a,b} { x } '{\"k\": 1}'", "python", "-c", "x = 1; print(f'{x} {value}')"]
     assert.deepStrictEqual(loads(recipe(command)).recipe?.command, command)
