@@ -71,7 +71,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       if (!(options.maxTrials >= 1)) return yield* invalid("maxTrials", "maxTrials must be at least 1")
       task = { ...task, budget: { ...task.budget, maxTrials: options.maxTrials } }
     }
-    const code = codeFingerprint(task, loaded.dir)
+    const code = codeFingerprint(task, loaded.dir, loaded.file)
     const declared = yield* declaredBackend(task)
     const settings: Settings.Settings = {
       ...Settings.defaults,

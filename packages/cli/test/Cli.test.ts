@@ -282,6 +282,10 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     }
     assert.strictEqual(run().reused, 0)
     assert.strictEqual(run().reused, 3, "the same task and code: the first run's three results are reused")
+    // the task file beside the trainer is not trainer code: a changed budget keeps the results
+    const taskFile = path.join(taskDir, "toy.task.yaml")
+    fs.writeFileSync(taskFile, fs.readFileSync(taskFile, "utf8").replace("budget: { maxTrials: 8 }", "budget: { maxTrials: 9 }"))
+    assert.isAbove(run().reused, 0, "the task file changed, the trainer did not")
     // the trainer changed: nothing carries over
     fs.appendFileSync(path.join(taskDir, "toy-job.mjs"), "\n// changed\n")
     assert.strictEqual(run().reused, 0, "the trainer changed")

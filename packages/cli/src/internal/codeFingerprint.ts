@@ -1,9 +1,10 @@
 /**
  * A fingerprint of a task's trainer code, so that results of earlier runs are not reused once the
  * code that produced them has changed: the source files under each folder holding a file (or being
- * a folder) that the recipe command names through `{taskDir}`, recursively, without dot folders,
- * `node_modules`, `__pycache__`, build and run directories, and files over 1 MB. Paths are relative to the task folder, so a
- * moved checkout keeps its fingerprint.
+ * a folder) that the recipe command or an env value names through `{taskDir}`, recursively, without dot
+ * folders, `node_modules`, `__pycache__`, build and run directories, files over 1 MB and the task
+ * file itself (its budget or search space is not the trainer's code). Paths are relative to the task
+ * folder, so a moved checkout keeps its fingerprint.
  */
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
@@ -40,12 +41,12 @@ const sourceFiles = (dir: string, out: Array<string>, seen: { entries: number })
   }
 }
 
-/** 16 hex digits, or `undefined` when the recipe names no file of the task folder. */
-export const codeFingerprint = (task: Task.Task, taskDir: string): string | undefined => {
-  const command = task.recipe?.command
-  if (command === undefined) return undefined
+/** 16 hex digits, or `undefined` when the recipe names no file of the task folder. `taskFile`: the task file read, left out. */
+export const codeFingerprint = (task: Task.Task, taskDir: string, taskFile?: string): string | undefined => {
+  const recipe = task.recipe
+  if (recipe === undefined) return undefined
   const roots = new Set<string>()
-  for (const part of command) {
+  for (const part of [...recipe.command, ...Object.values(recipe.env)]) {
     for (const m of part.matchAll(/\{taskDir\}([^\s"'=:,;]*)/g)) {
       const named = path.join(taskDir, m[1] ?? "")
       const stat = fs.statSync(named, { throwIfNoEntry: false })
@@ -57,8 +58,10 @@ export const codeFingerprint = (task: Task.Task, taskDir: string): string | unde
   const files: Array<string> = []
   const seen = { entries: 0 }
   for (const root of [...roots].sort()) sourceFiles(root, files, seen)
+  const skip = taskFile !== undefined && taskFile !== "" ? path.resolve(taskFile) : undefined
   const hash = createHash("sha256")
-  for (const file of [...new Set(files)]) {
+  for (const file of new Set(files)) {
+    if (file === skip) continue
     hash.update(path.relative(taskDir, file)).update("\0").update(fs.readFileSync(file)).update("\0")
   }
   return hash.digest("hex").slice(0, 16)
