@@ -78,7 +78,7 @@ const runCommand = Command.make(
     maxTrials: Flag.Int("max-trials").pipe(Flag.optional, Flag.withDescription("stop after this many trials (overrides the task's budget)")),
     seed: Flag.Int("seed").pipe(defaulted(0, "seed of the policy and the offline agents; same seed, same tree")),
     out: Flag.String("out").pipe(defaulted("trex-runs", "directory that holds run directories")),
-    stagnation: Flag.Int("stagnation").pipe(Flag.optional, Flag.withDescription("stop after this many finished trials without improvement")),
+    stagnation: Flag.Int("stagnation").pipe(Flag.optional, Flag.withDescription("stop after this many finished trials without improvement (results reused from earlier runs are not trials)")),
     noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for"))
   },
   (flags) =>

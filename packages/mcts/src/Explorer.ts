@@ -45,7 +45,7 @@ export interface Options {
   readonly concurrency?: number
   /** Distil insights after every k finished trials (default 5; 0 turns it off). */
   readonly distillEvery?: number
-  /** Stop after this many finished trials without a new best (default: never). */
+  /** Stop after this many finished trials without a new best (default: never); results reused from other runs are not trials. */
   readonly stagnation?: number
   /** Early stopping of running trials (default: none). */
   readonly scheduler?: Scheduler.SchedulerShape
@@ -373,7 +373,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   // ---- the loop ------------------------------------------------------------------------------
   const control = options.control
   const unsubscribe = control?.onChange(() => Queue.offerUnsafe(wake, { _tag: "Control" }))
-  // for the stagnation rule: how many trials had finished when the best so far was found
+  // for the stagnation rule: trials run (finished, not reused from another run) so far, and when the best so far was found
+  let reusedCount = replayed.reused
   let lastBestAt = replayed.atBest
   let bestUtility = tree.view.best() !== undefined ? tree.view.root.stats.bestUtility : -Infinity
   let lastDistilled = replayed.atDistill
@@ -469,7 +470,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         const u = best === undefined ? -Infinity : tree.view.root.stats.bestUtility
         if (u > bestUtility) {
           bestUtility = u
-          lastBestAt = finishedNow
+          lastBestAt = finishedNow - reusedCount
         }
         finishedCount = finishedNow
       }
@@ -482,7 +483,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       const stopWhy =
         control?.stopRequested !== undefined ? "stopped by request"
         : best !== undefined && Task.reachesTarget(runTask, ExperimentNode.score(best)!) ? "target reached"
-        : options.stagnation !== undefined && finishedCount - lastBestAt >= options.stagnation ? `no improvement in ${options.stagnation} trials`
+        : options.stagnation !== undefined && finishedCount - reusedCount - lastBestAt >= options.stagnation ? `no improvement in ${options.stagnation} trials`
         : budgetStop(ledger)
       if (stopWhy !== undefined) {
         reason = stopWhy
@@ -545,6 +546,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
             at
           })
         ])
+        reusedCount++
         continue
       }
       // admit
@@ -606,12 +608,14 @@ const withSeed = (seed: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effe
 const GROUP_COMMIT = "20 millis"
 
 /**
- * From the journal, as the loop counted them: the trials finished when insights were last
- * distilled, and when the best result so far was found (0 if never); the summed cost of the
- * trials that reported one, and their number.
+ * From the journal, as the loop counted them: the results finished when insights were last
+ * distilled; the results reused from other runs, and the trials run (finished, not reused) when the
+ * best result so far was found (0 if never); the summed cost of the trials that reported one, and
+ * their number.
  */
 const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task) => {
   let finished = 0
+  let reused = 0
   let atDistill = 0
   let atBest = 0
   let best = -Infinity
@@ -625,14 +629,15 @@ const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task)
     } else if (event._tag === "NodeFinished" && event.outcome !== "Cancelled" && !counted.has(event.nodeId)) {
       counted.add(event.nodeId)
       finished++
+      if (event.result?.reusedFrom !== undefined) reused++
       const score = event.outcome === "Succeeded" ? event.result?.score : undefined
       if (score !== undefined && Task.utility(task, score) > best) {
         best = Task.utility(task, score)
-        atBest = finished
+        atBest = finished - reused
       }
     } else if (event._tag === "InsightsDistilled") atDistill = finished
   }
-  return { atDistill, atBest, trialCost, trialsCosted }
+  return { atDistill, atBest, reused, trialCost, trialsCosted }
 }
 
 /** A fingerprint that is in the tree already (finished, running or queued; not cancelled). */

@@ -261,6 +261,20 @@ describe("Explorer", () => {
       for (const n of reused) assert.match((n.state as { result: { reusedFrom: string } }).result.reusedFrom, /^r1\/n\d+$/)
     }))
 
+  it.live("results reused from another run are not trials of the stagnation rule: the run still runs its own", () =>
+    Effect.gen(function*() {
+      const first = Journal.makeMemory()
+      yield* runWith(first, { maxTrials: 12 })
+      const cache = ResultCache.fromJournals([yield* first.read()])
+      const log: ExecLog = { runs: [] }
+      // the same seed proposes what the first run ran: its twelve results come back reused first
+      const summary = yield* runWith(Journal.makeMemory(), { maxTrials: 12, cache, log, runId: "r2", stagnation: 3 })
+      const reused = [...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded" && n.state.result.reusedFrom !== undefined)
+      assert.isAtLeast(reused.length, 4, "more reused results than the stagnation rule's 3")
+      assert.isAtLeast(log.runs.length, 3, `stopped (${summary.reason}) after ${log.runs.length} trials of its own`)
+      assert.match(summary.reason, /no improvement in 3 trials|budget/)
+    }))
+
   it.live("reuses results only of runs of the same task and trainer code", () =>
     Effect.gen(function*() {
       const first = Journal.makeMemory()
