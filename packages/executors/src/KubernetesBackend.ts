@@ -167,7 +167,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       if (Object.keys(m.secret.data ?? {}).length > 0) yield* call("createSecret", () => core.createNamespacedSecret({ namespace, body: owned(m.secret) }))
     }).pipe(Effect.tapError(() => Effect.ignore(call("deleteJob", () => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" })))))
     known.set(name, { labels: spec.labels })
-    const ref: ExperimentNode.JobRef = { backend: NAME, id: name, data: { namespace, gpus: spec.resources.gpus } }
+    const ref: ExperimentNode.JobRef = { backend: NAME, id: name, data: { namespace, gpus: spec.resources.gpus, run: K.labelValue(spec.labels.run) } }
     return ref
   })
 
@@ -401,11 +401,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
 
   const cancel = Effect.fn("KubernetesBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     // A tombstone first: once the Job is deleted, any controller that looks for it (a restarted
-    // one, or another instance) learns it was cancelled rather than lost.
+    // one, or another instance) learns it was cancelled rather than lost. Its labels are its own
+    // (and the run's, when the ref knows it), so deleting tombstones by label touches nothing else.
+    const run = ref.data["run"]
+    const labels = { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) }
     yield* call("createTombstone", () =>
       core.createNamespacedConfigMap({
         namespace,
-        body: { metadata: { name: tombstone(ref.id), labels: { [K.JOB_LABEL]: ref.id } }, data: { cancelledAt: new Date().toISOString() } }
+        body: { metadata: { name: tombstone(ref.id), labels }, data: { cancelledAt: new Date().toISOString() } }
       })).pipe(Effect.catchIf(isConflict, () => Effect.void))
     yield* call("deleteJob", () => batch.deleteNamespacedJob({ name: ref.id, namespace, propagationPolicy: "Foreground" })).pipe(
       Effect.catchIf(isNotFound, () => Effect.void)
@@ -424,10 +427,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       const finished = K.jobOutcome(job) !== undefined || job.metadata?.deletionTimestamp != null
       const running = pods.items.some((p) => p.metadata?.labels?.[K.JOB_LABEL] === name && K.podState(p)?.state === "Running")
       const gpus = Number(job.spec?.template.spec?.containers[0]?.resources?.limits?.[gpuResource] ?? 0)
-      out.set(name, { ref: { backend: NAME, id: name, data: { namespace, gpus } }, labels, state: finished ? "Finished" : running ? "Running" : "Pending" })
+      out.set(name, { ref: { backend: NAME, id: name, data: { namespace, gpus, run: K.labelValue(run) } }, labels, state: finished ? "Finished" : running ? "Running" : "Pending" })
     }
     for (const [name, k] of known) {
-      if (k.labels.run === run && !out.has(name)) out.set(name, { ref: { backend: NAME, id: name, data: { namespace } }, labels: k.labels, state: "Finished" })
+      if (k.labels.run === run && !out.has(name)) out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels: k.labels, state: "Finished" })
     }
     return [...out.values()]
   })

@@ -7,6 +7,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Backend, TaskFile } from "@trex/core"
+import { CoreV1Api } from "@kubernetes/client-node"
 import { Context, Effect, Layer, Redacted, Stream } from "effect"
 import { BackendConformance } from "@trex/core/testing"
 import * as KubernetesBackend from "../src/KubernetesBackend.ts"
@@ -218,6 +219,30 @@ describe("KubernetesBackend after the TTL controller deleted a finished Job", ()
       const fresh = yield* KubernetesBackend.make(config(fake))
       const gone = yield* Backend.awaitExit(fresh, ref)
       assert.strictEqual(gone.failureKind, "Infra")
+    }).pipe(Effect.scoped))
+})
+
+describe("KubernetesBackend tombstones", () => {
+  it.live("a cancelled job's tombstone carries labels of its own and the run's: the documented cleanup selects tombstones only", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const cancelled = yield* backend.submit(spec("tomb-cancel", "sleep 60"))
+      yield* backend.cancel(cancelled)
+      assert.strictEqual((yield* Backend.awaitExit(backend, cancelled)).outcome, "Cancelled")
+      // another run's job, still running, with its spec ConfigMap mounted
+      const other = yield* backend.submit(spec("tomb-other", "sleep 60", { labels: { run: "k8s-run/2", node: "n1" } }))
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      const names = (labelSelector: string) =>
+        Effect.promise(() => core.listNamespacedConfigMap({ namespace: "trex", labelSelector })).pipe(Effect.map((l) => l.items.map((c) => c.metadata!.name!).sort()))
+      // what docs/backends.md tells users to delete: every tombstone, or one run's
+      assert.deepStrictEqual(yield* names(K.TOMBSTONE_LABEL), [`${cancelled.id}-cancelled`])
+      assert.deepStrictEqual(yield* names(`${K.TOMBSTONE_LABEL},${K.RUN_LABEL}=${K.labelValue("k8s-run/1")}`), [`${cancelled.id}-cancelled`])
+      assert.deepStrictEqual(yield* names(`${K.TOMBSTONE_LABEL},${K.RUN_LABEL}=${K.labelValue("k8s-run/2")}`), [])
+      // the running job's spec ConfigMap is not a tombstone
+      assert.isDefined(fake.get("configmaps", "trex", other.id))
+      assert.notInclude(yield* names(K.TOMBSTONE_LABEL), other.id)
+      yield* backend.cancel(other)
     }).pipe(Effect.scoped))
 })
 

@@ -14,6 +14,8 @@ import { isEnvName, isSafeRelativePath, shellQuote } from "./slurmScript.ts"
 export const RUN_LABEL = "trex.dev/run"
 export const NODE_LABEL = "trex.dev/node"
 export const JOB_LABEL = "trex.dev/job"
+/** The label of a cancelled job's tombstone ConfigMap (its value: the job's name); not on any other object. */
+export const TOMBSTONE_LABEL = "trex.dev/cancelled-job"
 /** The line the wrapper prints after the job: `TREX_RESULT <base64 of result.json>`. */
 export const RESULT_MARKER = "TREX_RESULT "
 export const CONTAINER = "job"
