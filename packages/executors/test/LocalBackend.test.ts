@@ -93,6 +93,21 @@ describe("LocalBackend", () => {
       assert.ok(!Fs.existsSync(Path.join(queued.data["dir"] as string, "ran.txt")), "the cancelled queued job never ran")
     })))
 
+  it.live("a job that completes in the grace period after a cancel (exit 0, result written) succeeded; one that only exits 0 was cancelled", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 2, killGraceMs: 5000 })
+      const finishes = yield* backend.submit(spec("finishes", `trap 'echo "{\\"metrics\\":{\\"acc\\":0.5}}" > result.json; exit 0' TERM\necho started\nsleep 60 & wait`))
+      const quits = yield* backend.submit(spec("quits", `trap 'exit 0' TERM\necho started\nsleep 60 & wait`))
+      for (const ref of [finishes, quits]) {
+        yield* backend.watch(ref).pipe(Stream.takeUntil((e) => e._tag === "Log" && e.line === "started"), Stream.runDrain)
+        yield* backend.cancel(ref)
+      }
+      const done = yield* Backend.awaitExit(backend, finishes)
+      assert.strictEqual(done.outcome, "Succeeded")
+      assert.deepStrictEqual(done.result, { metrics: { acc: 0.5 } })
+      assert.strictEqual((yield* Backend.awaitExit(backend, quits)).outcome, "Cancelled")
+    })))
+
   it.live("Backend.run cancels its job when interrupted, also while the submit is returning", () =>
     Effect.scoped(Effect.gen(function*() {
       const local = yield* LocalBackend.make({ root: tmpRoot(), slots: 2, killGraceMs: 500 })

@@ -190,9 +190,12 @@ const readResult = (dir: string): { readonly result: unknown } | { readonly resu
   }
 }
 
-const outcome = (exit: ExitFile, limit: number | undefined): Pick<Backend.JobExit, "outcome" | "failureKind" | "message"> => {
+const outcome = (exit: ExitFile, limit: number | undefined, wroteResult: boolean): Pick<Backend.JobExit, "outcome" | "failureKind" | "message"> => {
   switch (exit.reason) {
     case "cancel":
+      // a job that finished its work in the grace period after the cancel (exit 0, its result
+      // written) succeeded: its result is kept, not thrown away and run again
+      if (exit.code === 0 && exit.signal === null && wroteResult) return { outcome: "Succeeded" }
       return { outcome: "Cancelled", message: "cancelled" }
     case "timeout":
       return { outcome: "Failed", failureKind: "Timeout", message: `exceeded its time limit of ${limit ?? "?"}s` }
@@ -218,12 +221,13 @@ const outcome = (exit: ExitFile, limit: number | undefined): Pick<Backend.JobExi
 export const toJobExit = (dir: string, exit: ExitFile): Backend.JobExit => {
   const spec = readSpec(dir)
   const wallSeconds = Math.max(0, (exit.endedAt - exit.startedAt) / 1000)
+  const result = readResult(dir)
   return {
     _tag: "Exit",
-    ...outcome(exit, spec?.resources.timeLimitSeconds),
+    ...outcome(exit, spec?.resources.timeLimitSeconds, "result" in result),
     ...(exit.code !== null ? { exitCode: exit.code } : {}),
     ...(exit.signal !== null ? { signal: exit.signal } : {}),
-    ...readResult(dir),
+    ...result,
     logTail: logTail(dir),
     wallSeconds,
     gpuSeconds: wallSeconds * (spec?.gpuIds.length ?? 0)
