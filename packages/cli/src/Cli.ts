@@ -7,6 +7,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Errors, TaskFile } from "@trex/core"
+import { Control } from "@trex/mcts"
 import { Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Bench from "./Bench.ts"
@@ -15,6 +16,7 @@ import * as LiveView from "./LiveView.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
+import * as StopSignal from "./internal/stopSignal.ts"
 import * as Trex from "./Trex.ts"
 
 const out = (text: string) => Effect.sync(() => process.stdout.write(text.endsWith("\n") ? text : text + "\n"))
@@ -37,10 +39,27 @@ export const execute = (prepared: Trex.Prepared) =>
     const existing = fs.existsSync(RunDir.journalFile(runDir)) ? yield* RunDir.readEntries(runDir) : []
     view.prime(existing, task.budget)
     yield* out(`run directory: ${runDir}`)
-    yield* Trex.runPrepared(prepared, { onEvent: view.onEvent }).pipe(
-      Effect.ensuring(Effect.sync(() => view.close())),
-      Effect.onInterrupt(() => out(`\nstopped; continue with: trex resume ${runDir}`))
-    )
+    // The first Ctrl-C (or SIGTERM) stops starting trials and lets the running ones finish; a second cancels them.
+    const control = new Control.Control()
+    let stoppedBy: NodeJS.Signals | undefined
+    yield* Effect.scoped(Effect.gen(function*() {
+      yield* StopSignal.onFirstSignal((signal) => {
+        stoppedBy = signal
+        control.stop("drain")
+        process.stderr.write(
+          `\n${signal === "SIGINT" ? "Ctrl-C" : signal}: stopping. No new trials start; the running ones finish and are kept. ` +
+            `Press Ctrl-C again to cancel them now (they would run again on resume).\n`
+        )
+      })
+      yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, control }).pipe(
+        Effect.ensuring(Effect.sync(() => view.close())),
+        Effect.onInterrupt(() => out(`\nstopped, running trials cancelled; continue with: trex resume ${runDir}`))
+      )
+    }))
+    if (stoppedBy !== undefined) {
+      yield* out(`\nstopped; continue with: trex resume ${runDir}`)
+      process.exitCode = 130
+    }
     const info = yield* RunDir.load(runDir)
     yield* writeReport(path.join(runDir, "report.md"), Status.toMarkdown(info))
     yield* out(["", Status.toText(info, runDir), "", `report: ${path.join(runDir, "report.md")}`].join("\n"))

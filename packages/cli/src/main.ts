@@ -3,10 +3,11 @@
  *
  * @since 0.1.0
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit } from "effect"
+import { NodeServices } from "@effect/platform-node"
+import { Cause, Console, Effect, Exit, Runtime } from "effect"
 import { CliOutput, Command } from "effect/cli"
 import { command } from "./Cli.ts"
+import { firstSignal } from "./internal/stopSignal.ts"
 
 const fail = (code: number, message: string) =>
   Effect.sync(() => {
@@ -38,7 +39,30 @@ const program = Command.run(command, { version: "0.1.0" }).pipe(
   Effect.provide(NodeServices.layer)
 )
 
-NodeRuntime.runMain(program, {
+/**
+ * `NodeRuntime.runMain`, except for the first SIGINT or SIGTERM during a run: the run drains (see
+ * `internal/stopSignal.ts`) instead of being interrupted; a second signal interrupts.
+ */
+const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
+  let signalled = false
+  const onSignal = (signal: NodeJS.Signals) => {
+    const first = !signalled
+    signalled = true
+    if (first && firstSignal(signal)) return
+    fiber.interruptUnsafe(fiber.id)
+  }
+  fiber.addObserver((exit) => {
+    process.removeListener("SIGINT", onSignal)
+    process.removeListener("SIGTERM", onSignal)
+    teardown(exit, (code) => {
+      if (signalled || code !== 0) process.exit(code)
+    })
+  })
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+})
+
+runMain(program, {
   disableErrorReporting: true,
   teardown: (exit, onExit) => {
     if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {

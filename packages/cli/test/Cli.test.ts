@@ -405,26 +405,61 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     }
   })
 
-  it("Ctrl-C stops cleanly: jobs cancelled, journal consistent, and `trex resume` carries on", async () => {
-    const out = tmp()
-    const log = path.join(out, "executions.log")
+  /** `trex run` of the toy task in the background, until two trials are running (their jobs have started). */
+  const runUntilTwoRunning = async (out: string, log: string) => {
     const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "6"], {
       cwd: root,
       env: { ...process.env, TREX_TOY_LOG: log, TREX_TOY_MS: "3000" },
       stdio: ["ignore", "pipe", "pipe"]
     })
-    let stdout = ""
-    child.stdout.on("data", (d) => (stdout += d))
+    const output = { stdout: "", stderr: "" }
+    child.stdout.on("data", (d) => (output.stdout += d))
+    child.stderr.on("data", (d) => (output.stderr += d))
+    const exited = new Promise<number | null>((r) => child.once("exit", (c) => r(c)))
     const deadline = Date.now() + 60_000
-    // wait until two trials are running (their jobs have started), then interrupt
-    while ((stdout.match(/^start /gm) ?? []).length < 2 || !fs.existsSync(log) || fs.readFileSync(log, "utf8").trim().split("\n").length < 2) {
-      if (Date.now() > deadline) throw new Error(`no progress: ${stdout}`)
+    while ((output.stdout.match(/^start /gm) ?? []).length < 2 || !fs.existsSync(log) || fs.readFileSync(log, "utf8").trim().split("\n").length < 2) {
+      if (Date.now() > deadline) throw new Error(`no progress: ${output.stdout}`)
       await new Promise((r) => setTimeout(r, 50))
     }
+    return { child, output, exited }
+  }
+  const executions = (log: string) => fs.readFileSync(log, "utf8").trim().split("\n")
+
+  it("Ctrl-C once: no new trial starts, the running ones finish and are kept; `trex resume` runs no trial twice", async () => {
+    const out = tmp()
+    const log = path.join(out, "executions.log")
+    const { child, exited, output } = await runUntilTwoRunning(out, log)
+    const running = executions(log)
     child.kill("SIGINT")
-    const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)))
+    assert.strictEqual(await exited, 130, output.stderr)
+    assert.match(output.stderr, /Ctrl-C: stopping\. No new trials start; the running ones finish and are kept\. Press Ctrl-C again to cancel them now/)
+    assert.match(output.stdout, /stopped; continue with: trex resume /)
+    const runDir = output.stdout.match(/run directory: (.*)/)![1]!
+    // the two running trials finished with their results, and nothing else started
+    assert.deepStrictEqual(executions(log), running)
+    const stopped = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
+    for (const node of running) assert.strictEqual(stopped.view.get(node)?.state._tag, "Succeeded", node)
+    const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50" })
+    assert.strictEqual(resumed.status, 0, resumed.stderr)
+    const all = executions(log)
+    assert.strictEqual(new Set(all).size, all.length, `a trial ran twice: ${all.join(",")}`)
+    const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
+    assert.strictEqual(tree.view.size, 6)
+    for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
+  })
+
+  it("Ctrl-C twice stops at once: running jobs cancelled, journal consistent, and `trex resume` carries on", async () => {
+    const out = tmp()
+    const log = path.join(out, "executions.log")
+    const { child, exited, output } = await runUntilTwoRunning(out, log)
+    child.kill("SIGINT")
+    const deadline = Date.now() + 10_000
+    while (!output.stderr.includes("Ctrl-C: stopping") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    child.kill("SIGINT")
+    const code = await exited
     assert.strictEqual(code, 130)
-    assert.match(stdout, /stopped; continue with: trex resume /)
+    const stdout = output.stdout
+    assert.match(stdout, /stopped, running trials cancelled; continue with: trex resume /)
     const runDir = stdout.match(/run directory: (.*)/)![1]!
     // the running jobs were cancelled: no job process is left (a zombie its supervisor has not
     // reaped yet counts as gone; the kill may take a moment to land)

@@ -1,0 +1,21 @@
+/**
+ * What the first Ctrl-C (SIGINT) or SIGTERM does. By default the program is interrupted. While a
+ * run is in progress it registers a handler instead: the run stops starting trials and lets the
+ * running ones finish (their results are journaled), and only a second signal interrupts it
+ * (which cancels the running trials: they would run again on resume).
+ */
+import { Effect } from "effect"
+
+let handler: ((signal: NodeJS.Signals) => void) | undefined
+
+/** Handle the first stop signal with `onStop` for the rest of the scope. */
+export const onFirstSignal = (onStop: (signal: NodeJS.Signals) => void) =>
+  Effect.acquireRelease(Effect.sync(() => void (handler = onStop)), () => Effect.sync(() => void (handler = undefined)))
+
+/** Called by the program's signal listener on the first signal: true when a handler took it (do not interrupt). */
+export const firstSignal = (signal: NodeJS.Signals): boolean => {
+  const h = handler
+  if (h === undefined) return false
+  h(signal)
+  return true
+}
