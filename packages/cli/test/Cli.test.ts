@@ -4,7 +4,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentNode, ExperimentTree, Journal } from "@trex/core"
+import { ExperimentNode, ExperimentTree, Journal, JournalEvent } from "@trex/core"
 import { Effect } from "effect"
 import * as BackendSettings from "../src/BackendSettings.ts"
 import * as RunDir from "../src/RunDir.ts"
@@ -290,6 +290,17 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     fs.appendFileSync(path.join(taskDir, "toy-job.mjs"), "\n// changed\n")
     assert.strictEqual(run().reused, 0, "the trainer changed")
     assert.strictEqual(run("--no-reuse").reused, 0, "--no-reuse")
+  })
+
+  it("a damaged journal of another run in --out is passed over (its results are not reused), not a crash of this run", () => {
+    const out = tmp()
+    fs.mkdirSync(path.join(out, "broken"))
+    const db = new DatabaseSync(path.join(out, "broken", "journal.sqlite"))
+    db.exec(`PRAGMA user_version = ${JournalEvent.FORMAT_VERSION}`)
+    db.close()
+    const r = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "1"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(r.status, 0, r.stderr)
+    assert.notMatch(r.stderr, /unexpected error/)
   })
 
   it("a search whose every trial fails exits 1 and says so", () => {

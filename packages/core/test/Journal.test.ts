@@ -405,6 +405,19 @@ describe("Journal (SQLite)", () => {
       assert.deepStrictEqual(await runChild(["open", file]).catch(() => ["?"]), ["error Version"])
     })
 
+    it("a file at this format without the events table (made by another program) is Corrupt, for writers and readers, not a crash", async () => {
+      const file = sqliteFile()
+      const db = new DatabaseSync(file)
+      db.exec(`PRAGMA user_version = ${JournalEvent.FORMAT_VERSION}`)
+      db.close()
+      for (const options of [{}, { readonly: true }]) {
+        const error = await openError(file, options)
+        assert.strictEqual(error.reason, "Corrupt", JSON.stringify(options))
+        assert.match(error.message, /is not a readable trex journal \(no such table: events\): it is damaged or was not written by trex/)
+      }
+      assert.isFalse(fs.existsSync(`${file}.lock.pid`), "a refused open releases the lock")
+    })
+
     it("a read-only open of a newer journal is refused with Version too", async () => {
       const error = await openError(withVersion(JournalEvent.FORMAT_VERSION + 1), { readonly: true })
       assert.strictEqual(error.reason, "Version")

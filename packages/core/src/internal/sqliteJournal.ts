@@ -190,22 +190,33 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
       }),
       ({ db }) => Effect.sync(() => db.isOpen && db.close())
     )
-    const insert = options.readonly ? undefined : db.prepare("INSERT INTO events (seq, tag, payload, crc) VALUES (?, ?, ?, ?)")
-    const begin = options.readonly ? undefined : db.prepare("BEGIN IMMEDIATE")
-    const commit = options.readonly ? undefined : db.prepare("COMMIT")
     // A file its writer was killed in before the first migration committed has no table yet: for a
     // reader, a journal with no events (a writer migrates it when it opens it).
-    if (version === 0) {
+    if (version === 0 && options.readonly) {
       return {
         append: () => Effect.fail(io(`journal ${file} is open read-only`)),
         read: () => Effect.succeed([])
       }
     }
-    // rows as arrays (no object per row); the tag is read only to name a row that does not decode
-    const selectFrom = db.prepare("SELECT seq, payload, crc FROM events WHERE seq >= ? ORDER BY seq")
-    selectFrom.setReturnArrays(true)
-    const tagOf = db.prepare("SELECT tag FROM events WHERE seq = ?")
-    const maxSeq = db.prepare("SELECT COALESCE(MAX(seq), 0) AS n FROM events")
+    // A file that says it is a journal but lacks its table (made by hand or by another program)
+    // fails here, as a damaged journal, not as a crash.
+    const { insert, begin, commit, selectFrom, tagOf, maxSeq } = yield* Effect.try({
+      try: () => {
+        const readOnly = options.readonly
+        const statements = {
+          insert: readOnly ? undefined : db.prepare("INSERT INTO events (seq, tag, payload, crc) VALUES (?, ?, ?, ?)"),
+          begin: readOnly ? undefined : db.prepare("BEGIN IMMEDIATE"),
+          commit: readOnly ? undefined : db.prepare("COMMIT"),
+          // rows as arrays (no object per row); the tag is read only to name a row that does not decode
+          selectFrom: db.prepare("SELECT seq, payload, crc FROM events WHERE seq >= ? ORDER BY seq"),
+          tagOf: db.prepare("SELECT tag FROM events WHERE seq = ?"),
+          maxSeq: db.prepare("SELECT COALESCE(MAX(seq), 0) AS n FROM events")
+        }
+        statements.selectFrom.setReturnArrays(true)
+        return statements
+      },
+      catch: (e) => io(`journal ${file} is not a readable trex journal (${e instanceof Error ? e.message : String(e)}): it is damaged or was not written by trex`, "Corrupt")
+    })
     let next = options.readonly ? 0 : Number((maxSeq.get() as { n: number | bigint }).n) + 1
 
     const append = (events: ReadonlyArray<JournalEvent.JournalEvent>) =>
