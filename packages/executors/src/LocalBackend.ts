@@ -206,8 +206,14 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
   const known = (dir: string) => (): Known =>
     queue.some((q) => q.dir === dir) ? "queued" : running.get(dir)?.started === false ? "starting" : "unknown"
 
-  const refDir = (ref: ExperimentNode.JobRef): string =>
-    typeof ref.data["dir"] === "string" ? ref.data["dir"] : Path.join(root, ref.id)
+  // The job's directory: under this backend's root, where a moved run directory's jobs are now;
+  // else the one the ref recorded (a job of another root).
+  const refDir = (ref: ExperimentNode.JobRef): string => {
+    const here = Path.join(root, ref.id)
+    const recorded = ref.data["dir"]
+    if (typeof recorded !== "string" || recorded === here) return here
+    return Fs.existsSync(Path.join(here, Job.SPEC_FILE)) || !Fs.existsSync(Path.join(recorded, Job.SPEC_FILE)) ? here : recorded
+  }
 
   const toRef = (dir: string): ExperimentNode.JobRef => ({ backend: NAME, id: Path.basename(dir), data: { dir } })
 

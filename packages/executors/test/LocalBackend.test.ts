@@ -79,6 +79,22 @@ describe("LocalBackend", () => {
       assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Succeeded")
     })))
 
+  it.live("a run directory moved after its jobs ended: a backend on the new root finds them by the refs the journal holds", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const before = Path.join(tmpRoot(), "run", "jobs")
+      const first = yield* LocalBackend.make({ root: before, slots: 1 })
+      const ref = yield* first.submit(spec("moved", `echo '{"metrics":{"acc":0.9}}' > result.json`))
+      assert.strictEqual((yield* Backend.awaitExit(first, ref)).outcome, "Succeeded")
+      const after = Path.join(tmpRoot(), "moved-run", "jobs")
+      Fs.mkdirSync(Path.dirname(after), { recursive: true })
+      Fs.renameSync(Path.dirname(before), Path.dirname(after))
+      assert.strictEqual(ref.data["dir"], Path.join(before, ref.id), "the ref records where the job was")
+      const moved = yield* LocalBackend.make({ root: after, slots: 1 })
+      const exit = yield* Backend.awaitExit(moved, ref)
+      assert.strictEqual(exit.outcome, "Succeeded")
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 0.9 } })
+    })))
+
   it.live("a queued job can be cancelled before it starts", () =>
     Effect.scoped(Effect.gen(function*() {
       const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 1, killGraceMs: 500 })
