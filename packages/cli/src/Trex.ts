@@ -59,6 +59,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       const settings = yield* Schema.decodeUnknownEffect(Settings.Settings)(info.started.options).pipe(
         Effect.mapError(() => invalid(options.resume!, `${options.resume}: the run's recorded settings are not readable by this trex`))
       )
+      yield* sameTrainer(options.resume, info.started.task, settings)
       return { task: info.started.task, settings, runDir: path.resolve(options.resume), runId: info.started.runId, seed: info.started.seed }
     }
     const loaded = options.taskFile !== undefined
@@ -100,6 +101,26 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
   })
 
 const invalid = (source: string, message: string) => new Errors.InvalidInput({ source, message })
+
+/**
+ * A run resumes only with the trainer it started with: its task folder where it was (the recipe
+ * runs files from it), and the trainer code unchanged (the results so far came from that code; a
+ * resumed run would mix the two, and later runs would reuse the new results as the old code's).
+ */
+const sameTrainer = (runDir: string, task: Task.Task, settings: Settings.Settings): Effect.Effect<void, Errors.InvalidInput> => {
+  if (settings.code === undefined) return Effect.void
+  const fresh = `start a new run from the task file (trex run ${settings.taskFile !== "" ? settings.taskFile : "<task file>"})`
+  if (!fs.existsSync(settings.taskDir)) {
+    return Effect.fail(invalid(runDir, `the task folder ${settings.taskDir} this run started from is gone (moved or deleted), and its trials run files from it: put it back, or ${fresh}`))
+  }
+  // runs started before the task file itself was left out of the fingerprint counted it in
+  if (codeFingerprint(task, settings.taskDir, settings.taskFile) === settings.code || codeFingerprint(task, settings.taskDir) === settings.code) return Effect.void
+  return Effect.fail(invalid(
+    runDir,
+    `the trainer code under ${settings.taskDir} changed since this run started: its results so far came from the earlier code, and resuming would mix the two. ` +
+      `Restore the code to resume, or ${fresh}`
+  ))
+}
 
 /**
  * The backend a task file names in `backend.kind` (the backend a run uses unless told otherwise:

@@ -303,6 +303,26 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.notMatch(r.stderr, /unexpected error/)
   })
 
+  it("resume refuses a run whose trainer code changed or whose task folder is gone, saying what to do", () => {
+    const taskDir = tmp()
+    for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))
+    const first = trex(["run", path.join(taskDir, "toy.task.yaml"), "--out", tmp(), "--max-trials", "2"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(first.status, 0, first.stderr)
+    const runDir = first.stdout.match(/run directory: (.*)/)![1]!
+    assert.strictEqual(trex(["resume", runDir], { TREX_TOY_MS: "30" }).status, 0, "unchanged: resumes")
+    fs.writeFileSync(path.join(taskDir, "toy.task.yaml"), fs.readFileSync(path.join(taskDir, "toy.task.yaml"), "utf8").replace("maxTrials: 8", "maxTrials: 9"))
+    assert.strictEqual(trex(["resume", runDir], { TREX_TOY_MS: "30" }).status, 0, "the task file is not trainer code")
+    fs.appendFileSync(path.join(taskDir, "toy-job.mjs"), "\n// changed\n")
+    const changed = trex(["resume", runDir], { TREX_TOY_MS: "30" })
+    assert.strictEqual(changed.status, 2, changed.stderr)
+    assert.match(changed.stderr, /the trainer code under .* changed since this run started: .*Restore the code to resume, or start a new run from the task file \(trex run .*toy\.task\.yaml\)/)
+    fs.renameSync(taskDir, `${taskDir}-moved`)
+    const gone = trex(["resume", runDir], { TREX_TOY_MS: "30" })
+    assert.strictEqual(gone.status, 2, gone.stderr)
+    assert.match(gone.stderr, /the task folder .* this run started from is gone \(moved or deleted\), and its trials run files from it: put it back, or start a new run/)
+    assert.notMatch(gone.stderr, /\n\s+at /, "no stack trace")
+  })
+
   it("a search whose every trial fails exits 1 and says so", () => {
     const taskDir = tmp()
     fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(taskDir, "toy-job.mjs"))
