@@ -40,6 +40,16 @@ export const readEntries = (runDir: string): Effect.Effect<ReadonlyArray<Journal
         const journal = yield* Journal.Journal
         return yield* journal.read(1)
       }).pipe(Effect.provide(Journal.Journal.layerSqlite(file, { readonly: true })))
+    ).pipe(
+      Effect.mapError((e) =>
+        e.reason === "Corrupt" && e.seq !== undefined && e.seq > 1
+          ? new Errors.JournalError({
+            ...e,
+            message: `${e.message}. The run cannot go on from a damaged journal; the results it journaled before entry ${e.seq} are reused by a new run ` +
+              `of the task in the same folder (trex run <task file> --out ${path.dirname(path.resolve(runDir))})`
+          })
+          : e
+      )
     )
   })
 
@@ -80,7 +90,7 @@ export const load = (runDir: string): Effect.Effect<RunInfo, Errors.InvalidInput
 
 /**
  * The journals of other runs under `root` (for result reuse), skipping `except` and any that
- * cannot be read.
+ * cannot be opened; of a damaged journal, the entries before the damage.
  * @since 0.1.0 @category reading
  */
 export const siblingJournals = (root: string, except: string) =>
@@ -90,8 +100,8 @@ export const siblingJournals = (root: string, except: string) =>
     for (const name of fs.readdirSync(root).sort()) {
       const dir = path.join(root, name)
       if (path.resolve(dir) === path.resolve(except) || !fs.existsSync(journalFile(dir))) continue
-      const entries = yield* readEntries(dir).pipe(Effect.orElseSucceed(() => undefined))
-      if (entries !== undefined) out.push(entries)
+      const intact = yield* Journal.readIntact(journalFile(dir)).pipe(Effect.orElseSucceed(() => undefined))
+      if (intact !== undefined && intact.entries.length > 0) out.push(intact.entries)
     }
     return out
   })

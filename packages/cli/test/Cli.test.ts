@@ -323,6 +323,28 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.notMatch(gone.stderr, /\n\s+at /, "no stack trace")
   })
 
+  it("a run whose journal is damaged says what still helps: a new run in the same folder reuses the results from before the damage", () => {
+    const out = tmp()
+    const run = (...flags: ReadonlyArray<string>) => trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--seed", "4", ...flags], { TREX_TOY_MS: "30" })
+    const first = run("--max-trials", "3")
+    assert.strictEqual(first.status, 0, first.stderr)
+    const runDir = first.stdout.match(/run directory: (.*)/)![1]!
+    // damage the last entry (the run's end): everything before it is intact
+    const db = new DatabaseSync(path.join(runDir, "journal.sqlite"))
+    db.exec("UPDATE events SET payload = replace(payload, '\"at\"', '\"at \"') WHERE seq = (SELECT MAX(seq) FROM events)")
+    const last = Number((db.prepare("SELECT MAX(seq) AS n FROM events").get() as { n: number }).n)
+    db.close()
+    const status = trex(["status", runDir])
+    assert.strictEqual(status.status, 1)
+    assert.include(status.stderr, `entry ${last} fails its checksum`)
+    assert.include(status.stderr, `the results it journaled before entry ${last} are reused by a new run of the task in the same folder (trex run <task file> --out ${out})`)
+    const second = run("--max-trials", "1")
+    assert.strictEqual(second.status, 0, second.stderr)
+    const secondDir = second.stdout.match(/run directory: (.*)/)![1]!
+    // (a damaged journal used to be passed over whole: nothing reused)
+    assert.isAtLeast(JSON.parse(trex(["status", secondDir, "--json"]).stdout).reused, 1)
+  })
+
   it("a search whose every trial fails exits 1 and says so", () => {
     const taskDir = tmp()
     fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(taskDir, "toy-job.mjs"))

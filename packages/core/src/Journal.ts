@@ -9,7 +9,10 @@
 import { Context, Effect, Layer } from "effect"
 import { JournalError } from "./Errors.ts"
 import * as JournalEvent from "./JournalEvent.ts"
-import { makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
+import { type Intact, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
+
+/** @since 0.1.0 @category models */
+export type { Intact } from "./internal/sqliteJournal.ts"
 
 /**
  * @example
@@ -65,3 +68,12 @@ export const makeMemory = (): Journal["Service"] => {
       })
   }
 }
+
+/**
+ * The entries of the SQLite journal at `file` up to its first bad one (a checksum that fails, an
+ * entry missing or not decodable), and that entry's error as `damage`; read-only, without the lock.
+ * What a damaged run still holds: its results before the damage can be reused by a new run.
+ * @since 0.1.0 @category constructors
+ */
+export const readIntact = (file: string): Effect.Effect<Intact, JournalError> =>
+  Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact))

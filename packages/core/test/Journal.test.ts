@@ -7,7 +7,7 @@ import { crc32 } from "node:zlib"
 import { Effect, Exit } from "effect"
 import fc from "fast-check"
 import type { JournalError } from "../src/Errors.ts"
-import { Journal, makeMemory } from "../src/Journal.ts"
+import { Journal, makeMemory, readIntact } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
 import { type Child, eventAt, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
@@ -191,6 +191,19 @@ describe("Journal (SQLite)", () => {
         assert.strictEqual(crc32(r.payload), Number(r.crc))
         assert.deepStrictEqual(JournalEvent.decodeSync(JSON.parse(r.payload)), eventAt(Number(r.seq)))
       }
+    })
+
+    it("readIntact gives the entries before the first bad one, and its error; an undamaged journal whole", async () => {
+      for (const [damage, seq] of [["UPDATE events SET payload = replace(payload, 'event 3', 'event 8') WHERE seq = 3", 3], ["DELETE FROM events WHERE seq = 4", 4]] as const) {
+        const file = await corrupt((db) => db.exec(damage))
+        const intact = await Effect.runPromise(readIntact(file))
+        assert.deepStrictEqual(intact.entries.map((e) => e.event), [1, 2, 3, 4, 5].slice(0, seq - 1).map(eventAt), damage)
+        assert.strictEqual(intact.damage?.reason, "Corrupt")
+        assert.strictEqual(intact.damage?.seq, seq)
+      }
+      const whole = await Effect.runPromise(readIntact(await corrupt(() => {})))
+      assert.strictEqual(whole.entries.length, 5)
+      assert.isUndefined(whole.damage)
     })
 
     it("a payload with a valid checksum that does not decode is Corrupt with its seq", async () => {

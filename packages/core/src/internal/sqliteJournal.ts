@@ -173,6 +173,12 @@ const openDb = (file: string, options: SqliteOptions): { readonly db: DatabaseSy
   return { db, version: JournalEvent.FORMAT_VERSION }
 }
 
+/** A journal's entries up to the first bad one, and that one's error. */
+export interface Intact {
+  readonly entries: ReadonlyArray<JournalEvent.Entry>
+  readonly damage?: JournalError
+}
+
 export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
   Effect.gen(function*() {
     const lockFile = `${file}.lock`
@@ -195,7 +201,8 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     if (version === 0 && options.readonly) {
       return {
         append: () => Effect.fail(io(`journal ${file} is open read-only`)),
-        read: () => Effect.succeed([])
+        read: () => Effect.succeed([]),
+        intact: Effect.succeed<Intact>({ entries: [] })
       }
     }
     // A file that says it is a journal but lacks its table (made by hand or by another program)
@@ -242,37 +249,47 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
         catch: (e) => (e instanceof JournalError ? e : io(`append to ${file} failed: ${String(e)}`))
       })
 
-    const read = (from = 1) =>
-      Effect.try({
-        try: () => {
-          const out: Array<JournalEvent.Entry> = []
-          let expected = Math.max(1, from)
-          for (const row of selectFrom.iterate(expected) as Iterable<[number, string, number]>) {
-            const seq = Number(row[0])
-            const payload = row[1]
-            if (seq !== expected) {
-              throw io(`journal ${file}: entry ${expected} is missing (next is ${seq})`, "Corrupt", expected)
-            }
-            if (crc32(payload) !== Number(row[2])) {
-              throw io(`journal ${file}: entry ${seq} fails its checksum (torn or corrupt write)`, "Corrupt", seq)
-            }
-            let event: JournalEvent.JournalEvent
-            try {
-              event = JournalEvent.decodeSync(JSON.parse(payload))
-            } catch (e) {
-              const tag = (tagOf.get(seq) as { tag: string } | undefined)?.tag
-              if (tag !== undefined && !Object.hasOwn(JournalEvent.JournalEvent.cases, tag)) {
-                throw io(`journal ${file}: entry ${seq} is a ${tag} event, which this trex does not know: the run was written by a newer trex (upgrade trex to read it)`, "Version", seq)
-              }
-              throw io(`journal ${file}: entry ${seq} (${tag}) does not decode: ${String(e)}`, "Corrupt", seq)
-            }
-            out.push({ seq, event })
-            expected++
+    /** Entries from `from` on; at the first bad one, throws its error, or (`intact`) stops and returns it with those before. */
+    const scan = (from: number, intact: boolean): Intact => {
+      const out: Array<JournalEvent.Entry> = []
+      try {
+        scanInto(out, from)
+        return { entries: out }
+      } catch (e) {
+        const error = e instanceof JournalError ? e : io(`cannot read journal ${file}: ${String(e)}`, "Corrupt")
+        if (!intact) throw error
+        return { entries: out, damage: error }
+      }
+    }
+    const scanInto = (out: Array<JournalEvent.Entry>, from: number) => {
+      let expected = Math.max(1, from)
+      for (const row of selectFrom.iterate(expected) as Iterable<[number, string, number]>) {
+        const seq = Number(row[0])
+        const payload = row[1]
+        if (seq !== expected) {
+          throw io(`journal ${file}: entry ${expected} is missing (next is ${seq})`, "Corrupt", expected)
+        }
+        if (crc32(payload) !== Number(row[2])) {
+          throw io(`journal ${file}: entry ${seq} fails its checksum (torn or corrupt write)`, "Corrupt", seq)
+        }
+        let event: JournalEvent.JournalEvent
+        try {
+          event = JournalEvent.decodeSync(JSON.parse(payload))
+        } catch (e) {
+          const tag = (tagOf.get(seq) as { tag: string } | undefined)?.tag
+          if (tag !== undefined && !Object.hasOwn(JournalEvent.JournalEvent.cases, tag)) {
+            throw io(`journal ${file}: entry ${seq} is a ${tag} event, which this trex does not know: the run was written by a newer trex (upgrade trex to read it)`, "Version", seq)
           }
-          return out
-        },
-        catch: (e) => (e instanceof JournalError ? e : io(`cannot read journal ${file}: ${String(e)}`, "Corrupt"))
-      })
+          throw io(`journal ${file}: entry ${seq} (${tag}) does not decode: ${String(e)}`, "Corrupt", seq)
+        }
+        out.push({ seq, event })
+        expected++
+      }
+    }
+    // (scan throws only JournalErrors)
+    const read = (from = 1) => Effect.try({ try: () => scan(from, false).entries, catch: (e) => e as JournalError })
+    /** Every entry up to the first bad one, and that one's error: what a damaged journal still holds. */
+    const intact = Effect.sync(() => scan(1, true))
 
-    return { append, read }
+    return { append, read, intact }
   })
