@@ -248,14 +248,21 @@ describe("Explorer", () => {
       assert.match(summary.reason, /budget/)
     }))
 
-  it.live("reuses a cached result instead of running its strategy again", () =>
+  /** A run, then a second run ("r2", the same seed) with the first's results as its cache: the second's summary, log and reused nodes. */
+  const rerunWithCache = (maxTrials: number, second: Partial<Explorer.Options> = {}) =>
     Effect.gen(function*() {
       const first = Journal.makeMemory()
-      yield* runWith(first, { maxTrials: 4 })
+      yield* runWith(first, { maxTrials })
       const cache = ResultCache.fromJournals([yield* first.read()])
       const log: ExecLog = { runs: [] }
-      const summary = yield* runWith(Journal.makeMemory(), { maxTrials: 4, cache, log, runId: "r2" })
+      const summary = yield* runWith(Journal.makeMemory(), { maxTrials, cache, log, runId: "r2", ...second })
       const reused = [...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded" && n.state.result.reusedFrom !== undefined)
+      return { summary, log, reused }
+    })
+
+  it.live("reuses a cached result instead of running its strategy again", () =>
+    Effect.gen(function*() {
+      const { log, reused, summary } = yield* rerunWithCache(4)
       assert.isAtLeast(reused.length, 1)
       assert.strictEqual(log.runs.length + reused.length, summary.tree.size)
       for (const n of reused) assert.match((n.state as { result: { reusedFrom: string } }).result.reusedFrom, /^r1\/n\d+$/)
@@ -263,13 +270,8 @@ describe("Explorer", () => {
 
   it.live("results reused from another run are not trials of the stagnation rule: the run still runs its own", () =>
     Effect.gen(function*() {
-      const first = Journal.makeMemory()
-      yield* runWith(first, { maxTrials: 12 })
-      const cache = ResultCache.fromJournals([yield* first.read()])
-      const log: ExecLog = { runs: [] }
       // the same seed proposes what the first run ran: its twelve results come back reused first
-      const summary = yield* runWith(Journal.makeMemory(), { maxTrials: 12, cache, log, runId: "r2", stagnation: 3 })
-      const reused = [...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded" && n.state.result.reusedFrom !== undefined)
+      const { log, reused, summary } = yield* rerunWithCache(12, { stagnation: 3 })
       assert.isAtLeast(reused.length, 4, "more reused results than the stagnation rule's 3")
       assert.isAtLeast(log.runs.length, 3, `stopped (${summary.reason}) after ${log.runs.length} trials of its own`)
       assert.match(summary.reason, /no improvement in 3 trials|budget/)
