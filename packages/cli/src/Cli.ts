@@ -58,7 +58,7 @@ export const execute = (prepared: Trex.Prepared) =>
     }))
     if (stoppedBy !== undefined) {
       yield* out(`\nstopped; continue with: trex resume ${runDir}`)
-      process.exitCode = 130
+      yield* Effect.sync(() => void (process.exitCode = 130))
     }
     const info = yield* RunDir.load(runDir)
     yield* writeReport(path.join(runDir, "report.md"), Status.toMarkdown(info))
