@@ -198,7 +198,7 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     )
     // A file its writer was killed in before the first migration committed has no table yet: for a
     // reader, a journal with no events (a writer migrates it when it opens it).
-    if (version === 0 && options.readonly) {
+    if (version === 0) {
       return {
         append: () => Effect.fail(io(`journal ${file} is open read-only`)),
         read: () => Effect.succeed([]),
