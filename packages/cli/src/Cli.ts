@@ -125,8 +125,18 @@ const runCommand = Command.make(
     })
 ).pipe(Command.withDescription("start a search on a task file"))
 
-const resumeCommand = Command.make("resume", { runDir: runDirArg }, ({ runDir }) =>
-  Effect.flatMap(Trex.prepare({ resume: runDir }), execute)).pipe(Command.withDescription("continue a stopped or killed run where it left off"))
+const resumeCommand = Command.make(
+  "resume",
+  {
+    runDir: runDirArg,
+    maxTrials: Flag.Int("max-trials").pipe(Flag.optional, Flag.withDescription("the run's trial budget from here on, e.g. more trials for a finished run (default: the budget it has)"))
+  },
+  ({ maxTrials, runDir }) =>
+    Effect.gen(function*() {
+      if (Option.isSome(maxTrials) && maxTrials.value < 1) return yield* new Errors.InvalidInput({ source: "--max-trials", message: `--max-trials must be at least 1, got ${maxTrials.value}` })
+      yield* execute(yield* Trex.prepare({ resume: runDir, ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}) }))
+    })
+).pipe(Command.withDescription("continue a stopped or killed run where it left off (--max-trials: with a new trial budget)"))
 
 const statusCommand = Command.make(
   "status",

@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Errors, type JournalEvent, type Task, TaskFile } from "@trex/core"
+import { type Budget, Errors, type JournalEvent, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Control, Explorer, ResultCache } from "@trex/mcts"
 import { Deferred, Effect, Fiber, PubSub, Schema, type Scope, Stream } from "effect"
@@ -32,6 +32,7 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   /** Continue this run directory instead of starting a new one. */
   readonly resume?: string
   readonly seed?: number
+  /** The trial budget: of a new run, instead of the task's; with `resume`, the run's from here on. */
   readonly maxTrials?: number
 }
 
@@ -42,6 +43,8 @@ export interface Prepared {
   readonly runDir: string
   readonly runId: string
   readonly seed: number
+  /** A resumed run's new budget (`maxTrials` given with `resume`), journaled when the run resumes. */
+  readonly budget?: Budget.Budget
 }
 
 const withSimulatedSpace = (task: Task.Task, dir: string, file: string) =>
@@ -60,7 +63,18 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
         Effect.mapError(() => invalid(options.resume!, `${options.resume}: the run's recorded settings are not readable by this trex`))
       )
       yield* sameTrainer(options.resume, info.started.task, settings)
-      return { task: info.started.task, settings, runDir: path.resolve(options.resume), runId: info.started.runId, seed: info.started.seed }
+      // the budget as of the last resume that set one, or the one given now
+      const current = info.tree.view.task
+      if (options.maxTrials !== undefined && !(options.maxTrials >= 1)) return yield* invalid("maxTrials", "maxTrials must be at least 1")
+      const budget = options.maxTrials !== undefined ? { ...current.budget, maxTrials: options.maxTrials } : undefined
+      return {
+        task: budget !== undefined ? { ...current, budget } : current,
+        settings,
+        runDir: path.resolve(options.resume),
+        runId: info.started.runId,
+        seed: info.started.seed,
+        ...(budget !== undefined ? { budget } : {})
+      }
     }
     const loaded = options.taskFile !== undefined
       ? yield* TaskFile.load(options.taskFile)
@@ -155,6 +169,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
       // results of earlier runs in the same folder, of the same task and trainer code (see ResultCache.identity)
       cache: settings.reuse === false ? ResultCache.empty : ResultCache.fromJournals(siblings, { task, code: settings.code }),
       recorded: Schema.encodeSync(Settings.Settings)(settings),
+      ...(prepared.budget !== undefined ? { budget: prepared.budget } : {}),
       ...(hooks.onEvent !== undefined ? { onEvent: hooks.onEvent } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),

@@ -303,6 +303,25 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.notMatch(r.stderr, /unexpected error/)
   })
 
+  it("resume --max-trials gives a finished run a new trial budget, which later resumes keep", () => {
+    const log = path.join(tmp(), "executions.log")
+    const env = { TREX_TOY_MS: "30", TREX_TOY_LOG: log }
+    const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", tmp(), "--max-trials", "3"], env)
+    assert.strictEqual(first.status, 0, first.stderr)
+    const runDir = first.stdout.match(/run directory: (.*)/)![1]!
+    const more = trex(["resume", runDir, "--max-trials", "5"], env)
+    assert.strictEqual(more.status, 0, more.stderr)
+    const status = () => JSON.parse(trex(["status", runDir, "--json"]).stdout) as { budget: { limits: { maxTrials: number }; trials: number } }
+    assert.deepStrictEqual([status().budget.trials, status().budget.limits.maxTrials], [5, 5])
+    assert.strictEqual(trex(["resume", runDir], env).status, 0)
+    assert.deepStrictEqual([status().budget.trials, status().budget.limits.maxTrials], [5, 5], "a plain resume keeps the new budget")
+    const executed = fs.readFileSync(log, "utf8").trim().split("\n")
+    assert.strictEqual(new Set(executed).size, 5, executed.join(","))
+    const bad = trex(["resume", runDir, "--max-trials", "0"], env)
+    assert.strictEqual(bad.status, 2)
+    assert.match(bad.stderr, /--max-trials must be at least 1, got 0/)
+  })
+
   it("resume refuses a run whose trainer code changed or whose task folder is gone, saying what to do", () => {
     const taskDir = tmp()
     for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))

@@ -55,6 +55,7 @@ export interface NodeView extends ExperimentNode.ExperimentNode {
  * @since 0.1.0 @category models
  */
 export interface TreeView {
+  /** The run's task, with the budget a resume set last (`RunResumed.budget`), if any. */
   readonly task: Task.Task
   /** The virtual root (the task before any experiment): id {@link ExperimentNode.ROOT}. */
   readonly root: RootView
@@ -219,12 +220,16 @@ export class ExperimentTree {
   applied = 0
   readonly view: TreeView
 
-  readonly task: Task.Task
+  private currentTask: Task.Task
+  /** The run's task, with the budget a resume set last, if any. */
+  get task(): Task.Task {
+    return this.currentTask
+  }
   readonly runId: string
   readonly seed: number
 
   private constructor(task: Task.Task, runId: string, seed: number) {
-    this.task = task
+    this.currentTask = task
     this.runId = runId
     this.seed = seed
     this.storage.f[PARENT] = -1
@@ -232,7 +237,9 @@ export class ExperimentTree {
     const self = this
     const get = (id: string): NodeView | undefined => self.nodes.get(id)?.view
     this.view = {
-      task,
+      get task() {
+        return self.currentTask
+      },
       get root() {
         return self.rootView
       },
@@ -409,6 +416,9 @@ export class ExperimentTree {
       case "AnalysisCompleted":
         // the explorer journals one per run; should a journal hold more, the first is the one its proposals saw
         this.analysis ??= event.analysis
+        return
+      case "RunResumed":
+        if (event.budget !== undefined) this.currentTask = { ...this.currentTask, budget: event.budget }
         return
       default:
         return

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import * as Budget from "./Budget.ts"
 import * as Cost from "./Cost.ts"
 import * as ExperimentNode from "./ExperimentNode.ts"
 import * as Insight from "./Insight.ts"
@@ -34,7 +35,8 @@ export const JournalEvent = Schema.TaggedUnion({
     options: JsonRecord,
     at: Schema.Finite
   },
-  RunResumed: { at: Schema.Finite },
+  /** `budget`: the run's budget from here on, when the resume set one (`trex resume --max-trials`). */
+  RunResumed: { at: Schema.Finite, budget: Schema.optionalKey(Budget.Budget) },
   /**
    * The researcher's analysis of the task, journaled once per run before its first proposal
    * (the placeholder when `analyze` failed), so a resumed run reuses it instead of asking again.
@@ -89,7 +91,8 @@ export interface Entry {
  */
 const cases = JournalEvent.cases
 const canonical: Partial<Record<Tag, C.Check>> = {
-  RunResumed: C.struct("RunResumed", cases.RunResumed, { _tag: C.literal("RunResumed"), at: C.isFinite }),
+  // (one with a budget, rare, takes the schema's path)
+  RunResumed: C.struct("RunResumed", cases.RunResumed, { _tag: C.literal("RunResumed"), at: C.isFinite }, { budget: () => false }),
   AnalysisCompleted: C.struct("AnalysisCompleted", cases.AnalysisCompleted, {
     _tag: C.literal("AnalysisCompleted"),
     analysis: C.analysis,

@@ -45,6 +45,11 @@ export interface Options {
   readonly concurrency?: number
   /** Distil insights after every k finished trials (default 5; 0 turns it off). */
   readonly distillEvery?: number
+  /**
+   * When resuming: the run's budget from here on, instead of the one it started with (journaled, so
+   * later resumes keep it). A new run takes its budget from the task.
+   */
+  readonly budget?: Budget.Budget
   /** Stop after this many finished trials without a new best (default: never); results reused from other runs are not trials. */
   readonly stagnation?: number
   /** Early stopping of running trials (default: none). */
@@ -131,7 +136,13 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     return yield* Effect.die(new Error(`journal does not belong to run ${options.runId}`))
   }
   const seed = first?._tag === "RunStarted" ? first.seed : options.seed ?? 0
-  const runTask = first?._tag === "RunStarted" ? first.task : task
+  // the recorded task, with the budget a resume set last, or the one this resume sets
+  const recorded = first?._tag === "RunStarted" ? first.task : task
+  let budget = recorded.budget
+  for (const { event } of existing) if (event._tag === "RunResumed" && event.budget !== undefined) budget = event.budget
+  const newBudget = resumed && options.budget !== undefined ? options.budget : undefined
+  if (newBudget !== undefined) budget = newBudget
+  const runTask = budget === recorded.budget ? recorded : { ...recorded, budget }
   const tree = resumed ? ExperimentTree.fold(existing.map((e) => e.event))! : ExperimentTree.ExperimentTree.empty(runTask, options.runId, seed)
   const ledger = new Budget.Ledger(runTask.budget)
   let priorElapsed = 0
@@ -205,7 +216,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
 
   const started = yield* now
   if (resumed) {
-    yield* record([JournalEvent.make("RunResumed", { at: started })])
+    yield* record([JournalEvent.make("RunResumed", { at: started, ...(newBudget !== undefined ? { budget: newBudget } : {}) })])
   } else {
     yield* record([
       JournalEvent.make("RunStarted", { runId: options.runId, task: runTask, seed, options: options.recorded ?? {}, at: started })

@@ -187,6 +187,28 @@ describe("Explorer", () => {
       assert.strictEqual(entries.filter((e) => e.event._tag === "BudgetCharged" && e.event.reason === "analyze").length, 1)
     }))
 
+  it.live("a finished run resumed with a larger budget goes on to it; the budget is journaled, so a later resume keeps it", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      const first = yield* runWith(journal, { maxTrials: 4, log })
+      assert.match(first.reason, /budget/)
+      assert.strictEqual(log.runs.length, 4)
+      const extended = yield* runWith(journal, { maxTrials: 4, log, budget: { maxTrials: 7 } })
+      assert.match(extended.reason, /budget/)
+      assert.strictEqual(log.runs.length, 7, "three more trials, none run twice")
+      assert.strictEqual(new Set(log.runs.map((r) => r.node)).size, 7)
+      assert.strictEqual(extended.tree.task.budget.maxTrials, 7)
+      const entries = yield* journal.read()
+      const resumes = entries.flatMap((e) => (e.event._tag === "RunResumed" ? [e.event] : []))
+      assert.deepStrictEqual(resumes.map((r) => r.budget), [{ maxTrials: 7 }])
+      assert.strictEqual(ExperimentTree.fold(entries.map((e) => e.event))!.task.budget.maxTrials, 7, "the fold applies it")
+      // resumed again without a budget: the journaled one holds, and nothing is left to run
+      const again = yield* runWith(journal, { maxTrials: 4, log })
+      assert.match(again.reason, /budget/)
+      assert.strictEqual(log.runs.length, 7)
+    }))
+
   it.live("with a stagnation rule, a resumed run stops where the uninterrupted one stops", () =>
     Effect.gen(function*() {
       const options = { maxTrials: 40, stagnation: 5 }
