@@ -70,10 +70,16 @@ export const load = (runDir: string): Effect.Effect<RunInfo, Errors.InvalidInput
     const entries = yield* readEntries(runDir)
     const first = entries[0]?.event
     if (first === undefined) {
-      // the controller was stopped after it created the journal and before it recorded the run
+      // the controller was stopped after it created the journal and before it recorded the run; it
+      // records the run before any job, so job folders beside an empty journal mean it was emptied
+      const jobs = fs.existsSync(jobsDir(runDir)) ? fs.readdirSync(jobsDir(runDir)).length : 0
       return yield* new Errors.InvalidInput({
         source: runDir,
-        message: `the run in ${runDir} was stopped before it started (its journal holds no events): there is nothing to resume or show; start it again with \`trex run\``
+        message: jobs === 0
+          ? `the run in ${runDir} was stopped before it started (its journal holds no events): there is nothing to resume or show; start it again with \`trex run\``
+          : `the journal of ${runDir} holds no events, yet ${jobsDir(runDir)} holds ${jobs} job folder${jobs === 1 ? "" : "s"}: ` +
+            `the journal was emptied or replaced after the run started (trex records a run before its first job), so the run cannot be shown or resumed; ` +
+            `its jobs' files (strategy.json, result.json) are still there to read`
       })
     }
     if (first._tag !== "RunStarted") {

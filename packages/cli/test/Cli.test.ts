@@ -422,6 +422,11 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
         assert.match(r.stderr, /was stopped before it started \(its journal holds no events\).*start it again with `trex run`/)
         assert.notMatch(r.stderr, /\n\s+at /, "no stack trace")
       }
+      // job folders beside an empty journal: it was emptied, not stopped early
+      fs.mkdirSync(path.join(runDir, "jobs", "n1"), { recursive: true })
+      const emptied = trex(["status", runDir])
+      assert.strictEqual(emptied.status, 2, emptied.stderr)
+      assert.match(emptied.stderr, /holds no events, yet .*jobs holds 1 job folder: the journal was emptied or replaced after the run started/)
     }
   })
 
