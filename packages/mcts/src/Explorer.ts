@@ -532,6 +532,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       // propose
       const parentId = selection.nodeId
       const picked = yield* propose(parentId)
+      // a stop requested while the researcher was proposing: nothing new starts (a resumed run proposes again)
+      if (control?.stopRequested !== undefined) continue
       if (picked === undefined) {
         yield* record([JournalEvent.make("NodeExhausted", { nodeId: parentId, at: nowMs() })], "soon")
         continue
@@ -581,7 +583,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     } else {
       yield* FiberMap.awaitEmpty(fibers)
     }
-    if (distillEvery > 0 && countFinished(tree.view) > lastDistilled) yield* distill
+    // (a stopped run distils on its schedule when it is resumed, as an uninterrupted one would)
+    if (control?.stopRequested === undefined && distillEvery > 0 && countFinished(tree.view) > lastDistilled) yield* distill
     updateElapsed()
     if (!interrupted) {
       const bestNode = tree.view.best()

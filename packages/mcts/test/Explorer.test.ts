@@ -441,6 +441,37 @@ describe("Explorer", () => {
       assert.notInclude(tags, "RunFinished")
     }))
 
+  it.live("a drain requested while the researcher proposes starts nothing new: the proposal is dropped, the run stops", () =>
+    Effect.gen(function*() {
+      const control = new Control()
+      let calls = 0
+      let proposed = 0
+      let proposedAtStop = -1
+      const stopping: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: (ctx, n) => {
+          if (++calls === 3) {
+            control.stop("drain")
+            proposedAtStop = proposed
+          }
+          return gridResearcher.propose(ctx, n)
+        }
+      }
+      const journal = Journal.makeMemory()
+      const summary = yield* runWith(journal, {
+        maxTrials: 10,
+        control,
+        researcher: stopping,
+        onEvent: (e) => void (e.event._tag === "NodeProposed" && proposed++)
+      })
+      assert.strictEqual(summary.reason, "stopped by request")
+      assert.isAbove(proposedAtStop, 0)
+      const tags = (yield* journal.read()).map((e) => e.event._tag)
+      assert.strictEqual(tags.filter((t) => t === "NodeProposed").length, proposedAtStop, tags.join(","))
+      assert.strictEqual(tags.filter((t) => t === "NodeFinished").length, proposedAtStop, "the trials already running finished")
+      assert.notInclude(tags, "InsightsDistilled", "no distillation off its schedule (a resumed run distils on it)")
+    }))
+
   it.live("a policy that stops ends the run with its reason", () =>
     Effect.gen(function*() {
       const summary = yield* Explorer.run(makeTask({ maxTrials: 5 }), { runId: "s", runDir: "/tmp/unused" }).pipe(
