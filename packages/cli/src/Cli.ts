@@ -46,9 +46,10 @@ export const execute = (prepared: Trex.Prepared) =>
       yield* StopSignal.onFirstSignal((signal) => {
         stoppedBy = signal
         control.stop("drain")
-        process.stderr.write(
-          `\n${signal === "SIGINT" ? "Ctrl-C" : signal}: stopping. No new trials start; the running ones finish and are kept. ` +
-            `Press Ctrl-C again to cancel them now (they would run again on resume).\n`
+        view.note(
+          `${signal === "SIGINT" ? "Ctrl-C" : signal}: stopping. No new trials start; the running ones finish and are kept. ` +
+            `${signal === "SIGINT" ? "Press Ctrl-C" : "Signal"} again to cancel them now (they would run again on resume).\n`,
+          (text) => process.stderr.write(text)
         )
       })
       yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, control }).pipe(
@@ -65,7 +66,7 @@ export const execute = (prepared: Trex.Prepared) =>
     yield* out(["", Status.toText(info, runDir), "", `report: ${path.join(runDir, "report.md")}`].join("\n"))
     // a search whose every trial failed found nothing: say so, and exit 1 for scripts
     const failed = [...info.tree.view.nodes()].filter((n) => n.state._tag === "Failed").length
-    if (info.tree.view.best() === undefined && failed > 0) {
+    if (info.tree.view.best() === undefined && failed > 0 && stoppedBy === undefined) {
       yield* Effect.sync(() => {
         process.stderr.write(`trex: no trial succeeded (${failed} failed): their reasons are above and in ${path.join(runDir, "report.md")}\n`)
         process.exitCode = 1

@@ -19,6 +19,8 @@ export interface LiveView {
   /** Account for events journaled before this session (a resumed run), without printing them. */
   readonly prime: (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget.Budget) => void
   readonly onEvent: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
+  /** Print a message (with `write`, e.g. to stderr) above the live frame, so the next redraw does not overwrite it. */
+  readonly note: (text: string, write: (text: string) => void) => void
   /** Stop redrawing and leave the last frame on screen. */
   readonly close: () => void
 }
@@ -93,6 +95,15 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     }
   }
 
+  /** Clear the live frame, print with `print`, draw the frame again below it. */
+  const above = (print: () => void) => {
+    const clear = lastLines > 0 ? `\x1b[${lastLines}A\x1b[0J` : ""
+    lastLines = 0
+    options.write(clear)
+    print()
+    redraw()
+  }
+
   const account = (e: JournalEvent.JournalEvent, budget: Budget.Budget) => {
     ;(ledger.value ??= new Budget.Ledger(budget)).apply(e)
   }
@@ -108,13 +119,13 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         if (timer === undefined) timer = setInterval(redraw, options.intervalMs ?? 200)
         if (e._tag === "NodeFinished" || e._tag === "InsightsDistilled" || e._tag === "AnalysisCompleted" || e._tag === "RunFinished") {
           // keep a scrolling record of finished trials above the live frame
-          const clear = lastLines > 0 ? `\x1b[${lastLines}A\x1b[0J` : ""
-          lastLines = 0
-          options.write(clear)
-          plain(entry, view)
-          redraw()
+          above(() => plain(entry, view))
         }
       } else plain(entry, view)
+    },
+    note: (text, write) => {
+      if (options.tty && lastLines > 0) above(() => write(text))
+      else write(text)
     },
     close: () => {
       if (timer !== undefined) clearInterval(timer)

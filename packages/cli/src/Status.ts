@@ -165,7 +165,11 @@ export const toText = (info: RunInfo, runDir: string): string => {
   const lines = [
     `Run ${s.runId} — task ${s.task} (${s.metric.direction} ${s.metric.name})`,
     `Directory: ${runDir}`,
-    `State: ${s.state === "finished" ? `finished (${s.finishedReason})` : "not finished — `trex resume " + runDir + "` continues it"}`,
+    `State: ${
+      s.state === "finished"
+        ? `finished (${s.finishedReason})${s.finishedReason === "stopped by request" ? " — `trex resume " + runDir + "` continues it" : ""}`
+        : "not finished — `trex resume " + runDir + "` continues it"
+    }`,
     `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${s.counts.Running + s.counts.Queued + s.counts.Proposed} in flight`,
     `Budget: ${budgetLine(view.task.budget, s.budget)}`,
     s.best !== undefined

@@ -516,6 +516,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.deepStrictEqual(executions(log), running)
     const stopped = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
     for (const node of running) assert.strictEqual(stopped.view.get(node)?.state._tag, "Succeeded", node)
+    assert.include(trex(["status", runDir]).stdout, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it`)
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const all = executions(log)

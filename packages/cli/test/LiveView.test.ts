@@ -1,0 +1,41 @@
+// The live view on a terminal: a message printed while it redraws stays on screen.
+import { assert, describe, it } from "@effect/vitest"
+import { ExperimentNode } from "@trex/core"
+import { TreeBuilder } from "@trex/core/testing"
+import * as LiveView from "../src/LiveView.ts"
+
+/** The screen a terminal shows for `output`: lines, with "cursor up N, clear to the end" and "clear the line" applied. */
+const screen = (output: string): Array<string> => {
+  const lines: Array<string> = [""]
+  for (const token of output.split(/(\x1b\[\d+A\x1b\[0J|\x1b\[K|\n)/)) {
+    const up = /^\x1b\[(\d+)A\x1b\[0J$/.exec(token)
+    if (up !== null) {
+      lines.splice(Math.max(0, lines.length - 1 - Number(up[1])))
+      lines.push("")
+    } else if (token === "\n") lines.push("")
+    else if (token !== "\x1b[K") lines[lines.length - 1] += token
+  }
+  return lines.filter((l, i) => l !== "" || i < lines.length - 1)
+}
+
+describe("LiveView on a terminal", () => {
+  it("a note printed above the live frame survives the next redraw; the frame is drawn once below it", () => {
+    let out = ""
+    const write = (s: string) => void (out += s)
+    const view = LiveView.make({ tty: true, write, intervalMs: 60_000 })
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4 } }))
+    view.onEvent({ seq: 1, event: b.events[0]! }, b.view)
+    const finished = b.succeed(ExperimentNode.ROOT, {}, 0.5)
+    for (const [i, event] of b.events.slice(1).entries()) view.onEvent({ seq: i + 2, event }, b.view)
+    const running = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
+    view.note("Ctrl-C: stopping.\n", write)
+    view.close()
+    const shown = screen(out)
+    assert.include(shown, "Ctrl-C: stopping.", shown.join("\n"))
+    assert.strictEqual(shown.filter((l) => l.startsWith("TREX ")).length, 1, shown.join("\n"))
+    // the note is above the frame, and the finished trial's line above the note
+    assert.isBelow(shown.findIndex((l) => l.includes(`done   ${finished}`)), shown.indexOf("Ctrl-C: stopping."))
+    assert.isBelow(shown.indexOf("Ctrl-C: stopping."), shown.findIndex((l) => l.startsWith("TREX ")))
+    assert.isString(running)
+  })
+})
