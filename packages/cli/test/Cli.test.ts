@@ -4,9 +4,10 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentNode, ExperimentTree, Journal, JournalEvent } from "@trex/core"
-import { Effect } from "effect"
+import { ExperimentNode, ExperimentTree, Journal, JournalEvent, Task } from "@trex/core"
+import { Effect, Schema } from "effect"
 import * as BackendSettings from "../src/BackendSettings.ts"
+import { codeFingerprint } from "../src/internal/codeFingerprint.ts"
 import * as RunDir from "../src/RunDir.ts"
 import * as NodeVersion from "../src/nodeVersion.ts"
 import * as Settings from "../src/Settings.ts"
@@ -558,5 +559,28 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
     assert.strictEqual(tree.view.size, 6)
     for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
+  })
+})
+
+describe("the trainer-code fingerprint", () => {
+  const task = (command: ReadonlyArray<string>) => Schema.decodeUnknownSync(Task.Task)({ name: "t", objective: "o", metric: { name: "m", direction: "maximize" }, recipe: { command } })
+
+  it("counts a file the command names whatever its extension, and nothing inside a run directory under the task folder", () => {
+    const dir = tmp()
+    fs.writeFileSync(path.join(dir, "train"), "#!/bin/sh\necho 1\n")
+    fs.writeFileSync(path.join(dir, "lib.py"), "x = 1\n")
+    const t = task(["{taskDir}/train"])
+    const before = codeFingerprint(t, dir)
+    assert.isString(before)
+    // results of runs kept in the task folder (any --out): a run directory holds a journal.sqlite
+    fs.mkdirSync(path.join(dir, "results", "run1", "jobs", "n1"), { recursive: true })
+    fs.writeFileSync(path.join(dir, "results", "run1", "journal.sqlite"), "")
+    fs.writeFileSync(path.join(dir, "results", "run1", "jobs", "n1", "result.json"), "{}")
+    assert.strictEqual(codeFingerprint(t, dir), before, "a run's files are not code")
+    fs.writeFileSync(path.join(dir, "train"), "#!/bin/sh\necho 2\n")
+    assert.notStrictEqual(codeFingerprint(t, dir), before, "the script without an extension changed")
+    const edited = codeFingerprint(t, dir)
+    fs.writeFileSync(path.join(dir, "lib.py"), "x = 2\n")
+    assert.notStrictEqual(codeFingerprint(t, dir), edited, "a source file beside it changed")
   })
 })

@@ -2,8 +2,9 @@
  * A fingerprint of a task's trainer code, so that results of earlier runs are not reused once the
  * code that produced them has changed: the source files under each folder holding a file (or being
  * a folder) that the recipe command or an env value names through `{taskDir}`, recursively, without dot
- * folders, `node_modules`, `__pycache__`, build and run directories, files over 1 MB and the task
- * file itself (its budget or search space is not the trainer's code). Paths are relative to the task
+ * folders, `node_modules`, `__pycache__`, build directories, run directories (any folder holding a
+ * `journal.sqlite`, wherever `--out` put it), files over 1 MB and the task file itself (its budget or
+ * search space is not the trainer's code); and the files it names, whatever their extension. Paths are relative to the task
  * folder, so a moved checkout keeps its fingerprint.
  */
 import { createHash } from "node:crypto"
@@ -36,7 +37,8 @@ const sourceFiles = (dir: string, out: Array<string>, seen: { entries: number })
     const full = path.join(dir, name)
     const stat = fs.statSync(full, { throwIfNoEntry: false })
     if (stat === undefined) continue
-    if (stat.isDirectory()) sourceFiles(full, out, seen)
+    // a run directory (wherever --out put it): its jobs' files are results, not code
+    if (stat.isDirectory() && !fs.existsSync(path.join(full, "journal.sqlite"))) sourceFiles(full, out, seen)
     else if (stat.isFile() && stat.size <= MAX_FILE_BYTES && SOURCE.has(path.extname(name).toLowerCase())) out.push(full)
   }
 }
@@ -46,18 +48,24 @@ export const codeFingerprint = (task: Task.Task, taskDir: string, taskFile?: str
   const recipe = task.recipe
   if (recipe === undefined) return undefined
   const roots = new Set<string>()
+  // files named outright count whatever their extension (a script `train` without one)
+  const named: Array<string> = []
   for (const part of [...recipe.command, ...Object.values(recipe.env)]) {
     for (const m of part.matchAll(/\{taskDir\}([^\s"'=:,;]*)/g)) {
-      const named = path.join(taskDir, m[1] ?? "")
-      const stat = fs.statSync(named, { throwIfNoEntry: false })
-      if (stat?.isDirectory() === true) roots.add(named)
-      else if (stat?.isFile() === true) roots.add(path.dirname(named))
+      const file = path.join(taskDir, m[1] ?? "")
+      const stat = fs.statSync(file, { throwIfNoEntry: false })
+      if (stat?.isDirectory() === true) roots.add(file)
+      else if (stat?.isFile() === true) {
+        roots.add(path.dirname(file))
+        if (stat.size <= MAX_FILE_BYTES) named.push(file)
+      }
     }
   }
   if (roots.size === 0) return undefined
   const files: Array<string> = []
   const seen = { entries: 0 }
   for (const root of [...roots].sort()) sourceFiles(root, files, seen)
+  for (const file of named.sort()) if (!files.includes(file)) files.push(file)
   const skip = taskFile !== undefined && taskFile !== "" ? path.resolve(taskFile) : undefined
   const hash = createHash("sha256")
   for (const file of new Set(files)) {
