@@ -131,7 +131,8 @@ const sameTrainer = (runDir: string, task: Task.Task, settings: Settings.Setting
   if (codeFingerprint(task, settings.taskDir, settings.taskFile) === settings.code || codeFingerprint(task, settings.taskDir) === settings.code) return Effect.void
   return Effect.fail(invalid(
     runDir,
-    `the trainer code under ${settings.taskDir} changed since this run started: its results so far came from the earlier code, and resuming would mix the two. ` +
+    `the trainer code under ${settings.taskDir} changed since this run started (a source file the recipe's folders hold was edited, added or removed): ` +
+      `its results so far came from the earlier code, and resuming would mix the two. ` +
       `Restore the code to resume, or ${fresh}`
   ))
 }
