@@ -335,7 +335,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     fs.appendFileSync(path.join(taskDir, "toy-job.mjs"), "\n// changed\n")
     const changed = trex(["resume", runDir], { TREX_TOY_MS: "30" })
     assert.strictEqual(changed.status, 2, changed.stderr)
-    assert.match(changed.stderr, /the trainer code under .* changed since this run started: .*Restore the code to resume, or start a new run from the task file \(trex run .*toy\.task\.yaml\)/)
+    assert.match(changed.stderr, /the trainer code under .* changed since this run started \(a source file .* was edited, added or removed\): .*Restore the code to resume, or start a new run from the task file \(trex run .*toy\.task\.yaml\)/)
     fs.renameSync(taskDir, `${taskDir}-moved`)
     const gone = trex(["resume", runDir], { TREX_TOY_MS: "30" })
     assert.strictEqual(gone.status, 2, gone.stderr)
