@@ -17,6 +17,7 @@ import { Deferred, Effect, Fiber, PubSub, Schema, type Scope, Stream } from "eff
 import { codeFingerprint } from "./internal/codeFingerprint.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
+import * as Status from "./Status.ts"
 import * as Wiring from "./Wiring.ts"
 
 /** What to run: a task file (or a decoded task and its directory) and the wiring. @since 0.1.0 @category models */
@@ -66,6 +67,10 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       // the budget as of the last resume that set one, or the one given now
       const current = info.tree.view.task
       if (options.maxTrials !== undefined && !(options.maxTrials >= 1)) return yield* invalid("maxTrials", "maxTrials must be at least 1")
+      if (options.maxTrials !== undefined) {
+        const done = Status.usage(info.entries, current.budget).trials
+        if (options.maxTrials < done) return yield* invalid("maxTrials", `the run has run ${done} trials already: give --max-trials ${done + 1} or more to run more`)
+      }
       const budget = options.maxTrials !== undefined ? { ...current.budget, maxTrials: options.maxTrials } : undefined
       return {
         task: budget !== undefined ? { ...current, budget } : current,

@@ -321,6 +321,9 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const bad = trex(["resume", runDir, "--max-trials", "0"], env)
     assert.strictEqual(bad.status, 2)
     assert.match(bad.stderr, /--max-trials must be at least 1, got 0/)
+    const fewer = trex(["resume", runDir, "--max-trials", "4"], env)
+    assert.strictEqual(fewer.status, 2)
+    assert.match(fewer.stderr, /the run has run 5 trials already: give --max-trials 6 or more to run more/)
   })
 
   it("resume refuses a run whose trainer code changed or whose task folder is gone, saying what to do", () => {
