@@ -220,6 +220,7 @@ const placeholders: ReadonlyArray<string> = Task.PLACEHOLDERS
 const placeholderList = `${placeholders.slice(0, -1).map((p) => `{${p}}`).join(", ")} or {${placeholders.at(-1)}}`
 // `${NAME}` is left alone: it is a shell's variable, in a `sh -c` script
 const placeholderLike = /(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}/g
+const spacedPlaceholder = /(?<!\$)\{(?:\s+([A-Za-z_][A-Za-z0-9_]*)\s*|([A-Za-z_][A-Za-z0-9_]*)\s+)\}/g
 
 /**
  * A `{name}` in the command or an env value that misspells one of the four placeholders
@@ -234,6 +235,11 @@ const recipeIssues = (recipe: Task.Recipe | undefined): Array<string> => {
       const best = closest(key, placeholders, 1)
       if (best === undefined) continue
       issues.push(`  ${where}: {${key}} is not a placeholder; did you mean {${best}}? (the placeholders: ${placeholderList})`)
+    }
+    // a placeholder with spaces inside its braces is passed as it is
+    for (const m of text.matchAll(spacedPlaceholder)) {
+      const key = m[1] ?? m[2]
+      if (key !== undefined && placeholders.includes(key)) issues.push(`  ${where}: ${m[0]} is not substituted: write {${key}}, without spaces`)
     }
   }
   recipe?.command.forEach((part, i) => check(part, `recipe.command[${i}]`))

@@ -142,6 +142,15 @@ describe("TaskFile: recipe placeholders", () => {
     ])
   })
 
+  it("a placeholder written with spaces inside its braces is refused, with the fix; other spaced braces pass", () => {
+    const task = { ...minimalTask, recipe: { command: ["python", "{ taskDir }/train.py", "{node }"], env: { A: "{ run}", B: "{ x }" } } }
+    assert.deepStrictEqual(issues(task), [
+      "recipe.command[1]: { taskDir } is not substituted: write {taskDir}, without spaces",
+      "recipe.command[2]: {node } is not substituted: write {node}, without spaces",
+      "recipe.env.A: { run} is not substituted: write {run}, without spaces"
+    ])
+  })
+
   it("a misspelt placeholder in an env value is refused too, naming the variable", () => {
     const task = { ...minimalTask, recipe: { command: ["train"], env: { DATA: "{taskdir}/data", TAG: "{run}-{node}", FMT: "{x:.3f}" } } }
     assert.deepStrictEqual(issues(task), [
