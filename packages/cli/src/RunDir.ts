@@ -41,15 +41,20 @@ export const readEntries = (runDir: string): Effect.Effect<ReadonlyArray<Journal
         return yield* journal.read(1)
       }).pipe(Effect.provide(Journal.Journal.layerSqlite(file, { readonly: true })))
     ).pipe(
-      Effect.mapError((e) =>
-        e.reason === "Corrupt" && e.seq !== undefined && e.seq > 1
-          ? new Errors.JournalError({
-            ...e,
-            message: `${e.message}. The run cannot go on from a damaged journal; the results it journaled before entry ${e.seq} are reused by a new run ` +
-              `of the task in the same folder (trex run <task file> --out ${path.dirname(path.resolve(runDir))})`
-          })
-          : e
-      )
+      Effect.catchIf((e) => e.reason === "Corrupt" && e.seq !== undefined && e.seq > 1, (e) =>
+        Effect.flatMap(Journal.readIntact(file).pipe(Effect.orElseSucceed(() => undefined)), (intact) => {
+          // the task file the run was started from, as it recorded it
+          const first = intact?.entries[0]?.event
+          const recorded = first?._tag === "RunStarted" ? first.options["taskFile"] : undefined
+          const taskFile = typeof recorded === "string" && recorded !== "" ? recorded : "<task file>"
+          return Effect.fail(
+            new Errors.JournalError({
+              ...e,
+              message: `${e.message}. The run cannot go on from a damaged journal; the results it journaled before entry ${e.seq} are reused by a new run ` +
+                `of the task in the same folder (trex run ${taskFile} --out ${path.dirname(path.resolve(runDir))})`
+            })
+          )
+        }))
     )
   })
 

@@ -360,7 +360,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const status = trex(["status", runDir])
     assert.strictEqual(status.status, 1)
     assert.include(status.stderr, `entry ${last} fails its checksum`)
-    assert.include(status.stderr, `the results it journaled before entry ${last} are reused by a new run of the task in the same folder (trex run <task file> --out ${out})`)
+    assert.include(status.stderr, `the results it journaled before entry ${last} are reused by a new run of the task in the same folder (trex run ${path.join(fixtures, "toy.task.yaml")} --out ${out})`)
     const second = run("--max-trials", "1")
     assert.strictEqual(second.status, 0, second.stderr)
     const secondDir = second.stdout.match(/run directory: (.*)/)![1]!
