@@ -136,14 +136,10 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     return yield* Effect.die(new Error(`journal does not belong to run ${options.runId}`))
   }
   const seed = first?._tag === "RunStarted" ? first.seed : options.seed ?? 0
-  // the recorded task, with the budget a resume set last, or the one this resume sets
-  const recorded = first?._tag === "RunStarted" ? first.task : task
-  let budget = recorded.budget
-  for (const { event } of existing) if (event._tag === "RunResumed" && event.budget !== undefined) budget = event.budget
+  const tree = resumed ? ExperimentTree.fold(existing.map((e) => e.event))! : ExperimentTree.ExperimentTree.empty(task, options.runId, seed)
+  // the recorded task with the budget a resume set last (the fold applies them), or the one this resume sets
   const newBudget = resumed && options.budget !== undefined ? options.budget : undefined
-  if (newBudget !== undefined) budget = newBudget
-  const runTask = budget === recorded.budget ? recorded : { ...recorded, budget }
-  const tree = resumed ? ExperimentTree.fold(existing.map((e) => e.event))! : ExperimentTree.ExperimentTree.empty(runTask, options.runId, seed)
+  const runTask = newBudget !== undefined ? { ...tree.task, budget: newBudget } : tree.task
   const ledger = new Budget.Ledger(runTask.budget)
   let priorElapsed = 0
   let sessionStart = 0
