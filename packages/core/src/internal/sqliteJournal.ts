@@ -120,12 +120,14 @@ const writable = (dir: string) => {
  * journal is opened immutable instead: exact when no events are left in its `-wal` file (a writer that
  * closed folds them into the journal), and refused, with what to do, when some are.
  */
-const openReadonly = (file: string): DatabaseSync => {
+const userVersion = (db: DatabaseSync): number => (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version
+
+const openReadonly = (file: string): { readonly db: DatabaseSync; readonly version: number } => {
   const db = new DatabaseSync(file, { readOnly: true })
   try {
     db.exec("PRAGMA busy_timeout = 5000")
-    db.prepare("PRAGMA user_version").get()
-    return db
+    // the first read needs the -shm file, so it fails here in a directory this process cannot write
+    return { db, version: userVersion(db) }
   } catch (e) {
     db.close()
     if (writable(path.dirname(file))) throw e
@@ -136,7 +138,8 @@ const openReadonly = (file: string): DatabaseSync => {
           `which SQLite reads only with write access beside it: copy the run directory somewhere writable and read the copy`
       )
     }
-    return new DatabaseSync(new URL(`${url.pathToFileURL(file).href}?immutable=1`), { readOnly: true })
+    const immutable = new DatabaseSync(new URL(`${url.pathToFileURL(file).href}?immutable=1`), { readOnly: true })
+    return { db: immutable, version: userVersion(immutable) }
   }
 }
 
@@ -145,15 +148,16 @@ const openDb = (file: string, options: SqliteOptions): { readonly db: DatabaseSy
   if (!options.readonly) fs.mkdirSync(path.dirname(file), { recursive: true })
   else if (!fs.existsSync(file)) throw io(`no journal at ${file}`)
   let db: DatabaseSync
+  let version: number
   if (options.readonly) {
-    db = openReadonly(file)
+    ;({ db, version } = openReadonly(file))
   } else {
     db = new DatabaseSync(file)
     db.exec("PRAGMA busy_timeout = 5000")
     db.exec("PRAGMA journal_mode = WAL")
     db.exec(`PRAGMA synchronous = ${options.durability === "process" ? "NORMAL" : "FULL"}`)
+    version = userVersion(db)
   }
-  const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version
   if (version > JournalEvent.FORMAT_VERSION) {
     db.close()
     throw io(`journal ${file} has format ${version}, newer than this trex (${JournalEvent.FORMAT_VERSION}): upgrade trex`, "Version")
