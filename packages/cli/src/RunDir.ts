@@ -35,27 +35,18 @@ export const readEntries = (runDir: string): Effect.Effect<ReadonlyArray<Journal
     if (!fs.existsSync(file)) {
       return yield* new Errors.InvalidInput({ source: runDir, message: `${runDir} is not a trex run directory (no journal.sqlite)` })
     }
-    return yield* Effect.scoped(
-      Effect.gen(function*() {
-        const journal = yield* Journal.Journal
-        return yield* journal.read(1)
-      }).pipe(Effect.provide(Journal.Journal.layerSqlite(file, { readonly: true })))
-    ).pipe(
-      Effect.catchIf((e) => e.reason === "Corrupt" && e.seq !== undefined && e.seq > 1, (e) =>
-        Effect.flatMap(Journal.readIntact(file).pipe(Effect.orElseSucceed(() => undefined)), (intact) => {
-          // the task file the run was started from, as it recorded it
-          const first = intact?.entries[0]?.event
-          const recorded = first?._tag === "RunStarted" ? first.options["taskFile"] : undefined
-          const taskFile = typeof recorded === "string" && recorded !== "" ? recorded : "<task file>"
-          return Effect.fail(
-            new Errors.JournalError({
-              ...e,
-              message: `${e.message}. The run cannot go on from a damaged journal; the results it journaled before entry ${e.seq} are reused by a new run ` +
-                `of the task in the same folder (trex run ${taskFile} --out ${path.dirname(path.resolve(runDir))})`
-            })
-          )
-        }))
-    )
+    const { damage, entries } = yield* Journal.readIntact(file)
+    if (damage === undefined) return entries
+    if (damage.reason !== "Corrupt" || damage.seq === undefined || damage.seq <= 1) return yield* damage
+    // the task file the run was started from, as it recorded it
+    const first = entries[0]?.event
+    const recorded = first?._tag === "RunStarted" ? first.options["taskFile"] : undefined
+    const taskFile = typeof recorded === "string" && recorded !== "" ? recorded : "<task file>"
+    return yield* new Errors.JournalError({
+      ...damage,
+      message: `${damage.message}. The run cannot go on from a damaged journal; the results it journaled before entry ${damage.seq} are reused by a new run ` +
+        `of the task in the same folder (trex run ${taskFile} --out ${path.dirname(path.resolve(runDir))})`
+    })
   })
 
 /** What a run's first event says about it. @since 0.1.0 @category models */
