@@ -162,13 +162,14 @@ export const treeLines = (view: ExperimentTree.TreeView, max = 80): Array<string
 export const toText = (info: RunInfo, runDir: string): string => {
   const s = toJson(info)
   const view = info.tree.view
+  const resumeHint = `\`trex resume ${runDir}\` continues it`
   const lines = [
     `Run ${s.runId} — task ${s.task} (${s.metric.direction} ${s.metric.name})`,
     `Directory: ${runDir}`,
     `State: ${
       s.state === "finished"
-        ? `finished (${s.finishedReason})${s.finishedReason === "stopped by request" ? " — `trex resume " + runDir + "` continues it" : ""}`
-        : "not finished — `trex resume " + runDir + "` continues it"
+        ? `finished (${s.finishedReason})${s.finishedReason === "stopped by request" ? ` — ${resumeHint}` : ""}`
+        : `not finished — ${resumeHint}`
     }`,
     `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${s.counts.Running + s.counts.Queued + s.counts.Proposed} in flight`,
     `Budget: ${budgetLine(view.task.budget, s.budget)}`,

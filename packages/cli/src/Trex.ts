@@ -58,6 +58,7 @@ const withSimulatedSpace = (task: Task.Task, dir: string, file: string) =>
  */
 export const prepare = (options: Options): Effect.Effect<Prepared, Errors.InvalidInput | Errors.JournalError> =>
   Effect.gen(function*() {
+    if (options.maxTrials !== undefined && !(options.maxTrials >= 1)) return yield* invalid("maxTrials", "maxTrials must be at least 1")
     if (options.resume !== undefined) {
       const info = yield* RunDir.load(options.resume)
       const settings = yield* Schema.decodeUnknownEffect(Settings.Settings)(info.started.options).pipe(
@@ -66,7 +67,6 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       yield* sameTrainer(options.resume, info.started.task, settings)
       // the budget as of the last resume that set one, or the one given now
       const current = info.tree.view.task
-      if (options.maxTrials !== undefined && !(options.maxTrials >= 1)) return yield* invalid("maxTrials", "maxTrials must be at least 1")
       if (options.maxTrials !== undefined) {
         const done = Status.usage(info.entries, current.budget).trials
         if (options.maxTrials < done) return yield* invalid("maxTrials", `the run has run ${done} trials already: give --max-trials ${done + 1} or more to run more`)
@@ -87,10 +87,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       ? { task: yield* TaskFile.decode(options.task, "task"), file: "", dir: path.resolve(options.taskDir ?? ".") }
       : yield* Effect.fail(invalid("options", "give taskFile or task"))
     let task = loaded.task
-    if (options.maxTrials !== undefined) {
-      if (!(options.maxTrials >= 1)) return yield* invalid("maxTrials", "maxTrials must be at least 1")
-      task = { ...task, budget: { ...task.budget, maxTrials: options.maxTrials } }
-    }
+    if (options.maxTrials !== undefined) task = { ...task, budget: { ...task.budget, maxTrials: options.maxTrials } }
     const code = codeFingerprint(task, loaded.dir, loaded.file)
     const declared = yield* declaredBackend(task)
     const settings: Settings.Settings = {
