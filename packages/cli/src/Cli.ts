@@ -144,7 +144,8 @@ const statusCommand = Command.make(
   { runDir: runDirArg, json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the run as JSON")) },
   ({ json, runDir }) =>
     Effect.gen(function*() {
-      const info = yield* RunDir.load(runDir)
+      // a damaged run is shown up to its damage (the message says where it is, and what to do)
+      const info = yield* RunDir.load(runDir, { damaged: true })
       yield* out(json ? JSON.stringify(Status.toJson(info), null, 2) : Status.toText(info, runDir))
     })
 ).pipe(Command.withDescription("show a run: tree, best node, budget used, insights"))
@@ -154,10 +155,14 @@ const reportCommand = Command.make(
   { runDir: runDirArg, html: Flag.Boolean("html").pipe(Flag.withDefault(false), Flag.withDescription("a self-contained HTML report instead of Markdown")) },
   ({ html, runDir }) =>
     Effect.gen(function*() {
-      const info = yield* RunDir.load(runDir)
+      const info = yield* RunDir.load(runDir, { damaged: true })
+      if (info.damage !== undefined) {
+        yield* Effect.sync(() => process.stderr.write(`trex: ${info.damage!.message}. The report shows the ${info.entries.length} entries before the damage\n`))
+      }
       if (html) {
         const file = path.join(runDir, "report.html")
-        yield* writeReport(file, HtmlReport.render({ entries: info.entries, logs: readLogTails(runDir, info) }))
+        const stopped = Status.runState(info) === "stopped"
+        yield* writeReport(file, HtmlReport.render({ entries: info.entries, logs: readLogTails(runDir, info), stopped }))
         yield* out(file)
       } else {
         const file = path.join(runDir, "report.md")

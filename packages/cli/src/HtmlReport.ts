@@ -26,6 +26,11 @@ export type Logs = Readonly<Record<string, ReadonlyArray<string>>>
 export interface Input {
   readonly entries: ReadonlyArray<JournalEvent.Entry>
   readonly logs?: Logs
+  /**
+   * The run is not finished and no controller writes it (it was stopped or killed; see
+   * `RunDir.RunInfo.writer`): the page says so, instead of "in progress".
+   */
+  readonly stopped?: boolean
 }
 
 /**
@@ -43,7 +48,7 @@ export interface Input {
  */
 export const render = (input: Input): string => {
   const model = build(input.entries, input.logs)
-  return model === undefined ? emptyPage() : page(model)
+  return model === undefined ? emptyPage() : page(model, input.stopped === true)
 }
 
 /**

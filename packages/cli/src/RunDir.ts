@@ -26,28 +26,40 @@ export const newRunId = (taskName: string, now: Date): string => {
 }
 
 /**
- * Read a run's journal without taking its lock (a controller may be writing it).
+ * A run's journal entries up to its first damaged entry, and that damage (with what to do about it),
+ * read without taking its lock (a controller may be writing it). A journal that cannot be read at
+ * all, or is damaged at its first entry, fails.
  * @since 0.1.0 @category reading
  */
-export const readEntries = (runDir: string): Effect.Effect<ReadonlyArray<JournalEvent.Entry>, Errors.InvalidInput | Errors.JournalError> =>
+export const readIntact = (runDir: string): Effect.Effect<{ readonly entries: ReadonlyArray<JournalEvent.Entry>; readonly damage?: Errors.JournalError }, Errors.InvalidInput | Errors.JournalError> =>
   Effect.gen(function*() {
     const file = journalFile(runDir)
     if (!fs.existsSync(file)) {
       return yield* new Errors.InvalidInput({ source: runDir, message: `${runDir} is not a trex run directory (no journal.sqlite)` })
     }
     const { damage, entries } = yield* Journal.readIntact(file)
-    if (damage === undefined) return entries
+    if (damage === undefined) return { entries }
     if (damage.reason !== "Corrupt" || damage.seq === undefined || damage.seq <= 1) return yield* damage
     // the task file the run was started from, as it recorded it
     const first = entries[0]?.event
     const recorded = first?._tag === "RunStarted" ? first.options["taskFile"] : undefined
     const taskFile = typeof recorded === "string" && recorded !== "" ? recorded : "<task file>"
-    return yield* new Errors.JournalError({
-      ...damage,
-      message: `${damage.message}. The run cannot go on from a damaged journal; the results it journaled before entry ${damage.seq} are reused by a new run ` +
-        `of the task in the same folder (trex run ${taskFile} --out ${path.dirname(path.resolve(runDir))})`
-    })
+    return {
+      entries,
+      damage: new Errors.JournalError({
+        ...damage,
+        message: `${damage.message}. The run cannot go on from a damaged journal; the results it journaled before entry ${damage.seq} are reused by a new run ` +
+          `of the task in the same folder (trex run ${taskFile} --out ${path.dirname(path.resolve(runDir))})`
+      })
+    }
   })
+
+/**
+ * Read a run's journal without taking its lock (a controller may be writing it); a damaged one fails.
+ * @since 0.1.0 @category reading
+ */
+export const readEntries = (runDir: string): Effect.Effect<ReadonlyArray<JournalEvent.Entry>, Errors.InvalidInput | Errors.JournalError> =>
+  Effect.flatMap(readIntact(runDir), ({ damage, entries }) => damage !== undefined ? Effect.fail(damage) : Effect.succeed(entries))
 
 /** What a run's first event says about it. @since 0.1.0 @category models */
 export interface RunInfo {
@@ -55,15 +67,21 @@ export interface RunInfo {
   readonly finished: JournalEvent.Of<"RunFinished"> | undefined
   readonly tree: ExperimentTree.ExperimentTree
   readonly entries: ReadonlyArray<JournalEvent.Entry>
+  /** The controller writing the run now (its `pid`), or `undefined` when none is: the run finished, stopped or was killed. */
+  readonly writer: { readonly pid?: number } | undefined
+  /** Read with `{ damaged: true }`: the journal's damage; `entries` and `tree` are what precedes it. */
+  readonly damage?: Errors.JournalError
 }
 
 /**
- * Fold a run's journal.
+ * Fold a run's journal. A damaged journal fails, unless `damaged` is set: then the entries before the
+ * damage are folded, and `damage` says where it is (what `trex status` and `trex report` show).
  * @since 0.1.0 @category reading
  */
-export const load = (runDir: string): Effect.Effect<RunInfo, Errors.InvalidInput | Errors.JournalError> =>
+export const load = (runDir: string, options: { readonly damaged?: boolean } = {}): Effect.Effect<RunInfo, Errors.InvalidInput | Errors.JournalError> =>
   Effect.gen(function*() {
-    const entries = yield* readEntries(runDir)
+    const { damage, entries } = yield* readIntact(runDir)
+    if (damage !== undefined && options.damaged !== true) return yield* damage
     const first = entries[0]?.event
     if (first === undefined) {
       // the controller was stopped after it created the journal and before it recorded the run; it
@@ -87,7 +105,8 @@ export const load = (runDir: string): Effect.Effect<RunInfo, Errors.InvalidInput
       else if (e.event._tag === "RunResumed") finished = undefined
     }
     const tree = ExperimentTree.fold(entries.map((e) => e.event))!
-    return { started: first, finished, tree, entries }
+    const writer = yield* Journal.writer(journalFile(runDir))
+    return { started: first, finished, tree, entries, writer, ...(damage !== undefined ? { damage } : {}) }
   })
 
 /**

@@ -12,8 +12,15 @@ export interface StatusJson {
   readonly runId: string
   readonly task: string
   readonly metric: { readonly name: string; readonly direction: string }
-  readonly state: "running-or-stopped" | "finished"
+  /**
+   * "running" while a controller writes the run (`writerPid`), "stopped" when it ended without
+   * finishing (stopped, killed or crashed: `trex resume` continues it), "finished" when it finished.
+   */
+  readonly state: "running" | "stopped" | "finished"
+  readonly writerPid?: number
   readonly finishedReason?: string
+  /** The journal's damage, when it was read up to a damaged entry: the rest of this summary is what precedes it. */
+  readonly damage?: string
   readonly counts: Record<ExperimentNode.StateTag, number>
   /** Succeeded nodes whose result was reused from an earlier run (no job ran for them). */
   readonly reused: number
@@ -49,6 +56,10 @@ export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget
 
 const reusedNote = (s: StatusJson) => (s.reused > 0 ? ` (${s.reused} reused from earlier runs, no job run)` : "")
 
+/** Whether a run is being written now, ended without finishing, or finished. @since 0.1.0 @category functions */
+export const runState = (info: Pick<RunInfo, "finished" | "writer">): StatusJson["state"] =>
+  info.writer !== undefined ? "running" : info.finished !== undefined ? "finished" : "stopped"
+
 /** @since 0.1.0 @category functions */
 export const toJson = (info: RunInfo): StatusJson => {
   const view = info.tree.view
@@ -75,8 +86,10 @@ export const toJson = (info: RunInfo): StatusJson => {
     runId: info.started.runId,
     task: view.task.name,
     metric: { name: view.task.metric.name, direction: view.task.metric.direction },
-    state: info.finished !== undefined ? "finished" : "running-or-stopped",
+    state: runState(info),
+    ...(info.writer?.pid !== undefined ? { writerPid: info.writer.pid } : {}),
     ...(info.finished !== undefined ? { finishedReason: info.finished.reason } : {}),
+    ...(info.damage !== undefined ? { damage: info.damage.message } : {}),
     counts,
     reused,
     ...(best !== undefined
@@ -125,7 +138,9 @@ export const budgetLine = (budget: Budget.Budget, u: Pick<Budget.Usage, "trials"
   return parts.join(" · ")
 }
 
-const mark = (n: ExperimentTree.NodeView) => {
+const inFlightState = (n: ExperimentTree.NodeView) => n.state._tag === "Running" || n.state._tag === "Queued" || n.state._tag === "Proposed"
+
+const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
   switch (n.state._tag) {
     case "Succeeded":
       return fmt(ExperimentNode.score(n))
@@ -136,12 +151,17 @@ const mark = (n: ExperimentTree.NodeView) => {
     case "Cancelled":
       return "cancelled"
     default:
-      return n.state._tag.toLowerCase()
+      // a trial in flight when its run stopped: its job may still run (resume reattaches to it) or be gone
+      return stopped ? `interrupted (${n.state._tag.toLowerCase()})` : n.state._tag.toLowerCase()
   }
 }
 
-/** The tree as indented lines, at most `max`. @since 0.1.0 @category formatting */
-export const treeLines = (view: ExperimentTree.TreeView, max = 80): Array<string> => {
+/**
+ * The tree as indented lines, at most `max`; `stopped`: the run is not running, so its trials in
+ * flight are marked interrupted.
+ * @since 0.1.0 @category formatting
+ */
+export const treeLines = (view: ExperimentTree.TreeView, max = 80, stopped = false): Array<string> => {
   const out: Array<string> = ["root"]
   const bestId = view.best()?.id
   const walk = (ids: ReadonlyArray<string>, prefix: string) => {
@@ -149,7 +169,7 @@ export const treeLines = (view: ExperimentTree.TreeView, max = 80): Array<string
       if (out.length >= max) return
       const n = view.get(id)!
       const last = i === ids.length - 1
-      out.push(`${prefix}${last ? "└─" : "├─"} ${n.id} ${mark(n)}${n.id === bestId ? "  ★ best" : ""}`)
+      out.push(`${prefix}${last ? "└─" : "├─"} ${n.id} ${mark(n, stopped)}${n.id === bestId ? "  ★ best" : ""}`)
       walk(n.children, prefix + (last ? "   " : "│  "))
     })
   }
@@ -163,15 +183,21 @@ export const toText = (info: RunInfo, runDir: string): string => {
   const s = toJson(info)
   const view = info.tree.view
   const resumeHint = `\`trex resume ${runDir}\` continues it`
+  const inFlight = s.counts.Running + s.counts.Queued + s.counts.Proposed
+  const stopped = s.state === "stopped"
   const lines = [
     `Run ${s.runId} — task ${s.task} (${s.metric.direction} ${s.metric.name})`,
     `Directory: ${runDir}`,
     `State: ${
       s.state === "finished"
         ? `finished (${s.finishedReason})${s.finishedReason === "stopped by request" ? ` — ${resumeHint}` : ""}`
-        : `not finished — ${resumeHint}`
+        : s.state === "running"
+        ? `running (controller: process ${s.writerPid ?? "unknown"})`
+        : `stopped before it finished — ${resumeHint}` +
+          (inFlight > 0 ? ` (it reattaches to the jobs of the ${inFlight} interrupted trial${inFlight === 1 ? "" : "s"} still running, and runs the others again)` : "")
     }`,
-    `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${s.counts.Running + s.counts.Queued + s.counts.Proposed} in flight`,
+    ...(info.damage !== undefined ? [`Journal: ${info.damage.message}. Shown below: the ${info.entries.length} entries before the damage`] : []),
+    `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${inFlight} ${stopped ? "interrupted" : "in flight"}`,
     `Budget: ${budgetLine(view.task.budget, s.budget)}`,
     s.best !== undefined
       ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${Object.entries(s.best.metrics).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")})`
@@ -182,7 +208,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
     lines.push("Insights:")
     for (const i of s.insights) lines.push(`  - ${i.text} [${i.evidence.slice(0, 6).join(", ")}${i.evidence.length > 6 ? ", …" : ""}]`)
   }
-  lines.push("Tree:", ...treeLines(view).map((l) => `  ${l}`))
+  lines.push("Tree:", ...treeLines(view, 80, stopped).map((l) => `  ${l}`))
   return lines.join("\n")
 }
 
@@ -197,6 +223,7 @@ export const toMarkdown = (info: RunInfo): string => {
     "",
     `- Metric: ${s.metric.name} (${s.metric.direction}${view.task.metric.target !== undefined ? `, target ${view.task.metric.target}` : ""})`,
     `- State: ${s.state}${s.finishedReason !== undefined ? ` — ${s.finishedReason}` : ""}`,
+    ...(s.damage !== undefined ? [`- Journal: ${s.damage}. This report shows the ${info.entries.length} entries before the damage`] : []),
     `- Budget: ${budgetLine(view.task.budget, s.budget)}`,
     `- Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled`,
     ""
@@ -217,8 +244,8 @@ export const toMarkdown = (info: RunInfo): string => {
   for (const n of view.nodes()) {
     const r = ExperimentNode.result(n)
     const note = r?.failure !== undefined ? `${r.failure.kind}: ${r.failure.message}` : (n.strategy.rationale || "")
-    out.push(`| ${n.id} | ${n.parent} | ${n.state._tag} | ${fmt(ExperimentNode.score(n))} | ${note.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 160)} |`)
+    out.push(`| ${n.id} | ${n.parent} | ${n.state._tag}${s.state === "stopped" && inFlightState(n) ? " (interrupted)" : ""} | ${fmt(ExperimentNode.score(n))} | ${note.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 160)} |`)
   }
-  out.push("", "## Tree", "", "```", ...treeLines(view, 400), "```", "")
+  out.push("", "## Tree", "", "```", ...treeLines(view, 400, s.state === "stopped"), "```", "")
   return out.join("\n")
 }

@@ -357,10 +357,26 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     db.exec("UPDATE events SET payload = replace(payload, '\"at\"', '\"at \"') WHERE seq = (SELECT MAX(seq) FROM events)")
     const last = Number((db.prepare("SELECT MAX(seq) AS n FROM events").get() as { n: number }).n)
     db.close()
+    const hint = `the results it journaled before entry ${last} are reused by a new run of the task in the same folder (trex run ${path.join(fixtures, "toy.task.yaml")} --out ${out})`
+    // status shows what precedes the damage, and says where the damage is and what helps
     const status = trex(["status", runDir])
-    assert.strictEqual(status.status, 1)
-    assert.include(status.stderr, `entry ${last} fails its checksum`)
-    assert.include(status.stderr, `the results it journaled before entry ${last} are reused by a new run of the task in the same folder (trex run ${path.join(fixtures, "toy.task.yaml")} --out ${out})`)
+    assert.strictEqual(status.status, 0, status.stderr)
+    assert.include(status.stdout, `entry ${last} fails its checksum`)
+    assert.include(status.stdout, hint)
+    assert.include(status.stdout, `Shown below: the ${last - 1} entries before the damage`)
+    const [, ok, failed] = status.stdout.match(/Trials: (\d+) succeeded, (\d+) failed/)!
+    assert.strictEqual(Number(ok) + Number(failed), 3, "the three trials journaled before the damage")
+    assert.match(status.stdout, /State: stopped before it finished/, "its end was in the damaged entry")
+    const json = JSON.parse(trex(["status", runDir, "--json"]).stdout)
+    assert.include(json.damage, `entry ${last} fails its checksum`)
+    const report = trex(["report", runDir])
+    assert.strictEqual(report.status, 0, report.stderr)
+    assert.include(report.stderr, `The report shows the ${last - 1} entries before the damage`)
+    assert.include(fs.readFileSync(path.join(runDir, "report.md"), "utf8"), `- Journal: `)
+    // it cannot go on
+    const resume = trex(["resume", runDir])
+    assert.strictEqual(resume.status, 1)
+    assert.include(resume.stderr, hint)
     const second = run("--max-trials", "1")
     assert.strictEqual(second.status, 0, second.stderr)
     const secondDir = second.stdout.match(/run directory: (.*)/)![1]!
@@ -391,6 +407,11 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
       Effect.scoped(
         Effect.gen(function*() {
           yield* Journal.Journal
+          // status tells a run being written from a stopped one
+          const status = JSON.parse(trex(["status", runDir, "--json"]).stdout)
+          assert.strictEqual(status.state, "running")
+          assert.strictEqual(status.writerPid, process.pid)
+          assert.match(trex(["status", runDir]).stdout, new RegExp(`State: running \\(controller: process ${process.pid}\\)`))
           return yield* Effect.promise(() =>
             new Promise<{ status: number | null; stderr: string }>((resolve) => {
               const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "resume", runDir], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
@@ -557,6 +578,14 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     }
     assert.isAbove(checked, 0, "jobs had started when Ctrl-C came")
     assert.isFalse(fs.existsSync(path.join(runDir, "journal.sqlite.lock.pid")), "the lock is released")
+    // status shows the cancelled trials as interrupted (resume runs them again), not as running
+    const status = trex(["status", runDir])
+    assert.strictEqual(status.status, 0, status.stderr)
+    assert.match(status.stdout, /State: stopped before it finished — `trex resume .*` continues it \(it reattaches to the jobs of the 2 interrupted trials still running, and runs the others again\)/)
+    assert.match(status.stdout, /, 2 interrupted/)
+    assert.strictEqual((status.stdout.match(/ interrupted \(running\)/g) ?? []).length, 2)
+    assert.notMatch(status.stdout, / running$/m)
+    assert.strictEqual(JSON.parse(trex(["status", runDir, "--json"]).stdout).state, "stopped")
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!

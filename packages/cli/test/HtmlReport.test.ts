@@ -172,6 +172,16 @@ describe("HtmlReport (pure)", () => {
       assert.strictEqual(html.split("<script").length - 1, 2)
     }))
 
+  it.effect("says whether an unfinished run is in progress or was stopped; a finished one, why it finished", () =>
+    Effect.sync(() => {
+      const { events } = runEvents({ size: 4 })
+      const unfinished = entriesOf(events.filter((e) => e._tag !== "RunFinished"))
+      const status = (html: string) => /<span class="muted">status<\/span> ([^<]*)<\/span>/.exec(html)?.[1]
+      assert.strictEqual(status(HtmlReport.render({ entries: unfinished })), "in progress")
+      assert.strictEqual(status(HtmlReport.render({ entries: unfinished, stopped: true })), "stopped before it finished (trex resume continues it)")
+      assert.strictEqual(status(HtmlReport.render({ entries: entriesOf(events), stopped: false })), "finished: budget")
+    }))
+
   it.effect("shows the journaled analysis under the objective, and nothing for a journal without one", () =>
     Effect.sync(() => {
       const withAnalysis = HtmlReport.render({ entries: entriesOf(runEvents({ size: 4, analysis: `${ANALYSIS} ${"More. ".repeat(200)}` }).events), logs: {} })

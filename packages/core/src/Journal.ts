@@ -9,7 +9,7 @@
 import { Context, Effect, Layer } from "effect"
 import { JournalError } from "./Errors.ts"
 import * as JournalEvent from "./JournalEvent.ts"
-import { type Intact, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
+import { type Intact, lockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
 
 /** @since 0.1.0 @category models */
 export type { Intact } from "./internal/sqliteJournal.ts"
@@ -77,3 +77,11 @@ export const makeMemory = (): Journal["Service"] => {
  */
 export const readIntact = (file: string): Effect.Effect<Intact, JournalError> =>
   Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact))
+
+/**
+ * Whether a controller is writing the SQLite journal at `file` now: `{ pid }` of the process that
+ * holds its writer lock (`pid` absent when its pid file is gone), or `undefined` when none does
+ * (the run finished, was stopped or was killed). Read-only, and does not wait.
+ * @since 0.1.0 @category utilities
+ */
+export const writer = (file: string): Effect.Effect<{ readonly pid?: number } | undefined> => Effect.sync(() => lockHolder(file))

@@ -7,7 +7,7 @@ import { crc32 } from "node:zlib"
 import { Effect, Exit } from "effect"
 import fc from "fast-check"
 import type { JournalError } from "../src/Errors.ts"
-import { Journal, makeMemory, readIntact } from "../src/Journal.ts"
+import { Journal, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
 import { type Child, eventAt, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
@@ -315,6 +315,26 @@ describe("Journal (SQLite)", () => {
       // the holder died without releasing: the operating system dropped its lock, so a writer may open
       assert.isTrue(fs.existsSync(`${file}.lock.pid`))
       await withSqlite(file, (j) => j.append([eventAt(1)]))
+    })
+
+    it("writer names the process that holds the lock, in this process or another, and nobody once it is gone", async () => {
+      const file = sqliteFile()
+      assert.isUndefined(await Effect.runPromise(writer(file)), "no journal, no writer")
+      await withSqlite(file, () => Effect.map(writer(file), (w) => assert.deepStrictEqual(w, { pid: process.pid })))
+      assert.isUndefined(await Effect.runPromise(writer(file)), "a closed journal has no writer")
+      const holder: Child = startChild(["hold", file])
+      try {
+        await holder.waitFor((l) => l === "ready")
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid! })
+        // asking does not get in a writer's way: the holder keeps the lock, and asking again says so
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid! })
+      } finally {
+        holder.proc.kill("SIGKILL")
+        await holder.exited
+      }
+      // killed: its pid file is left, but the operating system dropped its lock
+      assert.isTrue(fs.existsSync(`${file}.lock.pid`))
+      assert.isUndefined(await Effect.runPromise(writer(file)))
     })
 
     it("a writer in another process is refused while this process holds the journal", async () => {

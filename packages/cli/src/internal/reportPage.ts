@@ -66,11 +66,15 @@ const analysisHtml = (model: ReportModel): string => {
 
 const count = (model: ReportModel, state: string): number => model.nodes.filter((n) => n.state === state).length
 
-const headerHtml = (model: ReportModel): string => {
+const headerHtml = (model: ReportModel, stopped: boolean): string => {
   const t = model.task
   const best = model.best >= 0 ? model.nodes[model.best]! : undefined
   const chip = (label: string, value: string) => `<span class="chip"><span class="muted">${label}</span> ${escapeHtml(value)}</span>`
-  const status = model.finished === undefined ? "in progress" : `finished: ${model.finished.reason}`
+  const status = model.finished !== undefined
+    ? `finished: ${model.finished.reason}`
+    : stopped
+    ? "stopped before it finished (trex resume continues it)"
+    : "in progress"
   const stats: ReadonlyArray<readonly [string, number, string]> = [
     ["nodes", model.nodes.length, ""],
     ["succeeded", count(model, "Succeeded"), ""],
@@ -114,7 +118,7 @@ const bestHtml = (model: ReportModel): string =>
     }</pre>`
 
 /** The complete page for a run. */
-export const page = (model: ReportModel): string => {
+export const page = (model: ReportModel, stopped = false): string => {
   const data = {
     nodes: model.nodes,
     best: model.best,
@@ -126,7 +130,7 @@ export const page = (model: ReportModel): string => {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <title>TREX · ${escapeHtml(model.task.name)}</title><style>${STYLE}</style></head>
-<body>${headerHtml(model)}
+<body>${headerHtml(model, stopped)}
 <main>
 <section class="card tree-card"><div class="card-head"><h2>Search tree</h2><div class="tools"><button type="button" id="fit">Fit</button><button type="button" id="goto-best"${
     model.best < 0 ? " disabled" : ""

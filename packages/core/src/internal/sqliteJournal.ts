@@ -44,24 +44,61 @@ const io = (message: string, reason: JournalError["reason"] = "Io", seq?: number
  */
 const held = new Map<string, DatabaseSync>()
 
-const ownerOf = (lockFile: string): string => {
+/** The pid the lock's pid file names, if it names one. */
+const pidOf = (lockFile: string): number | undefined => {
   try {
     const pid = Number.parseInt(fs.readFileSync(`${lockFile}.pid`, "utf8").trim(), 10)
-    return Number.isFinite(pid) ? `process ${pid}` : "another process"
+    return Number.isFinite(pid) ? pid : undefined
   } catch {
-    return "another process"
+    return undefined
   }
+}
+
+const ownerOf = (lockFile: string): string => {
+  const pid = pidOf(lockFile)
+  return pid !== undefined ? `process ${pid}` : "another process"
 }
 
 const tryLock = (lockFile: string): DatabaseSync => {
   const db = new DatabaseSync(lockFile)
   try {
-    db.exec("PRAGMA busy_timeout = 0")
+    // a moment's wait: a reader asking who holds the lock ({@link lockHolder}) holds it that long
+    db.exec("PRAGMA busy_timeout = 250")
     db.exec("BEGIN EXCLUSIVE")
     return db
   } catch (e) {
     db.close()
     throw e
+  }
+}
+
+/**
+ * Whether a controller is writing the journal at `file` now, and which process (`pid`, when its pid
+ * file says): asks the operating system whether the writer lock is held, by reading the lock file
+ * under a shared lock for an instant. `undefined` when nobody holds it (a stopped or killed run).
+ */
+export const lockHolder = (file: string): { readonly pid?: number } | undefined => {
+  const lockFile = `${file}.lock`
+  if (held.has(path.resolve(lockFile))) return { pid: process.pid }
+  if (!fs.existsSync(lockFile)) return undefined
+  let db: DatabaseSync
+  try {
+    db = new DatabaseSync(lockFile, { readOnly: true })
+  } catch {
+    return undefined
+  }
+  try {
+    db.exec("PRAGMA busy_timeout = 0")
+    db.exec("BEGIN")
+    db.prepare("SELECT count(*) FROM sqlite_master").get()
+    db.exec("COMMIT")
+    return undefined
+  } catch (e) {
+    if (!/locked|busy/i.test(String((e as Error).message))) return undefined
+    const pid = pidOf(lockFile)
+    return pid !== undefined ? { pid } : {}
+  } finally {
+    db.close()
   }
 }
 
@@ -94,11 +131,7 @@ const releaseLock = (lockFile: string) =>
     const key = path.resolve(lockFile)
     const db = held.get(key)
     held.delete(key)
-    try {
-      if (Number.parseInt(fs.readFileSync(`${lockFile}.pid`, "utf8").trim(), 10) === process.pid) fs.rmSync(`${lockFile}.pid`, { force: true })
-    } catch {
-      // already gone
-    }
+    if (pidOf(lockFile) === process.pid) fs.rmSync(`${lockFile}.pid`, { force: true })
     if (db !== undefined && db.isOpen) {
       db.exec("ROLLBACK")
       db.close()
