@@ -222,9 +222,18 @@ const placeholderList = `${placeholders.slice(0, -1).map((p) => `{${p}}`).join("
 const placeholderLike = /(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}/g
 const spacedPlaceholder = /(?<!\$)\{(?:\s+([A-Za-z_][A-Za-z0-9_]*)\s*|([A-Za-z_][A-Za-z0-9_]*)\s+)\}/g
 
+// `{runId}`, `{node_id}`, `{taskDirectory}`: a placeholder's name, or its first word, with a word
+// added: too far from the placeholder for `closest`
+const stems = new Map(placeholders.flatMap((p) => [[p.toLowerCase(), p], [p.split(/(?=[A-Z])/)[0]!.toLowerCase(), p]] as const))
+const suffixed = new RegExp(`^(${[...stems.keys()].join("|")})[_-]?(?:id|dir|directory|folder|path|name)$`, "i")
+const withSuffix = (key: string): string | undefined => {
+  const stem = suffixed.exec(key)?.[1]
+  return stem === undefined ? undefined : stems.get(stem.toLowerCase())
+}
+
 /**
  * A `{name}` in the command or an env value that misspells one of the four placeholders
- * (`{taskdir}`, `{runs}`) would reach every job as it is, and every trial would fail the same way.
+ * (`{taskdir}`, `{runs}`, `{runId}`) would reach every job as it is, and every trial would fail the same way.
  * Any other `{word}` is left alone: it may be meant literally (a Python f-string in `python -c`, say).
  */
 const recipeIssues = (recipe: Task.Recipe | undefined): Array<string> => {
@@ -232,7 +241,7 @@ const recipeIssues = (recipe: Task.Recipe | undefined): Array<string> => {
   const check = (text: string, where: string) => {
     for (const [, key] of text.matchAll(placeholderLike)) {
       if (key === undefined || placeholders.includes(key)) continue
-      const best = closest(key, placeholders, 1)
+      const best = closest(key, placeholders, 1) ?? withSuffix(key)
       if (best === undefined) continue
       issues.push(`  ${where}: {${key}} is not a placeholder; did you mean {${best}}? (the placeholders: ${placeholderList})`)
     }

@@ -142,6 +142,15 @@ describe("TaskFile: recipe placeholders", () => {
     ])
   })
 
+  it("a placeholder's name with a word added ({runId}, {node_id}, {taskDirectory}) is refused too; other words are not", () => {
+    const all = "(the placeholders: {taskDir}, {run}, {node} or {execPath})"
+    assert.deepStrictEqual(issues(recipe(["train", "--run={runId}", "--node={node_id}", "{taskDirectory}/x", "{runner}", "{nodes_list}", "{identity}"])), [
+      `recipe.command[1]: {runId} is not a placeholder; did you mean {run}? ${all}`,
+      `recipe.command[2]: {node_id} is not a placeholder; did you mean {node}? ${all}`,
+      `recipe.command[3]: {taskDirectory} is not a placeholder; did you mean {taskDir}? ${all}`
+    ])
+  })
+
   it("a placeholder written with spaces inside its braces is refused, with the fix; other spaced braces pass", () => {
     const task = { ...minimalTask, recipe: { command: ["python", "{ taskDir }/train.py", "{node }"], env: { A: "{ run}", B: "{ x }" } } }
     assert.deepStrictEqual(issues(task), [
