@@ -199,6 +199,8 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
             }
             case "Progress":
               return { _tag: "Progress", fraction: ev.fraction, metrics: [], ...(ev.message !== undefined ? { message: ev.message } : {}) }
+            case "State":
+              return ev
             case "Exit":
               done = true
               return { _tag: "Finished", result: toResult(request.task, ev, curves) }

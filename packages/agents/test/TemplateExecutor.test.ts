@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import type { Backend, Task } from "@trex/core"
+import { type Backend, type ExperimentNode, Strategy, Task } from "@trex/core"
+import { Effect, Schema, Stream } from "effect"
 import * as TemplateExecutor from "../src/TemplateExecutor.ts"
 
 const task = { name: "t", objective: "o", metric: { name: "acc", direction: "maximize" } } as unknown as Task.Task
@@ -26,4 +27,33 @@ describe("TemplateExecutor.toResult", () => {
     assert.deepStrictEqual([oom.failure?.kind, oom.failure?.message], ["OOM", "out of memory"])
     assert.strictEqual(TemplateExecutor.toResult(task, exit({ exitCode: 2, signal: "SIGTERM", message: "killed" }), []).failure?.message, "killed")
   })
+})
+
+describe("TemplateExecutor.run", () => {
+  it.effect("passes on the backend's job states (waiting, running) before the result", () =>
+    Effect.gen(function*() {
+      const job: ExperimentNode.JobRef = { backend: "queue", id: "j1", data: {} }
+      const events: ReadonlyArray<Backend.JobEvent> = [
+        { _tag: "State", state: "Pending", reason: "waiting for a GPU" },
+        { _tag: "State", state: "Running" },
+        { _tag: "Exit", outcome: "Succeeded", result: { metrics: { acc: 0.5 }, primary: 0.5 }, logTail: [], wallSeconds: 1, gpuSeconds: 0 }
+      ]
+      const backend: Backend.BackendShape = {
+        name: "queue",
+        submit: () => Effect.succeed(job),
+        watch: () => Stream.fromIterable(events),
+        cancel: () => Effect.void,
+        list: () => Effect.succeed([]),
+        capacity: Effect.succeed({ slots: 1, gpus: 1, inUse: 0 })
+      }
+      const executor = TemplateExecutor.make(backend, { taskDir: "/tmp" })
+      const node = { id: "n1", parent: "root", strategy: Schema.decodeUnknownSync(Strategy.Strategy)({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.001, epochs: 1, batchSize: 8 } }), fingerprint: "f", proposedAt: 0 } as ExperimentNode.NodeSpec
+      const seen = yield* Stream.runCollect(executor.run({ task: Schema.decodeUnknownSync(Task.Task)({ name: "t", objective: "o", metric: { name: "acc", direction: "maximize" }, recipe: { command: ["train"] } }), runId: "r", runDir: "/tmp", node }))
+      assert.deepStrictEqual(seen.map((e) => e._tag === "State" ? `${e._tag}:${e.state}:${e.reason ?? ""}` : e._tag), [
+        "Submitted",
+        "State:Pending:waiting for a GPU",
+        "State:Running:",
+        "Finished"
+      ])
+    }))
 })

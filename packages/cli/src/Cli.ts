@@ -47,7 +47,8 @@ export const execute = (prepared: Trex.Prepared) =>
         stoppedBy = signal
         control.stop("drain")
         view.note(
-          `${signal === "SIGINT" ? "Ctrl-C" : signal}: stopping. No new trials start; the running ones finish and are kept. ` +
+          `${signal === "SIGINT" ? "Ctrl-C" : signal}: stopping. No new trials start; the running ones finish and are kept ` +
+            `(those still waiting in the backend's queue are withdrawn: they run on resume). ` +
             `${signal === "SIGINT" ? "Press Ctrl-C" : "Signal"} again to cancel them now (they would run again on resume).\n`,
           (text) => process.stderr.write(text)
         )

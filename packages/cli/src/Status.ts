@@ -184,17 +184,20 @@ export const toText = (info: RunInfo, runDir: string): string => {
   const view = info.tree.view
   const resumeHint = `\`trex resume ${runDir}\` continues it`
   const inFlight = s.counts.Running + s.counts.Queued + s.counts.Proposed
-  const stopped = s.state === "stopped"
+  // no controller writes the run: its trials in flight were interrupted
+  const stopped = s.state !== "running"
+  const reattach = inFlight > 0
+    ? ` (it reattaches to the jobs of the ${inFlight} interrupted trial${inFlight === 1 ? "" : "s"} still running, and runs the others again)`
+    : ""
   const lines = [
     `Run ${s.runId} — task ${s.task} (${s.metric.direction} ${s.metric.name})`,
     `Directory: ${runDir}`,
     `State: ${
       s.state === "finished"
-        ? `finished (${s.finishedReason})${s.finishedReason === "stopped by request" ? ` — ${resumeHint}` : ""}`
+        ? `finished (${s.finishedReason})${s.finishedReason === "stopped by request" ? ` — ${resumeHint}${reattach}` : ""}`
         : s.state === "running"
         ? `running (controller: process ${s.writerPid ?? "unknown"})`
-        : `stopped before it finished — ${resumeHint}` +
-          (inFlight > 0 ? ` (it reattaches to the jobs of the ${inFlight} interrupted trial${inFlight === 1 ? "" : "s"} still running, and runs the others again)` : "")
+        : `stopped before it finished — ${resumeHint}${reattach}`
     }`,
     ...(info.damage !== undefined ? [`Journal: ${info.damage.message}. Shown below: the ${info.entries.length} entries before the damage`] : []),
     `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${inFlight} ${stopped ? "interrupted" : "in flight"}`,
@@ -244,8 +247,8 @@ export const toMarkdown = (info: RunInfo): string => {
   for (const n of view.nodes()) {
     const r = ExperimentNode.result(n)
     const note = r?.failure !== undefined ? `${r.failure.kind}: ${r.failure.message}` : (n.strategy.rationale || "")
-    out.push(`| ${n.id} | ${n.parent} | ${n.state._tag}${s.state === "stopped" && inFlightState(n) ? " (interrupted)" : ""} | ${fmt(ExperimentNode.score(n))} | ${note.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 160)} |`)
+    out.push(`| ${n.id} | ${n.parent} | ${n.state._tag}${s.state !== "running" && inFlightState(n) ? " (interrupted)" : ""} | ${fmt(ExperimentNode.score(n))} | ${note.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 160)} |`)
   }
-  out.push("", "## Tree", "", "```", ...treeLines(view, 400, s.state === "stopped"), "```", "")
+  out.push("", "## Tree", "", "```", ...treeLines(view, 400, s.state !== "running"), "```", "")
   return out.join("\n")
 }

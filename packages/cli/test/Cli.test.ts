@@ -507,11 +507,14 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     }
   })
 
-  /** `trex run` of the toy task in the background, until two trials are running (their jobs have started). */
-  const runUntilTwoRunning = async (out: string, log: string) => {
-    const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "6"], {
+  /**
+   * `trex run` of the toy task (or `task`) in the background, until two trials are submitted and
+   * `jobs` of their jobs have started (two, by default).
+   */
+  const runUntilTwoRunning = async (out: string, log: string, options: { readonly task?: string; readonly jobs?: number; readonly env?: Record<string, string> } = {}) => {
+    const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", options.task ?? path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "6"], {
       cwd: root,
-      env: { ...process.env, TREX_TOY_LOG: log, TREX_TOY_MS: "3000" },
+      env: { ...process.env, TREX_TOY_LOG: log, TREX_TOY_MS: "3000", ...options.env },
       stdio: ["ignore", "pipe", "pipe"]
     })
     const output = { stdout: "", stderr: "" }
@@ -519,7 +522,8 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     child.stderr.on("data", (d) => (output.stderr += d))
     const exited = new Promise<number | null>((r) => child.once("exit", (c) => r(c)))
     const deadline = Date.now() + 60_000
-    while ((output.stdout.match(/^start /gm) ?? []).length < 2 || !fs.existsSync(log) || fs.readFileSync(log, "utf8").trim().split("\n").length < 2) {
+    const jobs = options.jobs ?? 2
+    while ((output.stdout.match(/^start /gm) ?? []).length < 2 || !fs.existsSync(log) || fs.readFileSync(log, "utf8").trim().split("\n").length < jobs) {
       if (Date.now() > deadline) throw new Error(`no progress: ${output.stdout}`)
       await new Promise((r) => setTimeout(r, 50))
     }
@@ -534,7 +538,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const running = executions(log)
     child.kill("SIGINT")
     assert.strictEqual(await exited, 130, output.stderr)
-    assert.match(output.stderr, /Ctrl-C: stopping\. No new trials start; the running ones finish and are kept\. Press Ctrl-C again to cancel them now/)
+    assert.match(output.stderr, /Ctrl-C: stopping\. No new trials start; the running ones finish and are kept \(those still waiting in the backend's queue are withdrawn: they run on resume\)\. Press Ctrl-C again to cancel them now/)
     assert.match(output.stdout, /stopped; continue with: trex resume /)
     const runDir = output.stdout.match(/run directory: (.*)/)![1]!
     // the two running trials finished with their results, and nothing else started
@@ -546,6 +550,40 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const all = executions(log)
     assert.strictEqual(new Set(all).size, all.length, `a trial ran twice: ${all.join(",")}`)
+    const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
+    assert.strictEqual(tree.view.size, 6)
+    for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
+  })
+
+  it("Ctrl-C once withdraws a trial whose job waits for a GPU: it does not start, and runs on resume", async () => {
+    const out = tmp()
+    const log = path.join(out, "executions.log")
+    // one GPU, two trials in flight that need one each: the second waits in the local backend's queue
+    const taskDir = tmp()
+    fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(taskDir, "toy-job.mjs"))
+    const text = fs.readFileSync(path.join(fixtures, "toy.task.yaml"), "utf8").replace("resources: { cpus: 1,", "resources: { cpus: 1, gpus: 1,")
+    assert.include(text, "gpus: 1")
+    const task = writeTask(taskDir, "toy.task.yaml", text)
+    const { child, exited, output } = await runUntilTwoRunning(out, log, { task, jobs: 1, env: { CUDA_VISIBLE_DEVICES: "0" } })
+    const running = executions(log)
+    assert.strictEqual(running.length, 1)
+    child.kill("SIGINT")
+    assert.strictEqual(await exited, 130, output.stderr)
+    const runDir = output.stdout.match(/run directory: (.*)/)![1]!
+    // the running trial finished; the waiting one never started and is left for resume
+    assert.deepStrictEqual(executions(log), running)
+    const stopped = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
+    assert.strictEqual(stopped.view.get(running[0]!)?.state._tag, "Succeeded")
+    const waiting = [...stopped.view.nodes()].filter((n) => !ExperimentNode.isFinished(n)).map((n) => n.id)
+    assert.strictEqual(waiting.length, 1, "one trial was withdrawn")
+    const status = trex(["status", runDir]).stdout
+    assert.include(status, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it (it reattaches to the jobs of the 1 interrupted trial still running, and runs the others again)`)
+    assert.include(status, `${waiting[0]} interrupted (running)`)
+    const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50", CUDA_VISIBLE_DEVICES: "0" })
+    assert.strictEqual(resumed.status, 0, resumed.stderr)
+    const all = executions(log)
+    assert.strictEqual(new Set(all).size, all.length, `a trial ran twice: ${all.join(",")}`)
+    assert.include(all, waiting[0])
     const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
     assert.strictEqual(tree.view.size, 6)
     for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])

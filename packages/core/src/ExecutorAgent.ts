@@ -39,6 +39,12 @@ export interface ExecutionRequest {
 /** @since 0.1.0 @category models */
 export type ExecutionEvent =
   | { readonly _tag: "Submitted"; readonly job: JobRef }
+  /**
+   * The trial's job waits in its backend's queue (`Pending`: for a GPU, a slot, a Slurm allocation) or
+   * runs. Optional: a trial reported waiting is withdrawn when a run drains (it has not started, so it
+   * runs on resume instead of holding the stop up); one never reported waiting is let finish.
+   */
+  | { readonly _tag: "State"; readonly state: "Pending" | "Running"; readonly reason?: string }
   | { readonly _tag: "Progress"; readonly fraction?: number; readonly message?: string; readonly metrics: ReadonlyArray<MetricPoint> }
   | { readonly _tag: "Log"; readonly line: string }
   | { readonly _tag: "Finished"; readonly result: Result }

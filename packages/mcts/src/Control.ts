@@ -1,6 +1,7 @@
 /**
  * A handle for steering a running search from outside: pause (no new trials start; running
- * ones finish), resume, and stop (`"drain"`: let running trials finish; `"cancel"`: cancel them).
+ * ones finish), resume, and stop (`"drain"`: let running trials finish, and withdraw those whose
+ * executor reports their job waiting in its backend's queue, to run on resume; `"cancel"`: cancel them all).
  *
  * @since 0.1.0
  */

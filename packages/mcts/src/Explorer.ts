@@ -236,6 +236,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const inFlight = new Set<string>()
   let finishedCount = 0
   const pruning = new Set<string>()
+  // trials whose job waits in its backend's queue, as their executor reports: a drain withdraws them
+  const waiting = new Set<string>()
+  const withdraw = (nodeId: string) => Effect.asVoid(Effect.forkDetach(FiberMap.remove(fibers, nodeId)))
 
   const finish = (nodeId: string, outcome: JournalEvent.Outcome, result: Result.Result | undefined, reason?: string) =>
     Effect.suspend(() => {
@@ -315,6 +318,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       Effect.ensuring(
         Effect.suspend(() => {
           inFlight.delete(node.id)
+          waiting.delete(node.id)
           return Queue.offer(wake, { _tag: "Finished", nodeId: node.id })
         })
       )
@@ -350,6 +354,16 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
             return Effect.void
           }
         )
+      case "State":
+        return Effect.suspend(() => {
+          if (ev.state === "Running") {
+            waiting.delete(nodeId)
+            return Effect.void
+          }
+          waiting.add(nodeId)
+          // waiting after a drain began (submitted late, or resubmitted by a retry): withdrawn as well
+          return options.control?.stopRequested === "drain" ? withdraw(nodeId) : Effect.void
+        })
       default:
         return Effect.void
     }
@@ -577,6 +591,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       interrupted = true
       yield* FiberMap.clear(fibers)
     } else {
+      // a drain lets running trials finish and withdraws those whose job still waits in its
+      // backend's queue: they have not started, and run on resume (their jobs are cancelled)
+      if (control?.stopRequested === "drain") for (const id of [...waiting]) yield* FiberMap.remove(fibers, id)
       yield* FiberMap.awaitEmpty(fibers)
     }
     // (a stopped run distils on its schedule when it is resumed, as an uninterrupted one would)

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cost, CostMeter, Errors, ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, SearchPolicy, SearchSpace } from "@trex/core"
-import { Effect, Fiber, Layer } from "effect"
+import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, SearchPolicy, SearchSpace } from "@trex/core"
+import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
 import * as Explorer from "../src/Explorer.ts"
@@ -470,6 +470,54 @@ describe("Explorer", () => {
       assert.strictEqual(tags.filter((t) => t === "NodeProposed").length, proposedAtStop, tags.join(","))
       assert.strictEqual(tags.filter((t) => t === "NodeFinished").length, proposedAtStop, "the trials already running finished")
       assert.notInclude(tags, "InsightsDistilled", "no distillation off its schedule (a resumed run distils on it)")
+    }))
+
+  it.live("a drain lets a running trial finish and withdraws those waiting in the backend's queue, cancelling their jobs", () =>
+    Effect.gen(function*() {
+      const control = new Control()
+      const release = yield* Deferred.make<void>()
+      const submitted: Array<string> = []
+      const withdrawn: Array<string> = []
+      // one slot: the first trial runs until released; the others wait in the queue for it
+      const queueing: ExecutorAgent.ExecutorAgentShape = {
+        name: "one-slot",
+        run: (req) =>
+          Stream.unwrap(Effect.sync(() => {
+            const job = { backend: "one-slot", id: `job-${req.node.id}`, data: {} }
+            submitted.push(req.node.id)
+            if (submitted.length === 1) {
+              const s = score(req.node.strategy)
+              const result = { metrics: { score: s }, score: s, curves: [], artifacts: [], cost: Cost.make({ gpuSeconds: 60 }) }
+              return Stream.concat(
+                Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job }, { _tag: "State", state: "Running" }),
+                Stream.fromEffect(Effect.as(Deferred.await(release), { _tag: "Finished", result } as const))
+              )
+            }
+            return Stream.concat(
+              Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job }, { _tag: "State", state: "Pending", reason: "waiting for a GPU" }),
+              Stream.never
+            ).pipe(Stream.ensuring(Effect.sync(() => void withdrawn.push(req.node.id))))
+          }))
+      }
+      const journal = Journal.makeMemory()
+      const fiber = yield* Explorer.run(makeTask({ maxTrials: 10 }), { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 2, control }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, queueing))),
+        Effect.forkChild
+      )
+      while (submitted.length < 2) yield* Effect.sleep("1 millis")
+      control.stop("drain")
+      // the queued trials are withdrawn at once, while the running one still runs
+      for (let i = 0; i < 5000 && withdrawn.length < 1; i++) yield* Effect.sleep("1 millis")
+      assert.deepStrictEqual(withdrawn, [submitted[1]], "the queued trial is withdrawn before the running one ends")
+      yield* Deferred.succeed(release, undefined)
+      const summary = yield* Fiber.join(fiber)
+      assert.strictEqual(summary.reason, "stopped by request")
+      assert.isFalse(summary.interrupted)
+      assert.deepStrictEqual(withdrawn, submitted.slice(1))
+      const events = (yield* journal.read()).map((e) => e.event)
+      const finished = events.flatMap((e) => (e._tag === "NodeFinished" ? [e.nodeId] : []))
+      assert.deepStrictEqual(finished, [submitted[0]], "the running trial finished; the withdrawn ones are left to run on resume")
+      assert.strictEqual(events.filter((e) => e._tag === "JobSubmitted").length, 2)
     }))
 
   it.live("a policy that stops ends the run with its reason", () =>
