@@ -200,7 +200,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
         : `stopped before it finished — ${resumeHint}${reattach}`
     }`,
     ...(info.damage !== undefined ? [`Journal: ${info.damage.message}. Shown below: the ${info.entries.length} entries before the damage`] : []),
-    `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${inFlight} ${stopped ? "interrupted" : "in flight"}`,
+    `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${inFlight} ${stopped && inFlight > 0 ? "interrupted" : "in flight"}`,
     `Budget: ${budgetLine(view.task.budget, s.budget)}`,
     s.best !== undefined
       ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${Object.entries(s.best.metrics).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")})`
