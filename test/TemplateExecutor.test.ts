@@ -109,9 +109,9 @@ describe("TemplateExecutor on the local backend", () => {
         const node = { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
         const recipe = { command: [process.execPath, "{taskDir}/job.mjs"], env: {}, resources: { gpus: 0, cpus: 1 } }
         const request = { task: { ...task, recipe }, runId: "r", runDir: dir, node }
-        // the consumer stops after the submission and the first metric, as a prune or a stop does
-        const seen = Array.from(yield* executor.run(request).pipe(Stream.take(2), Stream.runCollect))
-        assert.deepStrictEqual(seen.map((e) => e._tag), ["Submitted", "Progress"])
+        // the consumer stops after the submission, the job's start and its first metric, as a prune or a stop does
+        const seen = Array.from(yield* executor.run(request).pipe(Stream.take(3), Stream.runCollect))
+        assert.deepStrictEqual(seen.map((e) => e._tag === "State" ? `State:${e.state}` : e._tag), ["Submitted", "State:Running", "Progress"])
         const job = (seen[0] as Extract<ExecutorAgent.ExecutionEvent, { _tag: "Submitted" }>).job
         const exit = yield* Backend.awaitExit(backend, job)
         assert.strictEqual(exit.outcome, "Cancelled")

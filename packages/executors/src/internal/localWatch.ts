@@ -24,7 +24,10 @@ interface Readers {
 
 type Phase =
   | { readonly _tag: "Init" }
+  /** In this backend's queue, waiting for a slot or GPUs. */
   | { readonly _tag: "Pending" }
+  /** Out of the queue, its process being started (no pid file yet): reported as running. */
+  | { readonly _tag: "Starting" }
   | { readonly _tag: "Running"; readonly readers: Readers; readonly tick: number }
 
 const stdoutEvent = (line: string): Backend.JobEvent => JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line }
@@ -76,14 +79,14 @@ const step = (dir: string, known: () => Known, phase: Phase): Step => {
   }
   // A job that finished before anyone watched still reports what it printed, then its exit.
   if (exit !== undefined) return finished([...drain(readers(dir), true), Job.toJobExit(dir, exit)])
-  if (Job.readPid(dir) !== undefined) {
-    return { events: [{ _tag: "State", state: "Running" }], next: { _tag: "Running", readers: readers(dir), tick: 0 } }
-  }
+  const running: ReadonlyArray<Backend.JobEvent> = phase._tag === "Starting" ? [] : [{ _tag: "State", state: "Running" }]
+  if (Job.readPid(dir) !== undefined) return { events: running, next: { _tag: "Running", readers: readers(dir), tick: 0 } }
   const k = known()
   if (k === "unknown") return finished([Job.toJobExit(dir, giveUp(dir, "abandoned"))])
+  // a job out of the queue runs from the moment its start begins: a drain lets it finish
+  if (k === "starting") return { events: running, next: { _tag: "Starting" } }
   if (phase._tag === "Pending") return { events: [], next: phase }
-  const reason = k === "queued" ? { reason: "waiting for a free slot" } : {}
-  return { events: [{ _tag: "State", state: "Pending", ...reason }], next: { _tag: "Pending" } }
+  return { events: [{ _tag: "State", state: "Pending", reason: "waiting for a free slot or GPU" }], next: { _tag: "Pending" } }
 }
 
 /** Events of the job in `dir`, its output replayed from the start, ending with its Exit. */
