@@ -19,6 +19,8 @@ export interface LiveView {
   /** Account for events journaled before this session (a resumed run), without printing them. */
   readonly prime: (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget.Budget) => void
   readonly onEvent: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
+  /** A trial's job waits in its backend's queue (`Pending`, and why) or has left it (`Running`). */
+  readonly onJobState: (nodeId: string, state: "Pending" | "Running", reason: string | undefined) => void
   /** Print a message (with `write`, e.g. to stderr) above the live frame, so the next redraw does not overwrite it. */
   readonly note: (text: string, write: (text: string) => void) => void
   /** Stop redrawing and leave the last frame on screen. */
@@ -39,6 +41,8 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
   let tree: ExperimentTree.TreeView | undefined
   let lastLines = 0
   let timer: ReturnType<typeof setInterval> | undefined
+  // trials whose job waits in its backend's queue, and why
+  const waiting = new Map<string, string>()
 
   const frame = (): Array<string> => {
     if (tree === undefined || ledger.value === undefined) return []
@@ -51,7 +55,9 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     for (const n of tree.nodes()) {
       if (n.state._tag !== "Running" && n.state._tag !== "Queued") continue
       const last = n.curve.at(-1)
-      lines.push(`  ${n.id.padEnd(6)} ${bar(n.progress ?? 0)} ${n.state._tag === "Queued" ? "queued " : "running"}${last !== undefined ? `  ${last.split}/${last.name} ${fmt(last.value)}` : ""}`)
+      const why = waiting.get(n.id)
+      const state = why !== undefined ? `waiting (${why})` : n.state._tag === "Queued" ? "queued " : "running"
+      lines.push(`  ${n.id.padEnd(6)} ${bar(n.progress ?? 0)} ${state}${last !== undefined ? `  ${last.split}/${last.name} ${fmt(last.value)}` : ""}`)
     }
     return lines
   }
@@ -114,6 +120,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       tree = view
       const e = entry.event
       account(e, view.task.budget)
+      if (e._tag === "NodeFinished") waiting.delete(e.nodeId)
       if (e._tag === "RunStarted" || e._tag === "RunResumed") sessionStart = Date.now()
       if (options.tty) {
         if (timer === undefined) timer = setInterval(redraw, options.intervalMs ?? 200)
@@ -122,6 +129,16 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
           above(() => plain(entry, view))
         }
       } else plain(entry, view)
+    },
+    onJobState: (nodeId, state, reason) => {
+      if (state === "Running") {
+        waiting.delete(nodeId)
+        return
+      }
+      const why = reason ?? "waiting for resources"
+      if (waiting.get(nodeId) === why) return
+      waiting.set(nodeId, why)
+      if (!options.tty) options.write(`wait   ${nodeId}: ${why}\n`)
     },
     note: (text, write) => {
       if (options.tty && lastLines > 0) above(() => write(text))

@@ -576,6 +576,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.strictEqual(stopped.view.get(running[0]!)?.state._tag, "Succeeded")
     const waiting = [...stopped.view.nodes()].filter((n) => !ExperimentNode.isFinished(n)).map((n) => n.id)
     assert.strictEqual(waiting.length, 1, "one trial was withdrawn")
+    assert.include(output.stdout, `wait   ${waiting[0]}: no free slot or GPU`, "the live view said why it waited")
     const status = trex(["status", runDir]).stdout
     assert.include(status, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it (it reattaches to the jobs of the 1 interrupted trial still running, and runs the others again)`)
     assert.include(status, `${waiting[0]} interrupted (running)`)

@@ -39,3 +39,39 @@ describe("LiveView on a terminal", () => {
     assert.isString(running)
   })
 })
+
+describe("LiveView: trials waiting in the backend's queue", () => {
+  const setup = (tty: boolean) => {
+    let out = ""
+    const view = LiveView.make({ tty, write: (s) => void (out += s), intervalMs: 60_000 })
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4 } }))
+    view.onEvent({ seq: 1, event: b.events[0]! }, b.view)
+    const a = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
+    const c = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.03 }))
+    for (const [i, event] of b.events.slice(1).entries()) view.onEvent({ seq: i + 2, event }, b.view)
+    return { a, c, out: () => out, view }
+  }
+
+  it("on a terminal, a waiting trial says why in the frame, until it runs", () => {
+    const { a, c, out, view } = setup(true)
+    view.onJobState(a, "Running", undefined)
+    view.onJobState(c, "Pending", "no free slot or GPU")
+    view.close()
+    const frame = screen(out())
+    assert.isTrue(frame.some((l) => l.includes(c) && l.endsWith("waiting (no free slot or GPU)")), frame.join("\n"))
+    assert.isTrue(frame.some((l) => l.includes(a) && l.endsWith("running")), frame.join("\n"))
+    view.onJobState(c, "Running", undefined)
+    view.close()
+    const later = screen(out()).slice(-2)
+    assert.isTrue(later.every((l) => l.endsWith("running")), later.join("\n"))
+  })
+
+  it("in plain output, one line when a trial starts waiting or its reason changes", () => {
+    const { c, out, view } = setup(false)
+    view.onJobState(c, "Pending", "Priority")
+    view.onJobState(c, "Pending", "Priority")
+    view.onJobState(c, "Pending", "Resources")
+    view.onJobState(c, "Running", undefined)
+    assert.deepStrictEqual(out().split("\n").filter((l) => l.startsWith("wait ")), [`wait   ${c}: Priority`, `wait   ${c}: Resources`])
+  })
+})

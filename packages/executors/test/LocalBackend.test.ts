@@ -71,7 +71,7 @@ describe("LocalBackend", () => {
       const second = yield* backend.submit(job("q2", { HOLD: release }))
       const third = yield* backend.submit(job("q3", { T: "0" }))
       const events = yield* Stream.runCollect(backend.watch(third))
-      assert.deepStrictEqual(events[0], { _tag: "State", state: "Pending", reason: "waiting for a free slot or GPU" })
+      assert.deepStrictEqual(events[0], { _tag: "State", state: "Pending", reason: "no free slot or GPU" })
       // once out of the queue it runs (reported once), and nothing says it waits again
       const states = events.flatMap((e) => (e._tag === "State" ? [e.state] : []))
       assert.deepStrictEqual(states, ["Pending", "Running"])

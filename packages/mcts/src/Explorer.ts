@@ -63,6 +63,11 @@ export interface Options {
    * a little later: events no outside effect depends on are committed in groups.
    */
   readonly onEvent?: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
+  /**
+   * Called when a trial's job starts waiting in its backend's queue (`Pending`, with the backend's
+   * reason) or leaves it (`Running`), as its executor reports (for UIs; not journaled: it is transient).
+   */
+  readonly onJobState?: (nodeId: string, state: "Pending" | "Running", reason: string | undefined) => void
   /** Times an execution that failed for infrastructure reasons is retried (default 2). */
   readonly retries?: number
   /** Proposal attempts per node before it counts as exhausted (default 3). */
@@ -356,6 +361,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         )
       case "State":
         return Effect.suspend(() => {
+          options.onJobState?.(nodeId, ev.state, ev.reason)
           if (ev.state === "Running") {
             waiting.delete(nodeId)
             return Effect.void

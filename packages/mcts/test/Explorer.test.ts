@@ -478,6 +478,7 @@ describe("Explorer", () => {
       const release = yield* Deferred.make<void>()
       const submitted: Array<string> = []
       const withdrawn: Array<string> = []
+      const states: Array<string> = []
       // one slot: the first trial runs until released; the others wait in the queue for it
       const queueing: ExecutorAgent.ExecutorAgentShape = {
         name: "one-slot",
@@ -500,7 +501,7 @@ describe("Explorer", () => {
           }))
       }
       const journal = Journal.makeMemory()
-      const fiber = yield* Explorer.run(makeTask({ maxTrials: 10 }), { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 2, control }).pipe(
+      const fiber = yield* Explorer.run(makeTask({ maxTrials: 10 }), { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 2, control, onJobState: (id, state, reason) => void states.push(`${id} ${state} ${reason ?? ""}`.trim()) }).pipe(
         Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, queueing))),
         Effect.forkChild
       )
@@ -514,6 +515,7 @@ describe("Explorer", () => {
       assert.strictEqual(summary.reason, "stopped by request")
       assert.isFalse(summary.interrupted)
       assert.deepStrictEqual(withdrawn, submitted.slice(1))
+      assert.deepStrictEqual(states, [`${submitted[0]} Running`, `${submitted[1]} Pending waiting for a GPU`], "job states reach onJobState")
       const events = (yield* journal.read()).map((e) => e.event)
       const finished = events.flatMap((e) => (e._tag === "NodeFinished" ? [e.nodeId] : []))
       assert.deepStrictEqual(finished, [submitted[0]], "the running trial finished; the withdrawn ones are left to run on resume")

@@ -86,7 +86,7 @@ const step = (dir: string, known: () => Known, phase: Phase): Step => {
   // a job out of the queue runs from the moment its start begins: a drain lets it finish
   if (k === "starting") return { events: running, next: { _tag: "Starting" } }
   if (phase._tag === "Pending") return { events: [], next: phase }
-  return { events: [{ _tag: "State", state: "Pending", reason: "waiting for a free slot or GPU" }], next: { _tag: "Pending" } }
+  return { events: [{ _tag: "State", state: "Pending", reason: "no free slot or GPU" }], next: { _tag: "Pending" } }
 }
 
 /** Events of the job in `dir`, its output replayed from the start, ending with its Exit. */
