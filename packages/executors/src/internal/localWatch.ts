@@ -77,9 +77,13 @@ const step = (dir: string, known: () => Known, phase: Phase): Step => {
     }
     return { events, next: { ...phase, tick: phase.tick + 1 } }
   }
-  // A job that finished before anyone watched still reports what it printed, then its exit.
-  if (exit !== undefined) return finished([...drain(readers(dir), true), Job.toJobExit(dir, exit)])
   const running: ReadonlyArray<Backend.JobEvent> = phase._tag === "Starting" ? [] : [{ _tag: "State", state: "Running" }]
+  // A job that finished before anyone watched still reports what it printed, then its exit (one
+  // reported waiting says it ran, if it did, between two polls).
+  if (exit !== undefined) {
+    const ran = phase._tag === "Pending" && Job.readPid(dir) !== undefined ? running : []
+    return finished([...ran, ...drain(readers(dir), true), Job.toJobExit(dir, exit)])
+  }
   if (Job.readPid(dir) !== undefined) return { events: running, next: { _tag: "Running", readers: readers(dir), tick: 0 } }
   const k = known()
   if (k === "unknown") return finished([Job.toJobExit(dir, giveUp(dir, "abandoned"))])
