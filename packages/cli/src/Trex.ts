@@ -194,7 +194,10 @@ export interface Search {
   /** No new trials start; running ones finish. */
   readonly pause: Effect.Effect<void>
   readonly resume: Effect.Effect<void>
-  /** `"drain"` lets running trials finish; `"cancel"` cancels them (`trex resume` continues later). */
+  /**
+   * `"drain"` lets running trials finish (those whose job still waits in the backend's queue are
+   * withdrawn, to run on resume); `"cancel"` cancels them all (`trex resume` continues later).
+   */
   readonly stop: (mode?: Control.StopMode) => Effect.Effect<void>
   /** The run's summary when it ends. */
   readonly await: Effect.Effect<Explorer.Summary, unknown>
