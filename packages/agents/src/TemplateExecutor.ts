@@ -145,6 +145,11 @@ export const toResult = (
  */
 export const make = (backend: Backend.BackendShape, options: Options): ExecutorAgent.ExecutorAgentShape => ({
   name: "template",
+  // a backend that cannot withdraw a queued job in one step: the trial's stream is stopped, which cancels it
+  withdraw: (job) =>
+    backend.withdraw === undefined
+      ? Effect.succeed(true)
+      : Effect.orElseSucceed(backend.withdraw(job), () => true),
   run: (request) => {
     const recipe = options.recipe ?? request.task.recipe
     const nodeId = request.node.id

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { type Backend, type ExperimentNode, Strategy, Task } from "@trex/core"
+import { type Backend, Errors, type ExperimentNode, Strategy, Task } from "@trex/core"
 import { Effect, Schema, Stream } from "effect"
 import * as TemplateExecutor from "../src/TemplateExecutor.ts"
 
@@ -55,5 +55,27 @@ describe("TemplateExecutor.run", () => {
         "State:Running:",
         "Finished"
       ])
+    }))
+})
+
+describe("TemplateExecutor.withdraw", () => {
+  it.effect("asks the backend to withdraw a queued job; without the backend's support (or on its error) the trial is to be stopped", () =>
+    Effect.gen(function*() {
+      const job: ExperimentNode.JobRef = { backend: "b", id: "j1", data: {} }
+      const base: Backend.BackendShape = {
+        name: "b",
+        submit: () => Effect.succeed(job),
+        watch: () => Stream.empty,
+        cancel: () => Effect.void,
+        list: () => Effect.succeed([]),
+        capacity: Effect.succeed({ slots: 1, gpus: 0, inUse: 0 })
+      }
+      const asked: Array<string> = []
+      const started = TemplateExecutor.make({ ...base, withdraw: (ref) => Effect.sync(() => void asked.push(ref.id)).pipe(Effect.as(false)) }, { taskDir: "/tmp" })
+      assert.isFalse(yield* started.withdraw!(job))
+      assert.deepStrictEqual(asked, ["j1"])
+      assert.isTrue(yield* TemplateExecutor.make(base, { taskDir: "/tmp" }).withdraw!(job))
+      const failing = TemplateExecutor.make({ ...base, withdraw: () => Effect.fail(new Errors.BackendError({ backend: "b", operation: "withdraw", message: "down", retryable: true })) }, { taskDir: "/tmp" })
+      assert.isTrue(yield* failing.withdraw!(job))
     }))
 })

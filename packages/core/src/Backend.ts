@@ -87,6 +87,13 @@ export interface BackendShape {
    */
   readonly watch: (ref: JobRef) => Stream.Stream<JobEvent, BackendError>
   readonly cancel: (ref: JobRef) => Effect.Effect<void, BackendError>
+  /**
+   * Optional: cancel the job only if it has not left the backend's queue, in one step (a job the
+   * backend has just started is not touched); `true` when it was withdrawn, `false` when it runs
+   * (or ended). Without it, a drain cancels the jobs last reported `Pending`, and one that started
+   * since may be cancelled too.
+   */
+  readonly withdraw?: (ref: JobRef) => Effect.Effect<boolean, BackendError>
   readonly list: (run: string) => Effect.Effect<ReadonlyArray<JobInfo>, BackendError>
   readonly capacity: Effect.Effect<Capacity, BackendError>
 }

@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Context, type Stream } from "effect"
+import { Context, type Effect, type Stream } from "effect"
 import type { ExecutorError } from "./Errors.ts"
 import type { JobRef, NodeSpec } from "./ExperimentNode.ts"
 import type { MetricPoint, Result } from "./Result.ts"
@@ -53,6 +53,12 @@ export type ExecutionEvent =
 export interface ExecutorAgentShape {
   readonly name: string
   readonly run: (request: ExecutionRequest) => Stream.Stream<ExecutionEvent, ExecutorError>
+  /**
+   * Optional: withdraw a job reported `Pending` if it is still queued (see `Backend.withdraw`):
+   * `true` when it was withdrawn (the trial's stream may then be stopped), `false` when it has
+   * started and should be let finish. Without it, a drain stops the trials last reported `Pending`.
+   */
+  readonly withdraw?: (job: JobRef) => Effect.Effect<boolean>
 }
 
 /** @since 0.1.0 @category services */

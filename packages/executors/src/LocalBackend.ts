@@ -277,15 +277,21 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
     return toRef(dir)
   })
 
-  const cancel = Effect.fn("LocalBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
-    const dir = refDir(ref)
-    const queued = queue.findIndex((q) => q.dir === dir)
-    if (queued >= 0) {
+  // Synchronous, so the queue cannot start the job between the check and the removal.
+  const withdraw = (ref: ExperimentNode.JobRef) =>
+    Effect.sync(() => {
+      const dir = refDir(ref)
+      const queued = queue.findIndex((q) => q.dir === dir)
+      if (queued < 0) return false
       queue.splice(queued, 1)
       const now = Date.now()
       Job.writeExitOnce(dir, { code: null, signal: null, startedAt: now, endedAt: now, reason: "cancel" })
-      return
-    }
+      return true
+    })
+
+  const cancel = Effect.fn("LocalBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    if (yield* withdraw(ref)) return
+    const dir = refDir(ref)
     // A job that is starting gets its pid file (or its exit) within moments.
     const pid = yield* pollUntil(() => (Job.readExit(dir) !== undefined ? "ended" : Job.readPid(dir)), known(dir)() === "starting" ? 15_000 : 0)
     if (pid === undefined || pid === "ended") return
@@ -333,6 +339,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
           : Stream.fail(fail("watch", `no job at ${dir}`))
       }),
     cancel,
+    withdraw,
     list,
     capacity: Effect.sync(() => ({ slots, gpus: allGpus.length, inUse: running.size }))
   }

@@ -58,6 +58,22 @@ describe("LocalBackend", () => {
       assert.strictEqual(tooMany._tag, "BackendError")
     })))
 
+  it.live("withdraw cancels a job only while it is queued: a queued one never runs, a started one runs on", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 1 })
+      const script = `echo ran > ran.txt\nsleep 0.3`
+      const first = yield* backend.submit(spec("w1", script))
+      const second = yield* backend.submit(spec("w2", script))
+      assert.isFalse(yield* backend.withdraw!(first), "w1 took the slot: it is not withdrawn")
+      assert.isTrue(yield* backend.withdraw!(second), "w2 waits for the slot: withdrawn")
+      assert.strictEqual((yield* Backend.awaitExit(backend, first)).outcome, "Succeeded")
+      assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Cancelled")
+      const dir = (ref: typeof first) => ref.data["dir"] as string
+      assert.isTrue(Fs.existsSync(Path.join(dir(first), "ran.txt")))
+      assert.isFalse(Fs.existsSync(Path.join(dir(second), "ran.txt")), "the withdrawn job never started, even after the slot freed")
+      assert.isFalse(yield* backend.withdraw!(second), "a job withdrawn already is not withdrawn again")
+    })))
+
   it.live("a third GPU job waits for a free GPU, then gets the one released", () =>
     Effect.scoped(Effect.gen(function*() {
       const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 4, gpus: ["a", "b"] })

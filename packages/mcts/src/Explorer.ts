@@ -243,7 +243,15 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const pruning = new Set<string>()
   // trials whose job waits in its backend's queue, as their executor reports: a drain withdraws them
   const waiting = new Set<string>()
-  const withdraw = (nodeId: string) => Effect.asVoid(Effect.forkDetach(FiberMap.remove(fibers, nodeId)))
+  // Withdrawn through the executor when it can do so in one step (a job that has just left the queue
+  // is then let run), else by stopping the trial (which cancels its job).
+  const withdraw = (nodeId: string) =>
+    Effect.suspend(() => {
+      const n = tree.view.get(nodeId)
+      const job = n?.state._tag === "Running" ? n.state.job : undefined
+      const gone = executor.withdraw !== undefined && job !== undefined ? executor.withdraw(job) : Effect.succeed(true)
+      return Effect.flatMap(gone, (withdrawn) => (withdrawn ? FiberMap.remove(fibers, nodeId) : Effect.void))
+    })
 
   const finish = (nodeId: string, outcome: JournalEvent.Outcome, result: Result.Result | undefined, reason?: string) =>
     Effect.suspend(() => {
@@ -368,7 +376,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           }
           waiting.add(nodeId)
           // waiting after a drain began (submitted late, or resubmitted by a retry): withdrawn as well
-          return options.control?.stopRequested === "drain" ? withdraw(nodeId) : Effect.void
+          return options.control?.stopRequested === "drain" ? Effect.asVoid(Effect.forkDetach(withdraw(nodeId))) : Effect.void
         })
       default:
         return Effect.void
@@ -599,7 +607,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     } else {
       // a drain lets running trials finish and withdraws those whose job still waits in its
       // backend's queue: they have not started, and run on resume (their jobs are cancelled)
-      if (control?.stopRequested === "drain") for (const id of [...waiting]) yield* FiberMap.remove(fibers, id)
+      if (control?.stopRequested === "drain") for (const id of [...waiting]) yield* withdraw(id)
       yield* FiberMap.awaitEmpty(fibers)
     }
     // (a stopped run distils on its schedule when it is resumed, as an uninterrupted one would)

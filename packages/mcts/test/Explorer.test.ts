@@ -522,6 +522,45 @@ describe("Explorer", () => {
       assert.strictEqual(events.filter((e) => e._tag === "JobSubmitted").length, 2)
     }))
 
+  it.live("a drain asks the executor to withdraw a waiting trial: one that has just started (withdraw says no) runs to its end", () =>
+    Effect.gen(function*() {
+      const control = new Control()
+      const release = yield* Deferred.make<void>()
+      const submitted: Array<string> = []
+      const asked: Array<string> = []
+      const result = (s: number) => ({ metrics: { score: s }, score: s, curves: [], artifacts: [], cost: Cost.make({ gpuSeconds: 60 }) })
+      // every trial reports Pending; the backend has in fact started them all, so it withdraws none
+      const started: ExecutorAgent.ExecutorAgentShape = {
+        name: "started",
+        withdraw: (job) => Effect.sync(() => void asked.push(job.id)).pipe(Effect.as(false)),
+        run: (req) =>
+          Stream.unwrap(Effect.sync(() => {
+            submitted.push(req.node.id)
+            return Stream.concat(
+              Stream.make<Array<ExecutorAgent.ExecutionEvent>>(
+                { _tag: "Submitted", job: { backend: "started", id: `job-${req.node.id}`, data: {} } },
+                { _tag: "State", state: "Pending" }
+              ),
+              Stream.fromEffect(Effect.as(Deferred.await(release), { _tag: "Finished", result: result(score(req.node.strategy)) } as const))
+            )
+          }))
+      }
+      const journal = Journal.makeMemory()
+      const fiber = yield* Explorer.run(makeTask({ maxTrials: 10 }), { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 2, control }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, started))),
+        Effect.forkChild
+      )
+      while (submitted.length < 2) yield* Effect.sleep("1 millis")
+      control.stop("drain")
+      for (let i = 0; i < 5000 && asked.length < 2; i++) yield* Effect.sleep("1 millis")
+      assert.deepStrictEqual(asked, submitted.map((id) => `job-${id}`), "both waiting trials were asked about")
+      yield* Deferred.succeed(release, undefined)
+      const summary = yield* Fiber.join(fiber)
+      assert.strictEqual(summary.reason, "stopped by request")
+      const finished = (yield* journal.read()).flatMap((e) => (e.event._tag === "NodeFinished" ? [e.event.nodeId] : []))
+      assert.deepStrictEqual([...finished].sort(), [...submitted].sort(), "neither was stopped: both finished")
+    }))
+
   it.live("a policy that stops ends the run with its reason", () =>
     Effect.gen(function*() {
       const summary = yield* Explorer.run(makeTask({ maxTrials: 5 }), { runId: "s", runDir: "/tmp/unused" }).pipe(
