@@ -119,7 +119,7 @@ const descriptions: Record<string, string> = {
   "defaultStrategy.evaluation": "How to evaluate this strategy (same fields as `evaluation`).",
   "defaultStrategy.rationale": "Why this strategy; commentary only, it never changes the fingerprint.",
   "recipe": "How the template executor runs a strategy.",
-  "recipe.command": "Command as argv, with placeholders `{taskDir}`, `{run}`, `{node}` and `{execPath}` (the Node.js running trex) only (a misspelt one, such as `{taskdir}` or `{runId}`, is refused; any other `{word}` is passed as it is); the job reads the strategy from `$TREX_JOB_DIR/strategy.json`.",
+  "recipe.command": "Command as argv, with placeholders `{taskDir}`, `{run}`, `{node}` and `{execPath}` (the Node.js running trex) only (a misspelt one, such as `{taskdir}`, `{taskDri}` or `{runId}`, is refused; any other `{word}`, `{{word}}` and a shell's `${word}` are passed as they are); the job reads the strategy from `$TREX_JOB_DIR/strategy.json`.",
   "recipe.image": "Container image, for container backends.",
   "recipe.env": "Environment variables for the job; values may use the command's placeholders (`{taskDir}/data`, say), substituted per job.",
   "recipe.resources": "Resources one trial needs.",

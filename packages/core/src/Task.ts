@@ -62,11 +62,12 @@ export const PLACEHOLDERS = ["taskDir", "run", "node", "execPath"] as const
 /** @since 0.1.0 @category models */
 export type Placeholder = typeof PLACEHOLDERS[number]
 
-const placeholderPattern = new RegExp(`\\{(${PLACEHOLDERS.join("|")})\\}`, "g")
+// `${run}` is left alone (a shell's variable, in a `sh -c` script), and so is `{{run}}` (an f-string's literal `{run}`)
+const placeholderPattern = new RegExp(`(?<![$\\{])\\{(${PLACEHOLDERS.join("|")})\\}(?!\\})`, "g")
 
 /**
  * Substitute the placeholders in one part of a recipe's command or one of its environment values;
- * any other `{word}` stays as it is.
+ * any other `{word}` stays as it is, and so do a shell's `${node}` and an f-string's `{{node}}`.
  *
  * @example
  * ```ts

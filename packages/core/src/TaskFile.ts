@@ -218,22 +218,27 @@ const spaceShapeIssues = (space: SearchSpace.SearchSpace): Array<string> => {
 /** The placeholders the executors substitute, in recipe.command and recipe.env values. */
 const placeholders: ReadonlyArray<string> = Task.PLACEHOLDERS
 const placeholderList = `${placeholders.slice(0, -1).map((p) => `{${p}}`).join(", ")} or {${placeholders.at(-1)}}`
-// `${NAME}` is left alone: it is a shell's variable, in a `sh -c` script
-const placeholderLike = /(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}/g
+// `${NAME}` is left alone: it is a shell's variable, in a `sh -c` script; `{{name}}` is a literal `{name}` in an f-string
+const placeholderLike = /(?<![$\{])\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})/g
 const spacedPlaceholder = /(?<!\$)\{(?:\s+([A-Za-z_][A-Za-z0-9_]*)\s*|([A-Za-z_][A-Za-z0-9_]*)\s+)\}/g
 
-// `{runId}`, `{node_id}`, `{taskDirectory}`: a placeholder's name, or its first word, with a word
-// added: too far from the placeholder for `closest`
-const stems = new Map(placeholders.flatMap((p) => [[p.toLowerCase(), p], [p.split(/(?=[A-Z])/)[0]!.toLowerCase(), p]] as const))
-const suffixed = new RegExp(`^(${[...stems.keys()].join("|")})[_-]?(?:id|dir|directory|folder|path|name)$`, "i")
-const withSuffix = (key: string): string | undefined => {
-  const stem = suffixed.exec(key)?.[1]
-  return stem === undefined ? undefined : stems.get(stem.toLowerCase())
-}
+/**
+ * The placeholder `key` most likely misspells, if it is one: the same letters in another case
+ * (`{taskdir}`, `{Node}`); a typo of a long one (`{taskDri}`, `{exec_path}`: short ones, `{run}` and
+ * `{node}`, are a letter away from words such as `{fun}` and `{mode}`); or a placeholder's name, or
+ * its first word, in camelCase with Id, Dir, Directory or Path added (`{runId}`, `{taskDirectory}`).
+ * Snake-case names (`{run_id}`) and plurals (`{nodes}`) pass: Python code names its variables so.
+ */
+const stems = new Map(placeholders.flatMap((p) => [[p, p], [p.split(/(?=[A-Z])/)[0]!, p]] as const))
+const camelSuffixed = new RegExp(`^(${[...stems.keys()].join("|")})(?:Id|Dir|Directory|Path)$`)
+const misspelt = (key: string): string | undefined =>
+  placeholders.find((p) => p.toLowerCase() === key.toLowerCase()) ??
+    closest(key, placeholders.filter((p) => p.length >= 7), 1) ??
+    stems.get(camelSuffixed.exec(key)?.[1] ?? "")
 
 /**
  * A `{name}` in the command or an env value that misspells one of the four placeholders
- * (`{taskdir}`, `{runs}`, `{runId}`) would reach every job as it is, and every trial would fail the same way.
+ * (`{taskdir}`, `{runId}`; see {@link misspelt}) would reach every job as it is, and every trial would fail the same way.
  * Any other `{word}` is left alone: it may be meant literally (a Python f-string in `python -c`, say).
  */
 const recipeIssues = (recipe: Task.Recipe | undefined): Array<string> => {
@@ -241,7 +246,7 @@ const recipeIssues = (recipe: Task.Recipe | undefined): Array<string> => {
   const check = (text: string, where: string) => {
     for (const [, key] of text.matchAll(placeholderLike)) {
       if (key === undefined || placeholders.includes(key)) continue
-      const best = closest(key, placeholders, 1) ?? withSuffix(key)
+      const best = misspelt(key)
       if (best === undefined) continue
       issues.push(`  ${where}: {${key}} is not a placeholder; did you mean {${best}}? (the placeholders: ${placeholderList})`)
     }

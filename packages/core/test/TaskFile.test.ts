@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import * as TaskFile from "../src/TaskFile.ts"
+import * as Task from "../src/Task.ts"
 
 // Checks that need more than one field of a task (a point against the parameters, a path against
 // the others, a command against the placeholders): each refused at load, naming the field and the fix.
@@ -135,20 +136,36 @@ describe("TaskFile: recipe placeholders", () => {
   const recipe = (command: ReadonlyArray<string>) => ({ ...minimalTask, recipe: { command } })
 
   it("a misspelt placeholder is refused, naming the argument and the one it most likely means", () => {
-    assert.deepStrictEqual(issues(recipe(["{execPath}", "{taskdir}/train.ts", "--run={runs}", "--at={Node}"])), [
+    assert.deepStrictEqual(issues(recipe(["{execPath}", "{taskdir}/train.ts", "--run={RUN}", "--at={Node}", "{taskDri}/x", "{exec_path}"])), [
       "recipe.command[1]: {taskdir} is not a placeholder; did you mean {taskDir}? (the placeholders: {taskDir}, {run}, {node} or {execPath})",
-      "recipe.command[2]: {runs} is not a placeholder; did you mean {run}? (the placeholders: {taskDir}, {run}, {node} or {execPath})",
-      "recipe.command[3]: {Node} is not a placeholder; did you mean {node}? (the placeholders: {taskDir}, {run}, {node} or {execPath})"
+      "recipe.command[2]: {RUN} is not a placeholder; did you mean {run}? (the placeholders: {taskDir}, {run}, {node} or {execPath})",
+      "recipe.command[3]: {Node} is not a placeholder; did you mean {node}? (the placeholders: {taskDir}, {run}, {node} or {execPath})",
+      "recipe.command[4]: {taskDri} is not a placeholder; did you mean {taskDir}? (the placeholders: {taskDir}, {run}, {node} or {execPath})",
+      "recipe.command[5]: {exec_path} is not a placeholder; did you mean {execPath}? (the placeholders: {taskDir}, {run}, {node} or {execPath})"
     ])
   })
 
-  it("a placeholder's name with a word added ({runId}, {node_id}, {taskDirectory}) is refused too; other words are not", () => {
+  it("a placeholder's name in camelCase with Id, Dir or Directory added ({runId}, {taskDirectory}) is refused too", () => {
     const all = "(the placeholders: {taskDir}, {run}, {node} or {execPath})"
-    assert.deepStrictEqual(issues(recipe(["train", "--run={runId}", "--node={node_id}", "{taskDirectory}/x", "{runner}", "{nodes_list}", "{identity}"])), [
+    assert.deepStrictEqual(issues(recipe(["train", "--run={runId}", "--node={nodeId}", "{taskDirectory}/x", "{runDir}"])), [
       `recipe.command[1]: {runId} is not a placeholder; did you mean {run}? ${all}`,
-      `recipe.command[2]: {node_id} is not a placeholder; did you mean {node}? ${all}`,
-      `recipe.command[3]: {taskDirectory} is not a placeholder; did you mean {taskDir}? ${all}`
+      `recipe.command[2]: {nodeId} is not a placeholder; did you mean {node}? ${all}`,
+      `recipe.command[3]: {taskDirectory} is not a placeholder; did you mean {taskDir}? ${all}`,
+      `recipe.command[4]: {runDir} is not a placeholder; did you mean {run}? ${all}`
     ])
+  })
+
+  it("substitution fills the four placeholders and leaves a shell's ${node} and other braces alone", () => {
+    const values = { taskDir: "/t", run: "r1", node: "n3", execPath: "/bin/node" }
+    assert.strictEqual(Task.substitute("{execPath} {taskDir}/x --at={run}/{node}", values), "/bin/node /t/x --at=r1/n3")
+    assert.strictEqual(Task.substitute("node=5; echo ${node} ${run} {mode} {{run}}", values), "node=5; echo ${node} ${run} {mode} {{run}}")
+    assert.deepStrictEqual(Task.substituteEnv({ OUT: "{taskDir}/out-{node}", SH: "${run}" }, values), { OUT: "/t/out-n3", SH: "${run}" })
+  })
+
+  it("words of Python f-strings pass: a letter from {run} or {node}, snake-case names, plurals, escaped braces", () => {
+    const script = "print(f'{mode} {code} {note} {nodes} {runs} {fun} {run_name} {run_id} {node_id} {task_name} {runner} {{runId}} {{taskdir}}')"
+    assert.deepStrictEqual(loads(recipe(["python", "-c", script])).recipe?.command, ["python", "-c", script])
+    assert.deepStrictEqual(loads({ ...minimalTask, recipe: { command: ["train"], env: { TAG: "{mode}-{run}" } } }).recipe?.env, { TAG: "{mode}-{run}" })
   })
 
   it("a placeholder written with spaces inside its braces is refused, with the fix; other spaced braces pass", () => {
