@@ -163,7 +163,10 @@ const reportCommand = Command.make(
       if (html) {
         const file = path.join(runDir, "report.html")
         const stopped = Status.runState(info) === "stopped"
-        yield* writeReport(file, HtmlReport.render({ entries: info.entries, logs: readLogTails(runDir, info), stopped }))
+        yield* writeReport(
+          file,
+          HtmlReport.render({ entries: info.entries, logs: readLogTails(runDir, info), stopped, ...(info.damage !== undefined ? { damage: info.damage.message } : {}) })
+        )
         yield* out(file)
       } else {
         const file = path.join(runDir, "report.md")

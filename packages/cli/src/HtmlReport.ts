@@ -31,6 +31,8 @@ export interface Input {
    * `RunDir.RunInfo.writer`): the page says so, instead of "in progress".
    */
   readonly stopped?: boolean
+  /** The journal's damage (`RunDir.RunInfo.damage`'s message), when `entries` are what precedes it: the page says so. */
+  readonly damage?: string
 }
 
 /**
@@ -47,8 +49,10 @@ export interface Input {
  * @since 0.1.0 @category rendering
  */
 export const render = (input: Input): string => {
-  const model = build(input.entries, input.logs)
-  return model === undefined ? emptyPage() : page(model, input.stopped === true)
+  const model = build(input.entries, input.logs, input.stopped === true)
+  return model === undefined
+    ? emptyPage()
+    : page(model, { stopped: input.stopped === true, ...(input.damage !== undefined ? { damage: input.damage } : {}) })
 }
 
 /**

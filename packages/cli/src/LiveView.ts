@@ -43,6 +43,8 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
   let timer: ReturnType<typeof setInterval> | undefined
   // trials whose job waits in its backend's queue, and why
   const waiting = new Map<string, string>()
+  // the run has ended: trials still in flight (withdrawn by a drain) are shown stopped
+  let ended = false
 
   const frame = (): Array<string> => {
     if (tree === undefined || ledger.value === undefined) return []
@@ -56,7 +58,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       if (n.state._tag !== "Running" && n.state._tag !== "Queued") continue
       const last = n.curve.at(-1)
       const why = waiting.get(n.id)
-      const state = why !== undefined ? `waiting (${why})` : n.state._tag === "Queued" ? "queued " : "running"
+      const state = ended ? "stopped (runs on resume)" : why !== undefined ? `waiting (${why})` : n.state._tag === "Queued" ? "queued " : "running"
       lines.push(`  ${n.id.padEnd(6)} ${bar(n.progress ?? 0)} ${state}${last !== undefined ? `  ${last.split}/${last.name} ${fmt(last.value)}` : ""}`)
     }
     return lines
@@ -121,6 +123,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       const e = entry.event
       account(e, view.task.budget)
       if (e._tag === "NodeFinished") waiting.delete(e.nodeId)
+      if (e._tag === "RunFinished") ended = true
       if (e._tag === "RunStarted" || e._tag === "RunResumed") sessionStart = Date.now()
       if (options.tty) {
         if (timer === undefined) timer = setInterval(redraw, options.intervalMs ?? 200)

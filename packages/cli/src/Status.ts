@@ -187,17 +187,19 @@ export const toText = (info: RunInfo, runDir: string): string => {
   // no controller writes the run: its trials in flight were interrupted
   const stopped = s.state !== "running"
   const reattach = inFlight > 0
-    ? ` (it reattaches to the jobs of the ${inFlight} interrupted trial${inFlight === 1 ? "" : "s"} still running, and runs the others again)`
+    ? ` (${inFlight} trial${inFlight === 1 ? " was" : "s were"} in flight: it reattaches to the jobs that still run, and runs the others again)`
     : ""
+  // a damaged journal cannot be resumed: the message below says what helps instead
+  const goOn = info.damage !== undefined ? "it cannot be resumed from its damaged journal" : `${resumeHint}${reattach}`
   const lines = [
     `Run ${s.runId} — task ${s.task} (${s.metric.direction} ${s.metric.name})`,
     `Directory: ${runDir}`,
     `State: ${
       s.state === "finished"
-        ? `finished (${s.finishedReason})${s.finishedReason === "stopped by request" ? ` — ${resumeHint}${reattach}` : ""}`
+        ? `finished (${s.finishedReason})${s.finishedReason === "stopped by request" ? ` — ${goOn}` : ""}`
         : s.state === "running"
         ? `running (controller: process ${s.writerPid ?? "unknown"})`
-        : `stopped before it finished — ${resumeHint}${reattach}`
+        : `stopped before it finished — ${goOn}`
     }`,
     ...(info.damage !== undefined ? [`Journal: ${info.damage.message}. Shown below: the ${info.entries.length} entries before the damage`] : []),
     `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${inFlight} ${stopped && inFlight > 0 ? "interrupted" : "in flight"}`,

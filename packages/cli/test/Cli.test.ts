@@ -366,7 +366,8 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.include(status.stdout, `Shown below: the ${last - 1} entries before the damage`)
     const [, ok, failed] = status.stdout.match(/Trials: (\d+) succeeded, (\d+) failed/)!
     assert.strictEqual(Number(ok) + Number(failed), 3, "the three trials journaled before the damage")
-    assert.match(status.stdout, /State: stopped before it finished/, "its end was in the damaged entry")
+    assert.match(status.stdout, /State: stopped before it finished — it cannot be resumed from its damaged journal/, "its end was in the damaged entry")
+    assert.notInclude(status.stdout, "trex resume", "no resume hint for a run resume refuses")
     const json = JSON.parse(trex(["status", runDir, "--json"]).stdout)
     assert.include(json.damage, `entry ${last} fails its checksum`)
     const report = trex(["report", runDir])
@@ -578,7 +579,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.strictEqual(waiting.length, 1, "one trial was withdrawn")
     assert.include(output.stdout, `wait   ${waiting[0]}: no free slot or GPU`, "the live view said why it waited")
     const status = trex(["status", runDir]).stdout
-    assert.include(status, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it (it reattaches to the jobs of the 1 interrupted trial still running, and runs the others again)`)
+    assert.include(status, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it (1 trial was in flight: it reattaches to the jobs that still run, and runs the others again)`)
     assert.include(status, `${waiting[0]} interrupted (running)`)
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50", CUDA_VISIBLE_DEVICES: "0" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
@@ -620,7 +621,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     // status shows the cancelled trials as interrupted (resume runs them again), not as running
     const status = trex(["status", runDir])
     assert.strictEqual(status.status, 0, status.stderr)
-    assert.match(status.stdout, /State: stopped before it finished — `trex resume .*` continues it \(it reattaches to the jobs of the 2 interrupted trials still running, and runs the others again\)/)
+    assert.match(status.stdout, /State: stopped before it finished — `trex resume .*` continues it \(2 trials were in flight: it reattaches to the jobs that still run, and runs the others again\)/)
     assert.match(status.stdout, /, 2 interrupted/)
     assert.strictEqual((status.stdout.match(/ interrupted \(running\)/g) ?? []).length, 2)
     assert.notMatch(status.stdout, / running$/m)

@@ -180,6 +180,23 @@ describe("HtmlReport (pure)", () => {
       assert.strictEqual(status(HtmlReport.render({ entries: unfinished })), "in progress")
       assert.strictEqual(status(HtmlReport.render({ entries: unfinished, stopped: true })), "stopped before it finished (trex resume continues it)")
       assert.strictEqual(status(HtmlReport.render({ entries: entriesOf(events), stopped: false })), "finished: budget")
+      // a stopped run's trials in flight are interrupted, in the data the page draws from
+      const states = (html: string) => {
+        const start = html.indexOf(`id="trex-data">`) + `id="trex-data">`.length
+        return (JSON.parse(html.slice(start, html.indexOf("</script>", start))).nodes as Array<{ state: string }>).map((n) => n.state)
+      }
+      const inFlight = (tags: ReadonlyArray<string>) => tags.filter((t) => t === "Running" || t === "Queued" || t === "Proposed").length
+      // the last trial's end is not journaled: it was in flight
+      const lastEnd = events.findLastIndex((e) => e._tag === "NodeFinished")
+      const open = entriesOf(events.filter((e, i) => e._tag !== "RunFinished" && i !== lastEnd))
+      assert.strictEqual(inFlight(states(HtmlReport.render({ entries: open }))), 1)
+      const stoppedStates = states(HtmlReport.render({ entries: open, stopped: true }))
+      assert.strictEqual(inFlight(stoppedStates), 0)
+      assert.strictEqual(stoppedStates.filter((t) => t === "Interrupted").length, 1)
+      // a damaged journal: the page says so, and does not offer a resume
+      const damaged = HtmlReport.render({ entries: unfinished, stopped: true, damage: "journal x: entry 9 fails its checksum" })
+      assert.strictEqual(status(damaged), "stopped at a damaged journal entry (it cannot be resumed)")
+      assert.match(damaged, /<p class="damage">journal x: entry 9 fails its checksum\. This report shows what precedes the damage\.<\/p>/)
     }))
 
   it.effect("shows the journaled analysis under the objective, and nothing for a journal without one", () =>

@@ -1,6 +1,6 @@
 // The live view on a terminal: a message printed while it redraws stays on screen.
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentNode } from "@trex/core"
+import { ExperimentNode, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import * as LiveView from "../src/LiveView.ts"
 
@@ -49,11 +49,11 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     const a = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
     const c = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.03 }))
     for (const [i, event] of b.events.slice(1).entries()) view.onEvent({ seq: i + 2, event }, b.view)
-    return { a, c, out: () => out, view }
+    return { a, b, c, out: () => out, view }
   }
 
   it("on a terminal, a waiting trial says why in the frame, until it runs", () => {
-    const { a, c, out, view } = setup(true)
+    const { a, b, c, out, view } = setup(true)
     view.onJobState(a, "Running", undefined)
     view.onJobState(c, "Pending", "no free slot or GPU")
     view.close()
@@ -64,6 +64,12 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     view.close()
     const later = screen(out()).slice(-2)
     assert.isTrue(later.every((l) => l.endsWith("running")), later.join("\n"))
+    // the run ended with both still in flight (a drain withdrew them): they are not shown running
+    view.onJobState(c, "Pending", "no free slot or GPU")
+    view.onEvent({ seq: 99, event: JournalEvent.make("RunFinished", { reason: "stopped by request", at: 0 }) }, b.view)
+    view.close()
+    const last = screen(out()).slice(-2)
+    assert.isTrue(last.every((l) => l.endsWith("stopped (runs on resume)")), last.join("\n"))
   })
 
   it("in plain output, one line when a trial starts waiting or its reason changes", () => {

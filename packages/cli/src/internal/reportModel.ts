@@ -10,7 +10,8 @@ export interface NodeData {
   readonly id: string
   readonly p: number
   readonly depth: number
-  readonly state: ExperimentNode.StateTag
+  /** `Interrupted`: in flight when its run stopped (no controller writes the run). */
+  readonly state: ExperimentNode.StateTag | "Interrupted"
   readonly score?: number
   readonly x: number
   readonly y: number
@@ -212,7 +213,8 @@ const nodeData = (
   n: ExperimentTree.NodeView,
   index: ReadonlyMap<string, number>,
   at: { x: number; y: number },
-  logs: ReadonlyArray<string>
+  logs: ReadonlyArray<string>,
+  stopped: boolean
 ): NodeData => {
   const result = ExperimentNode.result(n)
   const s = n.state
@@ -221,7 +223,7 @@ const nodeData = (
     id: n.id,
     p: index.get(n.parent) ?? -1,
     depth: n.depth,
-    state: s._tag,
+    state: stopped && (s._tag === "Proposed" || s._tag === "Queued" || s._tag === "Running") ? "Interrupted" : s._tag,
     x: at.x,
     y: at.y,
     strategy: Strategy.encode(n.strategy),
@@ -245,7 +247,8 @@ const nodeData = (
 /** Fold a run's journal into the report's model; `undefined` when the journal holds no run. */
 export const build = (
   entries: ReadonlyArray<JournalEvent.Entry>,
-  logs: Readonly<Record<string, ReadonlyArray<string>>> = {}
+  logs: Readonly<Record<string, ReadonlyArray<string>>> = {},
+  stopped = false
 ): ReportModel | undefined => {
   const folded = ExperimentTree.fold(entries.map((e) => e.event))
   if (folded === undefined) return undefined
@@ -254,7 +257,7 @@ export const build = (
   const labelled = ids.length <= LABEL_LIMIT
   const { bounds, pos } = layout(tree, !labelled)
   const index = new Map(ids.map((id, i) => [id, i] as const))
-  const nodes = ids.map((id) => nodeData(tree.get(id)!, index, pos.get(id)!, logs[id] ?? []))
+  const nodes = ids.map((id) => nodeData(tree.get(id)!, index, pos.get(id)!, logs[id] ?? [], stopped))
 
   const trials: Array<TrialPoint> = []
   let gpuSeconds = 0

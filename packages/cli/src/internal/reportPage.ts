@@ -66,13 +66,21 @@ const analysisHtml = (model: ReportModel): string => {
 
 const count = (model: ReportModel, state: string): number => model.nodes.filter((n) => n.state === state).length
 
-const headerHtml = (model: ReportModel, stopped: boolean): string => {
+/** How the page shows a run's state: `stopped` (no controller writes it), and the journal's `damage`. */
+export interface RunState {
+  readonly stopped?: boolean
+  readonly damage?: string
+}
+
+const headerHtml = (model: ReportModel, state: RunState): string => {
   const t = model.task
   const best = model.best >= 0 ? model.nodes[model.best]! : undefined
   const chip = (label: string, value: string) => `<span class="chip"><span class="muted">${label}</span> ${escapeHtml(value)}</span>`
   const status = model.finished !== undefined
     ? `finished: ${model.finished.reason}`
-    : stopped
+    : state.damage !== undefined
+    ? "stopped at a damaged journal entry (it cannot be resumed)"
+    : state.stopped === true
     ? "stopped before it finished (trex resume continues it)"
     : "in progress"
   const stats: ReadonlyArray<readonly [string, number, string]> = [
@@ -85,7 +93,7 @@ const headerHtml = (model: ReportModel, stopped: boolean): string => {
   return `<header>
 <div class="title"><div class="brand">TREX report</div><h1>${escapeHtml(t.name)}</h1><p class="objective">${escapeHtml(t.objective)}</p>${
     analysisHtml(model)
-  }
+  }${state.damage === undefined ? "" : `<p class="damage">${escapeHtml(state.damage)}. This report shows what precedes the damage.</p>`}
 <div class="chips">${chip("metric", `${t.metric.name} (${t.metric.direction})`)}${
     t.metric.target === undefined ? "" : chip("target", fmt(t.metric.target))
   }${t.baseModel === undefined ? "" : chip("base model", t.baseModel.name)}${chip("run", model.runId)}${chip("status", status)}${
@@ -118,7 +126,7 @@ const bestHtml = (model: ReportModel): string =>
     }</pre>`
 
 /** The complete page for a run. */
-export const page = (model: ReportModel, stopped = false): string => {
+export const page = (model: ReportModel, state: RunState = {}): string => {
   const data = {
     nodes: model.nodes,
     best: model.best,
@@ -130,7 +138,7 @@ export const page = (model: ReportModel, stopped = false): string => {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <title>TREX · ${escapeHtml(model.task.name)}</title><style>${STYLE}</style></head>
-<body>${headerHtml(model, stopped)}
+<body>${headerHtml(model, state)}
 <main>
 <section class="card tree-card"><div class="card-head"><h2>Search tree</h2><div class="tools"><button type="button" id="fit">Fit</button><button type="button" id="goto-best"${
     model.best < 0 ? " disabled" : ""

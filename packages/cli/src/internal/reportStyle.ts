@@ -15,6 +15,7 @@ header .muted{color:#a8b1c4}header a{color:#9cc2ff}
 .brand{font-size:12px;letter-spacing:.12em;text-transform:uppercase;color:#f5a524;font-weight:600}
 .objective{margin:0 0 10px;color:#cdd4e1;max-width:80ch}
 .analysis{margin:-4px 0 10px;color:#cdd4e1;max-width:80ch;font-size:13px}
+.damage{margin:-4px 0 10px;color:#fecaca;max-width:100ch;font-size:13px}
 .chips{display:flex;flex-wrap:wrap;gap:6px}
 .chip{display:inline-block;border-radius:999px;padding:2px 9px;font-size:12px;background:#eef2f8;color:var(--ink);border:1px solid var(--line)}
 header .chip{background:rgba(255,255,255,.08);border-color:rgba(255,255,255,.14);color:#eef1f6}
@@ -43,6 +44,7 @@ svg.tree.dragging{cursor:grabbing}
 .s-Failed{fill:var(--fail);stroke:#8f1d20;stroke-opacity:1}
 .s-Pruned{fill:#fff4dc;stroke:var(--prune);stroke-opacity:1;stroke-dasharray:3 2;stroke-width:1.5}
 .s-Cancelled{fill:#eef0f4;stroke:#98a2b3;stroke-opacity:1;stroke-dasharray:2 2}
+.s-Interrupted{fill:#fff;stroke:var(--accent);stroke-opacity:1;stroke-width:1.5;stroke-dasharray:2 2}
 .s-Proposed,.s-Queued,.s-Running{fill:#fff;stroke:var(--accent);stroke-opacity:1;stroke-width:1.5}
 .best-ring{fill:none;stroke:var(--best);stroke-width:4;vector-effect:non-scaling-stroke;pointer-events:none}
 .sel-ring{fill:none;stroke:var(--accent);stroke-width:2.5;vector-effect:non-scaling-stroke;pointer-events:none}
@@ -78,7 +80,7 @@ pre{font:12px/1.5 var(--mono);background:#f7f8fb;border:1px solid var(--line);bo
 .d-head{display:flex;align-items:center;gap:8px;flex-wrap:wrap}.d-head h2{margin:0;font-family:var(--mono);text-transform:none;letter-spacing:0;font-size:16px;color:var(--ink)}
 .badge{font-size:11px;font-weight:600;border-radius:999px;padding:2px 8px;background:#eef2f8}
 .badge.Succeeded{background:#dcfce7;color:#166534}.badge.Failed{background:#fee2e2;color:#991b1b}
-.badge.Pruned{background:#fef3c7;color:#92400e}.badge.Cancelled{background:#eef0f4;color:#475467}
+.badge.Pruned{background:#fef3c7;color:#92400e}.badge.Cancelled,.badge.Interrupted{background:#eef0f4;color:#475467}
 .badge.Running,.badge.Queued,.badge.Proposed{background:#dbeafe;color:#1e40af}.badge.best{background:#fff1c2;color:#8a5a00}
 .d-score{margin-left:auto;font-size:22px;font-weight:700}
 .kv{display:grid;grid-template-columns:auto 1fr;gap:2px 12px;font-size:13px;margin:8px 0}.kv dt{color:var(--muted)}.kv dd{margin:0;word-break:break-all}

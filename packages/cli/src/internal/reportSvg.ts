@@ -52,6 +52,7 @@ const SHORT: Record<string, string> = {
   Succeeded: "",
   Failed: "failed",
   Cancelled: "cancel",
+  Interrupted: "stopped",
   Pruned: "pruned"
 }
 
