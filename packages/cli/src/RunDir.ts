@@ -37,9 +37,17 @@ export const readIntact = (runDir: string): Effect.Effect<{ readonly entries: Re
     if (!fs.existsSync(file)) {
       return yield* new Errors.InvalidInput({ source: runDir, message: `${runDir} is not a trex run directory (no journal.sqlite)` })
     }
-    const { damage, entries } = yield* Journal.readIntact(file)
+    const { damage, entries } = yield* Journal.readIntact(file).pipe(Effect.catchIf((e) => e.reason === "Corrupt", (e) => Effect.succeed({ entries: [], damage: e })))
     if (damage === undefined) return { entries }
-    if (damage.reason !== "Corrupt" || damage.seq === undefined || damage.seq <= 1) return yield* damage
+    if (damage.reason !== "Corrupt") return yield* damage
+    if (damage.seq === undefined || damage.seq <= 1) {
+      // nothing of the run can be read: what is left is in its job folders
+      return yield* new Errors.JournalError({
+        ...damage,
+        message: `${damage.message}. Nothing of the run can be read from it, so it cannot be shown or resumed; ` +
+          `each trial's files (strategy.json, result.json, logs) are still in ${jobsDir(runDir)}`
+      })
+    }
     // the task file the run was started from, as it recorded it
     const first = entries[0]?.event
     const recorded = first?._tag === "RunStarted" ? first.options["taskFile"] : undefined

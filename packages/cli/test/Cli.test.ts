@@ -385,6 +385,33 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.isAtLeast(JSON.parse(trex(["status", secondDir, "--json"]).stdout).reused, 1)
   })
 
+  it("a journal damaged at its first entry, or truncated, is named once, with where the trials' files are", () => {
+    const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", tmp(), "--max-trials", "2"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(first.status, 0, first.stderr)
+    const runDir = first.stdout.match(/run directory: (.*)/)![1]!
+    const copy = (name: string) => {
+      const dir = path.join(tmp(), name)
+      fs.cpSync(runDir, dir, { recursive: true })
+      return dir
+    }
+    const atFirst = copy("first")
+    const db = new DatabaseSync(path.join(atFirst, "journal.sqlite"))
+    db.exec("UPDATE events SET payload = replace(payload, '\"at\"', '\"at \"') WHERE seq = 1")
+    db.close()
+    const truncated = copy("truncated")
+    const file = path.join(truncated, "journal.sqlite")
+    fs.truncateSync(file, 4096)
+    for (const [dir, what] of [[atFirst, /entry 1 fails its checksum/], [truncated, /(malformed|not a readable trex journal|not a database)/]] as const) {
+      for (const command of ["status", "report", "resume"]) {
+        const r = trex([command, dir])
+        assert.strictEqual(r.status, 1, `${command} ${dir}: ${r.stderr}`)
+        assert.match(r.stderr, what)
+        assert.include(r.stderr, `Nothing of the run can be read from it, so it cannot be shown or resumed; each trial's files (strategy.json, result.json, logs) are still in ${path.join(dir, "jobs")}`)
+        assert.notMatch(r.stderr, /journal: journal|Error: |\n\s+at /, "said once, no stack trace")
+      }
+    }
+  })
+
   it("a search whose every trial fails exits 1 and says so", () => {
     const taskDir = tmp()
     fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(taskDir, "toy-job.mjs"))

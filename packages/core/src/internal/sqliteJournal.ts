@@ -229,7 +229,7 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     const { db, version } = yield* Effect.acquireRelease(
       Effect.try({
         try: () => openDb(file, options),
-        catch: (e) => (e instanceof JournalError ? e : io(`cannot open journal ${file}: ${String(e)}`, "Corrupt"))
+        catch: (e) => (e instanceof JournalError ? e : io(`cannot open journal ${file}: ${e instanceof Error ? e.message : String(e)}`, "Corrupt"))
       }),
       ({ db }) => Effect.sync(() => db.isOpen && db.close())
     )
