@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, SearchPolicy, SearchSpace } from "@trex/core"
+import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, SearchPolicy, SearchSpace, type Strategy } from "@trex/core"
 import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
@@ -472,6 +472,28 @@ describe("Explorer", () => {
       assert.notInclude(tags, "InsightsDistilled", "no distillation off its schedule (a resumed run distils on it)")
     }))
 
+  /** A trial's result for a strategy of the toy landscape. */
+  const scored = (strategy: Strategy.Strategy) => {
+    const s = score(strategy)
+    return { metrics: { score: s }, score: s, curves: [], artifacts: [], cost: Cost.make({ gpuSeconds: 60 }) }
+  }
+  /** A trial's events: submitted, then `state`, then `finish`'s event (none: it never ends). */
+  const trialEvents = (id: string, backend: string, state: ExecutorAgent.ExecutionEvent, finish: Effect.Effect<ExecutorAgent.ExecutionEvent> | undefined) =>
+    Stream.concat(
+      Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job: { backend, id: `job-${id}`, data: {} } }, state),
+      finish === undefined ? Stream.never : Stream.fromEffect(finish)
+    )
+  /** The toy search with two trials in flight and `control`, forked; `submitted` fills as the executor is asked. */
+  const runTwoInFlight = (executor: ExecutorAgent.ExecutorAgentShape, control: Control, extra: Partial<Explorer.Options> = {}) =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const fiber = yield* Explorer.run(makeTask({ maxTrials: 10 }), { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 2, control, ...extra }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, executor))),
+        Effect.forkChild
+      )
+      return { fiber, journal }
+    })
+
   it.live("a drain lets a running trial finish and withdraws those waiting in the backend's queue, cancelling their jobs", () =>
     Effect.gen(function*() {
       const control = new Control()
@@ -484,27 +506,15 @@ describe("Explorer", () => {
         name: "one-slot",
         run: (req) =>
           Stream.unwrap(Effect.sync(() => {
-            const job = { backend: "one-slot", id: `job-${req.node.id}`, data: {} }
             submitted.push(req.node.id)
-            if (submitted.length === 1) {
-              const s = score(req.node.strategy)
-              const result = { metrics: { score: s }, score: s, curves: [], artifacts: [], cost: Cost.make({ gpuSeconds: 60 }) }
-              return Stream.concat(
-                Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job }, { _tag: "State", state: "Running" }),
-                Stream.fromEffect(Effect.as(Deferred.await(release), { _tag: "Finished", result } as const))
+            return submitted.length === 1
+              ? trialEvents(req.node.id, "one-slot", { _tag: "State", state: "Running" }, Effect.as(Deferred.await(release), { _tag: "Finished", result: scored(req.node.strategy) } as const))
+              : trialEvents(req.node.id, "one-slot", { _tag: "State", state: "Pending", reason: "waiting for a GPU" }, undefined).pipe(
+                Stream.ensuring(Effect.sync(() => void withdrawn.push(req.node.id)))
               )
-            }
-            return Stream.concat(
-              Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job }, { _tag: "State", state: "Pending", reason: "waiting for a GPU" }),
-              Stream.never
-            ).pipe(Stream.ensuring(Effect.sync(() => void withdrawn.push(req.node.id))))
           }))
       }
-      const journal = Journal.makeMemory()
-      const fiber = yield* Explorer.run(makeTask({ maxTrials: 10 }), { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 2, control, onJobState: (id, state, reason) => void states.push(`${id} ${state} ${reason ?? ""}`.trim()) }).pipe(
-        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, queueing))),
-        Effect.forkChild
-      )
+      const { fiber, journal } = yield* runTwoInFlight(queueing, control, { onJobState: (id, state, reason) => void states.push(`${id} ${state} ${reason ?? ""}`.trim()) })
       while (submitted.length < 2) yield* Effect.sleep("1 millis")
       control.stop("drain")
       // the queued trials are withdrawn at once, while the running one still runs
@@ -528,7 +538,6 @@ describe("Explorer", () => {
       const release = yield* Deferred.make<void>()
       const submitted: Array<string> = []
       const asked: Array<string> = []
-      const result = (s: number) => ({ metrics: { score: s }, score: s, curves: [], artifacts: [], cost: Cost.make({ gpuSeconds: 60 }) })
       // every trial reports Pending; the backend has in fact started them all, so it withdraws none
       const started: ExecutorAgent.ExecutorAgentShape = {
         name: "started",
@@ -536,20 +545,10 @@ describe("Explorer", () => {
         run: (req) =>
           Stream.unwrap(Effect.sync(() => {
             submitted.push(req.node.id)
-            return Stream.concat(
-              Stream.make<Array<ExecutorAgent.ExecutionEvent>>(
-                { _tag: "Submitted", job: { backend: "started", id: `job-${req.node.id}`, data: {} } },
-                { _tag: "State", state: "Pending" }
-              ),
-              Stream.fromEffect(Effect.as(Deferred.await(release), { _tag: "Finished", result: result(score(req.node.strategy)) } as const))
-            )
+            return trialEvents(req.node.id, "started", { _tag: "State", state: "Pending" }, Effect.as(Deferred.await(release), { _tag: "Finished", result: scored(req.node.strategy) } as const))
           }))
       }
-      const journal = Journal.makeMemory()
-      const fiber = yield* Explorer.run(makeTask({ maxTrials: 10 }), { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 2, control }).pipe(
-        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, started))),
-        Effect.forkChild
-      )
+      const { fiber, journal } = yield* runTwoInFlight(started, control)
       while (submitted.length < 2) yield* Effect.sleep("1 millis")
       control.stop("drain")
       for (let i = 0; i < 5000 && asked.length < 2; i++) yield* Effect.sleep("1 millis")
