@@ -267,6 +267,17 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     yield* run("scancel", [ref.id])
   })
 
+  // `scancel --state=PENDING` signals the job only if it is still pending: slurmctld checks and
+  // cancels in one step, so a job that has just started is not touched. Whether it was withdrawn
+  // is then read back: a pending job is cancelled now, a started one is not.
+  const withdraw = Effect.fn("SlurmBackend.withdraw")(function*(ref: ExperimentNode.JobRef) {
+    yield* run("scancel", ["--state=PENDING", ref.id])
+    const state = (yield* run("squeue", ["-h", "-t", "all", "-j", ref.id, "-o", "%T"])).trim()
+    if (state !== "") return state === "CANCELLED"
+    const acct = yield* runner.exec("sacct", ["-X", "-n", "-P", "-j", ref.id, "-o", "State"])
+    return acct.code === 0 && acct.stdout.trim().startsWith("CANCELLED")
+  })
+
   const list = Effect.fn("SlurmBackend.list")(function*(runLabel: string) {
     const found = new Map<string, Backend.JobInfo>()
     const add = (id: string, state: string, comment: string, jobDir: string | undefined) => {
@@ -304,7 +315,7 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     return { slots: config.slots ?? Math.max(1, totals.cpus), gpus: totals.gpus, inUse } satisfies Backend.Capacity
   }).pipe(Effect.withSpan("SlurmBackend.capacity"))
 
-  return Backend.Backend.of({ name: NAME, submit, watch, cancel, list, capacity })
+  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity })
 })
 
 /**

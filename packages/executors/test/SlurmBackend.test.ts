@@ -317,6 +317,25 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.strictEqual(after?.state, "Finished")
     }))
 
+  it.effect("withdraw cancels a job only while it is pending: a running one runs on", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      // both want the node's two GPUs: the second waits for the first
+      const gpu = (node: string) => spec(node, "echo started; sleep 120", { resources: { gpus: 2, cpus: 1 } })
+      const first = yield* backend.submit(gpu("withdraw-a"))
+      const second = yield* backend.submit(gpu("withdraw-b"))
+      const stateOf = (ref: typeof first) => Effect.map(backend.list(run), (jobs) => jobs.find((j) => j.ref.id === ref.id)?.state)
+      for (let i = 0; i < 200 && (yield* stateOf(first)) !== "Running"; i++) yield* Effect.sleep("100 millis")
+      assert.strictEqual(yield* stateOf(first), "Running")
+      assert.strictEqual(yield* stateOf(second), "Pending")
+      assert.isFalse(yield* backend.withdraw!(first), "a running job is not withdrawn")
+      assert.isTrue(yield* backend.withdraw!(second), "a pending job is")
+      assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Cancelled")
+      assert.notStrictEqual(yield* stateOf(first), "Finished", "the running job still runs")
+      yield* backend.cancel(first)
+      assert.strictEqual((yield* Backend.awaitExit(backend, first)).outcome, "Cancelled")
+    }))
+
   it.effect("bounds requeues: a job Slurm requeued more than maxRequeues times is cancelled as Failed/Infra", () =>
     Effect.gen(function*() {
       const backend = yield* SlurmBackend.make({ ...config, maxRequeues: 0 })
