@@ -76,8 +76,12 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     const u = ledger.value?.usage()
     switch (e._tag) {
       case "RunStarted":
-      case "RunResumed":
-        return options.write(`${e._tag === "RunStarted" ? "started" : "resumed"} run on task ${view.task.name}\n`)
+        return options.write(`started run on task ${view.task.name}\n`)
+      case "RunResumed": {
+        // the trials in flight when the run stopped: reattached to their jobs, or run again (no `start` line of their own)
+        const open = [...view.nodes()].filter((n) => n.state._tag === "Running" || n.state._tag === "Queued" || n.state._tag === "Proposed").map((n) => n.id)
+        return options.write(`resumed run on task ${view.task.name}${open.length > 0 ? `; in flight when it stopped (reattached, or run again): ${open.join(", ")}` : ""}\n`)
+      }
       case "NodeAdmitted": {
         const n = view.get(e.nodeId)
         return options.write(`start  ${e.nodeId} (from ${n?.parent ?? "?"}): ${n?.strategy.rationale ?? ""}\n`)

@@ -81,3 +81,15 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     assert.deepStrictEqual(out().split("\n").filter((l) => l.startsWith("wait ")), [`wait   ${c}: Priority`, `wait   ${c}: Resources`])
   })
 })
+
+describe("LiveView in plain output", () => {
+  it("a resumed run names the trials it found in flight (they get no start line of their own)", () => {
+    let out = ""
+    const view = LiveView.make({ tty: false, write: (s) => void (out += s) })
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4 } }))
+    b.succeed(ExperimentNode.ROOT, {}, 0.5)
+    const open = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
+    view.onEvent({ seq: 1, event: JournalEvent.make("RunResumed", { at: 0 }) }, b.view)
+    assert.strictEqual(out, `resumed run on task ${b.view.task.name}; in flight when it stopped (reattached, or run again): ${open}\n`)
+  })
+})
