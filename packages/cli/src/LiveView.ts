@@ -79,7 +79,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         return options.write(`started run on task ${view.task.name}\n`)
       case "RunResumed": {
         // the trials in flight when the run stopped: reattached to their jobs, or run again (no `start` line of their own)
-        const open = [...view.nodes()].filter((n) => n.state._tag === "Running" || n.state._tag === "Queued" || n.state._tag === "Proposed").map((n) => n.id)
+        const open = [...view.nodes()].filter(ExperimentNode.isPending).map((n) => n.id)
         return options.write(`resumed run on task ${view.task.name}${open.length > 0 ? `; in flight when it stopped (reattached, or run again): ${open.join(", ")}` : ""}\n`)
       }
       case "NodeAdmitted": {

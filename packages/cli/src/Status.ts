@@ -138,8 +138,6 @@ export const budgetLine = (budget: Budget.Budget, u: Pick<Budget.Usage, "trials"
   return parts.join(" · ")
 }
 
-const inFlightState = (n: ExperimentTree.NodeView) => n.state._tag === "Running" || n.state._tag === "Queued" || n.state._tag === "Proposed"
-
 const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
   switch (n.state._tag) {
     case "Succeeded":
@@ -249,7 +247,7 @@ export const toMarkdown = (info: RunInfo): string => {
   for (const n of view.nodes()) {
     const r = ExperimentNode.result(n)
     const note = r?.failure !== undefined ? `${r.failure.kind}: ${r.failure.message}` : (n.strategy.rationale || "")
-    out.push(`| ${n.id} | ${n.parent} | ${n.state._tag}${s.state !== "running" && inFlightState(n) ? " (interrupted)" : ""} | ${fmt(ExperimentNode.score(n))} | ${note.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 160)} |`)
+    out.push(`| ${n.id} | ${n.parent} | ${n.state._tag}${s.state !== "running" && ExperimentNode.isPending(n) ? " (interrupted)" : ""} | ${fmt(ExperimentNode.score(n))} | ${note.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 160)} |`)
   }
   out.push("", "## Tree", "", "```", ...treeLines(view, 400, s.state !== "running"), "```", "")
   return out.join("\n")

@@ -223,7 +223,7 @@ const nodeData = (
     id: n.id,
     p: index.get(n.parent) ?? -1,
     depth: n.depth,
-    state: stopped && (s._tag === "Proposed" || s._tag === "Queued" || s._tag === "Running") ? "Interrupted" : s._tag,
+    state: stopped && ExperimentNode.isPending(n) ? "Interrupted" : s._tag,
     x: at.x,
     y: at.y,
     strategy: Strategy.encode(n.strategy),
