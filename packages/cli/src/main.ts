@@ -30,7 +30,8 @@ const presenter = CliOutput.layerPresenter({
 const program = Command.run(command, { version: "0.1.0" }).pipe(
   Effect.catchTags({
     InvalidInput: (e) => fail(2, e.message),
-    JournalError: (e) => fail(e.reason === "Locked" ? 2 : 1, /^(cannot open )?journal /.test(e.message) ? e.message : `journal: ${e.message}`),
+    // most journal errors name the journal already ("journal <file>: entry 7 ...", "cannot read journal <file>")
+    JournalError: (e) => fail(e.reason === "Locked" ? 2 : 1, /\bjournal\b/.test(e.message) ? e.message : `journal: ${e.message}`),
     BackendError: (e) => fail(1, `backend ${e.backend} ${e.operation}: ${e.message}`)
   }),
   // Parse errors are printed by the CLI framework itself; exit 2 as for any bad input.
