@@ -10,7 +10,7 @@
 import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type Docker from "dockerode"
-import { Duration, Effect, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
@@ -43,7 +43,11 @@ export interface Config {
   readonly gpus?: ReadonlyArray<string>
   /** Container path of the job directory (default: its host path); `TREX_JOB_DIR` follows. */
   readonly mountAt?: string
-  /** Trex containers running at once on the engine (default: its CPU count); `submit` waits for a free slot. */
+  /**
+   * Trex containers running at once on the engine (default: its CPU count). A job submitted while
+   * every slot (or every GPU it needs, of `gpus`) is taken waits in this backend's queue, reported
+   * `Pending` with the reason, and starts in submission order as they free; a stop can withdraw it.
+   */
   readonly slots?: number
   /** Run Docker's init as PID 1 so that the job gets SIGTERM on cancel (default true). */
   readonly init?: boolean
@@ -58,6 +62,7 @@ export interface Config {
 }
 
 const NAME = "docker"
+const QUEUE_POLL = "250 millis"
 const NODE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 const METRICS_POLL = "250 millis"
 
@@ -65,6 +70,30 @@ const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
 
 const isNotFound = (e: unknown) => Spec.classifyError(e).status === 404
+
+/**
+ * A job waiting in the backend's queue for a slot or GPUs. Its ref (`data.queued`) stands for it
+ * until it starts; the container it then gets is recorded in its job directory with the ticket.
+ */
+interface Ticket {
+  readonly id: string
+  readonly spec: Backend.JobSpec
+  readonly jobDir: string
+  readonly options: (gpuIds: ReadonlyArray<string> | undefined) => Effect.Effect<Docker.ContainerCreateOptions, Errors.BackendError>
+  /** Why it waits, for its `Pending` state. */
+  wait: string
+  /** Its container once started, or its exit when it was cancelled before. */
+  readonly outcome: Deferred.Deferred<{ readonly container: string } | Backend.JobExit, Errors.BackendError>
+}
+
+const neverStarted = (message: string): Backend.JobExit => ({
+  _tag: "Exit",
+  outcome: "Cancelled",
+  message,
+  logTail: [],
+  wallSeconds: 0,
+  gpuSeconds: 0
+})
 
 /**
  * The container-create request for a job: exported so callers can see exactly what is sent
@@ -173,13 +202,24 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     }
   }
 
-  const pickGpus = Effect.fnUntraced(function*(n: number) {
-    if (n === 0 || gpuPool.length === 0) return undefined
-    const busy = new Set((yield* running()).flatMap((c) => (c.Labels[Spec.LABEL.gpuIds] ?? "").split(",")))
+  /** Whether a job needing `n` GPUs can start now: the GPU ids it gets, or why it must wait. */
+  const room = Effect.fnUntraced(function*(n: number) {
+    const live = yield* running()
+    const limit = yield* slots
+    if (live.length >= limit) return { wait: `no free slot (${live.length} of ${limit} in use)` }
+    if (n === 0 || gpuPool.length === 0) return { gpuIds: undefined }
+    const busy = new Set(live.flatMap((c) => (c.Labels[Spec.LABEL.gpuIds] ?? "").split(",")))
     const free = gpuPool.filter((id) => !busy.has(id))
-    if (free.length < n) return yield* fail("submit", `the job needs ${n} GPUs; ${free.length} of ${gpuPool.length} are free`, true)
-    return free.slice(0, n)
+    if (free.length < n) return { wait: `no free GPU (${free.length} of ${gpuPool.length} free, ${n} needed)` }
+    return { gpuIds: free.slice(0, n) }
   })
+
+  /** Jobs waiting for room, in submission order; the outcome of every ticket this backend gave. */
+  const queue: Array<Ticket> = []
+  const outcomes = new Map<string, Ticket["outcome"]>()
+  let ticketCount = 0
+  let pumping = false
+  const ticketRef = (t: Ticket): ExperimentNode.JobRef => ({ backend: NAME, id: t.id, data: { jobDir: t.jobDir, queued: true } })
 
   const create = Effect.fnUntraced(function*(options: Docker.ContainerCreateOptions) {
     const made = yield* Effect.tryPromise({ try: () => docker.createContainer(options), catch: (e) => e }).pipe(Effect.result)
@@ -218,27 +258,110 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       },
       catch: (e) => (e instanceof Errors.BackendError ? e : fail("submit", `cannot prepare ${jobDir}: ${String(e)}`, true))
     })
-    const gpuIds = yield* pickGpus(spec.resources.gpus)
-    const options = yield* Effect.try({
-      try: () => Spec.containerConfig(spec, { image: config.image, network, mountAt: config.mountAt, init: config.init, mounts: config.mounts, shmSizeMb: config.shmSizeMb }, { jobDir, gpuIds }),
-      catch: (e) => fail("submit", e instanceof Error ? e.message : String(e))
-    })
-    const container = yield* admission.withPermits(1)(Effect.gen(function*() {
-      // At most `slots` trex containers run on the engine: wait for one to end.
-      const limit = yield* slots
-      while ((yield* running()).length >= limit) yield* Effect.sleep("250 millis")
-      const container = yield* create(options)
-      yield* Effect.sync(() => writeJson(Path.join(jobDir, Spec.RECORD.job), { name: spec.name, labels: spec.labels, container: container.id }))
-      const started = yield* call("submit", () => container.start()).pipe(Effect.result)
-      if (started._tag === "Failure") {
-        yield* Effect.promise(() => container.remove({ force: true }).catch(() => undefined))
-        const gpu = Spec.explainGpuError(started.failure.message)
-        return yield* gpu !== undefined ? fail("submit", gpu) : started.failure
+    const options = (gpuIds: ReadonlyArray<string> | undefined) =>
+      Effect.try({
+        try: () => Spec.containerConfig(spec, { image: config.image, network, mountAt: config.mountAt, init: config.init, mounts: config.mounts, shmSizeMb: config.shmSizeMb }, { jobDir, gpuIds }),
+        catch: (e) => fail("submit", e instanceof Error ? e.message : String(e))
+      })
+    // a spec the engine could never take is refused now, not when its turn comes
+    yield* options(undefined)
+    return yield* admission.withPermits(1)(Effect.gen(function*() {
+      const fit = queue.length === 0 ? yield* room(spec.resources.gpus) : { wait: `${queue.length} job(s) ahead in the queue` }
+      if (fit.wait === undefined) {
+        const container = yield* start(spec, jobDir, yield* options(fit.gpuIds), undefined)
+        return { backend: NAME, id: container.id, data: { jobDir } } satisfies ExperimentNode.JobRef
       }
-      return container
+      // Every slot or GPU is taken: queued here and started in turn, so that a stop can withdraw it.
+      const ticket: Ticket = {
+        id: `queued-${spec.labels.node}-${Date.now().toString(36)}-${++ticketCount}`,
+        spec,
+        jobDir,
+        options,
+        wait: fit.wait,
+        outcome: Deferred.makeUnsafe()
+      }
+      queue.push(ticket)
+      outcomes.set(ticket.id, ticket.outcome)
+      if (!pumping) {
+        pumping = true
+        yield* Effect.forkDetach(pump)
+      }
+      return ticketRef(ticket)
     }))
+  })
+
+  /** Create and start a job's container (the admission permit held), recording it in the job directory. */
+  const start = Effect.fnUntraced(function*(spec: Backend.JobSpec, jobDir: string, options: Docker.ContainerCreateOptions, ticket: string | undefined) {
+    const container = yield* create(options)
+    yield* Effect.sync(() =>
+      writeJson(Path.join(jobDir, Spec.RECORD.job), { name: spec.name, labels: spec.labels, container: container.id, ...(ticket !== undefined ? { ticket } : {}) })
+    )
     fresh.add(container.id)
-    return { backend: NAME, id: container.id, data: { jobDir } } satisfies ExperimentNode.JobRef
+    const started = yield* call("submit", () => container.start()).pipe(Effect.result)
+    if (started._tag === "Failure") {
+      fresh.delete(container.id)
+      yield* Effect.promise(() => container.remove({ force: true }).catch(() => undefined))
+      const gpu = Spec.explainGpuError(started.failure.message)
+      return yield* gpu !== undefined ? fail("submit", gpu) : started.failure
+    }
+    return container
+  })
+
+  /** Start the queue's head if there is room; `true` when the queue moved. */
+  const admitHead: Effect.Effect<boolean> = Effect.gen(function*() {
+    const head = queue[0]
+    if (head === undefined) return true
+    const fit = yield* Effect.result(room(head.spec.resources.gpus))
+    // withdrawn or cancelled while the engine was asked: the next one's turn
+    if (queue[0] !== head) return true
+    if (fit._tag === "Success" && fit.success.wait !== undefined) {
+      head.wait = fit.success.wait
+      return false
+    }
+    // from here on it starts: a withdraw finds it gone from the queue and lets it run
+    queue.shift()
+    const started = fit._tag === "Failure"
+      ? Exit.fail(fit.failure)
+      : yield* Effect.exit(Effect.flatMap(head.options(fit.success.gpuIds), (o) => start(head.spec, head.jobDir, o, head.id)))
+    yield* Deferred.done(head.outcome, Exit.map(started, (c) => ({ container: c.id })))
+    return true
+  })
+
+  /** Start queued jobs in turn as room frees; ends when the queue is empty. */
+  const pump: Effect.Effect<void> = Effect.gen(function*() {
+    while (queue.length > 0) {
+      if (!(yield* admission.withPermits(1)(admitHead))) yield* Effect.sleep(QUEUE_POLL)
+    }
+  }).pipe(Effect.ensuring(Effect.sync(() => (pumping = false))))
+
+  /** Take a queued job out of the queue, ending it as cancelled; `false` when it is not queued (any more). */
+  const dequeue = (t: Ticket, message: string) => {
+    const i = queue.indexOf(t)
+    if (i < 0) return false
+    queue.splice(i, 1)
+    Deferred.doneUnsafe(t.outcome, Exit.succeed(neverStarted(message)))
+    return true
+  }
+
+  /**
+   * What became of a ticket: its container, or its exit when it never started. Awaited while it
+   * waits here (reporting why); an earlier controller's ticket is looked up in its job directory.
+   */
+  const settle = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit?: (e: Backend.JobEvent) => void) {
+    const outcome = outcomes.get(ref.id)
+    if (outcome === undefined) {
+      const jobDir = typeof ref.data["jobDir"] === "string" ? ref.data["jobDir"] : ""
+      const job = readJson(Path.join(jobDir, Spec.RECORD.job)) as { container?: string; ticket?: string } | undefined
+      if (job?.ticket === ref.id && job.container !== undefined) return { container: job.container }
+      return neverStarted("it was waiting for a free slot or GPU when its controller stopped, and never started")
+    }
+    let said: string | undefined
+    while (emit !== undefined && !Deferred.isDoneUnsafe(outcome)) {
+      const t = queue.find((q) => q.id === ref.id)
+      if (t !== undefined && t.wait !== said) emit({ _tag: "State", state: "Pending", reason: (said = t.wait) })
+      yield* Effect.sleep(QUEUE_POLL)
+    }
+    return yield* Deferred.await(outcome)
   })
 
   const inspect = (id: string) => call("watch", () => docker.getContainer(id).inspect())
@@ -379,22 +502,44 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     emit(yield* finish(info, tail))
   })
 
+  const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void) {
+    if (ref.data["queued"] !== true) return yield* drive(ref, emit)
+    const got = yield* settle(ref, emit)
+    return yield* "_tag" in got ? Effect.sync(() => emit(got)) : drive({ ...ref, id: got.container }, emit)
+  })
+
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
     Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
-      drive(ref, (e) => Queue.offerUnsafe(queue, e)).pipe(
+      follow(ref, (e) => Queue.offerUnsafe(queue, e)).pipe(
         Effect.andThen(Queue.end(queue)),
         Effect.catch((e) => Queue.fail(queue, e))
       )
     )
 
   const cancel = Effect.fn("DockerBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
-    if (exits.has(ref.id)) return
-    const info = yield* call("cancel", () => docker.getContainer(ref.id).inspect().catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
+    if (ref.data["queued"] !== true) return yield* stop(ref.id)
+    const t = queue.find((q) => q.id === ref.id)
+    if (t !== undefined && dequeue(t, "cancelled before it started")) return
+    // starting now, or started: stop its container
+    const got = yield* settle(ref).pipe(Effect.orElseSucceed(() => undefined))
+    if (got !== undefined && !("_tag" in got)) yield* stop(got.container)
+  })
+
+  /** A queued job leaves the queue without starting; one that has started is let run. */
+  const withdraw = (ref: ExperimentNode.JobRef) =>
+    Effect.sync(() => {
+      const t = ref.data["queued"] === true ? queue.find((q) => q.id === ref.id) : undefined
+      return t !== undefined && dequeue(t, "withdrawn before it started")
+    })
+
+  const stop = Effect.fnUntraced(function*(id: string) {
+    if (exits.has(id)) return
+    const info = yield* call("cancel", () => docker.getContainer(id).inspect().catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
     if (info === undefined || ["exited", "dead"].includes(info.State.Status)) return
     const jobDir = info.Config.Labels[Spec.LABEL.jobDir]
     if (jobDir !== undefined) yield* Effect.sync(() => Fs.writeFileSync(Path.join(jobDir, Spec.MARKER.cancelled), String(Date.now())))
     yield* call("cancel", () =>
-      docker.getContainer(ref.id).stop({ t: grace }).catch((e) => (Spec.classifyError(e).status === 304 || isNotFound(e) ? undefined : Promise.reject(e)))
+      docker.getContainer(id).stop({ t: grace }).catch((e) => (Spec.classifyError(e).status === 304 || isNotFound(e) ? undefined : Promise.reject(e)))
     )
   })
 
@@ -406,6 +551,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       state: c.State === "created" ? "Pending" : ["exited", "dead"].includes(c.State) ? "Finished" : "Running"
     }))
     // Jobs whose containers were removed after their exit was read are known from their records.
+    for (const t of queue) {
+      if (t.spec.labels.run === run) jobs.push({ ref: ticketRef(t), labels: t.spec.labels, state: "Pending" })
+    }
     const ids = new Set(containers.map((c) => c.Id))
     const dirs = yield* Effect.sync(() => (Fs.existsSync(root) ? Fs.readdirSync(root) : []))
     for (const node of dirs) {
@@ -421,7 +569,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     return { slots: yield* slots, gpus: gpuPool.length, inUse: (yield* running()).length }
   })
 
-  const backend: Backend.BackendShape = { name: NAME, submit, watch, cancel, list, capacity }
+  const backend: Backend.BackendShape = { name: NAME, submit, watch, cancel, withdraw, list, capacity }
   return backend
 })
 

@@ -9,7 +9,7 @@
  */
 import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
-import { Duration, Effect, Layer, Queue, Schedule, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Queue, Schedule, Stream } from "effect"
 import { constants } from "node:os"
 import { posix } from "node:path"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
@@ -25,7 +25,11 @@ export interface Host extends HostConfig {
   readonly name?: string
   /** GPU ids on this host; a job asking for `k` GPUs gets `k` free ones in `CUDA_VISIBLE_DEVICES`. */
   readonly gpus?: ReadonlyArray<string>
-  /** Jobs at once on this host (default 1). */
+  /**
+   * Jobs at once on this host (default 1). A job submitted while no host has a free slot and the
+   * GPUs it needs waits in the backend's queue, reported `Pending` with the reason, and starts in
+   * submission order as they free; a stop can withdraw it.
+   */
   readonly slots?: number
 }
 
@@ -48,6 +52,7 @@ export interface Config {
 const NAME = "ssh"
 const LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 const LIVENESS_EVERY = 10
+const QUEUE_POLL = "1 second"
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -63,6 +68,29 @@ interface Held {
   readonly host: string
   readonly gpuIds: ReadonlyArray<string>
 }
+
+/**
+ * A job waiting in the backend's queue. Its ref (`data.queued`) stands for it until it starts on a
+ * host; the job record there names the ticket, so any controller can find where it went.
+ */
+interface Ticket {
+  readonly id: string
+  readonly spec: Backend.JobSpec
+  readonly launch: (host: PoolHost, gpuIds: ReadonlyArray<string>) => Effect.Effect<ExperimentNode.JobRef, Errors.BackendError>
+  /** Why it waits, for its `Pending` state. */
+  wait: string
+  /** The ref of the job it became, or its exit when it was cancelled before it started. */
+  readonly outcome: Deferred.Deferred<ExperimentNode.JobRef | Backend.JobExit, Errors.BackendError>
+}
+
+const neverStarted = (message: string): Backend.JobExit => ({
+  _tag: "Exit",
+  outcome: "Cancelled",
+  message,
+  logTail: [],
+  wallSeconds: 0,
+  gpuSeconds: 0
+})
 
 const signalName = (code: number) =>
   code > 128 ? Object.entries(constants.signals).find(([, v]) => v === code - 128)?.[0] : undefined
@@ -173,17 +201,80 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     adopted = true
   })
 
-  /** A host with a free slot and enough free GPUs, waiting for one while the pool is full. */
-  const acquire = Effect.fnUntraced(function*(gpus: number) {
-    yield* adopt()
-    while (true) {
-      const got = place(gpus)
-      if (got !== undefined) return got
-      yield* refresh()
-      const again = place(gpus)
-      if (again !== undefined) return again
-      yield* Effect.sleep("1 second")
+  /** Why a job needing `gpus` GPUs cannot be placed now. */
+  const why = (gpus: number) => {
+    const slots = pool.reduce((n, h) => n + h.slots, 0)
+    return held.size >= slots ? `no free slot (${held.size} of ${slots} in use)` : `no host with ${gpus} free GPU(s)`
+  }
+
+  /** Jobs waiting for a host, in submission order; the outcome of every ticket this backend gave. */
+  const queue: Array<Ticket> = []
+  const outcomes = new Map<string, Ticket["outcome"]>()
+  let ticketCount = 0
+  let pumping = false
+  const scope = yield* Effect.scope
+
+  /** Start the queue's head if a host has room; `true` when the queue moved. */
+  const admitHead: Effect.Effect<boolean> = Effect.gen(function*() {
+    const head = queue[0]
+    if (head === undefined) return true
+    const refreshed = yield* Effect.result(refresh())
+    // withdrawn or cancelled meanwhile: the next one's turn
+    if (queue[0] !== head) return true
+    const got = refreshed._tag === "Success" ? place(head.spec.resources.gpus) : undefined
+    if (refreshed._tag === "Success" && got === undefined) {
+      head.wait = why(head.spec.resources.gpus)
+      return false
     }
+    // from here on it starts: a withdraw finds it gone from the queue and lets it run
+    queue.shift()
+    const started = refreshed._tag === "Failure" ? Exit.fail(refreshed.failure) : yield* Effect.exit(head.launch(got!.host, got!.gpuIds))
+    yield* Deferred.done(head.outcome, started)
+    return true
+  })
+
+  /** Start queued jobs in turn as hosts free; ends when the queue is empty. */
+  const pump: Effect.Effect<void> = Effect.gen(function*() {
+    while (queue.length > 0) {
+      if (!(yield* admitHead)) yield* Effect.sleep(QUEUE_POLL)
+    }
+  }).pipe(Effect.ensuring(Effect.sync(() => (pumping = false))))
+
+  /** Take a queued job out of the queue, ending it as cancelled; `false` when it is not queued (any more). */
+  const dequeue = (id: string, message: string) => {
+    const i = queue.findIndex((t) => t.id === id)
+    if (i < 0) return false
+    const [t] = queue.splice(i, 1)
+    Deferred.doneUnsafe(t!.outcome, Exit.succeed(neverStarted(message)))
+    return true
+  }
+
+  /**
+   * What became of a ticket: the ref of its job, or its exit when it never started. Awaited while
+   * it waits here (reporting why); an earlier controller's ticket is looked for on the pool's hosts.
+   */
+  const settle = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit?: (e: Backend.JobEvent) => void) {
+    const outcome = outcomes.get(ref.id)
+    if (outcome === undefined) {
+      const dir = String(ref.data["dir"])
+      for (const host of pool) {
+        const text = yield* call("watch", host, (c) => c.readFrom(posix.join(dir, Script.FILES.job), 0))
+        try {
+          const job = JSON.parse(text?.toString("utf8") ?? "{}") as { ticket?: string }
+          if (job.ticket === ref.id) return { backend: NAME, id: `${ref.data["rel"]}@${host.name}`, data: { host: host.name, dir } } satisfies ExperimentNode.JobRef
+        } catch {
+          // a half-written record: not this ticket's
+        }
+      }
+      return neverStarted("it was waiting for a free slot or GPU when its controller stopped, and never started")
+    }
+    let said: string | undefined
+    while (emit !== undefined && !Deferred.isDoneUnsafe(outcome)) {
+      const t = queue.find((q) => q.id === ref.id)
+      if (t !== undefined && t.wait !== said) emit({ _tag: "State", state: "Pending", reason: (said = t.wait) })
+      yield* Effect.sleep("250 millis")
+    }
+    return yield* Deferred.await(outcome)
   })
 
   const submit = Effect.fn("SshBackend.submit")(function*(spec: Backend.JobSpec) {
@@ -209,32 +300,57 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       try: () => Script.envFile(Backend.revealEnv(spec.env)),
       catch: (e) => fail("submit", e instanceof Error ? e.message : String(e))
     })
-    const { host, gpuIds } = yield* acquire(spec.resources.gpus)
-    const id = `${rel}@${host.name}`
-    held.set(id, { host: host.name, gpuIds })
-    const prepare = Effect.gen(function*() {
-      const dirs = [...new Set([dir, ...files.map((f) => posix.dirname(f.target))])]
-      const reset = [...Object.values(Script.FILES), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]
-      const mk = yield* call("submit", host, (c) =>
-        c.exec(`mkdir -p ${dirs.map(Script.quote).join(" ")} && cd ${Script.quote(dir)} && rm -f ${reset.join(" ")}`)
-      )
-      if (mk.code !== 0) return yield* fail("submit", `${host.name}: cannot prepare ${dir}: ${mk.stderr.trim()}`)
-      const job = { name: spec.name, labels: spec.labels, host: host.name, gpuIds, resources: spec.resources, submittedAt: Date.now() }
-      const wrapper = Script.wrapper({ jobDir: dir, argv: spec.argv, gpuIds, timeLimitSeconds: spec.resources.timeLimitSeconds, killGraceSeconds: grace })
-      const writes = [
-        ...files.map((x) => ({ ...x, mode: 0o644 })),
-        { target: posix.join(dir, Script.FILES.job), content: JSON.stringify(job), mode: 0o644 },
-        // Secrets travel over the encrypted channel into a 0600 file the wrapper sources and deletes.
-        { target: posix.join(dir, Script.FILES.env), content: envText, mode: 0o600 },
-        { target: posix.join(dir, Script.FILES.script), content: wrapper, mode: 0o700 }
-      ]
-      yield* Effect.forEach(writes, (w) => call("submit", host, (c) => c.writeFile(w.target, w.content, w.mode)), { concurrency: "unbounded" })
-      const started = yield* call("submit", host, (c) => c.exec(Script.launch(dir)))
-      if (started.code !== 0) return yield* fail("submit", `${host.name}: cannot start the job: ${started.stderr.trim()}`)
-    })
-    yield* Effect.onError(prepare, () => Effect.sync(() => held.delete(id)))
-    fresh.add(id)
-    return { backend: NAME, id, data: { host: host.name, dir } } satisfies ExperimentNode.JobRef
+    const launch = (host: PoolHost, gpuIds: ReadonlyArray<string>, ticket?: string) => {
+      const id = `${rel}@${host.name}`
+      // taken at once, in the step that found it free
+      held.set(id, { host: host.name, gpuIds })
+      const prepare = Effect.gen(function*() {
+        const dirs = [...new Set([dir, ...files.map((f) => posix.dirname(f.target))])]
+        const reset = [...Object.values(Script.FILES), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]
+        const mk = yield* call("submit", host, (c) =>
+          c.exec(`mkdir -p ${dirs.map(Script.quote).join(" ")} && cd ${Script.quote(dir)} && rm -f ${reset.join(" ")}`)
+        )
+        if (mk.code !== 0) return yield* fail("submit", `${host.name}: cannot prepare ${dir}: ${mk.stderr.trim()}`)
+        const job = { name: spec.name, labels: spec.labels, host: host.name, gpuIds, resources: spec.resources, submittedAt: Date.now(), ...(ticket !== undefined ? { ticket } : {}) }
+        const wrapper = Script.wrapper({ jobDir: dir, argv: spec.argv, gpuIds, timeLimitSeconds: spec.resources.timeLimitSeconds, killGraceSeconds: grace })
+        const writes = [
+          ...files.map((x) => ({ ...x, mode: 0o644 })),
+          { target: posix.join(dir, Script.FILES.job), content: JSON.stringify(job), mode: 0o644 },
+          // Secrets travel over the encrypted channel into a 0600 file the wrapper sources and deletes.
+          { target: posix.join(dir, Script.FILES.env), content: envText, mode: 0o600 },
+          { target: posix.join(dir, Script.FILES.script), content: wrapper, mode: 0o700 }
+        ]
+        yield* Effect.forEach(writes, (w) => call("submit", host, (c) => c.writeFile(w.target, w.content, w.mode)), { concurrency: "unbounded" })
+        const started = yield* call("submit", host, (c) => c.exec(Script.launch(dir)))
+        if (started.code !== 0) return yield* fail("submit", `${host.name}: cannot start the job: ${started.stderr.trim()}`)
+        fresh.add(id)
+        return { backend: NAME, id, data: { host: host.name, dir } } satisfies ExperimentNode.JobRef
+      })
+      return Effect.onError(prepare, () => Effect.sync(() => held.delete(id)))
+    }
+    yield* adopt()
+    let got = queue.length === 0 ? place(spec.resources.gpus) : undefined
+    if (got === undefined && queue.length === 0) {
+      yield* refresh()
+      got = queue.length === 0 ? place(spec.resources.gpus) : undefined
+    }
+    if (got !== undefined) return yield* launch(got.host, got.gpuIds)
+    // No host has room: queued here and started in turn, so that a stop can withdraw it.
+    const id = `${rel}@queued-${Date.now().toString(36)}-${++ticketCount}`
+    const ticket: Ticket = {
+      id,
+      spec,
+      launch: (host, gpuIds) => launch(host, gpuIds, id),
+      wait: queue.length > 0 ? `${queue.length} job(s) ahead in the queue` : why(spec.resources.gpus),
+      outcome: Deferred.makeUnsafe()
+    }
+    queue.push(ticket)
+    outcomes.set(id, ticket.outcome)
+    if (!pumping) {
+      pumping = true
+      yield* Effect.forkIn(pump, scope)
+    }
+    return { backend: NAME, id, data: { dir, rel, queued: true } } satisfies ExperimentNode.JobRef
   })
 
   const readText = (host: PoolHost, path: string) =>
@@ -364,15 +480,32 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     }
   })
 
+  const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void) {
+    if (ref.data["queued"] !== true) return yield* drive(ref, emit)
+    const got = yield* settle(ref, emit)
+    return yield* "_tag" in got ? Effect.sync(() => emit(got)) : drive(got, emit)
+  })
+
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
     Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
-      drive(ref, (e) => Queue.offerUnsafe(queue, e)).pipe(
+      follow(ref, (e) => Queue.offerUnsafe(queue, e)).pipe(
         Effect.andThen(Queue.end(queue)),
         Effect.catch((e) => Queue.fail(queue, e))
       )
     )
 
   const cancel = Effect.fn("SshBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    if (ref.data["queued"] !== true) return yield* kill(ref)
+    if (dequeue(ref.id, "cancelled before it started")) return
+    // starting now, or started: stop its job
+    const got = yield* settle(ref).pipe(Effect.orElseSucceed(() => undefined))
+    if (got !== undefined && !("_tag" in got)) yield* kill(got)
+  })
+
+  /** A queued job leaves the queue without starting; one that has started is let run. */
+  const withdraw = (ref: ExperimentNode.JobRef) => Effect.sync(() => ref.data["queued"] === true && dequeue(ref.id, "withdrawn before it started"))
+
+  const kill = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef) {
     const { host, dir } = yield* hostOf(ref)
     const F = Script.FILES
     // TERM the process group, give it the grace period, then KILL it; nothing to do once it has exited.
@@ -403,7 +536,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       `done`
     ].join("\n")
     const seen = new Set<string>()
-    const jobs: Array<Backend.JobInfo> = []
+    const jobs: Array<Backend.JobInfo> = queue
+      .filter((t) => t.spec.labels.run === run)
+      .map((t) => ({ ref: { backend: NAME, id: t.id, data: { dir: posix.join(remoteRoot, run, t.spec.labels.node), rel: `${run}/${t.spec.labels.node}`, queued: true } }, labels: t.spec.labels, state: "Pending" }))
     for (const host of pool) {
       const out = yield* call("list", host, (c) => c.exec(script))
       for (const line of out.stdout.split("\n")) {
@@ -422,6 +557,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     submit,
     watch,
     cancel,
+    withdraw,
     list,
     capacity: Effect.map(Effect.suspend(() => adopt()), () => ({
       slots: pool.reduce((n, h) => n + h.slots, 0),

@@ -235,6 +235,87 @@ describe("DockerBackend", () => {
       assert.include(error.message, "host key")
     }))
 
+  it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ slots: 1 })
+      const first = spec(`echo up; while [ ! -f go ]; do sleep 0.1; done`)
+      const ref1 = yield* backend.submit(first)
+      const ref2 = yield* backend.submit(spec(`echo second; echo '{"metrics":{},"primary":2}' > result.json`))
+      const ref3 = yield* backend.submit(spec("echo third"))
+      assert.strictEqual(ref2.data["queued"], true, JSON.stringify(ref2))
+      assert.strictEqual(ref3.data["queued"], true)
+      const listed = yield* backend.list(run)
+      assert.deepStrictEqual([ref2.id, ref3.id].map((id) => listed.find((j) => j.ref.id === id)?.state), ["Pending", "Pending"])
+      const second = yield* Stream.runCollect(backend.watch(ref2)).pipe(Effect.forkChild)
+      // withdrawn while queued: it never starts, and its watch ends at once
+      assert.isTrue(yield* backend.withdraw!(ref3))
+      assert.isFalse(yield* backend.withdraw!(ref3))
+      const third = yield* Stream.runCollect(backend.watch(ref3))
+      assert.deepStrictEqual(third.map((e) => e._tag === "Exit" ? e.outcome : e._tag), ["Cancelled"])
+      // the first job holds the slot until it is told to finish
+      const firstEvents = yield* Stream.runCollect(backend.watch(ref1).pipe(
+        Stream.tap((e) => e._tag === "Log" && e.line === "up" ? Effect.sync(() => Fs.writeFileSync(Path.join(root, first.labels.node, "go"), "")) : Effect.void)
+      ))
+      assert.strictEqual((firstEvents.at(-1) as Backend.JobExit).outcome, "Succeeded")
+      const events = yield* Fiber.join(second)
+      const states = events.flatMap((e) => (e._tag === "State" ? [`${e.state}${e.reason !== undefined ? `: ${e.reason}` : ""}`] : []))
+      assert.match(states[0] ?? "", /^Pending: (no free slot \(\d+ of 1 in use\)|1 job\(s\) ahead in the queue)$/, JSON.stringify(states))
+      assert.strictEqual(states.at(-1), "Running", JSON.stringify(states))
+      const exit = events.at(-1) as Backend.JobExit
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      assert.deepStrictEqual(exit.result, { metrics: {}, primary: 2 })
+      // started now: not withdrawn; another controller finds its container through the ticket
+      assert.isFalse(yield* backend.withdraw!(ref2))
+      const other = yield* backendWith({ slots: 1 })
+      const again = yield* Stream.runCollect(other.watch(ref2))
+      assert.strictEqual((again.at(-1) as Backend.JobExit).outcome, "Succeeded")
+      assert.include((again.at(-1) as Backend.JobExit).logTail, "second")
+    }), 60_000)
+
+  it.live("a job queued by a controller that stopped never started: another controller says so (a resumed run runs it again)", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ slots: 1 })
+      const ref1 = yield* backend.submit(spec(`sleep 30`))
+      const ref2 = yield* backend.submit(spec("echo never"))
+      assert.strictEqual(ref2.data["queued"], true)
+      const other = yield* backendWith({ slots: 1 })
+      const events = yield* Stream.runCollect(other.watch(ref2))
+      assert.deepStrictEqual(events.map((e) => e._tag), ["Exit"])
+      const exit = events[0] as Backend.JobExit
+      assert.strictEqual(exit.outcome, "Cancelled")
+      assert.include(exit.message, "never started")
+      // cancelled while queued: it leaves the queue, and the running one is stopped
+      yield* backend.cancel(ref2)
+      assert.isUndefined((yield* backend.list(run)).find((j) => j.ref.id === ref2.id))
+      yield* backend.cancel(ref1)
+      assert.strictEqual(((yield* Stream.runCollect(backend.watch(ref1))).at(-1) as Backend.JobExit).outcome, "Cancelled")
+    }), 60_000)
+
+  it.live("a job waits for a free GPU of the pool; when its turn comes the engine's refusal of GPUs ends it clearly", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      // a trex container holding GPU 0 (labelled as the backend labels them; this engine has no GPUs to give)
+      const holder = yield* Effect.promise(() =>
+        engine.createContainer({ Image: IMAGE, Cmd: ["sleep", "60"], Labels: { "trex.node": "holder", "trex.gpuids": "0", "trex.jobdir": root } })
+      )
+      yield* Effect.promise(() => holder.start())
+      const backend = yield* backendWith({ gpus: ["0"], slots: 8 })
+      const ref = yield* backend.submit(spec("true", { resources: { gpus: 1, cpus: 1 } }))
+      assert.strictEqual(ref.data["queued"], true)
+      const reasons: Array<string | undefined> = []
+      const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => e._tag === "State" && reasons.push(e.reason)))))
+        .pipe(Effect.flip, Effect.forkChild)
+      yield* Effect.sleep("600 millis")
+      assert.deepStrictEqual(reasons, ["no free GPU (0 of 1 free, 1 needed)"])
+      const pending = (yield* backend.list(run)).find((j) => j.ref.id === ref.id)
+      assert.strictEqual(pending?.state, "Pending")
+      yield* Effect.promise(() => holder.remove({ force: true }))
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "BackendError")
+      assert.isFalse(error.retryable)
+      assert.include(error.message, "NVIDIA Container Toolkit")
+    }), 60_000)
+
   it.live("capacity counts running trex containers", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith({ gpus: ["0", "1"] })

@@ -162,6 +162,63 @@ describe("SshBackend", () => {
       assert.include(exit.logTail, "after")
     }))
 
+  it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const one = { ...config, hosts: [{ ...host, slots: 1 }] }
+      const backend = yield* SshBackend.make(one)
+      const first = spec(["sh", "-c", `echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`])
+      const ref1 = yield* backend.submit(first)
+      const ref2 = yield* backend.submit(spec(["sh", "-c", `echo second; echo '{"metrics":{},"primary":2}' > result.json`]))
+      const ref3 = yield* backend.submit(spec(["sh", "-c", "echo third"]))
+      assert.strictEqual(ref1.data["queued"], undefined)
+      assert.deepStrictEqual([ref2.data["queued"], ref3.data["queued"]], [true, true])
+      const listed = yield* backend.list("ssh-test")
+      assert.deepStrictEqual([ref2.id, ref3.id].map((id) => listed.find((j) => j.ref.id === id)?.state), ["Pending", "Pending"])
+      const second = yield* Stream.runCollect(backend.watch(ref2)).pipe(Effect.forkChild)
+      // withdrawn while queued: it never starts, and its watch ends at once
+      assert.isTrue(yield* backend.withdraw!(ref3))
+      assert.isFalse(yield* backend.withdraw!(ref3))
+      const third = yield* Stream.runCollect(backend.watch(ref3))
+      assert.deepStrictEqual(third.map((e) => (e._tag === "Exit" ? e.outcome : e._tag)), ["Cancelled"])
+      const firstEvents = yield* Stream.runCollect(backend.watch(ref1).pipe(
+        Stream.tap((e) => e._tag === "Log" && e.line === "up" ? Effect.sync(() => Fs.writeFileSync(Path.join(String(ref1.data["dir"]), "go"), "")) : Effect.void)
+      ))
+      assert.strictEqual((firstEvents.at(-1) as Backend.JobExit).outcome, "Succeeded")
+      const events = yield* Fiber.join(second)
+      const states = events.flatMap((e) => (e._tag === "State" ? [`${e.state}${e.reason !== undefined ? `: ${e.reason}` : ""}`] : []))
+      assert.strictEqual(states[0], "Pending: no free slot (1 of 1 in use)", JSON.stringify(states))
+      assert.strictEqual(states.at(-1), "Running", JSON.stringify(states))
+      const exit = events.at(-1) as Backend.JobExit
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      assert.deepStrictEqual(exit.result, { metrics: {}, primary: 2 })
+      assert.isFalse(yield* backend.withdraw!(ref2))
+      // another controller finds where the ticket went from the job's record on the host
+      const other = yield* SshBackend.make(one)
+      const again = yield* Stream.runCollect(other.watch(ref2))
+      assert.strictEqual((again.at(-1) as Backend.JobExit).outcome, "Succeeded")
+      assert.include((again.at(-1) as Backend.JobExit).logTail, "second")
+    })), 60_000)
+
+  it.live("a job queued by a controller that stopped never started: another controller says so; cancel takes it out of the queue", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const one = { ...config, hosts: [{ ...host, slots: 1 }] }
+      const backend = yield* SshBackend.make(one)
+      const ref1 = yield* backend.submit(spec(["sleep", "30"]))
+      const ref2 = yield* backend.submit(spec(["echo", "never"]))
+      assert.strictEqual(ref2.data["queued"], true)
+      const other = yield* SshBackend.make(one)
+      const events = yield* Stream.runCollect(other.watch(ref2))
+      assert.deepStrictEqual(events.map((e) => e._tag), ["Exit"])
+      assert.strictEqual((events[0] as Backend.JobExit).outcome, "Cancelled")
+      assert.include((events[0] as Backend.JobExit).message, "never started")
+      yield* backend.cancel(ref2)
+      assert.isUndefined((yield* backend.list("ssh-test")).find((j) => j.ref.id === ref2.id))
+      yield* backend.cancel(ref1)
+      assert.strictEqual(((yield* Stream.runCollect(backend.watch(ref1))).at(-1) as Backend.JobExit).outcome, "Cancelled")
+    })), 60_000)
+
   it.live("cancel kills the whole remote process group", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
