@@ -415,6 +415,30 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     )
   })
 
+  /**
+   * Withdraw a job whose pod no node has taken yet (waiting for GPUs, CPUs, memory: `Unschedulable`):
+   * the pod is deleted only as it was read (a precondition on its resourceVersion, which its binding
+   * to a node changes), then the Job is cancelled. A pod bound to a node may be starting: let run.
+   */
+  const withdraw = Effect.fn("KubernetesBackend.withdraw")(function*(ref: ExperimentNode.JobRef) {
+    const pod = yield* podsOf(ref.id)
+    if (pod === undefined || pod.spec?.nodeName !== undefined || pod.metadata?.deletionTimestamp != null) return false
+    const taken = yield* call("deletePod", () =>
+      core.deleteNamespacedPod({
+        name: pod.metadata!.name!,
+        namespace,
+        gracePeriodSeconds: 0,
+        body: { preconditions: { resourceVersion: pod.metadata!.resourceVersion!, uid: pod.metadata!.uid! } }
+      })
+    ).pipe(
+      Effect.as(true),
+      // bound (or gone) since it was read
+      Effect.catchIf((e) => isConflict(e) || isNotFound(e), () => Effect.succeed(false))
+    )
+    if (taken) yield* cancel(ref)
+    return taken
+  })
+
   const list = Effect.fn("KubernetesBackend.list")(function*(run: string) {
     const selector = `${K.RUN_LABEL}=${K.labelValue(run)}`
     const jobs = yield* call("listJobs", () => batch.listNamespacedJob({ namespace, labelSelector: selector }))
@@ -446,7 +470,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     return { slots: config.slots ?? Math.max(1, Math.floor(cpus)), gpus, inUse } satisfies Backend.Capacity
   }).pipe(Effect.withSpan("KubernetesBackend.capacity"))
 
-  return Backend.Backend.of({ name: NAME, submit, watch, cancel, list, capacity })
+  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity })
 })
 
 /**

@@ -62,6 +62,10 @@ const spec = (node: string, script: string, extra: Partial<Backend.JobSpec> = {}
 const collect = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
   Stream.runCollect(backend.watch(ref)).pipe(Effect.map((c) => Array.from(c)))
 
+/** The newest pod of a Job, as the fake stores it. */
+const podOf = (fake: FakeKubeApi.FakeKubeApi, job: string) =>
+  fake.list("pods", "trex").filter((p) => p.metadata.labels?.[K.JOB_LABEL] === job).at(-1)
+
 const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
   const last = events.at(-1)
   assert.strictEqual(last?._tag, "Exit")
@@ -173,6 +177,49 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.isTrue(fake.requests.some((r) => r.startsWith(`DELETE /apis/batch/v1/namespaces/trex/jobs/${ref.id}`) && r.includes("propagationPolicy=Foreground")))
       yield* eventually("the ConfigMap and the Secret are collected with the Job", () =>
         fake.get("configmaps", "trex", ref.id) === undefined && fake.get("secrets", "trex", ref.id) === undefined)
+    }))
+
+  it.effect("withdraws a job whose pod no node has taken (Unschedulable), not one whose pod is bound to a node", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      const running = yield* backend.submit(spec("holds-gpus", "echo up; sleep 60", { resources: { gpus: 2, cpus: 1 } }))
+      const waiting = yield* backend.submit(spec("waits-gpus", "echo ran", { resources: { gpus: 2, cpus: 1 } }))
+      const answers: Array<boolean> = []
+      const events = yield* backend.watch(waiting).pipe(
+        Stream.tap((e) => (e._tag === "State" && e.reason === "Unschedulable" && answers.length === 0
+          ? Effect.flatMap(backend.withdraw!(waiting), (w) => Effect.sync(() => answers.push(w)))
+          : Effect.void)),
+        Stream.runCollect
+      )
+      assert.deepStrictEqual(answers, [true], "an unscheduled pod is withdrawn")
+      assert.isFalse(yield* backend.withdraw!(waiting), "once")
+      const exit = exitOf(Array.from(events))
+      assert.strictEqual(exit.outcome, "Cancelled")
+      assert.notInclude(Array.from(events).flatMap((e) => (e._tag === "Log" ? [e.line] : [])), "ran")
+      assert.isTrue(fake.requests.some((r) => r.startsWith("DELETE /api/v1/namespaces/trex/pods/")), fake.requests.filter((r) => r.startsWith("DELETE")).join("\n"))
+      yield* eventually("the withdrawn Job is gone", () => fake.get("jobs", "trex", waiting.id) === undefined)
+      // bound to a node: it may be starting, so it is let run
+      yield* eventually("the first pod is bound", () => podOf(fake, running.id)?.spec.nodeName !== undefined)
+      assert.isFalse(yield* backend.withdraw!(running))
+      yield* backend.cancel(running)
+      assert.strictEqual(exitOf(yield* collect(backend, running)).outcome, "Cancelled")
+    }))
+
+  it.effect("the fake API server refuses a delete whose preconditions no longer hold, as the real one does", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      const ref = yield* backend.submit(spec("precondition", "sleep 60", { resources: { gpus: 3, cpus: 1 } }))
+      yield* eventually("its pod exists", () => podOf(fake, ref.id) !== undefined)
+      const pod = podOf(fake, ref.id)!
+      const api = fake.kubeConfig().makeApiClient(CoreV1Api)
+      const stale = yield* Effect.promise(() =>
+        api.deleteNamespacedPod({ name: pod.metadata.name, namespace: "trex", body: { preconditions: { resourceVersion: "1" } } }).then(() => "deleted", (e: { code?: number }) => e.code)
+      )
+      assert.strictEqual(stale, 409)
+      assert.isDefined(podOf(fake, ref.id))
+      yield* backend.cancel(ref)
     }))
 
   it.effect("reports an image that cannot be pulled as Pending ErrImagePull / ImagePullBackOff", () =>

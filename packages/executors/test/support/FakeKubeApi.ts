@@ -69,6 +69,8 @@ export interface FakeKubeApi {
   readonly requests: Array<string>
   /** Objects as stored (for assertions): `get("secrets", ns, name)`. */
   readonly get: (kind: Kind, namespace: string, name: string) => Obj | undefined
+  /** Objects of a kind in a namespace, in creation order. */
+  readonly list: (kind: Kind, namespace: string) => ReadonlyArray<Obj>
   /** While on, every pod log request answers 404, as the API server does for a pod deleted between a
    * client's listing of it and its reading of the log (foreground deletion, the TTL controller). */
   readonly logsGone: (on: boolean) => void
@@ -544,7 +546,16 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     }
     if (req.method === "DELETE" && existing !== undefined) {
       const body = await readBody(req)
-      const policy = q.get("propagationPolicy") ?? (body !== "" ? (JSON.parse(body) as { propagationPolicy?: string }).propagationPolicy : undefined)
+      const options = (body !== "" ? JSON.parse(body) : {}) as { propagationPolicy?: string; preconditions?: { resourceVersion?: string; uid?: string } }
+      // as the API server: an object that changed since the caller read it is not deleted
+      const pre = options.preconditions
+      if (pre?.uid !== undefined && pre.uid !== existing.metadata.uid) {
+        return send(res, 409, status(409, "Conflict", `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${existing.metadata.uid}`))
+      }
+      if (pre?.resourceVersion !== undefined && pre.resourceVersion !== existing.metadata.resourceVersion) {
+        return send(res, 409, status(409, "Conflict", `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${existing.metadata.resourceVersion}`))
+      }
+      const policy = q.get("propagationPolicy") ?? options.propagationPolicy
       deleteObject(kind, existing, policy ?? (kind === "jobs" ? "Orphan" : "Background"))
       return send(res, 200, existing)
     }
@@ -566,6 +577,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       logsGone = on
     },
     get: (kind, namespace, name) => store.get(key(kind, namespace, name)),
+    list: (kind, namespace) => all(kind, namespace),
     kubeConfig: () => {
       const kc = new KubeConfig()
       kc.loadFromOptions({
