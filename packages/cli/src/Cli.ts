@@ -60,7 +60,8 @@ export const execute = (prepared: Trex.Prepared) =>
     }))
     if (stoppedBy !== undefined) {
       yield* out(`\nstopped; continue with: trex resume ${runDir}`)
-      yield* Effect.sync(() => void (process.exitCode = 130))
+      // 128 + the signal's number, as a shell reports a process that a signal ended
+      yield* Effect.sync(() => void (process.exitCode = stoppedBy === "SIGTERM" ? 143 : 130))
     }
     const info = yield* RunDir.load(runDir)
     yield* writeReport(path.join(runDir, "report.md"), Status.toMarkdown(info))

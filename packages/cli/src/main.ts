@@ -44,11 +44,13 @@ const program = Command.run(command, { version: "0.1.0" }).pipe(
  * `NodeRuntime.runMain`, except for the first SIGINT or SIGTERM during a run: the run drains (see
  * `internal/stopSignal.ts`) instead of being interrupted; a second signal interrupts.
  */
+let interruptedBy: NodeJS.Signals | undefined
 const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
   let signalled = false
   const onSignal = (signal: NodeJS.Signals) => {
     const first = !signalled
     signalled = true
+    interruptedBy = signal
     if (first && firstSignal(signal)) return
     fiber.interruptUnsafe(fiber.id)
   }
@@ -69,7 +71,7 @@ runMain(program, {
     if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
       process.stderr.write(`trex: unexpected error\n${Cause.pretty(exit.cause)}\n`)
       onExit(1)
-    } else if (Exit.isFailure(exit)) onExit(130)
+    } else if (Exit.isFailure(exit)) onExit(interruptedBy === "SIGTERM" ? 143 : 130) // 128 + the signal's number
     else onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
   }
 })

@@ -583,7 +583,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
   })
 
-  it("Ctrl-C once withdraws a trial whose job waits for a GPU: it does not start, and runs on resume", async () => {
+  it("SIGTERM (as Ctrl-C once) withdraws a trial whose job waits for a GPU: it does not start, exit 143, and it runs on resume", async () => {
     const out = tmp()
     const log = path.join(out, "executions.log")
     // one GPU, two trials in flight that need one each: the second waits in the local backend's queue
@@ -595,8 +595,9 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const { child, exited, output } = await runUntilTwoRunning(out, log, { task, jobs: 1, env: { CUDA_VISIBLE_DEVICES: "0" } })
     const running = executions(log)
     assert.strictEqual(running.length, 1)
-    child.kill("SIGINT")
-    assert.strictEqual(await exited, 130, output.stderr)
+    child.kill("SIGTERM")
+    assert.strictEqual(await exited, 143, output.stderr)
+    assert.match(output.stderr, /SIGTERM: stopping\. .* Signal again to cancel them now/)
     const runDir = output.stdout.match(/run directory: (.*)/)![1]!
     // the running trial finished; the waiting one never started and is left for resume
     assert.deepStrictEqual(executions(log), running)
@@ -618,16 +619,16 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
   })
 
-  it("Ctrl-C twice stops at once: running jobs cancelled, journal consistent, and `trex resume` carries on", async () => {
+  it("Ctrl-C, then SIGTERM, stops at once: running jobs cancelled, exit 143, journal consistent, and `trex resume` carries on", async () => {
     const out = tmp()
     const log = path.join(out, "executions.log")
     const { child, exited, output } = await runUntilTwoRunning(out, log)
     child.kill("SIGINT")
     const deadline = Date.now() + 10_000
     while (!output.stderr.includes("Ctrl-C: stopping") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-    child.kill("SIGINT")
+    child.kill("SIGTERM")
     const code = await exited
-    assert.strictEqual(code, 130)
+    assert.strictEqual(code, 143)
     const stdout = output.stdout
     assert.match(stdout, /stopped, running trials cancelled; continue with: trex resume /)
     const runDir = stdout.match(/run directory: (.*)/)![1]!
