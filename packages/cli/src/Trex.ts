@@ -46,10 +46,9 @@ export interface Prepared {
   readonly seed: number
   /** A resumed run's new budget (`maxTrials` given with `resume`), journaled when the run resumes. */
   readonly budget?: Budget.Budget
+  /** The recorded table a new simulated run read for its search space, which its backend then replays (not read again). */
+  readonly landscape?: Simulator.Landscape
 }
-
-const withSimulatedSpace = (task: Task.Task, dir: string, file: string) =>
-  Effect.map(Simulator.fromTask(task, dir, file === "" ? undefined : file), ({ landscape }) => Simulator.completeTask(task, landscape))
 
 /**
  * Resolve options into a run: load and check the task, choose the run directory (new, or the
@@ -103,7 +102,11 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
     yield* Schema.decodeUnknownEffect(Settings.Settings)(settings).pipe(
       Effect.mapError((e) => invalid("options", `invalid settings:\n${TaskFile.formatIssues(e)}`))
     )
-    if (settings.backend === "simulator") task = yield* withSimulatedSpace(task, loaded.dir, loaded.file)
+    let landscape: Simulator.Landscape | undefined
+    if (settings.backend === "simulator") {
+      landscape = (yield* Simulator.fromTask(task, loaded.dir, loaded.file === "" ? undefined : loaded.file)).landscape
+      task = Simulator.completeTask(task, landscape)
+    }
     yield* Wiring.check(settings, task)
     const runId = RunDir.newRunId(task.name, new Date())
     const out = options.out ?? "trex-runs"
@@ -113,7 +116,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       try: () => fs.mkdirSync(runDir, { recursive: true }),
       catch: (e) => invalid("out", `cannot make the run directory ${runDir} under ${out} (--out): ${(e as NodeJS.ErrnoException).code ?? String(e)}: name a directory you can write`)
     })
-    return { task, settings, runDir, runId, seed: options.seed ?? 0 }
+    return { task, settings, runDir, runId, seed: options.seed ?? 0, ...(landscape !== undefined ? { landscape } : {}) }
   })
 
 const invalid = (source: string, message: string) => new Errors.InvalidInput({ source, message })
@@ -179,7 +182,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),
       ...(scheduler !== undefined ? { scheduler } : {})
-    }).pipe(Effect.provide(Wiring.layers(settings, task, runDir)))
+    }).pipe(Effect.provide(Wiring.layers(settings, task, runDir, prepared.landscape)))
   })
 
 /**

@@ -45,10 +45,15 @@ export const scheduler = (settings: Settings, task: Task.Task): Scheduler.Schedu
     : undefined
 
 /**
- * The backend layer.
+ * The backend layer. A simulated run's table is read from the task unless it was read already (`landscape`).
  * @since 0.1.0 @category layers
  */
-export const backend = (settings: Settings, task: Task.Task, runDir: string): Layer.Layer<Backend.Backend, Errors.InvalidInput | Errors.BackendError> => {
+export const backend = (
+  settings: Settings,
+  task: Task.Task,
+  runDir: string,
+  landscape?: Simulator.Landscape
+): Layer.Layer<Backend.Backend, Errors.InvalidInput | Errors.BackendError> => {
   switch (settings.backend) {
     case "local":
       return LocalBackend.layer({
@@ -57,6 +62,7 @@ export const backend = (settings: Settings, task: Task.Task, runDir: string): La
         ...(process.env["CUDA_VISIBLE_DEVICES"] ? { gpus: process.env["CUDA_VISIBLE_DEVICES"].split(",").filter((g) => g !== "") } : {})
       })
     case "simulator":
+      if (landscape !== undefined) return Simulator.Simulator.layer(landscape, { gpus: settings.concurrency })
       return Simulator.Simulator.layerTable({ task, dir: settings.taskDir, ...(settings.taskFile !== "" ? { file: settings.taskFile } : {}), gpus: settings.concurrency })
     case "docker":
       return Layer.unwrap(Effect.map(BackendSettings.docker(task.backend, RunDir.jobsDir(runDir)), DockerBackend.layer))
@@ -91,12 +97,13 @@ export const model = (settings: Settings): Layer.Layer<Model.Model, Errors.Inval
 export const layers = (
   settings: Settings,
   task: Task.Task,
-  runDir: string
+  runDir: string,
+  landscape?: Simulator.Landscape
 ): Layer.Layer<
   Journal.Journal | SearchPolicy.SearchPolicy | Researcher.Researcher | ExecutorAgent.ExecutorAgent,
   Errors.InvalidInput | Errors.BackendError | Errors.JournalError
 > => {
-  const backendLayer = backend(settings, task, runDir)
+  const backendLayer = backend(settings, task, runDir, landscape)
   const researcher = settings.researcher === "heuristic"
     ? HeuristicResearcher.layer()
     : settings.researcher === "claude"
