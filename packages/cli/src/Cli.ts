@@ -53,7 +53,7 @@ export const execute = (prepared: Trex.Prepared) =>
           (text) => process.stderr.write(text)
         )
       })
-      yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, onJobState: view.onJobState, control }).pipe(
+      yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, control }).pipe(
         Effect.ensuring(Effect.sync(() => view.close())),
         Effect.onInterrupt(() => out(`\nstopped, running trials cancelled; continue with: trex resume ${runDir}`))
       )

@@ -19,8 +19,6 @@ export interface LiveView {
   /** Account for events journaled before this session (a resumed run), without printing them. */
   readonly prime: (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget.Budget) => void
   readonly onEvent: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
-  /** A trial's job waits in its backend's queue (`Pending`, and why) or has left it (`Running`). */
-  readonly onJobState: (nodeId: string, state: "Pending" | "Running", reason: string | undefined) => void
   /** Print a message (with `write`, e.g. to stderr) above the live frame, so the next redraw does not overwrite it. */
   readonly note: (text: string, write: (text: string) => void) => void
   /** Stop redrawing and leave the last frame on screen. */
@@ -41,8 +39,6 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
   let tree: ExperimentTree.TreeView | undefined
   let lastLines = 0
   let timer: ReturnType<typeof setInterval> | undefined
-  // trials whose job waits in its backend's queue, and why
-  const waiting = new Map<string, string>()
   // the run has ended: trials still in flight (withdrawn by a drain) are shown stopped
   let ended = false
 
@@ -57,7 +53,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     for (const n of tree.nodes()) {
       if (n.state._tag !== "Running" && n.state._tag !== "Queued") continue
       const last = n.curve.at(-1)
-      const why = waiting.get(n.id)
+      const why = n.waiting
       const state = ended ? "stopped (runs on resume)" : why !== undefined ? `waiting (${why})` : n.state._tag === "Queued" ? "queued " : "running"
       lines.push(`  ${n.id.padEnd(6)} ${bar(n.progress ?? 0)} ${state}${last !== undefined ? `  ${last.split}/${last.name} ${fmt(last.value)}` : ""}`)
     }
@@ -98,6 +94,9 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         const summary = e.analysis.summary.replace(/\s+/g, " ").trim()
         return options.write(`analysis ${summary.length > 200 ? `${summary.slice(0, 199)}…` : summary}\n`)
       }
+      case "JobState":
+        // the job started waiting in its backend's queue, or the reason changed (the frame shows it on a terminal)
+        return e.state === "Pending" ? options.write(`wait   ${e.nodeId}: ${e.reason ?? "waiting for resources"}\n`) : undefined
       case "InsightsDistilled":
         return e.insights.forEach((i) => options.write(`insight ${i.text}\n`))
       case "RunFinished":
@@ -126,7 +125,6 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       tree = view
       const e = entry.event
       account(e, view.task.budget)
-      if (e._tag === "NodeFinished") waiting.delete(e.nodeId)
       if (e._tag === "RunFinished") ended = true
       if (e._tag === "RunStarted" || e._tag === "RunResumed") sessionStart = Date.now()
       if (options.tty) {
@@ -136,16 +134,6 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
           above(() => plain(entry, view))
         }
       } else plain(entry, view)
-    },
-    onJobState: (nodeId, state, reason) => {
-      if (state === "Running") {
-        waiting.delete(nodeId)
-        return
-      }
-      const why = reason ?? "waiting for resources"
-      if (waiting.get(nodeId) === why) return
-      waiting.set(nodeId, why)
-      if (!options.tty) options.write(`wait   ${nodeId}: ${why}\n`)
     },
     note: (text, write) => {
       if (options.tty && lastLines > 0) above(() => write(text))

@@ -33,7 +33,8 @@ export interface StatusJson {
    */
   readonly analysis?: { readonly summary: string; readonly metricNotes: string; readonly dataNotes: string; readonly risks: ReadonlyArray<string> }
   readonly insights: ReadonlyArray<{ readonly text: string; readonly evidence: ReadonlyArray<string> }>
-  readonly nodes: ReadonlyArray<{ readonly id: string; readonly parent: string; readonly state: string; readonly score?: number; readonly failure?: string }>
+  /** `waiting`: why a trial's job waits in its backend's queue, while it does. */
+  readonly nodes: ReadonlyArray<{ readonly id: string; readonly parent: string; readonly state: string; readonly score?: number; readonly failure?: string; readonly waiting?: string }>
 }
 
 /** Budget usage replayed from the journal. @since 0.1.0 @category functions */
@@ -76,7 +77,8 @@ export const toJson = (info: RunInfo): StatusJson => {
       parent: n.parent,
       state: n.state._tag,
       ...(score !== undefined ? { score } : {}),
-      ...(failure !== undefined ? { failure: `${failure.kind}: ${failure.message}` } : {})
+      ...(failure !== undefined ? { failure: `${failure.kind}: ${failure.message}` } : {}),
+      ...(n.waiting !== undefined ? { waiting: n.waiting } : {})
     })
   }
   const best = view.best()
@@ -150,7 +152,8 @@ const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
       return "cancelled"
     default:
       // a trial in flight when its run stopped: its job may still run (resume reattaches to it) or be gone
-      return stopped ? `interrupted (${n.state._tag.toLowerCase()})` : n.state._tag.toLowerCase()
+      if (stopped) return `interrupted (${n.waiting !== undefined ? "waiting" : n.state._tag.toLowerCase()})`
+      return n.waiting !== undefined ? `waiting (${n.waiting})` : n.state._tag.toLowerCase()
   }
 }
 

@@ -160,7 +160,6 @@ const declaredBackend = (task: Task.Task): Effect.Effect<Settings.Settings["back
  */
 export const runPrepared = (prepared: Prepared, hooks: {
   readonly onEvent?: Explorer.Options["onEvent"]
-  readonly onJobState?: Explorer.Options["onJobState"]
   readonly control?: Control.Control
 } = {}) =>
   Effect.gen(function*() {
@@ -178,7 +177,6 @@ export const runPrepared = (prepared: Prepared, hooks: {
       recorded: Schema.encodeSync(Settings.Settings)(settings),
       ...(prepared.budget !== undefined ? { budget: prepared.budget } : {}),
       ...(hooks.onEvent !== undefined ? { onEvent: hooks.onEvent } : {}),
-      ...(hooks.onJobState !== undefined ? { onJobState: hooks.onJobState } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),
       ...(scheduler !== undefined ? { scheduler } : {})

@@ -4,7 +4,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentNode, ExperimentTree, Journal, JournalEvent, Task } from "@trex/core"
+import { Cost, ExperimentNode, ExperimentTree, Journal, JournalEvent, Task } from "@trex/core"
 import { Effect, Schema } from "effect"
 import * as BackendSettings from "../src/BackendSettings.ts"
 import { codeFingerprint } from "../src/internal/codeFingerprint.ts"
@@ -434,12 +434,24 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const second = await Effect.runPromise(
       Effect.scoped(
         Effect.gen(function*() {
-          yield* Journal.Journal
-          // status tells a run being written from a stopped one
+          const journal = yield* Journal.Journal
+          // a trial whose job waits in its backend's queue, as the explorer journals it
+          const proposed = (yield* journal.read()).map((e) => e.event).find((e) => e._tag === "NodeProposed")!
+          const node = { ...proposed.node, id: "n9", fingerprint: `${proposed.node.fingerprint}-n9` }
+          yield* journal.append([
+            JournalEvent.make("NodeProposed", { node, at: 1 }),
+            JournalEvent.make("NodeAdmitted", { nodeId: "n9", estimate: Cost.zero, at: 1 }),
+            JournalEvent.make("JobSubmitted", { nodeId: "n9", job: { backend: "local", id: "n9", data: {} }, at: 1 }),
+            JournalEvent.make("JobState", { nodeId: "n9", state: "Pending", reason: "Priority", at: 1 })
+          ])
+          // status tells a run being written from a stopped one, and why a trial waits
           const status = JSON.parse(trex(["status", runDir, "--json"]).stdout)
           assert.strictEqual(status.state, "running")
           assert.strictEqual(status.writerPid, process.pid)
-          assert.match(trex(["status", runDir]).stdout, new RegExp(`State: running \\(controller: process ${process.pid}\\)`))
+          assert.strictEqual(status.nodes.find((n: { id: string }) => n.id === "n9")?.waiting, "Priority")
+          const text = trex(["status", runDir]).stdout
+          assert.match(text, new RegExp(`State: running \\(controller: process ${process.pid}\\)`))
+          assert.include(text, "n9 waiting (Priority)")
           return yield* Effect.promise(() =>
             new Promise<{ status: number | null; stderr: string }>((resolve) => {
               const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "resume", runDir], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
@@ -608,7 +620,10 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.include(output.stdout, `wait   ${waiting[0]}: no free slot or GPU`, "the live view said why it waited")
     const status = trex(["status", runDir]).stdout
     assert.include(status, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it (1 trial was in flight: it reattaches to the jobs that still run, and runs the others again)`)
-    assert.include(status, `${waiting[0]} interrupted (running)`)
+    // its wait was journaled: the stopped run shows it interrupted while waiting, and `--json` says why
+    assert.include(status, `${waiting[0]} interrupted (waiting)`)
+    const json = JSON.parse(trex(["status", runDir, "--json"]).stdout) as { nodes: Array<{ id: string; waiting?: string }> }
+    assert.strictEqual(json.nodes.find((n) => n.id === waiting[0])?.waiting, "no free slot or GPU")
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50", CUDA_VISIBLE_DEVICES: "0" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const all = executions(log)

@@ -181,10 +181,11 @@ describe("HtmlReport (pure)", () => {
       assert.strictEqual(status(HtmlReport.render({ entries: unfinished, stopped: true })), "stopped before it finished (trex resume continues it)")
       assert.strictEqual(status(HtmlReport.render({ entries: entriesOf(events), stopped: false })), "finished: budget")
       // a stopped run's trials in flight are interrupted, in the data the page draws from
-      const states = (html: string) => {
+      const nodes = (html: string) => {
         const start = html.indexOf(`id="trex-data">`) + `id="trex-data">`.length
-        return (JSON.parse(html.slice(start, html.indexOf("</script>", start))).nodes as Array<{ state: string }>).map((n) => n.state)
+        return JSON.parse(html.slice(start, html.indexOf("</script>", start))).nodes as Array<{ id: string; state: string; waiting?: string }>
       }
+      const states = (html: string) => nodes(html).map((n) => n.state)
       const inFlight = (tags: ReadonlyArray<string>) => tags.filter((t) => t === "Running" || t === "Queued" || t === "Proposed").length
       // the last trial's end is not journaled: it was in flight
       const lastEnd = events.findLastIndex((e) => e._tag === "NodeFinished")
@@ -193,6 +194,10 @@ describe("HtmlReport (pure)", () => {
       const stoppedStates = states(HtmlReport.render({ entries: open, stopped: true }))
       assert.strictEqual(inFlight(stoppedStates), 0)
       assert.strictEqual(stoppedStates.filter((t) => t === "Interrupted").length, 1)
+      // a trial whose job waits in its backend's queue carries why (the details panel shows it)
+      const waitingId = (events[lastEnd] as JournalEvent.Of<"NodeFinished">).nodeId
+      const waits = [...open.map((e) => e.event), JournalEvent.make("JobState", { nodeId: waitingId, state: "Pending", reason: "Priority", at: 1 })]
+      assert.strictEqual(nodes(HtmlReport.render({ entries: entriesOf(waits) })).find((n) => n.id === waitingId)?.waiting, "Priority")
       // a damaged journal: the page says so, and does not offer a resume
       const damaged = HtmlReport.render({ entries: unfinished, stopped: true, damage: "journal x: entry 9 fails its checksum" })
       assert.strictEqual(status(damaged), "stopped at a damaged journal entry (it cannot be resumed)")

@@ -49,35 +49,39 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     const a = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
     const c = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.03 }))
     for (const [i, event] of b.events.slice(1).entries()) view.onEvent({ seq: i + 2, event }, b.view)
-    return { a, b, c, out: () => out, view }
+    // a job state as the explorer journals it, folded and shown
+    const state = (id: string, st: "Pending" | "Running", reason?: string) => {
+      b.jobState(id, st, reason)
+      view.onEvent({ seq: b.events.length, event: b.events.at(-1)! }, b.view)
+    }
+    return { a, b, c, out: () => out, view, state }
   }
 
   it("on a terminal, a waiting trial says why in the frame, until it runs", () => {
-    const { a, b, c, out, view } = setup(true)
-    view.onJobState(a, "Running", undefined)
-    view.onJobState(c, "Pending", "no free slot or GPU")
+    const { a, b, c, out, view, state } = setup(true)
+    state(a, "Running")
+    state(c, "Pending", "no free slot or GPU")
     view.close()
     const frame = screen(out())
     assert.isTrue(frame.some((l) => l.includes(c) && l.endsWith("waiting (no free slot or GPU)")), frame.join("\n"))
     assert.isTrue(frame.some((l) => l.includes(a) && l.endsWith("running")), frame.join("\n"))
-    view.onJobState(c, "Running", undefined)
+    state(c, "Running")
     view.close()
     const later = screen(out()).slice(-2)
     assert.isTrue(later.every((l) => l.endsWith("running")), later.join("\n"))
     // the run ended with both still in flight (a drain withdrew them): they are not shown running
-    view.onJobState(c, "Pending", "no free slot or GPU")
+    state(c, "Pending", "no free slot or GPU")
     view.onEvent({ seq: 99, event: JournalEvent.make("RunFinished", { reason: "stopped by request", at: 0 }) }, b.view)
     view.close()
     const last = screen(out()).slice(-2)
     assert.isTrue(last.every((l) => l.endsWith("stopped (runs on resume)")), last.join("\n"))
   })
 
-  it("in plain output, one line when a trial starts waiting or its reason changes", () => {
-    const { c, out, view } = setup(false)
-    view.onJobState(c, "Pending", "Priority")
-    view.onJobState(c, "Pending", "Priority")
-    view.onJobState(c, "Pending", "Resources")
-    view.onJobState(c, "Running", undefined)
+  it("in plain output, one line when a trial starts waiting or its reason changes (each journaled once)", () => {
+    const { c, out, view, state } = setup(false)
+    state(c, "Pending", "Priority")
+    state(c, "Pending", "Resources")
+    state(c, "Running")
     assert.deepStrictEqual(out().split("\n").filter((l) => l.startsWith("wait ")), [`wait   ${c}: Priority`, `wait   ${c}: Resources`])
   })
 })

@@ -46,6 +46,8 @@ export interface NodeView extends ExperimentNode.ExperimentNode {
   readonly children: ReadonlyArray<string>
   /** Latest progress fraction while running. */
   readonly progress?: number
+  /** Why its job waits in its backend's queue, while it does (a `JobState` of `Pending`). */
+  readonly waiting?: string | undefined
   /** Intermediate metrics reported while running (schedulers read them). */
   readonly curve: ReadonlyArray<Result.MetricPoint>
 }
@@ -373,10 +375,19 @@ export class ExperimentTree {
         const n = this.nodes.get(event.nodeId)
         if (n === undefined || ExperimentNode.isFinished(n.view)) return
         n.view.state = { _tag: "Running", job: event.job, startedAt: event.at }
+        // a job submitted again (a retry) reports its own state
+        if (n.view.waiting !== undefined) n.view.waiting = undefined
         if (!n.counted) {
           n.counted = true
           this.addUp(n, PENDING, 1)
         }
+        return
+      }
+      case "JobState": {
+        const n = this.nodes.get(event.nodeId)
+        if (n === undefined || n.view.state._tag !== "Running") return
+        if (event.state === "Pending") n.view.waiting = event.reason ?? "waiting for resources"
+        else if (n.view.waiting !== undefined) n.view.waiting = undefined
         return
       }
       case "JobProgress": {
@@ -428,6 +439,7 @@ export class ExperimentTree {
   private finish(event: JournalEvent.Of<"NodeFinished">): void {
     const n = this.nodes.get(event.nodeId)
     if (n === undefined || ExperimentNode.isFinished(n.view)) return
+    if (n.view.waiting !== undefined) n.view.waiting = undefined
     const at = event.at
     const result = event.result
     switch (event.outcome) {

@@ -16,7 +16,7 @@ import * as Result from "./Result.ts"
 import * as Task from "./Task.ts"
 
 /** The journal format version this code writes. @since 0.1.0 @category constants */
-export const FORMAT_VERSION = 2
+export const FORMAT_VERSION = 3
 
 /** Final state of a node. @since 0.1.0 @category schemas */
 export const Outcome = Schema.Literals(["Succeeded", "Failed", "Cancelled", "Pruned"])
@@ -50,6 +50,17 @@ export const JournalEvent = Schema.TaggedUnion({
     fraction: Schema.optionalKey(Schema.Finite),
     message: Schema.optionalKey(Schema.String),
     metrics: listOf(Result.MetricPoint),
+    at: Schema.Finite
+  },
+  /**
+   * A trial's job started waiting in its backend's queue (`Pending`, with the backend's reason),
+   * its reason changed, or it left the queue (`Running`, after a wait). A job that never waits
+   * journals none.
+   */
+  JobState: {
+    nodeId: Schema.String,
+    state: Schema.Literals(["Pending", "Running"]),
+    reason: Schema.optionalKey(Schema.String),
     at: Schema.Finite
   },
   NodeFinished: {
@@ -111,6 +122,12 @@ const canonical: Partial<Record<Tag, C.Check>> = {
     cases.JobProgress,
     { _tag: C.literal("JobProgress"), nodeId: C.isString, metrics: C.arrayOf(C.metricPoint), at: C.isFinite },
     { fraction: C.isFinite, message: C.isString }
+  ),
+  JobState: C.struct(
+    "JobState",
+    cases.JobState,
+    { _tag: C.literal("JobState"), nodeId: C.isString, state: C.oneOf(["Pending", "Running"]), at: C.isFinite },
+    { reason: C.isString }
   ),
   NodeFinished: C.struct(
     "NodeFinished",

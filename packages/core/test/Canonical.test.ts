@@ -43,6 +43,8 @@ const rich = (s: Strategy.Strategy): Array<JournalEvent.JournalEvent> => [
   JournalEvent.make("NodeProposed", { node: { id: "n1", parent: "root", strategy: s, fingerprint: "f", proposedAt: 1, prior: 0.25 }, at: 1 }),
   JournalEvent.make("NodeAdmitted", { nodeId: "n1", estimate: Cost.make({ gpuSeconds: 3, dollars: 0.5 }), at: 2 }),
   JournalEvent.make("JobSubmitted", { nodeId: "n1", job: { backend: "local", id: "j1", data: { pid: 4, host: "h", deep: [1, { a: null }] } }, at: 3 }),
+  JournalEvent.make("JobState", { nodeId: "n1", state: "Pending", reason: "Priority", at: 3 }),
+  JournalEvent.make("JobState", { nodeId: "n1", state: "Running", at: 4 }),
   JournalEvent.make("JobProgress", { nodeId: "n1", fraction: 0.5, message: "half", metrics: [{ step: 3, split: "dev", name: "loss", value: 0.2 }], at: 4 }),
   JournalEvent.make("NodeFinished", {
     nodeId: "n1",

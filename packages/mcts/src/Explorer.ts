@@ -63,11 +63,6 @@ export interface Options {
    * a little later: events no outside effect depends on are committed in groups.
    */
   readonly onEvent?: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
-  /**
-   * Called when a trial's job starts waiting in its backend's queue (`Pending`, with the backend's
-   * reason) or leaves it (`Running`), as its executor reports (for UIs; not journaled: it is transient).
-   */
-  readonly onJobState?: (nodeId: string, state: "Pending" | "Running", reason: string | undefined) => void
   /** Times an execution that failed for infrastructure reasons is retried (default 2). */
   readonly retries?: number
   /** Proposal attempts per node before it counts as exhausted (default 3). */
@@ -242,7 +237,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   let finishedCount = 0
   const pruning = new Set<string>()
   // trials whose job waits in its backend's queue, as their executor reports: a drain withdraws them
-  const waiting = new Set<string>()
+  const waiting = new Map<string, string | undefined>()
   // Withdrawn through the executor when it can do so in one step (a job that has just left the queue
   // is then let run), else by stopping the trial (which cancels its job).
   const withdraw = (nodeId: string) =>
@@ -368,15 +363,20 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           }
         )
       case "State":
+        // Journaled when a wait starts, its reason changes or it ends; a job that never waits journals none.
         return Effect.suspend(() => {
-          options.onJobState?.(nodeId, ev.state, ev.reason)
           if (ev.state === "Running") {
+            if (!waiting.has(nodeId)) return Effect.void
             waiting.delete(nodeId)
-            return Effect.void
+            return record([JournalEvent.make("JobState", { nodeId, state: "Running", at: nowMs() })], "soon")
           }
-          waiting.add(nodeId)
+          const changed = !waiting.has(nodeId) || waiting.get(nodeId) !== ev.reason
+          waiting.set(nodeId, ev.reason)
+          const journaled = changed
+            ? record([JournalEvent.make("JobState", { nodeId, state: "Pending", ...(ev.reason !== undefined ? { reason: ev.reason } : {}), at: nowMs() })], "soon")
+            : Effect.void
           // waiting after a drain began (submitted late, or resubmitted by a retry): withdrawn as well
-          return options.control?.stopRequested === "drain" ? Effect.asVoid(Effect.forkDetach(withdraw(nodeId))) : Effect.void
+          return options.control?.stopRequested === "drain" ? Effect.andThen(journaled, Effect.forkDetach(withdraw(nodeId))) : journaled
         })
       default:
         return Effect.void
@@ -607,7 +607,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     } else {
       // a drain lets running trials finish and withdraws those whose job still waits in its
       // backend's queue: they have not started, and run on resume (their jobs are cancelled)
-      if (control?.stopRequested === "drain") for (const id of [...waiting]) yield* withdraw(id)
+      if (control?.stopRequested === "drain") for (const id of [...waiting.keys()]) yield* withdraw(id)
       yield* FiberMap.awaitEmpty(fibers)
     }
     // (a stopped run distils on its schedule when it is resumed, as an uninterrupted one would)

@@ -27,6 +27,8 @@ export interface NodeData {
   readonly reason?: string
   readonly summary?: string
   readonly reusedFrom?: string
+  /** Why its job waited in its backend's queue, when it last did (a trial in flight). */
+  readonly waiting?: string
   readonly logs: ReadonlyArray<string>
 }
 
@@ -240,7 +242,8 @@ const nodeData = (
     ...(result?.failure !== undefined ? { failure: result.failure } : {}),
     ...("reason" in s ? { reason: s.reason } : {}),
     ...(result?.summary !== undefined ? { summary: result.summary } : {}),
-    ...(result?.reusedFrom !== undefined ? { reusedFrom: result.reusedFrom } : {})
+    ...(result?.reusedFrom !== undefined ? { reusedFrom: result.reusedFrom } : {}),
+    ...(n.waiting !== undefined ? { waiting: n.waiting } : {})
   }
 }
 

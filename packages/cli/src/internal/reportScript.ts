@@ -271,6 +271,7 @@ function details(i) {
     ["duration", n.finishedAt !== undefined ? duration((n.finishedAt - n.proposedAt) / 1000) : undefined],
     ["prior", n.prior],
     ["reused from", n.reusedFrom],
+    ["waiting for", n.waiting],
     ["fingerprint", n.fingerprint]
   ]));
   if (n.strategy.rationale) {

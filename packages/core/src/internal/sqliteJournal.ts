@@ -30,6 +30,8 @@ const migrations: ReadonlyArray<(db: DatabaseSync) => void> = [
   },
   // 1 -> 2: the same table; format 2 adds the AnalysisCompleted event, which a trex that writes
   // format 1 cannot decode, so such a trex refuses these files with "upgrade trex".
+  () => {},
+  // 2 -> 3: the same table; format 3 adds the JobState event (likewise).
   () => {}
 ]
 

@@ -103,6 +103,12 @@ export class TreeBuilder {
     return id
   }
 
+  /** A running node's job waits in its backend's queue (`Pending`, and why) or has left it (`Running`). */
+  jobState(id: string, state: "Pending" | "Running", reason?: string): string {
+    this.emit(JournalEvent.make("JobState", { nodeId: id, state, ...(reason !== undefined ? { reason } : {}), at: ++this.clock }))
+    return id
+  }
+
   /** Report an intermediate metric for a running node. */
   progress(id: string, step: number, value: number, name = "score", split = "eval"): string {
     this.emit(JournalEvent.make("JobProgress", { nodeId: id, metrics: [{ step, split, name, value }], at: ++this.clock }))
