@@ -10,10 +10,11 @@
 import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type Docker from "dockerode"
-import { Deferred, Duration, Effect, Exit, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
+import { Duration, Effect, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
+import { AdmissionQueue, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
 import { engineOptions, type SshAccess } from "./internal/dockerEngine.ts"
 import * as Spec from "./internal/dockerSpec.ts"
 import * as Clients from "./internal/clients.ts"
@@ -71,29 +72,15 @@ const fail = (operation: string, message: string, retryable = false) =>
 
 const isNotFound = (e: unknown) => Spec.classifyError(e).status === 404
 
-/**
- * A job waiting in the backend's queue for a slot or GPUs. Its ref (`data.queued`) stands for it
- * until it starts; the container it then gets is recorded in its job directory with the ticket.
- */
-interface Ticket {
-  readonly id: string
+/** A job waiting in the backend's queue for a slot or GPUs (its ref, `data.queued`, stands for it until it starts). */
+interface QueuedJob {
   readonly spec: Backend.JobSpec
   readonly jobDir: string
   readonly options: (gpuIds: ReadonlyArray<string> | undefined) => Effect.Effect<Docker.ContainerCreateOptions, Errors.BackendError>
-  /** Why it waits, for its `Pending` state. */
-  wait: string
-  /** Its container once started, or its exit when it was cancelled before. */
-  readonly outcome: Deferred.Deferred<{ readonly container: string } | Backend.JobExit, Errors.BackendError>
 }
 
-const neverStarted = (message: string): Backend.JobExit => ({
-  _tag: "Exit",
-  outcome: "Cancelled",
-  message,
-  logTail: [],
-  wallSeconds: 0,
-  gpuSeconds: 0
-})
+/** How long a container nobody here created may stay `created` before it counts as never started (its controller died between creating and starting it). */
+const START_GRACE_MS = 10_000
 
 /**
  * The container-create request for a job: exported so callers can see exactly what is sent
@@ -202,24 +189,28 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     }
   }
 
-  /** Whether a job needing `n` GPUs can start now: the GPU ids it gets, or why it must wait. */
+  /** Whether a job needing `n` GPUs can start now (`go`: the GPU ids it gets), or why it must wait. */
   const room = Effect.fnUntraced(function*(n: number) {
     const live = yield* running()
     const limit = yield* slots
-    if (live.length >= limit) return { wait: `no free slot (${live.length} of ${limit} in use)` }
-    if (n === 0 || gpuPool.length === 0) return { gpuIds: undefined }
+    if (live.length >= limit) return { wait: `no free slot: ${live.length} of ${limit} in use` }
+    if (n === 0 || gpuPool.length === 0) return { go: undefined }
     const busy = new Set(live.flatMap((c) => (c.Labels[Spec.LABEL.gpuIds] ?? "").split(",")))
     const free = gpuPool.filter((id) => !busy.has(id))
-    if (free.length < n) return { wait: `no free GPU (${free.length} of ${gpuPool.length} free, ${n} needed)` }
-    return { gpuIds: free.slice(0, n) }
+    if (free.length < n) return { wait: `no free GPU: ${free.length} of ${gpuPool.length} free, ${n} needed` }
+    return { go: free.slice(0, n) }
   })
 
-  /** Jobs waiting for room, in submission order; the outcome of every ticket this backend gave. */
-  const queue: Array<Ticket> = []
-  const outcomes = new Map<string, Ticket["outcome"]>()
+  /** Jobs waiting for room: started in submission order, one admission at a time. */
+  const queue = new AdmissionQueue<QueuedJob, ReadonlyArray<string> | undefined, { readonly container: string }>({
+    room: (e) => room(e.job.spec.resources.gpus),
+    start: (e, gpuIds) => Effect.flatMap(e.job.options(gpuIds), (o) => Effect.map(start(e.job.spec, e.job.jobDir, o, e.id), (c) => ({ container: c.id }))),
+    exclusive: admission.withPermits(1),
+    fork: Effect.forkDetach,
+    poll: QUEUE_POLL
+  })
   let ticketCount = 0
-  let pumping = false
-  const ticketRef = (t: Ticket): ExperimentNode.JobRef => ({ backend: NAME, id: t.id, data: { jobDir: t.jobDir, queued: true } })
+  const ticketRef = (id: string, jobDir: string): ExperimentNode.JobRef => ({ backend: NAME, id, data: { jobDir, queued: true } })
 
   const create = Effect.fnUntraced(function*(options: Docker.ContainerCreateOptions) {
     const made = yield* Effect.tryPromise({ try: () => docker.createContainer(options), catch: (e) => e }).pipe(Effect.result)
@@ -266,27 +257,15 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     // a spec the engine could never take is refused now, not when its turn comes
     yield* options(undefined)
     return yield* admission.withPermits(1)(Effect.gen(function*() {
-      const fit = queue.length === 0 ? yield* room(spec.resources.gpus) : { wait: `${queue.length} job(s) ahead in the queue` }
-      if (fit.wait === undefined) {
-        const container = yield* start(spec, jobDir, yield* options(fit.gpuIds), undefined)
+      const fit = queue.length === 0 ? yield* room(spec.resources.gpus) : { wait: "waiting for its turn in the queue" }
+      if ("go" in fit) {
+        const container = yield* start(spec, jobDir, yield* options(fit.go), undefined)
         return { backend: NAME, id: container.id, data: { jobDir } } satisfies ExperimentNode.JobRef
       }
       // Every slot or GPU is taken: queued here and started in turn, so that a stop can withdraw it.
-      const ticket: Ticket = {
-        id: `queued-${spec.labels.node}-${Date.now().toString(36)}-${++ticketCount}`,
-        spec,
-        jobDir,
-        options,
-        wait: fit.wait,
-        outcome: Deferred.makeUnsafe()
-      }
-      queue.push(ticket)
-      outcomes.set(ticket.id, ticket.outcome)
-      if (!pumping) {
-        pumping = true
-        yield* Effect.forkDetach(pump)
-      }
-      return ticketRef(ticket)
+      const id = `queued-${spec.labels.node}-${Date.now().toString(36)}-${++ticketCount}`
+      yield* queue.enqueue({ id, labels: spec.labels, job: { spec, jobDir, options }, wait: fit.wait })
+      return ticketRef(id, jobDir)
     }))
   })
 
@@ -307,62 +286,16 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     return container
   })
 
-  /** Start the queue's head if there is room; `true` when the queue moved. */
-  const admitHead: Effect.Effect<boolean> = Effect.gen(function*() {
-    const head = queue[0]
-    if (head === undefined) return true
-    const fit = yield* Effect.result(room(head.spec.resources.gpus))
-    // withdrawn or cancelled while the engine was asked: the next one's turn
-    if (queue[0] !== head) return true
-    if (fit._tag === "Success" && fit.success.wait !== undefined) {
-      head.wait = fit.success.wait
-      return false
-    }
-    // from here on it starts: a withdraw finds it gone from the queue and lets it run
-    queue.shift()
-    const started = fit._tag === "Failure"
-      ? Exit.fail(fit.failure)
-      : yield* Effect.exit(Effect.flatMap(head.options(fit.success.gpuIds), (o) => start(head.spec, head.jobDir, o, head.id)))
-    yield* Deferred.done(head.outcome, Exit.map(started, (c) => ({ container: c.id })))
-    return true
-  })
-
-  /** Start queued jobs in turn as room frees; ends when the queue is empty. */
-  const pump: Effect.Effect<void> = Effect.gen(function*() {
-    while (queue.length > 0) {
-      if (!(yield* admission.withPermits(1)(admitHead))) yield* Effect.sleep(QUEUE_POLL)
-    }
-  }).pipe(Effect.ensuring(Effect.sync(() => (pumping = false))))
-
-  /** Take a queued job out of the queue, ending it as cancelled; `false` when it is not queued (any more). */
-  const dequeue = (t: Ticket, message: string) => {
-    const i = queue.indexOf(t)
-    if (i < 0) return false
-    queue.splice(i, 1)
-    Deferred.doneUnsafe(t.outcome, Exit.succeed(neverStarted(message)))
-    return true
-  }
-
   /**
    * What became of a ticket: its container, or its exit when it never started. Awaited while it
    * waits here (reporting why); an earlier controller's ticket is looked up in its job directory.
    */
-  const settle = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit?: (e: Backend.JobEvent) => void) {
-    const outcome = outcomes.get(ref.id)
-    if (outcome === undefined) {
-      const jobDir = typeof ref.data["jobDir"] === "string" ? ref.data["jobDir"] : ""
-      const job = readJson(Path.join(jobDir, Spec.RECORD.job)) as { container?: string; ticket?: string } | undefined
-      if (job?.ticket === ref.id && job.container !== undefined) return { container: job.container }
-      return neverStarted("it was waiting for a free slot or GPU when its controller stopped, and never started")
-    }
-    let said: string | undefined
-    while (emit !== undefined && !Deferred.isDoneUnsafe(outcome)) {
-      const t = queue.find((q) => q.id === ref.id)
-      if (t !== undefined && t.wait !== said) emit({ _tag: "State", state: "Pending", reason: (said = t.wait) })
-      yield* Effect.sleep(QUEUE_POLL)
-    }
-    return yield* Deferred.await(outcome)
-  })
+  const settle = (ref: ExperimentNode.JobRef, emit?: (e: Backend.JobEvent) => void): Effect.Effect<{ readonly container: string } | Backend.JobExit, Errors.BackendError> => {
+    if (queue.knows(ref.id)) return queue.settle(ref.id, emit)
+    const jobDir = typeof ref.data["jobDir"] === "string" ? ref.data["jobDir"] : ""
+    const job = readJson(Path.join(jobDir, Spec.RECORD.job)) as { container?: string; ticket?: string } | undefined
+    return Effect.succeed(job?.ticket === ref.id && job.container !== undefined ? { container: job.container } : unstarted("Lost", LOST_IN_QUEUE))
+  }
 
   const inspect = (id: string) => call("watch", () => docker.getContainer(id).inspect())
 
@@ -477,8 +410,21 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       if (recorded === undefined) return yield* fail("watch", `no container ${ref.id} and no recorded exit (removed before its exit was read?)`)
       return emit(recorded as Backend.JobExit)
     }
-    const first = found
+    let first = found
     if (["exited", "dead"].includes(first.State.Status) && !fresh.has(ref.id)) return emit(yield* finish(first, undefined))
+    if (first.State.Status === "created" && !fresh.has(ref.id)) {
+      // Created by a controller that is gone: it starts a container right after creating it, so
+      // one still `created` a while later will never start. Removed, and its job runs again.
+      const since = Date.now()
+      while (first.State.Status === "created" && Date.now() - since < START_GRACE_MS) {
+        yield* Effect.sleep("250 millis")
+        first = yield* inspect(ref.id)
+      }
+      if (first.State.Status === "created") {
+        yield* call("watch", () => docker.getContainer(ref.id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
+        return emit(unstarted("Lost", "its controller stopped after creating its container and before starting it"))
+      }
+    }
     emit({ _tag: "State", state: first.State.Status === "created" ? "Pending" : "Running" })
     const jobDir = first.Config.Labels[Spec.LABEL.jobDir] ?? Path.join(root, first.Config.Labels[Spec.LABEL.node] ?? "")
     const deadline = Number(first.Config.Labels[Spec.LABEL.deadline])
@@ -518,8 +464,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   const cancel = Effect.fn("DockerBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     if (ref.data["queued"] !== true) return yield* stop(ref.id)
-    const t = queue.find((q) => q.id === ref.id)
-    if (t !== undefined && dequeue(t, "cancelled before it started")) return
+    if (queue.remove(ref.id, "cancelled before it started")) return
     // starting now, or started: stop its container
     const got = yield* settle(ref).pipe(Effect.orElseSucceed(() => undefined))
     if (got !== undefined && !("_tag" in got)) yield* stop(got.container)
@@ -527,10 +472,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   /** A queued job leaves the queue without starting; one that has started is let run. */
   const withdraw = (ref: ExperimentNode.JobRef) =>
-    Effect.sync(() => {
-      const t = ref.data["queued"] === true ? queue.find((q) => q.id === ref.id) : undefined
-      return t !== undefined && dequeue(t, "withdrawn before it started")
-    })
+    Effect.sync(() => ref.data["queued"] === true && queue.remove(ref.id, "withdrawn before it started"))
 
   const stop = Effect.fnUntraced(function*(id: string) {
     if (exits.has(id)) return
@@ -551,8 +493,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       state: c.State === "created" ? "Pending" : ["exited", "dead"].includes(c.State) ? "Finished" : "Running"
     }))
     // Jobs whose containers were removed after their exit was read are known from their records.
-    for (const t of queue) {
-      if (t.spec.labels.run === run) jobs.push({ ref: ticketRef(t), labels: t.spec.labels, state: "Pending" })
+    for (const e of queue.entries()) {
+      if (e.labels.run === run) jobs.push({ ref: ticketRef(e.id, e.job.jobDir), labels: e.labels, state: "Pending" })
     }
     const ids = new Set(containers.map((c) => c.Id))
     const dirs = yield* Effect.sync(() => (Fs.existsSync(root) ? Fs.readdirSync(root) : []))

@@ -9,9 +9,10 @@
  */
 import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
-import { Deferred, Duration, Effect, Exit, Layer, Queue, Schedule, Stream } from "effect"
+import { Duration, Effect, Layer, Queue, Schedule, Stream } from "effect"
 import { constants } from "node:os"
 import { posix } from "node:path"
+import { AdmissionQueue, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
 import { Connection, type HostConfig, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
@@ -73,24 +74,13 @@ interface Held {
  * A job waiting in the backend's queue. Its ref (`data.queued`) stands for it until it starts on a
  * host; the job record there names the ticket, so any controller can find where it went.
  */
-interface Ticket {
-  readonly id: string
-  readonly spec: Backend.JobSpec
+interface QueuedJob {
+  readonly gpus: number
   readonly launch: (host: PoolHost, gpuIds: ReadonlyArray<string>) => Effect.Effect<ExperimentNode.JobRef, Errors.BackendError>
-  /** Why it waits, for its `Pending` state. */
-  wait: string
-  /** The ref of the job it became, or its exit when it was cancelled before it started. */
-  readonly outcome: Deferred.Deferred<ExperimentNode.JobRef | Backend.JobExit, Errors.BackendError>
 }
 
-const neverStarted = (message: string): Backend.JobExit => ({
-  _tag: "Exit",
-  outcome: "Cancelled",
-  message,
-  logTail: [],
-  wallSeconds: 0,
-  gpuSeconds: 0
-})
+/** How long a job nobody here launched may have a record and no process before it counts as never started (its controller died between the two). */
+const LAUNCH_GRACE_MS = 10_000
 
 const signalName = (code: number) =>
   code > 128 ? Object.entries(constants.signals).find(([, v]) => v === code - 128)?.[0] : undefined
@@ -204,77 +194,40 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   /** Why a job needing `gpus` GPUs cannot be placed now. */
   const why = (gpus: number) => {
     const slots = pool.reduce((n, h) => n + h.slots, 0)
-    return held.size >= slots ? `no free slot (${held.size} of ${slots} in use)` : `no host with ${gpus} free GPU(s)`
+    return held.size >= slots ? `no free slot: ${held.size} of ${slots} in use` : `no host with ${gpus} free GPU${gpus === 1 ? "" : "s"}`
   }
 
-  /** Jobs waiting for a host, in submission order; the outcome of every ticket this backend gave. */
-  const queue: Array<Ticket> = []
-  const outcomes = new Map<string, Ticket["outcome"]>()
-  let ticketCount = 0
-  let pumping = false
   const scope = yield* Effect.scope
-
-  /** Start the queue's head if a host has room; `true` when the queue moved. */
-  const admitHead: Effect.Effect<boolean> = Effect.gen(function*() {
-    const head = queue[0]
-    if (head === undefined) return true
-    const refreshed = yield* Effect.result(refresh())
-    // withdrawn or cancelled meanwhile: the next one's turn
-    if (queue[0] !== head) return true
-    const got = refreshed._tag === "Success" ? place(head.spec.resources.gpus) : undefined
-    if (refreshed._tag === "Success" && got === undefined) {
-      head.wait = why(head.spec.resources.gpus)
-      return false
-    }
-    // from here on it starts: a withdraw finds it gone from the queue and lets it run
-    queue.shift()
-    const started = refreshed._tag === "Failure" ? Exit.fail(refreshed.failure) : yield* Effect.exit(head.launch(got!.host, got!.gpuIds))
-    yield* Deferred.done(head.outcome, started)
-    return true
+  /** Jobs waiting for a host: started in submission order. */
+  const queue = new AdmissionQueue<QueuedJob, { readonly host: PoolHost; readonly gpuIds: ReadonlyArray<string> }, ExperimentNode.JobRef>({
+    room: (e) =>
+      Effect.map(refresh(), () => {
+        const got = place(e.job.gpus)
+        return got !== undefined ? { go: got } : { wait: why(e.job.gpus) }
+      }),
+    start: (e, got) => e.job.launch(got.host, got.gpuIds),
+    fork: (effect) => Effect.forkIn(effect, scope),
+    poll: QUEUE_POLL
   })
-
-  /** Start queued jobs in turn as hosts free; ends when the queue is empty. */
-  const pump: Effect.Effect<void> = Effect.gen(function*() {
-    while (queue.length > 0) {
-      if (!(yield* admitHead)) yield* Effect.sleep(QUEUE_POLL)
-    }
-  }).pipe(Effect.ensuring(Effect.sync(() => (pumping = false))))
-
-  /** Take a queued job out of the queue, ending it as cancelled; `false` when it is not queued (any more). */
-  const dequeue = (id: string, message: string) => {
-    const i = queue.findIndex((t) => t.id === id)
-    if (i < 0) return false
-    const [t] = queue.splice(i, 1)
-    Deferred.doneUnsafe(t!.outcome, Exit.succeed(neverStarted(message)))
-    return true
-  }
+  let ticketCount = 0
 
   /**
    * What became of a ticket: the ref of its job, or its exit when it never started. Awaited while
    * it waits here (reporting why); an earlier controller's ticket is looked for on the pool's hosts.
    */
   const settle = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit?: (e: Backend.JobEvent) => void) {
-    const outcome = outcomes.get(ref.id)
-    if (outcome === undefined) {
-      const dir = String(ref.data["dir"])
-      for (const host of pool) {
-        const text = yield* call("watch", host, (c) => c.readFrom(posix.join(dir, Script.FILES.job), 0))
-        try {
-          const job = JSON.parse(text?.toString("utf8") ?? "{}") as { ticket?: string }
-          if (job.ticket === ref.id) return { backend: NAME, id: `${ref.data["rel"]}@${host.name}`, data: { host: host.name, dir } } satisfies ExperimentNode.JobRef
-        } catch {
-          // a half-written record: not this ticket's
-        }
+    if (queue.knows(ref.id)) return yield* queue.settle(ref.id, emit)
+    const dir = String(ref.data["dir"])
+    for (const host of pool) {
+      const text = yield* call("watch", host, (c) => c.readFrom(posix.join(dir, Script.FILES.job), 0))
+      try {
+        const job = JSON.parse(text?.toString("utf8") ?? "{}") as { ticket?: string }
+        if (job.ticket === ref.id) return { backend: NAME, id: `${ref.data["rel"]}@${host.name}`, data: { host: host.name, dir } } satisfies ExperimentNode.JobRef
+      } catch {
+        // a half-written record: not this ticket's
       }
-      return neverStarted("it was waiting for a free slot or GPU when its controller stopped, and never started")
     }
-    let said: string | undefined
-    while (emit !== undefined && !Deferred.isDoneUnsafe(outcome)) {
-      const t = queue.find((q) => q.id === ref.id)
-      if (t !== undefined && t.wait !== said) emit({ _tag: "State", state: "Pending", reason: (said = t.wait) })
-      yield* Effect.sleep("250 millis")
-    }
-    return yield* Deferred.await(outcome)
+    return unstarted("Lost", LOST_IN_QUEUE)
   })
 
   const submit = Effect.fn("SshBackend.submit")(function*(spec: Backend.JobSpec) {
@@ -337,19 +290,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     if (got !== undefined) return yield* launch(got.host, got.gpuIds)
     // No host has room: queued here and started in turn, so that a stop can withdraw it.
     const id = `${rel}@queued-${Date.now().toString(36)}-${++ticketCount}`
-    const ticket: Ticket = {
-      id,
-      spec,
-      launch: (host, gpuIds) => launch(host, gpuIds, id),
-      wait: queue.length > 0 ? `${queue.length} job(s) ahead in the queue` : why(spec.resources.gpus),
-      outcome: Deferred.makeUnsafe()
-    }
-    queue.push(ticket)
-    outcomes.set(id, ticket.outcome)
-    if (!pumping) {
-      pumping = true
-      yield* Effect.forkIn(pump, scope)
-    }
+    const job: QueuedJob = { gpus: spec.resources.gpus, launch: (host, gpuIds) => launch(host, gpuIds, id) }
+    yield* queue.enqueue({ id, labels: spec.labels, job, wait: why(spec.resources.gpus) })
     return { backend: NAME, id, data: { dir, rel, queued: true } } satisfies ExperimentNode.JobRef
   })
 
@@ -454,6 +396,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     })
     let phase: "Init" | "Pending" | "Running" = "Init"
     let pid: number | undefined
+    let unlaunchedSince: number | undefined
     for (let tick = 0; ; tick++) {
       const exit = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
       if (exit !== undefined) {
@@ -462,6 +405,16 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         return yield* finish(exit[0], replay)
       }
       pid ??= numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.pid), 0)))?.[0]
+      if (pid === undefined && !fresh.has(ref.id) && Date.now() - (unlaunchedSince ??= Date.now()) > LAUNCH_GRACE_MS) {
+        // A record and no process, and nobody here launched it: its controller stopped between
+        // writing the job and launching it, so nobody will. Made unlaunchable (its secrets go too), then reported.
+        const F = Script.FILES
+        const out = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && { [ -f ${F.pid} ] || [ -f ${F.exit} ] || { rm -f ${F.script} ${F.env}; echo gone; }; }`))
+        if (out.stdout.trim() === "gone") {
+          held.delete(ref.id)
+          return emit(unstarted("Lost", "its controller stopped after writing the job and before launching it"))
+        }
+      }
       if (pid === undefined && phase === "Init") {
         emit({ _tag: "State", state: "Pending" })
         phase = "Pending"
@@ -496,14 +449,14 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
 
   const cancel = Effect.fn("SshBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     if (ref.data["queued"] !== true) return yield* kill(ref)
-    if (dequeue(ref.id, "cancelled before it started")) return
+    if (queue.remove(ref.id, "cancelled before it started")) return
     // starting now, or started: stop its job
     const got = yield* settle(ref).pipe(Effect.orElseSucceed(() => undefined))
     if (got !== undefined && !("_tag" in got)) yield* kill(got)
   })
 
   /** A queued job leaves the queue without starting; one that has started is let run. */
-  const withdraw = (ref: ExperimentNode.JobRef) => Effect.sync(() => ref.data["queued"] === true && dequeue(ref.id, "withdrawn before it started"))
+  const withdraw = (ref: ExperimentNode.JobRef) => Effect.sync(() => ref.data["queued"] === true && queue.remove(ref.id, "withdrawn before it started"))
 
   const kill = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef) {
     const { host, dir } = yield* hostOf(ref)
@@ -536,9 +489,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       `done`
     ].join("\n")
     const seen = new Set<string>()
-    const jobs: Array<Backend.JobInfo> = queue
-      .filter((t) => t.spec.labels.run === run)
-      .map((t) => ({ ref: { backend: NAME, id: t.id, data: { dir: posix.join(remoteRoot, run, t.spec.labels.node), rel: `${run}/${t.spec.labels.node}`, queued: true } }, labels: t.spec.labels, state: "Pending" }))
+    const jobs: Array<Backend.JobInfo> = queue.entries()
+      .filter((e) => e.labels.run === run)
+      .map((e) => ({ ref: { backend: NAME, id: e.id, data: { dir: posix.join(remoteRoot, run, e.labels.node), rel: `${run}/${e.labels.node}`, queued: true } }, labels: e.labels, state: "Pending" }))
     for (const host of pool) {
       const out = yield* call("list", host, (c) => c.exec(script))
       for (const line of out.stdout.split("\n")) {

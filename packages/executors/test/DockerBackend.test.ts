@@ -247,6 +247,9 @@ describe("DockerBackend", () => {
       const listed = yield* backend.list(run)
       assert.deepStrictEqual([ref2.id, ref3.id].map((id) => listed.find((j) => j.ref.id === id)?.state), ["Pending", "Pending"])
       const second = yield* Stream.runCollect(backend.watch(ref2)).pipe(Effect.forkChild)
+      // behind another queued job, it says so
+      const waits = yield* backend.watch(ref3).pipe(Stream.take(1), Stream.runCollect)
+      assert.deepStrictEqual(waits, [{ _tag: "State", state: "Pending", reason: "1 job ahead in the queue" }])
       // withdrawn while queued: it never starts, and its watch ends at once
       assert.isTrue(yield* backend.withdraw!(ref3))
       assert.isFalse(yield* backend.withdraw!(ref3))
@@ -259,7 +262,7 @@ describe("DockerBackend", () => {
       assert.strictEqual((firstEvents.at(-1) as Backend.JobExit).outcome, "Succeeded")
       const events = yield* Fiber.join(second)
       const states = events.flatMap((e) => (e._tag === "State" ? [`${e.state}${e.reason !== undefined ? `: ${e.reason}` : ""}`] : []))
-      assert.match(states[0] ?? "", /^Pending: (no free slot \(\d+ of 1 in use\)|1 job\(s\) ahead in the queue)$/, JSON.stringify(states))
+      assert.match(states[0] ?? "", /^Pending: (no free slot: \d+ of 1 in use|1 job ahead in the queue)$/, JSON.stringify(states))
       assert.strictEqual(states.at(-1), "Running", JSON.stringify(states))
       const exit = events.at(-1) as Backend.JobExit
       assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
@@ -272,7 +275,7 @@ describe("DockerBackend", () => {
       assert.include((again.at(-1) as Backend.JobExit).logTail, "second")
     }), 60_000)
 
-  it.live("a job queued by a controller that stopped never started: another controller says so (a resumed run runs it again)", () =>
+  it.live("a job queued by a controller that stopped never started: another controller says so (lost: a resumed run runs it again)", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith({ slots: 1 })
       const ref1 = yield* backend.submit(spec(`sleep 30`))
@@ -282,13 +285,34 @@ describe("DockerBackend", () => {
       const events = yield* Stream.runCollect(other.watch(ref2))
       assert.deepStrictEqual(events.map((e) => e._tag), ["Exit"])
       const exit = events[0] as Backend.JobExit
-      assert.strictEqual(exit.outcome, "Cancelled")
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"])
       assert.include(exit.message, "never started")
       // cancelled while queued: it leaves the queue, and the running one is stopped
       yield* backend.cancel(ref2)
       assert.isUndefined((yield* backend.list(run)).find((j) => j.ref.id === ref2.id))
       yield* backend.cancel(ref1)
       assert.strictEqual(((yield* Stream.runCollect(backend.watch(ref1))).at(-1) as Backend.JobExit).outcome, "Cancelled")
+    }), 60_000)
+
+  it.live("a container its controller created and never started (it stopped in between) is removed and reported lost, to run again", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const s = spec("echo never")
+      const jobDir = Path.join(root, s.labels.node)
+      Fs.mkdirSync(jobDir, { recursive: true })
+      const created = yield* Effect.promise(() =>
+        engine.createContainer({ Image: IMAGE, Cmd: ["echo", "never"], Labels: { "trex.node": s.labels.node, "trex.run": run, "trex.jobdir": jobDir } })
+      )
+      // the record a queued job gets when its turn comes, written between create and start
+      const ticket = { backend: "docker", id: `queued-${s.labels.node}-x-1`, data: { jobDir, queued: true } }
+      Fs.writeFileSync(Path.join(jobDir, ".trex-job.json"), JSON.stringify({ name: s.name, labels: s.labels, container: created.id, ticket: ticket.id }))
+      const backend = yield* backendWith()
+      const events = yield* Stream.runCollect(backend.watch(ticket))
+      const exit = events.at(-1) as Backend.JobExit
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(events))
+      assert.include(exit.message, "before starting it")
+      const gone = yield* Effect.promise(() => created.inspect().then(() => false, () => true))
+      assert.isTrue(gone, "the container that would never start is removed")
     }), 60_000)
 
   it.live("a job waits for a free GPU of the pool; when its turn comes the engine's refusal of GPUs ends it clearly", () =>
@@ -306,7 +330,7 @@ describe("DockerBackend", () => {
       const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => e._tag === "State" && reasons.push(e.reason)))))
         .pipe(Effect.flip, Effect.forkChild)
       yield* Effect.sleep("600 millis")
-      assert.deepStrictEqual(reasons, ["no free GPU (0 of 1 free, 1 needed)"])
+      assert.deepStrictEqual(reasons, ["no free GPU: 0 of 1 free, 1 needed"])
       const pending = (yield* backend.list(run)).find((j) => j.ref.id === ref.id)
       assert.strictEqual(pending?.state, "Pending")
       yield* Effect.promise(() => holder.remove({ force: true }))

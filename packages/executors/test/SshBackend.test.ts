@@ -176,6 +176,9 @@ describe("SshBackend", () => {
       const listed = yield* backend.list("ssh-test")
       assert.deepStrictEqual([ref2.id, ref3.id].map((id) => listed.find((j) => j.ref.id === id)?.state), ["Pending", "Pending"])
       const second = yield* Stream.runCollect(backend.watch(ref2)).pipe(Effect.forkChild)
+      // behind another queued job, it says so
+      const waits = yield* backend.watch(ref3).pipe(Stream.take(1), Stream.runCollect)
+      assert.deepStrictEqual(waits, [{ _tag: "State", state: "Pending", reason: "1 job ahead in the queue" }])
       // withdrawn while queued: it never starts, and its watch ends at once
       assert.isTrue(yield* backend.withdraw!(ref3))
       assert.isFalse(yield* backend.withdraw!(ref3))
@@ -187,7 +190,7 @@ describe("SshBackend", () => {
       assert.strictEqual((firstEvents.at(-1) as Backend.JobExit).outcome, "Succeeded")
       const events = yield* Fiber.join(second)
       const states = events.flatMap((e) => (e._tag === "State" ? [`${e.state}${e.reason !== undefined ? `: ${e.reason}` : ""}`] : []))
-      assert.strictEqual(states[0], "Pending: no free slot (1 of 1 in use)", JSON.stringify(states))
+      assert.strictEqual(states[0], "Pending: no free slot: 1 of 1 in use", JSON.stringify(states))
       assert.strictEqual(states.at(-1), "Running", JSON.stringify(states))
       const exit = events.at(-1) as Backend.JobExit
       assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
@@ -211,12 +214,33 @@ describe("SshBackend", () => {
       const other = yield* SshBackend.make(one)
       const events = yield* Stream.runCollect(other.watch(ref2))
       assert.deepStrictEqual(events.map((e) => e._tag), ["Exit"])
-      assert.strictEqual((events[0] as Backend.JobExit).outcome, "Cancelled")
+      assert.deepStrictEqual([(events[0] as Backend.JobExit).outcome, (events[0] as Backend.JobExit).failureKind], ["Failed", "Infra"])
       assert.include((events[0] as Backend.JobExit).message, "never started")
       yield* backend.cancel(ref2)
       assert.isUndefined((yield* backend.list("ssh-test")).find((j) => j.ref.id === ref2.id))
       yield* backend.cancel(ref1)
       assert.strictEqual(((yield* Stream.runCollect(backend.watch(ref1))).at(-1) as Backend.JobExit).outcome, "Cancelled")
+    })), 60_000)
+
+  it.live("a job whose controller wrote it and stopped before launching it is reported lost (to run again), and cannot start later", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const backend = yield* SshBackend.make(config)
+      // what a queued job's turn writes before the launch: the files and the record naming its ticket
+      const s = spec(["sh", "-c", "echo never"])
+      const dir = Path.join(remoteRoot, s.labels.run, s.labels.node)
+      Fs.mkdirSync(dir, { recursive: true })
+      Fs.writeFileSync(Path.join(dir, ".trex-run.sh"), "echo ran > ran\n")
+      const ticket = { backend: "ssh", id: `${s.labels.run}/${s.labels.node}@queued-x-1`, data: { dir, rel: `${s.labels.run}/${s.labels.node}`, queued: true } }
+      const hostName = `${host.username}@${host.host}:${host.port}`
+      Fs.writeFileSync(Path.join(dir, ".trex-job.json"), JSON.stringify({ name: s.name, labels: s.labels, host: hostName, gpuIds: [], ticket: ticket.id }))
+      Fs.chmodSync(remoteRoot, 0o777)
+      execFileSync("chmod", ["-R", "a+rwX", remoteRoot])
+      const events = yield* Stream.runCollect(backend.watch(ticket))
+      const exit = events.at(-1) as Backend.JobExit
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(events))
+      assert.include(exit.message, "before launching it")
+      assert.isFalse(Fs.existsSync(Path.join(dir, ".trex-run.sh")), "its script is gone: a late launch cannot run it")
     })), 60_000)
 
   it.live("cancel kills the whole remote process group", () =>
