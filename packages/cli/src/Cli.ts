@@ -163,7 +163,8 @@ const reportCommand = Command.make(
       }
       if (html) {
         const file = path.join(runDir, "report.html")
-        const stopped = Status.runState(info) === "stopped"
+        // no controller writes it: its trials in flight (a drain withdrew them, or a kill left them) are interrupted
+        const stopped = Status.runState(info) !== "running"
         yield* writeReport(
           file,
           HtmlReport.render({ entries: info.entries, logs: readLogTails(runDir, info), stopped, ...(info.damage !== undefined ? { damage: info.damage.message } : {}) })

@@ -222,16 +222,21 @@ export const toText = (info: RunInfo, runDir: string): string => {
 export const toMarkdown = (info: RunInfo): string => {
   const s = toJson(info)
   const view = info.tree.view
+  const inFlight = s.counts.Running + s.counts.Queued + s.counts.Proposed
+  // a run nobody writes that did not end on its own: resume carries it on (not from a damaged journal)
+  const resumable = info.damage === undefined && (s.state === "stopped" || (s.finishedReason === "stopped by request" && inFlight > 0))
   const out = [
     `# TREX run ${s.runId}`,
     "",
     `Task **${s.task}**: ${view.task.objective}`,
     "",
     `- Metric: ${s.metric.name} (${s.metric.direction}${view.task.metric.target !== undefined ? `, target ${view.task.metric.target}` : ""})`,
-    `- State: ${s.state}${s.finishedReason !== undefined ? ` — ${s.finishedReason}` : ""}`,
+    `- State: ${s.state}${s.finishedReason !== undefined ? ` — ${s.finishedReason}` : ""}${resumable ? " (`trex resume` on its run directory continues it)" : ""}`,
     ...(s.damage !== undefined ? [`- Journal: ${s.damage}. This report shows the ${info.entries.length} entries before the damage`] : []),
     `- Budget: ${budgetLine(view.task.budget, s.budget)}`,
-    `- Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled`,
+    `- Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled${
+      inFlight > 0 ? `, ${inFlight} ${s.state === "running" ? "in flight" : "interrupted"}` : ""
+    }`,
     ""
   ]
   if (s.best !== undefined) {

@@ -624,6 +624,15 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.include(status, `${waiting[0]} interrupted (waiting)`)
     const json = JSON.parse(trex(["status", runDir, "--json"]).stdout) as { nodes: Array<{ id: string; waiting?: string }> }
     assert.strictEqual(json.nodes.find((n) => n.id === waiting[0])?.waiting, "no free slot or GPU")
+    // the reports say so too: the Markdown one counts it and says how to go on; the HTML one draws it stopped
+    const md = fs.readFileSync(path.join(runDir, "report.md"), "utf8")
+    assert.match(md, /- State: finished — stopped by request \(`trex resume` on its run directory continues it\)/)
+    assert.match(md, /- Trials: .*, 1 interrupted/)
+    const html = fs.readFileSync(trex(["report", runDir, "--html"]).stdout.trim(), "utf8")
+    assert.include(html, "finished: stopped by request (trex resume runs the trials it had in flight)")
+    const start = html.indexOf(`id="trex-data">`) + `id="trex-data">`.length
+    const drawn = JSON.parse(html.slice(start, html.indexOf("</script>", start))).nodes as Array<{ id: string; state: string }>
+    assert.strictEqual(drawn.find((n) => n.id === waiting[0])?.state, "Interrupted")
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50", CUDA_VISIBLE_DEVICES: "0" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const all = executions(log)

@@ -77,7 +77,7 @@ const headerHtml = (model: ReportModel, state: RunState): string => {
   const best = model.best >= 0 ? model.nodes[model.best]! : undefined
   const chip = (label: string, value: string) => `<span class="chip"><span class="muted">${label}</span> ${escapeHtml(value)}</span>`
   const status = model.finished !== undefined
-    ? `finished: ${model.finished.reason}`
+    ? `finished: ${model.finished.reason}${count(model, "Interrupted") > 0 && state.damage === undefined ? " (trex resume runs the trials it had in flight)" : ""}`
     : state.damage !== undefined
     ? "stopped at a damaged journal entry (it cannot be resumed)"
     : state.stopped === true
