@@ -47,7 +47,7 @@ export const execute = (prepared: Trex.Prepared) =>
         stoppedBy = signal
         control.stop("drain")
         view.note(
-          `${signal === "SIGINT" ? "Ctrl-C" : signal}: stopping. No new trials start; the running ones finish and are kept ` +
+          `${signal === "SIGINT" ? "Ctrl-C" : signal === "SIGPIPE" ? "output closed" : signal}: stopping. No new trials start; the running ones finish and are kept ` +
             `(those still waiting in the backend's queue are withdrawn: they run on resume). ` +
             `${signal === "SIGINT" ? "Press Ctrl-C" : "Signal"} again to cancel them now (they would run again on resume).\n`,
           (text) => process.stderr.write(text)
@@ -60,8 +60,12 @@ export const execute = (prepared: Trex.Prepared) =>
     }))
     if (stoppedBy !== undefined) {
       yield* out(`\nstopped; continue with: trex resume ${runDir}`)
-      // 128 + the signal's number, as a shell reports a process that a signal ended
-      yield* Effect.sync(() => void (process.exitCode = stoppedBy === "SIGTERM" ? 143 : 130))
+      const signal = stoppedBy
+      yield* Effect.sync(() => {
+        // with the output gone, where to go on is said where it can still be read
+        if (signal === "SIGPIPE") process.stderr.write(`trex: stopped; continue with: trex resume ${runDir}\n`)
+        process.exitCode = StopSignal.exitCodeOf(signal)
+      })
     }
     const info = yield* RunDir.load(runDir)
     yield* writeReport(path.join(runDir, "report.md"), Status.toMarkdown(info))

@@ -7,7 +7,7 @@ import { NodeServices } from "@effect/platform-node"
 import { Cause, Console, Effect, Exit, Runtime } from "effect"
 import { CliOutput, Command } from "effect/cli"
 import { command } from "./Cli.ts"
-import { firstSignal } from "./internal/stopSignal.ts"
+import { exitCodeOf, firstSignal } from "./internal/stopSignal.ts"
 
 const fail = (code: number, message: string) =>
   Effect.sync(() => {
@@ -44,6 +44,16 @@ const program = Command.run(command, { version: "0.1.0" }).pipe(
  * `NodeRuntime.runMain`, except for the first SIGINT or SIGTERM during a run: the run drains (see
  * `internal/stopSignal.ts`) instead of being interrupted; a second signal interrupts.
  */
+// A reader of the output that went away (`trex run | head`): nothing more is written to stdout, and
+// a run in progress stops gently, as on a first SIGTERM (no trial is lost; `trex resume` goes on).
+let stdoutGone = false
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE" && e.code !== "ERR_STREAM_DESTROYED") throw e
+  if (stdoutGone) return
+  stdoutGone = true
+  firstSignal("SIGPIPE")
+})
+
 let interruptedBy: NodeJS.Signals | undefined
 const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
   let signalled = false
@@ -71,7 +81,7 @@ runMain(program, {
     if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
       process.stderr.write(`trex: unexpected error\n${Cause.pretty(exit.cause)}\n`)
       onExit(1)
-    } else if (Exit.isFailure(exit)) onExit(interruptedBy === "SIGTERM" ? 143 : 130) // 128 + the signal's number
+    } else if (Exit.isFailure(exit)) onExit(exitCodeOf(interruptedBy ?? "SIGINT"))
     else onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
   }
 })

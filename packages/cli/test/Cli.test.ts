@@ -643,6 +643,33 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
   })
 
+  it("output that goes away (`trex run | head`) stops the run gently, as a first SIGTERM: exit 141, nothing lost, resumable", async () => {
+    const out = tmp()
+    const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "6"], {
+      cwd: root,
+      env: { ...process.env, TREX_TOY_MS: "300" },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stderr.on("data", (d) => (stderr += d))
+    // the reader takes the first line, then goes away, as `head -1` does
+    child.stdout.once("data", (d) => {
+      stdout += d
+      child.stdout.destroy()
+    })
+    const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)))
+    assert.strictEqual(code, 141, stderr)
+    assert.notMatch(stderr, /EPIPE|\n\s+at /, "no stack trace")
+    assert.match(stderr, /output closed: stopping\. No new trials start/)
+    const runDir = stdout.match(/run directory: (.*)/)![1]!
+    assert.include(stderr, `trex: stopped; continue with: trex resume ${runDir}`)
+    assert.include(trex(["status", runDir]).stdout, "State: finished (stopped by request)")
+    const resumed = trex(["resume", runDir], { TREX_TOY_MS: "30" })
+    assert.strictEqual(resumed.status, 0, resumed.stderr)
+    assert.include(resumed.stdout, "State: finished (budget: maxTrials)")
+  })
+
   it("Ctrl-C, then SIGTERM, stops at once: running jobs cancelled, exit 143, journal consistent, and `trex resume` carries on", async () => {
     const out = tmp()
     const log = path.join(out, "executions.log")

@@ -5,6 +5,10 @@
  * (which cancels the running trials: they would run again on resume).
  */
 import { Effect } from "effect"
+import { constants } from "node:os"
+
+/** The exit code of a process a signal stopped: 128 + its number, as a shell reports it (130 for SIGINT, 143 for SIGTERM, 141 for SIGPIPE). */
+export const exitCodeOf = (signal: NodeJS.Signals): number => 128 + (constants.signals[signal] ?? 2)
 
 let handler: ((signal: NodeJS.Signals) => void) | undefined
 
