@@ -96,11 +96,14 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       }
       case "JobState":
         // the job started waiting in its backend's queue, or the reason changed (the frame shows it on a terminal)
-        return e.state === "Pending" ? options.write(`wait   ${e.nodeId}: ${e.reason ?? "waiting for resources"}\n`) : undefined
+        return options.write(e.state === "Pending" ? `wait   ${e.nodeId}: ${e.reason ?? "waiting for resources"}\n` : `run    ${e.nodeId}: left the backend's queue\n`)
       case "InsightsDistilled":
         return e.insights.forEach((i) => options.write(`insight ${i.text}\n`))
-      case "RunFinished":
-        return options.write(`finished: ${e.reason}\n`)
+      case "RunFinished": {
+        // trials still in flight (a drain withdrew them): they run on resume
+        const open = [...view.nodes()].filter(ExperimentNode.isPending).map((n) => n.id)
+        return options.write(`finished: ${e.reason}${open.length > 0 ? `; in flight, to run on resume: ${open.join(", ")}` : ""}\n`)
+      }
       default:
         return
     }

@@ -618,6 +618,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const waiting = [...stopped.view.nodes()].filter((n) => !ExperimentNode.isFinished(n)).map((n) => n.id)
     assert.strictEqual(waiting.length, 1, "one trial was withdrawn")
     assert.include(output.stdout, `wait   ${waiting[0]}: no free slot or GPU`, "the live view said why it waited")
+    assert.include(output.stdout, `finished: stopped by request; in flight, to run on resume: ${waiting[0]}`)
     const status = trex(["status", runDir]).stdout
     assert.include(status, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it (1 trial was in flight: it reattaches to the jobs that still run, and runs the others again)`)
     // its wait was journaled: the stopped run shows it interrupted while waiting, and `--json` says why

@@ -82,7 +82,11 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     state(c, "Pending", "Priority")
     state(c, "Pending", "Resources")
     state(c, "Running")
-    assert.deepStrictEqual(out().split("\n").filter((l) => l.startsWith("wait ")), [`wait   ${c}: Priority`, `wait   ${c}: Resources`])
+    assert.deepStrictEqual(out().split("\n").filter((l) => l.startsWith("wait ") || l.startsWith("run ")), [
+      `wait   ${c}: Priority`,
+      `wait   ${c}: Resources`,
+      `run    ${c}: left the backend's queue`
+    ])
   })
 })
 
