@@ -62,6 +62,8 @@ const toError = (operation: string) => (e: unknown) => {
 
 const isNotFound = (e: Errors.BackendError) => e.message.includes("HTTP 404")
 const isConflict = (e: Errors.BackendError) => e.message.includes("HTTP 409")
+/** Why a container waits that it will not get past by itself soon: its image cannot be pulled, or its configuration is missing. */
+const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"])
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
 
@@ -399,30 +401,44 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       }).pipe(Effect.catch((e) => Queue.fail(queue, e)))
     )
 
-  const cancel = Effect.fn("KubernetesBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
-    // A tombstone first: once the Job is deleted, any controller that looks for it (a restarted
-    // one, or another instance) learns it was cancelled rather than lost. Its labels are its own
-    // (and the run's, when the ref knows it), so deleting tombstones by label touches nothing else.
+  /**
+   * A cancelled job's tombstone: once the Job is deleted, any controller that looks for it (a
+   * restarted one, or another instance) learns it was cancelled rather than lost. Its labels are its
+   * own (and the run's, when the ref knows it), so deleting tombstones by label touches nothing else.
+   */
+  const tombstoneOf = (ref: ExperimentNode.JobRef) => {
     const run = ref.data["run"]
     const labels = { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) }
-    yield* call("createTombstone", () =>
+    return call("createTombstone", () =>
       core.createNamespacedConfigMap({
         namespace,
         body: { metadata: { name: tombstone(ref.id), labels }, data: { cancelledAt: new Date().toISOString() } }
       })).pipe(Effect.catchIf(isConflict, () => Effect.void))
-    yield* call("deleteJob", () => batch.deleteNamespacedJob({ name: ref.id, namespace, propagationPolicy: "Foreground" })).pipe(
+  }
+
+  const deleteJob = (name: string) =>
+    call("deleteJob", () => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" })).pipe(
       Effect.catchIf(isNotFound, () => Effect.void)
     )
+
+  const cancel = Effect.fn("KubernetesBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    // the tombstone first: a Job that is gone then reads as cancelled, never as lost
+    yield* tombstoneOf(ref)
+    yield* deleteJob(ref.id)
   })
 
   /**
-   * Withdraw a job whose pod no node has taken yet (waiting for GPUs, CPUs, memory: `Unschedulable`):
-   * the pod is deleted only as it was read (a precondition on its resourceVersion, which its binding
-   * to a node changes), then the Job is cancelled. A pod bound to a node may be starting: let run.
+   * Withdraw a job whose pod cannot have started: no node has taken it yet (waiting for GPUs, CPUs,
+   * memory: `Unschedulable`), or its container is stuck before it starts (its image cannot be pulled,
+   * its configuration is missing). The pod is deleted only as it was read (a precondition on its
+   * resourceVersion, which its binding or a start changes), then the Job is deleted, and its
+   * tombstone written. Any other pod bound to a node may be starting: let run.
    */
   const withdraw = Effect.fn("KubernetesBackend.withdraw")(function*(ref: ExperimentNode.JobRef) {
     const pod = yield* podsOf(ref.id)
-    if (pod === undefined || pod.spec?.nodeName !== undefined || pod.metadata?.deletionTimestamp != null) return false
+    if (pod === undefined || pod.metadata?.deletionTimestamp != null) return false
+    const stuck = K.podState(pod)?.reason
+    if (pod.spec?.nodeName !== undefined && !(stuck !== undefined && STUCK.has(stuck))) return false
     const taken = yield* call("deletePod", () =>
       core.deleteNamespacedPod({
         name: pod.metadata!.name!,
@@ -435,7 +451,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       // bound (or gone) since it was read
       Effect.catchIf((e) => isConflict(e) || isNotFound(e), () => Effect.succeed(false))
     )
-    if (taken) yield* cancel(ref)
+    // the Job at once (its controller would make a new pod for the deleted one), then the tombstone
+    if (taken) yield* Effect.andThen(deleteJob(ref.id), tombstoneOf(ref))
     return taken
   })
 

@@ -415,6 +415,14 @@ export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effe
             ).pipe(Stream.tap(() => Effect.sync(() => engine.touch())))
         }),
       cancel: (ref) => Effect.flatMap(job(ref, "cancel"), (j) => Effect.sync(() => engine.cancel(j))),
+      // a job waiting for a simulated GPU is taken back; one that has one runs on
+      withdraw: (ref) =>
+        Effect.flatMap(job(ref, "withdraw"), (j) =>
+          Effect.sync(() => {
+            if (j.state !== "Pending") return false
+            engine.cancel(j)
+            return true
+          })),
       list: (run) => Effect.sync(() => engine.list(run)),
       capacity: Effect.sync(() => ({ slots: engine.gpus, gpus: engine.gpus, inUse: engine.inUse })),
       clock: Effect.sync(() => engine.now),

@@ -232,6 +232,28 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.strictEqual(exitOf(events).outcome, "Cancelled")
     }))
 
+  it.effect("withdraws a job whose pod is bound but cannot start (its image cannot be pulled)", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      const ref = yield* backend.submit(spec("bad-image-withdrawn", "true", { image: "registry.invalid/nope:1" }))
+      const answers: Array<boolean> = []
+      let boundTo: string | undefined
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) => {
+          if (e._tag !== "State" || e.reason !== "ImagePullBackOff" || answers.length > 0) return Effect.void
+          boundTo = podOf(fake, ref.id)?.spec.nodeName
+          return Effect.flatMap(backend.withdraw!(ref), (w) => Effect.sync(() => answers.push(w)))
+        }),
+        Stream.runCollect
+      )
+      assert.strictEqual(boundTo, "gpu-node", "the pod was bound to a node")
+      assert.deepStrictEqual(answers, [true])
+      assert.strictEqual(exitOf(Array.from(events)).outcome, "Cancelled")
+      yield* eventually("the Job is gone, its tombstone written", () =>
+        fake.get("jobs", "trex", ref.id) === undefined && fake.get("configmaps", "trex", `${ref.id}-cancelled`) !== undefined)
+    }))
+
   it.effect("maps OOMKilled (over the memory limit) to Failed/OOM", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend

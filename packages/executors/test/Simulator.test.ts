@@ -311,6 +311,11 @@ describe("Simulator backend", () => {
         const running = yield* sim.submit(spec(withValues(1e-4, 2), "long"))
         const queued = yield* sim.submit(spec(withValues(1e-3, 2), "next"))
         assert.deepStrictEqual((yield* sim.list("run-1")).map((j) => j.state), ["Finished", "Running", "Pending"])
+        // withdraw: only the one still waiting for a GPU
+        const third = yield* sim.submit(spec(withValues(3e-4, 2), "third"))
+        assert.isFalse(yield* sim.withdraw!(running))
+        assert.isTrue(yield* sim.withdraw!(third))
+        assert.strictEqual((yield* Backend.awaitExit(sim, third)).outcome, "Cancelled")
         yield* sim.cancel(running)
         const cancelled = yield* Backend.awaitExit(sim, running)
         assert.strictEqual(cancelled.outcome, "Cancelled")
