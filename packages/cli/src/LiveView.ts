@@ -96,7 +96,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       }
       case "JobState":
         // the job started waiting in its backend's queue, or the reason changed (the frame shows it on a terminal)
-        return options.write(e.state === "Pending" ? `wait   ${e.nodeId}: ${e.reason ?? "waiting for resources"}\n` : `run    ${e.nodeId}: left the backend's queue\n`)
+        return options.write(e.state === "Pending" ? `wait   ${e.nodeId}: ${e.reason ?? ExperimentNode.UNSPECIFIED_WAIT}\n` : `run    ${e.nodeId}: left the backend's queue\n`)
       case "InsightsDistilled":
         return e.insights.forEach((i) => options.write(`insight ${i.text}\n`))
       case "RunFinished": {

@@ -12,6 +12,9 @@ import * as Strategy from "./Strategy.ts"
 /** Id of the virtual root: the task before any experiment. @since 0.1.0 @category constants */
 export const ROOT = "root"
 
+/** What a job's wait is said to be for when its backend gave no reason (a `JobState` without `reason`). @since 0.1.0 @category constants */
+export const UNSPECIFIED_WAIT = "waiting for resources"
+
 /** Where a job runs: the backend's name and its own id for the job. @since 0.1.0 @category schemas */
 export const JobRef = Schema.Struct({
   backend: Schema.NonEmptyString,

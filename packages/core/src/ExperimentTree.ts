@@ -386,7 +386,7 @@ export class ExperimentTree {
       case "JobState": {
         const n = this.nodes.get(event.nodeId)
         if (n === undefined || n.view.state._tag !== "Running") return
-        if (event.state === "Pending") n.view.waiting = event.reason ?? "waiting for resources"
+        if (event.state === "Pending") n.view.waiting = event.reason ?? ExperimentNode.UNSPECIFIED_WAIT
         else if (n.view.waiting !== undefined) n.view.waiting = undefined
         return
       }

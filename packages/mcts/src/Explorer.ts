@@ -363,20 +363,21 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           }
         )
       case "State":
-        // Journaled when a wait starts, its reason changes or it ends; a job that never waits journals none.
+        // Journaled when a wait starts, its reason changes or it ends, as the tree knows it (a resumed
+        // run's too: a job that started while no controller ran); a job that never waits journals none.
         return Effect.suspend(() => {
+          const journaled = tree.view.get(nodeId)?.waiting
           if (ev.state === "Running") {
-            if (!waiting.has(nodeId)) return Effect.void
             waiting.delete(nodeId)
-            return record([JournalEvent.make("JobState", { nodeId, state: "Running", at: nowMs() })], "soon")
+            return journaled === undefined ? Effect.void : record([JournalEvent.make("JobState", { nodeId, state: "Running", at: nowMs() })], "soon")
           }
-          const changed = !waiting.has(nodeId) || waiting.get(nodeId) !== ev.reason
+          const changed = journaled !== (ev.reason ?? ExperimentNode.UNSPECIFIED_WAIT)
           waiting.set(nodeId, ev.reason)
-          const journaled = changed
+          const told = changed
             ? record([JournalEvent.make("JobState", { nodeId, state: "Pending", ...(ev.reason !== undefined ? { reason: ev.reason } : {}), at: nowMs() })], "soon")
             : Effect.void
           // waiting after a drain began (submitted late, or resubmitted by a retry): withdrawn as well
-          return options.control?.stopRequested === "drain" ? Effect.andThen(journaled, Effect.forkDetach(withdraw(nodeId))) : journaled
+          return options.control?.stopRequested === "drain" ? Effect.andThen(told, Effect.forkDetach(withdraw(nodeId))) : told
         })
       default:
         return Effect.void

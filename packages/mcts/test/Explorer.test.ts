@@ -533,6 +533,46 @@ describe("Explorer", () => {
       assert.strictEqual(events.filter((e) => e._tag === "JobSubmitted").length, 2)
     }))
 
+  it.live("a wait journaled before a crash ends when the resumed run finds the job running", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const submitted: Array<string> = []
+      // first controller: one trial runs, the other waits for a GPU; then it dies
+      const first: ExecutorAgent.ExecutorAgentShape = {
+        name: "one-slot",
+        run: (req) =>
+          Stream.unwrap(Effect.sync(() => {
+            submitted.push(req.node.id)
+            return trialEvents(req.node.id, "one-slot", submitted.length === 1 ? { _tag: "State", state: "Running" } : { _tag: "State", state: "Pending", reason: "waiting for a GPU" }, undefined)
+          }))
+      }
+      const run = (executor: ExecutorAgent.ExecutorAgentShape, maxTrials: number) =>
+        Explorer.run(makeTask({ maxTrials }), { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 2 }).pipe(
+          Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, executor)))
+        )
+      const fiber = yield* Effect.forkChild(run(first, 2))
+      const waitingOf = Effect.map(journal.read(), (entries) => ExperimentTree.fold(entries.map((e) => e.event))?.view.get(submitted[1] ?? "")?.waiting)
+      for (let i = 0; i < 5000 && (yield* waitingOf) === undefined; i++) yield* Effect.sleep("1 millis")
+      assert.strictEqual(yield* waitingOf, "waiting for a GPU")
+      yield* Fiber.interrupt(fiber)
+      // the resumed controller reattaches: the job started meanwhile, and both finish
+      const resumed: ExecutorAgent.ExecutorAgentShape = {
+        name: "one-slot",
+        run: (req) => {
+          const done = { _tag: "Finished", result: scored(req.node.strategy) } as const
+          // reattached to its job (no new submission), or submitted afresh
+          return req.job !== undefined
+            ? Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "State", state: "Running" }, done)
+            : trialEvents(req.node.id, "one-slot", { _tag: "State", state: "Running" }, Effect.succeed(done))
+        }
+      }
+      yield* run(resumed, 2)
+      const events = (yield* journal.read()).map((e) => e.event)
+      const after = events.slice(events.findIndex((e) => e._tag === "RunResumed"))
+      assert.isTrue(after.some((e) => e._tag === "JobState" && e.nodeId === submitted[1] && e.state === "Running"), "the end of the wait is journaled")
+      assert.isUndefined(ExperimentTree.fold(events)!.view.get(submitted[1]!)?.waiting)
+    }))
+
   it.live("a drain asks the executor to withdraw a waiting trial: one that has just started (withdraw says no) runs to its end", () =>
     Effect.gen(function*() {
       const control = new Control()
