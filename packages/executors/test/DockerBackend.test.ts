@@ -14,6 +14,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { promisify } from "node:util"
 import * as DockerBackend from "../src/DockerBackend.ts"
+import { checkQueued } from "./support/queued.ts"
 
 const execFileAsync = promisify(execFile)
 const SOCKET = (process.env["DOCKER_HOST"] ?? "unix:///var/run/docker.sock").replace(/^unix:\/\//, "")
@@ -242,19 +243,7 @@ describe("DockerBackend", () => {
       const ref1 = yield* backend.submit(first)
       const ref2 = yield* backend.submit(spec(`echo second; echo '{"metrics":{},"primary":2}' > result.json`))
       const ref3 = yield* backend.submit(spec("echo third"))
-      assert.strictEqual(ref2.data["queued"], true, JSON.stringify(ref2))
-      assert.strictEqual(ref3.data["queued"], true)
-      const listed = yield* backend.list(run)
-      assert.deepStrictEqual([ref2.id, ref3.id].map((id) => listed.find((j) => j.ref.id === id)?.state), ["Pending", "Pending"])
-      const second = yield* Stream.runCollect(backend.watch(ref2)).pipe(Effect.forkChild)
-      // behind another queued job, it says so
-      const waits = yield* backend.watch(ref3).pipe(Stream.take(1), Stream.runCollect)
-      assert.deepStrictEqual(waits, [{ _tag: "State", state: "Pending", reason: "1 job ahead in the queue" }])
-      // withdrawn while queued: it never starts, and its watch ends at once
-      assert.isTrue(yield* backend.withdraw!(ref3))
-      assert.isFalse(yield* backend.withdraw!(ref3))
-      const third = yield* Stream.runCollect(backend.watch(ref3))
-      assert.deepStrictEqual(third.map((e) => e._tag === "Exit" ? e.outcome : e._tag), ["Cancelled"])
+      const second = yield* checkQueued(backend, run, ref2, ref3)
       // the first job holds the slot until it is told to finish
       const firstEvents = yield* Stream.runCollect(backend.watch(ref1).pipe(
         Stream.tap((e) => e._tag === "Log" && e.line === "up" ? Effect.sync(() => Fs.writeFileSync(Path.join(root, first.labels.node, "go"), "")) : Effect.void)

@@ -14,6 +14,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { quote, quoteArgv } from "../src/internal/sshScript.ts"
 import * as SshBackend from "../src/SshBackend.ts"
+import { checkQueued } from "./support/queued.ts"
 import { eventually } from "./support/eventually.ts"
 import { gone } from "./support/process.ts"
 
@@ -172,18 +173,7 @@ describe("SshBackend", () => {
       const ref2 = yield* backend.submit(spec(["sh", "-c", `echo second; echo '{"metrics":{},"primary":2}' > result.json`]))
       const ref3 = yield* backend.submit(spec(["sh", "-c", "echo third"]))
       assert.strictEqual(ref1.data["queued"], undefined)
-      assert.deepStrictEqual([ref2.data["queued"], ref3.data["queued"]], [true, true])
-      const listed = yield* backend.list("ssh-test")
-      assert.deepStrictEqual([ref2.id, ref3.id].map((id) => listed.find((j) => j.ref.id === id)?.state), ["Pending", "Pending"])
-      const second = yield* Stream.runCollect(backend.watch(ref2)).pipe(Effect.forkChild)
-      // behind another queued job, it says so
-      const waits = yield* backend.watch(ref3).pipe(Stream.take(1), Stream.runCollect)
-      assert.deepStrictEqual(waits, [{ _tag: "State", state: "Pending", reason: "1 job ahead in the queue" }])
-      // withdrawn while queued: it never starts, and its watch ends at once
-      assert.isTrue(yield* backend.withdraw!(ref3))
-      assert.isFalse(yield* backend.withdraw!(ref3))
-      const third = yield* Stream.runCollect(backend.watch(ref3))
-      assert.deepStrictEqual(third.map((e) => (e._tag === "Exit" ? e.outcome : e._tag)), ["Cancelled"])
+      const second = yield* checkQueued(backend, "ssh-test", ref2, ref3)
       const firstEvents = yield* Stream.runCollect(backend.watch(ref1).pipe(
         Stream.tap((e) => e._tag === "Log" && e.line === "up" ? Effect.sync(() => Fs.writeFileSync(Path.join(String(ref1.data["dir"]), "go"), "")) : Effect.void)
       ))
