@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent } from "@trex/core"
-import { budgetLine } from "./Status.ts"
+import { budgetLine, waitLabel } from "./Status.ts"
 
 const fmt = (v: number | undefined) => (v === undefined ? "-" : Number(v.toPrecision(4)).toString())
 const bar = (fraction: number, width = 16) => {
@@ -53,8 +53,9 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     for (const n of tree.nodes()) {
       if (n.state._tag !== "Running" && n.state._tag !== "Queued") continue
       const last = n.curve.at(-1)
-      const why = n.waiting
-      const state = ended ? "stopped (runs on resume)" : why !== undefined ? `waiting (${why})` : n.state._tag === "Queued" ? "queued " : "running"
+      const state = ended || n.withdrawn === true
+        ? `${n.withdrawn === true ? "withdrawn" : "stopped"} (runs on resume)`
+        : n.waiting !== undefined ? waitLabel(n.waiting) : n.state._tag === "Queued" ? "queued " : "running"
       lines.push(`  ${n.id.padEnd(6)} ${bar(n.progress ?? 0)} ${state}${last !== undefined ? `  ${last.split}/${last.name} ${fmt(last.value)}` : ""}`)
     }
     return lines
@@ -96,7 +97,13 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       }
       case "JobState":
         // the job started waiting in its backend's queue, or the reason changed (the frame shows it on a terminal)
-        return options.write(e.state === "Pending" ? `wait   ${e.nodeId}: ${e.reason ?? ExperimentNode.UNSPECIFIED_WAIT}\n` : `run    ${e.nodeId}: left the backend's queue\n`)
+        return options.write(
+          e.state === "Pending"
+            ? `wait   ${e.nodeId}: ${e.reason ?? ExperimentNode.UNSPECIFIED_WAIT}\n`
+            : e.state === "Running"
+            ? `run    ${e.nodeId}: left the backend's queue\n`
+            : `stop   ${e.nodeId}: withdrawn from the backend's queue (runs on resume)\n`
+        )
       case "InsightsDistilled":
         return e.insights.forEach((i) => options.write(`insight ${i.text}\n`))
       case "RunFinished": {

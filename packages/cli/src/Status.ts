@@ -33,12 +33,23 @@ export interface StatusJson {
    */
   readonly analysis?: { readonly summary: string; readonly metricNotes: string; readonly dataNotes: string; readonly risks: ReadonlyArray<string> }
   readonly insights: ReadonlyArray<{ readonly text: string; readonly evidence: ReadonlyArray<string> }>
-  /** `waiting`: why a trial's job waits in its backend's queue, while it does. */
-  readonly nodes: ReadonlyArray<{ readonly id: string; readonly parent: string; readonly state: string; readonly score?: number; readonly failure?: string; readonly waiting?: string }>
+  /**
+   * `waiting`: why a trial's job waits in its backend's queue, while a controller runs the run;
+   * `withdrawn`: a drain took it out of the queue (it runs first on resume).
+   */
+  readonly nodes: ReadonlyArray<{
+    readonly id: string
+    readonly parent: string
+    readonly state: string
+    readonly score?: number
+    readonly failure?: string
+    readonly waiting?: string
+    readonly withdrawn?: true
+  }>
 }
 
-/** Budget usage replayed from the journal. @since 0.1.0 @category functions */
-export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget.Budget): Budget.Usage => {
+/** Budget usage replayed from the journal; `now` (ms), for a run a controller is running: its wall clock runs on to then. @since 0.1.0 @category functions */
+export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget.Budget, now?: number): Budget.Usage => {
   const ledger = new Budget.Ledger(budget)
   let elapsed = 0
   let sessionStart = 0
@@ -51,6 +62,8 @@ export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget
     }
     last = event.at
   }
+  // a live run's session goes on until now, not until its last event
+  if (now !== undefined) last = Math.max(last, now)
   ledger.setElapsed((elapsed + Math.max(0, last - sessionStart)) / 1000)
   return ledger.usage()
 }
@@ -66,6 +79,7 @@ export const toJson = (info: RunInfo): StatusJson => {
   const view = info.tree.view
   const counts = { Proposed: 0, Queued: 0, Running: 0, Succeeded: 0, Failed: 0, Cancelled: 0, Pruned: 0 }
   const nodes: Array<StatusJson["nodes"][number]> = []
+  const live = runState(info) === "running"
   let reused = 0
   for (const n of view.nodes()) {
     counts[n.state._tag]++
@@ -78,11 +92,13 @@ export const toJson = (info: RunInfo): StatusJson => {
       state: n.state._tag,
       ...(score !== undefined ? { score } : {}),
       ...(failure !== undefined ? { failure: `${failure.kind}: ${failure.message}` } : {}),
-      ...(n.waiting !== undefined ? { waiting: n.waiting } : {})
+      // a wait is news only while a controller runs the run
+      ...(n.waiting !== undefined && live ? { waiting: n.waiting } : {}),
+      ...(n.withdrawn === true ? { withdrawn: true as const } : {})
     })
   }
   const best = view.best()
-  const u = usage(info.entries, view.task.budget)
+  const u = usage(info.entries, view.task.budget, live ? Date.now() : undefined)
   const analysis = view.analysis
   return {
     runId: info.started.runId,
@@ -140,6 +156,13 @@ export const budgetLine = (budget: Budget.Budget, u: Pick<Budget.Usage, "trials"
   return parts.join(" · ")
 }
 
+/**
+ * How a trial whose job waits in its backend's queue is shown: `waiting (Priority)`, or `waiting`
+ * when the backend gave no reason.
+ * @since 0.1.0 @category formatting
+ */
+export const waitLabel = (waiting: string): string => (waiting === ExperimentNode.UNSPECIFIED_WAIT ? "waiting" : `waiting (${waiting})`)
+
 const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
   switch (n.state._tag) {
     case "Succeeded":
@@ -151,9 +174,10 @@ const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
     case "Cancelled":
       return "cancelled"
     default:
+      if (n.withdrawn === true) return "withdrawn (runs on resume)"
       // a trial in flight when its run stopped: its job may still run (resume reattaches to it) or be gone
       if (stopped) return `interrupted (${n.waiting !== undefined ? "waiting" : n.state._tag.toLowerCase()})`
-      return n.waiting !== undefined ? `waiting (${n.waiting})` : n.state._tag.toLowerCase()
+      return n.waiting !== undefined ? waitLabel(n.waiting) : n.state._tag.toLowerCase()
   }
 }
 
@@ -187,9 +211,12 @@ export const toText = (info: RunInfo, runDir: string): string => {
   const inFlight = s.counts.Running + s.counts.Queued + s.counts.Proposed
   // no controller writes the run: its trials in flight were interrupted
   const stopped = s.state !== "running"
-  const reattach = inFlight > 0
-    ? ` (${inFlight} trial${inFlight === 1 ? " was" : "s were"} in flight: it reattaches to the jobs that still run, and runs the others again)`
-    : ""
+  const withdrawn = s.nodes.filter((n) => n.withdrawn === true).length
+  const reattach = inFlight === 0
+    ? ""
+    : withdrawn === inFlight
+    ? ` (it runs the ${inFlight === 1 ? "trial" : `${inFlight} trials`} withdrawn from the backend's queue first)`
+    : ` (${inFlight} trial${inFlight === 1 ? " was" : "s were"} in flight: it reattaches to the jobs that still run, and runs the others again)`
   // a damaged journal cannot be resumed: the message below says what helps instead
   const goOn = info.damage !== undefined ? "it cannot be resumed from its damaged journal" : `${resumeHint}${reattach}`
   const lines = [

@@ -620,11 +620,13 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.include(output.stdout, `wait   ${waiting[0]}: no free slot or GPU`, "the live view said why it waited")
     assert.include(output.stdout, `finished: stopped by request; in flight, to run on resume: ${waiting[0]}`)
     const status = trex(["status", runDir]).stdout
-    assert.include(status, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it (1 trial was in flight: it reattaches to the jobs that still run, and runs the others again)`)
-    // its wait was journaled: the stopped run shows it interrupted while waiting, and `--json` says why
-    assert.include(status, `${waiting[0]} interrupted (waiting)`)
-    const json = JSON.parse(trex(["status", runDir, "--json"]).stdout) as { nodes: Array<{ id: string; waiting?: string }> }
-    assert.strictEqual(json.nodes.find((n) => n.id === waiting[0])?.waiting, "no free slot or GPU")
+    assert.include(status, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it (it runs the trial withdrawn from the backend's queue first)`)
+    // its withdrawal was journaled: the stopped run shows it, and `--json` says so
+    assert.include(status, `${waiting[0]} withdrawn (runs on resume)`)
+    const json = JSON.parse(trex(["status", runDir, "--json"]).stdout) as { nodes: Array<{ id: string; waiting?: string; withdrawn?: boolean }> }
+    const node = json.nodes.find((n) => n.id === waiting[0])!
+    assert.isTrue(node.withdrawn)
+    assert.isUndefined(node.waiting, "a stopped run's waits are not news")
     // the reports say so too: the Markdown one counts it and says how to go on; the HTML one draws it stopped
     const md = fs.readFileSync(path.join(runDir, "report.md"), "utf8")
     assert.match(md, /- State: finished — stopped by request \(`trex resume` on its run directory continues it\)/)
@@ -638,7 +640,8 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const all = executions(log)
     assert.strictEqual(new Set(all).size, all.length, `a trial ran twice: ${all.join(",")}`)
-    assert.include(all, waiting[0])
+    // the withdrawn trial is submitted afresh before any new one: it gets the GPU first
+    assert.strictEqual(all[running.length], waiting[0], all.join(","))
     const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
     assert.strictEqual(tree.view.size, 6)
     for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])

@@ -194,6 +194,9 @@ describe("HtmlReport (pure)", () => {
       const stoppedStates = states(HtmlReport.render({ entries: open, stopped: true }))
       assert.strictEqual(inFlight(stoppedStates), 0)
       assert.strictEqual(stoppedStates.filter((t) => t === "Interrupted").length, 1)
+      // the header counts them: in flight while a controller runs the run, interrupted when nobody does
+      assert.include(HtmlReport.render({ entries: open }), "<b>1</b><span>in flight</span>")
+      assert.include(HtmlReport.render({ entries: open, stopped: true }), "<b>1</b><span>interrupted</span>")
       // a trial whose job waits in its backend's queue carries why (the details panel shows it)
       const waitingId = (events[lastEnd] as JournalEvent.Of<"NodeFinished">).nodeId
       const waits = [...open.map((e) => e.event), JournalEvent.make("JobState", { nodeId: waitingId, state: "Pending", reason: "Priority", at: 1 })]

@@ -50,7 +50,7 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     const c = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.03 }))
     for (const [i, event] of b.events.slice(1).entries()) view.onEvent({ seq: i + 2, event }, b.view)
     // a job state as the explorer journals it, folded and shown
-    const state = (id: string, st: "Pending" | "Running", reason?: string) => {
+    const state = (id: string, st: "Pending" | "Running" | "Withdrawn", reason?: string) => {
       b.jobState(id, st, reason)
       view.onEvent({ seq: b.events.length, event: b.events.at(-1)! }, b.view)
     }
@@ -64,6 +64,11 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     view.close()
     const frame = screen(out())
     assert.isTrue(frame.some((l) => l.includes(c) && l.endsWith("waiting (no free slot or GPU)")), frame.join("\n"))
+    // a wait without a reason says just that
+    state(a, "Pending")
+    view.close()
+    assert.isTrue(screen(out()).some((l) => l.includes(a) && l.endsWith(" waiting")), screen(out()).join("\n"))
+    state(a, "Running")
     assert.isTrue(frame.some((l) => l.includes(a) && l.endsWith("running")), frame.join("\n"))
     state(c, "Running")
     view.close()
@@ -82,10 +87,12 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     state(c, "Pending", "Priority")
     state(c, "Pending", "Resources")
     state(c, "Running")
-    assert.deepStrictEqual(out().split("\n").filter((l) => l.startsWith("wait ") || l.startsWith("run ")), [
+    state(c, "Withdrawn")
+    assert.deepStrictEqual(out().split("\n").filter((l) => /^(wait|run|stop) /.test(l)), [
       `wait   ${c}: Priority`,
       `wait   ${c}: Resources`,
-      `run    ${c}: left the backend's queue`
+      `run    ${c}: left the backend's queue`,
+      `stop   ${c}: withdrawn from the backend's queue (runs on resume)`
     ])
   })
 })

@@ -48,6 +48,8 @@ export interface NodeView extends ExperimentNode.ExperimentNode {
   readonly progress?: number
   /** Why its job waits in its backend's queue, while it does (a `JobState` of `Pending`). */
   readonly waiting?: string | undefined
+  /** Taken out of its backend's queue by a draining run (`JobState` `Withdrawn`): its job is cancelled; it runs on resume. */
+  readonly withdrawn?: boolean | undefined
   /** Intermediate metrics reported while running (schedulers read them). */
   readonly curve: ReadonlyArray<Result.MetricPoint>
 }
@@ -377,6 +379,7 @@ export class ExperimentTree {
         n.view.state = { _tag: "Running", job: event.job, startedAt: event.at }
         // a job submitted again (a retry) reports its own state
         if (n.view.waiting !== undefined) n.view.waiting = undefined
+        if (n.view.withdrawn !== undefined) n.view.withdrawn = undefined
         if (!n.counted) {
           n.counted = true
           this.addUp(n, PENDING, 1)
@@ -388,6 +391,7 @@ export class ExperimentTree {
         if (n === undefined || n.view.state._tag !== "Running") return
         if (event.state === "Pending") n.view.waiting = event.reason ?? ExperimentNode.UNSPECIFIED_WAIT
         else if (n.view.waiting !== undefined) n.view.waiting = undefined
+        if (event.state === "Withdrawn") n.view.withdrawn = true
         return
       }
       case "JobProgress": {
@@ -440,6 +444,7 @@ export class ExperimentTree {
     const n = this.nodes.get(event.nodeId)
     if (n === undefined || ExperimentNode.isFinished(n.view)) return
     if (n.view.waiting !== undefined) n.view.waiting = undefined
+    if (n.view.withdrawn !== undefined) n.view.withdrawn = undefined
     const at = event.at
     const result = event.result
     switch (event.outcome) {

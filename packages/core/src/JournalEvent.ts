@@ -54,12 +54,13 @@ export const JournalEvent = Schema.TaggedUnion({
   },
   /**
    * A trial's job started waiting in its backend's queue (`Pending`, with the backend's reason),
-   * its reason changed, or it left the queue (`Running`, after a wait). A job that never waits
-   * journals none.
+   * its reason changed, it left the queue (`Running`, after a wait), or a draining run took it out
+   * of the queue (`Withdrawn`: its job is cancelled, and a resumed run submits it afresh, first). A
+   * job that never waits journals none.
    */
   JobState: {
     nodeId: Schema.String,
-    state: Schema.Literals(["Pending", "Running"]),
+    state: Schema.Literals(["Pending", "Running", "Withdrawn"]),
     reason: Schema.optionalKey(Schema.String),
     at: Schema.Finite
   },
@@ -126,7 +127,7 @@ const canonical: Partial<Record<Tag, C.Check>> = {
   JobState: C.struct(
     "JobState",
     cases.JobState,
-    { _tag: C.literal("JobState"), nodeId: C.isString, state: C.oneOf(["Pending", "Running"]), at: C.isFinite },
+    { _tag: C.literal("JobState"), nodeId: C.isString, state: C.oneOf(["Pending", "Running", "Withdrawn"]), at: C.isFinite },
     { reason: C.isString }
   ),
   NodeFinished: C.struct(

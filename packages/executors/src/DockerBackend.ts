@@ -257,14 +257,14 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     // a spec the engine could never take is refused now, not when its turn comes
     yield* options(undefined)
     return yield* admission.withPermits(1)(Effect.gen(function*() {
-      const fit = queue.length === 0 ? yield* room(spec.resources.gpus) : { wait: "waiting for its turn in the queue" }
-      if ("go" in fit) {
+      const fit = yield* room(spec.resources.gpus)
+      if ("go" in fit && queue.length === 0) {
         const container = yield* start(spec, jobDir, yield* options(fit.go), undefined)
         return { backend: NAME, id: container.id, data: { jobDir } } satisfies ExperimentNode.JobRef
       }
       // Every slot or GPU is taken: queued here and started in turn, so that a stop can withdraw it.
       const id = `queued-${spec.labels.node}-${Date.now().toString(36)}-${++ticketCount}`
-      yield* queue.enqueue({ id, labels: spec.labels, job: { spec, jobDir, options }, wait: fit.wait })
+      yield* queue.enqueue({ id, labels: spec.labels, job: { spec, jobDir, options }, wait: "wait" in fit ? fit.wait : "the jobs ahead of it are starting" })
       return ticketRef(id, jobDir)
     }))
   })

@@ -245,7 +245,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       const n = tree.view.get(nodeId)
       const job = n?.state._tag === "Running" ? n.state.job : undefined
       const gone = executor.withdraw !== undefined && job !== undefined ? executor.withdraw(job) : Effect.succeed(true)
-      return Effect.flatMap(gone, (withdrawn) => (withdrawn ? FiberMap.remove(fibers, nodeId) : Effect.void))
+      // journaled once its job is gone (the trial's stream stopped, its job cancelled): a resumed run submits it afresh
+      return Effect.flatMap(gone, (withdrawn) =>
+        withdrawn
+          ? Effect.andThen(FiberMap.remove(fibers, nodeId), record([JournalEvent.make("JobState", { nodeId, state: "Withdrawn", at: nowMs() })], "soon"))
+          : Effect.void)
     })
 
   const finish = (nodeId: string, outcome: JournalEvent.Outcome, result: Result.Result | undefined, reason?: string) =>
@@ -403,7 +407,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       ledger.reserve(id, estimate)
       yield* record([JournalEvent.make("NodeAdmitted", { nodeId: id, estimate, at: yield* now })])
     }
-    yield* launch(n, n.state._tag === "Running" ? n.state.job : undefined, n.state._tag !== "Running")
+    // a trial a drain withdrew has no job left: submitted afresh at once (before any new trial), not reattached
+    const job = n.state._tag === "Running" && n.withdrawn !== true ? n.state.job : undefined
+    yield* launch(n, job, n.state._tag !== "Running")
   }
 
   // ---- the loop ------------------------------------------------------------------------------

@@ -525,9 +525,10 @@ describe("Explorer", () => {
       assert.isFalse(summary.interrupted)
       assert.deepStrictEqual(withdrawn, submitted.slice(1))
       const events = (yield* journal.read()).map((e) => e.event)
-      // a wait is journaled (a job that never waited, none), so `trex status` of a live run shows it
+      // a wait is journaled (a job that never waited, none), so `trex status` of a live run shows it; so is the withdrawal
       const states = events.flatMap((e) => (e._tag === "JobState" ? [`${e.nodeId} ${e.state} ${e.reason ?? ""}`.trim()] : []))
-      assert.deepStrictEqual(states, [`${submitted[1]} Pending waiting for a GPU`])
+      assert.deepStrictEqual(states, [`${submitted[1]} Pending waiting for a GPU`, `${submitted[1]} Withdrawn`])
+      assert.isTrue(ExperimentTree.fold(events)!.view.get(submitted[1]!)?.withdrawn)
       const finished = events.flatMap((e) => (e._tag === "NodeFinished" ? [e.nodeId] : []))
       assert.deepStrictEqual(finished, [submitted[0]], "the running trial finished; the withdrawn ones are left to run on resume")
       assert.strictEqual(events.filter((e) => e._tag === "JobSubmitted").length, 2)

@@ -27,8 +27,10 @@ export interface NodeData {
   readonly reason?: string
   readonly summary?: string
   readonly reusedFrom?: string
-  /** Why its job waited in its backend's queue, when it last did (a trial in flight). */
+  /** Why its job waits in its backend's queue (a trial in flight, while a controller runs the run). */
   readonly waiting?: string
+  /** A drain took it out of its backend's queue: it runs on resume. */
+  readonly withdrawn?: true
   readonly logs: ReadonlyArray<string>
 }
 
@@ -243,7 +245,9 @@ const nodeData = (
     ...("reason" in s ? { reason: s.reason } : {}),
     ...(result?.summary !== undefined ? { summary: result.summary } : {}),
     ...(result?.reusedFrom !== undefined ? { reusedFrom: result.reusedFrom } : {}),
-    ...(n.waiting !== undefined ? { waiting: n.waiting } : {})
+    // a wait is news only while a controller runs the run
+    ...(n.waiting !== undefined && !stopped ? { waiting: n.waiting } : {}),
+    ...(n.withdrawn === true ? { withdrawn: true as const } : {})
   }
 }
 

@@ -88,7 +88,12 @@ const headerHtml = (model: ReportModel, state: RunState): string => {
     ["succeeded", count(model, "Succeeded"), ""],
     ["failed", count(model, "Failed"), "fail"],
     ["pruned", count(model, "Pruned"), "prune"],
-    ["cancelled", count(model, "Cancelled"), "cancel"]
+    ["cancelled", count(model, "Cancelled"), "cancel"],
+    // trials in flight, or interrupted when nobody runs the run (they run on resume)
+    ...(() => {
+      const open = ["Proposed", "Queued", "Running", "Interrupted"].reduce((n, s) => n + count(model, s), 0)
+      return open > 0 ? [[count(model, "Interrupted") > 0 ? "interrupted" : "in flight", open, ""] as const] : []
+    })()
   ]
   return `<header>
 <div class="title"><div class="brand">TREX report</div><h1>${escapeHtml(t.name)}</h1><p class="objective">${escapeHtml(t.objective)}</p>${
@@ -112,7 +117,7 @@ const legendHtml = (model: ReportModel): string => {
   const worst = r === undefined ? "" : fmt(model.task.metric.direction === "maximize" ? r.min : r.max)
   const bestScore = r === undefined ? "" : fmt(model.task.metric.direction === "maximize" ? r.max : r.min)
   return `<div class="legend"><span class="scale"><span>${worst}</span><i style="background:linear-gradient(90deg,${gradient})"></i><span>${bestScore}</span></span>
-<span><i class="dot best"></i>best</span><span><i class="dot failed"></i>failed</span><span><i class="dot pruned"></i>pruned</span><span><i class="dot cancelled"></i>cancelled</span><span><i class="dot pending"></i>pending</span>
+<span><i class="dot best"></i>best</span><span><i class="dot failed"></i>failed</span><span><i class="dot pruned"></i>pruned</span><span><i class="dot cancelled"></i>cancelled</span><span><i class="dot pending"></i>in flight or stopped</span>
 <span class="muted hint">drag to pan · scroll to zoom · click a node</span></div>`
 }
 

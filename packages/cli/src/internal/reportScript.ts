@@ -272,6 +272,7 @@ function details(i) {
     ["prior", n.prior],
     ["reused from", n.reusedFrom],
     ["waiting for", n.waiting],
+    ["withdrawn", n.withdrawn ? "from the backend's queue by a stop; runs on resume" : undefined],
     ["fingerprint", n.fingerprint]
   ]));
   if (n.strategy.rationale) {

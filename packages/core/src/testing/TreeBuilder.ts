@@ -103,8 +103,8 @@ export class TreeBuilder {
     return id
   }
 
-  /** A running node's job waits in its backend's queue (`Pending`, and why) or has left it (`Running`). */
-  jobState(id: string, state: "Pending" | "Running", reason?: string): string {
+  /** A running node's job waits in its backend's queue (`Pending`, and why), has left it (`Running`), or was withdrawn from it. */
+  jobState(id: string, state: "Pending" | "Running" | "Withdrawn", reason?: string): string {
     this.emit(JournalEvent.make("JobState", { nodeId: id, state, ...(reason !== undefined ? { reason } : {}), at: ++this.clock }))
     return id
   }
