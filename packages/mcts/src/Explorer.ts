@@ -237,7 +237,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   let finishedCount = 0
   const pruning = new Set<string>()
   // trials whose job waits in its backend's queue, as their executor reports: a drain withdraws them
-  const waiting = new Map<string, string | undefined>()
+  const waiting = new Set<string>()
   // Withdrawn through the executor when it can do so in one step (a job that has just left the queue
   // is then let run), else by stopping the trial (which cancels its job).
   const withdraw = (nodeId: string) =>
@@ -246,10 +246,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       const job = n?.state._tag === "Running" ? n.state.job : undefined
       const gone = executor.withdraw !== undefined && job !== undefined ? executor.withdraw(job) : Effect.succeed(true)
       // journaled once its job is gone (the trial's stream stopped, its job cancelled): a resumed run submits it afresh
-      return Effect.flatMap(gone, (withdrawn) =>
-        withdrawn
-          ? Effect.andThen(FiberMap.remove(fibers, nodeId), record([JournalEvent.make("JobState", { nodeId, state: "Withdrawn", at: nowMs() })], "soon"))
-          : Effect.void)
+      return Effect.flatMap(gone, (withdrawn) => {
+        // (once: a trial asked twice, by the drain and by its own late `Pending`, is no longer in flight the second time)
+        if (!withdrawn || !inFlight.has(nodeId)) return Effect.void
+        return Effect.andThen(FiberMap.remove(fibers, nodeId), record([JournalEvent.make("JobState", { nodeId, state: "Withdrawn", at: nowMs() })], "soon"))
+      })
     })
 
   const finish = (nodeId: string, outcome: JournalEvent.Outcome, result: Result.Result | undefined, reason?: string) =>
@@ -376,7 +377,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
             return journaled === undefined ? Effect.void : record([JournalEvent.make("JobState", { nodeId, state: "Running", at: nowMs() })], "soon")
           }
           const changed = journaled !== (ev.reason ?? ExperimentNode.UNSPECIFIED_WAIT)
-          waiting.set(nodeId, ev.reason)
+          waiting.add(nodeId)
           const told = changed
             ? record([JournalEvent.make("JobState", { nodeId, state: "Pending", ...(ev.reason !== undefined ? { reason: ev.reason } : {}), at: nowMs() })], "soon")
             : Effect.void
@@ -614,7 +615,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     } else {
       // a drain lets running trials finish and withdraws those whose job still waits in its
       // backend's queue: they have not started, and run on resume (their jobs are cancelled)
-      if (control?.stopRequested === "drain") for (const id of [...waiting.keys()]) yield* withdraw(id)
+      if (control?.stopRequested === "drain") for (const id of [...waiting]) yield* withdraw(id)
       yield* FiberMap.awaitEmpty(fibers)
     }
     // (a stopped run distils on its schedule when it is resumed, as an uninterrupted one would)
