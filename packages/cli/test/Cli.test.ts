@@ -449,6 +449,8 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
           assert.strictEqual(status.state, "running")
           assert.strictEqual(status.writerPid, process.pid)
           assert.strictEqual(status.nodes.find((n: { id: string }) => n.id === "n9")?.waiting, "Priority")
+          // a live run's clock runs to now, not to its last event (these were stamped at the epoch)
+          assert.isAbove(status.budget.elapsedSeconds, 0)
           const text = trex(["status", runDir]).stdout
           assert.match(text, new RegExp(`State: running \\(controller: process ${process.pid}\\)`))
           assert.include(text, "n9 waiting (Priority)")
