@@ -27,8 +27,9 @@ export interface Input {
   readonly entries: ReadonlyArray<JournalEvent.Entry>
   readonly logs?: Logs
   /**
-   * The run is not finished and no controller writes it (it was stopped or killed; see
-   * `RunDir.RunInfo.writer`): the page says so, instead of "in progress".
+   * No controller writes the run (see `RunDir.RunInfo.writer`): its trials in flight are drawn
+   * interrupted (a drain withdrew them, or a kill left them), and an unfinished run is said to be
+   * stopped, instead of "in progress".
    */
   readonly stopped?: boolean
   /** The journal's damage (`RunDir.RunInfo.damage`'s message), when `entries` are what precedes it: the page says so. */

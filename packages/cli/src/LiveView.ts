@@ -8,6 +8,9 @@
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent } from "@trex/core"
 import { budgetLine, waitLabel } from "./Status.ts"
 
+/** The trials in flight (proposed, queued or running). */
+const openIds = (view: ExperimentTree.TreeView) => [...view.nodes()].filter(ExperimentNode.isPending).map((n) => n.id)
+
 const fmt = (v: number | undefined) => (v === undefined ? "-" : Number(v.toPrecision(4)).toString())
 const bar = (fraction: number, width = 16) => {
   const full = Math.round(Math.max(0, Math.min(1, fraction)) * width)
@@ -76,7 +79,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         return options.write(`started run on task ${view.task.name}\n`)
       case "RunResumed": {
         // the trials in flight when the run stopped: reattached to their jobs, or run again (no `start` line of their own)
-        const open = [...view.nodes()].filter(ExperimentNode.isPending).map((n) => n.id)
+        const open = openIds(view)
         return options.write(`resumed run on task ${view.task.name}${open.length > 0 ? `; in flight when it stopped (reattached, or run again): ${open.join(", ")}` : ""}\n`)
       }
       case "NodeAdmitted": {
@@ -108,7 +111,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         return e.insights.forEach((i) => options.write(`insight ${i.text}\n`))
       case "RunFinished": {
         // trials still in flight (a drain withdrew them): they run on resume
-        const open = [...view.nodes()].filter(ExperimentNode.isPending).map((n) => n.id)
+        const open = openIds(view)
         return options.write(`finished: ${e.reason}${open.length > 0 ? `; in flight, to run on resume: ${open.join(", ")}` : ""}\n`)
       }
       default:

@@ -68,6 +68,9 @@ export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget
   return ledger.usage()
 }
 
+/** Trials proposed, queued or running: in flight, or interrupted when nobody runs the run. */
+const inFlightOf = (s: StatusJson) => s.counts.Running + s.counts.Queued + s.counts.Proposed
+
 const reusedNote = (s: StatusJson) => (s.reused > 0 ? ` (${s.reused} reused from earlier runs, no job run)` : "")
 
 /** Whether a run is being written now, ended without finishing, or finished. @since 0.1.0 @category functions */
@@ -208,7 +211,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
   const s = toJson(info)
   const view = info.tree.view
   const resumeHint = `\`trex resume ${runDir}\` continues it`
-  const inFlight = s.counts.Running + s.counts.Queued + s.counts.Proposed
+  const inFlight = inFlightOf(s)
   // no controller writes the run: its trials in flight were interrupted
   const stopped = s.state !== "running"
   const withdrawn = s.nodes.filter((n) => n.withdrawn === true).length
@@ -249,7 +252,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
 export const toMarkdown = (info: RunInfo): string => {
   const s = toJson(info)
   const view = info.tree.view
-  const inFlight = s.counts.Running + s.counts.Queued + s.counts.Proposed
+  const inFlight = inFlightOf(s)
   // a run nobody writes that did not end on its own: resume carries it on (not from a damaged journal)
   const resumable = info.damage === undefined && (s.state === "stopped" || (s.finishedReason === "stopped by request" && inFlight > 0))
   const out = [

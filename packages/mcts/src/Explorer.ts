@@ -236,8 +236,6 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const inFlight = new Set<string>()
   let finishedCount = 0
   const pruning = new Set<string>()
-  // trials whose job waits in its backend's queue, as their executor reports: a drain withdraws them
-  const waiting = new Set<string>()
   // Withdrawn through the executor when it can do so in one step (a job that has just left the queue
   // is then let run), else by stopping the trial (which cancels its job).
   const withdraw = (nodeId: string) =>
@@ -331,7 +329,6 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       Effect.ensuring(
         Effect.suspend(() => {
           inFlight.delete(node.id)
-          waiting.delete(node.id)
           return Queue.offer(wake, { _tag: "Finished", nodeId: node.id })
         })
       )
@@ -373,11 +370,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         return Effect.suspend(() => {
           const journaled = tree.view.get(nodeId)?.waiting
           if (ev.state === "Running") {
-            waiting.delete(nodeId)
             return journaled === undefined ? Effect.void : record([JournalEvent.make("JobState", { nodeId, state: "Running", at: nowMs() })], "soon")
           }
           const changed = journaled !== (ev.reason ?? ExperimentNode.UNSPECIFIED_WAIT)
-          waiting.add(nodeId)
           const told = changed
             ? record([JournalEvent.make("JobState", { nodeId, state: "Pending", ...(ev.reason !== undefined ? { reason: ev.reason } : {}), at: nowMs() })], "soon")
             : Effect.void
@@ -615,7 +610,10 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     } else {
       // a drain lets running trials finish and withdraws those whose job still waits in its
       // backend's queue: they have not started, and run on resume (their jobs are cancelled)
-      if (control?.stopRequested === "drain") for (const id of [...waiting]) yield* withdraw(id)
+      // trials whose job waits in its backend's queue (as the tree knows from their journaled `JobState`)
+      if (control?.stopRequested === "drain") {
+        for (const id of [...inFlight]) if (tree.view.get(id)?.waiting !== undefined) yield* withdraw(id)
+      }
       yield* FiberMap.awaitEmpty(fibers)
     }
     // (a stopped run distils on its schedule when it is resumed, as an uninterrupted one would)

@@ -76,8 +76,10 @@ const headerHtml = (model: ReportModel, state: RunState): string => {
   const t = model.task
   const best = model.best >= 0 ? model.nodes[model.best]! : undefined
   const chip = (label: string, value: string) => `<span class="chip"><span class="muted">${label}</span> ${escapeHtml(value)}</span>`
+  const interrupted = count(model, "Interrupted")
+  const open = interrupted + count(model, "Proposed") + count(model, "Queued") + count(model, "Running")
   const status = model.finished !== undefined
-    ? `finished: ${model.finished.reason}${count(model, "Interrupted") > 0 && state.damage === undefined ? " (trex resume runs the trials it had in flight)" : ""}`
+    ? `finished: ${model.finished.reason}${interrupted > 0 && state.damage === undefined ? " (trex resume runs the trials it had in flight)" : ""}`
     : state.damage !== undefined
     ? "stopped at a damaged journal entry (it cannot be resumed)"
     : state.stopped === true
@@ -90,10 +92,7 @@ const headerHtml = (model: ReportModel, state: RunState): string => {
     ["pruned", count(model, "Pruned"), "prune"],
     ["cancelled", count(model, "Cancelled"), "cancel"],
     // trials in flight, or interrupted when nobody runs the run (they run on resume)
-    ...(() => {
-      const open = ["Proposed", "Queued", "Running", "Interrupted"].reduce((n, s) => n + count(model, s), 0)
-      return open > 0 ? [[count(model, "Interrupted") > 0 ? "interrupted" : "in flight", open, ""] as const] : []
-    })()
+    ...(open > 0 ? [[interrupted > 0 ? "interrupted" : "in flight", open, ""] as const] : [])
   ]
   return `<header>
 <div class="title"><div class="brand">TREX report</div><h1>${escapeHtml(t.name)}</h1><p class="objective">${escapeHtml(t.objective)}</p>${
