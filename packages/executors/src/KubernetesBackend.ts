@@ -63,6 +63,9 @@ const toError = (operation: string) => (e: unknown) => {
 const isNotFound = (e: Errors.BackendError) => e.message.includes("HTTP 404")
 const isConflict = (e: Errors.BackendError) => e.message.includes("HTTP 409")
 /** Why a container waits that it will not get past by itself soon: its image cannot be pulled, or its configuration is missing. */
+/** How long a Job may be without a pod before `watch` asks its Events why, and how often again after. */
+const NO_POD_FIRST_MS = 2_000
+const NO_POD_AGAIN_MS = 5_000
 const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"])
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
@@ -75,6 +78,7 @@ type Update =
   | { readonly _tag: "WatchDone"; readonly which: "job" | "pod" }
   | { readonly _tag: "Chunk"; readonly text: string }
   | { readonly _tag: "LogEnd" }
+  | { readonly _tag: "NoPod" }
 
 /** Splits log text into lines, keeping marker lines whole and cutting others at {@link JobProtocol.MAX_LINE}. */
 class Lines {
@@ -176,6 +180,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const podsOf = (name: string) =>
     call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${name}` })).pipe(
       Effect.map((l) => l.items.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp))).at(-1))
+    )
+
+  /**
+   * Why a Job has no pod, if its controller said (a quota, an admission webhook...). Events are only
+   * read for this: a cluster that does not let the backend list them gives no reason, not an error.
+   */
+  const refusalOf = (name: string) =>
+    call("listEvents", () => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${name}` })).pipe(
+      Effect.map((l) => K.creationRefusal(l.items)),
+      Effect.orElseSucceed(() => undefined)
     )
 
   const readLog = (pod: string) =>
@@ -314,6 +328,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         yield* startWatch("pod")
 
         let lastState = ""
+        let podSeen = false
+        let noPodChecks = 0
         let logState: "none" | "following" | "ended" = "none"
         let ended: { readonly job?: V1Job } | undefined
         const follow = (pod: string) =>
@@ -350,9 +366,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             }
             return yield* finish(yield* exitFromJob(ended.job))
           }
-          const update: Update = ended === undefined
+          const update: Update = ended !== undefined
+            ? (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(logGraceMs))).pipe((o) => (o._tag === "Some" ? o.value : { _tag: "LogEnd" as const }))
+            : podSeen
             ? yield* Queue.take(mailbox)
-            : (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(logGraceMs))).pipe((o) => (o._tag === "Some" ? o.value : { _tag: "LogEnd" as const }))
+            // A Job still without a pod: its controller may be refused one (a quota): look why, now and then.
+            : (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(noPodChecks === 0 ? NO_POD_FIRST_MS : NO_POD_AGAIN_MS))).pipe((o) =>
+              o._tag === "Some" ? o.value : { _tag: "NoPod" as const }
+            )
           switch (update._tag) {
             case "Job": {
               const job = update.job
@@ -361,8 +382,19 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
               break
             }
+            case "NoPod": {
+              noPodChecks++
+              const why = yield* refusalOf(name)
+              const key = `Pending:${why ?? ""}`
+              if (!podSeen && key !== lastState) {
+                lastState = key
+                yield* emit(why !== undefined ? { _tag: "State", state: "Pending", reason: why } : { _tag: "State", state: "Pending" })
+              }
+              break
+            }
             case "Pod": {
               if (update.type === "DELETED") break
+              podSeen = true
               const st = K.podState(update.pod)
               const key = st === undefined ? "Terminated" : `${st.state}:${st.reason ?? ""}`
               if (st !== undefined && key !== lastState) {
@@ -428,15 +460,37 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   })
 
   /**
-   * Withdraw a job whose pod cannot have started: no node has taken it yet (waiting for GPUs, CPUs,
-   * memory: `Unschedulable`), or its container is stuck before it starts (its image cannot be pulled,
-   * its configuration is missing). The pod is deleted only as it was read (a precondition on its
-   * resourceVersion, which its binding or a start changes), then the Job is deleted, and its
-   * tombstone written. Any other pod bound to a node may be starting: let run.
+   * Withdraw a job whose pod cannot have started: its controller has not created one (a quota
+   * refuses it), no node has taken it yet (waiting for GPUs, CPUs, memory: `Unschedulable`), or its
+   * container is stuck before it starts (its image cannot be pulled, its configuration is missing).
+   * Each is deleted only as it was read (a precondition on its resourceVersion: a pod's binding or
+   * start changes it, and so does the Job's count of active pods when its controller creates one),
+   * and then the Job's tombstone is written. Any other pod bound to a node may be starting: let run.
    */
   const withdraw = Effect.fn("KubernetesBackend.withdraw")(function*(ref: ExperimentNode.JobRef) {
+    const job = yield* call("readJob", () => batch.readNamespacedJob({ name: ref.id, namespace })).pipe(
+      Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
+    )
+    if (job === undefined || job.metadata?.deletionTimestamp != null || K.jobOutcome(job) !== undefined) return false
     const pod = yield* podsOf(ref.id)
-    if (pod === undefined || pod.metadata?.deletionTimestamp != null) return false
+    if (pod === undefined) {
+      // No pod yet (read after the Job): the Job as read has none, so deleting it as read takes nothing that runs.
+      const taken = yield* call("deleteJob", () =>
+        batch.deleteNamespacedJob({
+          name: ref.id,
+          namespace,
+          propagationPolicy: "Foreground",
+          body: { preconditions: { resourceVersion: job.metadata!.resourceVersion!, uid: job.metadata!.uid! } }
+        })
+      ).pipe(
+        Effect.as(true),
+        // its controller created a pod since (or it went): not now
+        Effect.catchIf((e) => isConflict(e) || isNotFound(e), () => Effect.succeed(false))
+      )
+      if (taken) yield* tombstoneOf(ref)
+      return taken
+    }
+    if (pod.metadata?.deletionTimestamp != null) return false
     const stuck = K.podState(pod)?.reason
     if (pod.spec?.nodeName !== undefined && !(stuck !== undefined && STUCK.has(stuck))) return false
     const taken = yield* call("deletePod", () =>

@@ -15,18 +15,21 @@ import * as K from "../src/internal/k8sJob.ts"
 import { eventually } from "./support/eventually.ts"
 import * as FakeKubeApi from "./support/FakeKubeApi.ts"
 
-const Fake = Effect.acquireRelease(
-  Effect.promise(() =>
-    FakeKubeApi.start({
-      nodes: [
-        { name: "gpu-node", labels: { "nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB" }, cpu: "2", memoryMi: 8192, extended: { "nvidia.com/gpu": 2 }, taints: [{ key: "nvidia.com/gpu", effect: "NoSchedule" }] }
-      ],
-      unpullable: ["registry.invalid/nope:1"],
-      gracePeriodMs: 1000
-    })
-  ),
-  (fake) => Effect.promise(() => fake.close())
-)
+const fakeWith = (extra: FakeKubeApi.FakeKubeOptions = {}) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      FakeKubeApi.start({
+        nodes: [
+          { name: "gpu-node", labels: { "nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB" }, cpu: "2", memoryMi: 8192, extended: { "nvidia.com/gpu": 2 }, taints: [{ key: "nvidia.com/gpu", effect: "NoSchedule" }] }
+        ],
+        unpullable: ["registry.invalid/nope:1"],
+        gracePeriodMs: 1000,
+        ...extra
+      })
+    ),
+    (fake) => Effect.promise(() => fake.close())
+  )
+const Fake = fakeWith()
 
 const config = (fake: FakeKubeApi.FakeKubeApi, extra: Partial<KubernetesBackend.Config> = {}): KubernetesBackend.Config => ({
   kubeConfig: fake.kubeConfig(),
@@ -82,6 +85,23 @@ const pendingThenCancel = (backend: Backend.BackendShape, ref: Parameters<Backen
   )
 
 describe("k8s manifests", () => {
+  it("names why a Job's controller could not create its pod, from its newest FailedCreate event", () => {
+    const event = (message: string, at: string, reason = "FailedCreate") => ({ reason, message, lastTimestamp: new Date(at), involvedObject: {}, metadata: {} })
+    assert.strictEqual(
+      K.creationRefusal([
+        event(`Error creating: pods "trex-a-1" is forbidden: exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=2, limited: requests.nvidia.com/gpu=2`, "2026-01-01T00:00:02Z"),
+        event(`Error creating: pods "trex-a-0" is forbidden: error looking up service account ml/trainer: serviceaccount "trainer" not found`, "2026-01-01T00:00:01Z"),
+        event("Created pod: trex-a-2", "2026-01-01T00:00:03Z", "SuccessfulCreate")
+      ]),
+      "FailedCreate: exceeded quota: gpu-quota"
+    )
+    assert.strictEqual(
+      K.creationRefusal([event(`Error creating: pods "trex-a-0" is forbidden: error looking up service account ml/trainer: serviceaccount "trainer" not found`, "2026-01-01T00:00:01Z")]),
+      `FailedCreate: error looking up service account ml/trainer: serviceaccount "trainer" not found`
+    )
+    assert.isUndefined(K.creationRefusal([event("Created pod: trex-a-2", "2026-01-01T00:00:03Z", "SuccessfulCreate")]))
+  })
+
   it("builds a Job with GPU limits, selectors, tolerations, labels, a ConfigMap and secretKeyRef env", () => {
     const m = K.manifests(
       spec("n/1", "true", {
@@ -270,6 +290,57 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       const cap = yield* backend.capacity
       assert.deepStrictEqual({ slots: cap.slots, gpus: cap.gpus }, { slots: 2, gpus: 2 })
     }))
+})
+
+describe("KubernetesBackend when a quota refuses a Job its pod", () => {
+  /** Submit a job that takes the namespace's one pod, and one that its controller cannot create a pod for. */
+  const blocked = Effect.gen(function*() {
+    const fake = yield* fakeWith({ podQuota: 1 })
+    const backend = yield* KubernetesBackend.make(config(fake))
+    const holder = yield* backend.submit(spec("quota-holder", "echo up; sleep 60"))
+    yield* eventually("the first job has its pod", () => podOf(fake, holder.id) !== undefined)
+    const refused = yield* backend.submit(spec("quota-refused", "echo ran; echo '{\"metrics\":{},\"primary\":1}' > result.json"))
+    return { fake, backend, holder, refused }
+  })
+  const refusal = (e: Backend.JobEvent) => e._tag === "State" && e.state === "Pending" && e.reason !== undefined && e.reason.startsWith("FailedCreate")
+
+  it.live("reports Pending with the controller's reason, and runs once the quota allows", () =>
+    Effect.gen(function*() {
+      const { backend, fake, holder, refused } = yield* blocked
+      const events = Array.from(yield* backend.watch(refused).pipe(
+        Stream.tap((e) => (refusal(e) ? Effect.sync(() => fake.setPodQuota(undefined)) : Effect.void)),
+        Stream.runCollect
+      ))
+      const states = events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
+      assert.strictEqual(states[0], "Pending FailedCreate: exceeded quota: pod-quota", states.join("\n"))
+      assert.include(states, "Running")
+      assert.strictEqual(exitOf(events).outcome, "Succeeded")
+      assert.include(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), "ran")
+      yield* backend.cancel(holder)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("withdraws it: the Job is deleted before any pod of it exists, and reads as cancelled", () =>
+    Effect.gen(function*() {
+      const { backend, fake, holder, refused } = yield* blocked
+      const answers: Array<boolean> = []
+      const events = Array.from(yield* backend.watch(refused).pipe(
+        Stream.tap((e) => (refusal(e) && answers.length === 0 ? Effect.flatMap(backend.withdraw!(refused), (w) => Effect.sync(() => answers.push(w))) : Effect.void)),
+        Stream.runCollect
+      ))
+      assert.deepStrictEqual(answers, [true])
+      assert.strictEqual(exitOf(events).outcome, "Cancelled")
+      assert.isFalse(yield* backend.withdraw!(refused), "once")
+      fake.setPodQuota(undefined)
+      yield* eventually("the Job is gone, its tombstone written", () =>
+        fake.get("jobs", "trex", refused.id) === undefined && fake.get("configmaps", "trex", `${refused.id}-cancelled`) !== undefined)
+      assert.isUndefined(podOf(fake, refused.id), "no pod of it was ever created")
+      const fresh = yield* KubernetesBackend.make(config(fake))
+      assert.strictEqual((yield* Backend.awaitExit(fresh, refused)).outcome, "Cancelled", "another controller reads the tombstone")
+      // the job that has its pod: bound to a node, running — not withdrawn
+      yield* eventually("the first job runs", () => podOf(fake, holder.id)?.status.phase === "Running")
+      assert.isFalse(yield* backend.withdraw!(holder))
+      yield* backend.cancel(holder)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 
 describe("KubernetesBackend after the TTL controller deleted a finished Job", () => {

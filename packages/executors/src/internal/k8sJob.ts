@@ -7,7 +7,7 @@ import { createHash } from "node:crypto"
 import * as os from "node:os"
 import type { Backend, Result } from "@trex/core"
 import { Redacted } from "effect"
-import type { V1ConfigMap, V1EnvVar, V1Job, V1Pod, V1Secret, V1Toleration } from "@kubernetes/client-node"
+import type { CoreV1Event, V1ConfigMap, V1EnvVar, V1Job, V1Pod, V1Secret, V1Toleration } from "@kubernetes/client-node"
 import { isEnvName, isSafeRelativePath, shellQuote } from "./slurmScript.ts"
 
 /** Label and annotation keys. */
@@ -197,6 +197,24 @@ export const failedByDeletion = (job: V1Job): boolean => {
   if (failed === undefined) return false
   const at = failed.lastTransitionTime
   return at == null || new Date(at).getTime() >= new Date(deleted).getTime()
+}
+
+/**
+ * Why a Job's controller could not create its pod, from the Job's Events: the newest `FailedCreate`
+ * (a ResourceQuota, a LimitRange, an admission webhook, a missing service account), as
+ * `FailedCreate: exceeded quota: gpu-quota` — the API server's words without the pod's name and the
+ * quota's changing counts. `undefined` when there is none.
+ */
+export const creationRefusal = (events: ReadonlyArray<CoreV1Event>): string | undefined => {
+  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
+  const newest = events.filter((e) => e.reason === "FailedCreate").sort((a, b) => when(a) - when(b)).at(-1)
+  if (newest === undefined) return undefined
+  const why = (newest.message ?? "")
+    .replace(/^Error creating: /, "")
+    .replace(/^pods? "[^"]*" is forbidden: /, "")
+    .replace(/, requested: .*$/, "")
+    .trim()
+  return why === "" ? "FailedCreate" : `FailedCreate: ${why.length > 200 ? `${why.slice(0, 199)}…` : why}`
 }
 
 /** The state of a pod as a TREX State event (or `undefined` when it has terminated). */

@@ -14,7 +14,11 @@
 //   rewritten to that directory. stdout and stderr go to the pod log; a memory limit is enforced by polling the
 //   process group's RSS (SIGKILL, reason OOMKilled, exit 137); deletion sends SIGTERM, then SIGKILL after the
 //   grace period;
-// - garbage collector: Foreground / Background / Orphan propagation over ownerReferences.
+// - garbage collector: Foreground / Background / Orphan propagation over ownerReferences;
+// - a ResourceQuota on the number of pods (`podQuota`, changeable with `setPodQuota`): a Job's pod that would
+//   exceed it is not created, and the job controller records a `FailedCreate` Event on the Job (core/v1 Events,
+//   list with field selectors on `involvedObject.*`), then tries again every half second, as the real one does
+//   (with backoff) until the quota allows it.
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -41,7 +45,7 @@ type Obj = {
   }
   [k: string]: any
 }
-type Kind = "jobs" | "pods" | "configmaps" | "secrets"
+type Kind = "jobs" | "pods" | "configmaps" | "secrets" | "events"
 
 /** A node of the fake cluster. */
 export interface FakeNode {
@@ -59,6 +63,8 @@ export interface FakeKubeOptions {
   readonly unpullable?: ReadonlyArray<string>
   /** Grace period between SIGTERM and SIGKILL when a pod is deleted (default 2 s). */
   readonly gracePeriodMs?: number
+  /** A ResourceQuota `pods` in every namespace: at most this many pods not yet Succeeded or Failed. */
+  readonly podQuota?: number
 }
 
 export interface FakeKubeApi {
@@ -74,13 +80,15 @@ export interface FakeKubeApi {
   /** While on, every pod log request answers 404, as the API server does for a pod deleted between a
    * client's listing of it and its reading of the log (foreground deletion, the TTL controller). */
   readonly logsGone: (on: boolean) => void
+  /** Change (or, with undefined, lift) the pod quota; Jobs refused a pod get one at once if it now allows. */
+  readonly setPodQuota: (quota: number | undefined) => void
   readonly close: () => Promise<void>
 }
 
 const now = () => new Date().toISOString()
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x))
 const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
-const KIND_NAME: Record<Kind, [string, string]> = { jobs: ["batch/v1", "Job"], pods: ["v1", "Pod"], configmaps: ["v1", "ConfigMap"], secrets: ["v1", "Secret"] }
+const KIND_NAME: Record<Kind, [string, string]> = { jobs: ["batch/v1", "Job"], pods: ["v1", "Pod"], configmaps: ["v1", "ConfigMap"], secrets: ["v1", "Secret"], events: ["v1", "Event"] }
 
 const status = (code: number, reason: string, message: string) => ({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code })
 
@@ -95,12 +103,12 @@ const matchesLabels = (selector: string | null, labels: Record<string, string> =
     return t in labels
   })
 
+/** Field selectors `a.b=c` (`metadata.name`, `involvedObject.kind`...), comma-separated. */
 const matchesFields = (selector: string | null, o: Obj) =>
   selector === null || selector === "" || selector.split(",").every((term) => {
     const [k, v] = term.split("=")
-    if (k === "metadata.name") return o.metadata.name === v
-    if (k === "metadata.namespace") return o.metadata.namespace === v
-    return false
+    const value = k!.split(".").reduce<any>((x, part) => x?.[part], o)
+    return value !== undefined && String(value) === v
   })
 
 const parseCpu = (q: string | undefined) => (q === undefined ? 0 : q.endsWith("m") ? Number(q.slice(0, -1)) / 1000 : Number(q))
@@ -141,6 +149,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const timers = new Set<NodeJS.Timeout>()
   const requests: Array<string> = []
   let logsGone = false
+  let podQuota = options.podQuota
+  let retrying = false
   let rv = 1
   const key = (kind: Kind, ns: string, name: string) => `${kind}/${ns}/${name}`
   const later = (ms: number, f: () => void) => {
@@ -165,7 +175,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const put = (kind: Kind, obj: Obj, type: "ADDED" | "MODIFIED") => {
     store.set(key(kind, obj.metadata.namespace!, obj.metadata.name), obj)
     emit(kind, obj.metadata.namespace!, type, obj)
-    setImmediate(reconcile)
+    // an Event is a record of what the controllers did, not something for them to act on
+    if (kind !== "events") setImmediate(reconcile)
   }
   const remove = (kind: Kind, obj: Obj) => {
     if (!store.delete(key(kind, obj.metadata.namespace!, obj.metadata.name))) return
@@ -175,7 +186,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const all = (kind: Kind, ns?: string) =>
     [...store.entries()].filter(([k]) => k.startsWith(`${kind}/${ns !== undefined ? `${ns}/` : ""}`)).map(([, v]) => v)
   const dependents = (uid: string) =>
-    (["pods", "configmaps", "secrets", "jobs"] as Array<Kind>).flatMap((kind) =>
+    (["pods", "configmaps", "secrets", "jobs", "events"] as Array<Kind>).flatMap((kind) =>
       all(kind).filter((o) => (o.metadata.ownerReferences ?? []).some((r) => r.uid === uid)).map((o) => ({ kind, o }))
     )
 
@@ -350,8 +361,44 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   }
 
   // ---- job controller ---------------------------------------------------------------------------------
+  /** Record (or count again, as the API server aggregates them) an Event about an object. */
+  const recordEvent = (about: Obj, type: "Normal" | "Warning", reason: string, message: string) => {
+    const ns = about.metadata.namespace!
+    const name = `${about.metadata.name}.${reason.toLowerCase()}`
+    const existing = store.get(key("events", ns, name))
+    if (existing !== undefined) {
+      Object.assign(existing, { message, count: existing.count + 1, lastTimestamp: now() })
+      return put("events", existing, "MODIFIED")
+    }
+    put("events", {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name, namespace: ns, uid: randomUUID(), creationTimestamp: now() },
+      involvedObject: { apiVersion: about.apiVersion, kind: about.kind, name: about.metadata.name, namespace: ns, uid: about.metadata.uid },
+      type,
+      reason,
+      message,
+      count: 1,
+      firstTimestamp: now(),
+      lastTimestamp: now(),
+      source: { component: "job-controller" }
+    }, "ADDED")
+  }
   const newPod = (job: Obj) => {
     const name = `${job.metadata.name}-${Math.random().toString(36).slice(2, 7)}`
+    const ns = job.metadata.namespace!
+    const used = all("pods", ns).filter((p) => p.status.phase !== "Succeeded" && p.status.phase !== "Failed").length
+    if (podQuota !== undefined && used + 1 > podQuota) {
+      recordEvent(job, "Warning", "FailedCreate", `Error creating: pods "${name}" is forbidden: exceeded quota: pod-quota, requested: pods=1, used: pods=${used}, limited: pods=${podQuota}`)
+      if (!retrying) {
+        retrying = true
+        later(500, () => {
+          retrying = false
+          reconcile()
+        })
+      }
+      return
+    }
     const tmpl = clone(job.spec.template)
     const pod: Obj = {
       apiVersion: "v1",
@@ -473,7 +520,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         }))
       })
     }
-    const m = /^\/(?:api\/v1|apis\/batch\/v1)\/namespaces\/([^/]+)\/(jobs|pods|configmaps|secrets)(?:\/([^/]+))?(\/log)?$/.exec(url.pathname)
+    const m = /^\/(?:api\/v1|apis\/batch\/v1)\/namespaces\/([^/]+)\/(jobs|pods|configmaps|secrets|events)(?:\/([^/]+))?(\/log)?$/.exec(url.pathname)
     if (m === null) return send(res, 404, status(404, "NotFound", `the server could not find the requested resource ${url.pathname}`))
     const [, ns, kind, name, log] = m as unknown as [string, string, Kind, string | undefined, string | undefined]
     if ((kind === "jobs") !== url.pathname.startsWith("/apis/batch/v1/")) return send(res, 404, status(404, "NotFound", "wrong API group"))
@@ -500,6 +547,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
 
     if (req.method === "GET" && name === undefined && q.get("watch") === "true") {
       res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" })
+      // at once, as the API server does: a watch with nothing to replay is open before its first event
+      res.flushHeaders()
       const w = { kind, ns, labels: q.get("labelSelector"), fields: q.get("fieldSelector"), res }
       const from = q.get("resourceVersion")
       const initial = from !== null && from !== "" && from !== "0"
@@ -575,6 +624,10 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     requests,
     logsGone: (on) => {
       logsGone = on
+    },
+    setPodQuota: (quota) => {
+      podQuota = quota
+      setImmediate(reconcile)
     },
     get: (kind, namespace, name) => store.get(key(kind, namespace, name)),
     list: (kind, namespace) => all(kind, namespace),
