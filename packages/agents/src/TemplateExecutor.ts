@@ -133,6 +133,11 @@ export const toResult = (
   }
 }
 
+/** Times in a row a job's watch that failed with a retryable error is followed again. */
+const REWATCHES = 3
+/** A watch that lasted this long before it failed was healthy: the count of failures in a row starts again. */
+const HEALTHY_MS = 60_000
+
 /**
  * @example
  * ```ts
@@ -214,15 +219,43 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
           }
         }
         const toFailure = (e: Errors.BackendError | Cause.Done) => (Cause.isDone(e) ? e : toError(e))
-        return Channel.toPullScoped(Stream.toChannel(backend.watch(job)), scope).pipe(
-          Effect.map((upstream) => {
+        // each time a new watch of the job (a backend's watch may hold state of its own)
+        const follow = Effect.suspend(() => Channel.toPullScoped(Stream.toChannel(backend.watch(job)), scope)).pipe(
+          Effect.tap(() => Effect.sync(() => (watchedAt = Date.now())))
+        )
+        let watchedAt = 0
+        return follow.pipe(
+          Effect.map((first) => {
+            let upstream = first
+            // A watch that fails with a retryable error (a lost connection to the engine, the
+            // controller, the host) is followed again, the job left running: up to REWATCHES
+            // times in a row (a watch that lasted HEALTHY_MS counts as a new start), after 1, 2,
+            // 4 s. (A backend's watch may start again from the job's first log line: a metric seen
+            // twice replaces itself in the curves.)
+            let rewatches = 0
+            const fromUpstream = (): Effect.Effect<Arr.NonEmptyReadonlyArray<Backend.JobEvent>, Errors.ExecutorError | Cause.Done> =>
+              upstream.pipe(
+                Effect.catch((e) =>
+                  Cause.isDone(e) || !e.retryable || (Date.now() - watchedAt < HEALTHY_MS ? rewatches : (rewatches = 0)) >= REWATCHES
+                    ? Effect.fail(toFailure(e))
+                    : Effect.logWarning(`trial ${nodeId}: following job ${job.id} again after ${e.backend} ${e.operation} failed: ${e.message}`).pipe(
+                      Effect.andThen(Effect.sleep(`${2 ** rewatches} seconds`)),
+                      Effect.andThen(follow),
+                      Effect.mapError(toFailure),
+                      Effect.flatMap((next) => {
+                        upstream = next
+                        rewatches++
+                        return fromUpstream()
+                      })
+                    )
+                )
+              )
             const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<ExecutorAgent.ExecutionEvent>, Errors.ExecutorError> = Effect.suspend(() => {
               if (head) {
                 head = false
                 return Effect.succeed([{ _tag: "Submitted", job }] as const)
               }
-              return upstream.pipe(
-                Effect.mapError(toFailure),
+              return fromUpstream().pipe(
                 Effect.flatMap((chunk) => {
                   const out: Array<ExecutorAgent.ExecutionEvent> = []
                   for (const ev of chunk) {

@@ -58,6 +58,55 @@ describe("TemplateExecutor.run", () => {
     }))
 })
 
+describe("TemplateExecutor when the backend's watch fails", () => {
+  const job: ExperimentNode.JobRef = { backend: "flaky", id: "j1", data: {} }
+  const node = { id: "n1", parent: "root", strategy: Schema.decodeUnknownSync(Strategy.Strategy)({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.001, epochs: 1, batchSize: 8 } }), fingerprint: "f", proposedAt: 0 } as ExperimentNode.NodeSpec
+  const request = { task: Schema.decodeUnknownSync(Task.Task)({ name: "t", objective: "o", metric: { name: "acc", direction: "maximize" }, recipe: { command: ["train"] } }), runId: "r", runDir: "/tmp", node }
+  /** A backend whose first `failures` watches lose their connection after the job's Running state. */
+  const flaky = (failures: number, retryable = true) => {
+    const calls = { submit: 0, watch: 0, cancel: 0 }
+    const backend: Backend.BackendShape = {
+      name: "flaky",
+      submit: () => Effect.sync(() => (calls.submit++, job)),
+      watch: () => {
+        const lost = ++calls.watch <= failures
+        return Stream.concat(
+          Stream.make({ _tag: "State", state: "Running" } as const),
+          lost
+            ? Stream.fail(new Errors.BackendError({ backend: "flaky", operation: "watch", message: "connection reset", retryable }))
+            : Stream.make({ _tag: "Exit", outcome: "Succeeded", result: { metrics: { acc: 0.7 }, primary: 0.7 }, logTail: [], wallSeconds: 1, gpuSeconds: 0 } as const)
+        )
+      },
+      cancel: () => Effect.sync(() => void calls.cancel++),
+      list: () => Effect.succeed([]),
+      capacity: Effect.succeed({ slots: 1, gpus: 0, inUse: 0 })
+    }
+    return { calls, executor: TemplateExecutor.make(backend, { taskDir: "/tmp" }) }
+  }
+
+  it.live("a retryable failure follows the same job again, left running: submitted once, never cancelled", () =>
+    Effect.gen(function*() {
+      const { calls, executor } = flaky(2)
+      const seen = yield* Stream.runCollect(executor.run(request))
+      const last = seen.at(-1)
+      assert.strictEqual(last?._tag, "Finished")
+      assert.strictEqual(last?._tag === "Finished" ? last.result.score : undefined, 0.7)
+      assert.deepStrictEqual(calls, { submit: 1, watch: 3, cancel: 0 })
+    }))
+
+  it.live("after three failures in a row, or at once when not retryable, the trial fails and its job is cancelled", () =>
+    Effect.gen(function*() {
+      const persistent = flaky(10)
+      const error = yield* Effect.flip(Stream.runCollect(persistent.executor.run(request)))
+      assert.strictEqual(error.message, "flaky watch: connection reset")
+      assert.isTrue(error.retryable)
+      assert.deepStrictEqual(persistent.calls, { submit: 1, watch: 4, cancel: 1 })
+      const fatal = flaky(1, false)
+      assert.isFalse((yield* Effect.flip(Stream.runCollect(fatal.executor.run(request)))).retryable)
+      assert.deepStrictEqual(fatal.calls, { submit: 1, watch: 1, cancel: 1 })
+    }))
+})
+
 describe("TemplateExecutor.withdraw", () => {
   it.effect("asks the backend to withdraw a queued job; without the backend's support (or on its error) the trial is to be stopped", () =>
     Effect.gen(function*() {

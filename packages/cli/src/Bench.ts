@@ -77,7 +77,7 @@ export const runOnce = (
   seed: number,
   trials: number,
   options: { readonly gpuHours?: number | undefined; readonly concurrency?: number | undefined } = {}
-): Effect.Effect<Trace, Errors.JournalError | Errors.InvalidInput> => {
+): Effect.Effect<Trace, Explorer.Error> => {
   const gpuHours = options.gpuHours ?? 0
   const concurrency = options.concurrency ?? 1
   return Effect.gen(function*() {

@@ -32,7 +32,8 @@ const program = Command.run(command, { version: "0.1.0" }).pipe(
     InvalidInput: (e) => fail(2, e.message),
     // most journal errors name the journal already ("journal <file>: entry 7 ...", "cannot read journal <file>")
     JournalError: (e) => fail(e.reason === "Locked" ? 2 : 1, /\bjournal\b/.test(e.message) ? e.message : `journal: ${e.message}`),
-    BackendError: (e) => fail(1, `backend ${e.backend} ${e.operation}: ${e.message}`)
+    BackendError: (e) => fail(1, `backend ${e.backend} ${e.operation}: ${e.message}`),
+    PolicyError: (e) => fail(1, `search policy: ${e.message}`)
   }),
   // Parse errors are printed by the CLI framework itself; exit 2 as for any bad input.
   Effect.catchIf((e) => typeof e === "object" && e !== null && "_tag" in e, () => Effect.sync(() => void (process.exitCode = 2))),

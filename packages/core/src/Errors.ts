@@ -44,6 +44,17 @@ export class ExecutorError extends Schema.TaggedError<ExecutorError>()("Executor
   retryable: Schema.Boolean
 }) {}
 
+/**
+ * A search policy answered what the loop cannot do: a node that may not be expanded (unknown,
+ * running, cancelled, or exhausted), or something that is not a selection. A bug in the policy;
+ * the run stops with its journal intact (resumable once the policy is mended).
+ * @since 0.1.0 @category errors
+ */
+export class PolicyError extends Schema.TaggedError<PolicyError>()("PolicyError", {
+  policy: Schema.String,
+  message: Schema.String
+}) {}
+
 /** A node id that the tree does not have. @since 0.1.0 @category errors */
 export class NodeNotFound extends Schema.TaggedError<NodeNotFound>()("NodeNotFound", {
   id: Schema.String

@@ -30,8 +30,8 @@ import {
   SearchSpace,
   Task
 } from "@trex/core"
-import type { Errors } from "@trex/core"
-import { Clock, Effect, FiberMap, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
+import { Errors, Strategy, TaskFile } from "@trex/core"
+import { Cause, Clock, Effect, FiberMap, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
 import type { Control } from "./Control.ts"
 import * as ResultCache from "./ResultCache.ts"
 
@@ -67,6 +67,12 @@ export interface Options {
   readonly retries?: number
   /** Proposal attempts per node before it counts as exhausted (default 3). */
   readonly proposalAttempts?: number
+  /**
+   * Times a researcher that fails to propose (a `ResearcherError`: a model that is down, overloaded,
+   * or refuses the key) is asked again before the run stops, after 2, 4, 8... seconds for a
+   * retryable error (default 3). A stop for this reason journals no exhaustion: a resumed run asks again.
+   */
+  readonly researcherRetries?: number
   /** Recorded in `RunStarted` (the CLI flags, say). */
   readonly recorded?: Record<string, Schema.Json>
 }
@@ -99,8 +105,73 @@ export type Requirements = Journal.Journal | SearchPolicy.SearchPolicy | Researc
  * ```
  * @since 0.1.0 @category running
  */
-export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, Errors.JournalError, Requirements> =>
-  Effect.scoped(runTraced(task, options))
+export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, Error, Requirements> =>
+  Effect.suspend((): Effect.Effect<Summary, Error, Requirements> => {
+    const wrong = checkOptions(options)
+    return wrong !== undefined ? Effect.fail(wrong) : Effect.scoped(runTraced(task, options))
+  })
+
+/**
+ * How a run fails: its journal cannot be read or written (or belongs to another run), its options
+ * are invalid, or its policy answered what cannot be done. Trials and researchers that fail do not
+ * fail the run.
+ * @since 0.1.0 @category models
+ */
+export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyError
+
+const OPTION_KEYS: ReadonlyArray<keyof Options> = [
+  "runId", "runDir", "seed", "concurrency", "distillEvery", "budget", "stagnation", "scheduler", "cache", "control",
+  "onEvent", "retries", "proposalAttempts", "researcherRetries", "recorded"
+]
+
+/** The options' issues, each naming its field and what it takes, or `undefined` when they are sound. */
+const checkOptions = (options: Options): Errors.InvalidInput | undefined => {
+  if (typeof options !== "object" || options === null) {
+    return new Errors.InvalidInput({ source: "Explorer.run options", message: "the options must be an object with at least runId and runDir" })
+  }
+  const issues: Array<string> = []
+  const o = options as unknown as Record<string, unknown>
+  for (const key of Object.keys(o)) {
+    if ((OPTION_KEYS as ReadonlyArray<string>).includes(key)) continue
+    const meant = TaskFile.closest(key, OPTION_KEYS)
+    issues.push(`${key}: not an option${meant !== undefined ? `; did you mean "${meant}"?` : `; the options: ${OPTION_KEYS.join(", ")}`}`)
+  }
+  if (typeof o.runId !== "string" || o.runId === "") issues.push(`runId: expected a non-empty string, got ${show(o.runId)}`)
+  if (typeof o.runDir !== "string" || o.runDir === "") issues.push(`runDir: expected a non-empty string (where job folders go), got ${show(o.runDir)}`)
+  const integer = (key: keyof Options, least: number, what: string) => {
+    const v = o[key]
+    if (v !== undefined && !(typeof v === "number" && Number.isSafeInteger(v) && v >= least)) issues.push(`${key}: expected an integer of at least ${least} (${what}), got ${show(v)}`)
+  }
+  integer("seed", Number.MIN_SAFE_INTEGER, "any integer")
+  integer("concurrency", 1, "trials in flight at once")
+  integer("distillEvery", 0, "0 turns distillation off")
+  integer("stagnation", 1, "trials without a new best")
+  integer("retries", 0, "retries of a trial that failed for infrastructure reasons")
+  integer("proposalAttempts", 1, "tries per node before it counts as exhausted")
+  integer("researcherRetries", 0, "asks again of a researcher that failed")
+  if (o.budget !== undefined) {
+    const budget = Schema.decodeUnknownExit(Budget.Budget)(o.budget)
+    if (budget._tag === "Failure") issues.push(`budget: ${TaskFile.formatIssues(Cause.squash(budget.cause)).trim()}`)
+  }
+  const fn = (key: keyof Options, member?: string) => {
+    const v = o[key]
+    if (v === undefined) return
+    const ok = member === undefined ? typeof v === "function" : typeof v === "object" && v !== null && typeof (v as Record<string, unknown>)[member] === "function"
+    if (!ok) issues.push(`${key}: expected ${member === undefined ? "a function" : `an object with ${member}()`}, got ${show(v)}`)
+  }
+  fn("onEvent")
+  fn("scheduler", "decide")
+  fn("cache", "lookup")
+  fn("control", "onChange")
+  return issues.length === 0 ? undefined : new Errors.InvalidInput({ source: "Explorer.run options", message: issues.join("\n") })
+}
+
+const show = (v: unknown): string => {
+  if (typeof v === "number" || typeof v === "boolean" || v === undefined || v === null) return String(v)
+  if (typeof v === "string") return JSON.stringify(v)
+  if (typeof v === "function") return "a function"
+  return typeof v
+}
 
 /**
  * The run, in a span named `Explorer.run`. Its agents are given the run's cost meter once, for the
@@ -122,9 +193,10 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const policy = yield* SearchPolicy.SearchPolicy
   const researcher = yield* Researcher.Researcher
   const executor = yield* ExecutorAgent.ExecutorAgent
-  const concurrency = Math.max(1, options.concurrency ?? 1)
+  const concurrency = options.concurrency ?? 1
   const distillEvery = options.distillEvery ?? 5
-  const attempts = Math.max(1, options.proposalAttempts ?? 3)
+  const attempts = options.proposalAttempts ?? 3
+  const researcherRetries = options.researcherRetries ?? 3
   const scheduler = options.scheduler ?? Scheduler.none
   const cache = options.cache ?? ResultCache.empty
 
@@ -132,8 +204,14 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const existing = yield* journal.read(1)
   const resumed = existing.length > 0
   const first = existing[0]?.event
-  if (resumed && (first?._tag !== "RunStarted" || first.runId !== options.runId)) {
-    return yield* Effect.die(new Error(`journal does not belong to run ${options.runId}`))
+  if (resumed && first?._tag !== "RunStarted") {
+    return yield* new Errors.JournalError({ reason: "Corrupt", seq: 1, message: `the journal does not begin with RunStarted (it begins with ${first?._tag}): it is not a run's journal` })
+  }
+  if (first?._tag === "RunStarted" && first.runId !== options.runId) {
+    return yield* new Errors.JournalError({
+      reason: "Mismatch",
+      message: `the journal holds run "${first.runId}", not "${options.runId}": pass runId "${first.runId}" to resume it, or give a new run a journal of its own`
+    })
   }
   const seed = first?._tag === "RunStarted" ? first.seed : options.seed ?? 0
   const tree = resumed ? ExperimentTree.fold(existing.map((e) => e.event))! : ExperimentTree.ExperimentTree.empty(task, options.runId, seed)
@@ -318,9 +396,22 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         : finish(
           node.id,
           "Failed",
-          Result.failure("Infra", error?.message ?? "the executor ended without a result", { retryable: error?.retryable ?? false })
+          Result.failure(
+            "Infra",
+            error?.message ??
+              `executor "${executor.name}" ended the trial's stream without a result (with a backend: its watch ended before the job's Exit)`,
+            { retryable: error?.retryable ?? false }
+          )
         )
     return Effect.suspend(() => attempt(0, job)).pipe(
+      // a defect in the executor or its backend (a bug: a stream that dies, a throw) fails this trial, loudly, not the run
+      Effect.catchDefect((defect) => {
+        const message = `executor "${executor.name}" failed unexpectedly (a bug in it or its backend): ${defect instanceof globalThis.Error ? defect.message : String(defect)}`
+        return Effect.andThen(
+          Effect.logError(`trial ${node.id}: ${message}`, defect),
+          finish(node.id, "Failed", Result.failure("Infra", message, { retryable: false }))
+        )
+      }),
       Effect.onInterrupt(() =>
         pruning.has(node.id)
           ? finish(node.id, "Pruned", undefined, "stopped early by the scheduler").pipe(Effect.orDie)
@@ -442,33 +533,51 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     : undefined
   const tried = (fp: string) => isTried(tree.view, fp)
   const propose = (parentId: string) => Effect.flatMap(analysisOnce, (analysis) => proposeAttempt(parentId, analysis, 0))
-  /** Ask the researcher for a proposal under `parentId`; a try that gives only strategies already tried is repeated, up to `attempts` tries. */
+  /**
+   * Ask the researcher for a proposal under `parentId`; a try that gives only strategies already
+   * tried (or invalid ones) is repeated, up to `attempts` tries, after which the node is exhausted
+   * (`undefined`). A researcher that fails is asked again, up to `researcherRetries` times; then its
+   * error is the answer, and the run stops without marking anything exhausted.
+   */
   const proposeAttempt = (
     parentId: string,
     analysis: Researcher.Analysis,
     attempt: number
-  ): Effect.Effect<{ readonly proposal: Researcher.Proposal; readonly fingerprint: string } | undefined> => {
+  ): Effect.Effect<{ readonly proposal: Researcher.Proposal; readonly fingerprint: string } | Errors.ResearcherError | undefined> => {
     if (attempt >= attempts) return Effect.succeed(undefined)
     const k = tree.view.size
-    return researcher
-      .propose({ task: runTask, analysis, tree: tree.view, parentId, usage: ledger.usage(), tried }, 1)
-      .pipe(
+    const ask = (failures: number): Effect.Effect<ReadonlyArray<Researcher.Proposal> | Errors.ResearcherError> =>
+      researcher.propose({ task: runTask, analysis, tree: tree.view, parentId, usage: ledger.usage(), tried }, 1).pipe(
         withSeed(`${seed}:${k}:${attempt}:propose`),
-        Effect.catchTag("ResearcherError", (e) =>
-          Effect.logWarning(`researcher could not propose under ${parentId}: ${e.message}`).pipe(Effect.as([]))
-        ),
-        Effect.flatMap((proposals) => {
-          for (const p of proposals) {
-            // Parameters whose condition does not hold are held at the default strategy's value, so
-            // a strategy that differs from a tried one only in them is not run again.
-            const strategy = heldSpace !== undefined ? SearchSpace.normalize(heldSpace, p.strategy, runTask.defaultStrategy!) : p.strategy
-            const fingerprint = Fingerprint.of(strategy)
-            if (tried(fingerprint)) continue
-            return Effect.succeed({ proposal: strategy === p.strategy ? p : { ...p, strategy }, fingerprint })
-          }
-          return proposeAttempt(parentId, analysis, attempt + 1)
+        Effect.catchTag("ResearcherError", (e) => {
+          if (failures >= researcherRetries || control?.stopRequested !== undefined) return Effect.succeed(e)
+          const delay = e.retryable ? Math.min(60, 2 ** (failures + 1)) : 0
+          return Effect.logWarning(
+            `researcher could not propose under ${parentId} (${failures + 1} of ${researcherRetries + 1}; ${delay > 0 ? `again in ${delay} s` : "asking again"}): ${e.message}`
+          ).pipe(Effect.andThen(Effect.sleep(`${delay} seconds`)), Effect.andThen(ask(failures + 1)))
         })
       )
+    return Effect.flatMap(ask(0), (proposals) => {
+      if (proposals instanceof Errors.ResearcherError) return Effect.succeed(proposals)
+      // an invalid strategy is not run (nor journaled): the researcher is told in the log, and asked again
+      const invalid: Array<string> = []
+      const warned = <A, E>(next: Effect.Effect<A, E>) =>
+        invalid.length === 0 ? next : Effect.andThen(Effect.logWarning(`researcher proposed an invalid strategy under ${parentId} (not run):\n${invalid.join("\n")}`), next)
+      for (const p of proposals) {
+        const wrong = strategyIssues(p.strategy)
+        if (wrong !== undefined) {
+          invalid.push(wrong)
+          continue
+        }
+        // Parameters whose condition does not hold are held at the default strategy's value, so
+        // a strategy that differs from a tried one only in them is not run again.
+        const strategy = heldSpace !== undefined ? SearchSpace.normalize(heldSpace, p.strategy, runTask.defaultStrategy!) : p.strategy
+        const fingerprint = Fingerprint.of(strategy)
+        if (tried(fingerprint)) continue
+        return warned(Effect.succeed({ proposal: strategy === p.strategy ? p : { ...p, strategy }, fingerprint }))
+      }
+      return warned(proposeAttempt(parentId, analysis, attempt + 1))
+    })
   }
 
   // The analysis is asked for once per run and journaled (committed at once, like the model
@@ -540,6 +649,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         exhausted: tree.view.isExhausted
       }
       const selection = yield* policy.select(tree.view, context).pipe(withSeed(`${seed}:${tree.view.size}:select`))
+      const wrong = SearchPolicy.check(tree.view, context, selection)
+      if (wrong !== undefined) return yield* new Errors.PolicyError({ policy: policy.name, message: `${policy.name} ${wrong}` })
       if (selection._tag === "Stop") {
         if (inFlight.size > 0) {
           yield* awaitWake
@@ -564,6 +675,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       if (picked === undefined) {
         yield* record([JournalEvent.make("NodeExhausted", { nodeId: parentId, at: nowMs() })], "soon")
         continue
+      }
+      // the researcher failed, asked again and again: stop, with nothing marked exhausted (a resumed run asks again)
+      if (picked instanceof Errors.ResearcherError) {
+        reason = `the researcher failed: ${picked.message}`
+        break
       }
       const at = nowMs()
       const spec: ExperimentNode.NodeSpec = {
@@ -650,6 +766,16 @@ const withSeed = (seed: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effe
       nextDoubleUnsafe: () => get().nextDoubleUnsafe()
     })
   })
+
+const isStrategy = Schema.is(Strategy.Strategy)
+const decodeStrategy = Schema.decodeUnknownExit(Strategy.Strategy)
+/** What makes a proposed strategy invalid (each issue naming its field), or `undefined`. */
+const strategyIssues = (strategy: unknown): string | undefined => {
+  // the check first (a few microseconds); the decode only to word what is wrong
+  if (isStrategy(strategy)) return undefined
+  const decoded = decodeStrategy(strategy)
+  return decoded._tag === "Success" ? undefined : TaskFile.formatIssues(Cause.squash(decoded.cause))
+}
 
 /** The longest an event waits for its commit when nothing else commits first. */
 const GROUP_COMMIT = "20 millis"

@@ -622,3 +622,141 @@ describe("Explorer", () => {
       assert.strictEqual(score({ ...makeTask({}).defaultStrategy!, training: { ...makeTask({}).defaultStrategy!.training, learningRate: 0.003, epochs: 4 } }), 1)
     }))
 })
+
+describe("Explorer, given what it cannot do", () => {
+  /** A run with these parts on a fresh memory journal (or the one given). */
+  const runParts = (parts: {
+    readonly policy?: SearchPolicy.SearchPolicyShape
+    readonly researcher?: Researcher.ResearcherShape
+    readonly executor?: ExecutorAgent.ExecutorAgentShape
+    readonly journal?: Journal.Journal["Service"]
+    readonly maxTrials?: number
+    readonly options?: Partial<Explorer.Options>
+  }) =>
+    Explorer.run(makeTask({ maxTrials: parts.maxTrials ?? 6 }), { runId: "g", runDir: "/tmp/unused", seed: 4, ...parts.options }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          Layer.succeed(Journal.Journal, parts.journal ?? Journal.makeMemory()),
+          parts.policy !== undefined ? Layer.succeed(SearchPolicy.SearchPolicy, parts.policy) : Uct.layer(),
+          layers(parts.researcher ?? gridResearcher, parts.executor ?? functionExecutor({ runs: [] }))
+        )
+      )
+    )
+
+  it.live("invalid options fail at once with a typed error naming each field, and nothing is journaled", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const bad = { concurrency: Number.NaN, seed: "abc", runId: "", concurency: 2, retries: -1, onEvent: 5 } as unknown as Partial<Explorer.Options>
+      const error = yield* Effect.flip(runParts({ journal, options: bad }))
+      assert.strictEqual(error._tag, "InvalidInput")
+      const lines = error.message.split("\n")
+      assert.includeMembers(lines, [
+        `concurency: not an option; did you mean "concurrency"?`,
+        "runId: expected a non-empty string, got \"\"",
+        "seed: expected an integer of at least -9007199254740991 (any integer), got \"abc\"",
+        "concurrency: expected an integer of at least 1 (trials in flight at once), got NaN",
+        "retries: expected an integer of at least 0 (retries of a trial that failed for infrastructure reasons), got -1",
+        "onEvent: expected a function, got 5"
+      ])
+      assert.lengthOf(yield* journal.read(), 0)
+    }))
+
+  it.live("a journal of another run is a typed Mismatch that names both runs", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      yield* runParts({ journal, maxTrials: 2 })
+      const error = yield* Effect.flip(runParts({ journal, options: { runId: "other" } }))
+      assert.strictEqual(error._tag, "JournalError")
+      assert.strictEqual((error as Errors.JournalError).reason, "Mismatch")
+      assert.include(error.message, `holds run "g", not "other"`)
+    }))
+
+  it.live("a policy that expands what may not be expanded stops the run with a PolicyError, its journal sound and resumable", () =>
+    Effect.gen(function*() {
+      // always the best node, even once it is exhausted (no isExpandable check): the researcher has one child for it
+      const stubborn: SearchPolicy.SearchPolicyShape = { name: "stubborn", select: (tree) => Effect.succeed(SearchPolicy.expand(tree.best()?.id ?? "root")) }
+      const oneChild: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: (ctx, n) => (ctx.parentId === "root" ? gridResearcher.propose(ctx, n) : Effect.succeed([]))
+      }
+      const journal = Journal.makeMemory()
+      const error = yield* Effect.flip(runParts({ journal, policy: stubborn, researcher: oneChild }))
+      assert.strictEqual(error._tag, "PolicyError")
+      assert.include(error.message, "stubborn chose n1, which may not be expanded (exhausted: the researcher had nothing new under it)")
+      const events = (yield* journal.read()).map((e) => e.event._tag)
+      assert.strictEqual(events.filter((t) => t === "NodeExhausted").length, 1, "exhausted once, not journaled again and again")
+      // mended (the default policy), the run goes on to its budget
+      const summary = yield* runParts({ journal })
+      assert.strictEqual(summary.reason, "budget: maxTrials")
+      assert.strictEqual(summary.tree.size, 6)
+
+      for (const [answer, expected] of [
+        [SearchPolicy.expand("n99"), "chose n99, which may not be expanded (the tree has no such node)"],
+        [{ _tag: "Expnad", nodeId: "root" }, `{"_tag":"Expnad","nodeId":"root"} is not a selection`],
+        [undefined, "undefined is not a selection"]
+      ] as const) {
+        const wrong = yield* Effect.flip(runParts({ policy: { name: "wrong", select: () => Effect.succeed(answer as SearchPolicy.Selection) } }))
+        assert.strictEqual(wrong._tag, "PolicyError")
+        assert.include(wrong.message, expected)
+      }
+    }))
+
+  it.live("a researcher that fails is asked again (retryable errors after a backoff); one that keeps failing stops the run, nothing marked exhausted", () =>
+    Effect.gen(function*() {
+      let failures = 2
+      const flaky: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: (ctx, n) =>
+          failures-- > 0 ? Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "overloaded", retryable: true })) : gridResearcher.propose(ctx, n)
+      }
+      const recovered = yield* runParts({ researcher: flaky, maxTrials: 3 })
+      assert.strictEqual(recovered.reason, "budget: maxTrials")
+      assert.strictEqual(recovered.tree.size, 3)
+
+      const down: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: () => Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "401: invalid x-api-key", retryable: false }))
+      }
+      const journal = Journal.makeMemory()
+      const stopped = yield* runParts({ journal, researcher: down, options: { researcherRetries: 1 } })
+      assert.strictEqual(stopped.reason, "the researcher failed: 401: invalid x-api-key")
+      assert.notInclude((yield* journal.read()).map((e) => e.event._tag), "NodeExhausted")
+      // the key mended: the resumed run proposes and runs its trials
+      const resumed = yield* runParts({ journal })
+      assert.strictEqual(resumed.tree.size, 6)
+    }))
+
+  it.live("an invalid strategy from the researcher is not run nor journaled; the researcher is asked again", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const careless: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: (ctx, n) =>
+          Effect.map(gridResearcher.propose(ctx, n), (ps) =>
+            ++calls % 2 === 1 ? ps.map((p) => ({ ...p, strategy: { ...p.strategy, training: { ...p.strategy.training, learningRate: -1 } } })) : ps)
+      }
+      const journal = Journal.makeMemory()
+      const summary = yield* runParts({ journal, researcher: careless, maxTrials: 3 })
+      assert.strictEqual(summary.tree.size, 3)
+      for (const n of summary.tree.nodes()) assert.isAbove(n.strategy.training.learningRate, 0)
+      assert.isAtLeast(calls, 6, "each invalid answer was followed by another question")
+      const proposed = (yield* journal.read()).flatMap((e) => (e.event._tag === "NodeProposed" ? [e.event.node.strategy.training.learningRate] : []))
+      assert.lengthOf(proposed, 3)
+    }))
+
+  it.live("an executor whose stream dies fails that trial as Infra, naming the defect; the run carries on", () =>
+    Effect.gen(function*() {
+      const log: ExecLog = { runs: [] }
+      const inner = functionExecutor(log)
+      const buggy: ExecutorAgent.ExecutorAgentShape = {
+        name: "buggy",
+        run: (req) => (req.node.id === "n2" ? Stream.concat(Stream.take(inner.run(req), 1), Stream.die(new Error("watch blew up"))) : inner.run(req))
+      }
+      const summary = yield* runParts({ executor: buggy, maxTrials: 4 })
+      assert.strictEqual(summary.reason, "budget: maxTrials")
+      const n2 = summary.tree.get("n2")!
+      assert.strictEqual(n2.state._tag, "Failed")
+      assert.include(n2.state._tag === "Failed" ? n2.state.result.failure?.message : "", `executor "buggy" failed unexpectedly (a bug in it or its backend): watch blew up`)
+      assert.strictEqual([...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded").length, 3)
+    }))
+})

@@ -36,9 +36,8 @@ const lcg = (seed: number) => {
 }
 
 const checkValid = (tree: ExperimentTree.TreeView, ctx: SearchPolicy.SelectionContext, sel: SearchPolicy.Selection, name: string) => {
-  if (sel._tag === "Expand") {
-    assert.ok(SearchPolicy.isExpandable(tree, sel.nodeId, ctx), `${name} chose ${sel.nodeId}, which may not be expanded (${tree.get(sel.nodeId)?.state._tag ?? "unknown"})`)
-  }
+  const wrong = SearchPolicy.check(tree, ctx, sel)
+  assert.ok(wrong === undefined, `${name}: ${wrong}`)
 }
 
 /**
