@@ -406,7 +406,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     return Effect.suspend(() => attempt(0, job)).pipe(
       // a defect in the executor or its backend (a bug: a stream that dies, a throw) fails this trial, loudly, not the run
       Effect.catchDefect((defect) => {
-        const message = `executor "${executor.name}" failed unexpectedly (a bug in it or its backend): ${defect instanceof globalThis.Error ? defect.message : String(defect)}`
+        const message = `executor "${executor.name}" failed unexpectedly (a bug in it or its backend): ${defectMessage(defect)}`
         return Effect.andThen(
           Effect.logError(`trial ${node.id}: ${message}`, defect),
           finish(node.id, "Failed", Result.failure("Infra", message, { retryable: false }))
@@ -510,6 +510,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   finishedCount = lastDistilled
   let reason = "completed"
   let interrupted = false as boolean
+  /** What ends the run as a failure once the trials in flight have finished. */
+  let fatal = undefined as Errors.PolicyError | undefined
 
   const awaitWake = commit.pipe(Effect.andThen(Queue.take(wake)), Effect.andThen(Queue.clear(wake)))
 
@@ -549,6 +551,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     const ask = (failures: number): Effect.Effect<ReadonlyArray<Researcher.Proposal> | Errors.ResearcherError> =>
       researcher.propose({ task: runTask, analysis, tree: tree.view, parentId, usage: ledger.usage(), tried }, 1).pipe(
         withSeed(`${seed}:${k}:${attempt}:propose`),
+        researcherBug("propose"),
         Effect.catchTag("ResearcherError", (e) => {
           if (failures >= researcherRetries || control?.stopRequested !== undefined) return Effect.succeed(e)
           const delay = e.retryable ? Math.min(60, 2 ** (failures + 1)) : 0
@@ -590,6 +593,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     const journaled = tree.view.analysis
     if (journaled !== undefined) return Effect.succeed(journaled)
     return researcher.analyze(runTask).pipe(
+      researcherBug("analyze"),
       Effect.catchTag("ResearcherError", (e) =>
         Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: {} })
       ),
@@ -600,6 +604,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const distill = Effect.gen(function*() {
     const insights = yield* researcher
       .distill({ task: runTask, tree: tree.view, now: yield* now })
+      .pipe(researcherBug("distill"))
       .pipe(Effect.catchTag("ResearcherError", () => Effect.succeed([])))
     const known = new Set(tree.view.insights.map((i) => i.id))
     const fresh = insights.filter((i) => !known.has(i.id))
@@ -648,9 +653,18 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         finished: finishedCount,
         exhausted: tree.view.isExhausted
       }
-      const selection = yield* policy.select(tree.view, context).pipe(withSeed(`${seed}:${tree.view.size}:select`))
-      const wrong = SearchPolicy.check(tree.view, context, selection)
-      if (wrong !== undefined) return yield* new Errors.PolicyError({ policy: policy.name, message: `${policy.name} ${wrong}` })
+      const selection = yield* policy.select(tree.view, context).pipe(
+        withSeed(`${seed}:${tree.view.size}:select`),
+        Effect.catchDefect((defect) => Effect.succeed(new Errors.PolicyError({ policy: policy.name, message: `${policy.name} failed unexpectedly (a bug in it): ${defectMessage(defect)}` })))
+      )
+      const wrong = selection instanceof Errors.PolicyError ? undefined : SearchPolicy.check(tree.view, context, selection)
+      if (selection instanceof Errors.PolicyError || wrong !== undefined) {
+        // no new trial starts; those in flight finish (a bug in the policy costs no training), then the run fails
+        fatal = selection instanceof Errors.PolicyError ? selection : new Errors.PolicyError({ policy: policy.name, message: `${policy.name} ${wrong}` })
+        yield* Effect.logError(`search policy: ${fatal.message}${inFlight.size > 0 ? ` (the run stops once the ${inFlight.size} trial(s) in flight finish)` : ""}`)
+        reason = "the search policy failed"
+        break
+      }
       if (selection._tag === "Stop") {
         if (inFlight.size > 0) {
           yield* awaitWake
@@ -735,13 +749,14 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     // (a stopped run distils on its schedule when it is resumed, as an uninterrupted one would)
     if (control?.stopRequested === undefined && distillEvery > 0 && countFinished(tree.view) > lastDistilled) yield* distill
     updateElapsed()
-    if (!interrupted) {
+    if (!interrupted && fatal === undefined) {
       const bestNode = tree.view.best()
       yield* record([
         JournalEvent.make("RunFinished", { reason, at: yield* now, ...(bestNode !== undefined ? { bestNode: bestNode.id } : {}) })
       ])
     }
   }).pipe(Effect.ensuring(Effect.andThen(Effect.sync(() => unsubscribe?.()), Effect.ignore(commit))))
+  if (fatal !== undefined) return yield* fatal
 
   return {
     runId: options.runId,
@@ -766,6 +781,13 @@ const withSeed = (seed: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effe
       nextDoubleUnsafe: () => get().nextDoubleUnsafe()
     })
   })
+
+const defectMessage = (defect: unknown): string => (defect instanceof globalThis.Error ? defect.message : String(defect))
+
+/** A researcher that throws (a bug) fails as a researcher that errs, not as the run. */
+const researcherBug = (operation: string) => <A, R>(self: Effect.Effect<A, Errors.ResearcherError, R>): Effect.Effect<A, Errors.ResearcherError, R> =>
+  Effect.catchDefect(self, (defect) =>
+    Effect.fail(new Errors.ResearcherError({ operation, message: `${operation} failed unexpectedly (a bug in the researcher): ${defectMessage(defect)}`, retryable: false })))
 
 const isStrategy = Schema.is(Strategy.Strategy)
 const decodeStrategy = Schema.decodeUnknownExit(Strategy.Strategy)

@@ -701,6 +701,37 @@ describe("Explorer, given what it cannot do", () => {
       }
     }))
 
+  it.live("a policy that throws, or answers wrongly while trials run, lets them finish (nothing cancelled), then fails the run", () =>
+    Effect.gen(function*() {
+      const log: ExecLog = { runs: [] }
+      let calls = 0
+      // expands the root twice, then answers nonsense while both trials still run
+      const lapsing: SearchPolicy.SearchPolicyShape = {
+        name: "lapsing",
+        select: () => Effect.succeed(++calls <= 2 ? SearchPolicy.expand("root") : ({ _tag: "Expand", nodeId: "n77" } as SearchPolicy.Selection))
+      }
+      const journal = Journal.makeMemory()
+      const error = yield* Effect.flip(runParts({ journal, policy: lapsing, executor: functionExecutor(log, { stepMillis: 50 }), options: { concurrency: 2 } }))
+      assert.strictEqual(error._tag, "PolicyError")
+      const finished = (yield* journal.read()).flatMap((e) => (e.event._tag === "NodeFinished" ? [`${e.event.nodeId}:${e.event.outcome}`] : []))
+      assert.deepStrictEqual(finished.sort(), ["n1:Succeeded", "n2:Succeeded"])
+      assert.notInclude((yield* journal.read()).map((e) => e.event._tag), "RunFinished")
+
+      const throwing = yield* Effect.flip(runParts({ policy: { name: "throwing", select: () => Effect.sync(() => { throw new Error("off by one") }) } }))
+      assert.strictEqual(throwing._tag, "PolicyError")
+      assert.strictEqual(throwing.message, "throwing failed unexpectedly (a bug in it): off by one")
+    }))
+
+  it.live("a researcher that throws stops the run as one that errs: named, nothing exhausted, resumable", () =>
+    Effect.gen(function*() {
+      const buggy: Researcher.ResearcherShape = { ...gridResearcher, propose: () => Effect.sync(() => { throw new Error("undefined is not a function") }) }
+      const journal = Journal.makeMemory()
+      const stopped = yield* runParts({ journal, researcher: buggy })
+      assert.strictEqual(stopped.reason, "the researcher failed: propose failed unexpectedly (a bug in the researcher): undefined is not a function")
+      assert.notInclude((yield* journal.read()).map((e) => e.event._tag), "NodeExhausted")
+      assert.strictEqual((yield* runParts({ journal })).tree.size, 6)
+    }))
+
   it.live("a researcher that fails is asked again (retryable errors after a backoff); one that keeps failing stops the run, nothing marked exhausted", () =>
     Effect.gen(function*() {
       let failures = 2
