@@ -17,12 +17,50 @@ export const jobsDir = (runDir: string): string => path.join(runDir, "jobs")
 const pad = (n: number) => String(n).padStart(2, "0")
 
 /**
- * A run id: UTC time and the task's name, e.g. `20261122-031500-quickstart`.
+ * A run id: UTC time and the task's name, e.g. `20261122-031500-quickstart`. A run that starts in
+ * the same second as another of the same task under the same folder gets the next free
+ * `-2`, `-3`, ... after it (see {@link create}).
  * @since 0.1.0 @category constructors
  */
 export const newRunId = (taskName: string, now: Date): string => {
   const slug = taskName.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40) || "run"
   return `${now.getUTCFullYear()}${pad(now.getUTCMonth() + 1)}${pad(now.getUTCDate())}-${pad(now.getUTCHours())}${pad(now.getUTCMinutes())}${pad(now.getUTCSeconds())}-${slug}`
+}
+
+/**
+ * Make a new run's directory under `out` (made too if missing) and return it with its id:
+ * {@link newRunId}, or that id with `-2`, `-3`, ... when another run already holds it (two runs
+ * started in the same second). The directory is claimed with a plain `mkdir`, which fails when it
+ * exists, so a new run never lands in another's directory (and never resumes it). Fails with the
+ * system error's code (`ENOTDIR`, `EACCES`, ...) when `out` cannot hold directories.
+ *
+ * @example
+ * ```ts
+ * import { RunDir } from "@trex/cli"
+ * const { runDir, runId } = RunDir.create("trex-runs", "quickstart", new Date())
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const create = (out: string, taskName: string, now: Date): { readonly runId: string; readonly runDir: string } => {
+  const base = newRunId(taskName, now)
+  let madeOut = false
+  for (let n = 1; n < 10_000;) {
+    const runId = n === 1 ? base : `${base}-${n}`
+    const runDir = path.resolve(out, runId)
+    try {
+      fs.mkdirSync(runDir)
+      return { runId, runDir }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      // `out` itself is made only when missing: made with `recursive` first, a file there would read EEXIST
+      if (code === "ENOENT" && !madeOut) {
+        fs.mkdirSync(path.resolve(out), { recursive: true })
+        madeOut = true
+      } else if (code === "EEXIST") n++
+      else throw e
+    }
+  }
+  throw new Error(`${base}: 10000 runs of this task started in one second under ${out}`)
 }
 
 /**

@@ -13,7 +13,7 @@ import * as path from "node:path"
 import { type Budget, Errors, type JournalEvent, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Control, Explorer, ResultCache } from "@trex/mcts"
-import { Deferred, Effect, Fiber, PubSub, Schema, type Scope, Stream } from "effect"
+import { Clock, Deferred, Effect, Fiber, PubSub, Schema, type Scope, Stream } from "effect"
 import { codeFingerprint } from "./internal/codeFingerprint.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
@@ -51,8 +51,8 @@ export interface Prepared {
 }
 
 /**
- * Resolve options into a run: load and check the task, choose the run directory (new, or the
- * one being resumed with the settings it was started with).
+ * Resolve options into a run: load and check the task, make the run's own directory (a new one,
+ * never another run's), or read the one being resumed with the settings it was started with.
  * @since 0.1.0 @category constructors
  */
 export const prepare = (options: Options): Effect.Effect<Prepared, Errors.InvalidInput | Errors.JournalError> =>
@@ -108,13 +108,14 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       task = Simulator.completeTask(task, landscape)
     }
     yield* Wiring.check(settings, task)
-    const runId = RunDir.newRunId(task.name, new Date())
     const out = options.out ?? "trex-runs"
     if (out === "") return yield* invalid("out", "the directory for runs (--out) is empty: name a directory, e.g. trex-runs")
-    const runDir = path.resolve(out, runId)
-    yield* Effect.try({
-      try: () => fs.mkdirSync(runDir, { recursive: true }),
-      catch: (e) => invalid("out", `cannot make the run directory ${runDir} under ${out} (--out): ${(e as NodeJS.ErrnoException).code ?? String(e)}: name a directory you can write`)
+    const now = new Date(yield* Clock.currentTimeMillis)
+    // a directory of its own, even when another run of the task started in the same second
+    const { runDir, runId } = yield* Effect.try({
+      try: () => RunDir.create(out, task.name, now),
+      catch: (e) =>
+        invalid("out", `cannot make the run directory ${path.resolve(out, RunDir.newRunId(task.name, now))} under ${out} (--out): ${(e as NodeJS.ErrnoException).code ?? String(e)}: name a directory you can write`)
     })
     return { task, settings, runDir, runId, seed: options.seed ?? 0, ...(landscape !== undefined ? { landscape } : {}) }
   })
