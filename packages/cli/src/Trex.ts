@@ -20,7 +20,12 @@ import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
 import * as Wiring from "./Wiring.ts"
 
-/** What to run: a task file (or a decoded task and its directory) and the wiring. @since 0.1.0 @category models */
+/**
+ * What to run: a task file (or a decoded task and its directory) and the wiring; or, with
+ * `resume`, a run to continue (and, optionally, its new `maxTrials`). Checked before anything is
+ * written: a value of the wrong type or an unknown key fails with `InvalidInput` naming the field.
+ * @since 0.1.0 @category models
+ */
 export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "taskDir" | "code">> {
   /** Where trials run; default: the task's `backend.kind`, else `local`. */
   readonly backend?: Settings.Settings["backend"]
@@ -30,12 +35,103 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   readonly taskDir?: string
   /** Where runs go (default `trex-runs`). */
   readonly out?: string
-  /** Continue this run directory instead of starting a new one. */
+  /** Continue this run directory instead of starting a new one, with the settings it started with (give no others but `maxTrials`). */
   readonly resume?: string
   readonly seed?: number
   /** The trial budget: of a new run, instead of the task's; with `resume`, the run's from here on. */
   readonly maxTrials?: number
 }
+
+const whole = (least: number) => Schema.Int.check(Schema.isGreaterThanOrEqualTo(least))
+
+/**
+ * {@link Options} as a schema, checked before anything is read or written: a value of the wrong
+ * type (`maxTrials: "5"` from an untyped caller) and a key it does not know (a misspelt
+ * `concurency`) fail with `InvalidInput` naming the field. `undefined` counts as left out;
+ * `task` is checked as a task when it is read.
+ */
+const OptionsSchema = Schema.Struct({
+  taskFile: Schema.optional(Schema.NonEmptyString),
+  task: Schema.optional(Schema.Unknown),
+  taskDir: Schema.optional(Schema.NonEmptyString),
+  out: Schema.optional(Schema.String),
+  resume: Schema.optional(Schema.NonEmptyString),
+  seed: Schema.optional(Schema.Int),
+  maxTrials: Schema.optional(whole(1)),
+  backend: Schema.optional(Settings.BackendKind),
+  researcher: Schema.optional(Settings.ResearcherKind),
+  executor: Schema.optional(Settings.ExecutorKind),
+  policy: Schema.optional(Settings.PolicyKind),
+  scheduler: Schema.optional(Settings.SchedulerKind),
+  modelApi: Schema.optional(Settings.ModelApi),
+  concurrency: Schema.optional(whole(1)),
+  distillEvery: Schema.optional(whole(0)),
+  stagnation: Schema.optional(whole(1)),
+  reuse: Schema.optional(Schema.Boolean)
+})
+
+/** What each option takes, for the messages of `checkOptions`. */
+const takes: { readonly [K in keyof typeof OptionsSchema.fields]: string } = {
+  taskFile: "the path of a task file (YAML or JSON)",
+  task: "a task object, as a task file holds",
+  taskDir: "the directory the task's relative paths are resolved against",
+  out: "the directory that holds run directories, e.g. \"trex-runs\"",
+  resume: "a run directory, e.g. \"trex-runs/20261122-031500-quickstart\"",
+  seed: "a whole number, e.g. 1",
+  maxTrials: "a whole number of at least 1, e.g. 5",
+  backend: `one of ${Settings.BackendKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
+  researcher: `one of ${Settings.ResearcherKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
+  executor: `one of ${Settings.ExecutorKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
+  policy: `one of ${Settings.PolicyKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
+  scheduler: `one of ${Settings.SchedulerKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
+  modelApi: `one of ${Settings.ModelApi.literals.map((l) => JSON.stringify(l)).join(", ")}`,
+  concurrency: "a whole number of at least 1 (experiments in flight at once), e.g. 2",
+  distillEvery: "a whole number of 0 or more (results between insight distillations; 0: never)",
+  stagnation: "a whole number of at least 1 (finished trials without improvement before the run stops)",
+  reuse: "true or false"
+}
+
+/** The options a resumed run takes; the others are the run's own, recorded when it started. */
+const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials"]
+
+const show = (value: unknown): string =>
+  typeof value === "string" ? `${JSON.stringify(value)} (a string)` : typeof value === "number" ? String(value) : value === null ? "null" : Array.isArray(value) ? "an array" : typeof value
+
+/** Check options before anything is read or written: each bad field named, with what it takes. */
+const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    if (typeof options !== "object" || options === null || Array.isArray(options)) {
+      return yield* invalid("options", `the options are ${show(options)}: give an object, e.g. { taskFile: "task.yaml", maxTrials: 5 }`)
+    }
+    const given = options as Record<string, unknown>
+    yield* Schema.decodeUnknownEffect(OptionsSchema)(options, { errors: "all", onExcessProperty: "error" }).pipe(
+      Effect.mapError((e) => {
+        const issues = TaskFile.formatIssues(e, OptionsSchema.ast).split("\n").map((line) => {
+          const m = /^ {2}(\w+): (.*)$/.exec(line)
+          const key = m?.[1]
+          if (key === undefined || !(key in takes) || m![2]!.startsWith("Expected no excess property")) return line
+          return `  ${key}: expected ${takes[key as keyof typeof takes]}, got ${show(given[key])}`
+        })
+        const keys = issues.map((l) => /^ {2}(\w+):/.exec(l)?.[1]).filter((k) => k !== undefined)
+        return invalid(keys.length === 1 ? keys[0]! : "options", `invalid options:\n${issues.join("\n")}`)
+      })
+    )
+    const set = (key: string) => given[key] !== undefined
+    if (set("resume")) {
+      const extra = Object.keys(given).filter((k) => set(k) && !resumeKeys.includes(k))
+      if (extra.length > 0) {
+        return yield* invalid(
+          extra[0]!,
+          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials may be given)`
+        )
+      }
+    } else if (set("taskFile") && set("task")) {
+      return yield* invalid("task", "give taskFile or task, not both")
+    } else if (!set("taskFile") && !set("task")) {
+      return yield* invalid("options", "give taskFile (the path of a task file), task (a task object) or resume (a run directory)")
+    }
+    return options as Options
+  })
 
 /** A prepared run: the task, its settings and where it lives. @since 0.1.0 @category models */
 export interface Prepared {
@@ -51,13 +147,14 @@ export interface Prepared {
 }
 
 /**
- * Resolve options into a run: load and check the task, make the run's own directory (a new one,
- * never another run's), or read the one being resumed with the settings it was started with.
+ * Resolve options into a run: check the options, load and check the task, make the run's own
+ * directory (a new one, never another run's), or read the one being resumed with the settings it
+ * was started with.
  * @since 0.1.0 @category constructors
  */
 export const prepare = (options: Options): Effect.Effect<Prepared, Errors.InvalidInput | Errors.JournalError> =>
   Effect.gen(function*() {
-    if (options.maxTrials !== undefined && !(options.maxTrials >= 1)) return yield* invalid("maxTrials", "maxTrials must be at least 1")
+    yield* checkOptions(options)
     if (options.resume !== undefined) {
       const info = yield* RunDir.load(options.resume)
       const settings = yield* Schema.decodeUnknownEffect(Settings.Settings)(info.started.options).pipe(

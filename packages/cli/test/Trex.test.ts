@@ -2,14 +2,23 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
+import { Errors } from "@trex/core"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
 import * as RunDir from "../src/RunDir.ts"
 import * as Trex from "../src/Trex.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
+const fixtures = path.join(import.meta.dirname, "fixtures")
 const recorded = path.join(root, "examples/recorded-table/task.yaml")
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-api-"))
+
+/** The InvalidInput an effect fails with (it must fail with one). */
+const invalidOf = <A, E>(self: Effect.Effect<A, E>) =>
+  Effect.flip(self).pipe(Effect.map((e) => {
+    assert.instanceOf(e, Errors.InvalidInput, String(e))
+    return e as Errors.InvalidInput
+  }))
 
 describe("Trex: a new run gets a directory of its own", () => {
   it("RunDir.create: a second run in the same second takes the next free suffix, never the first's directory", () => {
@@ -40,5 +49,49 @@ describe("Trex: a new run gets a directory of its own", () => {
         assert.isFalse(events.some((e) => e._tag === "RunResumed"), "not resumed")
         assert.isTrue(events.some((e) => e._tag === "RunFinished"))
       }
+    }))
+})
+
+describe("Trex: options are checked before anything is written", () => {
+  const refused = (options: unknown, source: string, message: RegExp) =>
+    Effect.gen(function*() {
+      const out = tmp()
+      const base = typeof options === "object" && options !== null && !("out" in options) ? { ...options, out } : options
+      const e = yield* invalidOf(Trex.prepare(base as Trex.Options))
+      assert.strictEqual(e.source, source, e.message)
+      assert.match(e.message, message)
+      assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
+    })
+
+  it.effect("a value of the wrong type, from an untyped caller, is named with what the field takes", () =>
+    Effect.gen(function*() {
+      const taskFile = path.join(fixtures, "toy.task.yaml")
+      yield* refused({ taskFile, maxTrials: "5" }, "maxTrials", /maxTrials: expected a whole number of at least 1, e\.g\. 5, got "5" \(a string\)/)
+      yield* refused({ taskFile, maxTrials: 0 }, "maxTrials", /maxTrials: expected a whole number of at least 1/)
+      yield* refused({ taskFile, seed: "x" }, "seed", /seed: expected a whole number, e\.g\. 1, got "x" \(a string\)/)
+      yield* refused({ taskFile, seed: Number.NaN }, "seed", /seed: expected a whole number, e\.g\. 1, got NaN/)
+      yield* refused({ taskFile, out: 5 }, "out", /out: expected the directory that holds run directories, e\.g\. "trex-runs", got 5/)
+      yield* refused({ taskFile, backend: "simulater" }, "backend", /backend: expected one of "local", "simulator"/)
+      yield* refused({ taskFile, seed: "x", concurrency: 0 }, "options", /seed: .*\n {2}concurrency: expected a whole number of at least 1/)
+    }))
+
+  it.effect("an unknown key is refused with the option it likely misspells", () =>
+    refused({ taskFile: path.join(fixtures, "toy.task.yaml"), concurency: 4 }, "concurency", /concurency: Expected no excess property; did you mean "concurrency"\?/))
+
+  it.effect("what to run is said once: a task file, a task or a run to resume, and a resume takes only maxTrials", () =>
+    Effect.gen(function*() {
+      yield* refused({}, "options", /give taskFile \(the path of a task file\), task \(a task object\) or resume \(a run directory\)/)
+      yield* refused({ taskFile: "a.yaml", task: {} }, "task", /give taskFile or task, not both/)
+      yield* refused({ resume: "trex-runs/x", out: "y", seed: 2 }, "out", /a resumed run keeps the task and settings it started with: leave out out, seed/)
+      const e = yield* invalidOf(Trex.prepare(5 as unknown as Trex.Options))
+      assert.match(e.message, /the options are 5: give an object/)
+    }))
+
+  it.live("Trex.start rejects with the InvalidInput, and leaves no run directory", () =>
+    Effect.promise(async () => {
+      const out = tmp()
+      const error = await Trex.start({ taskFile: path.join(fixtures, "toy.task.yaml"), out, maxTrials: "5" as unknown as number }).then(() => undefined, (e: unknown) => e)
+      assert.instanceOf(error, Errors.InvalidInput)
+      assert.deepStrictEqual(fs.readdirSync(out), [])
     }))
 })
