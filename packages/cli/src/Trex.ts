@@ -157,9 +157,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
     yield* checkOptions(options)
     if (options.resume !== undefined) {
       const info = yield* RunDir.load(options.resume)
-      const settings = yield* Schema.decodeUnknownEffect(Settings.Settings)(info.started.options).pipe(
-        Effect.mapError(() => invalid(options.resume!, `${options.resume}: the run's recorded settings are not readable by this trex`))
-      )
+      const settings = yield* recordedSettings(options.resume, info.started)
       yield* sameTrainer(options.resume, info.started.task, settings)
       // the budget as of the last resume that set one, or the one given now
       const current = info.tree.view.task
@@ -218,6 +216,33 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
   })
 
 const invalid = (source: string, message: string) => new Errors.InvalidInput({ source, message })
+
+/**
+ * The settings a run was started with, as `trex run` and `Trex.start` record them. A run wired in
+ * code (`Explorer.run` with its own layers) records none, or its own: the CLI cannot rebuild its
+ * researcher and backend, and says so (no version of trex could). Settings that name a researcher
+ * and a backend yet do not decode were recorded by another trex (a newer one, with a backend or
+ * option this one does not know).
+ */
+const recordedSettings = (runDir: string, started: JournalEvent.Of<"RunStarted">): Effect.Effect<Settings.Settings, Errors.InvalidInput> =>
+  Schema.decodeUnknownEffect(Settings.Settings)(started.options, { errors: "all" }).pipe(
+    Effect.mapError((e) => {
+      const recorded = started.options
+      const fromCli = ["researcher", "backend", "executor", "policy"].every((k) => typeof recorded[k] === "string")
+      return invalid(
+        runDir,
+        fromCli
+          ? `${runDir}: the run's recorded settings are not ones this trex knows:\n${TaskFile.formatIssues(e)}\n` +
+            `The run was likely started by another version of trex (a newer one, with a backend or option this one lacks): resume it with that version. ` +
+            `\`trex status\` and \`trex report\` work on it with this one`
+          : `${runDir}: this run was not started by \`trex run\` or Trex.start: it was wired in code (Explorer.run with its own layers), ` +
+            `and its recorded settings name no researcher or backend trex can rebuild, so \`trex resume\` cannot continue it. ` +
+            `Resume it from code: call Explorer.run again with the same runId (${started.runId}) and runDir, ` +
+            `Journal.Journal.layerSqlite(${JSON.stringify(RunDir.journalFile(runDir))}) and the same policy, researcher, executor and backend layers ` +
+            `(it replays the journal and carries on). \`trex status\` and \`trex report\` work on it as it is`
+      )
+    })
+  )
 
 /**
  * A run resumes only with the trainer it started with: its task folder where it was (the recipe

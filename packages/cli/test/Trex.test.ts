@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Errors } from "@trex/core"
+import { Errors, Journal, JournalEvent, TaskFile } from "@trex/core"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
 import * as RunDir from "../src/RunDir.ts"
@@ -93,5 +93,48 @@ describe("Trex: options are checked before anything is written", () => {
       const error = await Trex.start({ taskFile: path.join(fixtures, "toy.task.yaml"), out, maxTrials: "5" as unknown as number }).then(() => undefined, (e: unknown) => e)
       assert.instanceOf(error, Errors.InvalidInput)
       assert.deepStrictEqual(fs.readdirSync(out), [])
+    }))
+})
+
+describe("Trex: resuming a run wired in code", () => {
+  /** A run directory whose journal holds a RunStarted with these recorded options, as Explorer.run writes it. */
+  const handWired = (options: Record<string, string>) =>
+    Effect.gen(function*() {
+      const { task } = yield* TaskFile.load(path.join(fixtures, "toy.task.yaml"))
+      const runDir = path.join(tmp(), "my-run")
+      fs.mkdirSync(runDir)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const journal = yield* Journal.Journal
+        yield* journal.append([JournalEvent.make("RunStarted", { runId: "my-run", task, seed: 1, options, at: 1 })])
+      }).pipe(Effect.provide(Journal.Journal.layerSqlite(RunDir.journalFile(runDir)))))
+      return runDir
+    })
+
+  it.effect("one that recorded no CLI settings: resume says to resume it from code; status still reads it", () =>
+    Effect.gen(function*() {
+      const runDir = yield* handWired({})
+      const e = yield* invalidOf(Trex.prepare({ resume: runDir }))
+      assert.match(e.message, /this run was not started by `trex run` or Trex\.start: it was wired in code \(Explorer\.run with its own layers\)/)
+      assert.include(e.message, `call Explorer.run again with the same runId (my-run) and runDir, Journal.Journal.layerSqlite(${JSON.stringify(RunDir.journalFile(runDir))})`)
+      assert.match(e.message, /`trex status` and `trex report` work on it/)
+      assert.notMatch(e.message, /not readable by this trex/)
+      assert.strictEqual((yield* RunDir.load(runDir)).started.runId, "my-run")
+    }))
+
+  it.effect("one whose settings name a backend this trex does not know: recorded by another trex", () =>
+    Effect.gen(function*() {
+      const runDir = yield* handWired({
+        taskFile: "t.yaml",
+        taskDir: ".",
+        backend: "modal",
+        researcher: "heuristic",
+        executor: "template",
+        policy: "uct",
+        scheduler: "none",
+        modelApi: "anthropic"
+      })
+      const e = yield* invalidOf(Trex.prepare({ resume: runDir }))
+      assert.match(e.message, /the run's recorded settings are not ones this trex knows:\n {2}backend: Expected "local" \| "simulator"/)
+      assert.match(e.message, /started by another version of trex/)
     }))
 })
