@@ -109,7 +109,7 @@ describe("docs", () => {
       origin.set(name, b)
       return file
     })
-    const entryPoints = ["examples/custom-policy/main.ts", "examples/custom-policy/policy.ts", "examples/embed/server.ts", "examples/embed/client.ts"]
+    const entryPoints = ["examples/custom-policy/main.ts", "examples/custom-policy/policy.ts", "examples/custom-policy/run.ts", "examples/embed/server.ts", "examples/embed/client.ts"]
       .map((f) => path.join(root, f))
     const result = typecheck([...snippetFiles, ...entryPoints])
     const report = (result.stdout + result.stderr).split("\n").filter((l) => l.trim() !== "").map((l) => {
@@ -158,6 +158,19 @@ describe("examples", () => {
     const example = fs.readFileSync(path.join(root, "examples/custom-policy/policy.ts"), "utf8")
     const policy = (code: string) => code.slice(code.indexOf("export const epsilonGreedy")).split("\n}\)")[0]
     assert.strictEqual(policy(block!.code), policy(example))
+  })
+
+  it("the custom-policy guide's run is examples/custom-policy/run.ts, whole, and prints what the guide says", { timeout: 60_000 }, () => {
+    const guide = path.join(root, "docs/guide-custom-policy.md")
+    const text = fs.readFileSync(guide, "utf8")
+    const block = codeBlocks(guide, text).find((b) => b.lang === "ts" && b.code.includes("Explorer.run(task"))
+    assert.isDefined(block, "the guide shows the run")
+    assert.strictEqual(`${block!.code}\n`, fs.readFileSync(path.join(root, "examples/custom-policy/run.ts"), "utf8"))
+    const result = spawnSync(process.execPath, ["--conditions=@trex/source", "examples/custom-policy/run.ts"], { cwd: root, encoding: "utf8", env })
+    assert.strictEqual(result.status, 0, result.stderr)
+    const printed = result.stdout.trim()
+    assert.match(printed, /^finished \(budget: maxTrials\): 20 trials, best n\d+ \(dev_bleu \d+(\.\d+)?\)$/)
+    assert.include(text, `prints \`${printed}\``, "the guide quotes the output")
   })
 
   const servers: Array<ReturnType<typeof spawn>> = []
