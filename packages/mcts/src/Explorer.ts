@@ -515,6 +515,29 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
 
   const awaitWake = commit.pipe(Effect.andThen(Queue.take(wake)), Effect.andThen(Queue.clear(wake)))
 
+  /**
+   * `self`, unless a stop is requested first: then `undefined`, and `self` is interrupted. A
+   * researcher's call (a model that does not answer) never holds a stop up; what it would have
+   * given is dropped, and a resumed run asks again.
+   */
+  const unlessStopped = <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A | undefined, E> =>
+    control === undefined ? self : Effect.raceFirst(self, stopRequested)
+  const stopRequested = Effect.callback<undefined>((resume) => {
+    if (control!.stopRequested !== undefined) return resume(Effect.undefined)
+    const unsubscribe = control!.onChange(() => {
+      if (control!.stopRequested !== undefined) resume(Effect.undefined)
+    })
+    return Effect.sync(unsubscribe)
+  })
+
+  /** Whether model calls may still be paid for: the budget's dollars and tokens, if it has them, are not all spent or held. */
+  function modelBudgetLeft(): boolean {
+    const b = ledger.budget
+    if (b.dollars === undefined && b.tokens === undefined) return true
+    const held = Cost.add(ledger.spent, ledger.reserved)
+    return (b.dollars === undefined || held.dollars < b.dollars) && (b.tokens === undefined || Cost.tokens(held) < b.tokens)
+  }
+
   function estimateCost(): Cost.Cost {
     const declared = runTask.recipe?.estimate
     const base = Cost.make({
@@ -626,9 +649,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         }
         finishedCount = finishedNow
       }
-      if (distillEvery > 0 && finishedCount - lastDistilled >= distillEvery) {
+      if (distillEvery > 0 && finishedCount - lastDistilled >= distillEvery && control?.stopRequested === undefined && modelBudgetLeft()) {
         lastDistilled = finishedCount
-        yield* distill
+        yield* unlessStopped(distill)
       }
       // stopping rules
       const best = tree.view.best()
@@ -644,6 +667,15 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       if (control?.paused === true || inFlight.size >= concurrency) {
         yield* awaitWake
         continue
+      }
+      // a trial must be admissible before the researcher is asked for it (a model's proposal is paid for)
+      if (!ledger.canAdmit(estimateCost())) {
+        if (inFlight.size > 0) {
+          yield* awaitWake
+          continue
+        }
+        reason = `budget: ${ledger.wouldExceed(estimateCost(), 1) ?? ledger.exhausted() ?? "exhausted"}`
+        break
       }
       // select
       const context: SearchPolicy.SelectionContext = {
@@ -683,7 +715,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       }
       // propose
       const parentId = selection.nodeId
-      const picked = yield* propose(parentId)
+      const picked = yield* unlessStopped(propose(parentId))
       // a stop requested while the researcher was proposing: nothing new starts (a resumed run proposes again)
       if (control?.stopRequested !== undefined) continue
       if (picked === undefined) {
@@ -747,7 +779,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       yield* FiberMap.awaitEmpty(fibers)
     }
     // (a stopped run distils on its schedule when it is resumed, as an uninterrupted one would)
-    if (control?.stopRequested === undefined && distillEvery > 0 && countFinished(tree.view) > lastDistilled) yield* distill
+    // (nor when the budget for model calls is spent: a model's distillation would overrun it)
+    if (control?.stopRequested === undefined && distillEvery > 0 && countFinished(tree.view) > lastDistilled && modelBudgetLeft()) yield* distill
     updateElapsed()
     if (!interrupted && fatal === undefined) {
       const bestNode = tree.view.best()

@@ -472,6 +472,29 @@ describe("Explorer", () => {
       assert.notInclude(tags, "InsightsDistilled", "no distillation off its schedule (a resumed run distils on it)")
     }))
 
+  it.live("a drain does not wait for a researcher that does not answer: its call is dropped, the trials in flight finish", () =>
+    Effect.gen(function*() {
+      const control = new Control()
+      let calls = 0
+      const asked = yield* Deferred.make<void>()
+      const hanging: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        // the third call hangs, as a model that never answers
+        propose: (ctx, n) => (++calls === 3 ? Effect.andThen(Deferred.succeed(asked, undefined), Effect.never) : gridResearcher.propose(ctx, n))
+      }
+      const journal = Journal.makeMemory()
+      const fiber = yield* runWith(journal, { maxTrials: 10, control, researcher: hanging }).pipe(Effect.forkChild)
+      yield* Deferred.await(asked)
+      control.stop("drain")
+      const summary = yield* Fiber.join(fiber).pipe(Effect.timeout("10 seconds"))
+      assert.strictEqual(summary.reason, "stopped by request")
+      const tags = (yield* journal.read()).map((e) => e.event._tag)
+      const proposed = tags.filter((t) => t === "NodeProposed").length
+      assert.isAbove(proposed, 0)
+      assert.strictEqual(tags.filter((t) => t === "NodeFinished").length, proposed, "each trial started finished")
+      assert.strictEqual(calls, 3, "the researcher was not asked again")
+    }))
+
   /** A trial's result for a strategy of the toy landscape. */
   const scored = (strategy: Strategy.Strategy) => {
     const s = score(strategy)
@@ -755,6 +778,47 @@ describe("Explorer, given what it cannot do", () => {
       // the key mended: the resumed run proposes and runs its trials
       const resumed = yield* runParts({ journal })
       assert.strictEqual(resumed.tree.size, 6)
+    }))
+
+  it.live("under a dollar budget, a paid proposal is asked for only when its trial can be admitted, and nothing is distilled once it is spent", () =>
+    Effect.gen(function*() {
+      const call = Cost.make({ inputTokens: 1000, outputTokens: 100, dollars: 0.002 })
+      let asked = 0
+      // every answer new (no duplicate is asked for again): each paid proposal is a trial, unless it is dropped
+      const paid: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: (ctx) =>
+          Effect.gen(function*() {
+            yield* (yield* CostMeter.CostMeter).record(call, "propose")
+            const i = ++asked
+            return [{ strategy: { ...defaultStrategy, training: { ...defaultStrategy.training, extra: { i } } }, rationale: `try ${i}` }]
+          }),
+        distill: () =>
+          Effect.gen(function*() {
+            yield* (yield* CostMeter.CostMeter).record(call, "distill")
+            return []
+          })
+      }
+      // each trial costs $0.01 (a rented GPU): admission holds the mean back for each trial in flight
+      const inner = functionExecutor({ runs: [] }, { stepMillis: 10 })
+      const rented: ExecutorAgent.ExecutorAgentShape = {
+        name: "rented",
+        run: (req) => Stream.map(inner.run(req), (e) => (e._tag === "Finished" ? { ...e, result: { ...e.result, cost: { ...e.result.cost, dollars: 0.01 } } } : e))
+      }
+      const journal = Journal.makeMemory()
+      const summary = yield* Explorer.run(makeTask({ dollars: 0.06 }), { runId: "d", runDir: "/tmp/unused", seed: 1, concurrency: 3, distillEvery: 2 }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(paid, rented)))
+      )
+      assert.match(summary.reason, /^budget: dollars/)
+      const events = (yield* journal.read()).map((e) => e.event)
+      const proposals = events.filter((e) => e._tag === "BudgetCharged" && e.reason === "propose").length
+      const trials = events.filter((e) => e._tag === "NodeProposed").length
+      assert.isAtMost(proposals - trials, 1, `${proposals} paid proposals for ${trials} trials: only the one that crossed the limit may be dropped`)
+      const spentAt = events.findIndex((e, i) =>
+        e._tag === "BudgetCharged" && events.slice(0, i + 1).reduce((a, x) => a + (x._tag === "BudgetCharged" ? x.cost.dollars : 0), 0) >= 0.06 - 1e-9)
+      if (spentAt >= 0) {
+        assert.notInclude(events.slice(spentAt + 1).map((e) => e._tag === "BudgetCharged" ? e.reason : ""), "distill", "no distillation after the dollars were spent")
+      }
     }))
 
   it.live("an invalid strategy from the researcher is not run nor journaled; the researcher is asked again", () =>
