@@ -7,7 +7,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Errors, TaskFile } from "@trex/core"
-import { Control } from "@trex/mcts"
+import { Control, Explorer } from "@trex/mcts"
 import { Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Bench from "./Bench.ts"
@@ -42,6 +42,7 @@ export const execute = (prepared: Trex.Prepared) =>
     // The first Ctrl-C (or SIGTERM) stops starting trials and lets the running ones finish; a second cancels them.
     const control = new Control.Control()
     let stoppedBy: NodeJS.Signals | undefined
+    let summary: Explorer.Summary | undefined
     yield* Effect.scoped(Effect.gen(function*() {
       yield* StopSignal.onFirstSignal((signal) => {
         stoppedBy = signal
@@ -53,7 +54,7 @@ export const execute = (prepared: Trex.Prepared) =>
           (text) => process.stderr.write(text)
         )
       })
-      yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, control }).pipe(
+      summary = yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, control }).pipe(
         Effect.ensuring(Effect.sync(() => view.close())),
         Effect.onInterrupt(() => out(`\nstopped, running trials cancelled; continue with: trex resume ${runDir}`))
       )
@@ -70,11 +71,17 @@ export const execute = (prepared: Trex.Prepared) =>
     const info = yield* RunDir.load(runDir)
     yield* writeReport(path.join(runDir, "report.md"), Status.toMarkdown(info))
     yield* out(["", Status.toText(info, runDir), "", `report: ${path.join(runDir, "report.md")}`].join("\n"))
-    // a search whose every trial failed found nothing: say so, and exit 1 for scripts
+    // a search that found nothing (every trial failed, or none ran), or whose researcher failed: say so, and exit 1 for scripts
     const failed = [...info.tree.view.nodes()].filter((n) => n.state._tag === "Failed").length
-    if (info.tree.view.best() === undefined && failed > 0 && stoppedBy === undefined) {
+    const researcherFailed = summary?.reason.startsWith(Explorer.RESEARCHER_FAILED) === true
+    if ((info.tree.view.best() === undefined || researcherFailed) && stoppedBy === undefined) {
+      const why = researcherFailed
+        ? `${summary!.reason}; once it is mended (its key, model or network), continue with: trex resume ${runDir}`
+        : failed > 0
+        ? `no trial succeeded (${failed} failed): their reasons are above and in ${path.join(runDir, "report.md")}`
+        : `no trial ran (${summary?.reason ?? "the run ended"})`
       yield* Effect.sync(() => {
-        process.stderr.write(`trex: no trial succeeded (${failed} failed): their reasons are above and in ${path.join(runDir, "report.md")}\n`)
+        process.stderr.write(`trex: ${why}\n`)
         process.exitCode = 1
       })
     }

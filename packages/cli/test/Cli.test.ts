@@ -11,6 +11,7 @@ import { codeFingerprint } from "../src/internal/codeFingerprint.ts"
 import * as RunDir from "../src/RunDir.ts"
 import * as NodeVersion from "../src/nodeVersion.ts"
 import * as Settings from "../src/Settings.ts"
+import * as Fake from "../../agents/test/support/FakeAnthropicServer.ts"
 import { gone } from "../../executors/test/support/process.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -424,6 +425,32 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.match(r.stderr, /no trial succeeded \(2 failed\): their reasons are above and in .*report\.md/)
     assert.match(r.stdout, /FAILED Crash/)
   })
+
+  it.live("a researcher whose model refuses the key stops the run with exit 1, nothing exhausted, and says how to go on", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make(() => Fake.error(401, "authentication_error", "invalid x-api-key"))
+      const out = tmp()
+      const r = yield* Effect.promise(() =>
+        new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+          const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(fixtures, "toy.task.yaml"), "--researcher", "claude", "--out", out], {
+            cwd: root,
+            stdio: ["ignore", "pipe", "pipe"],
+            env: { ...process.env, ANTHROPIC_API_KEY: "sk-wrong", ANTHROPIC_BASE_URL: server.url }
+          })
+          let stdout = ""
+          let stderr = ""
+          child.stdout.on("data", (d) => (stdout += d))
+          child.stderr.on("data", (d) => (stderr += d))
+          child.once("exit", (status) => resolve({ status, stdout, stderr }))
+        })
+      )
+      assert.strictEqual(r.status, 1, r.stderr)
+      const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+      assert.match(r.stderr, new RegExp(`trex: the researcher failed: .*invalid x-api-key.*; once it is mended \\(its key, model or network\\), continue with: trex resume ${runDir}`))
+      const events = yield* RunDir.readEntries(runDir)
+      assert.notInclude(events.map((e) => e.event._tag), "NodeExhausted")
+      assert.notInclude(events.map((e) => e.event._tag), "NodeProposed")
+    }), { timeout: 120_000 })
 
   it("a second controller on the same run is refused with a clear message", async () => {
     const out = tmp()

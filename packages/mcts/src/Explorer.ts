@@ -119,6 +119,13 @@ export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, E
  */
 export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyError
 
+/**
+ * How the reason of a run begins when its researcher kept failing (`the researcher failed: <its
+ * error>`): nothing was marked exhausted, and a resume asks it again.
+ * @since 0.1.0 @category models
+ */
+export const RESEARCHER_FAILED = "the researcher failed"
+
 const OPTION_KEYS: ReadonlyArray<keyof Options> = [
   "runId", "runDir", "seed", "concurrency", "distillEvery", "budget", "stagnation", "scheduler", "cache", "control",
   "onEvent", "retries", "proposalAttempts", "researcherRetries", "recorded"
@@ -724,7 +731,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       }
       // the researcher failed, asked again and again: stop, with nothing marked exhausted (a resumed run asks again)
       if (picked instanceof Errors.ResearcherError) {
-        reason = `the researcher failed: ${picked.message}`
+        reason = `${RESEARCHER_FAILED}: ${picked.message}`
         break
       }
       const at = nowMs()
