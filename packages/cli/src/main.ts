@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { NodeServices } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit, Runtime } from "effect"
+import { Cause, Console, Effect, Exit, Logger, Runtime } from "effect"
 import { CliOutput, Command } from "effect/cli"
 import { command } from "./Cli.ts"
 import { exitCodeOf, firstSignal } from "./internal/stopSignal.ts"
@@ -38,7 +38,9 @@ const program = Command.run(command, { version: "0.1.0" }).pipe(
   // Parse errors are printed by the CLI framework itself; exit 2 as for any bad input.
   Effect.catchIf((e) => typeof e === "object" && e !== null && "_tag" in e, () => Effect.sync(() => void (process.exitCode = 2))),
   Effect.provide(presenter),
-  Effect.provide(NodeServices.layer)
+  Effect.provide(NodeServices.layer),
+  // warnings and errors go to stderr: stdout carries the run's progress and results (and may be piped)
+  Effect.provideService(Logger.LogToStderr, true)
 )
 
 /**
