@@ -429,8 +429,10 @@ export class ExperimentTree {
         for (const i of event.insights) this.insightList.push(i)
         return
       case "AnalysisCompleted":
-        // the explorer journals one per run; should a journal hold more, the first is the one its proposals saw
-        this.analysis ??= event.analysis
+        // the explorer journals one per run, and another only for one that failed (`notes.failed`) when the
+        // run then stopped because its researcher kept failing; should a journal hold more, the first is the one
+        // its proposals saw
+        if (this.analysis === undefined || this.analysis.notes["failed"] === true) this.analysis = event.analysis
         return
       case "RunResumed":
         if (event.budget !== undefined) this.currentTask = { ...this.currentTask, budget: event.budget }

@@ -619,13 +619,17 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   // uninterrupted run proposes from that placeholder to the end, so a resumed one must as well
   // (and a failure that was charged is not charged again). Only a kill before the event is
   // committed makes the resumed run ask again.
+  // (Except after a stop because the researcher kept failing: an analysis that failed then, in the
+  // same outage, is asked for again, as the run had not got past its researcher.)
+  let reaskAnalysis = replayed.stoppedByResearcher && tree.view.analysis?.notes["failed"] === true
   const analysisOnce = Effect.suspend(() => {
     const journaled = tree.view.analysis
-    if (journaled !== undefined) return Effect.succeed(journaled)
+    if (journaled !== undefined && !reaskAnalysis) return Effect.succeed(journaled)
+    reaskAnalysis = false
     return researcher.analyze(runTask).pipe(
       researcherBug("analyze"),
       Effect.catchTag("ResearcherError", (e) =>
-        Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: {} })
+        Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: { failed: true } })
       ),
       Effect.tap((analysis) => Effect.suspend(() => record([JournalEvent.make("AnalysisCompleted", { analysis, at: nowMs() })])))
     )
@@ -856,6 +860,7 @@ const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task)
   let best = -Infinity
   let trialCost = Cost.zero
   let trialsCosted = 0
+  let stoppedByResearcher = false
   const counted = new Set<string>()
   for (const { event } of entries) {
     if (event._tag === "BudgetCharged" && event.reason === "trial") {
@@ -871,8 +876,9 @@ const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task)
         atBest = finished - reused
       }
     } else if (event._tag === "InsightsDistilled") atDistill = finished
+    else if (event._tag === "RunFinished") stoppedByResearcher = event.reason.startsWith(RESEARCHER_FAILED)
   }
-  return { atDistill, atBest, reused, trialCost, trialsCosted }
+  return { atDistill, atBest, reused, trialCost, trialsCosted, stoppedByResearcher }
 }
 
 /** A fingerprint that is in the tree already (finished, running or queued; not cancelled). */

@@ -767,17 +767,23 @@ describe("Explorer, given what it cannot do", () => {
       assert.strictEqual(recovered.reason, "budget: maxTrials")
       assert.strictEqual(recovered.tree.size, 3)
 
+      const refused = (operation: string) => new Errors.ResearcherError({ operation, message: "401: invalid x-api-key", retryable: false })
       const down: Researcher.ResearcherShape = {
         ...gridResearcher,
-        propose: () => Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "401: invalid x-api-key", retryable: false }))
+        analyze: () => Effect.fail(refused("analyze")),
+        propose: () => Effect.fail(refused("propose"))
       }
       const journal = Journal.makeMemory()
       const stopped = yield* runParts({ journal, researcher: down, options: { researcherRetries: 1 } })
       assert.strictEqual(stopped.reason, "the researcher failed: 401: invalid x-api-key")
+      assert.strictEqual(stopped.tree.analysis?.summary, "analysis failed: 401: invalid x-api-key")
       assert.notInclude((yield* journal.read()).map((e) => e.event._tag), "NodeExhausted")
-      // the key mended: the resumed run proposes and runs its trials
+      // the key mended: the resumed run asks for the analysis again (it failed in the same outage), proposes and runs its trials
       const resumed = yield* runParts({ journal })
       assert.strictEqual(resumed.tree.size, 6)
+      assert.strictEqual(resumed.tree.analysis?.summary, (yield* gridResearcher.analyze(makeTask({}))).summary)
+      const folded = ExperimentTree.fold((yield* journal.read()).map((e) => e.event))!
+      assert.strictEqual(folded.view.analysis?.summary, resumed.tree.analysis?.summary, "a replay sees the analysis asked for again")
     }))
 
   it.live("under a dollar budget, a paid proposal is asked for only when its trial can be admitted, and nothing is distilled once it is spent", () =>
