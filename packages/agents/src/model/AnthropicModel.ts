@@ -10,6 +10,7 @@
 import Anthropic from "@anthropic-ai/sdk"
 import type * as Sdk from "@anthropic-ai/sdk/resources/messages/messages"
 import { Config, Effect, Layer, Option, Redacted, Stream } from "effect"
+import * as Http from "../internal/modelHttp.ts"
 import * as Model from "./Model.ts"
 import * as Pricing from "./Pricing.ts"
 
@@ -30,40 +31,53 @@ export interface Options {
 
 const PROVIDER = "anthropic"
 
-const retryAfterMs = (headers: Headers | undefined): number | undefined => {
-  const ms = headers?.get("retry-after-ms")
-  if (ms != null && Number.isFinite(Number(ms))) return Number(ms)
-  const value = headers?.get("retry-after")
-  if (value == null) return undefined
-  const seconds = Number(value)
-  if (Number.isFinite(seconds)) return seconds * 1000
-  const date = Date.parse(value)
-  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined
-}
-
 const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504, 529])
 
-/** Map anything the SDK throws to a `ModelError`, with the key scrubbed from the message. */
-const toModelError = (apiKey: Redacted.Redacted<string>) => (cause: unknown): Model.ModelError => {
+/** A copy of the error with the key scrubbed from its message. */
+const scrubbed = (apiKey: Redacted.Redacted<string>) => (e: Model.ModelError): Model.ModelError => {
   const secret = Redacted.value(apiKey)
-  const scrub = (s: string) => (secret.length > 0 ? s.split(secret).join("[redacted]") : s)
-  if (cause instanceof Anthropic.APIConnectionError) {
-    return new Model.ModelError({ provider: PROVIDER, message: scrub(`connection error: ${cause.message}`), retryable: true })
-  }
+  if (secret.length === 0 || !e.message.includes(secret)) return e
+  return new Model.ModelError({ ...e, message: e.message.split(secret).join("[redacted]") })
+}
+
+/**
+ * Map anything the SDK or the body read throws to a `ModelError`, with the key scrubbed: lost
+ * connections (refused, reset, cut while the body is read) are retryable and name the base URL.
+ */
+const toModelError = (apiKey: Redacted.Redacted<string>, endpoint: Http.Endpoint) => (cause: unknown): Model.ModelError => {
+  const scrub = scrubbed(apiKey)
+  if (cause instanceof Model.ModelError) return scrub(cause)
   if (cause instanceof Anthropic.APIError && cause.status !== undefined) {
     const body = cause.error as { error?: { type?: string; message?: string } } | undefined
     const detail = body?.error !== undefined ? `${body.error.type ?? "error"}: ${body.error.message ?? ""}` : cause.message
-    const after = retryAfterMs(cause.headers)
-    return new Model.ModelError({
+    const after = Http.retryAfterMs(cause.headers)
+    return scrub(new Model.ModelError({
       provider: PROVIDER,
-      message: scrub(`HTTP ${cause.status} ${detail}`),
+      message: `HTTP ${cause.status} ${detail}${Http.statusHint(endpoint, cause.status)}`,
       status: cause.status,
       retryable: RETRYABLE.has(cause.status),
       ...(after !== undefined ? { retryAfterMs: after } : {})
-    })
+    }))
   }
+  if (cause instanceof Anthropic.APIConnectionError || Http.isConnectionFailure(cause)) return scrub(Http.connectionError(endpoint, cause))
   const message = cause instanceof Error ? cause.message : String(cause)
-  return new Model.ModelError({ provider: PROVIDER, message: scrub(message), retryable: false })
+  return scrub(new Model.ModelError({ provider: PROVIDER, message, retryable: false }))
+}
+
+/** The body of a 200 as a Messages API response, or a `ModelError` saying what came back instead. */
+const parseMessage = (endpoint: Http.Endpoint, response: Response, body: string): Sdk.Message => {
+  const type = response.headers.get("content-type")
+  let json: unknown
+  try {
+    json = JSON.parse(body)
+  } catch {
+    throw Http.unexpectedBody(endpoint, response.url, type, body)
+  }
+  const m = json as Partial<Sdk.Message> | null
+  if (m === null || typeof m !== "object" || !Array.isArray(m.content)) {
+    throw Http.unexpectedBody(endpoint, response.url, type, body, "JSON without a content list")
+  }
+  return m as Sdk.Message
 }
 
 const cached = { type: "ephemeral" } as const
@@ -134,11 +148,11 @@ const toParams = (model: string, request: Model.Request): Sdk.MessageCreateParam
   }
 }
 
-const toUsage = (u: Partial<Sdk.Usage> | Sdk.MessageDeltaUsage): Model.Usage => ({
-  inputTokens: u.input_tokens ?? 0,
-  outputTokens: u.output_tokens ?? 0,
-  cacheReadTokens: u.cache_read_input_tokens ?? 0,
-  cacheWriteTokens: u.cache_creation_input_tokens ?? 0
+const toUsage = (u: Partial<Sdk.Usage> | Sdk.MessageDeltaUsage | undefined): Model.Usage => ({
+  inputTokens: u?.input_tokens ?? 0,
+  outputTokens: u?.output_tokens ?? 0,
+  cacheReadTokens: u?.cache_read_input_tokens ?? 0,
+  cacheWriteTokens: u?.cache_creation_input_tokens ?? 0
 })
 
 /** Folds SSE events into our stream events and, at the end, the whole response. */
@@ -219,17 +233,29 @@ export const make = (options: Options): Model.ModelShape => {
     timeout: options.timeoutMs ?? 600_000,
     ...(options.baseURL !== undefined ? { baseURL: options.baseURL } : {})
   })
-  const fail = toModelError(options.apiKey)
+  const endpoint: Http.Endpoint = {
+    provider: PROVIDER,
+    baseURL: client.baseURL,
+    baseUrlVar: "ANTHROPIC_BASE_URL",
+    keyVar: "ANTHROPIC_API_KEY",
+    expected: "a Messages API response"
+  }
+  const fail = toModelError(options.apiKey, endpoint)
   return Model.make({
     provider: PROVIDER,
     model,
     prices: options.prices ?? Pricing.forModel(model),
     generate: (request) =>
       Effect.tryPromise({
-        try: (signal) => client.messages.create(toParams(model, request), { signal }),
+        // The body is read here, not by the SDK: a cut connection is then a connection error, and
+        // a 200 that is not a message (an HTML page from a proxy) says what it was.
+        try: async (signal) => {
+          const response = await client.messages.create(toParams(model, request), { signal }).asResponse()
+          return parseMessage(endpoint, response, await response.text())
+        },
         catch: fail
       }).pipe(Effect.map((m): Model.Response => ({
-        model: m.model,
+        model: m.model ?? model,
         content: m.content.map(fromBlock),
         stopReason: m.stop_reason ?? "end_turn",
         usage: toUsage(m.usage)
@@ -240,12 +266,36 @@ export const make = (options: Options): Model.ModelShape => {
           Effect.sync(() => new AbortController()),
           (c) => Effect.sync(() => c.abort())
         )
-        const events = yield* Effect.tryPromise({
-          try: () => client.messages.create({ ...toParams(model, request), stream: true }, { signal: controller.signal }),
+        const { data: events, response } = yield* Effect.tryPromise({
+          try: () => client.messages.create({ ...toParams(model, request), stream: true }, { signal: controller.signal }).withResponse(),
           catch: fail
         })
+        const type = response.headers.get("content-type")
+        if (!/text\/event-stream/i.test(type ?? "")) {
+          const body = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
+          return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url, type, body)))
+        }
         const step = accumulator(model)
-        return Stream.fromAsyncIterable(events, fail).pipe(Stream.flatMap((e) => Stream.fromIterable(step(e))))
+        let done = false
+        return Stream.fromAsyncIterable(events, fail).pipe(
+          Stream.flatMap((e) => {
+            try {
+              const out = step(e)
+              if (out.some((x) => x._tag === "Done")) done = true
+              return Stream.fromIterable(out)
+            } catch (cause) {
+              return Stream.fail(fail(new Error(`malformed stream event ${e.type}: ${Http.describeCause(cause)}`)))
+            }
+          }),
+          // A stream ends with its whole response or fails: never quietly with part of it.
+          Stream.concat(Stream.suspend(() =>
+            done ? Stream.empty : Stream.fail(new Model.ModelError({
+              provider: PROVIDER,
+              message: `the event stream from ${response.url} ended before message_stop: the response is incomplete`,
+              retryable: true
+            }))
+          ))
+        )
       }))
   }, options.retry)
 }

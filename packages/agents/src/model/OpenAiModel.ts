@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import { Config, Effect, Layer, Option, Redacted, Stream } from "effect"
+import * as Http from "../internal/modelHttp.ts"
 import * as Model from "./Model.ts"
 import * as Pricing from "./Pricing.ts"
 
@@ -125,31 +126,61 @@ async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string
  */
 export const make = (options: Options): Model.ModelShape => {
   const secret = options.apiKey === undefined ? "" : Redacted.value(options.apiKey)
-  const scrub = (s: string) => (secret.length > 0 ? s.split(secret).join("[redacted]") : s)
+  const scrub = (e: Model.ModelError): Model.ModelError =>
+    secret.length > 0 && e.message.includes(secret) ? new Model.ModelError({ ...e, message: e.message.split(secret).join("[redacted]") }) : e
   const url = `${options.baseURL.replace(/\/+$/, "")}/chat/completions`
-  const fail = (e: unknown): Model.ModelError =>
-    e instanceof Model.ModelError ? e : new Model.ModelError({
-      provider: PROVIDER,
-      message: scrub(`connection error: ${e instanceof Error ? e.message : String(e)}`),
-      retryable: !(e instanceof Error && e.name === "AbortError")
-    })
+  const timeoutMs = options.timeoutMs ?? 600_000
+  const endpoint: Http.Endpoint = {
+    provider: PROVIDER,
+    baseURL: options.baseURL,
+    baseUrlVar: "OPENAI_BASE_URL",
+    keyVar: "OPENAI_API_KEY",
+    expected: "a chat completion"
+  }
+  const fail = (e: unknown): Model.ModelError => {
+    if (e instanceof Model.ModelError) return scrub(e)
+    if (e instanceof Error && e.name === "TimeoutError") {
+      return new Model.ModelError({ provider: PROVIDER, message: `no answer from ${url} within ${timeoutMs} ms`, retryable: true })
+    }
+    if (e instanceof Error && e.name === "AbortError") return new Model.ModelError({ provider: PROVIDER, message: "aborted", retryable: false })
+    if (Http.isConnectionFailure(e)) return scrub(Http.connectionError(endpoint, e))
+    return scrub(new Model.ModelError({ provider: PROVIDER, message: Http.describeCause(e), retryable: false }))
+  }
   const post = async (body: unknown, signal: AbortSignal): Promise<Response> => {
     const response = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json", ...(secret.length > 0 ? { authorization: `Bearer ${secret}` } : {}) },
       body: JSON.stringify(body),
-      signal: AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs ?? 600_000)])
+      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
     })
     if (response.ok) return response
     const text = await response.text().catch(() => "")
-    const after = Number(response.headers.get("retry-after"))
+    const after = Http.retryAfterMs(response.headers)
     throw new Model.ModelError({
       provider: PROVIDER,
-      message: scrub(`HTTP ${response.status} ${text.slice(0, 500)}`),
+      message: `HTTP ${response.status} ${text.slice(0, 500)}${Http.statusHint(endpoint, response.status)}`,
       status: response.status,
       retryable: RETRYABLE.has(response.status),
-      ...(Number.isFinite(after) && after > 0 ? { retryAfterMs: after * 1000 } : {})
+      ...(after !== undefined ? { retryAfterMs: after } : {})
     })
+  }
+  /** The body of a 200 as a chat completion, or a `ModelError` saying what came back instead. */
+  const parseCompletion = (response: Response, body: string) => {
+    const type = response.headers.get("content-type")
+    let json: unknown
+    try {
+      json = JSON.parse(body)
+    } catch {
+      throw Http.unexpectedBody(endpoint, response.url || url, type, body)
+    }
+    const c = json as { model?: unknown; choices?: unknown; usage?: ChatUsage } | null
+    const choice = c !== null && typeof c === "object" && Array.isArray(c.choices)
+      ? c.choices[0] as { message?: ChatMessage; finish_reason?: string | null } | undefined
+      : undefined
+    if (choice?.message === undefined || choice.message === null || typeof choice.message !== "object") {
+      throw Http.unexpectedBody(endpoint, response.url || url, type, body, "JSON without choices[0].message")
+    }
+    return { model: typeof c!.model === "string" ? c!.model : options.model, choice: { message: choice.message, finish: choice.finish_reason }, usage: c!.usage }
   }
   return Model.make({
     provider: PROVIDER,
@@ -158,17 +189,12 @@ export const make = (options: Options): Model.ModelShape => {
     generate: (request) =>
       Effect.tryPromise({
         try: async (signal) => {
-          const json = await (await post(toBody(options.model, request, false), signal)).json() as {
-            model?: string
-            choices: ReadonlyArray<{ message: ChatMessage; finish_reason?: string | null }>
-            usage?: ChatUsage
-          }
-          const choice = json.choices[0]
-          if (choice === undefined) throw new Model.ModelError({ provider: PROVIDER, message: "the response has no choices", retryable: false })
+          const response = await post(toBody(options.model, request, false), signal)
+          const json = parseCompletion(response, await response.text())
           return {
-            model: json.model ?? options.model,
-            content: toContent(choice.message),
-            stopReason: stopReason(choice.finish_reason),
+            model: json.model,
+            content: toContent(json.choice.message),
+            stopReason: stopReason(json.choice.finish),
             usage: toUsage(json.usage)
           } satisfies Model.Response
         },
@@ -178,18 +204,27 @@ export const make = (options: Options): Model.ModelShape => {
       Stream.unwrap(Effect.gen(function*() {
         const controller = yield* Effect.acquireRelease(Effect.sync(() => new AbortController()), (c) => Effect.sync(() => c.abort()))
         const response = yield* Effect.tryPromise({ try: () => post(toBody(options.model, request, true), controller.signal), catch: fail })
+        const type = response.headers.get("content-type")
+        if (!/text\/event-stream/i.test(type ?? "") || response.body === null) {
+          const body = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
+          return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url || url, type, body)))
+        }
         let text = ""
         const calls: Array<{ id: string; name: string; args: string }> = []
         let finish: string | null | undefined
         let usage: ChatUsage | undefined
-        const step = (data: string): ReadonlyArray<Model.StreamEvent> => {
-          if (data === "[DONE]") {
-            const message: ChatMessage = {
-              content: text,
-              tool_calls: calls.map((c) => ({ id: c.id, function: { name: c.name, arguments: c.args } }))
-            }
-            return [{ _tag: "Done", response: { model: options.model, content: toContent(message), stopReason: stopReason(finish), usage: toUsage(usage) } }]
+        let done = false
+        const assembled = (): Model.StreamEvent => {
+          done = true
+          const message: ChatMessage = {
+            content: text,
+            tool_calls: calls.map((c) => ({ id: c.id, function: { name: c.name, arguments: c.args } }))
           }
+          return { _tag: "Done", response: { model: options.model, content: toContent(message), stopReason: stopReason(finish), usage: toUsage(usage) } }
+        }
+        const step = (data: string): ReadonlyArray<Model.StreamEvent> => {
+          if (done) return []
+          if (data === "[DONE]") return [assembled()]
           const chunk = JSON.parse(data) as {
             choices?: ReadonlyArray<{ delta?: { content?: string | null; tool_calls?: ReadonlyArray<{ index: number; id?: string; function?: { name?: string; arguments?: string } }> }; finish_reason?: string | null }>
             usage?: ChatUsage | null
@@ -214,7 +249,26 @@ export const make = (options: Options): Model.ModelShape => {
           }
           return out
         }
-        return Stream.fromAsyncIterable(sseData(response.body!), fail).pipe(Stream.flatMap((d) => Stream.fromIterable(step(d))))
+        return Stream.fromAsyncIterable(sseData(response.body), fail).pipe(
+          Stream.flatMap((d) => {
+            try {
+              return Stream.fromIterable(step(d))
+            } catch (cause) {
+              return Stream.fail(fail(new Error(`malformed stream chunk from ${url}: ${Http.describeCause(cause)}: ${JSON.stringify(Http.preview(d))}`)))
+            }
+          }),
+          // A stream ends with its whole response or fails. A server that finished the choice but sent
+          // no `data: [DONE]` still gave the whole answer; one that stopped before that did not.
+          Stream.concat(Stream.suspend(() =>
+            done ? Stream.empty
+              : finish !== undefined && finish !== null ? Stream.make(assembled())
+              : Stream.fail(new Model.ModelError({
+                provider: PROVIDER,
+                message: `the event stream from ${url} ended before its finish_reason and data: [DONE]: the response is incomplete`,
+                retryable: true
+              }))
+          ))
+        )
       }))
   }, options.retry)
 }

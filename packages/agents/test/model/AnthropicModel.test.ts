@@ -5,6 +5,7 @@ import { TestClock } from "effect/testing"
 import * as AnthropicModel from "../../src/model/AnthropicModel.ts"
 import * as Model from "../../src/model/Model.ts"
 import * as Fake from "../support/FakeAnthropicServer.ts"
+import { closedPort } from "../support/RawReply.ts"
 
 const KEY = "fake-anthropic-key-SECRET-0123456789"
 const realSleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
@@ -162,5 +163,105 @@ describe("AnthropicModel", () => {
       }
       assert.include(error.message, "[redacted]")
       assert.strictEqual(error.status, 401)
+      assert.include(error.message, "(check ANTHROPIC_API_KEY)")
+    }))
+
+  const once = { maxRetries: 0 }
+  const messageJson = (model: string) =>
+    JSON.stringify({
+      id: "msg_1",
+      type: "message",
+      role: "assistant",
+      model,
+      content: [{ type: "text", text: "a complete answer" }],
+      stop_reason: "end_turn",
+      stop_sequence: null,
+      usage: { input_tokens: 3, output_tokens: 4 }
+    })
+
+  it.live("generate: a 200 that is not a Messages response is a ModelError naming the URL and what came back", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.raw("text/html; charset=utf-8", "<!doctype html><html><body>Welcome to the captive portal</body></html>"),
+        Fake.raw("application/json", JSON.stringify({ status: "ok", service: "not the Messages API" })),
+        Fake.raw("application/json", ""),
+        Fake.raw("application/json", messageJson("m").slice(0, 40))
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: once })
+      const html = yield* Effect.flip(model.generate(request))
+      assert.strictEqual(html._tag, "ModelError")
+      assert.strictEqual(html.provider, "anthropic")
+      assert.isFalse(html.retryable)
+      assert.include(html.message, `${server.url}/v1/messages answered 200 (text/html; charset=utf-8)`)
+      assert.include(html.message, "<!doctype html><html><body>Welcome to the captive portal")
+      assert.include(html.message, `not a Messages API response (base URL ${server.url}, set by ANTHROPIC_BASE_URL)`)
+      const other = yield* Effect.flip(model.generate(request))
+      assert.isFalse(other.retryable)
+      assert.include(other.message, "JSON without a content list")
+      assert.include(other.message, "not the Messages API")
+      // an empty or cut-off body is a transient failure: retryable
+      const empty = yield* Effect.flip(model.generate(request))
+      assert.isTrue(empty.retryable)
+      assert.include(empty.message, "with an empty body")
+      const truncated = yield* Effect.flip(model.generate(request))
+      assert.isTrue(truncated.retryable)
+      assert.include(truncated.message, "JSON that does not parse")
+    }))
+
+  it.live("generate: a connection cut while the body is read is a retryable connection error, and is retried", () =>
+    Effect.gen(function*() {
+      const body = messageJson("claude-sonnet-5-5")
+      const server = yield* Fake.make([
+        Fake.raw("application/json", body, { cutAfter: 30 }),
+        Fake.raw("application/json", body, { cutAfter: 30 }),
+        Fake.message([Fake.text("ok")])
+      ])
+      const cut = yield* Effect.flip(AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: once }).generate(request))
+      assert.isTrue(cut.retryable, cut.message)
+      assert.match(cut.message, /^connection error: /)
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: { baseDelay: "1 millis" } })
+      const response = yield* model.generate(request)
+      assert.strictEqual(Model.text(response), "ok")
+      assert.strictEqual(server.requests.length, 3)
+    }))
+
+  it.live("a refused connection names the base URL and ANTHROPIC_BASE_URL, and is retryable", () =>
+    Effect.gen(function*() {
+      const url = `http://127.0.0.1:${yield* closedPort}`
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: url, retry: once })
+      const error = yield* Effect.flip(model.generate(request))
+      assert.isTrue(error.retryable)
+      assert.include(error.message, "ECONNREFUSED")
+      assert.include(error.message, `(base URL ${url}, set by ANTHROPIC_BASE_URL)`)
+      const streamed = yield* Effect.flip(Stream.runDrain(model.stream(request)))
+      assert.include(streamed.message, `(base URL ${url}, set by ANTHROPIC_BASE_URL)`)
+    }))
+
+  it.live("stream: a 200 that is not an event stream, or one that ends before message_stop, fails with a ModelError", () =>
+    Effect.gen(function*() {
+      const start = `event: message_start\ndata: ${JSON.stringify({ type: "message_start", message: { id: "m", type: "message", role: "assistant", model: "m", content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 1, output_tokens: 1 } } })}\n\n`
+      const text = `event: content_block_start\ndata: ${JSON.stringify({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } })}\n\n` +
+        `event: content_block_delta\ndata: ${JSON.stringify({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "half an ans" } })}\n\n`
+      const server = yield* Fake.make([
+        Fake.raw("text/html", "<html>Bad gateway, but with a 200</html>"),
+        Fake.raw("application/json", "{\"id\":\"msg_1\",\"content\":[{\"type\":\"te"),
+        Fake.raw("text/event-stream", start),
+        Fake.raw("text/event-stream", start + text)
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: once })
+      const html = yield* Effect.flip(Stream.runCollect(model.stream(request)))
+      assert.isFalse(html.retryable)
+      assert.include(html.message, "answered 200 (text/html) with a body: \"<html>Bad gateway, but with a 200</html>\", not an event stream")
+      const json = yield* Effect.flip(Stream.runCollect(model.stream(request)))
+      assert.isTrue(json.retryable)
+      assert.include(json.message, "(application/json) with JSON that does not parse")
+      const early = yield* Effect.flip(Stream.runCollect(model.stream(request)))
+      assert.isTrue(early.retryable, "nothing was emitted: a retry delivers nothing twice")
+      assert.include(early.message, "ended before message_stop")
+      const seen: Array<Model.StreamEvent> = []
+      const partial = yield* Effect.flip(Stream.runForEach(model.stream(request), (e) => Effect.sync(() => void seen.push(e))))
+      assert.deepStrictEqual(seen.map((e) => e._tag), ["TextDelta"])
+      assert.isFalse(partial.retryable, "a delta went out: a retry would repeat it")
+      assert.include(partial.message, "ended before message_stop")
     }))
 })

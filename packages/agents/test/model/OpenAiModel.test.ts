@@ -5,6 +5,7 @@ import * as Model from "../../src/model/Model.ts"
 import * as OpenAiModel from "../../src/model/OpenAiModel.ts"
 import * as StructuredOutput from "../../src/model/StructuredOutput.ts"
 import * as Fake from "../support/FakeOpenAiServer.ts"
+import { closedPort } from "../support/RawReply.ts"
 
 const realSleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
 const until = (cond: () => boolean) =>
@@ -87,5 +88,103 @@ describe("OpenAiModel", () => {
       yield* until(() => seen >= 1)
       yield* Fiber.interrupt(fiber)
       yield* until(() => server.aborted() === 1)
+    }))
+
+  const once = { maxRetries: 0 }
+  const ask: Model.Request = { system: "s", messages: [Model.user("go")], maxTokens: 50 }
+  const completion = JSON.stringify({
+    id: "c",
+    object: "chat.completion",
+    model: "llama",
+    choices: [{ index: 0, message: { role: "assistant", content: "a complete answer" }, finish_reason: "stop" }],
+    usage: { prompt_tokens: 3, completion_tokens: 4 }
+  })
+
+  it.live("generate: a 200 that is not a chat completion is a ModelError naming the URL and what came back", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.raw("text/html", "<!DOCTYPE html><title>Ollama is running</title>"),
+        Fake.raw("application/json", JSON.stringify({ object: "list", data: [] })),
+        Fake.raw("application/json", ""),
+        Fake.raw("application/json", completion.slice(0, 50))
+      ])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "llama", retry: once })
+      const html = yield* Effect.flip(model.generate(ask))
+      assert.strictEqual(html.provider, "openai-compatible")
+      assert.isFalse(html.retryable)
+      assert.include(html.message, `${server.url}/chat/completions answered 200 (text/html) with a body: "<!DOCTYPE html><title>Ollama is running</title>"`)
+      assert.include(html.message, `not a chat completion (base URL ${server.url}, set by OPENAI_BASE_URL)`)
+      const other = yield* Effect.flip(model.generate(ask))
+      assert.isFalse(other.retryable)
+      assert.include(other.message, "JSON without choices[0].message")
+      const empty = yield* Effect.flip(model.generate(ask))
+      assert.isTrue(empty.retryable)
+      assert.include(empty.message, "an empty body")
+      const truncated = yield* Effect.flip(model.generate(ask))
+      assert.isTrue(truncated.retryable)
+      assert.include(truncated.message, "JSON that does not parse")
+    }))
+
+  it.live("generate: a connection cut while the body is read is retryable; a refused one names OPENAI_BASE_URL", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([Fake.raw("application/json", completion, { cutAfter: 30 }), Fake.raw("application/json", completion)])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "llama", retry: { baseDelay: "1 millis" } })
+      assert.strictEqual(Model.text(yield* model.generate(ask)), "a complete answer")
+      assert.strictEqual(server.requests.length, 2)
+      const cut = yield* Fake.make([Fake.raw("application/json", completion, { cutAfter: 30 })])
+      const error = yield* Effect.flip(OpenAiModel.make({ baseURL: cut.url, model: "llama", retry: once }).generate(ask))
+      assert.isTrue(error.retryable)
+      assert.match(error.message, /^connection error: terminated/)
+      const url = `http://127.0.0.1:${yield* closedPort}/v1`
+      const refused = yield* Effect.flip(OpenAiModel.make({ baseURL: url, model: "llama", retry: once }).generate(ask))
+      assert.isTrue(refused.retryable)
+      assert.include(refused.message, "ECONNREFUSED")
+      assert.include(refused.message, `(base URL ${url}, set by OPENAI_BASE_URL)`)
+    }))
+
+  it.live("a 401 names OPENAI_API_KEY; retry-after as an HTTP date and retry-after-ms are honoured", () =>
+    Effect.gen(function*() {
+      const inTenSeconds = new Date(Date.now() + 10_000).toUTCString()
+      const server = yield* Fake.make([
+        { kind: "error", status: 401, body: "missing api key" },
+        { kind: "error", status: 429, body: "slow down", headers: { "retry-after": inTenSeconds } },
+        { kind: "error", status: 429, body: "slow down", headers: { "retry-after-ms": "1500", "retry-after": "9" } }
+      ])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "llama", retry: once })
+      const unauthorized = yield* Effect.flip(model.generate(ask))
+      assert.include(unauthorized.message, "(check OPENAI_API_KEY)")
+      const dated = yield* Effect.flip(model.generate(ask))
+      assert.isTrue(dated.retryable)
+      // an HTTP date has whole seconds: 9 to 10 seconds from now
+      assert.isAtLeast(dated.retryAfterMs ?? 0, 8_000)
+      assert.isAtMost(dated.retryAfterMs ?? 0, 10_000)
+      const ms = yield* Effect.flip(model.generate(ask))
+      assert.strictEqual(ms.retryAfterMs, 1500)
+    }))
+
+  it.live("stream: a 200 that is not an event stream, or one that ends early, fails; one without data: [DONE] after its finish_reason completes", () =>
+    Effect.gen(function*() {
+      const chunk = (c: unknown) => `data: ${JSON.stringify(c)}\n\n`
+      const finished = chunk({ choices: [{ index: 0, delta: { content: "all of it" } }] }) + chunk({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })
+      const server = yield* Fake.make([
+        Fake.raw("text/html", "<html>502 Bad Gateway</html>"),
+        Fake.raw("text/event-stream", ""),
+        Fake.raw("text/event-stream", chunk({ choices: [{ index: 0, delta: { content: "half an ans" } }] })),
+        Fake.raw("text/event-stream", finished)
+      ])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "llama", retry: once })
+      const html = yield* Effect.flip(Stream.runCollect(model.stream(ask)))
+      assert.isFalse(html.retryable)
+      assert.include(html.message, "answered 200 (text/html) with a body: \"<html>502 Bad Gateway</html>\", not an event stream")
+      const empty = yield* Effect.flip(Stream.runCollect(model.stream(ask)))
+      assert.isTrue(empty.retryable)
+      assert.include(empty.message, "ended before its finish_reason")
+      const partial = yield* Effect.flip(Stream.runCollect(model.stream(ask)))
+      assert.isFalse(partial.retryable, "a delta went out: a retry would repeat it")
+      assert.include(partial.message, "ended before its finish_reason")
+      const events = yield* Stream.runCollect(model.stream(ask))
+      const done = events.at(-1)!
+      if (done._tag !== "Done") return assert.fail("no Done")
+      assert.strictEqual(Model.text(done.response), "all of it")
     }))
 })

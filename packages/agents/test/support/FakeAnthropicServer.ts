@@ -7,6 +7,9 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Effect } from "effect"
+import { type Raw, writeRaw } from "./RawReply.ts"
+
+export { raw } from "./RawReply.ts"
 
 export type Block =
   | { type: "text"; text: string }
@@ -22,6 +25,7 @@ export interface Usage {
 export type Reply =
   | { kind: "message"; content: ReadonlyArray<Block>; stopReason?: string; usage?: Usage; stallAfterEvents?: number }
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> }
+  | Raw
 
 export interface Recorded {
   readonly body: any
@@ -129,6 +133,10 @@ export const make = (script: ReadonlyArray<Reply> | Handler) =>
         if (reply.kind === "error") {
           res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers })
           res.end(JSON.stringify({ type: "error", error: { type: reply.type, message: reply.message } }))
+          return
+        }
+        if (reply.kind === "raw") {
+          writeRaw(res, reply)
           return
         }
         const usage = reply.usage ?? { input_tokens: 10, output_tokens: 5 }

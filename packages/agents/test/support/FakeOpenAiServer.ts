@@ -6,6 +6,9 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Effect } from "effect"
+import { type Raw, writeRaw } from "./RawReply.ts"
+
+export { raw } from "./RawReply.ts"
 
 export type Reply =
   | {
@@ -16,6 +19,7 @@ export type Reply =
     stallAfterChunks?: number
   }
   | { kind: "error"; status: number; body: string; headers?: Record<string, string> }
+  | Raw
 
 export interface Recorded {
   readonly body: any
@@ -51,6 +55,10 @@ export const make = (script: ReadonlyArray<Reply> | Handler) =>
         if (reply.kind === "error") {
           res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers })
           res.end(JSON.stringify({ error: { message: reply.body } }))
+          return
+        }
+        if (reply.kind === "raw") {
+          writeRaw(res, reply)
           return
         }
         const toolCalls = (reply.toolCalls ?? []).map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }))

@@ -1,0 +1,130 @@
+/**
+ * What both model adapters need from an HTTP answer: whether a failure is a lost connection
+ * (retryable), how long the server asks to wait, and a `ModelError` for a 200 whose body is not
+ * the API's answer. Messages name the URL in use and the variable that sets it, so a user knows
+ * what to fix.
+ */
+import * as Model from "../model/Model.ts"
+
+/** Where an adapter sends its requests, and the environment variables that choose it. */
+export interface Endpoint {
+  readonly provider: string
+  /** The base URL in use. */
+  readonly baseURL: string
+  /** The variable that sets the base URL (`ANTHROPIC_BASE_URL`). */
+  readonly baseUrlVar: string
+  /** The variable that holds the key (`ANTHROPIC_API_KEY`). */
+  readonly keyVar: string
+  /** What a good answer is, for messages: "a Messages API response". */
+  readonly expected: string
+}
+
+/** The server's `retry-after-ms`, else `retry-after` (seconds or an HTTP date), in milliseconds. */
+export const retryAfterMs = (headers: Headers | undefined): number | undefined => {
+  const ms = headers?.get("retry-after-ms")
+  if (ms != null && ms.trim() !== "" && Number.isFinite(Number(ms)) && Number(ms) >= 0) return Number(ms)
+  const value = headers?.get("retry-after")
+  if (value == null || value.trim() === "") return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds)) return seconds >= 0 ? seconds * 1000 : undefined
+  const date = Date.parse(value)
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined
+}
+
+// Socket-level failures (Node's and undici's codes): the request may well succeed on another try.
+const CONNECTION_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT"
+])
+
+const causes = (e: unknown): Array<unknown> => {
+  const out: Array<unknown> = []
+  for (let cur = e; cur != null && out.length < 8; cur = (cur as { cause?: unknown }).cause) out.push(cur)
+  return out
+}
+
+/**
+ * Whether a thrown value is a lost or refused connection: fetch's `TypeError("fetch failed")`,
+ * undici's `TypeError("terminated")` when the socket closes while the body is read, or any error
+ * in the cause chain with a socket error code.
+ */
+export const isConnectionFailure = (e: unknown): boolean =>
+  causes(e).some((c) => {
+    if (c instanceof TypeError && (c.message === "terminated" || c.message === "fetch failed")) return true
+    const code = (c as { code?: unknown } | null)?.code
+    return typeof code === "string" && CONNECTION_CODES.has(code)
+  })
+
+/** The message of an error and of its causes, deduplicated: `fetch failed: connect ECONNREFUSED 127.0.0.1:9`. */
+export const describeCause = (e: unknown): string => {
+  const parts: Array<string> = []
+  for (const c of causes(e)) {
+    const m = (c instanceof Error ? c.message : String(c)).replace(/\.$/, "")
+    if (m.length > 0 && !parts.includes(m)) parts.push(m)
+  }
+  return parts.join(": ")
+}
+
+/** A retryable `ModelError` for a lost connection, naming the base URL and its variable. */
+export const connectionError = (endpoint: Endpoint, e: unknown): Model.ModelError =>
+  new Model.ModelError({
+    provider: endpoint.provider,
+    message: `connection error: ${describeCause(e)} (base URL ${endpoint.baseURL}, set by ${endpoint.baseUrlVar})`,
+    retryable: true
+  })
+
+/** A hint appended to HTTP errors whose fix is a setting: the key for 401, the base URL for 404. */
+export const statusHint = (endpoint: Endpoint, status: number): string =>
+  status === 401 ? ` (check ${endpoint.keyVar})`
+    : status === 404 ? ` (check the base URL ${endpoint.baseURL}, set by ${endpoint.baseUrlVar}, and TREX_MODEL)`
+    : ""
+
+/** The first bytes of a body, on one line, for a message. */
+export const preview = (body: string, max = 200): string => {
+  const flat = body.replace(/\s+/g, " ").trim()
+  return flat.length > max ? `${flat.slice(0, max)}...` : flat
+}
+
+/**
+ * A 200 whose body is not the API's answer. An empty or cut-off JSON body is retryable (the
+ * connection was lost on the way, or the server hiccuped); anything else — an HTML page, another
+ * API's JSON — is a wrong base URL or a proxy in the way, which no retry fixes.
+ */
+export const unexpectedBody = (
+  endpoint: Endpoint,
+  url: string,
+  contentType: string | null,
+  body: string,
+  what?: string
+): Model.ModelError => {
+  const empty = body.trim().length === 0
+  const json = /\bjson\b/i.test(contentType ?? "")
+  let truncated = false
+  if (json && !empty) {
+    try {
+      JSON.parse(body)
+    } catch {
+      truncated = true
+    }
+  }
+  const got = empty ? "an empty body" : `${what ?? (truncated ? "JSON that does not parse" : "a body")}: ${JSON.stringify(preview(body))}`
+  return new Model.ModelError({
+    provider: endpoint.provider,
+    message: `${url} answered 200 (${contentType ?? "no content type"}) with ${got}, not ${endpoint.expected} ` +
+      `(base URL ${endpoint.baseURL}, set by ${endpoint.baseUrlVar})`,
+    retryable: empty || truncated
+  })
+}
