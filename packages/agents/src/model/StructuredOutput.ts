@@ -1,11 +1,14 @@
 /**
  * Structured output through tool use: the answer is a tool whose input JSON Schema comes from
  * an effect `Schema`. The model may first call research tools; when it calls the answer tool
- * its input is decoded, and a decode failure goes back as an `is_error` tool result asking for
- * a repair — a bounded number of times — before failing with a {@link StructuredOutputError}.
+ * its input is decoded (and checked with `check`, when given), and every issue, each with its
+ * path, goes back as an `is_error` tool result asking for a repair — a bounded number of times —
+ * before failing with a {@link StructuredOutputError} that keeps the paths. An answer cut off at
+ * `maxTokens` (stop reason `max_tokens`) is reported as cut off, not by the keys the cut left out.
  *
  * @since 0.1.0
  */
+import { TaskFile } from "@trex/core"
 import { Effect, Schema } from "effect"
 import * as Model from "./Model.ts"
 
@@ -53,10 +56,22 @@ export interface Options<S extends Schema.Top, R = never> {
   readonly maxRepairs?: number
   /** Turns spent on research tools before the answer tool is forced (default 6). */
   readonly maxToolTurns?: number
+  /**
+   * What is wrong with a decoded answer beyond its schema (a value outside a declared space),
+   * one issue a line as `path: problem`; none when it is fine. Issues are sent back for repair
+   * like decode errors.
+   */
+  readonly check?: (value: S["Type"]) => ReadonlyArray<string>
   readonly reason?: string
 }
 
-const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+/** Every issue of a decode failure, one per line with its path: `proposals[0].strategy.training: Missing key`. */
+const issuesOf = (e: unknown): Array<string> =>
+  TaskFile.formatIssues(e).split("\n").map((l) => l.trim()).filter((l) => l.length > 0)
+
+/** Issues on one line for the final error: the first few, then a count. */
+const summary = (issues: ReadonlyArray<string>, max = 5): string =>
+  issues.slice(0, max).join("; ") + (issues.length > max ? `; and ${issues.length - max} more` : "")
 
 /**
  * Ask for a value of `schema`; see the module docs.
@@ -83,6 +98,7 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
   const tools = [...(options.tools ?? []).map((t) => t.definition), answerTool]
   const maxRepairs = options.maxRepairs ?? 2
   const maxToolTurns = options.maxToolTurns ?? 6
+  const maxTokens = options.maxTokens ?? 8192
   const messages: Array<Model.Message> = [...options.messages]
   let repairs = 0
   let toolTurns = 0
@@ -95,7 +111,7 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
       messages,
       tools,
       toolChoice: forced ? { type: "tool", name: options.name } : { type: "any" },
-      maxTokens: options.maxTokens ?? 8192,
+      maxTokens,
       ...(options.thinking !== undefined ? { thinking: options.thinking } : {}),
       ...(options.webSearch !== undefined && !forced ? { webSearch: options.webSearch } : {}),
       reason: options.reason ?? options.name
@@ -104,22 +120,30 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
     if (response.stopReason === "pause_turn" && toolTurns++ < maxToolTurns) continue
     const calls = Model.toolCalls(response)
     const answer = calls.find((c) => c.name === options.name)
+    // A cut-off answer is incomplete whatever it holds: say so, not which keys the cut left out.
+    const cutOff = response.stopReason === "max_tokens"
     const results: Array<Model.ContentBlock> = []
     if (answer !== undefined) {
-      const decoded = yield* decode(answer.input).pipe(
-        Effect.map((value) => ({ ok: true as const, value })),
-        Effect.catch((e) => Effect.succeed({ ok: false as const, problem: messageOf(e) }))
+      const decoded = yield* decode(answer.input, { errors: "all" }).pipe(
+        Effect.map((value) => {
+          const issues = options.check?.(value) ?? []
+          return issues.length === 0 ? { ok: true as const, value } : { ok: false as const, issues: [...issues] }
+        }),
+        Effect.catch((e) => Effect.succeed({ ok: false as const, issues: issuesOf(e) }))
       )
       if (decoded.ok) return decoded.value as S["Type"]
-      lastProblem = decoded.problem
+      lastProblem = cutOff ? `the answer was cut off at maxTokens (${maxTokens}): raise maxTokens` : summary(decoded.issues)
       repairs++
       if (repairs > maxRepairs) break
+      const problem = cutOff
+        ? `Your answer was cut off at the output limit (${maxTokens} tokens) before it was complete.\nCall ${options.name} again with a shorter answer.`
+        : `Invalid input for ${options.name}:\n${decoded.issues.map((i) => `- ${i}`).join("\n")}\nCall ${options.name} again with corrected input.`
       for (const c of calls) {
         results.push(c === answer
-          ? { type: "tool_result", toolUseId: c.id, isError: true, content: `Invalid input for ${options.name}:\n${decoded.problem}\nCall ${options.name} again with corrected input.` }
+          ? { type: "tool_result", toolUseId: c.id, isError: true, content: problem }
           : { type: "tool_result", toolUseId: c.id, content: "skipped: answer first" })
       }
-    } else if (calls.length > 0) {
+    } else if (calls.length > 0 && !cutOff) {
       toolTurns++
       for (const c of calls) {
         const handler = handlers.get(c.name)
@@ -132,10 +156,18 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
         results.push({ type: "tool_result", toolUseId: c.id, content: out.text, ...(out.ok ? {} : { isError: true }) })
       }
     } else {
-      lastProblem = `the model answered in text instead of calling ${options.name}`
+      lastProblem = cutOff
+        ? `the answer was cut off at maxTokens (${maxTokens}): raise maxTokens`
+        : `the model answered in text instead of calling ${options.name}`
       repairs++
       if (repairs > maxRepairs) break
-      results.push({ type: "text", text: `Answer by calling the ${options.name} tool.` })
+      for (const c of calls) results.push({ type: "tool_result", toolUseId: c.id, isError: true, content: "cut off: not run" })
+      results.push({
+        type: "text",
+        text: cutOff
+          ? `Your answer was cut off at the output limit (${maxTokens} tokens). Answer by calling the ${options.name} tool, briefly.`
+          : `Answer by calling the ${options.name} tool.`
+      })
     }
     messages.push({ role: "user", content: results })
   }
