@@ -85,8 +85,14 @@ export const model = (settings: Settings): Layer.Layer<Model.Model, Errors.Inval
   const [layer, needs, guide] = settings.modelApi === "openai-compatible"
     ? [OpenAiModel.layerConfig(), "OPENAI_BASE_URL and TREX_MODEL", "docs/guide-local-model.md"] as const
     : [AnthropicModel.layerConfig(), "ANTHROPIC_API_KEY", "docs/guide-claude.md"] as const
+  // name only the flags that asked for a model: a template executor needs none
+  const askers = [
+    ...(settings.researcher === "claude" ? [`--researcher ${settings.researcher}`] : []),
+    ...(settings.executor === "code-agent" ? [`--executor ${settings.executor}`] : [])
+  ]
+  const what = askers.length > 0 ? askers.join(" / ") : "the model"
   return layer.pipe(
-    Layer.catchCause(() => failing(`--researcher ${settings.researcher} / --executor ${settings.executor}`, `set ${needs} in the environment (see ${guide})`))
+    Layer.catchCause(() => failing(what, `set ${needs} in the environment (see ${guide})`))
   )
 }
 

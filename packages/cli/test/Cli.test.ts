@@ -101,13 +101,15 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     const dir = tmp()
     const claude = trex(["run", path.join(fixtures, "toy.task.yaml"), "--researcher", "claude", "--out", dir], { ANTHROPIC_API_KEY: undefined })
     assert.strictEqual(claude.status, 2)
-    assert.match(claude.stderr, /set ANTHROPIC_API_KEY in the environment \(see docs\/guide-claude\.md\)/)
+    assert.match(claude.stderr, /--researcher claude: set ANTHROPIC_API_KEY in the environment \(see docs\/guide-claude\.md\)/)
+    assert.notInclude(claude.stderr, "--executor", "the template executor asked for no model")
     const local = trex(["run", path.join(fixtures, "toy.task.yaml"), "--executor", "code-agent", "--model-api", "openai-compatible", "--out", dir], {
       OPENAI_BASE_URL: undefined,
       TREX_MODEL: undefined
     })
     assert.strictEqual(local.status, 2)
-    assert.match(local.stderr, /set OPENAI_BASE_URL and TREX_MODEL in the environment \(see docs\/guide-local-model\.md\)/)
+    assert.match(local.stderr, /--executor code-agent: set OPENAI_BASE_URL and TREX_MODEL in the environment \(see docs\/guide-local-model\.md\)/)
+    assert.notInclude(local.stderr, "--researcher", "the heuristic researcher asked for no model")
     assert.deepStrictEqual(fs.readdirSync(dir), [], "no run directory")
   })
 
