@@ -1,8 +1,9 @@
 /**
  * A `Researcher` backed by a language model (Claude by default): `analyze` and `propose`
  * are structured outputs decoded with core's schemas, with research tools the model may call
- * first (Hugging Face Hub, arXiv, and Anthropic's server-side web search when enabled);
- * proposals whose fingerprints were already tried are dropped, and the model is asked once
+ * first (Hugging Face Hub, arXiv, and Anthropic's server-side web search when enabled). The
+ * model sees the task's search space, and a proposal outside it goes back for repair; proposals
+ * whose fingerprints were already tried are dropped, and the model is asked once
  * more if nothing new is left; `distill` returns insights not already known.
  *
  * @since 0.1.0
@@ -11,6 +12,7 @@ import { Errors, Fingerprint, type Insight, Researcher, Strategy } from "@trex/c
 import { Context, Effect, Layer, Schema } from "effect"
 import * as Prompt from "./internal/claudeContext.ts"
 import * as Net from "./internal/claudeResearchTools.ts"
+import * as Space from "./internal/spaceCheck.ts"
 import * as AnthropicModel from "./model/AnthropicModel.ts"
 import * as Model from "./model/Model.ts"
 import * as StructuredOutput from "./model/StructuredOutput.ts"
@@ -105,7 +107,13 @@ export const make = Effect.fn("ClaudeResearcher.make")(function*(options: Option
     queryTool("search_hf_models", "Search Hugging Face Hub models by keywords; returns ids, downloads and tags.", net.searchModels),
     queryTool("search_arxiv", "Search arXiv papers by keywords; returns titles, ids and abstracts.", net.searchArxiv)
   ]
-  const ask = <S extends Schema.Top>(schema: S, name: string, description: string, messages: ReadonlyArray<Model.Message>) =>
+  const ask = <S extends Schema.Top>(
+    schema: S,
+    name: string,
+    description: string,
+    messages: ReadonlyArray<Model.Message>,
+    check?: (value: S["Type"]) => ReadonlyArray<string>
+  ) =>
     StructuredOutput.generateObject({
       schema,
       name,
@@ -113,6 +121,7 @@ export const make = Effect.fn("ClaudeResearcher.make")(function*(options: Option
       system: SYSTEM,
       messages,
       tools,
+      ...(check !== undefined ? { check } : {}),
       maxTokens: options.maxTokens ?? 8192,
       maxRepairs: options.maxRepairs ?? 2,
       reason: name,
@@ -138,7 +147,11 @@ export const make = Effect.fn("ClaudeResearcher.make")(function*(options: Option
         return [p.prior !== undefined ? { strategy: p.strategy, prior: p.prior } : { strategy: p.strategy }]
       })
     const description = `Submit exactly ${n} proposed strategies.`
-    const answer = yield* ask(ProposalsAnswer, "submit_proposals", description, [first, Model.user(prompt)])
+    // a value outside the declared space would be refused by the trainer: send it back for repair instead
+    const space = context.task.searchSpace
+    const check = space === undefined ? undefined : (answer: typeof ProposalsAnswer.Type) =>
+      answer.proposals.flatMap((p, i) => Space.spaceIssues(space, p.strategy).map((issue) => `proposals[${i}].strategy.${issue}`))
+    const answer = yield* ask(ProposalsAnswer, "submit_proposals", description, [first, Model.user(prompt)], check)
     let out = fresh(answer)
     if (out.length === 0 && answer.proposals.length > 0) {
       const again = yield* ask(ProposalsAnswer, "submit_proposals", description, [
@@ -146,7 +159,7 @@ export const make = Effect.fn("ClaudeResearcher.make")(function*(options: Option
         Model.user(`${prompt}\n\nYour previous proposals were all duplicates of experiments already run:\n` +
           answer.proposals.map((p) => `- ${JSON.stringify({ data: Strategy.encode(p.strategy).data, training: Strategy.encode(p.strategy).training })}`).join("\n") +
           `\nPropose ${n} strategies that differ from them and from every experiment above.`)
-      ])
+      ], check)
       out = fresh(again)
     }
     return out.slice(0, n)

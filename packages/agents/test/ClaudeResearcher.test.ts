@@ -5,17 +5,19 @@ import { Budget, Cost, CostMeter, ExperimentNode, ExperimentTree, Fingerprint, J
 import { Effect, Layer, Redacted, Schema } from "effect"
 import * as ClaudeResearcher from "../src/ClaudeResearcher.ts"
 import * as ClaudeContext from "../src/internal/claudeContext.ts"
+import * as SpaceCheck from "../src/internal/spaceCheck.ts"
 import * as AnthropicModel from "../src/model/AnthropicModel.ts"
 import * as Model from "../src/model/Model.ts"
 import * as Fake from "./support/FakeAnthropicServer.ts"
 
-const task = Schema.decodeUnknownSync(Task.Task)({
+const taskInput = {
   name: "sst2",
   objective: "Classify movie-review sentiment",
   metric: { name: "accuracy", direction: "maximize" },
   datasets: [{ name: "stanfordnlp/sst2" }],
   budget: { maxTrials: 50 }
-})
+}
+const task = Schema.decodeUnknownSync(Task.Task)(taskInput)
 const strategy = (lr: number, rationale = "") =>
   Strategy.encode(Strategy.decodeSync({ data: { sources: [{ name: "sst2" }] }, training: { learningRate: lr, epochs: 1, batchSize: 8 }, rationale }))
 
@@ -31,8 +33,8 @@ const makeTree = (n: number, depth = 3) => {
   return tree
 }
 
-const proposalContext = (tree: ExperimentTree.ExperimentTree, parentId: string): Researcher.ProposalContext => ({
-  task,
+const proposalContext = (tree: ExperimentTree.ExperimentTree, parentId: string, t: Task.Task = task): Researcher.ProposalContext => ({
+  task: t,
   analysis: { summary: "Sentiment; small data.", metricNotes: "", dataNotes: "", risks: [], notes: {} },
   tree: tree.view,
   parentId,
@@ -197,5 +199,61 @@ describe("ClaudeResearcher", () => {
     assert.include(text, "more nodes omitted")
     const full = ClaudeContext.describeProposal(proposalContext(tree, "n40"), 3, 1_000_000)
     assert.isAbove(ClaudeContext.estimateTokens(full), 10_000)
+  })
+
+  const spaced = Schema.decodeUnknownSync(Task.Task)({
+    ...taskInput,
+    searchSpace: {
+      parameters: [
+        { path: "training.learningRate", kind: "log", values: [0.0003, 0.001, 0.003, 0.01, 0.03] },
+        { path: "data.format", kind: "categorical", values: ["plain", "reversed", "scratchpad"] },
+        { path: "training.method", kind: "categorical", values: ["full", "lora"] },
+        { path: "training.lora.rank", kind: "ordinal", values: [2, 4, 8, 16], when: { path: "training.method", values: ["lora"] } },
+        { path: "data.mixture.add2", kind: "ordinal", values: [0, 0.1, 0.2, 0.3] }
+      ]
+    }
+  })
+  const inSpace = (lr: number, format: string, extra: Record<string, unknown> = {}) => {
+    const s = strategy(lr, "try it") as any
+    return { ...s, data: { ...s.data, format }, training: { ...s.training, ...extra } }
+  }
+
+  it.live("propose: the model sees the search space, and a proposal outside it goes back for repair naming the allowed values", () =>
+    Effect.gen(function*() {
+      const tree = ExperimentTree.ExperimentTree.empty(spaced)
+      const { researcher: r, server } = yield* researcher([
+        Fake.message([Fake.toolUse("submit_proposals", { proposals: [{ strategy: inSpace(7.5, "klingon") }, { strategy: inSpace(0.001, "plain") }] })]),
+        // off the grid yet within the range is fine; the LoRA rank does not matter under full training
+        Fake.message([Fake.toolUse("submit_proposals", {
+          proposals: [{ strategy: inSpace(0.002, "scratchpad", { method: "full", lora: { rank: 64, alpha: 16, dropout: 0 } }) }, { strategy: inSpace(0.001, "plain") }]
+        })])
+      ], { researchTools: false })
+      const proposals = yield* r.propose(proposalContext(tree, ExperimentNode.ROOT, spaced), 2)
+      assert.deepStrictEqual(proposals.map((p) => [p.strategy.training.learningRate, p.strategy.data.format]), [[0.002, "scratchpad"], [0.001, "plain"]])
+      const prompt = JSON.stringify(server.requests[0]!.body.messages[0])
+      assert.include(prompt, "- data.format: one of plain | reversed | scratchpad")
+      assert.include(prompt, "- training.learningRate: a number from 0.0003 to 0.03 (log scale)")
+      assert.include(prompt, "- training.lora.rank: a number from 2 to 16")
+      assert.include(prompt, "only when training.method is lora")
+      assert.include(prompt, "data.mixture.add2: the share of source add2 in the data mixture")
+      const [repair] = lastToolResults(server.requests[1]!)
+      assert.isTrue(repair!.is_error)
+      assert.include(repair!.content, 'proposals[0].strategy.data.format: must be one of plain | reversed | scratchpad, got "klingon"')
+      assert.include(repair!.content, "proposals[0].strategy.training.learningRate: must be a number from 0.0003 to 0.03 (log scale)")
+      assert.notInclude(repair!.content, "proposals[1]")
+    }))
+
+  it("spaceIssues: listed values only when the space lists its combinations; mixture shares and conditions", () => {
+    const space = spaced.searchSpace!
+    const s = (lr: number, format: string, extra: Record<string, unknown> = {}) => Strategy.decodeSync(inSpace(lr, format, extra))
+    assert.deepStrictEqual(SpaceCheck.spaceIssues(space, s(0.002, "plain")), [])
+    assert.deepStrictEqual(SpaceCheck.spaceIssues(space, s(0.002, "plain", { method: "lora", lora: { rank: 64, alpha: 16, dropout: 0 } })), [
+      "training.lora.rank: must be a number from 2 to 16; values tried first: 2, 4, 8, 16, got 64"
+    ])
+    const withReplay = Strategy.decodeSync({ ...inSpace(0.001, "plain"), data: { sources: [{ name: "sst2", weight: 0.5 }, { name: "add2", weight: 0.5 }], format: "plain" } })
+    assert.match(SpaceCheck.spaceIssues(space, withReplay)[0]!, /^data\.mixture\.add2: must be a number from 0 to 0\.3.*got 0\.5$/)
+    const pooled = { ...space, points: [[0.001, "plain", "full", 2, 0], [0.01, "reversed", "lora", 8, 0.1]] }
+    assert.deepStrictEqual(SpaceCheck.spaceIssues(pooled, s(0.002, "plain")), ["training.learningRate: must be one of 0.0003 | 0.001 | 0.003 | 0.01 | 0.03, got 0.002"])
+    assert.include(SpaceCheck.describeSpace(pooled), "2 combinations of these values exist")
   })
 })

@@ -1,11 +1,12 @@
 /**
- * The text Claude sees about a run: the task, budget, insights, best results, the path from
+ * The text Claude sees about a run: the task (with its search space), budget, insights, best results, the path from
  * the root, the parent's existing children and other nodes — packed greedily into a token
  * budget (tokens estimated as chars/4). Each node has a full form (its strategy as JSON) and
  * a condensed one-liner; older and less relevant nodes are condensed first, then dropped.
  */
 import { Budget, ExperimentNode, type ExperimentTree, Strategy, Task } from "@trex/core"
 import type { Researcher } from "@trex/core"
+import * as Space from "./spaceCheck.ts"
 
 /** Tokens of a text, estimated. */
 export const estimateTokens = (text: string): number => Math.ceil(text.length / 4)
@@ -89,6 +90,7 @@ export const describeTask = (task: Task.Task): string =>
       : "",
     Object.keys(task.constraints).length > 0 ? `Constraints: ${JSON.stringify(task.constraints)}` : "",
     task.defaultStrategy ? `Default strategy: ${JSON.stringify(executable(task.defaultStrategy))}` : "",
+    task.searchSpace ? Space.describeSpace(task.searchSpace) : "",
     `Budget: ${JSON.stringify(task.budget)}`
   ].filter((l) => l.length > 0).join("\n")
 
