@@ -82,7 +82,7 @@ export const describeCause = (e: unknown): string => {
 export const connectionError = (endpoint: Endpoint, e: unknown): Model.ModelError =>
   new Model.ModelError({
     provider: endpoint.provider,
-    message: `connection error: ${describeCause(e)} (base URL ${endpoint.baseURL}, set by ${endpoint.baseUrlVar})`,
+    message: `connection error: ${describeCause(e).replace(/^Connection error(: )?/, "") || "no answer"} (base URL ${endpoint.baseURL}, set by ${endpoint.baseUrlVar})`,
     retryable: true
   })
 

@@ -231,7 +231,7 @@ describe("AnthropicModel", () => {
       const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: url, retry: once })
       const error = yield* Effect.flip(model.generate(request))
       assert.isTrue(error.retryable)
-      assert.include(error.message, "ECONNREFUSED")
+      assert.match(error.message, /^connection error: fetch failed: connect ECONNREFUSED /)
       assert.include(error.message, `(base URL ${url}, set by ANTHROPIC_BASE_URL)`)
       const streamed = yield* Effect.flip(Stream.runDrain(model.stream(request)))
       assert.include(streamed.message, `(base URL ${url}, set by ANTHROPIC_BASE_URL)`)
