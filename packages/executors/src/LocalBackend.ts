@@ -62,6 +62,12 @@ const inherited = (rule: Config["inheritEnv"]): Record<string, string> => {
 const NAME = "local"
 const NODE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
+/** A job's hold on a slot: its GPU ids, and whether its `pid` file is out yet. */
+interface Slot {
+  readonly gpuIds: ReadonlyArray<string>
+  started: boolean
+}
+
 interface Queued {
   readonly dir: string
   readonly spec: Backend.JobSpec
@@ -131,43 +137,63 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
   const scope = yield* Effect.scope
 
   const queue: Array<Queued> = []
-  /** Jobs holding a slot, by directory: their GPU ids, and whether their `pid` file is out yet. */
-  const running = new Map<string, { readonly gpuIds: ReadonlyArray<string>; started: boolean }>()
+  /**
+   * Jobs holding a slot, by directory: their GPU ids, and whether their `pid` file is out yet. A slot is
+   * an object of its own, so that a job's late bookkeeping never frees the slot of the next job in the
+   * same directory.
+   */
+  const running = new Map<string, Slot>()
   let freeGpus = [...allGpus]
+
+  /** Give back `slot` (if it still holds `dir`) and its GPUs: `true` when it did. */
+  const release = (dir: string, slot: Slot): boolean => {
+    if (running.get(dir) !== slot) return false
+    running.delete(dir)
+    freeGpus = allGpus.filter((id) => freeGpus.includes(id) || slot.gpuIds.includes(id))
+    return true
+  }
+
+  /**
+   * Free the slot of the job in `dir` at once if it has ended (its exit recorded), rather than at
+   * its monitor's next poll: the moment a watch delivers an Exit, the directory takes a new job.
+   */
+  const settle = (dir: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const slot = running.get(dir)
+      return slot !== undefined && Job.readExit(dir) !== undefined && release(dir, slot) ? pump : Effect.void
+    })
 
   const spawnError = (dir: string, message: string) => {
     const now = Date.now()
     Job.writeExitOnce(dir, { code: null, signal: null, startedAt: now, endedAt: now, reason: "spawn-error", message })
   }
 
-  /** Hold a slot until the job in `dir` has ended (its exit recorded, or all its processes gone). */
-  const monitor = (dir: string): Effect.Effect<void> =>
+  /**
+   * Hold a slot until the job in `dir` has ended (its exit recorded, or all its processes gone), or
+   * until {@link settle} freed it first.
+   */
+  const monitor = (dir: string, slot: Slot): Effect.Effect<void> =>
     Effect.sync(() => {
-      if (Job.readExit(dir) !== undefined) return true
+      if (running.get(dir) !== slot || Job.readExit(dir) !== undefined) return true
       const pid = Job.readPid(dir)
       return pid !== undefined && !Job.isRunning(pid) && Job.readExit(dir) === undefined
     }).pipe(
       Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (ended) => ended }),
       // Not on interruption: a closing backend starts nothing new.
-      Effect.andThen(Effect.suspend(() => {
-        const job = running.get(dir)
-        running.delete(dir)
-        if (job !== undefined) freeGpus = allGpus.filter((id) => freeGpus.includes(id) || job.gpuIds.includes(id))
-        return pump
-      }))
+      Effect.andThen(Effect.suspend(() => (release(dir, slot) ? pump : Effect.void)))
     )
 
   /** Launch the supervisor of a job that got a slot, wait for its `pid` file, then hold the slot. */
-  const start = ({ dir, spec }: Queued, gpuIds: ReadonlyArray<string>): Effect.Effect<void> =>
+  const start = ({ dir, spec }: Queued, slot: Slot): Effect.Effect<void> =>
     Effect.gen(function*() {
       const launched = yield* Effect.try(() => {
-        Job.writeJsonAtomic(Path.join(dir, Job.SPEC_FILE), { ...Job.readSpec(dir)!, gpuIds })
+        Job.writeJsonAtomic(Path.join(dir, Job.SPEC_FILE), { ...Job.readSpec(dir)!, gpuIds: slot.gpuIds })
         const log = Fs.openSync(Path.join(dir, Job.SUPERVISOR_LOG), "a")
         const child = spawn(process.execPath, [supervisor, dir], {
           cwd: dir,
           detached: true,
           stdio: ["ignore", log, log],
-          env: { ...inherited(config.inheritEnv), ...Backend.revealEnv(spec.env), CUDA_VISIBLE_DEVICES: gpuIds.join(","), TREX_JOB_DIR: dir }
+          env: { ...inherited(config.inheritEnv), ...Backend.revealEnv(spec.env), CUDA_VISIBLE_DEVICES: slot.gpuIds.join(","), TREX_JOB_DIR: dir }
         })
         Fs.closeSync(log)
         child.on("error", () => {}) // then no pid file appears: reported below
@@ -185,9 +211,8 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
         const log = Path.join(dir, Job.SUPERVISOR_LOG)
         spawnError(dir, `the supervisor did not start: ${Fs.existsSync(log) ? Fs.readFileSync(log, "utf8").slice(-2000) : ""}`)
       }
-      const job = running.get(dir)
-      if (job !== undefined) job.started = true
-      yield* monitor(dir)
+      slot.started = true
+      yield* monitor(dir, slot)
     })
 
   /** Start queued jobs, in order, while a slot and enough GPUs are free. */
@@ -197,8 +222,9 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
       const job = queue.shift()!
       const gpuIds = freeGpus.slice(0, job.spec.resources.gpus)
       freeGpus = freeGpus.slice(gpuIds.length)
-      running.set(job.dir, { gpuIds, started: false })
-      startable.push(start(job, gpuIds))
+      const slot: Slot = { gpuIds, started: false }
+      running.set(job.dir, slot)
+      startable.push(start(job, slot))
     }
     return Effect.forEach(startable, (s) => Effect.forkIn(s, scope), { discard: true })
   })
@@ -222,9 +248,10 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
     const dir = Path.join(root, entry.name)
     const pid = entry.isDirectory() ? Job.readPid(dir) : undefined
     if (pid === undefined || Job.readExit(dir) !== undefined || !Job.isRunning(pid)) continue
-    running.set(dir, { gpuIds: pid.gpuIds, started: true })
+    const slot: Slot = { gpuIds: pid.gpuIds, started: true }
+    running.set(dir, slot)
     freeGpus = freeGpus.filter((id) => !pid.gpuIds.includes(id))
-    yield* Effect.forkIn(monitor(dir), scope)
+    yield* Effect.forkIn(monitor(dir, slot), scope)
   }
 
   yield* Effect.addFinalizer(() =>
@@ -245,6 +272,8 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
       return yield* fail("submit", `the job needs ${spec.resources.gpus} GPUs; this backend has ${allGpus.length}`)
     }
     const dir = Path.join(root, spec.labels.node)
+    // the job before it in this directory ended (a watch may just have delivered its Exit): its slot is free now
+    yield* settle(dir)
     if (queue.some((q) => q.dir === dir) || running.has(dir)) {
       return yield* fail("submit", `a job for node ${spec.labels.node} is already queued or running`)
     }
@@ -335,7 +364,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
       Stream.suspend(() => {
         const dir = refDir(ref)
         return Fs.existsSync(Path.join(dir, Job.SPEC_FILE))
-          ? watchDir(dir, known(dir))
+          ? watchDir(dir, known(dir)).pipe(Stream.tap((event) => (event._tag === "Exit" ? settle(dir) : Effect.void)))
           : Stream.fail(fail("watch", `no job at ${dir}`))
       }),
     cancel,

@@ -98,6 +98,37 @@ describe("LocalBackend", () => {
       assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Succeeded")
     })))
 
+  it.live("a job whose Exit was delivered frees its directory and slot at once; one still queued or running keeps them", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const root = tmpRoot()
+      const backend = yield* LocalBackend.make({ root, slots: 1, killGraceMs: 500 })
+      // back to back in one directory, as an agent runs a check and then its training: no window in which the next is refused
+      for (let i = 1; i <= 5; i++) {
+        const ref = yield* backend.submit(spec("again", `echo run ${i} >> runs.txt\nprintf '{"metrics":{"i":${i}}}' > result.json`))
+        const exit = yield* Backend.awaitExit(backend, ref)
+        assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: { i } }])
+        assert.strictEqual((yield* backend.capacity).inUse, 0, "the slot is free as soon as the Exit is out")
+      }
+      assert.deepStrictEqual(Fs.readFileSync(Path.join(root, "again", "runs.txt"), "utf8").trim().split("\n"), [1, 2, 3, 4, 5].map((i) => `run ${i}`))
+      // a job waiting for the slot starts the moment the Exit of the one holding it is out
+      const first = yield* backend.submit(spec("holder", "sleep 0.2"))
+      const next = yield* backend.submit(spec("next", "echo next"))
+      yield* Backend.awaitExit(backend, first)
+      assert.isFalse(yield* backend.withdraw!(next), "out of the queue: it has the slot")
+      assert.strictEqual((yield* Backend.awaitExit(backend, next)).outcome, "Succeeded")
+      // the one-job-per-directory rule still holds for a job that has not ended
+      const busy = yield* backend.submit(spec("busy", "echo started\nsleep 60"))
+      const queued = yield* backend.submit(spec("waiting", "true"))
+      for (const node of ["busy", "waiting"]) {
+        const refused = yield* Effect.flip(backend.submit(spec(node, "echo second > second.txt")))
+        assert.match(refused.message, /already queued or running/)
+      }
+      yield* backend.cancel(busy)
+      assert.strictEqual((yield* Backend.awaitExit(backend, busy)).outcome, "Cancelled")
+      assert.strictEqual((yield* Backend.awaitExit(backend, queued)).outcome, "Succeeded")
+      assert.isFalse(Fs.existsSync(Path.join(root, "busy", "second.txt")))
+    })))
+
   it.live("a run directory moved after its jobs ended: a backend on the new root finds them by the refs the journal holds", () =>
     Effect.scoped(Effect.gen(function*() {
       const before = Path.join(tmpRoot(), "run", "jobs")
