@@ -1,10 +1,12 @@
 /**
  * An `ExecutorAgent` that writes, runs and debugs the training code itself: a model works in
- * the node's job directory through tools — `write_file`, `read_file` (workspace paths only),
- * `run_command` (a short job on the same backend and directory), `submit_training_job` (the
- * real run, its metrics streamed as events) and `read_job_logs` — for a bounded number of
- * turns and training attempts. It ends with `Finished`: the decoded `result.json`, or a
- * failed result (Crash, InvalidOutput, ...) with the last logs when the attempts run out.
+ * a workspace through tools — `write_file`, `read_file` (workspace paths only), `run_command`
+ * (a short job on the same backend, labelled `<node>.cmd`), `submit_training_job` (the real
+ * run, labelled with the node, its metrics streamed as events) and `read_job_logs` — for a
+ * bounded number of turns and training attempts. Every job gets the workspace's files. It ends
+ * with `Finished`: the decoded `result.json`, or a failed result (Crash, InvalidOutput, ...)
+ * with the last logs when the attempts run out. Resumed after a crash, it cancels the command
+ * the lost session left running and adopts its training job, never running it twice.
  *
  * @since 0.1.0
  */
@@ -84,6 +86,12 @@ const describeExit = (ran: Ran, lines: number): string =>
   `${ran.exit.message ? `: ${ran.exit.message}` : ""}\n--- last output ---\n${ran.logs.slice(-lines).join("\n")}`
 
 /**
+ * The label (`labels.node`) of the commands for node `nodeId`; on the local backend it names their
+ * job directory, `<root>/<node>.cmd`, beside the node's own.
+ */
+const commandLabelOf = (nodeId: string): string => `${nodeId}.cmd`
+
+/**
  * Build the executor from a `Model` and a `Backend` in context.
  * @since 0.1.0 @category constructors
  */
@@ -151,6 +159,11 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           return { exit, logs, curves } satisfies Ran
         })
 
+      // A training job is labelled with the node (its job directory is the node's, and a resumed run
+      // finds it by that label); a command with a label of its own, so that it never shares a job
+      // identity (a directory, on the local backend) with a training job, and a leftover command is
+      // told apart from a leftover training job.
+      const commandLabel = commandLabelOf(node.id)
       const submit = (argv: ReadonlyArray<string>, kind: "cmd" | "train", timeLimitSeconds: number | undefined) =>
         backend.submit({
           name: `trex-${request.runId}-${node.id}-${kind}${++jobs}`,
@@ -161,11 +174,27 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           resources: kind === "train"
             ? recipe?.resources ?? { gpus: 0, cpus: 1 }
             : { gpus: 0, cpus: 1, ...(timeLimitSeconds !== undefined ? { timeLimitSeconds } : {}) },
-          labels: { run: request.runId, node: node.id }
+          labels: { run: request.runId, node: kind === "train" ? node.id : commandLabel }
         })
 
-      if (request.job !== undefined) {
-        const outcome = yield* outcomeOf(request.task, yield* execute(Effect.succeed(request.job), true))
+      // After a restart: the session that ran before is gone, and so is any use for the command it
+      // left running (cancelled, so it frees its slot); a training job it submitted whose submission
+      // was never recorded is adopted, never run a second time.
+      const cancelCommands = (known: ReadonlyArray<Backend.JobInfo>) =>
+        Effect.forEach(known, (j) => (j.labels.node === commandLabel && j.state !== "Finished" ? backend.cancel(j.ref) : Effect.void), {
+          discard: true
+        })
+      let job = request.job
+      if (job !== undefined) {
+        // reattaching to the recorded training job needs none of this: a failure here is not the node's
+        yield* backend.list(request.runId).pipe(Effect.flatMap(cancelCommands), Effect.ignore)
+      } else if (request.reconcile === true) {
+        const known = yield* backend.list(request.runId)
+        yield* cancelCommands(known)
+        if ((request.attempt ?? 0) === 0) job = known.find((j) => j.labels.node === node.id)?.ref
+      }
+      if (job !== undefined) {
+        const outcome = yield* outcomeOf(request.task, yield* execute(Effect.succeed(job), true))
         return yield* emit({ _tag: "Finished", result: outcome._tag === "Done" ? outcome.result : outcome.failure })
       }
 

@@ -1,10 +1,13 @@
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Backend, type ExecutorAgent, Fingerprint, Strategy, Task } from "@trex/core"
 import { HeldSubmit } from "@trex/core/testing"
-import { Effect, Redacted, Schema, Stream } from "effect"
+// test only: the agent on the real local backend (the package itself never depends on @trex/executors)
+import { LocalBackend } from "@trex/executors"
+import { Effect, Fiber, Redacted, Schema, Stream } from "effect"
 import * as CodeAgentExecutor from "../src/CodeAgentExecutor.ts"
 import * as AnthropicModel from "../src/model/AnthropicModel.ts"
 import * as Model from "../src/model/Model.ts"
@@ -103,7 +106,8 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.strictEqual(server.requests.length, 5)
       assert.isTrue(events.some((e) => e._tag === "Submitted"))
       assert.strictEqual(events.filter((e) => e._tag === "Progress" && e.metrics.length > 0).length, 2)
-      assert.deepStrictEqual(backend.submitted.map((s) => s.labels.node), ["n1", "n1"])
+      // the command has a job identity of its own, the training job the node's
+      assert.deepStrictEqual(backend.submitted.map((s) => s.labels.node), ["n1.cmd", "n1"])
       assert.strictEqual(Fs.readFileSync(Path.join(root, "jobs", "n1", "train.mjs"), "utf8"), fixed)
     }))
 
@@ -166,5 +170,171 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       const job = yield* held.stopDuringSubmit(consumer)
       const exit = yield* Backend.awaitExit(processes, job).pipe(Effect.timeout("20 seconds"))
       assert.strictEqual(exit.outcome, "Cancelled")
+    }).pipe(Effect.scoped))
+})
+
+/** A training script that counts its runs in `<jobs root>/runs-<node>.txt`, waits for a `go` file if asked, and scores 0.9. */
+const counted = (waits: boolean) => `import * as fs from "node:fs"
+const dir = process.env.TREX_JOB_DIR
+fs.appendFileSync(dir + "/../runs-" + JSON.parse(fs.readFileSync(dir + "/job.json", "utf8")).node + ".txt", "ran\\n")
+console.log("started")
+${waits ? `while (!fs.existsSync(dir + "/go")) await new Promise((r) => setTimeout(r, 50))` : ""}
+fs.writeFileSync(dir + "/result.json", JSON.stringify({ metrics: { accuracy: 0.9 }, primary: 0.9 }))
+`
+const runsOf = (root: string, nodeId: string) => {
+  const file = Path.join(root, "jobs", `runs-${nodeId}.txt`)
+  return Fs.existsSync(file) ? Fs.readFileSync(file, "utf8").trim().split("\n").length : 0
+}
+
+const finishedOf = (events: ReadonlyArray<ExecutorAgent.ExecutionEvent>) => {
+  const last = events.at(-1)
+  if (last?._tag !== "Finished") return assert.fail(`no Finished event: ${JSON.stringify(events.at(-1))}`)
+  return last.result
+}
+
+const gone = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return Fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.startsWith("Z")
+  } catch {
+    return true
+  }
+}
+
+const waitFor = (what: string, check: () => boolean, timeoutMs = 20_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMs
+    while (!check()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting: ${what}`))
+      yield* Effect.sleep("50 millis")
+    }
+  })
+
+describe("CodeAgentExecutor on the real local backend", () => {
+  const onLocal = (root: string, url: string, options: CodeAgentExecutor.Options = {}) =>
+    Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: Path.join(root, "jobs"), slots: 1, killGraceMs: 1000 })
+      const executor = yield* CodeAgentExecutor.make({ maxTurns: 6, ...options }).pipe(
+        Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: url })),
+        Effect.provideService(Backend.Backend, backend)
+      )
+      return { backend, executor }
+    })
+  const tmp = Effect.acquireRelease(
+    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-local-"))),
+    (root) => Effect.sync(() => Fs.rmSync(root, { recursive: true, force: true }))
+  )
+
+  it.live("a reply holding run_command and submit_training_job, then a training retry right after a failed attempt, all run", () =>
+    Effect.gen(function*() {
+      const root = yield* tmp
+      const server = yield* Fake.make((req, i) => {
+        switch (i) {
+          case 0:
+            // a fast model: the check, a broken training run and, once told, the fixed one, each at once
+            return Fake.message([
+              Fake.toolUse("write_file", { path: "broken.mjs", content: broken }),
+              Fake.toolUse("write_file", { path: "train.mjs", content: counted(false) }),
+              Fake.toolUse("run_command", { argv: [node, "-e", "console.log('checked')"] }),
+              Fake.toolUse("submit_training_job", { argv: [node, "broken.mjs"] })
+            ])
+          case 1: {
+            const results = lastToolResults(req)
+            assert.deepStrictEqual(results.map((r) => r.is_error === true), [false, false, false, true])
+            assert.include(results[2]!.content, "checked")
+            assert.include(results[3]!.content, "training attempt 1 of 3 failed")
+            return Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })])
+          }
+          default:
+            return Fake.error(400, "invalid_request_error", "unexpected extra turn")
+        }
+      })
+      const { executor } = yield* onLocal(root, server.url)
+      const events = yield* Stream.runCollect(executor.run(request(root)))
+      const result = finishedOf(events)
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.9)
+      assert.strictEqual(events.filter((e) => e._tag === "Submitted").length, 2)
+      assert.strictEqual(runsOf(root, "n1"), 1)
+      assert.isTrue(Fs.existsSync(Path.join(root, "jobs", "n1", "result.json")), "the node's directory holds its result")
+      assert.include(Fs.readFileSync(Path.join(root, "jobs", "n1.cmd", "stdout.log"), "utf8"), "checked")
+    }).pipe(Effect.scoped))
+
+  /** Start a controller (a child process) running the agent for `nodeId`; SIGKILL it once `ready`. */
+  const killedWhen = (root: string, url: string, nodeId: string, ready: () => boolean) =>
+    Effect.gen(function*() {
+      const controller = spawn(process.execPath, ["--conditions=@trex/source", Path.join(import.meta.dirname, "support", "codeAgentController.ts"), root, url, nodeId], {
+        stdio: ["ignore", "inherit", "inherit"]
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => controller.kill("SIGKILL")))
+      yield* waitFor("the killed controller's job runs", () => {
+        if (controller.exitCode !== null) throw new Error(`the controller exited early (${controller.exitCode})`)
+        return ready()
+      })
+      controller.kill("SIGKILL")
+      yield* Effect.callback<void>((resume) => {
+        if (controller.exitCode !== null || controller.signalCode !== null) resume(Effect.void)
+        else controller.on("exit", () => resume(Effect.void))
+      })
+    })
+
+  it.live("killed (SIGKILL) during a run_command, the resumed session cancels the orphaned command and finishes the node", () =>
+    Effect.gen(function*() {
+      const root = yield* tmp
+      let sessions = 0
+      const server = yield* Fake.make((req) => {
+        if (req.body.messages.length !== 1) return Fake.error(400, "invalid_request_error", "unexpected extra turn")
+        // the killed session's first turn: a command that runs until killed; the resumed one's: check and train at once
+        return ++sessions === 1
+          ? Fake.message([Fake.toolUse("run_command", { argv: [node, "-e", "console.log('started'); setInterval(() => {}, 1000)"] })])
+          : Fake.message([
+            Fake.toolUse("write_file", { path: "train.mjs", content: counted(false) }),
+            Fake.toolUse("run_command", { argv: [node, "-e", "console.log('checked')"] }),
+            Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+          ])
+      })
+      const cmdDir = Path.join(root, "jobs", "n1.cmd")
+      const stdout = Path.join(cmdDir, "stdout.log")
+      yield* killedWhen(root, server.url, "n1", () => Fs.existsSync(stdout) && Fs.readFileSync(stdout, "utf8").includes("started"))
+      const orphan = JSON.parse(Fs.readFileSync(Path.join(cmdDir, "pid"), "utf8")).pid as number
+      assert.isFalse(gone(orphan), "the command outlives its controller")
+
+      const { backend, executor } = yield* onLocal(root, server.url)
+      // no submission on record: the Explorer asks the executor to reconcile
+      const events = yield* Stream.runCollect(executor.run({ ...request(root), reconcile: true }))
+      const result = finishedOf(events)
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.9)
+      assert.isTrue(gone(orphan), "the orphaned command was cancelled")
+      assert.strictEqual(server.requests.length, 2)
+      assert.strictEqual(runsOf(root, "n1"), 1)
+      assert.include(Fs.readFileSync(stdout, "utf8"), "checked")
+      assert.strictEqual((yield* backend.capacity).inUse, 0)
+    }).pipe(Effect.scoped))
+
+  it.live("killed (SIGKILL) while a training job runs that was never recorded, the resumed session adopts it: trained once", () =>
+    Effect.gen(function*() {
+      const root = yield* tmp
+      const server = yield* Fake.make((_, i) =>
+        i === 0
+          ? Fake.message([
+            Fake.toolUse("write_file", { path: "train.mjs", content: counted(true) }),
+            Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+          ])
+          : Fake.error(400, "invalid_request_error", "the adopted job needs no model")
+      )
+      yield* killedWhen(root, server.url, "n2", () => runsOf(root, "n2") === 1)
+      const { executor } = yield* onLocal(root, server.url)
+      const node2 = { ...request(root).node, id: "n2" }
+      const running = yield* Stream.runCollect(executor.run({ ...request(root), node: node2, reconcile: true })).pipe(Effect.forkChild)
+      yield* Effect.sleep("300 millis")
+      Fs.writeFileSync(Path.join(root, "jobs", "n2", "go"), "")
+      const events = yield* Fiber.join(running)
+      const result = finishedOf(events)
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.9)
+      assert.strictEqual(runsOf(root, "n2"), 1, "the training ran once")
+      assert.strictEqual(server.requests.length, 1)
+      assert.isTrue(events.some((e) => e._tag === "Submitted"), "the adopted job is reported, to be journaled")
     }).pipe(Effect.scoped))
 })
