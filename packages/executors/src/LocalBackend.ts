@@ -2,7 +2,9 @@
  * A {@link Backend.Backend} that runs jobs as child processes on this machine, at most `slots` at
  * once, handing GPUs out through `CUDA_VISIBLE_DEVICES`. Each job runs in `<root>/<labels.node>`
  * under a small detached supervisor that enforces the time limit and records `exit.json`, so jobs
- * outlive the controller: a new backend on the same root lists, watches and cancels them.
+ * outlive the controller: a new backend on the same root lists, watches and cancels them. A
+ * directory holds one job at a time (a submit while one is queued or running there fails) and
+ * takes the next as soon as the last one's exit is recorded.
  *
  * @since 0.1.0
  */
