@@ -220,9 +220,29 @@ describe("CodeAgentExecutor on the real local backend", () => {
       )
       return { backend, executor }
     })
+  // a test that fails leaves no job of a killed controller behind: each supervisor and process group is killed
+  const killJobs = (root: string) => {
+    const jobs = Path.join(root, "jobs")
+    for (const dir of Fs.existsSync(jobs) ? Fs.readdirSync(jobs) : []) {
+      const file = Path.join(jobs, dir, "pid")
+      if (!Fs.existsSync(file)) continue
+      const { pid, supervisorPid } = JSON.parse(Fs.readFileSync(file, "utf8")) as { pid: number; supervisorPid: number }
+      for (const target of [supervisorPid, -pid]) {
+        try {
+          process.kill(target, "SIGKILL")
+        } catch {
+          // gone already
+        }
+      }
+    }
+  }
   const tmp = Effect.acquireRelease(
     Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-local-"))),
-    (root) => Effect.sync(() => Fs.rmSync(root, { recursive: true, force: true }))
+    (root) =>
+      Effect.sync(() => {
+        killJobs(root)
+        Fs.rmSync(root, { recursive: true, force: true })
+      })
   )
 
   it.live("a reply holding run_command and submit_training_job, then a training retry right after a failed attempt, all run", () =>
