@@ -545,6 +545,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     return (b.dollars === undefined || held.dollars < b.dollars) && (b.tokens === undefined || Cost.tokens(held) < b.tokens)
   }
 
+  /** Why the budget cannot admit a trial of this estimate. */
+  function budgetReason(estimate: Cost.Cost): string {
+    return `budget: ${ledger.wouldExceed(estimate, 1) ?? ledger.exhausted() ?? "exhausted"}`
+  }
+
   function estimateCost(): Cost.Cost {
     const declared = runTask.recipe?.estimate
     const base = Cost.make({
@@ -638,8 +643,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const distill = Effect.gen(function*() {
     const insights = yield* researcher
       .distill({ task: runTask, tree: tree.view, now: yield* now })
-      .pipe(researcherBug("distill"))
-      .pipe(Effect.catchTag("ResearcherError", () => Effect.succeed([])))
+      .pipe(researcherBug("distill"), Effect.catchTag("ResearcherError", () => Effect.succeed([])))
     const known = new Set(tree.view.insights.map((i) => i.id))
     const fresh = insights.filter((i) => !known.has(i.id))
     // Journaled even when empty: a resumed run then distils on the same schedule.
@@ -680,12 +684,13 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         continue
       }
       // a trial must be admissible before the researcher is asked for it (a model's proposal is paid for)
-      if (!ledger.canAdmit(estimateCost())) {
+      const admissible = estimateCost()
+      if (!ledger.canAdmit(admissible)) {
         if (inFlight.size > 0) {
           yield* awaitWake
           continue
         }
-        reason = `budget: ${ledger.wouldExceed(estimateCost(), 1) ?? ledger.exhausted() ?? "exhausted"}`
+        reason = budgetReason(admissible)
         break
       }
       // select
@@ -769,7 +774,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           yield* awaitWake
           continue
         }
-        reason = `budget: ${ledger.wouldExceed(estimate, 1) ?? "exhausted"}`
+        reason = budgetReason(estimate)
         break
       }
       ledger.reserve(spec.id, estimate)
