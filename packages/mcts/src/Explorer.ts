@@ -279,16 +279,32 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       )
     )
   })
+  // The caller's onEvent is its own code: a throw there is reported once and the run goes on (it
+  // is not a failure of the trial, nor of the run, whose event is journaled all the same).
+  let onEventThrew = false
   /** Fold and notify now; journal now (`"now"`) or with the next commit (`"soon"`). */
   const record = (events: ReadonlyArray<JournalEvent.JournalEvent>, when: "now" | "soon" = "now") =>
     Effect.suspend(() => {
+      let thrown: { readonly tag: string; readonly error: unknown } | undefined
       for (const e of events) {
         buffered.push(e)
         seq++
         if (e._tag !== "RunStarted") tree.apply(e)
-        options.onEvent?.({ seq, event: e }, tree.view)
+        if (options.onEvent !== undefined) {
+          try {
+            options.onEvent({ seq, event: e }, tree.view)
+          } catch (error) {
+            if (!onEventThrew) thrown ??= { tag: e._tag, error }
+          }
+        }
       }
-      return when === "now" ? commit : commitSoon
+      const then = when === "now" ? commit : commitSoon
+      if (thrown === undefined) return then
+      onEventThrew = true
+      return Effect.andThen(
+        Effect.logWarning(`the onEvent callback threw on ${thrown.tag}; the run goes on (mend the callback; later throws are not reported): ${defectMessage(thrown.error)}`),
+        then
+      )
     })
   // Read once: the loop stamps several events per trial, without an effect for each.
   const clock = yield* Clock.Clock
@@ -781,19 +797,27 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       yield* record([JournalEvent.make("NodeProposed", { node: spec, at }), JournalEvent.make("NodeAdmitted", { nodeId: spec.id, estimate, at })])
       yield* launch(spec)
     }
-    // drain or cancel what is still running
-    if (control?.stopRequested === "cancel") {
-      interrupted = true
-      yield* FiberMap.clear(fibers)
-    } else {
-      // a drain lets running trials finish and withdraws those whose job still waits in its
-      // backend's queue: they have not started, and run on resume (their jobs are cancelled)
-      // trials whose job waits in its backend's queue (as the tree knows from their journaled `JobState`)
-      if (control?.stopRequested === "drain") {
+    // Wait for what is still running, as a stop asks, also one asked for while waiting (the loop may
+    // have ended on the budget with trials still in flight): a drain lets running trials finish and
+    // withdraws those whose job still waits in its backend's queue (as the tree knows from their
+    // journaled `JobState`: they have not started, and run on resume); a cancel stops them all.
+    let drained = false
+    for (;;) {
+      if (control?.stopRequested === "cancel") {
+        interrupted = true
+        if (inFlight.size > 0) reason = "stopped by request"
+        yield* FiberMap.clear(fibers)
+        break
+      }
+      if (control?.stopRequested === "drain" && !drained) {
+        drained = true
+        if (inFlight.size > 0) reason = "stopped by request"
         for (const id of [...inFlight]) if (tree.view.get(id)?.waiting !== undefined) yield* withdraw(id)
       }
-      yield* FiberMap.awaitEmpty(fibers)
+      if (inFlight.size === 0) break
+      yield* awaitWake
     }
+    yield* FiberMap.awaitEmpty(fibers)
     // (a stopped run distils on its schedule when it is resumed, as an uninterrupted one would)
     // (nor when the budget for model calls is spent: a model's distillation would overrun it)
     if (control?.stopRequested === undefined && distillEvery > 0 && countFinished(tree.view) > lastDistilled && modelBudgetLeft()) yield* distill

@@ -495,6 +495,41 @@ describe("Explorer", () => {
       assert.strictEqual(calls, 3, "the researcher was not asked again")
     }))
 
+  it.live("a stop asked for once the budget's last trial has started is still carried out: cancel stops it, drain withdraws one still queued", () =>
+    Effect.gen(function*() {
+      // one trial, reported waiting in its backend's queue, that never ends unless stopped
+      const waiting = (log: Array<string>): ExecutorAgent.ExecutorAgentShape => ({
+        name: "queued",
+        run: (req) =>
+          Stream.concat(
+            Stream.make<Array<ExecutorAgent.ExecutionEvent>>(
+              { _tag: "Submitted", job: { backend: "queue", id: `job-${req.node.id}`, data: {} } },
+              { _tag: "State", state: "Pending", reason: "no free GPU" }
+            ),
+            Stream.never
+          ).pipe(Stream.onEnd(Effect.sync(() => log.push(`ended ${req.node.id}`))), Stream.ensuring(Effect.sync(() => log.push(`stopped ${req.node.id}`)))),
+        withdraw: () => Effect.succeed(true)
+      })
+      for (const mode of ["cancel", "drain"] as const) {
+        const control = new Control()
+        const log: Array<string> = []
+        const journal = Journal.makeMemory()
+        const fiber = yield* Explorer.run(makeTask({ maxTrials: 1 }), { runId: "b", runDir: "/tmp/unused", seed: 2, control }).pipe(
+          Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, waiting(log)))),
+          Effect.forkChild
+        )
+        // the budget's one trial is in flight, and waits
+        for (let i = 0; i < 200 && !(yield* journal.read()).some((e) => e.event._tag === "JobState"); i++) yield* Effect.sleep("5 millis")
+        control.stop(mode)
+        const summary = yield* Fiber.join(fiber).pipe(Effect.timeout("5 seconds"))
+        assert.strictEqual(summary.reason, "stopped by request", mode)
+        assert.strictEqual(summary.interrupted, mode === "cancel", mode)
+        assert.deepStrictEqual(log, ["stopped n1"], mode)
+        const tags = (yield* journal.read()).map((e) => e.event._tag === "JobState" ? `JobState:${e.event.state}` : e.event._tag)
+        if (mode === "drain") assert.include(tags, "JobState:Withdrawn")
+      }
+    }))
+
   /** A trial's result for a strategy of the toy landscape. */
   const scored = (strategy: Strategy.Strategy) => {
     const s = score(strategy)
@@ -843,6 +878,21 @@ describe("Explorer, given what it cannot do", () => {
       assert.isAtLeast(calls, 6, "each invalid answer was followed by another question")
       const proposed = (yield* journal.read()).flatMap((e) => (e.event._tag === "NodeProposed" ? [e.event.node.strategy.training.learningRate] : []))
       assert.lengthOf(proposed, 3)
+    }))
+
+  it.live("an onEvent callback that throws is the caller's bug: the run and its trials go on, every event journaled", () =>
+    Effect.gen(function*() {
+      for (const on of ["RunStarted", "JobProgress", "NodeFinished", "RunFinished"]) {
+        const journal = Journal.makeMemory()
+        const summary = yield* runParts({
+          journal,
+          maxTrials: 3,
+          options: { onEvent: (e) => { if (e.event._tag === on) throw new Error(`listener bug on ${on}`) } }
+        })
+        assert.strictEqual(summary.reason, "budget: maxTrials", on)
+        assert.strictEqual([...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded").length, 3, on)
+        assert.strictEqual((yield* journal.read()).at(-1)?.event._tag, "RunFinished", on)
+      }
     }))
 
   it.live("an executor whose stream dies fails that trial as Infra, naming the defect; the run carries on", () =>
