@@ -7,6 +7,7 @@
  */
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent } from "@trex/core"
 import { budgetLine, waitLabel } from "./Status.ts"
+import * as Untrusted from "./internal/untrusted.ts"
 
 /** The trials in flight (proposed, queued or running). */
 const openIds = (view: ExperimentTree.TreeView) => [...view.nodes()].filter(ExperimentNode.isPending).map((n) => n.id)
@@ -84,35 +85,34 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       }
       case "NodeAdmitted": {
         const n = view.get(e.nodeId)
-        return options.write(`start  ${e.nodeId} (from ${n?.parent ?? "?"}): ${n?.strategy.rationale ?? ""}\n`)
+        return options.write(`start  ${e.nodeId} (from ${n?.parent ?? "?"}): ${Untrusted.line(n?.strategy.rationale ?? "", 300)}\n`)
       }
       case "NodeFinished": {
         const best = view.best()
         const what = e.outcome === "Succeeded"
           ? `${view.task.metric.name}=${fmt(e.result?.score)}${e.result?.reusedFrom !== undefined ? ` (reused from ${e.result.reusedFrom})` : ""}`
-          : e.outcome === "Failed" ? `FAILED ${e.result?.failure?.kind}: ${e.result?.failure?.message ?? ""}` : e.outcome.toLowerCase()
+          : e.outcome === "Failed" ? `FAILED ${e.result?.failure?.kind}: ${Untrusted.line(e.result?.failure?.message ?? "", 500)}` : e.outcome.toLowerCase()
         return options.write(`done   ${e.nodeId} ${what}  | best ${fmt(best !== undefined ? ExperimentNode.score(best) : undefined)}${best !== undefined ? ` (${best.id})` : ""} | trials ${u?.trials ?? "?"}${view.task.budget.maxTrials !== undefined ? `/${view.task.budget.maxTrials}` : ""}\n`)
       }
       case "AnalysisCompleted": {
         // one line: the whole analysis is in `trex status --json` and the report
-        const summary = e.analysis.summary.replace(/\s+/g, " ").trim()
-        return options.write(`analysis ${summary.length > 200 ? `${summary.slice(0, 199)}…` : summary}\n`)
+        return options.write(`analysis ${Untrusted.line(e.analysis.summary, 200)}\n`)
       }
       case "JobState":
         // the job started waiting in its backend's queue, or the reason changed (the frame shows it on a terminal)
         return options.write(
           e.state === "Pending"
-            ? `wait   ${e.nodeId}: ${e.reason ?? ExperimentNode.UNSPECIFIED_WAIT}\n`
+            ? `wait   ${e.nodeId}: ${Untrusted.line(e.reason ?? ExperimentNode.UNSPECIFIED_WAIT, 200)}\n`
             : e.state === "Running"
             ? `run    ${e.nodeId}: left the backend's queue\n`
             : `stop   ${e.nodeId}: withdrawn from the backend's queue (runs on resume)\n`
         )
       case "InsightsDistilled":
-        return e.insights.forEach((i) => options.write(`insight ${i.text}\n`))
+        return e.insights.forEach((i) => options.write(`insight ${Untrusted.line(i.text, 500)}\n`))
       case "RunFinished": {
         // trials still in flight (a drain withdrew them): they run on resume
         const open = openIds(view)
-        return options.write(`finished: ${e.reason}${open.length > 0 ? `; in flight, to run on resume: ${open.join(", ")}` : ""}\n`)
+        return options.write(`finished: ${Untrusted.line(e.reason, 300)}${open.length > 0 ? `; in flight, to run on resume: ${open.join(", ")}` : ""}\n`)
       }
       default:
         return

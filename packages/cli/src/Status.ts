@@ -6,6 +6,7 @@
  */
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, Strategy } from "@trex/core"
 import type { RunInfo } from "./RunDir.ts"
+import * as Untrusted from "./internal/untrusted.ts"
 
 /** A JSON-ready summary of a run. @since 0.1.0 @category models */
 export interface StatusJson {
@@ -134,11 +135,6 @@ export const toJson = (info: RunInfo): StatusJson => {
 
 const fmt = (v: number | undefined) => (v === undefined ? "-" : Number(v.toPrecision(4)).toString())
 
-/** Text on one line, cut to `max` characters. */
-const clip = (text: string, max: number): string => {
-  const line = text.replace(/\s+/g, " ").trim()
-  return line.length <= max ? line : `${line.slice(0, max - 1)}…`
-}
 
 /** Human duration, e.g. `1m42s`. @since 0.1.0 @category formatting */
 export const duration = (seconds: number): string => {
@@ -164,7 +160,7 @@ export const budgetLine = (budget: Budget.Budget, u: Pick<Budget.Usage, "trials"
  * when the backend gave no reason.
  * @since 0.1.0 @category formatting
  */
-export const waitLabel = (waiting: string): string => (waiting === ExperimentNode.UNSPECIFIED_WAIT ? "waiting" : `waiting (${waiting})`)
+export const waitLabel = (waiting: string): string => (waiting === ExperimentNode.UNSPECIFIED_WAIT ? "waiting" : `waiting (${Untrusted.line(waiting, 120)})`)
 
 const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
   switch (n.state._tag) {
@@ -227,7 +223,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
     `Directory: ${runDir}`,
     `State: ${
       s.state === "finished"
-        ? `finished (${s.finishedReason})${s.finishedReason === "stopped by request" ? ` — ${goOn}` : ""}`
+        ? `finished (${Untrusted.line(s.finishedReason ?? "", 300)})${s.finishedReason === "stopped by request" ? ` — ${goOn}` : ""}`
         : s.state === "running"
         ? `running (controller: process ${s.writerPid ?? "unknown"})`
         : `stopped before it finished — ${goOn}`
@@ -239,10 +235,12 @@ export const toText = (info: RunInfo, runDir: string): string => {
       ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${Object.entries(s.best.metrics).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")})`
       : "Best: none yet"
   ]
-  if (s.analysis !== undefined) lines.push(`Analysis: ${clip(s.analysis.summary, 200)}`)
+  if (s.analysis !== undefined) lines.push(`Analysis: ${Untrusted.line(s.analysis.summary, 200)}`)
   if (s.insights.length > 0) {
     lines.push("Insights:")
-    for (const i of s.insights) lines.push(`  - ${i.text} [${i.evidence.slice(0, 6).join(", ")}${i.evidence.length > 6 ? ", …" : ""}]`)
+    for (const i of s.insights) {
+      lines.push(`  - ${Untrusted.line(i.text, 500)} [${i.evidence.slice(0, 6).map((e) => Untrusted.line(e, 40)).join(", ")}${i.evidence.length > 6 ? ", …" : ""}]`)
+    }
   }
   lines.push("Tree:", ...treeLines(view, 80, stopped).map((l) => `  ${l}`))
   return lines.join("\n")
@@ -261,7 +259,7 @@ export const toMarkdown = (info: RunInfo): string => {
     `Task **${s.task}**: ${view.task.objective}`,
     "",
     `- Metric: ${s.metric.name} (${s.metric.direction}${view.task.metric.target !== undefined ? `, target ${view.task.metric.target}` : ""})`,
-    `- State: ${s.state}${s.finishedReason !== undefined ? ` — ${s.finishedReason}` : ""}${resumable ? " (`trex resume` on its run directory continues it)" : ""}`,
+    `- State: ${s.state}${s.finishedReason !== undefined ? ` — ${Untrusted.markdown(s.finishedReason, 300)}` : ""}${resumable ? " (`trex resume` on its run directory continues it)" : ""}`,
     ...(s.damage !== undefined ? [`- Journal: ${s.damage}. This report shows the ${info.entries.length} entries before the damage`] : []),
     `- Budget: ${budgetLine(view.task.budget, s.budget)}`,
     `- Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled${
@@ -273,19 +271,19 @@ export const toMarkdown = (info: RunInfo): string => {
     out.push(`## Best: ${s.best.id} (${s.metric.name} = ${fmt(s.best.score)})`, "", "```json", JSON.stringify(s.best.strategy, null, 2), "```", "")
   }
   if (s.analysis !== undefined) {
-    out.push("## Analysis", "", clip(s.analysis.summary, 1000), "")
-    if (s.analysis.risks.length > 0) out.push(`Risks: ${s.analysis.risks.map((r) => clip(r, 200)).join("; ")}`, "")
+    out.push("## Analysis", "", Untrusted.markdown(s.analysis.summary, 1000), "")
+    if (s.analysis.risks.length > 0) out.push(`Risks: ${s.analysis.risks.map((r) => Untrusted.markdown(r, 200)).join("; ")}`, "")
   }
   if (s.insights.length > 0) {
     out.push("## Insights", "")
-    for (const i of s.insights) out.push(`- ${i.text} (evidence: ${i.evidence.join(", ")})`)
+    for (const i of s.insights) out.push(`- ${Untrusted.markdown(i.text, 1000)} (evidence: ${i.evidence.map((e) => Untrusted.markdown(e, 40)).join(", ")})`)
     out.push("")
   }
   out.push("## Trials", "", "| node | parent | state | score | note |", "|---|---|---|---|---|")
   for (const n of view.nodes()) {
     const r = ExperimentNode.result(n)
     const note = r?.failure !== undefined ? `${r.failure.kind}: ${r.failure.message}` : (n.strategy.rationale || "")
-    out.push(`| ${n.id} | ${n.parent} | ${n.state._tag}${s.state !== "running" && ExperimentNode.isPending(n) ? " (interrupted)" : ""} | ${fmt(ExperimentNode.score(n))} | ${note.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 160)} |`)
+    out.push(`| ${n.id} | ${n.parent} | ${n.state._tag}${s.state !== "running" && ExperimentNode.isPending(n) ? " (interrupted)" : ""} | ${fmt(ExperimentNode.score(n))} | ${Untrusted.markdown(note, 160)} |`)
   }
   out.push("", "## Tree", "", "```", ...treeLines(view, 400, s.state !== "running"), "```", "")
   return out.join("\n")

@@ -6,6 +6,7 @@ import type { BudgetRow, ReportModel } from "./reportModel.ts"
 import { STYLE } from "./reportStyle.ts"
 import { SCRIPT } from "./reportScript.ts"
 import { colour, escapeHtml, fmt, scoreChart, treeSvg } from "./reportSvg.ts"
+import * as Untrusted from "./untrusted.ts"
 
 /**
  * JSON for a `<script type="application/json">`: every `<` escaped, so no `</script` or
@@ -28,7 +29,7 @@ const amount = (row: BudgetRow, v: number): string =>
 const budgetHtml = (rows: ReadonlyArray<BudgetRow>): string =>
   rows.map((row) => {
     const pct = row.limit === undefined ? undefined : Math.min(100, (100 * row.used) / row.limit)
-    const limit = row.limit === undefined ? `<span class="muted">no limit</span>` : ` / ${escapeHtml(amount(row, row.limit))}`
+    const limit = row.limit === undefined ? ` <span class="muted">no limit</span>` : ` / ${escapeHtml(amount(row, row.limit))}`
     const bar = pct === undefined
       ? `<div class="bar none"></div>`
       : `<div class="bar${pct >= 100 ? " full" : pct >= 80 ? " high" : ""}"><span style="width:${pct.toFixed(1)}%"></span></div>`
@@ -54,13 +55,14 @@ const insightsHtml = (model: ReportModel): string =>
       ).join("")
     }</ol>`
 
-/** The researcher's analysis, short: the summary (cut at 600 characters, whole in the tooltip) and the risks. */
+/** The researcher's analysis, short: the summary (cut at 600 characters, whole in the tooltip) and the risks (each cut at 200, all at 600). */
 const analysisHtml = (model: ReportModel): string => {
   const a = model.analysis
   if (a === undefined || a.summary.trim() === "") return ""
-  const summary = a.summary.replace(/\s+/g, " ").trim()
-  const short = summary.length > 600 ? `${summary.slice(0, 599)}…` : summary
-  const risks = a.risks.length === 0 ? "" : ` <span class="muted">Risks:</span> ${escapeHtml(a.risks.join("; "))}`
+  const summary = Untrusted.line(a.summary)
+  const short = Untrusted.line(summary, 600)
+  const riskText = a.risks.map((r) => Untrusted.line(r, 200)).join("; ")
+  const risks = a.risks.length === 0 ? "" : ` <span class="muted">Risks:</span> ${escapeHtml(Untrusted.line(riskText, 600))}`
   return `<p class="analysis" title="${escapeHtml(summary)}"><span class="muted">Analysis</span> ${escapeHtml(short)}${risks}</p>`
 }
 

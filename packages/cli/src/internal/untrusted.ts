@@ -1,0 +1,26 @@
+/**
+ * Text that models, jobs and backends write (rationales, insights, analyses, failure messages, wait
+ * reasons), made safe to show: on a terminal it cannot move the cursor, recolour, hide or reverse what
+ * follows, nor start a line of its own; in Markdown it renders as the text it is (no heading, link,
+ * table cell or HTML of its own). The HTML report escapes it on its own (`escapeHtml`).
+ */
+
+// C0 and C1 controls (escape sequences, NUL, backspace...; whitespace is folded separately) and the
+// bidirectional overrides and isolates, which can make text read backwards (`gnp.exe` shown as `exe.png`).
+const CONTROLS = /[\u0000-\u0008\u000E-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]/g
+
+/** One line of plain text: controls removed, whitespace (newlines too) folded to single spaces, cut to `max`. */
+export const line = (text: string, max = Number.POSITIVE_INFINITY): string => {
+  const one = text.replace(CONTROLS, "").replace(/\s+/g, " ").trim()
+  return one.length <= max ? one : `${one.slice(0, max - 1)}…`
+}
+
+/**
+ * {@link line}, for Markdown (a paragraph, a list item, a table cell): the punctuation Markdown and
+ * HTML act on is escaped with a backslash (CommonMark), and so is a first character that would open
+ * a heading, a list or a quote.
+ */
+export const markdown = (text: string, max = Number.POSITIVE_INFINITY): string =>
+  line(text, max)
+    .replace(/[\\`*_[\]<>|~]/g, "\\$&")
+    .replace(/^([#+\-=>]|\d+[.)])/, "\\$1")
