@@ -4,7 +4,7 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Backend, type Errors, SearchSpace, Strategy, TaskFile } from "@trex/core"
 import { Effect, Stream } from "effect"
-import { cell, parse, parseRecords } from "../src/internal/simCsv.ts"
+import { cell, numeric, parse, parseRecords } from "../src/internal/simCsv.ts"
 import * as Simulator from "../src/Simulator.ts"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "trex-sim-"))
@@ -67,10 +67,34 @@ describe("CSV", () => {
   })
 
   it("rejects ragged rows, unterminated quotes and junk after a quote", () => {
-    assert.throws(() => parse("a,b\n1\n"), /record 2 has 1 fields, the header has 2/)
+    assert.throws(() => parse("a,b\n1\n"), /line 2: the row has 1 field, the header has 2; quote a field that holds a comma/)
     assert.throws(() => parse("a\n\"open\n"), /unterminated quoted field starting on line 2/)
     assert.throws(() => parse("a,b\n\"x\"y,1\n"), /after a closing quote on line 2/)
     assert.throws(() => parse("a,a\n1,2\n"), /duplicate column "a"/)
+  })
+
+  it("reports the physical line a record starts on, past quoted newlines and blank lines", () => {
+    const csv = parse("a,b\n1,\"two\nlines\"\n\n2,\"x\r\ny\"\r\n3,z\n")
+    assert.deepStrictEqual(csv.lines, [2, 5, 7])
+    assert.throws(() => parse("a,b\n1,\"x\ny\nz\"\n2\n"), /^line 5: the row has 1 field/)
+  })
+
+  it("trims header names and says when the separator is a semicolon or a tab", () => {
+    assert.deepStrictEqual(parse("a, lr ,b\n1,2,3\n").header, ["a", "lr", "b"])
+    assert.throws(() => parse("run_id;lr;acc\na;0,1;0,5\n"), /the header line has no comma but semicolons .*the table looks semicolon-separated\. Save it as comma-separated CSV/)
+    assert.throws(() => parse("run_id\tlr\tacc\na\t0.1\t0.5\n"), /no comma but tabs .*tab-separated/)
+  })
+
+  it("reads a metric cell: a number, nothing for empty or NaN, else a fix", () => {
+    assert.strictEqual(numeric(" 0.81 "), 0.81)
+    assert.strictEqual(numeric(""), undefined)
+    assert.strictEqual(numeric("nan"), undefined)
+    assert.strictEqual(numeric("NaN"), undefined)
+    for (const bad of ["inf", "-Infinity", "n/a", "0.8x", "1e999"]) {
+      assert.include((numeric(bad) as { problem: string }).problem, "leave the cell empty, or NaN, for a run that diverged", bad)
+    }
+    assert.deepStrictEqual(numeric("0,81"), { problem: "write numbers with a decimal point and no thousands separator (0.81, not 0,81)", fixed: 0.81 })
+    assert.strictEqual((numeric("1,234,567") as { fixed: number }).fixed, 1234567)
   })
 })
 
