@@ -36,6 +36,11 @@ const Value = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
  * an optional curve column (JSON list) and the number of GPUs. {@link decodeConfig} also checks
  * what the schema cannot say: each path at most once, one kind of cost, `scale` > 0, `seconds` >= 0.
  *
+ * The table is comma-separated with a header line. A metric cell that is empty or `NaN` is a run
+ * that diverged or is missing (its trial fails as a crash); any other text (`inf`, `n/a`, `0,81`) is
+ * refused. Rows repeating a configuration: the first stands for it (a warning says when their
+ * metrics differ). See `bench/data/README.md` for every rule.
+ *
  * @example
  * ```yaml
  * backend:
@@ -168,8 +173,10 @@ const valueCheck = (config: SimulatorConfig, name: string) => {
 /**
  * Read a recorded table into a landscape. `dir` resolves a relative `table`; `metric` supplies
  * the metric column and direction the config leaves out; `source` (the task file) is named in
- * errors. Every value the filter keeps must make a valid strategy at its parameter's path, and
- * every cost a non-negative number (or be empty: a run that diverged, costed at the median).
+ * errors, with the table, its line and column. Every value the filter keeps must make a valid
+ * strategy at its parameter's path; every metric a finite number (or be empty or `NaN`: a run that
+ * diverged, which fails) and every cost a non-negative one (or be empty or `NaN`: costed at the
+ * median). Logs a warning when rows repeat a configuration with another metric (the first stands).
  * @since 0.1.0 @category constructors
  */
 export const loadTable = Effect.fn("Simulator.loadTable")(function*(
@@ -177,13 +184,15 @@ export const loadTable = Effect.fn("Simulator.loadTable")(function*(
   options: { readonly dir: string; readonly metric: Task.Metric; readonly name?: string; readonly source?: string }
 ) {
   const file = path.resolve(options.dir, config.table)
+  // every message names the table and the task file that names it
+  const table = `${file} (backend.table of ${options.source ?? "the task"})`
   const invalid = (message: string) => new Errors.InvalidInput({ source: file, message })
   const name = options.name ?? path.basename(file, ".csv")
   const text = yield* Effect.try({
     try: () => fs.readFileSync(file, "utf8"),
-    catch: (e) => invalid(`cannot read the simulator table ${file}: ${(e as Error).message}`)
+    catch: (e) => invalid(`cannot read the simulator table ${table}: ${(e as Error).message}`)
   })
-  return yield* Effect.try({
+  const { landscape, warnings } = yield* Effect.try({
     try: () =>
       fromCsv(parseCsv(text), {
         name,
@@ -211,9 +220,11 @@ export const loadTable = Effect.fn("Simulator.loadTable")(function*(
       }),
     catch: (e) =>
       e instanceof TableIssues
-        ? invalid(`invalid simulator table ${file} (backend.table of ${options.source ?? "the task"}):\n${e.issues.join("\n")}`)
-        : invalid(`simulator table ${file}: ${(e as Error).message}`)
+        ? invalid(`invalid simulator table ${table}:\n${e.issues.join("\n")}`)
+        : invalid(`simulator table ${table}: ${(e as Error).message}`)
   })
+  for (const w of warnings) yield* Effect.logWarning(`simulator table ${table}: ${w}`)
+  return landscape
 })
 
 /**

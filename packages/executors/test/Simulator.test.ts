@@ -3,7 +3,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Backend, type Errors, SearchSpace, Strategy, TaskFile } from "@trex/core"
-import { Effect, Stream } from "effect"
+import { Effect, Logger, Stream } from "effect"
 import { cell, numeric, parse, parseRecords } from "../src/internal/simCsv.ts"
 import * as Simulator from "../src/Simulator.ts"
 
@@ -15,14 +15,23 @@ const writeTable = (name: string, text: string) => {
 
 const metric = { name: "score", direction: "maximize" as const }
 
-const table = (text: string, config: Partial<Simulator.SimulatorConfig> = {}) => {
+const table = (text: string, config: Partial<Simulator.SimulatorConfig> = {}, source?: string) => {
   const file = writeTable(`t${Math.random().toString(36).slice(2)}.csv`, text)
   return Simulator.decodeConfig({
     kind: "simulator",
     table: file,
     parameters: [{ column: "lr", path: "training.learningRate", kind: "log" }, { column: "layers", path: "training.extra.layers" }],
     ...config
-  }).pipe(Effect.flatMap((c) => Simulator.loadTable(c, { dir: tmp, metric })))
+  }).pipe(Effect.flatMap((c) => Simulator.loadTable(c, { dir: tmp, metric, ...(source !== undefined ? { source } : {}) })))
+}
+
+/** Run an effect and collect what it logs. */
+const logged = <A, E>(effect: Effect.Effect<A, E>) => {
+  const lines: Array<string> = []
+  return effect.pipe(
+    Effect.provide(Logger.layer([Logger.make((o) => void lines.push(`${o.logLevel}: ${String(o.message)}`))])),
+    Effect.map((a) => ({ value: a, lines }))
+  )
 }
 
 const spec = (strategy: Strategy.Strategy, node = "n"): Backend.JobSpec => ({
@@ -131,12 +140,52 @@ describe("landscapes", () => {
       assert.include(err.message, "backend.metric.column (default: the task's metric name): \"bleu\" is not a column of the table (columns: lr, layers, score)")
       const misspelt = yield* Effect.flip(table("lr,layers,score\n0.1,1,1\n", { metric: { column: "scor" } }))
       assert.include(misspelt.message, "backend.metric.column (default: the task's metric name): \"scor\" is not a column of the table; did you mean \"score\"?")
-      const none = yield* Effect.flip(table("lr,layers,score,pair\n0.1,1,1,x\n", { filter: { pair: "z" } }))
-      assert.include(none.message, "no rows match")
+      const none = yield* Effect.flip(table("lr,layers,score,pair\n0.1,1,1,x\n0.1,2,1,y\n", { filter: { pair: "z" } }))
+      assert.include(none.message, `no rows match the filter {"pair":"z"}: column "pair" holds "x", "y"`)
       const bad = yield* Effect.flip(Simulator.decodeConfig({ kind: "simulator", table: "t.csv", parameters: [{ column: "x", path: "p", kind: "loud" }] }))
       assert.include(bad.message, "parameters[0].kind")
       const typo = yield* Effect.flip(Simulator.decodeConfig({ kind: "simulator", table: "t.csv", parameters: [{ column: "x", path: "p" }], metirc: { column: "y" } }))
       assert.include(typo.message, `metirc: Expected no excess property; did you mean "metric"?`)
+    }))
+
+  it.effect("says a table has no data rows, without a filter it does not have", () =>
+    Effect.gen(function*() {
+      const err = yield* Effect.flip(table("lr,layers,score\n"))
+      assert.include(err.message, "the table has no data rows, only a header line: add one row per finished run")
+      assert.notInclude(err.message, "filter")
+    }))
+
+  it.effect("suggests the column a name abbreviates, contains or is contained in", () =>
+    Effect.gen(function*() {
+      const text = "run_id,lr,layers,acc,group\na,0.1,1,0.5,x\n"
+      const abbreviated = yield* Effect.flip(table(text, { metric: { column: "acc" }, filter: { grp: "x" } }))
+      assert.include(abbreviated.message, `backend.filter.grp: "grp" is not a column of the table; did you mean "group"?`)
+      const longer = yield* Effect.flip(table(text, { metric: { column: "accuracy" } }))
+      assert.include(longer.message, `"accuracy" is not a column of the table; did you mean "acc"?`)
+      const cased = yield* Effect.flip(table(text, { metric: { column: "ACC" } }))
+      assert.include(cased.message, `did you mean "acc"?`)
+      // names are trimmed like cells: " acc" is the column acc
+      const l = yield* table("lr, layers, acc\n0.1, 1, 0.5\n", { metric: { column: "acc" } })
+      assert.deepStrictEqual(l.points.map((p) => p.score), [0.5])
+    }))
+
+  it.effect("names the task file as well as the table when a column is missing", () =>
+    Effect.gen(function*() {
+      const err = yield* Effect.flip(table("lr,layers,score\n0.1,1,1\n", { metric: { column: "bleu" } }, "tasks/mine.yaml"))
+      assert.match(err.message, /^simulator table \/.*\.csv \(backend\.table of tasks\/mine\.yaml\): backend\.metric\.column/)
+    }))
+
+  it.effect("warns once, with the first example, about rows repeating a configuration with another metric", () =>
+    Effect.gen(function*() {
+      const text = "lr,layers,score\n0.1,1,0.5\n0.2,1,0.6\n0.1,1,0.5\n0.1,1,0.7\n0.2,1,\n"
+      const { value, lines } = yield* logged(table(text))
+      // the first recorded run stands for its configuration
+      assert.strictEqual(Simulator.match(value, withValues(0.1, 1)).point.score, 0.5)
+      assert.strictEqual(lines.length, 1)
+      assert.match(lines[0]!, /^Warn: simulator table .*\.csv \(backend\.table of the task\): 2 rows repeat the configuration of an earlier row with a different score; the first recorded run stands for a configuration/)
+      assert.include(lines[0]!, "(e.g. line 5 repeats line 2 (lr=0.1, layers=1) with score 0.7, line 2 has 0.5)")
+      const same = yield* logged(table("lr,layers,score\n0.1,1,0.5\n0.1,1,0.5\n"))
+      assert.deepStrictEqual(same.lines, [])
     }))
 
   it.effect("regret is 0 at the pool's best and 1 at its worst, in either direction", () =>
@@ -220,6 +269,38 @@ describe("input validation", () => {
       // an empty cost (a run that diverged) is no error: it costs the pool's median
       const l = yield* table("lr,layers,score,cost,pair\n0.001,2,0.5,3,x\n0.01,2,,,x\n0.1,2,0.1,oops,y\n", { cost: { column: "cost" }, filter: { pair: "x" } })
       assert.deepStrictEqual(l.points.map((p) => p.seconds), [3, 3])
+    }))
+
+  it.effect("a metric cell empty or NaN is a failed run; any other text is refused with the line, column, value and fix", () =>
+    Effect.gen(function*() {
+      const l = yield* table("lr,layers,score\n0.1,1,0.5\n0.2,1,NaN\n0.3,1,nan\n0.4,1,\n")
+      assert.deepStrictEqual(l.points.map((p) => p.failure !== undefined), [false, true, true, true])
+      for (const bad of ["inf", "-Infinity", "n/a", "0.8x"]) {
+        // the bad cell after a record spanning two lines: its physical line is 5
+        const err = yield* refused(table(`lr,layers,score,note\n0.1,1,0.5,"two\nlines"\n0.2,1,0.6,x\n0.3,1,${bad},x\n`))
+        assert.match(err.message, /^invalid simulator table .*\.csv \(backend\.table of the task\):/, bad)
+        assert.include(err.message, `line 5, column "score": ${JSON.stringify(bad)} is not a number (backend.metric.column): ` +
+          "leave the cell empty, or NaN, for a run that diverged or is missing; else correct it to a finite number", bad)
+      }
+      const comma = yield* refused(table("lr,layers,score\n0.1,1,\"0,81\"\n"))
+      assert.include(comma.message, `line 2, column "score": "0,81" is not a number (backend.metric.column): write numbers with a decimal point and no thousands separator (0.81, not 0,81)`)
+    }))
+
+  it.effect("a cost of NaN is a diverged run; a decimal comma in a cost or a number column gets its fix", () =>
+    Effect.gen(function*() {
+      const l = yield* table("lr,layers,score,cost\n0.1,1,0.5,3\n0.2,1,,NaN\n", { cost: { column: "cost" } })
+      assert.deepStrictEqual(l.points.map((p) => p.seconds), [3, 3])
+      const cost = yield* refused(table("lr,layers,score,cost\n0.1,1,0.5,\"1,5\"\n", { cost: { column: "cost" } }))
+      assert.include(cost.message, `line 2, column "cost": backend.cost.column must hold each run's cost, a number of 0 or more; got "1,5". ` +
+        "If it is a cost: write numbers with a decimal point and no thousands separator (1.5, not 1,5)")
+      // a free-form path takes any value, so only the table can tell a number gone wrong
+      const param = yield* refused(table("lr,layers,score\n0.1,2,0.5\n0.2,\"2,5\",0.6\n"))
+      assert.include(param.message, `line 3, column "layers": "2,5" is not a number (backend.parameters[1]): write numbers with a decimal point`)
+      const stray = yield* refused(table("lr,layers,score\n0.1,2,0.5\n0.2,inf,0.6\n0.3,4x,0.7\n"))
+      assert.include(stray.message, `line 3, column "layers": "inf" is not a number, though the column's other values are (backend.parameters[1]): correct the cell, or delete the row`)
+      // text in a column of text is a category
+      const categories = yield* table("lr,layers,score\n0.1,1b,0.5\n0.2,8b,0.6\n")
+      assert.deepStrictEqual(categories.parameters[1]!.values, ["1b", "8b"])
     }))
 
   it.effect("says a cost scale must be positive and a constant cost non-negative", () =>

@@ -15,7 +15,7 @@ export interface LandscapeParameter {
 
 /** One distinct configuration of the pool and its recorded outcome. */
 export interface Point {
-  /** The row's id (an `id`/`run_id` column when present, else its 1-based data line). */
+  /** The row's id (an `id`/`run_id` column when present, else `line N`, the line of the file it starts on). */
   readonly id: string
   /** One value per parameter, in the landscape's parameter order. */
   readonly values: ReadonlyArray<SearchSpace.Value>

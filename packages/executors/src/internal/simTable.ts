@@ -3,7 +3,7 @@
  * synthetic one (a seeded smooth function with noise) for tests.
  */
 import { type SearchSpace, type Task, TaskFile } from "@trex/core"
-import { type Csv, cell } from "./simCsv.ts"
+import { type Csv, cell, numeric } from "./simCsv.ts"
 import {
   asValue,
   type CurveSpec,
@@ -48,20 +48,52 @@ const median = (xs: ReadonlyArray<number>): number => {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
+/** A value in a column of numbers that reads as a number gone wrong: `inf`, `NaN`, a decimal comma, `0.8x`. */
+const numberLike = (v: SearchSpace.Value): v is string =>
+  typeof v === "string" && /^\s*([+-]?(\d|\.\d|inf|nan)|,\d)/i.test(v)
+
+/**
+ * The column a misspelt name most likely means: the same name in another case, a column it
+ * contains or that contains it (`accuracy` / `acc`), an abbreviation (`grp` / `group`), else the
+ * nearest by edits. Local to tables: column names are abbreviated more often than keys misspelt.
+ */
+export const meantColumn = (name: string, header: ReadonlyArray<string>): string | undefined => {
+  const n = name.toLowerCase()
+  const same = header.find((h) => h.toLowerCase() === n)
+  if (same !== undefined) return same
+  const contained = header
+    .filter((h) => h.length >= 2 && n.length >= 2 && (h.toLowerCase().includes(n) || n.includes(h.toLowerCase())))
+    .sort((a, b) => Math.abs(a.length - n.length) - Math.abs(b.length - n.length))
+  if (contained.length > 0) return contained[0]
+  const subsequence = (short: string, long: string) => {
+    let i = 0
+    for (const c of long) if (c === short[i]) i++
+    return i === short.length
+  }
+  const abbreviated = header.filter((h) => n.length >= 2 && (subsequence(n, h.toLowerCase()) || subsequence(h.toLowerCase(), n)))
+  return TaskFile.closest(name, abbreviated, Math.max(...abbreviated.map((h) => Math.abs(h.length - n.length)), 2)) ??
+    TaskFile.closest(name, header)
+}
+
+const shown = (v: number | undefined): string => (v === undefined ? "no value" : String(v))
+
 const matches = (raw: string, want: string | number | boolean): boolean => {
   const c = cell(raw)
   if (typeof want === "number") return typeof c === "number" && c === want
   return raw.trim() === String(want)
 }
 
-/** Build the landscape; throws an `Error` whose message says which column or row is wrong. */
-export const fromCsv = (csv: Csv, spec: TableSpec): Landscape => {
+/**
+ * Build the landscape; throws an `Error` whose message says which column or row is wrong. Also
+ * returns warnings (one line each) about what the table holds that a trial can never return.
+ */
+export const fromCsv = (csv: Csv, spec: TableSpec): { readonly landscape: Landscape; readonly warnings: ReadonlyArray<string> } => {
   const col = new Map(csv.header.map((h, i) => [h, i]))
   // a column the task names that the table lacks: the task file's field, the column it most likely means, all columns
   const need = (name: string, field: string): number => {
     const i = col.get(name)
     if (i !== undefined) return i
-    const meant = TaskFile.closest(name, csv.header)
+    const meant = meantColumn(name, csv.header)
     throw new Error(`${field}: "${name}" is not a column of the table${meant !== undefined ? `; did you mean "${meant}"?` : ""} (columns: ${csv.header.join(", ")})`)
   }
   const filters = Object.entries(spec.filter).map(([k, v]) => [need(k, `backend.filter.${k}`), v] as const)
@@ -74,20 +106,36 @@ export const fromCsv = (csv: Csv, spec: TableSpec): Landscape => {
   const mixture = spec.parameters.map((p) => isMixture(p.path))
   const scale = "column" in spec.cost ? spec.cost.scale : 1
 
-  const drafts: Array<Omit<Point, "seconds"> & { seconds: number | undefined }> = []
+  if (csv.rows.length === 0) {
+    throw new Error("the table has no data rows, only a header line: add one row per finished run")
+  }
+
+  const drafts: Array<Omit<Point, "seconds"> & { seconds: number | undefined; line: number }> = []
   // the first bad value of each parameter and of the cost: one issue each, not one per row
   const issues: Array<string> = []
-  const checked = spec.parameters.map(() => new Set<SearchSpace.Value>())
+  // each parameter's distinct values and the line each is first seen on
+  const checked = spec.parameters.map(() => new Map<SearchSpace.Value, number>())
   const refused = spec.parameters.map(() => false)
   let costRefused = false
+  let metricRefused = false
   csv.rows.forEach((row, r) => {
     if (!filters.every(([i, v]) => matches(row[i]!, v))) return
-    const line = r + 2
+    const line = csv.lines[r]!
     const values = paramCols.map((i, k): SearchSpace.Value => {
       const v = asValue(cell(row[i]!))
-      if (v === undefined) throw new Error(`line ${line}: column "${spec.parameters[k]!.column}" has no value`)
-      if (spec.check !== undefined && !refused[k] && !checked[k]!.has(v)) {
-        checked[k]!.add(v)
+      if (v === undefined) {
+        throw new Error(`line ${line}: column "${spec.parameters[k]!.column}" has no value (backend.parameters[${k}]): ` +
+          `every run needs a value of each parameter; fill the cell, or delete the row`)
+      }
+      if (!checked[k]!.has(v)) checked[k]!.set(v, line)
+      else return v
+      const comma = typeof v === "string" ? numeric(v) : undefined
+      if (!refused[k] && typeof comma === "object" && comma.fixed !== undefined) {
+        issues.push(`  line ${line}, column "${spec.parameters[k]!.column}": ${JSON.stringify(v.toString().trim())} is not a number ` +
+          `(backend.parameters[${k}]): ${comma.problem}`)
+        refused[k] = true
+      }
+      if (spec.check !== undefined && !refused[k]) {
         const issue = spec.check(k, v, line)
         if (issue !== undefined) {
           issues.push(issue)
@@ -104,22 +152,34 @@ export const fromCsv = (csv: Csv, spec: TableSpec): Landscape => {
       const c = cell(row[i]!)
       if (typeof c === "number") metrics[h] = c
     })
-    const score = cell(row[metricCol]!)
-    const cost = "seconds" in spec.cost ? spec.cost.seconds : cell(row[costCol!]!)
+    // an empty (or NaN) metric is a run that diverged or is missing, a failed trial; any other text is a
+    // mistake (a typo would otherwise read as a diverged run)
+    const read = numeric(row[metricCol]!)
+    const score = typeof read === "number" ? read : undefined
+    if (typeof read === "object" && !metricRefused) {
+      metricRefused = true
+      issues.push(`  line ${line}, column "${csv.header[metricCol]}": ${JSON.stringify(row[metricCol]!.trim())} is not a number ` +
+        `(backend.metric.column): ${read.problem}`)
+    }
+    const costRead = costCol !== undefined ? numeric(row[costCol]!) : undefined
+    const cost = "seconds" in spec.cost ? spec.cost.seconds : typeof costRead === "number" ? costRead : undefined
     // an empty cost is a run that diverged (it costs the median below); anything else must be a
     // duration, or every trial would cost nothing and no GPU-hour budget would ever stop a run
-    if (costCol !== undefined && cost !== undefined && !(typeof cost === "number" && cost >= 0) && !costRefused) {
+    if (costCol !== undefined && costRead !== undefined && !(typeof costRead === "number" && costRead >= 0) && !costRefused) {
       costRefused = true
       issues.push(
         `  line ${line}, column "${csv.header[costCol]}": backend.cost.column must hold each run's cost, a number of 0 or more; ` +
-          `got ${typeof cost === "number" ? cost : JSON.stringify(row[costCol]!.trim())}. Name a numeric column (its values times ` +
-          `backend.cost.scale are simulated seconds), or give every run the same cost with cost: { seconds: N }`
+          `got ${typeof costRead === "number" ? costRead : JSON.stringify(row[costCol]!.trim())}. ` +
+          (typeof costRead === "object" ? `If it is a cost: ${costRead.problem}. Else name` : "Name") +
+          ` a numeric column (its values times backend.cost.scale are simulated seconds), or give every run the same cost ` +
+          `with cost: { seconds: N }`
       )
     }
     const curve = curveCol !== undefined ? cell(row[curveCol]!) : undefined
     const status = statusCol !== undefined ? row[statusCol]!.trim() : ""
     drafts.push({
       id: idCol !== undefined ? row[idCol]! : `line ${line}`,
+      line,
       values: normalised,
       score: typeof score === "number" ? score : undefined,
       seconds: typeof cost === "number" ? cost * scale : undefined,
@@ -130,20 +190,75 @@ export const fromCsv = (csv: Csv, spec: TableSpec): Landscape => {
       })
     })
   })
+  // a column of numbers with a stray text among them: a number gone wrong, not a categorical value
+  // (a typed path has refused it already; a free-form one, training.extra.*, would take it as a category)
+  spec.parameters.forEach((p, k) => {
+    if (refused[k]) return
+    const values = [...checked[k]!.keys()]
+    const stray = values.find(numberLike)
+    if (stray === undefined || !values.some((v) => typeof v === "number")) return
+    issues.push(`  line ${checked[k]!.get(stray)}, column "${p.column}": ${JSON.stringify(stray.trim())} is not a number, ` +
+      `though the column's other values are (backend.parameters[${k}]): ` +
+      "correct the cell, or delete the row")
+  })
   if (issues.length > 0) throw new TableIssues(issues)
-  if (drafts.length === 0) throw new Error(`no rows match the filter ${JSON.stringify(spec.filter)}`)
+  if (drafts.length === 0) {
+    // which filter found nothing, and what its column holds
+    const holds = filters.flatMap(([i, v]) => {
+      if (csv.rows.some((row) => matches(row[i]!, v))) return []
+      const seen = distinct(csv.rows.flatMap((row) => {
+        const c = asValue(cell(row[i]!))
+        return c === undefined ? [] : [c]
+      }))
+      return [`column "${csv.header[i]}" holds ${seen.slice(0, 10).map((x) => JSON.stringify(x)).join(", ")}${seen.length > 10 ? ", ..." : ""}`]
+    })
+    throw new Error(`no rows match the filter ${JSON.stringify(spec.filter)}${holds.length > 0 ? `: ${holds.join("; ")}` : ""}`)
+  }
   if (!drafts.some((d) => d.score !== undefined)) throw new Error(`no row has a numeric ${spec.metric.column}`)
   // a run without a recorded cost (a diverged run) still took time: the pool's median
   const fallback = median(drafts.flatMap((d) => (d.seconds !== undefined ? [d.seconds] : [])))
-  const points: Array<Point> = drafts.map((d) => ({ ...d, seconds: Math.max(0, d.seconds ?? fallback) }))
+  const points: Array<Point> = drafts.map(({ line: _, ...d }) => ({ ...d, seconds: Math.max(0, d.seconds ?? fallback) }))
   const parameters = spec.parameters.map((p, k) => ({ ...p, values: distinct(points.map((pt) => pt.values[k]!)) }))
   return {
-    name: spec.name,
-    parameters,
-    metric: spec.metric,
-    ...(spec.curve !== undefined ? { curve: { name: spec.curve.name, split: spec.curve.split, reduce: spec.curve.reduce } } : {}),
-    points
+    landscape: {
+      name: spec.name,
+      parameters,
+      metric: spec.metric,
+      ...(spec.curve !== undefined ? { curve: { name: spec.curve.name, split: spec.curve.split, reduce: spec.curve.reduce } } : {}),
+      points
+    },
+    warnings: repeats(drafts, spec)
   }
+}
+
+/**
+ * Rows that repeat an earlier row's configuration with another metric: the first recorded run stands
+ * for a configuration (repeats usually differ by noise), so the others are never returned. One
+ * warning for the table: how many, and the first example.
+ */
+const repeats = (
+  drafts: ReadonlyArray<{ readonly values: ReadonlyArray<SearchSpace.Value>; readonly score: number | undefined; readonly line: number }>,
+  spec: TableSpec
+): ReadonlyArray<string> => {
+  const first = new Map<string, (typeof drafts)[number]>()
+  let count = 0
+  let example: string | undefined
+  for (const d of drafts) {
+    const key = JSON.stringify(d.values)
+    const f = first.get(key)
+    if (f === undefined) first.set(key, d)
+    else if (f.score !== d.score) {
+      count++
+      example ??= `line ${d.line} repeats line ${f.line} (${spec.parameters.map((p, k) => `${p.column}=${d.values[k]}`).join(", ")}) ` +
+        `with ${spec.metric.column} ${shown(d.score)}, line ${f.line} has ${shown(f.score)}`
+    }
+  }
+  if (count === 0) return []
+  return [
+    `${count} row${count === 1 ? "" : "s"} repeat${count === 1 ? "s" : ""} the configuration of an earlier row with a different ` +
+      `${spec.metric.column}; the first recorded run stands for a configuration, so a trial never returns a repeat ` +
+      `(e.g. ${example}). Keep one row per configuration (say, their mean) to choose what a trial returns`
+  ]
 }
 
 /** What a synthetic landscape is made of. */
