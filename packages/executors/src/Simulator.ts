@@ -82,7 +82,12 @@ export const SimulatorConfig = Schema.Struct({
     reduce: Schema.optionalKey(Schema.Literals(["none", "best"]))
   })),
   id: Schema.optionalKey(Schema.NonEmptyString),
-  gpus: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0)))
+  gpus: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0))),
+  /**
+   * Rows that repeat a configuration: the first recorded run stands for it either way; `warn` (the
+   * default) says so once when their metrics differ, `first` is the task's word that it knows.
+   */
+  repeats: Schema.optionalKey(Schema.Literals(["warn", "first"]))
 })
 /** @since 0.1.0 @category models */
 export type SimulatorConfig = typeof SimulatorConfig.Type
@@ -223,7 +228,7 @@ export const loadTable = Effect.fn("Simulator.loadTable")(function*(
         ? invalid(`invalid simulator table ${table}:\n${e.issues.join("\n")}`)
         : invalid(`simulator table ${table}: ${(e as Error).message}`)
   })
-  for (const w of warnings) yield* Effect.logWarning(`simulator table ${table}: ${w}`)
+  if (config.repeats !== "first") for (const w of warnings) yield* Effect.logWarning(`simulator table ${table}: ${w} (repeats: first in the task's backend section says it is known)`)
   return landscape
 })
 

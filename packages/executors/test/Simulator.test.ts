@@ -184,8 +184,13 @@ describe("landscapes", () => {
       assert.strictEqual(lines.length, 1)
       assert.match(lines[0]!, /^Warn: simulator table .*\.csv \(backend\.table of the task\): 2 rows repeat the configuration of an earlier row with a different score; the first recorded run stands for a configuration/)
       assert.include(lines[0]!, "(e.g. line 5 repeats line 2 (lr=0.1, layers=1) with score 0.7, line 2 has 0.5)")
+      assert.include(lines[0]!, "(repeats: first in the task's backend section says it is known)")
       const same = yield* logged(table("lr,layers,score\n0.1,1,0.5\n0.1,1,0.5\n"))
       assert.deepStrictEqual(same.lines, [])
+      // the task says it knows: the same rule, no warning
+      const known = yield* logged(table(text, { repeats: "first" }))
+      assert.deepStrictEqual(known.lines, [])
+      assert.strictEqual(Simulator.match(known.value, withValues(0.1, 1)).point.score, 0.5)
     }))
 
   it.effect("regret is 0 at the pool's best and 1 at its worst, in either direction", () =>
