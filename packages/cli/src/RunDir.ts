@@ -6,7 +6,9 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Errors, ExperimentTree, Journal, type JournalEvent } from "@trex/core"
+import { DatabaseSync } from "node:sqlite"
+import { crc32 } from "node:zlib"
+import { Errors, ExperimentTree, Journal, JournalEvent } from "@trex/core"
 import { Effect } from "effect"
 
 /** @since 0.1.0 @category paths */
@@ -156,18 +158,54 @@ export const load = (runDir: string, options: { readonly damaged?: boolean } = {
   })
 
 /**
+ * The first event of the SQLite journal at `file`, read alone: `undefined` when it has none, and
+ * `"unread"` when it cannot be read this way (a directory this process cannot write, a damaged
+ * entry, a file without the table yet), for {@link Journal.readIntact} to read as it reads any.
+ */
+const firstEvent = (file: string): JournalEvent.JournalEvent | undefined | "unread" => {
+  let db: DatabaseSync | undefined
+  try {
+    db = new DatabaseSync(file, { readOnly: true })
+    db.exec("PRAGMA busy_timeout = 5000")
+    // (a journal of a newer format is refused by Journal.readIntact, if it is kept)
+    const row = db.prepare("SELECT payload, crc FROM events WHERE seq = 1").get() as { payload: string; crc: number | bigint } | undefined
+    if (row === undefined) return undefined
+    // the checks Journal.readIntact makes of every entry
+    if (crc32(row.payload) !== Number(row.crc)) return "unread"
+    return JournalEvent.decodeSync(JSON.parse(row.payload))
+  } catch {
+    return "unread"
+  } finally {
+    db?.close()
+  }
+}
+
+/** A turn of the event loop: between journals, so that reading many blocks it for one read at a time. */
+const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+/**
  * The journals of other runs under `root` (for result reuse), skipping `except` and any that
- * cannot be opened; of a damaged journal, the entries before the damage.
+ * cannot be opened; of a damaged journal, the entries before the damage. With `keep`, a journal is
+ * read whole only when its first event is a `RunStarted` that `keep` accepts (the others are read
+ * no further than that event).
  * @since 0.1.0 @category reading
  */
-export const siblingJournals = (root: string, except: string) =>
+export const siblingJournals = (root: string, except: string, options: {
+  readonly keep?: (started: JournalEvent.Of<"RunStarted">) => boolean
+} = {}): Effect.Effect<ReadonlyArray<ReadonlyArray<JournalEvent.Entry>>> =>
   Effect.gen(function*() {
     if (!fs.existsSync(root)) return []
     const out: Array<ReadonlyArray<JournalEvent.Entry>> = []
     for (const name of fs.readdirSync(root).sort()) {
       const dir = path.join(root, name)
-      if (path.resolve(dir) === path.resolve(except) || !fs.existsSync(journalFile(dir))) continue
-      const intact = yield* Journal.readIntact(journalFile(dir)).pipe(Effect.orElseSucceed(() => undefined))
+      const file = journalFile(dir)
+      if (path.resolve(dir) === path.resolve(except) || !fs.existsSync(file)) continue
+      if (options.keep !== undefined) {
+        const first = firstEvent(file)
+        if (first === undefined || (first !== "unread" && (first._tag !== "RunStarted" || !options.keep(first)))) continue
+      }
+      yield* yieldToEventLoop
+      const intact = yield* Journal.readIntact(file).pipe(Effect.orElseSucceed(() => undefined))
       if (intact !== undefined && intact.entries.length > 0) out.push(intact.entries)
     }
     return out

@@ -287,7 +287,15 @@ export const runPrepared = (prepared: Prepared, hooks: {
 } = {}) =>
   Effect.gen(function*() {
     const { runDir, settings, task } = prepared
-    const siblings = yield* RunDir.siblingJournals(path.dirname(runDir), runDir)
+    const code = settings.code
+    // results of earlier runs in the same folder, of the same task and trainer code (see ResultCache.identity);
+    // the journals of other tasks are told apart by their first event, and not read further
+    const cache = settings.reuse === false
+      ? ResultCache.empty
+      : ResultCache.fromJournals(
+        yield* RunDir.siblingJournals(path.dirname(runDir), runDir, { keep: (started) => ResultCache.reusable(started, { task, code }) }),
+        { task, code }
+      )
     const scheduler = Wiring.scheduler(settings, task)
     return yield* Explorer.run(task, {
       runId: prepared.runId,
@@ -295,8 +303,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
       seed: prepared.seed,
       concurrency: settings.concurrency,
       distillEvery: settings.distillEvery,
-      // results of earlier runs in the same folder, of the same task and trainer code (see ResultCache.identity)
-      cache: settings.reuse === false ? ResultCache.empty : ResultCache.fromJournals(siblings, { task, code: settings.code }),
+      cache,
       recorded: Schema.encodeSync(Settings.Settings)(settings),
       ...(prepared.budget !== undefined ? { budget: prepared.budget } : {}),
       ...(hooks.onEvent !== undefined ? { onEvent: hooks.onEvent } : {}),

@@ -1,8 +1,10 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { DatabaseSync } from "node:sqlite"
 import { assert, describe, it } from "@effect/vitest"
-import { Errors, Journal, JournalEvent, TaskFile } from "@trex/core"
+import { Errors, Journal, JournalEvent, type Task, TaskFile } from "@trex/core"
+import { ResultCache } from "@trex/mcts"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
 import * as RunDir from "../src/RunDir.ts"
@@ -136,5 +138,46 @@ describe("Trex: resuming a run wired in code", () => {
       const e = yield* invalidOf(Trex.prepare({ resume: runDir }))
       assert.match(e.message, /the run's recorded settings are not ones this trex knows:\n {2}backend: Expected "local" \| "simulator"/)
       assert.match(e.message, /started by another version of trex/)
+    }))
+})
+
+describe("Trex: results of earlier runs", () => {
+  /** A run directory under `root` whose journal holds a RunStarted of `task` and a second entry, damaged unless `intact`. */
+  const journalOf = (root: string, name: string, task: Task.Task, intact: boolean) =>
+    Effect.gen(function*() {
+      const runDir = path.join(root, name)
+      fs.mkdirSync(runDir, { recursive: true })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const journal = yield* Journal.Journal
+        yield* journal.append([
+          JournalEvent.make("RunStarted", { runId: name, task, seed: 1, options: {}, at: 1 }),
+          JournalEvent.make("RunResumed", { at: 2 })
+        ])
+      }).pipe(Effect.provide(Journal.Journal.layerSqlite(RunDir.journalFile(runDir)))))
+      if (!intact) {
+        const db = new DatabaseSync(RunDir.journalFile(runDir))
+        db.exec("UPDATE events SET crc = crc + 1 WHERE seq = 2")
+        db.close()
+      }
+      return runDir
+    })
+
+  it.effect("the journals of other tasks are read no further than their first event; those of the task, whole", () =>
+    Effect.gen(function*() {
+      const root = tmp()
+      const { task } = yield* TaskFile.load(path.join(fixtures, "toy.task.yaml"))
+      const other = { ...task, name: "another-task" }
+      // read whole, the other task's journal would show its damaged second entry
+      yield* journalOf(root, "a-other", other, false)
+      yield* journalOf(root, "b-same", task, true)
+      const keep = (started: JournalEvent.Of<"RunStarted">) => ResultCache.reusable(started, { task })
+      const read = yield* RunDir.siblingJournals(root, path.join(root, "none"), { keep })
+      assert.deepStrictEqual(read.map((entries) => entries.map((e) => e.event._tag)), [["RunStarted", "RunResumed"]])
+      assert.strictEqual((read[0]![0]!.event as JournalEvent.Of<"RunStarted">).runId, "b-same")
+      // without keep, every journal is read (the damaged one up to its damage)
+      assert.strictEqual((yield* RunDir.siblingJournals(root, path.join(root, "none"))).length, 2)
+      // trainer code recorded by the run counts: another code is another identity
+      assert.isFalse(ResultCache.reusable(JournalEvent.make("RunStarted", { runId: "x", task, seed: 1, options: { code: "abc" }, at: 1 }), { task, code: "def" }))
+      assert.isTrue(ResultCache.reusable(JournalEvent.make("RunStarted", { runId: "x", task, seed: 1, options: { code: "abc" }, at: 1 }), { task: { ...task, budget: { maxTrials: 9 } }, code: "abc" }))
     }))
 })

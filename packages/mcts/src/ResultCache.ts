@@ -56,6 +56,24 @@ const codeOf = (options: unknown): string | undefined => {
 }
 
 /**
+ * Whether the results of the run a `RunStarted` event begins can carry over to a run of `scope`:
+ * the same {@link identity} (its task, and the `code` its options recorded). Asked of a journal's
+ * first event, it tells which journals are worth reading whole.
+ *
+ * @example
+ * ```ts
+ * import { ResultCache } from "@trex/mcts"
+ * declare const started: import("@trex/core").JournalEvent.Of<"RunStarted">
+ * ResultCache.reusable(started, { task: started.task }) // true when the run recorded no trainer code
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const reusable = (
+  started: JournalEvent.Of<"RunStarted">,
+  scope: { readonly task: Task.Task; readonly code?: string | undefined }
+): boolean => identity(started.task, codeOf(started.options)) === identity(scope.task, scope.code)
+
+/**
  * A cache over the journals of other runs: every succeeded node's result, by fingerprint. With
  * `scope`, only results of runs whose {@link identity} is the scope's are reused (the run's task,
  * and the `code` its `RunStarted` options recorded); without it, every run's.
