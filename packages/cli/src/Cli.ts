@@ -68,8 +68,8 @@ export const execute = (prepared: Trex.Prepared) =>
         process.exitCode = StopSignal.exitCodeOf(signal)
       })
     }
+    // runPrepared wrote report.md when the run ended
     const info = yield* RunDir.load(runDir)
-    yield* writeReport(path.join(runDir, "report.md"), Status.toMarkdown(info))
     yield* out(["", Status.toText(info, runDir), "", `report: ${path.join(runDir, "report.md")}`].join("\n"))
     // a search that found nothing (every trial failed, or none ran), or whose researcher failed: say so, and exit 1 for scripts
     const failed = [...info.tree.view.nodes()].filter((n) => n.state._tag === "Failed").length

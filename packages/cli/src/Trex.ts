@@ -13,7 +13,7 @@ import * as path from "node:path"
 import { type Budget, Errors, type JournalEvent, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Control, Explorer, ResultCache } from "@trex/mcts"
-import { Clock, Deferred, Effect, Fiber, PubSub, Schema, type Scope, Stream } from "effect"
+import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
 import { codeFingerprint } from "./internal/codeFingerprint.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
@@ -35,11 +35,19 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   readonly taskDir?: string
   /** Where runs go (default `trex-runs`). */
   readonly out?: string
-  /** Continue this run directory instead of starting a new one, with the settings it started with (give no others but `maxTrials`). */
+  /** Continue this run directory instead of starting a new one, with the settings it started with (give no others but `maxTrials`, `paused` and `logLevel`). */
   readonly resume?: string
   readonly seed?: number
   /** The trial budget: of a new run, instead of the task's; with `resume`, the run's from here on. */
   readonly maxTrials?: number
+  /** Start paused: the run records its start, then starts no trial until `resume` is called. */
+  readonly paused?: boolean
+  /**
+   * The least severe log entry the run writes (default `"Info"`; `"None"`: none). The run logs
+   * only warnings and errors (a researcher that cannot propose, a trial whose executor failed, a
+   * report it cannot write), to the current Effect logger: the console, unless one is provided.
+   */
+  readonly logLevel?: LogLevel.LogLevel
 }
 
 const whole = (least: number) => Schema.Int.check(Schema.isGreaterThanOrEqualTo(least))
@@ -67,7 +75,9 @@ const OptionsSchema = Schema.Struct({
   concurrency: Schema.optional(whole(1)),
   distillEvery: Schema.optional(whole(0)),
   stagnation: Schema.optional(whole(1)),
-  reuse: Schema.optional(Schema.Boolean)
+  reuse: Schema.optional(Schema.Boolean),
+  paused: Schema.optional(Schema.Boolean),
+  logLevel: Schema.optional(Schema.Literals(LogLevel.values))
 })
 
 /** What each option takes, for the messages of `checkOptions`. */
@@ -88,11 +98,13 @@ const takes: { readonly [K in keyof typeof OptionsSchema.fields]: string } = {
   concurrency: "a whole number of at least 1 (experiments in flight at once), e.g. 2",
   distillEvery: "a whole number of 0 or more (results between insight distillations; 0: never)",
   stagnation: "a whole number of at least 1 (finished trials without improvement before the run stops)",
-  reuse: "true or false"
+  reuse: "true or false",
+  paused: "true or false",
+  logLevel: `one of ${LogLevel.values.map((l) => JSON.stringify(l)).join(", ")}`
 }
 
 /** The options a resumed run takes; the others are the run's own, recorded when it started. */
-const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials"]
+const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "paused", "logLevel"]
 
 const show = (value: unknown): string =>
   typeof value === "string" ? `${JSON.stringify(value)} (a string)` : typeof value === "number" ? String(value) : value === null ? "null" : Array.isArray(value) ? "an array" : typeof value
@@ -122,7 +134,7 @@ const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidIn
       if (extra.length > 0) {
         return yield* invalid(
           extra[0]!,
-          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials may be given)`
+          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, paused and logLevel may be given)`
         )
       }
     } else if (set("taskFile") && set("task")) {
@@ -278,13 +290,21 @@ const declaredBackend = (task: Task.Task): Effect.Effect<Settings.Settings["back
 }
 
 /**
- * Run a prepared search to its end.
+ * What a run fails with: its journal cannot be written or read, a backend cannot be reached, its
+ * settings are wrong for the task, or its search policy failed.
+ * @since 0.1.0 @category models
+ */
+export type RunError = Errors.BackendError | Explorer.Error
+
+/**
+ * Run a prepared search to its end, then write its `report.md` (also when it fails or is
+ * interrupted; a report that cannot be written is logged as a warning, and the run's outcome stands).
  * @since 0.1.0 @category running
  */
 export const runPrepared = (prepared: Prepared, hooks: {
   readonly onEvent?: Explorer.Options["onEvent"]
   readonly control?: Control.Control
-} = {}) =>
+} = {}): Effect.Effect<Explorer.Summary, RunError> =>
   Effect.gen(function*() {
     const { runDir, settings, task } = prepared
     const code = settings.code
@@ -311,7 +331,110 @@ export const runPrepared = (prepared: Prepared, hooks: {
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),
       ...(scheduler !== undefined ? { scheduler } : {})
     }).pipe(Effect.provide(Wiring.layers(settings, task, runDir, prepared.landscape)))
-  })
+  }).pipe(
+    // after the run's layers are closed (its journal's lock released), so the report says how it ended
+    Effect.ensuring(writeReport(prepared.runDir))
+  )
+
+/**
+ * Write `report.md` into a run directory from its journal. A run that recorded nothing (it failed
+ * before it started) gets none; one that cannot be written is logged.
+ */
+const writeReport = (runDir: string): Effect.Effect<void> =>
+  RunDir.load(runDir).pipe(
+    Effect.flatMap((info) =>
+      Effect.try({
+        try: () => fs.writeFileSync(path.join(runDir, "report.md"), Status.toMarkdown(info)),
+        catch: (e) => `cannot write ${path.join(runDir, "report.md")}: ${(e as NodeJS.ErrnoException).code ?? String(e)} (is the run directory writable?)`
+      }).pipe(Effect.catch((message) => Effect.logWarning(message)))
+    ),
+    Effect.catch(() => Effect.void)
+  )
+
+/**
+ * The events of a run, kept for any number of readers: each reads from the run's first event,
+ * however late it starts, and its reading ends when the run ends.
+ */
+class EventLog {
+  private readonly entries: Array<JournalEvent.Entry> = []
+  private readonly readers = new Set<{ readonly entry: (entry: JournalEvent.Entry) => void; readonly end: () => void }>()
+  private ended = false
+
+  readonly push = (entry: JournalEvent.Entry): void => {
+    if (this.ended) return
+    this.entries.push(entry)
+    for (const r of this.readers) r.entry(entry)
+  }
+
+  readonly end = (): void => {
+    if (this.ended) return
+    this.ended = true
+    for (const r of this.readers) r.end()
+    this.readers.clear()
+  }
+
+  /** Every entry so far, then each as it comes, then the end; returns a function that stops the reading. */
+  follow(entry: (entry: JournalEvent.Entry) => void, end: () => void): () => void {
+    for (const e of this.entries) entry(e)
+    if (this.ended) {
+      end()
+      return () => {}
+    }
+    const reader = { entry, end }
+    this.readers.add(reader)
+    return () => void this.readers.delete(reader)
+  }
+
+  readonly stream: Stream.Stream<JournalEvent.Entry> = Stream.callback<JournalEvent.Entry>((queue) =>
+    Effect.acquireRelease(
+      Effect.sync(() => this.follow((e) => void Queue.offerUnsafe(queue, e), () => void Queue.endUnsafe(queue))),
+      (stop) => Effect.sync(stop)
+    )
+  )
+
+  readonly iterable: AsyncIterable<JournalEvent.Entry> = {
+    [Symbol.asyncIterator]: () => {
+      const pending: Array<JournalEvent.Entry> = []
+      let done = false
+      let wake: (() => void) | undefined
+      const stop = this.follow((e) => {
+        pending.push(e)
+        wake?.()
+      }, () => {
+        done = true
+        wake?.()
+      })
+      return {
+        next: async (): Promise<IteratorResult<JournalEvent.Entry>> => {
+          for (;;) {
+            if (pending.length > 0) return { value: pending.shift()!, done: false }
+            if (done) return { value: undefined, done: true }
+            await new Promise<void>((r) => wake = r)
+            wake = undefined
+          }
+        },
+        return: async (): Promise<IteratorResult<JournalEvent.Entry>> => {
+          stop()
+          done = true
+          pending.length = 0
+          return { value: undefined, done: true }
+        }
+      }
+    }
+  }
+}
+
+/** The run of a search or a start: the control (paused if asked), the run and the log of its events. */
+const launch = (prepared: Prepared, options: Options) => {
+  const control = new Control.Control()
+  if (options.paused === true) control.pause()
+  const log = new EventLog()
+  const run = runPrepared(prepared, { control, onEvent: log.push }).pipe(
+    options.logLevel !== undefined ? Effect.provideService(References.MinimumLogLevel, options.logLevel) : (self) => self,
+    Effect.ensuring(Effect.sync(log.end))
+  )
+  return { control, log, run }
+}
 
 /**
  * A running search.
@@ -320,7 +443,11 @@ export const runPrepared = (prepared: Prepared, hooks: {
 export interface Search {
   readonly runId: string
   readonly runDir: string
-  /** Journal events as they happen (from the moment of subscription). */
+  /**
+   * The run's journal events: each run of the stream starts from the run's first event (`RunStarted`,
+   * or `RunResumed` for a resumed run), however late it starts, and ends when the run ends (finished,
+   * failed or interrupted). The events are kept for the search's lifetime.
+   */
   readonly events: Stream.Stream<JournalEvent.Entry>
   /** No new trials start; running ones finish. */
   readonly pause: Effect.Effect<void>
@@ -330,12 +457,12 @@ export interface Search {
    * withdrawn, to run on resume); `"cancel"` cancels them all (`trex resume` continues later).
    */
   readonly stop: (mode?: Control.StopMode) => Effect.Effect<void>
-  /** The run's summary when it ends. */
-  readonly await: Effect.Effect<Explorer.Summary, unknown>
+  /** The run's summary when it ends (its `report.md` is written by then). */
+  readonly await: Effect.Effect<Explorer.Summary, RunError>
 }
 
 /**
- * Start a search in the background of the current scope.
+ * Start a search in the background of the current scope (closing the scope interrupts it).
  *
  * @example
  * ```ts
@@ -352,22 +479,16 @@ export interface Search {
 export const search = (options: Options): Effect.Effect<Search, Errors.InvalidInput | Errors.JournalError, Scope.Scope> =>
   Effect.gen(function*() {
     const prepared = yield* prepare(options)
-    const pubsub = yield* PubSub.unbounded<JournalEvent.Entry>()
-    const control = new Control.Control()
-    const done = yield* Deferred.make<Explorer.Summary, unknown>()
-    const fiber = yield* runPrepared(prepared, {
-      control,
-      onEvent: (entry) => void PubSub.publishUnsafe(pubsub, entry)
-    }).pipe(
-      Effect.exit,
-      Effect.flatMap((exit) => Deferred.done(done, exit)),
+    const { control, log, run } = launch(prepared, options)
+    const done = yield* Deferred.make<Explorer.Summary, RunError>()
+    yield* run.pipe(
+      Effect.onExit((exit) => Deferred.done(done, exit)),
       Effect.forkScoped
     )
-    void fiber
     return {
       runId: prepared.runId,
       runDir: prepared.runDir,
-      events: Stream.fromPubSub(pubsub),
+      events: log.stream,
       pause: Effect.sync(() => control.pause()),
       resume: Effect.sync(() => control.resume()),
       stop: (mode = "drain") => Effect.sync(() => control.stop(mode)),
@@ -379,12 +500,12 @@ export const search = (options: Options): Effect.Effect<Search, Errors.InvalidIn
 export interface Handle {
   readonly runId: string
   readonly runDir: string
-  /** Every event from the start of the run, as an async iterator (buffered). */
+  /** Every event from the start of the run, as an async iterator (each iteration starts from the first); ends with the run. */
   readonly events: AsyncIterable<JournalEvent.Entry>
   readonly pause: () => void
   readonly resume: () => void
   readonly stop: (mode?: Control.StopMode) => void
-  /** Resolves with the summary when the run ends. */
+  /** Resolves with the summary when the run ends (its `report.md` is written by then). */
   readonly done: Promise<Explorer.Summary>
 }
 
@@ -404,40 +525,12 @@ export interface Handle {
  */
 export const start = async (options: Options): Promise<Handle> => {
   const prepared = await Effect.runPromise(prepare(options))
-  const control = new Control.Control()
-  const buffer: Array<JournalEvent.Entry> = []
-  const waiters: Array<() => void> = []
-  let ended = false
-  const wakeAll = () => waiters.splice(0).forEach((w) => w())
-  const fiber = Effect.runFork(runPrepared(prepared, {
-    control,
-    onEvent: (entry) => {
-      buffer.push(entry)
-      wakeAll()
-    }
-  }))
-  const done = Effect.runPromise(Fiber.join(fiber)).finally(() => {
-    ended = true
-    wakeAll()
-  })
-  const events: AsyncIterable<JournalEvent.Entry> = {
-    [Symbol.asyncIterator]: () => {
-      let i = 0
-      return {
-        next: async () => {
-          for (;;) {
-            if (i < buffer.length) return { value: buffer[i++]!, done: false }
-            if (ended) return { value: undefined, done: true }
-            await new Promise<void>((r) => waiters.push(r))
-          }
-        }
-      }
-    }
-  }
+  const { control, log, run } = launch(prepared, options)
+  const done = Effect.runPromise(run)
   return {
     runId: prepared.runId,
     runDir: prepared.runDir,
-    events,
+    events: log.iterable,
     pause: () => control.pause(),
     resume: () => control.resume(),
     stop: (mode = "drain") => control.stop(mode),

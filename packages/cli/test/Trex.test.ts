@@ -4,8 +4,8 @@ import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { assert, describe, it } from "@effect/vitest"
 import { Errors, Journal, JournalEvent, type Task, TaskFile } from "@trex/core"
-import { ResultCache } from "@trex/mcts"
-import { Effect } from "effect"
+import { type Explorer, ResultCache } from "@trex/mcts"
+import { Effect, Exit, Fiber, Logger, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as RunDir from "../src/RunDir.ts"
 import * as Trex from "../src/Trex.ts"
@@ -141,6 +141,99 @@ describe("Trex: resuming a run wired in code", () => {
     }))
 })
 
+describe("Trex.search: the event stream", () => {
+  it.live("a reader forked after search returns gets every event from RunStarted, and its stream ends with the run", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const search = yield* Trex.search({ taskFile: recorded, out: tmp(), maxTrials: 3, reuse: false })
+      const reader = yield* Stream.runCollect(search.events).pipe(Effect.forkChild)
+      const firstThree = yield* search.events.pipe(Stream.take(3), Stream.runCollect, Effect.forkChild)
+      // the type says how it can fail (a BackendError or an Explorer.Error), not `unknown`
+      const awaited: Effect.Effect<Explorer.Summary, Errors.BackendError | Explorer.Error> = search.await
+      const summary = yield* awaited
+      const journaled = yield* RunDir.readEntries(search.runDir)
+      const seen = yield* Fiber.join(reader)
+      assert.deepStrictEqual(seen.map((e) => e.seq), journaled.map((e) => e.seq), "every journaled event, in order")
+      assert.strictEqual(seen[0]!.event._tag, "RunStarted")
+      assert.strictEqual(seen.at(-1)!.event._tag, "RunFinished")
+      assert.deepStrictEqual((yield* Fiber.join(firstThree)).map((e) => e.seq), [1, 2, 3])
+      // a reader that starts after the run ended gets the whole run, and its end
+      const late = yield* Stream.runCollect(search.events)
+      assert.deepStrictEqual(late.map((e) => e.seq), journaled.map((e) => e.seq))
+      assert.isDefined(summary.reason)
+    })))
+
+  it.live("an interrupted search ends its stream too, and its await says it was interrupted", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const search = yield* Trex.search({ taskFile: recorded, out: tmp(), maxTrials: 3, paused: true }).pipe(Scope.provide(scope))
+      const reader = yield* Stream.runCollect(search.events).pipe(Effect.forkChild)
+      const awaited = yield* Effect.exit(search.await).pipe(Effect.forkChild)
+      // paused, it records its start and waits
+      yield* Effect.promise(() => waitFor(() => fs.existsSync(RunDir.journalFile(search.runDir)) && entriesOf(search.runDir).length > 0))
+      yield* Scope.close(scope, Exit.void)
+      const seen = yield* Fiber.join(reader)
+      assert.strictEqual(seen[0]?.event._tag, "RunStarted")
+      assert.isFalse(seen.some((e) => e.event._tag === "NodeFinished"), "no trial ran while paused")
+      assert.isTrue(Exit.hasInterrupts(yield* Fiber.join(awaited)))
+    }))
+})
+
+describe("Trex: options of the run itself", () => {
+  it.live("paused: the run records its start and starts no trial until resumed", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const search = yield* Trex.search({ taskFile: recorded, out: tmp(), maxTrials: 2, paused: true, reuse: false })
+      yield* Effect.sleep("300 millis")
+      const before = entriesOf(search.runDir).map((e) => e.event._tag)
+      assert.include(before, "RunStarted")
+      assert.notInclude(before, "NodeProposed")
+      yield* search.resume
+      const summary = yield* search.await
+      assert.strictEqual(summary.usage.trials, 2)
+    })))
+
+  it.live("a resumed run may start paused too, and a bad paused or logLevel is named", () =>
+    Effect.gen(function*() {
+      const e = yield* invalidOf(Trex.prepare({ taskFile: recorded, out: tmp(), logLevel: "Loud" } as unknown as Trex.Options))
+      assert.strictEqual(e.source, "logLevel")
+      assert.match(e.message, /logLevel: expected one of "All", "Fatal", "Error", "Warn", "Info", "Debug", "Trace", "None", got "Loud"/)
+      const p = yield* invalidOf(Trex.prepare({ taskFile: recorded, out: tmp(), paused: "yes" } as unknown as Trex.Options))
+      assert.strictEqual(p.source, "paused")
+    }))
+
+  /** A search whose report.md cannot be written (a directory is in its way): the run logs a warning at its end. */
+  const warnings = (logLevel: Trex.Options["logLevel"]) =>
+    Effect.gen(function*() {
+      const logged: Array<string> = []
+      const logger = Logger.make(({ logLevel: level, message }) => void logged.push(`${level}: ${String(message)}`))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const search = yield* Trex.search({ taskFile: recorded, out: tmp(), maxTrials: 1, reuse: false, paused: true, ...(logLevel !== undefined ? { logLevel } : {}) })
+        fs.mkdirSync(path.join(search.runDir, "report.md"))
+        yield* search.resume
+        yield* search.await
+      })).pipe(Effect.provide(Logger.layer([logger])))
+      return logged
+    })
+
+  it.live("report.md is written when a search ends; one that cannot be written is a warning, which logLevel silences", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual((yield* warnings(undefined)).filter((l) => /report\.md/.test(l)).map((l) => l.replace(/ .*/, "")), ["Warn:"])
+      assert.match((yield* warnings("Warn")).join("\n"), /cannot write .*report\.md: EISDIR/)
+      assert.deepStrictEqual(yield* warnings("Error"), [])
+      assert.deepStrictEqual(yield* warnings("None"), [])
+    }))
+
+  it.live("Trex.start writes report.md at the end of the run, once (the CLI writes it the same way)", () =>
+    Effect.promise(async () => {
+      const handle = await Trex.start({ taskFile: recorded, out: tmp(), maxTrials: 2, reuse: false })
+      let events = 0
+      for await (const _ of handle.events) events++
+      const summary = await handle.done
+      const report = fs.readFileSync(path.join(handle.runDir, "report.md"), "utf8")
+      assert.include(report, summary.runId)
+      assert.strictEqual(events, entriesOf(handle.runDir).length)
+    }))
+})
+
 describe("Trex: results of earlier runs", () => {
   /** A run directory under `root` whose journal holds a RunStarted of `task` and a second entry, damaged unless `intact`. */
   const journalOf = (root: string, name: string, task: Task.Task, intact: boolean) =>
@@ -181,3 +274,13 @@ describe("Trex: results of earlier runs", () => {
       assert.isTrue(ResultCache.reusable(JournalEvent.make("RunStarted", { runId: "x", task, seed: 1, options: { code: "abc" }, at: 1 }), { task: { ...task, budget: { maxTrials: 9 } }, code: "abc" }))
     }))
 })
+
+const entriesOf = (runDir: string): ReadonlyArray<JournalEvent.Entry> => Effect.runSync(RunDir.readEntries(runDir).pipe(Effect.orElseSucceed(() => [])))
+
+const waitFor = async (ready: () => boolean, ms = 10_000) => {
+  const until = Date.now() + ms
+  while (!ready()) {
+    if (Date.now() > until) throw new Error("timed out waiting")
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
