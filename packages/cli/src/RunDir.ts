@@ -6,9 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { DatabaseSync } from "node:sqlite"
-import { crc32 } from "node:zlib"
-import { Errors, ExperimentTree, Journal, JournalEvent } from "@trex/core"
+import { Errors, ExperimentTree, Journal, type JournalEvent } from "@trex/core"
 import { Effect } from "effect"
 
 /** @since 0.1.0 @category paths */
@@ -157,29 +155,6 @@ export const load = (runDir: string, options: { readonly damaged?: boolean } = {
     return { started: first, finished, tree, entries, writer, ...(damage !== undefined ? { damage } : {}) }
   })
 
-/**
- * The first event of the SQLite journal at `file`, read alone: `undefined` when it has none, and
- * `"unread"` when it cannot be read this way (a directory this process cannot write, a damaged
- * entry, a file without the table yet), for {@link Journal.readIntact} to read as it reads any.
- */
-const firstEvent = (file: string): JournalEvent.JournalEvent | undefined | "unread" => {
-  let db: DatabaseSync | undefined
-  try {
-    db = new DatabaseSync(file, { readOnly: true })
-    db.exec("PRAGMA busy_timeout = 5000")
-    // (a journal of a newer format is refused by Journal.readIntact, if it is kept)
-    const row = db.prepare("SELECT payload, crc FROM events WHERE seq = 1").get() as { payload: string; crc: number | bigint } | undefined
-    if (row === undefined) return undefined
-    // the checks Journal.readIntact makes of every entry
-    if (crc32(row.payload) !== Number(row.crc)) return "unread"
-    return JournalEvent.decodeSync(JSON.parse(row.payload))
-  } catch {
-    return "unread"
-  } finally {
-    db?.close()
-  }
-}
-
 /** A turn of the event loop: between journals, so that reading many blocks it for one read at a time. */
 const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
@@ -201,7 +176,11 @@ export const siblingJournals = (root: string, except: string, options: {
       const file = journalFile(dir)
       if (path.resolve(dir) === path.resolve(except) || !fs.existsSync(file)) continue
       if (options.keep !== undefined) {
-        const first = firstEvent(file)
+        // which run it is, from its first entry alone (one that cannot be read so is read whole below, as any)
+        const first = yield* Journal.readIntact(file, { limit: 1 }).pipe(
+          Effect.map((i) => (i.damage !== undefined ? "unread" as const : i.entries[0]?.event)),
+          Effect.orElseSucceed(() => "unread" as const)
+        )
         if (first === undefined || (first !== "unread" && (first._tag !== "RunStarted" || !options.keep(first)))) continue
       }
       yield* yieldToEventLoop

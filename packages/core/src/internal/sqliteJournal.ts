@@ -241,7 +241,7 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
       return {
         append: () => Effect.fail(io(`journal ${file} is open read-only`)),
         read: () => Effect.succeed([]),
-        intact: Effect.succeed<Intact>({ entries: [] })
+        intact: () => Effect.succeed<Intact>({ entries: [] })
       }
     }
     // A file that says it is a journal but lacks its table (made by hand or by another program)
@@ -289,10 +289,10 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
       })
 
     /** Entries from `from` on; at the first bad one, throws its error, or (`intact`) stops and returns it with those before. */
-    const scan = (from: number, intact: boolean): Intact => {
+    const scan = (from: number, intact: boolean, limit = Number.POSITIVE_INFINITY): Intact => {
       const out: Array<JournalEvent.Entry> = []
       try {
-        scanInto(out, from)
+        scanInto(out, from, limit)
         return { entries: out }
       } catch (e) {
         const error = e instanceof JournalError ? e : io(`cannot read journal ${file}: ${String(e)}`, "Corrupt")
@@ -300,9 +300,10 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
         return { entries: out, damage: error }
       }
     }
-    const scanInto = (out: Array<JournalEvent.Entry>, from: number) => {
+    const scanInto = (out: Array<JournalEvent.Entry>, from: number, limit: number) => {
       let expected = Math.max(1, from)
       for (const row of selectFrom.iterate(expected) as Iterable<[number, string, number]>) {
+        if (out.length >= limit) break
         const seq = Number(row[0])
         const payload = row[1]
         if (seq !== expected) {
@@ -327,8 +328,8 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     }
     // (scan throws only JournalErrors)
     const read = (from = 1) => Effect.try({ try: () => scan(from, false).entries, catch: (e) => e as JournalError })
-    /** Every entry up to the first bad one, and that one's error: what a damaged journal still holds. */
-    const intact = Effect.sync(() => scan(1, true))
+    /** Every entry up to the first bad one (or the first `limit`), and that one's error: what a damaged journal still holds. */
+    const intact = (limit?: number) => Effect.sync(() => scan(1, true, limit))
 
     return { append, read, intact }
   })
