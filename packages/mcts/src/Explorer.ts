@@ -768,7 +768,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         proposedAt: at,
         ...(picked.proposal.prior !== undefined ? { prior: picked.proposal.prior } : {})
       }
-      // reuse a result from another run
+      // reuse a result from another run (with the next group commit: nothing outside depends on it,
+      // and a resumed run that lost it finds the same result again)
       const hit = cache.lookup(picked.fingerprint)
       if (hit !== undefined) {
         yield* record([
@@ -779,7 +780,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
             result: { ...hit.result, cost: Cost.zero, reusedFrom: hit.source },
             at
           })
-        ])
+        ], "soon")
         reusedCount++
         continue
       }
