@@ -7,9 +7,7 @@ import { Backend, Fingerprint, Strategy, Task } from "@trex/core"
 import { LocalBackend } from "@trex/executors"
 import { Effect, Redacted, Schema, Stream } from "effect"
 import * as Path from "node:path"
-import * as CodeAgentExecutor from "../../src/CodeAgentExecutor.ts"
-import * as AnthropicModel from "../../src/model/AnthropicModel.ts"
-import * as Model from "../../src/model/Model.ts"
+import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
 
 const [root, url, nodeId] = process.argv.slice(2)
 const task = Schema.decodeUnknownSync(Task.Task)({ name: "toy", objective: "Learn a toy function", metric: { name: "accuracy", direction: "maximize" } })

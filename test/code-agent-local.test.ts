@@ -1,0 +1,220 @@
+// The code agent on the real local backend (real child processes): its job identities (a command and
+// the node's training job never collide), and what a restarted controller does with the jobs a
+// SIGKILLed one left. Here, not in packages/agents/test: the agents package never depends on
+// @trex/executors, and its own tests bring a backend of their own (ProcessBackend).
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
+import { Backend, type ExecutorAgent, Fingerprint, Strategy, Task } from "@trex/core"
+import { LocalBackend } from "@trex/executors"
+import { Effect, Fiber, Redacted, Schema, Stream } from "effect"
+import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
+
+const node = process.execPath
+const task = Schema.decodeUnknownSync(Task.Task)({
+  name: "toy",
+  objective: "Learn a toy function",
+  metric: { name: "accuracy", direction: "maximize" }
+})
+const strategy = Strategy.decodeSync({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.01, epochs: 2, batchSize: 4 } })
+/** A job that fails to start (a typo: `consle`), as a code agent's first draft may. */
+const broken = `import * as fs from "node:fs"\nconst s = JSON.parse(fs.readFileSync(process.env.TREX_JOB_DIR + "/strategy.json", "utf8"))\nconsle.log(s)\n`
+
+/** The tool results of the latest request, as the model received them. */
+const lastToolResults = (r: Fake.Recorded): Array<{ is_error?: boolean; content: string }> =>
+  (r.body.messages.at(-1).content as Array<any>).filter((b) => b.type === "tool_result")
+
+const request = (root: string): ExecutorAgent.ExecutionRequest => ({
+  task,
+  runId: "r1",
+  runDir: root,
+  node: { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
+})
+
+const counted = (waits: boolean) => `import * as fs from "node:fs"
+const dir = process.env.TREX_JOB_DIR
+fs.appendFileSync(dir + "/../runs-" + JSON.parse(fs.readFileSync(dir + "/job.json", "utf8")).node + ".txt", "ran\\n")
+console.log("started")
+${waits ? `while (!fs.existsSync(dir + "/go")) await new Promise((r) => setTimeout(r, 50))` : ""}
+fs.writeFileSync(dir + "/result.json", JSON.stringify({ metrics: { accuracy: 0.9 }, primary: 0.9 }))
+`
+const runsOf = (root: string, nodeId: string) => {
+  const file = Path.join(root, "jobs", `runs-${nodeId}.txt`)
+  return Fs.existsSync(file) ? Fs.readFileSync(file, "utf8").trim().split("\n").length : 0
+}
+
+const finishedOf = (events: ReadonlyArray<ExecutorAgent.ExecutionEvent>) => {
+  const last = events.at(-1)
+  if (last?._tag !== "Finished") return assert.fail(`no Finished event: ${JSON.stringify(events.at(-1))}`)
+  return last.result
+}
+
+const gone = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return Fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.startsWith("Z")
+  } catch {
+    return true
+  }
+}
+
+const waitFor = (what: string, check: () => boolean, timeoutMs = 20_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMs
+    while (!check()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting: ${what}`))
+      yield* Effect.sleep("50 millis")
+    }
+  })
+
+describe("CodeAgentExecutor on the real local backend", () => {
+  const onLocal = (root: string, url: string, options: CodeAgentExecutor.Options = {}) =>
+    Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: Path.join(root, "jobs"), slots: 1, killGraceMs: 1000 })
+      const executor = yield* CodeAgentExecutor.make({ maxTurns: 6, ...options }).pipe(
+        Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: url })),
+        Effect.provideService(Backend.Backend, backend)
+      )
+      return { backend, executor }
+    })
+  // a test that fails leaves no job of a killed controller behind: each supervisor and process group is killed
+  const killJobs = (root: string) => {
+    const jobs = Path.join(root, "jobs")
+    for (const dir of Fs.existsSync(jobs) ? Fs.readdirSync(jobs) : []) {
+      const file = Path.join(jobs, dir, "pid")
+      if (!Fs.existsSync(file)) continue
+      const { pid, supervisorPid } = JSON.parse(Fs.readFileSync(file, "utf8")) as { pid: number; supervisorPid: number }
+      for (const target of [supervisorPid, -pid]) {
+        try {
+          process.kill(target, "SIGKILL")
+        } catch {
+          // gone already
+        }
+      }
+    }
+  }
+  const tmp = Effect.acquireRelease(
+    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-local-"))),
+    (root) =>
+      Effect.sync(() => {
+        killJobs(root)
+        Fs.rmSync(root, { recursive: true, force: true })
+      })
+  )
+
+  it.live("a reply holding run_command and submit_training_job, then a training retry right after a failed attempt, all run", () =>
+    Effect.gen(function*() {
+      const root = yield* tmp
+      const server = yield* Fake.make((req, i) => {
+        switch (i) {
+          case 0:
+            // a fast model: the check, a broken training run and, once told, the fixed one, each at once
+            return Fake.message([
+              Fake.toolUse("write_file", { path: "broken.mjs", content: broken }),
+              Fake.toolUse("write_file", { path: "train.mjs", content: counted(false) }),
+              Fake.toolUse("run_command", { argv: [node, "-e", "console.log('checked')"] }),
+              Fake.toolUse("submit_training_job", { argv: [node, "broken.mjs"] })
+            ])
+          case 1: {
+            const results = lastToolResults(req)
+            assert.deepStrictEqual(results.map((r) => r.is_error === true), [false, false, false, true])
+            assert.include(results[2]!.content, "checked")
+            assert.include(results[3]!.content, "training attempt 1 of 3 failed")
+            return Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })])
+          }
+          default:
+            return Fake.error(400, "invalid_request_error", "unexpected extra turn")
+        }
+      })
+      const { executor } = yield* onLocal(root, server.url)
+      const events = yield* Stream.runCollect(executor.run(request(root)))
+      const result = finishedOf(events)
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.9)
+      assert.strictEqual(events.filter((e) => e._tag === "Submitted").length, 2)
+      assert.strictEqual(runsOf(root, "n1"), 1)
+      assert.isTrue(Fs.existsSync(Path.join(root, "jobs", "n1", "result.json")), "the node's directory holds its result")
+      assert.include(Fs.readFileSync(Path.join(root, "jobs", "n1.cmd", "stdout.log"), "utf8"), "checked")
+    }).pipe(Effect.scoped))
+
+  /** Start a controller (a child process) running the agent for `nodeId`; SIGKILL it once `ready`. */
+  const killedWhen = (root: string, url: string, nodeId: string, ready: () => boolean) =>
+    Effect.gen(function*() {
+      const controller = spawn(process.execPath, ["--conditions=@trex/source", Path.join(import.meta.dirname, "support", "codeAgentController.ts"), root, url, nodeId], {
+        stdio: ["ignore", "inherit", "inherit"]
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => controller.kill("SIGKILL")))
+      yield* waitFor("the killed controller's job runs", () => {
+        if (controller.exitCode !== null) throw new Error(`the controller exited early (${controller.exitCode})`)
+        return ready()
+      })
+      controller.kill("SIGKILL")
+      yield* Effect.callback<void>((resume) => {
+        if (controller.exitCode !== null || controller.signalCode !== null) resume(Effect.void)
+        else controller.on("exit", () => resume(Effect.void))
+      })
+    })
+
+  it.live("killed (SIGKILL) during a run_command, the resumed session cancels the orphaned command and finishes the node", () =>
+    Effect.gen(function*() {
+      const root = yield* tmp
+      let sessions = 0
+      const server = yield* Fake.make((req) => {
+        if (req.body.messages.length !== 1) return Fake.error(400, "invalid_request_error", "unexpected extra turn")
+        // the killed session's first turn: a command that runs until killed; the resumed one's: check and train at once
+        return ++sessions === 1
+          ? Fake.message([Fake.toolUse("run_command", { argv: [node, "-e", "console.log('started'); setInterval(() => {}, 1000)"] })])
+          : Fake.message([
+            Fake.toolUse("write_file", { path: "train.mjs", content: counted(false) }),
+            Fake.toolUse("run_command", { argv: [node, "-e", "console.log('checked')"] }),
+            Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+          ])
+      })
+      const cmdDir = Path.join(root, "jobs", "n1.cmd")
+      const stdout = Path.join(cmdDir, "stdout.log")
+      yield* killedWhen(root, server.url, "n1", () => Fs.existsSync(stdout) && Fs.readFileSync(stdout, "utf8").includes("started"))
+      const orphan = JSON.parse(Fs.readFileSync(Path.join(cmdDir, "pid"), "utf8")).pid as number
+      assert.isFalse(gone(orphan), "the command outlives its controller")
+
+      const { backend, executor } = yield* onLocal(root, server.url)
+      // no submission on record: the Explorer asks the executor to reconcile
+      const events = yield* Stream.runCollect(executor.run({ ...request(root), reconcile: true }))
+      const result = finishedOf(events)
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.9)
+      assert.isTrue(gone(orphan), "the orphaned command was cancelled")
+      assert.strictEqual(server.requests.length, 2)
+      assert.strictEqual(runsOf(root, "n1"), 1)
+      assert.include(Fs.readFileSync(stdout, "utf8"), "checked")
+      assert.strictEqual((yield* backend.capacity).inUse, 0)
+    }).pipe(Effect.scoped))
+
+  it.live("killed (SIGKILL) while a training job runs that was never recorded, the resumed session adopts it: trained once", () =>
+    Effect.gen(function*() {
+      const root = yield* tmp
+      const server = yield* Fake.make((_, i) =>
+        i === 0
+          ? Fake.message([
+            Fake.toolUse("write_file", { path: "train.mjs", content: counted(true) }),
+            Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+          ])
+          : Fake.error(400, "invalid_request_error", "the adopted job needs no model")
+      )
+      yield* killedWhen(root, server.url, "n2", () => runsOf(root, "n2") === 1)
+      const { executor } = yield* onLocal(root, server.url)
+      const node2 = { ...request(root).node, id: "n2" }
+      const running = yield* Stream.runCollect(executor.run({ ...request(root), node: node2, reconcile: true })).pipe(Effect.forkChild)
+      yield* Effect.sleep("300 millis")
+      Fs.writeFileSync(Path.join(root, "jobs", "n2", "go"), "")
+      const events = yield* Fiber.join(running)
+      const result = finishedOf(events)
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.9)
+      assert.strictEqual(runsOf(root, "n2"), 1, "the training ran once")
+      assert.strictEqual(server.requests.length, 1)
+      assert.isTrue(events.some((e) => e._tag === "Submitted"), "the adopted job is reported, to be journaled")
+    }).pipe(Effect.scoped))
+})
