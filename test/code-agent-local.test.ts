@@ -8,32 +8,13 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
-import { Backend, type ExecutorAgent, Fingerprint, Strategy, Task } from "@trex/core"
+import { Backend, type ExecutorAgent } from "@trex/core"
 import { LocalBackend } from "@trex/executors"
-import { Effect, Fiber, Redacted, Schema, Stream } from "effect"
+import { Effect, Fiber, Redacted, Stream } from "effect"
+import { broken, lastToolResults, request } from "../packages/agents/test/support/codeAgentToy.ts"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
 
 const node = process.execPath
-const task = Schema.decodeUnknownSync(Task.Task)({
-  name: "toy",
-  objective: "Learn a toy function",
-  metric: { name: "accuracy", direction: "maximize" }
-})
-const strategy = Strategy.decodeSync({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.01, epochs: 2, batchSize: 4 } })
-/** A job that fails to start (a typo: `consle`), as a code agent's first draft may. */
-const broken = `import * as fs from "node:fs"\nconst s = JSON.parse(fs.readFileSync(process.env.TREX_JOB_DIR + "/strategy.json", "utf8"))\nconsle.log(s)\n`
-
-/** The tool results of the latest request, as the model received them. */
-const lastToolResults = (r: Fake.Recorded): Array<{ is_error?: boolean; content: string }> =>
-  (r.body.messages.at(-1).content as Array<any>).filter((b) => b.type === "tool_result")
-
-const request = (root: string): ExecutorAgent.ExecutionRequest => ({
-  task,
-  runId: "r1",
-  runDir: root,
-  node: { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
-})
-
 const counted = (waits: boolean) => `import * as fs from "node:fs"
 const dir = process.env.TREX_JOB_DIR
 fs.appendFileSync(dir + "/../runs-" + JSON.parse(fs.readFileSync(dir + "/job.json", "utf8")).node + ".txt", "ran\\n")

@@ -3,15 +3,14 @@
  * `r1` on a real local backend at `<argv[2]>/jobs`, its model the Messages API at argv[3], until the
  * test SIGKILLs it (so the jobs it started are left behind, as after a crash).
  */
-import { Backend, Fingerprint, Strategy, Task } from "@trex/core"
+import { Backend, Fingerprint } from "@trex/core"
 import { LocalBackend } from "@trex/executors"
-import { Effect, Redacted, Schema, Stream } from "effect"
+import { Effect, Redacted, Stream } from "effect"
 import * as Path from "node:path"
+import { strategy, task } from "../../packages/agents/test/support/codeAgentToy.ts"
 import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
 
 const [root, url, nodeId] = process.argv.slice(2)
-const task = Schema.decodeUnknownSync(Task.Task)({ name: "toy", objective: "Learn a toy function", metric: { name: "accuracy", direction: "maximize" } })
-const strategy = Strategy.decodeSync({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.01, epochs: 2, batchSize: 4 } })
 const program = Effect.scoped(Effect.gen(function*() {
   const backend = yield* LocalBackend.make({ root: Path.join(root!, "jobs"), slots: 1, killGraceMs: 1000 })
   const executor = yield* CodeAgentExecutor.make({ maxTurns: 4 }).pipe(

@@ -2,30 +2,17 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Backend, type ExecutorAgent, Fingerprint, Strategy, Task } from "@trex/core"
+import { Backend, Task } from "@trex/core"
 import { HeldSubmit } from "@trex/core/testing"
 import { Effect, Redacted, Schema, Stream } from "effect"
 import * as CodeAgentExecutor from "../src/CodeAgentExecutor.ts"
 import * as AnthropicModel from "../src/model/AnthropicModel.ts"
 import * as Model from "../src/model/Model.ts"
 import * as Fake from "./support/FakeAnthropicServer.ts"
+import { broken, lastToolResults, request, strategy, task } from "./support/codeAgentToy.ts"
 import * as ProcessBackend from "./support/ProcessBackend.ts"
 
 const node = process.execPath
-const task = Schema.decodeUnknownSync(Task.Task)({
-  name: "toy",
-  objective: "Learn a toy function",
-  metric: { name: "accuracy", direction: "maximize" }
-})
-const strategy = Strategy.decodeSync({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.01, epochs: 2, batchSize: 4 } })
-const request = (root: string, withTask: Task.Task = task): ExecutorAgent.ExecutionRequest => ({
-  task: withTask,
-  runId: "r1",
-  runDir: root,
-  node: { id: "n1", parent: "root", strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 }
-})
-
-const broken = `import * as fs from "node:fs"\nconst s = JSON.parse(fs.readFileSync(process.env.TREX_JOB_DIR + "/strategy.json", "utf8"))\nconsle.log(s)\n`
 const fixed = `import * as fs from "node:fs"
 const dir = process.env.TREX_JOB_DIR
 const s = JSON.parse(fs.readFileSync(dir + "/strategy.json", "utf8"))
@@ -34,10 +21,6 @@ for (let step = 1; step <= s.training.epochs; step++) {
 }
 fs.writeFileSync(dir + "/result.json", JSON.stringify({ metrics: { accuracy: 0.9, lr: s.training.learningRate }, primary: 0.9, summary: "ok" }))
 `
-
-/** The tool results of the latest request, as the model received them. */
-const lastToolResults = (r: Fake.Recorded): Array<{ is_error?: boolean; content: string }> =>
-  (r.body.messages.at(-1).content as Array<any>).filter((b) => b.type === "tool_result")
 
 const setup = (script: Fake.Handler, options: CodeAgentExecutor.Options = {}, withTask: Task.Task = task) =>
   Effect.gen(function*() {
