@@ -92,7 +92,7 @@ const queryTool = (name: string, description: string, run: (q: string, limit: nu
 })
 
 const toResearcherError = (operation: string) => (e: Model.ModelError | StructuredOutput.StructuredOutputError) =>
-  new Errors.ResearcherError({ operation, message: e.message, retryable: e._tag === "ModelError" && e.retryable })
+  new Errors.ResearcherError({ operation, message: e.message, retryable: e.retryable })
 
 /**
  * Build the researcher from a `Model` and `ResearchTools` in context.

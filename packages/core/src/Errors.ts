@@ -30,7 +30,12 @@ export class BackendError extends Schema.TaggedError<BackendError>()("BackendErr
   retryable: Schema.Boolean
 }) {}
 
-/** A researcher could not propose, analyse or distil. @since 0.1.0 @category errors */
+/**
+ * A researcher could not propose, analyse or distil. `retryable`: whether asking again may succeed
+ * (a model that is down or overloaded, an answer that did not decode); the explorer asks again only
+ * then, and stops at once on one that is not (a refused key, a bug in the researcher).
+ * @since 0.1.0 @category errors
+ */
 export class ResearcherError extends Schema.TaggedError<ResearcherError>()("ResearcherError", {
   operation: Schema.String,
   message: Schema.String,

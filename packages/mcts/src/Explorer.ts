@@ -68,9 +68,11 @@ export interface Options {
   /** Proposal attempts per node before it counts as exhausted (default 3). */
   readonly proposalAttempts?: number
   /**
-   * Times a researcher that fails to propose (a `ResearcherError`: a model that is down, overloaded,
-   * or refuses the key) is asked again before the run stops, after 2, 4, 8... seconds for a
-   * retryable error (default 3). A stop for this reason journals no exhaustion: a resumed run asks again.
+   * Times a researcher that fails to propose with a retryable `ResearcherError` (a model that is
+   * down or overloaded, an answer that did not decode) is asked again before the run stops, after
+   * 2, 4, 8... seconds (default 3). An error that is not retryable (a refused key, a bug in the
+   * researcher) stops the run at once. A stop for this reason journals no exhaustion: a resumed
+   * run asks again.
    */
   readonly researcherRetries?: number
   /** Recorded in `RunStarted` (the CLI flags, say). */
@@ -589,8 +591,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   /**
    * Ask the researcher for a proposal under `parentId`; a try that gives only strategies already
    * tried (or invalid ones) is repeated, up to `attempts` tries, after which the node is exhausted
-   * (`undefined`). A researcher that fails is asked again, up to `researcherRetries` times; then its
-   * error is the answer, and the run stops without marking anything exhausted.
+   * (`undefined`). A researcher that fails with a retryable error is asked again, up to
+   * `researcherRetries` times; then (or at once, for an error that is not retryable) its error is
+   * the answer, and the run stops without marking anything exhausted.
    */
   const proposeAttempt = (
     parentId: string,
@@ -604,10 +607,12 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         withSeed(`${seed}:${k}:${attempt}:propose`),
         researcherBug("propose"),
         Effect.catchTag("ResearcherError", (e) => {
-          if (failures >= researcherRetries || control?.stopRequested !== undefined) return Effect.succeed(e)
-          const delay = e.retryable ? Math.min(60, 2 ** (failures + 1)) : 0
+          // a failure that asking again cannot mend (a refused key, a bug, an answer cut off at its
+          // token limit) stops the run at once; one that may pass is asked again after a backoff
+          if (!e.retryable || failures >= researcherRetries || control?.stopRequested !== undefined) return Effect.succeed(e)
+          const delay = Math.min(60, 2 ** (failures + 1))
           return Effect.logWarning(
-            `researcher could not propose under ${parentId} (${failures + 1} of ${researcherRetries + 1}; ${delay > 0 ? `again in ${delay} s` : "asking again"}): ${e.message}`
+            `researcher could not propose under ${parentId} (${failures + 1} of ${researcherRetries + 1}; again in ${delay} s): ${e.message}`
           ).pipe(Effect.andThen(Effect.sleep(`${delay} seconds`)), Effect.andThen(ask(failures + 1)))
         })
       )

@@ -790,7 +790,7 @@ describe("Explorer, given what it cannot do", () => {
       assert.strictEqual((yield* runParts({ journal })).tree.size, 6)
     }))
 
-  it.live("a researcher that fails is asked again (retryable errors after a backoff); one that keeps failing stops the run, nothing marked exhausted", () =>
+  it.live("a researcher that fails with a retryable error is asked again after a backoff; one that keeps failing, or fails for good, stops the run, nothing marked exhausted", () =>
     Effect.gen(function*() {
       let failures = 2
       const flaky: Researcher.ResearcherShape = {
@@ -802,15 +802,28 @@ describe("Explorer, given what it cannot do", () => {
       assert.strictEqual(recovered.reason, "budget: maxTrials")
       assert.strictEqual(recovered.tree.size, 3)
 
+      // an outage that outlasts the retries: asked researcherRetries + 1 times, then the run stops
+      let outageAsks = 0
+      const outage: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: () => Effect.suspend(() => (outageAsks++, Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "529 overloaded", retryable: true }))))
+      }
+      const outlasted = yield* runParts({ researcher: outage, options: { researcherRetries: 1 } })
+      assert.strictEqual(outlasted.reason, "the researcher failed: 529 overloaded")
+      assert.strictEqual(outageAsks, 2)
+
+      // a refused key is not asked again: asking again cannot mend it
+      let asks = 0
       const refused = (operation: string) => new Errors.ResearcherError({ operation, message: "401: invalid x-api-key", retryable: false })
       const down: Researcher.ResearcherShape = {
         ...gridResearcher,
         analyze: () => Effect.fail(refused("analyze")),
-        propose: () => Effect.fail(refused("propose"))
+        propose: () => Effect.suspend(() => (asks++, Effect.fail(refused("propose"))))
       }
       const journal = Journal.makeMemory()
-      const stopped = yield* runParts({ journal, researcher: down, options: { researcherRetries: 1 } })
+      const stopped = yield* runParts({ journal, researcher: down })
       assert.strictEqual(stopped.reason, "the researcher failed: 401: invalid x-api-key")
+      assert.strictEqual(asks, 1, "a researcher error that is not retryable is not asked again")
       assert.strictEqual(stopped.tree.analysis?.summary, "analysis failed: 401: invalid x-api-key")
       assert.notInclude((yield* journal.read()).map((e) => e.event._tag), "NodeExhausted")
       // the key mended: the resumed run asks for the analysis again (it failed in the same outage), proposes and runs its trials

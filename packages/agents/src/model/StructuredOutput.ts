@@ -13,13 +13,17 @@ import { Effect, Schema } from "effect"
 import * as Model from "./Model.ts"
 
 /**
- * The model never produced a valid answer within its repairs or turns.
+ * The model never produced a valid answer within its repairs or turns. `retryable`: whether asking
+ * again from the start may succeed — true for answers that did not decode (a model answers
+ * differently each time), false when the last answer was cut off at `maxTokens` (it would be cut
+ * again: raise `maxTokens`).
  * @since 0.1.0 @category errors
  */
 export class StructuredOutputError extends Schema.TaggedError<StructuredOutputError>()("StructuredOutputError", {
   tool: Schema.String,
   message: Schema.String,
-  attempts: Schema.Int
+  attempts: Schema.Int,
+  retryable: Schema.Boolean
 }) {}
 
 /** A client-side tool the model may call on the way: its definition and what it does. @since 0.1.0 @category models */
@@ -103,6 +107,7 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
   let repairs = 0
   let toolTurns = 0
   let lastProblem = "no answer"
+  let lastCutOff = false
   const research = handlers.size > 0 || options.webSearch !== undefined
   for (;;) {
     const forced = !research || toolTurns >= maxToolTurns
@@ -122,6 +127,7 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
     const answer = calls.find((c) => c.name === options.name)
     // A cut-off answer is incomplete whatever it holds: say so, not which keys the cut left out.
     const cutOff = response.stopReason === "max_tokens"
+    lastCutOff = cutOff
     const results: Array<Model.ContentBlock> = []
     if (answer !== undefined) {
       const decoded = yield* decode(answer.input, { errors: "all" }).pipe(
@@ -174,6 +180,7 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
   return yield* new StructuredOutputError({
     tool: options.name,
     message: `no valid ${options.name} after ${maxRepairs} repairs: ${lastProblem}`,
-    attempts: repairs
+    attempts: repairs,
+    retryable: !lastCutOff
   })
 })

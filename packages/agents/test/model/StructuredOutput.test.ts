@@ -31,6 +31,7 @@ describe("StructuredOutput", () => {
       const error = yield* Effect.flip(ask(server))
       assert.strictEqual(error._tag, "StructuredOutputError")
       assert.strictEqual(error.message, "no valid answer after 1 repairs: the answer was cut off at maxTokens (256): raise maxTokens")
+      assert.isFalse(error.retryable, "asking again with the same maxTokens would be cut off again")
       const repair = lastUser(server.requests[1]!)
       assert.include(repair, "cut off at the output limit (256 tokens)")
       assert.notInclude(repair, "Missing key")
@@ -47,6 +48,7 @@ describe("StructuredOutput", () => {
         assert.include(error.message, issue)
       }
       assert.match(error.message, /^no valid answer after 1 repairs: proposals\[0\]\.lr: Expected number/)
+      assert.isTrue(error.retryable, "a fresh ask may answer validly")
     }))
 
   it.live("a check's issues are sent back for repair like decode errors", () =>
