@@ -4,7 +4,7 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Backend, type Errors, SearchSpace, Strategy, TaskFile } from "@trex/core"
 import { Effect, Logger, Stream } from "effect"
-import { cell, numeric, parse, parseRecords } from "../src/internal/simCsv.ts"
+import { cell, numberList, numeric, parse, parseRecords } from "../src/internal/simCsv.ts"
 import * as Simulator from "../src/Simulator.ts"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "trex-sim-"))
@@ -104,6 +104,21 @@ describe("CSV", () => {
     }
     assert.deepStrictEqual(numeric("0,81"), { problem: "write numbers with a decimal point and no thousands separator (0.81, not 0,81)", fixed: 0.81 })
     assert.strictEqual((numeric("1,234,567") as { fixed: number }).fixed, 1234567)
+  })
+
+  it("reads a curve cell: a list of finite numbers, nothing for empty or NaN, else a fix", () => {
+    assert.deepStrictEqual(numberList(" [18.19, 21.2, 2e1] "), [18.19, 21.2, 20])
+    assert.deepStrictEqual(numberList("[]"), [])
+    assert.strictEqual(numberList(""), undefined)
+    assert.strictEqual(numberList("NaN"), undefined)
+    const problem = (raw: string) => (numberList(raw) as { problem: string }).problem
+    assert.match(problem("[0.2, 0.4"), /^it is not JSON: write a JSON list of finite numbers, one per checkpoint/)
+    assert.match(problem("0.5"), /^it is a number, not a list \(a curve of one point is \[0\.5\]\): write a JSON list/)
+    assert.match(problem("{\"a\": 1}"), /^it is an object, not a list: /)
+    assert.match(problem("[0.2, null]"), /^element 2 is null, not a finite number: correct it, or end the list before it/)
+    assert.match(problem("[1e999]"), /^element 1 is Infinity, not a finite number: /)
+    assert.match(problem("[0.2, \"0.4\"]"), /^element 2 is "0\.4", not a finite number: write a JSON list/)
+    assert.match(problem("[0.2, NaN]"), /^NaN and Infinity are not JSON, and a curve holds finite values only: /)
   })
 })
 
@@ -290,6 +305,53 @@ describe("input validation", () => {
       const comma = yield* refused(table("lr,layers,score\n0.1,1,\"0,81\"\n"))
       assert.include(comma.message, `line 2, column "score": "0,81" is not a number (backend.metric.column): write numbers with a decimal point and no thousands separator (0.81, not 0,81)`)
     }))
+
+  it.effect("a curve cell that is no JSON list of finite numbers is refused with the line, column, value and fix", () =>
+    Effect.gen(function*() {
+      const quoted = (raw: string) => `"${raw.replaceAll("\"", "\"\"")}"`
+      const bad: ReadonlyArray<readonly [string, string]> = [
+        ["[0.2, 0.4", "it is not JSON: write a JSON list of finite numbers, one per checkpoint, such as [0.52, 0.61, 0.64]"],
+        ["0.2 0.4", "it is not JSON: "],
+        ["0.5", "it is a number, not a list (a curve of one point is [0.5]): "],
+        ["{\"dev\": [0.5]}", "it is an object, not a list: "],
+        ["[0.2, null, 0.5]", "element 2 is null, not a finite number: correct it, or end the list before it " +
+          "(a run that diverged stops at its last finite value)"],
+        ["[0.2, NaN]", "NaN and Infinity are not JSON, and a curve holds finite values only: "],
+        ["[0.2, 1e999]", "element 2 is Infinity, not a finite number: "],
+        ["[0.2, \"0.4\"]", "element 2 is \"0.4\", not a finite number: "],
+        ["[[0.2]]", "element 1 is [0.2], not a finite number: "]
+      ]
+      for (const [cellText, problem] of bad) {
+        // the bad cell after a record spanning two lines: its physical line is 5
+        const err = yield* refused(table(
+          `lr,layers,score,note,curve\n0.1,1,0.5,"two\nlines","[0.1, 0.5]"\n0.2,1,0.6,x,\n0.3,1,0.7,x,${quoted(cellText)}\n`,
+          { curve: { column: "curve" } }
+        ))
+        assert.match(err.message, /^invalid simulator table .*\.csv \(backend\.table of the task\):/, cellText)
+        assert.include(err.message, `line 5, column "curve": ${JSON.stringify(cellText)} is not a curve (backend.curve.column): ${problem}`, cellText)
+      }
+      // a long list is quoted shortened; the element named is the one to correct
+      const long = `[${Array.from({ length: 40 }, (_, i) => (i + 1) / 100).join(", ")}, null]`
+      const err = yield* refused(table(`lr,layers,score,curve\n0.1,1,0.5,${quoted(long)}\n`, { curve: { column: "curve" } }))
+      assert.include(err.message, `line 2, column "curve": ${JSON.stringify(`${long.slice(0, 60)}...`)} is not a curve (backend.curve.column): element 41 is null`)
+      // only the rows the filter keeps are read
+      const kept = yield* table("lr,layers,score,pair,curve\n0.1,1,0.5,x,[0.5]\n0.2,1,0.6,y,oops\n", { filter: { pair: "x" }, curve: { column: "curve" } })
+      assert.deepStrictEqual(kept.points.map((p) => p.curve), [[0.5]])
+    }))
+
+  it.effect("an empty or NaN curve cell is a run without a curve; a good one replays as recorded", () =>
+    Effect.gen(function*() {
+      const l = yield* table("lr,layers,score,curve\n0.1,1,0.5,\"[0.2, 0.5]\"\n0.2,1,0.6,\n0.3,1,0.7,NaN\n0.4,1,0.8,[]\n0.5,1,,\n", {
+        curve: { column: "curve" }
+      })
+      assert.deepStrictEqual(l.points.map((p) => p.curve), [[0.2, 0.5], [], [], [], []])
+      assert.deepStrictEqual(l.points.map((p) => p.failure !== undefined), [false, false, false, false, true])
+      // a run without a curve reports no metric, only its exit
+      const sim = yield* Simulator.make(l)
+      const events = yield* sim.submit(spec(withValues(0.2, 1))).pipe(Effect.flatMap((ref) => Stream.runCollect(sim.watch(ref))))
+      assert.deepStrictEqual(events.filter((e) => e._tag === "Metric"), [])
+      assert.strictEqual(events.at(-1)!._tag, "Exit")
+    }).pipe(Effect.scoped))
 
   it.effect("a cost of NaN is a diverged run; a decimal comma in a cost or a number column gets its fix", () =>
     Effect.gen(function*() {
@@ -511,6 +573,10 @@ describe("bench tasks", () => {
         assert.strictEqual(Simulator.match(landscape, def).distance, 0, f)
         const { best, worst } = Simulator.range(landscape)
         assert.notStrictEqual(best, worst, f)
+        // the recorded curves replay whole: one value per checkpoint the run logged
+        if (landscape.curve !== undefined) {
+          for (const p of landscape.points) assert.strictEqual(p.curve.length, p.metrics["n_checkpoints"], `${f} ${p.id}`)
+        }
       }
     }))
 

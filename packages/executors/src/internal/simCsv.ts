@@ -92,13 +92,16 @@ const read = (text: string): { readonly records: Array<Array<string>>; readonly 
 /** Split CSV text into records of raw field strings. */
 export const parseRecords = (text: string): Array<Array<string>> => read(text).records
 
+/** A cell's text as an error quotes it: at most 60 characters, then `...`. */
+export const shortened = (text: string): string => (text.length > 60 ? `${text.slice(0, 60)}...` : text)
+
 // a header read as one field holding another separator: a spreadsheet's export in a locale with decimal commas, or TSV
 const separatorHint = (header: ReadonlyArray<string>): string | undefined => {
   if (header.length !== 1) return undefined
   const h = header[0]!
   const kind = h.includes(";") ? "semicolon" : h.includes("\t") ? "tab" : undefined
   if (kind === undefined) return undefined
-  return `the header line has no comma but ${kind}s (${JSON.stringify(h.length > 60 ? `${h.slice(0, 60)}...` : h)}): ` +
+  return `the header line has no comma but ${kind}s (${JSON.stringify(shortened(h))}): ` +
     `the table looks ${kind}-separated. Save it as comma-separated CSV (fields separated by ",", numbers with a decimal point)`
 }
 
@@ -154,6 +157,48 @@ export const numeric = (raw: string): number | undefined | { readonly problem: s
   return { problem: "leave the cell empty, or NaN, for a run that diverged or is missing; else correct it to a finite number" }
 }
 
+const listFix = "write a JSON list of finite numbers, one per checkpoint, such as [0.52, 0.61, 0.64] (the field quoted, " +
+  "as it holds commas), or leave the cell empty for a run without a curve"
+
+// what a JSON value that is no list is, to say so
+const kindOf = (v: unknown): string =>
+  v === null ? "null" : typeof v === "number" ? "a number" : typeof v === "string" ? "a string" : typeof v === "boolean" ? "a boolean" : "an object"
+
+/**
+ * A curve cell: a JSON list of finite numbers, one per checkpoint (`[]` is a curve without points);
+ * `undefined` for a run without a curve (an empty cell, or `NaN` in any case, as in a metric cell);
+ * else why the text is no such list, as a fix. A `null`, `NaN` or infinite element is refused, not
+ * dropped or read as a missing checkpoint: every later point would move to another step, and the
+ * recorded curves (`bench/data/nmtlc_scratch_ppl_curves.csv`) hold finite values only.
+ */
+export const numberList = (raw: string): ReadonlyArray<number> | undefined | { readonly problem: string } => {
+  const s = raw.trim()
+  if (s === "" || s.toLowerCase() === "nan") return undefined
+  let list: unknown
+  try {
+    list = JSON.parse(s)
+  } catch {
+    // Python's json.dumps writes NaN and Infinity, which JSON has no word for
+    return /\b(NaN|Infinity)\b/.test(s)
+      ? { problem: `NaN and Infinity are not JSON, and a curve holds finite values only: correct the value, or end the list before it (a run that diverged stops at its last finite value)` }
+      : { problem: `it is not JSON: ${listFix}` }
+  }
+  if (!Array.isArray(list)) {
+    return { problem: `it is ${kindOf(list)}, not a list${typeof list === "number" ? ` (a curve of one point is [${s}])` : ""}: ${listFix}` }
+  }
+  const bad = list.findIndex((x) => !(typeof x === "number" && Number.isFinite(x)))
+  if (bad >= 0) {
+    const x: unknown = list[bad]
+    return {
+      problem: `element ${bad + 1} is ${typeof x === "number" ? x : JSON.stringify(x)}, not a finite number: ` +
+        (x === null || typeof x === "number"
+          ? "correct it, or end the list before it (a run that diverged stops at its last finite value)"
+          : listFix)
+    }
+  }
+  return list as Array<number>
+}
+
 /** Type a raw field: number when it looks like one, a number list for a JSON list, else the string. */
 export const cell = (raw: string): Cell => {
   const s = raw.trim()
@@ -163,12 +208,8 @@ export const cell = (raw: string): Cell => {
     return Number.isFinite(v) ? v : s
   }
   if (s.startsWith("[") && s.endsWith("]")) {
-    try {
-      const list: unknown = JSON.parse(s)
-      if (Array.isArray(list) && list.every((x) => typeof x === "number" && Number.isFinite(x))) return list as Array<number>
-    } catch {
-      // not JSON: keep the text
-    }
+    const list = numberList(s)
+    if (Array.isArray(list)) return list
   }
   return raw
 }

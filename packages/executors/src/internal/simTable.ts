@@ -3,7 +3,7 @@
  * synthetic one (a seeded smooth function with noise) for tests.
  */
 import { type SearchSpace, type Task, TaskFile } from "@trex/core"
-import { type Csv, cell, numeric } from "./simCsv.ts"
+import { type Csv, cell, numberList, numeric, shortened } from "./simCsv.ts"
 import {
   asValue,
   type CurveSpec,
@@ -75,6 +75,13 @@ export const meantColumn = (name: string, header: ReadonlyArray<string>): string
     TaskFile.closest(name, header)
 }
 
+/**
+ * The issue line for a cell that is not what its column must hold: where, the value (shortened),
+ * the task file's field that names the column, and the fix.
+ */
+const notA = (line: number, column: string, raw: string, what: string, field: string, problem: string): string =>
+  `  line ${line}, column "${column}": ${JSON.stringify(shortened(raw.trim()))} is not ${what} (${field}): ${problem}`
+
 const shown = (v: number | undefined): string => (v === undefined ? "no value" : String(v))
 
 const matches = (raw: string, want: string | number | boolean): boolean => {
@@ -118,6 +125,7 @@ export const fromCsv = (csv: Csv, spec: TableSpec): { readonly landscape: Landsc
   const refused = spec.parameters.map(() => false)
   let costRefused = false
   let metricRefused = false
+  let curveRefused = false
   csv.rows.forEach((row, r) => {
     if (!filters.every(([i, v]) => matches(row[i]!, v))) return
     const line = csv.lines[r]!
@@ -131,8 +139,7 @@ export const fromCsv = (csv: Csv, spec: TableSpec): { readonly landscape: Landsc
       else return v
       const comma = typeof v === "string" ? numeric(v) : undefined
       if (!refused[k] && typeof comma === "object" && comma.fixed !== undefined) {
-        issues.push(`  line ${line}, column "${spec.parameters[k]!.column}": ${JSON.stringify(v.toString().trim())} is not a number ` +
-          `(backend.parameters[${k}]): ${comma.problem}`)
+        issues.push(notA(line, spec.parameters[k]!.column, String(v), "a number", `backend.parameters[${k}]`, comma.problem))
         refused[k] = true
       }
       if (spec.check !== undefined && !refused[k]) {
@@ -158,8 +165,7 @@ export const fromCsv = (csv: Csv, spec: TableSpec): { readonly landscape: Landsc
     const score = typeof read === "number" ? read : undefined
     if (typeof read === "object" && !metricRefused) {
       metricRefused = true
-      issues.push(`  line ${line}, column "${csv.header[metricCol]}": ${JSON.stringify(row[metricCol]!.trim())} is not a number ` +
-        `(backend.metric.column): ${read.problem}`)
+      issues.push(notA(line, csv.header[metricCol]!, row[metricCol]!, "a number", "backend.metric.column", read.problem))
     }
     const costRead = costCol !== undefined ? numeric(row[costCol]!) : undefined
     const cost = "seconds" in spec.cost ? spec.cost.seconds : typeof costRead === "number" ? costRead : undefined
@@ -175,7 +181,13 @@ export const fromCsv = (csv: Csv, spec: TableSpec): { readonly landscape: Landsc
           `with cost: { seconds: N }`
       )
     }
-    const curve = curveCol !== undefined ? cell(row[curveCol]!) : undefined
+    // an empty (or NaN) curve is a run without one; any other text must be a list of numbers, or a
+    // typo would replay as a run that reported nothing (and an early-stopping scheduler never sees it)
+    const curve = curveCol !== undefined ? numberList(row[curveCol]!) : undefined
+    if (curve !== undefined && "problem" in curve && !curveRefused) {
+      curveRefused = true
+      issues.push(notA(line, csv.header[curveCol!]!, row[curveCol!]!, "a curve", "backend.curve.column", curve.problem))
+    }
     const status = statusCol !== undefined ? row[statusCol]!.trim() : ""
     drafts.push({
       id: idCol !== undefined ? row[idCol]! : `line ${line}`,
@@ -197,9 +209,8 @@ export const fromCsv = (csv: Csv, spec: TableSpec): { readonly landscape: Landsc
     const values = [...checked[k]!.keys()]
     const stray = values.find(numberLike)
     if (stray === undefined || !values.some((v) => typeof v === "number")) return
-    issues.push(`  line ${checked[k]!.get(stray)}, column "${p.column}": ${JSON.stringify(stray.trim())} is not a number, ` +
-      `though the column's other values are (backend.parameters[${k}]): ` +
-      "correct the cell, or delete the row")
+    issues.push(notA(checked[k]!.get(stray)!, p.column, stray, "a number, though the column's other values are", `backend.parameters[${k}]`,
+      "correct the cell, or delete the row"))
   })
   if (issues.length > 0) throw new TableIssues(issues)
   if (drafts.length === 0) {
