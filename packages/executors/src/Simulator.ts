@@ -38,6 +38,8 @@ const Value = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
  *
  * The table is comma-separated with a header line. A metric cell that is empty or `NaN` is a run
  * that diverged or is missing (its trial fails as a crash); any other text (`inf`, `n/a`, `0,81`) is
+ * refused. A curve cell is a JSON list of finite numbers, one per checkpoint; empty or `NaN` is a
+ * run without a curve, and any other text (bad JSON, a non-list, a `null` or `NaN` element) is
  * refused. Rows repeating a configuration: the first stands for it (a warning says when their
  * metrics differ). See `bench/data/README.md` for every rule.
  *
@@ -180,8 +182,8 @@ const valueCheck = (config: SimulatorConfig, name: string) => {
  * the metric column and direction the config leaves out; `source` (the task file) is named in
  * errors, with the table, its line and column. Every value the filter keeps must make a valid
  * strategy at its parameter's path; every metric a finite number (or be empty or `NaN`: a run that
- * diverged, which fails) and every cost a non-negative one (or be empty or `NaN`: costed at the
- * median). Logs a warning when rows repeat a configuration with another metric (the first stands).
+ * diverged, which fails), every cost a non-negative one (or be empty or `NaN`: costed at the
+ * median) and every curve a JSON list of finite numbers (or be empty or `NaN`: no curve). Logs a warning when rows repeat a configuration with another metric (the first stands).
  * @since 0.1.0 @category constructors
  */
 export const loadTable = Effect.fn("Simulator.loadTable")(function*(
