@@ -9,6 +9,7 @@
 import { Schema } from "effect"
 
 import { Extra, listOf as emptyList, NonNegative, Positive, PositiveInt, withDefault } from "./internal/schema.ts"
+import { strategyCheck } from "./internal/strategyCheck.ts"
 
 /**
  * One data source in the mixture: a dataset name or URI and its sampling weight.
@@ -141,5 +142,25 @@ export type StrategyEncoded = typeof Strategy.Encoded
 export const decode = Schema.decodeUnknownEffect(Strategy)
 /** Decode synchronously; throws a `SchemaError` naming the bad path. @since 0.1.0 @category decoding */
 export const decodeSync = Schema.decodeUnknownSync(Strategy)
+const canonical = strategyCheck({ DataSource, Step, Synthesis, DataRecipe, LoraConfig, Method, LrSchedule, TrainingConfig, EvaluationPlan, Strategy })
+const schemaIs = Schema.is(Strategy)
+
+/**
+ * Whether a value is a valid strategy (what `decode` returns, or any value it would accept as
+ * it is). A strategy in canonical form, as decoding and the search space's mutations make
+ * them, is checked by hand, many times faster than the schema; anything else by the schema.
+ * Use `decode` to learn what is wrong with one that is not.
+ *
+ * @example
+ * ```ts
+ * import { Strategy } from "@trex/core"
+ * const s = Strategy.decodeSync({ data: { sources: [{ name: "a" }] }, training: { learningRate: 1e-3, epochs: 1, batchSize: 8 } })
+ * Strategy.is(s) // true
+ * Strategy.is({ ...s, training: { ...s.training, learningRate: -1 } }) // false
+ * ```
+ * @since 0.1.0 @category guards
+ */
+export const is = (u: unknown): u is Strategy => canonical(u) || schemaIs(u)
+
 /** Encode a strategy to plain JSON. @since 0.1.0 @category encoding */
 export const encode = (s: Strategy): StrategyEncoded => Schema.encodeSync(Strategy)(s)

@@ -157,6 +157,31 @@ describe("canonical fast paths", () => {
     }
   })
 
+  it("Strategy.is answers as the schema's guard, on strategies with every single field changed", () => {
+    const schemaIs = Schema.is(Strategy.Strategy)
+    const rich = strategy({
+      data: { sources: [{ name: "a", maxExamples: 3, split: "train" }], numExamples: 10, synthesis: { method: "m", count: 2, params: {} } },
+      training: { learningRate: 1e-3, epochs: 1, batchSize: 8, lora: { rank: 4, alpha: 8, dropout: 0, targetModules: ["q"] }, maxSeqLength: 512 },
+      evaluation: { splits: ["dev"], metric: "acc", maxExamples: 5 },
+      rationale: "r"
+    })
+    let rejected = 0
+    for (const path of paths(rich)) {
+      for (const replacement of replacements) {
+        const u = mutate(rich, path, replacement)
+        assert.strictEqual(Strategy.is(u), schemaIs(u), `at ${path.join(".")} := ${String(replacement)}`)
+        if (!schemaIs(u)) rejected++
+      }
+    }
+    assert.isAbove(rejected, 100, "the changes reach the checks")
+    // valid but not canonical (a defaulted key missing, an extra key): the schema's answer
+    const { rationale: _, ...bare } = rich
+    assert.strictEqual(Strategy.is(bare), schemaIs(bare))
+    assert.strictEqual(Strategy.is({ ...rich, extra: 1 }), schemaIs({ ...rich, extra: 1 }))
+    assert.isTrue(Strategy.is(rich))
+    assert.isFalse(Strategy.is({ ...rich, training: { ...rich.training, learningRate: -1 } }))
+  })
+
   it("send values that are not plain JSON objects to the schema", () => {
     agrees(undefined, "undefined")
     agrees(null, "null")

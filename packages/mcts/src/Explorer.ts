@@ -868,12 +868,11 @@ const researcherBug = (operation: string) => <A, R>(self: Effect.Effect<A, Error
   Effect.catchDefect(self, (defect) =>
     Effect.fail(new Errors.ResearcherError({ operation, message: `${operation} failed unexpectedly (a bug in the researcher): ${defectMessage(defect)}`, retryable: false })))
 
-const isStrategy = Schema.is(Strategy.Strategy)
 const decodeStrategy = Schema.decodeUnknownExit(Strategy.Strategy)
 /** What makes a proposed strategy invalid (each issue naming its field), or `undefined`. */
 const strategyIssues = (strategy: unknown): string | undefined => {
   // the check first (a few microseconds); the decode only to word what is wrong
-  if (isStrategy(strategy)) return undefined
+  if (Strategy.is(strategy)) return undefined
   const decoded = decodeStrategy(strategy)
   return decoded._tag === "Success" ? undefined : TaskFile.formatIssues(Cause.squash(decoded.cause))
 }
