@@ -67,6 +67,11 @@ export interface JobInfo {
   readonly ref: JobRef
   readonly labels: Labels
   readonly state: "Pending" | "Running" | "Finished"
+  /**
+   * When the job was submitted (epoch ms), where the backend knows it: of a node's jobs, the latest
+   * is the one submitted last (without it, the last listed).
+   */
+  readonly submittedAt?: number
 }
 
 /** Slots and GPUs a backend offers, and how many are in use. @since 0.1.0 @category models */

@@ -354,7 +354,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
         : known(dir)() !== "unknown"
         ? "Pending"
         : "Finished"
-      jobs.push({ ref: toRef(dir), labels: spec.labels, state })
+      jobs.push({ ref: toRef(dir), labels: spec.labels, state, ...(spec.submittedAt !== undefined ? { submittedAt: spec.submittedAt } : {}) })
     }
     return jobs
   })
