@@ -11,7 +11,7 @@ import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
 import { Backend, type ExecutorAgent } from "@trex/core"
 import { LocalBackend } from "@trex/executors"
 import { Effect, Fiber, Redacted, Stream } from "effect"
-import { broken, lastToolResults, request } from "../packages/agents/test/support/codeAgentToy.ts"
+import { broken, firstMessage, lastToolResults, request } from "../packages/agents/test/support/codeAgentToy.ts"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
 
 const node = process.execPath
@@ -197,5 +197,46 @@ describe("CodeAgentExecutor on the real local backend", () => {
       assert.strictEqual(runsOf(root, "n2"), 1, "the training ran once")
       assert.strictEqual(server.requests.length, 1)
       assert.isTrue(events.some((e) => e._tag === "Submitted"), "the adopted job is reported, to be journaled")
+    }).pipe(Effect.scoped))
+
+  it.live("killed (SIGKILL) after a failed training attempt, before the next, the resumed session goes on with the attempts left", () =>
+    Effect.gen(function*() {
+      const root = yield* tmp
+      let sessions = 0
+      const server = yield* Fake.make((req) => {
+        if (req.body.messages.length !== 1) {
+          // the killed session, told its attempt failed, is killed while it waits for its model
+          return sessions === 1 ? Fake.error(529, "overloaded_error", "overloaded", { "retry-after": "60" }) : Fake.error(400, "invalid_request_error", "unexpected extra turn")
+        }
+        if (++sessions === 1) {
+          return Fake.message([
+            Fake.toolUse("write_file", { path: "broken.mjs", content: broken }),
+            Fake.toolUse("submit_training_job", { argv: [node, "broken.mjs"] })
+          ])
+        }
+        const said = firstMessage(req)
+        assert.include(said, "resumed after a restart")
+        assert.include(said, "Training attempt 1 of 3 failed (Crash)")
+        assert.include(said, "consle is not defined")
+        assert.include(said, "write them again")
+        return Fake.message([
+          Fake.toolUse("write_file", { path: "train.mjs", content: counted(false) }),
+          Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+        ])
+      })
+      yield* killedWhen(root, server.url, "n3", () => server.requests.length >= 2)
+      const { backend, executor } = yield* onLocal(root, server.url)
+      // the failed attempt's submission is on record: the Explorer hands it to the new session
+      const recorded = (yield* backend.list("r1")).find((j) => j.labels.node === "n3")
+      assert.strictEqual(recorded?.state, "Finished")
+      assert.isNumber(recorded?.submittedAt, "the local backend says when a job was submitted")
+      const node3 = { ...request(root).node, id: "n3" }
+      const events = yield* Stream.runCollect(executor.run({ ...request(root), node: node3, job: recorded!.ref }))
+      const result = finishedOf(events)
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.9)
+      assert.strictEqual(server.requests.length, 3)
+      assert.strictEqual(runsOf(root, "n3"), 1)
+      assert.strictEqual(events.filter((e) => e._tag === "Submitted").length, 2, "the reattached job and the new attempt")
     }).pipe(Effect.scoped))
 })

@@ -6,7 +6,9 @@
  * bounded number of turns and training attempts. Every job gets the workspace's files. It ends
  * with `Finished`: the decoded `result.json`, or a failed result (Crash, InvalidOutput, ...)
  * with the last logs when the attempts run out. Resumed after a crash, it cancels the command
- * the lost session left running and adopts its training job, never running it twice.
+ * the lost session left running and adopts the node's last training job (one still running, if
+ * any), never running it twice; if that job did not succeed and attempts are left, a new
+ * conversation goes on with them, told what failed and that its workspace files are gone.
  *
  * @since 0.1.0
  */
@@ -84,6 +86,18 @@ const outcomeOf = (task: Task.Task, ran: Ran) =>
 const describeExit = (ran: Ran, lines: number): string =>
   `${ran.exit.outcome}${ran.exit.exitCode !== undefined ? ` (exit code ${ran.exit.exitCode})` : ""}` +
   `${ran.exit.message ? `: ${ran.exit.message}` : ""}\n--- last output ---\n${ran.logs.slice(-lines).join("\n")}`
+
+/**
+ * The training job of a node to adopt after a restart, from the jobs the backend lists under its
+ * label: one not finished (it must never be submitted again), else the last submitted (by
+ * `submittedAt` where the backend gives it, else in the order listed).
+ */
+const lastTrainingJob = (jobs: ReadonlyArray<Backend.JobInfo>): Backend.JobInfo | undefined => {
+  const ordered = jobs.every((j) => j.submittedAt !== undefined)
+    ? [...jobs].sort((a, b) => a.submittedAt! - b.submittedAt!)
+    : jobs
+  return ordered.findLast((j) => j.state !== "Finished") ?? ordered.at(-1)
+}
 
 /**
  * The label (`labels.node`) of the commands for node `nodeId`; on the local backend it names their
@@ -185,21 +199,37 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           discard: true
         })
       let job = request.job
+      let known: ReadonlyArray<Backend.JobInfo> | undefined
       if (job !== undefined) {
         // reattaching to the recorded training job needs none of this: a failure here is not the node's
-        yield* backend.list(request.runId).pipe(Effect.flatMap(cancelCommands), Effect.ignore)
+        known = yield* backend.list(request.runId).pipe(Effect.orElseSucceed(() => undefined))
+        if (known !== undefined) yield* cancelCommands(known).pipe(Effect.ignore)
       } else if (request.reconcile === true) {
-        const known = yield* backend.list(request.runId)
+        known = yield* backend.list(request.runId)
         yield* cancelCommands(known)
-        if ((request.attempt ?? 0) === 0) job = known.find((j) => j.labels.node === node.id)?.ref
-      }
-      if (job !== undefined) {
-        const outcome = yield* outcomeOf(request.task, yield* execute(Effect.succeed(job), true))
-        return yield* emit({ _tag: "Finished", result: outcome._tag === "Done" ? outcome.result : outcome.failure })
+        if ((request.attempt ?? 0) === 0) job = lastTrainingJob(known.filter((j) => j.labels.node === node.id))?.ref
       }
 
       let attempts = 0
       let lastFailure = Result.failure("Crash", "the code agent never submitted a training job")
+      // After a restart, a training job that failed does not end the node while attempts are left: the
+      // lost session's attempts count as used (every training job of the node the backend still knows,
+      // at least this one), and a new conversation goes on with the rest, told what failed.
+      let resumedAfter: string | undefined
+      if (job !== undefined) {
+        const ran = yield* execute(Effect.succeed(job), true)
+        const outcome = yield* outcomeOf(request.task, ran)
+        if (outcome._tag === "Done") return yield* emit({ _tag: "Finished", result: outcome.result })
+        const trained = new Set((known ?? []).filter((j) => j.labels.node === node.id).map((j) => j.ref.id)).add(job.id)
+        attempts = trained.size
+        if (attempts >= maxAttempts) return yield* emit({ _tag: "Finished", result: outcome.failure })
+        lastFailure = outcome.failure
+        resumedAfter = `This session was resumed after a restart of the controller: the conversation before it is lost, and ` +
+          `so are the files you wrote (the workspace is kept in memory), so write them again before you run anything.\n` +
+          (attempts === 2 ? "Training attempt 1 failed before it. " : attempts > 2 ? `Training attempts 1 to ${attempts - 1} failed before it. ` : "") +
+          `Training attempt ${attempts} of ${maxAttempts} failed (${outcome.failure.failure?.kind}): ${outcome.failure.failure?.message}\n` +
+          describeExit(ran, logLines) + "\n\n"
+      }
       /** Run one tool call: the text for the model, or the node's final result. */
       const handle = (call: { readonly name: string; readonly input: unknown }) =>
         Effect.gen(function*() {
@@ -256,8 +286,11 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
             (request.task.baseModel ? `Base model: ${request.task.baseModel.name}\n` : "") +
             (request.task.datasets.length > 0 ? `Datasets: ${request.task.datasets.map((d) => d.uri ?? d.name).join(", ")}\n` : "") +
             `\nStrategy for node ${node.id} (also in strategy.json):\n${JSON.stringify(Strategy.encode(node.strategy), null, 2)}\n\n` +
+            (resumedAfter ?? "") +
             `Write the data preparation and training code for this strategy, check it, and submit the training job. ` +
-            `You have ${maxAttempts} training attempts and ${maxTurns} turns.`
+            (resumedAfter === undefined
+              ? `You have ${maxAttempts} training attempts and ${maxTurns} turns.`
+              : `You have ${maxAttempts - attempts} training attempt(s) left of ${maxAttempts}, and ${maxTurns} turns.`)
         )
       ]
       for (let turn = 0; turn < maxTurns; turn++) {

@@ -2,14 +2,14 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Backend, Task } from "@trex/core"
+import { Backend, type ExecutorAgent, type ExperimentNode, Task } from "@trex/core"
 import { HeldSubmit } from "@trex/core/testing"
-import { Effect, Redacted, Schema, Stream } from "effect"
+import { Effect, Fiber, Redacted, Schema, Stream } from "effect"
 import * as CodeAgentExecutor from "../src/CodeAgentExecutor.ts"
 import * as AnthropicModel from "../src/model/AnthropicModel.ts"
 import * as Model from "../src/model/Model.ts"
 import * as Fake from "./support/FakeAnthropicServer.ts"
-import { broken, lastToolResults, request, strategy, task } from "./support/codeAgentToy.ts"
+import { broken, firstMessage, lastToolResults, request, strategy, task } from "./support/codeAgentToy.ts"
 import * as ProcessBackend from "./support/ProcessBackend.ts"
 
 const node = process.execPath
@@ -35,6 +35,55 @@ const setup = (script: Fake.Handler, options: CodeAgentExecutor.Options = {}, wi
     const events = yield* Stream.runCollect(executor.run(request(root, withTask)))
     return { root, server, backend, events }
   })
+
+/**
+ * A session resumed after a restart: the training jobs of node n1 a lost session submitted (each
+ * `code` run by node, in order; the last one awaited to its exit unless `lastRuns`) are on the
+ * backend, and `resume` says what the Explorer hands the new session (the last recorded job, or
+ * `reconcile`). `release` (if any) runs once the new session has started.
+ */
+const resumedOn = (
+  codes: ReadonlyArray<string>,
+  resume: (lost: ReadonlyArray<ExperimentNode.JobRef>) => Partial<ExecutorAgent.ExecutionRequest>,
+  script: Fake.Handler,
+  options: CodeAgentExecutor.Options & { readonly lastRuns?: boolean; readonly release?: (root: string) => void } = {}
+) =>
+  Effect.gen(function*() {
+    const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-"))
+    yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(root, { recursive: true, force: true })))
+    const backend = ProcessBackend.make(Path.join(root, "jobs"))
+    const lost: Array<ExperimentNode.JobRef> = []
+    yield* Effect.addFinalizer(() => Effect.forEach(lost, (ref) => backend.cancel(ref).pipe(Effect.ignore)))
+    for (const [i, code] of codes.entries()) {
+      const ref = yield* backend.submit({
+        name: `lost-${i}`,
+        argv: [node, "-e", code],
+        env: {},
+        files: [],
+        resources: { gpus: 0, cpus: 1 },
+        labels: { run: "r1", node: "n1" }
+      })
+      lost.push(ref)
+      if (i < codes.length - 1 || options.lastRuns !== true) yield* Backend.awaitExit(backend, ref)
+    }
+    const server = yield* Fake.make(script)
+    const executor = yield* CodeAgentExecutor.make({ maxTurns: 6, ...options }).pipe(
+      Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
+      Effect.provideService(Backend.Backend, backend)
+    )
+    const running = yield* Stream.runCollect(executor.run({ ...request(root), ...resume(lost) })).pipe(Effect.forkChild)
+    if (options.release !== undefined) {
+      yield* Effect.sleep("300 millis")
+      options.release(root)
+    }
+    const events = yield* Fiber.join(running)
+    const finished = events.at(-1)
+    if (finished?._tag !== "Finished") return assert.fail(`no Finished event: ${JSON.stringify(finished)}`)
+    return { backend, events, lost, result: finished.result, server }
+  })
+
+/** A job that prints `what` and exits 3. */
+const failing = (what: string) => `console.error(${JSON.stringify(what)}); process.exit(3)`
 
 describe("CodeAgentExecutor", () => {
   it.live("the recipe's env reaches the model's jobs with its placeholders substituted", () =>
@@ -151,6 +200,59 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       const exit = yield* Backend.awaitExit(processes, job).pipe(Effect.timeout("20 seconds"))
       assert.strictEqual(exit.outcome, "Cancelled")
     }).pipe(Effect.scoped))
-})
 
-/** A training script that counts its runs in `<jobs root>/runs-<node>.txt`, waits for a `go` file if asked, and scores 0.9. */
+  it.live("resumed on a recorded training job that failed, with attempts left, the agent goes on: told what failed, its next job's result the node's", () =>
+    Effect.gen(function*() {
+      const { backend, events, result, server } = yield* resumedOn([failing("CUDA out of memory at step 7")], (lost) => ({ job: lost[0]! }), (req, i) => {
+        if (i > 0) return Fake.error(400, "invalid_request_error", "unexpected extra turn")
+        const said = firstMessage(req)
+        assert.include(said, "resumed after a restart")
+        assert.include(said, "Training attempt 1 of 3 failed (Crash)")
+        assert.include(said, "CUDA out of memory at step 7")
+        assert.include(said, "write them again")
+        assert.include(said, "2 training attempt(s) left of 3")
+        return Fake.message([
+          Fake.toolUse("write_file", { path: "train.mjs", content: fixed }),
+          Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+        ])
+      })
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.9)
+      assert.strictEqual(server.requests.length, 1)
+      assert.deepStrictEqual(backend.submitted.map((s) => s.labels.node), ["n1", "n1"], "one new training job")
+      assert.strictEqual(events.filter((e) => e._tag === "Submitted").length, 2, "the reattached job and the new one")
+    }).pipe(Effect.scoped))
+
+  it.live("resumed with every training attempt used, the node fails with the last attempt's failure: no new job, the model not asked", () =>
+    Effect.gen(function*() {
+      const noModel = () => Fake.error(400, "invalid_request_error", "the model must not be asked")
+      const codes = [failing("first attempt broke"), failing("second attempt broke")]
+      // the last job on record, or none on record: the one to adopt is the last submitted, not the first listed
+      const resumes = [(lost: ReadonlyArray<ExperimentNode.JobRef>) => ({ job: lost[1]! }), () => ({ reconcile: true })]
+      for (const resume of resumes) {
+        const { backend, result, server } = yield* resumedOn(codes, resume, noModel, { maxAttempts: 2 })
+        assert.strictEqual(result.failure?.kind, "Crash")
+        assert.isTrue(result.failure!.logTail.some((l) => l.includes("second attempt broke")), result.failure!.logTail.join("\n"))
+        assert.strictEqual(server.requests.length, 0)
+        assert.strictEqual(backend.submitted.length, 2)
+      }
+    }).pipe(Effect.scoped))
+
+  it.live("reconciling with an earlier failed training job and a later running one, the session adopts the running one: not run again, its result the node's", () =>
+    Effect.gen(function*() {
+      const waits = `const fs = require("node:fs"); const dir = process.env.TREX_JOB_DIR
+const go = setInterval(() => { if (fs.existsSync(dir + "/go")) { clearInterval(go); fs.writeFileSync(dir + "/result.json", JSON.stringify({ metrics: { accuracy: 0.8 } })) } }, 50)`
+      const { backend, events, lost, result, server } = yield* resumedOn(
+        [failing("first attempt broke"), waits],
+        () => ({ reconcile: true }),
+        () => Fake.error(400, "invalid_request_error", "the adopted job needs no model"),
+        { lastRuns: true, release: (root) => Fs.writeFileSync(Path.join(root, "jobs", "n1", "go"), "") }
+      )
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.8)
+      assert.strictEqual(server.requests.length, 0)
+      assert.strictEqual(backend.submitted.length, 2, "the running job was not submitted again")
+      const adopted = events.flatMap((e) => (e._tag === "Submitted" ? [e.job.id] : []))
+      assert.deepStrictEqual(adopted, [lost[1]!.id], "the running job is the one adopted")
+    }).pipe(Effect.scoped))
+})

@@ -15,6 +15,7 @@ interface Job {
   readonly listeners: Set<(e: Backend.JobEvent) => void>
   readonly child: Cp.ChildProcess
   readonly labels: Backend.Labels
+  readonly submittedAt: number
   done: boolean
 }
 
@@ -42,7 +43,7 @@ export const make = (root: string): Backend.BackendShape & { readonly submitted:
           env: { ...process.env, ...Backend.revealEnv(spec.env), [JobProtocol.JOB_DIR_ENV]: dir },
           stdio: ["ignore", "pipe", "pipe"]
         })
-        const job: Job = { events: [], listeners: new Set(), child, labels: spec.labels, done: false }
+        const job: Job = { events: [], listeners: new Set(), child, labels: spec.labels, submittedAt: started, done: false }
         jobs.set(id, job)
         const tail = new JobProtocol.Tail(40)
         const publish = (e: Backend.JobEvent) => {
@@ -135,6 +136,7 @@ export const make = (root: string): Backend.BackendShape & { readonly submitted:
         [...jobs].filter(([, j]) => j.labels.run === run).map(([id, j]) => ({
           ref: { backend: "process", id, data: {} },
           labels: j.labels,
+          submittedAt: j.submittedAt,
           state: j.done ? "Finished" as const : "Running" as const
         }))
       ),

@@ -29,3 +29,9 @@ export const broken = `import * as fs from "node:fs"\nconst s = JSON.parse(fs.re
 /** The tool results of the latest request, as the model received them. */
 export const lastToolResults = (r: Fake.Recorded): Array<{ is_error?: boolean; content: string }> =>
   (r.body.messages.at(-1).content as Array<any>).filter((b) => b.type === "tool_result")
+
+/** The text of the first user message of a request: what a session tells the model at its start. */
+export const firstMessage = (r: Fake.Recorded): string => {
+  const content = r.body.messages[0].content as string | Array<{ type: string; text?: string }>
+  return typeof content === "string" ? content : content.map((b) => b.text ?? "").join("")
+}
