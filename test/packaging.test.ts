@@ -124,7 +124,7 @@ afterAll(() => {
 })
 
 describe("npm pack", () => {
-  it("each tarball holds its README, a .js and a .d.ts for every export, no tests and no build info", () => {
+  it("each tarball holds its README and LICENSE, a .js and a .d.ts for every export, no tests and no build info", () => {
     for (const n of names) {
       const m = manifests[n]!
       const p = packed[m.name]
@@ -132,6 +132,8 @@ describe("npm pack", () => {
       const files = new Set(p!.files.map((f) => f.path))
       const has = (target: string) => files.has(path.posix.normalize(target))
       assert.isTrue(has("README.md"), `${m.name}: README.md`)
+      // "license": "MIT" says which terms; the terms themselves must ship with the code
+      assert.isTrue(has("LICENSE"), `${m.name}: LICENSE`)
       const stray = [...files].filter((f) => /(^|\/)(test|tests|__tests__)\/|\.test\.[cm]?[jt]s$|\.tsbuildinfo$|(^|\/)tsconfig[^/]*\.json$/.test(f))
       assert.deepStrictEqual(stray, [], `${m.name} ships test or build files`)
       for (const [key, entry] of Object.entries(m.exports ?? {})) {
