@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Strategy, Task, TaskFile } from "@trex/core"
+import { Settings, Wiring } from "@trex/cli"
 import { Effect, Schema } from "effect"
 import { afterAll, assert, describe, it } from "vitest"
 import { generate } from "../scripts/gen-api-docs.ts"
@@ -238,5 +239,27 @@ describe("examples", () => {
     const result = spawnSync("python3", ["-c", script], { cwd: path.join(root, "recipes/hf-trl"), input: JSON.stringify(cases), encoding: "utf8" })
     assert.strictEqual(result.status, 0, result.stderr)
     assert.strictEqual(result.stdout.trim().split("\n").length, 10)
+  })
+
+  it("the backend example task files run as their headers say (the default researcher and executor), and their default strategies pass the hf-trl recipe's validation", async () => {
+    const dir = path.join(root, "examples/backends")
+    const cases: Record<string, { strategy: unknown; job: unknown }> = {}
+    for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".task.yaml")).sort()) {
+      const loaded = await Effect.runPromise(TaskFile.load(path.join(dir, f)))
+      // the backend's own settings are checked by its tests: here, what `trex run <file> --backend <kind>` needs of the task
+      await Effect.runPromise(Wiring.check({ ...Settings.defaults, taskFile: loaded.file, taskDir: loaded.dir }, loaded.task))
+      cases[f] = { strategy: Strategy.encode(loaded.task.defaultStrategy!), job: { run: "docs", node: "n1", task: Schema.encodeSync(Task.Task)(loaded.task) } }
+    }
+    assert.strictEqual(Object.keys(cases).length, 4)
+    const script = [
+      "import json, sys",
+      "from trex_hf_trl import recipe",
+      "for name, c in json.load(sys.stdin).items():",
+      "    s = recipe.parse_strategy(c['strategy']); recipe.parse_eval_transforms(s); recipe.parse_job(c['job'])",
+      "    print('ok', name)"
+    ].join("\n")
+    const result = spawnSync("python3", ["-c", script], { cwd: path.join(root, "recipes/hf-trl"), input: JSON.stringify(cases), encoding: "utf8" })
+    assert.strictEqual(result.status, 0, result.stderr)
+    assert.strictEqual(result.stdout.trim().split("\n").length, 4)
   })
 })
