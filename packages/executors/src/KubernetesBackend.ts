@@ -607,6 +607,14 @@ export const fromJson = Effect.fn("KubernetesBackend.fromJson")(function*(input:
     },
     catch: (e) => invalid(`cannot load the kubeconfig${kubeconfig !== undefined ? ` ${kubeconfig}` : ""}: ${e instanceof Error ? e.message : String(e)}`)
   })
+  // the client would throw "No active cluster!" only once the backend starts
+  if (context !== undefined && kubeConfig.getContextObject(context) === null) {
+    const known = kubeConfig.getContexts().map((c) => c.name)
+    return yield* invalid(
+      `backend.k8s.context: ${context} is not a context of the kubeconfig${kubeconfig !== undefined ? ` ${kubeconfig}` : " ($KUBECONFIG, else ~/.kube/config)"}` +
+        ` (its contexts: ${known.length > 0 ? known.join(", ") : "none"})`
+    )
+  }
   const out: Config = { ...config, kubeConfig }
   return out
 })

@@ -447,4 +447,23 @@ describe("examples/backends/k8s.task.yaml", () => {
       const missing = yield* Effect.flip(KubernetesBackend.fromJson({ kubeconfig: "/nonexistent/kubeconfig" }))
       assert.include(missing.message, "/nonexistent/kubeconfig")
     }).pipe(Effect.scoped))
+
+  it.effect("a context its kubeconfig does not have is bad input naming it, not a crash when the backend starts", () =>
+    Effect.gen(function*() {
+      const kubeconfig = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "trex-kubeconfig-")), "config")
+      fs.writeFileSync(kubeconfig, [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters: [{ name: lab, cluster: { server: \"https://127.0.0.1:6443\" } }]",
+        "users: [{ name: me, user: { token: t } }]",
+        "contexts: [{ name: lab, context: { cluster: lab, user: me } }]",
+        "current-context: lab"
+      ].join("\n"))
+      const e = yield* Effect.flip(KubernetesBackend.fromJson({ kubeconfig, context: "gpu-cluster" }))
+      assert.strictEqual(e._tag, "InvalidInput")
+      assert.include(e.message, "gpu-cluster")
+      assert.include(e.message, "lab")
+      const ok = yield* KubernetesBackend.fromJson({ kubeconfig, context: "lab" })
+      assert.strictEqual(ok.kubeConfig?.getCurrentCluster()?.server, "https://127.0.0.1:6443")
+    }))
 })
