@@ -47,15 +47,18 @@ const program = Command.run(command, { version: "0.1.0" }).pipe(
  * `NodeRuntime.runMain`, except for the first SIGINT or SIGTERM during a run: the run drains (see
  * `internal/stopSignal.ts`) instead of being interrupted; a second signal interrupts.
  */
-// A reader of the output that went away (`trex run | head`): nothing more is written to stdout, and
-// a run in progress stops gently, as on a first SIGTERM (no trial is lost; `trex resume` goes on).
-let stdoutGone = false
-process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-  if (e.code !== "EPIPE" && e.code !== "ERR_STREAM_DESTROYED") throw e
-  if (stdoutGone) return
-  stdoutGone = true
-  firstSignal("SIGPIPE")
-})
+// A reader of the output that went away (`trex run | head`, or of stderr too with `2>&1 | head`):
+// nothing more is written there, and a run in progress stops gently, as on a first SIGTERM (no
+// trial is lost; `trex resume` goes on). Unhandled, the error on stderr would kill the controller.
+let outputGone = false
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE" && e.code !== "ERR_STREAM_DESTROYED") throw e
+    if (outputGone) return
+    outputGone = true
+    firstSignal("SIGPIPE")
+  })
+}
 
 let interruptedBy: NodeJS.Signals | undefined
 const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {

@@ -708,6 +708,20 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.include(resumed.stdout, "State: finished (budget: maxTrials)")
   })
 
+  it("output and errors that go away together (`trex run 2>&1 | head`) stop the run as gently: exit 141, lock released, resumable", async () => {
+    const out = tmp()
+    const cmd = `"${process.execPath}" --conditions=@trex/source "${bin}" run "${path.join(fixtures, "toy.task.yaml")}" --out "${out}" --max-trials 6 2>&1 | head -1; echo "exit \${PIPESTATUS[0]}" >&2`
+    const r = spawnSync("bash", ["-c", cmd], { cwd: root, encoding: "utf8", env: { ...process.env, TREX_TOY_MS: "300" }, timeout: 60_000 })
+    const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+    assert.strictEqual(r.stderr.trim(), "exit 141")
+    assert.isFalse(fs.existsSync(path.join(runDir, "journal.sqlite.lock.pid")), "the controller closed its journal")
+    assert.include(trex(["status", runDir]).stdout, "State: finished (stopped by request)")
+    assert.isTrue(fs.existsSync(path.join(runDir, "report.md")))
+    const resumed = trex(["resume", runDir], { TREX_TOY_MS: "30" })
+    assert.strictEqual(resumed.status, 0, resumed.stderr)
+    assert.include(resumed.stdout, "State: finished (budget: maxTrials)")
+  })
+
   it("Ctrl-C, then SIGTERM, stops at once: running jobs cancelled, exit 143, journal consistent, and `trex resume` carries on", async () => {
     const out = tmp()
     const log = path.join(out, "executions.log")
