@@ -9,7 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Errors, TaskFile } from "@trex/core"
 import type { DockerBackend, SshBackend } from "@trex/executors"
-import { Effect, Schema } from "effect"
+import { Duration, Effect, Option, Schema } from "effect"
 
 const Str = Schema.String
 const opt = Schema.optionalKey
@@ -32,10 +32,17 @@ export const Docker = Schema.Struct({
   stopGraceSeconds: opt(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))
 })
 
+/** A duration as Effect reads one (`500 millis`, `2 seconds`): checked here, else the first poll of a trial would fail. */
+const DurationString = Str.check(Schema.makeFilter((s: string) =>
+  Option.isSome(Duration.fromInput(s as Duration.Input))
+    ? undefined
+    : `expected a duration such as "500 millis" or "2 seconds" (a number, a space, then nanos, micros, millis, seconds, minutes, hours, days or weeks), got ${JSON.stringify(s)}`
+))
+
 /** `backend.ssh`. @since 0.1.0 @category schemas */
 export const Ssh = Schema.Struct({
   remoteRoot: Str,
-  pollInterval: opt(Str),
+  pollInterval: opt(DurationString),
   killGraceSeconds: opt(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
   hosts: Schema.Array(Schema.Struct({
     name: opt(Str),

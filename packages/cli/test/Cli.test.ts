@@ -152,6 +152,15 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.match(error.message, /^ {2}backend\.docker\.ssh\.privateKeyPth: Expected no excess property; did you mean "privateKeyPath"\?$/m)
   })
 
+  it("backend.ssh.pollInterval is checked as a duration when the task is read, not when a trial first polls", async () => {
+    const hosts = [{ host: "h", username: "u", privateKeyPath: "k", knownHostsPath: "kh" }]
+    const error = await Effect.runPromise(Effect.flip(BackendSettings.ssh({ ssh: { remoteRoot: "/scratch", pollInterval: "500 ms", hosts } })))
+    assert.strictEqual(error._tag, "InvalidInput")
+    assert.match(error.message, /^ {2}backend\.ssh\.pollInterval: expected a duration such as "500 millis" .*, got "500 ms"$/m)
+    const ok = await Effect.runPromise(BackendSettings.ssh({ ssh: { remoteRoot: "/scratch", pollInterval: "2 seconds", hosts } }))
+    assert.strictEqual(ok.pollInterval, "2 seconds")
+  })
+
   it("bad flags", () => {
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--concurrency", "0"]).status, 2)
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--policy", "magic"]).status, 2)
