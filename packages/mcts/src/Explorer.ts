@@ -30,7 +30,7 @@ import {
   SearchSpace,
   Task
 } from "@trex/core"
-import { Errors, Strategy, TaskFile } from "@trex/core"
+import { Errors, OptionSpec, Strategy, TaskFile } from "@trex/core"
 import { Cause, Clock, Effect, FiberMap, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
 import type { Control } from "./Control.ts"
 import * as ResultCache from "./ResultCache.ts"
@@ -128,59 +128,27 @@ export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyErr
  */
 export const RESEARCHER_FAILED = "the researcher failed"
 
-const OPTION_KEYS: ReadonlyArray<keyof Options> = [
-  "runId", "runDir", "seed", "concurrency", "distillEvery", "budget", "stagnation", "scheduler", "cache", "control",
-  "onEvent", "retries", "proposalAttempts", "researcherRetries", "recorded"
-]
+/** What each option takes. */
+const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
+  runId: OptionSpec.required(OptionSpec.nonEmptyString()),
+  runDir: OptionSpec.required(OptionSpec.nonEmptyString("where job folders go")),
+  seed: OptionSpec.integer(Number.MIN_SAFE_INTEGER, "any integer"),
+  concurrency: OptionSpec.integer(1, "trials in flight at once"),
+  distillEvery: OptionSpec.integer(0, "0 turns distillation off"),
+  budget: OptionSpec.schema(Budget.Budget),
+  stagnation: OptionSpec.integer(1, "trials without a new best"),
+  scheduler: OptionSpec.fn("decide"),
+  cache: OptionSpec.fn("lookup"),
+  control: OptionSpec.fn("onChange"),
+  onEvent: OptionSpec.fn(),
+  retries: OptionSpec.integer(0, "retries of a trial that failed for infrastructure reasons"),
+  proposalAttempts: OptionSpec.integer(1, "tries per node before it counts as exhausted"),
+  researcherRetries: OptionSpec.integer(0, "asks again of a researcher that failed"),
+  recorded: OptionSpec.unchecked
+}
 
 /** The options' issues, each naming its field and what it takes, or `undefined` when they are sound. */
-const checkOptions = (options: Options): Errors.InvalidInput | undefined => {
-  if (typeof options !== "object" || options === null) {
-    return new Errors.InvalidInput({ source: "Explorer.run options", message: "the options must be an object with at least runId and runDir" })
-  }
-  const issues: Array<string> = []
-  const o = options as unknown as Record<string, unknown>
-  for (const key of Object.keys(o)) {
-    if ((OPTION_KEYS as ReadonlyArray<string>).includes(key)) continue
-    const meant = TaskFile.closest(key, OPTION_KEYS)
-    issues.push(`${key}: not an option${meant !== undefined ? `; did you mean "${meant}"?` : `; the options: ${OPTION_KEYS.join(", ")}`}`)
-  }
-  if (typeof o.runId !== "string" || o.runId === "") issues.push(`runId: expected a non-empty string, got ${show(o.runId)}`)
-  if (typeof o.runDir !== "string" || o.runDir === "") issues.push(`runDir: expected a non-empty string (where job folders go), got ${show(o.runDir)}`)
-  const integer = (key: keyof Options, least: number, what: string) => {
-    const v = o[key]
-    if (v !== undefined && !(typeof v === "number" && Number.isSafeInteger(v) && v >= least)) issues.push(`${key}: expected an integer of at least ${least} (${what}), got ${show(v)}`)
-  }
-  integer("seed", Number.MIN_SAFE_INTEGER, "any integer")
-  integer("concurrency", 1, "trials in flight at once")
-  integer("distillEvery", 0, "0 turns distillation off")
-  integer("stagnation", 1, "trials without a new best")
-  integer("retries", 0, "retries of a trial that failed for infrastructure reasons")
-  integer("proposalAttempts", 1, "tries per node before it counts as exhausted")
-  integer("researcherRetries", 0, "asks again of a researcher that failed")
-  if (o.budget !== undefined) {
-    const budget = Schema.decodeUnknownExit(Budget.Budget)(o.budget)
-    if (budget._tag === "Failure") issues.push(`budget: ${TaskFile.formatIssues(Cause.squash(budget.cause)).trim()}`)
-  }
-  const fn = (key: keyof Options, member?: string) => {
-    const v = o[key]
-    if (v === undefined) return
-    const ok = member === undefined ? typeof v === "function" : typeof v === "object" && v !== null && typeof (v as Record<string, unknown>)[member] === "function"
-    if (!ok) issues.push(`${key}: expected ${member === undefined ? "a function" : `an object with ${member}()`}, got ${show(v)}`)
-  }
-  fn("onEvent")
-  fn("scheduler", "decide")
-  fn("cache", "lookup")
-  fn("control", "onChange")
-  return issues.length === 0 ? undefined : new Errors.InvalidInput({ source: "Explorer.run options", message: issues.join("\n") })
-}
-
-const show = (v: unknown): string => {
-  if (typeof v === "number" || typeof v === "boolean" || v === undefined || v === null) return String(v)
-  if (typeof v === "string") return JSON.stringify(v)
-  if (typeof v === "function") return "a function"
-  return typeof v
-}
+const checkOptions = (options: Options): Errors.InvalidInput | undefined => OptionSpec.check("Explorer.run", OPTIONS, options)
 
 /**
  * The run, in a span named `Explorer.run`. Its agents are given the run's cost meter once, for the

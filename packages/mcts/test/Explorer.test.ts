@@ -704,17 +704,20 @@ describe("Explorer, given what it cannot do", () => {
   it.live("invalid options fail at once with a typed error naming each field, and nothing is journaled", () =>
     Effect.gen(function*() {
       const journal = Journal.makeMemory()
-      const bad = { concurrency: Number.NaN, seed: "abc", runId: "", concurency: 2, retries: -1, onEvent: 5 } as unknown as Partial<Explorer.Options>
+      const bad = { concurrency: Number.NaN, seed: "abc", runId: "", concurency: 2, retries: -1, onEvent: 5, budget: { maxTrails: 3 } } as unknown as Partial<Explorer.Options>
       const error = yield* Effect.flip(runParts({ journal, options: bad }))
       assert.strictEqual(error._tag, "InvalidInput")
-      const lines = error.message.split("\n")
+      const lines = error.message.split("\n").map((l) => l.trim())
+      assert.strictEqual(lines[0], "invalid Explorer.run options:")
       assert.includeMembers(lines, [
         `concurency: not an option; did you mean "concurrency"?`,
         "runId: expected a non-empty string, got \"\"",
         "seed: expected an integer of at least -9007199254740991 (any integer), got \"abc\"",
         "concurrency: expected an integer of at least 1 (trials in flight at once), got NaN",
         "retries: expected an integer of at least 0 (retries of a trial that failed for infrastructure reasons), got -1",
-        "onEvent: expected a function, got 5"
+        "onEvent: expected a function, got 5",
+        // dropped in silence, the typo left a resumed run without a trial limit
+        `budget: maxTrails: Expected no excess property; did you mean "maxTrials"?`
       ])
       assert.lengthOf(yield* journal.read(), 0)
     }))
