@@ -7,9 +7,9 @@
 
 /** @since 0.1.0 @category models */
 export interface Options {
-  /** Children allowed at the first visit. */
+  /** Children allowed at the first visit (rounded up), more than 0. */
   readonly k: number
-  /** Growth exponent in (0, 1): 0.5 allows ~sqrt(visits) children. */
+  /** Growth exponent from 0 to 1: 0 keeps `k` children, 0.5 allows about `k * sqrt(visits)`, 1 one more per visit. */
   readonly alpha: number
 }
 

@@ -4,14 +4,23 @@
  *
  * @since 0.1.0
  */
+import { type Errors, OptionSpec, SearchPolicy } from "@trex/core"
 import { Layer } from "effect"
-import { SearchPolicy } from "@trex/core"
+import { spec } from "./internal/uctOptions.ts"
 import * as Uct from "./Uct.ts"
 
-/** @since 0.1.0 @category models */
-export type Options = Omit<Uct.Options, "usePriors">
+/** UCT's options but `usePriors` (always on), with PUCT's own default `c`. @since 0.1.0 @category models */
+export interface Options extends Omit<Uct.Options, "usePriors" | "c"> {
+  /** Exploration constant, at least 0 (default 1.5: the prior divides the bonus among the children). */
+  readonly c?: number
+}
+
+const puctSpec = spec("the exploration constant; 0 is greedy on the best node", false)
 
 /**
+ * Build a PUCT policy. Its options are checked first, as `Uct.make` checks them: a bad one throws
+ * an `InvalidInput` that names each, before any trial runs; {@link layer} fails with it instead.
+ *
  * @example
  * ```ts
  * import { Puct } from "@trex/mcts"
@@ -19,9 +28,15 @@ export type Options = Omit<Uct.Options, "usePriors">
  * ```
  * @since 0.1.0 @category constructors
  */
-export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape =>
-  Uct.make({ c: 1.5, ...options, usePriors: true })
+export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
+  OptionSpec.orThrow("Puct.make", puctSpec, options)
+  // `c: undefined` counts as left out (a spread of it would have overridden the default with UCT's 0.1)
+  return Uct.make({ ...options, c: options.c ?? 1.5, usePriors: true })
+}
 
-/** @since 0.1.0 @category layers */
-export const layer = (options: Options = {}): Layer.Layer<SearchPolicy.SearchPolicy> =>
-  Layer.succeed(SearchPolicy.SearchPolicy, make(options))
+/**
+ * PUCT as the `SearchPolicy` service; bad options fail the layer with an `InvalidInput` naming each.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<SearchPolicy.SearchPolicy, Errors.InvalidInput> =>
+  Layer.effect(SearchPolicy.SearchPolicy, OptionSpec.checked("Puct.make", puctSpec, options, () => make(options)))

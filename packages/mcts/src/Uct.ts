@@ -8,34 +8,43 @@
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
-import { ExperimentNode, type ExperimentTree, SearchPolicy, Task } from "@trex/core"
+import { type Errors, ExperimentNode, type ExperimentTree, OptionSpec, SearchPolicy, Task } from "@trex/core"
 import { Argmax, normalise, value } from "./internal/values.ts"
+import { spec } from "./internal/uctOptions.ts"
 import * as ProgressiveWidening from "./ProgressiveWidening.ts"
 
 /** @since 0.1.0 @category models */
 export interface Options {
-  /** Exploration constant for values in [0, 1] (default 0.1, tuned on the recorded tables in bench/). */
+  /** Exploration constant for values in [0, 1], at least 0 (default 0.1, tuned on the recorded tables in bench/; 0: greedy on the best node). */
   readonly c?: number
-  /** Linear decay of `c` over the budget: `c * (1 - decay * budgetUsed)`; 0 (default) keeps it fixed. */
+  /**
+   * Linear decay of `c` over the budget: `c * max(0, 1 - decay * budgetUsed)`, at least 0; 0 (default) keeps it
+   * fixed, 1 brings it to 0 as the budget runs out, 2 halfway.
+   */
   readonly decay?: number
-  /** How a subtree is valued: its best result (default) or its mean. */
+  /** How a subtree is valued: its best result (`"max"`, default) or its mean (`"mean"`). */
   readonly backup?: "mean" | "max"
-  /** First-level strategies before the root competes with its children (default 4). */
+  /** First-level strategies before the root competes with its children, a whole number of at least 1 (default 4). */
   readonly drafts?: number
+  /** How many children a node may have for its visits (default {@link ProgressiveWidening.defaults}: `{ k: 2, alpha: 0.5 }`). */
   readonly widening?: ProgressiveWidening.Options
   /** Count pending trials as losses while they run (default true), so parallel workers spread out. */
   readonly virtualLoss?: boolean
   /**
-   * Exploration bonus from a prior (PUCT): `c * prior * sqrt(N) / (1 + n)` replaces the UCB term.
-   * Used by {@link Puct}.
+   * Exploration bonus from a prior (PUCT): `c * prior * sqrt(N) / (1 + n)` replaces the UCB term
+   * (default false). Used by {@link Puct}.
    */
   readonly usePriors?: boolean
 }
 
+const uctSpec = spec("the exploration constant, for values in [0, 1]; 0 is greedy on the best node")
+
 type Child = ExperimentTree.NodeView
 
 /**
- * Build a UCT policy.
+ * Build a UCT policy. Its options are checked first: a bad one (a negative or non-finite `c`,
+ * `drafts: 2.5`, `backup: "avg"`, a string where a number goes, a misspelt key) throws an
+ * `InvalidInput` that names each, before any trial runs; {@link layer} fails with it instead.
  *
  * @example
  * ```ts
@@ -45,12 +54,14 @@ type Child = ExperimentTree.NodeView
  * @since 0.1.0 @category constructors
  */
 export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
+  OptionSpec.orThrow("Uct.make", uctSpec, options)
   const c0 = options.c ?? 0.1
   const backup = options.backup ?? "max"
   const widening = options.widening ?? ProgressiveWidening.defaults
   const virtualLoss = options.virtualLoss ?? true
   const usePriors = options.usePriors ?? false
   const drafts = options.drafts ?? 4
+  const decay = options.decay ?? 0
 
   /**
    * Worth descending into: something in the subtree may still be expanded (the tree counts open
@@ -69,7 +80,7 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
     name: usePriors ? "puct" : "uct",
     select: (tree, ctx) =>
       Effect.gen(function*() {
-        const c = c0 * Math.max(0, 1 - (options.decay ?? 0) * ctx.budgetUsed)
+        const c = c0 * Math.max(0, 1 - decay * ctx.budgetUsed)
         // Subtrees found to hold nothing expandable during this selection; the descent restarts
         // without them (backtracking), instead of scanning the whole tree.
         const dead = new Set<string>()
@@ -128,6 +139,9 @@ export const make = (options: Options = {}): SearchPolicy.SearchPolicyShape => {
   }
 }
 
-/** UCT as the `SearchPolicy` service. @since 0.1.0 @category layers */
-export const layer = (options: Options = {}): Layer.Layer<SearchPolicy.SearchPolicy> =>
-  Layer.succeed(SearchPolicy.SearchPolicy, make(options))
+/**
+ * UCT as the `SearchPolicy` service; bad options fail the layer with an `InvalidInput` naming each.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<SearchPolicy.SearchPolicy, Errors.InvalidInput> =>
+  Layer.effect(SearchPolicy.SearchPolicy, OptionSpec.checked("Uct.make", uctSpec, options, () => make(options)))
