@@ -6,7 +6,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { ClaudeResearcher, HeuristicResearcher, TemplateExecutor } from "@trex/agents"
-import { Journal, Researcher, SearchPolicy, type Task, TaskFile } from "@trex/core"
+import { type Errors, Journal, Researcher, SearchPolicy, type Task, TaskFile } from "@trex/core"
 import { LocalBackend } from "@trex/executors"
 import { Explorer, Uct } from "@trex/mcts"
 import { Effect, Layer, Redacted } from "effect"
@@ -32,7 +32,7 @@ export interface EmbeddedOptions {
 export const loadTask = (file: string): Promise<Task.Task> =>
   Effect.runPromise(TaskFile.load(path.isAbsolute(file) ? file : path.join(fixtures, file))).then((l) => l.task)
 
-const researcherLayer = (options: EmbeddedOptions): Layer.Layer<Researcher.Researcher> => {
+const researcherLayer = (options: EmbeddedOptions): Layer.Layer<Researcher.Researcher, Errors.InvalidInput> => {
   if (options.researcher !== undefined) return Layer.succeed(Researcher.Researcher, options.researcher)
   if (options.claude === undefined) return HeuristicResearcher.layer()
   const model = AnthropicModel.make({

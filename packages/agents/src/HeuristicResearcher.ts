@@ -18,6 +18,7 @@ import {
   type ExperimentTree,
   Fingerprint,
   type Insight,
+  OptionSpec,
   Researcher,
   SearchSpace,
   type Strategy,
@@ -39,12 +40,11 @@ export interface Options {
   readonly crossover?: number
   /** Probability of following an insight when one applies (default 0.5). */
   readonly followInsights?: number
-  /** Pairs needed before a statistic becomes an insight (default 3). */
+  /** Pairs needed before a statistic becomes an insight, a whole number of at least 1 (default 3). */
   readonly minPairs?: number
-  readonly poolNeighbour?: number
   /** First-level children after the baseline are random configurations (default true); else mutations of the default. */
   readonly randomDrafts?: boolean
-  /** Candidates tried per proposal before giving up on a node (default 64). */
+  /** Candidates tried per proposal before giving up on a node, a whole number of at least 1 (default 64). */
   readonly maxCandidates?: number
   /**
    * Rank candidate children by the expected improvement of a Gaussian-process surrogate fitted
@@ -57,10 +57,28 @@ export interface Options {
    * with the parent's mutations when the surrogate ranks candidates (default 64; 0: local moves only).
    */
   readonly jumps?: number
-  /** Successes needed before the surrogate ranks candidates (default 4). */
+  /** Successes needed before the surrogate ranks candidates, at least 1 (default 4). */
   readonly surrogateMinObservations?: number
-  /** Observations the surrogate is fitted to at most: the best half and the nearest to the parent (default 64). */
+  /** Observations the surrogate is fitted to at most, at least 2: the best half and the nearest to the parent (default 64). */
   readonly surrogateMaxObservations?: number
+}
+
+/** What each option takes. */
+const spec: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
+  space: OptionSpec.refine(
+    OptionSpec.schema(SearchSpace.SearchSpace),
+    (space) => (space as SearchSpace.SearchSpace).parameters.length === 0 ? "has no parameters: list at least one, or leave space out to search the task's searchSpace" : undefined
+  ),
+  secondMutation: OptionSpec.probability("of a second mutation in one child"),
+  crossover: OptionSpec.probability("of crossover with a better sibling or the best node"),
+  followInsights: OptionSpec.probability("of following an insight when one applies"),
+  minPairs: OptionSpec.integer(1, "comparisons needed before a statistic becomes an insight"),
+  randomDrafts: OptionSpec.boolean("random first-level children; false: mutations of the default strategy"),
+  maxCandidates: OptionSpec.integer(1, "candidates tried per proposal before giving up on a node"),
+  surrogate: OptionSpec.boolean("rank candidates by a Gaussian-process surrogate"),
+  jumps: OptionSpec.integer(0, "random configurations that compete with the mutations; 0: local moves only"),
+  surrogateMinObservations: OptionSpec.integer(1, "successes needed before the surrogate ranks candidates"),
+  surrogateMaxObservations: OptionSpec.integer(2, "observations the surrogate is fitted to at most: the best half and the nearest to the parent")
 }
 
 /** Newest nodes scanned per proposal for results the surrogate has not seen yet. */
@@ -86,6 +104,10 @@ const JUMP_POOL = 2048
 const fail = (operation: string, message: string) => new Errors.ResearcherError({ operation, message, retryable: false })
 
 /**
+ * Build the researcher. Its options are checked first: a bad one (a probability above 1,
+ * `maxCandidates: 0`, `jumps: Infinity`, a string where a number goes, a misspelt key) throws an
+ * `InvalidInput` that names each, before any trial runs; {@link layer} fails with it instead.
+ *
  * @example
  * ```ts
  * import { HeuristicResearcher } from "@trex/agents"
@@ -94,6 +116,7 @@ const fail = (operation: string, message: string) => new Errors.ResearcherError(
  * @since 0.1.0 @category constructors
  */
 export const make = (options: Options = {}): Researcher.ResearcherShape => {
+  OptionSpec.orThrow("HeuristicResearcher.make", spec, options)
   const spaceOf = (task: Task.Task) => options.space ?? task.searchSpace
 
   const analyze = (task: Task.Task) =>
@@ -486,8 +509,9 @@ const snap = (
 }
 
 /**
- * The heuristic researcher as the `Researcher` service.
+ * The heuristic researcher as the `Researcher` service; bad options fail the layer with an
+ * `InvalidInput` naming each.
  * @since 0.1.0 @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Researcher.Researcher> =>
-  Layer.succeed(Researcher.Researcher, make(options))
+export const layer = (options: Options = {}): Layer.Layer<Researcher.Researcher, Errors.InvalidInput> =>
+  Layer.effect(Researcher.Researcher, OptionSpec.checked("HeuristicResearcher.make", spec, options, () => make(options)))

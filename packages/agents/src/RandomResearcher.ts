@@ -6,17 +6,28 @@
  *
  * @since 0.1.0
  */
-import { Researcher } from "@trex/core"
+import { type Errors, OptionSpec, Researcher } from "@trex/core"
 import { Effect, Layer } from "effect"
 import { analysis, freshness, spaceOf, uniform } from "./internal/tpeSpace.ts"
 
 /** @since 0.1.0 @category models */
 export interface Options {
-  /** Draws per proposal before a large space counts as exhausted (default 64). */
+  /**
+   * Draws per strategy asked for before a space too large to enumerate (over 4,096 points, no pool)
+   * counts as exhausted, a whole number of at least 1 (default 64). Smaller spaces and pools are shuffled whole.
+   */
   readonly attempts?: number
 }
 
+/** What each option takes. */
+const spec: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
+  attempts: OptionSpec.integer(1, "draws per proposal before a large space counts as exhausted")
+}
+
 /**
+ * Build the researcher. Its options are checked first: a bad one throws an `InvalidInput` that
+ * names each, before any trial runs; {@link layer} fails with it instead.
+ *
  * @example
  * ```ts
  * import { Effect, Random } from "effect"
@@ -26,17 +37,24 @@ export interface Options {
  * ```
  * @since 0.1.0 @category constructors
  */
-export const make = (options: Options = {}): Researcher.ResearcherShape => ({
-  name: "random",
-  analyze: (task) => Effect.map(spaceOf(task, "analyze"), (s) => analysis(task, s, "Random search")),
-  propose: (context, n) =>
-    Effect.flatMap(spaceOf(context.task, "propose"), (s) =>
-      uniform(s, n, freshness(context.tried), "Random search: a uniform draw from the search space.", options.attempts)).pipe(
-        Effect.map((strategies) => strategies.map((strategy) => ({ strategy })))
-      ),
-  distill: () => Effect.succeed([])
-})
+export const make = (options: Options = {}): Researcher.ResearcherShape => {
+  OptionSpec.orThrow("RandomResearcher.make", spec, options)
+  const attempts = options.attempts ?? 64
+  return {
+    name: "random",
+    analyze: (task) => Effect.map(spaceOf(task, "analyze"), (s) => analysis(task, s, "Random search")),
+    propose: (context, n) =>
+      Effect.flatMap(spaceOf(context.task, "propose"), (s) =>
+        uniform(s, n, freshness(context.tried), "Random search: a uniform draw from the search space.", attempts)).pipe(
+          Effect.map((strategies) => strategies.map((strategy) => ({ strategy })))
+        ),
+    distill: () => Effect.succeed([])
+  }
+}
 
-/** The researcher as the `Researcher` service. @since 0.1.0 @category layers */
-export const layer = (options: Options = {}): Layer.Layer<Researcher.Researcher> =>
-  Layer.succeed(Researcher.Researcher, make(options))
+/**
+ * The researcher as the `Researcher` service; bad options fail the layer with an `InvalidInput` naming each.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Researcher.Researcher, Errors.InvalidInput> =>
+  Layer.effect(Researcher.Researcher, OptionSpec.checked("RandomResearcher.make", spec, options, () => make(options)))

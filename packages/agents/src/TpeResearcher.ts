@@ -1,7 +1,8 @@
 /**
  * A Tree-structured Parzen Estimator as a researcher (flat and categorical, as Optuna's
- * `TPESampler` treats categorical parameters): after `startup` random trials, finished results
- * are split into good (the best `gamma` fraction) and bad; each parameter gets smoothed
+ * `TPESampler` treats categorical parameters): proposals are uniform draws until `startup` trials
+ * have succeeded; then finished results are split into good (the best `gamma` fraction of the
+ * successes) and bad (the rest, and every failure); each parameter gets smoothed
  * categorical densities l(x) over the good and g(x) over the bad; candidates are drawn from l
  * and the one with the largest l(x)/g(x) not yet tried is proposed. It ignores the parent, so
  * any search policy drives it as a flat sequential optimiser: the model-free baseline for the
@@ -9,24 +10,35 @@
  *
  * @since 0.1.0
  */
-import { ExperimentNode, Researcher, Task } from "@trex/core"
+import { type Errors, ExperimentNode, OptionSpec, Researcher, Task } from "@trex/core"
 import { Effect, Layer, Random } from "effect"
 import { density, type Observation, sample, score, split } from "./internal/tpeModel.ts"
 import { analysis, freshness, pointOf, poolPoints, spaceOf, strategyAt, uniform } from "./internal/tpeSpace.ts"
 
 /** @since 0.1.0 @category models */
 export interface Options {
-  /** Fraction of successes counted as good (default 0.25). */
+  /** Fraction of successes counted as good, above 0 and below 1 (default 0.25). */
   readonly gamma?: number
-  /** Finished trials proposed uniformly at random before the model takes over (default 5). */
+  /** Successful trials before the model takes over (until then, uniform draws), a whole number of at least 0 (default 5). */
   readonly startup?: number
-  /** Candidates drawn from l(x) per proposal (default 24). */
+  /** Candidates drawn from l(x) per proposal, a whole number of at least 1 (default 24). */
   readonly candidates?: number
-  /** Pseudo-count added to every value of every parameter (default 1). */
+  /** Pseudo-count added to every value of every parameter, above 0 (default 1). */
   readonly prior?: number
 }
 
+/** What each option takes. */
+const spec: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
+  gamma: OptionSpec.number({ above: 0, below: 1 }, "the fraction of successes counted as good"),
+  startup: OptionSpec.integer(0, "successful trials before the model takes over; until then, uniform draws"),
+  candidates: OptionSpec.integer(1, "candidates drawn from l(x) per proposal"),
+  prior: OptionSpec.number({ above: 0 }, "pseudo-count added to every value; 0 gives log 0 for values never seen")
+}
+
 /**
+ * Build the researcher. Its options are checked first: a bad one throws an `InvalidInput` that
+ * names each, before any trial runs; {@link layer} fails with it instead.
+ *
  * @example
  * ```ts
  * import { TpeResearcher } from "@trex/agents"
@@ -35,6 +47,7 @@ export interface Options {
  * @since 0.1.0 @category constructors
  */
 export const make = (options: Options = {}): Researcher.ResearcherShape => {
+  OptionSpec.orThrow("TpeResearcher.make", spec, options)
   const gamma = options.gamma ?? 0.25
   const startup = options.startup ?? 5
   const candidates = options.candidates ?? 24
@@ -104,6 +117,9 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
   }
 }
 
-/** The researcher as the `Researcher` service. @since 0.1.0 @category layers */
-export const layer = (options: Options = {}): Layer.Layer<Researcher.Researcher> =>
-  Layer.succeed(Researcher.Researcher, make(options))
+/**
+ * The researcher as the `Researcher` service; bad options fail the layer with an `InvalidInput` naming each.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Researcher.Researcher, Errors.InvalidInput> =>
+  Layer.effect(Researcher.Researcher, OptionSpec.checked("TpeResearcher.make", spec, options, () => make(options)))
