@@ -76,6 +76,20 @@ const typecheck = (files: ReadonlyArray<string>) => {
   return spawnSync(tscBin, ["-p", config, "--pretty", "false"], { cwd: root, encoding: "utf8", env })
 }
 
+/** The hf-trl recipe's own validation (Python) of each case's strategy and job: how many it accepted (it fails the test on any it refuses). */
+const hfTrlAccepts = (cases: Record<string, { strategy: unknown; job: unknown }>): number => {
+  const script = [
+    "import json, sys",
+    "from trex_hf_trl import recipe",
+    "for name, c in json.load(sys.stdin).items():",
+    "    s = recipe.parse_strategy(c['strategy']); recipe.parse_eval_transforms(s); recipe.parse_job(c['job'])",
+    "    print('ok', name)"
+  ].join("\n")
+  const result = spawnSync("python3", ["-c", script], { cwd: path.join(root, "recipes/hf-trl"), input: JSON.stringify(cases), encoding: "utf8" })
+  assert.strictEqual(result.status, 0, result.stderr)
+  return result.stdout.trim().split("\n").length
+}
+
 describe("docs", () => {
   it("the generated API reference is up to date (node scripts/gen-api-docs.ts)", () => {
     const stale: Array<string> = []
@@ -229,16 +243,7 @@ describe("examples", () => {
       const { task } = await Effect.runPromise(TaskFile.load(path.join(dir, f)))
       cases[f] = { strategy: Strategy.encode(task.defaultStrategy!), job: { run: "docs", node: "n1", task: Schema.encodeSync(Task.Task)(task) } }
     }
-    const script = [
-      "import json, sys",
-      "from trex_hf_trl import recipe",
-      "for name, c in json.load(sys.stdin).items():",
-      "    s = recipe.parse_strategy(c['strategy']); recipe.parse_eval_transforms(s); recipe.parse_job(c['job'])",
-      "    print('ok', name)"
-    ].join("\n")
-    const result = spawnSync("python3", ["-c", script], { cwd: path.join(root, "recipes/hf-trl"), input: JSON.stringify(cases), encoding: "utf8" })
-    assert.strictEqual(result.status, 0, result.stderr)
-    assert.strictEqual(result.stdout.trim().split("\n").length, 10)
+    assert.strictEqual(hfTrlAccepts(cases), 10)
   })
 
   it("the backend example task files run as their headers say (the default researcher and executor), and their default strategies pass the hf-trl recipe's validation", async () => {
@@ -251,15 +256,6 @@ describe("examples", () => {
       cases[f] = { strategy: Strategy.encode(loaded.task.defaultStrategy!), job: { run: "docs", node: "n1", task: Schema.encodeSync(Task.Task)(loaded.task) } }
     }
     assert.strictEqual(Object.keys(cases).length, 4)
-    const script = [
-      "import json, sys",
-      "from trex_hf_trl import recipe",
-      "for name, c in json.load(sys.stdin).items():",
-      "    s = recipe.parse_strategy(c['strategy']); recipe.parse_eval_transforms(s); recipe.parse_job(c['job'])",
-      "    print('ok', name)"
-    ].join("\n")
-    const result = spawnSync("python3", ["-c", script], { cwd: path.join(root, "recipes/hf-trl"), input: JSON.stringify(cases), encoding: "utf8" })
-    assert.strictEqual(result.status, 0, result.stderr)
-    assert.strictEqual(result.stdout.trim().split("\n").length, 4)
+    assert.strictEqual(hfTrlAccepts(cases), 4)
   })
 })

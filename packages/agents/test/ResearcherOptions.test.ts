@@ -6,6 +6,7 @@
 import { inspect } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import { Budget, Errors, ExperimentNode, ExperimentTree, Fingerprint, JournalEvent, Researcher, Result, SearchSpace, Strategy, Task } from "@trex/core"
+import { OptionsConformance } from "@trex/core/testing"
 import { Effect, Layer, Random, Schema } from "effect"
 import * as HeuristicResearcher from "../src/HeuristicResearcher.ts"
 import * as RandomResearcher from "../src/RandomResearcher.ts"
@@ -53,12 +54,13 @@ const bad: ReadonlyArray<readonly [string, Make, unknown, ReadonlyArray<string>]
 ]
 
 /** 5 parameters of 10 values: too large to enumerate, so the random researcher samples with `attempts`. */
+const ten = (value: (i: number) => number) => Array.from({ length: 10 }, (_, i) => value(i))
 const parameters: ReadonlyArray<SearchSpace.Parameter> = [
-  { path: "training.learningRate", kind: "log", values: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2] },
-  { path: "training.epochs", kind: "ordinal", values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] },
-  { path: "training.batchSize", kind: "ordinal", values: [4, 8, 12, 16, 24, 32, 48, 64, 96, 128] },
-  { path: "data.numExamples", kind: "ordinal", values: [500, 1000, 2000, 3000, 4000, 6000, 8000, 12000, 16000, 24000] },
-  { path: "training.warmupRatio", kind: "ordinal", values: [0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3] }
+  { path: "training.learningRate", kind: "log", values: ten((i) => 2e-4 * 2 ** (i - 5)) },
+  { path: "training.epochs", kind: "ordinal", values: ten((i) => i + 1) },
+  { path: "training.batchSize", kind: "ordinal", values: ten((i) => 4 * (i + 1)) },
+  { path: "data.numExamples", kind: "ordinal", values: ten((i) => 500 * (i + 1)) },
+  { path: "training.warmupRatio", kind: "ordinal", values: ten((i) => i / 100) }
 ]
 const task = Schema.decodeUnknownSync(Task.Task)({
   name: "toy",
@@ -107,17 +109,7 @@ const search = (researcher: Researcher.ResearcherShape, trials: number) =>
 describe("researcher options", () => {
   for (const [name, make, options, lines] of bad) {
     it(`${name}(${label(options)}) throws an InvalidInput that names the option`, () => {
-      let thrown: unknown
-      try {
-        make(options as never)
-      } catch (e) {
-        thrown = e
-      }
-      assert.instanceOf(thrown, Errors.InvalidInput, `${name} accepted ${label(options)}`)
-      const error = thrown as Errors.InvalidInput
-      assert.strictEqual(error.source, `${name} options`)
-      assert.isTrue(error.message.startsWith(`invalid ${name} options:\n`), error.message)
-      for (const line of lines) assert.include(error.message, line)
+      assert.isUndefined(OptionsConformance.refusal(name, make, options, lines))
     })
   }
 
