@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { type Budget, Errors, type JournalEvent, type Task, TaskFile } from "@trex/core"
+import { type Budget, Errors, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
@@ -50,84 +50,50 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   readonly logLevel?: LogLevel.LogLevel
 }
 
-const whole = (least: number) => Schema.Int.check(Schema.isGreaterThanOrEqualTo(least))
-
 /**
- * {@link Options} as a schema, checked before anything is read or written: a value of the wrong
- * type (`maxTrials: "5"` from an untyped caller) and a key it does not know (a misspelt
- * `concurency`) fail with `InvalidInput` naming the field. `undefined` counts as left out;
- * `task` is checked as a task when it is read.
+ * What each of {@link Options} takes, checked before anything is read or written: a value of the
+ * wrong type (`maxTrials: "5"` from an untyped caller) and a key it does not know (a misspelt
+ * `concurency`) fail with `InvalidInput` naming the field. `undefined` counts as left out; `task`
+ * is checked as a task when it is read.
  */
-const OptionsSchema = Schema.Struct({
-  taskFile: Schema.optional(Schema.NonEmptyString),
-  task: Schema.optional(Schema.Unknown),
-  taskDir: Schema.optional(Schema.NonEmptyString),
-  out: Schema.optional(Schema.String),
-  resume: Schema.optional(Schema.NonEmptyString),
-  seed: Schema.optional(Schema.Int),
-  maxTrials: Schema.optional(whole(1)),
-  backend: Schema.optional(Settings.BackendKind),
-  researcher: Schema.optional(Settings.ResearcherKind),
-  executor: Schema.optional(Settings.ExecutorKind),
-  policy: Schema.optional(Settings.PolicyKind),
-  scheduler: Schema.optional(Settings.SchedulerKind),
-  modelApi: Schema.optional(Settings.ModelApi),
-  concurrency: Schema.optional(whole(1)),
-  distillEvery: Schema.optional(whole(0)),
-  stagnation: Schema.optional(whole(1)),
-  reuse: Schema.optional(Schema.Boolean),
-  paused: Schema.optional(Schema.Boolean),
-  logLevel: Schema.optional(Schema.Literals(LogLevel.values))
-})
-
-/** What each option takes, for the messages of `checkOptions`. */
-const takes: { readonly [K in keyof typeof OptionsSchema.fields]: string } = {
-  taskFile: "the path of a task file (YAML or JSON)",
-  task: "a task object, as a task file holds",
-  taskDir: "the directory the task's relative paths are resolved against",
-  out: "the directory that holds run directories, e.g. \"trex-runs\"",
-  resume: "a run directory, e.g. \"trex-runs/20261122-031500-quickstart\"",
-  seed: "a whole number, e.g. 1",
-  maxTrials: "a whole number of at least 1, e.g. 5",
-  backend: `one of ${Settings.BackendKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
-  researcher: `one of ${Settings.ResearcherKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
-  executor: `one of ${Settings.ExecutorKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
-  policy: `one of ${Settings.PolicyKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
-  scheduler: `one of ${Settings.SchedulerKind.literals.map((l) => JSON.stringify(l)).join(", ")}`,
-  modelApi: `one of ${Settings.ModelApi.literals.map((l) => JSON.stringify(l)).join(", ")}`,
-  concurrency: "a whole number of at least 1 (experiments in flight at once), e.g. 2",
-  distillEvery: "a whole number of 0 or more (results between insight distillations; 0: never)",
-  stagnation: "a whole number of at least 1 (finished trials without improvement before the run stops)",
-  reuse: "true or false",
-  paused: "true or false",
-  logLevel: `one of ${LogLevel.values.map((l) => JSON.stringify(l)).join(", ")}`
+const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
+  taskFile: OptionSpec.nonEmptyString("the path of a task file (YAML or JSON)"),
+  task: OptionSpec.unchecked,
+  taskDir: OptionSpec.nonEmptyString("the directory the task's relative paths are resolved against"),
+  out: OptionSpec.nonEmptyString("the directory that holds run directories, e.g. \"trex-runs\""),
+  resume: OptionSpec.nonEmptyString("a run directory, e.g. \"trex-runs/20261122-031500-quickstart\""),
+  seed: OptionSpec.integer(Number.MIN_SAFE_INTEGER, "e.g. 1"),
+  maxTrials: OptionSpec.integer(1, "the trial budget, e.g. 5"),
+  backend: OptionSpec.literal(Settings.BackendKind.literals, "where trials run"),
+  researcher: OptionSpec.literal(Settings.ResearcherKind.literals, "who proposes strategies"),
+  executor: OptionSpec.literal(Settings.ExecutorKind.literals, "who turns a strategy into a job"),
+  policy: OptionSpec.literal(Settings.PolicyKind.literals, "the search policy"),
+  scheduler: OptionSpec.literal(Settings.SchedulerKind.literals, "early stopping"),
+  modelApi: OptionSpec.literal(Settings.ModelApi.literals, "the model's API"),
+  concurrency: OptionSpec.integer(1, "experiments in flight at once, e.g. 2"),
+  distillEvery: OptionSpec.integer(0, "results between insight distillations; 0: never"),
+  stagnation: OptionSpec.integer(1, "finished trials without improvement before the run stops"),
+  reuse: OptionSpec.boolean("reuse the results of earlier runs"),
+  paused: OptionSpec.boolean("start paused"),
+  logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written")
 }
 
 /** The options a resumed run takes; the others are the run's own, recorded when it started. */
 const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "paused", "logLevel"]
 
-const show = (value: unknown): string =>
-  typeof value === "string" ? `${JSON.stringify(value)} (a string)` : typeof value === "number" ? String(value) : value === null ? "null" : Array.isArray(value) ? "an array" : typeof value
-
 /** Check options before anything is read or written: each bad field named, with what it takes. */
 const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidInput> =>
   Effect.gen(function*() {
     if (typeof options !== "object" || options === null || Array.isArray(options)) {
-      return yield* invalid("options", `the options are ${show(options)}: give an object, e.g. { taskFile: "task.yaml", maxTrials: 5 }`)
+      return yield* invalid("options", `the options are ${OptionSpec.show(options)}: give an object, e.g. { taskFile: "task.yaml", maxTrials: 5 }`)
     }
     const given = options as Record<string, unknown>
-    yield* Schema.decodeUnknownEffect(OptionsSchema)(options, { errors: "all", onExcessProperty: "error" }).pipe(
-      Effect.mapError((e) => {
-        const issues = TaskFile.formatIssues(e, OptionsSchema.ast).split("\n").map((line) => {
-          const m = /^ {2}(\w+): (.*)$/.exec(line)
-          const key = m?.[1]
-          if (key === undefined || !(key in takes) || m![2]!.startsWith("Expected no excess property")) return line
-          return `  ${key}: expected ${takes[key as keyof typeof takes]}, got ${show(given[key])}`
-        })
-        const keys = issues.map((l) => /^ {2}(\w+):/.exec(l)?.[1]).filter((k) => k !== undefined)
-        return invalid(keys.length === 1 ? keys[0]! : "options", `invalid options:\n${issues.join("\n")}`)
-      })
-    )
+    const issues = OptionSpec.issues(SPEC, options)
+    if (issues.length > 0) {
+      // one issue: its field is the source; several: the options
+      const source = issues.length === 1 ? /^(\w+):/.exec(issues[0]!)?.[1] ?? "options" : "options"
+      return yield* invalid(source, `invalid options:\n${issues.map((l) => `  ${l}`).join("\n")}`)
+    }
     const set = (key: string) => given[key] !== undefined
     if (set("resume")) {
       const extra = Object.keys(given).filter((k) => set(k) && !resumeKeys.includes(k))

@@ -57,13 +57,17 @@ const rule = (expected: string, ok: (v: unknown) => boolean, kind?: "number" | "
 const paren = (what: string | undefined): string => (what === undefined || what === "" ? "" : ` (${what})`)
 
 /**
- * A whole number (a safe integer) of at least `least`, and at most `most` when given.
+ * A whole number (a safe integer) of at least `least` (any, for `Number.MIN_SAFE_INTEGER`), and
+ * at most `most` when given.
  * `what` says what the option is for, or what its values mean.
  * @since 0.1.0 @category rules
  */
 export const integer = (least: number, what: string, most?: number): Rule =>
   rule(
-    most === undefined ? `an integer of at least ${least}${paren(what)}` : `an integer from ${least} to ${most}${paren(what)}`,
+    // at least MIN_SAFE_INTEGER: any integer, said so
+    most === undefined
+      ? least <= Number.MIN_SAFE_INTEGER ? `an integer${paren(what)}` : `an integer of at least ${least}${paren(what)}`
+      : `an integer from ${least} to ${most}${paren(what)}`,
     (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= least && (most === undefined || v <= most),
     "number"
   )

@@ -132,7 +132,7 @@ export const RESEARCHER_FAILED = "the researcher failed"
 const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   runId: OptionSpec.required(OptionSpec.nonEmptyString()),
   runDir: OptionSpec.required(OptionSpec.nonEmptyString("where job folders go")),
-  seed: OptionSpec.integer(Number.MIN_SAFE_INTEGER, "any integer"),
+  seed: OptionSpec.integer(Number.MIN_SAFE_INTEGER, "the run's seed"),
   concurrency: OptionSpec.integer(1, "trials in flight at once"),
   distillEvery: OptionSpec.integer(0, "0 turns distillation off"),
   budget: OptionSpec.schema(Budget.Budget),

@@ -712,7 +712,7 @@ describe("Explorer, given what it cannot do", () => {
       assert.includeMembers(lines, [
         `concurency: not an option; did you mean "concurrency"?`,
         "runId: expected a non-empty string, got \"\"",
-        "seed: expected an integer of at least -9007199254740991 (any integer), got \"abc\"",
+        "seed: expected an integer (the run's seed), got \"abc\"",
         "concurrency: expected an integer of at least 1 (trials in flight at once), got NaN",
         "retries: expected an integer of at least 0 (retries of a trial that failed for infrastructure reasons), got -1",
         "onEvent: expected a function, got 5",
