@@ -282,7 +282,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
         yield* RunDir.siblingJournals(path.dirname(runDir), runDir, { keep: (started) => ResultCache.reusable(started, { task, code }) }),
         { task, code }
       )
-    const scheduler = Wiring.scheduler(settings, task)
+    const scheduler = yield* Wiring.scheduler(settings, task)
     return yield* Explorer.run(task, {
       runId: prepared.runId,
       runDir,

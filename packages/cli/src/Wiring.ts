@@ -39,10 +39,10 @@ export const policy = (kind: Settings["policy"]): SearchPolicy.SearchPolicyShape
  * The scheduler: ASHA on the task's metric (intermediate `eval` points), else none.
  * @since 0.1.0 @category layers
  */
-export const scheduler = (settings: Settings, task: Task.Task): Scheduler.SchedulerShape | undefined =>
+export const scheduler = (settings: Settings, task: Task.Task): Effect.Effect<Scheduler.SchedulerShape | undefined, Errors.InvalidInput> =>
   settings.scheduler === "asha"
     ? Asha.make({ metric: { name: task.metric.name, direction: task.metric.direction }, minStep: 1 })
-    : undefined
+    : Effect.undefined
 
 /**
  * The backend layer. A simulated run's table is read from the task unless it was read already (`landscape`).

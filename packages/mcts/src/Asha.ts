@@ -5,19 +5,70 @@
  *
  * @since 0.1.0
  */
-import { Layer } from "effect"
-import { type ExperimentTree, Scheduler } from "@trex/core"
+import { Effect, Layer } from "effect"
+import { Errors, type ExperimentTree, Scheduler, TaskFile } from "@trex/core"
 
 /** @since 0.1.0 @category models */
 export interface Options {
   /** The intermediate metric to compare (name and split), and whether larger is better. */
   readonly metric: { readonly name: string; readonly split?: string; readonly direction: "maximize" | "minimize" }
-  /** First rung, in the trial's own step units. */
+  /** First rung, in the trial's own step units (a number greater than 0). */
   readonly minStep: number
-  /** Reduction factor (default 3). */
+  /** Reduction factor, greater than 1 (default 3): a rung keeps the best `1 / eta` of the trials that reached it. */
   readonly eta?: number
-  /** Trials needed at a rung before it prunes anyone (default eta). */
+  /** Trials needed at a rung before it prunes anyone (default eta, rounded up). */
   readonly minTrialsPerRung?: number
+}
+
+const OPTION_KEYS: ReadonlyArray<keyof Options> = ["metric", "minStep", "eta", "minTrialsPerRung"]
+
+const show = (v: unknown): string => {
+  if (typeof v === "number" || typeof v === "boolean" || v === undefined || v === null) return String(v)
+  if (typeof v === "string") return JSON.stringify(v)
+  return Array.isArray(v) ? "an array" : typeof v
+}
+
+/** The options' issues, each naming its option and the fix; empty when they are sound. */
+const issuesOf = (options: Options): Array<string> => {
+  if (typeof options !== "object" || options === null) {
+    return [`the options must be an object such as { metric: { name: "loss", split: "eval", direction: "minimize" }, minStep: 1 }, got ${show(options)}`]
+  }
+  const o = options as unknown as Record<string, unknown>
+  const issues: Array<string> = []
+  for (const key of Object.keys(o)) {
+    if ((OPTION_KEYS as ReadonlyArray<string>).includes(key)) continue
+    const meant = TaskFile.closest(key, OPTION_KEYS)
+    issues.push(`${key}: not an option${meant !== undefined ? `; did you mean "${meant}"?` : `; the options: ${OPTION_KEYS.join(", ")}`}`)
+  }
+  const metric = o.metric as Record<string, unknown> | undefined
+  if (typeof metric !== "object" || metric === null) {
+    issues.push(`metric: expected { name, split?, direction } (the intermediate metric the rungs compare), got ${show(metric)}`)
+  } else {
+    if (typeof metric.name !== "string" || metric.name === "") {
+      issues.push(`metric.name: expected the name of an intermediate metric the trials report (e.g. "loss"), got ${show(metric.name)}`)
+    }
+    if (metric.split !== undefined && (typeof metric.split !== "string" || metric.split === "")) {
+      issues.push(`metric.split: expected the split of the points to compare (e.g. "eval"), or leave it out for any split, got ${show(metric.split)}`)
+    }
+    if (metric.direction !== "maximize" && metric.direction !== "minimize") {
+      issues.push(`metric.direction: expected "maximize" or "minimize", got ${show(metric.direction)}`)
+    }
+  }
+  const minStep = o.minStep
+  if (!(typeof minStep === "number" && Number.isFinite(minStep) && minStep > 0)) {
+    issues.push(
+      `minStep: expected a finite number greater than 0 (the step of the first rung, in the steps the trials report, e.g. 1 for the first evaluation), got ${show(minStep)}`
+    )
+  }
+  const eta = o.eta
+  if (eta !== undefined && !(typeof eta === "number" && Number.isFinite(eta) && eta > 1)) {
+    issues.push(`eta: expected a finite number greater than 1 (each rung keeps the best 1 / eta of its trials; 3 is usual), or leave it out for 3, got ${show(eta)}`)
+  }
+  const least = o.minTrialsPerRung
+  if (least !== undefined && !(typeof least === "number" && Number.isSafeInteger(least) && least >= 1)) {
+    issues.push(`minTrialsPerRung: expected a whole number of at least 1 (trials at a rung before it prunes any), or leave it out for eta, got ${show(least)}`)
+  }
+  return issues
 }
 
 /** The value a trial had at a step: its last point at or before it. */
@@ -39,16 +90,32 @@ const lastStep = (curve: ReadonlyArray<{ step: number; name: string; split: stri
 }
 
 /**
+ * Build an ASHA scheduler. Fails with `InvalidInput` naming each bad option and what it takes (an
+ * `eta` of 1 or less, a `minStep` that is not a positive finite number, a misspelt option...),
+ * which would otherwise make a scheduler that loops for ever or prunes at random.
+ *
  * @example
  * ```ts
+ * import { Effect } from "effect"
  * import { Asha } from "@trex/mcts"
- * const scheduler = Asha.make({ metric: { name: "ppl", split: "dev", direction: "minimize" }, minStep: 2 })
+ * const program = Effect.gen(function*() {
+ *   const scheduler = yield* Asha.make({ metric: { name: "ppl", split: "dev", direction: "minimize" }, minStep: 2 })
+ *   return scheduler.name
+ * })
  * ```
  * @since 0.1.0 @category constructors
  */
-export const make = (options: Options): Scheduler.SchedulerShape => {
+export const make = (options: Options): Effect.Effect<Scheduler.SchedulerShape, Errors.InvalidInput> =>
+  Effect.suspend(() => {
+    const issues = issuesOf(options)
+    return issues.length > 0
+      ? Effect.fail(new Errors.InvalidInput({ source: "Asha.make options", message: issues.join("\n") }))
+      : Effect.succeed(unchecked(options))
+  })
+
+const unchecked = (options: Options): Scheduler.SchedulerShape => {
   const eta = options.eta ?? 3
-  const minTrials = options.minTrialsPerRung ?? eta
+  const minTrials = options.minTrialsPerRung ?? Math.ceil(eta)
   const sign = options.metric.direction === "maximize" ? 1 : -1
   return {
     name: "asha",
@@ -77,5 +144,9 @@ export const make = (options: Options): Scheduler.SchedulerShape => {
   }
 }
 
-/** @since 0.1.0 @category layers */
-export const layer = (options: Options): Layer.Layer<Scheduler.Scheduler> => Layer.succeed(Scheduler.Scheduler, make(options))
+/**
+ * ASHA as the `Scheduler` service.
+ * Fails to build with `InvalidInput` on bad options (see {@link make}).
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Scheduler.Scheduler, Errors.InvalidInput> => Layer.effect(Scheduler.Scheduler, make(options))

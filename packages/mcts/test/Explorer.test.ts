@@ -395,7 +395,7 @@ describe("Explorer", () => {
         runId: "a",
         runDir: "/tmp/unused",
         seed: 5,
-        scheduler: Asha.make({ metric: { name: "score", split: "eval", direction: "maximize" }, minStep: 1, eta: 2, minTrialsPerRung: 2 })
+        scheduler: yield* Asha.make({ metric: { name: "score", split: "eval", direction: "maximize" }, minStep: 1, eta: 2, minTrialsPerRung: 2 })
       }).pipe(
         Effect.provide(
           // random expansion gives trials of mixed quality, so some lag behind at the first rung

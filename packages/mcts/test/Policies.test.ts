@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { SearchPolicy } from "@trex/core"
+import { Errors, SearchPolicy } from "@trex/core"
 import { SearchPolicyConformance, TreeBuilder } from "@trex/core/testing"
-import { Effect, Random } from "effect"
+import { Effect, Layer, Random } from "effect"
 import * as Asha from "../src/Asha.ts"
 import * as BestFirst from "../src/BestFirst.ts"
 import * as Greedy from "../src/Greedy.ts"
@@ -155,6 +155,7 @@ describe("ProgressiveWidening", () => {
 })
 
 describe("Asha", () => {
+  const asha = (options: Asha.Options) => Effect.runSync(Asha.make(options))
   const build = () => {
     const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
     const ids = [0.9, 0.8, 0.7, 0.2].map((v, i) => {
@@ -166,22 +167,58 @@ describe("Asha", () => {
   }
   it("prunes a trial outside the top 1/eta at its rung, keeps the leaders", () => {
     const { b, ids } = build()
-    const asha = Asha.make({ metric: { name: "score", direction: "maximize" }, minStep: 1, eta: 2 })
-    assert.strictEqual(asha.decide(b.view, ids[0]!), "continue")
-    assert.strictEqual(asha.decide(b.view, ids[1]!), "continue")
-    assert.strictEqual(asha.decide(b.view, ids[3]!), "prune")
+    const s = asha({ metric: { name: "score", direction: "maximize" }, minStep: 1, eta: 2 })
+    assert.strictEqual(s.decide(b.view, ids[0]!), "continue")
+    assert.strictEqual(s.decide(b.view, ids[1]!), "continue")
+    assert.strictEqual(s.decide(b.view, ids[3]!), "prune")
   })
   it("respects the direction: when minimising, the low value leads", () => {
     const { b, ids } = build()
-    const asha = Asha.make({ metric: { name: "score", direction: "minimize" }, minStep: 1, eta: 2 })
-    assert.strictEqual(asha.decide(b.view, ids[3]!), "continue")
-    assert.strictEqual(asha.decide(b.view, ids[0]!), "prune")
+    const s = asha({ metric: { name: "score", direction: "minimize" }, minStep: 1, eta: 2 })
+    assert.strictEqual(s.decide(b.view, ids[3]!), "continue")
+    assert.strictEqual(s.decide(b.view, ids[0]!), "prune")
   })
   it("waits for enough trials at a rung", () => {
     const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
     const id = b.progress(b.start(b.propose("root", {})), 1, 0.1)
-    assert.strictEqual(Asha.make({ metric: { name: "score", direction: "maximize" }, minStep: 1 }).decide(b.view, id), "continue")
+    assert.strictEqual(asha({ metric: { name: "score", direction: "maximize" }, minStep: 1 }).decide(b.view, id), "continue")
   })
+
+  // Each of these made a scheduler that looped for ever at the first report (eta <= 1, minStep <= 0),
+  // pruned every trial, the best included (eta NaN), never pruned (minStep Infinity or NaN, a
+  // misspelt minStep) or minimised a metric meant to be maximised (a direction it did not know).
+  const metric = { name: "score", direction: "maximize" } as const
+  const refused: ReadonlyArray<readonly [string, unknown, RegExp]> = [
+    ["eta of 1", { metric, minStep: 1, eta: 1 }, /^eta: expected a finite number greater than 1 .*got 1$/m],
+    ["eta below 1", { metric, minStep: 1, eta: 0.5 }, /^eta: .*got 0\.5$/m],
+    ["eta NaN", { metric, minStep: 1, eta: NaN }, /^eta: .*got NaN$/m],
+    ["minStep 0", { metric, minStep: 0 }, /^minStep: expected a finite number greater than 0 .*got 0$/m],
+    ["minStep negative", { metric, minStep: -2 }, /^minStep: .*got -2$/m],
+    ["minStep Infinity", { metric, minStep: Infinity }, /^minStep: .*got Infinity$/m],
+    ["minStep missing, min_step given", { metric, min_step: 1 }, /^min_step: not an option; did you mean "minStep"\?\nminStep: .*got undefined$/m],
+    ["minTrialsPerRung 0", { metric, minStep: 1, minTrialsPerRung: 0 }, /^minTrialsPerRung: expected a whole number of at least 1 .*got 0$/m],
+    ["minTrialsPerRung 1.5", { metric, minStep: 1, minTrialsPerRung: 1.5 }, /^minTrialsPerRung: .*got 1\.5$/m],
+    ["a direction it does not know", { metric: { name: "score", direction: "max" }, minStep: 1 }, /^metric\.direction: expected "maximize" or "minimize", got "max"$/m],
+    ["no metric name", { metric: { name: "", direction: "minimize" }, minStep: 1 }, /^metric\.name: /m],
+    ["an empty split", { metric: { name: "loss", split: "", direction: "minimize" }, minStep: 1 }, /^metric\.split: /m]
+  ]
+  for (const [what, options, message] of refused) {
+    it.effect(`refuses ${what} with InvalidInput naming the option and what it takes`, () =>
+      Effect.gen(function*() {
+        const e = yield* Effect.flip(Asha.make(options as Asha.Options))
+        assert.instanceOf(e, Errors.InvalidInput)
+        assert.strictEqual(e.source, "Asha.make options")
+        assert.match(e.message, message)
+      }))
+  }
+  it.effect("every bad option is named at once; the layer fails to build with the same error", () =>
+    Effect.gen(function*() {
+      const options = { metric: { name: "score", direction: "up" }, minStep: 0, eta: 1 } as unknown as Asha.Options
+      const e = yield* Effect.flip(Asha.make(options))
+      assert.deepStrictEqual(e.message.split("\n").map((l) => l.split(":")[0]), ["metric.direction", "minStep", "eta"])
+      const built = yield* Effect.flip(Layer.build(Asha.layer(options)).pipe(Effect.scoped))
+      assert.strictEqual(built.message, e.message)
+    }))
 })
 
 describe("Argmax (the tie-breaking every policy shares)", () => {
