@@ -145,7 +145,7 @@ const unchecked = (options: Options): Scheduler.SchedulerShape => {
 }
 
 /**
- * ASHA as the `Scheduler` service.
+ * ASHA as the `Scheduler` service, which `Explorer.run` uses when its options name no scheduler.
  * Fails to build with `InvalidInput` on bad options (see {@link make}).
  * @since 0.1.0 @category layers
  */

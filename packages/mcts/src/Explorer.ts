@@ -31,7 +31,7 @@ import {
   Task
 } from "@trex/core"
 import { Errors, OptionSpec, Strategy, TaskFile } from "@trex/core"
-import { Cause, Clock, Effect, FiberMap, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
+import { Cause, Clock, Effect, FiberMap, Option, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
 import type { Control } from "./Control.ts"
 import * as ResultCache from "./ResultCache.ts"
 
@@ -52,7 +52,7 @@ export interface Options {
   readonly budget?: Budget.Budget
   /** Stop after this many finished trials without a new best (default: never); results reused from other runs are not trials. */
   readonly stagnation?: number
-  /** Early stopping of running trials (default: none). */
+  /** Early stopping of running trials (default: the `Scheduler` service if one is provided, e.g. by `Asha.layer`, else none). */
   readonly scheduler?: Scheduler.SchedulerShape
   /** Results of other runs to reuse by fingerprint. */
   readonly cache?: ResultCache.ResultCache
@@ -174,7 +174,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const distillEvery = options.distillEvery ?? 5
   const attempts = options.proposalAttempts ?? 3
   const researcherRetries = options.researcherRetries ?? 3
-  const scheduler = options.scheduler ?? Scheduler.none
+  const scheduler = options.scheduler ?? Option.getOrUndefined(yield* Effect.serviceOption(Scheduler.Scheduler)) ?? Scheduler.none
   const cache = options.cache ?? ResultCache.empty
 
   // ---- replay ---------------------------------------------------------------------------

@@ -389,28 +389,36 @@ describe("Explorer", () => {
       assert.isAtLeast(ExperimentNode.score(summary.best!)!, 0.8)
     }))
 
-  it.live("the ASHA scheduler prunes trials whose curve lags", () =>
-    Effect.gen(function*() {
-      const summary = yield* Explorer.run(makeTask({ maxTrials: 12 }), {
-        runId: "a",
-        runDir: "/tmp/unused",
-        seed: 5,
-        scheduler: yield* Asha.make({ metric: { name: "score", split: "eval", direction: "maximize" }, minStep: 1, eta: 2, minTrialsPerRung: 2 })
-      }).pipe(
-        Effect.provide(
-          // random expansion gives trials of mixed quality, so some lag behind at the first rung
-          Layer.mergeAll(Journal.Journal.layerMemory, RandomPolicy.layer, layers(gridResearcher, functionExecutor({ runs: [] }, { stepMillis: 5 })))
+  const ashaOptions: Asha.Options = { metric: { name: "score", split: "eval", direction: "maximize" }, minStep: 1, eta: 2, minTrialsPerRung: 2 }
+  for (const given of ["in the options", "as the Scheduler service (Asha.layer)"] as const) {
+    it.live(`the ASHA scheduler prunes trials whose curve lags, given ${given}`, () =>
+      Effect.gen(function*() {
+        const summary = yield* Explorer.run(makeTask({ maxTrials: 12 }), {
+          runId: "a",
+          runDir: "/tmp/unused",
+          seed: 5,
+          ...(given === "in the options" ? { scheduler: yield* Asha.make(ashaOptions) } : {})
+        }).pipe(
+          Effect.provide(
+            // random expansion gives trials of mixed quality, so some lag behind at the first rung
+            Layer.mergeAll(
+              Journal.Journal.layerMemory,
+              RandomPolicy.layer,
+              layers(gridResearcher, functionExecutor({ runs: [] }, { stepMillis: 5 })),
+              given === "in the options" ? Layer.empty : Asha.layer(ashaOptions)
+            )
+          )
         )
-      )
-      const pruned = [...summary.tree.nodes()].filter((n) => n.state._tag === "Pruned")
-      assert.isAtLeast(pruned.length, 1, [...summary.tree.nodes()].map((n) => `${n.id}:${n.state._tag}:${ExperimentNode.score(n)}:${n.curve.length}`).join(" "))
-      // nothing pruned was better at its first rung than the best trial that was kept
-      const atStep1 = (n: { curve: ReadonlyArray<{ step: number; value: number }> }) => n.curve.find((p) => p.step === 1)?.value ?? -Infinity
-      const keptBest = Math.max(...[...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded").map(atStep1))
-      for (const n of pruned) assert.isAtMost(atStep1(n), keptBest)
-      // a pruned trial's job was stopped before it reported its last step
-      for (const n of pruned) assert.isBelow(Math.max(...n.curve.map((p) => p.step)), 4)
-    }))
+        const pruned = [...summary.tree.nodes()].filter((n) => n.state._tag === "Pruned")
+        assert.isAtLeast(pruned.length, 1, [...summary.tree.nodes()].map((n) => `${n.id}:${n.state._tag}:${ExperimentNode.score(n)}:${n.curve.length}`).join(" "))
+        // nothing pruned was better at its first rung than the best trial that was kept
+        const atStep1 = (n: { curve: ReadonlyArray<{ step: number; value: number }> }) => n.curve.find((p) => p.step === 1)?.value ?? -Infinity
+        const keptBest = Math.max(...[...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded").map(atStep1))
+        for (const n of pruned) assert.isAtMost(atStep1(n), keptBest)
+        // a pruned trial's job was stopped before it reported its last step
+        for (const n of pruned) assert.isBelow(Math.max(...n.curve.map((p) => p.step)), 4)
+      }))
+  }
 
   it.live("pause holds new trials back; stop('cancel') interrupts without finishing the run", () =>
     Effect.gen(function*() {
