@@ -155,6 +155,8 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
     backend.withdraw === undefined
       ? Effect.succeed(true)
       : Effect.orElseSucceed(backend.withdraw(job), () => true),
+  // the job's watch then reports its Cancelled exit, with what it ran up, and the stream ends with it
+  cancel: (job) => Effect.ignore(backend.cancel(job)),
   run: (request) => {
     const recipe = options.recipe ?? request.task.recipe
     const nodeId = request.node.id

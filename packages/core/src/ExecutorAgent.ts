@@ -59,6 +59,14 @@ export interface ExecutorAgentShape {
    * started and should be let finish. Without it, a drain stops the trials last reported `Pending`.
    */
   readonly withdraw?: (job: JobRef) => Effect.Effect<boolean>
+  /**
+   * Optional: cancel a running job and let its stream go on to its end, a `Finished` event with the
+   * `Cancelled` failure the job ended with and the cost it ran up until then (or its result, if it
+   * finished first). A scheduler's prune goes through it, so the GPU time a pruned trial used is
+   * charged to the budget. Without it, a prune stops the stream (which cancels the job), and what
+   * the trial cost is not known.
+   */
+  readonly cancel?: (job: JobRef) => Effect.Effect<void>
 }
 
 /** @since 0.1.0 @category services */

@@ -31,7 +31,7 @@ import {
   Task
 } from "@trex/core"
 import { Errors, OptionSpec, Strategy, TaskFile } from "@trex/core"
-import { Cause, Clock, Effect, FiberMap, Option, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberMap, Option, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
 import type { Control } from "./Control.ts"
 import * as ResultCache from "./ResultCache.ts"
 
@@ -307,6 +307,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const inFlight = new Set<string>()
   let finishedCount = 0
   const pruning = new Set<string>()
+  /** Completed when the trial is pruned: its stream is then stopped (at once, or after PRUNE_GRACE once its job is cancelled). */
+  const prunes = new Map<string, Deferred.Deferred<Duration.Duration>>()
   // Withdrawn through the executor when it can do so in one step (a job that has just left the queue
   // is then let run), else by stopping the trial (which cancels its job).
   const withdraw = (nodeId: string) =>
@@ -327,10 +329,14 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       const at = nowMs()
       const events: Array<JournalEvent.JournalEvent> = []
       if (result !== undefined && hasCost(result.cost)) {
-        events.push(JournalEvent.make("BudgetCharged", { nodeId, cost: result.cost, reason: "trial", at }))
+        // a pruned trial's cost is charged, but the estimate of the next trial (which may run to its end) is the mean of whole trials
+        const whole = outcome !== "Pruned"
+        events.push(JournalEvent.make("BudgetCharged", { nodeId, cost: result.cost, reason: whole ? "trial" : PRUNED_TRIAL, at }))
         ledger.charge(result.cost)
-        trialCost = Cost.add(trialCost, result.cost)
-        trialsCosted++
+        if (whole) {
+          trialCost = Cost.add(trialCost, result.cost)
+          trialsCosted++
+        }
       }
       events.push(
         JournalEvent.make("NodeFinished", {
@@ -365,18 +371,25 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           ...(reattach !== undefined ? { job: reattach } : {})
         })
         .pipe(
+          // a prune cancels the job and lets the stream end with its cost; one that does not end in time is stopped
+          Stream.interruptWhen(Effect.flatMap(Deferred.await(pruned), Effect.sleep)),
           Stream.runFoldEffect(
             () => undefined as Result.Result | undefined,
             (acc, ev) => ev._tag === "Finished" ? Effect.succeed(ev.result) : Effect.as(onExecutionEvent(node.id, ev), acc)
           ),
           Effect.matchEffect({
-            onFailure: (e) => e._tag === "ExecutorError" ? failedAttempt(tries, e) : Effect.fail(e),
+            onFailure: (e) =>
+              e._tag !== "ExecutorError" ? Effect.fail(e)
+              : pruning.has(node.id) ? finish(node.id, "Pruned", undefined, PRUNED)
+              : failedAttempt(tries, e),
             onSuccess: (result) => {
+              // pruned: its job was cancelled (or its stream stopped); one that finished first keeps its result
+              if (pruning.has(node.id) && (result === undefined || result.failure?.kind === "Cancelled")) return finish(node.id, "Pruned", result, PRUNED)
               if (result === undefined) return failedAttempt(tries, undefined)
               // A job we reattached to had been cancelled by an earlier stop: run it afresh.
               if (reattach !== undefined && result.failure?.kind === "Cancelled" && tries === 0) return attempt(tries + 1, undefined)
               // A retryable failure (the backend lost the job, or it never started) runs again, bounded.
-              if (result.failure?.retryable === true && tries < retries) return attempt(tries + 1, undefined)
+              if (result.failure?.retryable === true && tries < retries && !pruning.has(node.id)) return attempt(tries + 1, undefined)
               const failed = result.failure !== undefined || result.score === undefined
               return finish(node.id, failed ? "Failed" : "Succeeded", failedIfUnscored(result, runTask))
             }
@@ -396,6 +409,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
             { retryable: error?.retryable ?? false }
           )
         )
+    const pruned = Deferred.makeUnsafe<Duration.Duration>()
+    prunes.set(node.id, pruned)
     return Effect.suspend(() => attempt(0, job)).pipe(
       // a defect in the executor or its backend (a bug: a stream that dies, a throw) fails this trial, loudly, not the run
       Effect.catchDefect((defect) => {
@@ -405,14 +420,12 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           finish(node.id, "Failed", Result.failure("Infra", message, { retryable: false }))
         )
       }),
-      Effect.onInterrupt(() =>
-        pruning.has(node.id)
-          ? finish(node.id, "Pruned", undefined, "stopped early by the scheduler").pipe(Effect.orDie)
-          : Effect.void
-      ),
+      // a run cancelled while a pruned trial's job reports its end: it stays pruned (a resumed run does not run it again)
+      Effect.onInterrupt(() => pruning.has(node.id) ? finish(node.id, "Pruned", undefined, PRUNED).pipe(Effect.orDie) : Effect.void),
       Effect.ensuring(
         Effect.suspend(() => {
           inFlight.delete(node.id)
+          prunes.delete(node.id)
           return Queue.offer(wake, { _tag: "Finished", nodeId: node.id })
         })
       )
@@ -441,9 +454,15 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           ),
           // decided on the tree with this progress folded in
           () => {
-            if (ev.metrics.length > 0 && scheduler.decide(tree.view, nodeId) === "prune" && !pruning.has(nodeId)) {
+            if (ev.metrics.length > 0 && !pruning.has(nodeId) && scheduler.decide(tree.view, nodeId) === "prune") {
               pruning.add(nodeId)
-              return Effect.asVoid(Effect.forkDetach(FiberMap.remove(fibers, nodeId)))
+              const n = tree.view.get(nodeId)
+              const job = n?.state._tag === "Running" ? n.state.job : undefined
+              const cancel = executor.cancel !== undefined && job !== undefined ? executor.cancel(job) : undefined
+              // the stream is stopped at once, or after a grace in which the cancelled job reports its end
+              const pruned = prunes.get(nodeId)
+              if (pruned !== undefined) Deferred.doneUnsafe(pruned, Exit.succeed(cancel !== undefined ? PRUNE_GRACE : Duration.zero))
+              return cancel !== undefined ? Effect.asVoid(Effect.forkIn(cancel, scope)) : Effect.void
             }
             return Effect.void
           }
@@ -847,6 +866,12 @@ const strategyIssues = (strategy: unknown): string | undefined => {
 
 /** The longest an event waits for its commit when nothing else commits first. */
 const GROUP_COMMIT = "20 millis"
+/** How long a pruned trial's stream may go on after its job was cancelled, to report the cost it ran up, before it is stopped. */
+const PRUNE_GRACE = Duration.minutes(2)
+/** The reason journaled for a pruned trial. */
+const PRUNED = "stopped early by the scheduler"
+/** The reason of the charge of a pruned trial's cost (a whole trial's is "trial"). */
+const PRUNED_TRIAL = "pruned trial"
 
 /**
  * From the journal, as the loop counted them: the results finished when insights were last
