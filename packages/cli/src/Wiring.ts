@@ -36,12 +36,35 @@ export const policy = (kind: Settings["policy"]): SearchPolicy.SearchPolicyShape
 }
 
 /**
- * The scheduler: ASHA on the task's metric (intermediate `eval` points), else none.
+ * The intermediate points `--scheduler asha` compares: a simulated task's curve (as its table
+ * replays it: `backend.curve`'s name and split), else the task's metric on the `eval` split (the
+ * job protocol's intermediate evaluations; a final `test` point, or a `train` one, is not compared).
+ * A simulated task whose table has no curve is refused: its trials report nothing ASHA could act on.
+ * @since 0.1.0 @category layers
+ */
+export const ashaMetric = (settings: Settings, task: Task.Task): Effect.Effect<Asha.Options["metric"], Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const direction = task.metric.direction
+    if (settings.backend !== "simulator") return { name: task.metric.name, split: "eval", direction }
+    const config = yield* Simulator.decodeConfig(task.backend, settings.taskFile !== "" ? settings.taskFile : "backend")
+    const points = Simulator.curvePoints(config, task.metric)
+    if (points === undefined) {
+      return yield* unsupported(
+        "--scheduler",
+        `asha stops trials from the intermediate points they report, and the task's table has no curve (backend.curve): its trials report none, so asha would prune nothing. ` +
+          `Name the column of per-checkpoint values in backend.curve (see bench/data/README.md), or leave out --scheduler asha`
+      )
+    }
+    return { ...points, direction }
+  })
+
+/**
+ * The scheduler: ASHA on the points {@link ashaMetric} names, from step 1, else none.
  * @since 0.1.0 @category layers
  */
 export const scheduler = (settings: Settings, task: Task.Task): Effect.Effect<Scheduler.SchedulerShape | undefined, Errors.InvalidInput> =>
   settings.scheduler === "asha"
-    ? Asha.make({ metric: { name: task.metric.name, direction: task.metric.direction }, minStep: 1 })
+    ? Effect.flatMap(ashaMetric(settings, task), (metric) => Asha.make({ metric, minStep: 1 }))
     : Effect.undefined
 
 /**
@@ -185,4 +208,5 @@ export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, 
     if (settings.researcher === "claude" || settings.executor === "code-agent") {
       yield* Effect.scoped(Layer.build(model(settings)))
     }
+    yield* scheduler(settings, task)
   })

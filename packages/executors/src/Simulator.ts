@@ -178,6 +178,15 @@ const valueCheck = (config: SimulatorConfig, name: string) => {
 }
 
 /**
+ * The name and split of the intermediate points a simulated task's trials report (its table's
+ * curve: `backend.curve.name`, else the metric column, else the task's metric; split
+ * `backend.curve.split`, else `dev`), or `undefined` when its table has no curve.
+ * @since 0.1.0 @category getters
+ */
+export const curvePoints = (config: SimulatorConfig, metric: Task.Metric): { readonly name: string; readonly split: string } | undefined =>
+  config.curve === undefined ? undefined : { name: config.curve.name ?? config.metric?.column ?? metric.name, split: config.curve.split ?? "dev" }
+
+/**
  * Read a recorded table into a landscape. `dir` resolves a relative `table`; `metric` supplies
  * the metric column and direction the config leaves out; `source` (the task file) is named in
  * errors, with the table, its line and column. Every value the filter keeps must make a valid
@@ -213,14 +222,7 @@ export const loadTable = Effect.fn("Simulator.loadTable")(function*(
           ? { column: config.cost.column, scale: config.cost.scale ?? 1 }
           : { seconds: config.cost?.seconds ?? 0 },
         ...(config.curve !== undefined
-          ? {
-            curve: {
-              column: config.curve.column,
-              name: config.curve.name ?? config.metric?.column ?? options.metric.name,
-              split: config.curve.split ?? "dev",
-              reduce: config.curve.reduce ?? "none"
-            }
-          }
+          ? { curve: { column: config.curve.column, ...curvePoints(config, options.metric)!, reduce: config.curve.reduce ?? "none" } }
           : {}),
         ...(config.id !== undefined ? { idColumn: config.id } : {}),
         check: valueCheck(config, name)
