@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { type Budget, Errors, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
-import { Control, Explorer, ResultCache } from "@trex/mcts"
+import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
 import { codeFingerprint } from "./internal/codeFingerprint.ts"
 import * as RunDir from "./RunDir.ts"
@@ -283,6 +283,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
         { task, code }
       )
     const scheduler = yield* Wiring.scheduler(settings, task)
+    const onEvent = scheduler === undefined ? hooks.onEvent : yield* warnIfNothingToCompare(yield* Wiring.ashaMetric(settings, task), hooks.onEvent)
     return yield* Explorer.run(task, {
       runId: prepared.runId,
       runDir,
@@ -292,7 +293,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
       cache,
       recorded: Schema.encodeSync(Settings.Settings)(settings),
       ...(prepared.budget !== undefined ? { budget: prepared.budget } : {}),
-      ...(hooks.onEvent !== undefined ? { onEvent: hooks.onEvent } : {}),
+      ...(onEvent !== undefined ? { onEvent } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),
       ...(scheduler !== undefined ? { scheduler } : {})
@@ -301,6 +302,33 @@ export const runPrepared = (prepared: Prepared, hooks: {
     // after the run's layers are closed (its journal's lock released), so the report says how it ended
     Effect.ensuring(writeReport(prepared.runDir))
   )
+
+/**
+ * `onEvent`, and a warning, once, when the first trial to succeed reported no two steps of the points
+ * ASHA compares: it has nothing to stop early (a recipe that reports its metric only at the end, or
+ * under another name or split), and the user is told what the trial did report.
+ */
+const warnIfNothingToCompare = (metric: Asha.Options["metric"], onEvent: Explorer.Options["onEvent"]) =>
+  Effect.map(Effect.context<never>(), (context): Explorer.Options["onEvent"] => {
+    let checked = false
+    return (entry, tree) => {
+      onEvent?.(entry, tree)
+      const e = entry.event
+      if (checked || e._tag !== "NodeFinished" || e.outcome !== "Succeeded") return
+      checked = true
+      const curve = tree.get(e.nodeId)?.curve ?? []
+      const steps = new Set(curve.filter((p) => p.name === metric.name && p.split === metric.split).map((p) => p.step))
+      if (steps.size >= 2) return
+      const reported = [...new Set(curve.map((p) => `${p.split}/${p.name}`))]
+      const what = `${metric.split}/${metric.name}`
+      Effect.runForkWith(context)(Effect.logWarning(
+        `--scheduler asha compares the ${what} points a trial reports as it trains, and trial ${e.nodeId} finished with ` +
+          `${steps.size === 0 ? "none" : "one only (at a single step: nothing to stop early)"} ` +
+          `(it reported ${reported.length > 0 ? reported.slice(0, 8).join(", ") + (reported.length > 8 ? ", ..." : "") : "no intermediate points"}): ` +
+          `asha has nothing to act on. Report ${metric.name} on split ${metric.split} at each evaluation (docs/job-protocol.md), or run without --scheduler asha`
+      ))
+    }
+  })
 
 /**
  * Write `report.md` into a run directory from its journal. A run that recorded nothing (it failed

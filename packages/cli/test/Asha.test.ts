@@ -6,7 +6,7 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Errors } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
-import { Effect } from "effect"
+import { Effect, Logger } from "effect"
 import * as RunDir from "../src/RunDir.ts"
 import * as Settings from "../src/Settings.ts"
 import * as Trex from "../src/Trex.ts"
@@ -15,6 +15,17 @@ import * as Wiring from "../src/Wiring.ts"
 const root = path.resolve(import.meta.dirname, "../../..")
 const tedRuEn = path.join(root, "bench/tasks/nmtlc-ted-ru-en.yaml")
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-asha-"))
+
+/** The warnings a run with ASHA logs. */
+const warningsOf = (taskFile: string, maxTrials: number) =>
+  Effect.gen(function*() {
+    const logged: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => void (logLevel === "Warn" && logged.push(String(message))))
+    yield* Effect.gen(function*() {
+      yield* Trex.runPrepared(yield* Trex.prepare({ taskFile, out: tmp(), maxTrials, scheduler: "asha", concurrency: 1, reuse: false }))
+    }).pipe(Effect.provide(Logger.layer([logger])))
+    return logged
+  })
 
 /** A run of the task with ASHA, sequential, to its end; its journal's events. */
 const runAsha = (taskFile: string, maxTrials: number, seed = 0) =>
@@ -110,4 +121,17 @@ describe("ASHA on a recipe's points", () => {
       assert.deepStrictEqual(ids.map((id) => asha.decide(b.view, id)), ["continue", "continue", "continue"])
       assert.isUndefined(yield* Wiring.scheduler(settings("none"), b.view.task))
     }))
+
+  it.live("a recipe whose trials report no eval points of the metric: the user is told once that asha has nothing to act on, and what they did report", () =>
+    Effect.gen(function*() {
+      // the toy job reports train/loss at three steps, and its score only in result.json
+      process.env["TREX_TOY_MS"] = "30"
+      const logged = yield* warningsOf(path.join(import.meta.dirname, "fixtures/toy.task.yaml"), 3)
+      const told = logged.filter((l) => l.includes("--scheduler asha"))
+      assert.strictEqual(told.length, 1, logged.join("\n"))
+      assert.match(told[0]!, /compares the eval\/score points a trial reports as it trains, and trial n1 finished with none \(it reported train\/loss\): asha has nothing to act on/)
+      assert.match(told[0]!, /Report score on split eval at each evaluation \(docs\/job-protocol\.md\), or run without --scheduler asha/)
+      // a table with curves has something to act on: no such warning
+      assert.deepStrictEqual((yield* warningsOf(tedRuEn, 3)).filter((l) => l.includes("--scheduler asha")), [])
+    }), 60_000)
 })
