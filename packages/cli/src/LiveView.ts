@@ -91,7 +91,9 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         const best = view.best()
         const what = e.outcome === "Succeeded"
           ? `${view.task.metric.name}=${fmt(e.result?.score)}${e.result?.reusedFrom !== undefined ? ` (reused from ${e.result.reusedFrom})` : ""}`
-          : e.outcome === "Failed" ? `FAILED ${e.result?.failure?.kind}: ${Untrusted.line(e.result?.failure?.message ?? "", 500)}` : e.outcome.toLowerCase()
+          : e.outcome === "Failed" ? `FAILED ${e.result?.failure?.kind}: ${Untrusted.line(e.result?.failure?.message ?? "", 500)}`
+          : e.outcome === "Pruned" && e.reason !== undefined ? `pruned: ${Untrusted.line(e.reason, 300)}`
+          : e.outcome.toLowerCase()
         return options.write(`done   ${e.nodeId} ${what}  | best ${fmt(best !== undefined ? ExperimentNode.score(best) : undefined)}${best !== undefined ? ` (${best.id})` : ""} | trials ${u?.trials ?? "?"}${view.task.budget.maxTrials !== undefined ? `/${view.task.budget.maxTrials}` : ""}\n`)
       }
       case "AnalysisCompleted": {

@@ -168,8 +168,11 @@ const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
       return fmt(ExperimentNode.score(n))
     case "Failed":
       return `FAILED ${n.state.result.failure?.kind ?? ""}`.trim()
-    case "Pruned":
-      return "pruned"
+    case "Pruned": {
+      // where it was stopped: the last step it reported
+      const step = n.curve.reduce((m, p) => Math.max(m, p.step), -Infinity)
+      return Number.isFinite(step) ? `pruned at step ${step}` : "pruned"
+    }
     case "Cancelled":
       return "cancelled"
     default:
@@ -282,7 +285,10 @@ export const toMarkdown = (info: RunInfo): string => {
   out.push("## Trials", "", "| node | parent | state | score | note |", "|---|---|---|---|---|")
   for (const n of view.nodes()) {
     const r = ExperimentNode.result(n)
-    const note = r?.failure !== undefined ? `${r.failure.kind}: ${r.failure.message}` : (n.strategy.rationale || "")
+    // a pruned trial's job was cancelled: why it was pruned is the news, not the cancel
+    const note = n.state._tag === "Pruned" ? n.state.reason
+      : r?.failure !== undefined ? `${r.failure.kind}: ${r.failure.message}`
+      : (n.strategy.rationale || "")
     out.push(`| ${n.id} | ${n.parent} | ${n.state._tag}${s.state !== "running" && ExperimentNode.isPending(n) ? " (interrupted)" : ""} | ${fmt(ExperimentNode.score(n))} | ${Untrusted.markdown(note, 160)} |`)
   }
   out.push("", "## Tree", "", "```", ...treeLines(view, 400, s.state !== "running"), "```", "")

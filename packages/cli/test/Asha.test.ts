@@ -6,9 +6,13 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Errors } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
+import type { Explorer } from "@trex/mcts"
 import { Effect, Logger } from "effect"
+import * as ReportModel from "../src/internal/reportModel.ts"
+import * as LiveView from "../src/LiveView.ts"
 import * as RunDir from "../src/RunDir.ts"
 import * as Settings from "../src/Settings.ts"
+import * as Status from "../src/Status.ts"
 import * as Trex from "../src/Trex.ts"
 import * as Wiring from "../src/Wiring.ts"
 
@@ -28,10 +32,10 @@ const warningsOf = (taskFile: string, maxTrials: number) =>
   })
 
 /** A run of the task with ASHA, sequential, to its end; its journal's events. */
-const runAsha = (taskFile: string, maxTrials: number, seed = 0) =>
+const runAsha = (taskFile: string, maxTrials: number, seed = 0, onEvent?: Explorer.Options["onEvent"]) =>
   Effect.gen(function*() {
     const prepared = yield* Trex.prepare({ taskFile, out: tmp(), seed, maxTrials, scheduler: "asha", concurrency: 1, logLevel: "None" })
-    yield* Trex.runPrepared(prepared)
+    yield* Trex.runPrepared(prepared, onEvent !== undefined ? { onEvent } : {})
     return { prepared, events: (yield* RunDir.readEntries(prepared.runDir)).map((e) => e.event) }
   })
 
@@ -80,6 +84,36 @@ describe("ASHA on recorded learning curves", () => {
         const steps = events.flatMap((e) => (e._tag === "JobProgress" && e.nodeId === id ? e.metrics.map((p) => p.step) : []))
         const charged = events.filter((e) => e._tag === "BudgetCharged" && e.nodeId === id)
         assert.deepStrictEqual(charged.map((e) => e._tag === "BudgetCharged" && [e.reason, e.cost.gpuSeconds]), [["pruned trial", 600 * Math.max(...steps)]], id)
+      }
+    }), 60_000)
+
+  it.live("a pruned trial says where and on what it was stopped: in the journal, the live view, report.md and trex status", () =>
+    Effect.gen(function*() {
+      let live = ""
+      const view = LiveView.make({ tty: false, write: (s) => void (live += s), intervalMs: 60_000 })
+      const { prepared, events } = yield* runAsha(tedRuEn, 12, 0, view.onEvent)
+      view.close()
+      const pruned = events.flatMap((e) => (e._tag === "NodeFinished" && e.outcome === "Pruned" ? [e] : []))
+      assert.isAtLeast(pruned.length, 3)
+      const report = fs.readFileSync(path.join(prepared.runDir, "report.md"), "utf8")
+      const status = Status.toText(yield* RunDir.load(prepared.runDir), prepared.runDir)
+      for (const e of pruned) {
+        const last = events.flatMap((x) => (x._tag === "JobProgress" && x.nodeId === e.nodeId ? x.metrics : [])).at(-1)!
+        const reason = `stopped early by the scheduler (asha) at step ${last.step}: dev/ppl_best ${Number(last.value.toPrecision(6))}`
+        assert.strictEqual(e.reason, reason)
+        assert.match(live, new RegExp(`^done   ${e.nodeId} pruned: ${reason.replace(/[().]/g, "\\$&")}  \\|`, "m"))
+        const row = report.split("\n").find((l) => l.startsWith(`| ${e.nodeId} |`))
+        // (the report escapes Markdown in the reason)
+        assert.isTrue(row?.endsWith(`| Pruned | - | ${reason.replace(/_/g, "\\_")} |`), row)
+        assert.match(status, new RegExp(`─ ${e.nodeId} pruned at step ${last.step}$`, "m"))
+      }
+      assert.notInclude(report, "Cancelled: cancelled")
+      // the HTML report's trial panel: "Pruned because <reason>", with no cancel shown as its failure
+      const model = ReportModel.build(yield* RunDir.readEntries(prepared.runDir))!
+      for (const e of pruned) {
+        const n = model.nodes.find((x) => x.id === e.nodeId)!
+        assert.deepStrictEqual([n.state, n.reason, n.failure], ["Pruned", e.reason, undefined])
+        assert.isAbove(n.cost.gpuSeconds, 0)
       }
     }), 60_000)
 

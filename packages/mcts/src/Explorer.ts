@@ -306,7 +306,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const fibers = yield* FiberMap.make<string, void, Errors.JournalError>()
   const inFlight = new Set<string>()
   let finishedCount = 0
-  const pruning = new Set<string>()
+  /** Trials a scheduler pruned, and why (journaled with the node's end). */
+  const pruning = new Map<string, string>()
   /** Completed when the trial is pruned: its stream is then stopped (at once, or after PRUNE_GRACE once its job is cancelled). */
   const prunes = new Map<string, Deferred.Deferred<Duration.Duration>>()
   // Withdrawn through the executor when it can do so in one step (a job that has just left the queue
@@ -380,11 +381,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           Effect.matchEffect({
             onFailure: (e) =>
               e._tag !== "ExecutorError" ? Effect.fail(e)
-              : pruning.has(node.id) ? finish(node.id, "Pruned", undefined, PRUNED)
+              : pruning.has(node.id) ? finish(node.id, "Pruned", undefined, pruning.get(node.id))
               : failedAttempt(tries, e),
             onSuccess: (result) => {
               // pruned: its job was cancelled (or its stream stopped); one that finished first keeps its result
-              if (pruning.has(node.id) && (result === undefined || result.failure?.kind === "Cancelled")) return finish(node.id, "Pruned", result, PRUNED)
+              if (pruning.has(node.id) && (result === undefined || result.failure?.kind === "Cancelled")) return finish(node.id, "Pruned", result, pruning.get(node.id))
               if (result === undefined) return failedAttempt(tries, undefined)
               // A job we reattached to had been cancelled by an earlier stop: run it afresh.
               if (reattach !== undefined && result.failure?.kind === "Cancelled" && tries === 0) return attempt(tries + 1, undefined)
@@ -421,7 +422,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         )
       }),
       // a run cancelled while a pruned trial's job reports its end: it stays pruned (a resumed run does not run it again)
-      Effect.onInterrupt(() => pruning.has(node.id) ? finish(node.id, "Pruned", undefined, PRUNED).pipe(Effect.orDie) : Effect.void),
+      Effect.onInterrupt(() => pruning.has(node.id) ? finish(node.id, "Pruned", undefined, pruning.get(node.id)).pipe(Effect.orDie) : Effect.void),
       Effect.ensuring(
         Effect.suspend(() => {
           inFlight.delete(node.id)
@@ -455,7 +456,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           // decided on the tree with this progress folded in
           () => {
             if (ev.metrics.length > 0 && !pruning.has(nodeId) && scheduler.decide(tree.view, nodeId) === "prune") {
-              pruning.add(nodeId)
+              pruning.set(nodeId, prunedBecause(scheduler.name, ev.metrics))
               const n = tree.view.get(nodeId)
               const job = n?.state._tag === "Running" ? n.state.job : undefined
               const cancel = executor.cancel !== undefined && job !== undefined ? executor.cancel(job) : undefined
@@ -868,8 +869,12 @@ const strategyIssues = (strategy: unknown): string | undefined => {
 const GROUP_COMMIT = "20 millis"
 /** How long a pruned trial's stream may go on after its job was cancelled, to report the cost it ran up, before it is stopped. */
 const PRUNE_GRACE = Duration.minutes(2)
-/** The reason journaled for a pruned trial. */
-const PRUNED = "stopped early by the scheduler"
+/** The reason journaled for a pruned trial: the scheduler, the step, and the points of the report it was pruned on (at most 3). */
+const prunedBecause = (scheduler: string, points: ReadonlyArray<Result.MetricPoint>): string => {
+  const step = Math.max(...points.map((p) => p.step))
+  const shown = points.slice(0, 3).map((p) => `${p.split}/${p.name} ${Number(p.value.toPrecision(6))}`)
+  return `stopped early by the scheduler (${scheduler}) at step ${step}: ${shown.join(", ")}${points.length > 3 ? ", ..." : ""}`
+}
 /** The reason of the charge of a pruned trial's cost (a whole trial's is "trial"). */
 const PRUNED_TRIAL = "pruned trial"
 

@@ -241,7 +241,8 @@ const nodeData = (
     ...(score !== undefined ? { score } : {}),
     ...(n.prior !== undefined ? { prior: n.prior } : {}),
     ...("finishedAt" in s ? { finishedAt: s.finishedAt } : {}),
-    ...(result?.failure !== undefined ? { failure: result.failure } : {}),
+    // a pruned trial's job was cancelled: its reason says why, the cancel is no failure of its own
+    ...(result?.failure !== undefined && s._tag !== "Pruned" ? { failure: result.failure } : {}),
     ...("reason" in s ? { reason: s.reason } : {}),
     ...(result?.summary !== undefined ? { summary: result.summary } : {}),
     ...(result?.reusedFrom !== undefined ? { reusedFrom: result.reusedFrom } : {}),
