@@ -4,10 +4,10 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Errors } from "@trex/core"
+import { Errors, ExperimentNode, type ExperimentTree } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import type { Explorer } from "@trex/mcts"
-import { Effect, Logger } from "effect"
+import { Effect, Fiber, Logger } from "effect"
 import * as ReportModel from "../src/internal/reportModel.ts"
 import * as LiveView from "../src/LiveView.ts"
 import * as RunDir from "../src/RunDir.ts"
@@ -116,6 +116,38 @@ describe("ASHA on recorded learning curves", () => {
         assert.isAbove(n.cost.gpuSeconds, 0)
       }
     }), 60_000)
+
+  it.live("a run killed mid-flight resumes with ASHA's decisions: what was pruned stays pruned, and the rungs, rebuilt from the journal, decide as in an uninterrupted run", () =>
+    Effect.gen(function*() {
+      const shape = (tree: ExperimentTree.TreeView) =>
+        [...tree.nodes()].map((n) => `${n.id}<${n.parent}:${n.fingerprint}:${n.state._tag}:${ExperimentNode.score(n) ?? "-"}`)
+      const options = { taskFile: tedRuEn, seed: 3, maxTrials: 14, scheduler: "asha", concurrency: 1, logLevel: "None", reuse: false } as const
+      const first = yield* Trex.prepare({ ...options, out: tmp() })
+      const reference = yield* Trex.runPrepared(first)
+      assert.isAtLeast([...reference.tree.nodes()].filter((n) => n.state._tag === "Pruned").length, 3)
+      // killed just after the first prune, half way, and near the end
+      const journal = (yield* RunDir.readEntries(first.runDir)).map((e) => e.event)
+      const firstPruned = journal.findIndex((e) => e._tag === "NodeFinished" && e.outcome === "Pruned")
+      let prunedAtKills = 0
+      for (const killAt of [firstPruned + 3, Math.floor(journal.length / 2), journal.length - 12]) {
+        const prepared = yield* Trex.prepare({ ...options, out: tmp() })
+        let seen = 0
+        const fiber = yield* Trex.runPrepared(prepared, { onEvent: () => void seen++ }).pipe(Effect.forkChild)
+        while (seen < killAt) yield* Effect.sleep("1 millis")
+        yield* Fiber.interrupt(fiber)
+        const before = (yield* RunDir.readEntries(prepared.runDir)).map((e) => e.event)
+        const prunedBefore = before.flatMap((e) => (e._tag === "NodeFinished" && e.outcome === "Pruned" ? [e.nodeId] : []))
+        const resumed = yield* Trex.runPrepared(yield* Trex.prepare({ resume: prepared.runDir, logLevel: "None" }))
+        assert.deepStrictEqual(shape(resumed.tree), shape(reference.tree), `kill at event ${killAt}`)
+        const after = (yield* RunDir.readEntries(prepared.runDir)).map((e) => e.event).slice(before.length)
+        assert.isTrue(after.some((e) => e._tag === "RunResumed"))
+        // a trial pruned before the kill is not run again, nor finished again
+        for (const id of prunedBefore) assert.isFalse(after.some((e) => "nodeId" in e && e.nodeId === id), `${id} after the resume`)
+        assert.isFalse(before.some((e) => e._tag === "RunFinished"), `killed mid-run (at event ${killAt})`)
+        prunedAtKills += prunedBefore.length
+      }
+      assert.isAtLeast(prunedAtKills, 2, "some trials were pruned before a kill")
+    }), 120_000)
 
   it.live("it compares the points the table replays, named as its curve: a task metric named otherwise is no reason to prune nothing", () =>
     Effect.gen(function*() {
