@@ -6,22 +6,29 @@
  *
  * A method is a policy and a researcher: `uct` (the default: UCT + heuristic researcher),
  * `puct`, `greedy`, `best-first` (each with the heuristic researcher), `random` (random search:
- * uniform proposals) and `tpe` (flat TPE) — or a `Contender` of your own (a named policy, and
- * a researcher or the heuristic one), benchmarked the same way from code.
+ * uniform proposals) and `tpe` (flat TPE), each also with ASHA early stopping as `trex run
+ * --scheduler asha` sets it up (`uct+asha`) — or a `Contender` of your own (a named policy, and
+ * a researcher or the heuristic one, and a scheduler if you like), benchmarked the same way from code.
  *
  * @since 0.1.0
  */
 import { HeuristicResearcher, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
-import { Errors, Journal, type JournalEvent, Researcher, SearchPolicy, type Task, TaskFile } from "@trex/core"
+import { Errors, Journal, type JournalEvent, Researcher, type Scheduler, SearchPolicy, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Control, Explorer, RandomPolicy } from "@trex/mcts"
 import { Effect, Layer } from "effect"
 import * as Wiring from "./Wiring.ts"
 
-/** The methods `trex bench` knows. @since 0.1.0 @category models */
+/** The methods `trex bench` knows; each may also run with ASHA early stopping (`uct+asha`, see {@link ASHA}). @since 0.1.0 @category models */
 export const methods = ["uct", "puct", "greedy", "best-first", "random", "tpe"] as const
+/**
+ * The suffix that runs a method with ASHA early stopping, as `trex run --scheduler asha` does
+ * (on the points of the table's curve, from step 1, eta 3): `uct+asha`.
+ * @since 0.1.0 @category models
+ */
+export const ASHA = "+asha"
 /** @since 0.1.0 @category models */
-export type Method = typeof methods[number]
+export type Method = typeof methods[number] | `${typeof methods[number]}+asha`
 
 /**
  * A method of your own: a named search policy and a researcher (default: the heuristic one). The
@@ -33,6 +40,8 @@ export interface Contender {
   readonly name: string
   readonly policy: SearchPolicy.SearchPolicyShape
   readonly researcher?: Researcher.ResearcherShape | undefined
+  /** Early stopping of its trials (default none): an `Asha.make` on the points of the table's curve, say. */
+  readonly scheduler?: Scheduler.SchedulerShape | undefined
 }
 
 /** A built-in method's name, or a contender of your own. @since 0.1.0 @category models */
@@ -43,14 +52,35 @@ export const nameOf = (method: MethodLike): string => (typeof method === "string
 
 const parts = (method: MethodLike): { policy: SearchPolicy.SearchPolicyShape; researcher: Researcher.ResearcherShape } => {
   if (typeof method !== "string") return { policy: method.policy, researcher: method.researcher ?? HeuristicResearcher.make() }
-  switch (method) {
+  switch (baseOf(method)) {
     case "random":
       return { policy: RandomPolicy.make(), researcher: RandomResearcher.make() }
     case "tpe":
       return { policy: RandomPolicy.make(), researcher: TpeResearcher.make() }
     default:
-      return { policy: Wiring.policy(method), researcher: HeuristicResearcher.make() }
+      return { policy: Wiring.policy(baseOf(method) as Exclude<typeof methods[number], "tpe">), researcher: HeuristicResearcher.make() }
   }
+}
+
+const baseOf = (method: Method): typeof methods[number] => (method.endsWith(ASHA) ? method.slice(0, -ASHA.length) : method) as typeof methods[number]
+
+/**
+ * A method's scheduler: a contender's own, ASHA for `<method>+asha` (as `trex run --scheduler asha`
+ * sets it up, on the points the table's curve replays), else none. A table without a curve gives
+ * ASHA nothing to act on, and is refused.
+ */
+const schedulerOf = (method: MethodLike, task: Task.Task, landscape: Simulator.Landscape): Effect.Effect<Scheduler.SchedulerShape | undefined, Errors.InvalidInput> => {
+  if (typeof method !== "string") return Effect.succeed(method.scheduler)
+  if (!method.endsWith(ASHA)) return Effect.undefined
+  const curve = landscape.curve
+  if (curve === undefined) {
+    return Effect.fail(new Errors.InvalidInput({
+      source: "--policies",
+      message: `--policies ${method}: the table of task ${task.name} has no curve (backend.curve): its trials report no intermediate points, so asha would prune nothing. ` +
+        `Compare ${baseOf(method)} without ${ASHA} on it, or name the table's column of per-checkpoint values in backend.curve`
+    }))
+  }
+  return Wiring.asha({ name: curve.name, split: curve.split, direction: task.metric.direction })
 }
 
 /**
@@ -82,6 +112,7 @@ export const runOnce = (
   const concurrency = options.concurrency ?? 1
   return Effect.gen(function*() {
     const { policy, researcher } = parts(method)
+    const scheduler = yield* schedulerOf(method, task, landscape)
     const sim = yield* Simulator.Simulator
     const regret: Array<number> = []
     const hours: Array<number> = []
@@ -111,7 +142,8 @@ export const runOnce = (
       concurrency,
       distillEvery: 5,
       control,
-      onEvent
+      onEvent,
+      ...(scheduler !== undefined ? { scheduler } : {})
     }).pipe(
       Effect.provide(
         Layer.mergeAll(
@@ -371,12 +403,15 @@ export const toRatioTable = (results: ReadonlyArray<TaskResult>, trials: Readonl
   return lines.join("\n")
 }
 
-/** Whether a string names a method. @since 0.1.0 @category parsing */
+/** Whether a string names methods (`uct,random`; `uct+asha` with ASHA). @since 0.1.0 @category parsing */
 export const parseMethods = (text: string): Effect.Effect<ReadonlyArray<Method>, Errors.InvalidInput> => {
   const names = text.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
-  const bad = names.filter((n) => !(methods as ReadonlyArray<string>).includes(n))
+  const bad = names.filter((n) => !(methods as ReadonlyArray<string>).includes(n.endsWith(ASHA) ? n.slice(0, -ASHA.length) : n))
   return bad.length > 0 || names.length === 0
-    ? Effect.fail(new Errors.InvalidInput({ source: "--policies", message: `--policies: unknown method ${bad.join(", ") || "(none)"}; choose from ${methods.join(", ")}` }))
+    ? Effect.fail(new Errors.InvalidInput({
+      source: "--policies",
+      message: `--policies: unknown method ${bad.join(", ") || "(none)"}; choose from ${methods.join(", ")}, each also with ${ASHA} for ASHA early stopping (uct${ASHA})`
+    }))
     : Effect.succeed(names as ReadonlyArray<Method>)
 }
 

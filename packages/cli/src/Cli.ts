@@ -213,7 +213,10 @@ const benchCommand = Command.make(
   "bench",
   {
     tasks: Flag.String("task").pipe(Flag.atLeast(1), Flag.withDescription("a recorded-table task file (repeatable)")),
-    policies: Flag.String("policies").pipe(defaulted("uct,greedy,random,tpe", "comma-separated methods: uct, puct, greedy, best-first, random, tpe")),
+    policies: Flag.String("policies").pipe(defaulted(
+      "uct,greedy,random,tpe",
+      "comma-separated methods: uct, puct, greedy, best-first, random, tpe; add +asha to run one with ASHA early stopping as trex run --scheduler asha does (uct+asha), on tables with a curve"
+    )),
     seeds: Flag.Int("seeds").pipe(defaulted(20, "runs per method, the same seeds for every method")),
     firstSeed: Flag.Int("first-seed").pipe(defaulted(0, "the first seed: runs use seeds first-seed .. first-seed + seeds - 1 (fresh seeds check a change tuned on others)")),
     trials: Flag.String("trials").pipe(defaulted("5,10,20,30", "comma-separated trial counts at which regret is reported")),

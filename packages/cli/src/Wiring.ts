@@ -59,13 +59,18 @@ export const ashaMetric = (settings: Settings, task: Task.Task): Effect.Effect<A
   })
 
 /**
- * The scheduler: ASHA on the points {@link ashaMetric} names, from step 1, else none.
+ * ASHA as `--scheduler asha` (and `trex bench`'s `<method>+asha`) sets it up on the given points: rungs
+ * from step 1, eta 3.
+ * @since 0.1.0 @category layers
+ */
+export const asha = (metric: Asha.Options["metric"]): Effect.Effect<Scheduler.SchedulerShape, Errors.InvalidInput> => Asha.make({ metric, minStep: 1 })
+
+/**
+ * The scheduler: {@link asha} on the points {@link ashaMetric} names, else none.
  * @since 0.1.0 @category layers
  */
 export const scheduler = (settings: Settings, task: Task.Task): Effect.Effect<Scheduler.SchedulerShape | undefined, Errors.InvalidInput> =>
-  settings.scheduler === "asha"
-    ? Effect.flatMap(ashaMetric(settings, task), (metric) => Asha.make({ metric, minStep: 1 }))
-    : Effect.undefined
+  settings.scheduler === "asha" ? Effect.flatMap(ashaMetric(settings, task), asha) : Effect.undefined
 
 /**
  * The backend layer. A simulated run's table is read from the task unless it was read already (`landscape`).

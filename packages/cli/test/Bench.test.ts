@@ -7,18 +7,22 @@ import { Effect } from "effect"
 import { RandomResearcher } from "@trex/agents"
 import { TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
-import { Uct } from "@trex/mcts"
+import { Asha, RandomPolicy, Uct } from "@trex/mcts"
 import * as Bench from "../src/Bench.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 const bin = path.join(root, "packages/cli/src/bin.ts")
 
-// a 3 x 3 table: score = 20 (lr 3e-4), 10 (lr 1e-4) or 0 (lr 1e-3), plus the layers (1, 2 or 4): best 24, worst 1
-const table = (dir: string) => {
-  const rows = ["lr,layers,score,updates"]
+// a 3 x 3 table: score = 20 (lr 3e-4), 10 (lr 1e-4) or 0 (lr 1e-3), plus the layers (1, 2 or 4): best 24, worst 1;
+// with `curve`, each run reports its score at three checkpoints (a third, two thirds, all of it)
+const table = (dir: string, options: { readonly curve?: boolean } = {}) => {
+  const rows = [`lr,layers,score,updates${options.curve === true ? ",curve" : ""}`]
   const lrs = [1e-4, 3e-4, 1e-3]
   for (const [i, lr] of lrs.entries()) {
-    for (const layers of [1, 2, 4]) rows.push(`${lr},${layers},${10 * (i === 1 ? 2 : i === 0 ? 1 : 0) + layers},${100 * layers}`)
+    for (const layers of [1, 2, 4]) {
+      const score = 10 * (i === 1 ? 2 : i === 0 ? 1 : 0) + layers
+      rows.push(`${lr},${layers},${score},${100 * layers}${options.curve === true ? `,"[${score / 3},${(2 * score) / 3},${score}]"` : ""}`)
+    }
   }
   fs.writeFileSync(path.join(dir, "runs.csv"), rows.join("\n") + "\n")
   const task = path.join(dir, "task.yaml")
@@ -36,6 +40,7 @@ const table = (dir: string) => {
     "    - { column: layers, path: training.extra.layers, kind: ordinal }",
     "  metric: { column: score }",
     "  cost: { column: updates, scale: 1 }",
+    ...(options.curve === true ? ["  curve: { column: curve, split: dev }"] : []),
     ""
   ].join("\n"))
   return task
@@ -92,6 +97,32 @@ describe("trex bench", () => {
       const twice = yield* Bench.benchTask(task, { ...options, methods: ["uct", { name: "uct", policy: Uct.make() }] }).pipe(Effect.flip)
       assert.strictEqual(twice._tag, "InvalidInput")
       assert.match(twice.message, /two methods are named uct: give each contender its own name/)
+    }), 60_000)
+
+  it.effect("<method>+asha runs the method with ASHA early stopping, as trex run --scheduler asha: pruned trials cost only the checkpoints they ran", () =>
+    Effect.gen(function*() {
+      const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")), { curve: true })
+      const options = { seeds: 4, trials: [9], gpuHours: [0.1, 1] }
+      const r = yield* Bench.benchTask(task, { ...options, methods: ["random", "random+asha"] })
+      assert.deepStrictEqual(Object.keys(r.regret), ["random", "random+asha"])
+      // random search proposes the same rows whatever their results: the same nine, all run whole without ASHA
+      assert.closeTo(r.gpuHours.random![9]!, 2100 / 3600, 1e-9)
+      // with it, those that lag at a checkpoint stop there (and the best row, which leads at every one, never does)
+      assert.isBelow(r.gpuHours["random+asha"]![9]!, r.gpuHours.random![9]! - 100 / 3600)
+      assert.deepStrictEqual(r.perSeed["random+asha"]![9], [0, 0, 0, 0])
+      // an ASHA of your own on a contender: the same ASHA, the same runs
+      const asha = yield* Asha.make({ metric: { name: "score", split: "dev", direction: "maximize" }, minStep: 1 })
+      const mine = yield* Bench.benchTask(task, { ...options, methods: [{ name: "mine", policy: RandomPolicy.make(), researcher: RandomResearcher.make(), scheduler: asha }] })
+      assert.deepStrictEqual(mine.perSeed.mine, r.perSeed["random+asha"])
+      assert.deepStrictEqual(mine.atHours.perSeed.mine, r.atHours.perSeed["random+asha"])
+      // a table without a curve gives ASHA nothing to act on
+      const flat = yield* Bench.benchTask(table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-"))), { ...options, methods: ["uct+asha"] }).pipe(Effect.flip)
+      assert.strictEqual(flat._tag, "InvalidInput")
+      assert.match(flat.message, /^--policies uct\+asha: the table of task tiny has no curve \(backend\.curve\)/)
+      assert.deepStrictEqual(yield* Bench.parseMethods("uct, uct+asha,tpe+asha"), ["uct", "uct+asha", "tpe+asha"])
+      for (const bad of ["annealing+asha", "uct+ash", "+asha"]) {
+        assert.match((yield* Effect.flip(Bench.parseMethods(bad))).message, new RegExp(`unknown method ${bad.replace("+", "\\+")}; .*each also with \\+asha`))
+      }
     }), 60_000)
 
   it.effect("regret against simulated GPU-hours: runs go on until the largest budget is spent", () =>
@@ -220,6 +251,10 @@ describe("trex bench", () => {
     const huge = run(["--trials", "10,1e9"])
     assert.strictEqual(huge.status, 2)
     assert.match(huge.stderr, /--trials: at most 100000 trials per run, got 1000000000/)
+    const withAsha = bench(["--task", table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")), { curve: true }), "--policies", "random,random+asha", "--seeds", "2", "--trials", "9"])
+    assert.strictEqual(withAsha.status, 0, withAsha.stderr)
+    assert.match(withAsha.stdout, /\| tiny \| random\+asha \| 0\.000 ± 0\.000 \| 0\.\d \|/)
+    assert.match(bench(["--help"]).stdout, /add \+asha to run one with ASHA early stopping as trex run --scheduler asha does \(uct\+asha\)/)
     const unknown = run(["--policies", "uct,annealing"])
     assert.strictEqual(unknown.status, 2)
     assert.match(unknown.stderr, /--policies: unknown method annealing; choose from uct, puct/)
