@@ -23,7 +23,7 @@ import * as Wiring from "./Wiring.ts"
 export const methods = ["uct", "puct", "greedy", "best-first", "random", "tpe"] as const
 /**
  * The suffix that runs a method with ASHA early stopping, as `trex run --scheduler asha` does
- * (on the points of the table's curve, from step 1, eta 3): `uct+asha`.
+ * (on the points of the table's curve; see `Wiring.asha`): `uct+asha`.
  * @since 0.1.0 @category models
  */
 export const ASHA = "+asha"

@@ -59,11 +59,12 @@ export const ashaMetric = (settings: Settings, task: Task.Task): Effect.Effect<A
   })
 
 /**
- * ASHA as `--scheduler asha` (and `trex bench`'s `<method>+asha`) sets it up on the given points: rungs
- * from step 1, eta 3.
+ * ASHA as `--scheduler asha` (and `trex bench`'s `<method>+asha`) sets it up on the given points: eta 3,
+ * rungs at a ninth and a third of a whole trial's length (`minStep: "auto"`: the median length of the
+ * trials that ran to their end).
  * @since 0.1.0 @category layers
  */
-export const asha = (metric: Asha.Options["metric"]): Effect.Effect<Scheduler.SchedulerShape, Errors.InvalidInput> => Asha.make({ metric, minStep: 1 })
+export const asha = (metric: Asha.Options["metric"]): Effect.Effect<Scheduler.SchedulerShape, Errors.InvalidInput> => Asha.make({ metric, minStep: "auto" })
 
 /**
  * The scheduler: {@link asha} on the points {@link ashaMetric} names, else none.

@@ -1,7 +1,8 @@
 /**
- * Asynchronous successive halving (ASHA) as a `Scheduler`: rungs at `minStep * eta^k`; a trial
- * that reaches a rung continues only if its metric there is in the top `1 / eta` of the trials
- * that reached the same rung. Off by default; enable with `--scheduler asha`.
+ * Asynchronous successive halving (ASHA) as a `Scheduler`: rungs at `minStep * eta^k` (or, with
+ * `minStep: "auto"`, at `R / eta^2` and `R / eta`, R the length of a whole trial); a trial that
+ * reaches a rung continues only if its metric there is in the top `1 / eta` of the trials that
+ * reached the same rung. Off by default; enable with `--scheduler asha`.
  *
  * @since 0.1.0
  */
@@ -12,8 +13,15 @@ import { Errors, type ExperimentTree, Scheduler, TaskFile } from "@trex/core"
 export interface Options {
   /** The intermediate metric to compare (name and split), and whether larger is better. */
   readonly metric: { readonly name: string; readonly split?: string; readonly direction: "maximize" | "minimize" }
-  /** First rung, in the trial's own step units (a number greater than 0). */
-  readonly minStep: number
+  /**
+   * First rung, in the trial's own step units (a number greater than 0; rungs then at `minStep * eta^k`
+   * for every k), or `"auto"`: two reductions below the length of a whole trial, R, the median last step
+   * of the trials that ran to their end so far (rungs at `R / eta^2` and `R / eta` only, so a trial past a
+   * third of a whole one is let finish; none is pruned before a trial has run to its end). A fixed first
+   * step of 1 (the first evaluation) stops trials on their first point, which often ranks them poorly:
+   * see docs/benchmarks.md, "Early stopping (ASHA)".
+   */
+  readonly minStep: number | "auto"
   /** Reduction factor, greater than 1 (default 3): a rung keeps the best `1 / eta` of the trials that reached it. */
   readonly eta?: number
   /** Trials needed at a rung before it prunes anyone (default eta, rounded up). */
@@ -55,9 +63,9 @@ const issuesOf = (options: Options): Array<string> => {
     }
   }
   const minStep = o.minStep
-  if (!(typeof minStep === "number" && Number.isFinite(minStep) && minStep > 0)) {
+  if (!(minStep === "auto" || (typeof minStep === "number" && Number.isFinite(minStep) && minStep > 0))) {
     issues.push(
-      `minStep: expected a finite number greater than 0 (the step of the first rung, in the steps the trials report, e.g. 1 for the first evaluation), got ${show(minStep)}`
+      `minStep: expected a finite number greater than 0 (the step of the first rung, in the steps the trials report), or "auto" (two reductions below a whole trial's length), got ${show(minStep)}`
     )
   }
   const eta = o.eta
@@ -89,6 +97,32 @@ const lastStep = (curve: ReadonlyArray<{ step: number; name: string; split: stri
   return s
 }
 
+/** The length of a whole trial: the median last step of the trials that succeeded (the lower one of an even count). */
+const wholeLength = (tree: ExperimentTree.TreeView, opts: Options): number | undefined => {
+  const ends: Array<number> = []
+  for (const n of tree.nodes()) {
+    if (n.state._tag !== "Succeeded") continue
+    const end = lastStep(n.curve, opts)
+    if (end >= 0) ends.push(end)
+  }
+  if (ends.length === 0) return undefined
+  ends.sort((a, b) => a - b)
+  return ends[(ends.length - 1) >> 1]
+}
+
+/** The highest rung at or below `reached`, if any. */
+const rungAt = (tree: ExperimentTree.TreeView, opts: Options, eta: number, reached: number): number | undefined => {
+  if (opts.minStep !== "auto") {
+    if (reached < opts.minStep) return undefined
+    let rung = opts.minStep
+    while (rung * eta <= reached) rung *= eta
+    return rung
+  }
+  const whole = wholeLength(tree, opts)
+  if (whole === undefined) return undefined
+  return reached >= whole / eta ? whole / eta : reached >= whole / (eta * eta) ? whole / (eta * eta) : undefined
+}
+
 /**
  * Build an ASHA scheduler. Fails with `InvalidInput` naming each bad option and what it takes (an
  * `eta` of 1 or less, a `minStep` that is not a positive finite number, a misspelt option...),
@@ -99,7 +133,7 @@ const lastStep = (curve: ReadonlyArray<{ step: number; name: string; split: stri
  * import { Effect } from "effect"
  * import { Asha } from "@trex/mcts"
  * const program = Effect.gen(function*() {
- *   const scheduler = yield* Asha.make({ metric: { name: "ppl", split: "dev", direction: "minimize" }, minStep: 2 })
+ *   const scheduler = yield* Asha.make({ metric: { name: "ppl", split: "dev", direction: "minimize" }, minStep: "auto" })
  *   return scheduler.name
  * })
  * ```
@@ -122,11 +156,9 @@ const unchecked = (options: Options): Scheduler.SchedulerShape => {
     decide: (tree: ExperimentTree.TreeView, nodeId: string) => {
       const node = tree.get(nodeId)
       if (node === undefined) return "continue"
-      const reached = lastStep(node.curve, options)
-      if (reached < options.minStep) return "continue"
       // the highest rung this trial has reached
-      let rung = options.minStep
-      while (rung * eta <= reached) rung *= eta
+      const rung = rungAt(tree, options, eta, lastStep(node.curve, options))
+      if (rung === undefined) return "continue"
       const mine = valueAt(node.curve, options, rung)
       if (mine === undefined) return "continue"
       const peers: Array<number> = []

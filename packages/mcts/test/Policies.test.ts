@@ -184,6 +184,33 @@ describe("Asha", () => {
     assert.strictEqual(asha({ metric: { name: "score", direction: "maximize" }, minStep: 1 }).decide(b.view, id), "continue")
   })
 
+  describe('minStep "auto": rungs at a ninth and a third of a whole trial (eta 3)', () => {
+    const auto = asha({ metric: { name: "score", direction: "maximize" }, minStep: "auto" })
+    /** A trial that reports `values` at steps 1, 2, ...; finished (succeeded) or still running. */
+    const trial = (b: TreeBuilder.TreeBuilder, k: number, values: ReadonlyArray<number>, finished: boolean) => {
+      const id = b.start(b.propose("root", { "training.epochs": 1 + (k % 6), "training.learningRate": 10 ** -(1 + k) }))
+      values.forEach((v, i) => b.progress(id, i + 1, v))
+      return finished ? b.finish(id, values.at(-1)!) : id
+    }
+    it("prunes nothing before a trial has run to its end, however far behind", () => {
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+      const ids = [0.9, 0.8, 0.1].map((v, k) => trial(b, k, Array(20).fill(v), false))
+      assert.strictEqual(auto.decide(b.view, ids[2]!), "continue")
+    })
+    it("with whole trials of 3, 9 and 27 steps (median 9): rungs at steps 1 and 3, none later", () => {
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+      for (const [k, length] of [3, 9, 27].entries()) trial(b, k, Array(length).fill(0.9 - k / 100), true)
+      // behind at step 1 (a ninth of 9): pruned there
+      assert.strictEqual(auto.decide(b.view, trial(b, 3, [0.1], false)), "prune")
+      // level at step 1, behind at step 3: pruned at step 3
+      assert.strictEqual(auto.decide(b.view, trial(b, 4, [0.9, 0.9, 0.1], false)), "prune")
+      // level at step 3 and behind from step 4 on, to its end (step 9): let finish (a fixed first rung of 1 would stop it at step 9)
+      const late = trial(b, 5, [0.9, 0.9, 0.9, ...Array(6).fill(0.1)], false)
+      assert.strictEqual(auto.decide(b.view, late), "continue")
+      assert.strictEqual(asha({ metric: { name: "score", direction: "maximize" }, minStep: 1 }).decide(b.view, late), "prune")
+    })
+  })
+
   // Each of these made a scheduler that looped for ever at the first report (eta <= 1, minStep <= 0),
   // pruned every trial, the best included (eta NaN), never pruned (minStep Infinity or NaN, a
   // misspelt minStep) or minimised a metric meant to be maximised (a direction it did not know).
@@ -195,6 +222,7 @@ describe("Asha", () => {
     ["minStep 0", { metric, minStep: 0 }, /^minStep: expected a finite number greater than 0 .*got 0$/m],
     ["minStep negative", { metric, minStep: -2 }, /^minStep: .*got -2$/m],
     ["minStep Infinity", { metric, minStep: Infinity }, /^minStep: .*got Infinity$/m],
+    ["minStep neither a number nor \"auto\"", { metric, minStep: "Auto" }, /^minStep: expected a finite number greater than 0 .*, or "auto" .*got "Auto"$/m],
     ["minStep missing, min_step given", { metric, min_step: 1 }, /^min_step: not an option; did you mean "minStep"\?\nminStep: .*got undefined$/m],
     ["minTrialsPerRung 0", { metric, minStep: 1, minTrialsPerRung: 0 }, /^minTrialsPerRung: expected a whole number of at least 1 .*got 0$/m],
     ["minTrialsPerRung 1.5", { metric, minStep: 1, minTrialsPerRung: 1.5 }, /^minTrialsPerRung: .*got 1\.5$/m],
