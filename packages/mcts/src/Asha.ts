@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
-import { Errors, type ExperimentTree, Scheduler, TaskFile } from "@trex/core"
+import { type Errors, type ExperimentTree, OptionSpec, Scheduler } from "@trex/core"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -28,55 +28,21 @@ export interface Options {
   readonly minTrialsPerRung?: number
 }
 
-const OPTION_KEYS: ReadonlyArray<keyof Options> = ["metric", "minStep", "eta", "minTrialsPerRung"]
-
-const show = (v: unknown): string => {
-  if (typeof v === "number" || typeof v === "boolean" || v === undefined || v === null) return String(v)
-  if (typeof v === "string") return JSON.stringify(v)
-  return Array.isArray(v) ? "an array" : typeof v
-}
-
-/** The options' issues, each naming its option and the fix; empty when they are sound. */
-const issuesOf = (options: Options): Array<string> => {
-  if (typeof options !== "object" || options === null) {
-    return [`the options must be an object such as { metric: { name: "loss", split: "eval", direction: "minimize" }, minStep: 1 }, got ${show(options)}`]
-  }
-  const o = options as unknown as Record<string, unknown>
-  const issues: Array<string> = []
-  for (const key of Object.keys(o)) {
-    if ((OPTION_KEYS as ReadonlyArray<string>).includes(key)) continue
-    const meant = TaskFile.closest(key, OPTION_KEYS)
-    issues.push(`${key}: not an option${meant !== undefined ? `; did you mean "${meant}"?` : `; the options: ${OPTION_KEYS.join(", ")}`}`)
-  }
-  const metric = o.metric as Record<string, unknown> | undefined
-  if (typeof metric !== "object" || metric === null) {
-    issues.push(`metric: expected { name, split?, direction } (the intermediate metric the rungs compare), got ${show(metric)}`)
-  } else {
-    if (typeof metric.name !== "string" || metric.name === "") {
-      issues.push(`metric.name: expected the name of an intermediate metric the trials report (e.g. "loss"), got ${show(metric.name)}`)
-    }
-    if (metric.split !== undefined && (typeof metric.split !== "string" || metric.split === "")) {
-      issues.push(`metric.split: expected the split of the points to compare (e.g. "eval"), or leave it out for any split, got ${show(metric.split)}`)
-    }
-    if (metric.direction !== "maximize" && metric.direction !== "minimize") {
-      issues.push(`metric.direction: expected "maximize" or "minimize", got ${show(metric.direction)}`)
-    }
-  }
-  const minStep = o.minStep
-  if (!(minStep === "auto" || (typeof minStep === "number" && Number.isFinite(minStep) && minStep > 0))) {
-    issues.push(
-      `minStep: expected a finite number greater than 0 (the step of the first rung, in the steps the trials report), or "auto" (two reductions below a whole trial's length), got ${show(minStep)}`
-    )
-  }
-  const eta = o.eta
-  if (eta !== undefined && !(typeof eta === "number" && Number.isFinite(eta) && eta > 1)) {
-    issues.push(`eta: expected a finite number greater than 1 (each rung keeps the best 1 / eta of its trials; 3 is usual), or leave it out for 3, got ${show(eta)}`)
-  }
-  const least = o.minTrialsPerRung
-  if (least !== undefined && !(typeof least === "number" && Number.isSafeInteger(least) && least >= 1)) {
-    issues.push(`minTrialsPerRung: expected a whole number of at least 1 (trials at a rung before it prunes any), or leave it out for eta, got ${show(least)}`)
-  }
-  return issues
+/** What each option takes. */
+const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
+  metric: OptionSpec.required(OptionSpec.struct({
+    name: OptionSpec.required(OptionSpec.nonEmptyString("the name of an intermediate metric the trials report, e.g. \"loss\"")),
+    split: OptionSpec.nonEmptyString("the split of the points to compare, e.g. \"eval\"; leave it out for any split"),
+    direction: OptionSpec.required(OptionSpec.literal(["maximize", "minimize"], "whether larger is better"))
+  }, "the intermediate metric the rungs compare: { name, split?, direction }")),
+  minStep: OptionSpec.required({
+    issues: (v, path) =>
+      v === "auto" || (typeof v === "number" && Number.isFinite(v) && v > 0)
+        ? []
+        : [`${path}: expected a number above 0 (the step of the first rung, in the steps the trials report), or "auto" (two reductions below a whole trial's length), got ${OptionSpec.show(v)}`]
+  }),
+  eta: OptionSpec.number({ above: 1 }, "each rung keeps the best 1 / eta of its trials; 3 is usual"),
+  minTrialsPerRung: OptionSpec.integer(1, "trials at a rung before it prunes any")
 }
 
 /** The value a trial had at a step: its last point at or before it. */
@@ -140,12 +106,7 @@ const rungAt = (tree: ExperimentTree.TreeView, opts: Options, eta: number, reach
  * @since 0.1.0 @category constructors
  */
 export const make = (options: Options): Effect.Effect<Scheduler.SchedulerShape, Errors.InvalidInput> =>
-  Effect.suspend(() => {
-    const issues = issuesOf(options)
-    return issues.length > 0
-      ? Effect.fail(new Errors.InvalidInput({ source: "Asha.make options", message: issues.join("\n") }))
-      : Effect.succeed(unchecked(options))
-  })
+  OptionSpec.checked("Asha.make", SPEC, options, () => unchecked(options))
 
 const unchecked = (options: Options): Scheduler.SchedulerShape => {
   const eta = options.eta ?? 3
