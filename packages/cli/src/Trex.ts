@@ -60,7 +60,10 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   taskFile: OptionSpec.nonEmptyString("the path of a task file (YAML or JSON)"),
   task: OptionSpec.unchecked,
   taskDir: OptionSpec.nonEmptyString("the directory the task's relative paths are resolved against"),
-  out: OptionSpec.nonEmptyString("the directory that holds run directories, e.g. \"trex-runs\""),
+  // any string: an empty one is named by the check of the directory itself ("--out is empty")
+  out: {
+    issues: (v, path) => typeof v === "string" ? [] : [`${path}: expected the directory that holds run directories, e.g. "trex-runs", got ${OptionSpec.show(v)}`]
+  },
   resume: OptionSpec.nonEmptyString("a run directory, e.g. \"trex-runs/20261122-031500-quickstart\""),
   seed: OptionSpec.integer(Number.MIN_SAFE_INTEGER, "e.g. 1"),
   maxTrials: OptionSpec.integer(1, "the trial budget, e.g. 5"),

@@ -72,7 +72,7 @@ describe("Trex: options are checked before anything is written", () => {
       yield* refused({ taskFile, maxTrials: 0 }, "maxTrials", /maxTrials: expected an integer of at least 1/)
       yield* refused({ taskFile, seed: "x" }, "seed", /seed: expected an integer \(e\.g\. 1\), got "x"/)
       yield* refused({ taskFile, seed: Number.NaN }, "seed", /seed: expected an integer \(e\.g\. 1\), got NaN/)
-      yield* refused({ taskFile, out: 5 }, "out", /out: expected a non-empty string \(the directory that holds run directories, e\.g\. "trex-runs"\), got 5/)
+      yield* refused({ taskFile, out: 5 }, "out", /out: expected the directory that holds run directories, e\.g\. "trex-runs", got 5/)
       yield* refused({ taskFile, backend: "simulater" }, "backend", /backend: expected one of "local", "simulator".*; did you mean "simulator"\?/)
       yield* refused({ taskFile, seed: "x", concurrency: 0 }, "options", /seed: .*\n {2}concurrency: expected an integer of at least 1/)
     }))
