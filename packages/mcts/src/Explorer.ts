@@ -373,7 +373,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         })
         .pipe(
           // a prune cancels the job and lets the stream end with its cost; one that does not end in time is stopped
-          Stream.interruptWhen(Effect.flatMap(Deferred.await(pruned), Effect.sleep)),
+          // (without a scheduler nothing is pruned: no watch on the trial, which costs a fiber per trial)
+          (stream) => pruned === undefined ? stream : Stream.interruptWhen(stream, Effect.flatMap(Deferred.await(pruned), Effect.sleep)),
           Stream.runFoldEffect(
             () => undefined as Result.Result | undefined,
             (acc, ev) => ev._tag === "Finished" ? Effect.succeed(ev.result) : Effect.as(onExecutionEvent(node.id, ev), acc)
@@ -410,8 +411,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
             { retryable: error?.retryable ?? false }
           )
         )
-    const pruned = Deferred.makeUnsafe<Duration.Duration>()
-    prunes.set(node.id, pruned)
+    const pruned = scheduler === Scheduler.none ? undefined : Deferred.makeUnsafe<Duration.Duration>()
+    if (pruned !== undefined) prunes.set(node.id, pruned)
     return Effect.suspend(() => attempt(0, job)).pipe(
       // a defect in the executor or its backend (a bug: a stream that dies, a throw) fails this trial, loudly, not the run
       Effect.catchDefect((defect) => {
