@@ -15,6 +15,7 @@ import * as Settings from "../src/Settings.ts"
 import * as Status from "../src/Status.ts"
 import * as Trex from "../src/Trex.ts"
 import * as Wiring from "../src/Wiring.ts"
+import * as LrLayersTask from "./support/lrLayersTask.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 const tedRuEn = path.join(root, "bench/tasks/nmtlc-ted-ru-en.yaml")
@@ -43,36 +44,20 @@ const runAsha = (taskFile: string, maxTrials: number, seed = 0, onEvent?: Explor
  * A table of `rows` runs whose curves (dev ppl_best, minimised) are level until their last checkpoint, where they
  * part: ASHA (rungs at 1, 3, 9...) can tell them apart only at the end of each run. Cost 600 s a checkpoint.
  */
-const levelTable = (dir: string, options: { readonly checkpoints: number; readonly curve?: boolean; readonly metricName?: string } = { checkpoints: 3 }) => {
-  const rows = ["lr,layers,ppl_best,n_checkpoints,ppl_curve"]
-  let k = 0
-  for (const lr of [1e-4, 3e-4, 1e-3]) {
-    for (const layers of [1, 2, 4]) {
-      const final = 10 + k++
+const levelTable = (dir: string, options: { readonly checkpoints: number; readonly curve?: boolean; readonly metricName?: string } = { checkpoints: 3 }) =>
+  LrLayersTask.write(dir, {
+    name: "level",
+    metric: { name: options.metricName ?? "ppl_best", direction: "minimize" },
+    columns: "ppl_best,n_checkpoints,ppl_curve",
+    row: (i, layers) => {
+      const final = 10 + 3 * i + LrLayersTask.layerCounts.indexOf(layers as 1 | 2 | 4)
       const curve = [...Array(options.checkpoints - 1).fill(20), final]
-      rows.push(`${lr},${layers},${final},${options.checkpoints},"${JSON.stringify(curve)}"`)
-    }
-  }
-  fs.writeFileSync(path.join(dir, "runs.csv"), rows.join("\n") + "\n")
-  const task = path.join(dir, "task.yaml")
-  fs.writeFileSync(task, [
-    "name: level",
-    "objective: pick the learning rate and depth",
-    `metric: { name: ${options.metricName ?? "ppl_best"}, direction: minimize }`,
-    "budget: { maxTrials: 9 }",
-    "backend:",
-    "  kind: simulator",
-    "  table: runs.csv",
-    "  parameters:",
-    "    - { column: lr, path: training.learningRate, kind: log }",
-    "    - { column: layers, path: training.extra.layers, kind: ordinal }",
-    "  metric: { column: ppl_best }",
-    "  cost: { column: n_checkpoints, scale: 600 }",
-    ...(options.curve === false ? [] : ["  curve: { column: ppl_curve, split: dev }"]),
-    ""
-  ].join("\n"))
-  return task
-}
+      return `${final},${options.checkpoints},"${JSON.stringify(curve)}"`
+    },
+    metricColumn: "ppl_best",
+    cost: { column: "n_checkpoints", scale: 600 },
+    ...(options.curve === false ? {} : { curveColumn: "ppl_curve" })
+  })
 
 describe("ASHA on recorded learning curves", () => {
   it.live("a pruned trial's cost is charged to the budget: the checkpoints it ran, at the table's 600 s each", () =>

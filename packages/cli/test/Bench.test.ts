@@ -9,42 +9,27 @@ import { TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Asha, RandomPolicy, Uct } from "@trex/mcts"
 import * as Bench from "../src/Bench.ts"
+import * as LrLayersTask from "./support/lrLayersTask.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 const bin = path.join(root, "packages/cli/src/bin.ts")
 
 // a 3 x 3 table: score = 20 (lr 3e-4), 10 (lr 1e-4) or 0 (lr 1e-3), plus the layers (1, 2 or 4): best 24, worst 1;
 // with `curve`, each run reports its score at three checkpoints (a third, two thirds, all of it)
-const table = (dir: string, options: { readonly curve?: boolean } = {}) => {
-  const rows = [`lr,layers,score,updates${options.curve === true ? ",curve" : ""}`]
-  const lrs = [1e-4, 3e-4, 1e-3]
-  for (const [i, lr] of lrs.entries()) {
-    for (const layers of [1, 2, 4]) {
+const table = (dir: string, options: { readonly curve?: boolean } = {}) =>
+  LrLayersTask.write(dir, {
+    name: "tiny",
+    metric: { name: "score", direction: "maximize" },
+    columns: `score,updates${options.curve === true ? ",curve" : ""}`,
+    row: (i, layers) => {
       const score = 10 * (i === 1 ? 2 : i === 0 ? 1 : 0) + layers
-      rows.push(`${lr},${layers},${score},${100 * layers}${options.curve === true ? `,"[${score / 3},${(2 * score) / 3},${score}]"` : ""}`)
-    }
-  }
-  fs.writeFileSync(path.join(dir, "runs.csv"), rows.join("\n") + "\n")
-  const task = path.join(dir, "task.yaml")
-  fs.writeFileSync(task, [
-    "name: tiny",
-    "objective: pick the learning rate and depth",
-    "metric: { name: score, direction: maximize }",
-    "budget: { maxTrials: 9 }",
-    "recipe: { command: [simulated] }",
-    "backend:",
-    "  kind: simulator",
-    "  table: runs.csv",
-    "  parameters:",
-    "    - { column: lr, path: training.learningRate, kind: log }",
-    "    - { column: layers, path: training.extra.layers, kind: ordinal }",
-    "  metric: { column: score }",
-    "  cost: { column: updates, scale: 1 }",
-    ...(options.curve === true ? ["  curve: { column: curve, split: dev }"] : []),
-    ""
-  ].join("\n"))
-  return task
-}
+      return `${score},${100 * layers}${options.curve === true ? `,"[${score / 3},${(2 * score) / 3},${score}]"` : ""}`
+    },
+    metricColumn: "score",
+    cost: { column: "updates", scale: 1 },
+    ...(options.curve === true ? { curveColumn: "curve" } : {}),
+    recipe: true
+  })
 
 // the regrets a run can report on this table: (best - found) / (best - worst), best 24, worst 1
 const possible = new Set([1, 2, 4, 11, 12, 14, 21, 22, 24].map((s) => (24 - s) / 23))
