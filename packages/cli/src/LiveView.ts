@@ -57,7 +57,8 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     for (const n of tree.nodes()) {
       if (n.state._tag !== "Running" && n.state._tag !== "Queued") continue
       const last = n.curve.at(-1)
-      const state = ended || n.withdrawn === true
+      const state = n.pruning !== undefined ? "pruning (job cancelled)"
+        : ended || n.withdrawn === true
         ? `${n.withdrawn === true ? "withdrawn" : "stopped"} (runs on resume)`
         : n.waiting !== undefined ? waitLabel(n.waiting) : n.state._tag === "Queued" ? "queued " : "running"
       lines.push(`  ${n.id.padEnd(6)} ${bar(n.progress ?? 0)} ${state}${last !== undefined ? `  ${last.split}/${last.name} ${fmt(last.value)}` : ""}`)
@@ -107,6 +108,8 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
             ? `wait   ${e.nodeId}: ${Untrusted.line(e.reason ?? ExperimentNode.UNSPECIFIED_WAIT, 200)}\n`
             : e.state === "Running"
             ? `run    ${e.nodeId}: left the backend's queue\n`
+            : e.state === "Pruning"
+            ? `prune  ${e.nodeId}: ${Untrusted.line(e.reason ?? "stopped early by a scheduler", 300)}; its job is cancelled\n`
             : `stop   ${e.nodeId}: withdrawn from the backend's queue (runs on resume)\n`
         )
       case "InsightsDistilled":

@@ -36,7 +36,8 @@ export interface StatusJson {
   readonly insights: ReadonlyArray<{ readonly text: string; readonly evidence: ReadonlyArray<string> }>
   /**
    * `waiting`: why a trial's job waits in its backend's queue, while a controller runs the run;
-   * `withdrawn`: a drain took it out of the queue (it runs first on resume).
+   * `withdrawn`: a drain took it out of the queue (it runs first on resume); `pruning`: why a
+   * scheduler stopped it, while its job is being cancelled (it then ends `Pruned`, and is not run again).
    */
   readonly nodes: ReadonlyArray<{
     readonly id: string
@@ -46,6 +47,7 @@ export interface StatusJson {
     readonly failure?: string
     readonly waiting?: string
     readonly withdrawn?: true
+    readonly pruning?: string
   }>
 }
 
@@ -98,7 +100,8 @@ export const toJson = (info: RunInfo): StatusJson => {
       ...(failure !== undefined ? { failure: `${failure.kind}: ${failure.message}` } : {}),
       // a wait is news only while a controller runs the run
       ...(n.waiting !== undefined && live ? { waiting: n.waiting } : {}),
-      ...(n.withdrawn === true ? { withdrawn: true as const } : {})
+      ...(n.withdrawn === true ? { withdrawn: true as const } : {}),
+      ...(n.pruning !== undefined ? { pruning: n.pruning } : {})
     })
   }
   const best = view.best()
@@ -176,6 +179,8 @@ const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
     case "Cancelled":
       return "cancelled"
     default:
+      // a scheduler stopped it: it ends pruned (on resume too, which cancels its job if it still runs)
+      if (n.pruning !== undefined) return "pruning (its job is cancelled)"
       if (n.withdrawn === true) return "withdrawn (runs on resume)"
       // a trial in flight when its run stopped: its job may still run (resume reattaches to it) or be gone
       if (stopped) return `interrupted (${n.waiting !== undefined ? "waiting" : n.state._tag.toLowerCase()})`

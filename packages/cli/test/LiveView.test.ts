@@ -1,8 +1,9 @@
 // The live view on a terminal: a message printed while it redraws stays on screen.
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentNode, JournalEvent } from "@trex/core"
+import { ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import * as LiveView from "../src/LiveView.ts"
+import * as Status from "../src/Status.ts"
 
 /** The screen a terminal shows for `output`: lines, with "cursor up N, clear to the end" and "clear the line" applied. */
 const screen = (output: string): Array<string> => {
@@ -50,7 +51,7 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     const c = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.03 }))
     for (const [i, event] of b.events.slice(1).entries()) view.onEvent({ seq: i + 2, event }, b.view)
     // a job state as the explorer journals it, folded and shown
-    const state = (id: string, st: "Pending" | "Running" | "Withdrawn", reason?: string) => {
+    const state = (id: string, st: "Pending" | "Running" | "Withdrawn" | "Pruning", reason?: string) => {
       b.jobState(id, st, reason)
       view.onEvent({ seq: b.events.length, event: b.events.at(-1)! }, b.view)
     }
@@ -95,6 +96,18 @@ describe("LiveView: trials waiting in the backend's queue", () => {
       `stop   ${c}: withdrawn from the backend's queue (runs on resume)`
     ])
   })
+
+  it("a prune is shown when it is journaled, before the trial's end: a line in plain output, its state in the frame", () => {
+    const plain = setup(false)
+    plain.state(plain.a, "Pruning", "stopped early by the scheduler (asha) at step 3: eval/bleu 12.5")
+    assert.include(plain.out(), `prune  ${plain.a}: stopped early by the scheduler (asha) at step 3: eval/bleu 12.5; its job is cancelled\n`)
+    const tty = setup(true)
+    tty.state(tty.a, "Pruning", "stopped early by the scheduler (asha) at step 3: eval/bleu 12.5")
+    tty.view.close()
+    const frame = screen(tty.out())
+    assert.isTrue(frame.some((l) => l.includes(tty.a) && l.endsWith("pruning (job cancelled)")), frame.join("\n"))
+    assert.isTrue(frame.some((l) => l.includes(tty.c) && l.endsWith("running")), frame.join("\n"))
+  })
 })
 
 describe("LiveView in plain output", () => {
@@ -106,5 +119,26 @@ describe("LiveView in plain output", () => {
     const open = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
     view.onEvent({ seq: 1, event: JournalEvent.make("RunResumed", { at: 0 }) }, b.view)
     assert.strictEqual(out, `resumed run on task ${b.view.task.name}; in flight when it stopped (reattached, or run again): ${open}\n`)
+  })
+})
+
+describe("trex status of a trial being pruned", () => {
+  it("shows it pruning, with the scheduler's reason in --json, until its end is journaled", () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4 } }))
+    const id = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
+    b.progress(id, 3, 12.5)
+    b.jobState(id, "Pruning", "stopped early by the scheduler (asha) at step 3: eval/score 12.5")
+    const tree = ExperimentTree.fold(b.events)!
+    const info = {
+      started: b.events[0] as JournalEvent.Of<"RunStarted">,
+      finished: undefined,
+      tree,
+      entries: b.events.map((event, i) => ({ seq: i + 1, event })),
+      writer: undefined
+    }
+    assert.include(Status.treeLines(tree.view), `└─ ${id} pruning (its job is cancelled)`)
+    assert.strictEqual(Status.toJson(info).nodes.find((n) => n.id === id)?.pruning, "stopped early by the scheduler (asha) at step 3: eval/score 12.5")
+    b.finish(id, 12.5)
+    assert.notInclude(Status.treeLines(ExperimentTree.fold(b.events)!.view).join("\n"), "pruning")
   })
 })

@@ -50,6 +50,8 @@ export interface NodeView extends ExperimentNode.ExperimentNode {
   readonly waiting?: string | undefined
   /** Taken out of its backend's queue by a draining run (`JobState` `Withdrawn`): its job is cancelled; it runs on resume. */
   readonly withdrawn?: boolean | undefined
+  /** Why a scheduler stopped it, while its job is being cancelled (a `JobState` of `Pruning`); it then ends `Pruned`. */
+  readonly pruning?: string | undefined
   /** Intermediate metrics reported while running (schedulers read them). */
   readonly curve: ReadonlyArray<Result.MetricPoint>
 }
@@ -392,6 +394,7 @@ export class ExperimentTree {
         if (event.state === "Pending") n.view.waiting = event.reason ?? ExperimentNode.UNSPECIFIED_WAIT
         else if (n.view.waiting !== undefined) n.view.waiting = undefined
         if (event.state === "Withdrawn") n.view.withdrawn = true
+        if (event.state === "Pruning") n.view.pruning = event.reason ?? "stopped early by a scheduler"
         return
       }
       case "JobProgress": {
@@ -447,6 +450,7 @@ export class ExperimentTree {
     if (n === undefined || ExperimentNode.isFinished(n.view)) return
     if (n.view.waiting !== undefined) n.view.waiting = undefined
     if (n.view.withdrawn !== undefined) n.view.withdrawn = undefined
+    if (n.view.pruning !== undefined) n.view.pruning = undefined
     const at = event.at
     const result = event.result
     switch (event.outcome) {

@@ -16,7 +16,7 @@ import * as Result from "./Result.ts"
 import * as Task from "./Task.ts"
 
 /** The journal format version this code writes. @since 0.1.0 @category constants */
-export const FORMAT_VERSION = 3
+export const FORMAT_VERSION = 4
 
 /** Final state of a node. @since 0.1.0 @category schemas */
 export const Outcome = Schema.Literals(["Succeeded", "Failed", "Cancelled", "Pruned"])
@@ -56,11 +56,13 @@ export const JournalEvent = Schema.TaggedUnion({
    * A trial's job started waiting in its backend's queue (`Pending`, with the backend's reason),
    * its reason changed, it left the queue (`Running`, after a wait), or a draining run took it out
    * of the queue (`Withdrawn`: its job is cancelled, and a resumed run submits it afresh, first). A
-   * job that never waits journals none.
+   * job that never waits journals none. `Pruning` (format 4): a scheduler stopped the trial, for
+   * `reason`, and its job is being cancelled; the trial ends `Pruned`, and a resumed run does not
+   * run it again (it cancels the job, if it still runs, and charges what it cost).
    */
   JobState: {
     nodeId: Schema.String,
-    state: Schema.Literals(["Pending", "Running", "Withdrawn"]),
+    state: Schema.Literals(["Pending", "Running", "Withdrawn", "Pruning"]),
     reason: Schema.optionalKey(Schema.String),
     at: Schema.Finite
   },
@@ -127,7 +129,7 @@ const canonical: Partial<Record<Tag, C.Check>> = {
   JobState: C.struct(
     "JobState",
     cases.JobState,
-    { _tag: C.literal("JobState"), nodeId: C.isString, state: C.oneOf(["Pending", "Running", "Withdrawn"]), at: C.isFinite },
+    { _tag: C.literal("JobState"), nodeId: C.isString, state: C.oneOf(["Pending", "Running", "Withdrawn", "Pruning"]), at: C.isFinite },
     { reason: C.isString }
   ),
   NodeFinished: C.struct(

@@ -7,6 +7,7 @@
  */
 import { Context } from "effect"
 import type { TreeView } from "./ExperimentTree.ts"
+import type { MetricPoint } from "./Result.ts"
 
 /** @since 0.1.0 @category models */
 export type Decision = "continue" | "prune"
@@ -14,8 +15,15 @@ export type Decision = "continue" | "prune"
 /** The members of a scheduler. @since 0.1.0 @category models */
 export interface SchedulerShape {
   readonly name: string
-  /** Called after a running trial reports metrics; `tree.get(nodeId).curve` holds them all. */
-  readonly decide: (tree: TreeView, nodeId: string) => Decision
+  /**
+   * Called after a running trial reports metrics: `tree.get(nodeId).curve` holds them all, and
+   * `reported` the points of the report just folded in (so a scheduler can judge a trial once, when
+   * a report takes it past a rung, rather than again at each later report). A `prune` is journaled
+   * at once and stands: the trial's job is cancelled, and a resumed run does not run it again. A
+   * `decide` that throws is a bug in the scheduler: no trial is pruned from then on, no new trial
+   * starts, and once those in flight have finished the run fails with a `PolicyError` naming it.
+   */
+  readonly decide: (tree: TreeView, nodeId: string, reported?: ReadonlyArray<MetricPoint>) => Decision
 }
 
 /**

@@ -2,12 +2,14 @@
  * Asynchronous successive halving (ASHA) as a `Scheduler`: rungs at `minStep * eta^k` (or, with
  * `minStep: "auto"`, at `R / eta^2` and `R / eta`, R the length of a whole trial); a trial that
  * reaches a rung continues only if its metric there is in the top `1 / eta` of the trials that
- * reached the same rung. Off by default; enable with `--scheduler asha`.
+ * reached the same rung. It is judged once at each rung, by the report that takes it there (given
+ * `decide`'s `reported` points; without them, at every call). Off by default; enable with
+ * `--scheduler asha`.
  *
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
-import { type Errors, type ExperimentTree, OptionSpec, Scheduler } from "@trex/core"
+import { type Errors, type ExperimentTree, OptionSpec, type Result, Scheduler } from "@trex/core"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -63,6 +65,26 @@ const lastStep = (curve: ReadonlyArray<{ step: number; name: string; split: stri
   return s
 }
 
+/**
+ * Whether `reported` (points just folded into `curve`) took the trial to `rung`: one of them is at
+ * or past it, and none of the trial's earlier points was.
+ */
+const crosses = (
+  curve: ReadonlyArray<Result.MetricPoint>,
+  reported: ReadonlyArray<Result.MetricPoint>,
+  opts: Options,
+  rung: number
+): boolean => {
+  const isNew = new Set<string>()
+  for (const p of reported) isNew.add(`${p.step}\u0000${p.split}\u0000${p.name}`)
+  if (lastStep(reported, opts) < rung) return false
+  for (const p of curve) {
+    if (p.step < rung || p.name !== opts.metric.name || (opts.metric.split !== undefined && p.split !== opts.metric.split)) continue
+    if (!isNew.has(`${p.step}\u0000${p.split}\u0000${p.name}`)) return false
+  }
+  return true
+}
+
 /** The length of a whole trial: the median last step of the trials that succeeded (the lower one of an even count). */
 const wholeLength = (tree: ExperimentTree.TreeView, opts: Options): number | undefined => {
   const ends: Array<number> = []
@@ -114,12 +136,15 @@ const unchecked = (options: Options): Scheduler.SchedulerShape => {
   const sign = options.metric.direction === "maximize" ? 1 : -1
   return {
     name: "asha",
-    decide: (tree: ExperimentTree.TreeView, nodeId: string) => {
+    decide: (tree: ExperimentTree.TreeView, nodeId: string, reported?: ReadonlyArray<Result.MetricPoint>) => {
       const node = tree.get(nodeId)
       if (node === undefined) return "continue"
       // the highest rung this trial has reached
       const rung = rungAt(tree, options, eta, lastStep(node.curve, options))
       if (rung === undefined) return "continue"
+      // judged once at a rung, by the report that took it there: one let go on is not judged again there
+      // as more trials reach the rung (with several trials at once), as in ASHA, where a promotion stands
+      if (reported !== undefined && !crosses(node.curve, reported, options, rung)) return "continue"
       const mine = valueAt(node.curve, options, rung)
       if (mine === undefined) return "continue"
       const peers: Array<number> = []

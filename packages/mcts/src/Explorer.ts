@@ -310,6 +310,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const pruning = new Map<string, string>()
   /** Completed when the trial is pruned: its stream is then stopped (at once, or after PRUNE_GRACE once its job is cancelled). */
   const prunes = new Map<string, Deferred.Deferred<Duration.Duration>>()
+  /** A scheduler that threw: the run fails with this once the trials in flight have finished. */
+  let schedulerFailed = undefined as Errors.PolicyError | undefined
   // Withdrawn through the executor when it can do so in one step (a job that has just left the queue
   // is then let run), else by stopping the trial (which cancels its job).
   const withdraw = (nodeId: string) =>
@@ -323,6 +325,28 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         if (!withdrawn || !inFlight.has(nodeId)) return Effect.void
         return Effect.andThen(FiberMap.remove(fibers, nodeId), record([JournalEvent.make("JobState", { nodeId, state: "Withdrawn", at: nowMs() })], "soon"))
       })
+    })
+
+  /**
+   * Stop a trial a scheduler pruned: the decision is journaled at once (a resumed run does not run
+   * the trial again), then its job is cancelled through the executor and its stream let report the
+   * cost it ran up, for a grace; without the executor's `cancel`, or without a job, the stream is
+   * stopped at once.
+   */
+  const prune = (nodeId: string, reason: string) =>
+    Effect.suspend(() => {
+      pruning.set(nodeId, reason)
+      return Effect.andThen(record([JournalEvent.make("JobState", { nodeId, state: "Pruning", reason, at: nowMs() })], "now"), stopPruned(nodeId))
+    })
+  /** Cancel a pruned trial's job, and stop its stream (after PRUNE_GRACE when the job was cancelled, else at once). */
+  const stopPruned = (nodeId: string) =>
+    Effect.suspend(() => {
+      const n = tree.view.get(nodeId)
+      const job = n?.state._tag === "Running" ? n.state.job : undefined
+      const cancel = executor.cancel !== undefined && job !== undefined ? executor.cancel(job) : undefined
+      const pruned = prunes.get(nodeId)
+      if (pruned !== undefined) Deferred.doneUnsafe(pruned, Exit.succeed(cancel !== undefined ? PRUNE_GRACE : Duration.zero))
+      return cancel !== undefined ? Effect.asVoid(Effect.forkIn(cancel, scope)) : Effect.void
     })
 
   const finish = (nodeId: string, outcome: JournalEvent.Outcome, result: Result.Result | undefined, reason?: string) =>
@@ -411,7 +435,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
             { retryable: error?.retryable ?? false }
           )
         )
-    const pruned = scheduler === Scheduler.none ? undefined : Deferred.makeUnsafe<Duration.Duration>()
+    const pruned = scheduler === Scheduler.none && !pruning.has(node.id) ? undefined : Deferred.makeUnsafe<Duration.Duration>()
     if (pruned !== undefined) prunes.set(node.id, pruned)
     return Effect.suspend(() => attempt(0, job)).pipe(
       // a defect in the executor or its backend (a bug: a stream that dies, a throw) fails this trial, loudly, not the run
@@ -456,17 +480,23 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           ),
           // decided on the tree with this progress folded in
           () => {
-            if (ev.metrics.length > 0 && !pruning.has(nodeId) && scheduler.decide(tree.view, nodeId) === "prune") {
-              pruning.set(nodeId, prunedBecause(scheduler.name, ev.metrics))
-              const n = tree.view.get(nodeId)
-              const job = n?.state._tag === "Running" ? n.state.job : undefined
-              const cancel = executor.cancel !== undefined && job !== undefined ? executor.cancel(job) : undefined
-              // the stream is stopped at once, or after a grace in which the cancelled job reports its end
-              const pruned = prunes.get(nodeId)
-              if (pruned !== undefined) Deferred.doneUnsafe(pruned, Exit.succeed(cancel !== undefined ? PRUNE_GRACE : Duration.zero))
-              return cancel !== undefined ? Effect.asVoid(Effect.forkIn(cancel, scope)) : Effect.void
+            if (ev.metrics.length === 0 || pruning.has(nodeId) || schedulerFailed !== undefined) return Effect.void
+            let decision: Scheduler.Decision
+            try {
+              decision = scheduler.decide(tree.view, nodeId, ev.metrics)
+            } catch (defect) {
+              // a bug in the scheduler is its own, not the trial's (which goes on): nothing is pruned from
+              // now on, no new trial starts, and the run fails once the trials in flight have finished
+              schedulerFailed = new Errors.PolicyError({
+                policy: scheduler.name,
+                message: `scheduler ${scheduler.name} failed unexpectedly (a bug in it): ${defectMessage(defect)}`
+              })
+              return Effect.andThen(
+                Effect.logError(`trial ${nodeId}: ${schedulerFailed.message} (the run stops once the trials in flight finish)`, defect),
+                Queue.offer(wake, { _tag: "Control" })
+              )
             }
-            return Effect.void
+            return decision === "prune" ? prune(nodeId, prunedBecause(scheduler.name, ev.metrics)) : Effect.void
           }
         )
       case "State":
@@ -507,6 +537,20 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       }
       ledger.reserve(id, estimate)
       yield* record([JournalEvent.make("NodeAdmitted", { nodeId: id, estimate, at: yield* now })])
+    }
+    // a trial a scheduler pruned (journaled) is not run again: its job, if it has one, is reattached to
+    // and cancelled (the kill may have come before the cancel reached it), and the trial ends pruned
+    // with what the job cost
+    if (n.pruning !== undefined) {
+      pruning.set(id, n.pruning)
+      const pruned = n.state._tag === "Running" ? n.state.job : undefined
+      if (pruned === undefined) {
+        yield* finish(id, "Pruned", undefined, n.pruning)
+        continue
+      }
+      yield* launch(n, pruned)
+      yield* stopPruned(id)
+      continue
     }
     // a trial a drain withdrew has no job left: submitted afresh at once (before any new trial), not reattached
     const job = n.state._tag === "Running" && n.withdrawn !== true ? n.state.job : undefined
@@ -679,6 +723,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         yield* unlessStopped(distill)
       }
       // stopping rules
+      if (schedulerFailed !== undefined) {
+        fatal = schedulerFailed
+        reason = "the scheduler failed"
+        break
+      }
       const best = tree.view.best()
       const stopWhy =
         control?.stopRequested !== undefined ? "stopped by request"

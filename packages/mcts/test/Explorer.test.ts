@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, SearchPolicy, SearchSpace, type Strategy } from "@trex/core"
+import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy } from "@trex/core"
 import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
@@ -11,16 +11,21 @@ import { defaultStrategy, type ExecLog, functionExecutor, gridResearcher, layers
 
 const runWith = (
   journal: Journal.Journal["Service"],
-  options: Partial<Explorer.Options> & { maxTrials?: number; log?: ExecLog; researcher?: Researcher.ResearcherShape } = {}
+  options: Partial<Explorer.Options> & {
+    maxTrials?: number
+    log?: ExecLog
+    researcher?: Researcher.ResearcherShape
+    executor?: ExecutorAgent.ExecutorAgentShape
+  } = {}
 ) => {
-  const { log = { runs: [] }, maxTrials = 12, researcher = gridResearcher, ...rest } = options
+  const { log = { runs: [] }, maxTrials = 12, researcher = gridResearcher, executor = functionExecutor(log), ...rest } = options
   const task = makeTask({ maxTrials })
   return Explorer.run(task, { runId: "r1", runDir: "/tmp/unused", seed: 7, concurrency: 1, ...rest }).pipe(
     Effect.provide(
       Layer.mergeAll(
         Layer.succeed(Journal.Journal, journal),
         Uct.layer(),
-        layers(researcher, functionExecutor(log))
+        layers(researcher, executor)
       )
     )
   )
@@ -419,6 +424,119 @@ describe("Explorer", () => {
         for (const n of pruned) assert.isBelow(Math.max(...n.curve.map((p) => p.step)), 4)
       }))
   }
+
+  /**
+   * A backend of cancellable jobs, shared by a run and its resume (as a real backend outlives its
+   * controller): a job reports steps 1-4; a cancelled one (now, or before a restart) ends `Cancelled`
+   * with the GPU time it ran up (10 s a step).
+   */
+  const cancellableBackend = () => {
+    const cancelled = new Set<string>()
+    const cancels: Array<string> = []
+    const executor = (log: ExecLog): ExecutorAgent.ExecutorAgentShape => ({
+      name: "cancellable",
+      cancel: (job) => Effect.sync(() => {
+        cancels.push(job.id)
+        cancelled.add(job.id)
+      }),
+      run: (req) =>
+        Stream.unwrap(Effect.sync(() => {
+          log.runs.push({ node: req.node.id, reattached: req.job !== undefined })
+          const job = req.job ?? { backend: "cancellable", id: `job-${req.node.id}-${log.runs.length}`, data: {} }
+          const s = score(req.node.strategy)
+          const ended = (step: number): ExecutorAgent.ExecutionEvent => ({
+            _tag: "Finished",
+            result: cancelled.has(job.id)
+              ? Result.failure("Cancelled", "cancelled", { cost: Cost.make({ gpuSeconds: 10 * step }) })
+              : { metrics: { score: s }, score: s, curves: [], artifacts: [], cost: Cost.make({ gpuSeconds: 40, wallSeconds: 1 }) }
+          })
+          const steps = Stream.fromIterable([1, 2, 3, 4]).pipe(
+            Stream.takeWhile(() => !cancelled.has(job.id)),
+            Stream.mapEffect((step) => Effect.as(Effect.sleep("20 millis"), { _tag: "Progress", fraction: step / 4, metrics: [{ step, split: "eval", name: "score", value: (s * step) / 4 }] } as const))
+          )
+          return Stream.concat(
+            req.job === undefined ? Stream.make({ _tag: "Submitted", job } as const) : Stream.empty,
+            Stream.concat(steps, Stream.suspend(() => Stream.make(ended(cancelled.has(job.id) ? 2 : 4))))
+          )
+        }))
+    })
+    return { executor, cancels, cancelled }
+  }
+  /** Prunes node `n2` at its step 2, and nothing else. */
+  const pruneN2: Scheduler.SchedulerShape = {
+    name: "prune-n2",
+    decide: (_tree, nodeId, reported) => nodeId === "n2" && (reported ?? []).some((p) => p.step >= 2) ? "prune" : "continue"
+  }
+
+  for (const reached of ["before the kill", "only after the restart"] as const) {
+    it.live(`a run killed between a prune and the pruned trial's end does not run it again: its job is cancelled (${reached}) and it ends pruned, its cost charged`, () =>
+      Effect.gen(function*() {
+        const backend = cancellableBackend()
+        const log: ExecLog = { runs: [] }
+        // the journal a killed controller leaves: nothing after the prune's JobState gets written
+        const journal = Journal.makeMemory()
+        let dead = false
+        const dying: Journal.Journal["Service"] = {
+          ...journal,
+          append: (events) => {
+            // (dropped, not refused: a finaliser's last commit must not hang or fail the interrupt)
+            if (dead) return Effect.map(journal.read(), (entries) => entries.length)
+            const pruning = events.some((e) => e._tag === "JobState" && e.state === "Pruning")
+            return Effect.tap(journal.append(events), () => Effect.sync(() => void (dead ||= pruning)))
+          }
+        }
+        const executor = backend.executor(log)
+        const first = yield* runWith(dying, {
+          maxTrials: 4,
+          log,
+          scheduler: pruneN2,
+          // "only after the restart": the kill came before the cancel reached the backend
+          executor: reached === "before the kill" ? executor : { ...executor, cancel: () => Effect.void }
+        }).pipe(Effect.forkChild)
+        while (!dead) yield* Effect.sleep("5 millis")
+        yield* Effect.sleep("50 millis")
+        yield* Fiber.interrupt(first)
+        const journaled = yield* journal.read()
+        assert.strictEqual(journaled.at(-1)!.event._tag, "JobState", "the journal ends at the prune")
+        assert.isFalse(journaled.some((e) => e.event._tag === "NodeFinished" && e.event.nodeId === "n2"))
+        assert.strictEqual(backend.cancelled.has("job-n2-2"), reached === "before the kill")
+
+        // resumed without the scheduler, which therefore cannot prune it again: the journaled prune stands
+        const resumed = yield* runWith(journal, { maxTrials: 4, log, executor })
+        const n2 = resumed.tree.get("n2")!
+        assert.strictEqual(n2.state._tag, "Pruned")
+        assert.deepStrictEqual(log.runs.filter((r) => r.node === "n2"), [{ node: "n2", reattached: false }, { node: "n2", reattached: true }], "submitted once, reattached once")
+        assert.include(backend.cancels, "job-n2-2")
+        const charged = (yield* journal.read()).filter((e) => e.event._tag === "BudgetCharged" && e.event.nodeId === "n2")
+        assert.deepStrictEqual(charged.map((e) => e.event._tag === "BudgetCharged" ? [e.event.reason, e.event.cost.gpuSeconds] : []), [["pruned trial", 20]])
+        assert.strictEqual(resumed.reason, "budget: maxTrials")
+      }))
+  }
+
+  it.live("a scheduler that throws fails the run with a PolicyError naming it; the trial it judged goes on to its end, and no new one starts", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      const throwing: Scheduler.SchedulerShape = {
+        name: "broken",
+        decide: (_tree, nodeId) => {
+          if (nodeId === "n3") throw new TypeError("cannot read properties of undefined (reading 'step')")
+          return "continue"
+        }
+      }
+      const error = yield* Effect.flip(runWith(journal, { maxTrials: 10, log, scheduler: throwing }))
+      assert.instanceOf(error, Errors.PolicyError)
+      assert.strictEqual(error.policy, "broken")
+      assert.match(error.message, /scheduler broken failed unexpectedly \(a bug in it\): cannot read properties of undefined/)
+      const tree = ExperimentTree.fold((yield* journal.read()).map((e) => e.event))!.view
+      assert.strictEqual(tree.get("n3")!.state._tag, "Succeeded", "the trial is not blamed")
+      assert.strictEqual(tree.size, 3, "no trial started after the scheduler failed")
+      assert.notInclude((yield* journal.read()).map((e) => e.event._tag), "RunFinished")
+      // the journal is intact: once the scheduler is mended, the run resumes to its budget
+      const resumed = yield* runWith(journal, { maxTrials: 10, log })
+      assert.strictEqual(resumed.reason, "budget: maxTrials")
+      assert.strictEqual(resumed.tree.size, 10)
+    }))
 
   it.live("pause holds new trials back; stop('cancel') interrupts without finishing the run", () =>
     Effect.gen(function*() {

@@ -184,6 +184,31 @@ describe("Asha", () => {
     assert.strictEqual(asha({ metric: { name: "score", direction: "maximize" }, minStep: 1 }).decide(b.view, id), "continue")
   })
 
+  it("judges a trial once at a rung, by the report that takes it there: trials reaching the rung later do not prune one let go on", () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+    const s = asha({ metric: { name: "score", split: "eval", direction: "maximize" }, minStep: 1, eta: 3, minTrialsPerRung: 2 })
+    const point = (step: number, value: number) => ({ step, split: "eval", name: "score", value })
+    const start = (k: number) => b.start(b.propose("root", { "training.epochs": 1 + k }))
+    const [x, p1] = [start(0), start(1)]
+    b.progress(p1, 1, 0.4)
+    b.progress(x, 1, 0.5)
+    // at rung 1 with one peer (behind it): let go on
+    assert.strictEqual(s.decide(b.view, x, [point(1, 0.5)]), "continue")
+    // two better trials reach rung 1 while x runs on to step 2
+    for (const [k, v] of [[2, 0.9], [3, 0.8]] as const) b.progress(start(k), 1, v)
+    b.progress(x, 2, 0.6)
+    assert.strictEqual(s.decide(b.view, x, [point(2, 0.6)]), "continue", "not judged again at rung 1")
+    // without the report, every call judges at the highest rung reached: now outside the top third
+    assert.strictEqual(s.decide(b.view, x), "prune")
+    // a trial whose report takes it to rung 1 now is judged against all four
+    const late = start(4)
+    b.progress(late, 1, 0.45)
+    assert.strictEqual(s.decide(b.view, late, [point(1, 0.45)]), "prune")
+    // x's next rung (3) is judged when a report takes it there (alone at it: let go on)
+    b.progress(x, 3, 0.7)
+    assert.strictEqual(s.decide(b.view, x, [point(3, 0.7)]), "continue")
+  })
+
   describe('minStep "auto": rungs at a ninth and a third of a whole trial (eta 3)', () => {
     const auto = asha({ metric: { name: "score", direction: "maximize" }, minStep: "auto" })
     /** A trial that reports `values` at steps 1, 2, ...; finished (succeeded) or still running. */

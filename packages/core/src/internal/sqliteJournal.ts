@@ -32,6 +32,8 @@ const migrations: ReadonlyArray<(db: DatabaseSync) => void> = [
   // format 1 cannot decode, so such a trex refuses these files with "upgrade trex".
   () => {},
   // 2 -> 3: the same table; format 3 adds the JobState event (likewise).
+  () => {},
+  // 3 -> 4: the same table; format 4 adds JobState's Pruning state (likewise).
   () => {}
 ]
 

@@ -104,7 +104,7 @@ export class TreeBuilder {
   }
 
   /** A running node's job waits in its backend's queue (`Pending`, and why), has left it (`Running`), or was withdrawn from it. */
-  jobState(id: string, state: "Pending" | "Running" | "Withdrawn", reason?: string): string {
+  jobState(id: string, state: JournalEvent.Of<"JobState">["state"], reason?: string): string {
     this.emit(JournalEvent.make("JobState", { nodeId: id, state, ...(reason !== undefined ? { reason } : {}), at: ++this.clock }))
     return id
   }
