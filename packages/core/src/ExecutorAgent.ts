@@ -24,6 +24,15 @@ export interface ExecutionRequest {
   /** A job already submitted before a restart: reattach to it instead of submitting. */
   readonly job?: JobRef
   /**
+   * With `job`: every job journaled for this node (each `Submitted` it reported), in order, the last
+   * being `job` — one entry per submission, so two may share an id (the local backend reuses the
+   * node's directory, and with it the id, for each of its jobs). A job a draining run withdrew (it
+   * never started) is left out. The journal does not mark where a retry (`attempt`) began, so jobs
+   * of earlier execution attempts are in it too. An executor that runs several jobs per node (the
+   * code agent's training attempts) counts the ones it has used from it; others ignore it.
+   */
+  readonly jobs?: ReadonlyArray<JobRef>
+  /**
    * 0 for the first execution; n for the n-th retry after a retryable failure, which must
    * submit afresh rather than adopt the failed job.
    */
@@ -38,6 +47,11 @@ export interface ExecutionRequest {
 
 /** @since 0.1.0 @category models */
 export type ExecutionEvent =
+  /**
+   * A job the executor submitted, or adopted while reconciling (found on the backend, not on record).
+   * Each is journaled as a `JobSubmitted`, one per submission, so a reattached `request.job` (on
+   * record already) is not reported again.
+   */
   | { readonly _tag: "Submitted"; readonly job: JobRef }
   /**
    * The trial's job waits in its backend's queue (`Pending`: for a GPU, a slot, a Slurm allocation) or

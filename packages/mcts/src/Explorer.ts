@@ -377,6 +377,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       return record(events, outcome === "Succeeded" || outcome === "Failed" ? "soon" : "now")
     })
 
+  // a trial reattached on resume is told every job journaled for it (a code agent counts its training attempts by them)
+  const resumedJobs = journaledJobs(existing)
   const retries = options.retries ?? 2
   const execute = (
     node: ExperimentNode.NodeSpec,
@@ -393,7 +395,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           node,
           attempt: tries,
           ...(reconcile && tries === 0 ? { reconcile: true } : {}),
-          ...(reattach !== undefined ? { job: reattach } : {})
+          ...(reattach !== undefined ? { job: reattach, jobs: resumedJobs.get(node.id) ?? [reattach] } : {})
         })
         .pipe(
           // a prune cancels the job and lets the stream end with its cost; one that does not end in time is stopped
@@ -961,6 +963,23 @@ const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task)
     else if (event._tag === "RunFinished") stoppedByResearcher = event.reason.startsWith(RESEARCHER_FAILED)
   }
   return { atDistill, atBest, reused, trialCost, trialsCosted, stoppedByResearcher }
+}
+
+/**
+ * The jobs journaled for each node not finished, in order: one per `JobSubmitted`, a job a draining
+ * run withdrew (it never started) left out. The last is the job a resumed run reattaches.
+ */
+const journaledJobs = (entries: ReadonlyArray<JournalEvent.Entry>): Map<string, Array<ExperimentNode.JobRef>> => {
+  const jobs = new Map<string, Array<ExperimentNode.JobRef>>()
+  for (const { event } of entries) {
+    if (event._tag === "JobSubmitted") {
+      const known = jobs.get(event.nodeId)
+      if (known === undefined) jobs.set(event.nodeId, [event.job])
+      else known.push(event.job)
+    } else if (event._tag === "JobState" && event.state === "Withdrawn") jobs.get(event.nodeId)?.pop()
+    else if (event._tag === "NodeFinished") jobs.delete(event.nodeId)
+  }
+  return jobs
 }
 
 /** A fingerprint that is in the tree already (finished, running or queued; not cancelled). */

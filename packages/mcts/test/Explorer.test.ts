@@ -758,6 +758,50 @@ describe("Explorer", () => {
       assert.isUndefined(ExperimentTree.fold(events)!.view.get(submitted[1]!)?.waiting)
     }))
 
+  it.live("a trial reattached on resume is told every job journaled for it, in order, the last the one reattached; one a drain withdrew left out", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const requests: Array<ExecutorAgent.ExecutionRequest> = []
+      const job = (id: string) => ({ backend: "b", id, data: {} })
+      const run = (executor: ExecutorAgent.ExecutorAgentShape, control?: Control) =>
+        Explorer.run(makeTask({ maxTrials: 1 }), { runId: "r1", runDir: "/tmp/unused", seed: 7, ...(control !== undefined ? { control } : {}) }).pipe(
+          Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, executor)))
+        )
+      const submittedOf = Effect.map(journal.read(), (entries) => entries.filter((e) => e.event._tag === "JobSubmitted").length)
+      // first controller: the trial's job waits in its backend's queue, and a drain withdraws it
+      const control = new Control()
+      const first = yield* Effect.forkChild(run({
+        name: "queued",
+        withdraw: () => Effect.succeed(true),
+        run: (req) => {
+          requests.push(req)
+          return Stream.concat(Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job: job("w") }, { _tag: "State", state: "Pending" }), Stream.never)
+        }
+      }, control))
+      for (let i = 0; i < 5000 && !(yield* journal.read()).some((e) => e.event._tag === "JobState"); i++) yield* Effect.sleep("1 millis")
+      control.stop("drain")
+      yield* Fiber.join(first)
+      // second controller: the trial submitted afresh, it submits two jobs (as a code agent's training attempts), then dies
+      const second = yield* Effect.forkChild(run({
+        name: "attempts",
+        run: (req) => {
+          requests.push(req)
+          return Stream.concat(Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job: job("a") }, { _tag: "Submitted", job: job("b") }), Stream.never)
+        }
+      }))
+      for (let i = 0; i < 5000 && (yield* submittedOf) < 3; i++) yield* Effect.sleep("1 millis")
+      yield* Fiber.interrupt(second)
+      // third controller: reattaches to the last job, and is told the others
+      yield* run({
+        name: "reattached",
+        run: (req) => {
+          requests.push(req)
+          return Stream.make({ _tag: "Finished", result: scored(req.node.strategy) })
+        }
+      })
+      assert.deepStrictEqual(requests.map((r) => [r.job?.id, r.jobs?.map((j) => j.id)]), [[undefined, undefined], [undefined, undefined], ["b", ["a", "b"]]])
+    }))
+
   it.live("a drain asks the executor to withdraw a waiting trial: one that has just started (withdraw says no) runs to its end", () =>
     Effect.gen(function*() {
       const control = new Control()
