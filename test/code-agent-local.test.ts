@@ -8,18 +8,20 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
-import { Backend, type ExecutorAgent } from "@trex/core"
+import { Backend, type ExecutorAgent, type ExperimentNode } from "@trex/core"
 import { LocalBackend } from "@trex/executors"
 import { Effect, Fiber, Redacted, Stream } from "effect"
 import { broken, firstMessage, lastToolResults, request } from "../packages/agents/test/support/codeAgentToy.ts"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
 
 const node = process.execPath
-const counted = (waits: boolean) => `import * as fs from "node:fs"
+/** A training job that counts its runs (`runsOf`); it waits for a `go` file if `waits`, and if `fails` exits 3. */
+const counted = (waits: boolean, fails = false) => `import * as fs from "node:fs"
 const dir = process.env.TREX_JOB_DIR
 fs.appendFileSync(dir + "/../runs-" + JSON.parse(fs.readFileSync(dir + "/job.json", "utf8")).node + ".txt", "ran\\n")
 console.log("started")
 ${waits ? `while (!fs.existsSync(dir + "/go")) await new Promise((r) => setTimeout(r, 50))` : ""}
+${fails ? `console.error("the attempt broke"); process.exit(3)` : ""}
 fs.writeFileSync(dir + "/result.json", JSON.stringify({ metrics: { accuracy: 0.9 }, primary: 0.9 }))
 `
 const runsOf = (root: string, nodeId: string) => {
@@ -121,10 +123,14 @@ describe("CodeAgentExecutor on the real local backend", () => {
       assert.include(Fs.readFileSync(Path.join(root, "jobs", "n1.cmd", "stdout.log"), "utf8"), "checked")
     }).pipe(Effect.scoped))
 
-  /** Start a controller (a child process) running the agent for `nodeId`; SIGKILL it once `ready`. */
-  const killedWhen = (root: string, url: string, nodeId: string, ready: () => boolean) =>
+  /**
+   * Start a controller (a child process) running the agent for `nodeId`, resumed with `resume` if
+   * given (what the Explorer adds to the request); SIGKILL it once `ready`.
+   */
+  const killedWhen = (root: string, url: string, nodeId: string, ready: () => boolean, resume?: Partial<ExecutorAgent.ExecutionRequest>) =>
     Effect.gen(function*() {
-      const controller = spawn(process.execPath, ["--conditions=@trex/source", Path.join(import.meta.dirname, "support", "codeAgentController.ts"), root, url, nodeId], {
+      const script = Path.join(import.meta.dirname, "support", "codeAgentController.ts")
+      const controller = spawn(process.execPath, ["--conditions=@trex/source", script, root, url, nodeId, ...(resume !== undefined ? [JSON.stringify(resume)] : [])], {
         stdio: ["ignore", "inherit", "inherit"]
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => controller.kill("SIGKILL")))
@@ -237,6 +243,54 @@ describe("CodeAgentExecutor on the real local backend", () => {
       assert.strictEqual(result.score, 0.9)
       assert.strictEqual(server.requests.length, 3)
       assert.strictEqual(runsOf(root, "n3"), 1)
-      assert.strictEqual(events.filter((e) => e._tag === "Submitted").length, 2, "the reattached job and the new attempt")
+      const submitted = events.flatMap((e) => (e._tag === "Submitted" ? [e.job] : []))
+      assert.strictEqual(submitted.length, 1, "the new attempt only: the reattached job is on record already")
+    }).pipe(Effect.scoped))
+
+  it.live("killed (SIGKILL) twice, each time after a failed training attempt, the node ends after its third attempt (maxAttempts 3), never a fourth", () =>
+    Effect.gen(function*() {
+      const root = yield* tmp
+      let sessions = 0
+      const server = yield* Fake.make((req) => {
+        if (req.body.messages.length === 1) {
+          const said = firstMessage(req)
+          // the first session starts afresh; each resumed one is told how many attempts are left
+          if (++sessions === 2) assert.include(said, "Training attempt 1 of 3 failed (Crash)")
+          if (sessions === 3) {
+            assert.include(said, "Training attempt 1 failed before it. Training attempt 2 of 3 failed (Crash)")
+            assert.include(said, "1 training attempt(s) left of 3")
+          }
+          return Fake.message([
+            Fake.toolUse("write_file", { path: "train.mjs", content: counted(false, true) }),
+            Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+          ])
+        }
+        // told its attempt failed: the killed sessions wait for their model until killed; the last
+        // one, had it attempts left, would submit a fourth
+        return sessions < 3
+          ? Fake.error(529, "overloaded_error", "overloaded", { "retry-after": "60" })
+          : Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })])
+      })
+      const node4 = { ...request(root).node, id: "n4" }
+      // what the Explorer journals: every job reported Submitted (here, by the killed controllers)
+      const journaled = () =>
+        Fs.readFileSync(Path.join(root, "submitted-n4.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as ExperimentNode.JobRef)
+      yield* killedWhen(root, server.url, "n4", () => server.requests.length >= 2)
+      assert.strictEqual(runsOf(root, "n4"), 1)
+      const first = journaled()
+      yield* killedWhen(root, server.url, "n4", () => server.requests.length >= 4, { job: first.at(-1)!, jobs: first })
+      assert.strictEqual(runsOf(root, "n4"), 2)
+      const second = journaled()
+      assert.strictEqual(second.length, 2, "one record per submission: the reattached job was not reported again")
+      // the local backend keeps one job per node directory: it lists the last attempt only
+      const { backend, executor } = yield* onLocal(root, server.url)
+      assert.strictEqual((yield* backend.list("r1")).filter((j) => j.labels.node === "n4").length, 1)
+
+      const events = yield* Stream.runCollect(executor.run({ ...request(root), node: node4, job: second.at(-1)!, jobs: second }))
+      const result = finishedOf(events)
+      assert.strictEqual(result.failure?.kind, "Crash")
+      assert.isTrue(result.failure!.logTail.some((l) => l.includes("the attempt broke")), result.failure!.logTail.join("\n"))
+      assert.strictEqual(runsOf(root, "n4"), 3, "three training attempts in all")
+      assert.strictEqual(server.requests.length, 5, "the model is not asked again after the third attempt")
     }).pipe(Effect.scoped))
 })

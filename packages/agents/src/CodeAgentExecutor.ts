@@ -8,7 +8,9 @@
  * with the last logs when the attempts run out. Resumed after a crash, it cancels the command
  * the lost session left running and adopts the node's last training job (one still running, if
  * any), never running it twice; if that job did not succeed and attempts are left, a new
- * conversation goes on with them, told what failed and that its workspace files are gone.
+ * conversation goes on with them, told what failed and that its workspace files are gone. The
+ * attempts used are the node's training jobs the journal holds (`request.jobs`), and any the
+ * backend lists that it does not, so a controller that keeps dying never gets more than `maxAttempts`.
  *
  * @since 0.1.0
  */
@@ -100,6 +102,21 @@ const lastTrainingJob = (jobs: ReadonlyArray<Backend.JobInfo>): Backend.JobInfo 
 }
 
 /**
+ * The training attempts a node resumed after a restart has used: every job journaled for it (one per
+ * submission, even when a backend reuses an id: the local backend's jobs of a node share their
+ * directory's), and the jobs the backend lists for it and the one adopted or reattached that the
+ * journal does not hold (submitted just before a crash, before its record was committed).
+ */
+const attemptsUsed = (
+  journaled: ReadonlyArray<ExperimentNode.JobRef>,
+  listed: ReadonlyArray<ExperimentNode.JobRef>,
+  job: ExperimentNode.JobRef
+): number => {
+  const recorded = new Set(journaled.map((j) => j.id))
+  return journaled.length + new Set([...listed, job].map((j) => j.id).filter((id) => !recorded.has(id))).size
+}
+
+/**
  * The label (`labels.node`) of the commands for node `nodeId`; on the local backend it names their
  * job directory, `<root>/<node>.cmd`, beside the node's own.
  */
@@ -137,14 +154,15 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
 
       /**
        * Run one job (a submit, or a job to reattach to) to its exit, cancelled if the run stops
-       * first; a live (training) job's events go out as execution events.
+       * first; a live (training) job's events go out as execution events, `Submitted` first unless
+       * the job is on record already (`request.job`: journaled once per submission).
        */
-      const execute = <E>(job: Effect.Effect<ExperimentNode.JobRef, E>, live: boolean) =>
-        Backend.withJob(backend, job, (ref) => watchToExit(ref, live))
+      const execute = <E>(job: Effect.Effect<ExperimentNode.JobRef, E>, live: boolean, recorded = false) =>
+        Backend.withJob(backend, job, (ref) => watchToExit(ref, live, recorded))
 
-      const watchToExit = (ref: ExperimentNode.JobRef, live: boolean) =>
+      const watchToExit = (ref: ExperimentNode.JobRef, live: boolean, recorded: boolean) =>
         Effect.gen(function*() {
-          if (live) yield* emit({ _tag: "Submitted", job: ref })
+          if (live && !recorded) yield* emit({ _tag: "Submitted", job: ref })
           const tail = new JobProtocol.Tail(logLines * 2)
           const curves: Array<Result.MetricPoint> = []
           let exit: Backend.JobExit | undefined
@@ -213,15 +231,13 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       let attempts = 0
       let lastFailure = Result.failure("Crash", "the code agent never submitted a training job")
       // After a restart, a training job that failed does not end the node while attempts are left: the
-      // lost session's attempts count as used (every training job of the node the backend still knows,
-      // at least this one), and a new conversation goes on with the rest, told what failed.
+      // lost sessions' attempts count as used, and a new conversation goes on with the rest, told what failed.
       let resumedAfter: string | undefined
       if (job !== undefined) {
-        const ran = yield* execute(Effect.succeed(job), true)
+        const ran = yield* execute(Effect.succeed(job), true, job === request.job)
         const outcome = yield* outcomeOf(request.task, ran)
         if (outcome._tag === "Done") return yield* emit({ _tag: "Finished", result: outcome.result })
-        const trained = new Set((known ?? []).filter((j) => j.labels.node === node.id).map((j) => j.ref.id)).add(job.id)
-        attempts = trained.size
+        attempts = attemptsUsed(request.jobs ?? [], (known ?? []).filter((j) => j.labels.node === node.id).map((j) => j.ref), job)
         if (attempts >= maxAttempts) return yield* emit({ _tag: "Finished", result: outcome.failure })
         lastFailure = outcome.failure
         resumedAfter = `This session was resumed after a restart of the controller: the conversation before it is lost, and ` +
