@@ -229,21 +229,27 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       }
 
       let attempts = 0
-      let lastFailure = Result.failure("Crash", "the code agent never submitted a training job")
+      const neverSubmitted = Result.failure("Crash", "the code agent never submitted a training job")
+      let lastFailure = neverSubmitted
       // After a restart, a training job that failed does not end the node while attempts are left: the
       // lost sessions' attempts count as used, and a new conversation goes on with the rest, told what failed.
+      // One cancelled before the restart (the run's stop cancels the jobs in flight) runs again: it is no attempt.
       let resumedAfter: string | undefined
       if (job !== undefined) {
         const ran = yield* execute(Effect.succeed(job), true, job === request.job)
         const outcome = yield* outcomeOf(request.task, ran)
         if (outcome._tag === "Done") return yield* emit({ _tag: "Finished", result: outcome.result })
-        attempts = attemptsUsed(request.jobs ?? [], (known ?? []).filter((j) => j.labels.node === node.id).map((j) => j.ref), job)
+        const stopped = ran.exit.outcome === "Cancelled"
+        attempts = attemptsUsed(request.jobs ?? [], (known ?? []).filter((j) => j.labels.node === node.id).map((j) => j.ref), job) - (stopped ? 1 : 0)
+        if (!stopped) lastFailure = outcome.failure
         if (attempts >= maxAttempts) return yield* emit({ _tag: "Finished", result: outcome.failure })
-        lastFailure = outcome.failure
+        const failedBefore = stopped ? attempts : attempts - 1
         resumedAfter = `This session was resumed after a restart of the controller: the conversation before it is lost, and ` +
           `so are the files you wrote (the workspace is kept in memory), so write them again before you run anything.\n` +
-          (attempts === 2 ? "Training attempt 1 failed before it. " : attempts > 2 ? `Training attempts 1 to ${attempts - 1} failed before it. ` : "") +
-          `Training attempt ${attempts} of ${maxAttempts} failed (${outcome.failure.failure?.kind}): ${outcome.failure.failure?.message}\n` +
+          (failedBefore === 1 ? "Training attempt 1 failed before it. " : failedBefore > 1 ? `Training attempts 1 to ${failedBefore} failed before it. ` : "") +
+          (stopped
+            ? `Training attempt ${attempts + 1} of ${maxAttempts} was cancelled when the run was stopped, so it does not count: run it again.\n`
+            : `Training attempt ${attempts} of ${maxAttempts} failed (${outcome.failure.failure?.kind}): ${outcome.failure.failure?.message}\n`) +
           describeExit(ran, logLines) + "\n\n"
       }
       /** Run one tool call: the text for the model, or the node's final result. */

@@ -238,6 +238,27 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       }
     }).pipe(Effect.scoped))
 
+  it.live("resumed on a training job the run's stop cancelled, the agent runs it again: that job is not an attempt", () =>
+    Effect.gen(function*() {
+      // the job a second Ctrl-C cancelled (as the backend reports it: Cancelled, by SIGTERM)
+      const stopped = `process.kill(process.pid, "SIGTERM"); setInterval(() => {}, 1000)`
+      const { backend, result, server } = yield* resumedOn([failing("first attempt broke"), stopped], (lost) => ({ job: lost[1]!, jobs: lost }), (req, i) => {
+        if (i > 0) return Fake.error(400, "invalid_request_error", "unexpected extra turn")
+        const said = firstMessage(req)
+        assert.include(said, "Training attempt 1 failed before it.")
+        assert.include(said, "Training attempt 2 of 2 was cancelled when the run was stopped")
+        assert.include(said, "1 training attempt(s) left of 2")
+        return Fake.message([
+          Fake.toolUse("write_file", { path: "train.mjs", content: fixed }),
+          Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+        ])
+      }, { maxAttempts: 2 })
+      assert.isUndefined(result.failure, result.failure?.message)
+      assert.strictEqual(result.score, 0.9)
+      assert.strictEqual(server.requests.length, 1)
+      assert.strictEqual(backend.submitted.length, 3, "the cancelled attempt ran again")
+    }).pipe(Effect.scoped))
+
   it.live("reconciling with an earlier failed training job and a later running one, the session adopts the running one: not run again, its result the node's", () =>
     Effect.gen(function*() {
       const waits = `const fs = require("node:fs"); const dir = process.env.TREX_JOB_DIR
