@@ -11,11 +11,13 @@
  * conversation goes on with them, told what failed and that its workspace files are gone. The
  * attempts used are the node's training jobs the journal holds (`request.jobs`), and any the
  * backend lists that it does not, so a controller that keeps dying never gets more than `maxAttempts`.
+ * `cancel` (a scheduler's prune) ends the node with the training job's `Cancelled` exit and the
+ * cost it ran up; it is never an attempt to retry.
  *
  * @since 0.1.0
  */
 import { Backend, Cost, Errors, ExecutorAgent, type ExperimentNode, JobProtocol, Result, Strategy, Task } from "@trex/core"
-import { Effect, Layer, Queue, Schema, Stream } from "effect"
+import { Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
 import { SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
 import { Workspace } from "./internal/codeAgentWorkspace.ts"
 import * as AnthropicModel from "./model/AnthropicModel.ts"
@@ -64,7 +66,7 @@ const outcomeOf = (task: Task.Task, ran: Ran) =>
       failure: Result.failure(kind, message, { logTail: ran.logs, cost, ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}) })
     })
     if (exit.outcome !== "Succeeded") {
-      return fail(exit.failureKind ?? (exit.outcome === "Cancelled" ? "Cancelled" : "Crash"), exit.message ?? `exit code ${exit.exitCode ?? "?"}`)
+      return fail(exit.outcome === "Cancelled" ? "Cancelled" : exit.failureKind ?? "Crash", exit.message ?? `exit code ${exit.exitCode ?? "?"}`)
     }
     if (exit.result === undefined) return fail("InvalidOutput", exit.resultError ?? "the job exited 0 without writing result.json")
     const decoded = JobProtocol.decodeResultFile(exit.result)
@@ -133,9 +135,27 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
   const maxAttempts = options.maxAttempts ?? 3
   const commandLimit = options.commandTimeoutSeconds ?? 300
   const logLines = options.logLines ?? 60
+  /** The sessions' `cancel`, by the id of each training job they followed: `cancel(job)` finds its session there. */
+  const cancels = new Map<string, Effect.Effect<void>>()
 
-  const session = (request: ExecutorAgent.ExecutionRequest, emit: (e: ExecutorAgent.ExecutionEvent) => Effect.Effect<unknown>) =>
-    Effect.gen(function*() {
+  const session = (request: ExecutorAgent.ExecutionRequest, emit: (e: ExecutorAgent.ExecutionEvent) => Effect.Effect<unknown>) => {
+    // A cancel (a scheduler's prune) ends the node, never an attempt to go back to the model with:
+    // the training job being followed is cancelled and its exit (with what it cost) is the node's
+    // result; asked between attempts, the session stops its model turn or command at once.
+    let cancelled = false
+    const cancelRequested = Deferred.makeUnsafe<void>()
+    let training: ExperimentNode.JobRef | undefined
+    const followed = new Set<string>()
+    const cancel: Effect.Effect<void> = Effect.suspend(() => {
+      cancelled = true
+      Deferred.doneUnsafe(cancelRequested, Exit.void)
+      return training !== undefined ? Effect.ignore(backend.cancel(training)) : Effect.void
+    })
+    /** `self`, unless a cancel comes first: then `undefined`, and `self` is interrupted (a command's job with it). */
+    const unlessCancelled = <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A | undefined, E> =>
+      Effect.raceFirst(self, Deferred.await(cancelRequested).pipe(Effect.as(undefined)))
+
+    return Effect.gen(function*() {
       const node = request.node
       const toExecutorError = (e: { readonly message: string; readonly retryable: boolean }) =>
         new Errors.ExecutorError({ nodeId: node.id, message: e.message, retryable: e.retryable })
@@ -151,6 +171,19 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       const workspace = new Workspace()
       let lastLogs: ReadonlyArray<string> = []
       let jobs = 0
+      let attempts = 0
+      const neverSubmitted = Result.failure("Crash", "the code agent never submitted a training job")
+      let lastFailure = neverSubmitted
+      /** What the node ends with when a cancel comes between training attempts: the last one's cost and logs. */
+      const cancelledResult = (): Result.Result =>
+        lastFailure.failure?.kind === "Cancelled"
+          ? lastFailure
+          : Result.failure(
+            "Cancelled",
+            `cancelled before training attempt ${attempts + 1} of ${maxAttempts}` +
+              (lastFailure !== neverSubmitted ? ` (attempt ${attempts} failed: ${lastFailure.failure?.message})` : ""),
+            { logTail: lastLogs, cost: lastFailure.cost }
+          )
 
       /**
        * Run one job (a submit, or a job to reattach to) to its exit, cancelled if the run stops
@@ -162,7 +195,14 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
 
       const watchToExit = (ref: ExperimentNode.JobRef, live: boolean, recorded: boolean) =>
         Effect.gen(function*() {
-          if (live && !recorded) yield* emit({ _tag: "Submitted", job: ref })
+          if (live) {
+            training = ref
+            followed.add(ref.id)
+            cancels.set(ref.id, cancel)
+            // asked for while it was being submitted
+            if (cancelled) yield* Effect.ignore(backend.cancel(ref))
+            if (!recorded) yield* emit({ _tag: "Submitted", job: ref })
+          }
           const tail = new JobProtocol.Tail(logLines * 2)
           const curves: Array<Result.MetricPoint> = []
           let exit: Backend.JobExit | undefined
@@ -185,6 +225,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
               }
             })
           )
+          if (live) training = undefined
           if (exit === undefined) return yield* Effect.die(new Error(`backend ${backend.name}: watch(${ref.id}) ended without an Exit event`))
           const logs = tail.get().length > 0 ? tail.get() : exit.logTail
           lastLogs = logs
@@ -228,9 +269,6 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         if ((request.attempt ?? 0) === 0) job = lastTrainingJob(known.filter((j) => j.labels.node === node.id))?.ref
       }
 
-      let attempts = 0
-      const neverSubmitted = Result.failure("Crash", "the code agent never submitted a training job")
-      let lastFailure = neverSubmitted
       // After a restart, a training job that failed does not end the node while attempts are left: the
       // lost sessions' attempts count as used, and a new conversation goes on with the rest, told what failed.
       // One cancelled before the restart (the run's stop cancels the jobs in flight) runs again: it is no attempt.
@@ -239,10 +277,11 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         const ran = yield* execute(Effect.succeed(job), true, job === request.job)
         const outcome = yield* outcomeOf(request.task, ran)
         if (outcome._tag === "Done") return yield* emit({ _tag: "Finished", result: outcome.result })
-        const stopped = ran.exit.outcome === "Cancelled"
+        const stopped = ran.exit.outcome === "Cancelled" && !cancelled
         attempts = attemptsUsed(request.jobs ?? [], (known ?? []).filter((j) => j.labels.node === node.id).map((j) => j.ref), job) - (stopped ? 1 : 0)
         if (!stopped) lastFailure = outcome.failure
         if (attempts >= maxAttempts) return yield* emit({ _tag: "Finished", result: outcome.failure })
+        if (cancelled) return yield* emit({ _tag: "Finished", result: cancelledResult() })
         const failedBefore = stopped ? attempts : attempts - 1
         resumedAfter = `This session was resumed after a restart of the controller: the conversation before it is lost, and ` +
           `so are the files you wrote (the workspace is kept in memory), so write them again before you run anything.\n` +
@@ -273,7 +312,8 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
               const input = yield* Schema.decodeUnknownEffect(inputs.run_command)(call.input).pipe(Effect.option)
               if (input._tag === "None") return reply("run_command needs {argv: [program, ...args]}", true)
               const limit = Math.min(commandLimit, input.value.timeoutSeconds ?? commandLimit)
-              const ran = yield* execute(submit(input.value.argv, "cmd", limit), false)
+              const ran = yield* unlessCancelled(execute(submit(input.value.argv, "cmd", limit), false))
+              if (ran === undefined) return { content: "cancelled", isError: true, final: cancelledResult() }
               return reply(describeExit(ran, logLines), ran.exit.outcome !== "Succeeded")
             }
             case "submit_training_job": {
@@ -285,6 +325,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
               if (outcome._tag === "Done") return { content: "succeeded", isError: false, final: outcome.result }
               lastFailure = outcome.failure
               if (attempts >= maxAttempts) return { content: "out of attempts", isError: true, final: outcome.failure }
+              if (cancelled) return { content: "cancelled", isError: true, final: cancelledResult() }
               return reply(
                 `training attempt ${attempts} of ${maxAttempts} failed (${outcome.failure.failure?.kind}): ${outcome.failure.failure?.message}\n` +
                   describeExit(ran, logLines),
@@ -317,7 +358,8 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       ]
       for (let turn = 0; turn < maxTurns; turn++) {
         const response = yield* model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens: options.maxTokens ?? 8192, reason: "code-agent" })
-          .pipe(Effect.mapError(toExecutorError))
+          .pipe(Effect.mapError(toExecutorError), unlessCancelled)
+        if (response === undefined) return yield* emit({ _tag: "Finished", result: cancelledResult() })
         messages.push({ role: "assistant", content: response.content })
         const said = Model.text(response).trim()
         if (said.length > 0) yield* emit({ _tag: "Log", line: `[agent] ${said.slice(0, 2000)}` })
@@ -328,6 +370,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         }
         const results: Array<Model.ContentBlock> = []
         for (const call of calls) {
+          if (cancelled) return yield* emit({ _tag: "Finished", result: cancelledResult() })
           const out = yield* handle(call)
           if (out.final !== undefined) return yield* emit({ _tag: "Finished", result: out.final })
           results.push({ type: "tool_result", toolUseId: call.id, content: out.content, ...(out.isError ? { isError: true } : {}) })
@@ -343,8 +386,11 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         })
       })
     }).pipe(
-      Effect.catchTag("BackendError", (e) => Effect.fail(new Errors.ExecutorError({ nodeId: request.node.id, message: e.message, retryable: e.retryable })))
+      Effect.catchTag("BackendError", (e) => Effect.fail(new Errors.ExecutorError({ nodeId: request.node.id, message: e.message, retryable: e.retryable }))),
+      // its jobs are no longer its to cancel (a later session of the node may follow a job of the same id)
+      Effect.ensuring(Effect.sync(() => followed.forEach((id) => cancels.get(id) === cancel && cancels.delete(id))))
     )
+  }
 
   const run = (request: ExecutorAgent.ExecutionRequest): Stream.Stream<ExecutorAgent.ExecutionEvent, Errors.ExecutorError> =>
     Stream.callback<ExecutorAgent.ExecutionEvent, Errors.ExecutorError>((queue) =>
@@ -354,7 +400,12 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       )
     )
 
-  return { name: `code-agent(${model.model})`, run } satisfies ExecutorAgent.ExecutorAgentShape
+  return {
+    name: `code-agent(${model.model})`,
+    run,
+    // the session following the job ends with its exit; a job no session follows is cancelled all the same
+    cancel: (job) => Effect.suspend(() => cancels.get(job.id) ?? Effect.ignore(backend.cancel(job)))
+  } satisfies ExecutorAgent.ExecutorAgentShape
 })
 
 /**

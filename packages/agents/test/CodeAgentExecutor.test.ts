@@ -201,6 +201,69 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.strictEqual(exit.outcome, "Cancelled")
     }).pipe(Effect.scoped))
 
+  /**
+   * A session whose model answers `script`; `cancelWhen` says, from the events so far and the model's
+   * requests, when to cancel the training job last reported (as a scheduler's prune does).
+   */
+  const cancelled = (script: Fake.Handler, cancelWhen: (events: ReadonlyArray<ExecutorAgent.ExecutionEvent>, requests: number) => boolean) =>
+    Effect.gen(function*() {
+      const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(root, { recursive: true, force: true })))
+      const server = yield* Fake.make(script)
+      const backend = ProcessBackend.make(Path.join(root, "jobs"))
+      const executor = yield* CodeAgentExecutor.make({ maxTurns: 4 }).pipe(
+        Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
+        Effect.provideService(Backend.Backend, backend)
+      )
+      const cancel = executor.cancel
+      if (cancel === undefined) return assert.fail("the code agent has no cancel: a prune would stop its stream, and what the trial cost is lost")
+      const events: Array<ExecutorAgent.ExecutionEvent> = []
+      const running = yield* executor.run(request(root)).pipe(Stream.runForEach((e) => Effect.sync(() => events.push(e))), Effect.forkChild)
+      for (let i = 0; i < 2000 && !cancelWhen(events, server.requests.length); i++) yield* Effect.sleep("10 millis")
+      const job = events.findLast((e) => e._tag === "Submitted")
+      if (job?._tag !== "Submitted") return assert.fail("no training job to cancel")
+      yield* cancel(job.job)
+      yield* Fiber.join(running).pipe(Effect.timeout("10 seconds"))
+      const finished = events.at(-1)
+      if (finished?._tag !== "Finished") return assert.fail(`no Finished event: ${JSON.stringify(finished)}`)
+      return { backend, events, result: finished.result, server }
+    })
+
+  it.live("cancel (a prune) ends the node with its training job's Cancelled exit and the cost it ran up: no attempt goes back to the model", () =>
+    Effect.gen(function*() {
+      const trains = `console.log("TREX_METRIC " + JSON.stringify({ step: 1, split: "eval", name: "accuracy", value: 0.2 })); setInterval(() => {}, 1000)`
+      const { backend, events, result, server } = yield* cancelled(
+        (_, i) =>
+          i === 0
+            ? Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "-e", trains] })])
+            : Fake.error(400, "invalid_request_error", "a cancelled job is no failed attempt to tell the model of"),
+        (events) => events.some((e) => e._tag === "Progress" && e.metrics.length > 0)
+      )
+      assert.strictEqual(result.failure?.kind, "Cancelled", result.failure?.message)
+      assert.isAbove(result.cost.wallSeconds, 0, "the cost the job ran up")
+      assert.strictEqual(server.requests.length, 1)
+      assert.strictEqual(backend.submitted.length, 1)
+      assert.strictEqual(events.filter((e) => e._tag === "Submitted").length, 1)
+    }).pipe(Effect.scoped))
+
+  it.live("cancel between training attempts ends the node at once, during its model turn, with the failed attempt's cost", () =>
+    Effect.gen(function*() {
+      const { backend, result, server } = yield* cancelled(
+        (_, i) =>
+          i === 0
+            ? Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "-e", failing("first attempt broke")] })])
+            // told its attempt failed, the model is overloaded: the session waits a minute to ask again
+            : Fake.error(529, "overloaded_error", "overloaded", { "retry-after": "60" }),
+        (_, requests) => requests >= 2
+      )
+      assert.strictEqual(result.failure?.kind, "Cancelled", result.failure?.message)
+      assert.include(result.failure!.message, "cancelled before training attempt 2 of 3 (attempt 1 failed:")
+      assert.isTrue(result.failure!.logTail.some((l) => l.includes("first attempt broke")))
+      assert.isAbove(result.cost.wallSeconds, 0, "the failed attempt's cost")
+      assert.strictEqual(server.requests.length, 2)
+      assert.strictEqual(backend.submitted.length, 1)
+    }).pipe(Effect.scoped))
+
   it.live("resumed on a recorded training job that failed, with attempts left, the agent goes on: told what failed, its next job's result the node's", () =>
     Effect.gen(function*() {
       const { backend, events, result, server } = yield* resumedOn([failing("CUDA out of memory at step 7")], (lost) => ({ job: lost[0]! }), (req, i) => {
