@@ -12,7 +12,9 @@
  * attempts used are the node's training jobs the journal holds (`request.jobs`), and any the
  * backend lists that it does not, so a controller that keeps dying never gets more than `maxAttempts`.
  * `cancel` (a scheduler's prune) ends the node with the training job's `Cancelled` exit and the
- * cost it ran up; it is never an attempt to retry.
+ * cost it ran up; it is never an attempt to retry. The node's cost is that of every job its session
+ * ran: the failed training attempts and the commands too (after a restart, the jobs of the sessions
+ * before it are not known, but for the one reattached to).
  *
  * @since 0.1.0
  */
@@ -138,7 +140,11 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
   /** The sessions' `cancel`, by the id of each training job they followed: `cancel(job)` finds its session there. */
   const cancels = new Map<string, Effect.Effect<void>>()
 
-  const session = (request: ExecutorAgent.ExecutionRequest, emit: (e: ExecutorAgent.ExecutionEvent) => Effect.Effect<unknown>) => {
+  const session = (request: ExecutorAgent.ExecutionRequest, emitEvent: (e: ExecutorAgent.ExecutionEvent) => Effect.Effect<unknown>) => {
+    // The node's cost is what every job of the session ran up (its failed training attempts and its
+    // commands as well as the job whose exit is the result), not its last job's alone.
+    let spent = Cost.zero
+    const emit = (e: ExecutorAgent.ExecutionEvent) => emitEvent(e._tag === "Finished" ? { ...e, result: { ...e.result, cost: spent } } : e)
     // A cancel (a scheduler's prune) ends the node, never an attempt to go back to the model with:
     // the training job being followed is cancelled and its exit (with what it cost) is the node's
     // result; asked between attempts, the session stops its model turn or command at once.
@@ -182,7 +188,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
             "Cancelled",
             `cancelled before training attempt ${attempts + 1} of ${maxAttempts}` +
               (lastFailure !== neverSubmitted ? ` (attempt ${attempts} failed: ${lastFailure.failure?.message})` : ""),
-            { logTail: lastLogs, cost: lastFailure.cost }
+            { logTail: lastLogs } // (its cost: every job's so far, set as it is emitted)
           )
 
       /**
@@ -227,6 +233,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           )
           if (live) training = undefined
           if (exit === undefined) return yield* Effect.die(new Error(`backend ${backend.name}: watch(${ref.id}) ended without an Exit event`))
+          spent = Cost.add(spent, Cost.make({ wallSeconds: exit.wallSeconds, gpuSeconds: exit.gpuSeconds }))
           const logs = tail.get().length > 0 ? tail.get() : exit.logTail
           lastLogs = logs
           return { exit, logs, curves } satisfies Ran
@@ -381,8 +388,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       return yield* emit({
         _tag: "Finished",
         result: Result.failure(f?.kind ?? "Crash", `the code agent ran out of turns (${maxTurns}); last: ${f?.message ?? ""}`, {
-          logTail: lastLogs,
-          cost: lastFailure.cost
+          logTail: lastLogs
         })
       })
     }).pipe(

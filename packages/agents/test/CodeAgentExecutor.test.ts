@@ -165,6 +165,31 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.strictEqual(events.filter((e) => e._tag === "Submitted").length, 2)
     }))
 
+  it.live("the node's cost is every job its session ran: a failed training attempt's GPU time is charged with the one that succeeded", () =>
+    Effect.gen(function*() {
+      const onGpu = Schema.decodeUnknownSync(Task.Task)({
+        ...Schema.encodeSync(Task.Task)(task),
+        recipe: { command: ["unused"], resources: { gpus: 2, cpus: 1 } }
+      })
+      // attempt 1 trains for 0.6 s and crashes; attempt 2 succeeds at once
+      const slowCrash = `setTimeout(() => { console.error("CUDA error: out of memory"); process.exit(1) }, 600)`
+      const { events } = yield* setup((_req, i) =>
+        Fake.message([
+          i === 0
+            ? Fake.toolUse("submit_training_job", { argv: [node, "-e", slowCrash] })
+            : i === 1
+            ? Fake.toolUse("write_file", { path: "train.mjs", content: fixed })
+            : Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+        ]), { maxAttempts: 2 }, onGpu)
+      const finished = events.at(-1)!
+      if (finished._tag !== "Finished") return assert.fail("no Finished event")
+      assert.strictEqual(finished.result.score, 0.9)
+      // both jobs' GPU time (2 GPUs each), not the successful job's alone
+      assert.isAtLeast(finished.result.cost.gpuSeconds, 2 * 0.6)
+      assert.isAtLeast(finished.result.cost.wallSeconds, 0.6)
+      assert.strictEqual(finished.result.cost.gpuSeconds, 2 * finished.result.cost.wallSeconds)
+    }))
+
   it.live("a job that exits 0 without a valid result.json is InvalidOutput", () =>
     Effect.gen(function*() {
       const { events } = yield* setup(() => Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "-e", "console.log('hi')"] })]), { maxAttempts: 1 })

@@ -93,7 +93,7 @@ export const make = (root: string): Backend.BackendShape & { readonly submitted:
             ...(resultError !== undefined ? { resultError } : {}),
             logTail: tail.get(),
             wallSeconds: seconds,
-            gpuSeconds: 0
+            gpuSeconds: seconds * spec.resources.gpus
           })
         }
         child.on("error", (e) => finish(null, null, e))
