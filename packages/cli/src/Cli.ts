@@ -43,6 +43,8 @@ export const execute = (prepared: Trex.Prepared) =>
     const control = new Control.Control()
     let stoppedBy: NodeJS.Signals | undefined
     let summary: Explorer.Summary | undefined
+    /** The run as the report was written from it (read once, at its end). */
+    let ended: RunDir.RunInfo | undefined
     yield* Effect.scoped(Effect.gen(function*() {
       yield* StopSignal.onFirstSignal((signal) => {
         stoppedBy = signal
@@ -54,7 +56,7 @@ export const execute = (prepared: Trex.Prepared) =>
           (text) => process.stderr.write(text)
         )
       })
-      summary = yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, control }).pipe(
+      summary = yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, control, onEnded: (info) => void (ended = info) }).pipe(
         Effect.ensuring(Effect.sync(() => view.close())),
         Effect.onInterrupt(() => out(`\nstopped, running trials cancelled; continue with: trex resume ${runDir}`))
       )
@@ -68,8 +70,8 @@ export const execute = (prepared: Trex.Prepared) =>
         process.exitCode = StopSignal.exitCodeOf(signal)
       })
     }
-    // runPrepared wrote report.md when the run ended
-    const info = yield* RunDir.load(runDir)
+    // runPrepared wrote report.md when the run ended, from the journal it read then
+    const info = ended ?? (yield* RunDir.load(runDir))
     yield* out(["", Status.toText(info, runDir), "", `report: ${path.join(runDir, "report.md")}`].join("\n"))
     // a search that found nothing (every trial failed, or none ran), or whose researcher failed: say so, and exit 1 for scripts
     const failed = [...info.tree.view.nodes()].filter((n) => n.state._tag === "Failed").length

@@ -273,6 +273,11 @@ export type RunError = Errors.BackendError | Explorer.Error
 export const runPrepared = (prepared: Prepared, hooks: {
   readonly onEvent?: Explorer.Options["onEvent"]
   readonly control?: Control.Control
+  /**
+   * Called once the run has ended (and its journal is closed) with the run as its journal holds it,
+   * the one `report.md` was written from, so a caller that shows it need not read the journal again.
+   */
+  readonly onEnded?: (info: RunDir.RunInfo) => void
 } = {}): Effect.Effect<Explorer.Summary, RunError> =>
   Effect.gen(function*() {
     const { runDir, settings, task } = prepared
@@ -303,7 +308,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
     }).pipe(Effect.provide(Wiring.layers(settings, task, runDir, prepared.landscape)))
   }).pipe(
     // after the run's layers are closed (its journal's lock released), so the report says how it ended
-    Effect.ensuring(writeReport(prepared.runDir))
+    Effect.ensuring(writeReport(prepared.runDir, hooks.onEnded))
   )
 
 /**
@@ -337,8 +342,9 @@ const warnIfNothingToCompare = (metric: Asha.Options["metric"], onEvent: Explore
  * Write `report.md` into a run directory from its journal. A run that recorded nothing (it failed
  * before it started) gets none; one that cannot be written is logged.
  */
-const writeReport = (runDir: string): Effect.Effect<void> =>
+const writeReport = (runDir: string, onLoaded?: (info: RunDir.RunInfo) => void): Effect.Effect<void> =>
   RunDir.load(runDir).pipe(
+    Effect.tap((info) => Effect.sync(() => onLoaded?.(info))),
     Effect.flatMap((info) =>
       Effect.try({
         try: () => fs.writeFileSync(path.join(runDir, "report.md"), Status.toMarkdown(info)),

@@ -54,6 +54,21 @@ describe("Trex: a new run gets a directory of its own", () => {
     }))
 })
 
+describe("Trex.runPrepared's onEnded", () => {
+  it.live("is given, once, the run as its journal holds it at the end: what report.md was written from", () =>
+    Effect.gen(function*() {
+      const prepared = yield* Trex.prepare({ taskFile: recorded, out: tmp(), seed: 1, maxTrials: 3 })
+      const ended: Array<RunDir.RunInfo> = []
+      const summary = yield* Trex.runPrepared(prepared, { onEnded: (info) => void ended.push(info) })
+      assert.strictEqual(ended.length, 1)
+      const info = ended[0]!
+      assert.strictEqual(info.finished?.reason, summary.reason)
+      assert.strictEqual(info.tree.view.size, summary.tree.size)
+      assert.deepStrictEqual(info.entries.map((e) => e.seq), (yield* RunDir.readEntries(prepared.runDir)).map((e) => e.seq))
+      assert.include(fs.readFileSync(path.join(prepared.runDir, "report.md"), "utf8"), info.tree.view.best()!.id)
+    }))
+})
+
 describe("Trex: options are checked before anything is written", () => {
   const refused = (options: unknown, source: string, message: RegExp) =>
     Effect.gen(function*() {
