@@ -36,7 +36,8 @@ const Value = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
  * an optional curve column (JSON list) and the number of GPUs. {@link decodeConfig} also checks
  * what the schema cannot say: each path at most once, one kind of cost, `scale` > 0, `seconds` >= 0.
  *
- * The table is comma-separated with a header line. A metric cell that is empty or `NaN` is a run
+ * The table is comma-separated with a header line;
+ * cells are trimmed. A metric cell that is empty or `NaN` is a run
  * that diverged or is missing (its trial fails as a crash); any other text (`inf`, `n/a`, `0,81`) is
  * refused. A curve cell is a JSON list of finite numbers, one per checkpoint; empty or `NaN` is a
  * run without a curve, and any other text (bad JSON, a non-list, a `null` or `NaN` element) is

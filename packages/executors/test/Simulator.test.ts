@@ -387,6 +387,47 @@ describe("input validation", () => {
     }))
 })
 
+describe("a user's own table", () => {
+  const refused = <A>(effect: Effect.Effect<A, Errors.InvalidInput>) =>
+    Effect.flip(effect).pipe(Effect.tap((e) => Effect.sync(() => assert.strictEqual(e._tag, "InvalidInput"))))
+  /** A task file over `csv` in a fresh folder, with `lines` added to it (its `backend` entries); loaded and its table read. */
+  const task = (csv: string | Uint8Array, lines: ReadonlyArray<string> = [], top: ReadonlyArray<string> = []) => {
+    const dir = fs.mkdtempSync(path.join(tmp, "task-"))
+    fs.writeFileSync(path.join(dir, "runs.csv"), csv)
+    const file = path.join(dir, "task.yaml")
+    fs.writeFileSync(file, [
+      "name: mine",
+      "objective: pick the learning rate and optimiser",
+      "metric: { name: loss, direction: minimize }",
+      ...top,
+      "backend:",
+      "  kind: simulator",
+      "  table: runs.csv",
+      "  parameters:",
+      "    - { column: lr, path: training.learningRate, kind: log }",
+      "    - { column: optim, path: training.extra.optim, kind: categorical }",
+      ...lines.map((l) => `  ${l}`),
+      ""
+    ].join("\n"))
+    return TaskFile.load(file).pipe(Effect.flatMap((loaded) => Simulator.fromTask(loaded.task, loaded.dir, loaded.file)), Effect.map((r) => ({ ...r, file })))
+  }
+
+  it("types a text cell trimmed, as names are", () => {
+    assert.strictEqual(cell(" adamw "), "adamw")
+    assert.strictEqual(cell("\tja-en"), "ja-en")
+  })
+
+  it.effect("a text value written with a space after the comma is the same value: one configuration, two categories", () =>
+    Effect.gen(function*() {
+      const { landscape } = yield* task("lr, optim, loss\n1e-4, adamw, 1.5\n3e-4,adamw,1.2\n1e-4,sgd,1.9\n1e-4, sgd ,1.9\n3e-4, adamw,1.2\n")
+      assert.deepStrictEqual(landscape.parameters[1]!.values, ["adamw", "sgd"])
+      assert.deepStrictEqual(Simulator.configurations(landscape).map((p) => p.values), [[1e-4, "adamw"], [3e-4, "adamw"], [1e-4, "sgd"]])
+      const strategy = Simulator.strategyOf(landscape, Simulator.configurations(landscape)[0]!)
+      assert.strictEqual(SearchSpace.get(strategy, "training.extra.optim"), "adamw")
+    }))
+
+})
+
 const simulate = <A, E>(
   text: string,
   gpus: number,

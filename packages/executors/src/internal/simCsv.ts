@@ -199,7 +199,10 @@ export const numberList = (raw: string): ReadonlyArray<number> | undefined | { r
   return list as Array<number>
 }
 
-/** Type a raw field: number when it looks like one, a number list for a JSON list, else the string. */
+/**
+ * Type a raw field: number when it looks like one, a number list for a JSON list, else the string,
+ * trimmed (as names are: `1e-4, adamw` and `1e-4,adamw` hold the same value).
+ */
 export const cell = (raw: string): Cell => {
   const s = raw.trim()
   if (s === "") return undefined
@@ -211,5 +214,5 @@ export const cell = (raw: string): Cell => {
     const list = numberList(s)
     if (Array.isArray(list)) return list
   }
-  return raw
+  return s
 }
