@@ -42,7 +42,8 @@ const Value = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
  * refused. A curve cell is a JSON list of finite numbers, one per checkpoint; empty or `NaN` is a
  * run without a curve, and any other text (bad JSON, a non-list, a `null` or `NaN` element) is
  * refused. Rows repeating a configuration: the first stands for it (a warning says when their
- * metrics differ). See `bench/data/README.md` for every rule.
+ * metrics differ). A `filter` value matches as YAML types it (`8` keeps `8.0`, `true` keeps
+ * `True`). See `bench/data/README.md` for every rule.
  *
  * @example
  * ```yaml

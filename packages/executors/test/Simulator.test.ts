@@ -426,6 +426,21 @@ describe("a user's own table", () => {
       assert.strictEqual(SearchSpace.get(strategy, "training.extra.optim"), "adamw")
     }))
 
+  it.effect("a filter keeps the rows that hold its value as YAML types it: True for Python's True, 8 or \"8\" for 8.0", () =>
+    Effect.gen(function*() {
+      const csv = "lr,optim,rslora,epochs,loss\n1e-4,adamw,True,1.0,1.5\n3e-4,adamw,False,1.0,1.2\n1e-4,sgd,TRUE,2.0,1.9\n3e-4,sgd,false,2.0,1.7\n"
+      const kept = (filter: string) => task(csv, [`filter: ${filter}`]).pipe(Effect.map(({ landscape }) => landscape.points.map((p) => p.score)))
+      assert.deepStrictEqual(yield* kept("{ rslora: true }"), [1.5, 1.9])
+      assert.deepStrictEqual(yield* kept("{ rslora: True }"), [1.5, 1.9])
+      assert.deepStrictEqual(yield* kept("{ rslora: false }"), [1.2, 1.7])
+      assert.deepStrictEqual(yield* kept("{ rslora: \"True\" }"), [1.5])
+      assert.deepStrictEqual(yield* kept("{ epochs: 2 }"), [1.9, 1.7])
+      assert.deepStrictEqual(yield* kept("{ epochs: \"1\" }"), [1.5, 1.2])
+      assert.deepStrictEqual(yield* kept("{ optim: sgd }"), [1.9, 1.7])
+      const none = yield* refused(task(csv, ["filter: { optim: adam }"]))
+      assert.include(none.message, `no rows match the filter {"optim":"adam"}: column "optim" holds "adamw", "sgd"`)
+    }))
+
 })
 
 const simulate = <A, E>(

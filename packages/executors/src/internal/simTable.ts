@@ -84,10 +84,17 @@ const notA = (line: number, column: string, raw: string, what: string, field: st
 
 const shown = (v: number | undefined): string => (v === undefined ? "no value" : String(v))
 
+/**
+ * Whether a cell holds a filter's value as the task file's YAML typed it: a number equals the cell's
+ * number (`8` keeps `8.0`; so does `"8"`), a boolean the cell's `true` or `false` in any case
+ * (Python writes `True`, and YAML reads an unquoted `True` as a boolean too), else the same text.
+ */
 const matches = (raw: string, want: string | number | boolean): boolean => {
   const c = cell(raw)
-  if (typeof want === "number") return typeof c === "number" && c === want
-  return raw.trim() === String(want)
+  if (typeof want === "boolean") return typeof c === "string" && c.toLowerCase() === String(want)
+  const number = typeof want === "number" ? want : cell(want)
+  if (typeof number === "number") return typeof c === "number" && c === number
+  return raw.trim() === String(want).trim()
 }
 
 /**
