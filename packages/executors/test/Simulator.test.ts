@@ -441,6 +441,13 @@ describe("a user's own table", () => {
       assert.include(none.message, `no rows match the filter {"optim":"adam"}: column "optim" holds "adamw", "sgd"`)
     }))
 
+  it.effect("a list of numbers in a parameter column is a category named by its JSON, not a missing value", () =>
+    Effect.gen(function*() {
+      const { landscape } = yield* task("lr,optim,loss\n1e-4,\"[64, 64]\",1.5\n3e-4,[128],1.2\n1e-3,\"[64,64]\",1.1\n1e-4,\" [64,  64]\",1.5\n")
+      assert.deepStrictEqual(landscape.parameters[1]!.values, ["[128]", "[64,64]"])
+      assert.deepStrictEqual(Simulator.configurations(landscape).map((p) => p.values), [[1e-4, "[64,64]"], [3e-4, "[128]"], [1e-3, "[64,64]"]])
+    }))
+
 })
 
 const simulate = <A, E>(

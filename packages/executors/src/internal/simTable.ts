@@ -137,7 +137,9 @@ export const fromCsv = (csv: Csv, spec: TableSpec): { readonly landscape: Landsc
     if (!filters.every(([i, v]) => matches(row[i]!, v))) return
     const line = csv.lines[r]!
     const values = paramCols.map((i, k): SearchSpace.Value => {
-      const v = asValue(cell(row[i]!))
+      const c = cell(row[i]!)
+      // a list of numbers (hidden sizes, `[64, 64]`) is a category, named by its JSON (`[64,64]`, however spaced)
+      const v = Array.isArray(c) ? JSON.stringify(c) : asValue(c)
       if (v === undefined) {
         throw new Error(`line ${line}: column "${spec.parameters[k]!.column}" has no value (backend.parameters[${k}]): ` +
           `every run needs a value of each parameter; fill the cell, or delete the row`)
