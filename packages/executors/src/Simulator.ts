@@ -15,7 +15,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Backend, Errors, JobProtocol, SearchSpace, Strategy, Task, TaskFile } from "@trex/core"
 import { Context, Effect, Layer, Schema, type Scope, Stream } from "effect"
-import { parse as parseCsv } from "./internal/simCsv.ts"
+import { decode as decodeCsv, parse as parseCsv } from "./internal/simCsv.ts"
 import { drive, Engine, type SimJob, type Work } from "./internal/simClock.ts"
 import * as L from "./internal/simLandscape.ts"
 import { fromCsv, synthetic as makeSynthetic, TableIssues } from "./internal/simTable.ts"
@@ -36,7 +36,7 @@ const Value = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
  * an optional curve column (JSON list) and the number of GPUs. {@link decodeConfig} also checks
  * what the schema cannot say: each path at most once, one kind of cost, `scale` > 0, `seconds` >= 0.
  *
- * The table is comma-separated with a header line;
+ * The table is comma-separated with a header line (UTF-8, or UTF-16 with its byte-order mark);
  * cells are trimmed. A metric cell that is empty or `NaN` is a run
  * that diverged or is missing (its trial fails as a crash); any other text (`inf`, `n/a`, `0,81`) is
  * refused. A curve cell is a JSON list of finite numbers, one per checkpoint; empty or `NaN` is a
@@ -206,13 +206,13 @@ export const loadTable = Effect.fn("Simulator.loadTable")(function*(
   const table = `${file} (backend.table of ${options.source ?? "the task"})`
   const invalid = (message: string) => new Errors.InvalidInput({ source: file, message })
   const name = options.name ?? path.basename(file, ".csv")
-  const text = yield* Effect.try({
-    try: () => fs.readFileSync(file, "utf8"),
+  const bytes = yield* Effect.try({
+    try: () => fs.readFileSync(file),
     catch: (e) => invalid(`cannot read the simulator table ${table}: ${(e as Error).message}`)
   })
   const { landscape, warnings } = yield* Effect.try({
     try: () =>
-      fromCsv(parseCsv(text), {
+      fromCsv(parseCsv(decodeCsv(bytes)), {
         name,
         filter: config.filter ?? {},
         parameters: config.parameters.map((p) => ({ column: p.column, path: p.path, kind: p.kind ?? "ordinal" })),

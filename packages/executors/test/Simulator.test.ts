@@ -4,7 +4,7 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Backend, type Errors, SearchSpace, Strategy, TaskFile } from "@trex/core"
 import { Effect, Logger, Stream } from "effect"
-import { cell, numberList, numeric, parse, parseRecords } from "../src/internal/simCsv.ts"
+import { cell, decode, numberList, numeric, parse, parseRecords } from "../src/internal/simCsv.ts"
 import * as Simulator from "../src/Simulator.ts"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "trex-sim-"))
@@ -446,6 +446,25 @@ describe("a user's own table", () => {
       const { landscape } = yield* task("lr,optim,loss\n1e-4,\"[64, 64]\",1.5\n3e-4,[128],1.2\n1e-3,\"[64,64]\",1.1\n1e-4,\" [64,  64]\",1.5\n")
       assert.deepStrictEqual(landscape.parameters[1]!.values, ["[128]", "[64,64]"])
       assert.deepStrictEqual(Simulator.configurations(landscape).map((p) => p.values), [[1e-4, "[64,64]"], [3e-4, "[128]"], [1e-3, "[64,64]"]])
+    }))
+
+  it("reads UTF-8 and UTF-16 (with its byte-order mark); refuses a workbook or binary with what to do", () => {
+    const text = "lr,optim,loss\n1e-4,adamw,1.5\n"
+    assert.strictEqual(decode(Buffer.from(text, "utf8")), text)
+    assert.strictEqual(decode(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")])), text)
+    assert.strictEqual(decode(Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, "utf16le").swap16()])), text)
+    assert.throws(() => decode(Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0x00])), /the table is a zip archive \(an Excel \.xlsx or OpenDocument workbook\?\), not CSV text: save it as comma-separated CSV in UTF-8/)
+    assert.throws(() => decode(Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1])), /the table is an Excel \.xls workbook, not CSV text/)
+    assert.throws(() => decode(Buffer.from(text, "utf16le")), /the table holds a NUL byte \(line 1\): it is binary, or UTF-16 without a byte-order mark; save it as/)
+  })
+
+  it.effect("a table saved as UTF-16 loads; a workbook named as the table is refused naming the file and what to do", () =>
+    Effect.gen(function*() {
+      const text = "lr,optim,loss\r\n1e-4,adamw,1.5\r\n3e-4,sgd,1.2\r\n"
+      const { landscape } = yield* task(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")]))
+      assert.deepStrictEqual(landscape.points.map((p) => p.score), [1.5, 1.2])
+      const workbook = yield* refused(task(Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0x00, 0x06, 0x00])))
+      assert.match(workbook.message, /^simulator table \/.*\/runs\.csv \(backend\.table of \/.*\/task\.yaml\): the table is a zip archive/)
     }))
 
 })

@@ -1,7 +1,9 @@
 /**
  * A small RFC 4180 CSV reader for the simulator's recorded tables: quoted fields, embedded
- * commas, quotes (`""`) and newlines, CRLF or LF line ends, an optional BOM.
+ * commas, quotes (`""`) and newlines, CRLF or LF line ends, an optional BOM; UTF-8, or UTF-16
+ * with its byte-order mark.
  */
+import { Buffer } from "node:buffer"
 
 /** A parsed table: the header (names trimmed) and the data rows (each as long as the header). */
 export interface Csv {
@@ -16,6 +18,33 @@ export type Cell = number | string | ReadonlyArray<number> | undefined
 
 /** Thrown for malformed input; the message names the line. */
 export class CsvError extends Error {}
+
+/**
+ * A table file's bytes as text: UTF-8 (a BOM or none), or UTF-16 with its byte-order mark (what
+ * some spreadsheet exports write). A file that is not text (an Excel workbook, NUL bytes) is
+ * refused, saying what it looks like, rather than read as one garbled column.
+ */
+export const decode = (bytes: Uint8Array): string => {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  // (a UTF-16 text has an even length; a stray last byte is dropped)
+  const utf16 = () => buf.subarray(2, 2 + ((buf.length - 2) & ~1))
+  if (buf[0] === 0xff && buf[1] === 0xfe) return utf16().toString("utf16le")
+  if (buf[0] === 0xfe && buf[1] === 0xff) return Buffer.from(utf16()).swap16().toString("utf16le")
+  const save = "save it as comma-separated CSV in UTF-8 (a spreadsheet's Save As > CSV UTF-8, pandas' to_csv)"
+  // a zip archive (.xlsx, .ods) or an OLE compound file (.xls)
+  if (buf.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04]))) {
+    throw new CsvError(`the table is a zip archive (an Excel .xlsx or OpenDocument workbook?), not CSV text: ${save}`)
+  }
+  if (buf.subarray(0, 4).equals(Buffer.from([0xd0, 0xcf, 0x11, 0xe0]))) {
+    throw new CsvError(`the table is an Excel .xls workbook, not CSV text: ${save}`)
+  }
+  const nul = buf.indexOf(0)
+  if (nul >= 0) {
+    const line = buf.subarray(0, nul).toString("utf8").split("\n").length
+    throw new CsvError(`the table holds a NUL byte (line ${line}): it is binary, or UTF-16 without a byte-order mark; ${save}`)
+  }
+  return buf.toString("utf8")
+}
 
 /** Split CSV text into records of raw field strings, with the line each record starts on. */
 const read = (text: string): { readonly records: Array<Array<string>>; readonly lines: Array<number> } => {
