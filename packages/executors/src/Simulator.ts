@@ -43,7 +43,8 @@ const Value = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
  * run without a curve, and any other text (bad JSON, a non-list, a `null` or `NaN` element) is
  * refused. Rows repeating a configuration: the first stands for it (a warning says when their
  * metrics differ). A `filter` value matches as YAML types it (`8` keeps `8.0`, `true` keeps
- * `True`). See `bench/data/README.md` for every rule.
+ * `True`). `metric.direction`, if given, must be the task's; a task's own `searchSpace` may vary
+ * only these parameters' paths. See `bench/data/README.md` for every rule.
  *
  * @example
  * ```yaml
@@ -249,8 +250,34 @@ export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Tas
     return yield* new Errors.InvalidInput({ source, message: `${source} has no backend section: a simulated task names its table there, as in backend: { kind: simulator, table: runs.csv, parameters: [...], metric: { column: ... } } (see examples/recorded-table/task.yaml)` })
   }
   const config = yield* decodeConfig(task.backend, source)
+  const issues = taskIssues(task, config)
+  if (issues.length > 0) return yield* new Errors.InvalidInput({ source, message: `invalid simulated task ${source}:\n${issues.join("\n")}` })
   return { config, landscape: yield* loadTable(config, { dir, metric: task.metric, name: task.name, source }) }
 })
+
+/**
+ * What a task and its table must agree on: the direction (the search ranks trials by the task's,
+ * the regret and a curve's best-so-far by the table's), and the paths a declared search space
+ * varies (a trial replays the row of the table's parameters alone).
+ */
+const taskIssues = (task: Task.Task, config: SimulatorConfig): Array<string> => {
+  const issues: Array<string> = []
+  const direction = config.metric?.direction
+  if (direction !== undefined && direction !== task.metric.direction) {
+    issues.push(`  backend.metric.direction: ${direction}, but the task's metric.direction is ${task.metric.direction}: the search ` +
+      `would keep the ${task.metric.direction === "maximize" ? "largest" : "smallest"} ${config.metric?.column ?? task.metric.name} ` +
+      `while the table's best is its ${direction === "maximize" ? "largest" : "smallest"}, and head for its worst row. ` +
+      `Say the direction once, in metric.direction, and remove backend.metric.direction`)
+  }
+  const paths = config.parameters.map((p) => p.path)
+  task.searchSpace?.parameters.forEach((p, i) => {
+    if (paths.includes(p.path)) return
+    issues.push(`  searchSpace.parameters[${i}].path: ${p.path} is no parameter of the table (backend.parameters: ${paths.join(", ")}): ` +
+      `a trial replays the row its table parameters match, so every value of ${p.path} replays the same row and its trials are wasted. ` +
+      `Add its column to backend.parameters, or remove it from searchSpace (without a searchSpace, the table's own is used)`)
+  })
+  return issues
+}
 
 /** What a synthetic landscape is made of. @since 0.1.0 @category models */
 export interface SyntheticConfig {

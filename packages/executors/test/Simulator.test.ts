@@ -467,6 +467,35 @@ describe("a user's own table", () => {
       assert.match(workbook.message, /^simulator table \/.*\/runs\.csv \(backend\.table of \/.*\/task\.yaml\): the table is a zip archive/)
     }))
 
+  it.effect("a backend direction the task's metric contradicts is refused: the search would head for the table's worst row", () =>
+    Effect.gen(function*() {
+      const csv = "lr,optim,loss\n1e-4,adamw,1.5\n3e-4,sgd,1.2\n"
+      const err = yield* refused(task(csv, ["metric: { column: loss, direction: maximize }"]))
+      assert.match(err.message, /^invalid simulated task \/.*\/task\.yaml:\n {2}backend\.metric\.direction: maximize, but the task's metric\.direction is minimize: /)
+      assert.include(err.message, "the search would keep the smallest loss while the table's best is its largest, and head for its worst row. " +
+        "Say the direction once, in metric.direction, and remove backend.metric.direction")
+      // the same direction said twice is no contradiction
+      const { landscape } = yield* task(csv, ["metric: { column: loss, direction: minimize }"])
+      assert.deepStrictEqual(Simulator.range(landscape), { best: 1.2, worst: 1.5 })
+    }))
+
+  it.effect("a declared search space may vary only the table's parameters: another path is refused, naming it and the fix", () =>
+    Effect.gen(function*() {
+      const csv = "lr,optim,loss\n1e-4,adamw,1.5\n3e-4,sgd,1.2\n"
+      const space = (extra: string) => [
+        "searchSpace:",
+        "  parameters:",
+        "    - { path: training.learningRate, kind: log, values: [0.0001, 0.0003] }",
+        ...(extra === "" ? [] : [`    - ${extra}`])
+      ]
+      const err = yield* refused(task(csv, [], space("{ path: training.batchSize, kind: ordinal, values: [8, 16, 32] }")))
+      assert.include(err.message, "searchSpace.parameters[1].path: training.batchSize is no parameter of the table (backend.parameters: " +
+        "training.learningRate, training.extra.optim): a trial replays the row its table parameters match, so every value of training.batchSize " +
+        "replays the same row and its trials are wasted. Add its column to backend.parameters, or remove it from searchSpace")
+      // a subset of the table's parameters is a narrower search, and fine
+      const { landscape } = yield* task(csv, [], space(""))
+      assert.strictEqual(landscape.points.length, 2)
+    }))
 })
 
 const simulate = <A, E>(
