@@ -179,6 +179,7 @@ export const regretAtHours = (trace: Pick<Trace, "regret" | "gpuHours">, hours: 
 /** Mean regret per method at each trial count, for one task. @since 0.1.0 @category models */
 export interface TaskResult {
   readonly task: string
+  /** the table's configurations: the rows its filter keeps, a repeated configuration counted once */
   readonly rows: number
   /** how many seeds, `firstSeed .. firstSeed + seeds - 1`, the same for every method */
   readonly seeds: number
@@ -203,14 +204,90 @@ export interface TaskResult {
   }
 }
 
+/** A task file ready to benchmark: the task, completed from its table, and the table. @since 0.1.0 @category models */
+export interface Prepared {
+  readonly file: string
+  readonly task: Task.Task
+  readonly landscape: Simulator.Landscape
+}
+
 /**
- * Benchmark methods on one task file over `seeds` seeds (from `firstSeed`, default 0): regret at
- * each of `trials` trial counts and, if given, once each of `gpuHours` simulated GPU-hours is spent;
- * `concurrency` trials in flight at once on as many simulated GPUs (default 1).
+ * Whether `methods` (and regret at `gpuHours`) can be measured on a task's table: refusals as an
+ * `InvalidInput`, and warnings (lines) about figures that would say little.
+ */
+const checkTask = (
+  { file, landscape, task }: Prepared,
+  methods: ReadonlyArray<MethodLike>,
+  gpuHours: ReadonlyArray<number>
+): Effect.Effect<ReadonlyArray<string>, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const names = methods.map(nameOf)
+    const twice = names.find((n, i) => names.indexOf(n) !== i)
+    if (twice !== undefined) {
+      return yield* new Errors.InvalidInput({ source: "methods", message: `two methods are named ${twice}: give each contender its own name` })
+    }
+    for (const method of methods) yield* schedulerOf(method, task, landscape)
+    const warnings: Array<string> = []
+    const configurations = Simulator.configurations(landscape)
+    const { best, worst } = Simulator.range(landscape)
+    if (best === worst) {
+      const scored = configurations.filter((p) => p.score !== undefined).length
+      warnings.push(
+        `${file}: ${scored === 1 ? "only one configuration of its table has a" : `all ${scored} configurations of its table with a`} ` +
+          `${landscape.metric.column}${scored === 1 ? "" : " score the same"} (${best}): regret is 0 from a method's first success, ` +
+          `so this table cannot tell methods apart (check backend.metric.column and backend.filter)`
+      )
+    }
+    if (gpuHours.length > 0) {
+      const total = configurations.reduce((sum, p) => sum + p.seconds, 0) / 3600
+      if (total === 0) {
+        return yield* new Errors.InvalidInput({
+          source: "--gpu-hours",
+          message: `--gpu-hours: every trial of task ${task.name} (${file}) costs 0 simulated GPU-hours, so no budget of them is ever spent ` +
+            `(each run would try the whole table, and its regret at any GPU-hours be the table's best). Give the table a cost in the task's ` +
+            `backend section, cost: { column: <each run's time>, scale: <seconds per unit> } or cost: { seconds: <every run's> }, or leave --gpu-hours out`
+        })
+      }
+      const largest = Math.max(...gpuHours)
+      if (total < largest) {
+        warnings.push(
+          `${file}: all ${configurations.length} configurations of its table cost ${Number(total.toPrecision(3))} simulated GPU-hours, ` +
+            `less than --gpu-hours ${largest}: each run tries every configuration`
+        )
+      }
+    }
+    return warnings
+  })
+
+/**
+ * Read a task file and its table, and check that `methods` (and regret at `gpuHours`, if asked)
+ * can be measured on it, before any run: `trex bench` with several tasks refuses a bad one at
+ * once, not after the others' runs. A table whose trials all cost nothing is refused for
+ * `gpuHours` (no budget of them is ever spent); a table whose configurations all score the same,
+ * or that costs less in all than the largest budget, is benchmarked with a warning.
+ * @since 0.1.0 @category running
+ */
+export const prepareTask = (
+  file: string,
+  options: { readonly methods: ReadonlyArray<MethodLike>; readonly gpuHours?: ReadonlyArray<number> | undefined }
+): Effect.Effect<Prepared, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const loaded = yield* TaskFile.load(file)
+    const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir, loaded.file)
+    const prepared = { file: loaded.file, task: Simulator.completeTask(loaded.task, landscape), landscape }
+    for (const w of yield* checkTask(prepared, options.methods, options.gpuHours ?? [])) yield* Effect.logWarning(w)
+    return prepared
+  })
+
+/**
+ * Benchmark methods on one task file (or one {@link prepareTask} read) over `seeds` seeds (from
+ * `firstSeed`, default 0): regret at each of `trials` trial counts and, if given, once each of
+ * `gpuHours` simulated GPU-hours is spent; `concurrency` trials in flight at once on as many
+ * simulated GPUs (default 1).
  * @since 0.1.0 @category running
  */
 export const benchTask = (
-  file: string,
+  file: string | Prepared,
   options: {
     readonly methods: ReadonlyArray<MethodLike>
     readonly seeds: number
@@ -223,14 +300,10 @@ export const benchTask = (
   }
 ) =>
   Effect.gen(function*() {
-    const names = options.methods.map(nameOf)
-    const twice = names.find((n, i) => names.indexOf(n) !== i)
-    if (twice !== undefined) {
-      return yield* new Errors.InvalidInput({ source: "methods", message: `two methods are named ${twice}: give each contender its own name` })
-    }
-    const loaded = yield* TaskFile.load(file)
-    const { landscape } = yield* Simulator.fromTask(loaded.task, loaded.dir, loaded.file)
-    const task = Simulator.completeTask(loaded.task, landscape)
+    // a task prepared already has said its warnings; its refusals are checked again for these options
+    const { task, landscape } = typeof file === "string"
+      ? yield* prepareTask(file, { methods: options.methods, gpuHours: options.gpuHours })
+      : yield* Effect.as(checkTask(file, options.methods, options.gpuHours ?? []), file)
     const horizon = Math.max(...options.trials)
     const budgets = options.gpuHours ?? []
     const hoursHorizon = Math.max(0, ...budgets)

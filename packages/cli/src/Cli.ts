@@ -254,9 +254,12 @@ const benchCommand = Command.make(
       if (flags.firstSeed < 0) {
         return yield* new Errors.InvalidInput({ source: "--first-seed", message: `--first-seed must be 0 or more, got ${flags.firstSeed}` })
       }
+      // every task file and table read and checked before the first run, so a bad one is said at once
+      const prepared: Array<Bench.Prepared> = []
+      for (const file of flags.tasks) prepared.push(yield* Bench.prepareTask(file, { methods, gpuHours }))
       const results: Array<Bench.TaskResult> = []
-      for (const file of flags.tasks) {
-        const r = yield* Bench.benchTask(file, {
+      for (const task of prepared) {
+        const r = yield* Bench.benchTask(task, {
           methods,
           seeds: flags.seeds,
           firstSeed: flags.firstSeed,

@@ -3,9 +3,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Logger, Result } from "effect"
 import { RandomResearcher } from "@trex/agents"
-import { TaskFile } from "@trex/core"
+import { type Errors, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Asha, RandomPolicy, Uct } from "@trex/mcts"
 import * as Bench from "../src/Bench.ts"
@@ -157,6 +157,67 @@ describe("trex bench", () => {
       const sequential = yield* Bench.benchTask(task, { ...options, concurrency: 1 })
       assert.closeTo(sequential.wallHours.random![9]!, 2100 / 3600, 1e-9, "one GPU: wall time is GPU time")
     }), 60_000)
+
+  it.effect("a table whose trials cost nothing is refused for --gpu-hours before any run; one that costs less than the budget, or scores the same everywhere, is run with a warning", () =>
+    Effect.gen(function*() {
+      const own = (score: (i: number, layers: number) => number, updates: number) =>
+        LrLayersTask.write(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")), {
+          name: "own",
+          metric: { name: "loss", direction: "minimize" },
+          columns: "loss,updates",
+          row: (i, layers) => `${score(i, layers)},${updates * layers}`,
+          metricColumn: "loss",
+          cost: { column: "updates", scale: 1 }
+        })
+      const free = own((i, layers) => i + layers, 0)
+      // it ran every configuration of the table for every seed, and reported the table's best at any GPU-hours
+      const ran = yield* Effect.result(Bench.benchTask(free, { methods: ["random"], seeds: 1, trials: [1], gpuHours: [1] }))
+      assert.isTrue(Result.isFailure(ran), "refused")
+      const refused = (ran as Result.Failure<unknown, Errors.InvalidInput>).failure
+      assert.strictEqual(refused._tag, "InvalidInput")
+      assert.strictEqual(refused.source, "--gpu-hours")
+      assert.include(refused.message, `--gpu-hours: every trial of task own (${free}) costs 0 simulated GPU-hours, so no budget of them is ever spent`)
+      assert.include(refused.message, "Give the table a cost in the task's backend section, cost: { column: <each run's time>, scale: <seconds per unit> }")
+      // and before any run, when the task is read
+      assert.strictEqual((yield* Bench.prepareTask(free, { methods: ["random"], gpuHours: [1] }).pipe(Effect.flip)).message, refused.message)
+      // without --gpu-hours a table without cost is fine
+      assert.deepStrictEqual((yield* Bench.benchTask(free, { methods: ["random"], seeds: 1, trials: [9] })).regret.random, { 9: 0 })
+      const lines: Array<string> = []
+      const logged = Logger.layer([Logger.make((o) => void lines.push(`${o.logLevel}: ${String(o.message)}`))])
+      const flat = own(() => 0.5, 100)
+      const r = yield* Bench.benchTask(flat, { methods: ["uct", "random"], seeds: 2, trials: [1, 3] }).pipe(Effect.provide(logged))
+      assert.deepStrictEqual(r.regret, { uct: { 1: 0, 3: 0 }, random: { 1: 0, 3: 0 } })
+      assert.lengthOf(lines, 1)
+      assert.match(lines[0]!, /^Warn: .*task\.yaml: all 9 configurations of its table with a loss score the same \(0\.5\): regret is 0 from a method's first success, so this table cannot tell methods apart/)
+      lines.length = 0
+      // the nine rows cost 2,100 GPU-seconds in all, under the 1 GPU-hour asked
+      yield* Bench.benchTask(own((i, layers) => i + layers, 100), { methods: ["random"], seeds: 1, trials: [1], gpuHours: [0.1, 1] }).pipe(Effect.provide(logged))
+      assert.lengthOf(lines, 1)
+      assert.match(lines[0]!, /^Warn: .*task\.yaml: all 9 configurations of its table cost 0\.583 simulated GPU-hours, less than --gpu-hours 1: each run tries every configuration$/)
+    }), 60_000)
+
+  it("with several --task, a bad one is refused before the others run", () => {
+    const good = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-"))
+    const bad = LrLayersTask.write(dir, {
+      name: "bad",
+      metric: { name: "score", direction: "maximize" },
+      columns: "score,updates",
+      row: (i, layers) => `${i === 2 && layers === 4 ? "inf" : i + layers},100`,
+      metricColumn: "score",
+      cost: { column: "updates", scale: 1 }
+    })
+    const r = spawnSync(process.execPath, ["--conditions=@trex/source", bin, "bench", "--task", good, "--task", bad, "--policies", "random", "--seeds", "2", "--trials", "3"], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 120_000
+    })
+    assert.strictEqual(r.status, 2, r.stderr)
+    assert.include(r.stderr, `invalid simulator table ${path.join(dir, "runs.csv")} (backend.table of ${bad}):\n  line 10, column "score": "inf" is not a number`)
+    // nothing of the good task ran first (it used to run in full, then the bad one failed the command and its results were lost)
+    assert.notInclude(r.stderr, "done")
+    assert.strictEqual(r.stdout, "")
+  }, 120_000)
 
   it("pairedRatio: the ratio of the means with a resampled interval, the same every time", () => {
     const b = [0.1, 0.3, 0.2, 0.4, 0.05, 0.25]
