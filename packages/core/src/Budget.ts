@@ -44,8 +44,11 @@ export interface Usage {
 
 /**
  * Budget accounting with reservations. A running trial holds its estimated cost until
- * it settles; admission checks spent + reserved + estimate against every limit, so
- * concurrent trials can never together overrun a limit that their estimates respect.
+ * it settles — at least what a trial is estimated to cost now ({@link Ledger.holdAtLeast}),
+ * when that is more than was known when it was admitted; admission checks spent + reserved +
+ * estimate against every limit (and the run's elapsed time + the trial's expected wall time
+ * against the wall clock), so concurrent trials can never together overrun a limit that their
+ * estimates respect.
  *
  * Plain, synchronous and deterministic: the explorer owns one and journals every charge.
  *
@@ -55,6 +58,7 @@ export class Ledger {
   private spentCost: Cost.Cost = Cost.zero
   private trialsStarted = 0
   private readonly reservations = new Map<string, Cost.Cost>()
+  private floor: Cost.Cost = Cost.zero
   private elapsed = 0
 
   readonly budget: Budget
@@ -72,11 +76,21 @@ export class Ledger {
     return this.trialsStarted
   }
 
-  /** Sum of the reservations of running trials. */
+  /** Sum of the reservations of running trials (each at least the {@link holdAtLeast} estimate). */
   get reserved(): Cost.Cost {
     let total = Cost.zero
-    for (const c of this.reservations.values()) total = Cost.add(total, c)
+    for (const c of this.reservations.values()) total = Cost.add(total, atLeast(c, this.floor))
     return total
+  }
+
+  /**
+   * From now on, every running trial holds at least `estimate` (field by field): what one trial is
+   * now expected to cost. Trials admitted when less was known — before any trial had reported its
+   * cost, an estimate of 0 — then hold what a trial is known to cost, so they do not let more
+   * trials start than the budget can pay for.
+   */
+  holdAtLeast(estimate: Cost.Cost): void {
+    this.floor = estimate
   }
 
   /** Record the wall-clock seconds since the run started (resumes add up). */
@@ -92,7 +106,11 @@ export class Ledger {
     return { trials: this.trialsStarted, spent: this.spentCost, reserved: this.reserved, elapsedSeconds: this.elapsed }
   }
 
-  /** The first limit that spent + reserved + `extra` would pass, if any. */
+  /**
+   * The first limit that spent + reserved + `extra` would pass, if any. For the wall clock, a
+   * trial runs beside the others: the limit is passed when the run's elapsed time + `extra`'s wall
+   * seconds (the trial would still be running then) is past it.
+   */
   wouldExceed(extra: Cost.Cost = Cost.zero, extraTrials = 0): Limit | undefined {
     const b = this.budget
     const total = Cost.add(Cost.add(this.spentCost, this.reserved), extra)
@@ -100,26 +118,30 @@ export class Ledger {
     if (b.gpuHours !== undefined && total.gpuSeconds > b.gpuHours * 3600 + 1e-9) return "gpuHours"
     if (b.dollars !== undefined && total.dollars > b.dollars + 1e-12) return "dollars"
     if (b.tokens !== undefined && Cost.tokens(total) > b.tokens) return "tokens"
+    if (b.wallClockHours !== undefined && this.elapsed + extra.wallSeconds > b.wallClockHours * 3600) return "wallClockHours"
+    return undefined
+  }
+
+  /**
+   * The limit that what was spent (or the trials started, or the time elapsed) has reached, if any:
+   * no more work fits, whatever the trials in flight turn out to cost. Their reservations are
+   * estimates, and stop admissions ({@link canAdmit}) but not the run: a trial that settles below
+   * its reservation gives the difference back.
+   */
+  exhausted(): Limit | undefined {
+    const b = this.budget
+    const s = this.spentCost
+    if (b.maxTrials !== undefined && this.trialsStarted >= b.maxTrials) return "maxTrials"
+    if (b.gpuHours !== undefined && s.gpuSeconds >= b.gpuHours * 3600) return "gpuHours"
+    if (b.dollars !== undefined && s.dollars >= b.dollars) return "dollars"
+    if (b.tokens !== undefined && Cost.tokens(s) >= b.tokens) return "tokens"
     if (b.wallClockHours !== undefined && this.elapsed > b.wallClockHours * 3600) return "wallClockHours"
     return undefined
   }
 
-  /** The limit already reached (no more work of any size fits), if any. */
-  exhausted(): Limit | undefined {
-    const b = this.budget
-    if (b.maxTrials !== undefined && this.trialsStarted >= b.maxTrials) return "maxTrials"
-    const hit = this.wouldExceed()
-    if (hit !== undefined) return hit
-    const total = this.spentCost
-    if (b.gpuHours !== undefined && total.gpuSeconds >= b.gpuHours * 3600) return "gpuHours"
-    if (b.dollars !== undefined && total.dollars >= b.dollars) return "dollars"
-    if (b.tokens !== undefined && Cost.tokens(total) >= b.tokens) return "tokens"
-    return undefined
-  }
-
-  /** Whether a trial with this estimate may start now. */
+  /** Whether a trial with this estimate (at least the {@link holdAtLeast} one) may start now. */
   canAdmit(estimate: Cost.Cost): boolean {
-    return this.exhausted() === undefined && this.wouldExceed(estimate, 1) === undefined
+    return this.exhausted() === undefined && this.wouldExceed(atLeast(estimate, this.floor), 1) === undefined
   }
 
   /** Admit a trial: count it and hold its estimate until {@link settle}. */
@@ -161,3 +183,16 @@ export class Ledger {
     return parts.length === 0 ? 0 : Math.min(1, Math.max(...parts))
   }
 }
+
+/** `c`, raised field by field to `floor`. */
+const atLeast = (c: Cost.Cost, floor: Cost.Cost): Cost.Cost =>
+  c.gpuSeconds >= floor.gpuSeconds && c.wallSeconds >= floor.wallSeconds && c.dollars >= floor.dollars &&
+    c.inputTokens >= floor.inputTokens && c.outputTokens >= floor.outputTokens
+    ? c
+    : {
+      gpuSeconds: Math.max(c.gpuSeconds, floor.gpuSeconds),
+      wallSeconds: Math.max(c.wallSeconds, floor.wallSeconds),
+      dollars: Math.max(c.dollars, floor.dollars),
+      inputTokens: Math.max(c.inputTokens, floor.inputTokens),
+      outputTokens: Math.max(c.outputTokens, floor.outputTokens)
+    }

@@ -29,22 +29,28 @@ type Op =
   | { readonly _tag: "charge"; readonly cost: Cost.Cost }
   | { readonly _tag: "release"; readonly pick: number }
   | { readonly _tag: "elapse"; readonly seconds: number }
+  | { readonly _tag: "hold"; readonly estimate: Cost.Cost }
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ _tag: fc.constant("reserve" as const), estimate: cost }), weight: 4 },
   { arbitrary: fc.record({ _tag: fc.constant("charge" as const), cost }), weight: 2 },
   { arbitrary: fc.record({ _tag: fc.constant("release" as const), pick: fc.nat() }), weight: 2 },
-  { arbitrary: fc.record({ _tag: fc.constant("elapse" as const), seconds: fc.integer({ min: 0, max: 600 }) }), weight: 1 }
+  { arbitrary: fc.record({ _tag: fc.constant("elapse" as const), seconds: fc.integer({ min: 0, max: 600 }) }), weight: 1 },
+  { arbitrary: fc.record({ _tag: fc.constant("hold" as const), estimate: cost }), weight: 1 }
 )
 
-/** Every limit of `b` that `total` (with `trials`, `elapsed`) passes. */
-const exceeded = (b: Budget.Budget, total: Cost.Cost, trials: number, elapsed: number): Array<Budget.Limit> => {
+/** `c`, raised field by field to `floor`. */
+const atLeast = (c: Cost.Cost, floor: Cost.Cost): Cost.Cost =>
+  Object.fromEntries(Object.entries(c).map(([k, v]) => [k, Math.max(v, floor[k as keyof Cost.Cost])])) as unknown as Cost.Cost
+
+/** Every limit of `b` that `total` (with `trials`, `elapsed`, and a trial of `wall` seconds starting now) passes. */
+const exceeded = (b: Budget.Budget, total: Cost.Cost, trials: number, elapsed: number, wall = 0): Array<Budget.Limit> => {
   const out: Array<Budget.Limit> = []
   if (b.maxTrials !== undefined && trials > b.maxTrials) out.push("maxTrials")
   if (b.gpuHours !== undefined && total.gpuSeconds > b.gpuHours * 3600 + 1e-9) out.push("gpuHours")
   if (b.dollars !== undefined && total.dollars > b.dollars + 1e-12) out.push("dollars")
   if (b.tokens !== undefined && Cost.tokens(total) > b.tokens) out.push("tokens")
-  if (b.wallClockHours !== undefined && elapsed > b.wallClockHours * 3600) out.push("wallClockHours")
+  if (b.wallClockHours !== undefined && elapsed + wall > b.wallClockHours * 3600) out.push("wallClockHours")
   return out
 }
 
@@ -56,17 +62,19 @@ describe("Budget.Ledger", () => {
         const live = new Map<string, Cost.Cost>()
         let next = 0
         let elapsed = 0
+        let floor = Cost.zero
         for (const o of ops) {
           switch (o._tag) {
             case "reserve": {
               const before = Cost.add(ledger.spent, ledger.reserved)
               const admit = ledger.canAdmit(o.estimate)
-              const would = exceeded(b, Cost.add(before, o.estimate), ledger.trials + 1, elapsed)
+              const held = atLeast(o.estimate, floor)
+              const would = exceeded(b, Cost.add(before, held), ledger.trials + 1, elapsed, held.wallSeconds)
               // canAdmit says no exactly when some limit would be passed (naming one of them) or a
               // limit is already used up (spending has reached it exactly)
               const used = ledger.exhausted() !== undefined
               assert.strictEqual(admit, would.length === 0 && !used)
-              if (would.length > 0) assert.include(would, ledger.wouldExceed(o.estimate, 1))
+              if (would.length > 0) assert.include(would, ledger.wouldExceed(held, 1))
               if (admit) {
                 const id = `n${next++}`
                 ledger.reserve(id, o.estimate)
@@ -89,9 +97,13 @@ describe("Budget.Ledger", () => {
               elapsed += o.seconds
               ledger.setElapsed(elapsed)
               break
+            case "hold":
+              floor = o.estimate
+              ledger.holdAtLeast(o.estimate)
+              break
           }
-          // reserved is the sum of the live reservations; trials count every admission
-          const sum = [...live.values()].reduce(Cost.add, Cost.zero)
+          // reserved is the sum of the live reservations, each at least the estimate held; trials count every admission
+          const sum = [...live.values()].map((c) => atLeast(c, floor)).reduce(Cost.add, Cost.zero)
           for (const k of Object.keys(sum) as Array<keyof Cost.Cost>) assert.closeTo(ledger.reserved[k], sum[k], 1e-9)
           assert.strictEqual(ledger.trials, next)
           const f = ledger.fractionUsed()
@@ -149,6 +161,52 @@ describe("Budget.Ledger", () => {
     assert.isTrue(ledger.canAdmit(Cost.make({ gpuSeconds: 900 })))
     assert.isFalse(ledger.canAdmit(Cost.make({ gpuSeconds: 901 })))
     assert.deepStrictEqual(ledger.usage(), { trials: 2, spent: Cost.make({ gpuSeconds: 900 }), reserved: half, elapsedSeconds: 0 })
+  })
+
+  it("trials admitted when less was known hold what a trial is now known to cost", () => {
+    // four trials start before any has reported a cost (estimate 0); the first costs 20 GPU-minutes
+    const ledger = new Budget.Ledger({ gpuHours: 1 })
+    for (const id of ["a", "b", "c", "d"]) ledger.reserve(id, Cost.zero)
+    ledger.release("a")
+    ledger.charge(Cost.make({ gpuSeconds: 1200 }))
+    const estimate = Cost.make({ gpuSeconds: 1200 })
+    // held at 0, the three still running let a fifth start: 1200 + 0 + 1200 fits in an hour
+    assert.isTrue(ledger.canAdmit(estimate))
+    ledger.holdAtLeast(estimate)
+    assert.deepStrictEqual(ledger.reserved, Cost.make({ gpuSeconds: 3600 }))
+    assert.isFalse(ledger.canAdmit(estimate), "1200 spent + 3 x 1200 held + 1200 is past the hour")
+    assert.strictEqual(ledger.wouldExceed(estimate, 1), "gpuHours")
+    // a trial admitted with a larger estimate keeps it
+    ledger.release("b")
+    ledger.reserve("e", Cost.make({ gpuSeconds: 2000, dollars: 1 }))
+    assert.deepStrictEqual(ledger.reserved, Cost.make({ gpuSeconds: 4400, dollars: 1 }))
+  })
+
+  it("reservations stop admissions, not the run: exhausted() counts only what was spent", () => {
+    const ledger = new Budget.Ledger({ gpuHours: 1 })
+    ledger.reserve("a", Cost.make({ gpuSeconds: 3000 }))
+    ledger.charge(Cost.make({ gpuSeconds: 1000 }))
+    assert.isUndefined(ledger.exhausted(), "the trial in flight may settle below its reservation")
+    assert.isFalse(ledger.canAdmit(Cost.zero))
+    assert.strictEqual(ledger.wouldExceed(Cost.zero, 1), "gpuHours")
+    ledger.release("a")
+    ledger.charge(Cost.make({ gpuSeconds: 600 }))
+    assert.isTrue(ledger.canAdmit(Cost.make({ gpuSeconds: 2000 })))
+    ledger.charge(Cost.make({ gpuSeconds: 2000 }))
+    assert.strictEqual(ledger.exhausted(), "gpuHours")
+  })
+
+  it("a trial starts only if its expected wall time ends within the wall clock", () => {
+    const ledger = new Budget.Ledger({ wallClockHours: 1 })
+    ledger.setElapsed(3000)
+    assert.isTrue(ledger.canAdmit(Cost.make({ wallSeconds: 600 })))
+    assert.isFalse(ledger.canAdmit(Cost.make({ wallSeconds: 601 })))
+    assert.strictEqual(ledger.wouldExceed(Cost.make({ wallSeconds: 601 }), 1), "wallClockHours")
+    assert.isUndefined(ledger.exhausted(), "a shorter trial still fits")
+    // trials in flight run beside the new one: their expected wall time is not added up
+    ledger.reserve("a", Cost.make({ wallSeconds: 500 }))
+    ledger.reserve("b", Cost.make({ wallSeconds: 500 }))
+    assert.isTrue(ledger.canAdmit(Cost.make({ wallSeconds: 500 })))
   })
 
   it("exhausted() names the limit whose spending reached it", () => {
