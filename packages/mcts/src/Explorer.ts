@@ -33,6 +33,7 @@ import {
 import { Errors, OptionSpec, Strategy, TaskFile } from "@trex/core"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberMap, Option, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
 import type { Control } from "./Control.ts"
+import { TrialTime } from "./internal/trialTime.ts"
 import * as ResultCache from "./ResultCache.ts"
 
 /** @since 0.1.0 @category models */
@@ -46,8 +47,8 @@ export interface Options {
   /** Distil insights after every k finished trials (default 5; 0 turns it off). */
   readonly distillEvery?: number
   /**
-   * When resuming: the run's budget from here on, instead of the one it started with (journaled, so
-   * later resumes keep it). A new run takes its budget from the task.
+   * The run's budget, instead of the task's: of a new run (journaled with its task), or, when
+   * resuming, from here on, instead of the one it had (journaled, so later resumes keep it).
    */
   readonly budget?: Budget.Budget
   /** Stop after this many finished trials without a new best (default: never); results reused from other runs are not trials. */
@@ -191,7 +192,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     })
   }
   const seed = first?._tag === "RunStarted" ? first.seed : options.seed ?? 0
-  const tree = resumed ? ExperimentTree.fold(existing.map((e) => e.event))! : ExperimentTree.ExperimentTree.empty(task, options.runId, seed)
+  const tree = resumed
+    ? ExperimentTree.fold(existing.map((e) => e.event))!
+    : ExperimentTree.ExperimentTree.empty(options.budget !== undefined ? { ...task, budget: options.budget } : task, options.runId, seed)
   // the recorded task with the budget a resume set last (the fold applies them), or the one this resume sets
   const newBudget = resumed && options.budget !== undefined ? options.budget : undefined
   const runTask = newBudget !== undefined ? { ...tree.task, budget: newBudget } : tree.task
@@ -205,8 +208,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   // by their mean (when the recipe declares no larger estimate).
   let trialCost = replayed.trialCost
   let trialsCosted = replayed.trialsCosted
+  // how long trials take on the run's wall clock: admission expects a trial to take their mean
+  const trialTime = new TrialTime()
   for (const { event } of existing) {
     ledger.apply(event)
+    trialTime.apply(event)
     if (event._tag === "RunStarted" || event._tag === "RunResumed") {
       priorElapsed += Math.max(0, lastAt - sessionStart)
       sessionStart = event.at
@@ -260,6 +266,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         buffered.push(e)
         seq++
         if (e._tag !== "RunStarted") tree.apply(e)
+        trialTime.apply(e)
         if (options.onEvent !== undefined) {
           try {
             options.onEvent({ seq, event: e }, tree.view)
@@ -532,7 +539,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     const n = tree.view.get(id)!
     if (ExperimentNode.isFinished(n)) continue
     if (n.state._tag === "Proposed") {
-      const estimate = estimateCost()
+      const estimate = admissionEstimate()
       if (!ledger.canAdmit(estimate)) {
         yield* finish(id, "Cancelled", undefined, "budget exhausted before it could start")
         continue
@@ -603,11 +610,16 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     return `budget: ${ledger.wouldExceed(estimate, 1) ?? ledger.exhausted() ?? "exhausted"}`
   }
 
+  /**
+   * What one trial is expected to cost: the recipe's estimate, or, when larger, the mean GPU time and
+   * dollars of the trials that reported a cost and the mean time trials took from admission to end.
+   */
   function estimateCost(): Cost.Cost {
     const declared = runTask.recipe?.estimate
+    const wallSeconds = Math.max(declared?.wallSeconds ?? 0, trialTime.mean)
     const base = Cost.make({
       ...(declared?.gpuSeconds !== undefined ? { gpuSeconds: declared.gpuSeconds } : {}),
-      ...(declared?.wallSeconds !== undefined ? { wallSeconds: declared.wallSeconds } : {}),
+      ...(wallSeconds > 0 ? { wallSeconds } : {}),
       ...(declared?.dollars !== undefined ? { dollars: declared.dollars } : {})
     })
     if (trialsCosted === 0) return base
@@ -616,6 +628,17 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       gpuSeconds: Math.max(base.gpuSeconds, trialCost.gpuSeconds / trialsCosted),
       dollars: Math.max(base.dollars, trialCost.dollars / trialsCosted)
     }
+  }
+
+  /**
+   * The estimate a trial is admitted with, which the trials in flight hold as well (those admitted
+   * before any trial had reported its cost held nothing: they would let more trials start than the
+   * budget pays for).
+   */
+  function admissionEstimate(): Cost.Cost {
+    const estimate = estimateCost()
+    ledger.holdAtLeast(estimate)
+    return estimate
   }
 
   const heldSpace = runTask.searchSpace !== undefined && runTask.defaultStrategy !== undefined && SearchSpace.isConditional(runTask.searchSpace)
@@ -745,7 +768,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         continue
       }
       // a trial must be admissible before the researcher is asked for it (a model's proposal is paid for)
-      const admissible = estimateCost()
+      const admissible = admissionEstimate()
       if (!ledger.canAdmit(admissible)) {
         if (inFlight.size > 0) {
           yield* awaitWake
@@ -830,7 +853,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         continue
       }
       // admit
-      const estimate = estimateCost()
+      const estimate = admissionEstimate()
       if (!ledger.canAdmit(estimate)) {
         if (inFlight.size > 0) {
           yield* awaitWake

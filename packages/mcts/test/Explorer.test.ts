@@ -1,13 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Journal, type JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy } from "@trex/core"
-import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
+import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Fingerprint, Journal, type JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy } from "@trex/core"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Random, Stream } from "effect"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
 import * as Explorer from "../src/Explorer.ts"
 import * as ResultCache from "../src/ResultCache.ts"
 import * as RandomPolicy from "../src/RandomPolicy.ts"
 import * as Uct from "../src/Uct.ts"
-import { defaultStrategy, type ExecLog, functionExecutor, gridResearcher, layers, makeTask, score, space, treeShape } from "./support/toy.ts"
+import { defaultStrategy, EPOCHS, type ExecLog, functionExecutor, gridResearcher, layers, LRS, makeTask, score, space, treeShape } from "./support/toy.ts"
 
 const runWith = (
   journal: Journal.Journal["Service"],
@@ -1095,5 +1095,168 @@ describe("Explorer, given what it cannot do", () => {
       assert.strictEqual(n2.state._tag, "Failed")
       assert.include(n2.state._tag === "Failed" ? n2.state.result.failure?.message : "", `executor "buggy" failed unexpectedly (a bug in it or its backend): watch blew up`)
       assert.strictEqual([...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded").length, 3)
+    }))
+})
+
+describe("Explorer: budgets", () => {
+  /**
+   * An executor whose trials cost `cost(node)` GPU-seconds and finish at once, or, for a node with a
+   * gate, once the test opens it.
+   */
+  const gated = (gates: ReadonlyMap<string, Deferred.Deferred<void>>, cost: (node: string) => number): ExecutorAgent.ExecutorAgentShape => ({
+    name: "gated",
+    run: (req) =>
+      Stream.fromEffect(Effect.gen(function*() {
+        const gate = gates.get(req.node.id)
+        if (gate !== undefined) yield* Deferred.await(gate)
+        const s = score(req.node.strategy)
+        return {
+          _tag: "Finished",
+          result: { metrics: { score: s }, score: s, curves: [], artifacts: [], cost: Cost.make({ gpuSeconds: cost(req.node.id), wallSeconds: 1 }) }
+        } as const
+      }))
+  })
+  /** Proposes any untried point of the grid, wherever it is asked (the root is never exhausted early). */
+  const anywhere: Researcher.ResearcherShape = {
+    ...gridResearcher,
+    propose: (ctx) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 100; i++) {
+          const strategy = SearchSpace.set(
+            SearchSpace.set(defaultStrategy, "training.learningRate", LRS[yield* Random.nextIntBetween(0, LRS.length - 1)]!),
+            "training.epochs",
+            EPOCHS[yield* Random.nextIntBetween(0, EPOCHS.length - 1)]!
+          )
+          if (!ctx.tried(Fingerprint.of(strategy))) return [{ strategy: { ...strategy, rationale: "anywhere" } }]
+        }
+        return []
+      })
+  }
+  const gatesFor = (...ids: ReadonlyArray<string>) => new Map(ids.map((id) => [id, Deferred.makeUnsafe<void>()]))
+  const open = (gates: ReadonlyMap<string, Deferred.Deferred<void>>, id: string) => Deferred.doneUnsafe(gates.get(id)!, Exit.void)
+  /** Completed when `onEvent` sees an event `is` accepts. */
+  const when = (is: (e: JournalEvent.JournalEvent) => boolean) => {
+    const seen = Deferred.makeUnsafe<void>()
+    return { seen, onEvent: (e: JournalEvent.JournalEvent) => (is(e) ? Deferred.doneUnsafe(seen, Exit.void) : undefined) }
+  }
+
+  it.live("trials admitted before any cost was known hold the mean cost once one is: no more start than the GPU-hours pay for", () =>
+    Effect.gen(function*() {
+      // three trials start at once with no estimate (nothing declared, nothing finished); each costs
+      // 1000 GPU-seconds. Once the first has finished, the two in flight hold 1000 each: a fourth
+      // (1000 spent + 2000 held + 1000) does not fit in the hour. Held at 0, it did, and the run
+      // spent 5000 of its 3600.
+      const gates = gatesFor("n1", "n2", "n3")
+      const third = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n3")
+      const first = when((e) => e._tag === "NodeFinished" && e.nodeId === "n1")
+      const fiber = yield* Explorer.run(makeTask({ gpuHours: 1 }), {
+        runId: "h",
+        runDir: "/tmp/unused",
+        seed: 1,
+        concurrency: 3,
+        onEvent: ({ event }) => {
+          third.onEvent(event)
+          first.onEvent(event)
+        }
+      }).pipe(
+        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(anywhere, gated(gates, () => 1000)))),
+        Effect.forkChild
+      )
+      yield* Deferred.await(third.seen)
+      open(gates, "n1")
+      yield* Deferred.await(first.seen)
+      // (time for the loop to admit a fourth trial, as it did)
+      yield* Effect.sleep("300 millis")
+      open(gates, "n2")
+      open(gates, "n3")
+      const summary = yield* Fiber.join(fiber)
+      assert.strictEqual(summary.reason, "budget: gpuHours")
+      assert.strictEqual(summary.usage.trials, 3)
+      assert.isAtMost(summary.usage.spent.gpuSeconds, 3600)
+    }))
+
+  it.live("trials in flight held at more than the budget has left stop admissions, not the run: one that settles cheaper lets the next start", () =>
+    Effect.gen(function*() {
+      // n1 costs 3000, the others 100: after n1, n2 and n3 are held at 3000 each (9000 of 7200), yet
+      // once n2 has settled at 100 the mean is 1550, and a fourth trial fits
+      const gates = gatesFor("n1", "n2", "n3")
+      const third = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n3")
+      const first = when((e) => e._tag === "NodeFinished" && e.nodeId === "n1")
+      const second = when((e) => e._tag === "NodeFinished" && e.nodeId === "n2")
+      const fourth = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n4")
+      const fiber = yield* Explorer.run(makeTask({ gpuHours: 2 }), {
+        runId: "w",
+        runDir: "/tmp/unused",
+        seed: 1,
+        concurrency: 3,
+        onEvent: ({ event }) => [third, first, second, fourth].forEach((w) => w.onEvent(event))
+      }).pipe(
+        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(anywhere, gated(gates, (id) => (id === "n1" ? 3000 : 100))))),
+        Effect.forkChild
+      )
+      yield* Deferred.await(third.seen)
+      open(gates, "n1")
+      yield* Deferred.await(first.seen)
+      // (time for the loop to see the held trials past the budget)
+      yield* Effect.sleep("300 millis")
+      open(gates, "n2")
+      yield* Deferred.await(second.seen)
+      // the run goes on: a fourth trial starts while n3 still runs (a run that stopped admitting would wait for n3 for ever)
+      const started = yield* Effect.timeoutOption(Deferred.await(fourth.seen), "20 seconds")
+      open(gates, "n3")
+      const summary = yield* Fiber.join(fiber)
+      assert.isTrue(Option.isSome(started), `no fourth trial started while n3 ran (${summary.reason})`)
+      assert.isAbove(summary.usage.trials, 4, summary.reason)
+      assert.isAtMost(summary.usage.spent.gpuSeconds, 7200)
+    }))
+
+  it.live("a trial whose declared wall time would end past the wall clock does not start", () =>
+    Effect.gen(function*() {
+      const task = makeTask({ wallClockHours: 0.5 }, { recipe: { command: ["x"], env: {}, resources: { gpus: 0, cpus: 1 }, estimate: { wallSeconds: 3600 } } })
+      const log: ExecLog = { runs: [] }
+      const summary = yield* Explorer.run(task, { runId: "c", runDir: "/tmp/unused", seed: 1 }).pipe(
+        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(gridResearcher, functionExecutor(log))))
+      )
+      assert.strictEqual(summary.reason, "budget: wallClockHours")
+      assert.strictEqual(log.runs.length, 0)
+    }))
+
+  it.live("under a wall clock, a trial starts only if the time trials took so far, on average, still fits", () =>
+    Effect.gen(function*() {
+      const limit = 2
+      const journal = Journal.makeMemory()
+      const summary = yield* Explorer.run(makeTask({ wallClockHours: limit / 3600 }), { runId: "t", runDir: "/tmp/unused", seed: 1 }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, functionExecutor({ runs: [] }, { stepMillis: 60 }))))
+      )
+      assert.strictEqual(summary.reason, "budget: wallClockHours")
+      // every admission: the mean time (admission to end) of the trials finished before it is its
+      // estimate, and the run's clock then plus that estimate is within the limit
+      const events = (yield* journal.read()).map((e) => e.event)
+      const start = events[0]!.at
+      const took: Array<number> = []
+      const admittedAt = new Map<string, number>()
+      let admissions = 0
+      for (const e of events) {
+        if (e._tag === "NodeAdmitted") {
+          admissions++
+          admittedAt.set(e.nodeId, e.at)
+          const mean = took.length === 0 ? 0 : took.reduce((a, b) => a + b, 0) / took.length
+          assert.closeTo(e.estimate.wallSeconds, mean, 1e-9, `the estimate of ${e.nodeId}`)
+          assert.isAtMost((e.at - start) / 1000 + e.estimate.wallSeconds, limit, `${e.nodeId} would end past the wall clock`)
+        } else if (e._tag === "NodeFinished") took.push((e.at - admittedAt.get(e.nodeId)!) / 1000)
+      }
+      assert.isAtLeast(admissions, 2)
+    }))
+
+  it.live("a new run's budget option is its budget, journaled with its task", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      const summary = yield* runWith(journal, { maxTrials: 12, log, budget: { maxTrials: 2 } })
+      assert.strictEqual(summary.reason, "budget: maxTrials")
+      assert.strictEqual(log.runs.length, 2)
+      assert.strictEqual(summary.tree.task.budget.maxTrials, 2)
+      const started = (yield* journal.read())[0]!.event
+      assert.deepStrictEqual(started._tag === "RunStarted" ? started.task.budget : undefined, { maxTrials: 2 })
     }))
 })
