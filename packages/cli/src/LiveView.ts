@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent } from "@trex/core"
-import { budgetLine, waitLabel } from "./Status.ts"
+import { budgetLine, usage, waitLabel } from "./Status.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /** The trials in flight (proposed, queued or running). */
@@ -40,6 +40,8 @@ export interface LiveView {
 export const make = (options: { readonly tty: boolean; readonly write: (text: string) => void; readonly intervalMs?: number }): LiveView => {
   const ledger = { value: undefined as Budget.Ledger | undefined }
   let sessionStart = Date.now()
+  // the seconds of wall clock the run's earlier sessions used (resumes add up, as the budget counts them)
+  let earlier = 0
   let tree: ExperimentTree.TreeView | undefined
   let lastLines = 0
   let timer: ReturnType<typeof setInterval> | undefined
@@ -48,7 +50,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
 
   const frame = (): Array<string> => {
     if (tree === undefined || ledger.value === undefined) return []
-    ledger.value.setElapsed((Date.now() - sessionStart) / 1000)
+    ledger.value.setElapsed(earlier + (Date.now() - sessionStart) / 1000)
     const best = tree.best()
     const lines = [
       `TREX  ${tree.task.name}  best ${tree.task.metric.name}: ${best !== undefined ? `${fmt(ExperimentNode.score(best))} (${best.id})` : "-"}`,
@@ -138,7 +140,10 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
   }
 
   return {
-    prime: (entries, budget) => entries.forEach((e) => account(e.event, budget)),
+    prime: (entries, budget) => {
+      entries.forEach((e) => account(e.event, budget))
+      earlier = usage(entries, budget).elapsedSeconds
+    },
     onEvent: (entry, view) => {
       tree = view
       const e = entry.event

@@ -142,3 +142,19 @@ describe("trex status of a trial being pruned", () => {
     assert.notInclude(Status.treeLines(ExperimentTree.fold(b.events)!.view).join("\n"), "pruning")
   })
 })
+
+describe("LiveView: the budget of a resumed run", () => {
+  it("counts the wall clock of the run's earlier sessions, as its budget does", () => {
+    let out = ""
+    const view = LiveView.make({ tty: true, write: (s) => void (out += s), intervalMs: 60_000 })
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4, wallClockHours: 2 } }))
+    b.succeed(ExperimentNode.ROOT, {}, 0.5)
+    // the first session: from its start (at 0) to its last event, 90 minutes later
+    const entries = [...b.events, JournalEvent.make("InsightsDistilled", { insights: [], at: 90 * 60_000 })].map((event, i) => ({ seq: i + 1, event }))
+    view.prime(entries, b.view.task.budget)
+    view.onEvent({ seq: entries.length + 1, event: JournalEvent.make("RunResumed", { at: Date.now() }) }, b.view)
+    view.close()
+    const line = screen(out).find((l) => l.startsWith("budget "))
+    assert.include(line, "wall 1h30m/2h00m", line)
+  })
+})
