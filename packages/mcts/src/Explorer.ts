@@ -198,28 +198,15 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   // the recorded task with the budget a resume set last (the fold applies them), or the one this resume sets
   const newBudget = resumed && options.budget !== undefined ? options.budget : undefined
   const runTask = newBudget !== undefined ? { ...tree.task, budget: newBudget } : tree.task
-  const ledger = new Budget.Ledger(runTask.budget)
-  let priorElapsed = 0
-  let sessionStart = 0
-  let lastAt = 0
   // What the loop counts, as of the journal, so a resumed run carries on as the uninterrupted one.
   const replayed = progressOf(existing, runTask)
+  // The budget as of the journal: the ledger, the time the run was active, and how long trials took
+  // on its wall clock (admission expects a trial to take their mean).
+  const { ledger, priorElapsed, trialTime } = replayBudget(existing, runTask)
   // The summed cost of the trials that reported one, and their number: admission estimates a trial
   // by their mean (when the recipe declares no larger estimate).
   let trialCost = replayed.trialCost
   let trialsCosted = replayed.trialsCosted
-  // how long trials take on the run's wall clock: admission expects a trial to take their mean
-  const trialTime = new TrialTime()
-  for (const { event } of existing) {
-    ledger.apply(event)
-    trialTime.apply(event)
-    if (event._tag === "RunStarted" || event._tag === "RunResumed") {
-      priorElapsed += Math.max(0, lastAt - sessionStart)
-      sessionStart = event.at
-    }
-    lastAt = event.at
-  }
-  priorElapsed += Math.max(0, lastAt - sessionStart)
 
   // ---- recording: fold and notify at once, journal with a group commit --------------------
   // Events are folded in the order they are recorded and appended in that order, so the journal
@@ -610,24 +597,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     return `budget: ${ledger.wouldExceed(estimate, 1) ?? ledger.exhausted() ?? "exhausted"}`
   }
 
-  /**
-   * What one trial is expected to cost: the recipe's estimate, or, when larger, the mean GPU time and
-   * dollars of the trials that reported a cost and the mean time trials took from admission to end.
-   */
   function estimateCost(): Cost.Cost {
-    const declared = runTask.recipe?.estimate
-    const wallSeconds = Math.max(declared?.wallSeconds ?? 0, trialTime.mean)
-    const base = Cost.make({
-      ...(declared?.gpuSeconds !== undefined ? { gpuSeconds: declared.gpuSeconds } : {}),
-      ...(wallSeconds > 0 ? { wallSeconds } : {}),
-      ...(declared?.dollars !== undefined ? { dollars: declared.dollars } : {})
-    })
-    if (trialsCosted === 0) return base
-    return {
-      ...base,
-      gpuSeconds: Math.max(base.gpuSeconds, trialCost.gpuSeconds / trialsCosted),
-      dollars: Math.max(base.dollars, trialCost.dollars / trialsCosted)
-    }
+    return estimateOf(runTask, trialCost, trialsCosted, trialTime.mean)
   }
 
   /**
@@ -909,6 +880,88 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     interrupted
   } satisfies Summary
 })
+
+/**
+ * Whether a run with these journal entries could start another trial under `task`'s budget (the
+ * run's recorded task, with the budget it would resume with), as the explorer decides it when it
+ * resumes: `blockedBy` is the limit that the run has used up, or that a trial of its current
+ * estimate would pass; `undefined` when a trial fits, or when trials are in flight (a resume
+ * finishes them, and they may make room). `trex resume` asks it before it resumes a run with new
+ * limits, which would otherwise end at once, having run nothing; `estimate` is what a trial is
+ * expected to cost, `usage` what was used.
+ *
+ * @example
+ * ```ts
+ * import { Explorer } from "@trex/mcts"
+ * declare const entries: ReadonlyArray<import("@trex/core").JournalEvent.Entry>
+ * declare const task: import("@trex/core").Task.Task
+ * const { blockedBy } = Explorer.admission(entries, { ...task, budget: { ...task.budget, gpuHours: 60 } })
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const admission = (
+  entries: ReadonlyArray<JournalEvent.Entry>,
+  task: Task.Task
+): { readonly blockedBy: Budget.Limit | undefined; readonly estimate: Cost.Cost; readonly usage: Budget.Usage } => {
+  const { ledger, priorElapsed, trialTime } = replayBudget(entries, task)
+  const { trialCost, trialsCosted } = progressOf(entries, task)
+  ledger.setElapsed(priorElapsed / 1000)
+  const estimate = estimateOf(task, trialCost, trialsCosted, trialTime.mean)
+  ledger.holdAtLeast(estimate)
+  const blockedBy = inFlightOf(entries) > 0 || ledger.canAdmit(estimate) ? undefined : ledger.exhausted() ?? ledger.wouldExceed(estimate, 1)
+  return { blockedBy, estimate, usage: ledger.usage() }
+}
+
+/** The trials proposed and not finished: a resumed run reattaches to them, or starts them. */
+const inFlightOf = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
+  const open = new Set<string>()
+  for (const { event } of entries) {
+    if (event._tag === "NodeProposed") open.add(event.node.id)
+    else if (event._tag === "NodeFinished") open.delete(event.nodeId)
+  }
+  return open.size
+}
+
+/** The ledger as of the journal, the milliseconds the run was active (from each start or resume to its session's last event), and the time its trials took. */
+const replayBudget = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task) => {
+  const ledger = new Budget.Ledger(task.budget)
+  const trialTime = new TrialTime()
+  let priorElapsed = 0
+  let sessionStart = 0
+  let lastAt = 0
+  for (const { event } of entries) {
+    ledger.apply(event)
+    trialTime.apply(event)
+    if (event._tag === "RunStarted" || event._tag === "RunResumed") {
+      priorElapsed += Math.max(0, lastAt - sessionStart)
+      sessionStart = event.at
+    }
+    lastAt = event.at
+  }
+  priorElapsed += Math.max(0, lastAt - sessionStart)
+  return { ledger, priorElapsed, trialTime }
+}
+
+/**
+ * What one trial is expected to cost: the recipe's estimate, or, when larger, the mean GPU time and
+ * dollars of the `trialsCosted` trials that reported a cost (`trialCost` in all) and the mean time
+ * trials took from admission to end (`meanWallSeconds`).
+ */
+const estimateOf = (task: Task.Task, trialCost: Cost.Cost, trialsCosted: number, meanWallSeconds: number): Cost.Cost => {
+  const declared = task.recipe?.estimate
+  const wallSeconds = Math.max(declared?.wallSeconds ?? 0, meanWallSeconds)
+  const base = Cost.make({
+    ...(declared?.gpuSeconds !== undefined ? { gpuSeconds: declared.gpuSeconds } : {}),
+    ...(wallSeconds > 0 ? { wallSeconds } : {}),
+    ...(declared?.dollars !== undefined ? { dollars: declared.dollars } : {})
+  })
+  if (trialsCosted === 0) return base
+  return {
+    ...base,
+    gpuSeconds: Math.max(base.gpuSeconds, trialCost.gpuSeconds / trialsCosted),
+    dollars: Math.max(base.dollars, trialCost.dollars / trialsCosted)
+  }
+}
 
 /**
  * `Random.withSeed`, seeded on first use: the same numbers, but a selection that never draws one

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Fingerprint, Journal, type JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy } from "@trex/core"
+import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Fingerprint, Journal, type JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy, type Task } from "@trex/core"
 import { Deferred, Effect, Exit, Fiber, Layer, Option, Random, Stream } from "effect"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
@@ -1246,6 +1246,28 @@ describe("Explorer: budgets", () => {
         } else if (e._tag === "NodeFinished") took.push((e.at - admittedAt.get(e.nodeId)!) / 1000)
       }
       assert.isAtLeast(admissions, 2)
+    }))
+
+  it.live("admission tells whether a run's journal leaves room for another trial under a budget", () =>
+    Effect.gen(function*() {
+      // trials of 600 GPU-seconds under half an hour: three run, and a fourth does not fit
+      const journal = Journal.makeMemory()
+      const task = makeTask({ gpuHours: 0.5 })
+      const summary = yield* Explorer.run(task, { runId: "a", runDir: "/tmp/unused", seed: 1 }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, functionExecutor({ runs: [] }, { gpuSeconds: 600 }))))
+      )
+      assert.strictEqual(summary.usage.trials, 3)
+      const entries = yield* journal.read()
+      const at = (budget: Task.Task["budget"]) => Explorer.admission(entries, { ...task, budget })
+      assert.strictEqual(at({ gpuHours: 0.5 }).blockedBy, "gpuHours")
+      assert.strictEqual(at({ gpuHours: 0.5 }).estimate.gpuSeconds, 600)
+      assert.strictEqual(at({ gpuHours: 0.5 }).usage.spent.gpuSeconds, 1800)
+      assert.strictEqual(at({ gpuHours: 0.6 }).blockedBy, "gpuHours", "600 s more do not fit in 0.1 h")
+      assert.isUndefined(at({ gpuHours: 2 / 3 }).blockedBy)
+      assert.strictEqual(at({ gpuHours: 1, maxTrials: 3 }).blockedBy, "maxTrials")
+      // a trial in flight (its end not journaled): a resume finishes it, so nothing blocks
+      const open = entries.filter((e) => !(e.event._tag === "NodeFinished" && e.event.nodeId === "n3"))
+      assert.isUndefined(Explorer.admission(open, { ...task, budget: { gpuHours: 0.5 } }).blockedBy)
     }))
 
   it.live("a new run's budget option is its budget, journaled with its task", () =>
