@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Errors, TaskFile } from "@trex/core"
+import { type Budget, Errors, TaskFile } from "@trex/core"
 import { Control, Explorer } from "@trex/mcts"
 import { Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
@@ -93,6 +93,32 @@ export const execute = (prepared: Trex.Prepared) =>
 const defaulted = <const B>(value: B, description: string) => <A>(self: Flag.Flag<A>): Flag.Flag<A | B> =>
   self.pipe(Flag.withDefault(value), Flag.withDescription(`${description} (default ${String(value)})`))
 
+/** The limits of the budget other than the trial budget, as flags of `run` (instead of the task's) and `resume` (the run's from here on). */
+const limitFlags = (what: string) => ({
+  gpuHours: Flag.Finite("gpu-hours").pipe(Flag.optional, Flag.withDescription(`the GPU-hours budget ${what}`)),
+  wallClockHours: Flag.Finite("wall-clock-hours").pipe(Flag.optional, Flag.withDescription(`the wall-clock budget in hours ${what} (resumes add up)`)),
+  dollars: Flag.Finite("dollars").pipe(Flag.optional, Flag.withDescription(`the budget in dollars ${what} (model calls, and trials whose executor reports dollars)`)),
+  tokens: Flag.Int("tokens").pipe(Flag.optional, Flag.withDescription(`the budget in model tokens ${what}`))
+})
+
+/** The limits given by flags, checked (each named with its fix), or `undefined` when none is. */
+const limitsOf = (flags: {
+  readonly gpuHours: Option.Option<number>
+  readonly wallClockHours: Option.Option<number>
+  readonly dollars: Option.Option<number>
+  readonly tokens: Option.Option<number>
+}): Effect.Effect<Budget.Budget | undefined, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const budget: { -readonly [K in keyof Budget.Budget]: Budget.Budget[K] } = {}
+    for (const [key, flag] of [["gpuHours", "--gpu-hours"], ["wallClockHours", "--wall-clock-hours"], ["dollars", "--dollars"], ["tokens", "--tokens"]] as const) {
+      const value = flags[key]
+      if (Option.isNone(value)) continue
+      if (!(value.value > 0)) return yield* new Errors.InvalidInput({ source: flag, message: `${flag} must be more than 0, got ${value.value}` })
+      budget[key] = value.value
+    }
+    return Object.keys(budget).length > 0 ? budget : undefined
+  })
+
 const taskFile = Argument.String("task-file").pipe(Argument.withDescription("a task file (YAML or JSON)"))
 const runDirArg = Argument.String("run-dir").pipe(Argument.withDescription("a run directory, e.g. trex-runs/<run-id>"))
 
@@ -111,6 +137,7 @@ const runCommand = Command.make(
     modelApi: Flag.Literals("model-api", Settings.ModelApi.literals).pipe(defaulted(Settings.defaults.modelApi, "the API a model-backed agent speaks")),
     concurrency: Flag.Int("concurrency").pipe(defaulted(Settings.defaults.concurrency, "experiments in flight at once")),
     maxTrials: Flag.Int("max-trials").pipe(Flag.optional, Flag.withDescription("stop after this many trials (overrides the task's budget)")),
+    ...limitFlags("(overrides the task's)"),
     seed: Flag.Int("seed").pipe(defaulted(0, "seed of the policy and the offline agents; same seed, same tree")),
     out: Flag.String("out").pipe(defaulted("trex-runs", "directory that holds run directories")),
     stagnation: Flag.Int("stagnation").pipe(Flag.optional, Flag.withDescription("stop after this many finished trials without improvement (results reused from earlier runs are not trials)")),
@@ -122,6 +149,7 @@ const runCommand = Command.make(
       for (const [flag, value] of [["--max-trials", flags.maxTrials], ["--stagnation", flags.stagnation]] as const) {
         if (Option.isSome(value) && value.value < 1) return yield* new Errors.InvalidInput({ source: flag, message: `${flag} must be at least 1, got ${value.value}` })
       }
+      const budget = yield* limitsOf(flags)
       const prepared = yield* Trex.prepare({
         taskFile: flags.taskFile,
         out: flags.out,
@@ -134,6 +162,7 @@ const runCommand = Command.make(
         modelApi: flags.modelApi,
         concurrency: flags.concurrency,
         ...(Option.isSome(flags.maxTrials) ? { maxTrials: flags.maxTrials.value } : {}),
+        ...(budget !== undefined ? { budget } : {}),
         ...(Option.isSome(flags.stagnation) ? { stagnation: flags.stagnation.value } : {}),
         ...(flags.noReuse ? { reuse: false } : {})
       })
@@ -145,14 +174,17 @@ const resumeCommand = Command.make(
   "resume",
   {
     runDir: runDirArg,
-    maxTrials: Flag.Int("max-trials").pipe(Flag.optional, Flag.withDescription("the run's trial budget from here on, e.g. more trials for a finished run (default: the budget it has)"))
+    maxTrials: Flag.Int("max-trials").pipe(Flag.optional, Flag.withDescription("the run's trial budget from here on, e.g. more trials for a finished run (default: the budget it has)")),
+    ...limitFlags("from here on (default: the budget it has)")
   },
-  ({ maxTrials, runDir }) =>
+  (flags) =>
     Effect.gen(function*() {
+      const { maxTrials, runDir } = flags
       if (Option.isSome(maxTrials) && maxTrials.value < 1) return yield* new Errors.InvalidInput({ source: "--max-trials", message: `--max-trials must be at least 1, got ${maxTrials.value}` })
-      yield* execute(yield* Trex.prepare({ resume: runDir, ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}) }))
+      const budget = yield* limitsOf(flags)
+      yield* execute(yield* Trex.prepare({ resume: runDir, ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}), ...(budget !== undefined ? { budget } : {}) }))
     })
-).pipe(Command.withDescription("continue a stopped or killed run where it left off (--max-trials: with a new trial budget)"))
+).pipe(Command.withDescription("continue a stopped or killed run where it left off (--max-trials, --gpu-hours, --wall-clock-hours, --dollars, --tokens: with a new limit of its budget)"))
 
 const statusCommand = Command.make(
   "status",

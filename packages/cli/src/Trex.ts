@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { type Budget, Errors, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
+import { Budget, Cost, Errors, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
@@ -22,8 +22,9 @@ import * as Wiring from "./Wiring.ts"
 
 /**
  * What to run: a task file (or a decoded task and its directory) and the wiring; or, with
- * `resume`, a run to continue (and, optionally, its new `maxTrials`). Checked before anything is
- * written: a value of the wrong type or an unknown key fails with `InvalidInput` naming the field.
+ * `resume`, a run to continue (and, optionally, new limits of its budget: `maxTrials`, `budget`).
+ * Checked before anything is written: a value of the wrong type or an unknown key fails with
+ * `InvalidInput` naming the field.
  * @since 0.1.0 @category models
  */
 export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "taskDir" | "code">> {
@@ -35,11 +36,18 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   readonly taskDir?: string
   /** Where runs go (default `trex-runs`). */
   readonly out?: string
-  /** Continue this run directory instead of starting a new one, with the settings it started with (give no others but `maxTrials`, `paused` and `logLevel`). */
+  /** Continue this run directory instead of starting a new one, with the settings it started with (give no others but `maxTrials`, `budget`, `paused` and `logLevel`). */
   readonly resume?: string
   readonly seed?: number
   /** The trial budget: of a new run, instead of the task's; with `resume`, the run's from here on. */
   readonly maxTrials?: number
+  /**
+   * Limits of the budget, each instead of the task's (a new run) or, with `resume`, of the run's from
+   * here on (the limits not given are kept, and later resumes keep these): `{ gpuHours: 60 }` gives a
+   * run that ended on its GPU-hours more. A resume whose budget would still have a limit used up (it
+   * would run nothing) is refused, naming that limit. `maxTrials` may be given here or on its own, not both.
+   */
+  readonly budget?: Budget.Budget
   /** Start paused: the run records its start, then starts no trial until `resume` is called. */
   readonly paused?: boolean
   /**
@@ -67,6 +75,7 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   resume: OptionSpec.nonEmptyString("a run directory, e.g. \"trex-runs/20261122-031500-quickstart\""),
   seed: OptionSpec.integer(Number.MIN_SAFE_INTEGER, "e.g. 1"),
   maxTrials: OptionSpec.integer(1, "the trial budget, e.g. 5"),
+  budget: OptionSpec.schema(Budget.Budget),
   backend: OptionSpec.literal(Settings.BackendKind.literals, "where trials run"),
   researcher: OptionSpec.literal(Settings.ResearcherKind.literals, "who proposes strategies"),
   executor: OptionSpec.literal(Settings.ExecutorKind.literals, "who turns a strategy into a job"),
@@ -82,7 +91,7 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
 }
 
 /** The options a resumed run takes; the others are the run's own, recorded when it started. */
-const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "paused", "logLevel"]
+const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "paused", "logLevel"]
 
 /** Check options before anything is read or written: each bad field named, with what it takes. */
 const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidInput> =>
@@ -98,12 +107,15 @@ const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidIn
       return yield* invalid(source, `invalid options:\n${issues.map((l) => `  ${l}`).join("\n")}`)
     }
     const set = (key: string) => given[key] !== undefined
+    if (set("maxTrials") && (given["budget"] as Budget.Budget | undefined)?.maxTrials !== undefined) {
+      return yield* invalid("maxTrials", "maxTrials is given twice, on its own and in budget: give it once")
+    }
     if (set("resume")) {
       const extra = Object.keys(given).filter((k) => set(k) && !resumeKeys.includes(k))
       if (extra.length > 0) {
         return yield* invalid(
           extra[0]!,
-          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, paused and logLevel may be given)`
+          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, budget, paused and logLevel may be given)`
         )
       }
     } else if (set("taskFile") && set("task")) {
@@ -121,7 +133,7 @@ export interface Prepared {
   readonly runDir: string
   readonly runId: string
   readonly seed: number
-  /** A resumed run's new budget (`maxTrials` given with `resume`), journaled when the run resumes. */
+  /** A resumed run's new budget (`maxTrials` or `budget` given with `resume`), journaled when the run resumes. */
   readonly budget?: Budget.Budget
   /** The recorded table a new simulated run read for its search space, which its backend then replays (not read again). */
   readonly landscape?: Simulator.Landscape
@@ -140,13 +152,11 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       const info = yield* RunDir.load(options.resume)
       const settings = yield* recordedSettings(options.resume, info.started)
       yield* sameTrainer(options.resume, info.started.task, settings)
-      // the budget as of the last resume that set one, or the one given now
+      // the budget as of the last resume that set one, with the limits given now
       const current = info.tree.view.task
-      if (options.maxTrials !== undefined) {
-        const done = Status.usage(info.entries, current.budget).trials
-        if (options.maxTrials < done) return yield* invalid("maxTrials", `the run has run ${done} trials already: give --max-trials ${done + 1} or more to run more`)
-      }
-      const budget = options.maxTrials !== undefined ? { ...current.budget, maxTrials: options.maxTrials } : undefined
+      const given = limitsGiven(options)
+      const budget = given !== undefined ? { ...current.budget, ...given } : undefined
+      if (budget !== undefined) yield* checkRoomLeft(options.resume, { ...current, budget }, info.entries)
       return {
         task: budget !== undefined ? { ...current, budget } : current,
         settings,
@@ -162,7 +172,8 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       ? { task: yield* TaskFile.decode(options.task, "task"), file: "", dir: path.resolve(options.taskDir ?? ".") }
       : yield* Effect.fail(invalid("options", "give taskFile or task"))
     let task = loaded.task
-    if (options.maxTrials !== undefined) task = { ...task, budget: { ...task.budget, maxTrials: options.maxTrials } }
+    const limits = limitsGiven(options)
+    if (limits !== undefined) task = { ...task, budget: { ...task.budget, ...limits } }
     const code = codeFingerprint(task, loaded.dir, loaded.file)
     const declared = yield* declaredBackend(task)
     const settings: Settings.Settings = {
@@ -197,6 +208,66 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
   })
 
 const invalid = (source: string, message: string) => new Errors.InvalidInput({ source, message })
+
+/** The limits of the budget the options give (`budget`, and `maxTrials` on its own), if any. */
+const limitsGiven = (options: Options): Budget.Budget | undefined =>
+  options.budget === undefined && options.maxTrials === undefined
+    ? undefined
+    : { ...options.budget, ...(options.maxTrials !== undefined ? { maxTrials: options.maxTrials } : {}) }
+
+/** Each limit, the `trex run`/`resume` flag that sets it, what of it a run used, and what one trial is expected to take of it. */
+const LIMITS: { readonly [L in Budget.Limit]: {
+  readonly flag: string
+  readonly unit: string
+  readonly used: (u: Budget.Usage) => number
+  readonly trial: (estimate: Cost.Cost) => number
+} } = {
+  maxTrials: { flag: "--max-trials", unit: "trials", used: (u) => u.trials, trial: () => 1 },
+  gpuHours: { flag: "--gpu-hours", unit: "GPU-hours", used: (u) => u.spent.gpuSeconds / 3600, trial: (e) => e.gpuSeconds / 3600 },
+  wallClockHours: { flag: "--wall-clock-hours", unit: "hours of wall clock", used: (u) => u.elapsedSeconds / 3600, trial: (e) => e.wallSeconds / 3600 },
+  dollars: { flag: "--dollars", unit: "dollars", used: (u) => u.spent.dollars, trial: (e) => e.dollars },
+  tokens: { flag: "--tokens", unit: "tokens", used: (u) => Cost.tokens(u.spent), trial: () => 1 }
+}
+
+/** `x` rounded up to 4 significant digits (a limit that is enough). */
+const roundUp = (x: number): number => {
+  if (x <= 0) return 0
+  const scale = 10 ** (Math.floor(Math.log10(x)) - 3)
+  return Math.ceil(x / scale - 1e-9) * scale
+}
+const show = (x: number): string => String(Number(x.toPrecision(4)))
+
+/**
+ * A resume with new limits must leave room for a trial: a limit that the run has used up, or that
+ * the next trial would pass (the one given too small, or another the run ended on while only
+ * `maxTrials` was raised), would end it at once, having run nothing. Each such limit is named, with
+ * what was used, what a trial is expected to take, and the flag that makes room.
+ */
+const checkRoomLeft = (runDir: string, task: Task.Task, entries: ReadonlyArray<JournalEvent.Entry>): Effect.Effect<void, Errors.InvalidInput> => {
+  const blocked: Array<{ readonly limit: Budget.Limit; readonly text: string }> = []
+  let budget: Budget.Budget = task.budget
+  for (;;) {
+    const { blockedBy, estimate, usage } = Explorer.admission(entries, { ...task, budget })
+    if (blockedBy === undefined) break
+    const { flag, trial, unit, used } = LIMITS[blockedBy]
+    const room = blockedBy === "maxTrials" || blockedBy === "tokens" ? used(usage) + 1 : roundUp(used(usage) + trial(estimate))
+    const expected = blockedBy === "maxTrials" || blockedBy === "tokens" || trial(estimate) === 0 ? "" : `, and a trial is expected to take ${show(trial(estimate))} more`
+    blocked.push({ limit: blockedBy, text: `${blockedBy}: ${show(used(usage))} of ${budget[blockedBy]} ${unit} used${expected} (give ${flag} ${show(room)} or more)` })
+    const { [blockedBy]: _, ...rest } = budget
+    budget = rest
+  }
+  if (blocked.length === 0) return Effect.void
+  // the trial budget alone: worded as before
+  if (blocked.length === 1 && blocked[0]!.limit === "maxTrials") {
+    const done = Status.usage(entries, task.budget).trials
+    return Effect.fail(invalid("maxTrials", `the run has run ${done} trials already: give --max-trials ${done + 1} or more to run more`))
+  }
+  return Effect.fail(invalid(
+    blocked[0]!.limit,
+    `${runDir}: resumed with this budget, the run would start no trial:\n` +
+      blocked.map((b) => `  ${b.text}`).join("\n")
+  ))
+}
 
 /**
  * The settings a run was started with, as `trex run` and `Trex.start` record them. A run wired in

@@ -338,6 +338,29 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.match(fewer.stderr, /the run has run 5 trials already: give --max-trials 6 or more to run more/)
   })
 
+  it("resume gives a run that ended on its GPU-hours more of them (--gpu-hours); more trials alone are refused, naming the limit and the flag", () => {
+    const out = tmp()
+    const first = trex(["run", path.join(root, "examples/recorded-table/task.yaml"), "--out", out, "--gpu-hours", "30", "--concurrency", "1"])
+    assert.strictEqual(first.status, 0, first.stderr)
+    assert.match(first.stdout, /State: finished \(budget: gpuHours\)/)
+    assert.match(first.stdout, /Budget: trials \d+\/20 · GPU-h [\d.]+\/30 /)
+    const runDir = first.stdout.match(/run directory: (.*)/)![1]!
+    const more = trex(["resume", runDir, "--max-trials", "30"])
+    assert.strictEqual(more.status, 2, more.stdout)
+    assert.match(more.stderr, /resumed with this budget, the run would start no trial:\n {2}gpuHours: [\d.]+ of 30 GPU-hours used, and a trial is expected to take [\d.]+ more \(give --gpu-hours ([\d.]+) or more\)/)
+    assert.notMatch(more.stderr, /\n\s+at /)
+    const room = /give --gpu-hours ([\d.]+) or more/.exec(more.stderr)![1]!
+    const resumed = trex(["resume", runDir, "--gpu-hours", room])
+    assert.strictEqual(resumed.status, 0, resumed.stderr)
+    assert.match(resumed.stdout, /^start {2}n\d+/m)
+    assert.match(resumed.stdout, new RegExp(`Budget: trials \\d+/20 · GPU-h [\\d.]+/${room.replace(".", "\\.")} `))
+    for (const flag of ["--gpu-hours", "--wall-clock-hours", "--dollars", "--tokens"]) {
+      const zero = trex(["resume", runDir, flag, "0"])
+      assert.strictEqual(zero.status, 2)
+      assert.match(zero.stderr, new RegExp(`^trex: ${flag} must be more than 0, got 0$`, "m"))
+    }
+  })
+
   it("resume refuses a run whose trainer code changed or whose task folder is gone, saying what to do", () => {
     const taskDir = tmp()
     for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))

@@ -299,3 +299,61 @@ const waitFor = async (ready: () => boolean, ms = 10_000) => {
     await new Promise((r) => setTimeout(r, 20))
   }
 }
+
+describe("Trex: budgets", () => {
+  /** The recorded table's task, with `budget` for its limits, run to its end on the simulator. */
+  const runOut = (budget: NonNullable<Trex.Options["budget"]>) =>
+    Effect.gen(function*() {
+      const prepared = yield* Trex.prepare({ taskFile: recorded, out: tmp(), concurrency: 1, reuse: false, budget, logLevel: "None" })
+      return { prepared, summary: yield* Trex.runPrepared(prepared) }
+    })
+
+  it.live("a resume that raises one limit while the run has used up another is refused, naming it and the flag that makes room; with room, it runs on", () =>
+    Effect.gen(function*() {
+      // the budget option of a new run replaces the task's limits (the table's task has only maxTrials: 20)
+      const { prepared, summary } = yield* runOut({ gpuHours: 30 })
+      assert.strictEqual(summary.reason, "budget: gpuHours")
+      const started = (yield* RunDir.readEntries(prepared.runDir))[0]!.event
+      assert.deepStrictEqual(started._tag === "RunStarted" ? started.task.budget : undefined, { maxTrials: 20, gpuHours: 30 })
+      const trials = summary.usage.trials
+      assert.isBelow(trials, 20)
+      // more trials cannot help: the GPU-hours left are less than a trial takes (the run would start none)
+      const more = yield* invalidOf(Trex.prepare({ resume: prepared.runDir, maxTrials: 30 }))
+      assert.strictEqual(more.source, "gpuHours")
+      assert.match(more.message, /resumed with this budget, the run would start no trial:\n {2}gpuHours: [\d.]+ of 30 GPU-hours used, and a trial is expected to take [\d.]+ more \(give --gpu-hours [\d.]+ or more\)/)
+      // nor too few GPU-hours, and the trials given too few are named too
+      const both = yield* invalidOf(Trex.prepare({ resume: prepared.runDir, budget: { gpuHours: 20, maxTrials: trials } }))
+      assert.match(both.message, new RegExp(`maxTrials: ${trials} of ${trials} trials used \\(give --max-trials ${trials + 1} or more\\)`))
+      assert.match(both.message, /gpuHours: [\d.]+ of 20 GPU-hours used/)
+      // the flag the message names, with the value it gives, runs at least one more trial
+      const room = Number(/give --gpu-hours ([\d.]+) or more/.exec(more.message)![1])
+      const resumed = yield* Trex.runPrepared(yield* Trex.prepare({ resume: prepared.runDir, budget: { gpuHours: room }, logLevel: "None" }))
+      assert.isAbove(resumed.usage.trials, trials)
+      assert.isAtMost(resumed.usage.spent.gpuSeconds, room * 3600 + 1e-6)
+      assert.deepStrictEqual(resumed.tree.task.budget, { maxTrials: 20, gpuHours: room }, "the limits not given are kept")
+      // maxTrials once, on its own or in budget
+      const twice = yield* invalidOf(Trex.prepare({ resume: prepared.runDir, maxTrials: 40, budget: { maxTrials: 40 } }))
+      assert.strictEqual(twice.source, "maxTrials")
+      const bad = yield* invalidOf(Trex.prepare({ resume: prepared.runDir, budget: { gpuHours: -1 } }))
+      assert.match(bad.message, /budget: gpuHours: Expected a value greater than 0/)
+    }))
+
+  it.live("a wall clock used up by a run's earlier sessions is named, with the flag that gives it more", () =>
+    Effect.gen(function*() {
+      const { prepared } = yield* runOut({ maxTrials: 2 })
+      // the run's first session took 30 minutes (its last event, 30 minutes after its start)
+      const entries = yield* RunDir.readEntries(prepared.runDir)
+      const first = entries[0]!.event.at
+      yield* Effect.scoped(Effect.gen(function*() {
+        const journal = yield* Journal.Journal
+        yield* journal.append([JournalEvent.make("InsightsDistilled", { insights: [], at: first + 30 * 60_000 })])
+      })).pipe(Effect.provide(Journal.Journal.layerSqlite(RunDir.journalFile(prepared.runDir))))
+      assert.strictEqual((yield* RunDir.readEntries(prepared.runDir)).length, entries.length + 1)
+      const e = yield* invalidOf(Trex.prepare({ resume: prepared.runDir, budget: { maxTrials: 5, wallClockHours: 0.25 } }))
+      assert.strictEqual(e.source, "wallClockHours")
+      assert.match(e.message, /wallClockHours: 0\.5 of 0\.25 hours of wall clock used(, and a trial is expected to take [\d.e-]+ more)? \(give --wall-clock-hours [\d.]+ or more\)/)
+      const resumed = yield* Trex.runPrepared(yield* Trex.prepare({ resume: prepared.runDir, budget: { maxTrials: 5, wallClockHours: 1 }, logLevel: "None" }))
+      assert.strictEqual(resumed.usage.trials, 5)
+    }))
+})
+
