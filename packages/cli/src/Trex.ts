@@ -137,6 +137,8 @@ export interface Prepared {
   readonly budget?: Budget.Budget
   /** The recorded table a new simulated run read for its search space, which its backend then replays (not read again). */
   readonly landscape?: Simulator.Landscape
+  /** Limits of the budget that cannot work as set (`Wiring.budgetWarnings`): logged as warnings when the run starts. */
+  readonly warnings?: ReadonlyArray<string>
 }
 
 /**
@@ -157,13 +159,17 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       const given = limitsGiven(options)
       const budget = given !== undefined ? { ...current.budget, ...given } : undefined
       if (budget !== undefined) yield* checkRoomLeft(options.resume, { ...current, budget }, info.entries)
+      const task = budget !== undefined ? { ...current, budget } : current
+      const costKnown = info.entries.some((e) => e.event._tag === "BudgetCharged" && e.event.reason === "trial")
+      const warnings = Wiring.budgetWarnings(settings, task, { costKnown })
       return {
-        task: budget !== undefined ? { ...current, budget } : current,
+        task,
         settings,
         runDir: path.resolve(options.resume),
         runId: info.started.runId,
         seed: info.started.seed,
-        ...(budget !== undefined ? { budget } : {})
+        ...(budget !== undefined ? { budget } : {}),
+        ...(warnings.length > 0 ? { warnings } : {})
       }
     }
     const loaded = options.taskFile !== undefined
@@ -204,7 +210,16 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       catch: (e) =>
         invalid("out", `cannot make the run directory ${path.resolve(out, RunDir.newRunId(task.name, now))} under ${out} (--out): ${(e as NodeJS.ErrnoException).code ?? String(e)}: name a directory you can write`)
     })
-    return { task, settings, runDir, runId, seed: options.seed ?? 0, ...(landscape !== undefined ? { landscape } : {}) }
+    const warnings = Wiring.budgetWarnings(settings, task)
+    return {
+      task,
+      settings,
+      runDir,
+      runId,
+      seed: options.seed ?? 0,
+      ...(landscape !== undefined ? { landscape } : {}),
+      ...(warnings.length > 0 ? { warnings } : {})
+    }
   })
 
 const invalid = (source: string, message: string) => new Errors.InvalidInput({ source, message })
@@ -361,6 +376,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
         yield* RunDir.siblingJournals(path.dirname(runDir), runDir, { keep: (started) => ResultCache.reusable(started, { task, code }) }),
         { task, code }
       )
+    for (const warning of prepared.warnings ?? []) yield* Effect.logWarning(warning)
     const scheduler = yield* Wiring.scheduler(settings, task)
     const onEvent = scheduler === undefined ? hooks.onEvent : yield* warnIfNothingToCompare(yield* Wiring.ashaMetric(settings, task), hooks.onEvent)
     return yield* Explorer.run(task, {

@@ -166,6 +166,52 @@ const sections: ReadonlyArray<string> = [
   ...new Set(["kind", ...BackendKind.literals.filter((k) => k !== "local" && k !== "simulator"), ...Object.keys(Simulator.SimulatorConfig.fields)])
 ]
 
+/**
+ * The limits of a task's budget that cannot work as set, each with why and what to do instead: a
+ * `gpuHours` budget whose trials ask for no GPU (they cost no GPU time, so it never stops the run),
+ * `dollars` or `tokens` with no agent that calls a model (nothing else spends them on the built-in
+ * backends and executors; with `--model-api openai-compatible`, a call costs tokens but no
+ * dollars), and `gpuHours` under concurrency with no `recipe.estimate.gpuSeconds` while no trial
+ * has reported its GPU time (`costKnown`): the first trials then start with nothing held for them,
+ * and may together pass it. `trex run`, `trex resume` and `Trex.start` log them as warnings.
+ *
+ * @example
+ * ```ts
+ * import { Settings, Wiring } from "@trex/cli"
+ * declare const task: import("@trex/core").Task.Task
+ * const warnings = Wiring.budgetWarnings({ ...Settings.defaults, taskFile: "t.yaml", taskDir: "." }, task)
+ * ```
+ * @since 0.1.0 @category validation
+ */
+export const budgetWarnings = (settings: Settings, task: Task.Task, options: { readonly costKnown?: boolean } = {}): Array<string> => {
+  const b = task.budget
+  const out: Array<string> = []
+  const gpus = settings.backend === "simulator" ? 1 : task.recipe?.resources.gpus ?? 0
+  const model = settings.researcher === "claude" || settings.executor === "code-agent"
+  if (b.gpuHours !== undefined && gpus === 0) {
+    out.push(
+      `budget.gpuHours (${b.gpuHours}) will never stop this run: its trials ask for no GPU (recipe.resources.gpus is 0), so they cost no GPU time. ` +
+        `Ask for the GPUs a trial uses in recipe.resources.gpus, or limit the run with maxTrials or wallClockHours`
+    )
+  } else if (b.gpuHours !== undefined && settings.concurrency > 1 && task.recipe?.estimate?.gpuSeconds === undefined && options.costKnown !== true) {
+    out.push(
+      `budget.gpuHours (${b.gpuHours}): the first ${settings.concurrency} trials (--concurrency) start before any has reported its GPU time, with nothing held for them, and together they may pass the limit. ` +
+        `Declare one trial's expected GPU-seconds in recipe.estimate.gpuSeconds to bound them`
+    )
+  }
+  const nothingSpends = (what: string) =>
+    `budget.${what} (${b[what as "dollars" | "tokens"]}) will never stop this run: only model calls spend ${what} (the built-in backends and executors report none for trials), and no agent of this run calls a model ` +
+    `(--researcher claude and --executor code-agent do). Limit the run with maxTrials, gpuHours or wallClockHours`
+  if (b.dollars !== undefined) {
+    if (!model) out.push(nothingSpends("dollars"))
+    else if (settings.modelApi === "openai-compatible") {
+      out.push(`budget.dollars (${b.dollars}) will never stop this run: its model (--model-api openai-compatible) is priced as free, so its calls cost tokens but no dollars. Limit its calls with budget.tokens instead`)
+    }
+  }
+  if (b.tokens !== undefined && !model) out.push(nothingSpends("tokens"))
+  return out
+}
+
 /** Check that a task has what the chosen researcher and executor need. @since 0.1.0 @category validation */
 export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, Errors.InvalidInput> =>
   Effect.gen(function*() {

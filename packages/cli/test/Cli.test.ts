@@ -361,6 +361,14 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     }
   })
 
+  it("a limit of the budget that cannot stop the run is warned about on stderr when it starts", () => {
+    const r = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", tmp(), "--max-trials", "1", "--gpu-hours", "1", "--tokens", "5000"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(r.status, 0, r.stderr)
+    assert.match(r.stderr, /budget\.gpuHours \(1\) will never stop this run: its trials ask for no GPU \(recipe\.resources\.gpus is 0\)/)
+    assert.match(r.stderr, /budget\.tokens \(5000\) will never stop this run: only model calls spend tokens/)
+    assert.notInclude(r.stdout, "will never stop", "warnings go to stderr")
+  })
+
   it("resume refuses a run whose trainer code changed or whose task folder is gone, saying what to do", () => {
     const taskDir = tmp()
     for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))
