@@ -14,7 +14,7 @@ import { Budget, Cost, Errors, type JournalEvent, OptionSpec, type Task, TaskFil
 import { Simulator } from "@trex/executors"
 import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
-import { codeFingerprint } from "./internal/codeFingerprint.ts"
+import { codeFingerprint, runFingerprint } from "./internal/codeFingerprint.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
@@ -180,18 +180,18 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
     let task = loaded.task
     const limits = limitsGiven(options)
     if (limits !== undefined) task = { ...task, budget: { ...task.budget, ...limits } }
-    const code = codeFingerprint(task, loaded.dir, loaded.file)
     const declared = yield* declaredBackend(task)
-    const settings: Settings.Settings = {
+    const wired: Settings.Settings = {
       ...Settings.defaults,
       ...(declared !== undefined ? { backend: declared } : {}),
       ...Object.fromEntries(Object.entries(options).filter(([k, v]) => k in Settings.defaults && v !== undefined)),
       ...(options.stagnation !== undefined ? { stagnation: options.stagnation } : {}),
       ...(options.reuse === false ? { reuse: false } : {}),
-      ...(code !== undefined ? { code } : {}),
       taskFile: loaded.file,
       taskDir: loaded.dir
     }
+    const code = runFingerprint(task, loaded.dir, loaded.file, wired.backend)
+    const settings: Settings.Settings = { ...wired, ...(code !== undefined ? { code } : {}) }
     yield* Schema.decodeUnknownEffect(Settings.Settings)(settings).pipe(
       Effect.mapError((e) => invalid("options", `invalid settings:\n${TaskFile.formatIssues(e)}`))
     )
@@ -322,13 +322,19 @@ const sameTrainer = (runDir: string, task: Task.Task, settings: Settings.Setting
   if (!fs.existsSync(settings.taskDir)) {
     return Effect.fail(invalid(runDir, `the task folder ${settings.taskDir} this run started from is gone (moved or deleted), and its trials run files from it: put it back, or ${fresh}`))
   }
-  // runs started before the task file itself was left out of the fingerprint counted it in
-  if (codeFingerprint(task, settings.taskDir, settings.taskFile) === settings.code || codeFingerprint(task, settings.taskDir) === settings.code) return Effect.void
+  // runs started before the task file itself was left out of the fingerprint counted it in, and
+  // simulated runs started before their table was counted in did not count it
+  const now = runFingerprint(task, settings.taskDir, settings.taskFile, settings.backend)
+  if (now === settings.code || codeFingerprint(task, settings.taskDir, settings.taskFile) === settings.code || codeFingerprint(task, settings.taskDir) === settings.code) {
+    return Effect.void
+  }
+  const table = settings.backend === "simulator" && typeof task.backend?.["table"] === "string" ? task.backend["table"] : undefined
   return Effect.fail(invalid(
     runDir,
-    `the trainer code under ${settings.taskDir} changed since this run started (a source file the recipe's folders hold was edited, added or removed): ` +
-      `its results so far came from the earlier code, and resuming would mix the two. ` +
-      `Restore the code to resume, or ${fresh}`
+    `the trainer code under ${settings.taskDir}${table !== undefined ? `, or the recorded table it replays (${table}),` : ""} changed since this run started ` +
+      `(a source file the recipe's folders hold was edited, added or removed${table !== undefined ? ", or the table was edited" : ""}): ` +
+      `its results so far came from the earlier ${table !== undefined ? "version" : "code"}, and resuming would mix the two. ` +
+      `Restore ${table !== undefined ? "them" : "the code"} to resume, or ${fresh}`
   ))
 }
 

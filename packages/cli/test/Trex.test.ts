@@ -357,3 +357,34 @@ describe("Trex: budgets", () => {
     }))
 })
 
+describe("Trex: results of a simulated run", () => {
+  it.live("are reused only while the recorded table is unchanged: an edited table runs them again, and a run of the old one does not resume", () =>
+    Effect.gen(function*() {
+      const taskDir = tmp()
+      for (const f of ["task.yaml", "nmt-ja-en.csv"]) fs.copyFileSync(path.join(root, "examples/recorded-table", f), path.join(taskDir, f))
+      const out = tmp()
+      const run = () =>
+        Effect.gen(function*() {
+          const prepared = yield* Trex.prepare({ taskFile: path.join(taskDir, "task.yaml"), out, maxTrials: 3, concurrency: 1, logLevel: "None" })
+          const summary = yield* Trex.runPrepared(prepared)
+          const reused = [...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded" && n.state.result.reusedFrom !== undefined)
+          return { prepared, summary, reused }
+        })
+      const first = yield* run()
+      assert.strictEqual(first.reused.length, 0)
+      assert.strictEqual((yield* run()).reused.length, 3, "the same table: the first run's results are reused")
+      // the table's first run scored 14.4: edited, it scores otherwise, and nothing read from the old table is reused
+      const table = path.join(taskDir, "nmt-ja-en.csv")
+      const text = fs.readFileSync(table, "utf8")
+      const n1 = first.summary.tree.get("n1")!
+      const old = String(n1.state._tag === "Succeeded" ? n1.state.result.score : NaN)
+      assert.include(text, `,${old},`)
+      fs.writeFileSync(table, text.replaceAll(`,${old},`, `,${Number(old) + 10},`))
+      const edited = yield* run()
+      assert.strictEqual(edited.reused.length, 0, "the table changed")
+      const e = edited.summary.tree.get("n1")!
+      assert.strictEqual(e.state._tag === "Succeeded" ? e.state.result.score : undefined, Number(old) + 10)
+      const refused = yield* invalidOf(Trex.prepare({ resume: first.prepared.runDir, maxTrials: 5 }))
+      assert.match(refused.message, /or the recorded table it replays \(nmt-ja-en\.csv\), changed since this run started/)
+    }))
+})

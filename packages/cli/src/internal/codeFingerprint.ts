@@ -74,3 +74,25 @@ export const codeFingerprint = (task: Task.Task, taskDir: string, taskFile?: str
   }
   return hash.digest("hex").slice(0, 16)
 }
+
+/**
+ * The fingerprint a run records as its `code` (what, beside its task, decides whether its results
+ * carry over to another run: `ResultCache.identity`): the trainer's ({@link codeFingerprint}) and,
+ * for a run on the simulator, the bytes of the recorded table it replays (`backend.table`, relative
+ * to the task folder). A table's rows are the results: once it is edited, results read from the old
+ * one are not reused, and a simulated run's results are never taken for a real run's, or the other
+ * way round (their fingerprints differ). `undefined` when there is neither trainer code nor table.
+ */
+export const runFingerprint = (task: Task.Task, taskDir: string, taskFile: string | undefined, backend: string): string | undefined => {
+  const code = codeFingerprint(task, taskDir, taskFile)
+  const table = task.backend?.["table"]
+  if (backend !== "simulator" || typeof table !== "string") return code
+  let bytes: Buffer
+  try {
+    bytes = fs.readFileSync(path.resolve(taskDir, table))
+  } catch {
+    // (a table that cannot be read is refused when the simulator reads it)
+    return code
+  }
+  return createHash("sha256").update("simulator\0").update(code ?? "").update("\0").update(bytes).digest("hex").slice(0, 16)
+}
