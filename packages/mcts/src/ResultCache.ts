@@ -1,6 +1,7 @@
 /**
- * Results shared across runs: a strategy whose fingerprint already has a finished result in
- * another run (a sibling run directory, a team cache) is not run again; its result is reused.
+ * Results shared across runs: a strategy whose fingerprint already has a successful result in
+ * another run (a sibling run directory, a team cache) is not run again; its result is reused. A
+ * failed one is not: a failure is often the machine's or the environment's, which no fingerprint sees.
  *
  * @since 0.1.0
  */
@@ -24,7 +25,8 @@ export const empty: ResultCache = { lookup: () => undefined }
  * What decides whether a result carries over from one run to another: the task's name, its
  * metric (name and direction), base model, datasets, evaluation plan, recipe (command, image and
  * environment) and backend section, and `code` — a fingerprint of the trainer's files, when the
- * caller has one (the CLI hashes the source files next to those the recipe command names). Not
+ * caller has one (the CLI hashes the source files next to those the recipe command names, and, for
+ * a run on the simulator, the recorded table it replays). Not
  * the objective's wording, the budget, the search space, the default strategy, the constraints or
  * the recipe's resources and estimate, which change what is tried or how fast, not what a trial
  * of a given strategy scores.
