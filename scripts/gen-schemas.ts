@@ -68,7 +68,7 @@ const descriptions: Record<string, string> = {
   "budget": "Limits of the search; an absent limit is no limit. The search stops at the first one reached.",
   "budget.maxTrials": "Maximum number of trials started (results reused from earlier runs are not trials).",
   "budget.gpuHours": "Maximum GPU-hours, counting each running trial as its estimate (`recipe.estimate`, or the mean of the trials so far if larger) until it ends. Trials that ask for no GPU cost none. The first `--concurrency` trials start before any cost is known: without `recipe.estimate.gpuSeconds` they may together pass it.",
-  "budget.wallClockHours": "Maximum wall-clock hours of the run (resumes add up): a trial starts only if it is expected (`recipe.estimate.wallSeconds`, or the mean time trials took if larger) to end within it; trials that take longer run to their end.",
+  "budget.wallClockHours": "Maximum wall-clock hours of the run (resumes add up): a trial starts only if it is expected (`recipe.estimate.wallSeconds`, or the mean time trials took if larger) to end within it; trials that take longer run to their end. It is real time, on the simulator too (whose trials take simulated time, so a simulated run's wall clock barely moves: compare budgets there with `trex bench --gpu-hours`).",
   "budget.dollars": "Maximum spend in dollars: model calls, and trials whose executor reports dollars (the built-in ones report none).",
   "budget.tokens": "Maximum LLM tokens (input + output) of the agents' model calls.",
   "searchSpace": "The strategy fields an offline researcher may vary, and their values.",
