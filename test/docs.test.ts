@@ -102,11 +102,11 @@ describe("docs", () => {
 
   it("the API reference documents each package's modules and their examples", () => {
     const files = generate(root)
-    const mcts = files.get("docs/api/mcts.md")!
+    const mcts = files.get("packages/mcts/API.md")!
     assert.match(mcts, /### Explorer/)
     assert.match(mcts, /##### `Uct\.make`/)
-    assert.match(files.get("docs/api/core.md")!, /## `@trex\/core\/testing`/)
-    assert.match(files.get("docs/api/cli.md")!, /const search = await Trex\.start/)
+    assert.match(files.get("packages/core/API.md")!, /## `@trex\/core\/testing`/)
+    assert.match(files.get("packages/cli/API.md")!, /const search = await Trex\.start/)
   })
 
   it("every ts block in the docs, README.md and the example READMEs type-checks, with the examples' entry points", { timeout: 90_000 }, () => {

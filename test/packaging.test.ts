@@ -124,7 +124,7 @@ afterAll(() => {
 })
 
 describe("npm pack", () => {
-  it("each tarball holds its README and LICENSE, a .js and a .d.ts for every export, no tests and no build info", () => {
+  it("each tarball holds its README (its links all inside it), API.md and LICENSE, a .js and a .d.ts for every export, no tests and no build info", () => {
     for (const n of names) {
       const m = manifests[n]!
       const p = packed[m.name]
@@ -132,6 +132,11 @@ describe("npm pack", () => {
       const files = new Set(p!.files.map((f) => f.path))
       const has = (target: string) => files.has(path.posix.normalize(target))
       assert.isTrue(has("README.md"), `${m.name}: README.md`)
+      // the README's links lead somewhere in the tarball (its API reference ships as API.md): none into the repository
+      const readme = fs.readFileSync(path.join(root, "packages", n, "README.md"), "utf8")
+      const links = [...readme.matchAll(/\]\(([^)#]+)(#[^)]*)?\)/g)].map((l) => l[1]!).filter((l) => !/^[a-z]+:/.test(l))
+      assert.include(links, "API.md", `${m.name}: its README links its API reference`)
+      for (const link of links) assert.isTrue(has(link), `${m.name}: its README links ${link}, which is not in the tarball`)
       // "license": "MIT" says which terms; the terms themselves must ship with the code
       assert.isTrue(has("LICENSE"), `${m.name}: LICENSE`)
       const stray = [...files].filter((f) => /(^|\/)(test|tests|__tests__)\/|\.test\.[cm]?[jt]s$|\.tsbuildinfo$|(^|\/)tsconfig[^/]*\.json$/.test(f))
