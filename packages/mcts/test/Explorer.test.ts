@@ -1134,6 +1134,37 @@ describe("Explorer: budgets", () => {
   }
   const gatesFor = (...ids: ReadonlyArray<string>) => new Map(ids.map((id) => [id, Deferred.makeUnsafe<void>()]))
   const open = (gates: ReadonlyMap<string, Deferred.Deferred<void>>, id: string) => Deferred.doneUnsafe(gates.get(id)!, Exit.void)
+  /**
+   * Run the grid with the budget of `task` and three gated trials at once, each costing `cost(node)`:
+   * the run's fiber once n3 is admitted and n1 (let go first) has finished, with time given for the
+   * loop to admit what it would after n1.
+   */
+  const afterFirstOfThree = (
+    task: Task.Task,
+    gates: ReadonlyMap<string, Deferred.Deferred<void>>,
+    cost: (node: string) => number,
+    watch: ReadonlyArray<ReturnType<typeof when>> = []
+  ) =>
+    Effect.gen(function*() {
+      const third = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n3")
+      const first = when((e) => e._tag === "NodeFinished" && e.nodeId === "n1")
+      const fiber = yield* Explorer.run(task, {
+        runId: "h",
+        runDir: "/tmp/unused",
+        seed: 1,
+        concurrency: 3,
+        onEvent: ({ event }) => [third, first, ...watch].forEach((w) => w.onEvent(event))
+      }).pipe(
+        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(anywhere, gated(gates, cost)))),
+        Effect.forkChild
+      )
+      yield* Deferred.await(third.seen)
+      open(gates, "n1")
+      yield* Deferred.await(first.seen)
+      // (time for the loop to act on n1's cost: to admit a fourth trial, as it did, or see the held ones past the budget)
+      yield* Effect.sleep("300 millis")
+      return fiber
+    })
   /** Completed when `onEvent` sees an event `is` accepts. */
   const when = (is: (e: JournalEvent.JournalEvent) => boolean) => {
     const seen = Deferred.makeUnsafe<void>()
@@ -1147,26 +1178,7 @@ describe("Explorer: budgets", () => {
       // (1000 spent + 2000 held + 1000) does not fit in the hour. Held at 0, it did, and the run
       // spent 5000 of its 3600.
       const gates = gatesFor("n1", "n2", "n3")
-      const third = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n3")
-      const first = when((e) => e._tag === "NodeFinished" && e.nodeId === "n1")
-      const fiber = yield* Explorer.run(makeTask({ gpuHours: 1 }), {
-        runId: "h",
-        runDir: "/tmp/unused",
-        seed: 1,
-        concurrency: 3,
-        onEvent: ({ event }) => {
-          third.onEvent(event)
-          first.onEvent(event)
-        }
-      }).pipe(
-        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(anywhere, gated(gates, () => 1000)))),
-        Effect.forkChild
-      )
-      yield* Deferred.await(third.seen)
-      open(gates, "n1")
-      yield* Deferred.await(first.seen)
-      // (time for the loop to admit a fourth trial, as it did)
-      yield* Effect.sleep("300 millis")
+      const fiber = yield* afterFirstOfThree(makeTask({ gpuHours: 1 }), gates, () => 1000)
       open(gates, "n2")
       open(gates, "n3")
       const summary = yield* Fiber.join(fiber)
@@ -1180,25 +1192,9 @@ describe("Explorer: budgets", () => {
       // n1 costs 3000, the others 100: after n1, n2 and n3 are held at 3000 each (9000 of 7200), yet
       // once n2 has settled at 100 the mean is 1550, and a fourth trial fits
       const gates = gatesFor("n1", "n2", "n3")
-      const third = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n3")
-      const first = when((e) => e._tag === "NodeFinished" && e.nodeId === "n1")
       const second = when((e) => e._tag === "NodeFinished" && e.nodeId === "n2")
       const fourth = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n4")
-      const fiber = yield* Explorer.run(makeTask({ gpuHours: 2 }), {
-        runId: "w",
-        runDir: "/tmp/unused",
-        seed: 1,
-        concurrency: 3,
-        onEvent: ({ event }) => [third, first, second, fourth].forEach((w) => w.onEvent(event))
-      }).pipe(
-        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(anywhere, gated(gates, (id) => (id === "n1" ? 3000 : 100))))),
-        Effect.forkChild
-      )
-      yield* Deferred.await(third.seen)
-      open(gates, "n1")
-      yield* Deferred.await(first.seen)
-      // (time for the loop to see the held trials past the budget)
-      yield* Effect.sleep("300 millis")
+      const fiber = yield* afterFirstOfThree(makeTask({ gpuHours: 2 }), gates, (id) => (id === "n1" ? 3000 : 100), [second, fourth])
       open(gates, "n2")
       yield* Deferred.await(second.seen)
       // the run goes on: a fourth trial starts while n3 still runs (a run that stopped admitting would wait for n3 for ever)
