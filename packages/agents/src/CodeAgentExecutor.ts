@@ -180,7 +180,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       let attempts = 0
       const neverSubmitted = Result.failure("Crash", "the code agent never submitted a training job")
       let lastFailure = neverSubmitted
-      /** What the node ends with when a cancel comes between training attempts: the last one's cost and logs. */
+      /** What the node ends with when a cancel comes between training attempts: the last one's logs (and, as every result, what all jobs cost). */
       const cancelledResult = (): Result.Result =>
         lastFailure.failure?.kind === "Cancelled"
           ? lastFailure
@@ -188,7 +188,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
             "Cancelled",
             `cancelled before training attempt ${attempts + 1} of ${maxAttempts}` +
               (lastFailure !== neverSubmitted ? ` (attempt ${attempts} failed: ${lastFailure.failure?.message})` : ""),
-            { logTail: lastLogs } // (its cost: every job's so far, set as it is emitted)
+            { logTail: lastLogs }
           )
 
       /**

@@ -261,8 +261,10 @@ const show = (x: number): string => String(Number(x.toPrecision(4)))
 const checkRoomLeft = (runDir: string, task: Task.Task, entries: ReadonlyArray<JournalEvent.Entry>): Effect.Effect<void, Errors.InvalidInput> => {
   const blocked: Array<{ readonly limit: Budget.Limit; readonly text: string }> = []
   let budget: Budget.Budget = task.budget
+  let trials = 0
   for (;;) {
     const { blockedBy, estimate, usage } = Explorer.admission(entries, { ...task, budget })
+    trials = usage.trials
     if (blockedBy === undefined) break
     const { flag, trial, unit, used } = LIMITS[blockedBy]
     const room = blockedBy === "maxTrials" || blockedBy === "tokens" ? used(usage) + 1 : roundUp(used(usage) + trial(estimate))
@@ -274,8 +276,7 @@ const checkRoomLeft = (runDir: string, task: Task.Task, entries: ReadonlyArray<J
   if (blocked.length === 0) return Effect.void
   // the trial budget alone: worded as before
   if (blocked.length === 1 && blocked[0]!.limit === "maxTrials") {
-    const done = Status.usage(entries, task.budget).trials
-    return Effect.fail(invalid("maxTrials", `the run has run ${done} trials already: give --max-trials ${done + 1} or more to run more`))
+    return Effect.fail(invalid("maxTrials", `the run has run ${trials} trials already: give --max-trials ${trials + 1} or more to run more`))
   }
   return Effect.fail(invalid(
     blocked[0]!.limit,

@@ -539,12 +539,12 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     // with what the job cost
     if (n.pruning !== undefined) {
       pruning.set(id, n.pruning)
-      const pruned = n.state._tag === "Running" ? n.state.job : undefined
-      if (pruned === undefined) {
+      const prunedJob = n.state._tag === "Running" ? n.state.job : undefined
+      if (prunedJob === undefined) {
         yield* finish(id, "Pruned", undefined, n.pruning)
         continue
       }
-      yield* launch(n, pruned)
+      yield* launch(n, prunedJob)
       yield* stopPruned(id)
       continue
     }
