@@ -69,7 +69,7 @@ const descriptions: Record<string, string> = {
   "budget.maxTrials": "Maximum number of trials started (results reused from earlier runs are not trials).",
   "budget.gpuHours": "Maximum GPU-hours, counting each running trial as its estimate (`recipe.estimate`, or the mean of the trials so far if larger) until it ends. Trials that ask for no GPU cost none. The first `--concurrency` trials start before any cost is known: without `recipe.estimate.gpuSeconds` they may together pass it.",
   "budget.wallClockHours": "Maximum wall-clock hours of the run (resumes add up): a trial starts only if it is expected (`recipe.estimate.wallSeconds`, or the mean time trials took if larger) to end within it; trials that take longer run to their end. It is real time, on the simulator too (whose trials take simulated time, so a simulated run's wall clock barely moves: compare budgets there with `trex bench --gpu-hours`).",
-  "budget.dollars": "Maximum spend in dollars: model calls, and trials whose executor reports dollars (the built-in ones report none).",
+  "budget.dollars": "Maximum spend in dollars: model calls, and trials priced by `backend.pricing` (or whose executor or backend reports dollars).",
   "budget.tokens": "Maximum LLM tokens (input + output) of the agents' model calls.",
   "searchSpace": "The strategy fields an offline researcher may vary, and their values.",
   "searchSpace.parameters": "The parameters of the space: at least one, each path once.",
@@ -126,12 +126,12 @@ const descriptions: Record<string, string> = {
   "recipe.resources.gpus": "GPUs per trial.",
   "recipe.resources.cpus": "CPUs per trial.",
   "recipe.resources.memoryMb": "Memory per trial, in MB.",
-  "recipe.resources.timeLimitSeconds": "A trial running longer is stopped and fails with `Timeout`.",
+  "recipe.resources.timeLimitSeconds": "A trial running longer is stopped and fails with `Timeout`. Until a trial has reported its cost, a trial holds this long of its GPUs (and of `backend.pricing`) against the budget, where `recipe.estimate` declares none.",
   "recipe.estimate": "Expected cost of one trial, reserved against the budget while it runs (the mean of the trials so far replaces a part of it that is smaller).",
-  "recipe.estimate.gpuSeconds": "Expected GPU-seconds: bounds what the first trials, started before any reported its cost, may spend of `budget.gpuHours`.",
+  "recipe.estimate.gpuSeconds": "Expected GPU-seconds: bounds what the first trials, started before any reported its cost, may spend of `budget.gpuHours` (without it, their time limit's worth, if they have a time limit).",
   "recipe.estimate.wallSeconds": "Expected wall-clock seconds, from start to end: under `budget.wallClockHours`, a trial starts only if this much time is left.",
-  "recipe.estimate.dollars": "Expected dollars.",
-  "backend": "Backend settings (free JSON, read by the chosen backend). Its `kind` (`local`, `simulator`, `docker`, `slurm`, `ssh` or `k8s`) is the backend a run of the task uses when `--backend` (or `backend` in `Trex.start`'s options) names none; without it, `local`."
+  "recipe.estimate.dollars": "Expected dollars: bounds what the first trials, started before any reported its cost, may spend of `budget.dollars` (without it, their time limit's worth at `backend.pricing`, if they have a time limit).",
+  "backend": "Backend settings (free JSON, read by the chosen backend). Its `kind` (`local`, `simulator`, `docker`, `slurm`, `ssh` or `k8s`) is the backend a run of the task uses when `--backend` (or `backend` in `Trex.start`'s options) names none; without it, `local`. `backend.pricing` (`dollarsPerGpuHour`, `dollarsPerHour`, at least one) prices every trial's compute, whatever the backend, so that `budget.dollars` counts it."
 }
 
 const describe = (p: string, node: Node): string => {

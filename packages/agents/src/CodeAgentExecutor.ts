@@ -62,7 +62,7 @@ type Outcome = { readonly _tag: "Done"; readonly result: Result.Result } | { rea
 const outcomeOf = (task: Task.Task, ran: Ran) =>
   Effect.gen(function*() {
     const { exit } = ran
-    const cost = Cost.make({ wallSeconds: exit.wallSeconds, gpuSeconds: exit.gpuSeconds })
+    const cost = Backend.exitCost(exit)
     const fail = (kind: Result.FailureKind, message: string): Outcome => ({
       _tag: "Failed",
       failure: Result.failure(kind, message, { logTail: ran.logs, cost, ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}) })
@@ -233,7 +233,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           )
           if (live) training = undefined
           if (exit === undefined) return yield* Effect.die(new Error(`backend ${backend.name}: watch(${ref.id}) ended without an Exit event`))
-          spent = Cost.add(spent, Cost.make({ wallSeconds: exit.wallSeconds, gpuSeconds: exit.gpuSeconds }))
+          spent = Cost.add(spent, Backend.exitCost(exit))
           const logs = tail.get().length > 0 ? tail.get() : exit.logTail
           lastLogs = logs
           return { exit, logs, curves } satisfies Ran

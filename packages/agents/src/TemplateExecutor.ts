@@ -89,7 +89,7 @@ export const toResult = (
   exit: Backend.JobExit,
   curves: ReadonlyArray<Result.MetricPoint>
 ): Result.Result => {
-  const cost = Cost.make({ gpuSeconds: exit.gpuSeconds, wallSeconds: exit.wallSeconds })
+  const cost = Backend.exitCost(exit)
   const tail = { logTail: exit.logTail, cost, ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}) }
   if (exit.outcome === "Cancelled") return Result.failure("Cancelled", exit.message ?? "cancelled", tail)
   if (exit.outcome === "Failed") {

@@ -7,7 +7,7 @@
  */
 import * as os from "node:os"
 import * as path from "node:path"
-import { Errors, TaskFile } from "@trex/core"
+import { Backend, Errors, TaskFile } from "@trex/core"
 import type { DockerBackend, SshBackend } from "@trex/executors"
 import { Duration, Effect, Option, Schema } from "effect"
 
@@ -88,3 +88,12 @@ export const ssh = (backend: unknown): Effect.Effect<SshBackend.Config, Errors.I
     ...(s.killGraceSeconds !== undefined ? { killGraceSeconds: s.killGraceSeconds } : {}),
     hosts: s.hosts.map((h) => ({ ...h, privateKeyPath: home(h.privateKeyPath), knownHostsPath: home(h.knownHostsPath) }))
   }))
+
+/**
+ * The prices of the task's `backend.pricing`, if it has that section (`Backend.Pricing` of `@trex/core`).
+ * @since 0.1.0 @category decoding
+ */
+export const pricing = (backend: unknown): Effect.Effect<Backend.Pricing | undefined, Errors.InvalidInput> => {
+  const raw = backend !== null && typeof backend === "object" ? (backend as Record<string, unknown>)["pricing"] : undefined
+  return raw === undefined ? Effect.undefined : decode(Backend.Pricing, raw, "pricing")
+}

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearcher, type Model, OpenAiModel, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
-import { type Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, type Task, TaskFile } from "@trex/core"
+import { Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, type Task, TaskFile } from "@trex/core"
 import { DockerBackend, KubernetesBackend, LocalBackend, Simulator, SlurmBackend, SshBackend } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
@@ -74,10 +74,22 @@ export const scheduler = (settings: Settings, task: Task.Task): Effect.Effect<Sc
   settings.scheduler === "asha" ? Effect.flatMap(ashaMetric(settings, task), asha) : Effect.undefined
 
 /**
- * The backend layer. A simulated run's table is read from the task unless it was read already (`landscape`).
+ * The backend layer, its jobs priced by the task's `backend.pricing` if it has one. A simulated
+ * run's table is read from the task unless it was read already (`landscape`).
  * @since 0.1.0 @category layers
  */
 export const backend = (
+  settings: Settings,
+  task: Task.Task,
+  runDir: string,
+  landscape?: Simulator.Landscape
+): Layer.Layer<Backend.Backend, Errors.InvalidInput | Errors.BackendError> =>
+  Layer.unwrap(Effect.map(BackendSettings.pricing(task.backend), (prices) => {
+    const engine = backendEngine(settings, task, runDir, landscape)
+    return prices === undefined ? engine : Backend.layerPriced(engine, prices)
+  }))
+
+const backendEngine = (
   settings: Settings,
   task: Task.Task,
   runDir: string,
@@ -163,17 +175,18 @@ export const layers = (
 
 /** The keys of a task's backend section: `kind`, each engine's section, and the simulator's settings. */
 const sections: ReadonlyArray<string> = [
-  ...new Set(["kind", ...BackendKind.literals.filter((k) => k !== "local" && k !== "simulator"), ...Object.keys(Simulator.SimulatorConfig.fields)])
+  ...new Set(["kind", "pricing", ...BackendKind.literals.filter((k) => k !== "local" && k !== "simulator"), ...Object.keys(Simulator.SimulatorConfig.fields)])
 ]
 
 /**
  * The limits of a task's budget that cannot work as set, each with why and what to do instead: a
  * `gpuHours` budget whose trials ask for no GPU (they cost no GPU time, so it never stops the run),
- * `dollars` or `tokens` with no agent that calls a model (nothing else spends them on the built-in
- * backends and executors; with `--model-api openai-compatible`, a call costs tokens but no
- * dollars), and `gpuHours` under concurrency with no `recipe.estimate.gpuSeconds` while no trial
- * has reported its GPU time (`costKnown`): the first trials then start with nothing held for them,
- * and may together pass it. `trex run`, `trex resume` and `Trex.start` log them as warnings.
+ * `tokens` with no agent that calls a model (nothing else spends them), `dollars` with no such agent
+ * and no `backend.pricing` that prices the trials (with `--model-api openai-compatible`, a call
+ * costs tokens but no dollars), and `gpuHours` or priced `dollars` under concurrency with neither
+ * a `recipe.estimate` of it nor a `recipe.resources.timeLimitSeconds` while no trial has reported
+ * its cost (`costKnown`): the first trials then start with nothing held for them, and may together
+ * pass it. `trex run`, `trex resume` and `Trex.start` log them as warnings.
  *
  * @example
  * ```ts
@@ -188,27 +201,45 @@ export const budgetWarnings = (settings: Settings, task: Task.Task, options: { r
   const out: Array<string> = []
   const gpus = settings.backend === "simulator" ? 1 : task.recipe?.resources.gpus ?? 0
   const model = settings.researcher === "claude" || settings.executor === "code-agent"
+  // the first trials start at once before any reports a cost, and only a declared estimate or a time limit bounds them
+  const firstUnbounded = settings.concurrency > 1 && options.costKnown !== true && task.recipe?.resources.timeLimitSeconds === undefined
   if (b.gpuHours !== undefined && gpus === 0) {
     out.push(
       `budget.gpuHours (${b.gpuHours}) will never stop this run: its trials ask for no GPU (recipe.resources.gpus is 0), so they cost no GPU time. ` +
         `Ask for the GPUs a trial uses in recipe.resources.gpus, or limit the run with maxTrials or wallClockHours`
     )
-  } else if (b.gpuHours !== undefined && settings.concurrency > 1 && task.recipe?.estimate?.gpuSeconds === undefined && options.costKnown !== true) {
+  } else if (b.gpuHours !== undefined && firstUnbounded && task.recipe?.estimate?.gpuSeconds === undefined) {
     out.push(
       `budget.gpuHours (${b.gpuHours}): the first ${settings.concurrency} trials (--concurrency) start before any has reported its GPU time, with nothing held for them, and together they may pass the limit. ` +
-        `Declare one trial's expected GPU-seconds in recipe.estimate.gpuSeconds to bound them`
+        `Declare one trial's expected GPU-seconds in recipe.estimate.gpuSeconds, or its time limit in recipe.resources.timeLimitSeconds, to bound them`
     )
   }
-  const nothingSpends = (what: string) =>
-    `budget.${what} (${b[what as "dollars" | "tokens"]}) will never stop this run: only model calls spend ${what} (the built-in backends and executors report none for trials), and no agent of this run calls a model ` +
-    `(--researcher claude and --executor code-agent do). Limit the run with maxTrials, gpuHours or wallClockHours`
+  const prices = Backend.pricingOf(task.backend)
+  const trialsPriced = prices !== undefined && ((prices.dollarsPerHour ?? 0) > 0 || ((prices.dollarsPerGpuHour ?? 0) > 0 && gpus > 0))
   if (b.dollars !== undefined) {
-    if (!model) out.push(nothingSpends("dollars"))
+    if (trialsPriced) {
+      if (firstUnbounded && task.recipe?.estimate?.dollars === undefined) {
+        out.push(
+          `budget.dollars (${b.dollars}): the first ${settings.concurrency} trials (--concurrency) start before any has reported its cost, with nothing held for them, and together they may pass the limit. ` +
+            `Declare one trial's expected cost in recipe.estimate.dollars, or its time limit in recipe.resources.timeLimitSeconds, to bound them`
+        )
+      }
+    } else if (!model) {
+      out.push(
+        `budget.dollars (${b.dollars}) will never stop this run: no agent of this run calls a model (--researcher claude and --executor code-agent do) and its trials are priced at nothing. ` +
+          `Price the backend's compute in backend.pricing (dollarsPerGpuHour, dollarsPerHour), or limit the run with maxTrials, gpuHours or wallClockHours`
+      )
+    }
     else if (settings.modelApi === "openai-compatible") {
-      out.push(`budget.dollars (${b.dollars}) will never stop this run: its model (--model-api openai-compatible) is priced as free, so its calls cost tokens but no dollars. Limit its calls with budget.tokens instead`)
+      out.push(`budget.dollars (${b.dollars}) will never stop this run: its model (--model-api openai-compatible) is priced as free, so its calls cost tokens but no dollars, and its trials are priced at nothing. Limit its calls with budget.tokens instead, or price the backend's compute in backend.pricing`)
     }
   }
-  if (b.tokens !== undefined && !model) out.push(nothingSpends("tokens"))
+  if (b.tokens !== undefined && !model) {
+    out.push(
+      `budget.tokens (${b.tokens}) will never stop this run: only model calls spend tokens, and no agent of this run calls a model ` +
+        `(--researcher claude and --executor code-agent do). Limit the run with maxTrials, gpuHours or wallClockHours`
+    )
+  }
   return out
 }
 
@@ -239,6 +270,7 @@ export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, 
     // the backend's settings and a model-backed agent's are read now, before a run directory is made for a run that cannot start
     const noImage = (kind: string) =>
       unsupported("recipe.image", `the ${kind} backend runs each trial in a container: name its image in recipe.image or backend.${kind}.image of the task file`)
+    yield* BackendSettings.pricing(task.backend)
     switch (settings.backend) {
       case "docker": {
         const docker = yield* BackendSettings.docker(task.backend, ".")

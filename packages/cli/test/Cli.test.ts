@@ -370,6 +370,36 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.notInclude(r.stdout, "will never stop", "warnings go to stderr")
   })
 
+  it("backend.pricing prices each trial's compute, so --dollars stops a run whose agents call no model", async () => {
+    const taskDir = tmp()
+    fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(taskDir, "toy-job.mjs"))
+    // a dollar per second a trial runs
+    const file = writeTask(taskDir, "priced.task.yaml", fs.readFileSync(path.join(fixtures, "toy.task.yaml"), "utf8") + "backend: { pricing: { dollarsPerHour: 3600 } }\n")
+    const r = trex(["run", file, "--out", tmp(), "--dollars", "1.5", "--concurrency", "1"], { TREX_TOY_MS: "400" })
+    assert.strictEqual(r.status, 0, r.stderr)
+    assert.notMatch(r.stderr, /will never stop/)
+    assert.match(r.stdout, /State: finished \(budget: dollars\)/)
+    const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+    const events = (await readJournal(runDir)).map((e) => e.event)
+    const results = events.flatMap((e) => (e._tag === "NodeFinished" && e.result !== undefined && e.result.cost.wallSeconds > 0 ? [e.result.cost] : []))
+    assert.isAbove(results.length, 1)
+    assert.isBelow(results.length, 8, "stopped by its dollars before its 8 trials")
+    for (const cost of results) assert.closeTo(cost.dollars, cost.wallSeconds, 1e-9, "a trial's dollars are its wall seconds at $3600 an hour")
+    const charged = events.reduce((sum, e) => sum + (e._tag === "BudgetCharged" ? e.cost.dollars : 0), 0)
+    // it stops once a trial, at the mean cost so far, would pass the limit
+    assert.isAbove(charged + charged / results.length, 1.5)
+    assert.closeTo(charged, results.reduce((sum, c) => sum + c.dollars, 0), 1e-9, "the run is charged what its trials cost")
+    const status = trex(["status", runDir])
+    assert.match(status.stdout, new RegExp(`\\$${charged.toFixed(2).replace(".", "\\.")}/1\\.5`))
+    // misspelt or impossible prices are refused before the run starts, naming the field
+    const bad = writeTask(taskDir, "bad.task.yaml", fs.readFileSync(file, "utf8").replace("dollarsPerHour: 3600", "dolarsPerHour: 3600"))
+    const refused = trex(["run", bad, "--out", tmp()])
+    assert.strictEqual(refused.status, 2)
+    assert.match(refused.stderr, /backend\.pricing\.dolarsPerHour: Expected no excess property; did you mean "dollarsPerHour"\?/)
+    const negative = writeTask(taskDir, "negative.task.yaml", fs.readFileSync(file, "utf8").replace("dollarsPerHour: 3600", "dollarsPerGpuHour: -2"))
+    assert.match(trex(["run", negative, "--out", tmp()]).stderr, /backend\.pricing\.dollarsPerGpuHour: Expected a value greater than or equal to 0/)
+  })
+
   it("resume refuses a run whose trainer code changed or whose task folder is gone, saying what to do", () => {
     const taskDir = tmp()
     for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))

@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Redacted, Stream } from "effect"
+import { Context, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
+import * as Cost from "./Cost.ts"
 import type { BackendError } from "./Errors.ts"
 import type { JobRef } from "./ExperimentNode.ts"
 import type { FailureKind, MetricPoint } from "./Result.ts"
@@ -49,6 +50,11 @@ export interface JobExit {
   readonly logTail: ReadonlyArray<string>
   readonly wallSeconds: number
   readonly gpuSeconds: number
+  /**
+   * What the job cost in money, where the backend knows it: a backend wrapped in {@link priced}, or
+   * one that reads a cloud provider's bill. Absent means none known (counted as 0).
+   */
+  readonly dollars?: number
 }
 
 /**
@@ -159,3 +165,87 @@ export const revealEnv = (env: JobSpec["env"]): Record<string, string> => {
   for (const [k, v] of Object.entries(env)) out[k] = Redacted.isRedacted(v) ? Redacted.value(v) : v
   return out
 }
+
+const Dollars = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
+
+/**
+ * What a backend's compute costs: dollars per GPU-hour a job holds, and dollars per hour a job runs
+ * (a machine or instance charged by the hour, whatever its GPUs). At least one of the two. A task
+ * file's `backend.pricing`.
+ * @since 0.1.0 @category schemas
+ */
+export const Pricing = Schema.Struct({
+  dollarsPerGpuHour: Schema.optionalKey(Dollars),
+  dollarsPerHour: Schema.optionalKey(Dollars)
+}).check(Schema.makeFilter((p: { readonly dollarsPerGpuHour?: number; readonly dollarsPerHour?: number }) =>
+  p.dollarsPerGpuHour !== undefined || p.dollarsPerHour !== undefined
+    ? undefined
+    : "expected dollarsPerGpuHour (dollars per GPU-hour a trial holds) or dollarsPerHour (dollars per hour a trial runs), or both"
+))
+/** @since 0.1.0 @category models */
+export type Pricing = typeof Pricing.Type
+
+/**
+ * The prices of a task's `backend.pricing`, when it has a valid one (a run checks it before it
+ * starts; an invalid one reads as none here).
+ * @since 0.1.0 @category utilities
+ */
+export const pricingOf = (backend: Readonly<Record<string, unknown>> | undefined): Pricing | undefined =>
+  backend?.["pricing"] === undefined ? undefined : Option.getOrUndefined(decodePricing(backend["pricing"]))
+
+const decodePricing = Schema.decodeUnknownOption(Pricing)
+
+/**
+ * What a job's exit says it cost: its GPU and wall time, and its dollars when the backend knows
+ * them. The cost an executor charges for a job.
+ * @since 0.1.0 @category utilities
+ */
+export const exitCost = (exit: JobExit): Cost.Cost =>
+  Cost.make({ gpuSeconds: exit.gpuSeconds, wallSeconds: exit.wallSeconds, ...(exit.dollars !== undefined ? { dollars: exit.dollars } : {}) })
+
+/**
+ * The dollars a job of this GPU and wall time costs at these prices.
+ * @since 0.1.0 @category utilities
+ */
+export const price = (pricing: Pricing, usage: { readonly gpuSeconds: number; readonly wallSeconds: number }): number =>
+  (usage.gpuSeconds * (pricing.dollarsPerGpuHour ?? 0) + usage.wallSeconds * (pricing.dollarsPerHour ?? 0)) / 3600
+
+/**
+ * A backend whose jobs report what they cost in dollars, at the given prices: each job's exit adds
+ * {@link price} of its GPU and wall time to any dollars the backend reported itself. A budget's
+ * `dollars` limit then counts the compute of trials as well as model calls. Everything else is the
+ * backend's own.
+ *
+ * @example
+ * ```ts
+ * import { Backend } from "@trex/core"
+ * declare const backend: Backend.BackendShape
+ * // $2.50 per GPU-hour
+ * const billed = Backend.priced(backend, { dollarsPerGpuHour: 2.5 })
+ * ```
+ * @since 0.1.0 @category combinators
+ */
+export const priced = (backend: BackendShape, pricing: Pricing): BackendShape => ({
+  ...backend,
+  watch: (ref) =>
+    backend.watch(ref).pipe(
+      Stream.map((event): JobEvent =>
+        event._tag === "Exit" ? { ...event, dollars: (event.dollars ?? 0) + price(pricing, event) } : event
+      )
+    )
+})
+
+/**
+ * A backend layer whose jobs report dollars at the given prices (see {@link priced}).
+ *
+ * @example
+ * ```ts
+ * import { Backend } from "@trex/core"
+ * import { LocalBackend } from "@trex/executors"
+ * // an instance billed at $1.20 an hour per job
+ * const layer = Backend.layerPriced(LocalBackend.layer({ root: "runs/jobs" }), { dollarsPerHour: 1.2 })
+ * ```
+ * @since 0.1.0 @category layers
+ */
+export const layerPriced = <E, R>(inner: Layer.Layer<Backend, E, R>, pricing: Pricing): Layer.Layer<Backend, E, R> =>
+  Layer.effect(Backend, Effect.map(Effect.service(Backend), (b) => priced(b, pricing))).pipe(Layer.provide(inner))

@@ -92,7 +92,13 @@ export const SimulatorConfig = Schema.Struct({
    * Rows that repeat a configuration: the first recorded run stands for it either way; `warn` (the
    * default) says so once when their metrics differ, `first` is the task's word that it knows.
    */
-  repeats: Schema.optionalKey(Schema.Literals(["warn", "first"]))
+  repeats: Schema.optionalKey(Schema.Literals(["warn", "first"])),
+  /**
+   * What the simulated compute costs, as for every backend (`Backend.Pricing`): read by the run's
+   * wiring, which prices the simulator's jobs with `Backend.priced` (the simulator itself reports
+   * no dollars).
+   */
+  pricing: Schema.optionalKey(Backend.Pricing)
 })
 /** @since 0.1.0 @category models */
 export type SimulatorConfig = typeof SimulatorConfig.Type

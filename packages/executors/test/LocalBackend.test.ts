@@ -58,6 +58,28 @@ describe("LocalBackend", () => {
       assert.strictEqual(tooMany._tag, "BackendError")
     })))
 
+  it.live("priced: each job's exit reports its GPU and wall time in dollars, added to what the backend reported", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const local = yield* LocalBackend.make({ root: tmpRoot(), slots: 2, gpus: ["0"] })
+      // $2 a GPU-hour and $1 an hour, priced again at $0.5 an hour: the second adds to the first
+      const backend = Backend.priced(Backend.priced(local, { dollarsPerGpuHour: 7200, dollarsPerHour: 3600 }), { dollarsPerHour: 1800 })
+      const script = `echo working\nsleep 0.3\nprintf '{"metrics":{}}' > result.json`
+      const refs = yield* Effect.forEach([spec("pg", script, { resources: { gpus: 1, cpus: 1 } }), spec("pc", script)], (s) => backend.submit(s))
+      const watched = yield* Effect.forEach(refs, (ref) => Stream.runCollect(backend.watch(ref)), { concurrency: "unbounded" })
+      const [gpu, cpu] = watched.map((events) => events.find((e): e is Backend.JobExit => e._tag === "Exit")!)
+      assert.isAbove(gpu!.gpuSeconds, 0.2)
+      assert.closeTo(gpu!.dollars!, 2 * gpu!.gpuSeconds + 1.5 * gpu!.wallSeconds, 1e-9)
+      assert.strictEqual(cpu!.gpuSeconds, 0)
+      assert.closeTo(cpu!.dollars!, 1.5 * cpu!.wallSeconds, 1e-9)
+      assert.deepStrictEqual(Backend.exitCost(cpu!), { gpuSeconds: 0, wallSeconds: cpu!.wallSeconds, dollars: cpu!.dollars!, inputTokens: 0, outputTokens: 0 })
+      // the other events pass as they were
+      assert.isTrue(watched[1]!.some((e) => e._tag === "Log" && e.line === "working"))
+      // unpriced, a job reports no dollars
+      const plain = yield* Backend.awaitExit(local, yield* local.submit(spec("pp", script)))
+      assert.isUndefined(plain.dollars)
+      assert.strictEqual(Backend.exitCost(plain).dollars, 0)
+    })))
+
   it.live("withdraw cancels a job only while it is queued: a queued one never runs, a started one runs on", () =>
     Effect.scoped(Effect.gen(function*() {
       const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 1 })

@@ -14,6 +14,7 @@
  * @since 0.1.0
  */
 import {
+  Backend,
   Budget,
   Cost,
   CostMeter,
@@ -527,7 +528,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     if (ExperimentNode.isFinished(n)) continue
     if (n.state._tag === "Proposed") {
       const estimate = admissionEstimate()
-      if (!ledger.canAdmit(estimate)) {
+      if (!fits(estimate)) {
         yield* finish(id, "Cancelled", undefined, "budget exhausted before it could start")
         continue
       }
@@ -602,14 +603,19 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   }
 
   /**
-   * The estimate a trial is admitted with, which the trials in flight hold as well (those admitted
-   * before any trial had reported its cost held nothing: they would let more trials start than the
-   * budget pays for).
+   * The estimate a trial is admitted with (see {@link admittedWith}); the trials in flight hold at
+   * least its expected part as well (those admitted before any trial had reported its cost held
+   * nothing: they would let more trials start than the budget pays for).
    */
   function admissionEstimate(): Cost.Cost {
-    const estimate = estimateCost()
-    ledger.holdAtLeast(estimate)
-    return estimate
+    const expected = estimateCost()
+    ledger.holdAtLeast(expected)
+    return admittedWith(runTask, expected, trialsCosted)
+  }
+
+  /** Whether a trial admitted with `estimate` (from {@link admissionEstimate}) may start now. */
+  function fits(estimate: Cost.Cost): boolean {
+    return admits(ledger, estimate, estimateCost(), inFlight.size === 0)
   }
 
   const heldSpace = runTask.searchSpace !== undefined && runTask.defaultStrategy !== undefined && SearchSpace.isConditional(runTask.searchSpace)
@@ -740,7 +746,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       }
       // a trial must be admissible before the researcher is asked for it (a model's proposal is paid for)
       const admissible = admissionEstimate()
-      if (!ledger.canAdmit(admissible)) {
+      if (!fits(admissible)) {
         if (inFlight.size > 0) {
           yield* awaitWake
           continue
@@ -825,7 +831,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       }
       // admit
       const estimate = admissionEstimate()
-      if (!ledger.canAdmit(estimate)) {
+      if (!fits(estimate)) {
         if (inFlight.size > 0) {
           yield* awaitWake
           continue
@@ -906,9 +912,10 @@ export const admission = (
   const { ledger, priorElapsed, trialTime } = replayBudget(entries, task)
   const { trialCost, trialsCosted } = progressOf(entries, task)
   ledger.setElapsed(priorElapsed / 1000)
-  const estimate = estimateOf(task, trialCost, trialsCosted, trialTime.mean)
-  ledger.holdAtLeast(estimate)
-  const blockedBy = inFlightOf(entries) > 0 || ledger.canAdmit(estimate) ? undefined : ledger.exhausted() ?? ledger.wouldExceed(estimate, 1)
+  const expected = estimateOf(task, trialCost, trialsCosted, trialTime.mean)
+  ledger.holdAtLeast(expected)
+  const estimate = admittedWith(task, expected, trialsCosted)
+  const blockedBy = inFlightOf(entries) > 0 || admits(ledger, estimate, expected, true) ? undefined : ledger.exhausted() ?? ledger.wouldExceed(estimate, 1)
   return { blockedBy, estimate, usage: ledger.usage() }
 }
 
@@ -962,6 +969,34 @@ const estimateOf = (task: Task.Task, trialCost: Cost.Cost, trialsCosted: number,
     dollars: Math.max(base.dollars, trialCost.dollars / trialsCosted)
   }
 }
+
+/**
+ * What a trial is admitted with (reserved while it runs): its `expected` cost, except that before
+ * any trial has reported a cost, a trial with a time limit (`recipe.resources.timeLimitSeconds`)
+ * holds that limit's worth of its GPUs (and of the task's `backend.pricing`) where the recipe
+ * declares no estimate. So the first trials to start at once cannot together pass a GPU-hour or
+ * dollar limit; the first of them starts whatever its bound (see {@link admits}).
+ */
+const admittedWith = (task: Task.Task, expected: Cost.Cost, trialsCosted: number): Cost.Cost => {
+  const limit = task.recipe?.resources.timeLimitSeconds
+  if (trialsCosted > 0 || limit === undefined) return expected
+  const declared = task.recipe?.estimate
+  const worst = { gpuSeconds: limit * (task.recipe?.resources.gpus ?? 0), wallSeconds: limit }
+  const pricing = Backend.pricingOf(task.backend)
+  return {
+    ...expected,
+    gpuSeconds: declared?.gpuSeconds ?? worst.gpuSeconds,
+    dollars: declared?.dollars ?? (pricing !== undefined ? Backend.price(pricing, worst) : 0)
+  }
+}
+
+/**
+ * Whether the budget admits a trial reserved at `estimate`: it fits, or it is the only trial and fits
+ * at its `expected` cost (a time limit's worth bounds the trials that start together before any cost
+ * is known; it does not keep the first from starting, for that is how a cost becomes known).
+ */
+const admits = (ledger: Budget.Ledger, estimate: Cost.Cost, expected: Cost.Cost, alone: boolean): boolean =>
+  ledger.canAdmit(estimate) || (alone && estimate !== expected && ledger.canAdmit(expected))
 
 /**
  * `Random.withSeed`, seeded on first use: the same numbers, but a selection that never draws one

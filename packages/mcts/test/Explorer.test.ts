@@ -1187,6 +1187,62 @@ describe("Explorer: budgets", () => {
       assert.isAtMost(summary.usage.spent.gpuSeconds, 3600)
     }))
 
+  it.live("before any cost is known, a trial with a time limit holds that limit's worth of its GPUs and of the task's prices: the first trials cannot pass the budget together", () =>
+    Effect.gen(function*() {
+      // an hour of GPU time and $4: a trial holds 1 GPU for at most 1500 s, at $3 a GPU-hour ($1.25), so
+      // two start at once (3000 GPU-s, $2.50), not three (4500 GPU-s); each costs 1400 GPU-s ($1.17).
+      // Held at nothing, three started, and spent 4200 GPU-s
+      const task = makeTask({ gpuHours: 1, dollars: 4 }, {
+        recipe: { command: ["x"], env: {}, resources: { gpus: 1, cpus: 1, timeLimitSeconds: 1500 } },
+        backend: { pricing: { dollarsPerGpuHour: 3 } }
+      })
+      const gates = gatesFor("n1", "n2", "n3")
+      const second = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n2")
+      const journal = Journal.makeMemory()
+      const priced: ExecutorAgent.ExecutorAgentShape = {
+        name: "priced",
+        run: (req) => Stream.map(gated(gates, () => 1400).run(req), (e) => e._tag === "Finished" && e.result.cost !== undefined ? { ...e, result: { ...e.result, cost: { ...e.result.cost, dollars: 1400 / 3600 * 3 } } } : e)
+      }
+      const fiber = yield* Explorer.run(task, { runId: "tl", runDir: "/tmp/unused", seed: 1, concurrency: 3, onEvent: ({ event }) => second.onEvent(event) }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(anywhere, priced))),
+        Effect.forkChild
+      )
+      yield* Deferred.await(second.seen)
+      for (const id of ["n1", "n2", "n3"]) open(gates, id)
+      const summary = yield* Fiber.join(fiber)
+      const admitted = (yield* journal.read()).flatMap((e) => (e.event._tag === "NodeAdmitted" ? [e.event] : []))
+      assert.deepStrictEqual(admitted[0]!.estimate, Cost.make({ gpuSeconds: 1500, dollars: 1.25 }), "the first trial holds its time limit's worth")
+      assert.strictEqual(summary.reason, "budget: gpuHours")
+      // 1400 + 1400 spent; a third at the mean (1400) would pass the hour
+      assert.strictEqual(summary.usage.trials, 2)
+      assert.isAtMost(summary.usage.spent.gpuSeconds, 3600)
+      assert.isAtMost(summary.usage.spent.dollars, 4)
+    }))
+
+  it.live("a first trial whose time limit's worth is more than the budget starts alone; the next waits for its cost", () =>
+    Effect.gen(function*() {
+      // an hour of GPU time, trials of at most 2 hours: the first starts (nothing else runs), the second
+      // only once the first has reported 1000 GPU-s; from then on the mean decides, as without a limit
+      const task = makeTask({ gpuHours: 1 }, { recipe: { command: ["x"], env: {}, resources: { gpus: 1, cpus: 1, timeLimitSeconds: 7200 } } })
+      const gates = gatesFor("n1")
+      const first = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n1")
+      const journal = Journal.makeMemory()
+      const fiber = yield* Explorer.run(task, { runId: "tl", runDir: "/tmp/unused", seed: 1, concurrency: 3, onEvent: ({ event }) => first.onEvent(event) }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(anywhere, gated(gates, () => 1000)))),
+        Effect.forkChild
+      )
+      yield* Deferred.await(first.seen)
+      // (time for a loop that did not hold the bound to admit a second trial beside the first)
+      yield* Effect.sleep("200 millis")
+      open(gates, "n1")
+      const summary = yield* Fiber.join(fiber)
+      const tags = (yield* journal.read()).map((e) => `${e.event._tag}${"nodeId" in e.event ? ` ${e.event.nodeId}` : ""}`)
+      assert.isBelow(tags.indexOf("NodeFinished n1"), tags.indexOf("NodeAdmitted n2"), tags.join(", "))
+      assert.strictEqual(summary.reason, "budget: gpuHours")
+      assert.strictEqual(summary.usage.trials, 3, "1000 GPU-s each, three fit in the hour once the cost is known")
+      assert.isAtMost(summary.usage.spent.gpuSeconds, 3600)
+    }))
+
   it.live("trials in flight held at more than the budget has left stop admissions, not the run: one that settles cheaper lets the next start", () =>
     Effect.gen(function*() {
       // n1 costs 3000, the others 100: after n1, n2 and n3 are held at 3000 each (9000 of 7200), yet
