@@ -161,7 +161,8 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       if (budget !== undefined) yield* checkRoomLeft(options.resume, { ...current, budget }, info.entries)
       const task = budget !== undefined ? { ...current, budget } : current
       const costKnown = info.entries.some((e) => e.event._tag === "BudgetCharged" && e.event.reason === "trial")
-      const warnings = Wiring.budgetWarnings(settings, task, { costKnown })
+      const full = budget === undefined ? noRoomNotice(task, info.entries) : undefined
+      const warnings = [...Wiring.budgetWarnings(settings, task, { costKnown }), ...(full !== undefined ? [full] : [])]
       return {
         task,
         settings,
@@ -253,12 +254,12 @@ const roundUp = (x: number): number => {
 const show = (x: number): string => String(Number(x.toPrecision(4)))
 
 /**
- * A resume with new limits must leave room for a trial: a limit that the run has used up, or that
- * the next trial would pass (the one given too small, or another the run ended on while only
- * `maxTrials` was raised), would end it at once, having run nothing. Each such limit is named, with
- * what was used, what a trial is expected to take, and the flag that makes room.
+ * The limits that leave a run with these entries no room for another trial under `task`'s budget:
+ * each one the run has used up, or that the next trial would pass, named with what was used, what a
+ * trial is expected to take, and the flag that makes room (none while trials are in flight: they
+ * may make room). `trials`: the trials the run has started.
  */
-const checkRoomLeft = (runDir: string, task: Task.Task, entries: ReadonlyArray<JournalEvent.Entry>): Effect.Effect<void, Errors.InvalidInput> => {
+const noRoom = (task: Task.Task, entries: ReadonlyArray<JournalEvent.Entry>) => {
   const blocked: Array<{ readonly limit: Budget.Limit; readonly text: string }> = []
   let budget: Budget.Budget = task.budget
   let trials = 0
@@ -273,6 +274,17 @@ const checkRoomLeft = (runDir: string, task: Task.Task, entries: ReadonlyArray<J
     const { [blockedBy]: _, ...rest } = budget
     budget = rest
   }
+  return { blocked, trials }
+}
+
+/**
+ * A resume with new limits must leave room for a trial: a limit that the run has used up, or that
+ * the next trial would pass (the one given too small, or another the run ended on while only
+ * `maxTrials` was raised), would end it at once, having run nothing. Each such limit is named (see
+ * {@link noRoom}).
+ */
+const checkRoomLeft = (runDir: string, task: Task.Task, entries: ReadonlyArray<JournalEvent.Entry>): Effect.Effect<void, Errors.InvalidInput> => {
+  const { blocked, trials } = noRoom(task, entries)
   if (blocked.length === 0) return Effect.void
   // the trial budget alone: worded as before
   if (blocked.length === 1 && blocked[0]!.limit === "maxTrials") {
@@ -283,6 +295,19 @@ const checkRoomLeft = (runDir: string, task: Task.Task, entries: ReadonlyArray<J
     `${runDir}: resumed with this budget, the run would start no trial:\n` +
       blocked.map((b) => `  ${b.text}`).join("\n")
   ))
+}
+
+/**
+ * What a resume with no new limits says of a run whose budget has no room for another trial: the
+ * resume runs none (it exits as the run ended: a script may resume a run until it is done), and
+ * this names each limit and the flag that makes room.
+ */
+const noRoomNotice = (task: Task.Task, entries: ReadonlyArray<JournalEvent.Entry>): string | undefined => {
+  const { blocked } = noRoom(task, entries)
+  return blocked.length === 0
+    ? undefined
+    : `the run's budget has no room for another trial, so this resume starts none; to run on, resume with more:\n` +
+      blocked.map((b) => `  ${b.text}`).join("\n")
 }
 
 /**

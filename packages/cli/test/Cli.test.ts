@@ -346,6 +346,11 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.match(first.stdout, /State: finished \(budget: gpuHours\)/)
     assert.match(first.stdout, /Budget: trials \d+\/20 · GPU-h [\d.]+\/30 /)
     const runDir = first.stdout.match(/run directory: (.*)/)![1]!
+    // resumed as it is, it starts nothing, exits as the run ended, and says what would give it room
+    const plain = trex(["resume", runDir])
+    assert.strictEqual(plain.status, 0, plain.stderr)
+    assert.match(plain.stderr, /the run's budget has no room for another trial, so this resume starts none; to run on, resume with more:\n {2}gpuHours: [\d.]+ of 30 GPU-hours used, and a trial is expected to take [\d.]+ more \(give --gpu-hours [\d.]+ or more\)/)
+    assert.notMatch(plain.stdout, /^start {2}/m)
     const more = trex(["resume", runDir, "--max-trials", "30"])
     assert.strictEqual(more.status, 2, more.stdout)
     assert.match(more.stderr, /resumed with this budget, the run would start no trial:\n {2}gpuHours: [\d.]+ of 30 GPU-hours used, and a trial is expected to take [\d.]+ more \(give --gpu-hours ([\d.]+) or more\)/)
