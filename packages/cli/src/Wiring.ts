@@ -229,8 +229,7 @@ export const budgetWarnings = (settings: Settings, task: Task.Task, options: { r
         `budget.dollars (${b.dollars}) will never stop this run: no agent of this run calls a model (--researcher claude and --executor code-agent do) and its trials are priced at nothing. ` +
           `Price the backend's compute in backend.pricing (dollarsPerGpuHour, dollarsPerHour), or limit the run with maxTrials, gpuHours or wallClockHours`
       )
-    }
-    else if (settings.modelApi === "openai-compatible") {
+    } else if (settings.modelApi === "openai-compatible") {
       out.push(`budget.dollars (${b.dollars}) will never stop this run: its model (--model-api openai-compatible) is priced as free, so its calls cost tokens but no dollars, and its trials are priced at nothing. Limit its calls with budget.tokens instead, or price the backend's compute in backend.pricing`)
     }
   }
