@@ -97,7 +97,7 @@ const defaulted = <const B>(value: B, description: string) => <A>(self: Flag.Fla
 const limitFlags = (what: string) => ({
   gpuHours: Flag.Finite("gpu-hours").pipe(Flag.optional, Flag.withDescription(`the GPU-hours budget ${what}`)),
   wallClockHours: Flag.Finite("wall-clock-hours").pipe(Flag.optional, Flag.withDescription(`the wall-clock budget in hours ${what} (resumes add up)`)),
-  dollars: Flag.Finite("dollars").pipe(Flag.optional, Flag.withDescription(`the budget in dollars ${what} (model calls, and trials whose executor reports dollars)`)),
+  dollars: Flag.Finite("dollars").pipe(Flag.optional, Flag.withDescription(`the budget in dollars ${what} (model calls, and trials at the prices of the task's backend.pricing)`)),
   tokens: Flag.Int("tokens").pipe(Flag.optional, Flag.withDescription(`the budget in model tokens ${what}`))
 })
 
