@@ -48,6 +48,19 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
   // the run has ended: trials still in flight (withdrawn by a drain) are shown stopped
   let ended = false
 
+  // The trials that may be in flight, in proposal order: the frame shows those still queued or
+  // running. Kept from the events (and one look over the tree when the view first sees it), so a
+  // redraw costs the trials in flight, not the whole tree: on a terminal, the frame is redrawn after
+  // every finished trial, and walking a 50,000-node tree each time made a long run's view quadratic.
+  const inFlight = new Set<string>()
+  const track = (e: JournalEvent.JournalEvent, view: ExperimentTree.TreeView) => {
+    if (tree === undefined || e._tag === "RunStarted" || e._tag === "RunResumed") {
+      for (const n of view.nodes()) if (ExperimentNode.isPending(n)) inFlight.add(n.id)
+    }
+    if (e._tag === "NodeProposed") inFlight.add(e.node.id)
+    else if (e._tag === "NodeFinished") inFlight.delete(e.nodeId)
+  }
+
   const frame = (): Array<string> => {
     if (tree === undefined || ledger.value === undefined) return []
     ledger.value.setElapsed(earlier + (Date.now() - sessionStart) / 1000)
@@ -56,7 +69,13 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       `TREX  ${tree.task.name}  best ${tree.task.metric.name}: ${best !== undefined ? `${fmt(ExperimentNode.score(best))} (${best.id})` : "-"}`,
       `budget ${budgetLine(tree.task.budget, ledger.value.usage())}`
     ]
-    for (const n of tree.nodes()) {
+    for (const id of inFlight) {
+      const n = tree.get(id)
+      if (n === undefined) continue
+      if (!ExperimentNode.isPending(n)) {
+        inFlight.delete(id)
+        continue
+      }
       if (n.state._tag !== "Running" && n.state._tag !== "Queued") continue
       const last = n.curve.at(-1)
       const state = n.pruning !== undefined ? "pruning (job cancelled)"
@@ -145,8 +164,9 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       earlier = usage(entries, budget).elapsedSeconds
     },
     onEvent: (entry, view) => {
-      tree = view
       const e = entry.event
+      track(e, view)
+      tree = view
       account(e, view.task.budget)
       if (e._tag === "RunFinished") ended = true
       if (e._tag === "RunStarted" || e._tag === "RunResumed") sessionStart = Date.now()

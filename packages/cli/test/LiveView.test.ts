@@ -158,3 +158,42 @@ describe("LiveView: the budget of a resumed run", () => {
     assert.include(line, "wall 1h30m/2h00m", line)
   })
 })
+
+describe("LiveView on a terminal, in a long run", () => {
+  it("a redraw looks at the trials in flight, not the whole tree: the nodes it reads grow linearly with the trials", () => {
+    const trials = 3000
+    let out = ""
+    const view = LiveView.make({ tty: true, write: (s) => void (out += s), intervalMs: 60_000 })
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: trials } }))
+    // every node the view reads through the tree's `nodes()` is counted
+    let read = 0
+    const counted = new Proxy(b.view, {
+      get: (target, key) =>
+        key === "nodes"
+          ? () => {
+            const all = [...target.nodes()]
+            read += all.length
+            return all
+          }
+          : Reflect.get(target, key)
+    })
+    let seq = 0
+    const feed = () => {
+      for (; seq < b.events.length; seq++) view.onEvent({ seq: seq + 1, event: b.events[seq]! }, counted)
+    }
+    feed()
+    // two trials in flight at every moment, one finishing as the next starts
+    let running = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0 }))
+    for (let i = 1; i < trials; i++) {
+      const next = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": i }))
+      b.finish(running, i)
+      running = next
+      feed()
+    }
+    view.close()
+    // the frame still shows the trial in flight
+    assert.include(screen(out).join("\n"), `  ${running} `)
+    // a walk over the whole tree per finished trial reads about trials² / 2 = 4,500,000 nodes
+    assert.isBelow(read, 10 * trials, `read ${read} nodes for ${trials} trials`)
+  })
+})
