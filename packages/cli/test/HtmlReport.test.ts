@@ -5,6 +5,8 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { Cost, Fingerprint, Journal, JournalEvent, Result, Strategy, Task } from "@trex/core"
 import * as HtmlReport from "../src/HtmlReport.ts"
+import type * as ReportModel from "../src/internal/reportModel.ts"
+import * as ReportSvg from "../src/internal/reportSvg.ts"
 import { Browser, open, pw } from "./support/browser.ts"
 
 const XSS = `<img src=x onerror="window.__pwned=1"></script><script>window.__pwned=2</script>`
@@ -218,6 +220,17 @@ describe("HtmlReport (pure)", () => {
       const without = HtmlReport.render({ entries: entriesOf(runEvents({ size: 4 }).events), logs: {} })
       assert.notInclude(without, `class="analysis"`)
     }))
+})
+
+describe("HtmlReport: big runs", () => {
+  it("draws the score charts of a run of 200,000 trials (no spread of every score into Math.min, which overflows the stack)", () => {
+    const trials = Array.from({ length: 200_000 }, (_, i) => ({ node: i, trial: i + 1, gpuHours: i / 100, score: Math.sin(i) }))
+    const model = { task, trials, scoreRange: { min: -1, max: 1 } } as unknown as ReportModel.ReportModel
+    const svg = ReportSvg.scoreChart(model, (p) => p.trial, "trial", "chart-trials")
+    assert.strictEqual(svg.split(`<circle class="pt"`).length - 1, 200_000)
+    // the y axis spans the scores and the target (0.9 is inside [-1, 1]), the x axis the last trial
+    assert.include(svg, `>200000</text>`)
+  })
 })
 
 layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) => {

@@ -128,14 +128,20 @@ export const scoreChart = (
   }
   const norm = normaliser(model)
   const maximise = task.metric.direction === "maximize"
-  const ys = scored.map((p) => p.score!)
-  if (task.metric.target !== undefined) ys.push(task.metric.target)
-  let yLo = Math.min(...ys)
-  let yHi = Math.max(...ys)
+  // loops, not Math.min(...ys): spreading an array passes each element as an argument, and a run
+  // of some 150,000 trials overflows the stack
+  let yLo = task.metric.target ?? Infinity
+  let yHi = task.metric.target ?? -Infinity
+  for (const p of scored) {
+    if (p.score! < yLo) yLo = p.score!
+    if (p.score! > yHi) yHi = p.score!
+  }
   const yPad = (yHi - yLo) * 0.08 || Math.abs(yHi) * 0.1 || 1
   yLo -= yPad
   yHi += yPad
-  const xHi = Math.max(...model.trials.map(x)) || 1
+  let xHi = -Infinity
+  for (const p of model.trials) xHi = Math.max(xHi, x(p))
+  xHi = xHi || 1
   const px = (v: number) => M.left + (v / xHi) * (W - M.left - M.right)
   const py = (v: number) => H - M.bottom - ((v - yLo) / (yHi - yLo)) * (H - M.top - M.bottom)
   const out: Array<string> = [`<svg id="${id}" class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Score over ${escapeHtml(xLabel)}">`]
