@@ -131,15 +131,99 @@ const bestHtml = (model: ReportModel): string =>
       escapeHtml(JSON.stringify(model.bestStrategy, null, 2))
     }</pre>`
 
+/**
+ * A strategy's executable part (data, training, evaluation) as the page's diff shows it: each leaf
+ * at its path (`training.lora.rank`, `data.sources[0].name`) with its value as JSON text, an
+ * empty object or list as `{}` or `[]` (the page script's `flatten` does the same).
+ */
+export const flatStrategy = (strategy: unknown): Map<string, string> => {
+  const out = new Map<string, string>()
+  const walk = (v: unknown, path: string, inArray: boolean, key: string) => {
+    const at = inArray ? `${path}[${key}]` : path === "" ? key : `${path}.${key}`
+    if (v === undefined) return
+    if (v !== null && typeof v === "object") {
+      const keys = Object.keys(v)
+      if (keys.length === 0) out.set(at, Array.isArray(v) ? "[]" : "{}")
+      for (const k of keys) walk((v as Record<string, unknown>)[k], at, Array.isArray(v), k)
+      return
+    }
+    out.set(at, JSON.stringify(v))
+  }
+  if (strategy !== null && typeof strategy === "object") {
+    const s = strategy as Record<string, unknown>
+    for (const k of ["data", "training", "evaluation"]) walk(s[k], "", false, k)
+  }
+  return out
+}
+
+/** A node as the page's data holds it: its strategy as its changes from its parent's, no empty or zero fields. */
+export interface EmbeddedNode {
+  readonly id: string
+  readonly p: number
+  /**
+   * The executable strategy as changes from the parent's (from the task's default strategy for a
+   * first-level node): path index (into the data's `paths`), then its value as JSON text, or
+   * `null` for a path the parent has and this node does not. A 50,000-node report was 62 MB with
+   * every strategy in full, a third of it strategies repeating their parent's.
+   */
+  readonly d: ReadonlyArray<number | string | null>
+  readonly rationale?: string
+  readonly [key: string]: unknown
+}
+
+const COST_KEYS = ["gpuSeconds", "wallSeconds", "dollars", "inputTokens", "outputTokens"] as const
+
+/** Round a layout coordinate as the SVG does (one decimal). */
+const coord = (v: number): number => Math.round(v * 10) / 10
+
+/**
+ * The page's data: the nodes with their strategies as changes from their parents', the paths
+ * those changes name, and the task's default strategy as path-value pairs (`base`, `null` when
+ * the task has none: the diff of a first-level node then shows its fields alone).
+ */
+export const embedData = (model: ReportModel) => {
+  const paths: Array<string> = []
+  const index = new Map<string, number>()
+  const at = (path: string) => {
+    let i = index.get(path)
+    if (i === undefined) {
+      i = paths.length
+      index.set(path, i)
+      paths.push(path)
+    }
+    return i
+  }
+  const defaultStrategy = model.task.defaultStrategy
+  // as the page received it before: the default strategy as JSON
+  const defaultFlat = defaultStrategy === undefined ? new Map<string, string>() : flatStrategy(JSON.parse(JSON.stringify(defaultStrategy)))
+  const base = defaultStrategy === undefined ? null : [...defaultFlat].flatMap(([k, v]) => [at(k), v])
+  const nodes = model.nodes.map((n): EmbeddedNode => {
+    const mine = flatStrategy(n.strategy)
+    // the parent's strategy flattened again, rather than every node's kept: a parent precedes its children
+    const theirs = n.p >= 0 ? flatStrategy(model.nodes[n.p]!.strategy) : defaultFlat
+    const d: Array<number | string | null> = []
+    for (const [k, v] of mine) if (theirs.get(k) !== v) d.push(at(k), v)
+    for (const k of theirs.keys()) if (!mine.has(k)) d.push(at(k), null)
+    const { cost, curves, logs, metrics, strategy, x, y, ...rest } = n
+    const spent = Object.fromEntries(COST_KEYS.filter((k) => cost[k] !== 0).map((k) => [k, cost[k]]))
+    return {
+      ...rest,
+      x: coord(x),
+      y: coord(y),
+      d,
+      ...(strategy.rationale !== undefined && strategy.rationale !== "" ? { rationale: strategy.rationale } : {}),
+      ...(Object.keys(metrics).length > 0 ? { metrics } : {}),
+      ...(curves.length > 0 ? { curves } : {}),
+      ...(Object.keys(spent).length > 0 ? { cost: spent } : {}),
+      ...(logs.length > 0 ? { logs } : {})
+    }
+  })
+  return { nodes, paths, base, best: model.best, startedAt: model.startedAt, metric: model.task.metric }
+}
+
 /** The complete page for a run. */
 export const page = (model: ReportModel, state: RunState = {}): string => {
-  const data = {
-    nodes: model.nodes,
-    best: model.best,
-    startedAt: model.startedAt,
-    metric: model.task.metric,
-    defaultStrategy: model.task.defaultStrategy ?? null
-  }
+  const data = embedData(model)
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">

@@ -136,24 +136,25 @@ if (copy) copy.addEventListener("click", function () {
 });
 
 // ---- strategy diff ----
-function flatten(v, path, out) {
-  if (v !== null && typeof v === "object") {
-    var keys = Object.keys(v);
-    if (keys.length === 0) { out[path] = Array.isArray(v) ? "[]" : "{}"; return out; }
-    for (var i = 0; i < keys.length; i++) {
-      var key = keys[i];
-      flatten(v[key], Array.isArray(v) ? path + "[" + key + "]" : (path ? path + "." + key : key), out);
-    }
-    return out;
+// A node's strategy is embedded as its changes from its parent's (path index, JSON text or null
+// for a path it lacks): rebuilt here from the task's default down the node's path.
+function flatOf(i) {
+  var chain = [];
+  for (var j = i; j >= 0; j = nodes[j].p) chain.push(j);
+  var vals = new Array(data.paths.length).fill(null);
+  var base = data.base || [];
+  for (var b = 0; b < base.length; b += 2) vals[base[b]] = base[b + 1];
+  for (var k = chain.length - 1; k >= 0; k--) {
+    var d = nodes[chain[k]].d;
+    for (var q = 0; q < d.length; q += 2) vals[d[q]] = d[q + 1];
   }
-  out[path] = JSON.stringify(v);
+  var out = {};
+  for (var v = 0; v < vals.length; v++) if (vals[v] !== null) out[data.paths[v]] = vals[v];
   return out;
 }
-function executable(s) { return s ? { data: s.data, training: s.training, evaluation: s.evaluation } : null; }
-function diffTable(n) {
-  var parent = n.p >= 0 ? nodes[n.p].strategy : data.defaultStrategy;
-  var mine = flatten(executable(n.strategy), "", {});
-  var theirs = parent ? flatten(executable(parent), "", {}) : null;
+function diffTable(n, i) {
+  var mine = flatOf(i);
+  var theirs = n.p >= 0 ? flatOf(n.p) : data.base ? flatOf(-1) : null;
   var wrap = el("div");
   var changed = el("table"), same = el("table");
   var head = el("tr");
@@ -262,7 +263,7 @@ function details(i) {
   if (i === data.best) head.appendChild(el("span", "badge best", "best"));
   head.appendChild(el("span", "d-score", n.score !== undefined ? num(n.score) : ""));
   box.appendChild(head);
-  var c = n.cost;
+  var c = Object.assign({ gpuSeconds: 0, wallSeconds: 0, dollars: 0, inputTokens: 0, outputTokens: 0 }, n.cost);
   box.appendChild(kv([
     ["parent", n.p >= 0 ? nodeLink(n.p) : "root (the task)"],
     ["depth", n.depth],
@@ -275,9 +276,9 @@ function details(i) {
     ["withdrawn", n.withdrawn ? "from the backend's queue by a stop; runs on resume" : undefined],
     ["fingerprint", n.fingerprint]
   ]));
-  if (n.strategy.rationale) {
+  if (n.rationale) {
     box.appendChild(el("h3", "", "Rationale"));
-    box.appendChild(el("p", "rationale", n.strategy.rationale));
+    box.appendChild(el("p", "rationale", n.rationale));
   }
   if (n.reason) { box.appendChild(el("h3", "", n.state + " because")); box.appendChild(el("p", "", n.reason)); }
   if (n.failure) {
@@ -288,27 +289,28 @@ function details(i) {
     box.appendChild(f);
   }
   box.appendChild(el("h3", "", n.p >= 0 ? "Strategy vs parent" : "Strategy"));
-  box.appendChild(diffTable(n));
-  var names = Object.keys(n.metrics);
+  box.appendChild(diffTable(n, i));
+  var metrics = n.metrics || {};
+  var names = Object.keys(metrics);
   if (names.length > 0) {
     box.appendChild(el("h3", "", "Metrics"));
     var t = el("table", "metrics");
     names.forEach(function (name) {
       var tr = el("tr", name === data.metric.name ? "primary" : "");
       tr.appendChild(el("td", "path", name));
-      tr.appendChild(el("td", "num", num(n.metrics[name])));
+      tr.appendChild(el("td", "num", num(metrics[name])));
       t.appendChild(tr);
     });
     box.appendChild(t);
   }
-  if (n.curves.length > 0) { box.appendChild(el("h3", "", "Learning curves")); box.appendChild(curveCharts(n.curves)); }
+  if (n.curves && n.curves.length > 0) { box.appendChild(el("h3", "", "Learning curves")); box.appendChild(curveCharts(n.curves)); }
   box.appendChild(el("h3", "", "Cost"));
   box.appendChild(kv([
     ["GPU time", duration(c.gpuSeconds)], ["wall time", duration(c.wallSeconds)],
     ["dollars", "$" + c.dollars.toFixed(2)], ["tokens", (c.inputTokens + c.outputTokens).toLocaleString("en-US")]
   ]));
   if (n.summary) { box.appendChild(el("h3", "", "Summary")); box.appendChild(el("p", "", n.summary)); }
-  var tail = (n.failure ? n.failure.logTail : []).concat(n.logs);
+  var tail = (n.failure ? n.failure.logTail : []).concat(n.logs || []);
   if (tail.length > 0) { box.appendChild(el("h3", "", "Log tail")); box.appendChild(el("pre", "logs", tail.join("\n"))); }
   panel.replaceChildren(box);
   panel.setAttribute("data-selected", n.id);
