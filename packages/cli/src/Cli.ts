@@ -36,7 +36,8 @@ export const execute = (prepared: Trex.Prepared) =>
   Effect.gen(function*() {
     const { runDir, task } = prepared
     const view = LiveView.make({ tty: process.stdout.isTTY === true, write: (s) => process.stdout.write(s) })
-    const existing = fs.existsSync(RunDir.journalFile(runDir)) ? yield* RunDir.readEntries(runDir) : []
+    // a resumed run's entries, as prepare read them (read again only for a run prepared without them)
+    const existing = prepared.journaled ?? (fs.existsSync(RunDir.journalFile(runDir)) ? yield* RunDir.readEntries(runDir) : [])
     view.prime(existing, task.budget)
     yield* out(`run directory: ${runDir}`)
     // The first Ctrl-C (or SIGTERM) stops starting trials and lets the running ones finish; a second cancels them.

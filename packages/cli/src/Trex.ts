@@ -139,6 +139,11 @@ export interface Prepared {
   readonly landscape?: Simulator.Landscape
   /** Limits of the budget that cannot work as set (`Wiring.budgetWarnings`): logged as warnings when the run starts. */
   readonly warnings?: ReadonlyArray<string>
+  /**
+   * A resumed run's journal entries as `prepare` read them: the run and its live view start from
+   * them instead of reading the journal again (only the entries journaled since are read).
+   */
+  readonly journaled?: ReadonlyArray<JournalEvent.Entry>
 }
 
 /**
@@ -170,7 +175,8 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
         runId: info.started.runId,
         seed: info.started.seed,
         ...(budget !== undefined ? { budget } : {}),
-        ...(warnings.length > 0 ? { warnings } : {})
+        ...(warnings.length > 0 ? { warnings } : {}),
+        journaled: info.entries
       }
     }
     const loaded = options.taskFile !== undefined
@@ -419,6 +425,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
       distillEvery: settings.distillEvery,
       cache,
       recorded: Schema.encodeSync(Settings.Settings)(settings),
+      ...(prepared.journaled !== undefined ? { journaled: prepared.journaled } : {}),
       ...(prepared.budget !== undefined ? { budget: prepared.budget } : {}),
       ...(onEvent !== undefined ? { onEvent } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),

@@ -327,7 +327,10 @@ describe("Trex: budgets", () => {
       assert.match(both.message, /gpuHours: [\d.]+ of 20 GPU-hours used/)
       // the flag the message names, with the value it gives, runs at least one more trial
       const room = Number(/give --gpu-hours ([\d.]+) or more/.exec(more.message)![1])
-      const resumed = yield* Trex.runPrepared(yield* Trex.prepare({ resume: prepared.runDir, budget: { gpuHours: room }, logLevel: "None" }))
+      const again = yield* Trex.prepare({ resume: prepared.runDir, budget: { gpuHours: room }, logLevel: "None" })
+      // the entries prepare read come with it: the run replays from them instead of reading its journal again
+      assert.deepStrictEqual(again.journaled, yield* RunDir.readEntries(prepared.runDir))
+      const resumed = yield* Trex.runPrepared(again)
       assert.isAbove(resumed.usage.trials, trials)
       assert.isAtMost(resumed.usage.spent.gpuSeconds, room * 3600 + 1e-6)
       assert.deepStrictEqual(resumed.tree.task.budget, { maxTrials: 20, gpuHours: room }, "the limits not given are kept")

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Fingerprint, Journal, type JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy, type Task } from "@trex/core"
+import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Fingerprint, Journal, JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy, type Task } from "@trex/core"
 import { Deferred, Effect, Exit, Fiber, Layer, Option, Random, Stream } from "effect"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
@@ -212,6 +212,29 @@ describe("Explorer", () => {
       const again = yield* runWith(journal, { maxTrials: 4, log })
       assert.match(again.reason, /budget/)
       assert.strictEqual(log.runs.length, 7)
+    }))
+
+  it.live("a resume given the entries its caller read replays from them and reads only those journaled since", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      yield* runWith(journal, { maxTrials: 4, log })
+      const read = yield* journal.read()
+      // one more event journaled after the caller read the journal (another session's, say)
+      yield* journal.append([JournalEvent.make("InsightsDistilled", { insights: [], at: Date.now() })])
+      const froms: Array<number | undefined> = []
+      const counting: Journal.Journal["Service"] = { ...journal, read: (from) => (froms.push(from), journal.read(from)) }
+      const resumed = yield* runWith(counting, { maxTrials: 4, log, budget: { maxTrials: 7 }, journaled: read })
+      // one read, of what followed the entries given: not the whole journal again
+      assert.deepStrictEqual(froms, [read.length + 1])
+      assert.strictEqual(log.runs.length, 7, "three more trials, none run twice")
+      assert.strictEqual(new Set(log.runs.map((r) => r.node)).size, 7)
+      const all = yield* journal.read()
+      assert.deepStrictEqual(treeShape(resumed.tree), treeShape(ExperimentTree.fold(all.map((e) => e.event))!.view))
+      // entries that are not the journal's first ones (a slice from the middle) are not trusted: it reads the whole journal
+      froms.length = 0
+      yield* runWith(counting, { maxTrials: 4, log, journaled: all.slice(3) })
+      assert.deepStrictEqual(froms, [1])
     }))
 
   it.live("with a stagnation rule, a resumed run stops where the uninterrupted one stops", () =>
