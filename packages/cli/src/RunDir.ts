@@ -162,15 +162,30 @@ const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => set
  * The journals of other runs under `root` (for result reuse), skipping `except` and any that
  * cannot be opened; of a damaged journal, the entries before the damage. With `keep`, a journal is
  * read whole only when its first event is a `RunStarted` that `keep` accepts (the others are read
- * no further than that event).
+ * no further than that event). With `tags`, only the events of those tags are read from each.
+ * Every journal is held at once: {@link eachSiblingJournal} hands them over one at a time.
  * @since 0.1.0 @category reading
  */
 export const siblingJournals = (root: string, except: string, options: {
   readonly keep?: (started: JournalEvent.Of<"RunStarted">) => boolean
+  readonly tags?: ReadonlyArray<JournalEvent.Tag>
 } = {}): Effect.Effect<ReadonlyArray<ReadonlyArray<JournalEvent.Entry>>> =>
-  Effect.gen(function*() {
-    if (!fs.existsSync(root)) return []
+  Effect.suspend(() => {
     const out: Array<ReadonlyArray<JournalEvent.Entry>> = []
+    return Effect.as(eachSiblingJournal(root, except, options, (entries) => void out.push(entries)), out)
+  })
+
+/**
+ * {@link siblingJournals}, handed to `f` one journal at a time, each read only after `f` has
+ * taken the one before: a folder of big runs costs the memory of its largest journal, not of all.
+ * @since 0.1.0 @category reading
+ */
+export const eachSiblingJournal = (root: string, except: string, options: {
+  readonly keep?: (started: JournalEvent.Of<"RunStarted">) => boolean
+  readonly tags?: ReadonlyArray<JournalEvent.Tag>
+}, f: (entries: ReadonlyArray<JournalEvent.Entry>) => void): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    if (!fs.existsSync(root)) return
     for (const name of fs.readdirSync(root).sort()) {
       const dir = path.join(root, name)
       const file = journalFile(dir)
@@ -184,8 +199,7 @@ export const siblingJournals = (root: string, except: string, options: {
         if (first === undefined || (first !== "unread" && (first._tag !== "RunStarted" || !options.keep(first)))) continue
       }
       yield* yieldToEventLoop
-      const intact = yield* Journal.readIntact(file).pipe(Effect.orElseSucceed(() => undefined))
-      if (intact !== undefined && intact.entries.length > 0) out.push(intact.entries)
+      const intact = yield* Journal.readIntact(file, options.tags !== undefined ? { tags: options.tags } : {}).pipe(Effect.orElseSucceed(() => undefined))
+      if (intact !== undefined && intact.entries.length > 0) f(intact.entries)
     }
-    return out
   })

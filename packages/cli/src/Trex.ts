@@ -408,12 +408,18 @@ export const runPrepared = (prepared: Prepared, hooks: {
     const code = settings.code
     // results of earlier runs in the same folder, of the same task and trainer code (see ResultCache.identity);
     // the journals of other tasks are told apart by their first event, and not read further
-    const cache = settings.reuse === false
-      ? ResultCache.empty
-      : ResultCache.fromJournals(
-        yield* RunDir.siblingJournals(path.dirname(runDir), runDir, { keep: (started) => ResultCache.reusable(started, { task, code }) }),
-        { task, code }
+    // (one journal at a time, and only the events the cache reads: a folder of big runs would otherwise be held whole)
+    let cache = ResultCache.empty
+    if (settings.reuse !== false) {
+      const builder = ResultCache.builder({ task, code })
+      yield* RunDir.eachSiblingJournal(
+        path.dirname(runDir),
+        runDir,
+        { keep: (started) => ResultCache.reusable(started, { task, code }), tags: ResultCache.EVENTS },
+        builder.add
       )
+      cache = builder.cache
+    }
     for (const warning of prepared.warnings ?? []) yield* Effect.logWarning(warning)
     const scheduler = yield* Wiring.scheduler(settings, task)
     const onEvent = scheduler === undefined ? hooks.onEvent : yield* warnIfNothingToCompare(yield* Wiring.ashaMetric(settings, task), hooks.onEvent)

@@ -288,6 +288,27 @@ describe("Trex: results of earlier runs", () => {
       assert.isFalse(ResultCache.reusable(JournalEvent.make("RunStarted", { runId: "x", task, seed: 1, options: { code: "abc" }, at: 1 }), { task, code: "def" }))
       assert.isTrue(ResultCache.reusable(JournalEvent.make("RunStarted", { runId: "x", task, seed: 1, options: { code: "abc" }, at: 1 }), { task: { ...task, budget: { maxTrials: 9 } }, code: "abc" }))
     }))
+
+  it.effect("hands the journals of a folder over one at a time (each read after the one before is taken), with only the events asked for", () =>
+    Effect.gen(function*() {
+      const root = tmp()
+      const { task } = yield* TaskFile.load(path.join(fixtures, "toy.task.yaml"))
+      yield* journalOf(root, "a", task, true)
+      const b = yield* journalOf(root, "b", task, true)
+      const taken: Array<Array<string>> = []
+      yield* RunDir.eachSiblingJournal(root, path.join(root, "none"), {}, (entries) => {
+        taken.push(entries.map((e) => e.event._tag))
+        if (taken.length === 1) {
+          // damaged while the first is taken: had it been read already, the second would show both its entries
+          const db = new DatabaseSync(RunDir.journalFile(b))
+          db.exec("UPDATE events SET crc = crc + 1 WHERE seq = 2")
+          db.close()
+        }
+      })
+      assert.deepStrictEqual(taken, [["RunStarted", "RunResumed"], ["RunStarted"]])
+      const started = yield* RunDir.siblingJournals(root, path.join(root, "none"), { tags: ["RunStarted"] })
+      assert.deepStrictEqual(started.map((entries) => entries.map((e) => e.event._tag)), [["RunStarted"], ["RunStarted"]])
+    }))
 })
 
 const entriesOf = (runDir: string): ReadonlyArray<JournalEvent.Entry> => Effect.runSync(RunDir.readEntries(runDir).pipe(Effect.orElseSucceed(() => [])))

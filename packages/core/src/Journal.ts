@@ -73,11 +73,17 @@ export const makeMemory = (): Journal["Service"] => {
  * The entries of the SQLite journal at `file` up to its first bad one (a checksum that fails, an
  * entry missing or not decodable), and that entry's error as `damage`; read-only, without the lock.
  * What a damaged run still holds: its results before the damage can be reused by a new run. With
- * `limit`, no more than its first `limit` entries are read (`limit: 1`: which run it is).
+ * `limit`, no more than its first `limit` entries are read (`limit: 1`: which run it is). With
+ * `tags`, only the events of those tags are decoded and returned (every entry is still checked,
+ * so the damage is found where it is): result reuse reads a run's proposals and results, not the
+ * progress reports that are most of a big run's journal.
  * @since 0.1.0 @category constructors
  */
-export const readIntact = (file: string, options: { readonly limit?: number } = {}): Effect.Effect<Intact, JournalError> =>
-  Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact(options.limit)))
+export const readIntact = (
+  file: string,
+  options: { readonly limit?: number; readonly tags?: ReadonlyArray<JournalEvent.Tag> } = {}
+): Effect.Effect<Intact, JournalError> =>
+  Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact(options.limit, options.tags)))
 
 /**
  * Whether a controller is writing the SQLite journal at `file` now: `{ pid }` of the process that

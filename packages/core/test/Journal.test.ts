@@ -206,6 +206,22 @@ describe("Journal (SQLite)", () => {
       assert.isUndefined(whole.damage)
     })
 
+    it("readIntact with tags decodes only those events, and still finds the damage in an entry of another tag", async () => {
+      const insight = JournalEvent.make("InsightsDistilled", { insights: [], at: 9 })
+      const file = sqliteFile()
+      await withSqlite(file, (j) => j.append([eventAt(1), insight, eventAt(3), insight, eventAt(5)]))
+      const only = await Effect.runPromise(readIntact(file, { tags: ["InsightsDistilled"] }))
+      assert.deepStrictEqual(only.entries, [{ seq: 2, event: insight }, { seq: 4, event: insight }])
+      assert.isUndefined(only.damage)
+      // entry 3 (a BudgetCharged, not decoded) fails its checksum: the read stops there, as a whole read does
+      const db = new DatabaseSync(file)
+      db.exec("UPDATE events SET crc = crc + 1 WHERE seq = 3")
+      db.close()
+      const damaged = await Effect.runPromise(readIntact(file, { tags: ["InsightsDistilled"] }))
+      assert.deepStrictEqual(damaged.entries.map((e) => e.seq), [2])
+      assert.strictEqual(damaged.damage?.seq, 3)
+    })
+
     it("a payload with a valid checksum that does not decode is Corrupt with its seq", async () => {
       const bad = JSON.stringify({ _tag: "BudgetCharged", cost: { dollars: -1 }, reason: "x", at: 2 })
       const file = await corrupt((db) => db.prepare("UPDATE events SET payload = ?, crc = ? WHERE seq = 2").run(bad, crc32(bad)))

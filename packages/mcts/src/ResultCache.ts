@@ -76,6 +76,59 @@ export const reusable = (
 ): boolean => identity(started.task, codeOf(started.options)) === identity(scope.task, scope.code)
 
 /**
+ * The events a cache reads from a journal: which run it is, each node's fingerprint and each
+ * result. A journal may be read with only these (`Journal.readIntact(file, { tags })`).
+ * @since 0.1.0 @category utilities
+ */
+export const EVENTS: ReadonlyArray<"RunStarted" | "NodeProposed" | "NodeFinished"> = ["RunStarted", "NodeProposed", "NodeFinished"]
+
+/** A cache filled one journal at a time: see {@link builder}. @since 0.1.0 @category models */
+export interface Builder {
+  /** Add a journal's results (its entries, or those of {@link EVENTS}); the entries are not kept. */
+  readonly add: (entries: ReadonlyArray<JournalEvent.Entry>) => void
+  /** The cache of the journals added so far (and of those added later). */
+  readonly cache: ResultCache
+}
+
+/**
+ * A cache filled one journal at a time, so that a caller reading many (a folder of big runs)
+ * holds one journal at a time, not all of them. With `scope`, as {@link fromJournals}.
+ *
+ * @example
+ * ```ts
+ * import { ResultCache } from "@trex/mcts"
+ * const b = ResultCache.builder()
+ * b.add([])
+ * b.cache.lookup("0123456789abcdef") // undefined
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const builder = (scope?: { readonly task: Task.Task; readonly code?: string | undefined }): Builder => {
+  const map = new Map<string, Hit>()
+  const wanted = scope === undefined ? undefined : identity(scope.task, scope.code)
+  return {
+    add: (entries) => {
+      let runId = ""
+      const fps = new Map<string, string>()
+      let sameTask = true
+      for (const { event } of entries) {
+        if (event._tag === "RunStarted") {
+          runId = event.runId
+          sameTask = wanted === undefined || identity(event.task, codeOf(event.options)) === wanted
+        } else if (event._tag === "NodeProposed") fps.set(event.node.id, event.node.fingerprint)
+        else if (sameTask && event._tag === "NodeFinished" && event.outcome === "Succeeded" && event.result !== undefined) {
+          const fp = fps.get(event.nodeId)
+          if (fp !== undefined && !map.has(fp)) {
+            map.set(fp, { result: event.result, source: event.result.reusedFrom ?? `${runId}/${event.nodeId}` })
+          }
+        }
+      }
+    },
+    cache: { lookup: (fp) => map.get(fp) }
+  }
+}
+
+/**
  * A cache over the journals of other runs: every succeeded node's result, by fingerprint. With
  * `scope`, only results of runs whose {@link identity} is the scope's are reused (the run's task,
  * and the `code` its `RunStarted` options recorded); without it, every run's.
@@ -92,24 +145,7 @@ export const fromJournals = (
   journals: ReadonlyArray<ReadonlyArray<JournalEvent.Entry>>,
   scope?: { readonly task: Task.Task; readonly code?: string | undefined }
 ): ResultCache => {
-  const map = new Map<string, Hit>()
-  const wanted = scope === undefined ? undefined : identity(scope.task, scope.code)
-  for (const entries of journals) {
-    let runId = ""
-    const fps = new Map<string, string>()
-    let sameTask = true
-    for (const { event } of entries) {
-      if (event._tag === "RunStarted") {
-        runId = event.runId
-        sameTask = wanted === undefined || identity(event.task, codeOf(event.options)) === wanted
-      } else if (event._tag === "NodeProposed") fps.set(event.node.id, event.node.fingerprint)
-      else if (sameTask && event._tag === "NodeFinished" && event.outcome === "Succeeded" && event.result !== undefined) {
-        const fp = fps.get(event.nodeId)
-        if (fp !== undefined && !map.has(fp)) {
-          map.set(fp, { result: event.result, source: event.result.reusedFrom ?? `${runId}/${event.nodeId}` })
-        }
-      }
-    }
-  }
-  return { lookup: (fp) => map.get(fp) }
+  const b = builder(scope)
+  for (const entries of journals) b.add(entries)
+  return b.cache
 }

@@ -243,12 +243,12 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
       return {
         append: () => Effect.fail(io(`journal ${file} is open read-only`)),
         read: () => Effect.succeed([]),
-        intact: () => Effect.succeed<Intact>({ entries: [] })
+        intact: (_limit?: number, _tags?: ReadonlyArray<string>) => Effect.succeed<Intact>({ entries: [] })
       }
     }
     // A file that says it is a journal but lacks its table (made by hand or by another program)
     // fails here, as a damaged journal, not as a crash.
-    const { insert, begin, commit, selectFrom, tagOf, maxSeq } = yield* Effect.try({
+    const { insert, begin, commit, selectFrom, selectTaggedFrom, tagOf, maxSeq } = yield* Effect.try({
       try: () => {
         const readOnly = options.readonly
         const statements = {
@@ -257,10 +257,13 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
           commit: readOnly ? undefined : db.prepare("COMMIT"),
           // rows as arrays (no object per row); the tag is read only to name a row that does not decode
           selectFrom: db.prepare("SELECT seq, payload, crc FROM events WHERE seq >= ? ORDER BY seq"),
+          // the same with each row's tag, to decode only the events of some tags
+          selectTaggedFrom: db.prepare("SELECT seq, payload, crc, tag FROM events WHERE seq >= ? ORDER BY seq"),
           tagOf: db.prepare("SELECT tag FROM events WHERE seq = ?"),
           maxSeq: db.prepare("SELECT COALESCE(MAX(seq), 0) AS n FROM events")
         }
         statements.selectFrom.setReturnArrays(true)
+        statements.selectTaggedFrom.setReturnArrays(true)
         return statements
       },
       catch: (e) => io(`journal ${file} is not a readable trex journal (${e instanceof Error ? e.message : String(e)}): it is damaged or was not written by trex`, "Corrupt")
@@ -291,10 +294,10 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
       })
 
     /** Entries from `from` on; at the first bad one, throws its error, or (`intact`) stops and returns it with those before. */
-    const scan = (from: number, intact: boolean, limit = Number.POSITIVE_INFINITY): Intact => {
+    const scan = (from: number, intact: boolean, limit = Number.POSITIVE_INFINITY, tags?: ReadonlySet<string>): Intact => {
       const out: Array<JournalEvent.Entry> = []
       try {
-        scanInto(out, from, limit)
+        scanInto(out, from, limit, tags)
         return { entries: out }
       } catch (e) {
         const error = e instanceof JournalError ? e : io(`cannot read journal ${file}: ${String(e)}`, "Corrupt")
@@ -302,9 +305,11 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
         return { entries: out, damage: error }
       }
     }
-    const scanInto = (out: Array<JournalEvent.Entry>, from: number, limit: number) => {
+    /** With `tags`, every entry is checked (its place, its checksum) but only those of the tags are decoded and kept. */
+    const scanInto = (out: Array<JournalEvent.Entry>, from: number, limit: number, tags?: ReadonlySet<string>) => {
       let expected = Math.max(1, from)
-      for (const row of selectFrom.iterate(expected) as Iterable<[number, string, number]>) {
+      const rows = tags === undefined ? selectFrom.iterate(expected) : selectTaggedFrom.iterate(expected)
+      for (const row of rows as Iterable<[number, string, number, string?]>) {
         if (out.length >= limit) break
         const seq = Number(row[0])
         const payload = row[1]
@@ -313,6 +318,10 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
         }
         if (crc32(payload) !== Number(row[2])) {
           throw io(`journal ${file}: entry ${seq} fails its checksum (torn or corrupt write)`, "Corrupt", seq)
+        }
+        if (tags !== undefined && !tags.has(row[3]!)) {
+          expected++
+          continue
         }
         let event: JournalEvent.JournalEvent
         try {
@@ -331,7 +340,7 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     // (scan throws only JournalErrors)
     const read = (from = 1) => Effect.try({ try: () => scan(from, false).entries, catch: (e) => e as JournalError })
     /** Every entry up to the first bad one (or the first `limit`), and that one's error: what a damaged journal still holds. */
-    const intact = (limit?: number) => Effect.sync(() => scan(1, true, limit))
+    const intact = (limit?: number, tags?: ReadonlyArray<string>) => Effect.sync(() => scan(1, true, limit, tags === undefined ? undefined : new Set(tags)))
 
     return { append, read, intact }
   })
