@@ -15,17 +15,25 @@
 //      baseline: reading and JSON-parsing its rows without decoding or folding.
 //   3. Memory per node of the folded tree.
 //   4. GPU utilisation: 8 simulated GPUs, heavy-tailed trial durations (Pareto 1.5), concurrency 8.
+//   5. Reading a big run, as a user does afterwards: runs of 1k, 10k and 50k trials (1k and 5k with
+//      --quick; the engine-alone loop, SQLite, 10-point learning curves) read by what `trex status`,
+//      `trex report` (Markdown and HTML), `trex resume` (until its first new trial), result reuse
+//      (a new run reading the folder) and the live view do; baseline: replaying the same journal
+//      (read and fold). Reported as ratios: each command against that replay, and its time per
+//      trial at the largest size against at 1k (1.0: linear in trials).
 //
 // Options: --quick, --json (one JSON object at the end), --cap <seconds> per explorer run,
-// --only engine (sections 1 to 3), --only engine-alone (1b, with 2 and 3 for its journal) or --only utilisation (section 4).
+// --only engine (sections 1 to 3), --only engine-alone (1b, with 2 and 3 for its journal),
+// --only utilisation (section 4) or --only reading (section 5).
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { HeuristicResearcher, TemplateExecutor } from "@trex/agents"
-import { Backend, ExperimentTree, Journal, Researcher, SearchPolicy, SearchSpace, Strategy, type Task } from "@trex/core"
+import { HtmlReport, LiveView, RunDir, Status } from "@trex/cli"
+import { Backend, ExperimentTree, Journal, type JournalEvent, Researcher, SearchPolicy, SearchSpace, Strategy, type Task } from "@trex/core"
 import { Simulator } from "@trex/executors"
-import { Control, Explorer, Uct } from "@trex/mcts"
+import { Control, Explorer, ResultCache, Uct } from "@trex/mcts"
 import { Effect, Layer, Random } from "effect"
 
 const quick = process.argv.includes("--quick")
@@ -35,8 +43,8 @@ const capArg = process.argv.indexOf("--cap")
 const capSeconds = capArg >= 0 ? Number(process.argv[capArg + 1]) : 600
 const onlyArg = process.argv.indexOf("--only")
 const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined
-if (only !== undefined && only !== "engine" && only !== "engine-alone" && only !== "utilisation") {
-  console.error(`--only takes "engine" (sections 1 to 3), "engine-alone" (1b, its replay and memory) or "utilisation" (section 4), not ${JSON.stringify(only)}`)
+if (only !== undefined && only !== "engine" && only !== "engine-alone" && only !== "utilisation" && only !== "reading") {
+  console.error(`--only takes "engine" (sections 1 to 3), "engine-alone" (1b, its replay and memory), "utilisation" (section 4) or "reading" (section 5), not ${JSON.stringify(only)}`)
   process.exit(2)
 }
 
@@ -66,8 +74,14 @@ const task = (maxTrials: number): Task.Task => ({
 
 const recipe: Task.Recipe = { command: ["simulated"], env: {}, resources: { gpus: 1, cpus: 1 } }
 
-const landscape = (options: { seconds: number; heavyTail?: number }) =>
-  Simulator.synthetic({ parameters, seed: 1, seconds: options.seconds, ...(options.heavyTail !== undefined ? { heavyTail: options.heavyTail } : {}) })
+const landscape = (options: { seconds: number; heavyTail?: number; curvePoints?: number }) =>
+  Simulator.synthetic({
+    parameters,
+    seed: 1,
+    seconds: options.seconds,
+    ...(options.heavyTail !== undefined ? { heavyTail: options.heavyTail } : {}),
+    ...(options.curvePoints !== undefined ? { curvePoints: options.curvePoints } : {})
+  })
 
 const time = async <A>(f: () => Promise<A>): Promise<{ ms: number; value: A }> => {
   const start = performance.now()
@@ -106,7 +120,8 @@ const explore = (
   land: Simulator.Landscape,
   concurrency: number,
   agents: Agents = defaultAgents(),
-  cap = Infinity
+  cap = Infinity,
+  extra: Partial<Explorer.Options> = {}
 ) =>
   Effect.gen(function*() {
     const sim = yield* Simulator.Simulator
@@ -124,7 +139,7 @@ const explore = (
     }
     const control = new Control.Control()
     const timer = Number.isFinite(cap) ? setTimeout(() => control.stop("drain"), cap * 1000) : undefined
-    const summary = yield* Explorer.run(task(trials), { runId: "bench", runDir: "/nonexistent", seed: 1, concurrency, distillEvery: 5, onEvent, control })
+    const summary = yield* Explorer.run(task(trials), { runId: "bench", runDir: "/nonexistent", seed: 1, concurrency, distillEvery: 5, onEvent, control, ...extra })
       .pipe(Effect.ensuring(Effect.sync(() => clearTimeout(timer))))
     progress.marks.push({ finished: progress.finished, at: performance.now() })
     return { summary, utilisation: yield* sim.utilisation, clock: yield* sim.clock, starts, progress }
@@ -166,9 +181,9 @@ const lastTenth = (p: Progress): number => {
  * on its tip, so the tree is `trials / width` deep) and a researcher that hands out the
  * configurations in order, both O(1) per trial.
  */
-const engineAgents = (trials: number, width: number): Agents => {
+const engineAgents = (trials: number, width: number, first = 0): Agents => {
   const base = task(trials).defaultStrategy!
-  let next = 0
+  let next = first
   let tip = "root"
   return {
     policy: {
@@ -425,6 +440,97 @@ if (only === undefined || only === "utilisation") {
     print(`     longest first (needs the durations in advance) ${pct(longestFirst)}`)
   }
   results["utilisation"] = rows
+}
+
+// ---- 5. reading a big run --------------------------------------------------------------------
+if (only === undefined || only === "reading") {
+  const readingSizes = quick ? [1_000, 5_000] : [1_000, 10_000, 50_000]
+  const curved = landscape({ seconds: 0, curvePoints: 10 })
+  const ms = async <A>(f: () => Promise<A> | A) => {
+    if (typeof globalThis.gc === "function") globalThis.gc()
+    return time(async () => f())
+  }
+  const run = <A, E>(eff: Effect.Effect<A, E>) => Effect.runPromise(eff)
+  const rows: Array<Record<string, number>> = []
+  print("")
+  print("5. Reading a big run (engine-alone runs, SQLite, 10-point curves); each command against replaying its journal (read + fold), and ms per trial:")
+  print("| trials | replay ms | status | status --json | report.md | report.html (MB) | resume to 1st trial | reuse (folder read) | live view µs/trial |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for (const n of readingSizes) {
+    // the run, as trex lays it out: <folder>/<run>/journal.sqlite
+    const folder = path.join(dir, `reading-${n}`)
+    const runDir = path.join(folder, "run")
+    fs.mkdirSync(runDir, { recursive: true })
+    const file = RunDir.journalFile(runDir)
+    await Effect.runPromise(explore(n, Journal.Journal.layerSqlite(file, { durability: "process" }), curved, 1, engineAgents(n, 400)))
+    const replay = await ms(() =>
+      run(Effect.gen(function*() {
+        const entries = yield* (yield* Journal.Journal).read(1)
+        return ExperimentTree.fold(entries.map((e) => e.event))!.view.size
+      }).pipe(Effect.provide(Journal.Journal.layerSqlite(file, { readonly: true })), Effect.scoped))
+    )
+    // trex status: load (read + fold) and print; --json too
+    const status = await ms(async () => Status.toText(await run(RunDir.load(runDir)), runDir).length)
+    const statusJson = await ms(async () => JSON.stringify(Status.toJson(await run(RunDir.load(runDir))), null, 2).length)
+    const info = await run(RunDir.load(runDir))
+    const markdown = await ms(async () => Status.toMarkdown(await run(RunDir.load(runDir))).length)
+    const html = await ms(async () => HtmlReport.render({ entries: (await run(RunDir.load(runDir))).entries, stopped: true }).length)
+    // trex resume: load, then the explorer from those entries until its first new trial has run
+    const resume = await ms(async () => {
+      const loaded = await run(RunDir.load(runDir))
+      const more = { maxTrials: loaded.tree.view.size + 1 }
+      return run(explore(n, Journal.Journal.layerSqlite(file, { durability: "process" }), curved, 1, engineAgents(n, 400, loaded.tree.view.size), Infinity, {
+        budget: more,
+        journaled: loaded.entries
+      }))
+    })
+    // a new run in the same folder: reads the run's results for reuse
+    const reuse = await ms(async () => {
+      const b = ResultCache.builder()
+      await run(RunDir.eachSiblingJournal(folder, path.join(folder, "new"), { tags: ResultCache.EVENTS }, b.add))
+      return b
+    })
+    // the live view on a terminal, fed the run's events as they are folded; baseline: the fold alone
+    const feed = (onEvent?: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void) => {
+      const tree = ExperimentTree.fold([info.entries[0]!.event])!
+      for (let i = 1; i < info.entries.length; i++) {
+        tree.apply(info.entries[i]!.event)
+        onEvent?.(info.entries[i]!, tree.view)
+      }
+    }
+    const foldOnly = await ms(() => feed())
+    const view = LiveView.make({ tty: true, write: () => {}, intervalMs: 3_600_000 })
+    view.onEvent(info.entries[0]!, ExperimentTree.fold([info.entries[0]!.event])!.view)
+    const withView = await ms(() => feed(view.onEvent))
+    view.close()
+    const row = {
+      trials: n,
+      replayMs: replay.ms,
+      statusMs: status.ms,
+      statusJsonMs: statusJson.ms,
+      markdownMs: markdown.ms,
+      htmlMs: html.ms,
+      htmlBytes: html.value,
+      htmlBytesPerTrial: html.value / n,
+      resumeMs: resume.ms,
+      reuseMs: reuse.ms,
+      liveViewUsPerTrial: (1000 * Math.max(0, withView.ms - foldOnly.ms)) / n
+    }
+    rows.push(row)
+    const r = (x: number) => `${(x / replay.ms).toFixed(2)}x`
+    print(`| ${n} | ${replay.ms.toFixed(0)} | ${r(status.ms)} | ${r(statusJson.ms)} | ${r(markdown.ms)} | ${r(html.ms)} (${(html.value / 1e6).toFixed(1)}, ${(html.value / n).toFixed(0)} B/trial) | ${
+      r(resume.ms)
+    } | ${r(reuse.ms)} | ${row.liveViewUsPerTrial.toFixed(1)} |`)
+    fs.rmSync(folder, { recursive: true, force: true })
+  }
+  // growth: ms per trial at the largest size against at the smallest (1.0 is linear in trials)
+  const [small, large] = [rows[0]!, rows[rows.length - 1]!]
+  const growth = (key: keyof typeof small) => (large[key]! / large.trials) / (small[key]! / small.trials)
+  const keys = ["replayMs", "statusMs", "statusJsonMs", "markdownMs", "htmlMs", "htmlBytes", "resumeMs", "reuseMs"] as const
+  const perTrial = Object.fromEntries(keys.map((k) => [k, growth(k)]))
+  const view = large.liveViewUsPerTrial / Math.max(small.liveViewUsPerTrial, 1e-3)
+  print(`   per trial at ${large.trials} vs at ${small.trials} trials (1.00 = linear): ${keys.map((k) => `${k.replace(/Ms$/, "")} ${perTrial[k]!.toFixed(2)}`).join(", ")}, live view ${view.toFixed(2)}`)
+  results["reading"] = { rows, perTrialGrowth: { ...perTrial, liveView: view } }
 }
 
 fs.rmSync(dir, { recursive: true, force: true })
