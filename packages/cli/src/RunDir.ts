@@ -159,6 +159,17 @@ export const load = (runDir: string, options: { readonly damaged?: boolean } = {
 const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 /**
+ * Which journals of a folder {@link siblingJournals} reads, and what of them: with `keep`, only
+ * those whose first event is a `RunStarted` it accepts (the others no further than that event);
+ * with `tags`, only the events of those tags.
+ * @since 0.1.0 @category models
+ */
+export interface SiblingOptions {
+  readonly keep?: (started: JournalEvent.Of<"RunStarted">) => boolean
+  readonly tags?: ReadonlyArray<JournalEvent.Tag>
+}
+
+/**
  * The journals of other runs under `root` (for result reuse), skipping `except` and any that
  * cannot be opened; of a damaged journal, the entries before the damage. With `keep`, a journal is
  * read whole only when its first event is a `RunStarted` that `keep` accepts (the others are read
@@ -166,10 +177,7 @@ const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => set
  * Every journal is held at once: {@link eachSiblingJournal} hands them over one at a time.
  * @since 0.1.0 @category reading
  */
-export const siblingJournals = (root: string, except: string, options: {
-  readonly keep?: (started: JournalEvent.Of<"RunStarted">) => boolean
-  readonly tags?: ReadonlyArray<JournalEvent.Tag>
-} = {}): Effect.Effect<ReadonlyArray<ReadonlyArray<JournalEvent.Entry>>> =>
+export const siblingJournals = (root: string, except: string, options: SiblingOptions = {}): Effect.Effect<ReadonlyArray<ReadonlyArray<JournalEvent.Entry>>> =>
   Effect.suspend(() => {
     const out: Array<ReadonlyArray<JournalEvent.Entry>> = []
     return Effect.as(eachSiblingJournal(root, except, options, (entries) => void out.push(entries)), out)
@@ -180,10 +188,7 @@ export const siblingJournals = (root: string, except: string, options: {
  * taken the one before: a folder of big runs costs the memory of its largest journal, not of all.
  * @since 0.1.0 @category reading
  */
-export const eachSiblingJournal = (root: string, except: string, options: {
-  readonly keep?: (started: JournalEvent.Of<"RunStarted">) => boolean
-  readonly tags?: ReadonlyArray<JournalEvent.Tag>
-}, f: (entries: ReadonlyArray<JournalEvent.Entry>) => void): Effect.Effect<void> =>
+export const eachSiblingJournal = (root: string, except: string, options: SiblingOptions, f: (entries: ReadonlyArray<JournalEvent.Entry>) => void): Effect.Effect<void> =>
   Effect.gen(function*() {
     if (!fs.existsSync(root)) return
     for (const name of fs.readdirSync(root).sort()) {

@@ -79,10 +79,7 @@ export const makeMemory = (): Journal["Service"] => {
  * progress reports that are most of a big run's journal.
  * @since 0.1.0 @category constructors
  */
-export const readIntact = (
-  file: string,
-  options: { readonly limit?: number; readonly tags?: ReadonlyArray<JournalEvent.Tag> } = {}
-): Effect.Effect<Intact, JournalError> =>
+export const readIntact = (file: string, options: { readonly limit?: number; readonly tags?: ReadonlyArray<JournalEvent.Tag> } = {}): Effect.Effect<Intact, JournalError> =>
   Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact(options.limit, options.tags)))
 
 /**
