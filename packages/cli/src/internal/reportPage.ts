@@ -134,9 +134,9 @@ const bestHtml = (model: ReportModel): string =>
 /**
  * A strategy's executable part (data, training, evaluation) as the page's diff shows it: each leaf
  * at its path (`training.lora.rank`, `data.sources[0].name`) with its value as JSON text, an
- * empty object or list as `{}` or `[]` (the page script's `flatten` does the same).
+ * empty object or list as `{}` or `[]`.
  */
-export const flatStrategy = (strategy: unknown): Map<string, string> => {
+const flatStrategy = (strategy: unknown): Map<string, string> => {
   const out = new Map<string, string>()
   const walk = (v: unknown, path: string, inArray: boolean, key: string) => {
     const at = inArray ? `${path}[${key}]` : path === "" ? key : `${path}.${key}`
@@ -157,7 +157,7 @@ export const flatStrategy = (strategy: unknown): Map<string, string> => {
 }
 
 /** A node as the page's data holds it: its strategy as its changes from its parent's, no empty or zero fields. */
-export interface EmbeddedNode {
+interface EmbeddedNode {
   readonly id: string
   readonly p: number
   /**
@@ -181,7 +181,7 @@ const coord = (v: number): number => Math.round(v * 10) / 10
  * those changes name, and the task's default strategy as path-value pairs (`base`, `null` when
  * the task has none: the diff of a first-level node then shows its fields alone).
  */
-export const embedData = (model: ReportModel) => {
+const embedData = (model: ReportModel) => {
   const paths: Array<string> = []
   const index = new Map<string, number>()
   const at = (path: string) => {
@@ -199,7 +199,7 @@ export const embedData = (model: ReportModel) => {
   const base = defaultStrategy === undefined ? null : [...defaultFlat].flatMap(([k, v]) => [at(k), v])
   const nodes = model.nodes.map((n): EmbeddedNode => {
     const mine = flatStrategy(n.strategy)
-    // the parent's strategy flattened again, rather than every node's kept: a parent precedes its children
+    // the parent's strategy flattened again, rather than every node's flattening kept in memory
     const theirs = n.p >= 0 ? flatStrategy(model.nodes[n.p]!.strategy) : defaultFlat
     const d: Array<number | string | null> = []
     for (const [k, v] of mine) if (theirs.get(k) !== v) d.push(at(k), v)
