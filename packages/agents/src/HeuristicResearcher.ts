@@ -28,7 +28,7 @@ import { Effect, Layer, Random } from "effect"
 import { ObservationSet } from "./internal/observations.ts"
 import { maskedKey, Sensitivity } from "./internal/sensitivity.ts"
 import * as Surrogate from "./internal/surrogate.ts"
-import { distillInsights, emptyTallies, type Tallies, type ValueEffect } from "./internal/heuristicInsights.ts"
+import { distillInsights, emptyTallies, showValue, type Tallies, type ValueEffect } from "./internal/heuristicInsights.ts"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -389,7 +389,10 @@ const insightEffects = (insights: ReadonlyArray<Insight.Insight>): ReadonlyArray
     return typeof d.path === "string" && d.value !== undefined && typeof d.delta === "number" ? [d as ValueEffect] : []
   })
 
-const describe = (v: unknown) => (typeof v === "number" ? Number(v.toPrecision(4)).toString() : JSON.stringify(v))
+/** A parameter's value as declared (`showValue`), a string quoted. */
+const describe = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : showValue(v))
+/** A mean difference, to 4 significant digits. */
+const describeDelta = (v: number) => Number(v.toPrecision(4)).toString()
 
 /** One child of `base`: one or two mutations, sometimes a crossover, sometimes an insight followed. */
 const mutate = (
@@ -412,7 +415,7 @@ const mutate = (
     if (good.length > 0 && (yield* Random.next) < (options.followInsights ?? 0.5)) {
       const e = good[yield* Random.nextIntBetween(0, good.length - 1)]!
       strategy = SearchSpace.set(strategy, e.path, e.value)
-      notes.push(`set ${e.path}=${describe(e.value)} (insight: it won ${e.wins} of ${e.pairs} comparisons, ${e.delta > 0 ? "+" : ""}${describe(e.delta)} on average)`)
+      notes.push(`set ${e.path}=${describe(e.value)} (insight: it won ${e.wins} of ${e.pairs} comparisons, ${e.delta > 0 ? "+" : ""}${describeDelta(e.delta)} on average)`)
     }
     // Crossover: take one parameter from a better sibling or the best node.
     if (notes.length === 0 && donors.length > 0 && (yield* Random.next) < (options.crossover ?? 0.2)) {

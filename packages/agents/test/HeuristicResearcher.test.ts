@@ -79,6 +79,35 @@ describe("HeuristicResearcher", () => {
       for (const id of reversed!.evidence) assert.isDefined(b.view.get(id))
     }))
 
+  it.effect("insights and rationales name a parameter's value as declared, not rounded", () =>
+    Effect.gen(function*() {
+      // a four-digit grid: to 3 significant digits 1024 and 2048 read as 1020 and 2050
+      const sized = TreeBuilder.task({
+        searchSpace: {
+          parameters: [
+            { path: "training.batchSize", kind: "ordinal", values: [1024, 2048] },
+            { path: "training.epochs", kind: "ordinal", values: [1, 2, 3, 4, 5] }
+          ]
+        }
+      })
+      const b = new TreeBuilder.TreeBuilder(sized)
+      for (let i = 0; i < 4; i++) {
+        const base = b.succeed("root", { "training.batchSize": 1024, "training.epochs": 1 + i }, 0.2 + i * 0.01)
+        b.succeed(base, { "training.batchSize": 2048 }, 0.3 + i * 0.01)
+      }
+      const insights = yield* HeuristicResearcher.make().distill({ task: sized, tree: b.view, now: 1 })
+      const texts = insights.map((i) => i.text)
+      assert.include(texts, "training.batchSize=2048 beat its comparison in 4 of 4 pairs, +0.1 score on average")
+      assert.include(texts, "training.batchSize=1024 lost 4 of 4 comparisons, -0.1 score on average")
+      // and a child that follows the insight says which value it set
+      const start = b.succeed("root", { "training.batchSize": 1024, "training.epochs": 5 }, 0.2)
+      const proposals = yield* HeuristicResearcher.make({ followInsights: 1, surrogate: false }).propose(
+        { ...contextFor(sized, b, start), tree: { ...b.view, insights } },
+        1
+      ).pipe(Random.withSeed(1))
+      assert.match(proposals[0]!.strategy.rationale, /set training\.batchSize=2048 \(insight: it won 4 of 4 comparisons, \+0\.1 on average\)/)
+    }))
+
   it.effect("distils a parameter that made no difference into an insight, once", () =>
     Effect.gen(function*() {
       const b = new TreeBuilder.TreeBuilder(task)

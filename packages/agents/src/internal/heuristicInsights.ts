@@ -32,6 +32,13 @@ const soleDifference = (space: SearchSpace.SearchSpace, a: ExperimentTree.NodeVi
 
 const fmt = (v: number) => Number(v.toPrecision(3)).toString()
 
+/**
+ * A parameter's value for a reader: integers whole, other numbers to 6 significant digits (rounded
+ * to 3, 1024 read as 1020 and 2048 as 2050, values the space does not have).
+ */
+export const showValue = (v: unknown): string =>
+  typeof v === "number" ? (Number.isInteger(v) ? String(v) : Number(v.toPrecision(6)).toString()) : typeof v === "string" ? v : JSON.stringify(v)
+
 /** Running tallies for one tree: each scored node is compared once, when first seen. */
 export interface Tallies {
   readonly byKey: Map<string, { path: string; value: SearchSpace.Value; t: Tally }>
@@ -103,7 +110,7 @@ export const distillInsights = (
     if (!helps && !hurts) continue
     const id = `heuristic:${key}:${helps ? "helps" : "hurts"}`
     if (known.has(id)) continue
-    const shown = typeof value === "number" ? fmt(value) : String(value)
+    const shown = showValue(value)
     const rawDelta = tree.task.metric.direction === "maximize" ? delta : -delta
     const text = helps
       ? `${path}=${shown} beat its comparison in ${t.wins} of ${t.pairs} pairs, ${rawDelta >= 0 ? "+" : ""}${fmt(rawDelta)} ${tree.task.metric.name} on average`
