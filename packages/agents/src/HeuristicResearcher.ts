@@ -4,10 +4,10 @@
  * steps for rates, neighbour moves for ordinals, swaps for categoricals, crossover with good
  * siblings — avoids fingerprints already tried, and distils insights from statistics over
  * finished results ("data.format=reversed beat its comparison in 5 of 6 pairs, +0.12 on
- * average"), which then bias its next proposals. Its own controlled comparisons also say which
- * parameters have no effect at all (changing one alone left the result identical): a candidate
- * that differs from a finished trial only in such parameters is a near-duplicate and ranked last,
- * and an insight says which parameter made no difference.
+ * average"), which then bias the mutations it makes (see `followInsights`). Its own controlled
+ * comparisons also say which parameters have no effect at all (changing one alone left the
+ * result identical): a candidate that differs from a finished trial only in such parameters is a
+ * near-duplicate and ranked last, and an insight says which parameter made no difference.
  * The embedded default, and the baseline every model-backed researcher must beat.
  *
  * @since 0.1.0
@@ -38,7 +38,13 @@ export interface Options {
   readonly secondMutation?: number
   /** Probability of crossover with a better sibling or the best node (default 0.2). */
   readonly crossover?: number
-  /** Probability of following an insight when one applies (default 0.5). */
+  /**
+   * Probability of following an insight when one applies (default 0.5): a mutation takes the
+   * winning value. With the surrogate on a pool of up to 2,048 points every untried point competes
+   * anyway, so following changes the rationale of what is run, not the choice (docs/benchmarks.md,
+   * "Do insights help?"); it matters with `surrogate: false`, with `jumps: 0`, and in a space that
+   * is not a pool of up to 2,048 points.
+   */
   readonly followInsights?: number
   /** Pairs needed before a statistic becomes an insight, a whole number of at least 1 (default 3). */
   readonly minPairs?: number
