@@ -42,7 +42,7 @@ export interface Options {
    * Probability of following an insight when one applies (default 0.5): a mutation takes the
    * winning value. With the surrogate on a pool of up to 2,048 points every untried point competes
    * anyway, so following changes the rationale of what is run, not the choice (docs/benchmarks.md,
-   * "Do insights help?"); it matters with `surrogate: false`, with `jumps: 0`, and in a space that
+   * "Do insights help?"); it can matter with `surrogate: false`, with `jumps: 0`, and in a space that
    * is not a pool of up to 2,048 points.
    */
   readonly followInsights?: number

@@ -181,6 +181,37 @@ describe("HeuristicResearcher", () => {
       }
     }))
 
+  it.effect("with the model on a pool it scores whole, following an insight changes no proposal; without the model it does", () =>
+    Effect.gen(function*() {
+      // docs/benchmarks.md, "Do insights help?": the jumps are every untried pool point, so the
+      // proposal is the untried point of highest expected improvement whatever the mutations are
+      const space = task.searchSpace!
+      const points = space.parameters[0]!.values.flatMap((lr) =>
+        space.parameters[1]!.values.flatMap((ep) => space.parameters[2]!.values.map((f) => [lr, ep, f]))
+      )
+      const pooled = { ...task, searchSpace: { ...space, points } }
+      const b = new TreeBuilder.TreeBuilder(pooled)
+      const lrs = space.parameters[0]!.values as ReadonlyArray<number>
+      let best = ""
+      for (const [lr, ep, f, score] of [[1e-4, 1, "plain", 0.2], [1e-3, 2, "plain", 0.5], [3e-3, 3, "plain", 0.4], [1e-3, 3, "plain", 0.6], [1e-2, 4, "scratchpad", 0.1], [3e-4, 2, "plain", 0.3]] as const) {
+        const id = b.succeed("root", { "training.learningRate": lr, "training.epochs": ep, "data.format": f }, score + lrs.indexOf(lr) * 0.001)
+        if (score === 0.6) best = id
+      }
+      const insight = { id: "x", text: "reversed wins", evidence: [best], createdAt: 0, data: { path: "data.format", value: "reversed", wins: 5, pairs: 5, delta: 0.1 } }
+      const tree = { ...b.view, insights: [insight] }
+      const first = (options: HeuristicResearcher.Options, seed: number) =>
+        HeuristicResearcher.make(options).propose({ ...contextFor(pooled, b, best), tree }, 1).pipe(
+          Random.withSeed(seed),
+          Effect.map((ps) => Fingerprint.of(ps[0]!.strategy))
+        )
+      let differs = 0
+      for (let seed = 0; seed < 8; seed++) {
+        assert.strictEqual(yield* first({ followInsights: 1 }, seed), yield* first({ followInsights: 0 }, seed))
+        if ((yield* first({ followInsights: 1, surrogate: false }, seed)) !== (yield* first({ followInsights: 0, surrogate: false }, seed))) differs++
+      }
+      assert.isAbove(differs, 0)
+    }))
+
   it.effect("a parameter whose changes left the result identical is not varied alone again", () =>
     Effect.gen(function*() {
       // The score depends on the learning rate and epochs only; data.format is ignored by the trainer.
