@@ -64,11 +64,22 @@ export const freshness = (tried: (fp: string) => boolean) => {
 /** Spaces up to this size are enumerated, so sampling finds the last untried point. */
 const enumerateUpTo = 4096
 
-/** The configurations of a finite pool, as index points (undefined when the space is a full grid). */
-export const poolPoints = (space: SearchSpace.SearchSpace): ReadonlyArray<Point> | undefined =>
-  space.points === undefined || space.points.length === 0
-    ? undefined
-    : space.points.map((values) => space.parameters.map((p, i) => Math.max(0, p.values.indexOf(values[i]!))))
+/** Each pool's index points, by its `points` list: a task's space is the same object for a whole run. */
+const poolCache = new WeakMap<ReadonlyArray<unknown>, { readonly parameters: SearchSpace.SearchSpace["parameters"]; readonly points: ReadonlyArray<Point> }>()
+
+/**
+ * The configurations of a finite pool, as index points (undefined when the space is a full grid).
+ * Computed once per pool (a recorded table of 100,000 rows took 30 ms a proposal to map again).
+ */
+export const poolPoints = (space: SearchSpace.SearchSpace): ReadonlyArray<Point> | undefined => {
+  if (space.points === undefined || space.points.length === 0) return undefined
+  const cached = poolCache.get(space.points)
+  if (cached !== undefined && cached.parameters === space.parameters) return cached.points
+  const index = space.parameters.map((p) => new Map(p.values.map((v, k) => [v, k] as const)))
+  const points = space.points.map((values) => index.map((m, i) => m.get(values[i]!) ?? Math.max(0, space.parameters[i]!.values.indexOf(values[i]!))))
+  poolCache.set(space.points, { parameters: space.parameters, points })
+  return points
+}
 
 /** The number of points of the full grid (a pool, if any, is not counted). */
 const gridSize = (space: SearchSpace.SearchSpace): number => space.parameters.reduce((acc, p) => acc * p.values.length, 1)
@@ -99,14 +110,15 @@ export const uniform = (
     const out: Array<Strategy.Strategy> = []
     const pool = poolPoints(s.space)
     if (pool !== undefined) {
-      // a finite pool: a uniform draw among its configurations, without replacement
-      const order = Array.from({ length: pool.length }, (_, i) => i)
+      // a finite pool: a uniform draw among its configurations, without replacement (a lazy
+      // Fisher-Yates shuffle: only the swapped places are held, not an order of the whole pool)
+      const swapped = new Map<number, number>()
+      const at = (k: number) => swapped.get(k) ?? k
       for (let i = 0; i < pool.length && out.length < n; i++) {
         const j = i + Math.floor(rng.nextDoubleUnsafe() * (pool.length - i))
-        const tmp = order[i]!
-        order[i] = order[j]!
-        order[j] = tmp
-        const strategy = strategyAt(s, pool[order[i]!]!, rationale)
+        const picked = at(j)
+        swapped.set(j, at(i))
+        const strategy = strategyAt(s, pool[picked]!, rationale)
         if (fresh(strategy)) out.push(strategy)
       }
       return out
