@@ -99,7 +99,11 @@ const limitFlags = (what: string) => ({
   gpuHours: Flag.Finite("gpu-hours").pipe(Flag.optional, Flag.withDescription(`the GPU-hours budget ${what}`)),
   wallClockHours: Flag.Finite("wall-clock-hours").pipe(Flag.optional, Flag.withDescription(`the wall-clock budget in hours ${what} (resumes add up)`)),
   dollars: Flag.Finite("dollars").pipe(Flag.optional, Flag.withDescription(`the budget in dollars ${what} (model calls, and trials at the prices of the task's backend.pricing)`)),
-  tokens: Flag.Int("tokens").pipe(Flag.optional, Flag.withDescription(`the budget in model tokens ${what}`))
+  tokens: Flag.Int("tokens").pipe(Flag.optional, Flag.withDescription(`the budget in model tokens ${what}`)),
+  strictBudget: Flag.Boolean("strict-budget").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription(`hold every trial at the most it can cost (its time limit's worth) ${what}, so that trials never together pass gpuHours, dollars or wallClockHours (budget.strict)`)
+  )
 })
 
 /** The limits given by flags, checked (each named with its fix), or `undefined` when none is. */
@@ -108,6 +112,7 @@ const limitsOf = (flags: {
   readonly wallClockHours: Option.Option<number>
   readonly dollars: Option.Option<number>
   readonly tokens: Option.Option<number>
+  readonly strictBudget: boolean
 }): Effect.Effect<Budget.Budget | undefined, Errors.InvalidInput> =>
   Effect.gen(function*() {
     const budget: { -readonly [K in keyof Budget.Budget]: Budget.Budget[K] } = {}
@@ -117,6 +122,7 @@ const limitsOf = (flags: {
       if (!(value.value > 0)) return yield* new Errors.InvalidInput({ source: flag, message: `${flag} must be more than 0, got ${value.value}` })
       budget[key] = value.value
     }
+    if (flags.strictBudget) budget.strict = true
     return Object.keys(budget).length > 0 ? budget : undefined
   })
 

@@ -163,7 +163,11 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       const current = info.tree.view.task
       const given = limitsGiven(options)
       const budget = given !== undefined ? { ...current.budget, ...given } : undefined
-      if (budget !== undefined) yield* checkRoomLeft(options.resume, { ...current, budget }, info.entries)
+      if (budget !== undefined) {
+        const strict = Wiring.strictIssue(settings, { ...current, budget })
+        if (strict !== undefined) return yield* strict
+        yield* checkRoomLeft(options.resume, { ...current, budget }, info.entries)
+      }
       const task = budget !== undefined ? { ...current, budget } : current
       const costKnown = info.entries.some((e) => e.event._tag === "BudgetCharged" && e.event.reason === "trial")
       const full = budget === undefined ? noRoomNotice(task, info.entries) : undefined

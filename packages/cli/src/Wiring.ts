@@ -242,6 +242,21 @@ export const budgetWarnings = (settings: Settings, task: Task.Task, options: { r
   return out
 }
 
+/**
+ * Why a strict budget (`budget.strict`, `--strict-budget`) cannot work for this run, if it cannot:
+ * it holds each trial at its time limit's worth, so it needs a time limit, on a backend that stops
+ * a trial there (the simulator replays recorded costs and stops none).
+ * @since 0.1.0 @category validation
+ */
+export const strictIssue = (settings: Settings, task: Task.Task): Errors.InvalidInput | undefined =>
+  task.budget.strict !== true
+    ? undefined
+    : settings.backend === "simulator"
+    ? unsupported("budget.strict", "the simulator replays each trial's recorded cost and stops none at a time limit, so nothing bounds what a trial can cost: leave strict (--strict-budget) out")
+    : task.recipe?.resources.timeLimitSeconds === undefined
+    ? unsupported("budget.strict", "holds each trial at the most it can cost, which its time limit bounds: set recipe.resources.timeLimitSeconds, or leave strict (--strict-budget) out")
+    : undefined
+
 /** Check that a task has what the chosen researcher and executor need. @since 0.1.0 @category validation */
 export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, Errors.InvalidInput> =>
   Effect.gen(function*() {
@@ -270,6 +285,8 @@ export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, 
     const noImage = (kind: string) =>
       unsupported("recipe.image", `the ${kind} backend runs each trial in a container: name its image in recipe.image or backend.${kind}.image of the task file`)
     yield* BackendSettings.pricing(task.backend)
+    const strict = strictIssue(settings, task)
+    if (strict !== undefined) return yield* strict
     switch (settings.backend) {
       case "docker": {
         const docker = yield* BackendSettings.docker(task.backend, ".")

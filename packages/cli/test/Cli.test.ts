@@ -405,6 +405,26 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.match(trex(["run", negative, "--out", tmp()]).stderr, /backend\.pricing\.dollarsPerGpuHour: Expected a value greater than or equal to 0/)
   })
 
+  it("--strict-budget holds each trial at its time limit: one that could run past the wall clock does not start; without a time limit, or on the simulator, it is refused", () => {
+    const taskDir = tmp()
+    fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(taskDir, "toy-job.mjs"))
+    const file = writeTask(taskDir, "toy.task.yaml", fs.readFileSync(path.join(fixtures, "toy.task.yaml"), "utf8"))
+    // 28.8 s of wall clock, trials of at most 30 s (the toy task's time limit): expected to take far less, they run;
+    // held at their limit, none may start
+    const loose = trex(["run", file, "--out", tmp(), "--wall-clock-hours", "0.008", "--max-trials", "2"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(loose.status, 0, loose.stderr)
+    const strict = trex(["run", file, "--out", tmp(), "--wall-clock-hours", "0.008", "--max-trials", "2", "--strict-budget"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(strict.status, 1, strict.stdout)
+    assert.match(strict.stdout + strict.stderr, /no trial ran \(budget: wallClockHours\)/)
+    const unlimited = writeTask(taskDir, "unlimited.task.yaml", fs.readFileSync(file, "utf8").replace(", timeLimitSeconds: 30", ""))
+    const refused = trex(["run", unlimited, "--out", tmp(), "--strict-budget"])
+    assert.strictEqual(refused.status, 2)
+    assert.match(refused.stderr, /budget\.strict: holds each trial at the most it can cost, which its time limit bounds: set recipe\.resources\.timeLimitSeconds/)
+    const simulated = trex(["run", path.join(root, "examples/recorded-table/task.yaml"), "--out", tmp(), "--strict-budget"])
+    assert.strictEqual(simulated.status, 2)
+    assert.match(simulated.stderr, /budget\.strict: the simulator replays each trial's recorded cost and stops none at a time limit/)
+  })
+
   it("resume refuses a run whose trainer code changed or whose task folder is gone, saying what to do", () => {
     const taskDir = tmp()
     for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))

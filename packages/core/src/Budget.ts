@@ -26,7 +26,16 @@ export const Budget = Schema.Struct({
   gpuHours: Schema.optionalKey(Positive),
   wallClockHours: Schema.optionalKey(Positive),
   dollars: Schema.optionalKey(Positive),
-  tokens: Schema.optionalKey(PositiveInt)
+  tokens: Schema.optionalKey(PositiveInt),
+  /**
+   * Hold every trial at the most it can cost (its `recipe.resources.timeLimitSeconds` of its GPUs,
+   * at the task's `backend.pricing`, and of wall clock) rather than at what it is expected to cost,
+   * for the whole run: the trials can then never together pass `gpuHours`, `dollars` or
+   * `wallClockHours`, at the price of fewer trials in flight near a limit. Needs a time limit.
+   * Model calls are not trials: under `dollars` and `tokens` they may still pass a limit by the
+   * call that crosses it.
+   */
+  strict: Schema.optionalKey(Schema.Boolean)
 })
 /** @since 0.1.0 @category models */
 export type Budget = typeof Budget.Type

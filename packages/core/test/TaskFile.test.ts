@@ -189,3 +189,14 @@ describe("TaskFile: recipe placeholders", () => {
     assert.deepStrictEqual(loads(recipe(command)).recipe?.command, command)
   })
 })
+
+describe("TaskFile: a strict budget", () => {
+  it("needs a time limit, which bounds what each trial holds", () => {
+    assert.deepStrictEqual(issues({ ...minimalTask, budget: { gpuHours: 2, strict: true }, recipe: { command: ["train"] } }), [
+      "budget.strict: holds each trial at the most it can cost, which its time limit bounds: set recipe.resources.timeLimitSeconds, or leave strict out"
+    ])
+    const task = loads({ ...minimalTask, budget: { gpuHours: 2, strict: true }, recipe: { command: ["train"], resources: { timeLimitSeconds: 600 } } })
+    assert.isTrue(task.budget.strict)
+    assert.match(taskError({ ...minimalTask, budget: { strict: "yes" } }), /budget\.strict: Expected boolean/)
+  })
+})

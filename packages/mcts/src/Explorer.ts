@@ -118,7 +118,7 @@ export type Requirements = Journal.Journal | SearchPolicy.SearchPolicy | Researc
  */
 export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, Error, Requirements> =>
   Effect.suspend((): Effect.Effect<Summary, Error, Requirements> => {
-    const wrong = checkOptions(options)
+    const wrong = checkOptions(options) ?? strictWithoutLimit(task, options)
     return wrong !== undefined ? Effect.fail(wrong) : Effect.scoped(runTraced(task, options))
   })
 
@@ -159,6 +159,15 @@ const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
 
 /** The options' issues, each naming its field and what it takes, or `undefined` when they are sound. */
 const checkOptions = (options: Options): Errors.InvalidInput | undefined => OptionSpec.check("Explorer.run", OPTIONS, options)
+
+/** A strict budget (the task's, or `options.budget`) holds each trial at its time limit's worth: it needs one. */
+const strictWithoutLimit = (task: Task.Task, options: Options): Errors.InvalidInput | undefined =>
+  (options.budget ?? task.budget).strict === true && task.recipe?.resources.timeLimitSeconds === undefined
+    ? new Errors.InvalidInput({
+      source: "budget.strict",
+      message: "budget.strict holds each trial at the most it can cost, which its time limit bounds: set recipe.resources.timeLimitSeconds, or leave strict out"
+    })
+    : undefined
 
 /**
  * The run, in a span named `Explorer.run`. Its agents are given the run's cost meter once, for the
@@ -626,7 +635,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
 
   /** Whether a trial admitted with `estimate` (from {@link admissionEstimate}) may start now. */
   function fits(estimate: Cost.Cost): boolean {
-    return admits(ledger, estimate, estimateCost(), inFlight.size === 0)
+    return admits(ledger, estimate, estimateCost(), inFlight.size === 0, runTask.budget.strict === true)
   }
 
   const heldSpace = runTask.searchSpace !== undefined && runTask.defaultStrategy !== undefined && SearchSpace.isConditional(runTask.searchSpace)
@@ -926,7 +935,7 @@ export const admission = (
   const expected = estimateOf(task, trialCost, trialsCosted, trialTime.mean)
   ledger.holdAtLeast(expected)
   const estimate = admittedWith(task, expected, trialsCosted)
-  const blockedBy = inFlightOf(entries) > 0 || admits(ledger, estimate, expected, true) ? undefined : ledger.exhausted() ?? ledger.wouldExceed(estimate, 1)
+  const blockedBy = inFlightOf(entries) > 0 || admits(ledger, estimate, expected, true, task.budget.strict === true) ? undefined : ledger.exhausted() ?? ledger.wouldExceed(estimate, 1)
   return { blockedBy, estimate, usage: ledger.usage() }
 }
 
@@ -986,28 +995,41 @@ const estimateOf = (task: Task.Task, trialCost: Cost.Cost, trialsCosted: number,
  * any trial has reported a cost, a trial with a time limit (`recipe.resources.timeLimitSeconds`)
  * holds that limit's worth of its GPUs (and of the task's `backend.pricing`) where the recipe
  * declares no estimate. So the first trials to start at once cannot together pass a GPU-hour or
- * dollar limit; the first of them starts whatever its bound (see {@link admits}).
+ * dollar limit; the first of them starts whatever its bound (see {@link admits}). Under a strict
+ * budget (`budget.strict`), every trial holds the most it can cost, the whole run long.
  */
 const admittedWith = (task: Task.Task, expected: Cost.Cost, trialsCosted: number): Cost.Cost => {
   const limit = task.recipe?.resources.timeLimitSeconds
-  if (trialsCosted > 0 || limit === undefined) return expected
-  const declared = task.recipe?.estimate
+  const strict = task.budget.strict === true
+  if ((trialsCosted > 0 && !strict) || limit === undefined) return expected
   const worst = { gpuSeconds: limit * (task.recipe?.resources.gpus ?? 0), wallSeconds: limit }
   const pricing = Backend.pricingOf(task.backend)
+  const worstDollars = pricing !== undefined ? Backend.price(pricing, worst) : 0
+  if (strict) {
+    // the most a trial can cost, whatever was expected of it (a time limit stops it there)
+    return {
+      ...expected,
+      gpuSeconds: Math.max(expected.gpuSeconds, worst.gpuSeconds),
+      wallSeconds: Math.max(expected.wallSeconds, worst.wallSeconds),
+      dollars: Math.max(expected.dollars, worstDollars)
+    }
+  }
+  const declared = task.recipe?.estimate
   return {
     ...expected,
     gpuSeconds: declared?.gpuSeconds ?? worst.gpuSeconds,
-    dollars: declared?.dollars ?? (pricing !== undefined ? Backend.price(pricing, worst) : 0)
+    dollars: declared?.dollars ?? worstDollars
   }
 }
 
 /**
  * Whether the budget admits a trial reserved at `estimate`: it fits, or it is the only trial and fits
  * at its `expected` cost (a time limit's worth bounds the trials that start together before any cost
- * is known; it does not keep the first from starting, for that is how a cost becomes known).
+ * is known; it does not keep the first from starting, for that is how a cost becomes known). Under a
+ * strict budget, only a trial whose most fits starts.
  */
-const admits = (ledger: Budget.Ledger, estimate: Cost.Cost, expected: Cost.Cost, alone: boolean): boolean =>
-  ledger.canAdmit(estimate) || (alone && estimate !== expected && ledger.canAdmit(expected))
+const admits = (ledger: Budget.Ledger, estimate: Cost.Cost, expected: Cost.Cost, alone: boolean, strict: boolean): boolean =>
+  ledger.canAdmit(estimate) || (alone && !strict && estimate !== expected && ledger.canAdmit(expected))
 
 /**
  * `Random.withSeed`, seeded on first use: the same numbers, but a selection that never draws one

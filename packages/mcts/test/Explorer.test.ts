@@ -1266,6 +1266,38 @@ describe("Explorer: budgets", () => {
       assert.isAtMost(summary.usage.spent.gpuSeconds, 3600)
     }))
 
+  it.live("a strict budget holds every trial at its time limit's worth for the whole run: trials that cost more than the mean cannot pass it together", () =>
+    Effect.gen(function*() {
+      // an hour of GPU time, trials of at most 1500 GPU-s: n1 costs 100, the others their whole 1500. Held at
+      // the mean once n1 had reported (100), n3 and n4 started beside n2 and the three spent 4600 in all
+      const recipe: Task.Recipe = { command: ["x"], env: {}, resources: { gpus: 1, cpus: 1, timeLimitSeconds: 1500 } }
+      const task = makeTask({ gpuHours: 1, strict: true }, { recipe })
+      const gates = gatesFor("n1", "n2", "n3", "n4", "n5", "n6")
+      const second = when((e) => e._tag === "NodeAdmitted" && e.nodeId === "n2")
+      const first = when((e) => e._tag === "NodeFinished" && e.nodeId === "n1")
+      const journal = Journal.makeMemory()
+      const fiber = yield* Explorer.run(task, { runId: "st", runDir: "/tmp/unused", seed: 1, concurrency: 3, onEvent: ({ event }) => [second, first].forEach((w) => w.onEvent(event)) }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(anywhere, gated(gates, (id) => (id === "n1" ? 100 : 1500))))),
+        Effect.forkChild
+      )
+      yield* Deferred.await(second.seen)
+      open(gates, "n1")
+      yield* Deferred.await(first.seen)
+      for (const id of gates.keys()) open(gates, id)
+      const summary = yield* Fiber.join(fiber)
+      const admitted = (yield* journal.read()).flatMap((e) => (e.event._tag === "NodeAdmitted" ? [e.event] : []))
+      for (const a of admitted) assert.strictEqual(a.estimate.gpuSeconds, 1500, `${a.nodeId} is held at its time limit's worth`)
+      assert.strictEqual(summary.reason, "budget: gpuHours")
+      assert.isAtMost(summary.usage.spent.gpuSeconds, 3600)
+      assert.strictEqual(summary.usage.trials, 3, "100 + 1500 + 1500; a fourth could cost 1500 more")
+      // without a time limit there is nothing to hold: refused, naming the field
+      const refused = yield* Effect.flip(Explorer.run(makeTask({ gpuHours: 1, strict: true }), { runId: "st2", runDir: "/tmp/unused" }).pipe(
+        Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(anywhere, gated(new Map(), () => 1))))
+      ))
+      assert.strictEqual(refused._tag, "InvalidInput")
+      assert.match(refused.message, /budget\.strict holds each trial at the most it can cost.*set recipe\.resources\.timeLimitSeconds/)
+    }))
+
   it.live("trials in flight held at more than the budget has left stop admissions, not the run: one that settles cheaper lets the next start", () =>
     Effect.gen(function*() {
       // n1 costs 3000, the others 100: after n1, n2 and n3 are held at 3000 each (9000 of 7200), yet
