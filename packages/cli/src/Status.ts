@@ -155,6 +155,7 @@ export const budgetLine = (budget: Budget.Budget, u: Pick<Budget.Usage, "trials"
   const tokens = u.spent.inputTokens + u.spent.outputTokens
   if (budget.tokens !== undefined || tokens > 0) parts.push(`tokens ${tokens}${budget.tokens !== undefined ? `/${budget.tokens}` : ""}`)
   parts.push(`wall ${duration(u.elapsedSeconds)}${budget.wallClockHours !== undefined ? `/${duration(budget.wallClockHours * 3600)}` : ""}`)
+  if (budget.strict === true) parts.push("strict (each trial held at its time limit)")
   return parts.join(" · ")
 }
 

@@ -416,6 +416,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const strict = trex(["run", file, "--out", tmp(), "--wall-clock-hours", "0.008", "--max-trials", "2", "--strict-budget"], { TREX_TOY_MS: "30" })
     assert.strictEqual(strict.status, 1, strict.stdout)
     assert.match(strict.stdout + strict.stderr, /no trial ran \(budget: wallClockHours\)/)
+    assert.match(strict.stdout, /^Budget: trials 0\/2 · .* · strict \(each trial held at its time limit\)$/m)
     const unlimited = writeTask(taskDir, "unlimited.task.yaml", fs.readFileSync(file, "utf8").replace(", timeLimitSeconds: 30", ""))
     const refused = trex(["run", unlimited, "--out", tmp(), "--strict-budget"])
     assert.strictEqual(refused.status, 2)
