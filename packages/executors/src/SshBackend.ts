@@ -48,6 +48,16 @@ export interface Config {
   readonly killGraceSeconds?: number
   /** Retry budget for an unreachable host (default 20 s). */
   readonly retryFor?: Duration.Input
+  /**
+   * A host that could not be reached (after `retryFor`) gets no new jobs for this long; then it is
+   * tried again, and takes jobs once it answers (default 30 s).
+   */
+  readonly hostRetryAfter?: Duration.Input
+  /**
+   * How long a running job's host may stay unreachable before the job is reported lost
+   * (`Failed`/`Infra`, so it runs again elsewhere); its copy is killed if the host comes back (default 5 min).
+   */
+  readonly hostLostAfter?: Duration.Input
 }
 
 const NAME = "ssh"
@@ -63,6 +73,14 @@ interface PoolHost {
   readonly conn: Connection
   readonly slots: number
   readonly gpus: ReadonlyArray<string>
+  /** Its running jobs are known (adopted): only then may it take new ones. */
+  adopted: boolean
+  /** Set while it cannot be reached: no new jobs until `until` (ms), then it is tried again. */
+  down: { until: number; reason: string } | undefined
+  /** Jobs (dir, process group) reported lost or cancelled while it was down: killed when it answers again. */
+  readonly abandoned: Map<string, number | undefined>
+  /** When a call to it last succeeded (ms). */
+  lastOk: number
 }
 
 interface Held {
@@ -76,7 +94,8 @@ interface Held {
  */
 interface QueuedJob {
   readonly gpus: number
-  readonly launch: (host: PoolHost, gpuIds: ReadonlyArray<string>) => Effect.Effect<ExperimentNode.JobRef, Errors.BackendError>
+  /** Start it there, or (the host unreachable before it started) on another host with room; `undefined` when none has. */
+  readonly launch: (host: PoolHost, gpuIds: ReadonlyArray<string>) => Effect.Effect<ExperimentNode.JobRef | undefined, Errors.BackendError>
 }
 
 /** How long a job nobody here launched may have a record and no process before it counts as never started (its controller died between the two). */
@@ -116,23 +135,81 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("5 seconds")]),
     Schedule.during(config.retryFor ?? "20 seconds")
   ])
+  const retryAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostRetryAfter ?? "30 seconds"))
+  const lostAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostLostAfter ?? "5 minutes"))
   const pool: Array<PoolHost> = config.hosts.map((h) => ({
     name: h.name ?? `${h.username}@${h.host}:${h.port ?? 22}`,
     conn: new Connection(h),
     slots: Math.max(1, h.slots ?? 1),
-    gpus: [...(h.gpus ?? [])]
+    gpus: [...(h.gpus ?? [])],
+    adopted: false,
+    down: undefined,
+    abandoned: new Map(),
+    lastOk: Date.now()
   }))
   const held = new Map<string, Held>()
   /** Jobs submitted here whose exit nobody has read yet: their first watch replays all output. */
   const fresh = new Set<string>()
   yield* Effect.addFinalizer(() => Effect.sync(() => pool.forEach((h) => h.conn.close())))
 
-  const call = <A>(operation: string, host: PoolHost, f: (c: Connection) => Promise<A>) =>
-    Effect.tryPromise({
-      try: () => f(host.conn),
-      catch: (e) =>
-        e instanceof SshFailure ? fail(operation, e.message, e.retryable) : fail(operation, `${host.name}: ${String(e)}`, true)
-    }).pipe(Effect.retry({ schedule, while: (e) => e.retryable }))
+  /** Errors of hosts that could not be reached (not of the command run there). */
+  const unreachable = new WeakSet<Errors.BackendError>()
+  const isUnreachable = (e: Errors.BackendError) => unreachable.has(e)
+  /** Within its wait after failing to connect: no new jobs, and no connection attempt. */
+  const resting = (host: PoolHost) => host.down !== undefined && Date.now() < host.down.until
+
+  const markDown = (host: PoolHost, reason: string) =>
+    Effect.suspend(() => {
+      const first = host.down === undefined
+      host.down = { until: Date.now() + retryAfter, reason }
+      return first
+        ? Effect.logWarning(
+          `ssh host ${host.name} (${host.conn.label}) is unreachable: ${reason}. It gets no new jobs (they go to the other hosts, or wait); ` +
+            `it is tried again every ${Duration.format(Duration.millis(retryAfter))}, and its running jobs are waited for up to ` +
+            `${Duration.format(Duration.millis(lostAfter))} before they count as lost and run again elsewhere. Check that the host and its sshd are up.`
+        )
+        : Effect.void
+    })
+
+  const markUp = (host: PoolHost) =>
+    Effect.suspend(() => {
+      if (host.down === undefined) return Effect.void
+      host.down = undefined
+      const stale = [...host.abandoned]
+      host.abandoned.clear()
+      if (stale.length === 0) return Effect.logInfo(`ssh host ${host.name} is reachable again: it takes new jobs`)
+      return Effect.logInfo(`ssh host ${host.name} is reachable again: it takes new jobs; stopping ${stale.length} job(s) given up on while it was down`).pipe(
+        Effect.andThen(Effect.forEach(stale, ([dir, pgid]) => Effect.ignore(call("cancel", host, (c) => c.exec(killScript(host, dir, pgid)))), { discard: true })),
+        Effect.forkIn(scope),
+        Effect.asVoid
+      )
+    })
+
+  const call = <A>(operation: string, host: PoolHost, f: (c: Connection) => Promise<A>): Effect.Effect<A, Errors.BackendError> =>
+    Effect.suspend(() => {
+      // a host known down is not waited for again: failing fast lets the others be used
+      if (resting(host)) {
+        const e = fail(operation, `${host.name} is unreachable (${host.down!.reason}); tried again later`, true)
+        unreachable.add(e)
+        return Effect.fail(e)
+      }
+      const once = Effect.tryPromise({
+        try: () => f(host.conn),
+        catch: (e) => {
+          const err = e instanceof SshFailure ? fail(operation, e.message, e.retryable) : fail(operation, `${host.name}: ${String(e)}`, true)
+          if (e instanceof SshFailure && e.unreachable) unreachable.add(err)
+          return err
+        }
+      })
+      // a host that was down gets one try (a probe), not the whole retry budget
+      return (host.down !== undefined ? once : Effect.retry(once, { schedule, while: (e) => e.retryable })).pipe(
+        Effect.tapError((e) => (isUnreachable(e) ? markDown(host, e.message) : Effect.void)),
+        Effect.tap(() => {
+          host.lastOk = Date.now()
+          return markUp(host)
+        })
+      )
+    })
 
   const hostOf = (ref: ExperimentNode.JobRef) => {
     const h = pool.find((p) => p.name === ref.data["host"])
@@ -145,16 +222,19 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const refresh = Effect.fnUntraced(function*() {
     for (const [id, h] of [...held]) {
       const host = pool.find((p) => p.name === h.host)!
+      // an unreachable host's jobs keep their slots (they may well be running); its other slots are not offered anyway
+      if (resting(host)) continue
       const dir = id.slice(0, id.indexOf("@"))
       const out = yield* call("submit", host, (c) =>
         c.exec(`cd ${Script.quote(posix.join(remoteRoot, dir))} && { [ -f ${Script.FILES.exit} ] || { [ -f ${Script.FILES.pid} ] && ! kill -0 $(cut -d' ' -f1 ${Script.FILES.pid}) 2>/dev/null; }; }`)
-      )
-      if (out.code === 0) held.delete(id)
+      ).pipe(Effect.catchIf(isUnreachable, () => Effect.succeed(undefined)))
+      if (out?.code === 0) held.delete(id)
     }
   })
 
   const place = (gpus: number): { host: PoolHost; gpuIds: Array<string> } | undefined => {
     for (const host of pool) {
+      if (!host.adopted || resting(host)) continue
       const mine = [...held.values()].filter((h) => h.host === host.name)
       const busy = new Set(mine.flatMap((h) => h.gpuIds))
       const free = host.gpus.filter((g) => !busy.has(g))
@@ -163,10 +243,11 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     return undefined
   }
 
-  /** Jobs a previous controller left running hold their slots and GPUs: find them once, on first use. */
-  let adopted = false
+  /**
+   * Jobs a previous controller left running hold their slots and GPUs: found once per host, on
+   * first use; a host that cannot be reached then is adopted when it answers.
+   */
   const adopt = Effect.fnUntraced(function*() {
-    if (adopted) return
     const F = Script.FILES
     const script = [
       `cd ${Script.quote(remoteRoot)} 2>/dev/null || exit 0`,
@@ -176,7 +257,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       `done`
     ].join("\n")
     for (const host of pool) {
-      const out = yield* call("submit", host, (c) => c.exec(script))
+      if (host.adopted || resting(host)) continue
+      const out = yield* call("submit", host, (c) => c.exec(script)).pipe(Effect.catchIf(isUnreachable, () => Effect.succeed(undefined)))
+      if (out === undefined) continue
       for (const line of out.stdout.split("\n")) {
         const space = line.indexOf(" ")
         if (space < 0) continue
@@ -187,25 +270,32 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
           // a half-written record: not a job to account for
         }
       }
+      host.adopted = true
     }
-    adopted = true
   })
 
   /** Why a job needing `gpus` GPUs cannot be placed now. */
   const why = (gpus: number) => {
-    const slots = pool.reduce((n, h) => n + h.slots, 0)
-    return held.size >= slots ? `no free slot: ${held.size} of ${slots} in use` : `no host with ${gpus} free GPU${gpus === 1 ? "" : "s"}`
+    const up = pool.filter((h) => h.adopted && !resting(h))
+    const down = pool.filter((h) => !up.includes(h))
+    const unreach = down.length > 0 ? ` (unreachable: ${down.map((h) => h.name).join(", ")})` : ""
+    if (up.length === 0) return `no host reachable: ${down.map((h) => `${h.name}: ${h.down?.reason ?? "not reached yet"}`).join("; ")}`
+    const slots = up.reduce((n, h) => n + h.slots, 0)
+    const inUse = [...held.values()].filter((j) => up.some((h) => h.name === j.host)).length
+    return inUse >= slots ? `no free slot: ${inUse} of ${slots} in use${unreach}` : `no host with ${gpus} free GPU${gpus === 1 ? "" : "s"}${unreach}`
   }
 
   const scope = yield* Effect.scope
   /** Jobs waiting for a host: started in submission order. */
   const queue = new AdmissionQueue<QueuedJob, { readonly host: PoolHost; readonly gpuIds: ReadonlyArray<string> }, ExperimentNode.JobRef>({
     room: (e) =>
-      Effect.map(refresh(), () => {
+      Effect.map(Effect.andThen(adopt(), refresh()), () => {
         const got = place(e.job.gpus)
         return got !== undefined ? { go: got } : { wait: why(e.job.gpus) }
       }),
-    start: (e, got) => e.job.launch(got.host, got.gpuIds),
+    start: (e, got) =>
+      Effect.flatMap(e.job.launch(got.host, got.gpuIds), (ref) =>
+        ref !== undefined ? Effect.succeed(ref) : Effect.fail(fail("submit", `no reachable host has room: ${why(e.job.gpus)}`, true))),
     fork: (effect) => Effect.forkIn(effect, scope),
     poll: QUEUE_POLL
   })
@@ -253,8 +343,10 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       try: () => Script.envFile(Backend.revealEnv(spec.env)),
       catch: (e) => fail("submit", e instanceof Error ? e.message : String(e))
     })
-    const launch = (host: PoolHost, gpuIds: ReadonlyArray<string>, ticket?: string) => {
+    let launching = false
+    const launchOn = (host: PoolHost, gpuIds: ReadonlyArray<string>, ticket?: string) => {
       const id = `${rel}@${host.name}`
+      launching = false
       // taken at once, in the step that found it free
       held.set(id, { host: host.name, gpuIds })
       const prepare = Effect.gen(function*() {
@@ -274,6 +366,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
           { target: posix.join(dir, Script.FILES.script), content: wrapper, mode: 0o700 }
         ]
         yield* Effect.forEach(writes, (w) => call("submit", host, (c) => c.writeFile(w.target, w.content, w.mode)), { concurrency: "unbounded" })
+        // from here a lost connection leaves it unknown whether the job started: not placed elsewhere
+        launching = true
         const started = yield* call("submit", host, (c) => c.exec(Script.launch(dir)))
         if (started.code !== 0) return yield* fail("submit", `${host.name}: cannot start the job: ${started.stderr.trim()}`)
         fresh.add(id)
@@ -281,13 +375,23 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       })
       return Effect.onError(prepare, () => Effect.sync(() => held.delete(id)))
     }
+    /** On `host`; if it cannot be reached before the job starts, on the next host with room (`undefined`: none has). */
+    const launch = (host: PoolHost, gpuIds: ReadonlyArray<string>, ticket?: string): Effect.Effect<ExperimentNode.JobRef | undefined, Errors.BackendError> =>
+      launchOn(host, gpuIds, ticket).pipe(
+        Effect.catchIf((e) => isUnreachable(e) && !launching, () => {
+          // the host is marked down now: place() skips it
+          const next = place(spec.resources.gpus)
+          return next === undefined ? Effect.succeed(undefined) : launch(next.host, next.gpuIds, ticket)
+        })
+      )
     yield* adopt()
     let got = queue.length === 0 ? place(spec.resources.gpus) : undefined
     if (got === undefined && queue.length === 0) {
       yield* refresh()
       got = queue.length === 0 ? place(spec.resources.gpus) : undefined
     }
-    if (got !== undefined) return yield* launch(got.host, got.gpuIds)
+    const ref = got !== undefined ? yield* launch(got.host, got.gpuIds) : undefined
+    if (ref !== undefined) return ref
     // No host has room: queued here and started in turn, so that a stop can withdraw it.
     const id = `${rel}@queued-${Date.now().toString(36)}-${++ticketCount}`
     const job: QueuedJob = { gpus: spec.resources.gpus, launch: (host, gpuIds) => launch(host, gpuIds, id) }
@@ -347,7 +451,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     return { ...base, outcome: "Failed", failureKind: "Crash", message: signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}` } satisfies Backend.JobExit
   })
 
-  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void) {
+  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void, known: { pid: number | undefined }) {
     const { host, dir } = yield* hostOf(ref)
     const f = (name: string) => posix.join(dir, name)
     if ((yield* readText(host, f(Script.FILES.job))) === undefined) return yield* fail("watch", `no job at ${host.name}:${dir}`)
@@ -405,6 +509,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         return yield* finish(exit[0], replay)
       }
       pid ??= numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.pid), 0)))?.[0]
+      known.pid ??= pid
       if (pid === undefined && !fresh.has(ref.id) && Date.now() - (unlaunchedSince ??= Date.now()) > LAUNCH_GRACE_MS) {
         // A record and no process, and nobody here launched it: its controller stopped between
         // writing the job and launching it, so nobody will. Made unlaunchable (its secrets go too), then reported.
@@ -433,10 +538,31 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     }
   })
 
+  /**
+   * `drive`, through its host's outages: while the host cannot be reached the job is waited for
+   * (it likely runs on); unreachable for `hostLostAfter`, it is reported lost (`Failed`/`Infra`, run
+   * again elsewhere) and its copy is stopped if the host comes back.
+   */
+  const driveThrough = (ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void): Effect.Effect<void, Errors.BackendError> => {
+    const known: { pid: number | undefined } = { pid: undefined }
+    const since = Date.now()
+    const loop: Effect.Effect<void, Errors.BackendError> = Effect.catchIf(drive(ref, emit, known), isUnreachable, (e) =>
+      Effect.flatMap(hostOf(ref), ({ host, dir }) => {
+        if (Date.now() - Math.max(since, host.lastOk) < lostAfter) return Effect.andThen(Effect.sleep(QUEUE_POLL), loop)
+        held.delete(ref.id)
+        fresh.delete(ref.id)
+        host.abandoned.set(dir, known.pid)
+        return Effect.sync(() =>
+          emit(unstarted("Lost", `host ${host.name} was unreachable for ${Duration.format(Duration.millis(lostAfter))} (${e.message}): the job counts as lost and runs again elsewhere; if the host comes back, this copy is stopped`))
+        )
+      }))
+    return loop
+  }
+
   const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void) {
-    if (ref.data["queued"] !== true) return yield* drive(ref, emit)
+    if (ref.data["queued"] !== true) return yield* driveThrough(ref, emit)
     const got = yield* settle(ref, emit)
-    return yield* "_tag" in got ? Effect.sync(() => emit(got)) : drive(got, emit)
+    return yield* "_tag" in got ? Effect.sync(() => emit(got)) : driveThrough(got, emit)
   })
 
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
@@ -458,13 +584,22 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   /** A queued job leaves the queue without starting; one that has started is let run. */
   const withdraw = (ref: ExperimentNode.JobRef) => Effect.sync(() => ref.data["queued"] === true && queue.remove(ref.id, "withdrawn before it started"))
 
-  const kill = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef) {
-    const { host, dir } = yield* hostOf(ref)
+  /**
+   * TERM the process group, give it the grace period, then KILL it; nothing to do once it has exited.
+   * With `host` (a copy given up on while its host was down), only that host's copy, and only the
+   * process group known then: the directory may hold a newer job (a shared `remoteRoot`, a rerun).
+   */
+  const killScript = (host: PoolHost | undefined, dir: string, pgid?: number) => {
     const F = Script.FILES
-    // TERM the process group, give it the grace period, then KILL it; nothing to do once it has exited.
-    const script = [
+    return [
       `cd ${Script.quote(dir)} || exit 0`,
       `[ -f ${F.exit} ] && exit 0`,
+      ...(host !== undefined
+        ? [
+          `grep -qF ${Script.quote(`"host":${JSON.stringify(host.name)}`)} ${F.job} 2>/dev/null || exit 0`,
+          ...(pgid !== undefined ? [`[ "$(cut -d' ' -f1 ${F.pid} 2>/dev/null)" = ${pgid} ] || exit 0`] : [])
+        ]
+        : []),
       `date +%s > ${F.cancelled}`,
       `[ -f ${F.pid} ] || exit 0`,
       `pg=$(cut -d' ' -f1 ${F.pid})`,
@@ -472,7 +607,14 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       `i=0; while [ $i -lt ${grace * 5} ]; do [ -f ${F.exit} ] && exit 0; kill -0 -$pg 2>/dev/null || exit 0; sleep 0.2; i=$((i+1)); done`,
       `kill -KILL -$pg 2>/dev/null; exit 0`
     ].join("\n")
-    const out = yield* call("cancel", host, (c) => c.exec(script))
+  }
+
+  const kill = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef) {
+    const { host, dir } = yield* hostOf(ref)
+    const out = yield* call("cancel", host, (c) => c.exec(killScript(undefined, dir))).pipe(
+      // stopped when the host answers again (the caller hears that it could not be done now)
+      Effect.tapError((e) => Effect.sync(() => isUnreachable(e) && host.abandoned.set(dir, host.abandoned.get(dir))))
+    )
     if (out.code !== 0) return yield* fail("cancel", `${host.name}: cancel failed: ${out.stderr.trim()}`)
   })
 
@@ -512,11 +654,15 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     cancel,
     withdraw,
     list,
-    capacity: Effect.map(Effect.suspend(() => adopt()), () => ({
-      slots: pool.reduce((n, h) => n + h.slots, 0),
-      gpus: pool.reduce((n, h) => n + h.gpus.length, 0),
-      inUse: held.size
-    }))
+    // the hosts that can take jobs now: an unreachable one (or one not reached yet) counts for nothing
+    capacity: Effect.map(Effect.suspend(() => adopt()), () => {
+      const up = pool.filter((h) => h.adopted && !resting(h))
+      return {
+        slots: up.reduce((n, h) => n + h.slots, 0),
+        gpus: up.reduce((n, h) => n + h.gpus.length, 0),
+        inUse: [...held.values()].filter((j) => up.some((h) => h.name === j.host)).length
+      }
+    })
   }
   return backend
 })

@@ -270,3 +270,133 @@ describe("SshBackend", () => {
       assert.include(error2.message, "host key not in")
     })))
 })
+
+/**
+ * A second "host" of the pool: a TCP relay to the test sshd that can be taken down (listener closed,
+ * connections cut: what a stopped sshd or a dropped network looks like from the controller) and
+ * brought back on the same port. Jobs keep running on the machine behind it, as on a real host
+ * whose network dropped.
+ */
+const relay = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const sockets = new Set<Net.Socket>()
+    const server = Net.createServer((client) => {
+      const upstream = Net.connect(host.port!, host.host)
+      sockets.add(client).add(upstream)
+      const end = () => {
+        client.destroy()
+        upstream.destroy()
+        sockets.delete(client)
+        sockets.delete(upstream)
+      }
+      for (const s of [client, upstream]) s.on("error", end).on("close", end)
+      client.pipe(upstream).pipe(client)
+    })
+    let port = 0
+    const up = () => new Promise<void>((resolve) => server.listen(port, "127.0.0.1", () => {
+      port = (server.address() as Net.AddressInfo).port
+      resolve()
+    }))
+    await up()
+    return {
+      port,
+      up: Effect.promise(up),
+      down: Effect.promise(() => new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        for (const s of sockets) s.destroy()
+      }))
+    }
+  }),
+  (r) => r.down
+)
+
+/** known_hosts for the test sshd reached on other ports of 127.0.0.1. */
+const knownHostsFor = (...ports: ReadonlyArray<number>) => {
+  const key = Fs.readFileSync(host.knownHostsPath, "utf8").trim().split(/\s+/).slice(1, 3).join(" ")
+  const file = Path.join(local, `known_hosts_${ports.join("_")}`)
+  Fs.writeFileSync(file, ports.map((p) => `[127.0.0.1]:${p} ${key}\n`).join(""))
+  return file
+}
+
+/** A port of 127.0.0.1 where nothing listens (a host that is off). */
+const deadPort = Effect.promise(() => new Promise<number>((resolve) => {
+  const s = Net.createServer().listen(0, "127.0.0.1", () => {
+    const port = (s.address() as Net.AddressInfo).port
+    s.close(() => resolve(port))
+  })
+}))
+
+const exitOf = (events: ReadonlyArray<Backend.JobEvent>) => events.at(-1) as Backend.JobExit
+
+describe("SshBackend, a pool with a host down", () => {
+  const live: SshBackend.Host = { ...host, name: "live", slots: 1 }
+  const fast = { retryFor: "1 second", pollInterval: "150 millis", killGraceSeconds: 2 } as const
+
+  it.live("a host that is down before the first job gets none: every job runs on the others; capacity counts the reachable hosts", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const port = yield* deadPort
+      const dead: SshBackend.Host = { ...host, name: "dead", port, knownHostsPath: knownHostsFor(port), slots: 2 }
+      const backend = yield* SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 hour", hosts: [dead, live] })
+      const hosts: Array<unknown> = []
+      for (let i = 0; i < 3; i++) {
+        const ref = yield* backend.submit(spec(["sh", "-c", "echo ok"]))
+        const exit = exitOf(yield* Stream.runCollect(backend.watch(ref)))
+        assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+        hosts.push(ref.data["host"])
+      }
+      assert.deepStrictEqual(hosts, ["live", "live", "live"], "no job was sent to the dead host")
+      assert.deepStrictEqual(yield* backend.capacity, { slots: 1, gpus: 2, inUse: 0 }, "only the reachable host's slots and GPUs")
+    })), 60_000)
+
+  it.live("a host that goes down gets no new jobs, and takes them again once it is back", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const r = yield* relay
+      const flaky: SshBackend.Host = { ...host, name: "flaky", port: r.port, knownHostsPath: knownHostsFor(r.port), slots: 1 }
+      const backend = yield* SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 second", hosts: [flaky, live] })
+      const run = (argv: ReadonlyArray<string>) =>
+        Effect.flatMap(backend.submit(spec(argv)), (ref) =>
+          Effect.map(Stream.runCollect(backend.watch(ref)), (events) => ({ host: ref.data["host"], outcome: exitOf(events).outcome })))
+      assert.deepStrictEqual(yield* run(["true"]), { host: "flaky", outcome: "Succeeded" }, "the first host takes the first job")
+      yield* r.down
+      const during = yield* Effect.forEach([0, 1, 2], () => run(["true"]))
+      assert.deepStrictEqual(during, [0, 1, 2].map(() => ({ host: "live", outcome: "Succeeded" })), "while it is down, jobs go to the other host")
+      assert.strictEqual((yield* backend.capacity).slots, 1)
+      yield* r.up
+      // tried again once its wait is over: the job goes to it (the first host with room) again
+      yield* eventually("the host that came back takes a job", Effect.map(run(["true"]), (x) => x.host === "flaky" && x.outcome === "Succeeded"), 30)
+      assert.strictEqual((yield* backend.capacity).slots, 2)
+    })), 90_000)
+
+  it.live("a running job whose host stays unreachable is reported lost (to run again), and its copy is stopped when the host comes back", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const r = yield* relay
+      const flaky: SshBackend.Host = { ...host, name: "flaky", port: r.port, knownHostsPath: knownHostsFor(r.port), slots: 1 }
+      const backend = yield* SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 second", hostLostAfter: "3 seconds", hosts: [flaky, live] })
+      const s = spec(["sh", "-c", `echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`])
+      const ref = yield* backend.submit(s)
+      assert.strictEqual(ref.data["host"], "flaky")
+      const dir = String(ref.data["dir"])
+      const watching = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.forkChild)
+      yield* eventually("the job runs", () => Fs.existsSync(Path.join(dir, ".trex-pid")), 30)
+      const pgid = Number(Fs.readFileSync(Path.join(dir, ".trex-pid"), "utf8").split(" ")[0])
+      yield* r.down
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
+      assert.include(exit.message, "host flaky was unreachable")
+      assert.isFalse(gone(pgid), "the job itself still runs on the host cut off")
+      // the trial runs again: on the other host
+      const again = yield* backend.submit({ ...s, labels: { run: s.labels.run, node: `${s.labels.node}-again` } })
+      assert.strictEqual(again.data["host"], "live")
+      Fs.writeFileSync(Path.join(String(again.data["dir"]), "go"), "")
+      assert.strictEqual(exitOf(yield* Stream.runCollect(backend.watch(again))).outcome, "Succeeded")
+      // the host is back: the copy given up on is stopped (not left to run twice)
+      yield* r.up
+      yield* eventually("the host answers again", Effect.map(Effect.result(backend.list(s.labels.run)), (x) => x._tag === "Success"), 30)
+      yield* eventually("the abandoned copy is stopped", () => gone(pgid), 30)
+      assert.isTrue(Fs.existsSync(Path.join(dir, ".trex-cancelled")))
+    })), 90_000)
+})

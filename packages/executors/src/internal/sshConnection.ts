@@ -16,12 +16,15 @@ export interface HostConfig {
   readonly knownHostsPath: string
 }
 
-/** An error with whether trying again later may help. */
+/** An error with whether trying again later may help, and whether the host could not be reached at all. */
 export class SshFailure extends Error {
   readonly retryable: boolean
-  constructor(message: string, retryable: boolean) {
+  /** The connection could not be made (refused, timed out, no route): the host is down or cut off, not the command. */
+  readonly unreachable: boolean
+  constructor(message: string, retryable: boolean, unreachable = false) {
     super(message)
     this.retryable = retryable
+    this.unreachable = unreachable
   }
 }
 
@@ -62,7 +65,7 @@ export class Connection {
         if (refused !== undefined) return reject(new SshFailure(refused, false))
         const retryable = (err.code !== undefined && CONNECTION_CODES.has(err.code)) || /timed out|keepalive/i.test(err.message)
         const auth = err.level === "client-authentication" ? ` (the key ${this.config.privateKeyPath} was not accepted)` : ""
-        reject(new SshFailure(`${this.label}: ${err.message}${auth}`, retryable))
+        reject(new SshFailure(`${this.label}: ${err.message}${auth}`, retryable, retryable))
       })
       client.on("close", () => {
         this.client = undefined
@@ -108,7 +111,11 @@ export class Connection {
         let stderr = ""
         stream.on("data", (d: Buffer) => (stdout += d.toString("utf8")))
         stream.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")))
-        stream.once("close", (code: number | null) => resolve({ code: code ?? -1, stdout, stderr }))
+        // neither an exit code nor a signal: the connection went before the command ended
+        stream.once("close", (code: number | null | undefined, signal?: string) =>
+          code == null && signal == null
+            ? reject(new SshFailure(`${this.label}: the connection closed before the command ended`, true, true))
+            : resolve({ code: code ?? -1, stdout, stderr }))
       })
     })
   }
