@@ -12,7 +12,7 @@ import type { ExperimentNode } from "@trex/core"
 import { Duration, Effect, Layer, Queue, Schedule, Stream } from "effect"
 import { constants } from "node:os"
 import { posix } from "node:path"
-import { AdmissionQueue, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
+import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
 import { Connection, type HostConfig, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
@@ -293,9 +293,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         const got = place(e.job.gpus)
         return got !== undefined ? { go: got } : { wait: why(e.job.gpus) }
       }),
-    start: (e, got) =>
-      Effect.flatMap(e.job.launch(got.host, got.gpuIds), (ref) =>
-        ref !== undefined ? Effect.succeed(ref) : Effect.fail(fail("submit", `no reachable host has room: ${why(e.job.gpus)}`, true))),
+    // the host it was given stopped answering and no other has room: it waits again
+    start: (e, got) => Effect.map(e.job.launch(got.host, got.gpuIds), (ref) => ref ?? AGAIN),
     fork: (effect) => Effect.forkIn(effect, scope),
     poll: QUEUE_POLL
   })

@@ -29,11 +29,14 @@ export const unstarted = (outcome: "Cancelled" | "Lost", message: string): Backe
 /** What a queued job of an earlier controller became when nothing records that it started. */
 export const LOST_IN_QUEUE = "it was waiting for a free slot or GPU when its controller stopped, and never started"
 
+/** What `start` gives when the room it was offered went before the job started (a host that stopped answering): the job waits again, at the head. */
+export const AGAIN: unique symbol = Symbol.for("@trex/executors/AdmissionQueue/again")
+
 /** How a backend starts its queue's jobs. */
 export interface Options<Job, Go, Started> {
   /** Whether the head can start now (`{ go }`: what it starts with), or why it must wait (`{ wait }`). */
   readonly room: (entry: Entry<Job>) => Effect.Effect<{ readonly go: Go } | { readonly wait: string }, Errors.BackendError>
-  readonly start: (entry: Entry<Job>, go: Go) => Effect.Effect<Started, Errors.BackendError>
+  readonly start: (entry: Entry<Job>, go: Go) => Effect.Effect<Started | typeof AGAIN, Errors.BackendError>
   /** Wraps each admission (a backend's own lock, shared with its direct starts). */
   readonly exclusive?: <A>(effect: Effect.Effect<A>) => Effect.Effect<A>
   /** Runs the queue's pump in the background. */
@@ -128,7 +131,13 @@ export class AdmissionQueue<Job, Go, Started> {
       // from here on it starts: a withdraw finds it gone from the queue and lets it run
       this.queue.shift()
       const started = fit._tag === "Failure" ? Effect.fail(fit.failure) : this.options.start(head, fitted!.go)
-      return Effect.flatMap(Effect.exit(started), (exit) => Effect.as(Deferred.done(this.outcomes.get(head.id)!, exit), true))
+      return Effect.flatMap(Effect.exit(started), (exit) => {
+        if (exit._tag === "Success" && exit.value === AGAIN) {
+          this.queue.unshift(head)
+          return Effect.succeed(false)
+        }
+        return Effect.as(Deferred.done(this.outcomes.get(head.id)!, exit as Exit.Exit<Started, Errors.BackendError>), true)
+      })
     })
   })
 
