@@ -44,6 +44,8 @@ export const Ssh = Schema.Struct({
   remoteRoot: Str,
   pollInterval: opt(DurationString),
   killGraceSeconds: opt(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  hostRetryAfter: opt(DurationString),
+  hostLostAfter: opt(DurationString),
   hosts: Schema.Array(Schema.Struct({
     name: opt(Str),
     host: Str,
@@ -86,6 +88,8 @@ export const ssh = (backend: unknown): Effect.Effect<SshBackend.Config, Errors.I
     remoteRoot: s.remoteRoot,
     ...(s.pollInterval !== undefined ? { pollInterval: s.pollInterval as SshBackend.Config["pollInterval"] & string } : {}),
     ...(s.killGraceSeconds !== undefined ? { killGraceSeconds: s.killGraceSeconds } : {}),
+    ...(s.hostRetryAfter !== undefined ? { hostRetryAfter: s.hostRetryAfter as Duration.Input & string } : {}),
+    ...(s.hostLostAfter !== undefined ? { hostLostAfter: s.hostLostAfter as Duration.Input & string } : {}),
     hosts: s.hosts.map((h) => ({ ...h, privateKeyPath: home(h.privateKeyPath), knownHostsPath: home(h.knownHostsPath) }))
   }))
 
