@@ -161,6 +161,14 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.strictEqual(ok.pollInterval, "2 seconds")
   })
 
+  it("backend.ssh.hostRetryAfter and hostLostAfter (what the pool does with a host that is down) are durations passed to the backend", async () => {
+    const hosts = [{ host: "h", username: "u", privateKeyPath: "k", knownHostsPath: "kh" }]
+    const error = await Effect.runPromise(Effect.flip(BackendSettings.ssh({ ssh: { remoteRoot: "/scratch", hostLostAfter: "10 min", hosts } })))
+    assert.match(error.message, /^ {2}backend\.ssh\.hostLostAfter: expected a duration such as "500 millis" .*, got "10 min"$/m)
+    const ok = await Effect.runPromise(BackendSettings.ssh({ ssh: { remoteRoot: "/scratch", hostRetryAfter: "1 minute", hostLostAfter: "10 minutes", hosts } }))
+    assert.deepStrictEqual([ok.hostRetryAfter, ok.hostLostAfter], ["1 minute", "10 minutes"])
+  })
+
   it("bad flags", () => {
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--concurrency", "0"]).status, 2)
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--policy", "magic"]).status, 2)
