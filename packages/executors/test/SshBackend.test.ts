@@ -369,6 +369,29 @@ describe("SshBackend, a pool with a host down", () => {
       assert.strictEqual((yield* backend.capacity).slots, 2)
     })), 90_000)
 
+  it.live("a queued job offered a host that is still down (its wait over) waits again, and starts when another host frees", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const r = yield* relay
+      const flaky: SshBackend.Host = { ...host, name: "flaky", port: r.port, knownHostsPath: knownHostsFor(r.port), slots: 1 }
+      const backend = yield* SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 second", hosts: [flaky, live] })
+      const before = yield* backend.submit(spec(["true"]))
+      assert.strictEqual(before.data["host"], "flaky")
+      assert.strictEqual(exitOf(yield* Stream.runCollect(backend.watch(before))).outcome, "Succeeded")
+      yield* r.down
+      const first = yield* backend.submit(spec(["sh", "-c", `i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`]))
+      assert.strictEqual(first.data["host"], "live")
+      const queued = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":3}' > result.json`]))
+      assert.strictEqual(queued.data["queued"], true)
+      const watching = yield* Stream.runCollect(backend.watch(queued)).pipe(Effect.forkChild)
+      // meanwhile the queue offers it the down host each time that host's wait is over: it is tried, and the job waits again
+      yield* Effect.sleep("4 seconds")
+      Fs.writeFileSync(Path.join(String(first.data["dir"]), "go"), "")
+      const exit = exitOf(yield* Fiber.join(watching))
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      assert.deepStrictEqual(exit.result, { metrics: {}, primary: 3 })
+    })), 60_000)
+
   it.live("a running job whose host stays unreachable is reported lost (to run again), and its copy is stopped when the host comes back", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
