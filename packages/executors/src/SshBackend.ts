@@ -232,9 +232,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     }
   })
 
-  const place = (gpus: number): { host: PoolHost; gpuIds: Array<string> } | undefined => {
+  const place = (gpus: number, skip?: ReadonlySet<PoolHost>): { host: PoolHost; gpuIds: Array<string> } | undefined => {
     for (const host of pool) {
-      if (!host.adopted || resting(host)) continue
+      if (!host.adopted || resting(host) || skip?.has(host)) continue
       const mine = [...held.values()].filter((h) => h.host === host.name)
       const busy = new Set(mine.flatMap((h) => h.gpuIds))
       const free = host.gpus.filter((g) => !busy.has(g))
@@ -375,12 +375,13 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       return Effect.onError(prepare, () => Effect.sync(() => held.delete(id)))
     }
     /** On `host`; if it cannot be reached before the job starts, on the next host with room (`undefined`: none has). */
-    const launch = (host: PoolHost, gpuIds: ReadonlyArray<string>, ticket?: string): Effect.Effect<ExperimentNode.JobRef | undefined, Errors.BackendError> =>
+    const launch = (host: PoolHost, gpuIds: ReadonlyArray<string>, ticket?: string, tried: ReadonlySet<PoolHost> = new Set()): Effect.Effect<ExperimentNode.JobRef | undefined, Errors.BackendError> =>
       launchOn(host, gpuIds, ticket).pipe(
         Effect.catchIf((e) => isUnreachable(e) && !launching, () => {
-          // the host is marked down now: place() skips it
-          const next = place(spec.resources.gpus)
-          return next === undefined ? Effect.succeed(undefined) : launch(next.host, next.gpuIds, ticket)
+          // the host is marked down now (and each host is tried once, whatever `hostRetryAfter`)
+          const skip = new Set([...tried, host])
+          const next = place(spec.resources.gpus, skip)
+          return next === undefined ? Effect.succeed(undefined) : launch(next.host, next.gpuIds, ticket, skip)
         })
       )
     yield* adopt()
