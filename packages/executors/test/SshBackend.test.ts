@@ -331,6 +331,15 @@ const exitOf = (events: ReadonlyArray<Backend.JobEvent>) => events.at(-1) as Bac
 describe("SshBackend, a pool with a host down", () => {
   const live: SshBackend.Host = { ...host, name: "live", slots: 1 }
   const fast = { retryFor: "1 second", pollInterval: "150 millis", killGraceSeconds: 2 } as const
+  /** A pool of `flaky` (one slot, reached through a relay the test takes down and brings back) then `live`. */
+  const flakyPool = (extra: Partial<SshBackend.Config> = {}) =>
+    Effect.gen(function*() {
+      yield* sshdUp
+      const r = yield* relay
+      const flaky: SshBackend.Host = { ...host, name: "flaky", port: r.port, knownHostsPath: knownHostsFor(r.port), slots: 1 }
+      const backend = yield* SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 second", ...extra, hosts: [flaky, live] })
+      return { r, backend }
+    })
 
   it.live("a host that is down before the first job gets none: every job runs on the others; capacity counts the reachable hosts", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -351,10 +360,7 @@ describe("SshBackend, a pool with a host down", () => {
 
   it.live("a host that goes down gets no new jobs, and takes them again once it is back", () =>
     Effect.scoped(Effect.gen(function*() {
-      yield* sshdUp
-      const r = yield* relay
-      const flaky: SshBackend.Host = { ...host, name: "flaky", port: r.port, knownHostsPath: knownHostsFor(r.port), slots: 1 }
-      const backend = yield* SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 second", hosts: [flaky, live] })
+      const { r, backend } = yield* flakyPool()
       const run = (argv: ReadonlyArray<string>) =>
         Effect.flatMap(backend.submit(spec(argv)), (ref) =>
           Effect.map(Stream.runCollect(backend.watch(ref)), (events) => ({ host: ref.data["host"], outcome: exitOf(events).outcome })))
@@ -371,10 +377,7 @@ describe("SshBackend, a pool with a host down", () => {
 
   it.live("a queued job offered a host that is still down (its wait over) waits again, and starts when another host frees", () =>
     Effect.scoped(Effect.gen(function*() {
-      yield* sshdUp
-      const r = yield* relay
-      const flaky: SshBackend.Host = { ...host, name: "flaky", port: r.port, knownHostsPath: knownHostsFor(r.port), slots: 1 }
-      const backend = yield* SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 second", hosts: [flaky, live] })
+      const { r, backend } = yield* flakyPool()
       const before = yield* backend.submit(spec(["true"]))
       assert.strictEqual(before.data["host"], "flaky")
       assert.strictEqual(exitOf(yield* Stream.runCollect(backend.watch(before))).outcome, "Succeeded")
@@ -394,10 +397,7 @@ describe("SshBackend, a pool with a host down", () => {
 
   it.live("a running job whose host stays unreachable is reported lost (to run again), and its copy is stopped when the host comes back", () =>
     Effect.scoped(Effect.gen(function*() {
-      yield* sshdUp
-      const r = yield* relay
-      const flaky: SshBackend.Host = { ...host, name: "flaky", port: r.port, knownHostsPath: knownHostsFor(r.port), slots: 1 }
-      const backend = yield* SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 second", hostLostAfter: "3 seconds", hosts: [flaky, live] })
+      const { r, backend } = yield* flakyPool({ hostLostAfter: "3 seconds" })
       const s = spec(["sh", "-c", `echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`])
       const ref = yield* backend.submit(s)
       assert.strictEqual(ref.data["host"], "flaky")
