@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearcher, type Model, OpenAiModel, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
-import { Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, type Task, TaskFile } from "@trex/core"
+import { Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, Task, TaskFile } from "@trex/core"
 import { DockerBackend, KubernetesBackend, LocalBackend, Simulator, SlurmBackend, SshBackend } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
@@ -248,14 +248,14 @@ export const budgetWarnings = (settings: Settings, task: Task.Task, options: { r
  * a trial there (the simulator replays recorded costs and stops none).
  * @since 0.1.0 @category validation
  */
-export const strictIssue = (settings: Settings, task: Task.Task): Errors.InvalidInput | undefined =>
-  task.budget.strict !== true
-    ? undefined
-    : settings.backend === "simulator"
-    ? unsupported("budget.strict", "the simulator replays each trial's recorded cost and stops none at a time limit, so nothing bounds what a trial can cost: leave strict (--strict-budget) out")
-    : task.recipe?.resources.timeLimitSeconds === undefined
-    ? unsupported("budget.strict", "holds each trial at the most it can cost, which its time limit bounds: set recipe.resources.timeLimitSeconds, or leave strict (--strict-budget) out")
-    : undefined
+export const strictIssue = (settings: Settings, task: Task.Task): Errors.InvalidInput | undefined => {
+  if (task.budget.strict !== true) return undefined
+  if (settings.backend === "simulator") {
+    return unsupported("budget.strict", "the simulator replays each trial's recorded cost and stops none at a time limit, so nothing bounds what a trial can cost: leave strict (--strict-budget) out")
+  }
+  const issue = Task.strictWithoutLimit(task)
+  return issue === undefined ? undefined : unsupported("budget.strict", issue)
+}
 
 /** Check that a task has what the chosen researcher and executor need. @since 0.1.0 @category validation */
 export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, Errors.InvalidInput> =>

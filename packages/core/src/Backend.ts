@@ -240,10 +240,11 @@ export const priced = (backend: BackendShape, pricing: Pricing): BackendShape =>
  *
  * @example
  * ```ts
+ * import type { Layer } from "effect"
  * import { Backend } from "@trex/core"
- * import { LocalBackend } from "@trex/executors"
+ * declare const engine: Layer.Layer<Backend.Backend> // e.g. LocalBackend.layer(...) of @trex/executors
  * // an instance billed at $1.20 an hour per job
- * const layer = Backend.layerPriced(LocalBackend.layer({ root: "runs/jobs" }), { dollarsPerHour: 1.2 })
+ * const layer = Backend.layerPriced(engine, { dollarsPerHour: 1.2 })
  * ```
  * @since 0.1.0 @category layers
  */

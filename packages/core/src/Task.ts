@@ -144,6 +144,18 @@ export type Task = typeof Task.Type
 export type TaskEncoded = typeof Task.Encoded
 
 /**
+ * Why `budget` (the task's unless given) cannot be strict for this task, if it cannot (what
+ * `budget.strict` does and the fix, to follow the field's name): a strict
+ * budget holds each trial at its time limit's worth, so the recipe needs a time limit. The one
+ * statement of the rule, for the task file, `Explorer.run` and the CLI.
+ * @since 0.1.0 @category validation
+ */
+export const strictWithoutLimit = (task: Task, budget: Budget.Budget = task.budget): string | undefined =>
+  budget.strict === true && task.recipe?.resources.timeLimitSeconds === undefined
+    ? "holds each trial at the most it can cost, which its time limit bounds: set recipe.resources.timeLimitSeconds, or leave strict out"
+    : undefined
+
+/**
  * A score as utility: larger is always better.
  * @since 0.1.0 @category utilities
  */

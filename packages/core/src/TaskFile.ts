@@ -149,10 +149,10 @@ const taskIssues = (task: Task.Task): Array<string> => {
 }
 
 /** A strict budget holds each trial at its time limit's worth: without a time limit, it has nothing to hold. */
-const budgetIssues = (task: Task.Task): Array<string> =>
-  task.budget.strict === true && task.recipe?.resources.timeLimitSeconds === undefined
-    ? ["  budget.strict: holds each trial at the most it can cost, which its time limit bounds: set recipe.resources.timeLimitSeconds, or leave strict out"]
-    : []
+const budgetIssues = (task: Task.Task): Array<string> => {
+  const issue = Task.strictWithoutLimit(task)
+  return issue === undefined ? [] : [`  budget.strict: ${issue}`]
+}
 
 const show = (value: unknown): string => JSON.stringify(value)
 const showAll = (values: ReadonlyArray<unknown>): string => `[${values.map(show).join(", ")}]`

@@ -161,13 +161,10 @@ const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
 const checkOptions = (options: Options): Errors.InvalidInput | undefined => OptionSpec.check("Explorer.run", OPTIONS, options)
 
 /** A strict budget (the task's, or `options.budget`) holds each trial at its time limit's worth: it needs one. */
-const strictWithoutLimit = (task: Task.Task, options: Options): Errors.InvalidInput | undefined =>
-  (options.budget ?? task.budget).strict === true && task.recipe?.resources.timeLimitSeconds === undefined
-    ? new Errors.InvalidInput({
-      source: "budget.strict",
-      message: "budget.strict holds each trial at the most it can cost, which its time limit bounds: set recipe.resources.timeLimitSeconds, or leave strict out"
-    })
-    : undefined
+const strictWithoutLimit = (task: Task.Task, options: Options): Errors.InvalidInput | undefined => {
+  const issue = Task.strictWithoutLimit(task, options.budget)
+  return issue === undefined ? undefined : new Errors.InvalidInput({ source: "budget.strict", message: `budget.strict ${issue}` })
+}
 
 /**
  * The run, in a span named `Explorer.run`. Its agents are given the run's cost meter once, for the
@@ -219,6 +216,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   // the recorded task with the budget a resume set last (the fold applies them), or the one this resume sets
   const newBudget = resumed && options.budget !== undefined ? options.budget : undefined
   const runTask = newBudget !== undefined ? { ...tree.task, budget: newBudget } : tree.task
+  // the task's prices, decoded once (every admission may price a trial's time limit)
+  const runPricing = Backend.pricingOf(runTask.backend)
   // What the loop counts, as of the journal, so a resumed run carries on as the uninterrupted one.
   const replayed = progressOf(existing, runTask)
   // The budget as of the journal: the ledger, the time the run was active, and how long trials took
@@ -630,7 +629,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   function admissionEstimate(): Cost.Cost {
     const expected = estimateCost()
     ledger.holdAtLeast(expected)
-    return admittedWith(runTask, expected, trialsCosted)
+    return admittedWith(runTask, runPricing, expected, trialsCosted)
   }
 
   /** Whether a trial admitted with `estimate` (from {@link admissionEstimate}) may start now. */
@@ -934,7 +933,7 @@ export const admission = (
   ledger.setElapsed(priorElapsed / 1000)
   const expected = estimateOf(task, trialCost, trialsCosted, trialTime.mean)
   ledger.holdAtLeast(expected)
-  const estimate = admittedWith(task, expected, trialsCosted)
+  const estimate = admittedWith(task, Backend.pricingOf(task.backend), expected, trialsCosted)
   const blockedBy = inFlightOf(entries) > 0 || admits(ledger, estimate, expected, true, task.budget.strict === true) ? undefined : ledger.exhausted() ?? ledger.wouldExceed(estimate, 1)
   return { blockedBy, estimate, usage: ledger.usage() }
 }
@@ -993,17 +992,16 @@ const estimateOf = (task: Task.Task, trialCost: Cost.Cost, trialsCosted: number,
 /**
  * What a trial is admitted with (reserved while it runs): its `expected` cost, except that before
  * any trial has reported a cost, a trial with a time limit (`recipe.resources.timeLimitSeconds`)
- * holds that limit's worth of its GPUs (and of the task's `backend.pricing`) where the recipe
+ * holds that limit's worth of its GPUs (and of `pricing`, the task's `backend.pricing`) where the recipe
  * declares no estimate. So the first trials to start at once cannot together pass a GPU-hour or
  * dollar limit; the first of them starts whatever its bound (see {@link admits}). Under a strict
  * budget (`budget.strict`), every trial holds the most it can cost, the whole run long.
  */
-const admittedWith = (task: Task.Task, expected: Cost.Cost, trialsCosted: number): Cost.Cost => {
+const admittedWith = (task: Task.Task, pricing: Backend.Pricing | undefined, expected: Cost.Cost, trialsCosted: number): Cost.Cost => {
   const limit = task.recipe?.resources.timeLimitSeconds
   const strict = task.budget.strict === true
   if ((trialsCosted > 0 && !strict) || limit === undefined) return expected
   const worst = { gpuSeconds: limit * (task.recipe?.resources.gpus ?? 0), wallSeconds: limit }
-  const pricing = Backend.pricingOf(task.backend)
   const worstDollars = pricing !== undefined ? Backend.price(pricing, worst) : 0
   if (strict) {
     // the most a trial can cost, whatever was expected of it (a time limit stops it there)
