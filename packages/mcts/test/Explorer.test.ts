@@ -1214,7 +1214,7 @@ describe("Explorer: budgets", () => {
     Effect.gen(function*() {
       // an hour of GPU time and $4: a trial holds 1 GPU for at most 1500 s, at $3 a GPU-hour ($1.25), so
       // two start at once (3000 GPU-s, $2.50), not three (4500 GPU-s); each costs 1400 GPU-s ($1.17).
-      // Held at nothing, three started, and spent 4200 GPU-s
+      // Held at nothing (an estimate of 0), a third could start beside them while no cost was known
       const task = makeTask({ gpuHours: 1, dollars: 4 }, {
         recipe: { command: ["x"], env: {}, resources: { gpus: 1, cpus: 1, timeLimitSeconds: 1500 } },
         backend: { pricing: { dollarsPerGpuHour: 3 } }
