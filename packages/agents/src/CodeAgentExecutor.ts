@@ -273,7 +273,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       } else if (request.reconcile === true) {
         known = yield* backend.list(request.runId)
         yield* cancelCommands(known)
-        if ((request.attempt ?? 0) === 0) job = lastTrainingJob(known.filter((j) => j.labels.node === node.id))?.ref
+        job = lastTrainingJob(known.filter((j) => j.labels.node === node.id))?.ref
       }
 
       // After a restart, a training job that failed does not end the node while attempts are left: the

@@ -168,18 +168,17 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
       )
     }
     // Find or submit the job. A job the backend already has for this node (submitted just
-    // before a crash, before the journal heard of it) is adopted, never submitted again.
-    const acquire: Effect.Effect<{ job: Backend.JobInfo["ref"]; submitted: boolean }, Errors.BackendError> =
-      request.job !== undefined
-        ? Effect.succeed({ job: request.job, submitted: false })
-        : Effect.suspend(() => {
-          const submit = () => Effect.map(backend.submit(jobSpec(request, recipe, options)), (job) => ({ job, submitted: true }))
-          if (request.reconcile !== true || (request.attempt ?? 0) !== 0) return submit()
-          return Effect.flatMap(backend.list(request.runId), (known) => {
-            const mine = known.find((j) => j.labels.node === nodeId)
-            return mine !== undefined ? Effect.succeed({ job: mine.ref, submitted: true }) : submit()
-          })
-        })
+    // before a crash, before the journal heard of it) is adopted, never submitted again. The look
+    // may wait (a backend waits for a host it cannot reach), so a stop may interrupt it; the
+    // submit, once decided, may not.
+    const look: Effect.Effect<Backend.JobInfo["ref"] | undefined, Errors.BackendError> =
+      request.job !== undefined || request.reconcile !== true
+        ? Effect.succeed(undefined)
+        : Effect.map(backend.list(request.runId), (known) => known.find((j) => j.labels.node === nodeId)?.ref)
+    const acquire = (found: Backend.JobInfo["ref"] | undefined): Effect.Effect<{ job: Backend.JobInfo["ref"]; submitted: boolean }, Errors.BackendError> =>
+      request.job !== undefined ? Effect.succeed({ job: request.job, submitted: false })
+      : found !== undefined ? Effect.succeed({ job: found, submitted: true })
+      : Effect.map(backend.submit(jobSpec(request, recipe, options)), (job) => ({ job, submitted: true }))
     const maxPoints = options.maxCurvePoints ?? 2000
     // One stream stage for the whole job (a zero-cost trial's machinery is mostly stream stages):
     // after the submit, `Submitted` first, then the backend's events mapped to execution events,
@@ -188,15 +187,16 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
       let done = false
       // The submit and the registration of the job's cancel are one uninterruptible step: a stop
       // that lands between them would leave a submitted job running with nobody to cancel it.
-      const owned = Effect.uninterruptible(Effect.tap(
-        Effect.mapError(acquire, toError),
-        ({ job }) =>
-          Scope.addFinalizer(
-            scope,
-            // Stopped before the job finished (a stop, a prune): cancel it.
-            Effect.suspend(() => (done ? Effect.void : Effect.ignore(backend.cancel(job))))
-          )
-      ))
+      const owned = Effect.flatMap(Effect.mapError(look, toError), (found) =>
+        Effect.uninterruptible(Effect.tap(
+          Effect.mapError(acquire(found), toError),
+          ({ job }) =>
+            Scope.addFinalizer(
+              scope,
+              // Stopped before the job finished (a stop, a prune): cancel it.
+              Effect.suspend(() => (done ? Effect.void : Effect.ignore(backend.cancel(job))))
+            )
+        )))
       return Effect.flatMap(owned, ({ job, submitted }) => {
         const curves: Array<Result.MetricPoint> = []
         let head = submitted

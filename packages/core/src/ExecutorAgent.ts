@@ -34,13 +34,16 @@ export interface ExecutionRequest {
   readonly jobs?: ReadonlyArray<JobRef>
   /**
    * 0 for the first execution; n for the n-th retry after a retryable failure, which must
-   * submit afresh rather than adopt the failed job.
+   * submit afresh rather than adopt the failed job (unless `reconcile` is set).
    */
   readonly attempt?: number
   /**
    * Set when resuming a node that was admitted before a crash but has no submission on record:
    * the job may exist anyway (the controller died between submit and journaling it), so the
-   * executor looks for it (`Backend.list`) before submitting.
+   * executor looks for it (`Backend.list`) before submitting, and adopts it if it is there. Set
+   * on every attempt until one has reported a `Submitted`: an attempt that failed before it
+   * (the backend could not list its jobs: a host or its controller unreachable) has not looked,
+   * so the retry looks again rather than submit a second copy beside the one it could not see.
    */
   readonly reconcile?: boolean
 }

@@ -399,6 +399,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     job: ExperimentNode.JobRef | undefined,
     reconcile: boolean
   ): Effect.Effect<void, Errors.JournalError> => {
+    // Reconciling (a trial admitted before a crash, no submission on record): every attempt looks for
+    // its job on the backend until one reports a submission. An attempt that failed before that (the
+    // backend could not list its jobs) has not looked, and a retry that submitted without looking
+    // could start a second copy beside one it could not see.
+    let reconciling = reconcile
     // One attempt: run the executor's stream to its end, then finish the node or try again.
     const attempt = (tries: number, reattach: ExperimentNode.JobRef | undefined): Effect.Effect<void, Errors.JournalError> =>
       executor
@@ -408,7 +413,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           runDir: options.runDir,
           node,
           attempt: tries,
-          ...(reconcile && tries === 0 ? { reconcile: true } : {}),
+          ...(reconciling ? { reconcile: true } : {}),
           ...(reattach !== undefined ? { job: reattach, jobs: resumedJobs.get(node.id) ?? [reattach] } : {})
         })
         .pipe(
@@ -417,7 +422,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           (stream) => pruned === undefined ? stream : Stream.interruptWhen(stream, Effect.flatMap(Deferred.await(pruned), Effect.sleep)),
           Stream.runFoldEffect(
             () => undefined as Result.Result | undefined,
-            (acc, ev) => ev._tag === "Finished" ? Effect.succeed(ev.result) : Effect.as(onExecutionEvent(node.id, ev), acc)
+            (acc, ev) => {
+              if (ev._tag === "Finished") return Effect.succeed(ev.result)
+              if (ev._tag === "Submitted") reconciling = false
+              return Effect.as(onExecutionEvent(node.id, ev), acc)
+            }
           ),
           Effect.matchEffect({
             onFailure: (e) =>

@@ -781,6 +781,33 @@ describe("Explorer", () => {
       assert.isUndefined(ExperimentTree.fold(events)!.view.get(submitted[1]!)?.waiting)
     }))
 
+  it.live("a trial admitted before a crash with no submission on record is reconciled on every attempt until one submits: a retry after a failed look does not submit a second copy", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const run = (executor: ExecutorAgent.ExecutorAgentShape) =>
+        Explorer.run(makeTask({ maxTrials: 1 }), { runId: "r1", runDir: "/tmp/unused", seed: 7 }).pipe(
+          Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, executor)))
+        )
+      // first controller: the trial is admitted, its job submitted, and the controller dies before the submission is journaled
+      const first = yield* Effect.forkChild(run({ name: "backend", run: () => Stream.never }))
+      for (let i = 0; i < 5000 && !(yield* journal.read()).some((e) => e.event._tag === "NodeAdmitted"); i++) yield* Effect.sleep("1 millis")
+      yield* Fiber.interrupt(first)
+      // second controller: the first look fails (the backend cannot list its jobs: a host is unreachable), the next finds the job
+      const requests: Array<[number | undefined, boolean | undefined]> = []
+      yield* run({
+        name: "backend",
+        run: (req) => {
+          requests.push([req.attempt, req.reconcile])
+          if (req.reconcile !== true) return Stream.make({ _tag: "Submitted", job: { backend: "b", id: "second-copy", data: {} } }, { _tag: "Finished", result: scored(req.node.strategy) })
+          if (requests.length === 1) return Stream.fail(new Errors.ExecutorError({ nodeId: req.node.id, message: "ssh list: host-b is unreachable", retryable: true }))
+          return Stream.make({ _tag: "Submitted", job: { backend: "b", id: "found", data: {} } }, { _tag: "Finished", result: scored(req.node.strategy) })
+        }
+      })
+      assert.deepStrictEqual(requests, [[0, true], [1, true]])
+      const jobs = (yield* journal.read()).flatMap((e) => (e.event._tag === "JobSubmitted" ? [e.event.job.id] : []))
+      assert.deepStrictEqual(jobs, ["found"], "the job found is adopted; no second copy is submitted")
+    }))
+
   it.live("a trial reattached on resume is told every job journaled for it, in order, the last the one reattached; one a drain withdrew left out", () =>
     Effect.gen(function*() {
       const journal = Journal.makeMemory()
