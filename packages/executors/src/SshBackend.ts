@@ -56,6 +56,8 @@ export interface Config {
   /**
    * How long a running job's host may stay unreachable before the job is reported lost
    * (`Failed`/`Infra`, so it runs again elsewhere); its copy is killed if the host comes back (default 5 min).
+   * Also how long `list` waits for a host that does not answer before it leaves that host's jobs out
+   * (they count as lost, and a copy there of a job since started elsewhere is killed when it answers).
    */
   readonly hostLostAfter?: Duration.Input
 }
@@ -81,6 +83,11 @@ interface PoolHost {
   readonly abandoned: Map<string, number | undefined>
   /** When a call to it last succeeded (ms). */
   lastOk: number
+  /**
+   * Runs whose jobs here could not be listed (unreachable for `hostLostAfter`), and when that was given
+   * up: a copy here of a job since started on another host is stopped when it answers again.
+   */
+  readonly unlisted: Map<string, number>
 }
 
 interface Held {
@@ -145,9 +152,12 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     adopted: false,
     down: undefined,
     abandoned: new Map(),
-    lastOk: Date.now()
+    lastOk: Date.now(),
+    unlisted: new Map()
   }))
   const held = new Map<string, Held>()
+  /** Jobs (`run/node`) started here on a host, and when, for runs some host could not list. */
+  const startedWhileUnlisted = new Map<string, { readonly host: string; readonly at: number }>()
   /** Jobs submitted here whose exit nobody has read yet: their first watch replays all output. */
   const fresh = new Set<string>()
   yield* Effect.addFinalizer(() => Effect.sync(() => pool.forEach((h) => h.conn.close())))
@@ -177,9 +187,14 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       host.down = undefined
       const stale = [...host.abandoned]
       host.abandoned.clear()
-      if (stale.length === 0) return Effect.logInfo(`ssh host ${host.name} is reachable again: it takes new jobs`)
-      return Effect.logInfo(`ssh host ${host.name} is reachable again: it takes new jobs; stopping ${stale.length} job(s) given up on while it was down`).pipe(
+      const unlisted = [...host.unlisted]
+      host.unlisted.clear()
+      const stopping = stale.length === 0 ? "" : `; stopping ${stale.length} job(s) given up on while it was down`
+      const log = Effect.logInfo(`ssh host ${host.name} is reachable again: it takes new jobs${stopping}`)
+      if (stale.length === 0 && unlisted.length === 0) return log
+      return log.pipe(
         Effect.andThen(Effect.forEach(stale, ([dir, pgid]) => Effect.ignore(call("cancel", host, (c) => c.exec(killScript(host, dir, pgid)))), { discard: true })),
+        Effect.andThen(Effect.ignore(sweepUnlisted(host, unlisted))),
         Effect.forkIn(scope),
         Effect.asVoid
       )
@@ -346,6 +361,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     const launchOn = (host: PoolHost, gpuIds: ReadonlyArray<string>, ticket?: string) => {
       const id = `${rel}@${host.name}`
       launching = false
+      if (pool.some((h) => h.unlisted.has(spec.labels.run))) startedWhileUnlisted.set(rel, { host: host.name, at: Date.now() })
       // taken at once, in the step that found it free
       held.set(id, { host: host.name, gpuIds })
       const prepare = Effect.gen(function*() {
@@ -618,6 +634,54 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     if (out.code !== 0) return yield* fail("cancel", `${host.name}: cancel failed: ${out.stderr.trim()}`)
   })
 
+  /**
+   * One host's part of `list`. A host that cannot be reached is waited for (a job of the run may be
+   * running there, and one missed would be started again beside it), probed every `hostRetryAfter`;
+   * unreachable for `hostLostAfter`, its jobs count as lost, as a watched job's do: it is left out,
+   * and when it answers again a copy there of a job since started on another host is stopped.
+   */
+  const listOn = (host: PoolHost, run: string, script: string): Effect.Effect<string | undefined, Errors.BackendError> => {
+    const since = Date.now()
+    const loop: Effect.Effect<string | undefined, Errors.BackendError> = Effect.catchIf(
+      Effect.map(call("list", host, (c) => c.exec(script)), (out) => out.stdout),
+      isUnreachable,
+      (e) => {
+        if (Date.now() - Math.max(since, host.lastOk) < lostAfter) return Effect.andThen(Effect.sleep(QUEUE_POLL), loop)
+        host.unlisted.set(run, Date.now())
+        return Effect.as(
+          Effect.logWarning(
+            `ssh host ${host.name} has been unreachable for ${Duration.format(Duration.millis(lostAfter))} (${e.message}): run ${run}'s jobs there ` +
+              `could not be listed, so they count as lost; a trial whose job was there runs again on another host, and that copy is stopped if the host comes back`
+          ),
+          undefined
+        )
+      }
+    )
+    return loop
+  }
+
+  /** A host that answers again after `listOn` gave up on it: stop its copies of jobs since started elsewhere. */
+  const sweepUnlisted = Effect.fnUntraced(function*(host: PoolHost, runs: ReadonlyArray<readonly [string, number]>) {
+    const F = Script.FILES
+    for (const [run, givenUp] of runs) {
+      const out = yield* call("cancel", host, (c) =>
+        c.exec([
+          `cd ${Script.quote(posix.join(remoteRoot, run))} 2>/dev/null || exit 0`,
+          `for d in */; do d=\${d%/}; [ -f "$d/${F.exit}" ] && continue; [ -f "$d/${F.pid}" ] || continue`,
+          `  pg=$(cut -d' ' -f1 "$d/${F.pid}"); kill -0 "$pg" 2>/dev/null && echo "$d $pg"`,
+          `done`
+        ].join("\n")))
+      for (const line of out.stdout.split("\n")) {
+        const [node, pgid] = line.split(" ")
+        if (node === undefined || pgid === undefined) continue
+        const moved = startedWhileUnlisted.get(`${run}/${node}`)
+        if (moved === undefined || moved.host === host.name || moved.at < givenUp) continue
+        yield* Effect.logInfo(`ssh host ${host.name}: stopping its copy of job ${run}/${node}, started again on ${moved.host} while it was unreachable`)
+        yield* call("cancel", host, (c) => c.exec(killScript(host, posix.join(remoteRoot, run, node), Number(pgid))))
+      }
+    }
+  })
+
   const list = Effect.fn("SshBackend.list")(function*(run: string) {
     if (!LABEL.test(run)) return []
     const F = Script.FILES
@@ -635,8 +699,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       .filter((e) => e.labels.run === run)
       .map((e) => ({ ref: { backend: NAME, id: e.id, data: { dir: posix.join(remoteRoot, run, e.labels.node), rel: `${run}/${e.labels.node}`, queued: true } }, labels: e.labels, state: "Pending" }))
     for (const host of pool) {
-      const out = yield* call("list", host, (c) => c.exec(script))
-      for (const line of out.stdout.split("\n")) {
+      const out = yield* listOn(host, run, script)
+      if (out === undefined) continue
+      for (const line of out.split("\n")) {
         const [state, node] = line.split(" ")
         if (node === undefined || seen.has(node) || (state !== "Finished" && state !== "Running" && state !== "Pending")) continue
         seen.add(node)

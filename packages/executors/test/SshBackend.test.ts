@@ -7,7 +7,7 @@ import { Backend } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import { Effect, Fiber, Redacted, Stream } from "effect"
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
@@ -277,11 +277,11 @@ describe("SshBackend", () => {
  * brought back on the same port. Jobs keep running on the machine behind it, as on a real host
  * whose network dropped.
  */
-const relay = Effect.acquireRelease(
+const relayTo = (upstreamPort: number) => Effect.acquireRelease(
   Effect.promise(async () => {
     const sockets = new Set<Net.Socket>()
     const server = Net.createServer((client) => {
-      const upstream = Net.connect(host.port!, host.host)
+      const upstream = Net.connect(upstreamPort, host.host)
       sockets.add(client).add(upstream)
       const end = () => {
         client.destroy()
@@ -309,6 +309,7 @@ const relay = Effect.acquireRelease(
   }),
   (r) => r.down
 )
+const relay = relayTo(host.port!)
 
 /** known_hosts for the test sshd reached on other ports of 127.0.0.1. */
 const knownHostsFor = (...ports: ReadonlyArray<number>) => {
@@ -328,17 +329,54 @@ const deadPort = Effect.promise(() => new Promise<number>((resolve) => {
 
 const exitOf = (events: ReadonlyArray<Backend.JobEvent>) => events.at(-1) as Backend.JobExit
 
+const listening = (port: number) =>
+  Effect.callback<boolean>((resume) => {
+    const socket = Net.connect(port, "127.0.0.1", () => {
+      socket.destroy()
+      resume(Effect.succeed(true))
+    })
+    socket.once("error", () => resume(Effect.succeed(false)))
+  })
+
+/**
+ * A host with a file system of its own: a second sshd (the test one's configuration, another port)
+ * in a mount namespace of its own with a fresh tmpfs over /tmp, where `remoteRoot` is, so its job
+ * directories are not the test host's (two hosts of a pool do not share files). The test reads its
+ * files through /proc/<pid>/root; its processes are this machine's.
+ */
+const island = Effect.acquireRelease(
+  Effect.gen(function*() {
+    const port = yield* deadPort
+    const child = spawn("unshare", [
+      "-m",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      `mount -t tmpfs island /tmp && exec /usr/sbin/sshd -D -e -f /etc/ssh/sdktest/sshd_config.${host.port} -o Port=${port} -o PidFile=none`
+    ], { stdio: "ignore" })
+    yield* eventually(`a second sshd listens on ${port} (unshare and mount need root)`, listening(port), 15)
+    return { port, root: (p: string) => `/proc/${child.pid}/root${p}`, child }
+  }),
+  ({ child }) => Effect.sync(() => child.kill())
+)
+
+/** A job that runs until a file `go` appears in its directory (at most a minute), then reports 1. */
+const untilGo = ["sh", "-c", `i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`]
+
 describe("SshBackend, a pool with a host down", () => {
   const live: SshBackend.Host = { ...host, name: "live", slots: 1 }
   const fast = { retryFor: "1 second", pollInterval: "150 millis", killGraceSeconds: 2 } as const
   /** A pool of `flaky` (one slot, reached through a relay the test takes down and brings back) then `live`. */
-  const flakyPool = (extra: Partial<SshBackend.Config> = {}) =>
+  const flakyPool = (extra: Partial<SshBackend.Config> = {}, r0?: Effect.Success<typeof relay>) =>
     Effect.gen(function*() {
       yield* sshdUp
-      const r = yield* relay
+      const r = r0 ?? (yield* relay)
       const flaky: SshBackend.Host = { ...host, name: "flaky", port: r.port, knownHostsPath: knownHostsFor(r.port), slots: 1 }
-      const backend = yield* SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 second", ...extra, hosts: [flaky, live] })
-      return { r, backend }
+      /** Another controller of the same pool (a resumed run's). */
+      const again = () => SshBackend.make({ ...config, ...fast, hostRetryAfter: "1 second", ...extra, hosts: [flaky, live] })
+      const backend = yield* again()
+      return { r, backend, again }
     })
 
   it.live("a host that is down before the first job gets none: every job runs on the others; capacity counts the reachable hosts", () =>
@@ -421,5 +459,53 @@ describe("SshBackend, a pool with a host down", () => {
       yield* eventually("the host answers again", Effect.map(Effect.result(backend.list(s.labels.run)), (x) => x._tag === "Success"), 30)
       yield* eventually("the abandoned copy is stopped", () => gone(pgid), 30)
       assert.isTrue(Fs.existsSync(Path.join(dir, ".trex-cancelled")))
+    })), 90_000)
+
+  it.live("a resumed controller listing a run's jobs waits for a host that is down, and finds the job there when it answers", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { r, backend, again } = yield* flakyPool({ hostLostAfter: "1 minute" })
+      const s = spec(untilGo)
+      const ref = yield* backend.submit(s)
+      assert.strictEqual(ref.data["host"], "flaky")
+      yield* eventually("the job runs", () => Fs.existsSync(Path.join(String(ref.data["dir"]), ".trex-pid")), 30)
+      yield* r.down
+      const resumed = yield* again()
+      const listing = yield* Effect.forkChild(resumed.list(s.labels.run))
+      // longer than `retryFor` (1 s), after which the listing used to fail: the job there cannot be ruled out
+      yield* Effect.sleep("3 seconds")
+      yield* r.up
+      const jobs = yield* Fiber.join(listing)
+      const found = jobs.find((j) => j.labels.node === s.labels.node)
+      assert.deepStrictEqual([found?.ref.data["host"], found?.state], ["flaky", "Running"], JSON.stringify(jobs))
+      Fs.writeFileSync(Path.join(String(ref.data["dir"]), "go"), "")
+      assert.strictEqual(exitOf(yield* Stream.runCollect(resumed.watch(found!.ref))).outcome, "Succeeded")
+    })), 60_000)
+
+  it.live("a host down for longer than hostLostAfter is left out of a resumed controller's listing; when it answers, its copy of a job since started elsewhere is stopped", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const other = yield* island
+      const { r, backend, again } = yield* flakyPool({ hostLostAfter: "3 seconds" }, yield* relayTo(other.port))
+      const s = spec(untilGo)
+      const ref = yield* backend.submit(s)
+      assert.strictEqual(ref.data["host"], "flaky")
+      const pidFile = other.root(Path.join(String(ref.data["dir"]), ".trex-pid"))
+      yield* eventually("the job runs on the host with its own files", () => Fs.existsSync(pidFile), 30)
+      const pgid = Number(Fs.readFileSync(pidFile, "utf8").split(" ")[0])
+      yield* r.down
+      // a resumed controller: the host stays down past hostLostAfter, so its jobs count as lost
+      const resumed = yield* again()
+      const jobs = yield* resumed.list(s.labels.run)
+      assert.isUndefined(jobs.find((j) => j.labels.node === s.labels.node), JSON.stringify(jobs))
+      // the trial runs again, on the other host
+      const moved = yield* resumed.submit(s)
+      assert.strictEqual(moved.data["host"], "live")
+      assert.isFalse(gone(pgid), "the first copy still runs on the host cut off")
+      yield* r.up
+      yield* eventually("the host answers again", Effect.map(Effect.result(resumed.list(s.labels.run)), (x) => x._tag === "Success"), 30)
+      yield* eventually("its copy of the job started again elsewhere is stopped", () => gone(pgid), 30)
+      assert.isTrue(Fs.existsSync(other.root(Path.join(String(ref.data["dir"]), ".trex-cancelled"))))
+      Fs.writeFileSync(Path.join(String(moved.data["dir"]), "go"), "")
+      assert.strictEqual(exitOf(yield* Stream.runCollect(resumed.watch(moved))).outcome, "Succeeded", "the copy on the other host runs on")
     })), 90_000)
 })
