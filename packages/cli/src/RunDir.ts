@@ -170,6 +170,88 @@ export interface SiblingOptions {
 }
 
 /**
+ * What {@link followSiblings} hands the journals it reads to: `add` one whose run has ended (read
+ * once, not held), `follow` one still being written (each call goes on from the last), `unfollow`
+ * it once its writer has gone. `ResultCache.builder` is one.
+ * @since 0.1.0 @category models
+ */
+export interface SiblingSink {
+  readonly add: (entries: ReadonlyArray<JournalEvent.Entry>) => void
+  readonly follow: (key: string, entries: ReadonlyArray<JournalEvent.Entry>) => void
+  readonly unfollow: (key: string) => void
+}
+
+/**
+ * The journals of other runs under `root`, followed as they grow (result reuse between runs that
+ * run at the same time in one folder). Each run of the returned effect reads what is new: a journal
+ * not seen before (chosen, read and handed over as by {@link eachSiblingJournal}), and the entries a
+ * journal has gained since it was last read (from where that read stopped); a journal whose files
+ * have not changed is not opened, and one of another task (by `keep`) never again. A journal whose
+ * controller holds its writer lock is followed (its trials in flight are known); once that lock is
+ * released (the run ended, stopped or died), it is read to its end and unfollowed.
+ * @since 0.1.0 @category reading
+ */
+export const followSiblings = (root: string, except: string, options: SiblingOptions, sink: SiblingSink): Effect.Effect<void> => {
+  interface Seen {
+    readonly started: JournalEvent.Entry | undefined
+    checked: number
+    stamp: string
+    live: boolean
+  }
+  const seen = new Map<string, Seen | "passed">()
+  const stampOf = (file: string) => {
+    const main = fs.statSync(file, { throwIfNoEntry: false })
+    if (main === undefined) return undefined
+    const wal = fs.statSync(`${file}-wal`, { throwIfNoEntry: false })
+    return `${main.size}:${main.mtimeMs}:${wal?.size}:${wal?.mtimeMs}`
+  }
+  return Effect.gen(function*() {
+    if (!fs.existsSync(root)) return
+    for (const name of fs.readdirSync(root).sort()) {
+      const dir = path.join(root, name)
+      if (path.resolve(dir) === path.resolve(except)) continue
+      const file = journalFile(dir)
+      const known = seen.get(file)
+      if (known === "passed") continue
+      const stamp = stampOf(file)
+      if (stamp === undefined || (known !== undefined && !known.live && known.stamp === stamp)) continue
+      const live = Journal.writer(file).pipe(Effect.map((w) => w !== undefined))
+      const writing = yield* live
+      if (known !== undefined && known.live && writing && known.stamp === stamp) continue
+      let started: JournalEvent.Entry | undefined = known?.started
+      if (known === undefined) {
+        // which run it is, from its first entry alone (one that cannot be read so is read whole below, as any)
+        const first = yield* Journal.readIntact(file, { limit: 1 }).pipe(
+          Effect.map((i) => (i.damage !== undefined ? undefined : i.entries[0])),
+          Effect.orElseSucceed(() => undefined)
+        )
+        if (options.keep !== undefined && first !== undefined && (first.event._tag !== "RunStarted" || !options.keep(first.event))) {
+          seen.set(file, "passed")
+          continue
+        }
+        started = first?.event._tag === "RunStarted" ? first : undefined
+      }
+      yield* yieldToEventLoop
+      const from = (known?.checked ?? 0) + 1
+      const intact = yield* Journal.readIntact(file, { from, ...(options.tags !== undefined ? { tags: options.tags } : {}) }).pipe(
+        Effect.orElseSucceed(() => undefined)
+      )
+      const checked = intact?.checked ?? from - 1
+      const entries = intact?.entries ?? []
+      if (known === undefined && !writing) {
+        if (entries.length > 0) sink.add(entries)
+      } else {
+        // a journal read before goes on from there: its run is named again first, for a follower that starts here
+        const firstFollow = known === undefined || !known.live
+        sink.follow(file, firstFollow && from > 1 && started !== undefined ? [started, ...entries] : entries)
+        if (!writing) sink.unfollow(file)
+      }
+      seen.set(file, { started, checked, stamp, live: writing })
+    }
+  })
+}
+
+/**
  * The journals of other runs under `root` (for result reuse), skipping `except` and any that
  * cannot be opened; of a damaged journal, the entries before the damage. With `keep`, a journal is
  * read whole only when its first event is a `RunStarted` that `keep` accepts (the others are read

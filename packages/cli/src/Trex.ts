@@ -410,19 +410,21 @@ export const runPrepared = (prepared: Prepared, hooks: {
   Effect.gen(function*() {
     const { runDir, settings, task } = prepared
     const code = settings.code
-    // results of earlier runs in the same folder, of the same task and trainer code (see ResultCache.identity);
+    // results of other runs in the same folder, of the same task and trainer code (see ResultCache.identity);
     // the journals of other tasks are told apart by their first event, and not read further
-    // (one journal at a time, and only the events the cache reads: a folder of big runs would otherwise be held whole)
+    // (one journal at a time, and only the events the cache reads: a folder of big runs would otherwise be held whole).
+    // Runs still running there are followed: a result they find is reused, and a strategy they run is waited for.
     let cache = ResultCache.empty
     if (settings.reuse !== false) {
       const builder = ResultCache.builder({ task, code })
-      yield* RunDir.eachSiblingJournal(
+      const refresh = RunDir.followSiblings(
         path.dirname(runDir),
         runDir,
         { keep: (started) => ResultCache.reusable(started, { task, code }), tags: ResultCache.EVENTS },
-        builder.add
+        builder
       )
-      cache = builder.cache
+      yield* refresh
+      cache = { ...builder.cache, refresh }
     }
     for (const warning of prepared.warnings ?? []) yield* Effect.logWarning(warning)
     const scheduler = yield* Wiring.scheduler(settings, task)

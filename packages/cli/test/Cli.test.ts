@@ -5,7 +5,7 @@ import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { assert, describe, it } from "@effect/vitest"
 import { Cost, ExperimentNode, ExperimentTree, Journal, JournalEvent, Task } from "@trex/core"
-import { Effect, Schema } from "effect"
+import { Effect, Fiber, Schema } from "effect"
 import * as BackendSettings from "../src/BackendSettings.ts"
 import { codeFingerprint } from "../src/internal/codeFingerprint.ts"
 import * as RunDir from "../src/RunDir.ts"
@@ -313,6 +313,56 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.strictEqual(run().reused, 0, "the trainer changed")
     assert.strictEqual(run("--no-reuse").reused, 0, "--no-reuse")
   })
+
+  it.live("two runs at once in one --out: a strategy one is running, the other waits for and reuses; no strategy runs twice", () =>
+    Effect.gen(function*() {
+      const taskDir = tmp()
+      for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))
+      const out = tmp()
+      const start = () =>
+        Effect.promise(() =>
+          new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+            const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(taskDir, "toy.task.yaml"), "--out", out, "--max-trials", "2", "--concurrency", "1", "--seed", "5"], {
+              cwd: root,
+              stdio: ["ignore", "pipe", "pipe"],
+              env: { ...process.env, TREX_TOY_MS: "2500" }
+            })
+            let stdout = ""
+            let stderr = ""
+            child.stdout.on("data", (d) => (stdout += d))
+            child.stderr.on("data", (d) => (stderr += d))
+            child.once("exit", (status) => resolve({ status, stdout, stderr }))
+          })
+        )
+      const first = yield* Effect.forkChild(start())
+      // the second starts once the first has admitted its first trial (the task's default strategy, every run's first)
+      const admitted = Effect.sync(() => {
+        const dirs = fs.existsSync(out) ? fs.readdirSync(out) : []
+        if (dirs.length === 0 || !fs.existsSync(RunDir.journalFile(path.join(out, dirs[0]!)))) return false
+        const db = new DatabaseSync(RunDir.journalFile(path.join(out, dirs[0]!)), { readOnly: true })
+        try {
+          return (db.prepare("SELECT count(*) AS n FROM events WHERE tag = 'NodeAdmitted'").get() as { n: number }).n > 0
+        } catch {
+          return false
+        } finally {
+          db.close()
+        }
+      })
+      for (let i = 0; i < 300 && !(yield* admitted); i++) yield* Effect.sleep("100 millis")
+      const second = yield* start()
+      const firstRun = yield* Fiber.join(first)
+      assert.strictEqual(firstRun.status, 0, firstRun.stderr)
+      assert.strictEqual(second.status, 0, second.stderr)
+      assert.match(second.stderr, /is running the same strategy; waiting for its result/)
+      const treeOf = (r: { stdout: string }) =>
+        Effect.map(RunDir.load(r.stdout.match(/run directory: (.*)/)![1]!), (info) => ({ id: info.started.runId, nodes: [...info.tree.view.nodes()] }))
+      const a = yield* treeOf(firstRun)
+      const b = yield* treeOf(second)
+      const ran = [...a.nodes, ...b.nodes].filter((n) => n.state._tag === "Succeeded" && n.state.result.reusedFrom === undefined).map((n) => n.fingerprint)
+      assert.strictEqual(new Set(ran).size, ran.length, "no strategy ran in both runs")
+      const bFirst = b.nodes[0]!
+      assert.strictEqual(bFirst.state._tag === "Succeeded" ? bFirst.state.result.reusedFrom : bFirst.state._tag, `${a.id}/n1`)
+    }), 120_000)
 
   it("a damaged journal of another run in --out is passed over (its results are not reused), not a crash of this run", () => {
     const out = tmp()

@@ -76,11 +76,15 @@ export const makeMemory = (): Journal["Service"] => {
  * `limit`, no more than its first `limit` entries are read (`limit: 1`: which run it is). With
  * `tags`, only the events of those tags are decoded and returned (every entry is still checked,
  * so the damage is found where it is): result reuse reads a run's proposals and results, not the
- * progress reports that are most of a big run's journal.
+ * progress reports that are most of a big run's journal. With `from`, the entries from that
+ * sequence number on (`checked` tells where a later read of a journal still being written goes on).
  * @since 0.1.0 @category constructors
  */
-export const readIntact = (file: string, options: { readonly limit?: number; readonly tags?: ReadonlyArray<JournalEvent.Tag> } = {}): Effect.Effect<Intact, JournalError> =>
-  Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact(options.limit, options.tags)))
+export const readIntact = (
+  file: string,
+  options: { readonly limit?: number; readonly tags?: ReadonlyArray<JournalEvent.Tag>; readonly from?: number } = {}
+): Effect.Effect<Intact, JournalError> =>
+  Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact(options.limit, options.tags, options.from)))
 
 /**
  * Whether a controller is writing the SQLite journal at `file` now: `{ pid }` of the process that

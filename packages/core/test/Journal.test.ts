@@ -222,6 +222,21 @@ describe("Journal (SQLite)", () => {
       assert.strictEqual(damaged.damage?.seq, 3)
     })
 
+    it("readIntact from an entry on, with tags: `checked` is the last entry checked, where a later read of a growing journal goes on", async () => {
+      const insight = JournalEvent.make("InsightsDistilled", { insights: [], at: 9 })
+      const file = sqliteFile()
+      await withSqlite(file, (j) => j.append([eventAt(1), insight, eventAt(3), insight, eventAt(5)]))
+      const first = await Effect.runPromise(readIntact(file, { tags: ["InsightsDistilled"], from: 3 }))
+      assert.deepStrictEqual(first.entries, [{ seq: 4, event: insight }])
+      assert.strictEqual(first.checked, 5, "entry 5 is checked, not returned")
+      await withSqlite(file, (j) => j.append([insight, eventAt(7)]))
+      const next = await Effect.runPromise(readIntact(file, { tags: ["InsightsDistilled"], from: first.checked! + 1 }))
+      assert.deepStrictEqual(next.entries, [{ seq: 6, event: insight }])
+      assert.strictEqual(next.checked, 7)
+      const none = await Effect.runPromise(readIntact(file, { from: 8 }))
+      assert.deepStrictEqual([none.entries, none.checked], [[], 7])
+    })
+
     it("a payload with a valid checksum that does not decode is Corrupt with its seq", async () => {
       const bad = JSON.stringify({ _tag: "BudgetCharged", cost: { dollars: -1 }, reason: "x", at: 2 })
       const file = await corrupt((db) => db.prepare("UPDATE events SET payload = ?, crc = ? WHERE seq = 2").run(bad, crc32(bad)))

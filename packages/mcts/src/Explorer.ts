@@ -227,6 +227,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   // by their mean (when the recipe declares no larger estimate).
   let trialCost = replayed.trialCost
   let trialsCosted = replayed.trialsCosted
+  // for the stagnation rule: results reused from other runs, which are not trials run
+  let reusedCount = replayed.reused
 
   // ---- recording: fold and notify at once, journal with a group commit --------------------
   // Events are folded in the order they are recorded and appended in that order, so the journal
@@ -397,7 +399,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const execute = (
     node: ExperimentNode.NodeSpec,
     job: ExperimentNode.JobRef | undefined,
-    reconcile: boolean
+    reconcile: boolean,
+    elsewhere?: string
   ): Effect.Effect<void, Errors.JournalError> => {
     // Reconciling (a trial admitted before a crash, no submission on record): every attempt looks for
     // its job on the backend until one reports a submission. An attempt that failed before that (the
@@ -462,7 +465,15 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         )
     const pruned = scheduler === Scheduler.none && !pruning.has(node.id) ? undefined : Deferred.makeUnsafe<Duration.Duration>()
     if (pruned !== undefined) prunes.set(node.id, pruned)
-    return Effect.suspend(() => attempt(0, job)).pipe(
+    // (another run running the same strategy: its result is waited for first; a drain stops the wait)
+    const first = elsewhere === undefined ? Effect.suspend(() => attempt(0, job)) : Effect.suspend(() => {
+      waitingElsewhere.add(node.id)
+      return Effect.flatMap(
+        Effect.ensuring(awaitElsewhere(node, elsewhere), Effect.sync(() => waitingElsewhere.delete(node.id))),
+        (reused) => (reused ? Effect.void : attempt(0, job))
+      )
+    })
+    return first.pipe(
       // a defect in the executor or its backend (a bug: a stream that dies, a throw) fails this trial, loudly, not the run
       Effect.catchDefect((defect) => {
         const message = `executor "${executor.name}" failed unexpectedly (a bug in it or its backend): ${defectMessage(defect)}`
@@ -544,10 +555,37 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     }
   }
 
+  /**
+   * A strategy another run is running now (a run beside this one in the same folder): its result is
+   * waited for and reused, rather than the same strategy run twice at once. `true` once reused;
+   * `false` when that run's trial ended without a result to reuse (it failed, or its run stopped):
+   * then this run runs it.
+   */
+  const waitingElsewhere = new Set<string>()
+  const awaitElsewhere = (node: ExperimentNode.NodeSpec, source: string): Effect.Effect<boolean, Errors.JournalError> =>
+    Effect.gen(function*() {
+      yield* Effect.logInfo(`trial ${node.id}: ${source} (another run) is running the same strategy; waiting for its result rather than running it too`)
+      for (;;) {
+        yield* Effect.sleep(ELSEWHERE_POLL)
+        if (cache.refresh !== undefined) yield* cache.refresh
+        const hit = cache.lookup(node.fingerprint)
+        if (hit !== undefined) {
+          reusedCount++
+          yield* finish(node.id, "Succeeded", { ...hit.result, cost: Cost.zero, reusedFrom: hit.source })
+          return true
+        }
+        if (cache.running?.(node.fingerprint) === undefined) {
+          yield* Effect.logInfo(`trial ${node.id}: ${source} ended without a result to reuse; running the strategy here`)
+          return false
+        }
+      }
+    })
+
   const launch = (node: ExperimentNode.NodeSpec, job?: ExperimentNode.JobRef, reconcile = false) =>
     Effect.suspend(() => {
       inFlight.add(node.id)
-      return FiberMap.run(fibers, node.id, execute(node, job, reconcile))
+      const elsewhere = job === undefined ? cache.running?.(node.fingerprint) : undefined
+      return FiberMap.run(fibers, node.id, execute(node, job, reconcile, elsewhere))
     })
 
   // ---- reconcile what was in flight when the last controller stopped -----------------------
@@ -586,7 +624,6 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const control = options.control
   const unsubscribe = control?.onChange(() => Queue.offerUnsafe(wake, { _tag: "Control" }))
   // for the stagnation rule: trials run (finished, not reused from another run) so far, and when the best so far was found
-  let reusedCount = replayed.reused
   let lastBestAt = replayed.atBest
   let bestUtility = tree.view.best() !== undefined ? tree.view.root.stats.bestUtility : -Infinity
   let lastDistilled = replayed.atDistill
@@ -842,7 +879,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         ...(picked.proposal.prior !== undefined ? { prior: picked.proposal.prior } : {})
       }
       // reuse a result from another run (with the next group commit: nothing outside depends on it,
-      // and a resumed run that lost it finds the same result again)
+      // and a resumed run that lost it finds the same result again); runs beside this one are read again first
+      if (cache.refresh !== undefined) yield* cache.refresh
       const hit = cache.lookup(picked.fingerprint)
       if (hit !== undefined) {
         yield* record([
@@ -887,6 +925,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         drained = true
         if (inFlight.size > 0) reason = "stopped by request"
         for (const id of [...inFlight]) if (tree.view.get(id)?.waiting !== undefined) yield* withdraw(id)
+        // a trial waiting for another run's result has started nothing: it stops waiting (a resumed run waits again)
+        for (const id of [...waitingElsewhere]) yield* FiberMap.remove(fibers, id)
       }
       if (inFlight.size === 0) break
       yield* awaitWake
@@ -1070,6 +1110,8 @@ const strategyIssues = (strategy: unknown): string | undefined => {
 
 /** The longest an event waits for its commit when nothing else commits first. */
 const GROUP_COMMIT = "20 millis"
+/** How often a trial waiting for another run's trial of the same strategy looks for its result. */
+const ELSEWHERE_POLL = "1 second"
 /** How long a pruned trial's stream may go on after its job was cancelled, to report the cost it ran up, before it is stopped. */
 const PRUNE_GRACE = Duration.minutes(2)
 /** The reason journaled for a pruned trial: the scheduler, the step, and the points of the report it was pruned on (at most 3). */

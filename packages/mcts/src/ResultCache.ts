@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Fingerprint, type JournalEvent, type Result, type Task } from "@trex/core"
+import type { Effect } from "effect"
 
 /** A reusable result and where it came from (`<run>/<node>`). @since 0.1.0 @category models */
 export interface Hit {
@@ -16,6 +17,16 @@ export interface Hit {
 /** @since 0.1.0 @category models */
 export interface ResultCache {
   readonly lookup: (fingerprint: string) => Hit | undefined
+  /**
+   * Read what its sources added since (the journals of runs still running beside this one): asked
+   * before each lookup, so a result another run has just found is reused, not run again.
+   */
+  readonly refresh?: Effect.Effect<void>
+  /**
+   * A trial of another run, running now, of this fingerprint (as `<run>/<node>`): the explorer waits
+   * for its result rather than run the same strategy beside it.
+   */
+  readonly running?: (fingerprint: string) => string | undefined
 }
 
 /** A cache that knows nothing. @since 0.1.0 @category constructors */
@@ -86,13 +97,31 @@ export const EVENTS: ReadonlyArray<"RunStarted" | "NodeProposed" | "NodeFinished
 export interface Builder {
   /** Add a journal's results (its entries, or those of {@link EVENTS}); the entries are not kept. */
   readonly add: (entries: ReadonlyArray<JournalEvent.Entry>) => void
+  /**
+   * Add the entries of a journal still being written, `key` naming it: each call goes on from where
+   * the last left off (the entries after those), and the trials it has proposed and not yet finished
+   * are the cache's `running` until {@link Builder.unfollow}.
+   */
+  readonly follow: (key: string, entries: ReadonlyArray<JournalEvent.Entry>) => void
+  /** The journal `key` is no longer written (its run ended, or its controller died): none of its trials runs any more. */
+  readonly unfollow: (key: string) => void
   /** The cache of the journals added so far (and of those added later). */
   readonly cache: ResultCache
 }
 
+interface Followed {
+  runId: string
+  sameTask: boolean
+  /** Fingerprint of each node proposed. */
+  readonly fps: Map<string, string>
+  /** Node of each fingerprint proposed and not finished. */
+  readonly running: Map<string, string>
+}
+
 /**
  * A cache filled one journal at a time, so that a caller reading many (a folder of big runs)
- * holds one journal at a time, not all of them. With `scope`, as {@link fromJournals}.
+ * holds one journal at a time, not all of them; a journal still being written can be followed as
+ * it grows. With `scope`, as {@link fromJournals}.
  *
  * @example
  * ```ts
@@ -106,25 +135,45 @@ export interface Builder {
 export const builder = (scope?: { readonly task: Task.Task; readonly code?: string | undefined }): Builder => {
   const map = new Map<string, Hit>()
   const wanted = scope === undefined ? undefined : identity(scope.task, scope.code)
-  return {
-    add: (entries) => {
-      let runId = ""
-      const fps = new Map<string, string>()
-      let sameTask = true
-      for (const { event } of entries) {
-        if (event._tag === "RunStarted") {
-          runId = event.runId
-          sameTask = wanted === undefined || identity(event.task, codeOf(event.options)) === wanted
-        } else if (event._tag === "NodeProposed") fps.set(event.node.id, event.node.fingerprint)
-        else if (sameTask && event._tag === "NodeFinished" && event.outcome === "Succeeded" && event.result !== undefined) {
-          const fp = fps.get(event.nodeId)
-          if (fp !== undefined && !map.has(fp)) {
-            map.set(fp, { result: event.result, source: event.result.reusedFrom ?? `${runId}/${event.nodeId}` })
-          }
+  const followed = new Map<string, Followed>()
+  const fold = (state: Followed, entries: ReadonlyArray<JournalEvent.Entry>) => {
+    for (const { event } of entries) {
+      if (event._tag === "RunStarted") {
+        state.runId = event.runId
+        state.sameTask = wanted === undefined || identity(event.task, codeOf(event.options)) === wanted
+      } else if (!state.sameTask) continue
+      else if (event._tag === "NodeProposed") {
+        state.fps.set(event.node.id, event.node.fingerprint)
+        state.running.set(event.node.fingerprint, event.node.id)
+      } else if (event._tag === "NodeFinished") {
+        const fp = state.fps.get(event.nodeId)
+        if (fp === undefined) continue
+        if (state.running.get(fp) === event.nodeId) state.running.delete(fp)
+        if (event.outcome === "Succeeded" && event.result !== undefined && !map.has(fp)) {
+          map.set(fp, { result: event.result, source: event.result.reusedFrom ?? `${state.runId}/${event.nodeId}` })
         }
       }
+    }
+  }
+  const fresh = (): Followed => ({ runId: "", sameTask: true, fps: new Map(), running: new Map() })
+  return {
+    add: (entries) => fold(fresh(), entries),
+    follow: (key, entries) => {
+      let state = followed.get(key)
+      if (state === undefined) followed.set(key, state = fresh())
+      fold(state, entries)
     },
-    cache: { lookup: (fp) => map.get(fp) }
+    unfollow: (key) => void followed.delete(key),
+    cache: {
+      lookup: (fp) => map.get(fp),
+      running: (fp) => {
+        for (const state of followed.values()) {
+          const node = state.sameTask ? state.running.get(fp) : undefined
+          if (node !== undefined) return `${state.runId}/${node}`
+        }
+        return undefined
+      }
+    }
   }
 }
 

@@ -318,6 +318,94 @@ describe("Explorer", () => {
       for (const n of reused) assert.match((n.state as { result: { reusedFrom: string } }).result.reusedFrom, /^r1\/n\d+$/)
     }))
 
+  /**
+   * Two runs at once (the same task and seed, so the same proposals): `first` runs with its own
+   * executor, and the second's cache follows `first`'s journal as it grows.
+   */
+  const besideAnother = (options: { readonly first: ExecutorAgent.ExecutorAgentShape; readonly control?: Control; readonly maxTrials?: number }) =>
+    Effect.gen(function*() {
+      const firstJournal = Journal.makeMemory()
+      let firstDone = false
+      const first = yield* runWith(firstJournal, { maxTrials: options.maxTrials ?? 3, executor: options.first }).pipe(
+        Effect.ensuring(Effect.sync(() => (firstDone = true))),
+        Effect.forkChild
+      )
+      const b = ResultCache.builder()
+      let next = 1
+      const refresh = Effect.gen(function*() {
+        const alive = !firstDone
+        const entries = yield* Effect.orDie(firstJournal.read(next))
+        if (entries.length > 0) {
+          next = entries.at(-1)!.seq + 1
+          b.follow("r1", entries)
+        }
+        if (!alive) b.unfollow("r1")
+      })
+      // the second run starts once the first has admitted its first trial
+      for (let i = 0; i < 5000 && !(yield* firstJournal.read()).some((e) => e.event._tag === "NodeAdmitted"); i++) yield* Effect.sleep("1 millis")
+      const log: ExecLog = { runs: [] }
+      const journal = Journal.makeMemory()
+      const summary = yield* runWith(journal, {
+        maxTrials: options.maxTrials ?? 3,
+        runId: "r2",
+        log,
+        cache: { ...b.cache, refresh },
+        ...(options.control !== undefined ? { control: options.control } : {})
+      })
+      return { summary, log, journal, first }
+    })
+
+  it.live("a strategy another run is running now is waited for and its result reused, not run beside it", () =>
+    Effect.gen(function*() {
+      const { first, log, summary } = yield* besideAnother({ first: functionExecutor({ runs: [] }, { stepMillis: 150 }) })
+      const other = yield* Fiber.join(first)
+      const ranThere = new Set([...other.tree.nodes()].map((n) => n.fingerprint))
+      const nodes = [...summary.tree.nodes()]
+      assert.deepStrictEqual(nodes.slice(0, 3).map((n) => (n.state._tag === "Succeeded" ? n.state.result.reusedFrom : n.state._tag)), ["r1/n1", "r1/n2", "r1/n3"])
+      // (a result reused is no trial of this run's budget: it then runs one strategy of its own)
+      const ranHere = log.runs.map((r) => summary.tree.get(r.node)!.fingerprint)
+      assert.deepStrictEqual(ranHere.filter((fp) => ranThere.has(fp)), [], "nothing the first run ran or was running was run again")
+    }))
+
+  it.live("a strategy whose trial in the other run ends without a result is run here once that trial has ended", () =>
+    Effect.gen(function*() {
+      // the other run's trial fails after a while
+      const failing: ExecutorAgent.ExecutorAgentShape = {
+        name: "failing",
+        run: (req) =>
+          Stream.concat(
+            Stream.make({ _tag: "Submitted", job: { backend: "b", id: req.node.id, data: {} } } as const),
+            Stream.fromEffect(Effect.as(Effect.sleep("1500 millis"), { _tag: "Finished", result: Result.failure("Crash", "exit 3") } as const))
+          )
+      }
+      const { first, journal, log, summary } = yield* besideAnother({ first: failing, maxTrials: 1 })
+      const other = yield* Fiber.join(first)
+      assert.strictEqual(other.tree.get("n1")?.state._tag, "Failed")
+      assert.deepStrictEqual(log.runs.map((r) => r.node), ["n1"], "run here after the other run's trial failed")
+      const submitted = (yield* journal.read()).find((e) => e.event._tag === "JobSubmitted")!.event.at
+      const failedThere = (other.tree.get("n1")!.state as { finishedAt: number }).finishedAt
+      assert.isAtLeast(submitted, failedThere, "not run here while it ran there")
+      assert.strictEqual(summary.tree.get("n1")?.state._tag, "Succeeded")
+      assert.isUndefined((summary.tree.get("n1")?.state as { result: Result.Result }).result.reusedFrom)
+    }))
+
+  it.live("a drain stops a trial waiting for another run's result at once: it started nothing, and stays admitted for a resumed run", () =>
+    Effect.gen(function*() {
+      const control = new Control()
+      // the other run's trial does not end while this one waits
+      const hanging: ExecutorAgent.ExecutorAgentShape = { name: "hanging", run: () => Stream.never }
+      const fiber = yield* Effect.forkChild(besideAnother({ first: hanging, control, maxTrials: 1 }))
+      yield* Effect.sleep("1500 millis")
+      control.stop("drain")
+      const ended = yield* Fiber.join(fiber).pipe(Effect.timeoutOption("5 seconds"))
+      assert.isTrue(Option.isSome(ended), "the drain waited for the other run")
+      const { first, journal } = Option.getOrThrow(ended)
+      yield* Fiber.interrupt(first)
+      const events = (yield* journal.read()).map((e) => e.event._tag)
+      assert.include(events, "NodeAdmitted")
+      assert.notInclude(events, "NodeFinished")
+    }))
+
   it.live("results reused from another run are not trials of the stagnation rule: the run still runs its own", () =>
     Effect.gen(function*() {
       // the same seed proposes what the first run ran: its twelve results come back reused first

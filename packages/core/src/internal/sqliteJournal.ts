@@ -218,6 +218,8 @@ const openDb = (file: string, options: SqliteOptions): { readonly db: DatabaseSy
 export interface Intact {
   readonly entries: ReadonlyArray<JournalEvent.Entry>
   readonly damage?: JournalError
+  /** The sequence number of the last entry checked (with `tags`, it may be of an event not returned); 0 when none was. */
+  readonly checked?: number
 }
 
 export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
@@ -243,7 +245,7 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
       return {
         append: () => Effect.fail(io(`journal ${file} is open read-only`)),
         read: () => Effect.succeed([]),
-        intact: (_limit?: number, _tags?: ReadonlyArray<string>) => Effect.succeed<Intact>({ entries: [] })
+        intact: (_limit?: number, _tags?: ReadonlyArray<string>, _from?: number) => Effect.succeed<Intact>({ entries: [], checked: 0 })
       }
     }
     // A file that says it is a journal but lacks its table (made by hand or by another program)
@@ -296,17 +298,18 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     /** Entries from `from` on; at the first bad one, throws its error, or (`intact`) stops and returns it with those before. */
     const scan = (from: number, intact: boolean, limit = Number.POSITIVE_INFINITY, tags?: ReadonlySet<string>): Intact => {
       const out: Array<JournalEvent.Entry> = []
+      const at = { checked: Math.max(1, from) - 1 }
       try {
-        scanInto(out, from, limit, tags)
-        return { entries: out }
+        scanInto(out, from, limit, tags, at)
+        return { entries: out, checked: at.checked }
       } catch (e) {
         const error = e instanceof JournalError ? e : io(`cannot read journal ${file}: ${String(e)}`, "Corrupt")
         if (!intact) throw error
-        return { entries: out, damage: error }
+        return { entries: out, damage: error, checked: at.checked }
       }
     }
     /** With `tags`, every entry is checked (its place, its checksum) but only those of the tags are decoded and kept. */
-    const scanInto = (out: Array<JournalEvent.Entry>, from: number, limit: number, tags?: ReadonlySet<string>) => {
+    const scanInto = (out: Array<JournalEvent.Entry>, from: number, limit: number, tags: ReadonlySet<string> | undefined, at: { checked: number }) => {
       let expected = Math.max(1, from)
       const rows = tags === undefined ? selectFrom.iterate(expected) : selectTaggedFrom.iterate(expected)
       for (const row of rows as Iterable<[number, string, number, string?]>) {
@@ -320,7 +323,7 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
           throw io(`journal ${file}: entry ${seq} fails its checksum (torn or corrupt write)`, "Corrupt", seq)
         }
         if (tags !== undefined && !tags.has(row[3]!)) {
-          expected++
+          at.checked = expected++
           continue
         }
         let event: JournalEvent.JournalEvent
@@ -334,13 +337,13 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
           throw io(`journal ${file}: entry ${seq} (${tag}) does not decode: ${String(e)}`, "Corrupt", seq)
         }
         out.push({ seq, event })
-        expected++
+        at.checked = expected++
       }
     }
     // (scan throws only JournalErrors)
     const read = (from = 1) => Effect.try({ try: () => scan(from, false).entries, catch: (e) => e as JournalError })
     /** Every entry up to the first bad one (or the first `limit`), and that one's error: what a damaged journal still holds. */
-    const intact = (limit?: number, tags?: ReadonlyArray<string>) => Effect.sync(() => scan(1, true, limit, tags === undefined ? undefined : new Set(tags)))
+    const intact = (limit?: number, tags?: ReadonlyArray<string>, from = 1) => Effect.sync(() => scan(from, true, limit, tags === undefined ? undefined : new Set(tags)))
 
     return { append, read, intact }
   })
