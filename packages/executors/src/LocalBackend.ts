@@ -366,7 +366,10 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
       Stream.suspend(() => {
         const dir = refDir(ref)
         return Fs.existsSync(Path.join(dir, Job.SPEC_FILE))
-          ? watchDir(dir, known(dir)).pipe(Stream.tap((event) => (event._tag === "Exit" ? settle(dir) : Effect.void)))
+          // chunk by chunk (a poll's events stay together: a consumer handles a burst of them at once)
+          ? watchDir(dir, known(dir)).pipe(
+            Stream.mapArrayEffect((events) => (events.some((e) => e._tag === "Exit") ? Effect.as(settle(dir), events) : Effect.succeed(events)))
+          )
           : Stream.fail(fail("watch", `no job at ${dir}`))
       }),
     cancel,

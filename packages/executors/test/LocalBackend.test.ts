@@ -322,6 +322,30 @@ describe("LocalBackend", () => {
     })))
 })
 
+describe("LocalBackend, a job that prints at volume", () => {
+  /** The local backend's slice of a log read a step (`READ_CHUNK`, 4 MiB). */
+  const READ_CHUNK = 4 << 20
+  it.live("a log of many megabytes is read a bounded slice at a time: every line, in order, never the whole log at once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot() })
+      // 3.5 slices' worth of numbered lines, and a metric at the very end (read before the Exit)
+      const lines = Math.ceil((3.5 * READ_CHUNK) / 100)
+      const script = `awk 'BEGIN { for (i = 0; i < ${lines}; i++) printf "line %08d %s\\n", i, sprintf("%86s", "") }'\n` +
+        `echo 'TREX_METRIC {"step":1,"split":"eval","name":"score","value":0.5}'\nprintf '{"metrics":{"score":0.5}}' > result.json`
+      const ref = yield* backend.submit(spec("loud", script))
+      yield* Backend.awaitExit(backend, ref)
+      // a fresh watch of the finished job replays its log from the start (as after a controller restart)
+      const chunks = yield* Stream.runCollect(Stream.chunks(backend.watch(ref)))
+      const events = chunks.flat()
+      const logged = events.filter((e) => e._tag === "Log")
+      assert.strictEqual(logged.length, lines)
+      assert.ok(logged.every((e, i) => e._tag === "Log" && e.line.startsWith(`line ${String(i).padStart(8, "0")} `)))
+      assert.deepStrictEqual(events.slice(-2).map((e) => e._tag), ["Metric", "Exit"])
+      const biggest = chunks.reduce((m, c) => Math.max(m, c.length), 0)
+      assert.isAtMost(biggest, READ_CHUNK / 100 + 2, `a chunk of ${biggest} events: the log was not read in slices`)
+    })))
+})
+
 describe("LocalBackend environment", () => {
   it.live("a job inherits paths and locale but not the controller's secrets; its spec env still reaches it", () =>
     Effect.scoped(

@@ -116,15 +116,26 @@ export const signal = (target: number, sig: NodeJS.Signals): void => {
   }
 }
 
-/** Reads the lines a growing file gained since the last call. */
+/**
+ * At most this many bytes of a log are read per call: a job that printed gigabytes (or a reattach
+ * that reads a long log from its start) is read a bounded slice at a time, never held whole.
+ */
+export const READ_CHUNK = 4 << 20
+
+/** Reads the lines a growing file gained since the last call, at most {@link READ_CHUNK} bytes a call. */
 export class FileLines {
   private offset = 0
+  /** Whether the last `read` stopped before the end of the file (the caller reads again at once). */
+  behind = false
   private readonly splitter = new JobProtocol.LineSplitter()
   private readonly file: string
-  constructor(file: string) {
+  private readonly chunk: number
+  constructor(file: string, chunk = READ_CHUNK) {
     this.file = file
+    this.chunk = chunk
   }
   read(): Array<string> {
+    this.behind = false
     let fd: number
     try {
       fd = Fs.openSync(this.file, "r")
@@ -135,20 +146,25 @@ export class FileLines {
     try {
       const size = Fs.fstatSync(fd).size
       if (size <= this.offset) return lines
-      const buf = Buffer.allocUnsafe(Math.min(size - this.offset, 1 << 20))
-      for (;;) {
-        const n = Fs.readSync(fd, buf, 0, buf.length, this.offset)
+      const buf = Buffer.allocUnsafe(Math.min(size - this.offset, this.chunk))
+      let got = 0
+      while (got < buf.length) {
+        const n = Fs.readSync(fd, buf, got, buf.length - got, this.offset + got)
         if (n === 0) break
-        this.offset += n
-        for (const line of this.splitter.push(buf.subarray(0, n))) lines.push(line)
+        got += n
       }
+      this.offset += got
+      this.behind = this.offset < size
+      for (const line of this.splitter.push(buf.subarray(0, got))) lines.push(line)
     } finally {
       Fs.closeSync(fd)
     }
     return lines
   }
+  /** The last lines, once the file is complete: call until `behind` is false. */
   end(): Array<string> {
-    return [...this.read(), ...this.splitter.end()]
+    const lines = this.read()
+    return this.behind ? lines : [...lines, ...this.splitter.end()]
   }
 }
 

@@ -28,7 +28,8 @@ type Phase =
   | { readonly _tag: "Pending" }
   /** Out of the queue, its process being started (no pid file yet): reported as running. */
   | { readonly _tag: "Starting" }
-  | { readonly _tag: "Running"; readonly readers: Readers; readonly tick: number }
+  /** `behind`: a log was not read to its end (at most a bounded slice is read a step): the next step comes at once. */
+  | { readonly _tag: "Running"; readonly readers: Readers; readonly tick: number; readonly behind: boolean }
 
 const stdoutEvent = (line: string): Backend.JobEvent => JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line }
 
@@ -42,6 +43,8 @@ const drain = (readers: Readers, final: boolean): Array<Backend.JobEvent> => {
   }
   return events
 }
+
+const behind = (readers: Readers): boolean => readers.stdout.behind || readers.stderr.behind || readers.metrics.behind
 
 const readers = (dir: string): Readers => ({
   stdout: new Job.FileLines(Path.join(dir, Job.STDOUT_FILE)),
@@ -67,24 +70,27 @@ const finished = (events: ReadonlyArray<Backend.JobEvent>): Step => ({ events, n
 const step = (dir: string, known: () => Known, phase: Phase): Step => {
   const exit = Job.readExit(dir)
   if (phase._tag === "Running") {
-    if (exit !== undefined) return finished([...drain(phase.readers, true), Job.toJobExit(dir, exit)])
+    // the job has ended: its logs are complete, read to their end a slice a step, then its Exit
+    if (exit !== undefined) {
+      const events = drain(phase.readers, true)
+      return behind(phase.readers) ? { events, next: { ...phase, behind: true } } : finished([...events, Job.toJobExit(dir, exit)])
+    }
     const events = drain(phase.readers, false)
     if (phase.tick % LIVENESS_EVERY === LIVENESS_EVERY - 1) {
       const pid = Job.readPid(dir)
-      if (pid !== undefined && !Job.isRunning(pid) && Job.readExit(dir) === undefined) {
-        return finished([...events, ...drain(phase.readers, true), Job.toJobExit(dir, giveUp(dir, "lost"))])
-      }
+      // recorded as lost: the next step reads the rest of its logs, then reports that exit
+      if (pid !== undefined && !Job.isRunning(pid) && Job.readExit(dir) === undefined) giveUp(dir, "lost")
     }
-    return { events, next: { ...phase, tick: phase.tick + 1 } }
+    return { events, next: { ...phase, tick: phase.tick + 1, behind: behind(phase.readers) } }
   }
   const running: ReadonlyArray<Backend.JobEvent> = phase._tag === "Starting" ? [] : [{ _tag: "State", state: "Running" }]
   // A job that finished before anyone watched still reports what it printed, then its exit (one
   // reported waiting says it ran, if it did, between two polls).
   if (exit !== undefined) {
     const ran = phase._tag === "Pending" && Job.readPid(dir) !== undefined ? running : []
-    return finished([...ran, ...drain(readers(dir), true), Job.toJobExit(dir, exit)])
+    return { events: ran, next: { _tag: "Running", readers: readers(dir), tick: 0, behind: true } }
   }
-  if (Job.readPid(dir) !== undefined) return { events: running, next: { _tag: "Running", readers: readers(dir), tick: 0 } }
+  if (Job.readPid(dir) !== undefined) return { events: running, next: { _tag: "Running", readers: readers(dir), tick: 0, behind: false } }
   const k = known()
   if (k === "unknown") return finished([Job.toJobExit(dir, giveUp(dir, "abandoned"))])
   // a job out of the queue runs from the moment its start begins: a drain lets it finish
@@ -93,10 +99,13 @@ const step = (dir: string, known: () => Known, phase: Phase): Step => {
   return { events: [{ _tag: "State", state: "Pending", reason: "no free slot or GPU" }], next: { _tag: "Pending" } }
 }
 
-/** Events of the job in `dir`, its output replayed from the start, ending with its Exit. */
+/**
+ * Events of the job in `dir`, its output replayed from the start, ending with its Exit. A log is read
+ * at most {@link Job.READ_CHUNK} bytes a step, so memory stays bounded however much the job printed.
+ */
 export const watchDir = (dir: string, known: () => Known): Stream.Stream<Backend.JobEvent> =>
   Stream.paginate<Phase, Backend.JobEvent>({ _tag: "Init" }, (phase) =>
     Effect.sync(() => step(dir, known, phase)).pipe(
       Effect.map(({ events, next }) => [events, Option.fromUndefinedOr(next)] as const),
-      Effect.delay(phase._tag === "Init" ? 0 : POLL_MS)
+      Effect.delay(phase._tag === "Init" || (phase._tag === "Running" && phase.behind) ? 0 : POLL_MS)
     ))
