@@ -119,8 +119,34 @@ export const parseMetricsFileLine = (line: string) => {
 }
 
 /**
- * Split a growing byte stream into lines, cutting enormous lines at {@link MAX_LINE} and
- * decoding invalid UTF-8 with replacement characters.
+ * What a terminal shows of a line: the text after its last carriage return that is not blank (a
+ * progress bar rewritten in place with `\r`, as tqdm does, shows its latest state), the line itself
+ * when it has none.
+ *
+ * @example
+ * ```ts
+ * import { JobProtocol } from "@trex/core"
+ * JobProtocol.shownLine("\r 10%|#   |\r 20%|##  |") // " 20%|##  |"
+ * ```
+ * @since 0.1.0 @category parsing
+ */
+export const shownLine = (line: string): string => {
+  let end = line.length
+  for (let r = line.lastIndexOf("\r"); r >= 0; r = line.lastIndexOf("\r", r - 1)) {
+    if (line.slice(r + 1, end).trim() !== "") return line.slice(r + 1, end)
+    end = r
+    if (r === 0) break
+  }
+  return line.slice(0, end)
+}
+
+const cut = (l: string) => (l.length > MAX_LINE ? l.slice(0, MAX_LINE) + "…" : l)
+
+/**
+ * Split a growing byte stream into lines, as a terminal shows them ({@link shownLine}: a line
+ * rewritten with `\r` is its last state), cutting enormous lines at {@link MAX_LINE} and decoding
+ * invalid UTF-8 with replacement characters. A progress bar rewritten for hours without a newline
+ * holds only its current state, not every state it printed.
  * @since 0.1.0 @category parsing
  */
 export class LineSplitter {
@@ -131,15 +157,20 @@ export class LineSplitter {
     const lines = this.buf.split("\n")
     this.buf = lines.pop() ?? ""
     if (this.buf.length > MAX_LINE * 4) {
-      lines.push(this.buf)
-      this.buf = ""
+      // states overwritten by a carriage return are gone from the screen: keep the one being written
+      const r = this.buf.lastIndexOf("\r")
+      if (r >= 0) this.buf = this.buf.slice(r)
+      if (this.buf.length > MAX_LINE * 4) {
+        lines.push(this.buf)
+        this.buf = ""
+      }
     }
-    return lines.map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l)).map((l) => (l.length > MAX_LINE ? l.slice(0, MAX_LINE) + "…" : l))
+    return lines.map((l) => cut(shownLine(l)))
   }
   end(): Array<string> {
     const rest = this.buf + this.decoder.decode()
     this.buf = ""
-    return rest.length > 0 ? [rest.length > MAX_LINE ? rest.slice(0, MAX_LINE) + "…" : rest] : []
+    return rest.length > 0 ? [cut(shownLine(rest))] : []
   }
 }
 

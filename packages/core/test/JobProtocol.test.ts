@@ -136,6 +136,21 @@ describe("JobProtocol.LineSplitter", () => {
     for (const l of [...emitted, ...s.end()]) assert.isAtMost(l.length, MAX_LINE + 1)
   })
 
+  it("a line rewritten with \\r (a tqdm progress bar) is its last state, also when no newline comes for megabytes", () => {
+    assert.deepStrictEqual(split(utf8("\r 10%|#  |\r 20%|## |\n\r 30%|###|\r\n"), [3, 9]), [" 20%|## |", " 30%|###|"])
+    assert.deepStrictEqual(JobProtocol.shownLine("done\r   \r"), "done")
+    const s = new LineSplitter()
+    const emitted: Array<string> = []
+    // 100,000 states of one line (about 4 MB), then a newline: nothing before it, then only the last state
+    for (let i = 1; i <= 100_000; i += 1000) {
+      let chunk = ""
+      for (let k = i; k < i + 1000; k++) chunk += `\rstep ${k}/100000 loss=0.${k % 97}`
+      emitted.push(...s.push(utf8(chunk)))
+    }
+    emitted.push(...s.push("\nnext\n"))
+    assert.deepStrictEqual(emitted, ["step 100000/100000 loss=0.90", "next"])
+  })
+
   it("end() flushes the last partial line once", () => {
     const s = new LineSplitter()
     assert.deepStrictEqual(s.push("one\ntwo"), ["one"])

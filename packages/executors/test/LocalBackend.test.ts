@@ -344,6 +344,16 @@ describe("LocalBackend, a job that prints at volume", () => {
       const biggest = chunks.reduce((m, c) => Math.max(m, c.length), 0)
       assert.isAtMost(biggest, READ_CHUNK / 100 + 2, `a chunk of ${biggest} events: the log was not read in slices`)
     })))
+
+  it.live("the tail of a job killed while a \\r progress bar rewrote one line for a long while shows the bar's last state", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot(), killGraceMs: 500 })
+      // tqdm on stderr: 5,000 states of one line (about 300 KB, no newline), then the job dies
+      const script = `awk 'BEGIN { for (i = 1; i <= 5000; i++) printf "\\rTraining: %4d/5000 [00:10<00:00, 912.34it/s, loss=0.%03d]", i, i % 1000 > "/dev/stderr" }'\nkill -9 $$`
+      const exit = yield* Backend.run(backend, spec("tqdm", script))
+      assert.strictEqual(exit.failureKind, "OOM")
+      assert.deepStrictEqual(exit.logTail, ["Training: 5000/5000 [00:10<00:00, 912.34it/s, loss=0.000]"])
+    })))
 })
 
 describe("LocalBackend environment", () => {

@@ -168,6 +168,9 @@ export class FileLines {
   }
 }
 
+/** A tail line longer than this keeps its end (where an enormous line stopped). */
+const TAIL_LINE = 2_000
+
 const lastLines = (file: string, n: number): Array<string> => {
   try {
     const fd = Fs.openSync(file, "r")
@@ -178,8 +181,13 @@ const lastLines = (file: string, n: number): Array<string> => {
       Fs.readSync(fd, buf, 0, len, size - len)
       const lines = buf.toString("utf8").split("\n")
       if (lines.at(-1) === "") lines.pop()
-      if (len < size) lines.shift() // probably cut
-      return lines.slice(-n)
+      // the first line is probably cut: dropped, unless it is the only one (a progress bar rewritten
+      // with \r for hours, an enormous line), whose end is what the job said last
+      if (len < size && lines.length > 1) lines.shift()
+      return lines.slice(-n).map((l) => {
+        const shown = JobProtocol.shownLine(l)
+        return shown.length > TAIL_LINE ? `…${shown.slice(-TAIL_LINE)}` : shown
+      })
     } finally {
       Fs.closeSync(fd)
     }
