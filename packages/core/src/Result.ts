@@ -100,3 +100,91 @@ export const JobResultFile = Schema.Struct({
 })
 /** @since 0.1.0 @category models */
 export type JobResultFile = typeof JobResultFile.Type
+
+interface Series {
+  points: Array<MetricPoint>
+  /** Where each kept step is in `points`. */
+  at: Map<number, number>
+  /** Every `stride`-th new point is kept (1 until the series is thinned). */
+  stride: number
+  /** New points seen (repeats of a kept step not counted). */
+  seen: number
+  /** Whether the last point is one the stride keeps (else the next new point replaces it). */
+  tailKept: boolean
+}
+
+/**
+ * A trial's curves as its job reports them, at most `max` points in all. A point reported again
+ * (same step, split and name: stdout and `metrics.jsonl`, or a replay) replaces the earlier one. When
+ * the curves outgrow `max`, the longest series keeps every other point and then every other new one
+ * (its first and its latest point always kept): a job that reports a metric at every one of 100,000
+ * steps still has its whole curve drawn, coarser, and its last value. `thinned` says whether any was.
+ *
+ * @example
+ * ```ts
+ * import { Result } from "@trex/core"
+ * const curves = new Result.Curves(100)
+ * for (let step = 0; step < 10_000; step++) curves.add({ step, split: "train", name: "loss", value: 1 / (step + 1) })
+ * curves.points().length // <= 100, the last point (step 9999) among them
+ * ```
+ * @since 0.1.0 @category models
+ */
+export class Curves {
+  private readonly series = new Map<string, Series>()
+  private size = 0
+  /** Whether points were left out to stay within `max`. */
+  thinned = false
+  readonly max: number
+  constructor(max = 2000) {
+    this.max = Math.max(2, max)
+  }
+  /**
+   * Add a point; `true` when it is kept and news (a new step, or a new value of a kept one), `false` when
+   * it repeats a kept point, is left out, or will be replaced by its series' next new point (the points
+   * between a thinned series' kept ones).
+   */
+  add(p: MetricPoint): boolean {
+    const key = `${p.split}\u0000${p.name}`
+    let s = this.series.get(key)
+    if (s === undefined) this.series.set(key, (s = { points: [], at: new Map(), stride: 1, seen: 0, tailKept: true }))
+    const i = s.at.get(p.step)
+    if (i !== undefined) {
+      const changed = s.points[i]!.value !== p.value
+      s.points[i] = p
+      return changed && (i < s.points.length - 1 || s.tailKept)
+    }
+    // once thinned, a step at or before the latest is one left out (reported again on the other channel)
+    if (s.stride > 1 && p.step <= s.points[s.points.length - 1]!.step) return false
+    if (!s.tailKept) {
+      s.at.delete(s.points.pop()!.step)
+      this.size--
+    }
+    s.at.set(p.step, s.points.length)
+    s.points.push(p)
+    this.size++
+    s.tailKept = s.seen % s.stride === 0
+    s.seen++
+    if (this.size > this.max) this.thin()
+    return s.tailKept
+  }
+  /** Every kept point, series by series, in the order each series was reported. */
+  points(): Array<MetricPoint> {
+    const out: Array<MetricPoint> = []
+    for (const s of this.series.values()) for (const p of s.points) out.push(p)
+    return out
+  }
+  private thin(): void {
+    let longest: Series | undefined
+    for (const s of this.series.values()) if (longest === undefined || s.points.length > longest.points.length) longest = s
+    const s = longest!
+    const last = s.points.length - 1
+    const kept = s.points.filter((_, i) => i % 2 === 0 || i === last)
+    this.size -= s.points.length - kept.length
+    s.points = kept
+    s.at = new Map(kept.map((q, i) => [q.step, i]))
+    s.stride *= 2
+    s.seen = 1
+    s.tailKept = true
+    this.thinned = true
+  }
+}
