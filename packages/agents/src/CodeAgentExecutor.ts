@@ -210,7 +210,8 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
             if (!recorded) yield* emit({ _tag: "Submitted", job: ref })
           }
           const tail = new JobProtocol.Tail(logLines * 2)
-          const curves: Array<Result.MetricPoint> = []
+          // bounded however often the job reports (see TemplateExecutor): only the points kept are passed on
+          const curves = new Result.Curves()
           let exit: Backend.JobExit | undefined
           yield* backend.watch(ref).pipe(
             Stream.runForEach((event) => {
@@ -219,8 +220,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
                   tail.push(event.line)
                   return live ? emit({ _tag: "Log", line: event.line }) : Effect.void
                 case "Metric":
-                  curves.push(event.point)
-                  return live ? emit({ _tag: "Progress", metrics: [event.point] }) : Effect.void
+                  return curves.add(event.point) && live ? emit({ _tag: "Progress", metrics: [event.point] }) : Effect.void
                 case "Progress":
                   return live ? emit({ _tag: "Progress", fraction: event.fraction, metrics: [] }) : Effect.void
                 case "Exit":
@@ -236,7 +236,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           spent = Cost.add(spent, Backend.exitCost(exit))
           const logs = tail.get().length > 0 ? tail.get() : exit.logTail
           lastLogs = logs
-          return { exit, logs, curves } satisfies Ran
+          return { exit, logs, curves: curves.points() } satisfies Ran
         })
 
       // A training job is labelled with the node (its job directory is the node's, and a resumed run

@@ -21,7 +21,7 @@ import {
   Task,
   TaskFile
 } from "@trex/core"
-import { Array as Arr, Cause, Channel, Effect, Layer, type Pull, type Redacted, Schema, Scope, Stream } from "effect"
+import { Array as Arr, Cause, Channel, Clock, Effect, Layer, type Pull, type Redacted, Schema, Scope, Stream } from "effect"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -31,7 +31,11 @@ export interface Options {
   readonly env?: Readonly<Record<string, string | Redacted.Redacted<string>>>
   /** Overrides the task's recipe. */
   readonly recipe?: Task.Recipe
-  /** Metric points kept in a result's curves (default 2,000; later points thin out). */
+  /**
+   * Metric points kept in a trial's curves (default 2,000): beyond them the longest series keeps every
+   * other point, its first and latest always (see `Result.Curves`), and only the points kept are reported
+   * as progress (so journaled).
+   */
   readonly maxCurvePoints?: number
 }
 
@@ -133,6 +137,9 @@ export const toResult = (
   }
 }
 
+/** A report of progress alone (no metric point) is passed on at most this often: the display needs no more. */
+const PROGRESS_EVERY_MS = 1000
+
 /** Times in a row a job's watch that failed with a retryable error is followed again. */
 const REWATCHES = 3
 /** A watch that lasted this long before it failed was healthy: the count of failures in a row starts again. */
@@ -198,28 +205,55 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
             )
         )))
       return Effect.flatMap(owned, ({ job, submitted }) => {
-        const curves: Array<Result.MetricPoint> = []
+        const curves = new Result.Curves(maxPoints)
         let head = submitted
-        const toEvent = (ev: Backend.JobEvent): ExecutorAgent.ExecutionEvent | undefined => {
-          switch (ev._tag) {
-            case "Metric": {
-              // one point per (step, split, name): a repeat replaces the earlier value
-              const i = curves.findLastIndex((q) => q.step === ev.point.step && q.name === ev.point.name && q.split === ev.point.split)
-              if (i >= 0) curves[i] = ev.point
-              else if (curves.length < maxPoints) curves.push(ev.point)
-              return { _tag: "Progress", metrics: [ev.point] }
+        let progressAt = Number.NEGATIVE_INFINITY
+        let warned = false
+        // One chunk of the job's events (a poll's worth: thousands of lines from a job that reports every
+        // step) becomes one progress report: its metric points that the curves keep, and its latest
+        // fraction; a report of progress alone at most once a PROGRESS_EVERY_MS.
+        const toEvents = (chunk: ReadonlyArray<Backend.JobEvent>, now: number): Array<ExecutorAgent.ExecutionEvent> => {
+          const out: Array<ExecutorAgent.ExecutionEvent> = []
+          let metrics: Array<Result.MetricPoint> = []
+          let progress: { fraction: number; message?: string } | undefined
+          const flush = () => {
+            if (metrics.length > 0 || (progress !== undefined && now - progressAt >= PROGRESS_EVERY_MS)) {
+              if (progress !== undefined) progressAt = now
+              out.push({ _tag: "Progress", metrics, ...progress })
             }
-            case "Progress":
-              return { _tag: "Progress", fraction: ev.fraction, metrics: [], ...(ev.message !== undefined ? { message: ev.message } : {}) }
-            case "State":
-              return ev
-            case "Exit":
-              done = true
-              return { _tag: "Finished", result: toResult(request.task, ev, curves) }
-            default:
-              return undefined
+            metrics = []
+            progress = undefined
           }
+          for (const ev of chunk) {
+            switch (ev._tag) {
+              case "Metric":
+                if (curves.add(ev.point)) metrics.push(ev.point)
+                break
+              case "Progress":
+                progress = ev.message !== undefined ? { fraction: ev.fraction, message: ev.message } : { fraction: ev.fraction }
+                break
+              case "State":
+                flush()
+                out.push(ev)
+                break
+              case "Exit":
+                flush()
+                done = true
+                out.push({ _tag: "Finished", result: toResult(request.task, ev, curves.points()) })
+                break
+            }
+          }
+          flush()
+          return out
         }
+        // said once, where the run's output goes: the curves are coarser than what the job reported
+        const thinnedNote = Effect.suspend(() => {
+          if (warned || !curves.thinned) return Effect.void
+          warned = true
+          return Effect.logWarning(
+            `trial ${nodeId}: its job reported more than ${curves.max} metric points; its curves keep fewer of them (the first, the latest, and evenly spaced ones between; the job's own stdout.log and metrics.jsonl keep every point)`
+          )
+        })
         const toFailure = (e: Errors.BackendError | Cause.Done) => (Cause.isDone(e) ? e : toError(e))
         // each time a new watch of the job (a backend's watch may hold state of its own)
         const follow = Effect.suspend(() => Channel.toPullScoped(Stream.toChannel(backend.watch(job)), scope)).pipe(
@@ -258,14 +292,12 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
                 return Effect.succeed([{ _tag: "Submitted", job }] as const)
               }
               return fromUpstream().pipe(
-                Effect.flatMap((chunk) => {
-                  const out: Array<ExecutorAgent.ExecutionEvent> = []
-                  for (const ev of chunk) {
-                    const e = toEvent(ev)
-                    if (e !== undefined) out.push(e)
-                  }
-                  return Arr.isArrayNonEmpty(out) ? Effect.succeed(out) : pull
-                })
+                Effect.flatMap((chunk) =>
+                  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                    const out = toEvents(chunk, now)
+                    return Effect.andThen(thinnedNote, Arr.isArrayNonEmpty(out) ? Effect.succeed(out) : pull)
+                  })
+                )
               )
             })
             return pull

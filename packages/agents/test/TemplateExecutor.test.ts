@@ -128,3 +128,77 @@ describe("TemplateExecutor.withdraw", () => {
       assert.isTrue(yield* failing.withdraw!(job))
     }))
 })
+
+describe("TemplateExecutor, a job that reports at every step", () => {
+  const job: ExperimentNode.JobRef = { backend: "loud", id: "j1", data: {} }
+  const node = { id: "n1", parent: "root", strategy: Schema.decodeUnknownSync(Strategy.Strategy)({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.001, epochs: 1, batchSize: 8 } }), fingerprint: "f", proposedAt: 0 } as ExperimentNode.NodeSpec
+  const request = { task: Schema.decodeUnknownSync(Task.Task)({ name: "t", objective: "o", metric: { name: "acc", direction: "maximize" }, recipe: { command: ["train"] } }), runId: "r", runDir: "/tmp", node }
+  /** 10,000 steps, each a train loss (on stdout and in metrics.jsonl: twice) and a progress report, in polls of 500 steps; an eval point at the end. */
+  const loud = (): Backend.BackendShape => {
+    const polls: Array<Array<Backend.JobEvent>> = []
+    for (let poll = 0; poll < 20; poll++) {
+      const chunk: Array<Backend.JobEvent> = []
+      for (let step = poll * 500; step < (poll + 1) * 500; step++) {
+        chunk.push({ _tag: "Metric", point: { step, split: "train", name: "loss", value: 1 / (step + 1) } })
+        chunk.push({ _tag: "Progress", fraction: step / 10_000, message: `step ${step}` })
+      }
+      // the same points again, from metrics.jsonl
+      for (let step = poll * 500; step < (poll + 1) * 500; step++) chunk.push({ _tag: "Metric", point: { step, split: "train", name: "loss", value: 1 / (step + 1) } })
+      polls.push(chunk)
+    }
+    polls.push([
+      { _tag: "Metric", point: { step: 10_000, split: "eval", name: "acc", value: 0.9 } },
+      { _tag: "Exit", outcome: "Succeeded", result: { metrics: { acc: 0.9 }, primary: 0.9 }, logTail: [], wallSeconds: 1, gpuSeconds: 0 }
+    ])
+    return {
+      name: "loud",
+      submit: () => Effect.succeed(job),
+      watch: () => Stream.fromIterable(polls).pipe(Stream.flatMap((chunk) => Stream.fromArray(chunk), { concurrency: 1 }), Stream.rechunk(1501)),
+      cancel: () => Effect.void,
+      list: () => Effect.succeed([]),
+      capacity: Effect.succeed({ slots: 1, gpus: 1, inUse: 0 })
+    }
+  }
+
+  it.effect("a poll's reports are one progress event; the curves are thinned, not cut: they end at the last step and keep the eval point", () =>
+    Effect.gen(function*() {
+      const executor = TemplateExecutor.make(loud(), { taskDir: "/tmp", maxCurvePoints: 200 })
+      const seen = yield* Stream.runCollect(executor.run(request))
+      const progress = seen.filter((e) => e._tag === "Progress")
+      // 21 polls, not 30,001 events (one per line): the journal gets one entry a poll
+      assert.isAtMost(progress.length, 21)
+      // the points passed on (journaled) are a few hundred, not the 20,000 lines reported
+      const passed = progress.flatMap((e) => e._tag === "Progress" ? e.metrics : [])
+      assert.isAtMost(passed.length, 1200)
+      const finished = seen.at(-1)!
+      assert.strictEqual(finished._tag, "Finished")
+      const curves = finished._tag === "Finished" ? finished.result.curves : []
+      assert.isAtMost(curves.length, 200)
+      const train = curves.filter((p) => p.split === "train").map((p) => p.step)
+      assert.deepStrictEqual([train[0], train.at(-1)], [0, 9999], "the first and the latest step")
+      assert.ok(train.every((s, i) => i === 0 || s > train[i - 1]!), "in order, each step once")
+      assert.isAtMost(Math.max(...train.slice(1).map((s, i) => s - train[i]!)), 10_000 / 50, "spread over the whole run")
+      assert.deepStrictEqual(curves.filter((p) => p.split === "eval"), [{ step: 10_000, split: "eval", name: "acc", value: 0.9 }])
+    }))
+
+  it.effect("reports of progress alone (a bar's fraction, thousands a second) are passed on at most once a second", () =>
+    Effect.gen(function*() {
+      const polls = Array.from({ length: 50 }, (_, poll) =>
+        Array.from({ length: 200 }, (_, k): Backend.JobEvent => ({ _tag: "Progress", fraction: (poll * 200 + k) / 10_000 })))
+      const backend: Backend.BackendShape = {
+        name: "bar",
+        submit: () => Effect.succeed(job),
+        // the test clock stands still: every poll comes within the same second
+        watch: () =>
+          Stream.concat(
+            Stream.fromIterable(polls).pipe(Stream.flatMap((chunk) => Stream.fromArray(chunk), { concurrency: 1 }), Stream.rechunk(200)),
+            Stream.make({ _tag: "Exit", outcome: "Succeeded", result: { metrics: { acc: 0.9 }, primary: 0.9 }, logTail: [], wallSeconds: 1, gpuSeconds: 0 } as const)
+          ),
+        cancel: () => Effect.void,
+        list: () => Effect.succeed([]),
+        capacity: Effect.succeed({ slots: 1, gpus: 1, inUse: 0 })
+      }
+      const seen = yield* Stream.runCollect(TemplateExecutor.make(backend, { taskDir: "/tmp" }).run(request))
+      assert.deepStrictEqual(seen.map((e) => e._tag === "Progress" ? `Progress:${e.fraction}` : e._tag), ["Submitted", "Progress:0.0199", "Finished"])
+    }))
+})
