@@ -71,7 +71,7 @@ const outcomeOf = (task: Task.Task, ran: Ran) =>
       return fail(exit.outcome === "Cancelled" ? "Cancelled" : exit.failureKind ?? "Crash", exit.message ?? `exit code ${exit.exitCode ?? "?"}`)
     }
     if (exit.result === undefined) return fail("InvalidOutput", exit.resultError ?? "the job exited 0 without writing result.json")
-    const decoded = JobProtocol.decodeResultFile(exit.result)
+    const decoded = JobProtocol.decodeResultFile(exit.result, task.metric.name)
     if (decoded._tag === "Failure") {
       return fail("InvalidOutput", `result.json does not match the job protocol ({metrics, primary?, artifacts?, summary?}): ${String(decoded.cause).split("\n").slice(0, 6).join("\n")}`)
     }

@@ -112,7 +112,7 @@ export const toResult = (
   if (exit.result === undefined) {
     return Result.failure("InvalidOutput", `the job exited 0 but ${exit.resultError ?? "wrote no result.json"}`, tail)
   }
-  const decoded = JobProtocol.decodeResultFile(exit.result)
+  const decoded = JobProtocol.decodeResultFile(exit.result, task.metric.name)
   if (decoded._tag === "Failure") {
     // one line, each issue with its path: `metrics.score: Expected number, got "high"`
     const issues = TaskFile.formatIssues(Cause.squash(decoded.cause)).split("\n").map((l) => l.trim()).filter((l) => l !== "")

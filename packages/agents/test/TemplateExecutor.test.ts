@@ -29,6 +29,20 @@ describe("TemplateExecutor.toResult", () => {
   })
 })
 
+describe("TemplateExecutor.toResult, a result.json at volume", () => {
+  it("keeps the first 1,000 metrics and the task's, and 4,000 characters of summary; the summary says what was left out", () => {
+    const metrics: Record<string, number> = {}
+    for (let i = 0; i < 5000; i++) metrics[`example_${i}`] = i / 5000
+    metrics["acc"] = 0.75
+    const result = TemplateExecutor.toResult(task, exit({ outcome: "Succeeded", result: { metrics, summary: "s".repeat(100_000) } }), [])
+    assert.strictEqual(result.score, 0.75)
+    assert.strictEqual(Object.keys(result.metrics).length, 1001)
+    assert.strictEqual(result.metrics["acc"], 0.75)
+    assert.isAtMost(result.summary!.length, 4300)
+    assert.match(result.summary!, /\[trex: result\.json too big: 4000 of its 5001 metrics left out \(the first 1000 kept\); its summary cut from 100000 characters; the job directory's result\.json has it all\]$/)
+  })
+})
+
 describe("TemplateExecutor.run", () => {
   it.effect("passes on the backend's job states (waiting, running) before the result", () =>
     Effect.gen(function*() {

@@ -57,10 +57,50 @@ export const readStrategyFile = (text: string): Strategy.Strategy => decodeStrat
 
 const slowResultFile = Schema.decodeUnknownExit(JobResultFile)
 
+/** Metrics of a `result.json` kept on a result (the task's metric always among them). @since 0.1.0 @category constants */
+export const MAX_RESULT_METRICS = 1_000
+/** Characters of a `result.json`'s `summary` kept on a result. @since 0.1.0 @category constants */
+export const MAX_SUMMARY = 4_000
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * A `result.json` within bounds, before it is decoded: every metric after the first
+ * {@link MAX_RESULT_METRICS} (but `keep`, the task's metric) and a summary's text past
+ * {@link MAX_SUMMARY} characters are left out, and the summary says so.
+ */
+const bounded = (input: unknown, keep: string | undefined): unknown => {
+  if (!isRecord(input)) return input
+  const notes: Array<string> = []
+  let out = input
+  const metrics = input["metrics"]
+  if (isRecord(metrics)) {
+    const names = Object.keys(metrics)
+    if (names.length > MAX_RESULT_METRICS) {
+      const kept: Record<string, unknown> = {}
+      for (const name of names.slice(0, MAX_RESULT_METRICS)) kept[name] = metrics[name]
+      if (keep !== undefined && keep in metrics) kept[keep] = metrics[keep]
+      notes.push(`${names.length - Object.keys(kept).length} of its ${names.length} metrics left out (the first ${MAX_RESULT_METRICS} kept)`)
+      out = { ...out, metrics: kept }
+    }
+  }
+  const summary = input["summary"]
+  if (typeof summary === "string" && summary.length > MAX_SUMMARY) {
+    notes.push(`its summary cut from ${summary.length} characters`)
+    out = { ...out, summary: `${summary.slice(0, MAX_SUMMARY)}…` }
+  }
+  if (notes.length === 0) return out
+  const said = typeof out["summary"] === "string" ? `${out["summary"]} ` : ""
+  return { ...out, summary: `${said}[trex: result.json too big: ${notes.join("; ")}; the job directory's result.json has it all]` }
+}
+
 /**
  * Decode the parsed content of a job's `result.json`. A file in canonical form (every key of the
  * schema present, nothing else) is only checked, without the schema's parser; anything else
- * goes through the schema, which fills defaults (`artifacts`) or reports every issue.
+ * goes through the schema, which fills defaults (`artifacts`) or reports every issue. A file over
+ * the bounds ({@link MAX_RESULT_METRICS} metrics, a summary of {@link MAX_SUMMARY} characters) is
+ * cut to them first, its summary saying what was left out; `keep` names a metric never left out
+ * (the task's).
  *
  * @example
  * ```ts
@@ -69,8 +109,10 @@ const slowResultFile = Schema.decodeUnknownExit(JobResultFile)
  * ```
  * @since 0.1.0 @category parsing
  */
-export const decodeResultFile = (input: unknown): Exit.Exit<JobResultFile, Schema.SchemaError> =>
-  C.jobResultFile(input) ? Exit.succeed(input as JobResultFile) : slowResultFile(input, { errors: "all" })
+export const decodeResultFile = (input: unknown, keep?: string): Exit.Exit<JobResultFile, Schema.SchemaError> => {
+  const within = bounded(input, keep)
+  return C.jobResultFile(within) ? Exit.succeed(within as JobResultFile) : slowResultFile(within, { errors: "all" })
+}
 
 const slowMetric = Schema.decodeUnknownOption(MetricPoint)
 const decodeMetric = (u: unknown): Option.Option<MetricPoint> => (C.metricPoint(u) ? Option.some(u as MetricPoint) : slowMetric(u))
