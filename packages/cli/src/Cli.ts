@@ -16,6 +16,7 @@ import * as LiveView from "./LiveView.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
+import * as LogTails from "./internal/logTails.ts"
 import * as StopSignal from "./internal/stopSignal.ts"
 import * as Trex from "./Trex.ts"
 
@@ -219,7 +220,7 @@ const reportCommand = Command.make(
         const stopped = Status.runState(info) !== "running"
         yield* writeReport(
           file,
-          HtmlReport.render({ entries: info.entries, logs: readLogTails(runDir, info), stopped, ...(info.damage !== undefined ? { damage: info.damage.message } : {}) })
+          HtmlReport.render({ entries: info.entries, logs: LogTails.read(RunDir.jobsDir(runDir), info.tree.ids()), stopped, ...(info.damage !== undefined ? { damage: info.damage.message } : {}) })
         )
         yield* out(file)
       } else {
@@ -229,26 +230,6 @@ const reportCommand = Command.make(
       }
     })
 ).pipe(Command.withDescription("write a Markdown (or with --html, a self-contained HTML) report of a run"))
-
-/** The last lines of each job's logs, for the HTML report. */
-const readLogTails = (runDir: string, info: RunDir.RunInfo): Record<string, Array<string>> => {
-  const tails: Record<string, Array<string>> = {}
-  for (const id of info.tree.ids()) {
-    const lines: Array<string> = []
-    for (const name of ["stdout.log", "stderr.log"]) {
-      const file = path.join(RunDir.jobsDir(runDir), id, name)
-      if (!fs.existsSync(file)) continue
-      const size = fs.statSync(file).size
-      const fd = fs.openSync(file, "r")
-      const buf = Buffer.alloc(Math.min(size, 8192))
-      fs.readSync(fd, buf, 0, buf.length, Math.max(0, size - buf.length))
-      fs.closeSync(fd)
-      lines.push(...buf.toString("utf8").split("\n").filter((l) => l.length > 0 && !l.startsWith("TREX_")).slice(-20))
-    }
-    if (lines.length > 0) tails[id] = lines.slice(-30)
-  }
-  return tails
-}
 
 const benchCommand = Command.make(
   "bench",
