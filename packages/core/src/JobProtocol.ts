@@ -194,24 +194,31 @@ const cut = (l: string) => (l.length > MAX_LINE ? l.slice(0, MAX_LINE) + "…" :
 export class LineSplitter {
   private buf = ""
   private readonly decoder = new TextDecoder("utf-8", { fatal: false })
+  /** Whether `buf` may hold a carriage return (checked on the raw chunks, faster than on the text). */
+  private carriage = false
   push(chunk: Uint8Array | string): Array<string> {
+    if (!this.carriage) this.carriage = typeof chunk === "string" ? chunk.includes("\r") : chunk.includes(13)
     this.buf += typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true })
     const lines = this.buf.split("\n")
     this.buf = lines.pop() ?? ""
+    const out = lines.map((l) => cut(shownLine(l)))
     if (this.buf.length > MAX_LINE * 4) {
       // states overwritten by a carriage return are gone from the screen: keep the one being written
-      const r = this.buf.lastIndexOf("\r")
+      const r = this.carriage ? this.buf.lastIndexOf("\r") : -1
       if (r >= 0) this.buf = this.buf.slice(r)
       if (this.buf.length > MAX_LINE * 4) {
-        lines.push(this.buf)
+        // one enormous line (it has no carriage return past its first character)
+        out.push(cut(this.buf.slice(r >= 0 ? 1 : 0)))
         this.buf = ""
+        this.carriage = false
       }
     }
-    return lines.map((l) => cut(shownLine(l)))
+    return out
   }
   end(): Array<string> {
     const rest = this.buf + this.decoder.decode()
     this.buf = ""
+    this.carriage = false
     return rest.length > 0 ? [cut(shownLine(rest))] : []
   }
 }
