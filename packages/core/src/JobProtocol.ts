@@ -57,6 +57,12 @@ export const readStrategyFile = (text: string): Strategy.Strategy => decodeStrat
 
 const slowResultFile = Schema.decodeUnknownExit(JobResultFile)
 
+/**
+ * The largest `result.json` a backend reads (64 MiB): a bigger one fails the trial as `InvalidOutput`
+ * saying so, rather than holding the file (and its parse, several times its size) in the controller.
+ * @since 0.1.0 @category constants
+ */
+export const MAX_RESULT_BYTES = 64 << 20
 /** Metrics of a `result.json` kept on a result (the task's metric always among them). @since 0.1.0 @category constants */
 export const MAX_RESULT_METRICS = 1_000
 /** Characters of a `result.json`'s `summary` kept on a result. @since 0.1.0 @category constants */

@@ -354,6 +354,19 @@ describe("LocalBackend, a job that prints at volume", () => {
       assert.strictEqual(exit.failureKind, "OOM")
       assert.deepStrictEqual(exit.logTail, ["Training: 5000/5000 [00:10<00:00, 912.34it/s, loss=0.000]"])
     })))
+
+  it.live("a result.json over 64 MB is not read: the exit says how big it is, not that there is none", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot() })
+      const script = `{ printf '{"metrics":{"score":0.8},"summary":"'; head -c 70000000 /dev/zero | tr '\\0' z; printf '"}'; } > result.json`
+      const exit = yield* Backend.run(backend, spec("bulky", script))
+      assert.strictEqual(exit.outcome, "Succeeded")
+      assert.isUndefined(exit.result)
+      assert.strictEqual(
+        exit.resultError,
+        "result.json is 67 MB, more than the 64 MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)"
+      )
+    })))
 })
 
 describe("LocalBackend environment", () => {

@@ -201,11 +201,22 @@ const logTail = (dir: string, n = 40): Array<string> =>
   [...lastLines(Path.join(dir, STDOUT_FILE), n), ...lastLines(Path.join(dir, STDERR_FILE), n)].slice(-n)
 
 const readResult = (dir: string): { readonly result: unknown } | { readonly resultError: string } => {
+  const file = Path.join(dir, JobProtocol.RESULT_FILE)
   let text: string
   try {
-    text = Fs.readFileSync(Path.join(dir, JobProtocol.RESULT_FILE), "utf8")
-  } catch {
-    return { resultError: `the job wrote no ${JobProtocol.RESULT_FILE}` }
+    const size = Fs.statSync(file).size
+    if (size > JobProtocol.MAX_RESULT_BYTES) {
+      return {
+        resultError: `${JobProtocol.RESULT_FILE} is ${(size / 2 ** 20).toFixed(0)} MB, more than the ${JobProtocol.MAX_RESULT_BYTES / 2 ** 20} MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)`
+      }
+    }
+    text = Fs.readFileSync(file, "utf8")
+  } catch (e) {
+    return {
+      resultError: (e as NodeJS.ErrnoException).code === "ENOENT"
+        ? `the job wrote no ${JobProtocol.RESULT_FILE}`
+        : `cannot read ${JobProtocol.RESULT_FILE}: ${(e as Error).message}`
+    }
   }
   try {
     return { result: JSON.parse(text) }
