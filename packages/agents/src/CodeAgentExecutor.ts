@@ -19,9 +19,10 @@
  * @since 0.1.0
  */
 import { Backend, Cost, Errors, ExecutorAgent, type ExperimentNode, JobProtocol, Result, Strategy, Task } from "@trex/core"
-import { Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
+import { Clock, Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
 import { SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
 import { Workspace } from "./internal/codeAgentWorkspace.ts"
+import { ProgressReports } from "./internal/progressReports.ts"
 import * as AnthropicModel from "./model/AnthropicModel.ts"
 import * as Model from "./model/Model.ts"
 
@@ -210,33 +211,38 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
             if (!recorded) yield* emit({ _tag: "Submitted", job: ref })
           }
           const tail = new JobProtocol.Tail(logLines * 2)
-          // bounded however often the job reports (see TemplateExecutor): only the points kept are passed on
-          const curves = new Result.Curves()
+          // bounded however often the job reports: a chunk of its events is one progress report (ProgressReports)
+          const reports = new ProgressReports()
           let exit: Backend.JobExit | undefined
           yield* backend.watch(ref).pipe(
-            Stream.runForEach((event) => {
-              switch (event._tag) {
-                case "Log":
-                  tail.push(event.line)
-                  return live ? emit({ _tag: "Log", line: event.line }) : Effect.void
-                case "Metric":
-                  return curves.add(event.point) && live ? emit({ _tag: "Progress", metrics: [event.point] }) : Effect.void
-                case "Progress":
-                  return live ? emit({ _tag: "Progress", fraction: event.fraction, metrics: [] }) : Effect.void
-                case "Exit":
-                  exit = event
-                  return Effect.void
-                default:
-                  return Effect.void
-              }
-            })
+            Stream.runForEachArray((events) =>
+              Effect.gen(function*() {
+                for (const event of events) {
+                  switch (event._tag) {
+                    case "Log":
+                      tail.push(event.line)
+                      if (live) yield* emit({ _tag: "Log", line: event.line })
+                      break
+                    case "Metric":
+                    case "Progress":
+                      reports.add(event)
+                      break
+                    case "Exit":
+                      exit = event
+                      break
+                  }
+                }
+                const report = reports.flush(yield* Clock.currentTimeMillis)
+                if (live && report !== undefined) yield* emit(report)
+              })
+            )
           )
           if (live) training = undefined
           if (exit === undefined) return yield* Effect.die(new Error(`backend ${backend.name}: watch(${ref.id}) ended without an Exit event`))
           spent = Cost.add(spent, Backend.exitCost(exit))
           const logs = tail.get().length > 0 ? tail.get() : exit.logTail
           lastLogs = logs
-          return { exit, logs, curves: curves.points() } satisfies Ran
+          return { exit, logs, curves: reports.curves.points() } satisfies Ran
         })
 
       // A training job is labelled with the node (its job directory is the node's, and a resumed run

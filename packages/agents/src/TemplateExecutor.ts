@@ -22,6 +22,7 @@ import {
   TaskFile
 } from "@trex/core"
 import { Array as Arr, Cause, Channel, Clock, Effect, Layer, type Pull, type Redacted, Schema, Scope, Stream } from "effect"
+import { ProgressReports } from "./internal/progressReports.ts"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -137,9 +138,6 @@ export const toResult = (
   }
 }
 
-/** A report of progress alone (no metric point) is passed on at most this often: the display needs no more. */
-const PROGRESS_EVERY_MS = 1000
-
 /** Times in a row a job's watch that failed with a retryable error is followed again. */
 const REWATCHES = 3
 /** A watch that lasted this long before it failed was healthy: the count of failures in a row starts again. */
@@ -205,32 +203,23 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
             )
         )))
       return Effect.flatMap(owned, ({ job, submitted }) => {
-        const curves = new Result.Curves(maxPoints)
+        const reports = new ProgressReports(maxPoints)
+        const curves = reports.curves
         let head = submitted
-        let progressAt = Number.NEGATIVE_INFINITY
         let warned = false
-        // One chunk of the job's events (a poll's worth: thousands of lines from a job that reports every
-        // step) becomes one progress report: its metric points that the curves keep, and its latest
-        // fraction; a report of progress alone at most once a PROGRESS_EVERY_MS.
+        // A chunk of the job's events becomes at most one progress report (see ProgressReports), before
+        // the State or Exit that follows it.
         const toEvents = (chunk: ReadonlyArray<Backend.JobEvent>, now: number): Array<ExecutorAgent.ExecutionEvent> => {
           const out: Array<ExecutorAgent.ExecutionEvent> = []
-          let metrics: Array<Result.MetricPoint> = []
-          let progress: { fraction: number; message?: string } | undefined
           const flush = () => {
-            if (metrics.length > 0 || (progress !== undefined && now - progressAt >= PROGRESS_EVERY_MS)) {
-              if (progress !== undefined) progressAt = now
-              out.push({ _tag: "Progress", metrics, ...progress })
-            }
-            metrics = []
-            progress = undefined
+            const report = reports.flush(now)
+            if (report !== undefined) out.push(report)
           }
           for (const ev of chunk) {
             switch (ev._tag) {
               case "Metric":
-                if (curves.add(ev.point)) metrics.push(ev.point)
-                break
               case "Progress":
-                progress = ev.message !== undefined ? { fraction: ev.fraction, message: ev.message } : { fraction: ev.fraction }
+                reports.add(ev)
                 break
               case "State":
                 flush()

@@ -134,7 +134,8 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.deepStrictEqual(finished.result.curves.map((p) => p.value), [1, 0.5])
       assert.strictEqual(server.requests.length, 5)
       assert.isTrue(events.some((e) => e._tag === "Submitted"))
-      assert.strictEqual(events.filter((e) => e._tag === "Progress" && e.metrics.length > 0).length, 2)
+      // both points reported as progress (those of one burst in one event)
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Progress" ? e.metrics.map((p) => p.step) : [])), [1, 2])
       // the command has a job identity of its own, the training job the node's
       assert.deepStrictEqual(backend.submitted.map((s) => s.labels.node), ["n1.cmd", "n1"])
       assert.strictEqual(Fs.readFileSync(Path.join(root, "jobs", "n1", "train.mjs"), "utf8"), fixed)
@@ -208,6 +209,21 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.match(finished.result.failure!.message, /does not match the job protocol/)
       assert.match(finished.result.failure!.message, /accuracy/)
     }))
+  it.live("a training job that reports at every step: a burst of reports is one progress event, its curves thinned to their bound", () =>
+    Effect.gen(function*() {
+      const loud = "let out = ''; for (let step = 0; step < 5000; step++) out += 'TREX_METRIC ' + JSON.stringify({ step, split: 'train', name: 'loss', value: 1 / (step + 1) }) + '\\nTREX_PROGRESS ' + JSON.stringify({ fraction: step / 5000 }) + '\\n'; " +
+        "process.stdout.write(out, () => require('fs').writeFileSync(process.env.TREX_JOB_DIR + '/result.json', JSON.stringify({ metrics: { accuracy: 0.9 }, primary: 0.9 })))"
+      const { events } = yield* setup(() => Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "-e", loud] })]), { maxAttempts: 1 })
+      const finished = events.at(-1)!
+      if (finished._tag !== "Finished") return assert.fail("no Finished event")
+      assert.strictEqual(finished.result.score, 0.9)
+      // 10,000 report lines: one event a burst, not one a line
+      assert.isAtMost(events.filter((e) => e._tag === "Progress").length, 200)
+      const steps = finished.result.curves.map((p) => p.step)
+      assert.isAtMost(steps.length, 2000)
+      assert.deepStrictEqual([steps[0], steps.at(-1)], [0, 4999])
+    }))
+
   it.live("a stop that lands while a training job is being submitted cancels the job once the submit returns", () =>
     Effect.gen(function*() {
       const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-"))
