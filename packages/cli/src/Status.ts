@@ -71,6 +71,16 @@ export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget
   return ledger.usage()
 }
 
+/** Metrics shown on `trex status`'s line of the best trial; the rest are in `--json` and the reports. */
+const STATUS_METRICS = 12
+
+/** A result's metrics on one line: the first {@link STATUS_METRICS}, and how many more there are. */
+const metricsLine = (metrics: Record<string, number>): string => {
+  const all = Object.entries(metrics)
+  const shown = all.slice(0, STATUS_METRICS).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")
+  return all.length > STATUS_METRICS ? `${shown}, and ${all.length - STATUS_METRICS} more: trex status --json` : shown
+}
+
 /** Trials proposed, queued or running: in flight, or interrupted when nobody runs the run. */
 const inFlightOf = (s: StatusJson) => s.counts.Running + s.counts.Queued + s.counts.Proposed
 
@@ -241,7 +251,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
     `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${inFlight} ${stopped && inFlight > 0 ? "interrupted" : "in flight"}`,
     `Budget: ${budgetLine(view.task.budget, s.budget)}`,
     s.best !== undefined
-      ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${Object.entries(s.best.metrics).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")})`
+      ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${metricsLine(s.best.metrics)})`
       : "Best: none yet"
   ]
   if (s.analysis !== undefined) lines.push(`Analysis: ${Untrusted.line(s.analysis.summary, 200)}`)
