@@ -7,9 +7,13 @@ import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Strategy, Task, TaskFile } from "@trex/core"
+import { ExperimentNode, Fingerprint, Researcher, SearchSpace, Strategy, Task, TaskFile } from "@trex/core"
+import { Budget } from "@trex/core"
+import { ResearcherConformance, TreeBuilder } from "@trex/core/testing"
 import { Settings, Wiring } from "@trex/cli"
-import { Effect, Schema } from "effect"
+import { Effect, Exit, Schema, Stream } from "effect"
+import { inProcess, Unavailable } from "../examples/custom-agents/executor.ts"
+import { coordinateDescent } from "../examples/custom-agents/researcher.ts"
 import { afterAll, assert, describe, it } from "vitest"
 import { generate } from "../scripts/gen-api-docs.ts"
 
@@ -124,7 +128,17 @@ describe("docs", () => {
       origin.set(name, b)
       return file
     })
-    const entryPoints = ["examples/custom-policy/main.ts", "examples/custom-policy/policy.ts", "examples/custom-policy/run.ts", "examples/embed/server.ts", "examples/embed/client.ts"]
+    const entryPoints = [
+      "examples/custom-policy/main.ts",
+      "examples/custom-policy/policy.ts",
+      "examples/custom-policy/run.ts",
+      "examples/custom-agents/main.ts",
+      "examples/custom-agents/run.ts",
+      "examples/custom-agents/researcher.ts",
+      "examples/custom-agents/executor.ts",
+      "examples/embed/server.ts",
+      "examples/embed/client.ts"
+    ]
       .map((f) => path.join(root, f))
     const result = typecheck([...snippetFiles, ...entryPoints])
     const report = (result.stdout + result.stderr).split("\n").filter((l) => l.trim() !== "").map((l) => {
@@ -186,6 +200,38 @@ describe("examples", () => {
     const printed = result.stdout.trim()
     assert.match(printed, /^finished \(budget: maxTrials\): 20 trials, best n\d+ \(dev_bleu \d+(\.\d+)?\)$/)
     assert.include(text, `prints \`${printed}\``, "the guide quotes the output")
+  })
+
+  it("custom-agents compares its researcher with the heuristic one to completion", { timeout: 60_000 }, () => {
+    const result = spawnSync(process.execPath, ["--conditions=@trex/source", "examples/custom-agents/main.ts"], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...env, SEEDS: "2", TRIALS: "8" }
+    })
+    assert.strictEqual(result.status, 0, result.stderr)
+    assert.match(result.stdout, /8 trials, 2 seeds/)
+    const regrets = [...result.stdout.matchAll(/^\| recorded-nmt-ja-en \| (\S+) \| (\d\.\d{3}) ± \d\.\d{3} \|/gm)].map((m) => [m[1], Number(m[2])] as const)
+    assert.deepStrictEqual(regrets.map(([name]) => name), ["coordinate-descent", "heuristic"])
+    for (const [, r] of regrets) assert.isTrue(r >= 0 && r <= 1, `regret ${r} in [0, 1]`)
+  })
+
+  it("the custom-agents guide shows researcher.ts, executor.ts and run.ts whole, and quotes what run.ts prints", { timeout: 60_000 }, () => {
+    const guide = path.join(root, "docs/guide-custom-agents.md")
+    const text = fs.readFileSync(guide, "utf8")
+    const blocks = codeBlocks(guide, text).filter((b) => b.lang === "ts")
+    for (const [file, marker] of [["researcher.ts", "export const coordinateDescent"], ["executor.ts", "export const inProcess"], ["run.ts", "Explorer.run(task"]]) {
+      const block = blocks.find((b) => b.code.includes(marker!))
+      assert.isDefined(block, `the guide shows ${file}`)
+      assert.strictEqual(`${block!.code}\n`, fs.readFileSync(path.join(root, "examples/custom-agents", file!), "utf8"), `the guide's ${file} is the example's`)
+    }
+    const result = spawnSync(process.execPath, ["--conditions=@trex/source", "examples/custom-agents/run.ts"], { cwd: root, encoding: "utf8", env })
+    assert.strictEqual(result.status, 0, result.stderr)
+    const printed = result.stdout.trim()
+    assert.match(printed, /^finished \(budget: maxTrials\): 16 trials, (\d+) stopped early \(\1 evaluations aborted\)\nbest n\d+ \(accuracy 0\.\d{4}\): /)
+    // the known function's optimum: learning rate 3e-4, 3 epochs, LoRA of rank 32
+    assert.match(printed, /accuracy 0\.9120\): training\.learningRate=0\.0003, training\.epochs=3, training\.method=lora, training\.lora\.rank=32$/)
+    assert.include(text, `\`\`\`\n${printed}\n\`\`\``, "the guide quotes the output")
+    assert.include(fs.readFileSync(path.join(root, "examples/custom-agents/README.md"), "utf8"), `\`\`\`\n${printed}\n\`\`\``, "the README quotes the output")
   })
 
   const servers: Array<ReturnType<typeof spawn>> = []
@@ -257,5 +303,137 @@ describe("examples", () => {
     }
     assert.strictEqual(Object.keys(cases).length, 4)
     assert.strictEqual(hfTrlAccepts(cases), 4)
+  })
+})
+
+describe("custom-agents: the example researcher and executor keep their contracts", () => {
+  const researcher = coordinateDescent()
+  for (const c of ResearcherConformance.cases(() => coordinateDescent())) {
+    it(`researcher conformance: ${c.name}`, () => Effect.runPromise(c.run))
+  }
+
+  /** Ask for up to `n` children of `parentId`, with the tree's fingerprints as tried (as the explorer does). */
+  const proposeUnder = (task: Task.Task, b: TreeBuilder.TreeBuilder, parentId: string, n: number) =>
+    Effect.runPromise(Effect.gen(function*() {
+      const analysis = yield* researcher.analyze(task)
+      const tried = (fp: string) => b.view.byFingerprint(fp) !== undefined
+      return yield* researcher.propose({ task, analysis, tree: b.view, parentId, usage: new Budget.Ledger(task.budget).usage(), tried }, n)
+    }))
+  /** The search-space parameters in which two strategies differ. */
+  const changed = (task: Task.Task, a: Strategy.Strategy, b: Strategy.Strategy) =>
+    task.searchSpace!.parameters.filter((p) => SearchSpace.get(a, p.path) !== SearchSpace.get(b, p.path)).map((p) => p.path)
+  const valuesOf = (task: Task.Task, s: Strategy.Strategy) =>
+    Object.fromEntries(task.searchSpace!.parameters.map((p) => [p.path, SearchSpace.get(s, p.path) as SearchSpace.Value]))
+
+  it("the researcher proposes each one-step neighbour of a node once, never a tried fingerprint, then nothing", async () => {
+    const task = TreeBuilder.task()
+    const b = new TreeBuilder.TreeBuilder(task)
+    const n1 = b.succeed("root", {}, 0.5)
+    const parent = b.view.get(n1)!.strategy
+    const proposed: Array<string> = []
+    for (;;) {
+      const [p, ...more] = await proposeUnder(task, b, n1, 1)
+      assert.lengthOf(more, 0, "at most n proposals")
+      if (p === undefined) break
+      assert.isUndefined(b.view.byFingerprint(Fingerprint.of(p.strategy)), "a tried fingerprint was proposed")
+      assert.lengthOf(changed(task, p.strategy, parent), 1, `one parameter changed: ${p.strategy.rationale}`)
+      assert.match(p.strategy.rationale, /^From n1: /)
+      proposed.push(changed(task, p.strategy, parent)[0]!)
+      // a worse child: the parent stays the one to improve
+      b.succeed(n1, valuesOf(task, p.strategy), 0.1)
+    }
+    // the default strategy sits at the first value of each parameter: one step up the epochs (a node at
+    // depth 1 starts at the second parameter), the two other values of the categorical format, one step
+    // up the learning rate
+    assert.deepStrictEqual(proposed, ["training.epochs", "data.format", "data.format", "training.learningRate"])
+    assert.deepStrictEqual(await proposeUnder(task, b, n1, 4), [], "exhausted: nothing left to propose")
+  })
+
+  it("the researcher moves a conditional parameter only while it matters, and stays in a pool of valid points", async () => {
+    const space: SearchSpace.SearchSpace = {
+      parameters: [
+        { path: "training.method", kind: "categorical", values: ["full", "lora"] },
+        { path: "training.lora.rank", kind: "ordinal", values: [4, 8, 16], when: { path: "training.method", values: ["lora"] } },
+        { path: "training.epochs", kind: "ordinal", values: [1, 2, 3] }
+      ],
+      // epochs 3 is recorded for full fine-tuning only
+      points: [["full", 8, 1], ["full", 8, 2], ["full", 8, 3], ["lora", 4, 1], ["lora", 8, 1], ["lora", 16, 1], ["lora", 8, 2]]
+    }
+    const task = TreeBuilder.task({
+      searchSpace: space,
+      defaultStrategy: Strategy.decodeSync({
+        data: { sources: [{ name: "d" }] },
+        training: { method: "full", learningRate: 1e-4, epochs: 1, batchSize: 8, lora: { rank: 8 } }
+      })
+    })
+    const b = new TreeBuilder.TreeBuilder(task)
+    const full = b.succeed("root", {}, 0.5)
+    const underFull = await proposeUnder(task, b, full, 10)
+    // from the second parameter on (the rank, which does not matter for full fine-tuning), one parameter each
+    assert.deepStrictEqual(underFull.map((p) => changed(task, p.strategy, b.view.get(full)!.strategy)), [["training.epochs"], ["training.method"]])
+    const lora = b.succeed(full, { "training.method": "lora", "training.epochs": 2 }, 0.6)
+    const keyOf = (st: Strategy.Strategy) => JSON.stringify(space.parameters.map((q) => SearchSpace.get(st, q.path)))
+    // rank 4 or 16 and 3 epochs are not recorded with LoRA at 2 epochs: left are full fine-tuning and 1 epoch
+    assert.deepStrictEqual((await proposeUnder(task, b, lora, 10)).map((p) => keyOf(p.strategy)).sort(), [`["full",8,2]`, `["lora",8,1]`])
+  })
+
+  const request = (task: Task.Task) => {
+    const strategy = task.defaultStrategy!
+    return { task, runId: "r", runDir: "/nonexistent", node: { id: "n1", parent: ExperimentNode.ROOT, strategy, fingerprint: Fingerprint.of(strategy), proposedAt: 0 } }
+  }
+
+  it("the executor reports progress and a scored result; a throw is the trial's failed result; Unavailable a retryable error", async () => {
+    const task = TreeBuilder.task()
+    const ok = await Effect.runPromise(Stream.runCollect(inProcess(async (_s, { report }) => {
+      report(1, { score: 0.3 })
+      report(2, { score: 0.4, loss: Number.NaN })
+      return { score: 0.4, loss: 1.2 }
+    }).run(request(task))))
+    assert.deepStrictEqual(ok.map((e) => e._tag), ["Progress", "Progress", "Finished"])
+    const finished = ok.at(-1)!
+    assert.isTrue(finished._tag === "Finished" && finished.result.score === 0.4 && finished.result.failure === undefined)
+    assert.deepStrictEqual(finished._tag === "Finished" ? finished.result.curves.map((p) => [p.step, p.name, p.value]) : [], [[1, "score", 0.3], [2, "score", 0.4]])
+
+    const crashed = await Effect.runPromise(Stream.runCollect(inProcess(async () => {
+      throw new Error("CUDA error: device-side assert")
+    }).run(request(task))))
+    const last = crashed.at(-1)!
+    assert.isTrue(last._tag === "Finished" && last.result.failure?.kind === "Crash" && last.result.failure.retryable === false)
+    assert.include(last._tag === "Finished" ? last.result.failure?.message : "", "device-side assert")
+
+    const unscored = await Effect.runPromise(Stream.runCollect(inProcess(async () => ({ loss: 1 })).run(request(task))))
+    const end = unscored.at(-1)!
+    assert.strictEqual(end._tag === "Finished" ? end.result.failure?.kind : end._tag, "InvalidOutput")
+
+    const down = await Effect.runPromiseExit(Stream.runCollect(inProcess(async () => {
+      throw new Unavailable("the evaluation service answered 503")
+    }).run(request(task))))
+    assert.isTrue(Exit.isFailure(down))
+    const error = Exit.isFailure(down) ? down.cause.reasons.find((r) => r._tag === "Fail") : undefined
+    assert.isTrue(error?._tag === "Fail" && error.error._tag === "ExecutorError" && error.error.retryable === true, String(error))
+  })
+
+  it("stopping the executor's stream aborts the evaluation", async () => {
+    let signal: AbortSignal | undefined
+    let carriedOn = false
+    const executor = inProcess(async (_s, evaluation) => {
+      signal = evaluation.signal
+      evaluation.report(1, { score: 0.1 })
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, 5_000)
+        evaluation.signal.addEventListener("abort", () => {
+          clearTimeout(timer)
+          reject(evaluation.signal.reason)
+        })
+      })
+      carriedOn = true
+      return { score: 1 }
+    })
+    // the first event, then the stream is stopped (as a prune or a cancelled run stops it)
+    const first = await Effect.runPromise(Stream.runCollect(Stream.take(executor.run(request(TreeBuilder.task())), 1)))
+    assert.deepStrictEqual(first.map((e) => e._tag), ["Progress"])
+    assert.isTrue(signal?.aborted, "the evaluation's signal fired")
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    assert.isFalse(carriedOn, "the evaluation stopped")
   })
 })
