@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
-import type * as Strategy from "./Strategy.ts"
+import { Option, Schema } from "effect"
+import * as Strategy from "./Strategy.ts"
 
 const ValueSchema = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
 
@@ -108,13 +108,34 @@ export const get = (strategy: Strategy.Strategy, path: string): unknown => {
  * Return a copy of the strategy with the parameter set. Mixture weights keep the sources'
  * weights summing to 1: the named source takes `value` (clamped to [0, 1]), the others share the
  * rest in proportion (the first of them takes it all when they are all at 0; with no other source,
- * the named one takes 1), as {@link applyPoint} sets several at once.
+ * the named one takes 1), as {@link applyPoint} sets several at once. A path through an object the
+ * strategy lacks (`training.lora.rank` without `training.lora`) makes that object with the defaults
+ * decoding gives it (`alpha`, `dropout`), so the result is the strategy decoding would give, with
+ * its fingerprint.
  * @since 0.1.0 @category combinators
  */
-export const set = (strategy: Strategy.Strategy, path: string, value: Value): Strategy.Strategy =>
-  path.startsWith(mixturePrefix)
-    ? setMixture(strategy, new Map([[path.slice(mixturePrefix.length), typeof value === "number" ? Math.min(1, Math.max(0, value)) : 0]]))
-    : setPath(strategy, segments(path), value) as Strategy.Strategy
+export const set = (strategy: Strategy.Strategy, path: string, value: Value): Strategy.Strategy => {
+  if (path.startsWith(mixturePrefix)) {
+    return setMixture(strategy, new Map([[path.slice(mixturePrefix.length), typeof value === "number" ? Math.min(1, Math.max(0, value)) : 0]]))
+  }
+  const keys = segments(path)
+  const out = setPath(strategy, keys, value) as Strategy.Strategy
+  return makesObject(strategy, keys) ? withDefaults(out) : out
+}
+
+/** Whether setting `path` makes an object the value lacks (only then may decoding's defaults be missing). */
+const makesObject = (obj: unknown, path: ReadonlyArray<string>): boolean => {
+  let cur = obj
+  for (let i = 0; i < path.length - 1; i++) {
+    if (cur === null || typeof cur !== "object") return true
+    cur = (cur as Record<string, unknown>)[path[i]!]
+  }
+  return cur === null || typeof cur !== "object"
+}
+
+const decodeStrategy = Schema.decodeUnknownOption(Strategy.Strategy)
+/** The strategy with the defaults decoding fills in; as it is when it does not decode (a value out of range). */
+const withDefaults = (strategy: Strategy.Strategy): Strategy.Strategy => Option.getOrElse(decodeStrategy(strategy), () => strategy)
 
 /**
  * Index of the parameter's value in the strategy among its declared values, or of the

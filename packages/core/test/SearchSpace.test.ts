@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
 import fc from "fast-check"
+import * as Fingerprint from "../src/Fingerprint.ts"
 import * as SearchSpace from "../src/SearchSpace.ts"
 import * as Strategy from "../src/Strategy.ts"
 import { strategyEncoded } from "./support/arbitraries.ts"
@@ -39,12 +40,30 @@ describe("SearchSpace", () => {
     )
   })
 
-  it("set keeps the rest of the strategy and the result decodes", () => {
+  it("set keeps the rest of the strategy, and an object it makes has decoding's defaults: the decoded strategy, fingerprint and all", () => {
     const t = SearchSpace.set(base, "training.lora.rank", 8)
-    assert.deepStrictEqual(t.training.lora, { rank: 8 } as never)
+    // (without the defaults, { rank: 8 } was no valid strategy and hashed apart from the same strategy decoded: it could run twice)
+    assert.deepStrictEqual(t.training.lora, { rank: 8, alpha: 16, dropout: 0 })
+    assert.isTrue(Strategy.is(t))
+    const decoded = Strategy.decodeSync(Strategy.encode(t))
+    assert.deepStrictEqual(t, decoded)
+    assert.strictEqual(Fingerprint.of(t), Fingerprint.of(decoded))
     assert.strictEqual(t.training.learningRate, base.training.learningRate)
     assert.deepStrictEqual(t.data, base.data)
-    assert.strictEqual(Strategy.decodeSync(Strategy.encode(t)).training.lora?.alpha, 16)
+    // an object the strategy has already is only copied along the path
+    const u = SearchSpace.set(t, "training.lora.rank", 16)
+    assert.deepStrictEqual(u.training.lora, { rank: 16, alpha: 16, dropout: 0 })
+    assert.strictEqual(u.data, t.data)
+    // a conditional parameter held at its first value, on a reference without it, is a valid strategy as well
+    const space: SearchSpace.SearchSpace = {
+      parameters: [
+        { path: "training.method", kind: "categorical", values: ["full", "lora"] },
+        { path: "training.lora.rank", kind: "ordinal", values: [4, 8], when: { path: "training.method", values: ["lora"] } }
+      ]
+    }
+    const held = SearchSpace.normalize(space, base, base)
+    assert.isTrue(Strategy.is(held))
+    assert.strictEqual(SearchSpace.get(held, "training.lora.rank"), 4)
   })
 
   it("mixture weights keep summing to 1 and the named source gets its value", () => {
