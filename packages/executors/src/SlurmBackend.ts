@@ -9,7 +9,7 @@
  */
 import { Backend, Errors, JobProtocol, TaskFile } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
-import { Effect, Layer, Queue, Redacted, Schema, Stream } from "effect"
+import { Effect, Layer, Queue, Redacted, Result, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Query from "./internal/slurmQuery.ts"
@@ -42,6 +42,12 @@ export interface Config {
   readonly rest?: RestOptions
   /** Jobs TREX may keep in the queue at once (default: the partition's CPUs). */
   readonly slots?: number
+  /**
+   * How long a job's watch and a submit wait for a Slurm controller that does not answer
+   * (slurmctld stopped or restarting) before they fail (default 30 minutes). Jobs keep running
+   * under slurmd meanwhile; the watch polls again every `pollIntervalMs`.
+   */
+  readonly controllerWaitMs?: number
 }
 
 /** SSH access to a login node. @since 0.1.0 @category models */
@@ -111,6 +117,8 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
   const runner: Runner.CommandRunner = config.ssh !== undefined ? yield* Runner.ssh(config.ssh) : Runner.local
   const maxRequeues = config.maxRequeues ?? 2
   const pollMs = config.pollIntervalMs ?? 2000
+  const controllerWaitMs = config.controllerWaitMs ?? 30 * 60_000
+  const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
   const run = (command: string, args: ReadonlyArray<string>) => Query.run(runner, command, args)
 
   const submit = Effect.fn("SlurmBackend.submit")(function*(spec: Backend.JobSpec) {
@@ -149,7 +157,22 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     for (const f of spec.files) yield* runner.writeFile(`${jobDir}/${f.path}`, f.content, 0o644)
     yield* runner.writeFile(envFile, Script.renderEnvFile(Backend.revealEnv(spec.env)), 0o600)
     yield* runner.writeFile(`${jobDir}/${Script.SCRIPT_FILE}`, script, 0o700)
-    const out = yield* run("sbatch", ["--parsable", `--chdir=${jobDir}`, `${jobDir}/${Script.SCRIPT_FILE}`])
+    // A controller that cannot be reached (stopped, restarting) received nothing: submit again
+    // once it answers, within controllerWaitMs.
+    const sbatch = run("sbatch", ["--parsable", `--chdir=${jobDir}`, `${jobDir}/${Script.SCRIPT_FILE}`])
+    const since = Date.now()
+    let out: string | undefined
+    while (out === undefined) {
+      const tried = yield* Effect.result(sbatch)
+      if (Result.isSuccess(tried)) out = tried.success
+      else if (!Query.isConnectFailure(tried.failure)) return yield* tried.failure
+      else if (Date.now() - since >= controllerWaitMs) {
+        return yield* fail("submit", `the Slurm controller did not answer for ${waited(since)} (controllerWaitMs): ${tried.failure.message}. Check \`scontrol ping\` on the login node`)
+      } else {
+        if (Date.now() - since < pollMs) yield* Effect.logWarning(`slurm: the controller is unreachable; submitting ${spec.labels.node} again every ${pollMs / 1000} s, for up to ${controllerWaitMs / 1000} s: ${tried.failure.message}`)
+        yield* Effect.sleep(pollMs)
+      }
+    }
     const id = out.trim().split(";")[0]!.trim()
     if (!/^\d+$/.test(id)) return yield* fail("submit", `sbatch printed no job id: ${JSON.stringify(out.slice(0, 200))}`, true)
     const ref: ExperimentNode.JobRef = { backend: NAME, id, data: { jobDir, gpus: spec.resources.gpus } }
@@ -188,8 +211,27 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
             }
           })
         let first = true
+        // Set while Slurm does not answer (slurmctld, or slurmdbd for a job only accounting knows):
+        // the job is left running and polled again.
+        let downSince: number | undefined
         while (true) {
-          const status = yield* Query.poll(runner, config.rest, ref.id)
+          const polled = yield* Effect.result(Query.poll(runner, config.rest, ref.id))
+          if (Result.isFailure(polled)) {
+            if (!Query.isControllerUnreachable(polled.failure)) return yield* polled.failure
+            if (downSince === undefined) {
+              downSince = Date.now()
+              yield* Effect.logWarning(`slurm: job ${ref.id}: Slurm does not answer; the job is left running and its state polled again, for up to ${controllerWaitMs / 1000} s (controllerWaitMs): ${polled.failure.message}`)
+            } else if (Date.now() - downSince >= controllerWaitMs) {
+              return yield* fail("watch", `Slurm did not answer for ${waited(downSince)} (controllerWaitMs): job ${ref.id} may still be running. Check \`scontrol ping\` and \`sacctmgr ping\`; once they answer, \`trex resume\` the run to follow the job again`)
+            }
+            yield* Effect.sleep(pollMs)
+            continue
+          }
+          if (downSince !== undefined) {
+            yield* Effect.logInfo(`slurm: job ${ref.id}: Slurm answered again after ${waited(downSince)}`)
+            downSince = undefined
+          }
+          const status = polled.success
           if (status === undefined) {
             yield* emit({ _tag: "Exit", outcome: "Failed", failureKind: "Infra", message: `Slurm has no record of job ${ref.id}`, logTail: tail.get(), wallSeconds: 0, gpuSeconds: 0 })
             return yield* Queue.end(queue)
@@ -344,6 +386,7 @@ export const ConfigJson = Schema.Struct({
   maxRequeues: optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   pollIntervalMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
   slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
+  controllerWaitMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
   ssh: optional(Schema.Struct({
     host: Str,
     port: optional(Schema.Int),

@@ -7,7 +7,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Backend, TaskFile } from "@trex/core"
-import { Effect, Layer, Redacted, Stream } from "effect"
+import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import * as fc from "fast-check"
 import { BackendConformance } from "@trex/core/testing"
 import * as SlurmBackend from "../src/SlurmBackend.ts"
@@ -375,6 +375,50 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       const badEnv = yield* Effect.flip(backend.submit(spec("bad", "true", { env: { "A;B": "x" } })))
       assert.include(badEnv.message, "A;B")
     }))
+})
+
+/** Stop one Slurm daemon (as an outage, a restart) by its pid file; `startSlurm` brings it back. */
+const stopDaemon = (daemon: "slurmctld" | "slurmdbd") =>
+  Effect.sync(() => {
+    execFileSync("bash", ["-c", `f=/run/slurm/${daemon}.pid; p=$(cat $f); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done`], { timeout: 30_000 })
+  })
+
+const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
+
+layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend when Slurm misbehaves", (it) => {
+  it.effect("waits for a stopped slurmctld: a running job's watch and a submit go on once it is back, one job each", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("ctld-running", `echo started; sleep 8; ${RESULT}`))
+      const watching = yield* Effect.forkChild(collect(backend, ref))
+      yield* eventually("the job runs", () => execFileSync("squeue", ["-h", "-j", ref.id, "-o", "%T"], { encoding: "utf8" }).trim() === "RUNNING", 30)
+      yield* stopDaemon("slurmctld")
+      // sbatch cannot reach the controller: nothing was submitted, so the backend submits again once it answers
+      const submitting = yield* Effect.forkChild(backend.submit(spec("ctld-submitted", RESULT)))
+      // longer than one squeue's own retries (about 20 s): before the fix the watch failed on the first
+      yield* Effect.sleep("25 seconds")
+      yield* startSlurm
+      const exit = exitOf(yield* Fiber.join(watching))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
+      const submitted = yield* Fiber.join(submitting)
+      assert.strictEqual((yield* Backend.awaitExit(backend, submitted)).outcome, "Succeeded")
+      const jobs = (yield* backend.list(run)).filter((j) => j.labels.node === "ctld-submitted")
+      assert.deepStrictEqual(jobs.map((j) => j.ref.id), [submitted.id])
+    }).pipe(Effect.ensuring(startSlurm)), { timeout: 120_000 })
+
+  it.effect("reads a job that ended while slurmdbd was down from the controller: its exit code and run time", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      yield* stopDaemon("slurmdbd")
+      const ref = yield* backend.submit(spec("dbd-down", "sleep 3; exit 3", { resources: { gpus: 1, cpus: 1 } }))
+      const exit = exitOf(yield* collect(backend, ref))
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.exitCode, 3, exit.message)
+      // before the fix, 0: a budget in GPU-hours did not count the jobs that ended while accounting was down
+      assert.isAtLeast(exit.wallSeconds, 3)
+      assert.strictEqual(exit.gpuSeconds, exit.wallSeconds)
+    }).pipe(Effect.ensuring(startSlurm)), { timeout: 60_000 })
 })
 
 describe("SlurmBackend with slurmrestd and over SSH", () => {

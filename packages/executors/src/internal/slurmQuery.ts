@@ -30,6 +30,21 @@ export interface RestOptions {
 const fail = (operation: string, message: string, retryable = true) =>
   new Errors.BackendError({ backend: "slurm", operation, message, retryable })
 
+/**
+ * Whether an error says Slurm did not answer: slurmctld (or slurmrestd) stopped, restarting or out
+ * of reach, or slurmdbd when only accounting knows the job. Jobs keep running under slurmd
+ * meanwhile, so this is a wait, not a job's end.
+ */
+export const isControllerUnreachable = (e: Errors.BackendError): boolean =>
+  /Unable to contact slurm controller|Socket timed out on send\/recv|Zero Bytes were transmitted or received|slurmdbd, the accounting, is unreachable|slurmrestd GET job .*(fetch failed|ECONNREFUSED)/i.test(e.message)
+
+/**
+ * Whether an `sbatch` failed before it reached the controller (`connect failure`): nothing was
+ * submitted, so submitting again cannot make a second job. (A timeout after the request was sent
+ * may have submitted it, and is not retried.)
+ */
+export const isConnectFailure = (e: Errors.BackendError): boolean => /Unable to contact slurm controller \(connect failure\)/i.test(e.message)
+
 /** Run a command and fail with its stderr when it exits non-zero. */
 export const run = (runner: CommandRunner, command: string, args: ReadonlyArray<string>) =>
   runner.exec(command, args).pipe(
@@ -52,21 +67,28 @@ export const squeue = (runner: CommandRunner, id: string): Effect.Effect<Status 
     })
   )
 
-/** The job's accounting record; `undefined` when accounting has none (yet) or is not enabled. */
+/**
+ * The job's accounting record; `undefined` when accounting has none (yet) or is not enabled. Fails
+ * (retryable) when slurmdbd does not answer, which is not the same as having no record.
+ */
 export const sacct = (runner: CommandRunner, id: string): Effect.Effect<Status | undefined, Errors.BackendError> =>
   runner.exec("sacct", ["-X", "-n", "-P", "-j", id, "-o", "JobID,State,Reason,ExitCode,ElapsedRaw,AllocTRES"]).pipe(
-    Effect.map((o) => {
-      if (o.code !== 0) return undefined
+    Effect.flatMap((o) => {
+      if (o.code !== 0) {
+        return /Problem talking to the database|persistent connection/i.test(o.stderr)
+          ? Effect.fail(fail("sacct", `sacct -j ${id} exited ${o.code}: ${o.stderr.trim().split("\n").at(-1)} (slurmdbd, the accounting, is unreachable)`))
+          : Effect.succeed(undefined)
+      }
       const rec = parseParsable2(`JobID|State|Reason|ExitCode|ElapsedRaw|AllocTRES\n${o.stdout}`).find((r) => r.JobID === id)
-      if (rec === undefined) return undefined
+      if (rec === undefined) return Effect.succeed(undefined)
       const elapsed = Number(rec.ElapsedRaw)
-      return {
+      return Effect.succeed<Status | undefined>({
         state: rec.State!,
         reason: rec.Reason,
         exitCode: rec.ExitCode,
         elapsedSeconds: Number.isFinite(elapsed) ? elapsed : undefined,
         gpus: gpusFromTres(rec.AllocTRES)
-      }
+      })
     })
   )
 
@@ -91,14 +113,35 @@ export const rest = (options: RestOptions, id: string): Effect.Effect<Status | u
     catch: (e) => fail("slurmrestd", `slurmrestd GET job ${id}: ${e instanceof Error ? e.message : String(e)}`)
   })
 
+/** Slurm's `[D-]HH:MM:SS` (or `MM:SS`) as seconds. */
+const durationSeconds = (text: string | undefined): number | undefined => {
+  const m = /^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)$/.exec((text ?? "").trim())
+  return m === null ? undefined : Number(m[1] ?? 0) * 86400 + Number(m[2] ?? 0) * 3600 + Number(m[3]) * 60 + Number(m[4])
+}
+
 /**
- * The exit code slurmctld holds for a job it still remembers (`scontrol show job`, for `MinJobAge`
- * after the end, 300 s by default): sacct reports exit codes above 127 modulo 128 (137 as 9), which
- * would hide the job protocol's out-of-memory code. `undefined` once the controller has forgotten the job.
+ * What slurmctld holds for a job it still remembers (`scontrol show job`, for `MinJobAge` after the
+ * end, 300 s by default): its exact exit code (sacct reports exit codes above 127 modulo 128, 137 as
+ * 9, which would hide the job protocol's out-of-memory code), its run time and GPUs (what sacct
+ * would give, while slurmdbd does not answer). `undefined` once the controller has forgotten the job.
  */
-export const controllerExitCode = (runner: CommandRunner, id: string): Effect.Effect<string | undefined, Errors.BackendError> =>
+export const controllerRecord = (
+  runner: CommandRunner,
+  id: string
+): Effect.Effect<{ exitCode?: string; elapsedSeconds?: number; gpus?: number } | undefined, Errors.BackendError> =>
   runner.exec("scontrol", ["show", "job", "-o", id]).pipe(
-    Effect.map((o) => (o.code === 0 ? /\bExitCode=(\d+:\d+)/.exec(o.stdout)?.[1] : undefined))
+    Effect.map((o) => {
+      if (o.code !== 0) return undefined
+      const field = (name: string) => new RegExp(`(?:^|\\s)${name}=(\\S+)`).exec(o.stdout)?.[1]
+      const exitCode = field("ExitCode")
+      const elapsedSeconds = durationSeconds(field("RunTime"))
+      const gpus = gpusFromTres(field("TRES"))
+      return {
+        ...(exitCode !== undefined && /^\d+:\d+$/.test(exitCode) ? { exitCode } : {}),
+        ...(elapsedSeconds !== undefined ? { elapsedSeconds } : {}),
+        ...(gpus !== undefined ? { gpus } : {})
+      }
+    })
   )
 
 const TERMINAL = new Set([
@@ -111,20 +154,25 @@ export const isTerminal = (state: string): boolean => TERMINAL.has(stateWord(sta
 /**
  * One poll: the live source first (squeue or REST); once the job is terminal or gone, its
  * accounting record, waited for briefly because slurmdbd records a job a moment after it ends.
+ * While slurmdbd does not answer, a job slurmctld still holds is read from `scontrol show job`; one
+ * it has forgotten fails the poll (retryable), rather than being taken for a job Slurm never had.
  */
 export const poll = (runner: CommandRunner, restOptions: RestOptions | undefined, id: string) =>
   Effect.gen(function*() {
     const live = restOptions !== undefined ? yield* rest(restOptions, id) : yield* squeue(runner, id)
     if (live !== undefined && !isTerminal(live.state)) return live
+    const fromController = (status: Status) =>
+      Effect.map(controllerRecord(runner, id), (held): Status => (held !== undefined ? { ...status, ...held } : status))
     for (let i = 0; i < 20; i++) {
-      const acct = yield* sacct(runner, id)
+      const acct = live === undefined ? yield* sacct(runner, id) : yield* Effect.orElseSucceed(sacct(runner, id), () => "unreachable" as const)
+      if (acct === "unreachable") return yield* fromController(live!)
       if (acct !== undefined && (live === undefined || isTerminal(acct.state))) {
         const word = stateWord(acct.state)
         if (word !== "FAILED" && word !== "SPECIAL_EXIT") return acct
-        const exitCode = yield* controllerExitCode(runner, id)
-        return exitCode !== undefined ? { ...acct, exitCode } : acct
+        const held = yield* controllerRecord(runner, id)
+        return held?.exitCode !== undefined ? { ...acct, exitCode: held.exitCode } : acct
       }
-      if (acct === undefined && i >= 4 && live !== undefined) return live
+      if (acct === undefined && i >= 4 && live !== undefined) return yield* fromController(live)
       yield* Effect.sleep("250 millis")
     }
     return live
