@@ -119,6 +119,29 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
   const pollMs = config.pollIntervalMs ?? 2000
   const controllerWaitMs = config.controllerWaitMs ?? 30 * 60_000
   const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
+  /**
+   * Run `effect` again every `pollIntervalMs` while it fails with an error `retryIf` accepts (Slurm
+   * not answering), with one warning, for up to `controllerWaitMs`; then fail, naming what to check.
+   */
+  const waitForController = <A>(what: string, effect: Effect.Effect<A, Errors.BackendError>, retryIf: (e: Errors.BackendError) => boolean) =>
+    Effect.gen(function*() {
+      const since = Date.now()
+      let warned = false
+      while (true) {
+        const tried = yield* Effect.result(effect)
+        if (Result.isSuccess(tried)) return tried.success
+        const e = tried.failure
+        if (!retryIf(e)) return yield* e
+        if (Date.now() - since >= controllerWaitMs) {
+          return yield* fail(e.operation, `Slurm did not answer for ${waited(since)} (controllerWaitMs) while ${what}: ${e.message}. Check \`scontrol ping\` and \`sacctmgr ping\` on the login node`, false)
+        }
+        if (!warned) {
+          warned = true
+          yield* Effect.logWarning(`slurm: Slurm does not answer; ${what} again every ${pollMs / 1000} s, for up to ${controllerWaitMs / 1000} s (controllerWaitMs): ${e.message}`)
+        }
+        yield* Effect.sleep(pollMs)
+      }
+    })
   const run = (command: string, args: ReadonlyArray<string>) => Query.run(runner, command, args)
 
   const submit = Effect.fn("SlurmBackend.submit")(function*(spec: Backend.JobSpec) {
@@ -158,21 +181,12 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     yield* runner.writeFile(envFile, Script.renderEnvFile(Backend.revealEnv(spec.env)), 0o600)
     yield* runner.writeFile(`${jobDir}/${Script.SCRIPT_FILE}`, script, 0o700)
     // A controller that cannot be reached (stopped, restarting) received nothing: submit again
-    // once it answers, within controllerWaitMs.
-    const sbatch = run("sbatch", ["--parsable", `--chdir=${jobDir}`, `${jobDir}/${Script.SCRIPT_FILE}`])
-    const since = Date.now()
-    let out: string | undefined
-    while (out === undefined) {
-      const tried = yield* Effect.result(sbatch)
-      if (Result.isSuccess(tried)) out = tried.success
-      else if (!Query.isConnectFailure(tried.failure)) return yield* tried.failure
-      else if (Date.now() - since >= controllerWaitMs) {
-        return yield* fail("submit", `the Slurm controller did not answer for ${waited(since)} (controllerWaitMs): ${tried.failure.message}. Check \`scontrol ping\` on the login node`)
-      } else {
-        if (Date.now() - since < pollMs) yield* Effect.logWarning(`slurm: the controller is unreachable; submitting ${spec.labels.node} again every ${pollMs / 1000} s, for up to ${controllerWaitMs / 1000} s: ${tried.failure.message}`)
-        yield* Effect.sleep(pollMs)
-      }
-    }
+    // once it answers. (A timeout after the request went out is not retried: it may have been submitted.)
+    const out = yield* waitForController(
+      `submitting ${spec.labels.node}`,
+      run("sbatch", ["--parsable", `--chdir=${jobDir}`, `${jobDir}/${Script.SCRIPT_FILE}`]),
+      Query.isConnectFailure
+    )
     const id = out.trim().split(";")[0]!.trim()
     if (!/^\d+$/.test(id)) return yield* fail("submit", `sbatch printed no job id: ${JSON.stringify(out.slice(0, 200))}`, true)
     const ref: ExperimentNode.JobRef = { backend: NAME, id, data: { jobDir, gpus: spec.resources.gpus } }
@@ -329,7 +343,8 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
       const data = jobDir !== undefined && jobDir !== "" ? { jobDir } : {}
       found.set(id, { ref: { backend: NAME, id, data }, labels, state: m._tag === "Running" ? "Running" : m._tag === "Pending" ? "Pending" : "Finished" })
     }
-    const queued = yield* run("squeue", ["--me", "-h", "-t", "all", "-o", "%i|%T|%Z|%k"])
+    // A run that resumes reconciles its trials with this list: one that failed would be submitted again.
+    const queued = yield* waitForController(`listing the jobs of run ${runLabel}`, run("squeue", ["--me", "-h", "-t", "all", "-o", "%i|%T|%Z|%k"]), Query.isControllerUnreachable)
     for (const line of queued.split("\n")) {
       const [id, state, workDir, ...comment] = line.split("|")
       if (id !== undefined && state !== undefined && comment.length > 0) add(id.trim(), state, comment.join("|"), workDir)

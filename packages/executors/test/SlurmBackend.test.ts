@@ -386,7 +386,7 @@ const stopDaemon = (daemon: "slurmctld" | "slurmdbd") =>
 const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
 
 layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend when Slurm misbehaves", (it) => {
-  it.effect("waits for a stopped slurmctld: a running job's watch and a submit go on once it is back, one job each", () =>
+  it.effect("waits for a stopped slurmctld: a running job's watch, a submit and a list go on once it is back, one job each", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const ref = yield* backend.submit(spec("ctld-running", `echo started; sleep 8; ${RESULT}`))
@@ -395,12 +395,15 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       yield* stopDaemon("slurmctld")
       // sbatch cannot reach the controller: nothing was submitted, so the backend submits again once it answers
       const submitting = yield* Effect.forkChild(backend.submit(spec("ctld-submitted", RESULT)))
+      // what a resumed run reconciles its trials with: failing, it had them submitted again
+      const listing = yield* Effect.forkChild(backend.list(run))
       // longer than one squeue's own retries (about 20 s): before the fix the watch failed on the first
       yield* Effect.sleep("25 seconds")
       yield* startSlurm
       const exit = exitOf(yield* Fiber.join(watching))
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
+      assert.isTrue((yield* Fiber.join(listing)).some((j) => j.ref.id === ref.id), "the list waited for the controller")
       const submitted = yield* Fiber.join(submitting)
       assert.strictEqual((yield* Backend.awaitExit(backend, submitted)).outcome, "Succeeded")
       const jobs = (yield* backend.list(run)).filter((j) => j.labels.node === "ctld-submitted")
