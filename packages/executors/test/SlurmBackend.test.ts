@@ -378,9 +378,9 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
 })
 
 /** Stop one Slurm daemon (as an outage, a restart) by its pid file; `startSlurm` brings it back. */
-const stopDaemon = (daemon: "slurmctld" | "slurmdbd") =>
+const stopDaemon = (daemon: "slurmctld" | "slurmdbd" | "slurmd", signal: "TERM" | "KILL" = "TERM") =>
   Effect.sync(() => {
-    execFileSync("bash", ["-c", `f=/run/slurm/${daemon}.pid; p=$(cat $f); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done`], { timeout: 30_000 })
+    execFileSync("bash", ["-c", `f=/run/slurm/${daemon}.pid; p=$(cat $f); kill -${signal} $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done`], { timeout: 30_000 })
   })
 
 const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
@@ -409,6 +409,20 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       const jobs = (yield* backend.list(run)).filter((j) => j.labels.node === "ctld-submitted")
       assert.deepStrictEqual(jobs.map((j) => j.ref.id), [submitted.id])
     }).pipe(Effect.ensuring(startSlurm)), { timeout: 120_000 })
+
+  it.effect("ends a job whose node's slurmd died: its exit is read from accounting while the job is COMPLETING", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("slurmd-dead", `echo started; sleep 3; ${RESULT}`))
+      yield* eventually("the job runs", () => execFileSync("squeue", ["-h", "-j", ref.id, "-o", "%T"], { encoding: "utf8" }).trim() === "RUNNING", 30)
+      // a node that crashed: the job ends, but no slurmd reports its clean-up, so it stays COMPLETING
+      yield* stopDaemon("slurmd", "KILL")
+      // before the fix, the watch ended only once slurmd was back (here: never, the test timed out)
+      const exit = exitOf(yield* collect(backend, ref))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
+      assert.isAtLeast(exit.wallSeconds, 3)
+    }).pipe(Effect.ensuring(startSlurm)), { timeout: 60_000 })
 
   it.effect("reads a job that ended while slurmdbd was down from the controller: its exit code and run time", () =>
     Effect.gen(function*() {

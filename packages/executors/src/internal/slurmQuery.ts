@@ -148,6 +148,9 @@ const TERMINAL = new Set([
   "COMPLETED", "FAILED", "SPECIAL_EXIT", "TIMEOUT", "DEADLINE", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "REVOKED"
 ])
 
+/** Final states after which Slurm puts a `--requeue` job back in the queue. */
+const REQUEUED_BY_SLURM = new Set(["NODE_FAIL", "PREEMPTED", "BOOT_FAIL"])
+
 /** Whether a state is final for this instance of the job. */
 export const isTerminal = (state: string): boolean => TERMINAL.has(stateWord(state))
 
@@ -160,6 +163,15 @@ export const isTerminal = (state: string): boolean => TERMINAL.has(stateWord(sta
 export const poll = (runner: CommandRunner, restOptions: RestOptions | undefined, id: string) =>
   Effect.gen(function*() {
     const live = restOptions !== undefined ? yield* rest(restOptions, id) : yield* squeue(runner, id)
+    if (live !== undefined && stateWord(live.state) === "COMPLETING") {
+      // The job's processes have ended and slurmctld has its exit; COMPLETING lasts until the node's
+      // slurmd reports the clean-up, which a slurmd that died (a node going down) never does. A final
+      // exit in accounting is the job's end; a node failure or a preemption is left to Slurm's requeue.
+      const acct = yield* Effect.orElseSucceed(sacct(runner, id), () => undefined)
+      if (acct === undefined || !isTerminal(acct.state) || REQUEUED_BY_SLURM.has(stateWord(acct.state))) return live
+      const held = yield* controllerRecord(runner, id)
+      return held?.exitCode !== undefined ? { ...acct, exitCode: held.exitCode } : acct
+    }
     if (live !== undefined && !isTerminal(live.state)) return live
     const fromController = (status: Status) =>
       Effect.map(controllerRecord(runner, id), (held): Status => (held !== undefined ? { ...status, ...held } : status))
