@@ -424,6 +424,33 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.isAtLeast(exit.wallSeconds, 3)
     }).pipe(Effect.ensuring(startSlurm)), { timeout: 60_000 })
 
+  it.effect("reads a job's end from the controller while accounting lags: sacct still has it running", () => {
+    // slurmctld's connection to slurmdbd, cut (its packets dropped): sacct answers from a database that
+    // heard of the job's start but not of its end, as when slurmdbd is slow or has just come back
+    const port = () => /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:6819\b.*slurmctld/.exec(execFileSync("ss", ["-tnp"], { encoding: "utf8" }))?.[1]
+    const rule = (op: "-I" | "-D", p: string) => ["OUTPUT", "-p", "tcp", "--sport", p, "--dport", "6819", "-j", "DROP"].toSpliced(0, 0, op)
+    let cut: string | undefined
+    return Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("acct-lags", "sleep 2; until [ -e go ]; do sleep 0.2; done; exit 3", { resources: { gpus: 1, cpus: 1 } }))
+      const acct = () => execFileSync("sacct", ["-X", "-n", "-P", "-j", ref.id, "-o", "State"], { encoding: "utf8" }).trim()
+      yield* eventually("accounting has the job running", () => acct() === "RUNNING", 30)
+      cut = port()
+      assert.isDefined(cut, "slurmctld's connection to slurmdbd")
+      execFileSync("iptables", rule("-I", cut!))
+      fs.writeFileSync(`${ref.data.jobDir as string}/go`, "")
+      const exit = exitOf(yield* collect(backend, ref))
+      assert.strictEqual(acct(), "RUNNING", "accounting still lags")
+      assert.strictEqual(exit.outcome, "Failed")
+      // before the fix: undefined and 0 (the controller's answer was used without its exit code and run time)
+      assert.strictEqual(exit.exitCode, 3, exit.message)
+      assert.isAtLeast(exit.wallSeconds, 2)
+    }).pipe(
+      Effect.ensuring(Effect.sync(() => cut !== undefined && spawnSync("iptables", rule("-D", cut)))),
+      Effect.ensuring(startSlurm)
+    )
+  }, { timeout: 60_000 })
+
   it.effect("reads a job that ended while slurmdbd was down from the controller: its exit code and run time", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend

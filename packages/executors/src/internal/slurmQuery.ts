@@ -187,5 +187,6 @@ export const poll = (runner: CommandRunner, restOptions: RestOptions | undefined
       if (acct === undefined && i >= 4 && live !== undefined) return yield* fromController(live)
       yield* Effect.sleep("250 millis")
     }
-    return live
+    // Accounting lags (it still has the job running, e.g. just after slurmdbd came back): the controller's record.
+    return live !== undefined ? yield* fromController(live) : live
   })
