@@ -155,11 +155,18 @@ const HEALTHY_MS = 60_000
  */
 export const make = (backend: Backend.BackendShape, options: Options): ExecutorAgent.ExecutorAgentShape => ({
   name: "template",
-  // a backend that cannot withdraw a queued job in one step: the trial's stream is stopped, which cancels it
+  // a backend that cannot withdraw a queued job in one step: the trial's stream is stopped, which cancels it.
+  // One whose withdraw fails (its scheduler unreachable) cannot say whether the job is still queued: it is let
+  // run, and followed (a trial stopped and journaled withdrawn would run afresh on resume, beside a job that
+  // may start once the scheduler answers).
   withdraw: (job) =>
     backend.withdraw === undefined
       ? Effect.succeed(true)
-      : Effect.orElseSucceed(backend.withdraw(job), () => true),
+      : backend.withdraw(job).pipe(
+        Effect.catch((e) =>
+          Effect.as(Effect.logWarning(`${backend.name}: could not withdraw job ${job.id} (${e.message}): it is let run, and its trial waited for`), false)
+        )
+      ),
   // the job's watch then reports its Cancelled exit, with what it ran up, and the stream ends with it
   cancel: (job) => Effect.ignore(backend.cancel(job)),
   run: (request) => {
