@@ -195,6 +195,18 @@ const cut = (l: string) => (l.length > MAX_LINE ? l.slice(0, MAX_LINE) + "…" :
  * rewritten with `\r` is its last state), cutting enormous lines at {@link MAX_LINE} and decoding
  * invalid UTF-8 with replacement characters. A progress bar rewritten for hours without a newline
  * holds only its current state, not every state it printed.
+ *
+ * `whole` names a prefix of lines kept whole, as written (up to `wholeMax` characters, default
+ * 96 MiB: a base64 `result.json` of {@link MAX_RESULT_BYTES}), for a backend that reads a job's
+ * result from its log.
+ *
+ * @example
+ * ```ts
+ * import { JobProtocol } from "@trex/core"
+ * const s = new JobProtocol.LineSplitter()
+ * s.push("epoch 1\n 10%\r 20%") // ["epoch 1"]
+ * s.end() // [" 20%"]
+ * ```
  * @since 0.1.0 @category parsing
  */
 export class LineSplitter {
@@ -202,13 +214,28 @@ export class LineSplitter {
   private readonly decoder = new TextDecoder("utf-8", { fatal: false })
   /** Whether `buf` may hold a carriage return (checked on the raw chunks, faster than on the text). */
   private carriage = false
+  private readonly whole: string | undefined
+  private readonly wholeMax: number
+  constructor(options?: { readonly whole?: string | undefined; readonly wholeMax?: number | undefined }) {
+    this.whole = options?.whole
+    this.wholeMax = options?.wholeMax ?? 96 << 20
+  }
+  private shown(l: string): string {
+    return this.whole !== undefined && l.startsWith(this.whole) ? l : cut(shownLine(l))
+  }
   push(chunk: Uint8Array | string): Array<string> {
     if (!this.carriage) this.carriage = typeof chunk === "string" ? chunk.includes("\r") : chunk.includes(13)
-    this.buf += typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true })
-    const lines = this.buf.split("\n")
-    this.buf = lines.pop() ?? ""
-    const out = lines.map((l) => cut(shownLine(l)))
-    if (this.buf.length > MAX_LINE * 4) {
+    const text = typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true })
+    let out: Array<string> = []
+    if (text.includes("\n")) {
+      const lines = (this.buf + text).split("\n")
+      this.buf = lines.pop() ?? ""
+      out = lines.map((l) => this.shown(l))
+    } else {
+      // no line ends here: the text is only appended (a long line is not scanned again at each chunk)
+      this.buf += text
+    }
+    if (this.buf.length > MAX_LINE * 4 && !(this.whole !== undefined && this.buf.startsWith(this.whole) && this.buf.length <= this.wholeMax)) {
       // states overwritten by a carriage return are gone from the screen: keep the one being written
       const r = this.carriage ? this.buf.lastIndexOf("\r") : -1
       if (r >= 0) this.buf = this.buf.slice(r)
@@ -225,7 +252,7 @@ export class LineSplitter {
     const rest = this.buf + this.decoder.decode()
     this.buf = ""
     this.carriage = false
-    return rest.length > 0 ? [cut(shownLine(rest))] : []
+    return rest.length > 0 ? [this.shown(rest)] : []
   }
 }
 

@@ -136,6 +136,18 @@ describe("JobProtocol.LineSplitter", () => {
     for (const l of [...emitted, ...s.end()]) assert.isAtMost(l.length, MAX_LINE + 1)
   })
 
+  it("keeps lines that start with `whole` as written (a result marker), cutting the others; past wholeMax they are cut too", () => {
+    const marker = "TREX_RESULT " + "QUJD".repeat(MAX_LINE)
+    const s = new LineSplitter({ whole: "TREX_RESULT " })
+    const out: Array<string> = []
+    for (const piece of ["a\r", "b\n", marker.slice(0, 30_000), marker.slice(30_000), "\n", "c".repeat(MAX_LINE * 5), "\n"]) out.push(...s.push(piece))
+    assert.deepStrictEqual(out.slice(0, 2), ["b", marker])
+    assert.isAtMost(out.at(-1)!.length, MAX_LINE + 1)
+    const small = new LineSplitter({ whole: "TREX_RESULT ", wholeMax: MAX_LINE * 4 })
+    const cutOut = [...small.push(marker), ...small.end()]
+    assert.isAtMost(cutOut[0]!.length, MAX_LINE + 1)
+  })
+
   it("a line rewritten with \\r (a tqdm progress bar) is its last state, also when no newline comes for megabytes", () => {
     assert.deepStrictEqual(split(utf8("\r 10%|#  |\r 20%|## |\n\r 30%|###|\r\n"), [3, 9]), [" 20%|## |", " 30%|###|"])
     assert.deepStrictEqual(JobProtocol.shownLine("done\r   \r"), "done")
