@@ -18,6 +18,7 @@ import { Effect, Layer, Queue, Schema, Stream } from "effect"
 import { PassThrough } from "node:stream"
 import * as K from "./internal/k8sJob.ts"
 import * as Clients from "./internal/clients.ts"
+import { WATCH_BUFFER } from "./internal/volume.ts"
 
 /**
  * Where and how jobs run.
@@ -76,23 +77,10 @@ type Update =
   | { readonly _tag: "Job"; readonly type: string; readonly job: V1Job }
   | { readonly _tag: "Pod"; readonly type: string; readonly pod: V1Pod }
   | { readonly _tag: "WatchDone"; readonly which: "job" | "pod" }
-  | { readonly _tag: "Chunk"; readonly text: string }
+  /** A piece of the followed log; the log is paused until `next` is called (at most one piece waits). */
+  | { readonly _tag: "Chunk"; readonly data: Uint8Array; readonly next: () => void }
   | { readonly _tag: "LogEnd" }
   | { readonly _tag: "NoPod" }
-
-/** Splits log text into lines, keeping marker lines whole and cutting others at {@link JobProtocol.MAX_LINE}. */
-class Lines {
-  private buf = ""
-  push(text: string, end = false): Array<string> {
-    this.buf += text
-    const lines = this.buf.split("\n")
-    this.buf = end ? "" : (lines.pop() ?? "")
-    return lines
-      .map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l))
-      .filter((l, i, all) => !(end && i === all.length - 1 && l === ""))
-      .map((l) => (l.startsWith(K.RESULT_MARKER) || l.length <= JobProtocol.MAX_LINE ? l : l.slice(0, JobProtocol.MAX_LINE) + "…"))
-  }
-}
 
 /**
  * The stream a pod log is piped into. `Log.log` pipes the HTTP body into it without an error
@@ -192,23 +180,23 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       Effect.orElseSucceed(() => undefined)
     )
 
-  const readLog = (pod: string) =>
-    Effect.tryPromise({
-      try: () =>
-        new Promise<string>((resolve, reject) => {
-          const out = logSink()
-          const chunks: Array<Buffer> = []
-          out.on("error", reject)
-          out.on("data", (d: Buffer) => chunks.push(d))
-          out.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
-          logs.log(namespace, pod, K.CONTAINER, out, { follow: false }).catch(reject)
-        }),
-      catch: toError("readLog")
-    }).pipe(
-      // The pod went between listing it and reading its log (a cancel's foreground deletion, the TTL
-      // controller): there is no log left to read, which the exit then says (no result), not an error.
-      // `follow` below treats the same 404 the same way.
-      Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
+  /**
+   * Hand a finished pod's log to `onChunk` a piece at a time, pulled as it is handled (the HTTP body
+   * waits meanwhile): a log of gigabytes is never held whole. `false` when the log is gone.
+   */
+  const readLog = <E>(pod: string, onChunk: (data: Uint8Array) => Effect.Effect<void, E>) =>
+    Effect.acquireUseRelease(
+      Effect.sync(logSink),
+      (out) =>
+        call("readLog", () => logs.log(namespace, pod, K.CONTAINER, out, { follow: false })).pipe(
+          Effect.andThen(Stream.runForEach(Stream.fromAsyncIterable(out as AsyncIterable<Buffer>, toError("readLog")), onChunk)),
+          Effect.as(true),
+          // The pod went between listing it and reading its log (a cancel's foreground deletion, the TTL
+          // controller): there is no log left to read, which the exit then says (no result), not an error.
+          // `follow` below treats the same 404 the same way.
+          Effect.catchIf((e) => e instanceof Errors.BackendError && isNotFound(e), () => Effect.succeed(false))
+        ),
+      (out) => Effect.sync(() => out.destroy())
     )
 
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
@@ -218,7 +206,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const gpus = typeof ref.data.gpus === "number" ? ref.data.gpus : 0
         const emit = (e: Backend.JobEvent) => Queue.offer(queue, e)
         const tail = new JobProtocol.Tail()
-        const lines = new Lines()
+        // the result marker's line is kept whole (it can be long); others are cut as every backend cuts them
+        const lines = new JobProtocol.LineSplitter({ whole: K.RESULT_MARKER })
         let resultB64: string | undefined
         let silent = false
         // The wrapper starts the marker with a newline (the job's output may lack a final one): an empty
@@ -239,11 +228,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           return heldEmpty ? held : Effect.andThen(held, logLine(line))
         }
         let logGone = false
+        const onLines = (ls: ReadonlyArray<string>) => Effect.forEach(ls, onLine, { discard: true })
         const readAll = (pod: string) =>
           Effect.gen(function*() {
-            const text = yield* readLog(pod)
-            if (text === undefined) logGone = true
-            else for (const line of lines.push(text, true)) yield* onLine(line)
+            if (!(yield* readLog(pod, (data) => onLines(lines.push(data))))) logGone = true
+            else yield* onLines(lines.end())
           })
         const finish = (exit: Omit<Backend.JobExit, "_tag" | "logTail" | "result" | "resultError">) =>
           Effect.gen(function*() {
@@ -337,7 +326,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             Effect.tryPromise({
               try: () => {
                 const out = logSink()
-                out.on("data", (d: Buffer) => Queue.offerUnsafe(mailbox, { _tag: "Chunk", text: d.toString("utf8") }))
+                // one piece at a time: the log waits (and the HTTP body with it) until the loop has emitted its lines
+                out.on("data", (d: Buffer) => {
+                  out.pause()
+                  Queue.offerUnsafe(mailbox, { _tag: "Chunk", data: d, next: () => out.resume() })
+                })
                 out.on("end", () => Queue.offerUnsafe(mailbox, { _tag: "LogEnd" }))
                 out.on("error", () => Queue.offerUnsafe(mailbox, { _tag: "LogEnd" }))
                 return logs.log(namespace, pod, K.CONTAINER, out, { follow: true })
@@ -410,10 +403,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               break
             }
             case "Chunk":
-              for (const line of lines.push(update.text)) yield* onLine(line)
+              yield* onLines(lines.push(update.data))
+              update.next()
               break
             case "LogEnd":
-              for (const line of lines.push("", true)) yield* onLine(line)
+              yield* onLines(lines.end())
               logState = "ended"
               break
             case "WatchDone":
@@ -430,7 +424,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               break
           }
         }
-      }).pipe(Effect.catch((e) => Queue.fail(queue, e)))
+      }).pipe(Effect.catch((e) => Queue.fail(queue, e))),
+      // bounded: while the consumer is behind, the watch waits instead of reading more of the log
+      { bufferSize: WATCH_BUFFER }
     )
 
   /**
