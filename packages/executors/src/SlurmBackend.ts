@@ -15,6 +15,7 @@ import * as os from "node:os"
 import * as Query from "./internal/slurmQuery.ts"
 import * as Runner from "./internal/slurmRunner.ts"
 import * as Script from "./internal/slurmScript.ts"
+import { WATCH_BUFFER } from "./internal/volume.ts"
 
 /**
  * How to reach the cluster and what to ask of it.
@@ -77,9 +78,17 @@ const signalName = (n: number): string =>
 
 const follower = (file: string): Follower => ({ file, offset: 0, splitter: new JobProtocol.LineSplitter() })
 
-const readNew = (runner: Runner.CommandRunner, f: Follower, final: boolean) =>
+/**
+ * Reads what `f` gained since the last call a slice ({@link READ_CHUNK}) at a time, handing each
+ * slice's lines to `onLines` before reading the next: a log of gigabytes is never held whole.
+ */
+const readNew = <E>(
+  runner: Runner.CommandRunner,
+  f: Follower,
+  final: boolean,
+  onLines: (lines: ReadonlyArray<string>) => Effect.Effect<void, E>
+) =>
   Effect.gen(function*() {
-    const lines: Array<string> = []
     while (true) {
       const bytes = yield* runner.readFrom(f.file, f.offset, READ_CHUNK)
       if (bytes === "truncated") {
@@ -89,11 +98,10 @@ const readNew = (runner: Runner.CommandRunner, f: Follower, final: boolean) =>
       }
       if (bytes === undefined || bytes.length === 0) break
       f.offset += bytes.length
-      lines.push(...f.splitter.push(bytes))
+      yield* onLines(f.splitter.push(bytes))
       if (bytes.length < READ_CHUNK) break
     }
-    if (final) lines.push(...f.splitter.end())
-    return lines
+    if (final) yield* onLines(f.splitter.end())
   })
 
 /**
@@ -211,18 +219,21 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
         const emit = (e: Backend.JobEvent) => (silent && e._tag !== "Exit" ? Effect.void : Queue.offer(queue, e))
         const drain = (final: boolean) =>
           Effect.gen(function*() {
-            for (const line of yield* readNew(runner, stdout, final)) {
-              tail.push(line)
-              yield* emit(JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line })
-            }
-            for (const line of yield* readNew(runner, stderr, final)) {
-              tail.push(line)
-              yield* emit({ _tag: "Log", stream: "stderr", line })
-            }
-            for (const line of yield* readNew(runner, metrics, final)) {
-              const point = JobProtocol.parseMetricsFileLine(line)
-              if (point !== undefined) yield* emit({ _tag: "Metric", point })
-            }
+            yield* readNew(runner, stdout, final, (lines) =>
+              Effect.forEach(lines, (line) => {
+                tail.push(line)
+                return emit(JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line })
+              }, { discard: true }))
+            yield* readNew(runner, stderr, final, (lines) =>
+              Effect.forEach(lines, (line) => {
+                tail.push(line)
+                return emit({ _tag: "Log", stream: "stderr", line })
+              }, { discard: true }))
+            yield* readNew(runner, metrics, final, (lines) =>
+              Effect.forEach(lines, (line) => {
+                const point = JobProtocol.parseMetricsFileLine(line)
+                return point !== undefined ? emit({ _tag: "Metric", point }) : Effect.void
+              }, { discard: true }))
           })
         let first = true
         // Set while Slurm does not answer (slurmctld, or slurmdbd for a job only accounting knows):
@@ -315,7 +326,9 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
           first = false
           yield* Effect.sleep(pollMs)
         }
-      }).pipe(Effect.catch((e) => Queue.fail(queue, e)))
+      }).pipe(Effect.catch((e) => Queue.fail(queue, e))),
+      // bounded: while the consumer is behind, the watch waits instead of reading more of the logs
+      { bufferSize: WATCH_BUFFER }
     )
 
   // scancel of a finished job succeeds silently: cancelling twice is a no-op.
