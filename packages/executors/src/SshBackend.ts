@@ -16,6 +16,7 @@ import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, unstarted } from "./internal/admi
 import { resolveJobFile } from "./internal/dockerSpec.ts"
 import { Connection, type HostConfig, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
+import { WATCH_BUFFER } from "./internal/volume.ts"
 
 /**
  * One machine of the pool.
@@ -65,6 +66,11 @@ export interface Config {
 const NAME = "ssh"
 const LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 const LIVENESS_EVERY = 10
+/** At most this many bytes of a log are read a step (see {@link WATCH_BUFFER}). */
+const READ_CHUNK = 4 << 20
+
+/** Hands an event to the watch's consumer, waiting while its queue is full. */
+type Emit = (e: Backend.JobEvent) => Effect.Effect<void>
 const QUEUE_POLL = "1 second"
 
 const fail = (operation: string, message: string, retryable = false) =>
@@ -467,7 +473,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     return { ...base, outcome: "Failed", failureKind: "Crash", message: signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}` } satisfies Backend.JobExit
   })
 
-  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void, known: { pid: number | undefined }) {
+  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, known: { pid: number | undefined }) {
     const { host, dir } = yield* hostOf(ref)
     const f = (name: string) => posix.join(dir, name)
     if ((yield* readText(host, f(Script.FILES.job))) === undefined) return yield* fail("watch", `no job at ${host.name}:${dir}`)
@@ -477,25 +483,34 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       { file: Script.FILES.stderr, kind: "stderr" as const, offset: 0, split: new JobProtocol.LineSplitter() },
       { file: JobProtocol.METRICS_FILE, kind: "metrics" as const, offset: 0, split: new JobProtocol.LineSplitter() }
     ]
-    const onLine = (kind: "stdout" | "stderr" | "metrics", line: string) => {
+    const onLine = (kind: "stdout" | "stderr" | "metrics", line: string): Effect.Effect<void> => {
       if (kind === "metrics") {
         const point = JobProtocol.parseMetricsFileLine(line)
-        if (point !== undefined) emit({ _tag: "Metric", point })
-        return
+        return point !== undefined ? emit({ _tag: "Metric", point }) : Effect.void
       }
       tail.push(line)
-      emit((kind === "stdout" ? JobProtocol.parseLine(line) : undefined) ?? { _tag: "Log", stream: kind, line })
+      return emit((kind === "stdout" ? JobProtocol.parseLine(line) : undefined) ?? { _tag: "Log", stream: kind, line })
     }
+    const onLines = (kind: "stdout" | "stderr" | "metrics", lines: ReadonlyArray<string>) => Effect.forEach(lines, (l) => onLine(kind, l), { discard: true })
+    /**
+     * A slice ({@link READ_CHUNK}) of each file, its lines emitted before more is read: a log of
+     * gigabytes is never held whole. Returns whether a file has more; a final drain reads to the end.
+     */
     const drain = Effect.fnUntraced(function*(final: boolean) {
-      const bufs = yield* Effect.all(streams.map((s) => call("watch", host, (c) => c.readFrom(f(s.file), s.offset))), { concurrency: "unbounded" })
-      for (const [i, s] of streams.entries()) {
-        const buf = bufs[i]
-        if (buf !== undefined && buf.length > 0) {
+      let behind: boolean
+      do {
+        const bufs = yield* Effect.all(streams.map((s) => call("watch", host, (c) => c.readFrom(f(s.file), s.offset, READ_CHUNK))), { concurrency: "unbounded" })
+        behind = false
+        for (const [i, s] of streams.entries()) {
+          const buf = bufs[i]
+          if (buf === undefined || buf.length === 0) continue
           s.offset += buf.length
-          for (const l of s.split.push(buf)) onLine(s.kind, l)
+          behind ||= buf.length === READ_CHUNK
+          yield* onLines(s.kind, s.split.push(buf))
         }
-        if (final) for (const l of s.split.end()) onLine(s.kind, l)
-      }
+      } while (final && behind)
+      if (final) for (const s of streams) yield* onLines(s.kind, s.split.end())
+      return behind
     })
     const finish = Effect.fnUntraced(function*(code: number | undefined, replay: boolean) {
       if (replay) {
@@ -512,7 +527,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       const exit = yield* toExit(host, dir, code, tail.get())
       held.delete(ref.id)
       fresh.delete(ref.id)
-      emit(exit)
+      yield* emit(exit)
     })
     let phase: "Init" | "Pending" | "Running" = "Init"
     let pid: number | undefined
@@ -521,7 +536,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       const exit = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
       if (exit !== undefined) {
         const replay = phase !== "Init" || fresh.has(ref.id)
-        if (replay && phase !== "Running") emit({ _tag: "State", state: "Running" })
+        if (replay && phase !== "Running") yield* emit({ _tag: "State", state: "Running" })
         return yield* finish(exit[0], replay)
       }
       pid ??= numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.pid), 0)))?.[0]
@@ -533,24 +548,25 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         const out = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && { [ -f ${F.pid} ] || [ -f ${F.exit} ] || { rm -f ${F.script} ${F.env}; echo gone; }; }`))
         if (out.stdout.trim() === "gone") {
           held.delete(ref.id)
-          return emit(unstarted("Lost", "its controller stopped after writing the job and before launching it"))
+          return yield* emit(unstarted("Lost", "its controller stopped after writing the job and before launching it"))
         }
       }
       if (pid === undefined && phase === "Init") {
-        emit({ _tag: "State", state: "Pending" })
+        yield* emit({ _tag: "State", state: "Pending" })
         phase = "Pending"
       }
       if (pid !== undefined && phase !== "Running") {
-        emit({ _tag: "State", state: "Running" })
+        yield* emit({ _tag: "State", state: "Running" })
         phase = "Running"
       }
-      if (phase === "Running") yield* drain(false)
+      // a file not read to its end (a slice a poll): the next poll comes at once
+      const behind = phase === "Running" ? yield* drain(false) : false
       if (pid !== undefined && tick % LIVENESS_EVERY === LIVENESS_EVERY - 1) {
         const alive = yield* call("watch", host, (c) => c.exec(`kill -0 ${pid} 2>/dev/null`))
         const late = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
         if (alive.code !== 0) return yield* finish(late?.[0], true)
       }
-      yield* Effect.sleep(poll)
+      if (!behind) yield* Effect.sleep(poll)
     }
   })
 
@@ -559,7 +575,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
    * (it likely runs on); unreachable for `hostLostAfter`, it is reported lost (`Failed`/`Infra`, run
    * again elsewhere) and its copy is stopped if the host comes back.
    */
-  const driveThrough = (ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void): Effect.Effect<void, Errors.BackendError> => {
+  const driveThrough = (ref: ExperimentNode.JobRef, emit: Emit): Effect.Effect<void, Errors.BackendError> => {
     const known: { pid: number | undefined } = { pid: undefined }
     const since = Date.now()
     const loop: Effect.Effect<void, Errors.BackendError> = Effect.catchIf(drive(ref, emit, known), isUnreachable, (e) =>
@@ -568,25 +584,27 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         held.delete(ref.id)
         fresh.delete(ref.id)
         host.abandoned.set(dir, known.pid)
-        return Effect.sync(() =>
-          emit(unstarted("Lost", `host ${host.name} was unreachable for ${Duration.format(Duration.millis(lostAfter))} (${e.message}): the job counts as lost and runs again elsewhere; if the host comes back, this copy is stopped`))
-        )
+        return emit(unstarted("Lost", `host ${host.name} was unreachable for ${Duration.format(Duration.millis(lostAfter))} (${e.message}): the job counts as lost and runs again elsewhere; if the host comes back, this copy is stopped`))
       }))
     return loop
   }
 
-  const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void) {
+  const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, emitNow: (e: Backend.JobEvent) => void) {
     if (ref.data["queued"] !== true) return yield* driveThrough(ref, emit)
-    const got = yield* settle(ref, emit)
-    return yield* "_tag" in got ? Effect.sync(() => emit(got)) : driveThrough(got, emit)
+    // waiting in the queue reports a few states, before any output: a callback that cannot wait
+    const got = yield* settle(ref, emitNow)
+    return yield* "_tag" in got ? emit(got) : driveThrough(got, emit)
   })
 
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
-    Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
-      follow(ref, (e) => Queue.offerUnsafe(queue, e)).pipe(
-        Effect.andThen(Queue.end(queue)),
-        Effect.catch((e) => Queue.fail(queue, e))
-      )
+    Stream.callback<Backend.JobEvent, Errors.BackendError>(
+      (queue) =>
+        follow(ref, (e) => Effect.asVoid(Queue.offer(queue, e)), (e) => Queue.offerUnsafe(queue, e)).pipe(
+          Effect.andThen(Queue.end(queue)),
+          Effect.catch((e) => Queue.fail(queue, e))
+        ),
+      // bounded: while the consumer is behind, the watch waits instead of reading more of the logs
+      { bufferSize: WATCH_BUFFER }
     )
 
   const cancel = Effect.fn("SshBackend.cancel")(function*(ref: ExperimentNode.JobRef) {

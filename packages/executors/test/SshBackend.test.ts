@@ -249,6 +249,29 @@ describe("SshBackend", () => {
       yield* eventually("the grandchild is gone", () => gone(pid))
     })))
 
+  it.live("a log of tens of megabytes reaches a slow consumer in bounded chunks: every line in order, \\r as shown, the right tail", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const backend = yield* SshBackend.make(config)
+      // ~20 MB at once, more than a slice (4 MiB) a poll reads: the watch must read on to the end after the exit
+      const lines = 200_000
+      const script = `awk 'BEGIN { for (i = 0; i < ${lines}; i++) printf "line %08d %s\\n", i, sprintf("%86s", "") }'; printf 'bar  10%%\\rbar 100%%\\n'`
+      const ref = yield* backend.submit(spec(["sh", "-c", script]))
+      // a consumer slower than the job: an unbounded queue would fill with the log meanwhile
+      const chunks = yield* Stream.runCollect(Stream.chunks(backend.watch(ref)).pipe(Stream.tap(() => Effect.sleep("10 millis"))))
+      const events = chunks.flat()
+      const exit = events.at(-1) as Backend.JobExit
+      assert.strictEqual(exit._tag, "Exit")
+      assert.strictEqual(exit.exitCode, 0, JSON.stringify(exit))
+      const logged = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
+      assert.strictEqual(logged.length, lines + 1)
+      assert.isTrue(logged.slice(0, lines).every((l, i) => l.startsWith(`line ${String(i).padStart(8, "0")} `)))
+      assert.strictEqual(logged.at(-1), "bar 100%")
+      assert.deepStrictEqual(exit.logTail, logged.slice(-40))
+      const biggest = chunks.reduce((m, c) => Math.max(m, c.length), 0)
+      assert.isAtMost(biggest, 4096, `a chunk of ${biggest} events: the watch's queue is not bounded`)
+    })))
+
   it.live("a host key that does not match known_hosts is refused, clearly and without retrying", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
