@@ -10,7 +10,7 @@
 import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type Docker from "dockerode"
-import { Duration, Effect, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
+import { Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
@@ -18,6 +18,7 @@ import { AdmissionQueue, LOST_IN_QUEUE, unstarted } from "./internal/admissionQu
 import { engineOptions, type SshAccess } from "./internal/dockerEngine.ts"
 import * as Spec from "./internal/dockerSpec.ts"
 import * as Clients from "./internal/clients.ts"
+import { WATCH_BUFFER } from "./internal/volume.ts"
 
 /**
  * How to reach the engine and how to run containers.
@@ -66,6 +67,33 @@ const NAME = "docker"
 const QUEUE_POLL = "250 millis"
 const NODE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 const METRICS_POLL = "250 millis"
+/** At most this many bytes of `metrics.jsonl` are read a step. */
+const READ_CHUNK = 4 << 20
+
+/** Hands an event to the watch's consumer, waiting while its queue is full. */
+type Emit = (e: Backend.JobEvent) => Effect.Effect<void>
+
+/** Bytes of `file` from `offset` on, at most {@link READ_CHUNK}; none when it is not there (yet). */
+const readSlice = (file: string, offset: number): Buffer => {
+  let fd: number
+  try {
+    fd = Fs.openSync(file, "r")
+  } catch {
+    return Buffer.alloc(0)
+  }
+  try {
+    const buf = Buffer.allocUnsafe(Math.max(0, Math.min(READ_CHUNK, Fs.fstatSync(fd).size - offset)))
+    let got = 0
+    while (got < buf.length) {
+      const n = Fs.readSync(fd, buf, got, buf.length - got, offset + got)
+      if (n === 0) break
+      got += n
+    }
+    return buf.subarray(0, got)
+  } finally {
+    Fs.closeSync(fd)
+  }
+}
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -343,75 +371,68 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       Effect.ignore
     )
 
-  /** Emit new metric lines of `metrics.jsonl` from `offset` on; returns the new offset. */
-  const tailMetrics = (file: string, state: { offset: number; splitter: JobProtocol.LineSplitter }, emit: (e: Backend.JobEvent) => void, final: boolean) => {
-    try {
-      const size = Fs.statSync(file).size
-      if (size > state.offset) {
-        const fd = Fs.openSync(file, "r")
-        const buf = Buffer.alloc(size - state.offset)
-        Fs.readSync(fd, buf, 0, buf.length, state.offset)
-        Fs.closeSync(fd)
-        state.offset = size
-        for (const line of state.splitter.push(buf)) {
-          const point = JobProtocol.parseMetricsFileLine(line)
-          if (point !== undefined) emit({ _tag: "Metric", point })
-        }
-      }
-    } catch {
-      // not written yet
+  /**
+   * Emit the metric lines `metrics.jsonl` gained since the last call, a slice ({@link READ_CHUNK}) at
+   * a time, each slice's before the next is read: a file of gigabytes is never held whole.
+   */
+  const tailMetrics = (file: string, state: { offset: number; splitter: JobProtocol.LineSplitter }, emit: Emit, final: boolean) => {
+    const metric = (line: string) => {
+      const point = JobProtocol.parseMetricsFileLine(line)
+      return point !== undefined ? emit({ _tag: "Metric", point }) : Effect.void
     }
-    if (final) {
-      for (const line of state.splitter.end()) {
-        const point = JobProtocol.parseMetricsFileLine(line)
-        if (point !== undefined) emit({ _tag: "Metric", point })
+    return Effect.gen(function*() {
+      while (true) {
+        const buf = readSlice(file, state.offset)
+        if (buf.length === 0) break
+        state.offset += buf.length
+        yield* Effect.forEach(state.splitter.push(buf), metric, { discard: true })
+        if (buf.length < READ_CHUNK) break
       }
-    }
+      if (final) yield* Effect.forEach(state.splitter.end(), metric, { discard: true })
+    })
   }
 
   /**
    * Follow the container's logs until they end (the container stopped or the daemon went away).
    * A later follow replays the log from its start: the first `seen` lines of each stream are skipped.
+   * The log is pulled as the events are taken: while the watch's consumer is behind, the engine's
+   * stream waits (TCP backpressure) instead of filling the controller's memory.
    */
-  const followLogs = (id: string, emit: (e: Backend.JobEvent) => void, tail: JobProtocol.Tail, seen: { stdout: number; stderr: number }) =>
+  const followLogs = (id: string, emit: Emit, tail: JobProtocol.Tail, seen: { stdout: number; stderr: number }) =>
     Effect.acquireUseRelease(
       call("watch", () => docker.getContainer(id).logs({ stdout: true, stderr: true, follow: true }) as Promise<Readable>),
-      (stream) =>
-        Effect.callback<void>((resume) => {
-          const demux = new Spec.FrameDemux()
-          const splitters = { stdout: new JobProtocol.LineSplitter(), stderr: new JobProtocol.LineSplitter() }
-          const count = { stdout: 0, stderr: 0 }
-          const line = (s: "stdout" | "stderr", l: string) => {
-            if (++count[s] <= seen[s]) return
+      (stream) => {
+        const demux = new Spec.FrameDemux()
+        const splitters = { stdout: new JobProtocol.LineSplitter(), stderr: new JobProtocol.LineSplitter() }
+        const count = { stdout: 0, stderr: 0 }
+        const lines = (s: "stdout" | "stderr", ls: ReadonlyArray<string>) =>
+          Effect.forEach(ls, (l) => {
+            if (++count[s] <= seen[s]) return Effect.void
             seen[s] = count[s]
             tail.push(l)
-            emit((s === "stdout" ? JobProtocol.parseLine(l) : undefined) ?? { _tag: "Log", stream: s, line: l })
-          }
-          stream.on("data", (chunk: Buffer) => {
-            for (const f of demux.push(chunk)) for (const l of splitters[f.stream].push(f.data)) line(f.stream, l)
-          })
-          const done = () => {
-            for (const s of ["stdout", "stderr"] as const) for (const l of splitters[s].end()) line(s, l)
-            resume(Effect.void)
-          }
-          stream.once("end", done)
-          stream.once("close", done)
-          stream.once("error", done)
-        }),
+            return emit((s === "stdout" ? JobProtocol.parseLine(l) : undefined) ?? { _tag: "Log", stream: s, line: l })
+          }, { discard: true })
+        return Stream.fromAsyncIterable(stream as AsyncIterable<Buffer>, (e) => e).pipe(
+          Stream.runForEach((chunk) => Effect.forEach(demux.push(chunk), (f) => lines(f.stream, splitters[f.stream].push(f.data)), { discard: true })),
+          // an error ends the logs as their end does: the container is inspected again
+          Effect.ignore,
+          Effect.andThen(Effect.forEach(["stdout", "stderr"] as const, (s) => lines(s, splitters[s].end()), { discard: true }))
+        )
+      },
       (stream) => Effect.sync(() => stream.destroy())
     )
 
-  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void) {
+  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit) {
     const known = exits.get(ref.id)
-    if (known !== undefined) return emit(known)
+    if (known !== undefined) return yield* emit(known)
     const found = yield* call("watch", () => docker.getContainer(ref.id).inspect().catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
     if (found === undefined) {
       const recorded = typeof ref.data["jobDir"] === "string" ? readJson(Path.join(ref.data["jobDir"], Spec.RECORD.exit)) : undefined
       if (recorded === undefined) return yield* fail("watch", `no container ${ref.id} and no recorded exit (removed before its exit was read?)`)
-      return emit(recorded as Backend.JobExit)
+      return yield* emit(recorded as Backend.JobExit)
     }
     let first = found
-    if (["exited", "dead"].includes(first.State.Status) && !fresh.has(ref.id)) return emit(yield* finish(first, undefined))
+    if (["exited", "dead"].includes(first.State.Status) && !fresh.has(ref.id)) return yield* emit(yield* finish(first, undefined))
     if (first.State.Status === "created" && !fresh.has(ref.id)) {
       // Created by a controller that is gone: it starts a container right after creating it, so
       // one still `created` a while later will never start. Removed, and its job runs again.
@@ -422,17 +443,19 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       }
       if (first.State.Status === "created") {
         yield* call("watch", () => docker.getContainer(ref.id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
-        return emit(unstarted("Lost", "its controller stopped after creating its container and before starting it"))
+        return yield* emit(unstarted("Lost", "its controller stopped after creating its container and before starting it"))
       }
     }
-    emit({ _tag: "State", state: first.State.Status === "created" ? "Pending" : "Running" })
+    yield* emit({ _tag: "State", state: first.State.Status === "created" ? "Pending" : "Running" })
     const jobDir = first.Config.Labels[Spec.LABEL.jobDir] ?? Path.join(root, first.Config.Labels[Spec.LABEL.node] ?? "")
     const deadline = Number(first.Config.Labels[Spec.LABEL.deadline])
     if (Number.isFinite(deadline)) yield* Effect.forkScoped(enforceDeadline(ref.id, jobDir, deadline))
     const metrics = { offset: 0, splitter: new JobProtocol.LineSplitter() }
     const metricsFile = Path.join(jobDir, JobProtocol.METRICS_FILE)
-    yield* Effect.forkScoped(
-      Effect.sync(() => tailMetrics(metricsFile, metrics, emit, false)).pipe(Effect.repeat(Schedule.spaced(METRICS_POLL)))
+    // one read of metrics.jsonl at a time: the last one (below) waits for a poll that is emitting
+    const metricsLock = yield* Semaphore.make(1)
+    const metricsPoll = yield* Effect.forkScoped(
+      metricsLock.withPermits(1)(tailMetrics(metricsFile, metrics, emit, false)).pipe(Effect.repeat(Schedule.spaced(METRICS_POLL)))
     )
     const tail = new JobProtocol.Tail(40)
     const seen = { stdout: 0, stderr: 0 }
@@ -444,22 +467,26 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       info = yield* inspect(ref.id)
       if (info.State.Status === "created") yield* Effect.sleep("200 millis")
     } while (!["exited", "dead"].includes(info.State.Status))
-    tailMetrics(metricsFile, metrics, emit, true)
-    emit(yield* finish(info, tail))
+    yield* metricsLock.withPermits(1)(Effect.andThen(Fiber.interrupt(metricsPoll), tailMetrics(metricsFile, metrics, emit, true)))
+    yield* emit(yield* finish(info, tail))
   })
 
-  const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: (e: Backend.JobEvent) => void) {
+  const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, emitNow: (e: Backend.JobEvent) => void) {
     if (ref.data["queued"] !== true) return yield* drive(ref, emit)
-    const got = yield* settle(ref, emit)
-    return yield* "_tag" in got ? Effect.sync(() => emit(got)) : drive({ ...ref, id: got.container }, emit)
+    // waiting in the queue reports a few states, before any output: a callback that cannot wait
+    const got = yield* settle(ref, emitNow)
+    return yield* "_tag" in got ? emit(got) : drive({ ...ref, id: got.container }, emit)
   })
 
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
-    Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
-      follow(ref, (e) => Queue.offerUnsafe(queue, e)).pipe(
-        Effect.andThen(Queue.end(queue)),
-        Effect.catch((e) => Queue.fail(queue, e))
-      )
+    Stream.callback<Backend.JobEvent, Errors.BackendError>(
+      (queue) =>
+        follow(ref, (e) => Effect.asVoid(Queue.offer(queue, e)), (e) => Queue.offerUnsafe(queue, e)).pipe(
+          Effect.andThen(Queue.end(queue)),
+          Effect.catch((e) => Queue.fail(queue, e))
+        ),
+      // bounded: while the consumer is behind, the watch waits instead of reading more of the logs
+      { bufferSize: WATCH_BUFFER }
     )
 
   const cancel = Effect.fn("DockerBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
