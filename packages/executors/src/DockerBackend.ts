@@ -18,7 +18,7 @@ import { AdmissionQueue, LOST_IN_QUEUE, unstarted } from "./internal/admissionQu
 import { engineOptions, type SshAccess } from "./internal/dockerEngine.ts"
 import * as Spec from "./internal/dockerSpec.ts"
 import * as Clients from "./internal/clients.ts"
-import { WATCH_BUFFER } from "./internal/volume.ts"
+import { boundedWatch } from "./internal/volume.ts"
 
 /**
  * How to reach the engine and how to run containers.
@@ -479,15 +479,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   })
 
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
-    Stream.callback<Backend.JobEvent, Errors.BackendError>(
-      (queue) =>
-        follow(ref, (e) => Effect.asVoid(Queue.offer(queue, e)), (e) => Queue.offerUnsafe(queue, e)).pipe(
-          Effect.andThen(Queue.end(queue)),
-          Effect.catch((e) => Queue.fail(queue, e))
-        ),
-      // bounded: while the consumer is behind, the watch waits instead of reading more of the logs
-      { bufferSize: WATCH_BUFFER }
-    )
+    boundedWatch((emit, emitNow) => follow(ref, emit, emitNow))
 
   const cancel = Effect.fn("DockerBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     if (ref.data["queued"] !== true) return yield* stop(ref.id)

@@ -16,7 +16,7 @@ import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, unstarted } from "./internal/admi
 import { resolveJobFile } from "./internal/dockerSpec.ts"
 import { Connection, type HostConfig, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
-import { WATCH_BUFFER } from "./internal/volume.ts"
+import { boundedWatch } from "./internal/volume.ts"
 
 /**
  * One machine of the pool.
@@ -597,15 +597,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   })
 
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
-    Stream.callback<Backend.JobEvent, Errors.BackendError>(
-      (queue) =>
-        follow(ref, (e) => Effect.asVoid(Queue.offer(queue, e)), (e) => Queue.offerUnsafe(queue, e)).pipe(
-          Effect.andThen(Queue.end(queue)),
-          Effect.catch((e) => Queue.fail(queue, e))
-        ),
-      // bounded: while the consumer is behind, the watch waits instead of reading more of the logs
-      { bufferSize: WATCH_BUFFER }
-    )
+    boundedWatch((emit, emitNow) => follow(ref, emit, emitNow))
 
   const cancel = Effect.fn("SshBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     if (ref.data["queued"] !== true) return yield* kill(ref)

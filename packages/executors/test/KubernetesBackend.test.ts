@@ -13,6 +13,7 @@ import { BackendConformance } from "@trex/core/testing"
 import * as KubernetesBackend from "../src/KubernetesBackend.ts"
 import * as K from "../src/internal/k8sJob.ts"
 import { eventually } from "./support/eventually.ts"
+import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import * as FakeKubeApi from "./support/FakeKubeApi.ts"
 
 const fakeWith = (extra: FakeKubeApi.FakeKubeOptions = {}) =>
@@ -191,25 +192,9 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const fake = yield* FakeApi
-      const lines = 200_000
-      const ref = yield* backend.submit(spec("loud", [
-        `awk 'BEGIN { for (i = 0; i < ${lines}; i++) printf "line %08d %s\\n", i, sprintf("%86s", "") }'`,
-        "printf 'bar  10%%\\rbar 100%%\\n'",
-        "echo '{\"metrics\":{\"acc\":0.5},\"primary\":0.5}' > result.json"
-      ].join("\n")))
-      // a consumer slower than the job: an unbounded queue would fill with the log meanwhile
-      const chunks = yield* Stream.runCollect(Stream.chunks(backend.watch(ref)).pipe(Stream.tap(() => Effect.sleep("10 millis"))))
-      const events = chunks.flat()
-      const exit = exitOf(events)
-      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      const ref = yield* backend.submit(spec("loud", [...loudScript, "echo '{\"metrics\":{\"acc\":0.5},\"primary\":0.5}' > result.json"].join("\n")))
+      const { exit } = yield* checkLoudWatch(backend.watch(ref))
       assert.deepStrictEqual(exit.result, { metrics: { acc: 0.5 }, primary: 0.5 })
-      const logged = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
-      assert.strictEqual(logged.length, lines + 1)
-      assert.isTrue(logged.slice(0, lines).every((l, i) => l.startsWith(`line ${String(i).padStart(8, "0")} `)))
-      assert.strictEqual(logged.at(-1), "bar 100%")
-      assert.deepStrictEqual(exit.logTail, logged.slice(-40))
-      const biggest = chunks.reduce((m, c) => Math.max(m, c.length), 0)
-      assert.isAtMost(biggest, 4096, `a chunk of ${biggest} events: the watch's queue is not bounded`)
       // a fresh instance (a restarted controller) reads the finished pod's log for its tail and result
       const again = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
       assert.deepStrictEqual(again.result, exit.result)

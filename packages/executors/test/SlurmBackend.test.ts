@@ -10,6 +10,7 @@ import { Backend, TaskFile } from "@trex/core"
 import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import * as fc from "fast-check"
 import { BackendConformance } from "@trex/core/testing"
+import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import * as SlurmBackend from "../src/SlurmBackend.ts"
 import * as Script from "../src/internal/slurmScript.ts"
 import { eventually } from "./support/eventually.ts"
@@ -277,26 +278,9 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       // running when the watch first looks (a finished job's output only fills the tail), then ~20 MB at once
-      const lines = 200_000
-      const body = [
-        "sleep 2",
-        `awk 'BEGIN { for (i = 0; i < ${lines}; i++) printf "line %08d %s\\n", i, sprintf("%86s", "") }'`,
-        "printf 'bar  10%%\\rbar 100%%\\n'",
-        RESULT
-      ].join("\n")
+      const body = ["sleep 2", ...loudScript, RESULT].join("\n")
       const ref = yield* backend.submit(spec("loud", body))
-      // a consumer slower than the job: an unbounded queue would fill with the whole log meanwhile
-      const chunks = yield* Stream.runCollect(Stream.chunks(backend.watch(ref)).pipe(Stream.tap(() => Effect.sleep("10 millis"))))
-      const events = chunks.flat()
-      const exit = exitOf(events)
-      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
-      const logged = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
-      assert.strictEqual(logged.length, lines + 1)
-      assert.isTrue(logged.slice(0, lines).every((l, i) => l.startsWith(`line ${String(i).padStart(8, "0")} `)))
-      assert.strictEqual(logged.at(-1), "bar 100%")
-      assert.deepStrictEqual(exit.logTail, logged.slice(-40))
-      const biggest = chunks.reduce((m, c) => Math.max(m, c.length), 0)
-      assert.isAtMost(biggest, 4096, `a chunk of ${biggest} events: the watch's queue is not bounded`)
+      yield* checkLoudWatch(backend.watch(ref))
     }))
 
   it.effect("schedules GRES: gpus 2 sees two CUDA devices, sacct counts them, a second 2-GPU job waits for Resources", () =>

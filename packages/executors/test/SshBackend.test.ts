@@ -17,6 +17,7 @@ import * as SshBackend from "../src/SshBackend.ts"
 import { checkQueued } from "./support/queued.ts"
 import { eventually } from "./support/eventually.ts"
 import { gone } from "./support/process.ts"
+import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 
 const env = (k: string, d: string) => process.env[k] ?? d
 const keyDir = "/var/lib/trex-test-ssh"
@@ -254,22 +255,8 @@ describe("SshBackend", () => {
       yield* sshdUp
       const backend = yield* SshBackend.make(config)
       // ~20 MB at once, more than a slice (4 MiB) a poll reads: the watch must read on to the end after the exit
-      const lines = 200_000
-      const script = `awk 'BEGIN { for (i = 0; i < ${lines}; i++) printf "line %08d %s\\n", i, sprintf("%86s", "") }'; printf 'bar  10%%\\rbar 100%%\\n'`
-      const ref = yield* backend.submit(spec(["sh", "-c", script]))
-      // a consumer slower than the job: an unbounded queue would fill with the log meanwhile
-      const chunks = yield* Stream.runCollect(Stream.chunks(backend.watch(ref)).pipe(Stream.tap(() => Effect.sleep("10 millis"))))
-      const events = chunks.flat()
-      const exit = events.at(-1) as Backend.JobExit
-      assert.strictEqual(exit._tag, "Exit")
-      assert.strictEqual(exit.exitCode, 0, JSON.stringify(exit))
-      const logged = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
-      assert.strictEqual(logged.length, lines + 1)
-      assert.isTrue(logged.slice(0, lines).every((l, i) => l.startsWith(`line ${String(i).padStart(8, "0")} `)))
-      assert.strictEqual(logged.at(-1), "bar 100%")
-      assert.deepStrictEqual(exit.logTail, logged.slice(-40))
-      const biggest = chunks.reduce((m, c) => Math.max(m, c.length), 0)
-      assert.isAtMost(biggest, 4096, `a chunk of ${biggest} events: the watch's queue is not bounded`)
+      const ref = yield* backend.submit(spec(["sh", "-c", loudScript.join("; ")]))
+      yield* checkLoudWatch(backend.watch(ref))
     })))
 
   it.live("a host key that does not match known_hosts is refused, clearly and without retrying", () =>
