@@ -169,6 +169,19 @@ export interface SiblingOptions {
   readonly tags?: ReadonlyArray<JournalEvent.Tag>
 }
 
+/** A journal's first entry (which run it is), `undefined` when it has none, `"unread"` when it cannot be read so (it is then read whole, as any). */
+const firstEntry = (file: string): Effect.Effect<JournalEvent.Entry | undefined | "unread"> =>
+  Journal.readIntact(file, { limit: 1 }).pipe(
+    Effect.map((i) => (i.damage !== undefined ? "unread" as const : i.entries[0])),
+    Effect.orElseSucceed(() => "unread" as const)
+  )
+
+/** Whether a journal with this first entry is to be read, by `options.keep`; an empty one is passed over with `emptyPassed` (a follower reads it: its run may be starting). */
+const kept = (options: SiblingOptions, first: JournalEvent.Entry | undefined | "unread", emptyPassed = false): boolean =>
+  options.keep === undefined || first === "unread" ? true
+  : first === undefined ? !emptyPassed
+  : first.event._tag === "RunStarted" && options.keep(first.event)
+
 /**
  * What {@link followSiblings} hands the journals it reads to: `add` one whose run has ended (read
  * once, not held), `follow` one still being written (each call goes on from the last), `unfollow`
@@ -220,16 +233,12 @@ export const followSiblings = (root: string, except: string, options: SiblingOpt
       if (known !== undefined && known.live && writing && known.stamp === stamp) continue
       let started: JournalEvent.Entry | undefined = known?.started
       if (known === undefined) {
-        // which run it is, from its first entry alone (one that cannot be read so is read whole below, as any)
-        const first = yield* Journal.readIntact(file, { limit: 1 }).pipe(
-          Effect.map((i) => (i.damage !== undefined ? undefined : i.entries[0])),
-          Effect.orElseSucceed(() => undefined)
-        )
-        if (options.keep !== undefined && first !== undefined && (first.event._tag !== "RunStarted" || !options.keep(first.event))) {
+        const first = yield* firstEntry(file)
+        if (!kept(options, first)) {
           seen.set(file, "passed")
           continue
         }
-        started = first?.event._tag === "RunStarted" ? first : undefined
+        started = first !== "unread" && first?.event._tag === "RunStarted" ? first : undefined
       }
       yield* yieldToEventLoop
       const from = (known?.checked ?? 0) + 1
@@ -277,14 +286,7 @@ export const eachSiblingJournal = (root: string, except: string, options: Siblin
       const dir = path.join(root, name)
       const file = journalFile(dir)
       if (path.resolve(dir) === path.resolve(except) || !fs.existsSync(file)) continue
-      if (options.keep !== undefined) {
-        // which run it is, from its first entry alone (one that cannot be read so is read whole below, as any)
-        const first = yield* Journal.readIntact(file, { limit: 1 }).pipe(
-          Effect.map((i) => (i.damage !== undefined ? "unread" as const : i.entries[0]?.event)),
-          Effect.orElseSucceed(() => "unread" as const)
-        )
-        if (first === undefined || (first !== "unread" && (first._tag !== "RunStarted" || !options.keep(first)))) continue
-      }
+      if (options.keep !== undefined && !kept(options, yield* firstEntry(file), true)) continue
       yield* yieldToEventLoop
       const intact = yield* Journal.readIntact(file, options.tags !== undefined ? { tags: options.tags } : {}).pipe(Effect.orElseSucceed(() => undefined))
       if (intact !== undefined && intact.entries.length > 0) f(intact.entries)

@@ -571,7 +571,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         const hit = cache.lookup(node.fingerprint)
         if (hit !== undefined) {
           reusedCount++
-          yield* finish(node.id, "Succeeded", { ...hit.result, cost: Cost.zero, reusedFrom: hit.source })
+          yield* finish(node.id, "Succeeded", reusedResult(hit))
           return true
         }
         if (cache.running?.(node.fingerprint) === undefined) {
@@ -888,7 +888,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           JournalEvent.make("NodeFinished", {
             nodeId: spec.id,
             outcome: "Succeeded",
-            result: { ...hit.result, cost: Cost.zero, reusedFrom: hit.source },
+            result: reusedResult(hit),
             at
           })
         ], "soon")
@@ -1110,6 +1110,8 @@ const strategyIssues = (strategy: unknown): string | undefined => {
 
 /** The longest an event waits for its commit when nothing else commits first. */
 const GROUP_COMMIT = "20 millis"
+/** Another run's result as this run's: it cost this run nothing, and says where it came from. */
+const reusedResult = (hit: ResultCache.Hit): Result.Result => ({ ...hit.result, cost: Cost.zero, reusedFrom: hit.source })
 /** How often a trial waiting for another run's trial of the same strategy looks for its result. */
 const ELSEWHERE_POLL = "1 second"
 /** How long a pruned trial's stream may go on after its job was cancelled, to report the cost it ran up, before it is stopped. */
