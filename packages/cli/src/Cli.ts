@@ -196,14 +196,33 @@ const resumeCommand = Command.make(
 
 const statusCommand = Command.make(
   "status",
-  { runDir: runDirArg, json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the run as JSON")) },
-  ({ json, runDir }) =>
+  {
+    runDir: runDirArg,
+    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the run (or with --node, the trial) as JSON")),
+    node: Flag.String("node").pipe(
+      Flag.optional,
+      Flag.withDescription("show one trial (e.g. n7): its strategy and what it changed, its jobs, result or failure, and its job's last log lines")
+    )
+  },
+  ({ json, node, runDir }) =>
     Effect.gen(function*() {
       // a damaged run is shown up to its damage (the message says where it is, and what to do)
       const info = yield* RunDir.load(runDir, { damaged: true })
-      yield* out(json ? JSON.stringify(Status.toJson(info), null, 2) : Status.toText(info, runDir))
+      if (Option.isNone(node)) return yield* out(json ? JSON.stringify(Status.toJson(info), null, 2) : Status.toText(info, runDir))
+      const id = node.value.trim()
+      if (info.tree.view.get(id) === undefined) {
+        const size = info.tree.view.size
+        return yield* new Errors.InvalidInput({
+          source: "--node",
+          message: `run ${info.started.runId} has no trial "${node.value}": ${size === 0 ? "it has no trials yet" : `its trials are n1 to n${size}`} (\`trex status ${runDir}\` shows its tree)`
+        })
+      }
+      const dir = path.join(RunDir.jobsDir(runDir), id)
+      const files = fs.existsSync(dir) ? { dir, tail: LogTails.read(RunDir.jobsDir(runDir), [id])[id] ?? [] } : undefined
+      const trial = Status.trialJson(info, id, files)!
+      yield* out(json ? JSON.stringify(trial, null, 2) : Status.trialText(trial, info.tree.view.task.metric.name))
     })
-).pipe(Command.withDescription("show a run: tree, best node, budget used, insights"))
+).pipe(Command.withDescription("show a run: tree, best node, budget used, insights; with --node, one trial in full"))
 
 const reportCommand = Command.make(
   "report",

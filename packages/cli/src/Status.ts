@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, Strategy } from "@trex/core"
+import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, type Result, Strategy } from "@trex/core"
 import type { RunInfo } from "./RunDir.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
@@ -309,4 +309,196 @@ export const toMarkdown = (info: RunInfo): string => {
   }
   out.push("", "## Tree", "", "```", ...treeLines(view, 400, s.state !== "running"), "```", "")
   return out.join("\n")
+}
+
+/**
+ * One trial, as `trex status <run-dir> --node <id>` shows it: its strategy and what it changed from
+ * its parent's, why it was proposed, its jobs, where it stands, its result or failure, and the last
+ * lines of its job's logs.
+ * @since 0.1.0 @category models
+ */
+export interface TrialJson {
+  readonly runId: string
+  readonly id: string
+  readonly parent: string
+  readonly children: ReadonlyArray<string>
+  readonly depth: number
+  readonly state: ExperimentNode.StateTag
+  /** In flight when its run stopped (no controller runs the run): a resume reattaches to its job or runs it again. */
+  readonly interrupted?: true
+  readonly fingerprint: string
+  /** The strategy as its job receives it (`strategy.json`). */
+  readonly strategy: unknown
+  /** What differs from the parent's strategy (for a child of the root: from the task's default strategy, if it has one), path by path. */
+  readonly changes: ReadonlyArray<{ readonly path: string; readonly from?: unknown; readonly to?: unknown }>
+  readonly rationale: string
+  readonly prior?: number
+  /** Times in ms since the epoch. */
+  readonly proposedAt: number
+  readonly admittedAt?: number
+  /** Each job submitted for it, in order (a retry or a resume after a lost job submits another). */
+  readonly jobs: ReadonlyArray<{ readonly backend: string; readonly id: string; readonly submittedAt: number }>
+  readonly waiting?: string
+  readonly withdrawn?: true
+  readonly pruning?: string
+  /** The latest progress fraction and message its job reported. */
+  readonly progress?: number
+  readonly message?: string
+  /** The intermediate metrics its job reported (what schedulers read). */
+  readonly curve: ReadonlyArray<Result.MetricPoint>
+  readonly finishedAt?: number
+  /** Why it was cancelled or pruned. */
+  readonly reason?: string
+  /** Its result (without its curves, which `curve` and the HTML report show). */
+  readonly result?: Omit<Result.Result, "curves">
+  /** Its job's folder in the run directory (the local backend's: `strategy.json`, logs, `result.json`), when there is one. */
+  readonly files?: string
+  /** The last lines of its job's logs: from its job's folder, else those its failure carried. */
+  readonly logs?: { readonly source: string; readonly tail: ReadonlyArray<string> }
+}
+
+/** A strategy's leaves by path (`training.learningRate`); lists are leaves. */
+const leaves = (value: unknown, prefix = "", out = new Map<string, unknown>()): Map<string, unknown> => {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) leaves(v, prefix === "" ? k : `${prefix}.${k}`, out)
+  } else if (prefix !== "") out.set(prefix, value)
+  return out
+}
+
+const executableOf = (s: Strategy.Strategy) => {
+  const { rationale: _, ...rest } = Strategy.encode(s) as Record<string, unknown>
+  return rest
+}
+
+/** The paths whose values differ between two strategies (a missing side is left out of its member). */
+const changesOf = (from: Strategy.Strategy | undefined, to: Strategy.Strategy): TrialJson["changes"] => {
+  if (from === undefined) return []
+  const a = leaves(executableOf(from))
+  const b = leaves(executableOf(to))
+  const out: Array<TrialJson["changes"][number]> = []
+  for (const p of new Set([...a.keys(), ...b.keys()])) {
+    if (JSON.stringify(a.get(p)) === JSON.stringify(b.get(p))) continue
+    out.push({ path: p, ...(a.has(p) ? { from: a.get(p) } : {}), ...(b.has(p) ? { to: b.get(p) } : {}) })
+  }
+  return out
+}
+
+/**
+ * One trial of a run (see {@link TrialJson}), or `undefined` when the run has no trial `id`;
+ * `files`: its job's folder, when it has one, and the last lines of the logs there.
+ * @since 0.1.0 @category functions
+ */
+export const trialJson = (
+  info: RunInfo,
+  id: string,
+  files?: { readonly dir: string; readonly tail: ReadonlyArray<string> }
+): TrialJson | undefined => {
+  const view = info.tree.view
+  const n = view.get(id)
+  if (n === undefined) return undefined
+  let admittedAt: number | undefined
+  let progress: number | undefined
+  let message: string | undefined
+  const jobs: Array<TrialJson["jobs"][number]> = []
+  for (const { event } of info.entries) {
+    if (!("nodeId" in event) || event.nodeId !== id) continue
+    if (event._tag === "NodeAdmitted") admittedAt = event.at
+    else if (event._tag === "JobSubmitted") jobs.push({ backend: event.job.backend, id: event.job.id, submittedAt: event.at })
+    else if (event._tag === "JobProgress") {
+      if (event.fraction !== undefined) progress = event.fraction
+      if (event.message !== undefined) message = event.message
+    }
+  }
+  const parent = n.parent === ExperimentNode.ROOT ? view.task.defaultStrategy : view.get(n.parent)?.strategy
+  const result = ExperimentNode.result(n)
+  const { curves: _, ...shown } = result ?? { curves: [] }
+  const failureTail = result?.failure?.logTail ?? []
+  const tail = files !== undefined && files.tail.length > 0 ? { source: files.dir, tail: files.tail }
+    : failureTail.length > 0 ? { source: "as its failure recorded it", tail: failureTail }
+    : undefined
+  return {
+    runId: info.started.runId,
+    id,
+    parent: n.parent,
+    children: n.children,
+    depth: n.depth,
+    state: n.state._tag,
+    ...(runState(info) !== "running" && ExperimentNode.isPending(n) ? { interrupted: true as const } : {}),
+    fingerprint: n.fingerprint,
+    strategy: executableOf(n.strategy),
+    changes: changesOf(parent, n.strategy),
+    rationale: n.strategy.rationale,
+    ...(n.prior !== undefined ? { prior: n.prior } : {}),
+    proposedAt: n.proposedAt,
+    ...(admittedAt !== undefined ? { admittedAt } : {}),
+    jobs,
+    ...(n.waiting !== undefined && runState(info) === "running" ? { waiting: n.waiting } : {}),
+    ...(n.withdrawn === true ? { withdrawn: true as const } : {}),
+    ...(n.pruning !== undefined ? { pruning: n.pruning } : {}),
+    ...(progress !== undefined ? { progress } : {}),
+    ...(message !== undefined ? { message } : {}),
+    curve: n.curve,
+    ...("finishedAt" in n.state ? { finishedAt: n.state.finishedAt } : {}),
+    ...("reason" in n.state ? { reason: n.state.reason } : {}),
+    ...(result !== undefined ? { result: shown as Omit<Result.Result, "curves"> } : {}),
+    ...(files !== undefined ? { files: files.dir } : {}),
+    ...(tail !== undefined ? { logs: tail } : {})
+  }
+}
+
+const clock = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z")
+const value = (v: unknown) => (v === undefined ? "(none)" : Untrusted.line(JSON.stringify(v), 200))
+
+/** The `trex status --node` text of one trial (see {@link trialJson}). @since 0.1.0 @category formatting */
+export const trialText = (t: TrialJson, metric: string): string => {
+  const r = t.result
+  const state = t.interrupted === true
+    ? `interrupted (${t.state.toLowerCase()}): the run stopped while it was in flight`
+    : t.state === "Succeeded" ? `succeeded, ${metric}=${fmt(r?.score)}${r?.reusedFrom !== undefined ? ` (reused from ${Untrusted.line(r.reusedFrom, 80)}: no job ran)` : ""}`
+    : t.state === "Failed" ? `failed (${r?.failure?.kind ?? "no result"})`
+    : t.pruning !== undefined ? `pruning (its job is cancelled): ${Untrusted.line(t.pruning, 200)}`
+    : t.withdrawn === true ? "withdrawn from its backend's queue (runs on resume)"
+    : t.waiting !== undefined ? waitLabel(t.waiting)
+    : t.state.toLowerCase()
+  const lines = [
+    `Trial ${t.id} of run ${t.runId}: ${state}`,
+    `Parent: ${t.parent} · children: ${t.children.length > 0 ? t.children.join(", ") : "none"} · depth ${t.depth}`
+  ]
+  const from = t.parent === ExperimentNode.ROOT ? "the task's default strategy" : t.parent
+  lines.push(t.changes.length > 0
+    ? `Changed from ${from}: ${t.changes.map((c) => `${c.path} ${value(c.from)} -> ${value(c.to)}`).join("; ")}`
+    : t.parent === ExperimentNode.ROOT ? "Strategy:" : `Changed from ${from}: nothing (the same strategy)`)
+  if (t.changes.length > 0) lines.push("Strategy:")
+  for (const [p, v] of leaves(t.strategy)) lines.push(`  ${p} = ${value(v)}`)
+  if (t.rationale.length > 0) lines.push(`Rationale: ${Untrusted.line(t.rationale, 1000)}`)
+  const timeline = [`proposed ${clock(t.proposedAt)}`]
+  for (const j of t.jobs) timeline.push(`job ${Untrusted.line(j.backend, 40)} ${Untrusted.line(j.id, 80)} submitted ${clock(j.submittedAt)}`)
+  if (t.finishedAt !== undefined) timeline.push(`finished ${clock(t.finishedAt)}`)
+  lines.push(`Timeline: ${timeline.join(" · ")}`)
+  if (t.reason !== undefined) lines.push(`Reason: ${Untrusted.line(t.reason, 500)}`)
+  if (t.progress !== undefined || t.message !== undefined) {
+    lines.push(`Progress: ${t.progress !== undefined ? `${Math.round(t.progress * 100)} %` : ""}${t.message !== undefined ? ` ${Untrusted.line(t.message, 200)}` : ""}`.trimEnd())
+  }
+  if (t.curve.length > 0) {
+    const latest = new Map<string, Result.MetricPoint>()
+    for (const p of t.curve) latest.set(`${p.split}/${p.name}`, p)
+    const shown = [...latest].slice(0, STATUS_METRICS).map(([k, p]) => `${Untrusted.line(k, 60)} ${fmt(p.value)} (step ${p.step})`)
+    lines.push(`Intermediate: ${shown.join(", ")}${latest.size > STATUS_METRICS ? `, and ${latest.size - STATUS_METRICS} more: --json` : ""}`)
+  }
+  if (r !== undefined) {
+    if (Object.keys(r.metrics).length > 0) lines.push(`Metrics: ${metricsLine(r.metrics).replace("trex status --json", "--json")}`)
+    const c = r.cost
+    lines.push(`Cost: GPU-h ${(c.gpuSeconds / 3600).toFixed(2)} · wall ${duration(c.wallSeconds)}${c.dollars > 0 ? ` · $${c.dollars.toFixed(2)}` : ""}${c.inputTokens + c.outputTokens > 0 ? ` · tokens ${c.inputTokens + c.outputTokens}` : ""}`)
+    if (r.summary !== undefined) lines.push(`Summary: ${Untrusted.line(r.summary, 500)}`)
+    for (const a of r.artifacts) lines.push(`Artifact: ${Untrusted.line(a.name, 80)} ${Untrusted.line(a.path, 300)}`)
+    if (r.failure !== undefined) {
+      const f = r.failure
+      lines.push(`Failure: ${f.kind}${f.exitCode !== undefined ? ` (exit code ${f.exitCode})` : ""}: ${Untrusted.line(f.message, 1000)}${f.retryable ? " (retryable)" : ""}`)
+    }
+  }
+  if (t.files !== undefined) lines.push(`Files: ${t.files}`)
+  if (t.logs !== undefined) {
+    lines.push(`Log tail (${t.logs.source}):`, ...t.logs.tail.map((l) => `  | ${Untrusted.line(l, 300)}`))
+  }
+  return lines.join("\n")
 }

@@ -581,6 +581,24 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.strictEqual(r.status, 1, r.stderr)
     assert.match(r.stderr, /no trial succeeded \(2 failed\): their reasons are above and in .*report\.md/)
     assert.match(r.stdout, /FAILED Crash/)
+    // why a trial failed, in full: its strategy, its failure and its job's last log lines, from the job's folder
+    const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+    const shown = trex(["status", runDir, "--node", "n2"])
+    assert.strictEqual(shown.status, 0, shown.stderr)
+    assert.match(shown.stdout, /^Trial n2 of run \S+: failed \(Crash\)$/m)
+    assert.match(shown.stdout, /^Changed from (n1|the task's default strategy): .*training\./m)
+    assert.match(shown.stdout, /^  data\.format = "broken"$/m)
+    assert.match(shown.stdout, /^Timeline: proposed \S+ · job local n2 submitted \S+ · finished /m)
+    assert.match(shown.stdout, /^Failure: Crash \(exit code 3\): /m)
+    assert.match(shown.stdout, new RegExp(`^Log tail \\(${path.join(runDir, "jobs", "n2").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\):\n  \\| Traceback: the recipe cannot handle format=broken$`, "m"))
+    const json = JSON.parse(trex(["status", runDir, "--node", "n2", "--json"]).stdout)
+    assert.strictEqual(json.state, "Failed")
+    assert.strictEqual(json.result.failure.kind, "Crash")
+    assert.deepStrictEqual(json.logs, { source: path.join(runDir, "jobs", "n2"), tail: ["Traceback: the recipe cannot handle format=broken"] })
+    assert.strictEqual(json.jobs.length, 1)
+    const missing = trex(["status", runDir, "--node", "n7"])
+    assert.strictEqual(missing.status, 2)
+    assert.match(missing.stderr, /^trex: run \S+ has no trial "n7": its trials are n1 to n2 \(`trex status .*` shows its tree\)$/m)
   })
 
   it.live("a researcher whose model refuses the key stops the run with exit 1, nothing exhausted, and says how to go on", () =>

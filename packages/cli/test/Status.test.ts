@@ -18,3 +18,67 @@ describe("trex status, a best trial with a thousand metrics", () => {
     assert.strictEqual(Object.keys(Status.toJson(info).best!.metrics).length, 1001)
   })
 })
+
+describe("trex status --node: one trial in full", () => {
+  const infoOf = (b: TreeBuilder.TreeBuilder, writer?: { pid: number }) => ({
+    started: b.events[0] as JournalEvent.Of<"RunStarted">,
+    finished: undefined,
+    tree: ExperimentTree.fold(b.events)!,
+    entries: b.events.map((event, i) => ({ seq: i + 1, event })),
+    writer
+  })
+
+  it("a child's changes from its parent, path by path; a child of the root's from the task's default strategy", () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+    const n1 = b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.001 }, 0.5)
+    const n2 = b.succeed(n1, { "training.epochs": 3, "data.format": "reversed" }, 0.7)
+    const info = infoOf(b)
+    const first = Status.trialJson(info, n1)!
+    assert.deepStrictEqual(first.changes, [{ path: "training.learningRate", from: 1e-4, to: 0.001 }])
+    const second = Status.trialJson(info, n2)!
+    assert.deepStrictEqual(second.changes, [{ path: "data.format", from: "plain", to: "reversed" }, { path: "training.epochs", from: 1, to: 3 }])
+    assert.deepStrictEqual(second.jobs, [{ backend: "test", id: "job-n2", submittedAt: second.jobs[0]!.submittedAt }])
+    assert.deepStrictEqual(Status.trialJson(info, n1)!.children, [n2])
+    const text = Status.trialText(second, "score")
+    assert.match(text, /^Trial n2 of run test: succeeded, score=0\.7$/m)
+    assert.match(text, /^Changed from n1: data\.format "plain" -> "reversed"; training\.epochs 1 -> 3$/m)
+    assert.match(text, /^  training\.learningRate = 0\.001$/m)
+    assert.strictEqual(Status.trialJson(info, "n3"), undefined)
+  })
+
+  it("a running trial: its wait, progress and intermediate metrics while a controller runs it; interrupted when none does", () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+    const n1 = b.start(b.propose(ExperimentNode.ROOT, { "training.epochs": 2 }))
+    b.progress(n1, 10, 0.25, "loss", "train")
+    b.progress(n1, 20, 0.125, "loss", "train")
+    b.jobState(n1, "Pending", "Priority")
+    const live = Status.trialJson(infoOf(b, { pid: 123 }), n1)!
+    assert.strictEqual(live.waiting, "Priority")
+    assert.strictEqual(live.interrupted, undefined)
+    const text = Status.trialText(live, "score")
+    assert.match(text, /^Trial n1 of run test: waiting \(Priority\)$/m)
+    assert.match(text, /^Intermediate: train\/loss 0\.125 \(step 20\)$/m)
+    const stopped = Status.trialJson(infoOf(b), n1)!
+    assert.strictEqual(stopped.interrupted, true)
+    assert.strictEqual(stopped.waiting, undefined)
+    assert.match(Status.trialText(stopped, "score"), /^Trial n1 of run test: interrupted \(running\): the run stopped while it was in flight$/m)
+  })
+
+  it("a failure: kind, exit code and message, and the log tail it carried when the job's folder has none; text from the job is shown inert", () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+    const n1 = b.start(b.propose(ExperimentNode.ROOT, { "training.epochs": 4 }))
+    const result = Result.failure("OOM", "CUDA out of memory\u001b[2J", { exitCode: 137, logTail: ["step 1", "RuntimeError: CUDA out of memory\u001b[31m"] })
+    b.events.push(JournalEvent.make("NodeFinished", { nodeId: n1, outcome: "Failed", result, at: 100 }))
+    const info = infoOf(b)
+    const t = Status.trialJson(info, n1)!
+    assert.deepStrictEqual(t.logs, { source: "as its failure recorded it", tail: ["step 1", "RuntimeError: CUDA out of memory\u001b[31m"] })
+    const text = Status.trialText(t, "score")
+    assert.notInclude(text, "\u001b")
+    assert.match(text, /^Failure: OOM \(exit code 137\): CUDA out of memory\[2J$/m)
+    assert.match(text, /^Log tail \(as its failure recorded it\):\n {2}\| step 1\n {2}\| RuntimeError: CUDA out of memory\[31m$/m)
+    // the job's folder, when there is one, is where its logs are read from
+    const withFiles = Status.trialJson(info, n1, { dir: "/runs/r/jobs/n1", tail: ["from the folder"] })!
+    assert.deepStrictEqual(withFiles.logs, { source: "/runs/r/jobs/n1", tail: ["from the folder"] })
+    assert.match(Status.trialText(withFiles, "score"), /^Files: \/runs\/r\/jobs\/n1$/m)
+  })
+})
