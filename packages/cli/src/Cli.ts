@@ -82,7 +82,8 @@ export const execute = (prepared: Trex.Prepared) =>
       const why = researcherFailed
         ? `${summary!.reason}; once it is mended (its key, model or network), continue with: trex resume ${runDir}`
         : failed > 0
-        ? `no trial succeeded (${failed} failed): their reasons are above and in ${path.join(runDir, "report.md")}`
+        ? `no trial succeeded (${failed} failed): their reasons are above and in ${path.join(runDir, "report.md")}; ` +
+          `\`trex status ${runDir} --node <id>\` shows one in full, with its job's last log lines`
         : `no trial ran (${summary?.reason ?? "the run ended"})`
       yield* Effect.sync(() => {
         process.stderr.write(`trex: ${why}\n`)

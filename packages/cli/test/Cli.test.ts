@@ -579,10 +579,10 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.include(task, "format: broken }")
     const r = trex(["run", writeTask(taskDir, "toy.task.yaml", task), "--out", tmp(), "--max-trials", "2"], { TREX_TOY_MS: "30" })
     assert.strictEqual(r.status, 1, r.stderr)
-    assert.match(r.stderr, /no trial succeeded \(2 failed\): their reasons are above and in .*report\.md/)
     assert.match(r.stdout, /FAILED Crash/)
     // why a trial failed, in full: its strategy, its failure and its job's last log lines, from the job's folder
     const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+    assert.include(r.stderr, `no trial succeeded (2 failed): their reasons are above and in ${path.join(runDir, "report.md")}; \`trex status ${runDir} --node <id>\` shows one in full`)
     const shown = trex(["status", runDir, "--node", "n2"])
     assert.strictEqual(shown.status, 0, shown.stderr)
     assert.match(shown.stdout, /^Trial n2 of run \S+: failed \(Crash\)$/m)
