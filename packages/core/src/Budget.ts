@@ -165,13 +165,17 @@ export class Ledger {
    */
   apply(event: JournalEvent.JournalEvent): void {
     if (event._tag === "NodeAdmitted") this.reserve(event.nodeId, event.estimate)
-    else if (event._tag === "NodeFinished") this.release(event.nodeId)
+    else if (event._tag === "NodeFinished") this.release(event.nodeId, event.result?.reusedFrom !== undefined)
     else if (event._tag === "BudgetCharged") this.charge(event.cost)
   }
 
-  /** Release a trial's reservation (its actual cost is charged separately). */
-  release(nodeId: string): void {
-    this.reservations.delete(nodeId)
+  /**
+   * Release a trial's reservation (its actual cost is charged separately). `reused`: it ended with
+   * another run's result and ran no job (it waited for that run's trial of the same strategy), so
+   * it is no trial of this run, as a result reused when proposed is not.
+   */
+  release(nodeId: string, reused = false): void {
+    if (this.reservations.delete(nodeId) && reused) this.trialsStarted -= 1
   }
 
   /** Charge an actual cost. */

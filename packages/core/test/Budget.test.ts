@@ -3,6 +3,7 @@ import fc from "fast-check"
 import * as Budget from "../src/Budget.ts"
 import * as Cost from "../src/Cost.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
+import * as Result from "../src/Result.ts"
 
 const small = fc.integer({ min: 0, max: 20 })
 const cost: fc.Arbitrary<Cost.Cost> = fc.record({
@@ -55,6 +56,27 @@ const exceeded = (b: Budget.Budget, total: Cost.Cost, trials: number, elapsed: n
 }
 
 describe("Budget.Ledger", () => {
+  it("a trial that ended with another run's result (it waited for that run's trial, no job ran) is no trial, on replay as live", () => {
+    const replayed = new Budget.Ledger({ maxTrials: 3 })
+    const at = 1
+    for (const event of [
+      JournalEvent.make("NodeAdmitted", { nodeId: "n1", estimate: Cost.zero, at }),
+      JournalEvent.make("NodeAdmitted", { nodeId: "n2", estimate: Cost.zero, at }),
+      JournalEvent.make("NodeFinished", { nodeId: "n1", outcome: "Succeeded", result: { ...Result.success({ s: 1 }, 1), reusedFrom: "r1/n4" }, at }),
+      JournalEvent.make("NodeFinished", { nodeId: "n2", outcome: "Succeeded", result: Result.success({ s: 1 }, 1), at }),
+      // a finish with a reused result and no admission (reused when proposed) was never counted
+      JournalEvent.make("NodeFinished", { nodeId: "n3", outcome: "Succeeded", result: { ...Result.success({ s: 1 }, 1), reusedFrom: "r1/n5" }, at })
+    ]) replayed.apply(event)
+    assert.strictEqual(replayed.trials, 1)
+    const live = new Budget.Ledger({ maxTrials: 3 })
+    live.reserve("n1", Cost.zero)
+    live.reserve("n2", Cost.zero)
+    live.release("n1", true)
+    live.release("n2")
+    live.release("n2", true)
+    assert.strictEqual(live.trials, 1)
+  })
+
   it("admission never takes spent + reserved past any limit, for any sequence of reserve/charge/release", () => {
     fc.assert(
       fc.property(budget, fc.array(op, { maxLength: 60 }), (b, ops) => {

@@ -388,7 +388,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           ...(reason !== undefined ? { reason } : {})
         })
       )
-      ledger.release(nodeId)
+      ledger.release(nodeId, result?.reusedFrom !== undefined)
       // a stopped trial's job was cancelled: journal that at once (a reattachment would run it afresh)
       return record(events, outcome === "Succeeded" || outcome === "Failed" ? "soon" : "now")
     })

@@ -357,7 +357,7 @@ describe("Explorer", () => {
 
   it.live("a strategy another run is running now is waited for and its result reused, not run beside it", () =>
     Effect.gen(function*() {
-      const { first, log, summary } = yield* besideAnother({ first: functionExecutor({ runs: [] }, { stepMillis: 150 }) })
+      const { first, journal, log, summary } = yield* besideAnother({ first: functionExecutor({ runs: [] }, { stepMillis: 150 }) })
       const other = yield* Fiber.join(first)
       const ranThere = new Set([...other.tree.nodes()].map((n) => n.fingerprint))
       const nodes = [...summary.tree.nodes()]
@@ -365,6 +365,11 @@ describe("Explorer", () => {
       // (a result reused is no trial of this run's budget: it then runs one strategy of its own)
       const ranHere = log.runs.map((r) => summary.tree.get(r.node)!.fingerprint)
       assert.deepStrictEqual(ranHere.filter((fp) => ranThere.has(fp)), [], "nothing the first run ran or was running was run again")
+      // a result waited for (its trial admitted) and reused is no trial of this run either: it runs three of its own
+      const admitted = new Set((yield* journal.read()).flatMap((e) => (e.event._tag === "NodeAdmitted" ? [e.event.nodeId] : [])))
+      assert.isTrue(nodes.slice(0, 3).some((n) => admitted.has(n.id)), "a result was waited for")
+      assert.strictEqual(log.runs.length, 3)
+      assert.strictEqual(summary.usage.trials, 3)
     }))
 
   it.live("a strategy whose trial in the other run ends without a result is run here once that trial has ended", () =>
