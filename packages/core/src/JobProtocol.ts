@@ -63,6 +63,39 @@ const slowResultFile = Schema.decodeUnknownExit(JobResultFile)
  * @since 0.1.0 @category constants
  */
 export const MAX_RESULT_BYTES = 64 << 20
+/**
+ * A job's `result.json` as a backend read it, parsed, or what is wrong with it in the words every
+ * backend uses: `undefined` when the job wrote none; too big when the file is over
+ * {@link MAX_RESULT_BYTES} (`size`, its size when the backend knows it; a backend that does not reads
+ * `MAX_RESULT_BYTES + 1` bytes, and getting them all means too big); otherwise its JSON.
+ *
+ * @example
+ * ```ts
+ * import { JobProtocol } from "@trex/core"
+ * JobProtocol.parseResultBytes('{"metrics":{"accuracy":0.9}}') // { result: { metrics: { accuracy: 0.9 } } }
+ * JobProtocol.parseResultBytes(undefined) // { resultError: "the job wrote no result.json" }
+ * ```
+ * @since 0.1.0 @category parsing
+ */
+export const parseResultBytes = (
+  bytes: Uint8Array | string | undefined,
+  size?: number
+): { readonly result: unknown } | { readonly resultError: string } => {
+  if (bytes === undefined) return { resultError: `the job wrote no ${RESULT_FILE}` }
+  if ((size ?? bytes.length) > MAX_RESULT_BYTES) {
+    const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`
+    return {
+      resultError: `${RESULT_FILE} is ${size !== undefined ? `${mb(size)}, ` : ""}more than the ${mb(MAX_RESULT_BYTES)} the controller reads ` +
+        "(keep its metrics and a short summary in it; put bulk data in an artifact)"
+    }
+  }
+  try {
+    return { result: JSON.parse(typeof bytes === "string" ? bytes : new TextDecoder().decode(bytes)) }
+  } catch (e) {
+    return { resultError: `${RESULT_FILE} is not valid JSON: ${e instanceof Error ? e.message : String(e)}` }
+  }
+}
+
 /** Metrics of a `result.json` kept on a result (the task's metric always among them). @since 0.1.0 @category constants */
 export const MAX_RESULT_METRICS = 1_000
 /** Characters of a `result.json`'s `summary` kept on a result. @since 0.1.0 @category constants */

@@ -181,3 +181,23 @@ describe("JobProtocol.Tail", () => {
     assert.deepStrictEqual(t.get(), ["3", "4", "5"])
   })
 })
+
+describe("JobProtocol.parseResultBytes", () => {
+  const tooBig = "more than the 64 MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)"
+  it("parses bytes or text, and names what is wrong in the words every backend uses", () => {
+    assert.deepStrictEqual(JobProtocol.parseResultBytes(new TextEncoder().encode('{"metrics":{"é":1}}')), { result: { metrics: { "é": 1 } } })
+    assert.deepStrictEqual(JobProtocol.parseResultBytes('{"metrics":{}}'), { result: { metrics: {} } })
+    assert.deepStrictEqual(JobProtocol.parseResultBytes(undefined), { resultError: "the job wrote no result.json" })
+    const bad = JobProtocol.parseResultBytes("{oops")
+    assert.match("resultError" in bad ? bad.resultError : "", /^result\.json is not valid JSON: /)
+  })
+
+  it("a file over MAX_RESULT_BYTES is too big: by its size when known, else by a read that got one byte past the bound", () => {
+    assert.deepStrictEqual(JobProtocol.parseResultBytes("", 70_000_000), { resultError: `result.json is 67 MB, ${tooBig}` })
+    assert.deepStrictEqual(JobProtocol.parseResultBytes(new Uint8Array(JobProtocol.MAX_RESULT_BYTES + 1)), { resultError: `result.json is ${tooBig}` })
+    // at the bound it is read
+    const at = new Uint8Array(JobProtocol.MAX_RESULT_BYTES).fill(0x20)
+    at.set(new TextEncoder().encode("{}"))
+    assert.deepStrictEqual(JobProtocol.parseResultBytes(at), { result: {} })
+  })
+})

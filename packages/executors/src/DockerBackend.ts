@@ -327,14 +327,11 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   const inspect = (id: string) => call("watch", () => docker.getContainer(id).inspect())
 
-  const readResult = (jobDir: string): { value?: unknown; error?: string } => {
+  const readResult = (jobDir: string): { readonly result: unknown } | { readonly resultError: string } => {
     const file = Path.join(jobDir, JobProtocol.RESULT_FILE)
-    if (!Fs.existsSync(file)) return { error: `${JobProtocol.RESULT_FILE} was not written` }
-    try {
-      return { value: JSON.parse(Fs.readFileSync(file, "utf8")) }
-    } catch (e) {
-      return { error: `${JobProtocol.RESULT_FILE} is not valid JSON: ${String(e)}` }
-    }
+    const size = Fs.statSync(file, { throwIfNoEntry: false })?.size
+    if (size === undefined) return JobProtocol.parseResultBytes(undefined)
+    return JobProtocol.parseResultBytes(size > JobProtocol.MAX_RESULT_BYTES ? "" : Fs.readFileSync(file), size)
   }
 
   /** Read a finished container into its exit, then remove it (unless kept). */

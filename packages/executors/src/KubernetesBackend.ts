@@ -236,18 +236,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           })
         const finish = (exit: Omit<Backend.JobExit, "_tag" | "logTail" | "result" | "resultError">) =>
           Effect.gen(function*() {
-            let parsed: { result?: unknown; resultError?: string } = {
-              resultError: logGone
-                ? `the pod of Job ${name} was deleted before its log (which carries ${JobProtocol.RESULT_FILE}) could be read`
-                : `${JobProtocol.RESULT_FILE} was not written`
-            }
-            if (resultB64 !== undefined) {
-              try {
-                parsed = { result: JSON.parse(Buffer.from(resultB64, "base64").toString("utf8")) }
-              } catch (e) {
-                parsed = { resultError: `${JobProtocol.RESULT_FILE} is not valid JSON: ${e instanceof Error ? e.message : String(e)}` }
-              }
-            }
+            const parsed = resultB64 === undefined && logGone
+              ? { resultError: `the pod of Job ${name} was deleted before its log (which carries ${JobProtocol.RESULT_FILE}) could be read` }
+              : JobProtocol.parseResultBytes(resultB64 === undefined ? undefined : Buffer.from(resultB64, "base64"))
             if (heldEmpty) tail.push("")
             const full: Backend.JobExit = { _tag: "Exit", ...exit, ...parsed, logTail: tail.get() }
             const k = known.get(name)

@@ -290,16 +290,9 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
             silent = first
             yield* drain(true)
             silent = false
-            const resultBytes = yield* runner.readFrom(`${jobDir}/${JobProtocol.RESULT_FILE}`, 0, 16 * 1024 * 1024)
-            let parsed: { result?: unknown; resultError?: string } = {}
-            if (resultBytes === undefined || resultBytes === "truncated") parsed = { resultError: `${JobProtocol.RESULT_FILE} was not written` }
-            else {
-              try {
-                parsed = { result: JSON.parse(Buffer.from(resultBytes).toString("utf8")) }
-              } catch (e) {
-                parsed = { resultError: `${JobProtocol.RESULT_FILE} is not valid JSON: ${e instanceof Error ? e.message : String(e)}` }
-              }
-            }
+            // one byte past the bound: all of them read means the file is too big
+            const resultBytes = yield* runner.readFrom(`${jobDir}/${JobProtocol.RESULT_FILE}`, 0, JobProtocol.MAX_RESULT_BYTES + 1)
+            const parsed = JobProtocol.parseResultBytes(resultBytes === "truncated" ? undefined : resultBytes)
             const wall = status.elapsedSeconds ?? 0
             yield* emit({
               _tag: "Exit",

@@ -124,8 +124,20 @@ describe("DockerBackend", () => {
       assert.strictEqual(exit.outcome, "Failed")
       assert.strictEqual(exit.failureKind, "Crash")
       assert.strictEqual(exit.exitCode, 3)
-      assert.include(exit.resultError ?? "", "result.json was not written")
+      assert.strictEqual(exit.resultError, "the job wrote no result.json")
       assert.include(exit.logTail, "bad")
+    }))
+
+  it.live("a result.json over 64 MB is not read: the exit says how big it is", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith()
+      const { exit } = yield* collect(backend, spec(`{ printf '{"metrics":{"score":0.8},"summary":"'; head -c 70000000 /dev/zero | tr '\\0' z; printf '"}'; } > result.json`))
+      assert.strictEqual(exit.outcome, "Succeeded")
+      assert.isUndefined(exit.result)
+      assert.strictEqual(
+        exit.resultError,
+        "result.json is 67 MB, more than the 64 MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)"
+      )
     }))
 
   it.live("a log of tens of megabytes reaches a slow consumer in bounded chunks: every line and metric in order, \\r as shown, the right tail", () =>

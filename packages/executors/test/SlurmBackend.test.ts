@@ -274,6 +274,19 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.include(exit.resultError ?? "", "result.json")
     }))
 
+  it.effect("a result.json over 64 MB is not read: the exit says it is too big, not that it is not JSON", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const script = `{ printf '{"metrics":{"score":0.8},"summary":"'; head -c 70000000 /dev/zero | tr '\\0' z; printf '"}'; } > result.json`
+      const exit = yield* Backend.run(backend, spec("bulky", script))
+      assert.strictEqual(exit.outcome, "Succeeded")
+      assert.isUndefined(exit.result)
+      assert.strictEqual(
+        exit.resultError,
+        "result.json is more than the 64 MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)"
+      )
+    }))
+
   it.effect("a log of tens of megabytes reaches a slow consumer in bounded chunks: every line in order, \\r as shown, the right tail", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend

@@ -175,7 +175,8 @@ export interface Finish {
   readonly cancelled: boolean
   readonly timedOut: boolean
   readonly timeLimitSeconds?: number | undefined
-  readonly result: { readonly value?: unknown; readonly error?: string }
+  /** Its `result.json`, as `JobProtocol.parseResultBytes` read it. */
+  readonly result: { readonly result: unknown } | { readonly resultError: string }
   readonly logTail: ReadonlyArray<string>
 }
 
@@ -202,8 +203,7 @@ export const toExit = (f: Finish): Backend.JobExit => {
     logTail: f.logTail,
     wallSeconds,
     gpuSeconds: wallSeconds * f.gpus,
-    ...(f.result.value !== undefined ? { result: f.result.value } : {}),
-    ...(f.result.error !== undefined ? { resultError: f.result.error } : {}),
+    ...f.result,
     ...(signal !== undefined ? { signal } : {})
   }
   const failed = (failureKind: Result.FailureKind, message: string): Backend.JobExit => ({ ...base, outcome: "Failed", failureKind, message })

@@ -202,26 +202,13 @@ const logTail = (dir: string, n = 40): Array<string> =>
 
 const readResult = (dir: string): { readonly result: unknown } | { readonly resultError: string } => {
   const file = Path.join(dir, JobProtocol.RESULT_FILE)
-  let text: string
   try {
     const size = Fs.statSync(file).size
-    if (size > JobProtocol.MAX_RESULT_BYTES) {
-      return {
-        resultError: `${JobProtocol.RESULT_FILE} is ${(size / 2 ** 20).toFixed(0)} MB, more than the ${JobProtocol.MAX_RESULT_BYTES / 2 ** 20} MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)`
-      }
-    }
-    text = Fs.readFileSync(file, "utf8")
+    return JobProtocol.parseResultBytes(size > JobProtocol.MAX_RESULT_BYTES ? "" : Fs.readFileSync(file), size)
   } catch (e) {
-    return {
-      resultError: (e as NodeJS.ErrnoException).code === "ENOENT"
-        ? `the job wrote no ${JobProtocol.RESULT_FILE}`
-        : `cannot read ${JobProtocol.RESULT_FILE}: ${(e as Error).message}`
-    }
-  }
-  try {
-    return { result: JSON.parse(text) }
-  } catch (e) {
-    return { resultError: `${JobProtocol.RESULT_FILE} is not valid JSON: ${(e as Error).message}` }
+    return (e as NodeJS.ErrnoException).code === "ENOENT"
+      ? JobProtocol.parseResultBytes(undefined)
+      : { resultError: `cannot read ${JobProtocol.RESULT_FILE}: ${(e as Error).message}` }
   }
 }
 
