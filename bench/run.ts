@@ -36,11 +36,39 @@ import { Simulator } from "@trex/executors"
 import { Control, Explorer, ResultCache, Uct } from "@trex/mcts"
 import { Effect, Layer, Random } from "effect"
 
+const USAGE = `npm run bench [-- options]: the engine figures, each against a baseline measured in the same run
+  --quick            smaller sizes (1k and 5k trials, not up to 100k)
+  --json             one JSON object at the end
+  --cap <seconds>    stop each explorer run after this long (default 600)
+  --only <section>   engine (sections 1 to 3), engine-alone (1b, its replay and memory), utilisation (4) or reading (5)`
+{
+  // a mistyped option would otherwise start the full hour-long run
+  const args = process.argv.slice(2)
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!
+    if (a === "--help" || a === "-h") {
+      console.log(USAGE)
+      process.exit(0)
+    }
+    if (a === "--cap" || a === "--only") {
+      i++
+      continue
+    }
+    if (a !== "--quick" && a !== "--json") {
+      console.error(`unknown option ${JSON.stringify(a)}\n${USAGE}`)
+      process.exit(2)
+    }
+  }
+}
 const quick = process.argv.includes("--quick")
 const asJson = process.argv.includes("--json")
 const sizes = quick ? [1_000, 5_000] : [1_000, 10_000, 30_000, 100_000]
 const capArg = process.argv.indexOf("--cap")
 const capSeconds = capArg >= 0 ? Number(process.argv[capArg + 1]) : 600
+if (!(capSeconds > 0)) {
+  console.error(`--cap takes a number of seconds above 0, not ${JSON.stringify(process.argv[capArg + 1])}`)
+  process.exit(2)
+}
 const onlyArg = process.argv.indexOf("--only")
 const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined
 if (only !== undefined && only !== "engine" && only !== "engine-alone" && only !== "utilisation" && only !== "reading") {
