@@ -14,6 +14,7 @@ import { constants } from "node:os"
 import { posix } from "node:path"
 import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
+import * as ResultFile from "./internal/resultFile.ts"
 import { Connection, type HostConfig, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
 import { boundedWatch } from "./internal/volume.ts"
@@ -424,22 +425,33 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const readText = (host: PoolHost, path: string) =>
     call("watch", host, (c) => c.readFrom(path, 0)).pipe(Effect.map((b) => b?.toString("utf8")))
 
+  /** `result.json`'s text, read up to {@link JobProtocol.MAX_RESULT_BYTES} as the local backend does; its size when it is bigger. */
+  const readResult = (host: PoolHost, path: string): Effect.Effect<string | number | undefined, Errors.BackendError> =>
+    Effect.flatMap(call("watch", host, (c) => c.size(path)), (size): Effect.Effect<string | number | undefined, Errors.BackendError> =>
+      size === undefined ? Effect.succeed(undefined)
+      : size > JobProtocol.MAX_RESULT_BYTES ? Effect.succeed(size)
+      : call("watch", host, (c) => c.readFrom(path, 0, JobProtocol.MAX_RESULT_BYTES)).pipe(Effect.map((b) => b?.toString("utf8"))))
+
   const toExit = Effect.fnUntraced(function*(host: PoolHost, dir: string, code: number | undefined, logTail: ReadonlyArray<string>) {
     const f = (name: string) => posix.join(dir, name)
     // SFTP requests pipeline over one channel: read the small files at once
-    const texts = yield* Effect.all(
-      [Script.FILES.pid, Script.FILES.exit, Script.FILES.cancelled, Script.FILES.timeout, Script.FILES.job, JobProtocol.RESULT_FILE]
-        .map((name) => readText(host, f(name))),
-      { concurrency: "unbounded" }
-    )
-    const [pidText, exitText, cancelledText, timeoutText, jobText, resultText] = texts
+    const [texts, resultText] = yield* Effect.all([
+      Effect.all(
+        [Script.FILES.pid, Script.FILES.exit, Script.FILES.cancelled, Script.FILES.timeout, Script.FILES.job].map((name) => readText(host, f(name))),
+        { concurrency: "unbounded" }
+      ),
+      readResult(host, f(JobProtocol.RESULT_FILE))
+    ], { concurrency: "unbounded" })
+    const [pidText, exitText, cancelledText, timeoutText, jobText] = texts
     const pid = numbers(pidText === undefined ? undefined : Buffer.from(pidText))
     const exit = numbers(exitText === undefined ? undefined : Buffer.from(exitText))
     const cancelled = cancelledText !== undefined
     const timedOut = timeoutText !== undefined
     const job = JSON.parse(jobText ?? "{}") as { gpuIds?: Array<string>; resources?: { timeLimitSeconds?: number } }
     let result: { result?: unknown; resultError?: string } = { resultError: `${JobProtocol.RESULT_FILE} was not written` }
-    if (resultText !== undefined) {
+    if (typeof resultText === "number") {
+      result = { resultError: ResultFile.tooBig(resultText) }
+    } else if (resultText !== undefined) {
       try {
         result = { result: JSON.parse(resultText) }
       } catch (e) {

@@ -3,7 +3,7 @@
  * (or start-sshd.sh). Without it these tests fail, saying so.
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Backend } from "@trex/core"
+import { Backend, JobProtocol } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import { Effect, Fiber, Redacted, Stream } from "effect"
@@ -258,6 +258,24 @@ describe("SshBackend", () => {
       const ref = yield* backend.submit(spec(["sh", "-c", loudScript.join("; ")]))
       yield* checkLoudWatch(backend.watch(ref))
     })))
+
+  it.live("result.json is read up to JobProtocol.MAX_RESULT_BYTES, as the local backend reads it; a bigger one fails naming its size", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const backend = yield* SshBackend.make(config)
+      // 5 MiB of summary: more than the 4 MiB a log slice is, well under the cap
+      const big = `printf '{"metrics":{"score":0.5},"primary":0.5,"summary":"'; head -c 5242880 /dev/zero | tr '\\0' a; printf '"}'`
+      const [ok, over] = yield* Effect.forEach([
+        ["sh", "-c", `{ ${big}; } > result.json`],
+        ["sh", "-c", `truncate -s ${JobProtocol.MAX_RESULT_BYTES + 1024 * 1024} result.json`]
+      ], (argv) => Effect.flatMap(backend.submit(spec(argv)), (ref) => Backend.awaitExit(backend, ref)), { concurrency: "unbounded" })
+      assert.strictEqual(ok.outcome, "Succeeded", JSON.stringify({ ...ok, result: undefined }))
+      assert.isUndefined(ok.resultError)
+      const result = ok.result as { primary: number; summary: string }
+      assert.deepStrictEqual([result.primary, result.summary.length], [0.5, 5242880])
+      assert.strictEqual(over.resultError, "result.json is 65 MB, more than the 64 MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)")
+      assert.isUndefined(over.result)
+    })), 60_000)
 
   it.live("a host key that does not match known_hosts is refused, clearly and without retrying", () =>
     Effect.scoped(Effect.gen(function*() {

@@ -153,6 +153,16 @@ export class Connection {
     }
   }
 
+  /** The size of `path` in bytes; `undefined` if it does not exist. */
+  async size(path: string): Promise<number | undefined> {
+    const { sftp } = await this.get()
+    return new Promise((resolve, reject) =>
+      sftp.stat(path, (err, st) =>
+        err ? ((err as { code?: number }).code === 2 ? resolve(undefined) : reject(new SshFailure(`${this.label}: stat ${path}: ${err.message}`, true))) : resolve(st.size)
+      )
+    )
+  }
+
   async readdir(path: string): Promise<Array<string>> {
     const { sftp } = await this.get()
     return new Promise((resolve, reject) =>
