@@ -115,6 +115,10 @@ interface QueuedJob {
 /** How long a job nobody here launched may have a record and no process before it counts as never started (its controller died between the two). */
 const LAUNCH_GRACE_MS = 10_000
 
+/** Why a job whose directory vanished counts as lost. */
+const gone = (host: { readonly name: string }, dir: string) =>
+  `its job directory ${host.name}:${dir} is gone, and its processes with it (the host rebooted and cleared it, or it was removed): the job counts as lost and runs again`
+
 const signalName = (code: number) =>
   code > 128 ? Object.entries(constants.signals).find(([, v]) => v === code - 128)?.[0] : undefined
 
@@ -475,6 +479,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     if (timedOut) {
       return { ...base, outcome: "Failed", failureKind: "Timeout", message: `time limit of ${job.resources?.timeLimitSeconds ?? "?"} s exceeded: process group killed` } satisfies Backend.JobExit
     }
+    if (code === undefined && jobText === undefined) return { ...base, outcome: "Failed", failureKind: "Infra", message: gone(host, dir) } satisfies Backend.JobExit
     if (code === undefined) {
       const log = (yield* readText(host, f(Script.FILES.wrapperLog)))?.trim()
       return { ...base, outcome: "Failed", failureKind: "Infra", message: `the job's processes are gone without an exit code (host rebooted or processes killed)${log ? `: ${log}` : ""}` } satisfies Backend.JobExit
@@ -488,7 +493,12 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, known: { pid: number | undefined }) {
     const { host, dir } = yield* hostOf(ref)
     const f = (name: string) => posix.join(dir, name)
-    if ((yield* readText(host, f(Script.FILES.job))) === undefined) return yield* fail("watch", `no job at ${host.name}:${dir}`)
+    if ((yield* readText(host, f(Script.FILES.job))) === undefined) {
+      // submit returns a ref only once the record is written: it was there, and is gone with the job
+      held.delete(ref.id)
+      fresh.delete(ref.id)
+      return yield* emit(unstarted("Lost", gone(host, dir)))
+    }
     const tail = new JobProtocol.Tail(40)
     const streams = [
       { file: Script.FILES.stdout, kind: "stdout" as const, offset: 0, split: new JobProtocol.LineSplitter() },
@@ -563,6 +573,12 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
           return yield* emit(unstarted("Lost", "its controller stopped after writing the job and before launching it"))
         }
       }
+      if (pid === undefined && (yield* readText(host, f(Script.FILES.job))) === undefined) {
+        // cleared before its wrapper ran, or before this watch saw it run (a reboot): nothing will write its pid
+        held.delete(ref.id)
+        fresh.delete(ref.id)
+        return yield* emit(unstarted("Lost", gone(host, dir)))
+      }
       if (pid === undefined && phase === "Init") {
         yield* emit({ _tag: "State", state: "Pending" })
         phase = "Pending"
@@ -574,7 +590,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       // a file not read to its end (a slice a poll): the next poll comes at once
       const behind = phase === "Running" ? yield* drain(false) : false
       if (pid !== undefined && tick % LIVENESS_EVERY === LIVENESS_EVERY - 1) {
-        const alive = yield* call("watch", host, (c) => c.exec(`kill -0 ${pid} 2>/dev/null`))
+        // its directory gone too: the host rebooted and cleared it (its pid may be another process's by now)
+        const alive = yield* call("watch", host, (c) => c.exec(`kill -0 ${pid} 2>/dev/null && [ -f ${Script.quote(f(Script.FILES.job))} ]`))
         const late = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
         if (alive.code !== 0) return yield* finish(late?.[0], true)
       }

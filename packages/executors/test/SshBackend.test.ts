@@ -6,7 +6,7 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend, JobProtocol } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
-import { Effect, Fiber, Redacted, Stream } from "effect"
+import { Deferred, Effect, Fiber, Redacted, Stream } from "effect"
 import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -277,6 +277,33 @@ describe("SshBackend", () => {
       assert.isUndefined(over.result)
     })), 60_000)
 
+  it.live("a host that reboots and clears its job directories: the job's watch, and a resumed controller's, report it lost (to run again), naming the directory", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const backend = yield* SshBackend.make(config)
+      const ref = yield* backend.submit(spec(untilGo))
+      const dir = String(ref.data["dir"])
+      const running = yield* Deferred.make<void>()
+      const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
+        Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
+      )).pipe(Effect.forkChild)
+      yield* Deferred.await(running)
+      const pgid = Number(Fs.readFileSync(Path.join(dir, ".trex-pid"), "utf8").split(" ")[0])
+      // the reboot: the job's processes killed, its directory (under /tmp) cleared
+      process.kill(-pgid, "SIGKILL")
+      Fs.rmSync(dir, { recursive: true, force: true })
+      const named = `its job directory ${host.username}@${host.host}:${host.port}:${dir} is gone`
+      const exit = exitOf(yield* Fiber.join(watching))
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
+      assert.include(exit.message, named)
+      // a controller started after the reboot (a resumed run) says the same, instead of failing the watch (the trial not run again)
+      const resumed = yield* SshBackend.make(config)
+      const again = exitOf(yield* Stream.runCollect(resumed.watch(ref)))
+      assert.deepStrictEqual([again.outcome, again.failureKind], ["Failed", "Infra"], JSON.stringify(again))
+      assert.include(again.message, named)
+      assert.strictEqual((yield* resumed.capacity).inUse, 0)
+    })), 60_000)
+
   it.live("a host key that does not match known_hosts is refused, clearly and without retrying", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
@@ -468,8 +495,11 @@ describe("SshBackend, a pool with a host down", () => {
       const ref = yield* backend.submit(s)
       assert.strictEqual(ref.data["host"], "flaky")
       const dir = String(ref.data["dir"])
-      const watching = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.forkChild)
-      yield* eventually("the job runs", () => Fs.existsSync(Path.join(dir, ".trex-pid")), 30)
+      const running = yield* Deferred.make<void>()
+      const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
+        Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
+      )).pipe(Effect.forkChild)
+      yield* Deferred.await(running)
       const pgid = Number(Fs.readFileSync(Path.join(dir, ".trex-pid"), "utf8").split(" ")[0])
       yield* r.down
       const events = yield* Fiber.join(watching)
