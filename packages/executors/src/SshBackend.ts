@@ -79,6 +79,7 @@ const fail = (operation: string, message: string, retryable = false) =>
 
 interface PoolHost {
   readonly name: string
+  readonly user: string
   readonly conn: Connection
   readonly slots: number
   readonly gpus: ReadonlyArray<string>
@@ -157,6 +158,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const lostAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostLostAfter ?? "5 minutes"))
   const pool: Array<PoolHost> = config.hosts.map((h) => ({
     name: h.name ?? `${h.username}@${h.host}:${h.port ?? 22}`,
+    user: h.username,
     conn: new Connection(h),
     slots: Math.max(1, h.slots ?? 1),
     gpus: [...(h.gpus ?? [])],
@@ -175,19 +177,23 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
 
   /** Errors of hosts that could not be reached (not of the command run there). */
   const unreachable = new WeakSet<Errors.BackendError>()
+  /** Of those, the hosts that answered and refused the key. */
+  const refused = new WeakSet<Errors.BackendError>()
   const isUnreachable = (e: Errors.BackendError) => unreachable.has(e)
   /** Within its wait after failing to connect: no new jobs, and no connection attempt. */
   const resting = (host: PoolHost) => host.down !== undefined && Date.now() < host.down.until
 
-  const markDown = (host: PoolHost, reason: string) =>
+  const markDown = (host: PoolHost, e: Errors.BackendError) =>
     Effect.suspend(() => {
       const first = host.down === undefined
-      host.down = { until: Date.now() + retryAfter, reason }
+      host.down = { until: Date.now() + retryAfter, reason: e.message }
+      const what = refused.has(e) ? "refuses this controller's key" : "is unreachable"
+      const check = refused.has(e) ? "Fix its authorized_keys (or the key) as said: its jobs run on meanwhile." : "Check that the host and its sshd are up."
       return first
         ? Effect.logWarning(
-          `ssh host ${host.name} (${host.conn.label}) is unreachable: ${reason}. It gets no new jobs (they go to the other hosts, or wait); ` +
+          `ssh host ${host.name} (${host.conn.label}) ${what}: ${e.message}. It gets no new jobs (they go to the other hosts, or wait); ` +
             `it is tried again every ${Duration.format(Duration.millis(retryAfter))}, and its running jobs are waited for up to ` +
-            `${Duration.format(Duration.millis(lostAfter))} before they count as lost and run again elsewhere. Check that the host and its sshd are up.`
+            `${Duration.format(Duration.millis(lostAfter))} before they count as lost and run again elsewhere. ${check}`
         )
         : Effect.void
     })
@@ -224,12 +230,13 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         catch: (e) => {
           const err = e instanceof SshFailure ? fail(operation, e.message, e.retryable) : fail(operation, `${host.name}: ${String(e)}`, true)
           if (e instanceof SshFailure && e.unreachable) unreachable.add(err)
+          if (e instanceof SshFailure && e.refused) refused.add(err)
           return err
         }
       })
       // a host that was down gets one try (a probe), not the whole retry budget
       return (host.down !== undefined ? once : Effect.retry(once, { schedule, while: (e) => e.retryable })).pipe(
-        Effect.tapError((e) => (isUnreachable(e) ? markDown(host, e.message) : Effect.void)),
+        Effect.tapError((e) => (isUnreachable(e) ? markDown(host, e) : Effect.void)),
         Effect.tap(() => {
           host.lastOk = Date.now()
           return markUp(host)
@@ -381,7 +388,10 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         const mk = yield* call("submit", host, (c) =>
           c.exec(`mkdir -p ${dirs.map(Script.quote).join(" ")} && cd ${Script.quote(dir)} && rm -f ${reset.join(" ")}`)
         )
-        if (mk.code !== 0) return yield* fail("submit", `${host.name}: cannot prepare ${dir}: ${mk.stderr.trim()}`)
+        if (mk.code !== 0) {
+          const full = yield* diskFull(host, dir)
+          return yield* fail("submit", `${host.name}: cannot prepare ${dir}: ${mk.stderr.trim()}: ${full ?? `remoteRoot (${remoteRoot}) must be writable by ${host.user}`}`)
+        }
         const job = { name: spec.name, labels: spec.labels, host: host.name, gpuIds, resources: spec.resources, submittedAt: Date.now(), ...(ticket !== undefined ? { ticket } : {}) }
         const wrapper = Script.wrapper({ jobDir: dir, argv: spec.argv, gpuIds, timeLimitSeconds: spec.resources.timeLimitSeconds, killGraceSeconds: grace })
         const writes = [
@@ -391,7 +401,13 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
           { target: posix.join(dir, Script.FILES.env), content: envText, mode: 0o600 },
           { target: posix.join(dir, Script.FILES.script), content: wrapper, mode: 0o700 }
         ]
-        yield* Effect.forEach(writes, (w) => call("submit", host, (c) => c.writeFile(w.target, w.content, w.mode)), { concurrency: "unbounded" })
+        yield* Effect.forEach(writes, (w) =>
+          call("submit", host, (c) => c.writeFile(w.target, w.content, w.mode)).pipe(
+            // SFTP says only "Failure" of a full disk: df says which
+            Effect.catchIf((e) => !isUnreachable(e), (e) =>
+              Effect.flatMap(diskFull(host, dir), (full) =>
+                Effect.fail(full === undefined ? e : fail("submit", `${host.name}: cannot write ${w.target}: ${full}`))))
+          ), { concurrency: "unbounded" })
         // from here a lost connection leaves it unknown whether the job started: not placed elsewhere
         launching = true
         const started = yield* call("submit", host, (c) => c.exec(Script.launch(dir)))
@@ -425,6 +441,21 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     yield* queue.enqueue({ id, labels: spec.labels, job, wait: why(spec.resources.gpus) })
     return { backend: NAME, id, data: { dir, rel, queued: true } } satisfies ExperimentNode.JobRef
   })
+
+  /**
+   * Why the disk of `dir` on `host` is full (df of its nearest existing directory shows 0 KB free), or
+   * `undefined`: it has room, or could not be asked.
+   */
+  const diskFull = (host: PoolHost, dir: string): Effect.Effect<string | undefined> =>
+    call("watch", host, (c) => c.exec(`d=${Script.quote(dir)}; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | tail -n 1`)).pipe(
+      Effect.map((out) => {
+        const f = out.stdout.trim().split(/\s+/)
+        return f.length >= 6 && f[3] === "0"
+          ? `the disk of ${host.name}:${dir} is full (${f[5]} has 0 KB free): free space there (finished job directories under ${remoteRoot}, say), or set remoteRoot to a disk with room`
+          : undefined
+      }),
+      Effect.orElseSucceed(() => undefined)
+    )
 
   const readText = (host: PoolHost, path: string) =>
     call("watch", host, (c) => c.readFrom(path, 0)).pipe(Effect.map((b) => b?.toString("utf8")))
@@ -481,6 +512,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     }
     if (code === undefined && jobText === undefined) return { ...base, outcome: "Failed", failureKind: "Infra", message: gone(host, dir) } satisfies Backend.JobExit
     if (code === undefined) {
+      const full = yield* diskFull(host, dir)
+      if (full !== undefined) return { ...base, outcome: "Failed", failureKind: "Infra", message: `the job's exit code could not be written: ${full}` } satisfies Backend.JobExit
       const log = (yield* readText(host, f(Script.FILES.wrapperLog)))?.trim()
       return { ...base, outcome: "Failed", failureKind: "Infra", message: `the job's processes are gone without an exit code (host rebooted or processes killed)${log ? `: ${log}` : ""}` } satisfies Backend.JobExit
     }
@@ -563,14 +596,18 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       }
       pid ??= numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.pid), 0)))?.[0]
       known.pid ??= pid
-      if (pid === undefined && !fresh.has(ref.id) && Date.now() - (unlaunchedSince ??= Date.now()) > LAUNCH_GRACE_MS) {
+      const stale = pid === undefined && Date.now() - (unlaunchedSince ??= Date.now()) > LAUNCH_GRACE_MS
+      // launched here, and no pid yet: a wrapper that could not record it (a full disk) exits without starting the job
+      const full = stale && fresh.has(ref.id) ? yield* diskFull(host, dir) : undefined
+      if (stale && (!fresh.has(ref.id) || full !== undefined)) {
         // A record and no process, and nobody here launched it: its controller stopped between
         // writing the job and launching it, so nobody will. Made unlaunchable (its secrets go too), then reported.
         const F = Script.FILES
         const out = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && { [ -f ${F.pid} ] || [ -f ${F.exit} ] || { rm -f ${F.script} ${F.env}; echo gone; }; }`))
         if (out.stdout.trim() === "gone") {
           held.delete(ref.id)
-          return yield* emit(unstarted("Lost", "its controller stopped after writing the job and before launching it"))
+          fresh.delete(ref.id)
+          return yield* emit(unstarted("Lost", full !== undefined ? `the job could not start: ${full}` : "its controller stopped after writing the job and before launching it"))
         }
       }
       if (pid === undefined && (yield* readText(host, f(Script.FILES.job))) === undefined) {

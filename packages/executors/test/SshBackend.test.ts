@@ -399,22 +399,40 @@ const listening = (port: number) =>
  * directories are not the test host's (two hosts of a pool do not share files). The test reads its
  * files through /proc/<pid>/root; its processes are this machine's.
  */
-const island = Effect.acquireRelease(
+const islandWith = (options: {
+  /** Its own authorized_keys (outside /tmp, which it covers), so that a test can take the key out. */
+  readonly authorizedKeys?: string
+  /** The size of its /tmp (a disk that fills). */
+  readonly tmpSize?: string
+} = {}) => Effect.acquireRelease(
   Effect.gen(function*() {
     const port = yield* deadPort
+    const keys = options.authorizedKeys !== undefined ? ` -o AuthorizedKeysFile=${quote(options.authorizedKeys)} -o StrictModes=no` : ""
+    const size = options.tmpSize !== undefined ? ` -o size=${options.tmpSize}` : ""
     const child = spawn("unshare", [
       "-m",
       "--propagation",
       "private",
       "sh",
       "-c",
-      `mount -t tmpfs island /tmp && exec /usr/sbin/sshd -D -e -f /etc/ssh/sdktest/sshd_config.${host.port} -o Port=${port} -o PidFile=none`
+      `mount -t tmpfs${size} island /tmp && chmod 1777 /tmp && exec /usr/sbin/sshd -D -e -f /etc/ssh/sdktest/sshd_config.${host.port} -o Port=${port} -o PidFile=none${keys}`
     ], { stdio: "ignore" })
     yield* eventually(`a second sshd listens on ${port} (unshare and mount need root)`, listening(port), 15)
-    return { port, root: (p: string) => `/proc/${child.pid}/root${p}`, child }
+    return {
+      port,
+      root: (p: string) => `/proc/${child.pid}/root${p}`,
+      child,
+      /** Every connection to it cut (its sessions killed; it listens on): what a restarted sshd does to a client. */
+      cut: () => {
+        // each session is a privileged monitor and the user's own sshd under it: both go, so the TCP connection closes
+        const sessions = execFileSync("sh", ["-c", `for p in $(pgrep -P ${child.pid}); do echo $p; pgrep -P $p; done`]).toString("utf8").split("\n").filter((l) => l !== "")
+        for (const pid of sessions) process.kill(Number(pid), "SIGKILL")
+      }
+    }
   }),
   ({ child }) => Effect.sync(() => child.kill())
 )
+const island = islandWith()
 
 /** A job that runs until a file `go` appears in its directory (at most a minute), then reports 1. */
 const untilGo = ["sh", "-c", `i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`]
@@ -566,4 +584,88 @@ describe("SshBackend, a pool with a host down", () => {
       Fs.writeFileSync(Path.join(String(moved.data["dir"]), "go"), "")
       assert.strictEqual(exitOf(yield* Stream.runCollect(resumed.watch(moved))).outcome, "Succeeded", "the copy on the other host runs on")
     })), 90_000)
+})
+
+describe("SshBackend, a host that misbehaves under running jobs", () => {
+  const fast = { retryFor: "1 second", hostRetryAfter: "1 second", pollInterval: "150 millis", killGraceSeconds: 2 } as const
+  /** A job's own file on an island host. */
+  const fileOn = (other: { root: (p: string) => string }, ref: { data: Record<string, unknown> }, name: string) => other.root(Path.join(String(ref.data["dir"]), name))
+  const untilRunning = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+    Effect.gen(function*() {
+      const running = yield* Deferred.make<void>()
+      const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
+        Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
+      )).pipe(Effect.forkChild)
+      yield* Deferred.await(running)
+      return watching
+    })
+
+  it.live("a host that stops accepting the key: its running job is followed on, new jobs wait saying which key, user and host and the fix; both end well once the key is back", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const keysDir = Fs.mkdtempSync("/var/tmp/trex-ssh-keys-")
+      Fs.chmodSync(keysDir, 0o755) // sshd reads authorized_keys as the user
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(keysDir, { recursive: true, force: true })))
+      const keys = Path.join(keysDir, "authorized_keys")
+      const pub = Fs.readFileSync(`${host.privateKeyPath}.pub`, "utf8")
+      Fs.writeFileSync(keys, pub)
+      const other = yield* islandWith({ authorizedKeys: keys })
+      const keyed: SshBackend.Host = { ...host, name: "keyed", port: other.port, knownHostsPath: knownHostsFor(other.port), slots: 1 }
+      const backend = yield* SshBackend.make({ ...config, ...fast, hostLostAfter: "1 minute", hosts: [keyed] })
+      const ref = yield* backend.submit(spec(untilGo))
+      const watching = yield* untilRunning(backend, ref)
+      // the key taken out of authorized_keys, and the connection cut (sshd restarted): every new connection is refused
+      Fs.writeFileSync(keys, "")
+      other.cut()
+      const second = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":2}' > result.json`]))
+      assert.strictEqual(second.data["queued"], true, "no new job goes to a host that refuses the key")
+      const reasons: Array<string> = []
+      const key = yield* Deferred.make<void>()
+      const secondWatch = yield* Stream.runCollect(backend.watch(second).pipe(Stream.tap((e) =>
+        e._tag === "State" && e.reason?.includes("authorized_keys") === true ? Effect.andThen(Effect.sync(() => reasons.push(e.reason!)), Deferred.succeed(key, undefined)) : Effect.void
+      ))).pipe(Effect.forkChild)
+      yield* Deferred.await(key)
+      assert.include(reasons[0], `sdktest@127.0.0.1:${other.port}: the key ${host.privateKeyPath} was not accepted for user sdktest`)
+      assert.include(reasons[0], `add its public key (${host.privateKeyPath}.pub) to ~sdktest/.ssh/authorized_keys on 127.0.0.1`)
+      // fixed: the running job was never given up on, and the waiting one starts after it
+      Fs.writeFileSync(keys, pub)
+      Fs.writeFileSync(fileOn(other, ref, "go"), "")
+      const exit = exitOf(yield* Fiber.join(watching))
+      assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
+      const exit2 = exitOf(yield* Fiber.join(secondWatch))
+      assert.deepStrictEqual([exit2.outcome, exit2.result], ["Succeeded", { metrics: {}, primary: 2 }], JSON.stringify(exit2))
+    })), 60_000)
+
+  it.live("a host whose disk fills: a job that cannot be written, one that cannot record its pid and one whose exit code cannot be written fail as Infra naming the host, the directory and the fix", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const other = yield* islandWith({ tmpSize: "4m" })
+      const small: SshBackend.Host = { ...host, name: "small", port: other.port, knownHostsPath: knownHostsFor(other.port), slots: 2 }
+      const backend = yield* SshBackend.make({ ...config, ...fast, hosts: [small] })
+      const fill = other.root("/tmp/fill")
+      /** The disk filled, but for `kb` KB. */
+      const fillBut = (kb: number) => execFileSync("sh", ["-c", `dd if=/dev/zero of=${fill} bs=64k 2>/dev/null; truncate -s -${kb}K ${fill}; true`])
+      const running = yield* backend.submit(spec(untilGo))
+      const watching = yield* untilRunning(backend, running)
+      fillBut(0)
+      const full = `the disk of small:`
+      // a new job: its files cannot be written
+      const error = yield* backend.submit(spec(["true"])).pipe(Effect.flip)
+      assert.include(error.message, full)
+      assert.include(error.message, `is full (/tmp has 0 KB free): free space there`)
+      assert.isFalse(error.retryable, "not sent again and again to a full disk")
+      // the running job ends: its wrapper cannot write the exit code
+      Fs.writeFileSync(fileOn(other, running, "go"), "")
+      const exit = exitOf(yield* Fiber.join(watching))
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
+      assert.include(exit.message, `the job's exit code could not be written: ${full}${String(running.data["dir"])} is full`)
+      // room for the job's files (two pages) but not for its pid: the wrapper does not start the job, and the watch says why
+      Fs.rmSync(fill)
+      fillBut(8)
+      const unstarted = yield* backend.submit(spec(["sh", "-c", "touch ran"]))
+      const exit2 = exitOf(yield* Stream.runCollect(backend.watch(unstarted)))
+      assert.deepStrictEqual([exit2.outcome, exit2.failureKind], ["Failed", "Infra"], JSON.stringify(exit2))
+      assert.include(exit2.message, `the job could not start: ${full}`)
+      assert.isFalse(Fs.existsSync(fileOn(other, unstarted, "ran")))
+    })), 60_000)
 })

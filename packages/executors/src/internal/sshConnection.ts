@@ -21,10 +21,13 @@ export class SshFailure extends Error {
   readonly retryable: boolean
   /** The connection could not be made (refused, timed out, no route): the host is down or cut off, not the command. */
   readonly unreachable: boolean
-  constructor(message: string, retryable: boolean, unreachable = false) {
+  /** The host answered but refused the key: it cannot be used until someone fixes its authorized_keys (or the key). */
+  readonly refused: boolean
+  constructor(message: string, retryable: boolean, unreachable = false, refused = false) {
     super(message)
     this.retryable = retryable
     this.unreachable = unreachable
+    this.refused = refused
   }
 }
 
@@ -32,6 +35,15 @@ export class SshFailure extends Error {
 export const expandHome = (path: string): string => (path === "~" || path.startsWith("~/") ? Os.homedir() + path.slice(1) : path)
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
+
+/**
+ * An SFTP request the server answered with no such file (2), permission denied (3) or failure (4: a full
+ * disk, among others): asking again soon gives the same answer. A lost connection (6, 7, or no status) may not.
+ */
+const refusedByServer = (err: Error): boolean => {
+  const code = (err as { code?: unknown }).code
+  return code === 2 || code === 3 || code === 4
+}
 
 export class Connection {
   private client: Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> | undefined
@@ -63,9 +75,20 @@ export class Connection {
       client.once("error", (err: Error & { code?: string; level?: string }) => {
         this.client = undefined
         if (refused !== undefined) return reject(new SshFailure(refused, false))
+        if (err.level === "client-authentication") {
+          // It used to work (or never did): a key taken out of authorized_keys, or the wrong key. Waiting does not
+          // fix it, so it is not retried now; the host is left unused (as one that is down) until it accepts the key.
+          const { privateKeyPath: key } = this.config
+          return reject(new SshFailure(
+            `${this.label}: the key ${key} was not accepted for user ${username} (${err.message}): add its public key (${key}.pub) ` +
+              `to ~${username}/.ssh/authorized_keys on ${host}, or set privateKeyPath to a key that is there`,
+            false,
+            true,
+            true
+          ))
+        }
         const retryable = (err.code !== undefined && CONNECTION_CODES.has(err.code)) || /timed out|keepalive/i.test(err.message)
-        const auth = err.level === "client-authentication" ? ` (the key ${this.config.privateKeyPath} was not accepted)` : ""
-        reject(new SshFailure(`${this.label}: ${err.message}${auth}`, retryable, retryable))
+        reject(new SshFailure(`${this.label}: ${err.message}`, retryable, retryable))
       })
       client.on("close", () => {
         this.client = undefined
@@ -123,7 +146,7 @@ export class Connection {
   async writeFile(path: string, data: string, mode: number): Promise<void> {
     const { sftp } = await this.get()
     return new Promise((resolve, reject) =>
-      sftp.writeFile(path, data, { mode }, (err) => (err ? reject(new SshFailure(`${this.label}: write ${path}: ${err.message}`, true)) : resolve()))
+      sftp.writeFile(path, data, { mode }, (err) => (err ? reject(new SshFailure(`${this.label}: write ${path}: ${err.message}`, !refusedByServer(err))) : resolve()))
     )
   }
 

@@ -62,7 +62,8 @@ export const wrapper = (o: WrapperOptions): string => {
     `if [ -f ${FILES.env} ]; then . ./${FILES.env}; rm -f ${FILES.env}; fi`,
     `export TREX_JOB_DIR=${dir}`,
     `export CUDA_VISIBLE_DEVICES=${quote(o.gpuIds.join(","))}`,
-    `echo "$$ $(date +%s)" > ${FILES.pid}.tmp && mv ${FILES.pid}.tmp ${FILES.pid}`,
+    // no pid recorded (a full disk): nobody could follow or stop the job, so it does not start
+    `{ echo "$$ $(date +%s)" > ${FILES.pid}.tmp && mv ${FILES.pid}.tmp ${FILES.pid}; } || exit 98`,
     "trap 'term=1' TERM INT HUP",
     // cancelled before it started: do not start it
     `if [ -f ${FILES.cancelled} ]; then code=143; else`,
