@@ -85,6 +85,8 @@ interface PoolHost {
   readonly gpus: ReadonlyArray<string>
   /** Its running jobs are known (adopted): only then may it take new ones. */
   adopted: boolean
+  /** Set while its disk under `remoteRoot` is full (a job's files could not be written): no new jobs until `until` (ms). */
+  full: { until: number; reason: string } | undefined
   /** Set while it cannot be reached: no new jobs until `until` (ms), then it is tried again. */
   down: { until: number; reason: string } | undefined
   /** Jobs (dir, process group) reported lost or cancelled while it was down: killed when it answers again. */
@@ -163,6 +165,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     slots: Math.max(1, h.slots ?? 1),
     gpus: [...(h.gpus ?? [])],
     adopted: false,
+    full: undefined,
     down: undefined,
     abandoned: new Map(),
     lastOk: Date.now(),
@@ -182,6 +185,25 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const isUnreachable = (e: Errors.BackendError) => unreachable.has(e)
   /** Within its wait after failing to connect: no new jobs, and no connection attempt. */
   const resting = (host: PoolHost) => host.down !== undefined && Date.now() < host.down.until
+  /** Its disk was full when a job was last written to it: no new jobs there until `hostRetryAfter` has passed. */
+  const filled = (host: PoolHost) => host.full !== undefined && Date.now() < host.full.until
+  /** Errors of a job that could not be written for a full disk: it goes to another host, or waits. */
+  const noSpace = new WeakSet<Errors.BackendError>()
+  const markFull = (host: PoolHost, e: Errors.BackendError, reason: string) =>
+    Effect.suspend(() => {
+      const first = host.full === undefined
+      host.full = { until: Date.now() + retryAfter, reason }
+      noSpace.add(e)
+      return Effect.andThen(
+        first
+          ? Effect.logWarning(
+            `ssh host ${host.name}: ${reason}. It gets no new jobs (they go to the other hosts, or wait) until a job can be written there ` +
+              `(tried again every ${Duration.format(Duration.millis(retryAfter))}); its running jobs are followed on.`
+          )
+          : Effect.void,
+        Effect.fail(e)
+      )
+    })
 
   const markDown = (host: PoolHost, e: Errors.BackendError) =>
     Effect.suspend(() => {
@@ -267,7 +289,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
 
   const place = (gpus: number, skip?: ReadonlySet<PoolHost>): { host: PoolHost; gpuIds: Array<string> } | undefined => {
     for (const host of pool) {
-      if (!host.adopted || resting(host) || skip?.has(host)) continue
+      if (!host.adopted || resting(host) || filled(host) || skip?.has(host)) continue
       const mine = [...held.values()].filter((h) => h.host === host.name)
       const busy = new Set(mine.flatMap((h) => h.gpuIds))
       const free = host.gpus.filter((g) => !busy.has(g))
@@ -313,8 +335,12 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     const down = pool.filter((h) => !up.includes(h))
     const unreach = down.length > 0 ? ` (unreachable: ${down.map((h) => h.name).join(", ")})` : ""
     if (up.length === 0) return `no host reachable: ${down.map((h) => `${h.name}: ${h.down?.reason ?? "not reached yet"}`).join("; ")}`
+    const full = up.filter(filled)
+    if (full.length === up.length) return `no host with room on its disk: ${full.map((h) => `${h.name}: ${h.full!.reason}`).join("; ")}${unreach}`
+    const noRoom = full.length > 0 ? ` (disk full: ${full.map((h) => h.name).join(", ")})` : ""
     const slots = up.reduce((n, h) => n + h.slots, 0)
     const inUse = [...held.values()].filter((j) => up.some((h) => h.name === j.host)).length
+    if (noRoom !== "") return `no free slot on a host with room on its disk: ${inUse} of ${slots} in use${noRoom}${unreach}`
     return inUse >= slots ? `no free slot: ${inUse} of ${slots} in use${unreach}` : `no host with ${gpus} free GPU${gpus === 1 ? "" : "s"}${unreach}`
   }
 
@@ -390,7 +416,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         )
         if (mk.code !== 0) {
           const full = yield* diskFull(host, dir)
-          return yield* fail("submit", `${host.name}: cannot prepare ${dir}: ${mk.stderr.trim()}: ${full ?? `remoteRoot (${remoteRoot}) must be writable by ${host.user}`}`)
+          const e = fail("submit", `${host.name}: cannot prepare ${dir}: ${mk.stderr.trim()}: ${full ?? `remoteRoot (${remoteRoot}) must be writable by ${host.user}`}`)
+          return yield* (full !== undefined ? markFull(host, e, full) : Effect.fail(e))
         }
         const job = { name: spec.name, labels: spec.labels, host: host.name, gpuIds, resources: spec.resources, submittedAt: Date.now(), ...(ticket !== undefined ? { ticket } : {}) }
         const wrapper = Script.wrapper({ jobDir: dir, argv: spec.argv, gpuIds, timeLimitSeconds: spec.resources.timeLimitSeconds, killGraceSeconds: grace })
@@ -406,13 +433,14 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
             // SFTP says only "Failure" of a full disk: df says which
             Effect.catchIf((e) => !isUnreachable(e), (e) =>
               Effect.flatMap(diskFull(host, dir), (full) =>
-                Effect.fail(full === undefined ? e : fail("submit", `${host.name}: cannot write ${w.target}: ${full}`))))
+                full === undefined ? Effect.fail(e) : markFull(host, fail("submit", `${host.name}: cannot write ${w.target}: ${full}`), full)))
           ), { concurrency: "unbounded" })
         // from here a lost connection leaves it unknown whether the job started: not placed elsewhere
         launching = true
         const started = yield* call("submit", host, (c) => c.exec(Script.launch(dir)))
         if (started.code !== 0) return yield* fail("submit", `${host.name}: cannot start the job: ${started.stderr.trim()}`)
         fresh.add(id)
+        host.full = undefined
         return { backend: NAME, id, data: { host: host.name, dir } } satisfies ExperimentNode.JobRef
       })
       return Effect.onError(prepare, () => Effect.sync(() => held.delete(id)))
@@ -420,8 +448,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     /** On `host`; if it cannot be reached before the job starts, on the next host with room (`undefined`: none has). */
     const launch = (host: PoolHost, gpuIds: ReadonlyArray<string>, ticket?: string, tried: ReadonlySet<PoolHost> = new Set()): Effect.Effect<ExperimentNode.JobRef | undefined, Errors.BackendError> =>
       launchOn(host, gpuIds, ticket).pipe(
-        Effect.catchIf((e) => isUnreachable(e) && !launching, () => {
-          // the host is marked down now (and each host is tried once, whatever `hostRetryAfter`)
+        Effect.catchIf((e) => (isUnreachable(e) || noSpace.has(e)) && !launching, () => {
+          // the host is marked down (or full) now (and each host is tried once, whatever `hostRetryAfter`)
           const skip = new Set([...tried, host])
           const next = place(spec.resources.gpus, skip)
           return next === undefined ? Effect.succeed(undefined) : launch(next.host, next.gpuIds, ticket, skip)

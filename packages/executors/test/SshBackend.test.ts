@@ -636,7 +636,7 @@ describe("SshBackend, a host that misbehaves under running jobs", () => {
       assert.deepStrictEqual([exit2.outcome, exit2.result], ["Succeeded", { metrics: {}, primary: 2 }], JSON.stringify(exit2))
     })), 60_000)
 
-  it.live("a host whose disk fills: a job that cannot be written, one that cannot record its pid and one whose exit code cannot be written fail as Infra naming the host, the directory and the fix", () =>
+  it.live("a host whose disk fills: new jobs wait (saying where, and the fix) and start once it has room; a job whose exit code, or pid, cannot be written fails as Infra saying so", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
       const other = yield* islandWith({ tmpSize: "4m" })
@@ -648,24 +648,32 @@ describe("SshBackend, a host that misbehaves under running jobs", () => {
       const running = yield* backend.submit(spec(untilGo))
       const watching = yield* untilRunning(backend, running)
       fillBut(0)
-      const full = `the disk of small:`
-      // a new job: its files cannot be written
-      const error = yield* backend.submit(spec(["true"])).pipe(Effect.flip)
-      assert.include(error.message, full)
-      assert.include(error.message, `is full (/tmp has 0 KB free): free space there`)
-      assert.isFalse(error.retryable, "not sent again and again to a full disk")
+      // a new job: its files cannot be written, so it waits for room (as for a host that is down), saying why
+      const waiting = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":2}' > result.json`]))
+      assert.strictEqual(waiting.data["queued"], true)
+      const reasons: Array<string> = []
+      const told = yield* Deferred.make<void>()
+      const waitingWatch = yield* Stream.runCollect(backend.watch(waiting).pipe(Stream.tap((e) =>
+        e._tag === "State" && e.reason?.includes("is full") === true ? Effect.andThen(Effect.sync(() => reasons.push(e.reason!)), Deferred.succeed(told, undefined)) : Effect.void
+      ))).pipe(Effect.forkChild)
+      yield* Deferred.await(told)
+      assert.include(reasons[0], `no host with room on its disk: small: the disk of small:${remoteRoot}/ssh-test/`)
+      assert.include(reasons[0], `is full (/tmp has 0 KB free): free space there`)
       // the running job ends: its wrapper cannot write the exit code
       Fs.writeFileSync(fileOn(other, running, "go"), "")
       const exit = exitOf(yield* Fiber.join(watching))
       assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
-      assert.include(exit.message, `the job's exit code could not be written: ${full}${String(running.data["dir"])} is full`)
-      // room for the job's files (two pages) but not for its pid: the wrapper does not start the job, and the watch says why
+      assert.include(exit.message, `the job's exit code could not be written: the disk of small:${String(running.data["dir"])} is full`)
+      // room again: the waiting job starts
       Fs.rmSync(fill)
+      const exit2 = exitOf(yield* Fiber.join(waitingWatch))
+      assert.deepStrictEqual([exit2.outcome, exit2.result], ["Succeeded", { metrics: {}, primary: 2 }], JSON.stringify(exit2))
+      // room for a job's files (two pages) but not for its pid: the wrapper does not start the job, and the watch says why
       fillBut(8)
       const unstarted = yield* backend.submit(spec(["sh", "-c", "touch ran"]))
-      const exit2 = exitOf(yield* Stream.runCollect(backend.watch(unstarted)))
-      assert.deepStrictEqual([exit2.outcome, exit2.failureKind], ["Failed", "Infra"], JSON.stringify(exit2))
-      assert.include(exit2.message, `the job could not start: ${full}`)
+      const exit3 = exitOf(yield* Stream.runCollect(backend.watch(unstarted)))
+      assert.deepStrictEqual([exit3.outcome, exit3.failureKind], ["Failed", "Infra"], JSON.stringify(exit3))
+      assert.include(exit3.message, `the job could not start: the disk of small:`)
       assert.isFalse(Fs.existsSync(fileOn(other, unstarted, "ran")))
     })), 60_000)
 })
