@@ -115,6 +115,17 @@ interface QueuedJob {
   readonly launch: (host: PoolHost, gpuIds: ReadonlyArray<string>) => Effect.Effect<ExperimentNode.JobRef | undefined, Errors.BackendError>
 }
 
+/**
+ * What a watch has read of its job, kept across its host's outages: a watch that goes on after one
+ * neither says `Running` again nor replays the output already passed on.
+ */
+interface Followed {
+  pid: number | undefined
+  phase: "Init" | "Pending" | "Running"
+  readonly tail: JobProtocol.Tail
+  readonly streams: ReadonlyArray<{ readonly file: string; readonly kind: "stdout" | "stderr" | "metrics"; offset: number; readonly split: JobProtocol.LineSplitter }>
+}
+
 /** How long a job nobody here launched may have a record and no process before it counts as never started (its controller died between the two). */
 const LAUNCH_GRACE_MS = 10_000
 
@@ -551,7 +562,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     return { ...base, outcome: "Failed", failureKind: "Crash", message: signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}` } satisfies Backend.JobExit
   })
 
-  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, known: { pid: number | undefined }) {
+  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, known: Followed) {
     const { host, dir } = yield* hostOf(ref)
     const f = (name: string) => posix.join(dir, name)
     if ((yield* readText(host, f(Script.FILES.job))) === undefined) {
@@ -560,12 +571,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       fresh.delete(ref.id)
       return yield* emit(unstarted("Lost", gone(host, dir)))
     }
-    const tail = new JobProtocol.Tail(40)
-    const streams = [
-      { file: Script.FILES.stdout, kind: "stdout" as const, offset: 0, split: new JobProtocol.LineSplitter() },
-      { file: Script.FILES.stderr, kind: "stderr" as const, offset: 0, split: new JobProtocol.LineSplitter() },
-      { file: JobProtocol.METRICS_FILE, kind: "metrics" as const, offset: 0, split: new JobProtocol.LineSplitter() }
-    ]
+    const { tail, streams } = known
     const onLine = (kind: "stdout" | "stderr" | "metrics", line: string): Effect.Effect<void> => {
       if (kind === "metrics") {
         const point = JobProtocol.parseMetricsFileLine(line)
@@ -612,18 +618,16 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       fresh.delete(ref.id)
       yield* emit(exit)
     })
-    let phase: "Init" | "Pending" | "Running" = "Init"
-    let pid: number | undefined
     let unlaunchedSince: number | undefined
     for (let tick = 0; ; tick++) {
       const exit = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
       if (exit !== undefined) {
-        const replay = phase !== "Init" || fresh.has(ref.id)
-        if (replay && phase !== "Running") yield* emit({ _tag: "State", state: "Running" })
+        const replay = known.phase !== "Init" || fresh.has(ref.id)
+        if (replay && known.phase !== "Running") yield* emit({ _tag: "State", state: "Running" })
         return yield* finish(exit[0], replay)
       }
-      pid ??= numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.pid), 0)))?.[0]
-      known.pid ??= pid
+      known.pid ??= numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.pid), 0)))?.[0]
+      const pid = known.pid
       const stale = pid === undefined && Date.now() - (unlaunchedSince ??= Date.now()) > LAUNCH_GRACE_MS
       // launched here, and no pid yet: a wrapper that could not record it (a full disk) exits without starting the job
       const full = stale && fresh.has(ref.id) ? yield* diskFull(host, dir) : undefined
@@ -644,16 +648,16 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         fresh.delete(ref.id)
         return yield* emit(unstarted("Lost", gone(host, dir)))
       }
-      if (pid === undefined && phase === "Init") {
+      if (pid === undefined && known.phase === "Init") {
         yield* emit({ _tag: "State", state: "Pending" })
-        phase = "Pending"
+        known.phase = "Pending"
       }
-      if (pid !== undefined && phase !== "Running") {
+      if (pid !== undefined && known.phase !== "Running") {
         yield* emit({ _tag: "State", state: "Running" })
-        phase = "Running"
+        known.phase = "Running"
       }
       // a file not read to its end (a slice a poll): the next poll comes at once
-      const behind = phase === "Running" ? yield* drain(false) : false
+      const behind = known.phase === "Running" ? yield* drain(false) : false
       if (pid !== undefined && tick % LIVENESS_EVERY === LIVENESS_EVERY - 1) {
         // its directory gone too: the host rebooted and cleared it (its pid may be another process's by now)
         const alive = yield* call("watch", host, (c) => c.exec(`kill -0 ${pid} 2>/dev/null && [ -f ${Script.quote(f(Script.FILES.job))} ]`))
@@ -670,7 +674,16 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
    * again elsewhere) and its copy is stopped if the host comes back.
    */
   const driveThrough = (ref: ExperimentNode.JobRef, emit: Emit): Effect.Effect<void, Errors.BackendError> => {
-    const known: { pid: number | undefined } = { pid: undefined }
+    const known: Followed = {
+      pid: undefined,
+      phase: "Init",
+      tail: new JobProtocol.Tail(40),
+      streams: [
+        { file: Script.FILES.stdout, kind: "stdout", offset: 0, split: new JobProtocol.LineSplitter() },
+        { file: Script.FILES.stderr, kind: "stderr", offset: 0, split: new JobProtocol.LineSplitter() },
+        { file: JobProtocol.METRICS_FILE, kind: "metrics", offset: 0, split: new JobProtocol.LineSplitter() }
+      ]
+    }
     const since = Date.now()
     const loop: Effect.Effect<void, Errors.BackendError> = Effect.catchIf(drive(ref, emit, known), isUnreachable, (e) =>
       Effect.flatMap(hostOf(ref), ({ host, dir }) => {

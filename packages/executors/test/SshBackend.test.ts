@@ -612,7 +612,7 @@ describe("SshBackend, a host that misbehaves under running jobs", () => {
       const other = yield* islandWith({ authorizedKeys: keys })
       const keyed: SshBackend.Host = { ...host, name: "keyed", port: other.port, knownHostsPath: knownHostsFor(other.port), slots: 1 }
       const backend = yield* SshBackend.make({ ...config, ...fast, hostLostAfter: "1 minute", hosts: [keyed] })
-      const ref = yield* backend.submit(spec(untilGo))
+      const ref = yield* backend.submit(spec(["sh", "-c", `echo up; ${untilGo[2]}`]))
       const watching = yield* untilRunning(backend, ref)
       // the key taken out of authorized_keys, and the connection cut (sshd restarted): every new connection is refused
       Fs.writeFileSync(keys, "")
@@ -630,8 +630,11 @@ describe("SshBackend, a host that misbehaves under running jobs", () => {
       // fixed: the running job was never given up on, and the waiting one starts after it
       Fs.writeFileSync(keys, pub)
       Fs.writeFileSync(fileOn(other, ref, "go"), "")
-      const exit = exitOf(yield* Fiber.join(watching))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
       assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
+      // followed on from where it was: not Running again, its output not replayed
+      assert.deepStrictEqual(events.flatMap((e) => e._tag === "State" ? [e.state] : e._tag === "Log" ? [e.line] : []), ["Running", "up"])
       const exit2 = exitOf(yield* Fiber.join(secondWatch))
       assert.deepStrictEqual([exit2.outcome, exit2.result], ["Succeeded", { metrics: {}, primary: 2 }], JSON.stringify(exit2))
     })), 60_000)
