@@ -292,7 +292,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       if (resting(host)) continue
       const dir = id.slice(0, id.indexOf("@"))
       const out = yield* call("submit", host, (c) =>
-        c.exec(`cd ${Script.quote(posix.join(remoteRoot, dir))} && { [ -f ${Script.FILES.exit} ] || { [ -f ${Script.FILES.pid} ] && ! kill -0 $(cut -d' ' -f1 ${Script.FILES.pid}) 2>/dev/null; }; }`)
+        c.exec(`cd ${Script.quote(posix.join(remoteRoot, dir))} && { [ -f ${Script.FILES.exit} ] || { [ -f ${Script.FILES.pid} ] && ! ${Script.alive(".")}; }; }`)
       ).pipe(Effect.catchIf(isUnreachable, () => Effect.succeed(undefined)))
       if (out?.code === 0) held.delete(id)
     }
@@ -319,7 +319,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       `cd ${Script.quote(remoteRoot)} 2>/dev/null || exit 0`,
       `for f in */*/${F.job}; do d=\${f%/${F.job}}`,
       `  [ -f "$d/${F.exit}" ] && continue; [ -f "$d/${F.pid}" ] || continue`,
-      `  kill -0 $(cut -d' ' -f1 "$d/${F.pid}") 2>/dev/null && printf '%s %s\n' "$d" "$(cat "$f")"`,
+      `  ${Script.alive('"$d"')} && printf '%s %s\n' "$d" "$(cat "$f")"`,
       `done`
     ].join("\n")
     for (const host of pool) {
@@ -550,6 +550,12 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       return { ...base, outcome: "Failed", failureKind: "Timeout", message: `time limit of ${job.resources?.timeLimitSeconds ?? "?"} s exceeded: process group killed` } satisfies Backend.JobExit
     }
     if (code === undefined && jobText === undefined) return { ...base, outcome: "Failed", failureKind: "Infra", message: gone(host, dir) } satisfies Backend.JobExit
+    if (code === undefined && pidText?.trim().split(/\s+/)[2] !== undefined) {
+      const rebooted = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && ${Script.sameBoot(".")}`))
+      if (rebooted.code !== 0) {
+        return { ...base, outcome: "Failed", failureKind: "Infra", message: `host ${host.name} rebooted after the job started (its boot id changed): the job's processes are gone and it runs again` } satisfies Backend.JobExit
+      }
+    }
     if (code === undefined) {
       const full = yield* diskFull(host, dir)
       if (full !== undefined) return { ...base, outcome: "Failed", failureKind: "Infra", message: `the job's exit code could not be written: ${full}` } satisfies Backend.JobExit
@@ -660,7 +666,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       const behind = known.phase === "Running" ? yield* drain(false) : false
       if (pid !== undefined && tick % LIVENESS_EVERY === LIVENESS_EVERY - 1) {
         // its directory gone too: the host rebooted and cleared it (its pid may be another process's by now)
-        const alive = yield* call("watch", host, (c) => c.exec(`kill -0 ${pid} 2>/dev/null && [ -f ${Script.quote(f(Script.FILES.job))} ]`))
+        // (or a pid file of an earlier boot: the host rebooted and kept the directory)
+        const alive = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && [ -f ${Script.FILES.job} ] && ${Script.alive(".")}`))
         const late = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
         if (alive.code !== 0) return yield* finish(late?.[0], true)
       }
@@ -735,6 +742,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         : []),
       `date +%s > ${F.cancelled}`,
       `[ -f ${F.pid} ] || exit 0`,
+      // recorded before a reboot: that process group is gone, its number maybe another's
+      `${Script.sameBoot(".")} || exit 0`,
       `pg=$(cut -d' ' -f1 ${F.pid})`,
       `kill -TERM -$pg 2>/dev/null || exit 0`,
       `i=0; while [ $i -lt ${grace * 5} ]; do [ -f ${F.exit} ] && exit 0; kill -0 -$pg 2>/dev/null || exit 0; sleep 0.2; i=$((i+1)); done`,
@@ -785,7 +794,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         c.exec([
           `cd ${Script.quote(posix.join(remoteRoot, run))} 2>/dev/null || exit 0`,
           `for d in */; do d=\${d%/}; [ -f "$d/${F.exit}" ] && continue; [ -f "$d/${F.pid}" ] || continue`,
-          `  pg=$(cut -d' ' -f1 "$d/${F.pid}"); kill -0 "$pg" 2>/dev/null && echo "$d $pg"`,
+          `  pg=$(cut -d' ' -f1 "$d/${F.pid}"); ${Script.alive('"$d"')} && echo "$d $pg"`,
           `done`
         ].join("\n")))
       for (const line of out.stdout.split("\n")) {
@@ -806,7 +815,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       `cd ${Script.quote(posix.join(remoteRoot, run))} 2>/dev/null || exit 0`,
       `for d in */; do d=\${d%/}; [ -f "$d/${F.job}" ] || continue`,
       `  if [ -f "$d/${F.exit}" ]; then s=Finished`,
-      `  elif [ -f "$d/${F.pid}" ]; then if kill -0 $(cut -d' ' -f1 "$d/${F.pid}") 2>/dev/null; then s=Running; else s=Finished; fi`,
+      `  elif [ -f "$d/${F.pid}" ]; then if ${Script.alive('"$d"')}; then s=Running; else s=Finished; fi`,
       `  else s=Pending; fi`,
       `  echo "$s $d"`,
       `done`

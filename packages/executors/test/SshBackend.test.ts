@@ -304,6 +304,33 @@ describe("SshBackend", () => {
       assert.strictEqual((yield* resumed.capacity).inUse, 0)
     })), 60_000)
 
+  it.live("a host that rebooted and kept its job directories: a pid of an earlier boot is not taken for the job's (not followed, listed as running, or signalled)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const backend = yield* SshBackend.make(config)
+      const s = spec(untilGo)
+      const ref = yield* backend.submit(s)
+      const dir = String(ref.data["dir"])
+      const running = yield* Deferred.make<void>()
+      const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
+        Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
+      )).pipe(Effect.forkChild)
+      yield* Deferred.await(running)
+      const pidFile = Path.join(dir, ".trex-pid")
+      const [pgid, started, boot] = Fs.readFileSync(pidFile, "utf8").trim().split(" ")
+      assert.strictEqual(boot, Fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), "the wrapper records the boot")
+      yield* Effect.addFinalizer(() => Effect.sync(() => gone(Number(pgid)) || process.kill(-Number(pgid), "SIGKILL")))
+      // what the directory says after a reboot: a pid of another boot. (Its process here stands for whichever
+      // process got that number since: it must be neither followed nor signalled.)
+      Fs.writeFileSync(pidFile, `${pgid} ${started} 00000000-0000-4000-8000-000000000000\n`)
+      const exit = exitOf(yield* Fiber.join(watching))
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
+      assert.include(exit.message, `rebooted after the job started`)
+      assert.strictEqual((yield* backend.list(s.labels.run)).find((j) => j.labels.node === s.labels.node)?.state, "Finished")
+      yield* backend.cancel(ref)
+      assert.isFalse(gone(Number(pgid)), "a process group of an earlier boot's number is not signalled")
+    })), 60_000)
+
   it.live("a host key that does not match known_hosts is refused, clearly and without retrying", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp

@@ -63,7 +63,7 @@ export const wrapper = (o: WrapperOptions): string => {
     `export TREX_JOB_DIR=${dir}`,
     `export CUDA_VISIBLE_DEVICES=${quote(o.gpuIds.join(","))}`,
     // no pid recorded (a full disk): nobody could follow or stop the job, so it does not start
-    `{ echo "$$ $(date +%s)" > ${FILES.pid}.tmp && mv ${FILES.pid}.tmp ${FILES.pid}; } || exit 98`,
+    `{ echo "$$ $(date +%s) $(cat ${BOOT_ID} 2>/dev/null)" > ${FILES.pid}.tmp && mv ${FILES.pid}.tmp ${FILES.pid}; } || exit 98`,
     "trap 'term=1' TERM INT HUP",
     // cancelled before it started: do not start it
     `if [ -f ${FILES.cancelled} ]; then code=143; else`,
@@ -80,6 +80,19 @@ export const wrapper = (o: WrapperOptions): string => {
     ""
   ].join("\n")
 }
+
+/** The host's boot id (Linux): recorded beside a job's pid, since after a reboot that pid may be another process's. */
+const BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+/**
+ * A shell test: the pid file in directory `d` (a shell word) was written in this boot of the host
+ * (or records no boot id). A pid of an earlier boot names no process of the job's, so it is never signalled.
+ */
+export const sameBoot = (d: string): string =>
+  `{ b=$(cut -d' ' -f3 ${d}/${FILES.pid} 2>/dev/null); [ -z "$b" ] || [ "$b" = "$(cat ${BOOT_ID} 2>/dev/null)" ]; }`
+
+/** A shell test: the job in directory `d` (a shell word) still runs (its wrapper is alive, in this boot). */
+export const alive = (d: string): string => `{ kill -0 $(cut -d' ' -f1 ${d}/${FILES.pid}) 2>/dev/null && ${sameBoot(d)}; }`
 
 /** The command that starts the wrapper detached from the SSH session. */
 export const launch = (jobDir: string): string =>
