@@ -314,14 +314,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
    * first use; a host that cannot be reached then is adopted when it answers.
    */
   const adopt = Effect.fnUntraced(function*() {
-    const F = Script.FILES
-    const script = [
-      `cd ${Script.quote(remoteRoot)} 2>/dev/null || exit 0`,
-      `for f in */*/${F.job}; do d=\${f%/${F.job}}`,
-      `  [ -f "$d/${F.exit}" ] && continue; [ -f "$d/${F.pid}" ] || continue`,
-      `  ${Script.alive('"$d"')} && printf '%s %s\n' "$d" "$(cat "$f")"`,
-      `done`
-    ].join("\n")
+    const script = Script.running(remoteRoot)
     for (const host of pool) {
       if (host.adopted || resting(host)) continue
       const out = yield* call("submit", host, (c) => c.exec(script)).pipe(Effect.catchIf(isUnreachable, () => Effect.succeed(undefined)))
@@ -724,32 +717,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   /** A queued job leaves the queue without starting; one that has started is let run. */
   const withdraw = (ref: ExperimentNode.JobRef) => Effect.sync(() => ref.data["queued"] === true && queue.remove(ref.id, "withdrawn before it started"))
 
-  /**
-   * TERM the process group, give it the grace period, then KILL it; nothing to do once it has exited.
-   * With `host` (a copy given up on while its host was down), only that host's copy, and only the
-   * process group known then: the directory may hold a newer job (a shared `remoteRoot`, a rerun).
-   */
-  const killScript = (host: PoolHost | undefined, dir: string, pgid?: number) => {
-    const F = Script.FILES
-    return [
-      `cd ${Script.quote(dir)} || exit 0`,
-      `[ -f ${F.exit} ] && exit 0`,
-      ...(host !== undefined
-        ? [
-          `grep -qF ${Script.quote(`"host":${JSON.stringify(host.name)}`)} ${F.job} 2>/dev/null || exit 0`,
-          ...(pgid !== undefined ? [`[ "$(cut -d' ' -f1 ${F.pid} 2>/dev/null)" = ${pgid} ] || exit 0`] : [])
-        ]
-        : []),
-      `date +%s > ${F.cancelled}`,
-      `[ -f ${F.pid} ] || exit 0`,
-      // recorded before a reboot: that process group is gone, its number maybe another's
-      `${Script.sameBoot(".")} || exit 0`,
-      `pg=$(cut -d' ' -f1 ${F.pid})`,
-      `kill -TERM -$pg 2>/dev/null || exit 0`,
-      `i=0; while [ $i -lt ${grace * 5} ]; do [ -f ${F.exit} ] && exit 0; kill -0 -$pg 2>/dev/null || exit 0; sleep 0.2; i=$((i+1)); done`,
-      `kill -KILL -$pg 2>/dev/null; exit 0`
-    ].join("\n")
-  }
+  /** See {@link Script.kill}; with `host`, only that host's copy, and only the process group `pgid` known then. */
+  const killScript = (host: PoolHost | undefined, dir: string, pgid?: number) =>
+    Script.kill({ dir, grace, ...(host !== undefined ? { host: host.name } : {}), ...(pgid !== undefined ? { pgid } : {}) })
 
   const kill = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef) {
     const { host, dir } = yield* hostOf(ref)
@@ -788,15 +758,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
 
   /** A host that answers again after `listOn` gave up on it: stop its copies of jobs since started elsewhere. */
   const sweepUnlisted = Effect.fnUntraced(function*(host: PoolHost, runs: ReadonlyArray<readonly [string, number]>) {
-    const F = Script.FILES
     for (const [run, givenUp] of runs) {
-      const out = yield* call("cancel", host, (c) =>
-        c.exec([
-          `cd ${Script.quote(posix.join(remoteRoot, run))} 2>/dev/null || exit 0`,
-          `for d in */; do d=\${d%/}; [ -f "$d/${F.exit}" ] && continue; [ -f "$d/${F.pid}" ] || continue`,
-          `  pg=$(cut -d' ' -f1 "$d/${F.pid}"); ${Script.alive('"$d"')} && echo "$d $pg"`,
-          `done`
-        ].join("\n")))
+      const out = yield* call("cancel", host, (c) => c.exec(Script.runningGroups(posix.join(remoteRoot, run))))
       for (const line of out.stdout.split("\n")) {
         const [node, pgid] = line.split(" ")
         if (node === undefined || pgid === undefined) continue
@@ -810,16 +773,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
 
   const list = Effect.fn("SshBackend.list")(function*(run: string) {
     if (!LABEL.test(run)) return []
-    const F = Script.FILES
-    const script = [
-      `cd ${Script.quote(posix.join(remoteRoot, run))} 2>/dev/null || exit 0`,
-      `for d in */; do d=\${d%/}; [ -f "$d/${F.job}" ] || continue`,
-      `  if [ -f "$d/${F.exit}" ]; then s=Finished`,
-      `  elif [ -f "$d/${F.pid}" ]; then if ${Script.alive('"$d"')}; then s=Running; else s=Finished; fi`,
-      `  else s=Pending; fi`,
-      `  echo "$s $d"`,
-      `done`
-    ].join("\n")
+    const script = Script.states(posix.join(remoteRoot, run))
     const seen = new Set<string>()
     const jobs: Array<Backend.JobInfo> = queue.entries()
       .filter((e) => e.labels.run === run)

@@ -98,3 +98,55 @@ export const alive = (d: string): string => `{ kill -0 $(cut -d' ' -f1 ${d}/${FI
 export const launch = (jobDir: string): string =>
   // Only the setsid command is asynchronous (an async `cd && ...` list would hold the channel open).
   `cd ${quote(jobDir)} || exit 1\nsetsid nohup sh ./${FILES.script} < /dev/null >> ${FILES.wrapperLog} 2>&1 &`
+
+/**
+ * TERM the job's process group, give it `grace` seconds, then KILL it; nothing to do once it has exited
+ * (or when its pid is of an earlier boot). With `host`, only if the directory's job is that host's and,
+ * with `pgid`, still that process group: the directory may hold a newer job (a shared `remoteRoot`, a rerun).
+ */
+export const kill = (o: { readonly dir: string; readonly grace: number; readonly host?: string; readonly pgid?: number }): string =>
+  [
+    `cd ${quote(o.dir)} || exit 0`,
+    `[ -f ${FILES.exit} ] && exit 0`,
+    ...(o.host !== undefined ? [`grep -qF ${quote(`"host":${JSON.stringify(o.host)}`)} ${FILES.job} 2>/dev/null || exit 0`] : []),
+    ...(o.host !== undefined && o.pgid !== undefined ? [`[ "$(cut -d' ' -f1 ${FILES.pid} 2>/dev/null)" = ${o.pgid} ] || exit 0`] : []),
+    `date +%s > ${FILES.cancelled}`,
+    `[ -f ${FILES.pid} ] || exit 0`,
+    // recorded before a reboot: that process group is gone, its number maybe another's
+    `${sameBoot(".")} || exit 0`,
+    `pg=$(cut -d' ' -f1 ${FILES.pid})`,
+    `kill -TERM -$pg 2>/dev/null || exit 0`,
+    `i=0; while [ $i -lt ${o.grace * 5} ]; do [ -f ${FILES.exit} ] && exit 0; kill -0 -$pg 2>/dev/null || exit 0; sleep 0.2; i=$((i+1)); done`,
+    `kill -KILL -$pg 2>/dev/null; exit 0`
+  ].join("\n")
+
+/** `<run>/<node> <job record>` for each job under `root` that still runs (what a new controller adopts). */
+export const running = (root: string): string =>
+  [
+    `cd ${quote(root)} 2>/dev/null || exit 0`,
+    `for f in */*/${FILES.job}; do d=\${f%/${FILES.job}}`,
+    `  [ -f "$d/${FILES.exit}" ] && continue; [ -f "$d/${FILES.pid}" ] || continue`,
+    `  ${alive('"$d"')} && printf '%s %s\n' "$d" "$(cat "$f")"`,
+    `done`
+  ].join("\n")
+
+/** `<node> <process group>` for each job of the run directory `runDir` that still runs. */
+export const runningGroups = (runDir: string): string =>
+  [
+    `cd ${quote(runDir)} 2>/dev/null || exit 0`,
+    `for d in */; do d=\${d%/}; [ -f "$d/${FILES.exit}" ] && continue; [ -f "$d/${FILES.pid}" ] || continue`,
+    `  pg=$(cut -d' ' -f1 "$d/${FILES.pid}"); ${alive('"$d"')} && echo "$d $pg"`,
+    `done`
+  ].join("\n")
+
+/** `<state> <node>` (Finished, Running or Pending) for each job of the run directory `runDir`. */
+export const states = (runDir: string): string =>
+  [
+    `cd ${quote(runDir)} 2>/dev/null || exit 0`,
+    `for d in */; do d=\${d%/}; [ -f "$d/${FILES.job}" ] || continue`,
+    `  if [ -f "$d/${FILES.exit}" ]; then s=Finished`,
+    `  elif [ -f "$d/${FILES.pid}" ]; then if ${alive('"$d"')}; then s=Running; else s=Finished; fi`,
+    `  else s=Pending; fi`,
+    `  echo "$s $d"`,
+    `done`
+  ].join("\n")
