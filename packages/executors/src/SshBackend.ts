@@ -14,7 +14,6 @@ import { constants } from "node:os"
 import { posix } from "node:path"
 import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
-import * as ResultFile from "./internal/resultFile.ts"
 import { Connection, type HostConfig, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
 import { boundedWatch } from "./internal/volume.ts"
@@ -492,17 +491,17 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const readText = (host: PoolHost, path: string) =>
     call("watch", host, (c) => c.readFrom(path, 0)).pipe(Effect.map((b) => b?.toString("utf8")))
 
-  /** `result.json`'s text, read up to {@link JobProtocol.MAX_RESULT_BYTES} as the local backend does; its size when it is bigger. */
-  const readResult = (host: PoolHost, path: string): Effect.Effect<string | number | undefined, Errors.BackendError> =>
-    Effect.flatMap(call("watch", host, (c) => c.size(path)), (size): Effect.Effect<string | number | undefined, Errors.BackendError> =>
-      size === undefined ? Effect.succeed(undefined)
-      : size > JobProtocol.MAX_RESULT_BYTES ? Effect.succeed(size)
-      : call("watch", host, (c) => c.readFrom(path, 0, JobProtocol.MAX_RESULT_BYTES)).pipe(Effect.map((b) => b?.toString("utf8"))))
+  /** `result.json`, read up to {@link JobProtocol.MAX_RESULT_BYTES} as every backend does (a bigger one by its size only). */
+  const readResult = (host: PoolHost, path: string) =>
+    Effect.flatMap(call("watch", host, (c) => c.size(path)), (size) =>
+      size === undefined || size > JobProtocol.MAX_RESULT_BYTES
+        ? Effect.succeed(JobProtocol.parseResultBytes(size === undefined ? undefined : "", size))
+        : call("watch", host, (c) => c.readFrom(path, 0, JobProtocol.MAX_RESULT_BYTES)).pipe(Effect.map((b) => JobProtocol.parseResultBytes(b, size))))
 
   const toExit = Effect.fnUntraced(function*(host: PoolHost, dir: string, code: number | undefined, logTail: ReadonlyArray<string>) {
     const f = (name: string) => posix.join(dir, name)
     // SFTP requests pipeline over one channel: read the small files at once
-    const [texts, resultText] = yield* Effect.all([
+    const [texts, result] = yield* Effect.all([
       Effect.all(
         [Script.FILES.pid, Script.FILES.exit, Script.FILES.cancelled, Script.FILES.timeout, Script.FILES.job].map((name) => readText(host, f(name))),
         { concurrency: "unbounded" }
@@ -515,16 +514,6 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     const cancelled = cancelledText !== undefined
     const timedOut = timeoutText !== undefined
     const job = JSON.parse(jobText ?? "{}") as { gpuIds?: Array<string>; resources?: { timeLimitSeconds?: number } }
-    let result: { result?: unknown; resultError?: string } = { resultError: `${JobProtocol.RESULT_FILE} was not written` }
-    if (typeof resultText === "number") {
-      result = { resultError: ResultFile.tooBig(resultText) }
-    } else if (resultText !== undefined) {
-      try {
-        result = { result: JSON.parse(resultText) }
-      } catch (e) {
-        result = { resultError: `${JobProtocol.RESULT_FILE} is not valid JSON: ${String(e)}` }
-      }
-    }
     const started = pid?.[1]
     const ended = exit?.[1] ?? Math.floor(Date.now() / 1000)
     const wallSeconds = started !== undefined ? Math.max(0, ended - started) : 0
