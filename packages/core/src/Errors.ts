@@ -16,7 +16,11 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
 
 /** The journal could not be read or written. @since 0.1.0 @category errors */
 export class JournalError extends Schema.TaggedError<JournalError>()("JournalError", {
-  reason: Schema.Literals(["Io", "Corrupt", "Version", "Locked", "Mismatch"]),
+  /**
+   * `NoSpace`: the disk (or quota) holding the journal is full, or its filesystem read-only: nothing was
+   * written, the journal is intact; once there is room, the run resumes.
+   */
+  reason: Schema.Literals(["Io", "Corrupt", "Version", "Locked", "Mismatch", "NoSpace"]),
   message: Schema.String,
   /** For `Corrupt`: the first bad sequence number. */
   seq: Schema.optionalKey(Schema.Int)
@@ -64,3 +68,26 @@ export class PolicyError extends Schema.TaggedError<PolicyError>()("PolicyError"
 export class NodeNotFound extends Schema.TaggedError<NodeNotFound>()("NodeNotFound", {
   id: Schema.String
 }) {}
+
+/**
+ * Why a write failed for want of room, or `undefined` when it failed otherwise: `ENOSPC` (no space left
+ * on device), `EDQUOT` (disk quota exceeded), `EROFS` (a read-only filesystem), SQLite's `SQLITE_FULL`
+ * (13) and `SQLITE_READONLY` (8) from `node:sqlite`. What a controller that cannot write its run
+ * folder reports, instead of a stack: the disk is full, free space, then resume.
+ *
+ * @example
+ * ```ts
+ * import { Errors } from "@trex/core"
+ * Errors.noSpace(Object.assign(new Error("write"), { code: "ENOSPC" })) // "no space left on device"
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const noSpace = (error: unknown): string | undefined => {
+  if (typeof error !== "object" || error === null) return undefined
+  const { code, errcode } = error as { readonly code?: unknown; readonly errcode?: unknown }
+  if (code === "ENOSPC" || errcode === 13) return "no space left on device"
+  if (code === "EDQUOT") return "disk quota exceeded"
+  if (code === "EROFS") return "read-only file system"
+  if (errcode === 8) return "attempt to write a read-only database"
+  return undefined
+}

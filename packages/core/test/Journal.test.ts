@@ -450,6 +450,60 @@ describe("Journal (SQLite)", () => {
     })
   })
 
+  describe("a full disk (a tmpfs of its own, mounted for the test: needs root, as CI runs)", () => {
+    /** `f` on a fresh 2 MB tmpfs, unmounted after. */
+    const onSmallDisk = async <A>(f: (dir: string) => Promise<A>): Promise<A> => {
+      const dir = path.join(tempDir(), "disk")
+      fs.mkdirSync(dir)
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", dir])
+      try {
+        return await f(dir)
+      } finally {
+        execFileSync("umount", ["-l", dir])
+      }
+    }
+    /** Fill the disk to its last byte (the write fails with ENOSPC part way). */
+    const fill = (dir: string) => assert.throws(() => fs.writeFileSync(path.join(dir, "filler"), Buffer.alloc(8 << 20)), /ENOSPC/)
+
+    it("an append fails as NoSpace naming the folder and the fix; the journal keeps every entry and appends again once there is room", () =>
+      onSmallDisk(async (dir) => {
+        const file = path.join(dir, "run", "journal.sqlite")
+        const { error, appended, after } = await withSqlite(file, (j) =>
+          Effect.gen(function*() {
+            yield* j.append([1, 2, 3].map(eventAt))
+            fill(dir)
+            // SQLite reuses the pages its -wal file has already: appends go on until those are used up
+            let appended = 3
+            let error: JournalError | undefined
+            while (error === undefined && appended < 5_000) {
+              error = yield* j.append([eventAt(appended + 1)]).pipe(Effect.match({ onFailure: (e) => e, onSuccess: () => undefined }))
+              if (error === undefined) appended++
+            }
+            const before = yield* j.read()
+            assert.deepStrictEqual(before.map((e) => e.event), Array.from({ length: appended }, (_, i) => eventAt(i + 1)))
+            fs.rmSync(path.join(dir, "filler"))
+            yield* j.append([eventAt(appended + 1)])
+            return { error, appended, after: yield* j.read() }
+          }))
+        assert.isDefined(error)
+        assert.strictEqual(error!.reason, "NoSpace")
+        assert.include(error!.message, `the disk holding ${path.join(dir, "run")} is full: free space there, then continue the run with \`trex resume ${path.join(dir, "run")}\``)
+        assert.deepStrictEqual(after.map((e) => e.seq), Array.from({ length: appended + 1 }, (_, i) => i + 1))
+        // closed and read again: intact, nothing damaged
+        const intact = await Effect.runPromise(readIntact(file))
+        assert.isUndefined(intact.damage)
+        assert.strictEqual(intact.entries.length, appended + 1)
+      }))
+
+    it("a journal opened for writing on a full disk fails as NoSpace, not as a stack from its lock", () =>
+      onSmallDisk(async (dir) => {
+        fill(dir)
+        const error = await openError(path.join(dir, "run", "journal.sqlite"))
+        assert.strictEqual(error.reason, "NoSpace")
+        assert.match(error.message, /\(no space left on device\): the disk holding .*\/run is full: free space there/)
+      }))
+  })
+
   describe("format version", () => {
     const withVersion = (version: number) => {
       const file = sqliteFile()

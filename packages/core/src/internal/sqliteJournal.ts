@@ -4,7 +4,7 @@ import { DatabaseSync } from "node:sqlite"
 import * as url from "node:url"
 import { crc32 } from "node:zlib"
 import { Effect } from "effect"
-import { JournalError } from "../Errors.ts"
+import { JournalError, noSpace } from "../Errors.ts"
 import * as JournalEvent from "../JournalEvent.ts"
 
 export interface SqliteOptions {
@@ -39,6 +39,21 @@ const migrations: ReadonlyArray<(db: DatabaseSync) => void> = [
 
 const io = (message: string, reason: JournalError["reason"] = "Io", seq?: number) =>
   new JournalError({ reason, message, ...(seq !== undefined ? { seq } : {}) })
+
+/**
+ * A write that failed for want of room (a full disk or quota, a read-only filesystem) as a `NoSpace`
+ * error naming the run's folder and the fix; nothing was written (a transaction that cannot commit is
+ * rolled back), so the run resumes once there is room. `undefined` for any other failure.
+ */
+const noSpaceError = (file: string, e: unknown): JournalError | undefined => {
+  const why = noSpace(e)
+  if (why === undefined) return undefined
+  const dir = path.dirname(file)
+  const fix = why.includes("read-only")
+    ? `the folder ${dir} cannot be written: make it writable`
+    : `the disk holding ${dir} is full: free space there`
+  return io(`cannot write journal ${file} (${why}): ${fix}, then continue the run with \`trex resume ${dir}\` (nothing journaled is lost)`, "NoSpace")
+}
 
 /**
  * The writer lock: `lockFile` is an (empty) SQLite database whose exclusive lock the writer holds
@@ -127,7 +142,7 @@ const acquireLock = (lockFile: string): Effect.Effect<void, JournalError> =>
       fs.writeFileSync(`${lockFile}.pid`, `${process.pid}\n`)
       held.set(key, db)
     },
-    catch: (e) => (e instanceof JournalError ? e : io(`lock ${lockFile}: ${String(e)}`))
+    catch: (e) => (e instanceof JournalError ? e : noSpaceError(lockFile.replace(/\.lock$/, ""), e) ?? io(`lock ${lockFile}: ${String(e)}`))
   })
 
 const releaseLock = (lockFile: string) =>
@@ -228,14 +243,16 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
     if (!options.readonly) {
       yield* Effect.try({
         try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
-        catch: (e) => io(`cannot create the directory of ${file}: ${String(e)}`)
+        catch: (e) => noSpaceError(file, e) ?? io(`cannot create the directory of ${file}: ${String(e)}`)
       })
       yield* Effect.acquireRelease(acquireLock(lockFile), () => releaseLock(lockFile))
     }
     const { db, version } = yield* Effect.acquireRelease(
       Effect.try({
         try: () => openDb(file, options),
-        catch: (e) => (e instanceof JournalError ? e : io(`cannot open journal ${file}: ${e instanceof Error ? e.message : String(e)}`, "Corrupt"))
+        catch: (e) =>
+          e instanceof JournalError ? e
+          : noSpaceError(file, e) ?? io(`cannot open journal ${file}: ${e instanceof Error ? e.message : String(e)}`, "Corrupt")
       }),
       ({ db }) => Effect.sync(() => db.isOpen && db.close())
     )
@@ -292,7 +309,7 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
             throw e
           }
         },
-        catch: (e) => (e instanceof JournalError ? e : io(`append to ${file} failed: ${String(e)}`))
+        catch: (e) => (e instanceof JournalError ? e : noSpaceError(file, e) ?? io(`append to ${file} failed: ${String(e)}`))
       })
 
     /** Entries from `from` on; at the first bad one, throws its error, or (`intact`) stops and returns it with those before. */
