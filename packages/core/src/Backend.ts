@@ -203,6 +203,44 @@ const decodePricing = Schema.decodeUnknownOption(Pricing)
 export const exitCost = (exit: JobExit): Cost.Cost =>
   Cost.make({ gpuSeconds: exit.gpuSeconds, wallSeconds: exit.wallSeconds, ...(exit.dollars !== undefined ? { dollars: exit.dollars } : {}) })
 
+/** What a job prints when a write found its disk full: Python's `OSError: [Errno 28] No space left on device`, `ENOSPC` (C, Node), a quota's `Disk quota exceeded` (`[Errno 122]`, `EDQUOT`). */
+const NO_SPACE = /No space left on device|\bENOSPC\b|Disk quota exceeded|\bEDQUOT\b/i
+
+/**
+ * A job that failed because its disk was full failed for the machine, not for its strategy: an exit
+ * that failed as `Crash` (a non-zero exit) whose log tail says so (`OSError: [Errno 28] No space left
+ * on device`, `ENOSPC`, `Disk quota exceeded`), or whose backend found the disk full itself (`full`,
+ * saying which: a job's log cannot be written to a full disk either), is `Infra` (retried as the
+ * explorer retries Infra), its message naming the disk and the fix. A strategy that failed as `Crash`
+ * is never tried again, and the researcher learns it crashes. Every built-in backend passes its exits
+ * through this; a backend of your own should too.
+ *
+ * @example
+ * ```ts
+ * import { Backend } from "@trex/core"
+ * const exit = Backend.noSpaceExit({
+ *   _tag: "Exit", outcome: "Failed", failureKind: "Crash", exitCode: 1, wallSeconds: 60, gpuSeconds: 60,
+ *   logTail: ["Traceback (most recent call last):", "OSError: [Errno 28] No space left on device"]
+ * })
+ * exit.failureKind // "Infra"
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const noSpaceExit = (exit: JobExit, full?: string): JobExit => {
+  if (exit.outcome !== "Failed" || exit.failureKind !== "Crash") return exit
+  const line = exit.logTail.findLast((l) => NO_SPACE.test(l))
+  if (line === undefined && full === undefined) return exit
+  const how = exit.message ?? (exit.exitCode !== undefined ? `exit code ${exit.exitCode}` : "failed")
+  const why = line !== undefined
+    ? `the job ran out of disk space (${how}): ${line.trim().slice(0, 300)}`
+    : `the job failed (${how}) while ${full}`
+  return {
+    ...exit,
+    failureKind: "Infra",
+    message: `${why}. The machine's failure, not the strategy's: free space where the job writes (checkpoints, outputs, logs)`
+  }
+}
+
 /**
  * The dollars a job of this GPU and wall time costs at these prices.
  * @since 0.1.0 @category utilities

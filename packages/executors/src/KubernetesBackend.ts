@@ -240,7 +240,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               ? { resultError: `the pod of Job ${name} was deleted before its log (which carries ${JobProtocol.RESULT_FILE}) could be read` }
               : JobProtocol.parseResultBytes(resultB64 === undefined ? undefined : Buffer.from(resultB64, "base64"))
             if (heldEmpty) tail.push("")
-            const full: Backend.JobExit = { _tag: "Exit", ...exit, ...parsed, logTail: tail.get() }
+            // a job that filled its disk (its log says so) failed for the machine: Infra (the rule every backend shares)
+            const full = Backend.noSpaceExit({ _tag: "Exit", ...exit, ...parsed, logTail: tail.get() })
             const k = known.get(name)
             if (k !== undefined) k.exit = full
             yield* emit(full)

@@ -167,7 +167,11 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
 
   const spawnError = (dir: string, message: string) => {
     const now = Date.now()
-    Job.writeExitOnce(dir, { code: null, signal: null, startedAt: now, endedAt: now, reason: "spawn-error", message })
+    try {
+      Job.writeExitOnce(dir, { code: null, signal: null, startedAt: now, endedAt: now, reason: "spawn-error", message })
+    } catch {
+      // no room to record it (a full disk): the watch finds no job and reports it lost (Infra)
+    }
   }
 
   /**
@@ -301,7 +305,10 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
         }
         Job.writeJsonAtomic(Path.join(dir, Job.SPEC_FILE), specFile)
       },
-      catch: (e) => (e instanceof Errors.BackendError ? e : fail("submit", `cannot prepare ${dir}: ${String(e)}`, true))
+      catch: (e) =>
+        e instanceof Errors.BackendError ? e
+        : Errors.noSpace(e) !== undefined ? fail("submit", `cannot prepare ${dir}: ${Errors.noSpace(e)}: free space on the disk holding it (or make it writable)`, true)
+        : fail("submit", `cannot prepare ${dir}: ${String(e)}`, true)
     })
     queue.push({ dir, spec })
     yield* pump

@@ -294,7 +294,8 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
             const resultBytes = yield* runner.readFrom(`${jobDir}/${JobProtocol.RESULT_FILE}`, 0, JobProtocol.MAX_RESULT_BYTES + 1)
             const parsed = JobProtocol.parseResultBytes(resultBytes === "truncated" ? undefined : resultBytes)
             const wall = status.elapsedSeconds ?? 0
-            yield* emit({
+            // a job that filled its disk (its log says so) failed for the machine: Infra (the rule every backend shares)
+            yield* emit(Backend.noSpaceExit({
               _tag: "Exit",
               outcome: mapped.outcome,
               ...(mapped.failureKind !== undefined ? { failureKind: mapped.failureKind } : {}),
@@ -305,7 +306,7 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
               logTail: tail.get(),
               wallSeconds: wall,
               gpuSeconds: wall * (status.gpus ?? gpusAsked)
-            })
+            }))
             return yield* Queue.end(queue)
           } else {
             const key = mapped._tag === "Pending" ? `Pending:${mapped.reason ?? ""}` : "Running"

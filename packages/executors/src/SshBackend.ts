@@ -547,7 +547,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     if (code === 0) return { ...base, outcome: "Succeeded" } satisfies Backend.JobExit
     // Without a cgroup to ask, a SIGKILL nobody here sent is most likely the kernel's OOM killer.
     if (signal === "SIGKILL") return { ...base, outcome: "Failed", failureKind: "OOM", message: "killed by SIGKILL (out of memory?)" } satisfies Backend.JobExit
-    return { ...base, outcome: "Failed", failureKind: "Crash", message: signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}` } satisfies Backend.JobExit
+    // a job that filled its disk (its log says so) failed for the machine: Infra (the rule every backend shares)
+    return Backend.noSpaceExit({ ...base, outcome: "Failed", failureKind: "Crash", message: signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}` })
   })
 
   const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, known: Followed) {

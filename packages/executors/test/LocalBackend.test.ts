@@ -2,7 +2,7 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
 import { BackendConformance, HeldSubmit } from "@trex/core/testing"
 import { Effect, Fiber, Redacted, Stream } from "effect"
-import { spawn } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -319,6 +319,73 @@ describe("LocalBackend", () => {
       assert.deepStrictEqual((yield* fresh.list(run)).map((j) => j.state), ["Finished", "Finished", "Finished"])
       // the slot monitors poll every 100 ms
       yield* eventually("their slots are free again", Effect.map(fresh.capacity, (c) => c.inUse === 0))
+    })))
+})
+
+describe("LocalBackend, a full disk", () => {
+  /** A fresh 8 MB tmpfs of its own (needs root, as CI runs), unmounted when the scope closes. */
+  const smallDisk = Effect.acquireRelease(
+    Effect.sync(() => {
+      const dir = tmpRoot()
+      Fs.mkdirSync(dir, { recursive: true })
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", dir])
+      return dir
+    }),
+    (dir) => Effect.sync(() => execFileSync("umount", ["-l", dir]))
+  )
+
+  it.live("a job that fills its disk (a checkpoint written until ENOSPC, its traceback lost with it) fails as Infra naming the disk, its exit recorded", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const root = yield* smallDisk
+      const backend = yield* LocalBackend.make({ root })
+      // the disk is full when the job exits: its error message cannot be written to its log either
+      const exit = yield* Backend.run(backend, spec("ckpt", "head -c 100000000 /dev/zero > checkpoint.bin || exit 1\nprintf '{\"metrics\":{}}' > result.json"))
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Infra")
+      // the supervisor recorded the job's own exit (in the room it took at the start), not "lost"
+      assert.strictEqual(exit.exitCode, 1)
+      assert.match(exit.message!, new RegExp(`the job failed \\(exited with code 1\\) while the disk holding ${root}/ckpt was full \\(\\d+ KB free\\)\\. The machine's failure, not the strategy's`))
+      // while it is full, a new job is refused (retryably), saying why and where
+      const refused = yield* Effect.flip(backend.submit(spec("next", "exit 0")))
+      assert.isTrue(refused.retryable)
+      assert.strictEqual(refused.message, `cannot prepare ${root}/next: no space left on device: free space on the disk holding it (or make it writable)`)
+      // once there is room, a job runs there again
+      Fs.rmSync(Path.join(root, "ckpt", "checkpoint.bin"))
+      const again = yield* Backend.run(backend, spec("ckpt", "printf '{\"metrics\":{}}' > result.json"))
+      assert.strictEqual(again.outcome, "Succeeded")
+    })))
+
+  it.live("a failure whose log says the disk was full is Infra, on any disk; any other stays the strategy's Crash", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const backend = yield* LocalBackend.make({ root: tmpRoot() })
+      const cases = [
+        ["py", "echo 'Traceback (most recent call last):' >&2\necho 'OSError: [Errno 28] No space left on device' >&2\nexit 1"],
+        ["quota", "echo \"torch.save: [Errno 122] Disk quota exceeded: '/ckpt/step-100'\" >&2\nexit 1"],
+        ["crash", "echo 'ValueError: bad shape' >&2\nexit 1"]
+      ] as const
+      const exits = yield* Effect.forEach(cases, ([node, script]) => Backend.run(backend, spec(node, script)))
+      assert.deepStrictEqual(exits.map((e) => e.failureKind), ["Infra", "Infra", "Crash"])
+      assert.strictEqual(exits[0]!.message, "the job ran out of disk space (exited with code 1): OSError: [Errno 28] No space left on device. The machine's failure, not the strategy's: free space where the job writes (checkpoints, outputs, logs)")
+      assert.match(exits[1]!.message!, /^the job ran out of disk space \(exited with code 1\): torch\.save: \[Errno 122\] Disk quota exceeded/)
+      assert.strictEqual(exits[2]!.message, "exited with code 1")
+    })))
+
+  it.live("an exit.json left empty (a write a full disk cut short) with its job gone is reported lost, not waited for", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const root = tmpRoot()
+      const backend = yield* LocalBackend.make({ root })
+      const ref = yield* backend.submit(spec("cut", "sleep 60"))
+      const pidFile = Path.join(root, "cut", "pid")
+      yield* eventually("the job runs", () => Fs.existsSync(pidFile))
+      const pid = readJson(pidFile)
+      // as an older controller's giveUp left it: exit.json created, its write failed
+      process.kill(pid.supervisorPid, "SIGKILL")
+      process.kill(-pid.pid, "SIGKILL")
+      Fs.writeFileSync(Path.join(root, "cut", "exit.json"), "")
+      yield* eventually("the job is gone", () => gone(pid.pid) && gone(pid.supervisorPid))
+      const exit = yield* Backend.awaitExit(backend, ref)
+      assert.strictEqual(exit.failureKind, "Infra")
+      assert.strictEqual(exit.message, "the job's supervisor died without recording an exit")
     })))
 })
 

@@ -217,7 +217,8 @@ export const toExit = (f: Finish): Backend.JobExit => {
   // 137: the job protocol's out-of-memory code (a trainer that caught CUDA out of memory), and what
   // a SIGKILL from outside the engine leaves when Docker did not flag OOMKilled (cgroup v2 may not)
   if (code === 137) return failed("OOM", "exit code 137: out of memory (the job's own report, or a SIGKILL from outside)")
-  return failed("Crash", signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}`)
+  // a job that filled its disk (its log says so) failed for the machine: Infra (the rule every backend shares)
+  return B.noSpaceExit(failed("Crash", signal !== undefined ? `killed by ${signal} (exit code ${code})` : `exit code ${code}`))
 }
 
 /** Resolve a job file's relative path inside the job directory, refusing escapes. */

@@ -4,8 +4,7 @@
  * `result.json` (written by the job). Plain synchronous `node:fs`: the files are small, or read in
  * bounded chunks.
  */
-import type { Backend } from "@trex/core"
-import { JobProtocol } from "@trex/core"
+import { Backend, JobProtocol } from "@trex/core"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 
@@ -72,12 +71,20 @@ export const writeJsonAtomic = (file: string, value: unknown): void => {
   Fs.renameSync(tmp, file)
 }
 
-/** Record an exit unless the supervisor already did (first writer wins; `wx` makes it atomic). */
+/**
+ * Record an exit unless the supervisor already did (first writer wins: a hard link to a file written
+ * whole is atomic, and fails when `exit.json` exists). A write that fails (a full disk) leaves no
+ * `exit.json` behind, never an empty one that no reader could parse.
+ */
 export const writeExitOnce = (dir: string, exit: ExitFile): void => {
+  const tmp = Path.join(dir, `.${EXIT_FILE}.${process.pid}.once.tmp`)
   try {
-    Fs.writeFileSync(Path.join(dir, EXIT_FILE), JSON.stringify(exit), { flag: "wx" })
+    Fs.writeFileSync(tmp, JSON.stringify(exit))
+    Fs.linkSync(tmp, Path.join(dir, EXIT_FILE))
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+  } finally {
+    Fs.rmSync(tmp, { force: true })
   }
 }
 
@@ -239,19 +246,37 @@ const outcome = (exit: ExitFile, limit: number | undefined, wroteResult: boolean
   }
 }
 
+/** Less room than this left where a job ran: its disk counts as full. */
+const FULL_BYTES = 1 << 20
+
+/**
+ * `the disk holding <dir> was full (N KB free)` when it is (where a job's output, its log included,
+ * cannot be written), else `undefined`.
+ */
+export const diskFull = (dir: string): string | undefined => {
+  try {
+    const fs = Fs.statfsSync(dir)
+    const free = fs.bavail * fs.bsize
+    return free < FULL_BYTES ? `the disk holding ${dir} was full (${Math.round(free / 1024)} KB free)` : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** The {@link Backend.JobExit} of a finished job, from its directory. */
 export const toJobExit = (dir: string, exit: ExitFile): Backend.JobExit => {
   const spec = readSpec(dir)
   const wallSeconds = Math.max(0, (exit.endedAt - exit.startedAt) / 1000)
   const result = readResult(dir)
-  return {
+  const ended = outcome(exit, spec?.resources.timeLimitSeconds, "result" in result)
+  return Backend.noSpaceExit({
     _tag: "Exit",
-    ...outcome(exit, spec?.resources.timeLimitSeconds, "result" in result),
+    ...ended,
     ...(exit.code !== null ? { exitCode: exit.code } : {}),
     ...(exit.signal !== null ? { signal: exit.signal } : {}),
     ...result,
     logTail: logTail(dir),
     wallSeconds,
     gpuSeconds: wallSeconds * (spec?.gpuIds.length ?? 0)
-  }
+  }, ended.failureKind === "Crash" ? diskFull(dir) : undefined)
 }

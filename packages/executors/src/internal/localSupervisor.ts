@@ -20,11 +20,6 @@ const path = require("node:path")
 const { spawn } = require("node:child_process")
 const dir = process.argv[2]
 const spec = JSON.parse(fs.readFileSync(path.join(dir, "job.spec.json"), "utf8"))
-const writeAtomic = (name, value) => {
-  const tmp = path.join(dir, "." + name + "." + process.pid + ".tmp")
-  fs.writeFileSync(tmp, JSON.stringify(value))
-  fs.renameSync(tmp, path.join(dir, name))
-}
 const procStart = (pid) => {
   try {
     const stat = fs.readFileSync("/proc/" + pid + "/stat", "utf8")
@@ -38,14 +33,56 @@ let reason = null
 let message = null
 let done = false
 let child = null
+// Room for the supervisor's two records, taken before the job starts: a disk already full starts no
+// job (the controller reports why), and a job that fills the disk (a checkpoint written until ENOSPC)
+// still gets its pid and exit recorded, written over the reserved bytes (no new blocks needed) and
+// padded with spaces, which JSON ignores.
+const ROOM = 4096
+const reserve = (name) => {
+  const tmp = path.join(dir, "." + name + "." + process.pid + ".tmp")
+  fs.writeFileSync(tmp, Buffer.alloc(ROOM, 0x20))
+  return (value) => {
+    const text = Buffer.from(JSON.stringify(value))
+    if (text.length <= ROOM) {
+      const fd = fs.openSync(tmp, "r+")
+      try {
+        fs.writeSync(fd, Buffer.concat([text, Buffer.alloc(ROOM - text.length, 0x20)]), 0, ROOM, 0)
+      } finally {
+        fs.closeSync(fd)
+      }
+    } else {
+      fs.writeFileSync(tmp, text)
+    }
+    fs.renameSync(tmp, path.join(dir, name))
+  }
+}
+let writePid
+let writeExit
+try {
+  writePid = reserve("pid")
+  writeExit = reserve("exit.json")
+} catch (e) {
+  try { process.stderr.write("cannot write in " + dir + ": " + (e && e.message) + "\n") } catch {}
+  process.exit(3)
+}
 const finish = (code, signal) => {
   if (done) return
   done = true
   const exit = { code, signal, startedAt, endedAt: Date.now() }
   if (reason !== null) exit.reason = reason
   if (message !== null) exit.message = message
-  writeAtomic("exit.json", exit)
-  process.exit(0)
+  // No room even so (a quota, a filesystem that copies on write): the exit is kept here, and the job
+  // reported running, until there is room; a supervisor that died instead would lose it.
+  const record = () => {
+    try {
+      writeExit(exit)
+    } catch {
+      setTimeout(record, 1000)
+      return
+    }
+    process.exit(0)
+  }
+  record()
 }
 const killGroup = (sig) => {
   if (child === null || child.pid === undefined) return
@@ -77,7 +114,7 @@ child.on("error", (e) => {
   finish(127, null)
 })
 if (child.pid !== undefined) {
-  writeAtomic("pid", {
+  writePid({
     pid: child.pid,
     procStart: procStart(child.pid),
     supervisorPid: process.pid,

@@ -29,7 +29,14 @@ type Phase =
   /** Out of the queue, its process being started (no pid file yet): reported as running. */
   | { readonly _tag: "Starting" }
   /** `behind`: a log was not read to its end (at most a bounded slice is read a step): the next step comes at once. */
-  | { readonly _tag: "Running"; readonly readers: Readers; readonly tick: number; readonly behind: boolean }
+  | {
+    readonly _tag: "Running"
+    readonly readers: Readers
+    readonly tick: number
+    readonly behind: boolean
+    /** The exit found lost by this watch (it may not be on disk: a full one). */
+    readonly lost?: Job.ExitFile
+  }
 
 const stdoutEvent = (line: string): Backend.JobEvent => JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line }
 
@@ -52,11 +59,24 @@ const readers = (dir: string): Readers => ({
   metrics: new Job.FileLines(Path.join(dir, JobProtocol.METRICS_FILE))
 })
 
-/** Record that a job will never report an exit of its own (nobody started it, or its supervisor died). */
+/**
+ * Record that a job will never report an exit of its own (nobody started it, or its supervisor died),
+ * and return its exit. An `exit.json` nobody can read (an older trex's write cut short by a full disk)
+ * is replaced; when no exit can be written (the disk is full), the exit is reported all the same, and
+ * a later watch finds it so again.
+ */
 const giveUp = (dir: string, reason: "abandoned" | "lost"): Job.ExitFile => {
   const now = Date.now()
-  Job.writeExitOnce(dir, { code: null, signal: null, startedAt: Job.readPid(dir)?.startedAt ?? now, endedAt: now, reason })
-  return Job.readExit(dir)!
+  const exit: Job.ExitFile = { code: null, signal: null, startedAt: Job.readPid(dir)?.startedAt ?? now, endedAt: now, reason }
+  try {
+    Job.writeExitOnce(dir, exit)
+    const written = Job.readExit(dir)
+    if (written !== undefined) return written
+    Job.writeJsonAtomic(Path.join(dir, Job.EXIT_FILE), exit)
+  } catch {
+    // no room to record it: reported from memory
+  }
+  return exit
 }
 
 interface Step {
@@ -68,7 +88,7 @@ interface Step {
 const finished = (events: ReadonlyArray<Backend.JobEvent>): Step => ({ events, next: undefined })
 
 const step = (dir: string, known: () => Known, phase: Phase): Step => {
-  const exit = Job.readExit(dir)
+  const exit = (phase._tag === "Running" ? phase.lost : undefined) ?? Job.readExit(dir)
   if (phase._tag === "Running") {
     // the job has ended: its logs are complete, read to their end a slice a step, then its Exit
     if (exit !== undefined) {
@@ -78,8 +98,10 @@ const step = (dir: string, known: () => Known, phase: Phase): Step => {
     const events = drain(phase.readers, false)
     if (phase.tick % LIVENESS_EVERY === LIVENESS_EVERY - 1) {
       const pid = Job.readPid(dir)
-      // recorded as lost: the next step reads the rest of its logs, then reports that exit
-      if (pid !== undefined && !Job.isRunning(pid) && Job.readExit(dir) === undefined) giveUp(dir, "lost")
+      // recorded as lost: the next step (at once) reads the rest of its logs, then reports that exit
+      if (pid !== undefined && !Job.isRunning(pid) && Job.readExit(dir) === undefined) {
+        return { events, next: { ...phase, tick: phase.tick + 1, behind: true, lost: giveUp(dir, "lost") } }
+      }
     }
     return { events, next: { ...phase, tick: phase.tick + 1, behind: behind(phase.readers) } }
   }
