@@ -162,15 +162,21 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
   const settle = (dir: string): Effect.Effect<void> =>
     Effect.suspend(() => {
       const slot = running.get(dir)
-      return slot !== undefined && Job.readExit(dir) !== undefined && release(dir, slot) ? pump : Effect.void
+      return slot !== undefined && exitOf(dir) !== undefined && release(dir, slot) ? pump : Effect.void
     })
+
+  // Exits this backend could not record (no room on a full disk): its watches, monitors and `settle`
+  // read them here, as they read `exit.json`; a new submission to the directory forgets them.
+  const unrecorded = new Map<string, Job.ExitFile>()
+  const exitOf = (dir: string): Job.ExitFile | undefined => Job.readExit(dir) ?? unrecorded.get(dir)
 
   const spawnError = (dir: string, message: string) => {
     const now = Date.now()
+    const exit: Job.ExitFile = { code: null, signal: null, startedAt: now, endedAt: now, reason: "spawn-error", message }
     try {
-      Job.writeExitOnce(dir, { code: null, signal: null, startedAt: now, endedAt: now, reason: "spawn-error", message })
+      Job.writeExitOnce(dir, exit)
     } catch {
-      // no room to record it (a full disk): the watch finds no job and reports it lost (Infra)
+      unrecorded.set(dir, exit)
     }
   }
 
@@ -180,7 +186,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
    */
   const monitor = (dir: string, slot: Slot): Effect.Effect<void> =>
     Effect.sync(() => {
-      if (running.get(dir) !== slot || Job.readExit(dir) !== undefined) return true
+      if (running.get(dir) !== slot || exitOf(dir) !== undefined) return true
       const pid = Job.readPid(dir)
       return pid !== undefined && !Job.isRunning(pid) && Job.readExit(dir) === undefined
     }).pipe(
@@ -192,18 +198,25 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
   /** Launch the supervisor of a job that got a slot, wait for its `pid` file, then hold the slot. */
   const start = ({ dir, spec }: Queued, slot: Slot): Effect.Effect<void> =>
     Effect.gen(function*() {
-      const launched = yield* Effect.try(() => {
-        Job.writeJsonAtomic(Path.join(dir, Job.SPEC_FILE), { ...Job.readSpec(dir)!, gpuIds: slot.gpuIds })
-        const log = Fs.openSync(Path.join(dir, Job.SUPERVISOR_LOG), "a")
-        const child = spawn(process.execPath, [supervisor, dir], {
-          cwd: dir,
-          detached: true,
-          stdio: ["ignore", log, log],
-          env: { ...inherited(config.inheritEnv), ...Backend.revealEnv(spec.env), CUDA_VISIBLE_DEVICES: slot.gpuIds.join(","), TREX_JOB_DIR: dir }
-        })
-        Fs.closeSync(log)
-        child.on("error", () => {}) // then no pid file appears: reported below
-        child.unref()
+      let exited = false
+      const launched = yield* Effect.try({
+        try: () => {
+          Job.writeJsonAtomic(Path.join(dir, Job.SPEC_FILE), { ...Job.readSpec(dir)!, gpuIds: slot.gpuIds })
+          const log = Fs.openSync(Path.join(dir, Job.SUPERVISOR_LOG), "a")
+          const child = spawn(process.execPath, [supervisor, dir], {
+            cwd: dir,
+            detached: true,
+            stdio: ["ignore", log, log],
+            env: { ...inherited(config.inheritEnv), ...Backend.revealEnv(spec.env), CUDA_VISIBLE_DEVICES: slot.gpuIds.join(","), TREX_JOB_DIR: dir }
+          })
+          Fs.closeSync(log)
+          child.on("error", () => {}) // then no pid file appears: reported below
+          // a supervisor that exits before it records a pid or an exit could not start the job (no room
+          // on a full disk to record anything): reported at once, not after the wait for its pid
+          child.on("exit", () => void (exited = true))
+          child.unref()
+        },
+        catch: (e) => (e instanceof Error ? e.message : String(e))
       }).pipe(
         Effect.as(true),
         Effect.catch((e) =>
@@ -213,7 +226,8 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
           })
         )
       )
-      if (launched && (yield* pollUntil(() => Job.readPid(dir) ?? Job.readExit(dir), 15_000)) === undefined) {
+      const seen = () => Job.readPid(dir) ?? Job.readExit(dir)
+      if (launched && ((yield* pollUntil(() => seen() ?? (exited ? "exited" : undefined), 15_000)) ?? "exited") === "exited" && seen() === undefined) {
         const log = Path.join(dir, Job.SUPERVISOR_LOG)
         spawnError(dir, `the supervisor did not start: ${Fs.existsSync(log) ? Fs.readFileSync(log, "utf8").slice(-2000) : ""}`)
       }
@@ -292,6 +306,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
         Fs.mkdirSync(dir, { recursive: true })
         // A resubmitted node starts from a clean slate.
         for (const f of [...Job.CONTROL_FILES, "result.json", "metrics.jsonl"]) Fs.rmSync(Path.join(dir, f), { force: true })
+        unrecorded.delete(dir)
         writeFiles(dir, spec.files)
         const specFile: Job.SpecFile = {
           name: spec.name,
@@ -354,7 +369,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
       const spec = Job.readSpec(dir)
       if (spec === undefined || spec.labels.run !== run) continue
       const pid = Job.readPid(dir)
-      const state = Job.readExit(dir) !== undefined
+      const state = exitOf(dir) !== undefined
         ? "Finished"
         : pid !== undefined
         ? (Job.isRunning(pid) ? "Running" : "Finished")
@@ -374,7 +389,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
         const dir = refDir(ref)
         return Fs.existsSync(Path.join(dir, Job.SPEC_FILE))
           // chunk by chunk (a poll's events stay together: a consumer handles a burst of them at once)
-          ? watchDir(dir, known(dir)).pipe(
+          ? watchDir(dir, known(dir), () => unrecorded.get(dir)).pipe(
             Stream.mapArrayEffect((events) => (events.some((e) => e._tag === "Exit") ? Effect.as(settle(dir), events) : Effect.succeed(events)))
           )
           : Stream.fail(fail("watch", `no job at ${dir}`))

@@ -355,6 +355,24 @@ describe("LocalBackend, a full disk", () => {
       assert.strictEqual(again.outcome, "Succeeded")
     })))
 
+  it.live("a job whose supervisor cannot start for want of room is reported at once as Infra, its slot freed, though no exit could be written", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const root = yield* smallDisk
+      const backend = yield* LocalBackend.make({ root, slots: 1 })
+      // the first job fills the disk after the second was submitted (queued behind it: its files written)
+      const filler = yield* backend.submit(spec("filler", "sleep 0.3\nhead -c 100000000 /dev/zero > ../fill\nexit 0"))
+      const starved = yield* backend.submit(spec("starved", "printf '{\"metrics\":{}}' > result.json"))
+      yield* Backend.awaitExit(backend, filler)
+      const exit = yield* Backend.awaitExit(backend, starved)
+      assert.strictEqual(exit.failureKind, "Infra")
+      assert.match(exit.message!, new RegExp(`^the job failed \\(cannot start the supervisor: ENOSPC: no space left on device, .*\\) while the disk holding ${root}/starved was full`))
+      assert.isFalse(Fs.existsSync(Path.join(root, "starved", "exit.json")))
+      // its slot is free: once there is room, the next job runs
+      Fs.rmSync(Path.join(root, "fill"))
+      const next = yield* Backend.run(backend, spec("next", "printf '{\"metrics\":{}}' > result.json"))
+      assert.strictEqual(next.outcome, "Succeeded")
+    })))
+
   it.live("a failure whose log says the disk was full is Infra, on any disk; any other stays the strategy's Crash", () =>
     Effect.scoped(Effect.gen(function*() {
       const backend = yield* LocalBackend.make({ root: tmpRoot() })

@@ -87,8 +87,8 @@ interface Step {
 
 const finished = (events: ReadonlyArray<Backend.JobEvent>): Step => ({ events, next: undefined })
 
-const step = (dir: string, known: () => Known, phase: Phase): Step => {
-  const exit = (phase._tag === "Running" ? phase.lost : undefined) ?? Job.readExit(dir)
+const step = (dir: string, known: () => Known, unrecorded: () => Job.ExitFile | undefined, phase: Phase): Step => {
+  const exit = (phase._tag === "Running" ? phase.lost : undefined) ?? Job.readExit(dir) ?? unrecorded()
   if (phase._tag === "Running") {
     // the job has ended: its logs are complete, read to their end a slice a step, then its Exit
     if (exit !== undefined) {
@@ -124,10 +124,11 @@ const step = (dir: string, known: () => Known, phase: Phase): Step => {
 /**
  * Events of the job in `dir`, its output replayed from the start, ending with its Exit. A log is read
  * at most {@link Job.READ_CHUNK} bytes a step, so memory stays bounded however much the job printed.
+ * `unrecorded`: the exit the backend could not write to `exit.json` (a full disk), if any.
  */
-export const watchDir = (dir: string, known: () => Known): Stream.Stream<Backend.JobEvent> =>
+export const watchDir = (dir: string, known: () => Known, unrecorded: () => Job.ExitFile | undefined = () => undefined): Stream.Stream<Backend.JobEvent> =>
   Stream.paginate<Phase, Backend.JobEvent>({ _tag: "Init" }, (phase) =>
-    Effect.sync(() => step(dir, known, phase)).pipe(
+    Effect.sync(() => step(dir, known, unrecorded, phase)).pipe(
       Effect.map(({ events, next }) => [events, Option.fromUndefinedOr(next)] as const),
       Effect.delay(phase._tag === "Init" || (phase._tag === "Running" && phase.behind) ? 0 : POLL_MS)
     ))
