@@ -17,16 +17,17 @@ import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
 import * as LogTails from "./internal/logTails.ts"
+import { writeReportFile } from "./internal/reportFile.ts"
 import * as StopSignal from "./internal/stopSignal.ts"
 import * as Trex from "./Trex.ts"
 
 const out = (text: string) => Effect.sync(() => process.stdout.write(text.endsWith("\n") ? text : text + "\n"))
 
-/** Write a report file; a file that cannot be written (a read-only run directory) is bad input naming it. */
+/** Write a report file; a file that cannot be written (a read-only run directory, a full disk) is bad input naming it. */
 const writeReport = (file: string, text: string) =>
-  Effect.try({
-    try: () => fs.writeFileSync(file, text),
-    catch: (e) => new Errors.InvalidInput({ source: file, message: `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)} (is the run directory writable?)` })
+  Effect.suspend(() => {
+    const failed = writeReportFile(file, text)
+    return failed === undefined ? Effect.void : Effect.fail(new Errors.InvalidInput({ source: file, message: failed }))
   })
 
 /**

@@ -15,6 +15,7 @@ import { Simulator } from "@trex/executors"
 import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
 import { codeFingerprint, runFingerprint } from "./internal/codeFingerprint.ts"
+import { writeReportFile } from "./internal/reportFile.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
@@ -484,10 +485,10 @@ const writeReport = (runDir: string, onLoaded?: (info: RunDir.RunInfo) => void):
   RunDir.load(runDir).pipe(
     Effect.tap((info) => Effect.sync(() => onLoaded?.(info))),
     Effect.flatMap((info) =>
-      Effect.try({
-        try: () => fs.writeFileSync(path.join(runDir, "report.md"), Status.toMarkdown(info)),
-        catch: (e) => `cannot write ${path.join(runDir, "report.md")}: ${(e as NodeJS.ErrnoException).code ?? String(e)} (is the run directory writable?)`
-      }).pipe(Effect.catch((message) => Effect.logWarning(message)))
+      Effect.suspend(() => {
+        const failed = writeReportFile(path.join(runDir, "report.md"), Status.toMarkdown(info))
+        return failed === undefined ? Effect.void : Effect.logWarning(failed)
+      })
     ),
     Effect.catch(() => Effect.void)
   )
