@@ -219,8 +219,13 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
     // a directory of its own, even when another run of the task started in the same second
     const { runDir, runId } = yield* Effect.try({
       try: () => RunDir.create(out, task.name, now),
-      catch: (e) =>
-        invalid("out", `cannot make the run directory ${path.resolve(out, RunDir.newRunId(task.name, now))} under ${out} (--out): ${(e as NodeJS.ErrnoException).code ?? String(e)}: name a directory you can write`)
+      catch: (e) => {
+        const where = `cannot make the run directory ${path.resolve(out, RunDir.newRunId(task.name, now))} under ${out} (--out)`
+        const full = Errors.noSpace(e)
+        return full !== undefined && !full.includes("read-only")
+          ? invalid("out", `${where}: ${full}: free space on the disk holding ${out}, or name a directory on another disk`)
+          : invalid("out", `${where}: ${(e as NodeJS.ErrnoException).code ?? String(e)}: name a directory you can write`)
+      }
     })
     const warnings = Wiring.budgetWarnings(settings, task)
     return {

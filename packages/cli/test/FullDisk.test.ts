@@ -107,4 +107,21 @@ describe("trex CLI: the disk holding --out fills up", { timeout: 120_000 }, () =
       assert.strictEqual(trex(["report", runDir, "--html"]).status, 0)
       assert.include(fs.readFileSync(path.join(runDir, "report.html"), "utf8"), "<html")
     }))
+
+  it("a run started on a full disk is refused before anything runs, naming --out and the fix", () => {
+    // a tmpfs of one inode: its root takes it, so no directory can be made there (ENOSPC), as on a full disk
+    const disk = fs.mkdtempSync(path.join(os.tmpdir(), "trex-disk-"))
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m,nr_inodes=1", "tmpfs", disk])
+    try {
+      const run = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", path.join(disk, "runs")])
+      assert.strictEqual(run.status, 2)
+      assert.match(
+        run.stderr,
+        new RegExp(`^trex: cannot make the run directory .* under ${disk}/runs \\(--out\\): no space left on device: free space on the disk holding ${disk}/runs, or name a directory on another disk\n$`)
+      )
+    } finally {
+      execFileSync("umount", ["-l", disk])
+      fs.rmSync(disk, { recursive: true, force: true })
+    }
+  })
 })
