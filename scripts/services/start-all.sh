@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# start-all.sh — start the real engines the integration tests use: Docker, sshd on 127.0.0.1:2222, Slurm.
+# start-all.sh — start the real engines the integration tests use: Docker, Podman (its Docker-compatible API),
+# sshd on 127.0.0.1:2222, Slurm.
 # Packages are installed in one apt transaction first, then the services start in parallel; if one does not come
 # up, the script says which and prints the tail of its log, and exits non-zero. Writes the facts the tests read to
 # scripts/services/.env (KEY=value lines; tests also fall back to the same well-known defaults).
-# Usage: start-all.sh [docker|sshd|slurm ...]     start all (default) or the named services
-#        start-all.sh stop [docker|sshd|slurm ...]
+# Usage: start-all.sh [docker|podman|sshd|slurm ...]     start all (default) or the named services
+#        start-all.sh stop [docker|podman|sshd|slurm ...]
 # Needs root (CI: `sudo scripts/services/start-all.sh`). Everything listens on unix sockets or 127.0.0.1 only.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +19,7 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 write_env() {
   local up=()
   docker -H unix:///var/run/docker.sock info >/dev/null 2>&1 && up+=(docker)
+  curl -sf --max-time 2 --unix-socket /run/podman/podman.sock http://d/_ping 2>/dev/null | grep -q OK && up+=(podman)
   alive /run/sshd-sdktest-$ssh_port.pid && up+=(sshd)
   alive /run/slurm/slurmctld.pid && up+=(slurm)
   {
@@ -27,6 +29,8 @@ write_env() {
       case "$s" in
         docker) echo "DOCKER_HOST=unix:///var/run/docker.sock"
                 echo "TREX_TEST_DOCKER_IMAGE=local/busybox:latest" ;;
+        podman) echo "TREX_TEST_PODMAN_HOST=unix:///run/podman/podman.sock"
+                echo "TREX_TEST_PODMAN_IMAGE=local/busybox:latest" ;;
         sshd) echo "TREX_TEST_SSH_HOST=127.0.0.1"
               echo "TREX_TEST_SSH_PORT=$ssh_port"
               echo "TREX_TEST_SSH_USER=${SSH_USER:-sdktest}"
@@ -41,9 +45,9 @@ write_env() {
 
 action=start
 if [ "${1:-}" = stop ]; then action=stop; shift; fi
-services=("$@"); [ ${#services[@]} -eq 0 ] && services=(docker sshd slurm)
+services=("$@"); [ ${#services[@]} -eq 0 ] && services=(docker podman sshd slurm)
 for s in "${services[@]}"; do
-  case "$s" in docker|sshd|slurm) ;; *) log "unknown service '$s' (docker, sshd or slurm)"; exit 2 ;; esac
+  case "$s" in docker|podman|sshd|slurm) ;; *) log "unknown service '$s' (docker, podman, sshd or slurm)"; exit 2 ;; esac
 done
 [ "$(id -u)" = 0 ] || { log "must run as root (sudo $0)"; exit 2; }
 
@@ -59,6 +63,7 @@ pkgs=""
 for s in "${services[@]}"; do
   case "$s" in
     docker) pkgs="$pkgs docker.io busybox-static" ;;
+    podman) pkgs="$pkgs podman catatonit busybox-static curl" ;;
     sshd) pkgs="$pkgs openssh-server openssh-client" ;;
     slurm) pkgs="$pkgs munge slurm-wlm slurmctld slurmd slurm-client"
            [ "${SLURM_ACCOUNTING:-1}" = 1 ] && pkgs="$pkgs slurmdbd mariadb-server"
