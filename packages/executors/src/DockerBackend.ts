@@ -4,6 +4,9 @@
  * limits, live logs and metrics, and containers labelled `trex.run` / `trex.node` so that a new
  * controller can list and reattach to them. A daemon that is down or restarting is retried with a
  * capped exponential schedule and reported as a retryable `BackendError` when retries run out.
+ * Podman's Docker-compatible API works too: the engine is asked once which it is, a GPU job is
+ * refused there (Podman would ignore the request), and its log is read unfollowed (its followed
+ * log drops lines); see docs/backends.md, "Podman".
  *
  * @since 0.1.0
  */
@@ -29,7 +32,7 @@ export interface Config {
   readonly root: string
   /** Image for specs that name none. */
   readonly image?: string
-  /** Engine socket (default: `DOCKER_HOST`, else /var/run/docker.sock). */
+  /** Engine socket (default: `DOCKER_HOST`, else /var/run/docker.sock); Podman's is /run/podman/podman.sock (rootful) or `$XDG_RUNTIME_DIR/podman/podman.sock`. */
   readonly socketPath?: string
   /** Engine URL instead: `ssh://user@gpu-host[:port]` (needs `ssh`), `tcp://host:2375`, `unix:///path`. */
   readonly host?: string
@@ -51,7 +54,7 @@ export interface Config {
    * `Pending` with the reason, and starts in submission order as they free; a stop can withdraw it.
    */
   readonly slots?: number
-  /** Run Docker's init as PID 1 so that the job gets SIGTERM on cancel (default true). */
+  /** Run the engine's init as PID 1 so that the job gets SIGTERM on cancel (default true; on Podman it needs `catatonit`). */
   readonly init?: boolean
   /** Extra bind mounts for every job, e.g. a shared Hugging Face cache. */
   readonly mounts?: ReadonlyArray<Spec.Mount>
@@ -67,6 +70,8 @@ const NAME = "docker"
 const QUEUE_POLL = "250 millis"
 const NODE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 const METRICS_POLL = "250 millis"
+/** Between reads of a container's log on an engine whose followed log drops lines (Podman). */
+const LOG_POLL = "250 millis"
 /** At most this many bytes of `metrics.jsonl` are read a step. */
 const READ_CHUNK = 4 << 20
 
@@ -187,6 +192,15 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   yield* Effect.try({ try: () => Fs.mkdirSync(root, { recursive: true }), catch: (e) => fail("make", `cannot create ${root}: ${String(e)}`) })
 
+  /** The engine behind the API, asked once: Podman's compatible API ignores GPU requests and drops followed log lines. */
+  let engine: { readonly kind: Spec.EngineKind; readonly version: string } | undefined
+  const engineOf = (operation: string) =>
+    Effect.suspend(() =>
+      engine !== undefined
+        ? Effect.succeed(engine)
+        : call(operation, () => docker.version()).pipe(Effect.map((v) => (engine = { kind: Spec.engineKind(v), version: v.Version })))
+    )
+
   const running = (run?: string) =>
     call("list", () =>
       docker.listContainers({
@@ -247,7 +261,13 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     // Image not present: pull it once, then create again.
     yield* call("pull", () =>
       docker.pull(options.Image!).then((stream: NodeJS.ReadableStream) =>
-        new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve())))
+        new Promise<void>((resolve, reject) =>
+          docker.modem.followProgress(stream, (err, output: ReadonlyArray<{ readonly error?: unknown }> | undefined) => {
+            // Podman answers a pull that fails with 200 and says why in the progress stream (Docker with an HTTP error)
+            const failed = (output ?? []).find((o) => typeof o?.error === "string")
+            return err ? reject(err) : failed !== undefined ? reject(new Error(String(failed.error))) : resolve()
+          })
+        )
       )
     ).pipe(Effect.mapError((e) => fail("submit", `image ${options.Image} is not on the engine and cannot be pulled: ${e.message}`, e.retryable)))
     return yield* call("submit", () => docker.createContainer(options))
@@ -260,6 +280,10 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     if (spec.argv.length === 0) return yield* fail("submit", "argv is empty")
     if (gpuPool.length > 0 && spec.resources.gpus > gpuPool.length) {
       return yield* fail("submit", `the job needs ${spec.resources.gpus} GPUs; this backend has ${gpuPool.length}`)
+    }
+    if (spec.resources.gpus > 0) {
+      const e = yield* engineOf("submit")
+      if (e.kind === "podman") return yield* fail("submit", Spec.podmanGpuRefusal(spec.resources.gpus, e.version))
     }
     const jobDir = Path.join(root, spec.labels.node)
     yield* Effect.try({
@@ -299,7 +323,10 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   /** Create and start a job's container (the admission permit held), recording it in the job directory. */
   const start = Effect.fnUntraced(function*(spec: Backend.JobSpec, jobDir: string, options: Docker.ContainerCreateOptions, ticket: string | undefined) {
-    const container = yield* create(options)
+    const container = yield* create(options).pipe(Effect.mapError((e) => {
+      const why = Spec.explainStartError(e.message)
+      return why !== undefined ? fail("submit", why) : e
+    }))
     yield* Effect.sync(() =>
       writeJson(Path.join(jobDir, Spec.RECORD.job), { name: spec.name, labels: spec.labels, container: container.id, ...(ticket !== undefined ? { ticket } : {}) })
     )
@@ -308,8 +335,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     if (started._tag === "Failure") {
       fresh.delete(container.id)
       yield* Effect.promise(() => container.remove({ force: true }).catch(() => undefined))
-      const gpu = Spec.explainGpuError(started.failure.message)
-      return yield* gpu !== undefined ? fail("submit", gpu) : started.failure
+      const why = Spec.explainStartError(started.failure.message)
+      return yield* why !== undefined ? fail("submit", why) : started.failure
     }
     return container
   })
@@ -389,6 +416,25 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     })
   }
 
+  /** The container's log as a stream, read as it is consumed (dockerode buffers a log that is not followed whole). */
+  const logStream = (id: string, query: { readonly follow: boolean; readonly timestamps?: boolean; readonly since?: number | undefined }) =>
+    call("watch", () =>
+      new Promise<Readable>((resolve, reject) =>
+        docker.modem.dial({
+          path: `/containers/${id}/logs?`,
+          method: "GET",
+          isStream: true,
+          statusCodes: { 200: true, 404: "no such container", 500: "server error" },
+          options: { stdout: true, stderr: true, follow: query.follow, timestamps: query.timestamps ?? false, ...(query.since !== undefined ? { since: query.since } : {}) }
+        }, (err: Error | null, data: unknown) => (err !== null ? reject(err) : resolve(data as Readable)))
+      ))
+
+  /** One log line of a stream: into the tail, and out as an event (stdout's protocol lines parsed). */
+  const logLine = (emit: Emit, tail: JobProtocol.Tail, s: "stdout" | "stderr", l: string) => {
+    tail.push(l)
+    return emit((s === "stdout" ? JobProtocol.parseLine(l) : undefined) ?? { _tag: "Log", stream: s, line: l })
+  }
+
   /**
    * Follow the container's logs until they end (the container stopped or the daemon went away).
    * A later follow replays the log from its start: the first `seen` lines of each stream are skipped.
@@ -397,7 +443,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
    */
   const followLogs = (id: string, emit: Emit, tail: JobProtocol.Tail, seen: { stdout: number; stderr: number }) =>
     Effect.acquireUseRelease(
-      call("watch", () => docker.getContainer(id).logs({ stdout: true, stderr: true, follow: true }) as Promise<Readable>),
+      logStream(id, { follow: true }),
       (stream) => {
         const demux = new Spec.FrameDemux()
         const splitters = { stdout: new JobProtocol.LineSplitter(), stderr: new JobProtocol.LineSplitter() }
@@ -406,8 +452,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
           Effect.forEach(ls, (l) => {
             if (++count[s] <= seen[s]) return Effect.void
             seen[s] = count[s]
-            tail.push(l)
-            return emit((s === "stdout" ? JobProtocol.parseLine(l) : undefined) ?? { _tag: "Log", stream: s, line: l })
+            return logLine(emit, tail, s, l)
           }, { discard: true })
         return Stream.fromAsyncIterable(stream as AsyncIterable<Buffer>, (e) => e).pipe(
           Stream.runForEach((chunk) => Effect.forEach(demux.push(chunk), (f) => lines(f.stream, splitters[f.stream].push(f.data)), { discard: true })),
@@ -418,6 +463,46 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       },
       (stream) => Effect.sync(() => stream.destroy())
     )
+
+  /**
+   * Podman's followed log drops entries when a job prints fast (4.3: 60,000 to 170,000 of 200,000 lines arrive), and
+   * ends early when the container exits; a log that is not followed is whole. So on Podman the log is read again
+   * every {@link LOG_POLL}, each read from where the last one ended ({@link Spec.LogCursor}), until a read that
+   * began after the container exited. The lines are split across reads (an entry may hold part of a line).
+   */
+  const pollLogs = (id: string, emit: Emit, tail: JobProtocol.Tail) =>
+    Effect.gen(function*() {
+      const cursor = new Spec.LogCursor()
+      const splitters = { stdout: new JobProtocol.LineSplitter(), stderr: new JobProtocol.LineSplitter() }
+      const lines = (s: "stdout" | "stderr", ls: ReadonlyArray<string>) => Effect.forEach(ls, (l) => logLine(emit, tail, s, l), { discard: true })
+      while (true) {
+        const info = yield* inspect(id)
+        const done = ["exited", "dead"].includes(info.State.Status)
+        if (info.State.Status !== "created") {
+          const since = cursor.begin()
+          yield* Effect.acquireUseRelease(
+            logStream(id, { follow: false, timestamps: true, since }),
+            (stream) => {
+              const demux = new Spec.FrameDemux()
+              return Stream.fromAsyncIterable(stream as AsyncIterable<Buffer>, (e) => e).pipe(
+                Stream.runForEach((chunk) =>
+                  Effect.forEach(demux.push(chunk), (f) => {
+                    const data = cursor.take(f.data)
+                    return data === undefined ? Effect.void : lines(f.stream, splitters[f.stream].push(data))
+                  }, { discard: true })
+                ),
+                // a read cut short (the service went away) is taken up by the next one, from where it stopped
+                Effect.ignore
+              )
+            },
+            (stream) => Effect.sync(() => stream.destroy())
+          )
+        }
+        if (done) break
+        yield* Effect.sleep(LOG_POLL)
+      }
+      yield* Effect.forEach(["stdout", "stderr"] as const, (s) => lines(s, splitters[s].end()), { discard: true })
+    })
 
   const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit) {
     const known = exits.get(ref.id)
@@ -457,10 +542,11 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const tail = new JobProtocol.Tail(40)
     const seen = { stdout: 0, stderr: 0 }
     let info = first
+    const podman = (yield* engineOf("watch")).kind === "podman"
     // Logs end when the container stops, or when the daemon goes away: then wait for it and look again.
     // A container created here whose exit nobody read yet replays its logs from the start.
     do {
-      yield* followLogs(ref.id, emit, tail, seen)
+      yield* podman ? pollLogs(ref.id, emit, tail) : followLogs(ref.id, emit, tail, seen)
       info = yield* inspect(ref.id)
       if (info.State.Status === "created") yield* Effect.sleep("200 millis")
     } while (!["exited", "dead"].includes(info.State.Status))

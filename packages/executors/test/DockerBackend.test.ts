@@ -1,6 +1,7 @@
 /**
  * Against a real Docker engine: start one with `sudo scripts/services/start-all.sh docker`
- * (or start-docker.sh). Without an engine these tests fail, saying so.
+ * (or start-docker.sh). Without an engine these tests fail, saying so. The scenarios that matter
+ * also run on Podman's Docker-compatible API when it is up (start-podman.sh; see support/engines.ts).
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
@@ -16,17 +17,24 @@ import { promisify } from "node:util"
 import * as DockerBackend from "../src/DockerBackend.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import { checkQueued } from "./support/queued.ts"
+import { type TestEngine, testEngines } from "./support/engines.ts"
+import * as Spec from "../src/internal/dockerSpec.ts"
 
 const execFileAsync = promisify(execFile)
-const SOCKET = (process.env["DOCKER_HOST"] ?? "unix:///var/run/docker.sock").replace(/^unix:\/\//, "")
-const IMAGE = process.env["TREX_TEST_DOCKER_IMAGE"] ?? "local/busybox:latest"
+const ENGINES = testEngines()
+const DOCKER = ENGINES[0]!
+const SOCKET = DOCKER.socket
+const IMAGE = DOCKER.image
 const engine = new Docker({ socketPath: SOCKET })
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-docker-"))
 const run = `r${Date.now().toString(36)}`
 let counter = 0
 afterAll(async () => {
-  const left = await engine.listContainers({ all: true, filters: { label: [`trex.jobdir`] } }).catch(() => [])
-  await Promise.all(left.filter((c) => c.Labels["trex.jobdir"]?.startsWith(root)).map((c) => engine.getContainer(c.Id).remove({ force: true }).catch(() => {})))
+  for (const e of ENGINES) {
+    const client = new Docker({ socketPath: e.socket })
+    const left = await client.listContainers({ all: true, filters: { label: [`trex.jobdir`] } }).catch(() => [])
+    await Promise.all(left.filter((c) => c.Labels["trex.jobdir"]?.startsWith(root)).map((c) => client.getContainer(c.Id).remove({ force: true }).catch(() => {})))
+  }
   Fs.rmSync(root, { recursive: true, force: true })
 })
 
@@ -37,25 +45,29 @@ const service = (args: ReadonlyArray<string>) =>
     catch: (e) => new Error(`start-docker.sh ${args.join(" ")} failed (it needs root): ${String(e)}`)
   }).pipe(Effect.orDie)
 
-const engineUp = Effect.tryPromise({
-  try: () => engine.ping(),
-  catch: (e) =>
-    new Error(`no Docker engine on ${SOCKET} (${String(e)}): run \`sudo scripts/services/start-all.sh docker\` first`)
-}).pipe(Effect.orDie)
+const upOn = (e: TestEngine) =>
+  Effect.tryPromise({
+    try: () => new Docker({ socketPath: e.socket }).ping(),
+    catch: (err) =>
+      new Error(`no ${e.name} engine on ${e.socket} (${String(err)}): run \`sudo scripts/services/start-all.sh ${e.name}\` (or ${e.script}) first`)
+  }).pipe(Effect.orDie)
+const engineUp = upOn(DOCKER)
 
-const spec = (script: string, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
+const specOn = (e: TestEngine) => (script: string, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
   name: "t",
   argv: ["sh", "-c", script],
-  image: IMAGE,
+  image: e.image,
   env: {},
   files: [],
   resources: { gpus: 0, cpus: 1 },
   labels: { run, node: `n${++counter}` },
   ...extra
 })
+const spec = specOn(DOCKER)
 
-const backendWith = (config: Partial<DockerBackend.Config> = {}) =>
-  Effect.andThen(engineUp, DockerBackend.make({ root, socketPath: SOCKET, ...config }))
+const backendOn = (e: TestEngine) => (config: Partial<DockerBackend.Config> = {}) =>
+  Effect.andThen(upOn(e), DockerBackend.make({ root, socketPath: e.socket, ...config }))
+const backendWith = backendOn(DOCKER)
 
 const collect = (backend: Backend.BackendShape, s: Backend.JobSpec) =>
   Effect.gen(function*() {
@@ -69,153 +81,220 @@ const collect = (backend: Backend.BackendShape, s: Backend.JobSpec) =>
 /** The test sshd of scripts/services/start-sshd.sh (its SSH_PORT, which start-all.sh reports as TREX_TEST_SSH_PORT). */
 const sshPort = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)
 
-describe("DockerBackend conformance", () => {
-  const config = { root: Path.join(root, "conformance"), socketPath: SOCKET, slots: 2, stopGraceSeconds: 2 }
-  const cases = BackendConformance.cases({
-    command: (_, script) => ({ argv: ["sh", script], image: IMAGE }),
-    // a SIGKILL is a crash here: the engine says when the kernel's OOM killer struck (tested below)
-    supportsOom: false,
-    fresh: DockerBackend.make(config)
+// One test body for each engine that is up: Docker Engine, and Podman's Docker-compatible API.
+for (const e of ENGINES) {
+  const engine = new Docker({ socketPath: e.socket })
+  const spec = specOn(e)
+  const backendWith = backendOn(e)
+
+  describe(`DockerBackend conformance on ${e.name}`, () => {
+    const config = { root: Path.join(root, `conformance-${e.name}`), socketPath: e.socket, slots: 2, stopGraceSeconds: 2 }
+    const cases = BackendConformance.cases({
+      command: (_, script) => ({ argv: ["sh", script], image: e.image }),
+      // a SIGKILL is a crash here: the engine says when the kernel's OOM killer struck (tested below)
+      supportsOom: false,
+      fresh: DockerBackend.make(config)
+    })
+    for (const c of cases) {
+      it.live(c.name, () => upOn(e).pipe(Effect.andThen(c.run), Effect.provide(DockerBackend.layer(config))))
+    }
   })
-  for (const c of cases) {
-    it.live(c.name, () => engineUp.pipe(Effect.andThen(c.run), Effect.provide(DockerBackend.layer(config))))
-  }
-})
 
-describe("DockerBackend", () => {
-  it.live("runs a job: logs, TREX_METRIC lines, metrics.jsonl, result.json, secrets in env, then removes the container", () =>
-    Effect.gen(function*() {
-      const backend = yield* backendWith()
-      const script = [
-        `echo hello; echo oops >&2`,
-        `echo 'TREX_METRIC {"step":1,"split":"train","name":"loss","value":0.5}'`,
-        `echo 'TREX_PROGRESS {"fraction":0.5}'`,
-        `echo '{"step":2,"split":"eval","name":"acc","value":0.75}' >> "$TREX_JOB_DIR/metrics.jsonl"`,
-        `cat "$TREX_JOB_DIR/strategy.json"; echo; echo "secret=$API_KEY"`,
-        `echo '{"metrics":{"acc":0.75},"primary":0.75}' > "$TREX_JOB_DIR/result.json"`,
-        // long enough to measure: Docker may record a container of a few ms as finishing before it started
-        `sleep 0.5`
-      ].join("; ")
-      const s = spec(script, {
-        env: { API_KEY: Redacted.make("s3cr3t"), PLAIN: "x" },
-        files: [{ path: "strategy.json", content: `{"lr":0.1}` }]
-      })
-      const { events, exit, ref } = yield* collect(backend, s)
-      const logs = events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
-      assert.includeMembers(logs, ["stdout:hello", "stderr:oops", `stdout:{"lr":0.1}`, "stdout:secret=s3cr3t"])
-      const metrics = events.flatMap((e) => (e._tag === "Metric" ? [`${e.point.name}@${e.point.step}=${e.point.value}`] : []))
-      assert.sameMembers(metrics, ["loss@1=0.5", "acc@2=0.75"])
-      assert.isTrue(events.some((e) => e._tag === "Progress" && e.fraction === 0.5))
-      assert.strictEqual(exit.outcome, "Succeeded")
-      assert.deepStrictEqual(exit.result, { metrics: { acc: 0.75 }, primary: 0.75 })
-      assert.strictEqual(exit.exitCode, 0)
-      assert.isAtLeast(exit.wallSeconds, 0.4, "the container's own run time")
-      const gone = yield* Effect.promise(() => engine.getContainer(ref.id).inspect().then(() => false, () => true))
-      assert.isTrue(gone, "container removed after its exit was read")
-      // watching again yields the exit at once
-      const again = yield* Stream.runCollect(backend.watch(ref))
-      assert.deepStrictEqual(again.map((e) => e._tag), ["Exit"])
-    }))
+  describe(`DockerBackend on ${e.name}`, () => {
+    it.live("runs a job: logs, TREX_METRIC lines, metrics.jsonl, result.json, secrets in env, then removes the container", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith()
+        const script = [
+          `echo hello; echo oops >&2`,
+          `echo 'TREX_METRIC {"step":1,"split":"train","name":"loss","value":0.5}'`,
+          `echo 'TREX_PROGRESS {"fraction":0.5}'`,
+          `echo '{"step":2,"split":"eval","name":"acc","value":0.75}' >> "$TREX_JOB_DIR/metrics.jsonl"`,
+          `cat "$TREX_JOB_DIR/strategy.json"; echo; echo "secret=$API_KEY"`,
+          `echo '{"metrics":{"acc":0.75},"primary":0.75}' > "$TREX_JOB_DIR/result.json"`,
+          // long enough to measure: Docker may record a container of a few ms as finishing before it started
+          `sleep 0.5`
+        ].join("; ")
+        const s = spec(script, {
+          env: { API_KEY: Redacted.make("s3cr3t"), PLAIN: "x" },
+          files: [{ path: "strategy.json", content: `{"lr":0.1}` }]
+        })
+        const { events, exit, ref } = yield* collect(backend, s)
+        const logs = events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
+        assert.includeMembers(logs, ["stdout:hello", "stderr:oops", `stdout:{"lr":0.1}`, "stdout:secret=s3cr3t"])
+        const metrics = events.flatMap((e) => (e._tag === "Metric" ? [`${e.point.name}@${e.point.step}=${e.point.value}`] : []))
+        assert.sameMembers(metrics, ["loss@1=0.5", "acc@2=0.75"])
+        assert.isTrue(events.some((e) => e._tag === "Progress" && e.fraction === 0.5))
+        assert.strictEqual(exit.outcome, "Succeeded")
+        assert.deepStrictEqual(exit.result, { metrics: { acc: 0.75 }, primary: 0.75 })
+        assert.strictEqual(exit.exitCode, 0)
+        assert.isAtLeast(exit.wallSeconds, 0.4, "the container's own run time")
+        const gone = yield* Effect.promise(() => engine.getContainer(ref.id).inspect().then(() => false, () => true))
+        assert.isTrue(gone, "container removed after its exit was read")
+        // watching again yields the exit at once
+        const again = yield* Stream.runCollect(backend.watch(ref))
+        assert.deepStrictEqual(again.map((e) => e._tag), ["Exit"])
+      }))
 
-  it.live("a non-zero exit is a Crash with its code; a missing result.json is explained", () =>
-    Effect.gen(function*() {
-      const backend = yield* backendWith()
-      const { exit } = yield* collect(backend, spec("echo bad; exit 3"))
-      assert.strictEqual(exit.outcome, "Failed")
-      assert.strictEqual(exit.failureKind, "Crash")
-      assert.strictEqual(exit.exitCode, 3)
-      assert.strictEqual(exit.resultError, "the job wrote no result.json")
-      assert.include(exit.logTail, "bad")
-    }))
+    it.live("a non-zero exit is a Crash with its code; a missing result.json is explained", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith()
+        const { exit } = yield* collect(backend, spec("echo bad; exit 3"))
+        assert.strictEqual(exit.outcome, "Failed")
+        assert.strictEqual(exit.failureKind, "Crash")
+        assert.strictEqual(exit.exitCode, 3)
+        assert.strictEqual(exit.resultError, "the job wrote no result.json")
+        assert.include(exit.logTail, "bad")
+      }))
 
-  it.live("a result.json over 64 MB is not read: the exit says how big it is", () =>
-    Effect.gen(function*() {
-      const backend = yield* backendWith()
-      const { exit } = yield* collect(backend, spec(`{ printf '{"metrics":{"score":0.8},"summary":"'; head -c 70000000 /dev/zero | tr '\\0' z; printf '"}'; } > result.json`))
-      assert.strictEqual(exit.outcome, "Succeeded")
-      assert.isUndefined(exit.result)
-      assert.strictEqual(
-        exit.resultError,
-        "result.json is 67 MB, more than the 64 MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)"
-      )
-    }))
+    it.live("a result.json over 64 MB is not read: the exit says how big it is", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith()
+        const { exit } = yield* collect(backend, spec(`{ printf '{"metrics":{"score":0.8},"summary":"'; head -c 70000000 /dev/zero | tr '\\0' z; printf '"}'; } > result.json`))
+        assert.strictEqual(exit.outcome, "Succeeded")
+        assert.isUndefined(exit.result)
+        assert.strictEqual(
+          exit.resultError,
+          "result.json is 67 MB, more than the 64 MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)"
+        )
+      }))
 
-  it.live("a log of tens of megabytes reaches a slow consumer in bounded chunks: every line and metric in order, \\r as shown, the right tail", () =>
-    Effect.gen(function*() {
-      const backend = yield* backendWith()
-      // ~20 MB of log and ~5 MB of metrics.jsonl (more than a slice of it, 4 MiB), at once
-      const metrics = 80_000
-      const script = [
-        `awk 'BEGIN { for (i = 0; i < ${metrics}; i++) printf "{\\"step\\":%d,\\"split\\":\\"train\\",\\"name\\":\\"loss\\",\\"value\\":0.5}\\n", i }' > "$TREX_JOB_DIR/metrics.jsonl"`,
-        ...loudScript
-      ].join("; ")
-      const ref = yield* backend.submit(spec(script))
-      const { events } = yield* checkLoudWatch(backend.watch(ref))
-      const steps = events.flatMap((e) => (e._tag === "Metric" ? [e.point.step] : []))
-      assert.strictEqual(steps.length, metrics)
-      assert.isTrue(steps.every((step, i) => step === i))
-    }))
+    it.live("a log of tens of megabytes reaches a slow consumer in bounded chunks: every line and metric in order, \\r as shown, the right tail", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith()
+        // ~20 MB of log and ~5 MB of metrics.jsonl (more than a slice of it, 4 MiB), at once
+        const metrics = 80_000
+        const script = [
+          `awk 'BEGIN { for (i = 0; i < ${metrics}; i++) printf "{\\"step\\":%d,\\"split\\":\\"train\\",\\"name\\":\\"loss\\",\\"value\\":0.5}\\n", i }' > "$TREX_JOB_DIR/metrics.jsonl"`,
+          ...loudScript
+        ].join("; ")
+        const ref = yield* backend.submit(spec(script))
+        const { events } = yield* checkLoudWatch(backend.watch(ref))
+        const steps = events.flatMap((e) => (e._tag === "Metric" ? [e.point.step] : []))
+        assert.strictEqual(steps.length, metrics)
+        assert.isTrue(steps.every((step, i) => step === i))
+      }))
 
-  it.live("the time limit kills the container: Timeout", () =>
-    Effect.gen(function*() {
-      const backend = yield* backendWith({ stopGraceSeconds: 1 })
-      const { exit } = yield* collect(backend, spec("echo start; sleep 60; echo slept-to-the-end", { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 1 } }))
-      assert.strictEqual(exit.failureKind, "Timeout")
-      assert.include(exit.logTail, "start")
-      assert.notInclude(exit.logTail, "slept-to-the-end", "killed before the end")
-    }))
+    it.live("the time limit kills the container: Timeout", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith({ stopGraceSeconds: 1 })
+        const { exit } = yield* collect(backend, spec("echo start; sleep 60; echo slept-to-the-end", { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 1 } }))
+        assert.strictEqual(exit.failureKind, "Timeout")
+        assert.include(exit.logTail, "start")
+        assert.notInclude(exit.logTail, "slept-to-the-end", "killed before the end")
+      }))
 
-  it.live("a memory limit that is exceeded is an OOM", () =>
-    Effect.gen(function*() {
-      const backend = yield* backendWith()
-      const { exit } = yield* collect(
-        backend,
-        spec(`x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived`, { resources: { gpus: 0, cpus: 1, memoryMb: 16 } })
-      )
-      assert.strictEqual(exit.failureKind, "OOM", JSON.stringify(exit))
-    }))
+    it.live("a memory limit that is exceeded is an OOM", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith()
+        const { exit } = yield* collect(
+          backend,
+          spec(`x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived`, { resources: { gpus: 0, cpus: 1, memoryMb: 16 } })
+        )
+        assert.strictEqual(exit.failureKind, "OOM", JSON.stringify(exit))
+      }))
 
-  it.live("cancel stops a running job: Cancelled; list(run) finds kept containers by label", () =>
-    Effect.gen(function*() {
-      const backend = yield* backendWith({ keep: true, stopGraceSeconds: 1 })
-      const s = spec("trap 'exit 143' TERM; echo up; while true; do sleep 0.1; done")
-      const ref = yield* backend.submit(s)
-      const listed = yield* backend.list(run)
-      const mine = listed.find((j) => j.ref.id === ref.id)
-      assert.deepStrictEqual(mine?.labels, s.labels)
-      assert.strictEqual(mine?.state, "Running")
-      // a second controller (a new backend) reattaches and sees the cancellation
-      const other = yield* backendWith({ keep: true })
-      const up = yield* Deferred.make<void>()
-      const fiber = yield* Stream.runCollect(other.watch(ref).pipe(Stream.tap((e) => (e._tag === "Log" && e.line === "up" ? Deferred.succeed(up, undefined) : Effect.void))))
-        .pipe(Effect.forkChild)
-      yield* Deferred.await(up) // the second controller watches, and the job runs
-      yield* backend.cancel(ref)
-      const events = yield* Fiber.join(fiber)
-      const exit = events.at(-1) as Backend.JobExit
-      assert.strictEqual(exit.outcome, "Cancelled")
-      assert.include(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), "up")
-      const after = (yield* backend.list(run)).find((j) => j.ref.id === ref.id)
-      assert.strictEqual(after?.state, "Finished")
-      // a third controller finds the kept, finished container: its exit at once, with the log tail
-      const third = yield* backendWith({ keep: true })
-      const late = yield* Stream.runCollect(third.watch(ref))
-      assert.deepStrictEqual(late.map((e) => e._tag), ["Exit"])
-      assert.strictEqual((late[0] as Backend.JobExit).outcome, "Cancelled")
-      assert.include((late[0] as Backend.JobExit).logTail, "up")
-      yield* Effect.promise(() => engine.getContainer(ref.id).remove({ force: true }))
-    }))
+    it.live("cancel stops a running job: Cancelled; list(run) finds kept containers by label", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith({ keep: true, stopGraceSeconds: 1 })
+        const s = spec("trap 'exit 143' TERM; echo up; while true; do sleep 0.1; done")
+        const ref = yield* backend.submit(s)
+        const listed = yield* backend.list(run)
+        const mine = listed.find((j) => j.ref.id === ref.id)
+        assert.deepStrictEqual(mine?.labels, s.labels)
+        assert.strictEqual(mine?.state, "Running")
+        // a second controller (a new backend) reattaches and sees the cancellation
+        const other = yield* backendWith({ keep: true })
+        const up = yield* Deferred.make<void>()
+        const fiber = yield* Stream.runCollect(other.watch(ref).pipe(Stream.tap((e) => (e._tag === "Log" && e.line === "up" ? Deferred.succeed(up, undefined) : Effect.void))))
+          .pipe(Effect.forkChild)
+        yield* Deferred.await(up) // the second controller watches, and the job runs
+        yield* backend.cancel(ref)
+        const events = yield* Fiber.join(fiber)
+        const exit = events.at(-1) as Backend.JobExit
+        assert.strictEqual(exit.outcome, "Cancelled")
+        assert.include(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), "up")
+        const after = (yield* backend.list(run)).find((j) => j.ref.id === ref.id)
+        assert.strictEqual(after?.state, "Finished")
+        // a third controller finds the kept, finished container: its exit at once, with the log tail
+        const third = yield* backendWith({ keep: true })
+        const late = yield* Stream.runCollect(third.watch(ref))
+        assert.deepStrictEqual(late.map((e) => e._tag), ["Exit"])
+        assert.strictEqual((late[0] as Backend.JobExit).outcome, "Cancelled")
+        assert.include((late[0] as Backend.JobExit).logTail, "up")
+        yield* Effect.promise(() => engine.getContainer(ref.id).remove({ force: true }))
+      }))
 
-  it.live("the engine's refusal of GPUs is a clear, non-retryable BackendError", () =>
-    Effect.gen(function*() {
-      const backend = yield* backendWith()
-      const error = yield* backend.submit(spec("true", { resources: { gpus: 1, cpus: 1 } })).pipe(Effect.flip)
-      assert.strictEqual(error._tag, "BackendError")
-      assert.isFalse(error.retryable)
-      assert.match(error.message, /could not give the container GPUs.*could not select device driver/s)
-      assert.include(error.message, "NVIDIA Container Toolkit")
-    }))
+    it.live("a GPU job the engine cannot give GPUs is a clear, non-retryable BackendError (Podman would run it on none)", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith()
+        const s = spec("true", { resources: { gpus: 1, cpus: 1 } })
+        const error = yield* backend.submit(s).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "BackendError")
+        assert.isFalse(error.retryable)
+        if (e.name === "docker") {
+          assert.match(error.message, /could not give the container GPUs.*could not select device driver/s)
+        } else {
+          // Podman's API takes the DeviceRequest and ignores it: refused before a container is made
+          assert.match(error.message, /engine is Podman \d.*ignores it: the job would run on no GPU/s)
+          const made = yield* Effect.promise(() => engine.listContainers({ all: true, filters: { label: [`trex.node=${s.labels.node}`] } }))
+          assert.deepStrictEqual(made, [])
+        }
+        assert.include(error.message, "NVIDIA Container Toolkit")
+      }))
 
+    it.live("an image that is not on the engine and cannot be pulled is a clear BackendError with the engine's reason", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith({ retryFor: "1 second" })
+        const error = yield* backend.submit(spec("true", { image: "local/no-such-image:latest" })).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "BackendError")
+        assert.include(error.message, "image local/no-such-image:latest is not on the engine and cannot be pulled: ")
+        // the registry's answer (none is reachable here), not the create's second "no such image"
+        assert.notMatch(error.message, /cannot be pulled: .*(no such image|image not known)/)
+      }))
+
+    it.live("capacity counts running trex containers", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendWith({ gpus: ["0", "1"] })
+        const c = yield* backend.capacity
+        assert.strictEqual(c.gpus, 2)
+        assert.isAtLeast(c.slots, 1)
+      }))
+  })
+}
+
+const PODMAN = ENGINES.find((e) => e.name === "podman")
+if (PODMAN !== undefined) {
+  const spec = specOn(PODMAN)
+  /** Run scripts/services/start-podman.sh (needs root, as in CI). */
+  const podmanService = (args: ReadonlyArray<string>) =>
+    Effect.tryPromise({
+      try: () => execFileAsync(Path.join(import.meta.dirname, "../../../scripts/services/start-podman.sh"), [...args]),
+      catch: (e) => new Error(`start-podman.sh ${args.join(" ")} failed (it needs root): ${String(e)}`)
+    }).pipe(Effect.orDie)
+
+  describe("DockerBackend on podman only", () => {
+    it.live("a Podman service that stops mid-run leaves the job running: the watch waits, then reads every line once and the exit", () =>
+      Effect.gen(function*() {
+        const backend = yield* backendOn(PODMAN)({ retryFor: "60 seconds" })
+        const ref = yield* backend.submit(spec(`echo up; i=0; while [ $i -lt 30 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done`))
+        const up = yield* Deferred.make<void>()
+        const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => (e._tag === "Log" && e.line === "up" ? Deferred.succeed(up, undefined) : Effect.void))))
+          .pipe(Effect.forkChild)
+        yield* Deferred.await(up)
+        // unlike dockerd, the service is no parent of the containers (conmon is): they run on without it
+        yield* podmanService(["stop"])
+        yield* Effect.sleep("1500 millis")
+        yield* podmanService([])
+        const events = yield* Fiber.join(fiber)
+        const exit = events.at(-1) as Backend.JobExit
+        assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+        const lines = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
+        assert.deepStrictEqual(lines, ["up", ...Array.from({ length: 30 }, (_, i) => `tick ${i}`)])
+      }), 60_000)
+  })
+}
+
+describe("DockerBackend on docker only", () => {
   it.live("an unreachable daemon is retried, then reported as a retryable BackendError", () =>
     Effect.gen(function*() {
       const backend = yield* DockerBackend.make({ root, socketPath: Path.join(root, "no-such.sock"), retryFor: "1 second", slots: 1 })
@@ -357,14 +436,6 @@ describe("DockerBackend", () => {
       assert.isFalse(error.retryable)
       assert.include(error.message, "NVIDIA Container Toolkit")
     }), 60_000)
-
-  it.live("capacity counts running trex containers", () =>
-    Effect.gen(function*() {
-      const backend = yield* backendWith({ gpus: ["0", "1"] })
-      const c = yield* backend.capacity
-      assert.strictEqual(c.gpus, 2)
-      assert.isAtLeast(c.slots, 1)
-    }))
 })
 
 describe("DockerBackend.containerConfig", () => {
@@ -408,5 +479,29 @@ describe("DockerBackend.containerConfig", () => {
     assert.include(c.Env ?? [], "HF_TOKEN=hf_secret")
     assert.notInclude(JSON.stringify(c.Labels), "hf_secret")
     assert.notInclude(JSON.stringify({ ...c, Env: [] }), "hf_secret")
+  })
+})
+
+describe("DockerBackend's engine differences, pure", () => {
+  it("a log read again from a whole second skips the entries of that second an earlier read took", () => {
+    const cursor = new Spec.LogCursor()
+    const frame = (t: string, text: string) => Buffer.from(`${t} ${text}`)
+    const read = (frames: ReadonlyArray<Buffer>) => frames.flatMap((f) => cursor.take(f)?.toString() ?? [])
+    assert.isUndefined(cursor.begin())
+    assert.deepStrictEqual(read([frame("2026-12-05T03:00:00Z", "a"), frame("2026-12-05T03:00:01Z", "b"), frame("2026-12-05T03:00:01Z", "c")]), ["a", "b", "c"])
+    // the engine gives all of second :01 again, and what came since
+    assert.strictEqual(cursor.begin(), Date.parse("2026-12-05T03:00:01Z") / 1000)
+    assert.deepStrictEqual(read([frame("2026-12-05T03:00:01Z", "b"), frame("2026-12-05T03:00:01Z", "c"), frame("2026-12-05T03:00:01Z", "d"), frame("2026-12-05T03:00:02.5Z", "e")]), ["d", "e"])
+    assert.strictEqual(cursor.begin(), Date.parse("2026-12-05T03:00:02Z") / 1000)
+    assert.deepStrictEqual(read([frame("2026-12-05T03:00:02.5Z", "e"), frame("2026-12-05T03:00:02.7Z", "f")]), ["f"])
+  })
+
+  it("names the engine from its version, and explains a Podman without an init binary", () => {
+    assert.strictEqual(Spec.engineKind({ Components: [{ Name: "Podman Engine" }, { Name: "Conmon" }] }), "podman")
+    assert.strictEqual(Spec.engineKind({ Components: [{ Name: "Engine" }, { Name: "containerd" }] }), "docker")
+    const why = Spec.explainStartError("container create: container-init binary not found on the host: stat /usr/libexec/podman/catatonit: no such file or directory")
+    assert.include(why ?? "", "install catatonit")
+    assert.include(why ?? "", "init: false")
+    assert.isUndefined(Spec.explainStartError("no space left on device"))
   })
 })

@@ -162,6 +162,66 @@ export const explainGpuError = (message: string): string | undefined =>
       `Docker host and restart dockerd (see docs/backends.md), or run the trial with resources.gpus = 0.`
     : undefined
 
+/** A readable explanation for an engine's refusal to create or start a job's container, when there is one. */
+export const explainStartError = (message: string): string | undefined =>
+  explainGpuError(message) ??
+    (/container-init binary not found|catatonit/i.test(message)
+      ? `Podman has no init binary for the container (${message.trim()}); the backend runs one as PID 1 (init: true) so ` +
+        `that a cancelled job gets SIGTERM. Install catatonit on the engine's host (apt-get install catatonit, ` +
+        `dnf install catatonit), or set the backend's init: false (see docs/backends.md, Podman).`
+      : undefined)
+
+/** Which engine answers the Docker API: Podman's compatible API differs in a few ways the backend works around. */
+export type EngineKind = "docker" | "podman"
+
+/** The engine of a `GET /version` answer (Podman names itself among the components). */
+export const engineKind = (version: { readonly Components?: ReadonlyArray<{ readonly Name?: string }> | null }): EngineKind =>
+  (version.Components ?? []).some((c) => /podman/i.test(c.Name ?? "")) ? "podman" : "docker"
+
+/** Why a GPU job is refused on Podman: its Docker API takes `DeviceRequests` and ignores them. */
+export const podmanGpuRefusal = (gpus: number, version: string): string =>
+  `the job needs ${gpus} GPU${gpus === 1 ? "" : "s"}, but the engine is Podman ${version}, whose Docker-compatible API ` +
+  `accepts a GPU request (DeviceRequests) and ignores it: the job would run on no GPU. Run GPU trials on Docker Engine ` +
+  `with the NVIDIA Container Toolkit (or the SSH or Slurm backend), or set resources.gpus = 0 for a trial that needs ` +
+  `none (see docs/backends.md, Podman).`
+
+/**
+ * Where the next read of a container's log begins, for an engine whose followed log cannot be trusted (Podman 4's
+ * drops entries under load). Each read asks for the entries `since` a whole second, with timestamps: an engine
+ * gives every entry of that second again (Podman's timestamps have whole seconds), and the ones an earlier read
+ * took are skipped by count. Entries are the engine's frames, in the order of its log file.
+ */
+export class LogCursor {
+  private second = 0
+  private taken = 0
+  private skip = 0
+  /** The `since` of the next read (undefined: from the start); call once before each read. */
+  begin(): number | undefined {
+    this.skip = this.taken
+    return this.second === 0 ? undefined : this.second
+  }
+  /** A timestamped frame of the read: its data without the timestamp, or undefined when an earlier read took it. */
+  take(data: Buffer): Buffer | undefined {
+    const space = data.indexOf(0x20)
+    const at = Date.parse(data.subarray(0, Math.max(0, space)).toString("latin1"))
+    if (space < 0 || !Number.isFinite(at)) return data
+    const second = Math.floor(at / 1000)
+    if (second < this.second) return undefined
+    if (second === this.second) {
+      if (this.skip > 0) {
+        this.skip--
+        return undefined
+      }
+      this.taken++
+    } else {
+      this.second = second
+      this.taken = 1
+      this.skip = 0
+    }
+    return data.subarray(space + 1)
+  }
+}
+
 const signalName = (code: number): string | undefined => {
   if (code <= 128) return undefined
   const n = code - 128
