@@ -70,8 +70,8 @@ const NAME = "docker"
 const QUEUE_POLL = "250 millis"
 const NODE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 const METRICS_POLL = "250 millis"
-/** Between reads of a container's log on an engine whose followed log drops lines (Podman). */
-const LOG_POLL = "250 millis"
+/** Between reads of a container's log on an engine whose followed log drops lines (Podman), at least. */
+const LOG_POLL_MS = 250
 /** At most this many bytes of `metrics.jsonl` are read a step. */
 const READ_CHUNK = 4 << 20
 
@@ -465,10 +465,12 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     )
 
   /**
-   * Podman's followed log drops entries when a job prints fast (4.3: 60,000 to 170,000 of 200,000 lines arrive), and
+   * Podman's followed log drops entries when a job prints fast (4.3: 20,000 to 170,000 of 200,000 lines arrive), and
    * ends early when the container exits; a log that is not followed is whole. So on Podman the log is read again
-   * every {@link LOG_POLL}, each read from where the last one ended ({@link Spec.LogCursor}), until a read that
+   * every {@link LOG_POLL_MS} ms or more, each read from where the last one ended ({@link Spec.LogCursor}), until a read that
    * began after the container exited. The lines are split across reads (an entry may hold part of a line).
+   * Podman finds the entries of a `since` by parsing its log file from the start (5 s for 2,000,000 lines), so the
+   * wait after a read is at least as long as the read took: the service spends at most half its time on one watch.
    */
   const pollLogs = (id: string, emit: Emit, tail: JobProtocol.Tail) =>
     Effect.gen(function*() {
@@ -476,6 +478,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       const splitters = { stdout: new JobProtocol.LineSplitter(), stderr: new JobProtocol.LineSplitter() }
       const lines = (s: "stdout" | "stderr", ls: ReadonlyArray<string>) => Effect.forEach(ls, (l) => logLine(emit, tail, s, l), { discard: true })
       while (true) {
+        const began = Date.now()
         const info = yield* inspect(id)
         const done = ["exited", "dead"].includes(info.State.Status)
         if (info.State.Status !== "created") {
@@ -499,7 +502,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
           )
         }
         if (done) break
-        yield* Effect.sleep(LOG_POLL)
+        yield* Effect.sleep(Duration.millis(Math.max(LOG_POLL_MS, Date.now() - began)))
       }
       yield* Effect.forEach(["stdout", "stderr"] as const, (s) => lines(s, splitters[s].end()), { discard: true })
     })
