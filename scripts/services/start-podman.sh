@@ -36,6 +36,10 @@ fi
 apt_install podman catatonit busybox-static curl
 
 mkdir -p /etc/containers /run/podman
+# conmon (2.1.6) writes its `oom` marker into the working directory of whoever started the container (the service),
+# not where Podman reads it (so State.OOMKilled stays false): start everything from a directory of its own, not the
+# caller's (a repository, where empty `oom` files would appear)
+cd /run/podman
 want='[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 netns = "none"
@@ -66,9 +70,8 @@ ping_ok() { curl -sf --max-time 2 --unix-socket $SOCK http://d/_ping 2>/dev/null
 if ! ping_ok; then
   log "starting podman system service on $SOCK"
   rm -f $SOCK
-  # conmon (2.1.6) writes its `oom` marker into the service's working directory, not where Podman reads it
-  # (so State.OOMKilled stays false): run the service from its own directory, not the caller's (a repository)
-  (cd /run/podman && setsid nohup $PODMAN system service --time=0 unix://$SOCK >>$LOG 2>&1 < /dev/null & echo $! > $PIDFILE)
+  setsid nohup $PODMAN system service --time=0 unix://$SOCK >>$LOG 2>&1 < /dev/null &
+  echo $! > $PIDFILE
   wait_for 20 ping_ok || { log "podman system service did not answer; tail of $LOG:"; tail -30 $LOG >&2; exit 1; }
 fi
 log "podman up: $(curl -s --unix-socket $SOCK http://d/version | sed -n 's/.*"Version":"\([^"]*\)","ApiVersion":"\([^"]*\)".*/\1 API \2/p' | head -1)"

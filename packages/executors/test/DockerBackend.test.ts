@@ -283,6 +283,8 @@ if (PODMAN !== undefined) {
         yield* Deferred.await(up)
         // unlike dockerd, the service is no parent of the containers (conmon is): they run on without it
         yield* podmanService(["stop"])
+        const down = yield* Effect.promise(() => new Docker({ socketPath: PODMAN.socket }).ping().then(() => false, () => true))
+        assert.isTrue(down, "the service is stopped")
         yield* Effect.sleep("1500 millis")
         yield* podmanService([])
         const events = yield* Fiber.join(fiber)
