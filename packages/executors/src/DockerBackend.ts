@@ -192,14 +192,44 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   yield* Effect.try({ try: () => Fs.mkdirSync(root, { recursive: true }), catch: (e) => fail("make", `cannot create ${root}: ${String(e)}`) })
 
-  /** The engine behind the API, asked once: Podman's compatible API ignores GPU requests and drops followed log lines. */
-  let engine: { readonly kind: Spec.EngineKind; readonly version: string } | undefined
-  const engineOf = (operation: string) =>
+  /**
+   * The engine behind the API, asked once: Podman's compatible API ignores GPU requests, drops followed log lines,
+   * and (without cgroup controllers) ignores limits; its own API says which controllers it has.
+   */
+  interface Engine {
+    readonly kind: Spec.EngineKind
+    readonly version: string
+    readonly podman?: Spec.PodmanHost
+  }
+  let engine: Engine | undefined
+  const podmanHost = (version: string) =>
+    Effect.tryPromise(() =>
+      new Promise<unknown>((resolve, reject) =>
+        docker.modem.dial({ path: `/v${version}/libpod/info?`, method: "GET", statusCodes: { 200: true }, options: {} }, (err: Error | null, data: unknown) =>
+          err !== null ? reject(err) : resolve(data))
+      )
+    ).pipe(
+      Effect.map((info): Spec.PodmanHost | undefined => {
+        const host = (info as { host?: { security?: { rootless?: boolean }; cgroupVersion?: string; cgroupControllers?: ReadonlyArray<string> | null } }).host
+        return host === undefined ? undefined : { rootless: host.security?.rootless === true, cgroupVersion: host.cgroupVersion ?? "?", controllers: host.cgroupControllers ?? [] }
+      }),
+      // an older Podman without this endpoint: its limits are taken to hold, as Docker's are
+      Effect.orElseSucceed(() => undefined)
+    )
+  const engineOf = (operation: string): Effect.Effect<Engine, Errors.BackendError> =>
     Effect.suspend(() =>
       engine !== undefined
         ? Effect.succeed(engine)
-        : call(operation, () => docker.version()).pipe(Effect.map((v) => (engine = { kind: Spec.engineKind(v), version: v.Version })))
+        : call(operation, () => docker.version()).pipe(
+          Effect.flatMap((v): Effect.Effect<Engine> => {
+            const kind = Spec.engineKind(v)
+            return kind === "docker" ? Effect.succeed({ kind, version: v.Version }) : Effect.map(podmanHost(v.Version), (h) => ({ kind, version: v.Version, ...(h !== undefined ? { podman: h } : {}) }))
+          }),
+          Effect.tap((e) => Effect.sync(() => (engine = e)))
+        )
     )
+  /** Warnings of limits Podman ignores, each said once. */
+  const warned = new Set<string>()
 
   const running = (run?: string) =>
     call("list", () =>
@@ -281,9 +311,13 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     if (gpuPool.length > 0 && spec.resources.gpus > gpuPool.length) {
       return yield* fail("submit", `the job needs ${spec.resources.gpus} GPUs; this backend has ${gpuPool.length}`)
     }
-    if (spec.resources.gpus > 0) {
-      const e = yield* engineOf("submit")
-      if (e.kind === "podman") return yield* fail("submit", Spec.podmanGpuRefusal(spec.resources.gpus, e.version))
+    const e = yield* engineOf("submit")
+    if (e.kind === "podman" && spec.resources.gpus > 0) return yield* fail("submit", Spec.podmanGpuRefusal(spec.resources.gpus, e.version))
+    const unlimited = e.podman !== undefined ? Spec.podmanLimitWarning(e.version, e.podman, spec.resources) : undefined
+    if (unlimited !== undefined && !warned.has(unlimited)) {
+      // the job itself runs right, only unlimited: said, not refused
+      warned.add(unlimited)
+      yield* Effect.logWarning(`DockerBackend: ${unlimited}`)
     }
     const jobDir = Path.join(root, spec.labels.node)
     yield* Effect.try({

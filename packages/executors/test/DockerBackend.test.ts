@@ -506,4 +506,17 @@ describe("DockerBackend's engine differences, pure", () => {
     assert.include(why ?? "", "init: false")
     assert.isUndefined(Spec.explainStartError("no space left on device"))
   })
+
+  it("says when Podman would ignore a job's limits: no cgroup controllers (rootless on cgroup v1, or v2 undelegated)", () => {
+    // what /libpod/info said of this machine's rootless Podman, and of its rootful one
+    const rootless = { rootless: true, cgroupVersion: "v1", controllers: [] }
+    const rootful = { rootless: false, cgroupVersion: "v1", controllers: ["cpuset", "cpu", "cpuacct", "blkio", "memory", "devices", "freezer", "pids"] }
+    const why = Spec.podmanLimitWarning("4.3.1", rootless, { cpus: 1, memoryMb: 16 })
+    assert.include(why ?? "", "Podman 4.3.1, rootless, on cgroup v1 with no cgroup controller")
+    assert.include(why ?? "", "ignores a job's memory limit and CPU limit")
+    assert.include(why ?? "", "Run rootful Podman")
+    assert.include(Spec.podmanLimitWarning("4.3.1", { ...rootless, cgroupVersion: "v2", controllers: ["cpu", "pids"] }, { cpus: 1, memoryMb: 16 }) ?? "", "ignores a job's memory limit,")
+    assert.isUndefined(Spec.podmanLimitWarning("4.3.1", rootful, { cpus: 1, memoryMb: 16 }))
+    assert.isUndefined(Spec.podmanLimitWarning("4.3.1", rootless, { cpus: 0 }))
+  })
 })

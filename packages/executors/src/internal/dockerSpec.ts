@@ -185,6 +185,29 @@ export const podmanGpuRefusal = (gpus: number, version: string): string =>
   `with the NVIDIA Container Toolkit (or the SSH or Slurm backend), or set resources.gpus = 0 for a trial that needs ` +
   `none (see docs/backends.md, Podman).`
 
+/** What Podman's own API (`/libpod/info`) says of the host: the cgroup controllers its containers can be limited by. */
+export interface PodmanHost {
+  readonly rootless: boolean
+  readonly cgroupVersion: string
+  readonly controllers: ReadonlyArray<string>
+}
+
+/**
+ * Why a job's limits would not hold on this Podman, or undefined when they do: without the cgroup controllers
+ * (rootless Podman on cgroup v1, or on v2 without delegation) Podman drops `Memory` and `NanoCpus` without a word.
+ */
+export const podmanLimitWarning = (version: string, host: PodmanHost, resources: { readonly memoryMb?: number | undefined; readonly cpus: number }): string | undefined => {
+  const lost = [
+    ...(resources.memoryMb !== undefined && !host.controllers.includes("memory") ? ["memory limit"] : []),
+    ...(resources.cpus > 0 && !host.controllers.includes("cpu") ? ["CPU limit"] : [])
+  ]
+  if (lost.length === 0) return undefined
+  return `the engine is Podman ${version}${host.rootless ? ", rootless," : ""} on cgroup ${host.cgroupVersion} with ` +
+    `${host.controllers.length === 0 ? "no cgroup controller" : `only the ${host.controllers.join(", ")} cgroup controllers`} ` +
+    `for its containers: it ignores a job's ${lost.join(" and ")}, so jobs run unlimited. Run rootful Podman, or ` +
+    `Podman on cgroup v2 with the memory and cpu controllers delegated to its user (see docs/backends.md, Podman).`
+}
+
 /**
  * Where the next read of a container's log begins, for an engine whose followed log cannot be trusted (Podman 4's
  * drops entries under load). Each read asks for the entries `since` a whole second, with timestamps: an engine
