@@ -5,8 +5,8 @@
  * controller can list and reattach to them. A daemon that is down or restarting is retried with a
  * capped exponential schedule and reported as a retryable `BackendError` when retries run out.
  * Podman's Docker-compatible API works too: the engine is asked once which it is, a GPU job is
- * refused there (Podman would ignore the request), and its log is read unfollowed (its followed
- * log drops lines); see docs/backends.md, "Podman".
+ * refused there (Podman would ignore the request), its log is read unfollowed (its followed
+ * log drops lines), and limits it would ignore (rootless) are warned of; see docs/backends.md, "Podman".
  *
  * @since 0.1.0
  */
@@ -515,9 +515,10 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         const began = Date.now()
         const info = yield* inspect(id)
         const done = ["exited", "dead"].includes(info.State.Status)
+        let whole = true
         if (info.State.Status !== "created") {
           const since = cursor.begin()
-          yield* Effect.acquireUseRelease(
+          whole = yield* Effect.acquireUseRelease(
             logStream(id, { follow: false, timestamps: true, since }),
             (stream) => {
               const demux = new Spec.FrameDemux()
@@ -529,13 +530,14 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
                   }, { discard: true })
                 ),
                 // a read cut short (the service went away) is taken up by the next one, from where it stopped
-                Effect.ignore
+                Effect.as(true),
+                Effect.orElseSucceed(() => false)
               )
             },
             (stream) => Effect.sync(() => stream.destroy())
           )
         }
-        if (done) break
+        if (done && whole) break
         yield* Effect.sleep(Duration.millis(Math.max(LOG_POLL_MS, Date.now() - began)))
       }
       yield* Effect.forEach(["stdout", "stderr"] as const, (s) => lines(s, splitters[s].end()), { discard: true })
