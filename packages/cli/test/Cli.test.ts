@@ -206,7 +206,7 @@ describe("trex CLI: start-up loads no engine client", () => {
       const atStart = engines.filter((e) => seen.has(e))
       const { Effect } = await import("effect")
       const { DockerBackend } = await import("@trex/executors")
-      await Effect.runPromise(Effect.exit(Effect.scoped(DockerBackend.make({ root: process.argv[1], socketPath: "/nonexistent.sock" }))))
+      await Effect.runPromise(Effect.exit(Effect.scoped(DockerBackend.make({ root: process.argv[1], socketPath: "/nonexistent.sock", retryFor: "10 millis" }))))
       console.log(JSON.stringify({ atStart, afterDocker: engines.filter((e) => seen.has(e)) }))`
     const r = spawnSync(process.execPath, ["--conditions=@trex/source", "--input-type=module", "-e", script, tmp()], { cwd: root, encoding: "utf8", timeout: 60_000 })
     assert.strictEqual(r.status, 0, r.stderr)

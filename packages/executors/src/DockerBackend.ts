@@ -3,7 +3,8 @@
  * through `DeviceRequests`, the job directory `<root>/<labels.node>` bind-mounted, memory and CPU
  * limits, live logs and metrics, and containers labelled `trex.run` / `trex.node` so that a new
  * controller can list and reattach to them. A daemon that is down or restarting is retried with a
- * capped exponential schedule and reported as a retryable `BackendError` when retries run out.
+ * capped exponential schedule and reported as a retryable `BackendError` when retries run out; a
+ * running job's watch waits for it longer (`engineWait`), its container left be.
  * Podman's Docker-compatible API works too: the engine is asked once which it is, a GPU job is
  * refused there (Podman would ignore the request), its log is read unfollowed (its followed
  * log drops lines), and limits it would ignore (rootless) are warned of; see docs/backends.md, "Podman".
@@ -62,6 +63,12 @@ export interface Config {
   readonly shmSizeMb?: number
   /** Retry budget for a daemon that is down (default 30 s; delays from 200 ms, doubling, capped at 5 s). */
   readonly retryFor?: Duration.Input
+  /**
+   * How long a running job's watch waits for an engine that stopped answering (default 30 minutes):
+   * its container is left be and the engine asked again every second; then the trial fails, naming
+   * what to check, and `trex resume` follows the container again once the engine answers.
+   */
+  readonly engineWait?: Duration.Input
   /** Between SIGTERM and SIGKILL on cancel or timeout (default 10 s). */
   readonly stopGraceSeconds?: number
 }
@@ -99,6 +106,14 @@ const readSlice = (file: string, offset: number): Buffer => {
     Fs.closeSync(fd)
   }
 }
+
+/** A running job's watch's view of the engine: since when it has not answered, and whether it went away at all. */
+interface Outage {
+  since: number | undefined
+  seen: boolean
+}
+const ENGINE_POLL = "1 second"
+const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -167,30 +182,89 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("5 seconds")]),
     Schedule.during(config.retryFor ?? "30 seconds")
   ])
+  const engineWaitMs = Duration.toMillis(Duration.fromInputUnsafe(config.engineWait ?? "30 minutes"))
+  /** The engine as the user named it (or as dockerode finds it), for messages that say where to look. */
+  const where = config.docker !== undefined
+    ? "the engine of the given dockerode options"
+    : config.socketPath ?? config.host ?? (process.env["DOCKER_HOST"] !== undefined ? `DOCKER_HOST=${process.env["DOCKER_HOST"]}` : "unix:///var/run/docker.sock (DOCKER_HOST is not set)")
   /** Exits already read (their containers may be gone); containers created here whose exit nobody read yet. */
   const exits = new Map<string, Backend.JobExit>()
   const fresh = new Set<string>()
+
+  /** One try of an engine call; an unreachable engine is a retryable error. */
+  const once = <A>(operation: string, f: () => Promise<A>) =>
+    Effect.tryPromise({
+      try: f,
+      catch: (e) => {
+        const c = Spec.classifyError(e)
+        return fail(operation, c.retryable ? `Docker engine unreachable: ${c.message}` : c.message, c.retryable)
+      }
+    })
 
   /** One engine call, retried while the daemon is unreachable; the error of the last try says how many there were. */
   const call = <A>(operation: string, f: () => Promise<A>) =>
     Effect.suspend(() => {
       let attempts = 0
-      return Effect.tryPromise({
-        try: () => {
-          attempts++
-          return f()
-        },
-        catch: (e) => {
-          const c = Spec.classifyError(e)
-          return fail(operation, c.retryable ? `Docker engine unreachable: ${c.message}` : c.message, c.retryable)
-        }
+      return once(operation, () => {
+        attempts++
+        return f()
       }).pipe(
         Effect.retry({ schedule, while: (e) => e.retryable }),
         Effect.mapError((e) => (attempts > 1 ? fail(operation, `${e.message} (after ${attempts} attempts)`, e.retryable) : e))
       )
     })
 
+  /**
+   * One engine call of a running job's watch, tried again every second while the engine does not
+   * answer (dockerd stopped or restarting), the container left be, for up to `engineWait`: one
+   * warning when the engine stops answering, one line when it answers again. `outage.seen` records
+   * that the engine was away while the container was followed (a daemon restart stops it, unless
+   * live-restore is on).
+   */
+  const patiently = <A>(id: string, outage: Outage, f: () => Promise<A>) =>
+    Effect.gen(function*() {
+      while (true) {
+        const tried = yield* Effect.result(once("watch", f))
+        if (tried._tag === "Success") {
+          if (outage.since !== undefined) {
+            yield* Effect.logInfo(`docker: container ${id.slice(0, 12)}: the Docker engine answers again after ${waited(outage.since)}`)
+            outage.since = undefined
+          }
+          return tried.success
+        }
+        const e = tried.failure
+        if (!e.retryable) return yield* e
+        outage.seen = true
+        if (outage.since === undefined) {
+          outage.since = Date.now()
+          yield* Effect.logWarning(
+            `docker: container ${id.slice(0, 12)}: the Docker engine at ${where} does not answer (${e.message}); the container is left be and the engine asked again every second, for up to ${Math.round(engineWaitMs / 1000)} s (engineWait)`
+          )
+        } else if (Date.now() - outage.since >= engineWaitMs) {
+          return yield* fail(
+            "watch",
+            `the Docker engine at ${where} did not answer for ${waited(outage.since)} (engineWait): container ${id} may still be running. Check \`docker info\` on the engine's host (is dockerd running?); once it answers, \`trex resume\` the run to follow the container again`
+          )
+        }
+        yield* Effect.sleep(ENGINE_POLL)
+      }
+    })
+
   yield* Effect.try({ try: () => Fs.mkdirSync(root, { recursive: true }), catch: (e) => fail("make", `cannot create ${root}: ${String(e)}`) })
+  // An engine that does not answer is said once, at the start, with where to look, rather than as
+  // each trial's failure after its retries.
+  yield* call("make", () => docker.ping()).pipe(
+    Effect.mapError((e) =>
+      e.retryable
+        ? fail(
+          "make",
+          `no Docker engine answers at ${where}: ${e.message}. Start dockerd on that host (\`sudo systemctl start docker\`; \`docker info\` must answer), ` +
+            `or point TREX at a running engine with DOCKER_HOST or backend.docker.host / socketPath`,
+          true
+        )
+        : fail("make", `the Docker engine at ${where}: ${e.message}`)
+    )
+  )
 
   /**
    * The engine behind the API, asked once: Podman's compatible API ignores GPU requests, drops followed log lines,
@@ -299,7 +373,14 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
           })
         )
       )
-    ).pipe(Effect.mapError((e) => fail("submit", `image ${options.Image} is not on the engine and cannot be pulled: ${e.message}`, e.retryable)))
+    ).pipe(Effect.mapError((e) =>
+      fail(
+        "submit",
+        `image ${options.Image} is not on the engine and cannot be pulled: ${e.message}. Build or load it on the engine's host ` +
+          `(\`docker build -t ${options.Image} ...\`, \`docker load -i ...\`), or name an image the engine has in recipe.image or backend.docker.image`,
+        e.retryable
+      )
+    ))
     return yield* call("submit", () => docker.createContainer(options))
   })
 
@@ -395,8 +476,31 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     return JobProtocol.parseResultBytes(size > JobProtocol.MAX_RESULT_BYTES ? "" : Fs.readFileSync(file), size)
   }
 
+  /**
+   * The signals the engine sent a container that a signal ended (`docker kill`, `docker stop`,
+   * dockerd stopping it), from the engine's recent events; none for one that ended otherwise, or
+   * when the engine no longer has them (it keeps its last 256 events).
+   */
+  const engineSignals = (info: Docker.ContainerInspectInfo): Effect.Effect<ReadonlyArray<number>> => {
+    if (info.State.ExitCode <= 128 || info.State.OOMKilled) return Effect.succeed([])
+    const since = Math.floor(Spec.epochSeconds(info.State.StartedAt))
+    const until = Math.ceil(Spec.epochSeconds(info.State.FinishedAt)) + 1
+    if (!Number.isFinite(since) || !Number.isFinite(until)) return Effect.succeed([])
+    return once("watch", () =>
+      (docker.getEvents({ since, until, filters: { container: [info.Id], event: ["kill"] } } as Docker.GetEventsOptions) as Promise<Readable>)
+        .then(async (stream) => {
+          let text = ""
+          for await (const chunk of stream as AsyncIterable<Buffer>) text += chunk.toString("utf8")
+          return text
+        })
+    ).pipe(
+      Effect.map((text) => Spec.killSignals(text)),
+      Effect.orElseSucceed(() => [])
+    )
+  }
+
   /** Read a finished container into its exit, then remove it (unless kept). */
-  const finish = Effect.fnUntraced(function*(info: Docker.ContainerInspectInfo, tail: JobProtocol.Tail | undefined) {
+  const finish = Effect.fnUntraced(function*(info: Docker.ContainerInspectInfo, tail: JobProtocol.Tail | undefined, engineWentAway = false) {
     const jobDir = info.Config.Labels[Spec.LABEL.jobDir] ?? Path.join(root, info.Config.Labels[Spec.LABEL.node] ?? "")
     let logTail = tail?.get()
     if (logTail === undefined) {
@@ -412,7 +516,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       timedOut: Fs.existsSync(Path.join(jobDir, Spec.MARKER.timeout)),
       timeLimitSeconds: Number.isFinite(deadline) ? (deadline - Date.parse(info.Created)) / 1000 : undefined,
       result: readResult(jobDir),
-      logTail
+      logTail,
+      engineWentAway,
+      engineSignals: yield* engineSignals(info)
     })
     exits.set(info.Id, exit)
     fresh.delete(info.Id)
@@ -451,17 +557,17 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   }
 
   /** The container's log as a stream, read as it is consumed (dockerode buffers a log that is not followed whole). */
-  const logStream = (id: string, query: { readonly follow: boolean; readonly timestamps?: boolean; readonly since?: number | undefined }) =>
-    call("watch", () =>
-      new Promise<Readable>((resolve, reject) =>
-        docker.modem.dial({
-          path: `/containers/${id}/logs?`,
-          method: "GET",
-          isStream: true,
-          statusCodes: { 200: true, 404: "no such container", 500: "server error" },
-          options: { stdout: true, stderr: true, follow: query.follow, timestamps: query.timestamps ?? false, ...(query.since !== undefined ? { since: query.since } : {}) }
-        }, (err: Error | null, data: unknown) => (err !== null ? reject(err) : resolve(data as Readable)))
-      ))
+  const logRequest = (id: string, query: { readonly follow: boolean; readonly timestamps?: boolean; readonly since?: number | undefined }) =>
+    new Promise<Readable>((resolve, reject) =>
+      docker.modem.dial({
+        path: `/containers/${id}/logs?`,
+        method: "GET",
+        isStream: true,
+        statusCodes: { 200: true, 404: "no such container", 500: "server error" },
+        options: { stdout: true, stderr: true, follow: query.follow, timestamps: query.timestamps ?? false, ...(query.since !== undefined ? { since: query.since } : {}) }
+      }, (err: Error | null, data: unknown) => (err !== null ? reject(err) : resolve(data as Readable)))
+    )
+  const logStream = (id: string, query: Parameters<typeof logRequest>[1]) => call("watch", () => logRequest(id, query))
 
   /** One log line of a stream: into the tail, and out as an event (stdout's protocol lines parsed). */
   const logLine = (emit: Emit, tail: JobProtocol.Tail, s: "stdout" | "stderr", l: string) => {
@@ -475,10 +581,13 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
    * The log is pulled as the events are taken: while the watch's consumer is behind, the engine's
    * stream waits (TCP backpressure) instead of filling the controller's memory.
    */
-  const followLogs = (id: string, emit: Emit, tail: JobProtocol.Tail, seen: { stdout: number; stderr: number }) =>
+  const followLogs = (id: string, emit: Emit, tail: JobProtocol.Tail, seen: { stdout: number; stderr: number }, outage: Outage) =>
     Effect.acquireUseRelease(
-      logStream(id, { follow: true }),
+      // a container removed (or being removed) has no logs to follow: it is inspected next
+      patiently(id, outage, () =>
+        logRequest(id, { follow: true }).catch((e) => (isNotFound(e) || Spec.classifyError(e).status === 409 ? undefined : Promise.reject(e)))),
       (stream) => {
+        if (stream === undefined) return Effect.void
         const demux = new Spec.FrameDemux()
         const splitters = { stdout: new JobProtocol.LineSplitter(), stderr: new JobProtocol.LineSplitter() }
         const count = { stdout: 0, stderr: 0 }
@@ -495,7 +604,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
           Effect.andThen(Effect.forEach(["stdout", "stderr"] as const, (s) => lines(s, splitters[s].end()), { discard: true }))
         )
       },
-      (stream) => Effect.sync(() => stream.destroy())
+      (stream) => Effect.sync(() => stream?.destroy())
     )
 
   /**
@@ -543,15 +652,29 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       yield* Effect.forEach(["stdout", "stderr"] as const, (s) => lines(s, splitters[s].end()), { discard: true })
     })
 
+  /** The container, or `undefined` when it is gone; asked patiently while the engine does not answer. */
+  const inspectPatiently = (id: string, outage: Outage) =>
+    patiently(id, outage, () => docker.getContainer(id).inspect().catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
+
+  /** A container that is gone: its recorded exit, or, when nobody read it, a lost job (removed from outside), to run again. */
+  const gone = (ref: ExperimentNode.JobRef, tail: ReadonlyArray<string>): Backend.JobExit => {
+    const recorded = typeof ref.data["jobDir"] === "string" ? readJson(Path.join(ref.data["jobDir"], Spec.RECORD.exit)) : undefined
+    if (recorded !== undefined) return recorded as Backend.JobExit
+    fresh.delete(ref.id)
+    return {
+      ...unstarted("Lost", `container ${ref.id.slice(0, 12)} was removed from outside TREX (\`docker rm -f\`, a prune) before its exit was read: how it ended is unknown, and the trial runs again`),
+      logTail: tail
+    }
+  }
+
   const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit) {
     const known = exits.get(ref.id)
     if (known !== undefined) return yield* emit(known)
-    const found = yield* call("watch", () => docker.getContainer(ref.id).inspect().catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
-    if (found === undefined) {
-      const recorded = typeof ref.data["jobDir"] === "string" ? readJson(Path.join(ref.data["jobDir"], Spec.RECORD.exit)) : undefined
-      if (recorded === undefined) return yield* fail("watch", `no container ${ref.id} and no recorded exit (removed before its exit was read?)`)
-      return yield* emit(recorded as Backend.JobExit)
-    }
+    const outage: Outage = { since: undefined, seen: false }
+    const found = yield* inspectPatiently(ref.id, outage)
+    if (found === undefined) return yield* emit(gone(ref, []))
+    // a daemon restart seen before the first look is not this watch's to explain
+    outage.seen = false
     let first = found
     if (["exited", "dead"].includes(first.State.Status) && !fresh.has(ref.id)) return yield* emit(yield* finish(first, undefined))
     if (first.State.Status === "created" && !fresh.has(ref.id)) {
@@ -580,17 +703,17 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     )
     const tail = new JobProtocol.Tail(40)
     const seen = { stdout: 0, stderr: 0 }
-    let info = first
+    let info: Docker.ContainerInspectInfo | undefined = first
     const podman = (yield* engineOf("watch")).kind === "podman"
     // Logs end when the container stops, or when the daemon goes away: then wait for it and look again.
     // A container created here whose exit nobody read yet replays its logs from the start.
     do {
-      yield* podman ? pollLogs(ref.id, emit, tail) : followLogs(ref.id, emit, tail, seen)
-      info = yield* inspect(ref.id)
-      if (info.State.Status === "created") yield* Effect.sleep("200 millis")
-    } while (!["exited", "dead"].includes(info.State.Status))
+      yield* podman ? pollLogs(ref.id, emit, tail) : followLogs(ref.id, emit, tail, seen, outage)
+      info = yield* inspectPatiently(ref.id, outage)
+      if (info?.State.Status === "created") yield* Effect.sleep("200 millis")
+    } while (info !== undefined && !["exited", "dead"].includes(info.State.Status))
     yield* metricsLock.withPermits(1)(Effect.andThen(Fiber.interrupt(metricsPoll), tailMetrics(metricsFile, metrics, emit, true)))
-    yield* emit(yield* finish(info, tail))
+    yield* emit(info === undefined ? gone(ref, tail.get()) : yield* finish(info, tail, outage.seen))
   })
 
   const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, emitNow: (e: Backend.JobEvent) => void) {

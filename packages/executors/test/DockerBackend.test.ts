@@ -5,6 +5,7 @@
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
+import type { ExperimentNode } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import Docker from "dockerode"
@@ -297,16 +298,18 @@ if (PODMAN !== undefined) {
 }
 
 describe("DockerBackend on docker only", () => {
-  it.live("an unreachable daemon is retried, then reported as a retryable BackendError", () =>
+  it.live("an engine that does not answer at the start is retried, then said at once, naming the socket, DOCKER_HOST and the fix", () =>
     Effect.gen(function*() {
-      const backend = yield* DockerBackend.make({ root, socketPath: Path.join(root, "no-such.sock"), retryFor: "1 second", slots: 1 })
-      const error = yield* backend.list(run).pipe(Effect.flip)
+      const socket = Path.join(root, "no-such.sock")
+      const error = yield* DockerBackend.make({ root, socketPath: socket, retryFor: "1 second", slots: 1 }).pipe(Effect.flip)
+      assert.strictEqual(error.operation, "make")
       assert.isTrue(error.retryable)
+      assert.include(error.message, `no Docker engine answers at ${socket}`)
       assert.include(error.message, "Docker engine unreachable")
+      assert.include(error.message, "sudo systemctl start docker")
+      assert.include(error.message, "DOCKER_HOST")
       const attempts = Number(/after (\d+) attempts/.exec(error.message)?.[1] ?? 0)
       assert.isAtLeast(attempts, 2, `retried within its second: ${error.message}`)
-      const submitted = yield* backend.submit(spec("true")).pipe(Effect.flip)
-      assert.isTrue(submitted.retryable)
     }))
 
   it.live("a daemon that stops mid-run is waited for: watch retries, then reports the exit (no duplicate lines)", () =>
@@ -340,8 +343,8 @@ describe("DockerBackend on docker only", () => {
       assert.include(exit.logTail, "via-ssh")
       const wrongHosts = Path.join(root, "known_hosts_empty")
       Fs.writeFileSync(wrongHosts, "")
-      const refused = yield* DockerBackend.make({ root, host: `ssh://root@127.0.0.1:${sshPort}`, ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
-      const error = yield* refused.list(run).pipe(Effect.flip)
+      const error = yield* DockerBackend.make({ root, host: `ssh://root@127.0.0.1:${sshPort}`, ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
+        .pipe(Effect.flip)
       assert.isFalse(error.retryable)
       assert.include(error.message, "host key")
     }))
@@ -437,6 +440,88 @@ describe("DockerBackend on docker only", () => {
       assert.strictEqual(error._tag, "BackendError")
       assert.isFalse(error.retryable)
       assert.include(error.message, "NVIDIA Container Toolkit")
+    }), 60_000)
+})
+
+/** Until `line` is logged by the watch of `ref`: the watch, forked, and a signal that the line came. */
+const watchUntil = (backend: Backend.BackendShape, ref: ExperimentNode.JobRef, line: string) =>
+  Effect.gen(function*() {
+    const seen = yield* Deferred.make<void>()
+    const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => (e._tag === "Log" && e.line === line ? Deferred.succeed(seen, undefined) : Effect.void))))
+      .pipe(Effect.forkChild)
+    yield* Deferred.await(seen)
+    return fiber
+  })
+
+const docker = (args: ReadonlyArray<string>) => Effect.promise(() => execFileAsync("docker", ["-H", `unix://${SOCKET}`, ...args]))
+
+describe("DockerBackend when the engine misbehaves", () => {
+  it.live("a watch waits for dockerd killed under it; a container its restart stopped (live-restore off) is lost to the engine, to run again", () =>
+    Effect.gen(function*() {
+      // retryFor is short: a watch that gave up with the engine's calls would fail within the outage
+      const backend = yield* backendWith({ retryFor: "1 second" })
+      const impatient = yield* backendWith({ retryFor: "1 second", engineWait: "1 second" })
+      const liveRestore = (yield* Effect.promise(() => engine.info() as Promise<{ LiveRestoreEnabled: boolean }>)).LiveRestoreEnabled
+      const s = spec(`trap 'echo got-term; exit 143' TERM; echo up; while [ ! -f go ]; do sleep 0.2; done; echo '{"metrics":{},"primary":1}' > result.json`)
+      const ref = yield* backend.submit(s)
+      const fiber = yield* watchUntil(backend, ref, "up")
+      const gaveUp = yield* Stream.runCollect(impatient.watch(ref)).pipe(Effect.flip, Effect.forkChild)
+      // dockerd dies (its containers' shims live on) and is started again 4 s later, whatever happens here
+      yield* Effect.gen(function*() {
+        const pid = Fs.readFileSync("/var/run/docker.pid", "utf8").trim()
+        yield* Effect.promise(() => execFileAsync("kill", ["-9", pid]))
+        yield* Effect.sleep("4 seconds")
+      }).pipe(Effect.ensuring(service([])))
+      if (liveRestore) Fs.writeFileSync(Path.join(root, s.labels.node, "go"), "")
+      const events = yield* Fiber.join(fiber)
+      const exit = events.at(-1) as Backend.JobExit
+      if (liveRestore) {
+        assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      } else {
+        assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
+        assert.include(exit.message, "the Docker engine restarted while the container ran")
+        assert.include(exit.message, "live-restore")
+      }
+      const lines = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
+      assert.strictEqual(lines.filter((l) => l === "up").length, 1, JSON.stringify(lines))
+      // the other controller's watch gave up after its engineWait, saying what to check and what to do
+      const error = yield* Fiber.join(gaveUp)
+      assert.isFalse(error.retryable)
+      assert.include(error.message, "(engineWait)")
+      assert.include(error.message, "docker info")
+      assert.include(error.message, "trex resume")
+    }), 60_000)
+
+  it.live("a container killed, stopped or removed from outside is said so: neither an OOM nor the job's crash", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ slots: 8 })
+      const job = `trap 'exit 143' TERM; echo up; while true; do sleep 0.2; done`
+      const killed = yield* backend.submit(spec(job))
+      const stopped = yield* backend.submit(spec(job))
+      const removed = yield* backend.submit(spec(job))
+      const watches = yield* Effect.forEach([killed, stopped, removed], (ref) => watchUntil(backend, ref, "up"))
+      yield* docker(["kill", killed.id])
+      yield* docker(["stop", "-t", "5", stopped.id])
+      yield* docker(["rm", "-f", removed.id])
+      const [k, st, rm] = yield* Effect.forEach(watches, (f) => Effect.map(Fiber.join(f), (events) => events.at(-1) as Backend.JobExit))
+      // docker kill: SIGKILL, exit 137, which is not an OOM (the engine did not flag OOMKilled, and it sent the signal)
+      assert.deepStrictEqual([k!.outcome, k!.failureKind, k!.exitCode], ["Cancelled", "Cancelled", 137], JSON.stringify(k))
+      assert.include(k!.message, "stopped from outside TREX: the Docker engine sent the container SIGKILL")
+      assert.deepStrictEqual([st!.outcome, st!.failureKind, st!.exitCode], ["Cancelled", "Cancelled", 143], JSON.stringify(st))
+      assert.include(st!.message, "SIGTERM")
+      assert.deepStrictEqual([rm!.outcome, rm!.failureKind], ["Failed", "Infra"], JSON.stringify(rm))
+      assert.include(rm!.message, "was removed from outside TREX")
+      assert.include(rm!.logTail, "up")
+    }), 60_000)
+
+  it.live("an image the engine does not have and cannot pull is a clear error at once, naming the image and the fix", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith()
+      const error = yield* backend.submit(spec("true", { image: "local/trex-no-such-image:1" })).pipe(Effect.flip)
+      assert.isFalse(error.retryable, error.message)
+      assert.include(error.message, "image local/trex-no-such-image:1 is not on the engine and cannot be pulled")
+      assert.include(error.message, "docker build -t local/trex-no-such-image:1")
+      assert.include(error.message, "recipe.image")
     }), 60_000)
 })
 

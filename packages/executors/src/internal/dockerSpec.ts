@@ -261,10 +261,30 @@ export interface Finish {
   /** Its `result.json`, as `JobProtocol.parseResultBytes` read it. */
   readonly result: { readonly result: unknown } | { readonly resultError: string }
   readonly logTail: ReadonlyArray<string>
+  /** The engine stopped answering while the container was followed (dockerd stopped or restarted). */
+  readonly engineWentAway?: boolean
+  /** Signals the engine sent the container (its `kill` events): `docker kill`, `docker stop`, dockerd stopping it. */
+  readonly engineSignals?: ReadonlyArray<number>
 }
 
+/** The signals of the engine's `kill` events in an events response (one JSON object a line). */
+export const killSignals = (events: string): Array<number> =>
+  events.split("\n").flatMap((line) => {
+    try {
+      const e = JSON.parse(line) as { Action?: string; Actor?: { Attributes?: Record<string, string> } }
+      const raw = e.Action === "kill" ? e.Actor?.Attributes?.["signal"] : undefined
+      if (raw === undefined) return []
+      const n = /^\d+$/.test(raw) ? Number(raw) : (constants.signals as Record<string, number>)[raw.startsWith("SIG") ? raw : `SIG${raw}`]
+      return n !== undefined ? [n] : []
+    } catch {
+      return []
+    }
+  })
+
+const nameOf = (n: number): string => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`
+
 /** Engine timestamps carry nanoseconds; `Date.parse` keeps milliseconds. */
-const epochSeconds = (t: string): number => {
+export const epochSeconds = (t: string): number => {
   const m = /^(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(t)
   return m === null ? NaN : Date.parse(m[1]! + m[3]!) / 1000 + Number(m[2] ?? 0)
 }
@@ -297,6 +317,27 @@ export const toExit = (f: Finish): Backend.JobExit => {
     return failed("Infra", explainGpuError(f.state.Error) ?? `the container could not run: ${f.state.Error}`)
   }
   if (code === 0) return { ...base, outcome: "Succeeded" }
+  if (signal !== undefined && f.engineWentAway === true) {
+    // dockerd without live-restore stops its running containers when it stops, and those it finds
+    // still running when it starts again: the job did not fail, the engine ended it
+    return failed(
+      "Infra",
+      `the Docker engine restarted while the container ran and stopped it (${signal}, exit code ${code}): dockerd stops running containers ` +
+        `when it stops or starts unless live-restore is on. The trial runs again; to keep trials running through a daemon restart, ` +
+        `set "live-restore": true in /etc/docker/daemon.json on the engine's host and reload dockerd`
+    )
+  }
+  const sent = f.engineSignals ?? []
+  if (signal !== undefined && sent.length > 0) {
+    // someone stopped it through the engine: neither the job's crash nor an OOM (the engine says which signal)
+    return {
+      ...base,
+      outcome: "Cancelled",
+      failureKind: "Cancelled",
+      message: `stopped from outside TREX: the Docker engine sent the container ${[...new Set(sent.map(nameOf))].join(", then ")} ` +
+        `(\`docker stop\`, \`docker kill\`, or dockerd stopping it) and it ended with exit code ${code}`
+    }
+  }
   // 137: the job protocol's out-of-memory code (a trainer that caught CUDA out of memory), and what
   // a SIGKILL from outside the engine leaves when Docker did not flag OOMKilled (cgroup v2 may not)
   if (code === 137) return failed("OOM", "exit code 137: out of memory (the job's own report, or a SIGKILL from outside)")
