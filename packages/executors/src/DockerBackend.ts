@@ -662,7 +662,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     if (recorded !== undefined) return recorded as Backend.JobExit
     fresh.delete(ref.id)
     return {
-      ...unstarted("Lost", `container ${ref.id.slice(0, 12)} was removed from outside TREX (\`docker rm -f\`, a prune) before its exit was read: how it ended is unknown, and the trial runs again`),
+      ...unstarted("Lost", "the container was removed from outside TREX (`docker rm -f`, a prune) before its exit was read: how it ended is unknown, and the trial runs again"),
       logTail: tail
     }
   }
@@ -713,7 +713,10 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       if (info?.State.Status === "created") yield* Effect.sleep("200 millis")
     } while (info !== undefined && !["exited", "dead"].includes(info.State.Status))
     yield* metricsLock.withPermits(1)(Effect.andThen(Fiber.interrupt(metricsPoll), tailMetrics(metricsFile, metrics, emit, true)))
-    yield* emit(info === undefined ? gone(ref, tail.get()) : yield* finish(info, tail, outage.seen))
+    const exit = info === undefined ? gone(ref, tail.get()) : yield* finish(info, tail, outage.seen)
+    // the trial runs again on its own: say why, where the run's output goes
+    if (exit.outcome === "Failed" && exit.failureKind === "Infra") yield* Effect.logWarning(`docker: container ${ref.id.slice(0, 12)}: ${exit.message}`)
+    yield* emit(exit)
   })
 
   const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, emitNow: (e: Backend.JobEvent) => void) {

@@ -510,7 +510,7 @@ describe("DockerBackend when the engine misbehaves", () => {
       assert.deepStrictEqual([st!.outcome, st!.failureKind, st!.exitCode], ["Cancelled", "Cancelled", 143], JSON.stringify(st))
       assert.include(st!.message, "SIGTERM")
       assert.deepStrictEqual([rm!.outcome, rm!.failureKind], ["Failed", "Infra"], JSON.stringify(rm))
-      assert.include(rm!.message, "was removed from outside TREX")
+      assert.include(rm!.message, "the container was removed from outside TREX")
       assert.include(rm!.logTail, "up")
     }), 60_000)
 

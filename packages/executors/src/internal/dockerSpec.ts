@@ -145,7 +145,7 @@ const CONNECTION_CODES = new Set(["ECONNREFUSED", "ENOENT", "ECONNRESET", "EPIPE
 /** What an engine error says, and whether trying again later may help (daemon down or restarting). */
 export const classifyError = (error: unknown): { readonly message: string; readonly retryable: boolean; readonly status?: number } => {
   const e = (typeof error === "object" && error !== null ? error : { message: String(error) }) as EngineError
-  const raw = e.json?.message ?? e.message ?? String(error)
+  const raw = (e.json?.message ?? e.message ?? String(error)).trim()
   const detail = /Host denied \(verification failed\)/.test(raw)
     ? `the engine host's SSH host key is not in known_hosts or does not match it (${raw}); refusing to connect`
     : raw
