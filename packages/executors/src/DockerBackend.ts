@@ -120,11 +120,13 @@ const fail = (operation: string, message: string, retryable = false) =>
 
 const isNotFound = (e: unknown) => Spec.classifyError(e).status === 404
 
-/** A job waiting in the backend's queue for a slot or GPUs (its ref, `data.queued`, stands for it until it starts). */
+/** A job waiting in the backend's queue for a slot, GPUs or the engine (its ref, `data.queued`, stands for it until it starts). */
 interface QueuedJob {
   readonly spec: Backend.JobSpec
   readonly jobDir: string
   readonly options: (gpuIds: ReadonlyArray<string> | undefined) => Effect.Effect<Docker.ContainerCreateOptions, Errors.BackendError>
+  /** Since when the engine has not answered while this job waited (bounded by `engineWait`). */
+  engineDownSince: number | undefined
 }
 
 /** How long a container nobody here created may stay `created` before it counts as never started (its controller died between creating and starting it). */
@@ -305,8 +307,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   /** Warnings of limits Podman ignores, each said once. */
   const warned = new Set<string>()
 
-  const running = (run?: string) =>
-    call("list", () =>
+  const running = (run?: string, ask: typeof call = call) =>
+    ask("list", () =>
       docker.listContainers({
         all: run !== undefined,
         filters: { label: run !== undefined ? [`${Spec.LABEL.run}=${run}`] : [Spec.LABEL.node] }
@@ -315,13 +317,14 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   const admission = yield* Semaphore.make(1)
   let engineCpus: number | undefined
-  const slots = config.slots !== undefined
-    ? Effect.succeed(config.slots)
-    : Effect.suspend(() =>
-      engineCpus !== undefined
-        ? Effect.succeed(engineCpus)
-        : call("capacity", () => docker.info() as Promise<{ NCPU: number }>).pipe(Effect.map((i) => (engineCpus = Math.max(1, i.NCPU))))
-    )
+  const slots = (ask: typeof call = call) =>
+    config.slots !== undefined
+      ? Effect.succeed(config.slots)
+      : Effect.suspend(() =>
+        engineCpus !== undefined
+          ? Effect.succeed(engineCpus)
+          : ask("capacity", () => docker.info() as Promise<{ NCPU: number }>).pipe(Effect.map((i) => (engineCpus = Math.max(1, i.NCPU))))
+      )
 
   const writeJson = (file: string, value: unknown) => {
     Fs.writeFileSync(`${file}.tmp`, JSON.stringify(value))
@@ -335,10 +338,18 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     }
   }
 
-  /** Whether a job needing `n` GPUs can start now (`go`: the GPU ids it gets), or why it must wait. */
+  /**
+   * Whether a job needing `n` GPUs can start now (`go`: the GPU ids it gets), or why it must wait
+   * (`down`: the engine does not answer; asked once, so that a submit returns a ticket at once and
+   * the queue asks again at its next poll).
+   */
   const room = Effect.fnUntraced(function*(n: number) {
-    const live = yield* running()
-    const limit = yield* slots
+    const asked = yield* Effect.result(Effect.all([running(undefined, once), slots(once)]))
+    if (asked._tag === "Failure") {
+      if (!asked.failure.retryable) return yield* asked.failure
+      return { wait: `the Docker engine at ${where} does not answer (${asked.failure.message})`, down: true as const }
+    }
+    const [live, limit] = asked.success
     if (live.length >= limit) return { wait: `no free slot: ${live.length} of ${limit} in use` }
     if (n === 0 || gpuPool.length === 0) return { go: undefined }
     const busy = new Set(live.flatMap((c) => (c.Labels[Spec.LABEL.gpuIds] ?? "").split(",")))
@@ -349,7 +360,18 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   /** Jobs waiting for room: started in submission order, one admission at a time. */
   const queue = new AdmissionQueue<QueuedJob, ReadonlyArray<string> | undefined, { readonly container: string }>({
-    room: (e) => room(e.job.spec.resources.gpus),
+    room: (e) =>
+      Effect.flatMap(room(e.job.spec.resources.gpus), (fit) => {
+        if (!("down" in fit)) {
+          e.job.engineDownSince = undefined
+          return Effect.succeed(fit)
+        }
+        const since = (e.job.engineDownSince ??= Date.now())
+        return Date.now() - since < engineWaitMs ? Effect.succeed(fit) : Effect.fail(fail(
+          "submit",
+          `the Docker engine at ${where} did not answer for ${waited(since)} (engineWait) while the job waited to start; check \`docker info\` on the engine's host (is dockerd running?)`
+        ))
+      }),
     start: (e, gpuIds) => Effect.flatMap(e.job.options(gpuIds), (o) => Effect.map(start(e.job.spec, e.job.jobDir, o, e.id), (c) => ({ container: c.id }))),
     exclusive: admission.withPermits(1),
     fork: Effect.forkDetach,
@@ -429,9 +451,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         const container = yield* start(spec, jobDir, yield* options(fit.go), undefined)
         return { backend: NAME, id: container.id, data: { jobDir } } satisfies ExperimentNode.JobRef
       }
-      // Every slot or GPU is taken: queued here and started in turn, so that a stop can withdraw it.
+      // Every slot or GPU is taken, or the engine does not answer: queued here and started in turn, so that a stop can withdraw it.
       const id = `queued-${spec.labels.node}-${Date.now().toString(36)}-${++ticketCount}`
-      yield* queue.enqueue({ id, labels: spec.labels, job: { spec, jobDir, options }, wait: "wait" in fit ? fit.wait : "the jobs ahead of it are starting" })
+      yield* queue.enqueue({ id, labels: spec.labels, job: { spec, jobDir, options, engineDownSince: "down" in fit ? Date.now() : undefined }, wait: "wait" in fit ? fit.wait : "the jobs ahead of it are starting" })
       return ticketRef(id, jobDir)
     }))
   })
@@ -775,7 +797,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   })
 
   const capacity = Effect.gen(function*() {
-    return { slots: yield* slots, gpus: gpuPool.length, inUse: (yield* running()).length }
+    return { slots: yield* slots(), gpus: gpuPool.length, inUse: (yield* running()).length }
   })
 
   const backend: Backend.BackendShape = { name: NAME, submit, watch, cancel, withdraw, list, capacity }

@@ -9,7 +9,7 @@ import type { ExperimentNode } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import Docker from "dockerode"
-import { Deferred, Effect, Fiber, Redacted, Stream } from "effect"
+import { Deferred, Effect, Fiber, Redacted, Schedule, Stream } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -40,11 +40,12 @@ afterAll(async () => {
 })
 
 /** Run scripts/services/start-docker.sh (needs root, as in CI). */
-const service = (args: ReadonlyArray<string>) =>
+const trying = (args: ReadonlyArray<string>) =>
   Effect.tryPromise({
     try: () => execFileAsync(Path.join(import.meta.dirname, "../../../scripts/services/start-docker.sh"), [...args]),
     catch: (e) => new Error(`start-docker.sh ${args.join(" ")} failed (it needs root): ${String(e)}`)
-  }).pipe(Effect.orDie)
+  })
+const service = (args: ReadonlyArray<string>) => trying(args).pipe(Effect.orDie)
 
 const upOn = (e: TestEngine) =>
   Effect.tryPromise({
@@ -453,6 +454,31 @@ const watchUntil = (backend: Backend.BackendShape, ref: ExperimentNode.JobRef, l
     return fiber
   })
 
+const DOCKERD_PID = "/var/run/docker.pid"
+const dead = (pid: number) => {
+  try {
+    return Fs.readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").startsWith("Z")
+  } catch {
+    return true
+  }
+}
+/**
+ * `effect` with dockerd SIGKILLed (its containers live on under their shims, as after a crash), then
+ * dockerd started again whatever happened, by scripts/services/start-docker.sh.
+ */
+const withDockerdKilled = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    const pid = Number(Fs.readFileSync(DOCKERD_PID, "utf8").trim())
+    process.kill(pid, "SIGKILL")
+    return effect.pipe(Effect.ensuring(Effect.gen(function*() {
+      // a killed dockerd not yet reaped makes the next one refuse to start ("pid file found"), and
+      // one started within a second or two may time out waiting for its containerd: tried again
+      for (let i = 0; i < 100 && !dead(pid); i++) yield* Effect.sleep("100 millis")
+      Fs.rmSync(DOCKERD_PID, { force: true })
+      yield* trying([]).pipe(Effect.retry({ times: 3, schedule: Schedule.spaced("2 seconds") }), Effect.orDie)
+    })))
+  })
+
 const docker = (args: ReadonlyArray<string>) => Effect.promise(() => execFileAsync("docker", ["-H", `unix://${SOCKET}`, ...args]))
 
 describe("DockerBackend when the engine misbehaves", () => {
@@ -466,12 +492,8 @@ describe("DockerBackend when the engine misbehaves", () => {
       const ref = yield* backend.submit(s)
       const fiber = yield* watchUntil(backend, ref, "up")
       const gaveUp = yield* Stream.runCollect(impatient.watch(ref)).pipe(Effect.flip, Effect.forkChild)
-      // dockerd dies (its containers' shims live on) and is started again 4 s later, whatever happens here
-      yield* Effect.gen(function*() {
-        const pid = Fs.readFileSync("/var/run/docker.pid", "utf8").trim()
-        yield* Effect.promise(() => execFileAsync("kill", ["-9", pid]))
-        yield* Effect.sleep("4 seconds")
-      }).pipe(Effect.ensuring(service([])))
+      // dockerd dies (its containers' shims live on) and is started again 4 s later
+      yield* withDockerdKilled(Effect.sleep("4 seconds"))
       if (liveRestore) Fs.writeFileSync(Path.join(root, s.labels.node, "go"), "")
       const events = yield* Fiber.join(fiber)
       const exit = events.at(-1) as Backend.JobExit
@@ -490,6 +512,25 @@ describe("DockerBackend when the engine misbehaves", () => {
       assert.include(error.message, "(engineWait)")
       assert.include(error.message, "docker info")
       assert.include(error.message, "trex resume")
+    }), 60_000)
+
+  it.live("a job submitted while dockerd is down waits in the backend's queue (Pending, naming the engine) and starts when it answers", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ retryFor: "1 second", slots: 8 })
+      const reasons: Array<string> = []
+      const { ref, fiber } = yield* withDockerdKilled(Effect.gen(function*() {
+        // a submit that failed after retryFor here spent one of its trial's attempts
+        const ref = yield* backend.submit(spec(`echo ran; echo '{"metrics":{},"primary":1}' > result.json`))
+        const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => e._tag === "State" && e.reason !== undefined && reasons.push(e.reason)))))
+          .pipe(Effect.forkChild)
+        yield* Effect.sleep("2 seconds")
+        return { ref, fiber }
+      }))
+      assert.strictEqual(ref.data["queued"], true)
+      const exit = (yield* Fiber.join(fiber)).at(-1) as Backend.JobExit
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      assert.include(exit.logTail, "ran")
+      assert.match(reasons[0] ?? "", new RegExp(`^the Docker engine at ${SOCKET} does not answer \\(Docker engine unreachable: `), JSON.stringify(reasons))
     }), 60_000)
 
   it.live("a container killed, stopped or removed from outside is said so: neither an OOM nor the job's crash", () =>
