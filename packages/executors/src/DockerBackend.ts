@@ -64,9 +64,10 @@ export interface Config {
   /** Retry budget for a daemon that is down (default 30 s; delays from 200 ms, doubling, capped at 5 s). */
   readonly retryFor?: Duration.Input
   /**
-   * How long a running job's watch waits for an engine that stopped answering (default 30 minutes):
-   * its container is left be and the engine asked again every second; then the trial fails, naming
-   * what to check, and `trex resume` follows the container again once the engine answers.
+   * How long a running job's watch, or a job waiting to start, waits for an engine that stopped
+   * answering (default 30 minutes): a container is left be and the engine asked again every second;
+   * then the trial fails, naming what to check, and `trex resume` follows the container again once
+   * the engine answers.
    */
   readonly engineWait?: Duration.Input
   /** Between SIGTERM and SIGKILL on cancel or timeout (default 10 s). */
