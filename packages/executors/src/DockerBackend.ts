@@ -696,8 +696,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const outage: Outage = { since: undefined, seen: false }
     const found = yield* inspectPatiently(ref.id, outage)
     if (found === undefined) return yield* emit(gone(ref, []))
-    // a daemon restart seen before the first look is not this watch's to explain
-    outage.seen = false
+    // An engine away at the first look explains a signal only for a container started here: one of an
+    // earlier controller may have been stopped long before.
+    if (!fresh.has(ref.id)) outage.seen = false
     let first = found
     if (["exited", "dead"].includes(first.State.Status) && !fresh.has(ref.id)) return yield* emit(yield* finish(first, undefined))
     if (first.State.Status === "created" && !fresh.has(ref.id)) {

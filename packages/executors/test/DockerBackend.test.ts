@@ -514,6 +514,23 @@ describe("DockerBackend when the engine misbehaves", () => {
       assert.include(error.message, "trex resume")
     }), 60_000)
 
+  it.live("a watch that begins while dockerd is down counts the outage for a container started here", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ retryFor: "1 second" })
+      const liveRestore = (yield* Effect.promise(() => engine.info() as Promise<{ LiveRestoreEnabled: boolean }>)).LiveRestoreEnabled
+      const ref = yield* backend.submit(spec(`trap 'exit 143' TERM; while [ ! -f go ]; do sleep 0.2; done; echo '{"metrics":{},"primary":1}' > result.json`))
+      // the watch's first look finds the engine gone; the restart stops the container (live-restore off)
+      const fiber = yield* withDockerdKilled(Effect.gen(function*() {
+        const fiber = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.forkChild)
+        yield* Effect.sleep("3 seconds")
+        return fiber
+      }))
+      if (liveRestore) Fs.writeFileSync(Path.join(ref.data["jobDir"] as string, "go"), "")
+      const exit = (yield* Fiber.join(fiber)).at(-1) as Backend.JobExit
+      if (liveRestore) assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      else assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
+    }), 60_000)
+
   it.live("a job submitted while dockerd is down waits in the backend's queue (Pending, naming the engine) and starts when it answers", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith({ retryFor: "1 second", slots: 8 })
