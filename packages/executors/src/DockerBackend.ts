@@ -461,6 +461,11 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   /** Create and start a job's container (the admission permit held), recording it in the job directory. */
   const start = Effect.fnUntraced(function*(spec: Backend.JobSpec, jobDir: string, options: Docker.ContainerCreateOptions, ticket: string | undefined) {
+    // An earlier start of this job whose create the engine carried out but never answered (it went
+    // away mid-call; the call was tried again and failed) left a container that will never start.
+    const stale = yield* call("submit", () => docker.listContainers({ all: true, filters: { label: [`${Spec.LABEL.jobDir}=${jobDir}`], status: ["created"] } }))
+    yield* Effect.forEach(stale, (c) =>
+      call("submit", () => docker.getContainer(c.Id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)))), { discard: true })
     const container = yield* create(options).pipe(Effect.mapError((e) => {
       const why = Spec.explainStartError(e.message)
       return why !== undefined ? fail("submit", why) : e

@@ -550,6 +550,21 @@ describe("DockerBackend when the engine misbehaves", () => {
       assert.match(reasons[0] ?? "", new RegExp(`^the Docker engine at ${SOCKET} does not answer \\(Docker engine unreachable: `), JSON.stringify(reasons))
     }), 60_000)
 
+  it.live("a container an earlier start left `created` (the engine went away before answering its create) is removed when the job starts again", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const s = spec(`echo ran; echo '{"metrics":{},"primary":1}' > result.json`)
+      const jobDir = Path.join(root, s.labels.node)
+      const left = yield* Effect.promise(() =>
+        engine.createContainer({ Image: IMAGE, Cmd: ["true"], Labels: { "trex.node": s.labels.node, "trex.run": run, "trex.jobdir": jobDir } })
+      )
+      const backend = yield* backendWith()
+      const { exit } = yield* collect(backend, s)
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      const gone = yield* Effect.promise(() => left.inspect().then(() => false, () => true))
+      assert.isTrue(gone, "the container that would never start is removed")
+    }), 60_000)
+
   it.live("a container killed, stopped or removed from outside is said so: neither an OOM nor the job's crash", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith({ slots: 8 })
