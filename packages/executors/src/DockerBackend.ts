@@ -307,6 +307,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     )
   /** Warnings of limits Podman ignores, each said once. */
   const warned = new Set<string>()
+  // asked now, while the engine answers (checked above): a job submitted during an outage then waits
+  // in the queue rather than failing on the question
+  yield* engineOf("make")
 
   const running = (run?: string, ask: typeof call = call) =>
     ask("list", () =>
