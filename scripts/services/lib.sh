@@ -32,3 +32,15 @@ wait_for() {
   for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   "$@" >/dev/null 2>&1
 }
+
+# stop_pidfile FILE: kill the daemon named by a pid file (SIGTERM, SIGKILL after 15 s), wait until it
+# is gone and remove the file; prints the pid it stopped, nothing when none ran
+stop_pidfile() {
+  local f=$1 pid
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null || { rm -f "$f"; return 0; }
+  pid=$(cat "$f"); kill "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  rm -f "$f"
+  echo "$pid"
+}

@@ -16,11 +16,8 @@ PIDFILE=/var/run/docker.pid
 log() { echo "[start-docker $(date +%T)] $*" >&2; }
 
 if [ "${1:-}" = stop ]; then
-  if [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; then
-    pid=$(cat $PIDFILE); kill "$pid"
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    log "stopped dockerd $pid"
-  fi
+  pid=$(stop_pidfile $PIDFILE)
+  [ -n "$pid" ] && log "stopped dockerd $pid"
   # dockerd leaves this bind mount behind; a later start fails on it otherwise
   mountpoint -q /run/docker/netns/default 2>/dev/null && umount /run/docker/netns/default || true
   exit 0

@@ -24,12 +24,8 @@ CONF=/etc/containers/containers.conf
 log() { echo "[start-podman $(date +%T)] $*" >&2; }
 
 if [ "${1:-}" = stop ]; then
-  if [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; then
-    pid=$(cat $PIDFILE); kill "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    log "stopped podman system service $pid (its containers run on, under conmon)"
-  fi
-  rm -f $PIDFILE
+  pid=$(stop_pidfile $PIDFILE)
+  [ -n "$pid" ] && log "stopped podman system service $pid (its containers run on, under conmon)"
   exit 0
 fi
 

@@ -23,18 +23,10 @@ NCPU=${SLURM_CPUS:-$(nproc)}
 CLUSTER=local
 log() { echo "[start-slurm $(date +%T)] $*" >&2; }
 pidof_file() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-stop_pidfile() {  # kill the daemon named by a pid file and wait until it is gone
-  local f=$1 pid
-  pidof_file "$f" || return 0
-  pid=$(cat "$f"); kill "$pid" 2>/dev/null || true
-  for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-  rm -f "$f"
-}
 
 if [ "${1:-}" = stop ]; then
   for d in slurmrestd slurmd slurmctld slurmdbd; do
-    if pidof_file /run/slurm/$d.pid; then stop_pidfile /run/slurm/$d.pid; log "stopped $d"; fi
+    if pidof_file /run/slurm/$d.pid; then stop_pidfile /run/slurm/$d.pid >/dev/null; log "stopped $d"; fi
   done
   exit 0
 fi
@@ -151,7 +143,7 @@ EOF
 )
   if [ "$(cat /etc/slurm/slurmdbd.conf 2>/dev/null)" != "$new_dbd" ]; then
     printf '%s\n' "$new_dbd" > /etc/slurm/slurmdbd.conf
-    pidof_file /run/slurm/slurmdbd.pid && { log "slurmdbd.conf changed: restarting slurmdbd"; stop_pidfile /run/slurm/slurmdbd.pid; }
+    pidof_file /run/slurm/slurmdbd.pid && { log "slurmdbd.conf changed: restarting slurmdbd"; stop_pidfile /run/slurm/slurmdbd.pid >/dev/null; }
   fi
   chmod 600 /etc/slurm/slurmdbd.conf
   if ! pidof_file /run/slurm/slurmdbd.pid; then
@@ -165,7 +157,7 @@ fi
 # ---- slurmctld + slurmd -------------------------------------------------------
 if [ $changed = 1 ]; then
   for d in slurmrestd slurmd slurmctld; do
-    if pidof_file /run/slurm/$d.pid; then log "config changed: restarting $d"; stop_pidfile /run/slurm/$d.pid; fi
+    if pidof_file /run/slurm/$d.pid; then log "config changed: restarting $d"; stop_pidfile /run/slurm/$d.pid >/dev/null; fi
   done
 fi
 pidof_file /run/slurm/slurmctld.pid || { log "starting slurmctld"; slurmctld; }

@@ -85,6 +85,17 @@ const HOSTILE = [
   "a'b'c\"d\"e$f`g`h\\i"
 ]
 
+/** Watch a job until it reports Running: the watch's fiber, collecting its events to the end. */
+const untilRunning = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+  Effect.gen(function*() {
+    const running = yield* Deferred.make<void>()
+    const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
+      Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
+    )).pipe(Effect.forkChild)
+    yield* Deferred.await(running)
+    return watching
+  })
+
 describe("SshBackend quoting", () => {
   it("quote() gives one word whose value is the string, for hostile strings", () => {
     const out = execFileSync("sh", ["-c", `printf '%s\\0' ${quoteArgv(HOSTILE)}`]).toString("utf8")
@@ -283,11 +294,7 @@ describe("SshBackend", () => {
       const backend = yield* SshBackend.make(config)
       const ref = yield* backend.submit(spec(untilGo))
       const dir = String(ref.data["dir"])
-      const running = yield* Deferred.make<void>()
-      const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
-        Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
-      )).pipe(Effect.forkChild)
-      yield* Deferred.await(running)
+      const watching = yield* untilRunning(backend, ref)
       const pgid = Number(Fs.readFileSync(Path.join(dir, ".trex-pid"), "utf8").split(" ")[0])
       // the reboot: the job's processes killed, its directory (under /tmp) cleared
       process.kill(-pgid, "SIGKILL")
@@ -311,11 +318,7 @@ describe("SshBackend", () => {
       const s = spec(untilGo)
       const ref = yield* backend.submit(s)
       const dir = String(ref.data["dir"])
-      const running = yield* Deferred.make<void>()
-      const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
-        Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
-      )).pipe(Effect.forkChild)
-      yield* Deferred.await(running)
+      const watching = yield* untilRunning(backend, ref)
       const pidFile = Path.join(dir, ".trex-pid")
       const [pgid, started, boot] = Fs.readFileSync(pidFile, "utf8").trim().split(" ")
       assert.strictEqual(boot, Fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), "the wrapper records the boot")
@@ -540,11 +543,7 @@ describe("SshBackend, a pool with a host down", () => {
       const ref = yield* backend.submit(s)
       assert.strictEqual(ref.data["host"], "flaky")
       const dir = String(ref.data["dir"])
-      const running = yield* Deferred.make<void>()
-      const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
-        Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
-      )).pipe(Effect.forkChild)
-      yield* Deferred.await(running)
+      const watching = yield* untilRunning(backend, ref)
       const pgid = Number(Fs.readFileSync(Path.join(dir, ".trex-pid"), "utf8").split(" ")[0])
       yield* r.down
       const events = yield* Fiber.join(watching)
@@ -617,15 +616,6 @@ describe("SshBackend, a host that misbehaves under running jobs", () => {
   const fast = { retryFor: "1 second", hostRetryAfter: "1 second", pollInterval: "150 millis", killGraceSeconds: 2 } as const
   /** A job's own file on an island host. */
   const fileOn = (other: { root: (p: string) => string }, ref: { data: Record<string, unknown> }, name: string) => other.root(Path.join(String(ref.data["dir"]), name))
-  const untilRunning = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
-    Effect.gen(function*() {
-      const running = yield* Deferred.make<void>()
-      const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
-        Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
-      )).pipe(Effect.forkChild)
-      yield* Deferred.await(running)
-      return watching
-    })
 
   it.live("a host that stops accepting the key: its running job is followed on, new jobs wait saying which key, user and host and the fix; both end well once the key is back", () =>
     Effect.scoped(Effect.gen(function*() {
