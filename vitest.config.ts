@@ -9,6 +9,9 @@ export default defineConfig({
     globalSetup: ["test/setup/services.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    pool: "forks"
+    pool: "forks",
+    // two files at a time (the default on 2 cores is one): the backend files mostly wait on their
+    // engines, and no two files share an engine they stop (scripts/services/README.md)
+    maxWorkers: 2
   }
 })

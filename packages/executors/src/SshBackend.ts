@@ -431,12 +431,15 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
           { target: posix.join(dir, Script.FILES.env), content: envText, mode: 0o600 },
           { target: posix.join(dir, Script.FILES.script), content: wrapper, mode: 0o700 }
         ]
+        const write = (w: (typeof writes)[number]) => call("submit", host, (c) => c.writeFile(w.target, w.content, w.mode))
         yield* Effect.forEach(writes, (w) =>
-          call("submit", host, (c) => c.writeFile(w.target, w.content, w.mode)).pipe(
-            // SFTP says only "Failure" of a full disk: df says which
+          write(w).pipe(
+            // SFTP says only "Failure" of a full disk: df says which. A disk with room again by the time df
+            // looks (freed in between) gets the write once more before the failure counts
             Effect.catchIf((e) => !isUnreachable(e), (e) =>
               Effect.flatMap(diskFull(host, dir), (full) =>
-                full === undefined ? Effect.fail(e) : markFull(host, fail("submit", `${host.name}: cannot write ${w.target}: ${full}`), full)))
+                full !== undefined ? markFull(host, fail("submit", `${host.name}: cannot write ${w.target}: ${full}`), full)
+                : write(w).pipe(Effect.catchIf((again) => !isUnreachable(again), () => Effect.fail(e)))))
           ), { concurrency: "unbounded" })
         // from here a lost connection leaves it unknown whether the job started: not placed elsewhere
         launching = true
@@ -474,15 +477,16 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   })
 
   /**
-   * Why the disk of `dir` on `host` is full (df of its nearest existing directory shows 0 KB free), or
-   * `undefined`: it has room, or could not be asked.
+   * Why the disk of `dir` on `host` is full (df of its nearest existing directory shows under 1 MB
+   * free, as the local backend counts a full disk: a write that failed can leave a few KB, and a job's
+   * wrapper frees some when it deletes its env file), or `undefined`: it has room, or could not be asked.
    */
   const diskFull = (host: PoolHost, dir: string): Effect.Effect<string | undefined> =>
     call("watch", host, (c) => c.exec(`d=${Script.quote(dir)}; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | tail -n 1`)).pipe(
       Effect.map((out) => {
         const f = out.stdout.trim().split(/\s+/)
-        return f.length >= 6 && f[3] === "0"
-          ? `the disk of ${host.name}:${dir} is full (${f[5]} has 0 KB free): free space there (finished job directories under ${remoteRoot}, say), or set remoteRoot to a disk with room`
+        return f.length >= 6 && /^\d+$/.test(f[3]!) && Number(f[3]) < 1024
+          ? `the disk of ${host.name}:${dir} is full (${f[5]} has ${f[3]} KB free): free space there (finished job directories under ${remoteRoot}, say), or set remoteRoot to a disk with room`
           : undefined
       }),
       Effect.orElseSucceed(() => undefined)
