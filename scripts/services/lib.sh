@@ -44,3 +44,17 @@ stop_pidfile() {
   rm -f "$f"
   echo "$pid"
 }
+
+# busybox_rootfs: a minimal root filesystem made of the host's static busybox, as a tar on stdout (what the
+# engines import as local/busybox:latest: no registry is reachable here)
+busybox_rootfs() {
+  local tmp a
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/bin" "$tmp/tmp" "$tmp/etc" "$tmp/root" "$tmp/proc" "$tmp/sys" "$tmp/dev"
+  chmod 1777 "$tmp/tmp"
+  cp /bin/busybox "$tmp/bin/busybox"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$tmp/bin/$a"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$tmp/etc/passwd"; echo 'root:x:0:' > "$tmp/etc/group"
+  tar -C "$tmp" -c .
+  rm -rf "$tmp"
+}

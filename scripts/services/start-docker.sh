@@ -39,14 +39,7 @@ log "dockerd up: $($DOCKER version -f '{{.Server.Version}} API {{.Server.APIVers
 
 if ! $DOCKER image inspect local/busybox:latest >/dev/null 2>&1; then
   log "importing local/busybox:latest"
-  tmp=$(mktemp -d)
-  mkdir -p "$tmp/bin" "$tmp/tmp" "$tmp/etc" "$tmp/root" "$tmp/proc" "$tmp/sys" "$tmp/dev"
-  chmod 1777 "$tmp/tmp"
-  cp /bin/busybox "$tmp/bin/busybox"
-  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$tmp/bin/$a"; done
-  echo 'root:x:0:0:root:/root:/bin/sh' > "$tmp/etc/passwd"; echo 'root:x:0:' > "$tmp/etc/group"
-  tar -C "$tmp" -c . | $DOCKER import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - local/busybox:latest >/dev/null
-  rm -rf "$tmp"
+  busybox_rootfs | $DOCKER import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - local/busybox:latest >/dev/null
 fi
 
 if [ "${DOCKER_PYTHON_IMAGE:-0}" = 1 ] && ! $DOCKER image inspect local/python:bookworm >/dev/null 2>&1; then

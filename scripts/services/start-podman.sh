@@ -52,14 +52,7 @@ fi
 PODMAN=/usr/bin/podman
 if ! $PODMAN image exists localhost/local/busybox:latest; then
   log "importing local/busybox:latest"
-  tmp=$(mktemp -d)
-  mkdir -p "$tmp/bin" "$tmp/tmp" "$tmp/etc" "$tmp/root" "$tmp/proc" "$tmp/sys" "$tmp/dev"
-  chmod 1777 "$tmp/tmp"
-  cp /bin/busybox "$tmp/bin/busybox"
-  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$tmp/bin/$a"; done
-  echo 'root:x:0:0:root:/root:/bin/sh' > "$tmp/etc/passwd"; echo 'root:x:0:' > "$tmp/etc/group"
-  tar -C "$tmp" -c . | $PODMAN import -q --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' - local/busybox:latest >/dev/null
-  rm -rf "$tmp"
+  busybox_rootfs | $PODMAN import -q --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' - local/busybox:latest >/dev/null
 fi
 
 ping_ok() { curl -sf --max-time 2 --unix-socket $SOCK http://d/_ping 2>/dev/null | grep -q OK; }
