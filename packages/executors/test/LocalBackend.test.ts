@@ -9,6 +9,7 @@ import * as Path from "node:path"
 import * as LocalBackend from "../src/LocalBackend.ts"
 import { eventually } from "./support/eventually.ts"
 import { gone } from "./support/process.ts"
+import { assertTooBig, BULKY_RESULT_SCRIPT } from "./support/bulkyResult.ts"
 
 const base = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-local-"))
 afterAll(() => Fs.rmSync(base, { recursive: true, force: true }))
@@ -443,14 +444,7 @@ describe("LocalBackend, a job that prints at volume", () => {
   it.live("a result.json over 64 MB is not read: the exit says how big it is, not that there is none", () =>
     Effect.scoped(Effect.gen(function*() {
       const backend = yield* LocalBackend.make({ root: tmpRoot() })
-      const script = `{ printf '{"metrics":{"score":0.8},"summary":"'; head -c 70000000 /dev/zero | tr '\\0' z; printf '"}'; } > result.json`
-      const exit = yield* Backend.run(backend, spec("bulky", script))
-      assert.strictEqual(exit.outcome, "Succeeded")
-      assert.isUndefined(exit.result)
-      assert.strictEqual(
-        exit.resultError,
-        "result.json is 67 MB, more than the 64 MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)"
-      )
+      assertTooBig(yield* Backend.run(backend, spec("bulky", BULKY_RESULT_SCRIPT)), true)
     })))
 })
 

@@ -10,6 +10,7 @@ import { Backend, TaskFile } from "@trex/core"
 import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import * as fc from "fast-check"
 import { BackendConformance } from "@trex/core/testing"
+import { assertTooBig, BULKY_RESULT_SCRIPT } from "./support/bulkyResult.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import * as SlurmBackend from "../src/SlurmBackend.ts"
 import * as Script from "../src/internal/slurmScript.ts"
@@ -277,14 +278,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
   it.effect("a result.json over 64 MB is not read: the exit says it is too big, not that it is not JSON", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      const script = `{ printf '{"metrics":{"score":0.8},"summary":"'; head -c 70000000 /dev/zero | tr '\\0' z; printf '"}'; } > result.json`
-      const exit = yield* Backend.run(backend, spec("bulky", script))
-      assert.strictEqual(exit.outcome, "Succeeded")
-      assert.isUndefined(exit.result)
-      assert.strictEqual(
-        exit.resultError,
-        "result.json is more than the 64 MB the controller reads (keep its metrics and a short summary in it; put bulk data in an artifact)"
-      )
+      assertTooBig(yield* Backend.run(backend, spec("bulky", BULKY_RESULT_SCRIPT)), false)
     }))
 
   it.effect("a log of tens of megabytes reaches a slow consumer in bounded chunks: every line in order, \\r as shown, the right tail", () =>

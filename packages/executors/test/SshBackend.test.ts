@@ -85,6 +85,16 @@ const HOSTILE = [
   "a'b'c\"d\"e$f`g`h\\i"
 ]
 
+/** Watch a job until it reports a wait whose reason includes `text`: that reason, and the watch's fiber, collecting its events to the end. */
+const untilWaiting = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0], text: string) =>
+  Effect.gen(function*() {
+    const told = yield* Deferred.make<string>()
+    const watching = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) =>
+      e._tag === "State" && e.reason?.includes(text) === true ? Deferred.succeed(told, e.reason) : Effect.void
+    ))).pipe(Effect.forkChild)
+    return { reason: yield* Deferred.await(told), watching }
+  })
+
 /** Watch a job until it reports Running: the watch's fiber, collecting its events to the end. */
 const untilRunning = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
   Effect.gen(function*() {
@@ -636,14 +646,9 @@ describe("SshBackend, a host that misbehaves under running jobs", () => {
       other.cut()
       const second = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":2}' > result.json`]))
       assert.strictEqual(second.data["queued"], true, "no new job goes to a host that refuses the key")
-      const reasons: Array<string> = []
-      const key = yield* Deferred.make<void>()
-      const secondWatch = yield* Stream.runCollect(backend.watch(second).pipe(Stream.tap((e) =>
-        e._tag === "State" && e.reason?.includes("authorized_keys") === true ? Effect.andThen(Effect.sync(() => reasons.push(e.reason!)), Deferred.succeed(key, undefined)) : Effect.void
-      ))).pipe(Effect.forkChild)
-      yield* Deferred.await(key)
-      assert.include(reasons[0], `sdktest@127.0.0.1:${other.port}: the key ${host.privateKeyPath} was not accepted for user sdktest`)
-      assert.include(reasons[0], `add its public key (${host.privateKeyPath}.pub) to ~sdktest/.ssh/authorized_keys on 127.0.0.1`)
+      const { reason: keyReason, watching: secondWatch } = yield* untilWaiting(backend, second, "authorized_keys")
+      assert.include(keyReason, `sdktest@127.0.0.1:${other.port}: the key ${host.privateKeyPath} was not accepted for user sdktest`)
+      assert.include(keyReason, `add its public key (${host.privateKeyPath}.pub) to ~sdktest/.ssh/authorized_keys on 127.0.0.1`)
       // fixed: the running job was never given up on, and the waiting one starts after it
       Fs.writeFileSync(keys, pub)
       Fs.writeFileSync(fileOn(other, ref, "go"), "")
@@ -671,14 +676,9 @@ describe("SshBackend, a host that misbehaves under running jobs", () => {
       // a new job: its files cannot be written, so it waits for room (as for a host that is down), saying why
       const waiting = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":2}' > result.json`]))
       assert.strictEqual(waiting.data["queued"], true)
-      const reasons: Array<string> = []
-      const told = yield* Deferred.make<void>()
-      const waitingWatch = yield* Stream.runCollect(backend.watch(waiting).pipe(Stream.tap((e) =>
-        e._tag === "State" && e.reason?.includes("is full") === true ? Effect.andThen(Effect.sync(() => reasons.push(e.reason!)), Deferred.succeed(told, undefined)) : Effect.void
-      ))).pipe(Effect.forkChild)
-      yield* Deferred.await(told)
-      assert.include(reasons[0], `no host with room on its disk: small: the disk of small:${remoteRoot}/ssh-test/`)
-      assert.match(reasons[0]!, /is full \(\/tmp has \d+ KB free\): free space there/)
+      const { reason: fullReason, watching: waitingWatch } = yield* untilWaiting(backend, waiting, "is full")
+      assert.include(fullReason, `no host with room on its disk: small: the disk of small:${remoteRoot}/ssh-test/`)
+      assert.match(fullReason, /is full \(\/tmp has \d+ KB free\): free space there/)
       // the running job ends: its wrapper cannot write the exit code
       Fs.writeFileSync(fileOn(other, running, "go"), "")
       const exit = exitOf(yield* Fiber.join(watching))
