@@ -265,23 +265,47 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
             // 4 s. (A backend's watch may start again from the job's first log line: a metric seen
             // twice replaces itself in the curves.)
             let rewatches = 0
-            const fromUpstream = (): Effect.Effect<Arr.NonEmptyReadonlyArray<Backend.JobEvent>, Errors.ExecutorError | Cause.Done> =>
-              upstream.pipe(
-                Effect.catch((e) =>
-                  Cause.isDone(e) || !e.retryable || (Date.now() - watchedAt < HEALTHY_MS ? rewatches : (rewatches = 0)) >= REWATCHES
-                    ? Effect.fail(toFailure(e))
-                    : Effect.logWarning(`trial ${nodeId}: following job ${job.id} again after ${e.backend} ${e.operation} failed: ${e.message}`).pipe(
-                      Effect.andThen(Effect.sleep(`${2 ** rewatches} seconds`)),
-                      Effect.andThen(follow),
-                      Effect.mapError(toFailure),
-                      Effect.flatMap((next) => {
-                        upstream = next
-                        rewatches++
-                        return fromUpstream()
-                      })
-                    )
-                )
+            // The job's last state, and a watch that failed: until the next one is followed (after a
+            // pause), the trial is said to be out of touch with its job; its first events end that.
+            let lastState: "Pending" | "Running" = "Running"
+            let lost: Errors.BackendError | undefined
+            let outOfTouch = false
+            const rewatch = (e: Errors.BackendError) =>
+              Effect.logWarning(`trial ${nodeId}: following job ${job.id} again after ${e.backend} ${e.operation} failed: ${e.message}`).pipe(
+                Effect.andThen(Effect.sleep(`${2 ** rewatches} seconds`)),
+                Effect.andThen(follow),
+                Effect.mapError(toFailure),
+                Effect.flatMap((next) => {
+                  upstream = next
+                  rewatches++
+                  return fromUpstream()
+                })
               )
+            const fromUpstream = (): Effect.Effect<Arr.NonEmptyReadonlyArray<Backend.JobEvent>, Errors.ExecutorError | Cause.Done> => {
+              if (lost !== undefined) {
+                const e = lost
+                lost = undefined
+                return rewatch(e)
+              }
+              return upstream.pipe(
+                Effect.map((chunk): Arr.NonEmptyReadonlyArray<Backend.JobEvent> => {
+                  const back = outOfTouch
+                  outOfTouch = false
+                  const state = lastState
+                  for (const ev of chunk) if (ev._tag === "State") lastState = ev.state
+                  return back ? [{ _tag: "State", state }, ...chunk] : chunk
+                }),
+                Effect.catch((e) => {
+                  if (Cause.isDone(e) || !e.retryable || (Date.now() - watchedAt < HEALTHY_MS ? rewatches : (rewatches = 0)) >= REWATCHES) {
+                    return Effect.fail(toFailure(e))
+                  }
+                  lost = e
+                  outOfTouch = true
+                  const reason = `${e.backend} ${e.operation} failed (${e.message}); following the job again`
+                  return Effect.succeed([{ _tag: "State", state: lastState, reason }] as const)
+                })
+              )
+            }
             const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<ExecutorAgent.ExecutionEvent>, Errors.ExecutorError> = Effect.suspend(() => {
               if (head) {
                 head = false

@@ -106,6 +106,10 @@ describe("TemplateExecutor when the backend's watch fails", () => {
       assert.strictEqual(last?._tag, "Finished")
       assert.strictEqual(last?._tag === "Finished" ? last.result.score : undefined, 0.7)
       assert.deepStrictEqual(calls, { submit: 1, watch: 3, cancel: 0 })
+      // while it is followed again, the trial is said to be out of touch with its job, and back in touch after
+      const lost = "flaky watch failed (connection reset); following the job again"
+      const states = seen.flatMap((e) => (e._tag === "State" ? [`${e.state}${e.reason !== undefined ? `: ${e.reason}` : ""}`] : []))
+      assert.deepStrictEqual(states, ["Running", `Running: ${lost}`, "Running", "Running", `Running: ${lost}`, "Running", "Running"])
     }))
 
   it.live("after three failures in a row, or at once when not retryable, the trial fails and its job is cancelled", () =>

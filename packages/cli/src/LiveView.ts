@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent } from "@trex/core"
-import { budgetLine, usage, waitLabel } from "./Status.ts"
+import { budgetLine, unreachableLabel, usage, waitLabel } from "./Status.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /** The trials in flight (proposed, queued or running). */
@@ -81,7 +81,9 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
       const state = n.pruning !== undefined ? "pruning (job cancelled)"
         : ended || n.withdrawn === true
         ? `${n.withdrawn === true ? "withdrawn" : "stopped"} (runs on resume)`
-        : n.waiting !== undefined ? waitLabel(n.waiting) : n.state._tag === "Queued" ? "queued " : "running"
+        : n.waiting !== undefined ? waitLabel(n.waiting)
+        : n.unreachable !== undefined ? unreachableLabel(n.unreachable)
+        : n.state._tag === "Queued" ? "queued " : "running"
       lines.push(`  ${n.id.padEnd(6)} ${bar(n.progress ?? 0)} ${state}${last !== undefined ? `  ${last.split}/${last.name} ${fmt(last.value)}` : ""}`)
     }
     return lines
@@ -94,6 +96,8 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     lastLines = lines.length
   }
 
+  /** Trials whose backend was said to be out of touch with their job (a `lost` line), until it answers again. */
+  const unreachable = new Set<string>()
   const plain = (entry: JournalEvent.Entry, view: ExperimentTree.TreeView) => {
     const e = entry.event
     const u = ledger.value?.usage()
@@ -122,17 +126,23 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         // one line: the whole analysis is in `trex status --json` and the report
         return options.write(`analysis ${Untrusted.line(e.analysis.summary, 200)}\n`)
       }
-      case "JobState":
-        // the job started waiting in its backend's queue, or the reason changed (the frame shows it on a terminal)
+      case "JobState": {
+        // the job started waiting in its backend's queue, or the reason changed (the frame shows it on a
+        // terminal); or its backend stopped answering about it, or answers again
+        const wasUnreachable = unreachable.delete(e.nodeId)
+        if (e.state === "Running" && e.reason !== undefined) unreachable.add(e.nodeId)
         return options.write(
           e.state === "Pending"
             ? `wait   ${e.nodeId}: ${Untrusted.line(e.reason ?? ExperimentNode.UNSPECIFIED_WAIT, 200)}\n`
+            : e.state === "Running" && e.reason !== undefined
+            ? `lost   ${e.nodeId}: its backend cannot be asked about its job now: ${Untrusted.line(e.reason, 300)}\n`
             : e.state === "Running"
-            ? `run    ${e.nodeId}: left the backend's queue\n`
+            ? `run    ${e.nodeId}: ${wasUnreachable ? "its backend answers again" : "left the backend's queue"}\n`
             : e.state === "Pruning"
             ? `prune  ${e.nodeId}: ${Untrusted.line(e.reason ?? "stopped early by a scheduler", 300)}; its job is cancelled\n`
             : `stop   ${e.nodeId}: withdrawn from the backend's queue (runs on resume)\n`
         )
+      }
       case "InsightsDistilled":
         return e.insights.forEach((i) => options.write(`insight ${Untrusted.line(i.text, 500)}\n`))
       case "RunFinished": {

@@ -36,7 +36,8 @@ export interface StatusJson {
   readonly insights: ReadonlyArray<{ readonly text: string; readonly evidence: ReadonlyArray<string> }>
   /**
    * `waiting`: why a trial's job waits in its backend's queue, while a controller runs the run;
-   * `withdrawn`: a drain took it out of the queue (it runs first on resume); `pruning`: why a
+   * `unreachable`: why its backend cannot be asked about its running job now (the engine, controller
+   * or host does not answer), while a controller runs the run; `withdrawn`: a drain took it out of the queue (it runs first on resume); `pruning`: why a
    * scheduler stopped it, while its job is being cancelled (it then ends `Pruned`, and is not run again).
    */
   readonly nodes: ReadonlyArray<{
@@ -46,6 +47,7 @@ export interface StatusJson {
     readonly score?: number
     readonly failure?: string
     readonly waiting?: string
+    readonly unreachable?: string
     readonly withdrawn?: true
     readonly pruning?: string
   }>
@@ -110,6 +112,7 @@ export const toJson = (info: RunInfo): StatusJson => {
       ...(failure !== undefined ? { failure: `${failure.kind}: ${failure.message}` } : {}),
       // a wait is news only while a controller runs the run
       ...(n.waiting !== undefined && live ? { waiting: n.waiting } : {}),
+      ...(n.unreachable !== undefined && live ? { unreachable: n.unreachable } : {}),
       ...(n.withdrawn === true ? { withdrawn: true as const } : {}),
       ...(n.pruning !== undefined ? { pruning: n.pruning } : {})
     })
@@ -176,6 +179,13 @@ export const budgetLine = (budget: Budget.Budget, u: Pick<Budget.Usage, "trials"
  */
 export const waitLabel = (waiting: string): string => (waiting === ExperimentNode.UNSPECIFIED_WAIT ? "waiting" : `waiting (${Untrusted.line(waiting, 120)})`)
 
+/**
+ * How a running trial whose backend cannot be asked about its job now is shown: `unreachable (the
+ * Docker engine at ... does not answer since 10:03:12Z ...)`.
+ * @since 0.1.0 @category formatting
+ */
+export const unreachableLabel = (reason: string, width = 120): string => `unreachable (${Untrusted.line(reason, width)})`
+
 const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
   switch (n.state._tag) {
     case "Succeeded":
@@ -195,7 +205,7 @@ const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
       if (n.withdrawn === true) return "withdrawn (runs on resume)"
       // a trial in flight when its run stopped: its job may still run (resume reattaches to it) or be gone
       if (stopped) return `interrupted (${n.waiting !== undefined ? "waiting" : n.state._tag.toLowerCase()})`
-      return n.waiting !== undefined ? waitLabel(n.waiting) : n.state._tag.toLowerCase()
+      return n.waiting !== undefined ? waitLabel(n.waiting) : n.unreachable !== undefined ? unreachableLabel(n.unreachable) : n.state._tag.toLowerCase()
   }
 }
 
@@ -339,6 +349,7 @@ export interface TrialJson {
   /** Each job submitted for it, in order (a retry or a resume after a lost job submits another). */
   readonly jobs: ReadonlyArray<{ readonly backend: string; readonly id: string; readonly submittedAt: number }>
   readonly waiting?: string
+  readonly unreachable?: string
   readonly withdrawn?: true
   readonly pruning?: string
   /** The latest progress fraction and message its job reported. */
@@ -433,6 +444,7 @@ export const trialJson = (
     ...(admittedAt !== undefined ? { admittedAt } : {}),
     jobs,
     ...(n.waiting !== undefined && runState(info) === "running" ? { waiting: n.waiting } : {}),
+    ...(n.unreachable !== undefined && runState(info) === "running" ? { unreachable: n.unreachable } : {}),
     ...(n.withdrawn === true ? { withdrawn: true as const } : {}),
     ...(n.pruning !== undefined ? { pruning: n.pruning } : {}),
     ...(progress !== undefined ? { progress } : {}),
@@ -459,6 +471,7 @@ export const trialText = (t: TrialJson, metric: string): string => {
     : t.pruning !== undefined ? `pruning (its job is cancelled): ${Untrusted.line(t.pruning, 200)}`
     : t.withdrawn === true ? "withdrawn from its backend's queue (runs on resume)"
     : t.waiting !== undefined ? waitLabel(t.waiting)
+    : t.unreachable !== undefined ? unreachableLabel(t.unreachable, 500)
     : t.state.toLowerCase()
   const lines = [
     `Trial ${t.id} of run ${t.runId}: ${state}`,

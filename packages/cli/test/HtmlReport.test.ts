@@ -218,6 +218,10 @@ describe("HtmlReport (pure)", () => {
       const waitingId = (events[lastEnd] as JournalEvent.Of<"NodeFinished">).nodeId
       const waits = [...open.map((e) => e.event), JournalEvent.make("JobState", { nodeId: waitingId, state: "Pending", reason: "Priority", at: 1 })]
       assert.strictEqual(nodes(HtmlReport.render({ entries: entriesOf(waits) })).find((n) => n.id === waitingId)?.waiting, "Priority")
+      // so does one whose backend does not answer about its job, while that lasts
+      const lost = [...waits, JournalEvent.make("JobState", { nodeId: waitingId, state: "Running", reason: "Slurm does not answer", at: 2 })]
+      const shown = nodes(HtmlReport.render({ entries: entriesOf(lost) })).find((n) => n.id === waitingId) as { unreachable?: string; waiting?: string } | undefined
+      assert.deepStrictEqual([shown?.unreachable, shown?.waiting], ["Slurm does not answer", undefined])
       // a damaged journal: the page says so, and does not offer a resume
       const damaged = HtmlReport.render({ entries: unfinished, stopped: true, damage: "journal x: entry 9 fails its checksum" })
       assert.strictEqual(status(damaged), "stopped at a damaged journal entry (it cannot be resumed)")

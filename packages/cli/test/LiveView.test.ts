@@ -97,6 +97,29 @@ describe("LiveView: trials waiting in the backend's queue", () => {
     ])
   })
 
+  it("a running trial whose backend stops answering: a line when it starts and when the backend answers again; unreachable in the frame meanwhile", () => {
+    const plain = setup(false)
+    plain.state(plain.a, "Running", "Slurm does not answer since 10:03:12Z")
+    plain.state(plain.a, "Running")
+    plain.state(plain.c, "Pending", "Priority")
+    plain.state(plain.c, "Running")
+    assert.deepStrictEqual(plain.out().split("\n").filter((l) => /^(wait|run|lost) /.test(l)), [
+      `lost   ${plain.a}: its backend cannot be asked about its job now: Slurm does not answer since 10:03:12Z`,
+      `run    ${plain.a}: its backend answers again`,
+      `wait   ${plain.c}: Priority`,
+      `run    ${plain.c}: left the backend's queue`
+    ])
+    const tty = setup(true)
+    tty.state(tty.a, "Running", "Slurm does not answer since 10:03:12Z")
+    tty.view.close()
+    const frame = screen(tty.out())
+    assert.isTrue(frame.some((l) => l.includes(tty.a) && l.endsWith("unreachable (Slurm does not answer since 10:03:12Z)")), frame.join("\n"))
+    tty.state(tty.a, "Running")
+    tty.view.close()
+    const later = screen(tty.out()).slice(-2)
+    assert.isTrue(later.every((l) => l.endsWith("running")), later.join("\n"))
+  })
+
   it("a prune is shown when it is journaled, before the trial's end: a line in plain output, its state in the frame", () => {
     const plain = setup(false)
     plain.state(plain.a, "Pruning", "stopped early by the scheduler (asha) at step 3: eval/bleu 12.5")

@@ -64,6 +64,25 @@ describe("trex status --node: one trial in full", () => {
     assert.match(Status.trialText(stopped, "score"), /^Trial n1 of run test: interrupted \(running\): the run stopped while it was in flight$/m)
   })
 
+  it("a running trial whose backend does not answer: unreachable, and why, while a controller runs it; running again once the backend answers", () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+    const n1 = b.start(b.propose(ExperimentNode.ROOT, { "training.epochs": 2 }))
+    const outage = "the Docker engine at unix:///var/run/docker.sock does not answer since 10:03:12Z (connect ENOENT)"
+    b.jobState(n1, "Running", outage)
+    const live = infoOf(b, { pid: 123 })
+    const trial = Status.trialJson(live, n1)!
+    assert.strictEqual(trial.unreachable, outage)
+    assert.match(Status.trialText(trial, "score"), /^Trial n1 of run test: unreachable \(the Docker engine at unix:\/\/\/var\/run\/docker\.sock does not answer since 10:03:12Z \(connect ENOENT\)\)$/m)
+    assert.strictEqual(Status.toJson(live).nodes.find((n) => n.id === n1)?.unreachable, outage)
+    assert.match(Status.toText(live, "/tmp/run"), /unreachable \(the Docker engine/)
+    // a stopped run: the outage is no news (the trial is interrupted)
+    assert.strictEqual(Status.trialJson(infoOf(b), n1)!.unreachable, undefined)
+    b.jobState(n1, "Running")
+    const after = infoOf(b, { pid: 123 })
+    assert.strictEqual(Status.trialJson(after, n1)!.unreachable, undefined)
+    assert.notMatch(Status.toText(after, "/tmp/run"), /unreachable/)
+  })
+
   it("a failure: kind, exit code and message, and the log tail it carried when the job's folder has none; text from the job is shown inert", () => {
     const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
     const n1 = b.start(b.propose(ExperimentNode.ROOT, { "training.epochs": 4 }))

@@ -59,6 +59,12 @@ export interface JobExit {
 
 /**
  * A job's events, ending with exactly one {@link JobExit}.
+ *
+ * `State`: `Pending` while the job waits in the backend's queue (`reason`: what for), `Running`
+ * once it runs. A watch that loses touch with its job while it waits for its engine, controller or
+ * host to answer again says so with `{ state: "Running", reason }` (`trex status` shows the trial
+ * `unreachable (reason)`), or with a `Pending` whose reason says it, for a job still queued; its
+ * next `State` without that reason, once the backend answers, ends it.
  * @since 0.1.0 @category models
  */
 export type JobEvent =

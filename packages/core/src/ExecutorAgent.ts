@@ -60,6 +60,8 @@ export type ExecutionEvent =
    * The trial's job waits in its backend's queue (`Pending`: for a GPU, a slot, a Slurm allocation) or
    * runs. Optional: a trial reported waiting is withdrawn when a run drains (it has not started, so it
    * runs on resume instead of holding the stop up); one never reported waiting is let finish.
+   * `Running` with a `reason`: the job is taken to run on, but cannot be followed now (its backend
+   * does not answer; see `Backend.JobEvent`); the next `State` ends that.
    */
   | { readonly _tag: "State"; readonly state: "Pending" | "Running"; readonly reason?: string }
   | { readonly _tag: "Progress"; readonly fraction?: number; readonly message?: string; readonly metrics: ReadonlyArray<MetricPoint> }

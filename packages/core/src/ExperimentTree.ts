@@ -48,6 +48,11 @@ export interface NodeView extends ExperimentNode.ExperimentNode {
   readonly progress?: number
   /** Why its job waits in its backend's queue, while it does (a `JobState` of `Pending`). */
   readonly waiting?: string | undefined
+  /**
+   * Why its backend cannot be asked about its job now (the engine, controller or host does not
+   * answer), while that lasts (a `JobState` of `Running` with a `reason`): the job is taken to run on.
+   */
+  readonly unreachable?: string | undefined
   /** Taken out of its backend's queue by a draining run (`JobState` `Withdrawn`): its job is cancelled; it runs on resume. */
   readonly withdrawn?: boolean | undefined
   /** Why a scheduler stopped it, while its job is being cancelled (a `JobState` of `Pruning`); it then ends `Pruned`. */
@@ -381,6 +386,7 @@ export class ExperimentTree {
         n.view.state = { _tag: "Running", job: event.job, startedAt: event.at }
         // a job submitted again (a retry) reports its own state
         if (n.view.waiting !== undefined) n.view.waiting = undefined
+        if (n.view.unreachable !== undefined) n.view.unreachable = undefined
         if (n.view.withdrawn !== undefined) n.view.withdrawn = undefined
         if (!n.counted) {
           n.counted = true
@@ -393,6 +399,9 @@ export class ExperimentTree {
         if (n === undefined || n.view.state._tag !== "Running") return
         if (event.state === "Pending") n.view.waiting = event.reason ?? ExperimentNode.UNSPECIFIED_WAIT
         else if (n.view.waiting !== undefined) n.view.waiting = undefined
+        // `Running` with a reason: out of touch with its job (a `Pending` says why it waits instead)
+        if (event.state === "Running" && event.reason !== undefined) n.view.unreachable = event.reason
+        else if (n.view.unreachable !== undefined) n.view.unreachable = undefined
         if (event.state === "Withdrawn") n.view.withdrawn = true
         if (event.state === "Pruning") n.view.pruning = event.reason ?? "stopped early by a scheduler"
         return
@@ -449,6 +458,7 @@ export class ExperimentTree {
     const n = this.nodes.get(event.nodeId)
     if (n === undefined || ExperimentNode.isFinished(n.view)) return
     if (n.view.waiting !== undefined) n.view.waiting = undefined
+    if (n.view.unreachable !== undefined) n.view.unreachable = undefined
     if (n.view.withdrawn !== undefined) n.view.withdrawn = undefined
     if (n.view.pruning !== undefined) n.view.pruning = undefined
     const at = event.at

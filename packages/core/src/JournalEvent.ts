@@ -56,7 +56,9 @@ export const JournalEvent = Schema.TaggedUnion({
    * A trial's job started waiting in its backend's queue (`Pending`, with the backend's reason),
    * its reason changed, it left the queue (`Running`, after a wait), or a draining run took it out
    * of the queue (`Withdrawn`: its job is cancelled, and a resumed run submits it afresh, first). A
-   * job that never waits journals none. `Pruning` (format 4): a scheduler stopped the trial, for
+   * job that never waits journals none. `Running` with a `reason`: its backend cannot be asked about
+   * the job now (its engine, controller or host does not answer), the job taken to run on; the next
+   * `JobState` (or the trial's end) ends that. `Pruning` (format 4): a scheduler stopped the trial, for
    * `reason`, and its job is being cancelled; the trial ends `Pruned`, and a resumed run does not
    * run it again (it cancels the job, if it still runs, and charges what it cost).
    */

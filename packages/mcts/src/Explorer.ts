@@ -538,10 +538,17 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       case "State":
         // Journaled when a wait starts, its reason changes or it ends, as the tree knows it (a resumed
         // run's too: a job that started while no controller ran); a job that never waits journals none.
+        // So is a running job's loss of touch with its backend (a `Running` with a reason), and its end.
         return Effect.suspend(() => {
-          const journaled = tree.view.get(nodeId)?.waiting
+          const view = tree.view.get(nodeId)
+          const journaled = view?.waiting
           if (ev.state === "Running") {
-            return journaled === undefined ? Effect.void : record([JournalEvent.make("JobState", { nodeId, state: "Running", at: nowMs() })], "soon")
+            if (ev.reason !== undefined) {
+              return view?.unreachable === ev.reason ? Effect.void : record([JournalEvent.make("JobState", { nodeId, state: "Running", reason: ev.reason, at: nowMs() })], "soon")
+            }
+            return journaled === undefined && view?.unreachable === undefined
+              ? Effect.void
+              : record([JournalEvent.make("JobState", { nodeId, state: "Running", at: nowMs() })], "soon")
           }
           const changed = journaled !== (ev.reason ?? ExperimentNode.UNSPECIFIED_WAIT)
           const told = changed

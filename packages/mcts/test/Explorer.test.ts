@@ -874,6 +874,40 @@ describe("Explorer", () => {
       assert.isUndefined(ExperimentTree.fold(events)!.view.get(submitted[1]!)?.waiting)
     }))
 
+  it.live("a running job its backend cannot be asked about (an outage) is journaled, once per reason, and ends when the backend answers or the trial finishes", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const outage = "the Docker engine at unix:///var/run/docker.sock does not answer since 10:03:12Z"
+      // a watch that loses touch twice with the same reason (told once), answers again, loses touch, then ends
+      const executor: ExecutorAgent.ExecutorAgentShape = {
+        name: "flaky-engine",
+        run: (req) =>
+          Stream.make<Array<ExecutorAgent.ExecutionEvent>>(
+            { _tag: "Submitted", job: { backend: "flaky-engine", id: `job-${req.node.id}`, data: {} } },
+            { _tag: "State", state: "Running" },
+            { _tag: "State", state: "Running", reason: outage },
+            { _tag: "State", state: "Running", reason: outage },
+            { _tag: "State", state: "Running" },
+            { _tag: "State", state: "Running" },
+            { _tag: "State", state: "Running", reason: "host gpu1 does not answer" },
+            { _tag: "Finished", result: scored(req.node.strategy) }
+          )
+      }
+      yield* Explorer.run(makeTask({ maxTrials: 1 }), { runId: "r1", runDir: "/tmp/unused", seed: 7 }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, executor)))
+      )
+      const events = (yield* journal.read()).map((e) => e.event)
+      const states = events.flatMap((e) => (e._tag === "JobState" ? [`${e.state} ${e.reason ?? ""}`.trim()] : []))
+      assert.deepStrictEqual(states, [`Running ${outage}`, "Running", "Running host gpu1 does not answer"])
+      // replayed: out of touch after the outage's JobState, in touch after the next, and nothing once it finished
+      const cut = events.findIndex((e) => e._tag === "JobState")
+      const node = events.find((e) => e._tag === "JobSubmitted")!.nodeId
+      assert.strictEqual(ExperimentTree.fold(events.slice(0, cut + 1))!.view.get(node)?.unreachable, outage)
+      assert.isUndefined(ExperimentTree.fold(events.slice(0, cut + 2))!.view.get(node)?.unreachable)
+      assert.isUndefined(ExperimentTree.fold(events)!.view.get(node)?.unreachable)
+      assert.strictEqual(ExperimentTree.fold(events)!.view.get(node)?.state._tag, "Succeeded")
+    }))
+
   it.live("a trial admitted before a crash with no submission on record is reconciled on every attempt until one submits: a retry after a failed look does not submit a second copy", () =>
     Effect.gen(function*() {
       const journal = Journal.makeMemory()

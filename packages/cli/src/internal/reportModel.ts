@@ -29,6 +29,8 @@ export interface NodeData {
   readonly reusedFrom?: string
   /** Why its job waits in its backend's queue (a trial in flight, while a controller runs the run). */
   readonly waiting?: string
+  /** Why its backend cannot be asked about its running job now (while a controller runs the run). */
+  readonly unreachable?: string
   /** A drain took it out of its backend's queue: it runs on resume. */
   readonly withdrawn?: true
   readonly logs: ReadonlyArray<string>
@@ -248,6 +250,7 @@ const nodeData = (
     ...(result?.reusedFrom !== undefined ? { reusedFrom: result.reusedFrom } : {}),
     // a wait is news only while a controller runs the run
     ...(n.waiting !== undefined && !stopped ? { waiting: n.waiting } : {}),
+    ...(n.unreachable !== undefined && !stopped ? { unreachable: n.unreachable } : {}),
     ...(n.withdrawn === true ? { withdrawn: true as const } : {})
   }
 }

@@ -273,6 +273,7 @@ function details(i) {
     ["prior", n.prior],
     ["reused from", n.reusedFrom],
     ["waiting for", n.waiting],
+    ["unreachable", n.unreachable],
     ["withdrawn", n.withdrawn ? "from the backend's queue by a stop; runs on resume" : undefined],
     ["fingerprint", n.fingerprint]
   ]));
