@@ -112,9 +112,12 @@ const readSlice = (file: string, offset: number): Buffer => {
 interface Outage {
   since: number | undefined
   seen: boolean
+  /** Tells the watch's consumer that the engine stopped answering (with why) and answers again (once the job's first state is out). */
+  tell?: ((reason: string | undefined) => Effect.Effect<void>) | undefined
 }
 const ENGINE_POLL = "1 second"
 const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
+const clockOf = (ms: number) => new Date(ms).toISOString().slice(11, 19) + "Z"
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -230,7 +233,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         const tried = yield* Effect.result(once("watch", f))
         if (tried._tag === "Success") {
           if (outage.since !== undefined) {
-            yield* Effect.logInfo(`docker: container ${id.slice(0, 12)}: the Docker engine answers again after ${waited(outage.since)}`)
+            // told to the watch's consumer (the run journals it), else logged
+            if (outage.tell !== undefined) yield* outage.tell(undefined)
+            else yield* Effect.logInfo(`docker: container ${id.slice(0, 12)}: the Docker engine answers again after ${waited(outage.since)}`)
             outage.since = undefined
           }
           return tried.success
@@ -240,9 +245,10 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         outage.seen = true
         if (outage.since === undefined) {
           outage.since = Date.now()
-          yield* Effect.logWarning(
-            `docker: container ${id.slice(0, 12)}: the Docker engine at ${where} does not answer (${e.message}); the container is left be and the engine asked again every second, for up to ${Math.round(engineWaitMs / 1000)} s (engineWait)`
-          )
+          const said = `${engine?.kind === "podman" ? "the Podman service" : "the Docker engine"} at ${where} does not answer since ${
+            clockOf(outage.since)
+          } (${e.message}); the container is left be, the engine asked again every second for up to ${Math.round(engineWaitMs / 1000)} s (engineWait)`
+          yield* outage.tell !== undefined ? outage.tell(said) : Effect.logWarning(`docker: container ${id.slice(0, 12)}: ${said}`)
         } else if (Date.now() - outage.since >= engineWaitMs) {
           return yield* fail(
             "watch",
@@ -598,7 +604,6 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         options: { stdout: true, stderr: true, follow: query.follow, timestamps: query.timestamps ?? false, ...(query.since !== undefined ? { since: query.since } : {}) }
       }, (err: Error | null, data: unknown) => (err !== null ? reject(err) : resolve(data as Readable)))
     )
-  const logStream = (id: string, query: Parameters<typeof logRequest>[1]) => call("watch", () => logRequest(id, query))
 
   /** One log line of a stream: into the tail, and out as an event (stdout's protocol lines parsed). */
   const logLine = (emit: Emit, tail: JobProtocol.Tail, s: "stdout" | "stderr", l: string) => {
@@ -646,21 +651,24 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
    * Podman finds the entries of a `since` by parsing its log file from the start (5 s for 2,000,000 lines), so the
    * wait after a read is at least as long as the read took: the service spends at most half its time on one watch.
    */
-  const pollLogs = (id: string, emit: Emit, tail: JobProtocol.Tail) =>
+  const pollLogs = (id: string, emit: Emit, tail: JobProtocol.Tail, outage: Outage) =>
     Effect.gen(function*() {
       const cursor = new Spec.LogCursor()
       const splitters = { stdout: new JobProtocol.LineSplitter(), stderr: new JobProtocol.LineSplitter() }
       const lines = (s: "stdout" | "stderr", ls: ReadonlyArray<string>) => Effect.forEach(ls, (l) => logLine(emit, tail, s, l), { discard: true })
       while (true) {
         const began = Date.now()
-        const info = yield* inspect(id)
+        // asked patiently while the service does not answer; a container gone is inspected next, by the caller
+        const info = yield* inspectPatiently(id, outage)
+        if (info === undefined) break
         const done = ["exited", "dead"].includes(info.State.Status)
         let whole = true
         if (info.State.Status !== "created") {
           const since = cursor.begin()
           whole = yield* Effect.acquireUseRelease(
-            logStream(id, { follow: false, timestamps: true, since }),
+            patiently(id, outage, () => logRequest(id, { follow: false, timestamps: true, since }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)))),
             (stream) => {
+              if (stream === undefined) return Effect.succeed(false)
               const demux = new Spec.FrameDemux()
               return Stream.fromAsyncIterable(stream as AsyncIterable<Buffer>, (e) => e).pipe(
                 Stream.runForEach((chunk) =>
@@ -674,7 +682,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
                 Effect.orElseSucceed(() => false)
               )
             },
-            (stream) => Effect.sync(() => stream.destroy())
+            (stream) => Effect.sync(() => stream?.destroy())
           )
         }
         if (done && whole) break
@@ -722,7 +730,10 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         return yield* emit(unstarted("Lost", "its controller stopped after creating its container and before starting it"))
       }
     }
-    yield* emit({ _tag: "State", state: first.State.Status === "created" ? "Pending" : "Running" })
+    const shown = first.State.Status === "created" ? "Pending" : "Running"
+    yield* emit({ _tag: "State", state: shown })
+    // from now on an outage of the engine is told, and its end (a job shown waiting keeps that state)
+    outage.tell = (reason) => emit(reason !== undefined ? { _tag: "State", state: shown, reason } : { _tag: "State", state: shown })
     const jobDir = first.Config.Labels[Spec.LABEL.jobDir] ?? Path.join(root, first.Config.Labels[Spec.LABEL.node] ?? "")
     const deadline = Number(first.Config.Labels[Spec.LABEL.deadline])
     if (Number.isFinite(deadline)) yield* Effect.forkScoped(enforceDeadline(ref.id, jobDir, deadline))
@@ -740,7 +751,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     // Logs end when the container stops, or when the daemon goes away: then wait for it and look again.
     // A container created here whose exit nobody read yet replays its logs from the start.
     do {
-      yield* podman ? pollLogs(ref.id, emit, tail) : followLogs(ref.id, emit, tail, seen, outage)
+      yield* podman ? pollLogs(ref.id, emit, tail, outage) : followLogs(ref.id, emit, tail, seen, outage)
       info = yield* inspectPatiently(ref.id, outage)
       if (info?.State.Status === "created") yield* Effect.sleep("200 millis")
     } while (info !== undefined && !["exited", "dead"].includes(info.State.Status))

@@ -245,7 +245,9 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
             if (!Query.isControllerUnreachable(polled.failure)) return yield* polled.failure
             if (downSince === undefined) {
               downSince = Date.now()
-              yield* Effect.logWarning(`slurm: job ${ref.id}: Slurm does not answer; the job is left running and its state polled again, for up to ${controllerWaitMs / 1000} s (controllerWaitMs): ${polled.failure.message}`)
+              // told to the watch's consumer (the run journals it; `trex status` shows it), in the state last shown (a queued job waits on)
+              const reason = `Slurm does not answer since ${new Date(downSince).toISOString().slice(11, 19)}Z (${polled.failure.message}); the job is left be and its state polled again every ${pollMs / 1000} s for up to ${controllerWaitMs / 1000} s (controllerWaitMs)`
+              yield* emit({ _tag: "State", state: last.startsWith("Pending") ? "Pending" : "Running", reason })
             } else if (Date.now() - downSince >= controllerWaitMs) {
               return yield* fail("watch", `Slurm did not answer for ${waited(downSince)} (controllerWaitMs): job ${ref.id} may still be running. Check \`scontrol ping\` and \`sacctmgr ping\`; once they answer, \`trex resume\` the run to follow the job again`)
             }
@@ -253,8 +255,9 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
             continue
           }
           if (downSince !== undefined) {
-            yield* Effect.logInfo(`slurm: job ${ref.id}: Slurm answered again after ${waited(downSince)}`)
             downSince = undefined
+            // the state it gives now is shown again, ending the outage told above
+            last = ""
           }
           const status = polled.success
           if (status === undefined) {

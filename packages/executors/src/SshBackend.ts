@@ -121,6 +121,8 @@ interface QueuedJob {
 interface Followed {
   pid: number | undefined
   phase: "Init" | "Pending" | "Running"
+  /** Its host stopped answering, and the watch's consumer was told: the next look that works tells the end. */
+  unreachable: boolean
   readonly tail: JobProtocol.Tail
   readonly streams: ReadonlyArray<{ readonly file: string; readonly kind: "stdout" | "stderr" | "metrics"; offset: number; readonly split: JobProtocol.LineSplitter }>
 }
@@ -614,6 +616,10 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     let unlaunchedSince: number | undefined
     for (let tick = 0; ; tick++) {
       const exit = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
+      if (known.unreachable) {
+        known.unreachable = false
+        yield* emit({ _tag: "State", state: known.phase === "Pending" ? "Pending" : "Running" })
+      }
       if (exit !== undefined) {
         const replay = known.phase !== "Init" || fresh.has(ref.id)
         if (replay && known.phase !== "Running") yield* emit({ _tag: "State", state: "Running" })
@@ -671,6 +677,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     const known: Followed = {
       pid: undefined,
       phase: "Init",
+      unreachable: false,
       tail: new JobProtocol.Tail(40),
       streams: [
         { file: Script.FILES.stdout, kind: "stdout", offset: 0, split: new JobProtocol.LineSplitter() },
@@ -681,7 +688,16 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     const since = Date.now()
     const loop: Effect.Effect<void, Errors.BackendError> = Effect.catchIf(drive(ref, emit, known), isUnreachable, (e) =>
       Effect.flatMap(hostOf(ref), ({ host, dir }) => {
-        if (Date.now() - Math.max(since, host.lastOk) < lostAfter) return Effect.andThen(Effect.sleep(QUEUE_POLL), loop)
+        if (Date.now() - Math.max(since, host.lastOk) < lostAfter) {
+          // told once an outage (the job taken to run on), in the state last shown
+          const told = known.unreachable ? Effect.void : Effect.suspend(() => {
+            known.unreachable = true
+            const reason = `host ${host.name} does not answer since ${new Date(Math.max(since, host.lastOk)).toISOString().slice(11, 19)}Z (${e.message}); ` +
+              `the job is taken to run on, and counts as lost (run again elsewhere) after ${Duration.format(Duration.millis(lostAfter))} (hostLostAfter)`
+            return emit({ _tag: "State", state: known.phase === "Pending" ? "Pending" : "Running", reason })
+          })
+          return Effect.andThen(told, Effect.andThen(Effect.sleep(QUEUE_POLL), loop))
+        }
         held.delete(ref.id)
         fresh.delete(ref.id)
         host.abandoned.set(dir, known.pid)

@@ -271,9 +271,10 @@ if (PODMAN !== undefined) {
     }).pipe(Effect.orDie)
 
   describe("DockerBackend on podman only", () => {
-    it.live("a Podman service that stops mid-run leaves the job running: the watch waits, then reads every line once and the exit", () =>
+    it.live("a Podman service that stops mid-run leaves the job running: the watch waits (engineWait, not retryFor), then reads every line once and the exit", () =>
       Effect.gen(function*() {
-        const backend = yield* backendOn(PODMAN)({ retryFor: "60 seconds" })
+        // retryFor is short: a watch that gave up with the service's calls would fail within the outage
+        const backend = yield* backendOn(PODMAN)({ retryFor: "500 millis" })
         const ref = yield* backend.submit(spec(`echo up; i=0; while [ $i -lt 30 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done`))
         const up = yield* Deferred.make<void>()
         const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => (e._tag === "Log" && e.line === "up" ? Deferred.succeed(up, undefined) : Effect.void))))
@@ -290,8 +291,17 @@ if (PODMAN !== undefined) {
         assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
         const lines = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
         assert.deepStrictEqual(lines, ["up", ...Array.from({ length: 30 }, (_, i) => `tick ${i}`)])
+        assertOutageTold(events)
       }), 60_000)
   })
+}
+
+/** The watch said the engine stopped answering (a `Running` with why, for `trex status`), then that it answers again. */
+function assertOutageTold(events: Iterable<Backend.JobEvent>) {
+  const states = [...events].flatMap((e) => (e._tag === "State" ? [e] : []))
+  const told = states.findIndex((e) => e.state === "Running" && /(engine|service) at .* does not answer since \d\d:\d\d:\d\dZ .*\(engineWait\)/.test(e.reason ?? ""))
+  assert.isAtLeast(told, 0, JSON.stringify(states))
+  assert.isTrue(states.slice(told + 1).some((e) => e.state === "Running" && e.reason === undefined), `the end of the outage is told: ${JSON.stringify(states)}`)
 }
 
 describe("DockerBackend on docker only", () => {
@@ -502,6 +512,7 @@ describe("DockerBackend when the engine misbehaves", () => {
       }
       const lines = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
       assert.strictEqual(lines.filter((l) => l === "up").length, 1, JSON.stringify(lines))
+      assertOutageTold(events)
       // the other controller's watch gave up after its engineWait, saying what to check and what to do
       const error = yield* Fiber.join(gaveUp)
       assert.isFalse(error.retryable)

@@ -417,9 +417,16 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       // longer than one squeue's own retries (about 20 s): before the fix the watch failed on the first
       yield* Effect.sleep("25 seconds")
       yield* startSlurm
-      const exit = exitOf(yield* Fiber.join(watching))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
+      // the outage is told (for `trex status`: the trial is unreachable, and why), and its end
+      const states = [...events].flatMap((e) => (e._tag === "State" ? [e] : []))
+      // (in the state last shown: the watch may not have polled the job running yet)
+      const told = states.findIndex((e) => /^Slurm does not answer since \d\d:\d\d:\d\dZ .*\(controllerWaitMs\)$/.test(e.reason ?? ""))
+      assert.isAtLeast(told, 0, JSON.stringify(states))
+      assert.deepStrictEqual(states.slice(told + 1), [{ _tag: "State", state: "Running" }])
       assert.isTrue((yield* Fiber.join(listing)).some((j) => j.ref.id === ref.id), "the list waited for the controller")
       const submitted = yield* Fiber.join(submitting)
       assert.strictEqual((yield* Backend.awaitExit(backend, submitted)).outcome, "Succeeded")

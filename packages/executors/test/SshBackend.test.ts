@@ -546,6 +546,25 @@ describe("SshBackend, a pool with a host down", () => {
       assert.deepStrictEqual(exit.result, { metrics: {}, primary: 3 })
     })), 60_000)
 
+  it.live("a running job whose host is unreachable for a while is said out of touch, then followed on to its end once the host answers", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { r, backend } = yield* flakyPool({ hostLostAfter: "1 minute" })
+      const s = spec(["sh", "-c", `echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`])
+      const ref = yield* backend.submit(s)
+      assert.strictEqual(ref.data["host"], "flaky")
+      const watching = yield* untilRunning(backend, ref)
+      yield* r.down
+      yield* Effect.sleep("2 seconds")
+      yield* r.up
+      Fs.writeFileSync(Path.join(String(ref.data["dir"]), "go"), "")
+      const events = yield* Fiber.join(watching)
+      assert.strictEqual(exitOf(events).outcome, "Succeeded", JSON.stringify(exitOf(events)))
+      const states = [...events].flatMap((e) => (e._tag === "State" ? [e] : []))
+      const told = states.findIndex((e) => e.state === "Running" && /^host flaky does not answer since /.test(e.reason ?? ""))
+      assert.isAtLeast(told, 0, JSON.stringify(states))
+      assert.deepStrictEqual(states.slice(told + 1), [{ _tag: "State", state: "Running" }])
+    })), 60_000)
+
   it.live("a running job whose host stays unreachable is reported lost (to run again), and its copy is stopped when the host comes back", () =>
     Effect.scoped(Effect.gen(function*() {
       const { r, backend } = yield* flakyPool({ hostLostAfter: "3 seconds" })
@@ -560,6 +579,10 @@ describe("SshBackend, a pool with a host down", () => {
       const exit = exitOf(events)
       assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
       assert.include(exit.message, "host flaky was unreachable")
+      // meanwhile the trial was said out of touch (for `trex status`), once
+      const told = [...events].filter((e) => e._tag === "State" && e.reason !== undefined)
+      assert.strictEqual(told.length, 1, JSON.stringify(told))
+      assert.match((told[0] as { reason: string }).reason, /^host flaky does not answer since \d\d:\d\d:\d\dZ \(.*\); the job is taken to run on, and counts as lost \(run again elsewhere\) after 3s \(hostLostAfter\)$/)
       assert.isFalse(gone(pgid), "the job itself still runs on the host cut off")
       // the trial runs again: on the other host
       const again = yield* backend.submit({ ...s, labels: { run: s.labels.run, node: `${s.labels.node}-again` } })
