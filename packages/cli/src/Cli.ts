@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { type Budget, Errors, TaskFile } from "@trex/core"
 import { Control, Explorer } from "@trex/mcts"
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Bench from "./Bench.ts"
 import * as HtmlReport from "./HtmlReport.ts"
@@ -226,6 +226,43 @@ const statusCommand = Command.make(
     })
 ).pipe(Command.withDescription("show a run: tree, best node, budget used, insights; with --node, one trial in full"))
 
+const stopCommand = Command.make(
+  "stop",
+  {
+    runDir: runDirArg,
+    now: Flag.Boolean("now").pipe(
+      Flag.withDefault(false),
+      Flag.withDescription("cancel the running trials too (they run again, from the start, on resume), as a second Ctrl-C does")
+    ),
+    wait: Flag.Boolean("wait").pipe(Flag.withDefault(false), Flag.withDescription("wait until the controller has exited, then show the run"))
+  },
+  ({ now, runDir, wait }) =>
+    Effect.gen(function*() {
+      const outcome = yield* RunDir.stopController(runDir, { now, ...(wait ? { wait: Duration.infinity } : {}) })
+      if (outcome._tag === "NotRunning") {
+        const info = yield* RunDir.load(runDir, { damaged: true })
+        const state = Status.runState(info)
+        return yield* out(
+          state === "finished"
+            ? `the run in ${runDir} is not running: it finished (${info.finished?.reason ?? "?"}); nothing to stop`
+            : `the run in ${runDir} is not running (it was stopped before it finished); nothing to stop. Continue it with: trex resume ${runDir}`
+        )
+      }
+      if (outcome.exited) {
+        const info = yield* RunDir.load(runDir, { damaged: true })
+        return yield* out([`the run's controller (process ${outcome.pid}) has stopped.`, "", Status.toText(info, runDir)].join("\n"))
+      }
+      yield* out(
+        now
+          ? `asked the run's controller (process ${outcome.pid}) to stop now: it cancels its running trials (they run again, from the start, on resume). ` +
+            `\`trex status ${runDir}\` shows when it has stopped; continue with: trex resume ${runDir}`
+          : `asked the run's controller (process ${outcome.pid}) to stop: it starts no new trial, and lets the running ones finish (their results are kept; ` +
+            `those still waiting in the backend's queue are withdrawn and run on resume). \`trex stop ${runDir} --now\` cancels them instead; ` +
+            `\`trex status ${runDir}\` shows when it has stopped; continue with: trex resume ${runDir}`
+      )
+    })
+).pipe(Command.withDescription("stop a run's controller from another shell, as Ctrl-C does: running trials finish (--now: cancelled); trex resume continues it"))
+
 const reportCommand = Command.make(
   "report",
   { runDir: runDirArg, html: Flag.Boolean("html").pipe(Flag.withDefault(false), Flag.withDescription("a self-contained HTML report instead of Markdown")) },
@@ -321,6 +358,6 @@ const benchCommand = Command.make(
 /** @since 0.1.0 @category commands */
 export const command = Command.make("trex").pipe(
   Command.withDescription("TREX: automate LLM fine-tuning by agent-driven tree search"),
-  Command.withSubcommands([runCommand, resumeCommand, statusCommand, reportCommand, benchCommand])
+  Command.withSubcommands([runCommand, resumeCommand, statusCommand, stopCommand, reportCommand, benchCommand])
 )
 

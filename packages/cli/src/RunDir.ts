@@ -5,9 +5,10 @@
  * @since 0.1.0
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { Errors, ExperimentTree, Journal, type JournalEvent } from "@trex/core"
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
 
 /** @since 0.1.0 @category paths */
 export const journalFile = (runDir: string): string => path.join(runDir, "journal.sqlite")
@@ -114,7 +115,7 @@ export interface RunInfo {
   readonly tree: ExperimentTree.ExperimentTree
   readonly entries: ReadonlyArray<JournalEvent.Entry>
   /** The controller writing the run now (its `pid`), or `undefined` when none is: the run finished, stopped or was killed. */
-  readonly writer: { readonly pid?: number } | undefined
+  readonly writer: { readonly pid?: number; readonly host?: string } | undefined
   /** Read with `{ damaged: true }`: the journal's damage; `entries` and `tree` are what precedes it. */
   readonly damage?: Errors.JournalError
 }
@@ -291,4 +292,87 @@ export const eachSiblingJournal = (root: string, except: string, options: Siblin
       const intact = yield* Journal.readIntact(file, options.tags !== undefined ? { tags: options.tags } : {}).pipe(Effect.orElseSucceed(() => undefined))
       if (intact !== undefined && intact.entries.length > 0) f(intact.entries)
     }
+  })
+
+/**
+ * What {@link stopController} did: the run had no controller (`NotRunning`), or its controller
+ * (`pid`) was asked to stop (`Asked`), and with `wait`, whether it has exited since (`exited`).
+ * @since 0.1.0 @category models
+ */
+export type StopOutcome =
+  | { readonly _tag: "NotRunning" }
+  | { readonly _tag: "Asked"; readonly pid: number; readonly now: boolean; readonly exited: boolean }
+
+/** Between two looks at the writer lock while a stop is waited for. */
+const STOP_POLL = "200 millis"
+/** Between the first signal (drain) and the second (cancel) of a stop `now`: each handled as its own. */
+const SECOND_SIGNAL = "300 millis"
+
+/**
+ * Stop the controller that is running the run in `runDir` (`trex stop`), from another process on
+ * the same machine, as a signal would: SIGTERM, so it starts no new trial and lets the running ones
+ * finish (those still waiting in their backend's queue are withdrawn: they run on resume); with
+ * `now`, a second SIGTERM, so it cancels them (they run again, from the start, on resume). The
+ * controller is the process holding the journal's writer lock; with `wait`, this waits up to that
+ * long for it to exit (the lock released). A run nobody runs is `NotRunning`. Fails with
+ * `InvalidInput` naming the fix for a folder that is no run, a controller on another machine (a
+ * run directory on a shared filesystem), of another user, or that is this very process.
+ * @since 0.1.0 @category commands
+ */
+export const stopController = (
+  runDir: string,
+  options: { readonly now?: boolean; readonly wait?: Duration.Input } = {}
+): Effect.Effect<StopOutcome, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const file = journalFile(runDir)
+    if (!fs.existsSync(file)) {
+      return yield* new Errors.InvalidInput({ source: runDir, message: `${runDir} is not a trex run directory (no journal.sqlite)` })
+    }
+    const holder = yield* Journal.writer(file)
+    if (holder === undefined) return { _tag: "NotRunning" } as const
+    const { host, pid } = holder
+    if (pid === undefined) {
+      return yield* new Errors.InvalidInput({
+        source: runDir,
+        message: `a process holds the run's lock (${file}.lock) but its pid file is gone: find it with \`fuser ${file}.lock\` and stop it with \`kill -TERM <pid>\``
+      })
+    }
+    if (host !== undefined && host !== os.hostname()) {
+      return yield* new Errors.InvalidInput({
+        source: runDir,
+        message: `the run's controller is process ${pid} on host ${host}, not this one (${os.hostname()}): run \`trex stop ${runDir}\` on ${host}`
+      })
+    }
+    if (pid === process.pid) {
+      return yield* new Errors.InvalidInput({ source: runDir, message: `the run's controller is this process: stop it with its Control (\`control.stop("drain")\`) instead` })
+    }
+    const signal = Effect.try({
+      try: () => {
+        process.kill(pid, "SIGTERM")
+        return true
+      },
+      catch: (e) => e as NodeJS.ErrnoException
+    }).pipe(
+      // gone meanwhile: it stopped by itself
+      Effect.catchIf((e) => e.code === "ESRCH", () => Effect.succeed(false)),
+      Effect.mapError((e) =>
+        new Errors.InvalidInput({
+          source: runDir,
+          message: e.code === "EPERM"
+            ? `the run's controller, process ${pid}, belongs to another user: run \`trex stop\` as that user (or root)`
+            : `cannot signal the run's controller, process ${pid}: ${e.message}`
+        })
+      )
+    )
+    const running = Effect.map(Journal.writer(file), (w) => w !== undefined && w.pid === pid)
+    if (!(yield* signal)) return { _tag: "NotRunning" } as const
+    const now = options.now === true
+    if (now) {
+      yield* Effect.sleep(SECOND_SIGNAL)
+      if (yield* running) yield* signal
+    }
+    if (options.wait === undefined) return { _tag: "Asked", pid, now, exited: false } as const
+    const until = Date.now() + Duration.toMillis(Duration.fromInputUnsafe(options.wait))
+    while (Date.now() < until && (yield* running)) yield* Effect.sleep(STOP_POLL)
+    return { _tag: "Asked", pid, now, exited: !(yield* running) } as const
   })

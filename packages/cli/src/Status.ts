@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as os from "node:os"
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, type Result, Strategy } from "@trex/core"
 import type { RunInfo } from "./RunDir.ts"
 import * as Untrusted from "./internal/untrusted.ts"
@@ -19,6 +20,8 @@ export interface StatusJson {
    */
   readonly state: "running" | "stopped" | "finished"
   readonly writerPid?: number
+  /** The machine the controller runs on (a run directory on a shared filesystem), when it recorded it. */
+  readonly writerHost?: string
   readonly finishedReason?: string
   /** The journal's damage, when it was read up to a damaged entry: the rest of this summary is what precedes it. */
   readonly damage?: string
@@ -126,6 +129,7 @@ export const toJson = (info: RunInfo): StatusJson => {
     metric: { name: view.task.metric.name, direction: view.task.metric.direction },
     state: runState(info),
     ...(info.writer?.pid !== undefined ? { writerPid: info.writer.pid } : {}),
+    ...(info.writer?.host !== undefined ? { writerHost: info.writer.host } : {}),
     ...(info.finished !== undefined ? { finishedReason: info.finished.reason } : {}),
     ...(info.damage !== undefined ? { damage: info.damage.message } : {}),
     counts,
@@ -254,7 +258,9 @@ export const toText = (info: RunInfo, runDir: string): string => {
       s.state === "finished"
         ? `finished (${Untrusted.line(s.finishedReason ?? "", 300)})${s.finishedReason === "stopped by request" ? ` — ${goOn}` : ""}`
         : s.state === "running"
-        ? `running (controller: process ${s.writerPid ?? "unknown"})`
+        ? `running (controller: process ${s.writerPid ?? "unknown"}${
+          s.writerHost !== undefined && s.writerHost !== os.hostname() ? ` on host ${Untrusted.line(s.writerHost, 80)}` : ""
+        }; \`trex stop ${runDir}\` stops it)`
         : `stopped before it finished — ${goOn}`
     }`,
     ...(info.damage !== undefined ? [`Journal: ${info.damage.message}. Shown below: the ${info.entries.length} entries before the damage`] : []),

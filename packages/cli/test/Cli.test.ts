@@ -657,7 +657,8 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
           // a live run's clock runs to now, not to its last event (these were stamped at the epoch)
           assert.isAbove(status.budget.elapsedSeconds, 0)
           const text = trex(["status", runDir]).stdout
-          assert.match(text, new RegExp(`State: running \\(controller: process ${process.pid}\\)`))
+          assert.strictEqual(status.writerHost, os.hostname())
+          assert.include(text, `State: running (controller: process ${process.pid}; \`trex stop ${runDir}\` stops it)`)
           assert.include(text, "n9 waiting (Priority)")
           return yield* Effect.promise(() =>
             new Promise<{ status: number | null; stderr: string }>((resolve) => {
@@ -800,6 +801,49 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
     assert.strictEqual(tree.view.size, 6)
     for (const n of tree.view.nodes()) assert.oneOf(n.state._tag, ["Succeeded", "Failed"])
+  })
+
+  it("`trex stop` from another shell stops a run as a first SIGTERM does (running trials finish); with --now --wait as a second (cancelled), then shows it; a run nobody runs, or a folder that is no run, is said so", async () => {
+    const out = tmp()
+    const log = path.join(out, "executions.log")
+    // trials long enough that none ends between the look at what runs and the stop
+    const { exited, output } = await runUntilTwoRunning(out, log, { env: { TREX_TOY_MS: "10000" } })
+    const runDir = output.stdout.match(/run directory: (.*)/)![1]!
+    const running = executions(log)
+    const stop = trex(["stop", runDir])
+    assert.strictEqual(stop.status, 0, stop.stderr)
+    assert.match(stop.stdout, /^asked the run's controller \(process \d+\) to stop: it starts no new trial, and lets the running ones finish/)
+    assert.strictEqual(await exited, 143, output.stderr)
+    assert.match(output.stderr, /SIGTERM: stopping\. No new trials start/)
+    // the running trials finished with their results, and nothing else started
+    assert.deepStrictEqual(executions(log), running)
+    const drained = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
+    for (const node of running) assert.strictEqual(drained.view.get(node)?.state._tag, "Succeeded", node)
+    const idle = trex(["stop", runDir])
+    assert.strictEqual(idle.status, 0, idle.stderr)
+    assert.include(idle.stdout, `the run in ${runDir} is not running: it finished (stopped by request); nothing to stop`)
+    // resumed, two trials running again: stopped now, waited for
+    const resumed = spawn(process.execPath, ["--conditions=@trex/source", bin, "resume", runDir], {
+      cwd: root,
+      env: { ...process.env, TREX_TOY_LOG: log, TREX_TOY_MS: "20000" },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    const resumedExit = new Promise<number | null>((r) => resumed.once("exit", (c) => r(c)))
+    const deadline = Date.now() + 60_000
+    while (executions(log).length < running.length + 2) {
+      if (Date.now() > deadline) throw new Error(`the resumed run started no trials: ${executions(log).join(",")}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const now = trex(["stop", runDir, "--now", "--wait"])
+    assert.strictEqual(now.status, 0, now.stderr)
+    assert.match(now.stdout, /^the run's controller \(process \d+\) has stopped\./)
+    assert.match(now.stdout, /State: stopped before it finished — `trex resume .*` continues it \(2 trials were in flight/)
+    assert.strictEqual(await resumedExit, 143)
+    const cancelled = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
+    assert.strictEqual([...cancelled.view.nodes()].filter((n) => !ExperimentNode.isFinished(n)).length, 2)
+    const notARun = trex(["stop", tmp()])
+    assert.strictEqual(notARun.status, 2)
+    assert.match(notARun.stderr, /is not a trex run directory \(no journal\.sqlite\)/)
   })
 
   it("SIGTERM (as Ctrl-C once) withdraws a trial whose job waits for a GPU: it does not start, exit 143, and it runs on resume", async () => {

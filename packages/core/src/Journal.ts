@@ -87,9 +87,10 @@ export const readIntact = (
   Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact(options.limit, options.tags, options.from)))
 
 /**
- * Whether a controller is writing the SQLite journal at `file` now: `{ pid }` of the process that
- * holds its writer lock (`pid` absent when its pid file is gone), or `undefined` when none does
- * (the run finished, was stopped or was killed). Read-only, and does not wait.
+ * Whether a controller is writing the SQLite journal at `file` now: `{ pid, host }` of the process
+ * that holds its writer lock (`pid` absent when its pid file is gone; `host`, the machine it runs on,
+ * absent for a controller of a version that did not record it), or `undefined` when none does (the
+ * run finished, was stopped or was killed). Read-only, and does not wait.
  * @since 0.1.0 @category utilities
  */
-export const writer = (file: string): Effect.Effect<{ readonly pid?: number } | undefined> => Effect.sync(() => lockHolder(file))
+export const writer = (file: string): Effect.Effect<{ readonly pid?: number; readonly host?: string } | undefined> => Effect.sync(() => lockHolder(file))

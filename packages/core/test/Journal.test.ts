@@ -1,6 +1,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { crc32 } from "node:zlib"
@@ -351,13 +352,16 @@ describe("Journal (SQLite)", () => {
     it("writer names the process that holds the lock, in this process or another, and nobody once it is gone", async () => {
       const file = sqliteFile()
       assert.isUndefined(await Effect.runPromise(writer(file)), "no journal, no writer")
-      await withSqlite(file, () => Effect.map(writer(file), (w) => assert.deepStrictEqual(w, { pid: process.pid })))
+      await withSqlite(file, () => Effect.map(writer(file), (w) => assert.deepStrictEqual(w, { pid: process.pid, host: os.hostname() })))
       assert.isUndefined(await Effect.runPromise(writer(file)), "a closed journal has no writer")
       const holder: Child = startChild(["hold", file])
       try {
         await holder.waitFor((l) => l === "ready")
-        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid! })
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid!, host: os.hostname() })
         // asking does not get in a writer's way: the holder keeps the lock, and asking again says so
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid!, host: os.hostname() })
+        // a pid file of an older version names the pid alone
+        fs.writeFileSync(`${file}.lock.pid`, `${holder.proc.pid}\n`)
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid! })
       } finally {
         holder.proc.kill("SIGKILL")
@@ -372,7 +376,7 @@ describe("Journal (SQLite)", () => {
       const file = sqliteFile()
       await withSqlite(file, () =>
         Effect.gen(function*() {
-          assert.strictEqual(fs.readFileSync(`${file}.lock.pid`, "utf8").trim(), String(process.pid))
+          assert.strictEqual(fs.readFileSync(`${file}.lock.pid`, "utf8").trim(), `${process.pid} ${os.hostname()}`)
           const lines = yield* Effect.promise(() => runChild(["open", file]))
           assert.deepStrictEqual(lines, ["error Locked"])
         }))
@@ -385,7 +389,7 @@ describe("Journal (SQLite)", () => {
       await dead.exited
       fs.writeFileSync(`${file}.lock.pid`, `${dead.proc.pid}\n`)
       await withSqlite(file, () =>
-        Effect.sync(() => assert.strictEqual(fs.readFileSync(`${file}.lock.pid`, "utf8").trim(), String(process.pid))))
+        Effect.sync(() => assert.strictEqual(fs.readFileSync(`${file}.lock.pid`, "utf8").trim(), `${process.pid} ${os.hostname()}`)))
       fs.writeFileSync(`${file}.lock`, "garbage: the lock file of an older trex")
       await withSqlite(file, (j) => j.append([eventAt(1)]))
       assert.isFalse(fs.existsSync(`${file}.lock.pid`))

@@ -1,4 +1,5 @@
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import * as url from "node:url"
@@ -59,23 +60,26 @@ const noSpaceError = (file: string, e: unknown): JournalError | undefined => {
  * The writer lock: `lockFile` is an (empty) SQLite database whose exclusive lock the writer holds
  * for as long as the journal is open. The operating system releases it when the process dies,
  * so there is no stale lock to take over and no race between two processes taking one over;
- * `<lockFile>.pid` names the holder for the error message.
+ * `<lockFile>.pid` names the holder (`<pid> <host>`: a run directory on a shared filesystem may be
+ * written from another machine) for the error message and for `trex stop`.
  */
 const held = new Map<string, DatabaseSync>()
 
-/** The pid the lock's pid file names, if it names one. */
-const pidOf = (lockFile: string): number | undefined => {
+/** The pid (and host, when it names one: older versions wrote the pid alone) the lock's pid file names. */
+const holderOf = (lockFile: string): { readonly pid: number; readonly host?: string } | undefined => {
   try {
-    const pid = Number.parseInt(fs.readFileSync(`${lockFile}.pid`, "utf8").trim(), 10)
-    return Number.isFinite(pid) ? pid : undefined
+    const [pidText, host] = fs.readFileSync(`${lockFile}.pid`, "utf8").trim().split(/\s+/)
+    const pid = Number.parseInt(pidText ?? "", 10)
+    return Number.isFinite(pid) ? { pid, ...(host !== undefined && host !== "" ? { host } : {}) } : undefined
   } catch {
     return undefined
   }
 }
+const pidOf = (lockFile: string): number | undefined => holderOf(lockFile)?.pid
 
 const ownerOf = (lockFile: string): string => {
-  const pid = pidOf(lockFile)
-  return pid !== undefined ? `process ${pid}` : "another process"
+  const holder = holderOf(lockFile)
+  return holder === undefined ? "another process" : `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}`
 }
 
 const tryLock = (lockFile: string): DatabaseSync => {
@@ -92,13 +96,13 @@ const tryLock = (lockFile: string): DatabaseSync => {
 }
 
 /**
- * Whether a controller is writing the journal at `file` now, and which process (`pid`, when its pid
+ * Whether a controller is writing the journal at `file` now, and which process (`pid` and `host`, when its pid
  * file says): asks the operating system whether the writer lock is held, by reading the lock file
  * under a shared lock for an instant. `undefined` when nobody holds it (a stopped or killed run).
  */
-export const lockHolder = (file: string): { readonly pid?: number } | undefined => {
+export const lockHolder = (file: string): { readonly pid?: number; readonly host?: string } | undefined => {
   const lockFile = `${file}.lock`
-  if (held.has(path.resolve(lockFile))) return { pid: process.pid }
+  if (held.has(path.resolve(lockFile))) return { pid: process.pid, host: os.hostname() }
   if (!fs.existsSync(lockFile)) return undefined
   let db: DatabaseSync
   try {
@@ -114,8 +118,7 @@ export const lockHolder = (file: string): { readonly pid?: number } | undefined 
     return undefined
   } catch (e) {
     if (!/locked|busy/i.test(String((e as Error).message))) return undefined
-    const pid = pidOf(lockFile)
-    return pid !== undefined ? { pid } : {}
+    return holderOf(lockFile) ?? {}
   } finally {
     db.close()
   }
@@ -139,7 +142,7 @@ const acquireLock = (lockFile: string): Effect.Effect<void, JournalError> =>
         fs.rmSync(lockFile, { force: true })
         db = tryLock(lockFile)
       }
-      fs.writeFileSync(`${lockFile}.pid`, `${process.pid}\n`)
+      fs.writeFileSync(`${lockFile}.pid`, `${process.pid} ${os.hostname()}\n`)
       held.set(key, db)
     },
     catch: (e) => (e instanceof JournalError ? e : noSpaceError(lockFile.replace(/\.lock$/, ""), e) ?? io(`lock ${lockFile}: ${String(e)}`))

@@ -1,0 +1,50 @@
+// `RunDir.stopController` (`trex stop`) against a real process holding a run's writer lock: which
+// controllers it refuses to signal, and why (the whole command on a real run is in Cli.test.ts).
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as RunDir from "../src/RunDir.ts"
+
+/** A process holding `file`'s writer lock as a controller does (an exclusive SQLite transaction on `<file>.lock`), until a signal ends it. */
+const holdLock = async (file: string) => {
+  const script = `const { DatabaseSync } = require("node:sqlite"); const db = new DatabaseSync(${JSON.stringify(`${file}.lock`)}); ` +
+    `db.exec("BEGIN EXCLUSIVE"); console.log("ready"); setInterval(() => {}, 1000)`
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (d) => String(d).includes("ready") && resolve())
+    child.once("exit", (code) => reject(new Error(`the lock holder exited (${code})`)))
+  })
+  const exited = new Promise<NodeJS.Signals | null>((r) => child.once("exit", (_code, signal) => r(signal)))
+  return { pid: child.pid!, child, exited }
+}
+
+describe("RunDir.stopController", () => {
+  it.live("signals only a controller it can reach: not one on another machine, nor one whose pid file is gone; a run nobody holds is NotRunning", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-stop-"))
+      const file = RunDir.journalFile(runDir)
+      fs.writeFileSync(file, "")
+      assert.deepStrictEqual(yield* RunDir.stopController(runDir), { _tag: "NotRunning" })
+      // killed at the end whatever happens (a failed assertion included)
+      const holder = yield* Effect.acquireRelease(Effect.promise(() => holdLock(file)), (h) => Effect.sync(() => h.child.kill("SIGKILL")))
+      // a run directory on a shared filesystem, its controller on another host: a signal would reach the wrong process
+      fs.writeFileSync(`${file}.lock.pid`, `${holder.pid} gpu-login-2\n`)
+      const elsewhere = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.strictEqual(elsewhere._tag, "InvalidInput")
+      assert.include(elsewhere.message, `the run's controller is process ${holder.pid} on host gpu-login-2, not this one (${os.hostname()}): run \`trex stop ${runDir}\` on gpu-login-2`)
+      fs.rmSync(`${file}.lock.pid`)
+      const unknown = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(unknown.message, `its pid file is gone: find it with \`fuser ${file}.lock\``)
+      // an older controller's pid file names the pid alone: taken to be on this machine
+      fs.writeFileSync(`${file}.lock.pid`, `${holder.pid}\n`)
+      const stopped = yield* RunDir.stopController(runDir, { wait: "10 seconds" })
+      assert.deepStrictEqual(stopped, { _tag: "Asked", pid: holder.pid, now: false, exited: true })
+      assert.strictEqual(yield* Effect.promise(() => holder.exited), "SIGTERM")
+      assert.deepStrictEqual(yield* RunDir.stopController(runDir), { _tag: "NotRunning" })
+      const notARun = yield* Effect.flip(RunDir.stopController(path.join(runDir, "nope")))
+      assert.include(notARun.message, "is not a trex run directory (no journal.sqlite)")
+    })))
+})
