@@ -678,8 +678,11 @@ describe("SshBackend, a host that misbehaves under running jobs", () => {
       const events = yield* Fiber.join(watching)
       const exit = exitOf(events)
       assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
-      // followed on from where it was: not Running again, its output not replayed
-      assert.deepStrictEqual(events.flatMap((e) => e._tag === "State" ? [e.state] : e._tag === "Log" ? [e.line] : []), ["Running", "up"])
+      // followed on from where it was, its output not replayed; meanwhile said out of touch (the host refused the key), then in touch again
+      assert.deepStrictEqual(events.flatMap((e) => e._tag === "Log" ? [e.line] : []), ["up"])
+      const states = events.flatMap((e) => e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state}: ${e.reason}`] : [])
+      assert.deepStrictEqual(states.map((s) => s.replace(/: host keyed does not answer since .*/, ": out of touch")), ["Running", "Running: out of touch", "Running"], states.join("\n"))
+      assert.include(states[1], "was not accepted for user sdktest")
       const exit2 = exitOf(yield* Fiber.join(secondWatch))
       assert.deepStrictEqual([exit2.outcome, exit2.result], ["Succeeded", { metrics: {}, primary: 2 }], JSON.stringify(exit2))
     })), 60_000)
