@@ -45,6 +45,13 @@ export interface Config {
   readonly slots?: number
   /** How long to wait for the end of a finished job's log before giving up on it (default 10 s). */
   readonly logGraceMs?: number
+  /**
+   * How long a job's watch waits for an API server that does not answer (a control-plane upgrade or
+   * restart; the cluster's pods run on meanwhile) before it fails (default 30 minutes). It asks again
+   * every second, says so once (`trex status`: the trial is `unreachable`), and follows the job's
+   * log on from where it was once the server answers.
+   */
+  readonly apiWaitMs?: number
 }
 
 const NAME = "kubernetes"
@@ -79,7 +86,8 @@ type Update =
   | { readonly _tag: "WatchDone"; readonly which: "job" | "pod" }
   /** A piece of the followed log; the log is paused until `next` is called (at most one piece waits). */
   | { readonly _tag: "Chunk"; readonly data: Uint8Array; readonly next: () => void }
-  | { readonly _tag: "LogEnd" }
+  /** The log ended; `cut`: its stream failed (the API server went away) rather than ended with the container; `follow`: which follow's. */
+  | { readonly _tag: "LogEnd"; readonly cut?: boolean; readonly follow?: number }
   | { readonly _tag: "NoPod" }
 
 /**
@@ -128,6 +136,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const namespace = config.namespace ?? "default"
   const gpuResource = config.gpuResource ?? "nvidia.com/gpu"
   const logGraceMs = config.logGraceMs ?? 10_000
+  const apiWaitMs = config.apiWaitMs ?? 30 * 60_000
+  const server = kc.getCurrentCluster()?.server ?? "(the kubeconfig's cluster)"
   /** Jobs this instance submitted or saw end, so a Job already deleted can still be watched and listed. */
   const known = new Map<string, { readonly labels: Backend.Labels; exit?: Backend.JobExit }>()
 
@@ -205,6 +215,47 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const name = ref.id
         const gpus = typeof ref.data.gpus === "number" ? ref.data.gpus : 0
         const emit = (e: Backend.JobEvent) => Queue.offer(queue, e)
+        /** The job's state as last shown (`Pending:<reason>`, `Running:<reason>`, `Terminated`), "" before any. */
+        let lastState = ""
+        const shown = (): "Pending" | "Running" => (lastState === "" || lastState.startsWith("Pending") ? "Pending" : "Running")
+        /**
+         * One call of the watch, asked again every second while the API server does not answer (the
+         * Job is left be), for up to `apiWaitMs`: the outage said once (in the state last shown), and its end.
+         */
+        let outageSince: number | undefined
+        const patiently = <A>(operation: string, effect: Effect.Effect<A, Errors.BackendError>): Effect.Effect<A, Errors.BackendError> =>
+          Effect.gen(function*() {
+            while (true) {
+              const tried = yield* Effect.result(effect)
+              if (tried._tag === "Success") {
+                if (outageSince !== undefined) {
+                  outageSince = undefined
+                  yield* emit({ _tag: "State", state: shown() })
+                }
+                return tried.success
+              }
+              const e = tried.failure
+              if (!e.retryable) return yield* e
+              if (outageSince === undefined) {
+                outageSince = Date.now()
+                yield* emit({
+                  _tag: "State",
+                  state: shown(),
+                  reason: `the Kubernetes API server at ${server} does not answer since ${new Date(outageSince).toISOString().slice(11, 19)}Z (${e.message}); ` +
+                    `Job ${name} is left be, the server asked again every second for up to ${Math.round(apiWaitMs / 1000)} s (apiWaitMs)`
+                })
+              } else if (Date.now() - outageSince >= apiWaitMs) {
+                return yield* new Errors.BackendError({
+                  backend: NAME,
+                  operation,
+                  message: `the Kubernetes API server at ${server} did not answer for ${Math.round((Date.now() - outageSince) / 1000)} s (apiWaitMs): Job ${namespace}/${name} may still be running. ` +
+                    `Check \`kubectl cluster-info\`; once it answers, \`trex resume\` the run to follow the Job again (${e.message})`,
+                  retryable: false
+                })
+              }
+              yield* Effect.sleep("1 second")
+            }
+          })
         const tail = new JobProtocol.Tail()
         // the result marker's line is kept whole (it can be long); others are cut as every backend cuts them
         const lines = new JobProtocol.LineSplitter({ whole: K.RESULT_MARKER })
@@ -253,14 +304,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             // A Job whose failure came with or after its deletion (a cancel from any controller:
             // foreground deletion kills the pod first) was cancelled, not failed.
             if (K.failedByDeletion(job)) return cancelled
-            const pod = yield* podsOf(name)
+            const pod = yield* patiently("listPods", podsOf(name))
             const m = K.mapExit(job, pod)
             const t = K.terminated(pod)
             const wall = t !== undefined ? seconds(t.startedAt, t.finishedAt) : seconds(job.status?.startTime, job.status?.completionTime ?? new Date())
             return { ...m, wallSeconds: wall, gpuSeconds: wall * gpus }
           })
 
-        const initial = yield* call("readJob", () => batch.readNamespacedJob({ name, namespace })).pipe(
+        const initial = yield* patiently("readJob", call("readJob", () => batch.readNamespacedJob({ name, namespace }))).pipe(
           Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
         )
         if (initial === undefined || K.jobOutcome(initial) !== undefined || initial.metadata?.deletionTimestamp != null) {
@@ -270,7 +321,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return yield* Queue.end(queue)
           }
           if (initial === undefined) {
-            const wasCancelled = yield* call("readTombstone", () => core.readNamespacedConfigMap({ name: tombstone(name), namespace })).pipe(
+            const wasCancelled = yield* patiently("readTombstone", call("readTombstone", () => core.readNamespacedConfigMap({ name: tombstone(name), namespace }))).pipe(
               Effect.as(true),
               Effect.catchIf(isNotFound, () => Effect.succeed(false))
             )
@@ -282,7 +333,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           }
           // Ended before this watch began: its log fills the tail and gives the result; only the Exit is emitted.
           silent = true
-          const pod = yield* podsOf(name)
+          const pod = yield* patiently("listPods", podsOf(name))
           if (pod !== undefined && K.terminated(pod) !== undefined) {
             yield* readAll(pod.metadata!.name!)
           }
@@ -292,7 +343,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const mailbox = yield* Queue.unbounded<Update>()
         const startWatch = (which: "job" | "pod") =>
           Effect.acquireRelease(
-            Effect.tryPromise({
+            patiently("watch", Effect.tryPromise({
               try: () =>
                 which === "job"
                   ? watcher.watch(`/apis/batch/v1/namespaces/${namespace}/jobs`, { fieldSelector: `metadata.name=${name}` }, (type, obj) => {
@@ -302,38 +353,53 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                     Queue.offerUnsafe(mailbox, { _tag: "Pod", type, pod: obj as V1Pod })
                   }, () => Queue.offerUnsafe(mailbox, { _tag: "WatchDone", which })),
               catch: toError("watch")
-            }),
+            })),
             (controller) => Effect.sync(() => controller.abort())
           )
         yield* startWatch("job")
         yield* startWatch("pod")
 
-        let lastState = ""
         let podSeen = false
         let noPodChecks = 0
         let logState: "none" | "following" | "ended" = "none"
         let ended: { readonly job?: V1Job } | undefined
-        const follow = (pod: string) =>
+        /** Bytes of the log taken so far: a follow after a cut stream (the API server went away) skips them. */
+        let logBytes = 0
+        let follows = 0
+        let followedAt = 0
+        const follow = (pod: string, skip = 0) =>
           Effect.acquireRelease(
-            Effect.tryPromise({
+            patiently("followLog", Effect.tryPromise({
               try: () => {
+                const which = ++follows
+                followedAt = Date.now()
+                let toSkip = skip
                 const out = logSink()
                 // one piece at a time: the log waits (and the HTTP body with it) until the loop has emitted its lines
                 out.on("data", (d: Buffer) => {
+                  if (toSkip >= d.length) return void (toSkip -= d.length)
+                  const data = toSkip > 0 ? d.subarray(toSkip) : d
+                  toSkip = 0
                   out.pause()
-                  Queue.offerUnsafe(mailbox, { _tag: "Chunk", data: d, next: () => out.resume() })
+                  Queue.offerUnsafe(mailbox, { _tag: "Chunk", data, next: () => out.resume() })
                 })
-                out.on("end", () => Queue.offerUnsafe(mailbox, { _tag: "LogEnd" }))
-                out.on("error", () => Queue.offerUnsafe(mailbox, { _tag: "LogEnd" }))
+                let said = false
+                const end = (cut: boolean) => () => {
+                  if (said) return
+                  said = true
+                  Queue.offerUnsafe(mailbox, { _tag: "LogEnd", cut, follow: which })
+                }
+                out.on("end", end(false))
+                out.on("error", end(true))
                 return logs.log(namespace, pod, K.CONTAINER, out, { follow: true })
               },
               catch: toError("followLog")
-            }).pipe(
+            })).pipe(
               // The pod went before its log could be followed (the same race as readLog's): the log ends here.
               Effect.catchIf(isNotFound, () =>
                 Effect.sync(() => {
                   logGone = true
-                  Queue.offerUnsafe(mailbox, { _tag: "LogEnd" })
+                  Queue.offerUnsafe(mailbox, { _tag: "LogEnd", follow: follows })
                   return undefined
                 }))
             ),
@@ -344,7 +410,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (ended !== undefined && logState !== "following") {
             if (ended.job === undefined) return yield* finish(cancelled)
             if (logState === "none") {
-              const pod = yield* podsOf(name)
+              const pod = yield* patiently("listPods", podsOf(name))
               if (pod !== undefined && K.terminated(pod) !== undefined) {
                 yield* readAll(pod.metadata!.name!)
               }
@@ -369,7 +435,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             }
             case "NoPod": {
               noPodChecks++
-              const why = yield* refusalOf(name)
+              const why = yield* patiently("listEvents", refusalOf(name))
               const key = `Pending:${why ?? ""}`
               if (!podSeen && key !== lastState) {
                 lastState = key
@@ -395,18 +461,46 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               break
             }
             case "Chunk":
+              logBytes += update.data.length
               yield* onLines(lines.push(update.data))
               update.next()
               break
-            case "LogEnd":
+            case "LogEnd": {
+              // the end of a follow since replaced by another
+              if (update.follow !== undefined && update.follow !== follows) break
+              if (update.cut === true && !logGone) {
+                // cut (the API server went away): followed on from where it was while the container runs,
+                // else what is left of its log is read
+                const pod = yield* patiently("listPods", podsOf(name))
+                if (pod !== undefined && K.terminated(pod) === undefined) {
+                  if (Date.now() - followedAt < 1000) yield* Effect.sleep("1 second")
+                  yield* follow(pod.metadata!.name!, logBytes)
+                  break
+                }
+                if (pod !== undefined) {
+                  // each try reads the log from its start, and skips what was taken (a try cut short included)
+                  const found = yield* patiently("readLog", Effect.suspend(() => {
+                    let left = logBytes
+                    return readLog(pod.metadata!.name!, (data) => {
+                      if (left >= data.length) return Effect.sync(() => void (left -= data.length))
+                      const rest = data.subarray(left)
+                      left = 0
+                      logBytes += rest.length
+                      return onLines(lines.push(rest))
+                    })
+                  }))
+                  if (!found) logGone = true
+                } else logGone = true
+              }
               yield* onLines(lines.end())
               logState = "ended"
               break
+            }
             case "WatchDone":
               if (ended === undefined) {
                 // Watches end (server timeouts, restarts): look again, then watch again.
                 yield* Effect.sleep("200 millis")
-                const job = yield* call("readJob", () => batch.readNamespacedJob({ name, namespace })).pipe(
+                const job = yield* patiently("readJob", call("readJob", () => batch.readNamespacedJob({ name, namespace }))).pipe(
                   Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
                 )
                 if (job === undefined) ended = {}
@@ -565,7 +659,8 @@ export const ConfigJson = Schema.Struct({
   jobDir: optional(Str),
   ttlSecondsAfterFinished: optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
-  logGraceMs: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
+  logGraceMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
+  apiWaitMs: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
 })
 
 /**

@@ -8,7 +8,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Backend, TaskFile } from "@trex/core"
 import { CoreV1Api } from "@kubernetes/client-node"
-import { Context, Effect, Layer, Redacted, Stream } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { BackendConformance } from "@trex/core/testing"
 import * as KubernetesBackend from "../src/KubernetesBackend.ts"
 import * as K from "../src/internal/k8sJob.ts"
@@ -200,6 +200,52 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.deepStrictEqual(again.result, exit.result)
       assert.deepStrictEqual(again.logTail, exit.logTail)
     }))
+
+  it.effect("an API server that goes away mid-run (a control-plane restart) is waited for: the watch says so, then follows each job's log on from where it was (every line once, and the result), whether the job ran on or ended meanwhile", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeApi
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const impatient = yield* KubernetesBackend.make(config(fake, { apiWaitMs: 1000 }))
+      const ticks = (n: number) => [`i=0; while [ $i -lt ${n} ]; do echo tick $i; i=$((i+1)); sleep 0.1; done`, `echo '{"metrics":{"acc":${n}},"primary":${n}}' > result.json`].join("\n")
+      // one job runs on past the outage; the other ends during it
+      const long = yield* backend.submit(spec("outage-long", ticks(60)))
+      const short = yield* backend.submit(spec("outage-short", ticks(15)))
+      const watchUntilTick = (ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+        Effect.gen(function*() {
+          const up = yield* Deferred.make<void>()
+          const fiber = yield* backend.watch(ref).pipe(
+            Stream.tap((e) => (e._tag === "Log" && e.line === "tick 3" ? Deferred.succeed(up, undefined) : Effect.void)),
+            Stream.runCollect,
+            Effect.map((c) => Array.from(c)),
+            Effect.forkChild
+          )
+          yield* Deferred.await(up)
+          return fiber
+        })
+      const longWatch = yield* watchUntilTick(long)
+      const shortWatch = yield* watchUntilTick(short)
+      const gaveUp = yield* Stream.runCollect(impatient.watch(long)).pipe(Effect.flip, Effect.forkChild)
+      // (the server answers again whatever happens meanwhile)
+      yield* Effect.acquireUseRelease(Effect.sync(() => fake.outage(true)), () => Effect.sleep("3 seconds"), () => Effect.sync(() => fake.outage(false)))
+      for (const [fiber, n] of [[longWatch, 60], [shortWatch, 15]] as const) {
+        const events = yield* Fiber.join(fiber)
+        const exit = exitOf(events)
+        assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+        assert.deepStrictEqual(exit.result, { metrics: { acc: n }, primary: n })
+        assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), Array.from({ length: n }, (_, i) => `tick ${i}`))
+        const states = events.flatMap((e) => (e._tag === "State" ? [e] : []))
+        const told = states.findIndex((e) => /^the Kubernetes API server at http:\/\/127\.0\.0\.1:\d+ does not answer since \d\d:\d\d:\d\dZ .*\(apiWaitMs\)$/.test(e.reason ?? ""))
+        assert.isAtLeast(told, 0, JSON.stringify(states))
+        assert.isTrue(states.slice(told + 1).some((e) => e.reason === undefined), `the end of the outage is told: ${JSON.stringify(states)}`)
+      }
+      // a watch whose apiWaitMs ran out says what to check and what to do
+      const error = yield* Fiber.join(gaveUp)
+      assert.isFalse(error.retryable)
+      assert.include(error.message, "did not answer for")
+      assert.include(error.message, "(apiWaitMs)")
+      assert.include(error.message, "kubectl cluster-info")
+      assert.include(error.message, "trex resume")
+    }), 60_000)
 
   it.effect("reports Unschedulable as a Pending reason, and cancel deletes in the foreground with the ConfigMap and Secret", () =>
     Effect.gen(function*() {

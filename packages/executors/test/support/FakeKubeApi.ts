@@ -82,6 +82,12 @@ export interface FakeKubeApi {
   readonly logsGone: (on: boolean) => void
   /** Change (or, with undefined, lift) the pod quota; Jobs refused a pod get one at once if it now allows. */
   readonly setPodQuota: (quota: number | undefined) => void
+  /**
+   * An outage of the API server (a control-plane upgrade, a restart): every open connection (watches,
+   * log streams) is cut, and while it lasts every request's connection is reset. Pods run on, as
+   * they do under kubelet.
+   */
+  readonly outage: (on: boolean) => void
   readonly close: () => Promise<void>
 }
 
@@ -612,7 +618,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     return send(res, 405, status(405, "MethodNotAllowed", `${req.method} is not supported by the fake`))
   }
 
+  let down = false
   const server = http.createServer((req, res) => {
+    if (down) return void req.socket.destroy()
     handle(req, res).catch((e) => send(res, 500, status(500, "InternalError", String(e))))
   })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
@@ -624,6 +632,10 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     requests,
     logsGone: (on) => {
       logsGone = on
+    },
+    outage: (on) => {
+      down = on
+      if (on) server.closeAllConnections()
     },
     setPodQuota: (quota) => {
       podQuota = quota
