@@ -60,6 +60,9 @@ const NAME = "slurm"
 /** States of a job that Slurm sent back to the queue after it ran. */
 const REQUEUED = new Set(["PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING"])
 const READ_CHUNK = 1024 * 1024
+/** Submissions of one job whose `sbatch` timed out (each after looking whether Slurm had it all the same), and looks per timeout. */
+const SUBMIT_TRIES = 3
+const SUBMIT_LOOKS = 3
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -188,18 +191,51 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     for (const f of spec.files) yield* runner.writeFile(`${jobDir}/${f.path}`, f.content, 0o644)
     yield* runner.writeFile(envFile, Script.renderEnvFile(Backend.revealEnv(spec.env)), 0o600)
     yield* runner.writeFile(`${jobDir}/${Script.SCRIPT_FILE}`, script, 0o700)
-    // A controller that cannot be reached (stopped, restarting) received nothing: submit again
-    // once it answers. (A timeout after the request went out is not retried: it may have been submitted.)
-    const out = yield* waitForController(
-      `submitting ${spec.labels.node}`,
-      run("sbatch", ["--parsable", `--chdir=${jobDir}`, `${jobDir}/${Script.SCRIPT_FILE}`]),
-      Query.isConnectFailure
-    )
-    const id = out.trim().split(";")[0]!.trim()
-    if (!/^\d+$/.test(id)) return yield* fail("submit", `sbatch printed no job id: ${JSON.stringify(out.slice(0, 200))}`, true)
+    const id = yield* sbatch(jobDir, spec.labels.node)
     const ref: ExperimentNode.JobRef = { backend: NAME, id, data: { jobDir, gpus: spec.resources.gpus } }
     return ref
   })
+
+  /** The id of the job whose working directory is `jobDir` (one per submission), if Slurm has one. */
+  const jobIn = (jobDir: string) =>
+    waitForController(`looking for the job in ${jobDir}`, run("squeue", ["--me", "-h", "-t", "all", "-o", "%i|%Z"]), Query.isControllerUnreachable).pipe(
+      Effect.map((out) => out.split("\n").map((l) => l.trim().split("|")).find(([, dir]) => dir === jobDir)?.[0])
+    )
+
+  /**
+   * Submit the job in `jobDir`. A controller that cannot be reached (stopped, restarting) received
+   * nothing: submit again once it answers. A timeout after the request went out (a controller too
+   * busy to answer in time, or stopped while it read it) may have submitted it all the same: the job
+   * is looked for by its directory, once the controller answers, and only sent again if it is not there.
+   */
+  const sbatch = (jobDir: string, node: string): Effect.Effect<string, Errors.BackendError> =>
+    Effect.gen(function*() {
+      for (let tries = 1; ; tries++) {
+        const sent = yield* Effect.result(waitForController(
+          `submitting ${node}`,
+          run("sbatch", ["--parsable", `--chdir=${jobDir}`, `${jobDir}/${Script.SCRIPT_FILE}`]),
+          Query.isConnectFailure
+        ))
+        if (Result.isSuccess(sent)) {
+          const id = sent.success.trim().split(";")[0]!.trim()
+          if (!/^\d+$/.test(id)) return yield* fail("submit", `sbatch printed no job id: ${JSON.stringify(sent.success.slice(0, 200))}`, true)
+          return id
+        }
+        if (!Query.isControllerUnreachable(sent.failure)) return yield* sent.failure
+        // the controller may still be working through the request: looked for a few times
+        for (let look = 0; look < SUBMIT_LOOKS; look++) {
+          if (look > 0) yield* Effect.sleep(pollMs)
+          const found = yield* jobIn(jobDir)
+          if (found !== undefined) {
+            yield* Effect.logInfo(`slurm: ${node}: sbatch timed out (${sent.failure.message}), but Slurm had the job: ${found}`)
+            return found
+          }
+        }
+        if (tries >= SUBMIT_TRIES) {
+          return yield* fail("submit", `sbatch timed out ${tries} times and Slurm has no job in ${jobDir}: ${sent.failure.message}. Check \`scontrol ping\` and slurmctld's load on the login node`, true)
+        }
+      }
+    })
 
   const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
     Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>

@@ -434,6 +434,23 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.deepStrictEqual(jobs.map((j) => j.ref.id), [submitted.id])
     }).pipe(Effect.ensuring(startSlurm)), { timeout: 120_000 })
 
+  it.effect("an sbatch that timed out after its request went out (slurmctld stopped while it read it) is not sent again: the job Slurm made is the one followed", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const signalCtld = (signal: "STOP" | "CONT") => Effect.sync(() => execFileSync("bash", ["-c", `kill -${signal} $(cat /run/slurm/slurmctld.pid)`]))
+      // frozen, the controller takes the connection (the kernel does) but answers nothing: sbatch times out (MessageTimeout, 10 s)
+      yield* signalCtld("STOP")
+      const submitting = yield* Effect.forkChild(backend.submit(spec("ctld-frozen", RESULT)))
+      yield* Effect.sleep("11 seconds")
+      // thawed, it reads the request it was sent and makes the job
+      yield* signalCtld("CONT")
+      const ref = yield* Fiber.join(submitting)
+      const jobDir = ref.data["jobDir"] as string
+      const jobs = execFileSync("squeue", ["--me", "-h", "-t", "all", "-o", "%i|%Z"], { encoding: "utf8" }).split("\n").filter((l) => l.endsWith(`|${jobDir}`))
+      assert.deepStrictEqual(jobs, [`${ref.id}|${jobDir}`], "one job, the one followed")
+      assert.strictEqual((yield* Backend.awaitExit(backend, ref)).outcome, "Succeeded")
+    }).pipe(Effect.ensuring(Effect.sync(() => execFileSync("bash", ["-c", "kill -CONT $(cat /run/slurm/slurmctld.pid) || true"])))), { timeout: 120_000 })
+
   it.effect("ends a job whose node's slurmd died: its exit is read from accounting while the job is COMPLETING", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
