@@ -72,6 +72,8 @@ const isNotFound = (e: Errors.BackendError) => e.message.includes("HTTP 404")
 const isConflict = (e: Errors.BackendError) => e.message.includes("HTTP 409")
 /** Why a container waits that it will not get past by itself soon: its image cannot be pulled, or its configuration is missing. */
 /** How long a Job may be without a pod before `watch` asks its Events why, and how often again after. */
+/** How long a submit creates an object again while the API server does not answer (a submit is not interrupted, so it is short). */
+const CREATE_RETRY_MS = 5_000
 const NO_POD_FIRST_MS = 2_000
 const NO_POD_AGAIN_MS = 5_000
 const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"])
@@ -141,10 +143,40 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   /** Jobs this instance submitted or saw end, so a Job already deleted can still be watched and listed. */
   const known = new Map<string, { readonly labels: Backend.Labels; exit?: Backend.JobExit }>()
 
+  /**
+   * Create an object; while the API server does not answer, the same object again (its name is the
+   * submission's own), for up to {@link CREATE_RETRY_MS}. A request whose answer was lost may have made
+   * it: an `AlreadyExists` then means it is there, and it is read back.
+   */
+  const create = <A>(operation: string, make: () => Promise<A>, read: () => Promise<A>) =>
+    Effect.gen(function*() {
+      const since = Date.now()
+      while (true) {
+        const tried = yield* Effect.result(call(operation, make))
+        if (tried._tag === "Success") return tried.success
+        const e = tried.failure
+        if (isConflict(e)) return yield* call(operation, read)
+        if (!e.retryable || Date.now() - since >= CREATE_RETRY_MS) return yield* e
+        yield* Effect.sleep("1 second")
+      }
+    })
+  /**
+   * Jobs whose create may have been made though it failed (the API server went away with its answer),
+   * by run and node: the next submit of that node takes that Job if it is there, rather than make a second.
+   */
+  const unsure = new Map<string, string>()
+
   const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
     const image = spec.image ?? config.image
     if (image === undefined) return yield* new Errors.BackendError({ backend: NAME, operation: "submit", message: "no image: set JobSpec.image or the backend's `image`", retryable: false })
-    const name = K.jobName(spec.labels.node, Math.random().toString(36).slice(2, 7))
+    const unsureKey = `${spec.labels.run}\u0000${spec.labels.node}`
+    const earlier = unsure.get(unsureKey)
+    const adopted = earlier === undefined ? undefined : yield* call("readJob", () => batch.readNamespacedJob({ name: earlier, namespace })).pipe(
+      Effect.map((j) => (j.metadata?.deletionTimestamp == null && K.jobOutcome(j) === undefined ? j : undefined)),
+      Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
+    )
+    unsure.delete(unsureKey)
+    const name = adopted?.metadata?.name ?? K.jobName(spec.labels.node, Math.random().toString(36).slice(2, 7))
     const m = yield* Effect.try({
       try: () =>
         K.manifests(spec, {
@@ -162,14 +194,28 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         }),
       catch: (e) => new Errors.BackendError({ backend: NAME, operation: "submit", message: e instanceof Error ? e.message : String(e), retryable: false })
     })
-    const job = yield* call("createJob", () => batch.createNamespacedJob({ namespace, body: m.job }))
+    // a create that failed for want of an answer may have made the Job: the next submit of this node looks for it
+    const remember = (e: Errors.BackendError) => Effect.sync(() => void (e.retryable && unsure.set(unsureKey, name)))
+    const job = adopted ?? (yield* create("createJob", () => batch.createNamespacedJob({ namespace, body: m.job }), () => batch.readNamespacedJob({ name, namespace })).pipe(
+      Effect.tapError(remember)
+    ))
     // The ConfigMap and Secret belong to the Job: deleting it (cancel, TTL) deletes them. The pod waits for them.
     const owner: V1OwnerReference = { apiVersion: "batch/v1", kind: "Job", name, uid: job.metadata!.uid!, blockOwnerDeletion: true }
     const owned = <T extends { metadata?: object }>(o: T): T => ({ ...o, metadata: { ...o.metadata, ownerReferences: [owner] } })
     yield* Effect.gen(function*() {
-      yield* call("createConfigMap", () => core.createNamespacedConfigMap({ namespace, body: owned(m.configMap) }))
-      if (Object.keys(m.secret.data ?? {}).length > 0) yield* call("createSecret", () => core.createNamespacedSecret({ namespace, body: owned(m.secret) }))
-    }).pipe(Effect.tapError(() => Effect.ignore(call("deleteJob", () => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" })))))
+      yield* create("createConfigMap", () => core.createNamespacedConfigMap({ namespace, body: owned(m.configMap) }), () => core.readNamespacedConfigMap({ name, namespace }))
+      if (Object.keys(m.secret.data ?? {}).length > 0) {
+        yield* create("createSecret", () => core.createNamespacedSecret({ namespace, body: owned(m.secret) }), () => core.readNamespacedSecret({ name, namespace }))
+      }
+    }).pipe(
+      // the Job is deleted (its pod would wait for them); a delete that cannot be made leaves it to the next submit
+      Effect.tapError((e) =>
+        call("deleteJob", () => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" })).pipe(
+          Effect.catchIf(isNotFound, () => Effect.void),
+          Effect.catch(() => remember(e))
+        )
+      )
+    )
     known.set(name, { labels: spec.labels })
     const ref: ExperimentNode.JobRef = { backend: NAME, id: name, data: { namespace, gpus: spec.resources.gpus, run: K.labelValue(spec.labels.run) } }
     return ref

@@ -247,6 +247,36 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.include(error.message, "trex resume")
     }), 60_000)
 
+  it.effect("a create whose answer was lost made its Job: it is not made twice (tried again at once, or by the next submit after an outage), and runs", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeApi
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const jobsOf = (node: string) => fake.list("jobs", "trex").filter((j) => j.metadata.labels?.[K.NODE_LABEL] === K.labelValue(node))
+      const done = `echo '{"metrics":{},"primary":1}' > result.json`
+      // the answer is lost, the server still up: the same Job is asked for again, and is there
+      fake.loseAnswer("jobs")
+      const first = yield* backend.submit(spec("lost-answer", done))
+      assert.deepStrictEqual(jobsOf("lost-answer").map((j) => j.metadata.name), [first.id])
+      assert.strictEqual((yield* Backend.awaitExit(backend, first)).outcome, "Succeeded")
+      // the answer is lost and the server goes away for longer than a submit waits: the submit fails
+      // (the run submits again), and the next submit of the node takes the Job the lost answer made
+      fake.loseAnswer("jobs", true)
+      const failed = yield* Effect.acquireUseRelease(
+        Effect.void,
+        () => Effect.flip(backend.submit(spec("lost-outage", done, { env: { S: Redacted.make("x") } }))),
+        () => Effect.sync(() => fake.outage(false))
+      )
+      assert.isTrue(failed.retryable, failed.message)
+      const made = jobsOf("lost-outage").map((j) => j.metadata.name)
+      assert.strictEqual(made.length, 1)
+      const second = yield* backend.submit(spec("lost-outage", done, { env: { S: Redacted.make("x") } }))
+      assert.strictEqual(second.id, made[0])
+      assert.strictEqual(jobsOf("lost-outage").length, 1, "no second Job")
+      assert.isDefined(fake.get("configmaps", "trex", second.id))
+      assert.isDefined(fake.get("secrets", "trex", second.id))
+      assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Succeeded")
+    }), 60_000)
+
   it.effect("reports Unschedulable as a Pending reason, and cancel deletes in the foreground with the ConfigMap and Secret", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend

@@ -88,6 +88,11 @@ export interface FakeKubeApi {
    * they do under kubelet.
    */
   readonly outage: (on: boolean) => void
+  /**
+   * The next create of `kind` makes its object but its answer is lost (the connection is cut); with
+   * `outage`, an outage (see `outage`) begins right then.
+   */
+  readonly loseAnswer: (kind: Kind, outage?: boolean) => void
   readonly close: () => Promise<void>
 }
 
@@ -597,6 +602,16 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         })
       }
       put(kind, obj, "ADDED")
+      const lose = losing.get(kind)
+      if (lose !== undefined) {
+        losing.delete(kind)
+        req.socket.destroy()
+        if (lose.outage) {
+          down = true
+          server.closeAllConnections()
+        }
+        return
+      }
       return send(res, 201, obj)
     }
     if (req.method === "DELETE" && existing !== undefined) {
@@ -619,6 +634,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   }
 
   let down = false
+  const losing = new Map<Kind, { outage: boolean }>()
   const server = http.createServer((req, res) => {
     if (down) return void req.socket.destroy()
     handle(req, res).catch((e) => send(res, 500, status(500, "InternalError", String(e))))
@@ -632,6 +648,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     requests,
     logsGone: (on) => {
       logsGone = on
+    },
+    loseAnswer: (kind, outage = false) => {
+      losing.set(kind, { outage })
     },
     outage: (on) => {
       down = on
