@@ -64,6 +64,22 @@ export class PolicyError extends Schema.TaggedError<PolicyError>()("PolicyError"
   message: Schema.String
 }) {}
 
+/**
+ * A run stopped because its trials all failed the same way, none having succeeded: a setup error
+ * (the trainer's command, a module or data path missing, a Docker image or Slurm partition that
+ * does not exist, a trainer that writes no metric) rather than its strategies'. Its journal is
+ * finished and sound; once the setup is mended, a resumed run runs the strategies of `nodes` again.
+ * @since 0.1.0 @category errors
+ */
+export class SetupFailure extends Schema.TaggedError<SetupFailure>()("SetupFailure", {
+  runId: Schema.String,
+  /** The failure as the first of the trials read: its kind, message and last log line. */
+  cause: Schema.String,
+  /** The trials that failed this way, in the order they finished. */
+  nodes: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
 /** A node id that the tree does not have. @since 0.1.0 @category errors */
 export class NodeNotFound extends Schema.TaggedError<NodeNotFound>()("NodeNotFound", {
   id: Schema.String

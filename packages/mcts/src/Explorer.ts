@@ -35,6 +35,7 @@ import { Errors, OptionSpec, Strategy, TaskFile } from "@trex/core"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberMap, Option, Queue, Random, References, Schema, Semaphore, Stream } from "effect"
 import type { Control } from "./Control.ts"
 import { TrialTime } from "./internal/trialTime.ts"
+import * as SameFailure from "./internal/sameFailure.ts"
 import * as ResultCache from "./ResultCache.ts"
 
 /** @since 0.1.0 @category models */
@@ -65,8 +66,22 @@ export interface Options {
    * a little later: events no outside effect depends on are committed in groups.
    */
   readonly onEvent?: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
-  /** Times an execution that failed for infrastructure reasons is retried (default 2). */
+  /**
+   * Times an execution that failed for infrastructure reasons is retried (default 2): a result whose
+   * failure is retryable (`Infra`: a lost job, a full disk) or an executor error that is, after 2, 4,
+   * 8... seconds (at most 30). A stop asked for during the wait ends it: the trial stays unfinished,
+   * and a resumed run reattaches to its job (or submits it) and tries again.
+   */
   readonly retries?: number
+  /**
+   * Stop the run when this many trials have failed the same way (the same kind, message and last
+   * log line, ids and big numbers aside; `OOM`, `Timeout` and `Cancelled` never count, being the
+   * strategy's) before any trial succeeded or was pruned: a setup error, not the strategies'.
+   * The trials in flight finish, `RunFinished` is journaled, and the run fails with
+   * `Errors.SetupFailure`; a resumed run runs the strategies of those trials again (as new nodes,
+   * before anything new) and counts afresh. Default 3; 0 turns it off.
+   */
+  readonly failFast?: number
   /** Proposal attempts per node before it counts as exhausted (default 3). */
   readonly proposalAttempts?: number
   /**
@@ -128,7 +143,7 @@ export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, E
  * fail the run.
  * @since 0.1.0 @category models
  */
-export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyError
+export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyError | Errors.SetupFailure
 
 /**
  * How the reason of a run begins when its researcher kept failing (`the researcher failed: <its
@@ -136,6 +151,13 @@ export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyErr
  * @since 0.1.0 @category models
  */
 export const RESEARCHER_FAILED = "the researcher failed"
+
+/**
+ * How the reason of a run begins when its trials all failed the same way (see `Options.failFast`):
+ * a resume after the setup is mended runs their strategies again.
+ * @since 0.1.0 @category models
+ */
+export const SAME_FAILURE = SameFailure.SAME_FAILURE
 
 /** What each option takes. */
 const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
@@ -151,6 +173,7 @@ const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   control: OptionSpec.fn("onChange"),
   onEvent: OptionSpec.fn(),
   retries: OptionSpec.integer(0, "retries of a trial that failed for infrastructure reasons"),
+  failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded, before the run stops; 0 turns it off"),
   proposalAttempts: OptionSpec.integer(1, "tries per node before it counts as exhausted"),
   researcherRetries: OptionSpec.integer(0, "asks again of a researcher that failed"),
   recorded: OptionSpec.unchecked,
@@ -229,6 +252,10 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   let trialsCosted = replayed.trialsCosted
   // for the stagnation rule: results reused from other runs, which are not trials run
   let reusedCount = replayed.reused
+  // Trials that all failed the same way (a setup error): the stop's count and, after such a stop,
+  // the strategies a resumed run runs again, as of the journal.
+  const sameFailures = new SameFailure.SameFailures(options.failFast ?? 3, (id) => tree.view.get(id))
+  for (const { event } of existing) sameFailures.apply(event)
 
   // ---- recording: fold and notify at once, journal with a group commit --------------------
   // Events are folded in the order they are recorded and appended in that order, so the journal
@@ -276,6 +303,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         seq++
         if (e._tag !== "RunStarted") tree.apply(e)
         trialTime.apply(e)
+        sameFailures.apply(e)
         if (options.onEvent !== undefined) {
           try {
             options.onEvent({ seq, event: e }, tree.view)
@@ -316,6 +344,22 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       }).pipe(Effect.orDie)
   }
   runMeter.current = meter
+
+  const control = options.control
+  /**
+   * `self`, unless a stop is requested first: then `undefined`, and `self` is interrupted. A
+   * researcher's call (a model that does not answer) never holds a stop up; what it would have
+   * given is dropped, and a resumed run asks again.
+   */
+  const unlessStopped = <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A | undefined, E> =>
+    control === undefined ? self : Effect.raceFirst(self, stopRequested)
+  const stopRequested = Effect.callback<undefined>((resume) => {
+    if (control!.stopRequested !== undefined) return resume(Effect.undefined)
+    const unsubscribe = control!.onChange(() => {
+      if (control!.stopRequested !== undefined) resume(Effect.undefined)
+    })
+    return Effect.sync(unsubscribe)
+  })
 
   // ---- execution of one node ---------------------------------------------------------------
   const wake = yield* Queue.unbounded<Wake>()
@@ -442,17 +486,26 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
               if (result === undefined) return failedAttempt(tries, undefined)
               // A job we reattached to had been cancelled by an earlier stop: run it afresh.
               if (reattach !== undefined && result.failure?.kind === "Cancelled" && tries === 0) return attempt(tries + 1, undefined)
-              // A retryable failure (the backend lost the job, or it never started) runs again, bounded.
-              if (result.failure?.retryable === true && tries < retries && !pruning.has(node.id)) return attempt(tries + 1, undefined)
+              // A retryable failure (the backend lost the job, or it never started; a full disk) runs again,
+              // bounded, after a backoff: what failed it may take a while to pass.
+              if (result.failure?.retryable === true && tries < retries && !pruning.has(node.id)) return retryAfterBackoff(tries)
               const failed = result.failure !== undefined || result.score === undefined
               return finish(node.id, failed ? "Failed" : "Succeeded", failedIfUnscored(result, runTask))
             }
           })
         )
+    /**
+     * Attempt `tries + 1`, after 2, 4, 8... seconds (at most 30). A stop asked for meanwhile ends the
+     * wait and the trial, unfinished (it starts no job during a drain): a resumed run reattaches to
+     * its last job, reads its failure, and tries again; one that never submitted is submitted.
+     */
+    const retryAfterBackoff = (tries: number): Effect.Effect<void, Errors.JournalError> =>
+      Effect.flatMap(unlessStopped(Effect.as(Effect.sleep(retryDelay(tries)), true)), (waited) =>
+        waited === true && options.control?.stopRequested === undefined ? attempt(tries + 1, undefined) : Effect.void)
     // The executor failed (or its stream ended without a result): a retryable error runs again after a backoff.
     const failedAttempt = (tries: number, error: Errors.ExecutorError | undefined): Effect.Effect<void, Errors.JournalError> =>
       error !== undefined && error.retryable && tries < retries
-        ? Effect.andThen(Effect.sleep(`${Math.min(30, 2 ** (tries + 1))} seconds`), () => attempt(tries + 1, undefined))
+        ? retryAfterBackoff(tries)
         : finish(
           node.id,
           "Failed",
@@ -628,7 +681,6 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   }
 
   // ---- the loop ------------------------------------------------------------------------------
-  const control = options.control
   const unsubscribe = control?.onChange(() => Queue.offerUnsafe(wake, { _tag: "Control" }))
   // for the stagnation rule: trials run (finished, not reused from another run) so far, and when the best so far was found
   let lastBestAt = replayed.atBest
@@ -639,23 +691,10 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   let interrupted = false as boolean
   /** What ends the run as a failure once the trials in flight have finished. */
   let fatal = undefined as Errors.PolicyError | undefined
+  /** Trials that all failed the same way: the run ends (finished) with this failure. */
+  let alike = undefined as SameFailure.Alike | undefined
 
   const awaitWake = commit.pipe(Effect.andThen(Queue.take(wake)), Effect.andThen(Queue.clear(wake)))
-
-  /**
-   * `self`, unless a stop is requested first: then `undefined`, and `self` is interrupted. A
-   * researcher's call (a model that does not answer) never holds a stop up; what it would have
-   * given is dropped, and a resumed run asks again.
-   */
-  const unlessStopped = <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A | undefined, E> =>
-    control === undefined ? self : Effect.raceFirst(self, stopRequested)
-  const stopRequested = Effect.callback<undefined>((resume) => {
-    if (control!.stopRequested !== undefined) return resume(Effect.undefined)
-    const unsubscribe = control!.onChange(() => {
-      if (control!.stopRequested !== undefined) resume(Effect.undefined)
-    })
-    return Effect.sync(unsubscribe)
-  })
 
   /** Whether model calls may still be paid for: the budget's dollars and tokens, if it has them, are not all spent or held. */
   function modelBudgetLeft(): boolean {
@@ -802,6 +841,12 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         reason = "the scheduler failed"
         break
       }
+      // trials that all failed the same way, none having worked: the setup's error, not the strategies'
+      alike = control?.stopRequested === undefined ? sameFailures.stop() : undefined
+      if (alike !== undefined) {
+        reason = `${SAME_FAILURE} (${alike.nodes.join(", ")}): ${alike.shown}`
+        break
+      }
       const best = tree.view.best()
       const stopWhy =
         control?.stopRequested !== undefined ? "stopped by request"
@@ -825,6 +870,36 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         }
         reason = budgetReason(admissible)
         break
+      }
+      // after a stop because trials all failed the same way, their strategies run again first (the setup mended)
+      const again = sameFailures.next()
+      if (again !== undefined) {
+        const at = nowMs()
+        const spec: ExperimentNode.NodeSpec = {
+          id: `n${tree.view.size + 1}`,
+          parent: again.parent,
+          strategy: {
+            ...again.strategy,
+            rationale: `Again: ${again.id} failed as every trial of its run did (a setup error, not its strategy's); run again once the setup was mended. ${again.strategy.rationale}`.trim()
+          },
+          fingerprint: again.fingerprint,
+          proposedAt: at,
+          ...(again.prior !== undefined ? { prior: again.prior } : {})
+        }
+        if (cache.refresh !== undefined) yield* cache.refresh
+        const hit = cache.lookup(spec.fingerprint)
+        if (hit !== undefined) {
+          yield* record([
+            JournalEvent.make("NodeProposed", { node: spec, at }),
+            JournalEvent.make("NodeFinished", { nodeId: spec.id, outcome: "Succeeded", result: reusedResult(hit), at })
+          ], "soon")
+          reusedCount++
+          continue
+        }
+        ledger.reserve(spec.id, admissible)
+        yield* record([JournalEvent.make("NodeProposed", { node: spec, at }), JournalEvent.make("NodeAdmitted", { nodeId: spec.id, estimate: admissible, at })])
+        yield* launch(spec)
+        continue
       }
       // select
       const context: SearchPolicy.SelectionContext = {
@@ -943,6 +1018,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     // (nor when the budget for model calls is spent: a model's distillation would overrun it)
     if (control?.stopRequested === undefined && distillEvery > 0 && countFinished(tree.view) > lastDistilled && modelBudgetLeft()) yield* distill
     updateElapsed()
+    // the trials in flight at the stop that then failed the same way are named (and run again on resume) too
+    if (alike !== undefined && reason.startsWith(SAME_FAILURE)) {
+      alike = sameFailures.stop() ?? alike
+      reason = `${SAME_FAILURE} (${alike.nodes.join(", ")}): ${alike.shown}`
+    }
     if (!interrupted && fatal === undefined) {
       const bestNode = tree.view.best()
       yield* record([
@@ -951,6 +1031,19 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     }
   }).pipe(Effect.ensuring(Effect.andThen(Effect.sync(() => unsubscribe?.()), Effect.ignore(commit))))
   if (fatal !== undefined) return yield* fatal
+  // (unless a second stop cancelled the trials in flight meanwhile: the run then stopped by request)
+  if (alike !== undefined && !interrupted && reason.startsWith(SAME_FAILURE)) {
+    const n = alike.nodes.length
+    return yield* new Errors.SetupFailure({
+      runId: options.runId,
+      cause: alike.shown,
+      nodes: alike.nodes,
+      message: `${n} trials (${alike.nodes.join(", ")}) failed the same way, and none succeeded: ${alike.shown}. ` +
+        `A failure that strategies this different all meet is the setup's, not theirs: the trainer's command or its environment ` +
+        `(a module missing), a data path, the backend's settings (an image, a partition, a queue), a trainer that writes no metric. ` +
+        `The run stopped rather than spend its budget on it: mend the setup, then resume the run; these trials' strategies run again`
+    })
+  }
 
   return {
     runId: options.runId,
@@ -1114,6 +1207,9 @@ const strategyIssues = (strategy: unknown): string | undefined => {
   const decoded = decodeStrategy(strategy)
   return decoded._tag === "Success" ? undefined : TaskFile.formatIssues(Cause.squash(decoded.cause))
 }
+
+/** The wait before attempt `tries + 1` of a trial that failed retryably: 2, 4, 8... seconds, at most 30. */
+const retryDelay = (tries: number): Duration.Duration => Duration.seconds(Math.min(30, 2 ** (tries + 1)))
 
 /** The longest an event waits for its commit when nothing else commits first. */
 const GROUP_COMMIT = "20 millis"

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Fingerprint, Journal, JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy, type Task } from "@trex/core"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Random, Stream } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Random, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
 import * as Explorer from "../src/Explorer.ts"
@@ -1541,5 +1542,147 @@ describe("Explorer: budgets", () => {
       assert.strictEqual(summary.tree.task.budget.maxTrials, 2)
       const started = (yield* journal.read())[0]!.event
       assert.deepStrictEqual(started._tag === "RunStarted" ? started.task.budget : undefined, { maxTrials: 2 })
+    }))
+})
+
+describe("Explorer: trials that all fail the same way (a setup error)", () => {
+  /** A trainer that cannot start, as a Python traceback ends; `broken` false once the setup is mended. */
+  const setup = (log: ExecLog, state: { broken: boolean; failure?: (node: string) => Result.Result }): ExecutorAgent.ExecutorAgentShape => {
+    const healthy = functionExecutor(log)
+    return {
+      name: "setup",
+      run: (req) =>
+        !state.broken ? healthy.run(req) : Stream.suspend(() => {
+          log.runs.push({ node: req.node.id, reattached: req.job !== undefined })
+          const result = state.failure?.(req.node.id) ??
+            Result.failure("Crash", "exited with code 1", {
+              exitCode: 1,
+              logTail: ["Traceback (most recent call last):", `  File "/jobs/${req.node.id}/train.py", line 2`, "ModuleNotFoundError: No module named 'transformerz'"]
+            })
+          return Stream.make({ _tag: "Submitted", job: { backend: "setup", id: `job-${req.node.id}`, data: {} } } as const, { _tag: "Finished", result } as const)
+        })
+    }
+  }
+
+  it.live("stop the run after failFast of them with a SetupFailure naming them; a resume once mended runs their strategies again first, then goes on", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      const state = { broken: true }
+      const error = yield* Effect.flip(runWith(journal, { maxTrials: 12, log, executor: setup(log, state) }))
+      assert.strictEqual(error._tag, "SetupFailure")
+      const failure = error as Errors.SetupFailure
+      assert.deepStrictEqual(failure.nodes, ["n1", "n2", "n3"])
+      assert.strictEqual(failure.cause, "Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')")
+      assert.match(failure.message, /^3 trials \(n1, n2, n3\) failed the same way, and none succeeded: .*resume the run/)
+      assert.strictEqual(log.runs.length, 3, "no trial after the third")
+      const events = (yield* journal.read()).map((e) => e.event)
+      const finished = events.at(-1)!
+      assert.strictEqual(finished._tag, "RunFinished")
+      assert.isTrue(finished._tag === "RunFinished" && finished.reason.startsWith(Explorer.SAME_FAILURE))
+      const failed = ExperimentTree.fold(events)!.view
+      const strategies = ["n1", "n2", "n3"].map((id) => failed.get(id)!.fingerprint)
+
+      // mended: the resumed run runs those three strategies again, in order, before anything new, and goes on to its budget
+      state.broken = false
+      const resumed = yield* runWith(journal, { maxTrials: 12, log, executor: setup(log, state) })
+      assert.strictEqual(resumed.reason, "budget: maxTrials")
+      assert.deepStrictEqual(["n4", "n5", "n6"].map((id) => resumed.tree.get(id)!.fingerprint), strategies)
+      assert.deepStrictEqual(["n4", "n5", "n6"].map((id) => resumed.tree.get(id)!.state._tag), ["Succeeded", "Succeeded", "Succeeded"])
+      assert.deepStrictEqual(["n4", "n5", "n6"].map((id) => resumed.tree.get(id)!.parent), ["n1", "n2", "n3"].map((id) => failed.get(id)!.parent))
+      assert.match(resumed.tree.get("n4")!.strategy.rationale, /^Again: n1 failed as every trial of its run did/)
+      assert.strictEqual(resumed.tree.size, 12, "the failed trials count against the budget: 12 trials in all")
+      const ran = log.runs.map((r) => r.node)
+      assert.strictEqual(new Set(ran).size, ran.length, "no node ran twice")
+      // a replay of the journal agrees, and a second resume has nothing left to run again
+      assert.deepStrictEqual(treeShape(ExperimentTree.fold((yield* journal.read()).map((e) => e.event))!.view), treeShape(resumed.tree))
+    }))
+
+  it.live("failures a strategy may cause (OOM, Timeout), causes that differ, or a run where a trial worked never stop it; failFast 0 turns the stop off", () =>
+    Effect.gen(function*() {
+      const run = (failure: ((node: string) => Result.Result) | undefined, options: Partial<Explorer.Options> = {}, broken = true) => {
+        const log: ExecLog = { runs: [] }
+        return Effect.map(runWith(Journal.makeMemory(), { maxTrials: 6, log, executor: setup(log, { broken, ...(failure !== undefined ? { failure } : {}) }), ...options }), (s) => s.reason)
+      }
+      // out of memory with the same message on every trial: the strategies' batches, not the setup
+      assert.strictEqual(yield* run(() => Result.failure("OOM", "CUDA out of memory. Tried to allocate 2.00 GiB")), "budget: maxTrials")
+      assert.strictEqual(yield* run(() => Result.failure("Timeout", "killed at its time limit of 120 s")), "budget: maxTrials")
+      // each its own crash (a loss gone NaN at another step)
+      assert.strictEqual(yield* run((node) => Result.failure("Crash", `exited with code 1`, { logTail: [`loss is NaN at step ${node.slice(1)}`] })), "budget: maxTrials")
+      // the same cause, the stop turned off
+      assert.strictEqual(yield* run(undefined, { failFast: 0 }), "budget: maxTrials")
+      // a trial worked first: the setup works, later failures are the strategies'
+      let first = true
+      const worked = functionExecutor({ runs: [] })
+      const broken = setup({ runs: [] }, { broken: true })
+      const afterOne: ExecutorAgent.ExecutorAgentShape = { name: "after-one", run: (req) => (first ? ((first = false), worked.run(req)) : broken.run(req)) }
+      const log: ExecLog = { runs: [] }
+      assert.strictEqual((yield* runWith(Journal.makeMemory(), { maxTrials: 6, log, executor: afterOne })).reason, "budget: maxTrials")
+      // what differs from trial to trial of one setup error (node ids, job directories' random ids, job ids) is not a difference
+      const slurm = (node: string) =>
+        Result.failure("Infra", `slurm sbatch: sbatch --chdir=/shared/jobs/run/${node}-mx9znxt9tw7k exited 1: sbatch: error: invalid partition specified: nosuch (job ${40000 + Number(node.slice(1))})`)
+      const stopped = yield* Effect.flip(runWith(Journal.makeMemory(), { maxTrials: 6, executor: setup({ runs: [] }, { broken: true, failure: slurm }), failFast: 2 }))
+      assert.strictEqual(stopped._tag, "SetupFailure")
+      assert.deepStrictEqual((stopped as Errors.SetupFailure).nodes, ["n1", "n2"])
+      // an invalid value is named
+      const invalid = yield* Effect.flip(runWith(Journal.makeMemory(), { failFast: -1 }))
+      assert.strictEqual(invalid._tag, "InvalidInput")
+      assert.match(invalid.message, /failFast: .*0 turns it off/)
+    }))
+})
+
+describe("Explorer: a result whose failure is retryable (Infra) is tried again after a backoff", () => {
+  /** A disk that stays full: every attempt of n1 fails as `Infra`, retryably, at the clock's time it began. */
+  const fullDisk = (attempts: Array<{ node: string; at: number; reattached: boolean }>, healthyAfter = Infinity): ExecutorAgent.ExecutorAgentShape => {
+    const healthy = functionExecutor({ runs: [] })
+    return {
+      name: "full-disk",
+      run: (req) =>
+        Stream.unwrap(Effect.map(Clock.currentTimeMillis, (at) => {
+          attempts.push({ node: req.node.id, at, reattached: req.job !== undefined })
+          if (req.node.id !== "n1" || attempts.length > healthyAfter) return healthy.run(req)
+          const failure = Result.failure("Infra", "the job ran out of disk space (exited with code 1): OSError: [Errno 28] No space left on device", { retryable: true, exitCode: 1 })
+          return Stream.make(
+            { _tag: "Submitted", job: req.job ?? { backend: "full-disk", id: `job-n1-${attempts.length}`, data: {} } } as const,
+            { _tag: "Finished", result: failure } as const
+          )
+        }))
+    }
+  }
+  /** Run `self` on the test clock, moving it on half a second at a time (40 s in all: more than any wait here). */
+  const onTestClock = <A, E>(self: Effect.Effect<A, E>) =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(self)
+      for (let i = 0; i < 80; i++) yield* TestClock.adjust("500 millis")
+      return yield* Fiber.join(fiber)
+    })
+
+  it.effect("after 2 and then 4 seconds (each retry a fresh job), where it was retried at once", () =>
+    Effect.gen(function*() {
+      const attempts: Array<{ node: string; at: number; reattached: boolean }> = []
+      const summary = yield* onTestClock(runWith(Journal.makeMemory(), { maxTrials: 2, executor: fullDisk(attempts), failFast: 0 }))
+      const n1 = attempts.filter((a) => a.node === "n1")
+      assert.deepStrictEqual(n1.map((a) => a.at - n1[0]!.at), [0, 2000, 6000], "three attempts: at once, after 2 s, after 4 s more")
+      assert.isTrue(n1.every((a) => !a.reattached))
+      assert.strictEqual(summary.tree.get("n1")!.state._tag, "Failed")
+      assert.strictEqual(summary.tree.get("n2")!.state._tag, "Succeeded")
+    }))
+
+  it.effect("a drain during the wait ends it: no new job starts, the trial stays unfinished, and a resumed run reattaches and tries again", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const attempts: Array<{ node: string; at: number; reattached: boolean }> = []
+      const control = new Control()
+      const fiber = yield* Effect.forkChild(runWith(journal, { maxTrials: 2, executor: fullDisk(attempts, 1), control }))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(attempts.length, 1, "the first attempt failed; its retry waits")
+      control.stop("drain")
+      const stopped = yield* Fiber.join(fiber)
+      assert.strictEqual(stopped.reason, "stopped by request")
+      assert.strictEqual(attempts.length, 1, "no retry started during the drain")
+      assert.strictEqual(stopped.tree.get("n1")!.state._tag, "Running", "not finished: a resumed run tries again")
+      const resumed = yield* onTestClock(runWith(journal, { maxTrials: 2, executor: fullDisk(attempts, 1) }))
+      assert.deepStrictEqual(attempts.slice(1).map((a) => [a.node, a.reattached]), [["n1", true], ["n2", false]], "n1 reattached to its job (which has room now), then n2")
+      assert.strictEqual(resumed.tree.get("n1")!.state._tag, "Succeeded")
     }))
 })
