@@ -46,6 +46,8 @@ export const execute = (prepared: Trex.Prepared) =>
     const control = new Control.Control()
     let stoppedBy: NodeJS.Signals | undefined
     let summary: Explorer.Summary | undefined
+    /** Trials that all failed the same way stopped the run (a setup error). */
+    let setup: Errors.SetupFailure | undefined
     /** The run as the report was written from it (read once, at its end). */
     let ended: RunDir.RunInfo | undefined
     yield* Effect.scoped(Effect.gen(function*() {
@@ -60,6 +62,7 @@ export const execute = (prepared: Trex.Prepared) =>
         )
       })
       summary = yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, control, onEnded: (info) => void (ended = info) }).pipe(
+        Effect.catchTag("SetupFailure", (e) => Effect.sync(() => void (setup = e))),
         Effect.ensuring(Effect.sync(() => view.close())),
         Effect.onInterrupt(() => out(`\nstopped, running trials cancelled; continue with: trex resume ${runDir}`))
       )
@@ -79,6 +82,15 @@ export const execute = (prepared: Trex.Prepared) =>
     // a search that found nothing (every trial failed, or none ran), or whose researcher failed: say so, and exit 1 for scripts
     const failed = [...info.tree.view.nodes()].filter((n) => n.state._tag === "Failed").length
     const researcherFailed = summary?.reason.startsWith(Explorer.RESEARCHER_FAILED) === true
+    if (setup !== undefined) {
+      const first = setup.nodes[0]!
+      const why = `${setup.message} (\`trex status ${runDir} --node ${first}\` shows ${first} in full, with its job's last log lines). ` +
+        `Once mended: trex resume ${runDir}   (--fail-fast 0 turns this stop off)`
+      return yield* Effect.sync(() => {
+        process.stderr.write(`trex: ${why}\n`)
+        process.exitCode = 1
+      })
+    }
     if ((info.tree.view.best() === undefined || researcherFailed) && stoppedBy === undefined) {
       const why = researcherFailed
         ? `${summary!.reason}; once it is mended (its key, model or network), continue with: trex resume ${runDir}`
@@ -151,6 +163,10 @@ const runCommand = Command.make(
     seed: Flag.Int("seed").pipe(defaulted(0, "seed of the policy and the offline agents; same seed, same tree")),
     out: Flag.String("out").pipe(defaulted("trex-runs", "directory that holds run directories")),
     stagnation: Flag.Int("stagnation").pipe(Flag.optional, Flag.withDescription("stop after this many finished trials without improvement (results reused from earlier runs are not trials)")),
+    failFast: Flag.Int("fail-fast").pipe(
+      Flag.optional,
+      Flag.withDescription("stop the run once this many trials have failed the same way and none succeeded: a setup error, not the strategies' (default 3; 0 turns it off)")
+    ),
     noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for"))
   },
   (flags) =>
@@ -158,6 +174,9 @@ const runCommand = Command.make(
       if (flags.concurrency < 1) return yield* new Errors.InvalidInput({ source: "--concurrency", message: "--concurrency must be at least 1" })
       for (const [flag, value] of [["--max-trials", flags.maxTrials], ["--stagnation", flags.stagnation]] as const) {
         if (Option.isSome(value) && value.value < 1) return yield* new Errors.InvalidInput({ source: flag, message: `${flag} must be at least 1, got ${value.value}` })
+      }
+      if (Option.isSome(flags.failFast) && flags.failFast.value < 0) {
+        return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${flags.failFast.value}` })
       }
       const budget = yield* limitsOf(flags)
       const prepared = yield* Trex.prepare({
@@ -174,6 +193,7 @@ const runCommand = Command.make(
         ...(Option.isSome(flags.maxTrials) ? { maxTrials: flags.maxTrials.value } : {}),
         ...(budget !== undefined ? { budget } : {}),
         ...(Option.isSome(flags.stagnation) ? { stagnation: flags.stagnation.value } : {}),
+        ...(Option.isSome(flags.failFast) ? { failFast: flags.failFast.value } : {}),
         ...(flags.noReuse ? { reuse: false } : {})
       })
       yield* execute(prepared)

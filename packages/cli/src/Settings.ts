@@ -35,6 +35,11 @@ export const Settings = Schema.Struct({
   concurrency: Schema.Int.check(Schema.isGreaterThan(0)),
   distillEvery: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   stagnation: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0))),
+  /**
+   * Stop the run once this many trials have failed the same way, none having succeeded (a setup
+   * error: see `Explorer.Options.failFast`); `0` turns it off (`--fail-fast 0`). Default 3.
+   */
+  failFast: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   /** `false`: run every strategy, even one an earlier run of the same task and code has a result for (`--no-reuse`). */
   reuse: Schema.optionalKey(Schema.Boolean),
   /** A fingerprint of the trainer's files (see `ResultCache.identity`): results are reused only between runs with the same. */

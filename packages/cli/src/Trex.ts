@@ -86,6 +86,7 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   concurrency: OptionSpec.integer(1, "experiments in flight at once, e.g. 2"),
   distillEvery: OptionSpec.integer(0, "results between insight distillations; 0: never"),
   stagnation: OptionSpec.integer(1, "finished trials without improvement before the run stops"),
+  failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded, before the run stops (a setup error); 0 turns it off"),
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
   logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written")
@@ -198,6 +199,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       ...(declared !== undefined ? { backend: declared } : {}),
       ...Object.fromEntries(Object.entries(options).filter(([k, v]) => k in Settings.defaults && v !== undefined)),
       ...(options.stagnation !== undefined ? { stagnation: options.stagnation } : {}),
+      ...(options.failFast !== undefined ? { failFast: options.failFast } : {}),
       ...(options.reuse === false ? { reuse: false } : {}),
       taskFile: loaded.file,
       taskDir: loaded.dir
@@ -448,6 +450,7 @@ export const runPrepared = (prepared: Prepared, hooks: {
       ...(onEvent !== undefined ? { onEvent } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),
+      ...(settings.failFast !== undefined ? { failFast: settings.failFast } : {}),
       ...(scheduler !== undefined ? { scheduler } : {})
     }).pipe(Effect.provide(Wiring.layers(settings, task, runDir, prepared.landscape)))
   }).pipe(

@@ -33,7 +33,8 @@ const program = Command.run(command, { version: "0.1.0" }).pipe(
     // most journal errors name the journal already ("journal <file>: entry 7 ...", "cannot read journal <file>")
     JournalError: (e) => fail(e.reason === "Locked" ? 2 : 1, /\bjournal\b/.test(e.message) ? e.message : `journal: ${e.message}`),
     BackendError: (e) => fail(1, `backend ${e.backend} ${e.operation}: ${e.message}`),
-    PolicyError: (e) => fail(1, `search policy: ${e.message}`)
+    PolicyError: (e) => fail(1, `search policy: ${e.message}`),
+    SetupFailure: (e) => fail(1, e.message)
   }),
   // Parse errors are printed by the CLI framework itself; exit 2 as for any bad input.
   Effect.catchIf((e) => typeof e === "object" && e !== null && "_tag" in e, () => Effect.sync(() => void (process.exitCode = 2))),

@@ -601,6 +601,43 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.match(missing.stderr, /^trex: run \S+ has no trial "n7": its trials are n1 to n2 \(`trex status .*` shows its tree\)$/m)
   })
 
+  it("a setup error that fails every trial alike stops the run after 3 with exit 1, naming it, the trials and how to go on; once mended, resume runs those strategies again first", async () => {
+    const log = path.join(tmp(), "executions.log")
+    const module = path.join(tmp(), "transformerz.py")
+    const env = { TREX_TOY_MS: "30", TREX_TOY_LOG: log, TREX_TOY_NEEDS: module }
+    const r = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", tmp(), "--max-trials", "8", "--concurrency", "1"], env)
+    assert.strictEqual(r.status, 1, r.stderr)
+    const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+    assert.strictEqual(fs.readFileSync(log, "utf8").trim().split("\n").length, 3, "3 trials, not the budget's 8")
+    assert.include(
+      r.stderr,
+      "trex: 3 trials (n1, n2, n3) failed the same way, and none succeeded: Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')."
+    )
+    assert.include(r.stderr, `(\`trex status ${runDir} --node n1\` shows n1 in full, with its job's last log lines). Once mended: trex resume ${runDir}`)
+    assert.notMatch(r.stderr, /\n\s+at /, "no stack trace")
+    const stopped = JSON.parse(trex(["status", runDir, "--json"]).stdout) as { state: string; finishedReason?: string }
+    assert.strictEqual(stopped.state, "finished")
+    assert.match(stopped.finishedReason!, /^every trial failed the same way \(n1, n2, n3\): Crash: exited with code 1 \(ModuleNotFoundError/)
+    // mended outside the task folder (a package installed): the same trainer code, so the run resumes
+    fs.writeFileSync(module, "")
+    const resumed = trex(["resume", runDir], env)
+    assert.strictEqual(resumed.status, 0, resumed.stderr)
+    const tree = ExperimentTree.fold((await Effect.runPromise(RunDir.readEntries(runDir))).map((e) => e.event))!.view
+    const fingerprints = (ids: ReadonlyArray<string>) => ids.map((id) => tree.get(id)!.fingerprint)
+    assert.deepStrictEqual(fingerprints(["n4", "n5", "n6"]), fingerprints(["n1", "n2", "n3"]), "their strategies again, first")
+    assert.strictEqual(new Set(fingerprints(["n1", "n2", "n3"])).size, 3)
+    assert.deepStrictEqual(["n4", "n5", "n6"].map((id) => tree.get(id)!.state._tag), ["Succeeded", "Succeeded", "Succeeded"])
+    assert.strictEqual(tree.size, 8, "on to the budget")
+    // --fail-fast 0 turns the stop off: the budget is spent, as before; a negative value is refused, naming the flag
+    fs.rmSync(module)
+    const off = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", tmp(), "--max-trials", "4", "--fail-fast", "0"], env)
+    assert.strictEqual(off.status, 1, off.stderr)
+    assert.match(off.stderr, /no trial succeeded \(4 failed\)/)
+    const bad = trex(["run", path.join(fixtures, "toy.task.yaml"), "--fail-fast", "-1"])
+    assert.strictEqual(bad.status, 2)
+    assert.match(bad.stderr, /--fail-fast must be 0 \(off\) or more, got -1/)
+  })
+
   it.live("a researcher whose model refuses the key stops the run with exit 1, nothing exhausted, and says how to go on", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make(() => Fake.error(401, "authentication_error", "invalid x-api-key"))
