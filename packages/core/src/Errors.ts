@@ -74,7 +74,7 @@ export class PolicyError extends Schema.TaggedError<PolicyError>()("PolicyError"
 export class SetupFailure extends Schema.TaggedError<SetupFailure>()("SetupFailure", {
   runId: Schema.String,
   /** The failure as the first of the trials read: its kind, message and last log line. */
-  cause: Schema.String,
+  failure: Schema.String,
   /** The trials that failed this way, in the order they finished. */
   nodes: Schema.Array(Schema.String),
   message: Schema.String

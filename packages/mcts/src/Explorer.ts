@@ -77,9 +77,10 @@ export interface Options {
    * Stop the run when this many trials have failed the same way (the same kind, message and last
    * log line, ids and big numbers aside; `OOM`, `Timeout` and `Cancelled` never count, being the
    * strategy's) before any trial succeeded or was pruned: a setup error, not the strategies'.
-   * The trials in flight finish, `RunFinished` is journaled, and the run fails with
-   * `Errors.SetupFailure`; a resumed run runs the strategies of those trials again (as new nodes,
-   * before anything new) and counts afresh. Default 3; 0 turns it off.
+   * No new trial starts; the trials in flight finish (one that succeeds lets the run go on), then
+   * `RunFinished` is journaled and the run fails with `Errors.SetupFailure`. A resumed run runs the
+   * strategies of those trials again (as new nodes, before anything new) and counts afresh.
+   * Default 3; 0 turns it off.
    */
   readonly failFast?: number
   /** Proposal attempts per node before it counts as exhausted (default 3). */
@@ -139,8 +140,9 @@ export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, E
 
 /**
  * How a run fails: its journal cannot be read or written (or belongs to another run), its options
- * are invalid, or its policy answered what cannot be done. Trials and researchers that fail do not
- * fail the run.
+ * are invalid, or its policy answered what cannot be done; or its trials all failed the same way
+ * before any succeeded (`SetupFailure`, see `Options.failFast`: the run is finished, and resumable
+ * once its setup is mended). Trials that fail otherwise, and researchers that fail, do not fail the run.
  * @since 0.1.0 @category models
  */
 export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyError | Errors.SetupFailure
@@ -842,8 +844,13 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         break
       }
       // trials that all failed the same way, none having worked: the setup's error, not the strategies'
+      // (no new trial starts; those in flight finish first: one that works means the setup does, and the run goes on)
       alike = control?.stopRequested === undefined ? sameFailures.stop() : undefined
       if (alike !== undefined) {
+        if (inFlight.size > 0) {
+          yield* awaitWake
+          continue
+        }
         reason = `${SAME_FAILURE} (${alike.nodes.join(", ")}): ${alike.shown}`
         break
       }
@@ -1018,11 +1025,6 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     // (nor when the budget for model calls is spent: a model's distillation would overrun it)
     if (control?.stopRequested === undefined && distillEvery > 0 && countFinished(tree.view) > lastDistilled && modelBudgetLeft()) yield* distill
     updateElapsed()
-    // the trials in flight at the stop that then failed the same way are named (and run again on resume) too
-    if (alike !== undefined && reason.startsWith(SAME_FAILURE)) {
-      alike = sameFailures.stop() ?? alike
-      reason = `${SAME_FAILURE} (${alike.nodes.join(", ")}): ${alike.shown}`
-    }
     if (!interrupted && fatal === undefined) {
       const bestNode = tree.view.best()
       yield* record([
@@ -1036,7 +1038,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     const n = alike.nodes.length
     return yield* new Errors.SetupFailure({
       runId: options.runId,
-      cause: alike.shown,
+      failure: alike.shown,
       nodes: alike.nodes,
       message: `${n} trials (${alike.nodes.join(", ")}) failed the same way, and none succeeded: ${alike.shown}. ` +
         `A failure that strategies this different all meet is the setup's, not theirs: the trainer's command or its environment ` +

@@ -1571,10 +1571,10 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       const state = { broken: true }
       const error = yield* Effect.flip(runWith(journal, { maxTrials: 12, log, executor: setup(log, state) }))
       assert.strictEqual(error._tag, "SetupFailure")
-      const failure = error as Errors.SetupFailure
-      assert.deepStrictEqual(failure.nodes, ["n1", "n2", "n3"])
-      assert.strictEqual(failure.cause, "Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')")
-      assert.match(failure.message, /^3 trials \(n1, n2, n3\) failed the same way, and none succeeded: .*resume the run/)
+      const setupFailure = error as Errors.SetupFailure
+      assert.deepStrictEqual(setupFailure.nodes, ["n1", "n2", "n3"])
+      assert.strictEqual(setupFailure.failure, "Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')")
+      assert.match(setupFailure.message, /^3 trials \(n1, n2, n3\) failed the same way, and none succeeded: .*resume the run/)
       assert.strictEqual(log.runs.length, 3, "no trial after the third")
       const events = (yield* journal.read()).map((e) => e.event)
       const finished = events.at(-1)!
@@ -1618,6 +1618,23 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       const afterOne: ExecutorAgent.ExecutorAgentShape = { name: "after-one", run: (req) => (first ? ((first = false), worked.run(req)) : broken.run(req)) }
       const log: ExecLog = { runs: [] }
       assert.strictEqual((yield* runWith(Journal.makeMemory(), { maxTrials: 6, log, executor: afterOne })).reason, "budget: maxTrials")
+      // a trial in flight when the third failure comes succeeds: the setup works, and the run goes on
+      const third = Deferred.makeUnsafe<void>()
+      let failures = 0
+      const healthy = functionExecutor({ runs: [] })
+      const lateSuccess: ExecutorAgent.ExecutorAgentShape = {
+        name: "late-success",
+        run: (req) =>
+          req.node.id === "n2"
+            ? Stream.unwrap(Effect.as(Deferred.await(third), healthy.run(req)))
+            : Stream.unwrap(Effect.sync(() => {
+              if (++failures === 3) Deferred.doneUnsafe(third, Exit.void)
+              return broken.run(req)
+            }))
+      }
+      const late = yield* runWith(Journal.makeMemory(), { maxTrials: 6, concurrency: 2, executor: lateSuccess })
+      assert.strictEqual(late.reason, "budget: maxTrials")
+      assert.strictEqual(late.tree.get("n2")!.state._tag, "Succeeded")
       // what differs from trial to trial of one setup error (node ids, job directories' random ids, job ids) is not a difference
       const slurm = (node: string) =>
         Result.failure("Infra", `slurm sbatch: sbatch --chdir=/shared/jobs/run/${node}-mx9znxt9tw7k exited 1: sbatch: error: invalid partition specified: nosuch (job ${40000 + Number(node.slice(1))})`)
