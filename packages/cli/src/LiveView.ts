@@ -5,9 +5,20 @@
  *
  * @since 0.1.0
  */
-import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent } from "@trex/core"
+import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, type Result } from "@trex/core"
 import { budgetLine, unreachableLabel, usage, waitLabel } from "./Status.ts"
 import * as Untrusted from "./internal/untrusted.ts"
+
+/**
+ * A failure's kind and message, and the last line of its log when the message does not say it: a
+ * trainer's own error (`ModuleNotFoundError: ...`, `FileNotFoundError: ...`), where `exited with
+ * code 1` alone says nothing of what went wrong.
+ */
+const failureLine = (failure: Result.Failure | undefined): string => {
+  const message = failure?.message ?? ""
+  const last = failure?.logTail.findLast((l) => l.trim() !== "")?.trim()
+  return `${failure?.kind}: ${Untrusted.line(message, 500)}${last !== undefined && !message.includes(last) ? ` (${Untrusted.line(last, 200)})` : ""}`
+}
 
 /** The trials in flight (proposed, queued or running). */
 const openIds = (view: ExperimentTree.TreeView) => [...view.nodes()].filter(ExperimentNode.isPending).map((n) => n.id)
@@ -117,7 +128,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         const best = view.best()
         const what = e.outcome === "Succeeded"
           ? `${view.task.metric.name}=${fmt(e.result?.score)}${e.result?.reusedFrom !== undefined ? ` (reused from ${e.result.reusedFrom})` : ""}`
-          : e.outcome === "Failed" ? `FAILED ${e.result?.failure?.kind}: ${Untrusted.line(e.result?.failure?.message ?? "", 500)}`
+          : e.outcome === "Failed" ? `FAILED ${failureLine(e.result?.failure)}`
           : e.outcome === "Pruned" && e.reason !== undefined ? `pruned: ${Untrusted.line(e.reason, 300)}`
           : e.outcome.toLowerCase()
         return options.write(`done   ${e.nodeId} ${what}  | best ${fmt(best !== undefined ? ExperimentNode.score(best) : undefined)}${best !== undefined ? ` (${best.id})` : ""} | trials ${u?.trials ?? "?"}${view.task.budget.maxTrials !== undefined ? `/${view.task.budget.maxTrials}` : ""}\n`)

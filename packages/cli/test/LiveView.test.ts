@@ -1,6 +1,6 @@
 // The live view on a terminal: a message printed while it redraws stays on screen.
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
+import { ExperimentNode, ExperimentTree, JournalEvent, Result } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import * as LiveView from "../src/LiveView.ts"
 import * as Status from "../src/Status.ts"
@@ -218,5 +218,25 @@ describe("LiveView on a terminal, in a long run", () => {
     assert.include(screen(out).join("\n"), `  ${running} `)
     // a walk over the whole tree per finished trial reads about trials² / 2 = 4,500,000 nodes
     assert.isBelow(read, 10 * trials, `read ${read} nodes for ${trials} trials`)
+  })
+})
+
+describe("LiveView: a failed trial's line", () => {
+  it("names its log's last line when the message does not (the trainer's own error), and only then", () => {
+    let out = ""
+    const view = LiveView.make({ tty: false, write: (s) => void (out += s), intervalMs: 60_000 })
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4 } }))
+    view.onEvent({ seq: 1, event: b.events[0]! }, b.view)
+    const finish = (failure: Result.Result) => {
+      const id = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.01 * (b.view.size + 1) }))
+      view.onEvent({ seq: 2, event: JournalEvent.make("NodeFinished", { nodeId: id, outcome: "Failed", result: failure, at: 1 }) }, b.view)
+    }
+    finish(Result.failure("Crash", "exited with code 1", { logTail: ["Traceback (most recent call last):", "ModuleNotFoundError: No module named 'transformers'", ""] }))
+    finish(Result.failure("Infra", "docker submit: image x is not on the engine", { logTail: ["docker submit: image x is not on the engine"] }))
+    finish(Result.failure("OOM", "exit code 137: out of memory"))
+    const done = out.split("\n").filter((l) => l.startsWith("done "))
+    assert.match(done[0]!, /^done {3}n1 FAILED Crash: exited with code 1 \(ModuleNotFoundError: No module named 'transformers'\) {2}\| /)
+    assert.match(done[1]!, /^done {3}n2 FAILED Infra: docker submit: image x is not on the engine {2}\| /)
+    assert.match(done[2]!, /^done {3}n3 FAILED OOM: exit code 137: out of memory {2}\| /)
   })
 })
