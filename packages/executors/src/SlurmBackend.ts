@@ -123,6 +123,25 @@ const readNew = <E>(
  * ```
  * @since 0.1.0 @category constructors
  */
+/**
+ * What sbatch refuses for good, and the setting to look at: a partition, account or QOS the cluster
+ * does not have (or this user may not use), or resources no node has. Submitting again cannot mend
+ * these, so they are not retryable: every trial would meet them (finding AX).
+ */
+const REFUSALS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/invalid partition/i, "backend.slurm.partition names a partition this cluster does not have (`sinfo -s` lists them)"],
+  [/invalid account/i, "backend.slurm.account is not one this user may use with the partition (`sacctmgr show assoc user=$USER`)"],
+  [/invalid qos/i, "backend.slurm.qos names a QOS this cluster does not have, or this user may not use (`sacctmgr show qos`)"],
+  [
+    /requested node configuration is not available|invalid generic resource|invalid feature specification/i,
+    "no node of the partition has what the job asks for (recipe.resources: gpus, cpus, memoryMb; backend.slurm.gpuType, gpuFlag, extraDirectives)"
+  ]
+]
+const refusal = (e: Errors.BackendError): Errors.BackendError => {
+  const known = REFUSALS.find(([pattern]) => pattern.test(e.message))
+  return known === undefined ? e : fail(e.operation, `${e.message}: ${known[1]}`, false)
+}
+
 export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
   if (!config.workDir.startsWith("/")) return yield* fail("make", `workDir ${JSON.stringify(config.workDir)} must be an absolute path`)
   const runner: Runner.CommandRunner = config.ssh !== undefined ? yield* Runner.ssh(config.ssh) : Runner.local
@@ -215,7 +234,7 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
           `submitting ${node}`,
           run("sbatch", ["--parsable", `--chdir=${jobDir}`, `${jobDir}/${Script.SCRIPT_FILE}`]),
           Query.isConnectFailure
-        ))
+        ).pipe(Effect.mapError(refusal)))
         if (Result.isSuccess(sent)) {
           const id = sent.success.trim().split(";")[0]!.trim()
           if (!/^\d+$/.test(id)) return yield* fail("submit", `sbatch printed no job id: ${JSON.stringify(sent.success.slice(0, 200))}`, true)

@@ -384,6 +384,17 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       yield* eventually("the cancelled job no longer counts", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
     }), 120_000)
 
+  it.effect("a partition the cluster does not have, or resources no node has, is refused for good, naming the setting: submitting again cannot mend it", () =>
+    Effect.gen(function*() {
+      const partition = yield* Effect.flip(Effect.flatMap(SlurmBackend.make({ ...config, partition: "nosuch" }), (b) => b.submit(spec("nopart", "true"))))
+      assert.strictEqual(partition.retryable, false, partition.message)
+      assert.match(partition.message, /invalid partition.*: backend\.slurm\.partition names a partition this cluster does not have/s)
+      const backend = yield* Backend.Backend
+      const gpus = yield* Effect.flip(backend.submit(spec("toomany", "true", { resources: { gpus: 9, cpus: 1 } })))
+      assert.strictEqual(gpus.retryable, false, gpus.message)
+      assert.match(gpus.message, /Requested node configuration is not available: no node of the partition has what the job asks for/)
+    }))
+
   it.effect("refuses job files outside the job directory and bad env names", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
