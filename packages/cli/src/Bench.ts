@@ -141,6 +141,8 @@ export const runOnce = (
       seed,
       concurrency,
       distillEvery: 5,
+      // a recorded run that failed is its configuration's outcome, never a setup error (and many read alike)
+      failFast: 0,
       control,
       onEvent,
       ...(scheduler !== undefined ? { scheduler } : {})

@@ -450,7 +450,8 @@ export const runPrepared = (prepared: Prepared, hooks: {
       ...(onEvent !== undefined ? { onEvent } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),
-      ...(settings.failFast !== undefined ? { failFast: settings.failFast } : {}),
+      // on the simulator a failure is the recorded run's, its configuration's, never the setup's (and many read alike)
+      ...(settings.failFast !== undefined ? { failFast: settings.failFast } : settings.backend === "simulator" ? { failFast: 0 } : {}),
       ...(scheduler !== undefined ? { scheduler } : {})
     }).pipe(Effect.provide(Wiring.layers(settings, task, runDir, prepared.landscape)))
   }).pipe(

@@ -9,6 +9,7 @@ import { type Errors, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Asha, RandomPolicy, Uct } from "@trex/mcts"
 import * as Bench from "../src/Bench.ts"
+import * as Trex from "../src/Trex.ts"
 import * as LrLayersTask from "./support/lrLayersTask.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -35,6 +36,26 @@ const table = (dir: string, options: { readonly curve?: boolean } = {}) =>
 const possible = new Set([1, 2, 4, 11, 12, 14, 21, 22, 24].map((s) => (24 - s) / 23))
 
 describe("trex bench", () => {
+  it.effect("recorded runs that failed alike (diverged: NaN) are their configurations' outcome, not a setup error: neither a bench nor a simulated run stops on them", () =>
+    Effect.gen(function*() {
+      // 8 of 9 configurations diverged; one scored
+      const file = LrLayersTask.write(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")), {
+        name: "diverging",
+        metric: { name: "score", direction: "maximize" },
+        columns: "score,updates",
+        row: (i, layers) => (i === 1 && layers === 4 ? "24,400" : "NaN,100"),
+        metricColumn: "score",
+        cost: { column: "updates", scale: 1 },
+        recipe: true
+      })
+      const task = yield* Bench.prepareTask(file, { methods: ["uct"], gpuHours: [] })
+      const result = yield* Bench.benchTask(task, { methods: ["uct"], seeds: 2, trials: [9] })
+      assert.deepStrictEqual(result.perSeed["uct"]![9], [0, 0], "every configuration tried, the one that scored found")
+      const prepared = yield* Trex.prepare({ taskFile: file, out: fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")), maxTrials: 6, logLevel: "None" })
+      const summary = yield* Trex.runPrepared(prepared)
+      assert.strictEqual(summary.reason, "budget: maxTrials")
+    }))
+
   it.effect("reports each seed's regret, their mean and its standard error; seeds start at --first-seed", () =>
     Effect.gen(function*() {
       const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
