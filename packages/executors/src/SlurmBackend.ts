@@ -108,22 +108,6 @@ const readNew = <E>(
   })
 
 /**
- * A Slurm backend. Needs a `Scope` for the SSH connection (none is opened for local use).
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { Backend } from "@trex/core"
- * import { SlurmBackend } from "@trex/executors"
- * const layer = SlurmBackend.layer({ workDir: "/shared/trex-jobs", partition: "gpu", account: "ml" })
- * const program = Effect.gen(function*() {
- *   const backend = yield* Backend.Backend
- *   return yield* backend.capacity
- * }).pipe(Effect.provide(layer))
- * ```
- * @since 0.1.0 @category constructors
- */
-/**
  * What sbatch refuses for good, and the setting to look at: a partition, account or QOS the cluster
  * does not have (or this user may not use), or resources no node has. Submitting again cannot mend
  * these, so they are not retryable: every trial would meet them (finding AX).
@@ -142,6 +126,22 @@ const refusal = (e: Errors.BackendError): Errors.BackendError => {
   return known === undefined ? e : fail(e.operation, `${e.message}: ${known[1]}`, false)
 }
 
+/**
+ * A Slurm backend. Needs a `Scope` for the SSH connection (none is opened for local use).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend } from "@trex/core"
+ * import { SlurmBackend } from "@trex/executors"
+ * const layer = SlurmBackend.layer({ workDir: "/shared/trex-jobs", partition: "gpu", account: "ml" })
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* Backend.Backend
+ *   return yield* backend.capacity
+ * }).pipe(Effect.provide(layer))
+ * ```
+ * @since 0.1.0 @category constructors
+ */
 export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
   if (!config.workDir.startsWith("/")) return yield* fail("make", `workDir ${JSON.stringify(config.workDir)} must be an absolute path`)
   const runner: Runner.CommandRunner = config.ssh !== undefined ? yield* Runner.ssh(config.ssh) : Runner.local
