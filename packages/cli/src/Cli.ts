@@ -85,7 +85,7 @@ export const execute = (prepared: Trex.Prepared) =>
     if (setup !== undefined) {
       const first = setup.nodes[0]!
       const why = `${setup.message} (\`trex status ${runDir} --node ${first}\` shows ${first} in full, with its job's last log lines). ` +
-        `Once mended: trex resume ${runDir}   (--fail-fast 0 turns this stop off)`
+        `Once mended: trex resume ${runDir}   (if these failures are the strategies' own, \`trex resume ${runDir} --fail-fast 0\` goes on without this stop)`
       return yield* Effect.sync(() => {
         process.stderr.write(`trex: ${why}\n`)
         process.exitCode = 1
@@ -205,14 +205,26 @@ const resumeCommand = Command.make(
   {
     runDir: runDirArg,
     maxTrials: Flag.Int("max-trials").pipe(Flag.optional, Flag.withDescription("the run's trial budget from here on, e.g. more trials for a finished run (default: the budget it has)")),
-    ...limitFlags("from here on (default: the budget it has)")
+    ...limitFlags("from here on (default: the budget it has)"),
+    failFast: Flag.Int("fail-fast").pipe(
+      Flag.optional,
+      Flag.withDescription("for this session: stop once this many trials have failed the same way and none succeeded; 0 turns the stop off, and trials that failed alike are not run again (default: the run's)")
+    )
   },
   (flags) =>
     Effect.gen(function*() {
-      const { maxTrials, runDir } = flags
+      const { failFast, maxTrials, runDir } = flags
       if (Option.isSome(maxTrials) && maxTrials.value < 1) return yield* new Errors.InvalidInput({ source: "--max-trials", message: `--max-trials must be at least 1, got ${maxTrials.value}` })
+      if (Option.isSome(failFast) && failFast.value < 0) {
+        return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${failFast.value}` })
+      }
       const budget = yield* limitsOf(flags)
-      yield* execute(yield* Trex.prepare({ resume: runDir, ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}), ...(budget !== undefined ? { budget } : {}) }))
+      yield* execute(yield* Trex.prepare({
+        resume: runDir,
+        ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}),
+        ...(budget !== undefined ? { budget } : {}),
+        ...(Option.isSome(failFast) ? { failFast: failFast.value } : {})
+      }))
     })
 ).pipe(Command.withDescription("continue a stopped or killed run where it left off (--max-trials, --gpu-hours, --wall-clock-hours, --dollars, --tokens: with a new limit of its budget)"))
 

@@ -37,7 +37,10 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   readonly taskDir?: string
   /** Where runs go (default `trex-runs`). */
   readonly out?: string
-  /** Continue this run directory instead of starting a new one, with the settings it started with (give no others but `maxTrials`, `budget`, `paused` and `logLevel`). */
+  /**
+   * Continue this run directory instead of starting a new one, with the settings it started with
+   * (give no others but `maxTrials`, `budget`, `failFast` — for this session — `paused` and `logLevel`).
+   */
   readonly resume?: string
   readonly seed?: number
   /** The trial budget: of a new run, instead of the task's; with `resume`, the run's from here on. */
@@ -93,7 +96,7 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
 }
 
 /** The options a resumed run takes; the others are the run's own, recorded when it started. */
-const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "paused", "logLevel"]
+const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "failFast", "paused", "logLevel"]
 
 /** Check options before anything is read or written: each bad field named, with what it takes. */
 const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidInput> =>
@@ -117,7 +120,7 @@ const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidIn
       if (extra.length > 0) {
         return yield* invalid(
           extra[0]!,
-          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, budget, paused and logLevel may be given)`
+          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, budget, failFast, paused and logLevel may be given)`
         )
       }
     } else if (set("taskFile") && set("task")) {
@@ -176,7 +179,8 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       const warnings = [...Wiring.budgetWarnings(settings, task, { costKnown }), ...(full !== undefined ? [full] : [])]
       return {
         task,
-        settings,
+        // `failFast` given with `resume`: for this session (`0`: trials that failed alike were the strategies' own, not a setup error)
+        settings: options.failFast !== undefined ? { ...settings, failFast: options.failFast } : settings,
         runDir: path.resolve(options.resume),
         runId: info.started.runId,
         seed: info.started.seed,

@@ -636,6 +636,9 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const bad = trex(["run", path.join(fixtures, "toy.task.yaml"), "--fail-fast", "-1"])
     assert.strictEqual(bad.status, 2)
     assert.match(bad.stderr, /--fail-fast must be 0 \(off\) or more, got -1/)
+    const badResume = trex(["resume", runDir, "--fail-fast", "-2"])
+    assert.strictEqual(badResume.status, 2)
+    assert.match(badResume.stderr, /--fail-fast must be 0 \(off\) or more, got -2/)
   })
 
   it.live("a researcher whose model refuses the key stops the run with exit 1, nothing exhausted, and says how to go on", () =>

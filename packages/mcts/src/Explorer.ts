@@ -80,7 +80,7 @@ export interface Options {
    * No new trial starts; the trials in flight finish (one that succeeds lets the run go on), then
    * `RunFinished` is journaled and the run fails with `Errors.SetupFailure`. A resumed run runs the
    * strategies of those trials again (as new nodes, before anything new) and counts afresh.
-   * Default 3; 0 turns it off.
+   * Default 3; 0 turns it off (and a resumed run then runs none of them again).
    */
   readonly failFast?: number
   /** Proposal attempts per node before it counts as exhausted (default 3). */

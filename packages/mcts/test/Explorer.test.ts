@@ -1596,6 +1596,16 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       assert.strictEqual(new Set(ran).size, ran.length, "no node ran twice")
       // a replay of the journal agrees, and a second resume has nothing left to run again
       assert.deepStrictEqual(treeShape(ExperimentTree.fold((yield* journal.read()).map((e) => e.event))!.view), treeShape(resumed.tree))
+
+      // resumed with the stop turned off (the failures were the strategies' own): none is run again, the search goes on
+      const offJournal = Journal.makeMemory()
+      const broken = { broken: true }
+      yield* Effect.flip(runWith(offJournal, { maxTrials: 6, executor: setup({ runs: [] }, broken) }))
+      broken.broken = false
+      const off = yield* runWith(offJournal, { maxTrials: 6, executor: setup({ runs: [] }, broken), failFast: 0 })
+      assert.strictEqual(off.reason, "budget: maxTrials")
+      const first = new Set(["n1", "n2", "n3"].map((id) => off.tree.get(id)!.fingerprint))
+      assert.isTrue(["n4", "n5", "n6"].every((id) => !first.has(off.tree.get(id)!.fingerprint)), "no strategy run again")
     }))
 
   it.live("failures a strategy may cause (OOM, Timeout), causes that differ, or a run where a trial worked never stop it; failFast 0 turns the stop off", () =>

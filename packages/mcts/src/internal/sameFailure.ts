@@ -105,9 +105,11 @@ export class SameFailures {
       }
       case "RunFinished": {
         if (!event.reason.startsWith(SAME_FAILURE)) return
-        // the strategies of the stop's trials run again on resume, in the order they first ran
+        // the strategies of the stop's trials run again on resume, in the order they first ran: those of
+        // the cause that failed the most (the one that stopped the run, whatever threshold this fold has)
+        const most = Math.max(0, ...[...this.byCause.values()].map(({ nodes }) => nodes.length))
         const again = new Set<string>()
-        for (const { nodes } of this.byCause.values()) if (nodes.length >= this.threshold) for (const id of nodes) again.add(id)
+        for (const { nodes } of this.byCause.values()) if (nodes.length === most) for (const id of nodes) again.add(id)
         this.pending = [...again]
           .map((id) => this.node(id))
           .filter((n): n is ExperimentNode.NodeSpec => n !== undefined)
@@ -136,8 +138,11 @@ export class SameFailures {
     return undefined
   }
 
-  /** The next strategy to run again after a stop of this kind, if any. */
+  /**
+   * The next strategy to run again after a stop of this kind, if any; none when the stop is turned
+   * off (`0`: the failures were the strategies' own, as the user says).
+   */
   next(): ExperimentNode.NodeSpec | undefined {
-    return this.pending[0]
+    return this.threshold > 0 ? this.pending[0] : undefined
   }
 }
