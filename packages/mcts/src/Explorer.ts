@@ -503,7 +503,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
      */
     const retryAfterBackoff = (tries: number): Effect.Effect<void, Errors.JournalError> =>
       Effect.flatMap(unlessStopped(Effect.as(Effect.sleep(retryDelay(tries)), true)), (waited) =>
-        waited === true && options.control?.stopRequested === undefined ? attempt(tries + 1, undefined) : Effect.void)
+        waited === true && control?.stopRequested === undefined ? attempt(tries + 1, undefined) : Effect.void)
     // The executor failed (or its stream ended without a result): a retryable error runs again after a backoff.
     const failedAttempt = (tries: number, error: Errors.ExecutorError | undefined): Effect.Effect<void, Errors.JournalError> =>
       error !== undefined && error.retryable && tries < retries
@@ -887,7 +887,10 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           parent: again.parent,
           strategy: {
             ...again.strategy,
-            rationale: `Again: ${again.id} failed as every trial of its run did (a setup error, not its strategy's); run again once the setup was mended. ${again.strategy.rationale}`.trim()
+            rationale: `${AGAIN}${again.id} failed as every trial of its run did (a setup error, not its strategy's); run again once the setup was mended. ${
+              // (once: a strategy run again twice keeps its own rationale, not a chain of these)
+              again.strategy.rationale.startsWith(AGAIN) ? again.strategy.rationale.slice(again.strategy.rationale.indexOf(MENDED) + MENDED.length) : again.strategy.rationale
+            }`.trim()
           },
           fingerprint: again.fingerprint,
           proposedAt: at,
@@ -1209,6 +1212,10 @@ const strategyIssues = (strategy: unknown): string | undefined => {
   const decoded = decodeStrategy(strategy)
   return decoded._tag === "Success" ? undefined : TaskFile.formatIssues(Cause.squash(decoded.cause))
 }
+
+/** How the rationale of a strategy run again after a setup error begins, and where its own rationale follows. */
+const AGAIN = "Again: "
+const MENDED = "once the setup was mended. "
 
 /** The wait before attempt `tries + 1` of a trial that failed retryably: 2, 4, 8... seconds, at most 30. */
 const retryDelay = (tries: number): Duration.Duration => Duration.seconds(Math.min(30, 2 ** (tries + 1)))

@@ -1583,14 +1583,19 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       const failed = ExperimentTree.fold(events)!.view
       const strategies = ["n1", "n2", "n3"].map((id) => failed.get(id)!.fingerprint)
 
+      // resumed before it is mended: the three strategies run again first, fail alike, and the run stops again
+      const again = yield* Effect.flip(runWith(journal, { maxTrials: 12, log, executor: setup(log, state) }))
+      assert.deepStrictEqual((again as Errors.SetupFailure).nodes, ["n4", "n5", "n6"])
       // mended: the resumed run runs those three strategies again, in order, before anything new, and goes on to its budget
       state.broken = false
       const resumed = yield* runWith(journal, { maxTrials: 12, log, executor: setup(log, state) })
       assert.strictEqual(resumed.reason, "budget: maxTrials")
-      assert.deepStrictEqual(["n4", "n5", "n6"].map((id) => resumed.tree.get(id)!.fingerprint), strategies)
-      assert.deepStrictEqual(["n4", "n5", "n6"].map((id) => resumed.tree.get(id)!.state._tag), ["Succeeded", "Succeeded", "Succeeded"])
-      assert.deepStrictEqual(["n4", "n5", "n6"].map((id) => resumed.tree.get(id)!.parent), ["n1", "n2", "n3"].map((id) => failed.get(id)!.parent))
+      assert.deepStrictEqual(["n4", "n5", "n6", "n7", "n8", "n9"].map((id) => resumed.tree.get(id)!.fingerprint), [...strategies, ...strategies])
+      assert.deepStrictEqual(["n7", "n8", "n9"].map((id) => resumed.tree.get(id)!.state._tag), ["Succeeded", "Succeeded", "Succeeded"])
+      assert.deepStrictEqual(["n7", "n8", "n9"].map((id) => resumed.tree.get(id)!.parent), ["n1", "n2", "n3"].map((id) => failed.get(id)!.parent))
       assert.match(resumed.tree.get("n4")!.strategy.rationale, /^Again: n1 failed as every trial of its run did/)
+      assert.match(resumed.tree.get("n7")!.strategy.rationale, /^Again: n4 failed as every trial of its run did/)
+      assert.strictEqual(resumed.tree.get("n7")!.strategy.rationale.split("Again:").length, 2, "one 'Again:', not a chain")
       assert.strictEqual(resumed.tree.size, 12, "the failed trials count against the budget: 12 trials in all")
       const ran = log.runs.map((r) => r.node)
       assert.strictEqual(new Set(ran).size, ran.length, "no node ran twice")

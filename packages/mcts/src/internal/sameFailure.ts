@@ -110,9 +110,10 @@ export class SameFailures {
         const most = Math.max(0, ...[...this.byCause.values()].map(({ nodes }) => nodes.length))
         const again = new Set<string>()
         for (const { nodes } of this.byCause.values()) if (nodes.length === most) for (const id of nodes) again.add(id)
-        this.pending = [...again]
-          .map((id) => this.node(id))
-          .filter((n): n is ExperimentNode.NodeSpec => n !== undefined)
+        // (added to those not yet run again, should a resumed run have stopped again before it ran them all)
+        const fresh = [...again].map((id) => this.node(id)).filter((n): n is ExperimentNode.NodeSpec => n !== undefined)
+        const known = new Set(this.pending.map((n) => n.fingerprint))
+        this.pending = [...this.pending, ...fresh.filter((n) => !known.has(n.fingerprint))]
           .sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)))
         this.byCause.clear()
         return
