@@ -1582,6 +1582,9 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       assert.isTrue(finished._tag === "RunFinished" && finished.reason.startsWith(Explorer.SAME_FAILURE))
       const failed = ExperimentTree.fold(events)!.view
       const strategies = ["n1", "n2", "n3"].map((id) => failed.get(id)!.fingerprint)
+      // nor do they poison later runs sharing the folder: the result cache holds successes only
+      const cache = ResultCache.fromJournals([yield* journal.read()])
+      assert.deepStrictEqual(strategies.map((fp) => cache.lookup(fp)), [undefined, undefined, undefined])
 
       // resumed before it is mended: the three strategies run again first, fail alike, and the run stops again
       const again = yield* Effect.flip(runWith(journal, { maxTrials: 12, log, executor: setup(log, state) }))
