@@ -13,7 +13,9 @@ import { Effect, Layer, Queue, Redacted, Result, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Query from "./internal/slurmQuery.ts"
-import * as Runner from "./internal/slurmRunner.ts"
+import * as Runner from "./internal/commandRunner.ts"
+import { follower, readNew, signalName } from "./internal/followFile.ts"
+import { pathSegment } from "./internal/shell.ts"
 import * as Script from "./internal/slurmScript.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
 
@@ -59,53 +61,12 @@ export type RestOptions = Query.RestOptions
 const NAME = "slurm"
 /** States of a job that Slurm sent back to the queue after it ran. */
 const REQUEUED = new Set(["PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING"])
-const READ_CHUNK = 1024 * 1024
 /** Submissions of one job whose `sbatch` timed out (each after looking whether Slurm had it all the same), and looks per timeout. */
 const SUBMIT_TRIES = 3
 const SUBMIT_LOOKS = 3
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
-
-const pathSegment = (s: string): string => s.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^\.+/, "_").slice(0, 80) || "_"
-
-/** A file read as it grows. */
-interface Follower {
-  readonly file: string
-  offset: number
-  splitter: JobProtocol.LineSplitter
-}
-
-const signalName = (n: number): string =>
-  Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`
-
-const follower = (file: string): Follower => ({ file, offset: 0, splitter: new JobProtocol.LineSplitter() })
-
-/**
- * Reads what `f` gained since the last call a slice ({@link READ_CHUNK}) at a time, handing each
- * slice's lines to `onLines` before reading the next: a log of gigabytes is never held whole.
- */
-const readNew = <E>(
-  runner: Runner.CommandRunner,
-  f: Follower,
-  final: boolean,
-  onLines: (lines: ReadonlyArray<string>) => Effect.Effect<void, E>
-) =>
-  Effect.gen(function*() {
-    while (true) {
-      const bytes = yield* runner.readFrom(f.file, f.offset, READ_CHUNK)
-      if (bytes === "truncated") {
-        f.offset = 0
-        f.splitter = new JobProtocol.LineSplitter()
-        continue
-      }
-      if (bytes === undefined || bytes.length === 0) break
-      f.offset += bytes.length
-      yield* onLines(f.splitter.push(bytes))
-      if (bytes.length < READ_CHUNK) break
-    }
-    if (final) yield* onLines(f.splitter.end())
-  })
 
 /**
  * What sbatch refuses for good, and the setting to look at: a partition, account or QOS the cluster
@@ -144,7 +105,7 @@ const refusal = (e: Errors.BackendError): Errors.BackendError => {
  */
 export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
   if (!config.workDir.startsWith("/")) return yield* fail("make", `workDir ${JSON.stringify(config.workDir)} must be an absolute path`)
-  const runner: Runner.CommandRunner = config.ssh !== undefined ? yield* Runner.ssh(config.ssh) : Runner.local
+  const runner: Runner.CommandRunner = config.ssh !== undefined ? yield* Runner.ssh(config.ssh, NAME) : Runner.local(NAME)
   const maxRequeues = config.maxRequeues ?? 2
   const pollMs = config.pollIntervalMs ?? 2000
   const controllerWaitMs = config.controllerWaitMs ?? 30 * 60_000

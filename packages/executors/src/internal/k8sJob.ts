@@ -8,7 +8,7 @@ import * as os from "node:os"
 import type { Backend, Result } from "@trex/core"
 import { Redacted } from "effect"
 import type { CoreV1Event, V1ConfigMap, V1EnvVar, V1Job, V1Pod, V1Secret, V1Toleration } from "@kubernetes/client-node"
-import { isEnvName, isSafeRelativePath, shellQuote } from "./slurmScript.ts"
+import { isEnvName, isSafeRelativePath, shellQuote } from "./shell.ts"
 
 /** Label and annotation keys. */
 export const RUN_LABEL = "trex.dev/run"

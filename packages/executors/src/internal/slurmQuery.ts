@@ -6,7 +6,7 @@
  */
 import { Effect, Redacted } from "effect"
 import { Errors } from "@trex/core"
-import type { CommandRunner } from "./slurmRunner.ts"
+import type { CommandRunner } from "./commandRunner.ts"
 import { gpusFromTres, parseParsable2, stateWord } from "./slurmScript.ts"
 
 /** What one poll learnt about a job. */

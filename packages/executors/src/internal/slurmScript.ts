@@ -1,28 +1,11 @@
 /**
- * Pure parts of the Slurm backend: shell quoting, the batch script, the parsing of
+ * Pure parts of the Slurm backend: the batch script, the parsing of
  * `--parsable2` output and the mapping of Slurm job states onto TREX job events.
  */
 import type { Backend, Result } from "@trex/core"
+import { shellJoin, shellQuote } from "./shell.ts"
 
-/**
- * Quote one word for a POSIX shell: wrap it in single quotes and write every single quote
- * as `'\''`. The result is one word whatever the input holds (spaces, `$`, backquotes,
- * newlines, globs, quotes), so an argv entry can never run a command of its own.
- */
-export const shellQuote = (word: string): string => {
-  if (word.includes("\0")) throw new Error("a shell word cannot contain a NUL byte")
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`
-}
-
-/** Quote every word of an argv and join them with spaces. */
-export const shellJoin = (argv: ReadonlyArray<string>): string => argv.map(shellQuote).join(" ")
-
-/** Environment variable names a shell can export. */
-export const isEnvName = (name: string): boolean => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
-
-/** A relative path inside the job directory (no absolute path, no `..`, no empty segment). */
-export const isSafeRelativePath = (p: string): boolean =>
-  p.length > 0 && !p.startsWith("/") && !p.includes("\0") && p.split("/").every((s) => s !== "" && s !== "." && s !== "..")
+export { isEnvName, isSafeRelativePath, renderEnvFile, shellJoin, shellQuote } from "./shell.ts"
 
 /** How GPUs are requested: `--gres=gpu:N` (every Slurm) or `--gpus=N` (cons_tres). */
 export type GpuFlag = "gres" | "gpus"
@@ -126,10 +109,6 @@ export const renderScript = (input: ScriptInput): string => {
     ""
   ].join("\n")
 }
-
-/** The env file sourced by the script: one `export NAME='value'` per variable. */
-export const renderEnvFile = (env: Readonly<Record<string, string>>): string =>
-  Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join("")
 
 /** Parse `--parsable2` output (with a header line) into records keyed by column name. */
 export const parseParsable2 = (text: string): Array<Record<string, string>> => {

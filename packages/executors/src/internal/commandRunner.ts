@@ -1,7 +1,7 @@
 /**
- * Where Slurm commands run: on this machine (a login node) through `execFile`, or on a
- * remote login node over SSH (ssh2 exec + SFTP). The Slurm backend speaks only to this
- * interface, so both paths share all of its logic.
+ * Where a batch scheduler's commands run: on this machine (a login node) through `execFile`, or on
+ * a remote login node over SSH (ssh2 exec + SFTP). The Slurm and Grid Engine backends speak only to
+ * this interface, so both paths share all of their logic.
  */
 import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -10,7 +10,7 @@ import { Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import { Errors } from "@trex/core"
 import type { Client, ConnectConfig, SFTPWrapper } from "ssh2"
-import { shellJoin } from "./slurmScript.ts"
+import { shellJoin } from "./shell.ts"
 import * as Clients from "./clients.ts"
 
 /** The output of one command. */
@@ -20,7 +20,7 @@ export interface CommandOutput {
   readonly code: number
 }
 
-/** Run commands and move files on the machine that talks to Slurm. */
+/** Run commands and move files on the machine that talks to the scheduler. */
 export interface CommandRunner {
   readonly where: string
   readonly exec: (command: string, args: ReadonlyArray<string>) => Effect.Effect<CommandOutput, Errors.BackendError>
@@ -33,62 +33,66 @@ export interface CommandRunner {
   readonly readFrom: (file: string, offset: number, max: number) => Effect.Effect<Uint8Array | undefined | "truncated", Errors.BackendError>
 }
 
-const fail = (operation: string, message: string, retryable = true) =>
-  new Errors.BackendError({ backend: "slurm", operation, message, retryable })
+const failFor = (backend: string) => (operation: string, message: string, retryable = true) =>
+  new Errors.BackendError({ backend, operation, message, retryable })
 
-// sbatch exports the submitter's environment to the job (--export=ALL): hand it a login-like
-// environment only, so the controller's own secrets (API keys) never reach a job.
-const KEEP_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LC_[A-Z]+|TZ|TMPDIR|SLURM_CONF)$/
+// sbatch exports the submitter's environment to the job (--export=ALL), qsub -V would too: hand
+// them a login-like environment only, so the controller's own secrets (API keys) never reach a
+// job. Grid Engine's clients need SGE_ROOT and SGE_CELL (and the ports, where not in /etc/services).
+const KEEP_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LC_[A-Z]+|TZ|TMPDIR|SLURM_CONF|SGE_ROOT|SGE_CELL|SGE_QMASTER_PORT|SGE_EXECD_PORT|SGE_CLUSTER_NAME)$/
 const loginEnv = (): NodeJS.ProcessEnv =>
   Object.fromEntries(Object.entries(process.env).filter(([k]) => KEEP_ENV.test(k)))
 
-/** Commands and files on this machine. */
-export const local: CommandRunner = {
-  where: "local",
-  exec: (command, args) =>
-    Effect.callback<CommandOutput, Errors.BackendError>((resume) => {
-      execFile(command, [...args], { maxBuffer: 64 * 1024 * 1024, encoding: "utf8", env: loginEnv() }, (error, stdout, stderr) => {
-        if (error !== null && typeof error.code !== "number") {
-          resume(Effect.fail(fail("exec", `cannot run ${command}: ${error.message}`, error.code !== "ENOENT")))
-        } else {
-          resume(Effect.succeed({ stdout, stderr, code: error === null ? 0 : Number(error.code) }))
-        }
+/** Commands and files on this machine; errors name `backend`. */
+export const local = (backend: string): CommandRunner => {
+  const fail = failFor(backend)
+  return {
+    where: "local",
+    exec: (command, args) =>
+      Effect.callback<CommandOutput, Errors.BackendError>((resume) => {
+        execFile(command, [...args], { maxBuffer: 64 * 1024 * 1024, encoding: "utf8", env: loginEnv() }, (error, stdout, stderr) => {
+          if (error !== null && typeof error.code !== "number") {
+            resume(Effect.fail(fail("exec", `cannot run ${command}: ${error.message}`, error.code !== "ENOENT")))
+          } else {
+            resume(Effect.succeed({ stdout, stderr, code: error === null ? 0 : Number(error.code) }))
+          }
+        })
+      }),
+    mkdirp: (dir) =>
+      Effect.tryPromise({ try: () => fs.mkdir(dir, { recursive: true }), catch: (e) => fail("mkdir", `cannot create ${dir}: ${String(e)}`, false) }).pipe(Effect.asVoid),
+    writeFile: (file, content, mode) =>
+      Effect.tryPromise({
+        try: async () => {
+          await fs.mkdir(path.dirname(file), { recursive: true })
+          await fs.writeFile(file, content, { mode })
+          await fs.chmod(file, mode)
+        },
+        catch: (e) => fail("writeFile", `cannot write ${file}: ${String(e)}`, false)
+      }),
+    readFrom: (file, offset, max) =>
+      Effect.tryPromise({
+        try: async () => {
+          let handle: fs.FileHandle
+          try {
+            handle = await fs.open(file, "r")
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
+            throw e
+          }
+          try {
+            const { size } = await handle.stat()
+            if (size < offset) return "truncated" as const
+            if (size === offset) return new Uint8Array(0)
+            const buf = Buffer.alloc(Math.min(max, size - offset))
+            const { bytesRead } = await handle.read(buf, 0, buf.length, offset)
+            return new Uint8Array(buf.subarray(0, bytesRead))
+          } finally {
+            await handle.close()
+          }
+        },
+        catch: (e) => fail("readFile", `cannot read ${file}: ${String(e)}`)
       })
-    }),
-  mkdirp: (dir) =>
-    Effect.tryPromise({ try: () => fs.mkdir(dir, { recursive: true }), catch: (e) => fail("mkdir", `cannot create ${dir}: ${String(e)}`, false) }).pipe(Effect.asVoid),
-  writeFile: (file, content, mode) =>
-    Effect.tryPromise({
-      try: async () => {
-        await fs.mkdir(path.dirname(file), { recursive: true })
-        await fs.writeFile(file, content, { mode })
-        await fs.chmod(file, mode)
-      },
-      catch: (e) => fail("writeFile", `cannot write ${file}: ${String(e)}`, false)
-    }),
-  readFrom: (file, offset, max) =>
-    Effect.tryPromise({
-      try: async () => {
-        let handle: fs.FileHandle
-        try {
-          handle = await fs.open(file, "r")
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
-          throw e
-        }
-        try {
-          const { size } = await handle.stat()
-          if (size < offset) return "truncated" as const
-          if (size === offset) return new Uint8Array(0)
-          const buf = Buffer.alloc(Math.min(max, size - offset))
-          const { bytesRead } = await handle.read(buf, 0, buf.length, offset)
-          return new Uint8Array(buf.subarray(0, bytesRead))
-        } finally {
-          await handle.close()
-        }
-      },
-      catch: (e) => fail("readFile", `cannot read ${file}: ${String(e)}`)
-    })
+  }
 }
 
 /** How to reach a remote login node. The private key is a secret. */
@@ -102,14 +106,15 @@ export interface SshOptions {
   readonly readyTimeoutMs?: number | undefined
 }
 
-const sftpCall = <A>(operation: string, f: (cb: (err: Error | null | undefined, a: A) => void) => void) =>
+const sftpCall = <A>(fail: ReturnType<typeof failFor>, operation: string, f: (cb: (err: Error | null | undefined, a: A) => void) => void) =>
   Effect.callback<A, Errors.BackendError>((resume) => {
     f((err, a) => resume(err ? Effect.fail(fail(operation, err.message)) : Effect.succeed(a)))
   })
 
-/** Commands over one SSH connection (exec) and files over SFTP; the connection closes with the scope. */
-export const ssh = (options: SshOptions): Effect.Effect<CommandRunner, Errors.BackendError, Scope.Scope> =>
+/** Commands over one SSH connection (exec) and files over SFTP; the connection closes with the scope. Errors name `backend`. */
+export const ssh = (options: SshOptions, backend: string): Effect.Effect<CommandRunner, Errors.BackendError, Scope.Scope> =>
   Effect.gen(function*() {
+    const fail = failFor(backend)
     const ssh2 = yield* Effect.promise(Clients.ssh2)
     const client = yield* Effect.acquireRelease(
       Effect.callback<Client, Errors.BackendError>((resume) => {
@@ -133,7 +138,7 @@ export const ssh = (options: SshOptions): Effect.Effect<CommandRunner, Errors.Ba
       }),
       (c) => Effect.sync(() => c.end())
     )
-    const sftp = yield* sftpCall<SFTPWrapper>("sftp", (cb) => client.sftp((err, s) => cb(err, s)))
+    const sftp = yield* sftpCall<SFTPWrapper>(fail, "sftp", (cb) => client.sftp((err, s) => cb(err, s)))
     const runner: CommandRunner = {
       where: `${options.username}@${options.host}`,
       exec: (command, args) =>
@@ -157,8 +162,8 @@ export const ssh = (options: SshOptions): Effect.Effect<CommandRunner, Errors.Ba
         ),
       writeFile: (file, content, mode) =>
         runner.mkdirp(path.posix.dirname(file)).pipe(
-          Effect.andThen(sftpCall<void>("writeFile", (cb) => sftp.writeFile(file, content, { mode }, (err) => cb(err, undefined)))),
-          Effect.andThen(sftpCall<void>("chmod", (cb) => sftp.chmod(file, mode, (err) => cb(err, undefined))))
+          Effect.andThen(sftpCall<void>(fail, "writeFile", (cb) => sftp.writeFile(file, content, { mode }, (err) => cb(err, undefined)))),
+          Effect.andThen(sftpCall<void>(fail, "chmod", (cb) => sftp.chmod(file, mode, (err) => cb(err, undefined))))
         ),
       readFrom: (file, offset, max) =>
         Effect.callback<Uint8Array | undefined | "truncated", Errors.BackendError>((resume) => {
