@@ -1,0 +1,511 @@
+/**
+ * A {@link Backend.Backend} on a Grid Engine cluster (Son of Grid Engine, Open Grid Scheduler,
+ * Univa/Altair Grid Engine): each job is a `qsub` script in its own directory on a shared
+ * filesystem, its GPUs asked as a consumable complex (`-l gpu=N`), its labels in job context
+ * variables (`-ac`). State comes from `qstat -xml` and, once the job has left the qmaster,
+ * `qacct -j`; logs and `metrics.jsonl` are read as they grow. Commands run on this machine (a
+ * submit host) or on a login node over SSH, through the same `CommandRunner` as the Slurm backend.
+ *
+ * @since 0.1.0
+ */
+import { Backend, Errors, JobProtocol, TaskFile } from "@trex/core"
+import type { ExperimentNode } from "@trex/core"
+import { Effect, Layer, Queue, Redacted, Result, Schema, Stream } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as Runner from "./internal/commandRunner.ts"
+import { follower, readNew, signalName } from "./internal/followFile.ts"
+import * as Query from "./internal/gridengineQuery.ts"
+import * as Script from "./internal/gridengineScript.ts"
+import { isEnvName, isSafeRelativePath, pathSegment, renderEnvFile } from "./internal/shell.ts"
+import { WATCH_BUFFER } from "./internal/volume.ts"
+
+/**
+ * How to reach the cluster and what to ask of it.
+ * @since 0.1.0 @category models
+ */
+export interface Config {
+  /** Absolute directory on a filesystem that the submit host and the execution hosts share; jobs live in `<workDir>/<run>/<node>-<id>`. */
+  readonly workDir: string
+  /** `-q`: the cluster queue (or a list such as `gpu.q,long.q`). */
+  readonly queue?: string
+  /** `-P`: the project (share-tree and accounting). */
+  readonly project?: string
+  /** `-pe <pe> <cpus>`: a parallel environment that gives a job its CPUs as slots (without one, a job takes one slot). */
+  readonly parallelEnvironment?: string
+  /** The consumable complex that counts GPUs (default `gpu`): `-l gpu=N`. */
+  readonly gpuResource?: string
+  /** The complex a job's memory is asked with, per slot (default `h_vmem`); `false` asks none. */
+  readonly memoryResource?: string | false
+  /**
+   * Name the granted GPUs in `CUDA_VISIBLE_DEVICES` when the site does not (default true): the job
+   * claims free devices of its host under `gpuLockDir` (see docs/backends.md).
+   */
+  readonly assignGpus?: boolean
+  /** A directory local to each execution host for the GPU claims (default `/tmp/trex-gpu-locks`). */
+  readonly gpuLockDir?: string
+  /** More `#$` options, one option and its value each, e.g. `-l arch=lx-amd64`. */
+  readonly extraDirectives?: ReadonlyArray<string>
+  /** Between two polls of the job's state and files (default 2 s). */
+  readonly pollIntervalMs?: number
+  /** Jobs TREX may keep in the queue at once (default: the queue's slots). */
+  readonly slots?: number
+  /**
+   * How long a job's watch, a submit and `list` wait for a qmaster that does not answer (stopped,
+   * restarting, failing over) before they fail (default 30 minutes). Jobs keep running under their
+   * execution daemons meanwhile; the watch polls again every `pollIntervalMs`.
+   */
+  readonly qmasterWaitMs?: number
+  /**
+   * How long a job that has left `qstat` may have no `qacct` record before it fails (default 2
+   * minutes): the qmaster writes the accounting file every `accounting_flush_time`.
+   */
+  readonly accountingWaitMs?: number
+  /** `SGE_ROOT` for the commands, when their environment lacks it (often so over SSH). */
+  readonly sgeRoot?: string
+  /** `SGE_CELL` (default `default` when `sgeRoot` is set). */
+  readonly sgeCell?: string
+  /** Run the commands on a remote login node over SSH. */
+  readonly ssh?: SshOptions
+}
+
+/** SSH access to a login node. @since 0.1.0 @category models */
+export type SshOptions = Runner.SshOptions
+
+const NAME = "gridengine"
+const MEMORY_ERROR = /MemoryError|Cannot allocate memory|std::bad_alloc|out of memory/i
+
+const fail = (operation: string, message: string, retryable = false) =>
+  new Errors.BackendError({ backend: NAME, operation, message, retryable })
+
+/**
+ * A Grid Engine backend. Needs a `Scope` for the SSH connection (none is opened for local use).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend } from "@trex/core"
+ * import { GridEngineBackend } from "@trex/executors"
+ * const layer = GridEngineBackend.layer({ workDir: "/shared/trex-jobs", queue: "gpu.q", gpuResource: "gpu" })
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* Backend.Backend
+ *   return yield* backend.capacity
+ * }).pipe(Effect.provide(layer))
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config) {
+  if (!config.workDir.startsWith("/")) return yield* fail("make", `workDir ${JSON.stringify(config.workDir)} must be an absolute path (a directory on a filesystem the execution hosts share)`)
+  const runner: Runner.CommandRunner = config.ssh !== undefined ? yield* Runner.ssh(config.ssh, NAME) : Runner.local(NAME)
+  const ge = Query.client(runner, { sgeRoot: config.sgeRoot, sgeCell: config.sgeCell })
+  const pollMs = config.pollIntervalMs ?? 2000
+  const qmasterWaitMs = config.qmasterWaitMs ?? 30 * 60_000
+  const accountingWaitMs = config.accountingWaitMs ?? 2 * 60_000
+  const gpuResource = config.gpuResource ?? "gpu"
+  const memoryResource = config.memoryResource === false ? undefined : config.memoryResource ?? "h_vmem"
+  const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
+  const CHECK = "Check `qstat` and `qping -info <qmaster host> 6444 qmaster 1` on the submit host"
+
+  /**
+   * Run `effect` again every `pollIntervalMs` while it fails with an error `retryIf` accepts (the
+   * qmaster not answering), with one warning, for up to `qmasterWaitMs`; then fail, naming what to check.
+   */
+  const waitForQmaster = <A>(what: string, effect: Effect.Effect<A, Errors.BackendError>, retryIf: (e: Errors.BackendError) => boolean) =>
+    Effect.gen(function*() {
+      const since = Date.now()
+      let warned = false
+      while (true) {
+        const tried = yield* Effect.result(effect)
+        if (Result.isSuccess(tried)) return tried.success
+        const e = tried.failure
+        if (!retryIf(e)) return yield* e
+        if (Date.now() - since >= qmasterWaitMs) {
+          return yield* fail(e.operation, `the Grid Engine qmaster did not answer for ${waited(since)} (qmasterWaitMs) while ${what}: ${e.message}. ${CHECK}`)
+        }
+        if (!warned) {
+          warned = true
+          yield* Effect.logWarning(`gridengine: the qmaster does not answer; ${what} again every ${pollMs / 1000} s, for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs): ${e.message}`)
+        }
+        yield* Effect.sleep(pollMs)
+      }
+    })
+
+  const submit = Effect.fn("GridEngineBackend.submit")(function*(spec: Backend.JobSpec) {
+    for (const f of spec.files) {
+      if (!isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE, Script.RECORD_FILE, Script.CANCEL_FILE].includes(f.path)) {
+        return yield* fail("submit", `job file ${JSON.stringify(f.path)} must be a relative path inside the job directory, other than the backend's own files`)
+      }
+    }
+    const badEnv = Object.keys(spec.env).find((k) => !isEnvName(k))
+    if (badEnv !== undefined) return yield* fail("submit", `env name ${JSON.stringify(badEnv)} is not a valid variable name`)
+    if (spec.argv.length === 0) return yield* fail("submit", "argv is empty")
+    const submittedAt = Date.now()
+    const jobDir = `${config.workDir.replace(/\/$/, "")}/${pathSegment(spec.labels.run)}/${pathSegment(spec.labels.node)}-${submittedAt.toString(36)}${Math.random().toString(36).slice(2, 6)}`
+    const envFile = `${jobDir}/${Script.ENV_FILE}`
+    const input: Script.ScriptInput = {
+      jobName: spec.name,
+      labels: spec.labels,
+      jobDir,
+      envFile,
+      argv: spec.argv,
+      submittedAt,
+      gpus: spec.resources.gpus,
+      gpuResource,
+      assignGpus: config.assignGpus ?? true,
+      gpuLockDir: config.gpuLockDir ?? "/tmp/trex-gpu-locks",
+      cpus: spec.resources.cpus,
+      parallelEnvironment: config.parallelEnvironment,
+      memoryMb: spec.resources.memoryMb,
+      memoryResource,
+      timeLimitSeconds: spec.resources.timeLimitSeconds,
+      queue: config.queue,
+      project: config.project,
+      extraDirectives: config.extraDirectives ?? []
+    }
+    const script = yield* Effect.try({ try: () => Script.renderScript(input), catch: (e) => fail("submit", e instanceof Error ? e.message : String(e)) })
+    yield* runner.mkdirp(jobDir)
+    for (const f of spec.files) yield* runner.writeFile(`${jobDir}/${f.path}`, f.content, 0o644)
+    yield* runner.writeFile(envFile, renderEnvFile(Backend.revealEnv(spec.env)), 0o600)
+    yield* runner.writeFile(`${jobDir}/${Script.SCRIPT_FILE}`, script, 0o700)
+    // A qmaster that could not be reached (stopped, restarting) received nothing: submit again once
+    // it answers. (A timeout after the request went out is not retried: it may have been submitted.)
+    const out = yield* waitForQmaster(`submitting ${spec.labels.node}`, ge.run("qsub", ["-terse", `${jobDir}/${Script.SCRIPT_FILE}`]), Query.isConnectFailure)
+    const id = /^\s*(\d+)/.exec(out)?.[1]
+    if (id === undefined) return yield* fail("submit", `qsub printed no job id: ${JSON.stringify(out.slice(0, 200))}`, true)
+    // The job writes the same record when it starts; this one covers a job that never starts.
+    yield* runner.writeFile(`${jobDir}/${Script.RECORD_FILE}`, `${Script.recordPrefix}${id}${Script.recordSuffix(input)}\n`, 0o644).pipe(
+      Effect.catch((e) => Effect.logWarning(`gridengine: job ${id}: ${e.message} (its record is written by the job when it starts)`))
+    )
+    const ref: ExperimentNode.JobRef = {
+      backend: NAME,
+      id,
+      data: { jobDir, gpus: spec.resources.gpus, name: Script.sanitizeJobName(spec.name), submittedAt }
+    }
+    return ref
+  })
+
+  const watch = (ref: ExperimentNode.JobRef): Stream.Stream<Backend.JobEvent, Errors.BackendError> =>
+    Stream.callback<Backend.JobEvent, Errors.BackendError>((queue) =>
+      Effect.gen(function*() {
+        const jobDir = typeof ref.data.jobDir === "string" ? ref.data.jobDir : undefined
+        if (jobDir === undefined) return yield* fail("watch", `job ref ${ref.id} has no jobDir`)
+        const gpusAsked = typeof ref.data.gpus === "number" ? ref.data.gpus : 0
+        const name = typeof ref.data.name === "string" ? ref.data.name : undefined
+        const tail = new JobProtocol.Tail()
+        const stdout = follower(`${jobDir}/${Script.STDOUT_FILE}`)
+        const stderr = follower(`${jobDir}/${Script.STDERR_FILE}`)
+        const metrics = follower(`${jobDir}/${JobProtocol.METRICS_FILE}`)
+        let last = ""
+        // Set while re-reading the output of a job that ended before this watch began: fill the tail, emit nothing.
+        let silent = false
+        const emit = (e: Backend.JobEvent) => (silent && e._tag !== "Exit" ? Effect.void : Queue.offer(queue, e))
+        const drain = (final: boolean) =>
+          Effect.gen(function*() {
+            yield* readNew(runner, stdout, final, (lines) =>
+              Effect.forEach(lines, (line) => {
+                tail.push(line)
+                return emit(JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line })
+              }, { discard: true }))
+            yield* readNew(runner, stderr, final, (lines) =>
+              Effect.forEach(lines, (line) => {
+                tail.push(line)
+                return emit({ _tag: "Log", stream: "stderr", line })
+              }, { discard: true }))
+            yield* readNew(runner, metrics, final, (lines) =>
+              Effect.forEach(lines, (line) => {
+                const point = JobProtocol.parseMetricsFileLine(line)
+                return point !== undefined ? emit({ _tag: "Metric", point }) : Effect.void
+              }, { discard: true }))
+          })
+        const end = (exit: Backend.JobExit) => Effect.andThen(emit(exit), Queue.end(queue))
+        let first = true
+        // Set while the qmaster does not answer: the job is left running and polled again.
+        let downSince: number | undefined
+        // Set while the job is in neither qstat nor the accounting file (written every accounting_flush_time).
+        let goneSince: number | undefined
+        while (true) {
+          const polled = yield* Effect.result(Query.qstat(ge))
+          if (Result.isFailure(polled)) {
+            if (!Query.isQmasterUnreachable(polled.failure)) return yield* polled.failure
+            if (downSince === undefined) {
+              downSince = Date.now()
+              yield* Effect.logWarning(`gridengine: job ${ref.id}: the qmaster does not answer; the job is left running and its state polled again, for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs): ${polled.failure.message}`)
+            } else if (Date.now() - downSince >= qmasterWaitMs) {
+              return yield* fail("watch", `the Grid Engine qmaster did not answer for ${waited(downSince)} (qmasterWaitMs): job ${ref.id} may still be running. ${CHECK}; once it answers, \`trex resume\` the run to follow the job again`)
+            }
+            yield* Effect.sleep(pollMs)
+            continue
+          }
+          if (downSince !== undefined) {
+            yield* Effect.logInfo(`gridengine: job ${ref.id}: the qmaster answered again after ${waited(downSince)}`)
+            downSince = undefined
+          }
+          const job = polled.success.get(ref.id)
+          if (job !== undefined) {
+            goneSince = undefined
+            const live = Script.mapLive(job.state)
+            if (live._tag === "Error") {
+              // A job in error state waits for an admin's `qmod -cj` for ever: fail it, with Grid Engine's reason, and delete it.
+              const why = yield* Effect.orElseSucceed(Query.details(ge, ref.id), () => undefined)
+              const deleted = yield* Effect.result(ge.run("qdel", [ref.id]))
+              silent = first
+              yield* drain(true)
+              silent = false
+              const reasons = why?.errorReasons.join("; ") || "qstat -j gives no reason"
+              return yield* end(Backend.noSpaceExit({
+                _tag: "Exit",
+                outcome: "Failed",
+                failureKind: "Infra",
+                message: `Grid Engine job ${ref.id} is in error state (${job.state}): ${reasons}. ${
+                  Result.isSuccess(deleted) ? "It was deleted (qdel)" : `Deleting it failed (${deleted.failure.message}): delete it with \`qdel ${ref.id}\``
+                }, as it would wait for an admin's \`qmod -cj\` for ever. Usually the execution host cannot reach the job directory ${jobDir}: workDir must be on a filesystem every execution host mounts and the job's user can write`,
+                logTail: tail.get(),
+                wallSeconds: 0,
+                gpuSeconds: 0
+              }, tail.get().some((l) => /No space left|Disk quota/i.test(l)) ? `the disk of ${jobDir} was full` : undefined))
+            }
+            if (live._tag !== "Deleting") {
+              let reason = live._tag === "Pending" ? live.reason : undefined
+              if (live._tag === "Pending" && live.held !== true && reason === undefined) {
+                const why = yield* Effect.orElseSucceed(Query.details(ge, ref.id), () => undefined)
+                reason = why !== undefined ? Script.pendingReason(why) : undefined
+              }
+              const key = live._tag === "Pending" ? `Pending:${reason ?? ""}` : "Running"
+              if (key !== last) {
+                last = key
+                yield* emit(live._tag === "Pending"
+                  ? (reason !== undefined ? { _tag: "State", state: "Pending", reason } : { _tag: "State", state: "Pending" })
+                  : { _tag: "State", state: "Running" })
+              }
+            }
+            yield* drain(false)
+            first = false
+            yield* Effect.sleep(pollMs)
+            continue
+          }
+          const acct = yield* Query.qacct(ge, ref.id, name)
+          if (acct.record === undefined) {
+            // Grid Engine creates the output file when the job starts: a job deleted before it started has no accounting record
+            const started = (yield* runner.readFrom(stdout.file, 0, 0)) !== undefined
+            if (!started && (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined) {
+              return yield* end({ _tag: "Exit", outcome: "Cancelled", failureKind: "Cancelled", message: `Grid Engine job ${ref.id}: deleted with qdel before it started`, logTail: [], wallSeconds: 0, gpuSeconds: 0 })
+            }
+            if (goneSince === undefined) goneSince = Date.now()
+            else if (Date.now() - goneSince >= accountingWaitMs) {
+              yield* drain(true)
+              return yield* end({
+                _tag: "Exit",
+                outcome: "Failed",
+                failureKind: "Infra",
+                message: `Grid Engine job ${ref.id} has left qstat but qacct has no record of it after ${waited(goneSince)} (accountingWaitMs): ${acct.why}. ${
+                  started ? "" : "It never started (it has no output file): was it deleted with qdel from outside TREX? "
+                }Check \`qacct -j ${ref.id}\` and that the cluster keeps accounting (reporting_params accounting=true in \`qconf -sconf\`)`,
+                logTail: tail.get(),
+                wallSeconds: 0,
+                gpuSeconds: 0
+              })
+            }
+            yield* drain(false)
+            first = false
+            yield* Effect.sleep(pollMs)
+            continue
+          }
+          const record = acct.record
+          const cancelled = (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined
+          const ended = Script.mapAccounting({ record, cancelled })
+          // A job that had ended before this watch began yields its Exit alone (its output only fills the tail).
+          silent = first
+          yield* drain(true)
+          silent = false
+          // one byte past the bound: all of them read means the file is too big
+          const resultBytes = yield* runner.readFrom(`${jobDir}/${JobProtocol.RESULT_FILE}`, 0, JobProtocol.MAX_RESULT_BYTES + 1)
+          const parsed = JobProtocol.parseResultBytes(resultBytes === "truncated" ? undefined : resultBytes)
+          const wall = Number.parseFloat(record.ru_wallclock ?? "")
+          const wallSeconds = Number.isFinite(wall) ? wall : 0
+          const requests = Script.categoryRequests(record.category)
+          const gpus = requests[gpuResource] !== undefined ? Number(requests[gpuResource]) || 0 : gpusAsked
+          const logTail = tail.get()
+          let failureKind = ended.failureKind
+          let message = `Grid Engine job ${ref.id}: ${ended.message}`
+          const memoryLimit = memoryResource !== undefined ? requests[memoryResource] : undefined
+          if (failureKind === "Crash" && memoryLimit !== undefined && logTail.some((l) => MEMORY_ERROR.test(l))) {
+            // under h_vmem an allocation past the limit fails inside the job, which then dies of it
+            failureKind = "OOM"
+            message = `${message}: out of memory at its limit (${memoryResource}=${memoryLimit}): ${logTail.findLast((l) => MEMORY_ERROR.test(l))!.trim().slice(0, 200)}`
+          } else if (failureKind === "Crash" && ended.exitCode === Script.GPU_CLAIM_EXIT && logTail.some((l) => l.startsWith("trex: Grid Engine granted"))) {
+            failureKind = "Infra"
+            message = `${message}: ${logTail.findLast((l) => l.startsWith("trex: Grid Engine granted"))}`
+          }
+          // a job that filled its disk (its log says so) failed for the machine: Infra (the rule every backend shares)
+          return yield* end(Backend.noSpaceExit({
+            _tag: "Exit",
+            outcome: ended.outcome,
+            ...(failureKind !== undefined ? { failureKind } : {}),
+            ...(ended.exitCode !== undefined ? { exitCode: ended.exitCode } : {}),
+            ...(ended.signal !== undefined ? { signal: signalName(ended.signal) } : {}),
+            message,
+            ...parsed,
+            logTail,
+            wallSeconds,
+            gpuSeconds: wallSeconds * gpus
+          }))
+        }
+      }).pipe(Effect.catch((e) => Queue.fail(queue, e))),
+      // bounded: while the consumer is behind, the watch waits instead of reading more of the logs
+      { bufferSize: WATCH_BUFFER }
+    )
+
+  const qdel = (id: string) =>
+    ge.exec("qdel", [id]).pipe(
+      Effect.flatMap((o) =>
+        // deleting a job that has ended is a no-op
+        o.code === 0 || /does not exist/i.test(o.stdout + o.stderr)
+          ? Effect.void
+          : Effect.fail(fail("qdel", `qdel ${id} exited ${o.code}: ${(o.stderr.trim() || o.stdout.trim()).split("\n").slice(-2).join(" ")}`, true))
+      )
+    )
+
+  // The marker tells a job killed after this cancel from one the OOM killer (or someone else) killed.
+  // The job was submitted with -notify: qdel sends SIGUSR2 first, which its script turns into a
+  // SIGTERM to the job, and SIGKILL only after the queue's `notify` time.
+  const cancel = Effect.fn("GridEngineBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    if (typeof ref.data.jobDir === "string") {
+      yield* runner.writeFile(`${ref.data.jobDir}/${Script.CANCEL_FILE}`, `${new Date().toISOString()}\n`, 0o644).pipe(
+        Effect.catch((e) => Effect.logWarning(`gridengine: job ${ref.id}: ${e.message} (a job killed after this cancel may read as out of memory)`))
+      )
+    }
+    yield* qdel(ref.id)
+  })
+
+  // Grid Engine has no "delete if still waiting": a user hold keeps a waiting job from being
+  // dispatched (and does nothing to one that runs), so after `qhold` the state says which it is:
+  // still waiting, it is deleted; started, its hold is released and it runs on.
+  const withdraw = Effect.fn("GridEngineBackend.withdraw")(function*(ref: ExperimentNode.JobRef) {
+    const held = yield* ge.exec("qhold", ["-h", "u", ref.id])
+    const job = (yield* Query.qstat(ge)).get(ref.id)
+    if (job === undefined) return false
+    if (Script.mapLive(job.state)._tag === "Pending" && job.state.includes("w")) {
+      yield* cancel(ref)
+      return true
+    }
+    if (held.code === 0) yield* ge.exec("qrls", ["-h", "u", ref.id])
+    return false
+  })
+
+  const list = Effect.fn("GridEngineBackend.list")(function*(runLabel: string) {
+    const found = new Map<string, Backend.JobInfo>()
+    // A run that resumes reconciles its trials with this list: one that failed would be submitted again.
+    const live = yield* waitForQmaster(`listing the jobs of run ${runLabel}`, Query.qstat(ge), Query.isQmasterUnreachable)
+    const ids = [...live.keys()]
+    for (let i = 0; i < ids.length; i += 200) {
+      const contexts = yield* waitForQmaster(`listing the jobs of run ${runLabel}`, Query.contexts(ge, ids.slice(i, i + 200)), Query.isQmasterUnreachable)
+      for (const [id, context] of contexts) {
+        const mine = Script.labelsOf(context)
+        const job = live.get(id)
+        if (mine === undefined || mine.labels.run !== runLabel || job === undefined) continue
+        const state = Script.mapLive(job.state)._tag === "Running" || Script.mapLive(job.state)._tag === "Deleting" ? "Running" : "Pending"
+        found.set(id, { ref: { backend: NAME, id, data: { ...(mine.jobDir !== undefined ? { jobDir: mine.jobDir } : {}), name: job.name } }, labels: mine.labels, state })
+      }
+    }
+    // Jobs the qmaster has forgotten: from the records in the run's directory (the job's record: its
+    // accounting is then read by watch).
+    const runDir = `${config.workDir.replace(/\/$/, "")}/${pathSegment(runLabel)}`
+    const records = yield* runner.exec("find", [runDir, "-mindepth", "2", "-maxdepth", "2", "-name", Script.RECORD_FILE, "-exec", "grep", "-H", "", "{}", "+"])
+    for (const line of records.stdout.split("\n")) {
+      const at = line.lastIndexOf(`:${Script.recordPrefix}`)
+      if (at < 0) continue
+      const record = Script.parseRecord(line.slice(at + 1))
+      if (record === undefined || record.labels.run !== runLabel || found.has(record.id)) continue
+      const jobDir = line.slice(0, at).replace(new RegExp(`/${Script.RECORD_FILE.replace(".", "\\.")}$`), "")
+      found.set(record.id, {
+        ref: { backend: NAME, id: record.id, data: { jobDir, ...(record.name !== undefined ? { name: record.name } : {}) } },
+        labels: record.labels,
+        state: "Finished",
+        ...(record.submittedAt !== undefined ? { submittedAt: record.submittedAt } : {})
+      })
+    }
+    return [...found.values()]
+  })
+
+  const capacity = Effect.gen(function*() {
+    const queues = config.queue?.split(",").map((q) => q.trim()).filter((q) => q !== "")
+    const slots = config.slots ?? Script.parseClusterQueues(yield* ge.run("qstat", ["-g", "c"]), queues)
+    const hosts = (yield* ge.run("qconf", ["-sel"])).split("\n").map((h) => h.trim()).filter((h) => h !== "")
+    const perHost = yield* Effect.forEach(["global", ...hosts], (h) =>
+      Effect.map(ge.exec("qconf", ["-se", h]), (o) => (o.code === 0 ? Script.hostComplex(o.stdout, gpuResource) : 0)), { concurrency: 4 })
+    const live = yield* Query.qstat(ge)
+    const running = [...live.values()].filter((j) => Script.mapLive(j.state)._tag === "Running").map((j) => j.id)
+    const contexts = yield* Query.contexts(ge, running)
+    const inUse = [...contexts.values()].filter((c) => Script.labelsOf(c) !== undefined).length
+    return { slots: Math.max(1, slots), gpus: perHost.reduce((a, b) => a + b, 0), inUse } satisfies Backend.Capacity
+  }).pipe(Effect.withSpan("GridEngineBackend.capacity"))
+
+  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity })
+})
+
+/**
+ * The backend as a layer.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (config: Config): Layer.Layer<Backend.Backend, Errors.BackendError> => Layer.effect(Backend.Backend, make(config))
+
+const Str = Schema.String
+const optional = Schema.optionalKey
+const PositiveMs = Schema.Finite.check(Schema.isGreaterThan(0))
+
+/**
+ * The `backend.gridengine` section of a task file: {@link Config} with the SSH key by reference
+ * (`privateKeyFile`), so a task file never holds one.
+ * @since 0.1.0 @category schemas
+ */
+export const ConfigJson = Schema.Struct({
+  workDir: Str,
+  queue: optional(Str),
+  project: optional(Str),
+  parallelEnvironment: optional(Str),
+  gpuResource: optional(Str),
+  memoryResource: optional(Schema.Union([Str, Schema.Literal(false)])),
+  assignGpus: optional(Schema.Boolean),
+  gpuLockDir: optional(Str),
+  extraDirectives: optional(Schema.Array(Str)),
+  pollIntervalMs: optional(PositiveMs),
+  slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
+  qmasterWaitMs: optional(PositiveMs),
+  accountingWaitMs: optional(PositiveMs),
+  sgeRoot: optional(Str),
+  sgeCell: optional(Str),
+  ssh: optional(Schema.Struct({
+    host: Str,
+    port: optional(Schema.Int),
+    username: Str,
+    privateKeyFile: Str,
+    hostKeySha256: optional(Str)
+  }))
+})
+
+/**
+ * Decode a task file's `backend.gridengine` section into a {@link Config}, reading the SSH key file.
+ * Errors name the field (`backend.gridengine.queue: ...`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { GridEngineBackend } from "@trex/executors"
+ * const config = GridEngineBackend.fromJson({ workDir: "/shared/trex", queue: "gpu.q", ssh: { host: "login1", username: "me", privateKeyFile: "~/.ssh/id_ed25519" } })
+ * const layer = Effect.map(config, GridEngineBackend.layer)
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const fromJson = Effect.fn("GridEngineBackend.fromJson")(function*(input: unknown) {
+  const invalid = (message: string) => new Errors.InvalidInput({ source: "backend.gridengine", message })
+  const json = yield* Schema.decodeUnknownEffect(ConfigJson)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError((e) => invalid(`invalid backend.gridengine settings:\n${TaskFile.formatIssues(e, ConfigJson.ast).replace(/^ {2}/gm, "  backend.gridengine.")}`))
+  )
+  if (!json.workDir.startsWith("/")) return yield* invalid(`backend.gridengine.workDir ${JSON.stringify(json.workDir)} must be an absolute path on a filesystem the execution hosts share`)
+  const { ssh, ...rest } = json
+  if (ssh === undefined) return rest as Config
+  const file = ssh.privateKeyFile.replace(/^~(?=\/|$)/, os.homedir())
+  const key = yield* Effect.try({ try: () => fs.readFileSync(file, "utf8"), catch: (e) => invalid(`cannot read backend.gridengine.ssh.privateKeyFile ${file}: ${String(e)}`) })
+  const { privateKeyFile: _, ...target } = ssh
+  return { ...rest, ssh: { ...target, privateKey: Redacted.make(key) } } as Config
+})

@@ -1,0 +1,450 @@
+/**
+ * Pure parts of the Grid Engine backend: the `qsub` script, the parsing of `qstat -xml`, `qstat -j`
+ * and `qacct -j`, and the mapping of Grid Engine job states and accounting records onto TREX job
+ * events. Checked against Son of Grid Engine 8.1.9.
+ */
+import type { Backend, Result } from "@trex/core"
+import { shellJoin, shellQuote } from "./shell.ts"
+
+/** The file names the backend uses inside a job directory. */
+export const STDOUT_FILE = "gridengine.stdout.log"
+export const STDERR_FILE = "gridengine.stderr.log"
+export const ENV_FILE = ".trex-env"
+export const SCRIPT_FILE = "trex-job.sh"
+/** The job's record (`{"id", "run", "node", "name", "submittedAt"}`), for `list` once qstat has forgotten the job. */
+export const RECORD_FILE = "trex-job.json"
+/** Written before TREX deletes a job: a job killed by a signal after it was cancelled, not by the OOM killer. */
+export const CANCEL_FILE = ".trex-cancelled"
+
+/** The job context variables (`qsub -ac`) that carry a job's labels and directory. */
+export const CONTEXT = { run: "trex_run", node: "trex_node", dir: "trex_dir" } as const
+
+/** Exit code of the script when it cannot claim the GPUs it was granted (see {@link renderScript}). */
+export const GPU_CLAIM_EXIT = 96
+
+/**
+ * A context value: URI-encoded, and `!'()*~` too, so that it holds no `,` or `=` (which separate
+ * context variables) and no character a directive line would read otherwise.
+ */
+export const encodeContext = (value: string): string =>
+  encodeURIComponent(value).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+
+const decodeContext = (value: string): string | undefined => {
+  try {
+    return decodeURIComponent(value)
+  } catch {
+    return undefined
+  }
+}
+
+/** A job name Grid Engine accepts: no whitespace, `/`, `:`, `@`, `\`, `*` or `?`, not starting with a digit. */
+export const sanitizeJobName = (name: string): string => {
+  const clean = name.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 100)
+  return clean.length === 0 ? "trex-job" : /^[0-9]/.test(clean) ? `t${clean}`.slice(0, 100) : clean
+}
+
+const directiveValue = (what: string, value: string): string => {
+  if (!/^[A-Za-z0-9_@+=:,./-]+$/.test(value)) throw new Error(`${what} ${JSON.stringify(value)} cannot go into a #$ line`)
+  return value
+}
+
+/** Everything the job script needs. */
+export interface ScriptInput {
+  readonly jobName: string
+  readonly labels: Backend.Labels
+  readonly jobDir: string
+  readonly envFile: string
+  readonly argv: ReadonlyArray<string>
+  readonly submittedAt: number
+  readonly gpus: number
+  /** The consumable complex that counts GPUs (`gpu`). */
+  readonly gpuResource: string
+  /** Claim devices for `CUDA_VISIBLE_DEVICES` under `gpuLockDir` when the site sets none. */
+  readonly assignGpus: boolean
+  readonly gpuLockDir: string
+  readonly cpus: number
+  /** With a parallel environment, `-pe <pe> <cpus>`; without, the job takes one slot. */
+  readonly parallelEnvironment?: string | undefined
+  readonly memoryMb?: number | undefined
+  /** The complex a memory limit is asked with (`h_vmem`, per slot), or none. */
+  readonly memoryResource?: string | undefined
+  readonly timeLimitSeconds?: number | undefined
+  readonly queue?: string | undefined
+  readonly project?: string | undefined
+  readonly extraDirectives: ReadonlyArray<string>
+}
+
+/** The slots a job takes: its CPUs under a parallel environment, else one. */
+export const slotsOf = (input: Pick<ScriptInput, "cpus" | "parallelEnvironment">): number =>
+  input.parallelEnvironment !== undefined ? Math.max(1, Math.ceil(input.cpus)) : 1
+
+/** The job's record file, as the controller and the job itself write it. */
+export const recordPrefix = `{"id":"`
+export const recordSuffix = (input: Pick<ScriptInput, "labels" | "jobName" | "submittedAt">): string =>
+  `",${JSON.stringify({ run: input.labels.run, node: input.labels.node, name: sanitizeJobName(input.jobName), submittedAt: input.submittedAt }).slice(1)}`
+
+/** A job record read back: `undefined` for a file that is not one. */
+export const parseRecord = (line: string): { readonly id: string; readonly labels: Backend.Labels; readonly name?: string; readonly submittedAt?: number } | undefined => {
+  try {
+    const r = JSON.parse(line) as Record<string, unknown>
+    if (typeof r.id !== "string" || !/^\d+$/.test(r.id) || typeof r.run !== "string" || typeof r.node !== "string") return undefined
+    return {
+      id: r.id,
+      labels: { run: r.run, node: r.node },
+      ...(typeof r.name === "string" ? { name: r.name } : {}),
+      ...(typeof r.submittedAt === "number" ? { submittedAt: r.submittedAt } : {})
+    }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The lines that give the job its GPUs. Grid Engine counts GPUs as a consumable but names no
+ * devices, so unless the site set `CUDA_VISIBLE_DEVICES` (a prolog) or granted device ids
+ * (Univa's RSMAP: `SGE_HGR_<complex>`), the job claims as many of its host's devices as it was
+ * granted: device `i` is a directory `<lockDir>/gpu<i>` made with `mkdir` (atomic), holding the
+ * pid of the script (which lives as long as the job); a lock whose pid is gone is taken over.
+ * The host's device count is `nvidia-smi -L`'s, else the complex's value on the host (`qconf -se`).
+ */
+const gpuLines = (input: ScriptInput): Array<string> => {
+  const hgr = `SGE_HGR_${input.gpuResource.replace(/[^A-Za-z0-9_]/g, "_")}`
+  const lock = shellQuote(input.gpuLockDir)
+  return [
+    `# GPUs: Grid Engine grants a count (-l ${input.gpuResource}=${input.gpus}), no devices: name them in CUDA_VISIBLE_DEVICES`,
+    `if [ -n "\${CUDA_VISIBLE_DEVICES:-}" ]; then :`,
+    `elif [ -n "\${${hgr}:-}" ]; then CUDA_VISIBLE_DEVICES=$(printf '%s' "$${hgr}" | tr ' ' ','); export CUDA_VISIBLE_DEVICES`,
+    `else`,
+    `  trex_host=$(hostname)`,
+    `  trex_total=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')`,
+    `  [ "\${trex_total:-0}" -gt 0 ] 2>/dev/null || trex_total=$(qconf -se "$trex_host" 2>/dev/null | tr ', ' '\\n\\n' | sed -n 's/^${input.gpuResource}=\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)`,
+    `  [ "\${trex_total:-0}" -gt 0 ] 2>/dev/null || trex_total=${input.gpus}`,
+    `  mkdir -p ${lock} 2>/dev/null; chmod 1777 ${lock} 2>/dev/null`,
+    `  trex_got=; trex_n=0; trex_i=0`,
+    `  while [ "$trex_n" -lt ${input.gpus} ] && [ "$trex_i" -lt "$trex_total" ]; do`,
+    `    trex_l=${lock}/gpu$trex_i`,
+    `    trex_p=$(cat "$trex_l/pid" 2>/dev/null)`,
+    `    if mkdir "$trex_l" 2>/dev/null || { [ -n "$trex_p" ] && [ ! -d "/proc/$trex_p" ] && rm -rf "$trex_l" && mkdir "$trex_l" 2>/dev/null; }; then`,
+    `      echo $$ > "$trex_l/pid"; trex_got=$trex_got\${trex_got:+,}$trex_i; trex_n=$((trex_n + 1))`,
+    `    fi`,
+    `    trex_i=$((trex_i + 1))`,
+    `  done`,
+    `  if [ "$trex_n" -lt ${input.gpus} ]; then`,
+    `    echo "trex: Grid Engine granted ${input.gpus} ${input.gpuResource} but only $trex_n of the $trex_total devices of $trex_host are free (locks in ${input.gpuLockDir.replace(/[`"$\\]/g, "_")})" >&2`,
+    `    exit ${GPU_CLAIM_EXIT}`,
+    `  fi`,
+    `  CUDA_VISIBLE_DEVICES=$trex_got; export CUDA_VISIBLE_DEVICES`,
+    `fi`
+  ]
+}
+
+/**
+ * Render the job script. Labels travel as job context (`-ac`), secrets and env only in the 0600
+ * env file that the script sources, never on a command line; argv is shell-quoted. The command
+ * runs as a child of the script, which ignores SIGUSR1/SIGUSR2 for it: with `-notify`, a `qdel`
+ * first sends SIGUSR2, which the script turns into a SIGTERM to the whole job (a grace to save
+ * and exit) before Grid Engine's SIGKILL after the queue's `notify` time.
+ */
+export const renderScript = (input: ScriptInput): string => {
+  const d: Array<string> = [
+    `-N ${sanitizeJobName(input.jobName)}`,
+    "-S /bin/sh",
+    `-wd ${directiveValue("job directory", input.jobDir)}`,
+    `-o ${directiveValue("job directory", `${input.jobDir}/${STDOUT_FILE}`)}`,
+    `-e ${directiveValue("job directory", `${input.jobDir}/${STDERR_FILE}`)}`,
+    "-j n",
+    "-notify",
+    `-ac ${CONTEXT.run}=${encodeContext(input.labels.run)},${CONTEXT.node}=${encodeContext(input.labels.node)},${CONTEXT.dir}=${encodeContext(input.jobDir)}`
+  ]
+  const slots = slotsOf(input)
+  if (input.parallelEnvironment !== undefined) d.push(`-pe ${directiveValue("parallel environment", input.parallelEnvironment)} ${slots}`)
+  const resources: Array<string> = []
+  if (input.gpus > 0) resources.push(`${directiveValue("GPU complex", input.gpuResource)}=${Math.ceil(input.gpus)}`)
+  // a memory complex such as h_vmem is per slot
+  if (input.memoryMb !== undefined && input.memoryResource !== undefined) {
+    resources.push(`${directiveValue("memory complex", input.memoryResource)}=${Math.ceil(input.memoryMb / slots)}M`)
+  }
+  if (input.timeLimitSeconds !== undefined) resources.push(`h_rt=${Math.max(1, Math.ceil(input.timeLimitSeconds))}`)
+  if (resources.length > 0) d.push(`-l ${resources.join(",")}`)
+  if (input.queue !== undefined) d.push(`-q ${directiveValue("queue", input.queue)}`)
+  if (input.project !== undefined) d.push(`-P ${directiveValue("project", input.project)}`)
+  for (const extra of input.extraDirectives) {
+    const words = extra.trim().split(/\s+/)
+    if (words.length === 0 || !/^-[A-Za-z]+$/.test(words[0]!)) throw new Error(`extra directive ${JSON.stringify(extra)} must start with an option such as -l`)
+    d.push(words.map((w) => directiveValue("extra directive", w)).join(" "))
+  }
+  const dir = shellQuote(input.jobDir)
+  return [
+    "#!/bin/sh",
+    ...d.map((x) => `#$ ${x}`),
+    `# submitted by TREX for run ${JSON.stringify(input.labels.run)}, node ${JSON.stringify(input.labels.node)}`,
+    `cd ${dir} || exit 97`,
+    `TREX_JOB_DIR=${dir}`,
+    "export TREX_JOB_DIR",
+    // the job's own record, in case the controller stopped before it wrote it
+    `printf '%s%s%s\\n' ${shellQuote(recordPrefix)} "$JOB_ID" ${shellQuote(recordSuffix(input))} > ${shellQuote(RECORD_FILE)}`,
+    `. ${shellQuote(input.envFile)} || exit 98`,
+    ...(input.gpus > 0 && input.assignGpus ? gpuLines(input) : []),
+    "trap '' USR1 USR2",
+    `${shellJoin(input.argv)} &`,
+    "trex_child=$!",
+    `trap 'trap "" TERM; kill -TERM 0 2>/dev/null' USR2 TERM`,
+    `while :; do wait "$trex_child"; trex_code=$?; kill -0 "$trex_child" 2>/dev/null || break; done`,
+    `exit "$trex_code"`,
+    ""
+  ].join("\n")
+}
+
+const xmlText = (s: string): string =>
+  s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, "\"").replace(/&apos;/g, "'").replace(/&amp;/g, "&")
+
+const tag = (block: string, name: string): string | undefined => {
+  const m = new RegExp(`<${name}>([\\s\\S]*?)</${name}>`).exec(block)
+  return m === null ? undefined : xmlText(m[1]!.trim())
+}
+
+/** A job as `qstat -xml` lists it. */
+export interface QueuedJob {
+  readonly id: string
+  readonly state: string
+  readonly name: string
+  readonly slots: number
+}
+
+/** The jobs of `qstat -xml` (running, then pending). Array tasks share their job's id; the first is kept. */
+export const parseQstat = (xml: string): Map<string, QueuedJob> => {
+  const jobs = new Map<string, QueuedJob>()
+  for (const m of xml.matchAll(/<job_list[^>]*>([\s\S]*?)<\/job_list>/g)) {
+    const id = tag(m[1]!, "JB_job_number")
+    if (id === undefined || jobs.has(id)) continue
+    jobs.set(id, { id, state: tag(m[1]!, "state") ?? "", name: tag(m[1]!, "JB_name") ?? "", slots: Number(tag(m[1]!, "slots") ?? 1) })
+  }
+  return jobs
+}
+
+/** Each job's context variables from `qstat -j <ids> -xml`. */
+export const parseContexts = (xml: string): Map<string, Record<string, string>> => {
+  const out = new Map<string, Record<string, string>>()
+  for (const element of xml.split(/\n {4}<element>/).slice(1)) {
+    const id = tag(element, "JB_job_number")
+    if (id === undefined) continue
+    const context: Record<string, string> = {}
+    for (const c of element.matchAll(/<context_list>([\s\S]*?)<\/context_list>/g)) {
+      const name = tag(c[1]!, "VA_variable")
+      if (name !== undefined) context[name] = tag(c[1]!, "VA_value") ?? ""
+    }
+    out.set(id, context)
+  }
+  return out
+}
+
+/** The labels and directory of a job that TREX submitted; `undefined` for any other job. */
+export const labelsOf = (context: Record<string, string>): { readonly labels: Backend.Labels; readonly jobDir?: string } | undefined => {
+  const run = context[CONTEXT.run] !== undefined ? decodeContext(context[CONTEXT.run]!) : undefined
+  const node = context[CONTEXT.node] !== undefined ? decodeContext(context[CONTEXT.node]!) : undefined
+  if (run === undefined || node === undefined) return undefined
+  const dir = context[CONTEXT.dir] !== undefined ? decodeContext(context[CONTEXT.dir]!) : undefined
+  return { labels: { run, node }, ...(dir !== undefined && dir !== "" ? { jobDir: dir } : {}) }
+}
+
+/** What `qstat -j <id>` says of a waiting or failed job: its error reasons and the scheduler's messages. */
+export interface JobDetails {
+  readonly errorReasons: ReadonlyArray<string>
+  readonly schedulingInfo: ReadonlyArray<string>
+}
+
+/** Parse `qstat -j <id>` (plain text). Error reasons lose their date and `[uid:pid]` prefix. */
+export const parseJobDetails = (text: string): JobDetails => {
+  const errorReasons: Array<string> = []
+  const schedulingInfo: Array<string> = []
+  let inScheduling = false
+  for (const line of text.split("\n")) {
+    const error = /^error reason\s+\d+:\s*(.*)$/.exec(line)
+    if (error !== null) {
+      inScheduling = false
+      errorReasons.push(error[1]!.replace(/^\d\d\/\d\d\/\d{4} \d\d:\d\d:\d\d \[[^\]]*\]:\s*/, "").replace(/^error:\s*/, "").trim())
+      continue
+    }
+    const sched = /^scheduling info:\s*(.*)$/.exec(line)
+    if (sched !== null) {
+      inScheduling = true
+      if (sched[1]!.trim() !== "") schedulingInfo.push(sched[1]!.trim())
+      continue
+    }
+    if (inScheduling && /^\s+\S/.test(line)) schedulingInfo.push(line.trim())
+    else if (/^\S/.test(line)) inScheduling = false
+  }
+  return { errorReasons, schedulingInfo }
+}
+
+/** The scheduler's reason for a waiting job, when it collects one (`schedd_job_info true`). */
+export const pendingReason = (details: JobDetails): string | undefined => {
+  const line = details.schedulingInfo.find((l) => !/Collecting of scheduler job information is turned off|There are no messages available/i.test(l))
+  return line?.replace(/\s+/g, " ").slice(0, 300)
+}
+
+/** Records of `qacct -j <id>`, oldest first, each a map of field to value. */
+export const parseQacct = (text: string): Array<Record<string, string>> => {
+  const records: Array<Record<string, string>> = []
+  let current: Record<string, string> | undefined
+  for (const line of text.split("\n")) {
+    if (/^=+\s*$/.test(line)) {
+      current = {}
+      records.push(current)
+      continue
+    }
+    const m = /^(\w+)\s+(.*)$/.exec(line)
+    if (m !== null && current !== undefined) current[m[1]!] = m[2]!.trim()
+  }
+  return records
+}
+
+const UNITS: Record<string, number> = { "": 1, k: 1e3, K: 1024, m: 1e6, M: 1024 ** 2, g: 1e9, G: 1024 ** 3, t: 1e12, T: 1024 ** 4 }
+
+/** A memory value as Grid Engine writes it (`3.461MB` in qacct, `50M` or `2G` in a request) in bytes. */
+export const memoryBytes = (text: string | undefined): number | undefined => {
+  const m = /^([\d.]+)\s*([kKmMgGtT]?)B?$/.exec((text ?? "").trim())
+  if (m === null) return undefined
+  const n = Number(m[1])
+  // qacct prints binary units in upper case (`MB`); a request's lower case are decimal
+  return Number.isFinite(n) ? n * (UNITS[m[2]!] ?? 1) : undefined
+}
+
+/** The `-l` requests of a qacct `category` (`-l gpu=1,h_rt=3 -q all.q`), by name. */
+export const categoryRequests = (category: string | undefined): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const m of (category ?? "").matchAll(/(?:^|\s)-l\s+(\S+)/g)) {
+    for (const part of m[1]!.split(",")) {
+      const [k, v] = part.split("=")
+      if (k !== undefined && v !== undefined) out[k] = v
+    }
+  }
+  return out
+}
+
+/** What a Grid Engine state (`qw`, `hqw`, `r`, `Eqw`, `dr`...) means for TREX. */
+export type Live =
+  | { readonly _tag: "Pending"; readonly reason?: string; readonly held?: boolean }
+  | { readonly _tag: "Running" }
+  | { readonly _tag: "Error" }
+  | { readonly _tag: "Deleting" }
+
+/**
+ * Map the state letters of `qstat`: `E` error (the job will not run until an admin clears it),
+ * `d` being deleted, `s`/`S`/`T` suspended (by a user, its queue, or a load threshold), `r`/`t`
+ * running or being transferred to its host (`R`: restarted), `h` held, `qw` waiting.
+ */
+export const mapLive = (state: string): Live => {
+  const s = state.trim()
+  if (s.includes("E")) return { _tag: "Error" }
+  if (s.includes("d")) return { _tag: "Deleting" }
+  if (/[sST]/.test(s)) return { _tag: "Pending", reason: `suspended (${s})` }
+  // a hold on a job that runs (`hr`) matters only if it is rescheduled
+  if (/[rt]/.test(s)) return { _tag: "Running" }
+  if (s.includes("h")) return { _tag: "Pending", reason: `held (${s})`, held: true }
+  if (/w/.test(s)) return { _tag: "Pending" }
+  return { _tag: "Pending", reason: `Grid Engine state ${s}` }
+}
+
+/** How a job ended, from its accounting record. */
+export interface Ended {
+  readonly outcome: "Succeeded" | "Failed" | "Cancelled"
+  readonly failureKind?: Result.FailureKind
+  readonly exitCode?: number
+  readonly signal?: number
+  readonly message: string
+}
+
+/** Input of {@link mapAccounting}: a `qacct -j` record and whether TREX had asked to delete the job. */
+export interface AccountingInput {
+  readonly record: Record<string, string>
+  readonly cancelled: boolean
+}
+
+const SIGKILL = 9
+
+/**
+ * Map an accounting record onto an Exit. `failed` says whether Grid Engine ran the job to its
+ * end: 0 (the job's own exit status counts), 37 (qmaster enforced a limit: `h_rt` is a Timeout,
+ * `h_vmem` OOM), 100 (killed by a signal: SIGKILL from outside TREX reads as the OOM killer's, as on
+ * the local backend), others (it could not start or finish it: the machine's failure, Infra). An
+ * exit status of 137 is the job protocol's out-of-memory code; 128+N is a command killed by signal N.
+ */
+export const mapAccounting = (input: AccountingInput): Ended => {
+  const failedText = input.record.failed ?? "0"
+  const failed = Number(/^\d+/.exec(failedText)?.[0] ?? 0)
+  const exitStatus = /^\d+/.exec(input.record.exit_status ?? "")?.[0]
+  const code = exitStatus !== undefined ? Number(exitStatus) : undefined
+  const exit = code !== undefined ? { exitCode: code } : {}
+  const signal = code !== undefined && code > 128 && code < 160 ? code - 128 : undefined
+  if (input.cancelled && (failed === 100 || signal !== undefined)) {
+    return { outcome: "Cancelled", failureKind: "Cancelled", ...exit, ...(signal !== undefined ? { signal } : {}), message: "deleted with qdel" }
+  }
+  if (failed === 37) {
+    const requests = categoryRequests(input.record.category)
+    const limit = requests["h_rt"] ?? requests["s_rt"]
+    const wall = Number.parseFloat(input.record.ru_wallclock ?? "")
+    const vmemLimit = memoryBytes(requests["h_vmem"])
+    const maxvmem = memoryBytes(input.record.maxvmem)
+    const overMemory = vmemLimit !== undefined && maxvmem !== undefined && maxvmem >= vmemLimit * 0.9
+    if (overMemory || (limit === undefined && vmemLimit !== undefined)) {
+      return { outcome: "Failed", failureKind: "OOM", ...exit, message: `job killed at its memory limit (h_vmem=${requests["h_vmem"]}, maxvmem ${input.record.maxvmem ?? "unknown"})` }
+    }
+    return {
+      outcome: "Failed",
+      failureKind: "Timeout",
+      ...exit,
+      message: limit !== undefined ? `job reached its time limit (h_rt=${limit}${Number.isFinite(wall) ? `, ran ${wall} s` : ""})` : `job killed at a limit: ${failedText}`
+    }
+  }
+  if (failed === 100 || failed === 0) {
+    if (code === 137 && failed === 0) {
+      return { outcome: "Failed", failureKind: "OOM", exitCode: 137, message: "job exited with code 137: out of memory (the job's own report, or its command killed by SIGKILL)" }
+    }
+    if (signal === SIGKILL || (failed === 100 && code === undefined)) {
+      return { outcome: "Failed", failureKind: "OOM", ...exit, signal: SIGKILL, message: "job killed by SIGKILL: out of memory (the OOM killer), or killed from outside TREX" }
+    }
+    if (code === 0 && failed === 0) return { outcome: "Succeeded", exitCode: 0, message: "completed" }
+    if (signal !== undefined) return { outcome: "Failed", failureKind: "Crash", ...exit, signal, message: `job killed by signal ${signal} (exit status ${code})` }
+    return { outcome: "Failed", failureKind: "Crash", ...exit, message: `job exited with code ${code ?? "unknown"}` }
+  }
+  return {
+    outcome: "Failed",
+    failureKind: "Infra",
+    ...exit,
+    message: `Grid Engine could not run the job to its end (failed ${failedText}): see \`qacct -j ${input.record.jobnumber ?? "<id>"}\` and the execution host's messages file`
+  }
+}
+
+/**
+ * The record of our job among `qacct -j <id>`'s: job ids are reused (after 9,999,999, or a new
+ * qmaster spool), and the accounting file keeps them all; a rerun job has one record a run. The
+ * latest record with the job's name, else the latest.
+ */
+export const pickRecord = (records: ReadonlyArray<Record<string, string>>, name: string | undefined): Record<string, string> | undefined => {
+  const named = name !== undefined ? records.filter((r) => r.jobname === name) : records
+  return named.at(-1) ?? (name === undefined ? records.at(-1) : undefined)
+}
+
+/** Total slots of `qstat -g c` for `queues` (every cluster queue when none is named). */
+export const parseClusterQueues = (text: string, queues: ReadonlyArray<string> | undefined): number => {
+  let total = 0
+  for (const line of text.split("\n")) {
+    const cells = line.trim().split(/\s+/)
+    if (cells.length < 6 || cells[0] === "CLUSTER" || /^-+$/.test(cells[0]!)) continue
+    if (queues !== undefined && !queues.includes(cells[0]!)) continue
+    const n = Number(cells[5])
+    if (Number.isFinite(n)) total += n
+  }
+  return total
+}
+
+/** The value of complex `name` in a host's `complex_values` (`qconf -se <host>`), 0 when it has none. */
+export const hostComplex = (text: string, name: string): number => {
+  const line = /^complex_values\s+(.*(?:\n\s+.*)*)/m.exec(text)?.[1] ?? ""
+  for (const part of line.replace(/\\\n/g, "").split(/[,\s]+/)) {
+    const [k, v] = part.split("=")
+    if (k === name && v !== undefined) return Number.parseFloat(v) || 0
+  }
+  return 0
+}

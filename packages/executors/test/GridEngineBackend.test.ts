@@ -1,0 +1,543 @@
+// The Grid Engine backend against the real single-host Son of Grid Engine 8.1.9 that
+// scripts/services/start-gridengine.sh starts (qmaster + execd, queue all.q, consumable complex gpu=2),
+// plus the pure parts: the script, the parsing of qstat/qacct, the state and accounting mappings.
+import { execFileSync, spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Backend, TaskFile } from "@trex/core"
+import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { BackendConformance } from "@trex/core/testing"
+import { assertTooBig, BULKY_RESULT_SCRIPT } from "./support/bulkyResult.ts"
+import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
+import { eventually } from "./support/eventually.ts"
+import * as GridEngineBackend from "../src/GridEngineBackend.ts"
+import * as Script from "../src/internal/gridengineScript.ts"
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
+const workDir = fs.mkdtempSync("/tmp/trex-gridengine-test-")
+const run = `run-${Date.now().toString(36)}`
+const sgeRoot = process.env["SGE_ROOT"] ?? "/var/lib/gridengine"
+const sgeEnv = { ...process.env, SGE_ROOT: sgeRoot, SGE_CELL: process.env["SGE_CELL"] ?? "default" }
+const sge = (command: string, args: ReadonlyArray<string>) => execFileSync(command, args, { encoding: "utf8", env: sgeEnv })
+const script = (name: string) => path.join(repoRoot, "scripts/services", name)
+
+const startGridEngine = Effect.sync(() => {
+  execFileSync("bash", [script("start-gridengine.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
+})
+/** The qmaster stopped (an outage, a restart) by its pid file; `startGridEngine` brings it back. */
+const stopQmaster = Effect.sync(() => {
+  execFileSync("bash", ["-c", "f=/var/spool/gridengine/qmaster/qmaster.pid; p=$(cat $f); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done"], { timeout: 60_000 })
+})
+
+// sgeRoot: the test process's environment may lack SGE_ROOT, as a login shell over SSH often does
+const config: GridEngineBackend.Config = { workDir, pollIntervalMs: 300, sgeRoot }
+const TestLayer = Layer.unwrap(startGridEngine.pipe(Effect.as(GridEngineBackend.layer(config))))
+
+const spec = (node: string, body: string, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
+  name: `trex-${node}`,
+  argv: ["/bin/sh", "-c", body, "job"],
+  env: {},
+  files: [{ path: "strategy.json", content: JSON.stringify({ lr: 0.1 }) }],
+  resources: { gpus: 0, cpus: 1 },
+  labels: { run, node },
+  ...extra
+})
+
+const collect = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+  Stream.runCollect(backend.watch(ref)).pipe(Effect.map((c) => Array.from(c)))
+
+const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
+  const exits = events.filter((e): e is Backend.JobExit => e._tag === "Exit")
+  assert.strictEqual(exits.length, 1)
+  assert.strictEqual(events.at(-1), exits[0])
+  return exits[0]!
+}
+
+/** The job's state letters in qstat (`r`, `qw`, `hqw`...), "" once it has left. */
+const qstatState = (id: string) => /<state>([^<]*)<\/state>/.exec(sge("qstat", ["-xml"]).split("<job_list").find((b) => b.includes(`<JB_job_number>${id}</JB_job_number>`)) ?? "")?.[1] ?? ""
+
+const PWNED = `/tmp/trex-pwned-ge-${process.pid}`
+const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
+
+describe("renderScript", () => {
+  const input: Script.ScriptInput = {
+    jobName: "1 my job; rm -rf /",
+    labels: { run: "run,1=x", node: "n 7*" },
+    jobDir: "/shared/jobs/r/n",
+    envFile: "/shared/jobs/r/n/.trex-env",
+    argv: ["python", "train.py", "--name", "it's $(bad)"],
+    submittedAt: 1,
+    gpus: 2,
+    gpuResource: "gpu",
+    assignGpus: true,
+    gpuLockDir: "/tmp/trex-gpu-locks",
+    cpus: 4,
+    parallelEnvironment: "smp",
+    memoryMb: 16000,
+    memoryResource: "h_vmem",
+    timeLimitSeconds: 3600.5,
+    queue: "gpu.q",
+    project: "ml",
+    extraDirectives: ["-l arch=lx-amd64"]
+  }
+
+  it("writes every #$ option, the labels as job context, and per-slot memory", () => {
+    const s = Script.renderScript(input)
+    for (const d of [
+      "-N t1_my_job_rm_-rf_",
+      "-S /bin/sh",
+      "-wd /shared/jobs/r/n",
+      "-o /shared/jobs/r/n/gridengine.stdout.log",
+      "-e /shared/jobs/r/n/gridengine.stderr.log",
+      "-notify",
+      "-ac trex_run=run%2C1%3Dx,trex_node=n%207%2A,trex_dir=%2Fshared%2Fjobs%2Fr%2Fn",
+      "-pe smp 4",
+      "-l gpu=2,h_vmem=4000M,h_rt=3601",
+      "-q gpu.q",
+      "-P ml",
+      "-l arch=lx-amd64"
+    ]) assert.include(s, `#$ ${d}\n`)
+    assert.include(s, `python train.py --name 'it'\\''s $(bad)' &\n`)
+    assert.deepStrictEqual(Script.labelsOf({ trex_run: "run%2C1%3Dx", trex_node: "n%207%2A", trex_dir: "%2Fd" }), { labels: input.labels, jobDir: "/d" })
+    assert.isUndefined(Script.labelsOf({ other: "x" }))
+    // no parallel environment: one slot, the whole memory on it; no GPU lines without GPUs
+    const plain = Script.renderScript({ ...input, parallelEnvironment: undefined, gpus: 0, memoryResource: undefined })
+    assert.notInclude(plain, "-pe ")
+    assert.include(plain, "#$ -l h_rt=3601\n")
+    assert.notInclude(plain, "CUDA_VISIBLE_DEVICES")
+  })
+
+  it("refuses values that would break a #$ line", () => {
+    assert.throws(() => Script.renderScript({ ...input, queue: "gpu.q -P other" }))
+    assert.throws(() => Script.renderScript({ ...input, jobDir: "/shared/my jobs" }))
+    assert.throws(() => Script.renderScript({ ...input, extraDirectives: ["arch=x"] }))
+    assert.throws(() => Script.renderScript({ ...input, extraDirectives: ["-l a=$(id)"] }))
+  })
+
+  it("runs the hostile argv as one word each, and the job's record is JSON", () => {
+    const dir = fs.mkdtempSync("/tmp/trex-ge-script-")
+    const hostile = "it's $(touch " + PWNED + ") `id` \"q\" ; *"
+    fs.writeFileSync(path.join(dir, ".trex-env"), "export PLAIN='x y'\n")
+    const s = Script.renderScript({
+      ...input,
+      jobDir: dir,
+      envFile: path.join(dir, ".trex-env"),
+      gpus: 0,
+      argv: ["/bin/sh", "-c", "printf '<%s>' \"$1\" \"$PLAIN\"", "job", hostile]
+    })
+    const out = spawnSync("/bin/sh", ["-c", s], { encoding: "utf8", env: { ...process.env, JOB_ID: "42" } })
+    assert.strictEqual(out.stdout, `<${hostile}><x y>`)
+    assert.isFalse(fs.existsSync(PWNED))
+    const record = Script.parseRecord(fs.readFileSync(path.join(dir, Script.RECORD_FILE), "utf8"))
+    assert.deepStrictEqual(record, { id: "42", labels: input.labels, name: "t1_my_job_rm_-rf_", submittedAt: 1 })
+  })
+})
+
+describe("qstat, qacct and the mappings", () => {
+  it("parses qstat -xml, qstat -j and qacct -j", () => {
+    const xml = `<job_info><queue_info><job_list state="running"><JB_job_number>7</JB_job_number><JB_name>a</JB_name><state>r</state><slots>2</slots></job_list></queue_info>
+<job_info><job_list state="pending"><JB_job_number>8</JB_job_number><JB_name>b&amp;c</JB_name><state>Eqw</state><slots>1</slots></job_list></job_info></job_info>`
+    assert.deepStrictEqual([...Script.parseQstat(xml).values()], [{ id: "7", state: "r", name: "a", slots: 2 }, { id: "8", state: "Eqw", name: "b&c", slots: 1 }])
+    const details = Script.parseJobDetails([
+      "job_number:                 8",
+      "error reason          1:      12/05/2026 05:47:09 [0:23638]: error: can't chdir to /gone: No such file or directory",
+      "scheduling info:            (-l gpu=2) cannot run at host \"localhost\" because it offers only hc:gpu=0.000000",
+      "                            another line"
+    ].join("\n"))
+    assert.deepStrictEqual(details.errorReasons, ["can't chdir to /gone: No such file or directory"])
+    assert.strictEqual(Script.pendingReason(details), "(-l gpu=2) cannot run at host \"localhost\" because it offers only hc:gpu=0.000000")
+    assert.isUndefined(Script.pendingReason(Script.parseJobDetails("scheduling info:            (Collecting of scheduler job information is turned off)")))
+    const acct = Script.parseQacct("==============\njobname  old\nfailed   0\nexit_status 1\n==============\njobname  mine\nfailed       100 : assumedly after job\nexit_status  137                  (Killed)\nru_wallclock 2s\n")
+    assert.strictEqual(acct.length, 2)
+    assert.strictEqual(Script.pickRecord(acct, "mine")?.failed, "100 : assumedly after job")
+    assert.strictEqual(Script.pickRecord(acct, "old")?.exit_status, "1")
+    assert.isUndefined(Script.pickRecord(acct, "other"))
+    assert.deepStrictEqual(Script.categoryRequests("-l gpu=1,h_rt=3,h_vmem=50M -q all.q"), { gpu: "1", h_rt: "3", h_vmem: "50M" })
+    assert.strictEqual(Script.memoryBytes("3.5MB"), 3.5 * 1024 * 1024)
+    assert.strictEqual(Script.memoryBytes("50M"), 50 * 1024 * 1024)
+    assert.strictEqual(Script.hostComplex("hostname localhost\ncomplex_values        gpu=4,mem_free=2G\nuser_lists NONE", "gpu"), 4)
+    assert.strictEqual(Script.hostComplex("complex_values NONE", "gpu"), 0)
+    assert.strictEqual(Script.parseClusterQueues("CLUSTER QUEUE CQLOAD USED RES AVAIL TOTAL aoACDS cdsuE\n-----\nall.q 0.4 0 0 2 2 0 0\ngpu.q 0.1 1 0 3 4 0 0\n", undefined), 6)
+    assert.strictEqual(Script.parseClusterQueues("all.q 0.4 0 0 2 2 0 0\ngpu.q 0.1 1 0 3 4 0 0\n", ["gpu.q"]), 4)
+  })
+
+  it("maps every state letter", () => {
+    assert.deepStrictEqual(Script.mapLive("qw"), { _tag: "Pending" })
+    assert.deepStrictEqual(Script.mapLive("hqw"), { _tag: "Pending", reason: "held (hqw)", held: true })
+    assert.deepStrictEqual(Script.mapLive("hRwq"), { _tag: "Pending", reason: "held (hRwq)", held: true })
+    for (const s of ["r", "t", "Rr", "Rt", "hr"]) assert.deepStrictEqual(Script.mapLive(s), { _tag: "Running" }, s)
+    for (const s of ["s", "S", "T", "ts", "Rs"]) assert.strictEqual(Script.mapLive(s)._tag, "Pending", s)
+    for (const s of ["Eqw", "Ehqw", "EhRqw"]) assert.deepStrictEqual(Script.mapLive(s), { _tag: "Error" }, s)
+    for (const s of ["dr", "dt", "dRr"]) assert.deepStrictEqual(Script.mapLive(s), { _tag: "Deleting" }, s)
+  })
+
+  it("maps accounting records onto exits", () => {
+    const m = (record: Record<string, string>, cancelled = false) => Script.mapAccounting({ record, cancelled })
+    assert.include(m({ failed: "0", exit_status: "0" }), { outcome: "Succeeded", exitCode: 0 })
+    assert.include(m({ failed: "0", exit_status: "3" }), { outcome: "Failed", failureKind: "Crash", exitCode: 3 })
+    assert.include(m({ failed: "0", exit_status: "137 (Killed)" }), { outcome: "Failed", failureKind: "OOM", exitCode: 137 })
+    assert.include(m({ failed: "0", exit_status: "143" }), { outcome: "Failed", failureKind: "Crash", signal: 15 })
+    assert.include(m({ failed: "0", exit_status: "143" }, true), { outcome: "Cancelled", failureKind: "Cancelled" })
+    assert.include(m({ failed: "100 : assumedly after job", exit_status: "137" }), { outcome: "Failed", failureKind: "OOM", signal: 9 })
+    assert.include(m({ failed: "100 : assumedly after job", exit_status: "137" }, true), { outcome: "Cancelled" })
+    assert.include(m({ failed: "0", exit_status: "0" }, true), { outcome: "Succeeded" })
+    assert.include(m({ failed: "37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", exit_status: "137", category: "-l h_rt=1", ru_wallclock: "2s" }), { outcome: "Failed", failureKind: "Timeout" })
+    assert.include(m({ failed: "37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", exit_status: "137", category: "-l h_rt=60,h_vmem=100M", maxvmem: "99.5MB" }), { failureKind: "OOM" })
+    assert.include(m({ failed: "37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", exit_status: "137", category: "-l h_vmem=100M" }), { failureKind: "OOM" })
+    const infra = m({ failed: "26  : opening input/output file", exit_status: "0", jobnumber: "12" })
+    assert.include(infra, { outcome: "Failed", failureKind: "Infra" })
+    assert.include(infra.message, "qacct -j 12")
+  })
+})
+
+// Grid Engine enforces h_rt within a second or two and schedules every second here (start-gridengine.sh), so the
+// suite runs at its own pace; a SIGKILLed command exits 137 through the job script, read as OOM as on Local.
+layer(TestLayer, { timeout: 300_000, excludeTestServices: true, concurrent: true })("GridEngineBackend: the Backend conformance suite", (it) => {
+  const cases = BackendConformance.cases({
+    command: (_, s) => ({ argv: ["sh", s] }),
+    supportsOom: true,
+    fresh: GridEngineBackend.make(config),
+    timeScale: 1
+  })
+  for (const c of cases) it.effect(c.name, () => c.run, { timeout: 120_000 })
+})
+
+layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend on a real Grid Engine", (it) => {
+  it.effect("runs a job: files, env, secrets in a 0600 file only, hostile argv, metrics, logs, result.json, labels as context", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const hostile = "it's $(touch " + PWNED + ") `id` \"q\" ; *"
+      const body = [
+        "set -e",
+        "printf 'arg=%s\\n' \"$1\"",
+        "echo \"dir=$PWD job=$TREX_JOB_DIR plain=$PLAIN secret=${#API_TOKEN} cuda=${CUDA_VISIBLE_DEVICES:-none}\"",
+        "cat strategy.json; echo",
+        "echo 'TREX_METRIC {\"step\":1,\"split\":\"train\",\"name\":\"loss\",\"value\":0.5}'",
+        "echo 'TREX_PROGRESS {\"fraction\":0.5}'",
+        "echo '{\"step\":2,\"split\":\"eval\",\"name\":\"acc\",\"value\":0.75}' >> metrics.jsonl",
+        "echo oops >&2",
+        "sleep 1",
+        "echo '{\"metrics\":{\"acc\":0.75},\"primary\":0.75}' > result.json"
+      ].join("\n")
+      const ref = yield* backend.submit(spec("ok", body, {
+        argv: ["/bin/sh", "-c", body, "job", hostile],
+        env: { PLAIN: "hello world", API_TOKEN: Redacted.make("s3cr3t-value") }
+      }))
+      assert.strictEqual(ref.backend, "gridengine")
+      const jobDir = ref.data.jobDir as string
+      const shown = sge("qstat", ["-j", ref.id])
+      assert.include(shown, `${Script.CONTEXT.run}=${Script.encodeContext(run)},${Script.CONTEXT.node}=ok`)
+      assert.notInclude(shown, "s3cr3t")
+      const events = yield* collect(backend, ref)
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      assert.strictEqual(exit.exitCode, 0)
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 0.75 }, primary: 0.75 })
+      assert.isAtLeast(exit.wallSeconds, 1)
+      const logs = events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
+      assert.include(logs, `stdout:arg=${hostile}`)
+      assert.include(logs, `stdout:dir=${jobDir} job=${jobDir} plain=hello world secret=12 cuda=none`)
+      assert.include(logs, `stdout:{"lr":0.1}`)
+      assert.include(logs, "stderr:oops")
+      const metrics = events.flatMap((e) => (e._tag === "Metric" ? [e.point] : []))
+      assert.deepStrictEqual(metrics, [{ step: 1, split: "train", name: "loss", value: 0.5 }, { step: 2, split: "eval", name: "acc", value: 0.75 }])
+      assert.isTrue(events.some((e) => e._tag === "Progress" && e.fraction === 0.5))
+      assert.isTrue(events.some((e) => e._tag === "State" && e.state === "Running"))
+      assert.isFalse(fs.existsSync(PWNED))
+      assert.strictEqual(fs.statSync(path.join(jobDir, Script.ENV_FILE)).mode & 0o777, 0o600)
+      assert.notInclude(fs.readFileSync(path.join(jobDir, Script.SCRIPT_FILE), "utf8"), "s3cr3t")
+      assert.deepStrictEqual(Script.parseRecord(fs.readFileSync(path.join(jobDir, Script.RECORD_FILE), "utf8"))?.id, ref.id)
+      // a finished job's watch yields its Exit at once
+      assert.strictEqual(exitOf(yield* collect(backend, ref)).outcome, "Succeeded")
+    }))
+
+  it.effect("a result.json over 64 MB is not read: the exit says it is too big", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      assertTooBig(yield* Backend.run(backend, spec("bulky", BULKY_RESULT_SCRIPT)), false)
+    }))
+
+  it.effect("a log of tens of megabytes reaches a slow consumer in bounded chunks: every line in order, \\r as shown, the right tail", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("loud", ["sleep 2", ...loudScript, RESULT].join("\n")))
+      yield* checkLoudWatch(backend.watch(ref))
+    }))
+
+  it.effect("a job that filled its disk is Failed/Infra naming the line; one over its h_vmem is Failed/OOM", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const full = yield* Backend.run(backend, spec("disk-full", "echo 'OSError: [Errno 28] No space left on device' >&2; exit 1"))
+      assert.strictEqual(full.outcome, "Failed")
+      assert.strictEqual(full.failureKind, "Infra")
+      assert.include(full.message, "No space left on device")
+      // h_vmem is a ulimit on the job: the allocation fails inside it (Python's MemoryError, exit 1)
+      const oom = yield* Backend.run(backend, spec("h-vmem", "python3 -c 'x = bytearray(512 * 1024 * 1024)'", { resources: { gpus: 0, cpus: 1, memoryMb: 100 } }))
+      assert.strictEqual(oom.outcome, "Failed")
+      assert.strictEqual(oom.failureKind, "OOM", oom.message)
+      assert.include(oom.message, "h_vmem=100M")
+    }))
+
+  it.effect("schedules the gpu consumable: 2 GPUs named in CUDA_VISIBLE_DEVICES, counted, a second 2-GPU job waits with the scheduler's reason", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const gpu = (node: string, n: number) => spec(node, "echo \"cuda=$CUDA_VISIBLE_DEVICES\"; sleep 2", { resources: { gpus: n, cpus: 1 } })
+      const first = yield* backend.submit(gpu("gpu-a", 2))
+      const second = yield* backend.submit(gpu("gpu-b", 2))
+      const [a, b] = yield* Effect.all([collect(backend, first), collect(backend, second)], { concurrency: 2 })
+      for (const events of [a, b]) {
+        const exit = exitOf(events)
+        assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+        const cuda = events.flatMap((e) => (e._tag === "Log" && e.line.startsWith("cuda=") ? [e.line.slice(5)] : []))
+        assert.deepStrictEqual(cuda[0]!.split(",").sort(), ["0", "1"])
+        assert.isAtLeast(exit.wallSeconds, 2)
+        assert.strictEqual(exit.gpuSeconds, exit.wallSeconds * 2)
+      }
+      assert.include(sge("qacct", ["-j", first.id]), "gpu=2")
+      assert.isTrue(b.some((e) => e._tag === "State" && e.state === "Pending" && /gpu/.test(e.reason ?? "")), JSON.stringify(b.slice(0, 4)))
+      // two 1-GPU jobs at once get different devices
+      const [c, d] = yield* Effect.all([backend.submit(gpu("gpu-c", 1)), backend.submit(gpu("gpu-d", 1))])
+      const [ce, de] = yield* Effect.all([collect(backend, c), collect(backend, d)], { concurrency: 2 })
+      const device = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "Log" && e.line.startsWith("cuda=") ? [e.line.slice(5)] : []))[0]
+      assert.notStrictEqual(device(ce), device(de))
+      assert.sameMembers([device(ce), device(de)], ["0", "1"])
+    }))
+
+  it.effect("cancel is qdel with a grace: the job's SIGTERM handler runs, and the job ends Cancelled", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const body = "trap 'echo saving checkpoint; sleep 1; echo saved; exit 143' TERM; echo started; while :; do sleep 0.2; done"
+      const ref = yield* backend.submit(spec("cancel-grace", body))
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? backend.cancel(ref) : Effect.void)),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Cancelled", exit.message)
+      // without -notify and the script's relay, qdel's SIGKILL ends the job at once
+      assert.include(exit.logTail, "saved")
+      assert.isBelow(exit.wallSeconds, 10)
+    }))
+
+  it.effect("withdraw deletes a job only while it waits: a running one runs on", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const gpu = (node: string) => spec(node, "echo started; sleep 60", { resources: { gpus: 2, cpus: 1 } })
+      const first = yield* backend.submit(gpu("withdraw-a"))
+      const second = yield* backend.submit(gpu("withdraw-b"))
+      yield* eventually("the first job runs", () => qstatState(first.id) === "r", 30)
+      assert.strictEqual(qstatState(second.id), "qw")
+      assert.isFalse(yield* backend.withdraw!(first), "a running job is not withdrawn")
+      assert.strictEqual(qstatState(first.id), "r", "and keeps running, its hold released")
+      assert.isTrue(yield* backend.withdraw!(second), "a waiting job is")
+      assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Cancelled")
+      yield* backend.cancel(first)
+      assert.strictEqual((yield* Backend.awaitExit(backend, first)).outcome, "Cancelled")
+    }))
+
+  it.effect("a held job waits with its reason; one in error state (Eqw) fails with Grid Engine's reason and is deleted", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const blocker = yield* backend.submit(spec("eqw-blocker", "echo started; sleep 60", { resources: { gpus: 2, cpus: 1 } }))
+      yield* eventually("the blocker runs", () => qstatState(blocker.id) === "r", 30)
+      const ref = yield* backend.submit(spec("eqw", RESULT, { resources: { gpus: 2, cpus: 1 } }))
+      sge("qhold", [ref.id])
+      const states: Array<Backend.JobEvent> = []
+      const watching = yield* Effect.forkChild(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => states.push(e))), Stream.runCollect))
+      yield* eventually("the hold is reported", () => states.some((e) => e._tag === "State" && e.state === "Pending" && e.reason === "held (hqw)"), 30)
+      // the job directory gone from the execution host (an unmounted or unshared filesystem): the job cannot start
+      fs.rmSync(ref.data.jobDir as string, { recursive: true })
+      sge("qrls", [ref.id])
+      yield* backend.cancel(blocker)
+      const events = Array.from(yield* Fiber.join(watching))
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Infra")
+      assert.include(exit.message, "error state (Eqw)")
+      assert.include(exit.message, "can't chdir")
+      assert.include(exit.message, "deleted (qdel)")
+      // before the fix: the job stayed Eqw in the queue and the watch reported it pending for ever
+      yield* eventually("the job is deleted", () => qstatState(ref.id) === "", 30)
+    }))
+
+  it.effect("list(run) after a controller restart: a fresh instance finds running and finished jobs and reads a finished one from qacct", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const done = yield* backend.submit(spec("relist-done", RESULT))
+      assert.strictEqual((yield* Backend.awaitExit(backend, done)).outcome, "Succeeded")
+      const running = yield* backend.submit(spec("relist-running", "echo started; sleep 60"))
+      yield* eventually("the job runs", () => qstatState(running.id) === "r", 30)
+      const fresh = yield* GridEngineBackend.make(config)
+      const listed = yield* fresh.list(run)
+      const byNode = new Map(listed.map((j) => [j.labels.node, j]))
+      assert.strictEqual(byNode.get("relist-done")?.state, "Finished")
+      assert.strictEqual(byNode.get("relist-done")?.ref.id, done.id)
+      assert.strictEqual(byNode.get("relist-done")?.ref.data.jobDir, done.data.jobDir)
+      assert.strictEqual(byNode.get("relist-running")?.state, "Running")
+      assert.deepStrictEqual(yield* fresh.list(`${run}-other`), [])
+      const exit = yield* Backend.awaitExit(fresh, byNode.get("relist-done")!.ref)
+      assert.strictEqual(exit.outcome, "Succeeded")
+      assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
+      yield* fresh.cancel(byNode.get("relist-running")!.ref)
+      assert.strictEqual((yield* Backend.awaitExit(backend, running)).outcome, "Cancelled")
+    }).pipe(Effect.scoped))
+
+  it.effect("a job that left qstat with no accounting record fails after accountingWaitMs, naming qacct", () =>
+    Effect.gen(function*() {
+      const backend = yield* GridEngineBackend.make({ ...config, accountingWaitMs: 1000 })
+      const exit = yield* Backend.awaitExit(backend, { backend: "gridengine", id: "9999990", data: { jobDir: workDir } })
+      assert.strictEqual(exit.failureKind, "Infra")
+      assert.include(exit.message, "qacct -j 9999990")
+    }).pipe(Effect.scoped))
+
+  it.effect("reports capacity: the queue's slots, the 2 gpu of the host, and the trex jobs running", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const cap = yield* backend.capacity
+      assert.strictEqual(cap.gpus, Number(process.env["TREX_TEST_SGE_FAKE_GPUS"] ?? 2))
+      assert.isAtLeast(cap.slots, 1)
+      yield* eventually("no trex job runs", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
+      const ref = yield* backend.submit(spec("capacity", "sleep 60"))
+      yield* eventually("the running job counts as in use", Effect.map(backend.capacity, (c) => c.inUse === 1), 60)
+      yield* backend.cancel(ref)
+      yield* eventually("the cancelled job no longer counts", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
+    }))
+
+  it.effect("refuses job files outside the job directory, bad env names and a relative workDir", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const bad = yield* Effect.flip(backend.submit(spec("bad", "true", { files: [{ path: "../escape", content: "x" }] })))
+      assert.strictEqual(bad._tag, "BackendError")
+      const own = yield* Effect.flip(backend.submit(spec("bad", "true", { files: [{ path: Script.CANCEL_FILE, content: "x" }] })))
+      assert.include(own.message, Script.CANCEL_FILE)
+      const badEnv = yield* Effect.flip(backend.submit(spec("bad", "true", { env: { "A;B": "x" } })))
+      assert.include(badEnv.message, "A;B")
+      const relative = yield* Effect.flip(GridEngineBackend.make({ workDir: "jobs" }))
+      assert.include(relative.message, "absolute")
+    }).pipe(Effect.scoped))
+})
+
+/**
+ * The qmaster back, and the execution daemon restarted with it: an execd finds a restarted qmaster by itself only
+ * after about 30 s (its reconnect interval), while a restarted one registers at once and reports the jobs that ended
+ * meanwhile (a controlled shutdown leaves its jobs running).
+ */
+const restartGridEngine = Effect.andThen(
+  Effect.sync(() => {
+    execFileSync("bash", ["-c", "/usr/lib/gridengine/sge_qmaster; f=/var/spool/gridengine/execd/localhost/execd.pid; p=$(cat $f); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done"], { env: sgeEnv, timeout: 60_000 })
+  }),
+  startGridEngine
+)
+
+layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend when the qmaster stops", (it) => {
+  it.effect("waits for a stopped qmaster: a running job's watch, a submit and a list go on once it is back, one job each; past qmasterWaitMs a watch fails clearly", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const impatient = yield* GridEngineBackend.make({ ...config, qmasterWaitMs: 1500 })
+      const ref = yield* backend.submit(spec("qmaster-running", `echo started; sleep 3; ${RESULT}`))
+      const watching = yield* Effect.forkChild(collect(backend, ref))
+      yield* eventually("the job runs", () => qstatState(ref.id) === "r", 30)
+      yield* stopQmaster
+      // qsub cannot reach the qmaster: nothing was submitted, so the backend submits again once it answers
+      const submitting = yield* Effect.forkChild(backend.submit(spec("qmaster-submitted", RESULT)))
+      // what a resumed run reconciles its trials with: failing, it had them submitted again
+      const listing = yield* Effect.forkChild(backend.list(run))
+      const err = yield* Effect.flip(Backend.awaitExit(impatient, ref))
+      assert.strictEqual(err._tag, "BackendError")
+      assert.include(err.message, "did not answer")
+      assert.include(err.message, "(qmasterWaitMs)")
+      assert.include(err.message, "trex resume")
+      // the job runs to its end meanwhile; its execd reports it once the qmaster is back
+      yield* eventually("the job ran to its end while the qmaster was away", () => fs.existsSync(path.join(ref.data.jobDir as string, "result.json")), 30)
+      yield* Effect.sleep("2 seconds")
+      // before the fix, the watch failed at the first qstat that could not reach the qmaster
+      yield* restartGridEngine
+      const exit = exitOf(yield* Fiber.join(watching))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
+      assert.isAtLeast(exit.wallSeconds, 3)
+      assert.isTrue((yield* Fiber.join(listing)).some((j) => j.ref.id === ref.id), "the list waited for the qmaster")
+      const submitted = yield* Fiber.join(submitting)
+      assert.strictEqual((yield* Backend.awaitExit(backend, submitted)).outcome, "Succeeded")
+      const jobs = (yield* backend.list(run)).filter((j) => j.labels.node === "qmaster-submitted")
+      assert.deepStrictEqual(jobs.map((j) => j.ref.id), [submitted.id])
+    }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 120_000 })
+})
+
+describe("GridEngineBackend over SSH", () => {
+  it.live("runs the same logic over SSH (ssh2 exec + SFTP) as another user, SGE_ROOT from the config", () =>
+    Effect.gen(function*() {
+      yield* startGridEngine
+      execFileSync("bash", [script("start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
+      const keyDir = process.env["SSH_KEY_DIR"] ?? "/var/lib/trex-test-ssh"
+      const hostKey = fs.readFileSync(path.join(keyDir, "known_hosts"), "utf8").trim().split(/\s+/)[2]!
+      const remoteDir = fs.mkdtempSync("/tmp/trex-gridengine-ssh-")
+      fs.chmodSync(remoteDir, 0o777)
+      const backend = yield* GridEngineBackend.make({
+        workDir: remoteDir,
+        pollIntervalMs: 300,
+        sgeRoot,
+        ssh: {
+          host: "127.0.0.1",
+          port: Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222),
+          username: "sdktest",
+          privateKey: Redacted.make(fs.readFileSync(path.join(keyDir, "id_ed25519"), "utf8")),
+          hostKeySha256: createHash("sha256").update(Buffer.from(hostKey, "base64")).digest("base64")
+        }
+      })
+      const ref = yield* backend.submit(spec("ssh", "echo \"user=$(id -un) secret=$TOKEN\"; echo '{\"metrics\":{},\"primary\":1}' > result.json", {
+        env: { TOKEN: Redacted.make("t0k") }
+      }))
+      const jobDir = ref.data.jobDir as string
+      assert.strictEqual(fs.statSync(path.join(jobDir, Script.ENV_FILE)).uid, Number(execFileSync("id", ["-u", "sdktest"], { encoding: "utf8" })))
+      const exit = exitOf(yield* collect(backend, ref))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: {}, primary: 1 })
+      assert.include(exit.logTail, "user=sdktest secret=t0k")
+      assert.isTrue((yield* backend.list(run)).some((j) => j.ref.id === ref.id), "list over SSH sees the job (qstat as sdktest)")
+    }).pipe(Effect.scoped), { timeout: 300_000 })
+})
+
+describe("examples/backends/gridengine.task.yaml", () => {
+  it.effect("decodes through fromJson; errors name the field; the SSH key is only referenced", () =>
+    Effect.gen(function*() {
+      const { task } = yield* TaskFile.load(path.join(repoRoot, "examples/backends/gridengine.task.yaml"))
+      const section = (task.backend as { gridengine: Record<string, unknown> }).gridengine
+      const config = yield* GridEngineBackend.fromJson(section)
+      assert.deepInclude(config, { workDir: "/shared/trex-jobs", queue: "gpu.q", project: "ml-research", gpuResource: "gpu", parallelEnvironment: "smp" })
+      const s = Script.renderScript({
+        jobName: "t",
+        labels: { run: "r", node: "n" },
+        jobDir: `${config.workDir}/r/n`,
+        envFile: `${config.workDir}/r/n/.trex-env`,
+        argv: task.recipe!.command,
+        submittedAt: 0,
+        gpus: task.recipe!.resources.gpus,
+        gpuResource: config.gpuResource!,
+        assignGpus: true,
+        gpuLockDir: "/tmp/trex-gpu-locks",
+        cpus: task.recipe!.resources.cpus,
+        parallelEnvironment: config.parallelEnvironment,
+        memoryMb: task.recipe!.resources.memoryMb,
+        memoryResource: "h_vmem",
+        timeLimitSeconds: task.recipe!.resources.timeLimitSeconds,
+        queue: config.queue,
+        project: config.project,
+        extraDirectives: config.extraDirectives ?? []
+      })
+      for (const d of ["-l gpu=1,h_vmem=8192M,h_rt=7200", "-pe smp 8", "-q gpu.q", "-P ml-research"]) assert.include(s, `#$ ${d}\n`)
+      const noKey = yield* Effect.flip(GridEngineBackend.fromJson({ ...section, ssh: { host: "h", username: "u", privateKeyFile: "/nonexistent/key" } }))
+      assert.include(noKey.message, "/nonexistent/key")
+      const typo = yield* Effect.flip(GridEngineBackend.fromJson({ ...section, queu: "gpu.q" }))
+      assert.strictEqual(typo._tag, "InvalidInput")
+      assert.include(typo.message, "backend.gridengine.queu")
+      const wrong = yield* Effect.flip(GridEngineBackend.fromJson({ ...section, slots: 0 }))
+      assert.include(wrong.message, "backend.gridengine.slots")
+      const relative = yield* Effect.flip(GridEngineBackend.fromJson({ ...section, workDir: "jobs" }))
+      assert.include(relative.message, "workDir")
+    }))
+})
