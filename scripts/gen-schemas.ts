@@ -132,7 +132,7 @@ const descriptions: Record<string, string> = {
   "recipe.estimate.gpuSeconds": "Expected GPU-seconds: bounds what the first trials, started before any reported its cost, may spend of `budget.gpuHours` (without it, their time limit's worth, if they have a time limit).",
   "recipe.estimate.wallSeconds": "Expected wall-clock seconds, from start to end: under `budget.wallClockHours`, a trial starts only if this much time is left.",
   "recipe.estimate.dollars": "Expected dollars: bounds what the first trials, started before any reported its cost, may spend of `budget.dollars` (without it, their time limit's worth at `backend.pricing`, if they have a time limit).",
-  "backend": "Backend settings (free JSON, read by the chosen backend). Its `kind` (`local`, `simulator`, `docker`, `slurm`, `ssh` or `k8s`) is the backend a run of the task uses when `--backend` (or `backend` in `Trex.start`'s options) names none; without it, `local`. `backend.pricing` (`dollarsPerGpuHour`, `dollarsPerHour`, at least one) prices every trial's compute, whatever the backend, so that `budget.dollars` counts it."
+  "backend": "Backend settings (free JSON, read by the chosen backend). Its `kind` (`local`, `simulator`, `docker`, `slurm`, `gridengine`, `ssh` or `k8s`) is the backend a run of the task uses when `--backend` (or `backend` in `Trex.start`'s options) names none; without it, `local`. `backend.pricing` (`dollarsPerGpuHour`, `dollarsPerHour`, at least one) prices every trial's compute, whatever the backend, so that `budget.dollars` counts it."
 }
 
 const describe = (p: string, node: Node): string => {

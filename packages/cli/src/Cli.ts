@@ -150,7 +150,7 @@ const runCommand = Command.make(
     taskFile,
     backend: Flag.Literals("backend", Settings.BackendKind.literals).pipe(
       Flag.optional,
-      Flag.withDescription(`where jobs run: local processes, the simulator, Docker, Slurm, SSH or Kubernetes (default: the task file's backend.kind, else ${Settings.defaults.backend})`)
+      Flag.withDescription(`where jobs run: local processes, the simulator, Docker, Slurm, Grid Engine, SSH or Kubernetes (default: the task file's backend.kind, else ${Settings.defaults.backend})`)
     ),
     researcher: Flag.Literals("researcher", Settings.ResearcherKind.literals).pipe(defaulted(Settings.defaults.researcher, "who proposes strategies: the offline heuristic, a model, or a baseline")),
     executor: Flag.Literals("executor", Settings.ExecutorKind.literals).pipe(defaulted(Settings.defaults.executor, "who turns a strategy into a job: the task's recipe template, or a code agent")),

@@ -8,7 +8,7 @@
 import { Schema } from "effect"
 
 /** @since 0.1.0 @category schemas */
-export const BackendKind = Schema.Literals(["local", "simulator", "docker", "slurm", "ssh", "k8s"])
+export const BackendKind = Schema.Literals(["local", "simulator", "docker", "slurm", "gridengine", "ssh", "k8s"])
 /** @since 0.1.0 @category schemas */
 export const ResearcherKind = Schema.Literals(["heuristic", "claude", "random", "tpe"])
 /** @since 0.1.0 @category schemas */

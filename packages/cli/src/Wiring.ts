@@ -6,7 +6,7 @@
  */
 import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearcher, type Model, OpenAiModel, RandomResearcher, TemplateExecutor, TpeResearcher } from "@trex/agents"
 import { Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, Task, TaskFile } from "@trex/core"
-import { DockerBackend, KubernetesBackend, LocalBackend, Simulator, SlurmBackend, SshBackend } from "@trex/executors"
+import { DockerBackend, GridEngineBackend, KubernetesBackend, LocalBackend, Simulator, SlurmBackend, SshBackend } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
 import { Effect, Layer } from "effect"
 import * as BackendSettings from "./BackendSettings.ts"
@@ -111,6 +111,8 @@ const backendEngine = (
       return Layer.unwrap(Effect.map(BackendSettings.ssh(task.backend), SshBackend.layer))
     case "slurm":
       return Layer.unwrap(Effect.map(SlurmBackend.fromJson(BackendSettings.section(task.backend, "slurm")), SlurmBackend.layer))
+    case "gridengine":
+      return Layer.unwrap(Effect.map(GridEngineBackend.fromJson(BackendSettings.section(task.backend, "gridengine")), GridEngineBackend.layer))
     case "k8s":
       return Layer.unwrap(Effect.map(KubernetesBackend.fromJson(BackendSettings.section(task.backend, "k8s")), KubernetesBackend.layer))
   }
@@ -298,6 +300,9 @@ export const check = (settings: Settings, task: Task.Task): Effect.Effect<void, 
         break
       case "slurm":
         yield* SlurmBackend.fromJson(BackendSettings.section(task.backend, "slurm"))
+        break
+      case "gridengine":
+        yield* GridEngineBackend.fromJson(BackendSettings.section(task.backend, "gridengine"))
         break
       case "k8s": {
         const k8s = yield* KubernetesBackend.fromJson(BackendSettings.section(task.backend, "k8s"))

@@ -93,7 +93,7 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     const dir = tmp()
     const r = trex(["run", writeTask(dir, "t.yaml", "name: x\nobjective: y\nmetric: { name: a, direction: maximize }\nrecipe: { command: [echo] }\nbackend: { kind: simulater }\n"), "--out", dir])
     assert.strictEqual(r.status, 2)
-    assert.match(r.stderr, /backend\.kind in the task file is "simulater": use one of local, simulator, docker, slurm, ssh, k8s/)
+    assert.match(r.stderr, /backend\.kind in the task file is "simulater": use one of local, simulator, docker, slurm, gridengine, ssh, k8s/)
     assert.deepStrictEqual(fs.readdirSync(dir), ["t.yaml"], "no run directory")
   })
 
@@ -139,6 +139,9 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     const slurm = trex(["run", path.join(fixtures, "toy.task.yaml"), "--backend", "slurm", "--out", dir])
     assert.strictEqual(slurm.status, 2)
     assert.match(slurm.stderr, /invalid backend\.slurm settings:\n {2}backend\.slurm\.workDir: Missing key/)
+    const gridengine = trex(["run", path.join(fixtures, "toy.task.yaml"), "--backend", "gridengine", "--out", dir])
+    assert.strictEqual(gridengine.status, 2)
+    assert.match(gridengine.stderr, /invalid backend\.gridengine settings:\n {2}backend\.gridengine\.workDir: Missing key/)
     const docker = trex(["run", path.join(fixtures, "toy.task.yaml"), "--backend", "docker", "--out", dir])
     assert.strictEqual(docker.status, 2)
     assert.match(docker.stderr, /recipe\.image: the docker backend runs each trial in a container: name its image in recipe\.image or backend\.docker\.image/)
