@@ -5,7 +5,7 @@ export default defineConfig({
   ssr: { resolve: { conditions: ["@trex/source"] } },
   test: {
     include: ["packages/*/test/**/*.test.ts", "examples/**/test/**/*.test.ts", "test/**/*.test.ts"],
-    // starts Docker Engine, Podman, sshd and Slurm (idempotent; see the file)
+    // starts Docker Engine, Podman, sshd, Slurm and Grid Engine (idempotent; see the file)
     globalSetup: ["test/setup/services.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # start-all.sh — start the real engines the integration tests use: Docker, Podman (its Docker-compatible API),
-# sshd on 127.0.0.1:2222, Slurm.
+# sshd on 127.0.0.1:2222, Slurm, Grid Engine.
 # Packages are installed in one apt transaction first, then the services start in parallel; if one does not come
 # up, the script says which and prints the tail of its log, and exits non-zero. Writes the facts the tests read to
 # scripts/services/.env (KEY=value lines; tests also fall back to the same well-known defaults).
-# Usage: start-all.sh [docker|podman|sshd|slurm ...]     start all (default) or the named services
-#        start-all.sh stop [docker|podman|sshd|slurm ...]
+# Usage: start-all.sh [docker|podman|sshd|slurm|gridengine ...]     start all (default) or the named services
+#        start-all.sh stop [docker|podman|sshd|slurm|gridengine ...]
 # Needs root (CI: `sudo scripts/services/start-all.sh`). Everything listens on unix sockets or 127.0.0.1 only.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +22,7 @@ write_env() {
   curl -sf --max-time 2 --unix-socket /run/podman/podman.sock http://d/_ping 2>/dev/null | grep -q OK && up+=(podman)
   alive /run/sshd-sdktest-$ssh_port.pid && up+=(sshd)
   alive /run/slurm/slurmctld.pid && up+=(slurm)
+  alive /var/spool/gridengine/qmaster/qmaster.pid && up+=(gridengine)
   {
     echo "# written by scripts/services/start-all.sh on $(date -u +%FT%TZ): the services up then"
     echo "TREX_SERVICES=\"${up[*]}\""
@@ -38,6 +39,9 @@ write_env() {
               echo "TREX_TEST_SSH_KNOWN_HOSTS=$ssh_dir/known_hosts" ;;
         slurm) echo "TREX_TEST_SLURM_REST_URL=http://127.0.0.1:6820"
                echo "TREX_TEST_SLURM_FAKE_GPUS=${SLURM_FAKE_GPUS:-2}" ;;
+        gridengine) echo "SGE_ROOT=/var/lib/gridengine"
+                    echo "SGE_CELL=default"
+                    echo "TREX_TEST_SGE_FAKE_GPUS=${SGE_FAKE_GPUS:-2}" ;;
       esac
     done
   } > "$here/.env"
@@ -45,9 +49,9 @@ write_env() {
 
 action=start
 if [ "${1:-}" = stop ]; then action=stop; shift; fi
-services=("$@"); [ ${#services[@]} -eq 0 ] && services=(docker podman sshd slurm)
+services=("$@"); [ ${#services[@]} -eq 0 ] && services=(docker podman sshd slurm gridengine)
 for s in "${services[@]}"; do
-  case "$s" in docker|podman|sshd|slurm) ;; *) log "unknown service '$s' (docker, podman, sshd or slurm)"; exit 2 ;; esac
+  case "$s" in docker|podman|sshd|slurm|gridengine) ;; *) log "unknown service '$s' (docker, podman, sshd, slurm or gridengine)"; exit 2 ;; esac
 done
 [ "$(id -u)" = 0 ] || { log "must run as root (sudo $0)"; exit 2; }
 
@@ -68,6 +72,9 @@ for s in "${services[@]}"; do
     slurm) pkgs="$pkgs munge slurm-wlm slurmctld slurmd slurm-client"
            [ "${SLURM_ACCOUNTING:-1}" = 1 ] && pkgs="$pkgs slurmdbd mariadb-server"
            [ "${SLURM_REST:-1}" = 1 ] && pkgs="$pkgs slurmrestd slurm-wlm-jwt-plugin curl" ;;
+    # its packages' postinst asks debconf for the cell and the qmaster host: answered before the transaction
+    gridengine) "$here/start-gridengine.sh" preseed || { log "gridengine: debconf preseed failed"; exit 1; }
+                pkgs="$pkgs gridengine-master gridengine-exec gridengine-client" ;;
   esac
 done
 t0=$(date +%s)

@@ -1,5 +1,5 @@
 // Vitest global setup: start the real engines the integration tests use (Docker Engine, Podman's Docker-compatible
-// API, sshd on 127.0.0.1:2222, a single-node Slurm cluster) with scripts/services/start-all.sh, so that `npm test` on a fresh machine runs the
+// API, sshd on 127.0.0.1:2222, a single-node Slurm cluster, a single-host Grid Engine cluster) with scripts/services/start-all.sh, so that `npm test` on a fresh machine runs the
 // whole suite, as CI does. (Chromium for the report tests is installed by their own support,
 // packages/cli/test/support/browser.ts, when it is missing.) The script is idempotent: with everything up it takes
 // about 2 s. It needs root or passwordless sudo (it installs Debian packages). When it cannot run, the suite still
@@ -19,12 +19,12 @@ export default function setup(): void {
   const r = spawnSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" })
   const seconds = (Date.now() - started) / 1000
   if (r.status === 0) {
-    if (seconds > 5) process.stderr.write(`[test setup] Docker Engine, Podman, sshd and Slurm ready (${seconds.toFixed(1)} s)\n`)
+    if (seconds > 5) process.stderr.write(`[test setup] Docker Engine, Podman, sshd, Slurm and Grid Engine ready (${seconds.toFixed(1)} s)\n`)
     return
   }
   const tail = (r.stderr ?? String(r.error ?? "")).trim().split("\n").slice(-12).join("\n")
   process.stderr.write(
     `[test setup] ${root ? "" : "sudo -n "}bash ${START_ALL} failed (exit ${r.status ?? r.error}):\n${tail}\n` +
-      `[test setup] the tests that need Docker, Podman, sshd or Slurm will fail; run \`sudo bash ${START_ALL}\` and try again\n`
+      `[test setup] the tests that need Docker, Podman, sshd, Slurm or Grid Engine will fail; run \`sudo bash ${START_ALL}\` and try again\n`
   )
 }
