@@ -170,8 +170,10 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
     // A qmaster that could not be reached (stopped, restarting) received nothing: submit again once
     // it answers. (A timeout after the request went out is not retried: it may have been submitted.)
     const out = yield* waitForQmaster(`submitting ${spec.labels.node}`, ge.run("qsub", ["-terse", `${jobDir}/${Script.SCRIPT_FILE}`]), Query.isConnectFailure)
-    const id = /^\s*(\d+)/.exec(out)?.[1]
-    if (id === undefined) return yield* fail("submit", `qsub printed no job id: ${JSON.stringify(out.slice(0, 200))}`, true)
+    // -terse prints the id on a line of its own, after any warnings (an option given twice, a site default overridden)
+    const id = out.split("\n").map((l) => /^(\d+)(?:\.\d+-\d+:\d+)?$/.exec(l.trim())?.[1]).findLast((x) => x !== undefined)
+    // not retried: qsub succeeded, so a job may exist
+    if (id === undefined) return yield* fail("submit", `qsub -terse printed no job id (a job may have been submitted: check \`qstat\`): ${JSON.stringify(out.slice(0, 300))}`)
     // The job writes the same record when it starts; this one covers a job that never starts.
     yield* runner.writeFile(`${jobDir}/${Script.RECORD_FILE}`, `${Script.recordPrefix}${id}${Script.recordSuffix(input)}\n`, 0o644).pipe(
       Effect.catch((e) => Effect.logWarning(`gridengine: job ${id}: ${e.message} (its record is written by the job when it starts)`))
@@ -240,7 +242,9 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             yield* Effect.logInfo(`gridengine: job ${ref.id}: the qmaster answered again after ${waited(downSince)}`)
             downSince = undefined
           }
-          const job = polled.success.get(ref.id)
+          const held = polled.success.get(ref.id)
+          // job ids are reused (after 9,999,999, or a new qmaster spool): another name is another job
+          const job = held !== undefined && (name === undefined || held.name === name) ? held : undefined
           if (job !== undefined) {
             goneSince = undefined
             const live = Script.mapLive(job.state)
@@ -393,6 +397,22 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   })
 
   const list = Effect.fn("GridEngineBackend.list")(function*(runLabel: string) {
+    // The job records in the run's directory (written by the backend after qsub, and by the job when
+    // it starts): the jobs the qmaster has forgotten, and when each job was submitted.
+    const runDir = `${config.workDir.replace(/\/$/, "")}/${pathSegment(runLabel)}`
+    const listed = yield* runner.exec("find", [runDir, "-mindepth", "2", "-maxdepth", "2", "-name", Script.RECORD_FILE, "-exec", "grep", "-H", "", "{}", "+"])
+    const records = new Map<string, { readonly record: NonNullable<ReturnType<typeof Script.parseRecord>>; readonly jobDir: string }>()
+    for (const line of listed.stdout.split("\n")) {
+      const at = line.lastIndexOf(`:${Script.recordPrefix}`)
+      if (at < 0) continue
+      const record = Script.parseRecord(line.slice(at + 1))
+      if (record === undefined || record.labels.run !== runLabel) continue
+      records.set(record.id, { record, jobDir: line.slice(0, at).slice(0, -(Script.RECORD_FILE.length + 1)) })
+    }
+    const submittedAt = (id: string) => {
+      const at = records.get(id)?.record.submittedAt
+      return at !== undefined ? { submittedAt: at } : {}
+    }
     const found = new Map<string, Backend.JobInfo>()
     // A run that resumes reconciles its trials with this list: one that failed would be submitted again.
     const live = yield* waitForQmaster(`listing the jobs of run ${runLabel}`, Query.qstat(ge), Query.isQmasterUnreachable)
@@ -403,25 +423,22 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
         const mine = Script.labelsOf(context)
         const job = live.get(id)
         if (mine === undefined || mine.labels.run !== runLabel || job === undefined) continue
-        const state = Script.mapLive(job.state)._tag === "Running" || Script.mapLive(job.state)._tag === "Deleting" ? "Running" : "Pending"
-        found.set(id, { ref: { backend: NAME, id, data: { ...(mine.jobDir !== undefined ? { jobDir: mine.jobDir } : {}), name: job.name } }, labels: mine.labels, state })
+        const tag = Script.mapLive(job.state)._tag
+        found.set(id, {
+          ref: { backend: NAME, id, data: { ...(mine.jobDir !== undefined ? { jobDir: mine.jobDir } : {}), name: job.name } },
+          labels: mine.labels,
+          state: tag === "Running" || tag === "Deleting" ? "Running" : "Pending",
+          ...submittedAt(id)
+        })
       }
     }
-    // Jobs the qmaster has forgotten: from the records in the run's directory (the job's record: its
-    // accounting is then read by watch).
-    const runDir = `${config.workDir.replace(/\/$/, "")}/${pathSegment(runLabel)}`
-    const records = yield* runner.exec("find", [runDir, "-mindepth", "2", "-maxdepth", "2", "-name", Script.RECORD_FILE, "-exec", "grep", "-H", "", "{}", "+"])
-    for (const line of records.stdout.split("\n")) {
-      const at = line.lastIndexOf(`:${Script.recordPrefix}`)
-      if (at < 0) continue
-      const record = Script.parseRecord(line.slice(at + 1))
-      if (record === undefined || record.labels.run !== runLabel || found.has(record.id)) continue
-      const jobDir = line.slice(0, at).replace(new RegExp(`/${Script.RECORD_FILE.replace(".", "\\.")}$`), "")
-      found.set(record.id, {
-        ref: { backend: NAME, id: record.id, data: { jobDir, ...(record.name !== undefined ? { name: record.name } : {}) } },
+    for (const [id, { record, jobDir }] of records) {
+      if (found.has(id)) continue
+      found.set(id, {
+        ref: { backend: NAME, id, data: { jobDir, ...(record.name !== undefined ? { name: record.name } : {}) } },
         labels: record.labels,
         state: "Finished",
-        ...(record.submittedAt !== undefined ? { submittedAt: record.submittedAt } : {})
+        ...submittedAt(id)
       })
     }
     return [...found.values()]

@@ -378,12 +378,23 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.strictEqual(byNode.get("relist-done")?.ref.id, done.id)
       assert.strictEqual(byNode.get("relist-done")?.ref.data.jobDir, done.data.jobDir)
       assert.strictEqual(byNode.get("relist-running")?.state, "Running")
+      // of a node's jobs, a resumed run follows the one submitted last
+      assert.isAtLeast(byNode.get("relist-running")?.submittedAt ?? 0, byNode.get("relist-done")?.submittedAt ?? Infinity)
       assert.deepStrictEqual(yield* fresh.list(`${run}-other`), [])
       const exit = yield* Backend.awaitExit(fresh, byNode.get("relist-done")!.ref)
       assert.strictEqual(exit.outcome, "Succeeded")
       assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
       yield* fresh.cancel(byNode.get("relist-running")!.ref)
       assert.strictEqual((yield* Backend.awaitExit(backend, running)).outcome, "Cancelled")
+    }).pipe(Effect.scoped))
+
+  it.effect("a qsub that prints a warning before the job id (an option set twice) submits one job and follows it", () =>
+    Effect.gen(function*() {
+      const backend = yield* GridEngineBackend.make({ ...config, extraDirectives: ["-j n"] })
+      // before the fix: "qsub printed no job id" for a job that was queued, so a retry submitted a second one
+      const exit = yield* Backend.run(backend, spec("qsub-warns", RESULT))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.strictEqual((yield* backend.list(run)).filter((j) => j.labels.node === "qsub-warns").length, 1)
     }).pipe(Effect.scoped))
 
   it.effect("a job that left qstat with no accounting record fails after accountingWaitMs, naming qacct", () =>
