@@ -14,7 +14,7 @@ import { Effect, Layer, Queue, Redacted, Result, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Runner from "./internal/commandRunner.ts"
-import { follower, readNew, signalName } from "./internal/followFile.ts"
+import { jobOutput, signalName } from "./internal/followFile.ts"
 import * as Query from "./internal/gridengineQuery.ts"
 import * as Script from "./internal/gridengineScript.ts"
 import { isEnvName, isSafeRelativePath, pathSegment, renderEnvFile } from "./internal/shell.ts"
@@ -194,31 +194,15 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
         const gpusAsked = typeof ref.data.gpus === "number" ? ref.data.gpus : 0
         const name = typeof ref.data.name === "string" ? ref.data.name : undefined
         const tail = new JobProtocol.Tail()
-        const stdout = follower(`${jobDir}/${Script.STDOUT_FILE}`)
-        const stderr = follower(`${jobDir}/${Script.STDERR_FILE}`)
-        const metrics = follower(`${jobDir}/${JobProtocol.METRICS_FILE}`)
         let last = ""
         // Set while re-reading the output of a job that ended before this watch began: fill the tail, emit nothing.
         let silent = false
         const emit = (e: Backend.JobEvent) => (silent && e._tag !== "Exit" ? Effect.void : Queue.offer(queue, e))
-        const drain = (final: boolean) =>
-          Effect.gen(function*() {
-            yield* readNew(runner, stdout, final, (lines) =>
-              Effect.forEach(lines, (line) => {
-                tail.push(line)
-                return emit(JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line })
-              }, { discard: true }))
-            yield* readNew(runner, stderr, final, (lines) =>
-              Effect.forEach(lines, (line) => {
-                tail.push(line)
-                return emit({ _tag: "Log", stream: "stderr", line })
-              }, { discard: true }))
-            yield* readNew(runner, metrics, final, (lines) =>
-              Effect.forEach(lines, (line) => {
-                const point = JobProtocol.parseMetricsFileLine(line)
-                return point !== undefined ? emit({ _tag: "Metric", point }) : Effect.void
-              }, { discard: true }))
-          })
+        const drain = jobOutput(runner, {
+          stdout: `${jobDir}/${Script.STDOUT_FILE}`,
+          stderr: `${jobDir}/${Script.STDERR_FILE}`,
+          metrics: `${jobDir}/${JobProtocol.METRICS_FILE}`
+        }, tail, emit)
         const end = (exit: Backend.JobExit) => Effect.andThen(emit(exit), Queue.end(queue))
         let first = true
         // Set while the qmaster does not answer: the job is left running and polled again.
@@ -256,7 +240,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
               yield* drain(true)
               silent = false
               const reasons = why?.errorReasons.join("; ") || "qstat -j gives no reason"
-              return yield* end(Backend.noSpaceExit({
+              return yield* end({
                 _tag: "Exit",
                 outcome: "Failed",
                 failureKind: "Infra",
@@ -266,7 +250,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
                 logTail: tail.get(),
                 wallSeconds: 0,
                 gpuSeconds: 0
-              }, tail.get().some((l) => /No space left|Disk quota/i.test(l)) ? `the disk of ${jobDir} was full` : undefined))
+              })
             }
             if (live._tag !== "Deleting") {
               let reason = live._tag === "Pending" ? live.reason : undefined
@@ -290,7 +274,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
           const acct = yield* Query.qacct(ge, ref.id, name)
           if (acct.record === undefined) {
             // Grid Engine creates the output file when the job starts: a job deleted before it started has no accounting record
-            const started = (yield* runner.readFrom(stdout.file, 0, 0)) !== undefined
+            const started = (yield* runner.readFrom(`${jobDir}/${Script.STDOUT_FILE}`, 0, 0)) !== undefined
             if (!started && (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined) {
               return yield* end({ _tag: "Exit", outcome: "Cancelled", failureKind: "Cancelled", message: `Grid Engine job ${ref.id}: deleted with qdel before it started`, logTail: [], wallSeconds: 0, gpuSeconds: 0 })
             }

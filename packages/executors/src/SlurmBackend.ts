@@ -14,7 +14,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Query from "./internal/slurmQuery.ts"
 import * as Runner from "./internal/commandRunner.ts"
-import { follower, readNew, signalName } from "./internal/followFile.ts"
+import { jobOutput, signalName } from "./internal/followFile.ts"
 import { pathSegment } from "./internal/shell.ts"
 import * as Script from "./internal/slurmScript.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
@@ -224,33 +224,17 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
         if (jobDir === undefined) return yield* fail("watch", `job ref ${ref.id} has no jobDir`)
         const gpusAsked = typeof ref.data.gpus === "number" ? ref.data.gpus : 0
         const tail = new JobProtocol.Tail()
-        const stdout = follower(`${jobDir}/${Script.STDOUT_FILE}`)
-        const stderr = follower(`${jobDir}/${Script.STDERR_FILE}`)
-        const metrics = follower(`${jobDir}/${JobProtocol.METRICS_FILE}`)
         let requeues = 0
         let ran = false
         let last = ""
         // Set while re-reading the output of a job that ended before this watch began: fill the tail, emit nothing.
         let silent = false
         const emit = (e: Backend.JobEvent) => (silent && e._tag !== "Exit" ? Effect.void : Queue.offer(queue, e))
-        const drain = (final: boolean) =>
-          Effect.gen(function*() {
-            yield* readNew(runner, stdout, final, (lines) =>
-              Effect.forEach(lines, (line) => {
-                tail.push(line)
-                return emit(JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line })
-              }, { discard: true }))
-            yield* readNew(runner, stderr, final, (lines) =>
-              Effect.forEach(lines, (line) => {
-                tail.push(line)
-                return emit({ _tag: "Log", stream: "stderr", line })
-              }, { discard: true }))
-            yield* readNew(runner, metrics, final, (lines) =>
-              Effect.forEach(lines, (line) => {
-                const point = JobProtocol.parseMetricsFileLine(line)
-                return point !== undefined ? emit({ _tag: "Metric", point }) : Effect.void
-              }, { discard: true }))
-          })
+        const drain = jobOutput(runner, {
+          stdout: `${jobDir}/${Script.STDOUT_FILE}`,
+          stderr: `${jobDir}/${Script.STDERR_FILE}`,
+          metrics: `${jobDir}/${JobProtocol.METRICS_FILE}`
+        }, tail, emit)
         let first = true
         // Set while Slurm does not answer (slurmctld, or slurmdbd for a job only accounting knows):
         // the job is left running and polled again.

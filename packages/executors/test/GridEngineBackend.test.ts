@@ -7,13 +7,14 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Backend, TaskFile } from "@trex/core"
+import { Backend, Errors, TaskFile } from "@trex/core"
 import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { BackendConformance } from "@trex/core/testing"
 import { assertTooBig, BULKY_RESULT_SCRIPT } from "./support/bulkyResult.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import { eventually } from "./support/eventually.ts"
 import * as GridEngineBackend from "../src/GridEngineBackend.ts"
+import * as Query from "../src/internal/gridengineQuery.ts"
 import * as Script from "../src/internal/gridengineScript.ts"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
@@ -162,6 +163,17 @@ describe("qstat, qacct and the mappings", () => {
     assert.strictEqual(Script.hostComplex("complex_values NONE", "gpu"), 0)
     assert.strictEqual(Script.parseClusterQueues("CLUSTER QUEUE CQLOAD USED RES AVAIL TOTAL aoACDS cdsuE\n-----\nall.q 0.4 0 0 2 2 0 0\ngpu.q 0.1 1 0 3 4 0 0\n", undefined), 6)
     assert.strictEqual(Script.parseClusterQueues("all.q 0.4 0 0 2 2 0 0\ngpu.q 0.1 1 0 3 4 0 0\n", ["gpu.q"]), 4)
+  })
+
+  it("tells a qmaster that does not answer from one that refuses, and a qsub that sent nothing from one that may have", () => {
+    const e = (message: string) => new Errors.BackendError({ backend: "gridengine", operation: "qstat", message, retryable: true })
+    const down = "qstat -xml exited 1: error: commlib error: got select error (Connection refused) error: unable to send message to qmaster using port 6444 on host \"localhost\": got send error"
+    assert.isTrue(Query.isQmasterUnreachable(e(down)))
+    assert.isTrue(Query.isConnectFailure(e("qsub -terse x exited 1: Unable to run job: unable to send message to qmaster using port 6444 on host \"localhost\": got send error")))
+    assert.isFalse(Query.isConnectFailure(e("qsub -terse x exited 1: error: failed receiving gdi request response for mid=1 (got syncron message receive timeout error)")))
+    const refused = "qstat -xml exited 1: error: commlib error: access denied (client IP resolved to host name \"localhost\". This is not identical to clients host name \"vm\")"
+    assert.isFalse(Query.isQmasterUnreachable(e(refused)))
+    assert.isFalse(Query.isQmasterUnreachable(e("qstat -xml exited 1: denied: host \"n1\" is neither submit nor admin host")))
   })
 
   it("maps every state letter", () => {
@@ -464,7 +476,6 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.include(err.message, "trex resume")
       // the job runs to its end meanwhile; its execd reports it once the qmaster is back
       yield* eventually("the job ran to its end while the qmaster was away", () => fs.existsSync(path.join(ref.data.jobDir as string, "result.json")), 30)
-      yield* Effect.sleep("2 seconds")
       // before the fix, the watch failed at the first qstat that could not reach the qmaster
       yield* restartGridEngine
       const exit = exitOf(yield* Fiber.join(watching))

@@ -2,7 +2,7 @@
  * Following a job's files on a shared filesystem as they grow (its logs, `metrics.jsonl`), through a
  * {@link CommandRunner}: the batch backends (Slurm, Grid Engine) read each one a slice at a time.
  */
-import { JobProtocol } from "@trex/core"
+import { type Backend, JobProtocol } from "@trex/core"
 import { Effect } from "effect"
 import * as os from "node:os"
 import type { CommandRunner } from "./commandRunner.ts"
@@ -50,3 +50,38 @@ export const readNew = <E>(
     }
     if (final) yield* onLines(f.splitter.end())
   })
+
+/**
+ * The reader of a batch job's output in its directory: its stdout (job protocol lines become
+ * `Metric`/`Progress` events, others `Log`), its stderr (`Log`), both into `tail`, and its
+ * `metrics.jsonl` (`Metric`), each from where the last call stopped. `final`: the job has ended,
+ * so a last line without a newline counts too.
+ */
+export const jobOutput = (
+  runner: CommandRunner,
+  files: { readonly stdout: string; readonly stderr: string; readonly metrics: string },
+  tail: JobProtocol.Tail,
+  emit: (e: Backend.JobEvent) => Effect.Effect<unknown>
+) => {
+  const stdout = follower(files.stdout)
+  const stderr = follower(files.stderr)
+  const metrics = follower(files.metrics)
+  return (final: boolean) =>
+    Effect.gen(function*() {
+      yield* readNew(runner, stdout, final, (lines) =>
+        Effect.forEach(lines, (line) => {
+          tail.push(line)
+          return emit(JobProtocol.parseLine(line) ?? { _tag: "Log", stream: "stdout", line })
+        }, { discard: true }))
+      yield* readNew(runner, stderr, final, (lines) =>
+        Effect.forEach(lines, (line) => {
+          tail.push(line)
+          return emit({ _tag: "Log", stream: "stderr", line })
+        }, { discard: true }))
+      yield* readNew(runner, metrics, final, (lines) =>
+        Effect.forEach(lines, (line) => {
+          const point = JobProtocol.parseMetricsFileLine(line)
+          return point !== undefined ? emit({ _tag: "Metric", point }) : Effect.void
+        }, { discard: true }))
+    })
+}

@@ -54,7 +54,9 @@ export const client = (runner: CommandRunner, cell: Cell): Client => {
  * job's end.
  */
 export const isQmasterUnreachable = (e: Errors.BackendError): boolean =>
-  /unable to (contact|send message to) qmaster|commlib error|failed receiving gdi request|can't unpack gdi request|Connection refused/i.test(e.message)
+  /unable to (contact|send message to) qmaster|got select error|Connection refused|failed receiving gdi request|can't unpack gdi request/i.test(e.message) &&
+  // a host the qmaster refuses (not a submit host, a name it resolves otherwise) is a setting to fix, not an outage
+  !/access denied|denied: host/i.test(e.message)
 
 /**
  * Whether a `qsub` failed before its request reached the qmaster: nothing was submitted, so
