@@ -504,9 +504,11 @@ export const fromJson = Effect.fn("GridEngineBackend.fromJson")(function*(input:
   )
   if (!json.workDir.startsWith("/")) return yield* invalid(`backend.gridengine.workDir ${JSON.stringify(json.workDir)} must be an absolute path on a filesystem the execution hosts share`)
   const { ssh, ...rest } = json
-  if (ssh === undefined) return rest as Config
+  const config: Config = rest
+  if (ssh === undefined) return config
   const file = ssh.privateKeyFile.replace(/^~(?=\/|$)/, os.homedir())
   const key = yield* Effect.try({ try: () => fs.readFileSync(file, "utf8"), catch: (e) => invalid(`cannot read backend.gridengine.ssh.privateKeyFile ${file}: ${String(e)}`) })
   const { privateKeyFile: _, ...target } = ssh
-  return { ...rest, ssh: { ...target, privateKey: Redacted.make(key) } } as Config
+  const withSsh: Config = { ...config, ssh: { ...target, privateKey: Redacted.make(key) } }
+  return withSsh
 })

@@ -137,6 +137,44 @@ describe("renderScript", () => {
   })
 })
 
+describe("the job script's GPU claim", () => {
+  const claim = (locks: string, gpus: number, env: Record<string, string> = {}) => {
+    const dir = fs.mkdtempSync("/tmp/trex-ge-claim-")
+    fs.writeFileSync(path.join(dir, ".trex-env"), "")
+    const s = Script.renderScript({
+      jobName: "claim",
+      labels: { run: "r", node: "n" },
+      jobDir: dir,
+      envFile: path.join(dir, ".trex-env"),
+      argv: ["/bin/sh", "-c", "echo \"cuda=$CUDA_VISIBLE_DEVICES\""],
+      submittedAt: 0,
+      gpus,
+      gpuResource: "gpu",
+      assignGpus: true,
+      gpuLockDir: locks,
+      cpus: 1,
+      extraDirectives: []
+    })
+    // no nvidia-smi and no cell to ask: the host's device count falls back to the granted count
+    const { CUDA_VISIBLE_DEVICES: _, ...rest } = process.env
+    return spawnSync("/bin/sh", ["-c", s], { encoding: "utf8", env: { ...rest, PATH: "/usr/bin:/bin", SGE_ROOT: "/nonexistent", JOB_ID: "1", ...env } })
+  }
+
+  it("takes over a lock whose job is gone, refuses one whose job lives, and keeps what the site set", () => {
+    const locks = fs.mkdtempSync("/tmp/trex-ge-locks-")
+    fs.mkdirSync(path.join(locks, "gpu0"))
+    fs.writeFileSync(path.join(locks, "gpu0", "pid"), "999999999\n")
+    const stale = claim(locks, 1)
+    assert.strictEqual(stale.stdout, "cuda=0\n", stale.stderr)
+    fs.writeFileSync(path.join(locks, "gpu0", "pid"), `${process.pid}\n`)
+    const busy = claim(locks, 1)
+    assert.strictEqual(busy.status, Script.GPU_CLAIM_EXIT)
+    assert.include(busy.stderr, "trex: Grid Engine granted 1 gpu but only 0 of the 1 devices")
+    assert.strictEqual(claim(locks, 1, { CUDA_VISIBLE_DEVICES: "3" }).stdout, "cuda=3\n")
+    assert.strictEqual(claim(locks, 2, { SGE_HGR_gpu: "2 5" }).stdout, "cuda=2,5\n")
+  })
+})
+
 describe("qstat, qacct and the mappings", () => {
   it("parses qstat -xml, qstat -j and qacct -j", () => {
     const xml = `<job_info><queue_info><job_list state="running"><JB_job_number>7</JB_job_number><JB_name>a</JB_name><state>r</state><slots>2</slots></job_list></queue_info>
