@@ -61,6 +61,13 @@ export interface Config {
    * minutes): the qmaster writes the accounting file every `accounting_flush_time`.
    */
   readonly accountingWaitMs?: number
+  /**
+   * How long a job whose command has ended (its script wrote `trex-exit.json`) may still be listed
+   * running before its end is read from its directory (default 2 minutes): its execution daemon has
+   * not reported it (the execd or its host died), and the qmaster would list it running until that
+   * host is back.
+   */
+  readonly exitReportWaitMs?: number
   /** `SGE_ROOT` for the commands, when their environment lacks it (often so over SSH). */
   readonly sgeRoot?: string
   /** `SGE_CELL` (default `default` when `sgeRoot` is set). */
@@ -101,6 +108,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   const pollMs = config.pollIntervalMs ?? 2000
   const qmasterWaitMs = config.qmasterWaitMs ?? 30 * 60_000
   const accountingWaitMs = config.accountingWaitMs ?? 2 * 60_000
+  const exitReportWaitMs = config.exitReportWaitMs ?? 2 * 60_000
   const gpuResource = config.gpuResource ?? "gpu"
   const memoryResource = config.memoryResource === false ? undefined : config.memoryResource ?? "h_vmem"
   const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
@@ -132,7 +140,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
 
   const submit = Effect.fn("GridEngineBackend.submit")(function*(spec: Backend.JobSpec) {
     for (const f of spec.files) {
-      if (!isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE, Script.RECORD_FILE, Script.CANCEL_FILE].includes(f.path)) {
+      if (!isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE, Script.RECORD_FILE, Script.CANCEL_FILE, Script.EXIT_FILE].includes(f.path)) {
         return yield* fail("submit", `job file ${JSON.stringify(f.path)} must be a relative path inside the job directory, other than the backend's own files`)
       }
     }
@@ -204,11 +212,57 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
           metrics: `${jobDir}/${JobProtocol.METRICS_FILE}`
         }, tail, emit)
         const end = (exit: Backend.JobExit) => Effect.andThen(emit(exit), Queue.end(queue))
+        const exitFile = Effect.map(runner.readFrom(`${jobDir}/${Script.EXIT_FILE}`, 0, 4096), (bytes) =>
+          bytes instanceof Uint8Array ? Script.exitRecord(new TextDecoder().decode(bytes)) : undefined)
+        /** The job's Exit from its accounting record (or its script's exit record), with its output read to the end. */
+        const finish = (record: Record<string, string>, gpusRecorded: number | undefined, note: string) =>
+          Effect.gen(function*() {
+            const cancelled = (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined
+            const ended = Script.mapAccounting({ record, cancelled })
+            // A job that had ended before this watch began yields its Exit alone (its output only fills the tail).
+            silent = first
+            yield* drain(true)
+            silent = false
+            // one byte past the bound: all of them read means the file is too big
+            const resultBytes = yield* runner.readFrom(`${jobDir}/${JobProtocol.RESULT_FILE}`, 0, JobProtocol.MAX_RESULT_BYTES + 1)
+            const parsed = JobProtocol.parseResultBytes(resultBytes === "truncated" ? undefined : resultBytes)
+            const wall = Number.parseFloat(record.ru_wallclock ?? "")
+            const wallSeconds = Number.isFinite(wall) ? wall : 0
+            const requests = Script.categoryRequests(record.category)
+            const gpus = requests[gpuResource] !== undefined ? Number(requests[gpuResource]) || 0 : gpusRecorded ?? gpusAsked
+            const logTail = tail.get()
+            let failureKind = ended.failureKind
+            let message = `Grid Engine job ${ref.id}: ${ended.message}${note}`
+            const memoryLimit = memoryResource !== undefined ? requests[memoryResource] : undefined
+            if (failureKind === "Crash" && memoryLimit !== undefined && logTail.some((l) => MEMORY_ERROR.test(l))) {
+              // under h_vmem an allocation past the limit fails inside the job, which then dies of it
+              failureKind = "OOM"
+              message = `${message}: out of memory at its limit (${memoryResource}=${memoryLimit}): ${logTail.findLast((l) => MEMORY_ERROR.test(l))!.trim().slice(0, 200)}`
+            } else if (failureKind === "Crash" && ended.exitCode === Script.GPU_CLAIM_EXIT && logTail.some((l) => l.startsWith("trex: Grid Engine granted"))) {
+              failureKind = "Infra"
+              message = `${message}: ${logTail.findLast((l) => l.startsWith("trex: Grid Engine granted"))}`
+            }
+            // a job that filled its disk (its log says so) failed for the machine: Infra (the rule every backend shares)
+            return yield* end(Backend.noSpaceExit({
+              _tag: "Exit",
+              outcome: ended.outcome,
+              ...(failureKind !== undefined ? { failureKind } : {}),
+              ...(ended.exitCode !== undefined ? { exitCode: ended.exitCode } : {}),
+              ...(ended.signal !== undefined ? { signal: signalName(ended.signal) } : {}),
+              message,
+              ...parsed,
+              logTail,
+              wallSeconds,
+              gpuSeconds: wallSeconds * gpus
+            }))
+          })
         let first = true
         // Set while the qmaster does not answer: the job is left running and polled again.
         let downSince: number | undefined
         // Set while the job is in neither qstat nor the accounting file (written every accounting_flush_time).
         let goneSince: number | undefined
+        // Set while a job whose command has ended is still listed running.
+        let endedSince: number | undefined
         while (true) {
           const polled = yield* Effect.result(Query.qstat(ge))
           if (Result.isFailure(polled)) {
@@ -266,6 +320,14 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
                   : { _tag: "State", state: "Running" })
               }
             }
+            if (live._tag === "Running") {
+              const recorded = yield* exitFile
+              if (recorded === undefined) endedSince = undefined
+              else if (endedSince === undefined) endedSince = Date.now()
+              else if (Date.now() - endedSince >= exitReportWaitMs) {
+                return yield* finish(recorded.record, recorded.gpus, ` (read from ${Script.EXIT_FILE}: the job's command ended ${waited(endedSince)} ago, but Grid Engine still lists the job running, as its execution daemon has not reported it: check the host with \`qhost\` and \`qstat -j ${ref.id}\`)`)
+              }
+            }
             yield* drain(false)
             first = false
             yield* Effect.sleep(pollMs)
@@ -280,6 +342,10 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             }
             if (goneSince === undefined) goneSince = Date.now()
             else if (Date.now() - goneSince >= accountingWaitMs) {
+              const recorded = yield* exitFile
+              if (recorded !== undefined) {
+                return yield* finish(recorded.record, recorded.gpus, ` (read from ${Script.EXIT_FILE}: qacct has no record of it after ${waited(goneSince)}: ${acct.why})`)
+              }
               yield* drain(true)
               return yield* end({
                 _tag: "Exit",
@@ -298,45 +364,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             yield* Effect.sleep(pollMs)
             continue
           }
-          const record = acct.record
-          const cancelled = (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined
-          const ended = Script.mapAccounting({ record, cancelled })
-          // A job that had ended before this watch began yields its Exit alone (its output only fills the tail).
-          silent = first
-          yield* drain(true)
-          silent = false
-          // one byte past the bound: all of them read means the file is too big
-          const resultBytes = yield* runner.readFrom(`${jobDir}/${JobProtocol.RESULT_FILE}`, 0, JobProtocol.MAX_RESULT_BYTES + 1)
-          const parsed = JobProtocol.parseResultBytes(resultBytes === "truncated" ? undefined : resultBytes)
-          const wall = Number.parseFloat(record.ru_wallclock ?? "")
-          const wallSeconds = Number.isFinite(wall) ? wall : 0
-          const requests = Script.categoryRequests(record.category)
-          const gpus = requests[gpuResource] !== undefined ? Number(requests[gpuResource]) || 0 : gpusAsked
-          const logTail = tail.get()
-          let failureKind = ended.failureKind
-          let message = `Grid Engine job ${ref.id}: ${ended.message}`
-          const memoryLimit = memoryResource !== undefined ? requests[memoryResource] : undefined
-          if (failureKind === "Crash" && memoryLimit !== undefined && logTail.some((l) => MEMORY_ERROR.test(l))) {
-            // under h_vmem an allocation past the limit fails inside the job, which then dies of it
-            failureKind = "OOM"
-            message = `${message}: out of memory at its limit (${memoryResource}=${memoryLimit}): ${logTail.findLast((l) => MEMORY_ERROR.test(l))!.trim().slice(0, 200)}`
-          } else if (failureKind === "Crash" && ended.exitCode === Script.GPU_CLAIM_EXIT && logTail.some((l) => l.startsWith("trex: Grid Engine granted"))) {
-            failureKind = "Infra"
-            message = `${message}: ${logTail.findLast((l) => l.startsWith("trex: Grid Engine granted"))}`
-          }
-          // a job that filled its disk (its log says so) failed for the machine: Infra (the rule every backend shares)
-          return yield* end(Backend.noSpaceExit({
-            _tag: "Exit",
-            outcome: ended.outcome,
-            ...(failureKind !== undefined ? { failureKind } : {}),
-            ...(ended.exitCode !== undefined ? { exitCode: ended.exitCode } : {}),
-            ...(ended.signal !== undefined ? { signal: signalName(ended.signal) } : {}),
-            message,
-            ...parsed,
-            logTail,
-            wallSeconds,
-            gpuSeconds: wallSeconds * gpus
-          }))
+          return yield* finish(acct.record, undefined, "")
         }
       }).pipe(Effect.catch((e) => Queue.fail(queue, e))),
       // bounded: while the consumer is behind, the watch waits instead of reading more of the logs
@@ -473,6 +501,7 @@ export const ConfigJson = Schema.Struct({
   slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
   qmasterWaitMs: optional(PositiveMs),
   accountingWaitMs: optional(PositiveMs),
+  exitReportWaitMs: optional(PositiveMs),
   sgeRoot: optional(Str),
   sgeCell: optional(Str),
   ssh: optional(Schema.Struct({

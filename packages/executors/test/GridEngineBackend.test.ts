@@ -214,6 +214,12 @@ describe("qstat, qacct and the mappings", () => {
     assert.isFalse(Query.isQmasterUnreachable(e("qstat -xml exited 1: denied: host \"n1\" is neither submit nor admin host")))
   })
 
+  it("reads the job script's exit record as an accounting record", () => {
+    assert.deepStrictEqual(Script.exitRecord(`{"exitCode":3,"start":100,"end":107,"gpus":2}`), { record: { failed: "0", exit_status: "3", ru_wallclock: "7s" }, gpus: 2 })
+    assert.isUndefined(Script.exitRecord("{\"exitCode\":"))
+    assert.isUndefined(Script.exitRecord(`{"start":1}`))
+  })
+
   it("maps every state letter", () => {
     assert.deepStrictEqual(Script.mapLive("qw"), { _tag: "Pending" })
     assert.deepStrictEqual(Script.mapLive("hqw"), { _tag: "Pending", reason: "held (hqw)", held: true })
@@ -494,7 +500,27 @@ const restartGridEngine = Effect.andThen(
   startGridEngine
 )
 
-layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend when the qmaster stops", (it) => {
+layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend when Grid Engine's daemons stop", (it) => {
+  it.effect("ends a job whose execd died from its exit record: Grid Engine lists it running until the host is back", () =>
+    Effect.gen(function*() {
+      const backend = yield* GridEngineBackend.make({ ...config, exitReportWaitMs: 1500 })
+      const ref = yield* backend.submit(spec("execd-dead", `echo started; sleep 2; ${RESULT}; exit 3`, { resources: { gpus: 1, cpus: 1 } }))
+      yield* eventually("the job runs", () => qstatState(ref.id) === "r", 30)
+      // a host that crashed: its execd never reports the job's end
+      execFileSync("bash", ["-c", "p=$(cat /var/spool/gridengine/execd/localhost/execd.pid); kill -9 $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done"])
+      // before the fix, the watch followed a job listed running until the execd came back (here: never, the test timed out)
+      const exit = yield* Backend.awaitExit(backend, ref)
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.exitCode, 3, exit.message)
+      assert.include(exit.message, Script.EXIT_FILE)
+      assert.include(exit.message, "qhost")
+      assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
+      assert.isAtLeast(exit.wallSeconds, 2)
+      assert.strictEqual(exit.gpuSeconds, exit.wallSeconds)
+      assert.strictEqual(qstatState(ref.id), "r", "Grid Engine still lists it running")
+    }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 60_000 })
+
+
   it.effect("waits for a stopped qmaster: a running job's watch, a submit and a list go on once it is back, one job each; past qmasterWaitMs a watch fails clearly", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend

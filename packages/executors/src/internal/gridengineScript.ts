@@ -15,6 +15,12 @@ export const SCRIPT_FILE = "trex-job.sh"
 export const RECORD_FILE = "trex-job.json"
 /** Written before TREX deletes a job: a job killed by a signal after it was cancelled, not by the OOM killer. */
 export const CANCEL_FILE = ".trex-cancelled"
+/**
+ * Written by the job script when its command has ended (`{"exitCode", "start", "end", "gpus"}`, times in
+ * seconds): the end of a job whose execution daemon never reports it (a dead execd or host), or whose
+ * cluster keeps no accounting.
+ */
+export const EXIT_FILE = "trex-exit.json"
 
 /** The job context variables (`qsub -ac`) that carry a job's labels and directory. */
 export const CONTEXT = { run: "trex_run", node: "trex_node", dir: "trex_dir" } as const
@@ -179,6 +185,9 @@ export const renderScript = (input: ScriptInput): string => {
     ...d.map((x) => `#$ ${x}`),
     `# submitted by TREX for run ${JSON.stringify(input.labels.run)}, node ${JSON.stringify(input.labels.node)}`,
     `cd ${dir} || exit 97`,
+    // a job that Grid Engine runs again must not leave its last run's exit behind
+    `rm -f ${EXIT_FILE}`,
+    "trex_start=$(date +%s)",
     `TREX_JOB_DIR=${dir}`,
     "export TREX_JOB_DIR",
     // the job's own record, in case the controller stopped before it wrote it
@@ -190,6 +199,7 @@ export const renderScript = (input: ScriptInput): string => {
     "trex_child=$!",
     `trap 'trap "" TERM; kill -TERM 0 2>/dev/null' USR2 TERM`,
     `while :; do wait "$trex_child"; trex_code=$?; kill -0 "$trex_child" 2>/dev/null || break; done`,
+    `printf '{"exitCode":%s,"start":%s,"end":%s,"gpus":${Math.max(0, Math.ceil(input.gpus))}}\n' "$trex_code" "$trex_start" "$(date +%s)" > ${EXIT_FILE}`,
     `exit "$trex_code"`,
     ""
   ].join("\n")
@@ -320,6 +330,20 @@ export const categoryRequests = (category: string | undefined): Record<string, s
     }
   }
   return out
+}
+
+/** The job script's exit record as an accounting record (`failed 0`, its exit status, its run time); `undefined` for a file that is not one. */
+export const exitRecord = (text: string): { readonly record: Record<string, string>; readonly gpus: number } | undefined => {
+  try {
+    const r = JSON.parse(text) as Record<string, unknown>
+    if (typeof r.exitCode !== "number" || typeof r.start !== "number" || typeof r.end !== "number") return undefined
+    return {
+      record: { failed: "0", exit_status: String(r.exitCode), ru_wallclock: `${Math.max(0, r.end - r.start)}s` },
+      gpus: typeof r.gpus === "number" ? r.gpus : 0
+    }
+  } catch {
+    return undefined
+  }
 }
 
 /** What a Grid Engine state (`qw`, `hqw`, `r`, `Eqw`, `dr`...) means for TREX. */
