@@ -19,6 +19,7 @@ import * as Query from "./internal/gridengineQuery.ts"
 import * as Script from "./internal/gridengineScript.ts"
 import { isEnvName, isSafeRelativePath, pathSegment, renderEnvFile } from "./internal/shell.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
+import { waited, waitWhileDown } from "./internal/waitWhileDown.ts"
 
 /**
  * How to reach the cluster and what to ask of it.
@@ -111,7 +112,6 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   const exitReportWaitMs = config.exitReportWaitMs ?? 2 * 60_000
   const gpuResource = config.gpuResource ?? "gpu"
   const memoryResource = config.memoryResource === false ? undefined : config.memoryResource ?? "h_vmem"
-  const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
   const CHECK = "Check `qstat` and `qping -info <qmaster host> 6444 qmaster 1` on the submit host"
 
   /**
@@ -119,23 +119,13 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
    * qmaster not answering), with one warning, for up to `qmasterWaitMs`; then fail, naming what to check.
    */
   const waitForQmaster = <A>(what: string, effect: Effect.Effect<A, Errors.BackendError>, retryIf: (e: Errors.BackendError) => boolean) =>
-    Effect.gen(function*() {
-      const since = Date.now()
-      let warned = false
-      while (true) {
-        const tried = yield* Effect.result(effect)
-        if (Result.isSuccess(tried)) return tried.success
-        const e = tried.failure
-        if (!retryIf(e)) return yield* e
-        if (Date.now() - since >= qmasterWaitMs) {
-          return yield* fail(e.operation, `the Grid Engine qmaster did not answer for ${waited(since)} (qmasterWaitMs) while ${what}: ${e.message}. ${CHECK}`)
-        }
-        if (!warned) {
-          warned = true
-          yield* Effect.logWarning(`gridengine: the qmaster does not answer; ${what} again every ${pollMs / 1000} s, for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs): ${e.message}`)
-        }
-        yield* Effect.sleep(pollMs)
-      }
+    waitWhileDown({
+      effect,
+      retryIf,
+      pollMs,
+      waitMs: qmasterWaitMs,
+      warning: (e) => `gridengine: the qmaster does not answer; ${what} again every ${pollMs / 1000} s, for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs): ${e.message}`,
+      giveUp: (e, waited) => fail(e.operation, `the Grid Engine qmaster did not answer for ${waited} (qmasterWaitMs) while ${what}: ${e.message}. ${CHECK}`)
     })
 
   const submit = Effect.fn("GridEngineBackend.submit")(function*(spec: Backend.JobSpec) {

@@ -18,6 +18,7 @@ import { jobOutput, signalName } from "./internal/followFile.ts"
 import { pathSegment } from "./internal/shell.ts"
 import * as Script from "./internal/slurmScript.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
+import { waited, waitWhileDown } from "./internal/waitWhileDown.ts"
 
 /**
  * How to reach the cluster and what to ask of it.
@@ -109,29 +110,18 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
   const maxRequeues = config.maxRequeues ?? 2
   const pollMs = config.pollIntervalMs ?? 2000
   const controllerWaitMs = config.controllerWaitMs ?? 30 * 60_000
-  const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
   /**
    * Run `effect` again every `pollIntervalMs` while it fails with an error `retryIf` accepts (Slurm
    * not answering), with one warning, for up to `controllerWaitMs`; then fail, naming what to check.
    */
   const waitForController = <A>(what: string, effect: Effect.Effect<A, Errors.BackendError>, retryIf: (e: Errors.BackendError) => boolean) =>
-    Effect.gen(function*() {
-      const since = Date.now()
-      let warned = false
-      while (true) {
-        const tried = yield* Effect.result(effect)
-        if (Result.isSuccess(tried)) return tried.success
-        const e = tried.failure
-        if (!retryIf(e)) return yield* e
-        if (Date.now() - since >= controllerWaitMs) {
-          return yield* fail(e.operation, `Slurm did not answer for ${waited(since)} (controllerWaitMs) while ${what}: ${e.message}. Check \`scontrol ping\` and \`sacctmgr ping\` on the login node`, false)
-        }
-        if (!warned) {
-          warned = true
-          yield* Effect.logWarning(`slurm: Slurm does not answer; ${what} again every ${pollMs / 1000} s, for up to ${controllerWaitMs / 1000} s (controllerWaitMs): ${e.message}`)
-        }
-        yield* Effect.sleep(pollMs)
-      }
+    waitWhileDown({
+      effect,
+      retryIf,
+      pollMs,
+      waitMs: controllerWaitMs,
+      warning: (e) => `slurm: Slurm does not answer; ${what} again every ${pollMs / 1000} s, for up to ${controllerWaitMs / 1000} s (controllerWaitMs): ${e.message}`,
+      giveUp: (e, waited) => fail(e.operation, `Slurm did not answer for ${waited} (controllerWaitMs) while ${what}: ${e.message}. Check \`scontrol ping\` and \`sacctmgr ping\` on the login node`, false)
     })
   const run = (command: string, args: ReadonlyArray<string>) => Query.run(runner, command, args)
 
