@@ -228,6 +228,8 @@ describe("qstat, qacct and the mappings", () => {
     for (const s of ["s", "S", "T", "ts", "Rs"]) assert.strictEqual(Script.mapLive(s)._tag, "Pending", s)
     for (const s of ["Eqw", "Ehqw", "EhRqw"]) assert.deepStrictEqual(Script.mapLive(s), { _tag: "Error" }, s)
     for (const s of ["dr", "dt", "dRr"]) assert.deepStrictEqual(Script.mapLive(s), { _tag: "Deleting" }, s)
+    assert.deepStrictEqual(Script.mapLive("Rq"), { _tag: "Pending", reason: "rescheduled (Rq): Grid Engine runs the job again" })
+    assert.deepStrictEqual(Script.mapLive("zz"), { _tag: "Pending", reason: "Grid Engine state zz" })
   })
 
   it("maps accounting records onto exits", () => {

@@ -367,6 +367,8 @@ export const mapLive = (state: string): Live => {
   if (/[rt]/.test(s)) return { _tag: "Running" }
   if (s.includes("h")) return { _tag: "Pending", reason: `held (${s})`, held: true }
   if (/w/.test(s)) return { _tag: "Pending" }
+  // `Rq`: rescheduled (`qmod -rj`, its host failed), to run again once the last run is cleaned up
+  if (s.includes("R")) return { _tag: "Pending", reason: `rescheduled (${s}): Grid Engine runs the job again` }
   return { _tag: "Pending", reason: `Grid Engine state ${s}` }
 }
 
