@@ -259,7 +259,10 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             if (!Query.isQmasterUnreachable(polled.failure)) return yield* polled.failure
             if (downSince === undefined) {
               downSince = Date.now()
-              yield* Effect.logWarning(`gridengine: job ${ref.id}: the qmaster does not answer; the job is left running and its state polled again, for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs): ${polled.failure.message}`)
+              // told to the watch's consumer (the run journals it; `trex status` shows it), in the state last shown (a queued job waits on)
+              const reason = `the Grid Engine qmaster does not answer since ${new Date(downSince).toISOString().slice(11, 19)}Z (${polled.failure.message}); ` +
+                `the job is left be and its state polled again every ${pollMs / 1000} s for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs)`
+              yield* emit({ _tag: "State", state: last.startsWith("Pending") ? "Pending" : "Running", reason })
             } else if (Date.now() - downSince >= qmasterWaitMs) {
               return yield* fail("watch", `the Grid Engine qmaster did not answer for ${waited(downSince)} (qmasterWaitMs): job ${ref.id} may still be running. ${CHECK}; once it answers, \`trex resume\` the run to follow the job again`)
             }
@@ -267,8 +270,9 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             continue
           }
           if (downSince !== undefined) {
-            yield* Effect.logInfo(`gridengine: job ${ref.id}: the qmaster answered again after ${waited(downSince)}`)
             downSince = undefined
+            // the state it gives now is shown again, ending the outage told above
+            last = ""
           }
           const held = polled.success.get(ref.id)
           // job ids are reused (after 9,999,999, or a new qmaster spool): another name is another job

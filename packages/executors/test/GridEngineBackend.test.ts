@@ -544,10 +544,14 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       yield* eventually("the job ran to its end while the qmaster was away", () => fs.existsSync(path.join(ref.data.jobDir as string, "result.json")), 30)
       // before the fix, the watch failed at the first qstat that could not reach the qmaster
       yield* restartGridEngine
-      const exit = exitOf(yield* Fiber.join(watching))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
       assert.isAtLeast(exit.wallSeconds, 3)
+      // the outage was told (for `trex status`: the trial is unreachable, and why) once, in the state last shown
+      const told = events.filter((e) => e._tag === "State" && /^the Grid Engine qmaster does not answer since \d\d:\d\d:\d\dZ .*\(qmasterWaitMs\)$/.test(e.reason ?? ""))
+      assert.strictEqual(told.length, 1, JSON.stringify(events.filter((e) => e._tag === "State")))
       assert.isTrue((yield* Fiber.join(listing)).some((j) => j.ref.id === ref.id), "the list waited for the qmaster")
       const submitted = yield* Fiber.join(submitting)
       assert.strictEqual((yield* Backend.awaitExit(backend, submitted)).outcome, "Succeeded")
