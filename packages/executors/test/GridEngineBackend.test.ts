@@ -13,6 +13,7 @@ import { BackendConformance } from "@trex/core/testing"
 import { assertTooBig, BULKY_RESULT_SCRIPT } from "./support/bulkyResult.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import { eventually } from "./support/eventually.ts"
+import { collect, exitOf, specIn } from "./support/batchJobs.ts"
 import * as GridEngineBackend from "../src/GridEngineBackend.ts"
 import * as Query from "../src/internal/gridengineQuery.ts"
 import * as Script from "../src/internal/gridengineScript.ts"
@@ -37,25 +38,7 @@ const stopQmaster = Effect.sync(() => {
 const config: GridEngineBackend.Config = { workDir, pollIntervalMs: 300, sgeRoot }
 const TestLayer = Layer.unwrap(startGridEngine.pipe(Effect.as(GridEngineBackend.layer(config))))
 
-const spec = (node: string, body: string, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
-  name: `trex-${node}`,
-  argv: ["/bin/sh", "-c", body, "job"],
-  env: {},
-  files: [{ path: "strategy.json", content: JSON.stringify({ lr: 0.1 }) }],
-  resources: { gpus: 0, cpus: 1 },
-  labels: { run, node },
-  ...extra
-})
-
-const collect = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
-  Stream.runCollect(backend.watch(ref)).pipe(Effect.map((c) => Array.from(c)))
-
-const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
-  const exits = events.filter((e): e is Backend.JobExit => e._tag === "Exit")
-  assert.strictEqual(exits.length, 1)
-  assert.strictEqual(events.at(-1), exits[0])
-  return exits[0]!
-}
+const spec = specIn(run)
 
 /** The job's state letters in qstat (`r`, `qw`, `hqw`...), "" once it has left. */
 const qstatState = (id: string) => /<state>([^<]*)<\/state>/.exec(sge("qstat", ["-xml"]).split("<job_list").find((b) => b.includes(`<JB_job_number>${id}</JB_job_number>`)) ?? "")?.[1] ?? ""

@@ -15,6 +15,7 @@ import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import * as SlurmBackend from "../src/SlurmBackend.ts"
 import * as Script from "../src/internal/slurmScript.ts"
 import { eventually } from "./support/eventually.ts"
+import { collect, exitOf, specIn } from "./support/batchJobs.ts"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
 const workDir = fs.mkdtempSync("/tmp/trex-slurm-test-")
@@ -27,25 +28,7 @@ const startSlurm = Effect.sync(() => {
 const config: SlurmBackend.Config = { workDir, pollIntervalMs: 300 }
 const TestLayer = Layer.unwrap(startSlurm.pipe(Effect.as(SlurmBackend.layer(config))))
 
-const spec = (node: string, script: string, extra: Partial<Backend.JobSpec> = {}): Backend.JobSpec => ({
-  name: `trex-${node}`,
-  argv: ["/bin/sh", "-c", script, "job"],
-  env: {},
-  files: [{ path: "strategy.json", content: JSON.stringify({ lr: 0.1 }) }],
-  resources: { gpus: 0, cpus: 1 },
-  labels: { run, node },
-  ...extra
-})
-
-const collect = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
-  Stream.runCollect(backend.watch(ref)).pipe(Effect.map((c) => Array.from(c)))
-
-const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
-  const exits = events.filter((e): e is Backend.JobExit => e._tag === "Exit")
-  assert.strictEqual(exits.length, 1)
-  assert.strictEqual(events.at(-1), exits[0])
-  return exits[0]!
-}
+const spec = specIn(run)
 
 /** A file the hostile arguments would create if a shell ran them (one per test process). */
 const PWNED = `/tmp/trex-pwned-${process.pid}`
