@@ -2,7 +2,7 @@
  * Following a job's files on a shared filesystem as they grow (its logs, `metrics.jsonl`), through a
  * {@link CommandRunner}: the batch backends (Slurm, Grid Engine) read each one a slice at a time.
  */
-import { type Backend, JobProtocol } from "@trex/core"
+import { type Backend, type Errors, JobProtocol } from "@trex/core"
 import { Effect } from "effect"
 import * as os from "node:os"
 import type { CommandRunner } from "./commandRunner.ts"
@@ -34,7 +34,7 @@ export const readNew = <E>(
   f: Follower,
   final: boolean,
   onLines: (lines: ReadonlyArray<string>) => Effect.Effect<void, E>
-) =>
+): Effect.Effect<void, E | Errors.BackendError> =>
   Effect.gen(function*() {
     while (true) {
       const bytes = yield* runner.readFrom(f.file, f.offset, READ_CHUNK)
@@ -62,7 +62,7 @@ export const jobOutput = (
   files: { readonly stdout: string; readonly stderr: string; readonly metrics: string },
   tail: JobProtocol.Tail,
   emit: (e: Backend.JobEvent) => Effect.Effect<unknown>
-) => {
+): (final: boolean) => Effect.Effect<void, Errors.BackendError> => {
   const stdout = follower(files.stdout)
   const stderr = follower(files.stderr)
   const metrics = follower(files.metrics)
