@@ -297,8 +297,8 @@ describe("examples", () => {
       await Effect.runPromise(Wiring.check({ ...Settings.defaults, taskFile: loaded.file, taskDir: loaded.dir }, loaded.task))
       cases[f] = { strategy: Strategy.encode(loaded.task.defaultStrategy!), job: { run: "docs", node: "n1", task: Schema.encodeSync(Task.Task)(loaded.task) } }
     }
-    assert.strictEqual(Object.keys(cases).length, 4)
-    assert.strictEqual(hfTrlAccepts(cases), 4)
+    assert.strictEqual(Object.keys(cases).length, 5)
+    assert.strictEqual(hfTrlAccepts(cases), 5)
   })
 })
 
