@@ -231,7 +231,9 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.include(logs, `stdout:{"lr":0.1}`)
       assert.include(logs, "stderr:oops")
       const metrics = events.flatMap((e) => (e._tag === "Metric" ? [e.point] : []))
-      assert.deepStrictEqual(metrics, [{ step: 1, split: "train", name: "loss", value: 0.5 }, { step: 2, split: "eval", name: "acc", value: 0.75 }])
+      // one from stdout, one from metrics.jsonl: each once (two files, read in turn, so either may come first:
+      // the scheduler writes the job's stdout to its file itself, and may do so after the job wrote metrics.jsonl)
+      assert.deepStrictEqual([...metrics].sort((a, b) => a.step - b.step), [{ step: 1, split: "train", name: "loss", value: 0.5 }, { step: 2, split: "eval", name: "acc", value: 0.75 }])
       assert.isTrue(events.some((e) => e._tag === "Progress" && e.fraction === 0.5))
       assert.isTrue(events.some((e) => e._tag === "State" && e.state === "Running") || exit.wallSeconds <= 2)
       assert.isFalse(fs.existsSync(PWNED))
