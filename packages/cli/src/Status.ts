@@ -208,7 +208,8 @@ const mark = (n: ExperimentTree.NodeView, stopped: boolean) => {
       if (n.pruning !== undefined) return "pruning (its job is cancelled)"
       if (n.withdrawn === true) return "withdrawn (runs on resume)"
       // a trial in flight when its run stopped: its job may still run (resume reattaches to it) or be gone
-      if (stopped) return `interrupted (${n.waiting !== undefined ? "waiting" : n.state._tag.toLowerCase()})`
+      // (its backend not answering when the run stopped: `trex status --node` says why)
+      if (stopped) return `interrupted (${n.waiting !== undefined ? "waiting" : n.unreachable !== undefined ? "unreachable" : n.state._tag.toLowerCase()})`
       return n.waiting !== undefined ? waitLabel(n.waiting) : n.unreachable !== undefined ? unreachableLabel(n.unreachable) : n.state._tag.toLowerCase()
   }
 }
@@ -450,7 +451,8 @@ export const trialJson = (
     ...(admittedAt !== undefined ? { admittedAt } : {}),
     jobs,
     ...(n.waiting !== undefined && runState(info) === "running" ? { waiting: n.waiting } : {}),
-    ...(n.unreachable !== undefined && runState(info) === "running" ? { unreachable: n.unreachable } : {}),
+    // (for a trial interrupted out of touch with its job, as it was when the run stopped)
+    ...(n.unreachable !== undefined ? { unreachable: n.unreachable } : {}),
     ...(n.withdrawn === true ? { withdrawn: true as const } : {}),
     ...(n.pruning !== undefined ? { pruning: n.pruning } : {}),
     ...(progress !== undefined ? { progress } : {}),
@@ -471,7 +473,9 @@ const value = (v: unknown) => (v === undefined ? "(none)" : Untrusted.line(JSON.
 export const trialText = (t: TrialJson, metric: string): string => {
   const r = t.result
   const state = t.interrupted === true
-    ? `interrupted (${t.state.toLowerCase()}): the run stopped while it was in flight`
+    ? `interrupted (${t.state.toLowerCase()}): the run stopped while it was in flight${
+      t.unreachable !== undefined ? `, its backend not answering about its job (${Untrusted.line(t.unreachable, 500)}): \`trex resume\` follows the job again once it answers` : ""
+    }`
     : t.state === "Succeeded" ? `succeeded, ${metric}=${fmt(r?.score)}${r?.reusedFrom !== undefined ? ` (reused from ${Untrusted.line(r.reusedFrom, 80)}: no job ran)` : ""}`
     : t.state === "Failed" ? `failed (${r?.failure?.kind ?? "no result"})`
     : t.pruning !== undefined ? `pruning (its job is cancelled): ${Untrusted.line(t.pruning, 200)}`
