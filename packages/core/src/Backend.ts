@@ -213,6 +213,36 @@ export const exitCost = (exit: JobExit): Cost.Cost =>
 const NO_SPACE = /No space left on device|\bENOSPC\b|Disk quota exceeded|\bEDQUOT\b/i
 
 /**
+ * The `State` a watch sends once when its backend stops answering about a job it takes to run on
+ * (an engine, controller, host or API server away; see {@link JobEvent}): `state` as last shown,
+ * with a reason every shipped backend words the same way, `<who> does not answer since
+ * HH:MM:SSZ (<cause>); <what is done meanwhile>`, which `trex status` shows as `unreachable (...)`.
+ * Send the job's state again without a reason once the backend answers.
+ *
+ * @example
+ * ```ts
+ * import { Backend } from "@trex/core"
+ * const told = Backend.unreachable({
+ *   state: "Running", who: "the scheduler at login1", since: Date.UTC(2026, 0, 1, 10, 3, 12),
+ *   cause: "connection refused", meanwhile: "the job is left be, asked again every 5 s for up to 1800 s"
+ * })
+ * told.reason // "the scheduler at login1 does not answer since 10:03:12Z (connection refused); the job is left be, ..."
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const unreachable = (o: {
+  readonly state: "Pending" | "Running"
+  readonly who: string
+  readonly since: number
+  readonly cause: string
+  readonly meanwhile: string
+}): { readonly _tag: "State"; readonly state: "Pending" | "Running"; readonly reason: string } => ({
+  _tag: "State",
+  state: o.state,
+  reason: `${o.who} does not answer since ${new Date(o.since).toISOString().slice(11, 19)}Z (${o.cause}); ${o.meanwhile}`
+})
+
+/**
  * A job that failed because its disk was full failed for the machine, not for its strategy: an exit
  * that failed as `Crash` (a non-zero exit) whose log tail says so (`OSError: [Errno 28] No space left
  * on device`, `ENOSPC`, `Disk quota exceeded`), or whose backend found the disk full itself (`full`,

@@ -53,3 +53,14 @@ describe("Backend.noSpaceExit (the rule every built-in backend applies to a job'
     assert.strictEqual(Backend.noSpaceExit(ok, "the disk was full"), ok)
   })
 })
+
+describe("Backend.unreachable (the outage every built-in backend tells in one form)", () => {
+  it("a State in the state last shown, whose reason says who, since when (UTC), why, and what is done meanwhile", () => {
+    const since = Date.UTC(2026, 11, 5, 10, 3, 12, 999)
+    assert.deepStrictEqual(
+      Backend.unreachable({ state: "Pending", who: "Slurm", since, cause: "Unable to contact slurm controller", meanwhile: "polled again every 2 s" }),
+      { _tag: "State", state: "Pending", reason: "Slurm does not answer since 10:03:12Z (Unable to contact slurm controller); polled again every 2 s" }
+    )
+    assert.strictEqual(Backend.unreachable({ state: "Running", who: "host gpu1", since: Date.UTC(2026, 0, 1, 23, 59, 59), cause: "ECONNREFUSED", meanwhile: "m" }).reason, "host gpu1 does not answer since 23:59:59Z (ECONNREFUSED); m")
+  })
+})

@@ -117,7 +117,6 @@ interface Outage {
 }
 const ENGINE_POLL = "1 second"
 const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
-const clockOf = (ms: number) => new Date(ms).toISOString().slice(11, 19) + "Z"
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -245,9 +244,13 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         outage.seen = true
         if (outage.since === undefined) {
           outage.since = Date.now()
-          const said = `${engine?.kind === "podman" ? "the Podman service" : "the Docker engine"} at ${where} does not answer since ${
-            clockOf(outage.since)
-          } (${e.message}); the container is left be, the engine asked again every second for up to ${Math.round(engineWaitMs / 1000)} s (engineWait)`
+          const said = Backend.unreachable({
+            state: "Running",
+            who: `${engine?.kind === "podman" ? "the Podman service" : "the Docker engine"} at ${where}`,
+            since: outage.since,
+            cause: e.message,
+            meanwhile: `the container is left be, the engine asked again every second for up to ${Math.round(engineWaitMs / 1000)} s (engineWait)`
+          }).reason
           yield* outage.tell !== undefined ? outage.tell(said) : Effect.logWarning(`docker: container ${id.slice(0, 12)}: ${said}`)
         } else if (Date.now() - outage.since >= engineWaitMs) {
           return yield* fail(

@@ -260,9 +260,13 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             if (downSince === undefined) {
               downSince = Date.now()
               // told to the watch's consumer (the run journals it; `trex status` shows it), in the state last shown (a queued job waits on)
-              const reason = `the Grid Engine qmaster does not answer since ${new Date(downSince).toISOString().slice(11, 19)}Z (${polled.failure.message}); ` +
-                `the job is left be and its state polled again every ${pollMs / 1000} s for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs)`
-              yield* emit({ _tag: "State", state: last.startsWith("Pending") ? "Pending" : "Running", reason })
+              yield* emit(Backend.unreachable({
+                state: last.startsWith("Pending") ? "Pending" : "Running",
+                who: "the Grid Engine qmaster",
+                since: downSince,
+                cause: polled.failure.message,
+                meanwhile: `the job is left be and its state polled again every ${pollMs / 1000} s for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs)`
+              }))
             } else if (Date.now() - downSince >= qmasterWaitMs) {
               return yield* fail("watch", `the Grid Engine qmaster did not answer for ${waited(downSince)} (qmasterWaitMs): job ${ref.id} may still be running. ${CHECK}; once it answers, \`trex resume\` the run to follow the job again`)
             }

@@ -284,12 +284,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               if (!e.retryable) return yield* e
               if (outageSince === undefined) {
                 outageSince = Date.now()
-                yield* emit({
-                  _tag: "State",
+                yield* emit(Backend.unreachable({
                   state: shown(),
-                  reason: `the Kubernetes API server at ${server} does not answer since ${new Date(outageSince).toISOString().slice(11, 19)}Z (${e.message}); ` +
-                    `Job ${name} is left be, the server asked again every second for up to ${Math.round(apiWaitMs / 1000)} s (apiWaitMs)`
-                })
+                  who: `the Kubernetes API server at ${server}`,
+                  since: outageSince,
+                  cause: e.message,
+                  meanwhile: `Job ${name} is left be, the server asked again every second for up to ${Math.round(apiWaitMs / 1000)} s (apiWaitMs)`
+                }))
               } else if (Date.now() - outageSince >= apiWaitMs) {
                 return yield* new Errors.BackendError({
                   backend: NAME,

@@ -236,8 +236,13 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
             if (downSince === undefined) {
               downSince = Date.now()
               // told to the watch's consumer (the run journals it; `trex status` shows it), in the state last shown (a queued job waits on)
-              const reason = `Slurm does not answer since ${new Date(downSince).toISOString().slice(11, 19)}Z (${polled.failure.message}); the job is left be and its state polled again every ${pollMs / 1000} s for up to ${controllerWaitMs / 1000} s (controllerWaitMs)`
-              yield* emit({ _tag: "State", state: last.startsWith("Pending") ? "Pending" : "Running", reason })
+              yield* emit(Backend.unreachable({
+                state: last.startsWith("Pending") ? "Pending" : "Running",
+                who: "Slurm",
+                since: downSince,
+                cause: polled.failure.message,
+                meanwhile: `the job is left be and its state polled again every ${pollMs / 1000} s for up to ${controllerWaitMs / 1000} s (controllerWaitMs)`
+              }))
             } else if (Date.now() - downSince >= controllerWaitMs) {
               return yield* fail("watch", `Slurm did not answer for ${waited(downSince)} (controllerWaitMs): job ${ref.id} may still be running. Check \`scontrol ping\` and \`sacctmgr ping\`; once they answer, \`trex resume\` the run to follow the job again`)
             }

@@ -692,9 +692,13 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
           // told once an outage (the job taken to run on), in the state last shown
           const told = known.unreachable ? Effect.void : Effect.suspend(() => {
             known.unreachable = true
-            const reason = `host ${host.name} does not answer since ${new Date(Math.max(since, host.lastOk)).toISOString().slice(11, 19)}Z (${e.message}); ` +
-              `the job is taken to run on, and counts as lost (run again elsewhere) after ${Duration.format(Duration.millis(lostAfter))} (hostLostAfter)`
-            return emit({ _tag: "State", state: known.phase === "Pending" ? "Pending" : "Running", reason })
+            return emit(Backend.unreachable({
+              state: known.phase === "Pending" ? "Pending" : "Running",
+              who: `host ${host.name}`,
+              since: Math.max(since, host.lastOk),
+              cause: e.message,
+              meanwhile: `the job is taken to run on, and counts as lost (run again elsewhere) after ${Duration.format(Duration.millis(lostAfter))} (hostLostAfter)`
+            }))
           })
           return Effect.andThen(told, Effect.andThen(Effect.sleep(QUEUE_POLL), loop))
         }
