@@ -125,6 +125,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
         return options.write(`start  ${e.nodeId} (from ${n?.parent ?? "?"}): ${Untrusted.line(n?.strategy.rationale ?? "", 300)}\n`)
       }
       case "NodeFinished": {
+        unreachable.delete(e.nodeId)
         const best = view.best()
         const what = e.outcome === "Succeeded"
           ? `${view.task.metric.name}=${fmt(e.result?.score)}${e.result?.reusedFrom !== undefined ? ` (reused from ${e.result.reusedFrom})` : ""}`
