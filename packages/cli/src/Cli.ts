@@ -5,12 +5,14 @@
  * @since 0.1.0
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
-import { type Budget, Errors, TaskFile } from "@trex/core"
+import { type Budget, Errors, JournalEvent, TaskFile } from "@trex/core"
 import { Control, Explorer } from "@trex/mcts"
 import { Duration, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Bench from "./Bench.ts"
+import * as Follow from "./Follow.ts"
 import * as HtmlReport from "./HtmlReport.ts"
 import * as LiveView from "./LiveView.ts"
 import * as RunDir from "./RunDir.ts"
@@ -18,6 +20,7 @@ import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
 import * as LogTails from "./internal/logTails.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
+import * as Detach from "./internal/detach.ts"
 import * as StopSignal from "./internal/stopSignal.ts"
 import * as Trex from "./Trex.ts"
 
@@ -42,6 +45,14 @@ export const execute = (prepared: Trex.Prepared) =>
     const existing = prepared.journaled ?? (fs.existsSync(RunDir.journalFile(runDir)) ? yield* RunDir.readEntries(runDir) : [])
     view.prime(existing, task.budget)
     yield* out(`run directory: ${runDir}`)
+    // a detached controller (`--detach`) tells its launcher where the run is once it has journaled
+    // its start (it holds the run then: a run another controller holds fails before), and goes on alone
+    let announced = false
+    const onEvent: typeof view.onEvent = (entry, tree) => {
+      if (!announced) Detach.announce(runDir)
+      announced = true
+      view.onEvent(entry, tree)
+    }
     // The first Ctrl-C (or SIGTERM) stops starting trials and lets the running ones finish; a second cancels them.
     const control = new Control.Control()
     let stoppedBy: NodeJS.Signals | undefined
@@ -55,13 +66,13 @@ export const execute = (prepared: Trex.Prepared) =>
         stoppedBy = signal
         control.stop("drain")
         view.note(
-          `${signal === "SIGINT" ? "Ctrl-C" : signal === "SIGPIPE" ? "output closed" : signal}: stopping. No new trials start; the running ones finish and are kept ` +
+          `${signal === "SIGINT" ? "Ctrl-C" : signal === "SIGPIPE" ? "output closed" : signal === "SIGHUP" ? "terminal closed (SIGHUP)" : signal}: stopping. No new trials start; the running ones finish and are kept ` +
             `(those still waiting in the backend's queue are withdrawn: they run on resume). ` +
             `${signal === "SIGINT" ? "Press Ctrl-C" : "Signal"} again to cancel them now (they would run again on resume).\n`,
           (text) => process.stderr.write(text)
         )
       })
-      summary = yield* Trex.runPrepared(prepared, { onEvent: view.onEvent, control, onEnded: (info) => void (ended = info) }).pipe(
+      summary = yield* Trex.runPrepared(prepared, { onEvent, control, onEnded: (info) => void (ended = info) }).pipe(
         Effect.catchTag("SetupFailure", (e) => Effect.sync(() => void (setup = e))),
         Effect.ensuring(Effect.sync(() => view.close())),
         Effect.onInterrupt(() => out(`\nstopped, running trials cancelled; continue with: trex resume ${runDir}`))
@@ -141,6 +152,33 @@ const limitsOf = (flags: {
     return Object.keys(budget).length > 0 ? budget : undefined
   })
 
+const detachFlag = Flag.Boolean("detach").pipe(
+  Flag.withDefault(false),
+  Flag.withDescription(
+    "run the controller in the background, in a session of its own (closing the terminal or logging out does not stop it), its output in <run-dir>/controller.log; " +
+      "say where the run is and exit (trex status --follow follows it, trex stop stops it)"
+  )
+)
+
+/** `--detach`: this command again as a controller of its own session, its output in `log` until it has its run directory; say where the run is, and how to follow and stop it. */
+const detached = (log: string) =>
+  Detach.launch(log).pipe(
+    Effect.flatMap(({ log, pid, runDir }) =>
+      out([
+        `run directory: ${runDir}`,
+        `running in the background: controller process ${pid}, its output in ${log}`,
+        `follow it:  trex status ${runDir} --follow`,
+        `stop it:    trex stop ${runDir}`
+      ].join("\n"))
+    ),
+    // it failed before it had a run directory (bad input, a run another controller holds): what it said, and its exit code
+    Effect.catchTag("DetachedExited", (e) =>
+      Effect.sync(() => {
+        process.stderr.write(e.printed)
+        process.exitCode = e.code
+      }))
+  )
+
 const taskFile = Argument.String("task-file").pipe(Argument.withDescription("a task file (YAML or JSON)"))
 const runDirArg = Argument.String("run-dir").pipe(Argument.withDescription("a run directory, e.g. trex-runs/<run-id>"))
 
@@ -167,7 +205,8 @@ const runCommand = Command.make(
       Flag.optional,
       Flag.withDescription("stop the run once this many trials have failed the same way and none succeeded: a setup error, not the strategies' (default 3; 0 turns it off)")
     ),
-    noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for"))
+    noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for")),
+    detach: detachFlag
   },
   (flags) =>
     Effect.gen(function*() {
@@ -179,6 +218,7 @@ const runCommand = Command.make(
         return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${flags.failFast.value}` })
       }
       const budget = yield* limitsOf(flags)
+      if (flags.detach && !Detach.isDetachedController()) return yield* detached(Detach.pendingLog(flags.out))
       const prepared = yield* Trex.prepare({
         taskFile: flags.taskFile,
         out: flags.out,
@@ -209,7 +249,8 @@ const resumeCommand = Command.make(
     failFast: Flag.Int("fail-fast").pipe(
       Flag.optional,
       Flag.withDescription("for this session: stop once this many trials have failed the same way and none succeeded; 0 turns the stop off, and trials that failed alike are not run again (default: the run's)")
-    )
+    ),
+    detach: detachFlag
   },
   (flags) =>
     Effect.gen(function*() {
@@ -219,6 +260,11 @@ const resumeCommand = Command.make(
         return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${failFast.value}` })
       }
       const budget = yield* limitsOf(flags)
+      if (flags.detach && !Detach.isDetachedController()) {
+        // a run's own folder holds its controller's output; a folder that is no run gets its message from the controller
+        const isDir = fs.statSync(runDir, { throwIfNoEntry: false })?.isDirectory() === true
+        return yield* detached(isDir ? Detach.logFile(runDir) : Detach.pendingLog(os.tmpdir()))
+      }
       yield* execute(yield* Trex.prepare({
         resume: runDir,
         ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}),
@@ -232,14 +278,28 @@ const statusCommand = Command.make(
   "status",
   {
     runDir: runDirArg,
-    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the run (or with --node, the trial) as JSON")),
+    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the run (or with --node, the trial) as JSON; with --follow, each journal entry as a line of JSON")),
     node: Flag.String("node").pipe(
       Flag.optional,
       Flag.withDescription("show one trial (e.g. n7): its strategy and what it changed, its jobs, result or failure, and its job's last log lines")
+    ),
+    follow: Flag.Boolean("follow").pipe(
+      Flag.withAlias("f"),
+      Flag.withDefault(false),
+      Flag.withDescription("follow a run another shell (or --detach) is running, as its live view, until its controller exits; Ctrl-C stops following, not the run")
     )
   },
-  ({ json, node, runDir }) =>
+  ({ follow, json, node, runDir }) =>
     Effect.gen(function*() {
+      if (follow) {
+        if (Option.isSome(node)) {
+          return yield* new Errors.InvalidInput({
+            source: "--follow",
+            message: `--follow follows the whole run, --node shows one trial: use one of them (\`trex status ${runDir} --follow\`, then \`trex status ${runDir} --node ${node.value}\`)`
+          })
+        }
+        return yield* followRun(runDir, json)
+      }
       // a damaged run is shown up to its damage (the message says where it is, and what to do)
       const info = yield* RunDir.load(runDir, { damaged: true })
       if (Option.isNone(node)) return yield* out(json ? JSON.stringify(Status.toJson(info), null, 2) : Status.toText(info, runDir))
@@ -256,7 +316,44 @@ const statusCommand = Command.make(
       const trial = Status.trialJson(info, id, files)!
       yield* out(json ? JSON.stringify(trial, null, 2) : Status.trialText(trial, info.tree.view.task.metric.name))
     })
-).pipe(Command.withDescription("show a run: tree, best node, budget used, insights; with --node, one trial in full"))
+).pipe(Command.withDescription("show a run: tree, best node, budget used, insights; with --node, one trial in full; with --follow, as it goes on"))
+
+/**
+ * `trex status --follow`: the run's live view (or with `json`, every journal entry as a line of
+ * JSON) as its controller writes it, until the controller exits; the first Ctrl-C stops following.
+ */
+const followRun = (runDir: string, json: boolean) =>
+  Effect.gen(function*() {
+    const view = LiveView.make({ tty: !json && process.stdout.isTTY === true, write: (s) => process.stdout.write(s) })
+    const line = (entry: { readonly seq: number; readonly event: JournalEvent.JournalEvent }) =>
+      process.stdout.write(`${JSON.stringify({ seq: entry.seq, event: JournalEvent.encode(entry.event) })}\n`)
+    let stopped = false
+    const outcome = yield* Effect.scoped(Effect.gen(function*() {
+      yield* StopSignal.onFirstSignal(() => void (stopped = true))
+      return yield* Follow.follow(runDir, {
+        onStart: (info) => {
+          if (json) return info.entries.forEach(line)
+          if (info.writer === undefined) return
+          const host = info.writer.host !== undefined && info.writer.host !== os.hostname() ? ` on host ${info.writer.host}` : ""
+          process.stdout.write(
+            `following run ${info.started.runId} (controller: process ${info.writer.pid ?? "unknown"}${host}); ` +
+              `Ctrl-C stops following, not the run (\`trex stop ${runDir}\` stops the run)\n`
+          )
+          view.prime(info.entries, info.tree.view.task.budget)
+          view.attach(info.tree.view)
+        },
+        onEntry: (entry, tree) => (json ? line(entry) : view.onEvent(entry, tree))
+      }, { stopped: () => stopped }).pipe(Effect.ensuring(Effect.sync(() => view.close())))
+    }))
+    if (json) return
+    const { info } = outcome
+    const said = outcome._tag === "NotRunning"
+      ? `nobody is running this run now: nothing to follow${Status.runState(info) === "stopped" ? ` (\`trex resume ${runDir}\` continues it)` : ""}`
+      : outcome._tag === "Stopped"
+      ? `stopped following; the run goes on (\`trex status ${runDir} --follow\` follows it again, \`trex stop ${runDir}\` stops it)`
+      : "the run's controller has exited"
+    yield* out(`${outcome._tag === "NotRunning" ? "" : "\n"}${said}\n\n${Status.toText(info, runDir)}`)
+  })
 
 const stopCommand = Command.make(
   "stop",

@@ -33,6 +33,11 @@ const bar = (fraction: number, width = 16) => {
 export interface LiveView {
   /** Account for events journaled before this session (a resumed run), without printing them. */
   readonly prime: (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget.Budget) => void
+  /**
+   * Show a run another process is running (`trex status --follow`), after `prime` with its entries so
+   * far: its trials in flight, from its tree as it stands; its clock runs on from its last entry.
+   */
+  readonly attach: (view: ExperimentTree.TreeView) => void
   readonly onEvent: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
   /** Print a message (with `write`, e.g. to stderr) above the live frame, so the next redraw does not overwrite it. */
   readonly note: (text: string, write: (text: string) => void) => void
@@ -180,10 +185,32 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     ;(ledger.value ??= new Budget.Ledger(budget)).apply(e)
   }
 
+  let primed: ReadonlyArray<JournalEvent.Entry> = []
   return {
     prime: (entries, budget) => {
       entries.forEach((e) => account(e.event, budget))
       earlier = usage(entries, budget).elapsedSeconds
+      primed = entries
+    },
+    attach: (view) => {
+      tree = view
+      // the session under way counts until now, not until its last entry
+      sessionStart = Date.now()
+      earlier = usage(primed, view.task.budget, sessionStart).elapsedSeconds
+      for (const n of view.nodes()) if (ExperimentNode.isPending(n)) inFlight.add(n.id)
+      if (options.tty) {
+        timer ??= setInterval(redraw, options.intervalMs ?? 200)
+        redraw()
+        return
+      }
+      const best = view.best()
+      const u = ledger.value?.usage()
+      const open = openIds(view)
+      options.write(
+        `run on task ${view.task.name}: trials ${u?.trials ?? 0}${view.task.budget.maxTrials !== undefined ? `/${view.task.budget.maxTrials}` : ""}, ` +
+          `best ${view.task.metric.name} ${fmt(best !== undefined ? ExperimentNode.score(best) : undefined)}${best !== undefined ? ` (${best.id})` : ""}; ` +
+          `in flight: ${open.length > 0 ? open.join(", ") : "none"}\n`
+      )
     },
     onEvent: (entry, view) => {
       const e = entry.event

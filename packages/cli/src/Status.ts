@@ -261,7 +261,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
         : s.state === "running"
         ? `running (controller: process ${s.writerPid ?? "unknown"}${
           s.writerHost !== undefined && s.writerHost !== os.hostname() ? ` on host ${Untrusted.line(s.writerHost, 80)}` : ""
-        }; \`trex stop ${runDir}\` stops it)`
+        }; \`trex status ${runDir} --follow\` follows it, \`trex stop ${runDir}\` stops it)`
         : `stopped before it finished — ${goOn}`
     }`,
     ...(info.damage !== undefined ? [`Journal: ${info.damage.message}. Shown below: the ${info.entries.length} entries before the damage`] : []),

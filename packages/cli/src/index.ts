@@ -5,6 +5,7 @@
  */
 export * as Bench from "./Bench.ts"
 export * as Cli from "./Cli.ts"
+export * as Follow from "./Follow.ts"
 export * as HtmlReport from "./HtmlReport.ts"
 export * as LiveView from "./LiveView.ts"
 export * as RunDir from "./RunDir.ts"

@@ -701,7 +701,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
           assert.isAbove(status.budget.elapsedSeconds, 0)
           const text = trex(["status", runDir]).stdout
           assert.strictEqual(status.writerHost, os.hostname())
-          assert.include(text, `State: running (controller: process ${process.pid}; \`trex stop ${runDir}\` stops it)`)
+          assert.include(text, `State: running (controller: process ${process.pid}; \`trex status ${runDir} --follow\` follows it, \`trex stop ${runDir}\` stops it)`)
           assert.include(text, "n9 waiting (Priority)")
           return yield* Effect.promise(() =>
             new Promise<{ status: number | null; stderr: string }>((resolve) => {

@@ -240,3 +240,21 @@ describe("LiveView: a failed trial's line", () => {
     assert.match(done[2]!, /^done {3}n3 FAILED OOM: exit code 137: out of memory {2}\| /)
   })
 })
+
+describe("LiveView attached to a run under way (trex status --follow)", () => {
+  it("on a terminal, draws the run as it stands at once: its trials in flight and its best, before any new event", () => {
+    let out = ""
+    const view = LiveView.make({ tty: true, write: (s) => void (out += s), intervalMs: 60_000 })
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4 } }))
+    const best = b.succeed(ExperimentNode.ROOT, {}, 0.5)
+    const running = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
+    const entries = b.events.map((event, i) => ({ seq: i + 1, event }))
+    view.prime(entries, b.view.task.budget)
+    view.attach(b.view)
+    view.close()
+    const shown = screen(out)
+    assert.match(shown[0]!, new RegExp(`^TREX .* best .*: 0\\.5 \\(${best}\\)$`), shown.join("\n"))
+    assert.match(shown[1]!, /^budget trials 2\/4/, shown.join("\n"))
+    assert.match(shown.find((l) => l.trim().startsWith(running)) ?? "", /running/, shown.join("\n"))
+  })
+})
