@@ -50,7 +50,17 @@ export const launch = (log: string): Effect.Effect<{ readonly runDir: string; re
       child.once("message", (m) => resume(Effect.succeed({ _tag: "Started", runDir: (m as Started).runDir })))
       child.once("exit", (code, signal) => resume(Effect.succeed({ _tag: "Exited", code: code ?? (signal !== null ? 1 : 0) })))
       child.once("error", (e) => resume(Effect.succeed({ _tag: "Exited", code: (process.stderr.write(`trex: cannot start the controller: ${e.message}\n`), 1) })))
-    })
+    }).pipe(
+      // Ctrl-C while waiting stops the wait, not the controller (it has no terminal to get it from)
+      Effect.onInterrupt(() =>
+        Effect.sync(() =>
+          process.stderr.write(
+            `trex: stopped waiting; the controller, process ${child.pid}, goes on: its output is in ${log} ` +
+              `(moved to <run-dir>/controller.log once the run has started; \`trex stop <run-dir>\` stops it)\n`
+          )
+        )
+      )
+    )
     if (said._tag === "Exited") {
       const printed = yield* Effect.sync(() => {
         // what it appended (the log of a resumed run holds its earlier sessions' output before it)
@@ -92,6 +102,9 @@ export const announce = (runDir: string): void => {
       // left where it is: it still has the output
     }
   }
-  process.send({ runDir } satisfies Started)
-  process.disconnect()
+  // a launcher stopped meanwhile (Ctrl-C while it waited) has closed the channel: the run goes on regardless
+  if (!process.connected) return
+  process.send({ runDir } satisfies Started, undefined, {}, () => {
+    if (process.connected) process.disconnect()
+  })
 }
