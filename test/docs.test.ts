@@ -137,7 +137,8 @@ describe("docs", () => {
       "examples/custom-agents/researcher.ts",
       "examples/custom-agents/executor.ts",
       "examples/embed/server.ts",
-      "examples/embed/client.ts"
+      "examples/embed/client.ts",
+      "examples/embed/follow.ts"
     ]
       .map((f) => path.join(root, f))
     const result = typecheck([...snippetFiles, ...entryPoints])
@@ -258,6 +259,30 @@ describe("examples", () => {
     assert.isTrue(fs.existsSync(path.join(status.runDir, "journal.sqlite")))
     assert.strictEqual((await fetch(`${url}/nowhere`)).status, 404)
     server.kill("SIGINT")
+    fs.rmSync(out, { recursive: true, force: true })
+  })
+
+  it("embed: follow.ts follows a detached run from its run directory until its controller exits", { timeout: 120_000 }, () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "trex-follow-"))
+    const toy = path.join(root, "packages/cli/test/fixtures/toy.task.yaml")
+    const launched = spawnSync(process.execPath, ["--conditions=@trex/source", "packages/cli/src/bin.ts", "run", toy, "--out", out, "--max-trials", "4", "--detach"], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...env, TREX_TOY_MS: "2000" }
+    })
+    assert.strictEqual(launched.status, 0, launched.stderr)
+    const runDir = launched.stdout.match(/^run directory: (.*)$/m)![1]!
+    const followed = spawnSync(process.execPath, ["--conditions=@trex/source", "examples/embed/follow.ts", runDir], { cwd: root, encoding: "utf8", env, timeout: 90_000 })
+    assert.strictEqual(followed.status, 0, followed.stderr)
+    const printed = followed.stdout.trim().split("\n")
+    assert.match(printed[0]!, new RegExp(`^${path.basename(runDir)}: \\d trials so far, running \\(process \\d+\\)$`))
+    // every trial that finished after the follow began, then the end; the last line's best is the run's
+    const done = printed.filter((l) => /^n\d+ succeeded \d\.\d{4}; best n\d+ \d\.\d{4}$/.test(l))
+    assert.isAtLeast(done.length, 2, followed.stdout)
+    assert.strictEqual(printed.at(-1), "its controller exited: the run is finished (budget: maxTrials)")
+    const notARun = spawnSync(process.execPath, ["--conditions=@trex/source", "examples/embed/follow.ts", out], { cwd: root, encoding: "utf8", env })
+    assert.strictEqual(notARun.status, 2)
+    assert.match(notARun.stderr, /is not a trex run directory/)
     fs.rmSync(out, { recursive: true, force: true })
   })
 
