@@ -6,8 +6,11 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
-import { Effect } from "effect"
+import { DatabaseSync } from "node:sqlite"
+import { ExperimentNode, ExperimentTree, Journal, JournalEvent } from "@trex/core"
+import { TreeBuilder } from "@trex/core/testing"
+import { Effect, Fiber } from "effect"
+import * as Follow from "../src/Follow.ts"
 import * as RunDir from "../src/RunDir.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -179,4 +182,52 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     assert.strictEqual(tree.view.size, 6)
     for (const n of tree.view.nodes()) assert.isTrue(ExperimentNode.isFinished(n), n.id)
   })
+})
+
+describe("Follow.follow", () => {
+  it.live("hands over each entry its controller journals, in order, with the tree; a damaged entry ends the follow with the damage, naming the last entry handed over", () =>
+    Effect.gen(function*() {
+      const runDir = tmp()
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4 } }))
+      const file = RunDir.journalFile(runDir)
+      const seen: Array<string> = []
+      let sizeAtStart = -1
+      yield* Effect.scoped(Effect.gen(function*() {
+        // this process is the run's controller: it holds the lock and appends
+        const journal = yield* Journal.Journal
+        yield* journal.append([b.events[0]!])
+        const following = yield* Effect.forkChild(
+          Follow.follow(runDir, {
+            onStart: (info) => void (sizeAtStart = info.entries.length),
+            onEntry: (entry, tree) => void seen.push(`${entry.seq}:${entry.event._tag}:${tree.size}`)
+          }, { pollMs: 20 })
+        )
+        // begun (the run as it stood handed over) before anything more is journaled
+        const deadline = Date.now() + 30_000
+        while (sizeAtStart === -1 && Date.now() < deadline) yield* Effect.sleep("10 millis")
+        const n1 = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
+        yield* journal.append(b.events.slice(1))
+        while (seen.length < b.events.length - 1 && Date.now() < deadline) yield* Effect.sleep("10 millis")
+        // the trial's proposal, admission, submit and start, each with the tree that holds its one trial
+        assert.deepStrictEqual(seen, b.events.slice(1).map((e, i) => `${i + 2}:${e._tag}:1`))
+        assert.isAtLeast(seen.length, 3)
+        const before = b.events.length
+        b.succeed(n1, {}, 0.5)
+        const from = b.events.length
+        // the trial's end, journaled and damaged on disk in one step (the follower, a fiber of this process, reads it after)
+        yield* Effect.sync(() => {
+          Effect.runSync(journal.append(b.events.slice(before)))
+          const db = new DatabaseSync(file)
+          db.exec(`UPDATE events SET crc = crc + 1 WHERE seq = ${from}`)
+          db.close()
+        })
+        const failed = yield* Effect.flip(Fiber.join(following))
+        assert.strictEqual(failed._tag, "JournalError")
+        assert.match(failed.message, new RegExp(`; the run was followed up to entry ${from - 1} \\(\`trex status ${runDir.replace(/[/.]/g, "\\$&")}\` shows it up to its damage\\)$`))
+      }).pipe(Effect.provide(Journal.Journal.layerSqlite(file))))
+      assert.strictEqual(sizeAtStart, 1)
+      // followed again once its controller has gone: the damage at once, as `trex status` says it
+      const again = yield* Effect.flip(Follow.follow(runDir, { onStart: () => assert.fail("a damaged run is not started on"), onEntry: () => {} }))
+      assert.match(again.message, /entry \d+ fails its checksum/)
+    }))
 })
