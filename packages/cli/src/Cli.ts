@@ -16,6 +16,7 @@ import * as Follow from "./Follow.ts"
 import * as HtmlReport from "./HtmlReport.ts"
 import * as LiveView from "./LiveView.ts"
 import * as RunDir from "./RunDir.ts"
+import * as Runs from "./Runs.ts"
 import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
 import * as LogTails from "./internal/logTails.ts"
@@ -392,6 +393,22 @@ const stopCommand = Command.make(
     })
 ).pipe(Command.withDescription("stop a run's controller from another shell, as Ctrl-C does: running trials finish (--now: cancelled); trex resume continues it"))
 
+const listCommand = Command.make(
+  "list",
+  {
+    folder: Argument.String("folder").pipe(
+      Argument.withDefault("trex-runs"),
+      Argument.withDescription("a folder of runs: trex run's --out (default trex-runs)")
+    ),
+    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the runs as JSON"))
+  },
+  ({ folder, json }) =>
+    Effect.gen(function*() {
+      const runs = yield* Runs.list(folder)
+      yield* out(json ? JSON.stringify(runs, null, 2) : Runs.toText(folder, runs))
+    })
+).pipe(Command.withDescription("list the runs in a folder of runs (default trex-runs): each one's task, state, trials and best score"))
+
 const reportCommand = Command.make(
   "report",
   { runDir: runDirArg, html: Flag.Boolean("html").pipe(Flag.withDefault(false), Flag.withDescription("a self-contained HTML report instead of Markdown")) },
@@ -487,6 +504,6 @@ const benchCommand = Command.make(
 /** @since 0.1.0 @category commands */
 export const command = Command.make("trex").pipe(
   Command.withDescription("TREX: automate LLM fine-tuning by agent-driven tree search"),
-  Command.withSubcommands([runCommand, resumeCommand, statusCommand, stopCommand, reportCommand, benchCommand])
+  Command.withSubcommands([runCommand, resumeCommand, statusCommand, listCommand, stopCommand, reportCommand, benchCommand])
 )
 

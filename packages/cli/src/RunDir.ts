@@ -64,6 +64,25 @@ export const create = (out: string, taskName: string, now: Date): { readonly run
   throw new Error(`${base}: 10000 runs of this task started in one second under ${out}`)
 }
 
+/** A folder given as a run directory that holds no journal; when it holds runs (trex run's --out), the fix names `trex list`. */
+const notARun = (runDir: string): Effect.Effect<never, Errors.InvalidInput> =>
+  Effect.suspend(() => {
+    let runs = 0
+    try {
+      for (const name of fs.readdirSync(runDir)) if (fs.existsSync(journalFile(path.join(runDir, name)))) runs++
+    } catch {
+      // not a folder, or not readable: no runs to name
+    }
+    return Effect.fail(
+      new Errors.InvalidInput({
+        source: runDir,
+        message: `${runDir} is not a trex run directory (no journal.sqlite)${
+          runs > 0 ? `; it is a folder of ${runs} run${runs === 1 ? "" : "s"}: \`trex list ${runDir}\` lists them, with the directory of each` : ""
+        }`
+      })
+    )
+  })
+
 /**
  * A run's journal entries up to its first damaged entry, and that damage (with what to do about it),
  * read without taking its lock (a controller may be writing it). A journal that cannot be read at
@@ -73,9 +92,7 @@ export const create = (out: string, taskName: string, now: Date): { readonly run
 export const readIntact = (runDir: string): Effect.Effect<{ readonly entries: ReadonlyArray<JournalEvent.Entry>; readonly damage?: Errors.JournalError }, Errors.InvalidInput | Errors.JournalError> =>
   Effect.gen(function*() {
     const file = journalFile(runDir)
-    if (!fs.existsSync(file)) {
-      return yield* new Errors.InvalidInput({ source: runDir, message: `${runDir} is not a trex run directory (no journal.sqlite)` })
-    }
+    if (!fs.existsSync(file)) return yield* notARun(runDir)
     const { damage, entries } = yield* Journal.readIntact(file).pipe(Effect.catchIf((e) => e.reason === "Corrupt", (e) => Effect.succeed({ entries: [], damage: e })))
     if (damage === undefined) return { entries }
     if (damage.reason !== "Corrupt") return yield* damage
@@ -325,9 +342,7 @@ export const stopController = (
 ): Effect.Effect<StopOutcome, Errors.InvalidInput> =>
   Effect.gen(function*() {
     const file = journalFile(runDir)
-    if (!fs.existsSync(file)) {
-      return yield* new Errors.InvalidInput({ source: runDir, message: `${runDir} is not a trex run directory (no journal.sqlite)` })
-    }
+    if (!fs.existsSync(file)) return yield* notARun(runDir)
     const holder = yield* Journal.writer(file)
     if (holder === undefined) return { _tag: "NotRunning" } as const
     const { host, pid } = holder

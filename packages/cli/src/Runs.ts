@@ -1,0 +1,195 @@
+/**
+ * The runs in a folder of runs (`trex list [folder]`, `trex-runs` by default): each run's task, state
+ * (running, and by which controller; finished, and why; stopped; damaged), trials and best score, so
+ * that a run can be found without listing the folder and opening each one.
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Errors, Journal, type JournalEvent } from "@trex/core"
+import { Effect } from "effect"
+import * as RunDir from "./RunDir.ts"
+
+/** One run of a folder, as {@link list} reads it. @since 0.1.0 @category models */
+export interface RunSummary {
+  readonly runId: string
+  readonly dir: string
+  readonly task: string
+  readonly metric: { readonly name: string; readonly direction: "maximize" | "minimize" }
+  /** When it started, and when it last journaled anything (ms since the epoch). */
+  readonly startedAt: number
+  readonly lastAt: number
+  /**
+   * `running` while a controller holds its lock (`writer`), `finished` when it ended (`reason`),
+   * `stopped` when it ended without finishing (stopped, killed, crashed: `trex resume` continues it),
+   * `damaged` when its journal is damaged (`damage`; the counts are of the entries before it).
+   */
+  readonly state: "running" | "finished" | "stopped" | "damaged"
+  readonly writer?: { readonly pid?: number; readonly host?: string }
+  readonly reason?: string
+  readonly damage?: string
+  readonly trials: { readonly succeeded: number; readonly failed: number; readonly other: number; readonly inFlight: number }
+  readonly best?: { readonly id: string; readonly score: number }
+}
+
+/** The events a summary is made of: a run's proposals and ends, not its progress reports (most of a big run's journal). */
+const TAGS: ReadonlyArray<JournalEvent.Tag> = ["RunStarted", "RunResumed", "RunFinished", "NodeProposed", "NodeFinished"]
+
+/** The summary of a run from its entries (those of {@link TAGS}), or `undefined` when they are not a run's. */
+const summarize = (dir: string, entries: ReadonlyArray<JournalEvent.Entry>, writer: RunSummary["writer"], damage: Errors.JournalError | undefined): RunSummary | undefined => {
+  const first = entries[0]?.event
+  if (first?._tag !== "RunStarted") return undefined
+  const direction = first.task.metric.direction
+  const proposed = new Set<string>()
+  // a trial run again after a cancel (on resume) ends again: its last end counts
+  const ended = new Map<string, JournalEvent.Of<"NodeFinished">>()
+  let finished: JournalEvent.Of<"RunFinished"> | undefined
+  let lastAt = first.at
+  for (const { event } of entries) {
+    lastAt = Math.max(lastAt, event.at)
+    if (event._tag === "NodeProposed") proposed.add(event.node.id)
+    else if (event._tag === "NodeFinished") ended.set(event.nodeId, event)
+    else if (event._tag === "RunFinished") finished = event
+    else if (event._tag === "RunResumed") finished = undefined
+  }
+  let succeeded = 0
+  let failed = 0
+  let other = 0
+  let best: { id: string; score: number } | undefined
+  for (const [id, e] of ended) {
+    if (e.outcome === "Succeeded") {
+      succeeded++
+      const score = e.result?.score
+      if (score !== undefined && Number.isFinite(score) && (best === undefined || (direction === "maximize" ? score > best.score : score < best.score))) best = { id, score }
+    } else if (e.outcome === "Failed") failed++
+    else other++
+  }
+  const state: RunSummary["state"] = damage !== undefined ? "damaged" : writer !== undefined ? "running" : finished !== undefined ? "finished" : "stopped"
+  return {
+    runId: first.runId,
+    dir,
+    task: first.task.name,
+    metric: { name: first.task.metric.name, direction },
+    startedAt: first.at,
+    lastAt,
+    state,
+    ...(writer !== undefined ? { writer } : {}),
+    ...(finished !== undefined ? { reason: finished.reason } : {}),
+    ...(damage !== undefined ? { damage: damage.message } : {}),
+    trials: { succeeded, failed, other, inFlight: [...proposed].filter((id) => !ended.has(id)).length },
+    ...(best !== undefined ? { best } : {})
+  }
+}
+
+/**
+ * The runs in `folder`, oldest first (by run id, which begins with its UTC start time): every
+ * sub-folder with a run's journal, read without its lock (controllers may be writing them).
+ * Sub-folders without a journal are passed over; one whose journal cannot be read at all is listed
+ * as damaged. Fails with `InvalidInput` naming the fix for a folder that does not exist, or that is
+ * itself a run directory.
+ *
+ * @example
+ * ```ts
+ * import { Runs } from "@trex/cli"
+ * import { Effect } from "effect"
+ *
+ * const running = Runs.list("trex-runs").pipe(Effect.map((runs) => runs.filter((r) => r.state === "running")))
+ * ```
+ * @since 0.1.0 @category reading
+ */
+export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const stat = fs.statSync(folder, { throwIfNoEntry: false })
+    if (stat === undefined || !stat.isDirectory()) {
+      return yield* new Errors.InvalidInput({
+        source: folder,
+        message: stat === undefined
+          ? `${folder} does not exist: name the folder that holds your runs (trex run's --out, trex-runs by default)`
+          : `${folder} is not a folder: name the folder that holds your runs (trex run's --out, trex-runs by default)`
+      })
+    }
+    if (fs.existsSync(RunDir.journalFile(folder))) {
+      return yield* new Errors.InvalidInput({
+        source: folder,
+        message: `${folder} is a run directory, not a folder of runs: \`trex status ${folder}\` shows it; \`trex list ${path.dirname(folder)}\` lists the runs beside it`
+      })
+    }
+    const out: Array<RunSummary> = []
+    for (const name of fs.readdirSync(folder).sort()) {
+      const dir = path.join(folder, name)
+      const file = RunDir.journalFile(dir)
+      if (!fs.existsSync(file)) continue
+      const writer = yield* Journal.writer(file)
+      const read = yield* Journal.readIntact(file, { tags: TAGS }).pipe(Effect.result)
+      if (read._tag === "Failure") {
+        out.push(unreadable(dir, name, read.failure.message, writer))
+        continue
+      }
+      const summary = summarize(dir, read.success.entries, writer, read.success.damage)
+      // a journal with no run in it: its controller was stopped before it recorded the run, or it is no TREX journal
+      if (summary === undefined) {
+        if (read.success.entries.length > 0 || read.success.damage !== undefined) {
+          out.push(unreadable(dir, name, read.success.damage?.message ?? "its journal does not start with the run's start (not a TREX run journal)", writer))
+        }
+        continue
+      }
+      out.push(summary)
+    }
+    return out
+  })
+
+const unreadable = (dir: string, name: string, message: string, writer: RunSummary["writer"]): RunSummary => ({
+  runId: name,
+  dir,
+  task: "?",
+  metric: { name: "?", direction: "maximize" },
+  startedAt: 0,
+  lastAt: 0,
+  state: "damaged",
+  ...(writer !== undefined ? { writer } : {}),
+  damage: message,
+  trials: { succeeded: 0, failed: 0, other: 0, inFlight: 0 }
+})
+
+const fmt = (v: number) => Number(v.toPrecision(4)).toString()
+const clock = (ms: number) => (ms > 0 ? new Date(ms).toISOString().slice(0, 16).replace("T", " ") : "-")
+
+/** How a run stands, in a few words. */
+const stateText = (r: RunSummary): string =>
+  r.state === "running"
+    ? `running (process ${r.writer?.pid ?? "?"}${r.writer?.host !== undefined ? ` on ${r.writer.host}` : ""})`
+    : r.state === "finished"
+    ? `finished: ${r.reason ?? "?"}`
+    : r.state === "stopped"
+    ? "stopped (trex resume continues it)"
+    : "damaged (trex status says where)"
+
+/**
+ * The `trex list` text: a line per run (its id, task, state, trials succeeded / failed / other ended
+ * / in flight, best score, start and last activity in UTC), and what to do next.
+ * @since 0.1.0 @category formatting
+ */
+export const toText = (folder: string, runs: ReadonlyArray<RunSummary>): string => {
+  if (runs.length === 0) return `no runs in ${folder} (\`trex run <task-file> --out ${folder}\` starts one)`
+  const rows = runs.map((r) => [
+    r.runId,
+    r.task,
+    stateText(r),
+    `${r.trials.succeeded}/${r.trials.failed}/${r.trials.other}/${r.trials.inFlight}`,
+    r.best !== undefined ? `${r.metric.name} ${fmt(r.best.score)} (${r.best.id})` : "-",
+    clock(r.startedAt),
+    clock(r.lastAt)
+  ])
+  const head = ["RUN", "TASK", "STATE", "OK/FAILED/OTHER/IN FLIGHT", "BEST", "STARTED (UTC)", "LAST (UTC)"]
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")
+  const running = runs.filter((r) => r.state === "running").length
+  return [
+    `${runs.length} run${runs.length === 1 ? "" : "s"} in ${folder}${running > 0 ? `, ${running} running` : ""}:`,
+    line(head),
+    ...rows.map(line),
+    "",
+    `\`trex status ${path.join(folder, "<run>")}\` shows one (--follow: as it goes on); \`trex resume\` continues a stopped one`
+  ].join("\n")
+}

@@ -1,0 +1,142 @@
+// `trex list`: the runs of a folder, each as it stands — a real finished run of the CLI, and journals
+// written here of a run stopped mid-way, a run this process is running (it holds the lock), a damaged
+// run and a minimising task — with the folders that are no runs passed over.
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { DatabaseSync } from "node:sqlite"
+import { assert, describe, it } from "@effect/vitest"
+import { ExperimentNode, Journal, JournalEvent, type Task } from "@trex/core"
+import { TreeBuilder } from "@trex/core/testing"
+import { Effect } from "effect"
+import * as RunDir from "../src/RunDir.ts"
+import * as Runs from "../src/Runs.ts"
+
+const root = path.resolve(import.meta.dirname, "../../..")
+const bin = path.join(root, "packages/cli/src/bin.ts")
+const toyTask = path.join(import.meta.dirname, "fixtures", "toy.task.yaml")
+const trex = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ["--conditions=@trex/source", bin, ...args], { cwd: root, encoding: "utf8", env: { ...process.env, ...env }, timeout: 120_000 })
+
+/** A run directory under `folder` whose journal holds `events`, written as a controller writes them. */
+const journal = (folder: string, name: string, events: ReadonlyArray<JournalEvent.JournalEvent>) =>
+  Effect.gen(function*() {
+    const dir = path.join(folder, name)
+    yield* Effect.gen(function*() {
+      const j = yield* Journal.Journal
+      yield* j.append(events)
+    }).pipe(Effect.provide(Journal.Journal.layerSqlite(RunDir.journalFile(dir))))
+    return dir
+  })
+
+/** A task's events as a run of `runId` journals them: its start first. */
+const runOf = (runId: string, task: Task.Task, build: (b: TreeBuilder.TreeBuilder) => void) => {
+  const b = new TreeBuilder.TreeBuilder(task)
+  build(b)
+  const [, ...rest] = b.events
+  return [JournalEvent.make("RunStarted", { runId, task, seed: 0, options: {}, at: Date.UTC(2026, 11, 5, 9, 30) }), ...rest]
+}
+
+describe("trex list", { timeout: 120_000 }, () => {
+  it.live("lists each run of a folder with its task, state, trials and best; passes over folders that are no runs; names the fix for a run directory or a missing folder", () =>
+    Effect.gen(function*() {
+      const folder = fs.mkdtempSync(path.join(os.tmpdir(), "trex-list-"))
+      // a real run of the CLI, finished
+      const real = trex(["run", toyTask, "--out", folder, "--max-trials", "3", "--concurrency", "1"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(real.status, 0, real.stderr)
+      const realDir = real.stdout.match(/run directory: (.*)/)![1]!
+      const realInfo = yield* RunDir.load(realDir)
+      // stopped with one trial in flight; a minimising task; a damaged journal
+      const task = TreeBuilder.task({ budget: { maxTrials: 4 } })
+      yield* journal(folder, "20261205-093000-stopped", runOf("20261205-093000-stopped", task, (b) => {
+        b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.25)
+        b.fail(ExperimentNode.ROOT, { "training.learningRate": 0.02 })
+        b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.03 }))
+      }))
+      const loss = { ...task, name: "loss-task", metric: { ...task.metric, name: "loss", direction: "minimize" as const } }
+      yield* journal(folder, "20261205-093100-min", [
+        ...runOf("20261205-093100-min", loss, (b) => {
+          b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.9)
+          b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.02 }, 0.4)
+          b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.03 }, 0.7)
+          b.cancel(ExperimentNode.ROOT, { "training.learningRate": 0.003 })
+        }),
+        JournalEvent.make("RunFinished", { reason: "target reached", at: Date.UTC(2026, 11, 5, 10, 0) })
+      ])
+      const damaged = yield* journal(folder, "20261205-093200-damaged", runOf("20261205-093200-damaged", task, (b) => {
+        b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.5)
+        b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.02 }, 0.6)
+      }))
+      const db = new DatabaseSync(RunDir.journalFile(damaged))
+      db.exec("UPDATE events SET crc = crc + 1 WHERE seq = (SELECT MAX(seq) FROM events)")
+      db.close()
+      // no runs: a folder of other things, and a detached launch's log
+      fs.mkdirSync(path.join(folder, "notes"))
+      fs.writeFileSync(path.join(folder, ".trex-detached-1-2.log"), "")
+
+      // one more run, which this process runs while the list is taken (it holds the run's lock)
+      const listed = yield* Effect.gen(function*() {
+        const j = yield* Journal.Journal
+        yield* j.append(runOf("20261205-093300-live", task, (b) => void b.start(b.propose(ExperimentNode.ROOT, {}))))
+        return { text: trex(["list", folder]), json: trex(["list", folder, "--json"]) }
+      }).pipe(Effect.provide(Journal.Journal.layerSqlite(RunDir.journalFile(path.join(folder, "20261205-093300-live")))))
+      assert.strictEqual(listed.text.status, 0, listed.text.stderr)
+      const runs = JSON.parse(listed.json.stdout) as Array<Runs.RunSummary>
+      assert.deepStrictEqual(runs.map((r) => r.runId), [
+        "20261205-093000-stopped",
+        "20261205-093100-min",
+        "20261205-093200-damaged",
+        "20261205-093300-live",
+        path.basename(realDir)
+      ].sort())
+      const byId = new Map(runs.map((r) => [r.runId, r]))
+      // the real run: as `trex status` counts it
+      const r = byId.get(path.basename(realDir))!
+      assert.strictEqual(r.state, "finished")
+      assert.strictEqual(r.reason, "budget: maxTrials")
+      const nodes = [...realInfo.tree.view.nodes()]
+      assert.strictEqual(r.trials.succeeded, nodes.filter((n) => n.state._tag === "Succeeded").length)
+      assert.strictEqual(r.trials.failed, nodes.filter((n) => n.state._tag === "Failed").length)
+      assert.deepStrictEqual(r.best, { id: realInfo.tree.view.best()!.id, score: ExperimentNode.score(realInfo.tree.view.best()!)! })
+      assert.deepStrictEqual(byId.get("20261205-093000-stopped")!.state, "stopped")
+      assert.deepStrictEqual(byId.get("20261205-093000-stopped")!.trials, { succeeded: 1, failed: 1, other: 0, inFlight: 1 })
+      assert.deepStrictEqual(byId.get("20261205-093000-stopped")!.best?.score, 0.25)
+      // the lowest loss is the best of a minimising task; a cancelled trial is an "other" end
+      assert.deepStrictEqual(byId.get("20261205-093100-min")!.best?.score, 0.4)
+      assert.deepStrictEqual(byId.get("20261205-093100-min")!.trials, { succeeded: 3, failed: 0, other: 1, inFlight: 0 })
+      // the damaged run: what precedes the damage, and the damage
+      const d = byId.get("20261205-093200-damaged")!
+      assert.strictEqual(d.state, "damaged")
+      assert.match(d.damage!, /fails its checksum/)
+      assert.strictEqual(d.trials.succeeded, 1)
+      const live = byId.get("20261205-093300-live")!
+      assert.strictEqual(live.state, "running")
+      assert.strictEqual(live.writer?.pid, process.pid)
+      assert.strictEqual(live.trials.inFlight, 1)
+
+      const lines = listed.text.stdout.split("\n")
+      assert.strictEqual(lines[0], `5 runs in ${folder}, 1 running:`)
+      assert.match(lines[1]!, /^RUN +TASK +STATE +OK\/FAILED\/OTHER\/IN FLIGHT +BEST +STARTED \(UTC\) +LAST \(UTC\)$/)
+      const row = (id: string) => lines.find((l) => l.startsWith(id)) ?? ""
+      assert.match(row("20261205-093000-stopped"), /stopped \(trex resume continues it\) +1\/1\/0\/1 +score 0\.25 \(n1\) +2026-12-05 09:30 /)
+      assert.match(row("20261205-093100-min"), /loss-task +finished: target reached +3\/0\/1\/0 +loss 0\.4 \(n2\) +2026-12-05 09:30 +2026-12-05 10:00$/)
+      assert.match(row("20261205-093200-damaged"), /damaged \(trex status says where\)/)
+      assert.match(row("20261205-093300-live"), new RegExp(`running \\(process ${process.pid} on ${os.hostname()}\\) +0/0/0/1 +- `))
+      assert.include(listed.text.stdout, `\`trex status ${path.join(folder, "<run>")}\` shows one (--follow: as it goes on)`)
+
+      // what is not a folder of runs, and a folder of runs given where a run is wanted: each names the fix
+      const ofRun = trex(["list", realDir])
+      assert.strictEqual(ofRun.status, 2)
+      assert.include(ofRun.stderr, `${realDir} is a run directory, not a folder of runs: \`trex status ${realDir}\` shows it; \`trex list ${folder}\` lists the runs beside it`)
+      const missing = trex(["list", path.join(folder, "nope")])
+      assert.strictEqual(missing.status, 2)
+      assert.match(missing.stderr, /nope does not exist: name the folder that holds your runs \(trex run's --out, trex-runs by default\)/)
+      const status = trex(["status", folder])
+      assert.strictEqual(status.status, 2)
+      assert.include(status.stderr, `${folder} is not a trex run directory (no journal.sqlite); it is a folder of 5 runs: \`trex list ${folder}\` lists them`)
+      const empty = trex(["list", path.join(folder, "notes")])
+      assert.strictEqual(empty.status, 0)
+      assert.strictEqual(empty.stdout.trim(), `no runs in ${path.join(folder, "notes")} (\`trex run <task-file> --out ${path.join(folder, "notes")}\` starts one)`)
+    }))
+})
