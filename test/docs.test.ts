@@ -138,7 +138,8 @@ describe("docs", () => {
       "examples/custom-agents/executor.ts",
       "examples/embed/server.ts",
       "examples/embed/client.ts",
-      "examples/embed/follow.ts"
+      "examples/embed/follow.ts",
+      "examples/embed/webhook.ts"
     ]
       .map((f) => path.join(root, f))
     const result = typecheck([...snippetFiles, ...entryPoints])
@@ -283,6 +284,40 @@ describe("examples", () => {
     const notARun = spawnSync(process.execPath, ["--conditions=@trex/source", "examples/embed/follow.ts", out], { cwd: root, encoding: "utf8", env })
     assert.strictEqual(notARun.status, 2)
     assert.match(notARun.stderr, /is not a trex run directory/)
+    fs.rmSync(out, { recursive: true, force: true })
+  })
+
+  it("embed: webhook.ts prints what a run posts with --notify --notify-best: each new best, then the end", { timeout: 120_000 }, async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "trex-webhook-"))
+    const receiver = spawn(process.execPath, ["--conditions=@trex/source", "examples/embed/webhook.ts"], { cwd: root, env: { ...env, PORT: "0" } })
+    servers.push(receiver)
+    let printed = ""
+    const url = await new Promise<string>((resolve, reject) => {
+      receiver.stdout!.on("data", (chunk: Buffer) => {
+        printed += chunk.toString()
+        const m = /^webhook: (http:\/\/127\.0\.0\.1:\d+\/trex)$/m.exec(printed)
+        if (m !== null) resolve(m[1]!)
+      })
+      receiver.on("exit", (code) => reject(new Error(`webhook.ts exited with ${code}`)))
+    })
+    const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [
+        "--conditions=@trex/source", "packages/cli/src/bin.ts", "run", "examples/recorded-table/task.yaml", "--out", out, "--max-trials", "12", "--notify-best"
+      ], { cwd: root, env: { ...env, TREX_NOTIFY_URL: url } })
+      let stdout = ""
+      let stderr = ""
+      child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()))
+      child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
+      child.on("exit", (status) => resolve({ status, stdout, stderr }))
+    })
+    assert.strictEqual(run.status, 0, run.stderr)
+    const runDir = run.stdout.match(/^run directory: (.*)$/m)![1]!
+    const lines = printed.trim().split("\n").slice(1)
+    const bests = lines.filter((l) => /^\+ trex · recorded-nmt-ja-en: new best dev_bleu [\d.]+ \(n\d+\) after \d+ trials? · /.test(l))
+    assert.isAtLeast(bests.length, 1, printed)
+    assert.strictEqual(bests.length + 1, lines.length, printed)
+    assert.match(lines.at(-1)!, new RegExp(`^= trex · recorded-nmt-ja-en finished: budget: maxTrials · best dev_bleu [\\d.]+ \\(n\\d+\\) · 12 succeeded, 0 failed · ${runDir}$`))
+    receiver.kill("SIGINT")
     fs.rmSync(out, { recursive: true, force: true })
   })
 

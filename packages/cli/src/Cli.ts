@@ -9,12 +9,13 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { type Budget, Errors, JournalEvent, TaskFile } from "@trex/core"
 import { Control, Explorer } from "@trex/mcts"
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Option, type Redacted } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Bench from "./Bench.ts"
 import * as Follow from "./Follow.ts"
 import * as HtmlReport from "./HtmlReport.ts"
 import * as LiveView from "./LiveView.ts"
+import * as Notify from "./Notify.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Runs from "./Runs.ts"
 import * as Settings from "./Settings.ts"
@@ -38,7 +39,7 @@ const writeReport = (file: string, text: string) =>
  * Run (or continue) a prepared search with the live view, then print where it is and the best strategy.
  * @since 0.1.0 @category commands
  */
-export const execute = (prepared: Trex.Prepared) =>
+export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
   Effect.gen(function*() {
     const { runDir, task } = prepared
     const view = LiveView.make({ tty: process.stdout.isTTY === true, write: (s) => process.stdout.write(s) })
@@ -73,7 +74,7 @@ export const execute = (prepared: Trex.Prepared) =>
           (text) => process.stderr.write(text)
         )
       })
-      summary = yield* Trex.runPrepared(prepared, { onEvent, control, onEnded: (info) => void (ended = info) }).pipe(
+      summary = yield* Trex.runPrepared(prepared, { onEvent, control, onEnded: (info) => void (ended = info), ...(notify !== undefined ? { notify } : {}) }).pipe(
         Effect.catchTag("SetupFailure", (e) => Effect.sync(() => void (setup = e))),
         Effect.ensuring(Effect.sync(() => view.close())),
         Effect.onInterrupt(() => out(`\nstopped, running trials cancelled; continue with: trex resume ${runDir}`))
@@ -161,6 +162,30 @@ const detachFlag = Flag.Boolean("detach").pipe(
   )
 )
 
+/** `--notify URL` (again for more webhooks) and `--notify-best`, of `run` and `resume`. */
+const notifyFlags = {
+  notify: Flag.Redacted("notify").pipe(
+    Flag.atLeast(0),
+    Flag.withDescription(
+      `post a message to this webhook (a Slack or Mattermost incoming webhook, or any URL that takes JSON) when the run ends; give it again for more. ` +
+        `${Notify.ENV} (addresses separated by spaces) adds more and, unlike a flag, is not shown in the process list`
+    )
+  ),
+  notifyBest: Flag.Boolean("notify-best").pipe(Flag.withDefault(false), Flag.withDescription("also post each new best trial to the webhooks"))
+}
+
+/** The webhooks of `--notify` and {@link Notify.ENV}, checked (each named), or `undefined` when none is given. */
+const notifyOf = (flags: { readonly notify: ReadonlyArray<Redacted.Redacted<string>>; readonly notifyBest: boolean }) =>
+  Effect.gen(function*() {
+    const given = yield* Effect.forEach(flags.notify, (u, i) => Notify.parseUrl(u, flags.notify.length === 1 ? "--notify" : `--notify (its address ${i + 1})`))
+    const urls = [...given, ...(yield* Notify.fromEnv(process.env[Notify.ENV]))]
+    if (urls.length === 0) {
+      if (flags.notifyBest) return yield* new Errors.InvalidInput({ source: "--notify-best", message: `--notify-best posts to the webhooks of --notify or ${Notify.ENV}, and none is given: give one, e.g. --notify https://hooks.slack.com/services/...` })
+      return undefined
+    }
+    return { urls, ...(flags.notifyBest ? { best: true } : {}) } satisfies Notify.Options
+  })
+
 /** `--detach`: this command again as a controller of its own session, its output in `log` until it has its run directory; say where the run is, and how to follow and stop it. */
 const detached = (log: string) =>
   Detach.launch(log).pipe(
@@ -207,6 +232,7 @@ const runCommand = Command.make(
       Flag.withDescription("stop the run once this many trials have failed the same way and none succeeded: a setup error, not the strategies' (default 3; 0 turns it off)")
     ),
     noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for")),
+    ...notifyFlags,
     detach: detachFlag
   },
   (flags) =>
@@ -219,6 +245,7 @@ const runCommand = Command.make(
         return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${flags.failFast.value}` })
       }
       const budget = yield* limitsOf(flags)
+      const notify = yield* notifyOf(flags)
       if (flags.detach && !Detach.isDetachedController()) return yield* detached(Detach.pendingLog(flags.out))
       const prepared = yield* Trex.prepare({
         taskFile: flags.taskFile,
@@ -237,7 +264,7 @@ const runCommand = Command.make(
         ...(Option.isSome(flags.failFast) ? { failFast: flags.failFast.value } : {}),
         ...(flags.noReuse ? { reuse: false } : {})
       })
-      yield* execute(prepared)
+      yield* execute(prepared, notify)
     })
 ).pipe(Command.withDescription("start a search on a task file"))
 
@@ -251,6 +278,7 @@ const resumeCommand = Command.make(
       Flag.optional,
       Flag.withDescription("for this session: stop once this many trials have failed the same way and none succeeded; 0 turns the stop off, and trials that failed alike are not run again (default: the run's)")
     ),
+    ...notifyFlags,
     detach: detachFlag
   },
   (flags) =>
@@ -261,6 +289,7 @@ const resumeCommand = Command.make(
         return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${failFast.value}` })
       }
       const budget = yield* limitsOf(flags)
+      const notify = yield* notifyOf(flags)
       if (flags.detach && !Detach.isDetachedController()) {
         // a run's own folder holds its controller's output; a folder that is no run gets its message from the controller
         const isDir = fs.statSync(runDir, { throwIfNoEntry: false })?.isDirectory() === true
@@ -271,7 +300,7 @@ const resumeCommand = Command.make(
         ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}),
         ...(budget !== undefined ? { budget } : {}),
         ...(Option.isSome(failFast) ? { failFast: failFast.value } : {})
-      }))
+      }), notify)
     })
 ).pipe(Command.withDescription("continue a stopped or killed run where it left off (--max-trials, --gpu-hours, --wall-clock-hours, --dollars, --tokens: with a new limit of its budget)"))
 

@@ -16,6 +16,7 @@ import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
 import { codeFingerprint, runFingerprint } from "./internal/codeFingerprint.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
+import * as Notify from "./Notify.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
@@ -60,6 +61,11 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
    * report it cannot write), to the current Effect logger: the console, unless one is provided.
    */
   readonly logLevel?: LogLevel.LogLevel
+  /**
+   * Post a message to these webhooks when the run ends, and with `best`, at each new best trial
+   * (see {@link Notify}). Never recorded: a resumed run posts to the webhooks its own session gives.
+   */
+  readonly notify?: Notify.Options
 }
 
 /**
@@ -92,11 +98,12 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded, before the run stops (a setup error); 0 turns it off"),
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
-  logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written")
+  logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written"),
+  notify: Notify.rule
 }
 
 /** The options a resumed run takes; the others are the run's own, recorded when it started. */
-const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "failFast", "paused", "logLevel"]
+const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "failFast", "paused", "logLevel", "notify"]
 
 /** Check options before anything is read or written: each bad field named, with what it takes. */
 const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidInput> =>
@@ -120,7 +127,7 @@ const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidIn
       if (extra.length > 0) {
         return yield* invalid(
           extra[0]!,
-          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, budget, failFast, paused and logLevel may be given)`
+          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, budget, failFast, paused, logLevel and notify may be given)`
         )
       }
     } else if (set("taskFile") && set("task")) {
@@ -410,7 +417,29 @@ export type RunError = Errors.BackendError | Explorer.Error
  * interrupted; a report that cannot be written is logged as a warning, and the run's outcome stands).
  * @since 0.1.0 @category running
  */
-export const runPrepared = (prepared: Prepared, hooks: {
+export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effect<Explorer.Summary, RunError> => {
+  const notify = hooks.notify
+  if (notify === undefined || notify.urls.length === 0) return runHooked(prepared, hooks)
+  // the run's end is posted after its report is written, from the journal the report was written from
+  return Effect.scoped(Effect.gen(function*() {
+    const notifier = yield* Notify.make(notify, prepared)
+    let ended: RunDir.RunInfo | undefined
+    return yield* runHooked(prepared, {
+      ...hooks,
+      onEvent: (entry, tree) => {
+        hooks.onEvent?.(entry, tree)
+        notifier.onEvent(entry, tree)
+      },
+      onEnded: (info) => {
+        ended = info
+        hooks.onEnded?.(info)
+      }
+    }).pipe(Effect.onExit((exit) => notifier.end(Notify.endMessage({ ...prepared, task: prepared.task.name }, exit, ended))))
+  }))
+}
+
+/** What {@link runPrepared} calls back, and where it posts. @since 0.1.0 @category models */
+export interface Hooks {
   readonly onEvent?: Explorer.Options["onEvent"]
   readonly control?: Control.Control
   /**
@@ -418,7 +447,11 @@ export const runPrepared = (prepared: Prepared, hooks: {
    * the one `report.md` was written from, so a caller that shows it need not read the journal again.
    */
   readonly onEnded?: (info: RunDir.RunInfo) => void
-} = {}): Effect.Effect<Explorer.Summary, RunError> =>
+  /** Webhooks told of the run's end (and with `best`, of each new best trial): see {@link Notify}. */
+  readonly notify?: Notify.Options
+}
+
+const runHooked = (prepared: Prepared, hooks: Hooks): Effect.Effect<Explorer.Summary, RunError> =>
   Effect.gen(function*() {
     const { runDir, settings, task } = prepared
     const code = settings.code
@@ -584,7 +617,7 @@ const launch = (prepared: Prepared, options: Options) => {
   const control = new Control.Control()
   if (options.paused === true) control.pause()
   const log = new EventLog()
-  const run = runPrepared(prepared, { control, onEvent: log.push }).pipe(
+  const run = runPrepared(prepared, { control, onEvent: log.push, ...(options.notify !== undefined ? { notify: options.notify } : {}) }).pipe(
     options.logLevel !== undefined ? Effect.provideService(References.MinimumLogLevel, options.logLevel) : (self) => self,
     Effect.ensuring(Effect.sync(log.end))
   )

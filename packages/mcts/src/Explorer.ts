@@ -154,6 +154,9 @@ export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyErr
  */
 export const RESEARCHER_FAILED = "the researcher failed"
 
+/** The reason of a run stopped by `Control.stop` (Ctrl-C, `trex stop`) with trials in flight. @since 0.1.0 @category constants */
+export const STOPPED_BY_REQUEST = "stopped by request"
+
 /**
  * How the reason of a run begins when its trials all failed the same way (see `Options.failFast`):
  * a resume after the setup is mended runs their strategies again.
@@ -1009,13 +1012,13 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     for (;;) {
       if (control?.stopRequested === "cancel") {
         interrupted = true
-        if (inFlight.size > 0) reason = "stopped by request"
+        if (inFlight.size > 0) reason = STOPPED_BY_REQUEST
         yield* FiberMap.clear(fibers)
         break
       }
       if (control?.stopRequested === "drain" && !drained) {
         drained = true
-        if (inFlight.size > 0) reason = "stopped by request"
+        if (inFlight.size > 0) reason = STOPPED_BY_REQUEST
         for (const id of [...inFlight]) if (tree.view.get(id)?.waiting !== undefined) yield* withdraw(id)
         // a trial waiting for another run's result has started nothing: it stops waiting (a resumed run waits again)
         for (const id of [...waitingElsewhere]) yield* FiberMap.remove(fibers, id)

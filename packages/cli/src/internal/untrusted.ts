@@ -24,3 +24,11 @@ export const markdown = (text: string, max = Number.POSITIVE_INFINITY): string =
   line(text, max)
     .replace(/[\\`*_[\]<>|~]/g, "\\$&")
     .replace(/^([#+\-=>]|\d+[.)])/, "\\$1")
+
+/**
+ * {@link line}, for a chat message (a Slack or Mattermost webhook's `text`): `&`, `<` and `>` as
+ * Slack's entities, so the text makes no link, mention (`<!channel>`) or user reference of its own, and
+ * a zero-width space after each `@`, so it pings nobody (`@channel`, `@here`, `@user`) where `@` does.
+ */
+export const chat = (text: string, max = Number.POSITIVE_INFINITY): string =>
+  line(text, max).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/@/g, "@\u200B")

@@ -1,0 +1,310 @@
+/**
+ * Messages about a run, posted as JSON to webhooks: a Slack or Mattermost incoming webhook shows its
+ * `text`, any other endpoint reads its `trex` object. One message when the run ends (finished, failed
+ * or stopped, with its best trial and counts), and with `best`, one for each new best trial.
+ *
+ * A webhook's address is a secret (whoever has a Slack webhook's address can post to its channel): it
+ * is held as `Redacted`, never journaled, logged or shown but for its origin, and a resumed run posts
+ * only to the webhooks its own session is given (`--notify`, `TREX_NOTIFY_URL`, `Trex.start`'s
+ * `notify`). A message that cannot be delivered is tried again (a network error, a timeout, HTTP 429
+ * or 5xx) and then logged as a warning: a webhook never fails, stops or holds up a run for long.
+ *
+ * @since 0.1.0
+ */
+import { Errors, ExperimentNode, OptionSpec, type ExperimentTree, type JournalEvent } from "@trex/core"
+import { Explorer } from "@trex/mcts"
+import { Deferred, Effect, Exit, Option, Queue, Redacted, Schedule, type Scope } from "effect"
+import * as Untrusted from "./internal/untrusted.ts"
+import type { RunInfo } from "./RunDir.ts"
+import * as Status from "./Status.ts"
+
+/**
+ * Where and what to post. `urls`: http(s) addresses (strings, or `Redacted` strings); `best`: also
+ * post each new best trial (default: only the run's end). `timeoutMs` bounds one attempt (default
+ * 10,000); `attempts` (default 3) bounds the tries of one message to one webhook.
+ * @since 0.1.0 @category models
+ */
+export interface Options {
+  readonly urls: ReadonlyArray<string | Redacted.Redacted<string>>
+  readonly best?: boolean
+  readonly timeoutMs?: number
+  readonly attempts?: number
+}
+
+/**
+ * The environment variable read by `trex run` and `trex resume` for webhooks, beside `--notify`:
+ * addresses separated by whitespace. Unlike a flag, it is not shown in the process list.
+ * @since 0.1.0 @category constants
+ */
+export const ENV = "TREX_NOTIFY_URL"
+
+/** How a run ended, as a message tells it. @since 0.1.0 @category models */
+export type Outcome = "finished" | "failed" | "stopped"
+
+/**
+ * The `trex` object of a message: `kind` `best` (a new best trial: `best`, `trials` finished so far)
+ * or `end` (`outcome`, `reason`, and the run's `status` as `trex status --json` gives it, without its
+ * nodes, analysis and insights).
+ * @since 0.1.0 @category models
+ */
+export type Payload =
+  | {
+    readonly kind: "best"
+    readonly runId: string
+    readonly runDir: string
+    readonly task: string
+    readonly metric: { readonly name: string; readonly direction: string }
+    readonly best: { readonly id: string; readonly score: number; readonly metrics: Record<string, number>; readonly strategy: unknown }
+    readonly trials: number
+  }
+  | {
+    readonly kind: "end"
+    readonly outcome: Outcome
+    readonly reason: string
+    readonly runId: string
+    readonly runDir: string
+    readonly status: Omit<Status.StatusJson, "nodes" | "analysis" | "insights"> | undefined
+  }
+
+/** What is posted: the JSON body. @since 0.1.0 @category models */
+export interface Message {
+  readonly text: string
+  readonly trex: Payload
+}
+
+/** Where a webhook is, as messages show it: its origin only (its path is the secret part). @since 0.1.0 @category functions */
+export const shown = (url: Redacted.Redacted<string>): string => {
+  const value = Redacted.value(url)
+  try {
+    return `${new URL(value).origin}/…`
+  } catch {
+    return "(an address that is not a URL)"
+  }
+}
+
+/**
+ * Check a webhook's address: an absolute `http:` or `https:` URL. `source` names where it was given
+ * (`--notify`, `TREX_NOTIFY_URL`, `notify.urls[0]`). The error never shows the address itself.
+ * @since 0.1.0 @category functions
+ */
+export const parseUrl = (raw: string | Redacted.Redacted<string>, source: string): Effect.Effect<Redacted.Redacted<string>, Errors.InvalidInput> =>
+  Effect.suspend(() => {
+    const value = (Redacted.isRedacted(raw) ? Redacted.value(raw) : raw).trim()
+    const issue = urlIssue(value)
+    return issue === undefined
+      ? Effect.succeed(Redacted.make(new URL(value).href))
+      : Effect.fail(new Errors.InvalidInput({ source, message: `${source} ${issue}` }))
+  })
+
+/** Why an address is not a webhook's, or `undefined` when it is one. */
+const urlIssue = (value: string): string | undefined => {
+  try {
+    const { protocol } = new URL(value.trim())
+    return protocol === "https:" || protocol === "http:" ? undefined : `is a ${protocol} address: a webhook takes http: or https:`
+  } catch {
+    return `is not a URL (${value.trim() === "" ? "it is empty" : `${value.length} characters`}): give the webhook's full address, e.g. https://hooks.slack.com/services/T000/B000/XXXX`
+  }
+}
+
+/**
+ * What {@link Options} takes, as `Trex.start`'s `notify` and {@link make} check it: each issue names
+ * its field (`notify.urls[1]`, `notify.attempts`) and never shows an address.
+ * @since 0.1.0 @category rules
+ */
+export const rule: OptionSpec.Rule = OptionSpec.struct({
+  urls: OptionSpec.required({
+    issues: (v, path) => {
+      if (!Array.isArray(v)) return [`${path}: expected a list of webhook addresses, e.g. ["https://hooks.slack.com/services/T000/B000/XXXX"], got ${typeof v === "string" ? "one string: put it in a list" : OptionSpec.show(v)}`]
+      return v.flatMap((u, i) => {
+        const value = typeof u === "string" ? u : Redacted.isRedacted(u) && typeof Redacted.value(u) === "string" ? Redacted.value(u) as string : undefined
+        if (value === undefined) return [`${path}[${i}]: expected an address (a string, or a Redacted string), got ${OptionSpec.show(u)}`]
+        const issue = urlIssue(value)
+        return issue === undefined ? [] : [`${path}[${i}] ${issue}`]
+      })
+    }
+  }),
+  best: OptionSpec.boolean("also post each new best trial"),
+  timeoutMs: OptionSpec.integer(1, "milliseconds one attempt may take, e.g. 10000"),
+  attempts: OptionSpec.integer(1, "tries of one message to one webhook, e.g. 3", 10)
+}, "notify")
+
+/** Webhook addresses from {@link ENV}'s value (whitespace-separated; unset or blank: none). @since 0.1.0 @category functions */
+export const fromEnv = (value: string | undefined): Effect.Effect<ReadonlyArray<Redacted.Redacted<string>>, Errors.InvalidInput> =>
+  Effect.forEach((value ?? "").split(/\s+/).filter((s) => s !== ""), (s, i) => parseUrl(s, i === 0 ? ENV : `${ENV} (its address ${i + 1})`))
+
+/** A post that did not get a 2xx answer; `retryable` for a network error, a timeout, 429 and 5xx. */
+class Undelivered extends Error {
+  readonly retryable: boolean
+  constructor(message: string, retryable: boolean) {
+    super(message)
+    this.retryable = retryable
+  }
+}
+
+/** One attempt: POST the body, within `timeoutMs` (interrupting it aborts the request). */
+const postOnce = (url: Redacted.Redacted<string>, body: string, timeoutMs: number) =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const response = await fetch(Redacted.value(url), {
+        method: "POST",
+        headers: { "content-type": "application/json", "user-agent": "trex-notify" },
+        body,
+        redirect: "manual",
+        signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+      })
+      // the answer's body is not read: drop it, so its connection is freed
+      await response.body?.cancel().catch(() => undefined)
+      return response.status
+    },
+    catch: (e) => {
+      const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : undefined
+      const timedOut = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError")
+      return new Undelivered(timedOut ? `no answer within ${timeoutMs} ms` : `${e instanceof Error ? e.message : String(e)}${cause !== undefined ? ` (${cause})` : ""}`, true)
+    }
+  }).pipe(
+    Effect.flatMap((status) =>
+      status >= 200 && status < 300
+        ? Effect.void
+        : Effect.fail(
+          new Undelivered(
+            `HTTP ${status}${status === 404 || status === 403 || status === 410 ? " (the webhook's address is wrong, or it was revoked)" : status >= 300 && status < 400 ? " (a redirect: give the address it redirects to)" : ""}`,
+            status === 429 || status >= 500
+          )
+        )
+    )
+  )
+
+/**
+ * Post one message to one webhook, trying again after 1 and 2 s (and so on, up to `attempts`) while
+ * the failure is retryable. Fails with why, after how many attempts.
+ * @since 0.1.0 @category functions
+ */
+export const post = (
+  url: Redacted.Redacted<string>,
+  message: Message,
+  options: { readonly timeoutMs?: number; readonly attempts?: number } = {}
+): Effect.Effect<void, Error> => {
+  const attempts = Math.max(1, options.attempts ?? 3)
+  let tried = 0
+  return Effect.suspend(() => {
+    tried++
+    return postOnce(url, JSON.stringify(message), options.timeoutMs ?? 10_000)
+  }).pipe(
+    Effect.retry({ schedule: Schedule.exponential("1 second"), times: attempts - 1, while: (e) => e.retryable }),
+    Effect.mapError((e) => new Error(`${e.message} (${tried} attempt${tried === 1 ? "" : "s"})`))
+  )
+}
+
+const fmt = (x: number | undefined) => (x === undefined ? "-" : Number.isInteger(x) ? String(x) : x.toPrecision(4))
+
+/** The message of a new best trial. @since 0.1.0 @category functions */
+export const bestMessage = (run: { readonly runId: string; readonly runDir: string }, tree: ExperimentTree.TreeView, best: ExperimentTree.NodeView): Message => {
+  const task = tree.task
+  const score = ExperimentNode.score(best)!
+  const finished = [...tree.nodes()].filter((n) => ExperimentNode.isFinished(n)).length
+  const metrics = ExperimentNode.result(best)?.metrics ?? {}
+  return {
+    text: `trex · ${Untrusted.chat(task.name, 120)}: new best ${Untrusted.chat(task.metric.name, 60)} ${fmt(score)} (${best.id}) after ${finished} trial${finished === 1 ? "" : "s"} · ${Untrusted.chat(run.runDir, 300)}`,
+    trex: {
+      kind: "best",
+      runId: run.runId,
+      runDir: run.runDir,
+      task: task.name,
+      metric: { name: task.metric.name, direction: task.metric.direction },
+      best: { id: best.id, score, metrics, strategy: best.strategy },
+      trials: finished
+    }
+  }
+}
+
+/**
+ * The message of a run's end: `finished` when it journaled its end (not a stop's) with a trial that succeeded,
+ * `failed` when it failed (an error, trials that all failed the same way, a researcher that failed) or
+ * ended with none that succeeded, `stopped` when it ended without finishing (`trex resume` continues it).
+ * `info` is the run as its journal holds it at the end (`undefined` when it could not be read).
+ * @since 0.1.0 @category functions
+ */
+export const endMessage = (
+  run: { readonly runId: string; readonly runDir: string; readonly task: string },
+  exit: Exit.Exit<{ readonly reason: string }, unknown>,
+  info: RunInfo | undefined
+): Message => {
+  const status = info === undefined ? undefined : (({ nodes: _n, analysis: _a, insights: _i, ...rest }) => rest)(Status.toJson(info))
+  const error = Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit)) : undefined
+  const errorMessage = error === undefined ? undefined : error instanceof Error ? error.message : String(error)
+  // the reason the journal holds (as `trex status` shows it), else the error's, else the summary's
+  const reason = info?.finished?.reason ?? errorMessage ?? (Exit.isSuccess(exit) ? exit.value.reason : "interrupted")
+  const failedTrials = status?.counts.Failed ?? 0
+  const outcome: Outcome = errorMessage !== undefined || (info?.finished !== undefined && status?.best === undefined && failedTrials > 0) ||
+      (Exit.isSuccess(exit) && exit.value.reason.startsWith(Explorer.RESEARCHER_FAILED))
+    ? "failed"
+    : info?.finished !== undefined && info.finished.reason !== Explorer.STOPPED_BY_REQUEST
+    ? "finished"
+    : "stopped"
+  const trials = status === undefined ? "" : ` · ${status.counts.Succeeded} succeeded, ${failedTrials} failed`
+  const best = status?.best !== undefined ? ` · best ${Untrusted.chat(status.metric.name, 60)} ${fmt(status.best.score)} (${status.best.id})` : ""
+  const next = outcome === "stopped" ? ` · continue with: trex resume ${Untrusted.chat(run.runDir, 300)}` : ` · ${Untrusted.chat(run.runDir, 300)}`
+  return {
+    text: `trex · ${Untrusted.chat(run.task, 120)} ${outcome}: ${Untrusted.chat(reason, 400)}${best}${trials}${next}`,
+    trex: { kind: "end", outcome, reason, runId: run.runId, runDir: run.runDir, status }
+  }
+}
+
+/**
+ * A run's notifier: {@link Notifier.onEvent} queues a message for each new best (with `best`), in the
+ * order found, a later best replacing one not yet posted; {@link Notifier.end} queues the end's and
+ * waits until every queued message was posted or given up on.
+ * @since 0.1.0 @category models
+ */
+export interface Notifier {
+  readonly onEvent: (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => void
+  readonly end: (message: Message) => Effect.Effect<void>
+}
+
+/**
+ * Start a run's notifier in the current scope: messages are posted one at a time, to every webhook
+ * at once; closing the scope stops posting.
+ * @since 0.1.0 @category constructors
+ */
+export const make = (
+  options: Options,
+  run: { readonly runId: string; readonly runDir: string }
+): Effect.Effect<Notifier, Errors.InvalidInput, Scope.Scope> =>
+  Effect.gen(function*() {
+    const issues = rule.issues(options, "notify")
+    if (issues.length > 0) return yield* new Errors.InvalidInput({ source: /^([\w.]+)/.exec(issues[0]!)?.[1] ?? "notify", message: issues.join("\n") })
+    const urls = yield* Effect.forEach(options.urls, (u, i) => parseUrl(u, `notify.urls[${i}]`))
+    const queue = yield* Queue.unbounded<{ readonly message: Message; readonly done?: Deferred.Deferred<void> }>()
+    const deliver = (message: Message) =>
+      Effect.forEach(urls, (url) =>
+        post(url, message, options).pipe(
+          Effect.catch((e) => Effect.logWarning(`notify: the ${message.trex.kind} message of ${run.runDir} was not delivered to ${shown(url)}: ${e.message}`))
+        ), { concurrency: "unbounded", discard: true })
+    yield* Effect.forkScoped(Effect.forever(
+      Effect.gen(function*() {
+        const items = yield* Queue.takeAll(queue)
+        // of the bests queued while the last message was posted, only the latest is news
+        const lastBest = items.findLastIndex((item) => item.message.trex.kind === "best")
+        for (const [i, item] of items.entries()) {
+          if (item.message.trex.kind !== "best" || i === lastBest) yield* deliver(item.message)
+          if (item.done !== undefined) yield* Deferred.succeed(item.done, undefined)
+        }
+      })
+    ))
+    let lastBest: string | undefined
+    return {
+      onEvent: (entry, tree) => {
+        if (options.best !== true || entry.event._tag !== "NodeFinished" || entry.event.outcome !== "Succeeded") return
+        const best = tree.best()
+        if (best === undefined || best.id !== entry.event.nodeId || best.id === lastBest) return
+        lastBest = best.id
+        Queue.offerUnsafe(queue, { message: bestMessage(run, tree, best) })
+      },
+      end: (message) =>
+        Effect.gen(function*() {
+          const done = yield* Deferred.make<void>()
+          yield* Queue.offer(queue, { message, done })
+          yield* Deferred.await(done)
+        })
+    }
+  })

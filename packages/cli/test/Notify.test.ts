@@ -1,0 +1,204 @@
+// Webhooks (`--notify`, TREX_NOTIFY_URL, `Trex.start`'s `notify`): the real CLI on the toy task posts
+// to a real HTTP server on loopback, which can answer as a webhook does, fail, or never answer.
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Redacted } from "effect"
+import * as Notify from "../src/Notify.ts"
+import * as Trex from "../src/Trex.ts"
+
+const root = path.resolve(import.meta.dirname, "../../..")
+const bin = path.join(root, "packages/cli/src/bin.ts")
+const fixtures = path.join(import.meta.dirname, "fixtures")
+
+interface Received {
+  readonly path: string
+  readonly contentType: string | undefined
+  readonly body: Notify.Message
+}
+
+/**
+ * A webhook on loopback: `answer(path, n)` gives the status of the n-th request (from 1) to a path,
+ * or `"hang"` to never answer it. Every request that arrives is recorded.
+ */
+const webhook = (answer: (path: string, n: number) => number | "hang" = () => 200) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<{ readonly url: string; readonly received: Array<Received>; readonly server: http.Server }>((resolve) => {
+        const received: Array<Received> = []
+        const counts = new Map<string, number>()
+        const server = http.createServer((req, res) => {
+          let text = ""
+          req.on("data", (d) => text += d)
+          req.on("end", () => {
+            const p = req.url ?? "/"
+            const n = (counts.get(p) ?? 0) + 1
+            counts.set(p, n)
+            received.push({ path: p, contentType: req.headers["content-type"], body: JSON.parse(text) as Notify.Message })
+            const status = answer(p, n)
+            if (status !== "hang") res.writeHead(status).end(status === 200 ? "ok" : "no")
+          })
+        })
+        server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received, server }))
+      })
+    ),
+    ({ server }) => Effect.sync(() => server.closeAllConnections()).pipe(Effect.andThen(Effect.promise(() => new Promise<void>((r) => server.close(() => r())))))
+  )
+
+/** The CLI, run without blocking this process (its webhook server answers meanwhile). */
+const trex = (args: ReadonlyArray<string>, env: Record<string, string> = {}, onStdout?: (text: string, child: ReturnType<typeof spawn>) => void) =>
+  Effect.promise(() =>
+    new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ["--conditions=@trex/source", bin, ...args], {
+        cwd: root,
+        env: { ...process.env, TREX_NOTIFY_URL: "", ...env },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (d) => {
+        stdout += d
+        onStdout?.(stdout, child)
+      })
+      child.stderr.on("data", (d) => stderr += d)
+      child.on("exit", (status) => resolve({ status, stdout, stderr }))
+    })
+  )
+
+/** The toy task in a folder of its own, with `maxTrials` trials. */
+const toyTask = (maxTrials: number) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+  fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(dir, "toy-job.mjs"))
+  const text = fs.readFileSync(path.join(fixtures, "toy.task.yaml"), "utf8").replace("maxTrials: 8", `maxTrials: ${maxTrials}`)
+  fs.writeFileSync(path.join(dir, "task.yaml"), text)
+  return { dir, task: path.join(dir, "task.yaml"), out: path.join(dir, "runs") }
+}
+
+/** Every file under `dir`, read as text (journals included). */
+const allText = (dir: string): string =>
+  fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => fs.readFileSync(path.join(e.parentPath, e.name), "latin1"))
+    .join("\n")
+
+const runDirOf = (stdout: string) => /run directory: (\S+)/.exec(stdout)![1]!
+
+describe("Notify: webhooks told of a run", () => {
+  it.live("the real CLI posts each new best (better each time) and, before it exits, the run's end; the address's secret path is written nowhere", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const { out, task } = toyTask(6)
+      const secret = "T0001/B0001/s3cr3tT0k3n"
+      const r = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/services/${secret}`, "--notify-best"], { TREX_TOY_MS: "60" })
+      assert.strictEqual(r.status, 0, r.stderr)
+      assert.isTrue(hook.received.every((m) => m.path === `/services/${secret}` && m.contentType === "application/json"))
+      const kinds = hook.received.map((m) => m.body.trex.kind)
+      assert.strictEqual(kinds.at(-1), "end", "the end is posted last, before the CLI exits")
+      assert.strictEqual(kinds.filter((k) => k === "end").length, 1)
+      const bests = hook.received.filter((m) => m.body.trex.kind === "best").map((m) => m.body.trex as Extract<Notify.Payload, { kind: "best" }>)
+      assert.isAtLeast(bests.length, 1)
+      for (let i = 1; i < bests.length; i++) assert.isAbove(bests[i]!.best.score, bests[i - 1]!.best.score)
+      const end = hook.received.at(-1)!.body
+      assert.strictEqual(end.trex.kind, "end")
+      if (end.trex.kind !== "end") return
+      assert.strictEqual(end.trex.outcome, "finished")
+      assert.strictEqual(end.trex.reason, "budget: maxTrials")
+      const runDir = runDirOf(r.stdout)
+      assert.strictEqual(end.trex.runDir, runDir)
+      // the end's best is the run's, as trex status tells it, and the last best posted
+      const status = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(end.trex.status?.best, status.best)
+      assert.deepStrictEqual(end.trex.status?.counts, status.counts)
+      assert.strictEqual(status.counts.Succeeded + status.counts.Failed, 6)
+      assert.strictEqual(bests.at(-1)!.best.id, status.best.id)
+      assert.match(end.text, new RegExp(`^trex · toy finished: budget: maxTrials · best score [0-9.]+ \\(${status.best.id}\\) · \\d+ succeeded, \\d+ failed · `))
+      assert.notInclude(allText(runDir), secret)
+      assert.notInclude(r.stdout + r.stderr, secret)
+    })), 120_000)
+
+  it.live("a webhook that fails for a while gets the message once it answers; one that keeps failing is a warning naming its origin only, and the run ends as it would", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // /flaky answers 503 to its first request, then 200; /gone answers 404 (a revoked webhook) to every request
+      const hook = yield* webhook((p, n) => (p === "/flaky" && n === 1 ? 503 : p === "/gone" ? 404 : 200))
+      const { out, task } = toyTask(2)
+      const r = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/flaky`], { TREX_TOY_MS: "30", TREX_NOTIFY_URL: ` ${hook.url}/gone ` })
+      assert.strictEqual(r.status, 0, r.stderr)
+      assert.deepStrictEqual(hook.received.map((m) => `${m.path} ${m.body.trex.kind}`).sort(), ["/flaky end", "/flaky end", "/gone end"])
+      assert.include(r.stdout + r.stderr, `notify: the end message of ${runDirOf(r.stdout)} was not delivered to ${hook.url}/…: HTTP 404 (the webhook's address is wrong, or it was revoked) (1 attempt)`)
+      assert.notInclude(r.stdout + r.stderr, `${hook.url}/gone`)
+    })), 120_000)
+
+  it.live("a setup error ends the run failed, with its cause; a run stopped by Ctrl-C ends stopped, saying how to continue; its resume posts to the webhooks it is given", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const { dir, out, task } = toyTask(6)
+      const failed = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/a`], { TREX_TOY_MS: "30", TREX_TOY_NEEDS: path.join(dir, "missing-module") })
+      assert.strictEqual(failed.status, 1)
+      const first = hook.received.at(-1)!.body
+      assert.strictEqual(first.trex.kind === "end" && first.trex.outcome, "failed")
+      assert.match(first.text, /^trex · toy failed: every trial failed the same way \([n\d, ]+\): Crash: exited with code 1 \(ModuleNotFoundError: No module named 'transformerz'\) · 0 succeeded, \d failed/)
+
+      // Ctrl-C once the first trial has started: the run drains, and is not finished
+      let signalled = false
+      const stopped = yield* trex(["run", task, "--out", out, "--no-reuse", "--notify", `${hook.url}/b`], { TREX_TOY_MS: "1500" }, (text, child) => {
+        if (!signalled && text.includes("start  n1")) {
+          signalled = true
+          child.kill("SIGINT")
+        }
+      })
+      assert.isTrue(signalled, stopped.stdout)
+      const runDir = runDirOf(stopped.stdout)
+      const second = hook.received.at(-1)!
+      assert.strictEqual(second.path, "/b")
+      assert.strictEqual(second.body.trex.kind === "end" && second.body.trex.outcome, "stopped")
+      assert.include(second.body.text, `continue with: trex resume ${runDir}`)
+
+      // a resume is told nothing of the first session's webhook: it posts to its own
+      const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/c`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      assert.deepStrictEqual(hook.received.slice(2).map((m) => m.path), ["/c"])
+      assert.strictEqual(hook.received.at(-1)!.body.trex.kind === "end" && (hook.received.at(-1)!.body.trex as { outcome: string }).outcome, "finished")
+    })), 120_000)
+
+  it.live("bad addresses are refused before anything runs, naming where they were given and never showing them", () =>
+    Effect.gen(function*() {
+      const { out, task } = toyTask(2)
+      const ftp = yield* trex(["run", task, "--out", out, "--notify", "ftp://hooks.example/s3cr3t"])
+      assert.strictEqual(ftp.status, 2)
+      assert.include(ftp.stderr, "--notify is a ftp: address: a webhook takes http: or https:")
+      const env = yield* trex(["run", task, "--out", out], { TREX_NOTIFY_URL: "https://ok.example/x hooks.example/s3cr3t" })
+      assert.strictEqual(env.status, 2)
+      assert.include(env.stderr, "TREX_NOTIFY_URL (its address 2) is not a URL (20 characters): give the webhook's full address")
+      const best = yield* trex(["run", task, "--out", out, "--notify-best"])
+      assert.strictEqual(best.status, 2)
+      assert.include(best.stderr, "--notify-best posts to the webhooks of --notify or TREX_NOTIFY_URL, and none is given")
+      for (const r of [ftp, env, best]) assert.notInclude(r.stdout + r.stderr, "s3cr3t")
+      assert.isFalse(fs.existsSync(out), "nothing was started")
+      const e = yield* Effect.flip(Effect.tryPromise({
+        try: () => Trex.start({ taskFile: task, out, notify: { urls: "https://hooks.example/x" as never, attempts: 0 } }),
+        catch: (e) => e as { readonly message: string }
+      }))
+      assert.include(e.message, "notify.urls: expected a list of webhook addresses")
+      assert.include(e.message, "put it in a list")
+      assert.include(e.message, "notify.attempts")
+    }), 120_000)
+
+  it.live("Notify.post: a webhook that never answers is given up on after its attempts, each bounded by timeoutMs", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook(() => "hang")
+      const message: Notify.Message = { text: "t", trex: { kind: "end", outcome: "stopped", reason: "r", runId: "x", runDir: "d", status: undefined } }
+      const e = yield* Effect.flip(Notify.post(Redacted.make(`${hook.url}/slow`), message, { timeoutMs: 300, attempts: 2 }))
+      assert.strictEqual(e.message, "no answer within 300 ms (2 attempts)")
+      assert.strictEqual(hook.received.length, 2)
+    })), 30_000)
+
+  it("text from the run (an error's message, a task name) makes no mention, link or markup in a chat", () => {
+    const m = Notify.endMessage({ runId: "r", runDir: "runs/r", task: "<!channel> & co" }, Exit.fail(new Error("loss is NaN, @here <https://x.example|click>")), undefined)
+    assert.strictEqual(m.text, "trex · &lt;!channel&gt; &amp; co failed: loss is NaN, @\u200Bhere &lt;https://x.example|click&gt; · runs/r")
+    assert.strictEqual(m.trex.kind === "end" && m.trex.reason, "loss is NaN, @here <https://x.example|click>", "the JSON keeps the text as it is")
+  })
+})
