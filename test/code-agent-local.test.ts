@@ -123,6 +123,43 @@ describe("CodeAgentExecutor on the real local backend", () => {
       assert.include(Fs.readFileSync(Path.join(root, "jobs", "n1.cmd", "stdout.log"), "utf8"), "checked")
     }).pipe(Effect.scoped))
 
+  it.live("a secret of the controller's that local jobs inherit (HF_TOKEN) reaches the job, never the model: its value is replaced by its name", () =>
+    Effect.gen(function*() {
+      const root = yield* tmp
+      const secret = "hf_inherited_Secret_0123456789"
+      const before = process.env["HF_TOKEN"]
+      yield* Effect.acquireRelease(
+        Effect.sync(() => (process.env["HF_TOKEN"] = secret)),
+        () => Effect.sync(() => (before === undefined ? delete process.env["HF_TOKEN"] : (process.env["HF_TOKEN"] = before)))
+      )
+      const show = `console.log("token=" + process.env.HF_TOKEN)`
+      const server = yield* Fake.make((req, i) => {
+        if (i === 0) {
+          const said = firstMessage(req)
+          assert.include(said, "the local backend")
+          assert.include(said, `the task folder (${root})`)
+          return Fake.message([Fake.toolUse("run_command", { argv: [node, "-e", show] })])
+        }
+        if (i === 1) {
+          const [shown] = lastToolResults(req)
+          assert.include(shown!.content, "token=<secret HF_TOKEN>")
+          assert.notInclude(JSON.stringify(req.body), secret)
+          return Fake.message([
+            Fake.toolUse("write_file", { path: "train.mjs", content: `${show}\nif (process.env.HF_TOKEN !== ${JSON.stringify(secret)}) process.exit(4)\n${counted(false)}` }),
+            Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+          ])
+        }
+        return Fake.error(400, "invalid_request_error", "unexpected extra turn")
+      })
+      const { executor } = yield* onLocal(root, server.url, { taskDir: root })
+      const events = yield* Stream.runCollect(executor.run(request(root)))
+      const result = finishedOf(events)
+      assert.isUndefined(result.failure, result.failure?.message)
+      const logs = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
+      assert.include(logs, "token=<secret HF_TOKEN>")
+      assert.notInclude(JSON.stringify(events), secret)
+    }).pipe(Effect.scoped))
+
   /**
    * Start a controller (a child process) running the agent for `nodeId`, resumed with `resume` if
    * given (what the Explorer adds to the request); SIGKILL it once `ready`.

@@ -19,8 +19,8 @@
  * @since 0.1.0
  */
 import { Backend, Cost, Errors, ExecutorAgent, type ExperimentNode, JobProtocol, Result, Strategy, Task } from "@trex/core"
-import { Clock, Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
-import { SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
+import { Clock, Deferred, Effect, Exit, Layer, Queue, Redacted, Schema, Stream } from "effect"
+import { environment, SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
 import { Workspace } from "./internal/codeAgentWorkspace.ts"
 import { ProgressReports } from "./internal/progressReports.ts"
 import * as AnthropicModel from "./model/AnthropicModel.ts"
@@ -40,6 +40,11 @@ export interface Options {
   readonly logLines?: number
   /** Directory that `{taskDir}` stands for in the recipe's `env` values (the task file's folder; default: the current directory). */
   readonly taskDir?: string
+  /**
+   * Extra environment for every job (secrets as `Redacted`, e.g. `HF_TOKEN`). The agent is told each
+   * secret's name, never its value, and the value is taken out of every output it reads back.
+   */
+  readonly env?: Readonly<Record<string, string | Redacted.Redacted<string>>>
 }
 
 const Argv = Schema.Array(Schema.String).check(Schema.isMinLength(1))
@@ -121,6 +126,21 @@ const attemptsUsed = (
   return journaled.length + new Set([...listed, job].map((j) => j.id).filter((id) => !recorded.has(id))).size
 }
 
+/** Names of the controller's variables that hold secrets (`HF_TOKEN`, `ANTHROPIC_API_KEY`, `AWS_SECRET_ACCESS_KEY`...). */
+const SECRET_NAME = /TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|(^|_)(API_?)?KEY$/i
+
+/**
+ * The values to take out of what a job prints before the model (or the journal) sees it: the secrets
+ * of `env`, and the controller's own variables named like secrets, which a job may inherit (the local
+ * backend passes `HF_*` through, `HF_TOKEN` among them). Longest first, so that a value holding
+ * another is replaced whole; values under 8 characters are left (they would blot out common words).
+ */
+const secretsOf = (env: Options["env"]): ReadonlyArray<readonly [string, string]> =>
+  [
+    ...Object.entries(env ?? {}).flatMap(([k, v]) => (typeof v === "string" ? [] : [[k, Redacted.value(v)] as const])),
+    ...Object.entries(process.env).flatMap(([k, v]) => (v !== undefined && SECRET_NAME.test(k) ? [[k, v] as const] : []))
+  ].filter(([, v]) => v.length >= 8).sort((a, b) => b[1].length - a[1].length)
+
 /**
  * The label (`labels.node`) of the commands for node `nodeId`; on the local backend it names their
  * job directory, `<root>/<node>.cmd`, beside the node's own.
@@ -138,6 +158,9 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
   const maxAttempts = options.maxAttempts ?? 3
   const commandLimit = options.commandTimeoutSeconds ?? 300
   const logLines = options.logLines ?? 60
+  const secrets = secretsOf(options.env)
+  /** `text` with every secret's value replaced by its name. */
+  const scrub = (text: string): string => secrets.reduce((t, [name, value]) => (t.includes(value) ? t.replaceAll(value, `<secret ${name}>`) : t), text)
   /** The sessions' `cancel`, by the id of each training job they followed: `cancel(job)` finds its session there. */
   const cancels = new Map<string, Effect.Effect<void>>()
 
@@ -175,6 +198,16 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           content: JSON.stringify({ run: request.runId, node: node.id, parent: node.parent, task: Schema.encodeSync(Task.Task)(request.task) })
         }
       ]
+      const recipeEnv = recipe !== undefined ? Task.substituteEnv(recipe.env, placeholders) : {}
+      const told = environment({
+        backend: backend.name,
+        recipe,
+        command: recipe?.command.map((part) => Task.substitute(part, placeholders)),
+        env: { ...recipeEnv, ...Object.fromEntries(Object.entries(options.env ?? {}).flatMap(([k, v]) => (typeof v === "string" ? [[k, v]] : []))) },
+        secrets: Object.entries(options.env ?? {}).flatMap(([k, v]) => (typeof v === "string" ? [] : [k])),
+        taskDir: placeholders.taskDir,
+        commandLimit
+      })
       const workspace = new Workspace()
       let lastLogs: ReadonlyArray<string> = []
       let jobs = 0
@@ -219,16 +252,22 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
               Effect.gen(function*() {
                 for (const event of events) {
                   switch (event._tag) {
-                    case "Log":
-                      tail.push(event.line)
-                      if (live) yield* emit({ _tag: "Log", line: event.line })
+                    case "Log": {
+                      const line = scrub(event.line)
+                      tail.push(line)
+                      if (live) yield* emit({ _tag: "Log", line })
                       break
+                    }
                     case "Metric":
                     case "Progress":
                       reports.add(event)
                       break
                     case "Exit":
-                      exit = event
+                      exit = {
+                        ...event,
+                        logTail: event.logTail.map(scrub),
+                        ...(event.message !== undefined ? { message: scrub(event.message) } : {})
+                      }
                       break
                   }
                 }
@@ -255,7 +294,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           name: `trex-${request.runId}-${node.id}-${kind}${++jobs}`,
           argv,
           ...(recipe?.image !== undefined ? { image: recipe.image } : {}),
-          env: recipe !== undefined ? Task.substituteEnv(recipe.env, placeholders) : {},
+          env: { ...recipeEnv, ...options.env },
           files: [...protocolFiles, ...workspace.list()],
           resources: kind === "train"
             ? recipe?.resources ?? { gpus: 0, cpus: 1 }
@@ -362,6 +401,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
             (request.task.baseModel ? `Base model: ${request.task.baseModel.name}\n` : "") +
             (request.task.datasets.length > 0 ? `Datasets: ${request.task.datasets.map((d) => d.uri ?? d.name).join(", ")}\n` : "") +
             `\nStrategy for node ${node.id} (also in strategy.json):\n${JSON.stringify(Strategy.encode(node.strategy), null, 2)}\n\n` +
+            `${told}\n\n` +
             (resumedAfter ?? "") +
             `Write the data preparation and training code for this strategy, check it, and submit the training job. ` +
             (resumedAfter === undefined

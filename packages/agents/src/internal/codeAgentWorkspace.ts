@@ -7,6 +7,19 @@ import { JobProtocol } from "@trex/core"
 
 const RESERVED = new Set([JobProtocol.STRATEGY_FILE, JobProtocol.JOB_FILE, JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE])
 
+/**
+ * Names the backends keep for themselves at the top of a job directory: the job's logs and the control files
+ * (`.trex-*` and `trex-*`: an SSH job's exit code, a batch script, the env file holding secrets). A file of the
+ * agent's under one of them fails the submit on some backends (local, Slurm: the node, not the command) and on
+ * others is overwritten by, or overwrites, the backend's own (an SSH command then read `exit code NaN`).
+ */
+const BACKEND_FILES = new Set([
+  "stdout.log", "stderr.log", "pid", "exit.json", "job.spec.json", "supervisor.log", // local
+  "slurm.stdout.log", "slurm.stderr.log", "gridengine.stdout.log", "gridengine.stderr.log" // batch schedulers
+])
+const isBackendFile = (normal: string): boolean =>
+  !normal.includes("/") && (BACKEND_FILES.has(normal) || normal.startsWith(".trex") || normal.startsWith("trex-"))
+
 /** Why a path is refused, or `undefined` when it is a fine relative path inside the workspace. */
 export const checkPath = (path: string): string | undefined => {
   if (path.length === 0) return "the path is empty"
@@ -25,6 +38,9 @@ export class Workspace {
     if (problem !== undefined) return problem
     const normal = path.split(/[\\/]+/).filter((p) => p !== ".").join("/")
     if (RESERVED.has(normal)) return `${normal} is written by TREX (or by the job); choose another name`
+    if (isBackendFile(normal)) {
+      return `${normal} is a name the backends keep for their own files in a job directory (logs, control files); choose another name, or put it in a subdirectory`
+    }
     this.files.set(normal, content)
     return undefined
   }

@@ -1,0 +1,158 @@
+// The code agent on the real Docker, Slurm and SSH backends that scripts/services/start-all.sh starts (facts in
+// scripts/services/.env, as packages/executors/test/*Backend.test.ts read them), its model the local Messages API
+// stand-in. The stand-in plays a model that does what it is told: it takes the interpreter from the task's command
+// that the first message names, and checks that each thing the message says of the jobs' directories and
+// environment holds on that backend. Without the session knowing its backend (finding BD) the message said
+// nothing of where the jobs ran, and said that a node's commands share a directory, which is false on Slurm.
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
+import { Backend, type ExecutorAgent, Task } from "@trex/core"
+import { DockerBackend, SlurmBackend, SshBackend } from "@trex/executors"
+import { Effect, Redacted, type Scope, Stream } from "effect"
+import { firstMessage, lastToolResults, request, task } from "../packages/agents/test/support/codeAgentToy.ts"
+import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
+
+const env = (k: string, d: string) => process.env[k] ?? d
+const IMAGE = env("TREX_TEST_DOCKER_IMAGE", "local/busybox:latest")
+const SECRET = "hf_codeagent_Secret_0123456789"
+const base = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-backends-"))
+const remoteRoot = `/tmp/trex-code-agent-ssh-${process.pid}`
+afterAll(() => {
+  Fs.rmSync(base, { recursive: true, force: true })
+  Fs.rmSync(remoteRoot, { recursive: true, force: true }) // the test's SSH host is this machine
+})
+
+interface Case {
+  readonly name: string
+  readonly backend: Effect.Effect<Backend.BackendShape, unknown, Scope.Scope>
+  /** What the first message must say of where the jobs run. */
+  readonly where: ReadonlyArray<string>
+  readonly image?: string
+}
+
+const cases: ReadonlyArray<Case> = [
+  {
+    name: "docker",
+    backend: DockerBackend.make({ root: Path.join(base, "docker"), socketPath: env("DOCKER_HOST", "unix:///var/run/docker.sock").replace(/^unix:\/\//, "") }),
+    where: ["the docker backend", `containers of image ${IMAGE}`, `not the task folder (${base})`],
+    image: IMAGE
+  },
+  {
+    name: "slurm",
+    backend: SlurmBackend.make({ workDir: Path.join(base, "slurm"), pollIntervalMs: 300 }),
+    where: ["the slurm backend", "compute nodes", "use full paths"]
+  },
+  {
+    name: "ssh",
+    backend: SshBackend.make({
+      hosts: [{
+        host: env("TREX_TEST_SSH_HOST", "127.0.0.1"),
+        port: Number(env("TREX_TEST_SSH_PORT", "2222")),
+        username: env("TREX_TEST_SSH_USER", "sdktest"),
+        privateKeyPath: env("TREX_TEST_SSH_KEY", "/var/lib/trex-test-ssh/id_ed25519"),
+        knownHostsPath: env("TREX_TEST_SSH_KNOWN_HOSTS", "/var/lib/trex-test-ssh/known_hosts")
+      }],
+      remoteRoot,
+      pollInterval: "150 millis"
+    }),
+    where: ["the ssh backend", "a remote host", `not the task folder ${base}`]
+  }
+]
+
+/** What the stand-in writes: a library in a subdirectory, and a training job that needs it, the secret and TOY_MODE. */
+const lib = `hello() { echo "hello from lib ($TOY_MODE)"; }\n`
+const train = [
+  `. src/lib.sh; hello`,
+  `[ "$HF_TOKEN" = "${SECRET}" ] || { echo "no secret" >&2; exit 4; }`,
+  `echo "token is $HF_TOKEN"`,
+  `[ -e made.txt ] && { echo "a command's file reached the training job" >&2; exit 5; }`,
+  `echo 'TREX_METRIC {"step":1,"split":"train","name":"loss","value":0.5}'`,
+  `echo '{"metrics":{"accuracy":0.9},"primary":0.9}' > "$TREX_JOB_DIR/result.json"`
+].join("\n")
+const broken = `echo "the token $HF_TOKEN does not help" >&2; echo "ValueError: the first draft broke" >&2; exit 3\n`
+/** Names the backends keep in a job directory, which the stand-in tries to write. */
+const backendFiles = ["stdout.log", ".trex-env", ".trex-exit"]
+
+const finishedOf = (events: ReadonlyArray<ExecutorAgent.ExecutionEvent>) => {
+  const last = events.at(-1)
+  if (last?._tag !== "Finished") return assert.fail(`no Finished event: ${JSON.stringify(last)}`)
+  return last.result
+}
+
+for (const c of cases) {
+  describe(`CodeAgentExecutor on the real ${c.name} backend`, () => {
+    it.live("what the agent is told of its jobs holds: where they run, the interpreter, the directories, the secret by name only", () =>
+      Effect.gen(function*() {
+        const recipe = Task.Recipe.make({
+          command: ["/bin/sh", "{taskDir}/train.sh"],
+          ...(c.image !== undefined ? { image: c.image } : {}),
+          env: { TOY_MODE: "fast" },
+          resources: { gpus: 0, cpus: 1, timeLimitSeconds: 120 }
+        })
+        let shared: boolean | undefined
+        let sh = ""
+        const server = yield* Fake.make((req, i) => {
+          switch (i) {
+            case 0: {
+              const said = firstMessage(req)
+              for (const w of c.where) assert.include(said, w)
+              assert.include(said, "TOY_MODE=fast")
+              assert.include(said, "HF_TOKEN (a secret")
+              assert.notInclude(said, SECRET)
+              assert.include(said, "stopped after 120 s")
+              // what it is told of the directories: a node's commands share one, or each job has a new one
+              const sharing = said.includes("a later command finds what an earlier one created")
+              const fresh = said.includes("nothing a command creates is there for the next command")
+              assert.isTrue(sharing !== fresh, `the message says one thing of the directories: ${said}`)
+              shared = sharing
+              // the interpreter, from the task's own command
+              sh = /training command, which runs there[^:]*: (\S+)/.exec(said)?.[1] ?? assert.fail(`no task command in: ${said}`)
+              return Fake.message([
+                ...backendFiles.map((path) => Fake.toolUse("write_file", { path, content: "mine\n" })),
+                Fake.toolUse("write_file", { path: "src/lib.sh", content: lib }),
+                Fake.toolUse("write_file", { path: "src/train.sh", content: train }),
+                Fake.toolUse("write_file", { path: "broken.sh", content: broken }),
+                Fake.toolUse("run_command", { argv: [sh, "-c", `echo made > made.txt; [ "$(pwd)" = "$TREX_JOB_DIR" ] && . src/lib.sh && hello && env`] }),
+                Fake.toolUse("run_command", { argv: [sh, "-c", "cat made.txt"] }),
+                Fake.toolUse("submit_training_job", { argv: [sh, "broken.sh"] })
+              ])
+            }
+            case 1: {
+              const results = lastToolResults(req)
+              const refused = results.slice(0, backendFiles.length)
+              assert.deepStrictEqual(refused.map((r) => r.is_error), backendFiles.map(() => true), JSON.stringify(refused))
+              assert.include(refused[0]!.content, "a name the backends keep")
+              const [ran, reread, attempt] = results.slice(backendFiles.length + 3)
+              assert.notStrictEqual(ran!.is_error, true, ran!.content)
+              assert.include(ran!.content, "hello from lib (fast)")
+              assert.include(ran!.content, "HF_TOKEN=<secret HF_TOKEN>")
+              assert.strictEqual(reread!.is_error !== true, shared, `told ${shared ? "shared" : "new"} directories; a later command read: ${reread!.content}`)
+              assert.include(attempt!.content, "training attempt 1 of 3 failed")
+              assert.include(attempt!.content, "ValueError: the first draft broke")
+              assert.include(attempt!.content, "the token <secret HF_TOKEN> does not help")
+              for (const r of results) assert.notInclude(r.content, SECRET)
+              return Fake.message([Fake.toolUse("submit_training_job", { argv: [sh, "src/train.sh"] })])
+            }
+            default:
+              return Fake.error(400, "invalid_request_error", "unexpected extra turn")
+          }
+        })
+        const backend = yield* c.backend
+        const executor = yield* CodeAgentExecutor.make({ maxTurns: 4, taskDir: base, env: { HF_TOKEN: Redacted.make(SECRET) } }).pipe(
+          Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
+          Effect.provideService(Backend.Backend, backend)
+        )
+        const events = yield* Stream.runCollect(executor.run(request(base, { ...task, recipe })))
+        const result = finishedOf(events)
+        assert.isUndefined(result.failure, `${result.failure?.message}\n${result.failure?.logTail.join("\n")}`)
+        assert.strictEqual(result.score, 0.9)
+        assert.strictEqual(server.requests.length, 2)
+        const logs = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
+        assert.include(logs, "token is <secret HF_TOKEN>")
+        assert.isFalse(logs.some((l) => l.includes(SECRET)), "no log line holds the secret")
+      }).pipe(Effect.scoped), 60_000)
+  })
+}
