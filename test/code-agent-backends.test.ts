@@ -1,16 +1,17 @@
-// The code agent on the real Docker, Slurm and SSH backends that scripts/services/start-all.sh starts (facts in
+// The code agent on the real Docker, Slurm, Grid Engine and SSH backends that scripts/services/start-all.sh starts (facts in
 // scripts/services/.env, as packages/executors/test/*Backend.test.ts read them), its model the local Messages API
 // stand-in. The stand-in plays a model that does what it is told: it takes the interpreter from the task's command
 // that the first message names, and checks that each thing the message says of the jobs' directories and
 // environment holds on that backend. Without the session knowing its backend (finding BD) the message said
-// nothing of where the jobs ran, and said that a node's commands share a directory, which is false on Slurm.
+// nothing of where the jobs ran, and said that a node's commands share a directory, which is false on Slurm and
+// Grid Engine.
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
 import { Backend, type ExecutorAgent, Task } from "@trex/core"
-import { DockerBackend, SlurmBackend, SshBackend } from "@trex/executors"
+import { DockerBackend, GridEngineBackend, SlurmBackend, SshBackend } from "@trex/executors"
 import { Effect, Redacted, type Scope, Stream } from "effect"
 import { firstMessage, lastToolResults, request, task } from "../packages/agents/test/support/codeAgentToy.ts"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
@@ -44,6 +45,11 @@ const cases: ReadonlyArray<Case> = [
     name: "slurm",
     backend: SlurmBackend.make({ workDir: Path.join(base, "slurm"), pollIntervalMs: 300 }),
     where: ["the slurm backend", "compute nodes", "use full paths"]
+  },
+  {
+    name: "gridengine",
+    backend: GridEngineBackend.make({ workDir: Path.join(base, "gridengine"), pollIntervalMs: 300, sgeRoot: env("SGE_ROOT", "/var/lib/gridengine") }),
+    where: ["the gridengine backend", "compute nodes", "use full paths"]
   },
   {
     name: "ssh",
@@ -115,7 +121,7 @@ for (const c of cases) {
                 Fake.toolUse("write_file", { path: "src/lib.sh", content: lib }),
                 Fake.toolUse("write_file", { path: "src/train.sh", content: train }),
                 Fake.toolUse("write_file", { path: "broken.sh", content: broken }),
-                Fake.toolUse("run_command", { argv: [sh, "-c", `echo made > made.txt; [ "$(pwd)" = "$TREX_JOB_DIR" ] && . src/lib.sh && hello && env`] }),
+                Fake.toolUse("run_command", { argv: [sh, "-c", `echo made > made.txt; [ "$(pwd)" = "$TREX_JOB_DIR" ] && . src/lib.sh && hello && env | grep -e TOY_MODE -e HF_TOKEN`] }),
                 Fake.toolUse("run_command", { argv: [sh, "-c", "cat made.txt"] }),
                 Fake.toolUse("submit_training_job", { argv: [sh, "broken.sh"] })
               ])
