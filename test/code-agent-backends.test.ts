@@ -4,69 +4,34 @@
 // that the first message names, and checks that each thing the message says of the jobs' directories and
 // environment holds on that backend. Without the session knowing its backend (finding BD) the message said
 // nothing of where the jobs ran, and said that a node's commands share a directory, which is false on Slurm and
-// Grid Engine.
+// Grid Engine. And a controller killed (SIGKILL) under a training job it never recorded: the resumed session adopts
+// the job from the backend's list, as on the local backend (test/code-agent-local.test.ts).
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
 import { Backend, type ExecutorAgent, Task } from "@trex/core"
-import { DockerBackend, GridEngineBackend, SlurmBackend, SshBackend } from "@trex/executors"
-import { Effect, Redacted, type Scope, Stream } from "effect"
+import { Effect, Fiber, Redacted, Stream } from "effect"
 import { firstMessage, lastToolResults, request, task } from "../packages/agents/test/support/codeAgentToy.ts"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
+import * as Backends from "./support/codeAgentBackends.ts"
 
-const env = (k: string, d: string) => process.env[k] ?? d
-const IMAGE = env("TREX_TEST_DOCKER_IMAGE", "local/busybox:latest")
 const SECRET = "hf_codeagent_Secret_0123456789"
 const base = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-backends-"))
-const remoteRoot = `/tmp/trex-code-agent-ssh-${process.pid}`
 afterAll(() => {
   Fs.rmSync(base, { recursive: true, force: true })
-  Fs.rmSync(remoteRoot, { recursive: true, force: true }) // the test's SSH host is this machine
+  Fs.rmSync(Backends.sshRoot(base), { recursive: true, force: true }) // the test's SSH host is this machine
 })
 
-interface Case {
-  readonly name: string
-  readonly backend: Effect.Effect<Backend.BackendShape, unknown, Scope.Scope>
-  /** What the first message must say of where the jobs run. */
-  readonly where: ReadonlyArray<string>
-  readonly image?: string
+/** What the first message must say, on each backend, of where the jobs run (Docker's image is the recipe's). */
+const where: Record<Backends.Kind, ReadonlyArray<string>> = {
+  docker: ["the docker backend", `containers of image ${Backends.IMAGE}`, `not the task folder (${base})`],
+  slurm: ["the slurm backend", "compute nodes", "use full paths"],
+  gridengine: ["the gridengine backend", "compute nodes", "use full paths"],
+  ssh: ["the ssh backend", "a remote host", `not the task folder ${base}`]
 }
-
-const cases: ReadonlyArray<Case> = [
-  {
-    name: "docker",
-    backend: DockerBackend.make({ root: Path.join(base, "docker"), socketPath: env("DOCKER_HOST", "unix:///var/run/docker.sock").replace(/^unix:\/\//, "") }),
-    where: ["the docker backend", `containers of image ${IMAGE}`, `not the task folder (${base})`],
-    image: IMAGE
-  },
-  {
-    name: "slurm",
-    backend: SlurmBackend.make({ workDir: Path.join(base, "slurm"), pollIntervalMs: 300 }),
-    where: ["the slurm backend", "compute nodes", "use full paths"]
-  },
-  {
-    name: "gridengine",
-    backend: GridEngineBackend.make({ workDir: Path.join(base, "gridengine"), pollIntervalMs: 300, sgeRoot: env("SGE_ROOT", "/var/lib/gridengine") }),
-    where: ["the gridengine backend", "compute nodes", "use full paths"]
-  },
-  {
-    name: "ssh",
-    backend: SshBackend.make({
-      hosts: [{
-        host: env("TREX_TEST_SSH_HOST", "127.0.0.1"),
-        port: Number(env("TREX_TEST_SSH_PORT", "2222")),
-        username: env("TREX_TEST_SSH_USER", "sdktest"),
-        privateKeyPath: env("TREX_TEST_SSH_KEY", "/var/lib/trex-test-ssh/id_ed25519"),
-        knownHostsPath: env("TREX_TEST_SSH_KNOWN_HOSTS", "/var/lib/trex-test-ssh/known_hosts")
-      }],
-      remoteRoot,
-      pollInterval: "150 millis"
-    }),
-    where: ["the ssh backend", "a remote host", `not the task folder ${base}`]
-  }
-]
 
 /** What the stand-in writes: a library in a subdirectory, and a training job that needs it, the secret and TOY_MODE. */
 const lib = `hello() { echo "hello from lib ($TOY_MODE)"; }\n`
@@ -88,13 +53,45 @@ const finishedOf = (events: ReadonlyArray<ExecutorAgent.ExecutionEvent>) => {
   return last.result
 }
 
-for (const c of cases) {
-  describe(`CodeAgentExecutor on the real ${c.name} backend`, () => {
+const waitFor = (what: string, check: () => boolean, timeoutMs = 60_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMs
+    while (!check()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting: ${what}`))
+      yield* Effect.sleep("100 millis")
+    }
+  })
+
+/** Start a controller process running the agent for `nodeId` on `kind` (support/codeAgentController.ts); SIGKILL it once `ready`. */
+const killedWhen = (kind: Backends.Kind, url: string, nodeId: string, ready: () => boolean) =>
+  Effect.gen(function*() {
+    const script = Path.join(import.meta.dirname, "support", "codeAgentController.ts")
+    const controller = spawn(process.execPath, ["--conditions=@trex/source", script, base, url, nodeId], {
+      stdio: ["ignore", "inherit", "inherit"],
+      env: { ...process.env, TREX_CODE_AGENT_BACKEND: kind }
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => controller.kill("SIGKILL")))
+    yield* waitFor("the killed controller's job runs", () => {
+      if (controller.exitCode !== null) throw new Error(`the controller exited early (${controller.exitCode})`)
+      return ready()
+    })
+    controller.kill("SIGKILL")
+    yield* Effect.callback<void>((resume) => {
+      if (controller.exitCode !== null || controller.signalCode !== null) resume(Effect.void)
+      else controller.on("exit", () => resume(Effect.void))
+    })
+  })
+
+/** A training job that says it started (a file) and waits for a `go` file in its directory (for 60 s at most: a failed test leaves no job behind). */
+const waiting = `touch started\ni=0\nwhile [ ! -e go ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done\necho '{"metrics":{"accuracy":0.8},"primary":0.8}' > "$TREX_JOB_DIR/result.json"\n`
+
+for (const kind of Backends.kinds) {
+  describe(`CodeAgentExecutor on the real ${kind} backend`, () => {
     it.live("what the agent is told of its jobs holds: where they run, the interpreter, the directories, the secret by name only", () =>
       Effect.gen(function*() {
         const recipe = Task.Recipe.make({
           command: ["/bin/sh", "{taskDir}/train.sh"],
-          ...(c.image !== undefined ? { image: c.image } : {}),
+          ...(kind === "docker" ? { image: Backends.IMAGE } : {}),
           env: { TOY_MODE: "fast" },
           resources: { gpus: 0, cpus: 1, timeLimitSeconds: 120 }
         })
@@ -104,7 +101,7 @@ for (const c of cases) {
           switch (i) {
             case 0: {
               const said = firstMessage(req)
-              for (const w of c.where) assert.include(said, w)
+              for (const w of where[kind]) assert.include(said, w)
               assert.include(said, "TOY_MODE=fast")
               assert.include(said, "HF_TOKEN (a secret")
               assert.notInclude(said, SECRET)
@@ -146,7 +143,7 @@ for (const c of cases) {
               return Fake.error(400, "invalid_request_error", "unexpected extra turn")
           }
         })
-        const backend = yield* c.backend
+        const backend = yield* Backends.make(kind, base)
         const executor = yield* CodeAgentExecutor.make({ maxTurns: 4, taskDir: base, env: { HF_TOKEN: Redacted.make(SECRET) } }).pipe(
           Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
           Effect.provideService(Backend.Backend, backend)
@@ -160,5 +157,35 @@ for (const c of cases) {
         assert.include(logs, "token is <secret HF_TOKEN>")
         assert.isFalse(logs.some((l) => l.includes(SECRET)), "no log line holds the secret")
       }).pipe(Effect.scoped), 60_000)
+
+    // not on Grid Engine: the same there, and slower (its scheduler's interval), for the ~2 minutes this file keeps to
+    if (kind === "gridengine") return
+    it.live("killed (SIGKILL) while a training job runs that was never recorded, the resumed session adopts it: trained once", () =>
+      Effect.gen(function*() {
+        const nodeId = "n2"
+        const server = yield* Fake.make((_, i) =>
+          i === 0
+            ? Fake.message([Fake.toolUse("write_file", { path: "train.sh", content: waiting }), Fake.toolUse("submit_training_job", { argv: ["sh", "train.sh"] })])
+            : Fake.error(400, "invalid_request_error", "the adopted job needs no model")
+        )
+        const started = () => Backends.trainingDirs(kind, base, nodeId).filter((d) => Fs.existsSync(Path.join(d, "started")))
+        yield* killedWhen(kind, server.url, nodeId, () => started().length > 0)
+        const backend = yield* Backends.make(kind, base)
+        const executor = yield* CodeAgentExecutor.make({ maxTurns: 4 }).pipe(
+          Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
+          Effect.provideService(Backend.Backend, backend)
+        )
+        const node = { ...request(base).node, id: nodeId }
+        const running = yield* Stream.runCollect(executor.run({ ...request(base), node, reconcile: true })).pipe(Effect.forkChild)
+        yield* Effect.sleep("500 millis")
+        for (const d of started()) Fs.writeFileSync(Path.join(d, "go"), "")
+        const events = yield* Fiber.join(running)
+        const result = finishedOf(events)
+        assert.isUndefined(result.failure, `${result.failure?.message}\n${result.failure?.logTail.join("\n")}`)
+        assert.strictEqual(result.score, 0.8)
+        assert.strictEqual(started().length, 1, "one training job ran")
+        assert.strictEqual(server.requests.length, 1, "the model was not asked again")
+        assert.isTrue(events.some((e) => e._tag === "Submitted"), "the adopted job is reported, to be journaled")
+      }).pipe(Effect.scoped), 90_000)
   })
 }
