@@ -1,17 +1,31 @@
 import { defineConfig } from "vitest/config"
 
+/** Files whose tests use engines that other files stop (dockerd, slurmd, sge_execd): run after them, alone. */
+const afterTheEngineFiles = ["test/code-agent-backends.test.ts"]
+
 export default defineConfig({
   resolve: { conditions: ["@trex/source"] },
   ssr: { resolve: { conditions: ["@trex/source"] } },
   test: {
-    include: ["packages/*/test/**/*.test.ts", "examples/**/test/**/*.test.ts", "test/**/*.test.ts"],
     // starts Docker Engine, Podman, sshd, Slurm and Grid Engine (idempotent; see the file)
     globalSetup: ["test/setup/services.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
     // two files at a time (the default on 2 cores is one): the backend files mostly wait on their
-    // engines, and no two files share an engine they stop (scripts/services/README.md)
-    maxWorkers: 2
+    // engines, and no two files share an engine they stop (scripts/services/README.md); a file that
+    // shares engines with the files that stop them runs after every other, in a group of its own
+    maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "trex",
+          include: ["packages/*/test/**/*.test.ts", "examples/**/test/**/*.test.ts", "test/**/*.test.ts"],
+          exclude: ["**/node_modules/**", ...afterTheEngineFiles]
+        }
+      },
+      { extends: true, test: { name: "shared-engines", include: afterTheEngineFiles, sequence: { groupOrder: 1 } } }
+    ]
   }
 })
