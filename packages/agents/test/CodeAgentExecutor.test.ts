@@ -102,6 +102,34 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.strictEqual(finished.result.score, 1)
     }))
 
+  it.live("on a backend it does not know, the agent is told to count on nothing shared, with the task's command and limits; names the backends keep are refused", () =>
+    Effect.gen(function*() {
+      const withRecipe = Schema.decodeUnknownSync(Task.Task)({
+        ...Schema.encodeSync(Task.Task)(task),
+        recipe: { command: ["{execPath}", "{taskDir}/train.mjs"], env: { DATA: "{taskDir}/data" }, resources: { cpus: 2, timeLimitSeconds: 60 } }
+      })
+      const names = ["pid", "stderr.log", ".trex-anything", "trex-job.sh", "logs/stdout.log"]
+      const { events } = yield* setup((req, i) => {
+        if (i === 0) {
+          const said = firstMessage(req)
+          assert.include(said, "Where your jobs run (the process backend): perhaps another machine")
+          assert.include(said, "(nor the task folder /tasks/toy)")
+          assert.include(said, "Do not count on a file one job created being there for another")
+          assert.include(said, `the environment the jobs have): ${node} /tasks/toy/train.mjs`)
+          assert.include(said, "Every job's environment has DATA=/tasks/toy/data, TREX_JOB_DIR.")
+          assert.include(said, "A training job gets 0 GPU(s), 2 CPU(s), and is stopped after 60 s; a command gets no GPU, 1 CPU and at most 300 s.")
+          return Fake.message(names.map((path) => Fake.toolUse("write_file", { path, content: "x" })))
+        }
+        const results = lastToolResults(req)
+        assert.deepStrictEqual(results.map((r) => r.is_error === true), [true, true, true, true, false], JSON.stringify(results))
+        assert.include(results[0]!.content, "pid is a name the backends keep for their own files in a job directory")
+        return Fake.message([Fake.toolUse("write_file", { path: "train.mjs", content: fixed }), Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })])
+      }, { taskDir: "/tasks/toy" }, withRecipe)
+      const finished = events.at(-1)!
+      if (finished._tag !== "Finished") return assert.fail("no Finished event")
+      assert.isUndefined(finished.result.failure, finished.result.failure?.logTail.join("\n"))
+    }))
+
   it.live("fixes a failing script: write, run, see the error, rewrite, submit, result", () =>
     Effect.gen(function*() {
       const { backend, events, root, server } = yield* setup((req, i) => {
