@@ -5,18 +5,18 @@
  *
  * @since 0.1.0
  */
-import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, type Result } from "@trex/core"
+import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, Result } from "@trex/core"
 import { budgetLine, unreachableLabel, usage, waitLabel } from "./Status.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /**
- * A failure's kind and message, and the last line of its log when the message does not say it: a
- * trainer's own error (`ModuleNotFoundError: ...`, `FileNotFoundError: ...`), where `exited with
- * code 1` alone says nothing of what went wrong.
+ * A failure's kind and message, and its log's error line (`Result.errorLine`) when the message does
+ * not say it: a trainer's own error (`ModuleNotFoundError: ...`, `FileNotFoundError: ...`), where
+ * `exited with code 1` alone says nothing of what went wrong.
  */
 const failureLine = (failure: Result.Failure | undefined): string => {
   const message = failure?.message ?? ""
-  const last = failure?.logTail.findLast((l) => l.trim() !== "")?.trim()
+  const last = failure !== undefined ? Result.errorLine(failure) : undefined
   return `${failure?.kind}: ${Untrusted.line(message, 500)}${last !== undefined && !message.includes(last) ? ` (${Untrusted.line(last, 200)})` : ""}`
 }
 

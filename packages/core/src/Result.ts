@@ -68,6 +68,38 @@ export const success = (metrics: Record<string, number>, score: number, cost: Co
   cost
 })
 
+/**
+ * The line of a failure's log that says what went wrong: the last one with something on it, past
+ * what a JavaScript runtime prints after its error (the stack's `at ...` frames, the error's
+ * `{ code: ... }` fields, the `Node.js v24...` line). A Python traceback ends with its error line
+ * already. `undefined` for an empty log; a log of frames alone gives its last line.
+ *
+ * @example
+ * ```ts
+ * import { Result } from "@trex/core"
+ * const failed = Result.failure("Crash", "exited with code 1", {
+ *   logTail: ["Error: ENOENT: no such file or directory, open '/data/train.jsonl'", "    at Object.openSync (node:fs:573:18) {", "  code: 'ENOENT'", "}", "", "Node.js v24.21.0"]
+ * })
+ * Result.errorLine(failed.failure!) // "Error: ENOENT: no such file or directory, open '/data/train.jsonl'"
+ * ```
+ * @since 0.1.0 @category getters
+ */
+export const errorLine = (failure: Failure): string | undefined => {
+  const lines = failure.logTail.map((l) => l.trim()).filter((l) => l !== "")
+  let i = lines.length - 1
+  if (i >= 0 && /^Node\.js v\d/.test(lines[i]!)) i--
+  // an error's fields, printed after its last frame as `... {`, `  code: 'ENOENT'`, `}`
+  if (i >= 0 && lines[i] === "}") {
+    const open = lines.findLastIndex((l, j) => j < i && l.endsWith("{"))
+    if (open >= 0) {
+      lines[open] = lines[open]!.slice(0, -1).trim()
+      i = lines[open] === "" ? open - 1 : open
+    }
+  }
+  while (i >= 0 && /^at\s/.test(lines[i]!)) i--
+  return i >= 0 ? lines[i] : lines.at(-1)
+}
+
 /** A failed result. @since 0.1.0 @category constructors */
 export const failure = (kind: FailureKind, message: string, options: {
   readonly logTail?: ReadonlyArray<string>
