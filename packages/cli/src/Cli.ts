@@ -59,7 +59,7 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
     const control = new Control.Control()
     let stoppedBy: NodeJS.Signals | undefined
     let summary: Explorer.Summary | undefined
-    /** Trials that all failed the same way stopped the run (a setup error). */
+    /** Trials that failed the same way stopped the run (a setup error, or one that broke under it). */
     let setup: Errors.SetupFailure | undefined
     /** The run as the report was written from it (read once, at its end). */
     let ended: RunDir.RunInfo | undefined
@@ -229,7 +229,7 @@ const runCommand = Command.make(
     stagnation: Flag.Int("stagnation").pipe(Flag.optional, Flag.withDescription("stop after this many finished trials without improvement (results reused from earlier runs are not trials)")),
     failFast: Flag.Int("fail-fast").pipe(
       Flag.optional,
-      Flag.withDescription("stop the run once this many trials have failed the same way and none succeeded: a setup error, not the strategies' (default 3; 0 turns it off)")
+      Flag.withDescription("stop the run once this many trials have failed the same way and none succeeded, or twice as many one after another once some did: a setup error, or one that broke under the run, not the strategies' (default 3; 0 turns it off)")
     ),
     noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for")),
     ...notifyFlags,
@@ -276,7 +276,7 @@ const resumeCommand = Command.make(
     ...limitFlags("from here on (default: the budget it has)"),
     failFast: Flag.Int("fail-fast").pipe(
       Flag.optional,
-      Flag.withDescription("for this session: stop once this many trials have failed the same way and none succeeded; 0 turns the stop off, and trials that failed alike are not run again (default: the run's)")
+      Flag.withDescription("for this session: stop once this many trials have failed the same way and none succeeded (twice as many in a row after some did); 0 turns the stop off, and trials that failed alike are not run again (default: the run's)")
     ),
     ...notifyFlags,
     detach: detachFlag

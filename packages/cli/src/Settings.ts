@@ -37,7 +37,8 @@ export const Settings = Schema.Struct({
   stagnation: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0))),
   /**
    * Stop the run once this many trials have failed the same way, none having succeeded (a setup
-   * error: see `Explorer.Options.failFast`); `0` turns it off (`--fail-fast 0`). Default 3.
+   * error), or twice as many one after another once some have (a setup that broke under the run:
+   * see `Explorer.Options.failFast`); `0` turns it off (`--fail-fast 0`). Default 3.
    */
   failFast: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   /** `false`: run every strategy, even one an earlier run of the same task and code has a result for (`--no-reuse`). */

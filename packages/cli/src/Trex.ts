@@ -95,7 +95,7 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   concurrency: OptionSpec.integer(1, "experiments in flight at once, e.g. 2"),
   distillEvery: OptionSpec.integer(0, "results between insight distillations; 0: never"),
   stagnation: OptionSpec.integer(1, "finished trials without improvement before the run stops"),
-  failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded, before the run stops (a setup error); 0 turns it off"),
+  failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded (twice as many in a row after some did), before the run stops (a setup error); 0 turns it off"),
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
   logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written"),

@@ -644,6 +644,44 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.match(badResume.stderr, /--fail-fast must be 0 \(off\) or more, got -2/)
   })
 
+  it("a setup that breaks under a working run (a package removed after 3 trials) stops it after 6 alike in a row with exit 1, its best kept and printed; once mended, resume runs those strategies again first", async () => {
+    const log = path.join(tmp(), "executions.log")
+    const module = path.join(tmp(), "transformerz.py")
+    fs.writeFileSync(module, "")
+    const env = { TREX_TOY_MS: "30", TREX_TOY_LOG: log, TREX_TOY_NEEDS: module, TREX_TOY_BREAKS: "n3" }
+    const r = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", tmp(), "--max-trials", "16", "--concurrency", "1"], env)
+    assert.strictEqual(r.status, 1, r.stderr)
+    const runDir = r.stdout.match(/run directory: (.*)/)![1]!
+    assert.strictEqual(fs.readFileSync(log, "utf8").trim().split("\n").length, 9, "3 that worked and 6 that failed, not the budget's 16")
+    const stopped = JSON.parse(trex(["status", runDir, "--json"]).stdout) as { state: string; finishedReason?: string; best?: { id: string; score: number } }
+    assert.strictEqual(stopped.state, "finished")
+    assert.strictEqual(
+      stopped.finishedReason,
+      "the latest trials all failed the same way (n4, n5, n6, n7, n8, n9): Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')"
+    )
+    const best = stopped.best!
+    assert.include(r.stdout, `Best: ${best.id} score=`, "the run's summary, its best among it, printed")
+    assert.include(
+      r.stderr,
+      "trex: the latest 6 trials (n4, n5, n6, n7, n8, n9) failed the same way, one after another, after 3 had worked: Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')."
+    )
+    assert.include(r.stderr, `its best so far (${best.id}, score ${Number(best.score.toPrecision(4))}) kept`)
+    assert.include(r.stderr, `(\`trex status ${runDir} --node n4\` shows n4 in full, with its job's last log lines). Once mended: trex resume ${runDir}`)
+    assert.notMatch(r.stderr, /\n\s+at /, "no stack trace")
+    // mended (the package installed again): the six strategies run again first, then the search goes on to its budget
+    fs.writeFileSync(module, "")
+    const resumed = trex(["resume", runDir], env)
+    assert.strictEqual(resumed.status, 0, resumed.stderr)
+    const tree = ExperimentTree.fold((await Effect.runPromise(RunDir.readEntries(runDir))).map((e) => e.event))!.view
+    const fingerprints = (ids: ReadonlyArray<string>) => ids.map((id) => tree.get(id)!.fingerprint)
+    assert.deepStrictEqual(fingerprints(["n10", "n11", "n12", "n13", "n14", "n15"]), fingerprints(["n4", "n5", "n6", "n7", "n8", "n9"]))
+    for (const id of ["n10", "n11", "n12", "n13", "n14", "n15"]) {
+      const n = tree.get(id)!
+      assert.notInclude(n.state._tag === "Failed" ? n.state.result.failure?.logTail.join("\n") ?? "" : "", "transformerz", id)
+    }
+    assert.strictEqual(tree.size, 16, "on to the budget")
+  })
+
   it.live("a researcher whose model refuses the key stops the run with exit 1, nothing exhausted, and says how to go on", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make(() => Fake.error(401, "authentication_error", "invalid x-api-key"))

@@ -67,8 +67,11 @@ export class PolicyError extends Schema.TaggedError<PolicyError>()("PolicyError"
 /**
  * A run stopped because its trials all failed the same way, none having succeeded: a setup error
  * (the trainer's command, a module or data path missing, a Docker image or Slurm partition that
- * does not exist, a trainer that writes no metric) rather than its strategies'. Its journal is
- * finished and sound; once the setup is mended, a resumed run runs the strategies of `nodes` again.
+ * does not exist, a trainer that writes no metric) rather than its strategies'; or because, after
+ * trials had worked, its latest trials failed the same way one after another: a setup that broke
+ * under the run (a full disk, a data or model path gone, an expired credential). Its journal is
+ * finished and sound, its best so far kept; once the setup is mended, a resumed run runs the
+ * strategies of `nodes` again.
  * @since 0.1.0 @category errors
  */
 export class SetupFailure extends Schema.TaggedError<SetupFailure>()("SetupFailure", {

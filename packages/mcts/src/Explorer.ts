@@ -76,10 +76,13 @@ export interface Options {
   /**
    * Stop the run when this many trials have failed the same way (the same kind, message and last
    * log line, ids and big numbers aside; `OOM`, `Timeout` and `Cancelled` never count, being the
-   * strategy's) before any trial succeeded or was pruned: a setup error, not the strategies'.
-   * No new trial starts; the trials in flight finish (one that succeeds lets the run go on), then
-   * `RunFinished` is journaled and the run fails with `Errors.SetupFailure`. A resumed run runs the
-   * strategies of those trials again (as new nodes, before anything new) and counts afresh.
+   * strategy's) before any trial succeeded or was pruned: a setup error, not the strategies'; or,
+   * once trials have worked, when twice as many finished one after another failing the same way
+   * (a setup that broke under the run: a full disk, a path gone, an expired credential).
+   * No new trial starts; the trials in flight finish (one that succeeds, or after trials worked fails
+   * otherwise, lets the run go on), then `RunFinished` is journaled (the best so far kept) and the
+   * run fails with `Errors.SetupFailure`. A resumed run runs the strategies of those trials again
+   * (as new nodes, before anything new) and counts afresh.
    * Default 3; 0 turns it off (and a resumed run then runs none of them again).
    */
   readonly failFast?: number
@@ -141,8 +144,9 @@ export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, E
 /**
  * How a run fails: its journal cannot be read or written (or belongs to another run), its options
  * are invalid, or its policy answered what cannot be done; or its trials all failed the same way
- * before any succeeded (`SetupFailure`, see `Options.failFast`: the run is finished, and resumable
- * once its setup is mended). Trials that fail otherwise, and researchers that fail, do not fail the run.
+ * before any succeeded, or one after another after some did (`SetupFailure`, see
+ * `Options.failFast`: the run is finished, its best kept, and resumable once its setup is
+ * mended). Trials that fail otherwise, and researchers that fail, do not fail the run.
  * @since 0.1.0 @category models
  */
 export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyError | Errors.SetupFailure
@@ -164,6 +168,14 @@ export const STOPPED_BY_REQUEST = "stopped by request"
  */
 export const SAME_FAILURE = SameFailure.SAME_FAILURE
 
+/**
+ * How the reason of a run begins when, after trials had worked, its latest trials failed the same
+ * way one after another (see `Options.failFast`): a resume after the setup is mended runs their
+ * strategies again.
+ * @since 0.1.0 @category models
+ */
+export const SAME_FAILURE_SINCE = SameFailure.SAME_FAILURE_SINCE
+
 /** What each option takes. */
 const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   runId: OptionSpec.required(OptionSpec.nonEmptyString()),
@@ -178,7 +190,7 @@ const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   control: OptionSpec.fn("onChange"),
   onEvent: OptionSpec.fn(),
   retries: OptionSpec.integer(0, "retries of a trial that failed for infrastructure reasons"),
-  failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded, before the run stops; 0 turns it off"),
+  failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded (twice as many in a row after some did), before the run stops; 0 turns it off"),
   proposalAttempts: OptionSpec.integer(1, "tries per node before it counts as exhausted"),
   researcherRetries: OptionSpec.integer(0, "asks again of a researcher that failed"),
   recorded: OptionSpec.unchecked,
@@ -846,15 +858,16 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         reason = "the scheduler failed"
         break
       }
-      // trials that all failed the same way, none having worked: the setup's error, not the strategies'
-      // (no new trial starts; those in flight finish first: one that works means the setup does, and the run goes on)
+      // trials that all failed the same way, none having worked, or one after another since trials worked: the setup's
+      // error, not the strategies' (no new trial starts; those in flight finish first: one that works, or fails
+      // otherwise, and the run goes on)
       alike = control?.stopRequested === undefined ? sameFailures.stop() : undefined
       if (alike !== undefined) {
         if (inFlight.size > 0) {
           yield* awaitWake
           continue
         }
-        reason = `${SAME_FAILURE} (${alike.nodes.join(", ")}): ${alike.shown}`
+        reason = SameFailure.reasonOf(alike)
         break
       }
       const best = tree.view.best()
@@ -890,7 +903,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           parent: again.parent,
           strategy: {
             ...again.strategy,
-            rationale: `${AGAIN}${again.id} failed as every trial of its run did (a setup error, not its strategy's); run again once the setup was mended. ${
+            rationale: `${AGAIN}${again.id} failed as the trials beside it did (a setup error, not its strategy's); run again once the setup was mended. ${
               // (once: a strategy run again twice keeps its own rationale, not a chain of these)
               again.strategy.rationale.startsWith(AGAIN) ? again.strategy.rationale.slice(again.strategy.rationale.indexOf(MENDED) + MENDED.length) : again.strategy.rationale
             }`.trim()
@@ -1040,16 +1053,14 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   }).pipe(Effect.ensuring(Effect.andThen(Effect.sync(() => unsubscribe?.()), Effect.ignore(commit))))
   if (fatal !== undefined) return yield* fatal
   // (unless a second stop cancelled the trials in flight meanwhile: the run then stopped by request)
-  if (alike !== undefined && !interrupted && reason.startsWith(SAME_FAILURE)) {
-    const n = alike.nodes.length
+  if (alike !== undefined && !interrupted && reason === SameFailure.reasonOf(alike)) {
+    const best = tree.view.best()
+    const score = best !== undefined ? ExperimentNode.score(best) : undefined
     return yield* new Errors.SetupFailure({
       runId: options.runId,
       failure: alike.shown,
       nodes: alike.nodes,
-      message: `${n} trials (${alike.nodes.join(", ")}) failed the same way, and none succeeded: ${alike.shown}. ` +
-        `A failure that strategies this different all meet is the setup's, not theirs: the trainer's command or its environment ` +
-        `(a module missing), a data path, the backend's settings (an image, a partition, a queue), a trainer that writes no metric. ` +
-        `The run stopped rather than spend its budget on it: mend the setup, then resume the run; these trials' strategies run again`
+      message: SameFailure.messageOf(alike, best !== undefined ? `${best.id}, ${runTask.metric.name} ${score !== undefined ? Number(score.toPrecision(4)) : "-"}` : undefined)
     })
   }
 

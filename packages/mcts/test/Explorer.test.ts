@@ -1596,8 +1596,8 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       assert.deepStrictEqual(["n4", "n5", "n6", "n7", "n8", "n9"].map((id) => resumed.tree.get(id)!.fingerprint), [...strategies, ...strategies])
       assert.deepStrictEqual(["n7", "n8", "n9"].map((id) => resumed.tree.get(id)!.state._tag), ["Succeeded", "Succeeded", "Succeeded"])
       assert.deepStrictEqual(["n7", "n8", "n9"].map((id) => resumed.tree.get(id)!.parent), ["n1", "n2", "n3"].map((id) => failed.get(id)!.parent))
-      assert.match(resumed.tree.get("n4")!.strategy.rationale, /^Again: n1 failed as every trial of its run did/)
-      assert.match(resumed.tree.get("n7")!.strategy.rationale, /^Again: n4 failed as every trial of its run did/)
+      assert.match(resumed.tree.get("n4")!.strategy.rationale, /^Again: n1 failed as the trials beside it did/)
+      assert.match(resumed.tree.get("n7")!.strategy.rationale, /^Again: n4 failed as the trials beside it did/)
       assert.strictEqual(resumed.tree.get("n7")!.strategy.rationale.split("Again:").length, 2, "one 'Again:', not a chain")
       assert.strictEqual(resumed.tree.size, 12, "the failed trials count against the budget: 12 trials in all")
       const ran = log.runs.map((r) => r.node)
@@ -1663,6 +1663,94 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       const invalid = yield* Effect.flip(runWith(Journal.makeMemory(), { failFast: -1 }))
       assert.strictEqual(invalid._tag, "InvalidInput")
       assert.match(invalid.message, /failFast: .*0 turns it off/)
+    }))
+
+  /** The setup breaks once `works` trials have started (concurrency 1: once that many finished); `state.broken` false again once mended. */
+  const breaksAfter = (log: ExecLog, works: number, state: { broken: boolean; failure?: (node: string) => Result.Result }): ExecutorAgent.ExecutorAgentShape => {
+    const inner = setup(log, state)
+    let started = 0
+    return { name: "breaks", run: (req) => Stream.suspend(() => (++started === works + 1 && (state.broken = true), inner.run(req))) }
+  }
+
+  it.live("after trials worked, twice failFast finished one after another failing alike stop the run, its best kept; a resume once mended runs them again first", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      const state = { broken: false }
+      const error = yield* Effect.flip(runWith(journal, { maxTrials: 24, log, executor: breaksAfter(log, 3, state) }))
+      assert.strictEqual(error._tag, "SetupFailure")
+      const stop = error as Errors.SetupFailure
+      assert.deepStrictEqual(stop.nodes, ["n4", "n5", "n6", "n7", "n8", "n9"])
+      assert.strictEqual(log.runs.length, 9, "no trial after the ninth, where the budget had 15 more")
+      const events = (yield* journal.read()).map((e) => e.event)
+      const tree = ExperimentTree.fold(events)!.view
+      const best = tree.best()!
+      assert.include(["n1", "n2", "n3"], best.id)
+      assert.strictEqual(
+        stop.message.split(":")[0],
+        "the latest 6 trials (n4, n5, n6, n7, n8, n9) failed the same way, one after another, after 3 had worked"
+      )
+      assert.include(stop.message, `its best so far (${best.id}, score ${Number(ExperimentNode.score(best)!.toPrecision(4))}) kept: mend the setup, then resume the run`)
+      const finished = events.at(-1)!
+      assert.isTrue(finished._tag === "RunFinished" && finished.bestNode === best.id, "the best kept in RunFinished")
+      assert.strictEqual(
+        finished._tag === "RunFinished" ? finished.reason : "",
+        `${Explorer.SAME_FAILURE_SINCE} (n4, n5, n6, n7, n8, n9): Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')`
+      )
+      const strategies = ["n4", "n5", "n6", "n7", "n8", "n9"].map((id) => tree.get(id)!.fingerprint)
+
+      // resumed before it is mended: the six strategies run again first, fail alike, and the run stops again
+      const again = yield* Effect.flip(runWith(journal, { maxTrials: 24, log, executor: setup(log, state) }))
+      assert.deepStrictEqual((again as Errors.SetupFailure).nodes, ["n10", "n11", "n12", "n13", "n14", "n15"])
+      // mended: those six strategies run again, in order, before anything new, and the run goes on to its budget
+      state.broken = false
+      const resumed = yield* runWith(journal, { maxTrials: 24, log, executor: setup(log, state) })
+      assert.strictEqual(resumed.reason, "budget: maxTrials")
+      const rerun = ["n16", "n17", "n18", "n19", "n20", "n21"]
+      assert.deepStrictEqual(rerun.map((id) => resumed.tree.get(id)!.fingerprint), strategies)
+      assert.deepStrictEqual(rerun.map((id) => resumed.tree.get(id)!.state._tag), rerun.map(() => "Succeeded"))
+      assert.match(resumed.tree.get("n10")!.strategy.rationale, /^Again: n4 failed as the trials beside it did/)
+      assert.strictEqual(resumed.tree.size, 24)
+      assert.deepStrictEqual(treeShape(ExperimentTree.fold((yield* journal.read()).map((e) => e.event))!.view), treeShape(resumed.tree))
+    }))
+
+  it.live("after trials worked, a streak that a success, another cause or an OOM breaks, failures a strategy may cause, or failFast 0 never stop it; failFast 2 stops after 4", () =>
+    Effect.gen(function*() {
+      const crash = (line: string) => Result.failure("Crash", "exited with code 1", { exitCode: 1, logTail: ["Traceback (most recent call last):", line] })
+      const missing = crash("FileNotFoundError: [Errno 2] No such file or directory: '/data/train.jsonl'")
+      /** n1-n3 work; then the n-th failure (from 1) fails with `failure(n)`, or the trial works where that is undefined. */
+      const run = (failure: (n: number) => Result.Result | undefined, options: Partial<Explorer.Options> = {}) => {
+        const healthy = functionExecutor({ runs: [] })
+        let started = 0
+        const executor: ExecutorAgent.ExecutorAgentShape = {
+          name: "after-three",
+          run: (req) =>
+            Stream.suspend(() => {
+              const n = ++started - 3
+              const result = n >= 1 ? failure(n) : undefined
+              return result === undefined
+                ? healthy.run(req)
+                : Stream.make({ _tag: "Submitted", job: { backend: "t", id: `job-${req.node.id}`, data: {} } } as const, { _tag: "Finished", result } as const)
+            })
+        }
+        // (a stop would fail the run with a SetupFailure; the run goes on past where one would come)
+        return Effect.map(runWith(Journal.makeMemory(), { maxTrials: 14, executor, ...options }), (s) => `${s.tree.size}: ${s.reason}`)
+      }
+      // five alike, one that works, five alike, ...: the setup works, and the run spends its budget
+      assert.strictEqual(yield* run((n) => (n % 6 === 0 ? undefined : missing)), "14: budget: maxTrials")
+      // two causes taking turns: each trial meets its own
+      assert.strictEqual(yield* run((n) => (n % 2 === 0 ? missing : crash("ValueError: lora rank 256 > 64"))), "14: budget: maxTrials")
+      // five alike, an OOM (that trial ran as far as its strategy's memory), five alike, ...
+      assert.strictEqual(yield* run((n) => (n % 6 === 0 ? Result.failure("OOM", "CUDA out of memory") : missing)), "14: budget: maxTrials")
+      // the same OOM or Timeout on every trial: the strategies', not the setup's
+      assert.strictEqual(yield* run(() => Result.failure("OOM", "CUDA out of memory. Tried to allocate 2.00 GiB")), "14: budget: maxTrials")
+      assert.strictEqual(yield* run(() => Result.failure("Timeout", "killed at its time limit of 120 s")), "14: budget: maxTrials")
+      // every trial alike, the stop turned off
+      assert.strictEqual(yield* run(() => missing, { failFast: 0 }), "14: budget: maxTrials")
+      // failFast 2: four in a row, ids aside, stop it
+      const stopped = yield* Effect.flip(run((n) => crash(`OSError: [Errno 28] No space left on device: '/scratch/job-${4000 + n}/ckpt'`), { failFast: 2 }))
+      assert.strictEqual(stopped._tag, "SetupFailure")
+      assert.deepStrictEqual((stopped as Errors.SetupFailure).nodes, ["n4", "n5", "n6", "n7"])
     }))
 })
 

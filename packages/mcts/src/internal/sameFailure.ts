@@ -1,15 +1,29 @@
 /**
- * Trials that all fail the same way (finding AX): a setup error — a trainer command that does not
- * exist, a Python module or data path missing, a Docker image or Slurm partition that does not
- * exist, a trainer that writes no metric — fails every strategy alike, and a run that goes on
- * spends its whole budget learning nothing about its strategies. This folds the journal into
- * what the explorer needs to stop such a run early, and to run those strategies again when it
- * is resumed after the mistake is mended.
+ * Trials that all fail the same way (findings AX and BC): a setup error — a trainer command that
+ * does not exist, a Python module or data path missing, a Docker image or Slurm partition that does
+ * not exist, a trainer that writes no metric — fails every strategy alike, and a run that goes on
+ * spends its whole budget learning nothing about its strategies. So does a setup that breaks under
+ * a run that was working (a disk that fills, a data or model path deleted or unmounted, a
+ * credential that expires, a package upgraded under it). This folds the journal into what the
+ * explorer needs to stop such a run early, and to run those strategies again when it is resumed
+ * after the mistake is mended.
  */
-import type { ExperimentNode, JournalEvent, Result } from "@trex/core"
+import { Result } from "@trex/core"
+import type { ExperimentNode, JournalEvent } from "@trex/core"
 
-/** How the reason of a run stopped by its trials' same failure begins. */
+/** How the reason of a run begins when its trials failed the same way before any worked. */
 export const SAME_FAILURE = "every trial failed the same way"
+
+/** How the reason of a run begins when its trials failed the same way, one after another, after some had worked. */
+export const SAME_FAILURE_SINCE = "the latest trials all failed the same way"
+
+/**
+ * How much longer a streak of failures alike must be, once trials have worked, than the count that
+ * stops a run where none has: a region of the search space can fail alike (a data format the
+ * recipe cannot read fails every strategy that picks it), and in the toy task, where a third of
+ * the space does, healthy runs met streaks of 3 (finding BC).
+ */
+export const SINCE_FACTOR = 2
 
 /**
  * Kinds a strategy can cause by itself (too big a batch, too many epochs, a scheduler's cancel):
@@ -31,21 +45,12 @@ export const normalise = (text: string): string =>
     .replace(/\s+/g, " ")
     .trim()
 
-/** The last line of a log tail that says something (the error line of a traceback, say). */
-const lastLine = (tail: ReadonlyArray<string>): string | undefined => {
-  for (let i = tail.length - 1; i >= 0; i--) {
-    const line = tail[i]!.trim()
-    if (line !== "") return line
-  }
-  return undefined
-}
-
 /**
  * A failure as it reads to a user: its kind, message and the last line of its log (where a
  * trainer's own error usually is: `exited with code 1` alone says little).
  */
 export const describe = (failure: Result.Failure): string => {
-  const line = lastLine(failure.logTail)
+  const line = Result.errorLine(failure)
   return `${failure.kind}: ${failure.message}${line !== undefined && !failure.message.includes(line) ? ` (${line})` : ""}`
 }
 
@@ -64,19 +69,45 @@ export interface Alike {
   readonly cause: string
   readonly nodes: ReadonlyArray<string>
   readonly shown: string
+  /** Trials of the run that had worked (succeeded or were pruned) before: 0 for a setup broken from the start. */
+  readonly worked: number
+}
+
+/** The reason journaled in `RunFinished` for a stop on `alike`. */
+export const reasonOf = (alike: Alike): string =>
+  `${alike.worked === 0 ? SAME_FAILURE : SAME_FAILURE_SINCE} (${alike.nodes.join(", ")}): ${alike.shown}`
+
+/** What the run's `SetupFailure` says of a stop on `alike`; `best` the best trial so far, as its id and score. */
+export const messageOf = (alike: Alike, best: string | undefined): string => {
+  const n = alike.nodes.length
+  const trials = `${n} trials (${alike.nodes.join(", ")})`
+  return alike.worked === 0
+    ? `${trials} failed the same way, and none succeeded: ${alike.shown}. ` +
+      `A failure that strategies this different all meet is the setup's, not theirs: the trainer's command or its environment ` +
+      `(a module missing), a data path, the backend's settings (an image, a partition, a queue), a trainer that writes no metric. ` +
+      `The run stopped rather than spend its budget on it: mend the setup, then resume the run; these trials' strategies run again`
+    : `the latest ${trials} failed the same way, one after another, after ${alike.worked} had worked: ${alike.shown}. ` +
+      `Strategies this different that fail alike where trials worked point to a setup that changed under the run: a disk that filled, ` +
+      `a data or model path deleted or unmounted, a credential that expired, a package upgraded, a GPU driver gone. ` +
+      `The run stopped rather than spend its budget on it${best !== undefined ? `, its best so far (${best}) kept` : ""}: ` +
+      `mend the setup, then resume the run; these trials' strategies run again`
 }
 
 /**
  * The fold. Fed every journal event in order (a replay's, then the live run's), it knows:
- * - the trials of this session (since the run started, or since it was resumed after a stop of
- *   this kind) that failed, by cause, as long as no trial of the run has worked (succeeded, or
- *   been pruned: it ran and reported); results reused from other runs are not trials of this setup;
- * - after a stop of this kind, the nodes whose strategies a resumed run runs again (the trials of
- *   each cause that stopped it), until a node with the same fingerprint is proposed.
+ * - as long as no trial of the run has worked (succeeded, or been pruned: it ran and reported), the
+ *   trials of this session (since the run started, or since it was resumed after a stop of this
+ *   kind) that failed, by cause;
+ * - once one has, the latest trials that failed with one cause, one after another: a trial that
+ *   works, fails otherwise or fails as a strategy may (`OOM`, `Timeout`) ends the streak;
+ * - after a stop of either kind, the nodes whose strategies a resumed run runs again (the trials
+ *   that stopped it), until a node with the same fingerprint is proposed.
+ * Results reused from other runs, and trials cancelled, are not trials of this setup: they count for nothing.
  */
 export class SameFailures {
-  private worked = false
+  private worked = 0
   private readonly byCause = new Map<string, { nodes: Array<string>; shown: string }>()
+  private streak: { cause: string; nodes: Array<string>; shown: string } | undefined
   private pending: Array<ExperimentNode.NodeSpec> = []
 
   private readonly threshold: number
@@ -90,13 +121,19 @@ export class SameFailures {
   apply(event: JournalEvent.JournalEvent): void {
     switch (event._tag) {
       case "NodeFinished": {
-        if (this.worked || event.outcome === "Cancelled" || event.result?.reusedFrom !== undefined) return
+        if (event.outcome === "Cancelled" || event.result?.reusedFrom !== undefined) return
         if (event.outcome === "Succeeded" || event.outcome === "Pruned") {
-          this.worked = true
+          this.worked++
           this.byCause.clear()
+          this.streak = undefined
           return
         }
         const cause = causeOf(event.result)
+        if (this.worked > 0) {
+          if (cause !== undefined && this.streak?.cause === cause) this.streak.nodes.push(event.nodeId)
+          else this.streak = cause === undefined ? undefined : { cause, nodes: [event.nodeId], shown: describe(event.result!.failure!) }
+          return
+        }
         if (cause === undefined) return
         const known = this.byCause.get(cause)
         if (known !== undefined) known.nodes.push(event.nodeId)
@@ -104,18 +141,16 @@ export class SameFailures {
         return
       }
       case "RunFinished": {
-        if (!event.reason.startsWith(SAME_FAILURE)) return
-        // the strategies of the stop's trials run again on resume, in the order they first ran: those of
-        // the cause that failed the most (the one that stopped the run, whatever threshold this fold has)
-        const most = Math.max(0, ...[...this.byCause.values()].map(({ nodes }) => nodes.length))
-        const again = new Set<string>()
-        for (const { nodes } of this.byCause.values()) if (nodes.length === most) for (const id of nodes) again.add(id)
+        const again = event.reason.startsWith(SAME_FAILURE) ? this.mostAlike() : event.reason.startsWith(SAME_FAILURE_SINCE) ? this.streak?.nodes ?? [] : []
+        if (again.length === 0) return
+        // the strategies of the stop's trials run again on resume, in the order they first ran
         // (added to those not yet run again, should a resumed run have stopped again before it ran them all)
-        const fresh = [...again].map((id) => this.node(id)).filter((n): n is ExperimentNode.NodeSpec => n !== undefined)
+        const fresh = again.map((id) => this.node(id)).filter((n): n is ExperimentNode.NodeSpec => n !== undefined)
         const known = new Set(this.pending.map((n) => n.fingerprint))
         this.pending = [...this.pending, ...fresh.filter((n) => !known.has(n.fingerprint))]
           .sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)))
         this.byCause.clear()
+        this.streak = undefined
         return
       }
       case "NodeProposed": {
@@ -129,13 +164,24 @@ export class SameFailures {
     }
   }
 
+  /** The trials of the cause that failed the most (the one that stopped the run, whatever threshold this fold has). */
+  private mostAlike(): ReadonlyArray<string> {
+    const most = Math.max(0, ...[...this.byCause.values()].map(({ nodes }) => nodes.length))
+    return [...this.byCause.values()].flatMap(({ nodes }) => (nodes.length === most ? nodes : []))
+  }
+
   /**
-   * The cause that has failed `threshold` trials with nothing working, if one has. Asked after each
-   * finished trial, so the first cause to get there is the one found.
+   * The cause that has failed `threshold` trials with nothing working, or `SINCE_FACTOR` times as
+   * many one after another since trials worked, if one has. Asked after each finished trial, so
+   * the first cause to get there is the one found.
    */
   stop(): Alike | undefined {
-    if (this.worked || this.threshold <= 0) return undefined
-    for (const [cause, { nodes, shown }] of this.byCause) if (nodes.length >= this.threshold) return { cause, nodes: [...nodes], shown }
+    if (this.threshold <= 0) return undefined
+    if (this.worked > 0) {
+      const s = this.streak
+      return s !== undefined && s.nodes.length >= this.threshold * SINCE_FACTOR ? { cause: s.cause, nodes: [...s.nodes], shown: s.shown, worked: this.worked } : undefined
+    }
+    for (const [cause, { nodes, shown }] of this.byCause) if (nodes.length >= this.threshold) return { cause, nodes: [...nodes], shown, worked: 0 }
     return undefined
   }
 
