@@ -1712,6 +1712,16 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       assert.match(resumed.tree.get("n10")!.strategy.rationale, /^Again: n4 failed as the trials beside it did/)
       assert.strictEqual(resumed.tree.size, 24)
       assert.deepStrictEqual(treeShape(ExperimentTree.fold((yield* journal.read()).map((e) => e.event))!.view), treeShape(resumed.tree))
+
+      // resumed with the stop turned off (the failures were the strategies' own): none is run again, the search goes on
+      const offJournal = Journal.makeMemory()
+      const off = { broken: false }
+      yield* Effect.flip(runWith(offJournal, { maxTrials: 14, executor: breaksAfter({ runs: [] }, 3, off) }))
+      off.broken = false
+      const on = yield* runWith(offJournal, { maxTrials: 14, executor: setup({ runs: [] }, off), failFast: 0 })
+      assert.strictEqual(on.reason, "budget: maxTrials")
+      const failed = new Set(["n4", "n5", "n6", "n7", "n8", "n9"].map((id) => on.tree.get(id)!.fingerprint))
+      assert.isTrue(["n10", "n11", "n12", "n13", "n14"].every((id) => !failed.has(on.tree.get(id)!.fingerprint)), "no strategy run again")
     }))
 
   it.live("after trials worked, a streak that a success, another cause or an OOM breaks, failures a strategy may cause, or failFast 0 never stop it; failFast 2 stops after 4", () =>
