@@ -8,8 +8,7 @@
  * explorer needs to stop such a run early, and to run those strategies again when it is resumed
  * after the mistake is mended.
  */
-import { Result } from "@trex/core"
-import type { ExperimentNode, JournalEvent } from "@trex/core"
+import { type ExperimentNode, type JournalEvent, Result } from "@trex/core"
 
 /** How the reason of a run begins when its trials failed the same way before any worked. */
 export const SAME_FAILURE = "every trial failed the same way"
@@ -18,12 +17,12 @@ export const SAME_FAILURE = "every trial failed the same way"
 export const SAME_FAILURE_SINCE = "the latest trials all failed the same way"
 
 /**
- * How much longer a streak of failures alike must be, once trials have worked, than the count that
- * stops a run where none has: a region of the search space can fail alike (a data format the
+ * How many times longer a streak of failures alike must be, once trials have worked, than the count
+ * that stops a run where none has: a region of the search space can fail alike (a data format the
  * recipe cannot read fails every strategy that picks it), and in the toy task, where a third of
  * the space does, healthy runs met streaks of 3 (finding BC).
  */
-export const SINCE_FACTOR = 2
+const SINCE_FACTOR = 2
 
 /**
  * Kinds a strategy can cause by itself (too big a batch, too many epochs, a scheduler's cancel):
