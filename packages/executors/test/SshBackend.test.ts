@@ -271,6 +271,33 @@ describe("SshBackend", () => {
       yield* eventually("the grandchild is gone", () => gone(pid))
     })))
 
+  it.live("a job past its time limit that ignores SIGTERM is killed after killGraceSeconds; a job that ends first leaves no timer behind", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const backend = yield* SshBackend.make(config)
+      // the test host is this machine: the processes whose command line is `sleep <seconds>`
+      const sleeping = (seconds: number) =>
+        Fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+          try {
+            return Fs.readFileSync(`/proc/${p}/cmdline`, "latin1") === `sleep\0${seconds}\0`
+          } catch {
+            return false
+          }
+        })
+      const stubborn = yield* backend.submit(spec(["sh", "-c", "trap '' TERM; echo $$ > job.pid; while :; do sleep 0.2; done"], {
+        resources: { gpus: 0, cpus: 1, timeLimitSeconds: 1 }
+      }))
+      const exit = yield* Backend.awaitExit(backend, stubborn)
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Timeout", exit.message)
+      const pid = Number(Fs.readFileSync(Path.join(remoteRoot, "ssh-test", String(stubborn.data["dir"]).split("/").at(-1)!, "job.pid"), "utf8"))
+      yield* eventually("the job that ignored SIGTERM is gone", () => gone(pid))
+      // a time limit no other test uses: its timer is this job's
+      const quick = yield* backend.submit(spec(["sh", "-c", "echo done"], { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 287 } }))
+      assert.strictEqual((yield* Backend.awaitExit(backend, quick)).outcome, "Succeeded")
+      yield* eventually("the job's timer ended with it", () => sleeping(287).length === 0)
+    })))
+
   it.live("a log of tens of megabytes reaches a slow consumer in bounded chunks: every line in order, \\r as shown, the right tail", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp

@@ -69,12 +69,17 @@ export const wrapper = (o: WrapperOptions): string => {
     `if [ -f ${FILES.cancelled} ]; then code=143; else`,
     `${quoteArgv(o.argv)} > ${FILES.stdout} 2> ${FILES.stderr} < /dev/null &`,
     "child=$!",
+    // The watchdog, in the job's process group: it ignores the SIGTERM it sends the group at the time
+    // limit (else it would die of it and never send the SIGKILL after the grace), and it is ended
+    // with SIGUSR1 when the job ends first, its timer (a `sleep`, which would outlive it) killed too.
     limit !== undefined
-      ? `( sleep ${limit}; date +%s > ${FILES.timeout}; kill -TERM -$$; sleep ${o.killGraceSeconds}; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
+      ? `( trap 'kill -KILL $s 2>/dev/null; exit 0' USR1; trap '' TERM; ` +
+        `sleep ${limit} & s=$!; wait $s; date +%s > ${FILES.timeout}; kill -TERM -$$; ` +
+        `sleep ${o.killGraceSeconds} & s=$!; wait $s; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
       : "watchdog=",
     // `wait` returns early when a trapped signal arrives: wait again until the child is gone.
     "while :; do wait $child; code=$?; kill -0 $child 2>/dev/null || break; done",
-    `[ -n "$watchdog" ] && kill $watchdog 2>/dev/null`,
+    `[ -n "$watchdog" ] && kill -USR1 $watchdog 2>/dev/null`,
     "fi",
     `echo "$code $(date +%s)" > ${FILES.exit}.tmp && mv ${FILES.exit}.tmp ${FILES.exit}`,
     ""
