@@ -123,6 +123,7 @@ const descriptions: Record<string, string> = {
   "recipe.command": "Command as argv, with placeholders `{taskDir}`, `{run}`, `{node}` and `{execPath}` (the Node.js running trex) only (a misspelt one, such as `{taskdir}`, `{taskDri}` or `{runId}`, is refused; any other `{word}`, `{{word}}` and a shell's `${word}` are passed as they are); the job reads the strategy from `$TREX_JOB_DIR/strategy.json`.",
   "recipe.image": "Container image, for container backends.",
   "recipe.env": "Environment variables for the job; values may use the command's placeholders (`{taskDir}/data`, say), substituted per job.",
+  "recipe.secretEnv": "Names of variables of trex's own environment that every job gets as secrets (`[HF_TOKEN, WANDB_API_KEY]`): their values are read when a run starts or resumes (a run refuses to start while one is not set), reach jobs as the backend passes secrets (a `0600` file, a Kubernetes Secret), and are never written to the task, the journal or a report; what a job prints of them is shown as `<secret NAME>`. A name may not also be in `env`.",
   "recipe.resources": "Resources one trial needs.",
   "recipe.resources.gpus": "GPUs per trial.",
   "recipe.resources.cpus": "CPUs per trial.",

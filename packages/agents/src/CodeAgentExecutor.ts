@@ -23,6 +23,7 @@ import { Clock, Deferred, Effect, Exit, Layer, Queue, Redacted, Schema, Stream }
 import { environment, SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
 import { Workspace } from "./internal/codeAgentWorkspace.ts"
 import { ProgressReports } from "./internal/progressReports.ts"
+import { scrubber, secretsOf } from "./internal/secrets.ts"
 import * as AnthropicModel from "./model/AnthropicModel.ts"
 import * as Model from "./model/Model.ts"
 
@@ -126,21 +127,6 @@ const attemptsUsed = (
   return journaled.length + new Set([...listed, job].map((j) => j.id).filter((id) => !recorded.has(id))).size
 }
 
-/** Names of the controller's variables that hold secrets (`HF_TOKEN`, `ANTHROPIC_API_KEY`, `AWS_SECRET_ACCESS_KEY`...). */
-const SECRET_NAME = /TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|(^|_)(API_?)?KEY$/i
-
-/**
- * The values to take out of what a job prints before the model (or the journal) sees it: the secrets
- * of `env`, and the controller's own variables named like secrets, which a job may inherit (the local
- * backend passes `HF_*` through, `HF_TOKEN` among them). Longest first, so that a value holding
- * another is replaced whole; values under 8 characters are left (they would blot out common words).
- */
-const secretsOf = (env: Options["env"]): ReadonlyArray<readonly [string, string]> =>
-  [
-    ...Object.entries(env ?? {}).flatMap(([k, v]) => (typeof v === "string" ? [] : [[k, Redacted.value(v)] as const])),
-    ...Object.entries(process.env).flatMap(([k, v]) => (v !== undefined && SECRET_NAME.test(k) ? [[k, v] as const] : []))
-  ].filter(([, v]) => v.length >= 8).sort((a, b) => b[1].length - a[1].length)
-
 /**
  * The label (`labels.node`) of the commands for node `nodeId`; on the local backend it names their
  * job directory, `<root>/<node>.cmd`, beside the node's own.
@@ -158,9 +144,8 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
   const maxAttempts = options.maxAttempts ?? 3
   const commandLimit = options.commandTimeoutSeconds ?? 300
   const logLines = options.logLines ?? 60
-  const secrets = secretsOf(options.env)
   /** `text` with every secret's value replaced by its name. */
-  const scrub = (text: string): string => secrets.reduce((t, [name, value]) => (t.includes(value) ? t.replaceAll(value, `<secret ${name}>`) : t), text)
+  const scrub = scrubber(secretsOf(options.env))
   /** The sessions' `cancel`, by the id of each training job they followed: `cancel(job)` finds its session there. */
   const cancels = new Map<string, Effect.Effect<void>>()
 

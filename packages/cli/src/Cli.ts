@@ -342,7 +342,7 @@ const statusCommand = Command.make(
         })
       }
       const dir = path.join(RunDir.jobsDir(runDir), id)
-      const files = fs.existsSync(dir) ? { dir, tail: LogTails.read(RunDir.jobsDir(runDir), [id])[id] ?? [] } : undefined
+      const files = fs.existsSync(dir) ? { dir, tail: LogTails.read(RunDir.jobsDir(runDir), [id], LogTails.secretsOf(info.tree.view.task))[id] ?? [] } : undefined
       const trial = Status.trialJson(info, id, files)!
       yield* out(json ? JSON.stringify(trial, null, 2) : Status.trialText(trial, info.tree.view.task.metric.name))
     })
@@ -453,7 +453,7 @@ const reportCommand = Command.make(
         const stopped = Status.runState(info) !== "running"
         yield* writeReport(
           file,
-          HtmlReport.render({ entries: info.entries, logs: LogTails.read(RunDir.jobsDir(runDir), info.tree.ids()), stopped, ...(info.damage !== undefined ? { damage: info.damage.message } : {}) })
+          HtmlReport.render({ entries: info.entries, logs: LogTails.read(RunDir.jobsDir(runDir), info.tree.ids(), LogTails.secretsOf(info.tree.view.task)), stopped, ...(info.damage !== undefined ? { damage: info.damage.message } : {}) })
         )
         yield* out(file)
       } else {

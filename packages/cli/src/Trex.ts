@@ -181,6 +181,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
         yield* checkRoomLeft(options.resume, { ...current, budget }, info.entries)
       }
       const task = budget !== undefined ? { ...current, budget } : current
+      yield* Wiring.secrets(task)
       const costKnown = info.entries.some((e) => e.event._tag === "BudgetCharged" && e.event.reason === "trial")
       const full = budget === undefined ? noRoomNotice(task, info.entries) : undefined
       const warnings = [...Wiring.budgetWarnings(settings, task, { costKnown }), ...(full !== undefined ? [full] : [])]
@@ -226,6 +227,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       task = Simulator.completeTask(task, landscape)
     }
     yield* Wiring.check(settings, task)
+    yield* Wiring.secrets(task)
     const out = options.out ?? "trex-runs"
     if (out === "") return yield* invalid("out", "the directory for runs (--out) is empty: name a directory, e.g. trex-runs")
     const now = new Date(yield* Clock.currentTimeMillis)

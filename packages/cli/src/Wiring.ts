@@ -8,7 +8,7 @@ import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearche
 import { Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, Task, TaskFile } from "@trex/core"
 import { DockerBackend, GridEngineBackend, KubernetesBackend, LocalBackend, Simulator, SlurmBackend, SshBackend } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, type Redacted } from "effect"
 import * as BackendSettings from "./BackendSettings.ts"
 import * as RunDir from "./RunDir.ts"
 import { BackendKind, type Settings } from "./Settings.ts"
@@ -119,6 +119,26 @@ const backendEngine = (
 }
 
 /**
+ * The values of the task's `recipe.secretEnv` from this process's environment, each `Redacted`, for
+ * every job; a name that is not set is bad input naming it, and how to set it.
+ * @since 0.1.0 @category layers
+ */
+export const secrets = (task: Task.Task): Effect.Effect<Record<string, Redacted.Redacted<string>>, Errors.InvalidInput> =>
+  Effect.suspend(() => {
+    const { missing, values } = Task.secretValues(task.recipe, process.env)
+    if (missing.length === 0) return Effect.succeed({ ...values })
+    const names = missing.join(", ")
+    return Effect.fail(
+      new Errors.InvalidInput({
+        source: "recipe.secretEnv",
+        message: `the task's recipe.secretEnv names ${names}, ${missing.length === 1 ? "which is" : "which are"} not set in trex's environment: ` +
+          `set ${missing.length === 1 ? "it" : "them"} before \`trex run\` or \`trex resume\` (\`export ${missing[0]}=...\`); ` +
+          `every job gets ${missing.length === 1 ? "its value" : "their values"} as a secret, never written to the run's files`
+      })
+    )
+  })
+
+/**
  * The model the LLM agents call: Claude (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`, `TREX_MODEL`) or
  * an OpenAI-compatible server such as vLLM, Ollama or llama.cpp (`OPENAI_BASE_URL`, `TREX_MODEL`).
  * A missing variable is reported as bad input naming it.
@@ -164,9 +184,12 @@ export const layers = (
   const recipe: Task.Recipe | undefined = settings.backend === "simulator" && task.recipe === undefined
     ? { command: ["simulate"], env: {}, resources: { gpus: 1, cpus: 1 } }
     : undefined
-  const executor = settings.executor === "template"
-    ? TemplateExecutor.layer({ taskDir: settings.taskDir, ...(recipe !== undefined ? { recipe } : {}) }).pipe(Layer.provide(backendLayer))
-    : CodeAgentExecutor.layer({ taskDir: settings.taskDir }).pipe(Layer.provide([model(settings), backendLayer]))
+  // the recipe's secretEnv, from this process's environment (checked by prepare; read again here, at the run's start)
+  const executor = Layer.unwrap(Effect.map(secrets(task), (env) =>
+    settings.executor === "template"
+      ? TemplateExecutor.layer({ taskDir: settings.taskDir, env, ...(recipe !== undefined ? { recipe } : {}) }).pipe(Layer.provide(backendLayer))
+      : CodeAgentExecutor.layer({ taskDir: settings.taskDir, env }).pipe(Layer.provide([model(settings), backendLayer]))
+  ))
   return Layer.mergeAll(
     Journal.Journal.layerSqlite(RunDir.journalFile(runDir)),
     Layer.succeed(SearchPolicy.SearchPolicy, policy(settings.policy)),

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Redacted, Schema } from "effect"
 import * as Budget from "./Budget.ts"
 import { Extra, JsonRecord, listOf, Positive, PositiveInt, withDefault } from "./internal/schema.ts"
 import * as SearchSpace from "./SearchSpace.ts"
@@ -89,6 +89,13 @@ export const substituteEnv = (env: Readonly<Record<string, string>>, values: Rea
   return out
 }
 
+/** An environment variable's name, as a shell takes it. @since 0.1.0 @category schemas */
+export const EnvName = Schema.String.check(Schema.makeFilter((name: string) =>
+  /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
+    ? undefined
+    : `expected an environment variable's name (letters, digits and _, not beginning with a digit, e.g. HF_TOKEN), got ${JSON.stringify(name)}`
+))
+
 /**
  * How the template executor runs a strategy: a command (argv) with placeholders
  * `{taskDir}`, `{run}`, `{node}` and `{execPath}` only (substituted in `env` values too) — strategy
@@ -100,6 +107,13 @@ export const Recipe = Schema.Struct({
   command: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
   image: Schema.optionalKey(Schema.String),
   env: Schema.Record(Schema.String, Schema.String).pipe(withDefault({})),
+  /**
+   * Names of variables of trex's own environment that every job gets as secrets (`[HF_TOKEN,
+   * WANDB_API_KEY]`): their values are read when a run starts or resumes, never written to the
+   * task, the journal or a report, and reach each job as its backend passes secrets (a `0600` file,
+   * a Kubernetes Secret); a run refuses to start while one of them is not set (see {@link secretValues}).
+   */
+  secretEnv: Schema.optionalKey(Schema.Array(EnvName)),
   resources: Resources.pipe(withDefault({})),
   estimate: Schema.optionalKey(
     Schema.Struct({ gpuSeconds: Schema.optionalKey(Positive), wallSeconds: Schema.optionalKey(Positive), dollars: Schema.optionalKey(Positive) })
@@ -169,4 +183,30 @@ export const isBetter = (task: Pick<Task, "metric">, a: number, b: number): bool
 export const reachesTarget = (task: Pick<Task, "metric">, score: number): boolean => {
   const t = task.metric.target
   return t !== undefined && utility(task, score) >= utility(task, t)
+}
+
+/**
+ * The values of a recipe's `secretEnv` in `environment` (trex's own, `process.env`), each `Redacted`,
+ * and the names that are not set there (or set empty).
+ *
+ * @example
+ * ```ts
+ * import { Task } from "@trex/core"
+ * const { missing, values } = Task.secretValues({ secretEnv: ["HF_TOKEN"] }, { HF_TOKEN: "hf_abc" })
+ * // values.HF_TOKEN is Redacted; missing is []
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const secretValues = (
+  recipe: { readonly secretEnv?: ReadonlyArray<string> | undefined } | undefined,
+  environment: Readonly<Record<string, string | undefined>>
+): { readonly values: Readonly<Record<string, Redacted.Redacted<string>>>; readonly missing: ReadonlyArray<string> } => {
+  const values: Record<string, Redacted.Redacted<string>> = {}
+  const missing: Array<string> = []
+  for (const name of recipe?.secretEnv ?? []) {
+    const value = environment[name]
+    if (value === undefined || value === "") missing.push(name)
+    else values[name] = Redacted.make(value, { label: name })
+  }
+  return { values, missing }
 }

@@ -264,6 +264,15 @@ const recipeIssues = (recipe: Task.Recipe | undefined): Array<string> => {
   }
   recipe?.command.forEach((part, i) => check(part, `recipe.command[${i}]`))
   for (const [name, value] of Object.entries(recipe?.env ?? {})) check(value, `recipe.env.${name}`)
+  // a secret's value comes from trex's environment: one also in env would be in the task file (and its journal) as well
+  const seen = new Set<string>()
+  recipe?.secretEnv?.forEach((name, i) => {
+    if (name in (recipe.env ?? {})) {
+      issues.push(`  recipe.secretEnv[${i}]: ${name} is in recipe.env too: a secret's value comes from trex's environment, not the task file; take it out of recipe.env`)
+    } else if (seen.has(name)) issues.push(`  recipe.secretEnv[${i}]: ${name} is named twice: name it once`)
+    else if (name.startsWith("TREX_")) issues.push(`  recipe.secretEnv[${i}]: ${name}: TREX_* variables are trex's own (TREX_JOB_DIR, ...): give the secret another name`)
+    seen.add(name)
+  })
   return issues
 }
 

@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Redacted } from "effect"
 import * as TaskFile from "../src/TaskFile.ts"
 import * as Task from "../src/Task.ts"
 
@@ -129,6 +129,32 @@ describe("TaskFile: search-space parameters", () => {
     const text = fs.readFileSync(new URL("../../../examples/quickstart/task.yaml", import.meta.url), "utf8")
     const task = Effect.runSync(TaskFile.parse(text, "task.yaml"))
     assert.isAbove(task.searchSpace!.parameters.length, 1)
+  })
+})
+
+describe("TaskFile: recipe.secretEnv", () => {
+  const recipe = (secretEnv: ReadonlyArray<unknown>, env: Record<string, string> = {}) => ({ ...minimalTask, recipe: { command: ["train"], env, secretEnv } })
+
+  it("names a variable each; one also in env, named twice, or trex's own is refused, naming the entry and the fix", () => {
+    assert.deepStrictEqual(loads(recipe(["HF_TOKEN", "WANDB_API_KEY"])).recipe?.secretEnv, ["HF_TOKEN", "WANDB_API_KEY"])
+    assert.deepStrictEqual(issues(recipe(["HF_TOKEN", "HF_TOKEN", "WANDB_API_KEY", "TREX_JOB_DIR"], { WANDB_API_KEY: "abc" })), [
+      "recipe.secretEnv[1]: HF_TOKEN is named twice: name it once",
+      "recipe.secretEnv[2]: WANDB_API_KEY is in recipe.env too: a secret's value comes from trex's environment, not the task file; take it out of recipe.env",
+      "recipe.secretEnv[3]: TREX_JOB_DIR: TREX_* variables are trex's own (TREX_JOB_DIR, ...): give the secret another name"
+    ])
+    const bad = issues(recipe(["HF TOKEN", "1PASS"]))
+    assert.strictEqual(bad.length, 2, bad.join("\n"))
+    assert.include(bad[0], `recipe.secretEnv[0]: expected an environment variable's name (letters, digits and _, not beginning with a digit, e.g. HF_TOKEN), got "HF TOKEN"`)
+    assert.include(bad[1], `recipe.secretEnv[1]:`)
+  })
+
+  it("secretValues: each set name's value, Redacted; the names unset or empty", () => {
+    const { missing, values } = Task.secretValues({ secretEnv: ["A_TOKEN", "B_TOKEN", "C_TOKEN"] }, { A_TOKEN: "s3cr3t-value", C_TOKEN: "" })
+    assert.deepStrictEqual(missing, ["B_TOKEN", "C_TOKEN"])
+    assert.deepStrictEqual(Object.keys(values), ["A_TOKEN"])
+    assert.strictEqual(Redacted.value(values["A_TOKEN"]!), "s3cr3t-value")
+    assert.notInclude(String(values["A_TOKEN"]), "s3cr3t")
+    assert.deepStrictEqual(Task.secretValues(undefined, {}), { values: {}, missing: [] })
   })
 })
 
