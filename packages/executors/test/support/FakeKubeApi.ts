@@ -67,6 +67,9 @@ export interface FakeKubeOptions {
   readonly podQuota?: number
 }
 
+/** How the API server fails during an outage: see `FakeKubeApi.outage`. */
+export type OutageMode = "reset" | "refused" | "hang"
+
 export interface FakeKubeApi {
   readonly url: string
   readonly token: string
@@ -84,15 +87,18 @@ export interface FakeKubeApi {
   readonly setPodQuota: (quota: number | undefined) => void
   /**
    * An outage of the API server (a control-plane upgrade, a restart): every open connection (watches,
-   * log streams) is cut, and while it lasts every request's connection is reset. Pods run on, as
-   * they do under kubelet.
+   * log streams) is cut, and while it lasts every request's connection is reset (`mode` `reset`, the
+   * default), refused (`refused`: nothing listens on the port, as when the server process is stopped),
+   * or taken and never answered (`hang`: a server that is frozen or overloaded, or a route that drops
+   * the answers; such requests are reset when the outage ends, as a restarted server's would be).
+   * Pods run on, as they do under kubelet.
    */
-  readonly outage: (on: boolean) => void
+  readonly outage: (on: boolean, mode?: OutageMode) => void
   /**
-   * The next create of `kind` makes its object but its answer is lost (the connection is cut); with
-   * `outage`, an outage (see `outage`) begins right then.
+   * The next create (or, with `method` `DELETE`, delete) of `kind` is carried out but its answer is
+   * lost (the connection is cut); with `outage`, an outage (see `outage`) begins right then.
    */
-  readonly loseAnswer: (kind: Kind, outage?: boolean) => void
+  readonly loseAnswer: (kind: Kind, outage?: boolean, method?: "POST" | "DELETE") => void
   readonly close: () => Promise<void>
 }
 
@@ -602,16 +608,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         })
       }
       put(kind, obj, "ADDED")
-      const lose = losing.get(kind)
-      if (lose !== undefined) {
-        losing.delete(kind)
-        req.socket.destroy()
-        if (lose.outage) {
-          down = true
-          server.closeAllConnections()
-        }
-        return
-      }
+      if (lost("POST", kind, req)) return
       return send(res, 201, obj)
     }
     if (req.method === "DELETE" && existing !== undefined) {
@@ -627,6 +624,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       }
       const policy = q.get("propagationPolicy") ?? options.propagationPolicy
       deleteObject(kind, existing, policy ?? (kind === "jobs" ? "Orphan" : "Background"))
+      if (lost("DELETE", kind, req)) return
       return send(res, 200, existing)
     }
     if (req.method === "DELETE") return notFound()
@@ -634,13 +632,37 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   }
 
   let down = false
-  const losing = new Map<Kind, { outage: boolean }>()
+  let downMode: OutageMode = "reset"
+  /** Requests taken and not answered during a `hang` outage. */
+  const held = new Set<http.IncomingMessage>()
+  const losing = new Map<string, { outage: boolean }>()
+  /** Whether this request's answer is to be lost (see `loseAnswer`): its connection is then cut. */
+  const lost = (method: string, kind: Kind, req: http.IncomingMessage) => {
+    const lose = losing.get(`${method} ${kind}`)
+    if (lose === undefined) return false
+    losing.delete(`${method} ${kind}`)
+    req.socket.destroy()
+    if (lose.outage) {
+      down = true
+      downMode = "reset"
+      server.closeAllConnections()
+    }
+    return true
+  }
   const server = http.createServer((req, res) => {
+    if (down && downMode === "hang") {
+      held.add(req)
+      req.socket.on("close", () => held.delete(req))
+      return
+    }
     if (down) return void req.socket.destroy()
     handle(req, res).catch((e) => send(res, 500, status(500, "InternalError", String(e))))
   })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   const address = server.address() as { port: number }
+  /** Stop listening (`refused`), or listen again on the same port. */
+  const listening = (on: boolean) =>
+    on ? server.listen(address.port, "127.0.0.1") : server.close()
   const url = `http://127.0.0.1:${address.port}`
   return {
     url,
@@ -649,12 +671,22 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     logsGone: (on) => {
       logsGone = on
     },
-    loseAnswer: (kind, outage = false) => {
-      losing.set(kind, { outage })
+    loseAnswer: (kind, outage = false, method = "POST") => {
+      losing.set(`${method} ${kind}`, { outage })
     },
-    outage: (on) => {
-      down = on
-      if (on) server.closeAllConnections()
+    outage: (on, mode = "reset") => {
+      if (on === down) return
+      if (on) {
+        down = true
+        downMode = mode
+        server.closeAllConnections()
+        if (mode === "refused") listening(false)
+      } else {
+        down = false
+        if (downMode === "refused") listening(true)
+        for (const req of held) req.socket.destroy()
+        held.clear()
+      }
     },
     setPodQuota: (quota) => {
       podQuota = quota
@@ -685,6 +717,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         }
       }
       for (const w of watchers) w.res.end()
+      for (const req of held) req.socket.destroy()
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
       fs.rmSync(root, { recursive: true, force: true })
