@@ -12,13 +12,14 @@
  */
 import { Backend, Errors, JobProtocol, TaskFile } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
-import type { KubeConfig } from "@kubernetes/client-node"
+import type { ConfigurationOptions, KubeConfig } from "@kubernetes/client-node"
 import type { V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
 import { Effect, Layer, Queue, Schema, Stream } from "effect"
 import { PassThrough } from "node:stream"
 import * as K from "./internal/k8sJob.ts"
 import * as Clients from "./internal/clients.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
+import { waited } from "./internal/waitWhileDown.ts"
 
 /**
  * Where and how jobs run.
@@ -46,20 +47,43 @@ export interface Config {
   /** How long to wait for the end of a finished job's log before giving up on it (default 10 s). */
   readonly logGraceMs?: number
   /**
-   * How long a job's watch waits for an API server that does not answer (a control-plane upgrade or
-   * restart; the cluster's pods run on meanwhile) before it fails (default 30 minutes). It asks again
-   * every second, says so once (`trex status`: the trial is `unreachable`), and follows the job's
-   * log on from where it was once the server answers.
+   * How long the backend waits for an API server that does not answer (a control-plane upgrade or
+   * restart; the cluster's pods run on meanwhile) before it fails (default 30 minutes), asking again
+   * every second. A job's watch says so once (`trex status`: the trial is `unreachable`) and follows
+   * the job's log on from where it was once the server answers; a job submitted meanwhile waits
+   * `Pending` (`trex status`: `waiting (the Kubernetes API server ... does not answer ...)`) and its
+   * Job is created once the server answers; cancel, withdraw and list wait with one warning.
    */
   readonly apiWaitMs?: number
+  /**
+   * How long one request (not a watch or a followed log) waits for the API server's answer before it
+   * counts as not answered (default 60 s, the API server's own limit for a request): a server that
+   * takes requests and never answers would otherwise hold each one for 5 minutes.
+   */
+  readonly requestTimeoutMs?: number
 }
 
 const NAME = "kubernetes"
 
-const toError = (operation: string) => (e: unknown) => {
-  const code = (e as { code?: number }).code
-  const body = (e as { body?: unknown }).body
-  const detail = typeof body === "string" ? body : body !== undefined ? JSON.stringify(body) : e instanceof Error ? e.message : String(e)
+/**
+ * A failed request as a BackendError: the API server's answer (an `ApiException`: its HTTP code and
+ * body), or why there was none, with the cause the client hides behind `fetch failed` (`connect
+ * ECONNREFUSED 10.0.0.1:6443`, `other side closed`) and a request given up after `timeoutMs`.
+ */
+const toError = (operation: string, timeoutMs?: number) => (e: unknown) => {
+  const api = e as { code?: unknown; body?: unknown } | undefined
+  const answered = typeof e === "object" && e !== null && "body" in e && typeof api?.code === "number"
+  const code = answered ? Number(api?.code) : undefined
+  const body = answered ? api?.body : undefined
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause
+  const why = typeof cause?.message === "string"
+    ? typeof cause.code === "string" && !cause.message.includes(cause.code) ? ` (${cause.code}: ${cause.message})` : ` (${cause.message})`
+    : ""
+  const detail = answered && body !== undefined
+    ? typeof body === "string" ? body : JSON.stringify(body)
+    : e instanceof Error && e.name === "TimeoutError" && timeoutMs !== undefined
+    ? `no answer within ${Math.round(timeoutMs / 1000)} s (requestTimeoutMs)`
+    : `${e instanceof Error ? e.message : String(e)}${why}`
   return new Errors.BackendError({
     backend: NAME,
     operation,
@@ -68,19 +92,20 @@ const toError = (operation: string) => (e: unknown) => {
   })
 }
 
+/** Causes of a request that never reached the API server (nothing it asked for can have been done). */
+const NOT_SENT = /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|UND_ERR_CONNECT_TIMEOUT)\b/
+/** A request that failed without an answer, and that may have reached the API server (its answer lost). */
+const mayHaveBeenDone = (e: Errors.BackendError) => e.retryable && !NOT_SENT.test(e.message)
+
 const isNotFound = (e: Errors.BackendError) => e.message.includes("HTTP 404")
 const isConflict = (e: Errors.BackendError) => e.message.includes("HTTP 409")
-/** Why a container waits that it will not get past by itself soon: its image cannot be pulled, or its configuration is missing. */
 /** How long a Job may be without a pod before `watch` asks its Events why, and how often again after. */
-/** How long a submit creates an object again while the API server does not answer (a submit is not interrupted, so it is short). */
-const CREATE_RETRY_MS = 5_000
 const NO_POD_FIRST_MS = 2_000
 const NO_POD_AGAIN_MS = 5_000
+/** Why a container waits that it will not get past by itself soon: its image cannot be pulled, or its configuration is missing. */
 const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"])
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
-
-const call = <A>(operation: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: toError(operation) })
 
 type Update =
   | { readonly _tag: "Job"; readonly type: string; readonly job: V1Job }
@@ -122,7 +147,7 @@ const seconds = (from: Date | undefined, to: Date | undefined) =>
  * @since 0.1.0 @category constructors
  */
 export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config) {
-  const { BatchV1Api, CoreV1Api, KubeConfig, Log, Watch } = yield* Clients.kubernetes
+  const { BatchV1Api, CoreV1Api, KubeConfig, Log, Observable, Watch } = yield* Clients.kubernetes
   const kc = config.kubeConfig ?? (yield* Effect.try({
     try: () => {
       const k = new KubeConfig()
@@ -139,44 +164,106 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const gpuResource = config.gpuResource ?? "nvidia.com/gpu"
   const logGraceMs = config.logGraceMs ?? 10_000
   const apiWaitMs = config.apiWaitMs ?? 30 * 60_000
+  const requestTimeoutMs = config.requestTimeoutMs ?? 60_000
   const server = kc.getCurrentCluster()?.server ?? "(the kubeconfig's cluster)"
   /** Jobs this instance submitted or saw end, so a Job already deleted can still be watched and listed. */
   const known = new Map<string, { readonly labels: Backend.Labels; exit?: Backend.JobExit }>()
 
+  /** One request, given up after `requestTimeoutMs` without an answer, and aborted when interrupted. */
+  const call = <A>(operation: string, f: (options: ConfigurationOptions) => Promise<A>) =>
+    Effect.tryPromise({
+      try: (signal) => {
+        const bounded = AbortSignal.any([signal, AbortSignal.timeout(requestTimeoutMs)])
+        return f({
+          middleware: [{
+            pre: (ctx) => {
+              ctx.setSignal(bounded)
+              return new Observable(Promise.resolve(ctx))
+            },
+            post: (response) => new Observable(Promise.resolve(response))
+          }],
+          middlewareMergeStrategy: "append"
+        })
+      },
+      catch: toError(operation, requestTimeoutMs)
+    })
+
   /**
-   * Create an object; while the API server does not answer, the same object again (its name is the
-   * submission's own), for up to {@link CREATE_RETRY_MS}. A request whose answer was lost may have made
-   * it: an `AlreadyExists` then means it is there, and it is read back.
+   * `effect` (requests that may be made again) again every second while the API server does not
+   * answer, for up to `apiWaitMs`, with one warning and a line once it answers; then a failure that
+   * names what to check. A stop ends the wait (its pauses are interruptible, even in a finalizer).
    */
-  const create = <A>(operation: string, make: () => Promise<A>, read: () => Promise<A>) =>
+  const waitForServer = <A>(what: string, effect: Effect.Effect<A, Errors.BackendError>) =>
     Effect.gen(function*() {
-      const since = Date.now()
+      let since: number | undefined
       while (true) {
-        const tried = yield* Effect.result(call(operation, make))
-        if (tried._tag === "Success") return tried.success
+        const tried = yield* Effect.result(effect)
+        if (tried._tag === "Success") {
+          if (since !== undefined) yield* Effect.logInfo(`kubernetes: the API server at ${server} answers again after ${waited(since)}: ${what}`)
+          return tried.success
+        }
         const e = tried.failure
-        if (isConflict(e)) return yield* call(operation, read)
-        if (!e.retryable || Date.now() - since >= CREATE_RETRY_MS) return yield* e
-        yield* Effect.sleep("1 second")
+        if (!e.retryable) return yield* e
+        if (since === undefined) {
+          since = Date.now()
+          yield* Effect.logWarning(
+            `kubernetes: the Kubernetes API server at ${server} does not answer (${e.message}); ${what} again every second, for up to ${Math.round(apiWaitMs / 1000)} s (apiWaitMs)`
+          )
+        } else if (Date.now() - since >= apiWaitMs) {
+          return yield* new Errors.BackendError({
+            backend: NAME,
+            operation: e.operation,
+            message: `the Kubernetes API server at ${server} did not answer for ${waited(since)} (apiWaitMs) while ${what}: ${e.message}. Check \`kubectl cluster-info\``,
+            retryable: false
+          })
+        }
+        yield* Effect.interruptible(Effect.sleep("1 second"))
       }
     })
+
   /**
-   * Jobs whose create may have been made though it failed (the API server went away with its answer),
-   * by run and node: the next submit of that node takes that Job if it is there, rather than make a second.
+   * A submission's objects, and how far they got. A submit made while the API server did not answer
+   * is queued here rather than waited for (a submit is one uninterruptible step): its watch creates
+   * them once the server answers, the job `Pending` meanwhile. `sent`: a create of its Job may have
+   * reached the server (the Job may exist); `dropped`: cancelled or withdrawn, its objects not to be made.
    */
-  const unsure = new Map<string, string>()
+  interface Submission {
+    readonly m: ReturnType<typeof K.manifests>
+    readonly labels: Backend.Labels
+    readonly gpus: number
+    sent: boolean
+    dropped: boolean
+  }
+  const queued = new Map<string, Submission>()
+
+  /**
+   * Create a submission's Job, then its ConfigMap and Secret (owned by the Job: deleting it, a cancel
+   * or the TTL controller, deletes them; its pod waits for them). Each may be asked for again: a
+   * request whose answer was lost may have made it, and an `AlreadyExists` then means it is there.
+   */
+  const createObjects = (name: string, sub: Submission) =>
+    Effect.gen(function*() {
+      const create = <A>(operation: string, make: (o: ConfigurationOptions) => Promise<A>, read: (o: ConfigurationOptions) => Promise<A>) =>
+        call(operation, make).pipe(Effect.catchIf(isConflict, () => call(operation, read)))
+      const before = sub.sent
+      sub.sent = true
+      const job = yield* create("createJob", (o) => batch.createNamespacedJob({ namespace, body: sub.m.job }, o), (o) => batch.readNamespacedJob({ name, namespace }, o)).pipe(
+        // a request that cannot have reached the server made nothing
+        Effect.tapError((e) => Effect.sync(() => void (sub.sent = before || mayHaveBeenDone(e))))
+      )
+      if (sub.dropped) return
+      const owner: V1OwnerReference = { apiVersion: "batch/v1", kind: "Job", name, uid: job.metadata!.uid!, blockOwnerDeletion: true }
+      const owned = <T extends { metadata?: object }>(o: T): T => ({ ...o, metadata: { ...o.metadata, ownerReferences: [owner] } })
+      yield* create("createConfigMap", (o) => core.createNamespacedConfigMap({ namespace, body: owned(sub.m.configMap) }, o), (o) => core.readNamespacedConfigMap({ name, namespace }, o))
+      if (Object.keys(sub.m.secret.data ?? {}).length > 0) {
+        yield* create("createSecret", (o) => core.createNamespacedSecret({ namespace, body: owned(sub.m.secret) }, o), (o) => core.readNamespacedSecret({ name, namespace }, o))
+      }
+    })
 
   const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
     const image = spec.image ?? config.image
     if (image === undefined) return yield* new Errors.BackendError({ backend: NAME, operation: "submit", message: "no image: set JobSpec.image or the backend's `image`", retryable: false })
-    const unsureKey = `${spec.labels.run}\u0000${spec.labels.node}`
-    const earlier = unsure.get(unsureKey)
-    const adopted = earlier === undefined ? undefined : yield* call("readJob", () => batch.readNamespacedJob({ name: earlier, namespace })).pipe(
-      Effect.map((j) => (j.metadata?.deletionTimestamp == null && K.jobOutcome(j) === undefined ? j : undefined)),
-      Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
-    )
-    unsure.delete(unsureKey)
-    const name = adopted?.metadata?.name ?? K.jobName(spec.labels.node, Math.random().toString(36).slice(2, 7))
+    const name = K.jobName(spec.labels.node, Math.random().toString(36).slice(2, 7))
     const m = yield* Effect.try({
       try: () =>
         K.manifests(spec, {
@@ -194,35 +281,30 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         }),
       catch: (e) => new Errors.BackendError({ backend: NAME, operation: "submit", message: e instanceof Error ? e.message : String(e), retryable: false })
     })
-    // a create that failed for want of an answer may have made the Job: the next submit of this node looks for it
-    const remember = (e: Errors.BackendError) => Effect.sync(() => void (e.retryable && unsure.set(unsureKey, name)))
-    const job = adopted ?? (yield* create("createJob", () => batch.createNamespacedJob({ namespace, body: m.job }), () => batch.readNamespacedJob({ name, namespace })).pipe(
-      Effect.tapError(remember)
-    ))
-    // The ConfigMap and Secret belong to the Job: deleting it (cancel, TTL) deletes them. The pod waits for them.
-    const owner: V1OwnerReference = { apiVersion: "batch/v1", kind: "Job", name, uid: job.metadata!.uid!, blockOwnerDeletion: true }
-    const owned = <T extends { metadata?: object }>(o: T): T => ({ ...o, metadata: { ...o.metadata, ownerReferences: [owner] } })
-    yield* Effect.gen(function*() {
-      yield* create("createConfigMap", () => core.createNamespacedConfigMap({ namespace, body: owned(m.configMap) }), () => core.readNamespacedConfigMap({ name, namespace }))
-      if (Object.keys(m.secret.data ?? {}).length > 0) {
-        yield* create("createSecret", () => core.createNamespacedSecret({ namespace, body: owned(m.secret) }), () => core.readNamespacedSecret({ name, namespace }))
+    const sub: Submission = { m, labels: spec.labels, gpus: spec.resources.gpus, sent: false, dropped: false }
+    const made = yield* Effect.result(createObjects(name, sub))
+    if (made._tag === "Failure") {
+      const e = made.failure
+      if (!e.retryable) {
+        // refused (a quota on objects, RBAC...): a Job made already is deleted (its pod would wait for its files)
+        if (e.operation !== "createJob") yield* Effect.ignore(call("deleteJob", (o) => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" }, o)))
+        return yield* e
       }
-    }).pipe(
-      // the Job is deleted (its pod would wait for them); a delete that cannot be made leaves it to the next submit
-      Effect.tapError((e) =>
-        call("deleteJob", () => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" })).pipe(
-          Effect.catchIf(isNotFound, () => Effect.void),
-          Effect.catch(() => remember(e))
-        )
-      )
-    )
+      // not answered (or not now): the job waits here, and its watch makes it once the server answers
+      queued.set(name, sub)
+      yield* Effect.logInfo(`kubernetes: ${spec.labels.node}: ${e.message}; Job ${name} is created once the API server at ${server} answers`)
+    }
     known.set(name, { labels: spec.labels })
-    const ref: ExperimentNode.JobRef = { backend: NAME, id: name, data: { namespace, gpus: spec.resources.gpus, run: K.labelValue(spec.labels.run) } }
+    const ref: ExperimentNode.JobRef = {
+      backend: NAME,
+      id: name,
+      data: { namespace, gpus: spec.resources.gpus, run: K.labelValue(spec.labels.run), ...(made._tag === "Failure" ? { queued: true } : {}) }
+    }
     return ref
   })
 
   const podsOf = (name: string) =>
-    call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${name}` })).pipe(
+    call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${name}` }, o)).pipe(
       Effect.map((l) => l.items.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp))).at(-1))
     )
 
@@ -231,7 +313,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * read for this: a cluster that does not let the backend list them gives no reason, not an error.
    */
   const refusalOf = (name: string) =>
-    call("listEvents", () => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${name}` })).pipe(
+    call("listEvents", (o) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${name}` }, o)).pipe(
       Effect.map((l) => K.creationRefusal(l.items)),
       Effect.orElseSucceed(() => undefined)
     )
@@ -269,6 +351,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * Job is left be), for up to `apiWaitMs`: the outage said once (in the state last shown), and its end.
          */
         let outageSince: number | undefined
+        /** Set while the watch makes the objects of a job submitted while the server did not answer. */
+        let creating = false
         const patiently = <A>(operation: string, effect: Effect.Effect<A, Errors.BackendError>): Effect.Effect<A, Errors.BackendError> =>
           Effect.gen(function*() {
             while (true) {
@@ -289,14 +373,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                   who: `the Kubernetes API server at ${server}`,
                   since: outageSince,
                   cause: e.message,
-                  meanwhile: `Job ${name} is left be, the server asked again every second for up to ${Math.round(apiWaitMs / 1000)} s (apiWaitMs)`
+                  meanwhile: creating
+                    ? `Job ${name} is created once it answers, asked again every second for up to ${Math.round(apiWaitMs / 1000)} s (apiWaitMs)`
+                    : `Job ${name} is left be, the server asked again every second for up to ${Math.round(apiWaitMs / 1000)} s (apiWaitMs)`
                 }))
               } else if (Date.now() - outageSince >= apiWaitMs) {
                 return yield* new Errors.BackendError({
                   backend: NAME,
                   operation,
-                  message: `the Kubernetes API server at ${server} did not answer for ${Math.round((Date.now() - outageSince) / 1000)} s (apiWaitMs): Job ${namespace}/${name} may still be running. ` +
-                    `Check \`kubectl cluster-info\`; once it answers, \`trex resume\` the run to follow the Job again (${e.message})`,
+                  message: creating
+                    ? `the Kubernetes API server at ${server} did not answer for ${waited(outageSince)} (apiWaitMs): Job ${namespace}/${name} was not created. Check \`kubectl cluster-info\` (${e.message})`
+                    : `the Kubernetes API server at ${server} did not answer for ${waited(outageSince)} (apiWaitMs): Job ${namespace}/${name} may still be running. ` +
+                      `Check \`kubectl cluster-info\`; once it answers, \`trex resume\` the run to follow the Job again (${e.message})`,
                   retryable: false
                 })
               }
@@ -358,7 +446,20 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return { ...m, wallSeconds: wall, gpuSeconds: wall * gpus }
           })
 
-        const initial = yield* patiently("readJob", call("readJob", () => batch.readNamespacedJob({ name, namespace }))).pipe(
+        // A job submitted while the server did not answer: its objects are made first (by whichever of its
+        // watches gets there; each is asked for by name, so twice is once), unless it was cancelled meanwhile.
+        const sub = queued.get(name)
+        if (sub !== undefined) {
+          creating = true
+          yield* patiently("createJob", Effect.suspend(() => (sub.dropped ? Effect.void : createObjects(name, sub))))
+          creating = false
+          if (sub.dropped && !sub.sent) return yield* finish({ ...cancelled, message: `Job ${name} was cancelled before it was created` })
+          // cancelled while its Job was being made: deleted (the cancel's own delete may have come first)
+          if (sub.dropped) yield* patiently("deleteJob", deleteJob(name))
+          else queued.delete(name)
+        }
+
+        const initial = yield* patiently("readJob", call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))).pipe(
           Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
         )
         if (initial === undefined || K.jobOutcome(initial) !== undefined || initial.metadata?.deletionTimestamp != null) {
@@ -368,14 +469,23 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return yield* Queue.end(queue)
           }
           if (initial === undefined) {
-            const wasCancelled = yield* patiently("readTombstone", call("readTombstone", () => core.readNamespacedConfigMap({ name: tombstone(name), namespace }))).pipe(
+            const wasCancelled = yield* patiently("readTombstone", call("readTombstone", (o) => core.readNamespacedConfigMap({ name: tombstone(name), namespace }, o))).pipe(
               Effect.as(true),
               Effect.catchIf(isNotFound, () => Effect.succeed(false))
             )
             return yield* finish(
               wasCancelled
                 ? cancelled
-                : { outcome: "Failed", failureKind: "Infra", message: `Job ${namespace}/${name} no longer exists`, wallSeconds: 0, gpuSeconds: 0 }
+                : {
+                  outcome: "Failed",
+                  failureKind: "Infra",
+                  // (a job queued by a controller that stopped before the server answered was never made)
+                  message: `Job ${namespace}/${name} no longer exists${
+                    ref.data.queued === true ? " (it was submitted while the API server did not answer: it may never have been created)" : ""
+                  }`,
+                  wallSeconds: 0,
+                  gpuSeconds: 0
+                }
             )
           }
           // Ended before this watch began: its log fills the tail and gives the result; only the Exit is emitted.
@@ -547,7 +657,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               if (ended === undefined) {
                 // Watches end (server timeouts, restarts): look again, then watch again.
                 yield* Effect.sleep("200 millis")
-                const job = yield* patiently("readJob", call("readJob", () => batch.readNamespacedJob({ name, namespace }))).pipe(
+                const job = yield* patiently("readJob", call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))).pipe(
                   Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
                 )
                 if (job === undefined) ended = {}
@@ -570,22 +680,40 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const tombstoneOf = (ref: ExperimentNode.JobRef) => {
     const run = ref.data["run"]
     const labels = { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) }
-    return call("createTombstone", () =>
+    return call("createTombstone", (o) =>
       core.createNamespacedConfigMap({
         namespace,
         body: { metadata: { name: tombstone(ref.id), labels }, data: { cancelledAt: new Date().toISOString() } }
-      })).pipe(Effect.catchIf(isConflict, () => Effect.void))
+      }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void))
   }
 
   const deleteJob = (name: string) =>
-    call("deleteJob", () => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" })).pipe(
+    call("deleteJob", (o) => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" }, o)).pipe(
       Effect.catchIf(isNotFound, () => Effect.void)
     )
 
+  /**
+   * Drop a queued submission whose Job cannot exist yet (no create of it was sent): its watch then
+   * ends `Cancelled` without asking the server. `false` for any other (or one dropped already).
+   */
+  const dropUnsent = (name: string) => {
+    const sub = queued.get(name)
+    if (sub === undefined || sub.dropped || sub.sent) return false
+    sub.dropped = true
+    return true
+  }
+
+  // The API server not answering, both wait for it (a stop ends the wait: the Job then runs on, and a
+  // resumed run follows it).
   const cancel = Effect.fn("KubernetesBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    const sub = queued.get(ref.id)
+    if (sub !== undefined) {
+      // its watch, still making its objects, makes no more of them; none asked for yet, nothing to delete
+      sub.dropped = true
+      if (!sub.sent) return
+    }
     // the tombstone first: a Job that is gone then reads as cancelled, never as lost
-    yield* tombstoneOf(ref)
-    yield* deleteJob(ref.id)
+    yield* waitForServer(`cancelling Job ${ref.id}`, Effect.andThen(tombstoneOf(ref), deleteJob(ref.id)))
   })
 
   /**
@@ -595,54 +723,72 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * Each is deleted only as it was read (a precondition on its resourceVersion: a pod's binding or
    * start changes it, and so does the Job's count of active pods when its controller creates one),
    * and then the Job's tombstone is written. Any other pod bound to a node may be starting: let run.
+   * A job still queued here, its Job not yet asked for, is dropped.
    */
   const withdraw = Effect.fn("KubernetesBackend.withdraw")(function*(ref: ExperimentNode.JobRef) {
-    const job = yield* call("readJob", () => batch.readNamespacedJob({ name: ref.id, namespace })).pipe(
+    if (dropUnsent(ref.id)) return true
+    if (queued.get(ref.id)?.dropped === true) return false
+    const patient = <A>(effect: Effect.Effect<A, Errors.BackendError>) => waitForServer(`withdrawing Job ${ref.id}`, effect)
+    /**
+     * A delete as read: `false` when it changed since (a conflict) or went. After a delete whose
+     * answer was lost, a conflict or "not found" may be that delete's own doing: `deleted` reads
+     * whether the object is gone or being deleted.
+     */
+    const deleteAsRead = (operation: string, del: (o: ConfigurationOptions) => Promise<unknown>, deleted: Effect.Effect<boolean, Errors.BackendError>) => {
+      let unanswered = false
+      return patient(call(operation, del).pipe(Effect.tapError((e) => Effect.sync(() => void (unanswered ||= mayHaveBeenDone(e)))))).pipe(
+        Effect.as(true),
+        Effect.catchIf((e) => isConflict(e) || isNotFound(e), () => (unanswered ? patient(deleted) : Effect.succeed(false)))
+      )
+    }
+    const goneOrGoing = (read: (o: ConfigurationOptions) => Promise<{ metadata?: { deletionTimestamp?: Date } }>) =>
+      call("read", read).pipe(
+        Effect.map((o) => o.metadata?.deletionTimestamp != null),
+        Effect.catchIf(isNotFound, () => Effect.succeed(true))
+      )
+    const job = yield* patient(call("readJob", (o) => batch.readNamespacedJob({ name: ref.id, namespace }, o))).pipe(
       Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
     )
     if (job === undefined || job.metadata?.deletionTimestamp != null || K.jobOutcome(job) !== undefined) return false
-    const pod = yield* podsOf(ref.id)
+    const pod = yield* patient(podsOf(ref.id))
     if (pod === undefined) {
       // No pod yet (read after the Job): the Job as read has none, so deleting it as read takes nothing that runs.
-      const taken = yield* call("deleteJob", () =>
+      // Its controller created a pod since (or it went): not now.
+      const taken = yield* deleteAsRead("deleteJob", (o) =>
         batch.deleteNamespacedJob({
           name: ref.id,
           namespace,
           propagationPolicy: "Foreground",
           body: { preconditions: { resourceVersion: job.metadata!.resourceVersion!, uid: job.metadata!.uid! } }
-        })
-      ).pipe(
-        Effect.as(true),
-        // its controller created a pod since (or it went): not now
-        Effect.catchIf((e) => isConflict(e) || isNotFound(e), () => Effect.succeed(false))
-      )
-      if (taken) yield* tombstoneOf(ref)
+        }, o), goneOrGoing((o) => batch.readNamespacedJob({ name: ref.id, namespace }, o)))
+      if (taken) yield* patient(tombstoneOf(ref))
       return taken
     }
     if (pod.metadata?.deletionTimestamp != null) return false
     const stuck = K.podState(pod)?.reason
     if (pod.spec?.nodeName !== undefined && !(stuck !== undefined && STUCK.has(stuck))) return false
-    const taken = yield* call("deletePod", () =>
+    // bound (or gone) since it was read: not now
+    const taken = yield* deleteAsRead("deletePod", (o) =>
       core.deleteNamespacedPod({
         name: pod.metadata!.name!,
         namespace,
         gracePeriodSeconds: 0,
         body: { preconditions: { resourceVersion: pod.metadata!.resourceVersion!, uid: pod.metadata!.uid! } }
-      })
-    ).pipe(
-      Effect.as(true),
-      // bound (or gone) since it was read
-      Effect.catchIf((e) => isConflict(e) || isNotFound(e), () => Effect.succeed(false))
-    )
+      }, o), goneOrGoing((o) => core.readNamespacedPod({ name: pod.metadata!.name!, namespace }, o)))
     // the Job at once (its controller would make a new pod for the deleted one), then the tombstone
-    if (taken) yield* Effect.andThen(deleteJob(ref.id), tombstoneOf(ref))
+    if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref)))
     return taken
   })
 
   const list = Effect.fn("KubernetesBackend.list")(function*(run: string) {
     const selector = `${K.RUN_LABEL}=${K.labelValue(run)}`
-    const jobs = yield* call("listJobs", () => batch.listNamespacedJob({ namespace, labelSelector: selector }))
-    const pods = yield* call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: selector }))
+    const { jobs, pods } = yield* waitForServer(
+      `listing the Jobs of run ${run}`,
+      Effect.all({
+        jobs: call("listJobs", (o) => batch.listNamespacedJob({ namespace, labelSelector: selector }, o)),
+        pods: call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: selector }, o))
+      })
+    )
     const out = new Map<string, Backend.JobInfo>()
     for (const job of jobs.items) {
       const labels = K.labelsOf(job)
@@ -653,6 +799,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       const gpus = Number(job.spec?.template.spec?.containers[0]?.resources?.limits?.[gpuResource] ?? 0)
       out.set(name, { ref: { backend: NAME, id: name, data: { namespace, gpus, run: K.labelValue(run) } }, labels, state: finished ? "Finished" : running ? "Running" : "Pending" })
     }
+    // queued here, their Jobs not made yet
+    for (const [name, sub] of queued) {
+      if (!sub.dropped && sub.labels.run === run && !out.has(name)) {
+        out.set(name, { ref: { backend: NAME, id: name, data: { namespace, gpus: sub.gpus, run: K.labelValue(run), queued: true } }, labels: sub.labels, state: "Pending" })
+      }
+    }
     for (const [name, k] of known) {
       if (k.labels.run === run && !out.has(name)) out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels: k.labels, state: "Finished" })
     }
@@ -660,12 +812,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   })
 
   const capacity = Effect.gen(function*() {
-    const nodes = yield* call("listNodes", () => core.listNode({}))
+    const nodes = yield* call("listNodes", (o) => core.listNode({}, o))
     const selector = Object.entries(config.nodeSelector ?? {})
     const matching = nodes.items.filter((n) => selector.every(([k, v]) => n.metadata?.labels?.[k] === v) && n.spec?.unschedulable !== true)
     const cpus = matching.reduce((a, n) => a + K.parseCpu(n.status?.allocatable?.cpu), 0)
     const gpus = matching.reduce((a, n) => a + Number(n.status?.allocatable?.[gpuResource] ?? 0), 0)
-    const pods = yield* call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: K.JOB_LABEL }))
+    const pods = yield* call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: K.JOB_LABEL }, o))
     const inUse = pods.items.filter((p) => K.podState(p)?.state === "Running").length
     return { slots: config.slots ?? Math.max(1, Math.floor(cpus)), gpus, inUse } satisfies Backend.Capacity
   }).pipe(Effect.withSpan("KubernetesBackend.capacity"))
@@ -707,7 +859,8 @@ export const ConfigJson = Schema.Struct({
   ttlSecondsAfterFinished: optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
   logGraceMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
-  apiWaitMs: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
+  apiWaitMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
+  requestTimeoutMs: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
 })
 
 /**

@@ -247,7 +247,7 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.include(error.message, "trex resume")
     }), 60_000)
 
-  it.effect("a create whose answer was lost made its Job: it is not made twice (tried again at once, or by the next submit after an outage), and runs", () =>
+  it.effect("a create whose answer was lost made its Job: it is not made twice (asked for again by its name, at once or by its watch once the server answers after an outage), and runs", () =>
     Effect.gen(function*() {
       const fake = yield* FakeApi
       const backend = yield* KubernetesBackend.make(config(fake))
@@ -258,23 +258,20 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       const first = yield* backend.submit(spec("lost-answer", done))
       assert.deepStrictEqual(jobsOf("lost-answer").map((j) => j.metadata.name), [first.id])
       assert.strictEqual((yield* Backend.awaitExit(backend, first)).outcome, "Succeeded")
-      // the answer is lost and the server goes away for longer than a submit waits: the submit fails
-      // (the run submits again), and the next submit of the node takes the Job the lost answer made
+      // the answer is lost and the server goes away: the submit hands back the Job's ref, and its watch
+      // asks for the Job (and makes its ConfigMap and Secret) once the server answers
       fake.loseAnswer("jobs", true)
-      const failed = yield* Effect.acquireUseRelease(
+      const second = yield* backend.submit(spec("lost-outage", done, { env: { S: Redacted.make("x") } }))
+      assert.deepStrictEqual(jobsOf("lost-outage").map((j) => j.metadata.name), [second.id], "the lost create made it")
+      const exit = yield* Effect.acquireUseRelease(
         Effect.void,
-        () => Effect.flip(backend.submit(spec("lost-outage", done, { env: { S: Redacted.make("x") } }))),
+        () => Effect.flatMap(Effect.forkChild(Backend.awaitExit(backend, second)), (f) => Effect.andThen(Effect.sleep("2 seconds"), Effect.sync(() => fake.outage(false))).pipe(Effect.andThen(Fiber.join(f)))),
         () => Effect.sync(() => fake.outage(false))
       )
-      assert.isTrue(failed.retryable, failed.message)
-      const made = jobsOf("lost-outage").map((j) => j.metadata.name)
-      assert.strictEqual(made.length, 1)
-      const second = yield* backend.submit(spec("lost-outage", done, { env: { S: Redacted.make("x") } }))
-      assert.strictEqual(second.id, made[0])
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.strictEqual(jobsOf("lost-outage").length, 1, "no second Job")
       assert.isDefined(fake.get("configmaps", "trex", second.id))
       assert.isDefined(fake.get("secrets", "trex", second.id))
-      assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Succeeded")
     }), 60_000)
 
   it.effect("reports Unschedulable as a Pending reason, and cancel deletes in the foreground with the ConfigMap and Secret", () =>
@@ -430,6 +427,106 @@ describe("KubernetesBackend when a quota refuses a Job its pod", () => {
       yield* eventually("the first job runs", () => podOf(fake, holder.id)?.status.phase === "Running")
       assert.isFalse(yield* backend.withdraw!(holder))
       yield* backend.cancel(holder)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+})
+
+describe("KubernetesBackend when the API server does not answer", () => {
+  const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
+  const jobsOf = (fake: FakeKubeApi.FakeKubeApi, node: string) => fake.list("jobs", "trex").filter((j) => j.metadata.labels?.[K.NODE_LABEL] === K.labelValue(node))
+  const reasons = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
+
+  it.live("a job submitted meanwhile (connections refused, or taken and never answered) waits Pending saying why, and its Job is made once the server answers: one Job, run to its end", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake, { requestTimeoutMs: 1000 }))
+      for (const [mode, cause] of [["refused", /ECONNREFUSED/], ["hang", /no answer within 1 s \(requestTimeoutMs\)/]] as const) {
+        const node = `submitted-${mode}`
+        fake.outage(true, mode)
+        // the submit does not wait for the server: its ref comes back while it is away
+        const ref = yield* backend.submit(spec(node, done, { env: { S: Redacted.make("x") } }))
+        assert.isTrue(ref.data.queued, JSON.stringify(ref))
+        const events = Array.from(yield* backend.watch(ref).pipe(
+          Stream.tap((e) => (e._tag === "State" && e.reason !== undefined && /does not answer/.test(e.reason)
+            ? Effect.andThen(Effect.sleep("2 seconds"), Effect.sync(() => fake.outage(false)))
+            : Effect.void)),
+          Stream.runCollect
+        ))
+        const states = reasons(events)
+        assert.match(states[0] ?? "", /^Pending the Kubernetes API server at http:\/\/127\.0\.0\.1:\d+ does not answer since \d\d:\d\d:\d\dZ \(.+\); Job \S+ is created once it answers, asked again every second for up to 1800 s \(apiWaitMs\)$/, states.join("\n"))
+        assert.match(states[0]!, cause)
+        assert.strictEqual(states[1], "Pending", `the end of the wait is told: ${states.join("\n")}`)
+        assert.include(states, "Running")
+        const exit = exitOf(events)
+        assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+        assert.deepStrictEqual(exit.result, { metrics: {}, primary: 1 })
+        assert.deepStrictEqual(jobsOf(fake, node).map((j) => j.metadata.name), [ref.id])
+        assert.isDefined(fake.get("secrets", "trex", ref.id))
+      }
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("cancel, withdraw and list wait for it (a stop ends the wait), a job still queued is taken back without it, and apiWaitMs bounds the wait", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const running = yield* backend.submit(spec("wait-running", "echo up; sleep 60"))
+      yield* eventually("the first job runs", () => podOf(fake, running.id)?.status.phase === "Running")
+      const unscheduled = yield* backend.submit(spec("wait-unscheduled", done, { resources: { gpus: 3, cpus: 1 } }))
+      yield* eventually("the second waits for GPUs", () => podOf(fake, unscheduled.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      fake.outage(true, "refused")
+      // submitted meanwhile: queued here, taken back at once (no Job of them is ever made), their watches Cancelled
+      const withdrawn = yield* backend.submit(spec("queued-withdrawn", done))
+      const cancelled = yield* backend.submit(spec("queued-cancelled", done))
+      // and one whose controller stops before the server answers
+      const abandoned = yield* (yield* KubernetesBackend.make(config(fake))).submit(spec("queued-abandoned", done))
+      assert.isTrue(yield* backend.withdraw!(withdrawn))
+      assert.isFalse(yield* backend.withdraw!(withdrawn), "once")
+      yield* backend.cancel(cancelled)
+      for (const ref of [withdrawn, cancelled]) assert.strictEqual((yield* Backend.awaitExit(backend, ref)).outcome, "Cancelled")
+      // the others wait for the server, and are done once it answers
+      const waiting = yield* Effect.forkChild(Effect.all({
+        listed: backend.list("k8s-run/1"),
+        taken: backend.withdraw!(unscheduled),
+        cancel: backend.cancel(running)
+      }, { concurrency: "unbounded" }))
+      yield* Effect.sleep("3 seconds")
+      fake.outage(false)
+      const { listed, taken } = yield* Fiber.join(waiting)
+      assert.isTrue(taken, "the unscheduled job is withdrawn")
+      assert.sameDeepMembers(listed.map((j) => [j.ref.id, j.state]), [[running.id, "Running"], [unscheduled.id, "Pending"], [withdrawn.id, "Finished"], [cancelled.id, "Finished"]])
+      yield* eventually("the cancelled and the withdrawn Jobs are gone, their tombstones written", () =>
+        [running.id, unscheduled.id].every((id) => fake.get("jobs", "trex", id) === undefined && fake.get("configmaps", "trex", `${id}-cancelled`) !== undefined))
+      assert.deepStrictEqual([...jobsOf(fake, "queued-withdrawn"), ...jobsOf(fake, "queued-cancelled"), ...jobsOf(fake, "queued-abandoned")], [])
+      // a resumed controller finds no Job of the abandoned one: lost (Infra, so run again), saying why
+      const lost = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), abandoned)
+      assert.strictEqual(lost.failureKind, "Infra")
+      assert.include(lost.message, "it was submitted while the API server did not answer: it may never have been created")
+      // a stop ends the wait, even a cancel's in a finalizer (as the executor cancels a stopped trial's job)
+      fake.outage(true, "refused")
+      const stopped = yield* Effect.forkChild(Effect.scoped(Effect.andThen(
+        Effect.addFinalizer(() => Effect.ignore(backend.cancel({ backend: "kubernetes", id: "trex-stopped-abcde", data: { namespace: "trex" } }))),
+        Effect.never
+      )))
+      yield* Effect.sleep("1500 millis")
+      yield* Fiber.interrupt(stopped)
+      // past apiWaitMs: an error that says what to check
+      const impatient = yield* KubernetesBackend.make(config(fake, { apiWaitMs: 1000 }))
+      const error = yield* Effect.flip(impatient.list("k8s-run/1"))
+      fake.outage(false)
+      assert.isFalse(error.retryable)
+      assert.match(error.message, /^the Kubernetes API server at http:\/\/127\.0\.0\.1:\d+ did not answer for \d+ s \(apiWaitMs\) while listing the Jobs of run k8s-run\/1: listJobs: fetch failed \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)\. Check `kubectl cluster-info`$/)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a withdraw whose delete was carried out but its answer lost says withdrawn (asked again, the pod is gone by its own doing)", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("withdraw-lost", done, { resources: { gpus: 3, cpus: 1 } }))
+      yield* eventually("it waits for GPUs", () => podOf(fake, ref.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      fake.loseAnswer("pods", false, "DELETE")
+      assert.isTrue(yield* backend.withdraw!(ref))
+      assert.strictEqual((yield* Backend.awaitExit(backend, ref)).outcome, "Cancelled")
+      yield* eventually("the Job is gone, its tombstone written", () =>
+        fake.get("jobs", "trex", ref.id) === undefined && fake.get("configmaps", "trex", `${ref.id}-cancelled`) !== undefined)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 
