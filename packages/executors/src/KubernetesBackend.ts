@@ -6,7 +6,9 @@
  * `TREX_RESULT <base64>` line that a wrapper prints at the end of the pod's log. Job and Pod watches
  * become State events; the log is followed. Cancel deletes the Job with `propagationPolicy:
  * Foreground`; finished Jobs are deleted (also in the foreground) by the TTL controller
- * (`ttlSecondsAfterFinished`), and the ConfigMap and Secret go with their owner Job.
+ * (`ttlSecondsAfterFinished`), and the ConfigMap and Secret go with their owner Job. An API server
+ * that does not answer is waited for (`apiWaitMs`): a job submitted meanwhile is queued in the
+ * backend, `Pending` with the reason, and its watch creates its objects once the server answers.
  *
  * @since 0.1.0
  */
