@@ -12,6 +12,7 @@ import { Control, Explorer } from "@trex/mcts"
 import { Duration, Effect, Option, type Redacted } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Bench from "./Bench.ts"
+import * as Check from "./Check.ts"
 import * as Follow from "./Follow.ts"
 import * as HtmlReport from "./HtmlReport.ts"
 import * as LiveView from "./LiveView.ts"
@@ -422,6 +423,38 @@ const stopCommand = Command.make(
     })
 ).pipe(Command.withDescription("stop a run's controller from another shell, as Ctrl-C does: running trials finish (--now: cancelled); trex resume continues it"))
 
+const checkCommand = Command.make(
+  "check",
+  {
+    taskFile,
+    backend: Flag.Literals("backend", Settings.BackendKind.literals).pipe(
+      Flag.optional,
+      Flag.withDescription(`the backend to check, as trex run --backend (default: the task file's backend.kind, else ${Settings.defaults.backend})`)
+    ),
+    researcher: Flag.Literals("researcher", Settings.ResearcherKind.literals).pipe(defaulted(Settings.defaults.researcher, "as trex run --researcher")),
+    executor: Flag.Literals("executor", Settings.ExecutorKind.literals).pipe(defaulted(Settings.defaults.executor, "as trex run --executor")),
+    modelApi: Flag.Literals("model-api", Settings.ModelApi.literals).pipe(defaulted(Settings.defaults.modelApi, "as trex run --model-api")),
+    concurrency: Flag.Int("concurrency").pipe(defaulted(Settings.defaults.concurrency, "as trex run --concurrency")),
+    timeout: Flag.Finite("timeout").pipe(defaulted(30, "seconds the backend has to answer")),
+    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the findings as JSON"))
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      if (flags.concurrency < 1) return yield* new Errors.InvalidInput({ source: "--concurrency", message: "--concurrency must be at least 1" })
+      if (!(flags.timeout > 0)) return yield* new Errors.InvalidInput({ source: "--timeout", message: `--timeout must be more than 0 seconds, got ${flags.timeout}` })
+      const report = yield* Check.run({
+        taskFile: flags.taskFile,
+        ...(Option.isSome(flags.backend) ? { backend: flags.backend.value } : {}),
+        researcher: flags.researcher,
+        executor: flags.executor,
+        modelApi: flags.modelApi,
+        concurrency: flags.concurrency
+      }, Duration.seconds(flags.timeout))
+      yield* out(flags.json ? JSON.stringify(report, null, 2) : Check.toText(report, flags.taskFile))
+      if (!report.ok) yield* Effect.sync(() => void (process.exitCode = 1))
+    })
+).pipe(Command.withDescription("check a task file and its backend before a run: the task, its secrets and model key, the backend's answer and room, the job a trial runs; writes nothing"))
+
 const listCommand = Command.make(
   "list",
   {
@@ -533,6 +566,6 @@ const benchCommand = Command.make(
 /** @since 0.1.0 @category commands */
 export const command = Command.make("trex").pipe(
   Command.withDescription("TREX: automate LLM fine-tuning by agent-driven tree search"),
-  Command.withSubcommands([runCommand, resumeCommand, statusCommand, listCommand, stopCommand, reportCommand, benchCommand])
+  Command.withSubcommands([runCommand, checkCommand, resumeCommand, statusCommand, listCommand, stopCommand, reportCommand, benchCommand])
 )
 

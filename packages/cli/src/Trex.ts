@@ -197,6 +197,46 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
         journaled: info.entries
       }
     }
+    const { landscape, settings, task } = yield* resolve(options)
+    yield* Wiring.secrets(task)
+    const out = options.out ?? "trex-runs"
+    if (out === "") return yield* invalid("out", "the directory for runs (--out) is empty: name a directory, e.g. trex-runs")
+    const now = new Date(yield* Clock.currentTimeMillis)
+    // a directory of its own, even when another run of the task started in the same second
+    const { runDir, runId } = yield* Effect.try({
+      try: () => RunDir.create(out, task.name, now),
+      catch: (e) => {
+        const where = `cannot make the run directory ${path.resolve(out, RunDir.newRunId(task.name, now))} under ${out} (--out)`
+        const full = Errors.noSpace(e)
+        return full !== undefined && !full.includes("read-only")
+          ? invalid("out", `${where}: ${full}: free space on the disk holding ${out}, or name a directory on another disk`)
+          : invalid("out", `${where}: ${(e as NodeJS.ErrnoException).code ?? String(e)}: name a directory you can write`)
+      }
+    })
+    const warnings = Wiring.budgetWarnings(settings, task)
+    return {
+      task,
+      settings,
+      runDir,
+      runId,
+      seed: options.seed ?? 0,
+      ...(landscape !== undefined ? { landscape } : {}),
+      ...(warnings.length > 0 ? { warnings } : {})
+    }
+  })
+
+/**
+ * A new run's task and settings from options, as {@link prepare} resolves them, without writing
+ * anything: the options checked, the task loaded and checked, its settings wired and checked against
+ * it, and a simulated run's table read (its secrets are not looked for: see `Wiring.secrets`).
+ * @since 0.1.0 @category constructors
+ */
+export const resolve = (options: Options): Effect.Effect<
+  { readonly task: Task.Task; readonly settings: Settings.Settings; readonly landscape?: Simulator.Landscape },
+  Errors.InvalidInput
+> =>
+  Effect.gen(function*() {
+    yield* checkOptions(options)
     const loaded = options.taskFile !== undefined
       ? yield* TaskFile.load(options.taskFile)
       : options.task !== undefined
@@ -227,31 +267,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       task = Simulator.completeTask(task, landscape)
     }
     yield* Wiring.check(settings, task)
-    yield* Wiring.secrets(task)
-    const out = options.out ?? "trex-runs"
-    if (out === "") return yield* invalid("out", "the directory for runs (--out) is empty: name a directory, e.g. trex-runs")
-    const now = new Date(yield* Clock.currentTimeMillis)
-    // a directory of its own, even when another run of the task started in the same second
-    const { runDir, runId } = yield* Effect.try({
-      try: () => RunDir.create(out, task.name, now),
-      catch: (e) => {
-        const where = `cannot make the run directory ${path.resolve(out, RunDir.newRunId(task.name, now))} under ${out} (--out)`
-        const full = Errors.noSpace(e)
-        return full !== undefined && !full.includes("read-only")
-          ? invalid("out", `${where}: ${full}: free space on the disk holding ${out}, or name a directory on another disk`)
-          : invalid("out", `${where}: ${(e as NodeJS.ErrnoException).code ?? String(e)}: name a directory you can write`)
-      }
-    })
-    const warnings = Wiring.budgetWarnings(settings, task)
-    return {
-      task,
-      settings,
-      runDir,
-      runId,
-      seed: options.seed ?? 0,
-      ...(landscape !== undefined ? { landscape } : {}),
-      ...(warnings.length > 0 ? { warnings } : {})
-    }
+    return { task, settings, ...(landscape !== undefined ? { landscape } : {}) }
   })
 
 const invalid = (source: string, message: string) => new Errors.InvalidInput({ source, message })

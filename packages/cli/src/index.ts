@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 export * as Bench from "./Bench.ts"
+export * as Check from "./Check.ts"
 export * as Cli from "./Cli.ts"
 export * as Follow from "./Follow.ts"
 export * as HtmlReport from "./HtmlReport.ts"

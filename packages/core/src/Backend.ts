@@ -113,6 +113,23 @@ export interface BackendShape {
   readonly withdraw?: (ref: JobRef) => Effect.Effect<boolean, BackendError>
   readonly list: (run: string) => Effect.Effect<ReadonlyArray<JobInfo>, BackendError>
   readonly capacity: Effect.Effect<Capacity, BackendError>
+  /**
+   * Optional: what would stop `spec` from running here, found without running it (a command that is
+   * not on the host, an image the engine lacks, a partition, account or resources the scheduler
+   * refuses), each a {@link Concern} naming it and the fix; none when nothing was found. It writes
+   * nothing a run would see, and starts no job. `trex check` asks it.
+   */
+  readonly preflight?: (spec: JobSpec) => Effect.Effect<ReadonlyArray<Concern>, BackendError>
+}
+
+/**
+ * A {@link BackendShape.preflight} finding: `fail`, the job would not start or would fail at once;
+ * `warn`, it may (an image a trial will have to pull).
+ * @since 0.1.0 @category models
+ */
+export interface Concern {
+  readonly severity: "fail" | "warn"
+  readonly message: string
 }
 
 /**

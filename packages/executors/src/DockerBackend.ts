@@ -824,7 +824,24 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     return { slots: yield* slots(), gpus: gpuPool.length, inUse: (yield* running()).length }
   })
 
-  const backend: Backend.BackendShape = { name: NAME, submit, watch, cancel, withdraw, list, capacity }
+  /** The job's image: on the engine, or else a trial's first job will pull it (and fail if it cannot). */
+  const preflight = (spec: Backend.JobSpec) =>
+    Effect.gen(function*() {
+      const image = spec.image ?? config.image
+      if (image === undefined) {
+        return [{ severity: "fail", message: "the job names no image: set recipe.image, or backend.docker.image for every job" }] satisfies Array<Backend.Concern>
+      }
+      const found = yield* Effect.tryPromise({ try: () => docker.getImage(image).inspect(), catch: (e) => e }).pipe(Effect.result)
+      if (found._tag === "Success") return []
+      if (!isNotFound(found.failure)) return yield* once("preflight", () => Promise.reject(found.failure))
+      return [{
+        severity: "warn",
+        message: `image ${image} is not on the engine (${where}): a trial's first job pulls it, and fails if the engine cannot reach its registry ` +
+          `(then build or load it on the engine's host: \`docker build -t ${image} ...\`, \`docker load -i ...\`)`
+      }] satisfies Array<Backend.Concern>
+    })
+
+  const backend: Backend.BackendShape = { name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight }
   return backend
 })
 

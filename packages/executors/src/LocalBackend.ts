@@ -61,6 +61,30 @@ const inherited = (rule: Config["inheritEnv"]): Record<string, string> => {
   return out
 }
 
+/** Whether `file` is a file this process may execute. */
+const executable = (file: string): boolean => {
+  try {
+    return Fs.statSync(file).isFile() && (Fs.accessSync(file, Fs.constants.X_OK), true)
+  } catch {
+    return false
+  }
+}
+
+/** What would stop a job from starting here: its command not found as the job's `PATH` finds it. */
+const preflight = (spec: Backend.JobSpec, env: Readonly<Record<string, string>>): Array<Backend.Concern> => {
+  const out: Array<Backend.Concern> = []
+  const command = spec.argv[0]
+  if (command === undefined || command === "") out.push({ severity: "fail", message: "the job's command is empty (recipe.command[0])" })
+  else if (Path.isAbsolute(command)) {
+    if (!executable(command)) out.push({ severity: "fail", message: `the job's command ${command} does not exist or is not executable (recipe.command[0])` })
+  } else if (command.includes("/")) {
+    out.push({ severity: "warn", message: `the job's command ${command} is relative to each job's own directory, which holds only the files trex writes: write {taskDir}/${command.replace(/^\.\//, "")} (recipe.command[0])` })
+  } else if (!(env["PATH"] ?? "").split(Path.delimiter).some((dir) => executable(Path.join(dir === "" ? "." : dir, command)))) {
+    out.push({ severity: "fail", message: `the job's command ${command} is not on the PATH jobs get (${env["PATH"] ?? "unset"}): give its full path in recipe.command[0], or install it` })
+  }
+  return out
+}
+
 const NAME = "local"
 const NODE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
@@ -397,7 +421,8 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
     cancel,
     withdraw,
     list,
-    capacity: Effect.sync(() => ({ slots, gpus: allGpus.length, inUse: running.size }))
+    capacity: Effect.sync(() => ({ slots, gpus: allGpus.length, inUse: running.size })),
+    preflight: (spec) => Effect.sync(() => preflight(spec, { ...inherited(config.inheritEnv), ...Backend.revealEnv(spec.env) }))
   }
   return backend
 })

@@ -377,7 +377,54 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     return { slots: config.slots ?? Math.max(1, totals.cpus), gpus: totals.gpus, inUse } satisfies Backend.Capacity
   }).pipe(Effect.withSpan("SlurmBackend.capacity"))
 
-  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity })
+  /**
+   * The job's script as `submit` writes it, given to `sbatch --test-only` (Slurm checks the partition,
+   * account, QOS and resources, and starts nothing) from a file in `workDir` that is removed after;
+   * and a command given by its full path looked for on the submit host.
+   */
+  const preflight = (spec: Backend.JobSpec) =>
+    Effect.gen(function*() {
+      const concerns: Array<Backend.Concern> = []
+      const jobDir = `${config.workDir.replace(/\/$/, "")}/.trex-check`
+      const script = yield* Effect.try({
+        try: () =>
+          Script.renderScript({
+            jobName: spec.name,
+            labels: spec.labels,
+            jobDir,
+            envFile: `${jobDir}/${Script.ENV_FILE}`,
+            argv: spec.argv,
+            gpus: spec.resources.gpus,
+            gpuFlag: config.gpuFlag ?? "gres",
+            gresType: config.gpuType,
+            cpus: spec.resources.cpus,
+            memoryMb: spec.resources.memoryMb,
+            timeLimitSeconds: spec.resources.timeLimitSeconds,
+            partition: config.partition,
+            account: config.account,
+            qos: config.qos,
+            extraDirectives: config.extraDirectives ?? []
+          }),
+        catch: (e) => fail("preflight", e instanceof Error ? e.message : String(e), false)
+      })
+      const file = `${config.workDir.replace(/\/$/, "")}/.trex-check-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}.sh`
+      const made = yield* Effect.result(Effect.andThen(runner.mkdirp(config.workDir), runner.writeFile(file, script, 0o700)))
+      if (made._tag === "Failure") {
+        return [{ severity: "fail", message: `cannot write a job's files in backend.slurm.workDir (${config.workDir}): ${made.failure.message}` }] satisfies Array<Backend.Concern>
+      }
+      const tested = yield* runner.exec("sbatch", ["--test-only", `--chdir=${config.workDir}`, file]).pipe(Effect.ensuring(Effect.ignore(runner.exec("rm", ["-f", file]))))
+      if (tested.code !== 0) {
+        const refused = refusal(fail("submit", `sbatch --test-only exited ${tested.code}: ${tested.stderr.trim()}`))
+        concerns.push({ severity: "fail", message: refused.message })
+      }
+      const command = spec.argv[0] ?? ""
+      if (command.startsWith("/") && (yield* runner.exec("test", ["-x", command])).code !== 0) {
+        concerns.push({ severity: "warn", message: `the job's command ${command} is not an executable file on the submit host (recipe.command[0]); jobs run on the compute nodes, which may see other files` })
+      }
+      return concerns
+    })
+
+  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })
 
 /**

@@ -1,0 +1,150 @@
+/**
+ * `trex check <task-file>`: what a `trex run` with the same flags would meet, found before it starts:
+ * the task and its settings checked (a model key that a model-backed agent needs among them), its
+ * secrets looked for, its backend asked for its capacity (it answers, and has room for a trial's
+ * GPUs) and, where the backend can, to look at the job a trial would run without running it
+ * (`Backend.preflight`: the command on the host, the image on the engine, `sbatch --test-only`). It
+ * starts no trial and makes no run directory. A setup error found here costs no trial.
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Backend, type Errors, Task } from "@trex/core"
+import { Duration, Effect, Layer } from "effect"
+import * as Trex from "./Trex.ts"
+import * as Wiring from "./Wiring.ts"
+
+/** One finding: `ok`, `warn` (the run would start, but read this) or `fail` (the run would not, or its trials would fail). @since 0.1.0 @category models */
+export interface Finding {
+  readonly what: "task" | "secrets" | "backend" | "job" | "budget"
+  readonly status: "ok" | "warn" | "fail"
+  readonly detail: string
+}
+
+/** What `trex check` found, in order. @since 0.1.0 @category models */
+export interface Report {
+  readonly task: string
+  readonly backend: string
+  readonly findings: ReadonlyArray<Finding>
+  /** Whether no finding is `fail`. */
+  readonly ok: boolean
+}
+
+/** A word of the command as a shell would take it back: quoted when it needs to be. */
+const shellWord = (word: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`)
+
+/** The job one trial of `task` would run, as its template fills it: the command, image, environment and resources. */
+const jobLine = (task: Task.Task, taskDir: string): string => {
+  const recipe = task.recipe!
+  const vars = { taskDir, run: "<run>", node: "<node>", execPath: process.execPath }
+  const argv = recipe.command.map((part) => Task.substitute(part, vars))
+  const env = [...Object.keys(recipe.env), ...(recipe.secretEnv ?? []).map((name) => `${name} (secret)`)]
+  const r = recipe.resources
+  const resources = [
+    r.gpus > 0 ? `${r.gpus} GPU${r.gpus === 1 ? "" : "s"}` : "no GPU",
+    `${r.cpus} CPU${r.cpus === 1 ? "" : "s"}`,
+    ...(r.memoryMb !== undefined ? [`${r.memoryMb} MB`] : []),
+    r.timeLimitSeconds !== undefined ? `time limit ${r.timeLimitSeconds} s` : "no time limit"
+  ]
+  return `a trial runs ${argv.map(shellWord).join(" ")}${recipe.image !== undefined ? ` in ${recipe.image}` : ""}` +
+    `${env.length > 0 ? `, env ${env.join(", ")}` : ""}; ${resources.join(", ")}`
+}
+
+/**
+ * Check a task and the settings `options` give, as `trex run` would start with them (see
+ * {@link Report}). Fails when the task or the settings are bad input, as `trex run` would (a model
+ * key that is not set among them); every other problem is a `fail` finding. The backend is asked within `timeout` (default 30 s): one that does
+ * not answer by then is a `fail` (a `trex run` would wait for it).
+ * @since 0.1.0 @category checking
+ */
+export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds"): Effect.Effect<Report, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const { landscape, settings, task } = yield* Trex.resolve(options)
+    const findings: Array<Finding> = []
+    const space = task.searchSpace?.parameters.length ?? 0
+    findings.push({
+      what: "task",
+      status: "ok",
+      detail: `${task.name}: ${task.metric.direction} ${task.metric.name}; ${space > 0 ? `${space} parameter${space === 1 ? "" : "s"} to search` : "no search space (the researcher proposes the strategies)"}; ` +
+        `${settings.researcher} researcher, ${settings.executor} executor, ${settings.policy} policy, concurrency ${settings.concurrency}`
+    })
+    const secretNames = task.recipe?.secretEnv ?? []
+    if (secretNames.length > 0) {
+      findings.push(yield* Wiring.secrets(task).pipe(
+        Effect.match({
+          onFailure: (e): Finding => ({ what: "secrets", status: "fail", detail: e.message }),
+          onSuccess: (): Finding => ({ what: "secrets", status: "ok", detail: `${secretNames.join(", ")} set; every job gets ${secretNames.length === 1 ? "it" : "them"} as a secret` })
+        })
+      ))
+    }
+    // the job one trial would run (its strategy aside: a preflight looks at where and how it runs)
+    const secrets = yield* Effect.orElseSucceed(Wiring.secrets(task), () => ({}))
+    const recipe = task.recipe
+    const vars = { taskDir: settings.taskDir, run: "trex-check", node: "n0", execPath: process.execPath }
+    const spec: Backend.JobSpec | undefined = settings.backend === "simulator" || settings.executor === "code-agent" || recipe === undefined
+      ? undefined
+      : {
+        name: "trex-check",
+        argv: recipe.command.map((part) => Task.substitute(part, vars)),
+        ...(recipe.image !== undefined ? { image: recipe.image } : {}),
+        env: { ...Task.substituteEnv(recipe.env, vars), ...secrets },
+        files: [],
+        resources: recipe.resources,
+        labels: { run: "trex-check", node: "n0" }
+      }
+    // the backend, in a folder of its own that is removed after (the local and Docker backends keep jobs under it)
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-check-"))
+    const gpus = settings.backend === "simulator" ? 0 : recipe?.resources.gpus ?? 0
+    const asked = Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const capacity = yield* backend.capacity
+      const concerns = spec !== undefined && backend.preflight !== undefined ? yield* backend.preflight(spec) : undefined
+      return { capacity, concerns }
+    }).pipe(
+      Effect.provide(Wiring.backend(settings, task, dir, landscape)),
+      Effect.mapError((e) => new Error(e.message)),
+      Effect.timeoutOrElse({
+        duration: timeout,
+        orElse: () => Effect.fail(new Error(`it did not answer within ${Duration.format(Duration.fromInputUnsafe(timeout))} (a run would wait for it)`))
+      }),
+      Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+    )
+    const answer = yield* Effect.result(asked)
+    if (answer._tag === "Failure") {
+      findings.push({ what: "backend", status: "fail", detail: `${settings.backend}: ${answer.failure.message}` })
+    } else {
+      const c = answer.success.capacity
+      findings.push(
+        gpus > c.gpus
+          ? { what: "backend", status: "fail", detail: `${settings.backend}: a trial asks for ${gpus} GPUs (recipe.resources.gpus) and the backend has ${c.gpus}: no trial could start` }
+          : { what: "backend", status: "ok", detail: `${settings.backend} answers: ${c.slots} slot${c.slots === 1 ? "" : "s"}, ${c.gpus} GPU${c.gpus === 1 ? "" : "s"}, ${c.inUse} in use` }
+      )
+    }
+    if (settings.backend === "simulator") {
+      findings.push({ what: "job", status: "ok", detail: "trials replay the recorded table in simulated time: no job runs" })
+    } else if (settings.executor === "code-agent") {
+      findings.push({ what: "job", status: "ok", detail: "the code agent writes each trial's scripts; they run under the recipe's env and resources" })
+    } else if (recipe !== undefined) {
+      const concerns = answer._tag === "Success" ? answer.success.concerns : undefined
+      findings.push({
+        what: "job",
+        status: "ok",
+        detail: `${jobLine(task, settings.taskDir)}${concerns === undefined ? ` (the ${settings.backend} backend does not look at a job before it runs it)` : ""}`
+      })
+      for (const c of concerns ?? []) findings.push({ what: "job", status: c.severity, detail: c.message })
+    }
+    for (const warning of Wiring.budgetWarnings(settings, task)) findings.push({ what: "budget", status: "warn", detail: warning })
+    return { task: task.name, backend: settings.backend, findings, ok: findings.every((f) => f.status !== "fail") }
+  })
+
+/** The report as `trex check` prints it: a line a finding, then what to do. @since 0.1.0 @category rendering */
+export const toText = (report: Report, taskFile: string): string =>
+  [
+    ...report.findings.map((f) => `${f.status.padEnd(4)}  ${f.what.padEnd(7)}  ${f.detail}`),
+    "",
+    report.ok
+      ? `no problem found: \`trex run ${taskFile}\` with the same flags starts this search`
+      : `${report.findings.filter((f) => f.status === "fail").length} problem(s) found: a run would not start, or its trials would fail; mend them and check again`
+  ].join("\n")

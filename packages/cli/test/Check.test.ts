@@ -1,0 +1,114 @@
+// `trex check`: the real CLI against the local backend, the real Docker Engine and the real Slurm
+// cluster that scripts/services/ starts; what a run would meet is found without running a trial.
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import type * as Check from "../src/Check.ts"
+
+const root = path.resolve(import.meta.dirname, "../../..")
+const bin = path.join(root, "packages/cli/src/bin.ts")
+
+const trex = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) =>
+  spawnSync(process.execPath, ["--conditions=@trex/source", bin, ...args], {
+    cwd: root,
+    encoding: "utf8",
+    env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)),
+    timeout: 120_000
+  })
+
+/** A task file in a folder of its own: a tiny recipe, with `extra` lines appended (a backend section, say). */
+const taskFile = (recipe: string, extra = "") => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-check-test-"))
+  const file = path.join(dir, "task.yaml")
+  fs.writeFileSync(file, `name: check-me
+objective: a task to check
+metric: { name: score, direction: maximize }
+budget: { maxTrials: 4 }
+recipe:
+${recipe}
+searchSpace:
+  parameters:
+    - { path: training.learningRate, kind: log, values: [0.0001, 0.001] }
+defaultStrategy:
+  data: { sources: [{ name: toy }] }
+  training: { learningRate: 0.0001, epochs: 1, batchSize: 8 }
+${extra}`)
+  return { dir, file }
+}
+
+const findings = (stdout: string) => (JSON.parse(stdout) as Check.Report).findings.map((f) => `${f.status} ${f.what}: ${f.detail}`)
+
+describe("trex check", () => {
+  it("the quickstart on the local backend: every check passes, and nothing is written", () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "trex-check-cwd-"))
+    const r = spawnSync(process.execPath, ["--conditions=@trex/source", bin, "check", path.join(root, "examples/quickstart/task.yaml")], { cwd, encoding: "utf8", timeout: 120_000 })
+    assert.strictEqual(r.status, 0, r.stderr)
+    assert.match(r.stdout, /^ok {4}task {5}quickstart-addition: maximize score; \d+ parameters to search; heuristic researcher, template executor, uct policy, concurrency 2$/m)
+    assert.match(r.stdout, /^ok {4}backend  local answers: 2 slots, 0 GPUs, 0 in use$/m)
+    assert.match(r.stdout, /^ok {4}job {6}a trial runs \S+node \S+\/examples\/quickstart\/train\.ts; no GPU, 1 CPU, time limit 120 s$/m)
+    assert.include(r.stdout, "no problem found: `trex run")
+    assert.deepStrictEqual(fs.readdirSync(cwd), [], "no trex-runs folder, nothing at all")
+  })
+
+  it("what a run would meet on the local backend: a command not on the PATH, a secret not set, more GPUs than there are; exit 1", () => {
+    const { file } = taskFile(`  command: ["trainz", "--fast"]
+  secretEnv: [CHECK_HUB_TOKEN]
+  resources: { gpus: 2 }`)
+    const r = trex(["check", file, "--json"], { CHECK_HUB_TOKEN: undefined })
+    assert.strictEqual(r.status, 1, r.stderr)
+    const found = findings(r.stdout)
+    assert.include(found, "fail secrets: the task's recipe.secretEnv names CHECK_HUB_TOKEN, which is not set in trex's environment: set it before `trex run` or `trex resume` (`export CHECK_HUB_TOKEN=...`); every job gets its value as a secret, never written to the run's files")
+    assert.include(found, "fail backend: local: a trial asks for 2 GPUs (recipe.resources.gpus) and the backend has 0: no trial could start")
+    assert.isTrue(found.some((f) => /^fail job: the job's command trainz is not on the PATH jobs get \(.*\): give its full path in recipe\.command\[0\], or install it$/.test(f)), found.join("\n"))
+    // mended: the secret set, a command that is there
+    const mended = taskFile(`  command: ["{execPath}", "-e", "1"]
+  secretEnv: [CHECK_HUB_TOKEN]`)
+    const ok = trex(["check", mended.file, "--json"], { CHECK_HUB_TOKEN: "hf_abcdefgh12345" })
+    assert.strictEqual(ok.status, 0, ok.stdout)
+    assert.include(findings(ok.stdout), "ok secrets: CHECK_HUB_TOKEN set; every job gets it as a secret")
+    assert.notInclude(ok.stdout, "hf_abcdefgh12345")
+  })
+
+  it("a task file that is not valid, or settings a run refuses (a model key not set), are bad input (exit 2), as for trex run", () => {
+    const { file } = taskFile(`  command: []`)
+    const r = trex(["check", file])
+    assert.strictEqual(r.status, 2)
+    assert.include(r.stderr, "recipe.command")
+    const quickstart = path.join(root, "examples/quickstart/task.yaml")
+    const keyless = trex(["check", quickstart, "--researcher", "claude"], { ANTHROPIC_API_KEY: undefined })
+    assert.strictEqual(keyless.status, 2)
+    assert.include(keyless.stderr, "--researcher claude: set ANTHROPIC_API_KEY in the environment (see docs/guide-claude.md)")
+  })
+
+  it("on the real Slurm cluster: sbatch --test-only refuses a partition it lacks, naming the setting; a job it can take passes", () => {
+    const workDir = fs.mkdtempSync("/tmp/trex-check-slurm-")
+    const recipe = `  command: ["/bin/true"]
+  resources: { cpus: 1, timeLimitSeconds: 60 }`
+    const bad = taskFile(recipe, `backend:\n  slurm: { workDir: ${workDir}, partition: nosuchpartition }\n`)
+    const r = trex(["check", bad.file, "--backend", "slurm", "--json"])
+    assert.strictEqual(r.status, 1, r.stderr)
+    assert.isTrue(
+      findings(r.stdout).some((f) => f.startsWith("fail ") && f.includes("backend.slurm.partition names a partition this cluster does not have")),
+      findings(r.stdout).join("\n")
+    )
+    const good = taskFile(recipe, `backend:\n  slurm: { workDir: ${workDir} }\n`)
+    const g = trex(["check", good.file, "--backend", "slurm", "--json"])
+    assert.strictEqual(g.status, 0, g.stdout)
+    assert.isTrue(findings(g.stdout).some((f) => /^ok backend: slurm answers: \d+ slots?, \d+ GPUs?, \d+ in use$/.test(f)), g.stdout)
+    assert.deepStrictEqual(fs.readdirSync(workDir), [], "the test script is removed")
+  })
+
+  it("on the real Docker Engine: an image the engine lacks is a warning (a trial will pull it); one it has passes", () => {
+    const recipe = (image: string) => `  command: ["true"]\n  image: ${image}`
+    const missing = taskFile(recipe("trex-check/nosuch:1"))
+    const r = trex(["check", missing.file, "--backend", "docker", "--json"])
+    assert.strictEqual(r.status, 0, r.stdout)
+    assert.isTrue(findings(r.stdout).some((f) => f.startsWith("warn job: image trex-check/nosuch:1 is not on the engine")), r.stdout)
+    const present = taskFile(recipe(process.env["TREX_TEST_DOCKER_IMAGE"] ?? "local/busybox:latest"))
+    const p = trex(["check", present.file, "--backend", "docker", "--json"])
+    assert.strictEqual(p.status, 0, p.stdout)
+    assert.isFalse(findings(p.stdout).some((f) => f.startsWith("warn job") || f.startsWith("fail")), p.stdout)
+  })
+})
