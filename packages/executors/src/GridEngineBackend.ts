@@ -2,9 +2,10 @@
  * A {@link Backend.Backend} on a Grid Engine cluster (Son of Grid Engine, Open Grid Scheduler,
  * Univa/Altair Grid Engine): each job is a `qsub` script in its own directory on a shared
  * filesystem, its GPUs asked as a consumable complex (`-l gpu=N`), its labels in job context
- * variables (`-ac`). State comes from `qstat -xml` and, once the job has left the qmaster,
- * `qacct -j`; logs and `metrics.jsonl` are read as they grow. Commands run on this machine (a
- * submit host) or on a login node over SSH, through the same `CommandRunner` as the Slurm backend.
+ * variables (`-ac`). State comes from `qstat -xml` and, once the job has left the qmaster, the
+ * exit record its script wrote (`qacct -j` when it has none); logs and `metrics.jsonl` are read as
+ * they grow. Commands run on this machine (a submit host) or on a login node over SSH, through the
+ * same `CommandRunner` as the Slurm backend.
  *
  * @since 0.1.0
  */
@@ -52,14 +53,20 @@ export interface Config {
   /** Jobs TREX may keep in the queue at once (default: the queue's slots). */
   readonly slots?: number
   /**
-   * How long a job's watch, a submit and `list` wait for a qmaster that does not answer (stopped,
-   * restarting, failing over) before they fail (default 30 minutes). Jobs keep running under their
-   * execution daemons meanwhile; the watch polls again every `pollIntervalMs`.
+   * Times Grid Engine may run a job again (its script exited 99, `qmod -rj`, its host failed in a
+   * rerunnable queue) before the job is ended and its trial fails as Infra (default 2).
+   */
+  readonly maxRequeues?: number
+  /**
+   * How long a job's watch, a submit, `list`, a cancel and a withdraw wait for a qmaster that does not
+   * answer (stopped, restarting, failing over) before they fail (default 30 minutes). Jobs keep running
+   * under their execution daemons meanwhile; the watch polls again every `pollIntervalMs`.
    */
   readonly qmasterWaitMs?: number
   /**
-   * How long a job that has left `qstat` may have no `qacct` record before it fails (default 2
-   * minutes): the qmaster writes the accounting file every `accounting_flush_time`.
+   * How long a job that has left `qstat` with no exit record (its script was killed: `h_rt`, a signal)
+   * may have no `qacct` record before it fails (default 2 minutes): the qmaster writes the accounting
+   * file every `accounting_flush_time`.
    */
   readonly accountingWaitMs?: number
   /**
@@ -108,6 +115,8 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   const ge = Query.client(runner, { sgeRoot: config.sgeRoot, sgeCell: config.sgeCell })
   const pollMs = config.pollIntervalMs ?? 2000
   const qmasterWaitMs = config.qmasterWaitMs ?? 30 * 60_000
+  const maxRequeues = config.maxRequeues ?? 2
+  if (!Number.isInteger(maxRequeues) || maxRequeues < 0) return yield* fail("make", `maxRequeues ${maxRequeues} must be a whole number of reruns, 0 or more`)
   const accountingWaitMs = config.accountingWaitMs ?? 2 * 60_000
   const exitReportWaitMs = config.exitReportWaitMs ?? 2 * 60_000
   const gpuResource = config.gpuResource ?? "gpu"
@@ -127,10 +136,20 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
       warning: (e) => `gridengine: the qmaster does not answer; ${what} again every ${pollMs / 1000} s, for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs): ${e.message}`,
       giveUp: (e, waited) => fail(e.operation, `the Grid Engine qmaster did not answer for ${waited} (qmasterWaitMs) while ${what}: ${e.message}. ${CHECK}`)
     })
+  /** A command whose own failures are the caller's to read, waiting (as {@link waitForQmaster}) while the qmaster does not answer. */
+  const execWaiting = (what: string, command: string, args: ReadonlyArray<string>) =>
+    waitForQmaster(
+      what,
+      ge.exec(command, args).pipe(Effect.flatMap((o) => {
+        const said = fail(command, `${command} ${args.join(" ")} exited ${o.code}: ${(o.stderr.trim() || o.stdout.trim()).split("\n").slice(-2).join(" ")}`, true)
+        return o.code !== 0 && Query.isQmasterUnreachable(said) ? Effect.fail(said) : Effect.succeed(o)
+      })),
+      Query.isQmasterUnreachable
+    )
 
   const submit = Effect.fn("GridEngineBackend.submit")(function*(spec: Backend.JobSpec) {
     for (const f of spec.files) {
-      if (!isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE, Script.RECORD_FILE, Script.CANCEL_FILE, Script.EXIT_FILE].includes(f.path)) {
+      if (!isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE, Script.RECORD_FILE, Script.CANCEL_FILE, Script.EXIT_FILE, `${Script.EXIT_FILE}.tmp`, Script.RUNS_FILE].includes(f.path)) {
         return yield* fail("submit", `job file ${JSON.stringify(f.path)} must be a relative path inside the job directory, other than the backend's own files`)
       }
     }
@@ -158,7 +177,8 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
       timeLimitSeconds: spec.resources.timeLimitSeconds,
       queue: config.queue,
       project: config.project,
-      extraDirectives: config.extraDirectives ?? []
+      extraDirectives: config.extraDirectives ?? [],
+      maxRequeues
     }
     const script = yield* Effect.try({ try: () => Script.renderScript(input), catch: (e) => fail("submit", e instanceof Error ? e.message : String(e)) })
     yield* runner.mkdirp(jobDir)
@@ -204,9 +224,10 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
         const end = (exit: Backend.JobExit) => Effect.andThen(emit(exit), Queue.end(queue))
         const exitFile = Effect.map(runner.readFrom(`${jobDir}/${Script.EXIT_FILE}`, 0, 4096), (bytes) =>
           bytes instanceof Uint8Array ? Script.exitRecord(new TextDecoder().decode(bytes)) : undefined)
-        /** The job's Exit from its accounting record (or its script's exit record), with its output read to the end. */
-        const finish = (record: Record<string, string>, gpusRecorded: number | undefined, note: string) =>
+        /** The job's Exit from its script's exit record (or its accounting record), with its output read to the end. */
+        const finish = (from: Pick<Script.ExitRecord, "record" | "rerunLimit"> & { readonly gpus?: number }, note: string) =>
           Effect.gen(function*() {
+            const { record, gpus: gpusRecorded } = from
             const cancelled = (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined
             const ended = Script.mapAccounting({ record, cancelled })
             // A job that had ended before this watch began yields its Exit alone (its output only fills the tail).
@@ -223,6 +244,15 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             const logTail = tail.get()
             let failureKind = ended.failureKind
             let message = `Grid Engine job ${ref.id}: ${ended.message}${note}`
+            if (from.rerunLimit !== undefined) {
+              // the script ended a job that Grid Engine would have run again past maxRequeues
+              const runs = yield* readRuns
+              const each = runs.ends.map((code, i) => `run ${i + 1} ${code === undefined ? "was killed" : `exited ${code}`}`).join(", ")
+              failureKind = "Infra"
+              message = `Grid Engine job ${ref.id} ran ${runs.ends.length} times (${each}) and would have run again: Grid Engine reruns a job whose script exits 99, one rescheduled with \`qmod -rj\`, and one whose host failed in a rerunnable queue. TREX allows ${from.rerunLimit} rerun${from.rerunLimit === 1 ? "" : "s"} (backend.gridengine.maxRequeues), so the job was ended${
+                runs.ends.at(-1) === 99 ? ". A command that exits 99 asks Grid Engine to run it again: exit with another code for a failure" : ""
+              }`
+            }
             const memoryLimit = memoryResource !== undefined ? requests[memoryResource] : undefined
             if (failureKind === "Crash" && memoryLimit !== undefined && logTail.some((l) => MEMORY_ERROR.test(l))) {
               // under h_vmem an allocation past the limit fails inside the job, which then dies of it
@@ -246,6 +276,8 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
               gpuSeconds: wallSeconds * gpus
             }))
           })
+        const readRuns = Effect.map(runner.readFrom(`${jobDir}/${Script.RUNS_FILE}`, 0, 64 * 1024), (bytes) =>
+          Script.parseRuns(bytes instanceof Uint8Array ? new TextDecoder().decode(bytes) : ""))
         let first = true
         // Set while the qmaster does not answer: the job is left running and polled again.
         let downSince: number | undefined
@@ -306,6 +338,11 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             }
             if (live._tag !== "Deleting") {
               let reason = live._tag === "Pending" ? live.reason : undefined
+              if (live._tag === "Pending" && job.state.includes("R")) {
+                // rescheduled: to run again, counted against maxRequeues
+                const runs = yield* readRuns
+                if (runs.starts > 0) reason = `${reason ?? `Grid Engine state ${job.state}`} (rerun ${runs.starts} of at most ${maxRequeues} (maxRequeues))`
+              }
               if (live._tag === "Pending" && live.held !== true && reason === undefined) {
                 const why = yield* Effect.orElseSucceed(Query.details(ge, ref.id), () => undefined)
                 reason = why !== undefined ? Script.pendingReason(why) : undefined
@@ -323,13 +360,23 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
               if (recorded === undefined) endedSince = undefined
               else if (endedSince === undefined) endedSince = Date.now()
               else if (Date.now() - endedSince >= exitReportWaitMs) {
-                return yield* finish(recorded.record, recorded.gpus, ` (read from ${Script.EXIT_FILE}: the job's command ended ${waited(endedSince)} ago, but Grid Engine still lists the job running, as its execution daemon has not reported it: check the host with \`qhost\` and \`qstat -j ${ref.id}\`)`)
+                return yield* finish(recorded, ` (read from ${Script.EXIT_FILE}: the job's command ended ${waited(endedSince)} ago, but Grid Engine still lists the job running, as its execution daemon has not reported it: check the host with \`qhost\` and \`qstat -j ${ref.id}\`)`)
               }
             }
             yield* drain(false)
             first = false
             yield* Effect.sleep(pollMs)
             continue
+          }
+          // The job has left the qmaster: its script's exit record says how its command ended, at once;
+          // qacct (which reads the whole accounting file, written every accounting_flush_time) only when
+          // there is none (the script itself was killed: h_rt, a signal, a qdel past its grace), or when
+          // the command was ended by a signal TREX did not send: at h_rt the script outlives its command
+          // (exit 143 in the record, measured on SGE 8.1.9), and only accounting says it was the limit.
+          const recorded = yield* exitFile
+          const code = Number(recorded?.record.exit_status)
+          if (recorded !== undefined && (code <= 128 || (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined)) {
+            return yield* finish(recorded, "")
           }
           const acct = yield* Query.qacct(ge, ref.id, name)
           if (acct.record === undefined) {
@@ -340,16 +387,15 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             }
             if (goneSince === undefined) goneSince = Date.now()
             else if (Date.now() - goneSince >= accountingWaitMs) {
-              const recorded = yield* exitFile
               if (recorded !== undefined) {
-                return yield* finish(recorded.record, recorded.gpus, ` (read from ${Script.EXIT_FILE}: qacct has no record of it after ${waited(goneSince)}: ${acct.why})`)
+                return yield* finish(recorded, ` (read from ${Script.EXIT_FILE}: qacct has no record of it after ${waited(goneSince)}: ${acct.why})`)
               }
               yield* drain(true)
               return yield* end({
                 _tag: "Exit",
                 outcome: "Failed",
                 failureKind: "Infra",
-                message: `Grid Engine job ${ref.id} has left qstat but qacct has no record of it after ${waited(goneSince)} (accountingWaitMs): ${acct.why}. ${
+                message: `Grid Engine job ${ref.id} has left qstat with no exit record (its script was killed before its command ended), and qacct has no record of it after ${waited(goneSince)} (accountingWaitMs): ${acct.why}. ${
                   started ? "" : "It never started (it has no output file): was it deleted with qdel from outside TREX? "
                 }Check \`qacct -j ${ref.id}\` and that the cluster keeps accounting (reporting_params accounting=true in \`qconf -sconf\`)`,
                 logTail: tail.get(),
@@ -362,15 +408,17 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             yield* Effect.sleep(pollMs)
             continue
           }
-          return yield* finish(acct.record, undefined, "")
+          return yield* finish({ record: acct.record }, "")
         }
       }).pipe(Effect.catch((e) => Queue.fail(queue, e))),
       // bounded: while the consumer is behind, the watch waits instead of reading more of the logs
       { bufferSize: WATCH_BUFFER }
     )
 
+  // A qmaster that does not answer (restarting, failing over) is waited for, as a watch does: the
+  // job runs on meanwhile, and a cancel that gave up at once left it running unwatched.
   const qdel = (id: string) =>
-    ge.exec("qdel", [id]).pipe(
+    execWaiting(`deleting job ${id}`, "qdel", [id]).pipe(
       Effect.flatMap((o) =>
         // deleting a job that has ended is a no-op
         o.code === 0 || /does not exist/i.test(o.stdout + o.stderr)
@@ -395,14 +443,15 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   // dispatched (and does nothing to one that runs), so after `qhold` the state says which it is:
   // still waiting, it is deleted; started, its hold is released and it runs on.
   const withdraw = Effect.fn("GridEngineBackend.withdraw")(function*(ref: ExperimentNode.JobRef) {
-    const held = yield* ge.exec("qhold", ["-h", "u", ref.id])
-    const job = (yield* Query.qstat(ge)).get(ref.id)
+    const what = `withdrawing job ${ref.id}`
+    const held = yield* execWaiting(what, "qhold", ["-h", "u", ref.id])
+    const job = (yield* waitForQmaster(what, Query.qstat(ge), Query.isQmasterUnreachable)).get(ref.id)
     if (job === undefined) return false
     if (Script.mapLive(job.state)._tag === "Pending" && job.state.includes("w")) {
       yield* cancel(ref)
       return true
     }
-    if (held.code === 0) yield* ge.exec("qrls", ["-h", "u", ref.id])
+    if (held.code === 0) yield* execWaiting(what, "qrls", ["-h", "u", ref.id])
     return false
   })
 
@@ -497,6 +546,7 @@ export const ConfigJson = Schema.Struct({
   extraDirectives: optional(Schema.Array(Str)),
   pollIntervalMs: optional(PositiveMs),
   slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
+  maxRequeues: optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   qmasterWaitMs: optional(PositiveMs),
   accountingWaitMs: optional(PositiveMs),
   exitReportWaitMs: optional(PositiveMs),

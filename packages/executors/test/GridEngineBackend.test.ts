@@ -65,7 +65,8 @@ describe("renderScript", () => {
     timeLimitSeconds: 3600.5,
     queue: "gpu.q",
     project: "ml",
-    extraDirectives: ["-l arch=lx-amd64"]
+    extraDirectives: ["-l arch=lx-amd64"],
+    maxRequeues: 2
   }
 
   it("writes every #$ option, the labels as job context, and per-slot memory", () => {
@@ -136,7 +137,8 @@ describe("the job script's GPU claim", () => {
       assignGpus: true,
       gpuLockDir: locks,
       cpus: 1,
-      extraDirectives: []
+      extraDirectives: [],
+      maxRequeues: 2
     })
     // no nvidia-smi and no cell to ask: the host's device count falls back to the granted count
     const { CUDA_VISIBLE_DEVICES: _, ...rest } = process.env
@@ -199,6 +201,13 @@ describe("qstat, qacct and the mappings", () => {
 
   it("reads the job script's exit record as an accounting record", () => {
     assert.deepStrictEqual(Script.exitRecord(`{"exitCode":3,"start":100,"end":107,"gpus":2}`), { record: { failed: "0", exit_status: "3", ru_wallclock: "7s" }, gpus: 2 })
+    assert.deepStrictEqual(Script.exitRecord(`{"exitCode":99,"start":1,"end":2,"runs":3,"gpus":0,"category":"-l h_vmem=100M","rerunLimit":2}`), {
+      record: { failed: "0", exit_status: "99", ru_wallclock: "1s", category: "-l h_vmem=100M" },
+      gpus: 0,
+      runs: 3,
+      rerunLimit: 2
+    })
+    assert.deepStrictEqual(Script.parseRuns("start 1\nexit 99 2\nstart 3\nstart 9\nexit 1 10\nstart 11\n"), { starts: 4, ends: [99, undefined, 1] })
     assert.isUndefined(Script.exitRecord("{\"exitCode\":"))
     assert.isUndefined(Script.exitRecord(`{"start":1}`))
   })
@@ -407,7 +416,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       yield* eventually("the job is deleted", () => qstatState(ref.id) === "", 30)
     }))
 
-  it.effect("list(run) after a controller restart: a fresh instance finds running and finished jobs and reads a finished one from qacct", () =>
+  it.effect("list(run) after a controller restart: a fresh instance finds running and finished jobs and reads a finished one's end back", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const done = yield* backend.submit(spec("relist-done", RESULT))
@@ -446,6 +455,54 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const exit = yield* Backend.awaitExit(backend, { backend: "gridengine", id: "9999990", data: { jobDir: workDir } })
       assert.strictEqual(exit.failureKind, "Infra")
       assert.include(exit.message, "qacct -j 9999990")
+    }).pipe(Effect.scoped))
+
+  it.effect("a job that Grid Engine runs again (its script exits 99) runs at most 1 + maxRequeues times, then fails naming maxRequeues", () =>
+    Effect.gen(function*() {
+      const backend = yield* GridEngineBackend.make({ ...config, maxRequeues: 1 })
+      const ref = yield* backend.submit(spec("rerun", "echo ran; exit 99"))
+      // before the fix, Grid Engine ran the job again every 10-15 s for as long as it was watched
+      const events = yield* collect(backend, ref)
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Infra")
+      assert.include(exit.message, "maxRequeues")
+      assert.include(exit.message, "exited 99")
+      assert.strictEqual(events.filter((e) => e._tag === "Log" && e.line === "ran").length, 2, "the command ran twice")
+      assert.isTrue(events.some((e) => e._tag === "State" && e.state === "Pending" && /rerun 1 of at most 1 \(maxRequeues\)/.test(e.reason ?? "")), JSON.stringify(events.filter((e) => e._tag === "State")))
+      assert.strictEqual(qstatState(ref.id), "", "the job has left the queue")
+      const invalid = yield* Effect.flip(GridEngineBackend.fromJson({ workDir, maxRequeues: -1 }))
+      assert.include(invalid.message, "backend.gridengine.maxRequeues")
+    }).pipe(Effect.scoped), { timeout: 90_000 })
+
+  it.effect("a command that exits 100 is a crash with its exit code, not a job in error state", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      // Grid Engine puts a job whose script exits 100 in error state: before the fix, Infra, "can't reach the job directory"
+      const exit = yield* Backend.run(backend, spec("exit-100", "exit 100"))
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Crash", exit.message)
+      assert.strictEqual(exit.exitCode, 100)
+    }))
+
+  it.effect("a cluster that keeps no accounting: the job's end is read from its exit record, without qacct", () =>
+    Effect.gen(function*() {
+      // a cell of its own for the clients, as the real one less the accounting file (reporting_params accounting=false)
+      const root = fs.mkdtempSync("/tmp/trex-ge-cell-")
+      fs.mkdirSync(path.join(root, "noacct/common"), { recursive: true })
+      for (const f of ["act_qmaster", "bootstrap", "host_aliases"]) {
+        const from = path.join(sgeRoot, sgeEnv.SGE_CELL, "common", f)
+        if (fs.existsSync(from)) fs.copyFileSync(from, path.join(root, "noacct/common", f))
+      }
+      const backend = yield* GridEngineBackend.make({ ...config, sgeRoot: root, sgeCell: "noacct", accountingWaitMs: 3000 })
+      const ref = yield* backend.submit(spec("no-accounting", `sleep 1; ${RESULT}; exit 3`, { resources: { gpus: 0, cpus: 1, memoryMb: 200 } }))
+      const exit = yield* Backend.awaitExit(backend, ref)
+      // before the fix: qacct was asked until accountingWaitMs passed, and the exit record read only then
+      assert.strictEqual(exit.message, `Grid Engine job ${ref.id}: job exited with code 3`)
+      assert.strictEqual(exit.failureKind, "Crash")
+      assert.strictEqual(exit.exitCode, 3)
+      assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
+      assert.isAtLeast(exit.wallSeconds, 1)
     }).pipe(Effect.scoped))
 
   it.effect("reports capacity: the queue's slots, the 2 gpu of the host, and the trex jobs running", () =>
@@ -508,18 +565,26 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 60_000 })
 
 
-  it.effect("waits for a stopped qmaster: a running job's watch, a submit and a list go on once it is back, one job each; past qmasterWaitMs a watch fails clearly", () =>
+  it.effect("waits for a stopped qmaster: a running job's watch, a submit, a list, a cancel and a withdraw go on once it is back, one job each; past qmasterWaitMs a watch and a cancel fail clearly", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const impatient = yield* GridEngineBackend.make({ ...config, qmasterWaitMs: 1500 })
       const ref = yield* backend.submit(spec("qmaster-running", `echo started; sleep 3; ${RESULT}`))
       const watching = yield* Effect.forkChild(collect(backend, ref))
+      // two jobs that wait (more GPUs than the host has): one to cancel, one to withdraw during the outage
+      const toCancel = yield* backend.submit(spec("qmaster-cancel", RESULT, { resources: { gpus: 3, cpus: 1 } }))
+      const toWithdraw = yield* backend.submit(spec("qmaster-withdraw", RESULT, { resources: { gpus: 3, cpus: 1 } }))
       yield* eventually("the job runs", () => qstatState(ref.id) === "r", 30)
       yield* stopQmaster
       // qsub cannot reach the qmaster: nothing was submitted, so the backend submits again once it answers
       const submitting = yield* Effect.forkChild(backend.submit(spec("qmaster-submitted", RESULT)))
       // what a resumed run reconciles its trials with: failing, it had them submitted again
       const listing = yield* Effect.forkChild(backend.list(run))
+      // before the fix, a cancel and a withdraw failed at once (Connection refused), leaving their jobs queued
+      const cancelling = yield* Effect.forkChild(backend.cancel(toCancel))
+      const withdrawing = yield* Effect.forkChild(backend.withdraw!(toWithdraw))
+      const notCancelled = yield* Effect.flip(impatient.cancel(toCancel))
+      assert.include(notCancelled.message, "(qmasterWaitMs) while deleting job")
       const err = yield* Effect.flip(Backend.awaitExit(impatient, ref))
       assert.strictEqual(err._tag, "BackendError")
       assert.include(err.message, "did not answer")
@@ -542,6 +607,9 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.strictEqual((yield* Backend.awaitExit(backend, submitted)).outcome, "Succeeded")
       const jobs = (yield* backend.list(run)).filter((j) => j.labels.node === "qmaster-submitted")
       assert.deepStrictEqual(jobs.map((j) => j.ref.id), [submitted.id])
+      yield* Fiber.join(cancelling)
+      assert.isTrue(yield* Fiber.join(withdrawing), "the waiting job was withdrawn")
+      for (const waited of [toCancel, toWithdraw]) assert.strictEqual((yield* Backend.awaitExit(backend, waited)).outcome, "Cancelled")
     }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 120_000 })
 })
 
@@ -604,7 +672,8 @@ describe("examples/backends/gridengine.task.yaml", () => {
         timeLimitSeconds: task.recipe!.resources.timeLimitSeconds,
         queue: config.queue,
         project: config.project,
-        extraDirectives: config.extraDirectives ?? []
+        extraDirectives: config.extraDirectives ?? [],
+        maxRequeues: config.maxRequeues ?? 2
       })
       for (const d of ["-l gpu=1,h_vmem=8192M,h_rt=7200", "-pe smp 8", "-q gpu.q", "-P ml-research"]) assert.include(s, `#$ ${d}\n`)
       const noKey = yield* Effect.flip(GridEngineBackend.fromJson({ ...section, ssh: { host: "h", username: "u", privateKeyFile: "/nonexistent/key" } }))

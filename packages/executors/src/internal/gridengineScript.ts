@@ -21,12 +21,25 @@ export const CANCEL_FILE = ".trex-cancelled"
  * cluster keeps no accounting.
  */
 export const EXIT_FILE = "trex-exit.json"
+/**
+ * The job's runs, appended to by its script: `start <epoch s>` when a run starts, `exit <code> <epoch s>`
+ * when its command ends. Grid Engine runs a job again (same id, same directory) when its script exits 99,
+ * after `qmod -rj`, or after its host failed in a rerunnable queue.
+ */
+export const RUNS_FILE = "trex-runs"
 
 /** The job context variables (`qsub -ac`) that carry a job's labels and directory. */
 export const CONTEXT = { run: "trex_run", node: "trex_node", dir: "trex_dir" } as const
 
 /** Exit code of the script when it cannot claim the GPUs it was granted (see {@link renderScript}). */
 export const GPU_CLAIM_EXIT = 96
+
+/**
+ * Exit code of the script when it ends a job that Grid Engine would run more than `1 + maxRequeues` times
+ * (it writes an exit record saying so). 99 (run the job again) and 100 (put it in error state) mean
+ * something to Grid Engine, so a command's 100 leaves the script as 1, its own code kept in the exit record.
+ */
+export const RERUN_LIMIT_EXIT = 95
 
 /**
  * A context value: URI-encoded, and `!'()*~` too, so that it holds no `,` or `=` (which separate
@@ -78,6 +91,8 @@ export interface ScriptInput {
   readonly queue?: string | undefined
   readonly project?: string | undefined
   readonly extraDirectives: ReadonlyArray<string>
+  /** Reruns the script allows (Grid Engine's, after exit 99, `qmod -rj` or a host failure) before it ends the job. */
+  readonly maxRequeues: number
 }
 
 /** The slots a job takes: its CPUs under a parallel environment, else one. */
@@ -172,6 +187,8 @@ export const renderScript = (input: ScriptInput): string => {
   }
   if (input.timeLimitSeconds !== undefined) resources.push(`h_rt=${Math.max(1, Math.ceil(input.timeLimitSeconds))}`)
   if (resources.length > 0) d.push(`-l ${resources.join(",")}`)
+  // the exit record carries the requests as qacct's category does (the memory limit, for an allocation that failed)
+  const category = resources.length > 0 ? `-l ${resources.join(",")}` : ""
   if (input.queue !== undefined) d.push(`-q ${directiveValue("queue", input.queue)}`)
   if (input.project !== undefined) d.push(`-P ${directiveValue("project", input.project)}`)
   for (const extra of input.extraDirectives) {
@@ -180,6 +197,10 @@ export const renderScript = (input: ScriptInput): string => {
     d.push(words.map((w) => directiveValue("extra directive", w)).join(" "))
   }
   const dir = shellQuote(input.jobDir)
+  const maxRuns = 1 + Math.max(0, Math.floor(input.maxRequeues))
+  // written whole, then moved into place: a reader never sees half a record
+  const record = (fields: string, values: string) =>
+    `printf '{"exitCode":%s,"start":%s,"end":%s,"runs":%s,"gpus":${Math.max(0, Math.ceil(input.gpus))},"category":"${category}"${fields}}\n' ${values} > ${EXIT_FILE}.tmp && mv -f ${EXIT_FILE}.tmp ${EXIT_FILE}`
   return [
     "#!/bin/sh",
     ...d.map((x) => `#$ ${x}`),
@@ -188,6 +209,13 @@ export const renderScript = (input: ScriptInput): string => {
     // a job that Grid Engine runs again must not leave its last run's exit behind
     `rm -f ${EXIT_FILE}`,
     "trex_start=$(date +%s)",
+    `echo "start $trex_start" >> ${RUNS_FILE}`,
+    `trex_runs=$(grep -c '^start' ${RUNS_FILE})`,
+    // run again more often than allowed: end the job here (its command does not run), saying so
+    `if [ "$trex_runs" -gt ${maxRuns} ]; then`,
+    `  ${record(`,"rerunLimit":${maxRuns - 1}`, `${RERUN_LIMIT_EXIT} "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
+    `  exit ${RERUN_LIMIT_EXIT}`,
+    "fi",
     `TREX_JOB_DIR=${dir}`,
     "export TREX_JOB_DIR",
     // the job's own record, in case the controller stopped before it wrote it
@@ -199,7 +227,16 @@ export const renderScript = (input: ScriptInput): string => {
     "trex_child=$!",
     `trap 'trap "" TERM; kill -TERM 0 2>/dev/null' USR2 TERM`,
     `while :; do wait "$trex_child"; trex_code=$?; kill -0 "$trex_child" 2>/dev/null || break; done`,
-    `printf '{"exitCode":%s,"start":%s,"end":%s,"gpus":${Math.max(0, Math.ceil(input.gpus))}}\n' "$trex_code" "$trex_start" "$(date +%s)" > ${EXIT_FILE}`,
+    "trex_end=$(date +%s)",
+    `echo "exit $trex_code $trex_end" >> ${RUNS_FILE}`,
+    // 99 asks Grid Engine to run the job again: on its last allowed run, the job ends here instead
+    `if [ "$trex_code" = 99 ] && [ "$trex_runs" -ge ${maxRuns} ]; then`,
+    `  ${record(`,"rerunLimit":${maxRuns - 1}`, `"$trex_code" "$trex_start" "$trex_end" "$trex_runs"`)}`,
+    `  exit ${RERUN_LIMIT_EXIT}`,
+    "fi",
+    `${record("", `"$trex_code" "$trex_start" "$trex_end" "$trex_runs"`)}`,
+    // 100 would put the job in error state, to wait for an admin: the command's code is in the exit record
+    `[ "$trex_code" = 100 ] && exit 1`,
     `exit "$trex_code"`,
     ""
   ].join("\n")
@@ -332,18 +369,52 @@ export const categoryRequests = (category: string | undefined): Record<string, s
   return out
 }
 
-/** The job script's exit record as an accounting record (`failed 0`, its exit status, its run time); `undefined` for a file that is not one. */
-export const exitRecord = (text: string): { readonly record: Record<string, string>; readonly gpus: number } | undefined => {
+/** The job script's exit record, read back. */
+export interface ExitRecord {
+  /** As an accounting record: `failed 0`, its exit status, its run time, its requests as `category`. */
+  readonly record: Record<string, string>
+  readonly gpus: number
+  /** The runs of the job so far, this one included. */
+  readonly runs?: number
+  /** Set when the script ended the job because Grid Engine would run it again past `maxRequeues` (this value). */
+  readonly rerunLimit?: number
+}
+
+/** The job script's exit record (see {@link EXIT_FILE}); `undefined` for a file that is not one. */
+export const exitRecord = (text: string): ExitRecord | undefined => {
   try {
     const r = JSON.parse(text) as Record<string, unknown>
     if (typeof r.exitCode !== "number" || typeof r.start !== "number" || typeof r.end !== "number") return undefined
     return {
-      record: { failed: "0", exit_status: String(r.exitCode), ru_wallclock: `${Math.max(0, r.end - r.start)}s` },
-      gpus: typeof r.gpus === "number" ? r.gpus : 0
+      record: {
+        failed: "0",
+        exit_status: String(r.exitCode),
+        ru_wallclock: `${Math.max(0, r.end - r.start)}s`,
+        ...(typeof r.category === "string" && r.category !== "" ? { category: r.category } : {})
+      },
+      gpus: typeof r.gpus === "number" ? r.gpus : 0,
+      ...(typeof r.runs === "number" ? { runs: r.runs } : {}),
+      ...(typeof r.rerunLimit === "number" ? { rerunLimit: r.rerunLimit } : {})
     }
   } catch {
     return undefined
   }
+}
+
+/** What the runs file says: how many runs started, and how each earlier one ended (its command's exit code, or none: killed). */
+export const parseRuns = (text: string): { readonly starts: number; readonly ends: ReadonlyArray<number | undefined> } => {
+  const ends: Array<number | undefined> = []
+  let starts = 0
+  for (const line of text.split("\n")) {
+    if (line.startsWith("start ")) {
+      if (starts > ends.length) ends.push(undefined)
+      starts++
+    } else {
+      const m = /^exit (\d+) /.exec(line)
+      if (m !== null && starts > ends.length) ends.push(Number(m[1]))
+    }
+  }
+  return { starts, ends }
 }
 
 /** What a Grid Engine state (`qw`, `hqw`, `r`, `Eqw`, `dr`...) means for TREX. */
