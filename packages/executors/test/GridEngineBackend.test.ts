@@ -121,6 +121,41 @@ describe("renderScript", () => {
   })
 })
 
+describe("the job script's bound on reruns", () => {
+  it("ends a job that Grid Engine starts again past maxRequeues without running its command, and hands on no 100", () => {
+    const dir = fs.mkdtempSync("/tmp/trex-ge-reruns-")
+    fs.writeFileSync(path.join(dir, ".trex-env"), "")
+    const render = (command: string) =>
+      Script.renderScript({
+        jobName: "reruns",
+        labels: { run: "r", node: "n" },
+        jobDir: dir,
+        envFile: path.join(dir, ".trex-env"),
+        argv: ["/bin/sh", "-c", command],
+        submittedAt: 0,
+        gpus: 0,
+        gpuResource: "gpu",
+        assignGpus: true,
+        gpuLockDir: "/tmp/trex-gpu-locks",
+        cpus: 1,
+        extraDirectives: [],
+        maxRequeues: 1
+      })
+    const run = (command: string) => spawnSync("/bin/sh", ["-c", render(command)], { encoding: "utf8", env: { ...process.env, JOB_ID: "7" } })
+    // a command's 100 would put the job in error state: the script exits 1, the code kept in its record
+    assert.strictEqual(run("exit 100").status, 1)
+    assert.strictEqual(Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))?.record.exit_status, "100")
+    // two runs killed (no exit line: qmod -rj, a failed host): the third start is past the bound
+    fs.writeFileSync(path.join(dir, Script.RUNS_FILE), "start 1\nstart 2\n")
+    const third = run("echo ran")
+    assert.strictEqual(third.status, Script.RERUN_LIMIT_EXIT)
+    assert.strictEqual(third.stdout, "", "the command did not run")
+    const record = Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))
+    assert.deepInclude(record, { runs: 3, rerunLimit: 1 })
+    assert.deepStrictEqual(Script.parseRuns(fs.readFileSync(path.join(dir, Script.RUNS_FILE), "utf8")).ends, [undefined, undefined])
+  })
+})
+
 describe("the job script's GPU claim", () => {
   const claim = (locks: string, gpus: number, env: Record<string, string> = {}) => {
     const dir = fs.mkdtempSync("/tmp/trex-ge-claim-")
