@@ -391,7 +391,16 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   let schedulerFailed = undefined as Errors.PolicyError | undefined
   // Withdrawn through the executor when it can do so in one step (a job that has just left the queue
   // is then let run), else by stopping the trial (which cancels its job).
-  const withdraw = (nodeId: string) =>
+  // A trial's withdraw is asked once at a time: one that waits for its backend (a scheduler that does not
+  // answer) is not asked again by each `Pending` the trial reports meanwhile (its wait's reason changing).
+  const withdrawing = new Set<string>()
+  const withdraw = (nodeId: string): Effect.Effect<void, Errors.JournalError> =>
+    Effect.suspend(() => {
+      if (withdrawing.has(nodeId)) return Effect.void
+      withdrawing.add(nodeId)
+      return Effect.ensuring(withdrawOnce(nodeId), Effect.sync(() => void withdrawing.delete(nodeId)))
+    })
+  const withdrawOnce = (nodeId: string) =>
     Effect.suspend(() => {
       const n = tree.view.get(nodeId)
       const job = n?.state._tag === "Running" ? n.state.job : undefined

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Fingerprint, Journal, JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy, type Task } from "@trex/core"
-import { Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Random, Stream } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Random, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
@@ -1006,6 +1006,45 @@ describe("Explorer", () => {
       assert.strictEqual(summary.reason, "stopped by request")
       const finished = (yield* journal.read()).flatMap((e) => (e.event._tag === "NodeFinished" ? [e.event.nodeId] : []))
       assert.deepStrictEqual([...finished].sort(), [...submitted].sort(), "neither was stopped: both finished")
+    }))
+
+  it.live("a drain's withdraw that waits for its backend is asked once, however often the trial's wait changes meanwhile", () =>
+    Effect.gen(function*() {
+      const control = new Control()
+      const answer = yield* Deferred.make<void>()
+      const submitted: Array<string> = []
+      const asked: Array<string> = []
+      const waits = new Map<string, Queue.Queue<ExecutorAgent.ExecutionEvent>>()
+      // the backend does not answer the withdraw until `answer`; meanwhile the trial's wait is told again, for other reasons
+      const stalled: ExecutorAgent.ExecutorAgentShape = {
+        name: "stalled",
+        withdraw: (job) => Effect.sync(() => void asked.push(job.id)).pipe(Effect.andThen(Deferred.await(answer)), Effect.as(true)),
+        run: (req) =>
+          Stream.unwrap(Effect.gen(function*() {
+            const more = yield* Queue.unbounded<ExecutorAgent.ExecutionEvent>()
+            waits.set(req.node.id, more)
+            submitted.push(req.node.id)
+            return Stream.concat(
+              Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job: { backend: "stalled", id: `job-${req.node.id}`, data: {} } }, { _tag: "State", state: "Pending", reason: "no free GPU" }),
+              Stream.fromQueue(more)
+            )
+          }))
+      }
+      const { fiber, journal } = yield* runTwoInFlight(stalled, control)
+      while (submitted.length < 2) yield* Effect.sleep("1 millis")
+      for (let i = 0; i < 2000 && !(yield* journal.read()).some((e) => e.event._tag === "JobState"); i++) yield* Effect.sleep("1 millis")
+      control.stop("drain")
+      for (let i = 0; i < 5000 && asked.length < 2; i++) yield* Effect.sleep("1 millis")
+      for (const reason of ["the scheduler does not answer", "the scheduler does not answer (2 s)", "no free GPU"]) {
+        for (const q of waits.values()) yield* Queue.offer(q, { _tag: "State", state: "Pending", reason })
+        yield* Effect.sleep("20 millis")
+      }
+      yield* Deferred.succeed(answer, undefined)
+      const summary = yield* Fiber.join(fiber).pipe(Effect.timeout("5 seconds"))
+      assert.strictEqual(summary.reason, "stopped by request")
+      assert.deepStrictEqual([...asked].sort(), submitted.map((id) => `job-${id}`).sort(), "each trial's job was asked once")
+      const withdrawn = (yield* journal.read()).flatMap((e) => (e.event._tag === "JobState" && e.event.state === "Withdrawn" ? [e.event.nodeId] : []))
+      assert.deepStrictEqual([...withdrawn].sort(), [...submitted].sort(), "each withdrawal journaled once")
     }))
 
   it.live("a policy that stops ends the run with its reason", () =>
