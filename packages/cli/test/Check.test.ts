@@ -1,5 +1,5 @@
-// `trex check`: the real CLI against the local backend, the real Docker Engine and the real Slurm
-// cluster that scripts/services/ starts; what a run would meet is found without running a trial.
+// `trex check`: the real CLI against the local backend, the real Docker Engine and the real Slurm and
+// Grid Engine clusters that scripts/services/ starts; what a run would meet is found without running a trial.
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -97,6 +97,24 @@ describe("trex check", () => {
     const g = trex(["check", good.file, "--backend", "slurm", "--json"])
     assert.strictEqual(g.status, 0, g.stdout)
     assert.isTrue(findings(g.stdout).some((f) => /^ok backend: slurm answers: \d+ slots?, \d+ GPUs?, \d+ in use$/.test(f)), g.stdout)
+    assert.deepStrictEqual(fs.readdirSync(workDir), [], "the test script is removed")
+  })
+
+  it("on the real Grid Engine cluster: qsub -w v refuses a queue it lacks; a job it can take passes", () => {
+    const workDir = fs.mkdtempSync("/tmp/trex-check-ge-")
+    const recipe = `  command: ["/bin/true"]
+  resources: { cpus: 1, timeLimitSeconds: 60 }`
+    const bad = taskFile(recipe, `backend:\n  gridengine: { workDir: ${workDir}, queue: nosuch.q }\n`)
+    const r = trex(["check", bad.file, "--backend", "gridengine", "--json"])
+    assert.strictEqual(r.status, 1, r.stderr)
+    assert.isTrue(
+      findings(r.stdout).some((f) => f.startsWith("fail job: qsub -w v: ") && f.includes(`unknown queue "nosuch.q"`) && f.includes("backend.gridengine: queue")),
+      findings(r.stdout).join("\n")
+    )
+    const good = taskFile(recipe, `backend:\n  gridengine: { workDir: ${workDir} }\n`)
+    const g = trex(["check", good.file, "--backend", "gridengine", "--json"])
+    assert.strictEqual(g.status, 0, g.stdout)
+    assert.isFalse(findings(g.stdout).some((f) => f.startsWith("fail") || f.startsWith("warn")), g.stdout)
     assert.deepStrictEqual(fs.readdirSync(workDir), [], "the test script is removed")
   })
 

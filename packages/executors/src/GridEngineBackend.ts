@@ -147,6 +147,29 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
       Query.isQmasterUnreachable
     )
 
+  /** The script's input for `spec`, in `jobDir`. */
+  const scriptInput = (spec: Backend.JobSpec, jobDir: string, submittedAt: number): Script.ScriptInput => ({
+    jobName: spec.name,
+    labels: spec.labels,
+    jobDir,
+    envFile: `${jobDir}/${Script.ENV_FILE}`,
+    argv: spec.argv,
+    submittedAt,
+    gpus: spec.resources.gpus,
+    gpuResource,
+    assignGpus: config.assignGpus ?? true,
+    gpuLockDir: config.gpuLockDir ?? "/tmp/trex-gpu-locks",
+    cpus: spec.resources.cpus,
+    parallelEnvironment: config.parallelEnvironment,
+    memoryMb: spec.resources.memoryMb,
+    memoryResource,
+    timeLimitSeconds: spec.resources.timeLimitSeconds,
+    queue: config.queue,
+    project: config.project,
+    extraDirectives: config.extraDirectives ?? [],
+    maxRequeues
+  })
+
   const submit = Effect.fn("GridEngineBackend.submit")(function*(spec: Backend.JobSpec) {
     for (const f of spec.files) {
       if (!isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE, Script.RECORD_FILE, Script.CANCEL_FILE, Script.EXIT_FILE, `${Script.EXIT_FILE}.tmp`, Script.RUNS_FILE].includes(f.path)) {
@@ -159,27 +182,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
     const submittedAt = Date.now()
     const jobDir = `${config.workDir.replace(/\/$/, "")}/${pathSegment(spec.labels.run)}/${pathSegment(spec.labels.node)}-${submittedAt.toString(36)}${Math.random().toString(36).slice(2, 6)}`
     const envFile = `${jobDir}/${Script.ENV_FILE}`
-    const input: Script.ScriptInput = {
-      jobName: spec.name,
-      labels: spec.labels,
-      jobDir,
-      envFile,
-      argv: spec.argv,
-      submittedAt,
-      gpus: spec.resources.gpus,
-      gpuResource,
-      assignGpus: config.assignGpus ?? true,
-      gpuLockDir: config.gpuLockDir ?? "/tmp/trex-gpu-locks",
-      cpus: spec.resources.cpus,
-      parallelEnvironment: config.parallelEnvironment,
-      memoryMb: spec.resources.memoryMb,
-      memoryResource,
-      timeLimitSeconds: spec.resources.timeLimitSeconds,
-      queue: config.queue,
-      project: config.project,
-      extraDirectives: config.extraDirectives ?? [],
-      maxRequeues
-    }
+    const input = scriptInput(spec, jobDir, submittedAt)
     const script = yield* Effect.try({ try: () => Script.renderScript(input), catch: (e) => fail("submit", e instanceof Error ? e.message : String(e)) })
     yield* runner.mkdirp(jobDir)
     for (const f of spec.files) yield* runner.writeFile(`${jobDir}/${f.path}`, f.content, 0o644)
@@ -516,7 +519,41 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
     return { slots: Math.max(1, slots), gpus: perHost.reduce((a, b) => a + b, 0), inUse } satisfies Backend.Capacity
   }).pipe(Effect.withSpan("GridEngineBackend.capacity"))
 
-  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity })
+  /**
+   * The job's script as `submit` writes it, given to `qsub -w v` (Grid Engine checks that a queue could
+   * run it, as on an empty cluster: its queue, project, parallel environment and resources; it starts
+   * nothing) from a file in `workDir` that is removed after; and a command given by its full path
+   * looked for on the submit host.
+   */
+  const preflight = (spec: Backend.JobSpec) =>
+    Effect.gen(function*() {
+      const concerns: Array<Backend.Concern> = []
+      const root = config.workDir.replace(/\/$/, "")
+      const script = yield* Effect.try({
+        try: () => Script.renderScript(scriptInput(spec, `${root}/.trex-check`, Date.now())),
+        catch: (e) => fail("preflight", e instanceof Error ? e.message : String(e))
+      })
+      const file = `${root}/.trex-check-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}.sh`
+      const made = yield* Effect.result(Effect.andThen(runner.mkdirp(config.workDir), runner.writeFile(file, script, 0o700)))
+      if (made._tag === "Failure") {
+        return [{ severity: "fail", message: `cannot write a job's files in backend.gridengine.workDir (${config.workDir}): ${made.failure.message}` }] satisfies Array<Backend.Concern>
+      }
+      const verified = yield* ge.exec("qsub", ["-w", "v", file]).pipe(Effect.ensuring(Effect.ignore(runner.exec("rm", ["-f", file]))))
+      if (verified.code !== 0) {
+        const said = `${verified.stdout}\n${verified.stderr}`.split("\n").map((l) => l.trim()).filter((l) => l !== "" && l !== "Exiting.").join("; ")
+        concerns.push({
+          severity: "fail",
+          message: `qsub -w v: ${said}: no queue of this cluster could run the job (recipe.resources: gpus, cpus, memoryMb, timeLimitSeconds; backend.gridengine: queue, project, parallelEnvironment, gpuResource, extraDirectives)`
+        })
+      }
+      const command = spec.argv[0] ?? ""
+      if (command.startsWith("/") && (yield* runner.exec("test", ["-x", command])).code !== 0) {
+        concerns.push({ severity: "warn", message: `the job's command ${command} is not an executable file on the submit host (recipe.command[0]); jobs run on the execution hosts, which may see other files` })
+      }
+      return concerns
+    })
+
+  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })
 
 /**
