@@ -3,7 +3,7 @@
  * the task and its settings checked (a model key that a model-backed agent needs among them), its
  * secrets looked for, its backend asked for its capacity (it answers, and has room for a trial's
  * GPUs) and, where the backend can, to look at the job a trial would run without running it
- * (`Backend.preflight`: the command on the host, the image on the engine, `sbatch --test-only`,
+ * (`Backend.preflight`: the command on the host or hosts, the image on the engine, `sbatch --test-only`,
  * `qsub -w v`). It
  * starts no trial and makes no run directory. A setup error found here costs no trial.
  *

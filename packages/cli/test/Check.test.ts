@@ -1,5 +1,5 @@
 // `trex check`: the real CLI against the local backend, the real Docker Engine and the real Slurm and
-// Grid Engine clusters that scripts/services/ starts; what a run would meet is found without running a trial.
+// Grid Engine clusters and the sshd that scripts/services/ starts; what a run would meet is found without running a trial.
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -116,6 +116,25 @@ describe("trex check", () => {
     assert.strictEqual(g.status, 0, g.stdout)
     assert.isFalse(findings(g.stdout).some((f) => f.startsWith("fail") || f.startsWith("warn")), g.stdout)
     assert.deepStrictEqual(fs.readdirSync(workDir), [], "the test script is removed")
+  })
+
+  it("over SSH to the real sshd: a command the host lacks, and a remoteRoot its user cannot write, named by host; a job it can run passes", () => {
+    const env = (k: string, d: string) => process.env[k] ?? d
+    const host = `{ host: ${env("TREX_TEST_SSH_HOST", "127.0.0.1")}, port: ${env("TREX_TEST_SSH_PORT", "2222")}, username: ${env("TREX_TEST_SSH_USER", "sdktest")}, ` +
+      `privateKeyPath: ${env("TREX_TEST_SSH_KEY", "/var/lib/trex-test-ssh/id_ed25519")}, knownHostsPath: ${env("TREX_TEST_SSH_KNOWN_HOSTS", "/var/lib/trex-test-ssh/known_hosts")} }`
+    const ssh = (remoteRoot: string) => `backend:\n  ssh:\n    remoteRoot: ${remoteRoot}\n    hosts: [${host}]\n`
+    const bad = taskFile(`  command: ["trainz"]`, ssh("/proc/trex-check"))
+    const r = trex(["check", bad.file, "--backend", "ssh", "--json"])
+    assert.strictEqual(r.status, 1, r.stderr)
+    const found = findings(r.stdout)
+    assert.isTrue(found.some((f) => /^fail job: \S+: remoteRoot \/proc\/trex-check cannot be made or written by \w+: name a directory it can write \(backend\.ssh\.remoteRoot\)$/.test(f)), found.join("\n"))
+    assert.isTrue(found.some((f) => /^fail job: \S+: the job's command trainz is not on the PATH a job gets there/.test(f)), found.join("\n"))
+    const root = fs.mkdtempSync("/tmp/trex-check-ssh-")
+    fs.chmodSync(root, 0o777)
+    const good = taskFile(`  command: ["sh", "-c", "true"]`, ssh(root))
+    const g = trex(["check", good.file, "--backend", "ssh", "--json"])
+    assert.strictEqual(g.status, 0, g.stdout)
+    assert.isFalse(findings(g.stdout).some((f) => f.startsWith("fail") || f.startsWith("warn")), g.stdout)
   })
 
   it("on the real Docker Engine: an image the engine lacks is a warning (a trial will pull it); one it has passes", () => {

@@ -806,6 +806,35 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     return jobs
   })
 
+  /**
+   * On each host that answers: `remoteRoot` can be made and written, and the job's command is there
+   * (an absolute path executable, else found on the `PATH` a job gets: the host's, or the job's own).
+   */
+  const preflight = (spec: Backend.JobSpec) =>
+    Effect.gen(function*() {
+      yield* adopt()
+      const command = spec.argv[0] ?? ""
+      const env = Backend.revealEnv(spec.env)
+      const path = env["PATH"] !== undefined ? `PATH=${Script.quote(env["PATH"])}; ` : ""
+      const found = posix.isAbsolute(command) ? `[ -f ${Script.quote(command)} ] && [ -x ${Script.quote(command)} ]` : `${path}command -v ${Script.quote(command)} >/dev/null 2>&1`
+      const probe = `mkdir -p ${Script.quote(remoteRoot)} 2>/dev/null && [ -w ${Script.quote(remoteRoot)} ] || echo root; ${found} || echo command`
+      const concerns: Array<Backend.Concern> = []
+      for (const host of pool.filter((h) => h.adopted && !resting(h))) {
+        const out = yield* call("preflight", host, (c) => c.exec(probe)).pipe(Effect.catchIf(isUnreachable, () => Effect.succeed(undefined)))
+        const said = out?.stdout.split("\n").map((l) => l.trim()) ?? []
+        if (said.includes("root")) concerns.push({ severity: "fail", message: `${host.name}: remoteRoot ${remoteRoot} cannot be made or written by ${host.user}: name a directory it can write (backend.ssh.remoteRoot)` })
+        if (said.includes("command")) {
+          concerns.push({
+            severity: "fail",
+            message: posix.isAbsolute(command)
+              ? `${host.name}: the job's command ${command} is not an executable file there (recipe.command[0])`
+              : `${host.name}: the job's command ${command} is not on the PATH a job gets there (a non-interactive shell's${path !== "" ? ", or recipe.env.PATH" : ""}): give its full path in recipe.command[0]`
+          })
+        }
+      }
+      return concerns
+    })
+
   const backend: Backend.BackendShape = {
     name: NAME,
     submit,
@@ -821,7 +850,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         gpus: up.reduce((n, h) => n + h.gpus.length, 0),
         inUse: [...held.values()].filter((j) => up.some((h) => h.name === j.host)).length
       }
-    })
+    }),
+    preflight
   }
   return backend
 })
