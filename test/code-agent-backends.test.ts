@@ -6,7 +6,6 @@
 // nothing of where the jobs ran, and said that a node's commands share a directory, which is false on Slurm and
 // Grid Engine. And a controller killed (SIGKILL) under a training job it never recorded: the resumed session adopts
 // the job from the backend's list, as on the local backend (test/code-agent-local.test.ts).
-import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -17,6 +16,7 @@ import { Effect, Fiber, Redacted, Stream } from "effect"
 import { firstMessage, lastToolResults, request, task } from "../packages/agents/test/support/codeAgentToy.ts"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
 import * as Backends from "./support/codeAgentBackends.ts"
+import * as Killed from "./support/killedController.ts"
 
 const SECRET = "hf_codeagent_Secret_0123456789"
 const base = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-backends-"))
@@ -53,34 +53,11 @@ const finishedOf = (events: ReadonlyArray<ExecutorAgent.ExecutionEvent>) => {
   return last.result
 }
 
-const waitFor = (what: string, check: () => boolean, timeoutMs = 60_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (!check()) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting: ${what}`))
-      yield* Effect.sleep("100 millis")
-    }
-  })
+const waitFor = Killed.waitFor
 
 /** Start a controller process running the agent for `nodeId` on `kind` (support/codeAgentController.ts); SIGKILL it once `ready`. */
 const killedWhen = (kind: Backends.Kind, url: string, nodeId: string, ready: () => boolean) =>
-  Effect.gen(function*() {
-    const script = Path.join(import.meta.dirname, "support", "codeAgentController.ts")
-    const controller = spawn(process.execPath, ["--conditions=@trex/source", script, base, url, nodeId], {
-      stdio: ["ignore", "inherit", "inherit"],
-      env: { ...process.env, TREX_CODE_AGENT_BACKEND: kind }
-    })
-    yield* Effect.addFinalizer(() => Effect.sync(() => controller.kill("SIGKILL")))
-    yield* waitFor("the killed controller's job runs", () => {
-      if (controller.exitCode !== null) throw new Error(`the controller exited early (${controller.exitCode})`)
-      return ready()
-    })
-    controller.kill("SIGKILL")
-    yield* Effect.callback<void>((resume) => {
-      if (controller.exitCode !== null || controller.signalCode !== null) resume(Effect.void)
-      else controller.on("exit", () => resume(Effect.void))
-    })
-  })
+  Killed.killedWhen([base, url, nodeId], ready, { env: { TREX_CODE_AGENT_BACKEND: kind } })
 
 /** A training job that says it started (a file) and waits for a `go` file in its directory (for 60 s at most: a failed test leaves no job behind). */
 const waiting = `touch started\ni=0\nwhile [ ! -e go ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done\necho '{"metrics":{"accuracy":0.8},"primary":0.8}' > "$TREX_JOB_DIR/result.json"\n`

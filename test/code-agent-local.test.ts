@@ -2,7 +2,6 @@
 // the node's training job never collide), and what a restarted controller does with the jobs a
 // SIGKILLed one left. Here, not in packages/agents/test: the agents package never depends on
 // @trex/executors, and its own tests bring a backend of their own (ProcessBackend).
-import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -13,6 +12,7 @@ import { LocalBackend } from "@trex/executors"
 import { Effect, Fiber, Redacted, Stream } from "effect"
 import { broken, firstMessage, lastToolResults, request } from "../packages/agents/test/support/codeAgentToy.ts"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
+import * as Killed from "./support/killedController.ts"
 
 const node = process.execPath
 /** A training job that counts its runs (`runsOf`); it waits for a `go` file if `waits`, and if `fails` exits 3. */
@@ -44,14 +44,7 @@ const gone = (pid: number) => {
   }
 }
 
-const waitFor = (what: string, check: () => boolean, timeoutMs = 20_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (!check()) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting: ${what}`))
-      yield* Effect.sleep("50 millis")
-    }
-  })
+const waitFor = (what: string, check: () => boolean, timeoutMs = 20_000) => Killed.waitFor(what, check, timeoutMs, 50)
 
 describe("CodeAgentExecutor on the real local backend", () => {
   const onLocal = (root: string, url: string, options: CodeAgentExecutor.Options = {}) =>
@@ -165,22 +158,7 @@ describe("CodeAgentExecutor on the real local backend", () => {
    * given (what the Explorer adds to the request); SIGKILL it once `ready`.
    */
   const killedWhen = (root: string, url: string, nodeId: string, ready: () => boolean, resume?: Partial<ExecutorAgent.ExecutionRequest>) =>
-    Effect.gen(function*() {
-      const script = Path.join(import.meta.dirname, "support", "codeAgentController.ts")
-      const controller = spawn(process.execPath, ["--conditions=@trex/source", script, root, url, nodeId, ...(resume !== undefined ? [JSON.stringify(resume)] : [])], {
-        stdio: ["ignore", "inherit", "inherit"]
-      })
-      yield* Effect.addFinalizer(() => Effect.sync(() => controller.kill("SIGKILL")))
-      yield* waitFor("the killed controller's job runs", () => {
-        if (controller.exitCode !== null) throw new Error(`the controller exited early (${controller.exitCode})`)
-        return ready()
-      })
-      controller.kill("SIGKILL")
-      yield* Effect.callback<void>((resume) => {
-        if (controller.exitCode !== null || controller.signalCode !== null) resume(Effect.void)
-        else controller.on("exit", () => resume(Effect.void))
-      })
-    })
+    Killed.killedWhen([root, url, nodeId, ...(resume !== undefined ? [JSON.stringify(resume)] : [])], ready, { timeoutMs: 20_000 })
 
   it.live("killed (SIGKILL) during a run_command, the resumed session cancels the orphaned command and finishes the node", () =>
     Effect.gen(function*() {

@@ -1,22 +1,11 @@
 // `trex check`: the real CLI against the local backend, the real Docker Engine and the real Slurm and
 // Grid Engine clusters and the sshd that scripts/services/ starts; what a run would meet is found without running a trial.
-import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import type * as Check from "../src/Check.ts"
-
-const root = path.resolve(import.meta.dirname, "../../..")
-const bin = path.join(root, "packages/cli/src/bin.ts")
-
-const trex = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) =>
-  spawnSync(process.execPath, ["--conditions=@trex/source", bin, ...args], {
-    cwd: root,
-    encoding: "utf8",
-    env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)),
-    timeout: 120_000
-  })
+import { root, trex } from "./support/cli.ts"
 
 /** A task file in a folder of its own: a tiny recipe, with `extra` lines appended (a backend section, say). */
 const taskFile = (recipe: string, extra = "") => {
@@ -43,7 +32,7 @@ const findings = (stdout: string) => (JSON.parse(stdout) as Check.Report).findin
 describe("trex check", () => {
   it("the quickstart on the local backend: every check passes, and nothing is written", () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "trex-check-cwd-"))
-    const r = spawnSync(process.execPath, ["--conditions=@trex/source", bin, "check", path.join(root, "examples/quickstart/task.yaml")], { cwd, encoding: "utf8", timeout: 120_000 })
+    const r = trex(["check", path.join(root, "examples/quickstart/task.yaml")], {}, cwd)
     assert.strictEqual(r.status, 0, r.stderr)
     assert.match(r.stdout, /^ok {4}task {5}quickstart-addition: maximize score; \d+ parameters to search; heuristic researcher, template executor, uct policy, concurrency 2$/m)
     assert.match(r.stdout, /^ok {4}backend  local answers: 2 slots, 0 GPUs, 0 in use$/m)

@@ -13,19 +13,9 @@ import * as NodeVersion from "../src/nodeVersion.ts"
 import * as Settings from "../src/Settings.ts"
 import * as Fake from "../../agents/test/support/FakeAnthropicServer.ts"
 import { gone } from "../../executors/test/support/process.ts"
+import { bin, root, trex } from "./support/cli.ts"
 
-const root = path.resolve(import.meta.dirname, "../../..")
-const bin = path.join(root, "packages/cli/src/bin.ts")
 const fixtures = path.join(import.meta.dirname, "fixtures")
-
-/** Runs the CLI; an `env` entry of `undefined` removes that variable. */
-const trex = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) =>
-  spawnSync(process.execPath, ["--conditions=@trex/source", bin, ...args], {
-    cwd: root,
-    encoding: "utf8",
-    env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)),
-    timeout: 120_000
-  })
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-cli-"))
 

@@ -1,23 +1,12 @@
 // `recipe.secretEnv`: the real CLI on a job that needs a token, on the local backend. The value comes
 // from trex's environment, reaches every job, and is written nowhere (task, journal, report, status):
 // what a job prints of it is replaced by its name.
-import { spawnSync } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-
-const root = path.resolve(import.meta.dirname, "../../..")
-const bin = path.join(root, "packages/cli/src/bin.ts")
-
-const trex = (args: ReadonlyArray<string>, env: Record<string, string | undefined>) =>
-  spawnSync(process.execPath, ["--conditions=@trex/source", bin, ...args], {
-    cwd: root,
-    encoding: "utf8",
-    env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)),
-    timeout: 120_000
-  })
+import { trex } from "./support/cli.ts"
 
 /** Every file under `dir`, read as bytes (journals included). */
 const allText = (dir: string): string =>

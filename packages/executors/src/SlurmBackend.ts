@@ -125,24 +125,15 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     })
   const run = (command: string, args: ReadonlyArray<string>) => Query.run(runner, command, args)
 
-  const submit = Effect.fn("SlurmBackend.submit")(function*(spec: Backend.JobSpec) {
-    for (const f of spec.files) {
-      if (!Script.isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE].includes(f.path)) {
-        return yield* fail("submit", `job file ${JSON.stringify(f.path)} must be a relative path inside the job directory`)
-      }
-    }
-    const badEnv = Object.keys(spec.env).find((k) => !Script.isEnvName(k))
-    if (badEnv !== undefined) return yield* fail("submit", `env name ${JSON.stringify(badEnv)} is not a valid variable name`)
-    if (spec.argv.length === 0) return yield* fail("submit", "argv is empty")
-    const jobDir = `${config.workDir.replace(/\/$/, "")}/${pathSegment(spec.labels.run)}/${pathSegment(spec.labels.node)}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
-    const envFile = `${jobDir}/${Script.ENV_FILE}`
-    const script = yield* Effect.try({
+  /** The batch script of `spec` in `jobDir` (its env file there too). */
+  const render = (operation: string, spec: Backend.JobSpec, jobDir: string) =>
+    Effect.try({
       try: () =>
         Script.renderScript({
           jobName: spec.name,
           labels: spec.labels,
           jobDir,
-          envFile,
+          envFile: `${jobDir}/${Script.ENV_FILE}`,
           argv: spec.argv,
           gpus: spec.resources.gpus,
           gpuFlag: config.gpuFlag ?? "gres",
@@ -155,8 +146,21 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
           qos: config.qos,
           extraDirectives: config.extraDirectives ?? []
         }),
-      catch: (e) => fail("submit", e instanceof Error ? e.message : String(e))
+      catch: (e) => fail(operation, e instanceof Error ? e.message : String(e))
     })
+
+  const submit = Effect.fn("SlurmBackend.submit")(function*(spec: Backend.JobSpec) {
+    for (const f of spec.files) {
+      if (!Script.isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE].includes(f.path)) {
+        return yield* fail("submit", `job file ${JSON.stringify(f.path)} must be a relative path inside the job directory`)
+      }
+    }
+    const badEnv = Object.keys(spec.env).find((k) => !Script.isEnvName(k))
+    if (badEnv !== undefined) return yield* fail("submit", `env name ${JSON.stringify(badEnv)} is not a valid variable name`)
+    if (spec.argv.length === 0) return yield* fail("submit", "argv is empty")
+    const jobDir = `${config.workDir.replace(/\/$/, "")}/${pathSegment(spec.labels.run)}/${pathSegment(spec.labels.node)}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
+    const envFile = `${jobDir}/${Script.ENV_FILE}`
+    const script = yield* render("submit", spec, jobDir)
     yield* runner.mkdirp(jobDir)
     for (const f of spec.files) yield* runner.writeFile(`${jobDir}/${f.path}`, f.content, 0o644)
     yield* runner.writeFile(envFile, Script.renderEnvFile(Backend.revealEnv(spec.env)), 0o600)
@@ -386,27 +390,7 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     Effect.gen(function*() {
       const concerns: Array<Backend.Concern> = []
       const jobDir = `${config.workDir.replace(/\/$/, "")}/.trex-check`
-      const script = yield* Effect.try({
-        try: () =>
-          Script.renderScript({
-            jobName: spec.name,
-            labels: spec.labels,
-            jobDir,
-            envFile: `${jobDir}/${Script.ENV_FILE}`,
-            argv: spec.argv,
-            gpus: spec.resources.gpus,
-            gpuFlag: config.gpuFlag ?? "gres",
-            gresType: config.gpuType,
-            cpus: spec.resources.cpus,
-            memoryMb: spec.resources.memoryMb,
-            timeLimitSeconds: spec.resources.timeLimitSeconds,
-            partition: config.partition,
-            account: config.account,
-            qos: config.qos,
-            extraDirectives: config.extraDirectives ?? []
-          }),
-        catch: (e) => fail("preflight", e instanceof Error ? e.message : String(e), false)
-      })
+      const script = yield* render("preflight", spec, jobDir)
       const file = `${config.workDir.replace(/\/$/, "")}/.trex-check-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}.sh`
       const made = yield* Effect.result(Effect.andThen(runner.mkdirp(config.workDir), runner.writeFile(file, script, 0o700)))
       if (made._tag === "Failure") {
