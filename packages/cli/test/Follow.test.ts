@@ -53,7 +53,9 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
   it("`trex status --follow` shows what a run another process runs does until its controller exits; with --json every journal entry as a line; Ctrl-C stops following, not the run", async () => {
     const out = tmp()
     const log = path.join(out, "executions.log")
-    const run = background(["run", toyTask, "--out", out, "--max-trials", "6"], { TREX_TOY_LOG: log, TREX_TOY_MS: "2500" })
+    // its trials hold until `go` exists: the followers begin while the first ones run, however slow the machine
+    const go = path.join(out, "go")
+    const run = background(["run", toyTask, "--out", out, "--max-trials", "6"], { TREX_TOY_LOG: log, TREX_TOY_MS: "300", TREX_TOY_HOLD: go })
     await until("the run's first trials", () => lines(log).length >= 2)
     const runDir = run.output.stdout.match(/run directory: (.*)/)![1]!
     // followed as text, and as JSON, side by side; a third follower is stopped early
@@ -65,6 +67,8 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     assert.strictEqual(await early.exited, 0, early.output.stderr)
     assert.match(early.output.stdout, /stopped following; the run goes on \(`trex status .* --follow` follows it again, `trex stop .*` stops it\)/)
     assert.match(early.output.stdout, /State: running \(controller: process \d+/)
+    await until("the followers to begin", () => text.output.stdout.includes("following run") && json.output.stdout.includes("\n"))
+    fs.writeFileSync(go, "")
     assert.strictEqual(await text.exited, 0, text.output.stderr)
     assert.strictEqual(await json.exited, 0, json.output.stderr)
     assert.strictEqual(await run.exited, 0, run.output.stderr)
@@ -101,7 +105,9 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
   it("`trex run --detach` returns once the run has started; its controller runs in a session of its own, its output in controller.log, and ends the run alone; what fails before is said by the launcher", async () => {
     const out = tmp()
     const log = path.join(out, "executions.log")
-    const launched = trex(["run", toyTask, "--out", out, "--max-trials", "4", "--detach"], { TREX_TOY_LOG: log, TREX_TOY_MS: "1500" })
+    // its trials hold until `go` exists: the run is surely running while it is looked at
+    const go = path.join(out, "go")
+    const launched = trex(["run", toyTask, "--out", out, "--max-trials", "4", "--detach"], { TREX_TOY_LOG: log, TREX_TOY_MS: "300", TREX_TOY_HOLD: go })
     assert.strictEqual(launched.status, 0, launched.stderr)
     const runDir = launched.stdout.match(/^run directory: (.*)$/m)![1]!
     const pid = Number(launched.stdout.match(/running in the background: controller process (\d+), its output in (.*)$/m)![1])
@@ -114,6 +120,7 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     assert.deepStrictEqual(ps, [String(pid), "?"])
     const status = trex(["status", runDir])
     assert.match(status.stdout, new RegExp(`State: running \\(controller: process ${pid};`))
+    fs.writeFileSync(go, "")
     await until("the detached controller to end", () => !alive(pid))
     const tree = await treeOf(runDir)
     assert.strictEqual(tree.view.size, 4)
@@ -127,13 +134,15 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     assert.deepStrictEqual(fs.readdirSync(out).filter((f) => f.startsWith(".trex-detached-")), [])
 
     // resumed detached with more trials; a second resume while it runs: the run is held, said by the launcher, exit 2
-    const resumed = trex(["resume", runDir, "--max-trials", "6", "--detach"], { TREX_TOY_LOG: log, TREX_TOY_MS: "4000" })
+    const goAgain = path.join(out, "go-again")
+    const resumed = trex(["resume", runDir, "--max-trials", "6", "--detach"], { TREX_TOY_LOG: log, TREX_TOY_MS: "300", TREX_TOY_HOLD: goAgain })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const second = Number(resumed.stdout.match(/controller process (\d+)/)![1])
     const held = trex(["resume", runDir, "--detach"])
     assert.strictEqual(held.status, 2, held.stdout)
     assert.match(held.stderr, new RegExp(`trex: run is in use by process ${second} .*; stop that controller first`))
     assert.notMatch(held.stdout, /running in the background/)
+    fs.writeFileSync(goAgain, "")
     await until("the resumed controller to end", () => !alive(second))
     assert.strictEqual((await treeOf(runDir)).view.size, 6)
     assert.strictEqual(new Set(lines(log)).size, 6, "no trial ran twice")
@@ -160,7 +169,8 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     const command = [process.execPath, "--conditions=@trex/source", bin, "run", toyTask, "--out", out, "--max-trials", "6"].map((a) => `'${a}'`).join(" ")
     const terminal = spawn("script", ["-qfec", command, path.join(out, "typescript")], {
       cwd: root,
-      env: { ...process.env, TREX_TOY_LOG: log, TREX_TOY_MS: "4000" },
+      // the trials hold until `go` exists: the hangup comes while the first two surely run
+      env: { ...process.env, TREX_TOY_LOG: log, TREX_TOY_MS: "300", TREX_TOY_HOLD: path.join(out, "go") },
       stdio: ["pipe", "ignore", "ignore"]
     })
     await until("two trials running", () => lines(log).length >= 2)
@@ -168,6 +178,10 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     const runDir = path.join(out, fs.readdirSync(out).find((f) => /^\d{8}-/.test(f))!)
     const controller = Number(fs.readFileSync(`${RunDir.journalFile(runDir)}.lock.pid`, "utf8").split(" ")[0])
     terminal.kill("SIGKILL")
+    // the controller has had the hangup (it drains: it starts no trial) before the running ones may end
+    await until("the terminal to close", () => terminal.signalCode !== null || terminal.exitCode !== null)
+    await new Promise((r) => setTimeout(r, 1000))
+    fs.writeFileSync(path.join(out, "go"), "")
     await until("the controller to drain and exit", () => !alive(controller))
     // the trials that were running finished with their results; none started after the hangup
     assert.deepStrictEqual(lines(log), running)
