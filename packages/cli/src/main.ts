@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Console, Effect, Exit, Logger, Runtime } from "effect"
 import { CliOutput, Command } from "effect/cli"
 import { command } from "./Cli.ts"
