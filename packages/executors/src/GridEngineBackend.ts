@@ -18,6 +18,7 @@ import * as Runner from "./internal/commandRunner.ts"
 import { jobOutput, signalName } from "./internal/followFile.ts"
 import * as Query from "./internal/gridengineQuery.ts"
 import * as Script from "./internal/gridengineScript.ts"
+import * as ScriptCheck from "./internal/scriptCheck.ts"
 import { isEnvName, isSafeRelativePath, pathSegment, renderEnvFile } from "./internal/shell.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
 import { waited, waitWhileDown } from "./internal/waitWhileDown.ts"
@@ -526,32 +527,23 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
    * looked for on the submit host.
    */
   const preflight = (spec: Backend.JobSpec) =>
-    Effect.gen(function*() {
-      const concerns: Array<Backend.Concern> = []
-      const root = config.workDir.replace(/\/$/, "")
-      const script = yield* Effect.try({
-        try: () => Script.renderScript(scriptInput(spec, `${root}/.trex-check`, Date.now())),
-        catch: (e) => fail("preflight", e instanceof Error ? e.message : String(e))
+    Effect.try({
+      try: () => Script.renderScript(scriptInput(spec, `${config.workDir.replace(/\/$/, "")}/.trex-check`, Date.now())),
+      catch: (e) => fail("preflight", e instanceof Error ? e.message : String(e))
+    }).pipe(Effect.flatMap((script) =>
+      ScriptCheck.check({
+        runner,
+        workDir: config.workDir,
+        setting: "backend.gridengine.workDir",
+        script,
+        test: (file) => ge.exec("qsub", ["-w", "v", file]),
+        refused: (o) =>
+          `qsub -w v: ${`${o.stdout}\n${o.stderr}`.split("\n").map((l) => l.trim()).filter((l) => l !== "" && l !== "Exiting.").join("; ")}: ` +
+          `no queue of this cluster could run the job (recipe.resources: gpus, cpus, memoryMb, timeLimitSeconds; backend.gridengine: queue, project, parallelEnvironment, gpuResource, extraDirectives)`,
+        command: spec.argv[0] ?? "",
+        runsOn: "the execution hosts"
       })
-      const file = `${root}/.trex-check-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}.sh`
-      const made = yield* Effect.result(Effect.andThen(runner.mkdirp(config.workDir), runner.writeFile(file, script, 0o700)))
-      if (made._tag === "Failure") {
-        return [{ severity: "fail", message: `cannot write a job's files in backend.gridengine.workDir (${config.workDir}): ${made.failure.message}` }] satisfies Array<Backend.Concern>
-      }
-      const verified = yield* ge.exec("qsub", ["-w", "v", file]).pipe(Effect.ensuring(Effect.ignore(runner.exec("rm", ["-f", file]))))
-      if (verified.code !== 0) {
-        const said = `${verified.stdout}\n${verified.stderr}`.split("\n").map((l) => l.trim()).filter((l) => l !== "" && l !== "Exiting.").join("; ")
-        concerns.push({
-          severity: "fail",
-          message: `qsub -w v: ${said}: no queue of this cluster could run the job (recipe.resources: gpus, cpus, memoryMb, timeLimitSeconds; backend.gridengine: queue, project, parallelEnvironment, gpuResource, extraDirectives)`
-        })
-      }
-      const command = spec.argv[0] ?? ""
-      if (command.startsWith("/") && (yield* runner.exec("test", ["-x", command])).code !== 0) {
-        concerns.push({ severity: "warn", message: `the job's command ${command} is not an executable file on the submit host (recipe.command[0]); jobs run on the execution hosts, which may see other files` })
-      }
-      return concerns
-    })
+    ))
 
   return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })

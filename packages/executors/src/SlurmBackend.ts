@@ -17,6 +17,7 @@ import * as Runner from "./internal/commandRunner.ts"
 import { jobOutput, signalName } from "./internal/followFile.ts"
 import { pathSegment } from "./internal/shell.ts"
 import * as Script from "./internal/slurmScript.ts"
+import * as ScriptCheck from "./internal/scriptCheck.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
 import { waited, waitWhileDown } from "./internal/waitWhileDown.ts"
 
@@ -387,26 +388,17 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
    * and a command given by its full path looked for on the submit host.
    */
   const preflight = (spec: Backend.JobSpec) =>
-    Effect.gen(function*() {
-      const concerns: Array<Backend.Concern> = []
-      const jobDir = `${config.workDir.replace(/\/$/, "")}/.trex-check`
-      const script = yield* render("preflight", spec, jobDir)
-      const file = `${config.workDir.replace(/\/$/, "")}/.trex-check-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}.sh`
-      const made = yield* Effect.result(Effect.andThen(runner.mkdirp(config.workDir), runner.writeFile(file, script, 0o700)))
-      if (made._tag === "Failure") {
-        return [{ severity: "fail", message: `cannot write a job's files in backend.slurm.workDir (${config.workDir}): ${made.failure.message}` }] satisfies Array<Backend.Concern>
-      }
-      const tested = yield* runner.exec("sbatch", ["--test-only", `--chdir=${config.workDir}`, file]).pipe(Effect.ensuring(Effect.ignore(runner.exec("rm", ["-f", file]))))
-      if (tested.code !== 0) {
-        const refused = refusal(fail("submit", `sbatch --test-only exited ${tested.code}: ${tested.stderr.trim()}`))
-        concerns.push({ severity: "fail", message: refused.message })
-      }
-      const command = spec.argv[0] ?? ""
-      if (command.startsWith("/") && (yield* runner.exec("test", ["-x", command])).code !== 0) {
-        concerns.push({ severity: "warn", message: `the job's command ${command} is not an executable file on the submit host (recipe.command[0]); jobs run on the compute nodes, which may see other files` })
-      }
-      return concerns
-    })
+    Effect.flatMap(render("preflight", spec, `${config.workDir.replace(/\/$/, "")}/.trex-check`), (script) =>
+      ScriptCheck.check({
+        runner,
+        workDir: config.workDir,
+        setting: "backend.slurm.workDir",
+        script,
+        test: (file) => runner.exec("sbatch", ["--test-only", `--chdir=${config.workDir}`, file]),
+        refused: (o) => refusal(fail("submit", `sbatch --test-only exited ${o.code}: ${o.stderr.trim()}`)).message,
+        command: spec.argv[0] ?? "",
+        runsOn: "the compute nodes"
+      }))
 
   return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })
