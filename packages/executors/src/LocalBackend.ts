@@ -251,7 +251,10 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
         )
       )
       const seen = () => Job.readPid(dir) ?? Job.readExit(dir)
-      if (launched && ((yield* pollUntil(() => seen() ?? (exited ? "exited" : undefined), 15_000)) ?? "exited") === "exited" && seen() === undefined) {
+      // Its slot released meanwhile (its Exit was read and delivered), the directory may be the next job's,
+      // its files cleared for it: nothing seen there says this supervisor did not start.
+      const mine = () => running.get(dir) === slot
+      if (launched && ((yield* pollUntil(() => seen() ?? (exited ? "exited" : undefined), 15_000)) ?? "exited") === "exited" && mine() && seen() === undefined) {
         const log = Path.join(dir, Job.SUPERVISOR_LOG)
         spawnError(dir, `the supervisor did not start: ${Fs.existsSync(log) ? Fs.readFileSync(log, "utf8").slice(-2000) : ""}`)
       }

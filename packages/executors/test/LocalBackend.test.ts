@@ -129,7 +129,7 @@ describe("LocalBackend", () => {
       for (let i = 1; i <= 5; i++) {
         const ref = yield* backend.submit(spec("again", `echo run ${i} >> runs.txt\nprintf '{"metrics":{"i":${i}}}' > result.json`))
         const exit = yield* Backend.awaitExit(backend, ref)
-        assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: { i } }])
+        assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: { i } }], JSON.stringify(exit))
         assert.strictEqual((yield* backend.capacity).inUse, 0, "the slot is free as soon as the Exit is out")
       }
       assert.deepStrictEqual(Fs.readFileSync(Path.join(root, "again", "runs.txt"), "utf8").trim().split("\n"), [1, 2, 3, 4, 5].map((i) => `run ${i}`))
