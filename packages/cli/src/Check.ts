@@ -36,28 +36,25 @@ export interface Report {
 /** A word of the command as a shell would take it back: quoted when it needs to be. */
 const shellWord = (word: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`)
 
-/** The job one trial of `task` would run, as its template fills it: the command, image, environment and resources. */
-const jobLine = (task: Task.Task, taskDir: string): string => {
-  const recipe = task.recipe!
-  const vars = { taskDir, run: "<run>", node: "<node>", execPath: process.execPath }
-  const argv = recipe.command.map((part) => Task.substitute(part, vars))
-  const env = [...Object.keys(recipe.env), ...(recipe.secretEnv ?? []).map((name) => `${name} (secret)`)]
-  const r = recipe.resources
+/** The job a trial runs, as a line: the command, image, environment (secrets by name) and resources. */
+const jobLine = (spec: Backend.JobSpec, secretNames: ReadonlyArray<string>): string => {
+  const env = [...Object.keys(spec.env).filter((name) => !secretNames.includes(name)), ...secretNames.map((name) => `${name} (secret)`)]
+  const r = spec.resources
   const resources = [
     r.gpus > 0 ? `${r.gpus} GPU${r.gpus === 1 ? "" : "s"}` : "no GPU",
     `${r.cpus} CPU${r.cpus === 1 ? "" : "s"}`,
     ...(r.memoryMb !== undefined ? [`${r.memoryMb} MB`] : []),
     r.timeLimitSeconds !== undefined ? `time limit ${r.timeLimitSeconds} s` : "no time limit"
   ]
-  return `a trial runs ${argv.map(shellWord).join(" ")}${recipe.image !== undefined ? ` in ${recipe.image}` : ""}` +
+  return `a trial runs ${spec.argv.map(shellWord).join(" ")}${spec.image !== undefined ? ` in ${spec.image}` : ""}` +
     `${env.length > 0 ? `, env ${env.join(", ")}` : ""}; ${resources.join(", ")}`
 }
 
 /**
  * Check a task and the settings `options` give, as `trex run` would start with them (see
  * {@link Report}). Fails when the task or the settings are bad input, as `trex run` would (a model
- * key that is not set among them); every other problem is a `fail` finding. The backend is asked within `timeout` (default 30 s): one that does
- * not answer by then is a `fail` (a `trex run` would wait for it).
+ * key that is not set among them); every other problem is a `fail` finding. The backend is asked
+ * within `timeout` (default 30 s): one that does not answer by then is a `fail` (a run would wait for it).
  * @since 0.1.0 @category checking
  */
 export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds"): Effect.Effect<Report, Errors.InvalidInput> =>
@@ -72,16 +69,15 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
         `${settings.researcher} researcher, ${settings.executor} executor, ${settings.policy} policy, concurrency ${settings.concurrency}`
     })
     const secretNames = task.recipe?.secretEnv ?? []
+    const secrets = yield* Effect.result(Wiring.secrets(task))
     if (secretNames.length > 0) {
-      findings.push(yield* Wiring.secrets(task).pipe(
-        Effect.match({
-          onFailure: (e): Finding => ({ what: "secrets", status: "fail", detail: e.message }),
-          onSuccess: (): Finding => ({ what: "secrets", status: "ok", detail: `${secretNames.join(", ")} set; every job gets ${secretNames.length === 1 ? "it" : "them"} as a secret` })
-        })
-      ))
+      findings.push(
+        secrets._tag === "Failure"
+          ? { what: "secrets", status: "fail", detail: secrets.failure.message }
+          : { what: "secrets", status: "ok", detail: `${secretNames.join(", ")} set; every job gets ${secretNames.length === 1 ? "it" : "them"} as a secret` }
+      )
     }
-    // the job one trial would run (its strategy aside: a preflight looks at where and how it runs)
-    const secrets = yield* Effect.orElseSucceed(Wiring.secrets(task), () => ({}))
+    // the job a trial runs, its strategy aside (a preflight looks at where and how it runs)
     const recipe = task.recipe
     const vars = { taskDir: settings.taskDir, run: "trex-check", node: "n0", execPath: process.execPath }
     const spec: Backend.JobSpec | undefined = settings.backend === "simulator" || settings.executor === "code-agent" || recipe === undefined
@@ -90,7 +86,7 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
         name: "trex-check",
         argv: recipe.command.map((part) => Task.substitute(part, vars)),
         ...(recipe.image !== undefined ? { image: recipe.image } : {}),
-        env: { ...Task.substituteEnv(recipe.env, vars), ...secrets },
+        env: { ...Task.substituteEnv(recipe.env, vars), ...(secrets._tag === "Success" ? secrets.success : {}) },
         files: [],
         resources: recipe.resources,
         labels: { run: "trex-check", node: "n0" }
@@ -127,13 +123,10 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
       findings.push({ what: "job", status: "ok", detail: "trials replay the recorded table in simulated time: no job runs" })
     } else if (settings.executor === "code-agent") {
       findings.push({ what: "job", status: "ok", detail: "the code agent writes each trial's scripts; they run under the recipe's env and resources" })
-    } else if (recipe !== undefined) {
+    } else if (spec !== undefined) {
       const concerns = answer._tag === "Success" ? answer.success.concerns : undefined
-      findings.push({
-        what: "job",
-        status: "ok",
-        detail: `${jobLine(task, settings.taskDir)}${concerns === undefined ? ` (the ${settings.backend} backend does not look at a job before it runs it)` : ""}`
-      })
+      const unchecked = answer._tag === "Success" && concerns === undefined ? ` (the ${settings.backend} backend does not look at a job before it runs it)` : ""
+      findings.push({ what: "job", status: "ok", detail: `${jobLine(spec, secretNames)}${unchecked}` })
       for (const c of concerns ?? []) findings.push({ what: "job", status: c.severity, detail: c.message })
     }
     for (const warning of Wiring.budgetWarnings(settings, task)) findings.push({ what: "budget", status: "warn", detail: warning })
