@@ -60,7 +60,9 @@ const scripts: Record<Scenario, string> = {
     `now() { t=$(date +%s%3N 2>/dev/null); case "$t" in ''|*[!0-9]*) echo "$(date +%s)000" ;; *) echo "$t" ;; esac; }`,
     `s=$(now)`,
     `echo started`,
-    `sleep "\${TREX_TEST_SLEEP:-60}"`,
+    // a sleep killed by a cancel or a time limit ends the script: its shell, signalled a moment later
+    // (a scheduler signals a job's processes one by one), would otherwise go on to say it slept to the end
+    `sleep "\${TREX_TEST_SLEEP:-60}" || exit $?`,
     `echo ${SLEPT}`,
     `e=$(now)`,
     `printf '{"metrics":{"start":%s,"end":%s},"primary":0,"artifacts":[]}\\n' "$s" "$e" > "$TREX_JOB_DIR/result.json"`
