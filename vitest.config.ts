@@ -15,7 +15,7 @@ export default defineConfig({
     // three files at a time on 2 cores (the default is one): the backend files mostly wait on their
     // engines, and no two files share an engine they stop (scripts/services/README.md); a file that
     // shares engines with the files that stop them runs after every other, in a group of its own.
-    // Measured on a clean clone (2 cores): the whole suite in 804 s with three, 999 s with two.
+    // Measured on a clean clone (2 cores): the suite's tests in 707 s with three, 999 s with two.
     maxWorkers: 3,
     projects: [
       {
