@@ -47,6 +47,11 @@ export interface WrapperOptions {
   readonly killGraceSeconds: number
 }
 
+/** A `sleep` of `seconds` that a SIGUSR1 to its shell ends, with the shell, at any moment. */
+const timer = (seconds: number): string =>
+  `u=; trap 'u=1' USR1; sleep ${seconds} & s=$!; trap 'kill -KILL $s 2>/dev/null; exit 0' USR1; ` +
+  `[ -z "$u" ] || { kill -KILL $s 2>/dev/null; exit 0; }; wait $s`
+
 /**
  * The wrapper, run as `setsid nohup sh .trex-run.sh` so that it leads its own process group and
  * survives the SSH session. Its own TERM trap keeps it alive long enough to record the exit code
@@ -72,10 +77,10 @@ export const wrapper = (o: WrapperOptions): string => {
     // The watchdog, in the job's process group: it ignores the SIGTERM it sends the group at the time
     // limit (else it would die of it and never send the SIGKILL after the grace), and it is ended
     // with SIGUSR1 when the job ends first, its timer (a `sleep`, which would outlive it) killed too.
+    // (A SIGUSR1 that comes while a timer is being started, before its pid is known, is noted and acted
+    // on once it is: the timer is never left behind.)
     limit !== undefined
-      ? `( trap 'kill -KILL $s 2>/dev/null; exit 0' USR1; trap '' TERM; ` +
-        `sleep ${limit} & s=$!; wait $s; date +%s > ${FILES.timeout}; kill -TERM -$$; ` +
-        `sleep ${o.killGraceSeconds} & s=$!; wait $s; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
+      ? `( trap '' TERM; ${timer(limit)}; date +%s > ${FILES.timeout}; kill -TERM -$$; ${timer(o.killGraceSeconds)}; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
       : "watchdog=",
     // `wait` returns early when a trapped signal arrives: wait again until the child is gone.
     "while :; do wait $child; code=$?; kill -0 $child 2>/dev/null || break; done",
