@@ -4,8 +4,9 @@
  * secrets looked for, its backend asked for its capacity (it answers, and has room for a trial's
  * GPUs) and, where the backend can, to look at the job a trial would run without running it
  * (`Backend.preflight`: the command on the host or hosts, the image on the engine, `sbatch --test-only`,
- * `qsub -w v`). It
- * starts no trial and makes no run directory. A setup error found here costs no trial.
+ * `qsub -w v`, Kubernetes RBAC and dry runs). A backend that answers but will not say its capacity
+ * still has the job looked at. It starts no trial and makes no run directory. A setup error found
+ * here costs no trial.
  *
  * @since 0.1.0
  */
@@ -96,8 +97,11 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
     const gpus = settings.backend === "simulator" ? 0 : recipe?.resources.gpus ?? 0
     const asked = Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      const capacity = yield* backend.capacity
+      const capacity = yield* Effect.result(backend.capacity)
+      // a backend that answered with a refusal (a user who may not list a cluster's nodes) may still say what a job would meet
+      if (capacity._tag === "Failure" && capacity.failure.retryable) return yield* capacity.failure
       const concerns = spec !== undefined && backend.preflight !== undefined ? yield* backend.preflight(spec) : undefined
+      if (capacity._tag === "Failure" && concerns === undefined) return yield* capacity.failure
       return { capacity, concerns }
     }).pipe(
       Effect.provide(Wiring.backend(settings, task, dir, landscape)),
@@ -112,12 +116,16 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
     if (answer._tag === "Failure") {
       findings.push({ what: "backend", status: "fail", detail: `${settings.backend}: ${answer.failure.message}` })
     } else {
-      const c = answer.success.capacity
-      findings.push(
-        gpus > c.gpus
-          ? { what: "backend", status: "fail", detail: `${settings.backend}: a trial asks for ${gpus} GPUs (recipe.resources.gpus) and the backend has ${c.gpus}: no trial could start` }
-          : { what: "backend", status: "ok", detail: `${settings.backend} answers: ${c.slots} slot${c.slots === 1 ? "" : "s"}, ${c.gpus} GPU${c.gpus === 1 ? "" : "s"}, ${c.inUse} in use` }
-      )
+      const capacity = answer.success.capacity
+      if (capacity._tag === "Failure") findings.push({ what: "backend", status: "fail", detail: `${settings.backend}: ${capacity.failure.message}` })
+      else {
+        const c = capacity.success
+        findings.push(
+          gpus > c.gpus
+            ? { what: "backend", status: "fail", detail: `${settings.backend}: a trial asks for ${gpus} GPUs (recipe.resources.gpus) and the backend has ${c.gpus}: no trial could start` }
+            : { what: "backend", status: "ok", detail: `${settings.backend} answers: ${c.slots} slot${c.slots === 1 ? "" : "s"}, ${c.gpus} GPU${c.gpus === 1 ? "" : "s"}, ${c.inUse} in use` }
+        )
+      }
     }
     if (settings.backend === "simulator") {
       findings.push({ what: "job", status: "ok", detail: "trials replay the recorded table in simulated time: no job runs" })

@@ -1,11 +1,13 @@
 // `trex check`: the real CLI against the local backend, the real Docker Engine and the real Slurm and
-// Grid Engine clusters and the sshd that scripts/services/ starts; what a run would meet is found without running a trial.
+// Grid Engine clusters and the sshd that scripts/services/ starts, and the stand-in Kubernetes API server
+// (packages/executors/test/support/FakeKubeApi.ts); what a run would meet is found without running a trial.
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import type * as Check from "../src/Check.ts"
-import { root, trex } from "./support/cli.ts"
+import * as FakeKubeApi from "../../executors/test/support/FakeKubeApi.ts"
+import { root, trex, trexAsync } from "./support/cli.ts"
 
 /** A task file in a folder of its own: a tiny recipe, with `extra` lines appended (a backend section, say). */
 const taskFile = (recipe: string, extra = "") => {
@@ -137,4 +139,45 @@ describe("trex check", () => {
     assert.strictEqual(p.status, 0, p.stdout)
     assert.isFalse(findings(p.stdout).some((f) => f.startsWith("warn job") || f.startsWith("fail")), p.stdout)
   })
+
+  it("on Kubernetes (the stand-in API server), the example task: a missing image pull secret and events it may not list warn; a namespace that is not there, a node that could take no pod, RBAC a trial needs fail", async () => {
+    const a100 = { name: "a100-0", labels: { "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB" }, cpu: "16", memoryMi: 131072, extended: { "nvidia.com/gpu": 1 }, taints: [{ key: "nvidia.com/gpu", effect: "NoSchedule" }] }
+    /** The example task against a fake of `options`, through a kubeconfig file. */
+    const check = async (options: FakeKubeApi.FakeKubeOptions) => {
+      const fake = await FakeKubeApi.start(options)
+      try {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-check-k8s-"))
+        fs.writeFileSync(path.join(dir, "kubeconfig"), fake.kubeConfig().exportConfig())
+        const example = fs.readFileSync(path.join(root, "examples/backends/k8s.task.yaml"), "utf8")
+        assert.include(example, "context: gpu-cluster")
+        fs.writeFileSync(path.join(dir, "task.yaml"), example.replace("context: gpu-cluster", `kubeconfig: ${path.join(dir, "kubeconfig")}\n    context: fake`))
+        const r = await trexAsync(["check", path.join(dir, "task.yaml"), "--backend", "k8s", "--json"])
+        assert.deepStrictEqual(fake.list("jobs", "ml"), [], "nothing made")
+        return r
+      } finally {
+        await fake.close()
+      }
+    }
+    const ok = await check({ nodes: [a100], namespaces: ["ml"], denied: ["list events"] })
+    assert.strictEqual(ok.status, 0, ok.stdout + ok.stderr)
+    const found = findings(ok.stdout).map((f) => f.replace(/ of http:\/\/127\.0\.0\.1:\d+/, ""))
+    assert.include(found, "ok backend: k8s answers: 16 slots, 1 GPU, 0 in use")
+    assert.deepStrictEqual(found.filter((f) => !f.startsWith("ok ") && !f.startsWith("warn budget")), [
+      "warn job: the kubeconfig's user may not list events in namespace ml: a Job whose pod its controller refuses (a quota, a missing service account) shows Pending with no reason",
+      "warn job: the image pull secret registry-credentials (backend.k8s.imagePullSecrets) is not in namespace ml: an image of a private registry would not be pulled"
+    ])
+    const bad = await check({ nodes: [{ ...a100, cpu: "4" }], namespaces: ["default"], denied: ["watch jobs", "list nodes"] })
+    assert.strictEqual(bad.status, 1, bad.stdout + bad.stderr)
+    const refused = findings(bad.stdout).map((f) => f.replace(/ of http:\/\/127\.0\.0\.1:\d+/, "").replace(/ on http:\/\/127\.0\.0\.1:\d+/, ""))
+    // may not list nodes: no capacity, but the job is still looked at
+    assert.isTrue(refused.some((f) => /^fail backend: k8s: listNodes: HTTP 403: nodes is forbidden: User "fake" cannot list resource "nodes" in API group "" at the cluster scope$/.test(f)), refused.join("\n"))
+    assert.includeMembers(refused, [
+      "fail job: the kubeconfig's user may not watch jobs.batch in namespace ml, which trials need: grant them with a Role and a RoleBinding (docs/backends.md, Kubernetes, RBAC)",
+      "warn job: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod",
+      "fail job: there is no namespace ml (backend.k8s.namespace): create it (`kubectl create namespace ml`) or name another"
+    ])
+    const small = await check({ nodes: [{ ...a100, cpu: "4" }], namespaces: ["ml"] })
+    assert.strictEqual(small.status, 1, small.stdout)
+    assert.isTrue(findings(small.stdout).some((f) => /^fail job: no node of .* could take a trial's pod, which would wait Pending \(Unschedulable\) for ever: 1 node: cpu 4 allocatable, 8 asked$/.test(f)), small.stdout)
+  }, 120_000)
 })

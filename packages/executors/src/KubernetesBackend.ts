@@ -67,6 +67,20 @@ export interface Config {
 
 const NAME = "kubernetes"
 
+/** The `message` of an API server's Status answer (`namespaces "ml" not found`), given as text or parsed. */
+const statusMessage = (body: unknown): string | undefined => {
+  let o = body
+  if (typeof body === "string") {
+    try {
+      o = JSON.parse(body)
+    } catch {
+      return undefined
+    }
+  }
+  const message = (o as { kind?: unknown; message?: unknown } | null)?.message
+  return (o as { kind?: unknown } | null)?.kind === "Status" && typeof message === "string" && message !== "" ? message : undefined
+}
+
 /**
  * A failed request as a BackendError: the API server's answer (an `ApiException`: its HTTP code and
  * body), or why there was none, with the cause the client hides behind `fetch failed` (`connect
@@ -82,7 +96,7 @@ const toError = (operation: string, timeoutMs?: number) => (e: unknown) => {
     ? typeof cause.code === "string" && !cause.message.includes(cause.code) ? ` (${cause.code}: ${cause.message})` : ` (${cause.message})`
     : ""
   const detail = answered && body !== undefined
-    ? typeof body === "string" ? body : JSON.stringify(body)
+    ? statusMessage(body) ?? (typeof body === "string" ? body : JSON.stringify(body))
     : e instanceof Error && e.name === "TimeoutError" && timeoutMs !== undefined
     ? `no answer within ${Math.round(timeoutMs / 1000)} s (requestTimeoutMs)`
     : `${e instanceof Error ? e.message : String(e)}${why}`
@@ -108,6 +122,33 @@ const NO_POD_AGAIN_MS = 5_000
 const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"])
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
+
+/**
+ * What the backend asks of the API server, as RBAC names it: each verb on each resource (in the
+ * namespace, but for `nodes`). `without`: what a missing one costs, when trials run without it.
+ */
+interface Permission {
+  readonly verb: string
+  readonly group: "" | "batch"
+  readonly resource: string
+  readonly subresource?: string
+  readonly cluster?: true
+  /** Only for a job with secret env (its Secret). */
+  readonly secrets?: true
+  readonly without?: string
+}
+const PERMISSIONS: ReadonlyArray<Permission> = [
+  ...["create", "get", "list", "watch", "delete"].map((verb) => ({ verb, group: "batch" as const, resource: "jobs" })),
+  ...["get", "list", "watch", "delete"].map((verb) => ({ verb, group: "" as const, resource: "pods" })),
+  { verb: "get", group: "", resource: "pods", subresource: "log" },
+  { verb: "create", group: "", resource: "configmaps" },
+  { verb: "get", group: "", resource: "configmaps" },
+  { verb: "create", group: "", resource: "secrets", secrets: true },
+  { verb: "get", group: "", resource: "secrets", secrets: true },
+  { verb: "list", group: "", resource: "events", without: "a Job whose pod its controller refuses (a quota, a missing service account) shows Pending with no reason" },
+  { verb: "list", group: "", resource: "nodes", cluster: true, without: "`trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod" }
+]
+const permissionName = (p: Permission) => `${p.verb} ${p.resource}${p.subresource !== undefined ? `/${p.subresource}` : ""}${p.group !== "" ? `.${p.group}` : ""}`
 
 type Update =
   | { readonly _tag: "Job"; readonly type: string; readonly job: V1Job }
@@ -149,7 +190,7 @@ const seconds = (from: Date | undefined, to: Date | undefined) =>
  * @since 0.1.0 @category constructors
  */
 export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config) {
-  const { BatchV1Api, CoreV1Api, KubeConfig, Log, Observable, Watch } = yield* Clients.kubernetes
+  const { AuthorizationV1Api, BatchV1Api, CoreV1Api, KubeConfig, Log, Observable, Watch } = yield* Clients.kubernetes
   const kc = config.kubeConfig ?? (yield* Effect.try({
     try: () => {
       const k = new KubeConfig()
@@ -160,6 +201,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   }))
   const batch = kc.makeApiClient(BatchV1Api)
   const core = kc.makeApiClient(CoreV1Api)
+  const authz = kc.makeApiClient(AuthorizationV1Api)
   const watcher = new Watch(kc)
   const logs = new Log(kc)
   const namespace = config.namespace ?? "default"
@@ -262,27 +304,35 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       }
     })
 
-  const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
-    const image = spec.image ?? config.image
-    if (image === undefined) return yield* new Errors.BackendError({ backend: NAME, operation: "submit", message: "no image: set JobSpec.image or the backend's `image`", retryable: false })
-    const name = K.jobName(spec.labels.node, Math.random().toString(36).slice(2, 7))
-    const m = yield* Effect.try({
-      try: () =>
-        K.manifests(spec, {
-          name,
-          namespace,
-          image,
-          jobDir: config.jobDir ?? "/trex/job",
-          specDir: "/trex/spec",
-          gpuResource,
-          nodeSelector: config.nodeSelector,
-          tolerations: config.tolerations,
-          serviceAccountName: config.serviceAccountName,
-          imagePullSecrets: config.imagePullSecrets,
-          ttlSecondsAfterFinished: config.ttlSecondsAfterFinished ?? 3600
-        }),
-      catch: (e) => new Errors.BackendError({ backend: NAME, operation: "submit", message: e instanceof Error ? e.message : String(e), retryable: false })
+  /** A job's objects, named `name` (`operation`: whose failure a bad spec is). */
+  const manifestsOf = (operation: string, spec: Backend.JobSpec, name: string) =>
+    Effect.gen(function*() {
+      const image = spec.image ?? config.image
+      if (image === undefined) {
+        return yield* new Errors.BackendError({ backend: NAME, operation, message: "no image for the job: set the recipe's `image`, or the backend's (backend.k8s.image)", retryable: false })
+      }
+      return yield* Effect.try({
+        try: () =>
+          K.manifests(spec, {
+            name,
+            namespace,
+            image,
+            jobDir: config.jobDir ?? "/trex/job",
+            specDir: "/trex/spec",
+            gpuResource,
+            nodeSelector: config.nodeSelector,
+            tolerations: config.tolerations,
+            serviceAccountName: config.serviceAccountName,
+            imagePullSecrets: config.imagePullSecrets,
+            ttlSecondsAfterFinished: config.ttlSecondsAfterFinished ?? 3600
+          }),
+        catch: (e) => new Errors.BackendError({ backend: NAME, operation, message: e instanceof Error ? e.message : String(e), retryable: false })
+      })
     })
+
+  const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
+    const name = K.jobName(spec.labels.node, Math.random().toString(36).slice(2, 7))
+    const m = yield* manifestsOf("submit", spec, name)
     const sub: Submission = { m, labels: spec.labels, gpus: spec.resources.gpus, sent: false, dropped: false }
     const made = yield* Effect.result(createObjects(name, sub))
     if (made._tag === "Failure") {
@@ -824,7 +874,123 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     return { slots: config.slots ?? Math.max(1, Math.floor(cpus)), gpus, inUse } satisfies Backend.Capacity
   }).pipe(Effect.withSpan("KubernetesBackend.capacity"))
 
-  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity })
+  /**
+   * What would stop a trial's Job here, asked of the API server without making anything (so also with
+   * `trex check`): whether the kubeconfig's user may do what the backend does (SelfSubjectAccessReviews,
+   * as `kubectl auth can-i`); a server-side dry run of the Job (the namespace, validation, quotas on
+   * objects, admission webhooks) and, when the user may create pods, of the pod its controller would
+   * make (the service account, quotas on pods and their resources, LimitRanges, Pod Security); the
+   * image pull secrets; and whether any node could ever take the pod (its nodeSelector, taints, and
+   * the allocatable CPUs, memory and GPUs of each node).
+   */
+  const preflight = Effect.fn("KubernetesBackend.preflight")(function*(spec: Backend.JobSpec) {
+    const concerns: Array<Backend.Concern> = []
+    const fail = (message: string) => void concerns.push({ severity: "fail", message })
+    const warn = (message: string) => void concerns.push({ severity: "warn", message })
+    const made = yield* Effect.result(manifestsOf("preflight", spec, K.jobName(spec.labels.node, "check")))
+    if (made._tag === "Failure") return [{ severity: "fail", message: made.failure.message }] satisfies Array<Backend.Concern>
+    const m = made.success
+    /** A request the server answered with a refusal, as a failure; one it did not answer fails the preflight (`trex check`: the backend does not answer). */
+    const answered = <A>(effect: Effect.Effect<A, Errors.BackendError>) =>
+      Effect.result(effect).pipe(Effect.flatMap((r) => r._tag === "Failure" && r.failure.retryable ? r.failure : Effect.succeed(r)))
+    const refusal = (e: Errors.BackendError) => e.message.replace(/^\w+: (HTTP \d+: )?/, "")
+    const where = `namespace ${namespace} of ${server}`
+
+    // may the kubeconfig's user do what trials need?
+    const hasSecrets = Object.values(spec.env).some((v) => typeof v !== "string")
+    const asked = PERMISSIONS.filter((p) => p.secrets !== true || hasSecrets)
+    const can = (p: Permission) =>
+      call("accessReview", (o) =>
+        authz.createSelfSubjectAccessReview({
+          body: {
+            spec: {
+              resourceAttributes: {
+                ...(p.cluster === true ? {} : { namespace }),
+                verb: p.verb,
+                group: p.group,
+                resource: p.resource,
+                ...(p.subresource !== undefined ? { subresource: p.subresource } : {})
+              }
+            }
+          }
+        }, o)).pipe(Effect.map((r) => r.status?.allowed === true))
+    const reviews = yield* answered(Effect.forEach([...asked, { verb: "create", group: "", resource: "pods" } as const], can, { concurrency: 4 }))
+    // not known (the server did not say): every check is tried, and a refusal then says what is missing
+    let allowed = (_: Permission) => true
+    let podsAllowed = true
+    if (reviews._tag === "Failure") {
+      warn(`the API server did not say what the kubeconfig's user may do (a SelfSubjectAccessReview: ${refusal(reviews.failure)}); trials need ${asked.map(permissionName).join(", ")} in ${where}`)
+    } else {
+      const answers = new Map(asked.map((p, i) => [p, reviews.success[i]!]))
+      allowed = (p) => answers.get(p) !== false
+      // not needed by trials (the Job's controller makes their pods): only whether the pod can be dry-run
+      podsAllowed = reviews.success.at(-1) === true
+      const missing = asked.filter((p) => !allowed(p))
+      const needed = missing.filter((p) => p.without === undefined)
+      if (needed.length > 0) {
+        fail(`the kubeconfig's user may not ${needed.map(permissionName).join(", ")} in ${where}, which trials need: grant them with a Role and a RoleBinding (docs/backends.md, Kubernetes, RBAC)`)
+      }
+      for (const p of missing.filter((p) => p.without !== undefined)) warn(`the kubeconfig's user may not ${permissionName(p)}${p.cluster === true ? " (cluster-scoped)" : ` in ${where}`}: ${p.without}`)
+    }
+    const may = (verb: string, resource: string) => allowed(PERMISSIONS.find((p) => p.verb === verb && p.resource === resource && p.subresource === undefined)!)
+
+    // a dry run of the Job: the namespace, validation, quotas on objects, admission webhooks
+    if (may("create", "jobs")) {
+      const job = yield* answered(call("createJob", (o) => batch.createNamespacedJob({ namespace, body: m.job, dryRun: "All" }, o)))
+      if (job._tag === "Failure") {
+        fail(
+          /HTTP 404: namespaces "/.test(job.failure.message)
+            ? `there is no namespace ${namespace} on ${server} (backend.k8s.namespace): create it (\`kubectl create namespace ${namespace}\`) or name another`
+            : `the API server refuses a trial's Job (a dry run): ${refusal(job.failure)}`
+        )
+      }
+    }
+    // a dry run of the pod the Job's controller would make: the service account, quotas on pods and their resources
+    if (podsAllowed) {
+      const template = m.job.spec!.template
+      const pod = yield* answered(call("createPod", (o) =>
+        core.createNamespacedPod({
+          namespace,
+          body: { apiVersion: "v1", kind: "Pod", metadata: { ...template.metadata, name: `${m.job.metadata!.name}-pod`, namespace }, spec: template.spec! },
+          dryRun: "All"
+        }, o)))
+      if (pod._tag === "Failure") {
+        const why = refusal(pod.failure)
+        const alone = K.overQuotaAlone(why)
+        if (/HTTP 404: namespaces "/.test(pod.failure.message) || /cannot create resource "pods"/.test(why)) {
+          // said of the Job already; or pods may not be dry-run by this user (its Job's controller makes them)
+        } else if (/error looking up service account/.test(why)) {
+          fail(`the service account ${config.serviceAccountName ?? "default"} (backend.k8s.serviceAccountName) is not in ${where}: the Job's controller could not make its pod (${why})`)
+        } else if (alone.length > 0) {
+          fail(`a quota of ${where} is below what one trial's pod asks (${alone.join(", ")}): it would never run; lower recipe.resources, or raise the quota (${why})`)
+        } else if (/exceeded quota/.test(why)) {
+          warn(`a quota of ${where} refuses a trial's pod now (${why}): trials wait Pending until what runs there ends`)
+        } else {
+          fail(`the API server would refuse a trial's pod (a dry run): ${why}`)
+        }
+      }
+    }
+    // image pull secrets
+    if (may("get", "secrets")) {
+      for (const secret of config.imagePullSecrets ?? []) {
+        const found = yield* answered(call("readSecret", (o) => core.readNamespacedSecret({ name: secret, namespace }, o)))
+        if (found._tag === "Failure" && isNotFound(found.failure)) {
+          warn(`the image pull secret ${secret} (backend.k8s.imagePullSecrets) is not in ${where}: an image of a private registry would not be pulled`)
+        }
+      }
+    }
+    // a node that could ever take the pod
+    if (may("list", "nodes")) {
+      const nodes = yield* answered(call("listNodes", (o) => core.listNode({}, o)))
+      if (nodes._tag === "Success") {
+        const why = K.unplaceable(nodes.success.items, m.job.spec!.template.spec!)
+        if (why !== undefined) fail(`no node of ${server} could take a trial's pod, which would wait Pending (Unschedulable) for ever: ${why}`)
+      }
+    }
+    return concerns
+  })
+
+  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })
 
 /**

@@ -141,6 +141,37 @@ describe("k8s manifests", () => {
     assert.throws(() => K.manifests(spec("x", "true", { files: [{ path: "../x", content: "" }] }), { name: "a", namespace: "n", image: "i", jobDir: "/j", specDir: "/s", gpuResource: "g" }))
   })
 
+  it("finds why no node could ever take a pod, and a quota that one pod alone exceeds", () => {
+    const node = (name: string, allocatable: Record<string, string>, extra: { labels?: Record<string, string>; taints?: Array<{ key: string; value?: string; effect: string }>; unschedulable?: boolean } = {}) => ({
+      metadata: { name, labels: extra.labels ?? {} },
+      spec: { taints: extra.taints ?? [], unschedulable: extra.unschedulable ?? false },
+      status: { allocatable }
+    })
+    const pod = (requests: Record<string, string>, more: object = {}) => ({ containers: [{ name: "job", resources: { requests, limits: requests } }], ...more })
+    const big = node("big", { cpu: "64", memory: "512Gi", "nvidia.com/gpu": "8" }, { labels: { pool: "a100" }, taints: [{ key: "nvidia.com/gpu", effect: "NoSchedule" }] })
+    const small = node("small", { cpu: "3500m", memory: "16Gi" }, { labels: { pool: "cpu" } })
+    const gpuPod = pod({ cpu: "4", memory: "64Gi", "nvidia.com/gpu": "4" }, { nodeSelector: { pool: "a100" }, tolerations: [{ key: "nvidia.com/gpu", operator: "Exists" }] })
+    assert.isUndefined(K.unplaceable([big, small], gpuPod))
+    assert.strictEqual(K.unplaceable([big, small], { ...gpuPod, tolerations: [{ key: "nvidia.com/gpu", operator: "Equal", value: "x", effect: "NoSchedule" }] }),
+      "1 node: a taint the pod does not tolerate (nvidia.com/gpu:NoSchedule); 1 node: not matching the nodeSelector (pool=a100)")
+    // any key with Exists tolerates every taint; PreferNoSchedule keeps no pod out
+    assert.isUndefined(K.unplaceable([big], { ...gpuPod, tolerations: [{ operator: "Exists" }] }))
+    assert.isUndefined(K.unplaceable([node("soft", { cpu: "8", memory: "64Gi" }, { taints: [{ key: "x", effect: "PreferNoSchedule" }] })], pod({ cpu: "2", memory: "1Gi" })))
+    assert.strictEqual(K.unplaceable([big], { ...gpuPod, containers: pod({ cpu: "4", memory: "600Gi" }).containers, nodeSelector: {} }), "1 node: memory 512Gi allocatable, 600Gi asked")
+    assert.strictEqual(K.unplaceable([small, node("small2", { cpu: "3", memory: "16Gi" })], pod({ cpu: "4" })), "1 node: cpu 3500m allocatable, 4 asked; 1 node: cpu 3 allocatable, 4 asked")
+    assert.strictEqual(K.unplaceable([{ ...small, spec: { unschedulable: true } }], pod({ cpu: "1" })), "1 node: cordoned (unschedulable)")
+    assert.strictEqual(K.unplaceable([], pod({ cpu: "1" })), "the cluster lists no node")
+    assert.deepStrictEqual(
+      K.overQuotaAlone(`pods "p" is forbidden: exceeded quota: compute, requested: limits.cpu=3,limits.memory=3Gi,requests.nvidia.com/gpu=4, used: limits.cpu=0,limits.memory=0,requests.nvidia.com/gpu=0, limited: limits.cpu=2,limits.memory=4Gi,requests.nvidia.com/gpu=2`),
+      ["limits.cpu=3 (limited: 2)", "requests.nvidia.com/gpu=4 (limited: 2)"]
+    )
+    assert.deepStrictEqual(K.overQuotaAlone(`exceeded quota: pod-quota, requested: pods=1, used: pods=3, limited: pods=3`), [])
+    assert.strictEqual(K.parseBytes("1500m"), 1.5)
+    assert.strictEqual(K.parseBytes("8G"), 8e9)
+    assert.strictEqual(K.parseBytes("1Ki"), 1024)
+    assert.isNaN(K.parseBytes("lots"))
+  })
+
   it("makes valid label values and DNS-1123 names from any run or node id", () => {
     assert.strictEqual(K.labelValue("run-1"), "run-1")
     const odd = K.labelValue("k8s-run/1 with spaces and a very long tail ............................................")
@@ -377,6 +408,95 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       const cap = yield* backend.capacity
       assert.deepStrictEqual({ slots: cap.slots, gpus: cap.gpus }, { slots: 2, gpus: 2 })
     }))
+})
+
+describe("KubernetesBackend.preflight", () => {
+  const gpuJob = spec("check", "python train.py", { env: { HF_TOKEN: Redacted.make("hf_x") }, resources: { gpus: 1, cpus: 1, memoryMb: 1024 } })
+  /** The preflight's concerns for `job` on a fake with `options`, the backend's config changed by `extra`; and the fake's requests. */
+  const concerns = (options: FakeKubeApi.FakeKubeOptions, extra: Partial<KubernetesBackend.Config> = {}, job = gpuJob) =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith(options)
+      const backend = yield* KubernetesBackend.make(config(fake, extra))
+      const found = yield* backend.preflight!(job)
+      return { found: found.map((c) => `${c.severity}: ${c.message}`), fake }
+    })
+
+  it.live("finds nothing wrong on a cluster where a trial would run, and makes nothing (dry runs only)", () =>
+    Effect.gen(function*() {
+      const { fake, found } = yield* concerns({ namespaces: ["trex"] })
+      assert.deepStrictEqual(found, [])
+      assert.include(fake.requests, "POST /apis/batch/v1/namespaces/trex/jobs?dryRun=All")
+      assert.include(fake.requests, "POST /api/v1/namespaces/trex/pods?dryRun=All")
+      for (const kind of ["jobs", "pods", "configmaps", "secrets"] as const) assert.deepStrictEqual(fake.list(kind, "trex"), [], kind)
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live("a namespace that does not exist, and a job with no image", () =>
+    Effect.gen(function*() {
+      const { found } = yield* concerns({ namespaces: ["default"] })
+      assert.lengthOf(found, 1, found.join("\n"))
+      assert.match(found[0]!, /^fail: there is no namespace trex on http:\/\/127\.0\.0\.1:\d+ \(backend\.k8s\.namespace\): create it \(`kubectl create namespace trex`\)/)
+      const fake = yield* fakeWith()
+      const { image: _, ...imageless } = config(fake)
+      const noImage = (yield* (yield* KubernetesBackend.make(imageless)).preflight!(gpuJob)).map((c) => `${c.severity}: ${c.message}`)
+      assert.deepStrictEqual(noImage, ["fail: no image for the job: set the recipe's `image`, or the backend's (backend.k8s.image)"])
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live("what the kubeconfig's user may not do (RBAC): what trials need fails, what they can do without warns", () =>
+    Effect.gen(function*() {
+      const { fake, found } = yield* concerns({ denied: ["delete pods", "get pods/log", "create secrets", "list events", "create pods", "get serviceaccounts"] })
+      assert.lengthOf(found, 2, found.join("\n"))
+      assert.match(found[0]!, /^fail: the kubeconfig's user may not delete pods, get pods\/log, create secrets in namespace trex of http:\/\/127[^ ]+, which trials need: grant them with a Role/)
+      assert.match(found[1]!, /^warn: the kubeconfig's user may not list events in namespace trex of .*: a Job whose pod its controller refuses .* shows Pending with no reason$/)
+      // a user who may not create pods: no dry run of the pod (its Job's controller makes them)
+      assert.notInclude(fake.requests, "POST /api/v1/namespaces/trex/pods?dryRun=All")
+      // secrets only for a job that has secret env
+      const { found: plain } = yield* concerns({ denied: ["create secrets", "list nodes"] }, {}, spec("check", "true"))
+      assert.deepStrictEqual(plain, ["warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod"])
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live("the pod its Job's controller would make: a missing service account, a quota below one pod, a quota full now", () =>
+    Effect.gen(function*() {
+      const { found: account } = yield* concerns({}, { serviceAccountName: "trainer" })
+      assert.lengthOf(account, 1, account.join("\n"))
+      assert.match(account[0]!, /^fail: the service account trainer \(backend\.k8s\.serviceAccountName\) is not in namespace trex of .*: the Job's controller could not make its pod \(pods ".*" is forbidden: error looking up service account trex\/trainer: serviceaccount "trainer" not found\)$/)
+      const { found: never } = yield* concerns({ podQuota: 0 })
+      assert.lengthOf(never, 1, never.join("\n"))
+      assert.match(never[0]!, /^fail: a quota of namespace trex of .* is below what one trial's pod asks \(pods=1 \(limited: 0\)\): it would never run/)
+      // a quota that one running pod fills: trials would wait, not fail
+      const fake = yield* fakeWith({ podQuota: 1 })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const holder = yield* backend.submit(spec("quota-holder", "sleep 60"))
+      yield* eventually("the first job has its pod", () => podOf(fake, holder.id) !== undefined)
+      const full = (yield* backend.preflight!(gpuJob)).map((c) => `${c.severity}: ${c.message}`)
+      assert.lengthOf(full, 1, full.join("\n"))
+      assert.match(full[0]!, /^warn: a quota of namespace trex of .* refuses a trial's pod now \(.*exceeded quota: pod-quota.*\): trials wait Pending until what runs there ends$/)
+      yield* backend.cancel(holder)
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live("no node that could ever take the pod: too few GPUs on every node, a nodeSelector no node matches, a taint not tolerated; a missing image pull secret", () =>
+    Effect.gen(function*() {
+      const { found: gpus } = yield* concerns({}, {}, { ...gpuJob, resources: { ...gpuJob.resources, gpus: 4 } })
+      assert.lengthOf(gpus, 1, gpus.join("\n"))
+      assert.match(gpus[0]!, /^fail: no node of .* could take a trial's pod, which would wait Pending \(Unschedulable\) for ever: 1 node: nvidia\.com\/gpu 2 allocatable, 4 asked$/)
+      const { found: selector } = yield* concerns({}, { nodeSelector: { "nvidia.com/gpu.product": "H100" } })
+      assert.deepStrictEqual(selector.map((f) => f.replace(/^.*: (?=1 node)/, "")), ["1 node: not matching the nodeSelector (nvidia.com/gpu.product=H100)"])
+      const { found: taint } = yield* concerns({}, { tolerations: [] })
+      assert.deepStrictEqual(taint.map((f) => f.replace(/^.*: (?=1 node)/, "")), ["1 node: a taint the pod does not tolerate (nvidia.com/gpu:NoSchedule)"])
+      const { found: pull } = yield* concerns({}, { imagePullSecrets: ["regcred"] })
+      assert.deepStrictEqual(pull.map((f) => f.replace(/ of http:\/\/127\.0\.0\.1:\d+/, "")), [
+        "warn: the image pull secret regcred (backend.k8s.imagePullSecrets) is not in namespace trex: an image of a private registry would not be pulled"
+      ])
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live("an API server that does not answer fails the preflight (`trex check`: the backend does not answer)", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake, { requestTimeoutMs: 2_000 }))
+      fake.outage(true, "refused")
+      const failed = yield* Effect.flip(backend.preflight!(gpuJob))
+      assert.match(failed.message, /^accessReview: .*ECONNREFUSED/)
+      fake.outage(false)
+    }).pipe(Effect.scoped), { timeout: 30_000 })
 })
 
 describe("KubernetesBackend when a quota refuses a Job its pod", () => {

@@ -1,5 +1,5 @@
 /** The real `trex` CLI from its sources, for the tests of the cli package. */
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as path from "node:path"
 
 /** The repository's root (the CLI's working directory). */
@@ -13,4 +13,21 @@ export const trex = (args: ReadonlyArray<string>, env: Record<string, string | u
     encoding: "utf8",
     env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)),
     timeout: 120_000
+  })
+
+/** Runs the CLI to its end without blocking this process (a server of the test's answers the CLI meanwhile). */
+export const trexAsync = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}, cwd = root) =>
+  new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--conditions=@trex/source", bin, ...args], {
+      cwd,
+      env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)),
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 120_000
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    child.stderr.on("data", (d) => (stderr += d))
+    child.on("error", reject)
+    child.on("close", (status) => resolve({ status, stdout, stderr }))
   })

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto"
 import * as os from "node:os"
 import type { Backend, Result } from "@trex/core"
 import { Redacted } from "effect"
-import type { CoreV1Event, V1ConfigMap, V1EnvVar, V1Job, V1Pod, V1Secret, V1Toleration } from "@kubernetes/client-node"
+import type { CoreV1Event, V1ConfigMap, V1EnvVar, V1Job, V1Node, V1Pod, V1PodSpec, V1Secret, V1Taint, V1Toleration } from "@kubernetes/client-node"
 import { isEnvName, isSafeRelativePath, shellQuote } from "./shell.ts"
 
 /** Label and annotation keys. */
@@ -197,6 +197,82 @@ export const failedByDeletion = (job: V1Job): boolean => {
   if (failed === undefined) return false
   const at = failed.lastTransitionTime
   return at == null || new Date(at).getTime() >= new Date(deleted).getTime()
+}
+
+/** Parse a quantity of bytes (`"16Gi"`, `"512Mi"`, `"8G"`, `"1e9"`, `"1000"`) into bytes; NaN when it is none. */
+export const parseBytes = (q: string | undefined): number => {
+  if (q === undefined) return 0
+  const m = /^(\d+(?:\.\d+)?(?:[eE]\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$/.exec(q.trim())
+  if (m === null) return Number.NaN
+  const unit: Record<string, number> = {
+    Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+    k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, m: 1e-3
+  }
+  return Number(m[1]) * (m[2] !== undefined ? unit[m[2]]! : 1)
+}
+
+/** Whether a pod's tolerations let it on a node with `taint` (a taint's key, value and effect, as the scheduler matches them). */
+const tolerates = (tolerations: ReadonlyArray<V1Toleration>, taint: V1Taint): boolean =>
+  tolerations.some((t) =>
+    (t.effect === undefined || t.effect === "" || t.effect === taint.effect) &&
+    ((t.key === undefined || t.key === "") ? t.operator === "Exists" : t.key === taint.key && (t.operator === "Exists" || (t.value ?? "") === (taint.value ?? "")))
+  )
+
+/**
+ * Why no node of `nodes` could ever take a pod of `pod` (its `nodeSelector`, taints it does not
+ * tolerate, a cordoned node, allocatable CPU, memory or an extended resource such as GPUs below what
+ * it asks — allocatable, not what is free now), as `3 nodes: not matching the nodeSelector; 1 node:
+ * nvidia.com/gpu 2 allocatable, 4 asked`; `undefined` when one could.
+ */
+export const unplaceable = (nodes: ReadonlyArray<V1Node>, pod: V1PodSpec): string | undefined => {
+  if (nodes.length === 0) return "the cluster lists no node"
+  const asked = { ...pod.containers[0]?.resources?.limits, ...pod.containers[0]?.resources?.requests } as Record<string, string>
+  const why = (node: V1Node): string | undefined => {
+    if (node.spec?.unschedulable === true) return "cordoned (unschedulable)"
+    const labels = node.metadata?.labels ?? {}
+    const off = Object.entries(pod.nodeSelector ?? {}).filter(([k, v]) => labels[k] !== v).map(([k, v]) => `${k}=${v}`)
+    if (off.length > 0) return `not matching the nodeSelector (${off.join(", ")})`
+    const taint = (node.spec?.taints ?? []).find((t) => (t.effect === "NoSchedule" || t.effect === "NoExecute") && !tolerates(pod.tolerations ?? [], t))
+    if (taint !== undefined) return `a taint the pod does not tolerate (${taint.key}${taint.value !== undefined ? `=${taint.value}` : ""}:${taint.effect})`
+    const has = node.status?.allocatable ?? {}
+    for (const [resource, q] of Object.entries(asked)) {
+      const [want, have] = resource === "cpu"
+        ? [parseCpu(q), parseCpu(has.cpu)]
+        : resource === "memory"
+        ? [parseBytes(q), parseBytes(has.memory)]
+        : [Number(q), Number(has[resource] ?? 0)]
+      if (want > have + 1e-9) return `${resource} ${has[resource] ?? 0} allocatable, ${q} asked`
+    }
+    return undefined
+  }
+  const reasons = nodes.map(why)
+  if (reasons.some((r) => r === undefined)) return undefined
+  const counts = new Map<string, number>()
+  for (const r of reasons) counts.set(r!, (counts.get(r!) ?? 0) + 1)
+  return [...counts].map(([r, n]) => `${n} node${n === 1 ? "" : "s"}: ${r}`).join("; ")
+}
+
+/**
+ * From a quota's refusal (`exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=4, used:
+ * requests.nvidia.com/gpu=0, limited: requests.nvidia.com/gpu=2`), the resources whose request alone
+ * is over the limit: such a pod is refused whatever else runs, not only until others end.
+ */
+export const overQuotaAlone = (message: string): ReadonlyArray<string> => {
+  // sections are separated by ", ", the pairs within one by ","
+  const section = (name: string) =>
+    new Map(
+      (message.split(", ").find((p) => p.startsWith(`${name}: `))?.slice(name.length + 2) ?? "").split(",").flatMap((pair) => {
+        const at = pair.indexOf("=")
+        return at > 0 ? [[pair.slice(0, at), pair.slice(at + 1)] as const] : []
+      })
+    )
+  const requested = section("requested")
+  const limited = section("limited")
+  const size = (resource: string, q: string) => (/cpu$/.test(resource) ? parseCpu(q) : /memory$|storage$/.test(resource) ? parseBytes(q) : Number(q))
+  return [...requested].flatMap(([r, q]) => {
+    const limit = limited.get(r)
+    return limit !== undefined && size(r, q) > size(r, limit) ? [`${r}=${q} (limited: ${limit})`] : []
+  })
 }
 
 /**

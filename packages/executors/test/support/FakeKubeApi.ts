@@ -19,6 +19,11 @@
 //   exceed it is not created, and the job controller records a `FailedCreate` Event on the Job (core/v1 Events,
 //   list with field selectors on `involvedObject.*`), then tries again every half second, as the real one does
 //   (with backoff) until the quota allows it.
+// - admission and authorization: namespaces that exist (`namespaces`: a create elsewhere is 404 `namespaces "x"
+//   not found`), service accounts (`serviceAccounts`: a pod naming another is refused, its Job's controller records
+//   why), RBAC denials (`denied`: `create pods`, `list events`... answered 403 Forbidden in the API server's words,
+//   and by SelfSubjectAccessReviews), and server-side dry runs (`?dryRun=All`: a create validated and admitted,
+//   quota and service account included, and not stored).
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -65,6 +70,15 @@ export interface FakeKubeOptions {
   readonly gracePeriodMs?: number
   /** A ResourceQuota `pods` in every namespace: at most this many pods not yet Succeeded or Failed. */
   readonly podQuota?: number
+  /** The namespaces that exist (default: any). A create in another is answered 404 `namespaces "x" not found`. */
+  readonly namespaces?: ReadonlyArray<string>
+  /** The service accounts of every namespace (default `default`); a pod naming another is refused, as the API server's admission does. */
+  readonly serviceAccounts?: ReadonlyArray<string>
+  /**
+   * What the kubeconfig's user may not do, each `verb resource` (`create pods`, `get pods/log`, `list events`,
+   * `list nodes`, `delete jobs`): such requests are answered 403 Forbidden, and SelfSubjectAccessReviews say so.
+   */
+  readonly denied?: ReadonlyArray<string>
 }
 
 /** How the API server fails during an outage: see `FakeKubeApi.outage`. */
@@ -167,6 +181,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const requests: Array<string> = []
   let logsGone = false
   let podQuota = options.podQuota
+  const namespaces = options.namespaces !== undefined ? new Set(options.namespaces) : undefined
+  const serviceAccounts = new Set(options.serviceAccounts ?? ["default"])
+  const denied = new Set(options.denied ?? [])
   let retrying = false
   let rv = 1
   const key = (kind: Kind, ns: string, name: string) => `${kind}/${ns}/${name}`
@@ -401,12 +418,19 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       source: { component: "job-controller" }
     }, "ADDED")
   }
+  /** Why the API server's admission refuses a pod (its service account, the pod quota), in its words; none when it admits it. */
+  const podRefusal = (ns: string, name: string, spec: any): string | undefined => {
+    const account = spec?.serviceAccountName ?? "default"
+    if (!serviceAccounts.has(account)) return `pods "${name}" is forbidden: error looking up service account ${ns}/${account}: serviceaccount "${account}" not found`
+    const used = all("pods", ns).filter((p) => p.status.phase !== "Succeeded" && p.status.phase !== "Failed").length
+    if (podQuota !== undefined && used + 1 > podQuota) return `pods "${name}" is forbidden: exceeded quota: pod-quota, requested: pods=1, used: pods=${used}, limited: pods=${podQuota}`
+    return undefined
+  }
   const newPod = (job: Obj) => {
     const name = `${job.metadata.name}-${Math.random().toString(36).slice(2, 7)}`
-    const ns = job.metadata.namespace!
-    const used = all("pods", ns).filter((p) => p.status.phase !== "Succeeded" && p.status.phase !== "Failed").length
-    if (podQuota !== undefined && used + 1 > podQuota) {
-      recordEvent(job, "Warning", "FailedCreate", `Error creating: pods "${name}" is forbidden: exceeded quota: pod-quota, requested: pods=1, used: pods=${used}, limited: pods=${podQuota}`)
+    const refused = podRefusal(job.metadata.namespace!, name, job.spec.template.spec)
+    if (refused !== undefined) {
+      recordEvent(job, "Warning", "FailedCreate", `Error creating: ${refused}`)
       if (!retrying) {
         retrying = true
         later(500, () => {
@@ -523,7 +547,30 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     requests.push(`${req.method} ${url.pathname}${url.search}`)
     if (req.headers.authorization !== `Bearer ${token}`) return send(res, 401, status(401, "Unauthorized", "Unauthorized"))
     const q = url.searchParams
+    /** `denied` access, answered as the API server's RBAC authorizer does. */
+    const refuse = (verb: string, resource: string, group: string, ns: string | undefined, name?: string) => {
+      if (!denied.has(`${verb} ${resource}`)) return false
+      const base = resource.split("/")[0]!
+      send(res, 403, status(403, "Forbidden",
+        `${group === "" ? base : `${base}.${group}`}${name !== undefined ? ` "${name}"` : ""} is forbidden: User "fake" cannot ${verb} resource "${resource}" in API group "${group}" ` +
+          (ns !== undefined ? `in the namespace "${ns}"` : "at the cluster scope")))
+      return true
+    }
+    if (url.pathname === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" && req.method === "POST") {
+      const review = JSON.parse(await readBody(req)) as { spec?: { resourceAttributes?: { verb?: string; resource?: string; subresource?: string } } }
+      const a = review.spec?.resourceAttributes ?? {}
+      const allowed = !denied.has(`${a.verb} ${a.resource}${a.subresource ? `/${a.subresource}` : ""}`)
+      return send(res, 201, { kind: "SelfSubjectAccessReview", apiVersion: "authorization.k8s.io/v1", metadata: {}, spec: review.spec, status: { allowed, ...(allowed ? { reason: "RBAC: allowed by RoleBinding \"trex/fake\"" } : {}) } })
+    }
+    const sa = /^\/api\/v1\/namespaces\/([^/]+)\/serviceaccounts\/([^/]+)$/.exec(url.pathname)
+    if (sa !== null && req.method === "GET") {
+      if (refuse("get", "serviceaccounts", "", sa[1], sa[2])) return
+      return serviceAccounts.has(sa[2]!) && (namespaces === undefined || namespaces.has(sa[1]!))
+        ? send(res, 200, { kind: "ServiceAccount", apiVersion: "v1", metadata: { name: sa[2], namespace: sa[1] } })
+        : send(res, 404, status(404, "NotFound", `serviceaccounts "${sa[2]}" not found`))
+    }
     if (url.pathname === "/api/v1/nodes" && req.method === "GET") {
+      if (refuse("list", "nodes", "", undefined)) return
       return send(res, 200, {
         kind: "NodeList",
         apiVersion: "v1",
@@ -544,6 +591,16 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     const [apiVersion, kindName] = KIND_NAME[kind]
     const existing = name !== undefined ? store.get(key(kind, ns, name)) : undefined
     const notFound = () => send(res, 404, status(404, "NotFound", `${kind.replace(/s$/, "")}s "${name}" not found`))
+    const verb = log !== undefined || (req.method === "GET" && name !== undefined)
+      ? "get"
+      : req.method === "GET"
+      ? q.get("watch") === "true" ? "watch" : "list"
+      : req.method === "POST"
+      ? "create"
+      : req.method === "DELETE"
+      ? "delete"
+      : req.method!.toLowerCase()
+    if (refuse(verb, `${kind}${log !== undefined ? "/log" : ""}`, kind === "jobs" ? "batch" : "", ns, req.method === "POST" ? undefined : name)) return
 
     if (log !== undefined) {
       if (kind !== "pods" || existing === undefined || logsGone) return notFound()
@@ -592,9 +649,16 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       for (const [k, v] of Object.entries(obj.metadata.labels ?? {})) {
         if (!/^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/.test(v)) return send(res, 422, status(422, "Invalid", `metadata.labels: Invalid value: "${v}" (${k})`))
       }
+      if (namespaces !== undefined && !namespaces.has(ns)) return send(res, 404, status(404, "NotFound", `namespaces "${ns}" not found`))
       if (store.has(key(kind, ns, n))) return send(res, 409, status(409, "AlreadyExists", `${kind} "${n}" already exists`))
+      if (kind === "pods") {
+        const refused = podRefusal(ns, n, obj.spec)
+        if (refused !== undefined) return send(res, 403, status(403, "Forbidden", refused))
+      }
       Object.assign(obj, { apiVersion, kind: kindName })
       obj.metadata = { ...obj.metadata, namespace: ns, uid: randomUUID(), creationTimestamp: now() }
+      // a server-side dry run: validated and admitted as above, answered as made, and not stored
+      if (q.get("dryRun") === "All") return send(res, 201, obj)
       if (kind === "secrets" && obj.stringData !== undefined) {
         obj.data = { ...obj.data, ...Object.fromEntries(Object.entries(obj.stringData as Record<string, string>).map(([k, v]) => [k, Buffer.from(v).toString("base64")])) }
         delete obj.stringData
