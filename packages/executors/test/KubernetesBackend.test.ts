@@ -459,6 +459,12 @@ describe("KubernetesBackend.preflight", () => {
       const { found: account } = yield* concerns({}, { serviceAccountName: "trainer" })
       assert.lengthOf(account, 1, account.join("\n"))
       assert.match(account[0]!, /^fail: the service account trainer \(backend\.k8s\.serviceAccountName\) is not in namespace trex of .*: the Job's controller could not make its pod \(pods ".*" is forbidden: error looking up service account trex\/trainer: serviceaccount "trainer" not found\)$/)
+      // what a run would meet: its Job is made, and its controller can make no pod for it
+      const run = yield* fakeWith()
+      const backend0 = yield* KubernetesBackend.make(config(run, { serviceAccountName: "trainer" }))
+      const ref = yield* backend0.submit(spec("no-account", "true"))
+      const seen = yield* pendingThenCancel(backend0, ref, (r) => r.startsWith("FailedCreate"))
+      assert.include(seen.flatMap((e) => (e._tag === "State" && e.reason !== undefined ? [e.reason] : [])), `FailedCreate: error looking up service account trex/trainer: serviceaccount "trainer" not found`)
       const { found: never } = yield* concerns({ podQuota: 0 })
       assert.lengthOf(never, 1, never.join("\n"))
       assert.match(never[0]!, /^fail: a quota of namespace trex of .* is below what one trial's pod asks \(pods=1 \(limited: 0\)\): it would never run/)
