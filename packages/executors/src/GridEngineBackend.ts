@@ -21,7 +21,7 @@ import * as Script from "./internal/gridengineScript.ts"
 import * as ScriptCheck from "./internal/scriptCheck.ts"
 import { isEnvName, isSafeRelativePath, pathSegment, renderEnvFile } from "./internal/shell.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
-import { waited, waitWhileDown } from "./internal/waitWhileDown.ts"
+import { pollThroughOutage, waited, waitWhileDown } from "./internal/waitWhileDown.ts"
 
 /**
  * How to reach the cluster and what to ask of it.
@@ -283,38 +283,25 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
         const readRuns = Effect.map(runner.readFrom(`${jobDir}/${Script.RUNS_FILE}`, 0, 64 * 1024), (bytes) =>
           Script.parseRuns(bytes instanceof Uint8Array ? new TextDecoder().decode(bytes) : ""))
         let first = true
-        // Set while the qmaster does not answer: the job is left running and polled again.
-        let downSince: number | undefined
         // Set while the job is in neither qstat nor the accounting file (written every accounting_flush_time).
         let goneSince: number | undefined
         // Set while a job whose command has ended is still listed running.
         let endedSince: number | undefined
         while (true) {
-          const polled = yield* Effect.result(Query.qstat(ge))
-          if (Result.isFailure(polled)) {
-            if (!Query.isQmasterUnreachable(polled.failure)) return yield* polled.failure
-            if (downSince === undefined) {
-              downSince = Date.now()
-              // told to the watch's consumer (the run journals it; `trex status` shows it), in the state last shown (a queued job waits on)
-              yield* emit(Backend.unreachable({
-                state: last.startsWith("Pending") ? "Pending" : "Running",
-                who: "the Grid Engine qmaster",
-                since: downSince,
-                cause: polled.failure.message,
-                meanwhile: `the job is left be and its state polled again every ${pollMs / 1000} s for up to ${qmasterWaitMs / 1000} s (qmasterWaitMs)`
-              }))
-            } else if (Date.now() - downSince >= qmasterWaitMs) {
-              return yield* fail("watch", `the Grid Engine qmaster did not answer for ${waited(downSince)} (qmasterWaitMs): job ${ref.id} may still be running. ${CHECK}; once it answers, \`trex resume\` the run to follow the job again`)
-            }
-            yield* Effect.sleep(pollMs)
-            continue
-          }
-          if (downSince !== undefined) {
-            downSince = undefined
-            // the state it gives now is shown again, ending the outage told above
-            last = ""
-          }
-          const held = polled.success.get(ref.id)
+          // the qmaster not answering: the job is left running and polled again
+          const { value: jobs, recovered } = yield* pollThroughOutage({
+            effect: Query.qstat(ge),
+            retryIf: Query.isQmasterUnreachable,
+            pollMs,
+            waitMs: qmasterWaitMs,
+            setting: "qmasterWaitMs",
+            who: "the Grid Engine qmaster",
+            state: () => (last.startsWith("Pending") ? "Pending" : "Running"),
+            emit,
+            giveUp: (waited) => fail("watch", `the Grid Engine qmaster did not answer for ${waited} (qmasterWaitMs): job ${ref.id} may still be running. ${CHECK}; once it answers, \`trex resume\` the run to follow the job again`)
+          })
+          if (recovered) last = ""
+          const held = jobs.get(ref.id)
           // job ids are reused (after 9,999,999, or a new qmaster spool): another name is another job
           const job = held !== undefined && (name === undefined || held.name === name) ? held : undefined
           if (job !== undefined) {

@@ -19,7 +19,7 @@ import { pathSegment } from "./internal/shell.ts"
 import * as Script from "./internal/slurmScript.ts"
 import * as ScriptCheck from "./internal/scriptCheck.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
-import { waited, waitWhileDown } from "./internal/waitWhileDown.ts"
+import { pollThroughOutage, waited, waitWhileDown } from "./internal/waitWhileDown.ts"
 
 /**
  * How to reach the cluster and what to ask of it.
@@ -231,35 +231,21 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
           metrics: `${jobDir}/${JobProtocol.METRICS_FILE}`
         }, tail, emit)
         let first = true
-        // Set while Slurm does not answer (slurmctld, or slurmdbd for a job only accounting knows):
-        // the job is left running and polled again.
-        let downSince: number | undefined
         while (true) {
-          const polled = yield* Effect.result(Query.poll(runner, config.rest, ref.id))
-          if (Result.isFailure(polled)) {
-            if (!Query.isControllerUnreachable(polled.failure)) return yield* polled.failure
-            if (downSince === undefined) {
-              downSince = Date.now()
-              // told to the watch's consumer (the run journals it; `trex status` shows it), in the state last shown (a queued job waits on)
-              yield* emit(Backend.unreachable({
-                state: last.startsWith("Pending") ? "Pending" : "Running",
-                who: "Slurm",
-                since: downSince,
-                cause: polled.failure.message,
-                meanwhile: `the job is left be and its state polled again every ${pollMs / 1000} s for up to ${controllerWaitMs / 1000} s (controllerWaitMs)`
-              }))
-            } else if (Date.now() - downSince >= controllerWaitMs) {
-              return yield* fail("watch", `Slurm did not answer for ${waited(downSince)} (controllerWaitMs): job ${ref.id} may still be running. Check \`scontrol ping\` and \`sacctmgr ping\`; once they answer, \`trex resume\` the run to follow the job again`)
-            }
-            yield* Effect.sleep(pollMs)
-            continue
-          }
-          if (downSince !== undefined) {
-            downSince = undefined
-            // the state it gives now is shown again, ending the outage told above
-            last = ""
-          }
-          const status = polled.success
+          // Slurm not answering (slurmctld, or slurmdbd for a job only accounting knows): the job is left
+          // running and polled again
+          const { value: status, recovered } = yield* pollThroughOutage({
+            effect: Query.poll(runner, config.rest, ref.id),
+            retryIf: Query.isControllerUnreachable,
+            pollMs,
+            waitMs: controllerWaitMs,
+            setting: "controllerWaitMs",
+            who: "Slurm",
+            state: () => (last.startsWith("Pending") ? "Pending" : "Running"),
+            emit,
+            giveUp: (waited) => fail("watch", `Slurm did not answer for ${waited} (controllerWaitMs): job ${ref.id} may still be running. Check \`scontrol ping\` and \`sacctmgr ping\`; once they answer, \`trex resume\` the run to follow the job again`)
+          })
+          if (recovered) last = ""
           if (status === undefined) {
             yield* emit({ _tag: "Exit", outcome: "Failed", failureKind: "Infra", message: `Slurm has no record of job ${ref.id}`, logTail: tail.get(), wallSeconds: 0, gpuSeconds: 0 })
             return yield* Queue.end(queue)
