@@ -109,7 +109,7 @@ export const jobSpec = (request: ExecutorAgent.ExecutionRequest, recipe: Task.Re
         : kind === "OOM" ? "the job ran out of memory"
         : kind === "Infra" ? "the backend lost the job"
         : `the job exited with ${exit.signal !== undefined ? `signal ${exit.signal}` : `code ${exit.exitCode ?? "?"}`}`
-      return Result.failure(kind, exit.message ?? what, { ...tail, retryable: kind === "Infra" })
+      return Result.failure(kind, exit.message ?? what, { ...tail, retryable: kind === "Infra" && exit.retryable !== false })
     }
     if (exit.result === undefined) {
       return Result.failure("InvalidOutput", `the job exited 0 but ${exit.resultError ?? "wrote no result.json"}`, tail)

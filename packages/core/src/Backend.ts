@@ -39,6 +39,12 @@ export interface JobExit {
   readonly outcome: "Succeeded" | "Failed" | "Cancelled"
   /** For a failure: its kind as the backend saw it (the executor may still find InvalidOutput). */
   readonly failureKind?: FailureKind
+  /**
+   * For an `Infra` failure, `false` when the job would fail the same way again as it is (an image that
+   * cannot be pulled, a service account that is not there): the trial is not run again (an `Infra`
+   * failure otherwise is, as a lost job may not be lost next time).
+   */
+  readonly retryable?: boolean
   readonly exitCode?: number
   readonly signal?: string
   readonly message?: string

@@ -63,6 +63,15 @@ export interface Config {
    * takes requests and never answers would otherwise hold each one for 5 minutes.
    */
   readonly requestTimeoutMs?: number
+  /**
+   * How long a job may wait in a state it does not leave by itself before it starts — its image cannot
+   * be pulled (`ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`), its configuration is missing
+   * (`CreateContainerConfigError`), or its Job's controller is refused its pod for a reason that lasts
+   * (a missing service account, an admission policy, a quota that one pod alone exceeds) — before it is
+   * taken back and fails (`Infra`, with the reason; default 10 minutes). A job that waits for room
+   * (GPUs, CPUs, a quota that other pods fill) waits on.
+   */
+  readonly stuckAfterMs?: number
 }
 
 const NAME = "kubernetes"
@@ -159,6 +168,8 @@ type Update =
   /** The log ended; `cut`: its stream failed (the API server went away) rather than ended with the container; `follow`: which follow's. */
   | { readonly _tag: "LogEnd"; readonly cut?: boolean; readonly follow?: number }
   | { readonly _tag: "NoPod" }
+  /** Time to look at a job stuck before it started again. */
+  | { readonly _tag: "Tick" }
 
 /**
  * The stream a pod log is piped into. `Log.log` pipes the HTTP body into it without an error
@@ -209,6 +220,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const logGraceMs = config.logGraceMs ?? 10_000
   const apiWaitMs = config.apiWaitMs ?? 30 * 60_000
   const requestTimeoutMs = config.requestTimeoutMs ?? 60_000
+  const stuckAfterMs = config.stuckAfterMs ?? 10 * 60_000
   const server = kc.getCurrentCluster()?.server ?? "(the kubeconfig's cluster)"
   /** Jobs this instance submitted or saw end, so a Job already deleted can still be watched and listed. */
   const known = new Map<string, { readonly labels: Backend.Labels; exit?: Backend.JobExit }>()
@@ -361,13 +373,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     )
 
   /**
-   * Why a Job has no pod, if its controller said (a quota, an admission webhook...). Events are only
-   * read for this: a cluster that does not let the backend list them gives no reason, not an error.
+   * Why a Job has no pod, if its controller said (a quota, an admission webhook...), and whether that
+   * lasts (see `K.refusalLasts`). Events are only read for this: a cluster that does not let the
+   * backend list them gives no reason, not an error.
    */
   const refusalOf = (name: string) =>
     call("listEvents", (o) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${name}` }, o)).pipe(
-      Effect.map((l) => K.creationRefusal(l.items)),
-      Effect.orElseSucceed(() => undefined)
+      Effect.map((l) => ({ why: K.creationRefusal(l.items), lasting: K.refusalLasts(l.items) })),
+      Effect.orElseSucceed(() => ({ why: undefined, lasting: false }))
     )
 
   /**
@@ -521,12 +534,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return yield* Queue.end(queue)
           }
           if (initial === undefined) {
-            const wasCancelled = yield* patiently("readTombstone", call("readTombstone", (o) => core.readNamespacedConfigMap({ name: tombstone(name), namespace }, o))).pipe(
-              Effect.as(true),
-              Effect.catchIf(isNotFound, () => Effect.succeed(false))
+            const stone = yield* patiently("readTombstone", call("readTombstone", (o) => core.readNamespacedConfigMap({ name: tombstone(name), namespace }, o))).pipe(
+              Effect.map((c) => c.data ?? {}),
+              Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
             )
             return yield* finish(
-              wasCancelled
+              stone?.failed !== undefined
+                // taken back by its watch, stuck before it started (see `stuckAfterMs`)
+                ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: stone.failed, wallSeconds: 0, gpuSeconds: 0 }
+                : stone !== undefined
                 ? cancelled
                 : {
                   outcome: "Failed",
@@ -570,6 +586,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
 
         let podSeen = false
         let noPodChecks = 0
+        /** Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`). */
+        let stuck: { since: number; why: string } | undefined
+        const stuckIf = (why: string | undefined) => {
+          // a pull's back-off keeps the pull's own error (what the registry said)
+          stuck = why === undefined ? undefined : { since: stuck?.since ?? Date.now(), why: stuck !== undefined && why.startsWith("ImagePullBackOff") ? stuck.why : why }
+        }
         let logState: "none" | "following" | "ended" = "none"
         let ended: { readonly job?: V1Job } | undefined
         /** Bytes of the log taken so far: a follow after a cut stream (the API server went away) skips them. */
@@ -616,6 +638,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           )
 
         while (true) {
+          if (ended === undefined && stuck !== undefined && Date.now() - stuck.since >= stuckAfterMs) {
+            // taken back as a drain's withdraw takes a job back: only as read, so a pod that started since is let run
+            // the same words for every trial of one cause (a run that fails fast compares them)
+            const message = `its pod could not start within ${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs): ${stuck.why}; its Job was deleted`
+            if (yield* takeBack(ref, message)) {
+              return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message, wallSeconds: 0, gpuSeconds: 0 })
+            }
+            // it moved on since it was read: looked at again in a second, unless an update says where it went
+            stuck = { since: Date.now() - stuckAfterMs + 1000, why: stuck.why }
+          }
           if (ended !== undefined && logState !== "following") {
             if (ended.job === undefined) return yield* finish(cancelled)
             if (logState === "none") {
@@ -626,12 +658,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             }
             return yield* finish(yield* exitFromJob(ended.job))
           }
+          // until the job is stuck too long, if it is
+          const stuckLeft = stuck !== undefined ? Math.max(0, stuck.since + stuckAfterMs - Date.now()) : undefined
           const update: Update = ended !== undefined
             ? (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(logGraceMs))).pipe((o) => (o._tag === "Some" ? o.value : { _tag: "LogEnd" as const }))
             : podSeen
-            ? yield* Queue.take(mailbox)
+            ? stuckLeft === undefined
+              ? yield* Queue.take(mailbox)
+              : (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(stuckLeft))).pipe((o) => (o._tag === "Some" ? o.value : { _tag: "Tick" as const }))
             // A Job still without a pod: its controller may be refused one (a quota): look why, now and then.
-            : (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(noPodChecks === 0 ? NO_POD_FIRST_MS : NO_POD_AGAIN_MS))).pipe((o) =>
+            : (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(Math.min(noPodChecks === 0 ? NO_POD_FIRST_MS : NO_POD_AGAIN_MS, stuckLeft ?? Infinity)))).pipe((o) =>
               o._tag === "Some" ? o.value : { _tag: "NoPod" as const }
             )
           switch (update._tag) {
@@ -642,9 +678,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
               break
             }
+            case "Tick":
+              break
             case "NoPod": {
               noPodChecks++
-              const why = yield* patiently("listEvents", refusalOf(name))
+              const { why, lasting } = yield* patiently("listEvents", refusalOf(name))
+              if (!podSeen) stuckIf(lasting ? why : undefined)
               const key = `Pending:${why ?? ""}`
               if (!podSeen && key !== lastState) {
                 lastState = key
@@ -656,6 +695,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               if (update.type === "DELETED") break
               podSeen = true
               const st = K.podState(update.pod)
+              const waitingMessage = K.waitingMessage(update.pod)
+              stuckIf(st?.state === "Pending" && st.reason !== undefined && STUCK.has(st.reason) ? `${st.reason}${waitingMessage !== undefined ? `: ${waitingMessage}` : ""}` : undefined)
               const key = st === undefined ? "Terminated" : `${st.state}:${st.reason ?? ""}`
               if (st !== undefined && key !== lastState) {
                 lastState = key
@@ -726,16 +767,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
 
   /**
    * A cancelled job's tombstone: once the Job is deleted, any controller that looks for it (a
-   * restarted one, or another instance) learns it was cancelled rather than lost. Its labels are its
-   * own (and the run's, when the ref knows it), so deleting tombstones by label touches nothing else.
+   * restarted one, or another instance) learns it was cancelled rather than lost — or, with `failed`,
+   * that its watch took it back stuck before it started, and why. Its labels are its own (and the
+   * run's, when the ref knows it), so deleting tombstones by label touches nothing else.
    */
-  const tombstoneOf = (ref: ExperimentNode.JobRef) => {
+  const tombstoneOf = (ref: ExperimentNode.JobRef, failed?: string) => {
     const run = ref.data["run"]
     const labels = { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) }
+    const at = new Date().toISOString()
     return call("createTombstone", (o) =>
       core.createNamespacedConfigMap({
         namespace,
-        body: { metadata: { name: tombstone(ref.id), labels }, data: { cancelledAt: new Date().toISOString() } }
+        body: { metadata: { name: tombstone(ref.id), labels }, data: failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at } }
       }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void))
   }
 
@@ -778,6 +821,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * A job still queued here, its Job not yet asked for, is dropped.
    */
   const withdraw = Effect.fn("KubernetesBackend.withdraw")(function*(ref: ExperimentNode.JobRef) {
+    return yield* takeBack(ref)
+  })
+
+  /** {@link withdraw}, its tombstone saying `failed` when given (a job its watch found stuck). */
+  const takeBack = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, failed?: string) {
     if (dropUnsent(ref.id)) return true
     if (queued.get(ref.id)?.dropped === true) return false
     const patient = <A>(effect: Effect.Effect<A, Errors.BackendError>) => waitForServer(`withdrawing Job ${ref.id}`, effect)
@@ -813,7 +861,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           propagationPolicy: "Foreground",
           body: { preconditions: { resourceVersion: job.metadata!.resourceVersion!, uid: job.metadata!.uid! } }
         }, o), goneOrGoing((o) => batch.readNamespacedJob({ name: ref.id, namespace }, o)))
-      if (taken) yield* patient(tombstoneOf(ref))
+      if (taken) yield* patient(tombstoneOf(ref, failed))
       return taken
     }
     if (pod.metadata?.deletionTimestamp != null) return false
@@ -828,7 +876,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         body: { preconditions: { resourceVersion: pod.metadata!.resourceVersion!, uid: pod.metadata!.uid! } }
       }, o), goneOrGoing((o) => core.readNamespacedPod({ name: pod.metadata!.name!, namespace }, o)))
     // the Job at once (its controller would make a new pod for the deleted one), then the tombstone
-    if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref)))
+    if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed)))
     return taken
   })
 
@@ -1028,7 +1076,8 @@ export const ConfigJson = Schema.Struct({
   slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
   logGraceMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
   apiWaitMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
-  requestTimeoutMs: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
+  requestTimeoutMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
+  stuckAfterMs: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
 })
 
 /**

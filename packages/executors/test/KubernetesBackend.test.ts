@@ -556,6 +556,50 @@ describe("KubernetesBackend when a quota refuses a Job its pod", () => {
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 
+describe("KubernetesBackend when a job cannot start", () => {
+  const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
+  const states = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
+
+  it.live("a pod whose image cannot be pulled, or whose Job's controller is refused it for a reason that lasts (a missing service account), is taken back after stuckAfterMs: Failed/Infra with the reason, also for a controller that looks later", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 2_000 }))
+      const image = yield* backend.submit(spec("stuck-image", done, { image: "registry.invalid/nope:1", resources: { gpus: 0, cpus: 1, timeLimitSeconds: 20 } }))
+      const account = yield* (yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 2_000, serviceAccountName: "trainer" }))).submit(spec("stuck-account", done))
+      for (const [ref, why] of [[image, /^its pod could not start within 2 s \(stuckAfterMs\): ErrImagePull: failed to pull image "registry\.invalid\/nope:1"; its Job was deleted$/], [account, /^its pod could not start within 2 s \(stuckAfterMs\): FailedCreate: error looking up service account trex\/trainer: serviceaccount "trainer" not found; its Job was deleted$/]] as const) {
+        const events = yield* collect(backend, ref)
+        const exit = exitOf(events)
+        assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
+        assert.match(exit.message ?? "", why)
+        assert.notInclude(states(events), "Running")
+        yield* eventually("its Job is gone", () => fake.get("jobs", "trex", ref.id) === undefined)
+        assert.isUndefined(podOf(fake, ref.id)?.status.containerStatuses?.[0]?.state?.running, "never ran")
+        // a controller that looks for it later (a resumed run) reads the same end from its tombstone
+        const later = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
+        assert.deepStrictEqual([later.outcome, later.failureKind, later.message], ["Failed", "Infra", exit.message])
+      }
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a job that waits for room (GPUs no node has free, a quota other pods fill) waits on past stuckAfterMs, and runs once there is room", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ podQuota: 1 })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 1_000 }))
+      const holder = yield* backend.submit(spec("room-holder", "echo up; sleep 60", { resources: { gpus: 2, cpus: 1 } }))
+      yield* eventually("the holder runs", () => podOf(fake, holder.id)?.status.phase === "Running")
+      const quota = yield* backend.submit(spec("room-quota", done, { resources: { gpus: 2, cpus: 1 } }))
+      const waited = yield* Effect.forkChild(collect(backend, quota))
+      yield* Effect.sleep("4 seconds")
+      // room for its pod, then for its GPUs
+      fake.setPodQuota(2)
+      yield* eventually("its pod waits for GPUs", () => podOf(fake, quota.id)?.status.conditions?.[0]?.reason === "Unschedulable")
+      yield* Effect.sleep("3 seconds")
+      yield* backend.cancel(holder)
+      const events = yield* Fiber.join(waited)
+      assert.strictEqual(exitOf(events).outcome, "Succeeded", states(events).join("\n"))
+      assert.includeMembers(states(events), ["Pending FailedCreate: exceeded quota: pod-quota", "Pending Unschedulable", "Running"])
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+})
+
 describe("KubernetesBackend when the API server does not answer", () => {
   const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
   const jobsOf = (fake: FakeKubeApi.FakeKubeApi, node: string) => fake.list("jobs", "trex").filter((j) => j.metadata.labels?.[K.NODE_LABEL] === K.labelValue(node))

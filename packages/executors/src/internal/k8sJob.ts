@@ -293,6 +293,25 @@ export const creationRefusal = (events: ReadonlyArray<CoreV1Event>): string | un
   return why === "" ? "FailedCreate" : `FailedCreate: ${why.length > 200 ? `${why.slice(0, 199)}…` : why}`
 }
 
+/**
+ * Whether the newest `FailedCreate` of a Job's Events is one that lasts until someone changes the
+ * cluster (a missing service account, an admission policy, a quota that one pod alone exceeds),
+ * rather than a quota full of other pods now, which frees as they end.
+ */
+export const refusalLasts = (events: ReadonlyArray<CoreV1Event>): boolean => {
+  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
+  const newest = events.filter((e) => e.reason === "FailedCreate").sort((a, b) => when(a) - when(b)).at(-1)
+  if (newest === undefined) return false
+  const message = newest.message ?? ""
+  return !/exceeded quota/.test(message) || overQuotaAlone(message).length > 0
+}
+
+/** What the kubelet says of the job's container while it waits (`Back-off pulling image "x"`), if anything. */
+export const waitingMessage = (pod: V1Pod): string | undefined => {
+  const message = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.waiting?.message
+  return message === undefined || message === "" ? undefined : message.length > 300 ? `${message.slice(0, 299)}…` : message
+}
+
 /** The state of a pod as a TREX State event (or `undefined` when it has terminated). */
 export const podState = (pod: V1Pod): { readonly state: "Pending" | "Running"; readonly reason?: string } | undefined => {
   const status = pod.status

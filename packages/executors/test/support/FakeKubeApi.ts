@@ -242,6 +242,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     const ns = pod.metadata.namespace!
     const c = container(pod)
     const waiting = (reason: string, message?: string) => {
+      // (a later retry of a pull, after the pod was deleted, must not bring it back)
+      if (store.get(key("pods", ns, pod.metadata.name)) !== pod) return
       if (pod.status.containerStatuses?.[0]?.state?.waiting?.reason === reason) return
       setContainerState(pod, { waiting: { reason, ...(message !== undefined ? { message } : {}) } })
       put("pods", pod, "MODIFIED")

@@ -1,0 +1,65 @@
+// `trex run --backend k8s`: the real CLI against the stand-in Kubernetes API server
+// (packages/executors/test/support/FakeKubeApi.ts, whose kubelet runs each pod's command as a local process),
+// through a kubeconfig file, as a user's task file names it.
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import * as FakeKubeApi from "../../executors/test/support/FakeKubeApi.ts"
+import { root, trexAsync } from "./support/cli.ts"
+
+const fixtures = path.join(root, "packages/cli/test/fixtures")
+
+/** The toy task on Kubernetes: its jobs in namespace `trex` of `fake`, with `image`; `k8s` lines added to its section. */
+const k8sTask = (fake: FakeKubeApi.FakeKubeApi, image: string, k8s = "") => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-run-"))
+  fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(dir, "toy-job.mjs"))
+  fs.writeFileSync(path.join(dir, "kubeconfig"), fake.kubeConfig().exportConfig())
+  const toy = fs.readFileSync(path.join(fixtures, "toy.task.yaml"), "utf8")
+  assert.include(toy, `command: ["node", "{taskDir}/toy-job.mjs"]`)
+  fs.writeFileSync(path.join(dir, "task.yaml"), `${toy.replace("maxTrials: 8", "maxTrials: 5")}
+backend:
+  k8s:
+    kubeconfig: ${path.join(dir, "kubeconfig")}
+    context: fake
+    namespace: trex
+    image: ${image}
+${k8s}`)
+  return { task: path.join(dir, "task.yaml"), out: path.join(dir, "runs") }
+}
+
+describe("trex run --backend k8s", () => {
+  it("runs the toy search as Jobs to its end; with an image that cannot be pulled, each trial is taken back after stuckAfterMs and the run stops after three alike, naming the image", async () => {
+    const fake = await FakeKubeApi.start({ unpullable: ["registry.invalid/trainer:1"], gracePeriodMs: 1000 })
+    try {
+      const good = k8sTask(fake, "busybox:1.36")
+      const ran = await trexAsync(["run", good.task, "--backend", "k8s", "--out", good.out, "--concurrency", "2", "--seed", "1"], { PATH: `${path.dirname(process.execPath)}:${process.env.PATH}` })
+      assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
+      assert.include(ran.stdout, "State: finished (budget: maxTrials)")
+      // one Job a trial, each trial's end its Job's (the toy's `broken` format crashes its trainer)
+      const counts = /Trials: (\d+) succeeded, (\d+) failed, 0 pruned, 0 cancelled, 0 in flight/.exec(ran.stdout)
+      assert.isNotNull(counts, ran.stdout)
+      const jobs = fake.list("jobs", "trex")
+      assert.deepStrictEqual(
+        [jobs.length, jobs.filter((j) => j.status.conditions?.[0]?.type === "Complete").length, jobs.filter((j) => j.status.conditions?.[0]?.type === "Failed").length],
+        [5, Number(counts![1]), Number(counts![2])]
+      )
+      assert.isAtLeast(Number(counts![1]), 3, ran.stdout)
+
+      const bad = k8sTask(fake, "registry.invalid/trainer:1", "    stuckAfterMs: 1500")
+      const stopped = await trexAsync(["run", bad.task, "--backend", "k8s", "--out", bad.out, "--concurrency", "1", "--seed", "1"])
+      assert.strictEqual(stopped.status, 1, stopped.stdout + stopped.stderr)
+      assert.include(
+        stopped.stdout + stopped.stderr,
+        `finished: every trial failed the same way (n1, n2, n3): Infra: its pod could not start within 2 s (stuckAfterMs): ErrImagePull: failed to pull image "registry.invalid/trainer:1"; its Job was deleted`
+      )
+      assert.include(stopped.stdout, "Trials: 0 succeeded, 3 failed")
+      // each trial's Job made once: not run again, as a lost job's trial would be (5 Jobs of the first run)
+      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5 + 3)
+      const badJobs = fake.list("jobs", "trex").filter((j) => j.spec.template.spec.containers[0].image === "registry.invalid/trainer:1")
+      assert.deepStrictEqual(badJobs, [], "every stuck Job deleted")
+    } finally {
+      await fake.close()
+    }
+  }, 180_000)
+})
