@@ -1,6 +1,7 @@
 // `trex check`: the real CLI against the local backend, the real Docker Engine and the real Slurm and
 // Grid Engine clusters and the sshd that scripts/services/ starts, and the stand-in Kubernetes API server
 // (packages/executors/test/support/FakeKubeApi.ts); what a run would meet is found without running a trial.
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -89,6 +90,19 @@ describe("trex check", () => {
     assert.strictEqual(g.status, 0, g.stdout)
     assert.isTrue(findings(g.stdout).some((f) => /^ok backend: slurm answers: \d+ slots?, \d+ GPUs?, \d+ in use$/.test(f)), g.stdout)
     assert.deepStrictEqual(fs.readdirSync(workDir), [], "the test script is removed")
+    // a time limit over the partition's MaxTime: sbatch --test-only says when it would start, and Slurm would keep it pending
+    execFileSync("scontrol", ["create", "PartitionName=trexcheck", "Nodes=localhost", "MaxTime=1", "State=UP"])
+    try {
+      const long = taskFile(`  command: ["/bin/true"]
+  resources: { cpus: 1, timeLimitSeconds: 600 }`, `backend:\n  slurm: { workDir: ${workDir}, partition: trexcheck }\n`)
+      const l = trex(["check", long.file, "--backend", "slurm", "--json"])
+      assert.strictEqual(l.status, 1, l.stdout)
+      assert.include(findings(l.stdout), "fail job: a trial's time limit (600 s, recipe.resources.timeLimitSeconds) is over partition trexcheck's MaxTime (00:01:00): Slurm would keep its jobs pending (PartitionTimeLimit) and never start them; lower the limit, or name another partition (backend.slurm.partition)")
+      const short = taskFile(recipe, `backend:\n  slurm: { workDir: ${workDir}, partition: trexcheck }\n`)
+      assert.strictEqual(trex(["check", short.file, "--backend", "slurm", "--json"]).status, 0)
+    } finally {
+      execFileSync("scontrol", ["delete", "PartitionName=trexcheck"]) // (no job ever ran in it: trex check submits none)
+    }
   })
 
   it("on the real Grid Engine cluster: qsub -w v refuses a queue it lacks; a job it can take passes", () => {

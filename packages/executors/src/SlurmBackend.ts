@@ -53,6 +53,13 @@ export interface Config {
    * under slurmd meanwhile; the watch polls again every `pollIntervalMs`.
    */
   readonly controllerWaitMs?: number
+  /**
+   * How long a job may stay pending for a reason Slurm never gets past by itself (its time limit over
+   * its partition's, constraints no node meets, an account or QOS it may not use, a per-job limit it
+   * alone exceeds) before it is cancelled and fails (`Infra`, with the reason and what to change; default
+   * 10 minutes). A job pending for room (`Resources`, `Priority`) waits on.
+   */
+  readonly stuckAfterMs?: number
 }
 
 /** SSH access to a login node. @since 0.1.0 @category models */
@@ -111,6 +118,7 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
   const maxRequeues = config.maxRequeues ?? 2
   const pollMs = config.pollIntervalMs ?? 2000
   const controllerWaitMs = config.controllerWaitMs ?? 30 * 60_000
+  const stuckAfterMs = config.stuckAfterMs ?? 10 * 60_000
   /**
    * Run `effect` again every `pollIntervalMs` while it fails with an error `retryIf` accepts (Slurm
    * not answering), with one warning, for up to `controllerWaitMs`; then fail, naming what to check.
@@ -231,6 +239,15 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
           metrics: `${jobDir}/${JobProtocol.METRICS_FILE}`
         }, tail, emit)
         let first = true
+        /** Since when the job is pending for a reason Slurm never gets past by itself (see `stuckAfterMs`). */
+        let stuckSince: number | undefined
+        /** The failure of a job this watch (or an earlier one) cancelled because Slurm would never start it. */
+        const neverStarted = (message: string) =>
+          Effect.gen(function*() {
+            yield* drain(true)
+            yield* emit({ _tag: "Exit", outcome: "Failed", failureKind: "Infra", retryable: false, message, logTail: tail.get(), wallSeconds: 0, gpuSeconds: 0 })
+            return yield* Queue.end(queue)
+          })
         while (true) {
           // Slurm not answering (slurmctld, or slurmdbd for a job only accounting knows): the job is left
           // running and polled again
@@ -277,6 +294,10 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
           } else if (mapped._tag === "Exit") {
             // A job that had ended before this watch began yields its Exit alone (its output only fills the tail).
             silent = first
+            if (mapped.outcome === "Cancelled") {
+              const never = yield* runner.readFrom(`${jobDir}/${Script.NEVER_FILE}`, 0, 4096)
+              if (never instanceof Uint8Array && never.length > 0) return yield* neverStarted(new TextDecoder().decode(never))
+            }
             yield* drain(true)
             silent = false
             // one byte past the bound: all of them read means the file is too big
@@ -303,6 +324,17 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
               last = key
               const reason = mapped._tag === "Pending" && requeues > 0 ? `requeued (${requeues}/${maxRequeues})${mapped.reason !== undefined ? `: ${mapped.reason}` : ""}` : mapped._tag === "Pending" ? mapped.reason : undefined
               yield* emit(reason !== undefined ? { _tag: "State", state: "Pending", reason } : { _tag: "State", state: mapped._tag })
+            }
+            const never = mapped._tag === "Pending" ? Script.neverStarts(status.reason) : undefined
+            stuckSince = never === undefined ? undefined : stuckSince ?? Date.now()
+            if (never !== undefined && Date.now() - stuckSince! >= stuckAfterMs) {
+              // the same words for every trial of one cause (a run that fails fast compares them); no job id
+              const message = `Slurm would never start it (pending: ${status.reason?.trim()}): ${never}; cancelled after ${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs)`
+              yield* runner.writeFile(`${jobDir}/${Script.NEVER_FILE}`, message, 0o600)
+              // only while it is pending: a job that started meanwhile runs on
+              if (yield* withdraw(ref)) return yield* neverStarted(message)
+              yield* runner.exec("rm", ["-f", `${jobDir}/${Script.NEVER_FILE}`])
+              stuckSince = undefined
             }
             yield* drain(false)
           }
@@ -374,8 +406,9 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
    * and a command given by its full path looked for on the submit host.
    */
   const preflight = (spec: Backend.JobSpec) =>
-    Effect.flatMap(render("preflight", spec, `${config.workDir.replace(/\/$/, "")}/.trex-check`), (script) =>
-      ScriptCheck.check({
+    Effect.gen(function*() {
+      const script = yield* render("preflight", spec, `${config.workDir.replace(/\/$/, "")}/.trex-check`)
+      const concerns = yield* ScriptCheck.check({
         runner,
         workDir: config.workDir,
         setting: "backend.slurm.workDir",
@@ -384,7 +417,26 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
         refused: (o) => refusal(fail("submit", `sbatch --test-only exited ${o.code}: ${o.stderr.trim()}`)).message,
         command: spec.argv[0] ?? "",
         runsOn: "the compute nodes"
-      }))
+      })
+      // over its partition's MaxTime, Slurm (EnforcePartLimits=NO, its default) takes a job and keeps it pending,
+      // and `sbatch --test-only` says when it would start
+      const limit = spec.resources.timeLimitSeconds
+      if (limit !== undefined) {
+        const shown = yield* runner.exec("scontrol", ["show", "partition", "-o", ...(config.partition !== undefined ? [config.partition] : [])])
+        const line = shown.stdout.split("\n").find((l) => config.partition !== undefined ? l.startsWith(`PartitionName=${config.partition} `) : / Default=YES /.test(l))
+        const maxTime = line !== undefined ? /\bMaxTime=(\S+)/.exec(line)?.[1] : undefined
+        const max = maxTime !== undefined ? Script.parseSlurmTime(maxTime) : undefined
+        // Slurm keeps time limits in whole minutes
+        if (max !== undefined && Math.ceil(limit / 60) * 60 > max) {
+          const name = /^PartitionName=(\S+)/.exec(line!)?.[1]
+          concerns.push({
+            severity: "fail",
+            message: `a trial's time limit (${limit} s, recipe.resources.timeLimitSeconds) is over partition ${name}'s MaxTime (${maxTime}): Slurm would keep its jobs pending (PartitionTimeLimit) and never start them; lower the limit, or name another partition (backend.slurm.partition)`
+          })
+        }
+      }
+      return concerns
+    })
 
   return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })
@@ -416,6 +468,7 @@ export const ConfigJson = Schema.Struct({
   pollIntervalMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
   slots: optional(Schema.Int.check(Schema.isGreaterThan(0))),
   controllerWaitMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
+  stuckAfterMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
   ssh: optional(Schema.Struct({
     host: Str,
     port: optional(Schema.Int),

@@ -180,6 +180,15 @@ describe("mapState", () => {
     assert.include(m("PREEMPTED", { maxRequeues: 0 }), { _tag: "Exit", failureKind: "Infra" })
   })
 
+  it("knows the pending reasons Slurm never gets past by itself from those that pass", () => {
+    for (const r of ["PartitionTimeLimit", "BadConstraints", "InvalidAccount", "InvalidQOS", "QOSMaxGRESPerJob", "AssocMaxWallDurationPerJobLimit", "QOSMaxCpuPerJobLimit"]) {
+      assert.isDefined(Script.neverStarts(r), r)
+    }
+    for (const r of ["Resources", "Priority", "ReqNodeNotAvail, Reserved for maintenance", "PartitionNodeLimit", "QOSGrpGRES", "JobHeldUser", "Dependency", "None", undefined]) {
+      assert.isUndefined(Script.neverStarts(r), r)
+    }
+  })
+
   it("treats an unknown state as Pending, naming it", () => {
     assert.deepStrictEqual(m("FUTURE_STATE"), { _tag: "Pending", reason: "Slurm state FUTURE_STATE" })
   })
@@ -379,6 +388,32 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.strictEqual(gpus.retryable, false, gpus.message)
       assert.match(gpus.message, /Requested node configuration is not available: no node of the partition has what the job asks for/)
     }))
+
+  it.effect("a job Slurm would never start (its time limit over its partition's MaxTime: Slurm keeps it pending) is cancelled after stuckAfterMs and fails Infra, not to be run again, also for a later watch; one within the limit runs", () =>
+    Effect.gen(function*() {
+      // a partition of its own with a 1-minute MaxTime (EnforcePartLimits=NO, Slurm's default, takes longer jobs and keeps them pending)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => execFileSync("scontrol", ["create", "PartitionName=trexshort", "Nodes=localhost", "MaxTime=1", "State=UP"])),
+        // (its jobs first: Slurm keeps a partition that has jobs)
+        () => Effect.sync(() => execFileSync("bash", ["-c", "scancel -p trexshort; for i in $(seq 50); do scontrol delete PartitionName=trexshort 2>/dev/null && exit 0; sleep 0.2; done; exit 1"]))
+      )
+      const backend = yield* SlurmBackend.make({ ...config, partition: "trexshort", stuckAfterMs: 3_000 })
+      const ref = yield* backend.submit(spec("too-long", RESULT, { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 600 } }))
+      const events = Array.from(yield* Stream.runCollect(backend.watch(ref)))
+      assert.include(events.flatMap((e) => (e._tag === "State" ? [e.reason] : [])), "PartitionTimeLimit")
+      const exit = events.at(-1) as Backend.JobExit
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false])
+      assert.strictEqual(
+        exit.message,
+        "Slurm would never start it (pending: PartitionTimeLimit): its time limit is over its partition's MaxTime: lower recipe.resources.timeLimitSeconds, or name another partition (backend.slurm.partition); cancelled after 3 s (stuckAfterMs)"
+      )
+      assert.strictEqual(execFileSync("sacct", ["-X", "-n", "-P", "-j", ref.id, "-o", "State"], { encoding: "utf8" }).trim().split(" ")[0], "CANCELLED")
+      // a later controller (a resumed run) reads the same end, not a cancel
+      const later = yield* Backend.awaitExit(yield* SlurmBackend.make(config), ref)
+      assert.deepStrictEqual([later.outcome, later.failureKind, later.retryable, later.message], ["Failed", "Infra", false, exit.message])
+      const fits = yield* Backend.awaitExit(backend, yield* backend.submit(spec("fits", RESULT, { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 60 } })))
+      assert.strictEqual(fits.outcome, "Succeeded", fits.message)
+    }).pipe(Effect.scoped), 120_000)
 
   it.effect("refuses job files outside the job directory and bad env names", () =>
     Effect.gen(function*() {

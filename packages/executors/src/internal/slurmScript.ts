@@ -34,6 +34,25 @@ export const STDOUT_FILE = "slurm.stdout.log"
 export const STDERR_FILE = "slurm.stderr.log"
 export const ENV_FILE = ".trex-env"
 export const SCRIPT_FILE = "trex-job.sbatch"
+/** Written before the watch cancels a job Slurm would never start: why (a later watch reads the cancel as that failure). */
+export const NEVER_FILE = ".trex-never-starts"
+
+/**
+ * Why Slurm will never start a job that is pending for `reason` (squeue's job reason codes) as it
+ * is, and what to look at; `undefined` for a reason that passes by itself (`Resources`,
+ * `Priority`, nodes down or reserved). With `EnforcePartLimits=NO` (Slurm's default) sbatch takes
+ * a job over its partition's limits and keeps it pending: `sbatch --test-only` even says when it
+ * would start.
+ */
+export const neverStarts = (reason: string | undefined): string | undefined => {
+  const r = reason?.trim() ?? ""
+  if (r === "PartitionTimeLimit") return "its time limit is over its partition's MaxTime: lower recipe.resources.timeLimitSeconds, or name another partition (backend.slurm.partition)"
+  if (r === "BadConstraints") return "no node meets its constraints (backend.slurm.extraDirectives, gpuType)"
+  if (r === "InvalidAccount") return "it may not use its account (backend.slurm.account)"
+  if (r === "InvalidQOS") return "it may not use its QOS (backend.slurm.qos)"
+  if (/^(QOS|Assoc)\w*PerJob\w*$/.test(r)) return "it asks for more than one job may have under its QOS or association: lower recipe.resources, or name another QOS (backend.slurm.qos)"
+  return undefined
+}
 
 /** The comment that carries a job's labels: `trex:run=<run>,node=<node>` (URI-encoded values). */
 export const labelComment = (labels: Backend.Labels): string =>
@@ -48,6 +67,20 @@ export const parseLabelComment = (comment: string): Backend.Labels | undefined =
   } catch {
     return undefined
   }
+}
+
+/**
+ * A time as Slurm shows it (`MaxTime=1-02:00:00`, `01:30:00`, `30:00`, `90`: minutes) in seconds;
+ * `undefined` for `UNLIMITED` / `INFINITE` or what is none of these.
+ */
+export const parseSlurmTime = (text: string): number | undefined => {
+  const t = text.trim()
+  let m: RegExpExecArray | null
+  if ((m = /^(?:(\d+)-)?(\d+):(\d+):(\d+)$/.exec(t)) !== null) return ((Number(m[1] ?? 0) * 24 + Number(m[2])) * 60 + Number(m[3])) * 60 + Number(m[4])
+  if ((m = /^(\d+)-(\d+)$/.exec(t)) !== null) return (Number(m[1]) * 24 + Number(m[2])) * 3600
+  if ((m = /^(\d+):(\d+)$/.exec(t)) !== null) return Number(m[1]) * 60 + Number(m[2])
+  if (/^\d+$/.test(t)) return Number(t) * 60
+  return undefined
 }
 
 /** Slurm's `--time` in `D-HH:MM:SS`, rounded up to whole seconds (Slurm itself rounds up to minutes). */
