@@ -89,6 +89,8 @@ export interface Config {
 export type SshOptions = Runner.SshOptions
 
 const NAME = "gridengine"
+/** What decides whether a queue can run a job. */
+const NO_QUEUE_SETTINGS = "recipe.resources: gpus, cpus, memoryMb, timeLimitSeconds; backend.gridengine: queue, project, parallelEnvironment, gpuResource, extraDirectives"
 const MEMORY_ERROR = /MemoryError|Cannot allocate memory|std::bad_alloc|out of memory/i
 
 const fail = (operation: string, message: string, retryable = false) =>
@@ -191,7 +193,15 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
     yield* runner.writeFile(`${jobDir}/${Script.SCRIPT_FILE}`, script, 0o700)
     // A qmaster that could not be reached (stopped, restarting) received nothing: submit again once
     // it answers. (A timeout after the request went out is not retried: it may have been submitted.)
-    const out = yield* waitForQmaster(`submitting ${spec.labels.node}`, ge.run("qsub", ["-terse", `${jobDir}/${Script.SCRIPT_FILE}`]), Query.isConnectFailure)
+    // `-w e`: a job no queue could ever run (more GPUs than any host has, a queue or limit it cannot meet) is
+    // refused here, where a plain qsub takes it and it waits for ever
+    const out = yield* waitForQmaster(`submitting ${spec.labels.node}`, ge.run("qsub", ["-terse", "-w", "e", `${jobDir}/${Script.SCRIPT_FILE}`]), Query.isConnectFailure).pipe(
+      Effect.mapError((e) =>
+        Query.isConnectFailure(e) || !/no suitable queues|Unable to run job/i.test(e.message)
+          ? e
+          : fail("submit", `${e.message.replace(/\s*Exiting\.$/, "")}: no queue of this cluster could ever run the job (${NO_QUEUE_SETTINGS})`)
+      )
+    )
     // -terse prints the id on a line of its own, after any warnings (an option given twice, a site default overridden)
     const id = out.split("\n").map((l) => /^(\d+)(?:\.\d+-\d+:\d+)?$/.exec(l.trim())?.[1]).findLast((x) => x !== undefined)
     // not retried: qsub succeeded, so a job may exist
@@ -526,7 +536,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
         test: (file) => ge.exec("qsub", ["-w", "v", file]),
         refused: (o) =>
           `qsub -w v: ${`${o.stdout}\n${o.stderr}`.split("\n").map((l) => l.trim()).filter((l) => l !== "" && l !== "Exiting.").join("; ")}: ` +
-          `no queue of this cluster could run the job (recipe.resources: gpus, cpus, memoryMb, timeLimitSeconds; backend.gridengine: queue, project, parallelEnvironment, gpuResource, extraDirectives)`,
+          `no queue of this cluster could run the job (${NO_QUEUE_SETTINGS})`,
         command: spec.argv[0] ?? "",
         runsOn: "the execution hosts"
       })

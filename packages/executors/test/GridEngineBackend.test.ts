@@ -553,6 +553,15 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       yield* eventually("the cancelled job no longer counts", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
     }))
 
+  it.effect("a job no queue could ever run (more GPUs than any host has) is refused at submit, for good, naming the settings: a plain qsub took it, and it waited for ever", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const refused = yield* Effect.flip(backend.submit(spec("too-many-gpus", RESULT, { resources: { gpus: 9, cpus: 1 } })))
+      assert.strictEqual(refused.retryable, false, refused.message)
+      assert.match(refused.message, /^qsub -terse -w e .* exited 1: Unable to run job: error: no suitable queues: no queue of this cluster could ever run the job \(recipe\.resources: gpus, cpus, memoryMb, timeLimitSeconds; backend\.gridengine: queue/)
+      assert.notInclude(sge("qstat", ["-xml"]), "too-many-gpus", "no job left waiting")
+    }))
+
   it.effect("refuses job files outside the job directory, bad env names and a relative workDir", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
@@ -606,9 +615,10 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const impatient = yield* GridEngineBackend.make({ ...config, qmasterWaitMs: 1500 })
       const ref = yield* backend.submit(spec("qmaster-running", `echo started; sleep 3; ${RESULT}`))
       const watching = yield* Effect.forkChild(collect(backend, ref))
-      // two jobs that wait (more GPUs than the host has): one to cancel, one to withdraw during the outage
-      const toCancel = yield* backend.submit(spec("qmaster-cancel", RESULT, { resources: { gpus: 3, cpus: 1 } }))
-      const toWithdraw = yield* backend.submit(spec("qmaster-withdraw", RESULT, { resources: { gpus: 3, cpus: 1 } }))
+      // two jobs that wait (for the GPUs a running job holds): one to cancel, one to withdraw during the outage
+      const blocker = yield* backend.submit(spec("qmaster-blocker", "echo started; sleep 120", { resources: { gpus: 2, cpus: 1 } }))
+      const toCancel = yield* backend.submit(spec("qmaster-cancel", RESULT, { resources: { gpus: 1, cpus: 1 } }))
+      const toWithdraw = yield* backend.submit(spec("qmaster-withdraw", RESULT, { resources: { gpus: 1, cpus: 1 } }))
       yield* eventually("the job runs", () => qstatState(ref.id) === "r", 30)
       yield* stopQmaster
       // qsub cannot reach the qmaster: nothing was submitted, so the backend submits again once it answers
@@ -645,6 +655,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       yield* Fiber.join(cancelling)
       assert.isTrue(yield* Fiber.join(withdrawing), "the waiting job was withdrawn")
       for (const waited of [toCancel, toWithdraw]) assert.strictEqual((yield* Backend.awaitExit(backend, waited)).outcome, "Cancelled")
+      yield* backend.cancel(blocker)
     }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 120_000 })
 })
 
