@@ -74,7 +74,7 @@ describe("trex check", () => {
     assert.include(keyless.stderr, "--researcher claude: set ANTHROPIC_API_KEY in the environment (see docs/guide-claude.md)")
   })
 
-  it("on the real Slurm cluster: sbatch --test-only refuses a partition it lacks, naming the setting; a job it can take passes", () => {
+  it("on the real Slurm cluster: sbatch --test-only refuses a partition it lacks, naming the setting; a time limit over the partition's MaxTime fails, a partition DOWN warns; a job it can take passes", () => {
     const workDir = fs.mkdtempSync("/tmp/trex-check-slurm-")
     const recipe = `  command: ["/bin/true"]
   resources: { cpus: 1, timeLimitSeconds: 60 }`
@@ -99,7 +99,14 @@ describe("trex check", () => {
       assert.strictEqual(l.status, 1, l.stdout)
       assert.include(findings(l.stdout), "fail job: a trial's time limit (600 s, recipe.resources.timeLimitSeconds) is over partition trexcheck's MaxTime (00:01:00): Slurm would keep its jobs pending (PartitionTimeLimit) and never start them; lower the limit, or name another partition (backend.slurm.partition)")
       const short = taskFile(recipe, `backend:\n  slurm: { workDir: ${workDir}, partition: trexcheck }\n`)
-      assert.strictEqual(trex(["check", short.file, "--backend", "slurm", "--json"]).status, 0)
+      const s = trex(["check", short.file, "--backend", "slurm", "--json"])
+      assert.strictEqual(s.status, 0, s.stdout)
+      assert.isFalse(findings(s.stdout).some((f) => f.includes("trexcheck")), s.stdout)
+      // a partition that is DOWN takes jobs and starts none
+      execFileSync("scontrol", ["update", "PartitionName=trexcheck", "State=DOWN"])
+      const down = trex(["check", short.file, "--backend", "slurm", "--json"])
+      assert.strictEqual(down.status, 0, down.stdout)
+      assert.include(findings(down.stdout), "warn job: partition trexcheck is DOWN: Slurm takes jobs and starts none until it is up again (`scontrol show partition trexcheck`; backend.slurm.partition)")
     } finally {
       execFileSync("scontrol", ["delete", "PartitionName=trexcheck"]) // (no job ever ran in it: trex check submits none)
     }

@@ -418,22 +418,28 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
         command: spec.argv[0] ?? "",
         runsOn: "the compute nodes"
       })
+      // what sbatch --test-only does not say: the partition (named, or the default) as scontrol shows it
+      const shown = yield* runner.exec("scontrol", ["show", "partition", "-o", ...(config.partition !== undefined ? [config.partition] : [])])
+      const line = shown.stdout.split("\n").find((l) => config.partition !== undefined ? l.startsWith(`PartitionName=${config.partition} `) : / Default=YES /.test(l))
+      if (line === undefined) return concerns
+      const field = (name: string) => new RegExp(`\\b${name}=(\\S+)`).exec(line)?.[1]
+      const partition = field("PartitionName")
       // over its partition's MaxTime, Slurm (EnforcePartLimits=NO, its default) takes a job and keeps it pending,
       // and `sbatch --test-only` says when it would start
       const limit = spec.resources.timeLimitSeconds
-      if (limit !== undefined) {
-        const shown = yield* runner.exec("scontrol", ["show", "partition", "-o", ...(config.partition !== undefined ? [config.partition] : [])])
-        const line = shown.stdout.split("\n").find((l) => config.partition !== undefined ? l.startsWith(`PartitionName=${config.partition} `) : / Default=YES /.test(l))
-        const maxTime = line !== undefined ? /\bMaxTime=(\S+)/.exec(line)?.[1] : undefined
-        const max = maxTime !== undefined ? Script.parseSlurmTime(maxTime) : undefined
-        // Slurm keeps time limits in whole minutes
-        if (max !== undefined && Math.ceil(limit / 60) * 60 > max) {
-          const name = /^PartitionName=(\S+)/.exec(line!)?.[1]
-          concerns.push({
-            severity: "fail",
-            message: `a trial's time limit (${limit} s, recipe.resources.timeLimitSeconds) is over partition ${name}'s MaxTime (${maxTime}): Slurm would keep its jobs pending (PartitionTimeLimit) and never start them; lower the limit, or name another partition (backend.slurm.partition)`
-          })
-        }
+      const maxTime = field("MaxTime")
+      const max = maxTime !== undefined ? Script.parseSlurmTime(maxTime) : undefined
+      // Slurm keeps time limits in whole minutes
+      if (limit !== undefined && max !== undefined && Math.ceil(limit / 60) * 60 > max) {
+        concerns.push({
+          severity: "fail",
+          message: `a trial's time limit (${limit} s, recipe.resources.timeLimitSeconds) is over partition ${partition}'s MaxTime (${maxTime}): Slurm would keep its jobs pending (PartitionTimeLimit) and never start them; lower the limit, or name another partition (backend.slurm.partition)`
+        })
+      }
+      // a partition that is DOWN takes jobs and starts none until an administrator brings it up
+      const state = field("State")
+      if (state === "DOWN") {
+        concerns.push({ severity: "warn", message: `partition ${partition} is DOWN: Slurm takes jobs and starts none until it is up again (\`scontrol show partition ${partition}\`; backend.slurm.partition)` })
       }
       return concerns
     })
