@@ -1,5 +1,6 @@
 // The code agent on the real Docker, Slurm, Grid Engine and SSH backends that scripts/services/start-all.sh starts (facts in
-// scripts/services/.env, as packages/executors/test/*Backend.test.ts read them), its model the local Messages API
+// scripts/services/.env, as packages/executors/test/*Backend.test.ts read them), and on Kubernetes (the stand-in API
+// server, whose kubelet runs each pod's command as a local process), its model the local Messages API
 // stand-in. The stand-in plays a model that does what it is told: it takes the interpreter from the task's command
 // that the first message names, and checks that each thing the message says of the jobs' directories and
 // environment holds on that backend. Without the session knowing its backend (finding BD) the message said
@@ -30,7 +31,8 @@ const where: Record<Backends.Kind, ReadonlyArray<string>> = {
   docker: ["the docker backend", `containers of image ${Backends.IMAGE}`, `not the task folder (${base})`],
   slurm: ["the slurm backend", "compute nodes", "use full paths"],
   gridengine: ["the gridengine backend", "compute nodes", "use full paths"],
-  ssh: ["the ssh backend", "a remote host", `not the task folder ${base}`]
+  ssh: ["the ssh backend", "a remote host", `not the task folder ${base}`],
+  kubernetes: ["the kubernetes backend", `pods of image ${Backends.IMAGE}`, `not the task folder ${base}`]
 }
 
 /** What the stand-in writes: a library in a subdirectory, and a training job that needs it, the secret and TOY_MODE. */
@@ -63,12 +65,12 @@ const killedWhen = (kind: Backends.Kind, url: string, nodeId: string, ready: () 
 const waiting = `touch started\ni=0\nwhile [ ! -e go ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done\necho '{"metrics":{"accuracy":0.8},"primary":0.8}' > "$TREX_JOB_DIR/result.json"\n`
 
 for (const kind of Backends.kinds) {
-  describe(`CodeAgentExecutor on the real ${kind} backend`, () => {
+  describe(`CodeAgentExecutor on the ${kind === "kubernetes" ? "stand-in API server's" : "real"} ${kind} backend`, () => {
     it.live("what the agent is told of its jobs holds: where they run, the interpreter, the directories, the secret by name only", () =>
       Effect.gen(function*() {
         const recipe = Task.Recipe.make({
           command: ["/bin/sh", "{taskDir}/train.sh"],
-          ...(kind === "docker" ? { image: Backends.IMAGE } : {}),
+          ...(kind === "docker" || kind === "kubernetes" ? { image: Backends.IMAGE } : {}),
           env: { TOY_MODE: "fast" },
           resources: { gpus: 0, cpus: 1, timeLimitSeconds: 120 }
         })
@@ -135,8 +137,9 @@ for (const kind of Backends.kinds) {
         assert.isFalse(logs.some((l) => l.includes(SECRET)), "no log line holds the secret")
       }).pipe(Effect.scoped), 60_000)
 
-    // not on Grid Engine: the same there, and slower (its scheduler's interval), for the ~2 minutes this file keeps to
-    if (kind === "gridengine") return
+    // not on Grid Engine: the same there, and slower (its scheduler's interval), for the ~2 minutes this file keeps to;
+    // not on the Kubernetes stand-in, which lives in this process (a controller process of its own could not share it)
+    if (kind === "gridengine" || kind === "kubernetes") return
     it.live("killed (SIGKILL) while a training job runs that was never recorded, the resumed session adopts it: trained once", () =>
       Effect.gen(function*() {
         const nodeId = "n2"

@@ -1,20 +1,22 @@
 /**
  * The real backends the code agent's tests run it on beyond the local one (Docker, Slurm, Grid Engine, SSH: those
  * of scripts/services/start-all.sh, facts in scripts/services/.env), each under a root of the test's, so that a
- * controller process and the test build the same backend, and what the agent is told of each.
+ * controller process and the test build the same backend, and what the agent is told of each; and Kubernetes on the
+ * stand-in API server (packages/executors/test/support/FakeKubeApi.ts), one for each backend made.
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Backend } from "@trex/core"
-import { DockerBackend, GridEngineBackend, SlurmBackend, SshBackend } from "@trex/executors"
-import type { Effect, Scope } from "effect"
+import { DockerBackend, GridEngineBackend, KubernetesBackend, SlurmBackend, SshBackend } from "@trex/executors"
+import { Effect, type Scope } from "effect"
+import * as FakeKubeApi from "../../packages/executors/test/support/FakeKubeApi.ts"
 
 const env = (k: string, d: string) => process.env[k] ?? d
 
 export const IMAGE = env("TREX_TEST_DOCKER_IMAGE", "local/busybox:latest")
 
-export type Kind = "docker" | "slurm" | "gridengine" | "ssh"
-export const kinds: ReadonlyArray<Kind> = ["docker", "slurm", "gridengine", "ssh"]
+export type Kind = "docker" | "slurm" | "gridengine" | "ssh" | "kubernetes"
+export const kinds: ReadonlyArray<Kind> = ["docker", "slurm", "gridengine", "ssh", "kubernetes"]
 
 /** Where the SSH backend keeps the jobs of a test whose root is `base` (on the test host, which is this machine). */
 export const sshRoot = (base: string): string => `/tmp/trex-code-agent-ssh-${Path.basename(base)}`
@@ -41,6 +43,10 @@ export const make = (kind: Kind, base: string): Effect.Effect<Backend.BackendSha
         pollInterval: "150 millis",
         killGraceSeconds: 1
       })
+    case "kubernetes":
+      return Effect.acquireRelease(Effect.promise(() => FakeKubeApi.start({ gracePeriodMs: 1000 })), (fake) => Effect.promise(() => fake.close())).pipe(
+        Effect.flatMap((fake) => KubernetesBackend.make({ kubeConfig: fake.kubeConfig(), namespace: "trex", image: IMAGE, logGraceMs: 3000 }))
+      )
   }
 }
 
@@ -55,5 +61,8 @@ export const trainingDirs = (kind: Kind, base: string, node: string): ReadonlyAr
       return under(Path.join(base, kind, "r1"))
     case "ssh":
       return [Path.join(sshRoot(base), "r1", node)]
+    case "kubernetes":
+      // its pods' directories are the stand-in's, which a controller process of its own does not reach
+      return []
   }
 }
