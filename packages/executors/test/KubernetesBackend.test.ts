@@ -166,6 +166,15 @@ describe("k8s manifests", () => {
       ["limits.cpu=3 (limited: 2)", "requests.nvidia.com/gpu=4 (limited: 2)"]
     )
     assert.deepStrictEqual(K.overQuotaAlone(`exceeded quota: pod-quota, requested: pods=1, used: pods=3, limited: pods=3`), [])
+    // a refusal that lasts (until someone changes the cluster), from the newest FailedCreate
+    const failed = (message: string, at: string) => ({ metadata: {}, involvedObject: {}, reason: "FailedCreate", message, lastTimestamp: new Date(at) })
+    const full = `Error creating: pods "p" is forbidden: exceeded quota: pod-quota, requested: pods=1, used: pods=3, limited: pods=3`
+    const account = `Error creating: pods "p" is forbidden: error looking up service account ml/trainer: serviceaccount "trainer" not found`
+    assert.isFalse(K.refusalLasts([failed(full, "2026-01-01T00:00:01Z")]), "a quota other pods fill frees")
+    assert.isTrue(K.refusalLasts([failed(full, "2026-01-01T00:00:01Z"), failed(account, "2026-01-01T00:00:02Z")]))
+    assert.isFalse(K.refusalLasts([failed(account, "2026-01-01T00:00:01Z"), failed(full, "2026-01-01T00:00:02Z")]), "the newest counts")
+    assert.isTrue(K.refusalLasts([failed(`Error creating: pods "p" is forbidden: exceeded quota: gpu, requested: requests.nvidia.com/gpu=4, used: requests.nvidia.com/gpu=0, limited: requests.nvidia.com/gpu=2`, "2026-01-01T00:00:01Z")]))
+    assert.isFalse(K.refusalLasts([]))
     assert.strictEqual(K.parseBytes("1500m"), 1.5)
     assert.strictEqual(K.parseBytes("8G"), 8e9)
     assert.strictEqual(K.parseBytes("1Ki"), 1024)
