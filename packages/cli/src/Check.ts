@@ -5,7 +5,8 @@
  * GPUs) and, where the backend can, to look at the job a trial would run without running it
  * (`Backend.preflight`: the command on the host or hosts, the image on the engine, `sbatch --test-only`,
  * `qsub -w v`, Kubernetes RBAC and dry runs). A backend that answers but will not say its capacity
- * still has the job looked at. It starts no trial and makes no run directory. A setup error found
+ * (a Kubernetes user who may not list the cluster's nodes) still has the job looked at, and only a
+ * warning of it. It starts no trial and makes no run directory. A setup error found
  * here costs no trial.
  *
  * @since 0.1.0
@@ -101,6 +102,7 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
       // a backend that answered with a refusal (a user who may not list a cluster's nodes) may still say what a job would meet
       if (capacity._tag === "Failure" && capacity.failure.retryable) return yield* capacity.failure
       const concerns = spec !== undefined && backend.preflight !== undefined ? yield* backend.preflight(spec) : undefined
+      // (without a look at the job, a refusal is all it said)
       if (capacity._tag === "Failure" && concerns === undefined) return yield* capacity.failure
       return { capacity, concerns }
     }).pipe(
@@ -117,8 +119,14 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
       findings.push({ what: "backend", status: "fail", detail: `${settings.backend}: ${answer.failure.message}` })
     } else {
       const capacity = answer.success.capacity
-      if (capacity._tag === "Failure") findings.push({ what: "backend", status: "fail", detail: `${settings.backend}: ${capacity.failure.message}` })
-      else {
+      if (capacity._tag === "Failure") {
+        // it answered, and looked at the job: only its capacity is not known (a run does not need it)
+        findings.push({
+          what: "backend",
+          status: "warn",
+          detail: `${settings.backend} answers, but not with its capacity (${capacity.failure.message})${gpus > 0 ? `: whether it has the ${gpus} GPU${gpus === 1 ? "" : "s"} a trial asks for is not known` : ""}`
+        })
+      } else {
         const c = capacity.success
         findings.push(
           gpus > c.gpus
