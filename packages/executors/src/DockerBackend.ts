@@ -16,10 +16,11 @@ import type { ExperimentNode } from "@trex/core"
 import type Docker from "dockerode"
 import { Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
 import { AdmissionQueue, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
-import { engineOptions, type SshAccess } from "./internal/dockerEngine.ts"
+import { engineOptions, socketRefusal, type SshAccess } from "./internal/dockerEngine.ts"
 import * as Spec from "./internal/dockerSpec.ts"
 import * as Clients from "./internal/clients.ts"
 import { boundedWatch } from "./internal/volume.ts"
@@ -117,6 +118,15 @@ interface Outage {
 }
 const ENGINE_POLL = "1 second"
 const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
+
+/** The user this process runs as, by name where the system knows it. */
+const userName = (): string => {
+  try {
+    return Os.userInfo().username
+  } catch {
+    return String(process.getuid?.() ?? "this user")
+  }
+}
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -274,6 +284,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
             `or point TREX at a running engine with DOCKER_HOST or backend.docker.host / socketPath`,
           true
         )
+        : socketRefusal(e.message, userName()) !== undefined
+        // the engine's socket is there, and this user may not use it
+        ? fail("make", `the Docker engine at ${where}: ${e.message}: ${socketRefusal(e.message, userName())}`)
         : fail("make", `the Docker engine at ${where}: ${e.message}`)
     )
   )

@@ -21,6 +21,7 @@ import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import { checkQueued } from "./support/queued.ts"
 import { type TestEngine, testEngines } from "./support/engines.ts"
 import * as Spec from "../src/internal/dockerSpec.ts"
+import { socketRefusal } from "../src/internal/dockerEngine.ts"
 
 const execFileAsync = promisify(execFile)
 const ENGINES = testEngines()
@@ -650,6 +651,20 @@ describe("DockerBackend.containerConfig", () => {
 })
 
 describe("DockerBackend's engine differences, pure", () => {
+  it("a user who may not use the engine's socket is told to join the group that owns it, or to use an engine of its own", async () => {
+    // (root may use any socket: the real refusal was seen with the CLI as the test sshd's user, finding BJ)
+    const sock = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-sock-")), "docker.sock")
+    Fs.writeFileSync(sock, "")
+    const group = (await promisify(execFile)("stat", ["-c", "%G", sock])).stdout.trim()
+    assert.strictEqual(
+      socketRefusal(`connect EACCES ${sock}`, "alice"),
+      `this user (alice) may not use the engine's socket ${sock} (its group: ${group}). Add the user to that group (\`sudo usermod -aG ${group} alice\`, ` +
+        "then log in again: `docker info` must answer as this user), or point TREX at an engine it may use (rootless Docker, Podman's user socket) " +
+        "with DOCKER_HOST or backend.docker.host / socketPath"
+    )
+    assert.isUndefined(socketRefusal("connect ECONNREFUSED /var/run/docker.sock", "alice"))
+  })
+
   it("a log read again from a whole second skips the entries of that second an earlier read took", () => {
     const cursor = new Spec.LogCursor()
     const frame = (t: string, text: string) => Buffer.from(`${t} ${text}`)

@@ -36,3 +36,26 @@ export const engineOptions = (o: {
     }
   } as Docker.DockerOptions
 }
+
+/** The name of the group that owns `path` (an engine's socket: `docker`), where /etc/group says. */
+const groupOf = (path: string): string | undefined => {
+  try {
+    const gid = String(Fs.statSync(path).gid)
+    return Fs.readFileSync("/etc/group", "utf8").split("\n").map((l) => l.split(":")).find((f) => f[2] === gid)?.[0]
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * What to do when `user` may not use the engine's local socket (`connect EACCES /var/run/docker.sock`):
+ * join the group that owns it, or use an engine of its own; `undefined` for any other error.
+ */
+export const socketRefusal = (message: string, user: string): string | undefined => {
+  const path = /\bconnect EACCES (\S+)/.exec(message)?.[1]
+  if (path === undefined) return undefined
+  const group = groupOf(path) ?? "docker"
+  return `this user (${user}) may not use the engine's socket ${path} (its group: ${group}). Add the user to that group ` +
+    `(\`sudo usermod -aG ${group} ${user}\`, then log in again: \`docker info\` must answer as this user), or point TREX at an engine ` +
+    "it may use (rootless Docker, Podman's user socket) with DOCKER_HOST or backend.docker.host / socketPath"
+}
