@@ -68,8 +68,9 @@ export interface Config {
    * be pulled (`ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`), its configuration is missing
    * (`CreateContainerConfigError`), or its Job's controller is refused its pod for a reason that lasts
    * (a missing service account, an admission policy, a quota that one pod alone exceeds) — before it is
-   * taken back and fails (`Infra`, with the reason; default 10 minutes). A job that waits for room
-   * (GPUs, CPUs, a quota that other pods fill) waits on.
+   * taken back and fails (`Infra`, with the reason; default 10 minutes), counted from when its pod was
+   * bound to a node (or its controller first refused it) by the API server's times. A job that waits
+   * for room (GPUs, CPUs, a quota that other pods fill) waits on.
    */
   readonly stuckAfterMs?: number
 }
@@ -379,8 +380,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    */
   const refusalOf = (name: string) =>
     call("listEvents", (o) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${name}` }, o)).pipe(
-      Effect.map((l) => ({ why: K.creationRefusal(l.items), lasting: K.refusalLasts(l.items) })),
-      Effect.orElseSucceed(() => ({ why: undefined, lasting: false }))
+      Effect.map((l) => ({ why: K.creationRefusal(l.items), lasting: K.refusalLasts(l.items), since: K.refusedSince(l.items) })),
+      Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined }))
     )
 
   /**
@@ -588,9 +589,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let noPodChecks = 0
         /** Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`). */
         let stuck: { since: number; why: string } | undefined
-        const stuckIf = (why: string | undefined) => {
-          // a pull's back-off keeps the pull's own error (what the registry said)
-          stuck = why === undefined ? undefined : { since: stuck?.since ?? Date.now(), why: stuck !== undefined && why.startsWith("ImagePullBackOff") ? stuck.why : why }
+        /**
+         * `why`: the job is stuck (see `stuckAfterMs`), at the latest since `since` by the API server's times
+         * (so a watch that begins late, a resumed run's, counts the time before it); a pull's back-off keeps
+         * the pull's own error (what the registry said).
+         */
+        const stuckIf = (why: string | undefined, since: number | undefined) => {
+          stuck = why === undefined
+            ? undefined
+            : { since: stuck?.since ?? Math.min(since ?? Date.now(), Date.now()), why: stuck !== undefined && why.startsWith("ImagePullBackOff") ? stuck.why : why }
         }
         let logState: "none" | "following" | "ended" = "none"
         let ended: { readonly job?: V1Job } | undefined
@@ -682,8 +689,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               break
             case "NoPod": {
               noPodChecks++
-              const { why, lasting } = yield* patiently("listEvents", refusalOf(name))
-              if (!podSeen) stuckIf(lasting ? why : undefined)
+              const { why, lasting, since } = yield* patiently("listEvents", refusalOf(name))
+              if (!podSeen) stuckIf(lasting ? why : undefined, since)
               const key = `Pending:${why ?? ""}`
               if (!podSeen && key !== lastState) {
                 lastState = key
@@ -696,7 +703,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               podSeen = true
               const st = K.podState(update.pod)
               const waitingMessage = K.waitingMessage(update.pod)
-              stuckIf(st?.state === "Pending" && st.reason !== undefined && STUCK.has(st.reason) ? `${st.reason}${waitingMessage !== undefined ? `: ${waitingMessage}` : ""}` : undefined)
+              stuckIf(
+                st?.state === "Pending" && st.reason !== undefined && STUCK.has(st.reason) ? `${st.reason}${waitingMessage !== undefined ? `: ${waitingMessage}` : ""}` : undefined,
+                K.stuckSince(update.pod)
+              )
               const key = st === undefined ? "Terminated" : `${st.state}:${st.reason ?? ""}`
               if (st !== undefined && key !== lastState) {
                 lastState = key

@@ -589,6 +589,27 @@ describe("KubernetesBackend when a job cannot start", () => {
       }
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live("a watch that begins late (a resumed run's) counts the time the job was stuck before it, by the API server's times: the pod's binding, the controller's first refusal", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const first = yield* KubernetesBackend.make(config(fake))
+      const image = yield* first.submit(spec("late-image", done, { image: "registry.invalid/nope:1" }))
+      const account = yield* (yield* KubernetesBackend.make(config(fake, { serviceAccountName: "trainer" }))).submit(spec("late-account", done))
+      yield* eventually("the pod cannot pull its image", () => podOf(fake, image.id)?.status.containerStatuses?.[0]?.state?.waiting !== undefined)
+      yield* eventually("the Job is refused its pod", () => fake.get("events", "trex", `${account.id}.failedcreate`) !== undefined)
+      // as if the controller that submitted them had been gone an hour
+      const hourAgo = new Date(Date.now() - 3_600_000).toISOString()
+      podOf(fake, image.id)!.status.conditions.find((c: { type: string }) => c.type === "PodScheduled").lastTransitionTime = hourAgo
+      fake.get("events", "trex", `${account.id}.failedcreate`)!.firstTimestamp = hourAgo
+      // a new controller with the default window (10 minutes) takes them back at once
+      const later = yield* KubernetesBackend.make(config(fake))
+      for (const ref of [image, account]) {
+        const exit = yield* Backend.awaitExit(later, ref)
+        assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
+        assert.match(exit.message ?? "", /^its pod could not start within 600 s \(stuckAfterMs\): /)
+      }
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
   it.live("a job that waits for room (GPUs no node has free, a quota other pods fill) waits on past stuckAfterMs, and runs once there is room", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith({ podQuota: 1 })

@@ -306,6 +306,24 @@ export const refusalLasts = (events: ReadonlyArray<CoreV1Event>): boolean => {
   return !/exceeded quota/.test(message) || overQuotaAlone(message).length > 0
 }
 
+/**
+ * Since when a pod can have been stuck before its container started (its image pulled, its
+ * configuration read): when it was bound to a node, else when it was made; epoch ms.
+ */
+export const stuckSince = (pod: V1Pod): number | undefined => {
+  const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "True")?.lastTransitionTime
+  const at = scheduled ?? pod.metadata?.creationTimestamp
+  return at === undefined ? undefined : new Date(at).getTime()
+}
+
+/** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */
+export const refusedSince = (events: ReadonlyArray<CoreV1Event>): number | undefined => {
+  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
+  const newest = events.filter((e) => e.reason === "FailedCreate").sort((a, b) => when(a) - when(b)).at(-1)
+  const first = newest?.firstTimestamp ?? newest?.eventTime
+  return first === undefined ? undefined : new Date(first).getTime()
+}
+
 /** What the kubelet says of the job's container while it waits (`Back-off pulling image "x"`), if anything. */
 export const waitingMessage = (pod: V1Pod): string | undefined => {
   const message = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.waiting?.message

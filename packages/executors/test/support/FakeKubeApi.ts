@@ -386,13 +386,13 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       const message = `0/${nodes.length} nodes are available: ${[...new Set(reasons.map(([, r]) => `${reasons.filter(([, x]) => x === r).length} ${r}`))].join(", ")}.`
       const cond = pod.status.conditions?.find((c: any) => c.type === "PodScheduled")
       if (cond?.message !== message) {
-        pod.status.conditions = [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }]
+        pod.status.conditions = [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message, lastTransitionTime: now() }]
         put("pods", pod, "MODIFIED")
       }
       return
     }
     pod.spec.nodeName = ok[0].name
-    pod.status.conditions = [{ type: "PodScheduled", status: "True" }]
+    pod.status.conditions = [{ type: "PodScheduled", status: "True", lastTransitionTime: now() }]
     put("pods", pod, "MODIFIED")
   }
 
