@@ -312,22 +312,21 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
       const taskDir = tmp()
       for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))
       const out = tmp()
-      const start = () =>
-        Effect.promise(() =>
-          new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-            const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(taskDir, "toy.task.yaml"), "--out", out, "--max-trials", "2", "--concurrency", "1", "--seed", "5"], {
-              cwd: root,
-              stdio: ["ignore", "pipe", "pipe"],
-              env: { ...process.env, TREX_TOY_MS: "2500" }
-            })
-            let stdout = ""
-            let stderr = ""
-            child.stdout.on("data", (d) => (stdout += d))
-            child.stderr.on("data", (d) => (stderr += d))
-            child.once("exit", (status) => resolve({ status, stdout, stderr }))
-          })
-        )
-      const first = yield* Effect.forkChild(start())
+      // the trials hold until this file exists (however slow the machine: the second run must start while the first's runs)
+      const hold = path.join(tmp(), "go")
+      const start = () => {
+        const output = { stdout: "", stderr: "" }
+        const child = spawn(process.execPath, ["--conditions=@trex/source", bin, "run", path.join(taskDir, "toy.task.yaml"), "--out", out, "--max-trials", "2", "--concurrency", "1", "--seed", "5"], {
+          cwd: root,
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, TREX_TOY_HOLD: hold }
+        })
+        child.stdout.on("data", (d) => (output.stdout += d))
+        child.stderr.on("data", (d) => (output.stderr += d))
+        const exited = Effect.promise(() => new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => child.once("exit", (status) => resolve({ status, ...output }))))
+        return { output, exited }
+      }
+      const first = start()
       // the second starts once the first has admitted its first trial (the task's default strategy, every run's first)
       const admitted = Effect.sync(() => {
         const dirs = fs.existsSync(out) ? fs.readdirSync(out) : []
@@ -342,8 +341,12 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
         }
       })
       for (let i = 0; i < 300 && !(yield* admitted); i++) yield* Effect.sleep("100 millis")
-      const second = yield* start()
-      const firstRun = yield* Fiber.join(first)
+      const started = start()
+      // the first's trial is held: the second must wait for it rather than run it
+      for (let i = 0; i < 600 && !/is running the same strategy; waiting for its result/.test(started.output.stderr); i++) yield* Effect.sleep("100 millis")
+      fs.writeFileSync(hold, "")
+      const firstRun = yield* first.exited
+      const second = yield* started.exited
       assert.strictEqual(firstRun.status, 0, firstRun.stderr)
       assert.strictEqual(second.status, 0, second.stderr)
       assert.match(second.stderr, /is running the same strategy; waiting for its result/)
