@@ -57,7 +57,7 @@ export interface Config {
    * How long a job may stay pending for a reason Slurm never gets past by itself (its time limit over
    * its partition's, constraints no node meets, an account or QOS it may not use, a per-job limit it
    * alone exceeds) before it is cancelled and fails (`Infra`, with the reason and what to change; default
-   * 10 minutes). A job pending for room (`Resources`, `Priority`) waits on.
+   * 10 minutes), counted from its submission. A job pending for room (`Resources`, `Priority`) waits on.
    */
   readonly stuckAfterMs?: number
 }
@@ -175,7 +175,7 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     yield* runner.writeFile(envFile, Script.renderEnvFile(Backend.revealEnv(spec.env)), 0o600)
     yield* runner.writeFile(`${jobDir}/${Script.SCRIPT_FILE}`, script, 0o700)
     const id = yield* sbatch(jobDir, spec.labels.node)
-    const ref: ExperimentNode.JobRef = { backend: NAME, id, data: { jobDir, gpus: spec.resources.gpus } }
+    const ref: ExperimentNode.JobRef = { backend: NAME, id, data: { jobDir, gpus: spec.resources.gpus, submittedAt: Date.now() } }
     return ref
   })
 
@@ -326,7 +326,9 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
               yield* emit(reason !== undefined ? { _tag: "State", state: "Pending", reason } : { _tag: "State", state: mapped._tag })
             }
             const never = mapped._tag === "Pending" ? Script.neverStarts(status.reason) : undefined
-            stuckSince = never === undefined ? undefined : stuckSince ?? Date.now()
+            // a job that never ran was stuck since it was submitted (a resumed run's watch counts the time before it)
+            const submittedAt = typeof ref.data.submittedAt === "number" && !ran && requeues === 0 ? Math.min(ref.data.submittedAt, Date.now()) : Date.now()
+            stuckSince = never === undefined ? undefined : stuckSince ?? submittedAt
             if (never !== undefined && Date.now() - stuckSince! >= stuckAfterMs) {
               // the same words for every trial of one cause (a run that fails fast compares them); no job id
               const message = `Slurm would never start it (pending: ${status.reason?.trim()}): ${never}; cancelled after ${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs)`

@@ -411,6 +411,12 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       // a later controller (a resumed run) reads the same end, not a cancel
       const later = yield* Backend.awaitExit(yield* SlurmBackend.make(config), ref)
       assert.deepStrictEqual([later.outcome, later.failureKind, later.retryable, later.message], ["Failed", "Infra", false, exit.message])
+      // a controller that looks at such a job late (a resumed run, an hour after its submission) counts that hour:
+      // with the default window (10 minutes) it takes it back at once
+      const old = yield* (yield* SlurmBackend.make({ ...config, partition: "trexshort" })).submit(spec("too-long-old", RESULT, { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 600 } }))
+      const resumed = yield* Backend.awaitExit(yield* SlurmBackend.make(config), { ...old, data: { ...old.data, submittedAt: Date.now() - 3_600_000 } })
+      assert.deepStrictEqual([resumed.outcome, resumed.failureKind], ["Failed", "Infra"], resumed.message)
+      assert.match(resumed.message ?? "", /cancelled after 600 s \(stuckAfterMs\)$/)
       const fits = yield* Backend.awaitExit(backend, yield* backend.submit(spec("fits", RESULT, { resources: { gpus: 0, cpus: 1, timeLimitSeconds: 60 } })))
       assert.strictEqual(fits.outcome, "Succeeded", fits.message)
     }).pipe(Effect.scoped), 120_000)
