@@ -275,6 +275,12 @@ export const overQuotaAlone = (message: string): ReadonlyArray<string> => {
   })
 }
 
+/** The newest `FailedCreate` of a Job's Events: its controller's latest refusal of a pod. */
+const newestRefusal = (events: ReadonlyArray<CoreV1Event>): CoreV1Event | undefined => {
+  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
+  return events.filter((e) => e.reason === "FailedCreate").sort((a, b) => when(a) - when(b)).at(-1)
+}
+
 /**
  * Why a Job's controller could not create its pod, from the Job's Events: the newest `FailedCreate`
  * (a ResourceQuota, a LimitRange, an admission webhook, a missing service account), as
@@ -282,8 +288,7 @@ export const overQuotaAlone = (message: string): ReadonlyArray<string> => {
  * quota's changing counts. `undefined` when there is none.
  */
 export const creationRefusal = (events: ReadonlyArray<CoreV1Event>): string | undefined => {
-  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
-  const newest = events.filter((e) => e.reason === "FailedCreate").sort((a, b) => when(a) - when(b)).at(-1)
+  const newest = newestRefusal(events)
   if (newest === undefined) return undefined
   const why = (newest.message ?? "")
     .replace(/^Error creating: /, "")
@@ -299,8 +304,7 @@ export const creationRefusal = (events: ReadonlyArray<CoreV1Event>): string | un
  * rather than a quota full of other pods now, which frees as they end.
  */
 export const refusalLasts = (events: ReadonlyArray<CoreV1Event>): boolean => {
-  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
-  const newest = events.filter((e) => e.reason === "FailedCreate").sort((a, b) => when(a) - when(b)).at(-1)
+  const newest = newestRefusal(events)
   if (newest === undefined) return false
   const message = newest.message ?? ""
   return !/exceeded quota/.test(message) || overQuotaAlone(message).length > 0
@@ -318,8 +322,7 @@ export const stuckSince = (pod: V1Pod): number | undefined => {
 
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */
 export const refusedSince = (events: ReadonlyArray<CoreV1Event>): number | undefined => {
-  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
-  const newest = events.filter((e) => e.reason === "FailedCreate").sort((a, b) => when(a) - when(b)).at(-1)
+  const newest = newestRefusal(events)
   const first = newest?.firstTimestamp ?? newest?.eventTime
   return first === undefined ? undefined : new Date(first).getTime()
 }
