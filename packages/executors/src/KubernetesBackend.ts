@@ -1027,6 +1027,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           fail(`the API server would refuse a trial's pod (a dry run): ${why}`)
         }
       }
+    } else if (config.serviceAccountName !== undefined) {
+      // no dry run of the pod: its service account looked for, where the user may read it
+      const account = yield* answered(call("readServiceAccount", (o) => core.readNamespacedServiceAccount({ name: config.serviceAccountName!, namespace }, o)))
+      if (account._tag === "Failure" && isNotFound(account.failure)) {
+        fail(`the service account ${config.serviceAccountName} (backend.k8s.serviceAccountName) is not in ${where}: the Job's controller could not make its pod`)
+      }
     }
     // image pull secrets
     if (may("get", "secrets")) {

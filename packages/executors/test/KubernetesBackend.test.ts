@@ -468,6 +468,12 @@ describe("KubernetesBackend.preflight", () => {
       const { found: account } = yield* concerns({}, { serviceAccountName: "trainer" })
       assert.lengthOf(account, 1, account.join("\n"))
       assert.match(account[0]!, /^fail: the service account trainer \(backend\.k8s\.serviceAccountName\) is not in namespace trex of .*: the Job's controller could not make its pod \(pods ".*" is forbidden: error looking up service account trex\/trainer: serviceaccount "trainer" not found\)$/)
+      // a user who may not create pods (no dry run of one): the service account is looked for itself
+      const { found: unread } = yield* concerns({ denied: ["create pods"] }, { serviceAccountName: "trainer" })
+      assert.lengthOf(unread, 1, unread.join("\n"))
+      assert.match(unread[0]!, /^fail: the service account trainer \(backend\.k8s\.serviceAccountName\) is not in namespace trex of .*: the Job's controller could not make its pod$/)
+      const { found: there } = yield* concerns({ denied: ["create pods"], serviceAccounts: ["default", "trainer"] }, { serviceAccountName: "trainer" })
+      assert.deepStrictEqual(there, [])
       // what a run would meet: its Job is made, and its controller can make no pod for it
       const run = yield* fakeWith()
       const backend0 = yield* KubernetesBackend.make(config(run, { serviceAccountName: "trainer" }))
