@@ -79,10 +79,11 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
           : { what: "secrets", status: "ok", detail: `${secretNames.join(", ")} set; every job gets ${secretNames.length === 1 ? "it" : "them"} as a secret` }
       )
     }
-    // the job a trial runs, its strategy aside (a preflight looks at where and how it runs)
+    // the job a trial runs, its strategy aside (a preflight looks at where and how it runs); the code agent's jobs run
+    // where and as the recipe's do, with its command's interpreter
     const recipe = task.recipe
     const vars = { taskDir: settings.taskDir, run: "trex-check", node: "n0", execPath: process.execPath }
-    const spec: Backend.JobSpec | undefined = settings.backend === "simulator" || settings.executor === "code-agent" || recipe === undefined
+    const spec: Backend.JobSpec | undefined = settings.backend === "simulator" || recipe === undefined
       ? undefined
       : {
         name: "trex-check",
@@ -137,12 +138,16 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
     }
     if (settings.backend === "simulator") {
       findings.push({ what: "job", status: "ok", detail: "trials replay the recorded table in simulated time: no job runs" })
-    } else if (settings.executor === "code-agent") {
-      findings.push({ what: "job", status: "ok", detail: "the code agent writes each trial's scripts; they run under the recipe's env and resources" })
     } else if (spec !== undefined) {
       const concerns = answer._tag === "Success" ? answer.success.concerns : undefined
       const unchecked = answer._tag === "Success" && concerns === undefined ? ` (the ${settings.backend} backend does not look at a job before it runs it)` : ""
-      findings.push({ what: "job", status: "ok", detail: `${jobLine(spec, secretNames)}${unchecked}` })
+      findings.push({
+        what: "job",
+        status: "ok",
+        detail: settings.executor === "code-agent"
+          ? `the code agent writes each trial's scripts, run where and as the recipe's command would be (${jobLine(spec, secretNames).replace(/^a trial runs /, "")})${unchecked}`
+          : `${jobLine(spec, secretNames)}${unchecked}`
+      })
       for (const c of concerns ?? []) findings.push({ what: "job", status: c.severity, detail: c.message })
     }
     for (const warning of Wiring.budgetWarnings(settings, task)) findings.push({ what: "budget", status: "warn", detail: warning })

@@ -63,6 +63,15 @@ describe("trex check", () => {
     assert.notInclude(ok.stdout, "hf_abcdefgh12345")
   })
 
+  it("with the code agent: its jobs are looked at as the recipe's would be (their interpreter on the PATH, here)", () => {
+    const { file } = taskFile(`  command: ["trainz", "{taskDir}/train.py"]`)
+    const r = trex(["check", file, "--executor", "code-agent", "--json"], { ANTHROPIC_API_KEY: "sk-test" })
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr)
+    const found = findings(r.stdout)
+    assert.isTrue(found.some((f) => /^ok job: the code agent writes each trial's scripts, run where and as the recipe's command would be \(trainz \S+\/train\.py; no GPU, 1 CPU, no time limit\)$/.test(f)), found.join("\n"))
+    assert.isTrue(found.some((f) => /^fail job: the job's command trainz is not on the PATH jobs get/.test(f)), found.join("\n"))
+  })
+
   it("a task file that is not valid, or settings a run refuses (a model key not set), are bad input (exit 2), as for trex run", () => {
     const { file } = taskFile(`  command: []`)
     const r = trex(["check", file])
