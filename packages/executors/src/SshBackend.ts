@@ -842,9 +842,10 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     cancel,
     withdraw,
     list,
-    // the hosts that can take jobs now: an unreachable one (or one not reached yet) counts for nothing
+    // the hosts that can take jobs now: an unreachable one (or one not reached yet) counts for nothing, also once
+    // its `hostRetryAfter` is over, until it has been reached again
     capacity: Effect.map(Effect.suspend(() => adopt()), () => {
-      const up = pool.filter((h) => h.adopted && !resting(h))
+      const up = pool.filter((h) => h.adopted && h.down === undefined)
       return {
         slots: up.reduce((n, h) => n + h.slots, 0),
         gpus: up.reduce((n, h) => n + h.gpus.length, 0),
