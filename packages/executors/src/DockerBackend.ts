@@ -16,7 +16,6 @@ import type { ExperimentNode } from "@trex/core"
 import type Docker from "dockerode"
 import { Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
 import { AdmissionQueue, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
@@ -118,15 +117,6 @@ interface Outage {
 }
 const ENGINE_POLL = "1 second"
 const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
-
-/** The user this process runs as, by name where the system knows it. */
-const userName = (): string => {
-  try {
-    return Os.userInfo().username
-  } catch {
-    return String(process.getuid?.() ?? "this user")
-  }
-}
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -276,19 +266,19 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   // An engine that does not answer is said once, at the start, with where to look, rather than as
   // each trial's failure after its retries.
   yield* call("make", () => docker.ping()).pipe(
-    Effect.mapError((e) =>
-      e.retryable
-        ? fail(
+    Effect.mapError((e) => {
+      if (e.retryable) {
+        return fail(
           "make",
           `no Docker engine answers at ${where}: ${e.message}. Start dockerd on that host (\`sudo systemctl start docker\`; \`docker info\` must answer), ` +
             `or point TREX at a running engine with DOCKER_HOST or backend.docker.host / socketPath`,
           true
         )
-        : socketRefusal(e.message, userName()) !== undefined
-        // the engine's socket is there, and this user may not use it
-        ? fail("make", `the Docker engine at ${where}: ${e.message}: ${socketRefusal(e.message, userName())}`)
-        : fail("make", `the Docker engine at ${where}: ${e.message}`)
-    )
+      }
+      // the engine's socket may be there, and this user may not use it
+      const refused = socketRefusal(e.message)
+      return fail("make", `the Docker engine at ${where}: ${e.message}${refused !== undefined ? `: ${refused}` : ""}`)
+    })
   )
 
   /**

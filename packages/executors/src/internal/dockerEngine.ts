@@ -4,6 +4,7 @@
  */
 import type Docker from "dockerode"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import { expandHome } from "./sshConnection.ts"
 import * as KnownHosts from "./sshKnownHosts.ts"
 
@@ -47,11 +48,21 @@ const groupOf = (path: string): string | undefined => {
   }
 }
 
+/** The user this process runs as, by name where the system knows it. */
+const userName = (): string => {
+  try {
+    return Os.userInfo().username
+  } catch {
+    return String(process.getuid?.() ?? "this user")
+  }
+}
+
 /**
- * What to do when `user` may not use the engine's local socket (`connect EACCES /var/run/docker.sock`):
- * join the group that owns it, or use an engine of its own; `undefined` for any other error.
+ * What to do when `user` (this process's) may not use the engine's local socket (`connect EACCES
+ * /var/run/docker.sock`): join the group that owns it, or use an engine of its own; `undefined` for
+ * any other error.
  */
-export const socketRefusal = (message: string, user: string): string | undefined => {
+export const socketRefusal = (message: string, user = userName()): string | undefined => {
   const path = /\bconnect EACCES (\S+)/.exec(message)?.[1]
   if (path === undefined) return undefined
   const group = groupOf(path) ?? "docker"
