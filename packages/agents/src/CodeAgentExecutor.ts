@@ -18,12 +18,11 @@
  *
  * @since 0.1.0
  */
-import { Backend, Cost, Errors, ExecutorAgent, type ExperimentNode, JobProtocol, Result, Strategy, Task } from "@trex/core"
+import { Backend, Cost, Errors, ExecutorAgent, type ExperimentNode, JobProtocol, Result, Secrets, Strategy, Task } from "@trex/core"
 import { Clock, Deferred, Effect, Exit, Layer, Queue, Redacted, Schema, Stream } from "effect"
 import { environment, SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
 import { Workspace } from "./internal/codeAgentWorkspace.ts"
 import { ProgressReports } from "./internal/progressReports.ts"
-import { scrubber, secretsOf } from "./internal/secrets.ts"
 import * as AnthropicModel from "./model/AnthropicModel.ts"
 import * as Model from "./model/Model.ts"
 
@@ -145,7 +144,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
   const commandLimit = options.commandTimeoutSeconds ?? 300
   const logLines = options.logLines ?? 60
   /** `text` with every secret's value replaced by its name. */
-  const scrub = scrubber(secretsOf(options.env))
+  const scrub = Secrets.scrubber(Secrets.of(options.env, process.env))
   /** The sessions' `cancel`, by the id of each training job they followed: `cancel(job)` finds its session there. */
   const cancels = new Map<string, Effect.Effect<void>>()
 

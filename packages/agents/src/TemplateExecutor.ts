@@ -18,12 +18,12 @@ import {
   ExecutorAgent as ExecutorAgentService,
   JobProtocol,
   Result,
+  Secrets,
   Task,
   TaskFile
 } from "@trex/core"
 import { Array as Arr, Cause, Channel, Clock, Effect, Layer, type Pull, type Redacted, Schema, Scope, Stream } from "effect"
 import { ProgressReports } from "./internal/progressReports.ts"
-import { scrubber, secretsOf } from "./internal/secrets.ts"
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -65,107 +65,107 @@ const indentedTask = (task: Task.Task): string => {
 export const jobSpec = (request: ExecutorAgent.ExecutionRequest, recipe: Task.Recipe, options: Options): Backend.JobSpec => {
   const vars = { taskDir: options.taskDir, run: request.runId, node: request.node.id, execPath: process.execPath }
   return {
-      name: `trex-${request.runId}-${request.node.id}`,
-      argv: argv(recipe.command, vars),
-      ...(recipe.image !== undefined ? { image: recipe.image } : {}),
-      // the recipe's values with placeholders substituted; `options.env` (secrets, say) as given
-      env: { ...Task.substituteEnv(recipe.env, vars), ...options.env },
-      files: [
-        { path: JobProtocol.STRATEGY_FILE, content: JobProtocol.strategyFile(request.node.strategy) },
-        {
-          path: JobProtocol.JOB_FILE,
-          // JSON.stringify({ run, node, parent, task }, null, 2), with the task printed once per run
-          content: `{\n  "run": ${JSON.stringify(request.runId)},\n  "node": ${JSON.stringify(request.node.id)},\n  "parent": ${
-            JSON.stringify(request.node.parent)
-          },\n  "task": ${indentedTask(request.task)}\n}`
-        }
-      ],
-      resources: recipe.resources,
-      labels: { run: request.runId, node: request.node.id }
-    }
-  }
-
-  /**
-   * Turn a job's exit into a node result: decode `result.json`, pick the primary score
-   * (`primary`, else the task metric), attach curves, cost and artifacts; classify failures.
-   * @since 0.1.0 @category utilities
-   */
-  export const toResult = (
-    task: Task.Task,
-    exit: Backend.JobExit,
-    curves: ReadonlyArray<Result.MetricPoint>
-  ): Result.Result => {
-    const cost = Backend.exitCost(exit)
-    const tail = { logTail: exit.logTail, cost, ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}) }
-    if (exit.outcome === "Cancelled") return Result.failure("Cancelled", exit.message ?? "cancelled", tail)
-    if (exit.outcome === "Failed") {
-      const kind = exit.failureKind ?? "Crash"
-      // exit 2: the job protocol's "invalid strategy", whose reason (naming the field) is the job's last line
-      if (kind === "Crash" && exit.exitCode === 2 && exit.signal === undefined) {
-        const reason = exit.logTail.findLast((l) => l.trim() !== "")
-        return Result.failure("Crash", `the job refused the strategy (exit 2)${reason !== undefined ? `: ${reason.trim()}` : ""}`, tail)
+    name: `trex-${request.runId}-${request.node.id}`,
+    argv: argv(recipe.command, vars),
+    ...(recipe.image !== undefined ? { image: recipe.image } : {}),
+    // the recipe's values with placeholders substituted; `options.env` (secrets, say) as given
+    env: { ...Task.substituteEnv(recipe.env, vars), ...options.env },
+    files: [
+      { path: JobProtocol.STRATEGY_FILE, content: JobProtocol.strategyFile(request.node.strategy) },
+      {
+        path: JobProtocol.JOB_FILE,
+        // JSON.stringify({ run, node, parent, task }, null, 2), with the task printed once per run
+        content: `{\n  "run": ${JSON.stringify(request.runId)},\n  "node": ${JSON.stringify(request.node.id)},\n  "parent": ${
+          JSON.stringify(request.node.parent)
+        },\n  "task": ${indentedTask(request.task)}\n}`
       }
-      const what = kind === "Timeout" ? "the job ran past its time limit"
-        : kind === "OOM" ? "the job ran out of memory"
-        : kind === "Infra" ? "the backend lost the job"
-        : `the job exited with ${exit.signal !== undefined ? `signal ${exit.signal}` : `code ${exit.exitCode ?? "?"}`}`
-      return Result.failure(kind, exit.message ?? what, { ...tail, retryable: kind === "Infra" && exit.retryable !== false })
-    }
-    if (exit.result === undefined) {
-      return Result.failure("InvalidOutput", `the job exited 0 but ${exit.resultError ?? "wrote no result.json"}`, tail)
-    }
-    const decoded = JobProtocol.decodeResultFile(exit.result, task.metric.name)
-    if (decoded._tag === "Failure") {
-      // one line, each issue with its path: `metrics.score: Expected number, got "high"`
-      const issues = TaskFile.formatIssues(Cause.squash(decoded.cause)).split("\n").map((l) => l.trim()).filter((l) => l !== "")
-      return Result.failure("InvalidOutput", `result.json is not valid: ${issues.slice(0, 4).join("; ")}${issues.length > 4 ? `; and ${issues.length - 4} more` : ""}`, tail)
-    }
-    const file = decoded.value
-    const score = file.primary ?? file.metrics[task.metric.name]
-    if (score === undefined) {
-      return Result.failure(
-        "InvalidOutput",
-        `result.json has no "primary" and no metric "${task.metric.name}" (metrics: ${Object.keys(file.metrics).join(", ") || "none"})`,
-        tail
-      )
-    }
-    return {
-      metrics: file.metrics,
-      score,
-      curves: [...curves],
-      artifacts: file.artifacts,
-      cost,
-      ...(file.summary !== undefined ? { summary: file.summary } : {})
-    }
+    ],
+    resources: recipe.resources,
+    labels: { run: request.runId, node: request.node.id }
   }
+}
 
-  /** Times in a row a job's watch that failed with a retryable error is followed again. */
-  const REWATCHES = 3
-  /** A watch that lasted this long before it failed was healthy: the count of failures in a row starts again. */
-  const HEALTHY_MS = 60_000
+/**
+ * Turn a job's exit into a node result: decode `result.json`, pick the primary score
+ * (`primary`, else the task metric), attach curves, cost and artifacts; classify failures.
+ * @since 0.1.0 @category utilities
+ */
+export const toResult = (
+  task: Task.Task,
+  exit: Backend.JobExit,
+  curves: ReadonlyArray<Result.MetricPoint>
+): Result.Result => {
+  const cost = Backend.exitCost(exit)
+  const tail = { logTail: exit.logTail, cost, ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}) }
+  if (exit.outcome === "Cancelled") return Result.failure("Cancelled", exit.message ?? "cancelled", tail)
+  if (exit.outcome === "Failed") {
+    const kind = exit.failureKind ?? "Crash"
+    // exit 2: the job protocol's "invalid strategy", whose reason (naming the field) is the job's last line
+    if (kind === "Crash" && exit.exitCode === 2 && exit.signal === undefined) {
+      const reason = exit.logTail.findLast((l) => l.trim() !== "")
+      return Result.failure("Crash", `the job refused the strategy (exit 2)${reason !== undefined ? `: ${reason.trim()}` : ""}`, tail)
+    }
+    const what = kind === "Timeout" ? "the job ran past its time limit"
+      : kind === "OOM" ? "the job ran out of memory"
+      : kind === "Infra" ? "the backend lost the job"
+      : `the job exited with ${exit.signal !== undefined ? `signal ${exit.signal}` : `code ${exit.exitCode ?? "?"}`}`
+    return Result.failure(kind, exit.message ?? what, { ...tail, retryable: kind === "Infra" && exit.retryable !== false })
+  }
+  if (exit.result === undefined) {
+    return Result.failure("InvalidOutput", `the job exited 0 but ${exit.resultError ?? "wrote no result.json"}`, tail)
+  }
+  const decoded = JobProtocol.decodeResultFile(exit.result, task.metric.name)
+  if (decoded._tag === "Failure") {
+    // one line, each issue with its path: `metrics.score: Expected number, got "high"`
+    const issues = TaskFile.formatIssues(Cause.squash(decoded.cause)).split("\n").map((l) => l.trim()).filter((l) => l !== "")
+    return Result.failure("InvalidOutput", `result.json is not valid: ${issues.slice(0, 4).join("; ")}${issues.length > 4 ? `; and ${issues.length - 4} more` : ""}`, tail)
+  }
+  const file = decoded.value
+  const score = file.primary ?? file.metrics[task.metric.name]
+  if (score === undefined) {
+    return Result.failure(
+      "InvalidOutput",
+      `result.json has no "primary" and no metric "${task.metric.name}" (metrics: ${Object.keys(file.metrics).join(", ") || "none"})`,
+      tail
+    )
+  }
+  return {
+    metrics: file.metrics,
+    score,
+    curves: [...curves],
+    artifacts: file.artifacts,
+    cost,
+    ...(file.summary !== undefined ? { summary: file.summary } : {})
+  }
+}
 
-  /**
-   * @example
-   * ```ts
-   * import { TemplateExecutor } from "@trex/agents"
-   * import type { Backend } from "@trex/core"
-   * declare const backend: Backend.BackendShape
-   * const executor = TemplateExecutor.make(backend, { taskDir: "examples/quickstart" })
-   * ```
-   * @since 0.1.0 @category constructors
-   */
-  export const make = (backend: Backend.BackendShape, options: Options): ExecutorAgent.ExecutorAgentShape => {
-    // what a job prints of a secret (its env's, or the controller's that a local job inherits) never reaches the journal
-    const secrets = secretsOf(options.env)
-    const scrub = scrubber(secrets)
-    const scrubbed = (exit: Backend.JobExit): Backend.JobExit =>
-      secrets.length === 0 ? exit : {
-        ...exit,
-        logTail: exit.logTail.map(scrub),
-        ...(exit.message !== undefined ? { message: scrub(exit.message) } : {}),
-        ...(exit.resultError !== undefined ? { resultError: scrub(exit.resultError) } : {})
-      }
-    /** The job's own summary (from its result.json), with what it holds of a secret taken out as well. */
+/** Times in a row a job's watch that failed with a retryable error is followed again. */
+const REWATCHES = 3
+/** A watch that lasted this long before it failed was healthy: the count of failures in a row starts again. */
+const HEALTHY_MS = 60_000
+
+/**
+ * @example
+ * ```ts
+ * import { TemplateExecutor } from "@trex/agents"
+ * import type { Backend } from "@trex/core"
+ * declare const backend: Backend.BackendShape
+ * const executor = TemplateExecutor.make(backend, { taskDir: "examples/quickstart" })
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = (backend: Backend.BackendShape, options: Options): ExecutorAgent.ExecutorAgentShape => {
+  // what a job prints of a secret (its env's, or the controller's that a local job inherits) never reaches the journal
+  const secrets = Secrets.of(options.env, process.env)
+  const scrub = Secrets.scrubber(secrets)
+  const scrubbed = (exit: Backend.JobExit): Backend.JobExit =>
+    secrets.length === 0 ? exit : {
+      ...exit,
+      logTail: exit.logTail.map(scrub),
+      ...(exit.message !== undefined ? { message: scrub(exit.message) } : {}),
+      ...(exit.resultError !== undefined ? { resultError: scrub(exit.resultError) } : {})
+    }
+  /** The job's own summary (from its result.json), with what it holds of a secret taken out as well. */
   const scrubbedResult = (result: Result.Result): Result.Result =>
     result.summary === undefined || secrets.length === 0 ? result : { ...result, summary: scrub(result.summary) }
   return {

@@ -343,7 +343,8 @@ const statusCommand = Command.make(
         })
       }
       const dir = path.join(RunDir.jobsDir(runDir), id)
-      const files = fs.existsSync(dir) ? { dir, tail: LogTails.read(RunDir.jobsDir(runDir), [id], LogTails.secretsOf(info.tree.view.task))[id] ?? [] } : undefined
+      const logs = fs.existsSync(dir) ? LogTails.shown(RunDir.jobsDir(runDir), [id], info.tree.view.task) : undefined
+      const files = logs !== undefined ? { dir, tail: logs.tails[id] ?? [], ...(logs.withheld !== undefined ? { withheld: logs.withheld } : {}) } : undefined
       const trial = Status.trialJson(info, id, files)!
       yield* out(json ? JSON.stringify(trial, null, 2) : Status.trialText(trial, info.tree.view.task.metric.name))
     })
@@ -484,9 +485,17 @@ const reportCommand = Command.make(
         const file = path.join(runDir, "report.html")
         // no controller writes it: its trials in flight (a drain withdrew them, or a kill left them) are interrupted
         const stopped = Status.runState(info) !== "running"
+        const logs = LogTails.shown(RunDir.jobsDir(runDir), info.tree.ids(), info.tree.view.task)
+        if (logs.withheld !== undefined) yield* Effect.sync(() => process.stderr.write(`trex: ${logs.withheld}\n`))
         yield* writeReport(
           file,
-          HtmlReport.render({ entries: info.entries, logs: LogTails.read(RunDir.jobsDir(runDir), info.tree.ids(), LogTails.secretsOf(info.tree.view.task)), stopped, ...(info.damage !== undefined ? { damage: info.damage.message } : {}) })
+          HtmlReport.render({
+            entries: info.entries,
+            logs: logs.tails,
+            stopped,
+            ...(logs.withheld !== undefined ? { logsWithheld: logs.withheld } : {}),
+            ...(info.damage !== undefined ? { damage: info.damage.message } : {})
+          })
         )
         yield* out(file)
       } else {

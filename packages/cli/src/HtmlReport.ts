@@ -34,6 +34,8 @@ export interface Input {
   readonly stopped?: boolean
   /** The journal's damage (`RunDir.RunInfo.damage`'s message), when `entries` are what precedes it: the page says so. */
   readonly damage?: string
+  /** Why `logs` are left out (a secret the lines could hold that could not be taken out): the page says so. */
+  readonly logsWithheld?: string
 }
 
 /**
@@ -53,7 +55,11 @@ export const render = (input: Input): string => {
   const model = build(input.entries, input.logs, input.stopped === true)
   return model === undefined
     ? emptyPage()
-    : page(model, { stopped: input.stopped === true, ...(input.damage !== undefined ? { damage: input.damage } : {}) })
+    : page(model, {
+      stopped: input.stopped === true,
+      ...(input.damage !== undefined ? { damage: input.damage } : {}),
+      ...(input.logsWithheld !== undefined ? { logsWithheld: input.logsWithheld } : {})
+    })
 }
 
 /**

@@ -373,6 +373,8 @@ export interface TrialJson {
   readonly files?: string
   /** The last lines of its job's logs: from its job's folder, else those its failure carried. */
   readonly logs?: { readonly source: string; readonly tail: ReadonlyArray<string> }
+  /** Why the lines of its job's folder are not shown (a secret of the task's that this shell has not set). */
+  readonly logsWithheld?: string
 }
 
 /** A strategy's leaves by path (`training.learningRate`); lists are leaves. */
@@ -403,13 +405,14 @@ const changesOf = (from: Strategy.Strategy | undefined, to: Strategy.Strategy): 
 
 /**
  * One trial of a run (see {@link TrialJson}), or `undefined` when the run has no trial `id`;
- * `files`: its job's folder, when it has one, and the last lines of the logs there.
+ * `files`: its job's folder, when it has one, and the last lines of the logs there (or, `withheld`,
+ * why they are not shown).
  * @since 0.1.0 @category functions
  */
 export const trialJson = (
   info: RunInfo,
   id: string,
-  files?: { readonly dir: string; readonly tail: ReadonlyArray<string> }
+  files?: { readonly dir: string; readonly tail: ReadonlyArray<string>; readonly withheld?: string }
 ): TrialJson | undefined => {
   const view = info.tree.view
   const n = view.get(id)
@@ -462,7 +465,8 @@ export const trialJson = (
     ...("reason" in n.state ? { reason: n.state.reason } : {}),
     ...(result !== undefined ? { result: shown as Omit<Result.Result, "curves"> } : {}),
     ...(files !== undefined ? { files: files.dir } : {}),
-    ...(tail !== undefined ? { logs: tail } : {})
+    ...(tail !== undefined ? { logs: tail } : {}),
+    ...(files?.withheld !== undefined ? { logsWithheld: files.withheld } : {})
   }
 }
 
@@ -523,5 +527,6 @@ export const trialText = (t: TrialJson, metric: string): string => {
   if (t.logs !== undefined) {
     lines.push(`Log tail (${t.logs.source}):`, ...t.logs.tail.map((l) => `  | ${Untrusted.line(l, 300)}`))
   }
+  if (t.logsWithheld !== undefined) lines.push(`Logs: ${t.logsWithheld}`)
   return lines.join("\n")
 }

@@ -85,6 +85,21 @@ describe("recipe.secretEnv", () => {
     assert.strictEqual(html.status, 0, html.stderr)
     assert.match(fs.readFileSync(path.join(runDir, "report.html"), "utf8"), /upload refused for token (\\u003c|&lt;)secret TOY_HUB_TOKEN/)
 
+    // from a shell without the secret, no line of the jobs' own logs is shown (they could hold it, and nothing here can take
+    // it out), and each command says why; the failure's own tail, taken out when it was journaled, still is
+    const bare = trex(["status", runDir, "--node", failed!.id], { TOY_HUB_TOKEN: undefined })
+    assert.strictEqual(bare.status, 0, bare.stderr)
+    assert.include(bare.stdout, "Logs: lines from the jobs' logs are left out: the task's recipe.secretEnv names TOY_HUB_TOKEN, not set in this shell")
+    assert.include(bare.stdout, "Log tail (as its failure recorded it):")
+    assert.include(bare.stdout, "upload refused for token <secret TOY_HUB_TOKEN>")
+    const bareHtml = trex(["report", runDir, "--html"], { TOY_HUB_TOKEN: undefined })
+    assert.strictEqual(bareHtml.status, 0, bareHtml.stderr)
+    assert.include(bareHtml.stderr, "trex: lines from the jobs' logs are left out: the task's recipe.secretEnv names TOY_HUB_TOKEN, not set in this shell")
+    const barePage = fs.readFileSync(path.join(runDir, "report.html"), "utf8")
+    assert.include(barePage, "lines from the jobs&#39; logs are left out")
+    assert.notInclude(barePage, '"logs":', "no node carries lines of its job's logs")
+    for (const text of [bare.stdout, bare.stderr, bareHtml.stdout, bareHtml.stderr, barePage]) assert.notInclude(text, SECRET)
+
     // the jobs' own files (stdout.log, stderr.log, result.json) hold what they wrote; nothing trex wrote does
     const holders = holdersOf(runDir)
     assert.isAtLeast(holders.length, 1, "the jobs printed it")

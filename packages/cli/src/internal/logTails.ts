@@ -2,8 +2,7 @@
  * The last lines of each trial's job logs, for the HTML report: read from the end of `stdout.log` and
  * `stderr.log` in the local backend's job directories, as a terminal shows them.
  */
-import { JobProtocol, Task } from "@trex/core"
-import { Redacted } from "effect"
+import { JobProtocol, Secrets, Task } from "@trex/core"
 import * as fs from "node:fs"
 import * as path from "node:path"
 
@@ -39,9 +38,9 @@ const lastLines = (file: string): Array<string> => {
  * The last lines of the logs of each of `ids` that has a job directory under `jobsDir`, with the
  * value of each of `secrets` (`[name, value]`) the lines hold replaced by `<secret NAME>`.
  */
-export const read = (jobsDir: string, ids: Iterable<string>, secrets: ReadonlyArray<readonly [string, string]> = []): Record<string, Array<string>> => {
+export const read = (jobsDir: string, ids: Iterable<string>, secrets: ReadonlyArray<Secrets.Secret> = []): Record<string, Array<string>> => {
   const tails: Record<string, Array<string>> = {}
-  const scrub = (line: string) => secrets.reduce((l, [name, value]) => (l.includes(value) ? l.replaceAll(value, `<secret ${name}>`) : l), line)
+  const scrub = Secrets.scrubber(secrets)
   for (const id of ids) {
     const lines: Array<string> = []
     for (const name of ["stdout.log", "stderr.log"]) {
@@ -54,11 +53,32 @@ export const read = (jobsDir: string, ids: Iterable<string>, secrets: ReadonlyAr
 }
 
 /**
- * The secrets a run's jobs got (its task's `recipe.secretEnv`), as this process's environment has
- * them: what {@link read} takes out of the lines it shows. Longest first, so a value holding another
- * is replaced whole.
+ * The secrets a run's jobs got, as this process's environment has them: the values of its task's
+ * `recipe.secretEnv`, and of this process's variables named like a secret (which a local job
+ * inherits), what {@link read} takes out of the lines it shows (see `Secrets.of`); and `missing`, the
+ * names of `recipe.secretEnv` this environment has not set, whose values the lines could hold and
+ * nothing here can take out.
  */
-export const secretsOf = (task: Task.Task): ReadonlyArray<readonly [string, string]> =>
-  Object.entries(Task.secretValues(task.recipe, process.env).values)
-    .map(([name, value]) => [name, Redacted.value(value)] as const)
-    .sort((a, b) => b[1].length - a[1].length)
+export const secretsOf = (task: Task.Task): { readonly secrets: ReadonlyArray<Secrets.Secret>; readonly missing: ReadonlyArray<string> } => {
+  const { missing, values } = Task.secretValues(task.recipe, process.env)
+  return { secrets: Secrets.of(values, process.env), missing }
+}
+
+/**
+ * The last lines of the logs of each of `ids`, as {@link read} gives them, when this process has
+ * every secret of the task's `recipe.secretEnv` to take out of them; else none, and `withheld`: why,
+ * naming the variables to set (a job's own logs hold what it printed, secrets included, and a report
+ * is made to be passed on).
+ */
+export const shown = (jobsDir: string, ids: Iterable<string>, task: Task.Task): { readonly tails: Record<string, Array<string>>; readonly withheld?: string } => {
+  const { missing, secrets } = secretsOf(task)
+  if (missing.length === 0) return { tails: read(jobsDir, ids, secrets) }
+  const names = missing.join(", ")
+  const them = missing.length === 1 ? "it" : "them"
+  return {
+    tails: {},
+    withheld: `lines from the jobs' logs are left out: the task's recipe.secretEnv names ${names}, not set in this shell, and what a job printed of ${
+      missing.length === 1 ? "its value" : "their values"
+    } could not be taken out; set ${them} as the run had ${them} and ask again (the lines then read <secret NAME> where a value was), or read the logs in the trials' job folders yourself`
+  }
+}

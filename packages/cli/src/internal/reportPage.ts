@@ -72,6 +72,8 @@ const count = (model: ReportModel, state: string): number => model.nodes.filter(
 export interface RunState {
   readonly stopped?: boolean
   readonly damage?: string
+  /** Why the jobs' own log lines are left out. */
+  readonly logsWithheld?: string
 }
 
 const headerHtml = (model: ReportModel, state: RunState): string => {
@@ -99,7 +101,9 @@ const headerHtml = (model: ReportModel, state: RunState): string => {
   return `<header>
 <div class="title"><div class="brand">TREX report</div><h1>${escapeHtml(t.name)}</h1><p class="objective">${escapeHtml(t.objective)}</p>${
     analysisHtml(model)
-  }${state.damage === undefined ? "" : `<p class="damage">${escapeHtml(state.damage)}. This report shows what precedes the damage.</p>`}
+  }${state.damage === undefined ? "" : `<p class="damage">${escapeHtml(state.damage)}. This report shows what precedes the damage.</p>`}${
+    state.logsWithheld === undefined ? "" : `<p class="withheld muted">${escapeHtml(state.logsWithheld)}.</p>`
+  }
 <div class="chips">${chip("metric", `${t.metric.name} (${t.metric.direction})`)}${
     t.metric.target === undefined ? "" : chip("target", fmt(t.metric.target))
   }${t.baseModel === undefined ? "" : chip("base model", t.baseModel.name)}${chip("run", model.runId)}${chip("status", status)}${
