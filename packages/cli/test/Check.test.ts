@@ -170,7 +170,7 @@ describe("trex check", () => {
     assert.isFalse(findings(p.stdout).some((f) => f.startsWith("warn job") || f.startsWith("fail")), p.stdout)
   })
 
-  it("on Kubernetes (the stand-in API server), the example task: a missing image pull secret, events or nodes it may not list warn; a namespace that is not there, a node that could take no pod, RBAC a trial needs fail", async () => {
+  it("on Kubernetes (the stand-in API server), the example task: a missing image pull secret, events or nodes it may not list, a claim pods of one node at a time may mount warn; a namespace or claim that is not there, a node that could take no pod, RBAC a trial needs fail", async () => {
     const a100 = { name: "a100-0", labels: { "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB" }, cpu: "16", memoryMi: 131072, extended: { "nvidia.com/gpu": 1 }, taints: [{ key: "nvidia.com/gpu", effect: "NoSchedule" }] }
     /** The example task against a fake of `options`, through a kubeconfig file. */
     const check = async (options: FakeKubeApi.FakeKubeOptions) => {
@@ -188,15 +188,18 @@ describe("trex check", () => {
         await fake.close()
       }
     }
-    const ok = await check({ nodes: [a100], namespaces: ["ml"], denied: ["list events"] })
+    // the example's claims: hf-cache shared by every node, trex-jobs one node's at a time
+    const claims = [{ name: "hf-cache" }, { name: "trex-jobs", accessModes: ["ReadWriteOnce"] }]
+    const ok = await check({ nodes: [a100], namespaces: ["ml"], denied: ["list events"], claims })
     assert.strictEqual(ok.status, 0, ok.stdout + ok.stderr)
     const found = findings(ok.stdout).map((f) => f.replace(/ of http:\/\/127\.0\.0\.1:\d+/, ""))
     assert.include(found, "ok backend: k8s answers: 16 slots, 1 GPU, 0 in use")
     assert.deepStrictEqual(found.filter((f) => !f.startsWith("ok ") && !f.startsWith("warn budget")), [
       "warn job: the kubeconfig's user may not list events in namespace ml: a Job whose pod its controller refuses (a quota, a missing service account) shows Pending with no reason",
-      "warn job: the image pull secret registry-credentials (backend.k8s.imagePullSecrets) is not in namespace ml: an image of a private registry would not be pulled"
+      "warn job: the image pull secret registry-credentials (backend.k8s.imagePullSecrets) is not in namespace ml: an image of a private registry would not be pulled",
+      "warn job: the PersistentVolumeClaim trex-jobs (backend.k8s.jobDirClaim) is ReadWriteOnce: pods on one node at a time may mount it, so trials placed on other nodes wait (Multi-Attach) until it is free; use a ReadWriteMany claim (NFS, CephFS, a cloud file store), or a nodeSelector that keeps trials on one node"
     ])
-    const bad = await check({ nodes: [{ ...a100, cpu: "4" }], namespaces: ["default"], denied: ["watch jobs", "list nodes"] })
+    const bad = await check({ nodes: [{ ...a100, cpu: "4" }], namespaces: ["default"], denied: ["watch jobs", "list nodes"], claims })
     assert.strictEqual(bad.status, 1, bad.stdout + bad.stderr)
     const refused = findings(bad.stdout).map((f) => f.replace(/ of http:\/\/127\.0\.0\.1:\d+/, "").replace(/ on http:\/\/127\.0\.0\.1:\d+/, ""))
     // may not list nodes (a namespace's user, as on most shared clusters): no capacity, a warning, and the job still looked at
@@ -207,10 +210,11 @@ describe("trex check", () => {
       "fail job: there is no namespace ml (backend.k8s.namespace): create it (`kubectl create namespace ml`) or name another"
     ])
     // that alone: trials would run, so the check passes
-    const namespaced = await check({ nodes: [a100], namespaces: ["ml"], denied: ["list nodes"] })
+    const namespaced = await check({ nodes: [a100], namespaces: ["ml"], denied: ["list nodes"], claims })
     assert.strictEqual(namespaced.status, 0, namespaced.stdout)
-    const small = await check({ nodes: [{ ...a100, cpu: "4" }], namespaces: ["ml"] })
+    const small = await check({ nodes: [{ ...a100, cpu: "4" }], namespaces: ["ml"], claims: [{ name: "trex-jobs" }] })
     assert.strictEqual(small.status, 1, small.stdout)
+    assert.include(findings(small.stdout).map((f) => f.replace(/ of http:\/\/127\.0\.0\.1:\d+/, "")), "fail job: the PersistentVolumeClaim hf-cache (backend.k8s.mounts[0].claim) is not in namespace ml: a trial's pod would wait Pending (Unschedulable) until stuckAfterMs; create it (`kubectl apply -n ml -f pvc.yaml`) or name one that is there (`kubectl get pvc -n ml`)")
     assert.isTrue(findings(small.stdout).some((f) => /^fail job: no node of .* could take a trial's pod, which would wait Pending \(Unschedulable\) for ever: 1 node: cpu 4 allocatable, 8 asked$/.test(f)), small.stdout)
   }, 120_000)
 })

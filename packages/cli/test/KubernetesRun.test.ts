@@ -30,9 +30,10 @@ ${k8s}`)
 
 describe("trex run --backend k8s", () => {
   it("runs the toy search as Jobs to its end; with an image that cannot be pulled, each trial is taken back after stuckAfterMs and the run stops after three alike, naming the image", async () => {
-    const fake = await FakeKubeApi.start({ unpullable: ["registry.invalid/trainer:1"], gracePeriodMs: 1000 })
+    const fake = await FakeKubeApi.start({ unpullable: ["registry.invalid/trainer:1"], gracePeriodMs: 1000, claims: [{ name: "trex-jobs" }] })
     try {
-      const good = k8sTask(fake, "busybox:1.36")
+      // the job directories on a claim: what each trial left outlives its pod
+      const good = k8sTask(fake, "busybox:1.36", "    jobDirClaim: trex-jobs")
       const ran = await trexAsync(["run", good.task, "--backend", "k8s", "--out", good.out, "--concurrency", "2", "--seed", "1"], { PATH: `${path.dirname(process.execPath)}:${process.env.PATH}` })
       assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
       assert.include(ran.stdout, "State: finished (budget: maxTrials)")
@@ -45,6 +46,11 @@ describe("trex run --backend k8s", () => {
         [5, Number(counts![1]), Number(counts![2])]
       )
       assert.isAtLeast(Number(counts![1]), 3, ran.stdout)
+      const runId = path.basename(/run directory: (\S+)/.exec(ran.stdout)![1]!)
+      const kept = fs.readdirSync(path.join(fake.claimDir("trex-jobs"), runId)).sort()
+      assert.deepStrictEqual(kept, jobs.map((j) => j.metadata.name).sort(), "a folder for each Job, at <run>/<Job name>")
+      const succeeded = jobs.filter((j) => j.status.conditions?.[0]?.type === "Complete")
+      for (const j of succeeded) assert.isTrue(fs.existsSync(path.join(fake.claimDir("trex-jobs"), runId, j.metadata.name, "result.json")), j.metadata.name)
 
       const bad = k8sTask(fake, "registry.invalid/trainer:1", "    stuckAfterMs: 1500")
       const stopped = await trexAsync(["run", bad.task, "--backend", "k8s", "--out", bad.out, "--concurrency", "1", "--seed", "1"])

@@ -24,6 +24,14 @@ import { WATCH_BUFFER } from "./internal/volume.ts"
 import { waited } from "./internal/waitWhileDown.ts"
 
 /**
+ * A volume for every job (`Config.mounts`): at `target` in the container, from exactly one of `claim`
+ * (a PersistentVolumeClaim of the namespace), `hostPath` (a directory of the node) or `nfs`
+ * (`{ server, path }`); `subPath` mounts a folder of it, made when it is not there; `readOnly`.
+ * @since 0.1.0 @category models
+ */
+export type Mount = K.Mount
+
+/**
  * Where and how jobs run.
  * @since 0.1.0 @category models
  */
@@ -70,12 +78,29 @@ export interface Config {
    * (a missing service account, an admission policy, a quota that one pod alone exceeds) — before it is
    * taken back and fails (`Infra`, with the reason; default 10 minutes), counted from when its pod was
    * bound to a node (or its controller first refused it) by the API server's times. A job that waits
-   * for room (GPUs, CPUs, a quota that other pods fill) waits on.
+   * for room (GPUs, CPUs, a quota that other pods fill) waits on. A pod that mounts a
+   * PersistentVolumeClaim that is not in the namespace is stuck too, counted from when it was made.
    */
   readonly stuckAfterMs?: number
+  /**
+   * Volumes for every job: a PersistentVolumeClaim (`claim`: a shared Hugging Face cache, datasets),
+   * a directory of the node (`hostPath`) or an NFS export (`nfs`), at `target` in the container,
+   * optionally a `subPath` of it and `readOnly`.
+   */
+  readonly mounts?: ReadonlyArray<Mount>
+  /**
+   * A PersistentVolumeClaim to hold the job directories, each at `<run>/<Job name>` in it: what a job
+   * leaves there (checkpoints, adapters, the artifacts its result names) outlives its pod. Without it
+   * the job directory is an `emptyDir`, gone with the pod.
+   */
+  readonly jobDirClaim?: string
+  /** The size of `/dev/shm` in megabytes, memory-backed (Kubernetes gives 64 MB; PyTorch data loaders usually need several GB). */
+  readonly shmSizeMb?: number
 }
 
 const NAME = "kubernetes"
+/** Where a job's files (its ConfigMap) are mounted, read-only, for the wrapper to copy into the job directory. */
+const SPEC_DIR = "/trex/spec"
 
 /** The `message` of an API server's Status answer (`namespaces "ml" not found`), given as text or parsed. */
 const statusMessage = (body: unknown): string | undefined => {
@@ -223,6 +248,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const requestTimeoutMs = config.requestTimeoutMs ?? 60_000
   const stuckAfterMs = config.stuckAfterMs ?? 10 * 60_000
   const server = kc.getCurrentCluster()?.server ?? "(the kubeconfig's cluster)"
+  const jobDir = config.jobDir ?? "/trex/job"
+  const badVolumes = K.volumeProblems({ ...config, jobDir, specDir: SPEC_DIR })
+  if (badVolumes.length > 0) {
+    return yield* new Errors.BackendError({ backend: NAME, operation: "make", message: `invalid volume settings: ${badVolumes.join("; ")}`, retryable: false })
+  }
   /** Jobs this instance submitted or saw end, so a Job already deleted can still be watched and listed. */
   const known = new Map<string, { readonly labels: Backend.Labels; exit?: Backend.JobExit }>()
 
@@ -330,14 +360,17 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             name,
             namespace,
             image,
-            jobDir: config.jobDir ?? "/trex/job",
-            specDir: "/trex/spec",
+            jobDir,
+            specDir: SPEC_DIR,
             gpuResource,
             nodeSelector: config.nodeSelector,
             tolerations: config.tolerations,
             serviceAccountName: config.serviceAccountName,
             imagePullSecrets: config.imagePullSecrets,
-            ttlSecondsAfterFinished: config.ttlSecondsAfterFinished ?? 3600
+            ttlSecondsAfterFinished: config.ttlSecondsAfterFinished ?? 3600,
+            mounts: config.mounts,
+            jobDirClaim: config.jobDirClaim,
+            shmSizeMb: config.shmSizeMb
           }),
         catch: (e) => new Errors.BackendError({ backend: NAME, operation, message: e instanceof Error ? e.message : String(e), retryable: false })
       })
@@ -703,8 +736,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               podSeen = true
               const st = K.podState(update.pod)
               const waitingMessage = K.waitingMessage(update.pod)
+              const unplaceable = st?.state === "Pending" ? K.lastingUnschedulable(update.pod) : undefined
               stuckIf(
-                st?.state === "Pending" && st.reason !== undefined && STUCK.has(st.reason) ? `${st.reason}${waitingMessage !== undefined ? `: ${waitingMessage}` : ""}` : undefined,
+                st?.state === "Pending" && st.reason !== undefined && STUCK.has(st.reason)
+                  ? `${st.reason}${waitingMessage !== undefined ? `: ${waitingMessage}` : ""}`
+                  : unplaceable !== undefined
+                  ? `${unplaceable} (backend.k8s.mounts or jobDirClaim names a PersistentVolumeClaim that is not in namespace ${namespace})`
+                  : undefined,
                 K.stuckSince(update.pod)
               )
               const key = st === undefined ? "Terminated" : `${st.state}:${st.reason ?? ""}`
@@ -1043,6 +1081,31 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         }
       }
     }
+    // the PersistentVolumeClaims trials mount: there, and able to be mounted by trials at once
+    const claims = [
+      ...(config.jobDirClaim !== undefined ? [{ name: config.jobDirClaim, field: "backend.k8s.jobDirClaim", readOnly: false }] : []),
+      ...(config.mounts ?? []).flatMap((mount, i) => (mount.claim !== undefined ? [{ name: mount.claim, field: `backend.k8s.mounts[${i}].claim`, readOnly: mount.readOnly === true }] : []))
+    ]
+    for (const claim of claims) {
+      const found = yield* answered(call("readPersistentVolumeClaim", (o) => core.readNamespacedPersistentVolumeClaim({ name: claim.name, namespace }, o)))
+      if (found._tag === "Failure") {
+        if (isNotFound(found.failure)) {
+          fail(`the PersistentVolumeClaim ${claim.name} (${claim.field}) is not in ${where}: a trial's pod would wait Pending (Unschedulable) until stuckAfterMs; create it (\`kubectl apply -n ${namespace} -f pvc.yaml\`) or name one that is there (\`kubectl get pvc -n ${namespace}\`)`)
+        } else {
+          warn(`the PersistentVolumeClaim ${claim.name} (${claim.field}) was not looked at: ${refusal(found.failure)}`)
+        }
+        continue
+      }
+      const modes = found.success.status?.accessModes ?? found.success.spec?.accessModes ?? []
+      if (modes.length === 0 || modes.includes("ReadWriteMany")) continue
+      if (modes.includes("ReadOnlyMany") && !modes.includes("ReadWriteOnce") && !modes.includes("ReadWriteOncePod")) {
+        if (!claim.readOnly) warn(`the PersistentVolumeClaim ${claim.name} (${claim.field}) is ReadOnlyMany: a trial cannot write there; mount it readOnly, or use a ReadWriteMany claim`)
+      } else if (modes.includes("ReadWriteOncePod")) {
+        warn(`the PersistentVolumeClaim ${claim.name} (${claim.field}) is ReadWriteOncePod: one pod at a time may mount it, so trials run one at a time, the others Pending; use a ReadWriteMany claim (NFS, CephFS, a cloud file store) for trials at once`)
+      } else if (!modes.includes("ReadOnlyMany") || !claim.readOnly) {
+        warn(`the PersistentVolumeClaim ${claim.name} (${claim.field}) is ReadWriteOnce: pods on one node at a time may mount it, so trials placed on other nodes wait (Multi-Attach) until it is free; use a ReadWriteMany claim (NFS, CephFS, a cloud file store), or a nodeSelector that keeps trials on one node`)
+      }
+    }
     // a node that could ever take the pod
     if (may("list", "nodes")) {
       const nodes = yield* answered(call("listNodes", (o) => core.listNode({}, o)))
@@ -1093,7 +1156,17 @@ export const ConfigJson = Schema.Struct({
   logGraceMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
   apiWaitMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
   requestTimeoutMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
-  stuckAfterMs: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
+  stuckAfterMs: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
+  mounts: optional(Schema.Array(Schema.Struct({
+    target: Str,
+    claim: optional(Str),
+    hostPath: optional(Str),
+    nfs: optional(Schema.Struct({ server: Str, path: Str })),
+    subPath: optional(Str),
+    readOnly: optional(Schema.Boolean)
+  }))),
+  jobDirClaim: optional(Str),
+  shmSizeMb: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
 })
 
 /**
@@ -1112,6 +1185,8 @@ export const fromJson = Effect.fn("KubernetesBackend.fromJson")(function*(input:
   const { kubeconfig, context, ...config } = yield* Schema.decodeUnknownEffect(ConfigJson)(input, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((e) => invalid(`invalid backend.k8s settings:\n${TaskFile.formatIssues(e, ConfigJson.ast).replace(/^ {2}/gm, "  backend.k8s.")}`))
   )
+  const badVolumes = K.volumeProblems({ ...config, jobDir: config.jobDir ?? "/trex/job", specDir: SPEC_DIR })
+  if (badVolumes.length > 0) return yield* invalid(`invalid backend.k8s settings:\n${badVolumes.map((p) => `  ${p}`).join("\n")}`)
   const { KubeConfig } = yield* Clients.kubernetes
   const kubeConfig = yield* Effect.try({
     try: () => {

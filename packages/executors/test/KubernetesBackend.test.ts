@@ -141,6 +141,67 @@ describe("k8s manifests", () => {
     assert.throws(() => K.manifests(spec("x", "true", { files: [{ path: "../x", content: "" }] }), { name: "a", namespace: "n", image: "i", jobDir: "/j", specDir: "/s", gpuResource: "g" }))
   })
 
+  it("mounts volumes: claims, a node's directory, NFS, /dev/shm in memory, the job directory on a claim at <run>/<Job name>; bad settings name their field and the fix", () => {
+    const base = { name: "trex-n-1-abcde", namespace: "ml", image: "img", jobDir: "/trex/job", specDir: "/trex/spec", gpuResource: "nvidia.com/gpu" }
+    const mounts: ReadonlyArray<K.Mount> = [
+      { target: "/cache/huggingface", claim: "hf-cache" },
+      { target: "/data", hostPath: "/mnt/datasets", readOnly: true },
+      { target: "/corpora", nfs: { server: "nfs.lab", path: "/export/corpora" }, subPath: "en", readOnly: true }
+    ]
+    const pod = K.manifests(spec("n/1", "true"), { ...base, mounts, jobDirClaim: "trex-jobs", shmSizeMb: 16384 }).job.spec!.template.spec!
+    assert.deepStrictEqual(pod.volumes, [
+      { name: "job", persistentVolumeClaim: { claimName: "trex-jobs" } },
+      { name: "spec", configMap: { name: "trex-n-1-abcde" } },
+      { name: "shm", emptyDir: { medium: "Memory", sizeLimit: "16384Mi" } },
+      { name: "mount-0", persistentVolumeClaim: { claimName: "hf-cache" } },
+      { name: "mount-1", hostPath: { path: "/mnt/datasets" } },
+      { name: "mount-2", nfs: { server: "nfs.lab", path: "/export/corpora", readOnly: true } }
+    ])
+    assert.deepStrictEqual(pod.containers[0]!.volumeMounts, [
+      { name: "job", mountPath: "/trex/job", subPath: `${K.labelValue("k8s-run/1")}/trex-n-1-abcde` },
+      { name: "spec", mountPath: "/trex/spec", readOnly: true },
+      { name: "shm", mountPath: "/dev/shm" },
+      { name: "mount-0", mountPath: "/cache/huggingface" },
+      { name: "mount-1", mountPath: "/data", readOnly: true },
+      { name: "mount-2", mountPath: "/corpora", subPath: "en", readOnly: true }
+    ])
+    // without them, as before: the job directory an emptyDir, gone with its pod
+    assert.deepStrictEqual(K.manifests(spec("n/1", "true"), base).job.spec!.template.spec!.volumes, [
+      { name: "job", emptyDir: {} },
+      { name: "spec", configMap: { name: "trex-n-1-abcde" } }
+    ])
+    assert.deepStrictEqual(K.volumeProblems({ mounts, jobDirClaim: "trex-jobs", shmSizeMb: 1, jobDir: "/trex/job", specDir: "/trex/spec" }), [])
+    assert.deepStrictEqual(
+      K.volumeProblems({
+        mounts: [
+          { target: "/cache", claim: "hf-cache", hostPath: "/mnt/hf" },
+          { target: "relative", claim: "Bad_Name" },
+          { target: "/trex", hostPath: "mnt/x" },
+          { target: "/dev/shm/x", nfs: { server: "", path: "/e" } },
+          { target: "/cache", claim: "c", subPath: "../up" },
+          { target: "/d" }
+        ],
+        jobDirClaim: "Jobs!",
+        shmSizeMb: 64,
+        jobDir: "/trex/job",
+        specDir: "/trex/spec"
+      }),
+      [
+        `backend.k8s.jobDirClaim: "Jobs!" is not a PersistentVolumeClaim's name (lower-case letters, digits, '-' and '.'; \`kubectl get pvc -n <namespace>\` lists them)`,
+        "backend.k8s.mounts[0]: gives claim and hostPath: give one of claim (a PersistentVolumeClaim's name), hostPath (a directory of the node) or nfs ({server, path})",
+        `backend.k8s.mounts[1].claim: "Bad_Name" is not a PersistentVolumeClaim's name (lower-case letters, digits, '-' and '.'; \`kubectl get pvc -n <namespace>\` lists them)`,
+        `backend.k8s.mounts[1].target: "relative" is not an absolute path in the container (/cache/huggingface)`,
+        `backend.k8s.mounts[2].hostPath: "mnt/x" is not an absolute path of the node (/mnt/datasets)`,
+        "backend.k8s.mounts[2].target: /trex would overlap the job directory (backend.k8s.jobDir) at /trex/job: mount it elsewhere",
+        "backend.k8s.mounts[3].nfs.server: give the NFS server's host name or address",
+        "backend.k8s.mounts[3].target: /dev/shm/x would overlap backend.k8s.shmSizeMb at /dev/shm: mount it elsewhere",
+        `backend.k8s.mounts[4].subPath: "../up" is not a relative path inside the volume (huggingface, not /huggingface or ../x)`,
+        "backend.k8s.mounts[4].target: /cache would hide backend.k8s.mounts[0] at /cache: mount it elsewhere",
+        "backend.k8s.mounts[5]: says not what to mount: give one of claim (a PersistentVolumeClaim's name), hostPath (a directory of the node) or nfs ({server, path})"
+      ]
+    )
+  })
+
   it("finds why no node could ever take a pod, and a quota that one pod alone exceeds", () => {
     const node = (name: string, allocatable: Record<string, string>, extra: { labels?: Record<string, string>; taints?: Array<{ key: string; value?: string; effect: string }>; unschedulable?: boolean } = {}) => ({
       metadata: { name, labels: extra.labels ?? {} },
@@ -509,6 +570,24 @@ describe("KubernetesBackend.preflight", () => {
       ])
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
+  it.live("the PersistentVolumeClaims trials mount: one that is not there fails; one pods on one node at a time may mount warns; one the user may not read warns", () =>
+    Effect.gen(function*() {
+      const volumes = { mounts: [{ target: "/cache/huggingface", claim: "hf-cache" }, { target: "/data", claim: "datasets", readOnly: true }], jobDirClaim: "trex-jobs" }
+      const shown = (found: ReadonlyArray<string>) => found.map((f) => f.replace(/ of http:\/\/127\.0\.0\.1:\d+/, ""))
+      const { found: fine } = yield* concerns({ claims: [{ name: "hf-cache" }, { name: "trex-jobs" }, { name: "datasets", accessModes: ["ReadOnlyMany"] }] }, volumes)
+      assert.deepStrictEqual(fine, [])
+      const { found } = yield* concerns({ claims: [{ name: "hf-cache", accessModes: ["ReadWriteOnce"] }, { name: "datasets", accessModes: ["ReadWriteOncePod"] }] }, volumes)
+      assert.deepStrictEqual(shown(found), [
+        "fail: the PersistentVolumeClaim trex-jobs (backend.k8s.jobDirClaim) is not in namespace trex: a trial's pod would wait Pending (Unschedulable) until stuckAfterMs; create it (`kubectl apply -n trex -f pvc.yaml`) or name one that is there (`kubectl get pvc -n trex`)",
+        "warn: the PersistentVolumeClaim hf-cache (backend.k8s.mounts[0].claim) is ReadWriteOnce: pods on one node at a time may mount it, so trials placed on other nodes wait (Multi-Attach) until it is free; use a ReadWriteMany claim (NFS, CephFS, a cloud file store), or a nodeSelector that keeps trials on one node",
+        "warn: the PersistentVolumeClaim datasets (backend.k8s.mounts[1].claim) is ReadWriteOncePod: one pod at a time may mount it, so trials run one at a time, the others Pending; use a ReadWriteMany claim (NFS, CephFS, a cloud file store) for trials at once"
+      ])
+      const { found: denied } = yield* concerns({ claims: [{ name: "hf-cache" }], denied: ["get persistentvolumeclaims"] }, { mounts: volumes.mounts.slice(0, 1) })
+      assert.deepStrictEqual(denied, [
+        `warn: the PersistentVolumeClaim hf-cache (backend.k8s.mounts[0].claim) was not looked at: persistentvolumeclaims "hf-cache" is forbidden: User "fake" cannot get resource "persistentvolumeclaims" in API group "" in the namespace "trex"`
+      ])
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
   it.live("an API server that does not answer fails the preflight (`trex check`: the backend does not answer)", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith()
@@ -593,6 +672,24 @@ describe("KubernetesBackend when a job cannot start", () => {
         const later = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
         assert.deepStrictEqual([later.outcome, later.failureKind, later.message], ["Failed", "Infra", exit.message])
       }
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a pod that mounts a PersistentVolumeClaim that is not there (Unschedulable) is taken back after stuckAfterMs, naming the claim; one that is there runs", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ claims: [{ name: "hf-cache" }] })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 2_000, mounts: [{ target: "/cache", claim: "hf-cach" }] }))
+      const ref = yield* backend.submit(spec("no-claim", done))
+      const events = yield* collect(backend, ref)
+      const exit = exitOf(events)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
+      assert.strictEqual(
+        exit.message,
+        `its pod could not start within 2 s (stuckAfterMs): Unschedulable: persistentvolumeclaim "hf-cach" not found (backend.k8s.mounts or jobDirClaim names a PersistentVolumeClaim that is not in namespace trex); its Job was deleted`
+      )
+      assert.include(states(events), "Pending Unschedulable")
+      yield* eventually("its Job is gone", () => fake.get("jobs", "trex", ref.id) === undefined)
+      const fixed = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 2_000, mounts: [{ target: "/cache", claim: "hf-cache" }] }))
+      assert.strictEqual((yield* Backend.run(fixed, spec("claim", done))).outcome, "Succeeded")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
   it.live("a watch that begins late (a resumed run's) counts the time the job was stuck before it, by the API server's times: the pod's binding, the controller's first refusal", () =>
@@ -817,26 +914,47 @@ describe("KubernetesBackend when a pod is deleted before its log is read", () =>
 })
 
 describe("examples/backends/k8s.task.yaml", () => {
-  it.live("decodes through fromJson (kubeconfig file and context) and runs a job with its selectors and tolerations", () =>
+  it.live("decodes through fromJson (kubeconfig file and context) and runs jobs with its selectors, tolerations and volumes: the cache one job leaves the next reads, and each job's folder outlives its pod", () =>
     Effect.gen(function*() {
       const file = fileURLToPath(new URL("../../../examples/backends/k8s.task.yaml", import.meta.url))
       const { task } = yield* TaskFile.load(file)
       const section = (task.backend as { k8s: Record<string, unknown> }).k8s
       assert.strictEqual(section.namespace, "ml")
-      const fake = yield* Fake
+      const fake = yield* fakeWith({ claims: [{ name: "hf-cache" }, { name: "trex-jobs" }] })
       const kubeconfig = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "trex-kubeconfig-")), "config")
       fs.writeFileSync(kubeconfig, fake.kubeConfig().exportConfig())
       const config = yield* KubernetesBackend.fromJson({ ...section, kubeconfig, context: "fake" })
       assert.deepStrictEqual(config.tolerations, [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }])
       const backend = yield* KubernetesBackend.make(config)
-      const exit = yield* Backend.run(backend, spec("example", "echo '{\"metrics\":{},\"primary\":1}' > result.json", {
-        image: task.recipe!.image!,
-        resources: { ...task.recipe!.resources, cpus: 1, memoryMb: 512 }
-      }))
+      const job = (node: string, script: string) =>
+        spec(node, `${script}; echo '{"metrics":{},"primary":1,"artifacts":[{"name":"adapter","path":"adapter.bin"}]}' > result.json`, {
+          image: task.recipe!.image!,
+          env: { ...task.recipe!.env },
+          resources: { ...task.recipe!.resources, cpus: 1, memoryMb: 512 }
+        })
+      // the first job downloads into HF_HOME (the hf-cache claim), the second finds it there; each leaves its adapter
+      const first = yield* backend.submit(job("example-1", `test ! -e "$HF_HOME/model.safetensors" && echo weights > "$HF_HOME/model.safetensors" && echo adapter-1 > adapter.bin`))
+      const exit = yield* Backend.awaitExit(backend, first)
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.strictEqual(exit.gpuSeconds, exit.wallSeconds * 1)
+      const second = yield* backend.submit(job("example-2", `grep -q weights "$HF_HOME/model.safetensors" && echo adapter-2 > adapter.bin`))
+      assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Succeeded")
+      assert.strictEqual(fs.readFileSync(path.join(fake.claimDir("hf-cache"), "model.safetensors"), "utf8"), "weights\n")
+      // each job's folder is <run>/<Job name> of the trex-jobs claim, not a folder of its pod
+      for (const [ref, adapter] of [[first, "adapter-1"], [second, "adapter-2"]] as const) {
+        assert.strictEqual(fs.readFileSync(path.join(fake.claimDir("trex-jobs"), K.jobDirSubPath("k8s-run/1", ref.id), "adapter.bin"), "utf8"), `${adapter}\n`)
+      }
+      const pod = fake.list("pods", "ml").find((p) => p.metadata.labels?.[K.JOB_LABEL] === second.id)
+      assert.deepStrictEqual(pod?.spec.volumes.find((v: { name: string }) => v.name === "shm"), { name: "shm", emptyDir: { medium: "Memory", sizeLimit: "16384Mi" } })
       const bad = yield* Effect.flip(KubernetesBackend.fromJson({ ...section, kubeconfig, context: "fake", tolerations: [{ operator: "Sometimes" }] }))
       assert.strictEqual(bad._tag, "InvalidInput")
+      const badMounts = yield* Effect.flip(KubernetesBackend.fromJson({ ...section, kubeconfig, context: "fake", mounts: [{ target: "/cache", claim: "hf-cache", nfs: { server: "nfs", path: "/e" } }] }))
+      assert.strictEqual(badMounts._tag, "InvalidInput")
+      assert.include(badMounts.message, "backend.k8s.mounts[0]: gives claim and nfs: give one of claim")
+      const typo = yield* Effect.flip(KubernetesBackend.fromJson({ ...section, kubeconfig, context: "fake", mounts: [{ target: "/cache", pvc: "hf-cache" }] }))
+      assert.include(typo.message, "backend.k8s.mounts[0].pvc")
+      const made = yield* Effect.flip(KubernetesBackend.make({ ...config, jobDirClaim: "Trex Jobs" }))
+      assert.include(made.message, `invalid volume settings: backend.k8s.jobDirClaim: "Trex Jobs" is not a PersistentVolumeClaim's name`)
       const badTimeout = yield* Effect.flip(KubernetesBackend.fromJson({ ...section, kubeconfig, context: "fake", requestTimeoutMs: 0, apiWaitMs: "1h" }))
       assert.include(badTimeout.message, "backend.k8s.requestTimeoutMs")
       assert.include(badTimeout.message, "backend.k8s.apiWaitMs")

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto"
 import * as os from "node:os"
 import type { Backend, Result } from "@trex/core"
 import { Redacted } from "effect"
-import type { CoreV1Event, V1ConfigMap, V1EnvVar, V1Job, V1Node, V1Pod, V1PodSpec, V1Secret, V1Taint, V1Toleration } from "@kubernetes/client-node"
+import type { CoreV1Event, V1ConfigMap, V1EnvVar, V1Job, V1Node, V1Pod, V1PodSpec, V1Secret, V1Taint, V1Toleration, V1Volume, V1VolumeMount } from "@kubernetes/client-node"
 import { isEnvName, isSafeRelativePath, shellQuote } from "./shell.ts"
 
 /** Label and annotation keys. */
@@ -19,6 +19,116 @@ export const TOMBSTONE_LABEL = "trex.dev/cancelled-job"
 /** The line the wrapper prints after the job: `TREX_RESULT <base64 of result.json>`. */
 export const RESULT_MARKER = "TREX_RESULT "
 export const CONTAINER = "job"
+
+/**
+ * A volume mounted into every job's container at `target`, from exactly one source: a
+ * PersistentVolumeClaim of the namespace (`claim`), a directory of the node (`hostPath`) or an NFS
+ * export (`nfs`); `subPath` mounts a folder of it (made when it is not there), `readOnly` as it says.
+ */
+export interface Mount {
+  readonly target: string
+  readonly claim?: string | undefined
+  readonly hostPath?: string | undefined
+  readonly nfs?: { readonly server: string; readonly path: string } | undefined
+  readonly subPath?: string | undefined
+  readonly readOnly?: boolean | undefined
+}
+
+/** A DNS-1123 subdomain, as object names (a claim's) must be. */
+const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+
+/** An absolute path, normalised (no `.`, `..` or empty segment), not `/`. */
+const isAbsolutePath = (p: string) => /^(\/[^/]+)+$/.test(p) && !p.split("/").some((s) => s === "." || s === "..")
+
+/** Whether one of two absolute paths is the other or holds it. */
+const overlaps = (a: string, b: string) => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`)
+
+/**
+ * What is wrong with the backend's volume settings, each naming its field and the fix (empty when
+ * nothing): `mounts` (see {@link Mount}), `jobDirClaim` (a claim to hold the job directories) and
+ * `shmSizeMb`, against the job directory and the spec directory they must not hide.
+ */
+export const volumeProblems = (o: {
+  readonly mounts?: ReadonlyArray<Mount> | undefined
+  readonly jobDirClaim?: string | undefined
+  readonly shmSizeMb?: number | undefined
+  readonly jobDir: string
+  readonly specDir: string
+}): Array<string> => {
+  const out: Array<string> = []
+  const claimName = (field: string, name: string) => {
+    if (name.length > 253 || !SUBDOMAIN.test(name)) out.push(`${field}: ${JSON.stringify(name)} is not a PersistentVolumeClaim's name (lower-case letters, digits, '-' and '.'; \`kubectl get pvc -n <namespace>\` lists them)`)
+  }
+  if (o.jobDirClaim !== undefined) claimName("backend.k8s.jobDirClaim", o.jobDirClaim)
+  if (o.shmSizeMb !== undefined && !(Number.isFinite(o.shmSizeMb) && o.shmSizeMb > 0)) out.push(`backend.k8s.shmSizeMb: ${o.shmSizeMb} is not a size: give the megabytes of /dev/shm (16384 for 16 GB)`)
+  const taken: Array<[string, string]> = [[o.jobDir, "the job directory (backend.k8s.jobDir)"], [o.specDir, "the job's files"]]
+  if (o.shmSizeMb !== undefined) taken.push(["/dev/shm", "backend.k8s.shmSizeMb"])
+  ;(o.mounts ?? []).forEach((m, i) => {
+    const field = `backend.k8s.mounts[${i}]`
+    const sources = [m.claim !== undefined ? "claim" : undefined, m.hostPath !== undefined ? "hostPath" : undefined, m.nfs !== undefined ? "nfs" : undefined].filter((x) => x !== undefined)
+    if (sources.length !== 1) {
+      out.push(`${field}: ${sources.length === 0 ? "says not what to mount" : `gives ${sources.join(" and ")}`}: give one of claim (a PersistentVolumeClaim's name), hostPath (a directory of the node) or nfs ({server, path})`)
+    }
+    if (m.claim !== undefined) claimName(`${field}.claim`, m.claim)
+    if (m.hostPath !== undefined && !isAbsolutePath(m.hostPath)) out.push(`${field}.hostPath: ${JSON.stringify(m.hostPath)} is not an absolute path of the node (/mnt/datasets)`)
+    if (m.nfs !== undefined) {
+      if (m.nfs.server.trim() === "") out.push(`${field}.nfs.server: give the NFS server's host name or address`)
+      if (!isAbsolutePath(m.nfs.path)) out.push(`${field}.nfs.path: ${JSON.stringify(m.nfs.path)} is not an absolute path of the export (/export/datasets)`)
+    }
+    if (m.subPath !== undefined && !isSafeRelativePath(m.subPath)) out.push(`${field}.subPath: ${JSON.stringify(m.subPath)} is not a relative path inside the volume (huggingface, not /huggingface or ../x)`)
+    if (!isAbsolutePath(m.target)) {
+      out.push(`${field}.target: ${JSON.stringify(m.target)} is not an absolute path in the container (/cache/huggingface)`)
+      return
+    }
+    const clash = taken.find(([t]) => overlaps(t, m.target))
+    if (clash !== undefined) out.push(`${field}.target: ${m.target} would ${clash[0] === m.target ? "hide" : "overlap"} ${clash[1]} at ${clash[0]}: mount it elsewhere`)
+    else taken.push([m.target, field])
+  })
+  return out
+}
+
+/**
+ * The Kubernetes volumes and their mounts for the backend's settings: the job directory (an
+ * `emptyDir`, or with `jobDirClaim` the folder `<run>/<job>` of that claim, which outlives the pod),
+ * the job's files (its ConfigMap), `/dev/shm` (memory, `shmSizeMb`), then `mounts`.
+ */
+export const volumesOf = (o: {
+  readonly name: string
+  readonly run: string
+  readonly jobDir: string
+  readonly specDir: string
+  readonly mounts?: ReadonlyArray<Mount> | undefined
+  readonly jobDirClaim?: string | undefined
+  readonly shmSizeMb?: number | undefined
+}): { readonly volumes: Array<V1Volume>; readonly volumeMounts: Array<V1VolumeMount> } => {
+  const volumes: Array<V1Volume> = [
+    o.jobDirClaim !== undefined ? { name: "job", persistentVolumeClaim: { claimName: o.jobDirClaim } } : { name: "job", emptyDir: {} },
+    { name: "spec", configMap: { name: o.name } }
+  ]
+  const volumeMounts: Array<V1VolumeMount> = [
+    { name: "job", mountPath: o.jobDir, ...(o.jobDirClaim !== undefined ? { subPath: jobDirSubPath(o.run, o.name) } : {}) },
+    { name: "spec", mountPath: o.specDir, readOnly: true }
+  ]
+  if (o.shmSizeMb !== undefined) {
+    volumes.push({ name: "shm", emptyDir: { medium: "Memory", sizeLimit: `${Math.ceil(o.shmSizeMb)}Mi` } })
+    volumeMounts.push({ name: "shm", mountPath: "/dev/shm" })
+  }
+  ;(o.mounts ?? []).forEach((m, i) => {
+    const name = `mount-${i}`
+    volumes.push(
+      m.claim !== undefined
+        ? { name, persistentVolumeClaim: { claimName: m.claim, ...(m.readOnly === true ? { readOnly: true } : {}) } }
+        : m.hostPath !== undefined
+        ? { name, hostPath: { path: m.hostPath } }
+        : { name, nfs: { server: m.nfs!.server, path: m.nfs!.path, ...(m.readOnly === true ? { readOnly: true } : {}) } }
+    )
+    volumeMounts.push({ name, mountPath: m.target, ...(m.subPath !== undefined ? { subPath: m.subPath } : {}), ...(m.readOnly === true ? { readOnly: true } : {}) })
+  })
+  return { volumes, volumeMounts }
+}
+
+/** The folder of a job's directory in `jobDirClaim`: `<run>/<job name>` (the run id made a safe folder name). */
+export const jobDirSubPath = (run: string, job: string): string => `${labelValue(run)}/${job}`
 
 /** What the manifests need besides the spec. */
 export interface ManifestOptions {
@@ -33,6 +143,9 @@ export interface ManifestOptions {
   readonly serviceAccountName?: string | undefined
   readonly imagePullSecrets?: ReadonlyArray<string> | undefined
   readonly ttlSecondsAfterFinished?: number | undefined
+  readonly mounts?: ReadonlyArray<Mount> | undefined
+  readonly jobDirClaim?: string | undefined
+  readonly shmSizeMb?: number | undefined
 }
 
 /**
@@ -127,6 +240,7 @@ export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
       env.push({ name: k, valueFrom: { secretKeyRef: { name: o.name, key: k } } })
     }
   }
+  const volumes = volumesOf({ ...o, run: spec.labels.run })
   const limits: Record<string, string> = { cpu: cpuQuantity(spec.resources.cpus) }
   const requests: Record<string, string> = { cpu: cpuQuantity(spec.resources.cpus) }
   if (spec.resources.memoryMb !== undefined) limits.memory = requests.memory = `${Math.ceil(spec.resources.memoryMb)}Mi`
@@ -154,9 +268,9 @@ export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
             workingDir: o.jobDir,
             env,
             resources: { limits, requests },
-            volumeMounts: [{ name: "job", mountPath: o.jobDir }, { name: "spec", mountPath: o.specDir, readOnly: true }]
+            volumeMounts: volumes.volumeMounts
           }],
-          volumes: [{ name: "job", emptyDir: {} }, { name: "spec", configMap: { name: o.name } }]
+          volumes: volumes.volumes
         }
       }
     }
@@ -318,6 +432,17 @@ export const stuckSince = (pod: V1Pod): number | undefined => {
   const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "True")?.lastTransitionTime
   const at = scheduled ?? pod.metadata?.creationTimestamp
   return at === undefined ? undefined : new Date(at).getTime()
+}
+
+/**
+ * Why a pod no node takes can never be taken until someone changes the cluster: a
+ * PersistentVolumeClaim it mounts that is not in the namespace (`persistentvolumeclaim "x" not
+ * found`, the scheduler's words), rather than nodes that are full now. `undefined` otherwise.
+ */
+export const lastingUnschedulable = (pod: V1Pod): string | undefined => {
+  const cond = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False")
+  const missing = /persistentvolumeclaim "[^"]+" not found/.exec(cond?.message ?? "")
+  return missing === null ? undefined : `Unschedulable: ${missing[0]}`
 }
 
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */

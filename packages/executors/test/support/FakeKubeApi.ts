@@ -24,6 +24,11 @@
 //   why), RBAC denials (`denied`: `create pods`, `list events`... answered 403 Forbidden in the API server's words,
 //   and by SelfSubjectAccessReviews), and server-side dry runs (`?dryRun=All`: a create validated and admitted,
 //   quota and service account included, and not stored).
+// - volumes: PersistentVolumeClaims (`claims`, in every namespace; `GET .../persistentvolumeclaims/<name>`); a pod
+//   that names one that is not there is Unschedulable (`persistentvolumeclaim "x" not found`), as the real scheduler
+//   says; a claim's mounts are one directory for every pod (`claimDir`), at the mount's `subPath`, which the kubelet
+//   makes, so what one pod leaves there the next one reads; a `hostPath` is the path itself; `nfs` a directory per
+//   server and path; an `emptyDir` (and a ConfigMap) one per pod.
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -79,6 +84,8 @@ export interface FakeKubeOptions {
    * `list nodes`, `delete jobs`): such requests are answered 403 Forbidden, and SelfSubjectAccessReviews say so.
    */
   readonly denied?: ReadonlyArray<string>
+  /** The PersistentVolumeClaims of every namespace, and their access modes (default `ReadWriteMany`). */
+  readonly claims?: ReadonlyArray<{ readonly name: string; readonly accessModes?: ReadonlyArray<string> }>
 }
 
 /** How the API server fails during an outage: see `FakeKubeApi.outage`. */
@@ -113,6 +120,8 @@ export interface FakeKubeApi {
    * lost (the connection is cut); with `outage`, an outage (see `outage`) begins right then.
    */
   readonly loseAnswer: (kind: Kind, outage?: boolean, method?: "POST" | "DELETE") => void
+  /** The directory that stands for a PersistentVolumeClaim's volume (every pod that mounts it sees it). */
+  readonly claimDir: (claim: string) => string
   readonly close: () => Promise<void>
 }
 
@@ -184,6 +193,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const namespaces = options.namespaces !== undefined ? new Set(options.namespaces) : undefined
   const serviceAccounts = new Set(options.serviceAccounts ?? ["default"])
   const denied = new Set(options.denied ?? [])
+  const claims = new Map((options.claims ?? []).map((c) => [c.name, c.accessModes ?? ["ReadWriteMany"]]))
+  const claimDir = (claim: string) => path.join(root, "claims", claim)
   let retrying = false
   let rv = 1
   const key = (kind: Kind, ns: string, name: string) => `${kind}/${ns}/${name}`
@@ -270,7 +281,15 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     const mounts: Array<[string, string]> = []
     for (const m of c.volumeMounts ?? []) {
       const v = (pod.spec.volumes ?? []).find((x: any) => x.name === m.name)
-      const dir = path.join(podRoot, m.name)
+      const source = v?.persistentVolumeClaim !== undefined
+        ? claimDir(v.persistentVolumeClaim.claimName)
+        : v?.hostPath !== undefined
+        ? v.hostPath.path
+        : v?.nfs !== undefined
+        ? path.join(root, "nfs", v.nfs.server, v.nfs.path)
+        : path.join(podRoot, m.name)
+      // the kubelet makes a mount's subPath in its volume when it is not there
+      const dir = m.subPath !== undefined && m.subPath !== "" ? path.join(source, m.subPath) : source
       fs.mkdirSync(dir, { recursive: true })
       if (v?.configMap !== undefined) {
         const cm = store.get(key("configmaps", ns, v.configMap.name))!
@@ -380,7 +399,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     return undefined
   }
   const schedule = (pod: Obj) => {
-    const reasons = nodes.map((n) => [n, fits(n, pod)] as const)
+    const missing = (pod.spec.volumes ?? []).find((v: any) => v.persistentVolumeClaim !== undefined && !claims.has(v.persistentVolumeClaim.claimName))
+    const reasons = nodes.map((n) => [n, missing !== undefined ? `persistentvolumeclaim "${missing.persistentVolumeClaim.claimName}" not found` : fits(n, pod)] as const)
     const ok = reasons.find(([, r]) => r === undefined)
     if (ok === undefined) {
       const message = `0/${nodes.length} nodes are available: ${[...new Set(reasons.map(([, r]) => `${reasons.filter(([, x]) => x === r).length} ${r}`))].join(", ")}.`
@@ -571,6 +591,20 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         ? send(res, 200, { kind: "ServiceAccount", apiVersion: "v1", metadata: { name: sa[2], namespace: sa[1] } })
         : send(res, 404, status(404, "NotFound", `serviceaccounts "${sa[2]}" not found`))
     }
+    const pvc = /^\/api\/v1\/namespaces\/([^/]+)\/persistentvolumeclaims\/([^/]+)$/.exec(url.pathname)
+    if (pvc !== null && req.method === "GET") {
+      if (refuse("get", "persistentvolumeclaims", "", pvc[1], pvc[2])) return
+      const modes = claims.get(pvc[2]!)
+      return modes !== undefined && (namespaces === undefined || namespaces.has(pvc[1]!))
+        ? send(res, 200, {
+          kind: "PersistentVolumeClaim",
+          apiVersion: "v1",
+          metadata: { name: pvc[2], namespace: pvc[1] },
+          spec: { accessModes: modes, resources: { requests: { storage: "100Gi" } } },
+          status: { phase: "Bound", accessModes: modes }
+        })
+        : send(res, 404, status(404, "NotFound", `persistentvolumeclaims "${pvc[2]}" not found`))
+    }
     if (url.pathname === "/api/v1/nodes" && req.method === "GET") {
       if (refuse("list", "nodes", "", undefined)) return
       return send(res, 200, {
@@ -760,6 +794,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     },
     get: (kind, namespace, name) => store.get(key(kind, namespace, name)),
     list: (kind, namespace) => all(kind, namespace),
+    claimDir,
     kubeConfig: () => {
       const kc = new KubeConfig()
       kc.loadFromOptions({
