@@ -533,12 +533,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return yield* Queue.end(queue)
           })
         const cancelled = { outcome: "Cancelled", failureKind: "Cancelled", message: `Job ${name} was deleted before it finished`, wallSeconds: 0, gpuSeconds: 0 } as const
+        /** The newest state of the Job's pod its watch saw, deleted or not. */
+        let lastPod: V1Pod | undefined
         const exitFromJob = (job: V1Job) =>
           Effect.gen(function*() {
             // A Job whose failure came with or after its deletion (a cancel from any controller:
             // foreground deletion kills the pod first) was cancelled, not failed.
             if (K.failedByDeletion(job)) return cancelled
-            const pod = yield* patiently("listPods", podsOf(name))
+            const pod = (yield* patiently("listPods", podsOf(name))) ?? lastPod
             const m = K.mapExit(job, pod)
             const t = K.terminated(pod)
             const wall = t !== undefined ? seconds(t.startedAt, t.finishedAt) : seconds(job.status?.startTime, job.status?.completionTime ?? new Date())
@@ -732,6 +734,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               break
             }
             case "Pod": {
+              // its last state, for the Job's end when the pod is gone by then (a preemption deletes it)
+              lastPod = update.pod
               if (update.type === "DELETED") break
               podSeen = true
               const st = K.podState(update.pod)

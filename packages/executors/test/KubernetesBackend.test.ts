@@ -202,6 +202,27 @@ describe("k8s manifests", () => {
     )
   })
 
+  it("a Job's end: a pod the cluster stopped is Infra whatever its exit code (OOMKilled stays OOM); a pod gone before it was read says so", () => {
+    const failedJob = { status: { conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }] } }
+    const pod = (conditions: Array<object>, terminated: object, extra: object = {}) =>
+      ({ status: { phase: "Failed", conditions, containerStatuses: [{ name: K.CONTAINER, state: { terminated } }], ...extra } }) as never
+    const preempted = { type: "DisruptionTarget", status: "True", reason: "DeletionByTaintManager", message: "Taint manager: deleting due to NoExecute taint" }
+    assert.deepStrictEqual(K.mapExit(failedJob, pod([preempted], { exitCode: 137, reason: "Error" })), {
+      outcome: "Failed",
+      failureKind: "Infra",
+      exitCode: 137,
+      message: "its pod was deleted as its node was tainted NoExecute (not ready, unreachable) (DeletionByTaintManager: Taint manager: deleting due to NoExecute taint), not ended by the job"
+    })
+    assert.strictEqual(K.mapExit(failedJob, pod([preempted], { exitCode: 137, reason: "OOMKilled" })).failureKind, "OOM")
+    assert.strictEqual(K.mapExit(failedJob, pod([], { exitCode: 137, reason: "Error" })).failureKind, "OOM", "no disruption: the job protocol's code")
+    assert.strictEqual(K.mapExit(failedJob, pod([{ ...preempted, status: "False" }], { exitCode: 143, reason: "Error" })).failureKind, "Crash")
+    assert.deepStrictEqual(K.mapExit(failedJob, undefined), {
+      outcome: "Failed",
+      failureKind: "Infra",
+      message: "its pod failed and is gone, so how it ended is not known (a preemption, an eviction or a lost node deletes a pod): BackoffLimitExceeded Job has reached the specified backoff limit"
+    })
+  })
+
   it("finds why no node could ever take a pod, and a quota that one pod alone exceeds", () => {
     const node = (name: string, allocatable: Record<string, string>, extra: { labels?: Record<string, string>; taints?: Array<{ key: string; value?: string; effect: string }>; unschedulable?: boolean } = {}) => ({
       metadata: { name, labels: extra.labels ?? {} },
@@ -730,6 +751,47 @@ describe("KubernetesBackend when a job cannot start", () => {
       const events = yield* Fiber.join(waited)
       assert.strictEqual(exitOf(events).outcome, "Succeeded", states(events).join("\n"))
       assert.includeMembers(states(events), ["Pending FailedCreate: exceeded quota: pod-quota", "Pending Unschedulable", "Running"])
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+})
+
+describe("KubernetesBackend when the cluster stops a pod", () => {
+  it.live("a pod preempted (then deleted), or evicted by its node's kubelet, ends Failed / Infra saying so, not Crash or OOM from the signal it got: not the strategy's doing", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      // one ends on SIGTERM (exit 143, a Crash by its code), one ignores it and is killed (exit 137, the job protocol's OOM code)
+      const cases = [
+        { node: "preempted", script: "echo started; sleep 30", reason: "PreemptionByScheduler", message: "Preempted in order to admit critical pod", evicted: false },
+        { node: "evicted", script: "trap '' TERM; echo started; sleep 30", reason: "TerminationByKubelet", message: "The node was low on resource: memory.", evicted: true }
+      ]
+      for (const c of cases) {
+        const ref = yield* backend.submit(spec(c.node, c.script))
+        // the watch has seen it run (a watch that begins after the pod is gone cannot know why it went)
+        const running = yield* Deferred.make<void>()
+        const watching = yield* Effect.forkChild(
+          backend.watch(ref).pipe(
+            Stream.tap((e) => (e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)),
+            Stream.runCollect,
+            Effect.map((c) => Array.from(c))
+          )
+        )
+        yield* Deferred.await(running)
+        const pod = podOf(fake, ref.id)!.metadata.name
+        const logOf = () => fake.kubeConfig().makeApiClient(CoreV1Api).readNamespacedPodLog({ name: pod, namespace: "trex" })
+        for (let i = 0; i < 100 && !(yield* Effect.promise(logOf)).includes("started"); i++) yield* Effect.sleep("50 millis")
+        assert.isTrue(fake.disrupt("trex", podOf(fake, ref.id)!.metadata.name, c.reason, { message: c.message, evicted: c.evicted }))
+        const exit = exitOf(yield* Fiber.join(watching))
+        assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", undefined], exit.message)
+        assert.include(exit.logTail, "started", JSON.stringify(exit))
+        assert.strictEqual(
+          exit.message,
+          c.evicted
+            ? "its pod was evicted by the kubelet (Evicted: The node was low on resource: memory.), not ended by the job"
+            : "its pod was preempted by a pod of higher priority (PreemptionByScheduler: Preempted in order to admit critical pod), not ended by the job"
+        )
+        assert.strictEqual(exit.exitCode, c.evicted ? 137 : 143)
+        if (!c.evicted) yield* eventually("the preempted pod is gone", () => podOf(fake, ref.id) === undefined)
+      }
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 

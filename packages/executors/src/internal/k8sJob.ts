@@ -471,6 +471,29 @@ export const podState = (pod: V1Pod): { readonly state: "Pending" | "Running"; r
   return { state: "Pending" }
 }
 
+/** What each reason of a pod's `DisruptionTarget` condition means, as a message tells it. */
+const DISRUPTIONS: Readonly<Record<string, string>> = {
+  PreemptionByScheduler: "preempted by a pod of higher priority",
+  EvictionByEvictionAPI: "evicted (a node drain, or the eviction API)",
+  DeletionByTaintManager: "deleted as its node was tainted NoExecute (not ready, unreachable)",
+  DeletionByPodGC: "deleted by the pod garbage collector (its node is gone)",
+  TerminationByKubelet: "stopped by the kubelet (node pressure, or the node shutting down)"
+}
+
+/**
+ * Why the cluster stopped a pod, when it did and not its job: a `DisruptionTarget` condition
+ * (preemption, eviction, a node lost or tainted, the kubelet under node pressure; Kubernetes 1.26 and
+ * later), or a kubelet's eviction (`status.reason` `Evicted`). `undefined` otherwise.
+ */
+export const disruptionOf = (pod: V1Pod | undefined): string | undefined => {
+  const cond = pod?.status?.conditions?.find((c) => c.type === "DisruptionTarget" && c.status === "True")
+  const detail = (reason: string, message: string | undefined) => `${reason}${message !== undefined && message !== "" ? `: ${message.length > 300 ? `${message.slice(0, 299)}…` : message}` : ""}`
+  if (pod?.status?.reason === "Evicted") return `evicted by the kubelet (${detail("Evicted", pod.status.message)})`
+  if (cond === undefined) return undefined
+  const reason = cond.reason ?? "DisruptionTarget"
+  return `${DISRUPTIONS[reason] ?? "stopped by the cluster"} (${detail(reason, cond.message)})`
+}
+
 /** What ended a pod's container: exit code, signal and reason (`OOMKilled`, `Error`, `Completed`...). */
 export const terminated = (pod: V1Pod | undefined) => pod?.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated
 
@@ -492,11 +515,20 @@ export const mapExit = (job: V1Job, pod: V1Pod | undefined): {
   if (outcome?.reason === "DeadlineExceeded") {
     return { outcome: "Failed", failureKind: "Timeout", ...exit, message: outcome.message ?? "job exceeded activeDeadlineSeconds" }
   }
+  // stopped by the cluster (preempted, evicted, its node lost), not by the job: not the strategy's doing, and it may run again
+  const disruption = disruptionOf(pod)
+  if (disruption !== undefined && t?.reason !== "OOMKilled") {
+    return { outcome: "Failed", failureKind: "Infra", ...exit, ...signal, message: `its pod was ${disruption}, not ended by the job` }
+  }
   if (t?.reason === "OOMKilled") return { outcome: "Failed", failureKind: "OOM", ...exit, ...signal, message: "container OOMKilled (memory limit)" }
   // 137: the job protocol's out-of-memory code (a trainer that caught CUDA out of memory), or a SIGKILL
   if (t?.exitCode === 137) return { outcome: "Failed", failureKind: "OOM", ...exit, ...signal, message: "container exited with code 137: out of memory (the job's own report, or a SIGKILL)" }
   if (t !== undefined) {
     return { outcome: "Failed", failureKind: "Crash", ...exit, ...signal, message: `container exited with code ${t.exitCode}${t.reason !== undefined ? ` (${t.reason})` : ""}` }
+  }
+  if (pod === undefined && outcome?.reason === "BackoffLimitExceeded") {
+    // its one pod failed and went before it was read (a preemption, an eviction or a lost node deletes it)
+    return { outcome: "Failed", failureKind: "Infra", message: `its pod failed and is gone, so how it ended is not known (a preemption, an eviction or a lost node deletes a pod): BackoffLimitExceeded ${outcome.message ?? ""}`.trim() }
   }
   return { outcome: "Failed", failureKind: "Infra", message: `job failed without running: ${outcome?.reason ?? "unknown"} ${outcome?.message ?? ""}`.trim() }
 }

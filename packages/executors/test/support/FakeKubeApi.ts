@@ -120,6 +120,13 @@ export interface FakeKubeApi {
    * lost (the connection is cut); with `outage`, an outage (see `outage`) begins right then.
    */
   readonly loseAnswer: (kind: Kind, outage?: boolean, method?: "POST" | "DELETE") => void
+  /**
+   * The cluster stops a running pod, as a preemption, an eviction or a lost node does: the pod gets a
+   * `DisruptionTarget` condition with `reason` (and, with `evicted`, the kubelet's `status.reason`
+   * `Evicted`), its process SIGTERM then SIGKILL after the grace period; once it has ended (Failed,
+   * which its Job's controller counts) it is deleted, unless `evicted` (the kubelet leaves it).
+   */
+  readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean }) => boolean
   /** The directory that stands for a PersistentVolumeClaim's volume (every pod that mounts it sees it). */
   readonly claimDir: (claim: string) => string
   readonly close: () => Promise<void>
@@ -195,6 +202,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const denied = new Set(options.denied ?? [])
   const claims = new Map((options.claims ?? []).map((c) => [c.name, c.accessModes ?? ["ReadWriteMany"]]))
   const claimDir = (claim: string) => path.join(root, "claims", claim)
+  const removeOnEnd = new Set<string>()
+  /** Failed pods of each Job (by uid) that are gone, which its controller counted before they went. */
+  const goneFailed = new Map<string, number>()
   let retrying = false
   let rv = 1
   const key = (kind: Kind, ns: string, name: string) => `${kind}/${ns}/${name}`
@@ -336,6 +346,13 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       clearInterval(proc.memTimer)
       finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
       for (const l of proc.listeners) l(null)
+      // a preempted pod goes once it has ended, before its Job's end is recorded: its Job's controller counted it
+      // (the real one through the pod's job-tracking finalizer, which it removes as it counts the pod)
+      if (removeOnEnd.delete(pod.metadata.uid!)) {
+        const owner = pod.metadata.ownerReferences?.find((r) => r.kind === "Job")?.uid
+        if (owner !== undefined) goneFailed.set(owner, (goneFailed.get(owner) ?? 0) + 1)
+        remove("pods", pod)
+      }
     })
     setContainerState(pod, { running: { startedAt: now() } }, { started: true })
     pod.status.phase = "Running"
@@ -491,8 +508,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     if (job.metadata.deletionTimestamp !== undefined || job.status.conditions?.length > 0) return
     const pods = all("pods", job.metadata.namespace).filter((p) => p.metadata.ownerReferences?.some((r) => r.uid === job.metadata.uid))
     const succeeded = pods.filter((p) => p.status.phase === "Succeeded").length
-    const failed = pods.filter((p) => p.status.phase === "Failed").length
-    const active = pods.length - succeeded - failed
+    const gone = goneFailed.get(job.metadata.uid!) ?? 0
+    const failed = pods.filter((p) => p.status.phase === "Failed").length + gone
+    const active = pods.length + gone - succeeded - failed
     if (job.status.succeeded !== succeeded || job.status.failed !== failed || job.status.active !== active) {
       Object.assign(job.status, { succeeded, failed, active })
       put("jobs", job, "MODIFIED")
@@ -791,6 +809,16 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     setPodQuota: (quota) => {
       podQuota = quota
       setImmediate(reconcile)
+    },
+    disrupt: (namespace, name, reason, o = {}) => {
+      const pod = store.get(key("pods", namespace, name))
+      if (pod === undefined) return false
+      const message = o.message ?? `${reason} (the stand-in)`
+      pod.status.conditions = [...(pod.status.conditions ?? []), { type: "DisruptionTarget", status: "True", reason, message, lastTransitionTime: now() }]
+      if (o.evicted === true) Object.assign(pod.status, { reason: "Evicted", message })
+      else removeOnEnd.add(pod.metadata.uid!)
+      put("pods", pod, "MODIFIED")
+      return killPod(pod)
     },
     get: (kind, namespace, name) => store.get(key(kind, namespace, name)),
     list: (kind, namespace) => all(kind, namespace),
