@@ -96,9 +96,20 @@ export interface Config {
   readonly jobDirClaim?: string
   /** The size of `/dev/shm` in megabytes, memory-backed (Kubernetes gives 64 MB; PyTorch data loaders usually need several GB). */
   readonly shmSizeMb?: number
+  /**
+   * Labels for every Job and its pod, beside TREX's own: a batch queue's (`kueue.x-k8s.io/queue-name`
+   * for Kueue, which holds the Job suspended until it admits it), a team's or a cost centre's.
+   */
+  readonly labels?: Readonly<Record<string, string>>
+  /** Annotations for every Job and its pod, beside TREX's own. */
+  readonly annotations?: Readonly<Record<string, string>>
+  /** The PriorityClass of every job's pod (a low one makes trials preemptible by other work; see `Config.stuckAfterMs` for one that is not there). */
+  readonly priorityClassName?: string
 }
 
 const NAME = "kubernetes"
+/** Why a Job whose `spec.suspend` is set has no pod. */
+const SUSPENDED = "Suspended: its Job waits to be admitted (a batch queue such as Kueue holds it until its quota has room)"
 /** Where a job's files (its ConfigMap) are mounted, read-only, for the wrapper to copy into the job directory. */
 const SPEC_DIR = "/trex/spec"
 
@@ -249,9 +260,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const stuckAfterMs = config.stuckAfterMs ?? 10 * 60_000
   const server = kc.getCurrentCluster()?.server ?? "(the kubeconfig's cluster)"
   const jobDir = config.jobDir ?? "/trex/job"
-  const badVolumes = K.volumeProblems({ ...config, jobDir, specDir: SPEC_DIR })
-  if (badVolumes.length > 0) {
-    return yield* new Errors.BackendError({ backend: NAME, operation: "make", message: `invalid volume settings: ${badVolumes.join("; ")}`, retryable: false })
+  const badSettings = [...K.volumeProblems({ ...config, jobDir, specDir: SPEC_DIR }), ...K.metadataProblems(config)]
+  if (badSettings.length > 0) {
+    return yield* new Errors.BackendError({ backend: NAME, operation: "make", message: `invalid settings: ${badSettings.join("; ")}`, retryable: false })
   }
   /** Jobs this instance submitted or saw end, so a Job already deleted can still be watched and listed. */
   const known = new Map<string, { readonly labels: Backend.Labels; exit?: Backend.JobExit }>()
@@ -370,7 +381,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             ttlSecondsAfterFinished: config.ttlSecondsAfterFinished ?? 3600,
             mounts: config.mounts,
             jobDirClaim: config.jobDirClaim,
-            shmSizeMb: config.shmSizeMb
+            shmSizeMb: config.shmSizeMb,
+            labels: config.labels,
+            annotations: config.annotations,
+            priorityClassName: config.priorityClassName
           }),
         catch: (e) => new Errors.BackendError({ backend: NAME, operation, message: e instanceof Error ? e.message : String(e), retryable: false })
       })
@@ -621,6 +635,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         yield* startWatch("pod")
 
         let podSeen = false
+        /** Its Job is suspended (`spec.suspend`), as a batch queue holds a Job until it admits it. */
+        let suspended = false
         let noPodChecks = 0
         /** Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`). */
         let stuck: { since: number; why: string } | undefined
@@ -718,13 +734,17 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               if (update.type === "DELETED" || job.metadata?.deletionTimestamp != null) {
                 ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
+              suspended = job.spec?.suspend === true
               break
             }
             case "Tick":
               break
             case "NoPod": {
               noPodChecks++
-              const { why, lasting, since } = yield* patiently("listEvents", refusalOf(name))
+              const refused = yield* patiently("listEvents", refusalOf(name))
+              const { lasting, since } = refused
+              // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room
+              const why = refused.why ?? (suspended ? SUSPENDED : undefined)
               if (!podSeen) stuckIf(lasting ? why : undefined, since)
               const key = `Pending:${why ?? ""}`
               if (!podSeen && key !== lastState) {
@@ -1170,7 +1190,10 @@ export const ConfigJson = Schema.Struct({
     readOnly: optional(Schema.Boolean)
   }))),
   jobDirClaim: optional(Str),
-  shmSizeMb: optional(Schema.Finite.check(Schema.isGreaterThan(0)))
+  shmSizeMb: optional(Schema.Finite.check(Schema.isGreaterThan(0))),
+  labels: optional(Schema.Record(Str, Str)),
+  annotations: optional(Schema.Record(Str, Str)),
+  priorityClassName: optional(Str)
 })
 
 /**
@@ -1189,8 +1212,8 @@ export const fromJson = Effect.fn("KubernetesBackend.fromJson")(function*(input:
   const { kubeconfig, context, ...config } = yield* Schema.decodeUnknownEffect(ConfigJson)(input, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((e) => invalid(`invalid backend.k8s settings:\n${TaskFile.formatIssues(e, ConfigJson.ast).replace(/^ {2}/gm, "  backend.k8s.")}`))
   )
-  const badVolumes = K.volumeProblems({ ...config, jobDir: config.jobDir ?? "/trex/job", specDir: SPEC_DIR })
-  if (badVolumes.length > 0) return yield* invalid(`invalid backend.k8s settings:\n${badVolumes.map((p) => `  ${p}`).join("\n")}`)
+  const badSettings = [...K.volumeProblems({ ...config, jobDir: config.jobDir ?? "/trex/job", specDir: SPEC_DIR }), ...K.metadataProblems(config)]
+  if (badSettings.length > 0) return yield* invalid(`invalid backend.k8s settings:\n${badSettings.map((p) => `  ${p}`).join("\n")}`)
   const { KubeConfig } = yield* Clients.kubernetes
   const kubeConfig = yield* Effect.try({
     try: () => {

@@ -223,6 +223,33 @@ describe("k8s manifests", () => {
     })
   })
 
+  it("the backend's own labels and annotations go on the Job and its pod beside TREX's, which they cannot replace; a PriorityClass on the pod; bad ones name their field", () => {
+    const m = K.manifests(spec("n/1", "true"), {
+      name: "trex-n-1-abcde",
+      namespace: "ml",
+      image: "img",
+      jobDir: "/trex/job",
+      specDir: "/trex/spec",
+      gpuResource: "nvidia.com/gpu",
+      labels: { "kueue.x-k8s.io/queue-name": "gpu-queue", team: "nlp" },
+      annotations: { "cost-centre": "research / 42" },
+      priorityClassName: "low-priority"
+    })
+    for (const meta of [m.job.metadata!, m.job.spec!.template.metadata!]) {
+      assert.deepStrictEqual(meta.labels, { "kueue.x-k8s.io/queue-name": "gpu-queue", team: "nlp", [K.RUN_LABEL]: K.labelValue("k8s-run/1"), [K.NODE_LABEL]: K.labelValue("n/1"), [K.JOB_LABEL]: "trex-n-1-abcde" })
+      assert.deepStrictEqual(meta.annotations, { "cost-centre": "research / 42", [K.RUN_LABEL]: "k8s-run/1", [K.NODE_LABEL]: "n/1" })
+    }
+    assert.strictEqual(m.job.spec!.template.spec!.priorityClassName, "low-priority")
+    assert.deepStrictEqual(K.metadataProblems({ labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" }, annotations: { "a/b": "any thing" }, priorityClassName: "low" }), [])
+    assert.deepStrictEqual(K.metadataProblems({ labels: { "trex.dev/run": "x", "bad key": "v", team: "n l p" }, annotations: { "-a": "x" }, priorityClassName: "Low" }), [
+      `backend.k8s.labels["trex.dev/run"]: trex.dev/ keys are TREX's own (a job's run, node and name): use a key of your own`,
+      `backend.k8s.labels["bad key"]: not a label key (a name of at most 63 letters, digits, '-', '_' and '.', after an optional DNS prefix and '/': kueue.x-k8s.io/queue-name)`,
+      `backend.k8s.labels["team"]: "n l p" is not a label value (at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit)`,
+      `backend.k8s.annotations["-a"]: not a annotation key (a name of at most 63 letters, digits, '-', '_' and '.', after an optional DNS prefix and '/': kueue.x-k8s.io/queue-name)`,
+      "backend.k8s.priorityClassName: \"Low\" is not a PriorityClass's name (`kubectl get priorityclasses` lists them)"
+    ])
+  })
+
   it("finds why no node could ever take a pod, and a quota that one pod alone exceeds", () => {
     const node = (name: string, allocatable: Record<string, string>, extra: { labels?: Record<string, string>; taints?: Array<{ key: string; value?: string; effect: string }>; unschedulable?: boolean } = {}) => ({
       metadata: { name, labels: extra.labels ?? {} },
@@ -751,6 +778,51 @@ describe("KubernetesBackend when a job cannot start", () => {
       const events = yield* Fiber.join(waited)
       assert.strictEqual(exitOf(events).outcome, "Succeeded", states(events).join("\n"))
       assert.includeMembers(states(events), ["Pending FailedCreate: exceeded quota: pod-quota", "Pending Unschedulable", "Running"])
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+})
+
+describe("KubernetesBackend with a batch queue and priorities", () => {
+  const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
+  const states = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
+
+  it.live("a Job a queue holds suspended (Kueue) waits Pending saying so, past stuckAfterMs, and runs once admitted; its queue's label is on it", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ suspendJobs: true })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 1_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const ref = yield* backend.submit(spec("queued", done))
+      const held = yield* Deferred.make<void>()
+      const watching = yield* Effect.forkChild(
+        backend.watch(ref).pipe(
+          Stream.tap((e) => (e._tag === "State" && e.reason?.startsWith("Suspended") === true ? Deferred.succeed(held, undefined) : Effect.void)),
+          Stream.runCollect,
+          Effect.map((c) => Array.from(c))
+        )
+      )
+      yield* Deferred.await(held)
+      assert.strictEqual(fake.get("jobs", "trex", ref.id)?.metadata.labels?.["kueue.x-k8s.io/queue-name"], "gpu-queue")
+      yield* Effect.sleep("1500 millis") // past stuckAfterMs: a queue's hold is a wait for room, not a job that cannot start
+      assert.isTrue(fake.admit("trex", ref.id))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(states(events).slice(0, 1), ["Pending Suspended: its Job waits to be admitted (a batch queue such as Kueue holds it until its quota has room)"])
+      assert.include(states(events), "Running")
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a PriorityClass that is not there: trex check fails on the pod's dry run; a run's trial is taken back after stuckAfterMs naming it; one that is there runs", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ priorityClasses: ["low-priority"] })
+      const missing = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 1_500, priorityClassName: "low-priorty" }))
+      const found = yield* missing.preflight!(spec("check", done))
+      assert.deepStrictEqual(found.map((c) => `${c.severity}: ${c.message}`), [
+        `fail: the API server would refuse a trial's pod (a dry run): pods "trex-check-check-pod" is forbidden: no PriorityClass with name low-priorty was found`
+      ])
+      const exit = yield* Backend.awaitExit(missing, yield* missing.submit(spec("no-class", done)))
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false])
+      assert.strictEqual(exit.message, "its pod could not start within 2 s (stuckAfterMs): FailedCreate: no PriorityClass with name low-priorty was found; its Job was deleted")
+      const fine = yield* KubernetesBackend.make(config(fake, { priorityClassName: "low-priority" }))
+      assert.deepStrictEqual(yield* fine.preflight!(spec("check", done)), [])
+      assert.strictEqual((yield* Backend.run(fine, spec("with-class", done))).outcome, "Succeeded")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 

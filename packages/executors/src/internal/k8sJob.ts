@@ -87,6 +87,40 @@ export const volumeProblems = (o: {
   return out
 }
 
+/** A label or annotation key: an optional DNS-subdomain prefix and `/`, then a name of at most 63 characters. */
+const isKey = (key: string): boolean => {
+  const slash = key.lastIndexOf("/")
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined
+  const name = key.slice(slash + 1)
+  return (prefix === undefined || (prefix.length <= 253 && SUBDOMAIN.test(prefix))) && /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(name)
+}
+
+/**
+ * What is wrong with the backend's own `labels`, `annotations` and `priorityClassName` (see
+ * {@link ManifestOptions}), each naming its field and the fix; TREX's own keys (`trex.dev/...`) are not theirs.
+ */
+export const metadataProblems = (o: {
+  readonly labels?: Readonly<Record<string, string>> | undefined
+  readonly annotations?: Readonly<Record<string, string>> | undefined
+  readonly priorityClassName?: string | undefined
+}): Array<string> => {
+  const out: Array<string> = []
+  for (const [field, record] of [["labels", o.labels], ["annotations", o.annotations]] as const) {
+    for (const [key, value] of Object.entries(record ?? {})) {
+      const at = `backend.k8s.${field}[${JSON.stringify(key)}]`
+      if (key.startsWith("trex.dev/")) out.push(`${at}: trex.dev/ keys are TREX's own (a job's run, node and name): use a key of your own`)
+      else if (!isKey(key)) out.push(`${at}: not a ${field === "labels" ? "label" : "annotation"} key (a name of at most 63 letters, digits, '-', '_' and '.', after an optional DNS prefix and '/': kueue.x-k8s.io/queue-name)`)
+      if (field === "labels" && !/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/.test(value)) {
+        out.push(`${at}: ${JSON.stringify(value)} is not a label value (at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit)`)
+      }
+    }
+  }
+  if (o.priorityClassName !== undefined && (o.priorityClassName.length > 253 || !SUBDOMAIN.test(o.priorityClassName))) {
+    out.push(`backend.k8s.priorityClassName: ${JSON.stringify(o.priorityClassName)} is not a PriorityClass's name (\`kubectl get priorityclasses\` lists them)`)
+  }
+  return out
+}
+
 /**
  * The Kubernetes volumes and their mounts for the backend's settings: the job directory (an
  * `emptyDir`, or with `jobDirClaim` the folder `<run>/<job>` of that claim, which outlives the pod),
@@ -146,6 +180,9 @@ export interface ManifestOptions {
   readonly mounts?: ReadonlyArray<Mount> | undefined
   readonly jobDirClaim?: string | undefined
   readonly shmSizeMb?: number | undefined
+  readonly labels?: Readonly<Record<string, string>> | undefined
+  readonly annotations?: Readonly<Record<string, string>> | undefined
+  readonly priorityClassName?: string | undefined
 }
 
 /**
@@ -228,8 +265,9 @@ export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
   const badEnv = Object.keys(spec.env).find((k) => !isEnvName(k))
   if (badEnv !== undefined) throw new Error(`env name ${JSON.stringify(badEnv)} is not a valid variable name`)
   if (spec.argv.length === 0) throw new Error("argv is empty")
-  const labels = { [RUN_LABEL]: labelValue(spec.labels.run), [NODE_LABEL]: labelValue(spec.labels.node), [JOB_LABEL]: o.name }
-  const annotations = { [RUN_LABEL]: spec.labels.run, [NODE_LABEL]: spec.labels.node }
+  // the backend's own labels and annotations (a queue's, a team's) first: TREX's cannot be overridden
+  const labels = { ...o.labels, [RUN_LABEL]: labelValue(spec.labels.run), [NODE_LABEL]: labelValue(spec.labels.node), [JOB_LABEL]: o.name }
+  const annotations = { ...o.annotations, [RUN_LABEL]: spec.labels.run, [NODE_LABEL]: spec.labels.node }
   const metadata = { name: o.name, namespace: o.namespace, labels, annotations }
   const secretData: Record<string, string> = {}
   const env: Array<V1EnvVar> = [{ name: "TREX_JOB_DIR", value: o.jobDir }, { name: "TREX_SPEC_DIR", value: o.specDir }]
@@ -260,6 +298,7 @@ export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
           ...(o.nodeSelector !== undefined ? { nodeSelector: { ...o.nodeSelector } } : {}),
           ...(o.tolerations !== undefined ? { tolerations: [...o.tolerations] } : {}),
           ...(o.serviceAccountName !== undefined ? { serviceAccountName: o.serviceAccountName } : {}),
+          ...(o.priorityClassName !== undefined ? { priorityClassName: o.priorityClassName } : {}),
           ...(o.imagePullSecrets !== undefined ? { imagePullSecrets: o.imagePullSecrets.map((name) => ({ name })) } : {}),
           containers: [{
             name: CONTAINER,

@@ -24,6 +24,9 @@
 //   why), RBAC denials (`denied`: `create pods`, `list events`... answered 403 Forbidden in the API server's words,
 //   and by SelfSubjectAccessReviews), and server-side dry runs (`?dryRun=All`: a create validated and admitted,
 //   quota and service account included, and not stored).
+// - PriorityClasses (`priorityClasses`: a pod naming another is refused, as the Priority admission plugin does), and
+//   a batch queue's hold (`suspendJobs`: Jobs are made suspended, as Kueue's webhook makes those naming its queue, and
+//   get a pod once `admit` lets them go);
 // - volumes: PersistentVolumeClaims (`claims`, in every namespace; `GET .../persistentvolumeclaims/<name>`); a pod
 //   that names one that is not there is Unschedulable (`persistentvolumeclaim "x" not found`), as the real scheduler
 //   says; a claim's mounts are one directory for every pod (`claimDir`), at the mount's `subPath`, which the kubelet
@@ -84,6 +87,13 @@ export interface FakeKubeOptions {
    * `list nodes`, `delete jobs`): such requests are answered 403 Forbidden, and SelfSubjectAccessReviews say so.
    */
   readonly denied?: ReadonlyArray<string>
+  /** The cluster's PriorityClasses (default: any); a pod naming another is refused, as the API server's admission does. */
+  readonly priorityClasses?: ReadonlyArray<string>
+  /**
+   * Jobs are made suspended (`spec.suspend: true`), as a batch queue's webhook (Kueue's) makes those that name
+   * its queue, and get no pod until `admit` lets them go, as the queue does when its quota has room.
+   */
+  readonly suspendJobs?: boolean
   /** The PersistentVolumeClaims of every namespace, and their access modes (default `ReadWriteMany`). */
   readonly claims?: ReadonlyArray<{ readonly name: string; readonly accessModes?: ReadonlyArray<string> }>
 }
@@ -129,6 +139,8 @@ export interface FakeKubeApi {
   readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean }) => boolean
   /** The directory that stands for a PersistentVolumeClaim's volume (every pod that mounts it sees it). */
   readonly claimDir: (claim: string) => string
+  /** A suspended Job (see `suspendJobs`) is let go: `spec.suspend` false, and its controller makes its pod. */
+  readonly admit: (namespace: string, job: string) => boolean
   readonly close: () => Promise<void>
 }
 
@@ -203,6 +215,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const claims = new Map((options.claims ?? []).map((c) => [c.name, c.accessModes ?? ["ReadWriteMany"]]))
   const claimDir = (claim: string) => path.join(root, "claims", claim)
   const removeOnEnd = new Set<string>()
+  const priorityClasses = options.priorityClasses !== undefined ? new Set(options.priorityClasses) : undefined
   /** Failed pods of each Job (by uid) that are gone, which its controller counted before they went. */
   const goneFailed = new Map<string, number>()
   let retrying = false
@@ -461,6 +474,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const podRefusal = (ns: string, name: string, spec: any): string | undefined => {
     const account = spec?.serviceAccountName ?? "default"
     if (!serviceAccounts.has(account)) return `pods "${name}" is forbidden: error looking up service account ${ns}/${account}: serviceaccount "${account}" not found`
+    if (spec?.priorityClassName !== undefined && priorityClasses !== undefined && !priorityClasses.has(spec.priorityClassName)) {
+      return `pods "${name}" is forbidden: no PriorityClass with name ${spec.priorityClassName} was found`
+    }
     const used = all("pods", ns).filter((p) => p.status.phase !== "Succeeded" && p.status.phase !== "Failed").length
     if (podQuota !== undefined && used + 1 > podQuota) return `pods "${name}" is forbidden: exceeded quota: pod-quota, requested: pods=1, used: pods=${used}, limited: pods=${podQuota}`
     return undefined
@@ -505,7 +521,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     if (job.spec.ttlSecondsAfterFinished !== undefined) later(job.spec.ttlSecondsAfterFinished * 1000, () => deleteObject("jobs", job, "Foreground"))
   }
   const reconcileJob = (job: Obj) => {
-    if (job.metadata.deletionTimestamp !== undefined || job.status.conditions?.length > 0) return
+    if (job.metadata.deletionTimestamp !== undefined || job.status.conditions?.length > 0 || job.spec.suspend === true) return
     const pods = all("pods", job.metadata.namespace).filter((p) => p.metadata.ownerReferences?.some((r) => r.uid === job.metadata.uid))
     const succeeded = pods.filter((p) => p.status.phase === "Succeeded").length
     const gone = goneFailed.get(job.metadata.uid!) ?? 0
@@ -717,7 +733,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         obj.data = { ...obj.data, ...Object.fromEntries(Object.entries(obj.stringData as Record<string, string>).map(([k, v]) => [k, Buffer.from(v).toString("base64")])) }
         delete obj.stringData
       }
-      if (kind === "jobs") obj.status = { startTime: now(), active: 0 }
+      if (kind === "jobs" && options.suspendJobs === true) obj.spec.suspend = true
+      if (kind === "jobs") obj.status = { ...(obj.spec.suspend === true ? {} : { startTime: now() }), active: 0 }
       if (kind === "jobs" && obj.spec.activeDeadlineSeconds !== undefined) {
         later(obj.spec.activeDeadlineSeconds * 1000, () => {
           if (store.get(key("jobs", ns, n)) !== obj || obj.status.conditions?.length > 0) return
@@ -809,6 +826,14 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     setPodQuota: (quota) => {
       podQuota = quota
       setImmediate(reconcile)
+    },
+    admit: (namespace, name) => {
+      const job = store.get(key("jobs", namespace, name))
+      if (job === undefined || job.spec.suspend !== true) return false
+      job.spec.suspend = false
+      job.status.startTime = now()
+      put("jobs", job, "MODIFIED")
+      return true
     },
     disrupt: (namespace, name, reason, o = {}) => {
       const pod = store.get(key("pods", namespace, name))
