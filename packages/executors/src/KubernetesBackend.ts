@@ -76,8 +76,10 @@ export interface Config {
    * be pulled (`ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`), its configuration is missing
    * (`CreateContainerConfigError`), or its Job's controller is refused its pod for a reason that lasts
    * (a missing service account, an admission policy, a quota that one pod alone exceeds) — before it is
-   * taken back and fails (`Infra`, with the reason; default 10 minutes), counted from when its pod was
-   * bound to a node (or its controller first refused it) by the API server's times. A job that waits
+   * taken back and fails (`Infra`, with the reason; default 10 minutes), counted by the API server's
+   * times from when the kubelet first said its container could not start (a pull that failed, not the
+   * pull's start: a big image's long pull is not stuck; without its Events, from when the watch saw it)
+   * or its controller was first refused its pod. A job that waits
    * for room (GPUs, CPUs, a quota that other pods fill) waits on. A pod that mounts a
    * PersistentVolumeClaim that is not in the namespace is stuck too, counted from when it was made.
    */
@@ -431,6 +433,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined }))
     )
 
+  /** When the kubelet first said a pod's container could not start, from its Events (see `K.startFailedSince`); `undefined` when they say nothing or may not be read. */
+  const startFailureOf = (pod: string) =>
+    call("listEvents", (o) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}` }, o)).pipe(
+      Effect.map((l) => K.startFailedSince(l.items)),
+      Effect.orElseSucceed(() => undefined)
+    )
+
   /**
    * Hand a finished pod's log to `onChunk` a piece at a time, pulled as it is handled (the HTTP body
    * waits meanwhile): a log of gigabytes is never held whole. `false` when the log is gone.
@@ -761,13 +770,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               const st = K.podState(update.pod)
               const waitingMessage = K.waitingMessage(update.pod)
               const unplaceable = st?.state === "Pending" ? K.lastingUnschedulable(update.pod) : undefined
+              const cannotStart = st?.state === "Pending" && st.reason !== undefined && STUCK.has(st.reason)
               stuckIf(
-                st?.state === "Pending" && st.reason !== undefined && STUCK.has(st.reason)
+                cannotStart
                   ? `${st.reason}${waitingMessage !== undefined ? `: ${waitingMessage}` : ""}`
                   : unplaceable !== undefined
                   ? `${unplaceable} (backend.k8s.mounts or jobDirClaim names a PersistentVolumeClaim that is not in namespace ${namespace})`
                   : undefined,
-                K.stuckSince(update.pod)
+                // a container that cannot start: since the kubelet first said so (a big image's pull before that is not
+                // stuck), else since this watch saw it; a pod no node takes: since it was made
+                cannotStart ? stuck?.since ?? (yield* patiently("listEvents", startFailureOf(update.pod.metadata!.name!))) ?? Date.now() : K.stuckSince(update.pod)
               )
               const key = st === undefined ? "Terminated" : `${st.state}:${st.reason ?? ""}`
               if (st !== undefined && key !== lastState) {

@@ -740,17 +740,37 @@ describe("KubernetesBackend when a job cannot start", () => {
       assert.strictEqual((yield* Backend.run(fixed, spec("claim", done))).outcome, "Succeeded")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
-  it.live("a watch that begins late (a resumed run's) counts the time the job was stuck before it, by the API server's times: the pod's binding, the controller's first refusal", () =>
+  it.live("a big image's long pull is not counted as stuck: the window starts when the kubelet first says the pull failed, so a pull that fails late gets stuckAfterMs to recover", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ slowPulls: { "registry.invalid/nope:1": 3_000 } })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 2_000 }))
+      const ref = yield* backend.submit(spec("slow-pull", done, { image: "registry.invalid/nope:1" }))
+      const seen: Array<{ readonly state: string; readonly at: number }> = []
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) => Effect.sync(() => seen.push({ state: e._tag === "State" ? `${e.state} ${e.reason ?? ""}`.trim() : e._tag, at: Date.now() }))),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      const exit = exitOf(events)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
+      assert.include(states(events), "Pending ContainerCreating", "it pulled for a while first")
+      const failedAt = seen.find((e) => e.state === "Pending ErrImagePull")!.at
+      const endedAt = seen.find((e) => e.state === "Exit")!.at
+      // bound 3 s before its pull failed: counted from the binding, it would be taken back at its first ErrImagePull
+      assert.isAtLeast(endedAt - failedAt, 1_500, JSON.stringify(seen))
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a watch that begins late (a resumed run's) counts the time the job was stuck before it, by the API server's times: the kubelet's first report that its pod cannot start, the controller's first refusal", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith()
       const first = yield* KubernetesBackend.make(config(fake))
       const image = yield* first.submit(spec("late-image", done, { image: "registry.invalid/nope:1" }))
       const account = yield* (yield* KubernetesBackend.make(config(fake, { serviceAccountName: "trainer" }))).submit(spec("late-account", done))
-      yield* eventually("the pod cannot pull its image", () => podOf(fake, image.id)?.status.containerStatuses?.[0]?.state?.waiting !== undefined)
+      yield* eventually("the pod cannot pull its image", () => fake.get("events", "trex", `${podOf(fake, image.id)?.metadata.name}.failed`) !== undefined)
       yield* eventually("the Job is refused its pod", () => fake.get("events", "trex", `${account.id}.failedcreate`) !== undefined)
       // as if the controller that submitted them had been gone an hour
       const hourAgo = new Date(Date.now() - 3_600_000).toISOString()
-      podOf(fake, image.id)!.status.conditions.find((c: { type: string }) => c.type === "PodScheduled").lastTransitionTime = hourAgo
+      fake.get("events", "trex", `${podOf(fake, image.id)!.metadata.name}.failed`)!.firstTimestamp = hourAgo
       fake.get("events", "trex", `${account.id}.failedcreate`)!.firstTimestamp = hourAgo
       // a new controller with the default window (10 minutes) takes them back at once
       const later = yield* KubernetesBackend.make(config(fake))
@@ -1088,7 +1108,7 @@ describe("examples/backends/k8s.task.yaml", () => {
       const typo = yield* Effect.flip(KubernetesBackend.fromJson({ ...section, kubeconfig, context: "fake", mounts: [{ target: "/cache", pvc: "hf-cache" }] }))
       assert.include(typo.message, "backend.k8s.mounts[0].pvc")
       const made = yield* Effect.flip(KubernetesBackend.make({ ...config, jobDirClaim: "Trex Jobs" }))
-      assert.include(made.message, `invalid volume settings: backend.k8s.jobDirClaim: "Trex Jobs" is not a PersistentVolumeClaim's name`)
+      assert.include(made.message, `invalid settings: backend.k8s.jobDirClaim: "Trex Jobs" is not a PersistentVolumeClaim's name`)
       const badTimeout = yield* Effect.flip(KubernetesBackend.fromJson({ ...section, kubeconfig, context: "fake", requestTimeoutMs: 0, apiWaitMs: "1h" }))
       assert.include(badTimeout.message, "backend.k8s.requestTimeoutMs")
       assert.include(badTimeout.message, "backend.k8s.apiWaitMs")

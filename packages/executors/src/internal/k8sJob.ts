@@ -484,6 +484,22 @@ export const lastingUnschedulable = (pod: V1Pod): string | undefined => {
   return missing === null ? undefined : `Unschedulable: ${missing[0]}`
 }
 
+/** The kubelet's Event reasons for a container that cannot start: a pull that failed, its back-off, a configuration missing. */
+const START_FAILURES: ReadonlySet<string> = new Set(["Failed", "BackOff", "InspectFailed", "ErrImageNeverPull"])
+
+/**
+ * When the kubelet first said a pod's container could not start (the earliest of its `Failed`,
+ * `BackOff`... Events; epoch ms): the time a pull failed, not when it began, so a big image's long
+ * pull does not count as being stuck. `undefined` when there is none.
+ */
+export const startFailedSince = (events: ReadonlyArray<CoreV1Event>): number | undefined => {
+  const times = events
+    .filter((e) => e.type === "Warning" && e.reason !== undefined && START_FAILURES.has(e.reason))
+    .map((e) => new Date(e.firstTimestamp ?? e.eventTime ?? e.lastTimestamp ?? 0).getTime())
+    .filter((t) => t > 0)
+  return times.length === 0 ? undefined : Math.min(...times)
+}
+
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */
 export const refusedSince = (events: ReadonlyArray<CoreV1Event>): number | undefined => {
   const newest = newestRefusal(events)

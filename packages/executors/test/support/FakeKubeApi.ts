@@ -72,8 +72,10 @@ export interface FakeNode {
 
 export interface FakeKubeOptions {
   readonly nodes?: ReadonlyArray<FakeNode>
-  /** Images that cannot be pulled. */
+  /** Images that cannot be pulled (an `ErrImagePull`, then `ImagePullBackOff`, each with the kubelet's Event on the pod). */
   readonly unpullable?: ReadonlyArray<string>
+  /** Images whose pull takes this long (ms, `ContainerCreating` meanwhile), as a big one's does; then pulled, or not (`unpullable`). */
+  readonly slowPulls?: Readonly<Record<string, number>>
   /** Grace period between SIGTERM and SIGKILL when a pod is deleted (default 2 s). */
   readonly gracePeriodMs?: number
   /** A ResourceQuota `pods` in every namespace: at most this many pods not yet Succeeded or Failed. */
@@ -215,6 +217,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const claims = new Map((options.claims ?? []).map((c) => [c.name, c.accessModes ?? ["ReadWriteMany"]]))
   const claimDir = (claim: string) => path.join(root, "claims", claim)
   const removeOnEnd = new Set<string>()
+  const slowPulls: Record<string, number> = { ...options.slowPulls }
+  /** Pods whose slow image is being pulled (`false`) or was (`true`). */
+  const pulling = new Map<string, boolean>()
   const priorityClasses = options.priorityClasses !== undefined ? new Set(options.priorityClasses) : undefined
   /** Failed pods of each Job (by uid) that are gone, which its controller counted before they went. */
   const goneFailed = new Map<string, number>()
@@ -282,9 +287,27 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       setContainerState(pod, { waiting: { reason, ...(message !== undefined ? { message } : {}) } })
       put("pods", pod, "MODIFIED")
     }
+    // a slow image is pulled for a while first (ContainerCreating), as a big one is
+    const pullMs = slowPulls[c.image] ?? 0
+    if (pullMs > 0 && pulling.get(pod.metadata.uid!) !== true) {
+      if (pulling.has(pod.metadata.uid!)) return
+      pulling.set(pod.metadata.uid!, false)
+      waiting("ContainerCreating")
+      return later(pullMs, () => {
+        pulling.set(pod.metadata.uid!, true)
+        if (!procs.has(pod.metadata.uid!)) runPod(pod)
+      })
+    }
     if (unpullable.has(c.image)) {
-      if (pod.status.containerStatuses?.[0]?.state?.waiting === undefined) waiting("ErrImagePull", `failed to pull image "${c.image}"`)
-      else later(300, () => waiting("ImagePullBackOff", `Back-off pulling image "${c.image}"`))
+      if (pod.status.containerStatuses?.[0]?.state?.waiting?.reason !== "ErrImagePull" && pod.status.containerStatuses?.[0]?.state?.waiting?.reason !== "ImagePullBackOff") {
+        waiting("ErrImagePull", `failed to pull image "${c.image}"`)
+        recordEvent(pod, "Warning", "Failed", `Failed to pull image "${c.image}": not found`, "kubelet")
+      } else {
+        later(300, () => {
+          waiting("ImagePullBackOff", `Back-off pulling image "${c.image}"`)
+          recordEvent(pod, "Warning", "BackOff", `Back-off pulling image "${c.image}"`, "kubelet")
+        })
+      }
       return
     }
     for (const v of pod.spec.volumes ?? []) {
@@ -296,7 +319,10 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       else if (e.valueFrom?.secretKeyRef !== undefined) {
         const s = store.get(key("secrets", ns, e.valueFrom.secretKeyRef.name))
         const data = s?.data?.[e.valueFrom.secretKeyRef.key]
-        if (data === undefined) return waiting("CreateContainerConfigError", `secret "${e.valueFrom.secretKeyRef.name}" not found`)
+        if (data === undefined) {
+          recordEvent(pod, "Warning", "Failed", `Error: secret "${e.valueFrom.secretKeyRef.name}" not found`, "kubelet")
+          return waiting("CreateContainerConfigError", `secret "${e.valueFrom.secretKeyRef.name}" not found`)
+        }
         env[e.name] = Buffer.from(data, "base64").toString("utf8")
       }
     }
@@ -448,7 +474,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
 
   // ---- job controller ---------------------------------------------------------------------------------
   /** Record (or count again, as the API server aggregates them) an Event about an object. */
-  const recordEvent = (about: Obj, type: "Normal" | "Warning", reason: string, message: string) => {
+  const recordEvent = (about: Obj, type: "Normal" | "Warning", reason: string, message: string, component = "job-controller") => {
     const ns = about.metadata.namespace!
     const name = `${about.metadata.name}.${reason.toLowerCase()}`
     const existing = store.get(key("events", ns, name))
@@ -467,7 +493,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       count: 1,
       firstTimestamp: now(),
       lastTimestamp: now(),
-      source: { component: "job-controller" }
+      source: { component }
     }, "ADDED")
   }
   /** Why the API server's admission refuses a pod (its service account, the pod quota), in its words; none when it admits it. */
