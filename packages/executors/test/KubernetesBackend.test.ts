@@ -86,6 +86,8 @@ const pendingThenCancel = (backend: Backend.BackendShape, ref: Parameters<Backen
   )
 
 describe("k8s manifests", () => {
+  /** What every manifest needs besides the spec. */
+  const base = { name: "trex-n-1-abcde", namespace: "ml", image: "img", jobDir: "/trex/job", specDir: "/trex/spec", gpuResource: "nvidia.com/gpu" }
   it("names why a Job's controller could not create its pod, from its newest FailedCreate event", () => {
     const event = (message: string, at: string, reason = "FailedCreate") => ({ reason, message, lastTimestamp: new Date(at), involvedObject: {}, metadata: {} })
     assert.strictEqual(
@@ -111,12 +113,7 @@ describe("k8s manifests", () => {
         resources: { gpus: 2, cpus: 0.5, memoryMb: 2048, timeLimitSeconds: 90.5 }
       }),
       {
-        name: "trex-n-1-abcde",
-        namespace: "ml",
-        image: "img",
-        jobDir: "/trex/job",
-        specDir: "/trex/spec",
-        gpuResource: "nvidia.com/gpu",
+        ...base,
         nodeSelector: { pool: "a100" },
         tolerations: [{ key: "nvidia.com/gpu", operator: "Exists" }],
         ttlSecondsAfterFinished: 60
@@ -142,7 +139,6 @@ describe("k8s manifests", () => {
   })
 
   it("mounts volumes: claims, a node's directory, NFS, /dev/shm in memory, the job directory on a claim at <run>/<Job name>; bad settings name their field and the fix", () => {
-    const base = { name: "trex-n-1-abcde", namespace: "ml", image: "img", jobDir: "/trex/job", specDir: "/trex/spec", gpuResource: "nvidia.com/gpu" }
     const mounts: ReadonlyArray<K.Mount> = [
       { target: "/cache/huggingface", claim: "hf-cache" },
       { target: "/data", hostPath: "/mnt/datasets", readOnly: true },
@@ -225,12 +221,7 @@ describe("k8s manifests", () => {
 
   it("the backend's own labels and annotations go on the Job and its pod beside TREX's, which they cannot replace; a PriorityClass on the pod; bad ones name their field", () => {
     const m = K.manifests(spec("n/1", "true"), {
-      name: "trex-n-1-abcde",
-      namespace: "ml",
-      image: "img",
-      jobDir: "/trex/job",
-      specDir: "/trex/spec",
-      gpuResource: "nvidia.com/gpu",
+      ...base,
       labels: { "kueue.x-k8s.io/queue-name": "gpu-queue", team: "nlp" },
       annotations: { "cost-centre": "research / 42" },
       priorityClassName: "low-priority"
