@@ -354,7 +354,7 @@ export interface TrialJson {
   readonly proposedAt: number
   readonly admittedAt?: number
   /** Each job submitted for it, in order (a retry or a resume after a lost job submits another). */
-  readonly jobs: ReadonlyArray<{ readonly backend: string; readonly id: string; readonly submittedAt: number }>
+  readonly jobs: ReadonlyArray<{ readonly backend: string; readonly id: string; readonly submittedAt: number; readonly folder?: string }>
   readonly waiting?: string
   readonly unreachable?: string
   readonly withdrawn?: true
@@ -404,6 +404,16 @@ const changesOf = (from: Strategy.Strategy | undefined, to: Strategy.Strategy): 
 }
 
 /**
+ * Where a job's folder is, as its backend recorded it: a Kubernetes claim's folder (`folder`), an SSH
+ * host's directory (`host`, `dir`), a job directory (`jobDir`, `dir`).
+ */
+const folderOf = (job: ExperimentNode.JobRef): string | undefined => {
+  const str = (k: string) => (typeof job.data[k] === "string" && job.data[k] !== "" ? job.data[k] as string : undefined)
+  const host = str("host")
+  return str("folder") ?? (host !== undefined && str("dir") !== undefined ? `${host}:${str("dir")}` : str("jobDir") ?? str("dir"))
+}
+
+/**
  * One trial of a run (see {@link TrialJson}), or `undefined` when the run has no trial `id`;
  * `files`: its job's folder, when it has one, and the last lines of the logs there (or, `withheld`,
  * why they are not shown).
@@ -424,7 +434,10 @@ export const trialJson = (
   for (const { event } of info.entries) {
     if (!("nodeId" in event) || event.nodeId !== id) continue
     if (event._tag === "NodeAdmitted") admittedAt = event.at
-    else if (event._tag === "JobSubmitted") jobs.push({ backend: event.job.backend, id: event.job.id, submittedAt: event.at })
+    else if (event._tag === "JobSubmitted") {
+      const folder = folderOf(event.job)
+      jobs.push({ backend: event.job.backend, id: event.job.id, submittedAt: event.at, ...(folder !== undefined ? { folder } : {}) })
+    }
     else if (event._tag === "JobProgress") {
       if (event.fraction !== undefined) progress = event.fraction
       if (event.message !== undefined) message = event.message
@@ -499,7 +512,11 @@ export const trialText = (t: TrialJson, metric: string): string => {
   for (const [p, v] of leaves(t.strategy)) lines.push(`  ${p} = ${value(v)}`)
   if (t.rationale.length > 0) lines.push(`Rationale: ${Untrusted.line(t.rationale, 1000)}`)
   const timeline = [`proposed ${clock(t.proposedAt)}`]
-  for (const j of t.jobs) timeline.push(`job ${Untrusted.line(j.backend, 40)} ${Untrusted.line(j.id, 80)} submitted ${clock(j.submittedAt)}`)
+  for (const j of t.jobs) {
+    // (a local job's folder is its Files line)
+    const folder = j.folder !== undefined && j.folder !== t.files ? ` (its folder: ${Untrusted.line(j.folder, 300)})` : ""
+    timeline.push(`job ${Untrusted.line(j.backend, 40)} ${Untrusted.line(j.id, 80)} submitted ${clock(j.submittedAt)}${folder}`)
+  }
   if (t.finishedAt !== undefined) timeline.push(`finished ${clock(t.finishedAt)}`)
   lines.push(`Timeline: ${timeline.join(" · ")}`)
   if (t.reason !== undefined) lines.push(`Reason: ${Untrusted.line(t.reason, 500)}`)

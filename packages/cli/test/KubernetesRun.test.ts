@@ -51,6 +51,12 @@ describe("trex run --backend k8s", () => {
       assert.deepStrictEqual(kept, jobs.map((j) => j.metadata.name).sort(), "a folder for each Job, at <run>/<Job name>")
       const succeeded = jobs.filter((j) => j.status.conditions?.[0]?.type === "Complete")
       for (const j of succeeded) assert.isTrue(fs.existsSync(path.join(fake.claimDir("trex-jobs"), runId, j.metadata.name, "result.json")), j.metadata.name)
+      // and `trex status --node` says where a trial's folder is
+      const runDir = /run directory: (\S+)/.exec(ran.stdout)![1]!
+      const n1 = await trexAsync(["status", runDir, "--node", "n1"])
+      const n1Job = /job kubernetes (\S+) submitted/.exec(n1.stdout)?.[1]
+      assert.isDefined(n1Job, n1.stdout)
+      assert.include(n1.stdout, `(its folder: PersistentVolumeClaim trex-jobs in namespace trex, folder ${runId}/${n1Job})`)
 
       const bad = k8sTask(fake, "registry.invalid/trainer:1", "    stuckAfterMs: 1500")
       const stopped = await trexAsync(["run", bad.task, "--backend", "k8s", "--out", bad.out, "--concurrency", "1", "--seed", "1"])

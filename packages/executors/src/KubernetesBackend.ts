@@ -412,7 +412,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     const ref: ExperimentNode.JobRef = {
       backend: NAME,
       id: name,
-      data: { namespace, gpus: spec.resources.gpus, run: K.labelValue(spec.labels.run), ...(made._tag === "Failure" ? { queued: true } : {}) }
+      data: {
+        namespace,
+        gpus: spec.resources.gpus,
+        run: K.labelValue(spec.labels.run),
+        // where what the job leaves is kept (`trex status --node` shows it)
+        ...(config.jobDirClaim !== undefined ? { folder: `PersistentVolumeClaim ${config.jobDirClaim} in namespace ${namespace}, folder ${K.jobDirSubPath(spec.labels.run, name)}` } : {}),
+        ...(made._tag === "Failure" ? { queued: true } : {})
+      }
     }
     return ref
   })
