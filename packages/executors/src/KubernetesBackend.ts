@@ -81,7 +81,8 @@ export interface Config {
    * pull's start: a big image's long pull is not stuck; without its Events, from when the watch saw it)
    * or its controller was first refused its pod. A job that waits
    * for room (GPUs, CPUs, a quota that other pods fill) waits on. A pod that mounts a
-   * PersistentVolumeClaim that is not in the namespace is stuck too, counted from when it was made.
+   * PersistentVolumeClaim that is not in the namespace is stuck too, counted from when it was made,
+   * and so is one whose volume its node cannot mount (the kubelet's `FailedMount`), from the first.
    */
   readonly stuckAfterMs?: number
   /**
@@ -440,12 +441,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined }))
     )
 
-  /** When the kubelet first said a pod's container could not start, from its Events (see `K.startFailedSince`); `undefined` when they say nothing or may not be read. */
-  const startFailureOf = (pod: string) =>
+  /** A pod's Events (none when they may not be read). */
+  const podEvents = (pod: string) =>
     call("listEvents", (o) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}` }, o)).pipe(
-      Effect.map((l) => K.startFailedSince(l.items)),
-      Effect.orElseSucceed(() => undefined)
+      Effect.map((l) => l.items),
+      Effect.orElseSucceed(() => [])
     )
+  /** When the kubelet first said a pod's container could not start, from its Events (see `K.startFailedSince`); `undefined` when they say nothing or may not be read. */
+  const startFailureOf = (pod: string) => Effect.map(podEvents(pod), K.startFailedSince)
 
   /**
    * Hand a finished pod's log to `onChunk` a piece at a time, pulled as it is handled (the HTTP body
@@ -653,6 +656,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let podSeen = false
         /** Its Job is suspended (`spec.suspend`), as a batch queue holds a Job until it admits it. */
         let suspended = false
+        /** The pod whose container is being created (its volumes mounted, its image pulled): its Events are looked at now and then. */
+        let creatingPod: string | undefined
+        /** Why its container is not created yet, as its Events said last. */
+        let creatingWhy: string | undefined
         let noPodChecks = 0
         /** Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`). */
         let stuck: { since: number; why: string } | undefined
@@ -737,9 +744,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           const update: Update = ended !== undefined
             ? (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(logGraceMs))).pipe((o) => (o._tag === "Some" ? o.value : { _tag: "LogEnd" as const }))
             : podSeen
-            ? stuckLeft === undefined
+            ? stuckLeft === undefined && creatingPod === undefined
               ? yield* Queue.take(mailbox)
-              : (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(stuckLeft))).pipe((o) => (o._tag === "Some" ? o.value : { _tag: "Tick" as const }))
+              : (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(Math.min(stuckLeft ?? Infinity, creatingPod !== undefined ? NO_POD_AGAIN_MS : Infinity)))).pipe((o) =>
+                o._tag === "Some" ? o.value : { _tag: "Tick" as const }
+              )
             // A Job still without a pod: its controller may be refused one (a quota): look why, now and then.
             : (yield* Queue.take(mailbox).pipe(Effect.timeoutOption(Math.min(noPodChecks === 0 ? NO_POD_FIRST_MS : NO_POD_AGAIN_MS, stuckLeft ?? Infinity)))).pipe((o) =>
               o._tag === "Some" ? o.value : { _tag: "NoPod" as const }
@@ -753,8 +762,17 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               suspended = job.spec?.suspend === true
               break
             }
-            case "Tick":
+            case "Tick": {
+              // a container still being created: a volume it cannot mount is said, and lasts (see `stuckAfterMs`)
+              if (creatingPod === undefined) break
+              const trouble = K.mountTrouble(yield* patiently("listEvents", podEvents(creatingPod)))
+              if (trouble === undefined || trouble.why === creatingWhy) break
+              creatingWhy = trouble.why
+              stuckIf(trouble.lasting ? trouble.why : undefined, trouble.since)
+              lastState = `Pending:${trouble.why}`
+              yield* emit({ _tag: "State", state: "Pending", reason: `ContainerCreating: ${trouble.why}` })
               break
+            }
             case "NoPod": {
               noPodChecks++
               const refused = yield* patiently("listEvents", refusalOf(name))
@@ -778,6 +796,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               const waitingMessage = K.waitingMessage(update.pod)
               const unplaceable = st?.state === "Pending" ? K.lastingUnschedulable(update.pod) : undefined
               const cannotStart = st?.state === "Pending" && st.reason !== undefined && STUCK.has(st.reason)
+              const wasCreating = creatingPod !== undefined
+              creatingPod = st?.state === "Pending" && st.reason === "ContainerCreating" ? update.pod.metadata!.name! : undefined
+              if (creatingPod === undefined) creatingWhy = undefined
+              // its volume trouble (a Tick's finding) holds until the pod moves on
+              if (creatingPod !== undefined && wasCreating && creatingWhy !== undefined) break
               stuckIf(
                 cannotStart
                   ? `${st.reason}${waitingMessage !== undefined ? `: ${waitingMessage}` : ""}`
@@ -957,7 +980,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     }
     if (pod.metadata?.deletionTimestamp != null) return false
     const stuck = K.podState(pod)?.reason
-    if (pod.spec?.nodeName !== undefined && !(stuck !== undefined && STUCK.has(stuck))) return false
+    // (one its watch found stuck creating its container, a volume it cannot mount, is taken back as read too)
+    const takeable = stuck !== undefined && (STUCK.has(stuck) || (failed !== undefined && stuck === "ContainerCreating"))
+    if (pod.spec?.nodeName !== undefined && !takeable) return false
     // bound (or gone) since it was read: not now
     const taken = yield* deleteAsRead("deletePod", (o) =>
       core.deleteNamespacedPod({

@@ -751,6 +751,28 @@ describe("KubernetesBackend when a job cannot start", () => {
       assert.isAtLeast(endedAt - failedAt, 1_500, JSON.stringify(seen))
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live("a volume its node cannot mount (an NFS server that does not answer) is said while the pod waits ContainerCreating, and taken back after stuckAfterMs from the kubelet's first FailedMount", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ unmountable: ["nfs.unreachable"] })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 2_000, mounts: [{ target: "/corpora", nfs: { server: "nfs.unreachable", path: "/export" } }] }))
+      const ref = yield* backend.submit(spec("no-mount", done))
+      const events = yield* collect(backend, ref)
+      const exit = exitOf(events)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
+      const mountFailed = `FailedMount: MountVolume.SetUp failed for volume "mount-0" : mount failed: exit status 32\nmount.nfs: Connection timed out`
+      assert.strictEqual(exit.message, `its pod could not start within 2 s (stuckAfterMs): ${mountFailed}; its Job was deleted`)
+      assert.includeMembers(states(events), ["Pending ContainerCreating", `Pending ContainerCreating: ${mountFailed}`])
+      yield* eventually("its Job is gone", () => fake.get("jobs", "trex", ref.id) === undefined)
+      // a volume another pod holds (a ReadWriteOnce claim on another node) is a wait, not a stuck job
+      const event = (reason: string, message: string) => ({ metadata: {}, involvedObject: {}, type: "Warning", reason, message, firstTimestamp: new Date("2026-01-01T00:00:00Z"), lastTimestamp: new Date("2026-01-01T00:00:05Z") })
+      assert.deepStrictEqual(K.mountTrouble([event("FailedAttachVolume", `Multi-Attach error for volume "pvc-1" Volume is already used by pod(s) trex-n1-abc`)]), {
+        why: `FailedAttachVolume: Multi-Attach error for volume "pvc-1" Volume is already used by pod(s) trex-n1-abc`,
+        lasting: false,
+        since: Date.parse("2026-01-01T00:00:00Z")
+      })
+      assert.isUndefined(K.mountTrouble([event("BackOff", "Back-off pulling image")]))
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
   it.live("a watch that begins late (a resumed run's) counts the time the job was stuck before it, by the API server's times: the kubelet's first report that its pod cannot start, the controller's first refusal", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith()

@@ -500,6 +500,25 @@ export const startFailedSince = (events: ReadonlyArray<CoreV1Event>): number | u
   return times.length === 0 ? undefined : Math.min(...times)
 }
 
+/**
+ * Why a pod's container is not created yet, from the kubelet's Events on the pod: a volume it
+ * cannot mount (`FailedMount`: an NFS server that does not answer, a claim's volume that will not
+ * mount), which lasts until someone mends it, or one another pod holds (`FailedAttachVolume`,
+ * `Multi-Attach error`: a ReadWriteOnce claim in use on another node), which frees when that pod
+ * ends. The newest of them, as `FailedMount: <the kubelet's words>`, with since when (epoch ms).
+ */
+export const mountTrouble = (events: ReadonlyArray<CoreV1Event>): { readonly why: string; readonly lasting: boolean; readonly since: number } | undefined => {
+  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
+  const newest = events
+    .filter((e) => e.type === "Warning" && (e.reason === "FailedMount" || e.reason === "FailedAttachVolume"))
+    .sort((a, b) => when(a) - when(b))
+    .at(-1)
+  if (newest === undefined) return undefined
+  const message = (newest.message ?? "").trim()
+  const why = `${newest.reason}${message === "" ? "" : `: ${message.length > 300 ? `${message.slice(0, 299)}…` : message}`}`
+  return { why, lasting: !/Multi-Attach error/.test(message), since: new Date(newest.firstTimestamp ?? newest.eventTime ?? 0).getTime() }
+}
+
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */
 export const refusedSince = (events: ReadonlyArray<CoreV1Event>): number | undefined => {
   const newest = newestRefusal(events)

@@ -29,7 +29,7 @@
 //   get a pod once `admit` lets them go);
 // - volumes: PersistentVolumeClaims (`claims`, in every namespace; `GET .../persistentvolumeclaims/<name>`); a pod
 //   that names one that is not there is Unschedulable (`persistentvolumeclaim "x" not found`), as the real scheduler
-//   says; a claim's mounts are one directory for every pod (`claimDir`), at the mount's `subPath`, which the kubelet
+//   says; an NFS server of `unmountable` leaves a pod `ContainerCreating` with the kubelet's `FailedMount` Event; a claim's mounts are one directory for every pod (`claimDir`), at the mount's `subPath`, which the kubelet
 //   makes, so what one pod leaves there the next one reads; a `hostPath` is the path itself; `nfs` a directory per
 //   server and path; an `emptyDir` (and a ConfigMap) one per pod.
 import { spawn } from "node:child_process"
@@ -96,6 +96,8 @@ export interface FakeKubeOptions {
    * its queue, and get no pod until `admit` lets them go, as the queue does when its quota has room.
    */
   readonly suspendJobs?: boolean
+  /** NFS servers that do not answer: a pod mounting one waits `ContainerCreating`, the kubelet recording `FailedMount` on it. */
+  readonly unmountable?: ReadonlyArray<string>
   /** The PersistentVolumeClaims of every namespace, and their access modes (default `ReadWriteMany`). */
   readonly claims?: ReadonlyArray<{ readonly name: string; readonly accessModes?: ReadonlyArray<string> }>
 }
@@ -217,6 +219,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const claims = new Map((options.claims ?? []).map((c) => [c.name, c.accessModes ?? ["ReadWriteMany"]]))
   const claimDir = (claim: string) => path.join(root, "claims", claim)
   const removeOnEnd = new Set<string>()
+  const unmountable = new Set(options.unmountable ?? [])
   const slowPulls: Record<string, number> = { ...options.slowPulls }
   /** Pods whose slow image is being pulled (`false`) or was (`true`). */
   const pulling = new Map<string, boolean>()
@@ -312,6 +315,10 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     }
     for (const v of pod.spec.volumes ?? []) {
       if (v.configMap !== undefined && !store.has(key("configmaps", ns, v.configMap.name))) return waiting("ContainerCreating")
+      if (v.nfs !== undefined && unmountable.has(v.nfs.server)) {
+        waiting("ContainerCreating")
+        return recordEvent(pod, "Warning", "FailedMount", `MountVolume.SetUp failed for volume "${v.name}" : mount failed: exit status 32\nmount.nfs: Connection timed out`, "kubelet")
+      }
     }
     const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOSTNAME: pod.metadata.name }
     for (const e of c.env ?? []) {
