@@ -10,6 +10,7 @@
  *
  * @since 0.1.0
  */
+import * as path from "node:path"
 import {
   Backend,
   Cost,
@@ -23,6 +24,7 @@ import {
   TaskFile
 } from "@trex/core"
 import { Array as Arr, Cause, Channel, Clock, Effect, Layer, type Pull, type Redacted, Schema, Scope, Stream } from "effect"
+import * as JobLog from "./internal/jobLog.ts"
 import { ProgressReports } from "./internal/progressReports.ts"
 
 /** @since 0.1.0 @category models */
@@ -39,6 +41,13 @@ export interface Options {
    * as progress (so journaled).
    */
   readonly maxCurvePoints?: number
+  /**
+   * A folder to keep each trial's job log in, as its backend streams it and with secrets taken out:
+   * `<logDir>/<node id>/trex-job.log`. For backends whose own logs are elsewhere or go (a pod's after its
+   * Job's TTL, a removed container's, a remote host's); a new watch of a job that streams its log from
+   * the start again replaces the file when the job ends. Default: none kept.
+   */
+  readonly logDir?: string
 }
 
 /**
@@ -225,6 +234,9 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
               )
           )))
         return Effect.flatMap(owned, ({ job, submitted }) => {
+          const log = options.logDir === undefined
+            ? undefined
+            : JobLog.make(path.join(options.logDir, nodeId))
           const reports = new ProgressReports(maxPoints)
           const curves = reports.curves
           let head = submitted
@@ -237,8 +249,12 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
               const report = reports.flush(now)
               if (report !== undefined) out.push(report)
             }
+            const lines: Array<string> = []
             for (const ev of chunk) {
               switch (ev._tag) {
+                case "Log":
+                  if (log !== undefined) lines.push(secrets.length === 0 ? ev.line : scrub(ev.line))
+                  break
                 case "Metric":
                 case "Progress":
                   reports.add(ev)
@@ -249,12 +265,15 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
                   break
                 case "Exit":
                   flush()
+                  log?.write(lines.splice(0))
+                  log?.end()
                   done = true
                   out.push({ _tag: "Finished", result: scrubbedResult(toResult(request.task, scrubbed(ev), curves.points())) })
                   break
               }
             }
             flush()
+            log?.write(lines)
             return out
           }
           // said once, where the run's output goes: the curves are coarser than what the job reported
@@ -265,10 +284,20 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
               `trial ${nodeId}: its job reported more than ${curves.max} metric points; its curves keep fewer of them (the first, the latest, and evenly spaced ones between; the job's own stdout.log and metrics.jsonl keep every point)`
             )
           })
+          // said once: the job's log could not be kept (a full disk), which does not fail the trial
+          const logNote = Effect.suspend(() => {
+            const warning = log?.takeWarning()
+            return warning === undefined ? Effect.void : Effect.logWarning(`trial ${nodeId}: ${warning}`)
+          })
           const toFailure = (e: Errors.BackendError | Cause.Done) => (Cause.isDone(e) ? e : toError(e))
           // each time a new watch of the job (a backend's watch may hold state of its own)
           const follow = Effect.suspend(() => Channel.toPullScoped(Stream.toChannel(backend.watch(job)), scope)).pipe(
-            Effect.tap(() => Effect.sync(() => (watchedAt = Date.now())))
+            Effect.tap(() =>
+              Effect.sync(() => {
+                watchedAt = Date.now()
+                log?.start()
+              })
+            )
           )
           let watchedAt = 0
           return follow.pipe(
@@ -330,7 +359,7 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
                   Effect.flatMap((chunk) =>
                     Effect.flatMap(Clock.currentTimeMillis, (now) => {
                       const out = toEvents(chunk, now)
-                      return Effect.andThen(thinnedNote, Arr.isArrayNonEmpty(out) ? Effect.succeed(out) : pull)
+                      return Effect.andThen(Effect.andThen(thinnedNote, logNote), Arr.isArrayNonEmpty(out) ? Effect.succeed(out) : pull)
                     })
                   )
                 )

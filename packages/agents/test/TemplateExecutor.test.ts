@@ -1,6 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { type Backend, Errors, type ExperimentNode, Strategy, Task } from "@trex/core"
-import { Effect, Schema, Stream } from "effect"
+import { Effect, Logger, Redacted, Schema, Stream } from "effect"
 import * as TemplateExecutor from "../src/TemplateExecutor.ts"
 
 const task = { name: "t", objective: "o", metric: { name: "acc", direction: "maximize" } } as unknown as Task.Task
@@ -122,6 +125,60 @@ describe("TemplateExecutor when the backend's watch fails", () => {
       const fatal = flaky(1, false)
       assert.isFalse((yield* Effect.flip(Stream.runCollect(fatal.executor.run(request)))).retryable)
       assert.deepStrictEqual(fatal.calls, { submit: 1, watch: 1, cancel: 1 })
+    }))
+})
+
+describe("TemplateExecutor with logDir: each trial's job log kept as its backend streams it", () => {
+  const job: ExperimentNode.JobRef = { backend: "remote", id: "j1", data: {} }
+  const node = { id: "n1", parent: "root", strategy: Schema.decodeUnknownSync(Strategy.Strategy)({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.001, epochs: 1, batchSize: 8 } }), fingerprint: "f", proposedAt: 0 } as ExperimentNode.NodeSpec
+  const request = { task: Schema.decodeUnknownSync(Task.Task)({ name: "t", objective: "o", metric: { name: "acc", direction: "maximize" }, recipe: { command: ["train"] } }), runId: "r", runDir: "/tmp", node }
+  const log = (line: string) => ({ _tag: "Log", stream: "stdout", line }) as const
+  const done = { _tag: "Exit", outcome: "Succeeded", result: { metrics: { acc: 0.7 }, primary: 0.7 }, logTail: [], wallSeconds: 1, gpuSeconds: 0 } as const
+  /** A backend whose first watch streams `first` and loses its connection; each later one streams `then`, from the log's start, and the job's end. */
+  const remote = (first: ReadonlyArray<string>, then: ReadonlyArray<string>) => {
+    let watches = 0
+    const backend: Backend.BackendShape = {
+      name: "remote",
+      submit: () => Effect.succeed(job),
+      watch: () =>
+        ++watches === 1
+          ? Stream.concat(Stream.fromIterable(first.map(log)), Stream.fail(new Errors.BackendError({ backend: "remote", operation: "watch", message: "connection reset", retryable: true })))
+          : Stream.fromIterable([...then.map(log), done]),
+      cancel: () => Effect.void,
+      list: () => Effect.succeed([]),
+      capacity: Effect.succeed({ slots: 1, gpus: 0, inUse: 0 })
+    }
+    return backend
+  }
+  const kept = (dir: string) => fs.readFileSync(path.join(dir, "n1", "trex-job.log"), "utf8")
+
+  it.live("a watch that streams the log from its start again replaces it at the job's end; one that finds it gone keeps it; secrets are taken out as it is written", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-joblog-"))
+      const env = { HUB_TOKEN: Redacted.make("hub_s3cr3t_v4lue") }
+      const again = TemplateExecutor.make(remote(["epoch 1", "token hub_s3cr3t_v4lue"], ["epoch 1", "token hub_s3cr3t_v4lue", "epoch 2", "done"]), { taskDir: "/tmp", env, logDir: dir })
+      assert.strictEqual((yield* Stream.runCollect(again.run(request))).at(-1)?._tag, "Finished")
+      assert.strictEqual(kept(dir), "epoch 1\ntoken <secret HUB_TOKEN>\nepoch 2\ndone\n")
+      assert.deepStrictEqual(fs.readdirSync(path.join(dir, "n1")), ["trex-job.log"], "no .next left")
+      // the backend's log was gone when it was followed again: what was kept stays
+      const gone = fs.mkdtempSync(path.join(os.tmpdir(), "trex-joblog-"))
+      yield* Stream.runCollect(TemplateExecutor.make(remote(["epoch 1", "epoch 2"], []), { taskDir: "/tmp", logDir: gone }).run(request))
+      assert.strictEqual(kept(gone), "epoch 1\nepoch 2\n")
+      assert.deepStrictEqual(fs.readdirSync(path.join(gone, "n1")), ["trex-job.log"])
+    }))
+
+  it.live("a folder it cannot write is said once, and the trial goes on", () =>
+    Effect.gen(function*() {
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "trex-joblog-")), "not-a-folder")
+      fs.writeFileSync(file, "")
+      const lines: Array<string> = []
+      const seen = yield* Stream.runCollect(TemplateExecutor.make(remote(["a"], ["a", "b"]), { taskDir: "/tmp", logDir: file }).run(request)).pipe(
+        Effect.provide(Logger.layer([Logger.make((o) => void lines.push(`${o.logLevel}: ${String(o.message)}`))]))
+      )
+      const last = seen.at(-1)
+      assert.strictEqual(last?._tag === "Finished" ? last.result.score : undefined, 0.7)
+      const said = lines.filter((l) => l.includes("is no longer kept"))
+      assert.deepStrictEqual(said, [`Warn: trial n1: the job's log is no longer kept in ${file}/n1/trex-job.log (start: ENOTDIR: not a directory, mkdir '${file}/n1')`])
     }))
 })
 

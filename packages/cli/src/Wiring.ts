@@ -187,7 +187,13 @@ export const layers = (
   // the recipe's secretEnv, from this process's environment (checked by prepare; read again here, at the run's start)
   const executor = Layer.unwrap(Effect.map(secrets(task), (env) =>
     settings.executor === "template"
-      ? TemplateExecutor.layer({ taskDir: settings.taskDir, env, ...(recipe !== undefined ? { recipe } : {}) }).pipe(Layer.provide(backendLayer))
+      ? TemplateExecutor.layer({
+        taskDir: settings.taskDir,
+        env,
+        ...(recipe !== undefined ? { recipe } : {}),
+        // a job's log kept in the run's folder where its backend's own is elsewhere or goes (a local job writes its own there)
+        ...(settings.backend !== "local" && settings.backend !== "simulator" ? { logDir: RunDir.jobsDir(runDir) } : {})
+      }).pipe(Layer.provide(backendLayer))
       : CodeAgentExecutor.layer({ taskDir: settings.taskDir, env }).pipe(Layer.provide([model(settings), backendLayer]))
   ))
   return Layer.mergeAll(

@@ -57,6 +57,15 @@ describe("trex run --backend k8s", () => {
       const n1Job = /job kubernetes (\S+) submitted/.exec(n1.stdout)?.[1]
       assert.isDefined(n1Job, n1.stdout)
       assert.include(n1.stdout, `(its folder: PersistentVolumeClaim trex-jobs in namespace trex, folder ${runId}/${n1Job})`)
+      // each trial's log, as the pod streamed it, kept in the run's folder (the pod's goes with its Job's TTL)
+      const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
+      const crashed = status.nodes.filter((n) => n.state === "Failed")
+      assert.isAtLeast(crashed.length, 1, "a broken format crashed its trainer")
+      for (const n of status.nodes) assert.isTrue(fs.existsSync(path.join(runDir, "jobs", n.id, "trex-job.log")), n.id)
+      for (const n of crashed) {
+        assert.include(fs.readFileSync(path.join(runDir, "jobs", n.id, "trex-job.log"), "utf8"), "Traceback: the recipe cannot handle format=broken")
+        assert.match((await trexAsync(["status", runDir, "--node", n.id])).stdout, /^Log tail \(.*jobs\/n\d+\):\n {2}\| Traceback: the recipe cannot handle format=broken$/m)
+      }
 
       const bad = k8sTask(fake, "registry.invalid/trainer:1", "    stuckAfterMs: 1500")
       const stopped = await trexAsync(["run", bad.task, "--backend", "k8s", "--out", bad.out, "--concurrency", "1", "--seed", "1"])

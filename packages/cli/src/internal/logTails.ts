@@ -34,19 +34,25 @@ const lastLines = (file: string): Array<string> => {
     .map((l) => (l.length > LINE ? `…${l.slice(-LINE)}` : l))
 }
 
+/** The logs a local job writes itself: what it printed, secrets included. */
+const RAW = ["stdout.log", "stderr.log"]
+/** The log the controller keeps of another backend's job, secrets taken out as it was written. */
+const KEPT = "trex-job.log"
+
 /**
  * The last lines of the logs of each of `ids` that has a job directory under `jobsDir`, with the
- * value of each of `secrets` (`[name, value]`) the lines hold replaced by `<secret NAME>`.
+ * value of each of `secrets` (`[name, value]`) the lines hold replaced by `<secret NAME>`: a local
+ * job's own `stdout.log` and `stderr.log` (unless `raw` is false), else the `trex-job.log` the
+ * controller kept of another backend's job.
  */
-export const read = (jobsDir: string, ids: Iterable<string>, secrets: ReadonlyArray<Secrets.Secret> = []): Record<string, Array<string>> => {
+export const read = (jobsDir: string, ids: Iterable<string>, secrets: ReadonlyArray<Secrets.Secret> = [], raw = true): Record<string, Array<string>> => {
   const tails: Record<string, Array<string>> = {}
   const scrub = Secrets.scrubber(secrets)
   for (const id of ids) {
     const lines: Array<string> = []
-    for (const name of ["stdout.log", "stderr.log"]) {
-      const file = path.join(jobsDir, id, name)
-      if (fs.existsSync(file)) lines.push(...lastLines(file))
-    }
+    const files = raw ? RAW.map((name) => path.join(jobsDir, id, name)).filter((f) => fs.existsSync(f)) : []
+    if (files.length === 0 && fs.existsSync(path.join(jobsDir, id, KEPT))) files.push(path.join(jobsDir, id, KEPT))
+    for (const file of files) lines.push(...lastLines(file))
     if (lines.length > 0) tails[id] = lines.slice(-30).map(scrub)
   }
   return tails
@@ -66,17 +72,22 @@ export const secretsOf = (task: Task.Task): { readonly secrets: ReadonlyArray<Se
 
 /**
  * The last lines of the logs of each of `ids`, as {@link read} gives them, when this process has
- * every secret of the task's `recipe.secretEnv` to take out of them; else none, and `withheld`: why,
+ * every secret of the task's `recipe.secretEnv` to take out of them; else only those of the logs the
+ * controller kept (taken out as they were written), and `withheld`: why the jobs' own are not shown,
  * naming the variables to set (a job's own logs hold what it printed, secrets included, and a report
  * is made to be passed on).
  */
 export const shown = (jobsDir: string, ids: Iterable<string>, task: Task.Task): { readonly tails: Record<string, Array<string>>; readonly withheld?: string } => {
   const { missing, secrets } = secretsOf(task)
-  if (missing.length === 0) return { tails: read(jobsDir, ids, secrets) }
+  const all = [...ids]
+  // (only a local job's own logs can hold a secret: the controller's were taken out of as they were written)
+  const raw = all.some((id) => RAW.some((name) => fs.existsSync(path.join(jobsDir, id, name))))
+  if (missing.length === 0 || !raw) return { tails: read(jobsDir, all, secrets) }
   const names = missing.join(", ")
   const them = missing.length === 1 ? "it" : "them"
   return {
-    tails: {},
+    // the log the controller kept of another backend's job had them taken out as it was written
+    tails: read(jobsDir, all, secrets, false),
     withheld: `lines from the jobs' logs are left out: the task's recipe.secretEnv names ${names}, not set in this shell, and what a job printed of ${
       missing.length === 1 ? "its value" : "their values"
     } could not be taken out; set ${them} as the run had ${them} and ask again (the lines then read <secret NAME> where a value was), or read the logs in the trials' job folders yourself`
