@@ -463,7 +463,10 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       // (in the state last shown: the watch may not have polled the job running yet)
       const told = states.findIndex((e) => /^Slurm does not answer since \d\d:\d\d:\d\dZ .*\(controllerWaitMs\)$/.test(e.reason ?? ""))
       assert.isAtLeast(told, 0, JSON.stringify(states))
-      assert.deepStrictEqual(states.slice(told + 1), [{ _tag: "State", state: "Running" }])
+      // back in touch: a Running state, unless the controller had the job's end by its first poll (the job's 8 s
+      // end during the 25 s outage, reported by slurmd once slurmctld is back): its Exit then ends the outage
+      const after = JSON.stringify(states.slice(told + 1))
+      assert.include([JSON.stringify([]), JSON.stringify([{ _tag: "State", state: "Running" }])], after, JSON.stringify(states))
       assert.isTrue((yield* Fiber.join(listing)).some((j) => j.ref.id === ref.id), "the list waited for the controller")
       const submitted = yield* Fiber.join(submitting)
       assert.strictEqual((yield* Backend.awaitExit(backend, submitted)).outcome, "Succeeded")
