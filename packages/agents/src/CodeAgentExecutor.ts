@@ -18,10 +18,12 @@
  *
  * @since 0.1.0
  */
+import * as Path from "node:path"
 import { Backend, Cost, Errors, ExecutorAgent, type ExperimentNode, JobProtocol, Result, Secrets, Strategy, Task } from "@trex/core"
 import { Clock, Deferred, Effect, Exit, Layer, Queue, Redacted, Schema, Stream } from "effect"
 import { environment, SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
 import { Workspace } from "./internal/codeAgentWorkspace.ts"
+import * as JobLog from "./internal/jobLog.ts"
 import { ProgressReports } from "./internal/progressReports.ts"
 import * as AnthropicModel from "./model/AnthropicModel.ts"
 import * as Model from "./model/Model.ts"
@@ -45,6 +47,12 @@ export interface Options {
    * secret's name, never its value, and the value is taken out of every output it reads back.
    */
   readonly env?: Readonly<Record<string, string | Redacted.Redacted<string>>>
+  /**
+   * A folder to keep each trial's training log in, as its backend streams it and with secrets taken
+   * out: `<logDir>/<node id>/trex-job.log`, written anew by each training job (the trial's result is
+   * its last one's). Default: none kept.
+   */
+  readonly logDir?: string
 }
 
 const Argv = Schema.Array(Schema.String).check(Schema.isMinLength(1))
@@ -228,17 +236,22 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
             if (!recorded) yield* emit({ _tag: "Submitted", job: ref })
           }
           const tail = new JobProtocol.Tail(logLines * 2)
+          // a training job's log kept in the run's folder (see `Options.logDir`)
+          const kept = live && options.logDir !== undefined ? JobLog.make(Path.join(options.logDir, node.id), { fresh: true }) : undefined
+          kept?.start()
           // bounded however often the job reports: a chunk of its events is one progress report (ProgressReports)
           const reports = new ProgressReports()
           let exit: Backend.JobExit | undefined
           yield* backend.watch(ref).pipe(
             Stream.runForEachArray((events) =>
               Effect.gen(function*() {
+                const lines: Array<string> = []
                 for (const event of events) {
                   switch (event._tag) {
                     case "Log": {
                       const line = scrub(event.line)
                       tail.push(line)
+                      if (kept !== undefined) lines.push(line)
                       if (live) yield* emit({ _tag: "Log", line })
                       break
                     }
@@ -255,11 +268,15 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
                       break
                   }
                 }
+                kept?.write(lines)
                 const report = reports.flush(yield* Clock.currentTimeMillis)
                 if (live && report !== undefined) yield* emit(report)
               })
             )
           )
+          kept?.end()
+          const unkept = kept?.takeWarning()
+          if (unkept !== undefined) yield* Effect.logWarning(`trial ${node.id}: ${unkept}`)
           if (live) training = undefined
           if (exit === undefined) return yield* Effect.die(new Error(`backend ${backend.name}: watch(${ref.id}) ended without an Exit event`))
           spent = Cost.add(spent, Backend.exitCost(exit))

@@ -219,6 +219,26 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.strictEqual(finished.result.cost.gpuSeconds, 2 * finished.result.cost.wallSeconds)
     }))
 
+  it.live("with logDir, the trial's training log is kept as the backend streamed it, secrets taken out: its last training job's, the one its result is", () =>
+    Effect.gen(function*() {
+      const logDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-logs-"))
+      // the failed attempt printed more than the one that succeeded: its log is not the trial's all the same
+      const crash = `console.error("Traceback (most recent call last):\\n  File train.py, line 9\\nCUDA error: out of memory"); process.exit(1)`
+      const trains = `${fixed}console.log("trained with " + process.env.HUB_TOKEN)\n`
+      const { events } = yield* setup((_req, i) =>
+        Fake.message([
+          i === 0
+            ? Fake.toolUse("submit_training_job", { argv: [node, "-e", crash] })
+            : i === 1
+            ? Fake.toolUse("write_file", { path: "train.mjs", content: trains })
+            : Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+        ]), { maxAttempts: 2, logDir, env: { HUB_TOKEN: Redacted.make("hub_s3cr3t_v4lue") } })
+      const finished = events.at(-1)!
+      if (finished._tag !== "Finished") return assert.fail("no Finished event")
+      assert.strictEqual(finished.result.score, 0.9)
+      assert.strictEqual(Fs.readFileSync(Path.join(logDir, "n1", "trex-job.log"), "utf8"), "trained with <secret HUB_TOKEN>\n")
+    }))
+
   it.live("a job that exits 0 without a valid result.json is InvalidOutput", () =>
     Effect.gen(function*() {
       const { events } = yield* setup(() => Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "-e", "console.log('hi')"] })]), { maxAttempts: 1 })

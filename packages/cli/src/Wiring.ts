@@ -184,6 +184,8 @@ export const layers = (
   const recipe: Task.Recipe | undefined = settings.backend === "simulator" && task.recipe === undefined
     ? { command: ["simulate"], env: {}, resources: { gpus: 1, cpus: 1 } }
     : undefined
+  // a job's log kept in the run's folder where its backend's own is elsewhere or goes (a local job writes its own there)
+  const keepsLogs = settings.backend !== "local" && settings.backend !== "simulator"
   // the recipe's secretEnv, from this process's environment (checked by prepare; read again here, at the run's start)
   const executor = Layer.unwrap(Effect.map(secrets(task), (env) =>
     settings.executor === "template"
@@ -191,10 +193,11 @@ export const layers = (
         taskDir: settings.taskDir,
         env,
         ...(recipe !== undefined ? { recipe } : {}),
-        // a job's log kept in the run's folder where its backend's own is elsewhere or goes (a local job writes its own there)
-        ...(settings.backend !== "local" && settings.backend !== "simulator" ? { logDir: RunDir.jobsDir(runDir) } : {})
+        ...(keepsLogs ? { logDir: RunDir.jobsDir(runDir) } : {})
       }).pipe(Layer.provide(backendLayer))
-      : CodeAgentExecutor.layer({ taskDir: settings.taskDir, env }).pipe(Layer.provide([model(settings), backendLayer]))
+      : CodeAgentExecutor.layer({ taskDir: settings.taskDir, env, ...(keepsLogs ? { logDir: RunDir.jobsDir(runDir) } : {}) }).pipe(
+        Layer.provide([model(settings), backendLayer])
+      )
   ))
   return Layer.mergeAll(
     Journal.Journal.layerSqlite(RunDir.journalFile(runDir)),

@@ -34,8 +34,11 @@ const size = (file: string) => {
   }
 }
 
-/** The job log of one trial, in `dir` (made when first written). */
-export const make = (dir: string): JobLog => {
+/**
+ * The job log of one trial, in `dir` (made when first written). With `fresh`, each watch writes the
+ * file anew (a code agent's trial: its last training job's log is the trial's).
+ */
+export const make = (dir: string, options: { readonly fresh?: boolean } = {}): JobLog => {
   const main = path.join(dir, FILE)
   const next = `${main}.next`
   let target: string | undefined
@@ -54,7 +57,7 @@ export const make = (dir: string): JobLog => {
     start: () =>
       attempt("start", () => {
         fs.mkdirSync(dir, { recursive: true })
-        target = size(main) > 0 ? next : main
+        target = options.fresh !== true && size(main) > 0 ? next : main
         fs.writeFileSync(target, "")
       }),
     write: (lines) => {
