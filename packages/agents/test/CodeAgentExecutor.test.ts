@@ -82,6 +82,16 @@ const resumedOn = (
     return { backend, events, lost, result: finished.result, server }
   })
 
+/** A model that submits `crash` as its first training job, then writes `trainer` as train.mjs and submits that. */
+const crashThenFix = (crash: string, trainer: string): Fake.Handler => (_req, i) =>
+  Fake.message([
+    i === 0
+      ? Fake.toolUse("submit_training_job", { argv: [node, "-e", crash] })
+      : i === 1
+      ? Fake.toolUse("write_file", { path: "train.mjs", content: trainer })
+      : Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
+  ])
+
 /** A job that prints `what` and exits 3. */
 const failing = (what: string) => `console.error(${JSON.stringify(what)}); process.exit(3)`
 
@@ -202,14 +212,7 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       })
       // attempt 1 trains for 0.6 s and crashes; attempt 2 succeeds at once
       const slowCrash = `setTimeout(() => { console.error("CUDA error: out of memory"); process.exit(1) }, 600)`
-      const { events } = yield* setup((_req, i) =>
-        Fake.message([
-          i === 0
-            ? Fake.toolUse("submit_training_job", { argv: [node, "-e", slowCrash] })
-            : i === 1
-            ? Fake.toolUse("write_file", { path: "train.mjs", content: fixed })
-            : Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
-        ]), { maxAttempts: 2 }, onGpu)
+      const { events } = yield* setup(crashThenFix(slowCrash, fixed), { maxAttempts: 2 }, onGpu)
       const finished = events.at(-1)!
       if (finished._tag !== "Finished") return assert.fail("no Finished event")
       assert.strictEqual(finished.result.score, 0.9)
@@ -225,14 +228,7 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       // the failed attempt printed more than the one that succeeded: its log is not the trial's all the same
       const crash = `console.error("Traceback (most recent call last):\\n  File train.py, line 9\\nCUDA error: out of memory"); process.exit(1)`
       const trains = `${fixed}console.log("trained with " + process.env.HUB_TOKEN)\n`
-      const { events } = yield* setup((_req, i) =>
-        Fake.message([
-          i === 0
-            ? Fake.toolUse("submit_training_job", { argv: [node, "-e", crash] })
-            : i === 1
-            ? Fake.toolUse("write_file", { path: "train.mjs", content: trains })
-            : Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })
-        ]), { maxAttempts: 2, logDir, env: { HUB_TOKEN: Redacted.make("hub_s3cr3t_v4lue") } })
+      const { events } = yield* setup(crashThenFix(crash, trains), { maxAttempts: 2, logDir, env: { HUB_TOKEN: Redacted.make("hub_s3cr3t_v4lue") } })
       const finished = events.at(-1)!
       if (finished._tag !== "Finished") return assert.fail("no Finished event")
       assert.strictEqual(finished.result.score, 0.9)
