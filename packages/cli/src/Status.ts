@@ -353,7 +353,7 @@ export interface TrialJson {
   /** Times in ms since the epoch. */
   readonly proposedAt: number
   readonly admittedAt?: number
-  /** Each job submitted for it, in order (a retry or a resume after a lost job submits another). */
+  /** Each job submitted for it, in order (a retry or a resume after a lost job submits another), and where its folder is as its backend recorded it (a Kubernetes claim's folder, an SSH host's directory, a job directory). */
   readonly jobs: ReadonlyArray<{ readonly backend: string; readonly id: string; readonly submittedAt: number; readonly folder?: string }>
   readonly waiting?: string
   readonly unreachable?: string
