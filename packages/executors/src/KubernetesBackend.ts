@@ -1149,6 +1149,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         }
       }
     }
+    // /dev/shm in memory counts toward the container's memory limit
+    if (config.shmSizeMb !== undefined && spec.resources.memoryMb !== undefined && config.shmSizeMb >= spec.resources.memoryMb) {
+      warn(
+        `backend.k8s.shmSizeMb (${config.shmSizeMb} MB) is not below the memory a trial asks (recipe.resources.memoryMb: ${spec.resources.memoryMb} MB): ` +
+          `what a job writes to /dev/shm counts toward its memory limit, so it would be OOMKilled before /dev/shm is full; lower shmSizeMb, or ask for more memory`
+      )
+    }
     // the PersistentVolumeClaims trials mount: there, and able to be mounted by trials at once
     const claims = [
       ...(config.jobDirClaim !== undefined ? [{ name: config.jobDirClaim, field: "backend.k8s.jobDirClaim", readOnly: false }] : []),

@@ -609,7 +609,7 @@ describe("KubernetesBackend.preflight", () => {
       ])
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
-  it.live("the PersistentVolumeClaims trials mount: one that is not there fails; one pods on one node at a time may mount warns; one the user may not read warns", () =>
+  it.live("the PersistentVolumeClaims trials mount: one that is not there fails; one pods on one node at a time may mount warns; one the user may not read warns; a /dev/shm as big as the memory asked warns", () =>
     Effect.gen(function*() {
       const volumes = { mounts: [{ target: "/cache/huggingface", claim: "hf-cache" }, { target: "/data", claim: "datasets", readOnly: true }], jobDirClaim: "trex-jobs" }
       const shown = (found: ReadonlyArray<string>) => found.map((f) => f.replace(/ of http:\/\/127\.0\.0\.1:\d+/, ""))
@@ -621,6 +621,12 @@ describe("KubernetesBackend.preflight", () => {
         "warn: the PersistentVolumeClaim hf-cache (backend.k8s.mounts[0].claim) is ReadWriteOnce: pods on one node at a time may mount it, so trials placed on other nodes wait (Multi-Attach) until it is free; use a ReadWriteMany claim (NFS, CephFS, a cloud file store), or a nodeSelector that keeps trials on one node",
         "warn: the PersistentVolumeClaim datasets (backend.k8s.mounts[1].claim) is ReadWriteOncePod: one pod at a time may mount it, so trials run one at a time, the others Pending; use a ReadWriteMany claim (NFS, CephFS, a cloud file store) for trials at once"
       ])
+      // (the job asks 1024 MB: a /dev/shm as big as that cannot be filled)
+      const { found: shm } = yield* concerns({}, { shmSizeMb: 1024 })
+      assert.deepStrictEqual(shm, [
+        "warn: backend.k8s.shmSizeMb (1024 MB) is not below the memory a trial asks (recipe.resources.memoryMb: 1024 MB): what a job writes to /dev/shm counts toward its memory limit, so it would be OOMKilled before /dev/shm is full; lower shmSizeMb, or ask for more memory"
+      ])
+      assert.deepStrictEqual((yield* concerns({}, { shmSizeMb: 512 })).found, [])
       const { found: denied } = yield* concerns({ claims: [{ name: "hf-cache" }], denied: ["get persistentvolumeclaims"] }, { mounts: volumes.mounts.slice(0, 1) })
       assert.deepStrictEqual(denied, [
         `warn: the PersistentVolumeClaim hf-cache (backend.k8s.mounts[0].claim) was not looked at: persistentvolumeclaims "hf-cache" is forbidden: User "fake" cannot get resource "persistentvolumeclaims" in API group "" in the namespace "trex"`
