@@ -77,6 +77,11 @@ const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
   return last as Backend.JobExit
 }
 
+/** A job that prints a line and writes its result. */
+const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
+/** The State events of a watch, as `Pending Unschedulable`. */
+const states = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
+
 /** Watch until a Pending state with a reason shows, then cancel; return the events. */
 const pendingThenCancel = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0], reason: (r: string) => boolean) =>
   backend.watch(ref).pipe(
@@ -663,9 +668,9 @@ describe("KubernetesBackend when a quota refuses a Job its pod", () => {
         Stream.tap((e) => (refusal(e) ? Effect.sync(() => fake.setPodQuota(undefined)) : Effect.void)),
         Stream.runCollect
       ))
-      const states = events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
-      assert.strictEqual(states[0], "Pending FailedCreate: exceeded quota: pod-quota", states.join("\n"))
-      assert.include(states, "Running")
+      const shown = states(events)
+      assert.strictEqual(shown[0], "Pending FailedCreate: exceeded quota: pod-quota", shown.join("\n"))
+      assert.include(shown, "Running")
       assert.strictEqual(exitOf(events).outcome, "Succeeded")
       assert.include(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), "ran")
       yield* backend.cancel(holder)
@@ -696,8 +701,6 @@ describe("KubernetesBackend when a quota refuses a Job its pod", () => {
 })
 
 describe("KubernetesBackend when a job cannot start", () => {
-  const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
-  const states = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
 
   it.live("a pod whose image cannot be pulled, or whose Job's controller is refused it for a reason that lasts (a missing service account), is taken back after stuckAfterMs: Failed/Infra with the reason, also for a controller that looks later", () =>
     Effect.gen(function*() {
@@ -821,8 +824,6 @@ describe("KubernetesBackend when a job cannot start", () => {
 })
 
 describe("KubernetesBackend with a batch queue and priorities", () => {
-  const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
-  const states = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
 
   it.live("a Job a queue holds suspended (Kueue) waits Pending saying so, past stuckAfterMs, and runs once admitted; its queue's label is on it", () =>
     Effect.gen(function*() {
@@ -907,9 +908,8 @@ describe("KubernetesBackend when the cluster stops a pod", () => {
 })
 
 describe("KubernetesBackend when the API server does not answer", () => {
-  const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
   const jobsOf = (fake: FakeKubeApi.FakeKubeApi, node: string) => fake.list("jobs", "trex").filter((j) => j.metadata.labels?.[K.NODE_LABEL] === K.labelValue(node))
-  const reasons = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
+  const reasons = states
 
   it.live("a job submitted meanwhile (connections refused, or taken and never answered) waits Pending saying why, and its Job is made once the server answers: one Job, run to its end", () =>
     Effect.gen(function*() {
