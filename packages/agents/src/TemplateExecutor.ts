@@ -249,11 +249,12 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
               const report = reports.flush(now)
               if (report !== undefined) out.push(report)
             }
-            const lines: Array<string> = []
+            // (only when its log is kept: a chunk of a zero-cost trial costs no more than it did)
+            const lines: Array<string> | undefined = log !== undefined ? [] : undefined
             for (const ev of chunk) {
               switch (ev._tag) {
                 case "Log":
-                  if (log !== undefined) lines.push(secrets.length === 0 ? ev.line : scrub(ev.line))
+                  lines?.push(secrets.length === 0 ? ev.line : scrub(ev.line))
                   break
                 case "Metric":
                 case "Progress":
@@ -265,7 +266,7 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
                   break
                 case "Exit":
                   flush()
-                  log?.write(lines.splice(0))
+                  if (lines !== undefined) log?.write(lines.splice(0))
                   log?.end()
                   done = true
                   out.push({ _tag: "Finished", result: scrubbedResult(toResult(request.task, scrubbed(ev), curves.points())) })
@@ -273,7 +274,7 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
               }
             }
             flush()
-            log?.write(lines)
+            if (lines !== undefined) log?.write(lines)
             return out
           }
           // said once, where the run's output goes: the curves are coarser than what the job reported

@@ -46,6 +46,28 @@ describe("trex status --node: one trial in full", () => {
     assert.strictEqual(Status.trialJson(info, "n3"), undefined)
   })
 
+  it("each job's folder, as its backend recorded it: a claim's folder, an SSH host's directory, a job directory; a local one's is its Files line", () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
+    const n1 = b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.001 }, 0.5)
+    const submitted = (backend: string, id: string, data: Record<string, string>) => b.events.push(JournalEvent.make("JobSubmitted", { nodeId: n1, job: { backend, id, data }, at: 5 }))
+    submitted("kubernetes", "trex-n1-a", { namespace: "ml", folder: "PersistentVolumeClaim trex-jobs in namespace ml, folder r/trex-n1-a" })
+    submitted("ssh", "r/n1@gpu1", { host: "gpu1", dir: "/scratch/trex/r/n1" })
+    submitted("slurm", "4242", { jobDir: "/shared/trex/r/n1-x" })
+    submitted("local", "n1", { dir: "/runs/r/jobs/n1" })
+    const trial = Status.trialJson(infoOf(b), n1, { dir: "/runs/r/jobs/n1", tail: [] })!
+    assert.deepStrictEqual(trial.jobs.slice(1).map((j) => j.folder), [
+      "PersistentVolumeClaim trex-jobs in namespace ml, folder r/trex-n1-a",
+      "gpu1:/scratch/trex/r/n1",
+      "/shared/trex/r/n1-x",
+      "/runs/r/jobs/n1"
+    ])
+    const timeline = Status.trialText(trial, "score").split("\n").find((l) => l.startsWith("Timeline: "))!
+    assert.include(timeline, "job kubernetes trex-n1-a submitted 1970-01-01T00:00:00Z (its folder: PersistentVolumeClaim trex-jobs in namespace ml, folder r/trex-n1-a)")
+    assert.include(timeline, "(its folder: gpu1:/scratch/trex/r/n1)")
+    assert.include(timeline, "(its folder: /shared/trex/r/n1-x)")
+    assert.include(timeline, "job local n1 submitted 1970-01-01T00:00:00Z ·")
+  })
+
   it("a running trial: its wait, progress and intermediate metrics while a controller runs it; interrupted when none does", () => {
     const b = new TreeBuilder.TreeBuilder(TreeBuilder.task())
     const n1 = b.start(b.propose(ExperimentNode.ROOT, { "training.epochs": 2 }))

@@ -809,7 +809,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                   : undefined,
                 // a container that cannot start: since the kubelet first said so (a big image's pull before that is not
                 // stuck), else since this watch saw it; a pod no node takes: since it was made
-                cannotStart ? stuck?.since ?? (yield* patiently("listEvents", startFailureOf(update.pod.metadata!.name!))) ?? Date.now() : K.stuckSince(update.pod)
+                cannotStart ? stuck?.since ?? (yield* patiently("listEvents", startFailureOf(update.pod.metadata!.name!))) ?? Date.now() : K.madeAt(update.pod)
               )
               const key = st === undefined ? "Terminated" : `${st.state}:${st.reason ?? ""}`
               if (st !== undefined && key !== lastState) {

@@ -65,7 +65,7 @@ export const read = (jobsDir: string, ids: Iterable<string>, secrets: ReadonlyAr
  * names of `recipe.secretEnv` this environment has not set, whose values the lines could hold and
  * nothing here can take out.
  */
-export const secretsOf = (task: Task.Task): { readonly secrets: ReadonlyArray<Secrets.Secret>; readonly missing: ReadonlyArray<string> } => {
+const secretsOf = (task: Task.Task): { readonly secrets: ReadonlyArray<Secrets.Secret>; readonly missing: ReadonlyArray<string> } => {
   const { missing, values } = Task.secretValues(task.recipe, process.env)
   return { secrets: Secrets.of(values, process.env), missing }
 }
@@ -80,9 +80,10 @@ export const secretsOf = (task: Task.Task): { readonly secrets: ReadonlyArray<Se
 export const shown = (jobsDir: string, ids: Iterable<string>, task: Task.Task): { readonly tails: Record<string, Array<string>>; readonly withheld?: string } => {
   const { missing, secrets } = secretsOf(task)
   const all = [...ids]
+  if (missing.length === 0) return { tails: read(jobsDir, all, secrets) }
   // (only a local job's own logs can hold a secret: the controller's were taken out of as they were written)
   const raw = all.some((id) => RAW.some((name) => fs.existsSync(path.join(jobsDir, id, name))))
-  if (missing.length === 0 || !raw) return { tails: read(jobsDir, all, secrets) }
+  if (!raw) return { tails: read(jobsDir, all, secrets) }
   const names = missing.join(", ")
   const them = missing.length === 1 ? "it" : "them"
   return {

@@ -463,13 +463,9 @@ export const refusalLasts = (events: ReadonlyArray<CoreV1Event>): boolean => {
   return !/exceeded quota/.test(message) || overQuotaAlone(message).length > 0
 }
 
-/**
- * Since when a pod can have been stuck before its container started (its image pulled, its
- * configuration read): when it was bound to a node, else when it was made; epoch ms.
- */
-export const stuckSince = (pod: V1Pod): number | undefined => {
-  const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "True")?.lastTransitionTime
-  const at = scheduled ?? pod.metadata?.creationTimestamp
+/** When a pod was made (epoch ms): since when one that no node can take has waited. */
+export const madeAt = (pod: V1Pod): number | undefined => {
+  const at = pod.metadata?.creationTimestamp
   return at === undefined ? undefined : new Date(at).getTime()
 }
 
