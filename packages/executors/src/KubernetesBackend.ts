@@ -1120,14 +1120,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         }, o)))
       if (pod._tag === "Failure") {
         const why = refusal(pod.failure)
-        const alone = K.overQuotaAlone(why)
+        // read as a run's watch reads its Job controller's refusal (K.refusalLasts)
+        const kind = K.refusalKind(why)
         if (/HTTP 404: namespaces "/.test(pod.failure.message) || /cannot create resource "pods"/.test(why)) {
           // said of the Job already; or pods may not be dry-run by this user (its Job's controller makes them)
         } else if (/error looking up service account/.test(why)) {
           fail(`the service account ${config.serviceAccountName ?? "default"} (backend.k8s.serviceAccountName) is not in ${where}: the Job's controller could not make its pod (${why})`)
-        } else if (alone.length > 0) {
-          fail(`a quota of ${where} is below what one trial's pod asks (${alone.join(", ")}): it would never run; lower recipe.resources, or raise the quota (${why})`)
-        } else if (/exceeded quota/.test(why)) {
+        } else if (kind.kind === "quotaAlone") {
+          fail(`a quota of ${where} is below what one trial's pod asks (${kind.over.join(", ")}): it would never run; lower recipe.resources, or raise the quota (${why})`)
+        } else if (kind.kind === "quotaFull") {
           warn(`a quota of ${where} refuses a trial's pod now (${why}): trials wait Pending until what runs there ends`)
         } else {
           fail(`the API server would refuse a trial's pod (a dry run): ${why}`)

@@ -271,6 +271,9 @@ describe("k8s manifests", () => {
       ["limits.cpu=3 (limited: 2)", "requests.nvidia.com/gpu=4 (limited: 2)"]
     )
     assert.deepStrictEqual(K.overQuotaAlone(`exceeded quota: pod-quota, requested: pods=1, used: pods=3, limited: pods=3`), [])
+    assert.deepStrictEqual(K.refusalKind(`exceeded quota: pod-quota, requested: pods=1, used: pods=3, limited: pods=3`), { kind: "quotaFull" })
+    assert.deepStrictEqual(K.refusalKind(`exceeded quota: gpu, requested: requests.nvidia.com/gpu=4, used: requests.nvidia.com/gpu=0, limited: requests.nvidia.com/gpu=2`), { kind: "quotaAlone", over: ["requests.nvidia.com/gpu=4 (limited: 2)"] })
+    assert.deepStrictEqual(K.refusalKind(`admission webhook "policy.example.com" denied the request: no GPUs on weekends`), { kind: "other" })
     // a refusal that lasts (until someone changes the cluster), from the newest FailedCreate
     const failed = (message: string, at: string) => ({ metadata: {}, involvedObject: {}, reason: "FailedCreate", message, lastTimestamp: new Date(at) })
     const full = `Error creating: pods "p" is forbidden: exceeded quota: pod-quota, requested: pods=1, used: pods=3, limited: pods=3`

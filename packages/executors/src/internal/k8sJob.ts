@@ -458,9 +458,19 @@ export const creationRefusal = (events: ReadonlyArray<CoreV1Event>): string | un
  */
 export const refusalLasts = (events: ReadonlyArray<CoreV1Event>): boolean => {
   const newest = newestRefusal(events)
-  if (newest === undefined) return false
-  const message = newest.message ?? ""
-  return !/exceeded quota/.test(message) || overQuotaAlone(message).length > 0
+  return newest !== undefined && refusalKind(newest.message ?? "").kind !== "quotaFull"
+}
+
+/**
+ * How the API server's refusal of a pod reads (a dry run's, or a Job controller's `FailedCreate`):
+ * a quota that this one pod exceeds alone (`quotaAlone`, with the resources over it), a quota full of
+ * other pods now (`quotaFull`, which frees as they end), or any other refusal (`other`: a missing
+ * service account, an admission policy), which lasts until someone changes the cluster.
+ */
+export const refusalKind = (message: string): { readonly kind: "quotaAlone"; readonly over: ReadonlyArray<string> } | { readonly kind: "quotaFull" | "other" } => {
+  if (!/exceeded quota/.test(message)) return { kind: "other" }
+  const over = overQuotaAlone(message)
+  return over.length > 0 ? { kind: "quotaAlone", over } : { kind: "quotaFull" }
 }
 
 /** When a pod was made (epoch ms): since when one that no node can take has waited. */
