@@ -414,7 +414,8 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         const response = yield* model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens: options.maxTokens ?? 8192, reason: "code-agent" })
           .pipe(Effect.mapError(toExecutorError), unlessCancelled)
         if (response === undefined) return yield* emit({ _tag: "Finished", result: cancelledResult() })
-        messages.push({ role: "assistant", content: response.content })
+        // an empty answer (end_turn with nothing) is not sent back: the API refuses a message without content
+        if (response.content.length > 0) messages.push({ role: "assistant", content: response.content })
         const said = Model.text(response).trim()
         if (said.length > 0) yield* emit({ _tag: "Log", line: `[agent] ${said.slice(0, 2000)}` })
         const calls = Model.toolCalls(response)

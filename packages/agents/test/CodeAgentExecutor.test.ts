@@ -243,6 +243,19 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.strictEqual(finished.result.failure?.kind, "InvalidOutput")
     }))
 
+  it.live("an answer with no content (the API's end_turn with nothing in it) is not sent back empty: the session goes on", () =>
+    Effect.gen(function*() {
+      const submit = "require('fs').writeFileSync(process.env.TREX_JOB_DIR + '/result.json', JSON.stringify({ metrics: { accuracy: 0.5 } }))"
+      const { events, server } = yield* setup((_req, i) =>
+        i === 0 ? { kind: "message", content: [], stopReason: "end_turn" } : Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "-e", submit] })])
+      )
+      const finished = events.at(-1)!
+      if (finished._tag !== "Finished") return assert.fail("no Finished event")
+      assert.isUndefined(finished.result.failure, finished.result.failure?.message)
+      assert.strictEqual(finished.result.score, 0.5)
+      assert.strictEqual(server.requests.length, 2)
+    }))
+
   it.live("a result.json that breaks the protocol fails with the field it breaks", () =>
     Effect.gen(function*() {
       const write = "require('fs').writeFileSync(process.env.TREX_JOB_DIR + '/result.json', JSON.stringify({ metrics: { accuracy: 'high' } }))"

@@ -121,7 +121,8 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
       ...(options.webSearch !== undefined && !forced ? { webSearch: options.webSearch } : {}),
       reason: options.reason ?? options.name
     })
-    messages.push({ role: "assistant", content: response.content })
+    // an empty answer is not sent back: the API refuses a message without content
+    if (response.content.length > 0) messages.push({ role: "assistant", content: response.content })
     if (response.stopReason === "pause_turn" && toolTurns++ < maxToolTurns) continue
     const calls = Model.toolCalls(response)
     const answer = calls.find((c) => c.name === options.name)

@@ -51,6 +51,17 @@ describe("StructuredOutput", () => {
       assert.isTrue(error.retryable, "a fresh ask may answer validly")
     }))
 
+  it.live("an answer with no content is asked again without sending the empty turn back", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        { kind: "message", content: [], stopReason: "end_turn" },
+        Fake.message([Fake.toolUse("answer", { proposals: [{ lr: 0.01, format: "plain" }] })])
+      ])
+      const value = yield* ask(server)
+      assert.deepStrictEqual(value, { proposals: [{ lr: 0.01, format: "plain" }] })
+      assert.include(lastUser(server.requests[1]!), "Answer by calling the answer tool.")
+    }))
+
   it.live("a check's issues are sent back for repair like decode errors", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([

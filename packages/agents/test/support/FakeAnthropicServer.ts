@@ -99,6 +99,19 @@ const sseEvents = (model: string, r: Extract<Reply, { kind: "message" }>, usage:
   return out
 }
 
+/**
+ * What the real API refuses whatever the script says: a message with no content, but for a final
+ * assistant one (a prefill), is a 400 naming it.
+ */
+const invalid = (body: any): Reply | undefined => {
+  const messages: ReadonlyArray<{ role: string; content: unknown }> = Array.isArray(body.messages) ? body.messages : []
+  const empty = messages.findIndex((m, i) =>
+    (Array.isArray(m.content) ? m.content.length === 0 : m.content === "") && !(i === messages.length - 1 && m.role === "assistant")
+  )
+  return empty < 0 ? undefined
+    : error(400, "invalid_request_error", `messages.${empty}: all messages must have non-empty content except for the optional final assistant message`)
+}
+
 /** Start the server for the test's scope. */
 export const make = (script: ReadonlyArray<Reply> | Handler) =>
   Effect.gen(function*() {
@@ -126,7 +139,7 @@ export const make = (script: ReadonlyArray<Reply> | Handler) =>
         const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}")
         const recorded = { body, headers: req.headers }
         requests.push(recorded)
-        const reply = next(recorded, requests.length - 1)
+        const reply = invalid(body) ?? next(recorded, requests.length - 1)
         res.on("close", () => {
           if (!res.writableEnded) aborted++
         })
