@@ -418,6 +418,14 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         if (response.content.length > 0) messages.push({ role: "assistant", content: response.content })
         const said = Model.text(response).trim()
         if (said.length > 0) yield* emit({ _tag: "Log", line: `[agent] ${said.slice(0, 2000)}` })
+        // a declined request is declined again: asking it to go on would spend every turn on it
+        if (response.stopReason === "refusal") {
+          return yield* new Errors.ExecutorError({
+            nodeId: node.id,
+            message: `the model declined to write node ${node.id}'s code (stop reason refusal): another model (TREX_MODEL) or a reworded task objective may answer`,
+            retryable: false
+          })
+        }
         const calls = Model.toolCalls(response)
         if (calls.length === 0) {
           messages.push(Model.user("Continue with the tools; the session ends only when submit_training_job succeeds."))

@@ -256,6 +256,16 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.strictEqual(server.requests.length, 2)
     }))
 
+  it.live("a model that declines (stop reason refusal) ends the session at once with an error that says so, not after every turn", () =>
+    Effect.gen(function*() {
+      const refusal: Fake.Reply = { kind: "message", content: [Fake.text("I can't help with that.")], stopReason: "refusal" }
+      const error = yield* Effect.flip(setup(() => refusal))
+      assert.strictEqual(error._tag, "ExecutorError")
+      assert.isFalse(error.retryable, "the same request would be declined again")
+      assert.match(error.message, /^the model declined to write node n1's code \(stop reason refusal\)/)
+      assert.include(error.message, "TREX_MODEL")
+    }))
+
   it.live("a result.json that breaks the protocol fails with the field it breaks", () =>
     Effect.gen(function*() {
       const write = "require('fs').writeFileSync(process.env.TREX_JOB_DIR + '/result.json', JSON.stringify({ metrics: { accuracy: 'high' } }))"

@@ -4,7 +4,8 @@
  * its input is decoded (and checked with `check`, when given), and every issue, each with its
  * path, goes back as an `is_error` tool result asking for a repair — a bounded number of times —
  * before failing with a {@link StructuredOutputError} that keeps the paths. An answer cut off at
- * `maxTokens` (stop reason `max_tokens`) is reported as cut off, not by the keys the cut left out.
+ * `maxTokens` (stop reason `max_tokens`) is reported as cut off, not by the keys the cut left out;
+ * one the model declined (stop reason `refusal`) fails at once, not retryable.
  *
  * @since 0.1.0
  */
@@ -16,7 +17,7 @@ import * as Model from "./Model.ts"
  * The model never produced a valid answer within its repairs or turns. `retryable`: whether asking
  * again from the start may succeed — true for answers that did not decode (a model answers
  * differently each time), false when the last answer was cut off at `maxTokens` (it would be cut
- * again: raise `maxTokens`).
+ * again: raise `maxTokens`) or the model declined to answer (stop reason `refusal`).
  * @since 0.1.0 @category errors
  */
 export class StructuredOutputError extends Schema.TaggedError<StructuredOutputError>()("StructuredOutputError", {
@@ -121,6 +122,16 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
       ...(options.webSearch !== undefined && !forced ? { webSearch: options.webSearch } : {}),
       reason: options.reason ?? options.name
     })
+    // a declined request is declined again, however often it is repaired or asked anew
+    if (response.stopReason === "refusal") {
+      const said = Model.text(response).trim()
+      return yield* new StructuredOutputError({
+        tool: options.name,
+        message: `no answer: the model declined to answer (stop reason refusal)${said.length > 0 ? `: ${said.slice(0, 300)}` : ""}`,
+        attempts: repairs,
+        retryable: false
+      })
+    }
     // an empty answer is not sent back: the API refuses a message without content
     if (response.content.length > 0) messages.push({ role: "assistant", content: response.content })
     if (response.stopReason === "pause_turn" && toolTurns++ < maxToolTurns) continue

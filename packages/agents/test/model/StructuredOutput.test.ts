@@ -62,6 +62,15 @@ describe("StructuredOutput", () => {
       assert.include(lastUser(server.requests[1]!), "Answer by calling the answer tool.")
     }))
 
+  it.live("a model that declines (stop reason refusal) is not asked for repairs, and the error says so and is not retryable", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make(() => ({ kind: "message", content: [Fake.text("I can't help with that.")], stopReason: "refusal" }))
+      const error = yield* Effect.flip(ask(server))
+      assert.strictEqual(server.requests.length, 1)
+      assert.isFalse(error.retryable, "the same request would be declined again")
+      assert.strictEqual(error.message, "no answer: the model declined to answer (stop reason refusal): I can't help with that.")
+    }))
+
   it.live("a check's issues are sent back for repair like decode errors", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([
