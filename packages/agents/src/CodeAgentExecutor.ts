@@ -151,6 +151,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
   const maxAttempts = options.maxAttempts ?? 3
   const commandLimit = options.commandTimeoutSeconds ?? 300
   const logLines = options.logLines ?? 60
+  const maxTokens = options.maxTokens ?? 8192
   /** `text` with every secret's value replaced by its name. */
   const scrub = Secrets.scrubber(Secrets.of(options.env, process.env))
   /** The sessions' `cancel`, by the id of each training job they followed: `cancel(job)` finds its session there. */
@@ -411,7 +412,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         )
       ]
       for (let turn = 0; turn < maxTurns; turn++) {
-        const response = yield* model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens: options.maxTokens ?? 8192, reason: "code-agent" })
+        const response = yield* model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens, reason: "code-agent" })
           .pipe(Effect.mapError(toExecutorError), unlessCancelled)
         if (response === undefined) return yield* emit({ _tag: "Finished", result: cancelledResult() })
         // an empty answer (end_turn with nothing) is not sent back: the API refuses a message without content
@@ -426,7 +427,29 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
             retryable: false
           })
         }
+        if (response.stopReason === "model_context_window_exceeded") {
+          return yield* new Errors.ExecutorError({
+            nodeId: node.id,
+            message: `node ${node.id}'s conversation filled the model's context window (stop reason model_context_window_exceeded) at turn ${turn + 1}: ` +
+              `lower logLines (${logLines}) or maxTurns (${maxTurns}), or use a model with a larger window (TREX_MODEL)`,
+            retryable: false
+          })
+        }
         const calls = Model.toolCalls(response)
+        // cut off at maxTokens, the last call's input is incomplete (a script cut short): none is run
+        if (response.stopReason === "max_tokens" && calls.length > 0) {
+          messages.push({
+            role: "user",
+            content: calls.map((c): Model.ContentBlock => ({
+              type: "tool_result",
+              toolUseId: c.id,
+              isError: true,
+              content: `not run: your answer was cut off at the output limit (${maxTokens} tokens) before its calls were complete; ` +
+                `make them shorter (split a long file into several, one call each)`
+            }))
+          })
+          continue
+        }
         if (calls.length === 0) {
           messages.push(Model.user("Continue with the tools; the session ends only when submit_training_job succeeds."))
           continue

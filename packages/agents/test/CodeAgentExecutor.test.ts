@@ -266,6 +266,31 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.include(error.message, "TREX_MODEL")
     }))
 
+  it.live("a call cut off at maxTokens is not run (a script cut short would be written and run): the model is told, and goes on", () =>
+    Effect.gen(function*() {
+      const { events, server } = yield* setup((_req, i) =>
+        i === 0
+          ? { kind: "message", content: [Fake.toolUse("write_file", { path: "train.mjs", content: fixed.slice(0, 60) })], stopReason: "max_tokens" }
+          : i === 1
+          ? Fake.message([Fake.toolUse("write_file", { path: "train.mjs", content: fixed })])
+          : Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })]), { maxTokens: 512 })
+      const finished = events.at(-1)!
+      if (finished._tag !== "Finished") return assert.fail("no Finished event")
+      assert.isUndefined(finished.result.failure, finished.result.failure?.message)
+      const told = lastToolResults(server.requests[1]!)
+      assert.strictEqual(told.length, 1)
+      assert.isTrue(told[0]!.is_error)
+      assert.match(told[0]!.content, /^not run: your answer was cut off at the output limit \(512 tokens\)/)
+    }))
+
+  it.live("a conversation that fills the model's context window ends the session with an error that says so", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(setup(() => ({ kind: "message", content: [Fake.text("Let me")], stopReason: "model_context_window_exceeded" })))
+      assert.strictEqual(error._tag, "ExecutorError")
+      assert.isFalse(error.retryable)
+      assert.match(error.message, /^node n1's conversation filled the model's context window \(stop reason model_context_window_exceeded\) at turn 1/)
+    }))
+
   it.live("a result.json that breaks the protocol fails with the field it breaks", () =>
     Effect.gen(function*() {
       const write = "require('fs').writeFileSync(process.env.TREX_JOB_DIR + '/result.json', JSON.stringify({ metrics: { accuracy: 'high' } }))"

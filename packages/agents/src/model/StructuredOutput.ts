@@ -5,7 +5,8 @@
  * path, goes back as an `is_error` tool result asking for a repair — a bounded number of times —
  * before failing with a {@link StructuredOutputError} that keeps the paths. An answer cut off at
  * `maxTokens` (stop reason `max_tokens`) is reported as cut off, not by the keys the cut left out;
- * one the model declined (stop reason `refusal`) fails at once, not retryable.
+ * one the model declined (stop reason `refusal`), or cut off by the model's context window
+ * (`model_context_window_exceeded`), fails at once, not retryable.
  *
  * @since 0.1.0
  */
@@ -17,7 +18,8 @@ import * as Model from "./Model.ts"
  * The model never produced a valid answer within its repairs or turns. `retryable`: whether asking
  * again from the start may succeed — true for answers that did not decode (a model answers
  * differently each time), false when the last answer was cut off at `maxTokens` (it would be cut
- * again: raise `maxTokens`) or the model declined to answer (stop reason `refusal`).
+ * again: raise `maxTokens`), the model declined to answer (stop reason `refusal`) or the prompt filled
+ * the model's context window (`model_context_window_exceeded`).
  * @since 0.1.0 @category errors
  */
 export class StructuredOutputError extends Schema.TaggedError<StructuredOutputError>()("StructuredOutputError", {
@@ -128,6 +130,15 @@ export const generateObject = Effect.fn("StructuredOutput.generateObject")(funct
       return yield* new StructuredOutputError({
         tool: options.name,
         message: `no answer: the model declined to answer (stop reason refusal)${said.length > 0 ? `: ${said.slice(0, 300)}` : ""}`,
+        attempts: repairs,
+        retryable: false
+      })
+    }
+    // a longer conversation (a repair) would fill the window sooner
+    if (response.stopReason === "model_context_window_exceeded") {
+      return yield* new StructuredOutputError({
+        tool: options.name,
+        message: "no answer: the prompt and the answer filled the model's context window (stop reason model_context_window_exceeded): send a shorter prompt",
         attempts: repairs,
         retryable: false
       })

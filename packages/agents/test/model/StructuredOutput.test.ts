@@ -71,6 +71,15 @@ describe("StructuredOutput", () => {
       assert.strictEqual(error.message, "no answer: the model declined to answer (stop reason refusal): I can't help with that.")
     }))
 
+  it.live("an answer cut off by the model's context window is not repaired (a longer conversation fills it sooner): the error names the prompt", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make(() => ({ kind: "message", content: [Fake.toolUse("answer", { proposals: [{ lr: 0.01 }] })], stopReason: "model_context_window_exceeded" }))
+      const error = yield* Effect.flip(ask(server))
+      assert.strictEqual(server.requests.length, 1)
+      assert.isFalse(error.retryable)
+      assert.strictEqual(error.message, "no answer: the prompt and the answer filled the model's context window (stop reason model_context_window_exceeded): send a shorter prompt")
+    }))
+
   it.live("a check's issues are sent back for repair like decode errors", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([
