@@ -25,13 +25,25 @@ export interface Options {
   readonly baseURL?: string
   readonly prices?: Pricing.Prices
   readonly retry?: Model.RetryOptions
-  /** Per-attempt timeout in milliseconds (default 10 minutes). */
+  /**
+   * Per-attempt timeout in milliseconds (default 10 minutes): for `generate` the whole answer, for
+   * `stream` the headers and then each event. Past it the attempt fails, retryable.
+   */
   readonly timeoutMs?: number
 }
 
 const PROVIDER = "anthropic"
 
 const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504, 529])
+
+// The error types of an `error` event in a stream (no status: the 200 was sent) that a retry may get past.
+const RETRYABLE_TYPES = new Set(["overloaded_error", "api_error", "rate_limit_error", "timeout_error"])
+
+/** The server's `x-should-retry` (the SDK obeys it over the status), when it says. */
+const shouldRetry = (headers: Headers | undefined): boolean | undefined => {
+  const value = headers?.get("x-should-retry")
+  return value === "true" ? true : value === "false" ? false : undefined
+}
 
 /** A copy of the error with the key scrubbed from its message. */
 const scrubbed = (apiKey: Redacted.Redacted<string>) => (e: Model.ModelError): Model.ModelError => {
@@ -47,19 +59,27 @@ const scrubbed = (apiKey: Redacted.Redacted<string>) => (e: Model.ModelError): M
 const toModelError = (apiKey: Redacted.Redacted<string>, endpoint: Http.Endpoint) => (cause: unknown): Model.ModelError => {
   const scrub = scrubbed(apiKey)
   if (cause instanceof Model.ModelError) return scrub(cause)
-  if (cause instanceof Anthropic.APIError && cause.status !== undefined) {
+  if (cause instanceof Anthropic.APIConnectionError || Http.isConnectionFailure(cause)) return scrub(Http.connectionError(endpoint, cause))
+  if (cause instanceof Anthropic.APIError) {
     const body = cause.error as { error?: { type?: string; message?: string } } | undefined
     const detail = body?.error !== undefined ? `${body.error.type ?? "error"}: ${body.error.message ?? ""}` : cause.message
+    if (cause.status === undefined) {
+      // an `error` event in a stream that had begun (overloaded mid-answer): its error type says whether to retry
+      return scrub(new Model.ModelError({
+        provider: PROVIDER,
+        message: `the event stream sent an error: ${detail}`,
+        retryable: RETRYABLE_TYPES.has(body?.error?.type ?? "")
+      }))
+    }
     const after = Http.retryAfterMs(cause.headers)
     return scrub(new Model.ModelError({
       provider: PROVIDER,
       message: `HTTP ${cause.status} ${detail}${Http.statusHint(endpoint, cause.status)}`,
       status: cause.status,
-      retryable: RETRYABLE.has(cause.status),
+      retryable: shouldRetry(cause.headers) ?? RETRYABLE.has(cause.status),
       ...(after !== undefined ? { retryAfterMs: after } : {})
     }))
   }
-  if (cause instanceof Anthropic.APIConnectionError || Http.isConnectionFailure(cause)) return scrub(Http.connectionError(endpoint, cause))
   const message = cause instanceof Error ? cause.message : String(cause)
   return scrub(new Model.ModelError({ provider: PROVIDER, message, retryable: false }))
 }
@@ -209,6 +229,9 @@ const accumulator = (model: string) => {
           _tag: "Done",
           response: { model: name, content: blocks.map((b) => fromBlock(b as unknown as Sdk.ContentBlock)), stopReason, usage }
         }]
+      default:
+        // the API may add event types: one this adapter does not know carries nothing it needs
+        return []
     }
   }
   return step
@@ -241,6 +264,11 @@ export const make = (options: Options): Model.ModelShape => {
     expected: "a Messages API response"
   }
   const fail = toModelError(options.apiKey, endpoint)
+  // The SDK's timeout covers the wait for the headers only: a body or an event stream that stalls after them
+  // would be waited for without end.
+  const timeoutMs = options.timeoutMs ?? 600_000
+  const stalled = (what: string) => () =>
+    new Model.ModelError({ provider: PROVIDER, message: `${what} from ${client.baseURL.replace(/\/+$/, "")}/v1/messages within ${timeoutMs} ms (timeoutMs)`, retryable: true })
   return Model.make({
     provider: PROVIDER,
     model,
@@ -254,7 +282,7 @@ export const make = (options: Options): Model.ModelShape => {
           return parseMessage(endpoint, response, await response.text())
         },
         catch: fail
-      }).pipe(Effect.map((m): Model.Response => ({
+      }).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(stalled("no answer")()) }), Effect.map((m): Model.Response => ({
         model: m.model ?? model,
         content: m.content.map(fromBlock),
         stopReason: m.stop_reason ?? "end_turn",
@@ -278,6 +306,7 @@ export const make = (options: Options): Model.ModelShape => {
         const step = accumulator(model)
         let done = false
         return Stream.fromAsyncIterable(events, fail).pipe(
+          Stream.timeoutOrElse({ duration: timeoutMs, orElse: () => Stream.fail(stalled("no event")()) }),
           Stream.flatMap((e) => {
             try {
               const out = step(e)

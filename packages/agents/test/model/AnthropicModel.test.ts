@@ -138,6 +138,21 @@ describe("AnthropicModel", () => {
       assert.strictEqual(server.requests.length, 1)
     }))
 
+  it.live("the server's x-should-retry overrides the status, as in the SDK", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.error(529, "overloaded_error", "overloaded", { "x-should-retry": "false" }),
+        Fake.error(400, "invalid_request_error", "try again", { "x-should-retry": "true" }),
+        Fake.message([Fake.text("ok")])
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: { baseDelay: "1 millis" } })
+      const error = yield* Effect.flip(model.generate(request))
+      assert.isFalse(error.retryable)
+      assert.strictEqual(server.requests.length, 1)
+      assert.strictEqual(Model.text(yield* model.generate(request)), "ok")
+      assert.strictEqual(server.requests.length, 3)
+    }))
+
   it.live("interrupting a stream closes the HTTP connection", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([{ ...Fake.message([Fake.text("a long answer that never ends")]), stallAfterEvents: 3 } as Fake.Reply])
@@ -264,4 +279,70 @@ describe("AnthropicModel", () => {
       assert.isFalse(partial.retryable, "a delta went out: a retry would repeat it")
       assert.include(partial.message, "ended before message_stop")
     }))
+
+  /** An event stream as the API writes it: `event: <name>` and `data: <json>` for each event. */
+  const sse = (events: ReadonlyArray<readonly [string, unknown]>) =>
+    events.map(([name, data]) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`).join("")
+  const started = ["message_start", {
+    type: "message_start",
+    message: { id: "m", type: "message", role: "assistant", model: "m", content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 7, output_tokens: 1 } }
+  }] as const
+  const textBlock = (text: string) => [
+    ["content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }],
+    ["content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text } }],
+    ["content_block_stop", { type: "content_block_stop", index: 0 }]
+  ] as const
+  const ended = [
+    ["message_delta", { type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 3 } }],
+    ["message_stop", { type: "message_stop" }]
+  ] as const
+  const overloaded = ["error", { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }] as const
+
+  it.live("stream: an error event (overloaded) before any delta is retryable and retried; after a delta it fails naming it", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.raw("text/event-stream", sse([started, overloaded])),
+        Fake.raw("text/event-stream", sse([started, ...textBlock("ok"), ...ended])),
+        Fake.raw("text/event-stream", sse([started, ...textBlock("half"), overloaded]))
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: { baseDelay: "1 millis" } })
+      const events = yield* Stream.runCollect(model.stream(request))
+      assert.deepStrictEqual(events.map((e) => e._tag), ["TextDelta", "Done"])
+      assert.strictEqual(server.requests.length, 2)
+      const seen: Array<Model.StreamEvent> = []
+      const error = yield* Effect.flip(Stream.runForEach(model.stream(request), (e) => Effect.sync(() => void seen.push(e))))
+      assert.deepStrictEqual(seen.map((e) => e._tag), ["TextDelta"])
+      assert.isFalse(error.retryable, "a delta went out: a retry would repeat it")
+      assert.include(error.message, "overloaded_error: Overloaded")
+      assert.strictEqual(server.requests.length, 3)
+    }))
+
+  it.live("stream: ping events and event types this adapter does not know are passed over", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.raw("text/event-stream", sse([started, ["ping", { type: "ping" }], ...textBlock("ok"), ["some_future_event", { type: "some_future_event" }], ...ended]))
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: once })
+      const events = yield* Stream.runCollect(model.stream(request))
+      assert.deepStrictEqual(events.map((e) => e._tag), ["TextDelta", "Done"])
+    }))
+
+  it.live("a server that stalls after its headers: generate and stream give up after timeoutMs, retryable, and are retried", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.raw("application/json", messageJson("m"), { holdAfter: 30 }),
+        Fake.raw("application/json", messageJson("m"), { holdAfter: 30 }),
+        Fake.message([Fake.text("ok")]),
+        { ...Fake.message([Fake.text("never")]), stallAfterEvents: 1 } as Fake.Reply,
+        Fake.message([Fake.text("ok")])
+      ])
+      const stalled = yield* Effect.flip(AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, timeoutMs: 300, retry: once }).generate(request))
+      assert.isTrue(stalled.retryable)
+      assert.strictEqual(stalled.message, `no answer from ${server.url}/v1/messages within 300 ms (timeoutMs)`)
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, timeoutMs: 300, retry: { baseDelay: "1 millis" } })
+      assert.strictEqual(Model.text(yield* model.generate(request)), "ok")
+      const events = yield* Stream.runCollect(model.stream(request))
+      assert.deepStrictEqual(events.map((e) => e._tag), ["TextDelta", "Done"])
+      assert.strictEqual(server.requests.length, 5)
+    }), { timeout: 20_000 })
 })

@@ -2,7 +2,7 @@
  * A reply the fake model servers send as given, to play a server that does not speak the API:
  * any status, content type and body — an HTML page from a proxy, JSON of another API, a
  * truncated body — and, with `cutAfter`, a connection destroyed after that many bytes of a body
- * whose `content-length` promised all of it.
+ * whose `content-length` promised all of it; with `holdAfter`, one that sends that many and stalls.
  */
 import type * as http from "node:http"
 import * as net from "node:net"
@@ -14,6 +14,8 @@ export interface Raw {
   readonly contentType?: string
   readonly body: string
   readonly cutAfter?: number
+  /** Send this many bytes of the body, then nothing more, the connection held open: a server that stalls. */
+  readonly holdAfter?: number
 }
 
 export const raw = (contentType: string | undefined, body: string, extra: Partial<Omit<Raw, "kind" | "body">> = {}): Raw => ({
@@ -29,6 +31,10 @@ export const writeRaw = (res: http.ServerResponse, reply: Raw): void => {
     ...(reply.contentType !== undefined ? { "content-type": reply.contentType } : {}),
     "content-length": String(bytes.length)
   })
+  if (reply.holdAfter !== undefined) {
+    res.write(bytes.subarray(0, reply.holdAfter))
+    return
+  }
   if (reply.cutAfter === undefined) {
     res.end(bytes)
     return
