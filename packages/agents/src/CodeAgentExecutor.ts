@@ -21,6 +21,7 @@
 import * as Path from "node:path"
 import { Backend, Cost, Errors, ExecutorAgent, type ExperimentNode, JobProtocol, Result, Secrets, Strategy, Task } from "@trex/core"
 import { Clock, Deferred, Effect, Exit, Layer, Queue, Redacted, Schema, Stream } from "effect"
+import * as Conversation from "./internal/codeAgentContext.ts"
 import { environment, SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
 import { Workspace } from "./internal/codeAgentWorkspace.ts"
 import * as JobLog from "./internal/jobLog.ts"
@@ -411,10 +412,34 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
               : `You have ${maxAttempts - attempts} training attempt(s) left of ${maxAttempts}, and ${maxTurns} turns.`)
         )
       ]
+      const outgrown = (turn: number) =>
+        `node ${node.id}'s conversation outgrew the model's context window at turn ${turn + 1}, its old file contents and outputs ` +
+        `already elided: lower logLines (${logLines}) or maxTurns (${maxTurns}), or use a model with a larger window (TREX_MODEL)`
+      /** The model's next turn; a conversation that outgrew the model's window is made shorter and asked again. */
+      const generate = (): Effect.Effect<Model.Response, Model.ModelError> =>
+        model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens, reason: "code-agent" }).pipe(
+          Effect.catchIf((e) => Conversation.outgrew(e) && Conversation.compact(messages) > 0, generate)
+        )
+      const ask = (turn: number): Effect.Effect<Model.Response, Errors.ExecutorError> =>
+        generate().pipe(
+          Effect.mapError((e) =>
+            Conversation.outgrew(e)
+              ? new Errors.ExecutorError({ nodeId: node.id, message: `${e.message} (${outgrown(turn)})`, retryable: false })
+              : toExecutorError(e)
+          )
+        )
       for (let turn = 0; turn < maxTurns; turn++) {
-        const response = yield* model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens, reason: "code-agent" })
-          .pipe(Effect.mapError(toExecutorError), unlessCancelled)
+        const response = yield* unlessCancelled(ask(turn))
         if (response === undefined) return yield* emit({ _tag: "Finished", result: cancelledResult() })
+        // an answer the window cut short is asked again of a shorter conversation
+        if (response.stopReason === "model_context_window_exceeded") {
+          if (Conversation.compact(messages) > 0) continue
+          return yield* new Errors.ExecutorError({
+            nodeId: node.id,
+            message: `the model's answer was cut short (stop reason model_context_window_exceeded): ${outgrown(turn)}`,
+            retryable: false
+          })
+        }
         // an empty answer (end_turn with nothing) is not sent back: the API refuses a message without content
         if (response.content.length > 0) messages.push({ role: "assistant", content: response.content })
         const said = Model.text(response).trim()
@@ -424,14 +449,6 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           return yield* new Errors.ExecutorError({
             nodeId: node.id,
             message: `the model declined to write node ${node.id}'s code (stop reason refusal): another model (TREX_MODEL) or a reworded task objective may answer`,
-            retryable: false
-          })
-        }
-        if (response.stopReason === "model_context_window_exceeded") {
-          return yield* new Errors.ExecutorError({
-            nodeId: node.id,
-            message: `node ${node.id}'s conversation filled the model's context window (stop reason model_context_window_exceeded) at turn ${turn + 1}: ` +
-              `lower logLines (${logLines}) or maxTurns (${maxTurns}), or use a model with a larger window (TREX_MODEL)`,
             retryable: false
           })
         }

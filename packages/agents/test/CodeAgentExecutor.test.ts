@@ -288,7 +288,57 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       const error = yield* Effect.flip(setup(() => ({ kind: "message", content: [Fake.text("Let me")], stopReason: "model_context_window_exceeded" })))
       assert.strictEqual(error._tag, "ExecutorError")
       assert.isFalse(error.retryable)
-      assert.match(error.message, /^node n1's conversation filled the model's context window \(stop reason model_context_window_exceeded\) at turn 1/)
+      assert.match(error.message, /^the model's answer was cut short \(stop reason model_context_window_exceeded\): node n1's conversation outgrew the model's context window at turn 1/)
+      assert.include(error.message, "lower logLines (60) or maxTurns (12)")
+    }))
+
+  it.live("a conversation that outgrows the model's context window (prompt is too long) is asked again with its old file contents elided: the files still reach the job", () =>
+    Effect.gen(function*() {
+      const notes = "0123456789".repeat(3_000)
+      const trainer = `import * as fs from "node:fs"
+const n = fs.readFileSync("notes.txt", "utf8").length
+if (n !== ${notes.length}) { console.error("notes.txt has " + n); process.exit(3) }
+fs.writeFileSync(process.env.TREX_JOB_DIR + "/result.json", JSON.stringify({ metrics: { accuracy: 0.7 } }))`
+      let answered = 0
+      const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(root, { recursive: true, force: true })))
+      // a model whose window holds the task and a few turns, not a 30 000-character file as well
+      const server = yield* Fake.make(() =>
+        answered++ === 0
+          ? Fake.message([Fake.toolUse("write_file", { path: "notes.txt", content: notes }), Fake.toolUse("write_file", { path: "train.mjs", content: trainer })])
+          : Fake.message([Fake.toolUse("submit_training_job", { argv: [node, "train.mjs"] })]), { contextTokens: 4_000 })
+      const executor = yield* CodeAgentExecutor.make({ maxTurns: 12 }).pipe(
+        Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
+        Effect.provideService(Backend.Backend, ProcessBackend.make(Path.join(root, "jobs")))
+      )
+      const events = yield* Stream.runCollect(executor.run(request(root)))
+      const finished = events.at(-1)!
+      if (finished._tag !== "Finished") return assert.fail("no Finished event")
+      assert.isUndefined(finished.result.failure, finished.result.failure?.message)
+      assert.strictEqual(finished.result.score, 0.7)
+      assert.strictEqual(server.requests.length, 3, "the turn refused once, then asked again shorter")
+      assert.isAbove(Fake.promptTokens(server.requests[1]!.body), 4_000)
+      const shorter = JSON.stringify(server.requests[2]!.body.messages)
+      assert.isAtMost(Fake.promptTokens(server.requests[2]!.body), 4_000)
+      assert.include(shorter, "characters elided to keep this conversation within the model's context window; the workspace keeps the file: read_file notes.txt shows it")
+      assert.include(shorter, "fs.readFileSync(\\\"notes.txt\\\"", "a short file is kept whole")
+    }))
+
+  it.live("a task that alone outgrows the model's context window ends the session with the API's message and what to lower", () =>
+    Effect.gen(function*() {
+      const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(root, { recursive: true, force: true })))
+      const server = yield* Fake.make(() => Fake.message([Fake.text("unreached")]), { contextTokens: 500 })
+      const executor = yield* CodeAgentExecutor.make({ maxTurns: 12 }).pipe(
+        Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
+        Effect.provideService(Backend.Backend, ProcessBackend.make(Path.join(root, "jobs")))
+      )
+      const error = yield* Effect.flip(Stream.runCollect(executor.run(request(root))))
+      assert.strictEqual(error._tag, "ExecutorError")
+      assert.isFalse(error.retryable)
+      assert.match(error.message, /^HTTP 400 invalid_request_error: prompt is too long: \d+ tokens > 500 maximum \(node n1's conversation outgrew the model's context window at turn 1/)
+      assert.include(error.message, "lower logLines (60) or maxTurns (12), or use a model with a larger window (TREX_MODEL))")
+      assert.strictEqual(server.requests.length, 1)
     }))
 
   it.live("a result.json that breaks the protocol fails with the field it breaks", () =>

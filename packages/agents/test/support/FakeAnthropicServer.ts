@@ -99,21 +99,36 @@ const sseEvents = (model: string, r: Extract<Reply, { kind: "message" }>, usage:
   return out
 }
 
+/** The stand-in's model: how many tokens its context window holds (none: no limit). */
+export interface Options {
+  readonly contextTokens?: number
+}
+
+/** A request's prompt in tokens, as the stand-in counts them: the characters of its system, tools and messages / 4. */
+export const promptTokens = (body: any): number =>
+  Math.ceil(JSON.stringify([body.system ?? "", body.tools ?? [], body.messages ?? []]).length / 4)
+
 /**
  * What the real API refuses whatever the script says: a message with no content, but for a final
- * assistant one (a prefill), is a 400 naming it.
+ * assistant one (a prefill), is a 400 naming it; a prompt longer than the context window is a 400
+ * saying how long, as the API words it.
  */
-const invalid = (body: any): Reply | undefined => {
+const invalid = (body: any, options: Options): Reply | undefined => {
   const messages: ReadonlyArray<{ role: string; content: unknown }> = Array.isArray(body.messages) ? body.messages : []
   const empty = messages.findIndex((m, i) =>
     (Array.isArray(m.content) ? m.content.length === 0 : m.content === "") && !(i === messages.length - 1 && m.role === "assistant")
   )
-  return empty < 0 ? undefined
-    : error(400, "invalid_request_error", `messages.${empty}: all messages must have non-empty content except for the optional final assistant message`)
+  if (empty >= 0) {
+    return error(400, "invalid_request_error", `messages.${empty}: all messages must have non-empty content except for the optional final assistant message`)
+  }
+  const tokens = promptTokens(body)
+  return options.contextTokens !== undefined && tokens > options.contextTokens
+    ? error(400, "invalid_request_error", `prompt is too long: ${tokens} tokens > ${options.contextTokens} maximum`)
+    : undefined
 }
 
 /** Start the server for the test's scope. */
-export const make = (script: ReadonlyArray<Reply> | Handler) =>
+export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = {}) =>
   Effect.gen(function*() {
     const requests: Array<Recorded> = []
     let aborted = 0
@@ -139,7 +154,7 @@ export const make = (script: ReadonlyArray<Reply> | Handler) =>
         const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}")
         const recorded = { body, headers: req.headers }
         requests.push(recorded)
-        const reply = invalid(body) ?? next(recorded, requests.length - 1)
+        const reply = invalid(body, options) ?? next(recorded, requests.length - 1)
         res.on("close", () => {
           if (!res.writableEnded) aborted++
         })
