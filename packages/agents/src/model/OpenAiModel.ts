@@ -85,8 +85,9 @@ const parseArguments = (raw: string): unknown => {
   }
 }
 
+// a content filter's stop is what Claude calls a refusal: the agents stop rather than ask again
 const stopReason = (finish: string | null | undefined): string =>
-  finish === "tool_calls" ? "tool_use" : finish === "length" ? "max_tokens" : "end_turn"
+  finish === "tool_calls" ? "tool_use" : finish === "length" ? "max_tokens" : finish === "content_filter" ? "refusal" : "end_turn"
 
 const toUsage = (u: ChatUsage | undefined): Model.Usage => {
   const cached = u?.prompt_tokens_details?.cached_tokens ?? 0

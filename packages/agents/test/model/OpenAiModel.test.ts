@@ -44,6 +44,17 @@ describe("OpenAiModel", () => {
       assert.deepStrictEqual(records.map((r) => [r.inputTokens, r.outputTokens, r.dollars]), [[20, 7, 0]])
     }))
 
+  it.live("a content filter's stop (finish_reason content_filter) is a refusal, as Claude's: the agents do not ask again", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([{ kind: "message", content: "", finish: "content_filter" }, { kind: "message", content: "ok", finish: "content_filter" }])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "qwen3:8b" })
+      const request = { system: "s", messages: [Model.user("hi")], maxTokens: 10 }
+      assert.strictEqual((yield* model.generate(request)).stopReason, "refusal")
+      const events = yield* Stream.runCollect(model.stream(request))
+      const done = events.at(-1)
+      assert.strictEqual(done?._tag === "Done" ? done.response.stopReason : undefined, "refusal")
+    }))
+
   it.live("stream: deltas, then tool calls and usage assembled", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([{ kind: "message", content: "let me pick", toolCalls: [{ id: "c1", name: "pick", arguments: "{\"lr\":0.003}" }], usage: { prompt_tokens: 50, completion_tokens: 9 } }])

@@ -17,6 +17,8 @@ export type Reply =
     toolCalls?: ReadonlyArray<{ id: string; name: string; arguments: string }>
     usage?: { prompt_tokens: number; completion_tokens: number }
     stallAfterChunks?: number
+    /** The finish_reason sent (default: tool_calls when there are calls, else stop). */
+    finish?: string
   }
   | { kind: "error"; status: number; body: string; headers?: Record<string, string> }
   | Raw
@@ -62,7 +64,7 @@ export const make = (script: ReadonlyArray<Reply> | Handler) =>
           return
         }
         const toolCalls = (reply.toolCalls ?? []).map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }))
-        const finish = toolCalls.length > 0 ? "tool_calls" : "stop"
+        const finish = reply.finish ?? (toolCalls.length > 0 ? "tool_calls" : "stop")
         const usage = reply.usage ?? { prompt_tokens: 20, completion_tokens: 7 }
         if (recorded.body.stream !== true) {
           res.writeHead(200, { "content-type": "application/json" })
