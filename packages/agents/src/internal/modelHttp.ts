@@ -86,9 +86,10 @@ export const connectionError = (endpoint: Endpoint, e: unknown): Model.ModelErro
     retryable: true
   })
 
-/** A hint appended to HTTP errors whose fix is a setting: the key for 401, the base URL for 404. */
+/** A hint appended to HTTP errors whose fix is a setting: the key for 401 and 403, the base URL for 404. */
 export const statusHint = (endpoint: Endpoint, status: number): string =>
   status === 401 ? ` (check ${endpoint.keyVar})`
+    : status === 403 ? ` (check ${endpoint.keyVar}: the key may not use this model, set by TREX_MODEL, or this endpoint)`
     : status === 404 ? ` (check the base URL ${endpoint.baseURL}, set by ${endpoint.baseUrlVar}, and TREX_MODEL)`
     : ""
 

@@ -181,6 +181,16 @@ describe("AnthropicModel", () => {
       assert.include(error.message, "(check ANTHROPIC_API_KEY)")
     }))
 
+  it.live("a 403 (a key its workspace does not let use the model) names the key and TREX_MODEL, and is not retried", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make(() => Fake.error(403, "permission_error", "Your API key does not have permission to use the specified resource."))
+      const error = yield* Effect.flip(AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url }).generate(request))
+      assert.strictEqual(error.message, "HTTP 403 permission_error: Your API key does not have permission to use the specified resource. " +
+        "(check ANTHROPIC_API_KEY: the key may not use this model, set by TREX_MODEL, or this endpoint)")
+      assert.isFalse(error.retryable)
+      assert.strictEqual(server.requests.length, 1)
+    }))
+
   const once = { maxRetries: 0 }
   const messageJson = (model: string) =>
     JSON.stringify({
