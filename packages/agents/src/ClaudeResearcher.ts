@@ -12,6 +12,7 @@ import { Errors, Fingerprint, type Insight, Researcher, Strategy } from "@trex/c
 import { Context, Effect, Layer, Schema } from "effect"
 import * as Prompt from "./internal/claudeContext.ts"
 import * as Net from "./internal/claudeResearchTools.ts"
+import * as Http from "./internal/modelHttp.ts"
 import * as Space from "./internal/spaceCheck.ts"
 import * as AnthropicModel from "./model/AnthropicModel.ts"
 import * as Model from "./model/Model.ts"
@@ -91,8 +92,15 @@ const queryTool = (name: string, description: string, run: (q: string, limit: nu
     )
 })
 
-const toResearcherError = (operation: string) => (e: Model.ModelError | StructuredOutput.StructuredOutputError) =>
-  new Errors.ResearcherError({ operation, message: e.message, retryable: e.retryable })
+const toResearcherError = (operation: string, maxContext: number) => (e: Model.ModelError | StructuredOutput.StructuredOutputError) =>
+  new Errors.ResearcherError({
+    operation,
+    message: e._tag === "ModelError" && Http.outgrew(e)
+      ? `${e.message} (the researcher's prompt, the task and for propose and distill up to maxContextTokens (${maxContext}) of the tree, ` +
+        `outgrew the model's context window: lower maxContextTokens, or use a model with a larger window (TREX_MODEL))`
+      : e.message,
+    retryable: e.retryable
+  })
 
 /**
  * Build the researcher from a `Model` and `ResearchTools` in context.
@@ -132,7 +140,7 @@ export const make = Effect.fn("ClaudeResearcher.make")(function*(options: Option
   const analyze = Effect.fn("ClaudeResearcher.analyze")(function*(task: Parameters<Researcher.ResearcherShape["analyze"]>[0]) {
     return yield* ask(Researcher.Analysis, "submit_analysis", "Submit your analysis of the task.", [
       Model.user(`${Prompt.describeTask(task)}\n\nAnalyse this task: what the metric rewards, the data at hand and what is missing, the risks.`)
-    ]).pipe(Effect.mapError(toResearcherError("analyze")))
+    ]).pipe(Effect.mapError(toResearcherError("analyze", maxContext)))
   })
 
   const propose = Effect.fn("ClaudeResearcher.propose")(function*(context: Researcher.ProposalContext, n: number) {
@@ -163,7 +171,7 @@ export const make = Effect.fn("ClaudeResearcher.make")(function*(options: Option
       out = fresh(again)
     }
     return out.slice(0, n)
-  }, (effect) => Effect.mapError(effect, toResearcherError("propose")))
+  }, (effect) => Effect.mapError(effect, toResearcherError("propose", maxContext)))
 
   const distill = Effect.fn("ClaudeResearcher.distill")(function*(context: Researcher.DistillContext) {
     const answer = yield* ask(InsightsAnswer, "submit_insights", "Submit new insights (an empty list if there are none).", [
@@ -185,7 +193,7 @@ export const make = Effect.fn("ClaudeResearcher.make")(function*(options: Option
       })
     }
     return out
-  }, (effect) => Effect.mapError(effect, toResearcherError("distill")))
+  }, (effect) => Effect.mapError(effect, toResearcherError("distill", maxContext)))
 
   return { name: `claude(${model.model})`, analyze, propose, distill } satisfies Researcher.ResearcherShape
 })

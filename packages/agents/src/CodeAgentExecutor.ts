@@ -25,6 +25,7 @@ import * as Conversation from "./internal/codeAgentContext.ts"
 import { environment, SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
 import { Workspace } from "./internal/codeAgentWorkspace.ts"
 import * as JobLog from "./internal/jobLog.ts"
+import * as Http from "./internal/modelHttp.ts"
 import { ProgressReports } from "./internal/progressReports.ts"
 import * as AnthropicModel from "./model/AnthropicModel.ts"
 import * as Model from "./model/Model.ts"
@@ -418,12 +419,12 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
       /** The model's next turn; a conversation that outgrew the model's window is made shorter and asked again. */
       const generate = (): Effect.Effect<Model.Response, Model.ModelError> =>
         model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens, reason: "code-agent" }).pipe(
-          Effect.catchIf((e) => Conversation.outgrew(e) && Conversation.compact(messages) > 0, generate)
+          Effect.catchIf((e) => Http.outgrew(e) && Conversation.compact(messages) > 0, generate)
         )
       const ask = (turn: number): Effect.Effect<Model.Response, Errors.ExecutorError> =>
         generate().pipe(
           Effect.mapError((e) =>
-            Conversation.outgrew(e)
+            Http.outgrew(e)
               ? new Errors.ExecutorError({ nodeId: node.id, message: `${e.message} (${outgrown(turn)})`, retryable: false })
               : toExecutorError(e)
           )

@@ -67,10 +67,10 @@ const researchApis = Effect.acquireRelease(
     })
 ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`))
 
-const researcher = (script: ReadonlyArray<Fake.Reply> | Fake.Handler, options: ClaudeResearcher.Options = {}) =>
+const researcher = (script: ReadonlyArray<Fake.Reply> | Fake.Handler, options: ClaudeResearcher.Options = {}, model: Fake.Options = {}) =>
   Effect.gen(function*() {
     const apis = yield* researchApis
-    const server = yield* Fake.make(script)
+    const server = yield* Fake.make(script, model)
     const records: Array<Cost.Cost> = []
     const shape = yield* ClaudeResearcher.make(options).pipe(
       Effect.provide(Layer.mergeAll(
@@ -155,6 +155,16 @@ describe("ClaudeResearcher", () => {
       assert.strictEqual(error.operation, "analyze")
       assert.include(error.message, "no valid submit_analysis after 1 repairs")
       assert.strictEqual(server.requests.length, 2)
+    }))
+
+  it.live("a prompt longer than the model's context window: the error says which option bounds it", () =>
+    Effect.gen(function*() {
+      const { researcher: r, server } = yield* researcher(() => Fake.message([Fake.text("unreached")]), { researchTools: false }, { contextTokens: 300 })
+      const error = yield* Effect.flip(r.propose(proposalContext(makeTree(3), ExperimentNode.ROOT), 2))
+      assert.isFalse(error.retryable)
+      assert.match(error.message, /^HTTP 400 invalid_request_error: prompt is too long: \d+ tokens > 300 maximum \(the researcher's prompt/)
+      assert.include(error.message, "up to maxContextTokens (12000) of the tree, outgrew the model's context window: lower maxContextTokens, or use a model with a larger window (TREX_MODEL))")
+      assert.strictEqual(server.requests.length, 1)
     }))
 
   it.live("distill: new insights only, evidence restricted to known nodes", () =>

@@ -9,10 +9,6 @@
  */
 import type * as Model from "../model/Model.ts"
 
-/** Whether a model error says the prompt outgrew the model's context window (Claude's 400, or an OpenAI-compatible server's). */
-export const outgrew = (e: Model.ModelError): boolean =>
-  e.status === 400 && /prompt is too long|maximum context length|context window|context length/i.test(e.message)
-
 /** Content up to this many characters is kept as it is. */
 const KEEP = 400
 

@@ -93,6 +93,10 @@ export const statusHint = (endpoint: Endpoint, status: number): string =>
     : status === 404 ? ` (check the base URL ${endpoint.baseURL}, set by ${endpoint.baseUrlVar}, and TREX_MODEL)`
     : ""
 
+/** Whether a model error says the prompt outgrew the model's context window (Claude's 400, or an OpenAI-compatible server's). */
+export const outgrew = (e: Model.ModelError): boolean =>
+  e.status === 400 && /prompt is too long|maximum context length|context window|context length/i.test(e.message)
+
 /** The first bytes of a body, on one line, for a message. */
 export const preview = (body: string, max = 200): string => {
   const flat = body.replace(/\s+/g, " ").trim()
