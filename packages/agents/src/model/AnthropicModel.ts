@@ -168,11 +168,18 @@ const toParams = (model: string, request: Model.Request): Sdk.MessageCreateParam
   }
 }
 
+/** Web searches a usage reports (billed apart from tokens), if any. */
+const searches = (u: Partial<Sdk.Usage> | Sdk.MessageDeltaUsage | undefined): { webSearches?: number } => {
+  const n = u?.server_tool_use?.web_search_requests ?? 0
+  return n > 0 ? { webSearches: n } : {}
+}
+
 const toUsage = (u: Partial<Sdk.Usage> | Sdk.MessageDeltaUsage | undefined): Model.Usage => ({
   inputTokens: u?.input_tokens ?? 0,
   outputTokens: u?.output_tokens ?? 0,
   cacheReadTokens: u?.cache_read_input_tokens ?? 0,
-  cacheWriteTokens: u?.cache_creation_input_tokens ?? 0
+  cacheWriteTokens: u?.cache_creation_input_tokens ?? 0,
+  ...searches(u)
 })
 
 /** Folds SSE events into our stream events and, at the end, the whole response. */
@@ -219,7 +226,8 @@ const accumulator = (model: string) => {
           inputTokens: event.usage.input_tokens ?? usage.inputTokens,
           outputTokens: next.outputTokens,
           cacheReadTokens: event.usage.cache_read_input_tokens ?? usage.cacheReadTokens,
-          cacheWriteTokens: event.usage.cache_creation_input_tokens ?? usage.cacheWriteTokens
+          cacheWriteTokens: event.usage.cache_creation_input_tokens ?? usage.cacheWriteTokens,
+          ...(event.usage.server_tool_use != null ? searches(event.usage) : usage.webSearches !== undefined ? { webSearches: usage.webSearches } : {})
         }
         if (event.delta.stop_reason != null) stopReason = event.delta.stop_reason
         return []

@@ -78,6 +78,8 @@ export interface Usage {
   readonly outputTokens: number
   readonly cacheReadTokens: number
   readonly cacheWriteTokens: number
+  /** Server-side web searches the call made (Anthropic bills each, apart from tokens); absent when none. */
+  readonly webSearches?: number
 }
 
 /** @since 0.1.0 @category models */

@@ -1,27 +1,33 @@
 /**
  * Prices of model tokens, in dollars per million, and the conversion of a call's usage into
  * core's `Cost`. Cache writes (5-minute ephemeral) cost 1.25x input and cache reads 0.1x
- * input on Anthropic; local models cost nothing.
+ * input on Anthropic, and each server-side web search $0.01; local models cost nothing.
  *
  * @since 0.1.0
  */
 import { Cost } from "@trex/core"
 import type { Usage } from "./Model.ts"
 
-/** Dollars per million tokens. @since 0.1.0 @category models */
+/** Dollars per million tokens, and per server-side web search. @since 0.1.0 @category models */
 export interface Prices {
   readonly input: number
   readonly output: number
   readonly cacheWrite: number
   readonly cacheRead: number
+  /** Dollars per web search (none: searches are free). */
+  readonly webSearch?: number
 }
 
-/** Prices for `input`/`output` with Anthropic's cache multipliers. @since 0.1.0 @category constructors */
+/** Anthropic's price of a web search: $10 per 1,000. @since 0.1.0 @category constants */
+export const ANTHROPIC_WEB_SEARCH = 0.01
+
+/** Prices for `input`/`output` with Anthropic's cache multipliers and web search price. @since 0.1.0 @category constructors */
 export const anthropic = (input: number, output: number): Prices => ({
   input,
   output,
   cacheWrite: input * 1.25,
-  cacheRead: input * 0.1
+  cacheRead: input * 0.1,
+  webSearch: ANTHROPIC_WEB_SEARCH
 })
 
 /** Free (a local model, or one you do not want to charge). @since 0.1.0 @category constants */
@@ -66,7 +72,8 @@ export const forModel = (model: string, overrides: Readonly<Record<string, Price
 }
 
 /**
- * A call's cost: input tokens include cache reads and writes; dollars apply each price.
+ * A call's cost: input tokens include cache reads and writes; dollars apply each price, web
+ * searches included.
  * @since 0.1.0 @category conversions
  */
 export const toCost = (prices: Prices, usage: Usage): Cost.Cost =>
@@ -76,5 +83,6 @@ export const toCost = (prices: Prices, usage: Usage): Cost.Cost =>
     dollars: (usage.inputTokens * prices.input +
       usage.outputTokens * prices.output +
       usage.cacheWriteTokens * prices.cacheWrite +
-      usage.cacheReadTokens * prices.cacheRead) / 1_000_000
+      usage.cacheReadTokens * prices.cacheRead) / 1_000_000 +
+      (usage.webSearches ?? 0) * (prices.webSearch ?? 0)
   })

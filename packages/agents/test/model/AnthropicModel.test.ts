@@ -61,6 +61,19 @@ describe("AnthropicModel", () => {
       assert.strictEqual(records[0]!.reason, "anthropic:test")
     }))
 
+  it.live("web searches are charged at $0.01 each with the tokens, whether generated or streamed", () =>
+    Effect.gen(function*() {
+      const usage = { input_tokens: 1000, output_tokens: 200, server_tool_use: { web_search_requests: 3 } }
+      const server = yield* Fake.make([Fake.message([Fake.text("found")], usage), Fake.message([Fake.text("found")], usage)])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5" })
+      const { meter, records } = recordingMeter()
+      const response = yield* model.generate(request).pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      assert.strictEqual(response.usage.webSearches, 3)
+      yield* Stream.runDrain(model.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      // 1000 * 3 + 200 * 15 micro-dollars of tokens, and 3 searches at a cent each
+      assert.deepStrictEqual(records.map((r) => Number(r.cost.dollars.toFixed(9))), [0.036, 0.036])
+    }))
+
   it.live("stream: text and tool-input deltas, then the assembled response", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([

@@ -20,6 +20,7 @@ export interface Usage {
   output_tokens: number
   cache_creation_input_tokens?: number
   cache_read_input_tokens?: number
+  server_tool_use?: { web_search_requests: number }
 }
 
 export type Reply =
@@ -71,7 +72,7 @@ const sseEvents = (model: string, r: Extract<Reply, { kind: "message" }>, usage:
         content: [],
         stop_reason: null,
         stop_sequence: null,
-        usage: { ...usage, output_tokens: 1 }
+        usage: { ...usage, output_tokens: 1, server_tool_use: undefined }
       }
     }
   ]]
@@ -93,7 +94,8 @@ const sseEvents = (model: string, r: Extract<Reply, { kind: "message" }>, usage:
   out.push(["message_delta", {
     type: "message_delta",
     delta: { stop_reason: r.stopReason ?? "end_turn", stop_sequence: null },
-    usage: { output_tokens: usage.output_tokens }
+    // the searches are counted as they run: the API reports them at the end
+    usage: { output_tokens: usage.output_tokens, ...(usage.server_tool_use !== undefined ? { server_tool_use: usage.server_tool_use } : {}) }
   }])
   out.push(["message_stop", { type: "message_stop" }])
   return out
