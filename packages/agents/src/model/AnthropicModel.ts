@@ -189,6 +189,7 @@ const accumulator = (model: string) => {
   let usage: Model.Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 }
   let stopReason = "end_turn"
   let name = model
+  let cutInput: unknown
   const step = (event: Sdk.RawMessageStreamEvent): ReadonlyArray<Model.StreamEvent> => {
     switch (event.type) {
       case "message_start":
@@ -217,7 +218,17 @@ const accumulator = (model: string) => {
       case "content_block_stop": {
         const block = blocks[event.index]!
         const raw = json[event.index] ?? ""
-        if (raw.length > 0) block["input"] = JSON.parse(raw)
+        if (raw.length > 0) {
+          try {
+            block["input"] = JSON.parse(raw)
+          } catch (cause) {
+            // the last call, cut off at max_tokens (message_stop checks that its stop reason says so): the API
+            // takes back only an object
+            if (event.index !== blocks.length - 1) throw cause
+            block["input"] = {}
+            cutInput = cause
+          }
+        }
         return []
       }
       case "message_delta": {
@@ -233,6 +244,7 @@ const accumulator = (model: string) => {
         return []
       }
       case "message_stop":
+        if (cutInput !== undefined && stopReason !== "max_tokens") throw cutInput
         return [{
           _tag: "Done",
           response: { model: name, content: blocks.map((b) => fromBlock(b as unknown as Sdk.ContentBlock)), stopReason, usage }

@@ -350,6 +350,29 @@ describe("AnthropicModel", () => {
       assert.deepStrictEqual(events.map((e) => e._tag), ["TextDelta", "Done"])
     }))
 
+  it.live("stream: a tool call cut off at max_tokens ends with its response (input {}, stop reason max_tokens), not a malformed stream", () =>
+    Effect.gen(function*() {
+      const cut = [
+        ["content_block_start", { type: "content_block_start", index: 0, content_block: { type: "tool_use", id: "toolu_1", name: "pick", input: {} } }],
+        ["content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: "{\"lr\": 0.0" } }],
+        ["content_block_stop", { type: "content_block_stop", index: 0 }],
+        ["message_delta", { type: "message_delta", delta: { stop_reason: "max_tokens", stop_sequence: null }, usage: { output_tokens: 256 } }],
+        ["message_stop", { type: "message_stop" }]
+      ] as const
+      const server = yield* Fake.make([
+        Fake.raw("text/event-stream", sse([started, ...cut])),
+        Fake.raw("text/event-stream", sse([started, ...cut.slice(0, 3), ...ended]))
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: once })
+      const done = (yield* Stream.runCollect(model.stream(request))).at(-1)
+      if (done?._tag !== "Done") return assert.fail(`no Done: ${JSON.stringify(done)}`)
+      assert.strictEqual(done.response.stopReason, "max_tokens")
+      assert.deepStrictEqual(Model.toolCalls(done.response), [{ type: "tool_use", id: "toolu_1", name: "pick", input: {} }])
+      // input that does not parse in an answer that was not cut off is the stream's fault, not a call to make
+      const malformed = yield* Effect.flip(Stream.runCollect(model.stream(request)))
+      assert.match(malformed.message, /^malformed stream event message_stop: /)
+    }))
+
   it.live("a server that stalls after its headers: generate and stream give up after timeoutMs, retryable, and are retried", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([
