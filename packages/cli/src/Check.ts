@@ -14,14 +14,16 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { Model } from "@trex/agents"
 import { Backend, type Errors, Task } from "@trex/core"
 import { Duration, Effect, Layer } from "effect"
 import * as Trex from "./Trex.ts"
+import type { Settings } from "./Settings.ts"
 import * as Wiring from "./Wiring.ts"
 
 /** One finding: `ok`, `warn` (the run would start, but read this) or `fail` (the run would not, or its trials would fail). @since 0.1.0 @category models */
 export interface Finding {
-  readonly what: "task" | "secrets" | "backend" | "job" | "budget"
+  readonly what: "task" | "secrets" | "model" | "backend" | "job" | "budget"
   readonly status: "ok" | "warn" | "fail"
   readonly detail: string
 }
@@ -53,6 +55,38 @@ const jobLine = (spec: Backend.JobSpec, secretNames: ReadonlyArray<string>): str
 }
 
 /**
+ * Whether the model the agents would call is there for them: the API asked, without a call that
+ * costs anything, whether it takes the key and serves the model's name (`Model.probe`). A refusal
+ * fails, as every call of the run would be refused; a server that does not answer fails, as a run's
+ * calls would fail after their retries; a busy one (429, 5xx) warns, as a run waits it out.
+ */
+const modelFinding = (settings: Settings, timeout: Duration.Input): Effect.Effect<Finding | undefined> =>
+  Effect.gen(function*() {
+    const model = yield* Model.Model
+    if (model.probe === undefined) return undefined
+    const answer = yield* Effect.result(model.probe.pipe(
+      Effect.timeoutOrElse({
+        duration: timeout,
+        orElse: () => Effect.fail(new Model.ModelError({ provider: model.provider, message: `no answer within ${Duration.format(Duration.fromInputUnsafe(timeout))}`, retryable: true }))
+      })
+    ))
+    if (answer._tag === "Success") {
+      const p = answer.success
+      return p.unchecked === undefined
+        ? { what: "model", status: "ok", detail: `${model.provider} serves ${p.model}${p.detail !== undefined ? ` (${p.detail})` : ""}` } as const
+        : { what: "model", status: "warn", detail: `${model.provider}: whether it serves ${p.model} and takes the key was not checked (${p.unchecked}): a run's first call finds out` } as const
+    }
+    const e = answer.failure
+    return e.retryable && e.status !== undefined
+      ? { what: "model", status: "warn", detail: `${model.provider} answers, but is busy now (${e.message}): a run waits, retrying its calls` } as const
+      : { what: "model", status: "fail", detail: e.retryable ? `${model.provider} does not answer: ${e.message}` : `${model.provider}: ${e.message}` } as const
+  }).pipe(
+    Effect.provide(Wiring.model(settings)),
+    // the settings were read by Trex.resolve: a model that cannot be made now is said as a finding
+    Effect.catch((e) => Effect.succeed<Finding>({ what: "model", status: "fail", detail: e.message }))
+  )
+
+/**
  * Check a task and the settings `options` give, as `trex run` would start with them (see
  * {@link Report}). Fails when the task or the settings are bad input, as `trex run` would (a model
  * key that is not set among them); every other problem is a `fail` finding. The backend is asked
@@ -78,6 +112,10 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
           ? { what: "secrets", status: "fail", detail: secrets.failure.message }
           : { what: "secrets", status: "ok", detail: `${secretNames.join(", ")} set; every job gets ${secretNames.length === 1 ? "it" : "them"} as a secret` }
       )
+    }
+    if (settings.researcher === "claude" || settings.executor === "code-agent") {
+      const found = yield* modelFinding(settings, timeout)
+      if (found !== undefined) findings.push(found)
     }
     // the job a trial runs, its strategy aside (a preflight looks at where and how it runs); the code agent's jobs run
     // where and as the recipe's do, with its command's interpreter

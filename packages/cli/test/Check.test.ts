@@ -7,6 +7,9 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import type * as Check from "../src/Check.ts"
+import { Effect } from "effect"
+import * as FakeAnthropic from "../../agents/test/support/FakeAnthropicServer.ts"
+import * as FakeOpenAi from "../../agents/test/support/FakeOpenAiServer.ts"
 import * as FakeKubeApi from "../../executors/test/support/FakeKubeApi.ts"
 import { root, trex, trexAsync } from "./support/cli.ts"
 
@@ -63,14 +66,49 @@ describe("trex check", () => {
     assert.notInclude(ok.stdout, "hf_abcdefgh12345")
   })
 
-  it("with the code agent: its jobs are looked at as the recipe's would be (their interpreter on the PATH, here)", () => {
+  it.live("with the code agent: its jobs are looked at as the recipe's would be (their interpreter on the PATH, here)", () =>
+    Effect.gen(function*() {
+    const server = yield* FakeAnthropic.make([])
     const { file } = taskFile(`  command: ["trainz", "{taskDir}/train.py"]`)
-    const r = trex(["check", file, "--executor", "code-agent", "--json"], { ANTHROPIC_API_KEY: "sk-test" })
+    const r = yield* Effect.promise(() => trexAsync(["check", file, "--executor", "code-agent", "--json"], { ANTHROPIC_API_KEY: "sk-test", ANTHROPIC_BASE_URL: server.url, TREX_MODEL: "claude-sonnet-5-5" }))
     assert.strictEqual(r.status, 1, r.stdout + r.stderr)
     const found = findings(r.stdout)
+    assert.include(found, "ok model: anthropic serves claude-sonnet-5-5 (claude-sonnet-5-5)")
     assert.isTrue(found.some((f) => /^ok job: the code agent writes each trial's scripts, run where and as the recipe's command would be \(trainz \S+\/train\.py; no GPU, 1 CPU, no time limit\)$/.test(f)), found.join("\n"))
     assert.isTrue(found.some((f) => /^fail job: the job's command trainz is not on the PATH jobs get/.test(f)), found.join("\n"))
-  })
+  }))
+
+  it.live("the model the agents would call, asked without a call that costs anything: a refused key, a misspelt name, a server that is not there fail; a local server's list of models names what it serves", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeAnthropic.make([], { apiKey: "sk-ant-good-key-0000", models: [{ id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5", max_input_tokens: 1_000_000 }] })
+      const quickstart = path.join(root, "examples/quickstart/task.yaml")
+      const check = (env: Record<string, string | undefined>, ...flags: Array<string>) =>
+        Effect.promise(() => trexAsync(["check", quickstart, ...flags, "--json"], env)).pipe(Effect.map((r) => ({ ...r, found: r.stdout === "" ? [] : findings(r.stdout) })))
+      const anthropic = { ANTHROPIC_BASE_URL: server.url, ANTHROPIC_API_KEY: "sk-ant-good-key-0000", TREX_MODEL: "claude-sonnet-5-5" }
+      const good = yield* check(anthropic, "--researcher", "claude")
+      assert.strictEqual(good.status, 0, good.stdout + good.stderr)
+      assert.include(good.found, "ok model: anthropic serves claude-sonnet-5-5 (Claude Sonnet 5.5, a context window of 1000000 tokens)")
+      const revoked = yield* check({ ...anthropic, ANTHROPIC_API_KEY: "sk-ant-revoked-9999" }, "--researcher", "claude")
+      assert.strictEqual(revoked.status, 1, revoked.stdout + revoked.stderr)
+      assert.include(revoked.found, "fail model: anthropic: HTTP 401 authentication_error: invalid x-api-key (check ANTHROPIC_API_KEY)")
+      assert.notInclude(revoked.stdout, "sk-ant-revoked")
+      const misspelt = yield* check({ ...anthropic, TREX_MODEL: "claude-sonet-5-5" }, "--executor", "code-agent")
+      assert.strictEqual(misspelt.status, 1)
+      assert.isTrue(misspelt.found.some((f) => f.startsWith("fail model: anthropic: the API serves no model named claude-sonet-5-5 (TREX_MODEL): HTTP 404 not_found_error: model: claude-sonet-5-5")), misspelt.found.join("\n"))
+      // not one turn was asked for: a check costs nothing
+      assert.strictEqual(server.requests.length, 0)
+      assert.deepStrictEqual(server.described, ["claude-sonnet-5-5", "claude-sonnet-5-5", "claude-sonet-5-5"])
+      const gone = yield* check({ ...anthropic, ANTHROPIC_BASE_URL: "http://127.0.0.1:9" }, "--researcher", "claude")
+      assert.strictEqual(gone.status, 1)
+      assert.isTrue(gone.found.some((f) => f.startsWith("fail model: anthropic does not answer: ")), gone.found.join("\n"))
+      const local = yield* FakeOpenAi.make([], { models: ["qwen3:8b", "llama3.1:8b"] })
+      const served = { OPENAI_BASE_URL: local.url, TREX_MODEL: "qwen3:8b" }
+      const ok = yield* check(served, "--researcher", "claude", "--model-api", "openai-compatible")
+      assert.include(ok.found, "ok model: openai-compatible serves qwen3:8b (one of the 2 models it lists)")
+      const notServed = yield* check({ ...served, TREX_MODEL: "qwen3:7b" }, "--researcher", "claude", "--model-api", "openai-compatible")
+      assert.strictEqual(notServed.status, 1)
+      assert.include(notServed.found, `fail model: openai-compatible: ${local.url} serves no model named qwen3:7b (TREX_MODEL): it serves qwen3:8b, llama3.1:8b; set TREX_MODEL to the name it lists`)
+    }))
 
   it("a task file that is not valid, or settings a run refuses (a model key not set), are bad input (exit 2), as for trex run", () => {
     const { file } = taskFile(`  command: []`)

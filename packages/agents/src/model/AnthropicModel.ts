@@ -293,6 +293,36 @@ export const make = (options: Options): Model.ModelShape => {
     provider: PROVIDER,
     model,
     prices: options.prices ?? Pricing.forModel(model),
+    // GET /v1/models/{model}: free, and refused as a call would be (a key, a model's name, a permission)
+    probe: Effect.tryPromise({
+      try: async (signal) => {
+        const response = await client.models.retrieve(model, {}, { signal, timeout: Math.min(timeoutMs, 30_000) }).asResponse()
+        return { url: response.url, type: response.headers.get("content-type"), body: await response.text() }
+      },
+      catch: (cause) => cause
+    }).pipe(
+      Effect.flatMap(({ url, type, body }) => {
+        let info: { id?: unknown; display_name?: unknown; max_input_tokens?: unknown } | null = null
+        try {
+          info = JSON.parse(body)
+        } catch {
+          // said below
+        }
+        if (info === null || typeof info !== "object" || typeof info.id !== "string") {
+          return Effect.fail(Http.unexpectedBody({ ...endpoint, expected: "a model's description" }, url, type, body))
+        }
+        const window = typeof info.max_input_tokens === "number" ? `, a context window of ${info.max_input_tokens} tokens` : ""
+        return Effect.succeed<Model.Probed>({ model: info.id, detail: `${typeof info.display_name === "string" ? info.display_name : info.id}${window}` })
+      }),
+      Effect.catch((cause) => {
+        const e = fail(cause)
+        // a gateway in front of the API (ANTHROPIC_BASE_URL) may serve messages and not the model list: its 404 is not the API's
+        const apiSaid = cause instanceof Anthropic.APIError && (cause.error as { error?: { type?: string } } | undefined)?.error?.type === "not_found_error"
+        return e.status === 404 && !apiSaid
+          ? Effect.succeed<Model.Probed>({ model, unchecked: `${client.baseURL} does not describe its models (GET /v1/models/${model}: HTTP 404)` })
+          : Effect.fail(e.status === 404 ? new Model.ModelError({ ...e, message: `the API serves no model named ${model} (TREX_MODEL): ${e.message}` }) : e)
+      })
+    ),
     generate: (request) =>
       Effect.tryPromise({
         // The body is read here, not by the SDK: a cut connection is then a connection error, and

@@ -97,12 +97,30 @@ export type StreamEvent =
   | { readonly _tag: "ToolInputDelta"; readonly index: number; readonly partialJson: string }
   | { readonly _tag: "Done"; readonly response: Response }
 
-/** The members of a model. @since 0.1.0 @category models */
+/**
+ * What the API said of the model when asked without a call ({@link ModelShape.probe}): the name it
+ * serves it under, and a line on it (its display name, its context window).
+ * @since 0.1.0 @category models
+ */
+export interface Probed {
+  readonly model: string
+  readonly detail?: string
+  /** Why the key and the model could not be checked this way (a server that does not describe its models); absent when they were. */
+  readonly unchecked?: string
+}
+
+/**
+ * The members of a model. `probe`, when an adapter has it, asks the API whether the key is taken
+ * and the model is served, without a call that costs anything (`trex check` asks it): one attempt,
+ * failing with the API's refusal (a 401 for a key, a 404 for a model's name) or why it did not answer.
+ * @since 0.1.0 @category models
+ */
 export interface ModelShape {
   readonly provider: string
   readonly model: string
   readonly generate: (request: Request) => Effect.Effect<Response, ModelError>
   readonly stream: (request: Request) => Stream.Stream<StreamEvent, ModelError>
+  readonly probe?: Effect.Effect<Probed, ModelError>
 }
 
 /**
@@ -156,6 +174,7 @@ export interface RawModel {
   readonly prices: Pricing.Prices
   readonly generate: (request: Request) => Effect.Effect<Response, ModelError>
   readonly stream: (request: Request) => Stream.Stream<StreamEvent, ModelError>
+  readonly probe?: Effect.Effect<Probed, ModelError>
 }
 
 /**
@@ -190,7 +209,9 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
           Stream.retry(schedule),
           Stream.tap((event) => (event._tag === "Done" ? meter(request, event.response) : Effect.void))
         )
-      })
+      }),
+    // one attempt: whoever asks wants to know now, and a retry would only hide what it met
+    ...(raw.probe !== undefined ? { probe: raw.probe.pipe(Effect.withSpan("Model.probe", { attributes: { provider: raw.provider, model: raw.model } })) } : {})
   }
 }
 

@@ -183,10 +183,53 @@ export const make = (options: Options): Model.ModelShape => {
     }
     return { model: typeof c!.model === "string" ? c!.model : options.model, choice: { message: choice.message, finish: choice.finish_reason }, usage: c!.usage }
   }
+  const modelsUrl = `${options.baseURL.replace(/\/+$/, "")}/models`
   return Model.make({
     provider: PROVIDER,
     model: options.model,
     prices: options.prices ?? Pricing.free,
+    // GET /models (vLLM, Ollama, llama.cpp and OpenAI list what they serve): is TREX_MODEL among them?
+    probe: Effect.tryPromise({
+      try: async (signal) => {
+        const response = await fetch(modelsUrl, {
+          headers: secret.length > 0 ? { authorization: `Bearer ${secret}` } : {},
+          signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(timeoutMs, 30_000))])
+        })
+        const body = await response.text()
+        if (response.status === 404 || response.status === 405) {
+          return { unchecked: `${modelsUrl} answers HTTP ${response.status}: the server does not list its models` } as const
+        }
+        if (!response.ok) {
+          throw new Model.ModelError({
+            provider: PROVIDER,
+            message: `HTTP ${response.status} ${body.slice(0, 500)}${Http.statusHint(endpoint, response.status)}`,
+            status: response.status,
+            retryable: RETRYABLE.has(response.status)
+          })
+        }
+        let list: { data?: unknown } | null = null
+        try {
+          list = JSON.parse(body)
+        } catch {
+          // said below
+        }
+        const data = list !== null && typeof list === "object" && Array.isArray(list.data) ? list.data : undefined
+        const ids = data?.flatMap((m: unknown) => (m !== null && typeof m === "object" && typeof (m as { id?: unknown }).id === "string" ? [(m as { id: string }).id] : []))
+        if (ids === undefined) throw Http.unexpectedBody({ ...endpoint, expected: "a list of models" }, response.url || modelsUrl, response.headers.get("content-type"), body)
+        return { ids } as const
+      },
+      catch: fail
+    }).pipe(Effect.flatMap((answer): Effect.Effect<Model.Probed, Model.ModelError> => {
+      if ("unchecked" in answer) return Effect.succeed({ model: options.model, unchecked: answer.unchecked })
+      if (answer.ids.includes(options.model)) return Effect.succeed({ model: options.model, detail: `one of the ${answer.ids.length} model${answer.ids.length === 1 ? "" : "s"} it lists` })
+      const shown = answer.ids.slice(0, 8).join(", ") + (answer.ids.length > 8 ? `, and ${answer.ids.length - 8} more` : "")
+      return Effect.fail(new Model.ModelError({
+        provider: PROVIDER,
+        message: `${options.baseURL} serves no model named ${options.model} (TREX_MODEL): ${answer.ids.length === 0 ? "it lists none" : `it serves ${shown}`}; set TREX_MODEL to the name it lists`,
+        status: 404,
+        retryable: false
+      }))
+    })),
     generate: (request) =>
       Effect.tryPromise({
         try: async (signal) => {

@@ -31,6 +31,31 @@ const recordingMeter = () => {
 }
 
 describe("AnthropicModel", () => {
+  it.live("probe: the model described without a call; a refused key, an unknown name, a gateway that does not describe models", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([], { apiKey: KEY, models: [{ id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5", max_input_tokens: 1_000_000 }] })
+      const probe = (key: string, name: string, url = server.url) => AnthropicModel.make({ apiKey: Redacted.make(key), baseURL: url, model: name }).probe!
+      assert.deepStrictEqual(yield* probe(KEY, "claude-sonnet-5-5"), { model: "claude-sonnet-5-5", detail: "Claude Sonnet 5.5, a context window of 1000000 tokens" })
+      const unknown = yield* Effect.flip(probe(KEY, "claude-sonet-5-5"))
+      assert.include(unknown.message, "the API serves no model named claude-sonet-5-5 (TREX_MODEL)")
+      assert.strictEqual(unknown.status, 404)
+      assert.isFalse(unknown.retryable)
+      const refused = yield* Effect.flip(probe("sk-ant-revoked-key-000000000", "claude-sonnet-5-5"))
+      assert.strictEqual(refused.status, 401)
+      assert.include(refused.message, "check ANTHROPIC_API_KEY")
+      assert.notInclude(refused.message, "sk-ant-revoked")
+      // no turn was taken, so nothing was spent
+      assert.strictEqual(server.requests.length, 0)
+      assert.deepStrictEqual(server.described, ["claude-sonnet-5-5", "claude-sonet-5-5", "claude-sonnet-5-5"])
+      const gateway = yield* Fake.make([], { describesModels: false })
+      const unchecked = yield* probe(KEY, "claude-sonnet-5-5", gateway.url)
+      assert.strictEqual(unchecked.model, "claude-sonnet-5-5")
+      assert.include(unchecked.unchecked ?? "", "does not describe its models (GET /v1/models/claude-sonnet-5-5: HTTP 404)")
+      const down = yield* Effect.flip(probe(KEY, "claude-sonnet-5-5", `http://127.0.0.1:${yield* closedPort}`))
+      assert.isTrue(down.retryable)
+      assert.isUndefined(down.status)
+    }))
+
   it.live("generate: tool use round trip, cache_control on the stable prefix, cost recorded", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([

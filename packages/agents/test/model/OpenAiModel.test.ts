@@ -17,6 +17,23 @@ const until = (cond: () => boolean) =>
 const tool: Model.ToolDefinition = { name: "pick", description: "Pick", inputSchema: { type: "object", properties: { lr: { type: "number" } } } }
 
 describe("OpenAiModel", () => {
+  it.live("probe: TREX_MODEL among the models GET /models lists; another name refused with what is served; a server that lists none", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([], { models: ["qwen3:8b", "llama3.1:8b"], apiKey: "local-key" })
+      const probe = (name: string, key = "local-key", url = server.url) => OpenAiModel.make({ baseURL: url, model: name, apiKey: Redacted.make(key) }).probe!
+      assert.deepStrictEqual(yield* probe("qwen3:8b"), { model: "qwen3:8b", detail: "one of the 2 models it lists" })
+      const other = yield* Effect.flip(probe("qwen3:7b"))
+      assert.strictEqual(other.message, `${server.url} serves no model named qwen3:7b (TREX_MODEL): it serves qwen3:8b, llama3.1:8b; set TREX_MODEL to the name it lists`)
+      assert.isFalse(other.retryable)
+      const refused = yield* Effect.flip(probe("qwen3:8b", "wrong-key"))
+      assert.strictEqual(refused.status, 401)
+      assert.include(refused.message, "check OPENAI_API_KEY")
+      assert.strictEqual(server.requests.length, 0)
+      const bare = yield* Fake.make([])
+      const unchecked = yield* probe("qwen3:8b", "local-key", bare.url)
+      assert.strictEqual(unchecked.unchecked, `${bare.url}/models answers HTTP 404: the server does not list its models`)
+    }))
+
   it.live("generate: tool calls both ways, tool results as role tool, usage free by default", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([{ kind: "message", content: "ok", toolCalls: [{ id: "call_9", name: "pick", arguments: "{\"lr\":0.01}" }] }])

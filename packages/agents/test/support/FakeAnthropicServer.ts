@@ -38,6 +38,8 @@ export type Handler = (request: Recorded, index: number) => Reply
 export interface FakeAnthropic {
   readonly url: string
   readonly requests: Array<Recorded>
+  /** The models asked about (`GET /v1/models/{id}`), in order. */
+  readonly described: Array<string>
   /** Connections the client closed before the response ended. */
   readonly aborted: () => number
 }
@@ -101,9 +103,30 @@ const sseEvents = (model: string, r: Extract<Reply, { kind: "message" }>, usage:
   return out
 }
 
-/** The stand-in's model: how many tokens its context window holds (none: no limit). */
+/**
+ * The stand-in's model: how many tokens its context window holds (none: no limit). `models`: what
+ * `GET /v1/models/{id}` describes, as the API does (a 404 `not_found_error` for another name; unset:
+ * any name); `describesModels: false` answers that path with a plain 404, as a gateway in front of
+ * the API that serves only messages; `apiKey`: the only `x-api-key` taken (a 401 for another).
+ */
 export interface Options {
   readonly contextTokens?: number
+  readonly models?: ReadonlyArray<{ readonly id: string; readonly display_name?: string; readonly max_input_tokens?: number }>
+  readonly describesModels?: boolean
+  readonly apiKey?: string
+}
+
+/** The answer to `GET /v1/models/{id}`, as the API gives it. */
+const describeModel = (path: string, headers: http.IncomingHttpHeaders, options: Options): { status: number; body: string; type: string } => {
+  const apiError = (status: number, type: string, message: string) => ({ status, type: "application/json", body: JSON.stringify({ type: "error", error: { type, message } }) })
+  // the SDK sends its key as x-api-key or as a bearer token, by version
+  const key = headers["x-api-key"] ?? headers.authorization?.replace(/^Bearer /, "")
+  if (options.apiKey !== undefined && key !== options.apiKey) return apiError(401, "authentication_error", "invalid x-api-key")
+  if (options.describesModels === false) return { status: 404, type: "text/html", body: "<html><body>404 Not Found</body></html>" }
+  const id = decodeURIComponent(path.slice("/v1/models/".length))
+  const info = options.models === undefined ? { id } : options.models.find((m) => m.id === id)
+  if (info === undefined) return apiError(404, "not_found_error", `model: ${id}`)
+  return { status: 200, type: "application/json", body: JSON.stringify({ type: "model", display_name: id, created_at: "2026-01-01T00:00:00Z", ...info }) }
 }
 
 /** A request's prompt in tokens, as the stand-in counts them: the characters of its system, tools and messages / 4. */
@@ -133,6 +156,7 @@ const invalid = (body: any, options: Options): Reply | undefined => {
 export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = {}) =>
   Effect.gen(function*() {
     const requests: Array<Recorded> = []
+    const described: Array<string> = []
     let aborted = 0
     const queue = Array.isArray(script) ? [...script] : []
     const next = (req: Recorded, i: number): Reply => {
@@ -150,6 +174,15 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
       return r
     }
     const server = http.createServer((req, res) => {
+      const path = (req.url ?? "").split("?")[0]!
+      if (req.method === "GET" && path.startsWith("/v1/models/")) {
+        // not a turn: not in `requests`, and takes no scripted reply
+        described.push(decodeURIComponent(path.slice("/v1/models/".length)))
+        const answer = describeModel(path, req.headers, options)
+        res.writeHead(answer.status, { "content-type": answer.type })
+        res.end(answer.body)
+        return
+      }
       const chunks: Array<Buffer> = []
       req.on("data", (c: Buffer) => chunks.push(c))
       req.on("end", () => {
@@ -202,5 +235,5 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
         })
     )
     const port = (server.address() as AddressInfo).port
-    return { url: `http://127.0.0.1:${port}`, requests, aborted: () => aborted } satisfies FakeAnthropic
+    return { url: `http://127.0.0.1:${port}`, requests, described, aborted: () => aborted } satisfies FakeAnthropic
   })

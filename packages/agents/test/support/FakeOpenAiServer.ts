@@ -29,12 +29,32 @@ export interface Recorded {
 }
 export type Handler = (request: Recorded, index: number) => Reply
 
-export const make = (script: ReadonlyArray<Reply> | Handler) =>
+/**
+ * `models`: what `GET /models` lists (default: none, as a server that does not list them answers 404);
+ * `apiKey`: the only bearer token taken there (a 401 for another).
+ */
+export interface Options {
+  readonly models?: ReadonlyArray<string>
+  readonly apiKey?: string
+}
+
+export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = {}) =>
   Effect.gen(function*() {
     const requests: Array<Recorded> = []
     let aborted = 0
     const queue = Array.isArray(script) ? [...script] : []
     const server = http.createServer((req, res) => {
+      if (req.method === "GET" && (req.url ?? "").split("?")[0] === "/v1/models") {
+        // not a turn: not in `requests`, and takes no scripted reply
+        const [status, body] = options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`
+          ? [401, { error: { message: "Incorrect API key provided", type: "invalid_request_error" } }]
+          : options.models === undefined
+          ? [404, { detail: "Not Found" }]
+          : [200, { object: "list", data: options.models.map((id) => ({ id, object: "model", owned_by: "local" })) }]
+        res.writeHead(status, { "content-type": "application/json" })
+        res.end(JSON.stringify(body))
+        return
+      }
       const chunks: Array<Buffer> = []
       req.on("data", (c: Buffer) => chunks.push(c))
       req.on("end", () => {
