@@ -711,7 +711,11 @@ export interface Handle {
   readonly pause: () => void
   readonly resume: () => void
   readonly stop: (mode?: Control.StopMode) => void
-  /** Resolves with the summary when the run ends (its `report.md` is written by then). */
+  /**
+   * Resolves with the summary when the run ends (its `report.md` is written by then), or rejects with
+   * the {@link RunError} it failed with. A failure awaited late, or never, does not end the process
+   * as an unhandled rejection: it waits here for whoever awaits `done`.
+   */
   readonly done: Promise<Explorer.Summary>
 }
 
@@ -733,6 +737,10 @@ export const start = async (options: Options): Promise<Handle> => {
   const prepared = await Effect.runPromise(prepare(options))
   const { control, log, run } = launch(prepared, options)
   const done = Effect.runPromise(run)
+  // A run that fails while the caller is still busy elsewhere (iterating its events, awaiting other
+  // work, or not awaiting `done` at all) must not end the caller's process as an unhandled rejection:
+  // the error is the caller's to read, typed, whenever it awaits `done`.
+  done.catch(() => undefined)
   return {
     runId: prepared.runId,
     runDir: prepared.runDir,

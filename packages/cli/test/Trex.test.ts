@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -111,6 +112,34 @@ describe("Trex: options are checked before anything is written", () => {
       assert.instanceOf(error, Errors.InvalidInput)
       assert.deepStrictEqual(fs.readdirSync(out), [])
     }))
+})
+
+describe("Trex.start: a run that fails after it started", () => {
+  it("does not end the embedding process while nobody awaits done: done rejects with the typed error when awaited later", { timeout: 60_000 }, () => {
+    // A second start that resumes a run this process still runs: prepared (the journal reads), it fails
+    // as it opens the journal (locked). The caller reads its events to their end, then does other work
+    // (stops the first run and waits for it) before it awaits `done`, as an application does.
+    const script = `
+      import { Trex } from "@trex/cli"
+      const [taskFile, out] = process.argv.slice(1)
+      const first = await Trex.start({ taskFile, out, maxTrials: 2, paused: true, logLevel: "None" })
+      for await (const { event } of first.events) if (event._tag === "RunStarted") break
+      const second = await Trex.start({ resume: first.runDir, logLevel: "None" })
+      for await (const _ of second.events);
+      first.stop("cancel")
+      const stopped = await first.done
+      const error = await second.done.then(() => undefined, (e) => e)
+      console.log(JSON.stringify({ first: stopped.reason, tag: error?._tag, reason: error?.reason, message: error?.message }))`
+    const r = spawnSync(process.execPath, ["--conditions=@trex/source", "--input-type=module", "-e", script, path.join(fixtures, "toy.task.yaml"), tmp()], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 60_000
+    })
+    assert.strictEqual(r.status, 0, r.stderr)
+    const seen = JSON.parse(r.stdout) as { first: string; tag: string; reason: string; message: string }
+    assert.deepInclude(seen, { first: "stopped by request", tag: "JournalError", reason: "Locked" })
+    assert.match(seen.message, /already open for writing in this process/)
+  })
 })
 
 describe("Trex: resuming a run wired in code", () => {
