@@ -775,7 +775,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     if (attempt >= attempts) return Effect.succeed(undefined)
     const k = tree.view.size
     const ask = (failures: number): Effect.Effect<ReadonlyArray<Researcher.Proposal> | Errors.ResearcherError> =>
-      researcher.propose({ task: runTask, analysis, tree: tree.view, parentId, usage: ledger.usage(), tried }, 1).pipe(
+      // suspended: a researcher that throws as it is called (not in its effect) is caught as one whose effect dies
+      Effect.suspend(() => researcher.propose({ task: runTask, analysis, tree: tree.view, parentId, usage: ledger.usage(), tried }, 1)).pipe(
         withSeed(`${seed}:${k}:${attempt}:propose`),
         researcherBug("propose"),
         Effect.catchTag("ResearcherError", (e) => {
@@ -824,7 +825,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     const journaled = tree.view.analysis
     if (journaled !== undefined && !reaskAnalysis) return Effect.succeed(journaled)
     reaskAnalysis = false
-    return researcher.analyze(runTask).pipe(
+    return Effect.suspend(() => researcher.analyze(runTask)).pipe(
       researcherBug("analyze"),
       Effect.catchTag("ResearcherError", (e) =>
         Effect.succeed<Researcher.Analysis>({ summary: `analysis failed: ${e.message}`, metricNotes: "", dataNotes: "", risks: [], notes: { failed: true } })
@@ -834,8 +835,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   })
 
   const distill = Effect.gen(function*() {
-    const insights = yield* researcher
-      .distill({ task: runTask, tree: tree.view, now: yield* now })
+    const at = yield* now
+    const insights = yield* Effect.suspend(() => researcher.distill({ task: runTask, tree: tree.view, now: at }))
       .pipe(researcherBug("distill"), Effect.catchTag("ResearcherError", () => Effect.succeed([])))
     const known = new Set(tree.view.insights.map((i) => i.id))
     const fresh = insights.filter((i) => !known.has(i.id))
@@ -944,7 +945,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         finished: finishedCount,
         exhausted: tree.view.isExhausted
       }
-      const selection = yield* policy.select(tree.view, context).pipe(
+      // suspended: a policy that throws as it is called (not in its effect) is a bug in it, as one whose effect dies
+      const selection = yield* Effect.suspend(() => policy.select(tree.view, context)).pipe(
         withSeed(`${seed}:${tree.view.size}:select`),
         Effect.catchDefect((defect) => Effect.succeed(new Errors.PolicyError({ policy: policy.name, message: `${policy.name} failed unexpectedly (a bug in it): ${defectMessage(defect)}` })))
       )

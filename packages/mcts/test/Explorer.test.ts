@@ -1180,6 +1180,27 @@ describe("Explorer, given what it cannot do", () => {
       assert.strictEqual((yield* runParts({ journal })).tree.size, 6)
     }))
 
+  it.live("a policy or researcher that throws as it is called (a plain function, before any effect) is handled as one whose effect throws", () =>
+    Effect.gen(function*() {
+      const bug = (where: string) => () => {
+        throw new Error(`off by one in ${where}`)
+      }
+      const policy = yield* Effect.flip(runParts({ policy: { name: "plain", select: bug("select") } }))
+      assert.strictEqual(policy._tag, "PolicyError")
+      assert.strictEqual(policy.message, "plain failed unexpectedly (a bug in it): off by one in select")
+
+      const journal = Journal.makeMemory()
+      const stopped = yield* runParts({ journal, researcher: { ...gridResearcher, propose: bug("propose") } })
+      assert.strictEqual(stopped.reason, "the researcher failed: propose failed unexpectedly (a bug in the researcher): off by one in propose")
+      assert.notInclude((yield* journal.read()).map((e) => e.event._tag), "NodeExhausted")
+      assert.strictEqual((yield* runParts({ journal })).tree.size, 6, "mended, it resumes")
+
+      // analyze and distill: handled as their errors are (a placeholder analysis; no insights this time)
+      const carriedOn = yield* runParts({ researcher: { ...gridResearcher, analyze: bug("analyze"), distill: bug("distill") } })
+      assert.strictEqual(carriedOn.reason, "budget: maxTrials")
+      assert.strictEqual(carriedOn.tree.analysis?.summary, "analysis failed: analyze failed unexpectedly (a bug in the researcher): off by one in analyze")
+    }))
+
   it.live("a researcher that fails with a retryable error is asked again after a backoff; one that keeps failing, or fails for good, stops the run, nothing marked exhausted", () =>
     Effect.gen(function*() {
       let failures = 2
