@@ -9,10 +9,11 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { ExperimentNode, Fingerprint, Researcher, SearchSpace, Strategy, Task, TaskFile } from "@trex/core"
 import { Budget } from "@trex/core"
-import { ResearcherConformance, TreeBuilder } from "@trex/core/testing"
+import { ResearcherConformance, SearchPolicyConformance, TreeBuilder } from "@trex/core/testing"
 import { Settings, Wiring } from "@trex/cli"
 import { Effect, Exit, Schema, Stream } from "effect"
 import { inProcess, Unavailable } from "../examples/custom-agents/executor.ts"
+import { epsilonGreedy } from "../examples/custom-policy/policy.ts"
 import { coordinateDescent } from "../examples/custom-agents/researcher.ts"
 import { afterAll, assert, describe, it } from "vitest"
 import { generate } from "../scripts/gen-api-docs.ts"
@@ -360,6 +361,12 @@ describe("examples", () => {
     assert.strictEqual(Object.keys(cases).length, 5)
     assert.strictEqual(hfTrlAccepts(cases), 5)
   })
+})
+
+describe("custom-policy: the example policy keeps its contract", () => {
+  for (const c of SearchPolicyConformance.cases(() => epsilonGreedy(0.2))) {
+    it(`policy conformance: ${c.name}`, () => Effect.runPromise(c.run))
+  }
 })
 
 describe("custom-agents: the example researcher and executor keep their contracts", () => {
