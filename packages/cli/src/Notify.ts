@@ -106,12 +106,9 @@ const urlIssue = (value: string): string | undefined => {
   }
 }
 
-/**
- * What {@link Options} takes, as `Trex.start`'s `notify` and {@link make} check it: each issue names
- * its field (`notify.urls[1]`, `notify.attempts`) and never shows an address.
- * @since 0.1.0 @category rules
- */
-export const rule: OptionSpec.Rule = OptionSpec.struct({
+const WHAT = "the webhooks told of the run's end, e.g. { urls: [\"https://hooks.slack.com/services/T000/B000/XXXX\"], best: true }"
+
+const fields: OptionSpec.Rule = OptionSpec.struct({
   urls: OptionSpec.required({
     issues: (v, path) => {
       if (!Array.isArray(v)) return [`${path}: expected a list of webhook addresses, e.g. ["https://hooks.slack.com/services/T000/B000/XXXX"], got ${typeof v === "string" ? "one string: put it in a list" : OptionSpec.show(v)}`]
@@ -126,7 +123,21 @@ export const rule: OptionSpec.Rule = OptionSpec.struct({
   best: OptionSpec.boolean("also post each new best trial"),
   timeoutMs: OptionSpec.integer(1, "milliseconds one attempt may take, e.g. 10000"),
   attempts: OptionSpec.integer(1, "tries of one message to one webhook, e.g. 3", 10)
-}, "notify")
+}, WHAT)
+
+/**
+ * What {@link Options} takes, as `Trex.start`'s `notify` and {@link make} check it: each issue names
+ * its field (`notify.urls[1]`, `notify.attempts`) and never shows an address (nor a string or a list
+ * given instead of the object: an address on its own, or a list of them).
+ * @since 0.1.0 @category rules
+ */
+export const rule: OptionSpec.Rule = {
+  issues: (v, path) => {
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) return fields.issues(v, path)
+    const got = typeof v === "string" ? "a string: give an address in urls, { urls: [address] }" : Array.isArray(v) ? "a list: give it as urls, { urls: [...] }" : OptionSpec.show(v)
+    return [`${path}: expected an object (${WHAT}), got ${got}`]
+  }
+}
 
 /** Webhook addresses from {@link ENV}'s value (whitespace-separated; unset or blank: none). @since 0.1.0 @category functions */
 export const fromEnv = (value: string | undefined): Effect.Effect<ReadonlyArray<Redacted.Redacted<string>>, Errors.InvalidInput> =>

@@ -90,6 +90,10 @@ describe("Trex: options are checked before anything is written", () => {
       yield* refused({ taskFile, seed: Number.NaN }, "seed", /seed: expected an integer \(e\.g\. 1\), got NaN/)
       yield* refused({ taskFile, out: 5 }, "out", /out: expected the directory that holds run directories, e\.g\. "trex-runs", got 5/)
       yield* refused({ taskFile, backend: "simulater" }, "backend", /backend: expected one of "local", "simulator".*; did you mean "simulator"\?/)
+      // a webhook's address (a secret) on its own, or a list of them, as --notify takes it: what the option takes, the address not shown
+      const what = `expected an object \\(the webhooks told of the run's end, e\\.g\\. \\{ urls: \\["https:\\/\\/hooks\\.slack\\.com\\/services\\/T000\\/B000\\/XXXX"\\], best: true \\}\\)`
+      yield* refused({ taskFile, notify: "https://hooks.example/T1/secret" }, "notify", new RegExp(`notify: ${what}, got a string: give an address in urls, \\{ urls: \\[address\\] \\}$`))
+      yield* refused({ taskFile, notify: ["https://hooks.example/T1/secret"] }, "notify", new RegExp(`notify: ${what}, got a list: give it as urls, \\{ urls: \\[\\.\\.\\.\\] \\}$`))
       yield* refused({ taskFile, seed: "x", concurrency: 0 }, "options", /seed: .*\n {2}concurrency: expected an integer of at least 1/)
     }))
 
