@@ -404,7 +404,19 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     Effect.suspend(() => {
       const n = tree.view.get(nodeId)
       const job = n?.state._tag === "Running" ? n.state.job : undefined
-      const gone = executor.withdraw !== undefined && job !== undefined ? executor.withdraw(job) : Effect.succeed(true)
+      const asked = executor.withdraw
+      // a withdraw that throws or dies is a bug in the executor: its trial is stopped, as without a withdraw (it runs on resume)
+      const gone = asked !== undefined && job !== undefined
+        ? Effect.suspend(() => asked(job)).pipe(Effect.catchDefect((defect) =>
+          Effect.as(
+            Effect.logError(
+              `trial ${nodeId}: executor "${executor.name}" failed unexpectedly to withdraw its job (a bug in it): ${defectMessage(defect)}; the trial is stopped as without a withdraw, and runs on resume`,
+              defect
+            ),
+            true
+          )
+        ))
+        : Effect.succeed(true)
       // journaled once its job is gone (the trial's stream stopped, its job cancelled): a resumed run submits it afresh
       return Effect.flatMap(gone, (withdrawn) => {
         // (once: a trial asked twice, by the drain and by its own late `Pending`, is no longer in flight the second time)

@@ -1008,6 +1008,30 @@ describe("Explorer", () => {
       assert.deepStrictEqual([...finished].sort(), [...submitted].sort(), "neither was stopped: both finished")
     }))
 
+  it.live("a drain whose executor's withdraw throws or dies stops the waiting trials as without a withdraw: the run ends by request, they run on resume", () =>
+    Effect.gen(function*() {
+      for (const bug of [() => Effect.die(new Error("withdraw: off by one")), () => { throw new Error("withdraw: off by one") }]) {
+        const control = new Control()
+        const submitted: Array<string> = []
+        const buggy: ExecutorAgent.ExecutorAgentShape = {
+          name: "buggy",
+          withdraw: bug,
+          run: (req) =>
+            Stream.unwrap(Effect.sync(() => {
+              submitted.push(req.node.id)
+              return trialEvents(req.node.id, "buggy", { _tag: "State", state: "Pending" }, undefined)
+            }))
+        }
+        const { fiber, journal } = yield* runTwoInFlight(buggy, control)
+        while (submitted.length < 2) yield* Effect.sleep("1 millis")
+        control.stop("drain")
+        const summary = yield* Fiber.join(fiber)
+        assert.strictEqual(summary.reason, "stopped by request")
+        const tree = ExperimentTree.fold((yield* journal.read()).map((e) => e.event))!.view
+        assert.deepStrictEqual(submitted.map((id) => tree.get(id)?.withdrawn), [true, true], "both withdrawn: they run on resume")
+      }
+    }))
+
   it.live("a drain's withdraw that waits for its backend is asked once, however often the trial's wait changes meanwhile", () =>
     Effect.gen(function*() {
       const control = new Control()
