@@ -83,6 +83,72 @@ const notARun = (runDir: string): Effect.Effect<never, Errors.InvalidInput> =>
     )
   })
 
+/** `EACCES` or `EPERM` when this process may not use `p` so (`mode`: `fs.constants`), else `undefined` (allowed, missing, or another error). */
+const denied = (p: string, mode: number): "EACCES" | "EPERM" | undefined => {
+  try {
+    fs.accessSync(p, mode)
+    return undefined
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    return code === "EACCES" || code === "EPERM" ? code : undefined
+  }
+}
+
+/** Who owns `p`, against who this process is (`owned by uid 0, this is uid 65534`), for a refusal; empty when it cannot be told. */
+const ownership = (p: string): string => {
+  const uid = fs.statSync(p, { throwIfNoEntry: false })?.uid
+  return uid !== undefined && process.getuid !== undefined ? `owned by uid ${uid}, this is uid ${process.getuid()}` : ""
+}
+
+/**
+ * A run directory (or its journal) this user may not read: a folder of another user's runs, a journal
+ * made unreadable. Said as such, not as a folder that is no run nor as a damaged journal.
+ */
+const unreadable = (runDir: string): Errors.InvalidInput | undefined => {
+  const file = journalFile(runDir)
+  for (const [p, mode] of [[runDir, fs.constants.R_OK | fs.constants.X_OK], [file, fs.constants.R_OK]] as const) {
+    const code = denied(p, mode)
+    if (code === undefined) continue
+    const who = ownership(p)
+    return new Errors.InvalidInput({
+      source: runDir,
+      message: `cannot read the run in ${runDir}: this user may not read ${p} (${code}${who !== "" ? `: ${who}` : ""}): ` +
+        `run trex as the user who owns it, or give this one access (as its owner: chmod -R a+rX ${runDir})`
+    })
+  }
+  return undefined
+}
+
+/**
+ * Fails with `InvalidInput` naming the path and the fix when this user may not write the run in
+ * `runDir` as a resumed run does (its journal, the journal's lock and side files, its jobs' folder):
+ * another user's run, or one made read-only or immutable (`chattr +i`). A read-only filesystem is
+ * said by the journal when it is opened, as a full disk is.
+ * @since 0.1.0 @category reading
+ */
+export const checkWritable = (runDir: string): Effect.Effect<void, Errors.InvalidInput> =>
+  Effect.suspend(() => {
+    const file = journalFile(runDir)
+    const paths = [runDir, file, `${file}-wal`, `${file}-shm`, `${file}.lock`, `${file}.lock.pid`, jobsDir(runDir)]
+    for (const p of paths) {
+      if (!fs.existsSync(p)) continue
+      const code = denied(p, fs.constants.W_OK)
+      if (code === undefined) continue
+      const who = ownership(p)
+      const why = code === "EPERM"
+        ? "EPERM: it is immutable (chattr +i), or its filesystem forbids writes; chattr -i it, as root"
+        : `EACCES${who !== "" ? `: ${who}` : ""}; resume it as the user who owns it, or make it writable for this one (as root: chown -R <user> ${runDir})`
+      return Effect.fail(
+        new Errors.InvalidInput({
+          source: runDir,
+          message: `cannot resume the run in ${runDir}: a resumed run writes its journal and its trials' files there, and this user may not write ${p} (${why}). ` +
+            `\`trex status ${runDir}\` shows the run as it is`
+        })
+      )
+    }
+    return Effect.void
+  })
+
 /**
  * A run's journal entries up to its first damaged entry, and that damage (with what to do about it),
  * read without taking its lock (a controller may be writing it). A journal that cannot be read at
@@ -92,6 +158,8 @@ const notARun = (runDir: string): Effect.Effect<never, Errors.InvalidInput> =>
 export const readIntact = (runDir: string): Effect.Effect<{ readonly entries: ReadonlyArray<JournalEvent.Entry>; readonly damage?: Errors.JournalError }, Errors.InvalidInput | Errors.JournalError> =>
   Effect.gen(function*() {
     const file = journalFile(runDir)
+    const refused = unreadable(runDir)
+    if (refused !== undefined) return yield* refused
     if (!fs.existsSync(file)) return yield* notARun(runDir)
     const { damage, entries } = yield* Journal.readIntact(file).pipe(Effect.catchIf((e) => e.reason === "Corrupt", (e) => Effect.succeed({ entries: [], damage: e })))
     if (damage === undefined) return { entries }
@@ -342,6 +410,8 @@ export const stopController = (
 ): Effect.Effect<StopOutcome, Errors.InvalidInput> =>
   Effect.gen(function*() {
     const file = journalFile(runDir)
+    const refused = unreadable(runDir)
+    if (refused !== undefined) return yield* refused
     if (!fs.existsSync(file)) return yield* notARun(runDir)
     const holder = yield* Journal.writer(file)
     if (holder === undefined) return { _tag: "NotRunning" } as const

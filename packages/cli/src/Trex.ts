@@ -169,6 +169,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
     yield* checkOptions(options)
     if (options.resume !== undefined) {
       const info = yield* RunDir.load(options.resume)
+      yield* RunDir.checkWritable(options.resume)
       const settings = yield* recordedSettings(options.resume, info.started)
       yield* sameTrainer(options.resume, info.started.task, settings)
       // the budget as of the last resume that set one, with the limits given now

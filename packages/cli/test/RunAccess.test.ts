@@ -1,0 +1,103 @@
+// The real CLI on a run directory this user may not read or write (finding BM): another user's run
+// (the commands run as `nobody` through setpriv, as root runs CI), and a run made immutable
+// (`chattr +i`, which stops root too). Each is said as such, naming the path and the fix (exit 2),
+// not as a folder that is no run, a damaged journal or a failed lock; nothing of the run changes.
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as RunDir from "../src/RunDir.ts"
+
+const root = path.resolve(import.meta.dirname, "../../..")
+const bin = path.join(root, "packages/cli/src/bin.ts")
+const toyTask = path.join(import.meta.dirname, "fixtures", "toy.task.yaml")
+const NOBODY = "65534"
+
+/** The CLI as root, or with `as: "nobody"` as that user (setpriv). */
+const trex = (args: ReadonlyArray<string>, options: { readonly as?: "nobody"; readonly home?: string } = {}) => {
+  const command = [process.execPath, "--conditions=@trex/source", bin, ...args]
+  const [file, ...rest] = options.as === "nobody"
+    ? ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...command]
+    : command
+  return spawnSync(file!, rest, {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, TREX_TOY_MS: "30", ...(options.home !== undefined ? { HOME: options.home } : {}) },
+    timeout: 120_000
+  })
+}
+
+/** A real run of the toy task, finished, in a folder every user may enter. */
+const finishedRun = () => {
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), "trex-access-"))
+  fs.chmodSync(folder, 0o755)
+  const run = trex(["run", toyTask, "--out", folder, "--max-trials", "2", "--concurrency", "1"])
+  assert.strictEqual(run.status, 0, run.stdout + run.stderr)
+  return { folder, runDir: run.stdout.match(/run directory: (.*)/)![1]! }
+}
+
+const entries = (runDir: string) => Effect.runPromise(RunDir.readEntries(runDir)).then((e) => e.length)
+
+describe("trex CLI: a run directory this user may not read or write", { timeout: 120_000 }, () => {
+  it("another user's run folder, or its journal, that this user may not read: status, report, resume and stop say so, naming the path and the fix", async () => {
+    const { folder, runDir } = finishedRun()
+    const journal = RunDir.journalFile(runDir)
+    for (const [what, made, denied] of [
+      ["the folder", () => fs.chmodSync(runDir, 0o700), runDir],
+      ["the journal", () => fs.chmodSync(journal, 0o600), journal]
+    ] as const) {
+      made()
+      for (const command of ["status", "report", "resume", "stop"]) {
+        const r = trex([command, runDir], { as: "nobody", home: folder })
+        assert.strictEqual(r.status, 2, `${what}, ${command}: ${r.stdout}${r.stderr}`)
+        assert.strictEqual(
+          r.stderr,
+          `trex: cannot read the run in ${runDir}: this user may not read ${denied} (EACCES: owned by uid 0, this is uid ${NOBODY}): ` +
+            `run trex as the user who owns it, or give this one access (as its owner: chmod -R a+rX ${runDir})\n`,
+          `${what}, ${command}`
+        )
+      }
+      fs.chmodSync(runDir, 0o755)
+      fs.chmodSync(journal, 0o644)
+    }
+    // readable by all, as it was: nobody reads it
+    const status = trex(["status", runDir], { as: "nobody", home: folder })
+    assert.strictEqual(status.status, 0, status.stderr)
+    assert.match(status.stdout, /State: finished/)
+  })
+
+  it("resume of a run this user may not write (another user's, or immutable) refuses before it opens the journal, naming the path and the fix; the run is unchanged", async () => {
+    const { folder, runDir } = finishedRun()
+    const before = await entries(runDir)
+    const theirs = trex(["resume", runDir, "--max-trials", "3"], { as: "nobody", home: folder })
+    assert.strictEqual(theirs.status, 2, theirs.stdout + theirs.stderr)
+    assert.strictEqual(theirs.stdout, "")
+    assert.strictEqual(
+      theirs.stderr,
+      `trex: cannot resume the run in ${runDir}: a resumed run writes its journal and its trials' files there, and this user may not write ${runDir} ` +
+        `(EACCES: owned by uid 0, this is uid ${NOBODY}; resume it as the user who owns it, or make it writable for this one (as root: chown -R <user> ${runDir})). ` +
+        `\`trex status ${runDir}\` shows the run as it is\n`
+    )
+    const chattr = spawnSync("chattr", ["+i", runDir], { encoding: "utf8" })
+    assert.strictEqual(chattr.status, 0, chattr.stderr)
+    try {
+      const immutable = trex(["resume", runDir, "--max-trials", "3"])
+      assert.strictEqual(immutable.status, 2, immutable.stdout + immutable.stderr)
+      assert.strictEqual(immutable.stdout, "")
+      assert.strictEqual(
+        immutable.stderr,
+        `trex: cannot resume the run in ${runDir}: a resumed run writes its journal and its trials' files there, and this user may not write ${runDir} ` +
+          `(EPERM: it is immutable (chattr +i), or its filesystem forbids writes; chattr -i it, as root). \`trex status ${runDir}\` shows the run as it is\n`
+      )
+    } finally {
+      spawnSync("chattr", ["-i", runDir])
+    }
+    assert.strictEqual(await entries(runDir), before)
+    // writable again: the resume runs its third trial
+    const resumed = trex(["resume", runDir, "--max-trials", "3"])
+    assert.strictEqual(resumed.status, 0, resumed.stdout + resumed.stderr)
+    assert.match(resumed.stdout, /trials 3\/3/)
+  })
+})
