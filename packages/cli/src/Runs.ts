@@ -166,14 +166,16 @@ const stateText = (r: RunSummary): string =>
     : "damaged (trex status says where)"
 
 /**
- * The `trex list` text: a line per run (its id, task, state, trials succeeded / failed / other ended
+ * The `trex list` text: a line per run (the name of its folder, which `trex status` takes, with its id when
+ * the two differ, as for a run moved or copied; its task, state, trials succeeded / failed / other ended
  * / in flight, best score, start and last activity in UTC), and what to do next.
  * @since 0.1.0 @category formatting
  */
 export const toText = (folder: string, runs: ReadonlyArray<RunSummary>): string => {
   if (runs.length === 0) return `no runs in ${folder} (\`trex run <task-file> --out ${folder}\` starts one)`
   const rows = runs.map((r) => [
-    r.runId,
+    // the folder `trex status` takes; a run moved or copied under another name says which run it is
+    path.basename(r.dir) === r.runId ? r.runId : `${path.basename(r.dir)} (run ${r.runId})`,
     r.task,
     stateText(r),
     `${r.trials.succeeded}/${r.trials.failed}/${r.trials.other}/${r.trials.inFlight}`,

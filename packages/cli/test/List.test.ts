@@ -138,5 +138,14 @@ describe("trex list", { timeout: 120_000 }, () => {
       const empty = trex(["list", path.join(folder, "notes")])
       assert.strictEqual(empty.status, 0)
       assert.strictEqual(empty.stdout.trim(), `no runs in ${path.join(folder, "notes")} (\`trex run <task-file> --out ${path.join(folder, "notes")}\` starts one)`)
+
+      // a run copied (or moved) under another name: listed by the folder `trex status` takes, with the run it holds
+      const copy = path.join(folder, "before-lr-change")
+      fs.cpSync(realDir, copy, { recursive: true })
+      const withCopy = trex(["list", folder]).stdout.split("\n")
+      assert.strictEqual(withCopy[0], `6 runs in ${folder}:`)
+      const copied = withCopy.find((l) => l.startsWith("before-lr-change")) ?? ""
+      assert.match(copied, new RegExp(`^before-lr-change \\(run ${path.basename(realDir)}\\) +toy +finished: budget: maxTrials `))
+      assert.strictEqual(trex(["status", path.join(folder, "before-lr-change")]).status, 0)
     }))
 })
