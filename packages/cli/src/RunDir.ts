@@ -67,6 +67,16 @@ export const create = (out: string, taskName: string, now: Date): { readonly run
 /** A folder given as a run directory that holds no journal; when it holds runs (trex run's --out), the fix names `trex list`. */
 const notARun = (runDir: string): Effect.Effect<never, Errors.InvalidInput> =>
   Effect.suspend(() => {
+    if (statOf(runDir)?.isFile() === true) {
+      // a task file given where a run is wanted (trex resume task.yaml): say which command takes it
+      const task = /\.(ya?ml|json)$/i.test(runDir) ? `; if it is a task file, \`trex run ${runDir}\` starts a run of it` : ""
+      return Effect.fail(
+        new Errors.InvalidInput({
+          source: runDir,
+          message: `${runDir} is not a trex run directory (it is a file)${task}; a run directory is a folder such as trex-runs/<run-id> (\`trex list\` lists them)`
+        })
+      )
+    }
     let runs = 0
     try {
       for (const name of fs.readdirSync(runDir)) if (fs.existsSync(journalFile(path.join(runDir, name)))) runs++
@@ -83,6 +93,15 @@ const notARun = (runDir: string): Effect.Effect<never, Errors.InvalidInput> =>
     )
   })
 
+/** What `fs.statSync` says of `p`: `undefined` when it is missing, or cannot be looked at (a folder above it this user may not enter). */
+const statOf = (p: string): fs.Stats | undefined => {
+  try {
+    return fs.statSync(p, { throwIfNoEntry: false })
+  } catch {
+    return undefined
+  }
+}
+
 /** `EACCES` or `EPERM` when this process may not use `p` so (`mode`: `fs.constants`), else `undefined` (allowed, missing, or another error). */
 const denied = (p: string, mode: number): "EACCES" | "EPERM" | undefined => {
   try {
@@ -96,7 +115,7 @@ const denied = (p: string, mode: number): "EACCES" | "EPERM" | undefined => {
 
 /** Who owns `p`, against who this process is (`owned by uid 0, this is uid 65534`), for a refusal; empty when it cannot be told. */
 const ownership = (p: string): string => {
-  const uid = fs.statSync(p, { throwIfNoEntry: false })?.uid
+  const uid = statOf(p)?.uid
   return uid !== undefined && process.getuid !== undefined ? `owned by uid ${uid}, this is uid ${process.getuid()}` : ""
 }
 
@@ -105,6 +124,8 @@ const ownership = (p: string): string => {
  * made unreadable. Said as such, not as a folder that is no run nor as a damaged journal.
  */
 const unreadable = (runDir: string): Errors.InvalidInput | undefined => {
+  // a file, or nothing, is no run directory at all (said by notARun)
+  if (statOf(runDir)?.isDirectory() === false) return undefined
   const file = journalFile(runDir)
   for (const [p, mode] of [[runDir, fs.constants.R_OK | fs.constants.X_OK], [file, fs.constants.R_OK]] as const) {
     const code = denied(p, mode)

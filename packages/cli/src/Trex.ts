@@ -202,6 +202,15 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
     yield* Wiring.secrets(task)
     const out = options.out ?? "trex-runs"
     if (out === "") return yield* invalid("out", "the directory for runs (--out) is empty: name a directory, e.g. trex-runs")
+    if (fs.existsSync(RunDir.journalFile(out))) {
+      // a run directory given for the folder of runs: the new run would sit inside it, unlisted, reusing none of its results
+      return yield* invalid(
+        "out",
+        `the directory for runs (--out) ${out} is a run directory, not a folder of runs: a new run there would sit inside that run, ` +
+          `where \`trex list\` does not see it and no result of the runs beside it is reused. Give the folder that holds it (--out ${path.dirname(path.resolve(out))}) ` +
+          `to start a new run beside it, or continue it with \`trex resume ${out}\``
+      )
+    }
     const now = new Date(yield* Clock.currentTimeMillis)
     // a directory of its own, even when another run of the task started in the same second
     const { runDir, runId } = yield* Effect.try({

@@ -148,4 +148,31 @@ describe("trex list", { timeout: 120_000 }, () => {
       assert.match(copied, new RegExp(`^before-lr-change \\(run ${path.basename(realDir)}\\) +toy +finished: budget: maxTrials `))
       assert.strictEqual(trex(["status", path.join(folder, "before-lr-change")]).status, 0)
     }))
+
+  it("a run directory given as trex run's --out, or a task file given where a run is wanted, is refused naming the command that takes it; nothing is made", () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), "trex-list-"))
+    const first = trex(["run", toyTask, "--out", folder, "--max-trials", "1"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(first.status, 0, first.stderr)
+    const runDir = first.stdout.match(/run directory: (.*)/)![1]!
+    const inside = fs.readdirSync(runDir).sort()
+    const nested = trex(["run", toyTask, "--out", runDir, "--max-trials", "1"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(nested.status, 2, nested.stdout + nested.stderr)
+    assert.strictEqual(
+      nested.stderr,
+      `trex: the directory for runs (--out) ${runDir} is a run directory, not a folder of runs: a new run there would sit inside that run, ` +
+        `where \`trex list\` does not see it and no result of the runs beside it is reused. Give the folder that holds it (--out ${folder}) ` +
+        `to start a new run beside it, or continue it with \`trex resume ${runDir}\`\n`
+    )
+    assert.deepStrictEqual(fs.readdirSync(runDir).sort(), inside)
+    for (const command of ["resume", "status", "report", "stop"]) {
+      const r = trex([command, toyTask])
+      assert.strictEqual(r.status, 2, command)
+      assert.strictEqual(
+        r.stderr,
+        `trex: ${toyTask} is not a trex run directory (it is a file); if it is a task file, \`trex run ${toyTask}\` starts a run of it; ` +
+          `a run directory is a folder such as trex-runs/<run-id> (\`trex list\` lists them)\n`,
+        command
+      )
+    }
+  })
 })
