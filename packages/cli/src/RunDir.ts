@@ -240,13 +240,23 @@ export const load = (runDir: string, options: { readonly damaged?: boolean } = {
       // the controller was stopped after it created the journal and before it recorded the run; it
       // records the run before any job, so job folders beside an empty journal mean it was emptied
       const jobs = fs.existsSync(jobsDir(runDir)) ? fs.readdirSync(jobsDir(runDir)).length : 0
+      if (jobs === 0) {
+        return yield* new Errors.InvalidInput({
+          source: runDir,
+          message: `the run in ${runDir} was stopped before it started (its journal holds no events): there is nothing to resume or show; start it again with \`trex run\``
+        })
+      }
+      // or a killed (or running) controller's events are still in the -wal file, which a copy of the run left behind
+      const walLeft = (fs.statSync(`${journalFile(runDir)}-wal`, { throwIfNoEntry: false })?.size ?? 0) === 0
       return yield* new Errors.InvalidInput({
         source: runDir,
-        message: jobs === 0
-          ? `the run in ${runDir} was stopped before it started (its journal holds no events): there is nothing to resume or show; start it again with \`trex run\``
-          : `the journal of ${runDir} holds no events, yet ${jobsDir(runDir)} holds ${jobs} job folder${jobs === 1 ? "" : "s"}: ` +
-            `the journal was emptied or replaced after the run started (trex records a run before its first job), so the run cannot be shown or resumed; ` +
-            `its jobs' files (strategy.json, result.json) are still there to read`
+        message: `the journal of ${runDir} holds no events, yet ${jobsDir(runDir)} holds ${jobs} job folder${jobs === 1 ? "" : "s"}: ` +
+          `the journal was emptied or replaced after the run started (trex records a run before its first job)` +
+          (walLeft
+            ? `, or the run was copied or moved without its journal.sqlite-wal, where a controller that was killed (or is still running) keeps its latest events: ` +
+              `if so, copy that file back beside journal.sqlite from where the run was, and \`trex status ${runDir}\` shows the run. Else the run`
+            : `, so the run`) +
+          ` cannot be shown or resumed; its jobs' files (strategy.json, result.json) are still there to read`
       })
     }
     if (first._tag !== "RunStarted") {

@@ -805,6 +805,22 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     // printed, or all but the last few; none the controller did not print
     for (const id of finishedBefore) assert.isTrue(printed.has(id), `${id} journaled as finished but never printed`)
     assert.notInclude(before.map((e) => e.event._tag), "RunFinished")
+    // a copy of the killed run that left its journal.sqlite-wal behind has none of its events (none were
+    // folded into journal.sqlite yet): status names the file to copy back, and with it, shows the run
+    const copy = path.join(tmp(), "copy")
+    fs.mkdirSync(copy)
+    for (const f of fs.readdirSync(runDir)) if (!f.startsWith("journal.sqlite-")) fs.cpSync(path.join(runDir, f), path.join(copy, f), { recursive: true })
+    const walLeft = trex(["status", copy])
+    assert.strictEqual(walLeft.status, 2, walLeft.stdout + walLeft.stderr)
+    assert.include(
+      walLeft.stderr,
+      `or the run was copied or moved without its journal.sqlite-wal, where a controller that was killed (or is still running) keeps its latest events: ` +
+        `if so, copy that file back beside journal.sqlite from where the run was, and \`trex status ${copy}\` shows the run. Else the run cannot be shown or resumed`
+    )
+    fs.copyFileSync(path.join(runDir, "journal.sqlite-wal"), path.join(copy, "journal.sqlite-wal"))
+    const walBack = trex(["status", copy])
+    assert.strictEqual(walBack.status, 0, walBack.stderr)
+    assert.match(walBack.stdout, /State: stopped before it finished/)
 
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "100" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
