@@ -405,10 +405,16 @@ const sameTrainer = (runDir: string, task: Task.Task, settings: Settings.Setting
   if (!fs.existsSync(settings.taskDir)) {
     return Effect.fail(invalid(runDir, `the task folder ${settings.taskDir} this run started from is gone (moved or deleted), and its trials run files from it: put it back, or ${fresh}`))
   }
-  // runs started before the task file itself was left out of the fingerprint counted it in, and
-  // simulated runs started before their table was counted in did not count it
+  // runs started before the task file itself was left out of the fingerprint counted it in, those started
+  // before other task files were left out counted those, and simulated runs started before their table was
+  // counted in did not count it
   const now = runFingerprint(task, settings.taskDir, settings.taskFile, settings.backend)
-  if (now === settings.code || codeFingerprint(task, settings.taskDir, settings.taskFile) === settings.code || codeFingerprint(task, settings.taskDir) === settings.code) {
+  const earlier = [
+    codeFingerprint(task, settings.taskDir, settings.taskFile),
+    codeFingerprint(task, settings.taskDir, settings.taskFile, { otherTaskFiles: true }),
+    codeFingerprint(task, settings.taskDir, undefined, { otherTaskFiles: true })
+  ]
+  if (now === settings.code || earlier.includes(settings.code)) {
     return Effect.void
   }
   const table = settings.backend === "simulator" && typeof task.backend?.["table"] === "string" ? task.backend["table"] : undefined

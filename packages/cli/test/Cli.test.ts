@@ -489,6 +489,18 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.strictEqual(trex(["resume", runDir], { TREX_TOY_MS: "30" }).status, 0, "unchanged: resumes")
     fs.writeFileSync(path.join(taskDir, "toy.task.yaml"), fs.readFileSync(path.join(taskDir, "toy.task.yaml"), "utf8").replace("maxTrials: 8", "maxTrials: 9"))
     assert.strictEqual(trex(["resume", runDir], { TREX_TOY_MS: "30" }).status, 0, "the task file is not trainer code")
+    // nor is another task file put beside it (a variant to try), in YAML or JSON
+    const variant = fs.readFileSync(path.join(taskDir, "toy.task.yaml"), "utf8").replace("name: toy", "name: toy-long").replace("maxTrials: 9", "maxTrials: 40")
+    fs.writeFileSync(path.join(taskDir, "toy-long.task.yaml"), variant)
+    fs.writeFileSync(path.join(taskDir, "toy-json.task.json"), JSON.stringify({ name: "toy-json", objective: "o", metric: { name: "score", direction: "maximize" } }))
+    const besides = trex(["resume", runDir, "--max-trials", "3"], { TREX_TOY_MS: "30" })
+    assert.strictEqual(besides.status, 0, `other task files are not trainer code: ${besides.stderr}`)
+    // a configuration the trainer may read is: the run refuses to mix it in
+    fs.writeFileSync(path.join(taskDir, "settings.yaml"), "learning_rate: 0.1\n")
+    const configured = trex(["resume", runDir], { TREX_TOY_MS: "30" })
+    assert.strictEqual(configured.status, 2, configured.stderr)
+    assert.match(configured.stderr, /the trainer code under .* changed since this run started/)
+    fs.rmSync(path.join(taskDir, "settings.yaml"))
     fs.appendFileSync(path.join(taskDir, "toy-job.mjs"), "\n// changed\n")
     const changed = trex(["resume", runDir], { TREX_TOY_MS: "30" })
     assert.strictEqual(changed.status, 2, changed.stderr)

@@ -3,9 +3,9 @@
  * code that produced them has changed: the source files under each folder holding a file (or being
  * a folder) that the recipe command or an env value names through `{taskDir}`, recursively, without dot
  * folders, `node_modules`, `__pycache__`, build directories, run directories (any folder holding a
- * `journal.sqlite`, wherever `--out` put it), files over 1 MB and the task file itself (its budget or
- * search space is not the trainer's code); and the files it names, whatever their extension. Paths are relative to the task
- * folder, so a moved checkout keeps its fingerprint.
+ * `journal.sqlite`, wherever `--out` put it), files over 1 MB and task files (the one read and any other
+ * beside it, such as a variant of it: a budget or search space is not the trainer's code); and the files it
+ * names, whatever their extension. Paths are relative to the task folder, so a moved checkout keeps its fingerprint.
  */
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
@@ -43,8 +43,35 @@ const sourceFiles = (dir: string, out: Array<string>, seen: { entries: number })
   }
 }
 
-/** 16 hex digits, or `undefined` when the recipe names no file of the task folder. `taskFile`: the task file read, left out. */
-export const codeFingerprint = (task: Task.Task, taskDir: string, taskFile?: string): string | undefined => {
+/**
+ * Whether a file is a task file: YAML or JSON whose top level has the keys every task has (`name`,
+ * `objective`, `metric`). Read by its text, so a task file being edited (not yet valid) is one too.
+ */
+const isTaskFile = (file: string): boolean => {
+  const ext = path.extname(file).toLowerCase()
+  if (ext !== ".yaml" && ext !== ".yml" && ext !== ".json") return false
+  let text: string
+  try {
+    text = fs.readFileSync(file, "utf8")
+  } catch {
+    return false
+  }
+  const keys = ["name", "objective", "metric"]
+  if (ext !== ".json") return keys.every((k) => new RegExp(`^${k}\\s*:`, "m").test(text))
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === "object" && value !== null && keys.every((k) => k in value)
+  } catch {
+    return false
+  }
+}
+
+/**
+ * 16 hex digits, or `undefined` when the recipe names no file of the task folder. `taskFile`: the task
+ * file read, left out with every other task file; with `otherTaskFiles`, the others are counted, as runs
+ * started before 2026-12-05 counted them (a run records its fingerprint, and resumes against it).
+ */
+export const codeFingerprint = (task: Task.Task, taskDir: string, taskFile?: string, options: { readonly otherTaskFiles?: boolean } = {}): string | undefined => {
   const recipe = task.recipe
   if (recipe === undefined) return undefined
   const roots = new Set<string>()
@@ -69,7 +96,7 @@ export const codeFingerprint = (task: Task.Task, taskDir: string, taskFile?: str
   const skip = taskFile !== undefined && taskFile !== "" ? path.resolve(taskFile) : undefined
   const hash = createHash("sha256")
   for (const file of new Set(files)) {
-    if (file === skip) continue
+    if (file === skip || (options.otherTaskFiles !== true && isTaskFile(file))) continue
     hash.update(path.relative(taskDir, file)).update("\0").update(fs.readFileSync(file)).update("\0")
   }
   return hash.digest("hex").slice(0, 16)
