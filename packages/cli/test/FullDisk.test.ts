@@ -95,7 +95,7 @@ describe("trex CLI: the disk holding --out fills up", { timeout: 120_000 }, () =
         assert.strictEqual(report.status, 2)
         assert.strictEqual(
           report.stderr.trim(),
-          `trex: cannot write ${runDir}/${file} (no space left on device): the disk holding ${runDir} is full: free space there, then \`trex report ${runDir}\` writes it`
+          `trex: cannot write ${runDir}/${file} (no space left on device): the disk holding ${runDir} is full: free space there, then \`${["trex report", runDir, ...flags].join(" ")}\` writes it`
         )
         assert.isFalse(fs.existsSync(path.join(runDir, file)), `no empty ${file} left behind`)
       }

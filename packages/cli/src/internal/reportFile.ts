@@ -19,7 +19,9 @@ export const writeReportFile = (file: string, text: string): string | undefined 
     const dir = path.dirname(file)
     const why = Errors.noSpace(e)
     if (why !== undefined && !why.includes("read-only")) {
-      return `cannot write ${file} (${why}): the disk holding ${dir} is full: free space there, then \`trex report ${dir}\` writes it${fs.existsSync(file) ? " (the previous one is kept)" : ""}`
+      // the command that writes this very report: report.html is written by `--html`
+      const command = `trex report ${dir}${file.endsWith(".html") ? " --html" : ""}`
+      return `cannot write ${file} (${why}): the disk holding ${dir} is full: free space there, then \`${command}\` writes it${fs.existsSync(file) ? " (the previous one is kept)" : ""}`
     }
     return `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)} (is the run directory writable?)`
   }
