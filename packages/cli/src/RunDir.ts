@@ -189,8 +189,10 @@ export const readIntact = (runDir: string): Effect.Effect<{ readonly entries: Re
       // nothing of the run can be read: what is left is in its job folders
       return yield* new Errors.JournalError({
         ...damage,
-        message: `${damage.message}. Nothing of the run can be read from it, so it cannot be shown or resumed; ` +
-          `each trial's files (strategy.json, result.json, logs) are still in ${jobsDir(runDir)}`
+        message: `${damage.message}. Nothing of the run can be read from it, so it cannot be shown or resumed` +
+          (fs.existsSync(jobsDir(runDir))
+            ? `; each trial's files (strategy.json, result.json, logs) are still in ${jobsDir(runDir)}`
+            : `, and it kept no job folders to read instead (a simulated run keeps none): start it again with \`trex run\``)
       })
     }
     // the task file the run was started from, as it recorded it

@@ -576,6 +576,14 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
         assert.notMatch(r.stderr, /journal: journal|Error: |\n\s+at /, "said once, no stack trace")
       }
     }
+    // a simulated run keeps no job folders: none are named
+    const simulated = trex(["run", "bench/tasks/nmthpo-en-ja.yaml", "--out", tmp(), "--max-trials", "2"])
+    assert.strictEqual(simulated.status, 0, simulated.stderr)
+    const simulatedDir = simulated.stdout.match(/run directory: (.*)/)![1]!
+    fs.truncateSync(path.join(simulatedDir, "journal.sqlite"), 4096)
+    const noJobs = trex(["status", simulatedDir])
+    assert.strictEqual(noJobs.status, 1, noJobs.stderr)
+    assert.include(noJobs.stderr, "Nothing of the run can be read from it, so it cannot be shown or resumed, and it kept no job folders to read instead (a simulated run keeps none): start it again with `trex run`")
   })
 
   it("a search whose every trial fails exits 1 and says so", () => {
