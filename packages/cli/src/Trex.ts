@@ -405,6 +405,13 @@ const sameTrainer = (runDir: string, task: Task.Task, settings: Settings.Setting
   if (!fs.existsSync(settings.taskDir)) {
     return Effect.fail(invalid(runDir, `the task folder ${settings.taskDir} this run started from is gone (moved or deleted), and its trials run files from it: put it back, or ${fresh}`))
   }
+  const table = settings.backend === "simulator" && typeof task.backend?.["table"] === "string" ? task.backend["table"] : undefined
+  if (table !== undefined && !fs.existsSync(path.resolve(settings.taskDir, table))) {
+    return Effect.fail(invalid(
+      runDir,
+      `the recorded table this run replays, ${path.resolve(settings.taskDir, table)} (the task's backend.table), is gone (moved or deleted): put it back to resume, or ${fresh}`
+    ))
+  }
   // runs started before the task file itself was left out of the fingerprint counted it in, those started
   // before other task files were left out counted those, and simulated runs started before their table was
   // counted in did not count it
@@ -417,7 +424,6 @@ const sameTrainer = (runDir: string, task: Task.Task, settings: Settings.Setting
   if (now === settings.code || earlier.includes(settings.code)) {
     return Effect.void
   }
-  const table = settings.backend === "simulator" && typeof task.backend?.["table"] === "string" ? task.backend["table"] : undefined
   return Effect.fail(invalid(
     runDir,
     `the trainer code under ${settings.taskDir}${table !== undefined ? `, or the recorded table it replays (${table}),` : ""} changed since this run started ` +

@@ -551,6 +551,26 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.isAtLeast(JSON.parse(trex(["status", secondDir, "--json"]).stdout).reused, 1)
   })
 
+  it("resume of a simulated run whose recorded table is gone names the table, not a change of code", () => {
+    const taskDir = tmp()
+    fs.copyFileSync(path.join(root, "bench/data/nmthpo_scratch_final.csv"), path.join(taskDir, "table.csv"))
+    const text = fs.readFileSync(path.join(root, "bench/tasks/nmthpo-en-ja.yaml"), "utf8").replace(/table: .*/, "table: table.csv")
+    fs.writeFileSync(path.join(taskDir, "task.yaml"), text)
+    const first = trex(["run", path.join(taskDir, "task.yaml"), "--out", tmp(), "--max-trials", "2"])
+    assert.strictEqual(first.status, 0, first.stderr)
+    const runDir = first.stdout.match(/run directory: (.*)/)![1]!
+    fs.renameSync(path.join(taskDir, "table.csv"), path.join(taskDir, "table-old.csv"))
+    const gone = trex(["resume", runDir, "--max-trials", "3"])
+    assert.strictEqual(gone.status, 2, gone.stderr)
+    assert.strictEqual(
+      gone.stderr,
+      `trex: the recorded table this run replays, ${path.join(taskDir, "table.csv")} (the task's backend.table), is gone (moved or deleted): ` +
+        `put it back to resume, or start a new run from the task file (trex run ${path.join(taskDir, "task.yaml")})\n`
+    )
+    fs.renameSync(path.join(taskDir, "table-old.csv"), path.join(taskDir, "table.csv"))
+    assert.strictEqual(trex(["resume", runDir, "--max-trials", "3"]).status, 0, "put back: resumes")
+  })
+
   it("a journal damaged at its first entry, or truncated, is named once, with where the trials' files are", () => {
     const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", tmp(), "--max-trials", "2"], { TREX_TOY_MS: "30" })
     assert.strictEqual(first.status, 0, first.stderr)
