@@ -33,6 +33,26 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.notMatch(r.stderr, /\n\s+at /, "no stack trace")
   })
 
+  it("a file too big to be a task file, or a device that never ends, is refused unread, not read whole into memory", () => {
+    const dir = tmp()
+    // a dataset named by mistake (sparse: it takes no room on disk)
+    const big = path.join(dir, "train.jsonl")
+    fs.writeFileSync(big, "")
+    fs.truncateSync(big, 3 * 1024 ** 3)
+    // bounded, so that reading them whole fails here rather than taking the machine's memory
+    const bounded = (file: string) =>
+      spawnSync("prlimit", [`--data=${2 * 1024 ** 3}`, process.execPath, "--conditions=@trex/source", bin, "run", file, "--out", dir], { cwd: root, encoding: "utf8", timeout: 120_000 })
+    const file = bounded(big)
+    assert.strictEqual(file.status, 2, file.stderr)
+    assert.strictEqual(
+      file.stderr,
+      `trex: task file ${big} is 3072 MB: a task file is a few kB of YAML or JSON (16 MB at most); name the task file (e.g. task.yaml), not a dataset or a checkpoint\n`
+    )
+    const device = bounded("/dev/zero")
+    assert.strictEqual(device.status, 2, device.stderr)
+    assert.include(device.stderr, "task file /dev/zero is more than 16 MB (a device or pipe that did not end there)")
+  })
+
   it("a task file that is not YAML", () => {
     const dir = tmp()
     const r = trex(["run", writeTask(dir, "t.yaml", "name: [unclosed\n")])

@@ -335,6 +335,32 @@ export const parse = (text: string, file: string): Effect.Effect<Task.Task, Inva
   }).pipe(Effect.flatMap((data) => decode(data, file)))
 
 /**
+ * The most a task file is read of: a task is a few kB of YAML or JSON, so a file past this (a dataset or
+ * a checkpoint named by mistake, or a device such as `/dev/zero`, which never ends) is refused, not read
+ * whole into memory.
+ */
+const MAX_TASK_BYTES = 16 * 1024 * 1024
+
+/** A file's text, read up to {@link MAX_TASK_BYTES}; `undefined` when it holds more. */
+const readBounded = (file: string): string | undefined => {
+  const fd = fs.openSync(file, "r")
+  try {
+    const chunks: Array<Buffer> = []
+    let total = 0
+    for (;;) {
+      const chunk = Buffer.alloc(64 * 1024)
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null)
+      if (n === 0) return Buffer.concat(chunks, total).toString("utf8")
+      total += n
+      if (total > MAX_TASK_BYTES) return undefined
+      chunks.push(chunk.subarray(0, n))
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/**
  * Read and decode a task file.
  *
  * @example
@@ -349,7 +375,7 @@ export const load = (file: string): Effect.Effect<Loaded, InvalidInput> =>
   Effect.gen(function*() {
     const abs = path.resolve(file)
     const text = yield* Effect.try({
-      try: () => fs.readFileSync(abs, "utf8"),
+      try: () => readBounded(abs),
       catch: (e) =>
         new InvalidInput({
           source: file,
@@ -358,6 +384,14 @@ export const load = (file: string): Effect.Effect<Loaded, InvalidInput> =>
             : `cannot read task file ${file}: ${(e as Error).message}`
         })
     })
+    if (text === undefined) {
+      const size = fs.statSync(abs, { throwIfNoEntry: false })
+      const what = size?.isFile() === true ? `${(size.size / 1024 / 1024).toFixed(0)} MB` : "more than 16 MB (a device or pipe that did not end there)"
+      return yield* new InvalidInput({
+        source: file,
+        message: `task file ${file} is ${what}: a task file is a few kB of YAML or JSON (16 MB at most); name the task file (e.g. task.yaml), not a dataset or a checkpoint`
+      })
+    }
     const task = yield* parse(text, file)
     return { task, file: abs, dir: path.dirname(abs) }
   })
