@@ -167,6 +167,12 @@ const isConflict = (e: Errors.BackendError) => e.message.includes("HTTP 409")
 /** How long a Job may be without a pod before `watch` asks its Events why, and how often again after. */
 const NO_POD_FIRST_MS = 2_000
 const NO_POD_AGAIN_MS = 5_000
+/**
+ * How many times, a second apart, a followed log that ended cleanly without its result marker has its
+ * pod looked at for its container's end (which the kubelet reports a moment after the log ends) before
+ * the log is followed again.
+ */
+const LOG_END_CHECKS = 5
 /** Why a container waits that it will not get past by itself soon: its image cannot be pulled, or its configuration is missing. */
 const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"])
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
@@ -832,10 +838,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             case "LogEnd": {
               // the end of a follow since replaced by another
               if (update.follow !== undefined && update.follow !== follows) break
-              if (update.cut === true && !logGone) {
-                // cut (the API server went away): followed on from where it was while the container runs,
-                // else what is left of its log is read
-                const pod = yield* patiently("listPods", podsOf(name))
+              // Cut (the API server went away), or ended cleanly before the result marker came: the API server
+              // also ends a followed log's answer cleanly, as it ends the container's, when its stream from the
+              // kubelet breaks (a kubelet restart) while the container runs on. Followed on from where it was
+              // while the container runs, else what is left of its log is read (a log whose marker came is whole).
+              const clean = update.follow !== undefined && update.cut !== true && resultB64 === undefined
+              if ((update.cut === true || clean) && !logGone) {
+                let pod = yield* patiently("listPods", podsOf(name))
+                // (the kubelet says a container ended a moment after its log ends: looked at again meanwhile)
+                for (let i = 0; clean && i < LOG_END_CHECKS && pod !== undefined && K.terminated(pod) === undefined; i++) {
+                  yield* Effect.sleep("1 second")
+                  pod = yield* patiently("listPods", podsOf(name))
+                }
                 if (pod !== undefined && K.terminated(pod) === undefined) {
                   if (Date.now() - followedAt < 1000) yield* Effect.sleep("1 second")
                   yield* follow(pod.metadata!.name!, logBytes)
@@ -854,7 +868,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                     })
                   }))
                   if (!found) logGone = true
-                } else logGone = true
+                } else if (update.cut === true) logGone = true
               }
               yield* onLines(lines.end())
               logState = "ended"

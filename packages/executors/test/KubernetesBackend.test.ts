@@ -1089,6 +1089,41 @@ describe("KubernetesBackend when a pod is deleted before its log is read", () =>
     }).pipe(Effect.scoped))
 })
 
+describe("KubernetesBackend when a followed log ends while its container runs", () => {
+  // The real API server ends a followed log's answer cleanly when its stream from the kubelet breaks (a kubelet
+  // restart): the same end as the container's. The rest of the log, and the result marker at its end, must still come.
+  it.live("the log is followed on from where it was: every line once, and the result", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-logend-"))
+      const go = path.join(dir, "go")
+      const ref = yield* backend.submit(spec("log-end", [
+        "echo before",
+        `while [ ! -e ${go} ]; do sleep 0.1; done`,
+        "echo after",
+        `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
+      ].join("\n")))
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) =>
+          e._tag === "Log" && e.line === "before"
+            ? Effect.sync(() => {
+              fake.endLogs()
+              fs.writeFileSync(go, "")
+            })
+            : Effect.void
+        ),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      fs.rmSync(dir, { recursive: true, force: true })
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["before", "after"])
+    }).pipe(Effect.scoped))
+})
+
 describe("examples/backends/k8s.task.yaml", () => {
   it.live("decodes through fromJson (kubeconfig file and context) and runs jobs with its selectors, tolerations and volumes: the cache one job leaves the next reads, and each job's folder outlives its pod", () =>
     Effect.gen(function*() {

@@ -118,6 +118,13 @@ export interface FakeKubeApi {
   /** While on, every pod log request answers 404, as the API server does for a pod deleted between a
    * client's listing of it and its reading of the log (foreground deletion, the TTL controller). */
   readonly logsGone: (on: boolean) => void
+  /**
+   * End every followed pod log cleanly (a complete HTTP answer), the pods running on: what the real API server
+   * sends when its stream from the kubelet breaks (a kubelet restart, the node's connection lost), as its
+   * `StreamObject` copies the kubelet's stream into the answer and ends it however that copy ends. The client
+   * cannot tell it from the end of the container's log.
+   */
+  readonly endLogs: () => void
   /** Change (or, with undefined, lift) the pod quota; Jobs refused a pod get one at once if it now allows. */
   readonly setPodQuota: (quota: number | undefined) => void
   /**
@@ -212,6 +219,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const timers = new Set<NodeJS.Timeout>()
   const requests: Array<string> = []
   let logsGone = false
+  /** Followed logs, each ended cleanly by `endLogs`. */
+  const followers = new Set<() => void>()
   let podQuota = options.podQuota
   const namespaces = options.namespaces !== undefined ? new Set(options.namespaces) : undefined
   const serviceAccounts = new Set(options.serviceAccounts ?? ["default"])
@@ -718,7 +727,15 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (q.get("follow") !== "true" || !running) return res.end()
       const listener = (s: string | null) => (s === null ? (proc.listeners.delete(listener), res.end()) : res.write(s))
       proc.listeners.add(listener)
-      res.on("close", () => proc.listeners.delete(listener))
+      const follower = () => {
+        proc.listeners.delete(listener)
+        res.end()
+      }
+      followers.add(follower)
+      res.on("close", () => {
+        proc.listeners.delete(listener)
+        followers.delete(follower)
+      })
       return
     }
 
@@ -838,6 +855,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     requests,
     logsGone: (on) => {
       logsGone = on
+    },
+    endLogs: () => {
+      for (const end of [...followers]) end()
     },
     loseAnswer: (kind, outage = false, method = "POST") => {
       losing.set(`${method} ${kind}`, { outage })
