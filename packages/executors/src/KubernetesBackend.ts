@@ -175,6 +175,11 @@ const NO_POD_AGAIN_MS = 5_000
 const LOG_END_CHECKS = 5
 /** Why a container waits that it will not get past by itself soon: its image cannot be pulled, or its configuration is missing. */
 const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"])
+/**
+ * Whether a watch event carries the watched object: an `ERROR` event carries a Status (`410 Expired`, an
+ * internal error) after which the API server ends the watch, and a `BOOKMARK` only a resourceVersion.
+ */
+const isObjectEvent = (type: string) => type === "ADDED" || type === "MODIFIED" || type === "DELETED"
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
 
@@ -647,10 +652,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               try: () =>
                 which === "job"
                   ? watcher.watch(`/apis/batch/v1/namespaces/${namespace}/jobs`, { fieldSelector: `metadata.name=${name}` }, (type, obj) => {
-                    Queue.offerUnsafe(mailbox, { _tag: "Job", type, job: obj as V1Job })
+                    if (isObjectEvent(type)) Queue.offerUnsafe(mailbox, { _tag: "Job", type, job: obj as V1Job })
                   }, () => Queue.offerUnsafe(mailbox, { _tag: "WatchDone", which }))
                   : watcher.watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: `${K.JOB_LABEL}=${name}` }, (type, obj) => {
-                    Queue.offerUnsafe(mailbox, { _tag: "Pod", type, pod: obj as V1Pod })
+                    if (isObjectEvent(type)) Queue.offerUnsafe(mailbox, { _tag: "Pod", type, pod: obj as V1Pod })
                   }, () => Queue.offerUnsafe(mailbox, { _tag: "WatchDone", which })),
               catch: toError("watch")
             })),

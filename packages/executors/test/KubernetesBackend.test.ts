@@ -1124,6 +1124,41 @@ describe("KubernetesBackend when a followed log ends while its container runs", 
     }).pipe(Effect.scoped))
 })
 
+describe("KubernetesBackend when a watch ends with an ERROR event", () => {
+  // The API server tells a watcher that it cannot go on (410 Expired, an internal error) in the stream: an ERROR
+  // event whose object is a Status, not a Job or a Pod. It is no state of the job; the watch is made again.
+  it.live("the job's state is not read from it, and the job is followed to its end", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-watcherror-"))
+      const go = path.join(dir, "go")
+      const ref = yield* backend.submit(spec("watch-error", [
+        "echo up",
+        `while [ ! -e ${go} ]; do sleep 0.1; done`,
+        `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
+      ].join("\n")))
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) =>
+          e._tag === "Log" && e.line === "up"
+            ? Effect.andThen(
+              Effect.sync(() => fake.watchError()),
+              // the watches are made again (their ERROR and end read) before the job goes on
+              Effect.andThen(eventually("the watches are made again", () => fake.requests.filter((r) => r.includes("watch=true")).length >= 4), Effect.sync(() => fs.writeFileSync(go, "")))
+            )
+            : Effect.void
+        ),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      fs.rmSync(dir, { recursive: true, force: true })
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "State" ? [`${e.state}:${e.reason ?? ""}`] : [])), ["Running:"])
+    }).pipe(Effect.scoped))
+})
+
 describe("examples/backends/k8s.task.yaml", () => {
   it.live("decodes through fromJson (kubeconfig file and context) and runs jobs with its selectors, tolerations and volumes: the cache one job leaves the next reads, and each job's folder outlives its pod", () =>
     Effect.gen(function*() {

@@ -2,7 +2,8 @@
 // run on these machines, so this is a local HTTP server (127.0.0.1, random port, bearer token) that speaks the
 // real wire format to the real @kubernetes/client-node: create/get/list/delete of batch/v1 Jobs, ConfigMaps,
 // Secrets and Pods, label and field selectors, watch streams (`?watch=true`, newline-delimited JSON events,
-// replay from `resourceVersion`), pod logs (`follow`), nodes. It also plays the controllers:
+// replay from `resourceVersion`; `watchError` ends them with an in-stream ERROR event), pod logs (`follow`; `endLogs`
+// ends followed ones cleanly, as a kubelet restart does), nodes. It also plays the controllers:
 // - job controller: one Pod per attempt (`backoffLimit`), conditions Complete / Failed (BackoffLimitExceeded,
 //   DeadlineExceeded from `activeDeadlineSeconds`), `ttlSecondsAfterFinished`;
 // - scheduler: node selectors, NoSchedule taints vs tolerations, cpu / memory / extended-resource requests
@@ -125,6 +126,12 @@ export interface FakeKubeApi {
    * cannot tell it from the end of the container's log.
    */
   readonly endLogs: () => void
+  /**
+   * Every open watch gets an `ERROR` event (a Status `410 Expired`, `too old resource version`), then ends: how the real
+   * API server tells a watcher in the stream itself that it cannot go on (the watch cache's history passed it by; an
+   * internal error is an `ERROR` event too), a watch's answer having begun `200 OK`.
+   */
+  readonly watchError: () => void
   /** Change (or, with undefined, lift) the pod quota; Jobs refused a pod get one at once if it now allows. */
   readonly setPodQuota: (quota: number | undefined) => void
   /**
@@ -858,6 +865,12 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     },
     endLogs: () => {
       for (const end of [...followers]) end()
+    },
+    watchError: () => {
+      for (const w of [...watchers]) {
+        watchers.delete(w)
+        w.res.end(JSON.stringify({ type: "ERROR", object: status(410, "Expired", `too old resource version: 1 (${rv})`) }) + "\n")
+      }
     },
     loseAnswer: (kind, outage = false, method = "POST") => {
       losing.set(`${method} ${kind}`, { outage })
