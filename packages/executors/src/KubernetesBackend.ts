@@ -280,6 +280,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   }
   /** Jobs this instance submitted or saw end, so a Job already deleted can still be watched and listed. */
   const known = new Map<string, { readonly labels: Backend.Labels; exit?: Backend.JobExit }>()
+  /**
+   * Jobs whose pod this instance deleted to take them back before they started (see `takeBack`). The Job's
+   * controller counts a pod deleted before it succeeded as failed, so with `backoffLimit: 0` their Job may
+   * fail (BackoffLimitExceeded) before it is deleted: that failure is the withdrawal's, not the job's.
+   */
+  const withdrawnPods = new Set<string>()
 
   /** One request, given up after `requestTimeoutMs` without an answer, and aborted when interrupted. */
   const call = <A>(operation: string, f: (options: ConfigurationOptions) => Promise<A>) =>
@@ -584,6 +590,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             // A Job whose failure came with or after its deletion (a cancel from any controller:
             // foreground deletion kills the pod first) was cancelled, not failed.
             if (K.failedByDeletion(job)) return cancelled
+            if (withdrawnPods.has(name)) return { ...cancelled, message: `Job ${name} was withdrawn before its pod started` }
             const pod = (yield* patiently("listPods", podsOf(name))) ?? lastPod
             const m = K.mapExit(job, pod)
             const t = K.terminated(pod)
@@ -1003,14 +1010,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     const takeable = stuck !== undefined && (STUCK.has(stuck) || (failed !== undefined && stuck === "ContainerCreating"))
     if (pod.spec?.nodeName !== undefined && !takeable) return false
     // bound (or gone) since it was read: not now
+    withdrawnPods.add(ref.id)
     const taken = yield* deleteAsRead("deletePod", (o) =>
       core.deleteNamespacedPod({
         name: pod.metadata!.name!,
         namespace,
         gracePeriodSeconds: 0,
         body: { preconditions: { resourceVersion: pod.metadata!.resourceVersion!, uid: pod.metadata!.uid! } }
-      }, o), goneOrGoing((o) => core.readNamespacedPod({ name: pod.metadata!.name!, namespace }, o)))
-    // the Job at once (its controller would make a new pod for the deleted one), then the tombstone
+      }, o), goneOrGoing((o) => core.readNamespacedPod({ name: pod.metadata!.name!, namespace }, o))).pipe(
+        Effect.tapError(() => Effect.sync(() => void withdrawnPods.delete(ref.id)))
+      )
+    if (!taken) withdrawnPods.delete(ref.id)
+    // the Job at once, then the tombstone (its controller fails it for the deleted pod meanwhile)
     if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed)))
     return taken
   })

@@ -4,8 +4,12 @@
 // Secrets and Pods, label and field selectors, watch streams (`?watch=true`, newline-delimited JSON events,
 // replay from `resourceVersion`; `watchError` ends them with an in-stream ERROR event), pod logs (`follow`; `endLogs`
 // ends followed ones cleanly, as a kubelet restart does), nodes. It also plays the controllers:
-// - job controller: one Pod per attempt (`backoffLimit`), conditions Complete / Failed (BackoffLimitExceeded,
-//   DeadlineExceeded from `activeDeadlineSeconds`), `ttlSecondsAfterFinished`;
+// - job controller (as Kubernetes 1.31 and later): one Pod per attempt (`backoffLimit`); a pod deleted before it
+//   succeeded counts as failed (the real one's `isPodFailed`, through the `batch.kubernetes.io/job-tracking` finalizer),
+//   so no pod replaces a deleted one past the limit; the end first as an interim condition (`FailureTarget` with
+//   BackoffLimitExceeded, or DeadlineExceeded from `activeDeadlineSeconds`, its pods then deleted; `SuccessCriteriaMet`),
+//   then `Failed` / `Complete` once none of its pods is terminating; evaluated while the Job is being deleted too;
+//   a `Suspended` condition; `ttlSecondsAfterFinished`;
 // - scheduler: node selectors, NoSchedule taints vs tolerations, cpu / memory / extended-resource requests
 //   against node allocatable (PodScheduled=False, reason Unschedulable, when nothing fits);
 // - kubelet: a Pod waits (ContainerCreating / CreateContainerConfigError) until its ConfigMap volume and
@@ -150,9 +154,9 @@ export interface FakeKubeApi {
   readonly loseAnswer: (kind: Kind, outage?: boolean, method?: "POST" | "DELETE") => void
   /**
    * The cluster stops a running pod, as a preemption, an eviction or a lost node does: the pod gets a
-   * `DisruptionTarget` condition with `reason` (and, with `evicted`, the kubelet's `status.reason`
-   * `Evicted`), its process SIGTERM then SIGKILL after the grace period; once it has ended (Failed,
-   * which its Job's controller counts) it is deleted, unless `evicted` (the kubelet leaves it).
+   * `DisruptionTarget` condition with `reason` and is deleted (its Job's controller counts it failed at once),
+   * its process SIGTERM then SIGKILL after the grace period, and it goes once it has ended; with `evicted`,
+   * the kubelet's `status.reason` `Evicted` instead, and it is stopped and left, Failed.
    */
   readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean }) => boolean
   /** The directory that stands for a PersistentVolumeClaim's volume (every pod that mounts it sees it). */
@@ -234,14 +238,26 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const denied = new Set(options.denied ?? [])
   const claims = new Map((options.claims ?? []).map((c) => [c.name, c.accessModes ?? ["ReadWriteMany"]]))
   const claimDir = (claim: string) => path.join(root, "claims", claim)
-  const removeOnEnd = new Set<string>()
   const unmountable = new Set(options.unmountable ?? [])
   const slowPulls: Record<string, number> = { ...options.slowPulls }
   /** Pods whose slow image is being pulled (`false`) or was (`true`). */
   const pulling = new Map<string, boolean>()
   const priorityClasses = options.priorityClasses !== undefined ? new Set(options.priorityClasses) : undefined
-  /** Failed pods of each Job (by uid) that are gone, which its controller counted before they went. */
-  const goneFailed = new Map<string, number>()
+  /**
+   * The pods each Job's controller counted failed (by the Job's uid): Failed ones, and any deleted before it
+   * succeeded, whether it runs on for its grace period or is gone at once — as the real one counts them
+   * (`isPodFailed` in pkg/controller/job/job_controller.go: "Count deleted Pods as failures") through each pod's
+   * `batch.kubernetes.io/job-tracking` finalizer, which holds it until it has been counted.
+   */
+  const countedFailed = new Map<string, Set<string>>()
+  const countIfFailed = (pod: Obj) => {
+    const owner = pod.metadata.ownerReferences?.find((r) => r.kind === "Job")?.uid
+    if (owner === undefined || pod.status.phase === "Succeeded") return
+    if (pod.status.phase !== "Failed" && pod.metadata.deletionTimestamp === undefined) return
+    const counted = countedFailed.get(owner) ?? new Set<string>()
+    counted.add(pod.metadata.uid!)
+    countedFailed.set(owner, counted)
+  }
   let retrying = false
   let rv = 1
   const key = (kind: Kind, ns: string, name: string) => `${kind}/${ns}/${name}`
@@ -271,6 +287,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     if (kind !== "events") setImmediate(reconcile)
   }
   const remove = (kind: Kind, obj: Obj) => {
+    if (kind === "pods") countIfFailed(obj)
     if (!store.delete(key(kind, obj.metadata.namespace!, obj.metadata.name))) return
     emit(kind, obj.metadata.namespace!, "DELETED", obj)
     setImmediate(reconcile)
@@ -408,13 +425,6 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       clearInterval(proc.memTimer)
       finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
       for (const l of proc.listeners) l(null)
-      // a preempted pod goes once it has ended, before its Job's end is recorded: its Job's controller counted it
-      // (the real one through the pod's job-tracking finalizer, which it removes as it counts the pod)
-      if (removeOnEnd.delete(pod.metadata.uid!)) {
-        const owner = pod.metadata.ownerReferences?.find((r) => r.kind === "Job")?.uid
-        if (owner !== undefined) goneFailed.set(owner, (goneFailed.get(owner) ?? 0) + 1)
-        remove("pods", pod)
-      }
     })
     setContainerState(pod, { running: { startedAt: now() } }, { started: true })
     pod.status.phase = "Running"
@@ -442,6 +452,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   }
   const deletePod = (pod: Obj, then?: () => void) => {
     pod.metadata.deletionTimestamp ??= now()
+    countIfFailed(pod)
     put("pods", pod, "MODIFIED")
     const proc = procs.get(pod.metadata.uid!)
     const done = () => {
@@ -562,27 +573,57 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     }
     put("pods", pod, "ADDED")
   }
-  const finishJob = (job: Obj, condition: { type: "Complete" | "Failed"; reason?: string; message?: string }) => {
-    job.status.conditions = [{ ...condition, status: "True", lastTransitionTime: now(), lastProbeTime: now() }]
+  const condition = (job: Obj, type: string) => (job.status.conditions ?? []).find((c: any) => c.type === type && c.status === "True")
+  /**
+   * The Job's end as its controller (Kubernetes 1.31 and later) records it: first the interim condition
+   * (`FailureTarget`, or `SuccessCriteriaMet`) while its pods are deleted, then — once none of its pods is still
+   * terminating — `Failed` (or `Complete`) after it, with the same reason and message.
+   */
+  const targetJob = (job: Obj, target: { type: "SuccessCriteriaMet" | "FailureTarget"; reason: string; message: string }) => {
+    job.status.conditions = [...(job.status.conditions ?? []), { ...target, status: "True", lastTransitionTime: now(), lastProbeTime: now() }]
+    put("jobs", job, "MODIFIED")
+    if (target.type === "FailureTarget") {
+      for (const { kind: k, o } of dependents(job.metadata.uid!)) if (k === "pods" && o.metadata.deletionTimestamp === undefined && o.status.phase !== "Succeeded" && o.status.phase !== "Failed") deletePod(o)
+    }
+  }
+  const finishJob = (job: Obj, target: { type: string; reason?: string; message?: string }) => {
+    const type = target.type === "SuccessCriteriaMet" ? "Complete" : "Failed"
+    job.status.conditions = [...(job.status.conditions ?? []), { type, status: "True", reason: target.reason, message: target.message, lastTransitionTime: now(), lastProbeTime: now() }]
     job.status.active = 0
-    if (condition.type === "Complete") job.status.completionTime = now()
+    if (type === "Complete") job.status.completionTime = now()
     put("jobs", job, "MODIFIED")
     if (job.spec.ttlSecondsAfterFinished !== undefined) later(job.spec.ttlSecondsAfterFinished * 1000, () => deleteObject("jobs", job, "Foreground"))
   }
   const reconcileJob = (job: Obj) => {
-    if (job.metadata.deletionTimestamp !== undefined || job.status.conditions?.length > 0 || job.spec.suspend === true) return
+    if (condition(job, "Complete") !== undefined || condition(job, "Failed") !== undefined) return
     const pods = all("pods", job.metadata.namespace).filter((p) => p.metadata.ownerReferences?.some((r) => r.uid === job.metadata.uid))
+    for (const p of pods) countIfFailed(p)
+    const counted = countedFailed.get(job.metadata.uid!) ?? new Set<string>()
     const succeeded = pods.filter((p) => p.status.phase === "Succeeded").length
-    const gone = goneFailed.get(job.metadata.uid!) ?? 0
-    const failed = pods.filter((p) => p.status.phase === "Failed").length + gone
-    const active = pods.length + gone - succeeded - failed
+    const failed = counted.size
+    const active = pods.filter((p) => p.status.phase !== "Succeeded" && !counted.has(p.metadata.uid!)).length
     if (job.status.succeeded !== succeeded || job.status.failed !== failed || job.status.active !== active) {
       Object.assign(job.status, { succeeded, failed, active })
       put("jobs", job, "MODIFIED")
     }
-    if (succeeded > 0) return finishJob(job, { type: "Complete" })
-    if (failed > (job.spec.backoffLimit ?? 6)) return finishJob(job, { type: "Failed", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" })
-    if (active === 0) newPod(job)
+    // (evaluated while the Job is being deleted too, as the real controller does; only new pods are not made then)
+    if (condition(job, "FailureTarget") === undefined && condition(job, "SuccessCriteriaMet") === undefined) {
+      if (failed > (job.spec.backoffLimit ?? 6)) targetJob(job, { type: "FailureTarget", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" })
+      else if (succeeded > 0 && active === 0) targetJob(job, { type: "SuccessCriteriaMet", reason: "CompletionsReached", message: "Reached expected number of succeeded pods" })
+    }
+    const target = condition(job, "FailureTarget") ?? condition(job, "SuccessCriteriaMet")
+    if (target !== undefined) {
+      if (pods.every((p) => p.status.phase === "Succeeded" || p.status.phase === "Failed")) finishJob(job, target)
+      return
+    }
+    if (job.spec.suspend === true) {
+      if (condition(job, "Suspended") === undefined) {
+        job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "True", reason: "JobSuspended", message: "Job suspended", lastTransitionTime: now(), lastProbeTime: now() }]
+        put("jobs", job, "MODIFIED")
+      }
+      return
+    }
+    if (job.metadata.deletionTimestamp === undefined && active === 0) newPod(job)
   }
   let reconciling = false
   const reconcile = () => {
@@ -794,9 +835,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (kind === "jobs") obj.status = { ...(obj.spec.suspend === true ? {} : { startTime: now() }), active: 0 }
       if (kind === "jobs" && obj.spec.activeDeadlineSeconds !== undefined) {
         later(obj.spec.activeDeadlineSeconds * 1000, () => {
-          if (store.get(key("jobs", ns, n)) !== obj || obj.status.conditions?.length > 0) return
-          finishJob(obj, { type: "Failed", reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" })
-          for (const { kind: k, o } of dependents(obj.metadata.uid!)) if (k === "pods" && o.status.phase !== "Succeeded" && o.status.phase !== "Failed") deletePod(o)
+          if (store.get(key("jobs", ns, n)) !== obj || ["Complete", "Failed", "FailureTarget", "SuccessCriteriaMet"].some((t) => condition(obj, t) !== undefined)) return
+          targetJob(obj, { type: "FailureTarget", reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" })
         })
       }
       put(kind, obj, "ADDED")
@@ -898,6 +938,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (job === undefined || job.spec.suspend !== true) return false
       job.spec.suspend = false
       job.status.startTime = now()
+      job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
       put("jobs", job, "MODIFIED")
       return true
     },
@@ -906,10 +947,18 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (pod === undefined) return false
       const message = o.message ?? `${reason} (the stand-in)`
       pod.status.conditions = [...(pod.status.conditions ?? []), { type: "DisruptionTarget", status: "True", reason, message, lastTransitionTime: now() }]
-      if (o.evicted === true) Object.assign(pod.status, { reason: "Evicted", message })
-      else removeOnEnd.add(pod.metadata.uid!)
+      const proc = procs.get(pod.metadata.uid!)
+      const running = proc !== undefined && proc.child.exitCode === null && proc.child.signalCode === null
+      // the kubelet stops an evicted pod and leaves it; a preemption (the scheduler), a drain (the eviction API), the
+      // taint manager or the pod garbage collector delete it, its grace period first
+      if (o.evicted === true) {
+        Object.assign(pod.status, { reason: "Evicted", message })
+        put("pods", pod, "MODIFIED")
+        return killPod(pod)
+      }
       put("pods", pod, "MODIFIED")
-      return killPod(pod)
+      deletePod(pod)
+      return running
     },
     get: (kind, namespace, name) => store.get(key(kind, namespace, name)),
     list: (kind, namespace) => all(kind, namespace),
