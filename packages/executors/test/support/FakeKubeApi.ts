@@ -341,7 +341,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       } else {
         later(300, () => {
           waiting("ImagePullBackOff", `Back-off pulling image "${c.image}"`)
-          recordEvent(pod, "Warning", "BackOff", `Back-off pulling image "${c.image}"`, "kubelet")
+          // Normal, as the kubelet records it (pkg/kubelet/images/image_manager.go); the pull's own failure is the Warning
+          recordEvent(pod, "Normal", "BackOff", `Back-off pulling image "${c.image}"`, "kubelet")
         })
       }
       return
