@@ -749,13 +749,21 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           }
           if (ended !== undefined && logState !== "following") {
             if (ended.job === undefined) return yield* finish(cancelled)
+            let job = ended.job
+            // what came meanwhile is the freshest word: the pod's end (its Job may end at FailureTarget, while
+            // the pod terminates), the Job's Failed or Complete after it
+            for (const u of yield* Queue.clear(mailbox)) {
+              if (u._tag === "Pod") lastPod = u.pod
+              else if (u._tag === "Job" && u.type !== "DELETED" && u.job.metadata?.deletionTimestamp == null && K.jobOutcome(u.job) !== undefined) job = u.job
+              else if (u._tag === "Chunk") u.next()
+            }
             if (logState === "none") {
               const pod = yield* patiently("listPods", podsOf(name))
               if (pod !== undefined && K.terminated(pod) !== undefined) {
                 yield* readAll(pod.metadata!.name!)
               }
             }
-            return yield* finish(yield* exitFromJob(ended.job))
+            return yield* finish(yield* exitFromJob(job))
           }
           // until the job is stuck too long, if it is
           const stuckLeft = stuck !== undefined ? Math.max(0, stuck.since + stuckAfterMs - Date.now()) : undefined
@@ -862,6 +870,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                   yield* Effect.sleep("1 second")
                   pod = yield* patiently("listPods", podsOf(name))
                 }
+                if (pod !== undefined) lastPod = pod
                 if (pod !== undefined && K.terminated(pod) === undefined) {
                   if (Date.now() - followedAt < 1000) yield* Effect.sleep("1 second")
                   yield* follow(pod.metadata!.name!, logBytes)

@@ -908,6 +908,22 @@ describe("KubernetesBackend when the cluster stops a pod", () => {
         if (!c.evicted) yield* eventually("the preempted pod is gone", () => podOf(fake, ref.id) === undefined)
       }
     }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  // Its node down and not removed, the pod's deletion is never confirmed: the Job keeps FailureTarget (Kubernetes 1.31
+  // and later add Failed only once no pod of it is terminating), and the pod's log is out of reach.
+  it.live("a pod whose node is down: a later controller reads the Job's FailureTarget as its end, Failed / Infra, not a wait for Failed", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("node-down", "echo started; sleep 30"))
+      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
+      assert.isTrue(fake.disrupt("trex", podOf(fake, ref.id)!.metadata.name, "DeletionByTaintManager", { message: "Taint manager: deleting due to NoExecute taint", nodeDown: true }))
+      yield* eventually("its Job has FailureTarget", () => fake.get("jobs", "trex", ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "FailureTarget") === true)
+      assert.isFalse(fake.get("jobs", "trex", ref.id)!.status.conditions.some((c: { type: string }) => c.type === "Failed"), "no Failed while its pod is terminating")
+      const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake, { apiWaitMs: 2000 })), ref)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
+      assert.include(exit.message, "deleted as its node was tainted NoExecute (not ready, unreachable)")
+    }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 
 describe("KubernetesBackend when the API server does not answer", () => {

@@ -156,9 +156,12 @@ export interface FakeKubeApi {
    * The cluster stops a running pod, as a preemption, an eviction or a lost node does: the pod gets a
    * `DisruptionTarget` condition with `reason` and is deleted (its Job's controller counts it failed at once),
    * its process SIGTERM then SIGKILL after the grace period, and it goes once it has ended; with `evicted`,
-   * the kubelet's `status.reason` `Evicted` instead, and it is stopped and left, Failed.
+   * the kubelet's `status.reason` `Evicted` instead, and it is stopped and left, Failed. With `nodeDown`, its node is
+   * down and not removed (a taint manager's `DeletionByTaintManager`): the pod is deleted but no kubelet ever says its
+   * container ended, so it stays terminating (phase `Running`) and its Job keeps `FailureTarget` without `Failed`; its
+   * followed log ends, and a request for its log is answered 500 (the API server cannot reach the kubelet).
    */
-  readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean }) => boolean
+  readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean; readonly nodeDown?: boolean }) => boolean
   /** The directory that stands for a PersistentVolumeClaim's volume (every pod that mounts it sees it). */
   readonly claimDir: (claim: string) => string
   /** A suspended Job (see `suspendJobs`) is let go: `spec.suspend` false, and its controller makes its pod. */
@@ -230,6 +233,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const timers = new Set<NodeJS.Timeout>()
   const requests: Array<string> = []
   let logsGone = false
+  /** Pods on a node that is down (`disrupt` with `nodeDown`): nothing the kubelet would report of them comes. */
+  const nodeDown = new Set<string>()
   /** Followed logs, each ended cleanly by `endLogs`. */
   const followers = new Set<() => void>()
   let podQuota = options.podQuota
@@ -424,7 +429,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     })
     child.on("close", (code, signal) => {
       clearInterval(proc.memTimer)
-      finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
+      if (!nodeDown.has(pod.metadata.uid!)) finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
       for (const l of proc.listeners) l(null)
     })
     setContainerState(pod, { running: { startedAt: now() } }, { started: true })
@@ -765,6 +770,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
 
     if (log !== undefined) {
       if (kind !== "pods" || existing === undefined || logsGone) return notFound()
+      if (nodeDown.has(existing.metadata.uid!)) {
+        return send(res, 500, status(500, "InternalError", `the stand-in: the kubelet of pod "${name}"'s node ${existing.spec.nodeName} does not answer`))
+      }
       const proc = procs.get(existing.metadata.uid!)
       if (proc === undefined) {
         const reason = existing.status.containerStatuses?.[0]?.state?.waiting?.reason ?? "ContainerCreating"
@@ -952,6 +960,14 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       const running = proc !== undefined && proc.child.exitCode === null && proc.child.signalCode === null
       // the kubelet stops an evicted pod and leaves it; a preemption (the scheduler), a drain (the eviction API), the
       // taint manager or the pod garbage collector delete it, its grace period first
+      if (o.nodeDown === true) {
+        nodeDown.add(pod.metadata.uid!)
+        pod.metadata.deletionTimestamp = now()
+        countIfFailed(pod)
+        put("pods", pod, "MODIFIED")
+        if (running) process.kill(-proc!.child.pid!, "SIGKILL")
+        return running
+      }
       if (o.evicted === true) {
         Object.assign(pod.status, { reason: "Evicted", message })
         put("pods", pod, "MODIFIED")
