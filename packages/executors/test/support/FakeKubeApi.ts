@@ -7,7 +7,8 @@
 // - job controller (as Kubernetes 1.31 and later): one Pod per attempt (`backoffLimit`); a pod deleted before it
 //   succeeded counts as failed (the real one's `isPodFailed`, through the `batch.kubernetes.io/job-tracking` finalizer),
 //   so no pod replaces a deleted one past the limit; the end first as an interim condition (`FailureTarget` with
-//   BackoffLimitExceeded, or DeadlineExceeded from `activeDeadlineSeconds`, its pods then deleted; `SuccessCriteriaMet`),
+//   BackoffLimitExceeded, or DeadlineExceeded from `activeDeadlineSeconds` counted from its start, not while it is
+//   suspended, its pods then deleted; `SuccessCriteriaMet`),
 //   then `Failed` / `Complete` once none of its pods is terminating; evaluated while the Job is being deleted too;
 //   a `Suspended` condition; `ttlSecondsAfterFinished`;
 // - scheduler: node selectors, NoSchedule taints vs tolerations, cpu / memory / extended-resource requests
@@ -600,6 +601,19 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     put("jobs", job, "MODIFIED")
     if (job.spec.ttlSecondsAfterFinished !== undefined) later(job.spec.ttlSecondsAfterFinished * 1000, () => deleteObject("jobs", job, "Foreground"))
   }
+  /**
+   * `activeDeadlineSeconds`, counted from the Job's `startTime`: from its creation, or once it is let go if it was
+   * made suspended (its controller sets `startTime` then, so no deadline passes while a queue holds it).
+   */
+  const armDeadline = (job: Obj) => {
+    if (job.spec.activeDeadlineSeconds === undefined) return
+    const startTime = job.status.startTime
+    later(job.spec.activeDeadlineSeconds * 1000, () => {
+      if (store.get(key("jobs", job.metadata.namespace!, job.metadata.name)) !== job || job.status.startTime !== startTime) return
+      if (["Complete", "Failed", "FailureTarget", "SuccessCriteriaMet"].some((t) => condition(job, t) !== undefined)) return
+      targetJob(job, { type: "FailureTarget", reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" })
+    })
+  }
   const reconcileJob = (job: Obj) => {
     if (condition(job, "Complete") !== undefined || condition(job, "Failed") !== undefined) return
     const pods = all("pods", job.metadata.namespace).filter((p) => p.metadata.ownerReferences?.some((r) => r.uid === job.metadata.uid))
@@ -842,12 +856,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       }
       if (kind === "jobs" && options.suspendJobs === true) obj.spec.suspend = true
       if (kind === "jobs") obj.status = { ...(obj.spec.suspend === true ? {} : { startTime: now() }), active: 0 }
-      if (kind === "jobs" && obj.spec.activeDeadlineSeconds !== undefined) {
-        later(obj.spec.activeDeadlineSeconds * 1000, () => {
-          if (store.get(key("jobs", ns, n)) !== obj || ["Complete", "Failed", "FailureTarget", "SuccessCriteriaMet"].some((t) => condition(obj, t) !== undefined)) return
-          targetJob(obj, { type: "FailureTarget", reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" })
-        })
-      }
+      if (kind === "jobs" && obj.spec.suspend !== true) armDeadline(obj)
       put(kind, obj, "ADDED")
       if (lost("POST", kind, req)) return
       return send(res, 201, obj)
@@ -948,6 +957,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       job.spec.suspend = false
       job.status.startTime = now()
       job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
+      armDeadline(job)
       put("jobs", job, "MODIFIED")
       return true
     },
