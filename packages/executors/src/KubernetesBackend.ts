@@ -695,6 +695,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let ended: { readonly job?: V1Job } | undefined
         /** Bytes of the log taken so far: a follow after a cut stream (the API server went away) skips them. */
         let logBytes = 0
+        /** The newest follow of the log (aborted when it is given up on as silent). */
+        let following: AbortController | undefined
         let follows = 0
         let followedAt = 0
         const follow = (pod: string, skip = 0) =>
@@ -725,6 +727,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               },
               catch: toError("followLog")
             })).pipe(
+              Effect.tap((controller) => Effect.sync(() => void (following = controller))),
               // The pod went before its log could be followed (the same race as readLog's): the log ends here.
               Effect.catchIf(isNotFound, () =>
                 Effect.sync(() => {
@@ -860,9 +863,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               if (update.follow !== undefined && update.follow !== follows) break
               // Cut (the API server went away), or ended cleanly before the result marker came: the API server
               // also ends a followed log's answer cleanly, as it ends the container's, when its stream from the
-              // kubelet breaks (a kubelet restart) while the container runs on. Followed on from where it was
-              // while the container runs, else what is left of its log is read (a log whose marker came is whole).
-              const clean = update.follow !== undefined && update.cut !== true && resultB64 === undefined
+              // kubelet breaks (a kubelet restart) while the container runs on. Or silent for logGraceMs after its
+              // Job ended (no `follow`): its connection may have died without a word (a load balancer dropping it
+              // idle), and is given up. Followed on from where it was while the container runs, else what is left
+              // of its log is read (a log whose marker came is whole).
+              if (update.follow === undefined) following?.abort()
+              const clean = update.cut !== true && resultB64 === undefined
               if ((update.cut === true || clean) && !logGone) {
                 let pod = yield* patiently("listPods", podsOf(name))
                 // (the kubelet says a container ended a moment after its log ends: looked at again meanwhile)

@@ -1140,6 +1140,41 @@ describe("KubernetesBackend when a followed log ends while its container runs", 
     }).pipe(Effect.scoped))
 })
 
+describe("KubernetesBackend when a followed log's connection dies without a word", () => {
+  // Nothing more comes and no end (a load balancer dropped the idle connection): once the Job has ended and the log
+  // said nothing for logGraceMs, the rest of the log, and the result marker at its end, is read.
+  it.live("the rest of the log is read once the Job has ended: every line once, and the result", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-logstall-"))
+      const go = path.join(dir, "go")
+      const ref = yield* backend.submit(spec("log-stall", [
+        "echo before",
+        `while [ ! -e ${go} ]; do sleep 0.1; done`,
+        "echo after",
+        `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
+      ].join("\n")))
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) =>
+          e._tag === "Log" && e.line === "before"
+            ? Effect.sync(() => {
+              fake.stallLogs()
+              fs.writeFileSync(go, "")
+            })
+            : Effect.void
+        ),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      fs.rmSync(dir, { recursive: true, force: true })
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["before", "after"])
+    }).pipe(Effect.scoped))
+})
+
 describe("KubernetesBackend when a watch ends with an ERROR event", () => {
   // The API server tells a watcher that it cannot go on (410 Expired, an internal error) in the stream: an ERROR
   // event whose object is a Status, not a Job or a Pod. It is no state of the job; the watch is made again.

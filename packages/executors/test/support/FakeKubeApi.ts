@@ -132,6 +132,11 @@ export interface FakeKubeApi {
    */
   readonly endLogs: () => void
   /**
+   * Every followed pod log gets nothing more and no end, the pods running on: a connection that died without a
+   * word (a load balancer before the API server dropping it idle, a NAT's state gone), which the client cannot see.
+   */
+  readonly stallLogs: () => void
+  /**
    * Every open watch gets an `ERROR` event (a Status `410 Expired`, `too old resource version`), then ends: how the real
    * API server tells a watcher in the stream itself that it cannot go on (the watch cache's history passed it by; an
    * internal error is an `ERROR` event too), a watch's answer having begun `200 OK`.
@@ -237,7 +242,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   /** Pods on a node that is down (`disrupt` with `nodeDown`): nothing the kubelet would report of them comes. */
   const nodeDown = new Set<string>()
   /** Followed logs, each ended cleanly by `endLogs`. */
-  const followers = new Set<() => void>()
+  const followers = new Set<{ readonly end: () => void; readonly stall: () => void }>()
   let podQuota = options.podQuota
   const namespaces = options.namespaces !== undefined ? new Set(options.namespaces) : undefined
   const serviceAccounts = new Set(options.serviceAccounts ?? ["default"])
@@ -798,9 +803,12 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (q.get("follow") !== "true" || !running) return res.end()
       const listener = (s: string | null) => (s === null ? (proc.listeners.delete(listener), res.end()) : res.write(s))
       proc.listeners.add(listener)
-      const follower = () => {
-        proc.listeners.delete(listener)
-        res.end()
+      const follower = {
+        end: () => {
+          proc.listeners.delete(listener)
+          res.end()
+        },
+        stall: () => void proc.listeners.delete(listener)
       }
       followers.add(follower)
       res.on("close", () => {
@@ -922,7 +930,10 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       logsGone = on
     },
     endLogs: () => {
-      for (const end of [...followers]) end()
+      for (const f of [...followers]) f.end()
+    },
+    stallLogs: () => {
+      for (const f of [...followers]) f.stall()
     },
     watchError: () => {
       for (const w of [...watchers]) {
