@@ -54,7 +54,10 @@ export interface Config {
   readonly ttlSecondsAfterFinished?: number
   /** Jobs TREX may run at once (default: the allocatable CPUs of the matching nodes). */
   readonly slots?: number
-  /** How long to wait for the end of a finished job's log before giving up on it (default 10 s). */
+  /**
+   * How long to wait for the end of a finished job's log before giving up on following it (default 10 s):
+   * the rest of the log is then read, unless its result came.
+   */
   readonly logGraceMs?: number
   /**
    * How long the backend waits for an API server that does not answer (a control-plane upgrade or
