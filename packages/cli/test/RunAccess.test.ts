@@ -1,4 +1,4 @@
-// The real CLI on a run directory this user may not read or write (finding BM): another user's run
+// The real CLI on a run directory this user may not read or write (finding BT): another user's run
 // (the commands run as `nobody` through setpriv, as root runs CI), and a run made immutable
 // (`chattr +i`, which stops root too). Each is said as such, naming the path and the fix (exit 2),
 // not as a folder that is no run, a damaged journal or a failed lock; nothing of the run changes.

@@ -54,7 +54,10 @@ export interface Config {
   readonly ttlSecondsAfterFinished?: number
   /** Jobs TREX may run at once (default: the allocatable CPUs of the matching nodes). */
   readonly slots?: number
-  /** How long to wait for the end of a finished job's log before giving up on it (default 10 s). */
+  /**
+   * How long to wait for the end of a finished job's log before giving up on following it (default 10 s):
+   * the rest of the log is then read, unless its result came.
+   */
   readonly logGraceMs?: number
   /**
    * How long the backend waits for an API server that does not answer (a control-plane upgrade or
@@ -167,8 +170,19 @@ const isConflict = (e: Errors.BackendError) => e.message.includes("HTTP 409")
 /** How long a Job may be without a pod before `watch` asks its Events why, and how often again after. */
 const NO_POD_FIRST_MS = 2_000
 const NO_POD_AGAIN_MS = 5_000
+/**
+ * How many times, a second apart, a followed log that ended cleanly without its result marker has its
+ * pod looked at for its container's end (which the kubelet reports a moment after the log ends) before
+ * the log is followed again.
+ */
+const LOG_END_CHECKS = 5
 /** Why a container waits that it will not get past by itself soon: its image cannot be pulled, or its configuration is missing. */
 const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"])
+/**
+ * Whether a watch event carries the watched object: an `ERROR` event carries a Status (`410 Expired`, an
+ * internal error) after which the API server ends the watch, and a `BOOKMARK` only a resourceVersion.
+ */
+const isObjectEvent = (type: string) => type === "ADDED" || type === "MODIFIED" || type === "DELETED"
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
 
@@ -269,6 +283,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   }
   /** Jobs this instance submitted or saw end, so a Job already deleted can still be watched and listed. */
   const known = new Map<string, { readonly labels: Backend.Labels; exit?: Backend.JobExit }>()
+  /**
+   * Jobs whose pod this instance deleted to take them back before they started (see `takeBack`). The Job's
+   * controller counts a pod deleted before it succeeded as failed, so with `backoffLimit: 0` their Job may
+   * fail (BackoffLimitExceeded) before it is deleted: that failure is the withdrawal's, not the job's.
+   */
+  const withdrawnPods = new Set<string>()
 
   /** One request, given up after `requestTimeoutMs` without an answer, and aborted when interrupted. */
   const call = <A>(operation: string, f: (options: ConfigurationOptions) => Promise<A>) =>
@@ -573,6 +593,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             // A Job whose failure came with or after its deletion (a cancel from any controller:
             // foreground deletion kills the pod first) was cancelled, not failed.
             if (K.failedByDeletion(job)) return cancelled
+            if (withdrawnPods.has(name)) return { ...cancelled, message: `Job ${name} was withdrawn before its pod started` }
             const pod = (yield* patiently("listPods", podsOf(name))) ?? lastPod
             const m = K.mapExit(job, pod)
             const t = K.terminated(pod)
@@ -641,10 +662,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               try: () =>
                 which === "job"
                   ? watcher.watch(`/apis/batch/v1/namespaces/${namespace}/jobs`, { fieldSelector: `metadata.name=${name}` }, (type, obj) => {
-                    Queue.offerUnsafe(mailbox, { _tag: "Job", type, job: obj as V1Job })
+                    if (isObjectEvent(type)) Queue.offerUnsafe(mailbox, { _tag: "Job", type, job: obj as V1Job })
                   }, () => Queue.offerUnsafe(mailbox, { _tag: "WatchDone", which }))
                   : watcher.watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: `${K.JOB_LABEL}=${name}` }, (type, obj) => {
-                    Queue.offerUnsafe(mailbox, { _tag: "Pod", type, pod: obj as V1Pod })
+                    if (isObjectEvent(type)) Queue.offerUnsafe(mailbox, { _tag: "Pod", type, pod: obj as V1Pod })
                   }, () => Queue.offerUnsafe(mailbox, { _tag: "WatchDone", which })),
               catch: toError("watch")
             })),
@@ -677,6 +698,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let ended: { readonly job?: V1Job } | undefined
         /** Bytes of the log taken so far: a follow after a cut stream (the API server went away) skips them. */
         let logBytes = 0
+        /** The newest follow of the log (aborted when it is given up on as silent). */
+        let following: AbortController | undefined
         let follows = 0
         let followedAt = 0
         const follow = (pod: string, skip = 0) =>
@@ -707,6 +730,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               },
               catch: toError("followLog")
             })).pipe(
+              Effect.tap((controller) => Effect.sync(() => void (following = controller))),
               // The pod went before its log could be followed (the same race as readLog's): the log ends here.
               Effect.catchIf(isNotFound, () =>
                 Effect.sync(() => {
@@ -731,13 +755,21 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           }
           if (ended !== undefined && logState !== "following") {
             if (ended.job === undefined) return yield* finish(cancelled)
+            let job = ended.job
+            // what came meanwhile is the freshest word: the pod's end (its Job may end at FailureTarget, while
+            // the pod terminates), the Job's Failed or Complete after it
+            for (const u of yield* Queue.clear(mailbox)) {
+              if (u._tag === "Pod") lastPod = u.pod
+              else if (u._tag === "Job" && u.type !== "DELETED" && u.job.metadata?.deletionTimestamp == null && K.jobOutcome(u.job) !== undefined) job = u.job
+              else if (u._tag === "Chunk") u.next()
+            }
             if (logState === "none") {
               const pod = yield* patiently("listPods", podsOf(name))
               if (pod !== undefined && K.terminated(pod) !== undefined) {
                 yield* readAll(pod.metadata!.name!)
               }
             }
-            return yield* finish(yield* exitFromJob(ended.job))
+            return yield* finish(yield* exitFromJob(job))
           }
           // until the job is stuck too long, if it is
           const stuckLeft = stuck !== undefined ? Math.max(0, stuck.since + stuckAfterMs - Date.now()) : undefined
@@ -832,10 +864,22 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             case "LogEnd": {
               // the end of a follow since replaced by another
               if (update.follow !== undefined && update.follow !== follows) break
-              if (update.cut === true && !logGone) {
-                // cut (the API server went away): followed on from where it was while the container runs,
-                // else what is left of its log is read
-                const pod = yield* patiently("listPods", podsOf(name))
+              // Cut (the API server went away), or ended cleanly before the result marker came: the API server
+              // also ends a followed log's answer cleanly, as it ends the container's, when its stream from the
+              // kubelet breaks (a kubelet restart) while the container runs on. Or silent for logGraceMs after its
+              // Job ended (no `follow`): its connection may have died without a word (a load balancer dropping it
+              // idle), and is given up. Followed on from where it was while the container runs, else what is left
+              // of its log is read (a log whose marker came is whole).
+              if (update.follow === undefined) following?.abort()
+              const clean = update.cut !== true && resultB64 === undefined
+              if ((update.cut === true || clean) && !logGone) {
+                let pod = yield* patiently("listPods", podsOf(name))
+                // (the kubelet says a container ended a moment after its log ends: looked at again meanwhile)
+                for (let i = 0; clean && i < LOG_END_CHECKS && pod !== undefined && K.terminated(pod) === undefined; i++) {
+                  yield* Effect.sleep("1 second")
+                  pod = yield* patiently("listPods", podsOf(name))
+                }
+                if (pod !== undefined) lastPod = pod
                 if (pod !== undefined && K.terminated(pod) === undefined) {
                   if (Date.now() - followedAt < 1000) yield* Effect.sleep("1 second")
                   yield* follow(pod.metadata!.name!, logBytes)
@@ -854,7 +898,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                     })
                   }))
                   if (!found) logGone = true
-                } else logGone = true
+                } else if (update.cut === true) logGone = true
               }
               yield* onLines(lines.end())
               logState = "ended"
@@ -984,14 +1028,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     const takeable = stuck !== undefined && (STUCK.has(stuck) || (failed !== undefined && stuck === "ContainerCreating"))
     if (pod.spec?.nodeName !== undefined && !takeable) return false
     // bound (or gone) since it was read: not now
+    withdrawnPods.add(ref.id)
     const taken = yield* deleteAsRead("deletePod", (o) =>
       core.deleteNamespacedPod({
         name: pod.metadata!.name!,
         namespace,
         gracePeriodSeconds: 0,
         body: { preconditions: { resourceVersion: pod.metadata!.resourceVersion!, uid: pod.metadata!.uid! } }
-      }, o), goneOrGoing((o) => core.readNamespacedPod({ name: pod.metadata!.name!, namespace }, o)))
-    // the Job at once (its controller would make a new pod for the deleted one), then the tombstone
+      }, o), goneOrGoing((o) => core.readNamespacedPod({ name: pod.metadata!.name!, namespace }, o))).pipe(
+        Effect.tapError(() => Effect.sync(() => void withdrawnPods.delete(ref.id)))
+      )
+    if (!taken) withdrawnPods.delete(ref.id)
+    // the Job at once, then the tombstone (its controller fails it for the deleted pod meanwhile)
     if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed)))
     return taken
   })

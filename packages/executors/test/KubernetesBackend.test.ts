@@ -908,6 +908,22 @@ describe("KubernetesBackend when the cluster stops a pod", () => {
         if (!c.evicted) yield* eventually("the preempted pod is gone", () => podOf(fake, ref.id) === undefined)
       }
     }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  // Its node down and not removed, the pod's deletion is never confirmed: the Job keeps FailureTarget (Kubernetes 1.31
+  // and later add Failed only once no pod of it is terminating), and the pod's log is out of reach.
+  it.live("a pod whose node is down: a later controller reads the Job's FailureTarget as its end, Failed / Infra, not a wait for Failed", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("node-down", "echo started; sleep 30"))
+      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
+      assert.isTrue(fake.disrupt("trex", podOf(fake, ref.id)!.metadata.name, "DeletionByTaintManager", { message: "Taint manager: deleting due to NoExecute taint", nodeDown: true }))
+      yield* eventually("its Job has FailureTarget", () => fake.get("jobs", "trex", ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "FailureTarget") === true)
+      assert.isFalse(fake.get("jobs", "trex", ref.id)!.status.conditions.some((c: { type: string }) => c.type === "Failed"), "no Failed while its pod is terminating")
+      const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake, { apiWaitMs: 2000 })), ref)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
+      assert.include(exit.message, "deleted as its node was tainted NoExecute (not ready, unreachable)")
+    }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 
 describe("KubernetesBackend when the API server does not answer", () => {
@@ -1086,6 +1102,111 @@ describe("KubernetesBackend when a pod is deleted before its log is read", () =>
       fake.logsGone(false)
       assert.strictEqual(exit.outcome, "Succeeded")
       assert.include(exit.resultError, "was deleted before its log")
+    }).pipe(Effect.scoped))
+})
+
+describe("KubernetesBackend when a followed log ends while its container runs", () => {
+  // The real API server ends a followed log's answer cleanly when its stream from the kubelet breaks (a kubelet
+  // restart): the same end as the container's. The rest of the log, and the result marker at its end, must still come.
+  it.live("the log is followed on from where it was: every line once, and the result", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-logend-"))
+      const go = path.join(dir, "go")
+      const ref = yield* backend.submit(spec("log-end", [
+        "echo before",
+        `while [ ! -e ${go} ]; do sleep 0.1; done`,
+        "echo after",
+        `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
+      ].join("\n")))
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) =>
+          e._tag === "Log" && e.line === "before"
+            ? Effect.sync(() => {
+              fake.endLogs()
+              fs.writeFileSync(go, "")
+            })
+            : Effect.void
+        ),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      fs.rmSync(dir, { recursive: true, force: true })
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["before", "after"])
+    }).pipe(Effect.scoped))
+})
+
+describe("KubernetesBackend when a followed log's connection dies without a word", () => {
+  // Nothing more comes and no end (a load balancer dropped the idle connection): once the Job has ended and the log
+  // said nothing for logGraceMs, the rest of the log, and the result marker at its end, is read.
+  it.live("the rest of the log is read once the Job has ended: every line once, and the result", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-logstall-"))
+      const go = path.join(dir, "go")
+      const ref = yield* backend.submit(spec("log-stall", [
+        "echo before",
+        `while [ ! -e ${go} ]; do sleep 0.1; done`,
+        "echo after",
+        `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
+      ].join("\n")))
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) =>
+          e._tag === "Log" && e.line === "before"
+            ? Effect.sync(() => {
+              fake.stallLogs()
+              fs.writeFileSync(go, "")
+            })
+            : Effect.void
+        ),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      fs.rmSync(dir, { recursive: true, force: true })
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["before", "after"])
+    }).pipe(Effect.scoped))
+})
+
+describe("KubernetesBackend when a watch ends with an ERROR event", () => {
+  // The API server tells a watcher that it cannot go on (410 Expired, an internal error) in the stream: an ERROR
+  // event whose object is a Status, not a Job or a Pod. It is no state of the job; the watch is made again.
+  it.live("the job's state is not read from it, and the job is followed to its end", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-watcherror-"))
+      const go = path.join(dir, "go")
+      const ref = yield* backend.submit(spec("watch-error", [
+        "echo up",
+        `while [ ! -e ${go} ]; do sleep 0.1; done`,
+        `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
+      ].join("\n")))
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) =>
+          e._tag === "Log" && e.line === "up"
+            ? Effect.andThen(
+              Effect.sync(() => fake.watchError()),
+              // the watches are made again (their ERROR and end read) before the job goes on
+              Effect.andThen(eventually("the watches are made again", () => fake.requests.filter((r) => r.includes("watch=true")).length >= 4), Effect.sync(() => fs.writeFileSync(go, "")))
+            )
+            : Effect.void
+        ),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      fs.rmSync(dir, { recursive: true, force: true })
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "State" ? [`${e.state}:${e.reason ?? ""}`] : [])), ["Running:"])
     }).pipe(Effect.scoped))
 })
 

@@ -332,21 +332,29 @@ export const labelsOf = (job: V1Job): Backend.Labels | undefined => {
   return run !== undefined && node !== undefined ? { run, node } : undefined
 }
 
-/** How a Job ended, from its conditions; `undefined` while it has not. */
+/**
+ * How a Job ended, from its conditions; `undefined` while it has not. Its controller (Kubernetes 1.31
+ * and later) first records the end as `FailureTarget` or `SuccessCriteriaMet`, and `Failed` or
+ * `Complete` only once none of its pods is terminating — which a pod on a node that is down never
+ * stops being: the first says how it ends.
+ */
 export const jobOutcome = (job: V1Job): { readonly complete: boolean; readonly reason?: string; readonly message?: string } | undefined => {
   for (const c of job.status?.conditions ?? []) {
     if (c.status !== "True") continue
-    if (c.type === "Complete") return { complete: true }
-    if (c.type === "Failed") return { complete: false, ...(c.reason !== undefined ? { reason: c.reason } : {}), ...(c.message !== undefined ? { message: c.message } : {}) }
+    if (c.type === "Complete" || c.type === "SuccessCriteriaMet") return { complete: true }
+    if (c.type === "Failed" || c.type === "FailureTarget") {
+      return { complete: false, ...(c.reason !== undefined ? { reason: c.reason } : {}), ...(c.message !== undefined ? { message: c.message } : {}) }
+    }
   }
   return undefined
 }
 
-/** Whether a Job failed because it was being deleted: failed at or after its deletion began. */
+/** Whether a Job failed because it was being deleted: failed (its first failure condition) at or after its deletion began. */
 export const failedByDeletion = (job: V1Job): boolean => {
   const deleted = job.metadata?.deletionTimestamp
   if (deleted == null) return false
-  const failed = job.status?.conditions?.find((c) => c.type === "Failed" && c.status === "True")
+  const conditions = job.status?.conditions ?? []
+  const failed = conditions.find((c) => c.type === "FailureTarget" && c.status === "True") ?? conditions.find((c) => c.type === "Failed" && c.status === "True")
   if (failed === undefined) return false
   const at = failed.lastTransitionTime
   return at == null || new Date(at).getTime() >= new Date(deleted).getTime()

@@ -2,9 +2,15 @@
 // run on these machines, so this is a local HTTP server (127.0.0.1, random port, bearer token) that speaks the
 // real wire format to the real @kubernetes/client-node: create/get/list/delete of batch/v1 Jobs, ConfigMaps,
 // Secrets and Pods, label and field selectors, watch streams (`?watch=true`, newline-delimited JSON events,
-// replay from `resourceVersion`), pod logs (`follow`), nodes. It also plays the controllers:
-// - job controller: one Pod per attempt (`backoffLimit`), conditions Complete / Failed (BackoffLimitExceeded,
-//   DeadlineExceeded from `activeDeadlineSeconds`), `ttlSecondsAfterFinished`;
+// replay from `resourceVersion`; `watchError` ends them with an in-stream ERROR event), pod logs (`follow`; `endLogs`
+// ends followed ones cleanly, as a kubelet restart does), nodes. It also plays the controllers:
+// - job controller (as Kubernetes 1.31 and later): one Pod per attempt (`backoffLimit`); a pod deleted before it
+//   succeeded counts as failed (the real one's `isPodFailed`, through the `batch.kubernetes.io/job-tracking` finalizer),
+//   so no pod replaces a deleted one past the limit; the end first as an interim condition (`FailureTarget` with
+//   BackoffLimitExceeded, or DeadlineExceeded from `activeDeadlineSeconds` counted from its start, not while it is
+//   suspended, its pods then deleted; `SuccessCriteriaMet`),
+//   then `Failed` / `Complete` once none of its pods is terminating; evaluated while the Job is being deleted too;
+//   a `Suspended` condition; `ttlSecondsAfterFinished`;
 // - scheduler: node selectors, NoSchedule taints vs tolerations, cpu / memory / extended-resource requests
 //   against node allocatable (PodScheduled=False, reason Unschedulable, when nothing fits);
 // - kubelet: a Pod waits (ContainerCreating / CreateContainerConfigError) until its ConfigMap volume and
@@ -118,6 +124,24 @@ export interface FakeKubeApi {
   /** While on, every pod log request answers 404, as the API server does for a pod deleted between a
    * client's listing of it and its reading of the log (foreground deletion, the TTL controller). */
   readonly logsGone: (on: boolean) => void
+  /**
+   * End every followed pod log cleanly (a complete HTTP answer), the pods running on: what the real API server
+   * sends when its stream from the kubelet breaks (a kubelet restart, the node's connection lost), as its
+   * `StreamObject` copies the kubelet's stream into the answer and ends it however that copy ends. The client
+   * cannot tell it from the end of the container's log.
+   */
+  readonly endLogs: () => void
+  /**
+   * Every followed pod log gets nothing more and no end, the pods running on: a connection that died without a
+   * word (a load balancer before the API server dropping it idle, a NAT's state gone), which the client cannot see.
+   */
+  readonly stallLogs: () => void
+  /**
+   * Every open watch gets an `ERROR` event (a Status `410 Expired`, `too old resource version`), then ends: how the real
+   * API server tells a watcher in the stream itself that it cannot go on (the watch cache's history passed it by; an
+   * internal error is an `ERROR` event too), a watch's answer having begun `200 OK`.
+   */
+  readonly watchError: () => void
   /** Change (or, with undefined, lift) the pod quota; Jobs refused a pod get one at once if it now allows. */
   readonly setPodQuota: (quota: number | undefined) => void
   /**
@@ -136,11 +160,14 @@ export interface FakeKubeApi {
   readonly loseAnswer: (kind: Kind, outage?: boolean, method?: "POST" | "DELETE") => void
   /**
    * The cluster stops a running pod, as a preemption, an eviction or a lost node does: the pod gets a
-   * `DisruptionTarget` condition with `reason` (and, with `evicted`, the kubelet's `status.reason`
-   * `Evicted`), its process SIGTERM then SIGKILL after the grace period; once it has ended (Failed,
-   * which its Job's controller counts) it is deleted, unless `evicted` (the kubelet leaves it).
+   * `DisruptionTarget` condition with `reason` and is deleted (its Job's controller counts it failed at once),
+   * its process SIGTERM then SIGKILL after the grace period, and it goes once it has ended; with `evicted`,
+   * the kubelet's `status.reason` `Evicted` instead, and it is stopped and left, Failed. With `nodeDown`, its node is
+   * down and not removed (a taint manager's `DeletionByTaintManager`): the pod is deleted but no kubelet ever says its
+   * container ended, so it stays terminating (phase `Running`) and its Job keeps `FailureTarget` without `Failed`; its
+   * followed log ends, and a request for its log is answered 500 (the API server cannot reach the kubelet).
    */
-  readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean }) => boolean
+  readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean; readonly nodeDown?: boolean }) => boolean
   /** The directory that stands for a PersistentVolumeClaim's volume (every pod that mounts it sees it). */
   readonly claimDir: (claim: string) => string
   /** A suspended Job (see `suspendJobs`) is let go: `spec.suspend` false, and its controller makes its pod. */
@@ -212,20 +239,36 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const timers = new Set<NodeJS.Timeout>()
   const requests: Array<string> = []
   let logsGone = false
+  /** Pods on a node that is down (`disrupt` with `nodeDown`): nothing the kubelet would report of them comes. */
+  const nodeDown = new Set<string>()
+  /** Followed logs, each ended cleanly by `endLogs`. */
+  const followers = new Set<{ readonly end: () => void; readonly stall: () => void }>()
   let podQuota = options.podQuota
   const namespaces = options.namespaces !== undefined ? new Set(options.namespaces) : undefined
   const serviceAccounts = new Set(options.serviceAccounts ?? ["default"])
   const denied = new Set(options.denied ?? [])
   const claims = new Map((options.claims ?? []).map((c) => [c.name, c.accessModes ?? ["ReadWriteMany"]]))
   const claimDir = (claim: string) => path.join(root, "claims", claim)
-  const removeOnEnd = new Set<string>()
   const unmountable = new Set(options.unmountable ?? [])
   const slowPulls: Record<string, number> = { ...options.slowPulls }
   /** Pods whose slow image is being pulled (`false`) or was (`true`). */
   const pulling = new Map<string, boolean>()
   const priorityClasses = options.priorityClasses !== undefined ? new Set(options.priorityClasses) : undefined
-  /** Failed pods of each Job (by uid) that are gone, which its controller counted before they went. */
-  const goneFailed = new Map<string, number>()
+  /**
+   * The pods each Job's controller counted failed (by the Job's uid): Failed ones, and any deleted before it
+   * succeeded, whether it runs on for its grace period or is gone at once — as the real one counts them
+   * (`isPodFailed` in pkg/controller/job/job_controller.go: "Count deleted Pods as failures") through each pod's
+   * `batch.kubernetes.io/job-tracking` finalizer, which holds it until it has been counted.
+   */
+  const countedFailed = new Map<string, Set<string>>()
+  const countIfFailed = (pod: Obj) => {
+    const owner = pod.metadata.ownerReferences?.find((r) => r.kind === "Job")?.uid
+    if (owner === undefined || pod.status.phase === "Succeeded") return
+    if (pod.status.phase !== "Failed" && pod.metadata.deletionTimestamp === undefined) return
+    const counted = countedFailed.get(owner) ?? new Set<string>()
+    counted.add(pod.metadata.uid!)
+    countedFailed.set(owner, counted)
+  }
   let retrying = false
   let rv = 1
   const key = (kind: Kind, ns: string, name: string) => `${kind}/${ns}/${name}`
@@ -255,6 +298,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     if (kind !== "events") setImmediate(reconcile)
   }
   const remove = (kind: Kind, obj: Obj) => {
+    if (kind === "pods") countIfFailed(obj)
     if (!store.delete(key(kind, obj.metadata.namespace!, obj.metadata.name))) return
     emit(kind, obj.metadata.namespace!, "DELETED", obj)
     setImmediate(reconcile)
@@ -308,7 +352,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       } else {
         later(300, () => {
           waiting("ImagePullBackOff", `Back-off pulling image "${c.image}"`)
-          recordEvent(pod, "Warning", "BackOff", `Back-off pulling image "${c.image}"`, "kubelet")
+          // Normal, as the kubelet records it (pkg/kubelet/images/image_manager.go); the pull's own failure is the Warning
+          recordEvent(pod, "Normal", "BackOff", `Back-off pulling image "${c.image}"`, "kubelet")
         })
       }
       return
@@ -390,15 +435,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     })
     child.on("close", (code, signal) => {
       clearInterval(proc.memTimer)
-      finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
+      if (!nodeDown.has(pod.metadata.uid!)) finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
       for (const l of proc.listeners) l(null)
-      // a preempted pod goes once it has ended, before its Job's end is recorded: its Job's controller counted it
-      // (the real one through the pod's job-tracking finalizer, which it removes as it counts the pod)
-      if (removeOnEnd.delete(pod.metadata.uid!)) {
-        const owner = pod.metadata.ownerReferences?.find((r) => r.kind === "Job")?.uid
-        if (owner !== undefined) goneFailed.set(owner, (goneFailed.get(owner) ?? 0) + 1)
-        remove("pods", pod)
-      }
     })
     setContainerState(pod, { running: { startedAt: now() } }, { started: true })
     pod.status.phase = "Running"
@@ -426,6 +464,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   }
   const deletePod = (pod: Obj, then?: () => void) => {
     pod.metadata.deletionTimestamp ??= now()
+    countIfFailed(pod)
     put("pods", pod, "MODIFIED")
     const proc = procs.get(pod.metadata.uid!)
     const done = () => {
@@ -546,27 +585,70 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     }
     put("pods", pod, "ADDED")
   }
-  const finishJob = (job: Obj, condition: { type: "Complete" | "Failed"; reason?: string; message?: string }) => {
-    job.status.conditions = [{ ...condition, status: "True", lastTransitionTime: now(), lastProbeTime: now() }]
+  const condition = (job: Obj, type: string) => (job.status.conditions ?? []).find((c: any) => c.type === type && c.status === "True")
+  /**
+   * The Job's end as its controller (Kubernetes 1.31 and later) records it: first the interim condition
+   * (`FailureTarget`, or `SuccessCriteriaMet`) while its pods are deleted, then — once none of its pods is still
+   * terminating — `Failed` (or `Complete`) after it, with the same reason and message.
+   */
+  const targetJob = (job: Obj, target: { type: "SuccessCriteriaMet" | "FailureTarget"; reason: string; message: string }) => {
+    job.status.conditions = [...(job.status.conditions ?? []), { ...target, status: "True", lastTransitionTime: now(), lastProbeTime: now() }]
+    put("jobs", job, "MODIFIED")
+    if (target.type === "FailureTarget") {
+      for (const { kind: k, o } of dependents(job.metadata.uid!)) if (k === "pods" && o.metadata.deletionTimestamp === undefined && o.status.phase !== "Succeeded" && o.status.phase !== "Failed") deletePod(o)
+    }
+  }
+  const finishJob = (job: Obj, target: { type: string; reason?: string; message?: string }) => {
+    const type = target.type === "SuccessCriteriaMet" ? "Complete" : "Failed"
+    job.status.conditions = [...(job.status.conditions ?? []), { type, status: "True", reason: target.reason, message: target.message, lastTransitionTime: now(), lastProbeTime: now() }]
     job.status.active = 0
-    if (condition.type === "Complete") job.status.completionTime = now()
+    if (type === "Complete") job.status.completionTime = now()
     put("jobs", job, "MODIFIED")
     if (job.spec.ttlSecondsAfterFinished !== undefined) later(job.spec.ttlSecondsAfterFinished * 1000, () => deleteObject("jobs", job, "Foreground"))
   }
+  /**
+   * `activeDeadlineSeconds`, counted from the Job's `startTime`: from its creation, or once it is let go if it was
+   * made suspended (its controller sets `startTime` then, so no deadline passes while a queue holds it).
+   */
+  const armDeadline = (job: Obj) => {
+    if (job.spec.activeDeadlineSeconds === undefined) return
+    const startTime = job.status.startTime
+    later(job.spec.activeDeadlineSeconds * 1000, () => {
+      if (store.get(key("jobs", job.metadata.namespace!, job.metadata.name)) !== job || job.status.startTime !== startTime) return
+      if (["Complete", "Failed", "FailureTarget", "SuccessCriteriaMet"].some((t) => condition(job, t) !== undefined)) return
+      targetJob(job, { type: "FailureTarget", reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" })
+    })
+  }
   const reconcileJob = (job: Obj) => {
-    if (job.metadata.deletionTimestamp !== undefined || job.status.conditions?.length > 0 || job.spec.suspend === true) return
+    if (condition(job, "Complete") !== undefined || condition(job, "Failed") !== undefined) return
     const pods = all("pods", job.metadata.namespace).filter((p) => p.metadata.ownerReferences?.some((r) => r.uid === job.metadata.uid))
+    for (const p of pods) countIfFailed(p)
+    const counted = countedFailed.get(job.metadata.uid!) ?? new Set<string>()
     const succeeded = pods.filter((p) => p.status.phase === "Succeeded").length
-    const gone = goneFailed.get(job.metadata.uid!) ?? 0
-    const failed = pods.filter((p) => p.status.phase === "Failed").length + gone
-    const active = pods.length + gone - succeeded - failed
+    const failed = counted.size
+    const active = pods.filter((p) => p.status.phase !== "Succeeded" && !counted.has(p.metadata.uid!)).length
     if (job.status.succeeded !== succeeded || job.status.failed !== failed || job.status.active !== active) {
       Object.assign(job.status, { succeeded, failed, active })
       put("jobs", job, "MODIFIED")
     }
-    if (succeeded > 0) return finishJob(job, { type: "Complete" })
-    if (failed > (job.spec.backoffLimit ?? 6)) return finishJob(job, { type: "Failed", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" })
-    if (active === 0) newPod(job)
+    // (evaluated while the Job is being deleted too, as the real controller does; only new pods are not made then)
+    if (condition(job, "FailureTarget") === undefined && condition(job, "SuccessCriteriaMet") === undefined) {
+      if (failed > (job.spec.backoffLimit ?? 6)) targetJob(job, { type: "FailureTarget", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" })
+      else if (succeeded > 0 && active === 0) targetJob(job, { type: "SuccessCriteriaMet", reason: "CompletionsReached", message: "Reached expected number of succeeded pods" })
+    }
+    const target = condition(job, "FailureTarget") ?? condition(job, "SuccessCriteriaMet")
+    if (target !== undefined) {
+      if (pods.every((p) => p.status.phase === "Succeeded" || p.status.phase === "Failed")) finishJob(job, target)
+      return
+    }
+    if (job.spec.suspend === true) {
+      if (condition(job, "Suspended") === undefined) {
+        job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "True", reason: "JobSuspended", message: "Job suspended", lastTransitionTime: now(), lastProbeTime: now() }]
+        put("jobs", job, "MODIFIED")
+      }
+      return
+    }
+    if (job.metadata.deletionTimestamp === undefined && active === 0) newPod(job)
   }
   let reconciling = false
   const reconcile = () => {
@@ -707,6 +789,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
 
     if (log !== undefined) {
       if (kind !== "pods" || existing === undefined || logsGone) return notFound()
+      if (nodeDown.has(existing.metadata.uid!)) {
+        return send(res, 500, status(500, "InternalError", `the stand-in: the kubelet of pod "${name}"'s node ${existing.spec.nodeName} does not answer`))
+      }
       const proc = procs.get(existing.metadata.uid!)
       if (proc === undefined) {
         const reason = existing.status.containerStatuses?.[0]?.state?.waiting?.reason ?? "ContainerCreating"
@@ -718,7 +803,18 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (q.get("follow") !== "true" || !running) return res.end()
       const listener = (s: string | null) => (s === null ? (proc.listeners.delete(listener), res.end()) : res.write(s))
       proc.listeners.add(listener)
-      res.on("close", () => proc.listeners.delete(listener))
+      const follower = {
+        end: () => {
+          proc.listeners.delete(listener)
+          res.end()
+        },
+        stall: () => void proc.listeners.delete(listener)
+      }
+      followers.add(follower)
+      res.on("close", () => {
+        proc.listeners.delete(listener)
+        followers.delete(follower)
+      })
       return
     }
 
@@ -768,13 +864,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       }
       if (kind === "jobs" && options.suspendJobs === true) obj.spec.suspend = true
       if (kind === "jobs") obj.status = { ...(obj.spec.suspend === true ? {} : { startTime: now() }), active: 0 }
-      if (kind === "jobs" && obj.spec.activeDeadlineSeconds !== undefined) {
-        later(obj.spec.activeDeadlineSeconds * 1000, () => {
-          if (store.get(key("jobs", ns, n)) !== obj || obj.status.conditions?.length > 0) return
-          finishJob(obj, { type: "Failed", reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" })
-          for (const { kind: k, o } of dependents(obj.metadata.uid!)) if (k === "pods" && o.status.phase !== "Succeeded" && o.status.phase !== "Failed") deletePod(o)
-        })
-      }
+      if (kind === "jobs" && obj.spec.suspend !== true) armDeadline(obj)
       put(kind, obj, "ADDED")
       if (lost("POST", kind, req)) return
       return send(res, 201, obj)
@@ -839,6 +929,18 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     logsGone: (on) => {
       logsGone = on
     },
+    endLogs: () => {
+      for (const f of [...followers]) f.end()
+    },
+    stallLogs: () => {
+      for (const f of [...followers]) f.stall()
+    },
+    watchError: () => {
+      for (const w of [...watchers]) {
+        watchers.delete(w)
+        w.res.end(JSON.stringify({ type: "ERROR", object: status(410, "Expired", `too old resource version: 1 (${rv})`) }) + "\n")
+      }
+    },
     loseAnswer: (kind, outage = false, method = "POST") => {
       losing.set(`${method} ${kind}`, { outage })
     },
@@ -865,6 +967,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (job === undefined || job.spec.suspend !== true) return false
       job.spec.suspend = false
       job.status.startTime = now()
+      job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
+      armDeadline(job)
       put("jobs", job, "MODIFIED")
       return true
     },
@@ -873,10 +977,26 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (pod === undefined) return false
       const message = o.message ?? `${reason} (the stand-in)`
       pod.status.conditions = [...(pod.status.conditions ?? []), { type: "DisruptionTarget", status: "True", reason, message, lastTransitionTime: now() }]
-      if (o.evicted === true) Object.assign(pod.status, { reason: "Evicted", message })
-      else removeOnEnd.add(pod.metadata.uid!)
+      const proc = procs.get(pod.metadata.uid!)
+      const running = proc !== undefined && proc.child.exitCode === null && proc.child.signalCode === null
+      // the kubelet stops an evicted pod and leaves it; a preemption (the scheduler), a drain (the eviction API), the
+      // taint manager or the pod garbage collector delete it, its grace period first
+      if (o.nodeDown === true) {
+        nodeDown.add(pod.metadata.uid!)
+        pod.metadata.deletionTimestamp = now()
+        countIfFailed(pod)
+        put("pods", pod, "MODIFIED")
+        if (running) process.kill(-proc!.child.pid!, "SIGKILL")
+        return running
+      }
+      if (o.evicted === true) {
+        Object.assign(pod.status, { reason: "Evicted", message })
+        put("pods", pod, "MODIFIED")
+        return killPod(pod)
+      }
       put("pods", pod, "MODIFIED")
-      return killPod(pod)
+      deletePod(pod)
+      return running
     },
     get: (kind, namespace, name) => store.get(key(kind, namespace, name)),
     list: (kind, namespace) => all(kind, namespace),
