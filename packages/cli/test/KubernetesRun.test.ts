@@ -73,7 +73,7 @@ describe("trex run --backend k8s", () => {
       assert.strictEqual(stopped.status, 1, stopped.stdout + stopped.stderr)
       assert.include(
         stopped.stdout + stopped.stderr,
-        `finished: every trial failed the same way (n1, n2, n3): Infra: its pod could not start within 2 s (stuckAfterMs): ErrImagePull: failed to pull image "registry.invalid/trainer:1"; its Job was deleted`
+        `finished: every trial failed the same way (n1, n2, n3): Infra: its pod could not start within 2 s (stuckAfterMs): ErrImagePull: Failed to pull image "registry.invalid/trainer:1": not found; its Job was deleted`
       )
       assert.include(stopped.stdout, "Trials: 0 succeeded, 3 failed")
       // each trial's Job made once: not run again, as a lost job's trial would be (5 Jobs of the first run)

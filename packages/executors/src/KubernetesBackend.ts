@@ -467,8 +467,22 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       Effect.map((l) => l.items),
       Effect.orElseSucceed(() => [])
     )
-  /** When the kubelet first said a pod's container could not start, from its Events (see `K.startFailedSince`); `undefined` when they say nothing or may not be read. */
-  const startFailureOf = (pod: string) => Effect.map(podEvents(pod), K.startFailedSince)
+  /**
+   * When the kubelet first said a pod's container could not start, and, of a pull, what it said
+   * (`K.startFailedSince`, `K.pullFailure`), from its Events; each `undefined` when they say nothing or
+   * may not be read.
+   */
+  const startFailureOf = (pod: string) => Effect.map(podEvents(pod), (events) => ({ since: K.startFailedSince(events), pull: K.pullFailure(events) }))
+  /**
+   * Why a job is taken back: for an image that cannot be pulled, what the kubelet's Event says the
+   * pull met (`ErrImagePull: Failed to pull image "x": <the registry's answer>`), read as it is taken
+   * back, since the pod's state says `Back-off pulling image` half the time and a late watch may have
+   * seen no other; else the words it was stuck with.
+   */
+  const takenBackWhy = (why: string, pod: string | undefined) =>
+    pod !== undefined && (why.startsWith("ErrImagePull") || why.startsWith("ImagePullBackOff"))
+      ? Effect.map(startFailureOf(pod), (f) => (f.pull !== undefined ? `ErrImagePull: ${f.pull}` : why))
+      : Effect.succeed(why)
 
   /**
    * Hand a finished pod's log to `onChunk` a piece at a time, pulled as it is handled (the HTTP body
@@ -684,10 +698,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let noPodChecks = 0
         /** Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`). */
         let stuck: { since: number; why: string } | undefined
+        /** The pod whose container could not start, last seen. */
+        let stuckPod: string | undefined
         /**
          * `why`: the job is stuck (see `stuckAfterMs`), at the latest since `since` by the API server's times
          * (so a watch that begins late, a resumed run's, counts the time before it); a pull's back-off keeps
-         * the pull's own error (what the registry said).
+         * the pull's own error (what the registry said; see also `takenBackWhy`).
          */
         const stuckIf = (why: string | undefined, since: number | undefined) => {
           stuck = why === undefined
@@ -746,7 +762,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (ended === undefined && stuck !== undefined && Date.now() - stuck.since >= stuckAfterMs) {
             // taken back as a drain's withdraw takes a job back: only as read, so a pod that started since is let run
             // the same words for every trial of one cause (a run that fails fast compares them)
-            const message = `its pod could not start within ${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs): ${stuck.why}; its Job was deleted`
+            const message = `its pod could not start within ${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs): ${yield* takenBackWhy(stuck.why, stuckPod)}; its Job was deleted`
             if (yield* takeBack(ref, message)) {
               return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message, wallSeconds: 0, gpuSeconds: 0 })
             }
@@ -833,15 +849,17 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               if (creatingPod === undefined) creatingWhy = undefined
               // its volume trouble (a Tick's finding) holds until the pod moves on
               if (creatingPod !== undefined && wasCreating && creatingWhy !== undefined) break
+              // a container that cannot start: since the kubelet first said so (a big image's pull before that is not
+              // stuck), else since this watch saw it; a pod no node takes: since it was made
+              const failedStart = cannotStart && stuck === undefined ? yield* patiently("listEvents", startFailureOf(update.pod.metadata!.name!)) : undefined
+              if (cannotStart) stuckPod = update.pod.metadata!.name!
               stuckIf(
                 cannotStart
                   ? `${st.reason}${waitingMessage !== undefined ? `: ${waitingMessage}` : ""}`
                   : unplaceable !== undefined
                   ? `${unplaceable} (backend.k8s.mounts or jobDirClaim names a PersistentVolumeClaim that is not in namespace ${namespace})`
                   : undefined,
-                // a container that cannot start: since the kubelet first said so (a big image's pull before that is not
-                // stuck), else since this watch saw it; a pod no node takes: since it was made
-                cannotStart ? stuck?.since ?? (yield* patiently("listEvents", startFailureOf(update.pod.metadata!.name!))) ?? Date.now() : K.madeAt(update.pod)
+                cannotStart ? stuck?.since ?? failedStart?.since ?? Date.now() : K.madeAt(update.pod)
               )
               const key = st === undefined ? "Terminated" : `${st.state}:${st.reason ?? ""}`
               if (st !== undefined && key !== lastState) {

@@ -272,6 +272,18 @@ describe("k8s manifests", () => {
     )
     assert.deepStrictEqual(K.overQuotaAlone(`exceeded quota: pod-quota, requested: pods=1, used: pods=3, limited: pods=3`), [])
     assert.deepStrictEqual(K.refusalKind(`exceeded quota: pod-quota, requested: pods=1, used: pods=3, limited: pods=3`), { kind: "quotaFull" })
+    // what a failed pull met: the newest Failed Event that tells of a pull, not the kubelet's bare `Error: ErrImagePull`
+    const kubelet = (reason: string, message: string, at: string, type = "Warning") => ({ metadata: {}, involvedObject: {}, type, reason, message, lastTimestamp: new Date(at) })
+    assert.strictEqual(
+      K.pullFailure([
+        kubelet("Failed", `Failed to pull image "r/x:1": rpc error: code = NotFound desc = not found`, "2026-01-01T00:00:01Z"),
+        kubelet("Failed", "Error: ErrImagePull", "2026-01-01T00:00:02Z"),
+        kubelet("BackOff", `Back-off pulling image "r/x:1"`, "2026-01-01T00:00:03Z", "Normal"),
+        kubelet("Failed", "Error: ImagePullBackOff", "2026-01-01T00:00:04Z")
+      ]),
+      `Failed to pull image "r/x:1": rpc error: code = NotFound desc = not found`
+    )
+    assert.isUndefined(K.pullFailure([kubelet("Failed", "Error: ImagePullBackOff", "2026-01-01T00:00:04Z")]))
     assert.deepStrictEqual(K.refusalKind(`exceeded quota: gpu, requested: requests.nvidia.com/gpu=4, used: requests.nvidia.com/gpu=0, limited: requests.nvidia.com/gpu=2`), { kind: "quotaAlone", over: ["requests.nvidia.com/gpu=4 (limited: 2)"] })
     assert.deepStrictEqual(K.refusalKind(`admission webhook "policy.example.com" denied the request: no GPUs on weekends`), { kind: "other" })
     // a refusal that lasts (until someone changes the cluster), from the newest FailedCreate
@@ -711,7 +723,7 @@ describe("KubernetesBackend when a job cannot start", () => {
       const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 2_000 }))
       const image = yield* backend.submit(spec("stuck-image", done, { image: "registry.invalid/nope:1", resources: { gpus: 0, cpus: 1, timeLimitSeconds: 20 } }))
       const account = yield* (yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 2_000, serviceAccountName: "trainer" }))).submit(spec("stuck-account", done))
-      for (const [ref, why] of [[image, /^its pod could not start within 2 s \(stuckAfterMs\): ErrImagePull: failed to pull image "registry\.invalid\/nope:1"; its Job was deleted$/], [account, /^its pod could not start within 2 s \(stuckAfterMs\): FailedCreate: error looking up service account trex\/trainer: serviceaccount "trainer" not found; its Job was deleted$/]] as const) {
+      for (const [ref, why] of [[image, /^its pod could not start within 2 s \(stuckAfterMs\): ErrImagePull: Failed to pull image "registry\.invalid\/nope:1": not found; its Job was deleted$/], [account, /^its pod could not start within 2 s \(stuckAfterMs\): FailedCreate: error looking up service account trex\/trainer: serviceaccount "trainer" not found; its Job was deleted$/]] as const) {
         const events = yield* collect(backend, ref)
         const exit = exitOf(events)
         assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
@@ -793,6 +805,7 @@ describe("KubernetesBackend when a job cannot start", () => {
       const account = yield* (yield* KubernetesBackend.make(config(fake, { serviceAccountName: "trainer" }))).submit(spec("late-account", done))
       yield* eventually("the pod cannot pull its image", () => fake.get("events", "trex", `${podOf(fake, image.id)?.metadata.name}.failed`) !== undefined)
       yield* eventually("the Job is refused its pod", () => fake.get("events", "trex", `${account.id}.failedcreate`) !== undefined)
+      yield* eventually("its pull backs off", () => podOf(fake, image.id)?.status.containerStatuses?.[0]?.state?.waiting?.reason === "ImagePullBackOff")
       // as if the controller that submitted them had been gone an hour
       const hourAgo = new Date(Date.now() - 3_600_000).toISOString()
       fake.get("events", "trex", `${podOf(fake, image.id)!.metadata.name}.failed`)!.firstTimestamp = hourAgo
@@ -803,6 +816,8 @@ describe("KubernetesBackend when a job cannot start", () => {
         const exit = yield* Backend.awaitExit(later, ref)
         assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
         assert.match(exit.message ?? "", /^its pod could not start within 600 s \(stuckAfterMs\): /)
+        // a pull that the late watch saw only backing off: what the pull met, from the kubelet's Event, as an early watch says it
+        if (ref === image) assert.strictEqual(exit.message, `its pod could not start within 600 s (stuckAfterMs): ErrImagePull: Failed to pull image "registry.invalid/nope:1": not found; its Job was deleted`)
       }
     }).pipe(Effect.scoped), { timeout: 30_000 })
 

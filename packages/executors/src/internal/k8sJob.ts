@@ -515,6 +515,21 @@ export const startFailedSince = (events: ReadonlyArray<CoreV1Event>): number | u
 }
 
 /**
+ * What the kubelet said of a pod's image pull that failed: the words of its newest `Failed` Event that
+ * tells of a pull (`Failed to pull image "x": <the registry's or runtime's answer>`; the kubelet's other
+ * `Failed` Events say only `Error: ErrImagePull`). `undefined` when there is none.
+ */
+export const pullFailure = (events: ReadonlyArray<CoreV1Event>): string | undefined => {
+  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
+  const newest = events
+    .filter((e) => e.type === "Warning" && e.reason === "Failed" && /^Failed to pull image /.test(e.message ?? ""))
+    .sort((a, b) => when(a) - when(b))
+    .at(-1)
+  const message = newest?.message?.trim()
+  return message === undefined ? undefined : message.length > 300 ? `${message.slice(0, 299)}…` : message
+}
+
+/**
  * Why a pod's container is not created yet, from the kubelet's Events on the pod: a volume it
  * cannot mount (`FailedMount`: an NFS server that does not answer, a claim's volume that will not
  * mount), which lasts until someone mends it, or one another pod holds (`FailedAttachVolume`,
