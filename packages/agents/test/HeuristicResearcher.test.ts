@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Budget, Fingerprint, type Researcher, SearchSpace, type Task } from "@trex/core"
+import { Budget, Fingerprint, Insight, type Researcher, SearchSpace, type Task } from "@trex/core"
 import { ResearcherConformance, TreeBuilder } from "@trex/core/testing"
-import { Effect, Random } from "effect"
+import { Effect, Random, Schema } from "effect"
 import * as HeuristicResearcher from "../src/HeuristicResearcher.ts"
 import * as RandomResearcher from "../src/RandomResearcher.ts"
 import * as TpeResearcher from "../src/TpeResearcher.ts"
@@ -365,6 +365,20 @@ describe("conditional search spaces", () => {
         assert.isAtLeast(proposals.length, 1)
         for (const p of proposals) assert.isDefined(SearchSpace.get(p.strategy, "training.extra.method"), p.strategy.rationale)
       }
+    }))
+
+  it.effect("heuristic: an insight credits only values a strategy sets: one compared with a default that leaves the parameter unset is a journalable insight", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(unset)
+      // the baseline leaves training.extra.method unset; each child sets it to lora alone, and wins
+      for (let i = 0; i < 4; i++) {
+        const baseline = b.succeed(i === 0 ? "root" : `n${2 * i - 1}`, { "training.extra.rank": 4 }, 0.2 + i * 0.01)
+        b.succeed(baseline, { "training.extra.method": "lora" }, 0.5 + i * 0.01)
+      }
+      const insights = yield* HeuristicResearcher.make().distill({ task: unset, tree: b.view, now: 1 })
+      // every insight is one the journal can hold (an undefined value failed the run at its commit)
+      for (const i of insights) assert.isTrue(Schema.is(Insight.Insight)(i), JSON.stringify(i))
+      assert.isTrue(insights.some((i) => i.text.startsWith("training.extra.method=lora beat its comparison")), insights.map((i) => i.text).join("; "))
     }))
 
   it.effect("heuristic: mutations of a full fine-tune never move the LoRA rank", () =>
