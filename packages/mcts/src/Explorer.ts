@@ -22,6 +22,7 @@ import {
   ExperimentNode,
   ExperimentTree,
   Fingerprint,
+  Insight,
   Journal,
   JournalEvent,
   Researcher,
@@ -886,7 +887,14 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     const insights = yield* Effect.suspend(() => researcher.distill({ task: runTask, tree: tree.view, now: at }))
       .pipe(researcherBug("distill"), Effect.catchTag("ResearcherError", () => Effect.succeed([])))
     const known = new Set(tree.view.insights.map((i) => i.id))
-    const fresh = insights.filter((i) => !known.has(i.id))
+    // an insight the journal cannot hold (a value `undefined` or NaN in its data) is left out, said once: journaled, it failed the run
+    const unfit = insights.filter((i) => !isInsight(i))
+    if (unfit.length > 0) {
+      const decoded = decodeInsight(unfit[0])
+      const issues = decoded._tag === "Success" ? "" : TaskFile.formatIssues(Cause.squash(decoded.cause)).trim().replace(/\s*\n\s*/g, "; ")
+      yield* Effect.logWarning(`researcher "${researcher.name}" distilled ${unfit.length} insight(s) the journal cannot hold, left out (${issues})`)
+    }
+    const fresh = insights.filter((i) => !known.has(i.id) && isInsight(i))
     // Journaled even when empty: a resumed run then distils on the same schedule.
     yield* record([JournalEvent.make("InsightsDistilled", { insights: fresh, at: yield* now })], "soon")
   })
@@ -1281,6 +1289,8 @@ const decodeResult = Schema.decodeUnknownExit(Result.Result)
 const isResult: (u: unknown) => boolean = Schema.is(Result.Result)
 const isMetricPoint = Schema.is(Result.MetricPoint)
 const isCost = Schema.is(Cost.Cost)
+const isInsight: (u: unknown) => boolean = Schema.is(Insight.Insight)
+const decodeInsight = Schema.decodeUnknownExit(Insight.Insight)
 /** What makes a proposed strategy invalid (each issue naming its field), or `undefined`. */
 const strategyIssues = (strategy: unknown): string | undefined => {
   // the check first (a few microseconds); the decode only to word what is wrong

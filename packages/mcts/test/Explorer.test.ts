@@ -1359,6 +1359,32 @@ describe("Explorer, given what it cannot do", () => {
       assert.strictEqual([...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded").length, 3)
     }))
 
+  it.live("an insight the journal cannot hold (undefined or NaN in its data) is left out; the run and its journal carry on", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const careless: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        distill: () =>
+          Effect.sync(() => {
+            calls++
+            return [
+              { id: `bad-${calls}`, text: "a value it never set", evidence: [], createdAt: 1, data: { value: undefined as unknown as string } },
+              { id: `nan-${calls}`, text: "a delta of NaN", evidence: [], createdAt: 1, data: { delta: Number.NaN } },
+              { id: `good-${calls}`, text: "a sound one", evidence: [], createdAt: 1, data: { delta: 0.1 } }
+            ]
+          })
+      }
+      const journal = Journal.makeMemory()
+      const summary = yield* runParts({ journal, researcher: careless, maxTrials: 4, options: { distillEvery: 1 } })
+      assert.strictEqual(summary.reason, "budget: maxTrials")
+      assert.isAtLeast(calls, 2)
+      const ids = summary.tree.insights.map((i) => i.id)
+      assert.isTrue(ids.every((id) => id.startsWith("good-")), ids.join(", "))
+      assert.isAtLeast(ids.length, 2)
+      const entries = yield* journal.read()
+      assert.strictEqual(entries.at(-1)?.event._tag, "RunFinished")
+    }))
+
   it.live("an executor's NaN or infinite values fail that trial as InvalidOutput (a score) or are left out (a progress point); the run and its journal carry on", () =>
     Effect.gen(function*() {
       const inner = functionExecutor({ runs: [] })
