@@ -77,7 +77,7 @@ const descriptions: Record<string, string> = {
   "searchSpace.parameters[].path": "Dotted path into the strategy (`training.learningRate`), or `data.mixture.<source>` for a source's weight (its values from 0 to 1).",
   "searchSpace.parameters[].kind": "`log`: numbers stepped on a log scale; `ordinal`: ordered values, moved to a neighbour; `categorical`: unordered, swapped.",
   "searchSpace.parameters[].values": "The values it may take, each listed once.",
-  "searchSpace.parameters[].when": "Only when the parameter matters: while another parameter, declared before it, has one of some values. Otherwise it is held at the default strategy's value, so a change in it alone is never run.",
+  "searchSpace.parameters[].when": "Only when the parameter matters: while another parameter, declared before it, has one of some values (and matters itself). Otherwise it is held at the default strategy's value, so a change in it alone is never run.",
   "searchSpace.parameters[].when.path": "The path of that other parameter (`training.method`).",
   "searchSpace.parameters[].when.values": "The values of that parameter under which this one matters (`[lora]`).",
   "searchSpace.points": "A finite pool of valid configurations, each a value per parameter in order, from that parameter's values, each listed once (a recorded table's rows), when not every combination exists.",

@@ -162,15 +162,18 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         seen.add(fp)
         return true
       }
-      // The first child of the root is the default strategy itself: the baseline to beat.
-      if (parent === undefined && fresh(task.defaultStrategy)) {
-        out.push({ strategy: { ...task.defaultStrategy, rationale: "Baseline: the task's default strategy." } })
-      }
       const maxCandidates = options.maxCandidates ?? 64
       // Parameters whose condition does not hold are held at the default strategy's value, before
       // freshness is checked (the explorer does the same to whatever a researcher proposes).
       const defaults = task.defaultStrategy
       const hold = (s: Strategy.Strategy) => SearchSpace.normalize(space, s, defaults)
+      // The first child of the root is the default strategy itself: the baseline to beat. Held as the
+      // explorer holds it (a conditional parameter the default leaves unset takes its first value), so
+      // once run it is tried: checked as written, it was offered again on every later ask at the root.
+      const baseline = hold(task.defaultStrategy)
+      if (parent === undefined && fresh(baseline)) {
+        out.push({ strategy: { ...baseline, rationale: "Baseline: the task's default strategy." } })
+      }
       const fitted = useSurrogate ? surrogateFor(tree, space, parent) : undefined
       const model = fitted?.model
       // A candidate that differs from a finished trial only in parameters measured to have no effect
@@ -426,7 +429,11 @@ const mutate = (
     // Crossover: take one parameter from a better sibling or the best node.
     if (notes.length === 0 && donors.length > 0 && (yield* Random.next) < (options.crossover ?? 0.2)) {
       const donor = donors[yield* Random.nextIntBetween(0, donors.length - 1)]!
-      const differing = params.filter((p) => SearchSpace.isActive(p, donor.strategy) && SearchSpace.get(donor.strategy, p.path) !== SearchSpace.get(strategy, p.path))
+      // (a value the donor leaves unset is no value to take: the baseline's, where the default strategy has none)
+      const differing = params.filter((p) => {
+        const v = SearchSpace.get(donor.strategy, p.path)
+        return v !== undefined && SearchSpace.isActive(p, donor.strategy) && v !== SearchSpace.get(strategy, p.path)
+      })
       if (differing.length > 0) {
         const p = differing[yield* Random.nextIntBetween(0, differing.length - 1)]!
         const v = SearchSpace.get(donor.strategy, p.path) as SearchSpace.Value

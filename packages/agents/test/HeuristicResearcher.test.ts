@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Budget, Fingerprint, type Researcher, SearchSpace, type Task } from "@trex/core"
+import { Budget, Fingerprint, Insight, type Researcher, SearchSpace, type Task } from "@trex/core"
 import { ResearcherConformance, TreeBuilder } from "@trex/core/testing"
-import { Effect, Random } from "effect"
+import { Effect, Random, Schema } from "effect"
 import * as HeuristicResearcher from "../src/HeuristicResearcher.ts"
 import * as RandomResearcher from "../src/RandomResearcher.ts"
 import * as TpeResearcher from "../src/TpeResearcher.ts"
@@ -325,6 +325,61 @@ describe("conditional search spaces", () => {
         assert.strictEqual(new Set(fps).size, fps.length)
       }))
   }
+
+  // a default strategy that leaves the switch and what it conditions unset: the explorer runs the
+  // baseline with the inactive rank held at its first value
+  const unset = TreeBuilder.task({
+    searchSpace: {
+      parameters: [
+        { path: "training.extra.method", kind: "categorical", values: ["full", "lora"] },
+        { path: "training.extra.rank", kind: "ordinal", values: [4, 8, 16], when: { path: "training.extra.method", values: ["lora"] } }
+      ]
+    }
+  })
+
+  it.effect("heuristic: once the baseline has run as the explorer holds it, the root's next children are drafts, not the baseline again", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(unset)
+      const held = SearchSpace.normalize(unset.searchSpace!, unset.defaultStrategy!, unset.defaultStrategy!)
+      assert.strictEqual(SearchSpace.get(held, "training.extra.rank"), 4)
+      b.succeed("root", { "training.extra.rank": 4 }, 0.5)
+      assert.isDefined(b.view.byFingerprint(Fingerprint.of(held)))
+      for (const seed of [1, 2, 3]) {
+        const [next] = yield* HeuristicResearcher.make().propose(contextFor(unset, b, "root"), 1).pipe(Random.withSeed(seed))
+        assert.isDefined(next)
+        assert.match(next!.strategy.rationale, /Draft/)
+        assert.isUndefined(b.view.byFingerprint(Fingerprint.of(next!.strategy)))
+      }
+    }))
+
+  it.effect("heuristic: a crossover never takes a value its donor leaves unset", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(unset)
+      // the best node, a donor, is the baseline: training.extra.method unset
+      b.succeed("root", { "training.extra.rank": 4 }, 0.9)
+      const lora = b.succeed("root", { "training.extra.method": "lora", "training.extra.rank": 4 }, 0.5)
+      for (const seed of [1, 2, 3, 4]) {
+        const proposals = yield* HeuristicResearcher.make({ crossover: 1, followInsights: 0, surrogate: false })
+          .propose(contextFor(unset, b, lora), 4)
+          .pipe(Random.withSeed(seed))
+        assert.isAtLeast(proposals.length, 1)
+        for (const p of proposals) assert.isDefined(SearchSpace.get(p.strategy, "training.extra.method"), p.strategy.rationale)
+      }
+    }))
+
+  it.effect("heuristic: an insight credits only values a strategy sets: one compared with a default that leaves the parameter unset is a journalable insight", () =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(unset)
+      // the baseline leaves training.extra.method unset; each child sets it to lora alone, and wins
+      for (let i = 0; i < 4; i++) {
+        const baseline = b.succeed(i === 0 ? "root" : `n${2 * i - 1}`, { "training.extra.rank": 4 }, 0.2 + i * 0.01)
+        b.succeed(baseline, { "training.extra.method": "lora" }, 0.5 + i * 0.01)
+      }
+      const insights = yield* HeuristicResearcher.make().distill({ task: unset, tree: b.view, now: 1 })
+      // every insight is one the journal can hold (an undefined value failed the run at its commit)
+      for (const i of insights) assert.isTrue(Schema.is(Insight.Insight)(i), JSON.stringify(i))
+      assert.isTrue(insights.some((i) => i.text.startsWith("training.extra.method=lora beat its comparison")), insights.map((i) => i.text).join("; "))
+    }))
 
   it.effect("heuristic: mutations of a full fine-tune never move the LoRA rank", () =>
     Effect.gen(function*() {

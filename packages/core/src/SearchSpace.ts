@@ -14,8 +14,9 @@ const ValueSchema = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
 
 /**
  * When a parameter matters: only while the parameter at `path` has one of `values` (the LoRA
- * rank while `training.method` is `lora`, say). An inactive parameter is held at the task's
- * default value, so two strategies that differ only in it are the same strategy.
+ * rank while `training.method` is `lora`, say), and only while that parameter matters itself. An
+ * inactive parameter is held at the task's default value, so two strategies that differ only in it
+ * are the same strategy.
  * @since 0.1.0 @category schemas
  */
 export const Condition = Schema.Struct({
@@ -284,15 +285,19 @@ export const isActive = (param: Parameter, strategy: Strategy.Strategy): boolean
 /**
  * Hold every inactive parameter at its value in `reference` (the task's default strategy; its
  * first value when the reference has none), in declaration order (so a condition sees the value
- * its own parameter ends with), so that strategies differing only in parameters that do not
+ * its own parameter ends with; a parameter whose condition names an inactive one is inactive too), so that strategies differing only in parameters that do not
  * matter become the same strategy — and are never run twice. Returns `strategy` itself when
  * nothing changes.
  * @since 0.1.0 @category combinators
  */
 export const normalize = (space: SearchSpace, strategy: Strategy.Strategy, reference: Strategy.Strategy): Strategy.Strategy => {
   let out = strategy
+  // a parameter whose condition names an inactive one is inactive too, whatever value that one is held at
+  // (held at the value its dependant's condition names, it made the dependant seem to matter)
+  const inactive = new Set<string>()
   for (const p of space.parameters) {
-    if (p.when === undefined || isActive(p, out)) continue
+    if (p.when === undefined || (!inactive.has(p.when.path) && isActive(p, out))) continue
+    inactive.add(p.path)
     const want = (get(reference, p.path) ?? p.values[0]) as Value
     if (get(out, p.path) === want) continue
     out = set(out, p.path, want)

@@ -66,6 +66,27 @@ describe("SearchSpace", () => {
     assert.strictEqual(SearchSpace.get(held, "training.lora.rank"), 4)
   })
 
+  it("normalize: a parameter whose condition names an inactive one is inactive too, whatever value that one is held at", () => {
+    // the alpha matters only at rank 16, the rank only under LoRA; the default holds the rank at 16
+    const space: SearchSpace.SearchSpace = {
+      parameters: [
+        { path: "training.extra.method", kind: "categorical", values: ["full", "lora"] },
+        { path: "training.extra.rank", kind: "ordinal", values: [4, 16], when: { path: "training.extra.method", values: ["lora"] } },
+        { path: "training.extra.alpha", kind: "ordinal", values: [8, 16, 32], when: { path: "training.extra.rank", values: [16] } }
+      ]
+    }
+    const reference = SearchSpace.set(SearchSpace.set(SearchSpace.set(base, "training.extra.method", "full"), "training.extra.rank", 16), "training.extra.alpha", 8)
+    const at = (method: string, rank: number, alpha: number) =>
+      SearchSpace.normalize(space, SearchSpace.applyPoint(space, reference, [method, rank, alpha]), reference)
+    // a full fine-tune is one strategy, whatever alpha it was given (it ran once per alpha)
+    const full = [8, 16, 32].map((alpha) => Fingerprint.of(at("full", 16, alpha)))
+    assert.strictEqual(new Set(full).size, 1)
+    assert.strictEqual(SearchSpace.get(at("full", 16, 32), "training.extra.alpha"), 8)
+    // under LoRA at rank 16 the alpha matters; at rank 4 it does not
+    assert.strictEqual(new Set([8, 16, 32].map((alpha) => Fingerprint.of(at("lora", 16, alpha)))).size, 3)
+    assert.strictEqual(new Set([8, 16, 32].map((alpha) => Fingerprint.of(at("lora", 4, alpha)))).size, 1)
+  })
+
   it("mixture weights keep summing to 1 and the named source gets its value", () => {
     const source = fc.record({ name: fc.constantFrom("a", "b", "c", "d"), weight: fc.oneof(fc.constant(0), fc.double({ min: 0.01, max: 5, noNaN: true })) })
     fc.assert(

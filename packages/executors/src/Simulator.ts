@@ -44,7 +44,7 @@ const Value = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
  * refused. Rows repeating a configuration: the first stands for it (a warning says when their
  * metrics differ). A `filter` value matches as YAML types it (`8` keeps `8.0`, `true` keeps
  * `True`). `metric.direction`, if given, must be the task's; a task's own `searchSpace` may vary
- * only these parameters' paths. See `bench/data/README.md` for every rule.
+ * only these parameters' paths, and give each only values of its column. See `bench/data/README.md` for every rule.
  *
  * @example
  * ```yaml
@@ -258,8 +258,32 @@ export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Tas
   const config = yield* decodeConfig(task.backend, source)
   const issues = taskIssues(task, config)
   if (issues.length > 0) return yield* new Errors.InvalidInput({ source, message: `invalid simulated task ${source}:\n${issues.join("\n")}` })
-  return { config, landscape: yield* loadTable(config, { dir, metric: task.metric, name: task.name, source }) }
+  const landscape = yield* loadTable(config, { dir, metric: task.metric, name: task.name, source })
+  const unrecorded = valueIssues(task, landscape)
+  if (unrecorded.length > 0) return yield* new Errors.InvalidInput({ source, message: `invalid simulated task ${source}:\n${unrecorded.join("\n")}` })
+  return { config, landscape }
 })
+
+/**
+ * The values a declared search space gives a table's parameter must be values the table has: a trial
+ * replays the nearest row, so one it lacks replays a row another value replays too (its trials are
+ * wasted), and one a strategy cannot hold (a learning rate of 0) is proposed, refused and never run.
+ */
+const valueIssues = (task: Task.Task, landscape: Landscape): Array<string> => {
+  const issues: Array<string> = []
+  task.searchSpace?.parameters.forEach((p, i) => {
+    const column = landscape.parameters.find((q) => q.path === p.path)
+    if (column === undefined) return
+    const missing = p.values.flatMap((v, j) => (column.values.includes(v) ? [] : [j]))
+    if (missing.length === 0) return
+    const shown = (vs: ReadonlyArray<SearchSpace.Value>) => vs.map((v) => JSON.stringify(v)).join(", ")
+    issues.push(`  searchSpace.parameters[${i}].values[${missing[0]}]: ${shown(missing.map((j) => p.values[j]!))} ${missing.length === 1 ? "is" : "are"} not among the values ` +
+      `of column ${column.column} (${shown(column.values.slice(0, 20))}${column.values.length > 20 ? `, ... ${column.values.length} in all` : ""}): a trial replays the row ` +
+      `its values match, nearest first, so a value the table lacks replays a row another value replays too. List values of the column, ` +
+      `or leave searchSpace out (the table's own is used)`)
+  })
+  return issues
+}
 
 /**
  * What a task and its table must agree on: the direction (the search ranks trials by the task's,

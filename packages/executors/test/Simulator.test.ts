@@ -496,6 +496,26 @@ describe("a user's own table", () => {
       const { landscape } = yield* task(csv, [], space(""))
       assert.strictEqual(landscape.points.length, 2)
     }))
+
+  it.effect("a declared search space may give a table's parameter only values of its column: another is refused, naming it, the column's values and the fix", () =>
+    Effect.gen(function*() {
+      const csv = "lr,optim,loss\n1e-4,adamw,1.5\n3e-4,sgd,1.2\n1e-3,adamw,1.1\n"
+      const space = (lrs: string, optims = "[adamw, sgd]") => [
+        "searchSpace:",
+        "  parameters:",
+        `    - { path: training.learningRate, kind: log, values: ${lrs} }`,
+        `    - { path: training.extra.optim, kind: categorical, values: ${optims} }`
+      ]
+      // 0 is no learning rate a strategy may hold, 5e-4 a rate the table never ran: each would replay another value's row
+      const err = yield* refused(task(csv, [], space("[0, 1e-4, 5e-4]", "[adamw, rmsprop]")))
+      assert.include(err.message, "searchSpace.parameters[0].values[0]: 0, 0.0005 are not among the values of column lr (0.0001, 0.0003, 0.001): " +
+        "a trial replays the row its values match, nearest first, so a value the table lacks replays a row another value replays too. " +
+        "List values of the column, or leave searchSpace out (the table's own is used)")
+      assert.include(err.message, "searchSpace.parameters[1].values[1]: \"rmsprop\" is not among the values of column optim (\"adamw\", \"sgd\")")
+      // a subset of the column's values, written as the task file pleases (1e-4 is 0.0001), is a narrower search
+      const { landscape } = yield* task(csv, [], space("[1e-4, 0.001]", "[sgd]"))
+      assert.strictEqual(landscape.points.length, 3)
+    }))
 })
 
 const simulate = <A, E>(

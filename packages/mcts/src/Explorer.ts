@@ -22,6 +22,7 @@ import {
   ExperimentNode,
   ExperimentTree,
   Fingerprint,
+  Insight,
   Journal,
   JournalEvent,
   Researcher,
@@ -508,8 +509,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
           Stream.runFoldEffect(
             () => undefined as Result.Result | undefined,
             (acc, ev) => {
-              if (ev._tag === "Finished") return Effect.succeed(ev.result)
+              if (ev._tag === "Finished") return checkedResult(ev.result, node.id)
               if (ev._tag === "Submitted") reconciling = false
+              if (ev._tag === "Progress") return Effect.as(Effect.flatMap(checkedProgress(ev, node.id), (checked) => onExecutionEvent(node.id, checked)), acc)
               return Effect.as(onExecutionEvent(node.id, ev), acc)
             }
           ),
@@ -583,6 +585,40 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
         })
       )
     )
+  }
+
+  // An executor of one's own may report what the journal cannot hold (a diverged loss as NaN, an
+  // infinite cost): journaled, it failed the run's commit, and the run, with an error naming no trial.
+  // Said once per trial.
+  const warnedOutput = new Set<string>()
+  const warnOutput = (nodeId: string, what: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (warnedOutput.has(nodeId)) return Effect.void
+      warnedOutput.add(nodeId)
+      return Effect.logWarning(`trial ${nodeId}: executor "${executor.name}" reported ${what}`)
+    })
+  /** A progress report's points the journal can hold: one whose value is not a finite number (NaN, Infinity) is left out. */
+  const checkedProgress = (
+    ev: Extract<ExecutorAgent.ExecutionEvent, { _tag: "Progress" }>,
+    nodeId: string
+  ): Effect.Effect<ExecutorAgent.ExecutionEvent> => {
+    const kept = ev.metrics.filter((m) => isMetricPoint(m))
+    const badFraction = ev.fraction !== undefined && !Number.isFinite(ev.fraction)
+    if (kept.length === ev.metrics.length && !badFraction) return Effect.succeed(ev)
+    const bad = ev.metrics.find((m) => !kept.includes(m))
+    const { fraction, ...rest } = ev
+    return Effect.as(
+      warnOutput(nodeId, `${bad !== undefined ? `${bad.name} = ${bad.value} at step ${bad.step}` : `fraction ${fraction}`}, not a finite number: left out of its progress`),
+      { ...rest, metrics: kept, ...(badFraction ? {} : { fraction }) }
+    )
+  }
+  /** A result the journal can hold; one it cannot (a score of NaN, say) fails the trial as `InvalidOutput`, naming the field. */
+  const checkedResult = (result: Result.Result, nodeId: string): Effect.Effect<Result.Result> => {
+    if (isResult(result)) return Effect.succeed(result)
+    const decoded = decodeResult(result)
+    const issues = decoded._tag === "Success" ? "" : TaskFile.formatIssues(Cause.squash(decoded.cause)).trim().replace(/\s*\n\s*/g, "; ")
+    const message = `executor "${executor.name}" reported a result the journal cannot hold (${issues}): a value that is not a finite number fails its trial`
+    return Effect.as(warnOutput(nodeId, message), Result.failure("InvalidOutput", message, isCost(result.cost) ? { cost: result.cost } : {}))
   }
 
   const onExecutionEvent = (nodeId: string, ev: ExecutorAgent.ExecutionEvent): Effect.Effect<void, Errors.JournalError> => {
@@ -851,7 +887,14 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     const insights = yield* Effect.suspend(() => researcher.distill({ task: runTask, tree: tree.view, now: at }))
       .pipe(researcherBug("distill"), Effect.catchTag("ResearcherError", () => Effect.succeed([])))
     const known = new Set(tree.view.insights.map((i) => i.id))
-    const fresh = insights.filter((i) => !known.has(i.id))
+    // an insight the journal cannot hold (a value `undefined` or NaN in its data) is left out, said once: journaled, it failed the run
+    const unfit = insights.filter((i) => !isInsight(i))
+    if (unfit.length > 0) {
+      const decoded = decodeInsight(unfit[0])
+      const issues = decoded._tag === "Success" ? "" : TaskFile.formatIssues(Cause.squash(decoded.cause)).trim().replace(/\s*\n\s*/g, "; ")
+      yield* Effect.logWarning(`researcher "${researcher.name}" distilled ${unfit.length} insight(s) the journal cannot hold, left out (${issues})`)
+    }
+    const fresh = insights.filter((i) => !known.has(i.id) && isInsight(i))
     // Journaled even when empty: a resumed run then distils on the same schedule.
     yield* record([JournalEvent.make("InsightsDistilled", { insights: fresh, at: yield* now })], "soon")
   })
@@ -1242,6 +1285,12 @@ const researcherBug = (operation: string) => <A, R>(self: Effect.Effect<A, Error
     Effect.fail(new Errors.ResearcherError({ operation, message: `${operation} failed unexpectedly (a bug in the researcher): ${defectMessage(defect)}`, retryable: false })))
 
 const decodeStrategy = Schema.decodeUnknownExit(Strategy.Strategy)
+const decodeResult = Schema.decodeUnknownExit(Result.Result)
+const isResult: (u: unknown) => boolean = Schema.is(Result.Result)
+const isMetricPoint = Schema.is(Result.MetricPoint)
+const isCost = Schema.is(Cost.Cost)
+const isInsight: (u: unknown) => boolean = Schema.is(Insight.Insight)
+const decodeInsight = Schema.decodeUnknownExit(Insight.Insight)
 /** What makes a proposed strategy invalid (each issue naming its field), or `undefined`. */
 const strategyIssues = (strategy: unknown): string | undefined => {
   // the check first (a few microseconds); the decode only to word what is wrong

@@ -1358,6 +1358,68 @@ describe("Explorer, given what it cannot do", () => {
       assert.include(n2.state._tag === "Failed" ? n2.state.result.failure?.message : "", `executor "buggy" failed unexpectedly (a bug in it or its backend): watch blew up`)
       assert.strictEqual([...summary.tree.nodes()].filter((n) => n.state._tag === "Succeeded").length, 3)
     }))
+
+  it.live("an insight the journal cannot hold (undefined or NaN in its data) is left out; the run and its journal carry on", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const careless: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        distill: () =>
+          Effect.sync(() => {
+            calls++
+            return [
+              { id: `bad-${calls}`, text: "a value it never set", evidence: [], createdAt: 1, data: { value: undefined as unknown as string } },
+              { id: `nan-${calls}`, text: "a delta of NaN", evidence: [], createdAt: 1, data: { delta: Number.NaN } },
+              { id: `good-${calls}`, text: "a sound one", evidence: [], createdAt: 1, data: { delta: 0.1 } }
+            ]
+          })
+      }
+      const journal = Journal.makeMemory()
+      const summary = yield* runParts({ journal, researcher: careless, maxTrials: 4, options: { distillEvery: 1 } })
+      assert.strictEqual(summary.reason, "budget: maxTrials")
+      assert.isAtLeast(calls, 2)
+      const ids = summary.tree.insights.map((i) => i.id)
+      assert.isTrue(ids.every((id) => id.startsWith("good-")), ids.join(", "))
+      assert.isAtLeast(ids.length, 2)
+      const entries = yield* journal.read()
+      assert.strictEqual(entries.at(-1)?.event._tag, "RunFinished")
+    }))
+
+  it.live("an executor's NaN or infinite values fail that trial as InvalidOutput (a score) or are left out (a progress point); the run and its journal carry on", () =>
+    Effect.gen(function*() {
+      const inner = functionExecutor({ runs: [] })
+      // n2 diverges: its progress and its score are NaN; n3 reports an infinite point on the way, then a score
+      const diverging: ExecutorAgent.ExecutorAgentShape = {
+        name: "own",
+        run: (req) =>
+          Stream.map(inner.run(req), (ev): ExecutorAgent.ExecutionEvent => {
+            if (req.node.id === "n2" && ev._tag === "Progress") return { ...ev, metrics: ev.metrics.map((m) => ({ ...m, value: Number.NaN })) }
+            if (req.node.id === "n2" && ev._tag === "Finished") return { _tag: "Finished", result: { ...ev.result, score: Number.NaN, metrics: { score: Number.NaN } } }
+            if (req.node.id === "n3" && ev._tag === "Progress" && ev.metrics[0]?.step === 2) {
+              return { ...ev, fraction: Number.POSITIVE_INFINITY, metrics: [...ev.metrics, { step: 2, split: "eval", name: "loss", value: Number.POSITIVE_INFINITY }] }
+            }
+            return ev
+          })
+      }
+      const journal = Journal.makeMemory()
+      const summary = yield* runParts({ journal, executor: diverging, maxTrials: 4 })
+      assert.strictEqual(summary.reason, "budget: maxTrials")
+      const n2 = summary.tree.get("n2")!
+      assert.strictEqual(n2.state._tag, "Failed")
+      const failure = n2.state._tag === "Failed" ? n2.state.result.failure : undefined
+      assert.strictEqual(failure?.kind, "InvalidOutput")
+      assert.include(failure?.message, `executor "own" reported a result the journal cannot hold (`)
+      assert.include(failure?.message, "Expected a finite number")
+      assert.lengthOf(n2.curve, 0)
+      const n3 = summary.tree.get("n3")!
+      assert.strictEqual(n3.state._tag, "Succeeded")
+      assert.deepStrictEqual(n3.curve.map((m) => m.step), [1, 2, 3, 4])
+      assert.isTrue(n3.curve.every((m) => m.name === "score" && Number.isFinite(m.value)))
+      // every event was journaled, and the journal reads back to the same tree
+      const entries = yield* journal.read()
+      assert.strictEqual(entries.at(-1)?.event._tag, "RunFinished")
+      assert.deepStrictEqual(treeShape(ExperimentTree.fold(entries.map((e) => e.event))!.view), treeShape(summary.tree))
+    }))
 })
 
 describe("Explorer: budgets", () => {

@@ -73,7 +73,9 @@ export const distillInsights = (
     const ua = Task.utility(tree.task, ExperimentNode.score(a)!)
     const ub = Task.utility(tree.task, ExperimentNode.score(b)!)
     for (const [side, other, us, uo] of [[a, b, ua, ub], [b, a, ub, ua]] as const) {
-      const value = SearchSpace.get(side.strategy, p.path) as SearchSpace.Value
+      const value = SearchSpace.get(side.strategy, p.path) as SearchSpace.Value | undefined
+      // a strategy that leaves the parameter unset (a default strategy without it) has no value of it to credit
+      if (value === undefined) continue
       const key = `${p.path}=${JSON.stringify(value)}`
       const entry = tallies.byKey.get(key) ?? { path: p.path, value, t: { wins: 0, pairs: 0, deltaSum: 0, evidence: new Set() } }
       entry.t.pairs++
