@@ -379,6 +379,28 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
       assert.deepStrictEqual(external, [])
     }))
 
+  it.effect("shows journal text without the bidirectional controls that would reverse what follows them", () =>
+    Effect.gen(function*() {
+      // U+202E (right-to-left override) in a rationale shows the rest of it backwards; U+2067 (an isolate) likewise
+      const reversing = (i: number) => `From n${i}: source "\u202Egnp.exe" (swap) \u2067then more`
+      const { events, ids, strategies } = runEvents({ size: 12, rationale: reversing, analysis: reversing(0) })
+      const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(events), logs: { n1: [reversing(1)] } }))
+      const controls = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/
+      yield* pw(() => page.locator(`#tree .node[data-i="1"]`).click())
+      const shown = [
+        yield* pw(() => page.locator("#details .rationale").innerText()),
+        yield* pw(() => page.locator("#details pre.logs").innerText()),
+        yield* pw(() => page.locator("header .analysis").innerText()),
+        yield* pw(() => page.locator("#best-json").innerText())
+      ]
+      for (const text of shown) assert.notMatch(text, controls)
+      assert.include(shown[0], `From n1: source "gnp.exe" (swap) then more`)
+      // the best strategy's JSON is still that strategy, its rationale's controls written as \u escapes
+      const bestId = yield* pw(() => page.locator(".best-bar a.node-link").innerText())
+      assert.deepStrictEqual(JSON.parse(shown[3]!), Strategy.encode(strategies[ids.indexOf(bestId)]!))
+      assert.deepStrictEqual(problems, [])
+    }))
+
   it.effect("renders a 5,000-node tree that stays interactive", () =>
     Effect.gen(function*() {
       const { events } = runEvents({ size: 5000 })

@@ -5,7 +5,7 @@
 import type { BudgetRow, ReportModel } from "./reportModel.ts"
 import { STYLE } from "./reportStyle.ts"
 import { SCRIPT } from "./reportScript.ts"
-import { colour, escapeHtml, fmt, scoreChart, treeSvg } from "./reportSvg.ts"
+import { colour, escapeHtml, fmt, inertJson, scoreChart, treeSvg } from "./reportSvg.ts"
 import * as Untrusted from "./untrusted.ts"
 
 /**
@@ -132,7 +132,7 @@ const bestHtml = (model: ReportModel): string =>
     : `<div class="best-bar"><span class="muted">From node <a href="#" class="node-link" data-node="${model.best}">${
       escapeHtml(model.nodes[model.best]!.id)
     }</a></span><button id="copy-best" type="button">Copy JSON</button></div><pre id="best-json">${
-      escapeHtml(JSON.stringify(model.bestStrategy, null, 2))
+      escapeHtml(inertJson(JSON.stringify(model.bestStrategy, null, 2)))
     }</pre>`
 
 /**

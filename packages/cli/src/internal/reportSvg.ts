@@ -5,9 +5,19 @@
  */
 import type { ReportModel, TrialPoint } from "./reportModel.ts"
 
-/** Escape text for HTML element content and double-quoted attributes. */
+// bidirectional marks, overrides and isolates: in a page they reverse the text that follows them
+const BIDI = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/g
+
+/**
+ * Escape text for HTML element content and double-quoted attributes, without the bidirectional
+ * overrides and isolates that would show the rest of its line reversed.
+ */
 export const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;"))
+  s.replace(BIDI, "").replace(/[&<>"']/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;"))
+
+/** JSON text whose bidirectional controls are written as `\u` escapes: the same value, shown as it is. */
+export const inertJson = (json: string): string =>
+  json.replace(BIDI, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
 
 /** A number for display: up to 4 significant digits, no exponent for ordinary magnitudes. */
 export const fmt = (v: number): string => {
