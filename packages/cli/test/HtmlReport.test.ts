@@ -401,6 +401,27 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
       assert.deepStrictEqual(problems, [])
     }))
 
+  it.effect("keeps the header's counts whole, one row of one-line labels, beside a long reason the run ended", () =>
+    Effect.gen(function*() {
+      const { events } = runEvents({ size: 12 })
+      // two trials in flight (a sixth count), and a long reason the run ended
+      const finished = new Set(["n10", "n11"])
+      const kept = events.filter((e) => !(e._tag === "NodeFinished" && finished.has(e.nodeId)) && e._tag !== "RunFinished")
+      const reason = "every trial failed the same way (n1, n2, n3, n4): Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')"
+      kept.push(JournalEvent.make("RunFinished", { reason, at: Date.UTC(2026, 10, 21) }))
+      const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(kept) }))
+      const counts = yield* pw(() =>
+        page.evaluate<ReadonlyArray<{ label: string; lines: number; top: number }>>(
+          `[...document.querySelectorAll("header .counts > div")].map((d) => ({ label: d.querySelector("span").textContent, lines: d.querySelector("span").getClientRects().length, top: d.offsetTop }))`
+        )
+      )
+      assert.deepStrictEqual(counts.map((c) => c.label), ["nodes", "succeeded", "failed", "pruned", "cancelled", "in flight"])
+      assert.deepStrictEqual(counts.map((c) => c.lines), [1, 1, 1, 1, 1, 1], "each label on one line")
+      assert.deepStrictEqual(new Set(counts.map((c) => c.top)).size, 1, "the counts in one row")
+      assert.include(yield* pw(() => page.locator("header .chips").innerText()), reason)
+      assert.deepStrictEqual(problems, [])
+    }))
+
   it.effect("renders a 5,000-node tree that stays interactive", () =>
     Effect.gen(function*() {
       const { events } = runEvents({ size: 5000 })
