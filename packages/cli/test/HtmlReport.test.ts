@@ -422,6 +422,33 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
       assert.deepStrictEqual(problems, [])
     }))
 
+  it.effect("draws a chart's score ticks clear of the metric's name whatever their length (an MSE of 3e-5, a loss of 1e300)", () =>
+    Effect.gen(function*() {
+      const { events } = runEvents({ size: 12 })
+      const mse = Schema.decodeUnknownSync(Task.Task)({ ...Schema.encodeSync(Task.Task)(task), metric: { name: "mse", direction: "minimize" } })
+      for (const scale of [1e-4, 1e300]) {
+        const scaled = events.map((e) =>
+          e._tag === "RunStarted"
+            ? JournalEvent.make("RunStarted", { ...e, task: mse })
+            : e._tag === "NodeFinished" && e.result?.score !== undefined
+            ? JournalEvent.make("NodeFinished", { ...e, result: { ...e.result, score: e.result.score * scale, metrics: { mse: e.result.score * scale } } })
+            : e
+        )
+        const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(scaled) }))
+        // each tick's box, and the rotated name's, in the chart's own units
+        const boxes = yield* pw(() =>
+          page.evaluate<{ ticks: ReadonlyArray<{ x: number; text: string }>; name: { x: number; width: number } }>(
+            `(() => { const svg = document.querySelector("svg.chart"); const name = svg.querySelector(".axis-label[transform]").getBoundingClientRect(); const origin = svg.getBoundingClientRect(); const k = 460 / origin.width;
+              return { ticks: [...svg.querySelectorAll(".tick.y")].map((t) => ({ x: (t.getBoundingClientRect().x - origin.x) * k, text: t.textContent })), name: { x: (name.x - origin.x) * k, width: name.width * k } } })()`
+          )
+        )
+        assert.isAbove(boxes.ticks.length, 2)
+        assert.isAtLeast(boxes.name.x, 0)
+        for (const t of boxes.ticks) assert.isAbove(t.x, boxes.name.x + boxes.name.width, `tick ${t.text} overlaps the metric's name or is cut`)
+        assert.deepStrictEqual(problems, [])
+      }
+    }))
+
   it.effect("renders a 5,000-node tree that stays interactive", () =>
     Effect.gen(function*() {
       const { events } = runEvents({ size: 5000 })
