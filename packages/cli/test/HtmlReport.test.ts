@@ -5,6 +5,7 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { Cost, Fingerprint, Journal, JournalEvent, Result, Strategy, Task } from "@trex/core"
 import * as HtmlReport from "../src/HtmlReport.ts"
+import * as Status from "../src/Status.ts"
 import type * as ReportModel from "../src/internal/reportModel.ts"
 import * as ReportSvg from "../src/internal/reportSvg.ts"
 import { Browser, open, pw } from "./support/browser.ts"
@@ -447,6 +448,21 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
         for (const t of boxes.ticks) assert.isAbove(t.x, boxes.name.x + boxes.name.width, `tick ${t.text} overlaps the metric's name or is cut`)
         assert.deepStrictEqual(problems, [])
       }
+    }))
+
+  it.effect("gives a short run's wall clock in seconds, as trex status does (not 0m)", () =>
+    Effect.gen(function*() {
+      const { events } = runEvents({ size: 3 })
+      // the same run, 16 s long
+      const t0 = events[0]!.at
+      const short = events.map((e, i) => ({ ...e, at: t0 + (i === events.length - 1 ? 16_000 : Math.min(15_000, e.at - t0)) }) as JournalEvent.JournalEvent)
+      const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(short) }))
+      assert.strictEqual(
+        yield* pw(() => page.locator(`.budget-row[data-budget="Wall clock"] .budget-value`).innerText()),
+        `${Status.duration(16)} / ${Status.duration(3600)}`
+      )
+      assert.strictEqual(Status.duration(16), "16s")
+      assert.deepStrictEqual(problems, [])
     }))
 
   it.effect("renders a 5,000-node tree that stays interactive", () =>
