@@ -44,7 +44,7 @@ const writeReport = (file: string, text: string) =>
 export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
   Effect.gen(function*() {
     const { runDir, task } = prepared
-    const view = LiveView.make({ tty: process.stdout.isTTY === true, write: (s) => process.stdout.write(s) })
+    const view = LiveView.make({ tty: process.stdout.isTTY === true, write: (s) => process.stdout.write(s), columns: () => process.stdout.columns })
     // a resumed run's entries, as prepare read them (read again only for a run prepared without them)
     const existing = prepared.journaled ?? (fs.existsSync(RunDir.journalFile(runDir)) ? yield* RunDir.readEntries(runDir) : [])
     view.prime(existing, task.budget)
@@ -358,7 +358,7 @@ const statusCommand = Command.make(
  */
 const followRun = (runDir: string, json: boolean) =>
   Effect.gen(function*() {
-    const view = LiveView.make({ tty: !json && process.stdout.isTTY === true, write: (s) => process.stdout.write(s) })
+    const view = LiveView.make({ tty: !json && process.stdout.isTTY === true, write: (s) => process.stdout.write(s), columns: () => process.stdout.columns })
     const line = (entry: { readonly seq: number; readonly event: JournalEvent.JournalEvent }) =>
       process.stdout.write(`${JSON.stringify({ seq: entry.seq, event: JournalEvent.encode(entry.event) })}\n`)
     let stopped = false
