@@ -46,6 +46,9 @@ export interface LiveView {
 }
 
 /**
+ * On a terminal (`tty`), `columns` gives its width at each redraw (`() => process.stdout.columns`): each line
+ * of the live frame is cut to fit, as a line that wrapped would take two rows and the next redraw clear one.
+ *
  * @example
  * ```ts
  * import { LiveView } from "@trex/cli"
@@ -53,16 +56,7 @@ export interface LiveView {
  * ```
  * @since 0.1.0 @category constructors
  */
-export const make = (options: {
-  readonly tty: boolean
-  readonly write: (text: string) => void
-  readonly intervalMs?: number
-  /**
-   * The terminal's width in columns, read at each redraw (`() => process.stdout.columns`): each line of the
-   * live frame is cut to fit, as a line that wrapped would take two rows and the next redraw clear one.
-   */
-  readonly columns?: () => number | undefined
-}): LiveView => {
+export const make = (options: { readonly tty: boolean; readonly write: (text: string) => void; readonly intervalMs?: number; readonly columns?: () => number | undefined }): LiveView => {
   const ledger = { value: undefined as Budget.Ledger | undefined }
   let sessionStart = Date.now()
   // the seconds of wall clock the run's earlier sessions used (resumes add up, as the budget counts them)
