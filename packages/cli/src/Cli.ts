@@ -25,6 +25,7 @@ import * as LogTails from "./internal/logTails.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
 import * as Detach from "./internal/detach.ts"
 import * as StopSignal from "./internal/stopSignal.ts"
+import * as Untrusted from "./internal/untrusted.ts"
 import * as Trex from "./Trex.ts"
 
 const out = (text: string) => Effect.sync(() => process.stdout.write(text.endsWith("\n") ? text : text + "\n"))
@@ -43,7 +44,7 @@ const writeReport = (file: string, text: string) =>
 export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
   Effect.gen(function*() {
     const { runDir, task } = prepared
-    const view = LiveView.make({ tty: process.stdout.isTTY === true, write: (s) => process.stdout.write(s) })
+    const view = LiveView.make({ tty: process.stdout.isTTY === true, write: (s) => process.stdout.write(s), columns: () => process.stdout.columns })
     // a resumed run's entries, as prepare read them (read again only for a run prepared without them)
     const existing = prepared.journaled ?? (fs.existsSync(RunDir.journalFile(runDir)) ? yield* RunDir.readEntries(runDir) : [])
     view.prime(existing, task.budget)
@@ -98,7 +99,8 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
     const researcherFailed = summary?.reason.startsWith(Explorer.RESEARCHER_FAILED) === true
     if (setup !== undefined) {
       const first = setup.nodes[0]!
-      const why = `${setup.message} (\`trex status ${runDir} --node ${first}\` shows ${first} in full, with its job's last log lines). ` +
+      // its failure is as the job's log read (an escape sequence of a trainer's output too)
+      const why = `${Untrusted.line(setup.message)} (\`trex status ${runDir} --node ${first}\` shows ${first} in full, with its job's last log lines). ` +
         `Once mended: trex resume ${runDir}   (if these failures are the strategies' own, \`trex resume ${runDir} --fail-fast 0\` goes on without this stop)`
       return yield* Effect.sync(() => {
         process.stderr.write(`trex: ${why}\n`)
@@ -107,7 +109,7 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
     }
     if ((info.tree.view.best() === undefined || researcherFailed) && stoppedBy === undefined) {
       const why = researcherFailed
-        ? `${summary!.reason}; once it is mended (its key, model or network), continue with: trex resume ${runDir}`
+        ? `${Untrusted.line(summary!.reason)}; once it is mended (its key, model or network), continue with: trex resume ${runDir}`
         : failed > 0
         ? `no trial succeeded (${failed} failed): their reasons are above and in ${path.join(runDir, "report.md")}; ` +
           `\`trex status ${runDir} --node <id>\` shows one in full, with its job's last log lines`
@@ -356,7 +358,7 @@ const statusCommand = Command.make(
  */
 const followRun = (runDir: string, json: boolean) =>
   Effect.gen(function*() {
-    const view = LiveView.make({ tty: !json && process.stdout.isTTY === true, write: (s) => process.stdout.write(s) })
+    const view = LiveView.make({ tty: !json && process.stdout.isTTY === true, write: (s) => process.stdout.write(s), columns: () => process.stdout.columns })
     const line = (entry: { readonly seq: number; readonly event: JournalEvent.JournalEvent }) =>
       process.stdout.write(`${JSON.stringify({ seq: entry.seq, event: JournalEvent.encode(entry.event) })}\n`)
     let stopped = false

@@ -46,6 +46,9 @@ export interface LiveView {
 }
 
 /**
+ * On a terminal (`tty`), `columns` gives its width at each redraw (`() => process.stdout.columns`): each line
+ * of the live frame is cut to fit, as a line that wrapped would take two rows and the next redraw clear one.
+ *
  * @example
  * ```ts
  * import { LiveView } from "@trex/cli"
@@ -53,7 +56,7 @@ export interface LiveView {
  * ```
  * @since 0.1.0 @category constructors
  */
-export const make = (options: { readonly tty: boolean; readonly write: (text: string) => void; readonly intervalMs?: number }): LiveView => {
+export const make = (options: { readonly tty: boolean; readonly write: (text: string) => void; readonly intervalMs?: number; readonly columns?: () => number | undefined }): LiveView => {
   const ledger = { value: undefined as Budget.Ledger | undefined }
   let sessionStart = Date.now()
   // the seconds of wall clock the run's earlier sessions used (resumes add up, as the budget counts them)
@@ -106,7 +109,10 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
   }
 
   const redraw = () => {
-    const lines = frame()
+    const width = options.columns?.()
+    // one column short of the width: a line that fills it wraps on some terminals
+    const fit = (l: string) => width === undefined || width < 2 || l.length < width ? l : `${l.slice(0, width - 2)}…`
+    const lines = frame().map(fit)
     const clear = lastLines > 0 ? `\x1b[${lastLines}A\x1b[0J` : ""
     options.write(clear + lines.map((l) => `${l}\x1b[K`).join("\n") + "\n")
     lastLines = lines.length

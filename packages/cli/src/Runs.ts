@@ -10,6 +10,7 @@ import * as path from "node:path"
 import { Errors, Journal, type JournalEvent } from "@trex/core"
 import { Effect } from "effect"
 import * as RunDir from "./RunDir.ts"
+import * as Untrusted from "./internal/untrusted.ts"
 
 /** One run of a folder, as {@link list} reads it. @since 0.1.0 @category models */
 export interface RunSummary {
@@ -155,12 +156,15 @@ const unreadable = (dir: string, name: string, message: string, writer: RunSumma
 const fmt = (v: number) => Number(v.toPrecision(4)).toString()
 const clock = (ms: number) => (ms > 0 ? new Date(ms).toISOString().slice(0, 16).replace("T", " ") : "-")
 
-/** How a run stands, in a few words. */
+/**
+ * How a run stands, in a few words. Why it finished may quote a job's log (the failure that stopped a run
+ * whose trials all failed alike): shown as text, as `trex status` shows it, and cut (status has it in full).
+ */
 const stateText = (r: RunSummary): string =>
   r.state === "running"
-    ? `running (process ${r.writer?.pid ?? "?"}${r.writer?.host !== undefined ? ` on ${r.writer.host}` : ""})`
+    ? `running (process ${r.writer?.pid ?? "?"}${r.writer?.host !== undefined ? ` on ${Untrusted.line(r.writer.host, 80)}` : ""})`
     : r.state === "finished"
-    ? `finished: ${r.reason ?? "?"}`
+    ? `finished: ${Untrusted.line(r.reason ?? "?", 80)}`
     : r.state === "stopped"
     ? "stopped (trex resume continues it)"
     : "damaged (trex status says where)"

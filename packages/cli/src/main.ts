@@ -8,10 +8,12 @@ import { Cause, Console, Effect, Exit, Logger, Runtime } from "effect"
 import { CliOutput, Command } from "effect/cli"
 import { command } from "./Cli.ts"
 import { exitCodeOf, firstSignal } from "./internal/stopSignal.ts"
+import * as Untrusted from "./internal/untrusted.ts"
 
+// a message may carry what a job, a backend or a model wrote (a log line, a command's stderr)
 const fail = (code: number, message: string) =>
   Effect.sync(() => {
-    process.stderr.write(`trex: ${message}\n`)
+    process.stderr.write(`trex: ${Untrusted.lines(message)}\n`)
     process.exitCode = code
   })
 

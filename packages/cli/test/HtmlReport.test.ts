@@ -5,6 +5,7 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { Cost, Fingerprint, Journal, JournalEvent, Result, Strategy, Task } from "@trex/core"
 import * as HtmlReport from "../src/HtmlReport.ts"
+import * as Status from "../src/Status.ts"
 import type * as ReportModel from "../src/internal/reportModel.ts"
 import * as ReportSvg from "../src/internal/reportSvg.ts"
 import { Browser, open, pw } from "./support/browser.ts"
@@ -377,6 +378,91 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
       assert.isUndefined(yield* pw(() => page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)))
       assert.deepStrictEqual(problems, [])
       assert.deepStrictEqual(external, [])
+    }))
+
+  it.effect("shows journal text without the bidirectional controls that would reverse what follows them", () =>
+    Effect.gen(function*() {
+      // U+202E (right-to-left override) in a rationale shows the rest of it backwards; U+2067 (an isolate) likewise
+      const reversing = (i: number) => `From n${i}: source "\u202Egnp.exe" (swap) \u2067then more`
+      const { events, ids, strategies } = runEvents({ size: 12, rationale: reversing, analysis: reversing(0) })
+      const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(events), logs: { n1: [reversing(1)] } }))
+      const controls = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/
+      yield* pw(() => page.locator(`#tree .node[data-i="1"]`).click())
+      const shown = [
+        yield* pw(() => page.locator("#details .rationale").innerText()),
+        yield* pw(() => page.locator("#details pre.logs").innerText()),
+        yield* pw(() => page.locator("header .analysis").innerText()),
+        yield* pw(() => page.locator("#best-json").innerText())
+      ]
+      for (const text of shown) assert.notMatch(text, controls)
+      assert.include(shown[0], `From n1: source "gnp.exe" (swap) then more`)
+      // the best strategy's JSON is still that strategy, its rationale's controls written as \u escapes
+      const bestId = yield* pw(() => page.locator(".best-bar a.node-link").innerText())
+      assert.deepStrictEqual(JSON.parse(shown[3]!), Strategy.encode(strategies[ids.indexOf(bestId)]!))
+      assert.deepStrictEqual(problems, [])
+    }))
+
+  it.effect("keeps the header's counts whole, one row of one-line labels, beside a long reason the run ended", () =>
+    Effect.gen(function*() {
+      const { events } = runEvents({ size: 12 })
+      // two trials in flight (a sixth count), and a long reason the run ended
+      const finished = new Set(["n10", "n11"])
+      const kept = events.filter((e) => !(e._tag === "NodeFinished" && finished.has(e.nodeId)) && e._tag !== "RunFinished")
+      const reason = "every trial failed the same way (n1, n2, n3, n4): Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')"
+      kept.push(JournalEvent.make("RunFinished", { reason, at: Date.UTC(2026, 10, 21) }))
+      const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(kept) }))
+      const counts = yield* pw(() =>
+        page.evaluate<ReadonlyArray<{ label: string; lines: number; top: number }>>(
+          `[...document.querySelectorAll("header .counts > div")].map((d) => ({ label: d.querySelector("span").textContent, lines: d.querySelector("span").getClientRects().length, top: d.offsetTop }))`
+        )
+      )
+      assert.deepStrictEqual(counts.map((c) => c.label), ["nodes", "succeeded", "failed", "pruned", "cancelled", "in flight"])
+      assert.deepStrictEqual(counts.map((c) => c.lines), [1, 1, 1, 1, 1, 1], "each label on one line")
+      assert.deepStrictEqual(new Set(counts.map((c) => c.top)).size, 1, "the counts in one row")
+      assert.include(yield* pw(() => page.locator("header .chips").innerText()), reason)
+      assert.deepStrictEqual(problems, [])
+    }))
+
+  it.effect("draws a chart's score ticks clear of the metric's name whatever their length (an MSE of 3e-5, a loss of 1e300)", () =>
+    Effect.gen(function*() {
+      const { events } = runEvents({ size: 12 })
+      const mse = Schema.decodeUnknownSync(Task.Task)({ ...Schema.encodeSync(Task.Task)(task), metric: { name: "mse", direction: "minimize" } })
+      for (const scale of [1e-4, 1e300]) {
+        const scaled = events.map((e) =>
+          e._tag === "RunStarted"
+            ? JournalEvent.make("RunStarted", { ...e, task: mse })
+            : e._tag === "NodeFinished" && e.result?.score !== undefined
+            ? JournalEvent.make("NodeFinished", { ...e, result: { ...e.result, score: e.result.score * scale, metrics: { mse: e.result.score * scale } } })
+            : e
+        )
+        const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(scaled) }))
+        // each tick's box, and the rotated name's, in the chart's own units
+        const boxes = yield* pw(() =>
+          page.evaluate<{ ticks: ReadonlyArray<{ x: number; text: string }>; name: { x: number; width: number } }>(
+            `(() => { const svg = document.querySelector("svg.chart"); const name = svg.querySelector(".axis-label[transform]").getBoundingClientRect(); const origin = svg.getBoundingClientRect(); const k = 460 / origin.width;
+              return { ticks: [...svg.querySelectorAll(".tick.y")].map((t) => ({ x: (t.getBoundingClientRect().x - origin.x) * k, text: t.textContent })), name: { x: (name.x - origin.x) * k, width: name.width * k } } })()`
+          )
+        )
+        assert.isAbove(boxes.ticks.length, 2)
+        assert.isAtLeast(boxes.name.x, 0)
+        for (const t of boxes.ticks) assert.isAbove(t.x, boxes.name.x + boxes.name.width, `tick ${t.text} overlaps the metric's name or is cut`)
+        assert.deepStrictEqual(problems, [])
+      }
+    }))
+
+  it.effect("gives a short run's wall clock in seconds, as trex status does (not 0m)", () =>
+    Effect.gen(function*() {
+      const { events } = runEvents({ size: 3 })
+      // the same run, 16 s long
+      const t0 = events[0]!.at
+      const short = events.map((e, i) => ({ ...e, at: t0 + (i === events.length - 1 ? 16_000 : Math.min(15_000, e.at - t0)) }) as JournalEvent.JournalEvent)
+      const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(short) }))
+      assert.strictEqual(
+        yield* pw(() => page.locator(`.budget-row[data-budget="Wall clock"] .budget-value`).innerText()),
+        `${Status.duration(16)} / ${Status.duration(3600)}`
+      )
+      assert.strictEqual(Status.duration(16), "16s")
+      assert.deepStrictEqual(problems, [])
     }))
 
   it.effect("renders a 5,000-node tree that stays interactive", () =>

@@ -176,3 +176,27 @@ describe("trex list", { timeout: 120_000 }, () => {
     }
   })
 })
+
+describe("trex list of a run that ended on a job's words", () => {
+  it("shows why it finished as text, cut to fit its column (a trainer's escape sequences and a long log line quoted in the reason)", () => {
+    const reason = `every trial failed the same way (n1, n2, n3): Crash: exited with code 3 (\x1b[2J\x1b]0;pwned\x07${"x".repeat(300)})`
+    const summary: Runs.RunSummary = {
+      runId: "20261205-093000-r",
+      dir: "/runs/20261205-093000-r",
+      task: "toy",
+      metric: { name: "score", direction: "maximize" },
+      startedAt: Date.UTC(2026, 11, 5, 9, 30),
+      lastAt: Date.UTC(2026, 11, 5, 9, 31),
+      state: "finished",
+      reason,
+      trials: { succeeded: 0, failed: 3, other: 0, inFlight: 0 }
+    }
+    const running: Runs.RunSummary = { ...summary, runId: "20261205-093100-s", dir: "/runs/20261205-093100-s", state: "running", writer: { pid: 7, host: "gpu1\x1b[8m" } }
+    const text = Runs.toText("/runs", [summary, running])
+    assert.notMatch(text, /[\x00-\x08\x0b-\x1f\x7f]/)
+    const row = text.split("\n").find((l) => l.startsWith("20261205-093000-r"))!
+    assert.include(row, "finished: every trial failed the same way (n1, n2, n3): Crash: exited with code 3 ([2J]0;…")
+    assert.isBelow(row.length, 240, row)
+    assert.include(text, "running (process 7 on gpu1[8m)")
+  })
+})

@@ -258,3 +258,49 @@ describe("LiveView attached to a run under way (trex status --follow)", () => {
     assert.match(shown.find((l) => l.trim().startsWith(running)) ?? "", /running/, shown.join("\n"))
   })
 })
+
+/** `screen`, on a terminal `width` columns wide: a longer line wraps to the next row, and "cursor up N" counts rows. */
+const wrappedScreen = (output: string, width: number): Array<string> => {
+  const rows: Array<string> = [""]
+  for (const token of output.split(/(\x1b\[\d+A\x1b\[0J|\x1b\[K|\n)/)) {
+    const up = /^\x1b\[(\d+)A\x1b\[0J$/.exec(token)
+    if (up !== null) {
+      rows.splice(Math.max(0, rows.length - 1 - Number(up[1])))
+      rows.push("")
+    } else if (token === "\n") rows.push("")
+    else if (token !== "\x1b[K") {
+      for (const ch of token) {
+        if (rows[rows.length - 1]!.length === width) rows.push("")
+        rows[rows.length - 1] += ch
+      }
+    }
+  }
+  return rows.filter((l, i) => l !== "" || i < rows.length - 1)
+}
+
+describe("LiveView on a narrow terminal", () => {
+  it("cuts each line of the frame to the terminal's width, so a redraw clears the whole of the last frame", () => {
+    const width = 60
+    let out = ""
+    const view = LiveView.make({ tty: true, write: (s) => void (out += s), intervalMs: 60_000, columns: () => width })
+    const b = new TreeBuilder.TreeBuilder(
+      TreeBuilder.task({ name: "a-task-name-long-enough-to-fill-most-of-a-line", budget: { maxTrials: 40, gpuHours: 10, dollars: 50, tokens: 100_000, wallClockHours: 2 } })
+    )
+    view.onEvent({ seq: 1, event: b.events[0]! }, b.view)
+    const waiting = b.start(b.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
+    for (const [i, event] of b.events.slice(1).entries()) view.onEvent({ seq: i + 2, event }, b.view)
+    b.jobState(waiting, "Pending", "Resources: the partition gpu-a100-80gb has no node free for 4 GPUs and 64 CPUs")
+    view.onEvent({ seq: b.events.length, event: b.events.at(-1)! }, b.view)
+    for (let i = 0; i < 3; i++) {
+      b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.001 * (i + 1) }, 0.5 + i / 10)
+      view.onEvent({ seq: b.events.length, event: b.events.at(-1)! }, b.view)
+    }
+    view.close()
+    const shown = wrappedScreen(out, width)
+    assert.strictEqual(shown.filter((l) => l.startsWith("TREX ")).length, 1, shown.join("\n"))
+    assert.strictEqual(shown.filter((l) => l.startsWith("budget ")).length, 1, shown.join("\n"))
+    const frame = shown.slice(shown.findIndex((l) => l.startsWith("TREX ")))
+    for (const l of frame) assert.isBelow(l.length, width, l)
+    assert.isTrue(frame.some((l) => l.includes(waiting) && l.endsWith("…")), frame.join("\n"))
+  })
+})

@@ -1,12 +1,16 @@
 // Text that models, jobs and backends write, shown by the CLI: on a terminal (status, the live view) it
 // cannot recolour, move or reverse what follows nor start lines of its own; in report.md it renders as
 // the text it is.
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import * as LiveView from "../src/LiveView.ts"
 import * as Status from "../src/Status.ts"
 import * as Untrusted from "../src/internal/untrusted.ts"
+import { trex } from "./support/cli.ts"
 
 const HOSTILE = "red \x1b[31mALERT\x1b[0m\x00 gnp\u202E.exe\r\n\n## Injected heading\n- [click](javascript:alert(1)) <iframe src=x></iframe> | col | back\\|slash"
 
@@ -72,5 +76,28 @@ describe("the CLI's views of a run whose model and jobs wrote hostile text", () 
     view.close()
     assert.notMatch(out, /[\x00-\x08\x0b-\x1f\x7f\u202e]/)
     assert.notInclude(out.split("\n"), "## Injected heading")
+  })
+})
+
+describe("trex run whose trainer writes escape sequences and fails every trial alike", () => {
+  it("names the failure on stderr without a control character of the trainer's (the terminal is not cleared nor retitled)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-untrusted-"))
+    // the last line of its log, which the stop quotes: clear the screen, set the window's title, ring the bell
+    const printed = String.raw`printf '\033[2J\033]0;pwned\007ModuleNotFoundError: x\r\n' >&2; exit 1`
+    fs.writeFileSync(path.join(dir, "task.yaml"), [
+      "name: hostile-log",
+      "objective: a trainer whose log is hostile",
+      "metric: { name: score, direction: maximize }",
+      `recipe: { command: ["sh", "-c", ${JSON.stringify(printed)}], resources: { timeLimitSeconds: 30 } }`,
+      "searchSpace:",
+      "  parameters:",
+      "    - { path: training.learningRate, kind: log, values: [0.0001, 0.001, 0.01] }",
+      "defaultStrategy: { data: { sources: [{ name: toy }] }, training: { learningRate: 0.001, epochs: 1, batchSize: 8 } }"
+    ].join("\n"))
+    const r = trex(["run", path.join(dir, "task.yaml"), "--out", path.join(dir, "runs"), "--max-trials", "4", "--concurrency", "1"])
+    assert.strictEqual(r.status, 1, r.stderr)
+    assert.include(r.stderr, "failed the same way, and none succeeded: Crash: exited with code 1 ([2J]0;pwnedModuleNotFoundError: x)")
+    assert.notMatch(r.stderr, /[\x00-\x08\x0b-\x1f\x7f]/)
+    assert.notMatch(r.stdout, /[\x00-\x08\x0b-\x1f\x7f]/)
   })
 })

@@ -2,10 +2,11 @@
  * The report's HTML document: header, tree and details panel, charts, budget, insights and
  * the best strategy, with the stylesheet, the page script and the embedded data inline.
  */
+import * as Status from "../Status.ts"
 import type { BudgetRow, ReportModel } from "./reportModel.ts"
 import { STYLE } from "./reportStyle.ts"
 import { SCRIPT } from "./reportScript.ts"
-import { colour, escapeHtml, fmt, scoreChart, treeSvg } from "./reportSvg.ts"
+import { colour, escapeHtml, fmt, inertJson, scoreChart, treeSvg } from "./reportSvg.ts"
 import * as Untrusted from "./untrusted.ts"
 
 /**
@@ -15,13 +16,9 @@ import * as Untrusted from "./untrusted.ts"
 export const embedJson = (value: unknown): string =>
   JSON.stringify(value).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029")
 
-const hours = (h: number): string => {
-  const minutes = Math.round(h * 60)
-  return minutes < 60 ? `${minutes}m` : `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, "0")}m`
-}
-
+// the wall clock as `trex status` and report.md give it (`16s`, `4m05s`, `1h02m`): in whole minutes, a short run read `0m`
 const amount = (row: BudgetRow, v: number): string =>
-  row.label === "Wall clock" ? hours(v)
+  row.label === "Wall clock" ? Status.duration(v * 3600)
   : row.unit === "$" ? `$${v.toFixed(2)}`
   : row.unit === "h" ? `${v.toFixed(v < 10 ? 2 : 1)} h`
   : Math.round(v).toLocaleString("en-US")
@@ -132,7 +129,7 @@ const bestHtml = (model: ReportModel): string =>
     : `<div class="best-bar"><span class="muted">From node <a href="#" class="node-link" data-node="${model.best}">${
       escapeHtml(model.nodes[model.best]!.id)
     }</a></span><button id="copy-best" type="button">Copy JSON</button></div><pre id="best-json">${
-      escapeHtml(JSON.stringify(model.bestStrategy, null, 2))
+      escapeHtml(inertJson(JSON.stringify(model.bestStrategy, null, 2)))
     }</pre>`
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The report's page script (inline, plain ES2017). Events are delegated: one listener on the
  * tree and one on the document, whatever the tree's size. Untrusted text reaches the DOM only
- * through `textContent`.
+ * through `textContent`, and without bidirectional overrides and isolates (`plain`), which would
+ * show the rest of a rationale or a strategy's value reversed.
  */
 export const SCRIPT = String.raw`(function () {
 "use strict";
@@ -19,10 +20,13 @@ for (var k = 0; k < nodes.length; k++) if (nodes[k].p >= 0) children[nodes[k].p]
 var home = svg.getAttribute("viewBox").split(" ").map(Number);
 var vb = home.slice();
 
+function plain(text) {
+  return String(text).replace(/[\u200E\u200F\u202A-\u202E\u2066-\u2069]/g, "");
+}
 function el(tag, cls, text) {
   var e = document.createElement(tag);
   if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (text !== undefined && text !== null) e.textContent = plain(text);
   return e;
 }
 function num(v) {
@@ -98,7 +102,7 @@ svg.addEventListener("mouseover", function (e) {
   var t = e.target.closest(".node");
   if (!t || drag) { tip.hidden = true; return; }
   var n = nodes[Number(t.getAttribute("data-i"))];
-  tip.textContent = n.id + " · " + (n.score !== undefined ? num(n.score) : n.state);
+  tip.textContent = plain(n.id) + " · " + (n.score !== undefined ? num(n.score) : n.state);
   var box = svg.getBoundingClientRect();
   tip.style.left = (e.clientX - box.left + 12) + "px";
   tip.style.top = (e.clientY - box.top + 12) + "px";
@@ -208,7 +212,7 @@ function curveCharts(series) {
     function add(tag, attrs, text) {
       var e = document.createElementNS(SVGNS, tag);
       for (var a in attrs) e.setAttribute(a, attrs[a]);
-      if (text !== undefined) e.textContent = text;
+      if (text !== undefined) e.textContent = plain(text);
       s.appendChild(e);
       return e;
     }
@@ -243,7 +247,7 @@ function kv(pairs) {
     if (p[1] === undefined || p[1] === null || p[1] === "") return;
     dl.appendChild(el("dt", "", p[0]));
     var dd = el("dd");
-    if (p[1] instanceof Node) dd.appendChild(p[1]); else dd.textContent = String(p[1]);
+    if (p[1] instanceof Node) dd.appendChild(p[1]); else dd.textContent = plain(p[1]);
     dl.appendChild(dd);
   });
   return dl;
@@ -286,7 +290,7 @@ function details(i) {
     box.appendChild(el("h3", "", "Failure"));
     var f = el("div", "failure");
     f.appendChild(el("b", "", n.failure.kind));
-    f.appendChild(document.createTextNode(" " + n.failure.message + (n.failure.exitCode !== undefined ? " (exit " + n.failure.exitCode + ")" : "")));
+    f.appendChild(document.createTextNode(" " + plain(n.failure.message) + (n.failure.exitCode !== undefined ? " (exit " + n.failure.exitCode + ")" : "")));
     box.appendChild(f);
   }
   box.appendChild(el("h3", "", n.p >= 0 ? "Strategy vs parent" : "Strategy"));

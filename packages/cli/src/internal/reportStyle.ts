@@ -19,10 +19,10 @@ header .muted{color:#a8b1c4}header a{color:#9cc2ff}
 .chips{display:flex;flex-wrap:wrap;gap:6px}
 .chip{display:inline-block;border-radius:999px;padding:2px 9px;font-size:12px;background:#eef2f8;color:var(--ink);border:1px solid var(--line)}
 header .chip{background:rgba(255,255,255,.08);border-color:rgba(255,255,255,.14);color:#eef1f6}
-.summary{display:flex;gap:20px;align-items:flex-end}
+.summary{display:flex;gap:20px;align-items:flex-end;flex-shrink:0}
 .best-score{text-align:right}.best-score .big{font-size:34px;font-weight:700;line-height:1.1;color:#fff}
-.counts{display:grid;grid-template-columns:repeat(5,auto);gap:2px 14px;text-align:center}
-.counts b{display:block;font-size:18px}.counts span{font-size:11px;color:#a8b1c4}
+.counts{display:grid;grid-auto-flow:column;gap:2px 14px;text-align:center}
+.counts b{display:block;font-size:18px}.counts span{font-size:11px;color:#a8b1c4;white-space:nowrap}
 .counts .fail b{color:#ff8a8d}.counts .prune b{color:#fbbf24}.counts .cancel b{color:#c3c9d5}
 main{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr) 420px;grid-template-rows:600px auto;gap:16px;padding:16px 24px 32px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px;min-width:0;box-shadow:0 1px 2px rgba(16,24,40,.04)}

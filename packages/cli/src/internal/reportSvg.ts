@@ -5,9 +5,19 @@
  */
 import type { ReportModel, TrialPoint } from "./reportModel.ts"
 
-/** Escape text for HTML element content and double-quoted attributes. */
+// bidirectional marks, overrides and isolates: in a page they reverse the text that follows them
+const BIDI = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/g
+
+/**
+ * Escape text for HTML element content and double-quoted attributes, without the bidirectional
+ * overrides and isolates that would show the rest of its line reversed.
+ */
 export const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;"))
+  s.replace(BIDI, "").replace(/[&<>"']/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;"))
+
+/** JSON text whose bidirectional controls are written as `\u` escapes: the same value, shown as it is. */
+export const inertJson = (json: string): string =>
+  json.replace(BIDI, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
 
 /** A number for display: up to 4 significant digits, no exponent for ordinary magnitudes. */
 export const fmt = (v: number): string => {
@@ -142,24 +152,30 @@ export const scoreChart = (
   let xHi = -Infinity
   for (const p of model.trials) xHi = Math.max(xHi, x(p))
   xHi = xHi || 1
-  const px = (v: number) => M.left + (v / xHi) * (W - M.left - M.right)
+  const yTicks = ticks(yLo, yHi, 5).map((t) => [t, fmt(t)] as const)
+  // the score's tick labels end 6 px left of the axis, and begin right of the metric's name (rotated, up
+  // to x = 18): a long label (`1.00e+300`, `0.000125`, at about 7 px a character) widens the margin
+  let longest = 0
+  for (const [, label] of yTicks) longest = Math.max(longest, label.length)
+  const left = Math.max(M.left, 24 + 7 * longest)
+  const px = (v: number) => left + (v / xHi) * (W - left - M.right)
   const py = (v: number) => H - M.bottom - ((v - yLo) / (yHi - yLo)) * (H - M.top - M.bottom)
   const out: Array<string> = [`<svg id="${id}" class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Score over ${escapeHtml(xLabel)}">`]
-  for (const t of ticks(yLo, yHi, 5)) {
-    out.push(`<line class="grid" x1="${M.left}" x2="${W - M.right}" y1="${c(py(t))}" y2="${c(py(t))}"/>`)
-    out.push(`<text class="tick y" x="${M.left - 6}" y="${c(py(t) + 3)}">${fmt(t)}</text>`)
+  for (const [t, label] of yTicks) {
+    out.push(`<line class="grid" x1="${left}" x2="${W - M.right}" y1="${c(py(t))}" y2="${c(py(t))}"/>`)
+    out.push(`<text class="tick y" x="${left - 6}" y="${c(py(t) + 3)}">${label}</text>`)
   }
   for (const t of ticks(0, xHi, 6)) {
     out.push(`<text class="tick x" x="${c(px(t))}" y="${H - M.bottom + 15}">${fmt(t)}</text>`)
   }
-  out.push(`<line class="axis" x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}"/>`)
-  out.push(`<text class="axis-label" x="${(W + M.left) / 2}" y="${H - 4}">${escapeHtml(xLabel)}</text>`)
+  out.push(`<line class="axis" x1="${left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}"/>`)
+  out.push(`<text class="axis-label" x="${(W + left) / 2}" y="${H - 4}">${escapeHtml(xLabel)}</text>`)
   out.push(
     `<text class="axis-label" transform="translate(12 ${(H - M.bottom + M.top) / 2}) rotate(-90)">${escapeHtml(task.metric.name)}</text>`
   )
   if (task.metric.target !== undefined) {
     const ty = c(py(task.metric.target))
-    out.push(`<line class="target" x1="${M.left}" x2="${W - M.right}" y1="${ty}" y2="${ty}"/>`)
+    out.push(`<line class="target" x1="${left}" x2="${W - M.right}" y1="${ty}" y2="${ty}"/>`)
     out.push(`<text class="target-label" x="${W - M.right - 2}" y="${c(py(task.metric.target) - 4)}">target</text>`)
   }
   const fails = model.trials.filter((p) => p.score === undefined)

@@ -16,6 +16,12 @@ export const line = (text: string, max = Number.POSITIVE_INFINITY): string => {
 }
 
 /**
+ * Text of several lines, as an error message on stderr: controls removed as in {@link line}, and
+ * carriage returns (which would print over the line), but its line breaks kept.
+ */
+export const lines = (text: string): string => text.replace(CONTROLS, "").replace(/\r\n?/g, "\n")
+
+/**
  * {@link line}, for Markdown (a paragraph, a list item, a table cell): the punctuation Markdown and
  * HTML act on is escaped with a backslash (CommonMark), and so is a first character that would open
  * a heading, a list or a quote.
