@@ -270,7 +270,8 @@ describe("examples", () => {
     const launched = spawnSync(process.execPath, ["--conditions=@trex/source", "packages/cli/src/bin.ts", "run", toy, "--out", out, "--max-trials", "4", "--detach"], {
       cwd: root,
       encoding: "utf8",
-      env: { ...env, TREX_TOY_MS: "2000" }
+      // trials long enough that the follow, a process of its own, begins while the run goes on, also on a busy machine
+      env: { ...env, TREX_TOY_MS: "5000" }
     })
     assert.strictEqual(launched.status, 0, launched.stderr)
     const runDir = launched.stdout.match(/^run directory: (.*)$/m)![1]!
