@@ -174,6 +174,10 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       if (parent === undefined && fresh(baseline)) {
         out.push({ strategy: { ...baseline, rationale: "Baseline: the task's default strategy." } })
       }
+      const pool = space.points !== undefined && space.points.length > 0 ? space.points : undefined
+      // A finite pool whose every configuration was run has nothing left for any node: said at once, rather
+      // than after fitting the model and trying every candidate (a second or so for each node of a big tree).
+      if (pool !== undefined && poolFingerprints(space, pool, hold(task.defaultStrategy)).every((fp) => context.tried(fp) || seen.has(fp))) return out
       const fitted = useSurrogate ? surrogateFor(tree, space, parent) : undefined
       const model = fitted?.model
       // A candidate that differs from a finished trial only in parameters measured to have no effect
@@ -208,7 +212,6 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         }
         return finish()
       }
-      const pool = space.points !== undefined && space.points.length > 0 ? space.points : undefined
       // Crossover donors: better-scoring siblings of the parent, and the best node.
       const best = tree.best()
       // (the newest 16 siblings, read from the end of the live child list rather than a copy of all of them)
@@ -254,6 +257,13 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       poolCache.set(pool, (xs = pool.map((pt) => Surrogate.features(space, SearchSpace.applyPoint(space, base, pt)))))
     }
     return xs
+  }
+  // Fingerprints of a pool's points as strategies (applied to the default), computed once per pool.
+  const fingerprintCache = new WeakMap<object, ReadonlyArray<string>>()
+  const poolFingerprints = (space: SearchSpace.SearchSpace, pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>, base: Strategy.Strategy) => {
+    let fps = fingerprintCache.get(pool)
+    if (fps === undefined) fingerprintCache.set(pool, (fps = pool.map((pt) => Fingerprint.of(SearchSpace.applyPoint(space, base, pt)))))
+    return fps
   }
   const useSurrogate = options.surrogate ?? true
   const jumps = options.jumps ?? 64

@@ -181,6 +181,25 @@ describe("HeuristicResearcher", () => {
       }
     }))
 
+  it.effect("in a finite pool, the last untried configuration is proposed from any node; once it has run, no node has anything left", () =>
+    Effect.gen(function*() {
+      const points = [[1e-4, 1, "plain"], [1e-3, 2, "reversed"], [3e-3, 4, "plain"], [1e-2, 3, "scratchpad"]]
+      const pooled = { ...task, searchSpace: { ...task.searchSpace!, points } }
+      const paths = pooled.searchSpace.parameters.map((q) => q.path)
+      const at = (pt: ReadonlyArray<SearchSpace.Value>) => Object.fromEntries(paths.map((p, i) => [p, pt[i]!]))
+      const b = new TreeBuilder.TreeBuilder(pooled)
+      const ran = points.slice(0, 3).map((pt, i) => b.succeed("root", at(pt), 0.1 * (i + 1)))
+      const researcher = HeuristicResearcher.make()
+      for (const parent of ran) {
+        const left = yield* researcher.propose(contextFor(pooled, b, parent), 2).pipe(Random.withSeed(3))
+        assert.deepStrictEqual(left.map((p) => paths.map((q) => SearchSpace.get(p.strategy, q))), [points[3]], parent)
+      }
+      b.succeed(ran[2]!, at(points[3]!), 0.5)
+      for (const parent of b.view.children("root").map((n) => n.id)) {
+        assert.deepStrictEqual(yield* researcher.propose(contextFor(pooled, b, parent), 2).pipe(Random.withSeed(3)), [], parent)
+      }
+    }))
+
   it.effect("with the model on a pool it scores whole, following an insight changes no proposal; without the model it does", () =>
     Effect.gen(function*() {
       // docs/benchmarks.md, "Do insights help?": the jumps are every untried pool point, so the
