@@ -1120,74 +1120,51 @@ describe("KubernetesBackend when a pod is deleted before its log is read", () =>
     }).pipe(Effect.scoped))
 })
 
+/**
+ * A job that prints `before`, waits until the test lets it go on, then prints `after` and writes its result: the
+ * stand-in's log is broken (`fault`) as `before` is read, and the watch must still give every line once, and the result.
+ */
+const followedThrough = (name: string, fault: (fake: FakeKubeApi.FakeKubeApi) => void) =>
+  Effect.gen(function*() {
+    const fake = yield* Fake
+    const backend = yield* KubernetesBackend.make(config(fake))
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `trex-k8s-${name}-`))
+    const go = path.join(dir, "go")
+    const ref = yield* backend.submit(spec(name, [
+      "echo before",
+      `while [ ! -e ${go} ]; do sleep 0.1; done`,
+      "echo after",
+      `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
+    ].join("\n")))
+    const events = yield* backend.watch(ref).pipe(
+      Stream.tap((e) =>
+        e._tag === "Log" && e.line === "before"
+          ? Effect.sync(() => {
+            fault(fake)
+            fs.writeFileSync(go, "")
+          })
+          : Effect.void
+      ),
+      Stream.runCollect,
+      Effect.map((c) => Array.from(c))
+    )
+    fs.rmSync(dir, { recursive: true, force: true })
+    const exit = exitOf(events)
+    assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+    assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
+    assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["before", "after"])
+  }).pipe(Effect.scoped)
+
 describe("KubernetesBackend when a followed log ends while its container runs", () => {
   // The real API server ends a followed log's answer cleanly when its stream from the kubelet breaks (a kubelet
   // restart): the same end as the container's. The rest of the log, and the result marker at its end, must still come.
-  it.live("the log is followed on from where it was: every line once, and the result", () =>
-    Effect.gen(function*() {
-      const fake = yield* Fake
-      const backend = yield* KubernetesBackend.make(config(fake))
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-logend-"))
-      const go = path.join(dir, "go")
-      const ref = yield* backend.submit(spec("log-end", [
-        "echo before",
-        `while [ ! -e ${go} ]; do sleep 0.1; done`,
-        "echo after",
-        `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
-      ].join("\n")))
-      const events = yield* backend.watch(ref).pipe(
-        Stream.tap((e) =>
-          e._tag === "Log" && e.line === "before"
-            ? Effect.sync(() => {
-              fake.endLogs()
-              fs.writeFileSync(go, "")
-            })
-            : Effect.void
-        ),
-        Stream.runCollect,
-        Effect.map((c) => Array.from(c))
-      )
-      fs.rmSync(dir, { recursive: true, force: true })
-      const exit = exitOf(events)
-      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
-      assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
-      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["before", "after"])
-    }).pipe(Effect.scoped))
+  it.live("the log is followed on from where it was: every line once, and the result", () => followedThrough("log-end", (fake) => fake.endLogs()))
 })
 
 describe("KubernetesBackend when a followed log's connection dies without a word", () => {
   // Nothing more comes and no end (a load balancer dropped the idle connection): once the Job has ended and the log
   // said nothing for logGraceMs, the rest of the log, and the result marker at its end, is read.
-  it.live("the rest of the log is read once the Job has ended: every line once, and the result", () =>
-    Effect.gen(function*() {
-      const fake = yield* Fake
-      const backend = yield* KubernetesBackend.make(config(fake))
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-logstall-"))
-      const go = path.join(dir, "go")
-      const ref = yield* backend.submit(spec("log-stall", [
-        "echo before",
-        `while [ ! -e ${go} ]; do sleep 0.1; done`,
-        "echo after",
-        `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
-      ].join("\n")))
-      const events = yield* backend.watch(ref).pipe(
-        Stream.tap((e) =>
-          e._tag === "Log" && e.line === "before"
-            ? Effect.sync(() => {
-              fake.stallLogs()
-              fs.writeFileSync(go, "")
-            })
-            : Effect.void
-        ),
-        Stream.runCollect,
-        Effect.map((c) => Array.from(c))
-      )
-      fs.rmSync(dir, { recursive: true, force: true })
-      const exit = exitOf(events)
-      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
-      assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
-      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["before", "after"])
-    }).pipe(Effect.scoped))
+  it.live("the rest of the log is read once the Job has ended: every line once, and the result", () => followedThrough("log-stall", (fake) => fake.stallLogs()))
 })
 
 describe("KubernetesBackend when a watch ends with an ERROR event", () => {
