@@ -80,18 +80,18 @@ describe("trex check", () => {
 
   it.live("the model the agents would call, asked without a call that costs anything: a refused key, a misspelt name, a server that is not there fail; a local server's list of models names what it serves", () =>
     Effect.gen(function*() {
-      const server = yield* FakeAnthropic.make([], { apiKey: "sk-ant-good-key-0000", models: [{ id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5", max_input_tokens: 1_000_000 }] })
+      const server = yield* FakeAnthropic.make([], { apiKey: "test-key-good", models: [{ id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5", max_input_tokens: 1_000_000 }] })
       const quickstart = path.join(root, "examples/quickstart/task.yaml")
       const check = (env: Record<string, string | undefined>, ...flags: Array<string>) =>
         Effect.promise(() => trexAsync(["check", quickstart, ...flags, "--json"], env)).pipe(Effect.map((r) => ({ ...r, found: r.stdout === "" ? [] : findings(r.stdout) })))
-      const anthropic = { ANTHROPIC_BASE_URL: server.url, ANTHROPIC_API_KEY: "sk-ant-good-key-0000", TREX_MODEL: "claude-sonnet-5-5" }
+      const anthropic = { ANTHROPIC_BASE_URL: server.url, ANTHROPIC_API_KEY: "test-key-good", TREX_MODEL: "claude-sonnet-5-5" }
       const good = yield* check(anthropic, "--researcher", "claude")
       assert.strictEqual(good.status, 0, good.stdout + good.stderr)
       assert.include(good.found, "ok model: anthropic serves claude-sonnet-5-5 (Claude Sonnet 5.5, a context window of 1000000 tokens)")
-      const revoked = yield* check({ ...anthropic, ANTHROPIC_API_KEY: "sk-ant-revoked-9999" }, "--researcher", "claude")
+      const revoked = yield* check({ ...anthropic, ANTHROPIC_API_KEY: "test-key-revoked" }, "--researcher", "claude")
       assert.strictEqual(revoked.status, 1, revoked.stdout + revoked.stderr)
       assert.include(revoked.found, "fail model: anthropic: HTTP 401 authentication_error: invalid x-api-key (check ANTHROPIC_API_KEY)")
-      assert.notInclude(revoked.stdout, "sk-ant-revoked")
+      assert.notInclude(revoked.stdout, "test-key-revoked")
       const misspelt = yield* check({ ...anthropic, TREX_MODEL: "claude-sonet-5-5" }, "--executor", "code-agent")
       assert.strictEqual(misspelt.status, 1)
       assert.isTrue(misspelt.found.some((f) => f.startsWith("fail model: anthropic: the API serves no model named claude-sonet-5-5 (TREX_MODEL): HTTP 404 not_found_error: model: claude-sonet-5-5")), misspelt.found.join("\n"))

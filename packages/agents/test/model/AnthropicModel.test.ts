@@ -40,10 +40,10 @@ describe("AnthropicModel", () => {
       assert.include(unknown.message, "the API serves no model named claude-sonet-5-5 (TREX_MODEL)")
       assert.strictEqual(unknown.status, 404)
       assert.isFalse(unknown.retryable)
-      const refused = yield* Effect.flip(probe("sk-ant-revoked-key-000000000", "claude-sonnet-5-5"))
+      const refused = yield* Effect.flip(probe("test-key-revoked", "claude-sonnet-5-5"))
       assert.strictEqual(refused.status, 401)
       assert.include(refused.message, "check ANTHROPIC_API_KEY")
-      assert.notInclude(refused.message, "sk-ant-revoked")
+      assert.notInclude(refused.message, "test-key-revoked")
       // no turn was taken, so nothing was spent
       assert.strictEqual(server.requests.length, 0)
       assert.deepStrictEqual(server.described, ["claude-sonnet-5-5", "claude-sonet-5-5", "claude-sonnet-5-5"])
