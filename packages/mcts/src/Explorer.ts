@@ -615,8 +615,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   /** A result the journal can hold; one it cannot (a score of NaN, say) fails the trial as `InvalidOutput`, naming the field. */
   const checkedResult = (result: Result.Result, nodeId: string): Effect.Effect<Result.Result> => {
     if (isResult(result)) return Effect.succeed(result)
-    const decoded = decodeResult(result)
-    const issues = decoded._tag === "Success" ? "" : TaskFile.formatIssues(Cause.squash(decoded.cause)).trim().replace(/\s*\n\s*/g, "; ")
+    const issues = oneLine(decodeResult(result))
     const message = `executor "${executor.name}" reported a result the journal cannot hold (${issues}): a value that is not a finite number fails its trial`
     return Effect.as(warnOutput(nodeId, message), Result.failure("InvalidOutput", message, isCost(result.cost) ? { cost: result.cost } : {}))
   }
@@ -890,8 +889,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
     // an insight the journal cannot hold (a value `undefined` or NaN in its data) is left out, said once: journaled, it failed the run
     const unfit = insights.filter((i) => !isInsight(i))
     if (unfit.length > 0) {
-      const decoded = decodeInsight(unfit[0])
-      const issues = decoded._tag === "Success" ? "" : TaskFile.formatIssues(Cause.squash(decoded.cause)).trim().replace(/\s*\n\s*/g, "; ")
+      const issues = oneLine(decodeInsight(unfit[0]))
       yield* Effect.logWarning(`researcher "${researcher.name}" distilled ${unfit.length} insight(s) the journal cannot hold, left out (${issues})`)
     }
     const fresh = insights.filter((i) => !known.has(i.id) && isInsight(i))
@@ -1291,6 +1289,9 @@ const isMetricPoint = Schema.is(Result.MetricPoint)
 const isCost = Schema.is(Cost.Cost)
 const isInsight: (u: unknown) => boolean = Schema.is(Insight.Insight)
 const decodeInsight = Schema.decodeUnknownExit(Insight.Insight)
+/** What a decode found wrong, each issue naming its field, on one line (`""` when nothing). */
+const oneLine = (decoded: Exit.Exit<unknown, Schema.SchemaError>): string =>
+  decoded._tag === "Success" ? "" : TaskFile.formatIssues(Cause.squash(decoded.cause)).trim().replace(/\s*\n\s*/g, "; ")
 /** What makes a proposed strategy invalid (each issue naming its field), or `undefined`. */
 const strategyIssues = (strategy: unknown): string | undefined => {
   // the check first (a few microseconds); the decode only to word what is wrong

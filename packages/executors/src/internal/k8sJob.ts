@@ -436,11 +436,20 @@ export const overQuotaAlone = (message: string): ReadonlyArray<string> => {
   })
 }
 
-/** The newest `FailedCreate` of a Job's Events: its controller's latest refusal of a pod. */
-const newestRefusal = (events: ReadonlyArray<CoreV1Event>): CoreV1Event | undefined => {
+/** The newest of the Events that `which` picks, by when each was last recorded. */
+const newestOf = (events: ReadonlyArray<CoreV1Event>, which: (e: CoreV1Event) => boolean): CoreV1Event | undefined => {
   const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
-  return events.filter((e) => e.reason === "FailedCreate").sort((a, b) => when(a) - when(b)).at(-1)
+  return events.filter(which).sort((a, b) => when(a) - when(b)).at(-1)
 }
+
+/** An Event's words, trimmed and cut at 300 characters. */
+const shortened = (message: string | undefined): string => {
+  const m = (message ?? "").trim()
+  return m.length > 300 ? `${m.slice(0, 299)}…` : m
+}
+
+/** The newest `FailedCreate` of a Job's Events: its controller's latest refusal of a pod. */
+const newestRefusal = (events: ReadonlyArray<CoreV1Event>): CoreV1Event | undefined => newestOf(events, (e) => e.reason === "FailedCreate")
 
 /**
  * Why a Job's controller could not create its pod, from the Job's Events: the newest `FailedCreate`
@@ -520,13 +529,8 @@ export const startFailedSince = (events: ReadonlyArray<CoreV1Event>): number | u
  * `Failed` Events say only `Error: ErrImagePull`). `undefined` when there is none.
  */
 export const pullFailure = (events: ReadonlyArray<CoreV1Event>): string | undefined => {
-  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
-  const newest = events
-    .filter((e) => e.type === "Warning" && e.reason === "Failed" && /^Failed to pull image /.test(e.message ?? ""))
-    .sort((a, b) => when(a) - when(b))
-    .at(-1)
-  const message = newest?.message?.trim()
-  return message === undefined ? undefined : message.length > 300 ? `${message.slice(0, 299)}…` : message
+  const newest = newestOf(events, (e) => e.type === "Warning" && e.reason === "Failed" && /^Failed to pull image /.test(e.message ?? ""))
+  return newest === undefined ? undefined : shortened(newest.message)
 }
 
 /**
@@ -537,14 +541,10 @@ export const pullFailure = (events: ReadonlyArray<CoreV1Event>): string | undefi
  * ends. The newest of them, as `FailedMount: <the kubelet's words>`, with since when (epoch ms).
  */
 export const mountTrouble = (events: ReadonlyArray<CoreV1Event>): { readonly why: string; readonly lasting: boolean; readonly since: number } | undefined => {
-  const when = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime()
-  const newest = events
-    .filter((e) => e.type === "Warning" && (e.reason === "FailedMount" || e.reason === "FailedAttachVolume"))
-    .sort((a, b) => when(a) - when(b))
-    .at(-1)
+  const newest = newestOf(events, (e) => e.type === "Warning" && (e.reason === "FailedMount" || e.reason === "FailedAttachVolume"))
   if (newest === undefined) return undefined
-  const message = (newest.message ?? "").trim()
-  const why = `${newest.reason}${message === "" ? "" : `: ${message.length > 300 ? `${message.slice(0, 299)}…` : message}`}`
+  const message = shortened(newest.message)
+  const why = `${newest.reason}${message === "" ? "" : `: ${message}`}`
   return { why, lasting: !/Multi-Attach error/.test(message), since: new Date(newest.firstTimestamp ?? newest.eventTime ?? 0).getTime() }
 }
 
