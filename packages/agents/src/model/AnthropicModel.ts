@@ -182,11 +182,15 @@ const toUsage = (u: Partial<Sdk.Usage> | Sdk.MessageDeltaUsage | undefined): Mod
   ...searches(u)
 })
 
-/** Folds SSE events into our stream events and, at the end, the whole response. */
+/**
+ * Folds SSE events into our stream events and, at the end, the whole response; `billed` is the
+ * usage the server has reported so far (none before `message_start`).
+ */
 const accumulator = (model: string) => {
   const blocks: Array<Record<string, unknown>> = []
   const json: Array<string> = []
   let usage: Model.Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 }
+  let started = false
   let stopReason = "end_turn"
   let name = model
   let cutInput: unknown
@@ -195,6 +199,7 @@ const accumulator = (model: string) => {
       case "message_start":
         name = event.message.model
         usage = toUsage(event.message.usage)
+        started = true
         return []
       case "content_block_start":
         blocks[event.index] = { ...event.content_block }
@@ -254,7 +259,7 @@ const accumulator = (model: string) => {
         return []
     }
   }
-  return step
+  return { step, billed: (): Model.Usage | undefined => (started ? usage : undefined) }
 }
 
 /**
@@ -353,7 +358,7 @@ export const make = (options: Options): Model.ModelShape => {
           const body = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
           return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url, type, body)))
         }
-        const step = accumulator(model)
+        const { step, billed } = accumulator(model)
         let done = false
         return Stream.fromAsyncIterable(events, fail).pipe(
           Stream.timeoutOrElse({ duration: timeoutMs, orElse: () => Stream.fail(stalled("no event")()) }),
@@ -373,7 +378,12 @@ export const make = (options: Options): Model.ModelShape => {
               message: `the event stream from ${response.url} ended before message_stop: the response is incomplete`,
               retryable: true
             }))
-          ))
+          )),
+          // cut, stalled or failed after message_start: its input tokens (and the output its message_delta said) were billed
+          Stream.mapError((e) => {
+            const usage = billed()
+            return usage === undefined ? e : new Model.ModelError({ ...e, message: e.message, usage })
+          })
         )
       }))
   }, options.retry)

@@ -23,7 +23,19 @@ export class ModelError extends Schema.TaggedError<ModelError>()("ModelError", {
   retryable: Schema.Boolean,
   status: Schema.optionalKey(Schema.Int),
   /** The server's `retry-after`, in milliseconds. */
-  retryAfterMs: Schema.optionalKey(Schema.Finite)
+  retryAfterMs: Schema.optionalKey(Schema.Finite),
+  /**
+   * What the failed attempt was billed for before it failed, as far as the server said: a stream cut
+   * or stalled after `message_start` (its input tokens, and the output tokens its last `message_delta`
+   * reported). {@link make} records it with the `CostMeter`, as it does a response's usage.
+   */
+  usage: Schema.optionalKey(Schema.Struct({
+    inputTokens: Schema.Finite,
+    outputTokens: Schema.Finite,
+    cacheReadTokens: Schema.Finite,
+    cacheWriteTokens: Schema.Finite,
+    webSearches: Schema.optionalKey(Schema.Finite)
+  }))
 }) {}
 
 /** One block of a message. `server` blocks (web search calls and results) pass back verbatim. @since 0.1.0 @category models */
@@ -145,12 +157,19 @@ export interface RetryOptions {
   readonly baseDelay?: Duration.Input
   /** No single wait exceeds this, except a longer `retry-after` (default 30 seconds). */
   readonly maxDelay?: Duration.Input
+  /**
+   * The longest `retry-after` (or `retry-after-ms`) waited out (default 60 seconds, the longest a
+   * per-minute rate limit asks for). A server that asks for a longer wait (a spent daily quota, say)
+   * fails the call at once, not retryable, saying how long it asked for: no run sleeps for hours unseen.
+   */
+  readonly maxRetryAfter?: Duration.Input
 }
 
 /**
  * The retry policy as a `Schedule` over failures: stops at once on a non-retryable error,
  * otherwise waits `baseDelay * 2^(attempt-1)`, jittered to 50–150%, capped at `maxDelay`, and
- * never less than the server's `retry-after`; at most `maxRetries` retries.
+ * never less than the server's `retry-after`; at most `maxRetries` retries. (A `retry-after`
+ * longer than `maxRetryAfter` is made a non-retryable error by {@link make}, before this sees it.)
  * @since 0.1.0 @category retries
  */
 export const retrySchedule = (options: RetryOptions = {}): Schedule.Schedule<Duration.Duration, ModelError> => {
@@ -185,18 +204,26 @@ export interface RawModel {
  */
 export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
   const schedule = retrySchedule(retry)
-  const meter = (request: Request, response: Response) =>
+  const maxRetryAfter = Duration.toMillis(Duration.fromInputUnsafe(retry.maxRetryAfter ?? "60 seconds"))
+  const meter = (request: Request, usage: Usage, what = "") =>
     Effect.gen(function*() {
       const m = yield* CostMeter.CostMeter
-      yield* m.record(Pricing.toCost(raw.prices, response.usage), `${raw.provider}:${request.reason ?? "model call"}`)
+      yield* m.record(Pricing.toCost(raw.prices, usage), `${raw.provider}:${request.reason ?? "model call"}${what}`)
     })
+  // an attempt that failed after the server began to answer was billed for what it had read: counted, retried or not
+  const meterFailed = (request: Request) => (e: ModelError) => (e.usage !== undefined ? meter(request, e.usage, " (failed attempt)") : Effect.void)
+  // a wait the server asks for that is longer than the caller allows: said now, rather than slept through
+  const bounded = (e: ModelError): ModelError =>
+    e.retryable && e.retryAfterMs !== undefined && e.retryAfterMs > maxRetryAfter ? tooLongAWait(e, maxRetryAfter) : e
   return {
     provider: raw.provider,
     model: raw.model,
     generate: (request) =>
       raw.generate(request).pipe(
+        Effect.mapError(bounded),
+        Effect.tapError(meterFailed(request)),
         Effect.retry(schedule),
-        Effect.tap((response) => meter(request, response)),
+        Effect.tap((response) => meter(request, response.usage)),
         Effect.withSpan("Model.generate", { attributes: { provider: raw.provider, model: raw.model } })
       ),
     stream: (request) =>
@@ -205,9 +232,10 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
         return raw.stream(request).pipe(
           Stream.tap(() => Effect.sync(() => (emitted = true))),
           // Once a delta went out, a retry would repeat it: fail instead.
-          Stream.mapError((e) => (emitted && e.retryable ? notRetryable(e) : e)),
+          Stream.mapError((e) => bounded(emitted && e.retryable ? notRetryable(e) : e)),
+          Stream.tapError(meterFailed(request)),
           Stream.retry(schedule),
-          Stream.tap((event) => (event._tag === "Done" ? meter(request, event.response) : Effect.void))
+          Stream.tap((event) => (event._tag === "Done" ? meter(request, event.response.usage) : Effect.void))
         )
       }),
     // one attempt: whoever asks wants to know now, and a retry would only hide what it met
@@ -215,12 +243,19 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
   }
 }
 
-const notRetryable = (e: ModelError): ModelError =>
+// (`message` is not an own enumerable property of an error: it is named, not spread)
+const notRetryable = (e: ModelError): ModelError => new ModelError({ ...e, message: e.message, retryable: false })
+
+const waitOf = (ms: number): string => (ms < 1000 ? `${Math.ceil(ms)} ms` : `${Math.ceil(ms / 1000)} s`)
+
+/** A retryable error whose server asked for a longer wait than `maxMs`: not retryable, saying how long, and what to do. */
+const tooLongAWait = (e: ModelError, maxMs: number): ModelError =>
   new ModelError({
-    provider: e.provider,
-    message: e.message,
-    retryable: false,
-    ...(e.status !== undefined ? { status: e.status } : {})
+    ...e,
+    message: `${e.message}: the server asked to wait ${waitOf(e.retryAfterMs!)} (retry-after) before calling again, longer than ` +
+      `maxRetryAfter (${waitOf(maxMs)}): call again once that time has passed (a run stopped by it resumes then), ` +
+      `or raise the model's retry.maxRetryAfter to wait that long`,
+    retryable: false
   })
 
 /** The text blocks of a response, joined. @since 0.1.0 @category getters */

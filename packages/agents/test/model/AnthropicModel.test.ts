@@ -150,6 +150,41 @@ describe("AnthropicModel", () => {
       assert.strictEqual(Model.text(response), "ok")
     }))
 
+  it.live("a retry-after longer than maxRetryAfter (default 60 s) fails the call at once, saying how long the server asked for; a shorter one is waited out", () =>
+    Effect.gen(function*() {
+      const inAnHour = new Date(Date.now() + 3_600_000).toUTCString()
+      const server = yield* Fake.make([
+        Fake.error(429, "rate_limit_error", "daily limit reached", { "retry-after": "3600" }),
+        Fake.error(429, "rate_limit_error", "daily limit reached", { "retry-after": inAnHour }),
+        Fake.error(429, "rate_limit_error", "slow down", { "retry-after-ms": "50" }),
+        Fake.message([Fake.text("ok")]),
+        Fake.error(429, "rate_limit_error", "slow down", { "retry-after-ms": "500" })
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: { baseDelay: "1 millis" } })
+      const hours = yield* Effect.flip(model.generate(request))
+      assert.strictEqual(
+        hours.message,
+        "HTTP 429 rate_limit_error: daily limit reached: the server asked to wait 3600 s (retry-after) before calling again, longer than " +
+          "maxRetryAfter (60 s): call again once that time has passed (a run stopped by it resumes then), or raise the model's retry.maxRetryAfter to wait that long"
+      )
+      assert.isFalse(hours.retryable)
+      assert.strictEqual(hours.status, 429)
+      assert.strictEqual(hours.retryAfterMs, 3_600_000)
+      assert.strictEqual(server.requests.length, 1)
+      // an HTTP date, and a stream, alike
+      const streamed = yield* Effect.flip(Stream.runDrain(model.stream(request)))
+      assert.match(streamed.message, /the server asked to wait 3\d{3} s \(retry-after\)/)
+      assert.isFalse(streamed.retryable)
+      assert.strictEqual(server.requests.length, 2)
+      // within the bound it is waited out, as before
+      const bounded = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: { baseDelay: "1 millis", maxRetryAfter: "200 millis" } })
+      assert.strictEqual(Model.text(yield* bounded.generate(request)), "ok")
+      assert.strictEqual(server.requests.length, 4)
+      const longer = yield* Effect.flip(bounded.generate(request))
+      assert.include(longer.message, "the server asked to wait 500 ms (retry-after) before calling again, longer than maxRetryAfter (200 ms)")
+      assert.strictEqual(server.requests.length, 5)
+    }))
+
   it.live("retries exhausted: a retryable ModelError with the status", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make(() => Fake.error(529, "overloaded_error", "overloaded"))
@@ -397,6 +432,33 @@ describe("AnthropicModel", () => {
       const malformed = yield* Effect.flip(Stream.runCollect(model.stream(request)))
       assert.match(malformed.message, /^malformed stream event message_stop: /)
     }))
+
+  it.live("a stream cut or stalled after message_start: the tokens it reported are counted in the cost, retried or not", () =>
+    Effect.gen(function*() {
+      const usage = { input_tokens: 1200, output_tokens: 40 }
+      const answer = Fake.message([Fake.text("a long answer, streamed in pieces")], usage)
+      const events = 1 + 1 + Math.ceil("a long answer, streamed in pieces".length / 8) + 1 + 1 + 1
+      const server = yield* Fake.make([
+        // before message_start: nothing was billed
+        { ...answer, stallAfterEvents: 0 } as Fake.Reply,
+        // message_start alone, then the connection dies: its input tokens were billed; nothing went out, so it is retried
+        { ...answer, cutAfterEvents: 1 } as Fake.Reply,
+        // everything but message_stop (message_delta said 40 output tokens), then a stall: deltas went out, so it fails
+        { ...answer, stallAfterEvents: events - 1 } as Fake.Reply
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 300, retry: { baseDelay: "1 millis" } })
+      const { meter, records } = recordingMeter()
+      const error = yield* Effect.flip(Stream.runDrain(model.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      assert.strictEqual(server.requests.length, 3)
+      assert.isFalse(error.retryable)
+      assert.include(error.message, "no event from")
+      assert.deepStrictEqual(error.usage, { inputTokens: 1200, outputTokens: 40, cacheReadTokens: 0, cacheWriteTokens: 0 })
+      assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
+        // 1200 * 3 + 1 * 15 micro-dollars (message_start's usage), then 1200 * 3 + 40 * 15
+        ["anthropic:test (failed attempt)", 1200, 1, 0.003615],
+        ["anthropic:test (failed attempt)", 1200, 40, 0.0042]
+      ])
+    }), { timeout: 20_000 })
 
   it.live("a server that stalls after its headers: generate and stream give up after timeoutMs, retryable, and are retried", () =>
     Effect.gen(function*() {

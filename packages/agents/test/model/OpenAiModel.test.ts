@@ -170,13 +170,14 @@ describe("OpenAiModel", () => {
       assert.include(refused.message, `(base URL ${url}, set by OPENAI_BASE_URL)`)
     }))
 
-  it.live("a 401 names OPENAI_API_KEY; retry-after as an HTTP date and retry-after-ms are honoured", () =>
+  it.live("a 401 names OPENAI_API_KEY; retry-after as an HTTP date and retry-after-ms are honoured, one of hours fails at once", () =>
     Effect.gen(function*() {
       const inTenSeconds = new Date(Date.now() + 10_000).toUTCString()
       const server = yield* Fake.make([
         { kind: "error", status: 401, body: "missing api key" },
         { kind: "error", status: 429, body: "slow down", headers: { "retry-after": inTenSeconds } },
-        { kind: "error", status: 429, body: "slow down", headers: { "retry-after-ms": "1500", "retry-after": "9" } }
+        { kind: "error", status: 429, body: "slow down", headers: { "retry-after-ms": "1500", "retry-after": "9" } },
+        { kind: "error", status: 429, body: "quota exceeded", headers: { "retry-after": "7200" } }
       ])
       const model = OpenAiModel.make({ baseURL: server.url, model: "llama", retry: once })
       const unauthorized = yield* Effect.flip(model.generate(ask))
@@ -188,6 +189,11 @@ describe("OpenAiModel", () => {
       assert.isAtMost(dated.retryAfterMs ?? 0, 10_000)
       const ms = yield* Effect.flip(model.generate(ask))
       assert.strictEqual(ms.retryAfterMs, 1500)
+      // two hours is not waited out (Model.RetryOptions.maxRetryAfter, 60 s): the call fails, not retryable, saying so
+      const quota = yield* Effect.flip(OpenAiModel.make({ baseURL: server.url, model: "llama" }).generate(ask))
+      assert.isFalse(quota.retryable)
+      assert.include(quota.message, "quota exceeded\"}}: the server asked to wait 7200 s (retry-after) before calling again, longer than maxRetryAfter (60 s)")
+      assert.strictEqual(server.requests.length, 4)
     }))
 
   it.live("stream: a 200 that is not an event stream, or one that ends early, fails; one without data: [DONE] after its finish_reason completes", () =>

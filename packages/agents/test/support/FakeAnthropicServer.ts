@@ -24,7 +24,16 @@ export interface Usage {
 }
 
 export type Reply =
-  | { kind: "message"; content: ReadonlyArray<Block>; stopReason?: string; usage?: Usage; stallAfterEvents?: number }
+  | {
+    kind: "message"
+    content: ReadonlyArray<Block>
+    stopReason?: string
+    usage?: Usage
+    /** Streamed: send this many events, then nothing more, the connection held open. */
+    stallAfterEvents?: number
+    /** Streamed: send this many events, then close the connection, as a proxy or a network that drops it. */
+    cutAfterEvents?: number
+  }
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> }
   | Raw
 
@@ -219,9 +228,11 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
         }
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
         const events = sseEvents(body.model, reply, usage)
-        const limit = reply.stallAfterEvents ?? events.length
+        const limit = reply.stallAfterEvents ?? reply.cutAfterEvents ?? events.length
         for (const [name, data] of events.slice(0, limit)) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
-        if (limit >= events.length) res.end()
+        // the events reach the client first, so it fails while reading the stream, not its headers
+        if (reply.cutAfterEvents !== undefined) res.write("", () => setTimeout(() => res.socket?.destroy(), 20))
+        else if (limit >= events.length) res.end()
       })
     })
     yield* Effect.acquireRelease(
