@@ -158,6 +158,12 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
   const scrub = Secrets.scrubber(Secrets.of(options.env, process.env))
   /** The sessions' `cancel`, by the id of each training job they followed: `cancel(job)` finds its session there. */
   const cancels = new Map<string, Effect.Effect<void>>()
+  /**
+   * The model's refusal of the key, its permission or the model's name (`Http.refusesSettings`), once
+   * met: every turn after it, of any session, fails with it at once rather than ask again, so the run's
+   * trials fail alike at once (and the run stops on them) with no call more than those in flight.
+   */
+  let refused: Model.ModelError | undefined
 
   const session = (request: ExecutorAgent.ExecutionRequest, emitEvent: (e: ExecutorAgent.ExecutionEvent) => Effect.Effect<unknown>) => {
     // The node's cost is what every job of the session ran up (its failed training attempts and its
@@ -418,8 +424,11 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         `already elided: lower logLines (${logLines}) or maxTurns (${maxTurns}), or use a model with a larger window (TREX_MODEL)`
       /** The model's next turn; a conversation that outgrew the model's window is made shorter and asked again. */
       const generate = (): Effect.Effect<Model.Response, Model.ModelError> =>
-        model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens, reason: "code-agent" }).pipe(
-          Effect.catchIf((e) => Http.outgrew(e) && Conversation.compact(messages) > 0, generate)
+        Effect.suspend(() =>
+          refused !== undefined ? Effect.fail(refused) : model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens, reason: "code-agent" }).pipe(
+            Effect.tapError((e) => Effect.sync(() => void (Http.refusesSettings(e) && (refused ??= e)))),
+            Effect.catchIf((e) => Http.outgrew(e) && Conversation.compact(messages) > 0, generate)
+          )
         )
       const ask = (turn: number): Effect.Effect<Model.Response, Errors.ExecutorError> =>
         generate().pipe(

@@ -8,7 +8,9 @@ import { Effect, Fiber, Redacted, Schema, Stream } from "effect"
 import * as CodeAgentExecutor from "../src/CodeAgentExecutor.ts"
 import * as AnthropicModel from "../src/model/AnthropicModel.ts"
 import * as Model from "../src/model/Model.ts"
+import * as OpenAiModel from "../src/model/OpenAiModel.ts"
 import * as Fake from "./support/FakeAnthropicServer.ts"
+import * as FakeOpenAi from "./support/FakeOpenAiServer.ts"
 import { broken, firstMessage, lastToolResults, request, strategy, task } from "./support/codeAgentToy.ts"
 import * as ProcessBackend from "./support/ProcessBackend.ts"
 
@@ -254,6 +256,41 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.isUndefined(finished.result.failure, finished.result.failure?.message)
       assert.strictEqual(finished.result.score, 0.5)
       assert.strictEqual(server.requests.length, 2)
+    }))
+
+  it.live("a key or model the API refuses (401, 403 permission_error, 404) fails the session at once, and every later session without a call", () =>
+    Effect.gen(function*() {
+      const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(root, { recursive: true, force: true })))
+      const backend = ProcessBackend.make(Path.join(root, "jobs"))
+      const on = (model: Model.ModelShape) =>
+        CodeAgentExecutor.make().pipe(Effect.provideService(Model.Model, model), Effect.provideService(Backend.Backend, backend))
+      /** The errors of nodes n1, then n2 and n3 at once, each a session of `executor`. */
+      const sessions = (executor: ExecutorAgent.ExecutorAgentShape) =>
+        Effect.gen(function*() {
+          const of = (id: string) => Effect.flip(Stream.runCollect(executor.run({ ...request(root), node: { ...request(root).node, id } })))
+          const first = yield* of("n1")
+          return [first, ...yield* Effect.all([of("n2"), of("n3")], { concurrency: 2 })].map((e) => [e.nodeId, e.message, e.retryable] as const)
+        })
+      const claude: ReadonlyArray<readonly [number, string, string, (url: string) => string]> = [
+        [401, "authentication_error", "invalid x-api-key", () => "check ANTHROPIC_API_KEY"],
+        [403, "permission_error", "Your API key does not have permission to use the specified resource.", () =>
+          "check ANTHROPIC_API_KEY: the key may not use this model, set by TREX_MODEL, or this endpoint"],
+        [404, "not_found_error", "model: claude-sonet-5-5", (url) => `check the base URL ${url}, set by ANTHROPIC_BASE_URL, and TREX_MODEL`]
+      ]
+      for (const [status, type, said, hint] of claude) {
+        const server = yield* Fake.make(() => Fake.error(status, type, said))
+        const errors = yield* sessions(yield* on(AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url, model: "claude-sonet-5-5" })))
+        const message = `HTTP ${status} ${type}: ${said} (${hint(server.url)})`
+        assert.deepStrictEqual(errors, [["n1", message, false], ["n2", message, false], ["n3", message, false]])
+        assert.strictEqual(server.requests.length, 1, `HTTP ${status}: asked once, not by every session`)
+      }
+      // an OpenAI-compatible server's refusal alike
+      const local = yield* FakeOpenAi.make(() => ({ kind: "error", status: 401, body: "Incorrect API key provided" }))
+      const errors = yield* sessions(yield* on(OpenAiModel.make({ baseURL: local.url, model: "llama", apiKey: Redacted.make("sk-local") })))
+      assert.include(errors[0]![1], "(check OPENAI_API_KEY)")
+      assert.deepStrictEqual(errors.map(([id, message, retryable]) => [id, message === errors[0]![1], retryable]), [["n1", true, false], ["n2", true, false], ["n3", true, false]])
+      assert.strictEqual(local.requests.length, 1)
     }))
 
   it.live("a model that declines (stop reason refusal) ends the session at once with an error that says so, not after every turn", () =>

@@ -93,6 +93,15 @@ export const statusHint = (endpoint: Endpoint, status: number): string =>
     : status === 404 ? ` (check the base URL ${endpoint.baseURL}, set by ${endpoint.baseUrlVar}, and TREX_MODEL)`
     : ""
 
+/**
+ * Whether a model error refuses the settings every call shares, not this call: the key (401), its
+ * permission to use the model or the endpoint (403), the model's name or the base URL (404), the
+ * statuses {@link statusHint} names a setting for. No later call with the same settings gets past it
+ * (a server's `x-should-retry: true` says otherwise, and makes it retryable).
+ */
+export const refusesSettings = (e: Model.ModelError): boolean =>
+  !e.retryable && (e.status === 401 || e.status === 403 || e.status === 404)
+
 /** Whether a model error says the prompt outgrew the model's context window (Claude's 400, or an OpenAI-compatible server's). */
 export const outgrew = (e: Model.ModelError): boolean =>
   e.status === 400 && /prompt is too long|maximum context length|context window|context length/i.test(e.message)
