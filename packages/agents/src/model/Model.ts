@@ -165,19 +165,22 @@ export interface RetryOptions {
   readonly maxRetryAfter?: Duration.Input
 }
 
+const maxRetryAfterOf = (options: RetryOptions): number => Duration.toMillis(Duration.fromInputUnsafe(options.maxRetryAfter ?? "60 seconds"))
+
 /**
  * The retry policy as a `Schedule` over failures: stops at once on a non-retryable error,
  * otherwise waits `baseDelay * 2^(attempt-1)`, jittered to 50–150%, capped at `maxDelay`, and
- * never less than the server's `retry-after`; at most `maxRetries` retries. (A `retry-after`
- * longer than `maxRetryAfter` is made a non-retryable error by {@link make}, before this sees it.)
+ * never less than the server's `retry-after`; at most `maxRetries` retries. It stops too on a
+ * `retry-after` longer than `maxRetryAfter` ({@link make} then fails with an error that says so).
  * @since 0.1.0 @category retries
  */
 export const retrySchedule = (options: RetryOptions = {}): Schedule.Schedule<Duration.Duration, ModelError> => {
   const base = Duration.toMillis(Duration.fromInputUnsafe(options.baseDelay ?? "1 second"))
   const cap = Duration.toMillis(Duration.fromInputUnsafe(options.maxDelay ?? "30 seconds"))
   const maxRetries = options.maxRetries ?? 4
+  const maxWait = maxRetryAfterOf(options)
   return Schedule.fromStepWithMetadata(Effect.succeed((meta: Schedule.InputMetadata<ModelError>) => {
-    if (!meta.input.retryable || meta.attempt > maxRetries) return Cause.done(Duration.zero)
+    if (!meta.input.retryable || meta.attempt > maxRetries || (meta.input.retryAfterMs ?? 0) > maxWait) return Cause.done(Duration.zero)
     return Effect.map(Random.next, (r) => {
       const backoff = Math.min(cap, base * 2 ** (meta.attempt - 1) * (0.5 + r))
       const delay = Duration.millis(Math.max(backoff, meta.input.retryAfterMs ?? 0))
@@ -204,7 +207,7 @@ export interface RawModel {
  */
 export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
   const schedule = retrySchedule(retry)
-  const maxRetryAfter = Duration.toMillis(Duration.fromInputUnsafe(retry.maxRetryAfter ?? "60 seconds"))
+  const maxRetryAfter = maxRetryAfterOf(retry)
   const meter = (request: Request, usage: Usage, what = "") =>
     Effect.gen(function*() {
       const m = yield* CostMeter.CostMeter
