@@ -159,11 +159,12 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
   /** The sessions' `cancel`, by the id of each training job they followed: `cancel(job)` finds its session there. */
   const cancels = new Map<string, Effect.Effect<void>>()
   /**
-   * The model's refusal of the key, its permission or the model's name (`Http.refusesSettings`), once
-   * met: every turn after it, of any session, fails with it at once rather than ask again, so the run's
-   * trials fail alike at once (and the run stops on them) with no call more than those in flight.
+   * The model's refusal of the key, its permission or the model's name, or a wait the server asked for
+   * that was not waited out (`Http.barredUntil`), once met: every turn after it, of any session, fails
+   * with it at once while it holds rather than ask again, so the run's trials fail alike at once (and
+   * the run stops on them) with no call more than those in flight.
    */
-  let refused: Model.ModelError | undefined
+  let barred: { readonly error: Model.ModelError; readonly until: number } | undefined
 
   const session = (request: ExecutorAgent.ExecutionRequest, emitEvent: (e: ExecutorAgent.ExecutionEvent) => Effect.Effect<unknown>) => {
     // The node's cost is what every job of the session ran up (its failed training attempts and its
@@ -424,12 +425,16 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         `already elided: lower logLines (${logLines}) or maxTurns (${maxTurns}), or use a model with a larger window (TREX_MODEL)`
       /** The model's next turn; a conversation that outgrew the model's window is made shorter and asked again. */
       const generate = (): Effect.Effect<Model.Response, Model.ModelError> =>
-        Effect.suspend(() =>
-          refused !== undefined ? Effect.fail(refused) : model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens, reason: "code-agent" }).pipe(
-            Effect.tapError((e) => Effect.sync(() => void (Http.refusesSettings(e) && (refused ??= e)))),
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          barred !== undefined && now < barred.until ? Effect.fail(barred.error) : model.generate({ system: SYSTEM, messages, tools, toolChoice: { type: "auto" }, maxTokens, reason: "code-agent" }).pipe(
+            Effect.tapError((e) =>
+              Effect.map(Clock.currentTimeMillis, (at) => {
+                const until = Http.barredUntil(e, at)
+                if (until !== undefined) barred = { error: e, until }
+              })
+            ),
             Effect.catchIf((e) => Http.outgrew(e) && Conversation.compact(messages) > 0, generate)
-          )
-        )
+          ))
       const ask = (turn: number): Effect.Effect<Model.Response, Errors.ExecutorError> =>
         generate().pipe(
           Effect.mapError((e) =>

@@ -258,19 +258,26 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.strictEqual(server.requests.length, 2)
     }))
 
-  it.live("a key or model the API refuses (401, 403 permission_error, 404) fails the session at once, and every later session without a call", () =>
+  /** Sessions of one executor on `model`, each of node `id` on a fresh backend; `failed(id)` is the error a session fails with. */
+  const executorOn = (model: Model.ModelShape) =>
     Effect.gen(function*() {
       const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-"))
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(root, { recursive: true, force: true })))
-      const backend = ProcessBackend.make(Path.join(root, "jobs"))
-      const on = (model: Model.ModelShape) =>
-        CodeAgentExecutor.make().pipe(Effect.provideService(Model.Model, model), Effect.provideService(Backend.Backend, backend))
-      /** The errors of nodes n1, then n2 and n3 at once, each a session of `executor`. */
-      const sessions = (executor: ExecutorAgent.ExecutorAgentShape) =>
+      const executor = yield* CodeAgentExecutor.make().pipe(
+        Effect.provideService(Model.Model, model),
+        Effect.provideService(Backend.Backend, ProcessBackend.make(Path.join(root, "jobs")))
+      )
+      return (id: string) => Effect.flip(Stream.runCollect(executor.run({ ...request(root), node: { ...request(root).node, id } })))
+    })
+
+  it.live("a key or model the API refuses (401, 403 permission_error, 404) fails the session at once, and every later session without a call", () =>
+    Effect.gen(function*() {
+      /** The errors of nodes n1, then n2 and n3 at once. */
+      const sessions = (model: Model.ModelShape) =>
         Effect.gen(function*() {
-          const of = (id: string) => Effect.flip(Stream.runCollect(executor.run({ ...request(root), node: { ...request(root).node, id } })))
-          const first = yield* of("n1")
-          return [first, ...yield* Effect.all([of("n2"), of("n3")], { concurrency: 2 })].map((e) => [e.nodeId, e.message, e.retryable] as const)
+          const failed = yield* executorOn(model)
+          const first = yield* failed("n1")
+          return [first, ...yield* Effect.all([failed("n2"), failed("n3")], { concurrency: 2 })].map((e) => [e.nodeId, e.message, e.retryable] as const)
         })
       const claude: ReadonlyArray<readonly [number, string, string, (url: string) => string]> = [
         [401, "authentication_error", "invalid x-api-key", () => "check ANTHROPIC_API_KEY"],
@@ -280,17 +287,31 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       ]
       for (const [status, type, said, hint] of claude) {
         const server = yield* Fake.make(() => Fake.error(status, type, said))
-        const errors = yield* sessions(yield* on(AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url, model: "claude-sonet-5-5" })))
+        const errors = yield* sessions(AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url, model: "claude-sonet-5-5" }))
         const message = `HTTP ${status} ${type}: ${said} (${hint(server.url)})`
         assert.deepStrictEqual(errors, [["n1", message, false], ["n2", message, false], ["n3", message, false]])
         assert.strictEqual(server.requests.length, 1, `HTTP ${status}: asked once, not by every session`)
       }
       // an OpenAI-compatible server's refusal alike
       const local = yield* FakeOpenAi.make(() => ({ kind: "error", status: 401, body: "Incorrect API key provided" }))
-      const errors = yield* sessions(yield* on(OpenAiModel.make({ baseURL: local.url, model: "llama", apiKey: Redacted.make("sk-local") })))
+      const errors = yield* sessions(OpenAiModel.make({ baseURL: local.url, model: "llama", apiKey: Redacted.make("sk-local") }))
       assert.include(errors[0]![1], "(check OPENAI_API_KEY)")
       assert.deepStrictEqual(errors.map(([id, message, retryable]) => [id, message === errors[0]![1], retryable]), [["n1", true, false], ["n2", true, false], ["n3", true, false]])
       assert.strictEqual(local.requests.length, 1)
+    }))
+
+  it.live("a wait the server asks for past maxRetryAfter fails the later sessions at once, without a call, until it is over", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make(() => Fake.error(429, "rate_limit_error", "daily limit reached", { "retry-after-ms": "2000" }))
+      const failed = yield* executorOn(AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url, retry: { maxRetryAfter: "1 second" } }))
+      const first = yield* failed("n1")
+      assert.include(first.message, "HTTP 429 rate_limit_error: daily limit reached: the server asked to wait 2 s (retry-after) before calling again")
+      assert.isFalse(first.retryable)
+      assert.strictEqual((yield* failed("n2")).message, first.message)
+      assert.strictEqual(server.requests.length, 1)
+      yield* Effect.sleep("2100 millis")
+      yield* failed("n3")
+      assert.strictEqual(server.requests.length, 2, "asked again once the wait was over")
     }))
 
   it.live("a model that declines (stop reason refusal) ends the session at once with an error that says so, not after every turn", () =>

@@ -102,6 +102,15 @@ export const statusHint = (endpoint: Endpoint, status: number): string =>
 export const refusesSettings = (e: Model.ModelError): boolean =>
   !e.retryable && (e.status === 401 || e.status === 403 || e.status === 404)
 
+/**
+ * Until when (epoch milliseconds) no call with the same settings gets past `e`: for ever for a
+ * refusal of the settings ({@link refusesSettings}), until the wait is over for a server's wait that
+ * was not waited out (a `retry-after` past `maxRetryAfter`, or with `x-should-retry: false`);
+ * `undefined` for any other error.
+ */
+export const barredUntil = (e: Model.ModelError, now: number): number | undefined =>
+  refusesSettings(e) ? Infinity : !e.retryable && e.retryAfterMs !== undefined ? now + e.retryAfterMs : undefined
+
 /** Whether a model error says the prompt outgrew the model's context window (Claude's 400, or an OpenAI-compatible server's). */
 export const outgrew = (e: Model.ModelError): boolean =>
   e.status === 400 && /prompt is too long|maximum context length|context window|context length/i.test(e.message)
