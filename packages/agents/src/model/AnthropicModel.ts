@@ -294,11 +294,36 @@ export const make = (options: Options): Model.ModelShape => {
   const timeoutMs = options.timeoutMs ?? 600_000
   const stalled = (what: string) => () =>
     new Model.ModelError({ provider: PROVIDER, message: `${what} from ${client.baseURL.replace(/\/+$/, "")}/v1/messages within ${timeoutMs} ms (timeoutMs)`, retryable: true })
+  /**
+   * The key's permission to send the model messages, which the model's description does not show (a
+   * workspace may be barred from a model the API serves), asked of `POST /v1/messages/count_tokens`:
+   * free, and refused as messages are. Only its refusal of the key or the permission (401, 403) fails
+   * the probe; any other answer (a gateway that does not serve it, a busy API) leaves it to the run's
+   * first call, and says so.
+   */
+  const mayCall = (probed: Model.Probed): Effect.Effect<Model.Probed, Model.ModelError> =>
+    Effect.tryPromise({
+      try: (signal) =>
+        client.messages.countTokens({ model, messages: [{ role: "user", content: "trex check" }] }, { signal, timeout: Math.min(timeoutMs, 30_000) }),
+      catch: fail
+    }).pipe(
+      Effect.as(probed),
+      Effect.catch((e) =>
+        e.status === 401 || e.status === 403
+          ? Effect.fail(new Model.ModelError({ ...e, message: `the API serves ${model}, but the key may not send it messages (POST /v1/messages/count_tokens): ${e.message}` }))
+          : Effect.succeed<Model.Probed>({
+            ...probed,
+            detail: `${probed.detail ?? probed.model}; whether the key may send it messages was not checked ` +
+              `(POST /v1/messages/count_tokens: ${e.status !== undefined ? `HTTP ${e.status}` : e.message})`
+          })
+      )
+    )
   return Model.make({
     provider: PROVIDER,
     model,
     prices: options.prices ?? Pricing.forModel(model),
-    // GET /v1/models/{model}: free, and refused as a call would be (a key, a model's name, a permission)
+    // GET /v1/models/{model}: free, and refused as a call would be (a key, a model's name); then what messages
+    // would say of the key's permission to use it
     probe: Effect.tryPromise({
       try: async (signal) => {
         const response = await client.models.retrieve(model, {}, { signal, timeout: Math.min(timeoutMs, 30_000) }).asResponse()
@@ -326,7 +351,8 @@ export const make = (options: Options): Model.ModelShape => {
         return e.status === 404 && !apiSaid
           ? Effect.succeed<Model.Probed>({ model, unchecked: `${client.baseURL} does not describe its models (GET /v1/models/${model}: HTTP 404)` })
           : Effect.fail(e.status === 404 ? new Model.ModelError({ ...e, message: `the API serves no model named ${model} (TREX_MODEL): ${e.message}` }) : e)
-      })
+      }),
+      Effect.flatMap((probed) => (probed.unchecked !== undefined ? Effect.succeed(probed) : mayCall(probed)))
     ),
     generate: (request) =>
       Effect.tryPromise({

@@ -56,6 +56,31 @@ describe("AnthropicModel", () => {
       assert.isUndefined(down.status)
     }))
 
+  it.live("probe: a model the key's workspace may not use (messages refused with a 403, while its description passes) fails, asked of count_tokens, which costs nothing", () =>
+    Effect.gen(function*() {
+      const models = [{ id: "claude-sonnet-5-5" }, { id: "claude-opus-5-5" }]
+      const server = yield* Fake.make([], { apiKey: KEY, models, forbidden: ["claude-opus-5-5"] })
+      const probe = (name: string, url = server.url) => AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: url, model: name }).probe!
+      const barred = yield* Effect.flip(probe("claude-opus-5-5"))
+      assert.strictEqual(barred.status, 403)
+      assert.isFalse(barred.retryable)
+      assert.strictEqual(
+        barred.message,
+        "the API serves claude-opus-5-5, but the key may not send it messages (POST /v1/messages/count_tokens): HTTP 403 permission_error: " +
+          "Your API key does not have permission to use the specified resource. (check ANTHROPIC_API_KEY: the key may not use this model, set by TREX_MODEL, or this endpoint)"
+      )
+      assert.deepStrictEqual(yield* probe("claude-sonnet-5-5"), { model: "claude-sonnet-5-5", detail: "claude-sonnet-5-5" })
+      assert.deepStrictEqual(server.counted, ["claude-opus-5-5", "claude-sonnet-5-5"])
+      // no turn was taken
+      assert.strictEqual(server.requests.length, 0)
+      // a gateway that serves messages and the model list but not count_tokens: the permission is left to the run, and said so
+      const gateway = yield* Fake.make([], { models, countsTokens: false })
+      const unchecked = yield* probe("claude-sonnet-5-5", gateway.url)
+      assert.strictEqual(unchecked.detail, "claude-sonnet-5-5; whether the key may send it messages was not checked (POST /v1/messages/count_tokens: HTTP 404)")
+      assert.isUndefined(unchecked.unchecked)
+      assert.strictEqual(gateway.requests.length, 0)
+    }))
+
   it.live("generate: tool use round trip, cache_control on the stable prefix, cost recorded", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([

@@ -51,6 +51,8 @@ export interface FakeAnthropic {
   readonly described: Array<string>
   /** Connections the client closed before the response ended. */
   readonly aborted: () => number
+  /** The models whose tokens were counted (`POST /v1/messages/count_tokens`, not a turn), in order. */
+  readonly counted: Array<string>
 }
 
 let ids = 0
@@ -116,21 +118,37 @@ const sseEvents = (model: string, r: Extract<Reply, { kind: "message" }>, usage:
  * The stand-in's model: how many tokens its context window holds (none: no limit). `models`: what
  * `GET /v1/models/{id}` describes, as the API does (a 404 `not_found_error` for another name; unset:
  * any name); `describesModels: false` answers that path with a plain 404, as a gateway in front of
- * the API that serves only messages; `apiKey`: the only `x-api-key` taken (a 401 for another).
+ * the API that serves only messages; `apiKey`: the only `x-api-key` taken (a 401 for another);
+ * `forbidden`: models the key's workspace may not use, which messages and `count_tokens` refuse with a
+ * 403 `permission_error` while `GET /v1/models/{id}` describes them; `countsTokens: false` answers
+ * `count_tokens` with a plain 404, as a gateway that serves only messages.
  */
 export interface Options {
   readonly contextTokens?: number
   readonly models?: ReadonlyArray<{ readonly id: string; readonly display_name?: string; readonly max_input_tokens?: number }>
   readonly describesModels?: boolean
   readonly apiKey?: string
+  readonly forbidden?: ReadonlyArray<string>
+  readonly countsTokens?: boolean
+}
+
+const apiError = (status: number, type: string, message: string) => ({ status, type: "application/json", body: JSON.stringify({ type: "error", error: { type, message } }) })
+const PERMISSION = "Your API key does not have permission to use the specified resource."
+
+/** The key a request carries: the SDK sends it as x-api-key or as a bearer token, by version. */
+const keyOf = (headers: http.IncomingHttpHeaders) => headers["x-api-key"] ?? headers.authorization?.replace(/^Bearer /, "")
+
+/** The answer to `POST /v1/messages/count_tokens` (free: it takes no turn), as the API gives it. */
+const countTokens = (body: any, headers: http.IncomingHttpHeaders, options: Options): { status: number; body: string; type: string } => {
+  if (options.apiKey !== undefined && keyOf(headers) !== options.apiKey) return apiError(401, "authentication_error", "invalid x-api-key")
+  if (options.countsTokens === false) return { status: 404, type: "text/html", body: "<html><body>404 Not Found</body></html>" }
+  if (options.forbidden?.includes(body.model) === true) return apiError(403, "permission_error", PERMISSION)
+  return { status: 200, type: "application/json", body: JSON.stringify({ input_tokens: promptTokens(body) }) }
 }
 
 /** The answer to `GET /v1/models/{id}`, as the API gives it. */
 const describeModel = (path: string, headers: http.IncomingHttpHeaders, options: Options): { status: number; body: string; type: string } => {
-  const apiError = (status: number, type: string, message: string) => ({ status, type: "application/json", body: JSON.stringify({ type: "error", error: { type, message } }) })
-  // the SDK sends its key as x-api-key or as a bearer token, by version
-  const key = headers["x-api-key"] ?? headers.authorization?.replace(/^Bearer /, "")
-  if (options.apiKey !== undefined && key !== options.apiKey) return apiError(401, "authentication_error", "invalid x-api-key")
+  if (options.apiKey !== undefined && keyOf(headers) !== options.apiKey) return apiError(401, "authentication_error", "invalid x-api-key")
   if (options.describesModels === false) return { status: 404, type: "text/html", body: "<html><body>404 Not Found</body></html>" }
   const id = decodeURIComponent(path.slice("/v1/models/".length))
   const info = options.models === undefined ? { id } : options.models.find((m) => m.id === id)
@@ -143,11 +161,12 @@ export const promptTokens = (body: any): number =>
   Math.ceil(JSON.stringify([body.system ?? "", body.tools ?? [], body.messages ?? []]).length / 4)
 
 /**
- * What the real API refuses whatever the script says: a message with no content, but for a final
- * assistant one (a prefill), is a 400 naming it; a prompt longer than the context window is a 400
- * saying how long, as the API words it.
+ * What the real API refuses whatever the script says: a model the key may not use (`forbidden`) is a
+ * 403; a message with no content, but for a final assistant one (a prefill), is a 400 naming it; a
+ * prompt longer than the context window is a 400 saying how long, as the API words it.
  */
 const invalid = (body: any, options: Options): Reply | undefined => {
+  if (options.forbidden?.includes(body.model) === true) return error(403, "permission_error", PERMISSION)
   const messages: ReadonlyArray<{ role: string; content: unknown }> = Array.isArray(body.messages) ? body.messages : []
   const empty = messages.findIndex((m, i) =>
     (Array.isArray(m.content) ? m.content.length === 0 : m.content === "") && !(i === messages.length - 1 && m.role === "assistant")
@@ -166,6 +185,7 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
   Effect.gen(function*() {
     const requests: Array<Recorded> = []
     const described: Array<string> = []
+    const counted: Array<string> = []
     let aborted = 0
     const queue = Array.isArray(script) ? [...script] : []
     const next = (req: Recorded, i: number): Reply => {
@@ -196,6 +216,14 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
       req.on("data", (c: Buffer) => chunks.push(c))
       req.on("end", () => {
         const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}")
+        if (req.method === "POST" && path === "/v1/messages/count_tokens") {
+          // not a turn either
+          counted.push(body.model)
+          const answer = countTokens(body, req.headers, options)
+          res.writeHead(answer.status, { "content-type": answer.type })
+          res.end(answer.body)
+          return
+        }
         const recorded = { body, headers: req.headers }
         requests.push(recorded)
         const reply = invalid(body, options) ?? next(recorded, requests.length - 1)
@@ -246,5 +274,5 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
         })
     )
     const port = (server.address() as AddressInfo).port
-    return { url: `http://127.0.0.1:${port}`, requests, described, aborted: () => aborted } satisfies FakeAnthropic
+    return { url: `http://127.0.0.1:${port}`, requests, described, counted, aborted: () => aborted } satisfies FakeAnthropic
   })
