@@ -3,8 +3,8 @@
  * `generate` (one Messages-style turn) and `stream` (the same turn as deltas), implemented by
  * {@link AnthropicModel} (Claude over `@anthropic-ai/sdk`) and {@link OpenAiModel} (any
  * OpenAI-compatible server: vLLM, Ollama, llama.cpp). {@link make} adds what every adapter
- * needs: retries with a jittered, capped exponential `Schedule` that honours `retry-after`,
- * and token usage reported to core's `CostMeter`.
+ * needs: retries with a jittered, capped exponential `Schedule` that honours `retry-after` (up to
+ * `maxRetryAfter`), and token usage reported to core's `CostMeter`, a failed attempt's as well.
  *
  * @since 0.1.0
  */
