@@ -258,8 +258,9 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
         const events = sseEvents(body.model, reply, usage)
         const limit = reply.stallAfterEvents ?? reply.cutAfterEvents ?? events.length
         for (const [name, data] of events.slice(0, limit)) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
-        // the events reach the client first, so it fails while reading the stream, not its headers
-        if (reply.cutAfterEvents !== undefined) res.write("", () => setTimeout(() => res.socket?.destroy(), 20))
+        // the socket is closed after the events (a FIN after them, not a reset that may overtake them), the
+        // chunked body unfinished: the client reads the events, then fails while reading the stream
+        if (reply.cutAfterEvents !== undefined) res.socket?.end()
         else if (limit >= events.length) res.end()
       })
     })
