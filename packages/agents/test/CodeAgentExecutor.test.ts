@@ -5,6 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Backend, type ExecutorAgent, type ExperimentNode, Task } from "@trex/core"
 import { HeldSubmit } from "@trex/core/testing"
 import { Effect, Fiber, Redacted, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import * as CodeAgentExecutor from "../src/CodeAgentExecutor.ts"
 import * as AnthropicModel from "../src/model/AnthropicModel.ts"
 import * as Model from "../src/model/Model.ts"
@@ -300,7 +301,7 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.strictEqual(local.requests.length, 1)
     }))
 
-  it.live("a wait the server asks for past maxRetryAfter fails the later sessions at once, without a call, until it is over", () =>
+  it.effect("a wait the server asks for past maxRetryAfter fails the later sessions at once, without a call, until it is over (TestClock)", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make(() => Fake.error(429, "rate_limit_error", "daily limit reached", { "retry-after-ms": "2000" }))
       const failed = yield* executorOn(AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url, retry: { maxRetryAfter: "1 second" } }))
@@ -309,7 +310,7 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       assert.isFalse(first.retryable)
       assert.strictEqual((yield* failed("n2")).message, first.message)
       assert.strictEqual(server.requests.length, 1)
-      yield* Effect.sleep("2100 millis")
+      yield* TestClock.adjust("2 seconds")
       yield* failed("n3")
       assert.strictEqual(server.requests.length, 2, "asked again once the wait was over")
     }))
