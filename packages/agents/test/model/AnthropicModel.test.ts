@@ -471,7 +471,7 @@ describe("AnthropicModel", () => {
         // everything but message_stop (message_delta said 40 output tokens), then a stall: deltas went out, so it fails
         { ...answer, stallAfterEvents: events - 1 } as Fake.Reply
       ])
-      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 300, retry: { baseDelay: "1 millis" } })
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 1000, retry: { baseDelay: "1 millis" } })
       const { meter, records } = recordingMeter()
       const error = yield* Effect.flip(Stream.runDrain(model.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
       assert.strictEqual(server.requests.length, 3)
