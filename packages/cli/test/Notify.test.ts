@@ -133,6 +133,7 @@ describe("Notify: webhooks told of a run", () => {
       assert.strictEqual(bests.at(-1)!.best.id, status.best.id)
       assert.match(end.text, new RegExp(`^trex · toy finished: budget: maxTrials · best score [0-9.]+ \\(${status.best.id}\\) · \\d+ succeeded, \\d+ failed · `))
       assert.notInclude(allText(runDir), secret)
+      assert.isFalse(fs.existsSync(path.join(runDir, "notify")), "every message delivered: nothing waits")
       assert.notInclude(r.stdout + r.stderr, secret)
     })), 120_000)
 

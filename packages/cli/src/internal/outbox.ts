@@ -43,14 +43,21 @@ export const put = <M>(runDir: string, entry: Entry<M>): string | undefined => {
   }
 }
 
-/** Forget a message (delivered, or replaced by a later one); `undefined` when done, else why not. */
+/** Forget a message (delivered, or replaced by a later one), and the folder once empty; `undefined` when done, else why not. */
 export const remove = (runDir: string, id: string): string | undefined => {
   try {
     fs.rmSync(fileOf(runDir, id), { force: true })
-    return undefined
   } catch (e) {
     return `cannot remove ${fileOf(runDir, id)}: ${why(e)}`
   }
+  // the folder goes with its last message, so a run with nothing waiting has none; one that still
+  // holds a message (ENOTEMPTY) stays, as it should
+  try {
+    fs.rmdirSync(dirOf(runDir))
+  } catch {
+    // not empty, or already gone
+  }
+  return undefined
 }
 
 /**
