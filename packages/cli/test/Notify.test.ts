@@ -263,6 +263,27 @@ describe("Notify: webhooks told of a run", () => {
       assert.strictEqual(hook.received.length, 4)
     })), 120_000)
 
+  it.live("of two webhooks, the one that got a message is not posted it again: the next session posts it to the other only", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // /down answers 503 (retryable) until it is back up
+      let up = false
+      const hook = yield* webhook((p) => (p === "/down" && !up ? 503 : 200))
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/up`, "--notify", `${hook.url}/down`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const end = hook.received.find((m) => m.path === "/up")!
+      assert.deepStrictEqual(outbox(runDir).map((e) => e.id), [end.id])
+      up = true
+      const n = hook.received.length
+      yield* trex(["resume", runDir, "--notify", `${hook.url}/up`, "--notify", `${hook.url}/down`], { TREX_TOY_MS: "30" })
+      const after = hook.received.slice(n)
+      // the first session's end to /down only, then the resume's own to both
+      assert.deepStrictEqual(after.filter((m) => m.id === end.id).map((m) => `${m.path} ${m.status}`), ["/down 200"])
+      assert.deepStrictEqual(after.filter((m) => m.id !== end.id).map((m) => m.path).sort(), ["/down", "/up"])
+      assert.deepStrictEqual(outbox(runDir), [])
+    })), 120_000)
+
   it.live("a setup error ends the run failed, with its cause; a run stopped by Ctrl-C ends stopped, saying how to continue; its resume posts to the webhooks it is given", () =>
     Effect.scoped(Effect.gen(function*() {
       const hook = yield* webhook()
