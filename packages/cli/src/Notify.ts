@@ -21,7 +21,7 @@
 import * as crypto from "node:crypto"
 import { Errors, ExperimentNode, OptionSpec, type ExperimentTree, type JournalEvent } from "@trex/core"
 import { Explorer } from "@trex/mcts"
-import { Deferred, Effect, Exit, Option, Queue, Redacted, Schedule, type Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
 import * as Outbox from "./internal/outbox.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 import type { RunInfo } from "./RunDir.ts"
@@ -296,6 +296,12 @@ interface Held {
   readonly delivered: Set<string>
 }
 
+/** The longest one message's tries to one webhook take: `attempts` answers of `timeoutMs` at most, 1, 2, 4... s apart. */
+const longest = (options: Options): Duration.Duration => {
+  const attempts = Math.max(1, options.attempts ?? 3)
+  return Duration.millis(attempts * (options.timeoutMs ?? 10_000) + (2 ** (attempts - 1) - 1) * 1000)
+}
+
 const what = (m: Message) => (m.trex.kind === "end" ? "end" : `new best (${m.trex.best.id})`)
 
 /**
@@ -359,7 +365,7 @@ export const make = (
             if (complete(held)) drop(held)
           }))
         )
-    yield* Effect.forkScoped(Effect.forever(
+    const posting = yield* Effect.forkScoped(Effect.forever(
       Effect.gen(function*() {
         const items = yield* Queue.takeAll(queue)
         // of the bests queued while the last message was posted, only the latest is news (and it
@@ -390,11 +396,16 @@ export const make = (
         Effect.gen(function*() {
           const done = yield* Deferred.make<void>()
           yield* Queue.offer(queue, { held: hold(message), done })
-          yield* Deferred.await(done)
+          // the exit waits as long as one message's tries, however many are queued before the end's
+          // (bests tried while the webhook did not answer): what is left is kept, for the next session
+          const limit = longest(options)
+          const posted = yield* Deferred.await(done).pipe(Effect.timeoutOption(limit))
+          if (Option.isNone(posted)) yield* Fiber.interrupt(posting)
           if (undelivered.size === 0) return
           const left = [...undelivered.values()].map((h) => what(h.message))
           yield* Effect.logWarning(
-            `notify: ${left.length === 1 ? "a message" : `${left.length} messages`} of ${run.runDir} (${left.join(", ")}) ${left.length === 1 ? "was" : "were"} not delivered to every webhook: ` +
+            `notify: ${left.length === 1 ? "a message" : `${left.length} messages`} of ${run.runDir} (${left.join(", ")}) ${left.length === 1 ? "was" : "were"} not delivered to every webhook` +
+              `${Option.isNone(posted) ? ` within ${Duration.format(limit)} of the run's end (as long as one message's tries)` : ""}: ` +
               `kept in ${Outbox.dirOf(run.runDir)}, and posted by the run's next session with webhooks (trex resume ${run.runDir} --notify <url>)`
           )
         })

@@ -348,6 +348,28 @@ describe("Notify: webhooks told of a run", () => {
       assert.strictEqual(hook.received.length, 2)
     })), 30_000)
 
+  it.live("the run's end waits for a webhook that never answers as long as one message's tries, however many are queued before it; the rest is kept", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook(() => "hang")
+      // three ends an earlier session left undelivered, as it keeps them
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+      fs.mkdirSync(path.join(runDir, "notify"))
+      const earlier = [1, 2, 3].map((i) => Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: `session ${i}` }), undefined))
+      earlier.forEach((message, i) =>
+        fs.writeFileSync(path.join(runDir, "notify", `${message.trex.id.slice(2)}.json`), JSON.stringify({ id: message.trex.id, at: i, message, delivered: [] }))
+      )
+      // each message's tries: 2 answers of 200 ms at most, 1 s apart
+      yield* Effect.scoped(Effect.gen(function*() {
+        const notifier = yield* Notify.make({ urls: [`${hook.url}/slow`], timeoutMs: 200, attempts: 2 }, { runId: "r", runDir })
+        yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined))
+      }))
+      // the first kept message had its tries, the second one perhaps its first; the end was never tried
+      assert.deepStrictEqual(hook.received.slice(0, 2).map((m) => m.id), [earlier[0]!.trex.id, earlier[0]!.trex.id])
+      assert.isAtMost(hook.received.length, 3)
+      assert.strictEqual(outbox(runDir).length, 4, "every message kept")
+      assert.deepStrictEqual(outbox(runDir).slice(0, 3).map((e) => e.id), earlier.map((m) => m.trex.id))
+    })), 30_000)
+
   it("text from the run (an error's message, a task name) makes no mention, link or markup in a chat", () => {
     const m = Notify.endMessage({ runId: "r", runDir: "runs/r", task: "<!channel> & co" }, Exit.fail(new Error("loss is NaN, @here <https://x.example|click>")), undefined)
     assert.strictEqual(m.text, "trex · &lt;!channel&gt; &amp; co failed: loss is NaN, @\u200Bhere &lt;https://x.example|click&gt; · runs/r")
