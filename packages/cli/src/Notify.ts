@@ -279,8 +279,9 @@ export const endMessage = (
 /**
  * A run's notifier: {@link Notifier.onEvent} queues a message for each new best (with `best`), in the
  * order found, a later best replacing one not yet posted; {@link Notifier.end} queues the end's and
- * waits until every queued message was posted or given up on. Each is kept in the run directory from
- * when it is queued until every webhook got it (see the module's note).
+ * waits until every queued message was posted or given up on, or as long as one message's tries take
+ * (`attempts` of `timeoutMs`, 1, 2... s apart: 33 s by default), whichever comes first. Each is kept in
+ * the run directory from when it is queued until every webhook got it (see the module's note).
  * @since 0.1.0 @category models
  */
 export interface Notifier {
