@@ -7,13 +7,16 @@
  *   TREX_NOTIFY_URL=<that address> npm run trex -- run examples/quickstart/task.yaml --notify-best
  *
  * PORT (default 8788; 0 picks a free port). Each message is answered 200; a body that is not a trex
- * message is answered 400.
+ * message is answered 400. A message may come twice (delivery is at least once: one whose answer a
+ * killed controller never read is posted again by `trex resume`): one whose id (`webhook-id`, the same
+ * as `trex.id`) was seen is answered 200 and not printed again. Keep the ids where you keep the messages.
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Notify } from "@trex/cli"
 
 const json = process.argv.includes("--json")
+const seen = new Set<string>()
 
 const server = http.createServer((req, res) => {
   if (req.method !== "POST") return void res.writeHead(405, { allow: "POST" }).end()
@@ -29,6 +32,8 @@ const server = http.createServer((req, res) => {
       return void res.writeHead(400).end("expected a trex message: { text, trex }")
     }
     const { trex } = message
+    if (seen.has(trex.id)) return void res.writeHead(200).end("ok (seen)")
+    seen.add(trex.id)
     // what an application would act on: a run that failed, or stopped, needs someone
     const mark = trex.kind === "best" ? "+" : trex.outcome === "finished" ? "=" : "!"
     console.log(`${mark} ${message.text}`)

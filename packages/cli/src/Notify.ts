@@ -9,11 +9,20 @@
  * `notify`). A message that cannot be delivered is tried again (a network error, a timeout, HTTP 429
  * or 5xx) and then logged as a warning: a webhook never fails, stops or holds up a run for long.
  *
+ * Delivery is at least once, across a kill too: a message is written to the run directory (`notify/`)
+ * when it is due and removed once every webhook answered 2xx, so one that was due, being posted or
+ * being retried when the controller died, or given up on, is posted by the run's next session (`trex
+ * resume`, to its own webhooks). A message may therefore arrive twice: each carries a stable id, the
+ * same on every try (the `webhook-id` header, as Standard Webhooks names it, and `trex.id`), by which a
+ * receiver drops the second.
+ *
  * @since 0.1.0
  */
+import * as crypto from "node:crypto"
 import { Errors, ExperimentNode, OptionSpec, type ExperimentTree, type JournalEvent } from "@trex/core"
 import { Explorer } from "@trex/mcts"
-import { Deferred, Effect, Exit, Option, Queue, Redacted, Schedule, type Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
+import * as Outbox from "./internal/outbox.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 import type { RunInfo } from "./RunDir.ts"
 import * as Status from "./Status.ts"
@@ -44,12 +53,16 @@ export type Outcome = "finished" | "failed" | "stopped"
 /**
  * The `trex` object of a message: `kind` `best` (a new best trial: `best`, `trials` finished so far)
  * or `end` (`outcome`, `reason`, and the run's `status` as `trex status --json` gives it, without its
- * nodes, analysis and insights).
+ * nodes, analysis and insights). `id` is the message's, the same on every try and after a kill (also
+ * sent as the `webhook-id` header): `<runId>/best-<node>` (a node's best is one message, whichever
+ * session posts it) or `<runId>/end-<12 hex digits>` (each session's end is a message of its own). A
+ * receiver that keeps the ids it has seen drops the messages it gets twice.
  * @since 0.1.0 @category models
  */
 export type Payload =
   | {
     readonly kind: "best"
+    readonly id: string
     readonly runId: string
     readonly runDir: string
     readonly task: string
@@ -59,6 +72,7 @@ export type Payload =
   }
   | {
     readonly kind: "end"
+    readonly id: string
     readonly outcome: Outcome
     readonly reason: string
     readonly runId: string
@@ -153,12 +167,12 @@ class Undelivered extends Error {
 }
 
 /** One attempt: POST the body, within `timeoutMs` (interrupting it aborts the request). */
-const postOnce = (url: Redacted.Redacted<string>, body: string, timeoutMs: number) =>
+const postOnce = (url: Redacted.Redacted<string>, id: string, body: string, timeoutMs: number) =>
   Effect.tryPromise({
     try: async (signal) => {
       const response = await fetch(Redacted.value(url), {
         method: "POST",
-        headers: { "content-type": "application/json", "user-agent": "trex-notify" },
+        headers: { "content-type": "application/json", "user-agent": "trex-notify", "webhook-id": id },
         body,
         redirect: "manual",
         signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
@@ -186,8 +200,8 @@ const postOnce = (url: Redacted.Redacted<string>, body: string, timeoutMs: numbe
   )
 
 /**
- * Post one message to one webhook, trying again after 1 and 2 s (and so on, up to `attempts`) while
- * the failure is retryable. Fails with why, after how many attempts.
+ * Post one message to one webhook, its id as the `webhook-id` header, trying again after 1 and 2 s
+ * (and so on, up to `attempts`) while the failure is retryable. Fails with why, after how many attempts.
  * @since 0.1.0 @category functions
  */
 export const post = (
@@ -199,7 +213,7 @@ export const post = (
   let tried = 0
   return Effect.suspend(() => {
     tried++
-    return postOnce(url, JSON.stringify(message), options.timeoutMs ?? 10_000)
+    return postOnce(url, message.trex.id, JSON.stringify(message), options.timeoutMs ?? 10_000)
   }).pipe(
     Effect.retry({ schedule: Schedule.exponential("1 second"), times: attempts - 1, while: (e) => e.retryable }),
     Effect.mapError((e) => new Error(`${e.message} (${tried} attempt${tried === 1 ? "" : "s"})`))
@@ -218,6 +232,7 @@ export const bestMessage = (run: { readonly runId: string; readonly runDir: stri
     text: `trex · ${Untrusted.chat(task.name, 120)}: new best ${Untrusted.chat(task.metric.name, 60)} ${fmt(score)} (${best.id}) after ${finished} trial${finished === 1 ? "" : "s"} · ${Untrusted.chat(run.runDir, 300)}`,
     trex: {
       kind: "best",
+      id: `${run.runId}/best-${best.id}`,
       runId: run.runId,
       runDir: run.runDir,
       task: task.name,
@@ -257,14 +272,16 @@ export const endMessage = (
   const next = outcome === "stopped" ? ` · continue with: trex resume ${Untrusted.chat(run.runDir, 300)}` : ` · ${Untrusted.chat(run.runDir, 300)}`
   return {
     text: `trex · ${Untrusted.chat(run.task, 120)} ${outcome}: ${Untrusted.chat(reason, 400)}${best}${trials}${next}`,
-    trex: { kind: "end", outcome, reason, runId: run.runId, runDir: run.runDir, status }
+    trex: { kind: "end", id: `${run.runId}/end-${crypto.randomBytes(6).toString("hex")}`, outcome, reason, runId: run.runId, runDir: run.runDir, status }
   }
 }
 
 /**
  * A run's notifier: {@link Notifier.onEvent} queues a message for each new best (with `best`), in the
  * order found, a later best replacing one not yet posted; {@link Notifier.end} queues the end's and
- * waits until every queued message was posted or given up on.
+ * waits until every queued message was posted or given up on, or as long as one message's tries take
+ * (`attempts` of `timeoutMs`, 1, 2... s apart: 33 s by default), whichever comes first. Each is kept in
+ * the run directory from when it is queued until every webhook got it (see the module's note).
  * @since 0.1.0 @category models
  */
 export interface Notifier {
@@ -272,9 +289,26 @@ export interface Notifier {
   readonly end: (message: Message) => Effect.Effect<void>
 }
 
+/** A message the notifier holds: as it is kept in the run directory, with the webhooks that got it. */
+interface Held {
+  readonly id: string
+  readonly at: number
+  readonly message: Message
+  readonly delivered: Set<string>
+}
+
+/** The longest one message's tries to one webhook take: `attempts` answers of `timeoutMs` at most, 1, 2, 4... s apart. */
+const longest = (options: Options): Duration.Duration => {
+  const attempts = Math.max(1, options.attempts ?? 3)
+  return Duration.millis(attempts * (options.timeoutMs ?? 10_000) + (2 ** (attempts - 1) - 1) * 1000)
+}
+
+const what = (m: Message) => (m.trex.kind === "end" ? "end" : `new best (${m.trex.best.id})`)
+
 /**
  * Start a run's notifier in the current scope: messages are posted one at a time, to every webhook
- * at once; closing the scope stops posting.
+ * at once; closing the scope stops posting. The messages an earlier session of the run left
+ * undelivered (`notify/` in its directory) are posted first, to this session's webhooks.
  * @since 0.1.0 @category constructors
  */
 export const make = (
@@ -285,19 +319,66 @@ export const make = (
     const issues = rule.issues(options, "notify")
     if (issues.length > 0) return yield* new Errors.InvalidInput({ source: /^([\w.]+)/.exec(issues[0]!)?.[1] ?? "notify", message: issues.join("\n") })
     const urls = yield* Effect.forEach(options.urls, (u, i) => parseUrl(u, `notify.urls[${i}]`))
-    const queue = yield* Queue.unbounded<{ readonly message: Message; readonly done?: Deferred.Deferred<void> }>()
-    const deliver = (message: Message) =>
-      Effect.forEach(urls, (url) =>
-        post(url, message, options).pipe(
-          Effect.catch((e) => Effect.logWarning(`notify: the ${message.trex.kind} message of ${run.runDir} was not delivered to ${shown(url)}: ${e.message}`))
-        ), { concurrency: "unbounded", discard: true })
-    yield* Effect.forkScoped(Effect.forever(
+    const keys = new Map(urls.map((u) => [u, Outbox.keyOf(Redacted.value(u))]))
+    const context = yield* Effect.context<never>()
+    // the first write that fails is said (a read-only or full disk): the message is posted all the same
+    let unkept = false
+    const kept = (failed: string | undefined) => {
+      if (failed === undefined || unkept) return
+      unkept = true
+      Effect.runForkWith(context)(Effect.logWarning(`notify: ${failed}: messages are posted, but one not yet delivered when the controller is killed is lost`))
+    }
+    const keep = (held: Held) => kept(Outbox.put(run.runDir, { id: held.id, at: held.at, message: held.message, delivered: [...held.delivered] }))
+    /** Messages not yet delivered to every webhook, by id: in the run directory too. */
+    const undelivered = new Map<string, Held>()
+    const hold = (message: Message): Held => {
+      const held = { id: message.trex.id, at: Date.now(), message, delivered: new Set<string>() }
+      undelivered.set(held.id, held)
+      keep(held)
+      return held
+    }
+    const drop = (held: Held) => {
+      undelivered.delete(held.id)
+      kept(Outbox.remove(run.runDir, held.id))
+    }
+    const queue = yield* Queue.unbounded<{ readonly held: Held; readonly done?: Deferred.Deferred<void> }>()
+    // an earlier session's: due before anything this one finds
+    const earlier = Outbox.read<Message>(run.runDir)
+    for (const file of earlier.unreadable) yield* Effect.logWarning(`notify: ${file}: not a message this trex kept; left as it is`)
+    for (const e of earlier.entries) {
+      const held = { id: e.id, at: e.at, message: e.message, delivered: new Set(e.delivered) }
+      undelivered.set(held.id, held)
+      yield* Queue.offer(queue, { held })
+    }
+    const complete = (held: Held) => urls.every((url) => held.delivered.has(keys.get(url)!))
+    // to the webhooks that have not got it (an earlier session's message may have reached some), each
+    // one's answer kept at once; done when all have it (this session gives it to no other)
+    const deliver = (held: Held) =>
+      Effect.forEach(urls.filter((url) => !held.delivered.has(keys.get(url)!)), (url) =>
+        post(url, held.message, options).pipe(
+          Effect.andThen(Effect.sync(() => {
+            held.delivered.add(keys.get(url)!)
+            if (!complete(held)) keep(held)
+          })),
+          Effect.catch((e) => Effect.logWarning(`notify: the ${what(held.message)} message of ${run.runDir} was not delivered to ${shown(url)}: ${e.message}`))
+        ), { concurrency: "unbounded", discard: true }).pipe(
+          Effect.andThen(Effect.sync(() => {
+            if (complete(held)) drop(held)
+          }))
+        )
+    const posting = yield* Effect.forkScoped(Effect.forever(
       Effect.gen(function*() {
         const items = yield* Queue.takeAll(queue)
-        // of the bests queued while the last message was posted, only the latest is news
-        const lastBest = items.findLastIndex((item) => item.message.trex.kind === "best")
+        // of the bests queued while the last message was posted, only the latest is news (and it
+        // replaces any best given up on earlier)
+        const lastBest = items.findLastIndex((item) => item.held.message.trex.kind === "best")
         for (const [i, item] of items.entries()) {
-          if (item.message.trex.kind !== "best" || i === lastBest) yield* deliver(item.message)
+          if (item.held.message.trex.kind !== "best") yield* deliver(item.held)
+          else if (i !== lastBest) drop(item.held)
+          else {
+            for (const h of [...undelivered.values()]) if (h.message.trex.kind === "best" && h !== item.held) drop(h)
+            yield* deliver(item.held)
+          }
           if (item.done !== undefined) yield* Deferred.succeed(item.done, undefined)
         }
       })
@@ -309,13 +390,40 @@ export const make = (
         const best = tree.best()
         if (best === undefined || best.id !== entry.event.nodeId || best.id === lastBest) return
         lastBest = best.id
-        Queue.offerUnsafe(queue, { message: bestMessage(run, tree, best) })
+        // kept before the event is journaled (onEvent comes first): a kill after it leaves the message
+        Queue.offerUnsafe(queue, { held: hold(bestMessage(run, tree, best)) })
       },
       end: (message) =>
         Effect.gen(function*() {
           const done = yield* Deferred.make<void>()
-          yield* Queue.offer(queue, { message, done })
-          yield* Deferred.await(done)
+          yield* Queue.offer(queue, { held: hold(message), done })
+          // the exit waits as long as one message's tries, however many are queued before the end's
+          // (bests tried while the webhook did not answer): what is left is kept, for the next session
+          const limit = longest(options)
+          const posted = yield* Deferred.await(done).pipe(Effect.timeoutOption(limit))
+          if (Option.isNone(posted)) yield* Fiber.interrupt(posting)
+          if (undelivered.size === 0) return
+          const left = [...undelivered.values()].map((h) => what(h.message))
+          yield* Effect.logWarning(
+            `notify: ${left.length === 1 ? "a message" : `${left.length} messages`} of ${run.runDir} (${left.join(", ")}) ${left.length === 1 ? "was" : "were"} not delivered to every webhook` +
+              `${Option.isNone(posted) ? ` within ${Duration.format(limit)} of the run's end (as long as one message's tries)` : ""}: ` +
+              `kept in ${Outbox.dirOf(run.runDir)}, and posted by the run's next session with webhooks (trex resume ${run.runDir} --notify <url>)`
+          )
         })
     }
+  })
+
+/**
+ * A session without webhooks: a warning when an earlier one left messages undelivered (kept in the run
+ * directory), saying how to post them.
+ * @since 0.1.0 @category functions
+ */
+export const remind = (runDir: string): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const { entries } = Outbox.read<Message>(runDir)
+    if (entries.length === 0) return Effect.void
+    return Effect.logWarning(
+      `notify: ${entries.length === 1 ? "a webhook message" : `${entries.length} webhook messages`} of an earlier session (${entries.map((e) => what(e.message)).join(", ")}) ` +
+        `${entries.length === 1 ? "was" : "were"} not delivered: kept in ${Outbox.dirOf(runDir)}; give this session webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"}`
+    )
   })

@@ -63,7 +63,9 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   readonly logLevel?: LogLevel.LogLevel
   /**
    * Post a message to these webhooks when the run ends, and with `best`, at each new best trial
-   * (see {@link Notify}). Never recorded: a resumed run posts to the webhooks its own session gives.
+   * (see {@link Notify}). Never recorded: a resumed run posts to the webhooks its own session gives,
+   * first the messages an earlier session left undelivered (killed, or its webhook down), each under
+   * the id it was first posted with.
    */
   readonly notify?: Notify.Options
 }
@@ -459,7 +461,8 @@ export type RunError = Errors.BackendError | Explorer.Error
  */
 export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effect<Explorer.Summary, RunError> => {
   const notify = hooks.notify
-  if (notify === undefined || notify.urls.length === 0) return runHooked(prepared, hooks)
+  // messages an earlier session left undelivered wait for a session with webhooks: said, not dropped
+  if (notify === undefined || notify.urls.length === 0) return Effect.andThen(Notify.remind(prepared.runDir), runHooked(prepared, hooks))
   // the run's end is posted after its report is written, from the journal the report was written from
   return Effect.scoped(Effect.gen(function*() {
     const notifier = yield* Notify.make(notify, prepared)

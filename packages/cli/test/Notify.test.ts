@@ -18,14 +18,18 @@ const fixtures = path.join(import.meta.dirname, "fixtures")
 interface Received {
   readonly path: string
   readonly contentType: string | undefined
+  /** The `webhook-id` header. */
+  readonly id: string | undefined
   readonly body: Notify.Message
+  /** The status answered (`"hang"`: none). */
+  readonly status: number | "hang"
 }
 
 /**
- * A webhook on loopback: `answer(path, n)` gives the status of the n-th request (from 1) to a path,
+ * A webhook on loopback: `answer(path, n, body)` gives the status of the n-th request (from 1) to a path,
  * or `"hang"` to never answer it. Every request that arrives is recorded.
  */
-const webhook = (answer: (path: string, n: number) => number | "hang" = () => 200) =>
+const webhook = (answer: (path: string, n: number, body: Notify.Message) => number | "hang" = () => 200) =>
   Effect.acquireRelease(
     Effect.promise(() =>
       new Promise<{ readonly url: string; readonly received: Array<Received>; readonly server: http.Server }>((resolve) => {
@@ -38,8 +42,9 @@ const webhook = (answer: (path: string, n: number) => number | "hang" = () => 20
             const p = req.url ?? "/"
             const n = (counts.get(p) ?? 0) + 1
             counts.set(p, n)
-            received.push({ path: p, contentType: req.headers["content-type"], body: JSON.parse(text) as Notify.Message })
-            const status = answer(p, n)
+            const body = JSON.parse(text) as Notify.Message
+            const status = answer(p, n, body)
+            received.push({ path: p, contentType: req.headers["content-type"], id: req.headers["webhook-id"] as string | undefined, body, status })
             if (status !== "hang") res.writeHead(status).end(status === 200 ? "ok" : "no")
           })
         })
@@ -87,6 +92,14 @@ const allText = (dir: string): string =>
 
 const runDirOf = (stdout: string) => /run directory: (\S+)/.exec(stdout)![1]!
 
+/** The messages a run keeps undelivered (`notify/` in its directory), in the order they were due. */
+const outbox = (runDir: string): ReadonlyArray<{ readonly id: string; readonly message: Notify.Message }> => {
+  const dir = path.join(runDir, "notify")
+  if (!fs.existsSync(dir)) return []
+  return fs.readdirSync(dir).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { id: string; at: number; message: Notify.Message })
+    .sort((a, b) => a.at - b.at)
+}
+
 describe("Notify: webhooks told of a run", () => {
   it.live("the real CLI posts each new best (better each time) and, before it exits, the run's end; the address's secret path is written nowhere", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -96,6 +109,9 @@ describe("Notify: webhooks told of a run", () => {
       const r = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/services/${secret}`, "--notify-best"], { TREX_TOY_MS: "60" })
       assert.strictEqual(r.status, 0, r.stderr)
       assert.isTrue(hook.received.every((m) => m.path === `/services/${secret}` && m.contentType === "application/json"))
+      // each message's id, in its header and its body, is its own
+      assert.isTrue(hook.received.every((m) => m.id !== undefined && m.id === m.body.trex.id))
+      assert.strictEqual(new Set(hook.received.map((m) => m.id)).size, hook.received.length)
       const kinds = hook.received.map((m) => m.body.trex.kind)
       assert.strictEqual(kinds.at(-1), "end", "the end is posted last, before the CLI exits")
       assert.strictEqual(kinds.filter((k) => k === "end").length, 1)
@@ -117,6 +133,7 @@ describe("Notify: webhooks told of a run", () => {
       assert.strictEqual(bests.at(-1)!.best.id, status.best.id)
       assert.match(end.text, new RegExp(`^trex · toy finished: budget: maxTrials · best score [0-9.]+ \\(${status.best.id}\\) · \\d+ succeeded, \\d+ failed · `))
       assert.notInclude(allText(runDir), secret)
+      assert.isFalse(fs.existsSync(path.join(runDir, "notify")), "every message delivered: nothing waits")
       assert.notInclude(r.stdout + r.stderr, secret)
     })), 120_000)
 
@@ -130,6 +147,141 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(hook.received.map((m) => `${m.path} ${m.body.trex.kind}`).sort(), ["/flaky end", "/flaky end", "/gone end"])
       assert.include(r.stdout + r.stderr, `notify: the end message of ${runDirOf(r.stdout)} was not delivered to ${hook.url}/…: HTTP 404 (the webhook's address is wrong, or it was revoked) (1 attempt)`)
       assert.notInclude(r.stdout + r.stderr, `${hook.url}/gone`)
+      // tried again under the same id; the message /gone never got is kept for the next session
+      const flaky = hook.received.filter((m) => m.path === "/flaky")
+      assert.strictEqual(flaky[0]!.id, flaky[1]!.id)
+      const runDir = runDirOf(r.stdout)
+      assert.include(r.stderr, `notify: a message of ${runDir} (end) was not delivered to every webhook: kept in ${path.join(runDir, "notify")}`)
+      assert.deepStrictEqual(outbox(runDir).map((e) => e.id), [flaky[0]!.id])
+    })), 120_000)
+
+  it.live("kill -9 while a new best's message is being retried: trex resume posts it under the same id, then the run's end", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // the first best's post is refused (503); its retry, a second later, arrives as the controller is
+      // killed (it never gets an answer); after the kill the webhook takes everything
+      let controller: ReturnType<typeof spawn> | undefined
+      let killed = false
+      const hook = yield* webhook((_p, n) => {
+        if (killed) return 200
+        if (n === 1) return 503
+        killed = true
+        controller!.kill("SIGKILL")
+        return "hang"
+      })
+      const { out, task } = toyTask(3)
+      // one trial at a time, each 2.5 s: no second best is found before the retry
+      const first = yield* trex(["run", task, "--out", out, "--concurrency", "1", "--notify", `${hook.url}/h`, "--notify-best"], { TREX_TOY_MS: "2500" }, (_text, child) => {
+        controller = child
+      })
+      assert.isTrue(killed, first.stdout + first.stderr)
+      assert.strictEqual(first.status, null, "killed")
+      const before = hook.received.map((m) => `${m.status} ${m.id}`)
+      const runDir = runDirOf(first.stdout)
+      const due = hook.received[0]!.body.trex
+      assert.strictEqual(due.kind, "best")
+      assert.deepStrictEqual(before, [`503 ${due.id}`, `hang ${due.id}`])
+      assert.deepStrictEqual(outbox(runDir).map((e) => e.id), [due.id], "kept in the run directory")
+
+      // the resume is given the webhook, not --notify-best: the message was due all the same
+      const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      const after = hook.received.slice(2)
+      assert.deepStrictEqual(after.map((m) => `${m.status} ${m.body.trex.kind}`), ["200 best", "200 end"])
+      assert.strictEqual(after[0]!.id, due.id)
+      assert.deepStrictEqual(after[0]!.body, hook.received[0]!.body, "the message as it was due")
+      const end = after[1]!.body.trex
+      assert.strictEqual(end.kind === "end" && end.outcome, "finished")
+      assert.deepStrictEqual(outbox(runDir), [], "nothing left to post")
+    })), 120_000)
+
+  it.live("kill -9 while the end's message is being retried: the next session posts it under the same id; messages delivered are not posted again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // every best is taken; the end's post is refused, and its retry arrives as the controller is killed
+      let controller: ReturnType<typeof spawn> | undefined
+      let killed = false
+      const hook = yield* webhook((_p, _n, body) => {
+        if (killed || body.trex.kind === "best") return 200
+        if (hook.received.some((m) => m.body.trex.kind === "end")) {
+          killed = true
+          controller!.kill("SIGKILL")
+          return "hang"
+        }
+        return 503
+      })
+      const { out, task } = toyTask(3)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/h`, "--notify-best"], { TREX_TOY_MS: "30" }, (_text, child) => {
+        controller = child
+      })
+      assert.isTrue(killed, first.stdout + first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const ends = hook.received.filter((m) => m.body.trex.kind === "end")
+      assert.deepStrictEqual(ends.map((m) => m.status), [503, "hang"])
+      assert.strictEqual(ends[0]!.id, ends[1]!.id)
+      const bests = hook.received.filter((m) => m.body.trex.kind === "best")
+      assert.isTrue(bests.length >= 1 && bests.every((m) => m.status === 200))
+
+      // the run had finished: its resume starts nothing, posts the end that was lost, then its own
+      const n = hook.received.length
+      yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
+      const after = hook.received.slice(n)
+      assert.deepStrictEqual(after.map((m) => `${m.status} ${m.body.trex.kind}`), ["200 end", "200 end"], "no best again")
+      assert.strictEqual(after[0]!.id, ends[0]!.id)
+      assert.deepStrictEqual(after[0]!.body, ends[0]!.body)
+      assert.notStrictEqual(after[1]!.id, ends[0]!.id, "the resume's end is a message of its own")
+      assert.deepStrictEqual(outbox(runDir), [])
+    })), 120_000)
+
+  it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // an address nothing listens on: every post is refused
+      const down = yield* webhook()
+      const downUrl = `${down.url}/down`
+      yield* Effect.promise(() => new Promise<void>((r) => down.server.close(() => r())))
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", downUrl, "--notify-best"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      assert.match(first.stderr, /notify: the end message of .* was not delivered to http:\/\/127\.0\.0\.1:\d+\/…: fetch failed \(connect ECONNREFUSED [^)]*\) \(3 attempts\)/)
+      assert.match(first.stderr, /notify: 2 messages of .* \(new best \(n\d+\), end\) were not delivered to every webhook: kept in .*notify, and posted by the run's next session with webhooks/)
+      const kept = outbox(runDir)
+      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+      assert.notInclude(allText(path.join(runDir, "notify")), "/down", "the address is not written")
+
+      // a session without webhooks says what waits, and leaves it
+      const quiet = yield* trex(["resume", runDir])
+      assert.include(quiet.stderr, `notify: 2 webhook messages of an earlier session (new best (${(kept[0]!.message.trex as { best: { id: string } }).best.id}), end) were not delivered: kept in ${path.join(runDir, "notify")}; give this session webhooks`)
+      assert.strictEqual(outbox(runDir).length, 2)
+
+      // one with a webhook that answers posts them, in the order they were due, then its own end
+      const hook = yield* webhook()
+      yield* trex(["resume", runDir], { TREX_NOTIFY_URL: `${hook.url}/up` })
+      assert.deepStrictEqual(hook.received.map((m) => m.id), [...kept.map((e) => e.id), hook.received[2]!.id])
+      assert.strictEqual(hook.received[2]!.body.trex.kind, "end")
+      assert.deepStrictEqual(outbox(runDir), [])
+      // and a later one posts only its own
+      yield* trex(["resume", runDir], { TREX_NOTIFY_URL: `${hook.url}/up` })
+      assert.strictEqual(hook.received.length, 4)
+    })), 120_000)
+
+  it.live("of two webhooks, the one that got a message is not posted it again: the next session posts it to the other only", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // /down answers 503 (retryable) until it is back up
+      let up = false
+      const hook = yield* webhook((p) => (p === "/down" && !up ? 503 : 200))
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/up`, "--notify", `${hook.url}/down`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const end = hook.received.find((m) => m.path === "/up")!
+      assert.deepStrictEqual(outbox(runDir).map((e) => e.id), [end.id])
+      up = true
+      const n = hook.received.length
+      yield* trex(["resume", runDir, "--notify", `${hook.url}/up`, "--notify", `${hook.url}/down`], { TREX_TOY_MS: "30" })
+      const after = hook.received.slice(n)
+      // the first session's end to /down only, then the resume's own to both
+      assert.deepStrictEqual(after.filter((m) => m.id === end.id).map((m) => `${m.path} ${m.status}`), ["/down 200"])
+      assert.deepStrictEqual(after.filter((m) => m.id !== end.id).map((m) => m.path).sort(), ["/down", "/up"])
+      assert.deepStrictEqual(outbox(runDir), [])
     })), 120_000)
 
   it.live("a setup error ends the run failed, with its cause; a run stopped by Ctrl-C ends stopped, saying how to continue; its resume posts to the webhooks it is given", () =>
@@ -190,10 +342,32 @@ describe("Notify: webhooks told of a run", () => {
   it.live("Notify.post: a webhook that never answers is given up on after its attempts, each bounded by timeoutMs", () =>
     Effect.scoped(Effect.gen(function*() {
       const hook = yield* webhook(() => "hang")
-      const message: Notify.Message = { text: "t", trex: { kind: "end", outcome: "stopped", reason: "r", runId: "x", runDir: "d", status: undefined } }
+      const message: Notify.Message = { text: "t", trex: { kind: "end", id: "x/end-1", outcome: "stopped", reason: "r", runId: "x", runDir: "d", status: undefined } }
       const e = yield* Effect.flip(Notify.post(Redacted.make(`${hook.url}/slow`), message, { timeoutMs: 300, attempts: 2 }))
       assert.strictEqual(e.message, "no answer within 300 ms (2 attempts)")
       assert.strictEqual(hook.received.length, 2)
+    })), 30_000)
+
+  it.live("the run's end waits for a webhook that never answers as long as one message's tries, however many are queued before it; the rest is kept", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook(() => "hang")
+      // three ends an earlier session left undelivered, as it keeps them
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+      fs.mkdirSync(path.join(runDir, "notify"))
+      const earlier = [1, 2, 3].map((i) => Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: `session ${i}` }), undefined))
+      earlier.forEach((message, i) =>
+        fs.writeFileSync(path.join(runDir, "notify", `${message.trex.id.slice(2)}.json`), JSON.stringify({ id: message.trex.id, at: i, message, delivered: [] }))
+      )
+      // each message's tries: 2 answers of 200 ms at most, 1 s apart
+      yield* Effect.scoped(Effect.gen(function*() {
+        const notifier = yield* Notify.make({ urls: [`${hook.url}/slow`], timeoutMs: 200, attempts: 2 }, { runId: "r", runDir })
+        yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined))
+      }))
+      // the first kept message had its tries, the second one perhaps its first; the end was never tried
+      assert.deepStrictEqual(hook.received.slice(0, 2).map((m) => m.id), [earlier[0]!.trex.id, earlier[0]!.trex.id])
+      assert.isAtMost(hook.received.length, 3)
+      assert.strictEqual(outbox(runDir).length, 4, "every message kept")
+      assert.deepStrictEqual(outbox(runDir).slice(0, 3).map((e) => e.id), earlier.map((m) => m.trex.id))
     })), 30_000)
 
   it("text from the run (an error's message, a task name) makes no mention, link or markup in a chat", () => {
