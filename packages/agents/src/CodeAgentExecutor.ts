@@ -189,8 +189,8 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
 
     return Effect.gen(function*() {
       const node = request.node
-      const toExecutorError = (e: { readonly message: string; readonly retryable: boolean }) =>
-        new Errors.ExecutorError({ nodeId: node.id, message: e.message, retryable: e.retryable })
+      const toExecutorError = (e: Model.ModelError) =>
+        new Errors.ExecutorError({ nodeId: node.id, message: e.message, retryable: e.retryable, ...(Http.refusesSettings(e) ? { setup: true } : {}) })
       const recipe = request.task.recipe
       const placeholders = { taskDir: options.taskDir ?? process.cwd(), run: request.runId, node: node.id, execPath: process.execPath }
       const protocolFiles = [

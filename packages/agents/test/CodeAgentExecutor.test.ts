@@ -278,7 +278,7 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
         Effect.gen(function*() {
           const failed = yield* executorOn(model)
           const first = yield* failed("n1")
-          return [first, ...yield* Effect.all([failed("n2"), failed("n3")], { concurrency: 2 })].map((e) => [e.nodeId, e.message, e.retryable] as const)
+          return [first, ...yield* Effect.all([failed("n2"), failed("n3")], { concurrency: 2 })].map((e) => [e.nodeId, e.message, e.retryable, e.setup] as const)
         })
       const claude: ReadonlyArray<readonly [number, string, string, (url: string) => string]> = [
         [401, "authentication_error", "invalid x-api-key", () => "check ANTHROPIC_API_KEY"],
@@ -290,14 +290,15 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
         const server = yield* Fake.make(() => Fake.error(status, type, said))
         const errors = yield* sessions(AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url, model: "claude-sonet-5-5" }))
         const message = `HTTP ${status} ${type}: ${said} (${hint(server.url)})`
-        assert.deepStrictEqual(errors, [["n1", message, false], ["n2", message, false], ["n3", message, false]])
+        // marked as the settings' (Result.Failure.setup): the explorer stops the run at the first
+        assert.deepStrictEqual(errors, [["n1", message, false, true], ["n2", message, false, true], ["n3", message, false, true]])
         assert.strictEqual(server.requests.length, 1, `HTTP ${status}: asked once, not by every session`)
       }
       // an OpenAI-compatible server's refusal alike
       const local = yield* FakeOpenAi.make(() => ({ kind: "error", status: 401, body: "Incorrect API key provided" }))
       const errors = yield* sessions(OpenAiModel.make({ baseURL: local.url, model: "llama", apiKey: Redacted.make("sk-local") }))
       assert.include(errors[0]![1], "(check OPENAI_API_KEY)")
-      assert.deepStrictEqual(errors.map(([id, message, retryable]) => [id, message === errors[0]![1], retryable]), [["n1", true, false], ["n2", true, false], ["n3", true, false]])
+      assert.deepStrictEqual(errors.map(([id, message, retryable, setup]) => [id, message === errors[0]![1], retryable, setup]), [["n1", true, false, true], ["n2", true, false, true], ["n3", true, false, true]])
       assert.strictEqual(local.requests.length, 1)
     }))
 
@@ -308,6 +309,8 @@ require("node:fs").writeFileSync(e.TREX_JOB_DIR + "/result.json", JSON.stringify
       const first = yield* failed("n1")
       assert.include(first.message, "HTTP 429 rate_limit_error: daily limit reached: the server asked to wait 2 s (retry-after) before calling again")
       assert.isFalse(first.retryable)
+      // a wait is not the settings': the run's own stop on trials failing alike judges it
+      assert.isUndefined(first.setup)
       assert.strictEqual((yield* failed("n2")).message, first.message)
       assert.strictEqual(server.requests.length, 1)
       yield* TestClock.adjust("2 seconds")

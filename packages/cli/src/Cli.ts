@@ -101,7 +101,9 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
       const first = setup.nodes[0]!
       // its failure is as the job's log read (an escape sequence of a trainer's output too)
       const why = `${Untrusted.line(setup.message)} (\`trex status ${runDir} --node ${first}\` shows ${first} in full, with its job's last log lines). ` +
-        `Once mended: trex resume ${runDir}   (if these failures are the strategies' own, \`trex resume ${runDir} --fail-fast 0\` goes on without this stop)`
+        `Once mended: trex resume ${runDir}` +
+        // (a refusal of the executor's key is never a strategy's own)
+        (setup.refused === true ? "" : `   (if these failures are the strategies' own, \`trex resume ${runDir} --fail-fast 0\` goes on without this stop)`)
       return yield* Effect.sync(() => {
         process.stderr.write(`trex: ${why}\n`)
         process.exitCode = 1

@@ -50,7 +50,12 @@ export class ResearcherError extends Schema.TaggedError<ResearcherError>()("Rese
 export class ExecutorError extends Schema.TaggedError<ExecutorError>()("ExecutorError", {
   nodeId: Schema.String,
   message: Schema.String,
-  retryable: Schema.Boolean
+  retryable: Schema.Boolean,
+  /**
+   * Set when the service the executor calls refused its own settings (an API key, its permissions,
+   * a model name): every trial would fail alike, so the run stops at this one (see `Result.Failure.setup`).
+   */
+  setup: Schema.optionalKey(Schema.Boolean)
 }) {}
 
 /**
@@ -80,7 +85,12 @@ export class SetupFailure extends Schema.TaggedError<SetupFailure>()("SetupFailu
   failure: Schema.String,
   /** The trials that failed this way, in the order they finished. */
   nodes: Schema.Array(Schema.String),
-  message: Schema.String
+  message: Schema.String,
+  /**
+   * Set when the trials failed on the executor's own settings, refused by the service it calls
+   * (`Result.Failure.setup`: an API key, its permissions, a model name): the run stopped at the first.
+   */
+  refused: Schema.optionalKey(Schema.Boolean)
 }) {}
 
 /** A node id that the tree does not have. @since 0.1.0 @category errors */

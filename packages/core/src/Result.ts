@@ -19,7 +19,13 @@ export const Failure = Schema.Struct({
   message: Schema.String,
   logTail: listOf(Schema.String),
   exitCode: Schema.optionalKey(Schema.Int),
-  retryable: Schema.Boolean.pipe(withDefault(false))
+  retryable: Schema.Boolean.pipe(withDefault(false)),
+  /**
+   * Set when the executor knows the failure is its own settings', refused by the service it calls
+   * (an API key, its permissions, a model name), not the strategy's: every trial would fail alike,
+   * so the run stops at this one (unless `failFast` is 0), and a resumed run runs its strategy again.
+   */
+  setup: Schema.optionalKey(Schema.Boolean)
 })
 /** @since 0.1.0 @category models */
 export type Failure = typeof Failure.Type
@@ -106,6 +112,7 @@ export const failure = (kind: FailureKind, message: string, options: {
   readonly cost?: Cost.Cost
   readonly exitCode?: number
   readonly retryable?: boolean
+  readonly setup?: boolean
 } = {}): Result => ({
   metrics: {},
   curves: [],
@@ -116,7 +123,8 @@ export const failure = (kind: FailureKind, message: string, options: {
     message,
     logTail: options.logTail ?? [],
     retryable: options.retryable ?? false,
-    ...(options.exitCode !== undefined ? { exitCode: options.exitCode } : {})
+    ...(options.exitCode !== undefined ? { exitCode: options.exitCode } : {}),
+    ...(options.setup === true ? { setup: true } : {})
   }
 })
 

@@ -177,6 +177,15 @@ export const SAME_FAILURE = SameFailure.SAME_FAILURE
  */
 export const SAME_FAILURE_SINCE = SameFailure.SAME_FAILURE_SINCE
 
+/**
+ * How the reason of a run begins when a trial failed on the executor's own settings, which the
+ * service it calls refused (`Result.Failure.setup`: an API key, its permissions, a model name): the
+ * run stops at that trial, as for trials that failed alike (a `SetupFailure`), and a resumed run
+ * runs its strategy again.
+ * @since 0.1.0 @category models
+ */
+export const SETTINGS_REFUSED = SameFailure.SETTINGS_REFUSED
+
 /** What each option takes. */
 const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   runId: OptionSpec.required(OptionSpec.nonEmptyString()),
@@ -553,7 +562,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
             "Infra",
             error?.message ??
               `executor "${executor.name}" ended the trial's stream without a result (with a backend: its watch ended before the job's Exit)`,
-            { retryable: error?.retryable ?? false }
+            { retryable: error?.retryable ?? false, setup: error?.setup === true }
           )
         )
     const pruned = scheduler === Scheduler.none && !pruning.has(node.id) ? undefined : Deferred.makeUnsafe<Duration.Duration>()
@@ -1124,6 +1133,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       runId: options.runId,
       failure: alike.shown,
       nodes: alike.nodes,
+      ...(alike.refused === true ? { refused: true } : {}),
       message: SameFailure.messageOf(alike, best !== undefined ? `${best.id}, ${runTask.metric.name} ${score !== undefined ? Number(score.toPrecision(4)) : "-"}` : undefined)
     })
   }

@@ -1719,6 +1719,7 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       assert.strictEqual(error._tag, "SetupFailure")
       const setupFailure = error as Errors.SetupFailure
       assert.deepStrictEqual(setupFailure.nodes, ["n1", "n2", "n3"])
+      assert.isUndefined(setupFailure.refused)
       assert.strictEqual(setupFailure.failure, "Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')")
       assert.match(setupFailure.message, /^3 trials \(n1, n2, n3\) failed the same way, and none succeeded: .*resume the run/)
       assert.strictEqual(log.runs.length, 3, "no trial after the third")
@@ -1760,6 +1761,54 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       assert.strictEqual(off.reason, "budget: maxTrials")
       const first = new Set(["n1", "n2", "n3"].map((id) => off.tree.get(id)!.fingerprint))
       assert.isTrue(["n4", "n5", "n6"].every((id) => !first.has(off.tree.get(id)!.fingerprint)), "no strategy run again")
+    }))
+
+  it.live("a trial failed on the executor's own settings (ExecutorError.setup: a key revoked) stops the run at once, its best kept; a resume once mended runs it again first; failFast 0 goes on", () =>
+    Effect.gen(function*() {
+      /** Healthy until `state.from` trials ran, then the service refuses the executor's key, as CodeAgentExecutor reports a 401. */
+      const revoked = (log: ExecLog, state: { from: number }): ExecutorAgent.ExecutorAgentShape => {
+        const healthy = functionExecutor(log)
+        return {
+          name: "revoked",
+          run: (req) =>
+            Stream.suspend(() => {
+              if (log.runs.length < state.from) return healthy.run(req)
+              log.runs.push({ node: req.node.id, reattached: req.job !== undefined })
+              return Stream.fail(new Errors.ExecutorError({ nodeId: req.node.id, message: "HTTP 401 authentication_error: invalid x-api-key (check ANTHROPIC_API_KEY)", retryable: false, setup: true }))
+            })
+        }
+      }
+      const journal = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      const state = { from: 2 }
+      const executor = revoked(log, state)
+      // two trials work, then the key is revoked
+      const error = yield* Effect.flip(runWith(journal, { maxTrials: 6, log, executor }))
+      assert.strictEqual(error._tag, "SetupFailure")
+      const stop = error as Errors.SetupFailure
+      assert.deepStrictEqual(stop.nodes, ["n3"], "one trial is enough: every trial would fail alike")
+      assert.isTrue(stop.refused)
+      assert.match(stop.message, /^trial n3 failed on the executor's own settings, which the service it calls refused: Infra: HTTP 401 .*its best so far \(n[12], .*\) kept: mend the settings .*then resume the run; this trial's strategy runs again$/)
+      assert.strictEqual(log.runs.length, 3, "no trial after the refused one")
+      const events = (yield* journal.read()).map((e) => e.event)
+      const finished = events.at(-1)!
+      assert.isTrue(finished._tag === "RunFinished" && finished.reason.startsWith(Explorer.SETTINGS_REFUSED))
+      const n3 = events.find((e) => e._tag === "NodeFinished" && e.nodeId === "n3")
+      assert.isTrue(n3?._tag === "NodeFinished" && n3.result?.failure?.setup === true, "journaled as the settings' failure")
+      const fingerprint = ExperimentTree.fold(events)!.view.get("n3")!.fingerprint
+
+      // mended: the resume runs n3's strategy again first, then goes on to its budget
+      state.from = Infinity
+      const resumed = yield* runWith(journal, { maxTrials: 6, log, executor })
+      assert.strictEqual(resumed.reason, "budget: maxTrials")
+      assert.strictEqual(resumed.tree.get("n4")!.fingerprint, fingerprint)
+      assert.strictEqual(resumed.tree.get("n4")!.state._tag, "Succeeded")
+
+      // with the stop turned off, a refused key fails its trials and the run goes on to its budget
+      const offLog: ExecLog = { runs: [] }
+      const off = yield* runWith(Journal.makeMemory(), { maxTrials: 4, log: offLog, executor: revoked(offLog, { from: 0 }), failFast: 0 })
+      assert.strictEqual(off.reason, "budget: maxTrials")
+      assert.strictEqual(offLog.runs.length, 4)
     }))
 
   it.live("failures a strategy may cause (OOM, Timeout), causes that differ, or a run where a trial worked never stop it; failFast 0 turns the stop off", () =>

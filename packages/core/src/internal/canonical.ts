@@ -61,7 +61,7 @@ const failure = struct(
   "Failure",
   Result.Failure,
   { kind: oneOf(Result.FailureKind.literals), message: isString, logTail: arrayOf(isString), retryable: isBoolean },
-  { exitCode: isInt }
+  { exitCode: isInt, setup: isBoolean }
 )
 
 /** A job's `result.json` (the job protocol's output), as `Result.JobResultFile` decodes it. */

@@ -17,6 +17,13 @@ export const SAME_FAILURE = "every trial failed the same way"
 export const SAME_FAILURE_SINCE = "the latest trials all failed the same way"
 
 /**
+ * How the reason of a run begins when a trial failed on the executor's own settings, refused by the
+ * service it calls (an API key, its permissions, a model name: `Result.Failure.setup`): every trial
+ * would fail alike, so one is enough.
+ */
+export const SETTINGS_REFUSED = "the executor's settings were refused"
+
+/**
  * How many times longer a streak of failures alike must be, once trials have worked, than the count
  * that stops a run where none has: a region of the search space can fail alike (a data format the
  * recipe cannot read fails every strategy that picks it), and in the toy task, where a third of
@@ -70,16 +77,23 @@ export interface Alike {
   readonly shown: string
   /** Trials of the run that had worked (succeeded or were pruned) before: 0 for a setup broken from the start. */
   readonly worked: number
+  /** Set when the trials failed on the executor's own settings (`Result.Failure.setup`), which one trial is enough to stop on. */
+  readonly refused?: true
 }
 
 /** The reason journaled in `RunFinished` for a stop on `alike`. */
 export const reasonOf = (alike: Alike): string =>
-  `${alike.worked === 0 ? SAME_FAILURE : SAME_FAILURE_SINCE} (${alike.nodes.join(", ")}): ${alike.shown}`
+  `${alike.refused === true ? SETTINGS_REFUSED : alike.worked === 0 ? SAME_FAILURE : SAME_FAILURE_SINCE} (${alike.nodes.join(", ")}): ${alike.shown}`
 
 /** What the run's `SetupFailure` says of a stop on `alike`; `best` the best trial so far, as its id and score. */
 export const messageOf = (alike: Alike, best: string | undefined): string => {
   const n = alike.nodes.length
   const trials = `${n} trials (${alike.nodes.join(", ")})`
+  if (alike.refused === true) {
+    return `${n === 1 ? `trial ${alike.nodes[0]}` : trials} failed on the executor's own settings, which the service it calls refused: ${alike.shown}. ` +
+      `Every trial would fail alike, so the run stopped at once${best !== undefined ? `, its best so far (${best}) kept` : ""}: ` +
+      `mend the settings (the API key, its permissions, the model's name), then resume the run; ${n === 1 ? "this trial's strategy runs" : "these trials' strategies run"} again`
+  }
   return alike.worked === 0
     ? `${trials} failed the same way, and none succeeded: ${alike.shown}. ` +
       `A failure that strategies this different all meet is the setup's, not theirs: the trainer's command or its environment ` +
@@ -107,6 +121,8 @@ export class SameFailures {
   private worked = 0
   private readonly byCause = new Map<string, { nodes: Array<string>; shown: string }>()
   private streak: { cause: string; nodes: Array<string>; shown: string } | undefined
+  /** Trials that failed on the executor's settings (`Result.Failure.setup`) since the last that worked, and how the first read. */
+  private refused: { cause: string; nodes: Array<string>; shown: string } | undefined
   private pending: Array<ExperimentNode.NodeSpec> = []
 
   private readonly threshold: number
@@ -125,9 +141,14 @@ export class SameFailures {
           this.worked++
           this.byCause.clear()
           this.streak = undefined
+          this.refused = undefined
           return
         }
         const cause = causeOf(event.result)
+        if (cause !== undefined && event.result?.failure?.setup === true) {
+          if (this.refused !== undefined) this.refused.nodes.push(event.nodeId)
+          else this.refused = { cause, nodes: [event.nodeId], shown: describe(event.result.failure) }
+        }
         if (this.worked > 0) {
           if (cause !== undefined && this.streak?.cause === cause) this.streak.nodes.push(event.nodeId)
           else this.streak = cause === undefined ? undefined : { cause, nodes: [event.nodeId], shown: describe(event.result!.failure!) }
@@ -140,7 +161,10 @@ export class SameFailures {
         return
       }
       case "RunFinished": {
-        const again = event.reason.startsWith(SAME_FAILURE) ? this.mostAlike() : event.reason.startsWith(SAME_FAILURE_SINCE) ? this.streak?.nodes ?? [] : []
+        const again = event.reason.startsWith(SETTINGS_REFUSED) ? this.refused?.nodes ?? []
+          : event.reason.startsWith(SAME_FAILURE) ? this.mostAlike()
+          : event.reason.startsWith(SAME_FAILURE_SINCE) ? this.streak?.nodes ?? []
+          : []
         if (again.length === 0) return
         // the strategies of the stop's trials run again on resume, in the order they first ran
         // (added to those not yet run again, should a resumed run have stopped again before it ran them all)
@@ -150,6 +174,7 @@ export class SameFailures {
           .sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)))
         this.byCause.clear()
         this.streak = undefined
+        this.refused = undefined
         return
       }
       case "NodeProposed": {
@@ -176,6 +201,8 @@ export class SameFailures {
    */
   stop(): Alike | undefined {
     if (this.threshold <= 0) return undefined
+    const r = this.refused
+    if (r !== undefined) return { cause: r.cause, nodes: [...r.nodes], shown: r.shown, worked: this.worked, refused: true }
     if (this.worked > 0) {
       const s = this.streak
       return s !== undefined && s.nodes.length >= this.threshold * SINCE_FACTOR ? { cause: s.cause, nodes: [...s.nodes], shown: s.shown, worked: this.worked } : undefined
