@@ -602,8 +602,10 @@ describe("KubernetesBackend.preflight", () => {
       // a user who may not create pods: no dry run of the pod (its Job's controller makes them)
       assert.notInclude(fake.requests, "POST /api/v1/namespaces/trex/pods?dryRun=All")
       // secrets only for a job that has secret env
-      const { found: plain } = yield* concerns({ denied: ["create secrets", "list nodes"] }, {}, spec("check", "true"))
-      assert.deepStrictEqual(plain, ["warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod"])
+      const { found: plain } = yield* concerns({ denied: ["create secrets", "list nodes", "patch jobs"] }, {}, spec("check", "true"))
+      assert.lengthOf(plain, 2, plain.join("\n"))
+      assert.match(plain[0]!, /^warn: the kubeconfig's user may not patch jobs\.batch in namespace trex of http:\/\/127[^ ]+: a job a drain took back before it started reads as Failed \/ Infra, not Cancelled, to another controller \(a resumed run\) that finds its Job before it is deleted$/)
+      assert.strictEqual(plain[1], "warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod")
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
   it.live("the pod its Job's controller would make: a missing service account, a quota below one pod, a quota full now", () =>
@@ -928,6 +930,13 @@ describe("KubernetesBackend when another controller reads a job this one withdre
       assert.isTrue(yield* backend.withdraw!(ref))
       const exit = exitOf(yield* Fiber.join(watching))
       assert.deepStrictEqual([exit.outcome, exit.message], ["Cancelled", `Job ${ref.id} was withdrawn before its pod started`])
+      // a user who may not patch Jobs withdraws all the same, unmarked
+      const unmarked = yield* fakeWith({ denied: ["patch jobs"] })
+      const plain = yield* KubernetesBackend.make(config(unmarked))
+      const job = yield* plain.submit(spec("withdrawn-unmarked", done, { resources: { gpus: 3, cpus: 1 } }))
+      yield* eventually("its pod waits for a node", () => podOf(unmarked, job.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      assert.isTrue(yield* plain.withdraw!(job))
+      assert.strictEqual((yield* Backend.awaitExit(plain, job)).outcome, "Cancelled")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
 })
