@@ -525,6 +525,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * Job is left be), for up to `apiWaitMs`: the outage said once (in the state last shown), and its end.
          */
         let outageSince: number | undefined
+        /**
+         * The node whose kubelet does not answer for the pod's log while the API server answers (a node not ready,
+         * unreachable, before its pods are deleted): what is waited for is then that kubelet, not the API server.
+         */
+        let silentNode: string | undefined
         /** Set while the watch makes the objects of a job submitted while the server did not answer. */
         let creating = false
         const patiently = <A>(operation: string, effect: Effect.Effect<A, Errors.BackendError>): Effect.Effect<A, Errors.BackendError> =>
@@ -544,7 +549,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 outageSince = Date.now()
                 yield* emit(Backend.unreachable({
                   state: shown(),
-                  who: `the Kubernetes API server at ${server}`,
+                  who: silentNode !== undefined ? `the kubelet of node ${silentNode}, asked through the API server for the pod's log,` : `the Kubernetes API server at ${server}`,
                   since: outageSince,
                   cause: e.message,
                   meanwhile: creating
@@ -555,7 +560,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 return yield* new Errors.BackendError({
                   backend: NAME,
                   operation,
-                  message: creating
+                  message: silentNode !== undefined
+                    ? `the kubelet of node ${silentNode} did not answer for the log of Job ${namespace}/${name}'s pod for ${waited(outageSince)} (apiWaitMs), the API server answering: ` +
+                      `its node may be down (\`kubectl get node ${silentNode}\`); once its pod is deleted or the node is back, \`trex resume\` the run to follow the Job again (${e.message})`
+                    : creating
                     ? `the Kubernetes API server at ${server} did not answer for ${waited(outageSince)} (apiWaitMs): Job ${namespace}/${name} was not created. Check \`kubectl cluster-info\` (${e.message})`
                     : `the Kubernetes API server at ${server} did not answer for ${waited(outageSince)} (apiWaitMs): Job ${namespace}/${name} may still be running. ` +
                       `Check \`kubectl cluster-info\`; once it answers, \`trex resume\` the run to follow the Job again (${e.message})`,
@@ -747,6 +755,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const outOfReach = (e: Errors.BackendError) =>
           podsOf(name).pipe(
             Effect.flatMap((pod) => {
+              // the API server answers: the log's failure is its node's
+              if (pod !== undefined && K.terminated(pod) === undefined && pod.spec?.nodeName !== undefined) silentNode = pod.spec.nodeName
               if (pod === undefined || pod.metadata?.deletionTimestamp == null || K.terminated(pod) !== undefined) return Effect.fail(e)
               lastPod = pod
               return Effect.succeed(`the rest of the log of pod ${pod.metadata.name} (which carries ${JobProtocol.RESULT_FILE}) could not be read: its node does not answer (${e.message})`)
@@ -788,6 +798,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               Effect.catchIf((e) => e.retryable, outOfReach)
             )).pipe(
               Effect.map((followed) => {
+                silentNode = undefined
                 if (typeof followed !== "string") return (following = followed)
                 // out of reach (its node is down): the log ends here, and the Job's end (its watch says it) is the exit
                 logLost = followed

@@ -1015,30 +1015,46 @@ describe("KubernetesBackend when the cluster stops a pod", () => {
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
   // Its node goes down while the watch follows the pod's log: the log's end comes (its stream from the kubelet broke),
-  // its pod never says its container ended, and its log is answered 500 (the API server cannot reach the kubelet).
-  it.live("a pod whose node goes down while its log is followed: the watch ends Failed / Infra once its pod is deleted, not after apiWaitMs", () =>
-    Effect.gen(function*() {
-      const fake = yield* fakeWith()
-      const backend = yield* KubernetesBackend.make(config(fake, { apiWaitMs: 30_000 }))
-      const ref = yield* backend.submit(spec("node-down-followed", "echo started; sleep 60"))
-      const started = yield* Deferred.make<void>()
-      const watching = yield* Effect.forkChild(
-        backend.watch(ref).pipe(
-          Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
-          Stream.runCollect,
-          Effect.map((c) => Array.from(c))
+  // its pod never says its container ended, and its log is answered 500 (the API server cannot reach the kubelet);
+  // the taint manager deletes the pod at once, or (`unreachableFirst`) once the node has been unreachable a while.
+  for (const unreachableFirst of [false, true]) {
+    it.live(`a pod whose node goes down while its log is followed${unreachableFirst ? ", unreachable before its pod is deleted" : ""}: the watch ends Failed / Infra once its pod is deleted, not after apiWaitMs${unreachableFirst ? "; meanwhile the kubelet is said not to answer, not the API server" : ""}`, () =>
+      Effect.gen(function*() {
+        const fake = yield* fakeWith()
+        const backend = yield* KubernetesBackend.make(config(fake, { apiWaitMs: 30_000 }))
+        const ref = yield* backend.submit(spec(`node-down-followed${unreachableFirst ? "-late" : ""}`, "echo started; sleep 60"))
+        const started = yield* Deferred.make<void>()
+        const unreachable = yield* Deferred.make<void>()
+        const watching = yield* Effect.forkChild(
+          backend.watch(ref).pipe(
+            Stream.tap((e) =>
+              e._tag === "Log" && e.line === "started"
+                ? Deferred.succeed(started, undefined)
+                : e._tag === "State" && e.reason?.includes("does not answer") === true
+                ? Deferred.succeed(unreachable, undefined)
+                : Effect.void
+            ),
+            Stream.runCollect,
+            Effect.map((c) => Array.from(c))
+          )
         )
-      )
-      yield* Deferred.await(started)
-      assert.isTrue(fake.disrupt("trex", podOf(fake, ref.id)!.metadata.name, "DeletionByTaintManager", { message: "Taint manager: deleting due to NoExecute taint", nodeDown: true }))
-      const events = yield* Fiber.join(watching)
-      const exit = exitOf(events)
-      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
-      assert.include(exit.message, "deleted as its node was tainted NoExecute (not ready, unreachable)")
-      assert.include(exit.logTail, "started")
-      assert.include(exit.resultError, "its node does not answer")
-      assert.notInclude(states(events).join("\n"), "does not answer", "the API server answers: no outage is said")
-    }).pipe(Effect.scoped), { timeout: 60_000 })
+        yield* Deferred.await(started)
+        const pod = podOf(fake, ref.id)!.metadata.name
+        if (unreachableFirst) {
+          assert.isTrue(fake.nodeUnreachable("trex", pod))
+          yield* Deferred.await(unreachable)
+        }
+        assert.isTrue(fake.disrupt("trex", pod, "DeletionByTaintManager", { message: "Taint manager: deleting due to NoExecute taint", nodeDown: true }))
+        const events = yield* Fiber.join(watching)
+        const exit = exitOf(events)
+        assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
+        assert.include(exit.message, "deleted as its node was tainted NoExecute (not ready, unreachable)")
+        assert.include(exit.logTail, "started")
+        assert.include(exit.resultError, "its node does not answer")
+        const said = states(events).filter((st) => st.includes("does not answer"))
+        assert.deepStrictEqual(said.map((st) => st.replace(/ since .*/, "")), unreachableFirst ? ["Running the kubelet of node gpu-node, asked through the API server for the pod's log, does not answer"] : [])
+      }).pipe(Effect.scoped), { timeout: 60_000 })
+  }
 
   // Its node down and not removed, the pod's deletion is never confirmed: the Job keeps FailureTarget (Kubernetes 1.31
   // and later add Failed only once no pod of it is terminating), and the pod's log is out of reach.

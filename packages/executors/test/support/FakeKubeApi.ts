@@ -176,6 +176,13 @@ export interface FakeKubeApi {
    * container ended, so it stays terminating (phase `Running`) and its Job keeps `FailureTarget` without `Failed`; its
    * followed log ends, and a request for its log is answered 500 (the API server cannot reach the kubelet).
    */
+  /**
+   * A running pod's node stops answering (down, or cut off), before anything deletes its pods: its followed log ends
+   * (the API server's stream from the kubelet broke), a request for its log is answered 500, its `Ready` condition is
+   * False (the node lifecycle controller's `MarkPodsNotReady`), and its process runs on unseen. `disrupt` with
+   * `nodeDown` then plays the taint manager's deletion.
+   */
+  readonly nodeUnreachable: (namespace: string, pod: string) => boolean
   readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean; readonly nodeDown?: boolean }) => boolean
   /** The directory that stands for a PersistentVolumeClaim's volume (every pod that mounts it sees it). */
   readonly claimDir: (claim: string) => string
@@ -269,7 +276,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   /** Pods on a node that is down (`disrupt` with `nodeDown`): nothing the kubelet would report of them comes. */
   const nodeDown = new Set<string>()
   /** Followed logs, each ended cleanly by `endLogs`. */
-  const followers = new Set<{ readonly end: () => void; readonly stall: () => void }>()
+  const followers = new Set<{ readonly uid: string; readonly end: () => void; readonly stall: () => void }>()
   let podQuota = options.podQuota
   const namespaces = options.namespaces !== undefined ? new Set(options.namespaces) : undefined
   const serviceAccounts = new Set(options.serviceAccounts ?? ["default"])
@@ -883,6 +890,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       const listener = (es: ReadonlyArray<LogEntry> | null) => (es === null ? (proc.listeners.delete(listener), res.end()) : res.write(es.map(shown).join("")))
       proc.listeners.add(listener)
       const follower = {
+        uid: existing.metadata.uid!,
         end: () => {
           proc.listeners.delete(listener)
           res.end()
@@ -1073,6 +1081,15 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
       armDeadline(job)
       put("jobs", job, "MODIFIED")
+      return true
+    },
+    nodeUnreachable: (namespace, name) => {
+      const pod = store.get(key("pods", namespace, name))
+      if (pod === undefined) return false
+      nodeDown.add(pod.metadata.uid!)
+      pod.status.conditions = (pod.status.conditions ?? []).map((c: any) => (c.type === "Ready" ? { ...c, status: "False", lastTransitionTime: now() } : c))
+      put("pods", pod, "MODIFIED")
+      for (const f of [...followers]) if (f.uid === pod.metadata.uid) f.end()
       return true
     },
     disrupt: (namespace, name, reason, o = {}) => {
