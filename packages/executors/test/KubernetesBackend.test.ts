@@ -321,6 +321,7 @@ describe("k8s manifests", () => {
     rotated.resume()
     assert.strictEqual(read(rotated, `${c} four\n`), "\nfour\n", "the cut line's rest is gone: it ends where it was cut")
     assert.strictEqual(K.logStampNanos(c), 1796464801500000000n)
+    assert.strictEqual(read(new K.StampedLog(), "no stamp here\nnone\n\n", true), "no stamp here\nnone\n\n", "a log without timestamps comes as it is")
     assert.strictEqual(K.withoutInnerStamps(`QUJD${a} REVG`), "QUJDREVG", "a marker the runtime split in partial messages")
   })
 

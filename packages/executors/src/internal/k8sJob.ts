@@ -763,14 +763,16 @@ export class StampedLog {
       if (this.stamp !== undefined) {
         // a line's start: its timestamp, up to the space after it
         const space = chunk.indexOf(32, i)
-        const end = space < 0 ? chunk.length : space
+        const nl = chunk.indexOf(10, i)
+        const stop = space < 0 ? nl : nl < 0 ? space : Math.min(space, nl)
+        const end = stop < 0 ? chunk.length : stop
         this.stamp.push(chunk.subarray(i, end))
         this.stampLength += end - i
-        if (space < 0 && this.stampLength <= 64) return out
+        if (stop < 0 && this.stampLength <= 64) return out
         const text = Buffer.concat(this.stamp).toString("latin1")
         this.stamp = undefined
         this.stampLength = 0
-        const at = space < 0 ? undefined : logStampNanos(text)
+        const at = stop >= 0 && stop === space ? logStampNanos(text) : undefined
         if (at === undefined) {
           // not a timestamp (a server that did not add them): the line as it is
           this.startLine(this.last?.at ?? 0n, out)
