@@ -208,6 +208,12 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
   { verb: "get", group: "", resource: "configmaps" },
   { verb: "create", group: "", resource: "secrets", secrets: true },
   { verb: "get", group: "", resource: "secrets", secrets: true },
+  {
+    verb: "patch",
+    group: "batch",
+    resource: "jobs",
+    without: "a job a drain took back before it started reads as Failed / Infra, not Cancelled, to another controller (a resumed run) that finds its Job before it is deleted"
+  },
   { verb: "list", group: "", resource: "events", without: "a Job whose pod its controller refuses (a quota, a missing service account) shows Pending with no reason" },
   { verb: "list", group: "", resource: "nodes", cluster: true, without: "`trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod" }
 ]
@@ -289,6 +295,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * fail (BackoffLimitExceeded) before it is deleted: that failure is the withdrawal's, not the job's.
    */
   const withdrawnPods = new Set<string>()
+  const withdrawnMessage = (name: string) => `Job ${name} was withdrawn before its pod started`
 
   /** One request, given up after `requestTimeoutMs` without an answer, and aborted when interrupted. */
   const call = <A>(operation: string, f: (options: ConfigurationOptions) => Promise<A>) =>
@@ -485,14 +492,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       : Effect.succeed(why)
 
   /**
-   * Hand a finished pod's log to `onChunk` a piece at a time, pulled as it is handled (the HTTP body
-   * waits meanwhile): a log of gigabytes is never held whole. `false` when the log is gone.
+   * Hand a finished pod's log, each line after its timestamp (see `K.StampedLog`), to `onChunk` a piece at a
+   * time, pulled as it is handled (the HTTP body waits meanwhile): a log of gigabytes is never held whole.
+   * `sinceTime`: from that second on. `false` when the log is gone.
    */
-  const readLog = <E>(pod: string, onChunk: (data: Uint8Array) => Effect.Effect<void, E>) =>
+  const readLog = <E>(pod: string, sinceTime: string | undefined, onChunk: (data: Uint8Array) => Effect.Effect<void, E>) =>
     Effect.acquireUseRelease(
       Effect.sync(logSink),
       (out) =>
-        call("readLog", () => logs.log(namespace, pod, K.CONTAINER, out, { follow: false })).pipe(
+        call("readLog", () => logs.log(namespace, pod, K.CONTAINER, out, { follow: false, timestamps: true, ...(sinceTime !== undefined ? { sinceTime } : {}) })).pipe(
           Effect.andThen(Stream.runForEach(Stream.fromAsyncIterable(out as AsyncIterable<Buffer>, toError("readLog")), onChunk)),
           Effect.as(true),
           // The pod went between listing it and reading its log (a cancel's foreground deletion, the TTL
@@ -517,6 +525,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * Job is left be), for up to `apiWaitMs`: the outage said once (in the state last shown), and its end.
          */
         let outageSince: number | undefined
+        /**
+         * The node whose kubelet does not answer for the pod's log while the API server answers (a node not ready,
+         * unreachable, before its pods are deleted): what is waited for is then that kubelet, not the API server.
+         */
+        let silentNode: string | undefined
         /** Set while the watch makes the objects of a job submitted while the server did not answer. */
         let creating = false
         const patiently = <A>(operation: string, effect: Effect.Effect<A, Errors.BackendError>): Effect.Effect<A, Errors.BackendError> =>
@@ -536,7 +549,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 outageSince = Date.now()
                 yield* emit(Backend.unreachable({
                   state: shown(),
-                  who: `the Kubernetes API server at ${server}`,
+                  who: silentNode !== undefined ? `the kubelet of node ${silentNode}, asked through the API server for the pod's log,` : `the Kubernetes API server at ${server}`,
                   since: outageSince,
                   cause: e.message,
                   meanwhile: creating
@@ -547,7 +560,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 return yield* new Errors.BackendError({
                   backend: NAME,
                   operation,
-                  message: creating
+                  message: silentNode !== undefined
+                    ? `the kubelet of node ${silentNode} did not answer for the log of Job ${namespace}/${name}'s pod for ${waited(outageSince)} (apiWaitMs), the API server answering: ` +
+                      `its node may be down (\`kubectl get node ${silentNode}\`); once its pod is deleted or the node is back, \`trex resume\` the run to follow the Job again (${e.message})`
+                    : creating
                     ? `the Kubernetes API server at ${server} did not answer for ${waited(outageSince)} (apiWaitMs): Job ${namespace}/${name} was not created. Check \`kubectl cluster-info\` (${e.message})`
                     : `the Kubernetes API server at ${server} did not answer for ${waited(outageSince)} (apiWaitMs): Job ${namespace}/${name} may still be running. ` +
                       `Check \`kubectl cluster-info\`; once it answers, \`trex resume\` the run to follow the Job again (${e.message})`,
@@ -572,24 +588,32 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const onLine = (line: string): Effect.Effect<void> => {
           if (line.startsWith(K.RESULT_MARKER)) {
             heldEmpty = false
-            resultB64 = line.slice(K.RESULT_MARKER.length)
+            resultB64 = K.withoutInnerStamps(line.slice(K.RESULT_MARKER.length))
             return Effect.void
           }
           const held = heldEmpty ? logLine("") : Effect.void
           heldEmpty = line === ""
           return heldEmpty ? held : Effect.andThen(held, logLine(line))
         }
-        let logGone = false
+        /** Why the rest of the log could not be read (its pod gone, or its node's kubelet out of reach), if it could not. */
+        let logLost: string | undefined
+        const GONE = `the pod of Job ${name} was deleted before its log (which carries ${JobProtocol.RESULT_FILE}) could be read`
         const onLines = (ls: ReadonlyArray<string>) => Effect.forEach(ls, onLine, { discard: true })
+        /** The log as read so far, and where it was: a read that goes on from a cut asks from there (see `K.StampedLog`). */
+        const stamped = new K.StampedLog()
+        const unstamped = (data: Uint8Array) => {
+          const pieces = stamped.push(data)
+          return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
+        }
         const readAll = (pod: string) =>
           Effect.gen(function*() {
-            if (!(yield* readLog(pod, (data) => onLines(lines.push(data))))) logGone = true
+            if (!(yield* readLog(pod, undefined, (data) => onLines(lines.push(unstamped(data)))))) logLost = GONE
             else yield* onLines(lines.end())
           })
         const finish = (exit: Omit<Backend.JobExit, "_tag" | "logTail" | "result" | "resultError">) =>
           Effect.gen(function*() {
-            const parsed = resultB64 === undefined && logGone
-              ? { resultError: `the pod of Job ${name} was deleted before its log (which carries ${JobProtocol.RESULT_FILE}) could be read` }
+            const parsed = resultB64 === undefined && logLost !== undefined
+              ? { resultError: logLost }
               : JobProtocol.parseResultBytes(resultB64 === undefined ? undefined : Buffer.from(resultB64, "base64"))
             if (heldEmpty) tail.push("")
             // a job that filled its disk (its log says so) failed for the machine: Infra (the rule every backend shares)
@@ -607,8 +631,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             // A Job whose failure came with or after its deletion (a cancel from any controller:
             // foreground deletion kills the pod first) was cancelled, not failed.
             if (K.failedByDeletion(job)) return cancelled
-            if (withdrawnPods.has(name)) return { ...cancelled, message: `Job ${name} was withdrawn before its pod started` }
+            if (withdrawnPods.has(name)) return { ...cancelled, message: withdrawnMessage(name) }
             const pod = (yield* patiently("listPods", podsOf(name))) ?? lastPod
+            // taken back by another controller (or an earlier run of this one), which marked the Job first
+            const withdrawal = K.withdrawalOf(job, pod)
+            if (withdrawal !== undefined) {
+              return withdrawal.failed !== undefined
+                ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: withdrawal.failed, wallSeconds: 0, gpuSeconds: 0 } as const
+                : { ...cancelled, message: withdrawnMessage(name) }
+            }
             const m = K.mapExit(job, pod)
             const t = K.terminated(pod)
             const wall = t !== undefined ? seconds(t.startedAt, t.finishedAt) : seconds(job.status?.startTime, job.status?.completionTime ?? new Date())
@@ -712,25 +743,42 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         }
         let logState: "none" | "following" | "ended" = "none"
         let ended: { readonly job?: V1Job } | undefined
-        /** Bytes of the log taken so far: a follow after a cut stream (the API server went away) skips them. */
-        let logBytes = 0
         /** The newest follow of the log (aborted when it is given up on as silent). */
         let following: AbortController | undefined
         let follows = 0
         let followedAt = 0
-        const follow = (pod: string, skip = 0) =>
+        /**
+         * A log request that failed without an answer from the node while the API server answers: its pod is being
+         * deleted and no kubelet says its container ended (its node is down: the taint manager deleted it), so its
+         * log is out of reach for good, not for an outage to wait out: why, as the exit says it. Otherwise the request's failure.
+         */
+        const outOfReach = (e: Errors.BackendError) =>
+          podsOf(name).pipe(
+            Effect.flatMap((pod) => {
+              // the API server answers: the log's failure is its node's
+              if (pod !== undefined && K.terminated(pod) === undefined && pod.spec?.nodeName !== undefined) silentNode = pod.spec.nodeName
+              if (pod === undefined || pod.metadata?.deletionTimestamp == null || K.terminated(pod) !== undefined) return Effect.fail(e)
+              lastPod = pod
+              return Effect.succeed(`the rest of the log of pod ${pod.metadata.name} (which carries ${JobProtocol.RESULT_FILE}) could not be read: its node does not answer (${e.message})`)
+            }),
+            Effect.catch(() => Effect.fail(e))
+          )
+        /** Follow the pod's log, from where it was when it was followed or read before (`K.StampedLog`). */
+        const follow = (pod: string) =>
           Effect.acquireRelease(
             patiently("followLog", Effect.tryPromise({
               try: () => {
                 const which = ++follows
                 followedAt = Date.now()
-                let toSkip = skip
+                const sinceTime = stamped.sinceTime()
+                stamped.resume()
                 const out = logSink()
                 // one piece at a time: the log waits (and the HTTP body with it) until the loop has emitted its lines
                 out.on("data", (d: Buffer) => {
-                  if (toSkip >= d.length) return void (toSkip -= d.length)
-                  const data = toSkip > 0 ? d.subarray(toSkip) : d
-                  toSkip = 0
+                  // (a follow since replaced by another is not read on)
+                  if (which !== follows) return
+                  const data = unstamped(d)
+                  if (data.length === 0) return
                   out.pause()
                   Queue.offerUnsafe(mailbox, { _tag: "Chunk", data, next: () => out.resume() })
                 })
@@ -742,15 +790,25 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 }
                 out.on("end", end(false))
                 out.on("error", end(true))
-                return logs.log(namespace, pod, K.CONTAINER, out, { follow: true })
+                return logs.log(namespace, pod, K.CONTAINER, out, { follow: true, timestamps: true, ...(sinceTime !== undefined ? { sinceTime } : {}) })
               },
               catch: toError("followLog")
-            })).pipe(
-              Effect.tap((controller) => Effect.sync(() => void (following = controller))),
+            }).pipe(
+              Effect.map((controller): AbortController | string => controller),
+              Effect.catchIf((e) => e.retryable, outOfReach)
+            )).pipe(
+              Effect.map((followed) => {
+                silentNode = undefined
+                if (typeof followed !== "string") return (following = followed)
+                // out of reach (its node is down): the log ends here, and the Job's end (its watch says it) is the exit
+                logLost = followed
+                Queue.offerUnsafe(mailbox, { _tag: "LogEnd", follow: follows })
+                return undefined
+              }),
               // The pod went before its log could be followed (the same race as readLog's): the log ends here.
               Effect.catchIf(isNotFound, () =>
                 Effect.sync(() => {
-                  logGone = true
+                  logLost = GONE
                   Queue.offerUnsafe(mailbox, { _tag: "LogEnd", follow: follows })
                   return undefined
                 }))
@@ -875,7 +933,6 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               break
             }
             case "Chunk":
-              logBytes += update.data.length
               yield* onLines(lines.push(update.data))
               update.next()
               break
@@ -888,9 +945,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               // Job ended (no `follow`): its connection may have died without a word (a load balancer dropping it
               // idle), and is given up. Followed on from where it was while the container runs, else what is left
               // of its log is read (a log whose marker came is whole).
-              if (update.follow === undefined) following?.abort()
+              if (update.follow === undefined) {
+                following?.abort()
+                // (what the given-up follow still holds is not read: the log is read on from where it was)
+                follows++
+              }
               const clean = update.cut !== true && resultB64 === undefined
-              if ((update.cut === true || clean) && !logGone) {
+              if ((update.cut === true || clean) && logLost === undefined) {
                 let pod = yield* patiently("listPods", podsOf(name))
                 // (the kubelet says a container ended a moment after its log ends: looked at again meanwhile)
                 for (let i = 0; clean && i < LOG_END_CHECKS && pod !== undefined && K.terminated(pod) === undefined; i++) {
@@ -900,23 +961,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 if (pod !== undefined) lastPod = pod
                 if (pod !== undefined && K.terminated(pod) === undefined) {
                   if (Date.now() - followedAt < 1000) yield* Effect.sleep("1 second")
-                  yield* follow(pod.metadata!.name!, logBytes)
+                  yield* follow(pod.metadata!.name!)
                   break
                 }
                 if (pod !== undefined) {
-                  // each try reads the log from its start, and skips what was taken (a try cut short included)
+                  // each try goes on from where the log was (a try cut short included)
                   const found = yield* patiently("readLog", Effect.suspend(() => {
-                    let left = logBytes
-                    return readLog(pod.metadata!.name!, (data) => {
-                      if (left >= data.length) return Effect.sync(() => void (left -= data.length))
-                      const rest = data.subarray(left)
-                      left = 0
-                      logBytes += rest.length
-                      return onLines(lines.push(rest))
-                    })
+                    const sinceTime = stamped.sinceTime()
+                    stamped.resume()
+                    return readLog(pod.metadata!.name!, sinceTime, (data) => onLines(lines.push(unstamped(data))))
                   }))
-                  if (!found) logGone = true
-                } else if (update.cut === true) logGone = true
+                  if (!found) logLost = GONE
+                } else if (update.cut === true) logLost = GONE
               }
               yield* onLines(lines.end())
               logState = "ended"
@@ -1047,6 +1103,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     if (pod.spec?.nodeName !== undefined && !takeable) return false
     // bound (or gone) since it was read: not now
     withdrawnPods.add(ref.id)
+    // The Job's controller fails the Job for the deleted pod: the Job is marked first, so that another controller
+    // (a resumed run) that reads it before it is deleted learns that the failure is the withdrawal's. A user who may
+    // not patch Jobs withdraws without the mark.
+    const annotation = `/metadata/annotations/${K.WITHDRAWN_ANNOTATION.replace(/~/g, "~0").replace(/\//g, "~1")}`
+    const withdrawal: K.Withdrawal = { pod: pod.metadata!.uid!, at: new Date().toISOString(), ...(failed !== undefined ? { failed } : {}) }
+    const marked = yield* patient(call("markJob", (o) =>
+      batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "add", path: annotation, value: JSON.stringify(withdrawal) }] }, o))).pipe(
+        Effect.as(true),
+        Effect.catch(() => Effect.succeed(false))
+      )
     const taken = yield* deleteAsRead("deletePod", (o) =>
       core.deleteNamespacedPod({
         name: pod.metadata!.name!,
@@ -1056,7 +1122,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       }, o), goneOrGoing((o) => core.readNamespacedPod({ name: pod.metadata!.name!, namespace }, o))).pipe(
         Effect.tapError(() => Effect.sync(() => void withdrawnPods.delete(ref.id)))
       )
-    if (!taken) withdrawnPods.delete(ref.id)
+    if (!taken) {
+      withdrawnPods.delete(ref.id)
+      // it moved on (bound, started) or went: its end is its own
+      if (marked) yield* Effect.ignore(patient(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: annotation }] }, o))))
+    }
     // the Job at once, then the tombstone (its controller fails it for the deleted pod meanwhile)
     if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed)))
     return taken

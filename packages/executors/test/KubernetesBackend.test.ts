@@ -301,6 +301,30 @@ describe("k8s manifests", () => {
     assert.isNaN(K.parseBytes("lots"))
   })
 
+  it("reads a timestamped log on from where it was: lines at the boundary's timestamp taken once, a cut line's rest, a cut line rotated away ended", () => {
+    const [a, b, c] = ["2026-12-05T10:00:00.000000001Z", "2026-12-05T10:00:00.000000002Z", "2026-12-05T11:00:01.5+01:00"]
+    const read = (log: K.StampedLog, text: string, byteByByte = false) => {
+      const bytes = Buffer.from(text)
+      const chunks = byteByByte ? Array.from(bytes, (x) => Buffer.from([x])) : [bytes]
+      return chunks.map((ch) => Buffer.concat(log.push(ch)).toString()).join("")
+    }
+    const log = new K.StampedLog()
+    assert.isUndefined(log.sinceTime())
+    assert.strictEqual(read(log, `${a} one\n${a} two\n${b} thr`, true), "one\ntwo\nthr")
+    assert.strictEqual(log.sinceTime(), "2026-12-05T10:00:00Z", "whole seconds, as the API server passes it on")
+    log.resume()
+    assert.strictEqual(read(log, `${a} one\n${a} two\n${b} three\n${c} four\n`), "ee\nfour\n")
+    log.resume()
+    assert.strictEqual(read(log, `${a} one\n${a} two\n${b} three\n${c} four\n${c} five\n`), "five\n")
+    const rotated = new K.StampedLog()
+    assert.strictEqual(read(rotated, `${a} one\n${b} tw`), "one\ntw")
+    rotated.resume()
+    assert.strictEqual(read(rotated, `${c} four\n`), "\nfour\n", "the cut line's rest is gone: it ends where it was cut")
+    assert.strictEqual(K.logStampNanos(c), 1796464801500000000n)
+    assert.strictEqual(read(new K.StampedLog(), "no stamp here\nnone\n\n", true), "no stamp here\nnone\n\n", "a log without timestamps comes as it is")
+    assert.strictEqual(K.withoutInnerStamps(`QUJD${a} REVG`), "QUJDREVG", "a marker the runtime split in partial messages")
+  })
+
   it("makes valid label values and DNS-1123 names from any run or node id", () => {
     assert.strictEqual(K.labelValue("run-1"), "run-1")
     const odd = K.labelValue("k8s-run/1 with spaces and a very long tail ............................................")
@@ -579,8 +603,10 @@ describe("KubernetesBackend.preflight", () => {
       // a user who may not create pods: no dry run of the pod (its Job's controller makes them)
       assert.notInclude(fake.requests, "POST /api/v1/namespaces/trex/pods?dryRun=All")
       // secrets only for a job that has secret env
-      const { found: plain } = yield* concerns({ denied: ["create secrets", "list nodes"] }, {}, spec("check", "true"))
-      assert.deepStrictEqual(plain, ["warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod"])
+      const { found: plain } = yield* concerns({ denied: ["create secrets", "list nodes", "patch jobs"] }, {}, spec("check", "true"))
+      assert.lengthOf(plain, 2, plain.join("\n"))
+      assert.match(plain[0]!, /^warn: the kubeconfig's user may not patch jobs\.batch in namespace trex of http:\/\/127[^ ]+: a job a drain took back before it started reads as Failed \/ Infra, not Cancelled, to another controller \(a resumed run\) that finds its Job before it is deleted$/)
+      assert.strictEqual(plain[1], "warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod")
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
   it.live("the pod its Job's controller would make: a missing service account, a quota below one pod, a quota full now", () =>
@@ -884,6 +910,38 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 
+describe("KubernetesBackend when another controller reads a job this one withdrew", () => {
+  // The Job's controller counts the deleted pod as failed and, with backoffLimit 0, fails the Job before it is deleted.
+  it.live("another controller watching a job this one withdraws reads it withdrawn (Cancelled), not Failed for the pod the Job's controller counts failed", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("withdrawn-elsewhere", done, { resources: { gpus: 3, cpus: 1 } }))
+      // a second controller (a second `trex resume`) that has seen it wait for a node
+      const other = yield* KubernetesBackend.make(config(fake))
+      const waiting = yield* Deferred.make<void>()
+      const watching = yield* Effect.forkChild(
+        other.watch(ref).pipe(
+          Stream.tap((e) => (e._tag === "State" && e.reason === "Unschedulable" ? Deferred.succeed(waiting, undefined) : Effect.void)),
+          Stream.runCollect,
+          Effect.map((c) => Array.from(c))
+        )
+      )
+      yield* Deferred.await(waiting)
+      assert.isTrue(yield* backend.withdraw!(ref))
+      const exit = exitOf(yield* Fiber.join(watching))
+      assert.deepStrictEqual([exit.outcome, exit.message], ["Cancelled", `Job ${ref.id} was withdrawn before its pod started`])
+      // a user who may not patch Jobs withdraws all the same, unmarked
+      const unmarked = yield* fakeWith({ denied: ["patch jobs"] })
+      const plain = yield* KubernetesBackend.make(config(unmarked))
+      const job = yield* plain.submit(spec("withdrawn-unmarked", done, { resources: { gpus: 3, cpus: 1 } }))
+      yield* eventually("its pod waits for a node", () => podOf(unmarked, job.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      assert.isTrue(yield* plain.withdraw!(job))
+      assert.strictEqual((yield* Backend.awaitExit(plain, job)).outcome, "Cancelled")
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+})
+
 describe("KubernetesBackend when the cluster stops a pod", () => {
   it.live("a pod preempted (then deleted), or evicted by its node's kubelet, ends Failed / Infra saying so, not Crash or OOM from the signal it got: not the strategy's doing", () =>
     Effect.gen(function*() {
@@ -923,6 +981,81 @@ describe("KubernetesBackend when the cluster stops a pod", () => {
         if (!c.evicted) yield* eventually("the preempted pod is gone", () => podOf(fake, ref.id) === undefined)
       }
     }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a pod deleted while it runs (`kubectl delete pod`) or evicted through the eviction API ends Failed / Infra saying so, not Crash from the SIGTERM it got", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      for (const how of ["delete", "evict"] as const) {
+        const ref = yield* backend.submit(spec(`pod-${how}`, "echo started; sleep 30"))
+        const started = yield* Deferred.make<void>()
+        const watching = yield* Effect.forkChild(
+          backend.watch(ref).pipe(
+            Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
+            Stream.runCollect,
+            Effect.map((c) => Array.from(c))
+          )
+        )
+        yield* Deferred.await(started)
+        const name = podOf(fake, ref.id)!.metadata.name
+        yield* Effect.promise(() =>
+          how === "delete"
+            ? core.deleteNamespacedPod({ name, namespace: "trex" })
+            : core.createNamespacedPodEviction({ name, namespace: "trex", body: { metadata: { name, namespace: "trex" } } })
+        )
+        const exit = exitOf(yield* Fiber.join(watching))
+        assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable, exit.exitCode], ["Failed", "Infra", undefined, 143], exit.message)
+        assert.strictEqual(
+          exit.message,
+          how === "delete"
+            ? "its pod was deleted while it ran (`kubectl delete pod`, or a controller other than its Job's), not ended by the job"
+            : "its pod was evicted (a node drain, or the eviction API) (EvictionByEvictionAPI: Eviction API: evicting), not ended by the job"
+        )
+      }
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  // Its node goes down while the watch follows the pod's log: the log's end comes (its stream from the kubelet broke),
+  // its pod never says its container ended, and its log is answered 500 (the API server cannot reach the kubelet);
+  // the taint manager deletes the pod at once, or (`unreachableFirst`) once the node has been unreachable a while.
+  for (const unreachableFirst of [false, true]) {
+    it.live(`a pod whose node goes down while its log is followed${unreachableFirst ? ", unreachable before its pod is deleted" : ""}: the watch ends Failed / Infra once its pod is deleted, not after apiWaitMs${unreachableFirst ? "; meanwhile the kubelet is said not to answer, not the API server" : ""}`, () =>
+      Effect.gen(function*() {
+        const fake = yield* fakeWith()
+        const backend = yield* KubernetesBackend.make(config(fake, { apiWaitMs: 30_000 }))
+        const ref = yield* backend.submit(spec(`node-down-followed${unreachableFirst ? "-late" : ""}`, "echo started; sleep 60"))
+        const started = yield* Deferred.make<void>()
+        const unreachable = yield* Deferred.make<void>()
+        const watching = yield* Effect.forkChild(
+          backend.watch(ref).pipe(
+            Stream.tap((e) =>
+              e._tag === "Log" && e.line === "started"
+                ? Deferred.succeed(started, undefined)
+                : e._tag === "State" && e.reason?.includes("does not answer") === true
+                ? Deferred.succeed(unreachable, undefined)
+                : Effect.void
+            ),
+            Stream.runCollect,
+            Effect.map((c) => Array.from(c))
+          )
+        )
+        yield* Deferred.await(started)
+        const pod = podOf(fake, ref.id)!.metadata.name
+        if (unreachableFirst) {
+          assert.isTrue(fake.nodeUnreachable("trex", pod))
+          yield* Deferred.await(unreachable)
+        }
+        assert.isTrue(fake.disrupt("trex", pod, "DeletionByTaintManager", { message: "Taint manager: deleting due to NoExecute taint", nodeDown: true }))
+        const events = yield* Fiber.join(watching)
+        const exit = exitOf(events)
+        assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], exit.message)
+        assert.include(exit.message, "deleted as its node was tainted NoExecute (not ready, unreachable)")
+        assert.include(exit.logTail, "started")
+        assert.include(exit.resultError, "its node does not answer")
+        const said = states(events).filter((st) => st.includes("does not answer"))
+        assert.deepStrictEqual(said.map((st) => st.replace(/ since .*/, "")), unreachableFirst ? ["Running the kubelet of node gpu-node, asked through the API server for the pod's log, does not answer"] : [])
+      }).pipe(Effect.scoped), { timeout: 60_000 })
+  }
 
   // Its node down and not removed, the pod's deletion is never confirmed: the Job keeps FailureTarget (Kubernetes 1.31
   // and later add Failed only once no pod of it is terminating), and the pod's log is out of reach.
@@ -1124,13 +1257,16 @@ describe("KubernetesBackend when a pod is deleted before its log is read", () =>
  * A job that prints `before`, waits until the test lets it go on, then prints `after` and writes its result: the
  * stand-in's log is broken (`fault`) as `before` is read, and the watch must still give every line once, and the result.
  */
-const followedThrough = (name: string, fault: (fake: FakeKubeApi.FakeKubeApi) => void) =>
+const followedThrough = (name: string, fault: (fake: FakeKubeApi.FakeKubeApi) => void, o: { readonly fake?: FakeKubeApi.FakeKubeOptions; readonly filler?: number } = {}) =>
   Effect.gen(function*() {
-    const fake = yield* Fake
+    const fake = yield* fakeWith(o.fake)
     const backend = yield* KubernetesBackend.make(config(fake))
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `trex-k8s-${name}-`))
     const go = path.join(dir, "go")
+    // `filler` lines of 1000 characters first (each line's number, then x's)
+    const filler = o.filler ?? 0
     const ref = yield* backend.submit(spec(name, [
+      ...(filler > 0 ? [`i=0; while [ $i -lt ${filler} ]; do printf '%04d%0996d\\n' $i 0 | tr 0 x; i=$((i + 1)); done`] : []),
       "echo before",
       `while [ ! -e ${go} ]; do sleep 0.1; done`,
       "echo after",
@@ -1152,13 +1288,20 @@ const followedThrough = (name: string, fault: (fake: FakeKubeApi.FakeKubeApi) =>
     const exit = exitOf(events)
     assert.strictEqual(exit.outcome, "Succeeded", exit.message)
     assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
-    assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["before", "after"])
+    const logLines = events.flatMap((e) => (e._tag === "Log" ? [e.line] : []))
+    assert.deepStrictEqual(logLines.slice(filler), ["before", "after"])
+    assert.deepStrictEqual(logLines.slice(0, filler).map((l) => l.length === 1000 ? Number(l.slice(0, 4).replace(/x/g, "0")) : l), Array.from({ length: filler }, (_, i) => i))
   }).pipe(Effect.scoped)
 
 describe("KubernetesBackend when a followed log ends while its container runs", () => {
   // The real API server ends a followed log's answer cleanly when its stream from the kubelet breaks (a kubelet
   // restart): the same end as the container's. The rest of the log, and the result marker at its end, must still come.
   it.live("the log is followed on from where it was: every line once, and the result", () => followedThrough("log-end", (fake) => fake.endLogs()))
+
+  // The kubelet serves a container's current log file alone, and rotates it past containerLogMaxSize (10 MiB by
+  // default; 64 KiB here): 200 kB read before the end, the log followed on is not that far from its start.
+  it.live("after the kubelet rotated the container's log: every line once, and the result", () =>
+    followedThrough("log-rotated", (fake) => fake.endLogs(), { fake: { containerLogMaxBytes: 64 * 1024 }, filler: 200 }))
 })
 
 describe("KubernetesBackend when a followed log's connection dies without a word", () => {

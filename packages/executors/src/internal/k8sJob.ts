@@ -349,6 +349,40 @@ export const jobOutcome = (job: V1Job): { readonly complete: boolean; readonly r
   return undefined
 }
 
+/**
+ * The annotation a controller puts on a Job before it deletes the Job's pod to take it back before it
+ * started (a drain's withdraw, or a job stuck before it started): the Job's controller then fails the Job
+ * for that pod, and any controller that reads the Job meanwhile (a resumed run) learns why.
+ */
+export const WITHDRAWN_ANNOTATION = "trex.dev/withdrawn"
+
+/** What a {@link WITHDRAWN_ANNOTATION} says: the pod deleted, when, and, for a job stuck before it started, why it failed. */
+export interface Withdrawal {
+  readonly pod: string
+  readonly at: string
+  readonly failed?: string
+}
+
+/**
+ * The withdrawal a Job's annotation records, when the Job's failure is its doing: the Job failed (not
+ * completed), and its pod (the one the Job's controller made; `undefined` once it is gone) is the one
+ * deleted and never ran. `undefined` otherwise.
+ */
+export const withdrawalOf = (job: V1Job, pod: V1Pod | undefined): Withdrawal | undefined => {
+  const text = job.metadata?.annotations?.[WITHDRAWN_ANNOTATION]
+  const outcome = jobOutcome(job)
+  if (text === undefined || outcome === undefined || outcome.complete) return undefined
+  let w: Partial<Withdrawal>
+  try {
+    w = JSON.parse(text) as Partial<Withdrawal>
+  } catch {
+    return undefined
+  }
+  if (typeof w.pod !== "string" || typeof w.at !== "string") return undefined
+  if (pod !== undefined && (pod.metadata?.uid !== w.pod || terminated(pod)?.startedAt != null)) return undefined
+  return { pod: w.pod, at: w.at, ...(typeof w.failed === "string" ? { failed: w.failed } : {}) }
+}
+
 /** Whether a Job failed because it was being deleted: failed (its first failure condition) at or after its deletion began. */
 export const failedByDeletion = (job: V1Job): boolean => {
   const deleted = job.metadata?.deletionTimestamp
@@ -597,6 +631,20 @@ export const disruptionOf = (pod: V1Pod | undefined): string | undefined => {
   return `${DISRUPTIONS[reason] ?? "stopped by the cluster"} (${detail(reason, cond.message)})`
 }
 
+/**
+ * Whether a pod was deleted while its container ran, by someone other than its Job's controller and without
+ * a `DisruptionTarget` (`kubectl delete pod`, a script, another controller): its container ended after
+ * the deletion began. The API server sets `deletionTimestamp` to when the grace period ends, so the
+ * deletion began `deletionGracePeriodSeconds` before it.
+ */
+export const deletedWhileRunning = (pod: V1Pod | undefined): boolean => {
+  const deletion = pod?.metadata?.deletionTimestamp
+  const t = terminated(pod)
+  if (deletion == null || t === undefined) return false
+  const began = new Date(deletion).getTime() - (pod?.metadata?.deletionGracePeriodSeconds ?? 0) * 1000
+  return t.finishedAt == null || new Date(t.finishedAt).getTime() >= began
+}
+
 /** What ended a pod's container: exit code, signal and reason (`OOMKilled`, `Error`, `Completed`...). */
 export const terminated = (pod: V1Pod | undefined) => pod?.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated
 
@@ -624,6 +672,10 @@ export const mapExit = (job: V1Job, pod: V1Pod | undefined): {
     return { outcome: "Failed", failureKind: "Infra", ...exit, ...signal, message: `its pod was ${disruption}, not ended by the job` }
   }
   if (t?.reason === "OOMKilled") return { outcome: "Failed", failureKind: "OOM", ...exit, ...signal, message: "container OOMKilled (memory limit)" }
+  // deleted from outside while it ran (its SIGTERM's 143, or the SIGKILL's 137 after the grace period): not the job's doing either
+  if (deletedWhileRunning(pod)) {
+    return { outcome: "Failed", failureKind: "Infra", ...exit, ...signal, message: "its pod was deleted while it ran (`kubectl delete pod`, or a controller other than its Job's), not ended by the job" }
+  }
   // 137: the job protocol's out-of-memory code (a trainer that caught CUDA out of memory), or a SIGKILL
   if (t?.exitCode === 137) return { outcome: "Failed", failureKind: "OOM", ...exit, ...signal, message: "container exited with code 137: out of memory (the job's own report, or a SIGKILL)" }
   if (t !== undefined) {
@@ -634,4 +686,158 @@ export const mapExit = (job: V1Job, pod: V1Pod | undefined): {
     return { outcome: "Failed", failureKind: "Infra", message: `its pod failed and is gone, so how it ended is not known (a preemption, an eviction or a lost node deletes a pod): BackoffLimitExceeded ${outcome.message ?? ""}`.trim() }
   }
   return { outcome: "Failed", failureKind: "Infra", message: `job failed without running: ${outcome?.reason ?? "unknown"} ${outcome?.message ?? ""}`.trim() }
+}
+
+/**
+ * A log line's timestamp as the kubelet writes it with `timestamps=true` (`2026-12-05T10:03:12.123456789Z`,
+ * `types.RFC3339NanoFixed`; an offset in place of `Z` on a node whose runtime writes local time), in
+ * nanoseconds since the epoch; `undefined` when it is not one.
+ */
+export const logStampNanos = (stamp: string): bigint | undefined => {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(stamp)
+  if (m === null) return undefined
+  const ms = Date.parse(`${m[1]}${m[3]}`)
+  return Number.isNaN(ms) ? undefined : BigInt(ms) * 1_000_000n + BigInt((m[2] ?? "").padEnd(9, "0"))
+}
+
+/** A timestamp the kubelet may insert inside a line, where the runtime split it into partial messages (16 KiB each for containerd). */
+const INNER_STAMP = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d) /g
+
+/**
+ * The result marker's base64 without the kubelet's timestamps inside it: a marker longer than the
+ * runtime's partial message (containerd's 16 KiB) comes in pieces, each after its own timestamp, and
+ * base64 has no space or colon, so a timestamp in it is never its own.
+ */
+export const withoutInnerStamps = (base64: string): string => base64.replace(INNER_STAMP, "")
+
+/**
+ * A container log read with `timestamps=true`, from a followed log and the reads that go on from it
+ * after a cut: each line's timestamp is taken off, and where it was is kept (the newest whole line's
+ * timestamp, how many whole lines had it, and the bytes of a line cut short), so that a read that goes
+ * on (`resume`) asks for the log `sinceTime` (which the API server passes to the kubelet in whole
+ * seconds) and drops what came already: lines before that timestamp, the lines at it already taken,
+ * and the part of a cut line already taken. A byte count would not do: the kubelet serves only the
+ * container's current log file, and once it rotated it (`containerLogMaxSize`, 10 MiB by default) the
+ * bytes read before are no longer at its start.
+ */
+export class StampedLog {
+  /** The newest whole line taken: its timestamp, and how many whole lines taken had it. */
+  private last: { readonly at: bigint; readonly n: number } | undefined
+  /** The line being taken (its end not come): its timestamp, and its bytes taken. */
+  private open: { readonly at: bigint; bytes: number } | undefined
+  /** The timestamp being read at a line's start; `undefined` within a line. */
+  private stamp: Array<Uint8Array> | undefined = []
+  private stampLength = 0
+  /** Within a line that came already (`resume`): dropped to its end. */
+  private dropping = false
+  /** Bytes of the line now read still to skip (the part of a cut line taken before). */
+  private skip = 0
+  /** After `resume`, until the first line not taken before: what was taken, and the lines at its timestamp seen again. */
+  private going: { readonly last: { readonly at: bigint; readonly n: number } | undefined; seen: number; readonly open: { readonly at: bigint; readonly bytes: number } | undefined } | undefined
+
+  /** Whether anything was taken (a read that goes on then asks `sinceTime`). */
+  get started(): boolean {
+    return this.last !== undefined || this.open !== undefined
+  }
+
+  /** The `sinceTime` for a read that goes on: the whole second of the newest line taken (the API server passes seconds on). */
+  sinceTime(): string | undefined {
+    const at = this.last?.at ?? this.open?.at
+    return at === undefined ? undefined : new Date(Number(at / 1_000_000_000n) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z")
+  }
+
+  /** A new read begins (after a cut, or a clean end while the container runs): it goes on from what was taken. */
+  resume(): void {
+    this.stamp = []
+    this.stampLength = 0
+    this.dropping = false
+    this.skip = 0
+    this.going = this.started ? { last: this.last, seen: 0, open: this.open === undefined ? undefined : { ...this.open } } : undefined
+  }
+
+  /** The log's bytes without timestamps, and without what was taken before a `resume`. */
+  push(chunk: Uint8Array): Array<Uint8Array> {
+    const out: Array<Uint8Array> = []
+    let i = 0
+    while (i < chunk.length) {
+      if (this.stamp !== undefined) {
+        // a line's start: its timestamp, up to the space after it
+        const space = chunk.indexOf(32, i)
+        const nl = chunk.indexOf(10, i)
+        const stop = space < 0 ? nl : nl < 0 ? space : Math.min(space, nl)
+        const end = stop < 0 ? chunk.length : stop
+        this.stamp.push(chunk.subarray(i, end))
+        this.stampLength += end - i
+        if (stop < 0 && this.stampLength <= 64) return out
+        const text = Buffer.concat(this.stamp).toString("latin1")
+        this.stamp = undefined
+        this.stampLength = 0
+        const at = stop >= 0 && stop === space ? logStampNanos(text) : undefined
+        if (at === undefined) {
+          // not a timestamp (a server that did not add them): the line as it is
+          this.startLine(this.last?.at ?? 0n, out)
+          if (!this.dropping) this.take(Buffer.from(text, "latin1"), out)
+          i = end
+          continue
+        }
+        this.startLine(at, out)
+        i = space + 1
+        continue
+      }
+      const nl = chunk.indexOf(10, i)
+      const end = nl < 0 ? chunk.length : nl + 1
+      let piece = chunk.subarray(i, end)
+      i = end
+      if (!this.dropping) {
+        if (this.skip > 0) {
+          const skipped = Math.min(this.skip, piece.length)
+          this.skip -= skipped
+          piece = piece.subarray(skipped)
+        }
+        if (piece.length > 0) this.take(piece, out)
+      }
+      if (nl >= 0) {
+        if (!this.dropping && this.skip === 0) {
+          const at = this.open!.at
+          this.last = this.last?.at === at ? { at, n: this.last.n + 1 } : { at, n: 1 }
+          this.open = undefined
+        }
+        this.dropping = false
+        this.skip = 0
+        this.stamp = []
+      }
+    }
+    return out
+  }
+
+  private take(piece: Uint8Array, out: Array<Uint8Array>) {
+    this.open!.bytes += piece.length
+    out.push(piece)
+  }
+
+  /** A line stamped `at` begins: dropped when it came before a `resume`, the rest of a cut line, or new. */
+  private startLine(at: bigint, out: Array<Uint8Array>) {
+    const going = this.going
+    if (going !== undefined) {
+      const last = going.last
+      if (last !== undefined && (at < last.at || (at === last.at && going.seen < last.n))) {
+        if (at === last.at) going.seen++
+        this.dropping = true
+        return
+      }
+      this.going = undefined
+      if (going.open !== undefined) {
+        if (at === going.open.at) {
+          // the line cut short, from its start again: the part taken is skipped
+          this.skip = going.open.bytes
+          return
+        }
+        // the rest of the cut line is not there any more (rotated away): it ends where it was cut
+        const cut = this.open!
+        this.last = this.last?.at === cut.at ? { at: cut.at, n: this.last.n + 1 } : { at: cut.at, n: 1 }
+        out.push(Buffer.from("\n"))
+      }
+    }
+    this.open = { at, bytes: 0 }
+  }
 }

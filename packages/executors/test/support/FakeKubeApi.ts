@@ -2,8 +2,11 @@
 // run on these machines, so this is a local HTTP server (127.0.0.1, random port, bearer token) that speaks the
 // real wire format to the real @kubernetes/client-node: create/get/list/delete of batch/v1 Jobs, ConfigMaps,
 // Secrets and Pods, label and field selectors, watch streams (`?watch=true`, newline-delimited JSON events,
-// replay from `resourceVersion`; `watchError` ends them with an in-stream ERROR event), pod logs (`follow`; `endLogs`
-// ends followed ones cleanly, as a kubelet restart does), nodes. It also plays the controllers:
+// replay from `resourceVersion`; `watchError` ends them with an in-stream ERROR event), pod logs (`follow`, `timestamps`,
+// `sinceTime` in whole seconds, as the kubelet serves them: the current log file alone, which it rotates past
+// `containerLogMaxBytes`, 10 MiB by default; a line longer than 16 KiB in partial messages, each with its timestamp;
+// `endLogs` ends followed ones cleanly, as a kubelet restart does), nodes, the eviction API (a `DisruptionTarget`, then
+// the pod's deletion), and JSON patches of an object's labels and annotations. It also plays the controllers:
 // - job controller (as Kubernetes 1.31 and later): one Pod per attempt (`backoffLimit`); a pod deleted before it
 //   succeeded counts as failed (the real one's `isPodFailed`, through the `batch.kubernetes.io/job-tracking` finalizer),
 //   so no pod replaces a deleted one past the limit; the end first as an interim condition (`FailureTarget` with
@@ -18,8 +21,8 @@
 //   then runs the container's command + args as a local process (the image is ignored), with volumes as
 //   directories under a per-pod temporary root: a mountPath that starts an env value, an arg or workingDir is
 //   rewritten to that directory. stdout and stderr go to the pod log; a memory limit is enforced by polling the
-//   process group's RSS (SIGKILL, reason OOMKilled, exit 137); deletion sends SIGTERM, then SIGKILL after the
-//   grace period;
+//   process group's RSS (SIGKILL, reason OOMKilled, exit 137); deletion (`deletionTimestamp` when its grace period
+//   ends, `deletionGracePeriodSeconds`) sends SIGTERM, then SIGKILL after the grace period;
 // - garbage collector: Foreground / Background / Orphan propagation over ownerReferences;
 // - a ResourceQuota on the number of pods (`podQuota`, changeable with `setPodQuota`): a Job's pod that would
 //   exceed it is not created, and the job controller records a `FailedCreate` Event on the Job (core/v1 Events,
@@ -57,6 +60,7 @@ type Obj = {
     resourceVersion?: string
     creationTimestamp?: string
     deletionTimestamp?: string
+    deletionGracePeriodSeconds?: number
     labels?: Record<string, string>
     annotations?: Record<string, string>
     ownerReferences?: Array<{ uid: string; kind: string; name: string; controller?: boolean }>
@@ -106,6 +110,11 @@ export interface FakeKubeOptions {
   readonly unmountable?: ReadonlyArray<string>
   /** The PersistentVolumeClaims of every namespace, and their access modes (default `ReadWriteMany`). */
   readonly claims?: ReadonlyArray<{ readonly name: string; readonly accessModes?: ReadonlyArray<string> }>
+  /**
+   * The kubelet's `containerLogMaxSize` (default 10 MiB): a container's log file over it is rotated, and a log
+   * request then serves the new file alone (a followed log goes on into it).
+   */
+  readonly containerLogMaxBytes?: number
 }
 
 /** How the API server fails during an outage: see `FakeKubeApi.outage`. */
@@ -167,6 +176,13 @@ export interface FakeKubeApi {
    * container ended, so it stays terminating (phase `Running`) and its Job keeps `FailureTarget` without `Failed`; its
    * followed log ends, and a request for its log is answered 500 (the API server cannot reach the kubelet).
    */
+  /**
+   * A running pod's node stops answering (down, or cut off), before anything deletes its pods: its followed log ends
+   * (the API server's stream from the kubelet broke), a request for its log is answered 500, its `Ready` condition is
+   * False (the node lifecycle controller's `MarkPodsNotReady`), and its process runs on unseen. `disrupt` with
+   * `nodeDown` then plays the taint manager's deletion.
+   */
+  readonly nodeUnreachable: (namespace: string, pod: string) => boolean
   readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean; readonly nodeDown?: boolean }) => boolean
   /** The directory that stands for a PersistentVolumeClaim's volume (every pod that mounts it sees it). */
   readonly claimDir: (claim: string) => string
@@ -176,6 +192,14 @@ export interface FakeKubeApi {
 }
 
 const now = () => new Date().toISOString()
+/** One message of a container's log as its runtime writes it: when (nanoseconds since the epoch), and a line with its newline, or a partial one. */
+type LogEntry = { readonly at: bigint; readonly text: string }
+/** The runtime's longest message (containerd's `max_container_log_line_size`): a longer line is written in partial messages. */
+const PARTIAL = 16384
+const epochNanos = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint()
+const nowNanos = () => epochNanos + process.hrtime.bigint()
+/** A log timestamp as the kubelet writes it (`types.RFC3339NanoFixed`, UTC). */
+const stampOf = (at: bigint) => `${new Date(Number(at / 1_000_000n)).toISOString().slice(0, 19)}.${String(at % 1_000_000_000n).padStart(9, "0")}Z`
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x))
 const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 const KIND_NAME: Record<Kind, [string, string]> = { jobs: ["batch/v1", "Job"], pods: ["v1", "Pod"], configmaps: ["v1", "ConfigMap"], secrets: ["v1", "Secret"], events: ["v1", "Event"] }
@@ -235,14 +259,24 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const store = new Map<string, Obj>()
   const events: Array<{ kind: Kind; ns: string; type: string; obj: Obj; rv: number }> = []
   const watchers = new Set<{ kind: Kind; ns: string; labels: string | null; fields: string | null; res: http.ServerResponse }>()
-  const procs = new Map<string, { child: ChildProcess; oom: boolean; log: string; listeners: Set<(s: string | null) => void>; memTimer?: NodeJS.Timeout }>()
+  const procs = new Map<string, {
+    child: ChildProcess
+    oom: boolean
+    /** The container's current log file (what a log request serves), its size as the runtime writes it, and a line not ended yet. */
+    file: Array<LogEntry>
+    fileBytes: number
+    pending: string
+    listeners: Set<(e: ReadonlyArray<LogEntry> | null) => void>
+    memTimer?: NodeJS.Timeout
+  }>()
+  const logMaxBytes = options.containerLogMaxBytes ?? 10 * 1048576
   const timers = new Set<NodeJS.Timeout>()
   const requests: Array<string> = []
   let logsGone = false
   /** Pods on a node that is down (`disrupt` with `nodeDown`): nothing the kubelet would report of them comes. */
   const nodeDown = new Set<string>()
   /** Followed logs, each ended cleanly by `endLogs`. */
-  const followers = new Set<{ readonly end: () => void; readonly stall: () => void }>()
+  const followers = new Set<{ readonly uid: string; readonly end: () => void; readonly stall: () => void }>()
   let podQuota = options.podQuota
   const namespaces = options.namespaces !== undefined ? new Set(options.namespaces) : undefined
   const serviceAccounts = new Set(options.serviceAccounts ?? ["default"])
@@ -406,12 +440,36 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     for (const k of Object.keys(env)) env[k] = rewrite(env[k]!)
     const argv = [...(c.command ?? []), ...(c.args ?? [])].map(rewrite)
     const child = spawn(argv[0]!, argv.slice(1), { cwd: c.workingDir !== undefined ? rewrite(c.workingDir) : podRoot, env, detached: true, stdio: ["ignore", "pipe", "pipe"] })
-    const proc = { child, oom: false, log: "", listeners: new Set<(s: string | null) => void>() } as NonNullable<ReturnType<typeof procs.get>>
+    const proc = { child, oom: false, file: [], fileBytes: 0, pending: "", listeners: new Set() } as NonNullable<ReturnType<typeof procs.get>>
     procs.set(pod.metadata.uid!, proc)
+    // as the runtime writes a container's log (CRI): a message per line, a line longer than 16 KiB in partial
+    // messages, each with its timestamp (here one for what came at once); the kubelet rotates the file once it is
+    // over containerLogMaxSize, and a log request then serves the new file alone (pkg/kubelet/logs, kuberuntime/logs)
+    const append = (entries: ReadonlyArray<LogEntry>) => {
+      for (const entry of entries) {
+        proc.file.push(entry)
+        proc.fileBytes += Buffer.byteLength(entry.text) + 40
+        if (proc.fileBytes > logMaxBytes) {
+          proc.file = []
+          proc.fileBytes = 0
+        }
+      }
+      for (const l of proc.listeners) l(entries)
+    }
     const onData = (d: Buffer) => {
-      const s = d.toString("utf8")
-      proc.log += s
-      for (const l of proc.listeners) l(s)
+      const at = nowNanos()
+      const text = proc.pending + d.toString("utf8")
+      const entries: Array<LogEntry> = []
+      let i = 0
+      while (true) {
+        const nl = text.indexOf("\n", i)
+        const end = nl >= 0 && nl - i < PARTIAL ? nl + 1 : text.length - i > PARTIAL ? i + PARTIAL : -1
+        if (end < 0) break
+        entries.push({ at, text: text.slice(i, end) })
+        i = end
+      }
+      proc.pending = text.slice(i)
+      if (entries.length > 0) append(entries)
     }
     child.stdout!.on("data", onData)
     child.stderr!.on("data", onData)
@@ -435,6 +493,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     })
     child.on("close", (code, signal) => {
       clearInterval(proc.memTimer)
+      if (proc.pending !== "") append([{ at: nowNanos(), text: proc.pending }])
+      proc.pending = ""
       if (!nodeDown.has(pod.metadata.uid!)) finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
       for (const l of proc.listeners) l(null)
     })
@@ -463,7 +523,12 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     return true
   }
   const deletePod = (pod: Obj, then?: () => void) => {
-    pod.metadata.deletionTimestamp ??= now()
+    if (pod.metadata.deletionTimestamp === undefined) {
+      // as the API server sets them: when the grace period ends, and how long it is
+      const seconds = Math.ceil(grace / 1000)
+      pod.metadata.deletionTimestamp = new Date(Date.now() + seconds * 1000).toISOString()
+      pod.metadata.deletionGracePeriodSeconds = seconds
+    }
     countIfFailed(pod)
     put("pods", pod, "MODIFIED")
     const proc = procs.get(pod.metadata.uid!)
@@ -769,6 +834,20 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         }))
       })
     }
+    // the eviction API (pkg/registry/core/pod/storage/eviction.go, no PodDisruptionBudgets here): the pod gets a
+    // DisruptionTarget condition (addConditionAndDeletePod), then is deleted, its grace period first
+    const eviction = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/eviction$/.exec(url.pathname)
+    if (eviction !== null && req.method === "POST") {
+      if (refuse("create", "pods/eviction", "", eviction[1], eviction[2])) return
+      const pod = store.get(key("pods", eviction[1]!, eviction[2]!))
+      if (pod === undefined) return send(res, 404, status(404, "NotFound", `pods "${eviction[2]}" not found`))
+      if (pod.metadata.deletionTimestamp === undefined) {
+        pod.status.conditions = [...(pod.status.conditions ?? []), { type: "DisruptionTarget", status: "True", reason: "EvictionByEvictionAPI", message: "Eviction API: evicting", lastTransitionTime: now() }]
+        put("pods", pod, "MODIFIED")
+        deletePod(pod)
+      }
+      return send(res, 201, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", code: 201 })
+    }
     const m = /^\/(?:api\/v1|apis\/batch\/v1)\/namespaces\/([^/]+)\/(jobs|pods|configmaps|secrets|events)(?:\/([^/]+))?(\/log)?$/.exec(url.pathname)
     if (m === null) return send(res, 404, status(404, "NotFound", `the server could not find the requested resource ${url.pathname}`))
     const [, ns, kind, name, log] = m as unknown as [string, string, Kind, string | undefined, string | undefined]
@@ -797,13 +876,21 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         const reason = existing.status.containerStatuses?.[0]?.state?.waiting?.reason ?? "ContainerCreating"
         return send(res, 400, status(400, "BadRequest", `container "job" in pod "${name}" is waiting to start: ${reason}`))
       }
+      // as the kubelet serves it (pkg/kubelet/kuberuntime/logs/logs.go): the current file's messages from sinceTime
+      // on, each after its timestamp (RFC3339NanoFixed) with timestamps=true; the API server passes sinceTime on
+      // in whole seconds (LogLocation in pkg/registry/core/pod/strategy.go)
+      const stamps = q.get("timestamps") === "true"
+      const sinceParam = q.get("sinceTime")
+      const since = sinceParam === null ? undefined : BigInt(Math.floor(Date.parse(sinceParam) / 1000)) * 1_000_000_000n
+      const shown = (e: LogEntry) => (stamps ? `${stampOf(e.at)} ${e.text}` : e.text)
       res.writeHead(200, { "content-type": "text/plain" })
-      res.write(proc.log)
+      res.write(proc.file.filter((e) => since === undefined || e.at >= since).map(shown).join(""))
       const running = proc.child.exitCode === null && proc.child.signalCode === null && existing.status.phase === "Running"
       if (q.get("follow") !== "true" || !running) return res.end()
-      const listener = (s: string | null) => (s === null ? (proc.listeners.delete(listener), res.end()) : res.write(s))
+      const listener = (es: ReadonlyArray<LogEntry> | null) => (es === null ? (proc.listeners.delete(listener), res.end()) : res.write(es.map(shown).join("")))
       proc.listeners.add(listener)
       const follower = {
+        uid: existing.metadata.uid!,
         end: () => {
           proc.listeners.delete(listener)
           res.end()
@@ -886,6 +973,30 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       return send(res, 200, existing)
     }
     if (req.method === "DELETE") return notFound()
+    if (req.method === "PATCH" && existing !== undefined) {
+      // a JSON patch (RFC 6902: add, replace, remove), as the client sends by default
+      if (req.headers["content-type"] !== "application/json-patch+json") {
+        return send(res, 415, status(415, "UnsupportedMediaType", `the stand-in takes application/json-patch+json, not ${req.headers["content-type"]}`))
+      }
+      const ops = JSON.parse(await readBody(req)) as Array<{ op: string; path: string; value?: unknown }>
+      const patched = clone(existing)
+      for (const op of ops) {
+        const parts = op.path.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"))
+        const last = parts.pop()!
+        const parent = parts.reduce<any>((o, p) => o?.[p], patched)
+        if (parent === undefined || typeof parent !== "object" || (op.op !== "add" && !(last in parent))) {
+          return send(res, 422, status(422, "Invalid", `the server rejected our request due to an error in our request: ${op.op} ${op.path}: no such path`))
+        }
+        if (op.op === "remove") delete parent[last]
+        else if (op.op === "add" || op.op === "replace") parent[last] = op.value
+        else return send(res, 422, status(422, "Invalid", `the stand-in does not carry out ${op.op}`))
+      }
+      // the object itself changes (its controllers hold it): only its metadata's labels and annotations
+      existing.metadata.labels = patched.metadata.labels ?? {}
+      existing.metadata.annotations = patched.metadata.annotations ?? {}
+      put(kind, existing, "MODIFIED")
+      return send(res, 200, existing)
+    }
     return send(res, 405, status(405, "MethodNotAllowed", `${req.method} is not supported by the fake`))
   }
 
@@ -970,6 +1081,15 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
       armDeadline(job)
       put("jobs", job, "MODIFIED")
+      return true
+    },
+    nodeUnreachable: (namespace, name) => {
+      const pod = store.get(key("pods", namespace, name))
+      if (pod === undefined) return false
+      nodeDown.add(pod.metadata.uid!)
+      pod.status.conditions = (pod.status.conditions ?? []).map((c: any) => (c.type === "Ready" ? { ...c, status: "False", lastTransitionTime: now() } : c))
+      put("pods", pod, "MODIFIED")
+      for (const f of [...followers]) if (f.uid === pod.metadata.uid) f.end()
       return true
     },
     disrupt: (namespace, name, reason, o = {}) => {
