@@ -80,7 +80,13 @@ const headerHtml = (model: ReportModel, state: RunState): string => {
   const interrupted = count(model, "Interrupted")
   const open = interrupted + count(model, "Proposed") + count(model, "Queued") + count(model, "Running")
   const status = model.finished !== undefined
-    ? `finished: ${model.finished.reason}${interrupted > 0 && state.damage === undefined ? " (trex resume runs the trials it had in flight)" : ""}`
+    ? `finished: ${model.finished.reason}${
+      state.damage !== undefined ? ""
+      : interrupted > 0 ? " (trex resume runs the trials it had in flight)"
+      // a stop with nothing in flight: the run goes on from where it stopped, as trex status says
+      : model.finished.reason === "stopped by request" ? " (trex resume continues it)"
+      : ""
+    }`
     : state.damage !== undefined
     ? "stopped at a damaged journal entry (it cannot be resumed)"
     : state.stopped === true
