@@ -55,13 +55,46 @@ export const create = (out: string, taskName: string, now: Date): { readonly run
       const code = (e as NodeJS.ErrnoException).code
       // `out` itself is made only when missing: made with `recursive` first, a file there would read EEXIST
       if (code === "ENOENT" && !madeOut) {
-        fs.mkdirSync(path.resolve(out), { recursive: true })
+        makeFolders(out)
         madeOut = true
       } else if (code === "EEXIST") n++
       else throw e
     }
   }
   throw new Error(`${base}: 10000 runs of this task started in one second under ${out}`)
+}
+
+/**
+ * Make the folder `dir` and those above it that are missing (`mkdir -p`), each with a plain `mkdir`.
+ * Node's `mkdirSync(dir, { recursive: true })` loops without end where `mkdir` answers `ENOENT` under
+ * a folder that exists (in `/proc`, whose filesystem makes no folders): `trex run --out /proc/x`
+ * hung. Fails with `InvalidInput` naming the folder and the fix there, and with the system error
+ * (`EACCES`, `ENOTDIR`, `ENOSPC`, ...) otherwise.
+ * @since 0.1.0 @category constructors
+ */
+export const makeFolders = (dir: string): void => {
+  const missing: Array<string> = []
+  for (let at = path.resolve(dir); statOf(at) === undefined; at = path.dirname(at)) {
+    missing.unshift(at)
+    if (path.dirname(at) === at) break
+  }
+  for (const folder of missing) {
+    try {
+      fs.mkdirSync(folder)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      // made meanwhile (another run starting in the same folder)
+      if (code === "EEXIST" && statOf(folder)?.isDirectory() === true) continue
+      if (code === "ENOENT" && statOf(path.dirname(folder))?.isDirectory() === true) {
+        throw new Errors.InvalidInput({
+          source: dir,
+          message: `cannot make ${folder}: mkdir answers ENOENT though ${path.dirname(folder)} exists, so its filesystem makes no folders (as /proc's does not): ` +
+            `name a folder on a disk you can write (e.g. trex-runs)`
+        })
+      }
+      throw e
+    }
+  }
 }
 
 /** A folder given as a run directory that holds no journal; when it holds runs (trex run's --out), the fix names `trex list`. */
