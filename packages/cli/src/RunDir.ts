@@ -153,10 +153,13 @@ const ownership = (p: string): string => {
 }
 
 /**
- * A run directory (or its journal) this user may not read: a folder of another user's runs, a journal
- * made unreadable. Said as such, not as a folder that is no run nor as a damaged journal.
+ * Why this user may not read the run in `runDir` (another user's run folder, a journal made unreadable),
+ * naming the path, its owner and the fix, after `lead` (what cannot be done); `undefined` when it may
+ * (or `runDir` is no folder). Said as such by `trex status` and `trex list`, not as a folder that is no
+ * run nor as a damaged journal.
+ * @since 0.1.0 @category reading
  */
-const unreadable = (runDir: string): Errors.InvalidInput | undefined => {
+export const readRefusal = (runDir: string, lead = `cannot read the run in ${runDir}`): Errors.InvalidInput | undefined => {
   // a file, or nothing, is no run directory at all (said by notARun)
   if (statOf(runDir)?.isDirectory() === false) return undefined
   const file = journalFile(runDir)
@@ -166,7 +169,7 @@ const unreadable = (runDir: string): Errors.InvalidInput | undefined => {
     const who = ownership(p)
     return new Errors.InvalidInput({
       source: runDir,
-      message: `cannot read the run in ${runDir}: this user may not read ${p} (${code}${who !== "" ? `: ${who}` : ""}): ` +
+      message: `${lead}: this user may not read ${p} (${code}${who !== "" ? `: ${who}` : ""}): ` +
         `run trex as the user who owns it, or give this one access (as its owner: chmod -R a+rX ${runDir})`
     })
   }
@@ -205,17 +208,23 @@ export const checkWritable = (runDir: string): Effect.Effect<void, Errors.Invali
 
 /**
  * A run's journal entries up to its first damaged entry, and that damage (with what to do about it),
- * read without taking its lock (a controller may be writing it). A journal that cannot be read at
- * all, or is damaged at its first entry, fails.
+ * read without taking its lock (a controller may be writing it); with `tags`, only the events of
+ * those tags (as `Journal.readIntact`). Fails with `InvalidInput` for a folder that is no run or this
+ * user may not read ({@link readRefusal}), and with the `JournalError` of a journal that cannot be
+ * read at all: `Version` for one of a newer trex (upgrade trex), `Corrupt` for one damaged at its
+ * first entry.
  * @since 0.1.0 @category reading
  */
-export const readIntact = (runDir: string): Effect.Effect<{ readonly entries: ReadonlyArray<JournalEvent.Entry>; readonly damage?: Errors.JournalError }, Errors.InvalidInput | Errors.JournalError> =>
+export const readIntact = (
+  runDir: string,
+  options: { readonly tags?: ReadonlyArray<JournalEvent.Tag> } = {}
+): Effect.Effect<{ readonly entries: ReadonlyArray<JournalEvent.Entry>; readonly damage?: Errors.JournalError }, Errors.InvalidInput | Errors.JournalError> =>
   Effect.gen(function*() {
     const file = journalFile(runDir)
-    const refused = unreadable(runDir)
+    const refused = readRefusal(runDir)
     if (refused !== undefined) return yield* refused
     if (!fs.existsSync(file)) return yield* notARun(runDir)
-    const { damage, entries } = yield* Journal.readIntact(file).pipe(Effect.catchIf((e) => e.reason === "Corrupt", (e) => Effect.succeed({ entries: [], damage: e })))
+    const { damage, entries } = yield* Journal.readIntact(file, options.tags !== undefined ? { tags: options.tags } : {}).pipe(Effect.catchIf((e) => e.reason === "Corrupt", (e) => Effect.succeed({ entries: [], damage: e })))
     if (damage === undefined) return { entries }
     if (damage.reason !== "Corrupt") return yield* damage
     if (damage.seq === undefined || damage.seq <= 1) {
@@ -476,7 +485,7 @@ export const stopController = (
 ): Effect.Effect<StopOutcome, Errors.InvalidInput> =>
   Effect.gen(function*() {
     const file = journalFile(runDir)
-    const refused = unreadable(runDir)
+    const refused = readRefusal(runDir)
     if (refused !== undefined) return yield* refused
     if (!fs.existsSync(file)) return yield* notARun(runDir)
     const holder = yield* Journal.writer(file)
