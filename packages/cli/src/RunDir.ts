@@ -88,7 +88,7 @@ export const makeFolders = (dir: string): void => {
       if (code === "ENOENT" && statOf(path.dirname(folder))?.isDirectory() === true) {
         throw new Errors.InvalidInput({
           source: dir,
-          message: `cannot make ${folder}: mkdir answers ENOENT though ${path.dirname(folder)} exists, so its filesystem makes no folders (as /proc's does not): ` +
+          message: `cannot make ${folder}: mkdir answers ENOENT though ${path.dirname(folder)} exists: its filesystem makes no folders (as /proc's): ` +
             `name a folder on a disk you can write (e.g. trex-runs)`
         })
       }

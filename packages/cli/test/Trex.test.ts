@@ -122,7 +122,7 @@ describe("Trex: a folder for runs where no folder can be made", () => {
   // In /proc, mkdir answers ENOENT under a folder that exists, and Node's recursive mkdirSync asks again
   // without end: each is run in a child process, killed (trex run handles SIGTERM) if it hangs so.
   const out = `/proc/trex-runs-${process.pid}/nested`
-  const fix = `cannot make /proc/trex-runs-${process.pid}: mkdir answers ENOENT though /proc exists, so its filesystem makes no folders (as /proc's does not): ` +
+  const fix = `cannot make /proc/trex-runs-${process.pid}: mkdir answers ENOENT though /proc exists: its filesystem makes no folders (as /proc's): ` +
     `name a folder on a disk you can write (e.g. trex-runs)`
   const child = (args: ReadonlyArray<string>) => spawnSync(process.execPath, ["--conditions=@trex/source", ...args], { cwd: root, encoding: "utf8", timeout: 60_000, killSignal: "SIGKILL" })
 
