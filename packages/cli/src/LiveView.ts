@@ -49,6 +49,7 @@ export interface LiveView {
 /**
  * On a terminal (`tty`), `columns` gives its width at each redraw (`() => process.stdout.columns`): each line
  * of the live frame is cut to fit, as a line that wrapped would take two rows and the next redraw clear one.
+ * Widths are counted in columns: a CJK character or an emoji takes two, a combining mark none.
  *
  * @example
  * ```ts

@@ -1,7 +1,8 @@
 /**
  * The runs in a folder of runs (`trex list [folder]`, `trex-runs` by default): each run's task, state
- * (running, and by which controller; finished, and why; stopped; damaged), trials and best score, so
- * that a run can be found without listing the folder and opening each one.
+ * (running, and by which controller; finished, and why; stopped; damaged; of a newer trex), trials and
+ * best score, so that a run can be found without listing the folder and opening each one; and the
+ * folders this user may not read, with the fix.
  *
  * @since 0.1.0
  */
@@ -199,11 +200,11 @@ const stateText = (r: RunSummary): string =>
  * folder this user may not read (which may hold a run), with the fix.
  * @since 0.1.0 @category formatting
  */
-export const toText = (folder: string, all: ReadonlyArray<RunSummary>): string => {
+export const toText = (folder: string, summaries: ReadonlyArray<RunSummary>): string => {
   // what this user may not read: below the table, each with the path, its owner and the fix (it may be no run: not counted as one)
-  const refused = all.filter((r) => r.state === "unreadable")
+  const refused = summaries.filter((r) => r.state === "unreadable")
   const notes = refused.map((r) => `${path.basename(r.dir)}: ${r.unreadable ?? "this user may not read it"}`)
-  const runs = all.filter((r) => r.state !== "unreadable")
+  const runs = summaries.filter((r) => r.state !== "unreadable")
   const alsoRefused = refused.length > 0 ? `, and ${refused.length} folder${refused.length === 1 ? "" : "s"} this user may not read` : ""
   if (runs.length === 0 && refused.length > 0) return [`no runs in ${folder} that this user may read${alsoRefused}:`, ...notes].join("\n")
   if (runs.length === 0) return `no runs in ${folder} (\`trex run <task-file> --out ${folder}\` starts one)`
