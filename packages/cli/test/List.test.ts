@@ -203,6 +203,24 @@ describe("trex list of a run of a newer trex", { timeout: 120_000 }, () => {
     }))
 })
 
+describe("trex list of a folder holding nothing this user may read", () => {
+  it("says so, with each folder it may not read and the fix, rather than that there are no runs", () => {
+    const why = "cannot tell whether /runs/theirs holds a run: this user may not read /runs/theirs (EACCES: owned by uid 0, this is uid 65534): run trex as the user who owns it, or give this one access (as its owner: chmod -R a+rX /runs/theirs)"
+    const theirs: Runs.RunSummary = {
+      runId: "theirs",
+      dir: "/runs/theirs",
+      task: "?",
+      metric: { name: "?", direction: "maximize" },
+      startedAt: 0,
+      lastAt: 0,
+      state: "unreadable",
+      unreadable: why,
+      trials: { succeeded: 0, failed: 0, other: 0, inFlight: 0 }
+    }
+    assert.strictEqual(Runs.toText("/runs", [theirs]), `no runs in /runs that this user may read, and 1 folder this user may not read:\ntheirs: ${why}`)
+  })
+})
+
 describe("trex list of a run that ended on a job's words", () => {
   it("shows why it finished as text, cut to fit its column (a trainer's escape sequences and a long log line quoted in the reason)", () => {
     const reason = `every trial failed the same way (n1, n2, n3): Crash: exited with code 3 (\x1b[2J\x1b]0;pwned\x07${"x".repeat(300)})`
