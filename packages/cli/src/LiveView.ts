@@ -7,6 +7,7 @@
  */
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, Result } from "@trex/core"
 import { budgetLine, unreachableLabel, usage, waitLabel } from "./Status.ts"
+import * as DisplayWidth from "./internal/displayWidth.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /**
@@ -48,6 +49,7 @@ export interface LiveView {
 /**
  * On a terminal (`tty`), `columns` gives its width at each redraw (`() => process.stdout.columns`): each line
  * of the live frame is cut to fit, as a line that wrapped would take two rows and the next redraw clear one.
+ * Widths are counted in columns: a CJK character or an emoji takes two, a combining mark none.
  *
  * @example
  * ```ts
@@ -110,8 +112,9 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
 
   const redraw = () => {
     const width = options.columns?.()
-    // one column short of the width: a line that fills it wraps on some terminals
-    const fit = (l: string) => width === undefined || width < 2 || l.length < width ? l : `${l.slice(0, width - 2)}…`
+    // one column short of the width: a line that fills it wraps on some terminals. In columns, not
+    // UTF-16 units: a CJK character (in a task's name) or an emoji takes two, a combining mark none
+    const fit = (l: string) => (width === undefined || width < 2 ? l : DisplayWidth.cut(l, width - 1))
     const lines = frame().map(fit)
     const clear = lastLines > 0 ? `\x1b[${lastLines}A\x1b[0J` : ""
     options.write(clear + lines.map((l) => `${l}\x1b[K`).join("\n") + "\n")

@@ -55,13 +55,46 @@ export const create = (out: string, taskName: string, now: Date): { readonly run
       const code = (e as NodeJS.ErrnoException).code
       // `out` itself is made only when missing: made with `recursive` first, a file there would read EEXIST
       if (code === "ENOENT" && !madeOut) {
-        fs.mkdirSync(path.resolve(out), { recursive: true })
+        makeFolders(out)
         madeOut = true
       } else if (code === "EEXIST") n++
       else throw e
     }
   }
   throw new Error(`${base}: 10000 runs of this task started in one second under ${out}`)
+}
+
+/**
+ * Make the folder `dir` and those above it that are missing (`mkdir -p`), each with a plain `mkdir`.
+ * Node's `mkdirSync(dir, { recursive: true })` loops without end where `mkdir` answers `ENOENT` under
+ * a folder that exists (in `/proc`, whose filesystem makes no folders): `trex run --out /proc/x`
+ * hung. Fails with `InvalidInput` naming the folder and the fix there, and with the system error
+ * (`EACCES`, `ENOTDIR`, `ENOSPC`, ...) otherwise.
+ * @since 0.1.0 @category constructors
+ */
+export const makeFolders = (dir: string): void => {
+  const missing: Array<string> = []
+  for (let at = path.resolve(dir); statOf(at) === undefined; at = path.dirname(at)) {
+    missing.unshift(at)
+    if (path.dirname(at) === at) break
+  }
+  for (const folder of missing) {
+    try {
+      fs.mkdirSync(folder)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      // made meanwhile (another run starting in the same folder)
+      if (code === "EEXIST" && statOf(folder)?.isDirectory() === true) continue
+      if (code === "ENOENT" && statOf(path.dirname(folder))?.isDirectory() === true) {
+        throw new Errors.InvalidInput({
+          source: dir,
+          message: `cannot make ${folder}: mkdir answers ENOENT though ${path.dirname(folder)} exists: its filesystem makes no folders (as /proc's): ` +
+            `name a folder on a disk you can write (e.g. trex-runs)`
+        })
+      }
+      throw e
+    }
+  }
 }
 
 /** A folder given as a run directory that holds no journal; when it holds runs (trex run's --out), the fix names `trex list`. */
@@ -120,10 +153,13 @@ const ownership = (p: string): string => {
 }
 
 /**
- * A run directory (or its journal) this user may not read: a folder of another user's runs, a journal
- * made unreadable. Said as such, not as a folder that is no run nor as a damaged journal.
+ * Why this user may not read the run in `runDir` (another user's run folder, a journal made unreadable),
+ * naming the path, its owner and the fix, after `lead` (what cannot be done); `undefined` when it may
+ * (or `runDir` is no folder). Said as such by `trex status` and `trex list`, not as a folder that is no
+ * run nor as a damaged journal.
+ * @since 0.1.0 @category reading
  */
-const unreadable = (runDir: string): Errors.InvalidInput | undefined => {
+export const readRefusal = (runDir: string, lead = `cannot read the run in ${runDir}`): Errors.InvalidInput | undefined => {
   // a file, or nothing, is no run directory at all (said by notARun)
   if (statOf(runDir)?.isDirectory() === false) return undefined
   const file = journalFile(runDir)
@@ -133,7 +169,7 @@ const unreadable = (runDir: string): Errors.InvalidInput | undefined => {
     const who = ownership(p)
     return new Errors.InvalidInput({
       source: runDir,
-      message: `cannot read the run in ${runDir}: this user may not read ${p} (${code}${who !== "" ? `: ${who}` : ""}): ` +
+      message: `${lead}: this user may not read ${p} (${code}${who !== "" ? `: ${who}` : ""}): ` +
         `run trex as the user who owns it, or give this one access (as its owner: chmod -R a+rX ${runDir})`
     })
   }
@@ -172,17 +208,23 @@ export const checkWritable = (runDir: string): Effect.Effect<void, Errors.Invali
 
 /**
  * A run's journal entries up to its first damaged entry, and that damage (with what to do about it),
- * read without taking its lock (a controller may be writing it). A journal that cannot be read at
- * all, or is damaged at its first entry, fails.
+ * read without taking its lock (a controller may be writing it); with `tags`, only the events of
+ * those tags (as `Journal.readIntact`). Fails with `InvalidInput` for a folder that is no run or this
+ * user may not read ({@link readRefusal}), and with the `JournalError` of a journal that cannot be
+ * read at all: `Version` for one of a newer trex (upgrade trex), `Corrupt` for one damaged at its
+ * first entry.
  * @since 0.1.0 @category reading
  */
-export const readIntact = (runDir: string): Effect.Effect<{ readonly entries: ReadonlyArray<JournalEvent.Entry>; readonly damage?: Errors.JournalError }, Errors.InvalidInput | Errors.JournalError> =>
+export const readIntact = (
+  runDir: string,
+  options: { readonly tags?: ReadonlyArray<JournalEvent.Tag> } = {}
+): Effect.Effect<{ readonly entries: ReadonlyArray<JournalEvent.Entry>; readonly damage?: Errors.JournalError }, Errors.InvalidInput | Errors.JournalError> =>
   Effect.gen(function*() {
     const file = journalFile(runDir)
-    const refused = unreadable(runDir)
+    const refused = readRefusal(runDir)
     if (refused !== undefined) return yield* refused
     if (!fs.existsSync(file)) return yield* notARun(runDir)
-    const { damage, entries } = yield* Journal.readIntact(file).pipe(Effect.catchIf((e) => e.reason === "Corrupt", (e) => Effect.succeed({ entries: [], damage: e })))
+    const { damage, entries } = yield* Journal.readIntact(file, options.tags !== undefined ? { tags: options.tags } : {}).pipe(Effect.catchIf((e) => e.reason === "Corrupt", (e) => Effect.succeed({ entries: [], damage: e })))
     if (damage === undefined) return { entries }
     if (damage.reason !== "Corrupt") return yield* damage
     if (damage.seq === undefined || damage.seq <= 1) {
@@ -443,7 +485,7 @@ export const stopController = (
 ): Effect.Effect<StopOutcome, Errors.InvalidInput> =>
   Effect.gen(function*() {
     const file = journalFile(runDir)
-    const refused = unreadable(runDir)
+    const refused = readRefusal(runDir)
     if (refused !== undefined) return yield* refused
     if (!fs.existsSync(file)) return yield* notARun(runDir)
     const holder = yield* Journal.writer(file)

@@ -1,7 +1,8 @@
 /**
  * The runs in a folder of runs (`trex list [folder]`, `trex-runs` by default): each run's task, state
- * (running, and by which controller; finished, and why; stopped; damaged), trials and best score, so
- * that a run can be found without listing the folder and opening each one.
+ * (running, and by which controller; finished, and why; stopped; damaged; of a newer trex), trials and
+ * best score, so that a run can be found without listing the folder and opening each one; and the
+ * folders this user may not read, with the fix.
  *
  * @since 0.1.0
  */
@@ -24,12 +25,18 @@ export interface RunSummary {
   /**
    * `running` while a controller holds its lock (`writer`), `finished` when it ended (`reason`),
    * `stopped` when it ended without finishing (stopped, killed, crashed: `trex resume` continues it),
-   * `damaged` when its journal is damaged (`damage`; the counts are of the entries before it).
+   * `damaged` when its journal is damaged (`damage`; the counts are of the entries before it),
+   * `newer` when its journal is of a newer trex's format (`unreadable`: upgrade trex to read it), and
+   * `unreadable` for a folder (or its journal) this user may not read, which may hold a run
+   * (`unreadable`: the path, its owner and the fix, as `trex status` says them). Of the last two,
+   * nothing else is known: the task is `?` and the counts 0.
    */
-  readonly state: "running" | "finished" | "stopped" | "damaged"
+  readonly state: "running" | "finished" | "stopped" | "damaged" | "newer" | "unreadable"
   readonly writer?: { readonly pid?: number; readonly host?: string }
   readonly reason?: string
   readonly damage?: string
+  /** Why the run cannot be read (states `newer` and `unreadable`), as `trex status` says it. */
+  readonly unreadable?: string
   readonly trials: { readonly succeeded: number; readonly failed: number; readonly other: number; readonly inFlight: number }
   readonly best?: { readonly id: string; readonly score: number }
 }
@@ -85,10 +92,12 @@ const summarize = (dir: string, entries: ReadonlyArray<JournalEvent.Entry>, writ
 
 /**
  * The runs in `folder`, oldest first (by run id, which begins with its UTC start time): every
- * sub-folder with a run's journal, read without its lock (controllers may be writing them).
- * Sub-folders without a journal are passed over; one whose journal cannot be read at all is listed
- * as damaged. Fails with `InvalidInput` naming the fix for a folder that does not exist, or that is
- * itself a run directory.
+ * sub-folder with a run's journal, read without its lock (controllers may be writing them), each
+ * classified as `trex status` classifies it (`RunDir.readIntact`). Sub-folders without a journal are
+ * passed over; one whose journal cannot be read at all is listed as damaged, one of a newer trex's
+ * journal format as `newer`, and one this user may not read (or enter: it may hold a run) as
+ * `unreadable`, with the fix. Fails with `InvalidInput` naming the fix for a folder that does not
+ * exist, that this user may not read, or that is itself a run directory.
  *
  * @example
  * ```ts
@@ -116,22 +125,34 @@ export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, E
         message: `${folder} is a run directory, not a folder of runs: \`trex status ${folder}\` shows it; \`trex list ${path.dirname(folder)}\` lists the runs beside it`
       })
     }
+    const refused = RunDir.readRefusal(folder, `cannot list the runs in ${folder}`)
+    if (refused !== undefined) return yield* refused
+    const names = yield* Effect.try({
+      try: () => fs.readdirSync(folder).sort(),
+      catch: (e) => new Errors.InvalidInput({ source: folder, message: `cannot list the runs in ${folder}: ${(e as Error).message}` })
+    })
     const out: Array<RunSummary> = []
-    for (const name of fs.readdirSync(folder).sort()) {
+    for (const name of names) {
       const dir = path.join(folder, name)
       const file = RunDir.journalFile(dir)
-      if (!fs.existsSync(file)) continue
+      if (!fs.existsSync(file)) {
+        // a folder this user may not enter: whether it holds a run cannot be told, so it is said, not passed over
+        const refused = RunDir.readRefusal(dir, `cannot tell whether ${dir} holds a run`)
+        if (refused !== undefined) out.push(unknown(dir, name, "unreadable", refused.message, undefined))
+        continue
+      }
       const writer = yield* Journal.writer(file)
-      const read = yield* Journal.readIntact(file, { tags: TAGS }).pipe(Effect.result)
+      const read = yield* RunDir.readIntact(dir, { tags: TAGS }).pipe(Effect.result)
       if (read._tag === "Failure") {
-        out.push(unreadable(dir, name, read.failure.message, writer))
+        const e = read.failure
+        out.push(unknown(dir, name, e._tag === "InvalidInput" ? "unreadable" : e.reason === "Version" ? "newer" : "damaged", e.message, writer))
         continue
       }
       const summary = summarize(dir, read.success.entries, writer, read.success.damage)
       // a journal with no run in it: its controller was stopped before it recorded the run, or it is no TREX journal
       if (summary === undefined) {
         if (read.success.entries.length > 0 || read.success.damage !== undefined) {
-          out.push(unreadable(dir, name, read.success.damage?.message ?? "its journal does not start with the run's start (not a TREX run journal)", writer))
+          out.push(unknown(dir, name, "damaged", read.success.damage?.message ?? "its journal does not start with the run's start (not a TREX run journal)", writer))
         }
         continue
       }
@@ -140,16 +161,17 @@ export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, E
     return out
   })
 
-const unreadable = (dir: string, name: string, message: string, writer: RunSummary["writer"]): RunSummary => ({
+/** A run of which nothing but why it cannot be read is known: damaged at its start, of a newer trex, or not this user's to read. */
+const unknown = (dir: string, name: string, state: "damaged" | "newer" | "unreadable", message: string, writer: RunSummary["writer"]): RunSummary => ({
   runId: name,
   dir,
   task: "?",
   metric: { name: "?", direction: "maximize" },
   startedAt: 0,
   lastAt: 0,
-  state: "damaged",
+  state,
   ...(writer !== undefined ? { writer } : {}),
-  damage: message,
+  ...(state === "damaged" ? { damage: message } : { unreadable: message }),
   trials: { succeeded: 0, failed: 0, other: 0, inFlight: 0 }
 })
 
@@ -167,15 +189,24 @@ const stateText = (r: RunSummary): string =>
     ? `finished: ${Untrusted.line(r.reason ?? "?", 80)}`
     : r.state === "stopped"
     ? "stopped (trex resume continues it)"
+    : r.state === "newer"
+    ? "written by a newer trex (upgrade trex to read it)"
     : "damaged (trex status says where)"
 
 /**
  * The `trex list` text: a line per run (the name of its folder, which `trex status` takes, with its id when
  * the two differ, as for a run moved or copied; its task, state, trials succeeded / failed / other ended
- * / in flight, best score, start and last activity in UTC), and what to do next.
+ * / in flight, best score, start and last activity in UTC), what to do next, and below the runs, each
+ * folder this user may not read (which may hold a run), with the fix.
  * @since 0.1.0 @category formatting
  */
-export const toText = (folder: string, runs: ReadonlyArray<RunSummary>): string => {
+export const toText = (folder: string, summaries: ReadonlyArray<RunSummary>): string => {
+  // what this user may not read: below the table, each with the path, its owner and the fix (it may be no run: not counted as one)
+  const refused = summaries.filter((r) => r.state === "unreadable")
+  const notes = refused.map((r) => `${path.basename(r.dir)}: ${r.unreadable ?? "this user may not read it"}`)
+  const runs = summaries.filter((r) => r.state !== "unreadable")
+  const alsoRefused = refused.length > 0 ? `, and ${refused.length} folder${refused.length === 1 ? "" : "s"} this user may not read` : ""
+  if (runs.length === 0 && refused.length > 0) return [`no runs in ${folder} that this user may read${alsoRefused}:`, ...notes].join("\n")
   if (runs.length === 0) return `no runs in ${folder} (\`trex run <task-file> --out ${folder}\` starts one)`
   const rows = runs.map((r) => [
     // the folder `trex status` takes; a run moved or copied under another name says which run it is
@@ -192,9 +223,10 @@ export const toText = (folder: string, runs: ReadonlyArray<RunSummary>): string 
   const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")
   const running = runs.filter((r) => r.state === "running").length
   return [
-    `${runs.length} run${runs.length === 1 ? "" : "s"} in ${folder}${running > 0 ? `, ${running} running` : ""}:`,
+    `${runs.length} run${runs.length === 1 ? "" : "s"} in ${folder}${running > 0 ? `, ${running} running` : ""}${alsoRefused}:`,
     line(head),
     ...rows.map(line),
+    ...(notes.length > 0 ? ["", ...notes] : []),
     "",
     `\`trex status ${path.join(folder, "<run>")}\` shows one (--follow: as it goes on); \`trex resume\` continues a stopped one`
   ].join("\n")

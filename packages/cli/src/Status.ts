@@ -287,8 +287,9 @@ export const toMarkdown = (info: RunInfo): string => {
   const s = toJson(info)
   const view = info.tree.view
   const inFlight = inFlightOf(s)
-  // a run nobody writes that did not end on its own: resume carries it on (not from a damaged journal)
-  const resumable = info.damage === undefined && (s.state === "stopped" || (s.finishedReason === "stopped by request" && inFlight > 0))
+  // a run nobody writes that did not end on its own (stopped, killed, or stopped by request, with or
+  // without trials in flight): resume carries it on, as `trex status` says (not from a damaged journal)
+  const resumable = info.damage === undefined && (s.state === "stopped" || s.finishedReason === "stopped by request")
   const out = [
     `# TREX run ${s.runId}`,
     "",

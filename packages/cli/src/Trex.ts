@@ -219,6 +219,8 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       try: () => RunDir.create(out, task.name, now),
       catch: (e) => {
         const where = `cannot make the run directory ${path.resolve(out, RunDir.newRunId(task.name, now))} under ${out} (--out)`
+        // a folder that cannot be made where its parent is (under /proc): said by RunDir.makeFolders, with its fix
+        if (e instanceof Errors.InvalidInput) return invalid("out", `${where}: ${e.message}`)
         const full = Errors.noSpace(e)
         return full !== undefined && !full.includes("read-only")
           ? invalid("out", `${where}: ${full}: free space on the disk holding ${out}, or name a directory on another disk`)

@@ -402,6 +402,35 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
       assert.deepStrictEqual(problems, [])
     }))
 
+  it.effect("shows the controls in journal text as \\u escapes, where the terminal views take them out (a box, or nothing for NUL)", () =>
+    Effect.gen(function*() {
+      // a bell, a colour's escape sequence, NUL, DEL and a C1 control (NEL), as a trainer's log or a model may write them
+      const raw = "bell\x07 \x1b[31mred\x1b[0m nul\x00 del\x7f nel\x85 tab\tend"
+      const shownAs = "bell\\u0007 \\u001b[31mred\\u001b[0m nul\\u0000 del\\u007f nel\\u0085 tab"
+      const { events, ids, strategies } = runEvents({ size: 12, rationale: (i) => `n${i}: ${raw}`, analysis: raw })
+      // and the reason the run ended, in the header
+      const ended = events.map((e) => (e._tag === "RunFinished" ? JournalEvent.make("RunFinished", { reason: `stopped: ${raw}`, at: e.at }) : e))
+      const html = HtmlReport.render({ entries: entriesOf(ended), logs: { n1: [raw] } })
+      const { page, problems } = yield* open(html)
+      yield* pw(() => page.locator(`#tree .node[data-i="1"]`).click())
+      const shown = {
+        rationale: yield* pw(() => page.locator("#details .rationale").innerText()),
+        logs: yield* pw(() => page.locator("#details pre.logs").innerText()),
+        analysis: yield* pw(() => page.locator("header .analysis").innerText()),
+        reason: yield* pw(() => page.locator("header .chips").innerText()),
+        best: yield* pw(() => page.locator("#best-json").innerText())
+      }
+      for (const [where, text] of Object.entries(shown)) {
+        assert.notMatch(text, /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\uFFFD]/, where)
+        if (where !== "best") assert.include(text, shownAs, where)
+      }
+      assert.include(shown.rationale, `n1: ${shownAs}\tend`)
+      // the best strategy's JSON is still that strategy: its rationale's controls are JSON escapes
+      const bestId = yield* pw(() => page.locator(".best-bar a.node-link").innerText())
+      assert.deepStrictEqual(JSON.parse(shown.best), Strategy.encode(strategies[ids.indexOf(bestId)]!))
+      assert.deepStrictEqual(problems, [])
+    }))
+
   it.effect("keeps the header's counts whole, one row of one-line labels, beside a long reason the run ended", () =>
     Effect.gen(function*() {
       const { events } = runEvents({ size: 12 })

@@ -177,6 +177,50 @@ describe("trex list", { timeout: 120_000 }, () => {
   })
 })
 
+describe("trex list of a run of a newer trex", { timeout: 120_000 }, () => {
+  it.live("lists a journal of a newer format as such, saying to upgrade trex as trex status does (it was listed damaged)", () =>
+    Effect.gen(function*() {
+      const folder = fs.mkdtempSync(path.join(os.tmpdir(), "trex-list-"))
+      const task = TreeBuilder.task({ budget: { maxTrials: 4 } })
+      const dir = yield* journal(folder, "20261205-093000-next", runOf("20261205-093000-next", task, (b) => void b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.25)))
+      yield* journal(folder, "20261205-093100-this", runOf("20261205-093100-this", task, (b) => void b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.5)))
+      const db = new DatabaseSync(RunDir.journalFile(dir))
+      db.exec(`PRAGMA user_version = ${JournalEvent.FORMAT_VERSION + 1}`)
+      db.close()
+      const status = trex(["status", dir])
+      assert.include(status.stderr, "upgrade trex")
+      const text = trex(["list", folder])
+      assert.strictEqual(text.status, 0, text.stderr)
+      const lines = text.stdout.split("\n")
+      assert.strictEqual(lines[0], `2 runs in ${folder}:`)
+      assert.match(lines.find((l) => l.startsWith("20261205-093000-next")) ?? "", /^20261205-093000-next +\? +written by a newer trex \(upgrade trex to read it\) +0\/0\/0\/0 /)
+      assert.match(lines.find((l) => l.startsWith("20261205-093100-this")) ?? "", / stopped \(trex resume continues it\) /)
+      const runs = JSON.parse(trex(["list", folder, "--json"]).stdout) as Array<Runs.RunSummary>
+      assert.deepStrictEqual(runs.map((r) => r.state), ["newer", "stopped"])
+      // what trex status says of it, word for word
+      assert.strictEqual(`trex: ${runs[0]!.unreadable}\n`, status.stderr)
+      assert.isUndefined(runs[0]!.damage)
+    }))
+})
+
+describe("trex list of a folder holding nothing this user may read", () => {
+  it("says so, with each folder it may not read and the fix, rather than that there are no runs", () => {
+    const why = "cannot tell whether /runs/theirs holds a run: this user may not read /runs/theirs (EACCES: owned by uid 0, this is uid 65534): run trex as the user who owns it, or give this one access (as its owner: chmod -R a+rX /runs/theirs)"
+    const theirs: Runs.RunSummary = {
+      runId: "theirs",
+      dir: "/runs/theirs",
+      task: "?",
+      metric: { name: "?", direction: "maximize" },
+      startedAt: 0,
+      lastAt: 0,
+      state: "unreadable",
+      unreadable: why,
+      trials: { succeeded: 0, failed: 0, other: 0, inFlight: 0 }
+    }
+    assert.strictEqual(Runs.toText("/runs", [theirs]), `no runs in /runs that this user may read, and 1 folder this user may not read:\ntheirs: ${why}`)
+  })
+})
+
 describe("trex list of a run that ended on a job's words", () => {
   it("shows why it finished as text, cut to fit its column (a trainer's escape sequences and a long log line quoted in the reason)", () => {
     const reason = `every trial failed the same way (n1, n2, n3): Crash: exited with code 3 (\x1b[2J\x1b]0;pwned\x07${"x".repeat(300)})`

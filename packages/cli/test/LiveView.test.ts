@@ -1,4 +1,6 @@
 // The live view on a terminal: a message printed while it redraws stays on screen.
+import { spawnSync } from "node:child_process"
+import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, JournalEvent, Result } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
@@ -302,5 +304,50 @@ describe("LiveView on a narrow terminal", () => {
     const frame = shown.slice(shown.findIndex((l) => l.startsWith("TREX ")))
     for (const l of frame) assert.isBelow(l.length, width, l)
     assert.isTrue(frame.some((l) => l.includes(waiting) && l.endsWith("…")), frame.join("\n"))
+  })
+})
+
+/**
+ * The screen of a real terminal (tmux, `columns` wide, UTF-8) on which support/liveFrame.ts drew its
+ * frame for a task named `name`: its rows, as the terminal lays out wide characters and marks.
+ */
+const terminalScreen = async (name: string, columns: number): Promise<Array<string>> => {
+  const server = `trex-live-${process.pid}`
+  const tmux = (...args: ReadonlyArray<string>) => spawnSync("tmux", ["-L", server, "-f", "/dev/null", ...args], { encoding: "utf8" })
+  const script = path.join(import.meta.dirname, "support", "liveFrame.ts")
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
+  const command = `${quote(process.execPath)} --conditions=@trex/source ${quote(script)} ${quote(name)}; sleep 120`
+  const started = tmux("new-session", "-d", "-x", String(columns), "-y", "40", "-e", "LANG=C.UTF-8", command)
+  assert.strictEqual(started.status, 0, `tmux is needed (apt-get install tmux): ${started.error ?? started.stderr}`)
+  try {
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+      const rows = tmux("capture-pane", "-p", "-t", "0").stdout.split("\n")
+      const end = rows.indexOf("END")
+      if (end >= 0) return rows.slice(0, end)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    throw new Error(`the frame was not drawn: ${tmux("capture-pane", "-p", "-t", "0").stdout}`)
+  } finally {
+    tmux("kill-server")
+  }
+}
+
+describe("LiveView on a real terminal, with wide characters", { timeout: 90_000 }, () => {
+  it("cuts a line of CJK and emoji (two columns each) to the terminal's width, so a redraw clears the whole of the last frame", async () => {
+    const rows = await terminalScreen("多言語モデルの微調整タスク😀多言語モデルの微調整", 60)
+    // the three finished trials' lines above one frame: its first line once, not once per redraw
+    assert.deepStrictEqual(rows.filter((r) => r.startsWith("TREX ")).length, 1, rows.join("\n"))
+    assert.deepStrictEqual(rows.filter((r) => r.startsWith("done ")).length, 3, rows.join("\n"))
+    const frame = rows.slice(rows.findIndex((r) => r.startsWith("TREX ")))
+    assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
+    assert.match(frame[0]!, /^TREX  多言語モデルの微調整タスク😀多言語モデルの微調整 .*…$/)
+  })
+
+  it("keeps a line whose combining marks take no column whole where it fits", async () => {
+    // 10 letters, four accents as marks of their own: 14 UTF-16 units, 10 columns (the line is 38 of the 40)
+    const name = "Re\u0301sume\u0301-e\u0301te\u0301"
+    const rows = await terminalScreen(name, 40)
+    const first = rows.find((r) => r.startsWith("TREX "))!
+    assert.strictEqual(first.normalize("NFC"), `TREX  ${name.normalize("NFC")}  best score: 0.7 (n4)`, rows.join("\n"))
   })
 })

@@ -68,6 +68,43 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
     assert.match(status.stdout, /State: finished/)
   })
 
+  it("trex list of a folder with another user's runs says which folder or journal this user may not read, why and the fix, and lists the rest; a folder of runs it may not read is refused so", async () => {
+    const { folder, runDir } = finishedRun()
+    // another user's run folder, another whose journal alone is closed, and a folder that may be no run at all
+    const closed = path.join(folder, "theirs")
+    const journalClosed = path.join(folder, "their-journal")
+    const notes = path.join(folder, "notes")
+    fs.cpSync(runDir, closed, { recursive: true })
+    fs.cpSync(runDir, journalClosed, { recursive: true })
+    fs.mkdirSync(notes)
+    fs.chmodSync(closed, 0o700)
+    fs.chmodSync(RunDir.journalFile(journalClosed), 0o600)
+    fs.chmodSync(notes, 0o700)
+    const fix = (dir: string) => `run trex as the user who owns it, or give this one access (as its owner: chmod -R a+rX ${dir})`
+    const owner = `EACCES: owned by uid 0, this is uid ${NOBODY}`
+    const listed = trex(["list", folder], { as: "nobody", home: folder })
+    assert.strictEqual(listed.status, 0, listed.stdout + listed.stderr)
+    const lines = listed.stdout.split("\n")
+    assert.strictEqual(lines[0], `1 run in ${folder}, and 3 folders this user may not read:`)
+    assert.match(lines.find((l) => l.startsWith(path.basename(runDir))) ?? "", / toy +finished: budget: maxTrials /)
+    assert.include(lines, `notes: cannot tell whether ${notes} holds a run: this user may not read ${notes} (${owner}): ${fix(notes)}`)
+    assert.include(lines, `their-journal: cannot read the run in ${journalClosed}: this user may not read ${RunDir.journalFile(journalClosed)} (${owner}): ${fix(journalClosed)}`)
+    assert.include(lines, `theirs: cannot tell whether ${closed} holds a run: this user may not read ${closed} (${owner}): ${fix(closed)}`)
+    // as JSON: each with its state and why, as trex status says it
+    const json = JSON.parse(trex(["list", folder, "--json"], { as: "nobody", home: folder }).stdout) as ReadonlyArray<{ runId: string; state: string; unreadable?: string }>
+    assert.deepStrictEqual(json.map((r) => [r.runId, r.state]), [[path.basename(runDir), "finished"], ["notes", "unreadable"], ["their-journal", "unreadable"], ["theirs", "unreadable"]])
+    assert.strictEqual(json.find((r) => r.runId === "their-journal")?.unreadable, trex(["status", journalClosed], { as: "nobody", home: folder }).stderr.replace(/^trex: /, "").trimEnd())
+    // the folder of runs itself
+    fs.chmodSync(folder, 0o700)
+    const refused = trex(["list", folder], { as: "nobody", home: os.tmpdir() })
+    assert.strictEqual(refused.status, 2, refused.stdout + refused.stderr)
+    assert.strictEqual(refused.stderr, `trex: cannot list the runs in ${folder}: this user may not read ${folder} (${owner}): ${fix(folder)}\n`)
+    // as root, who may read them all: three runs (notes holds none), none said unreadable
+    const all = trex(["list", folder])
+    assert.strictEqual(all.status, 0, all.stderr)
+    assert.match(all.stdout, new RegExp(`^3 runs in ${folder}:`))
+  })
+
   it("resume of a run this user may not write (another user's, or immutable) refuses before it opens the journal, naming the path and the fix; the run is unchanged", async () => {
     const { folder, runDir } = finishedRun()
     const before = await entries(runDir)

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, JournalEvent, Result } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
+import * as HtmlReport from "../src/HtmlReport.ts"
 import * as Status from "../src/Status.ts"
 
 describe("trex status, a best trial with a thousand metrics", () => {
@@ -125,5 +126,40 @@ describe("trex status --node: one trial in full", () => {
     const withFiles = Status.trialJson(info, n1, { dir: "/runs/r/jobs/n1", tail: ["from the folder"] })!
     assert.deepStrictEqual(withFiles.logs, { source: "/runs/r/jobs/n1", tail: ["from the folder"] })
     assert.match(Status.trialText(withFiles, "score"), /^Files: \/runs\/r\/jobs\/n1$/m)
+  })
+})
+
+describe("how a run that ended without finishing goes on, in each view", () => {
+  const infoOf = (events: ReadonlyArray<JournalEvent.JournalEvent>) => {
+    const finished = events.findLast((e) => e._tag === "RunFinished") as JournalEvent.Of<"RunFinished"> | undefined
+    return {
+      started: events[0] as JournalEvent.Of<"RunStarted">,
+      finished,
+      tree: ExperimentTree.fold(events)!,
+      entries: events.map((event, i) => ({ seq: i + 1, event })),
+      writer: undefined
+    }
+  }
+  const hint = "(`trex resume` on its run directory continues it)"
+
+  it("report.md and the HTML report say that trex resume continues a run stopped by request with nothing in flight, as trex status does; a run that finished on its budget has no such word", () => {
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4 } }))
+    b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.5)
+    const stopped = infoOf([...b.events, JournalEvent.make("RunFinished", { reason: "stopped by request", at: 200 })])
+    assert.include(Status.toText(stopped, "/runs/r"), "State: finished (stopped by request) — `trex resume /runs/r` continues it")
+    assert.include(Status.toMarkdown(stopped), `- State: finished — stopped by request ${hint}`)
+    assert.include(HtmlReport.render({ entries: stopped.entries, stopped: true }), "finished: stopped by request (trex resume continues it)")
+    // with a trial in flight when it stopped: the same word, and the HTML says the trial runs on resume
+    const open = new TreeBuilder.TreeBuilder(TreeBuilder.task({ budget: { maxTrials: 4 } }))
+    open.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.5)
+    open.start(open.propose(ExperimentNode.ROOT, { "training.learningRate": 0.02 }))
+    const inFlight = infoOf([...open.events, JournalEvent.make("RunFinished", { reason: "stopped by request", at: 200 })])
+    assert.include(Status.toMarkdown(inFlight), `- State: finished — stopped by request ${hint}`)
+    assert.include(HtmlReport.render({ entries: inFlight.entries, stopped: true }), "finished: stopped by request (trex resume runs the trials it had in flight)")
+    // a run that finished on its own is done
+    const done = infoOf([...b.events, JournalEvent.make("RunFinished", { reason: "budget: maxTrials", at: 200 })])
+    assert.notInclude(Status.toMarkdown(done), "trex resume")
+    assert.notInclude(Status.toText(done, "/runs/r"), "trex resume")
+    assert.notInclude(HtmlReport.render({ entries: done.entries, stopped: true }), "trex resume")
   })
 })

@@ -118,6 +118,44 @@ describe("Trex: options are checked before anything is written", () => {
     }))
 })
 
+describe("Trex: a folder for runs where no folder can be made", () => {
+  // In /proc, mkdir answers ENOENT under a folder that exists, and Node's recursive mkdirSync asks again
+  // without end: each is run in a child process, killed (trex run handles SIGTERM) if it hangs so.
+  const out = `/proc/trex-runs-${process.pid}/nested`
+  const fix = `cannot make /proc/trex-runs-${process.pid}: mkdir answers ENOENT though /proc exists: its filesystem makes no folders (as /proc's): ` +
+    `name a folder on a disk you can write (e.g. trex-runs)`
+  const child = (args: ReadonlyArray<string>) => spawnSync(process.execPath, ["--conditions=@trex/source", ...args], { cwd: root, encoding: "utf8", timeout: 60_000, killSignal: "SIGKILL" })
+
+  it("trex run --out under /proc exits 2 at once, naming the folder and the fix, detached too (it hung in mkdirSync)", { timeout: 70_000 }, () => {
+    const r = child([path.join(root, "packages/cli/src/bin.ts"), "run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "1"])
+    assert.strictEqual(r.signal, null, "trex run hung")
+    assert.strictEqual(r.status, 2, r.stdout + r.stderr)
+    assert.strictEqual(r.stdout, "")
+    assert.match(r.stderr, new RegExp(`^trex: cannot make the run directory ${out}/\\d{8}-\\d{6}-toy under ${out} \\(--out\\): `))
+    assert.include(r.stderr, fix)
+    // detached: the launcher makes the folder for its controller's output first
+    const detached = child([path.join(root, "packages/cli/src/bin.ts"), "run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "1", "--detach"])
+    assert.strictEqual(detached.signal, null, "trex run --detach hung")
+    assert.strictEqual(detached.status, 2, detached.stdout + detached.stderr)
+    assert.match(detached.stderr, new RegExp(`^trex: cannot write the detached controller's output to ${out}/\\.trex-detached-`))
+    assert.include(detached.stderr, fix)
+  })
+
+  it("Trex.start with out under /proc rejects at once with InvalidInput on out, naming the folder and the fix", { timeout: 70_000 }, () => {
+    const script = `
+      import { Trex } from "@trex/cli"
+      const [taskFile, out] = process.argv.slice(1)
+      const error = await Trex.start({ taskFile, out, maxTrials: 1, logLevel: "None" }).then(() => undefined, (e) => e)
+      console.log(JSON.stringify({ tag: error?._tag, source: error?.source, message: error?.message }))`
+    const r = child(["--input-type=module", "-e", script, path.join(fixtures, "toy.task.yaml"), out])
+    assert.strictEqual(r.signal, null, "Trex.start hung")
+    assert.strictEqual(r.status, 0, r.stderr)
+    const seen = JSON.parse(r.stdout) as { tag: string; source: string; message: string }
+    assert.deepInclude(seen, { tag: "InvalidInput", source: "out" })
+    assert.include(seen.message, fix)
+  })
+})
+
 describe("Trex.start: a run that fails after it started", () => {
   it("does not end the embedding process while nobody awaits done: done rejects with the typed error when awaited later", { timeout: 60_000 }, () => {
     // A second start that resumes a run this process still runs: prepared (the journal reads), it fails

@@ -10,6 +10,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Errors } from "@trex/core"
 import { Effect, Schema } from "effect"
+import * as RunDir from "../RunDir.ts"
 
 /** Set in the detached controller's environment: where its output goes until it has its run directory. */
 const LOG_ENV = "TREX_DETACHED_LOG"
@@ -34,7 +35,7 @@ export const launch = (log: string): Effect.Effect<{ readonly runDir: string; re
   Effect.gen(function*() {
     const opened = yield* Effect.try({
       try: () => {
-        fs.mkdirSync(path.dirname(log), { recursive: true })
+        RunDir.makeFolders(path.dirname(log))
         const fd = fs.openSync(log, "a")
         return { fd, from: fs.fstatSync(fd).size }
       },

@@ -6,7 +6,7 @@ import * as Status from "../Status.ts"
 import type { BudgetRow, ReportModel } from "./reportModel.ts"
 import { STYLE } from "./reportStyle.ts"
 import { SCRIPT } from "./reportScript.ts"
-import { colour, escapeHtml, fmt, inertJson, scoreChart, treeSvg } from "./reportSvg.ts"
+import { colour, escapeHtml, fmt, inertJson, scoreChart, treeSvg, visibleControls } from "./reportSvg.ts"
 import * as Untrusted from "./untrusted.ts"
 
 /**
@@ -56,9 +56,10 @@ const insightsHtml = (model: ReportModel): string =>
 const analysisHtml = (model: ReportModel): string => {
   const a = model.analysis
   if (a === undefined || a.summary.trim() === "") return ""
-  const summary = Untrusted.line(a.summary)
+  // one line, as trex status shows it, but with its controls shown as in the rest of the page
+  const summary = Untrusted.line(visibleControls(a.summary))
   const short = Untrusted.line(summary, 600)
-  const riskText = a.risks.map((r) => Untrusted.line(r, 200)).join("; ")
+  const riskText = a.risks.map((r) => Untrusted.line(visibleControls(r), 200)).join("; ")
   const risks = a.risks.length === 0 ? "" : ` <span class="muted">Risks:</span> ${escapeHtml(Untrusted.line(riskText, 600))}`
   return `<p class="analysis" title="${escapeHtml(summary)}"><span class="muted">Analysis</span> ${escapeHtml(short)}${risks}</p>`
 }
@@ -80,7 +81,13 @@ const headerHtml = (model: ReportModel, state: RunState): string => {
   const interrupted = count(model, "Interrupted")
   const open = interrupted + count(model, "Proposed") + count(model, "Queued") + count(model, "Running")
   const status = model.finished !== undefined
-    ? `finished: ${model.finished.reason}${interrupted > 0 && state.damage === undefined ? " (trex resume runs the trials it had in flight)" : ""}`
+    ? `finished: ${model.finished.reason}${
+      state.damage !== undefined ? ""
+      : interrupted > 0 ? " (trex resume runs the trials it had in flight)"
+      // a stop with nothing in flight: the run goes on from where it stopped, as trex status says
+      : model.finished.reason === "stopped by request" ? " (trex resume continues it)"
+      : ""
+    }`
     : state.damage !== undefined
     ? "stopped at a damaged journal entry (it cannot be resumed)"
     : state.stopped === true

@@ -2,7 +2,8 @@
  * The report's page script (inline, plain ES2017). Events are delegated: one listener on the
  * tree and one on the document, whatever the tree's size. Untrusted text reaches the DOM only
  * through `textContent`, and without bidirectional overrides and isolates (`plain`), which would
- * show the rest of a rationale or a strategy's value reversed.
+ * show the rest of a rationale or a strategy's value reversed; its controls as `\u` escapes, as the
+ * server-side text (`visibleControls`).
  */
 export const SCRIPT = String.raw`(function () {
 "use strict";
@@ -21,7 +22,9 @@ var home = svg.getAttribute("viewBox").split(" ").map(Number);
 var vb = home.slice();
 
 function plain(text) {
-  return String(text).replace(/[\u200E\u200F\u202A-\u202E\u2066-\u2069]/g, "");
+  return String(text).replace(/[\u200E\u200F\u202A-\u202E\u2066-\u2069]/g, "").replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g, function (c) {
+    return "\\u" + ("000" + c.charCodeAt(0).toString(16)).slice(-4);
+  });
 }
 function el(tag, cls, text) {
   var e = document.createElement(tag);

@@ -7,17 +7,31 @@ import type { ReportModel, TrialPoint } from "./reportModel.ts"
 
 // bidirectional marks, overrides and isolates: in a page they reverse the text that follows them
 const BIDI = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/g
+// C0 controls but tab, line feed and carriage return, DEL and C1 controls: those the terminal views take
+// out (Untrusted), which a page draws as a box or not at all (NUL); the page script's `plain` has the same
+const CONTROLS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g
+
+const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+
+/**
+ * Text with its controls shown as `\u` escapes (`\u001b[31m`, `\u0007`), as the page's JSON shows them:
+ * where a terminal view takes them out (it would act on them), the page shows that they are there.
+ */
+export const visibleControls = (s: string): string => s.replace(CONTROLS, escape)
 
 /**
  * Escape text for HTML element content and double-quoted attributes, without the bidirectional
- * overrides and isolates that would show the rest of its line reversed.
+ * overrides and isolates that would show the rest of its line reversed, and with its controls as
+ * `\u` escapes ({@link visibleControls}).
  */
 export const escapeHtml = (s: string): string =>
-  s.replace(BIDI, "").replace(/[&<>"']/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;"))
+  visibleControls(s.replace(BIDI, "")).replace(/[&<>"']/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;"))
 
-/** JSON text whose bidirectional controls are written as `\u` escapes: the same value, shown as it is. */
-export const inertJson = (json: string): string =>
-  json.replace(BIDI, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+/**
+ * JSON text whose bidirectional controls, DEL and C1 controls are written as `\u` escapes (JSON.stringify
+ * so writes C0 controls): the same value, shown as it is.
+ */
+export const inertJson = (json: string): string => json.replace(BIDI, escape).replace(CONTROLS, escape)
 
 /** A number for display: up to 4 significant digits, no exponent for ordinary magnitudes. */
 export const fmt = (v: number): string => {
