@@ -1,5 +1,6 @@
 // The live view on a terminal: a message printed while it redraws stays on screen.
-import { spawnSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
+import { existsSync } from "node:fs"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, JournalEvent, Result } from "@trex/core"
@@ -307,18 +308,23 @@ describe("LiveView on a narrow terminal", () => {
   })
 })
 
+const TMUX = "/usr/bin/tmux"
+const INSTALL = path.join(import.meta.dirname, "..", "..", "..", "scripts", "install-debian.sh")
+
 /**
  * The screen of a real terminal (tmux, `columns` wide, UTF-8) on which support/liveFrame.ts drew its
  * frame for a task named `name`: its rows, as the terminal lays out wide characters and marks.
  */
 const terminalScreen = async (name: string, columns: number): Promise<Array<string>> => {
   const server = `trex-live-${process.pid}`
-  const tmux = (...args: ReadonlyArray<string>) => spawnSync("tmux", ["-L", server, "-f", "/dev/null", ...args], { encoding: "utf8" })
+  const tmux = (...args: ReadonlyArray<string>) => spawnSync(TMUX, ["-L", server, "-f", "/dev/null", ...args], { encoding: "utf8" })
   const script = path.join(import.meta.dirname, "support", "liveFrame.ts")
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
   const command = `${quote(process.execPath)} --conditions=@trex/source ${quote(script)} ${quote(name)}; sleep 120`
+  // Debian's tmux installed first when it is missing, as the browser tests install chromium
+  if (!existsSync(TMUX)) execFileSync("sh", [INSTALL, TMUX, "tmux"], { stdio: "inherit" })
   const started = tmux("new-session", "-d", "-x", String(columns), "-y", "40", "-e", "LANG=C.UTF-8", command)
-  assert.strictEqual(started.status, 0, `tmux is needed (apt-get install tmux): ${started.error ?? started.stderr}`)
+  assert.strictEqual(started.status, 0, `tmux did not start: ${started.error ?? started.stderr}`)
   try {
     for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
       const rows = tmux("capture-pane", "-p", "-t", "0").stdout.split("\n")

@@ -1,6 +1,6 @@
 /**
  * A real headless Chromium for browser tests, through playwright-core. The layer installs
- * Debian's chromium first when it is missing (scripts/install-chromium.sh is idempotent), so
+ * Debian's chromium first when it is missing (scripts/install-debian.sh is idempotent), so
  * `npm test` alone works on a fresh machine.
  */
 import { execFileSync } from "node:child_process"
@@ -14,7 +14,7 @@ import { chromium } from "playwright-core"
 import type { Browser as PlaywrightBrowser, Page } from "playwright-core"
 
 const CHROMIUM = "/usr/bin/chromium"
-const INSTALL = fileURLToPath(new URL("../../../../scripts/install-chromium.sh", import.meta.url))
+const INSTALL = fileURLToPath(new URL("../../../../scripts/install-debian.sh", import.meta.url))
 
 const ARGS = [
   "--no-sandbox",
@@ -32,7 +32,7 @@ export class Browser extends Context.Service<Browser, PlaywrightBrowser>()("@tre
     Browser,
     Effect.acquireRelease(
       Effect.promise(() => {
-        if (!existsSync(CHROMIUM)) execFileSync("sh", [INSTALL], { stdio: "inherit" })
+        if (!existsSync(CHROMIUM)) execFileSync("sh", [INSTALL, CHROMIUM, "chromium"], { stdio: "inherit" })
         return chromium.launch({ executablePath: CHROMIUM, args: ARGS })
       }),
       (browser) => Effect.promise(() => browser.close())
