@@ -337,7 +337,12 @@ const statusCommand = Command.make(
       }
       // a damaged run is shown up to its damage (the message says where it is, and what to do)
       const info = yield* RunDir.load(runDir, { damaged: true })
-      if (Option.isNone(node)) return yield* out(json ? JSON.stringify(Status.toJson(info), null, 2) : Status.toText(info, runDir))
+      if (Option.isNone(node)) {
+        if (json) return yield* out(JSON.stringify(Status.toJson(info), null, 2))
+        // webhook messages an earlier session could not deliver (kept in the run directory)
+        const waiting = Notify.waiting(runDir)
+        return yield* out(`${Status.toText(info, runDir)}${waiting !== undefined ? `\nWebhooks: ${waiting}` : ""}`)
+      }
       const id = node.value.trim()
       if (info.tree.view.get(id) === undefined) {
         const size = info.tree.view.size

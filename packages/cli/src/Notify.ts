@@ -414,16 +414,24 @@ export const make = (
   })
 
 /**
+ * What an earlier session of a run left undelivered (kept in its directory, `notify/`), in a sentence
+ * that says how to post it; `undefined` when nothing waits. `trex status` shows it.
+ * @since 0.1.0 @category functions
+ */
+export const waiting = (runDir: string, session = "the run's next session"): string | undefined => {
+  const { entries } = Outbox.read<Message>(runDir)
+  if (entries.length === 0) return undefined
+  return `${entries.length === 1 ? "a webhook message" : `${entries.length} webhook messages`} of an earlier session (${entries.map((e) => what(e.message)).join(", ")}) ` +
+    `${entries.length === 1 ? "was" : "were"} not delivered: kept in ${Outbox.dirOf(runDir)}; give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"}`
+}
+
+/**
  * A session without webhooks: a warning when an earlier one left messages undelivered (kept in the run
  * directory), saying how to post them.
  * @since 0.1.0 @category functions
  */
 export const remind = (runDir: string): Effect.Effect<void> =>
   Effect.suspend(() => {
-    const { entries } = Outbox.read<Message>(runDir)
-    if (entries.length === 0) return Effect.void
-    return Effect.logWarning(
-      `notify: ${entries.length === 1 ? "a webhook message" : `${entries.length} webhook messages`} of an earlier session (${entries.map((e) => what(e.message)).join(", ")}) ` +
-        `${entries.length === 1 ? "was" : "were"} not delivered: kept in ${Outbox.dirOf(runDir)}; give this session webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"}`
-    )
+    const line = waiting(runDir, "this session")
+    return line === undefined ? Effect.void : Effect.logWarning(`notify: ${line}`)
   })

@@ -251,6 +251,10 @@ describe("Notify: webhooks told of a run", () => {
       const quiet = yield* trex(["resume", runDir])
       assert.include(quiet.stderr, `notify: 2 webhook messages of an earlier session (new best (${(kept[0]!.message.trex as { best: { id: string } }).best.id}), end) were not delivered: kept in ${path.join(runDir, "notify")}; give this session webhooks`)
       assert.strictEqual(outbox(runDir).length, 2)
+      // trex status says so too
+      const waiting = yield* trex(["status", runDir])
+      assert.include(waiting.stdout, `\nWebhooks: 2 webhook messages of an earlier session (new best (`)
+      assert.include(waiting.stdout, `end) were not delivered: kept in ${path.join(runDir, "notify")}; give the run's next session webhooks (--notify, TREX_NOTIFY_URL, notify) to post them`)
 
       // one with a webhook that answers posts them, in the order they were due, then its own end
       const hook = yield* webhook()
@@ -258,6 +262,7 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(hook.received.map((m) => m.id), [...kept.map((e) => e.id), hook.received[2]!.id])
       assert.strictEqual(hook.received[2]!.body.trex.kind, "end")
       assert.deepStrictEqual(outbox(runDir), [])
+      assert.notInclude((yield* trex(["status", runDir])).stdout, "Webhooks:")
       // and a later one posts only its own
       yield* trex(["resume", runDir], { TREX_NOTIFY_URL: `${hook.url}/up` })
       assert.strictEqual(hook.received.length, 4)
