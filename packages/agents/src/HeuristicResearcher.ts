@@ -253,21 +253,21 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       return finish()
     })
 
-  // Features of a pool's points, computed once per pool.
-  const poolCache = new WeakMap<object, ReadonlyArray<ReadonlyArray<number>>>()
-  const poolFeatures = (space: SearchSpace.SearchSpace, pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>, base: Strategy.Strategy) => {
-    let xs = poolCache.get(pool)
-    if (xs === undefined) {
-      poolCache.set(pool, (xs = pool.map((pt) => Surrogate.features(space, SearchSpace.applyPoint(space, base, pt)))))
-    }
-    return xs
+  // What is computed once per pool, each part when first needed: its points' features (for jumps) and
+  // their fingerprints as strategies (for the check that every point has run).
+  const poolCache = new WeakMap<object, { features?: ReadonlyArray<ReadonlyArray<number>>; fingerprints?: ReadonlyArray<string> }>()
+  const cached = (pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>) => {
+    let entry = poolCache.get(pool)
+    if (entry === undefined) poolCache.set(pool, (entry = {}))
+    return entry
   }
-  // Fingerprints of a pool's points as strategies (applied to the default), computed once per pool.
-  const fingerprintCache = new WeakMap<object, ReadonlyArray<string>>()
+  const poolFeatures = (space: SearchSpace.SearchSpace, pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>, base: Strategy.Strategy) => {
+    const entry = cached(pool)
+    return (entry.features ??= pool.map((pt) => Surrogate.features(space, SearchSpace.applyPoint(space, base, pt))))
+  }
   const poolFingerprints = (space: SearchSpace.SearchSpace, pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>, base: Strategy.Strategy) => {
-    let fps = fingerprintCache.get(pool)
-    if (fps === undefined) fingerprintCache.set(pool, (fps = pool.map((pt) => Fingerprint.of(SearchSpace.applyPoint(space, base, pt)))))
-    return fps
+    const entry = cached(pool)
+    return (entry.fingerprints ??= pool.map((pt) => Fingerprint.of(SearchSpace.applyPoint(space, base, pt))))
   }
   const useSurrogate = options.surrogate ?? true
   const jumps = options.jumps ?? 64
