@@ -508,8 +508,7 @@ const gridMixture = (space: SearchSpace.SearchSpace, defaults: Strategy.Strategy
   const pointOf = (strategy: Strategy.Strategy): ReadonlyArray<SearchSpace.Value> | undefined => {
     const point: Array<SearchSpace.Value> = []
     for (const p of weights) {
-      const v = SearchSpace.get(strategy, p.path)
-      const declared = p.values.find((x) => x === v || (typeof x === "number" && typeof v === "number" && Math.round(x * 1e9) === Math.round(v * 1e9)))
+      const declared = SearchSpace.declaredValue(p, SearchSpace.get(strategy, p.path))
       if (declared === undefined) return undefined
       point.push(declared)
     }

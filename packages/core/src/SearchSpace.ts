@@ -305,11 +305,17 @@ export const normalize = (space: SearchSpace, strategy: Strategy.Strategy, refer
   return out
 }
 
-/** Whether a value read with {@link get} is `declared`: the same value, or for a mixture weight the same share to 9 decimals (as `get` rounds it). */
-const sameValue = (param: Parameter, read: unknown, declared: Value): boolean =>
-  read === declared ||
-  (param.path.startsWith(mixturePrefix) && typeof read === "number" && typeof declared === "number" &&
-    Math.round(read * 1e9) === Math.round(declared * 1e9))
+/**
+ * The parameter's value that `read` (a value read with {@link get}) is: the same value, or for a
+ * mixture weight the same share to the 9 decimals `get` rounds it to (`1 / 3` for 0.333333333; an
+ * equal value first); `undefined` when it is none of them.
+ * @since 0.1.0 @category accessors
+ */
+export const declaredValue = (param: Parameter, read: unknown): Value | undefined =>
+  param.values.find((v) => v === read) ??
+    (param.path.startsWith(mixturePrefix) && typeof read === "number"
+      ? param.values.find((v) => typeof v === "number" && Math.round(read * 1e9) === Math.round(v * 1e9))
+      : undefined)
 
 /**
  * Where a strategy lies outside the space: each parameter whose value in it ({@link get}) is not
@@ -327,21 +333,21 @@ export const outside = (space: SearchSpace, strategy: Strategy.Strategy): {
   const values: Array<{ readonly index: number; readonly value: unknown }> = []
   space.parameters.forEach((p, index) => {
     const value = get(strategy, p.path)
-    if (value !== undefined && !p.values.some((v) => sameValue(p, value, v))) values.push({ index, value })
+    if (value !== undefined && declaredValue(p, value) === undefined) values.push({ index, value })
   })
   const points = space.points
   if (values.length > 0 || points === undefined || points.length === 0) return { values, offPool: false }
   const held = normalize(space, strategy, strategy)
   const inactive = new Set<string>()
-  const judged: Array<{ readonly i: number; readonly p: Parameter; readonly value: unknown }> = []
+  const judged: Array<{ readonly i: number; readonly value: Value | undefined }> = []
   space.parameters.forEach((p, i) => {
     if (p.when !== undefined && (inactive.has(p.when.path) || !isActive(p, held))) inactive.add(p.path)
     else {
       const value = get(held, p.path)
-      if (value !== undefined) judged.push({ i, p, value })
+      if (value !== undefined) judged.push({ i, value: declaredValue(p, value) })
     }
   })
-  return { values, offPool: !points.some((pt) => judged.every(({ i, p, value }) => sameValue(p, value, pt[i]!))) }
+  return { values, offPool: !points.some((pt) => judged.every(({ i, value }) => value === pt[i])) }
 }
 
 /** Whether any parameter of the space has a condition. @since 0.1.0 @category predicates */

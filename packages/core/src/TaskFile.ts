@@ -174,7 +174,7 @@ export const defaultStrategyIssues = (
   } = { values: (i) => `searchSpace.parameters[${i}].values`, points: "searchSpace.points" }
 ): Array<string> => {
   const { offPool, values } = SearchSpace.outside(space, strategy)
-  const why = `the baseline would run it as written, and the trials that start from it keep it until a move changes it`
+  const why = "the baseline would run it as written, and the trials that start from it keep it until a move changes it"
   const issues = values.map(({ index, value }) => {
     const p = space.parameters[index]!
     const allowed = `${names.values(index)} ${showValues(p.values)}`
