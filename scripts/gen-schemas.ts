@@ -81,7 +81,7 @@ const descriptions: Record<string, string> = {
   "searchSpace.parameters[].when.path": "The path of that other parameter (`training.method`).",
   "searchSpace.parameters[].when.values": "The values of that parameter under which this one matters (`[lora]`).",
   "searchSpace.points": "A finite pool of valid configurations, each a value per parameter in order, from that parameter's values, each listed once (a recorded table's rows), when not every combination exists.",
-  "defaultStrategy": "A first strategy to try: the baseline the search must beat.",
+  "defaultStrategy": "A first strategy to try: the baseline the search must beat. With a `searchSpace`, each value it sets for a parameter of the space must be one of that parameter's values (a mixture weight as the source's share of the sum of the weights), and with `points` the values it sets must be a point's; a parameter it leaves unset is left to the recipe. Otherwise the task is refused, naming the field, its value and the values allowed. On the simulator without it, the table's median configuration (of the values `searchSpace` gives, if any).",
   "defaultStrategy.data": "The data recipe.",
   "defaultStrategy.data.sources": "Data sources and their mixture weights.",
   "defaultStrategy.data.sources[].name": "Dataset name or URI.",

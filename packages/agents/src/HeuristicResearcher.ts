@@ -166,7 +166,11 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       // Parameters whose condition does not hold are held at the default strategy's value, before
       // freshness is checked (the explorer does the same to whatever a researcher proposes).
       const defaults = task.defaultStrategy
-      const hold = (s: Strategy.Strategy) => SearchSpace.normalize(space, s, defaults)
+      // On a grid of mixture weights, a strategy's mixture is the one its grid point makes (see `gridMixture`).
+      const mixture = gridMixture(space, defaults)
+      const hold = mixture === undefined
+        ? (s: Strategy.Strategy) => SearchSpace.normalize(space, s, defaults)
+        : (s: Strategy.Strategy) => mixture.place(SearchSpace.normalize(space, s, defaults))
       // The first child of the root is the default strategy itself: the baseline to beat. Held as the
       // explorer holds it (a conditional parameter the default leaves unset takes its first value), so
       // once run it is tried: checked as written, it was offered again on every later ask at the root.
@@ -222,7 +226,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       const applied = new Map<number, { readonly strategy: Strategy.Strategy; readonly fp: string }>()
       for (let i = 0; i < maxCandidates && !done(); i++) {
         // In a finite pool, a move lands on the nearest configuration that exists and is untried.
-        const mutated = yield* mutate(space, base, donors, parent, effects, options)
+        const mutated = yield* mutate(space, base, donors, parent, effects, options, mixture?.set ?? SearchSpace.set)
         const candidate = { ...mutated, strategy: hold(mutated.strategy) }
         const landed = pool === undefined ? candidate : snap(space, pool, base, candidate, applied, (fp) => !context.tried(fp) && !seen.has(fp))
         if (landed !== undefined && fresh(landed.strategy)) offer(landed.strategy, landed.rationale)
@@ -249,21 +253,21 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       return finish()
     })
 
-  // Features of a pool's points, computed once per pool.
-  const poolCache = new WeakMap<object, ReadonlyArray<ReadonlyArray<number>>>()
-  const poolFeatures = (space: SearchSpace.SearchSpace, pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>, base: Strategy.Strategy) => {
-    let xs = poolCache.get(pool)
-    if (xs === undefined) {
-      poolCache.set(pool, (xs = pool.map((pt) => Surrogate.features(space, SearchSpace.applyPoint(space, base, pt)))))
-    }
-    return xs
+  // What is computed once per pool, each part when first needed: its points' features (for jumps) and
+  // their fingerprints as strategies (for the check that every point has run).
+  const poolCache = new WeakMap<object, { features?: ReadonlyArray<ReadonlyArray<number>>; fingerprints?: ReadonlyArray<string> }>()
+  const cached = (pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>) => {
+    let entry = poolCache.get(pool)
+    if (entry === undefined) poolCache.set(pool, (entry = {}))
+    return entry
   }
-  // Fingerprints of a pool's points as strategies (applied to the default), computed once per pool.
-  const fingerprintCache = new WeakMap<object, ReadonlyArray<string>>()
+  const poolFeatures = (space: SearchSpace.SearchSpace, pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>, base: Strategy.Strategy) => {
+    const entry = cached(pool)
+    return (entry.features ??= pool.map((pt) => Surrogate.features(space, SearchSpace.applyPoint(space, base, pt))))
+  }
   const poolFingerprints = (space: SearchSpace.SearchSpace, pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>, base: Strategy.Strategy) => {
-    let fps = fingerprintCache.get(pool)
-    if (fps === undefined) fingerprintCache.set(pool, (fps = pool.map((pt) => Fingerprint.of(SearchSpace.applyPoint(space, base, pt)))))
-    return fps
+    const entry = cached(pool)
+    return (entry.fingerprints ??= pool.map((pt) => Fingerprint.of(SearchSpace.applyPoint(space, base, pt))))
   }
   const useSurrogate = options.surrogate ?? true
   const jumps = options.jumps ?? 64
@@ -420,7 +424,8 @@ const mutate = (
   donors: ReadonlyArray<ExperimentTree.NodeView>,
   parent: ExperimentTree.NodeView | undefined,
   effects: ReadonlyArray<ValueEffect>,
-  options: Options
+  options: Options,
+  set: (strategy: Strategy.Strategy, path: string, value: SearchSpace.Value) => Strategy.Strategy
 ) =>
   Effect.gen(function*() {
     const params = space.parameters
@@ -433,7 +438,7 @@ const mutate = (
     })
     if (good.length > 0 && (yield* Random.next) < (options.followInsights ?? 0.5)) {
       const e = good[yield* Random.nextIntBetween(0, good.length - 1)]!
-      strategy = SearchSpace.set(strategy, e.path, e.value)
+      strategy = set(strategy, e.path, e.value)
       notes.push(`set ${e.path}=${describe(e.value)} (insight: it won ${e.wins} of ${e.pairs} comparisons, ${e.delta > 0 ? "+" : ""}${describeDelta(e.delta)} on average)`)
     }
     // Crossover: take one parameter from a better sibling or the best node.
@@ -447,7 +452,7 @@ const mutate = (
       if (differing.length > 0) {
         const p = differing[yield* Random.nextIntBetween(0, differing.length - 1)]!
         const v = SearchSpace.get(donor.strategy, p.path) as SearchSpace.Value
-        strategy = SearchSpace.set(strategy, p.path, v)
+        strategy = set(strategy, p.path, v)
         notes.push(`took ${p.path}=${describe(v)} from ${donor.id} (crossover)`)
       }
     }
@@ -470,13 +475,56 @@ const mutate = (
         to = Math.min(p.values.length - 1, Math.max(0, from + dir * step))
       }
       const before = SearchSpace.get(strategy, p.path)
-      strategy = SearchSpace.set(strategy, p.path, p.values[to]!)
+      strategy = set(strategy, p.path, p.values[to]!)
       const how = p.kind === "log" ? "log-scale step" : p.kind === "ordinal" ? "neighbour move" : "swap"
       notes.push(`${p.path} ${describe(before)} -> ${describe(p.values[to])} (${how})`)
     }
     const origin = parent === undefined ? "the default strategy" : parent.id
     return { strategy, rationale: `From ${origin}: ${notes.join("; ")}.` }
   })
+
+/**
+ * On a grid (no pool) with mixture weights, the mixture a strategy runs is the one its point of the grid
+ * makes: `place` sets the space's weights together, as `SearchSpace.applyPoint` does, on the default
+ * strategy's sources (the sources the space does not name share the rest in the default's proportions),
+ * and leaves out every source at 0, so one mixture has one fingerprint; `set` moves one weight and holds
+ * the others at their values. (Set one at a time, a move rescaled the other weights off the grid; a
+ * source set to 0 stayed in the strategy while one whose share dropped to 0 was left out; and sources
+ * came in the order they were added: one mixture ran under several fingerprints.) A strategy whose
+ * weights are not all grid values is left as it is. `undefined` for a pool (each point applied as it is)
+ * or a space without mixture weights.
+ */
+const gridMixture = (space: SearchSpace.SearchSpace, defaults: Strategy.Strategy) => {
+  if (space.points !== undefined && space.points.length > 0) return undefined
+  const weights = space.parameters.filter((p) => p.path.startsWith("data.mixture."))
+  if (weights.length === 0) return undefined
+  const only: SearchSpace.SearchSpace = { parameters: weights }
+  const apply = (strategy: Strategy.Strategy, point: ReadonlyArray<SearchSpace.Value>): Strategy.Strategy => {
+    const out = SearchSpace.applyPoint(only, { ...strategy, data: { ...strategy.data, sources: defaults.data.sources } }, point)
+    const sources = out.data.sources.filter((s) => s.weight > 0)
+    return sources.length === 0 || sources.length === out.data.sources.length ? out : { ...out, data: { ...out.data, sources } }
+  }
+  /** The declared value of each weight (as `SearchSpace.get` rounds a share), or `undefined` when one is off the grid. */
+  const pointOf = (strategy: Strategy.Strategy): ReadonlyArray<SearchSpace.Value> | undefined => {
+    const point: Array<SearchSpace.Value> = []
+    for (const p of weights) {
+      const declared = SearchSpace.declaredValue(p, SearchSpace.get(strategy, p.path))
+      if (declared === undefined) return undefined
+      point.push(declared)
+    }
+    return point
+  }
+  return {
+    place: (strategy: Strategy.Strategy): Strategy.Strategy => {
+      const point = pointOf(strategy)
+      return point === undefined ? strategy : apply(strategy, point)
+    },
+    set: (strategy: Strategy.Strategy, path: string, value: SearchSpace.Value): Strategy.Strategy =>
+      path.startsWith("data.mixture.") && weights.some((p) => p.path === path)
+        ? apply(strategy, weights.map((p) => (p.path === path ? value : SearchSpace.get(strategy, p.path) as SearchSpace.Value)))
+        : SearchSpace.set(strategy, path, value)
+  }
+}
 
 /** A uniformly random configuration: a pool point, or a value per parameter. */
 const randomDraft = (space: SearchSpace.SearchSpace, base: Strategy.Strategy) =>

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Budget, Fingerprint, Insight, type Researcher, SearchSpace, type Task } from "@trex/core"
+import { Budget, Cost, Fingerprint, Insight, JournalEvent, type Researcher, Result, SearchSpace, Strategy, type Task } from "@trex/core"
 import { ResearcherConformance, TreeBuilder } from "@trex/core/testing"
 import { Effect, Random, Schema } from "effect"
 import * as HeuristicResearcher from "../src/HeuristicResearcher.ts"
@@ -416,3 +416,66 @@ describe("conditional search spaces", () => {
     }))
 })
 
+
+describe("mixture weights on a grid (no pool)", () => {
+  // two weights and a format: 12 points, 12 distinct mixtures (toy, the source the space does not name, takes the rest)
+  const mixed = TreeBuilder.task({
+    searchSpace: {
+      parameters: [
+        { path: "data.mixture.web", kind: "ordinal", values: [0, 0.25, 0.5] },
+        { path: "data.mixture.code", kind: "ordinal", values: [0, 0.5] },
+        { path: "data.format", kind: "categorical", values: ["a", "b"] }
+      ]
+    },
+    defaultStrategy: Strategy.decodeSync({
+      data: { sources: [{ name: "toy", weight: 0.5 }, { name: "web", weight: 0.5 }], format: "a" },
+      training: { learningRate: 1e-3, epochs: 1, batchSize: 8 }
+    })
+  })
+  const paths = mixed.searchSpace!.parameters.map((p) => p.path)
+  /** What a strategy runs: each source's share of the mixture, and the format. */
+  const mixtureOf = (s: Strategy.Strategy) => {
+    const total = s.data.sources.reduce((acc, x) => acc + x.weight, 0)
+    const shares = s.data.sources.filter((x) => x.weight > 0).map((x) => `${x.name} ${(x.weight / total).toFixed(6)}`).sort()
+    return `${shares.join(", ")}; ${s.data.format}`
+  }
+  /** Grows a tree as the explorer would, depth first: asks under the newest open node, runs what is new, and closes a node that has nothing new. */
+  const grow = (trials: number) =>
+    Effect.gen(function*() {
+      const b = new TreeBuilder.TreeBuilder(mixed)
+      const researcher = HeuristicResearcher.make()
+      const open = ["root"]
+      let at = 0
+      while (open.length > 0 && b.view.size < trials) {
+        const parent = open.at(-1)!
+        const [p] = yield* researcher.propose(contextFor(mixed, b, parent), 1).pipe(Random.withSeed(`grid:${b.view.size}:${parent}`))
+        const fp = p === undefined ? undefined : Fingerprint.of(p.strategy)
+        if (p === undefined || b.view.byFingerprint(fp!) !== undefined) {
+          open.pop()
+          continue
+        }
+        const id = `n${b.view.size + 1}`
+        const score = SearchSpace.get(p.strategy, "data.mixture.web") as number
+        b.tree.apply(JournalEvent.make("NodeProposed", { node: { id, parent, strategy: p.strategy, fingerprint: fp!, proposedAt: ++at }, at }))
+        b.tree.apply(JournalEvent.make("NodeAdmitted", { nodeId: id, estimate: Cost.zero, at: ++at }))
+        b.tree.apply(JournalEvent.make("JobSubmitted", { nodeId: id, job: { backend: "test", id, data: {} }, at: ++at }))
+        b.tree.apply(JournalEvent.make("NodeFinished", { nodeId: id, outcome: "Succeeded", result: Result.success({ score }, score), at: ++at }))
+        open.push(id)
+      }
+      return [...b.view.nodes()].filter((n) => n.id !== "root")
+    })
+
+  it.effect("heuristic: one mixture runs once, under one fingerprint, and moves stay on the grid: the 12 points, then nothing", () =>
+    Effect.gen(function*() {
+      const nodes = yield* grow(40)
+      const mixtures = nodes.map((n) => mixtureOf(n.strategy))
+      assert.strictEqual(new Set(mixtures).size, mixtures.length, mixtures.join("\n"))
+      for (const n of nodes) {
+        for (const p of mixed.searchSpace!.parameters) assert.include(p.values, SearchSpace.get(n.strategy, p.path), `${n.id}: ${mixtureOf(n.strategy)}`)
+      }
+      assert.strictEqual(nodes.length, 12)
+      // the baseline is the default as written (its weights are the shares its point makes)
+      assert.deepStrictEqual(paths.map((p) => SearchSpace.get(nodes[0]!.strategy, p)), [0.5, 0, "a"])
+      assert.deepStrictEqual(nodes[0]!.strategy.data.sources, [{ name: "toy", weight: 0.5 }, { name: "web", weight: 0.5 }])
+    }))
+})

@@ -115,6 +115,15 @@ describe("trex check", () => {
     const r = trex(["check", file])
     assert.strictEqual(r.status, 2)
     assert.include(r.stderr, "recipe.command")
+    // a default strategy outside its search space, refused by trex check and trex run alike
+    const outside = taskFile(`  command: ["true"]`).file
+    fs.writeFileSync(outside, fs.readFileSync(outside, "utf8").replace("learningRate: 0.0001, epochs", "learningRate: 0.0003, epochs"))
+    for (const command of ["check", "run"]) {
+      const refused = trex([command, outside], {}, path.dirname(outside))
+      assert.strictEqual(refused.status, 2, refused.stderr)
+      assert.include(refused.stderr, "defaultStrategy.training.learningRate: 0.0003 is not one of searchSpace.parameters[0].values [0.0001, 0.001]")
+      assert.deepStrictEqual(fs.readdirSync(path.dirname(outside)), ["task.yaml"], "no run directory")
+    }
     const quickstart = path.join(root, "examples/quickstart/task.yaml")
     const keyless = trex(["check", quickstart, "--researcher", "claude"], { ANTHROPIC_API_KEY: undefined })
     assert.strictEqual(keyless.status, 2)

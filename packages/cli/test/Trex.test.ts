@@ -109,6 +109,25 @@ describe("Trex: options are checked before anything is written", () => {
       assert.match(e.message, /the options are 5: give an object/)
     }))
 
+  it.live("a task whose default strategy lies outside its search space is refused, naming the field, the values allowed and the fix, as trex run and trex check refuse it", () =>
+    Effect.gen(function*() {
+      const task = {
+        name: "t",
+        objective: "o",
+        metric: { name: "score", direction: "maximize" as const },
+        recipe: { command: ["true"] },
+        searchSpace: { parameters: [{ path: "training.epochs", kind: "ordinal" as const, values: [1, 2, 3] }] },
+        defaultStrategy: { data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.001, epochs: 7, batchSize: 8 } }
+      }
+      const field = /defaultStrategy\.training\.epochs: 7 is not one of searchSpace\.parameters\[0\]\.values \[1, 2, 3\]: .*\. Set it to one of them, or add 7 to them$/m
+      yield* refused({ task }, "task", field)
+      const out = tmp()
+      const error = yield* Effect.promise(() => Trex.start({ task, out }).then(() => undefined, (e: unknown) => e))
+      assert.instanceOf(error, Errors.InvalidInput)
+      assert.match((error as Errors.InvalidInput).message, field)
+      assert.deepStrictEqual(fs.readdirSync(out), [])
+    }))
+
   it.live("Trex.start rejects with the InvalidInput, and leaves no run directory", () =>
     Effect.promise(async () => {
       const out = tmp()

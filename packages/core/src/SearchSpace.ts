@@ -305,5 +305,50 @@ export const normalize = (space: SearchSpace, strategy: Strategy.Strategy, refer
   return out
 }
 
+/**
+ * The parameter's value that `read` (a value read with {@link get}) is: the same value, or for a
+ * mixture weight the same share to the 9 decimals `get` rounds it to (`1 / 3` for 0.333333333; an
+ * equal value first); `undefined` when it is none of them.
+ * @since 0.1.0 @category accessors
+ */
+export const declaredValue = (param: Parameter, read: unknown): Value | undefined =>
+  param.values.find((v) => v === read) ??
+    (param.path.startsWith(mixturePrefix) && typeof read === "number"
+      ? param.values.find((v) => typeof v === "number" && Math.round(read * 1e9) === Math.round(v * 1e9))
+      : undefined)
+
+/**
+ * Where a strategy lies outside the space: each parameter whose value in it ({@link get}) is not
+ * one of the parameter's values (`values`, with the parameter's index), and, when every value it
+ * sets is one, whether no point of the pool has them (`offPool`; always false without a pool). A
+ * parameter the strategy leaves unset is not judged (the recipe's default runs), nor, for the
+ * pool, one whose condition does not hold (it is held at the strategy's value, as {@link normalize}
+ * holds it). The check a task's default strategy passes when the task is read.
+ * @since 0.1.0 @category predicates
+ */
+export const outside = (space: SearchSpace, strategy: Strategy.Strategy): {
+  readonly values: ReadonlyArray<{ readonly index: number; readonly value: unknown }>
+  readonly offPool: boolean
+} => {
+  const values: Array<{ readonly index: number; readonly value: unknown }> = []
+  space.parameters.forEach((p, index) => {
+    const value = get(strategy, p.path)
+    if (value !== undefined && declaredValue(p, value) === undefined) values.push({ index, value })
+  })
+  const points = space.points
+  if (values.length > 0 || points === undefined || points.length === 0) return { values, offPool: false }
+  const held = normalize(space, strategy, strategy)
+  const inactive = new Set<string>()
+  const judged: Array<{ readonly i: number; readonly value: Value | undefined }> = []
+  space.parameters.forEach((p, i) => {
+    if (p.when !== undefined && (inactive.has(p.when.path) || !isActive(p, held))) inactive.add(p.path)
+    else {
+      const value = get(held, p.path)
+      if (value !== undefined) judged.push({ i, value: declaredValue(p, value) })
+    }
+  })
+  return { values, offPool: !points.some((pt) => judged.every(({ i, value }) => value === pt[i])) }
+}
+
 /** Whether any parameter of the space has a condition. @since 0.1.0 @category predicates */
 export const isConditional = (space: SearchSpace): boolean => space.parameters.some((p) => p.when !== undefined)

@@ -145,7 +145,57 @@ const withSuggestions = (issues: string, ast: SchemaAST.AST): string =>
  */
 const taskIssues = (task: Task.Task): Array<string> => {
   const space = task.searchSpace
-  return [...(space === undefined ? [] : spaceShapeIssues(space)), ...searchSpaceIssues(task), ...recipeIssues(task.recipe), ...budgetIssues(task)]
+  const shape = space === undefined ? [] : spaceShapeIssues(space)
+  const defaults = space === undefined || task.defaultStrategy === undefined || shape.length > 0 ? [] : defaultStrategyIssues(space, task.defaultStrategy)
+  return [...shape, ...defaults, ...searchSpaceIssues(task), ...recipeIssues(task.recipe), ...budgetIssues(task)]
+}
+
+/** A parameter's values as a message shows them: all of a short list, else its first and last few and how many. */
+const showValues = (values: ReadonlyArray<unknown>): string =>
+  values.length <= 12 ? showAll(values) : `[${[...values.slice(0, 5), "...", ...values.slice(-2)].map((v) => v === "..." ? v : show(v)).join(", ")}] (${values.length} values)`
+
+/**
+ * Where a task's default strategy lies outside its search space, one issue per line, path first,
+ * each with the values allowed and the fix: the baseline runs as written, and the trials that start
+ * from it keep such a value until a move changes it, so the search would run outside the space it
+ * declares (on a recorded table, replaying the nearest rows). A parameter the default leaves unset
+ * is not judged (the recipe's default runs). `names` words the space's values and pool (default: the
+ * task file's `searchSpace`) and, as `otherwise`, the fix besides changing the default where the
+ * space cannot take its values (a recorded table's; default: add them to the space).
+ * @since 0.1.0 @category validation
+ */
+export const defaultStrategyIssues = (
+  space: SearchSpace.SearchSpace,
+  strategy: Strategy.Strategy,
+  names: {
+    readonly values: (index: number) => string
+    readonly points: string
+    readonly otherwise?: string
+  } = { values: (i) => `searchSpace.parameters[${i}].values`, points: "searchSpace.points" }
+): Array<string> => {
+  const { offPool, values } = SearchSpace.outside(space, strategy)
+  const why = "the baseline would run it as written, and the trials that start from it keep it until a move changes it"
+  const issues = values.map(({ index, value }) => {
+    const p = space.parameters[index]!
+    const allowed = `${names.values(index)} ${showValues(p.values)}`
+    const add = `, ${names.otherwise ?? `or add ${show(value)} to them`}`
+    if (p.path.startsWith("data.mixture.")) {
+      const source = p.path.slice("data.mixture.".length)
+      return `  defaultStrategy.data.sources: ${source}'s share of the mixture (${p.path}: its weight over the sum of the weights) is ${show(value)}, ` +
+        `not one of ${allowed}: ${why}. Set the weights so that it is one of them${add}`
+    }
+    return `  defaultStrategy.${p.path}: ${show(value)} is not one of ${allowed}: ${why}. Set it to one of them${add}`
+  })
+  if (offPool) {
+    const held = SearchSpace.normalize(space, strategy, strategy)
+    const set = space.parameters.flatMap((p) => {
+      const v = SearchSpace.get(held, p.path)
+      return v === undefined ? [] : [`${p.path} ${show(v)}`]
+    })
+    issues.push(`  defaultStrategy: (${set.join(", ")}) is not one of ${names.points}, the configurations the search runs: ` +
+      `the baseline would run outside them. Set it to one of them, ${names.otherwise ?? "or add it to them"}`)
+  }
+  return issues
 }
 
 /** A strict budget holds each trial at its time limit's worth: without a time limit, it has nothing to hold. */

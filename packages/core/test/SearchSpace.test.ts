@@ -238,6 +238,16 @@ describe("SearchSpace", () => {
     })
   })
 
+  it("declaredValue: the declared value a value read is; a mixture share to the 9 decimals get rounds it to, an equal value first", () => {
+    const share: SearchSpace.Parameter = { path: "data.mixture.web", kind: "ordinal", values: [5e-324, 0, 1 / 3] }
+    assert.strictEqual(SearchSpace.declaredValue(share, 0.333333333), 1 / 3)
+    assert.strictEqual(SearchSpace.declaredValue(share, 0), 0)
+    assert.strictEqual(SearchSpace.declaredValue(share, 0.25), undefined)
+    // other parameters are compared as they are
+    assert.strictEqual(SearchSpace.declaredValue({ path: "training.epochs", kind: "ordinal", values: [1 / 3] }, 0.333333333), undefined)
+    assert.strictEqual(SearchSpace.declaredValue({ path: "data.format", kind: "categorical", values: ["a"] }, undefined), undefined)
+  })
+
   it("size is the product of the value counts; the schema requires at least one value", () => {
     const space = Schema.decodeUnknownSync(SearchSpace.SearchSpace)({
       parameters: [

@@ -132,6 +132,64 @@ describe("TaskFile: search-space parameters", () => {
   })
 })
 
+describe("TaskFile: a default strategy outside its search space", () => {
+  const epochs = { path: "training.epochs", kind: "ordinal", values: [1, 2, 3] }
+  const withDefault = (training: Record<string, unknown>, searchSpace: unknown, sources?: unknown) => ({
+    ...minimalTask,
+    defaultStrategy: { data: { sources: sources ?? minimalStrategy.data.sources }, training: { ...minimalStrategy.training, ...training } },
+    searchSpace
+  })
+  const why = "the baseline would run it as written, and the trials that start from it keep it until a move changes it"
+
+  it("a value its parameter lacks is refused, naming the field, the value, the values allowed and the fix", () => {
+    assert.deepStrictEqual(issues(withDefault({ epochs: 7 }, { parameters: [batchSize, epochs] })), [
+      `defaultStrategy.training.epochs: 7 is not one of searchSpace.parameters[1].values [1, 2, 3]: ${why}. Set it to one of them, or add 7 to them`
+    ])
+    // every such parameter, a long list of values cut short
+    const rates = { path: "training.learningRate", kind: "log", values: Array.from({ length: 20 }, (_, i) => (i + 2) / 1000) }
+    assert.deepStrictEqual(issues(withDefault({ epochs: 0.5, batchSize: 12 }, { parameters: [rates, batchSize, epochs] })), [
+      `defaultStrategy.training.learningRate: 0.001 is not one of searchSpace.parameters[0].values [0.002, 0.003, 0.004, 0.005, 0.006, ..., 0.02, 0.021] (20 values): ${why}. Set it to one of them, or add 0.001 to them`,
+      `defaultStrategy.training.batchSize: 12 is not one of searchSpace.parameters[1].values [8, 16]: ${why}. Set it to one of them, or add 12 to them`,
+      `defaultStrategy.training.epochs: 0.5 is not one of searchSpace.parameters[2].values [1, 2, 3]: ${why}. Set it to one of them, or add 0.5 to them`
+    ])
+  })
+
+  it("a mixture weight is judged as the source's share, to the 9 decimals shares are read to", () => {
+    const web = (values: ReadonlyArray<number>) => ({ parameters: [{ path: "data.mixture.web", kind: "ordinal", values }] })
+    const sources = [{ name: "toy", weight: 2 }, { name: "web", weight: 1 }]
+    assert.deepStrictEqual(issues(withDefault({}, web([0, 0.25, 0.5]), sources)), [
+      `defaultStrategy.data.sources: web's share of the mixture (data.mixture.web: its weight over the sum of the weights) is 0.333333333, ` +
+      `not one of searchSpace.parameters[0].values [0, 0.25, 0.5]: ${why}. Set the weights so that it is one of them, or add 0.333333333 to them`
+    ])
+    loads(withDefault({}, web([0, 1 / 3, 2 / 3]), sources))
+    // a source the default leaves out has a share of 0
+    loads(withDefault({}, web([0, 0.5]), [{ name: "toy" }]))
+  })
+
+  it("in a pool, the values it sets must be one of the points", () => {
+    const pooled = (training: Record<string, unknown>) => withDefault(training, { parameters: [batchSize, epochs], points: [[8, 1], [16, 2]] })
+    assert.deepStrictEqual(issues(pooled({ batchSize: 8, epochs: 2 })), [
+      "defaultStrategy: (training.batchSize 8, training.epochs 2) is not one of searchSpace.points, the configurations the search runs: " +
+      "the baseline would run outside them. Set it to one of them, or add it to them"
+    ])
+    loads(pooled({ batchSize: 16, epochs: 2 }))
+  })
+
+  it("a parameter it leaves unset is not judged (the recipe's default runs), nor, in a pool, one whose condition does not hold", () => {
+    const extra = { path: "training.extra.warmup", kind: "ordinal", values: [0, 100] }
+    loads(withDefault({}, { parameters: [batchSize, extra] }))
+    loads(withDefault({}, { parameters: [batchSize, extra], points: [[8, 0], [16, 100]] }))
+    // the LoRA rank matters only under LoRA: the default's full fine-tune matches the point whatever its rank
+    const method = { path: "training.method", kind: "categorical", values: ["full", "lora"] }
+    const rank = { path: "training.lora.rank", kind: "ordinal", values: [4, 8], when: { path: "training.method", values: ["lora"] } }
+    loads(withDefault({ method: "full", lora: { rank: 8 } }, { parameters: [method, rank], points: [["full", 4], ["lora", 8]] }))
+    // but its value must still be one of the rank's: a switch to LoRA would keep it
+    assert.deepStrictEqual(issues(withDefault({ method: "full", lora: { rank: 64 } }, { parameters: [method, rank] })), [
+      `defaultStrategy.training.lora.rank: 64 is not one of searchSpace.parameters[1].values [4, 8]: ${why}. Set it to one of them, or add 64 to them`
+    ])
+  })
+})
+
 describe("TaskFile: recipe.secretEnv", () => {
   const recipe = (secretEnv: ReadonlyArray<unknown>, env: Record<string, string> = {}) => ({ ...minimalTask, recipe: { command: ["train"], env, secretEnv } })
 

@@ -259,7 +259,7 @@ export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Tas
   const issues = taskIssues(task, config)
   if (issues.length > 0) return yield* new Errors.InvalidInput({ source, message: `invalid simulated task ${source}:\n${issues.join("\n")}` })
   const landscape = yield* loadTable(config, { dir, metric: task.metric, name: task.name, source })
-  const unrecorded = valueIssues(task, landscape)
+  const unrecorded = [...valueIssues(task, landscape), ...defaultIssues(task, landscape)]
   if (unrecorded.length > 0) return yield* new Errors.InvalidInput({ source, message: `invalid simulated task ${source}:\n${unrecorded.join("\n")}` })
   return { config, landscape }
 })
@@ -283,6 +283,20 @@ const valueIssues = (task: Task.Task, landscape: Landscape): Array<string> => {
       `or leave searchSpace out (the table's own is used)`)
   })
   return issues
+}
+
+/**
+ * A default strategy of the task file's own, where the table gives the search space (a declared
+ * `searchSpace` was checked against it when the task was read): its values must be a configuration the
+ * table recorded, as the table's median default is, or its trials replay the nearest rows.
+ */
+const defaultIssues = (task: Task.Task, landscape: Landscape): Array<string> => {
+  if (task.defaultStrategy === undefined || task.searchSpace !== undefined) return []
+  return TaskFile.defaultStrategyIssues(searchSpace(landscape), task.defaultStrategy, {
+    values: (i) => `the values of column ${landscape.parameters[i]!.column}`,
+    points: "the configurations the table recorded",
+    otherwise: "or leave defaultStrategy out (the table's median configuration is the baseline then)"
+  })
 }
 
 /**
@@ -398,15 +412,22 @@ export const strategyOf = (landscape: Landscape, point: Point, rationale = `row 
 export const completeTask = (task: Task.Task, landscape: Landscape): Task.Task => ({
   ...task,
   searchSpace: task.searchSpace ?? searchSpace(landscape),
-  defaultStrategy: task.defaultStrategy ?? defaultStrategy(landscape)
+  defaultStrategy: task.defaultStrategy ?? defaultStrategy(landscape, task.searchSpace)
 })
 
 /**
- * A starting strategy: the configuration nearest to the median value of every parameter.
+ * A starting strategy: the configuration nearest to the median value of every parameter; with the
+ * task's own search space, the median of the values it gives a parameter (the table's median value
+ * may be one it leaves out, and the search then started outside the space it declares).
  * @since 0.1.0 @category constructors
  */
-export const defaultStrategy = (landscape: Landscape): Strategy.Strategy => {
-  const medians = landscape.parameters.map((p) => p.values[(p.values.length - 1) >> 1])
+export const defaultStrategy = (landscape: Landscape, space?: SearchSpace.SearchSpace): Strategy.Strategy => {
+  const medians = landscape.parameters.map((p) => {
+    const declared = space?.parameters.find((q) => q.path === p.path)?.values
+    const kept = declared === undefined ? [] : p.values.filter((v) => declared.includes(v))
+    const values = kept.length > 0 ? kept : p.values
+    return values[(values.length - 1) >> 1]
+  })
   const { point } = L.match(landscape, medians)
   return strategyOf(landscape, point, `the median configuration of ${landscape.name}`)
 }

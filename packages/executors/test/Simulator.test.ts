@@ -516,6 +516,40 @@ describe("a user's own table", () => {
       const { landscape } = yield* task(csv, [], space("[1e-4, 0.001]", "[sgd]"))
       assert.strictEqual(landscape.points.length, 3)
     }))
+
+  it.effect("with a search space of the task's own, the default the table gives is the median of the values it declares: the table's median value may be one it leaves out", () =>
+    Effect.gen(function*() {
+      const csv = "lr,optim,loss\n1e-4,adamw,1.5\n3e-4,adamw,1.3\n3e-4,sgd,1.2\n1e-3,adamw,1.1\n"
+      const declared = ["searchSpace:", "  parameters:", "    - { path: training.learningRate, kind: log, values: [1e-4, 1e-3] }"]
+      const { file, landscape } = yield* task(csv, [], declared)
+      const loaded = yield* TaskFile.load(file)
+      const complete = Simulator.completeTask(loaded.task, landscape)
+      assert.strictEqual(complete.defaultStrategy!.training.learningRate, 1e-4)
+      assert.deepStrictEqual(SearchSpace.outside(complete.searchSpace!, complete.defaultStrategy!).values, [])
+      // without one, the table's median configuration, as before
+      const { searchSpace: _, ...undeclared } = loaded.task
+      assert.strictEqual(Simulator.completeTask(undeclared, landscape).defaultStrategy!.training.learningRate, 3e-4)
+    }))
+
+  it.effect("a default strategy of the task's own, where the table gives the search space, must be a configuration the table recorded", () =>
+    Effect.gen(function*() {
+      const csv = "lr,optim,loss\n1e-4,adamw,1.5\n3e-4,sgd,1.2\n1e-3,adamw,1.1\n"
+      const withDefault = (lr: string, optim: string) => [
+        "defaultStrategy:",
+        "  data: { sources: [{ name: mine }] }",
+        `  training: { learningRate: ${lr}, epochs: 1, batchSize: 8, extra: { optim: ${optim} } }`
+      ]
+      // a rate the table never ran replays the nearest row, as another rate does
+      const err = yield* refused(task(csv, [], withDefault("5e-4", "adamw")))
+      assert.include(err.message, "defaultStrategy.training.learningRate: 0.0005 is not one of the values of column lr [0.0001, 0.0003, 0.001]: " +
+        "the baseline would run it as written, and the trials that start from it keep it until a move changes it. " +
+        "Set it to one of them, or leave defaultStrategy out (the table's median configuration is the baseline then)")
+      // each value is the column's, but the table never ran them together
+      const combined = yield* refused(task(csv, [], withDefault("3e-4", "adamw")))
+      assert.include(combined.message, `defaultStrategy: (training.learningRate 0.0003, training.extra.optim "adamw") is not one of the configurations the table recorded`)
+      const { landscape } = yield* task(csv, [], withDefault("3e-4", "sgd"))
+      assert.strictEqual(landscape.points.length, 3)
+    }))
 })
 
 const simulate = <A, E>(

@@ -4,7 +4,7 @@
  * are exercised too.
  */
 import fc from "fast-check"
-import type { Strategy, Task } from "@trex/core"
+import { SearchSpace, Strategy, type Task } from "@trex/core"
 
 type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [k: string]: Json }
 
@@ -138,7 +138,31 @@ export const budgetEncoded = merge(
   opt("tokens", positiveInt)
 )
 
-/** A task in its JSON form (`Task.TaskEncoded`). */
+/**
+ * The task with its default strategy on its search space, as a task file must have it: each value the
+ * default sets is added to its parameter's values where they lack it, and to the points where none
+ * has them. A default with a value no parameter can take (an object under `training.extra.x`) is left out.
+ */
+const defaultOnSpace = (task: Task.TaskEncoded): Task.TaskEncoded => {
+  const space = task.searchSpace
+  if (space === undefined || task.defaultStrategy === undefined) return task
+  const strategy = Strategy.decodeSync(task.defaultStrategy)
+  const values = space.parameters.map((p) => SearchSpace.get(strategy, p.path))
+  if (values.some((v) => v !== undefined && typeof v !== "number" && typeof v !== "string" && typeof v !== "boolean")) {
+    const { defaultStrategy: _, ...rest } = task
+    return rest
+  }
+  const parameters = space.parameters.map((p, i) => {
+    const v = values[i] as SearchSpace.Value | undefined
+    return v === undefined || p.values.includes(v) ? p : { ...p, values: [...p.values, v] }
+  })
+  const on = { ...space, parameters }
+  if (space.points === undefined || !SearchSpace.outside(on, strategy).offPool) return { ...task, searchSpace: on }
+  const point = parameters.map((p, i) => (values[i] ?? p.values[0]) as SearchSpace.Value)
+  return { ...task, searchSpace: { ...on, points: [...space.points, point] } }
+}
+
+/** A task in its JSON form (`Task.TaskEncoded`), its default strategy, if any, on its search space, if any. */
 export const taskEncoded: fc.Arbitrary<Task.TaskEncoded> = merge(
   fc.record({
     name,
@@ -160,4 +184,4 @@ export const taskEncoded: fc.Arbitrary<Task.TaskEncoded> = merge(
   opt("defaultStrategy", strategyEncoded),
   opt("recipe", recipe),
   opt("backend", extra)
-) as fc.Arbitrary<Task.TaskEncoded>
+).map((task) => defaultOnSpace(task as Task.TaskEncoded))
