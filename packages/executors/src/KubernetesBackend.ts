@@ -121,7 +121,7 @@ const SUSPENDED = "Suspended: its Job waits to be admitted (a batch queue such a
  * pod deleted, not counted failed, and a new one made once the Job is resumed. `stopped`: who stopped it (`K.stoppedBy`).
  */
 const requeuedWhy = (stopped: string | undefined) =>
-  `Suspended: its Job was suspended and its pod deleted (${stopped ?? "spec.suspend: a batch queue such as Kueue took its quota back, or a user"}); ` +
+  `Suspended: its Job was suspended (${stopped ?? "spec.suspend: a batch queue such as Kueue took its quota back, or a user"}), which deletes its pod; ` +
   "it waits in the queue again, and runs from its start in a new pod once its Job is resumed"
 /** Where a job's files (its ConfigMap) are mounted, read-only, for the wrapper to copy into the job directory. */
 const SPEC_DIR = "/trex/spec"
@@ -933,6 +933,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
               suspended = job.spec?.suspend === true
               if (takenBack()) yield* requeue
+              else if (!suspended && requeued && lastPod !== undefined && lastPod.metadata?.deletionTimestamp == null) {
+                // a suspension read late (the Job's watch behind its pod's): this attempt's pod runs on, and is read again
+                requeued = false
+                Queue.offerUnsafe(mailbox, { _tag: "Pod", type: "MODIFIED", pod: lastPod })
+              }
               break
             }
             case "Tick": {

@@ -964,6 +964,32 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       assert.strictEqual(fake.get("jobs", "trex", ref.id)!.status.failed, 0)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live("a suspension lifted before the Job's controller deleted the pod: the pod runs on, and the trial is shown running again, with its result", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("suspended-briefly", `echo started; sleep 2; ${done}`))
+      const started = yield* Deferred.make<void>()
+      const watching = yield* Effect.forkChild(
+        backend.watch(ref).pipe(
+          Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
+          Stream.runCollect,
+          Effect.map((c) => Array.from(c))
+        )
+      )
+      yield* Deferred.await(started)
+      const pod = podOf(fake, ref.id)!.metadata.name
+      // suspended and resumed at once: the Job's controller, which acts after, finds it not suspended and keeps the pod
+      assert.isTrue(fake.suspend("trex", ref.id))
+      assert.isTrue(fake.admit("trex", ref.id))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
+      assert.strictEqual(podOf(fake, ref.id)!.metadata.name, pod, "the same pod ran to its end")
+      const said = states(events)
+      assert.strictEqual(said.at(-1), "Running", JSON.stringify(said))
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
   it.live("a drain withdraws a suspended Job whose pod is still terminating, and another controller reads it waiting, not running", () =>
     Effect.gen(function*() {
       // a pod that ignores SIGTERM terminates for its whole grace period
