@@ -642,6 +642,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const cancelled = { outcome: "Cancelled", failureKind: "Cancelled", message: `Job ${name} was deleted before it finished`, wallSeconds: 0, gpuSeconds: 0 } as const
         /** The newest state of the Job's pod its watch saw, deleted or not. */
         let lastPod: V1Pod | undefined
+        /** How long the pods a batch queue took back ran (see `newAttempt`): their GPUs were held, and count in the exit's `gpuSeconds`. */
+        let takenBackSeconds = 0
         const exitFromJob = (job: V1Job) =>
           Effect.gen(function*() {
             // A Job whose failure came with or after its deletion (a cancel from any controller:
@@ -659,7 +661,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             const m = K.mapExit(job, pod)
             const t = K.terminated(pod)
             const wall = t !== undefined ? seconds(t.startedAt, t.finishedAt) : seconds(job.status?.startTime, job.status?.completionTime ?? new Date())
-            return { ...m, wallSeconds: wall, gpuSeconds: wall * gpus }
+            return { ...m, wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
           })
 
         // A job submitted while the server did not answer: its objects are made first (by whichever of its
@@ -791,6 +793,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         })
         /** Another pod of the Job, once the Job was resumed: a new attempt, its log read from its start and its result its own. */
         const newAttempt = Effect.sync(() => {
+          // the taken-back pod held its GPUs while it ran (to its end, or to now when its end was not seen)
+          const ran = K.terminated(lastPod)
+          takenBackSeconds += seconds(ran?.startedAt ?? lastPod?.status?.containerStatuses?.find((c) => c.name === K.CONTAINER)?.state?.running?.startedAt, ran?.finishedAt ?? new Date())
           if (logState === "following") {
             following?.abort()
             // (what the taken-back pod's follow still holds is not read)

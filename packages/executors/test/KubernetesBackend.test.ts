@@ -923,7 +923,7 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       const backend = yield* KubernetesBackend.make(config(fake))
       // the first pod writes a result of 0 and is stopped before it writes 1 (its wrapper prints the 0 on SIGTERM)
       const script = `echo started; echo '{"metrics":{},"primary":0}' > result.json; sleep 3; echo '{"metrics":{},"primary":1}' > result.json; echo finished`
-      const ref = yield* backend.submit(spec("preempted-by-queue", script))
+      const ref = yield* backend.submit(spec("preempted-by-queue", script, { resources: { gpus: 1, cpus: 1 } }))
       const started = yield* Deferred.make<void>()
       const watching = yield* Effect.forkChild(
         backend.watch(ref).pipe(
@@ -949,7 +949,11 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       yield* Deferred.await(laterWaits)
       assert.isFalse(fake.get("jobs", "trex", ref.id)!.status.conditions.some((c: { type: string }) => c.type === "Failed" || c.type === "FailureTarget"), "a suspended Job is not failed")
       assert.isTrue(fake.admit("trex", ref.id))
-      for (const events of [yield* Fiber.join(watching), yield* Fiber.join(laterWatching)]) {
+      const watched = [yield* Fiber.join(watching), yield* Fiber.join(laterWatching)]
+      // the GPU the first pod held while it ran counts, as the watch that saw it run knows
+      const seen = exitOf(watched[0]!)
+      assert.isAbove(seen.gpuSeconds, seen.wallSeconds, JSON.stringify(seen))
+      for (const events of watched) {
         const exit = exitOf(events)
         assert.strictEqual(exit.outcome, "Succeeded", exit.message)
         assert.deepStrictEqual(exit.result, { metrics: {}, primary: 1 }, JSON.stringify(exit))
