@@ -118,11 +118,12 @@ const NAME = "kubernetes"
 const SUSPENDED = "Suspended: its Job waits to be admitted (a batch queue such as Kueue holds it until its quota has room)"
 /**
  * Why a trial waits whose Job was suspended after its pod was made (a batch queue such as Kueue preempting it): its
- * pod deleted, not counted failed, and a new one made once the Job is resumed. `stopped`: who stopped it (`K.stoppedBy`).
+ * pod deleted, not counted failed, and a new one made once the Job is resumed. `stopped`: who stopped it and why
+ * (`K.stoppedBy`), first, as `trex status` shows the first 120 characters.
  */
 const requeuedWhy = (stopped: string | undefined) =>
-  `Suspended: its Job was suspended (${stopped ?? "spec.suspend: a batch queue such as Kueue took its quota back, or a user"}), which deletes its pod; ` +
-  "it waits in the queue again, and runs from its start in a new pod once its Job is resumed"
+  `Suspended (${stopped ?? "spec.suspend set: by a batch queue such as Kueue, or a user"}): its Job's pod is deleted, and the trial waits in ` +
+  "the queue again, to run from its start in a new pod once the Job is resumed"
 /** Where a job's files (its ConfigMap) are mounted, read-only, for the wrapper to copy into the job directory. */
 const SPEC_DIR = "/trex/spec"
 

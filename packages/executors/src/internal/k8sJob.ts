@@ -583,16 +583,17 @@ export const mountTrouble = (events: ReadonlyArray<CoreV1Event>): { readonly why
 }
 
 /**
- * Who took a Job back that a batch queue had admitted, from the Job's Events: the newest `Stopped` Event, which Kueue
- * records as it suspends the Job of a workload it preempts, evicts or deactivates (`stopJob` in its jobframework
- * reconciler), as `kueue-job-controller: Preempted to accommodate a workload (...) due to prioritization in the
- * ClusterQueue`. `undefined` when there is none (a Job suspended by hand: `kubectl patch job ... suspend`).
+ * Who took a Job back that a batch queue had admitted, and why, from the Job's Events: the newest `Stopped` Event, which
+ * Kueue records as it suspends the Job of a workload it preempts, evicts or deactivates (`stopJob` in its jobframework
+ * reconciler), as `kueue-job-controller: Preempted to accommodate a workload due to prioritization in the ClusterQueue`
+ * (the workloads' UIDs and the cohort's paths left out: `kubectl describe workload` has them). `undefined` when there
+ * is none (a Job suspended by hand: `kubectl patch job ... suspend`).
  */
 export const stoppedBy = (events: ReadonlyArray<CoreV1Event>): string | undefined => {
   const newest = newestOf(events, (e) => e.reason === "Stopped")
   if (newest === undefined) return undefined
   const who = newest.source?.component ?? newest.reportingComponent
-  const message = shortened(newest.message)
+  const message = shortened(newest.message?.replace(/ \(UID: [^)]*\)/, "").replace(/; preemptor path: .*$/s, ""))
   return `${who !== undefined && who !== "" ? `${who}: ` : ""}${message === "" ? "Stopped" : message}`
 }
 
