@@ -102,7 +102,11 @@ describe("trex run --backend k8s", () => {
       assert.isDefined(first, "a trial's pod runs")
       await new Promise((r) => setTimeout(r, 500))
       assert.isTrue(fake.suspend("trex", first!))
-      await new Promise((r) => setTimeout(r, 2500))
+      // meanwhile `trex status` shows the trial waiting, saying who stopped it and why
+      const runDir = path.join(out, fs.readdirSync(out)[0]!)
+      let shown = ""
+      for (let i = 0; i < 20 && !shown.includes("waiting (Suspended ("); i++) shown = (await trexAsync(["status", runDir])).stdout
+      assert.include(shown, "waiting (Suspended (kueue-job-controller: Preempted to accommodate a workload due to prioritization in the ClusterQueue)", shown)
       assert.isTrue(fake.admit("trex", first!))
       const ran = await running
       assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
@@ -112,7 +116,7 @@ describe("trex run --backend k8s", () => {
       assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
       const ranNodes = fs.readFileSync(log, "utf8").trim().split("\n")
       assert.lengthOf(ranNodes, 6, ranNodes.join(","))
-      const runDir = /run directory: (\S+)/.exec(ran.stdout)![1]!
+      assert.strictEqual(/run directory: (\S+)/.exec(ran.stdout)![1]!, runDir)
       const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
       const preempted = status.nodes.find((n) => n.id === ranNodes.find((n, i) => ranNodes.indexOf(n) !== i))
       assert.strictEqual(preempted?.state, "Succeeded", JSON.stringify(status.nodes))
