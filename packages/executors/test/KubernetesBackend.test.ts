@@ -1017,6 +1017,8 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       )
       yield* Deferred.await(waits)
       assert.isDefined(podOf(fake, ref.id)?.metadata.deletionTimestamp, "still terminating")
+      // listed waiting, as a resumed run reconciles it
+      assert.strictEqual((yield* other.list("k8s-run/1")).find((j) => j.ref.id === ref.id)?.state, "Pending")
       assert.isTrue(yield* backend.withdraw!(ref))
       const events = yield* Fiber.join(watching)
       assert.strictEqual(exitOf(events).outcome, "Cancelled")
