@@ -8,7 +8,9 @@
  * Foreground`; finished Jobs are deleted (also in the foreground) by the TTL controller
  * (`ttlSecondsAfterFinished`), and the ConfigMap and Secret go with their owner Job. An API server
  * that does not answer is waited for (`apiWaitMs`): a job submitted meanwhile is queued in the
- * backend, `Pending` with the reason, and its watch creates its objects once the server answers.
+ * backend, `Pending` with the reason, and its watch creates its objects once the server answers. A Job a batch
+ * queue suspends after its pod was made (Kueue preempting it) is a trial waiting in the queue again, not failed: its
+ * pod's end is not the job's, and the pod its controller makes once the Job is resumed is followed from its start.
  *
  * @since 0.1.0
  */
