@@ -84,4 +84,44 @@ describe("trex run --backend k8s", () => {
       await fake.close()
     }
   }, 180_000)
+
+  it("a trial whose Job Kueue preempts (suspends) while it runs waits in the queue and ends with the run when its Job is resumed: one Job a trial, none made again", async () => {
+    const fake = await FakeKubeApi.start({ gracePeriodMs: 1000 })
+    try {
+      const { task, out } = k8sTask(fake, "busybox:1.36")
+      const log = path.join(path.dirname(task), "toy.log")
+      // each job runs 3 s (long enough to be suspended while it runs), and says in toy.log that it ran
+      fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000", TREX_TOY_LOG: ${JSON.stringify(log)} }`))
+      const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
+      // Kueue preempts the first trial as it runs, and admits its Job again a moment later
+      let first: string | undefined
+      for (let i = 0; i < 600 && first === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 50))
+        first = fake.list("pods", "trex").find((p) => p.status.phase === "Running")?.metadata.labels?.["trex.dev/job"]
+      }
+      assert.isDefined(first, "a trial's pod runs")
+      await new Promise((r) => setTimeout(r, 500))
+      assert.isTrue(fake.suspend("trex", first!))
+      // meanwhile `trex status` shows the trial waiting, saying who stopped it and why
+      const runDir = path.join(out, fs.readdirSync(out)[0]!)
+      let shown = ""
+      for (let i = 0; i < 20 && !shown.includes("waiting (Suspended ("); i++) shown = (await trexAsync(["status", runDir])).stdout
+      assert.include(shown, "waiting (Suspended (kueue-job-controller: Preempted to accommodate a workload due to prioritization in the ClusterQueue)", shown)
+      assert.isTrue(fake.admit("trex", first!))
+      const ran = await running
+      assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
+      assert.include(ran.stdout, "State: finished (budget: maxTrials)")
+      assert.match(ran.stdout, /Trials: \d+ succeeded, \d+ failed, 0 pruned, 0 cancelled, 0 in flight/)
+      // five trials, five Jobs: the preempted trial was not run again in a new Job; its Job ran it twice (the queue's doing)
+      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
+      const ranNodes = fs.readFileSync(log, "utf8").trim().split("\n")
+      assert.lengthOf(ranNodes, 6, ranNodes.join(","))
+      assert.strictEqual(/run directory: (\S+)/.exec(ran.stdout)![1]!, runDir)
+      const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
+      const preempted = status.nodes.find((n) => n.id === ranNodes.find((n, i) => ranNodes.indexOf(n) !== i))
+      assert.strictEqual(preempted?.state, "Succeeded", JSON.stringify(status.nodes))
+    } finally {
+      await fake.close()
+    }
+  }, 180_000)
 })

@@ -8,7 +8,9 @@
  * Foreground`; finished Jobs are deleted (also in the foreground) by the TTL controller
  * (`ttlSecondsAfterFinished`), and the ConfigMap and Secret go with their owner Job. An API server
  * that does not answer is waited for (`apiWaitMs`): a job submitted meanwhile is queued in the
- * backend, `Pending` with the reason, and its watch creates its objects once the server answers.
+ * backend, `Pending` with the reason, and its watch creates its objects once the server answers. A Job a batch
+ * queue suspends after its pod was made (Kueue preempting it) is a trial waiting in the queue again, not failed: its
+ * pod's end is not the job's, and the pod its controller makes once the Job is resumed is followed from its start.
  *
  * @since 0.1.0
  */
@@ -116,6 +118,14 @@ export interface Config {
 const NAME = "kubernetes"
 /** Why a Job whose `spec.suspend` is set has no pod. */
 const SUSPENDED = "Suspended: its Job waits to be admitted (a batch queue such as Kueue holds it until its quota has room)"
+/**
+ * Why a trial waits whose Job was suspended after its pod was made (a batch queue such as Kueue preempting it): its
+ * pod deleted, not counted failed, and a new one made once the Job is resumed. `stopped`: who stopped it and why
+ * (`K.stoppedBy`), first, as `trex status` shows the first 120 characters.
+ */
+const requeuedWhy = (stopped: string | undefined) =>
+  `Suspended (${stopped ?? "spec.suspend set: by a batch queue such as Kueue, or a user"}): its Job's pod is deleted, and the trial waits in ` +
+  "the queue again, to run from its start in a new pod once the Job is resumed"
 /** Where a job's files (its ConfigMap) are mounted, read-only, for the wrapper to copy into the job directory. */
 const SPEC_DIR = "/trex/spec"
 
@@ -452,20 +462,29 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     return ref
   })
 
+  /** A Job's newest pod (of two made in the same second, one being deleted comes first: a suspended Job's, replaced once it was resumed). */
   const podsOf = (name: string) =>
     call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${name}` }, o)).pipe(
-      Effect.map((l) => l.items.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp))).at(-1))
+      Effect.map((l) =>
+        l.items.sort((a, b) =>
+          String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)) ||
+          Number(a.metadata?.deletionTimestamp == null) - Number(b.metadata?.deletionTimestamp == null)
+        ).at(-1)
+      )
     )
+  /** A pod by its name; `undefined` once it is gone. */
+  const podNamed = (pod: string) =>
+    call("readPod", (o) => core.readNamespacedPod({ name: pod, namespace }, o)).pipe(Effect.catchIf(isNotFound, () => Effect.succeed(undefined)))
 
   /**
    * Why a Job has no pod, if its controller said (a quota, an admission webhook...), and whether that
-   * lasts (see `K.refusalLasts`). Events are only read for this: a cluster that does not let the
-   * backend list them gives no reason, not an error.
+   * lasts (see `K.refusalLasts`); and who stopped it, if a batch queue did (`K.stoppedBy`). Events are only
+   * read for this: a cluster that does not let the backend list them gives no reason, not an error.
    */
   const refusalOf = (name: string) =>
     call("listEvents", (o) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${name}` }, o)).pipe(
-      Effect.map((l) => ({ why: K.creationRefusal(l.items), lasting: K.refusalLasts(l.items), since: K.refusedSince(l.items) })),
-      Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined }))
+      Effect.map((l) => ({ why: K.creationRefusal(l.items), lasting: K.refusalLasts(l.items), since: K.refusedSince(l.items), stopped: K.stoppedBy(l.items) })),
+      Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined }))
     )
 
   /** A pod's Events (none when they may not be read). */
@@ -575,7 +594,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           })
         const tail = new JobProtocol.Tail()
         // the result marker's line is kept whole (it can be long); others are cut as every backend cuts them
-        const lines = new JobProtocol.LineSplitter({ whole: K.RESULT_MARKER })
+        let lines = new JobProtocol.LineSplitter({ whole: K.RESULT_MARKER })
         let resultB64: string | undefined
         let silent = false
         // The wrapper starts the marker with a newline (the job's output may lack a final one): an empty
@@ -600,7 +619,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const GONE = `the pod of Job ${name} was deleted before its log (which carries ${JobProtocol.RESULT_FILE}) could be read`
         const onLines = (ls: ReadonlyArray<string>) => Effect.forEach(ls, onLine, { discard: true })
         /** The log as read so far, and where it was: a read that goes on from a cut asks from there (see `K.StampedLog`). */
-        const stamped = new K.StampedLog()
+        let stamped = new K.StampedLog()
         const unstamped = (data: Uint8Array) => {
           const pieces = stamped.push(data)
           return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
@@ -626,6 +645,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const cancelled = { outcome: "Cancelled", failureKind: "Cancelled", message: `Job ${name} was deleted before it finished`, wallSeconds: 0, gpuSeconds: 0 } as const
         /** The newest state of the Job's pod its watch saw, deleted or not. */
         let lastPod: V1Pod | undefined
+        /** How long the pods a batch queue took back ran (see `newAttempt`): their GPUs were held, and count in the exit's `gpuSeconds`. */
+        let takenBackSeconds = 0
         const exitFromJob = (job: V1Job) =>
           Effect.gen(function*() {
             // A Job whose failure came with or after its deletion (a cancel from any controller:
@@ -643,7 +664,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             const m = K.mapExit(job, pod)
             const t = K.terminated(pod)
             const wall = t !== undefined ? seconds(t.startedAt, t.finishedAt) : seconds(job.status?.startTime, job.status?.completionTime ?? new Date())
-            return { ...m, wallSeconds: wall, gpuSeconds: wall * gpus }
+            return { ...m, wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
           })
 
         // A job submitted while the server did not answer: its objects are made first (by whichever of its
@@ -721,7 +742,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
 
         let podSeen = false
         /** Its Job is suspended (`spec.suspend`), as a batch queue holds a Job until it admits it. */
-        let suspended = false
+        let suspended = initial.spec?.suspend === true
+        /**
+         * The pod of this attempt (the one whose log is followed): a suspended Job's controller deletes its pod and makes
+         * a new one once the Job is resumed, each attempt from the start of its own log, with its own result.
+         */
+        let attempt: string | undefined
+        /** The Job was suspended after this attempt's pod was made: its pod is deleted, and the trial waits in the queue again. */
+        let requeued = false
         /** The pod whose container is being created (its volumes mounted, its image pulled): its Events are looked at now and then. */
         let creatingPod: string | undefined
         /** Why its container is not created yet, as its Events said last. */
@@ -747,6 +775,52 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let following: AbortController | undefined
         let follows = 0
         let followedAt = 0
+        /**
+         * A batch queue (Kueue, preempting) suspended the Job after this attempt's pod was made: its controller deletes the
+         * pod, not counted failed (its tracking finalizer is taken off first), and makes a new one once the Job is resumed.
+         * The trial waits in the queue again (not failed: a retry would run the strategy beside the resumed Job), said
+         * with who stopped it; what the pod still prints is read, and its end is not the job's.
+         */
+        const requeue = Effect.gen(function*() {
+          requeued = true
+          // why, looked at again now and then as for a Job without a pod (the queue's Event may come after the Job's change)
+          podSeen = false
+          noPodChecks = 0
+          stuckIf(undefined, undefined)
+          stuckPod = undefined
+          creatingPod = undefined
+          creatingWhy = undefined
+          const why = requeuedWhy((yield* patiently("listEvents", refusalOf(name))).stopped)
+          lastState = `Pending:${why}`
+          yield* emit({ _tag: "State", state: "Pending", reason: why })
+        })
+        /** Another pod of the Job, once the Job was resumed: a new attempt, its log read from its start and its result its own. */
+        const newAttempt = Effect.sync(() => {
+          // the taken-back pod held its GPUs while it ran (to its end, or to now when its end was not seen)
+          const ran = K.terminated(lastPod)
+          takenBackSeconds += seconds(ran?.startedAt ?? lastPod?.status?.containerStatuses?.find((c) => c.name === K.CONTAINER)?.state?.running?.startedAt, ran?.finishedAt ?? new Date())
+          if (logState === "following") {
+            following?.abort()
+            // (what the taken-back pod's follow still holds is not read)
+            follows++
+          }
+          following = undefined
+          lines = new JobProtocol.LineSplitter({ whole: K.RESULT_MARKER })
+          stamped = new K.StampedLog()
+          resultB64 = undefined
+          heldEmpty = false
+          logLost = undefined
+          logState = "none"
+          requeued = false
+          lastPod = undefined
+          stuck = undefined
+          stuckPod = undefined
+          creatingPod = undefined
+          creatingWhy = undefined
+        })
+        /** Whether the Job's suspension takes back this attempt: its pod was made and has not succeeded, and the Job has not ended. */
+        const takenBack = () => suspended && !requeued && ended === undefined && attempt !== undefined && K.terminated(lastPod)?.exitCode !== 0
+
         /**
          * A log request that failed without an answer from the node while the API server answers: its pod is being
          * deleted and no kubelet says its container ended (its node is down: the taint manager deleted it), so its
@@ -866,6 +940,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
               suspended = job.spec?.suspend === true
+              if (takenBack()) yield* requeue
+              else if (!suspended && requeued && lastPod !== undefined && lastPod.metadata?.deletionTimestamp == null) {
+                // a suspension read late (the Job's watch behind its pod's): this attempt's pod runs on, and is read again
+                requeued = false
+                Queue.offerUnsafe(mailbox, { _tag: "Pod", type: "MODIFIED", pod: lastPod })
+              }
               break
             }
             case "Tick": {
@@ -883,8 +963,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               noPodChecks++
               const refused = yield* patiently("listEvents", refusalOf(name))
               const { lasting, since } = refused
-              // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room
-              const why = refused.why ?? (suspended ? SUSPENDED : undefined)
+              // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room; one it
+              // stopped (a preemption: its `Stopped` Event) waits to be admitted again
+              const why = refused.why ?? (suspended ? (requeued || refused.stopped !== undefined ? requeuedWhy(refused.stopped) : SUSPENDED) : undefined)
               if (!podSeen) stuckIf(lasting ? why : undefined, since)
               const key = `Pending:${why ?? ""}`
               if (!podSeen && key !== lastState) {
@@ -894,9 +975,23 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               break
             }
             case "Pod": {
+              const podName = update.pod.metadata!.name!
+              const going = update.type === "DELETED" || update.pod.metadata?.deletionTimestamp != null
+              if (podName !== attempt) {
+                // a pod being deleted that is not this attempt's: an earlier attempt's, taken back with its suspended Job
+                // (a watch that begins then finds it terminating)
+                if (going && (attempt !== undefined || suspended)) break
+                // another pod once one was made: the Job's controller makes one for a Job of backoffLimit 0 that it did not
+                // fail only once the Job was suspended and resumed, so a new attempt begins
+                if (attempt !== undefined) yield* newAttempt
+                attempt = podName
+              }
               // its last state, for the Job's end when the pod is gone by then (a preemption deletes it)
               lastPod = update.pod
+              if (going && takenBack()) yield* requeue
               if (update.type === "DELETED") break
+              // the attempt the queue took back ends, its end not the job's; the trial is shown waiting
+              if (requeued) break
               podSeen = true
               const st = K.podState(update.pod)
               const waitingMessage = K.waitingMessage(update.pod)
@@ -952,11 +1047,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               }
               const clean = update.cut !== true && resultB64 === undefined
               if ((update.cut === true || clean) && logLost === undefined) {
-                let pod = yield* patiently("listPods", podsOf(name))
+                // this attempt's pod (the Job's newest may be the next attempt's, once the Job was suspended and resumed)
+                const followed = attempt
+                const attemptPod = followed !== undefined ? patiently("readPod", podNamed(followed)) : patiently("listPods", podsOf(name))
+                let pod = yield* attemptPod
                 // (the kubelet says a container ended a moment after its log ends: looked at again meanwhile)
                 for (let i = 0; clean && i < LOG_END_CHECKS && pod !== undefined && K.terminated(pod) === undefined; i++) {
                   yield* Effect.sleep("1 second")
-                  pod = yield* patiently("listPods", podsOf(name))
+                  pod = yield* attemptPod
                 }
                 if (pod !== undefined) lastPod = pod
                 if (pod !== undefined && K.terminated(pod) === undefined) {
@@ -1083,7 +1181,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     )
     if (job === undefined || job.metadata?.deletionTimestamp != null || K.jobOutcome(job) !== undefined) return false
     const pod = yield* patient(podsOf(ref.id))
-    if (pod === undefined) {
+    // a suspended Job (a batch queue took it back) whose pod is being deleted has nothing running, and its controller
+    // makes no other pod while it is suspended: it is taken back as one without a pod
+    const idle = pod === undefined || (job.spec?.suspend === true && pod.metadata?.deletionTimestamp != null && pod.status?.phase !== "Succeeded")
+    if (idle) {
       // No pod yet (read after the Job): the Job as read has none, so deleting it as read takes nothing that runs.
       // Its controller created a pod since (or it went): not now.
       const taken = yield* deleteAsRead("deleteJob", (o) =>
@@ -1147,7 +1248,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       const name = job.metadata?.name
       if (labels === undefined || labels.run !== run || name === undefined) continue
       const finished = K.jobOutcome(job) !== undefined || job.metadata?.deletionTimestamp != null
-      const running = pods.items.some((p) => p.metadata?.labels?.[K.JOB_LABEL] === name && K.podState(p)?.state === "Running")
+      // (a suspended Job's pod being deleted runs no more: the job waits in its queue)
+      const running = job.spec?.suspend !== true && pods.items.some((p) => p.metadata?.labels?.[K.JOB_LABEL] === name && K.podState(p)?.state === "Running")
       const gpus = Number(job.spec?.template.spec?.containers[0]?.resources?.limits?.[gpuResource] ?? 0)
       out.set(name, { ref: { backend: NAME, id: name, data: { namespace, gpus, run: K.labelValue(run) } }, labels, state: finished ? "Finished" : running ? "Running" : "Pending" })
     }

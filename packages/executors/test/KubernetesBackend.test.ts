@@ -910,6 +910,123 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 
+describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's preemption)", () => {
+  // Kueue preempts a trial by suspending its Job: the Job's controller deletes its pod, not counted failed (its tracking
+  // finalizer taken off first), and makes a new one once Kueue admits the Job again. The trial waits in the queue again:
+  // not failed (its retry would run the strategy twice, beside the resumed Job), and the result is the new pod's.
+  const KUEUE = "Preempted to accommodate a workload (UID: 9f54, JobUID: 2a7c) due to prioritization in the ClusterQueue; preemptor path: /gpu/high; preemptee path: /gpu/low"
+  const suspendedReason = (r: string | undefined) => r !== undefined && r.startsWith("Suspended (")
+
+  it.live("its watch says it waits in the queue again and by whom, then follows the new pod: the new pod's result, once; so does a controller that begins while it is suspended", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      // the first pod writes a result of 0 and is stopped before it writes 1 (its wrapper prints the 0 on SIGTERM)
+      const script = `echo started; echo '{"metrics":{},"primary":0}' > result.json; sleep 3; echo '{"metrics":{},"primary":1}' > result.json; echo finished`
+      const ref = yield* backend.submit(spec("preempted-by-queue", script, { resources: { gpus: 1, cpus: 1 } }))
+      const started = yield* Deferred.make<void>()
+      const watching = yield* Effect.forkChild(
+        backend.watch(ref).pipe(
+          Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
+          Stream.runCollect,
+          Effect.map((c) => Array.from(c))
+        )
+      )
+      yield* Deferred.await(started)
+      const first = podOf(fake, ref.id)!.metadata.name
+      assert.isTrue(fake.suspend("trex", ref.id, KUEUE))
+      yield* eventually("its first pod is gone", () => fake.get("pods", "trex", first) === undefined)
+      // a controller that begins now (a `trex resume`) finds it waiting in the queue
+      const later = yield* KubernetesBackend.make(config(fake))
+      const laterWaits = yield* Deferred.make<void>()
+      const laterWatching = yield* Effect.forkChild(
+        later.watch(ref).pipe(
+          Stream.tap((e) => (e._tag === "State" ? Deferred.succeed(laterWaits, undefined) : Effect.void)),
+          Stream.runCollect,
+          Effect.map((c) => Array.from(c))
+        )
+      )
+      yield* Deferred.await(laterWaits)
+      assert.isFalse(fake.get("jobs", "trex", ref.id)!.status.conditions.some((c: { type: string }) => c.type === "Failed" || c.type === "FailureTarget"), "a suspended Job is not failed")
+      assert.isTrue(fake.admit("trex", ref.id))
+      const watched = [yield* Fiber.join(watching), yield* Fiber.join(laterWatching)]
+      // the GPU the first pod held while it ran counts, as the watch that saw it run knows
+      const seen = exitOf(watched[0]!)
+      assert.isAbove(seen.gpuSeconds, seen.wallSeconds, JSON.stringify(seen))
+      for (const events of watched) {
+        const exit = exitOf(events)
+        assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+        assert.deepStrictEqual(exit.result, { metrics: {}, primary: 1 }, JSON.stringify(exit))
+        assert.include(exit.logTail, "finished")
+        const said = states(events)
+        const waiting = said.findIndex((st) => suspendedReason(st.replace(/^Pending /, "")))
+        assert.isAtLeast(waiting, 0, JSON.stringify(said))
+        // who and why first (`trex status` shows 120 characters), without the workloads' UIDs and paths
+        assert.strictEqual(said[waiting]!.slice(0, 128), "Pending Suspended (kueue-job-controller: Preempted to accommodate a workload due to prioritization in the ClusterQueue): its Job")
+        assert.include(said.slice(waiting + 1), "Running", JSON.stringify(said))
+      }
+      // the first pod never counted failed, one Job: the strategy ran in it twice only as the queue made it
+      assert.strictEqual(fake.get("jobs", "trex", ref.id)!.status.failed, 0)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a suspension lifted before the Job's controller deleted the pod: the pod runs on, and the trial is shown running again, with its result", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("suspended-briefly", `echo started; sleep 2; ${done}`))
+      const started = yield* Deferred.make<void>()
+      const watching = yield* Effect.forkChild(
+        backend.watch(ref).pipe(
+          Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
+          Stream.runCollect,
+          Effect.map((c) => Array.from(c))
+        )
+      )
+      yield* Deferred.await(started)
+      const pod = podOf(fake, ref.id)!.metadata.name
+      // suspended and resumed at once: the Job's controller, which acts after, finds it not suspended and keeps the pod
+      assert.isTrue(fake.suspend("trex", ref.id))
+      assert.isTrue(fake.admit("trex", ref.id))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
+      assert.strictEqual(podOf(fake, ref.id)!.metadata.name, pod, "the same pod ran to its end")
+      const said = states(events)
+      assert.strictEqual(said.at(-1), "Running", JSON.stringify(said))
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a drain withdraws a suspended Job whose pod is still terminating, and another controller reads it waiting, not running", () =>
+    Effect.gen(function*() {
+      // a pod that ignores SIGTERM terminates for its whole grace period
+      const fake = yield* fakeWith({ gracePeriodMs: 6000 })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("suspended-withdrawn", "trap '' TERM; echo started; sleep 60"))
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      yield* eventually("its job has begun (its SIGTERM ignored)", () => podOf(fake, ref.id)?.status.phase === "Running")
+      yield* eventually("its job has begun (its SIGTERM ignored)", Effect.promise(() => core.readNamespacedPodLog({ name: podOf(fake, ref.id)!.metadata.name, namespace: "trex" })).pipe(Effect.map((log) => log.includes("started"))))
+      assert.isTrue(fake.suspend("trex", ref.id))
+      yield* eventually("its pod is terminating", () => podOf(fake, ref.id)?.metadata.deletionTimestamp !== undefined)
+      const other = yield* KubernetesBackend.make(config(fake))
+      const waits = yield* Deferred.make<void>()
+      const watching = yield* Effect.forkChild(
+        other.watch(ref).pipe(
+          Stream.tap((e) => (e._tag === "State" ? Deferred.succeed(waits, undefined) : Effect.void)),
+          Stream.runCollect,
+          Effect.map((c) => Array.from(c))
+        )
+      )
+      yield* Deferred.await(waits)
+      assert.isDefined(podOf(fake, ref.id)?.metadata.deletionTimestamp, "still terminating")
+      // listed waiting, as a resumed run reconciles it
+      assert.strictEqual((yield* other.list("k8s-run/1")).find((j) => j.ref.id === ref.id)?.state, "Pending")
+      assert.isTrue(yield* backend.withdraw!(ref))
+      const events = yield* Fiber.join(watching)
+      assert.strictEqual(exitOf(events).outcome, "Cancelled")
+      assert.isTrue(suspendedReason(states(events)[0]?.replace(/^Pending /, "")), JSON.stringify(states(events)))
+      assert.notInclude(states(events), "Running")
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+})
+
 describe("KubernetesBackend when another controller reads a job this one withdrew", () => {
   // The Job's controller counts the deleted pod as failed and, with backoffLimit 0, fails the Job before it is deleted.
   it.live("another controller watching a job this one withdraws reads it withdrawn (Cancelled), not Failed for the pod the Job's controller counts failed", () =>

@@ -582,6 +582,21 @@ export const mountTrouble = (events: ReadonlyArray<CoreV1Event>): { readonly why
   return { why, lasting: !/Multi-Attach error/.test(message), since: new Date(newest.firstTimestamp ?? newest.eventTime ?? 0).getTime() }
 }
 
+/**
+ * Who took a Job back that a batch queue had admitted, and why, from the Job's Events: the newest `Stopped` Event, which
+ * Kueue records as it suspends the Job of a workload it preempts, evicts or deactivates (`stopJob` in its jobframework
+ * reconciler), as `kueue-job-controller: Preempted to accommodate a workload due to prioritization in the ClusterQueue`
+ * (the workloads' UIDs and the cohort's paths left out: `kubectl describe workload` has them). `undefined` when there
+ * is none (a Job suspended by hand: `kubectl patch job ... suspend`).
+ */
+export const stoppedBy = (events: ReadonlyArray<CoreV1Event>): string | undefined => {
+  const newest = newestOf(events, (e) => e.reason === "Stopped")
+  if (newest === undefined) return undefined
+  const who = newest.source?.component ?? newest.reportingComponent
+  const message = shortened(newest.message?.replace(/ \(UID: [^)]*\)/, "").replace(/; preemptor path: .*$/s, ""))
+  return `${who !== undefined && who !== "" ? `${who}: ` : ""}${message === "" ? "Stopped" : message}`
+}
+
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */
 export const refusedSince = (events: ReadonlyArray<CoreV1Event>): number | undefined => {
   const newest = newestRefusal(events)

@@ -13,7 +13,10 @@
 //   BackoffLimitExceeded, or DeadlineExceeded from `activeDeadlineSeconds` counted from its start, not while it is
 //   suspended, its pods then deleted; `SuccessCriteriaMet`),
 //   then `Failed` / `Complete` once none of its pods is terminating; evaluated while the Job is being deleted too;
-//   a `Suspended` condition; `ttlSecondsAfterFinished`;
+//   a suspended Job's active pods deleted, their tracking finalizer taken off first so that they are not counted failed
+//   (`manageJob` and `deleteJobPods`), a `Suspended` condition (`JobSuspended`, then `JobResumed`, `startTime` reset) and
+//   its `Suspended` / `Resumed` Events, a new pod once it is resumed (a terminating one is not active);
+//   `ttlSecondsAfterFinished`;
 // - scheduler: node selectors, NoSchedule taints vs tolerations, cpu / memory / extended-resource requests
 //   against node allocatable (PodScheduled=False, reason Unschedulable, when nothing fits);
 // - kubelet: a Pod waits (ContainerCreating / CreateContainerConfigError) until its ConfigMap volume and
@@ -35,7 +38,7 @@
 //   quota and service account included, and not stored).
 // - PriorityClasses (`priorityClasses`: a pod naming another is refused, as the Priority admission plugin does), and
 //   a batch queue's hold (`suspendJobs`: Jobs are made suspended, as Kueue's webhook makes those naming its queue, and
-//   get a pod once `admit` lets them go);
+//   get a pod once `admit` lets them go; `suspend` stops a running one as Kueue's preemption does, its `Stopped` Event);
 // - volumes: PersistentVolumeClaims (`claims`, in every namespace; `GET .../persistentvolumeclaims/<name>`); a pod
 //   that names one that is not there is Unschedulable (`persistentvolumeclaim "x" not found`), as the real scheduler
 //   says; an NFS server of `unmountable` leaves a pod `ContainerCreating` with the kubelet's `FailedMount` Event; a claim's mounts are one directory for every pod (`claimDir`), at the mount's `subPath`, which the kubelet
@@ -186,8 +189,14 @@ export interface FakeKubeApi {
   readonly disrupt: (namespace: string, pod: string, reason: string, options?: { readonly message?: string; readonly evicted?: boolean; readonly nodeDown?: boolean }) => boolean
   /** The directory that stands for a PersistentVolumeClaim's volume (every pod that mounts it sees it). */
   readonly claimDir: (claim: string) => string
-  /** A suspended Job (see `suspendJobs`) is let go: `spec.suspend` false, and its controller makes its pod. */
+  /** A suspended Job (see `suspendJobs`, `suspend`) is let go: `spec.suspend` false, and its controller makes its pod. */
   readonly admit: (namespace: string, job: string) => boolean
+  /**
+   * A batch queue takes back a Job it admitted, as Kueue does to preempt, evict or deactivate its workload (`stopJob` in
+   * its jobframework reconciler): `spec.suspend` true, `status.startTime` cleared, and a Normal `Stopped` Event on the Job
+   * from `kueue-job-controller` with `message`. The Job's controller then deletes its active pods, not counted failed.
+   */
+  readonly suspend: (namespace: string, job: string, message?: string) => boolean
   readonly close: () => Promise<void>
 }
 
@@ -295,9 +304,15 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
    * `batch.kubernetes.io/job-tracking` finalizer, which holds it until it has been counted.
    */
   const countedFailed = new Map<string, Set<string>>()
+  /**
+   * Pods a suspended Job's controller deleted: it takes their tracking finalizer off before it deletes them
+   * (`deleteJobPods`), so they are never counted, failed or not (`trackJobStatusAndRemoveFinalizers` skips a pod
+   * without the finalizer).
+   */
+  const untracked = new Set<string>()
   const countIfFailed = (pod: Obj) => {
     const owner = pod.metadata.ownerReferences?.find((r) => r.kind === "Job")?.uid
-    if (owner === undefined || pod.status.phase === "Succeeded") return
+    if (owner === undefined || pod.status.phase === "Succeeded" || untracked.has(pod.metadata.uid!)) return
     if (pod.status.phase !== "Failed" && pod.metadata.deletionTimestamp === undefined) return
     const counted = countedFailed.get(owner) ?? new Set<string>()
     counted.add(pod.metadata.uid!)
@@ -691,7 +706,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     const counted = countedFailed.get(job.metadata.uid!) ?? new Set<string>()
     const succeeded = pods.filter((p) => p.status.phase === "Succeeded").length
     const failed = counted.size
-    const active = pods.filter((p) => p.status.phase !== "Succeeded" && !counted.has(p.metadata.uid!)).length
+    // (a terminating pod is not active: `controller.FilterActivePods`)
+    const active = pods.filter((p) => p.status.phase !== "Succeeded" && p.status.phase !== "Failed" && p.metadata.deletionTimestamp === undefined).length
     if (job.status.succeeded !== succeeded || job.status.failed !== failed || job.status.active !== active) {
       Object.assign(job.status, { succeeded, failed, active })
       put("jobs", job, "MODIFIED")
@@ -707,9 +723,20 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       return
     }
     if (job.spec.suspend === true) {
+      // its active pods deleted, their tracking finalizer off first: not counted failed (`manageJob`, `deleteJobPods`)
+      for (const p of pods) {
+        if (p.metadata.deletionTimestamp !== undefined || p.status.phase === "Succeeded" || p.status.phase === "Failed") continue
+        untracked.add(p.metadata.uid!)
+        deletePod(p)
+      }
+      if (active > 0) {
+        job.status.active = 0
+        put("jobs", job, "MODIFIED")
+      }
       if (condition(job, "Suspended") === undefined) {
         job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "True", reason: "JobSuspended", message: "Job suspended", lastTransitionTime: now(), lastProbeTime: now() }]
         put("jobs", job, "MODIFIED")
+        recordEvent(job, "Normal", "Suspended", "Job suspended")
       }
       return
     }
@@ -1081,6 +1108,16 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
       armDeadline(job)
       put("jobs", job, "MODIFIED")
+      recordEvent(job, "Normal", "Resumed", "Job resumed")
+      return true
+    },
+    suspend: (namespace, name, message = "Preempted to accommodate a workload (UID: 0c0ffee0-the-stand-in) due to prioritization in the ClusterQueue") => {
+      const job = store.get(key("jobs", namespace, name))
+      if (job === undefined || job.spec.suspend === true || condition(job, "Complete") !== undefined || condition(job, "Failed") !== undefined) return false
+      job.spec.suspend = true
+      delete job.status.startTime
+      put("jobs", job, "MODIFIED")
+      recordEvent(job, "Normal", "Stopped", message, "kueue-job-controller")
       return true
     },
     nodeUnreachable: (namespace, name) => {
