@@ -31,8 +31,14 @@ import {
   tryReadJournal
 } from "./lib.ts"
 
-type Trigger = "random" | "after-done" | "after-start" | "job-dir"
+type Trigger = "random" | "after-done" | "after-start" | "job-dir" | "job-dir-late"
 const TRIGGERS: ReadonlyArray<Trigger> = ["random", "after-done", "after-start", "job-dir"]
+/**
+ * On the remote backends, also 20-400 ms after a job directory appeared: the engine's call (sbatch,
+ * qsub, the container's create and start, the SSH launch) in flight or just answered, its
+ * JobSubmitted not yet journaled.
+ */
+const REMOTE_TRIGGERS: ReadonlyArray<Trigger> = ["random", "job-dir", "job-dir-late", "after-done", "after-start"]
 
 /** The real remote backends of scripts/services (Podman through the Docker backend, on its Docker-compatible API). */
 export type Remote = "docker" | "podman" | "slurm" | "gridengine" | "ssh"
@@ -51,6 +57,8 @@ interface Tally {
   kills: number
   killsByTrigger: Record<Trigger, number>
   killsBetweenSubmitAndEvent: number
+  /** Kills after which a job ran (its start logged where it ran) that the journal had no JobSubmitted for. */
+  killsStartedUnjournaled: number
   /** Kills that left a journal with no events (created, the run not yet recorded). */
   killedBeforeStart: number
   sessions: number
@@ -210,7 +218,7 @@ const session = async (
       seen += (d.toString("utf8").match(new RegExp(word.source, "gm")) ?? []).length
       if (seen >= k && !killed) timers.push(setTimeout(kill, Math.floor(random() * 6)))
     })
-  } else if (trigger === "job-dir") {
+  } else if (trigger === "job-dir" || trigger === "job-dir-late") {
     // a new job directory: the backend is inside `submit`, its JobSubmitted not yet journaled
     const before = new Set(jobsDir() !== undefined && fs.existsSync(jobsDir()!) ? fs.readdirSync(jobsDir()!) : [])
     const skip = Math.floor(random() * 3)
@@ -221,7 +229,7 @@ const session = async (
       for (const name of fs.readdirSync(dir)) {
         if (!before.has(name) && !name.startsWith(".")) {
           before.add(name)
-          if (fresh++ >= skip) kill()
+          if (fresh++ === skip) trigger === "job-dir" ? kill() : timers.push(setTimeout(kill, 20 + random() * 380))
         }
       }
     }, 1)
@@ -267,7 +275,8 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
   let finished = false
   let known = new Map<string, string>()
   for (let round = 0; round < s.kills + 20 && !finished; round++) {
-    const trigger = kills < s.kills ? TRIGGERS[(round + s.seed) % TRIGGERS.length]! : undefined
+    const triggers = s.backend === "local" || s.backend === "simulator" ? TRIGGERS : REMOTE_TRIGGERS
+    const trigger = kills < s.kills ? triggers[(round + s.seed) % triggers.length]! : undefined
     const effective: Trigger | undefined = s.backend === "simulator" && trigger !== undefined ? "random" : trigger
     const args = runDir === undefined ? argsFor(s, setup, out) : ["resume", runDir]
     const dirPoll = setInterval(() => (runDir ??= findRunDir()), 2)
@@ -317,6 +326,11 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
       countKill()
       if (s.backend !== "simulator") tally.killsBetweenSubmitAndEvent += submittedWithoutEvent(read.entries, jobsDir()!)
       await sleep(random() * 300)
+      if (s.backend !== "simulator") {
+        // the jobs that started, by now, without the journal holding them: the resumed session must adopt them, not run them again
+        const journaled = new Set(read.entries.flatMap((e) => (e.event._tag === "JobSubmitted" ? [e.event.nodeId] : [])))
+        if (setup.executions(runDir, out).some((n) => !journaled.has(n))) tally.killsStartedUnjournaled++
+      }
     } else if (r.code === 0) {
       finished = read.entries.some((e) => e.event._tag === "RunFinished")
     } else {
@@ -353,8 +367,9 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
 
 const newTally = (): Tally => ({
   kills: 0,
-  killsByTrigger: { "random": 0, "after-done": 0, "after-start": 0, "job-dir": 0 },
+  killsByTrigger: { "random": 0, "after-done": 0, "after-start": 0, "job-dir": 0, "job-dir-late": 0 },
   killsBetweenSubmitAndEvent: 0,
+  killsStartedUnjournaled: 0,
   killedBeforeStart: 0,
   sessions: 0,
   finishedLost: 0,
@@ -382,7 +397,7 @@ const scenariosOf = (kind: Kind, quick: boolean): Array<Scenario> => {
         ...many(4, 40, { concurrency: 2, trials: 25, kills: 3 })
       ]
     default:
-      return quick ? many(1, 1, { concurrency: 1, trials: 6, kills: 4 }) : [
+      return quick ? many(1, 1, { concurrency: 1, trials: 8, kills: 4 }) : [
         ...many(3, 50, { concurrency: 1, trials: 8, kills: 6 }),
         ...many(2, 60, { concurrency: 2, trials: 8, kills: 4 })
       ]
@@ -393,8 +408,10 @@ const scenariosOf = (kind: Kind, quick: boolean): Array<Scenario> => {
 const remoteFigures = (kind: Remote, runs: number, t: Tally): Record<string, number | string> => ({
   [`${kind}: runs`]: runs,
   [`${kind}: kills`]: t.kills,
-  [`${kind}: kills by trigger (random / after done / after start / job directory)`]: `${t.killsByTrigger.random} / ${t.killsByTrigger["after-done"]} / ${t.killsByTrigger["after-start"]} / ${t.killsByTrigger["job-dir"]}`,
-  [`${kind}: kills that left a job submitted but not journaled`]: t.killsBetweenSubmitAndEvent,
+  [`${kind}: kills by trigger (random / after done / after start / job directory / 20-400 ms after it)`]:
+    [t.killsByTrigger.random, t.killsByTrigger["after-done"], t.killsByTrigger["after-start"], t.killsByTrigger["job-dir"], t.killsByTrigger["job-dir-late"]].join(" / "),
+  [`${kind}: job directories a kill left without their JobSubmitted`]: t.killsBetweenSubmitAndEvent,
+  [`${kind}: kills after which a job ran that the journal did not hold`]: t.killsStartedUnjournaled,
   [`${kind}: controller sessions`]: t.sessions,
   [`${kind}: job executions logged`]: t.executions,
   [`${kind}: finished trials lost`]: t.finishedLost,
