@@ -57,8 +57,10 @@ interface Tally {
   kills: number
   killsByTrigger: Record<Trigger, number>
   killsBetweenSubmitAndEvent: number
-  /** Kills after which a job ran (its start logged where it ran) that the journal had no JobSubmitted for. */
-  killsStartedUnjournaled: number
+  /** Jobs a kill left on the engine (submitted there) with no JobSubmitted in the journal. */
+  orphansOnEngine: number
+  /** Of them, those the resumed session adopted (journaled as they were, not submitted again). */
+  orphansAdopted: number
   /** Kills that left a journal with no events (created, the run not yet recorded). */
   killedBeforeStart: number
   sessions: number
@@ -250,6 +252,28 @@ const submittedWithoutEvent = (entries: ReadonlyArray<JournalEvent.Entry>, jobsD
   }).length
 }
 
+/** A job directory a kill left with no JobSubmitted for its node (and, on Docker, the container it recorded). */
+interface Orphan {
+  readonly node: string
+  readonly dir: string
+  readonly container?: string
+}
+
+const orphansOf = (kind: Remote, entries: ReadonlyArray<JournalEvent.Entry>, jobsDir: string): Array<Orphan> => {
+  if (!fs.existsSync(jobsDir)) return []
+  const submitted = new Set(entries.flatMap((e) => (e.event._tag === "JobSubmitted" ? [e.event.nodeId] : [])))
+  return fs.readdirSync(jobsDir).flatMap((name): Array<Orphan> => {
+    const node = /^(n\d+)(-[0-9a-z]+)?$/.exec(name)?.[1]
+    if (node === undefined || submitted.has(node)) return []
+    const dir = path.join(jobsDir, name)
+    if (kind !== "docker" && kind !== "podman") return [{ node, dir }]
+    // the Docker backend records the container it created in .trex-job.json before starting it
+    const record = path.join(dir, ".trex-job.json")
+    const container = fs.existsSync(record) ? (JSON.parse(fs.readFileSync(record, "utf8")) as { container?: string }).container : undefined
+    return [{ node, dir, ...(container !== undefined ? { container } : {}) }]
+  })
+}
+
 const runScenario = async (s: Scenario, random: () => number, tally: Tally, findings: Array<string>, log: (l: string) => void) => {
   const setup = s.backend === "local" || s.backend === "simulator" ? localSetup(s) : remoteSetup(s.backend)
   const env = setup.env
@@ -271,6 +295,7 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
     const names = fs.existsSync(out) ? fs.readdirSync(out).filter((n) => n !== "executions.log") : []
     return names.length === 1 ? path.join(out, names[0]!) : undefined
   }
+  const orphans = new Map<string, Orphan>()
   let kills = 0
   let finished = false
   let known = new Map<string, string>()
@@ -326,10 +351,8 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
       countKill()
       if (s.backend !== "simulator") tally.killsBetweenSubmitAndEvent += submittedWithoutEvent(read.entries, jobsDir()!)
       await sleep(random() * 300)
-      if (s.backend !== "simulator") {
-        // the jobs that started, by now, without the journal holding them: the resumed session must adopt them, not run them again
-        const journaled = new Set(read.entries.flatMap((e) => (e.event._tag === "JobSubmitted" ? [e.event.nodeId] : [])))
-        if (setup.executions(runDir, out).some((n) => !journaled.has(n))) tally.killsStartedUnjournaled++
+      if (s.backend !== "simulator" && s.backend !== "local") {
+        for (const o of orphansOf(s.backend, read.entries, jobsDir()!)) orphans.set(`${o.dir} ${o.container ?? ""}`, o)
       }
     } else if (r.code === 0) {
       finished = read.entries.some((e) => e.event._tag === "RunFinished")
@@ -347,6 +370,25 @@ const runScenario = async (s: Scenario, random: () => number, tally: Tally, find
   if ("error" in final) return
   if (s.backend !== "simulator") {
     const executions = setup.executions(runDir, out)
+    if (s.backend !== "local") {
+      // the jobs a kill left unjournaled that had reached the engine, and whether the resumed session adopted each
+      const refs = final.entries.flatMap((e) => (e.event._tag === "JobSubmitted" ? [e.event] : []))
+      for (const o of orphans.values()) {
+        const reached = s.backend === "ssh"
+          ? [".trex-pid", ".trex-exit"].some((f) => fs.existsSync(path.join(o.dir, f)))
+          : s.backend === "docker" || s.backend === "podman"
+          ? o.container !== undefined
+          : fs.existsSync(path.join(o.dir, "result.json"))
+        if (!reached) continue
+        tally.orphansOnEngine++
+        const adopted = s.backend === "ssh"
+          ? executions.filter((n) => n === o.node).length === 1
+          : s.backend === "docker" || s.backend === "podman"
+          ? refs.some((e) => e.job.id === o.container)
+          : refs.some((e) => typeof e.job.data["jobDir"] === "string" && path.basename(e.job.data["jobDir"]) === path.basename(o.dir))
+        if (adopted) tally.orphansAdopted++
+      }
+    }
     tally.executions += executions.length
     const dup = duplicates(executions)
     tally.executedTwice += dup.length
@@ -369,7 +411,8 @@ const newTally = (): Tally => ({
   kills: 0,
   killsByTrigger: { "random": 0, "after-done": 0, "after-start": 0, "job-dir": 0, "job-dir-late": 0 },
   killsBetweenSubmitAndEvent: 0,
-  killsStartedUnjournaled: 0,
+  orphansOnEngine: 0,
+  orphansAdopted: 0,
   killedBeforeStart: 0,
   sessions: 0,
   finishedLost: 0,
@@ -398,8 +441,8 @@ const scenariosOf = (kind: Kind, quick: boolean): Array<Scenario> => {
       ]
     default:
       return quick ? many(1, 1, { concurrency: 1, trials: 8, kills: 4 }) : [
-        ...many(3, 50, { concurrency: 1, trials: 8, kills: 6 }),
-        ...many(2, 60, { concurrency: 2, trials: 8, kills: 4 })
+        ...many(2, 50, { concurrency: 1, trials: 10, kills: 6 }),
+        ...many(1, 60, { concurrency: 2, trials: 10, kills: 5 })
       ]
   }
 }
@@ -411,7 +454,7 @@ const remoteFigures = (kind: Remote, runs: number, t: Tally): Record<string, num
   [`${kind}: kills by trigger (random / after done / after start / job directory / 20-400 ms after it)`]:
     [t.killsByTrigger.random, t.killsByTrigger["after-done"], t.killsByTrigger["after-start"], t.killsByTrigger["job-dir"], t.killsByTrigger["job-dir-late"]].join(" / "),
   [`${kind}: job directories a kill left without their JobSubmitted`]: t.killsBetweenSubmitAndEvent,
-  [`${kind}: kills after which a job ran that the journal did not hold`]: t.killsStartedUnjournaled,
+  [`${kind}: jobs a kill left on the engine unjournaled / adopted by the resumed session`]: `${t.orphansOnEngine} / ${t.orphansAdopted}`,
   [`${kind}: controller sessions`]: t.sessions,
   [`${kind}: job executions logged`]: t.executions,
   [`${kind}: finished trials lost`]: t.finishedLost,
