@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config"
 
 /** Files whose tests use engines that other files stop (dockerd, slurmd, sge_execd): run after them, alone. */
-const afterTheEngineFiles = ["test/code-agent-backends.test.ts", "packages/cli/test/Check.test.ts"]
+const afterTheEngineFiles = ["test/code-agent-backends.test.ts", "packages/cli/test/Check.test.ts", "test/chaos-backends.test.ts"]
 
 export default defineConfig({
   resolve: { conditions: ["@trex/source"] },
