@@ -12,6 +12,7 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { JournalEvent } from "@trex/core"
+import { sshHost } from "../support/sshHost.ts"
 import {
   campaign,
   type CampaignOptions,
@@ -122,13 +123,7 @@ const remoteSection = (kind: Remote, dir: string, shared: string): Record<string
           remoteRoot: path.join(shared, "ssh"),
           pollInterval: "150 millis",
           killGraceSeconds: 1,
-          hosts: [{
-            host: env("TREX_TEST_SSH_HOST", "127.0.0.1"),
-            port: Number(env("TREX_TEST_SSH_PORT", "2222")),
-            username: env("TREX_TEST_SSH_USER", "sdktest"),
-            privateKeyPath: env("TREX_TEST_SSH_KEY", "/var/lib/trex-test-ssh/id_ed25519"),
-            knownHostsPath: env("TREX_TEST_SSH_KNOWN_HOSTS", "/var/lib/trex-test-ssh/known_hosts")
-          }]
+          hosts: [sshHost()]
         }
       }
   }

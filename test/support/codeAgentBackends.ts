@@ -10,6 +10,7 @@ import type { Backend } from "@trex/core"
 import { DockerBackend, GridEngineBackend, KubernetesBackend, SlurmBackend, SshBackend } from "@trex/executors"
 import { Effect, type Scope } from "effect"
 import * as FakeKubeApi from "../../packages/executors/test/support/FakeKubeApi.ts"
+import { sshHost } from "./sshHost.ts"
 
 const env = (k: string, d: string) => process.env[k] ?? d
 
@@ -32,13 +33,7 @@ export const make = (kind: Kind, base: string): Effect.Effect<Backend.BackendSha
       return GridEngineBackend.make({ workDir: Path.join(base, "gridengine"), pollIntervalMs: 300, sgeRoot: env("SGE_ROOT", "/var/lib/gridengine") })
     case "ssh":
       return SshBackend.make({
-        hosts: [{
-          host: env("TREX_TEST_SSH_HOST", "127.0.0.1"),
-          port: Number(env("TREX_TEST_SSH_PORT", "2222")),
-          username: env("TREX_TEST_SSH_USER", "sdktest"),
-          privateKeyPath: env("TREX_TEST_SSH_KEY", "/var/lib/trex-test-ssh/id_ed25519"),
-          knownHostsPath: env("TREX_TEST_SSH_KNOWN_HOSTS", "/var/lib/trex-test-ssh/known_hosts")
-        }],
+        hosts: [sshHost()],
         remoteRoot: sshRoot(base),
         pollInterval: "150 millis",
         killGraceSeconds: 1
