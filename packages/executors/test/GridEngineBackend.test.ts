@@ -43,6 +43,16 @@ const spec = specIn(run)
 /** The job's state letters in qstat (`r`, `qw`, `hqw`...), "" once it has left. */
 const qstatState = (id: string) => /<state>([^<]*)<\/state>/.exec(sge("qstat", ["-xml"]).split("<job_list").find((b) => b.includes(`<JB_job_number>${id}</JB_job_number>`)) ?? "")?.[1] ?? ""
 
+/** What the cluster says of its queue and of job `id` (`qstat -f`, `qstat -j`), for a failure's message. */
+const clusterSays = (id: string): string =>
+  [["-f"], ["-j", id]].map((args) => {
+    try {
+      return `qstat ${args.join(" ")}:\n${sge("qstat", args)}`
+    } catch (e) {
+      return `qstat ${args.join(" ")}: ${e instanceof Error ? e.message : String(e)}`
+    }
+  }).join("\n")
+
 const PWNED = `/tmp/trex-pwned-ge-${process.pid}`
 const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
 
@@ -621,7 +631,9 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const blocker = yield* backend.submit(spec("qmaster-blocker", "echo started; sleep 120", { resources: { gpus: 2, cpus: 1 } }))
       const toCancel = yield* backend.submit(spec("qmaster-cancel", RESULT, { resources: { gpus: 1, cpus: 1 } }))
       const toWithdraw = yield* backend.submit(spec("qmaster-withdraw", RESULT, { resources: { gpus: 1, cpus: 1 } }))
-      yield* eventually("the job runs", () => qstatState(ref.id) === "r", 30)
+      // (once, in a CI run, it had not started within 30 s of the execd's restart by the test before: what the
+      // cluster said then goes with the failure)
+      yield* eventually("the job runs", () => qstatState(ref.id) === "r", 60).pipe(Effect.mapError((e) => new Error(`${e.message}\n${clusterSays(ref.id)}`)))
       yield* stopQmaster
       // qsub cannot reach the qmaster: nothing was submitted, so the backend submits again once it answers
       const submitting = yield* Effect.forkChild(backend.submit(spec("qmaster-submitted", RESULT)))
