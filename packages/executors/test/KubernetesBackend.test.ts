@@ -82,6 +82,21 @@ const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
 /** The State events of a watch, as `Pending Unschedulable`. */
 const states = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
 
+/** A watch of `ref` forked in the test's fiber, its events collected, returned once its job printed `started`. */
+const watchStarted = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+  Effect.gen(function*() {
+    const started = yield* Deferred.make<void>()
+    const watching = yield* Effect.forkChild(
+      backend.watch(ref).pipe(
+        Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+    )
+    yield* Deferred.await(started)
+    return watching
+  })
+
 /** Watch until a Pending state with a reason shows, then cancel; return the events. */
 const pendingThenCancel = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0], reason: (r: string) => boolean) =>
   backend.watch(ref).pipe(
@@ -924,15 +939,7 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       // the first pod writes a result of 0 and is stopped before it writes 1 (its wrapper prints the 0 on SIGTERM)
       const script = `echo started; echo '{"metrics":{},"primary":0}' > result.json; sleep 3; echo '{"metrics":{},"primary":1}' > result.json; echo finished`
       const ref = yield* backend.submit(spec("preempted-by-queue", script, { resources: { gpus: 1, cpus: 1 } }))
-      const started = yield* Deferred.make<void>()
-      const watching = yield* Effect.forkChild(
-        backend.watch(ref).pipe(
-          Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
-          Stream.runCollect,
-          Effect.map((c) => Array.from(c))
-        )
-      )
-      yield* Deferred.await(started)
+      const watching = yield* watchStarted(backend, ref)
       const first = podOf(fake, ref.id)!.metadata.name
       assert.isTrue(fake.suspend("trex", ref.id, KUEUE))
       yield* eventually("its first pod is gone", () => fake.get("pods", "trex", first) === undefined)
@@ -974,15 +981,7 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       const fake = yield* fakeWith()
       const backend = yield* KubernetesBackend.make(config(fake))
       const ref = yield* backend.submit(spec("suspended-briefly", `echo started; sleep 2; ${done}`))
-      const started = yield* Deferred.make<void>()
-      const watching = yield* Effect.forkChild(
-        backend.watch(ref).pipe(
-          Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
-          Stream.runCollect,
-          Effect.map((c) => Array.from(c))
-        )
-      )
-      yield* Deferred.await(started)
+      const watching = yield* watchStarted(backend, ref)
       const pod = podOf(fake, ref.id)!.metadata.name
       // suspended and resumed at once: the Job's controller, which acts after, finds it not suspended and keeps the pod
       assert.isTrue(fake.suspend("trex", ref.id))
@@ -1106,15 +1105,7 @@ describe("KubernetesBackend when the cluster stops a pod", () => {
       const core = fake.kubeConfig().makeApiClient(CoreV1Api)
       for (const how of ["delete", "evict"] as const) {
         const ref = yield* backend.submit(spec(`pod-${how}`, "echo started; sleep 30"))
-        const started = yield* Deferred.make<void>()
-        const watching = yield* Effect.forkChild(
-          backend.watch(ref).pipe(
-            Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
-            Stream.runCollect,
-            Effect.map((c) => Array.from(c))
-          )
-        )
-        yield* Deferred.await(started)
+        const watching = yield* watchStarted(backend, ref)
         const name = podOf(fake, ref.id)!.metadata.name
         yield* Effect.promise(() =>
           how === "delete"
