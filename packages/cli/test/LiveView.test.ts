@@ -8,19 +8,8 @@ import { TreeBuilder } from "@trex/core/testing"
 import * as LiveView from "../src/LiveView.ts"
 import * as Status from "../src/Status.ts"
 
-/** The screen a terminal shows for `output`: lines, with "cursor up N, clear to the end" and "clear the line" applied. */
-const screen = (output: string): Array<string> => {
-  const lines: Array<string> = [""]
-  for (const token of output.split(/(\x1b\[\d+A\x1b\[0J|\x1b\[K|\n)/)) {
-    const up = /^\x1b\[(\d+)A\x1b\[0J$/.exec(token)
-    if (up !== null) {
-      lines.splice(Math.max(0, lines.length - 1 - Number(up[1])))
-      lines.push("")
-    } else if (token === "\n") lines.push("")
-    else if (token !== "\x1b[K") lines[lines.length - 1] += token
-  }
-  return lines.filter((l, i) => l !== "" || i < lines.length - 1)
-}
+/** The screen a terminal shows for `output`: lines, with "cursor up N, clear to the end" and "clear the line" applied (no wrapping). */
+const screen = (output: string): Array<string> => wrappedScreen(output, Infinity)
 
 describe("LiveView on a terminal", () => {
   it("a note printed above the live frame survives the next redraw; the frame is drawn once below it", () => {

@@ -82,20 +82,24 @@ const done = `echo ran; echo '{"metrics":{},"primary":1}' > result.json`
 /** The State events of a watch, as `Pending Unschedulable`. */
 const states = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "State" ? [e.reason === undefined ? e.state : `${e.state} ${e.reason}`] : []))
 
-/** A watch of `ref` forked in the test's fiber, its events collected, returned once its job printed `started`. */
-const watchStarted = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+/** A watch of `ref` forked in the test's fiber, its events collected, returned once an event meets `until`. */
+const watchUntil = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0], until: (e: Backend.JobEvent) => boolean) =>
   Effect.gen(function*() {
-    const started = yield* Deferred.make<void>()
+    const met = yield* Deferred.make<void>()
     const watching = yield* Effect.forkChild(
       backend.watch(ref).pipe(
-        Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? Deferred.succeed(started, undefined) : Effect.void)),
+        Stream.tap((e) => (until(e) ? Deferred.succeed(met, undefined) : Effect.void)),
         Stream.runCollect,
         Effect.map((c) => Array.from(c))
       )
     )
-    yield* Deferred.await(started)
+    yield* Deferred.await(met)
     return watching
   })
+
+/** {@link watchUntil} its job printed `started`. */
+const watchStarted = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+  watchUntil(backend, ref, (e) => e._tag === "Log" && e.line === "started")
 
 /** Watch until a Pending state with a reason shows, then cancel; return the events. */
 const pendingThenCancel = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0], reason: (r: string) => boolean) =>
@@ -945,15 +949,7 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       yield* eventually("its first pod is gone", () => fake.get("pods", "trex", first) === undefined)
       // a controller that begins now (a `trex resume`) finds it waiting in the queue
       const later = yield* KubernetesBackend.make(config(fake))
-      const laterWaits = yield* Deferred.make<void>()
-      const laterWatching = yield* Effect.forkChild(
-        later.watch(ref).pipe(
-          Stream.tap((e) => (e._tag === "State" ? Deferred.succeed(laterWaits, undefined) : Effect.void)),
-          Stream.runCollect,
-          Effect.map((c) => Array.from(c))
-        )
-      )
-      yield* Deferred.await(laterWaits)
+      const laterWatching = yield* watchUntil(later, ref, (e) => e._tag === "State")
       assert.isFalse(fake.get("jobs", "trex", ref.id)!.status.conditions.some((c: { type: string }) => c.type === "Failed" || c.type === "FailureTarget"), "a suspended Job is not failed")
       assert.isTrue(fake.admit("trex", ref.id))
       const watched = [yield* Fiber.join(watching), yield* Fiber.join(laterWatching)]
@@ -1006,15 +1002,7 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       assert.isTrue(fake.suspend("trex", ref.id))
       yield* eventually("its pod is terminating", () => podOf(fake, ref.id)?.metadata.deletionTimestamp !== undefined)
       const other = yield* KubernetesBackend.make(config(fake))
-      const waits = yield* Deferred.make<void>()
-      const watching = yield* Effect.forkChild(
-        other.watch(ref).pipe(
-          Stream.tap((e) => (e._tag === "State" ? Deferred.succeed(waits, undefined) : Effect.void)),
-          Stream.runCollect,
-          Effect.map((c) => Array.from(c))
-        )
-      )
-      yield* Deferred.await(waits)
+      const watching = yield* watchUntil(other, ref, (e) => e._tag === "State")
       assert.isDefined(podOf(fake, ref.id)?.metadata.deletionTimestamp, "still terminating")
       // listed waiting, as a resumed run reconciles it
       assert.strictEqual((yield* other.list("k8s-run/1")).find((j) => j.ref.id === ref.id)?.state, "Pending")
