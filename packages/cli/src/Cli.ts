@@ -44,7 +44,12 @@ const writeReport = (file: string, text: string) =>
 export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
   Effect.gen(function*() {
     const { runDir, task } = prepared
-    const view = LiveView.make({ tty: process.stdout.isTTY === true, write: (s) => process.stdout.write(s), columns: () => process.stdout.columns })
+    const view = LiveView.make({
+      tty: process.stdout.isTTY === true,
+      write: (s) => process.stdout.write(s),
+      columns: () => process.stdout.columns,
+      ambiguousWidth: yield* LiveView.ambiguousWidth()
+    })
     // a resumed run's entries, as prepare read them (read again only for a run prepared without them)
     const existing = prepared.journaled ?? (fs.existsSync(RunDir.journalFile(runDir)) ? yield* RunDir.readEntries(runDir) : [])
     view.prime(existing, task.budget)
@@ -251,6 +256,8 @@ const runCommand = Command.make(
       }
       const budget = yield* limitsOf(flags)
       const notify = yield* notifyOf(flags)
+      // the live view's setting, checked before the run directory is made
+      yield* LiveView.ambiguousWidth()
       if (flags.detach && !Detach.isDetachedController()) return yield* detached(Detach.pendingLog(flags.out))
       const prepared = yield* Trex.prepare({
         taskFile: flags.taskFile,
@@ -295,6 +302,7 @@ const resumeCommand = Command.make(
       }
       const budget = yield* limitsOf(flags)
       const notify = yield* notifyOf(flags)
+      yield* LiveView.ambiguousWidth()
       if (flags.detach && !Detach.isDetachedController()) {
         // a run's own folder holds its controller's output; a folder that is no run gets its message from the controller
         const isDir = fs.statSync(runDir, { throwIfNoEntry: false })?.isDirectory() === true
@@ -365,7 +373,12 @@ const statusCommand = Command.make(
  */
 const followRun = (runDir: string, json: boolean) =>
   Effect.gen(function*() {
-    const view = LiveView.make({ tty: !json && process.stdout.isTTY === true, write: (s) => process.stdout.write(s), columns: () => process.stdout.columns })
+    const view = LiveView.make({
+      tty: !json && process.stdout.isTTY === true,
+      write: (s) => process.stdout.write(s),
+      columns: () => process.stdout.columns,
+      ambiguousWidth: yield* LiveView.ambiguousWidth()
+    })
     const line = (entry: { readonly seq: number; readonly event: JournalEvent.JournalEvent }) =>
       process.stdout.write(`${JSON.stringify({ seq: entry.seq, event: JournalEvent.encode(entry.event) })}\n`)
     let stopped = false

@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, Result } from "@trex/core"
+import { Budget, Errors, ExperimentNode, type ExperimentTree, type JournalEvent, Result } from "@trex/core"
+import { Effect } from "effect"
 import { budgetLine, unreachableLabel, usage, waitLabel } from "./Status.ts"
 import * as DisplayWidth from "./internal/displayWidth.ts"
 import * as Untrusted from "./internal/untrusted.ts"
@@ -47,9 +48,49 @@ export interface LiveView {
 }
 
 /**
+ * The environment variable that says how many columns the terminal draws an East Asian Ambiguous
+ * character in (`±`, `§`, `é`, Greek, Cyrillic, `…`, `·`, box drawing): `1` (or `narrow`) or `2` (or
+ * `wide`), as vim's `ambiwidth` and a terminal's "ambiguous-width characters" setting say it.
+ * @since 0.1.0 @category constants
+ */
+export const AMBIGUOUS_WIDTH_ENV = "TREX_AMBIGUOUS_WIDTH"
+
+/**
+ * The columns the terminal draws an East Asian Ambiguous character in: {@link AMBIGUOUS_WIDTH_ENV} when
+ * set, else 2 in a Japanese, Chinese or Korean locale (the first set of `LC_ALL`, `LC_CTYPE` and `LANG`
+ * begins `ja`, `zh` or `ko`: terminals there often draw them wide, as VTE guessed from these variables)
+ * and 1 elsewhere. Fails with `InvalidInput` naming the variable and the fix for another value.
+ *
+ * @example
+ * ```ts
+ * import { LiveView } from "@trex/cli"
+ * import { Effect } from "effect"
+ * const wide = Effect.runSync(LiveView.ambiguousWidth({ LANG: "ja_JP.UTF-8" })) // 2
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const ambiguousWidth = (env: Readonly<Record<string, string | undefined>> = process.env): Effect.Effect<1 | 2, Errors.InvalidInput> => {
+  const given = env[AMBIGUOUS_WIDTH_ENV]?.trim().toLowerCase()
+  if (given !== undefined && given !== "") {
+    if (given === "1" || given === "narrow") return Effect.succeed(1)
+    if (given === "2" || given === "wide") return Effect.succeed(2)
+    return Effect.fail(
+      new Errors.InvalidInput({
+        source: AMBIGUOUS_WIDTH_ENV,
+        message: `${AMBIGUOUS_WIDTH_ENV} is ${JSON.stringify(env[AMBIGUOUS_WIDTH_ENV])}: set it to 1 (narrow) or 2 (wide), the columns your terminal draws ` +
+          `an East Asian Ambiguous character (±, §, α, …) in, or unset it to follow the locale (2 in a ja, zh or ko one)`
+      })
+    )
+  }
+  const locale = [env["LC_ALL"], env["LC_CTYPE"], env["LANG"]].find((v) => v !== undefined && v !== "")
+  return Effect.succeed(locale !== undefined && /^(ja|zh|ko)([_.@]|$)/i.test(locale) ? 2 : 1)
+}
+
+/**
  * On a terminal (`tty`), `columns` gives its width at each redraw (`() => process.stdout.columns`): each line
  * of the live frame is cut to fit, as a line that wrapped would take two rows and the next redraw clear one.
- * Widths are counted in columns: a CJK character or an emoji takes two, a combining mark none.
+ * Widths are counted in columns: a CJK character or an emoji takes two, a combining mark none, and an East
+ * Asian Ambiguous character `ambiguousWidth` (1 unless given: {@link ambiguousWidth} reads the setting).
  *
  * @example
  * ```ts
@@ -58,7 +99,7 @@ export interface LiveView {
  * ```
  * @since 0.1.0 @category constructors
  */
-export const make = (options: { readonly tty: boolean; readonly write: (text: string) => void; readonly intervalMs?: number; readonly columns?: () => number | undefined }): LiveView => {
+export const make = (options: { readonly tty: boolean; readonly write: (text: string) => void; readonly intervalMs?: number; readonly columns?: () => number | undefined; readonly ambiguousWidth?: 1 | 2 }): LiveView => {
   const ledger = { value: undefined as Budget.Ledger | undefined }
   let sessionStart = Date.now()
   // the seconds of wall clock the run's earlier sessions used (resumes add up, as the budget counts them)
@@ -113,8 +154,10 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
   const redraw = () => {
     const width = options.columns?.()
     // one column short of the width: a line that fills it wraps on some terminals. In columns, not
-    // UTF-16 units: a CJK character (in a task's name) or an emoji takes two, a combining mark none
-    const fit = (l: string) => (width === undefined || width < 2 ? l : DisplayWidth.cut(l, width - 1))
+    // UTF-16 units: a CJK character (in a task's name) or an emoji takes two, a combining mark none,
+    // and `·` or `é` two on a terminal that draws East Asian Ambiguous characters wide
+    const ambiguous = options.ambiguousWidth ?? 1
+    const fit = (l: string) => (width === undefined || width < ambiguous + 1 ? l : DisplayWidth.cut(l, width - 1, ambiguous))
     const lines = frame().map(fit)
     const clear = lastLines > 0 ? `\x1b[${lastLines}A\x1b[0J` : ""
     options.write(clear + lines.map((l) => `${l}\x1b[K`).join("\n") + "\n")

@@ -32,8 +32,9 @@ export const newRunId = (taskName: string, now: Date): string => {
  * Make a new run's directory under `out` (made too if missing) and return it with its id:
  * {@link newRunId}, or that id with `-2`, `-3`, ... when another run already holds it (two runs
  * started in the same second). The directory is claimed with a plain `mkdir`, which fails when it
- * exists, so a new run never lands in another's directory (and never resumes it). Fails with the
- * system error's code (`ENOTDIR`, `EACCES`, ...) when `out` cannot hold directories.
+ * exists, so a new run never lands in another's directory (and never resumes it). Fails with
+ * `InvalidInput` naming why and the fix where no folder can be made (as {@link makeFolders}), and with
+ * the system error (`ENOTDIR`, `ENOSPC`, ...) when `out` cannot hold directories otherwise.
  *
  * @example
  * ```ts
@@ -58,7 +59,7 @@ export const create = (out: string, taskName: string, now: Date): { readonly run
         makeFolders(out)
         madeOut = true
       } else if (code === "EEXIST") n++
-      else throw e
+      else throw refusal(runDir, code) ?? e
     }
   }
   throw new Error(`${base}: 10000 runs of this task started in one second under ${out}`)
@@ -68,8 +69,9 @@ export const create = (out: string, taskName: string, now: Date): { readonly run
  * Make the folder `dir` and those above it that are missing (`mkdir -p`), each with a plain `mkdir`.
  * Node's `mkdirSync(dir, { recursive: true })` loops without end where `mkdir` answers `ENOENT` under
  * a folder that exists (in `/proc`, whose filesystem makes no folders): `trex run --out /proc/x`
- * hung. Fails with `InvalidInput` naming the folder and the fix there, and with the system error
- * (`EACCES`, `ENOTDIR`, `ENOSPC`, ...) otherwise.
+ * hung. Fails with `InvalidInput` naming the folder, why and the fix where no folder can be made there
+ * (a filesystem that makes none, as `/proc` and `/sys`; a read-only one; an immutable folder; one this
+ * user may not write), and with the system error (`ENOTDIR`, `ENOSPC`, ...) otherwise.
  * @since 0.1.0 @category constructors
  */
 export const makeFolders = (dir: string): void => {
@@ -85,16 +87,51 @@ export const makeFolders = (dir: string): void => {
       const code = (e as NodeJS.ErrnoException).code
       // made meanwhile (another run starting in the same folder)
       if (code === "EEXIST" && statOf(folder)?.isDirectory() === true) continue
-      if (code === "ENOENT" && statOf(path.dirname(folder))?.isDirectory() === true) {
-        throw new Errors.InvalidInput({
-          source: dir,
-          message: `cannot make ${folder}: mkdir answers ENOENT though ${path.dirname(folder)} exists: its filesystem makes no folders (as /proc's): ` +
-            `name a folder on a disk you can write (e.g. trex-runs)`
-        })
-      }
-      throw e
+      throw refusal(folder, code, dir) ?? e
     }
   }
+}
+
+/** The kernel's filesystems that make no folders, by `statfs`'s type: a folder there cannot be made, by root either. */
+const NO_FOLDERS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, "proc"],
+  [0x62656572, "sysfs"],
+  [0x1cd1, "devpts"],
+  [0x64626720, "debugfs"],
+  [0x73636673, "securityfs"],
+  [0x6165676c, "pstore"],
+  [0xde5e81e4, "efivarfs"]
+])
+
+/**
+ * Why `mkdir` of `folder` answered `code`, with the fix, as `InvalidInput` on `source` (the folder asked
+ * for): a filesystem that makes no folders (`/proc`, `/sys`), a read-only one, a folder made immutable,
+ * or one this user may not write; `undefined` for another error (`ENOSPC`, `ENOTDIR`, ...).
+ */
+const refusal = (folder: string, code: string | undefined, source = folder): Errors.InvalidInput | undefined => {
+  const parent = path.dirname(folder)
+  const lead = `cannot make ${folder}`
+  const elsewhere = "name a folder on a disk you can write (e.g. trex-runs)"
+  let kind: string | undefined
+  try {
+    kind = NO_FOLDERS.get(fs.statfsSync(parent).type)
+  } catch {
+    kind = undefined
+  }
+  const message = code === "ENOENT" && statOf(parent)?.isDirectory() === true
+    ? `${lead}: mkdir answers ENOENT though ${parent} exists: its filesystem makes no folders (as /proc's): ${elsewhere}`
+    : kind !== undefined && (code === "EPERM" || code === "EACCES" || code === "EROFS")
+    ? `${lead}: mkdir answers ${code} in ${parent}: its filesystem (${kind}, the kernel's) makes no folders: ${elsewhere}`
+    : code === "EROFS"
+    ? `${lead}: ${parent} is on a read-only filesystem (EROFS): ${elsewhere}, or remount it read-write`
+    : code === "EPERM"
+    ? `${lead}: mkdir answers EPERM in ${parent}: it is immutable (chattr +i: \`lsattr -d ${parent}\` shows an i), or its filesystem forbids new folders: ` +
+      `as root, chattr -i ${parent}; or ${elsewhere}`
+    : code === "EACCES"
+    ? `${lead}: this user may not write ${parent} (EACCES${ownership(parent) !== "" ? `: ${ownership(parent)}` : ""}): ` +
+      `name a folder this user may write (e.g. trex-runs), or run trex as the user who owns it`
+    : undefined
+  return message !== undefined ? new Errors.InvalidInput({ source, message }) : undefined
 }
 
 /** A folder given as a run directory that holds no journal; when it holds runs (trex run's --out), the fix names `trex list`. */

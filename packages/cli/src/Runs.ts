@@ -96,7 +96,8 @@ const summarize = (dir: string, entries: ReadonlyArray<JournalEvent.Entry>, writ
  * classified as `trex status` classifies it (`RunDir.readIntact`). Sub-folders without a journal are
  * passed over; one whose journal cannot be read at all is listed as damaged, one of a newer trex's
  * journal format as `newer`, and one this user may not read (or enter: it may hold a run) as
- * `unreadable`, with the fix. Fails with `InvalidInput` naming the fix for a folder that does not
+ * `unreadable`, with the fix; but not fsck's `lost+found` at the root of a filesystem (owned by root,
+ * it holds no run). Fails with `InvalidInput` naming the fix for a folder that does not
  * exist, that this user may not read, or that is itself a run directory.
  *
  * @example
@@ -138,7 +139,7 @@ export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, E
       if (!fs.existsSync(file)) {
         // a folder this user may not enter: whether it holds a run cannot be told, so it is said, not passed over
         const refused = RunDir.readRefusal(dir, `cannot tell whether ${dir} holds a run`)
-        if (refused !== undefined) out.push(unknown(dir, name, "unreadable", refused.message, undefined))
+        if (refused !== undefined && !fsckFolder(folder, name)) out.push(unknown(dir, name, "unreadable", refused.message, undefined))
         continue
       }
       const writer = yield* Journal.writer(file)
@@ -160,6 +161,25 @@ export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, E
     }
     return out
   })
+
+/**
+ * Whether `name` in `folder` is fsck's `lost+found`: so named, owned by root, at the root of a filesystem
+ * (`folder` is a mount's root, as a disk mounted for runs). mke2fs makes it closed to all but root, and
+ * it holds what fsck recovered, never a run; trex names no run so (a run id has no `+`). Any other closed
+ * folder may hold a run (one moved or copied under another name), so it is said.
+ */
+const fsckFolder = (folder: string, name: string): boolean => {
+  if (name !== "lost+found") return false
+  try {
+    if (fs.statSync(path.join(folder, name)).uid !== 0) return false
+    const here = fs.statSync(folder)
+    // `..` as the kernel finds it (through a symbolic link, not `path`'s text): another device is another filesystem; `/` is its own parent
+    const above = fs.statSync(`${folder}/..`)
+    return here.dev !== above.dev || here.ino === above.ino
+  } catch {
+    return false
+  }
+}
 
 /** A run of which nothing but why it cannot be read is known: damaged at its start, of a newer trex, or not this user's to read. */
 const unknown = (dir: string, name: string, state: "damaged" | "newer" | "unreadable", message: string, writer: RunSummary["writer"]): RunSummary => ({

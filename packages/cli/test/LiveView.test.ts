@@ -1,10 +1,13 @@
 // The live view on a terminal: a message printed while it redraws stays on screen.
 import { execFileSync, spawnSync } from "node:child_process"
-import { existsSync } from "node:fs"
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
+import { gunzipSync } from "node:zlib"
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, JournalEvent, Result } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
+import { Effect } from "effect"
 import * as LiveView from "../src/LiveView.ts"
 import * as Status from "../src/Status.ts"
 
@@ -304,15 +307,21 @@ const INSTALL = path.join(import.meta.dirname, "..", "..", "..", "scripts", "ins
  * The screen of a real terminal (tmux, `columns` wide, UTF-8) on which support/liveFrame.ts drew its
  * frame for a task named `name`: its rows, as the terminal lays out wide characters and marks.
  */
-const terminalScreen = async (name: string, columns: number): Promise<Array<string>> => {
+const terminalScreen = async (
+  name: string,
+  columns: number,
+  options: { readonly terminal?: Record<string, string>; readonly env?: Record<string, string> } = {}
+): Promise<Array<string>> => {
   const server = `trex-live-${process.pid}`
-  const tmux = (...args: ReadonlyArray<string>) => spawnSync(TMUX, ["-L", server, "-f", "/dev/null", ...args], { encoding: "utf8" })
+  // the terminal's own environment (its locale: how wide it draws each character), given when it starts
+  const tmux = (...args: ReadonlyArray<string>) => spawnSync(TMUX, ["-L", server, "-f", "/dev/null", ...args], { encoding: "utf8", env: { ...process.env, ...options.terminal } })
   const script = path.join(import.meta.dirname, "support", "liveFrame.ts")
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
   const command = `${quote(process.execPath)} --conditions=@trex/source ${quote(script)} ${quote(name)}; sleep 120`
   // Debian's tmux installed first when it is missing, as the browser tests install chromium
   if (!existsSync(TMUX)) execFileSync("sh", [INSTALL, TMUX, "tmux"], { stdio: "inherit" })
-  const started = tmux("new-session", "-d", "-x", String(columns), "-y", "40", "-e", "LANG=C.UTF-8", command)
+  const env = Object.entries({ LANG: "C.UTF-8", ...options.env }).flatMap(([k, v]) => ["-e", `${k}=${v}`])
+  const started = tmux("new-session", "-d", "-x", String(columns), "-y", "40", ...env, command)
   assert.strictEqual(started.status, 0, `tmux did not start: ${started.error ?? started.stderr}`)
   try {
     for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
@@ -344,5 +353,98 @@ describe("LiveView on a real terminal, with wide characters", { timeout: 90_000 
     const rows = await terminalScreen(name, 40)
     const first = rows.find((r) => r.startsWith("TREX "))!
     assert.strictEqual(first.normalize("NFC"), `TREX  ${name.normalize("NFC")}  best score: 0.7 (n4)`, rows.join("\n"))
+  })
+})
+
+const CHARMAP = "/usr/share/i18n/charmaps/UTF-8.gz"
+
+/**
+ * A terminal's environment in which tmux draws `wide` two columns, as a CJK user's terminal set to draw
+ * East Asian Ambiguous characters wide does. tmux counts a character's columns with glibc's wcwidth in
+ * the locale it sets for characters whatever the user's (en_US.UTF-8, else C.UTF-8), so that locale is
+ * compiled (localedef) from the UTF-8 character map whose WIDTH table also gives those characters 2, into
+ * a folder of its own that glibc looks in first (LOCPATH).
+ */
+const wideTerminal = (wide: string): { readonly LOCPATH: string } => {
+  // the character maps are Debian's locales package (its locale-gen, installed first when missing)
+  if (!existsSync(CHARMAP)) execFileSync("sh", [INSTALL, "/usr/sbin/locale-gen", "locales"], { stdio: "inherit" })
+  const dir = mkdtempSync(path.join(os.tmpdir(), "trex-locale-"))
+  const charmap = gunzipSync(readFileSync(CHARMAP)).toString("utf8")
+  const hex = (ch: string) => ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
+  const widths = [...new Set(wide)].map((ch) => `<U${hex(ch)}>\t2\n`).join("")
+  writeFileSync(path.join(dir, "UTF-8-WIDE"), charmap.replace(/^END WIDTH$/m, `${widths}END WIDTH`))
+  execFileSync("localedef", ["-c", "-f", path.join(dir, "UTF-8-WIDE"), "-i", "C", path.join(dir, "C.UTF-8")])
+  // and the user's: the shell of the terminal's window sets it (trex reads its name)
+  cpSync(path.join(dir, "C.UTF-8"), path.join(dir, "ja_JP.UTF-8"), { recursive: true })
+  return { LOCPATH: dir }
+}
+
+describe("LiveView on a real terminal that draws East Asian Ambiguous characters wide", { timeout: 120_000 }, () => {
+  // Greek letters, ±, § (the task's name), · (the budget line) and … (where a line is cut): each ambiguous (UAX #11)
+  const name = "αβγδεζηθικλμνξοπρστυφχψω±§αβγδεζηθικλμν"
+  /** The screen of a terminal that draws them wide, the frame drawn with `env`. */
+  const wideScreen = async (env: Record<string, string>) => {
+    const terminal = wideTerminal(`${name}·…`)
+    try {
+      return await terminalScreen(name, 60, { terminal, env })
+    } finally {
+      rmSync(terminal.LOCPATH, { recursive: true, force: true })
+    }
+  }
+  const oneFrame = (rows: ReadonlyArray<string>) => {
+    assert.strictEqual(rows.filter((r) => r.startsWith("TREX ")).length, 1, rows.join("\n"))
+    assert.strictEqual(rows.filter((r) => r.startsWith("done ")).length, 3, rows.join("\n"))
+    const frame = rows.slice(rows.findIndex((r) => r.startsWith("TREX ")))
+    // no line of the frame wrapped: each row is one of its lines
+    assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
+    assert.match(frame[0]!, /^TREX  αβγδεζηθικλμνξ.*…$/)
+  }
+
+  it("counts them two columns in a ja, zh or ko locale, so a redraw clears the whole of the last frame", async () => {
+    oneFrame(await wideScreen({ LC_ALL: "ja_JP.UTF-8" }))
+  })
+
+  it("counts them as TREX_AMBIGUOUS_WIDTH says, whatever the locale", async () => {
+    oneFrame(await wideScreen({ LC_ALL: "C.UTF-8", TREX_AMBIGUOUS_WIDTH: "2" }))
+  })
+})
+
+describe("LiveView.ambiguousWidth", () => {
+  const of = (env: Record<string, string>) => Effect.runSync(Effect.result(LiveView.ambiguousWidth(env)))
+  it("is TREX_AMBIGUOUS_WIDTH when set, else 2 in a ja, zh or ko locale (LC_ALL, then LC_CTYPE, then LANG) and 1 elsewhere; another value is refused naming the fix", () => {
+    const width = (env: Record<string, string>) => {
+      const r = of(env)
+      return r._tag === "Success" ? r.success : r.failure.message
+    }
+    assert.strictEqual(width({}), 1)
+    assert.strictEqual(width({ LANG: "ja_JP.UTF-8" }), 2)
+    assert.strictEqual(width({ LANG: "zh_CN.UTF-8" }), 2)
+    assert.strictEqual(width({ LC_CTYPE: "ko_KR.UTF-8", LANG: "en_US.UTF-8" }), 2)
+    assert.strictEqual(width({ LC_ALL: "en_US.UTF-8", LANG: "ja_JP.UTF-8" }), 1)
+    assert.strictEqual(width({ LC_ALL: "", LANG: "zh_TW.UTF-8" }), 2)
+    assert.strictEqual(width({ LANG: "jv_ID.UTF-8" }), 1)
+    assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TREX_AMBIGUOUS_WIDTH: "1" }), 1)
+    assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TREX_AMBIGUOUS_WIDTH: "narrow" }), 1)
+    assert.strictEqual(width({ TREX_AMBIGUOUS_WIDTH: "wide" }), 2)
+    assert.strictEqual(
+      width({ TREX_AMBIGUOUS_WIDTH: "double" }),
+      `TREX_AMBIGUOUS_WIDTH is "double": set it to 1 (narrow) or 2 (wide), the columns your terminal draws an East Asian Ambiguous character (±, §, α, …) in, ` +
+        `or unset it to follow the locale (2 in a ja, zh or ko one)`
+    )
+  })
+
+  it("trex run refuses another value of TREX_AMBIGUOUS_WIDTH before it makes the run directory (exit 2)", { timeout: 60_000 }, () => {
+    const root = path.resolve(import.meta.dirname, "../../..")
+    const out = mkdtempSync(path.join(os.tmpdir(), "trex-ambiguous-"))
+    const r = spawnSync(process.execPath, ["--conditions=@trex/source", path.join(root, "packages/cli/src/bin.ts"), "run", path.join(import.meta.dirname, "fixtures", "toy.task.yaml"), "--out", out], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...process.env, TREX_AMBIGUOUS_WIDTH: "double" },
+      timeout: 60_000
+    })
+    assert.strictEqual(r.status, 2, r.stdout + r.stderr)
+    assert.match(r.stderr, /^trex: TREX_AMBIGUOUS_WIDTH is "double": set it to 1 \(narrow\) or 2 \(wide\), .*\n$/)
+    assert.deepStrictEqual(readdirSync(out), [])
+    rmSync(out, { recursive: true })
   })
 })

@@ -1,8 +1,10 @@
 // The real CLI on a run directory this user may not read or write (finding BT): another user's run
 // (the commands run as `nobody` through setpriv, as root runs CI), and a run made immutable
 // (`chattr +i`, which stops root too). Each is said as such, naming the path and the fix (exit 2),
-// not as a folder that is no run, a damaged journal or a failed lock; nothing of the run changes.
-import { spawnSync } from "node:child_process"
+// not as a folder that is no run, a damaged journal or a failed lock; nothing of the run changes. fsck's
+// lost+found, closed to all but root at the root of a disk mounted for runs (a loop-mounted ext4 image),
+// holds no run, and is not said.
+import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -103,6 +105,43 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
     const all = trex(["list", folder])
     assert.strictEqual(all.status, 0, all.stderr)
     assert.match(all.stdout, new RegExp(`^3 runs in ${folder}:`))
+  })
+
+  it("trex list of a disk mounted for runs passes over fsck's lost+found at its root (root's, closed), and names a closed lost+found elsewhere, which may hold a run", async () => {
+    // a real ext4 filesystem, as mke2fs makes it (its lost+found: mode 700, root's), on a loop device
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-disk-"))
+    fs.chmodSync(base, 0o755)
+    const image = path.join(base, "disk.img")
+    const disk = path.join(base, "runs")
+    fs.mkdirSync(disk)
+    fs.writeFileSync(image, Buffer.alloc(0))
+    fs.truncateSync(image, 16 * 1024 * 1024)
+    execFileSync("mkfs.ext4", ["-q", "-F", image])
+    execFileSync("mount", ["-o", "loop", image, disk])
+    try {
+      fs.chmodSync(disk, 0o755)
+      const lostFound = path.join(disk, "lost+found")
+      assert.strictEqual(fs.statSync(lostFound).mode & 0o777, 0o700)
+      const run = trex(["run", toyTask, "--out", disk, "--max-trials", "1"])
+      assert.strictEqual(run.status, 0, run.stdout + run.stderr)
+      const listed = trex(["list", disk], { as: "nobody", home: base })
+      assert.strictEqual(listed.status, 0, listed.stdout + listed.stderr)
+      assert.strictEqual(listed.stdout.split("\n")[0], `1 run in ${disk}:`)
+      assert.notInclude(listed.stdout, "lost+found")
+      const json = JSON.parse(trex(["list", disk, "--json"], { as: "nobody", home: base }).stdout) as ReadonlyArray<{ state: string }>
+      assert.deepStrictEqual(json.map((r) => r.state), ["finished"])
+      // a closed lost+found of root's below the filesystem's root is no fsck's: it may be a run named so
+      const below = path.join(disk, "more")
+      fs.mkdirSync(path.join(below, "lost+found"), { recursive: true })
+      fs.chmodSync(path.join(below, "lost+found"), 0o700)
+      const named = trex(["list", below], { as: "nobody", home: base })
+      assert.strictEqual(named.status, 0, named.stdout + named.stderr)
+      assert.strictEqual(named.stdout.split("\n")[0], `no runs in ${below} that this user may read, and 1 folder this user may not read:`)
+      assert.match(named.stdout, /^lost\+found: cannot tell whether \S+ holds a run: /m)
+    } finally {
+      execFileSync("umount", ["-l", disk])
+      fs.rmSync(base, { recursive: true, force: true })
+    }
   })
 
   it("resume of a run this user may not write (another user's, or immutable) refuses before it opens the journal, naming the path and the fix; the run is unchanged", async () => {
