@@ -355,15 +355,23 @@ export const make = (options: Options): Model.ModelShape => {
       Effect.flatMap((probed) => (probed.unchecked !== undefined ? Effect.succeed(probed) : mayCall(probed)))
     ),
     generate: (request) =>
-      Effect.tryPromise({
-        // The body is read here, not by the SDK: a cut connection is then a connection error, and
-        // a 200 that is not a message (an HTML page from a proxy) says what it was.
-        try: async (signal) => {
-          const response = await client.messages.create(toParams(model, request), { signal }).asResponse()
-          return parseMessage(endpoint, response, await response.text())
-        },
-        catch: fail
-      }).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(stalled("no answer")()) }), Effect.map((m): Model.Response => ({
+      Effect.suspend(() => {
+        const params = toParams(model, request)
+        // the 200's headers came once the answer was made, and billed: a cut or a stall after them is charged an estimate
+        let progress: Http.BodyProgress | undefined
+        const billed = () => (progress !== undefined ? Http.cutAnswerUsage(JSON.stringify(params), progress) : undefined)
+        return Effect.tryPromise({
+          // The body is read here, not by the SDK: a cut connection is then a connection error, and
+          // a 200 that is not a message (an HTML page from a proxy) says what it was.
+          try: async (signal) => {
+            const response = await client.messages.create(params, { signal }).asResponse()
+            progress = Http.noBody()
+            const body = await Http.readText(response, progress).catch((cause) => Promise.reject(Http.withUsage(fail(cause), billed())))
+            return parseMessage(endpoint, response, body)
+          },
+          catch: fail
+        }).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(Http.withUsage(stalled("no answer")(), billed())) }))
+      }).pipe(Effect.map((m): Model.Response => ({
         model: m.model ?? model,
         content: m.content.map(fromBlock),
         stopReason: m.stop_reason ?? "end_turn",

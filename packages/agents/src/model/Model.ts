@@ -25,16 +25,21 @@ export class ModelError extends Schema.TaggedError<ModelError>()("ModelError", {
   /** The server's `retry-after`, in milliseconds. */
   retryAfterMs: Schema.optionalKey(Schema.Finite),
   /**
-   * What the failed attempt was billed for before it failed, as far as the server said: a stream cut
-   * or stalled after `message_start` (its input tokens, and the output tokens its last `message_delta`
-   * reported). {@link make} records it with the `CostMeter`, as it does a response's usage.
+   * What the failed attempt was billed for before it failed: as the server said (a Claude stream cut
+   * or stalled after `message_start`: its input tokens, and the output tokens its last `message_delta`
+   * reported), or, with `estimated`, counted from characters where the server said nothing before
+   * the cut (an OpenAI-compatible stream, whose usage comes only in its last chunk; a non-streamed
+   * answer cut while its body was read): see `estimatedTokens`. {@link make} records it with the
+   * `CostMeter`, as it does a response's usage, the estimate marked in the record's reason.
    */
   usage: Schema.optionalKey(Schema.Struct({
     inputTokens: Schema.Finite,
     outputTokens: Schema.Finite,
     cacheReadTokens: Schema.Finite,
     cacheWriteTokens: Schema.Finite,
-    webSearches: Schema.optionalKey(Schema.Finite)
+    webSearches: Schema.optionalKey(Schema.Finite),
+    /** The tokens are estimated from characters (4 a token), not counted by the server. */
+    estimated: Schema.optionalKey(Schema.Boolean)
   }))
 }) {}
 
@@ -214,7 +219,8 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
       yield* m.record(Pricing.toCost(raw.prices, usage), `${raw.provider}:${request.reason ?? "model call"}${what}`)
     })
   // an attempt that failed after the server began to answer was billed for what it had read: counted, retried or not
-  const meterFailed = (request: Request) => (e: ModelError) => (e.usage !== undefined ? meter(request, e.usage, " (failed attempt)") : Effect.void)
+  const meterFailed = (request: Request) => (e: ModelError) =>
+    e.usage !== undefined ? meter(request, e.usage, e.usage.estimated === true ? " (failed attempt, tokens estimated)" : " (failed attempt)") : Effect.void
   // a wait the server asks for that is longer than the caller allows: said now, rather than slept through
   const bounded = (e: ModelError): ModelError =>
     e.retryable && e.retryAfterMs !== undefined && e.retryAfterMs > maxRetryAfter ? tooLongAWait(e, maxRetryAfter) : e
@@ -260,6 +266,18 @@ const tooLongAWait = (e: ModelError, maxMs: number): ModelError =>
       `or raise the model's retry.maxRetryAfter to wait that long`,
     retryable: false
   })
+
+/** What a failed attempt was billed for ({@link ModelError}'s `usage`). @since 0.1.0 @category models */
+export type BilledUsage = NonNullable<ModelError["usage"]>
+
+/**
+ * Characters a token, for the tokens of a call the server was cut off from counting: 4, the usual
+ * rule for English text, code and JSON under BPE tokenizers. @since 0.1.0 @category constants
+ */
+export const CHARS_PER_TOKEN = 4
+
+/** Tokens estimated from a length in characters ({@link CHARS_PER_TOKEN} a token, rounded up). @since 0.1.0 @category getters */
+export const estimatedTokens = (chars: number): number => Math.ceil(chars / CHARS_PER_TOKEN)
 
 /** The text blocks of a response, joined. @since 0.1.0 @category getters */
 export const text = (response: Pick<Response, "content">): string =>

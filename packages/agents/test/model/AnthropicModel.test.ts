@@ -503,4 +503,32 @@ describe("AnthropicModel", () => {
       assert.deepStrictEqual(events.map((e) => e._tag), ["TextDelta", "Done"])
       assert.strictEqual(server.requests.length, 5)
     }), { timeout: 20_000 })
+
+  it.live("a generate cut or stalled while its body is read is charged the whole answer, estimated: its input, and its body's content-length", () =>
+    Effect.gen(function*() {
+      const body = messageJson("claude-sonnet-5-5")
+      const server = yield* Fake.make([
+        Fake.raw("application/json", body, { cutAfter: 30 }),
+        Fake.raw("application/json", body, { holdAfter: 30 })
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 500, retry: once })
+      const { meter, records } = recordingMeter()
+      const generated = Effect.flip(model.generate(request).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      const cut = yield* generated
+      assert.isTrue(cut.retryable)
+      assert.match(cut.message, /^connection error: terminated/)
+      const stalled = yield* generated
+      assert.isTrue(stalled.retryable)
+      assert.include(stalled.message, "no answer from")
+      // the request body's characters, and the answer's content-length, 4 a token
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      const output = Math.ceil(Buffer.byteLength(body) / 4)
+      assert.deepStrictEqual(cut.usage, { inputTokens: input, outputTokens: output, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      assert.deepStrictEqual(stalled.usage, cut.usage)
+      assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
+        ["anthropic:test (failed attempt, tokens estimated)", input, output, Number(((input * 3 + output * 15) / 1e6).toFixed(9))],
+        ["anthropic:test (failed attempt, tokens estimated)", input, output, Number(((input * 3 + output * 15) / 1e6).toFixed(9))]
+      ])
+      assert.strictEqual(server.requests.length, 2)
+    }), { timeout: 20_000 })
 })
