@@ -167,6 +167,25 @@ const detachFlag = Flag.Boolean("detach").pipe(
   )
 )
 
+/** `--max-retry-after`, of `run` and (for its session) `resume`. */
+const maxRetryAfterFlag = (what: string) =>
+  Flag.Finite("max-retry-after").pipe(
+    Flag.optional,
+    Flag.withDescription(
+      `seconds: the longest wait a model server's retry-after may ask for and be waited out${what}; a longer one (a spent daily quota) ` +
+        "stops the model's call at once, saying how long it asked for (default 60, a per-minute rate limit's longest)"
+    )
+  )
+
+/** `--max-retry-after`, checked (0 or more seconds), or `undefined` when not given. */
+const maxRetryAfterOf = (value: Option.Option<number>): Effect.Effect<{ readonly maxRetryAfterSeconds?: number }, Errors.InvalidInput> =>
+  Option.isNone(value) ? Effect.succeed({})
+    : value.value >= 0 ? Effect.succeed({ maxRetryAfterSeconds: value.value })
+    : Effect.fail(new Errors.InvalidInput({
+      source: "--max-retry-after",
+      message: `--max-retry-after must be 0 or more seconds, got ${value.value}: the longest wait a model server's retry-after may ask for, e.g. --max-retry-after 3600 to wait out an hour`
+    }))
+
 /** `--notify URL` (again for more webhooks) and `--notify-best`, of `run` and `resume`. */
 const notifyFlags = {
   notify: Flag.Redacted("notify").pipe(
@@ -237,6 +256,7 @@ const runCommand = Command.make(
       Flag.withDescription("stop the run once this many trials have failed the same way and none succeeded, or twice as many one after another once some did: a setup error, or one that broke under the run, not the strategies' (default 3; 0 turns it off)")
     ),
     noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for")),
+    maxRetryAfter: maxRetryAfterFlag(""),
     ...notifyFlags,
     detach: detachFlag
   },
@@ -250,6 +270,7 @@ const runCommand = Command.make(
         return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${flags.failFast.value}` })
       }
       const budget = yield* limitsOf(flags)
+      const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
       const notify = yield* notifyOf(flags)
       if (flags.detach && !Detach.isDetachedController()) return yield* detached(Detach.pendingLog(flags.out))
       const prepared = yield* Trex.prepare({
@@ -267,6 +288,7 @@ const runCommand = Command.make(
         ...(budget !== undefined ? { budget } : {}),
         ...(Option.isSome(flags.stagnation) ? { stagnation: flags.stagnation.value } : {}),
         ...(Option.isSome(flags.failFast) ? { failFast: flags.failFast.value } : {}),
+        ...maxRetryAfter,
         ...(flags.noReuse ? { reuse: false } : {})
       })
       yield* execute(prepared, notify)
@@ -283,6 +305,7 @@ const resumeCommand = Command.make(
       Flag.optional,
       Flag.withDescription("for this session: stop once this many trials have failed the same way and none succeeded (twice as many in a row after some did); 0 turns the stop off, and trials that failed alike are not run again (default: the run's)")
     ),
+    maxRetryAfter: maxRetryAfterFlag(", for this session (default: the run's)"),
     ...notifyFlags,
     detach: detachFlag
   },
@@ -294,6 +317,7 @@ const resumeCommand = Command.make(
         return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${failFast.value}` })
       }
       const budget = yield* limitsOf(flags)
+      const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
       const notify = yield* notifyOf(flags)
       if (flags.detach && !Detach.isDetachedController()) {
         // a run's own folder holds its controller's output; a folder that is no run gets its message from the controller
@@ -304,7 +328,8 @@ const resumeCommand = Command.make(
         resume: runDir,
         ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}),
         ...(budget !== undefined ? { budget } : {}),
-        ...(Option.isSome(failFast) ? { failFast: failFast.value } : {})
+        ...(Option.isSome(failFast) ? { failFast: failFast.value } : {}),
+        ...maxRetryAfter
       }), notify)
     })
 ).pipe(Command.withDescription("continue a stopped or killed run where it left off (--max-trials, --gpu-hours, --wall-clock-hours, --dollars, --tokens: with a new limit of its budget)"))

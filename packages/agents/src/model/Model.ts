@@ -263,7 +263,7 @@ const tooLongAWait = (e: ModelError, maxMs: number): ModelError =>
     ...e,
     message: `${e.message}: the server asked to wait ${waitOf(e.retryAfterMs!)} (retry-after) before calling again, longer than ` +
       `maxRetryAfter (${waitOf(maxMs)}): call again once that time has passed (a run stopped by it resumes then), ` +
-      `or raise the model's retry.maxRetryAfter to wait that long`,
+      `or raise the model's retry.maxRetryAfter (trex run or resume --max-retry-after <seconds>) to wait that long`,
     retryable: false
   })
 

@@ -190,7 +190,7 @@ describe("AnthropicModel", () => {
       assert.strictEqual(
         hours.message,
         "HTTP 429 rate_limit_error: daily limit reached: the server asked to wait 3600 s (retry-after) before calling again, longer than " +
-          "maxRetryAfter (60 s): call again once that time has passed (a run stopped by it resumes then), or raise the model's retry.maxRetryAfter to wait that long"
+          "maxRetryAfter (60 s): call again once that time has passed (a run stopped by it resumes then), or raise the model's retry.maxRetryAfter (trex run or resume --max-retry-after <seconds>) to wait that long"
       )
       assert.isFalse(hours.retryable)
       assert.strictEqual(hours.status, 429)
