@@ -471,12 +471,25 @@ const checkCommand = Command.make(
     modelApi: Flag.Literals("model-api", Settings.ModelApi.literals).pipe(defaulted(Settings.defaults.modelApi, "as trex run --model-api")),
     concurrency: Flag.Int("concurrency").pipe(defaulted(Settings.defaults.concurrency, "as trex run --concurrency")),
     timeout: Flag.Finite("timeout").pipe(defaulted(30, "seconds the backend has to answer")),
+    callModel: Flag.Boolean("call-model").pipe(
+      Flag.withDefault(false),
+      Flag.withDescription(
+        "with --researcher claude or --executor code-agent: ask the model a 1-token turn too, billed (a few tokens), to check that the key may call it where no free call shows it " +
+          "(an OpenAI-compatible server, a gateway without count_tokens); without it the check costs nothing"
+      )
+    ),
     json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the findings as JSON"))
   },
   (flags) =>
     Effect.gen(function*() {
       if (flags.concurrency < 1) return yield* new Errors.InvalidInput({ source: "--concurrency", message: "--concurrency must be at least 1" })
       if (!(flags.timeout > 0)) return yield* new Errors.InvalidInput({ source: "--timeout", message: `--timeout must be more than 0 seconds, got ${flags.timeout}` })
+      if (flags.callModel && flags.researcher !== "claude" && flags.executor !== "code-agent") {
+        return yield* new Errors.InvalidInput({
+          source: "--call-model",
+          message: "--call-model asks the model that a model-backed agent calls, and these settings have none: give it with --researcher claude or --executor code-agent"
+        })
+      }
       const report = yield* Check.run({
         taskFile: flags.taskFile,
         ...(Option.isSome(flags.backend) ? { backend: flags.backend.value } : {}),
@@ -484,7 +497,7 @@ const checkCommand = Command.make(
         executor: flags.executor,
         modelApi: flags.modelApi,
         concurrency: flags.concurrency
-      }, Duration.seconds(flags.timeout))
+      }, Duration.seconds(flags.timeout), { callModel: flags.callModel })
       yield* out(flags.json ? JSON.stringify(report, null, 2) : Check.toText(report, flags.taskFile))
       if (!report.ok) yield* Effect.sync(() => void (process.exitCode = 1))
     })

@@ -299,7 +299,7 @@ export const make = (options: Options): Model.ModelShape => {
    * workspace may be barred from a model the API serves), asked of `POST /v1/messages/count_tokens`:
    * free, and refused as messages are. Only its refusal of the key or the permission (401, 403) fails
    * the probe; any other answer (a gateway that does not serve it, a busy API) leaves it to the run's
-   * first call, and says so.
+   * first call, and says so (`callUnchecked`).
    */
   const mayCall = (probed: Model.Probed): Effect.Effect<Model.Probed, Model.ModelError> =>
     Effect.tryPromise({
@@ -313,8 +313,7 @@ export const make = (options: Options): Model.ModelShape => {
           ? Effect.fail(new Model.ModelError({ ...e, message: `the API serves ${model}, but the key may not send it messages (POST /v1/messages/count_tokens): ${e.message}` }))
           : Effect.succeed<Model.Probed>({
             ...probed,
-            detail: `${probed.detail ?? probed.model}; whether the key may send it messages was not checked ` +
-              `(POST /v1/messages/count_tokens: ${e.status !== undefined ? `HTTP ${e.status}` : e.message})`
+            callUnchecked: `POST /v1/messages/count_tokens: ${e.status !== undefined ? `HTTP ${e.status}` : e.message}`
           })
       )
     )

@@ -124,6 +124,12 @@ export interface Probed {
   readonly detail?: string
   /** Why the key and the model could not be checked this way (a server that does not describe its models); absent when they were. */
   readonly unchecked?: string
+  /**
+   * Why the probe could not tell, free, whether the key may call the model (an OpenAI-compatible
+   * server has no free call that shows it; a gateway that does not serve Claude's `count_tokens`):
+   * {@link ModelShape.probeTurn} can. Absent when it could.
+   */
+  readonly callUnchecked?: string
 }
 
 /**
@@ -138,6 +144,25 @@ export interface ModelShape {
   readonly generate: (request: Request) => Effect.Effect<Response, ModelError>
   readonly stream: (request: Request) => Stream.Stream<StreamEvent, ModelError>
   readonly probe?: Effect.Effect<Probed, ModelError>
+  /**
+   * One attempt of a one-token turn ({@link PROBE_TURN}): billed as any call (a few input tokens and
+   * one output token), and recorded with the `CostMeter` in context as `<provider>:trex check`. It
+   * shows what no free call does: that the key may call the model (an OpenAI-compatible server's
+   * refusal of chat completions alone, a gateway that does not serve `count_tokens`). `trex check
+   * --call-model` asks it; `trex check` alone does not.
+   */
+  readonly probeTurn?: Effect.Effect<Response, ModelError>
+}
+
+/**
+ * The turn {@link ModelShape.probeTurn} asks: a one-word question, at most one token back.
+ * @since 0.1.0 @category constants
+ */
+export const PROBE_TURN: Request = {
+  system: "Reply with one word.",
+  messages: [{ role: "user", content: [{ type: "text", text: "Ready?" }] }],
+  maxTokens: 1,
+  reason: "trex check"
 }
 
 /**
@@ -248,7 +273,14 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
         )
       }),
     // one attempt: whoever asks wants to know now, and a retry would only hide what it met
-    ...(raw.probe !== undefined ? { probe: raw.probe.pipe(Effect.withSpan("Model.probe", { attributes: { provider: raw.provider, model: raw.model } })) } : {})
+    ...(raw.probe !== undefined ? { probe: raw.probe.pipe(Effect.withSpan("Model.probe", { attributes: { provider: raw.provider, model: raw.model } })) } : {}),
+    // one attempt too, and a call like any other: metered, a failed one's usage as well
+    probeTurn: raw.generate(PROBE_TURN).pipe(
+      Effect.mapError(bounded),
+      Effect.tapError(meterFailed(PROBE_TURN)),
+      Effect.tap((response) => meter(PROBE_TURN, response.usage)),
+      Effect.withSpan("Model.probeTurn", { attributes: { provider: raw.provider, model: raw.model } })
+    )
   }
 }
 

@@ -221,7 +221,14 @@ export const make = (options: Options): Model.ModelShape => {
       catch: fail
     }).pipe(Effect.flatMap((answer): Effect.Effect<Model.Probed, Model.ModelError> => {
       if ("unchecked" in answer) return Effect.succeed({ model: options.model, unchecked: answer.unchecked })
-      if (answer.ids.includes(options.model)) return Effect.succeed({ model: options.model, detail: `one of the ${answer.ids.length} model${answer.ids.length === 1 ? "" : "s"} it lists` })
+      if (answer.ids.includes(options.model)) {
+        return Effect.succeed({
+          model: options.model,
+          detail: `one of the ${answer.ids.length} model${answer.ids.length === 1 ? "" : "s"} it lists`,
+          // a key may list the models and be refused chat completions (a restricted key, a proxy's per-model access)
+          callUnchecked: "no free call of an OpenAI-compatible server shows it"
+        })
+      }
       const shown = answer.ids.slice(0, 8).join(", ") + (answer.ids.length > 8 ? `, and ${answer.ids.length - 8} more` : "")
       return Effect.fail(new Model.ModelError({
         provider: PROVIDER,

@@ -76,7 +76,8 @@ describe("AnthropicModel", () => {
       // a gateway that serves messages and the model list but not count_tokens: the permission is left to the run, and said so
       const gateway = yield* Fake.make([], { models, countsTokens: false })
       const unchecked = yield* probe("claude-sonnet-5-5", gateway.url)
-      assert.strictEqual(unchecked.detail, "claude-sonnet-5-5; whether the key may send it messages was not checked (POST /v1/messages/count_tokens: HTTP 404)")
+      assert.strictEqual(unchecked.detail, "claude-sonnet-5-5")
+      assert.strictEqual(unchecked.callUnchecked, "POST /v1/messages/count_tokens: HTTP 404")
       assert.isUndefined(unchecked.unchecked)
       assert.strictEqual(gateway.requests.length, 0)
     }))

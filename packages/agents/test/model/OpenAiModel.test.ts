@@ -21,7 +21,7 @@ describe("OpenAiModel", () => {
     Effect.gen(function*() {
       const server = yield* Fake.make([], { models: ["qwen3:8b", "llama3.1:8b"], apiKey: "local-key" })
       const probe = (name: string, key = "local-key", url = server.url) => OpenAiModel.make({ baseURL: url, model: name, apiKey: Redacted.make(key) }).probe!
-      assert.deepStrictEqual(yield* probe("qwen3:8b"), { model: "qwen3:8b", detail: "one of the 2 models it lists" })
+      assert.deepStrictEqual(yield* probe("qwen3:8b"), { model: "qwen3:8b", detail: "one of the 2 models it lists", callUnchecked: "no free call of an OpenAI-compatible server shows it" })
       const other = yield* Effect.flip(probe("qwen3:7b"))
       assert.strictEqual(other.message, `${server.url} serves no model named qwen3:7b (TREX_MODEL): it serves qwen3:8b, llama3.1:8b; set TREX_MODEL to the name it lists`)
       assert.isFalse(other.retryable)
@@ -284,5 +284,28 @@ describe("OpenAiModel", () => {
         ["openai-compatible:test (failed attempt, tokens estimated)", input, output, (input + 2 * output) / 1e6],
         ["openai-compatible:test (failed attempt, tokens estimated)", input, output, (input + 2 * output) / 1e6]
       ])
+    }))
+
+  it.live("probeTurn: a key that lists the models and is refused chat completions passes the free probe and fails a 1-token turn, once; one taken is metered", () =>
+    Effect.gen(function*() {
+      // a restricted key, or a proxy's per-model access: GET /models lists, chat completions refuse (even with a retry-after)
+      const server = yield* Fake.make((request) =>
+        request.body.model === "gpt-barred"
+          ? { kind: "error", status: 403, body: "this key may not use gpt-barred", headers: { "retry-after": "1" } }
+          : { kind: "message", content: "Yes", finish: "length", usage: { prompt_tokens: 19, completion_tokens: 1 } }, { models: ["gpt-barred", "gpt-x"] })
+      const barred = OpenAiModel.make({ baseURL: server.url, model: "gpt-barred", prices: priced, retry: { baseDelay: "1 millis" } })
+      const probed = yield* barred.probe!
+      assert.strictEqual(probed.callUnchecked, "no free call of an OpenAI-compatible server shows it")
+      assert.strictEqual(server.requests.length, 0, "the probe is free")
+      const refused = yield* Effect.flip(barred.probeTurn!)
+      assert.strictEqual(refused.status, 403)
+      assert.include(refused.message, "this key may not use gpt-barred")
+      assert.include(refused.message, "(check OPENAI_API_KEY: the key may not use this model, set by TREX_MODEL, or this endpoint)")
+      assert.strictEqual(server.requests.length, 1, "one attempt")
+      assert.deepStrictEqual([server.requests[0]!.body.max_tokens, server.requests[0]!.body.stream], [1, undefined])
+      const { meter, records } = recordingMeter()
+      const taken = yield* OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced }).probeTurn!.pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      assert.strictEqual(taken.stopReason, "max_tokens")
+      assert.deepStrictEqual(shown(records), [["openai-compatible:trex check", 19, 1, 0.000021]])
     }))
 })
