@@ -108,6 +108,11 @@ const modelFinding = (settings: Settings, timeout: Duration.Input, callModel: bo
     Effect.catch((e) => Effect.succeed<Finding>({ what: "model", status: "fail", detail: e.message }))
   )
 
+/** What a check asks besides what a run would meet: `callModel`, a billed 1-token turn of the model (`trex check --call-model`). @since 0.1.0 @category models */
+export interface Extra {
+  readonly callModel?: boolean
+}
+
 /**
  * Check a task and the settings `options` give, as `trex run` would start with them (see
  * {@link Report}). Fails when the task or the settings are bad input, as `trex run` would (a model
@@ -117,11 +122,7 @@ const modelFinding = (settings: Settings, timeout: Duration.Input, callModel: bo
  * which shows whether the key may call it where no free call does (an OpenAI-compatible server).
  * @since 0.1.0 @category checking
  */
-export const run = (
-  options: Trex.Options,
-  timeout: Duration.Input = "30 seconds",
-  extra: { readonly callModel?: boolean } = {}
-): Effect.Effect<Report, Errors.InvalidInput> =>
+export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds", extra: Extra = {}): Effect.Effect<Report, Errors.InvalidInput> =>
   Effect.gen(function*() {
     const { landscape, settings, task } = yield* Trex.resolve(options)
     const findings: Array<Finding> = []
