@@ -184,7 +184,9 @@ const toUsage = (u: Partial<Sdk.Usage> | Sdk.MessageDeltaUsage | undefined): Mod
 
 /**
  * Folds SSE events into our stream events and, at the end, the whole response; `billed` is the
- * usage the server has reported so far (none before `message_start`).
+ * usage the server has reported so far (none before `message_start`), with the output generated
+ * since its last count (text, thinking and tool input, which a cut stream's last `message_delta`
+ * never counted) estimated from its characters, and marked so.
  */
 const accumulator = (model: string) => {
   const blocks: Array<Record<string, unknown>> = []
@@ -194,6 +196,8 @@ const accumulator = (model: string) => {
   let stopReason = "end_turn"
   let name = model
   let cutInput: unknown
+  // characters generated since the server last counted the output tokens
+  let uncounted = 0
   const step = (event: Sdk.RawMessageStreamEvent): ReadonlyArray<Model.StreamEvent> => {
     switch (event.type) {
       case "message_start":
@@ -209,14 +213,19 @@ const accumulator = (model: string) => {
         const block = blocks[event.index]!
         const d = event.delta
         if (d.type === "text_delta") {
+          uncounted += d.text.length
           block["text"] = `${block["text"] ?? ""}${d.text}`
           return [{ _tag: "TextDelta", index: event.index, text: d.text }]
         }
         if (d.type === "input_json_delta") {
+          uncounted += d.partial_json.length
           json[event.index] += d.partial_json
           return [{ _tag: "ToolInputDelta", index: event.index, partialJson: d.partial_json }]
         }
-        if (d.type === "thinking_delta") block["thinking"] = `${block["thinking"] ?? ""}${d.thinking}`
+        if (d.type === "thinking_delta") {
+          uncounted += d.thinking.length
+          block["thinking"] = `${block["thinking"] ?? ""}${d.thinking}`
+        }
         if (d.type === "signature_delta") block["signature"] = d.signature
         return []
       }
@@ -237,6 +246,7 @@ const accumulator = (model: string) => {
         return []
       }
       case "message_delta": {
+        uncounted = 0
         const next = toUsage(event.usage)
         usage = {
           inputTokens: event.usage.input_tokens ?? usage.inputTokens,
@@ -259,7 +269,11 @@ const accumulator = (model: string) => {
         return []
     }
   }
-  return { step, billed: (): Model.Usage | undefined => (started ? usage : undefined) }
+  const billed = (): Model.BilledUsage | undefined =>
+    !started ? undefined
+      : uncounted === 0 ? usage
+      : { ...usage, outputTokens: usage.outputTokens + Model.estimatedTokens(uncounted), estimated: true }
+  return { step, billed }
 }
 
 /**

@@ -486,6 +486,21 @@ describe("AnthropicModel", () => {
       ])
     }), { timeout: 20_000 })
 
+  it.live("a stream cut between message_start and message_delta is charged the text it sent since, estimated", () =>
+    Effect.gen(function*() {
+      const answer = Fake.message([Fake.text("a long answer, streamed in pieces")], { input_tokens: 1200, output_tokens: 40 })
+      // message_start, content_block_start and three deltas of 8 characters, then the connection dies
+      const server = yield* Fake.make([{ ...answer, cutAfterEvents: 5 } as Fake.Reply])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", retry: once })
+      const { meter, records } = recordingMeter()
+      const error = yield* Effect.flip(Stream.runDrain(model.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      // message_start's 1 output token, and 24 characters at 4 a token
+      assert.deepStrictEqual(error.usage, { inputTokens: 1200, outputTokens: 7, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
+        ["anthropic:test (failed attempt, tokens estimated)", 1200, 7, 0.003705]
+      ])
+    }))
+
   it.live("a server that stalls after its headers: generate and stream give up after timeoutMs, retryable, and are retried", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([
