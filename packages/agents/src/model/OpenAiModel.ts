@@ -262,8 +262,8 @@ export const make = (options: Options): Model.ModelShape => {
         const response = yield* Effect.tryPromise({ try: () => post(body, controller.signal), catch: fail })
         const type = response.headers.get("content-type")
         if (!/text\/event-stream/i.test(type ?? "") || response.body === null) {
-          const body = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
-          return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url || url, type, body)))
+          const got = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
+          return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url || url, type, got)))
         }
         let text = ""
         const calls: Array<{ id: string; name: string; args: string }> = []
