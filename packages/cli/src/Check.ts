@@ -15,7 +15,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Model } from "@trex/agents"
-import { Backend, type Errors, Task } from "@trex/core"
+import { Backend, Cost, CostMeter, type Errors, Task } from "@trex/core"
 import { Duration, Effect, Layer } from "effect"
 import * as Trex from "./Trex.ts"
 import type { Settings } from "./Settings.ts"
@@ -58,42 +58,71 @@ const jobLine = (spec: Backend.JobSpec, secretNames: ReadonlyArray<string>): str
  * Whether the model the agents would call is there for them: the API asked, without a call that
  * costs anything, whether it takes the key and serves the model's name (`Model.probe`). A refusal
  * fails, as every call of the run would be refused; a server that does not answer fails, as a run's
- * calls would fail after their retries; a busy one (429, 5xx) warns, as a run waits it out.
+ * calls would fail after their retries; a busy one (429, 5xx) warns, as a run waits it out. Whether
+ * the key may call the model is shown free only where the API has a free call that says so (Claude's
+ * `count_tokens`); elsewhere the finding says it was not checked, and with `callModel` a one-token
+ * turn asks it (`Model.probeTurn`, billed: a few tokens, said in the finding).
  */
-const modelFinding = (settings: Settings, timeout: Duration.Input): Effect.Effect<Finding | undefined> =>
+const modelFinding = (settings: Settings, timeout: Duration.Input, callModel: boolean): Effect.Effect<Finding | undefined> =>
   Effect.gen(function*() {
     const model = yield* Model.Model
     if (model.probe === undefined) return undefined
-    const answer = yield* Effect.result(model.probe.pipe(
-      Effect.timeoutOrElse({
-        duration: timeout,
-        orElse: () => Effect.fail(new Model.ModelError({ provider: model.provider, message: `no answer within ${Duration.format(Duration.fromInputUnsafe(timeout))}`, retryable: true }))
-      })
-    ))
-    if (answer._tag === "Success") {
-      const p = answer.success
-      return p.unchecked === undefined
-        ? { what: "model", status: "ok", detail: `${model.provider} serves ${p.model}${p.detail !== undefined ? ` (${p.detail})` : ""}` } as const
-        : { what: "model", status: "warn", detail: `${model.provider}: whether it serves ${p.model} and takes the key was not checked (${p.unchecked}): a run's first call finds out` } as const
+    const within = <A>(asked: Effect.Effect<A, Model.ModelError>) =>
+      Effect.result(asked.pipe(
+        Effect.timeoutOrElse({
+          duration: timeout,
+          orElse: () => Effect.fail(new Model.ModelError({ provider: model.provider, message: `no answer within ${Duration.format(Duration.fromInputUnsafe(timeout))}`, retryable: true }))
+        })
+      ))
+    const found = (status: Finding["status"], detail: string): Finding => ({ what: "model", status, detail })
+    // `served`: what the free probe found before a 1-token turn met `e` (none: the probe met it)
+    const failed = (e: Model.ModelError, served?: string): Finding =>
+      e.retryable && e.status !== undefined
+        ? found("warn", `${model.provider} answers, but is busy now (${served !== undefined ? "a 1-token turn: " : ""}${e.message}): a run waits, retrying its calls`)
+        : e.retryable
+        ? found("fail", `${model.provider} does not answer${served !== undefined ? " a 1-token turn" : ""}: ${e.message}`)
+        : found("fail", served !== undefined ? `${served}, but refused a 1-token turn with this key: ${e.message}` : `${model.provider}: ${e.message}`)
+    const answer = yield* within(model.probe)
+    if (answer._tag === "Failure") return failed(answer.failure)
+    const p = answer.success
+    const served = p.unchecked === undefined ? `${model.provider} serves ${p.model}${p.detail !== undefined ? ` (${p.detail})` : ""}` : undefined
+    if (callModel && model.probeTurn !== undefined) {
+      // a turn of one token, billed: what it cost is said
+      const costs: Array<Cost.Cost> = []
+      const turn = yield* within(model.probeTurn.pipe(Effect.provideService(CostMeter.CostMeter, { record: (cost) => Effect.sync(() => void costs.push(cost)) })))
+      if (turn._tag === "Failure") return failed(turn.failure, served ?? `${model.provider} (${p.unchecked})`)
+      const spent = costs.reduce(Cost.add, Cost.zero)
+      const paid = `${spent.inputTokens} input and ${spent.outputTokens} output token${spent.outputTokens === 1 ? "" : "s"}${spent.dollars > 0 ? `, $${spent.dollars.toFixed(6)}` : ""}`
+      return found("ok", `${served ?? `${model.provider} serves ${turn.success.model}`}; it answered a 1-token turn with this key (--call-model: ${paid})`)
     }
-    const e = answer.failure
-    return e.retryable && e.status !== undefined
-      ? { what: "model", status: "warn", detail: `${model.provider} answers, but is busy now (${e.message}): a run waits, retrying its calls` } as const
-      : { what: "model", status: "fail", detail: e.retryable ? `${model.provider} does not answer: ${e.message}` : `${model.provider}: ${e.message}` } as const
+    if (served === undefined) {
+      return found("warn", `${model.provider}: whether it serves ${p.model} and takes the key was not checked (${p.unchecked}): a run's first call finds out, or --call-model's 1-token turn, billed (a few tokens)`)
+    }
+    return found(
+      "ok",
+      p.callUnchecked === undefined ? served : `${served}; whether the key may call it was not checked (${p.callUnchecked}): --call-model asks a 1-token turn, billed (a few tokens)`
+    )
   }).pipe(
     Effect.provide(Wiring.model(settings)),
     // the settings were read by Trex.resolve: a model that cannot be made now is said as a finding
     Effect.catch((e) => Effect.succeed<Finding>({ what: "model", status: "fail", detail: e.message }))
   )
 
+/** What a check asks besides what a run would meet: `callModel`, a billed 1-token turn of the model (`trex check --call-model`). @since 0.1.0 @category models */
+export interface Extra {
+  readonly callModel?: boolean
+}
+
 /**
  * Check a task and the settings `options` give, as `trex run` would start with them (see
  * {@link Report}). Fails when the task or the settings are bad input, as `trex run` would (a model
  * key that is not set among them); every other problem is a `fail` finding. The backend is asked
  * within `timeout` (default 30 s): one that does not answer by then is a `fail` (a run would wait for it).
+ * With `callModel`, the model is asked a one-token turn too (`Model.probeTurn`: billed, a few tokens),
+ * which shows whether the key may call it where no free call does (an OpenAI-compatible server).
  * @since 0.1.0 @category checking
  */
-export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds"): Effect.Effect<Report, Errors.InvalidInput> =>
+export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds", extra: Extra = {}): Effect.Effect<Report, Errors.InvalidInput> =>
   Effect.gen(function*() {
     const { landscape, settings, task } = yield* Trex.resolve(options)
     const findings: Array<Finding> = []
@@ -114,7 +143,7 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
       )
     }
     if (settings.researcher === "claude" || settings.executor === "code-agent") {
-      const found = yield* modelFinding(settings, timeout)
+      const found = yield* modelFinding(settings, timeout, extra.callModel === true)
       if (found !== undefined) findings.push(found)
     }
     // the job a trial runs, its strategy aside (a preflight looks at where and how it runs); the code agent's jobs run

@@ -172,6 +172,25 @@ const detachFlag = Flag.Boolean("detach").pipe(
   )
 )
 
+/** `--max-retry-after`, of `run` and (for its session) `resume`. */
+const maxRetryAfterFlag = (what: string) =>
+  Flag.Finite("max-retry-after").pipe(
+    Flag.optional,
+    Flag.withDescription(
+      `seconds: the longest wait a model server's retry-after may ask for and be waited out${what}; a longer one (a spent daily quota) ` +
+        "stops the model's call at once, saying how long it asked for (default 60, a per-minute rate limit's longest)"
+    )
+  )
+
+/** `--max-retry-after`, checked (0 or more seconds), or `undefined` when not given. */
+const maxRetryAfterOf = (value: Option.Option<number>): Effect.Effect<{ readonly maxRetryAfterSeconds?: number }, Errors.InvalidInput> =>
+  Option.isNone(value) ? Effect.succeed({})
+    : value.value >= 0 ? Effect.succeed({ maxRetryAfterSeconds: value.value })
+    : Effect.fail(new Errors.InvalidInput({
+      source: "--max-retry-after",
+      message: `--max-retry-after must be 0 or more seconds, got ${value.value}: the longest wait a model server's retry-after may ask for, e.g. --max-retry-after 3600 to wait out an hour`
+    }))
+
 /** `--notify URL` (again for more webhooks) and `--notify-best`, of `run` and `resume`. */
 const notifyFlags = {
   notify: Flag.Redacted("notify").pipe(
@@ -242,6 +261,7 @@ const runCommand = Command.make(
       Flag.withDescription("stop the run once this many trials have failed the same way and none succeeded, or twice as many one after another once some did: a setup error, or one that broke under the run, not the strategies' (default 3; 0 turns it off)")
     ),
     noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for")),
+    maxRetryAfter: maxRetryAfterFlag(""),
     ...notifyFlags,
     detach: detachFlag
   },
@@ -255,6 +275,7 @@ const runCommand = Command.make(
         return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${flags.failFast.value}` })
       }
       const budget = yield* limitsOf(flags)
+      const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
       const notify = yield* notifyOf(flags)
       // the live view's setting, checked before the run directory is made
       yield* LiveView.ambiguousWidth()
@@ -274,6 +295,7 @@ const runCommand = Command.make(
         ...(budget !== undefined ? { budget } : {}),
         ...(Option.isSome(flags.stagnation) ? { stagnation: flags.stagnation.value } : {}),
         ...(Option.isSome(flags.failFast) ? { failFast: flags.failFast.value } : {}),
+        ...maxRetryAfter,
         ...(flags.noReuse ? { reuse: false } : {})
       })
       yield* execute(prepared, notify)
@@ -290,6 +312,7 @@ const resumeCommand = Command.make(
       Flag.optional,
       Flag.withDescription("for this session: stop once this many trials have failed the same way and none succeeded (twice as many in a row after some did); 0 turns the stop off, and trials that failed alike are not run again (default: the run's)")
     ),
+    maxRetryAfter: maxRetryAfterFlag(", for this session (default: the run's)"),
     ...notifyFlags,
     detach: detachFlag
   },
@@ -301,6 +324,7 @@ const resumeCommand = Command.make(
         return yield* new Errors.InvalidInput({ source: "--fail-fast", message: `--fail-fast must be 0 (off) or more, got ${failFast.value}` })
       }
       const budget = yield* limitsOf(flags)
+      const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
       const notify = yield* notifyOf(flags)
       yield* LiveView.ambiguousWidth()
       if (flags.detach && !Detach.isDetachedController()) {
@@ -312,7 +336,8 @@ const resumeCommand = Command.make(
         resume: runDir,
         ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}),
         ...(budget !== undefined ? { budget } : {}),
-        ...(Option.isSome(failFast) ? { failFast: failFast.value } : {})
+        ...(Option.isSome(failFast) ? { failFast: failFast.value } : {}),
+        ...maxRetryAfter
       }), notify)
     })
 ).pipe(Command.withDescription("continue a stopped or killed run where it left off (--max-trials, --gpu-hours, --wall-clock-hours, --dollars, --tokens: with a new limit of its budget)"))
@@ -459,12 +484,25 @@ const checkCommand = Command.make(
     modelApi: Flag.Literals("model-api", Settings.ModelApi.literals).pipe(defaulted(Settings.defaults.modelApi, "as trex run --model-api")),
     concurrency: Flag.Int("concurrency").pipe(defaulted(Settings.defaults.concurrency, "as trex run --concurrency")),
     timeout: Flag.Finite("timeout").pipe(defaulted(30, "seconds the backend has to answer")),
+    callModel: Flag.Boolean("call-model").pipe(
+      Flag.withDefault(false),
+      Flag.withDescription(
+        "with --researcher claude or --executor code-agent: ask the model a 1-token turn too, billed (a few tokens), to check that the key may call it where no free call shows it " +
+          "(an OpenAI-compatible server, a gateway without count_tokens); without it the check costs nothing"
+      )
+    ),
     json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the findings as JSON"))
   },
   (flags) =>
     Effect.gen(function*() {
       if (flags.concurrency < 1) return yield* new Errors.InvalidInput({ source: "--concurrency", message: "--concurrency must be at least 1" })
       if (!(flags.timeout > 0)) return yield* new Errors.InvalidInput({ source: "--timeout", message: `--timeout must be more than 0 seconds, got ${flags.timeout}` })
+      if (flags.callModel && flags.researcher !== "claude" && flags.executor !== "code-agent") {
+        return yield* new Errors.InvalidInput({
+          source: "--call-model",
+          message: "--call-model asks the model that a model-backed agent calls, and these settings have none: give it with --researcher claude or --executor code-agent"
+        })
+      }
       const report = yield* Check.run({
         taskFile: flags.taskFile,
         ...(Option.isSome(flags.backend) ? { backend: flags.backend.value } : {}),
@@ -472,7 +510,7 @@ const checkCommand = Command.make(
         executor: flags.executor,
         modelApi: flags.modelApi,
         concurrency: flags.concurrency
-      }, Duration.seconds(flags.timeout))
+      }, Duration.seconds(flags.timeout), { callModel: flags.callModel })
       yield* out(flags.json ? JSON.stringify(report, null, 2) : Check.toText(report, flags.taskFile))
       if (!report.ok) yield* Effect.sync(() => void (process.exitCode = 1))
     })

@@ -41,6 +41,12 @@ export const Settings = Schema.Struct({
    * see `Explorer.Options.failFast`); `0` turns it off (`--fail-fast 0`). Default 3.
    */
   failFast: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /**
+   * The longest wait, in seconds, a model server's `retry-after` may ask for and be waited out
+   * (`--max-retry-after`; the model's `retry.maxRetryAfter`, default 60): a longer one fails the call
+   * at once, saying how long it asked for. A resume may give another, for its session.
+   */
+  maxRetryAfterSeconds: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
   /** `false`: run every strategy, even one an earlier run of the same task and code has a result for (`--no-reuse`). */
   reuse: Schema.optionalKey(Schema.Boolean),
   /** A fingerprint of the trainer's files (see `ResultCache.identity`): results are reused only between runs with the same. */

@@ -40,7 +40,7 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   readonly out?: string
   /**
    * Continue this run directory instead of starting a new one, with the settings it started with
-   * (give no others but `maxTrials`, `budget`, `failFast` — for this session — `paused` and `logLevel`).
+   * (give no others but `maxTrials`, `budget`, `failFast` and `maxRetryAfterSeconds` — for this session — `paused` and `logLevel`).
    */
   readonly resume?: string
   readonly seed?: number
@@ -98,6 +98,7 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   distillEvery: OptionSpec.integer(0, "results between insight distillations; 0: never"),
   stagnation: OptionSpec.integer(1, "finished trials without improvement before the run stops"),
   failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded (twice as many in a row after some did), before the run stops (a setup error); 0 turns it off"),
+  maxRetryAfterSeconds: OptionSpec.number({ min: 0 }, "seconds: the longest wait a model server's retry-after may ask for and be waited out, e.g. 60"),
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
   logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written"),
@@ -105,7 +106,7 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
 }
 
 /** The options a resumed run takes; the others are the run's own, recorded when it started. */
-const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "failFast", "paused", "logLevel", "notify"]
+const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "failFast", "maxRetryAfterSeconds", "paused", "logLevel", "notify"]
 
 /** Check options before anything is read or written: each bad field named, with what it takes. */
 const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidInput> =>
@@ -129,7 +130,7 @@ const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidIn
       if (extra.length > 0) {
         return yield* invalid(
           extra[0]!,
-          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, budget, failFast, paused, logLevel and notify may be given)`
+          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, budget, failFast, maxRetryAfterSeconds, paused, logLevel and notify may be given)`
         )
       }
     } else if (set("taskFile") && set("task")) {
@@ -190,8 +191,13 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       const warnings = [...Wiring.budgetWarnings(settings, task, { costKnown }), ...(full !== undefined ? [full] : [])]
       return {
         task,
-        // `failFast` given with `resume`: for this session (`0`: trials that failed alike were the strategies' own, not a setup error)
-        settings: options.failFast !== undefined ? { ...settings, failFast: options.failFast } : settings,
+        // `failFast` given with `resume`: for this session (`0`: trials that failed alike were the strategies' own, not a setup error);
+        // `maxRetryAfterSeconds` too (a wait the model's server asked for that stopped the run, waited out now)
+        settings: {
+          ...settings,
+          ...(options.failFast !== undefined ? { failFast: options.failFast } : {}),
+          ...(options.maxRetryAfterSeconds !== undefined ? { maxRetryAfterSeconds: options.maxRetryAfterSeconds } : {})
+        },
         runDir: path.resolve(options.resume),
         runId: info.started.runId,
         seed: info.started.seed,
@@ -266,6 +272,7 @@ export const resolve = (options: Options): Effect.Effect<
       ...Object.fromEntries(Object.entries(options).filter(([k, v]) => k in Settings.defaults && v !== undefined)),
       ...(options.stagnation !== undefined ? { stagnation: options.stagnation } : {}),
       ...(options.failFast !== undefined ? { failFast: options.failFast } : {}),
+      ...(options.maxRetryAfterSeconds !== undefined ? { maxRetryAfterSeconds: options.maxRetryAfterSeconds } : {}),
       ...(options.reuse === false ? { reuse: false } : {}),
       taskFile: loaded.file,
       taskDir: loaded.dir

@@ -8,7 +8,7 @@ import { AnthropicModel, ClaudeResearcher, CodeAgentExecutor, HeuristicResearche
 import { Backend, Errors, type ExecutorAgent, Journal, type Researcher, type Scheduler, SearchPolicy, Task, TaskFile } from "@trex/core"
 import { DockerBackend, GridEngineBackend, KubernetesBackend, LocalBackend, Simulator, SlurmBackend, SshBackend } from "@trex/executors"
 import { Asha, BestFirst, Greedy, Puct, RandomPolicy, Uct } from "@trex/mcts"
-import { Effect, Layer, type Redacted } from "effect"
+import { Duration, Effect, Layer, type Redacted } from "effect"
 import * as BackendSettings from "./BackendSettings.ts"
 import * as RunDir from "./RunDir.ts"
 import { BackendKind, type Settings } from "./Settings.ts"
@@ -145,9 +145,11 @@ export const secrets = (task: Task.Task): Effect.Effect<Record<string, Redacted.
  * @since 0.1.0 @category layers
  */
 export const model = (settings: Settings): Layer.Layer<Model.Model, Errors.InvalidInput> => {
+  // --max-retry-after: the longest retry-after waited out (the model's own default otherwise)
+  const options = settings.maxRetryAfterSeconds !== undefined ? { retry: { maxRetryAfter: Duration.seconds(settings.maxRetryAfterSeconds) } } : {}
   const [layer, needs, guide] = settings.modelApi === "openai-compatible"
-    ? [OpenAiModel.layerConfig(), "OPENAI_BASE_URL and TREX_MODEL", "docs/guide-local-model.md"] as const
-    : [AnthropicModel.layerConfig(), "ANTHROPIC_API_KEY", "docs/guide-claude.md"] as const
+    ? [OpenAiModel.layerConfig(options), "OPENAI_BASE_URL and TREX_MODEL", "docs/guide-local-model.md"] as const
+    : [AnthropicModel.layerConfig(options), "ANTHROPIC_API_KEY", "docs/guide-claude.md"] as const
   // name only the flags that asked for a model: a template executor needs none
   const askers = [
     ...(settings.researcher === "claude" ? [`--researcher ${settings.researcher}`] : []),

@@ -104,11 +104,53 @@ describe("trex check", () => {
       const local = yield* FakeOpenAi.make([], { models: ["qwen3:8b", "llama3.1:8b"] })
       const served = { OPENAI_BASE_URL: local.url, TREX_MODEL: "qwen3:8b" }
       const ok = yield* check(served, "--researcher", "claude", "--model-api", "openai-compatible")
-      assert.include(ok.found, "ok model: openai-compatible serves qwen3:8b (one of the 2 models it lists)")
+      assert.include(ok.found, "ok model: openai-compatible serves qwen3:8b (one of the 2 models it lists); whether the key may call it was not checked (no free call of an OpenAI-compatible server shows it): --call-model asks a 1-token turn, billed (a few tokens)")
       const notServed = yield* check({ ...served, TREX_MODEL: "qwen3:7b" }, "--researcher", "claude", "--model-api", "openai-compatible")
       assert.strictEqual(notServed.status, 1)
       assert.include(notServed.found, `fail model: openai-compatible: ${local.url} serves no model named qwen3:7b (TREX_MODEL): it serves qwen3:8b, llama3.1:8b; set TREX_MODEL to the name it lists`)
     }))
+
+  it.live("--call-model: a key refused on chat completions alone, which the free probe passes, fails a 1-token turn; one taken says what it cost", () =>
+    Effect.gen(function*() {
+      const quickstart = path.join(root, "examples/quickstart/task.yaml")
+      const check = (env: Record<string, string | undefined>, ...flags: Array<string>) =>
+        Effect.promise(() => trexAsync(["check", quickstart, ...flags, "--json"], env)).pipe(Effect.map((r) => ({ ...r, found: r.stdout === "" ? [] : findings(r.stdout) })))
+      // a key that may list the models and not call them (a restricted key, a proxy's per-model access)
+      const local = yield* FakeOpenAi.make((request) =>
+        request.headers.authorization === "Bearer key-restricted"
+          ? { kind: "error", status: 403, body: "You have insufficient permissions for this operation. Missing scopes: model.request" }
+          : { kind: "message", content: "Yes", finish: "length", usage: { prompt_tokens: 19, completion_tokens: 1 } }, { models: ["qwen3:8b"] })
+      const restricted = { OPENAI_BASE_URL: local.url, TREX_MODEL: "qwen3:8b", OPENAI_API_KEY: "key-restricted" }
+      const free = yield* check(restricted, "--executor", "code-agent", "--model-api", "openai-compatible")
+      assert.strictEqual(free.status, 0, free.stdout + free.stderr)
+      assert.isTrue(free.found.some((f) => f.startsWith("ok model: openai-compatible serves qwen3:8b (one of the 1 model it lists); whether the key may call it was not checked")), free.found.join("\n"))
+      assert.strictEqual(local.requests.length, 0, "free by default")
+      const called = yield* check(restricted, "--executor", "code-agent", "--model-api", "openai-compatible", "--call-model")
+      assert.strictEqual(called.status, 1, called.stdout + called.stderr)
+      assert.include(
+        called.found,
+        "fail model: openai-compatible serves qwen3:8b (one of the 1 model it lists), but refused a 1-token turn with this key: HTTP 403 " +
+          `{"error":{"message":"You have insufficient permissions for this operation. Missing scopes: model.request"}} (check OPENAI_API_KEY: the key may not use this model, set by TREX_MODEL, or this endpoint)`
+      )
+      assert.notInclude(called.stdout, "key-restricted")
+      assert.strictEqual(local.requests.length, 1, "one attempt")
+      const taken = yield* check({ ...restricted, OPENAI_API_KEY: "key-full" }, "--researcher", "claude", "--model-api", "openai-compatible", "--call-model")
+      assert.strictEqual(taken.status, 0, taken.stdout + taken.stderr)
+      assert.include(taken.found, "ok model: openai-compatible serves qwen3:8b (one of the 1 model it lists); it answered a 1-token turn with this key (--call-model: 19 input and 1 output token)")
+      // Claude's: count_tokens said it free, and the turn says it again, priced
+      const server = yield* FakeAnthropic.make([FakeAnthropic.message([FakeAnthropic.text("Yes")], { input_tokens: 12, output_tokens: 1 })], {
+        apiKey: "test-key-good",
+        models: [{ id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5", max_input_tokens: 1_000_000 }]
+      })
+      const claude = yield* check({ ANTHROPIC_BASE_URL: server.url, ANTHROPIC_API_KEY: "test-key-good", TREX_MODEL: "claude-sonnet-5-5" }, "--researcher", "claude", "--call-model")
+      assert.strictEqual(claude.status, 0, claude.stdout + claude.stderr)
+      assert.include(claude.found, "ok model: anthropic serves claude-sonnet-5-5 (Claude Sonnet 5.5, a context window of 1000000 tokens); it answered a 1-token turn with this key (--call-model: 12 input and 1 output token, $0.000051)")
+      assert.strictEqual(server.requests[0]!.body.max_tokens, 1)
+      // without a model-backed agent, there is no model to ask
+      const none = yield* check({}, "--call-model")
+      assert.strictEqual(none.status, 2)
+      assert.include(none.stderr, "--call-model asks the model that a model-backed agent calls, and these settings have none: give it with --researcher claude or --executor code-agent")
+    }), { timeout: 120_000 })
 
   it("a task file that is not valid, or settings a run refuses (a model key not set), are bad input (exit 2), as for trex run", () => {
     const { file } = taskFile(`  command: []`)

@@ -184,7 +184,9 @@ const toUsage = (u: Partial<Sdk.Usage> | Sdk.MessageDeltaUsage | undefined): Mod
 
 /**
  * Folds SSE events into our stream events and, at the end, the whole response; `billed` is the
- * usage the server has reported so far (none before `message_start`).
+ * usage the server has reported so far (none before `message_start`), with the output generated
+ * since its last count (text, thinking and tool input, which a cut stream's last `message_delta`
+ * never counted) estimated from its characters, and marked so.
  */
 const accumulator = (model: string) => {
   const blocks: Array<Record<string, unknown>> = []
@@ -194,6 +196,8 @@ const accumulator = (model: string) => {
   let stopReason = "end_turn"
   let name = model
   let cutInput: unknown
+  // characters generated since the server last counted the output tokens
+  let uncounted = 0
   const step = (event: Sdk.RawMessageStreamEvent): ReadonlyArray<Model.StreamEvent> => {
     switch (event.type) {
       case "message_start":
@@ -209,14 +213,19 @@ const accumulator = (model: string) => {
         const block = blocks[event.index]!
         const d = event.delta
         if (d.type === "text_delta") {
+          uncounted += d.text.length
           block["text"] = `${block["text"] ?? ""}${d.text}`
           return [{ _tag: "TextDelta", index: event.index, text: d.text }]
         }
         if (d.type === "input_json_delta") {
+          uncounted += d.partial_json.length
           json[event.index] += d.partial_json
           return [{ _tag: "ToolInputDelta", index: event.index, partialJson: d.partial_json }]
         }
-        if (d.type === "thinking_delta") block["thinking"] = `${block["thinking"] ?? ""}${d.thinking}`
+        if (d.type === "thinking_delta") {
+          uncounted += d.thinking.length
+          block["thinking"] = `${block["thinking"] ?? ""}${d.thinking}`
+        }
         if (d.type === "signature_delta") block["signature"] = d.signature
         return []
       }
@@ -237,6 +246,7 @@ const accumulator = (model: string) => {
         return []
       }
       case "message_delta": {
+        uncounted = 0
         const next = toUsage(event.usage)
         usage = {
           inputTokens: event.usage.input_tokens ?? usage.inputTokens,
@@ -259,7 +269,11 @@ const accumulator = (model: string) => {
         return []
     }
   }
-  return { step, billed: (): Model.Usage | undefined => (started ? usage : undefined) }
+  const billed = (): Model.BilledUsage | undefined =>
+    !started ? undefined
+      : uncounted === 0 ? usage
+      : { ...usage, outputTokens: usage.outputTokens + Model.estimatedTokens(uncounted), estimated: true }
+  return { step, billed }
 }
 
 /**
@@ -299,7 +313,7 @@ export const make = (options: Options): Model.ModelShape => {
    * workspace may be barred from a model the API serves), asked of `POST /v1/messages/count_tokens`:
    * free, and refused as messages are. Only its refusal of the key or the permission (401, 403) fails
    * the probe; any other answer (a gateway that does not serve it, a busy API) leaves it to the run's
-   * first call, and says so.
+   * first call, and says so (`callUnchecked`).
    */
   const mayCall = (probed: Model.Probed): Effect.Effect<Model.Probed, Model.ModelError> =>
     Effect.tryPromise({
@@ -313,8 +327,7 @@ export const make = (options: Options): Model.ModelShape => {
           ? Effect.fail(new Model.ModelError({ ...e, message: `the API serves ${model}, but the key may not send it messages (POST /v1/messages/count_tokens): ${e.message}` }))
           : Effect.succeed<Model.Probed>({
             ...probed,
-            detail: `${probed.detail ?? probed.model}; whether the key may send it messages was not checked ` +
-              `(POST /v1/messages/count_tokens: ${e.status !== undefined ? `HTTP ${e.status}` : e.message})`
+            callUnchecked: `POST /v1/messages/count_tokens: ${e.status !== undefined ? `HTTP ${e.status}` : e.message}`
           })
       )
     )
@@ -355,15 +368,23 @@ export const make = (options: Options): Model.ModelShape => {
       Effect.flatMap((probed) => (probed.unchecked !== undefined ? Effect.succeed(probed) : mayCall(probed)))
     ),
     generate: (request) =>
-      Effect.tryPromise({
-        // The body is read here, not by the SDK: a cut connection is then a connection error, and
-        // a 200 that is not a message (an HTML page from a proxy) says what it was.
-        try: async (signal) => {
-          const response = await client.messages.create(toParams(model, request), { signal }).asResponse()
-          return parseMessage(endpoint, response, await response.text())
-        },
-        catch: fail
-      }).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(stalled("no answer")()) }), Effect.map((m): Model.Response => ({
+      Effect.suspend(() => {
+        const params = toParams(model, request)
+        // the 200's headers came once the answer was made, and billed: a cut or a stall after them is charged an estimate
+        let progress: Http.BodyProgress | undefined
+        const billed = () => (progress !== undefined ? Http.cutAnswerUsage(JSON.stringify(params), progress) : undefined)
+        return Effect.tryPromise({
+          // The body is read here, not by the SDK: a cut connection is then a connection error, and
+          // a 200 that is not a message (an HTML page from a proxy) says what it was.
+          try: async (signal) => {
+            const response = await client.messages.create(params, { signal }).asResponse()
+            progress = Http.noBody()
+            const body = await Http.readText(response, progress).catch((cause) => Promise.reject(Http.withUsage(fail(cause), billed())))
+            return parseMessage(endpoint, response, body)
+          },
+          catch: fail
+        }).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(Http.withUsage(stalled("no answer")(), billed())) }))
+      }).pipe(Effect.map((m): Model.Response => ({
         model: m.model ?? model,
         content: m.content.map(fromBlock),
         stopReason: m.stop_reason ?? "end_turn",

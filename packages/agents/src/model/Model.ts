@@ -25,16 +25,21 @@ export class ModelError extends Schema.TaggedError<ModelError>()("ModelError", {
   /** The server's `retry-after`, in milliseconds. */
   retryAfterMs: Schema.optionalKey(Schema.Finite),
   /**
-   * What the failed attempt was billed for before it failed, as far as the server said: a stream cut
-   * or stalled after `message_start` (its input tokens, and the output tokens its last `message_delta`
-   * reported). {@link make} records it with the `CostMeter`, as it does a response's usage.
+   * What the failed attempt was billed for before it failed: as the server said (a Claude stream cut
+   * or stalled after `message_start`: its input tokens, and the output tokens its last `message_delta`
+   * reported), or, with `estimated`, counted from characters where the server said nothing before
+   * the cut (an OpenAI-compatible stream, whose usage comes only in its last chunk; a non-streamed
+   * answer cut while its body was read): see `estimatedTokens`. {@link make} records it with the
+   * `CostMeter`, as it does a response's usage, the estimate marked in the record's reason.
    */
   usage: Schema.optionalKey(Schema.Struct({
     inputTokens: Schema.Finite,
     outputTokens: Schema.Finite,
     cacheReadTokens: Schema.Finite,
     cacheWriteTokens: Schema.Finite,
-    webSearches: Schema.optionalKey(Schema.Finite)
+    webSearches: Schema.optionalKey(Schema.Finite),
+    /** The tokens are estimated from characters (4 a token), not counted by the server. */
+    estimated: Schema.optionalKey(Schema.Boolean)
   }))
 }) {}
 
@@ -119,6 +124,12 @@ export interface Probed {
   readonly detail?: string
   /** Why the key and the model could not be checked this way (a server that does not describe its models); absent when they were. */
   readonly unchecked?: string
+  /**
+   * Why the probe could not tell, free, whether the key may call the model (an OpenAI-compatible
+   * server has no free call that shows it; a gateway that does not serve Claude's `count_tokens`):
+   * {@link ModelShape.probeTurn} can. Absent when it could.
+   */
+  readonly callUnchecked?: string
 }
 
 /**
@@ -133,6 +144,25 @@ export interface ModelShape {
   readonly generate: (request: Request) => Effect.Effect<Response, ModelError>
   readonly stream: (request: Request) => Stream.Stream<StreamEvent, ModelError>
   readonly probe?: Effect.Effect<Probed, ModelError>
+  /**
+   * One attempt of a one-token turn ({@link PROBE_TURN}): billed as any call (a few input tokens and
+   * one output token), and recorded with the `CostMeter` in context as `<provider>:trex check`. It
+   * shows what no free call does: that the key may call the model (an OpenAI-compatible server's
+   * refusal of chat completions alone, a gateway that does not serve `count_tokens`). `trex check
+   * --call-model` asks it; `trex check` alone does not.
+   */
+  readonly probeTurn?: Effect.Effect<Response, ModelError>
+}
+
+/**
+ * The turn {@link ModelShape.probeTurn} asks: a one-word question, at most one token back.
+ * @since 0.1.0 @category constants
+ */
+export const PROBE_TURN: Request = {
+  system: "Reply with one word.",
+  messages: [{ role: "user", content: [{ type: "text", text: "Ready?" }] }],
+  maxTokens: 1,
+  reason: "trex check"
 }
 
 /**
@@ -214,7 +244,8 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
       yield* m.record(Pricing.toCost(raw.prices, usage), `${raw.provider}:${request.reason ?? "model call"}${what}`)
     })
   // an attempt that failed after the server began to answer was billed for what it had read: counted, retried or not
-  const meterFailed = (request: Request) => (e: ModelError) => (e.usage !== undefined ? meter(request, e.usage, " (failed attempt)") : Effect.void)
+  const meterFailed = (request: Request) => (e: ModelError) =>
+    e.usage !== undefined ? meter(request, e.usage, e.usage.estimated === true ? " (failed attempt, tokens estimated)" : " (failed attempt)") : Effect.void
   // a wait the server asks for that is longer than the caller allows: said now, rather than slept through
   const bounded = (e: ModelError): ModelError =>
     e.retryable && e.retryAfterMs !== undefined && e.retryAfterMs > maxRetryAfter ? tooLongAWait(e, maxRetryAfter) : e
@@ -242,7 +273,14 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
         )
       }),
     // one attempt: whoever asks wants to know now, and a retry would only hide what it met
-    ...(raw.probe !== undefined ? { probe: raw.probe.pipe(Effect.withSpan("Model.probe", { attributes: { provider: raw.provider, model: raw.model } })) } : {})
+    ...(raw.probe !== undefined ? { probe: raw.probe.pipe(Effect.withSpan("Model.probe", { attributes: { provider: raw.provider, model: raw.model } })) } : {}),
+    // one attempt too, and a call like any other: metered, a failed one's usage as well
+    probeTurn: raw.generate(PROBE_TURN).pipe(
+      Effect.mapError(bounded),
+      Effect.tapError(meterFailed(PROBE_TURN)),
+      Effect.tap((response) => meter(PROBE_TURN, response.usage)),
+      Effect.withSpan("Model.probeTurn", { attributes: { provider: raw.provider, model: raw.model } })
+    )
   }
 }
 
@@ -257,9 +295,21 @@ const tooLongAWait = (e: ModelError, maxMs: number): ModelError =>
     ...e,
     message: `${e.message}: the server asked to wait ${waitOf(e.retryAfterMs!)} (retry-after) before calling again, longer than ` +
       `maxRetryAfter (${waitOf(maxMs)}): call again once that time has passed (a run stopped by it resumes then), ` +
-      `or raise the model's retry.maxRetryAfter to wait that long`,
+      `or raise the model's retry.maxRetryAfter (trex run or resume --max-retry-after <seconds>) to wait that long`,
     retryable: false
   })
+
+/** What a failed attempt was billed for ({@link ModelError}'s `usage`). @since 0.1.0 @category models */
+export type BilledUsage = NonNullable<ModelError["usage"]>
+
+/**
+ * Characters a token, for the tokens of a call the server was cut off from counting: 4, the usual
+ * rule for English text, code and JSON under BPE tokenizers. @since 0.1.0 @category constants
+ */
+export const CHARS_PER_TOKEN = 4
+
+/** Tokens estimated from a length in characters ({@link CHARS_PER_TOKEN} a token, rounded up). @since 0.1.0 @category getters */
+export const estimatedTokens = (chars: number): number => Math.ceil(chars / CHARS_PER_TOKEN)
 
 /** The text blocks of a response, joined. @since 0.1.0 @category getters */
 export const text = (response: Pick<Response, "content">): string =>

@@ -147,11 +147,11 @@ export const make = (options: Options): Model.ModelShape => {
     if (Http.isConnectionFailure(e)) return scrub(Http.connectionError(endpoint, e))
     return scrub(new Model.ModelError({ provider: PROVIDER, message: Http.describeCause(e), retryable: false }))
   }
-  const post = async (body: unknown, signal: AbortSignal): Promise<Response> => {
+  const post = async (body: string, signal: AbortSignal): Promise<Response> => {
     const response = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json", ...(secret.length > 0 ? { authorization: `Bearer ${secret}` } : {}) },
-      body: JSON.stringify(body),
+      body,
       signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
     })
     if (response.ok) return response
@@ -221,7 +221,14 @@ export const make = (options: Options): Model.ModelShape => {
       catch: fail
     }).pipe(Effect.flatMap((answer): Effect.Effect<Model.Probed, Model.ModelError> => {
       if ("unchecked" in answer) return Effect.succeed({ model: options.model, unchecked: answer.unchecked })
-      if (answer.ids.includes(options.model)) return Effect.succeed({ model: options.model, detail: `one of the ${answer.ids.length} model${answer.ids.length === 1 ? "" : "s"} it lists` })
+      if (answer.ids.includes(options.model)) {
+        return Effect.succeed({
+          model: options.model,
+          detail: `one of the ${answer.ids.length} model${answer.ids.length === 1 ? "" : "s"} it lists`,
+          // a key may list the models and be refused chat completions (a restricted key, a proxy's per-model access)
+          callUnchecked: "no free call of an OpenAI-compatible server shows it"
+        })
+      }
       const shown = answer.ids.slice(0, 8).join(", ") + (answer.ids.length > 8 ? `, and ${answer.ids.length - 8} more` : "")
       return Effect.fail(new Model.ModelError({
         provider: PROVIDER,
@@ -233,8 +240,12 @@ export const make = (options: Options): Model.ModelShape => {
     generate: (request) =>
       Effect.tryPromise({
         try: async (signal) => {
-          const response = await post(toBody(options.model, request, false), signal)
-          const json = parseCompletion(response, await response.text())
+          const body = JSON.stringify(toBody(options.model, request, false))
+          const response = await post(body, signal)
+          const progress = Http.noBody()
+          // cut or stalled while the body is read: the answer was made (and billed) whole, its usage not received
+          const text = await Http.readText(response, progress).catch((cause) => Promise.reject(Http.withUsage(fail(cause), Http.cutAnswerUsage(body, progress))))
+          const json = parseCompletion(response, text)
           return {
             model: json.model,
             content: toContent(json.choice.message),
@@ -247,17 +258,31 @@ export const make = (options: Options): Model.ModelShape => {
     stream: (request) =>
       Stream.unwrap(Effect.gen(function*() {
         const controller = yield* Effect.acquireRelease(Effect.sync(() => new AbortController()), (c) => Effect.sync(() => c.abort()))
-        const response = yield* Effect.tryPromise({ try: () => post(toBody(options.model, request, true), controller.signal), catch: fail })
+        const body = JSON.stringify(toBody(options.model, request, true))
+        const response = yield* Effect.tryPromise({ try: () => post(body, controller.signal), catch: fail })
         const type = response.headers.get("content-type")
         if (!/text\/event-stream/i.test(type ?? "") || response.body === null) {
-          const body = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
-          return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url || url, type, body)))
+          const got = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
+          return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url || url, type, got)))
         }
         let text = ""
         const calls: Array<{ id: string; name: string; args: string }> = []
         let finish: string | null | undefined
         let usage: ChatUsage | undefined
         let done = false
+        // what came before a cut, for what it was billed: the chunks, and the characters of their text and tool calls
+        let chunks = 0
+        let generated = 0
+        /**
+         * A stream cut, stalled or broken after its first chunk (the prompt was read by then) was billed
+         * for its input and what it generated; its usage comes in its last chunk, so without one (a server
+         * that sends it on every chunk, as vLLM can, has said) they are estimated from the request body's
+         * characters and the generated text's.
+         */
+        const billed = (): Model.BilledUsage | undefined =>
+          chunks === 0 ? undefined
+            : usage !== undefined ? toUsage(usage)
+            : { inputTokens: Model.estimatedTokens(body.length), outputTokens: Model.estimatedTokens(generated), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
         const assembled = (): Model.StreamEvent => {
           done = true
           const message: ChatMessage = {
@@ -273,11 +298,13 @@ export const make = (options: Options): Model.ModelShape => {
             choices?: ReadonlyArray<{ delta?: { content?: string | null; tool_calls?: ReadonlyArray<{ index: number; id?: string; function?: { name?: string; arguments?: string } }> }; finish_reason?: string | null }>
             usage?: ChatUsage | null
           }
+          chunks++
           if (chunk.usage) usage = chunk.usage
           const out: Array<Model.StreamEvent> = []
           for (const choice of chunk.choices ?? []) {
             if (choice.finish_reason) finish = choice.finish_reason
             if (choice.delta?.content) {
+              generated += choice.delta.content.length
               text += choice.delta.content
               out.push({ _tag: "TextDelta", index: 0, text: choice.delta.content })
             }
@@ -285,6 +312,7 @@ export const make = (options: Options): Model.ModelShape => {
               const call = (calls[d.index] ??= { id: d.id ?? `call_${d.index}`, name: "", args: "" })
               if (d.id) call.id = d.id
               if (d.function?.name) call.name += d.function.name
+              generated += (d.function?.name ?? "").length + (d.function?.arguments ?? "").length
               if (d.function?.arguments) {
                 call.args += d.function.arguments
                 out.push({ _tag: "ToolInputDelta", index: d.index + 1, partialJson: d.function.arguments })
@@ -311,7 +339,8 @@ export const make = (options: Options): Model.ModelShape => {
                 message: `the event stream from ${url} ended before its finish_reason and data: [DONE]: the response is incomplete`,
                 retryable: true
               }))
-          ))
+          )),
+          Stream.mapError((e) => Http.withUsage(e, billed()))
         )
       }))
   }, options.retry)

@@ -76,7 +76,8 @@ describe("AnthropicModel", () => {
       // a gateway that serves messages and the model list but not count_tokens: the permission is left to the run, and said so
       const gateway = yield* Fake.make([], { models, countsTokens: false })
       const unchecked = yield* probe("claude-sonnet-5-5", gateway.url)
-      assert.strictEqual(unchecked.detail, "claude-sonnet-5-5; whether the key may send it messages was not checked (POST /v1/messages/count_tokens: HTTP 404)")
+      assert.strictEqual(unchecked.detail, "claude-sonnet-5-5")
+      assert.strictEqual(unchecked.callUnchecked, "POST /v1/messages/count_tokens: HTTP 404")
       assert.isUndefined(unchecked.unchecked)
       assert.strictEqual(gateway.requests.length, 0)
     }))
@@ -190,7 +191,7 @@ describe("AnthropicModel", () => {
       assert.strictEqual(
         hours.message,
         "HTTP 429 rate_limit_error: daily limit reached: the server asked to wait 3600 s (retry-after) before calling again, longer than " +
-          "maxRetryAfter (60 s): call again once that time has passed (a run stopped by it resumes then), or raise the model's retry.maxRetryAfter to wait that long"
+          "maxRetryAfter (60 s): call again once that time has passed (a run stopped by it resumes then), or raise the model's retry.maxRetryAfter (trex run or resume --max-retry-after <seconds>) to wait that long"
       )
       assert.isFalse(hours.retryable)
       assert.strictEqual(hours.status, 429)
@@ -485,6 +486,21 @@ describe("AnthropicModel", () => {
       ])
     }), { timeout: 20_000 })
 
+  it.live("a stream cut between message_start and message_delta is charged the text it sent since, estimated", () =>
+    Effect.gen(function*() {
+      const answer = Fake.message([Fake.text("a long answer, streamed in pieces")], { input_tokens: 1200, output_tokens: 40 })
+      // message_start, content_block_start and three deltas of 8 characters, then the connection dies
+      const server = yield* Fake.make([{ ...answer, cutAfterEvents: 5 } as Fake.Reply])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", retry: once })
+      const { meter, records } = recordingMeter()
+      const error = yield* Effect.flip(Stream.runDrain(model.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      // message_start's 1 output token, and 24 characters at 4 a token
+      assert.deepStrictEqual(error.usage, { inputTokens: 1200, outputTokens: 7, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
+        ["anthropic:test (failed attempt, tokens estimated)", 1200, 7, 0.003705]
+      ])
+    }))
+
   it.live("a server that stalls after its headers: generate and stream give up after timeoutMs, retryable, and are retried", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([
@@ -502,5 +518,33 @@ describe("AnthropicModel", () => {
       const events = yield* Stream.runCollect(model.stream(request))
       assert.deepStrictEqual(events.map((e) => e._tag), ["TextDelta", "Done"])
       assert.strictEqual(server.requests.length, 5)
+    }), { timeout: 20_000 })
+
+  it.live("a generate cut or stalled while its body is read is charged the whole answer, estimated: its input, and its body's content-length", () =>
+    Effect.gen(function*() {
+      const body = messageJson("claude-sonnet-5-5")
+      const server = yield* Fake.make([
+        Fake.raw("application/json", body, { cutAfter: 30 }),
+        Fake.raw("application/json", body, { holdAfter: 30 })
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 500, retry: once })
+      const { meter, records } = recordingMeter()
+      const generated = Effect.flip(model.generate(request).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      const cut = yield* generated
+      assert.isTrue(cut.retryable)
+      assert.match(cut.message, /^connection error: terminated/)
+      const stalled = yield* generated
+      assert.isTrue(stalled.retryable)
+      assert.include(stalled.message, "no answer from")
+      // the request body's characters, and the answer's content-length, 4 a token
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      const output = Math.ceil(Buffer.byteLength(body) / 4)
+      assert.deepStrictEqual(cut.usage, { inputTokens: input, outputTokens: output, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      assert.deepStrictEqual(stalled.usage, cut.usage)
+      assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
+        ["anthropic:test (failed attempt, tokens estimated)", input, output, Number(((input * 3 + output * 15) / 1e6).toFixed(9))],
+        ["anthropic:test (failed attempt, tokens estimated)", input, output, Number(((input * 3 + output * 15) / 1e6).toFixed(9))]
+      ])
+      assert.strictEqual(server.requests.length, 2)
     }), { timeout: 20_000 })
 })

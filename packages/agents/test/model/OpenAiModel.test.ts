@@ -21,7 +21,7 @@ describe("OpenAiModel", () => {
     Effect.gen(function*() {
       const server = yield* Fake.make([], { models: ["qwen3:8b", "llama3.1:8b"], apiKey: "local-key" })
       const probe = (name: string, key = "local-key", url = server.url) => OpenAiModel.make({ baseURL: url, model: name, apiKey: Redacted.make(key) }).probe!
-      assert.deepStrictEqual(yield* probe("qwen3:8b"), { model: "qwen3:8b", detail: "one of the 2 models it lists" })
+      assert.deepStrictEqual(yield* probe("qwen3:8b"), { model: "qwen3:8b", detail: "one of the 2 models it lists", callUnchecked: "no free call of an OpenAI-compatible server shows it" })
       const other = yield* Effect.flip(probe("qwen3:7b"))
       assert.strictEqual(other.message, `${server.url} serves no model named qwen3:7b (TREX_MODEL): it serves qwen3:8b, llama3.1:8b; set TREX_MODEL to the name it lists`)
       assert.isFalse(other.retryable)
@@ -220,5 +220,92 @@ describe("OpenAiModel", () => {
       const done = events.at(-1)!
       if (done._tag !== "Done") return assert.fail("no Done")
       assert.strictEqual(Model.text(done.response), "all of it")
+    }))
+
+  // a dollar a million input tokens, two a million output tokens: an estimate has a price to show
+  const priced = { input: 1, output: 2, cacheWrite: 0, cacheRead: 0 }
+  const recordingMeter = () => {
+    const records: Array<{ cost: Cost.Cost; reason: string }> = []
+    return { records, meter: { record: (cost: Cost.Cost, reason: string) => Effect.sync(() => void records.push({ cost, reason })) } }
+  }
+  const shown = (records: ReadonlyArray<{ cost: Cost.Cost; reason: string }>) =>
+    records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))])
+
+  it.live("a stream cut after its first chunk is charged its input and what it generated, estimated (its usage comes last); one cut before, nothing", () =>
+    Effect.gen(function*() {
+      const answer = "a long answer, streamed in pieces of six characters"
+      const server = yield* Fake.make([
+        // the headers, and no chunk: the prompt may not have been read, and nothing went out, so it is retried
+        { kind: "message", content: answer, cutAfterChunks: 0 },
+        // three chunks of six characters, then the connection dies: the deltas went out, so it fails
+        { kind: "message", content: answer, cutAfterChunks: 3 },
+        // every content chunk and the finish_reason, not the usage chunk that follows
+        { kind: "message", content: answer, cutAfterChunks: Math.ceil(answer.length / 6) + 1 }
+      ])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, retry: { baseDelay: "1 millis" } })
+      const { meter, records } = recordingMeter()
+      const streamed = Effect.flip(Stream.runDrain(model.stream({ ...ask, reason: "test" })).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      const cut = yield* streamed
+      assert.strictEqual(server.requests.length, 2)
+      assert.isFalse(cut.retryable)
+      assert.include(cut.message, "connection error: terminated")
+      // the request body's 164 characters, 4 a token
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      assert.strictEqual(input, 41)
+      assert.deepStrictEqual(cut.usage, { inputTokens: input, outputTokens: Math.ceil(18 / 4), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      const late = yield* streamed
+      assert.include(late.message, "connection error: terminated")
+      assert.deepStrictEqual(late.usage?.outputTokens, Math.ceil(answer.length / 4))
+      assert.deepStrictEqual(shown(records), [
+        // 41 * 1 + 5 * 2 micro-dollars, then 41 * 1 + 13 * 2
+        ["openai-compatible:test (failed attempt, tokens estimated)", 41, 5, 0.000051],
+        ["openai-compatible:test (failed attempt, tokens estimated)", 41, 13, 0.000067]
+      ])
+    }))
+
+  it.live("a generate cut or stalled while its body is read is charged the whole answer, estimated: its input, and its body's content-length", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.raw("application/json", completion, { cutAfter: 30 }),
+        Fake.raw("application/json", completion, { holdAfter: 30 })
+      ])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, timeoutMs: 500, retry: once })
+      const { meter, records } = recordingMeter()
+      const cut = yield* Effect.flip(model.generate({ ...ask, reason: "test" }).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      assert.isTrue(cut.retryable)
+      assert.match(cut.message, /^connection error: terminated/)
+      const stalled = yield* Effect.flip(model.generate({ ...ask, reason: "test" }).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      assert.isTrue(stalled.retryable)
+      assert.include(stalled.message, "within 500 ms")
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      const output = Math.ceil(Buffer.byteLength(completion) / 4)
+      assert.deepStrictEqual(cut.usage, { inputTokens: input, outputTokens: output, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      assert.deepStrictEqual(shown(records), [
+        ["openai-compatible:test (failed attempt, tokens estimated)", input, output, (input + 2 * output) / 1e6],
+        ["openai-compatible:test (failed attempt, tokens estimated)", input, output, (input + 2 * output) / 1e6]
+      ])
+    }))
+
+  it.live("probeTurn: a key that lists the models and is refused chat completions passes the free probe and fails a 1-token turn, once; one taken is metered", () =>
+    Effect.gen(function*() {
+      // a restricted key, or a proxy's per-model access: GET /models lists, chat completions refuse (even with a retry-after)
+      const server = yield* Fake.make((request) =>
+        request.body.model === "gpt-barred"
+          ? { kind: "error", status: 403, body: "this key may not use gpt-barred", headers: { "retry-after": "1" } }
+          : { kind: "message", content: "Yes", finish: "length", usage: { prompt_tokens: 19, completion_tokens: 1 } }, { models: ["gpt-barred", "gpt-x"] })
+      const barred = OpenAiModel.make({ baseURL: server.url, model: "gpt-barred", prices: priced, retry: { baseDelay: "1 millis" } })
+      const probed = yield* barred.probe!
+      assert.strictEqual(probed.callUnchecked, "no free call of an OpenAI-compatible server shows it")
+      assert.strictEqual(server.requests.length, 0, "the probe is free")
+      const refused = yield* Effect.flip(barred.probeTurn!)
+      assert.strictEqual(refused.status, 403)
+      assert.include(refused.message, "this key may not use gpt-barred")
+      assert.include(refused.message, "(check OPENAI_API_KEY: the key may not use this model, set by TREX_MODEL, or this endpoint)")
+      assert.strictEqual(server.requests.length, 1, "one attempt")
+      assert.deepStrictEqual([server.requests[0]!.body.max_tokens, server.requests[0]!.body.stream], [1, undefined])
+      const { meter, records } = recordingMeter()
+      const taken = yield* OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced }).probeTurn!.pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      assert.strictEqual(taken.stopReason, "max_tokens")
+      assert.deepStrictEqual(shown(records), [["openai-compatible:trex check", 19, 1, 0.000021]])
     }))
 })

@@ -17,6 +17,8 @@ export type Reply =
     toolCalls?: ReadonlyArray<{ id: string; name: string; arguments: string }>
     usage?: { prompt_tokens: number; completion_tokens: number }
     stallAfterChunks?: number
+    /** Send this many chunks, then destroy the connection: a stream cut before its usage (its last chunk). */
+    cutAfterChunks?: number
     /** The finish_reason sent (default: tool_calls when there are calls, else stop). */
     finish?: string
   }
@@ -108,8 +110,13 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
         out.push({ choices: [{ index: 0, delta: {}, finish_reason: finish }] })
         out.push({ choices: [], usage })
         res.writeHead(200, { "content-type": "text/event-stream" })
-        const limit = reply.stallAfterChunks ?? out.length
+        const limit = reply.stallAfterChunks ?? reply.cutAfterChunks ?? out.length
         for (const c of out.slice(0, limit)) res.write(`data: ${JSON.stringify(c)}\n\n`)
+        if (reply.cutAfterChunks !== undefined) {
+          // let the chunks reach the client first, so it fails while reading them
+          res.write("", () => setTimeout(() => res.socket?.destroy(), 20))
+          return
+        }
         if (limit >= out.length) res.end("data: [DONE]\n\n")
       })
     })
