@@ -10,6 +10,8 @@
  * message is answered 400. A message may come twice (delivery is at least once: one whose answer a
  * killed controller never read is posted again by `trex resume`): one whose id (`webhook-id`, the same
  * as `trex.id`) was seen is answered 200 and not printed again. Keep the ids where you keep the messages.
+ * A message posted well after it was due (kept across a kill, posted by a later `trex resume`) says when
+ * it was due (`trex.at`).
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -36,7 +38,9 @@ const server = http.createServer((req, res) => {
     seen.add(trex.id)
     // what an application would act on: a run that failed, or stopped, needs someone
     const mark = trex.kind === "best" ? "+" : trex.outcome === "finished" ? "=" : "!"
-    console.log(`${mark} ${message.text}`)
+    // posted by a later session: when it happened, not when it arrived
+    const late = Date.now() - Date.parse(trex.at) > 60_000 ? ` (due ${trex.at})` : ""
+    console.log(`${mark} ${message.text}${late}`)
     if (json) console.log(JSON.stringify(trex))
     res.writeHead(200).end("ok")
   })

@@ -200,19 +200,29 @@ const notifyFlags = {
         `${Notify.ENV} (addresses separated by spaces) adds more and, unlike a flag, is not shown in the process list`
     )
   ),
-  notifyBest: Flag.Boolean("notify-best").pipe(Flag.withDefault(false), Flag.withDescription("also post each new best trial to the webhooks"))
+  notifyBest: Flag.Boolean("notify-best").pipe(Flag.withDefault(false), Flag.withDescription("also post each new best trial to the webhooks")),
+  notifyMaxAge: Flag.Finite("notify-max-age").pipe(
+    Flag.optional,
+    Flag.withDescription(
+      `hours a message an earlier session could not deliver (kept in <run-dir>/notify) may wait to be posted (default ${Notify.MAX_AGE_HOURS}); ` +
+        `an older one is not posted, but said and moved to <run-dir>/notify/expired`
+    )
+  )
 }
 
 /** The webhooks of `--notify` and {@link Notify.ENV}, checked (each named), or `undefined` when none is given. */
-const notifyOf = (flags: { readonly notify: ReadonlyArray<Redacted.Redacted<string>>; readonly notifyBest: boolean }) =>
+const notifyOf = (flags: { readonly notify: ReadonlyArray<Redacted.Redacted<string>>; readonly notifyBest: boolean; readonly notifyMaxAge: Option.Option<number> }) =>
   Effect.gen(function*() {
+    const maxAge = Option.getOrUndefined(flags.notifyMaxAge)
+    if (maxAge !== undefined && !(maxAge > 0)) return yield* new Errors.InvalidInput({ source: "--notify-max-age", message: `--notify-max-age is in hours and must be more than 0, got ${maxAge}: e.g. --notify-max-age 168 (a week)` })
     const given = yield* Effect.forEach(flags.notify, (u, i) => Notify.parseUrl(u, flags.notify.length === 1 ? "--notify" : `--notify (its address ${i + 1})`))
     const urls = [...given, ...(yield* Notify.fromEnv(process.env[Notify.ENV]))]
     if (urls.length === 0) {
       if (flags.notifyBest) return yield* new Errors.InvalidInput({ source: "--notify-best", message: `--notify-best posts to the webhooks of --notify or ${Notify.ENV}, and none is given: give one, e.g. --notify https://hooks.slack.com/services/...` })
+      if (maxAge !== undefined) return yield* new Errors.InvalidInput({ source: "--notify-max-age", message: `--notify-max-age bounds what the webhooks of --notify or ${Notify.ENV} are posted, and none is given: give one, e.g. --notify https://hooks.slack.com/services/...` })
       return undefined
     }
-    return { urls, ...(flags.notifyBest ? { best: true } : {}) } satisfies Notify.Options
+    return { urls, ...(flags.notifyBest ? { best: true } : {}), ...(maxAge !== undefined ? { maxAgeHours: maxAge } : {}) } satisfies Notify.Options
   })
 
 /** `--detach`: this command again as a controller of its own session, its output in `log` until it has its run directory; say where the run is, and how to follow and stop it. */
@@ -373,8 +383,8 @@ const statusCommand = Command.make(
       if (Option.isNone(node)) {
         if (json) return yield* out(JSON.stringify(Status.toJson(info), null, 2))
         // webhook messages an earlier session could not deliver (kept in the run directory)
-        const waiting = Notify.waiting(runDir)
-        return yield* out(`${Status.toText(info, runDir)}${waiting !== undefined ? `\nWebhooks: ${waiting}` : ""}`)
+        const webhooks = [Notify.waiting(runDir, undefined, info.entries), Notify.expired(runDir)].filter((l) => l !== undefined)
+        return yield* out(`${Status.toText(info, runDir)}${webhooks.map((l) => `\nWebhooks: ${l}`).join("")}`)
       }
       const id = node.value.trim()
       if (info.tree.view.get(id) === undefined) {

@@ -9,17 +9,20 @@
  * `notify`). A message that cannot be delivered is tried again (a network error, a timeout, HTTP 429
  * or 5xx) and then logged as a warning: a webhook never fails, stops or holds up a run for long.
  *
- * Delivery is at least once, across a kill too: a message is written to the run directory (`notify/`)
- * when it is due and removed once every webhook answered 2xx, so one that was due, being posted or
- * being retried when the controller died, or given up on, is posted by the run's next session (`trex
- * resume`, to its own webhooks). A message may therefore arrive twice: each carries a stable id, the
- * same on every try (the `webhook-id` header, as Standard Webhooks names it, and `trex.id`), by which a
- * receiver drops the second.
+ * Delivery is at least once, across a kill too: a message is written to the run directory (`notify/`,
+ * fsync'd) when it is due and removed once every webhook answered 2xx, so one that was due, being posted
+ * or being retried when the controller died, or given up on, is posted by the run's next session (`trex
+ * resume`, to its own webhooks). A session's end is written before the journal records it, so a kill
+ * between the two does not lose it (and an end the journal never got is not posted). A message may
+ * therefore arrive twice: each carries a stable id, the same on every try (the `webhook-id` header, as
+ * Standard Webhooks names it, and `trex.id`), by which a receiver drops the second. A message kept
+ * longer than `maxAgeHours` (72 by default) when a session would post it is not posted: it is said,
+ * and moved to `notify/expired/`, which `trex status` shows.
  *
  * @since 0.1.0
  */
 import * as crypto from "node:crypto"
-import { Errors, ExperimentNode, OptionSpec, type ExperimentTree, type JournalEvent } from "@trex/core"
+import { Errors, ExperimentNode, ExperimentTree, OptionSpec, type JournalEvent } from "@trex/core"
 import { Explorer } from "@trex/mcts"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
 import * as Outbox from "./internal/outbox.ts"
@@ -38,7 +41,16 @@ export interface Options {
   readonly best?: boolean
   readonly timeoutMs?: number
   readonly attempts?: number
+  /**
+   * Hours a message kept undelivered (its webhooks down, or the controller killed) may wait for a
+   * later session to post it (default 72, as long as Stripe retries an event): an older one is not
+   * posted, but said and moved to `notify/expired/` in the run directory.
+   */
+  readonly maxAgeHours?: number
 }
+
+/** How long a kept message may wait for a session to post it, by default: 72 hours. @since 0.1.0 @category constants */
+export const MAX_AGE_HOURS = 72
 
 /**
  * The environment variable read by `trex run` and `trex resume` for webhooks, beside `--notify`:
@@ -53,16 +65,20 @@ export type Outcome = "finished" | "failed" | "stopped"
 /**
  * The `trex` object of a message: `kind` `best` (a new best trial: `best`, `trials` finished so far)
  * or `end` (`outcome`, `reason`, and the run's `status` as `trex status --json` gives it, without its
- * nodes, analysis and insights). `id` is the message's, the same on every try and after a kill (also
- * sent as the `webhook-id` header): `<runId>/best-<node>` (a node's best is one message, whichever
- * session posts it) or `<runId>/end-<12 hex digits>` (each session's end is a message of its own). A
- * receiver that keeps the ids it has seen drops the messages it gets twice.
+ * nodes, analysis and insights). `at`: when it was due (ISO 8601; a message kept across a kill is
+ * posted later). `id` is the message's, the same on every try and after a kill (also sent as the
+ * `webhook-id` header): `<runId>/best-<node>` (a node's best is one message, whichever session posts
+ * it), `<runId>/end-<seq>` for an end the journal records (`RunFinished`, at `seq`; a resume that runs
+ * nothing and ends the same way tells that same end, under its id) or `<runId>/end-<12 hex digits>`
+ * for a session that ended without one (an error, a cancel). A receiver that keeps the ids it has seen
+ * drops the messages it gets twice.
  * @since 0.1.0 @category models
  */
 export type Payload =
   | {
     readonly kind: "best"
     readonly id: string
+    readonly at: string
     readonly runId: string
     readonly runDir: string
     readonly task: string
@@ -73,6 +89,7 @@ export type Payload =
   | {
     readonly kind: "end"
     readonly id: string
+    readonly at: string
     readonly outcome: Outcome
     readonly reason: string
     readonly runId: string
@@ -136,7 +153,8 @@ const fields: OptionSpec.Rule = OptionSpec.struct({
   }),
   best: OptionSpec.boolean("also post each new best trial"),
   timeoutMs: OptionSpec.integer(1, "milliseconds one attempt may take, e.g. 10000"),
-  attempts: OptionSpec.integer(1, "tries of one message to one webhook, e.g. 3", 10)
+  attempts: OptionSpec.integer(1, "tries of one message to one webhook, e.g. 3", 10),
+  maxAgeHours: OptionSpec.number({ above: 0 }, "hours a kept message may wait for a later session to post it, e.g. 72")
 }, WHAT)
 
 /**
@@ -233,6 +251,7 @@ export const bestMessage = (run: { readonly runId: string; readonly runDir: stri
     trex: {
       kind: "best",
       id: `${run.runId}/best-${best.id}`,
+      at: new Date().toISOString(),
       runId: run.runId,
       runDir: run.runDir,
       task: task.name,
@@ -247,13 +266,16 @@ export const bestMessage = (run: { readonly runId: string; readonly runDir: stri
  * The message of a run's end: `finished` when it journaled its end (not a stop's) with a trial that succeeded,
  * `failed` when it failed (an error, trials that all failed the same way, a researcher that failed) or
  * ended with none that succeeded, `stopped` when it ended without finishing (`trex resume` continues it).
- * `info` is the run as its journal holds it at the end (`undefined` when it could not be read).
+ * `info` is the run as its journal holds it at the end (`undefined` when it could not be read). `id`:
+ * the message's (by default a new one, `<runId>/end-<12 hex digits>`; a {@link Notifier} gives an end
+ * the journal records its own, see {@link Payload}).
  * @since 0.1.0 @category functions
  */
 export const endMessage = (
   run: { readonly runId: string; readonly runDir: string; readonly task: string },
   exit: Exit.Exit<{ readonly reason: string }, unknown>,
-  info: RunInfo | undefined
+  info: RunInfo | undefined,
+  id = `${run.runId}/end-${crypto.randomBytes(6).toString("hex")}`
 ): Message => {
   const status = info === undefined ? undefined : (({ nodes: _n, analysis: _a, insights: _i, ...rest }) => rest)(Status.toJson(info))
   const error = Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit)) : undefined
@@ -272,16 +294,27 @@ export const endMessage = (
   const next = outcome === "stopped" ? ` · continue with: trex resume ${Untrusted.chat(run.runDir, 300)}` : ` · ${Untrusted.chat(run.runDir, 300)}`
   return {
     text: `trex · ${Untrusted.chat(run.task, 120)} ${outcome}: ${Untrusted.chat(reason, 400)}${best}${trials}${next}`,
-    trex: { kind: "end", id: `${run.runId}/end-${crypto.randomBytes(6).toString("hex")}`, outcome, reason, runId: run.runId, runDir: run.runDir, status }
+    trex: {
+      kind: "end",
+      id,
+      at: new Date(info?.finished?.at ?? Date.now()).toISOString(),
+      outcome,
+      reason,
+      runId: run.runId,
+      runDir: run.runDir,
+      status
+    }
   }
 }
 
 /**
  * A run's notifier: {@link Notifier.onEvent} queues a message for each new best (with `best`), in the
- * order found, a later best replacing one not yet posted; {@link Notifier.end} queues the end's and
- * waits until every queued message was posted or given up on, or as long as one message's tries take
- * (`attempts` of `timeoutMs`, 1, 2... s apart: 33 s by default), whichever comes first. Each is kept in
- * the run directory from when it is queued until every webhook got it (see the module's note).
+ * order found, a later best replacing one not yet posted, and keeps the end's message when the run's
+ * end (`RunFinished`) comes, before it is journaled; {@link Notifier.end} queues the end's (under the
+ * id of the end the journal recorded, when it did) and waits until every queued message was posted or
+ * given up on, or as long as one message's tries take (`attempts` of `timeoutMs`, 1, 2... s apart: 33 s
+ * by default), whichever comes first. Each is kept in the run directory from when it is due until every
+ * webhook got it (see the module's note).
  * @since 0.1.0 @category models
  */
 export interface Notifier {
@@ -295,6 +328,8 @@ interface Held {
   readonly at: number
   readonly message: Message
   readonly delivered: Set<string>
+  /** An end made before its `RunFinished` was journaled: that entry. */
+  readonly end?: { readonly seq: number; readonly at: number }
 }
 
 /** The longest one message's tries to one webhook take: `attempts` answers of `timeoutMs` at most, 1, 2, 4... s apart. */
@@ -305,15 +340,64 @@ const longest = (options: Options): Duration.Duration => {
 
 const what = (m: Message) => (m.trex.kind === "end" ? "end" : `new best (${m.trex.best.id})`)
 
+const withId = (message: Message, id: string): Message => ({ ...message, trex: { ...message.trex, id } })
+
+/**
+ * The journal position that names the end journaled at `seq` (`entries` numbered from 1): its own, or,
+ * when the session that journaled it ran nothing (its `RunResumed` just before it) and ended as the
+ * run had ended (a `RunFinished` just before that, of the same reason), that earlier end's.
+ */
+const sameEndAs = (entries: ReadonlyArray<JournalEvent.Entry>, seq: number): number => {
+  let s = seq
+  for (;;) {
+    const end = entries[s - 1]?.event
+    const resumed = entries[s - 2]?.event
+    const before = entries[s - 3]?.event
+    if (end?._tag !== "RunFinished" || resumed?._tag !== "RunResumed" || before?._tag !== "RunFinished" || before.reason !== end.reason) return s
+    s -= 2
+  }
+}
+
+/**
+ * Whether a kept message may be posted: one made before its end was journaled (`end`) only when the
+ * journal holds that end (`journaled`: the run's entries before this session; unknown: it may).
+ */
+const endJournaled = (end: Outbox.Entry<Message>["end"], journaled: ReadonlyArray<JournalEvent.Entry> | undefined): boolean => {
+  if (end === undefined || journaled === undefined) return true
+  const entry = journaled[end.seq - 1]
+  return entry?.seq === end.seq && entry.event._tag === "RunFinished" && entry.event.at === end.at
+}
+
+/**
+ * The messages an earlier session kept, but those that tell an end the journal never got (the
+ * controller was killed between keeping it and journaling it): those are removed, never posted.
+ */
+const keptMessages = (runDir: string, journaled: ReadonlyArray<JournalEvent.Entry> | undefined, removeUnjournaled: boolean) => {
+  const { entries, unreadable } = Outbox.read<Message>(runDir)
+  const posted: Array<Outbox.Entry<Message>> = []
+  for (const e of entries) {
+    if (endJournaled(e.end, journaled)) posted.push(e)
+    else if (removeUnjournaled) Outbox.remove(runDir, e.id)
+  }
+  return { entries: posted, unreadable }
+}
+
+/** `3 messages (new best (n2), end, end)`, `a message (end)`: what a list of messages is. */
+const listed = (entries: ReadonlyArray<{ readonly message: Message }>, one = "a webhook message", many = "webhook messages") =>
+  `${entries.length === 1 ? one : `${entries.length} ${many}`} of an earlier session (${entries.map((e) => what(e.message)).join(", ")})`
+
 /**
  * Start a run's notifier in the current scope: messages are posted one at a time, to every webhook
  * at once; closing the scope stops posting. The messages an earlier session of the run left
- * undelivered (`notify/` in its directory) are posted first, to this session's webhooks.
+ * undelivered (`notify/` in its directory) are posted first, to this session's webhooks, but those
+ * due more than `maxAgeHours` ago (moved to `notify/expired/`, and said). `run.journaled`: the run's
+ * journal entries before this session (a resumed run's), which name the ends a session keeps and
+ * tell which kept ends the journal got.
  * @since 0.1.0 @category constructors
  */
 export const make = (
   options: Options,
-  run: { readonly runId: string; readonly runDir: string }
+  run: { readonly runId: string; readonly runDir: string; readonly journaled?: ReadonlyArray<JournalEvent.Entry> | undefined }
 ): Effect.Effect<Notifier, Errors.InvalidInput, Scope.Scope> =>
   Effect.gen(function*() {
     const issues = rule.issues(options, "notify")
@@ -328,11 +412,14 @@ export const make = (
       unkept = true
       Effect.runForkWith(context)(Effect.logWarning(`notify: ${failed}: messages are posted, but one not yet delivered when the controller is killed is lost`))
     }
-    const keep = (held: Held) => kept(Outbox.put(run.runDir, { id: held.id, at: held.at, message: held.message, delivered: [...held.delivered] }))
+    const keep = (held: Held) =>
+      kept(Outbox.put(run.runDir, { id: held.id, at: held.at, message: held.message, delivered: [...held.delivered], ...(held.end !== undefined ? { end: held.end } : {}) }))
     /** Messages not yet delivered to every webhook, by id: in the run directory too. */
     const undelivered = new Map<string, Held>()
-    const hold = (message: Message): Held => {
-      const held = { id: message.trex.id, at: Date.now(), message, delivered: new Set<string>() }
+    /** The ids of the messages queued in this session (an earlier session's, and this one's). */
+    const queued = new Set<string>()
+    const hold = (message: Message, end?: Held["end"]): Held => {
+      const held = { id: message.trex.id, at: Date.now(), message, delivered: new Set<string>(), ...(end !== undefined ? { end } : {}) }
       undelivered.set(held.id, held)
       keep(held)
       return held
@@ -341,14 +428,29 @@ export const make = (
       undelivered.delete(held.id)
       kept(Outbox.remove(run.runDir, held.id))
     }
-    const queue = yield* Queue.unbounded<{ readonly held: Held; readonly done?: Deferred.Deferred<void> }>()
-    // an earlier session's: due before anything this one finds
-    const earlier = Outbox.read<Message>(run.runDir)
+    const queue = yield* Queue.unbounded<{ readonly held?: Held; readonly done?: Deferred.Deferred<void> }>()
+    const offer = (held: Held, done?: Deferred.Deferred<void>) => {
+      queued.add(held.id)
+      return Queue.offerUnsafe(queue, { held, ...(done !== undefined ? { done } : {}) })
+    }
+    // an earlier session's: due before anything this one finds, unless too old to post
+    const earlier = keptMessages(run.runDir, run.journaled, true)
     for (const file of earlier.unreadable) yield* Effect.logWarning(`notify: ${file}: not a message this trex kept; left as it is`)
+    const now = Date.now()
+    const maxAgeHours = options.maxAgeHours ?? MAX_AGE_HOURS
+    const expired = earlier.entries.filter((e) => now - e.at > maxAgeHours * 3_600_000)
+    for (const e of expired) kept(Outbox.expire(run.runDir, e, now))
+    if (expired.length > 0) {
+      yield* Effect.logWarning(
+        `notify: ${listed(expired)} ${expired.length === 1 ? "was" : "were"} due more than ${maxAgeHours} hours ago (the oldest at ${new Date(expired[0]!.at).toISOString()}): ` +
+          `too old to post (notify.maxAgeHours, --notify-max-age): not posted, and moved to ${Outbox.expiredDirOf(run.runDir)}`
+      )
+    }
     for (const e of earlier.entries) {
-      const held = { id: e.id, at: e.at, message: e.message, delivered: new Set(e.delivered) }
+      if (expired.includes(e)) continue
+      const held = { id: e.id, at: e.at, message: e.message, delivered: new Set(e.delivered), ...(e.end !== undefined ? { end: e.end } : {}) }
       undelivered.set(held.id, held)
-      yield* Queue.offer(queue, { held })
+      offer(held)
     }
     const complete = (held: Held) => urls.every((url) => held.delivered.has(keys.get(url)!))
     // to the webhooks that have not got it (an earlier session's message may have reached some), each
@@ -371,9 +473,11 @@ export const make = (
         const items = yield* Queue.takeAll(queue)
         // of the bests queued while the last message was posted, only the latest is news (and it
         // replaces any best given up on earlier)
-        const lastBest = items.findLastIndex((item) => item.held.message.trex.kind === "best")
+        const lastBest = items.findLastIndex((item) => item.held?.message.trex.kind === "best")
         for (const [i, item] of items.entries()) {
-          if (item.held.message.trex.kind !== "best") yield* deliver(item.held)
+          if (item.held === undefined) {
+            // nothing to post: the end waits for what was queued before it
+          } else if (item.held.message.trex.kind !== "best") yield* deliver(item.held)
           else if (i !== lastBest) drop(item.held)
           else {
             for (const h of [...undelivered.values()]) if (h.message.trex.kind === "best" && h !== item.held) drop(h)
@@ -383,20 +487,50 @@ export const make = (
         }
       })
     ))
+    // the run's journal as this session knows it (the entries before it, and each one it journals),
+    // whole when it starts at 1: an end made from it is the one `trex status` would show
+    const journal: Array<JournalEvent.Entry> = [...(run.journaled ?? [])]
     let lastBest: string | undefined
+    /** The id of the end this session journaled, once it has. */
+    let sessionEnd: string | undefined
+    /**
+     * The run's end, before it is journaled (onEvent comes first): its message is kept, so a kill
+     * between the journal's entry and the message's post leaves it for the next session, and named
+     * after the entry, so that a resume that runs nothing tells the same end under the same id.
+     */
+    const ending = (entry: JournalEvent.Entry) => {
+      const event = entry.event
+      const started = journal[0]?.event
+      if (event._tag !== "RunFinished" || started?._tag !== "RunStarted" || journal.some((e, i) => e.seq !== i + 1)) return
+      sessionEnd = `${run.runId}/end-${sameEndAs(journal, entry.seq)}`
+      // an earlier session's message of that end is queued, or was posted, in this session: it tells it
+      if (queued.has(sessionEnd)) return
+      const tree = ExperimentTree.fold(journal.map((e) => e.event))!
+      const info: RunInfo = { started, finished: event, tree, entries: [...journal], writer: undefined }
+      hold(endMessage({ runId: run.runId, runDir: run.runDir, task: tree.view.task.name }, Exit.succeed({ reason: event.reason }), info, sessionEnd), { seq: entry.seq, at: event.at })
+    }
     return {
       onEvent: (entry, tree) => {
+        journal.push(entry)
+        if (entry.event._tag === "RunFinished") return ending(entry)
         if (options.best !== true || entry.event._tag !== "NodeFinished" || entry.event.outcome !== "Succeeded") return
         const best = tree.best()
         if (best === undefined || best.id !== entry.event.nodeId || best.id === lastBest) return
         lastBest = best.id
         // kept before the event is journaled (onEvent comes first): a kill after it leaves the message
-        Queue.offerUnsafe(queue, { held: hold(bestMessage(run, tree, best)) })
+        offer(hold(bestMessage(run, tree, best)))
       },
       end: (message) =>
         Effect.gen(function*() {
           const done = yield* Deferred.make<void>()
-          yield* Queue.offer(queue, { held: hold(message), done })
+          if (sessionEnd !== undefined && queued.has(sessionEnd)) {
+            // the end the journal recorded was an earlier session's, whose message is queued (or posted)
+            yield* Queue.offer(queue, { done })
+          } else {
+            // the message of the end the journal recorded, kept when it was journaled, is replaced by this one
+            const end = sessionEnd !== undefined ? undelivered.get(sessionEnd)?.end : undefined
+            offer(hold(sessionEnd !== undefined ? withId(message, sessionEnd) : message, end), done)
+          }
           // the exit waits as long as one message's tries, however many are queued before the end's
           // (bests tried while the webhook did not answer): what is left is kept, for the next session
           const limit = longest(options)
@@ -415,23 +549,40 @@ export const make = (
 
 /**
  * What an earlier session of a run left undelivered (kept in its directory, `notify/`), in a sentence
- * that says how to post it; `undefined` when nothing waits. `trex status` shows it.
+ * that says how to post it; `undefined` when nothing waits. `journaled`: the run's journal entries, to
+ * leave out an end the journal never got (it is not posted). `trex status` shows it.
  * @since 0.1.0 @category functions
  */
-export const waiting = (runDir: string, session = "the run's next session"): string | undefined => {
-  const { entries } = Outbox.read<Message>(runDir)
+export const waiting = (runDir: string, session = "the run's next session", journaled?: ReadonlyArray<JournalEvent.Entry>): string | undefined => {
+  const { entries } = keptMessages(runDir, journaled, false)
   if (entries.length === 0) return undefined
-  return `${entries.length === 1 ? "a webhook message" : `${entries.length} webhook messages`} of an earlier session (${entries.map((e) => what(e.message)).join(", ")}) ` +
-    `${entries.length === 1 ? "was" : "were"} not delivered: kept in ${Outbox.dirOf(runDir)}; give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"}`
+  return `${listed(entries)} ${entries.length === 1 ? "was" : "were"} not delivered: kept in ${Outbox.dirOf(runDir)}; ` +
+    `give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"} (within ${MAX_AGE_HOURS} hours of when ${entries.length === 1 ? "it was" : "they were"} due, or --notify-max-age)`
+}
+
+/**
+ * The messages of a run found too old to post (`notify/expired/`), in a sentence; `undefined` when
+ * there are none. `trex status` shows it.
+ * @since 0.1.0 @category functions
+ */
+export const expired = (runDir: string): string | undefined => {
+  const { entries } = Outbox.readExpired<Message>(runDir)
+  if (entries.length === 0) return undefined
+  const ages = entries.map((e) => Math.round(((e.expired ?? e.at) - e.at) / 3_600_000))
+  return `${listed(entries, "a message", "messages")} ${entries.length === 1 ? "was" : "were"} never posted: ` +
+    `found ${Math.min(...ages)}${Math.max(...ages) !== Math.min(...ages) ? ` to ${Math.max(...ages)}` : ""} hours after ${entries.length === 1 ? "it was" : "they were"} due, too old to post; ` +
+    `kept in ${Outbox.expiredDirOf(runDir)} (remove it once seen)`
 }
 
 /**
  * A session without webhooks: a warning when an earlier one left messages undelivered (kept in the run
- * directory), saying how to post them.
+ * directory), saying how to post them. `journaled`: the run's journal entries (an end it never got is
+ * removed, never posted).
  * @since 0.1.0 @category functions
  */
-export const remind = (runDir: string): Effect.Effect<void> =>
+export const remind = (runDir: string, journaled?: ReadonlyArray<JournalEvent.Entry>): Effect.Effect<void> =>
   Effect.suspend(() => {
-    const line = waiting(runDir, "this session")
+    keptMessages(runDir, journaled, true)
+    const line = waiting(runDir, "this session", journaled)
     return line === undefined ? Effect.void : Effect.logWarning(`notify: ${line}`)
   })

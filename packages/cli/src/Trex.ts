@@ -471,7 +471,7 @@ export type RunError = Errors.BackendError | Explorer.Error
 export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effect<Explorer.Summary, RunError> => {
   const notify = hooks.notify
   // messages an earlier session left undelivered wait for a session with webhooks: said, not dropped
-  if (notify === undefined || notify.urls.length === 0) return Effect.andThen(Notify.remind(prepared.runDir), runHooked(prepared, hooks))
+  if (notify === undefined || notify.urls.length === 0) return Effect.andThen(Notify.remind(prepared.runDir, prepared.journaled), runHooked(prepared, hooks))
   // the run's end is posted after its report is written, from the journal the report was written from
   return Effect.scoped(Effect.gen(function*() {
     const notifier = yield* Notify.make(notify, prepared)

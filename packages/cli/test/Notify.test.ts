@@ -1,8 +1,9 @@
 // Webhooks (`--notify`, TREX_NOTIFY_URL, `Trex.start`'s `notify`): the real CLI on the toy task posts
 // to a real HTTP server on loopback, which can answer as a webhook does, fail, or never answer.
-import { spawn } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as http from "node:http"
+import { createRequire, syncBuiltinESMExports } from "node:module"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -96,7 +97,7 @@ const runDirOf = (stdout: string) => /run directory: (\S+)/.exec(stdout)![1]!
 const outbox = (runDir: string): ReadonlyArray<{ readonly id: string; readonly message: Notify.Message }> => {
   const dir = path.join(runDir, "notify")
   if (!fs.existsSync(dir)) return []
-  return fs.readdirSync(dir).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { id: string; at: number; message: Notify.Message })
+  return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { id: string; at: number; message: Notify.Message })
     .sort((a, b) => a.at - b.at)
 }
 
@@ -194,7 +195,7 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(outbox(runDir), [], "nothing left to post")
     })), 120_000)
 
-  it.live("kill -9 while the end's message is being retried: the next session posts it under the same id; messages delivered are not posted again", () =>
+  it.live("kill -9 while the end's message is being retried: the next session posts it under the same id, once; messages delivered are not posted again", () =>
     Effect.scoped(Effect.gen(function*() {
       // every best is taken; the end's post is refused, and its retry arrives as the controller is killed
       let controller: ReturnType<typeof spawn> | undefined
@@ -220,16 +221,173 @@ describe("Notify: webhooks told of a run", () => {
       const bests = hook.received.filter((m) => m.body.trex.kind === "best")
       assert.isTrue(bests.length >= 1 && bests.every((m) => m.status === 200))
 
-      // the run had finished: its resume starts nothing, posts the end that was lost, then its own
+      // the run had finished: its resume starts nothing and ends as the run had, the same end: it posts
+      // the message that was lost, under its id, and no second end of its own
+      assert.match(ends[0]!.id!, /\/end-\d+$/, "named after the journal's entry")
       const n = hook.received.length
       yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
       const after = hook.received.slice(n)
-      assert.deepStrictEqual(after.map((m) => `${m.status} ${m.body.trex.kind}`), ["200 end", "200 end"], "no best again")
+      assert.deepStrictEqual(after.map((m) => `${m.status} ${m.body.trex.kind}`), ["200 end"], "no best again, no second end")
       assert.strictEqual(after[0]!.id, ends[0]!.id)
       assert.deepStrictEqual(after[0]!.body, ends[0]!.body)
-      assert.notStrictEqual(after[1]!.id, ends[0]!.id, "the resume's end is a message of its own")
       assert.deepStrictEqual(outbox(runDir), [])
     })), 120_000)
+
+  it.live("kill -9 after the run's end is journaled, before its message is kept or posted: the next session posts that end under its id, once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const { out, task } = toyTask(2)
+      // the report is written (report.md.<pid>.tmp, then renamed) after the journal's last entry and
+      // before the end's message is posted: a FIFO in its place, whose pipe the test filled (and never
+      // reads), holds the controller there, its file open, until the test kills it
+      let fifo: string | undefined
+      const ends: Array<number> = []
+      let reached = false
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "400" }, (text, child) => {
+        if (fifo !== undefined || !/run directory: \S+\n/.test(text)) return
+        const dir = runDirOf(text)
+        fifo = path.join(dir, `report.md.${child.pid}.tmp`)
+        execFileSync("mkfifo", [fifo])
+        ends.push(fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
+        for (;;) {
+          try {
+            fs.writeSync(ends[1]!, Buffer.alloc(65536))
+          } catch {
+            break // full
+          }
+        }
+        const fds = `/proc/${child.pid}/fd`
+        const watch = setInterval(() => {
+          const open = fs.readdirSync(fds).some((fd) => {
+            try {
+              return fs.readlinkSync(path.join(fds, fd)) === fifo
+            } catch {
+              return false
+            }
+          })
+          if (!open) return
+          clearInterval(watch)
+          reached = true
+          child.kill("SIGKILL")
+        }, 20)
+        child.on("exit", () => clearInterval(watch))
+      })
+      for (const fd of ends) fs.closeSync(fd)
+      assert.isTrue(reached, first.stdout + first.stderr)
+      assert.strictEqual(first.status, null, "killed")
+      const runDir = runDirOf(first.stdout)
+      fs.rmSync(fifo!)
+      assert.deepStrictEqual(hook.received, [], "nothing was posted")
+      // the journal has the run's end, and the run directory its message, named after the journal's entry
+      const kept = outbox(runDir)
+      assert.strictEqual(kept.length, 1)
+      const end = kept[0]!.message.trex
+      assert.strictEqual(end.kind === "end" && `${end.outcome}: ${end.reason}`, "finished: budget: maxTrials")
+      assert.match(end.id, /\/end-\d+$/)
+      const status = yield* trex(["status", runDir])
+      assert.include(status.stdout, "finished")
+      assert.include(status.stdout, "\nWebhooks: a webhook message of an earlier session (end) was not delivered")
+
+      // the resume runs nothing and ends as the run had: the same end, posted once, as it was kept
+      const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      assert.deepStrictEqual(hook.received.map((m) => `${m.status} ${m.id}`), [`200 ${end.id}`])
+      assert.deepStrictEqual(hook.received[0]!.body, kept[0]!.message)
+      assert.deepStrictEqual(outbox(runDir), [])
+    })), 120_000)
+
+  it.live("an end kept before it was journaled, whose entry the journal never got (a kill between the two), is never posted", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const runId = path.basename(runDir)
+      // as the notifier keeps an end at its RunFinished, for an entry past the journal's last
+      const lost = Notify.endMessage({ runId, runDir, task: "toy" }, Exit.succeed({ reason: "budget: maxTrials" }), undefined, `${runId}/end-999`)
+      fs.mkdirSync(path.join(runDir, "notify"))
+      fs.writeFileSync(path.join(runDir, "notify", "end-999.json"), JSON.stringify({ id: lost.trex.id, at: Date.now(), message: lost, delivered: [], end: { seq: 999, at: Date.now() } }))
+      assert.notInclude((yield* trex(["status", runDir])).stdout, "Webhooks:")
+      const hook = yield* webhook()
+      yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
+      // only the resume's end (the run's, which its first session had no webhook to post)
+      assert.deepStrictEqual(hook.received.map((m) => m.body.trex.kind), ["end"])
+      assert.notStrictEqual(hook.received[0]!.id, lost.trex.id)
+      assert.deepStrictEqual(outbox(runDir), [])
+    })), 120_000)
+
+  it.live("a kept message due longer ago than --notify-max-age is not posted: said, moved to notify/expired, and shown by trex status", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // an address nothing listens on: the new best and the end are kept
+      const down = yield* webhook()
+      yield* Effect.promise(() => new Promise<void>((r) => down.server.close(() => r())))
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${down.url}/down`, "--notify-best"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const kept = outbox(runDir)
+      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+      // as if the best had waited 100 hours, the end 10
+      const hours = (h: number) => Date.now() - h * 3_600_000
+      for (const [e, h] of [[kept[0]!, 100], [kept[1]!, 10]] as const) {
+        const file = path.join(runDir, "notify", `${e.id.slice(e.id.lastIndexOf("/") + 1)}.json`)
+        fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: hours(h) }))
+      }
+      const hook = yield* webhook()
+      const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`, "--notify-max-age", "50"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      // the end (10 hours old) is posted; the best (100 hours old) is not
+      assert.deepStrictEqual(hook.received.map((m) => m.id), [kept[1]!.id])
+      const best = (kept[0]!.message.trex as { best: { id: string } }).best.id
+      assert.include(resumed.stderr, `notify: a webhook message of an earlier session (new best (${best})) was due more than 50 hours ago (the oldest at `)
+      assert.include(resumed.stderr, `too old to post (notify.maxAgeHours, --notify-max-age): not posted, and moved to ${path.join(runDir, "notify", "expired")}`)
+      assert.deepStrictEqual(outbox(runDir), [], "nothing waits")
+      const expired = fs.readdirSync(path.join(runDir, "notify", "expired"))
+      assert.deepStrictEqual(expired, [`best-${best}.json`])
+      const status = yield* trex(["status", runDir])
+      assert.include(status.stdout, `\nWebhooks: a message of an earlier session (new best (${best})) was never posted: found 100 hours after it was due, too old to post; kept in ${path.join(runDir, "notify", "expired")}`)
+      assert.notInclude(status.stdout, "not delivered")
+      // a bad age is refused, naming the flag
+      const bad = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`, "--notify-max-age", "0"])
+      assert.strictEqual(bad.status, 2)
+      assert.include(bad.stderr, "--notify-max-age is in hours and must be more than 0, got 0")
+    })), 120_000)
+
+  it.live("a kept message is written durably: its file and its folder are fsync'd before it is posted", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // every fsync this process makes, by the path of what it syncs (the real fsync is made all the same)
+      const nodeFs = createRequire(import.meta.url)("node:fs") as typeof fs
+      const fsync = nodeFs.fsyncSync
+      const synced: Array<string> = []
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          nodeFs.fsyncSync = (fd) => {
+            synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`))
+            fsync(fd)
+          }
+          syncBuiltinESMExports()
+        }),
+        () => Effect.sync(() => {
+          nodeFs.fsyncSync = fsync
+          syncBuiltinESMExports()
+        })
+      )
+      let syncedBeforePost: ReadonlyArray<string> = []
+      const hook = yield* webhook(() => {
+        syncedBeforePost = [...synced]
+        return 200
+      })
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const notifier = yield* Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir })
+        yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined, "r/end-7"))
+      }))
+      assert.strictEqual(hook.received.length, 1)
+      const notify = path.join(runDir, "notify")
+      // the folder made (its parent synced), the file written (synced before its rename), the folder synced after it
+      assert.deepStrictEqual(syncedBeforePost, [runDir, path.join(notify, `end-7.json.${process.pid}.tmp`), notify])
+      assert.deepStrictEqual(outbox(runDir), [])
+    })), 30_000)
 
   it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -256,16 +414,16 @@ describe("Notify: webhooks told of a run", () => {
       assert.include(waiting.stdout, `\nWebhooks: 2 webhook messages of an earlier session (new best (`)
       assert.include(waiting.stdout, `end) were not delivered: kept in ${path.join(runDir, "notify")}; give the run's next session webhooks (--notify, TREX_NOTIFY_URL, notify) to post them`)
 
-      // one with a webhook that answers posts them, in the order they were due, then its own end
+      // one with a webhook that answers posts them, in the order they were due; the run had finished, and
+      // this resume (as the quiet one) ran nothing and ended as it had: the kept end tells its end too
       const hook = yield* webhook()
       yield* trex(["resume", runDir], { TREX_NOTIFY_URL: `${hook.url}/up` })
-      assert.deepStrictEqual(hook.received.map((m) => m.id), [...kept.map((e) => e.id), hook.received[2]!.id])
-      assert.strictEqual(hook.received[2]!.body.trex.kind, "end")
+      assert.deepStrictEqual(hook.received.map((m) => m.id), kept.map((e) => e.id))
       assert.deepStrictEqual(outbox(runDir), [])
       assert.notInclude((yield* trex(["status", runDir])).stdout, "Webhooks:")
-      // and a later one posts only its own
+      // a later one tells that end again, under its id (a receiver that got it drops it), and no best
       yield* trex(["resume", runDir], { TREX_NOTIFY_URL: `${hook.url}/up` })
-      assert.strictEqual(hook.received.length, 4)
+      assert.deepStrictEqual(hook.received.slice(2).map((m) => m.id), [kept[1]!.id])
     })), 120_000)
 
   it.live("of two webhooks, the one that got a message is not posted it again: the next session posts it to the other only", () =>
@@ -283,9 +441,8 @@ describe("Notify: webhooks told of a run", () => {
       const n = hook.received.length
       yield* trex(["resume", runDir, "--notify", `${hook.url}/up`, "--notify", `${hook.url}/down`], { TREX_TOY_MS: "30" })
       const after = hook.received.slice(n)
-      // the first session's end to /down only, then the resume's own to both
-      assert.deepStrictEqual(after.filter((m) => m.id === end.id).map((m) => `${m.path} ${m.status}`), ["/down 200"])
-      assert.deepStrictEqual(after.filter((m) => m.id !== end.id).map((m) => m.path).sort(), ["/down", "/up"])
+      // the first session's end to /down only: the resume ran nothing and ended as the run had (the same end)
+      assert.deepStrictEqual(after.map((m) => `${m.path} ${m.status} ${m.id === end.id}`), ["/down 200 true"])
       assert.deepStrictEqual(outbox(runDir), [])
     })), 120_000)
 
@@ -347,7 +504,7 @@ describe("Notify: webhooks told of a run", () => {
   it.live("Notify.post: a webhook that never answers is given up on after its attempts, each bounded by timeoutMs", () =>
     Effect.scoped(Effect.gen(function*() {
       const hook = yield* webhook(() => "hang")
-      const message: Notify.Message = { text: "t", trex: { kind: "end", id: "x/end-1", outcome: "stopped", reason: "r", runId: "x", runDir: "d", status: undefined } }
+      const message: Notify.Message = { text: "t", trex: { kind: "end", id: "x/end-1", at: "2026-12-05T00:00:00.000Z", outcome: "stopped", reason: "r", runId: "x", runDir: "d", status: undefined } }
       const e = yield* Effect.flip(Notify.post(Redacted.make(`${hook.url}/slow`), message, { timeoutMs: 300, attempts: 2 }))
       assert.strictEqual(e.message, "no answer within 300 ms (2 attempts)")
       assert.strictEqual(hook.received.length, 2)
@@ -361,7 +518,7 @@ describe("Notify: webhooks told of a run", () => {
       fs.mkdirSync(path.join(runDir, "notify"))
       const earlier = [1, 2, 3].map((i) => Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: `session ${i}` }), undefined))
       earlier.forEach((message, i) =>
-        fs.writeFileSync(path.join(runDir, "notify", `${message.trex.id.slice(2)}.json`), JSON.stringify({ id: message.trex.id, at: i, message, delivered: [] }))
+        fs.writeFileSync(path.join(runDir, "notify", `${message.trex.id.slice(2)}.json`), JSON.stringify({ id: message.trex.id, at: Date.now() - 1000 + i, message, delivered: [] }))
       )
       // each message's tries: 2 answers of 200 ms at most, 1 s apart
       yield* Effect.scoped(Effect.gen(function*() {

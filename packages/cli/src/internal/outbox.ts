@@ -1,44 +1,90 @@
 /**
  * A run's webhook messages that are due and not yet delivered, kept in its directory: `notify/`, one JSON
- * file a message, written whole (to a temporary file, renamed over the old one). A controller killed
- * while a message was due, being posted or being retried leaves its file, and the run's next session
- * (`trex resume`) posts it. Which webhooks answered is kept as keys, a hash of each address: the address
- * is a secret, never written.
+ * file a message, written whole and durably (to a temporary file, fsync'd, renamed over the old one, the
+ * folder fsync'd). A controller killed (or a machine that lost power) while a message was due, being
+ * posted or being retried leaves its file, and the run's next session (`trex resume`) posts it. Which
+ * webhooks answered is kept as keys, a hash of each address: the address is a secret, never written.
+ * A message too old to post when a session would post it is moved to `notify/expired/`, and stays there.
  */
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 
-/** One message as it is kept: `at` (ms) orders the messages; `delivered` holds the keys of the webhooks that got it. */
+/**
+ * One message as it is kept: `at` (ms) orders the messages; `delivered` holds the keys of the webhooks
+ * that got it. `end`: the message tells a session's end, made before that end (`RunFinished`, at `seq`
+ * in the journal, stamped `at`) was journaled: it is posted only if the journal holds that end.
+ * `expired` (ms): when it was found too old to post (in `notify/expired/` only).
+ */
 export interface Entry<M> {
   readonly id: string
   readonly at: number
   readonly message: M
   readonly delivered: ReadonlyArray<string>
+  readonly end?: { readonly seq: number; readonly at: number }
+  readonly expired?: number
 }
 
 /** The folder of a run's undelivered messages. */
 export const dirOf = (runDir: string): string => path.join(runDir, "notify")
 
-/** A message's file: the part of its id after the run's (`best-n3`, `end-1a2b3c4d5e6f`). */
-const fileOf = (runDir: string, id: string): string => path.join(dirOf(runDir), `${id.slice(id.lastIndexOf("/") + 1).replace(/[^\w.-]/g, "_")}.json`)
+/** The folder of the messages found too old to post. */
+export const expiredDirOf = (runDir: string): string => path.join(dirOf(runDir), "expired")
+
+/** A message's file name: the part of its id after the run's (`best-n3`, `end-17`). */
+const nameOf = (id: string): string => `${id.slice(id.lastIndexOf("/") + 1).replace(/[^\w.-]/g, "_")}.json`
+
+const fileOf = (runDir: string, id: string): string => path.join(dirOf(runDir), nameOf(id))
 
 /** A webhook's key: its address hashed, so that what was delivered where is kept without the address. */
 export const keyOf = (address: string): string => crypto.createHash("sha256").update(address).digest("hex").slice(0, 16)
 
 const why = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e))
 
+/** fsync a folder, so that a file made, renamed or removed in it is there after a power loss too. */
+const syncDir = (dir: string): void => {
+  const fd = fs.openSync(dir, "r")
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/** Make a folder (and its parent's entry for it) durably, when it is not there. */
+const makeDir = (dir: string): void => {
+  if (fs.existsSync(dir)) return
+  fs.mkdirSync(dir, { recursive: true })
+  syncDir(path.dirname(dir))
+}
+
+/** Write `file` whole and durably: a temporary file, fsync'd, renamed over it, its folder fsync'd. */
+const writeDurably = (file: string, text: string): void => {
+  const tmp = `${file}.${process.pid}.tmp`
+  try {
+    const fd = fs.openSync(tmp, "w")
+    try {
+      fs.writeSync(fd, text)
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    fs.renameSync(tmp, file)
+    syncDir(path.dirname(file))
+  } catch (e) {
+    fs.rmSync(tmp, { force: true })
+    throw e
+  }
+}
+
 /** Keep (or update) a message; `undefined` when done, else why it could not be written. */
 export const put = <M>(runDir: string, entry: Entry<M>): string | undefined => {
   const file = fileOf(runDir, entry.id)
-  const tmp = `${file}.${process.pid}.tmp`
   try {
-    fs.mkdirSync(dirOf(runDir), { recursive: true })
-    fs.writeFileSync(tmp, JSON.stringify(entry))
-    fs.renameSync(tmp, file)
+    makeDir(dirOf(runDir))
+    writeDurably(file, JSON.stringify(entry))
     return undefined
   } catch (e) {
-    fs.rmSync(tmp, { force: true })
     return `cannot write ${file}: ${why(e)}`
   }
 }
@@ -51,7 +97,7 @@ export const remove = (runDir: string, id: string): string | undefined => {
     return `cannot remove ${fileOf(runDir, id)}: ${why(e)}`
   }
   // the folder goes with its last message, so a run with nothing waiting has none; one that still
-  // holds a message (ENOTEMPTY) stays, as it should
+  // holds a message (ENOTEMPTY), or expired ones, stays, as it should
   try {
     fs.rmdirSync(dirOf(runDir))
   } catch {
@@ -61,11 +107,22 @@ export const remove = (runDir: string, id: string): string | undefined => {
 }
 
 /**
- * The messages kept in a run's directory, in the order they were due, and the files that could not be
- * read as one (named, and left where they are).
+ * Move a message found too old to post to `notify/expired/`, stamped with when (`expired`); `undefined`
+ * when done, else why not.
  */
-export const read = <M>(runDir: string): { readonly entries: ReadonlyArray<Entry<M>>; readonly unreadable: ReadonlyArray<string> } => {
-  const dir = dirOf(runDir)
+export const expire = <M>(runDir: string, entry: Entry<M>, now: number): string | undefined => {
+  const file = path.join(expiredDirOf(runDir), nameOf(entry.id))
+  try {
+    makeDir(expiredDirOf(runDir))
+    writeDurably(file, JSON.stringify({ ...entry, expired: now }))
+  } catch (e) {
+    return `cannot write ${file}: ${why(e)}`
+  }
+  return remove(runDir, entry.id)
+}
+
+/** The kept messages of a folder, in the order they were due, and the files that could not be read as one. */
+const readDir = <M>(dir: string): { readonly entries: ReadonlyArray<Entry<M>>; readonly unreadable: ReadonlyArray<string> } => {
   let names: Array<string>
   try {
     names = fs.readdirSync(dir).filter((n) => n.endsWith(".json"))
@@ -86,3 +143,12 @@ export const read = <M>(runDir: string): { readonly entries: ReadonlyArray<Entry
   }
   return { entries: entries.sort((a, b) => a.at - b.at), unreadable }
 }
+
+/**
+ * The messages kept in a run's directory, in the order they were due, and the files that could not be
+ * read as one (named, and left where they are).
+ */
+export const read = <M>(runDir: string) => readDir<M>(dirOf(runDir))
+
+/** The messages found too old to post (`notify/expired/`), in the order they were due. */
+export const readExpired = <M>(runDir: string) => readDir<M>(expiredDirOf(runDir))
