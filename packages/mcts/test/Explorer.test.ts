@@ -1133,6 +1133,33 @@ describe("Explorer, given what it cannot do", () => {
       assert.lengthOf(yield* journal.read(), 0)
     }))
 
+  it.live("a new run whose default strategy lies outside its search space is refused as a task file is; a journal of one resumes", () =>
+    Effect.gen(function*() {
+      // epochs 7 is not one of the space's epochs: the baseline ran it, and the trials that start from it kept it
+      const outside = makeTask({ maxTrials: 4 }, { defaultStrategy: { ...defaultStrategy, training: { ...defaultStrategy.training, epochs: 7 } } })
+      const provide = (journal: Journal.Journal["Service"], log: ExecLog) =>
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, functionExecutor(log))))
+      const fresh = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      const error = yield* Effect.flip(Explorer.run(outside, { runId: "d", runDir: "/tmp/unused", seed: 4 }).pipe(provide(fresh, log)))
+      assert.strictEqual(error._tag, "InvalidInput")
+      assert.strictEqual((error as Errors.InvalidInput).source, "task")
+      assert.strictEqual(
+        error.message,
+        "invalid task in Explorer.run's task (toy), for a new run:\n" +
+          "  defaultStrategy.training.epochs: 7 is not one of searchSpace.parameters[1].values [1, 2, 3, 4, 5, 6]: the baseline would run it as " +
+          "written, and the trials that start from it keep it until a move changes it. Set it to one of them, or add 7 to them"
+      )
+      assert.lengthOf(yield* fresh.read(), 0)
+      assert.lengthOf(log.runs, 0)
+      // a run journaled before that check (its task holds such a default) still resumes, and runs its trials
+      const old = Journal.makeMemory()
+      yield* old.append([JournalEvent.make("RunStarted", { runId: "d", task: outside, seed: 4, options: {}, at: 0 })])
+      const resumed = yield* Explorer.run(outside, { runId: "d", runDir: "/tmp/unused", seed: 4 }).pipe(provide(old, log))
+      assert.strictEqual(resumed.reason, "budget: maxTrials")
+      assert.lengthOf(log.runs, 4)
+    }))
+
   it.live("a journal of another run is a typed Mismatch that names both runs", () =>
     Effect.gen(function*() {
       const journal = Journal.makeMemory()
