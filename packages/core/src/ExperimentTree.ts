@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import * as ExperimentNode from "./ExperimentNode.ts"
+import * as Fingerprint from "./Fingerprint.ts"
 import type * as Insight from "./Insight.ts"
 import type * as JournalEvent from "./JournalEvent.ts"
 import type * as Researcher from "./Researcher.ts"
@@ -85,6 +86,11 @@ export interface TreeView {
   readonly frontier: () => ReadonlyArray<NodeView>
   /** The best succeeded node, if any. */
   readonly best: () => NodeView | undefined
+  /**
+   * The first node of a fingerprint: the one its `NodeProposed` recorded, or, for a node whose
+   * mixture is not written in canonical form (`Fingerprint.mixture`), the fingerprint of its strategy
+   * now (a journal written before mixtures were fingerprinted so recorded the mixture as written).
+   */
   readonly byFingerprint: (fp: string) => NodeView | undefined
   /** Whether the researcher found nothing new to propose under the node (root included). */
   readonly isExhausted: (id: string) => boolean
@@ -368,6 +374,12 @@ export class ExperimentTree {
         ;(parent?.children ?? this.rootChildren).push(spec.id)
         ;(parent?.childViews ?? this.rootChildViews).push(node.view)
         if (!this.fingerprints.has(spec.fingerprint)) this.fingerprints.set(spec.fingerprint, node)
+        // (only a mixture not in canonical form can have had another fingerprint: the others are hashed as written)
+        const sources = spec.strategy.data.sources
+        if (Fingerprint.mixture(sources) !== sources) {
+          const now = Fingerprint.of(spec.strategy)
+          if (!this.fingerprints.has(now)) this.fingerprints.set(now, node)
+        }
         return
       }
       case "NodeAdmitted": {
