@@ -222,6 +222,11 @@ export class ExperimentTree {
   private readonly rootChildViews: Array<NodeView> = []
   private readonly rootView: RootView
   private readonly fingerprints = new Map<string, MutableNode>()
+  /**
+   * Nodes not yet looked at for the fingerprint of their strategy now (see {@link alias}): done when a
+   * lookup misses, so a fold that is only read (`trex status`, a report) never hashes a strategy.
+   */
+  private unaliased: Array<MutableNode> = []
   private readonly insightList: Array<Insight.Insight> = []
   private analysis: Researcher.Analysis | undefined
   private best: MutableNode | undefined
@@ -244,6 +249,25 @@ export class ExperimentTree {
   }
   readonly runId: string
   readonly seed: number
+
+  /**
+   * Index the nodes proposed since the last call by the fingerprint of their strategy now, where it is
+   * not the one recorded: only a mixture not in canonical form (`Fingerprint.mixture`) can have had
+   * another, recorded by a journal written before mixtures were fingerprinted in that form (hashed as
+   * written). The others are hashed as written either way.
+   */
+  private alias(): void {
+    const nodes = this.unaliased
+    this.unaliased = []
+    for (const node of nodes) {
+      // (a node a repeated id replaced is found no more)
+      if (this.nodes.get(node.spec.id) !== node) continue
+      const sources = node.spec.strategy.data.sources
+      if (Fingerprint.mixture(sources) === sources) continue
+      const now = Fingerprint.of(node.spec.strategy)
+      if (!this.fingerprints.has(now)) this.fingerprints.set(now, node)
+    }
+  }
 
   private constructor(task: Task.Task, runId: string, seed: number) {
     this.currentTask = task
@@ -294,7 +318,12 @@ export class ExperimentTree {
       },
       best: () => self.best?.view,
       isExhausted: (id) => (id === ExperimentNode.ROOT ? self.rootExhausted : self.nodes.get(id)?.exhausted === true),
-      byFingerprint: (fp) => self.fingerprints.get(fp)?.view,
+      byFingerprint: (fp) => {
+        const n = self.fingerprints.get(fp)
+        if (n !== undefined || self.unaliased.length === 0) return n?.view
+        self.alias()
+        return self.fingerprints.get(fp)?.view
+      },
       get insights() {
         return self.insightList
       },
@@ -374,12 +403,7 @@ export class ExperimentTree {
         ;(parent?.children ?? this.rootChildren).push(spec.id)
         ;(parent?.childViews ?? this.rootChildViews).push(node.view)
         if (!this.fingerprints.has(spec.fingerprint)) this.fingerprints.set(spec.fingerprint, node)
-        // (only a mixture not in canonical form can have had another fingerprint: the others are hashed as written)
-        const sources = spec.strategy.data.sources
-        if (Fingerprint.mixture(sources) !== sources) {
-          const now = Fingerprint.of(spec.strategy)
-          if (!this.fingerprints.has(now)) this.fingerprints.set(now, node)
-        }
+        this.unaliased.push(node)
         return
       }
       case "NodeAdmitted": {
