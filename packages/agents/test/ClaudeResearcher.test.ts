@@ -129,6 +129,26 @@ describe("ClaudeResearcher", () => {
       assert.include(JSON.stringify(server.requests[1]!.body.messages), "all duplicates")
     }))
 
+  it.live("propose: a mixture already run, written another way (weights scaled, sources in another order, one at 0), is a duplicate", () =>
+    Effect.gen(function*() {
+      const mixed = (sources: ReadonlyArray<{ readonly name: string; readonly weight: number }>) => ({ ...strategy(1e-4), data: { sources } })
+      const tree = makeTree(1)
+      const ran = Strategy.decodeSync(mixed([{ name: "sst2", weight: 0.5 }, { name: "imdb", weight: 0.5 }]))
+      tree.apply(JournalEvent.make("NodeProposed", { node: { id: "n2", parent: ExperimentNode.ROOT, strategy: ran, fingerprint: Fingerprint.of(ran), proposedAt: 2 }, at: 2 }))
+      const { researcher: r, server } = yield* researcher([
+        Fake.message([Fake.toolUse("submit_proposals", {
+          proposals: [
+            { strategy: mixed([{ name: "imdb", weight: 1 }, { name: "sst2", weight: 1 }]) },
+            { strategy: mixed([{ name: "sst2", weight: 0.5 }, { name: "wiki", weight: 0 }, { name: "imdb", weight: 0.5 }]) },
+            { strategy: mixed([{ name: "sst2", weight: 0.7 }, { name: "imdb", weight: 0.3 }]) }
+          ]
+        })])
+      ], { researchTools: false })
+      const proposals = yield* r.propose(proposalContext(tree, ExperimentNode.ROOT), 3)
+      assert.deepStrictEqual(proposals.map((p) => p.strategy.data.sources.map((src) => src.weight)), [[0.7, 0.3]])
+      assert.strictEqual(server.requests.length, 1)
+    }))
+
   it.live("analyze: an invalid answer is sent back with is_error and repaired", () =>
     Effect.gen(function*() {
       const { researcher: r, server } = yield* researcher([

@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import * as ExperimentNode from "./ExperimentNode.ts"
+import * as Fingerprint from "./Fingerprint.ts"
 import type * as Insight from "./Insight.ts"
 import type * as JournalEvent from "./JournalEvent.ts"
 import type * as Researcher from "./Researcher.ts"
@@ -85,6 +86,11 @@ export interface TreeView {
   readonly frontier: () => ReadonlyArray<NodeView>
   /** The best succeeded node, if any. */
   readonly best: () => NodeView | undefined
+  /**
+   * The first node of a fingerprint: the one its `NodeProposed` recorded, or, for a node whose
+   * mixture is not written in canonical form (`Fingerprint.mixture`), the fingerprint of its strategy
+   * now (a journal written before mixtures were fingerprinted so recorded the mixture as written).
+   */
   readonly byFingerprint: (fp: string) => NodeView | undefined
   /** Whether the researcher found nothing new to propose under the node (root included). */
   readonly isExhausted: (id: string) => boolean
@@ -216,6 +222,11 @@ export class ExperimentTree {
   private readonly rootChildViews: Array<NodeView> = []
   private readonly rootView: RootView
   private readonly fingerprints = new Map<string, MutableNode>()
+  /**
+   * Nodes not yet looked at for the fingerprint of their strategy now (see {@link alias}): done when a
+   * lookup misses, so a fold that is only read (`trex status`, a report) never hashes a strategy.
+   */
+  private unaliased: Array<MutableNode> = []
   private readonly insightList: Array<Insight.Insight> = []
   private analysis: Researcher.Analysis | undefined
   private best: MutableNode | undefined
@@ -238,6 +249,25 @@ export class ExperimentTree {
   }
   readonly runId: string
   readonly seed: number
+
+  /**
+   * Index the nodes proposed since the last call by the fingerprint of their strategy now, where it is
+   * not the one recorded: only a mixture not in canonical form (`Fingerprint.mixture`) can have had
+   * another, recorded by a journal written before mixtures were fingerprinted in that form (hashed as
+   * written). The others are hashed as written either way.
+   */
+  private alias(): void {
+    const nodes = this.unaliased
+    this.unaliased = []
+    for (const node of nodes) {
+      // (a node a repeated id replaced is found no more)
+      if (this.nodes.get(node.spec.id) !== node) continue
+      const sources = node.spec.strategy.data.sources
+      if (Fingerprint.mixture(sources) === sources) continue
+      const now = Fingerprint.of(node.spec.strategy)
+      if (!this.fingerprints.has(now)) this.fingerprints.set(now, node)
+    }
+  }
 
   private constructor(task: Task.Task, runId: string, seed: number) {
     this.currentTask = task
@@ -288,7 +318,12 @@ export class ExperimentTree {
       },
       best: () => self.best?.view,
       isExhausted: (id) => (id === ExperimentNode.ROOT ? self.rootExhausted : self.nodes.get(id)?.exhausted === true),
-      byFingerprint: (fp) => self.fingerprints.get(fp)?.view,
+      byFingerprint: (fp) => {
+        const n = self.fingerprints.get(fp)
+        if (n !== undefined || self.unaliased.length === 0) return n?.view
+        self.alias()
+        return self.fingerprints.get(fp)?.view
+      },
       get insights() {
         return self.insightList
       },
@@ -368,6 +403,7 @@ export class ExperimentTree {
         ;(parent?.children ?? this.rootChildren).push(spec.id)
         ;(parent?.childViews ?? this.rootChildViews).push(node.view)
         if (!this.fingerprints.has(spec.fingerprint)) this.fingerprints.set(spec.fingerprint, node)
+        this.unaliased.push(node)
         return
       }
       case "NodeAdmitted": {

@@ -1,7 +1,8 @@
 /**
  * Canonical hash of a strategy's executable part (`data`, `training`, `evaluation`; never the
  * rationale). Key order, number formatting and defaults that decoding fills in never change
- * it: equal fingerprints share one result, so a strategy is never run twice.
+ * it, nor how a mixture is written (see {@link mixture}): equal fingerprints share one result, so
+ * a strategy is never run twice.
  *
  * @since 0.1.0
  */
@@ -106,9 +107,54 @@ const write = (value: unknown, out: Array<string>): void => {
   }
 }
 
+type Source = Strategy.DataSource
+
+/**
+ * A mixture in its canonical form, as the fingerprint reads it: each source's weight as its share
+ * of the sum of the weights, to 9 decimals (as `SearchSpace.get` reads a share), sources whose
+ * share is 0 left out, and the rest in the order of their names (then of their other fields). The
+ * sources themselves when they are in that form already (a single source of weight 1, a mixture
+ * written in shares in that order), and when their weights sum to 0. So `[web 1, code 1]`,
+ * `[code 0.5, web 0.5]` and `[code 0.5, toy 0, web 0.5]` are one mixture, with one fingerprint,
+ * whichever researcher proposed it; a trial runs its strategy as proposed.
+ *
+ * @example
+ * ```ts
+ * import { Fingerprint } from "@trex/core"
+ * Fingerprint.mixture([{ name: "web", weight: 1 }, { name: "toy", weight: 0 }, { name: "code", weight: 3 }])
+ * // [{ name: "code", weight: 0.75 }, { name: "web", weight: 0.25 }]
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const mixture = (sources: ReadonlyArray<Source>): ReadonlyArray<Source> => {
+  let total = 0
+  for (const s of sources) total += s.weight
+  if (!(total > 0) || !Number.isFinite(total)) return sources
+  const out: Array<Source> = []
+  let same = true
+  for (const s of sources) {
+    const share = Math.round((s.weight / total) * 1e9) / 1e9
+    if (share === 0) {
+      same = false
+      continue
+    }
+    if (share !== s.weight) same = false
+    out.push(share === s.weight ? s : { ...s, weight: share })
+  }
+  for (let i = 1; i < out.length && same; i++) if (order(out[i - 1]!, out[i]!) > 0) same = false
+  return same ? sources : out.sort(order)
+}
+
+/** Sources by name, then by their other fields (a source named twice, with another split, is two). */
+const order = (a: Source, b: Source): number =>
+  a.name < b.name ? -1 : a.name > b.name ? 1 : compareText(canonical({ ...a, name: "" }), canonical({ ...b, name: "" }))
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
 /**
  * The fingerprint of a decoded strategy: 16 hex digits of SHA-256 over the canonical JSON of
- * its encoded executable part.
+ * its encoded executable part, its mixture in {@link mixture}'s form. (Before 2026-12-05 the mixture
+ * was hashed as written: a journal of then holds those fingerprints, and `ExperimentTree` and
+ * `ResultCache` find its nodes by both.)
  *
  * @example
  * ```ts
@@ -126,7 +172,7 @@ export const of = (strategy: Strategy.Strategy): string => {
   // Its parts are immutable too, and a mutation copies only the objects on the changed path:
   // the canonical JSON of each part is kept, so a child strategy re-serialises only the part that changed.
   // (The keys of `{ data, training, evaluation }`, in canonical order.)
-  const data = partText(strategy.data)
+  const data = dataText(strategy.data)
   const evaluation = partText(strategy.evaluation)
   const training = partText(strategy.training)
   let json = "{"
@@ -143,6 +189,17 @@ const partText = (part: object | undefined): string | undefined => {
   if (part === undefined) return undefined
   let text = parts.get(part)
   if (text === undefined) parts.set(part, (text = canonical(part)))
+  return text
+}
+
+/** The canonical JSON of a data recipe, its mixture in canonical form, kept for as long as the recipe lives. */
+const dataText = (data: Strategy.DataRecipe | undefined): string | undefined => {
+  if (data === undefined) return undefined
+  let text = parts.get(data)
+  if (text === undefined) {
+    const sources = Array.isArray(data.sources) ? mixture(data.sources) : data.sources
+    parts.set(data, (text = canonical(sources === data.sources ? data : { ...data, sources })))
+  }
   return text
 }
 

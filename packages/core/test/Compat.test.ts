@@ -78,9 +78,19 @@ describe("Compat: journal format 1", () => {
     assert.deepStrictEqual(v.get("n1")!.curve, [{ step: 100, split: "train", name: "loss", value: 0.8 }])
     assert.strictEqual(v.get("n1")!.progress, 0.5)
 
-    // fingerprints recorded then are the fingerprints computed now (a change would re-run old strategies)
-    for (const n of v.nodes()) assert.strictEqual(Fingerprint.of(n.strategy), n.fingerprint, n.id)
+    // fingerprints recorded then still find their nodes, and so do the fingerprints computed now (a node not
+    // found would be run again): these mixtures ([add3 0.9, add2 0.1]) were hashed as written, and are
+    // hashed in canonical form now ([add2 0.1, add3 0.9])
     assert.strictEqual(v.get("n1")!.fingerprint, "0adda193aef3f058")
+    for (const n of v.nodes()) {
+      assert.notStrictEqual(Fingerprint.of(n.strategy), n.fingerprint, n.id)
+      assert.strictEqual(v.byFingerprint(n.fingerprint)?.id, n.id, n.id)
+      assert.strictEqual(v.byFingerprint(Fingerprint.of(n.strategy))?.id, n.id, n.id)
+      // the same mixture written in canonical form
+      const sources = [...n.strategy.data.sources].reverse()
+      assert.deepStrictEqual(sources.map((src) => src.name), ["add2", "add3"])
+      assert.strictEqual(v.byFingerprint(Fingerprint.of({ ...n.strategy, data: { ...n.strategy.data, sources } }))?.id, n.id, n.id)
+    }
 
     const charged = entries.flatMap((e) => (e.event._tag === "BudgetCharged" ? [e.event.cost] : []))
     assert.strictEqual(charged.reduce((a, c) => a + c.wallSeconds, 0), 188)

@@ -45,11 +45,17 @@ describe("Fingerprint", () => {
   it("stays the same across versions (journals and result caches of earlier runs hold fingerprints)", () => {
     // Pinned: a change to the canonical JSON or the hash would make every recorded result unreachable.
     assert.strictEqual(fp(base), "0196baac6e1c1199")
-    const mixed = Strategy.decodeSync({
-      data: { sources: [{ name: "wiki", weight: 0.7 }, { name: "code", weight: 0.3 }], numExamples: 4000, extra: { bpe: 32000, "é\"x": [1, -0, null] } },
-      training: { method: "lora", lora: { rank: 16 }, learningRate: 2e-4, epochs: 3, batchSize: 24, warmupRatio: 0.03 }
-    })
-    assert.strictEqual(Fingerprint.of(mixed), "fed4cb1a8da755ce")
+    const recipe = (sources: ReadonlyArray<{ name: string; weight: number }>) =>
+      Strategy.decodeSync({
+        data: { sources, numExamples: 4000, extra: { bpe: 32000, "é\"x": [1, -0, null] } },
+        training: { method: "lora", lora: { rank: 16 }, learningRate: 2e-4, epochs: 3, batchSize: 24, warmupRatio: 0.03 }
+      })
+    // a mixture in canonical form (shares, in the order of the names) has the fingerprint it always had
+    assert.strictEqual(Fingerprint.of(recipe([{ name: "code", weight: 0.3 }, { name: "wiki", weight: 0.7 }])), "1f29e1c1dc9c9ddd")
+    // one written otherwise had its own until 2026-12-05 ("fed4cb1a8da755ce": ExperimentTree and ResultCache find a node
+    // journaled with it by the fingerprint of its strategy now), and has the canonical form's now
+    const mixed = recipe([{ name: "wiki", weight: 0.7 }, { name: "code", weight: 0.3 }])
+    assert.strictEqual(Fingerprint.of(mixed), "1f29e1c1dc9c9ddd")
     assert.strictEqual(
       Fingerprint.canonicalJson(mixed.data),
       `{"extra":{"bpe":32000,"é\\"x":[1,0,null]},"filters":[],"format":"default","numExamples":4000,"sources":[{"name":"wiki","weight":0.7},{"name":"code","weight":0.3}],"transforms":[]}`
@@ -133,10 +139,43 @@ describe("Fingerprint", () => {
     )
   })
 
-  it("distinguishes the order of data sources (a mixture is a list)", () => {
-    const two = { ...base, data: { sources: [{ name: "a" }, { name: "b", weight: 0.5 }] } }
-    const swapped = { ...base, data: { sources: [{ name: "b", weight: 0.5 }, { name: "a" }] } }
-    assert.notStrictEqual(fp(two), fp(swapped))
+  it("gives one mixture one fingerprint, however it is written: weights as shares, sources in any order, those at 0 left out", () => {
+    const of = (sources: ReadonlyArray<{ name: string; weight?: number; split?: string }>) => fp({ ...base, data: { sources } })
+    const half = of([{ name: "code", weight: 0.5 }, { name: "web", weight: 0.5 }])
+    assert.strictEqual(of([{ name: "web", weight: 0.5 }, { name: "code", weight: 0.5 }]), half)
+    assert.strictEqual(of([{ name: "web" }, { name: "code" }]), half)
+    assert.strictEqual(of([{ name: "web", weight: 3 }, { name: "toy", weight: 0 }, { name: "code", weight: 3 }]), half)
+    // weights rescaled one at a time, rounded apart: the same shares to 9 decimals
+    assert.strictEqual(of([{ name: "web", weight: 0.500000000001 }, { name: "code", weight: 0.499999999999 }]), half)
+    assert.strictEqual(of([{ name: "a", weight: 2 }]), fp(base))
+    // other shares, another split of a source: another mixture
+    assert.notStrictEqual(of([{ name: "code", weight: 0.4 }, { name: "web", weight: 0.6 }]), half)
+    assert.notStrictEqual(of([{ name: "code", weight: 0.5 }, { name: "web", weight: 0.5, split: "train" }]), half)
+    assert.notStrictEqual(of([{ name: "web", weight: 0.5 }, { name: "web", weight: 0.5, split: "train" }]), of([{ name: "web" }]))
+    fc.assert(
+      fc.property(strategyEncoded, fc.integer({ min: 1, max: 1000 }), fc.integer(), (s, scale, seed) => {
+        let x = seed
+        const rand = () => ((x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x80000000)
+        const sources = Strategy.decodeSync(s).data.sources.map((src) => ({ ...src, weight: src.weight * scale }))
+        // (a mixture whose weights sum to 0 is left as it is written)
+        fc.pre(sources.some((src) => src.weight > 0))
+        for (let i = sources.length - 1; i > 0; i--) {
+          const j = Math.floor(rand() * (i + 1))
+          ;[sources[i], sources[j]] = [sources[j]!, sources[i]!]
+        }
+        assert.strictEqual(fp({ ...s, data: { ...s.data, sources: [...sources, { name: "zz-none", weight: 0 }] } }), fp(s))
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it("mixture: the canonical form, and the sources themselves when they are in it", () => {
+    const sources = [{ name: "web", weight: 1 }, { name: "toy", weight: 0 }, { name: "code", weight: 3 }]
+    assert.deepStrictEqual(Fingerprint.mixture(sources), [{ name: "code", weight: 0.75 }, { name: "web", weight: 0.25 }])
+    const canonical = [{ name: "code", weight: 0.75 }, { name: "web", weight: 0.25 }]
+    assert.strictEqual(Fingerprint.mixture(canonical), canonical)
+    const none = [{ name: "b", weight: 0 }, { name: "a", weight: 0 }]
+    assert.strictEqual(Fingerprint.mixture(none), none)
   })
 })
 

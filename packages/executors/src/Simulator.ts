@@ -416,9 +416,13 @@ export const completeTask = (task: Task.Task, landscape: Landscape): Task.Task =
 })
 
 /**
- * A starting strategy: the configuration nearest to the median value of every parameter; with the
+ * A starting strategy: the configuration nearest to the median value of every parameter. With the
  * task's own search space, the median of the values it gives a parameter (the table's median value
- * may be one it leaves out, and the search then started outside the space it declares).
+ * may be one it leaves out, and the search then started outside the space it declares), and a
+ * configuration inside that space: the one the medians match when it is, else the recorded
+ * configuration inside it nearest them (positions among each parameter's values, summed; ties to
+ * the earlier row), which with `points` is one of them. A space none of whose configurations the
+ * table recorded gets the point nearest the medians (a grid's: the medians), set on the row they match.
  * @since 0.1.0 @category constructors
  */
 export const defaultStrategy = (landscape: Landscape, space?: SearchSpace.SearchSpace): Strategy.Strategy => {
@@ -426,10 +430,39 @@ export const defaultStrategy = (landscape: Landscape, space?: SearchSpace.Search
     const declared = space?.parameters.find((q) => q.path === p.path)?.values
     const kept = declared === undefined ? [] : p.values.filter((v) => declared.includes(v))
     const values = kept.length > 0 ? kept : p.values
-    return values[(values.length - 1) >> 1]
+    return values[(values.length - 1) >> 1]!
   })
-  const { point } = L.match(landscape, medians)
-  return strategyOf(landscape, point, `the median configuration of ${landscape.name}`)
+  const rationale = `the median configuration of ${landscape.name}`
+  const matched = strategyOf(landscape, L.match(landscape, medians).point, rationale)
+  if (space === undefined || isInside(space, matched)) return matched
+  const table = searchSpace(landscape)
+  const target = SearchSpace.pointPosition(table, medians)
+  let best: { readonly strategy: Strategy.Strategy; readonly d: number } | undefined
+  for (const point of L.configurations(landscape)) {
+    const d = apart(SearchSpace.pointPosition(table, point.values), target)
+    if (best !== undefined && d >= best.d) continue
+    const strategy = strategyOf(landscape, point, rationale)
+    if (isInside(space, strategy)) best = { strategy, d }
+  }
+  if (best !== undefined) return best.strategy
+  // no recorded configuration lies inside the space: its point nearest the medians, replayed by the nearest row as its trials are
+  const declared = space.parameters.map((q) => medians[landscape.parameters.findIndex((p) => p.path === q.path)] ?? q.values[0]!)
+  if (space.points === undefined || space.points.length === 0) return SearchSpace.applyPoint(space, matched, declared)
+  const wanted = SearchSpace.pointPosition(space, declared)
+  let nearest = space.points[0]!
+  for (const point of space.points) {
+    if (apart(SearchSpace.pointPosition(space, point), wanted) < apart(SearchSpace.pointPosition(space, nearest), wanted)) nearest = point
+  }
+  return SearchSpace.applyPoint(space, matched, nearest)
+}
+
+/** How far apart two positions are (summed over parameters). */
+const apart = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => a.reduce((acc, x, i) => acc + Math.abs(x - b[i]!), 0)
+
+/** Whether a strategy lies inside a space: each value it sets one of its parameter's, and with points, a point's. */
+const isInside = (space: SearchSpace.SearchSpace, strategy: Strategy.Strategy): boolean => {
+  const { values, offPool } = SearchSpace.outside(space, strategy)
+  return values.length === 0 && !offPool
 }
 
 /** Tuning of the simulated cluster. @since 0.1.0 @category models */

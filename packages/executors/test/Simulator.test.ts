@@ -531,6 +531,47 @@ describe("a user's own table", () => {
       assert.strictEqual(Simulator.completeTask(undeclared, landscape).defaultStrategy!.training.learningRate, 3e-4)
     }))
 
+  it.effect("with a search space of the task's own, the default the table gives is one of its points, and a configuration it recorded inside the space", () =>
+    Effect.gen(function*() {
+      const csv = "lr,optim,loss\n1e-4,adamw,1.5\n3e-4,adamw,1.3\n3e-4,sgd,1.2\n1e-3,adamw,1.1\n1e-4,sgd,1.4\n"
+      const inside = (lines: ReadonlyArray<string>, rows = csv) =>
+        Effect.gen(function*() {
+          const { file, landscape } = yield* task(rows, [], ["searchSpace:", "  parameters:", ...lines])
+          const complete = Simulator.completeTask((yield* TaskFile.load(file)).task, landscape)
+          const held = SearchSpace.outside(complete.searchSpace!, complete.defaultStrategy!)
+          assert.deepStrictEqual(held, { values: [], offPool: false })
+          // the baseline replays the row its values are: a recorded one
+          assert.strictEqual(Simulator.match(landscape, complete.defaultStrategy!).distance, 0)
+          return [complete.defaultStrategy!.training.learningRate, complete.defaultStrategy!.training.extra["optim"]]
+        })
+      const both = [
+        "    - { path: training.learningRate, kind: log, values: [1e-4, 3e-4, 1e-3] }",
+        "    - { path: training.extra.optim, kind: categorical, values: [adamw, sgd] }"
+      ]
+      // the median of each (3e-4, adamw) is no point of the pool: the point nearest it
+      assert.deepStrictEqual(yield* inside([...both, "  points: [[1e-4, adamw], [1e-3, adamw], [1e-4, sgd]]"]), [1e-4, "adamw"])
+      assert.deepStrictEqual(yield* inside([...both, "  points: [[1e-3, adamw], [1e-4, sgd]]"]), [1e-3, "adamw"])
+      // a grid whose medians (3e-4, adamw) the table never ran together, the row nearest them (1e-4, adamw) outside it:
+      // the recorded configuration inside it nearest them
+      assert.deepStrictEqual(
+        yield* inside([
+          "    - { path: training.learningRate, kind: log, values: [3e-4] }",
+          "    - { path: training.extra.optim, kind: categorical, values: [adamw, sgd] }"
+        ], "lr,optim,loss\n1e-4,adamw,1.5\n1e-3,adamw,1.1\n3e-4,sgd,1.2\n1e-4,sgd,1.4\n"),
+        [3e-4, "sgd"]
+      )
+      // a pool none of whose points the table ran: its point nearest the medians, replayed by the nearest row as its trials are
+      const { file, landscape } = yield* task("lr,optim,loss\n1e-4,adamw,1.5\n3e-4,adamw,1.3\n1e-3,adamw,1.1\n1e-4,sgd,1.4\n", [], [
+        "searchSpace:",
+        "  parameters:",
+        ...both,
+        "  points: [[1e-3, sgd], [3e-4, sgd]]"
+      ])
+      const unrecorded = Simulator.completeTask((yield* TaskFile.load(file)).task, landscape)
+      assert.deepStrictEqual(SearchSpace.outside(unrecorded.searchSpace!, unrecorded.defaultStrategy!), { values: [], offPool: false })
+      assert.deepStrictEqual([unrecorded.defaultStrategy!.training.learningRate, unrecorded.defaultStrategy!.training.extra["optim"]], [3e-4, "sgd"])
+    }))
+
   it.effect("a default strategy of the task's own, where the table gives the search space, must be a configuration the table recorded", () =>
     Effect.gen(function*() {
       const csv = "lr,optim,loss\n1e-4,adamw,1.5\n3e-4,sgd,1.2\n1e-3,adamw,1.1\n"

@@ -125,7 +125,10 @@ type Wake = { readonly _tag: "Finished"; readonly nodeId: string } | { readonly 
 export type Requirements = Journal.Journal | SearchPolicy.SearchPolicy | Researcher.Researcher | ExecutorAgent.ExecutorAgent
 
 /**
- * Run (or resume) a search. A journal that already holds this run is replayed and continued.
+ * Run (or resume) a search. A journal that already holds this run is replayed and continued. A new
+ * run (an empty journal) whose task's default strategy lies outside its search space fails at once
+ * with the `InvalidInput` a task file gets for it (`TaskFile.defaultStrategyIssues`), nothing
+ * journaled; a journal's own task is taken as it is, so a run journaled before that check resumes.
  *
  * @example
  * ```ts
@@ -217,6 +220,20 @@ const strictWithoutLimit = (task: Task.Task, options: Options): Errors.InvalidIn
 }
 
 /**
+ * A new run's default strategy outside its search space, as `TaskFile.decode` words it (each field,
+ * its value, the values allowed and the fix): the baseline would run it as written, and the trials
+ * that start from it keep it until a move changes it.
+ */
+const defaultOutside = (task: Task.Task): Errors.InvalidInput | undefined => {
+  if (task.searchSpace === undefined || task.defaultStrategy === undefined) return undefined
+  const issues = TaskFile.defaultStrategyIssues(task.searchSpace, task.defaultStrategy)
+  return issues.length === 0 ? undefined : new Errors.InvalidInput({
+    source: "task",
+    message: `invalid task in Explorer.run's task (${task.name}), for a new run:\n${issues.join("\n")}`
+  })
+}
+
+/**
  * The run, in a span named `Explorer.run`. Its agents are given the run's cost meter once, for the
  * whole run, and its fibers carry no stack frame: with one, every failure the runtime creates is
  * annotated with a copy of it, and a stream signals its end by such a failure (several per trial).
@@ -259,6 +276,10 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
       message: `the journal holds run "${first.runId}", not "${options.runId}": pass runId "${first.runId}" to resume it, or give a new run a journal of its own`
     })
   }
+  // A new run's default strategy must lie in its search space (as a task file's must when it is read);
+  // a journal's task is taken as it is, so that a run journaled before that check still resumes.
+  const outside = resumed ? undefined : defaultOutside(task)
+  if (outside !== undefined) return yield* outside
   const seed = first?._tag === "RunStarted" ? first.seed : options.seed ?? 0
   const tree = resumed
     ? ExperimentTree.fold(existing.map((e) => e.event))!

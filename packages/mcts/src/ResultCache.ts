@@ -112,8 +112,8 @@ export interface Builder {
 interface Followed {
   runId: string
   sameTask: boolean
-  /** Fingerprint of each node proposed. */
-  readonly fps: Map<string, string>
+  /** Fingerprints of each node proposed: the one recorded, and its strategy's now when they differ. */
+  readonly fps: Map<string, ReadonlyArray<string>>
   /** Node of each fingerprint proposed and not finished. */
   readonly running: Map<string, string>
 }
@@ -143,14 +143,17 @@ export const builder = (scope?: { readonly task: Task.Task; readonly code?: stri
         state.sameTask = wanted === undefined || identity(event.task, codeOf(event.options)) === wanted
       } else if (!state.sameTask) continue
       else if (event._tag === "NodeProposed") {
-        state.fps.set(event.node.id, event.node.fingerprint)
-        state.running.set(event.node.fingerprint, event.node.id)
+        const fps = fingerprints(event.node)
+        state.fps.set(event.node.id, fps)
+        for (const fp of fps) state.running.set(fp, event.node.id)
       } else if (event._tag === "NodeFinished") {
-        const fp = state.fps.get(event.nodeId)
-        if (fp === undefined) continue
-        if (state.running.get(fp) === event.nodeId) state.running.delete(fp)
-        if (event.outcome === "Succeeded" && event.result !== undefined && !map.has(fp)) {
-          map.set(fp, { result: event.result, source: event.result.reusedFrom ?? `${state.runId}/${event.nodeId}` })
+        const fps = state.fps.get(event.nodeId)
+        if (fps === undefined) continue
+        for (const fp of fps) {
+          if (state.running.get(fp) === event.nodeId) state.running.delete(fp)
+          if (event.outcome === "Succeeded" && event.result !== undefined && !map.has(fp)) {
+            map.set(fp, { result: event.result, source: event.result.reusedFrom ?? `${state.runId}/${event.nodeId}` })
+          }
         }
       }
     }
@@ -175,6 +178,17 @@ export const builder = (scope?: { readonly task: Task.Task; readonly code?: stri
       }
     }
   }
+}
+
+/**
+ * A node's fingerprints: the one its journal recorded and, for a mixture not in canonical form (a
+ * journal written before mixtures were fingerprinted so recorded it as written), its strategy's now.
+ */
+const fingerprints = (node: JournalEvent.Of<"NodeProposed">["node"]): ReadonlyArray<string> => {
+  const sources = node.strategy.data.sources
+  if (Fingerprint.mixture(sources) === sources) return [node.fingerprint]
+  const now = Fingerprint.of(node.strategy)
+  return now === node.fingerprint ? [now] : [node.fingerprint, now]
 }
 
 /**

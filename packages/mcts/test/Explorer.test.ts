@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Fingerprint, Journal, JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy, type Task } from "@trex/core"
 import { Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Random, Stream } from "effect"
@@ -317,6 +318,53 @@ describe("Explorer", () => {
       assert.isAtLeast(reused.length, 1)
       assert.strictEqual(log.runs.length + reused.length, summary.tree.size)
       for (const n of reused) assert.match((n.state as { result: { reusedFrom: string } }).result.reusedFrom, /^r1\/n\d+$/)
+    }))
+
+  it.live("one mixture written in other forms is not run again, and a journal that recorded it as written (before 2026-12-05) still counts it run", () =>
+    Effect.gen(function*() {
+      const withSources = (sources: ReadonlyArray<{ readonly name: string; readonly weight: number }>): Strategy.Strategy =>
+        ({ ...defaultStrategy, data: { ...defaultStrategy.data, sources } })
+      const written = withSources([{ name: "web", weight: 1 }, { name: "code", weight: 1 }])
+      // the fingerprint a journal of before recorded: the mixture hashed as written
+      const before = crypto.hash("sha256", Fingerprint.canonicalJson({ data: written.data, evaluation: written.evaluation, training: written.training }), "hex").slice(0, 16)
+      assert.notStrictEqual(before, Fingerprint.of(written))
+      // the same mixture three more ways (in shares, the other order, a source at 0), then another mixture
+      const forms = [
+        withSources([{ name: "code", weight: 0.5 }, { name: "web", weight: 0.5 }]),
+        withSources([{ name: "web", weight: 0.5 }, { name: "code", weight: 0.5 }, { name: "toy", weight: 0 }]),
+        withSources([{ name: "web", weight: 3 }, { name: "code", weight: 3 }])
+      ]
+      const other = withSources([{ name: "web", weight: 0.25 }, { name: "code", weight: 0.75 }])
+      const ran: Array<Strategy.Strategy> = []
+      const log: ExecLog = { runs: [] }
+      const base = functionExecutor(log)
+      const executor: ExecutorAgent.ExecutorAgentShape = { ...base, run: (req) => (ran.push(req.node.strategy), base.run(req)) }
+      const researcher: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: (ctx) => Effect.succeed([...forms, other].filter((st) => !ctx.tried(Fingerprint.of(st))).slice(0, 1).map((strategy) => ({ strategy })))
+      }
+      const explorer = (journal: Journal.Journal["Service"], runId: string, cache?: ResultCache.ResultCache) =>
+        Explorer.run(makeTask({ maxTrials: 2 }), { runId, runDir: "/tmp/unused", seed: 4, ...(cache !== undefined ? { cache } : {}) }).pipe(
+          Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(researcher, executor)))
+        )
+      const old = Journal.makeMemory()
+      yield* old.append([
+        JournalEvent.make("RunStarted", { runId: "old", task: makeTask({ maxTrials: 2 }), seed: 4, options: {}, at: 0 }),
+        JournalEvent.make("NodeProposed", { node: { id: "n1", parent: ExperimentNode.ROOT, strategy: written, fingerprint: before, proposedAt: 1 }, at: 1 }),
+        JournalEvent.make("NodeFinished", { nodeId: "n1", outcome: "Succeeded", result: Result.success({ score: 0.5 }, 0.5, Cost.make({ gpuSeconds: 60 })), at: 2 })
+      ])
+      const recorded = yield* old.read()
+      // resumed: none of the forms runs (each is the mixture n1 ran); the other mixture does
+      const resumed = yield* explorer(old, "old")
+      assert.deepStrictEqual(ran.map((st) => st.data.sources), [other.data.sources])
+      assert.strictEqual(resumed.tree.byFingerprint(Fingerprint.of(forms[0]!))?.id, "n1")
+      // another run with that journal (as it was) as its cache reuses n1's result for the first form, and runs the other mixture
+      ran.length = 0
+      const fresh = yield* explorer(Journal.makeMemory(), "new", ResultCache.fromJournals([recorded]))
+      const n1 = fresh.tree.get("n1")!
+      assert.strictEqual(n1.state._tag === "Succeeded" ? n1.state.result.reusedFrom : undefined, "old/n1")
+      assert.deepStrictEqual(n1.strategy.data.sources, forms[0]!.data.sources)
+      assert.deepStrictEqual(ran.map((st) => st.data.sources), [other.data.sources])
     }))
 
   /**
@@ -1131,6 +1179,33 @@ describe("Explorer, given what it cannot do", () => {
         `budget: maxTrails: Expected no excess property; did you mean "maxTrials"?`
       ])
       assert.lengthOf(yield* journal.read(), 0)
+    }))
+
+  it.live("a new run whose default strategy lies outside its search space is refused as a task file is; a journal of one resumes", () =>
+    Effect.gen(function*() {
+      // epochs 7 is not one of the space's epochs: the baseline ran it, and the trials that start from it kept it
+      const outside = makeTask({ maxTrials: 4 }, { defaultStrategy: { ...defaultStrategy, training: { ...defaultStrategy.training, epochs: 7 } } })
+      const provide = (journal: Journal.Journal["Service"], log: ExecLog) =>
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, functionExecutor(log))))
+      const fresh = Journal.makeMemory()
+      const log: ExecLog = { runs: [] }
+      const error = yield* Effect.flip(Explorer.run(outside, { runId: "d", runDir: "/tmp/unused", seed: 4 }).pipe(provide(fresh, log)))
+      assert.strictEqual(error._tag, "InvalidInput")
+      assert.strictEqual((error as Errors.InvalidInput).source, "task")
+      assert.strictEqual(
+        error.message,
+        "invalid task in Explorer.run's task (toy), for a new run:\n" +
+          "  defaultStrategy.training.epochs: 7 is not one of searchSpace.parameters[1].values [1, 2, 3, 4, 5, 6]: the baseline would run it as " +
+          "written, and the trials that start from it keep it until a move changes it. Set it to one of them, or add 7 to them"
+      )
+      assert.lengthOf(yield* fresh.read(), 0)
+      assert.lengthOf(log.runs, 0)
+      // a run journaled before that check (its task holds such a default) still resumes, and runs its trials
+      const old = Journal.makeMemory()
+      yield* old.append([JournalEvent.make("RunStarted", { runId: "d", task: outside, seed: 4, options: {}, at: 0 })])
+      const resumed = yield* Explorer.run(outside, { runId: "d", runDir: "/tmp/unused", seed: 4 }).pipe(provide(old, log))
+      assert.strictEqual(resumed.reason, "budget: maxTrials")
+      assert.lengthOf(log.runs, 4)
     }))
 
   it.live("a journal of another run is a typed Mismatch that names both runs", () =>
