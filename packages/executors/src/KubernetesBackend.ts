@@ -126,6 +126,14 @@ const SUSPENDED = "Suspended: its Job waits to be admitted (a batch queue such a
 const requeuedWhy = (stopped: string | undefined) =>
   `Suspended (${stopped ?? "spec.suspend set: by a batch queue such as Kueue, or a user"}): its Job's pod is deleted, and the trial waits in ` +
   "the queue again, to run from its start in a new pod once the Job is resumed"
+/**
+ * Why a trial waits whose Job no batch queue suspended (`spec.suspend` set by a user or a script: no Kueue Workload of it
+ * where Kueue's API answers, no `Stopped` Event), in a Job of `namespace`: `ran`, its pod was made before.
+ */
+const byHandWhy = (namespace: string, name: string, ran: boolean) =>
+  `Suspended by hand (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): ` +
+  `${ran ? "its pod is deleted, and the trial runs from its start in a new pod" : "its Job makes no pod, and the trial runs"} once the Job is resumed ` +
+  `(\`kubectl patch job -n ${namespace} ${name} --type=merge -p '{"spec":{"suspend":false}}'\`)`
 /** Where a job's files (its ConfigMap) are mounted, read-only, for the wrapper to copy into the job directory. */
 const SPEC_DIR = "/trex/spec"
 
@@ -202,12 +210,14 @@ const tombstone = (job: string) => `${job}-cancelled`
  */
 interface Permission {
   readonly verb: string
-  readonly group: "" | "batch"
+  readonly group: "" | "batch" | "kueue.x-k8s.io"
   readonly resource: string
   readonly subresource?: string
   readonly cluster?: true
   /** Only for a job with secret env (its Secret). */
   readonly secrets?: true
+  /** Only for jobs that name a Kueue queue (`Config.labels` `kueue.x-k8s.io/queue-name`). */
+  readonly queue?: true
   readonly without?: string
 }
 const PERMISSIONS: ReadonlyArray<Permission> = [
@@ -223,6 +233,13 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
     group: "batch",
     resource: "jobs",
     without: "a job a drain took back before it started reads as Failed / Infra, not Cancelled, to another controller (a resumed run) that finds its Job before it is deleted"
+  },
+  {
+    verb: "list",
+    group: "kueue.x-k8s.io",
+    resource: "workloads",
+    queue: true,
+    without: "a trial whose Workload Kueue deactivated waits until the run is stopped, and a Job suspended by hand shows as one a batch queue holds"
   },
   { verb: "list", group: "", resource: "events", without: "a Job whose pod its controller refuses (a quota, a missing service account) shows Pending with no reason" },
   { verb: "list", group: "", resource: "nodes", cluster: true, without: "`trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod" }
@@ -271,7 +288,7 @@ const seconds = (from: Date | undefined, to: Date | undefined) =>
  * @since 0.1.0 @category constructors
  */
 export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config) {
-  const { AuthorizationV1Api, BatchV1Api, CoreV1Api, KubeConfig, Log, Observable, Watch } = yield* Clients.kubernetes
+  const { AuthorizationV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, Log, Observable, Watch } = yield* Clients.kubernetes
   const kc = config.kubeConfig ?? (yield* Effect.try({
     try: () => {
       const k = new KubeConfig()
@@ -283,6 +300,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const batch = kc.makeApiClient(BatchV1Api)
   const core = kc.makeApiClient(CoreV1Api)
   const authz = kc.makeApiClient(AuthorizationV1Api)
+  const custom = kc.makeApiClient(CustomObjectsApi)
   const watcher = new Watch(kc)
   const logs = new Log(kc)
   const namespace = config.namespace ?? "default"
@@ -486,6 +504,66 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       Effect.map((l) => ({ why: K.creationRefusal(l.items), lasting: K.refusalLasts(l.items), since: K.refusedSince(l.items), stopped: K.stoppedBy(l.items) })),
       Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined }))
     )
+
+  /** The version of Kueue's API that answered (its newest first): a Workload is asked for there from then on. */
+  let kueueVersion: string | undefined
+  /**
+   * Kueue's Workload of the Job of `uid` (listed by `K.KUEUE_JOB_UID_LABEL`): `managed` when there is one; not when the API
+   * server says there is none (Kueue is not installed: its resource is not found; or it does not manage the Job);
+   * `undefined` when that cannot be told (the user may not list Workloads, the server does not answer now).
+   */
+  const workloadOf = (uid: string) =>
+    Effect.gen(function*() {
+      for (const version of kueueVersion !== undefined ? [kueueVersion] : ["v1beta2", "v1beta1"]) {
+        const listed = yield* Effect.result(call("listWorkloads", (o) =>
+          custom.listNamespacedCustomObject({ group: "kueue.x-k8s.io", version, namespace, plural: "workloads", labelSelector: `${K.KUEUE_JOB_UID_LABEL}=${uid}` }, o)))
+        if (listed._tag === "Success") {
+          kueueVersion = version
+          const workload = (listed.success as { items?: ReadonlyArray<K.KueueWorkload> }).items?.[0]
+          return workload !== undefined ? { managed: true, workload } : { managed: false }
+        }
+        if (!isNotFound(listed.failure)) return undefined
+      }
+      return { managed: false }
+    })
+  /**
+   * Why a suspended Job makes no pod: Kueue deactivated its Workload (`deactivated`, a wait it does not leave by itself:
+   * see `stuckAfterMs`); Kueue took it back (its `Stopped` Event, `stopped`) or holds it (its Workload); or no batch queue
+   * did (no Workload of it where Kueue's API answers, no `Stopped` Event): it was suspended by hand. `ran`: its pod was
+   * made before (the Job was suspended after, and the trial runs again from its start).
+   */
+  const suspensionOf = (name: string, uid: string | undefined, stopped: string | undefined, ran: boolean) =>
+    Effect.gen(function*() {
+      const found = uid !== undefined ? yield* workloadOf(uid) : undefined
+      // without the Workload, Kueue's `Stopped` Event says a deactivation in its words (`The workload is deactivated ...`)
+      const deactivated = found?.workload !== undefined
+        ? K.deactivationOf(found.workload)
+        : found === undefined && stopped !== undefined && /\bdeactivated\b/i.test(stopped)
+        ? { workload: undefined, why: stopped, since: undefined }
+        : undefined
+      if (deactivated !== undefined) {
+        const wl = deactivated.workload ?? "(its Workload)"
+        const reactivate = `\`kubectl patch workload -n ${namespace} ${wl} --type=merge -p '{"spec":{"active":true}}'\``
+        return {
+          why: `Deactivated by Kueue (${deactivated.why}): its Workload ${wl} is inactive, so the Job is not admitted again; reactivate it within ` +
+            `${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs) to run the trial (${reactivate}), else its Job is deleted and the trial fails`,
+          deactivated: {
+            since: deactivated.since,
+            message: `Kueue deactivated the Workload ${wl} of its Job (${deactivated.why}), and it was not reactivated within ${Math.round(stuckAfterMs / 1000)} s ` +
+              `(stuckAfterMs): its Job was deleted. Kueue deactivates a workload requeued more than its waitForPodsReady.requeuingStrategy.backoffLimitCount ` +
+              `(its pods not ready within waitForPodsReady.timeout), one an admission check rejected, or one a user set inactive; one is reactivated by ${reactivate}`
+          }
+        }
+      }
+      const why = stopped !== undefined
+        ? requeuedWhy(stopped)
+        : found?.managed === false
+        ? byHandWhy(namespace, name, ran)
+        : ran
+        ? requeuedWhy(found?.managed === true ? "by Kueue" : undefined)
+        : SUSPENDED
+      return { why, deactivated: undefined }
+    })
 
   /** A pod's Events (none when they may not be read). */
   const podEvents = (pod: string) =>
@@ -743,6 +821,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let podSeen = false
         /** Its Job is suspended (`spec.suspend`), as a batch queue holds a Job until it admits it. */
         let suspended = initial.spec?.suspend === true
+        /** The Job's uid, by which Kueue's Workload of it is found. */
+        const jobUid = initial.metadata?.uid
+        /** A pod of the Job was being deleted as this watch began, the Job suspended: it ran before (see `suspensionOf`). */
+        let ranBefore = false
         /**
          * The pod of this attempt (the one whose log is followed): a suspended Job's controller deletes its pod and makes
          * a new one once the Job is resumed, each attempt from the start of its own log, with its own result.
@@ -755,8 +837,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         /** Why its container is not created yet, as its Events said last. */
         let creatingWhy: string | undefined
         let noPodChecks = 0
-        /** Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`). */
-        let stuck: { since: number; why: string } | undefined
+        /**
+         * Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`); `message`: what its
+         * exit says once it is taken back, when not that its pod could not start.
+         */
+        let stuck: { since: number; why: string; message?: string } | undefined
         /** The pod whose container could not start, last seen. */
         let stuckPod: string | undefined
         /**
@@ -764,10 +849,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * (so a watch that begins late, a resumed run's, counts the time before it); a pull's back-off keeps
          * the pull's own error (what the registry said; see also `takenBackWhy`).
          */
-        const stuckIf = (why: string | undefined, since: number | undefined) => {
+        const stuckIf = (why: string | undefined, since: number | undefined, message?: string) => {
           stuck = why === undefined
             ? undefined
-            : { since: stuck?.since ?? Math.min(since ?? Date.now(), Date.now()), why: stuck !== undefined && why.startsWith("ImagePullBackOff") ? stuck.why : why }
+            : {
+              since: stuck?.since ?? Math.min(since ?? Date.now(), Date.now()),
+              why: stuck !== undefined && why.startsWith("ImagePullBackOff") ? stuck.why : why,
+              ...(message !== undefined ? { message } : {})
+            }
         }
         let logState: "none" | "following" | "ended" = "none"
         let ended: { readonly job?: V1Job } | undefined
@@ -790,9 +879,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           stuckPod = undefined
           creatingPod = undefined
           creatingWhy = undefined
-          const why = requeuedWhy((yield* patiently("listEvents", refusalOf(name))).stopped)
-          lastState = `Pending:${why}`
-          yield* emit({ _tag: "State", state: "Pending", reason: why })
+          const held = yield* suspensionOf(name, jobUid, (yield* patiently("listEvents", refusalOf(name))).stopped, true)
+          if (held.deactivated !== undefined) stuckIf(held.why, held.deactivated.since, held.deactivated.message)
+          lastState = `Pending:${held.why}`
+          yield* emit({ _tag: "State", state: "Pending", reason: held.why })
         })
         /** Another pod of the Job, once the Job was resumed: a new attempt, its log read from its start and its result its own. */
         const newAttempt = Effect.sync(() => {
@@ -894,12 +984,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (ended === undefined && stuck !== undefined && Date.now() - stuck.since >= stuckAfterMs) {
             // taken back as a drain's withdraw takes a job back: only as read, so a pod that started since is let run
             // the same words for every trial of one cause (a run that fails fast compares them)
-            const message = `its pod could not start within ${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs): ${yield* takenBackWhy(stuck.why, stuckPod)}; its Job was deleted`
+            const message = stuck.message ?? `its pod could not start within ${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs): ${yield* takenBackWhy(stuck.why, stuckPod)}; its Job was deleted`
             if (yield* takeBack(ref, message)) {
               return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message, wallSeconds: 0, gpuSeconds: 0 })
             }
             // it moved on since it was read: looked at again in a second, unless an update says where it went
-            stuck = { since: Date.now() - stuckAfterMs + 1000, why: stuck.why }
+            stuck = { ...stuck, since: Date.now() - stuckAfterMs + 1000 }
           }
           if (ended !== undefined && logState !== "following") {
             if (ended.job === undefined) return yield* finish(cancelled)
@@ -962,11 +1052,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             case "NoPod": {
               noPodChecks++
               const refused = yield* patiently("listEvents", refusalOf(name))
-              const { lasting, since } = refused
               // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room; one it
-              // stopped (a preemption: its `Stopped` Event) waits to be admitted again
-              const why = refused.why ?? (suspended ? (requeued || refused.stopped !== undefined ? requeuedWhy(refused.stopped) : SUSPENDED) : undefined)
-              if (!podSeen) stuckIf(lasting ? why : undefined, since)
+              // stopped (a preemption: its `Stopped` Event) waits to be admitted again; one it deactivated waits for a
+              // reactivation, for stuckAfterMs; one suspended by hand waits to be resumed by hand
+              const held = suspended ? yield* suspensionOf(name, jobUid, refused.stopped, requeued || ranBefore) : undefined
+              const why = held?.why ?? refused.why
+              if (!podSeen) {
+                if (held?.deactivated !== undefined) stuckIf(why, held.deactivated.since, held.deactivated.message)
+                else stuckIf(held === undefined && refused.lasting ? why : undefined, refused.since)
+              }
               const key = `Pending:${why ?? ""}`
               if (!podSeen && key !== lastState) {
                 lastState = key
@@ -980,7 +1074,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               if (podName !== attempt) {
                 // a pod being deleted that is not this attempt's: an earlier attempt's, taken back with its suspended Job
                 // (a watch that begins then finds it terminating)
-                if (going && (attempt !== undefined || suspended)) break
+                if (going && (attempt !== undefined || suspended)) {
+                  ranBefore ||= attempt === undefined
+                  break
+                }
                 // another pod once one was made: the Job's controller makes one for a Job of backoffLimit 0 that it did not
                 // fail only once the Job was suspended and resumed, so a new attempt begins
                 if (attempt !== undefined) yield* newAttempt
@@ -1300,7 +1397,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
 
     // may the kubeconfig's user do what trials need?
     const hasSecrets = Object.values(spec.env).some((v) => typeof v !== "string")
-    const asked = PERMISSIONS.filter((p) => p.secrets !== true || hasSecrets)
+    const asked = PERMISSIONS.filter((p) => (p.secrets !== true || hasSecrets) && (p.queue !== true || config.labels?.[K.KUEUE_QUEUE_LABEL] !== undefined))
     const can = (p: Permission) =>
       call("accessReview", (o) =>
         authz.createSelfSubjectAccessReview({

@@ -7,7 +7,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Backend, TaskFile } from "@trex/core"
-import { CoreV1Api } from "@kubernetes/client-node"
+import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node"
 import { Context, Deferred, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { BackendConformance } from "@trex/core/testing"
 import * as KubernetesBackend from "../src/KubernetesBackend.ts"
@@ -910,6 +910,83 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.deepStrictEqual(states(events).slice(0, 1), ["Pending Suspended: its Job waits to be admitted (a batch queue such as Kueue holds it until its quota has room)"])
       assert.include(states(events), "Running")
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a Job whose Workload Kueue deactivated (its requeuing limit) says so and how to reactivate it, and is taken back after stuckAfterMs: Failed / Infra, for a controller that looks later too; one reactivated in time runs", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ suspendJobs: true })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 3_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const ref = yield* backend.submit(spec("deactivated", "echo started; sleep 30"))
+      assert.isTrue(fake.admit("trex", ref.id))
+      const watching = yield* watchStarted(backend, ref)
+      const workload = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!.metadata.name
+      // Kueue stops the Job of a workload requeued more than its backoffLimitCount, and sets it inactive
+      assert.isTrue(fake.deactivate("trex", ref.id))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
+      const why = "The workload is deactivated due to exceeding the maximum number of re-queuing retries"
+      assert.isTrue(
+        (exit.message ?? "").startsWith(`Kueue deactivated the Workload ${workload} of its Job (${why}), and it was not reactivated within 3 s (stuckAfterMs): its Job was deleted.`),
+        exit.message
+      )
+      assert.include(exit.message, `kubectl patch workload -n trex ${workload} --type=merge -p '{"spec":{"active":true}}'`)
+      assert.include(states(events), `Pending Deactivated by Kueue (${why}): its Workload ${workload} is inactive, so the Job is not admitted again; reactivate it within 3 s (stuckAfterMs) to run the trial (\`kubectl patch workload -n trex ${workload} --type=merge -p '{"spec":{"active":true}}'\`), else its Job is deleted and the trial fails`)
+      assert.isUndefined(fake.get("jobs", "trex", ref.id))
+      // a controller that looks later (a resumed run) reads the same end
+      const later = yield* KubernetesBackend.make(config(fake))
+      assert.strictEqual((yield* Backend.awaitExit(later, ref)).message, exit.message)
+
+      // reactivated in time (a user's patch of its Workload), it is admitted again and runs from its start
+      const patient = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 60_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const again = yield* patient.submit(spec("reactivated", `echo started; sleep 2; ${done}`))
+      assert.isTrue(fake.admit("trex", again.id))
+      const deactivated = yield* Deferred.make<void>()
+      const running = yield* watchUntil(patient, again, (e) => {
+        if (e._tag === "State" && e.reason?.startsWith("Deactivated by Kueue") === true) Deferred.doneUnsafe(deactivated, Effect.void)
+        return e._tag === "Log" && e.line === "started"
+      })
+      assert.isTrue(fake.deactivate("trex", again.id))
+      yield* Deferred.await(deactivated)
+      const custom = fake.kubeConfig().makeApiClient(CustomObjectsApi)
+      const name = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", again.id)!.metadata.uid)!.metadata.name
+      assert.isFalse(fake.admit("trex", again.id), "an inactive workload is not admitted")
+      yield* Effect.promise(() =>
+        custom.patchNamespacedCustomObject({ group: "kueue.x-k8s.io", version: "v1beta1", namespace: "trex", plural: "workloads", name, body: [{ op: "replace", path: "/spec/active", value: true }] })
+      )
+      assert.isTrue(fake.admit("trex", again.id))
+      const exitAgain = exitOf(yield* Fiber.join(running))
+      assert.deepStrictEqual([exitAgain.outcome, exitAgain.result], ["Succeeded", { metrics: {}, primary: 1 }], exitAgain.message)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a Job suspended by hand (no batch queue) before its pod was made says so and how to resume it, to a controller that begins while it is suspended too; it runs once resumed", () =>
+    Effect.gen(function*() {
+      // a quota full for now: the Job's controller makes no pod yet
+      const fake = yield* fakeWith({ podQuota: 0 })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("suspended-by-hand", done))
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      // `kubectl patch job <name> -p '{"spec":{"suspend":true}}'`, by a person
+      const suspend = (value: boolean) =>
+        Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value }] }))
+      yield* eventually("its controller was refused its pod", () => fake.list("events", "trex").some((e) => e.reason === "FailedCreate"))
+      yield* suspend(true)
+      const byHand = `Pending Suspended by hand (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): its Job makes no pod, ` +
+        `and the trial runs once the Job is resumed (\`kubectl patch job -n trex ${ref.id} --type=merge -p '{"spec":{"suspend":false}}'\`)`
+      const shown = (e: Backend.JobEvent) => e._tag === "State" && e.reason?.startsWith("Suspended by hand") === true
+      const watching = yield* watchUntil(backend, ref, shown)
+      // a controller that begins now (a `trex resume`) says the same
+      const later = yield* KubernetesBackend.make(config(fake))
+      const laterWatching = yield* watchUntil(later, ref, shown)
+      fake.setPodQuota(undefined)
+      yield* suspend(false)
+      for (const events of [yield* Fiber.join(watching), yield* Fiber.join(laterWatching)]) {
+        const exit = exitOf(events)
+        assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+        const said = states(events)
+        assert.include(said, byHand, JSON.stringify(said))
+        assert.include(said.slice(said.indexOf(byHand)), "Running", JSON.stringify(said))
+      }
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
   it.live("a PriorityClass that is not there: trex check fails on the pod's dry run; a run's trial is taken back after stuckAfterMs naming it; one that is there runs", () =>
