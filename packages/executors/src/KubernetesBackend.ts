@@ -18,7 +18,7 @@ import { Backend, Errors, JobProtocol, TaskFile } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type { ConfigurationOptions, KubeConfig } from "@kubernetes/client-node"
 import type { V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
-import { Effect, Layer, Queue, Schema, Stream } from "effect"
+import { Effect, Layer, Queue, Schema, Scope, Stream } from "effect"
 import { PassThrough } from "node:stream"
 import * as K from "./internal/k8sJob.ts"
 import * as Clients from "./internal/clients.ts"
@@ -201,6 +201,8 @@ const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", 
  * internal error) after which the API server ends the watch, and a `BOOKMARK` only a resourceVersion.
  */
 const isObjectEvent = (type: string) => type === "ADDED" || type === "MODIFIED" || type === "DELETED"
+/** Where a JSON patch finds the withdrawal mark (`K.WITHDRAWN_ANNOTATION`) on a Job (RFC 6901: `/` as `~1`). */
+const MARK_PATH = `/metadata/annotations/${K.WITHDRAWN_ANNOTATION.replace(/~/g, "~0").replace(/\//g, "~1")}`
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
 
@@ -721,6 +723,54 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return yield* Queue.end(queue)
           })
         const cancelled = { outcome: "Cancelled", failureKind: "Cancelled", message: `Job ${name} was deleted before it finished`, wallSeconds: 0, gpuSeconds: 0 } as const
+        /** Take the withdrawal mark `text` off the Job: a JSON patch that tests it first, so only that mark goes (a refusal is let be). */
+        const unmark = (text: string) =>
+          Effect.ignore(call("unmarkJob", (o) =>
+            batch.patchNamespacedJob({ name, namespace, body: [{ op: "test", path: MARK_PATH, value: text }, { op: "remove", path: MARK_PATH }] }, o)))
+        /**
+         * A withdrawal mark (`K.WITHDRAWN_ANNOTATION`) on the Job as this watch begins that no withdraw of this instance is
+         * carrying out: left by a controller stopped between its mark and the Job's deletion, before the run journaled the
+         * withdrawal (so a resumed run reattaches to the trial and watches it), or another controller's withdraw in progress.
+         * Its pod deleted (or gone) before it ran: the withdrawal took place, and is finished as the withdraw would have
+         * finished it (the Job deleted, then its tombstone written), the exit the withdrawal's. Its pod there, not deleted
+         * and the mark older than a request (a withdraw deletes the pod in the request after its mark), or a pod that ran:
+         * nothing was withdrawn, and the mark is taken off, so that no controller reads the pod's own end (a failure before
+         * it ran) as a withdrawal; a younger mark is looked at again once it is that old. `undefined` but for a withdrawal finished.
+         */
+        const settleMark = (job: V1Job): Effect.Effect<Omit<Backend.JobExit, "_tag" | "logTail" | "result" | "resultError"> | undefined, Errors.BackendError, Scope.Scope> =>
+          Effect.gen(function*() {
+            const mark = K.markOf(job)
+            const text = job.metadata?.annotations?.[K.WITHDRAWN_ANNOTATION]
+            if (mark === undefined || text === undefined || withdrawnPods.has(name) || job.metadata?.deletionTimestamp != null || K.jobOutcome(job)?.complete === true) return undefined
+            const pods = yield* patiently("listPods", call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${name}` }, o)))
+            const pod = pods.items.find((p) => p.metadata?.uid === mark.pod)
+            const ran = pod !== undefined && (K.terminated(pod)?.startedAt != null || K.podState(pod)?.state === "Running")
+            // (a suspended Job's pod is deleted by its controller, not by a withdraw)
+            if (!ran && job.spec?.suspend !== true && (pod === undefined || pod.metadata?.deletionTimestamp != null)) {
+              yield* patiently("deleteJob", deleteJob(name))
+              yield* patiently("createTombstone", tombstoneOf(ref, mark.failed))
+              yield* Effect.logInfo(`kubernetes: Job ${name}: finished its withdrawal, which a controller stopped before it was done (its pod was deleted before it ran: ${mark.at})`)
+              return mark.failed !== undefined
+                ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: mark.failed, wallSeconds: 0, gpuSeconds: 0 } as const
+                : { ...cancelled, message: withdrawnMessage(name) }
+            }
+            const left = Date.parse(mark.at) + requestTimeoutMs - Date.now()
+            if (ran || !(left > 0)) {
+              yield* unmark(text)
+              return undefined
+            }
+            // perhaps another controller's withdraw in progress: looked at again once the mark is a request old
+            yield* Effect.forkScoped(Effect.sleep(left).pipe(
+              Effect.andThen(call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))),
+              Effect.flatMap((now) =>
+                now.metadata?.annotations?.[K.WITHDRAWN_ANNOTATION] === text && now.metadata?.deletionTimestamp == null && K.jobOutcome(now) === undefined
+                  ? Effect.flatMap(podNamed(pod!.metadata!.name!), (p) => (p !== undefined && p.metadata?.deletionTimestamp == null ? unmark(text) : Effect.void))
+                  : Effect.void
+              ),
+              Effect.ignore
+            ))
+            return undefined
+          })
         /** The newest state of the Job's pod its watch saw, deleted or not. */
         let lastPod: V1Pod | undefined
         /** How long the pods a batch queue took back ran (see `newAttempt`): their GPUs were held, and count in the exit's `gpuSeconds`. */
@@ -761,6 +811,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const initial = yield* patiently("readJob", call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))).pipe(
           Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
         )
+        const withdrawn = initial !== undefined ? yield* settleMark(initial) : undefined
+        if (withdrawn !== undefined) return yield* finish(withdrawn)
         if (initial === undefined || K.jobOutcome(initial) !== undefined || initial.metadata?.deletionTimestamp != null) {
           const cached = known.get(name)?.exit
           if (cached !== undefined) {
@@ -1304,7 +1356,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     // The Job's controller fails the Job for the deleted pod: the Job is marked first, so that another controller
     // (a resumed run) that reads it before it is deleted learns that the failure is the withdrawal's. A user who may
     // not patch Jobs withdraws without the mark.
-    const annotation = `/metadata/annotations/${K.WITHDRAWN_ANNOTATION.replace(/~/g, "~0").replace(/\//g, "~1")}`
+    const annotation = MARK_PATH
     const withdrawal: K.Withdrawal = { pod: pod.metadata!.uid!, at: new Date().toISOString(), ...(failed !== undefined ? { failed } : {}) }
     const marked = yield* patient(call("markJob", (o) =>
       batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "add", path: annotation, value: JSON.stringify(withdrawal) }] }, o))).pipe(

@@ -1121,6 +1121,56 @@ describe("KubernetesBackend when another controller reads a job this one withdre
       assert.strictEqual((yield* Backend.awaitExit(plain, job)).outcome, "Cancelled")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live("a mark a controller left as it stopped mid-withdrawal (not journaled, so the resumed run reattaches): its pod deleted, the withdrawal is finished (Job deleted, tombstone); its pod not deleted, the mark is taken off and the pod's own failure read as such", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      const backend = yield* KubernetesBackend.make(config(fake))
+      /** A job whose pod waits for a node, marked as a withdraw marks it (`at` its time), as a controller stopped then leaves it. */
+      const marked = (node: string, at: Date) =>
+        Effect.gen(function*() {
+          const ref = yield* backend.submit(spec(node, done, { resources: { gpus: 3, cpus: 1 } }))
+          yield* eventually("its pod waits for a node", () => podOf(fake, ref.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+          const pod = podOf(fake, ref.id)!
+          const mark = JSON.stringify({ pod: pod.metadata.uid, at: at.toISOString() })
+          yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "add", path: "/metadata/annotations/trex.dev~1withdrawn", value: mark }] }))
+          return { ref, pod: pod.metadata.name }
+        })
+      const markOn = (job: string) => fake.get("jobs", "trex", job)?.metadata.annotations?.[K.WITHDRAWN_ANNOTATION]
+
+      // stopped after it deleted the pod: the Job's controller fails the Job; a resumed run's watch finishes the withdrawal
+      const gone = yield* marked("withdrawal-unfinished", new Date())
+      yield* Effect.promise(() => core.deleteNamespacedPod({ name: gone.pod, namespace: "trex", gracePeriodSeconds: 0 }))
+      yield* eventually("its Job failed", () => fake.get("jobs", "trex", gone.ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "Failed") === true)
+      const resumed = yield* KubernetesBackend.make(config(fake))
+      const exit = yield* Backend.awaitExit(resumed, gone.ref)
+      assert.deepStrictEqual([exit.outcome, exit.message], ["Cancelled", `Job ${gone.ref.id} was withdrawn before its pod started`])
+      yield* eventually("its Job is deleted", () => fake.get("jobs", "trex", gone.ref.id) === undefined)
+      assert.isDefined(fake.get("configmaps", "trex", `${gone.ref.id}-cancelled`), "its tombstone")
+      // so a controller that looks once the Job is gone reads it cancelled, not lost
+      assert.strictEqual((yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), gone.ref)).outcome, "Cancelled")
+
+      // stopped before it deleted the pod (the mark older than a request): the mark is taken off, and the pod's own failure
+      // before it ran (here a `kubectl delete pod`) is read as such, by every controller
+      const left = yield* marked("withdrawal-never-done", new Date(Date.now() - 120_000))
+      const watching = yield* watchUntil(resumed, left.ref, (e) => e._tag === "State" && e.reason === "Unschedulable")
+      yield* eventually("the mark is taken off", () => markOn(left.ref.id) === undefined)
+      yield* Effect.promise(() => core.deleteNamespacedPod({ name: left.pod, namespace: "trex" }))
+      const own = exitOf(yield* Fiber.join(watching))
+      assert.deepStrictEqual([own.outcome, own.failureKind], ["Failed", "Infra"], own.message)
+      assert.match(own.message ?? "", /^job failed without running: BackoffLimitExceeded/)
+      assert.strictEqual((yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), left.ref)).outcome, "Failed")
+
+      // a mark younger than a request may be another controller's withdraw in progress: taken off once it is a request old
+      const young = yield* marked("withdrawal-in-progress", new Date())
+      const quick = yield* KubernetesBackend.make(config(fake, { requestTimeoutMs: 2_000 }))
+      const youngWatching = yield* watchUntil(quick, young.ref, (e) => e._tag === "State" && e.reason === "Unschedulable")
+      yield* eventually("the mark is taken off", () => markOn(young.ref.id) === undefined)
+      yield* quick.cancel(young.ref)
+      assert.strictEqual(exitOf(yield* Fiber.join(youngWatching)).outcome, "Cancelled")
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
 })
 
 describe("KubernetesBackend when the cluster stops a pod", () => {
