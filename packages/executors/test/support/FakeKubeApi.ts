@@ -38,7 +38,10 @@
 //   quota and service account included, and not stored).
 // - PriorityClasses (`priorityClasses`: a pod naming another is refused, as the Priority admission plugin does), and
 //   a batch queue's hold (`suspendJobs`: Jobs are made suspended, as Kueue's webhook makes those naming its queue, and
-//   get a pod once `admit` lets them go; `suspend` stops a running one as Kueue's preemption does, its `Stopped` Event);
+//   get a pod once `admit` lets them go; `suspend` stops a running one as Kueue's preemption does, its `Stopped` Event):
+//   with it, Kueue's Workloads (`kueue.x-k8s.io/v1beta1`, one a Job, labelled `kueue.x-k8s.io/job-uid`; 404 without it, as
+//   where Kueue is not installed) and their deactivation (`deactivate`: `spec.active` false, `Evicted`, the Job stopped);
+//   a Job's `spec.suspend` patched by a person (`kubectl patch job`), its controller deleting or making its pod;
 // - volumes: PersistentVolumeClaims (`claims`, in every namespace; `GET .../persistentvolumeclaims/<name>`); a pod
 //   that names one that is not there is Unschedulable (`persistentvolumeclaim "x" not found`), as the real scheduler
 //   says; an NFS server of `unmountable` leaves a pod `ContainerCreating` with the kubelet's `FailedMount` Event; a claim's mounts are one directory for every pod (`claimDir`), at the mount's `subPath`, which the kubelet
