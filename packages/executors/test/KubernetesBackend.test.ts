@@ -243,6 +243,25 @@ describe("k8s manifests", () => {
     })
   })
 
+  it("a pod deleted as its job crashed, in the same second: the crash is the job's unless its exit is the deletion's signal (the API server's times are whole seconds)", () => {
+    const failedJob = { status: { conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }] } }
+    // as the API server gives them: `deletionTimestamp` when the grace period (30 s) ends, `finishedAt`, in whole seconds
+    const deleted = (exitCode: number, finishedAt: string) =>
+      ({
+        metadata: { deletionTimestamp: new Date("2026-12-05T10:00:35Z"), deletionGracePeriodSeconds: 30 },
+        status: { phase: "Failed", containerStatuses: [{ name: K.CONTAINER, state: { terminated: { exitCode, reason: "Error", startedAt: new Date("2026-12-05T09:58:00Z"), finishedAt: new Date(finishedAt) } } }] }
+      }) as never
+    const kindOf = (exitCode: number, finishedAt: string) => K.mapExit(failedJob, deleted(exitCode, finishedAt)).failureKind
+    // crashed (exit 3) at 10:00:05.2, its pod deleted at 10:00:05.7: both read 10:00:05
+    assert.strictEqual(kindOf(3, "2026-12-05T10:00:05Z"), "Crash")
+    assert.strictEqual(K.mapExit(failedJob, deleted(3, "2026-12-05T10:00:05Z")).message, "container exited with code 3 (Error)")
+    // ended by the deletion's SIGTERM in that second, or by anything a second later (a job that handled the SIGTERM)
+    assert.strictEqual(kindOf(143, "2026-12-05T10:00:05Z"), "Infra")
+    assert.strictEqual(kindOf(3, "2026-12-05T10:00:06Z"), "Infra")
+    // a crash a second before the deletion began is the job's, whatever its code
+    assert.strictEqual(kindOf(143, "2026-12-05T10:00:04Z"), "Crash")
+  })
+
   it("the backend's own labels and annotations go on the Job and its pod beside TREX's, which they cannot replace; a PriorityClass on the pod; bad ones name their field", () => {
     const m = K.manifests(spec("n/1", "true"), {
       ...base,

@@ -690,14 +690,19 @@ export const disruptionOf = (pod: V1Pod | undefined): string | undefined => {
  * Whether a pod was deleted while its container ran, by someone other than its Job's controller and without
  * a `DisruptionTarget` (`kubectl delete pod`, a script, another controller): its container ended after
  * the deletion began. The API server sets `deletionTimestamp` to when the grace period ends, so the
- * deletion began `deletionGracePeriodSeconds` before it.
+ * deletion began `deletionGracePeriodSeconds` before it. Both times are in whole seconds (`metav1.Time`): a
+ * container that ended in the second the deletion began ended by it when its exit is the deletion's signal
+ * (SIGTERM's 143, or 137 from the SIGKILL of a grace period of 0), else on its own before it (a crash someone
+ * deleted the pod of at once).
  */
 export const deletedWhileRunning = (pod: V1Pod | undefined): boolean => {
   const deletion = pod?.metadata?.deletionTimestamp
   const t = terminated(pod)
   if (deletion == null || t === undefined) return false
-  const began = new Date(deletion).getTime() - (pod?.metadata?.deletionGracePeriodSeconds ?? 0) * 1000
-  return t.finishedAt == null || new Date(t.finishedAt).getTime() >= began
+  if (t.finishedAt == null) return true
+  const began = Math.floor(new Date(deletion).getTime() / 1000) - (pod?.metadata?.deletionGracePeriodSeconds ?? 0)
+  const finished = Math.floor(new Date(t.finishedAt).getTime() / 1000)
+  return finished > began || (finished === began && (t.exitCode === 143 || t.exitCode === 137 || (t.signal ?? 0) > 0))
 }
 
 /** What ended a pod's container: exit code, signal and reason (`OOMKilled`, `Error`, `Completed`...). */
