@@ -1370,7 +1370,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         gracePeriodSeconds: 0,
         body: { preconditions: { resourceVersion: pod.metadata!.resourceVersion!, uid: pod.metadata!.uid! } }
       }, o), goneOrGoing((o) => core.readNamespacedPod({ name: pod.metadata!.name!, namespace }, o))).pipe(
-        Effect.tapError(() => Effect.sync(() => void withdrawnPods.delete(ref.id)))
+        Effect.tapError((e) =>
+          Effect.andThen(
+            Effect.sync(() => void withdrawnPods.delete(ref.id)),
+            // refused (RBAC, an admission webhook): nothing was deleted, and the mark goes with the withdraw (one left
+            // otherwise is settled by the next watch that begins; see `settleMark`)
+            marked && /HTTP 4\d\d/.test(e.message)
+              ? Effect.ignore(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: annotation }] }, o)))
+              : Effect.void
+          )
+        )
       )
     if (!taken) {
       withdrawnPods.delete(ref.id)

@@ -1138,6 +1138,15 @@ describe("KubernetesBackend when another controller reads a job this one withdre
       yield* eventually("its pod waits for a node", () => podOf(unmarked, job.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
       assert.isTrue(yield* plain.withdraw!(job))
       assert.strictEqual((yield* Backend.awaitExit(plain, job)).outcome, "Cancelled")
+      // a user who may patch Jobs but not delete pods: the withdraw fails, and takes its mark back off
+      const undeletable = yield* fakeWith({ denied: ["delete pods"] })
+      const refused = yield* KubernetesBackend.make(config(undeletable))
+      const kept = yield* refused.submit(spec("withdraw-refused", done, { resources: { gpus: 3, cpus: 1 } }))
+      yield* eventually("its pod waits for a node", () => podOf(undeletable, kept.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      const failure = yield* Effect.flip(refused.withdraw!(kept))
+      assert.include(failure.message, "HTTP 403")
+      assert.isUndefined(undeletable.get("jobs", "trex", kept.id)?.metadata.annotations?.[K.WITHDRAWN_ANNOTATION])
+      yield* refused.cancel(kept)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
   it.live("a mark a controller left as it stopped mid-withdrawal (not journaled, so the resumed run reattaches): its pod deleted, the withdrawal is finished (Job deleted, tombstone); its pod not deleted, the mark is taken off and the pod's own failure read as such", () =>
