@@ -544,14 +544,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         ? { workload: undefined, why: stopped, since: undefined }
         : undefined
       if (deactivated !== undefined) {
-        const wl = deactivated.workload ?? "(its Workload)"
-        const reactivate = `\`kubectl patch workload -n ${namespace} ${wl} --type=merge -p '{"spec":{"active":true}}'\``
+        // (read from the Event, the Workload's name is not known: the command finds it by the Job's uid)
+        const target = deactivated.workload !== undefined
+          ? `workload -n ${namespace} ${deactivated.workload}`
+          : `-n ${namespace} $(kubectl get workloads -n ${namespace} -l ${K.KUEUE_JOB_UID_LABEL}=${uid} -o name)`
+        const reactivate = `\`kubectl patch ${target} --type=merge -p '{"spec":{"active":true}}'\``
+        const its = deactivated.workload !== undefined ? `its Workload ${deactivated.workload}` : "its Workload"
         return {
-          why: `Deactivated by Kueue (${deactivated.why}): its Workload ${wl} is inactive, so the Job is not admitted again; reactivate it within ` +
+          why: `Deactivated by Kueue (${deactivated.why}): ${its} is inactive, so the Job is not admitted again; reactivate it within ` +
             `${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs) to run the trial (${reactivate}), else its Job is deleted and the trial fails`,
           deactivated: {
             since: deactivated.since,
-            message: `Kueue deactivated the Workload ${wl} of its Job (${deactivated.why}), and it was not reactivated within ${Math.round(stuckAfterMs / 1000)} s ` +
+            message: `Kueue deactivated ${its} (${deactivated.why}), and it was not reactivated within ${Math.round(stuckAfterMs / 1000)} s ` +
               `(stuckAfterMs): its Job was deleted. Kueue deactivates a workload requeued more than its waitForPodsReady.requeuingStrategy.backoffLimitCount ` +
               `(its pods not ready within waitForPodsReady.timeout), one an admission check rejected, or one a user set inactive; one is reactivated by ${reactivate}`
           }

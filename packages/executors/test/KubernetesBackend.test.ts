@@ -645,6 +645,14 @@ describe("KubernetesBackend.preflight", () => {
       assert.lengthOf(plain, 2, plain.join("\n"))
       assert.match(plain[0]!, /^warn: the kubeconfig's user may not patch jobs\.batch in namespace trex of http:\/\/127[^ ]+: a job a drain took back before it started reads as Failed \/ Infra, not Cancelled, to another controller \(a resumed run\) that finds its Job before it is deleted$/)
       assert.strictEqual(plain[1], "warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod")
+      // Kueue's Workloads only for trials that name a Kueue queue
+      assert.deepStrictEqual((yield* concerns({ denied: ["list workloads"] }, {}, spec("check", "true"))).found, [])
+      const { found: queued } = yield* concerns({ denied: ["list workloads"] }, { labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }, spec("check", "true"))
+      assert.lengthOf(queued, 1, queued.join("\n"))
+      assert.match(
+        queued[0]!,
+        /^warn: the kubeconfig's user may not list workloads\.kueue\.x-k8s\.io in namespace trex of http:\/\/127[^ ]+: a trial whose Workload Kueue deactivated waits until the run is stopped, and a Job suspended by hand shows as one a batch queue holds$/
+      )
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
   it.live("the pod its Job's controller would make: a missing service account, a quota below one pod, a quota full now", () =>
@@ -946,7 +954,7 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
       const why = "The workload is deactivated due to exceeding the maximum number of re-queuing retries"
       assert.isTrue(
-        (exit.message ?? "").startsWith(`Kueue deactivated the Workload ${workload} of its Job (${why}), and it was not reactivated within 3 s (stuckAfterMs): its Job was deleted.`),
+        (exit.message ?? "").startsWith(`Kueue deactivated its Workload ${workload} (${why}), and it was not reactivated within 3 s (stuckAfterMs): its Job was deleted.`),
         exit.message
       )
       assert.include(exit.message, `kubectl patch workload -n trex ${workload} --type=merge -p '{"spec":{"active":true}}'`)
@@ -955,6 +963,19 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       // a controller that looks later (a resumed run) reads the same end
       const later = yield* KubernetesBackend.make(config(fake))
       assert.strictEqual((yield* Backend.awaitExit(later, ref)).message, exit.message)
+
+      // a user who may not list Workloads: the deactivation is read from Kueue's `Stopped` Event on the Job
+      const unlisted = yield* fakeWith({ suspendJobs: true, denied: ["list workloads"] })
+      const blind = yield* KubernetesBackend.make(config(unlisted, { stuckAfterMs: 1_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const unseen = yield* blind.submit(spec("deactivated-unlisted", "echo started; sleep 30"))
+      assert.isTrue(unlisted.admit("trex", unseen.id))
+      const blindWatching = yield* watchStarted(blind, unseen)
+      const uid = unlisted.get("jobs", "trex", unseen.id)!.metadata.uid
+      assert.isTrue(unlisted.deactivate("trex", unseen.id))
+      const blindExit = exitOf(yield* Fiber.join(blindWatching))
+      assert.deepStrictEqual([blindExit.outcome, blindExit.failureKind], ["Failed", "Infra"], blindExit.message)
+      assert.isTrue((blindExit.message ?? "").startsWith(`Kueue deactivated its Workload (kueue-job-controller: ${why}), and it was not reactivated within 1 s (stuckAfterMs)`), blindExit.message)
+      assert.include(blindExit.message, `kubectl patch -n trex $(kubectl get workloads -n trex -l kueue.x-k8s.io/job-uid=${uid} -o name) --type=merge`)
 
       // reactivated in time (a user's patch of its Workload), it is admitted again and runs from its start
       const patient = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 60_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
