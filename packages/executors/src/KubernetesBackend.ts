@@ -11,6 +11,9 @@
  * backend, `Pending` with the reason, and its watch creates its objects once the server answers. A Job a batch
  * queue suspends after its pod was made (Kueue preempting it) is a trial waiting in the queue again, not failed: its
  * pod's end is not the job's, and the pod its controller makes once the Job is resumed is followed from its start.
+ * One whose Kueue workload was deactivated (never admitted again by itself) is taken back after `stuckAfterMs`, and
+ * one suspended by hand (no batch queue's) is said so. A withdrawal mark a stopped controller left on a Job is
+ * settled by the next watch of it: the withdrawal finished, or the mark taken off.
  *
  * @since 0.1.0
  */
@@ -87,7 +90,9 @@ export interface Config {
    * or its controller was first refused its pod. A job that waits
    * for room (GPUs, CPUs, a quota that other pods fill) waits on. A pod that mounts a
    * PersistentVolumeClaim that is not in the namespace is stuck too, counted from when it was made,
-   * and so is one whose volume its node cannot mount (the kubelet's `FailedMount`), from the first.
+   * and so is one whose volume its node cannot mount (the kubelet's `FailedMount`), from the first, and one whose
+   * Kueue workload was deactivated (`spec.active: false`), from its `Evicted` condition: it is reactivated meanwhile,
+   * or taken back.
    */
   readonly stuckAfterMs?: number
   /**
@@ -1360,10 +1365,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     // The Job's controller fails the Job for the deleted pod: the Job is marked first, so that another controller
     // (a resumed run) that reads it before it is deleted learns that the failure is the withdrawal's. A user who may
     // not patch Jobs withdraws without the mark.
-    const annotation = MARK_PATH
     const withdrawal: K.Withdrawal = { pod: pod.metadata!.uid!, at: new Date().toISOString(), ...(failed !== undefined ? { failed } : {}) }
     const marked = yield* patient(call("markJob", (o) =>
-      batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "add", path: annotation, value: JSON.stringify(withdrawal) }] }, o))).pipe(
+      batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "add", path: MARK_PATH, value: JSON.stringify(withdrawal) }] }, o))).pipe(
         Effect.as(true),
         Effect.catch(() => Effect.succeed(false))
       )
@@ -1380,7 +1384,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             // refused (RBAC, an admission webhook): nothing was deleted, and the mark goes with the withdraw (one left
             // otherwise is settled by the next watch that begins; see `settleMark`)
             marked && /HTTP 4\d\d/.test(e.message)
-              ? Effect.ignore(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: annotation }] }, o)))
+              ? Effect.ignore(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: MARK_PATH }] }, o)))
               : Effect.void
           )
         )
@@ -1388,7 +1392,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     if (!taken) {
       withdrawnPods.delete(ref.id)
       // it moved on (bound, started) or went: its end is its own
-      if (marked) yield* Effect.ignore(patient(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: annotation }] }, o))))
+      if (marked) yield* Effect.ignore(patient(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: MARK_PATH }] }, o))))
     }
     // the Job at once, then the tombstone (its controller fails it for the deleted pod meanwhile)
     if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed)))
