@@ -732,13 +732,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return yield* Queue.end(queue)
           })
         const cancelled = { outcome: "Cancelled", failureKind: "Cancelled", message: `Job ${name} was deleted before it finished`, wallSeconds: 0, gpuSeconds: 0 } as const
+        /** The withdrawal mark whose look again `settleMark` has set going. */
+        let rechecked: string | undefined
         /** Take the withdrawal mark `text` off the Job: a JSON patch that tests it first, so only that mark goes (a refusal is let be). */
         const unmark = (text: string) =>
           Effect.ignore(call("unmarkJob", (o) =>
             batch.patchNamespacedJob({ name, namespace, body: [{ op: "test", path: MARK_PATH, value: text }, { op: "remove", path: MARK_PATH }] }, o)))
         /**
-         * A withdrawal mark (`K.WITHDRAWN_ANNOTATION`) on the Job as this watch begins that no withdraw of this instance is
-         * carrying out: left by a controller stopped between its mark and the Job's deletion, before the run journaled the
+         * A withdrawal mark (`K.WITHDRAWN_ANNOTATION`) on the Job, as this watch begins or as the Job changes, that no
+         * withdraw of this instance is carrying out: left by a controller stopped between its mark and the Job's deletion, before the run journaled the
          * withdrawal (so a resumed run reattaches to the trial and watches it), or another controller's withdraw in progress.
          * Its pod deleted (or gone) before it ran: the withdrawal took place, and is finished as the withdraw would have
          * finished it (the Job deleted, then its tombstone written), the exit the withdrawal's. Its pod there, not deleted
@@ -768,7 +770,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               yield* unmark(text)
               return undefined
             }
-            // perhaps another controller's withdraw in progress: looked at again once the mark is a request old
+            // perhaps another controller's withdraw in progress: looked at again once the mark is a request old (once a mark)
+            if (rechecked === text) return undefined
+            rechecked = text
             yield* Effect.forkScoped(Effect.sleep(left).pipe(
               Effect.andThen(call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))),
               Effect.flatMap((now) =>
@@ -1087,6 +1091,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           switch (update._tag) {
             case "Job": {
               const job = update.job
+              // a withdrawal mark another controller put on the Job meanwhile (see `settleMark`)
+              if (update.type !== "DELETED" && K.markOf(job) !== undefined) {
+                const withdrawn = yield* settleMark(job)
+                if (withdrawn !== undefined) return yield* finish(withdrawn)
+              }
               if (update.type === "DELETED" || job.metadata?.deletionTimestamp != null) {
                 ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
               } else if (K.jobOutcome(job) !== undefined) ended = { job }

@@ -1211,10 +1211,28 @@ describe("KubernetesBackend when another controller reads a job this one withdre
       assert.match(own.message ?? "", /^job failed without running: BackoffLimitExceeded/)
       assert.strictEqual((yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), left.ref)).outcome, "Failed")
 
+      // the same while a watch of it runs (another controller marked it and deleted its pod, then stopped)
+      const watched = yield* backend.submit(spec("withdrawal-while-watched", done, { resources: { gpus: 3, cpus: 1 } }))
+      const other = yield* KubernetesBackend.make(config(fake))
+      const watchedWatching = yield* watchUntil(other, watched, (e) => e._tag === "State" && e.reason === "Unschedulable")
+      const watchedPod = podOf(fake, watched.id)!
+      yield* Effect.promise(() =>
+        batch.patchNamespacedJob({ name: watched.id, namespace: "trex", body: [{ op: "add", path: "/metadata/annotations/trex.dev~1withdrawn", value: JSON.stringify({ pod: watchedPod.metadata.uid, at: new Date().toISOString() }) }] })
+      )
+      yield* Effect.promise(() => core.deleteNamespacedPod({ name: watchedPod.metadata.name, namespace: "trex", gracePeriodSeconds: 0 }))
+      assert.deepStrictEqual(exitOf(yield* Fiber.join(watchedWatching)).outcome, "Cancelled")
+      yield* eventually("its Job is deleted", () => fake.get("jobs", "trex", watched.id) === undefined)
+      assert.isDefined(fake.get("configmaps", "trex", `${watched.id}-cancelled`), "its tombstone")
+
       // a mark younger than a request may be another controller's withdraw in progress: taken off once it is a request old
       const young = yield* marked("withdrawal-in-progress", new Date())
       const quick = yield* KubernetesBackend.make(config(fake, { requestTimeoutMs: 2_000 }))
       const youngWatching = yield* watchUntil(quick, young.ref, (e) => e._tag === "State" && e.reason === "Unschedulable")
+      yield* eventually("the mark is taken off", () => markOn(young.ref.id) === undefined)
+      // and one put on while the watch runs, its pod never deleted
+      const again = JSON.stringify({ pod: podOf(fake, young.ref.id)!.metadata.uid, at: new Date().toISOString() })
+      yield* Effect.promise(() => batch.patchNamespacedJob({ name: young.ref.id, namespace: "trex", body: [{ op: "add", path: "/metadata/annotations/trex.dev~1withdrawn", value: again }] }))
+      assert.strictEqual(markOn(young.ref.id), again)
       yield* eventually("the mark is taken off", () => markOn(young.ref.id) === undefined)
       yield* quick.cancel(young.ref)
       assert.strictEqual(exitOf(yield* Fiber.join(youngWatching)).outcome, "Cancelled")
