@@ -109,7 +109,8 @@ export interface FakeKubeOptions {
   readonly priorityClasses?: ReadonlyArray<string>
   /**
    * Jobs are made suspended (`spec.suspend: true`), as a batch queue's webhook (Kueue's) makes those that name
-   * its queue, and get no pod until `admit` lets them go, as the queue does when its quota has room.
+   * its queue, and get no pod until `admit` lets them go, as the queue does when its quota has room. Kueue is then
+   * installed: each Job gets a Workload (`kueue.x-k8s.io/v1beta1`, labelled with the Job's uid), which `deactivate` sets inactive.
    */
   readonly suspendJobs?: boolean
   /** NFS servers that do not answer: a pod mounting one waits `ContainerCreating`, the kubelet recording `FailedMount` on it. */
