@@ -124,4 +124,43 @@ describe("trex run --backend k8s", () => {
       await fake.close()
     }
   }, 180_000)
+
+  it("a trial whose Kueue workload is deactivated as it runs says so in `trex status`, then fails Infra after stuckAfterMs and the run goes on: one Job a trial", async () => {
+    const fake = await FakeKubeApi.start({ gracePeriodMs: 1000, suspendJobs: true })
+    // the stand-in's queue admits every Job it holds (not one whose workload is inactive)
+    const admitting = setInterval(() => {
+      for (const j of fake.list("jobs", "trex")) if (j.spec.suspend === true) fake.admit("trex", j.metadata.name)
+    }, 100)
+    try {
+      const { task, out } = k8sTask(fake, "busybox:1.36", "    stuckAfterMs: 4000\n    labels:\n      kueue.x-k8s.io/queue-name: gpu-queue")
+      fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000" }`))
+      const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
+      let first: string | undefined
+      for (let i = 0; i < 600 && first === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 50))
+        first = fake.list("pods", "trex").find((p) => p.status.phase === "Running")?.metadata.labels?.["trex.dev/job"]
+      }
+      assert.isDefined(first, "a trial's pod runs")
+      // Kueue deactivates its workload (requeued past its backoffLimitCount) and stops its Job
+      assert.isTrue(fake.deactivate("trex", first!))
+      const runDir = path.join(out, fs.readdirSync(out)[0]!)
+      let shown = ""
+      for (let i = 0; i < 20 && !shown.includes("waiting (Deactivated by Kueue ("); i++) shown = (await trexAsync(["status", runDir])).stdout
+      assert.include(shown, "waiting (Deactivated by Kueue (The workload is deactivated due to exceeding the maximum number of re-queuing retries)", shown)
+      const ran = await running
+      assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
+      assert.include(ran.stdout, "State: finished (budget: maxTrials)")
+      // five trials, five Jobs: the deactivated trial failed, not run again
+      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
+      const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
+      const detail = await Promise.all(status.nodes.map(async (n) => ({ ...n, text: (await trexAsync(["status", runDir, "--node", n.id])).stdout })))
+      const deactivated = detail.filter((n) => n.text.includes("Kueue deactivated its Workload"))
+      assert.lengthOf(deactivated, 1, JSON.stringify(detail.map((n) => [n.id, n.state])))
+      assert.strictEqual(deactivated[0]!.state, "Failed")
+      assert.include(deactivated[0]!.text, "and it was not reactivated within 4 s (stuckAfterMs): its Job was deleted")
+    } finally {
+      clearInterval(admitting)
+      await fake.close()
+    }
+  }, 180_000)
 })

@@ -11,6 +11,9 @@
  * backend, `Pending` with the reason, and its watch creates its objects once the server answers. A Job a batch
  * queue suspends after its pod was made (Kueue preempting it) is a trial waiting in the queue again, not failed: its
  * pod's end is not the job's, and the pod its controller makes once the Job is resumed is followed from its start.
+ * One whose Kueue workload was deactivated (never admitted again by itself) is taken back after `stuckAfterMs`, and
+ * one suspended by hand (no batch queue's) is said so. A withdrawal mark a stopped controller left on a Job is
+ * settled by the next watch of it: the withdrawal finished, or the mark taken off.
  *
  * @since 0.1.0
  */
@@ -18,7 +21,7 @@ import { Backend, Errors, JobProtocol, TaskFile } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type { ConfigurationOptions, KubeConfig } from "@kubernetes/client-node"
 import type { V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
-import { Effect, Layer, Queue, Schema, Stream } from "effect"
+import { Effect, Layer, Queue, Schema, Scope, Stream } from "effect"
 import { PassThrough } from "node:stream"
 import * as K from "./internal/k8sJob.ts"
 import * as Clients from "./internal/clients.ts"
@@ -87,7 +90,9 @@ export interface Config {
    * or its controller was first refused its pod. A job that waits
    * for room (GPUs, CPUs, a quota that other pods fill) waits on. A pod that mounts a
    * PersistentVolumeClaim that is not in the namespace is stuck too, counted from when it was made,
-   * and so is one whose volume its node cannot mount (the kubelet's `FailedMount`), from the first.
+   * and so is one whose volume its node cannot mount (the kubelet's `FailedMount`), from the first, and one whose
+   * Kueue workload was deactivated (`spec.active: false`), from its `Evicted` condition: it is reactivated meanwhile,
+   * or taken back.
    */
   readonly stuckAfterMs?: number
   /**
@@ -126,6 +131,14 @@ const SUSPENDED = "Suspended: its Job waits to be admitted (a batch queue such a
 const requeuedWhy = (stopped: string | undefined) =>
   `Suspended (${stopped ?? "spec.suspend set: by a batch queue such as Kueue, or a user"}): its Job's pod is deleted, and the trial waits in ` +
   "the queue again, to run from its start in a new pod once the Job is resumed"
+/**
+ * Why a trial waits whose Job no batch queue suspended (`spec.suspend` set by a user or a script: no Kueue Workload of it
+ * where Kueue's API answers, no `Stopped` Event), in a Job of `namespace`: `ran`, its pod was made before.
+ */
+const byHandWhy = (namespace: string, name: string, ran: boolean) =>
+  `Suspended by hand (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): ` +
+  `${ran ? "its pod is deleted, and the trial runs from its start in a new pod" : "its Job makes no pod, and the trial runs"} once the Job is resumed ` +
+  `(\`kubectl patch job -n ${namespace} ${name} --type=merge -p '{"spec":{"suspend":false}}'\`)`
 /** Where a job's files (its ConfigMap) are mounted, read-only, for the wrapper to copy into the job directory. */
 const SPEC_DIR = "/trex/spec"
 
@@ -193,6 +206,8 @@ const STUCK: ReadonlySet<string> = new Set(["ErrImagePull", "ImagePullBackOff", 
  * internal error) after which the API server ends the watch, and a `BOOKMARK` only a resourceVersion.
  */
 const isObjectEvent = (type: string) => type === "ADDED" || type === "MODIFIED" || type === "DELETED"
+/** Where a JSON patch finds the withdrawal mark (`K.WITHDRAWN_ANNOTATION`) on a Job (RFC 6901: `/` as `~1`). */
+const MARK_PATH = `/metadata/annotations/${K.WITHDRAWN_ANNOTATION.replace(/~/g, "~0").replace(/\//g, "~1")}`
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
 
@@ -202,12 +217,14 @@ const tombstone = (job: string) => `${job}-cancelled`
  */
 interface Permission {
   readonly verb: string
-  readonly group: "" | "batch"
+  readonly group: "" | "batch" | "kueue.x-k8s.io"
   readonly resource: string
   readonly subresource?: string
   readonly cluster?: true
   /** Only for a job with secret env (its Secret). */
   readonly secrets?: true
+  /** Only for jobs that name a Kueue queue (`Config.labels` `kueue.x-k8s.io/queue-name`). */
+  readonly queue?: true
   readonly without?: string
 }
 const PERMISSIONS: ReadonlyArray<Permission> = [
@@ -223,6 +240,13 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
     group: "batch",
     resource: "jobs",
     without: "a job a drain took back before it started reads as Failed / Infra, not Cancelled, to another controller (a resumed run) that finds its Job before it is deleted"
+  },
+  {
+    verb: "list",
+    group: "kueue.x-k8s.io",
+    resource: "workloads",
+    queue: true,
+    without: "a trial whose Workload Kueue deactivated waits until the run is stopped, and a Job suspended by hand shows as one a batch queue holds"
   },
   { verb: "list", group: "", resource: "events", without: "a Job whose pod its controller refuses (a quota, a missing service account) shows Pending with no reason" },
   { verb: "list", group: "", resource: "nodes", cluster: true, without: "`trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod" }
@@ -271,7 +295,7 @@ const seconds = (from: Date | undefined, to: Date | undefined) =>
  * @since 0.1.0 @category constructors
  */
 export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config) {
-  const { AuthorizationV1Api, BatchV1Api, CoreV1Api, KubeConfig, Log, Observable, Watch } = yield* Clients.kubernetes
+  const { AuthorizationV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, Log, Observable, Watch } = yield* Clients.kubernetes
   const kc = config.kubeConfig ?? (yield* Effect.try({
     try: () => {
       const k = new KubeConfig()
@@ -283,6 +307,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const batch = kc.makeApiClient(BatchV1Api)
   const core = kc.makeApiClient(CoreV1Api)
   const authz = kc.makeApiClient(AuthorizationV1Api)
+  const custom = kc.makeApiClient(CustomObjectsApi)
   const watcher = new Watch(kc)
   const logs = new Log(kc)
   const namespace = config.namespace ?? "default"
@@ -487,6 +512,70 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined }))
     )
 
+  /** The version of Kueue's API that answered (its newest first): a Workload is asked for there from then on. */
+  let kueueVersion: string | undefined
+  /**
+   * Kueue's Workload of the Job of `uid` (listed by `K.KUEUE_JOB_UID_LABEL`): `managed` when there is one; not when the API
+   * server says there is none (Kueue is not installed: its resource is not found; or it does not manage the Job);
+   * `undefined` when that cannot be told (the user may not list Workloads, the server does not answer now).
+   */
+  const workloadOf = (uid: string) =>
+    Effect.gen(function*() {
+      for (const version of kueueVersion !== undefined ? [kueueVersion] : ["v1beta2", "v1beta1"]) {
+        const listed = yield* Effect.result(call("listWorkloads", (o) =>
+          custom.listNamespacedCustomObject({ group: "kueue.x-k8s.io", version, namespace, plural: "workloads", labelSelector: `${K.KUEUE_JOB_UID_LABEL}=${uid}` }, o)))
+        if (listed._tag === "Success") {
+          kueueVersion = version
+          const workload = (listed.success as { items?: ReadonlyArray<K.KueueWorkload> }).items?.[0]
+          return workload !== undefined ? { managed: true, workload } : { managed: false }
+        }
+        if (!isNotFound(listed.failure)) return undefined
+      }
+      return { managed: false }
+    })
+  /**
+   * Why a suspended Job makes no pod: Kueue deactivated its Workload (`deactivated`, a wait it does not leave by itself:
+   * see `stuckAfterMs`); Kueue took it back (its `Stopped` Event, `stopped`) or holds it (its Workload); or no batch queue
+   * did (no Workload of it where Kueue's API answers, no `Stopped` Event): it was suspended by hand. `ran`: its pod was
+   * made before (the Job was suspended after, and the trial runs again from its start).
+   */
+  const suspensionOf = (name: string, uid: string | undefined, stopped: string | undefined, ran: boolean) =>
+    Effect.gen(function*() {
+      const found = uid !== undefined ? yield* workloadOf(uid) : undefined
+      // without the Workload, Kueue's `Stopped` Event says a deactivation in its words (`The workload is deactivated ...`)
+      const deactivated = found?.workload !== undefined
+        ? K.deactivationOf(found.workload)
+        : found === undefined && stopped !== undefined && /\bdeactivated\b/i.test(stopped)
+        ? { workload: undefined, why: stopped, since: undefined }
+        : undefined
+      if (deactivated !== undefined) {
+        // (read from the Event, the Workload's name is not known: the command finds it by the Job's uid)
+        const target = deactivated.workload !== undefined
+          ? `workload -n ${namespace} ${deactivated.workload}`
+          : `-n ${namespace} $(kubectl get workloads -n ${namespace} -l ${K.KUEUE_JOB_UID_LABEL}=${uid} -o name)`
+        const reactivate = `\`kubectl patch ${target} --type=merge -p '{"spec":{"active":true}}'\``
+        const its = deactivated.workload !== undefined ? `its Workload ${deactivated.workload}` : "its Workload"
+        return {
+          why: `Deactivated by Kueue (${deactivated.why}): ${its} is inactive, so the Job is not admitted again; reactivate it within ` +
+            `${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs) to run the trial (${reactivate}), else its Job is deleted and the trial fails`,
+          deactivated: {
+            since: deactivated.since,
+            message: `Kueue deactivated ${its} (${deactivated.why}), and it was not reactivated within ${Math.round(stuckAfterMs / 1000)} s ` +
+              `(stuckAfterMs): its Job was deleted. Kueue deactivates a workload requeued more than its waitForPodsReady.requeuingStrategy.backoffLimitCount ` +
+              `(its pods not ready within waitForPodsReady.timeout), one an admission check rejected, or one a user set inactive; one is reactivated by ${reactivate}`
+          }
+        }
+      }
+      const why = stopped !== undefined
+        ? requeuedWhy(stopped)
+        : found?.managed === false
+        ? byHandWhy(namespace, name, ran)
+        : ran
+        ? requeuedWhy(found?.managed === true ? "by Kueue" : undefined)
+        : SUSPENDED
+      return { why, deactivated: undefined }
+    })
+
   /** A pod's Events (none when they may not be read). */
   const podEvents = (pod: string) =>
     call("listEvents", (o) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}` }, o)).pipe(
@@ -643,6 +732,58 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return yield* Queue.end(queue)
           })
         const cancelled = { outcome: "Cancelled", failureKind: "Cancelled", message: `Job ${name} was deleted before it finished`, wallSeconds: 0, gpuSeconds: 0 } as const
+        /** The withdrawal mark whose look again `settleMark` has set going. */
+        let rechecked: string | undefined
+        /** Take the withdrawal mark `text` off the Job: a JSON patch that tests it first, so only that mark goes (a refusal is let be). */
+        const unmark = (text: string) =>
+          Effect.ignore(call("unmarkJob", (o) =>
+            batch.patchNamespacedJob({ name, namespace, body: [{ op: "test", path: MARK_PATH, value: text }, { op: "remove", path: MARK_PATH }] }, o)))
+        /**
+         * A withdrawal mark (`K.WITHDRAWN_ANNOTATION`) on the Job, as this watch begins or as the Job changes, that no
+         * withdraw of this instance is carrying out: left by a controller stopped between its mark and the Job's deletion, before the run journaled the
+         * withdrawal (so a resumed run reattaches to the trial and watches it), or another controller's withdraw in progress.
+         * Its pod deleted (or gone) before it ran: the withdrawal took place, and is finished as the withdraw would have
+         * finished it (the Job deleted, then its tombstone written), the exit the withdrawal's. Its pod there, not deleted
+         * and the mark older than a request (a withdraw deletes the pod in the request after its mark), or a pod that ran:
+         * nothing was withdrawn, and the mark is taken off, so that no controller reads the pod's own end (a failure before
+         * it ran) as a withdrawal; a younger mark is looked at again once it is that old. `undefined` but for a withdrawal finished.
+         */
+        const settleMark = (job: V1Job): Effect.Effect<Omit<Backend.JobExit, "_tag" | "logTail" | "result" | "resultError"> | undefined, Errors.BackendError, Scope.Scope> =>
+          Effect.gen(function*() {
+            const mark = K.markOf(job)
+            const text = job.metadata?.annotations?.[K.WITHDRAWN_ANNOTATION]
+            if (mark === undefined || text === undefined || withdrawnPods.has(name) || job.metadata?.deletionTimestamp != null || K.jobOutcome(job)?.complete === true) return undefined
+            const pods = yield* patiently("listPods", call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${name}` }, o)))
+            const pod = pods.items.find((p) => p.metadata?.uid === mark.pod)
+            const ran = pod !== undefined && (K.terminated(pod)?.startedAt != null || K.podState(pod)?.state === "Running")
+            // (a suspended Job's pod is deleted by its controller, not by a withdraw)
+            if (!ran && job.spec?.suspend !== true && (pod === undefined || pod.metadata?.deletionTimestamp != null)) {
+              yield* patiently("deleteJob", deleteJob(name))
+              yield* patiently("createTombstone", tombstoneOf(ref, mark.failed))
+              yield* Effect.logInfo(`kubernetes: Job ${name}: finished its withdrawal, which a controller stopped before it was done (its pod was deleted before it ran: ${mark.at})`)
+              return mark.failed !== undefined
+                ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: mark.failed, wallSeconds: 0, gpuSeconds: 0 } as const
+                : { ...cancelled, message: withdrawnMessage(name) }
+            }
+            const left = Date.parse(mark.at) + requestTimeoutMs - Date.now()
+            if (ran || !(left > 0)) {
+              yield* unmark(text)
+              return undefined
+            }
+            // perhaps another controller's withdraw in progress: looked at again once the mark is a request old (once a mark)
+            if (rechecked === text) return undefined
+            rechecked = text
+            yield* Effect.forkScoped(Effect.sleep(left).pipe(
+              Effect.andThen(call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))),
+              Effect.flatMap((now) =>
+                now.metadata?.annotations?.[K.WITHDRAWN_ANNOTATION] === text && now.metadata?.deletionTimestamp == null && K.jobOutcome(now) === undefined
+                  ? Effect.flatMap(podNamed(pod!.metadata!.name!), (p) => (p !== undefined && p.metadata?.deletionTimestamp == null ? unmark(text) : Effect.void))
+                  : Effect.void
+              ),
+              Effect.ignore
+            ))
+            return undefined
+          })
         /** The newest state of the Job's pod its watch saw, deleted or not. */
         let lastPod: V1Pod | undefined
         /** How long the pods a batch queue took back ran (see `newAttempt`): their GPUs were held, and count in the exit's `gpuSeconds`. */
@@ -683,6 +824,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const initial = yield* patiently("readJob", call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))).pipe(
           Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
         )
+        const withdrawn = initial !== undefined ? yield* settleMark(initial) : undefined
+        if (withdrawn !== undefined) return yield* finish(withdrawn)
         if (initial === undefined || K.jobOutcome(initial) !== undefined || initial.metadata?.deletionTimestamp != null) {
           const cached = known.get(name)?.exit
           if (cached !== undefined) {
@@ -743,6 +886,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let podSeen = false
         /** Its Job is suspended (`spec.suspend`), as a batch queue holds a Job until it admits it. */
         let suspended = initial.spec?.suspend === true
+        /** The Job's uid, by which Kueue's Workload of it is found. */
+        const jobUid = initial.metadata?.uid
+        /** A pod of the Job was being deleted as this watch began, the Job suspended: it ran before (see `suspensionOf`). */
+        let ranBefore = false
         /**
          * The pod of this attempt (the one whose log is followed): a suspended Job's controller deletes its pod and makes
          * a new one once the Job is resumed, each attempt from the start of its own log, with its own result.
@@ -755,8 +902,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         /** Why its container is not created yet, as its Events said last. */
         let creatingWhy: string | undefined
         let noPodChecks = 0
-        /** Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`). */
-        let stuck: { since: number; why: string } | undefined
+        /**
+         * Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`); `message`: what its
+         * exit says once it is taken back, when not that its pod could not start.
+         */
+        let stuck: { since: number; why: string; message?: string } | undefined
         /** The pod whose container could not start, last seen. */
         let stuckPod: string | undefined
         /**
@@ -764,10 +914,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * (so a watch that begins late, a resumed run's, counts the time before it); a pull's back-off keeps
          * the pull's own error (what the registry said; see also `takenBackWhy`).
          */
-        const stuckIf = (why: string | undefined, since: number | undefined) => {
+        const stuckIf = (why: string | undefined, since: number | undefined, message?: string) => {
           stuck = why === undefined
             ? undefined
-            : { since: stuck?.since ?? Math.min(since ?? Date.now(), Date.now()), why: stuck !== undefined && why.startsWith("ImagePullBackOff") ? stuck.why : why }
+            : {
+              since: stuck?.since ?? Math.min(since ?? Date.now(), Date.now()),
+              why: stuck !== undefined && why.startsWith("ImagePullBackOff") ? stuck.why : why,
+              ...(message !== undefined ? { message } : {})
+            }
         }
         let logState: "none" | "following" | "ended" = "none"
         let ended: { readonly job?: V1Job } | undefined
@@ -790,9 +944,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           stuckPod = undefined
           creatingPod = undefined
           creatingWhy = undefined
-          const why = requeuedWhy((yield* patiently("listEvents", refusalOf(name))).stopped)
-          lastState = `Pending:${why}`
-          yield* emit({ _tag: "State", state: "Pending", reason: why })
+          const held = yield* suspensionOf(name, jobUid, (yield* patiently("listEvents", refusalOf(name))).stopped, true)
+          if (held.deactivated !== undefined) stuckIf(held.why, held.deactivated.since, held.deactivated.message)
+          lastState = `Pending:${held.why}`
+          yield* emit({ _tag: "State", state: "Pending", reason: held.why })
         })
         /** Another pod of the Job, once the Job was resumed: a new attempt, its log read from its start and its result its own. */
         const newAttempt = Effect.sync(() => {
@@ -894,12 +1049,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (ended === undefined && stuck !== undefined && Date.now() - stuck.since >= stuckAfterMs) {
             // taken back as a drain's withdraw takes a job back: only as read, so a pod that started since is let run
             // the same words for every trial of one cause (a run that fails fast compares them)
-            const message = `its pod could not start within ${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs): ${yield* takenBackWhy(stuck.why, stuckPod)}; its Job was deleted`
+            const message = stuck.message ?? `its pod could not start within ${Math.round(stuckAfterMs / 1000)} s (stuckAfterMs): ${yield* takenBackWhy(stuck.why, stuckPod)}; its Job was deleted`
             if (yield* takeBack(ref, message)) {
               return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message, wallSeconds: 0, gpuSeconds: 0 })
             }
             // it moved on since it was read: looked at again in a second, unless an update says where it went
-            stuck = { since: Date.now() - stuckAfterMs + 1000, why: stuck.why }
+            stuck = { ...stuck, since: Date.now() - stuckAfterMs + 1000 }
           }
           if (ended !== undefined && logState !== "following") {
             if (ended.job === undefined) return yield* finish(cancelled)
@@ -936,6 +1091,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           switch (update._tag) {
             case "Job": {
               const job = update.job
+              // a withdrawal mark another controller put on the Job meanwhile (see `settleMark`)
+              if (update.type !== "DELETED" && K.markOf(job) !== undefined) {
+                const withdrawn = yield* settleMark(job)
+                if (withdrawn !== undefined) return yield* finish(withdrawn)
+              }
               if (update.type === "DELETED" || job.metadata?.deletionTimestamp != null) {
                 ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
@@ -962,11 +1122,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             case "NoPod": {
               noPodChecks++
               const refused = yield* patiently("listEvents", refusalOf(name))
-              const { lasting, since } = refused
               // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room; one it
-              // stopped (a preemption: its `Stopped` Event) waits to be admitted again
-              const why = refused.why ?? (suspended ? (requeued || refused.stopped !== undefined ? requeuedWhy(refused.stopped) : SUSPENDED) : undefined)
-              if (!podSeen) stuckIf(lasting ? why : undefined, since)
+              // stopped (a preemption: its `Stopped` Event) waits to be admitted again; one it deactivated waits for a
+              // reactivation, for stuckAfterMs; one suspended by hand waits to be resumed by hand
+              const held = suspended ? yield* suspensionOf(name, jobUid, refused.stopped, requeued || ranBefore) : undefined
+              const why = held?.why ?? refused.why
+              if (!podSeen) {
+                if (held?.deactivated !== undefined) stuckIf(why, held.deactivated.since, held.deactivated.message)
+                else stuckIf(held === undefined && refused.lasting ? why : undefined, refused.since)
+              }
               const key = `Pending:${why ?? ""}`
               if (!podSeen && key !== lastState) {
                 lastState = key
@@ -980,7 +1144,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               if (podName !== attempt) {
                 // a pod being deleted that is not this attempt's: an earlier attempt's, taken back with its suspended Job
                 // (a watch that begins then finds it terminating)
-                if (going && (attempt !== undefined || suspended)) break
+                if (going && (attempt !== undefined || suspended)) {
+                  ranBefore ||= attempt === undefined
+                  break
+                }
                 // another pod once one was made: the Job's controller makes one for a Job of backoffLimit 0 that it did not
                 // fail only once the Job was suspended and resumed, so a new attempt begins
                 if (attempt !== undefined) yield* newAttempt
@@ -1207,10 +1374,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     // The Job's controller fails the Job for the deleted pod: the Job is marked first, so that another controller
     // (a resumed run) that reads it before it is deleted learns that the failure is the withdrawal's. A user who may
     // not patch Jobs withdraws without the mark.
-    const annotation = `/metadata/annotations/${K.WITHDRAWN_ANNOTATION.replace(/~/g, "~0").replace(/\//g, "~1")}`
     const withdrawal: K.Withdrawal = { pod: pod.metadata!.uid!, at: new Date().toISOString(), ...(failed !== undefined ? { failed } : {}) }
     const marked = yield* patient(call("markJob", (o) =>
-      batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "add", path: annotation, value: JSON.stringify(withdrawal) }] }, o))).pipe(
+      batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "add", path: MARK_PATH, value: JSON.stringify(withdrawal) }] }, o))).pipe(
         Effect.as(true),
         Effect.catch(() => Effect.succeed(false))
       )
@@ -1221,12 +1387,21 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         gracePeriodSeconds: 0,
         body: { preconditions: { resourceVersion: pod.metadata!.resourceVersion!, uid: pod.metadata!.uid! } }
       }, o), goneOrGoing((o) => core.readNamespacedPod({ name: pod.metadata!.name!, namespace }, o))).pipe(
-        Effect.tapError(() => Effect.sync(() => void withdrawnPods.delete(ref.id)))
+        Effect.tapError((e) =>
+          Effect.andThen(
+            Effect.sync(() => void withdrawnPods.delete(ref.id)),
+            // refused (RBAC, an admission webhook): nothing was deleted, and the mark goes with the withdraw (one left
+            // otherwise is settled by the next watch that begins; see `settleMark`)
+            marked && /HTTP 4\d\d/.test(e.message)
+              ? Effect.ignore(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: MARK_PATH }] }, o)))
+              : Effect.void
+          )
+        )
       )
     if (!taken) {
       withdrawnPods.delete(ref.id)
       // it moved on (bound, started) or went: its end is its own
-      if (marked) yield* Effect.ignore(patient(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: annotation }] }, o))))
+      if (marked) yield* Effect.ignore(patient(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: MARK_PATH }] }, o))))
     }
     // the Job at once, then the tombstone (its controller fails it for the deleted pod meanwhile)
     if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed)))
@@ -1300,7 +1475,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
 
     // may the kubeconfig's user do what trials need?
     const hasSecrets = Object.values(spec.env).some((v) => typeof v !== "string")
-    const asked = PERMISSIONS.filter((p) => p.secrets !== true || hasSecrets)
+    const asked = PERMISSIONS.filter((p) => (p.secrets !== true || hasSecrets) && (p.queue !== true || config.labels?.[K.KUEUE_QUEUE_LABEL] !== undefined))
     const can = (p: Permission) =>
       call("accessReview", (o) =>
         authz.createSelfSubjectAccessReview({

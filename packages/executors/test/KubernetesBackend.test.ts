@@ -7,7 +7,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Backend, TaskFile } from "@trex/core"
-import { CoreV1Api } from "@kubernetes/client-node"
+import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node"
 import { Context, Deferred, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { BackendConformance } from "@trex/core/testing"
 import * as KubernetesBackend from "../src/KubernetesBackend.ts"
@@ -241,6 +241,25 @@ describe("k8s manifests", () => {
       failureKind: "Infra",
       message: "its pod failed and is gone, so how it ended is not known (a preemption, an eviction or a lost node deletes a pod): BackoffLimitExceeded Job has reached the specified backoff limit"
     })
+  })
+
+  it("a pod deleted as its job crashed, in the same second: the crash is the job's unless its exit is the deletion's signal (the API server's times are whole seconds)", () => {
+    const failedJob = { status: { conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }] } }
+    // as the API server gives them: `deletionTimestamp` when the grace period (30 s) ends, `finishedAt`, in whole seconds
+    const deleted = (exitCode: number, finishedAt: string) =>
+      ({
+        metadata: { deletionTimestamp: new Date("2026-12-05T10:00:35Z"), deletionGracePeriodSeconds: 30 },
+        status: { phase: "Failed", containerStatuses: [{ name: K.CONTAINER, state: { terminated: { exitCode, reason: "Error", startedAt: new Date("2026-12-05T09:58:00Z"), finishedAt: new Date(finishedAt) } } }] }
+      }) as never
+    const kindOf = (exitCode: number, finishedAt: string) => K.mapExit(failedJob, deleted(exitCode, finishedAt)).failureKind
+    // crashed (exit 3) at 10:00:05.2, its pod deleted at 10:00:05.7: both read 10:00:05
+    assert.strictEqual(kindOf(3, "2026-12-05T10:00:05Z"), "Crash")
+    assert.strictEqual(K.mapExit(failedJob, deleted(3, "2026-12-05T10:00:05Z")).message, "container exited with code 3 (Error)")
+    // ended by the deletion's SIGTERM in that second, or by anything a second later (a job that handled the SIGTERM)
+    assert.strictEqual(kindOf(143, "2026-12-05T10:00:05Z"), "Infra")
+    assert.strictEqual(kindOf(3, "2026-12-05T10:00:06Z"), "Infra")
+    // a crash a second before the deletion began is the job's, whatever its code
+    assert.strictEqual(kindOf(143, "2026-12-05T10:00:04Z"), "Crash")
   })
 
   it("the backend's own labels and annotations go on the Job and its pod beside TREX's, which they cannot replace; a PriorityClass on the pod; bad ones name their field", () => {
@@ -626,6 +645,14 @@ describe("KubernetesBackend.preflight", () => {
       assert.lengthOf(plain, 2, plain.join("\n"))
       assert.match(plain[0]!, /^warn: the kubeconfig's user may not patch jobs\.batch in namespace trex of http:\/\/127[^ ]+: a job a drain took back before it started reads as Failed \/ Infra, not Cancelled, to another controller \(a resumed run\) that finds its Job before it is deleted$/)
       assert.strictEqual(plain[1], "warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod")
+      // Kueue's Workloads only for trials that name a Kueue queue
+      assert.deepStrictEqual((yield* concerns({ denied: ["list workloads"] }, {}, spec("check", "true"))).found, [])
+      const { found: queued } = yield* concerns({ denied: ["list workloads"] }, { labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }, spec("check", "true"))
+      assert.lengthOf(queued, 1, queued.join("\n"))
+      assert.match(
+        queued[0]!,
+        /^warn: the kubeconfig's user may not list workloads\.kueue\.x-k8s\.io in namespace trex of http:\/\/127[^ ]+: a trial whose Workload Kueue deactivated waits until the run is stopped, and a Job suspended by hand shows as one a batch queue holds$/
+      )
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
   it.live("the pod its Job's controller would make: a missing service account, a quota below one pod, a quota full now", () =>
@@ -912,6 +939,96 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       assert.include(states(events), "Running")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live("a Job whose Workload Kueue deactivated (its requeuing limit) says so and how to reactivate it, and is taken back after stuckAfterMs: Failed / Infra, for a controller that looks later too; one reactivated in time runs", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ suspendJobs: true })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 3_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const ref = yield* backend.submit(spec("deactivated", "echo started; sleep 30"))
+      assert.isTrue(fake.admit("trex", ref.id))
+      const watching = yield* watchStarted(backend, ref)
+      const workload = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!.metadata.name
+      // Kueue stops the Job of a workload requeued more than its backoffLimitCount, and sets it inactive
+      assert.isTrue(fake.deactivate("trex", ref.id))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
+      const why = "The workload is deactivated due to exceeding the maximum number of re-queuing retries"
+      assert.isTrue(
+        (exit.message ?? "").startsWith(`Kueue deactivated its Workload ${workload} (${why}), and it was not reactivated within 3 s (stuckAfterMs): its Job was deleted.`),
+        exit.message
+      )
+      assert.include(exit.message, `kubectl patch workload -n trex ${workload} --type=merge -p '{"spec":{"active":true}}'`)
+      assert.include(states(events), `Pending Deactivated by Kueue (${why}): its Workload ${workload} is inactive, so the Job is not admitted again; reactivate it within 3 s (stuckAfterMs) to run the trial (\`kubectl patch workload -n trex ${workload} --type=merge -p '{"spec":{"active":true}}'\`), else its Job is deleted and the trial fails`)
+      assert.isUndefined(fake.get("jobs", "trex", ref.id))
+      // a controller that looks later (a resumed run) reads the same end
+      const later = yield* KubernetesBackend.make(config(fake))
+      assert.strictEqual((yield* Backend.awaitExit(later, ref)).message, exit.message)
+
+      // a user who may not list Workloads: the deactivation is read from Kueue's `Stopped` Event on the Job
+      const unlisted = yield* fakeWith({ suspendJobs: true, denied: ["list workloads"] })
+      const blind = yield* KubernetesBackend.make(config(unlisted, { stuckAfterMs: 1_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const unseen = yield* blind.submit(spec("deactivated-unlisted", "echo started; sleep 30"))
+      assert.isTrue(unlisted.admit("trex", unseen.id))
+      const blindWatching = yield* watchStarted(blind, unseen)
+      const uid = unlisted.get("jobs", "trex", unseen.id)!.metadata.uid
+      assert.isTrue(unlisted.deactivate("trex", unseen.id))
+      const blindExit = exitOf(yield* Fiber.join(blindWatching))
+      assert.deepStrictEqual([blindExit.outcome, blindExit.failureKind], ["Failed", "Infra"], blindExit.message)
+      assert.isTrue((blindExit.message ?? "").startsWith(`Kueue deactivated its Workload (kueue-job-controller: ${why}), and it was not reactivated within 1 s (stuckAfterMs)`), blindExit.message)
+      assert.include(blindExit.message, `kubectl patch -n trex $(kubectl get workloads -n trex -l kueue.x-k8s.io/job-uid=${uid} -o name) --type=merge`)
+
+      // reactivated in time (a user's patch of its Workload), it is admitted again and runs from its start
+      const patient = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 60_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const again = yield* patient.submit(spec("reactivated", `echo started; sleep 2; ${done}`))
+      assert.isTrue(fake.admit("trex", again.id))
+      const deactivated = yield* Deferred.make<void>()
+      const running = yield* watchUntil(patient, again, (e) => {
+        if (e._tag === "State" && e.reason?.startsWith("Deactivated by Kueue") === true) Deferred.doneUnsafe(deactivated, Effect.void)
+        return e._tag === "Log" && e.line === "started"
+      })
+      assert.isTrue(fake.deactivate("trex", again.id))
+      yield* Deferred.await(deactivated)
+      const custom = fake.kubeConfig().makeApiClient(CustomObjectsApi)
+      const name = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", again.id)!.metadata.uid)!.metadata.name
+      assert.isFalse(fake.admit("trex", again.id), "an inactive workload is not admitted")
+      yield* Effect.promise(() =>
+        custom.patchNamespacedCustomObject({ group: "kueue.x-k8s.io", version: "v1beta1", namespace: "trex", plural: "workloads", name, body: [{ op: "replace", path: "/spec/active", value: true }] })
+      )
+      assert.isTrue(fake.admit("trex", again.id))
+      const exitAgain = exitOf(yield* Fiber.join(running))
+      assert.deepStrictEqual([exitAgain.outcome, exitAgain.result], ["Succeeded", { metrics: {}, primary: 1 }], exitAgain.message)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a Job suspended by hand (no batch queue) before its pod was made says so and how to resume it, to a controller that begins while it is suspended too; it runs once resumed", () =>
+    Effect.gen(function*() {
+      // a quota full for now: the Job's controller makes no pod yet
+      const fake = yield* fakeWith({ podQuota: 0 })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("suspended-by-hand", done))
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      // `kubectl patch job <name> -p '{"spec":{"suspend":true}}'`, by a person
+      const suspend = (value: boolean) =>
+        Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value }] }))
+      yield* eventually("its controller was refused its pod", () => fake.list("events", "trex").some((e) => e.reason === "FailedCreate"))
+      yield* suspend(true)
+      const byHand = `Pending Suspended by hand (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): its Job makes no pod, ` +
+        `and the trial runs once the Job is resumed (\`kubectl patch job -n trex ${ref.id} --type=merge -p '{"spec":{"suspend":false}}'\`)`
+      const shown = (e: Backend.JobEvent) => e._tag === "State" && e.reason?.startsWith("Suspended by hand") === true
+      const watching = yield* watchUntil(backend, ref, shown)
+      // a controller that begins now (a `trex resume`) says the same
+      const later = yield* KubernetesBackend.make(config(fake))
+      const laterWatching = yield* watchUntil(later, ref, shown)
+      fake.setPodQuota(undefined)
+      yield* suspend(false)
+      for (const events of [yield* Fiber.join(watching), yield* Fiber.join(laterWatching)]) {
+        const exit = exitOf(events)
+        assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+        const said = states(events)
+        assert.include(said, byHand, JSON.stringify(said))
+        assert.include(said.slice(said.indexOf(byHand)), "Running", JSON.stringify(said))
+      }
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
   it.live("a PriorityClass that is not there: trex check fails on the pod's dry run; a run's trial is taken back after stuckAfterMs naming it; one that is there runs", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith({ priorityClasses: ["low-priority"] })
@@ -1042,6 +1159,83 @@ describe("KubernetesBackend when another controller reads a job this one withdre
       yield* eventually("its pod waits for a node", () => podOf(unmarked, job.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
       assert.isTrue(yield* plain.withdraw!(job))
       assert.strictEqual((yield* Backend.awaitExit(plain, job)).outcome, "Cancelled")
+      // a user who may patch Jobs but not delete pods: the withdraw fails, and takes its mark back off
+      const undeletable = yield* fakeWith({ denied: ["delete pods"] })
+      const refused = yield* KubernetesBackend.make(config(undeletable))
+      const kept = yield* refused.submit(spec("withdraw-refused", done, { resources: { gpus: 3, cpus: 1 } }))
+      yield* eventually("its pod waits for a node", () => podOf(undeletable, kept.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      const failure = yield* Effect.flip(refused.withdraw!(kept))
+      assert.include(failure.message, "HTTP 403")
+      assert.isUndefined(undeletable.get("jobs", "trex", kept.id)?.metadata.annotations?.[K.WITHDRAWN_ANNOTATION])
+      yield* refused.cancel(kept)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a mark a controller left as it stopped mid-withdrawal (not journaled, so the resumed run reattaches): its pod deleted, the withdrawal is finished (Job deleted, tombstone); its pod not deleted, the mark is taken off and the pod's own failure read as such", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      const backend = yield* KubernetesBackend.make(config(fake))
+      /** A job whose pod waits for a node, marked as a withdraw marks it (`at` its time), as a controller stopped then leaves it. */
+      const marked = (node: string, at: Date) =>
+        Effect.gen(function*() {
+          const ref = yield* backend.submit(spec(node, done, { resources: { gpus: 3, cpus: 1 } }))
+          yield* eventually("its pod waits for a node", () => podOf(fake, ref.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+          const pod = podOf(fake, ref.id)!
+          const mark = JSON.stringify({ pod: pod.metadata.uid, at: at.toISOString() })
+          yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "add", path: "/metadata/annotations/trex.dev~1withdrawn", value: mark }] }))
+          return { ref, pod: pod.metadata.name }
+        })
+      const markOn = (job: string) => fake.get("jobs", "trex", job)?.metadata.annotations?.[K.WITHDRAWN_ANNOTATION]
+
+      // stopped after it deleted the pod: the Job's controller fails the Job; a resumed run's watch finishes the withdrawal
+      const gone = yield* marked("withdrawal-unfinished", new Date())
+      yield* Effect.promise(() => core.deleteNamespacedPod({ name: gone.pod, namespace: "trex", gracePeriodSeconds: 0 }))
+      yield* eventually("its Job failed", () => fake.get("jobs", "trex", gone.ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "Failed") === true)
+      const resumed = yield* KubernetesBackend.make(config(fake))
+      const exit = yield* Backend.awaitExit(resumed, gone.ref)
+      assert.deepStrictEqual([exit.outcome, exit.message], ["Cancelled", `Job ${gone.ref.id} was withdrawn before its pod started`])
+      yield* eventually("its Job is deleted", () => fake.get("jobs", "trex", gone.ref.id) === undefined)
+      assert.isDefined(fake.get("configmaps", "trex", `${gone.ref.id}-cancelled`), "its tombstone")
+      // so a controller that looks once the Job is gone reads it cancelled, not lost
+      assert.strictEqual((yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), gone.ref)).outcome, "Cancelled")
+
+      // stopped before it deleted the pod (the mark older than a request): the mark is taken off, and the pod's own failure
+      // before it ran (here a `kubectl delete pod`) is read as such, by every controller
+      const left = yield* marked("withdrawal-never-done", new Date(Date.now() - 120_000))
+      const watching = yield* watchUntil(resumed, left.ref, (e) => e._tag === "State" && e.reason === "Unschedulable")
+      yield* eventually("the mark is taken off", () => markOn(left.ref.id) === undefined)
+      yield* Effect.promise(() => core.deleteNamespacedPod({ name: left.pod, namespace: "trex" }))
+      const own = exitOf(yield* Fiber.join(watching))
+      assert.deepStrictEqual([own.outcome, own.failureKind], ["Failed", "Infra"], own.message)
+      assert.match(own.message ?? "", /^job failed without running: BackoffLimitExceeded/)
+      assert.strictEqual((yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), left.ref)).outcome, "Failed")
+
+      // the same while a watch of it runs (another controller marked it and deleted its pod, then stopped)
+      const watched = yield* backend.submit(spec("withdrawal-while-watched", done, { resources: { gpus: 3, cpus: 1 } }))
+      const other = yield* KubernetesBackend.make(config(fake))
+      const watchedWatching = yield* watchUntil(other, watched, (e) => e._tag === "State" && e.reason === "Unschedulable")
+      const watchedPod = podOf(fake, watched.id)!
+      yield* Effect.promise(() =>
+        batch.patchNamespacedJob({ name: watched.id, namespace: "trex", body: [{ op: "add", path: "/metadata/annotations/trex.dev~1withdrawn", value: JSON.stringify({ pod: watchedPod.metadata.uid, at: new Date().toISOString() }) }] })
+      )
+      yield* Effect.promise(() => core.deleteNamespacedPod({ name: watchedPod.metadata.name, namespace: "trex", gracePeriodSeconds: 0 }))
+      assert.deepStrictEqual(exitOf(yield* Fiber.join(watchedWatching)).outcome, "Cancelled")
+      yield* eventually("its Job is deleted", () => fake.get("jobs", "trex", watched.id) === undefined)
+      assert.isDefined(fake.get("configmaps", "trex", `${watched.id}-cancelled`), "its tombstone")
+
+      // a mark younger than a request may be another controller's withdraw in progress: taken off once it is a request old
+      const young = yield* marked("withdrawal-in-progress", new Date())
+      const quick = yield* KubernetesBackend.make(config(fake, { requestTimeoutMs: 2_000 }))
+      const youngWatching = yield* watchUntil(quick, young.ref, (e) => e._tag === "State" && e.reason === "Unschedulable")
+      yield* eventually("the mark is taken off", () => markOn(young.ref.id) === undefined)
+      // and one put on while the watch runs, its pod never deleted
+      const again = JSON.stringify({ pod: podOf(fake, young.ref.id)!.metadata.uid, at: new Date().toISOString() })
+      yield* Effect.promise(() => batch.patchNamespacedJob({ name: young.ref.id, namespace: "trex", body: [{ op: "add", path: "/metadata/annotations/trex.dev~1withdrawn", value: again }] }))
+      assert.strictEqual(markOn(young.ref.id), again)
+      yield* eventually("the mark is taken off", () => markOn(young.ref.id) === undefined)
+      yield* quick.cancel(young.ref)
+      assert.strictEqual(exitOf(yield* Fiber.join(youngWatching)).outcome, "Cancelled")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
 })

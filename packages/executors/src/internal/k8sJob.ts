@@ -369,9 +369,17 @@ export interface Withdrawal {
  * deleted and never ran. `undefined` otherwise.
  */
 export const withdrawalOf = (job: V1Job, pod: V1Pod | undefined): Withdrawal | undefined => {
-  const text = job.metadata?.annotations?.[WITHDRAWN_ANNOTATION]
+  const w = markOf(job)
   const outcome = jobOutcome(job)
-  if (text === undefined || outcome === undefined || outcome.complete) return undefined
+  if (w === undefined || outcome === undefined || outcome.complete) return undefined
+  if (pod !== undefined && (pod.metadata?.uid !== w.pod || terminated(pod)?.startedAt != null)) return undefined
+  return w
+}
+
+/** The {@link WITHDRAWN_ANNOTATION} on a Job, whatever became of the Job since (`undefined` when there is none, or it is not one). */
+export const markOf = (job: V1Job): Withdrawal | undefined => {
+  const text = job.metadata?.annotations?.[WITHDRAWN_ANNOTATION]
+  if (text === undefined) return undefined
   let w: Partial<Withdrawal>
   try {
     w = JSON.parse(text) as Partial<Withdrawal>
@@ -379,8 +387,40 @@ export const withdrawalOf = (job: V1Job, pod: V1Pod | undefined): Withdrawal | u
     return undefined
   }
   if (typeof w.pod !== "string" || typeof w.at !== "string") return undefined
-  if (pod !== undefined && (pod.metadata?.uid !== w.pod || terminated(pod)?.startedAt != null)) return undefined
   return { pod: w.pod, at: w.at, ...(typeof w.failed === "string" ? { failed: w.failed } : {}) }
+}
+
+/** The label that names a Job's Kueue queue (Kueue manages the Jobs that have it, and holds them suspended until it admits them). */
+export const KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+/** The label Kueue puts on the Workload it makes for a Job: the Job's uid (`JobUIDLabel`), by which a Job's Workload is listed. */
+export const KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+
+/** What the backend reads of a Kueue Workload (`kueue.x-k8s.io` `Workload`). */
+export interface KueueWorkload {
+  readonly metadata?: { readonly name?: string }
+  readonly spec?: { readonly active?: boolean }
+  readonly status?: {
+    readonly conditions?: ReadonlyArray<{ readonly type?: string; readonly status?: string; readonly reason?: string; readonly message?: string; readonly lastTransitionTime?: string | Date }>
+  }
+}
+
+/**
+ * A Workload Kueue deactivated: `spec.active` false (a user's `kubectl patch workload`, or Kueue's own once the workload was
+ * requeued more than `waitForPodsReady.requeuingStrategy.backoffLimitCount` times, or an admission check rejected it), so it
+ * is not admitted again and its Job stays suspended until someone reactivates it. `why`: its `Evicted` condition's message
+ * (reason `InactiveWorkload` before Kueue 0.9, `Deactivated...` since: `The workload is deactivated due to exceeding the
+ * maximum number of re-queuing retries`); `since`: that condition's time (epoch ms). `undefined` for a Workload that is active.
+ */
+export const deactivationOf = (workload: KueueWorkload): { readonly workload: string; readonly why: string; readonly since: number | undefined } | undefined => {
+  if (workload.spec?.active !== false) return undefined
+  const evicted = workload.status?.conditions?.find((c) => c.type === "Evicted" && c.status === "True" && /^(InactiveWorkload|Deactivated)/.test(c.reason ?? ""))
+  const at = evicted?.lastTransitionTime
+  return {
+    workload: workload.metadata?.name ?? "(unnamed)",
+    why: shortened(evicted?.message) || "spec.active: false",
+    since: at === undefined ? undefined : new Date(at).getTime()
+  }
 }
 
 /** Whether a Job failed because it was being deleted: failed (its first failure condition) at or after its deletion began. */
@@ -650,14 +690,19 @@ export const disruptionOf = (pod: V1Pod | undefined): string | undefined => {
  * Whether a pod was deleted while its container ran, by someone other than its Job's controller and without
  * a `DisruptionTarget` (`kubectl delete pod`, a script, another controller): its container ended after
  * the deletion began. The API server sets `deletionTimestamp` to when the grace period ends, so the
- * deletion began `deletionGracePeriodSeconds` before it.
+ * deletion began `deletionGracePeriodSeconds` before it. Both times are in whole seconds (`metav1.Time`): a
+ * container that ended in the second the deletion began ended by it when its exit is the deletion's signal
+ * (SIGTERM's 143, or 137 from the SIGKILL of a grace period of 0), else on its own before it (a crash someone
+ * deleted the pod of at once).
  */
 export const deletedWhileRunning = (pod: V1Pod | undefined): boolean => {
   const deletion = pod?.metadata?.deletionTimestamp
   const t = terminated(pod)
   if (deletion == null || t === undefined) return false
-  const began = new Date(deletion).getTime() - (pod?.metadata?.deletionGracePeriodSeconds ?? 0) * 1000
-  return t.finishedAt == null || new Date(t.finishedAt).getTime() >= began
+  if (t.finishedAt == null) return true
+  const began = Math.floor(new Date(deletion).getTime() / 1000) - (pod?.metadata?.deletionGracePeriodSeconds ?? 0)
+  const finished = Math.floor(new Date(t.finishedAt).getTime() / 1000)
+  return finished > began || (finished === began && (t.exitCode === 143 || t.exitCode === 137 || (t.signal ?? 0) > 0))
 }
 
 /** What ended a pod's container: exit code, signal and reason (`OOMKilled`, `Error`, `Completed`...). */

@@ -38,7 +38,10 @@
 //   quota and service account included, and not stored).
 // - PriorityClasses (`priorityClasses`: a pod naming another is refused, as the Priority admission plugin does), and
 //   a batch queue's hold (`suspendJobs`: Jobs are made suspended, as Kueue's webhook makes those naming its queue, and
-//   get a pod once `admit` lets them go; `suspend` stops a running one as Kueue's preemption does, its `Stopped` Event);
+//   get a pod once `admit` lets them go; `suspend` stops a running one as Kueue's preemption does, its `Stopped` Event):
+//   with it, Kueue's Workloads (`kueue.x-k8s.io/v1beta1`, one a Job, labelled `kueue.x-k8s.io/job-uid`; 404 without it, as
+//   where Kueue is not installed) and their deactivation (`deactivate`: `spec.active` false, `Evicted`, the Job stopped);
+//   a Job's `spec.suspend` patched by a person (`kubectl patch job`), its controller deleting or making its pod;
 // - volumes: PersistentVolumeClaims (`claims`, in every namespace; `GET .../persistentvolumeclaims/<name>`); a pod
 //   that names one that is not there is Unschedulable (`persistentvolumeclaim "x" not found`), as the real scheduler
 //   says; an NFS server of `unmountable` leaves a pod `ContainerCreating` with the kubelet's `FailedMount` Event; a claim's mounts are one directory for every pod (`claimDir`), at the mount's `subPath`, which the kubelet
@@ -66,12 +69,12 @@ type Obj = {
     deletionGracePeriodSeconds?: number
     labels?: Record<string, string>
     annotations?: Record<string, string>
-    ownerReferences?: Array<{ uid: string; kind: string; name: string; controller?: boolean }>
+    ownerReferences?: Array<{ apiVersion?: string; uid: string; kind: string; name: string; controller?: boolean }>
     finalizers?: Array<string>
   }
   [k: string]: any
 }
-type Kind = "jobs" | "pods" | "configmaps" | "secrets" | "events"
+type Kind = "jobs" | "pods" | "configmaps" | "secrets" | "events" | "workloads"
 
 /** A node of the fake cluster. */
 export interface FakeNode {
@@ -106,7 +109,8 @@ export interface FakeKubeOptions {
   readonly priorityClasses?: ReadonlyArray<string>
   /**
    * Jobs are made suspended (`spec.suspend: true`), as a batch queue's webhook (Kueue's) makes those that name
-   * its queue, and get no pod until `admit` lets them go, as the queue does when its quota has room.
+   * its queue, and get no pod until `admit` lets them go, as the queue does when its quota has room. Kueue is then
+   * installed: each Job gets a Workload (`kueue.x-k8s.io/v1beta1`, labelled with the Job's uid), which `deactivate` sets inactive.
    */
   readonly suspendJobs?: boolean
   /** NFS servers that do not answer: a pod mounting one waits `ContainerCreating`, the kubelet recording `FailedMount` on it. */
@@ -197,6 +201,14 @@ export interface FakeKubeApi {
    * from `kueue-job-controller` with `message`. The Job's controller then deletes its active pods, not counted failed.
    */
   readonly suspend: (namespace: string, job: string, message?: string) => boolean
+  /**
+   * Kueue deactivates the Job's Workload (with `suspendJobs`): its `spec.active` false, as a user's `kubectl patch workload`
+   * or Kueue itself does once the workload was requeued `backoffLimitCount` times (`waitForPodsReady`); `Evicted` with
+   * `reason` (default `DeactivatedDueToRequeuingLimitExceeded`; `InactiveWorkload` before Kueue 0.9) and `message`, and
+   * the Job stopped as `suspend` does (when it is not suspended already). It is not admitted again until reactivated
+   * (`spec.active` patched true).
+   */
+  readonly deactivate: (namespace: string, job: string, options?: { readonly reason?: string; readonly message?: string }) => boolean
   readonly close: () => Promise<void>
 }
 
@@ -211,7 +223,16 @@ const nowNanos = () => epochNanos + process.hrtime.bigint()
 const stampOf = (at: bigint) => `${new Date(Number(at / 1_000_000n)).toISOString().slice(0, 19)}.${String(at % 1_000_000_000n).padStart(9, "0")}Z`
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x))
 const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
-const KIND_NAME: Record<Kind, [string, string]> = { jobs: ["batch/v1", "Job"], pods: ["v1", "Pod"], configmaps: ["v1", "ConfigMap"], secrets: ["v1", "Secret"], events: ["v1", "Event"] }
+const KIND_NAME: Record<Kind, [string, string]> = {
+  jobs: ["batch/v1", "Job"],
+  pods: ["v1", "Pod"],
+  configmaps: ["v1", "ConfigMap"],
+  secrets: ["v1", "Secret"],
+  events: ["v1", "Event"],
+  workloads: ["kueue.x-k8s.io/v1beta1", "Workload"]
+}
+/** The label Kueue puts on a Job's Workload: the Job's uid (`JobUIDLabel`). */
+const JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 
 const status = (code: number, reason: string, message: string) => ({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code })
 
@@ -355,7 +376,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const all = (kind: Kind, ns?: string) =>
     [...store.entries()].filter(([k]) => k.startsWith(`${kind}/${ns !== undefined ? `${ns}/` : ""}`)).map(([, v]) => v)
   const dependents = (uid: string) =>
-    (["pods", "configmaps", "secrets", "jobs", "events"] as Array<Kind>).flatMap((kind) =>
+    (["pods", "configmaps", "secrets", "jobs", "events", "workloads"] as Array<Kind>).flatMap((kind) =>
       all(kind).filter((o) => (o.metadata.ownerReferences ?? []).some((r) => r.uid === uid)).map((o) => ({ kind, o }))
     )
 
@@ -622,6 +643,57 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       source: { component }
     }, "ADDED")
   }
+  // ---- Kueue (with `suspendJobs`) ------------------------------------------------------------------------
+  /** Kueue's Workload of a Job (`GetWorkloadNameForOwnerWithGVK`: `job-<name>-<hash>`), labelled with the Job's uid, owned by it. */
+  const makeWorkload = (job: Obj) =>
+    put("workloads", {
+      apiVersion: "kueue.x-k8s.io/v1beta1",
+      kind: "Workload",
+      metadata: {
+        name: `job-${job.metadata.name}-${job.metadata.uid!.slice(0, 5)}`,
+        namespace: job.metadata.namespace!,
+        uid: randomUUID(),
+        creationTimestamp: now(),
+        labels: { [JOB_UID_LABEL]: job.metadata.uid! },
+        ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: job.metadata.name, uid: job.metadata.uid!, controller: true }]
+      },
+      spec: { active: true, queueName: job.metadata.labels?.["kueue.x-k8s.io/queue-name"] ?? "", podSets: [{ name: "main", count: 1, template: job.spec.template }] },
+      status: { conditions: [{ type: "QuotaReserved", status: "False", reason: "Pending", message: "the stand-in's queue has no room until `admit`", lastTransitionTime: now() }] }
+    }, "ADDED")
+  const workloadOf = (job: Obj) => all("workloads", job.metadata.namespace).find((w) => w.metadata.labels?.[JOB_UID_LABEL] === job.metadata.uid)
+  /**
+   * Kueue evicts a Job's workload (`Evicted` with `reason`, its quota released) and stops the Job as its jobframework
+   * reconciler does (`stopJob`): `spec.suspend` true, `status.startTime` cleared, a Normal `Stopped` Event with the eviction's
+   * message. A Job already suspended is left as it is, with no Event (`stopJob` returns when `IsSuspended`).
+   */
+  const evict = (namespace: string, name: string, reason: string, message: string) => {
+    const job = store.get(key("jobs", namespace, name))
+    if (job === undefined || condition(job, "Complete") !== undefined || condition(job, "Failed") !== undefined) return false
+    const wl = workloadOf(job)
+    if (wl !== undefined) {
+      wl.status.conditions = [
+        ...wl.status.conditions.filter((c: any) => c.type !== "Evicted" && c.type !== "Admitted" && c.type !== "QuotaReserved"),
+        { type: "Evicted", status: "True", reason, message, lastTransitionTime: now() },
+        { type: "QuotaReserved", status: "False", reason: "Pending", message, lastTransitionTime: now() }
+      ]
+      put("workloads", wl, "MODIFIED")
+    }
+    if (job.spec.suspend === true) return wl !== undefined
+    job.spec.suspend = true
+    delete job.status.startTime
+    put("jobs", job, "MODIFIED")
+    recordEvent(job, "Normal", "Stopped", message, "kueue-job-controller")
+    return true
+  }
+  /** A suspended Job let go (`spec.suspend` now false): its controller resets `startTime`, says `JobResumed`, and makes its pod. */
+  const resumeJob = (job: Obj) => {
+    job.status.startTime = now()
+    job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
+    armDeadline(job)
+    put("jobs", job, "MODIFIED")
+    recordEvent(job, "Normal", "Resumed", "Job resumed")
+  }
+
   /** Why the API server's admission refuses a pod (its service account, the pod quota), in its words; none when it admits it. */
   const podRefusal = (ns: string, name: string, spec: any): string | undefined => {
     const account = spec?.serviceAccountName ?? "default"
@@ -875,10 +947,13 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       }
       return send(res, 201, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", code: 201 })
     }
-    const m = /^\/(?:api\/v1|apis\/batch\/v1)\/namespaces\/([^/]+)\/(jobs|pods|configmaps|secrets|events)(?:\/([^/]+))?(\/log)?$/.exec(url.pathname)
-    if (m === null) return send(res, 404, status(404, "NotFound", `the server could not find the requested resource ${url.pathname}`))
+    const m = /^\/(?:api\/v1|apis\/batch\/v1|apis\/kueue\.x-k8s\.io\/v1beta1)\/namespaces\/([^/]+)\/(jobs|pods|configmaps|secrets|events|workloads)(?:\/([^/]+))?(\/log)?$/.exec(url.pathname)
+    // (Kueue's resources are served only where it is installed, as its CRD's are)
+    if (m === null || (m[2] === "workloads" && options.suspendJobs !== true)) {
+      return send(res, 404, status(404, "NotFound", `the server could not find the requested resource ${url.pathname}`))
+    }
     const [, ns, kind, name, log] = m as unknown as [string, string, Kind, string | undefined, string | undefined]
-    if ((kind === "jobs") !== url.pathname.startsWith("/apis/batch/v1/")) return send(res, 404, status(404, "NotFound", "wrong API group"))
+    if (!url.pathname.startsWith(`/${KIND_NAME[kind][0] === "v1" ? "api/v1" : `apis/${KIND_NAME[kind][0]}`}/`)) return send(res, 404, status(404, "NotFound", "wrong API group"))
     const [apiVersion, kindName] = KIND_NAME[kind]
     const existing = name !== undefined ? store.get(key(kind, ns, name)) : undefined
     const notFound = () => send(res, 404, status(404, "NotFound", `${kind.replace(/s$/, "")}s "${name}" not found`))
@@ -891,7 +966,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       : req.method === "DELETE"
       ? "delete"
       : req.method!.toLowerCase()
-    if (refuse(verb, `${kind}${log !== undefined ? "/log" : ""}`, kind === "jobs" ? "batch" : "", ns, req.method === "POST" ? undefined : name)) return
+    if (refuse(verb, `${kind}${log !== undefined ? "/log" : ""}`, kind === "jobs" ? "batch" : kind === "workloads" ? "kueue.x-k8s.io" : "", ns, req.method === "POST" ? undefined : name)) return
 
     if (log !== undefined) {
       if (kind !== "pods" || existing === undefined || logsGone) return notFound()
@@ -976,10 +1051,12 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         obj.data = { ...obj.data, ...Object.fromEntries(Object.entries(obj.stringData as Record<string, string>).map(([k, v]) => [k, Buffer.from(v).toString("base64")])) }
         delete obj.stringData
       }
-      if (kind === "jobs" && options.suspendJobs === true) obj.spec.suspend = true
+      // (defaulted as the API server does: a JSON patch may replace it)
+      if (kind === "jobs") obj.spec.suspend = options.suspendJobs === true || obj.spec.suspend === true
       if (kind === "jobs") obj.status = { ...(obj.spec.suspend === true ? {} : { startTime: now() }), active: 0 }
       if (kind === "jobs" && obj.spec.suspend !== true) armDeadline(obj)
       put(kind, obj, "ADDED")
+      if (kind === "jobs" && options.suspendJobs === true) makeWorkload(obj)
       if (lost("POST", kind, req)) return
       return send(res, 201, obj)
     }
@@ -1001,7 +1078,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     }
     if (req.method === "DELETE") return notFound()
     if (req.method === "PATCH" && existing !== undefined) {
-      // a JSON patch (RFC 6902: add, replace, remove), as the client sends by default
+      // a JSON patch (RFC 6902: add, replace, remove, test), as the client sends by default
       if (req.headers["content-type"] !== "application/json-patch+json") {
         return send(res, 415, status(415, "UnsupportedMediaType", `the stand-in takes application/json-patch+json, not ${req.headers["content-type"]}`))
       }
@@ -1014,14 +1091,24 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
         if (parent === undefined || typeof parent !== "object" || (op.op !== "add" && !(last in parent))) {
           return send(res, 422, status(422, "Invalid", `the server rejected our request due to an error in our request: ${op.op} ${op.path}: no such path`))
         }
-        if (op.op === "remove") delete parent[last]
+        if (op.op === "test") {
+          // as the API server answers a patch whose test fails: 422, nothing changed
+          if (JSON.stringify(parent[last]) !== JSON.stringify(op.value)) {
+            return send(res, 422, status(422, "Invalid", `the server rejected our request due to an error in our request: testing value ${op.path} failed`))
+          }
+        } else if (op.op === "remove") delete parent[last]
         else if (op.op === "add" || op.op === "replace") parent[last] = op.value
         else return send(res, 422, status(422, "Invalid", `the stand-in does not carry out ${op.op}`))
       }
-      // the object itself changes (its controllers hold it): only its metadata's labels and annotations
+      // the object itself changes (its controllers hold it): its metadata's labels and annotations, a Job's
+      // `spec.suspend` (a person's `kubectl patch job`), a Workload's `spec.active` (Kueue's deactivation, a reactivation)
       existing.metadata.labels = patched.metadata.labels ?? {}
       existing.metadata.annotations = patched.metadata.annotations ?? {}
+      const resumed = kind === "jobs" && existing.spec.suspend === true && patched.spec?.suspend !== true
+      if (kind === "jobs") existing.spec.suspend = patched.spec?.suspend === true
+      if (kind === "workloads") existing.spec.active = patched.spec?.active
       put(kind, existing, "MODIFIED")
+      if (resumed) resumeJob(existing)
       return send(res, 200, existing)
     }
     return send(res, 405, status(405, "MethodNotAllowed", `${req.method} is not supported by the fake`))
@@ -1103,21 +1190,31 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     admit: (namespace, name) => {
       const job = store.get(key("jobs", namespace, name))
       if (job === undefined || job.spec.suspend !== true) return false
+      const wl = workloadOf(job)
+      if (wl !== undefined && wl.spec.active === false) return false
+      if (wl !== undefined) {
+        wl.status.conditions = [
+          ...wl.status.conditions.filter((c: any) => c.type !== "QuotaReserved" && c.type !== "Admitted" && c.type !== "Evicted"),
+          { type: "QuotaReserved", status: "True", reason: "QuotaReserved", message: "Quota reserved in ClusterQueue cluster-queue", lastTransitionTime: now() },
+          { type: "Admitted", status: "True", reason: "Admitted", message: "The workload is admitted", lastTransitionTime: now() }
+        ]
+        put("workloads", wl, "MODIFIED")
+      }
       job.spec.suspend = false
-      job.status.startTime = now()
-      job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
-      armDeadline(job)
       put("jobs", job, "MODIFIED")
-      recordEvent(job, "Normal", "Resumed", "Job resumed")
+      resumeJob(job)
       return true
     },
-    suspend: (namespace, name, message = "Preempted to accommodate a workload (UID: 0c0ffee0-the-stand-in) due to prioritization in the ClusterQueue") => {
+    suspend: (namespace, name, message = "Preempted to accommodate a workload (UID: 0c0ffee0-the-stand-in) due to prioritization in the ClusterQueue") =>
+      evict(namespace, name, "Preempted", message),
+    deactivate: (namespace, name, o = {}) => {
       const job = store.get(key("jobs", namespace, name))
-      if (job === undefined || job.spec.suspend === true || condition(job, "Complete") !== undefined || condition(job, "Failed") !== undefined) return false
-      job.spec.suspend = true
-      delete job.status.startTime
-      put("jobs", job, "MODIFIED")
-      recordEvent(job, "Normal", "Stopped", message, "kueue-job-controller")
+      const wl = job !== undefined ? workloadOf(job) : undefined
+      if (job === undefined || wl === undefined || wl.spec.active === false) return false
+      // the user's `spec.active: false`, or Kueue's own once the requeuing limit is reached (`backoffLimitCount`)
+      wl.spec.active = false
+      put("workloads", wl, "MODIFIED")
+      evict(namespace, name, o.reason ?? "DeactivatedDueToRequeuingLimitExceeded", o.message ?? "The workload is deactivated due to exceeding the maximum number of re-queuing retries")
       return true
     },
     nodeUnreachable: (namespace, name) => {
