@@ -1,7 +1,11 @@
 import { defineConfig } from "vitest/config"
 
-/** Files whose tests use engines that other files stop (dockerd, slurmd, sge_execd): run after them, alone. */
-const afterTheEngineFiles = ["test/code-agent-backends.test.ts", "packages/cli/test/Check.test.ts", "test/chaos-backends.test.ts"]
+/**
+ * Files whose tests use engines that other files stop (dockerd, slurmd, sge_execd): run after them, in a group of
+ * their own. The crash campaign on the remote backends is one file per backend (test/chaos-backends/), so that the
+ * group runs three at a time rather than the five campaigns one after the other in one file.
+ */
+const afterTheEngineFiles = ["test/code-agent-backends.test.ts", "packages/cli/test/Check.test.ts", "test/chaos-backends/*.test.ts"]
 
 export default defineConfig({
   resolve: { conditions: ["@trex/source"] },
