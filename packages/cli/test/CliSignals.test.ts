@@ -99,13 +99,25 @@ describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
     return { child, output, exited }
   }
   const executions = (log: string) => fs.readFileSync(log, "utf8").trim().split("\n")
+  /** Waits until the controller says on stderr that it took the first stop (it starts no new trial from then on). */
+  const stopTaken = async (output: { readonly stderr: string }, signal: string) => {
+    const deadline = Date.now() + 60_000
+    while (!output.stderr.includes(`${signal}: stopping`)) {
+      if (Date.now() > deadline) throw new Error(`the controller did not take the stop: ${output.stderr}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
 
   it("Ctrl-C once: no new trial starts, the running ones finish and are kept; `trex resume` runs no trial twice", async () => {
     const out = tmp()
     const log = path.join(out, "executions.log")
-    const { child, exited, output } = await runUntilTwoRunning(out, log)
+    // the trials run until the test lets them end (TREX_TOY_HOLD): after the stop
+    const hold = path.join(out, "hold")
+    const { child, exited, output } = await runUntilTwoRunning(out, log, { env: { TREX_TOY_HOLD: hold, TREX_TOY_MS: "300" } })
     const running = executions(log)
     child.kill("SIGINT")
+    await stopTaken(output, "Ctrl-C")
+    fs.writeFileSync(hold, "")
     assert.strictEqual(await exited, 130, output.stderr)
     assert.match(output.stderr, /Ctrl-C: stopping\. No new trials start; the running ones finish and are kept \(those still waiting in the backend's queue are withdrawn: they run on resume\)\. Press Ctrl-C again to cancel them now/)
     assert.match(output.stdout, /stopped; continue with: trex resume /)
@@ -127,13 +139,16 @@ describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
   it("`trex stop` from another shell stops a run as a first SIGTERM does (running trials finish); with --now --wait as a second (cancelled), then shows it; a run nobody runs, or a folder that is no run, is said so", async () => {
     const out = tmp()
     const log = path.join(out, "executions.log")
-    // trials long enough that none ends between the look at what runs and the stop
-    const { exited, output } = await runUntilTwoRunning(out, log, { env: { TREX_TOY_MS: "10000" } })
+    // trials that run until the test lets them end (TREX_TOY_HOLD): none ends between the look at what runs and the stop
+    const hold = path.join(out, "hold")
+    const { exited, output } = await runUntilTwoRunning(out, log, { env: { TREX_TOY_HOLD: hold, TREX_TOY_MS: "300" } })
     const runDir = output.stdout.match(/run directory: (.*)/)![1]!
     const running = executions(log)
     const stop = trex(["stop", runDir])
     assert.strictEqual(stop.status, 0, stop.stderr)
     assert.match(stop.stdout, /^asked the run's controller \(process \d+\) to stop: it starts no new trial, and lets the running ones finish/)
+    await stopTaken(output, "SIGTERM")
+    fs.writeFileSync(hold, "")
     assert.strictEqual(await exited, 143, output.stderr)
     assert.match(output.stderr, /SIGTERM: stopping\. No new trials start/)
     // the running trials finished with their results, and nothing else started
