@@ -464,7 +464,7 @@ const remoteFigures = (kind: Remote, runs: number, t: Tally): Record<string, num
 
 /**
  * Run the campaign on `backends` (default: the local and simulator backends in the quick mode,
- * which `npm test` runs with each remote backend in test/chaos-backends.test.ts; every backend in
+ * which `npm test` runs with each remote backend in test/chaos-backends/; every backend in
  * the full one).
  */
 export const run = (options: CampaignOptions & { readonly backends?: ReadonlyArray<Kind> }) =>

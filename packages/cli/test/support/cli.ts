@@ -1,10 +1,29 @@
 /** The real `trex` CLI from its sources, for the tests of the cli package. */
 import { spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
+import { Effect } from "effect"
+import * as RunDir from "../../src/RunDir.ts"
 
 /** The repository's root (the CLI's working directory). */
 export const root = path.resolve(import.meta.dirname, "../../../..")
 export const bin = path.join(root, "packages/cli/src/bin.ts")
+/** The toy task and its job (packages/cli/test/fixtures). */
+export const fixtures = path.join(import.meta.dirname, "../fixtures")
+
+/** A fresh temporary directory. */
+export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-cli-"))
+
+/** Writes `text` to `dir/name`; returns its path. */
+export const writeTask = (dir: string, name: string, text: string) => {
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, text)
+  return file
+}
+
+/** A run directory's journal entries. */
+export const readJournal = (runDir: string) => Effect.runPromise(RunDir.readEntries(runDir))
 
 /** Runs the CLI to its end; an `env` entry of `undefined` removes that variable. */
 export const trex = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}, cwd = root) =>

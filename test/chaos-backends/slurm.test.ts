@@ -1,0 +1,4 @@
+// The crash-and-resume campaign (quick) on slurm: test/chaos/remoteCrash.ts.
+import { crashAndResumeOn } from "../chaos/remoteCrash.ts"
+
+crashAndResumeOn("slurm")
