@@ -390,7 +390,7 @@ export const make = (options: Options): Model.ModelShape => {
         stopReason: m.stop_reason ?? "end_turn",
         usage: toUsage(m.usage)
       }))),
-    stream: (request) =>
+    stream: (request, stopped) =>
       Stream.unwrap(Effect.gen(function*() {
         const controller = yield* Effect.acquireRelease(
           Effect.sync(() => new AbortController()),
@@ -407,6 +407,9 @@ export const make = (options: Options): Model.ModelShape => {
         }
         const { step, billed } = accumulator(model)
         let done = false
+        let failed = false
+        // stopped by its consumer after message_start, before it ended or failed: billed all the same
+        yield* Effect.addFinalizer(() => Http.chargeStopped(() => done || failed, billed, stopped))
         return Stream.fromAsyncIterable(events, fail).pipe(
           Stream.timeoutOrElse({ duration: timeoutMs, orElse: () => Stream.fail(stalled("no event")()) }),
           Stream.flatMap((e) => {
@@ -428,6 +431,7 @@ export const make = (options: Options): Model.ModelShape => {
           )),
           // cut, stalled or failed after message_start: its input tokens (and the output its message_delta said) were billed
           Stream.mapError((e) => {
+            failed = true
             const usage = billed()
             return usage === undefined ? e : new Model.ModelError({ ...e, message: e.message, usage })
           })
