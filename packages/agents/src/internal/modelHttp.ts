@@ -196,9 +196,9 @@ export const withUsage = (e: Model.ModelError, usage: Model.BilledUsage | undefi
   usage === undefined || e.usage !== undefined ? e : new Model.ModelError({ ...e, message: e.message, usage })
 
 /**
- * A stream's finalizer that records, through `stopped` ({@link Model.RawModel}'s), what the stream
- * was billed for when its consumer stopped it (an interrupt, or no more pulls) before it ended or
- * failed (`settled`: an ended stream's usage and a failed one's are recorded by `Model.make`);
+ * A call's finalizer that records, through `stopped` ({@link Model.RawModel}'s), what the call was
+ * billed for when its caller stopped it (an interrupt, or a stream no longer pulled) before it ended
+ * or failed (`settled`: an ended call's usage and a failed one's are recorded by `Model.make`);
  * nothing when `billed` says the server had not begun to answer.
  */
 export const chargeStopped = (

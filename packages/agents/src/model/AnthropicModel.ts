@@ -367,10 +367,10 @@ export const make = (options: Options): Model.ModelShape => {
       }),
       Effect.flatMap((probed) => (probed.unchecked !== undefined ? Effect.succeed(probed) : mayCall(probed)))
     ),
-    generate: (request) =>
+    generate: (request, stopped) =>
       Effect.suspend(() => {
         const params = toParams(model, request)
-        // the 200's headers came once the answer was made, and billed: a cut or a stall after them is charged an estimate
+        // the 200's headers came once the answer was made, and billed: a cut, a stall or an interrupt after them is charged an estimate
         let progress: Http.BodyProgress | undefined
         const billed = () => (progress !== undefined ? Http.cutAnswerUsage(JSON.stringify(params), progress) : undefined)
         return Effect.tryPromise({
@@ -383,7 +383,11 @@ export const make = (options: Options): Model.ModelShape => {
             return parseMessage(endpoint, response, body)
           },
           catch: fail
-        }).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(Http.withUsage(stalled("no answer")(), billed())) }))
+        }).pipe(
+          Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(Http.withUsage(stalled("no answer")(), billed())) }),
+          // outside the timeout, whose own interrupt of the call is a failure, charged as one
+          Effect.onInterrupt(() => Http.chargeStopped(() => false, billed, stopped))
+        )
       }).pipe(Effect.map((m): Model.Response => ({
         model: m.model ?? model,
         content: m.content.map(fromBlock),

@@ -5,7 +5,7 @@
  * OpenAI-compatible server: vLLM, Ollama, llama.cpp). {@link make} adds what every adapter
  * needs: retries with a jittered, capped exponential `Schedule` that honours `retry-after` (up to
  * `maxRetryAfter`), and token usage reported to core's `CostMeter`, a failed attempt's and a
- * stopped stream's as well.
+ * stopped call's as well.
  *
  * @since 0.1.0
  */
@@ -231,13 +231,13 @@ export interface RawModel {
   readonly provider: string
   readonly model: string
   readonly prices: Pricing.Prices
-  readonly generate: (request: Request) => Effect.Effect<Response, ModelError>
   /**
-   * `stopped` records what a stream its consumer stopped (interrupted, or no longer pulled) before
-   * it ended or failed was billed for: the adapter calls it from the stream's finalizer, with what the
-   * server had said or, marked `estimated`, counted from what had come (nothing before the server
-   * could have read the prompt).
+   * `stopped` records what a call its caller stopped (an interrupt) before it ended or failed was
+   * billed for: the adapter calls it on interruption, with what the server had said or, marked
+   * `estimated`, counted from what had come (nothing before the server could have read the prompt).
    */
+  readonly generate: (request: Request, stopped: (usage: BilledUsage) => Effect.Effect<void>) => Effect.Effect<Response, ModelError>
+  /** `stopped` as `generate`'s, called from the stream's finalizer: a stream is stopped too when no longer pulled. */
   readonly stream: (request: Request, stopped: (usage: BilledUsage) => Effect.Effect<void>) => Stream.Stream<StreamEvent, ModelError>
   readonly probe?: Effect.Effect<Probed, ModelError>
 }
@@ -245,8 +245,8 @@ export interface RawModel {
 /**
  * Build a model from single-attempt calls: adds retries of retryable errors and reports each
  * response's usage (tokens and dollars) to the `CostMeter` in context at call time, as
- * `<provider>:<reason>`, a failed attempt's as `(failed attempt)`, a stream its consumer stopped
- * as `(stopped)`, and `tokens estimated` added where the server did not count them.
+ * `<provider>:<reason>`, a failed attempt's as `(failed attempt)`, a call its caller stopped
+ * (interrupted, or a stream no longer pulled) as `(stopped)`, and `tokens estimated` added where the server did not count them.
  * A stream is retried only while it has emitted nothing, so no delta is ever seen twice.
  * @since 0.1.0 @category constructors
  */
@@ -263,6 +263,12 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
       const m = yield* CostMeter.CostMeter
       yield* m.record(Pricing.toCost(raw.prices, usage), label(request, usage, what))
     })
+  // the caller's meter, taken when the call starts, for a call it stops (a stream's is charged from a finalizer)
+  const stopper = (request: Request) =>
+    Effect.gen(function*() {
+      const m = yield* CostMeter.CostMeter
+      return (usage: BilledUsage) => m.record(Pricing.toCost(raw.prices, usage), label(request, usage, "stopped"))
+    })
   // an attempt that failed after the server began to answer was billed for what it had read: counted, retried or not
   const meterFailed = (request: Request) => (e: ModelError) => e.usage !== undefined ? meter(request, e.usage, "failed attempt") : Effect.void
   // a wait the server asks for that is longer than the caller allows: said now, rather than slept through
@@ -272,7 +278,7 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
     provider: raw.provider,
     model: raw.model,
     generate: (request) =>
-      raw.generate(request).pipe(
+      Effect.flatMap(stopper(request), (stopped) => raw.generate(request, stopped)).pipe(
         Effect.mapError(bounded),
         Effect.tapError(meterFailed(request)),
         Effect.retry(schedule),
@@ -281,9 +287,7 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
       ),
     stream: (request) =>
       Stream.unwrap(Effect.gen(function*() {
-        // the caller's meter, taken now: a stream it stops is charged from a finalizer
-        const m = yield* CostMeter.CostMeter
-        const stopped = (usage: BilledUsage) => m.record(Pricing.toCost(raw.prices, usage), label(request, usage, "stopped"))
+        const stopped = yield* stopper(request)
         let emitted = false
         return raw.stream(request, stopped).pipe(
           Stream.tap(() => Effect.sync(() => (emitted = true))),
@@ -297,7 +301,7 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
     // one attempt: whoever asks wants to know now, and a retry would only hide what it met
     ...(raw.probe !== undefined ? { probe: raw.probe.pipe(Effect.withSpan("Model.probe", { attributes: { provider: raw.provider, model: raw.model } })) } : {}),
     // one attempt too, and a call like any other: metered, a failed one's usage as well
-    probeTurn: raw.generate(PROBE_TURN).pipe(
+    probeTurn: Effect.flatMap(stopper(PROBE_TURN), (stopped) => raw.generate(PROBE_TURN, stopped)).pipe(
       Effect.mapError(bounded),
       Effect.tapError(meterFailed(PROBE_TURN)),
       Effect.tap((response) => meter(PROBE_TURN, response.usage)),

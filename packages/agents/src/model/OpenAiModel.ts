@@ -237,23 +237,27 @@ export const make = (options: Options): Model.ModelShape => {
         retryable: false
       }))
     })),
-    generate: (request) =>
-      Effect.tryPromise({
-        try: async (signal) => {
-          const body = JSON.stringify(toBody(options.model, request, false))
-          const response = await post(body, signal)
-          const progress = Http.noBody()
-          // cut or stalled while the body is read: the answer was made (and billed) whole, its usage not received
-          const text = await Http.readText(response, progress).catch((cause) => Promise.reject(Http.withUsage(fail(cause), Http.cutAnswerUsage(body, progress))))
-          const json = parseCompletion(response, text)
-          return {
-            model: json.model,
-            content: toContent(json.choice.message),
-            stopReason: stopReason(json.choice.finish),
-            usage: toUsage(json.usage)
-          } satisfies Model.Response
-        },
-        catch: fail
+    generate: (request, stopped) =>
+      Effect.suspend(() => {
+        const body = JSON.stringify(toBody(options.model, request, false))
+        // the 200's headers came once the answer was made, and billed: a cut, a stall or an interrupt after them is charged an estimate
+        let progress: Http.BodyProgress | undefined
+        const billed = () => (progress !== undefined ? Http.cutAnswerUsage(body, progress) : undefined)
+        return Effect.tryPromise({
+          try: async (signal) => {
+            const response = await post(body, signal)
+            progress = Http.noBody()
+            const text = await Http.readText(response, progress).catch((cause) => Promise.reject(Http.withUsage(fail(cause), billed())))
+            const json = parseCompletion(response, text)
+            return {
+              model: json.model,
+              content: toContent(json.choice.message),
+              stopReason: stopReason(json.choice.finish),
+              usage: toUsage(json.usage)
+            } satisfies Model.Response
+          },
+          catch: fail
+        }).pipe(Effect.onInterrupt(() => Http.chargeStopped(() => false, billed, stopped)))
       }),
     stream: (request, stopped) =>
       Stream.unwrap(Effect.gen(function*() {

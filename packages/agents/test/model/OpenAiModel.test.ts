@@ -5,7 +5,7 @@ import * as Model from "../../src/model/Model.ts"
 import * as OpenAiModel from "../../src/model/OpenAiModel.ts"
 import * as StructuredOutput from "../../src/model/StructuredOutput.ts"
 import * as Fake from "../support/FakeOpenAiServer.ts"
-import { closedPort } from "../support/RawReply.ts"
+import { closedPort, headersReceived } from "../support/RawReply.ts"
 
 const realSleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
 const until = (cond: () => boolean) =>
@@ -354,6 +354,21 @@ describe("OpenAiModel", () => {
         ["openai-compatible:test (failed attempt, tokens estimated)", input, output, (input + 2 * output) / 1e6],
         ["openai-compatible:test (failed attempt, tokens estimated)", input, output, (input + 2 * output) / 1e6]
       ])
+    }))
+
+  it.live("a generate its caller stops after the 200's headers is charged the whole answer, estimated, as a cut one", () =>
+    Effect.gen(function*() {
+      const headers = yield* headersReceived
+      const server = yield* Fake.make([Fake.raw("application/json", completion, { holdAfter: 30 })])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, retry: once })
+      const { meter, records } = recordingMeter()
+      const fiber = yield* Effect.forkChild(model.generate({ ...ask, reason: "test" }).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      yield* until(() => headers() === 1)
+      yield* Fiber.interrupt(fiber)
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      const output = Math.ceil(Buffer.byteLength(completion) / 4)
+      assert.deepStrictEqual(shown(records), [["openai-compatible:test (stopped, tokens estimated)", input, output, (input + 2 * output) / 1e6]])
+      yield* until(() => server.aborted() === 1)
     }))
 
   it.live("probeTurn: a key that lists the models and is refused chat completions passes the free probe and fails a 1-token turn, once; one taken is metered", () =>
