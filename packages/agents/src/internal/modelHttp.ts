@@ -4,6 +4,7 @@
  * the API's answer. Messages name the URL in use and the variable that sets it, so a user knows
  * what to fix.
  */
+import { Effect } from "effect"
 import * as Model from "../model/Model.ts"
 
 /** Where an adapter sends its requests, and the environment variables that choose it. */
@@ -193,3 +194,19 @@ export const cutAnswerUsage = (requestBody: string, progress: BodyProgress): Mod
 /** The error, with what its attempt was billed for. */
 export const withUsage = (e: Model.ModelError, usage: Model.BilledUsage | undefined): Model.ModelError =>
   usage === undefined || e.usage !== undefined ? e : new Model.ModelError({ ...e, message: e.message, usage })
+
+/**
+ * A call's finalizer that records, through `stopped` ({@link Model.RawModel}'s), what the call was
+ * billed for when its caller stopped it (an interrupt, or a stream no longer pulled) before it ended
+ * or failed (`settled`: an ended call's usage and a failed one's are recorded by `Model.make`);
+ * nothing when `billed` says the server had not begun to answer.
+ */
+export const chargeStopped = (
+  settled: () => boolean,
+  billed: () => Model.BilledUsage | undefined,
+  stopped: (usage: Model.BilledUsage) => Effect.Effect<void>
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const usage = settled() ? undefined : billed()
+    return usage === undefined ? Effect.void : stopped(usage)
+  })

@@ -367,10 +367,10 @@ export const make = (options: Options): Model.ModelShape => {
       }),
       Effect.flatMap((probed) => (probed.unchecked !== undefined ? Effect.succeed(probed) : mayCall(probed)))
     ),
-    generate: (request) =>
+    generate: (request, stopped) =>
       Effect.suspend(() => {
         const params = toParams(model, request)
-        // the 200's headers came once the answer was made, and billed: a cut or a stall after them is charged an estimate
+        // the 200's headers came once the answer was made, and billed: a cut, a stall or an interrupt after them is charged an estimate
         let progress: Http.BodyProgress | undefined
         const billed = () => (progress !== undefined ? Http.cutAnswerUsage(JSON.stringify(params), progress) : undefined)
         return Effect.tryPromise({
@@ -383,14 +383,18 @@ export const make = (options: Options): Model.ModelShape => {
             return parseMessage(endpoint, response, body)
           },
           catch: fail
-        }).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(Http.withUsage(stalled("no answer")(), billed())) }))
+        }).pipe(
+          Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(Http.withUsage(stalled("no answer")(), billed())) }),
+          // outside the timeout, whose own interrupt of the call is a failure, charged as one
+          Effect.onInterrupt(() => Http.chargeStopped(() => false, billed, stopped))
+        )
       }).pipe(Effect.map((m): Model.Response => ({
         model: m.model ?? model,
         content: m.content.map(fromBlock),
         stopReason: m.stop_reason ?? "end_turn",
         usage: toUsage(m.usage)
       }))),
-    stream: (request) =>
+    stream: (request, stopped) =>
       Stream.unwrap(Effect.gen(function*() {
         const controller = yield* Effect.acquireRelease(
           Effect.sync(() => new AbortController()),
@@ -407,6 +411,9 @@ export const make = (options: Options): Model.ModelShape => {
         }
         const { step, billed } = accumulator(model)
         let done = false
+        let failed = false
+        // stopped by its consumer after message_start, before it ended or failed: billed all the same
+        yield* Effect.addFinalizer(() => Http.chargeStopped(() => done || failed, billed, stopped))
         return Stream.fromAsyncIterable(events, fail).pipe(
           Stream.timeoutOrElse({ duration: timeoutMs, orElse: () => Stream.fail(stalled("no event")()) }),
           Stream.flatMap((e) => {
@@ -428,6 +435,7 @@ export const make = (options: Options): Model.ModelShape => {
           )),
           // cut, stalled or failed after message_start: its input tokens (and the output its message_delta said) were billed
           Stream.mapError((e) => {
+            failed = true
             const usage = billed()
             return usage === undefined ? e : new Model.ModelError({ ...e, message: e.message, usage })
           })

@@ -4,7 +4,8 @@
  * {@link AnthropicModel} (Claude over `@anthropic-ai/sdk`) and {@link OpenAiModel} (any
  * OpenAI-compatible server: vLLM, Ollama, llama.cpp). {@link make} adds what every adapter
  * needs: retries with a jittered, capped exponential `Schedule` that honours `retry-after` (up to
- * `maxRetryAfter`), and token usage reported to core's `CostMeter`, a failed attempt's as well.
+ * `maxRetryAfter`), and token usage reported to core's `CostMeter`, a failed attempt's and a
+ * stopped call's as well.
  *
  * @since 0.1.0
  */
@@ -97,6 +98,12 @@ export interface Usage {
   readonly cacheWriteTokens: number
   /** Server-side web searches the call made (Anthropic bills each, apart from tokens); absent when none. */
   readonly webSearches?: number
+  /**
+   * The tokens are estimated from characters ({@link estimatedTokens}), not counted by the server: a
+   * whole answer whose usage did not arrive (an OpenAI-compatible stream cut after its `finish_reason`,
+   * before the usage chunk that follows it). Absent when the server counted them.
+   */
+  readonly estimated?: boolean
 }
 
 /** @since 0.1.0 @category models */
@@ -224,28 +231,46 @@ export interface RawModel {
   readonly provider: string
   readonly model: string
   readonly prices: Pricing.Prices
-  readonly generate: (request: Request) => Effect.Effect<Response, ModelError>
-  readonly stream: (request: Request) => Stream.Stream<StreamEvent, ModelError>
+  /**
+   * `stopped` records what a call its caller stopped (an interrupt) before it ended or failed was
+   * billed for: the adapter calls it on interruption, with what the server had said or, marked
+   * `estimated`, counted from what had come (nothing before the server could have read the prompt).
+   */
+  readonly generate: (request: Request, stopped: (usage: BilledUsage) => Effect.Effect<void>) => Effect.Effect<Response, ModelError>
+  /** `stopped` as `generate`'s, called from the stream's finalizer: a stream is stopped too when no longer pulled. */
+  readonly stream: (request: Request, stopped: (usage: BilledUsage) => Effect.Effect<void>) => Stream.Stream<StreamEvent, ModelError>
   readonly probe?: Effect.Effect<Probed, ModelError>
 }
 
 /**
  * Build a model from single-attempt calls: adds retries of retryable errors and reports each
- * response's usage (tokens and dollars) to the `CostMeter` in context at call time.
+ * response's usage (tokens and dollars) to the `CostMeter` in context at call time, as
+ * `<provider>:<reason>`, a failed attempt's as `(failed attempt)`, a call its caller stopped
+ * (interrupted, or a stream no longer pulled) as `(stopped)`, and `tokens estimated` added where the server did not count them.
  * A stream is retried only while it has emitted nothing, so no delta is ever seen twice.
  * @since 0.1.0 @category constructors
  */
 export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
   const schedule = retrySchedule(retry)
   const maxRetryAfter = maxRetryAfterOf(retry)
-  const meter = (request: Request, usage: Usage, what = "") =>
+  // `<provider>:<reason>`, and what the record is when not a whole answer counted by the server: `(failed attempt, tokens estimated)`
+  const label = (request: Request, usage: Usage, what?: string) => {
+    const notes = [...(what !== undefined ? [what] : []), ...(usage.estimated === true ? ["tokens estimated"] : [])]
+    return `${raw.provider}:${request.reason ?? "model call"}${notes.length > 0 ? ` (${notes.join(", ")})` : ""}`
+  }
+  const meter = (request: Request, usage: Usage, what?: string) =>
     Effect.gen(function*() {
       const m = yield* CostMeter.CostMeter
-      yield* m.record(Pricing.toCost(raw.prices, usage), `${raw.provider}:${request.reason ?? "model call"}${what}`)
+      yield* m.record(Pricing.toCost(raw.prices, usage), label(request, usage, what))
+    })
+  // the caller's meter, taken when the call starts, for a call it stops (a stream's is charged from a finalizer)
+  const stopper = (request: Request) =>
+    Effect.gen(function*() {
+      const m = yield* CostMeter.CostMeter
+      return (usage: BilledUsage) => m.record(Pricing.toCost(raw.prices, usage), label(request, usage, "stopped"))
     })
   // an attempt that failed after the server began to answer was billed for what it had read: counted, retried or not
-  const meterFailed = (request: Request) => (e: ModelError) =>
-    e.usage !== undefined ? meter(request, e.usage, e.usage.estimated === true ? " (failed attempt, tokens estimated)" : " (failed attempt)") : Effect.void
+  const meterFailed = (request: Request) => (e: ModelError) => e.usage !== undefined ? meter(request, e.usage, "failed attempt") : Effect.void
   // a wait the server asks for that is longer than the caller allows: said now, rather than slept through
   const bounded = (e: ModelError): ModelError =>
     e.retryable && e.retryAfterMs !== undefined && e.retryAfterMs > maxRetryAfter ? tooLongAWait(e, maxRetryAfter) : e
@@ -253,7 +278,7 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
     provider: raw.provider,
     model: raw.model,
     generate: (request) =>
-      raw.generate(request).pipe(
+      Effect.flatMap(stopper(request), (stopped) => raw.generate(request, stopped)).pipe(
         Effect.mapError(bounded),
         Effect.tapError(meterFailed(request)),
         Effect.retry(schedule),
@@ -261,9 +286,10 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
         Effect.withSpan("Model.generate", { attributes: { provider: raw.provider, model: raw.model } })
       ),
     stream: (request) =>
-      Stream.suspend(() => {
+      Stream.unwrap(Effect.gen(function*() {
+        const stopped = yield* stopper(request)
         let emitted = false
-        return raw.stream(request).pipe(
+        return raw.stream(request, stopped).pipe(
           Stream.tap(() => Effect.sync(() => (emitted = true))),
           // Once a delta went out, a retry would repeat it: fail instead.
           Stream.mapError((e) => bounded(emitted && e.retryable ? notRetryable(e) : e)),
@@ -271,11 +297,11 @@ export const make = (raw: RawModel, retry: RetryOptions = {}): ModelShape => {
           Stream.retry(schedule),
           Stream.tap((event) => (event._tag === "Done" ? meter(request, event.response.usage) : Effect.void))
         )
-      }),
+      })),
     // one attempt: whoever asks wants to know now, and a retry would only hide what it met
     ...(raw.probe !== undefined ? { probe: raw.probe.pipe(Effect.withSpan("Model.probe", { attributes: { provider: raw.provider, model: raw.model } })) } : {}),
     // one attempt too, and a call like any other: metered, a failed one's usage as well
-    probeTurn: raw.generate(PROBE_TURN).pipe(
+    probeTurn: Effect.flatMap(stopper(PROBE_TURN), (stopped) => raw.generate(PROBE_TURN, stopped)).pipe(
       Effect.mapError(bounded),
       Effect.tapError(meterFailed(PROBE_TURN)),
       Effect.tap((response) => meter(PROBE_TURN, response.usage)),

@@ -237,25 +237,29 @@ export const make = (options: Options): Model.ModelShape => {
         retryable: false
       }))
     })),
-    generate: (request) =>
-      Effect.tryPromise({
-        try: async (signal) => {
-          const body = JSON.stringify(toBody(options.model, request, false))
-          const response = await post(body, signal)
-          const progress = Http.noBody()
-          // cut or stalled while the body is read: the answer was made (and billed) whole, its usage not received
-          const text = await Http.readText(response, progress).catch((cause) => Promise.reject(Http.withUsage(fail(cause), Http.cutAnswerUsage(body, progress))))
-          const json = parseCompletion(response, text)
-          return {
-            model: json.model,
-            content: toContent(json.choice.message),
-            stopReason: stopReason(json.choice.finish),
-            usage: toUsage(json.usage)
-          } satisfies Model.Response
-        },
-        catch: fail
+    generate: (request, stopped) =>
+      Effect.suspend(() => {
+        const body = JSON.stringify(toBody(options.model, request, false))
+        // the 200's headers came once the answer was made, and billed: a cut, a stall or an interrupt after them is charged an estimate
+        let progress: Http.BodyProgress | undefined
+        const billed = () => (progress !== undefined ? Http.cutAnswerUsage(body, progress) : undefined)
+        return Effect.tryPromise({
+          try: async (signal) => {
+            const response = await post(body, signal)
+            progress = Http.noBody()
+            const text = await Http.readText(response, progress).catch((cause) => Promise.reject(Http.withUsage(fail(cause), billed())))
+            const json = parseCompletion(response, text)
+            return {
+              model: json.model,
+              content: toContent(json.choice.message),
+              stopReason: stopReason(json.choice.finish),
+              usage: toUsage(json.usage)
+            } satisfies Model.Response
+          },
+          catch: fail
+        }).pipe(Effect.onInterrupt(() => Http.chargeStopped(() => false, billed, stopped)))
       }),
-    stream: (request) =>
+    stream: (request, stopped) =>
       Stream.unwrap(Effect.gen(function*() {
         const controller = yield* Effect.acquireRelease(Effect.sync(() => new AbortController()), (c) => Effect.sync(() => c.abort()))
         const body = JSON.stringify(toBody(options.model, request, true))
@@ -270,26 +274,29 @@ export const make = (options: Options): Model.ModelShape => {
         let finish: string | null | undefined
         let usage: ChatUsage | undefined
         let done = false
+        let failed = false
         // what came before a cut, for what it was billed: the chunks, and the characters of their text and tool calls
         let chunks = 0
         let generated = 0
         /**
-         * A stream cut, stalled or broken after its first chunk (the prompt was read by then) was billed
-         * for its input and what it generated; its usage comes in its last chunk, so without one (a server
-         * that sends it on every chunk, as vLLM can, has said) they are estimated from the request body's
-         * characters and the generated text's.
+         * What the stream was billed for so far: its usage comes in its last chunk, so without one (a server
+         * that sends it on every chunk, as vLLM can, has said) the input and what was generated are estimated
+         * from the request body's characters and the generated text's.
          */
-        const billed = (): Model.BilledUsage | undefined =>
-          chunks === 0 ? undefined
-            : usage !== undefined ? toUsage(usage)
+        const usageSoFar = (): Model.Usage =>
+          usage !== undefined ? toUsage(usage)
             : { inputTokens: Model.estimatedTokens(body.length), outputTokens: Model.estimatedTokens(generated), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
+        // a stream cut, stalled, broken or stopped after its first chunk (the prompt was read by then); nothing before
+        const billed = (): Model.BilledUsage | undefined => (chunks === 0 ? undefined : usageSoFar())
+        // stopped by its consumer before it ended or failed: what it was billed for is recorded all the same
+        yield* Effect.addFinalizer(() => Http.chargeStopped(() => done || failed, billed, stopped))
         const assembled = (): Model.StreamEvent => {
           done = true
           const message: ChatMessage = {
             content: text,
             tool_calls: calls.map((c) => ({ id: c.id, function: { name: c.name, arguments: c.args } }))
           }
-          return { _tag: "Done", response: { model: options.model, content: toContent(message), stopReason: stopReason(finish), usage: toUsage(usage) } }
+          return { _tag: "Done", response: { model: options.model, content: toContent(message), stopReason: stopReason(finish), usage: usageSoFar() } }
         }
         const step = (data: string): ReadonlyArray<Model.StreamEvent> => {
           if (done) return []
@@ -329,6 +336,11 @@ export const make = (options: Options): Model.ModelShape => {
               return Stream.fail(fail(new Error(`malformed stream chunk from ${url}: ${Http.describeCause(cause)}: ${JSON.stringify(Http.preview(d))}`)))
             }
           }),
+          // The choice's finish_reason says the answer is whole (openai-node's final completion asks no more):
+          // a cut, a stall or a bad chunk after it (the usage chunk that follows, or [DONE]) loses at most its
+          // usage, which is then estimated (OpenAI: "if the stream is interrupted, you may not receive the
+          // final usage chunk").
+          Stream.catch((e) => (done ? Stream.empty : finish !== undefined && finish !== null ? Stream.make(assembled()) : Stream.fail(e))),
           // A stream ends with its whole response or fails. A server that finished the choice but sent
           // no `data: [DONE]` still gave the whole answer; one that stopped before that did not.
           Stream.concat(Stream.suspend(() =>
@@ -340,7 +352,10 @@ export const make = (options: Options): Model.ModelShape => {
                 retryable: true
               }))
           )),
-          Stream.mapError((e) => Http.withUsage(e, billed()))
+          Stream.mapError((e) => {
+            failed = true
+            return Http.withUsage(e, billed())
+          })
         )
       }))
   }, options.retry)

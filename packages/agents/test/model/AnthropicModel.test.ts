@@ -5,7 +5,7 @@ import { TestClock } from "effect/testing"
 import * as AnthropicModel from "../../src/model/AnthropicModel.ts"
 import * as Model from "../../src/model/Model.ts"
 import * as Fake from "../support/FakeAnthropicServer.ts"
-import { closedPort } from "../support/RawReply.ts"
+import { closedPort, headersReceived } from "../support/RawReply.ts"
 
 const KEY = "fake-anthropic-key-SECRET-0123456789"
 const realSleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
@@ -499,6 +499,50 @@ describe("AnthropicModel", () => {
       assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
         ["anthropic:test (failed attempt, tokens estimated)", 1200, 7, 0.003705]
       ])
+    }))
+
+  it.live("a stream its consumer stops after message_start is charged what was billed: its input, and the text it sent, estimated; one stopped before, nothing", () =>
+    Effect.gen(function*() {
+      const answer = Fake.message([Fake.text("a long answer, streamed in pieces")], { input_tokens: 1200, output_tokens: 40 })
+      const server = yield* Fake.make([
+        // message_start, content_block_start and three deltas of 8 characters, then the server holds the stream open
+        { ...answer, stallAfterEvents: 5 } as Fake.Reply,
+        { ...answer, stallAfterEvents: 0 } as Fake.Reply
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", retry: once })
+      const { meter, records } = recordingMeter()
+      let seen = 0
+      const fiber = yield* Effect.forkChild(Stream.runForEach(model.stream(request), () => Effect.sync(() => void seen++)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      yield* until(() => seen >= 3)
+      yield* Fiber.interrupt(fiber)
+      // message_start's 1 output token, and 24 characters at 4 a token
+      assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
+        ["anthropic:test (stopped, tokens estimated)", 1200, 7, 0.003705]
+      ])
+      yield* until(() => server.aborted() === 1)
+      // the headers, and not message_start: nothing billed that the server said
+      const before = yield* Effect.forkChild(Stream.runDrain(model.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      yield* until(() => server.requests.length === 2)
+      yield* Fiber.interrupt(before)
+      assert.strictEqual(records.length, 1)
+    }))
+
+  it.live("a generate its caller stops after the 200's headers is charged the whole answer, estimated, as a cut one", () =>
+    Effect.gen(function*() {
+      const headers = yield* headersReceived
+      const body = messageJson("claude-sonnet-5-5")
+      const server = yield* Fake.make([Fake.raw("application/json", body, { holdAfter: 30 })])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", retry: once })
+      const { meter, records } = recordingMeter()
+      const fiber = yield* Effect.forkChild(model.generate(request).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      yield* until(() => headers() === 1)
+      yield* Fiber.interrupt(fiber)
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      const output = Math.ceil(Buffer.byteLength(body) / 4)
+      assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
+        ["anthropic:test (stopped, tokens estimated)", input, output, Number(((input * 3 + output * 15) / 1e6).toFixed(9))]
+      ])
+      yield* until(() => server.aborted() === 1)
     }))
 
   it.live("a server that stalls after its headers: generate and stream give up after timeoutMs, retryable, and are retried", () =>

@@ -5,7 +5,7 @@ import * as Model from "../../src/model/Model.ts"
 import * as OpenAiModel from "../../src/model/OpenAiModel.ts"
 import * as StructuredOutput from "../../src/model/StructuredOutput.ts"
 import * as Fake from "../support/FakeOpenAiServer.ts"
-import { closedPort } from "../support/RawReply.ts"
+import { closedPort, headersReceived } from "../support/RawReply.ts"
 
 const realSleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
 const until = (cond: () => boolean) =>
@@ -239,8 +239,8 @@ describe("OpenAiModel", () => {
         { kind: "message", content: answer, cutAfterChunks: 0 },
         // three chunks of six characters, then the connection dies: the deltas went out, so it fails
         { kind: "message", content: answer, cutAfterChunks: 3 },
-        // every content chunk and the finish_reason, not the usage chunk that follows
-        { kind: "message", content: answer, cutAfterChunks: Math.ceil(answer.length / 6) + 1 }
+        // every content chunk, not the finish_reason
+        { kind: "message", content: answer, cutAfterChunks: Math.ceil(answer.length / 6) }
       ])
       const model = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, retry: { baseDelay: "1 millis" } })
       const { meter, records } = recordingMeter()
@@ -261,6 +261,76 @@ describe("OpenAiModel", () => {
         ["openai-compatible:test (failed attempt, tokens estimated)", 41, 5, 0.000051],
         ["openai-compatible:test (failed attempt, tokens estimated)", 41, 13, 0.000067]
       ])
+    }))
+
+  it.live("a stream cut after its finish_reason, before its usage chunk, gives its whole answer, charged estimated; so does one whose server sends no usage", () =>
+    Effect.gen(function*() {
+      const answer = "a long answer, streamed in pieces of six characters"
+      const call = { id: "call_1", name: "pick", arguments: "{\"lr\":0.003}" }
+      const chunk = (c: unknown) => `data: ${JSON.stringify(c)}\n\n`
+      const server = yield* Fake.make([
+        // every content chunk and the finish_reason, then the connection dies where the usage chunk was due
+        { kind: "message", content: answer, cutAfterChunks: Math.ceil(answer.length / 6) + 1 },
+        // a tool call's chunks and its finish_reason, cut alike
+        { kind: "message", toolCalls: [call], cutAfterChunks: 1 + Math.ceil(call.arguments.length / 8) + 1 },
+        // a server that ignores stream_options.include_usage: the whole answer and [DONE], no usage
+        Fake.raw("text/event-stream", chunk({ choices: [{ index: 0, delta: { content: "all of it" } }] }) + chunk({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] }) + "data: [DONE]\n\n")
+      ])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, retry: { baseDelay: "1 millis" } })
+      const { meter, records } = recordingMeter()
+      const streamed = Stream.runCollect(model.stream({ ...ask, reason: "test" })).pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      const text = (yield* streamed).at(-1)!
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      if (text._tag !== "Done") return assert.fail("no Done")
+      assert.strictEqual(Model.text(text.response), answer)
+      assert.strictEqual(text.response.stopReason, "end_turn")
+      assert.deepStrictEqual(text.response.usage, { inputTokens: input, outputTokens: Math.ceil(answer.length / 4), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      const tool = (yield* streamed).at(-1)!
+      if (tool._tag !== "Done") return assert.fail("no Done")
+      assert.deepStrictEqual(Model.toolCalls(tool.response), [{ type: "tool_use", id: "call_1", name: "pick", input: { lr: 0.003 } }])
+      assert.strictEqual(tool.response.stopReason, "tool_use")
+      const bare = (yield* streamed).at(-1)!
+      if (bare._tag !== "Done") return assert.fail("no Done")
+      assert.strictEqual(Model.text(bare.response), "all of it")
+      assert.strictEqual(server.requests.length, 3, "none retried")
+      // the tool call: its name and arguments, 4 + 12 characters
+      assert.deepStrictEqual(shown(records), [
+        ["openai-compatible:test (tokens estimated)", input, 13, (input + 2 * 13) / 1e6],
+        ["openai-compatible:test (tokens estimated)", input, 4, (input + 2 * 4) / 1e6],
+        ["openai-compatible:test (tokens estimated)", input, 3, (input + 2 * 3) / 1e6]
+      ])
+    }))
+
+  it.live("a stream its consumer stops (interrupted, or no longer pulled) is charged what it was billed for, estimated; one stopped before its first chunk, nothing", () =>
+    Effect.gen(function*() {
+      const answer = "a long answer, streamed in pieces of six characters"
+      const server = yield* Fake.make([
+        { kind: "message", content: answer, stallAfterChunks: 2 },
+        { kind: "message", content: answer },
+        { kind: "message", content: answer, stallAfterChunks: 0 }
+      ])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, retry: once })
+      const { meter, records } = recordingMeter()
+      const request = { ...ask, reason: "test" }
+      // two chunks of six characters, then the server holds the stream open: the run is stopped
+      let seen = 0
+      const fiber = yield* Effect.forkChild(Stream.runForEach(model.stream(request), () => Effect.sync(() => void seen++)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      yield* until(() => seen >= 2)
+      yield* Fiber.interrupt(fiber)
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      assert.deepStrictEqual(shown(records), [["openai-compatible:test (stopped, tokens estimated)", input, 3, (input + 2 * 3) / 1e6]])
+      // its consumer takes the first delta and pulls no more
+      const first = yield* Stream.runCollect(Stream.take(model.stream(request), 1)).pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      assert.deepStrictEqual(first.map((e) => e._tag), ["TextDelta"])
+      assert.strictEqual(records.length, 2)
+      assert.strictEqual(records[1]!.reason, "openai-compatible:test (stopped, tokens estimated)")
+      assert.strictEqual(records[1]!.cost.inputTokens, input)
+      assert.isAtLeast(records[1]!.cost.outputTokens, 2)
+      // the headers and no chunk: the prompt may not have been read
+      const before = yield* Effect.forkChild(Stream.runDrain(model.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      yield* until(() => server.requests.length === 3)
+      yield* Fiber.interrupt(before)
+      assert.strictEqual(records.length, 2)
     }))
 
   it.live("a generate cut or stalled while its body is read is charged the whole answer, estimated: its input, and its body's content-length", () =>
@@ -284,6 +354,21 @@ describe("OpenAiModel", () => {
         ["openai-compatible:test (failed attempt, tokens estimated)", input, output, (input + 2 * output) / 1e6],
         ["openai-compatible:test (failed attempt, tokens estimated)", input, output, (input + 2 * output) / 1e6]
       ])
+    }))
+
+  it.live("a generate its caller stops after the 200's headers is charged the whole answer, estimated, as a cut one", () =>
+    Effect.gen(function*() {
+      const headers = yield* headersReceived
+      const server = yield* Fake.make([Fake.raw("application/json", completion, { holdAfter: 30 })])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, retry: once })
+      const { meter, records } = recordingMeter()
+      const fiber = yield* Effect.forkChild(model.generate({ ...ask, reason: "test" }).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+      yield* until(() => headers() === 1)
+      yield* Fiber.interrupt(fiber)
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      const output = Math.ceil(Buffer.byteLength(completion) / 4)
+      assert.deepStrictEqual(shown(records), [["openai-compatible:test (stopped, tokens estimated)", input, output, (input + 2 * output) / 1e6]])
+      yield* until(() => server.aborted() === 1)
     }))
 
   it.live("probeTurn: a key that lists the models and is refused chat completions passes the free probe and fails a 1-token turn, once; one taken is metered", () =>

@@ -4,6 +4,7 @@
  * truncated body — and, with `cutAfter`, a connection destroyed after that many bytes of a body
  * whose `content-length` promised all of it; with `holdAfter`, one that sends that many and stalls.
  */
+import * as diagnostics from "node:diagnostics_channel"
 import type * as http from "node:http"
 import * as net from "node:net"
 import { Effect } from "effect"
@@ -52,4 +53,19 @@ export const closedPort = Effect.callback<number>((resume) => {
     const port = (server.address() as net.AddressInfo).port
     server.close(() => resume(Effect.succeed(port)))
   })
+})
+
+/**
+ * How many responses' headers this process's `fetch` has received, from undici's diagnostics channel
+ * (`undici:request:headers`): the client's own sign that a call's 200 came, for a test that must stop
+ * a call after it. Subscribed for the scope.
+ */
+export const headersReceived = Effect.gen(function*() {
+  let count = 0
+  const seen = () => void count++
+  yield* Effect.acquireRelease(
+    Effect.sync(() => diagnostics.subscribe("undici:request:headers", seen)),
+    () => Effect.sync(() => void diagnostics.unsubscribe("undici:request:headers", seen))
+  )
+  return () => count
 })
