@@ -340,6 +340,13 @@ const longest = (options: Options): Duration.Duration => {
 
 const what = (m: Message) => (m.trex.kind === "end" ? "end" : `new best (${m.trex.best.id})`)
 
+/**
+ * Whether a message may be told again by a later session: an end the journal records (`end-<seq>`),
+ * which a resume that runs nothing tells under the same id. Which webhooks got it is recorded
+ * (`notify/delivered/`), so that it is posted only to those that have not.
+ */
+const toldAgain = (m: Message): boolean => m.trex.kind === "end" && /\/end-\d+$/.test(m.trex.id)
+
 const withId = (message: Message, id: string): Message => ({ ...message, trex: { ...message.trex, id } })
 
 /**
@@ -453,21 +460,28 @@ export const make = (
       offer(held)
     }
     const complete = (held: Held) => urls.every((url) => held.delivered.has(keys.get(url)!))
-    // to the webhooks that have not got it (an earlier session's message may have reached some), each
+    // to the webhooks that have not got it (an earlier session's message may have reached some; an end
+    // the journal records, told again by a resume that runs nothing, may have reached some before), each
     // one's answer kept at once; done when all have it (this session gives it to no other)
     const deliver = (held: Held) =>
-      Effect.forEach(urls.filter((url) => !held.delivered.has(keys.get(url)!)), (url) =>
-        post(url, held.message, options).pipe(
-          Effect.andThen(Effect.sync(() => {
-            held.delivered.add(keys.get(url)!)
-            if (!complete(held)) keep(held)
-          })),
-          Effect.catch((e) => Effect.logWarning(`notify: the ${what(held.message)} message of ${run.runDir} was not delivered to ${shown(url)}: ${e.message}`))
-        ), { concurrency: "unbounded", discard: true }).pipe(
-          Effect.andThen(Effect.sync(() => {
-            if (complete(held)) drop(held)
-          }))
-        )
+      Effect.suspend(() => {
+        const told = toldAgain(held.message)
+        if (told) for (const key of keys.values()) if (Outbox.deliveredTo(run.runDir, key).includes(held.id)) held.delivered.add(key)
+        return Effect.forEach(urls.filter((url) => !held.delivered.has(keys.get(url)!)), (url) =>
+          post(url, held.message, options).pipe(
+            Effect.andThen(Effect.sync(() => {
+              // a kill between the answer and these records posts the message once more (at least once)
+              if (told) kept(Outbox.markDelivered(run.runDir, keys.get(url)!, held.id))
+              held.delivered.add(keys.get(url)!)
+              if (!complete(held)) keep(held)
+            })),
+            Effect.catch((e) => Effect.logWarning(`notify: the ${what(held.message)} message of ${run.runDir} was not delivered to ${shown(url)}: ${e.message}`))
+          ), { concurrency: "unbounded", discard: true })
+      }).pipe(
+        Effect.andThen(Effect.sync(() => {
+          if (complete(held)) drop(held)
+        }))
+      )
     const posting = yield* Effect.forkScoped(Effect.forever(
       Effect.gen(function*() {
         const items = yield* Queue.takeAll(queue)
