@@ -94,7 +94,7 @@ export type Payload =
     readonly reason: string
     readonly runId: string
     readonly runDir: string
-    readonly status: Omit<Status.StatusJson, "nodes" | "analysis" | "insights"> | undefined
+    readonly status: Omit<Status.StatusJson, "nodes" | "analysis" | "insights" | "webhooks"> | undefined
   }
 
 /** What is posted: the JSON body. @since 0.1.0 @category models */
@@ -277,7 +277,7 @@ export const endMessage = (
   info: RunInfo | undefined,
   id = `${run.runId}/end-${crypto.randomBytes(6).toString("hex")}`
 ): Message => {
-  const status = info === undefined ? undefined : (({ nodes: _n, analysis: _a, insights: _i, ...rest }) => rest)(Status.toJson(info))
+  const status = info === undefined ? undefined : (({ analysis: _a, insights: _i, nodes: _n, webhooks: _w, ...rest }) => rest)(Status.toJson(info))
   const error = Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit)) : undefined
   const errorMessage = error === undefined ? undefined : error instanceof Error ? error.message : String(error)
   // the reason the journal holds (as `trex status` shows it), else the error's, else the summary's
@@ -564,15 +564,48 @@ export const make = (
 /**
  * What an earlier session of a run left undelivered (kept in its directory, `notify/`), in a sentence
  * that says how to post it; `undefined` when nothing waits. `journaled`: the run's journal entries, to
- * leave out an end the journal never got (it is not posted). `trex status` shows it.
+ * leave out an end the journal never got (it is not posted). It names those due longer ago (at `now`)
+ * than {@link MAX_AGE_HOURS}, which a session with webhooks and the default `maxAgeHours` expires.
+ * `trex status` shows it.
  * @since 0.1.0 @category functions
  */
-export const waiting = (runDir: string, session = "the run's next session", journaled?: ReadonlyArray<JournalEvent.Entry>): string | undefined => {
+export const waiting = (runDir: string, session = "the run's next session", journaled?: ReadonlyArray<JournalEvent.Entry>, now = Date.now()): string | undefined => {
   const { entries } = keptMessages(runDir, journaled, false)
   if (entries.length === 0) return undefined
+  // a session without webhooks expires nothing (it cannot know the age the next one allows): those past
+  // the default are said, as the next session with webhooks will expire them unless told to wait longer
+  const old = entries.filter((e) => pastMaxAge(e, now))
+  const expiring = old.length === 0
+    ? ""
+    : `; ${old.length === entries.length ? (old.length === 1 ? "it was" : "they were") : `${old.length} of them (${old.map((e) => what(e.message)).join(", ")}) ${old.length === 1 ? "was" : "were"}`} ` +
+      `due more than ${MAX_AGE_HOURS} hours ago: a session with webhooks will not post ${old.length === 1 ? "it" : "them"}, but move ${old.length === 1 ? "it" : "them"} to ${Outbox.expiredDirOf(runDir)}, unless its --notify-max-age is longer`
   return `${listed(entries)} ${entries.length === 1 ? "was" : "were"} not delivered: kept in ${Outbox.dirOf(runDir)}; ` +
-    `give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"} (within ${MAX_AGE_HOURS} hours of when ${entries.length === 1 ? "it was" : "they were"} due, or --notify-max-age)`
+    `give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"} (within ${MAX_AGE_HOURS} hours of when ${entries.length === 1 ? "it was" : "they were"} due, or --notify-max-age)${expiring}`
 }
+
+/** Whether a kept message was due longer ago than {@link MAX_AGE_HOURS}: a session with webhooks and the default age expires it. */
+const pastMaxAge = (e: Outbox.Entry<Message>, now: number) => now - e.at > MAX_AGE_HOURS * 3_600_000
+
+/**
+ * A run's webhook messages not delivered, as `trex status --json` gives them (`webhooks`): those waiting
+ * for the run's next session with webhooks (but an end the journal never got), and those found too old
+ * to post. `journaled`: the run's journal entries.
+ * @since 0.1.0 @category functions
+ */
+export const statusJson = (runDir: string, journaled?: ReadonlyArray<JournalEvent.Entry>, now = Date.now()): Status.WebhooksJson => ({
+  waiting: keptMessages(runDir, journaled, false).entries.map((e) => ({
+    id: e.id,
+    kind: e.message.trex.kind,
+    due: new Date(e.at).toISOString(),
+    pastMaxAge: pastMaxAge(e, now)
+  })),
+  expired: Outbox.readExpired<Message>(runDir).entries.map((e) => ({
+    id: e.id,
+    kind: e.message.trex.kind,
+    due: new Date(e.at).toISOString(),
+    expired: new Date(e.expired ?? e.at).toISOString()
+  }))
+})
 
 /**
  * The messages of a run found too old to post (`notify/expired/`), in a sentence; `undefined` when

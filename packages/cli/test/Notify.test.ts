@@ -353,6 +353,47 @@ describe("Notify: webhooks told of a run", () => {
       assert.include(bad.stderr, "--notify-max-age is in hours and must be more than 0, got 0")
     })), 120_000)
 
+  it.live("trex status and status --json list the messages waiting, those the next session will expire (past 72 hours), and those expired", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // a webhook that refuses everything (404: not tried again): the new best and the end are kept
+      const refusing = yield* webhook(() => 404)
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${refusing.url}/gone`, "--notify-best"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const kept = outbox(runDir)
+      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+      const best = (kept[0]!.message.trex as { best: { id: string } }).best.id
+      // as if the best had waited 100 hours
+      const file = path.join(runDir, "notify", `best-${best}.json`)
+      const aged = Date.now() - 100 * 3_600_000
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: aged }))
+      const endAt = (JSON.parse(fs.readFileSync(path.join(runDir, "notify", `${kept[1]!.id.slice(kept[1]!.id.lastIndexOf("/") + 1)}.json`), "utf8")) as { at: number }).at
+
+      // a session without webhooks expires nothing: status says which one the next session with them will
+      const text = (yield* trex(["status", runDir])).stdout
+      assert.include(text, `\nWebhooks: 2 webhook messages of an earlier session (new best (${best}), end) were not delivered`)
+      assert.include(text, `; 1 of them (new best (${best})) was due more than 72 hours ago: a session with webhooks will not post it, but move it to ${path.join(runDir, "notify", "expired")}, unless its --notify-max-age is longer`)
+      const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(json.webhooks, {
+        waiting: [
+          { id: kept[0]!.id, kind: "best", due: new Date(aged).toISOString(), pastMaxAge: true },
+          { id: kept[1]!.id, kind: "end", due: new Date(endAt).toISOString(), pastMaxAge: false }
+        ],
+        expired: []
+      })
+
+      // the next session with webhooks (the default age) posts the end and expires the best, as said
+      const hook = yield* webhook()
+      const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      assert.deepStrictEqual(hook.received.map((m) => m.id), [kept[1]!.id])
+      const after = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(after.webhooks.waiting, [])
+      assert.deepStrictEqual(after.webhooks.expired.map((e: { id: string; kind: string; due: string }) => [e.id, e.kind, e.due]), [[kept[0]!.id, "best", new Date(aged).toISOString()]])
+      assert.isAtLeast(Date.parse(after.webhooks.expired[0].expired), Date.parse(json.webhooks.waiting[1].due))
+    })), 120_000)
+
   it.live("a kept message is written durably: its file and its folder are fsync'd before it is posted", () =>
     Effect.scoped(Effect.gen(function*() {
       // every fsync this process makes, by the path of what it syncs (the real fsync is made all the same)
