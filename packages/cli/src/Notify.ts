@@ -15,7 +15,9 @@
  * resume`, to its own webhooks). A session's end is written before the journal records it, so a kill
  * between the two does not lose it (and an end the journal never got is not posted). A message may
  * therefore arrive twice: each carries a stable id, the same on every try (the `webhook-id` header, as
- * Standard Webhooks names it, and `trex.id`), by which a receiver drops the second. A message kept
+ * Standard Webhooks names it, and `trex.id`), by which a receiver drops the second. Which webhooks
+ * got an end the journal records is kept (`notify/delivered/`), so a resume that runs nothing, which
+ * tells that end again, posts it only to those that have not. A message kept
  * longer than `maxAgeHours` (72 by default) when a session would post it is not posted: it is said,
  * and moved to `notify/expired/`, which `trex status` shows.
  *
