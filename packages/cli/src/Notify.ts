@@ -15,7 +15,9 @@
  * resume`, to its own webhooks). A session's end is written before the journal records it, so a kill
  * between the two does not lose it (and an end the journal never got is not posted). A message may
  * therefore arrive twice: each carries a stable id, the same on every try (the `webhook-id` header, as
- * Standard Webhooks names it, and `trex.id`), by which a receiver drops the second. A message kept
+ * Standard Webhooks names it, and `trex.id`), by which a receiver drops the second. Which webhooks
+ * got an end the journal records is kept (`notify/delivered/`), so a resume that runs nothing, which
+ * tells that end again, posts it only to those that have not. A message kept
  * longer than `maxAgeHours` (72 by default) when a session would post it is not posted: it is said,
  * and moved to `notify/expired/`, which `trex status` shows.
  *
@@ -94,7 +96,7 @@ export type Payload =
     readonly reason: string
     readonly runId: string
     readonly runDir: string
-    readonly status: Omit<Status.StatusJson, "nodes" | "analysis" | "insights"> | undefined
+    readonly status: Omit<Status.StatusJson, "nodes" | "analysis" | "insights" | "webhooks"> | undefined
   }
 
 /** What is posted: the JSON body. @since 0.1.0 @category models */
@@ -277,7 +279,7 @@ export const endMessage = (
   info: RunInfo | undefined,
   id = `${run.runId}/end-${crypto.randomBytes(6).toString("hex")}`
 ): Message => {
-  const status = info === undefined ? undefined : (({ nodes: _n, analysis: _a, insights: _i, ...rest }) => rest)(Status.toJson(info))
+  const status = info === undefined ? undefined : (({ analysis: _a, insights: _i, nodes: _n, webhooks: _w, ...rest }) => rest)(Status.toJson(info))
   const error = Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit)) : undefined
   const errorMessage = error === undefined ? undefined : error instanceof Error ? error.message : String(error)
   // the reason the journal holds (as `trex status` shows it), else the error's, else the summary's
@@ -339,6 +341,13 @@ const longest = (options: Options): Duration.Duration => {
 }
 
 const what = (m: Message) => (m.trex.kind === "end" ? "end" : `new best (${m.trex.best.id})`)
+
+/**
+ * Whether a message may be told again by a later session: an end the journal records (`end-<seq>`),
+ * which a resume that runs nothing tells under the same id. Which webhooks got it is recorded
+ * (`notify/delivered/`), so that it is posted only to those that have not.
+ */
+const toldAgain = (m: Message): boolean => m.trex.kind === "end" && /\/end-\d+$/.test(m.trex.id)
 
 const withId = (message: Message, id: string): Message => ({ ...message, trex: { ...message.trex, id } })
 
@@ -453,21 +462,28 @@ export const make = (
       offer(held)
     }
     const complete = (held: Held) => urls.every((url) => held.delivered.has(keys.get(url)!))
-    // to the webhooks that have not got it (an earlier session's message may have reached some), each
+    // to the webhooks that have not got it (an earlier session's message may have reached some; an end
+    // the journal records, told again by a resume that runs nothing, may have reached some before), each
     // one's answer kept at once; done when all have it (this session gives it to no other)
     const deliver = (held: Held) =>
-      Effect.forEach(urls.filter((url) => !held.delivered.has(keys.get(url)!)), (url) =>
-        post(url, held.message, options).pipe(
-          Effect.andThen(Effect.sync(() => {
-            held.delivered.add(keys.get(url)!)
-            if (!complete(held)) keep(held)
-          })),
-          Effect.catch((e) => Effect.logWarning(`notify: the ${what(held.message)} message of ${run.runDir} was not delivered to ${shown(url)}: ${e.message}`))
-        ), { concurrency: "unbounded", discard: true }).pipe(
-          Effect.andThen(Effect.sync(() => {
-            if (complete(held)) drop(held)
-          }))
-        )
+      Effect.suspend(() => {
+        const told = toldAgain(held.message)
+        if (told) for (const key of keys.values()) if (Outbox.deliveredTo(run.runDir, key).includes(held.id)) held.delivered.add(key)
+        return Effect.forEach(urls.filter((url) => !held.delivered.has(keys.get(url)!)), (url) =>
+          post(url, held.message, options).pipe(
+            Effect.andThen(Effect.sync(() => {
+              // a kill between the answer and these records posts the message once more (at least once)
+              if (told) kept(Outbox.markDelivered(run.runDir, keys.get(url)!, held.id))
+              held.delivered.add(keys.get(url)!)
+              if (!complete(held)) keep(held)
+            })),
+            Effect.catch((e) => Effect.logWarning(`notify: the ${what(held.message)} message of ${run.runDir} was not delivered to ${shown(url)}: ${e.message}`))
+          ), { concurrency: "unbounded", discard: true })
+      }).pipe(
+        Effect.andThen(Effect.sync(() => {
+          if (complete(held)) drop(held)
+        }))
+      )
     const posting = yield* Effect.forkScoped(Effect.forever(
       Effect.gen(function*() {
         const items = yield* Queue.takeAll(queue)
@@ -550,15 +566,48 @@ export const make = (
 /**
  * What an earlier session of a run left undelivered (kept in its directory, `notify/`), in a sentence
  * that says how to post it; `undefined` when nothing waits. `journaled`: the run's journal entries, to
- * leave out an end the journal never got (it is not posted). `trex status` shows it.
+ * leave out an end the journal never got (it is not posted). It names those due longer ago (at `now`)
+ * than {@link MAX_AGE_HOURS}, which a session with webhooks and the default `maxAgeHours` expires.
+ * `trex status` shows it.
  * @since 0.1.0 @category functions
  */
-export const waiting = (runDir: string, session = "the run's next session", journaled?: ReadonlyArray<JournalEvent.Entry>): string | undefined => {
+export const waiting = (runDir: string, session = "the run's next session", journaled?: ReadonlyArray<JournalEvent.Entry>, now = Date.now()): string | undefined => {
   const { entries } = keptMessages(runDir, journaled, false)
   if (entries.length === 0) return undefined
+  // a session without webhooks expires nothing (it cannot know the age the next one allows): those past
+  // the default are said, as the next session with webhooks will expire them unless told to wait longer
+  const old = entries.filter((e) => pastMaxAge(e, now))
+  const expiring = old.length === 0
+    ? ""
+    : `; ${old.length === entries.length ? (old.length === 1 ? "it was" : "they were") : `${old.length} of them (${old.map((e) => what(e.message)).join(", ")}) ${old.length === 1 ? "was" : "were"}`} ` +
+      `due more than ${MAX_AGE_HOURS} hours ago: a session with webhooks will not post ${old.length === 1 ? "it" : "them"}, but move ${old.length === 1 ? "it" : "them"} to ${Outbox.expiredDirOf(runDir)}, unless its --notify-max-age is longer`
   return `${listed(entries)} ${entries.length === 1 ? "was" : "were"} not delivered: kept in ${Outbox.dirOf(runDir)}; ` +
-    `give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"} (within ${MAX_AGE_HOURS} hours of when ${entries.length === 1 ? "it was" : "they were"} due, or --notify-max-age)`
+    `give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"} (within ${MAX_AGE_HOURS} hours of when ${entries.length === 1 ? "it was" : "they were"} due, or --notify-max-age)${expiring}`
 }
+
+/** Whether a kept message was due longer ago than {@link MAX_AGE_HOURS}: a session with webhooks and the default age expires it. */
+const pastMaxAge = (e: Outbox.Entry<Message>, now: number) => now - e.at > MAX_AGE_HOURS * 3_600_000
+
+/**
+ * A run's webhook messages not delivered, as `trex status --json` gives them (`webhooks`): those waiting
+ * for the run's next session with webhooks (but an end the journal never got), and those found too old
+ * to post. `journaled`: the run's journal entries.
+ * @since 0.1.0 @category functions
+ */
+export const statusJson = (runDir: string, journaled?: ReadonlyArray<JournalEvent.Entry>, now = Date.now()): Status.WebhooksJson => ({
+  waiting: keptMessages(runDir, journaled, false).entries.map((e) => ({
+    id: e.id,
+    kind: e.message.trex.kind,
+    due: new Date(e.at).toISOString(),
+    pastMaxAge: pastMaxAge(e, now)
+  })),
+  expired: Outbox.readExpired<Message>(runDir).entries.map((e) => ({
+    id: e.id,
+    kind: e.message.trex.kind,
+    due: new Date(e.at).toISOString(),
+    expired: new Date(e.expired ?? e.at).toISOString()
+  }))
+})
 
 /**
  * The messages of a run found too old to post (`notify/expired/`), in a sentence; `undefined` when

@@ -38,6 +38,11 @@ export interface StatusJson {
   readonly analysis?: { readonly summary: string; readonly metricNotes: string; readonly dataNotes: string; readonly risks: ReadonlyArray<string> }
   readonly insights: ReadonlyArray<{ readonly text: string; readonly evidence: ReadonlyArray<string> }>
   /**
+   * The run's webhook messages not delivered (given by `trex status --json`, not by a webhook's end
+   * message, nor by {@link toJson}): see {@link WebhooksJson}.
+   */
+  readonly webhooks?: WebhooksJson
+  /**
    * `waiting`: why a trial's job waits in its backend's queue, while a controller runs the run;
    * `unreachable`: why its backend cannot be asked about its running job now (the engine, controller
    * or host does not answer), while a controller runs the run; `withdrawn`: a drain took it out of the queue (it runs first on resume); `pruning`: why a
@@ -54,6 +59,21 @@ export interface StatusJson {
     readonly withdrawn?: true
     readonly pruning?: string
   }>
+}
+
+/**
+ * A run's webhook messages not delivered, as `trex status --json` gives them, each by its `id` (the
+ * message's `trex.id`), `kind` (`best` or `end`) and `due` (ISO 8601: when it was due). `waiting`: kept
+ * in `<run-dir>/notify` for the run's next session with webhooks, in the order they were due, with
+ * `pastMaxAge` when it was due longer ago than `--notify-max-age`'s default (72 hours): a session with
+ * webhooks expires it (does not post it) unless its own `--notify-max-age` is longer. `expired`: found too
+ * old to post, in `<run-dir>/notify/expired` (`expired`: when), until removed. Both are empty when
+ * nothing is left.
+ * @since 0.1.0 @category models
+ */
+export interface WebhooksJson {
+  readonly waiting: ReadonlyArray<{ readonly id: string; readonly kind: "best" | "end"; readonly due: string; readonly pastMaxAge: boolean }>
+  readonly expired: ReadonlyArray<{ readonly id: string; readonly kind: "best" | "end"; readonly due: string; readonly expired: string }>
 }
 
 /** Budget usage replayed from the journal; `now` (ms), for a run a controller is running: its wall clock runs on to then. @since 0.1.0 @category functions */

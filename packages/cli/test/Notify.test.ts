@@ -134,7 +134,7 @@ describe("Notify: webhooks told of a run", () => {
       assert.strictEqual(bests.at(-1)!.best.id, status.best.id)
       assert.match(end.text, new RegExp(`^trex · toy finished: budget: maxTrials · best score [0-9.]+ \\(${status.best.id}\\) · \\d+ succeeded, \\d+ failed · `))
       assert.notInclude(allText(runDir), secret)
-      assert.isFalse(fs.existsSync(path.join(runDir, "notify")), "every message delivered: nothing waits")
+      assert.deepStrictEqual(outbox(runDir), [], "every message delivered: nothing waits")
       assert.notInclude(r.stdout + r.stderr, secret)
     })), 120_000)
 
@@ -353,6 +353,47 @@ describe("Notify: webhooks told of a run", () => {
       assert.include(bad.stderr, "--notify-max-age is in hours and must be more than 0, got 0")
     })), 120_000)
 
+  it.live("trex status and status --json list the messages waiting, those the next session will expire (past 72 hours), and those expired", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // a webhook that refuses everything (404: not tried again): the new best and the end are kept
+      const refusing = yield* webhook(() => 404)
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${refusing.url}/gone`, "--notify-best"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const kept = outbox(runDir)
+      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+      const best = (kept[0]!.message.trex as { best: { id: string } }).best.id
+      // as if the best had waited 100 hours
+      const file = path.join(runDir, "notify", `best-${best}.json`)
+      const aged = Date.now() - 100 * 3_600_000
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: aged }))
+      const endAt = (JSON.parse(fs.readFileSync(path.join(runDir, "notify", `${kept[1]!.id.slice(kept[1]!.id.lastIndexOf("/") + 1)}.json`), "utf8")) as { at: number }).at
+
+      // a session without webhooks expires nothing: status says which one the next session with them will
+      const text = (yield* trex(["status", runDir])).stdout
+      assert.include(text, `\nWebhooks: 2 webhook messages of an earlier session (new best (${best}), end) were not delivered`)
+      assert.include(text, `; 1 of them (new best (${best})) was due more than 72 hours ago: a session with webhooks will not post it, but move it to ${path.join(runDir, "notify", "expired")}, unless its --notify-max-age is longer`)
+      const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(json.webhooks, {
+        waiting: [
+          { id: kept[0]!.id, kind: "best", due: new Date(aged).toISOString(), pastMaxAge: true },
+          { id: kept[1]!.id, kind: "end", due: new Date(endAt).toISOString(), pastMaxAge: false }
+        ],
+        expired: []
+      })
+
+      // the next session with webhooks (the default age) posts the end and expires the best, as said
+      const hook = yield* webhook()
+      const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      assert.deepStrictEqual(hook.received.map((m) => m.id), [kept[1]!.id])
+      const after = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(after.webhooks.waiting, [])
+      assert.deepStrictEqual(after.webhooks.expired.map((e: { id: string; kind: string; due: string }) => [e.id, e.kind, e.due]), [[kept[0]!.id, "best", new Date(aged).toISOString()]])
+      assert.isAtLeast(Date.parse(after.webhooks.expired[0].expired), Date.parse(json.webhooks.waiting[1].due))
+    })), 120_000)
+
   it.live("a kept message is written durably: its file and its folder are fsync'd before it is posted", () =>
     Effect.scoped(Effect.gen(function*() {
       // every fsync this process makes, by the path of what it syncs (the real fsync is made all the same)
@@ -421,9 +462,9 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(hook.received.map((m) => m.id), kept.map((e) => e.id))
       assert.deepStrictEqual(outbox(runDir), [])
       assert.notInclude((yield* trex(["status", runDir])).stdout, "Webhooks:")
-      // a later one tells that end again, under its id (a receiver that got it drops it), and no best
+      // a later one tells that end again, under its id, but /up has it: nothing is posted, and no best
       yield* trex(["resume", runDir], { TREX_NOTIFY_URL: `${hook.url}/up` })
-      assert.deepStrictEqual(hook.received.slice(2).map((m) => m.id), [kept[1]!.id])
+      assert.deepStrictEqual(hook.received.slice(2).map((m) => m.id), [])
     })), 120_000)
 
   it.live("of two webhooks, the one that got a message is not posted it again: the next session posts it to the other only", () =>
@@ -443,6 +484,37 @@ describe("Notify: webhooks told of a run", () => {
       const after = hook.received.slice(n)
       // the first session's end to /down only: the resume ran nothing and ended as the run had (the same end)
       assert.deepStrictEqual(after.map((m) => `${m.path} ${m.status} ${m.id === end.id}`), ["/down 200 true"])
+      assert.deepStrictEqual(outbox(runDir), [])
+    })), 120_000)
+
+  it.live("a resume that runs nothing does not post the end again to a webhook that got it; a webhook it never reached gets it, under its id", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/a`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      assert.deepStrictEqual(hook.received.map((m) => `${m.path} ${m.body.trex.kind}`), ["/a end"])
+      const end = hook.received[0]!
+      assert.match(end.id!, /\/end-\d+$/)
+      assert.deepStrictEqual(outbox(runDir), [], "nothing waits")
+      assert.notInclude((yield* trex(["status", runDir])).stdout, "Webhooks:")
+
+      // the run had finished: each resume runs nothing and tells the same end, which /a has
+      for (let i = 0; i < 2; i++) {
+        const again = yield* trex(["resume", runDir, "--notify", `${hook.url}/a`], { TREX_TOY_MS: "30" })
+        assert.strictEqual(again.status, 0, again.stderr)
+      }
+      assert.deepStrictEqual(hook.received.map((m) => m.path), ["/a"], "the end is not posted again to /a")
+      // what /a got is recorded by a hash of its address, never the address
+      const delivered = path.join(runDir, "notify", "delivered")
+      assert.strictEqual(fs.readdirSync(delivered).length, 1)
+      assert.notInclude(allText(delivered), "/a")
+      // a webhook added later gets that end, under its id, and /a still nothing
+      const added = yield* trex(["resume", runDir, "--notify", `${hook.url}/a`, "--notify", `${hook.url}/b`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(added.status, 0, added.stderr)
+      assert.deepStrictEqual(hook.received.slice(1).map((m) => `${m.path} ${m.id === end.id}`), ["/b true"])
+      assert.strictEqual(fs.readdirSync(delivered).length, 2)
       assert.deepStrictEqual(outbox(runDir), [])
     })), 120_000)
 

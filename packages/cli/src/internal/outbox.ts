@@ -5,6 +5,9 @@
  * posted or being retried leaves its file, and the run's next session (`trex resume`) posts it. Which
  * webhooks answered is kept as keys, a hash of each address: the address is a secret, never written.
  * A message too old to post when a session would post it is moved to `notify/expired/`, and stays there.
+ * Which webhooks got an end the journal records is kept too, in `notify/delivered/<key>.json` (one
+ * file a webhook, the ids of the ends it answered 2xx): a resume that runs nothing tells that end again,
+ * and is not to post it to a webhook that has it.
  */
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -30,6 +33,9 @@ export const dirOf = (runDir: string): string => path.join(runDir, "notify")
 
 /** The folder of the messages found too old to post. */
 export const expiredDirOf = (runDir: string): string => path.join(dirOf(runDir), "expired")
+
+/** The folder of what each webhook got: one file a webhook, by its key. */
+export const deliveredDirOf = (runDir: string): string => path.join(dirOf(runDir), "delivered")
 
 /** A message's file name: the part of its id after the run's (`best-n3`, `end-17`). */
 const nameOf = (id: string): string => `${id.slice(id.lastIndexOf("/") + 1).replace(/[^\w.-]/g, "_")}.json`
@@ -58,19 +64,22 @@ const makeDir = (dir: string): void => {
   syncDir(path.dirname(dir))
 }
 
-/** Write `file` whole and durably: a temporary file, fsync'd, renamed over it, its folder fsync'd. */
-const writeDurably = (file: string, text: string): void => {
+/**
+ * Write `file` whole: a temporary file renamed over it (a kill leaves the old or the new one); with
+ * `sync` (the default) durably too, the temporary file fsync'd before its rename, its folder after it.
+ */
+const writeDurably = (file: string, text: string, sync = true): void => {
   const tmp = `${file}.${process.pid}.tmp`
   try {
     const fd = fs.openSync(tmp, "w")
     try {
       fs.writeSync(fd, text)
-      fs.fsyncSync(fd)
+      if (sync) fs.fsyncSync(fd)
     } finally {
       fs.closeSync(fd)
     }
     fs.renameSync(tmp, file)
-    syncDir(path.dirname(file))
+    if (sync) syncDir(path.dirname(file))
   } catch (e) {
     fs.rmSync(tmp, { force: true })
     throw e
@@ -97,7 +106,7 @@ export const remove = (runDir: string, id: string): string | undefined => {
     return `cannot remove ${fileOf(runDir, id)}: ${why(e)}`
   }
   // the folder goes with its last message, so a run with nothing waiting has none; one that still
-  // holds a message (ENOTEMPTY), or expired ones, stays, as it should
+  // holds a message (ENOTEMPTY), expired ones or what webhooks got, stays, as it should
   try {
     fs.rmdirSync(dirOf(runDir))
   } catch {
@@ -119,6 +128,34 @@ export const expire = <M>(runDir: string, entry: Entry<M>, now: number): string 
     return `cannot write ${file}: ${why(e)}`
   }
   return remove(runDir, entry.id)
+}
+
+/** The ids of the ends the webhook of `key` answered 2xx (none when its file is missing or unreadable: they are posted again). */
+export const deliveredTo = (runDir: string, key: string): ReadonlyArray<string> => {
+  try {
+    const v = JSON.parse(fs.readFileSync(path.join(deliveredDirOf(runDir), `${key}.json`), "utf8")) as { readonly ends?: unknown }
+    return Array.isArray(v.ends) ? v.ends.filter((id): id is string => typeof id === "string") : []
+  } catch {
+    return []
+  }
+}
+
+/**
+ * Record that the webhook of `key` answered 2xx to the end `id`; `undefined` when done, else why not.
+ * Not fsync'd (a kill leaves it whole; a power loss that undoes it posts that end once more, which
+ * at-least-once allows), and a kill between the answer and the record does the same.
+ */
+export const markDelivered = (runDir: string, key: string, id: string): string | undefined => {
+  const file = path.join(deliveredDirOf(runDir), `${key}.json`)
+  const ends = deliveredTo(runDir, key)
+  if (ends.includes(id)) return undefined
+  try {
+    fs.mkdirSync(deliveredDirOf(runDir), { recursive: true })
+    writeDurably(file, JSON.stringify({ ends: [...ends, id] }), false)
+    return undefined
+  } catch (e) {
+    return `cannot write ${file}: ${why(e)}`
+  }
 }
 
 /** The kept messages of a folder, in the order they were due, and the files that could not be read as one. */
