@@ -625,14 +625,16 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const impatient = yield* GridEngineBackend.make({ ...config, qmasterWaitMs: 1500 })
-      const ref = yield* backend.submit(spec("qmaster-running", `echo started; sleep 3; ${RESULT}`))
+      // the job runs until the test lets it end (a file `go` in its directory): a job that only slept 3 s could start
+      // and end between two of the test's looks at qstat on a busy machine, and the test waited for it to run for ever
+      // (in a CI run, qstat -j then said the job was gone, and the job that needed its GPUs was running)
+      const ref = yield* backend.submit(spec("qmaster-running", `echo started; sleep 3; while [ ! -e go ]; do sleep 0.2; done; ${RESULT}`))
       const watching = yield* Effect.forkChild(collect(backend, ref))
       // two jobs that wait (for the GPUs a running job holds): one to cancel, one to withdraw during the outage
       const blocker = yield* backend.submit(spec("qmaster-blocker", "echo started; sleep 120", { resources: { gpus: 2, cpus: 1 } }))
       const toCancel = yield* backend.submit(spec("qmaster-cancel", RESULT, { resources: { gpus: 1, cpus: 1 } }))
       const toWithdraw = yield* backend.submit(spec("qmaster-withdraw", RESULT, { resources: { gpus: 1, cpus: 1 } }))
-      // (once, in a CI run, it had not started within 30 s of the execd's restart by the test before: what the
-      // cluster said then goes with the failure)
+      // (what the cluster says goes with a failure)
       yield* eventually("the job runs", () => qstatState(ref.id) === "r", 60).pipe(Effect.mapError((e) => new Error(`${e.message}\n${clusterSays(ref.id)}`)))
       yield* stopQmaster
       // qsub cannot reach the qmaster: nothing was submitted, so the backend submits again once it answers
@@ -650,6 +652,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.include(err.message, "(qmasterWaitMs)")
       assert.include(err.message, "trex resume")
       // the job runs to its end meanwhile; its execd reports it once the qmaster is back
+      fs.writeFileSync(path.join(ref.data.jobDir as string, "go"), "")
       yield* eventually("the job ran to its end while the qmaster was away", () => fs.existsSync(path.join(ref.data.jobDir as string, "result.json")), 30)
       // before the fix, the watch failed at the first qstat that could not reach the qmaster
       yield* restartGridEngine
