@@ -28,6 +28,23 @@ ${k8s}`)
   return { task: path.join(dir, "task.yaml"), out: path.join(dir, "runs") }
 }
 
+/** The Job (its name) of the first trial whose pod runs in namespace `trex` of `fake`, looked for up to 30 s. */
+const firstRunningJob = async (fake: FakeKubeApi.FakeKubeApi): Promise<string> => {
+  for (let i = 0; i < 600; i++) {
+    await new Promise((r) => setTimeout(r, 50))
+    const job = fake.list("pods", "trex").find((p) => p.status.phase === "Running")?.metadata.labels?.["trex.dev/job"]
+    if (job !== undefined) return job
+  }
+  return assert.fail("a trial's pod runs")
+}
+
+/** What `trex status` shows of `runDir` once it shows `text` (asked up to 20 times; the last answer else). */
+const statusShowing = async (runDir: string, text: string): Promise<string> => {
+  let shown = ""
+  for (let i = 0; i < 20 && !shown.includes(text); i++) shown = (await trexAsync(["status", runDir])).stdout
+  return shown
+}
+
 describe("trex run --backend k8s", () => {
   it("runs the toy search as Jobs to its end; with an image that cannot be pulled, each trial is taken back after stuckAfterMs and the run stops after three alike, naming the image", async () => {
     const fake = await FakeKubeApi.start({ unpullable: ["registry.invalid/trainer:1"], gracePeriodMs: 1000, claims: [{ name: "trex-jobs" }] })
@@ -94,20 +111,14 @@ describe("trex run --backend k8s", () => {
       fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000", TREX_TOY_LOG: ${JSON.stringify(log)} }`))
       const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
       // Kueue preempts the first trial as it runs, and admits its Job again a moment later
-      let first: string | undefined
-      for (let i = 0; i < 600 && first === undefined; i++) {
-        await new Promise((r) => setTimeout(r, 50))
-        first = fake.list("pods", "trex").find((p) => p.status.phase === "Running")?.metadata.labels?.["trex.dev/job"]
-      }
-      assert.isDefined(first, "a trial's pod runs")
+      const first = await firstRunningJob(fake)
       await new Promise((r) => setTimeout(r, 500))
-      assert.isTrue(fake.suspend("trex", first!))
+      assert.isTrue(fake.suspend("trex", first))
       // meanwhile `trex status` shows the trial waiting, saying who stopped it and why
       const runDir = path.join(out, fs.readdirSync(out)[0]!)
-      let shown = ""
-      for (let i = 0; i < 20 && !shown.includes("waiting (Suspended ("); i++) shown = (await trexAsync(["status", runDir])).stdout
+      const shown = await statusShowing(runDir, "waiting (Suspended (")
       assert.include(shown, "waiting (Suspended (kueue-job-controller: Preempted to accommodate a workload due to prioritization in the ClusterQueue)", shown)
-      assert.isTrue(fake.admit("trex", first!))
+      assert.isTrue(fake.admit("trex", first))
       const ran = await running
       assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
       assert.include(ran.stdout, "State: finished (budget: maxTrials)")
@@ -135,17 +146,11 @@ describe("trex run --backend k8s", () => {
       const { task, out } = k8sTask(fake, "busybox:1.36", "    stuckAfterMs: 4000\n    labels:\n      kueue.x-k8s.io/queue-name: gpu-queue")
       fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000" }`))
       const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
-      let first: string | undefined
-      for (let i = 0; i < 600 && first === undefined; i++) {
-        await new Promise((r) => setTimeout(r, 50))
-        first = fake.list("pods", "trex").find((p) => p.status.phase === "Running")?.metadata.labels?.["trex.dev/job"]
-      }
-      assert.isDefined(first, "a trial's pod runs")
+      const first = await firstRunningJob(fake)
       // Kueue deactivates its workload (requeued past its backoffLimitCount) and stops its Job
-      assert.isTrue(fake.deactivate("trex", first!))
+      assert.isTrue(fake.deactivate("trex", first))
       const runDir = path.join(out, fs.readdirSync(out)[0]!)
-      let shown = ""
-      for (let i = 0; i < 20 && !shown.includes("waiting (Deactivated by Kueue ("); i++) shown = (await trexAsync(["status", runDir])).stdout
+      const shown = await statusShowing(runDir, "waiting (Deactivated by Kueue (")
       assert.include(shown, "waiting (Deactivated by Kueue (The workload is deactivated due to exceeding the maximum number of re-queuing retries)", shown)
       const ran = await running
       assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
