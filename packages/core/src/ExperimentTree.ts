@@ -262,10 +262,8 @@ export class ExperimentTree {
     for (const node of nodes) {
       // (a node a repeated id replaced is found no more)
       if (this.nodes.get(node.spec.id) !== node) continue
-      const sources = node.spec.strategy.data.sources
-      if (Fingerprint.mixture(sources) === sources) continue
-      const now = Fingerprint.of(node.spec.strategy)
-      if (!this.fingerprints.has(now)) this.fingerprints.set(now, node)
+      const now = Fingerprint.changed(node.spec.strategy, node.spec.fingerprint)
+      if (now !== undefined && !this.fingerprints.has(now)) this.fingerprints.set(now, node)
     }
   }
 

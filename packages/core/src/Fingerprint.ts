@@ -192,6 +192,26 @@ const partText = (part: object | undefined): string | undefined => {
   return text
 }
 
+/**
+ * The fingerprint a strategy journaled under `recorded` has now, when it is another: only one whose
+ * mixture is not in {@link mixture}'s form can have one (a journal written before 2026-12-05 hashed the
+ * mixture as written). `ExperimentTree` and `ResultCache` find such a node by both.
+ *
+ * @example
+ * ```ts
+ * import { Fingerprint, Strategy } from "@trex/core"
+ * const s = Strategy.decodeSync({ data: { sources: [{ name: "a" }] }, training: { learningRate: 1e-3, epochs: 1, batchSize: 8 } })
+ * Fingerprint.changed(s, Fingerprint.of(s)) // undefined
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const changed = (strategy: Strategy.Strategy, recorded: string): string | undefined => {
+  const sources = strategy.data.sources
+  if (mixture(sources) === sources) return undefined
+  const now = of(strategy)
+  return now === recorded ? undefined : now
+}
+
 /** The canonical JSON of a data recipe, its mixture in canonical form, kept for as long as the recipe lives. */
 const dataText = (data: Strategy.DataRecipe | undefined): string | undefined => {
   if (data === undefined) return undefined

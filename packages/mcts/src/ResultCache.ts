@@ -185,10 +185,8 @@ export const builder = (scope?: { readonly task: Task.Task; readonly code?: stri
  * journal written before mixtures were fingerprinted so recorded it as written), its strategy's now.
  */
 const fingerprints = (node: JournalEvent.Of<"NodeProposed">["node"]): ReadonlyArray<string> => {
-  const sources = node.strategy.data.sources
-  if (Fingerprint.mixture(sources) === sources) return [node.fingerprint]
-  const now = Fingerprint.of(node.strategy)
-  return now === node.fingerprint ? [now] : [node.fingerprint, now]
+  const now = Fingerprint.changed(node.strategy, node.fingerprint)
+  return now === undefined ? [node.fingerprint] : [node.fingerprint, now]
 }
 
 /**
