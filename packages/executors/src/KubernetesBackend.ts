@@ -777,7 +777,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               Effect.andThen(call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))),
               Effect.flatMap((now) =>
                 now.metadata?.annotations?.[K.WITHDRAWN_ANNOTATION] === text && now.metadata?.deletionTimestamp == null && K.jobOutcome(now) === undefined
-                  ? Effect.flatMap(podNamed(pod!.metadata!.name!), (p) => (p !== undefined && p.metadata?.deletionTimestamp == null ? unmark(text) : Effect.void))
+                  // (no pod: a suspended Job's, its controller's doing; the mark is as stale as with a pod let be)
+                  ? pod?.metadata?.name === undefined
+                    ? unmark(text)
+                    : Effect.flatMap(podNamed(pod.metadata.name), (p) => (p !== undefined && p.metadata?.deletionTimestamp == null ? unmark(text) : Effect.void))
                   : Effect.void
               ),
               Effect.ignore

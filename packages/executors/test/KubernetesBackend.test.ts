@@ -939,6 +939,21 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       assert.include(states(events), "Running")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live("a withdrawal mark younger than a request on a Job a queue holds (no pod yet) is taken off once it is a request old, and the Job runs once admitted", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ suspendJobs: true })
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      const backend = yield* KubernetesBackend.make(config(fake, { requestTimeoutMs: 2_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const ref = yield* backend.submit(spec("queued-marked", done))
+      const mark = JSON.stringify({ pod: "a-pod-of-another-controller", at: new Date().toISOString() })
+      yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "add", path: "/metadata/annotations/trex.dev~1withdrawn", value: mark }] }))
+      const watching = yield* watchUntil(backend, ref, (e) => e._tag === "State" && e.reason?.startsWith("Suspended") === true)
+      // before, the look again at the mark read the pod it named, which a held Job has not: it failed, the mark stayed
+      yield* eventually("the mark is taken off", () => fake.get("jobs", "trex", ref.id)?.metadata.annotations?.[K.WITHDRAWN_ANNOTATION] === undefined)
+      assert.isTrue(fake.admit("trex", ref.id))
+      assert.strictEqual(exitOf(yield* Fiber.join(watching)).outcome, "Succeeded")
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
   it.live("a Job whose Workload Kueue deactivated (its requeuing limit) says so and how to reactivate it, and is taken back after stuckAfterMs: Failed / Infra, for a controller that looks later too; one reactivated in time runs", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith({ suspendJobs: true })
