@@ -186,7 +186,8 @@ const toUsage = (u: Partial<Sdk.Usage> | Sdk.MessageDeltaUsage | undefined): Mod
  * Folds SSE events into our stream events and, at the end, the whole response; `billed` is the
  * usage the server has reported so far (none before `message_start`), with the output generated
  * since its last count (text, thinking and tool input, which a cut stream's last `message_delta`
- * never counted) estimated from its characters, and marked so.
+ * never counted) estimated from its characters, and marked so. `whole` is the response once the
+ * `message_delta` with its stop reason came after every content block's end, `message_stop` or not.
  */
 const accumulator = (model: string) => {
   const blocks: Array<Record<string, unknown>> = []
@@ -196,6 +197,9 @@ const accumulator = (model: string) => {
   let stopReason = "end_turn"
   let name = model
   let cutInput: unknown
+  // content blocks started and not yet stopped, and whether the message_delta that ends the message came
+  let open = 0
+  let stopped = false
   // characters generated since the server last counted the output tokens
   let uncounted = 0
   const step = (event: Sdk.RawMessageStreamEvent): ReadonlyArray<Model.StreamEvent> => {
@@ -208,6 +212,7 @@ const accumulator = (model: string) => {
       case "content_block_start":
         blocks[event.index] = { ...event.content_block }
         json[event.index] = ""
+        open++
         return []
       case "content_block_delta": {
         const block = blocks[event.index]!
@@ -231,6 +236,7 @@ const accumulator = (model: string) => {
       }
       case "content_block_stop": {
         const block = blocks[event.index]!
+        open--
         const raw = json[event.index] ?? ""
         if (raw.length > 0) {
           try {
@@ -255,25 +261,32 @@ const accumulator = (model: string) => {
           cacheWriteTokens: event.usage.cache_creation_input_tokens ?? usage.cacheWriteTokens,
           ...(event.usage.server_tool_use != null ? searches(event.usage) : usage.webSearches !== undefined ? { webSearches: usage.webSearches } : {})
         }
-        if (event.delta.stop_reason != null) stopReason = event.delta.stop_reason
+        if (event.delta.stop_reason != null) {
+          stopReason = event.delta.stop_reason
+          stopped = open === 0
+        }
         return []
       }
       case "message_stop":
         if (cutInput !== undefined && stopReason !== "max_tokens") throw cutInput
-        return [{
-          _tag: "Done",
-          response: { model: name, content: blocks.map((b) => fromBlock(b as unknown as Sdk.ContentBlock)), stopReason, usage }
-        }]
+        return [done()]
       default:
         // the API may add event types: one this adapter does not know carries nothing it needs
         return []
     }
   }
+  const done = (): Model.StreamEvent => ({
+    _tag: "Done",
+    response: { model: name, content: blocks.map((b) => fromBlock(b as unknown as Sdk.ContentBlock)), stopReason, usage }
+  })
+  // the message's stop reason and final usage said, its blocks all ended: only message_stop, which carries nothing, is missing
+  const whole = (): Model.StreamEvent | undefined =>
+    started && stopped && (cutInput === undefined || stopReason === "max_tokens") ? done() : undefined
   const billed = (): Model.BilledUsage | undefined =>
     !started ? undefined
       : uncounted === 0 ? usage
       : { ...usage, outputTokens: usage.outputTokens + Model.estimatedTokens(uncounted), estimated: true }
-  return { step, billed }
+  return { step, billed, whole }
 }
 
 /**
@@ -409,11 +422,17 @@ export const make = (options: Options): Model.ModelShape => {
           const body = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
           return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url, type, body)))
         }
-        const { step, billed } = accumulator(model)
+        const { step, billed, whole } = accumulator(model)
         let done = false
         let failed = false
         // stopped by its consumer after message_start, before it ended or failed: billed all the same
         yield* Effect.addFinalizer(() => Http.chargeStopped(() => done || failed, billed, stopped))
+        const ended = (e: Model.ModelError): Stream.Stream<Model.StreamEvent, Model.ModelError> => {
+          const answer = whole()
+          if (answer === undefined) return Stream.fail(e)
+          done = true
+          return Stream.make(answer)
+        }
         return Stream.fromAsyncIterable(events, fail).pipe(
           Stream.timeoutOrElse({ duration: timeoutMs, orElse: () => Stream.fail(stalled("no event")()) }),
           Stream.flatMap((e) => {
@@ -425,9 +444,13 @@ export const make = (options: Options): Model.ModelShape => {
               return Stream.fail(fail(new Error(`malformed stream event ${e.type}: ${Http.describeCause(cause)}`)))
             }
           }),
+          // The message_delta says the answer is whole (its stop reason and final usage, every block ended): a
+          // cut, a stall or an error after it loses only message_stop, which carries nothing, and the answer is
+          // taken, charged the usage that message_delta said.
+          Stream.catch((e) => (done ? Stream.empty : ended(e))),
           // A stream ends with its whole response or fails: never quietly with part of it.
           Stream.concat(Stream.suspend(() =>
-            done ? Stream.empty : Stream.fail(new Model.ModelError({
+            done ? Stream.empty : ended(new Model.ModelError({
               provider: PROVIDER,
               message: `the event stream from ${response.url} ended before message_stop: the response is incomplete`,
               retryable: true

@@ -426,6 +426,23 @@ describe("AnthropicModel", () => {
       assert.strictEqual(server.requests.length, 3)
     }))
 
+  it.live("stream: an error event, or the body's end, after message_delta gives the whole answer, not retried", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([
+        Fake.raw("text/event-stream", sse([started, ...textBlock("ok"), ended[0], overloaded])),
+        Fake.raw("text/event-stream", sse([started, ...textBlock("ok"), ended[0]]))
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: { baseDelay: "1 millis" } })
+      for (let i = 0; i < 2; i++) {
+        const events = yield* Stream.runCollect(model.stream(request))
+        assert.deepStrictEqual(events.map((e) => e._tag), ["TextDelta", "Done"])
+        const done = events[1] as Extract<Model.StreamEvent, { _tag: "Done" }>
+        assert.strictEqual(Model.text(done.response), "ok")
+        assert.deepStrictEqual(done.response.usage, { inputTokens: 7, outputTokens: 3, cacheReadTokens: 0, cacheWriteTokens: 0 })
+      }
+      assert.strictEqual(server.requests.length, 2)
+    }))
+
   it.live("stream: ping events and event types this adapter does not know are passed over", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([
@@ -469,8 +486,8 @@ describe("AnthropicModel", () => {
         { ...answer, stallAfterEvents: 0 } as Fake.Reply,
         // message_start alone, then the connection dies: its input tokens were billed; nothing went out, so it is retried
         { ...answer, cutAfterEvents: 1 } as Fake.Reply,
-        // everything but message_stop (message_delta said 40 output tokens), then a stall: deltas went out, so it fails
-        { ...answer, stallAfterEvents: events - 1 } as Fake.Reply
+        // everything before message_delta (which would make it whole), then a stall: deltas went out, so it fails
+        { ...answer, stallAfterEvents: events - 2 } as Fake.Reply
       ])
       const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 1000, retry: { baseDelay: "1 millis" } })
       const { meter, records } = recordingMeter()
@@ -478,11 +495,12 @@ describe("AnthropicModel", () => {
       assert.strictEqual(server.requests.length, 3)
       assert.isFalse(error.retryable)
       assert.include(error.message, "no event from")
-      assert.deepStrictEqual(error.usage, { inputTokens: 1200, outputTokens: 40, cacheReadTokens: 0, cacheWriteTokens: 0 })
+      // message_start's 1 output token, and the 33 characters of text since at 4 a token
+      assert.deepStrictEqual(error.usage, { inputTokens: 1200, outputTokens: 10, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
       assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
-        // 1200 * 3 + 1 * 15 micro-dollars (message_start's usage), then 1200 * 3 + 40 * 15
+        // 1200 * 3 + 1 * 15 micro-dollars (message_start's usage), then 1200 * 3 + 10 * 15
         ["anthropic:test (failed attempt)", 1200, 1, 0.003615],
-        ["anthropic:test (failed attempt)", 1200, 40, 0.0042]
+        ["anthropic:test (failed attempt, tokens estimated)", 1200, 10, 0.00375]
       ])
     }), { timeout: 20_000 })
 
@@ -500,6 +518,55 @@ describe("AnthropicModel", () => {
         ["anthropic:test (failed attempt, tokens estimated)", 1200, 7, 0.003705]
       ])
     }))
+
+  it.live("a stream cut after its message_delta, before message_stop, gives its whole answer, charged the usage message_delta said, not retried; one cut before it still fails", () =>
+    Effect.gen(function*() {
+      const usage = { input_tokens: 1200, output_tokens: 40 }
+      const answer = Fake.message([Fake.text("a long answer, streamed in pieces")], usage)
+      const call = Fake.message([Fake.text("Trying 3e-4."), Fake.toolUse("pick", { lr: 0.0003 })], usage)
+      // message_start, content_block_start, 5 deltas of 8 characters, content_block_stop, message_delta: message_stop never comes
+      const cut = (reply: Fake.Reply, before: number) => ({ ...reply, cutAfterEvents: before }) as Fake.Reply
+      const server = yield* Fake.make([
+        cut(answer, 9),
+        // text (2 deltas) and a tool call (2 deltas of its input): 9 events, then message_delta
+        cut(call, 10),
+        // the same answer cut after content_block_stop: no stop reason yet, so it is incomplete, as before
+        cut(answer, 8),
+        // held open after message_delta: the answer, once timeoutMs has passed
+        { ...answer, stallAfterEvents: 9 } as Fake.Reply
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", retry: { baseDelay: "1 millis" } })
+      const { meter, records } = recordingMeter()
+      const streamed = (r: Model.Request) => Stream.runCollect(model.stream(r)).pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      const events = yield* streamed(request)
+      assert.deepStrictEqual(events.map((e) => e._tag), ["TextDelta", "TextDelta", "TextDelta", "TextDelta", "TextDelta", "Done"])
+      const done = events[events.length - 1] as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(Model.text(done.response), "a long answer, streamed in pieces")
+      assert.strictEqual(done.response.stopReason, "end_turn")
+      assert.deepStrictEqual(done.response.usage, { inputTokens: 1200, outputTokens: 40, cacheReadTokens: 0, cacheWriteTokens: 0 })
+      const withCall = (yield* streamed(request)).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(withCall.response.stopReason, "tool_use")
+      assert.strictEqual(Model.text(withCall.response), "Trying 3e-4.")
+      assert.deepStrictEqual(Model.toolCalls(withCall.response).map((c) => [c.name, c.input]), [["pick", { lr: 0.0003 }]])
+      // nothing asked again: one request for each
+      assert.strictEqual(server.requests.length, 2)
+      const incomplete = yield* Effect.flip(streamed(request))
+      assert.isFalse(incomplete.retryable)
+      assert.match(incomplete.message, /^connection error: terminated/)
+      assert.strictEqual(server.requests.length, 3)
+      const held = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 300, retry: { baseDelay: "1 millis" } })
+      const stalled = (yield* Stream.runCollect(held.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter))).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(Model.text(stalled.response), "a long answer, streamed in pieces")
+      assert.strictEqual(server.requests.length, 4)
+      assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
+        // 1200 * 3 + 40 * 15 micro-dollars, as message_delta said: not estimated
+        ["anthropic:test", 1200, 40, 0.0042],
+        ["anthropic:test", 1200, 40, 0.0042],
+        // message_start's 1 output token, and the 33 characters of text since at 4 a token
+        ["anthropic:test (failed attempt, tokens estimated)", 1200, 10, 0.00375],
+        ["anthropic:test", 1200, 40, 0.0042]
+      ])
+    }), { timeout: 20_000 })
 
   it.live("a stream its consumer stops after message_start is charged what was billed: its input, and the text it sent, estimated; one stopped before, nothing", () =>
     Effect.gen(function*() {
