@@ -24,12 +24,11 @@
  * @since 0.1.0
  */
 import * as crypto from "node:crypto"
-import { Errors, ExperimentNode, ExperimentTree, OptionSpec, type JournalEvent } from "@trex/core"
+import { Errors, ExperimentNode, type ExperimentTree, OptionSpec, type JournalEvent } from "@trex/core"
 import { Explorer } from "@trex/mcts"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
 import * as Outbox from "./internal/outbox.ts"
 import * as Untrusted from "./internal/untrusted.ts"
-import type { RunInfo } from "./RunDir.ts"
 import * as Status from "./Status.ts"
 
 /**
@@ -268,7 +267,8 @@ export const bestMessage = (run: { readonly runId: string; readonly runDir: stri
  * The message of a run's end: `finished` when it journaled its end (not a stop's) with a trial that succeeded,
  * `failed` when it failed (an error, trials that all failed the same way, a researcher that failed) or
  * ended with none that succeeded, `stopped` when it ended without finishing (`trex resume` continues it).
- * `info` is the run as its journal holds it at the end (`undefined` when it could not be read). `id`:
+ * `info` is the run as its journal holds it at the end (`undefined` when it could not be read; a
+ * {@link Notifier}'s: its live tree, and its budget used as replayed). `id`:
  * the message's (by default a new one, `<runId>/end-<12 hex digits>`; a {@link Notifier} gives an end
  * the journal records its own, see {@link Payload}).
  * @since 0.1.0 @category functions
@@ -276,7 +276,7 @@ export const bestMessage = (run: { readonly runId: string; readonly runDir: stri
 export const endMessage = (
   run: { readonly runId: string; readonly runDir: string; readonly task: string },
   exit: Exit.Exit<{ readonly reason: string }, unknown>,
-  info: RunInfo | undefined,
+  info: Status.Source | undefined,
   id = `${run.runId}/end-${crypto.randomBytes(6).toString("hex")}`
 ): Message => {
   const status = info === undefined ? undefined : (({ analysis: _a, insights: _i, nodes: _n, webhooks: _w, ...rest }) => rest)(Status.toJson(info))
@@ -316,7 +316,8 @@ export const endMessage = (
  * id of the end the journal recorded, when it did) and waits until every queued message was posted or
  * given up on, or as long as one message's tries take (`attempts` of `timeoutMs`, 1, 2... s apart: 33 s
  * by default), whichever comes first. Each is kept in the run directory from when it is due until every
- * webhook got it (see the module's note).
+ * webhook got it (see the module's note). `onEvent`'s `tree` is the run's with the entry applied (the
+ * explorer's): an end is made from it, and from totals kept as the entries come, none of which is kept.
  * @since 0.1.0 @category models
  */
 export interface Notifier {
@@ -350,22 +351,6 @@ const what = (m: Message) => (m.trex.kind === "end" ? "end" : `new best (${m.tre
 const toldAgain = (m: Message): boolean => m.trex.kind === "end" && /\/end-\d+$/.test(m.trex.id)
 
 const withId = (message: Message, id: string): Message => ({ ...message, trex: { ...message.trex, id } })
-
-/**
- * The journal position that names the end journaled at `seq` (`entries` numbered from 1): its own, or,
- * when the session that journaled it ran nothing (its `RunResumed` just before it) and ended as the
- * run had ended (a `RunFinished` just before that, of the same reason), that earlier end's.
- */
-const sameEndAs = (entries: ReadonlyArray<JournalEvent.Entry>, seq: number): number => {
-  let s = seq
-  for (;;) {
-    const end = entries[s - 1]?.event
-    const resumed = entries[s - 2]?.event
-    const before = entries[s - 3]?.event
-    if (end?._tag !== "RunFinished" || resumed?._tag !== "RunResumed" || before?._tag !== "RunFinished" || before.reason !== end.reason) return s
-    s -= 2
-  }
-}
 
 /**
  * Whether a kept message may be posted: one made before its end was journaled (`end`) only when the
@@ -504,8 +489,36 @@ export const make = (
       })
     ))
     // the run's journal as this session knows it (the entries before it, and each one it journals),
-    // whole when it starts at 1: an end made from it is the one `trex status` would show
-    const journal: Array<JournalEvent.Entry> = [...(run.journaled ?? [])]
+    // followed, not kept (the explorer's tree holds the run): whole when it starts at 1 with the run's
+    // start and its entries come one after another, when an end made from it is the one `trex status`
+    // would show: the live tree, and the budget used replayed as the entries came
+    let seen = 0
+    let whole = true
+    let started: JournalEvent.Of<"RunStarted"> | undefined
+    let replayed: Status.Replay | undefined
+    let previous: JournalEvent.JournalEvent["_tag"] | undefined
+    /**
+     * The last `RunFinished`, and the journal position that names it: its own, or, when the session
+     * that journaled it ran nothing (its `RunResumed` just before it) and ended as the run had ended (a
+     * `RunFinished` just before that, of the same reason), the one that names that earlier end.
+     */
+    let lastEnd: { readonly seq: number; readonly reason: string; readonly named: number } | undefined
+    const follow = (entry: JournalEvent.Entry) => {
+      const event = entry.event
+      seen++
+      if (entry.seq !== seen) whole = false
+      if (seen === 1 && event._tag === "RunStarted") {
+        started = event
+        replayed = new Status.Replay(event.task.budget)
+      }
+      replayed?.apply(event)
+      if (event._tag === "RunFinished") {
+        const again = previous === "RunResumed" && lastEnd?.seq === entry.seq - 2 && lastEnd.reason === event.reason
+        lastEnd = { seq: entry.seq, reason: event.reason, named: again ? lastEnd!.named : entry.seq }
+      }
+      previous = event._tag
+    }
+    for (const entry of run.journaled ?? []) follow(entry)
     let lastBest: string | undefined
     /** The id of the end this session journaled, once it has. */
     let sessionEnd: string | undefined
@@ -514,21 +527,19 @@ export const make = (
      * between the journal's entry and the message's post leaves it for the next session, and named
      * after the entry, so that a resume that runs nothing tells the same end under the same id.
      */
-    const ending = (entry: JournalEvent.Entry) => {
+    const ending = (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => {
       const event = entry.event
-      const started = journal[0]?.event
-      if (event._tag !== "RunFinished" || started?._tag !== "RunStarted" || journal.some((e, i) => e.seq !== i + 1)) return
-      sessionEnd = `${run.runId}/end-${sameEndAs(journal, entry.seq)}`
+      if (event._tag !== "RunFinished" || started === undefined || replayed === undefined || !whole || lastEnd === undefined) return
+      sessionEnd = `${run.runId}/end-${lastEnd.named}`
       // an earlier session's message of that end is queued, or was posted, in this session: it tells it
       if (queued.has(sessionEnd)) return
-      const tree = ExperimentTree.fold(journal.map((e) => e.event))!
-      const info: RunInfo = { started, finished: event, tree, entries: [...journal], writer: undefined }
-      hold(endMessage({ runId: run.runId, runDir: run.runDir, task: tree.view.task.name }, Exit.succeed({ reason: event.reason }), info, sessionEnd), { seq: entry.seq, at: event.at })
+      const info: Status.Source = { started, finished: event, view: tree, replayed, writer: undefined }
+      hold(endMessage({ runId: run.runId, runDir: run.runDir, task: tree.task.name }, Exit.succeed({ reason: event.reason }), info, sessionEnd), { seq: entry.seq, at: event.at })
     }
     return {
       onEvent: (entry, tree) => {
-        journal.push(entry)
-        if (entry.event._tag === "RunFinished") return ending(entry)
+        follow(entry)
+        if (entry.event._tag === "RunFinished") return ending(entry, tree)
         if (options.best !== true || entry.event._tag !== "NodeFinished" || entry.event.outcome !== "Succeeded") return
         const best = tree.best()
         if (best === undefined || best.id !== entry.event.nodeId || best.id === lastBest) return

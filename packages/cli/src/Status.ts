@@ -76,24 +76,41 @@ export interface WebhooksJson {
   readonly expired: ReadonlyArray<{ readonly id: string; readonly kind: "best" | "end"; readonly due: string; readonly expired: string }>
 }
 
+/**
+ * Budget usage replayed event by event, as {@link usage} replays a journal's: for a caller that sees a
+ * run's events one at a time and does not keep them (a notifier, whose end message tells the budget used).
+ * @since 0.1.0 @category models
+ */
+export class Replay {
+  private readonly ledger: Budget.Ledger
+  private elapsed = 0
+  private sessionStart = 0
+  private last = 0
+  constructor(budget: Budget.Budget) {
+    this.ledger = new Budget.Ledger(budget)
+  }
+  apply(event: JournalEvent.JournalEvent): void {
+    this.ledger.apply(event)
+    if (event._tag === "RunStarted" || event._tag === "RunResumed") {
+      this.elapsed += Math.max(0, this.last - this.sessionStart)
+      this.sessionStart = event.at
+    }
+    this.last = event.at
+  }
+  /** The usage so far; `now` (ms), for a run a controller is running: its wall clock runs on to then. */
+  usage(now?: number): Budget.Usage {
+    // a live run's session goes on until now, not until its last event
+    const last = now !== undefined ? Math.max(this.last, now) : this.last
+    this.ledger.setElapsed((this.elapsed + Math.max(0, last - this.sessionStart)) / 1000)
+    return this.ledger.usage()
+  }
+}
+
 /** Budget usage replayed from the journal; `now` (ms), for a run a controller is running: its wall clock runs on to then. @since 0.1.0 @category functions */
 export const usage = (entries: ReadonlyArray<JournalEvent.Entry>, budget: Budget.Budget, now?: number): Budget.Usage => {
-  const ledger = new Budget.Ledger(budget)
-  let elapsed = 0
-  let sessionStart = 0
-  let last = 0
-  for (const { event } of entries) {
-    ledger.apply(event)
-    if (event._tag === "RunStarted" || event._tag === "RunResumed") {
-      elapsed += Math.max(0, last - sessionStart)
-      sessionStart = event.at
-    }
-    last = event.at
-  }
-  // a live run's session goes on until now, not until its last event
-  if (now !== undefined) last = Math.max(last, now)
-  ledger.setElapsed((elapsed + Math.max(0, last - sessionStart)) / 1000)
-  return ledger.usage()
+  const replay = new Replay(budget)
+  for (const { event } of entries) replay.apply(event)
+  return replay.usage(now)
 }
 
 /** Metrics shown on `trex status`'s line of the best trial; the rest are in `--json` and the reports. */
@@ -115,9 +132,19 @@ const reusedNote = (s: StatusJson) => (s.reused > 0 ? ` (${s.reused} reused from
 export const runState = (info: Pick<RunInfo, "finished" | "writer">): StatusJson["state"] =>
   info.writer !== undefined ? "running" : info.finished !== undefined ? "finished" : "stopped"
 
+/**
+ * What {@link toJson} reads of a run: a {@link RunInfo} (its tree, and its journal's entries for the
+ * budget used), or a run's live tree (`view`) with its budget used replayed as its events came
+ * (`replayed`: a {@link Replay} of every entry), which need not keep them.
+ * @since 0.1.0 @category models
+ */
+export type Source =
+  | RunInfo
+  | Pick<RunInfo, "started" | "finished" | "writer" | "damage"> & { readonly view: ExperimentTree.TreeView; readonly replayed: Replay }
+
 /** @since 0.1.0 @category functions */
-export const toJson = (info: RunInfo): StatusJson => {
-  const view = info.tree.view
+export const toJson = (info: Source): StatusJson => {
+  const view = "view" in info ? info.view : info.tree.view
   const counts = { Proposed: 0, Queued: 0, Running: 0, Succeeded: 0, Failed: 0, Cancelled: 0, Pruned: 0 }
   const nodes: Array<StatusJson["nodes"][number]> = []
   const live = runState(info) === "running"
@@ -141,7 +168,8 @@ export const toJson = (info: RunInfo): StatusJson => {
     })
   }
   const best = view.best()
-  const u = usage(info.entries, view.task.budget, live ? Date.now() : undefined)
+  const now = live ? Date.now() : undefined
+  const u = "replayed" in info ? info.replayed.usage(now) : usage(info.entries, view.task.budget, now)
   const analysis = view.analysis
   return {
     runId: info.started.runId,

@@ -8,6 +8,8 @@ import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
+import { Cost, ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
+import { TreeBuilder } from "@trex/core/testing"
 import { Effect, Exit, Redacted } from "effect"
 import * as Notify from "../src/Notify.ts"
 import * as Trex from "../src/Trex.ts"
@@ -603,6 +605,54 @@ describe("Notify: webhooks told of a run", () => {
       assert.strictEqual(outbox(runDir).length, 4, "every message kept")
       assert.deepStrictEqual(outbox(runDir).slice(0, 3).map((e) => e.id), earlier.map((m) => m.trex.id))
     })), 30_000)
+
+  it.effect("the end a notifier keeps when the run's end comes is the one its whole journal makes, named after the end a resume that ran nothing told again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // three sessions (the second with a new budget), then one that ran nothing and ended as the third had
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ name: "kept", budget: { maxTrials: 2 } }))
+      const events: Array<JournalEvent.JournalEvent> = []
+      const take = () => events.push(...b.events.splice(0))
+      const trial = (score: number) => {
+        const id = b.succeed(ExperimentNode.ROOT, { "training.learningRate": score / 100 }, score)
+        take()
+        events.push(JournalEvent.make("BudgetCharged", { nodeId: id, cost: Cost.make({ gpuSeconds: 60, dollars: 0.5 }), reason: "trial", at: 1_000 * events.length }))
+      }
+      take()
+      trial(0.4)
+      trial(0.6)
+      events.push(JournalEvent.make("RunFinished", { reason: "budget: maxTrials", at: 60_000 }))
+      events.push(JournalEvent.make("RunResumed", { at: 3_600_000, budget: { maxTrials: 4 } }))
+      trial(0.5)
+      events.push(JournalEvent.make("RunFinished", { reason: "budget: maxTrials", at: 3_700_000 }))
+      events.push(JournalEvent.make("RunResumed", { at: 7_200_000 }))
+      events.push(JournalEvent.make("RunFinished", { reason: "budget: maxTrials", at: 7_200_010 }))
+      const entries = events.map((event, i) => ({ seq: i + 1, event }))
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-kept-"))
+      const kept = (journaled: number) =>
+        Effect.gen(function*() {
+          fs.rmSync(path.join(runDir, "notify"), { recursive: true, force: true })
+          const notifier = yield* Notify.make({ urls: ["http://127.0.0.1:9/hook"] }, { runId: "r", runDir, journaled: entries.slice(0, journaled) })
+          for (const entry of entries.slice(journaled)) notifier.onEvent(entry, ExperimentTree.fold(events.slice(0, entry.seq))!.view)
+          return outbox(runDir).map((e) => e.message)
+        })
+      const last = events.at(-1) as JournalEvent.Of<"RunFinished">
+      const whole = { started: events[0] as JournalEvent.Of<"RunStarted">, finished: last, tree: ExperimentTree.fold(events)!, entries, writer: undefined }
+      const told = entries.length - 2
+      const expected = Notify.endMessage({ runId: "r", runDir, task: "kept" }, Exit.succeed({ reason: last.reason }), whole, `r/end-${told}`)
+      // the budget used across the sessions, as `trex status` tells it
+      assert.deepStrictEqual(expected.trex.kind === "end" && expected.trex.status?.budget, { limits: { maxTrials: 4 }, trials: 3, spent: Cost.make({ gpuSeconds: 180, dollars: 1.5 }), elapsedSeconds: 160.01 })
+      // the last session: the run's journal before it, then its own entries
+      assert.deepStrictEqual(yield* kept(entries.length - 2), [expected])
+      // a session that saw every entry keeps each end it saw come: the last, named after the one it tells again
+      const all = yield* kept(0)
+      assert.deepStrictEqual(all.map((m) => m.trex.id), ["r/end-" + (entries.findIndex((e) => e.event._tag === "RunFinished") + 1), `r/end-${told}`])
+      assert.deepStrictEqual(all[1], expected)
+      // a journal that does not start at 1 makes no end (it is not the whole run)
+      fs.rmSync(path.join(runDir, "notify"), { recursive: true, force: true })
+      const notifier = yield* Notify.make({ urls: ["http://127.0.0.1:9/hook"] }, { runId: "r", runDir, journaled: entries.slice(1, -1) })
+      notifier.onEvent(entries.at(-1)!, ExperimentTree.fold(events)!.view)
+      assert.deepStrictEqual(outbox(runDir), [])
+    })))
 
   it("text from the run (an error's message, a task name) makes no mention, link or markup in a chat", () => {
     const m = Notify.endMessage({ runId: "r", runDir: "runs/r", task: "<!channel> & co" }, Exit.fail(new Error("loss is NaN, @here <https://x.example|click>")), undefined)
