@@ -38,10 +38,10 @@ const firstRunningJob = async (fake: FakeKubeApi.FakeKubeApi): Promise<string> =
   return assert.fail("a trial's pod runs")
 }
 
-/** What `trex status` shows of `runDir` once it shows `text` (asked up to 20 times; the last answer else). */
+/** What `trex status` shows of `runDir` once it shows `text` (asked for up to 60 s; the last answer else). */
 const statusShowing = async (runDir: string, text: string): Promise<string> => {
   let shown = ""
-  for (let i = 0; i < 20 && !shown.includes(text); i++) shown = (await trexAsync(["status", runDir])).stdout
+  for (const until = Date.now() + 60_000; !shown.includes(text) && Date.now() < until;) shown = (await trexAsync(["status", runDir])).stdout
   return shown
 }
 
@@ -143,7 +143,9 @@ describe("trex run --backend k8s", () => {
       for (const j of fake.list("jobs", "trex")) if (j.spec.suspend === true) fake.admit("trex", j.metadata.name)
     }, 100)
     try {
-      const { task, out } = k8sTask(fake, "busybox:1.36", "    stuckAfterMs: 4000\n    labels:\n      kueue.x-k8s.io/queue-name: gpu-queue")
+      // (the trial waits deactivated for stuckAfterMs: long enough for `trex status`, a new process each time, to see it on
+      // a busy machine; with 4 s, a CI run's 20 asks all came after it)
+      const { task, out } = k8sTask(fake, "busybox:1.36", "    stuckAfterMs: 20000\n    labels:\n      kueue.x-k8s.io/queue-name: gpu-queue")
       fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000" }`))
       const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
       const first = await firstRunningJob(fake)
@@ -162,7 +164,7 @@ describe("trex run --backend k8s", () => {
       const deactivated = detail.filter((n) => n.text.includes("Kueue deactivated its Workload"))
       assert.lengthOf(deactivated, 1, JSON.stringify(detail.map((n) => [n.id, n.state])))
       assert.strictEqual(deactivated[0]!.state, "Failed")
-      assert.include(deactivated[0]!.text, "and it was not reactivated within 4 s (stuckAfterMs): its Job was deleted")
+      assert.include(deactivated[0]!.text, "and it was not reactivated within 20 s (stuckAfterMs): its Job was deleted")
     } finally {
       clearInterval(admitting)
       await fake.close()
