@@ -371,7 +371,8 @@ const wideTerminal = (wide: string): { readonly LOCPATH: string } => {
   if (!existsSync(CHARMAP)) execFileSync("sh", [INSTALL, "/usr/sbin/locale-gen", "locales"], { stdio: "inherit" })
   const dir = mkdtempSync(path.join(os.tmpdir(), "trex-locale-"))
   const charmap = gunzipSync(readFileSync(CHARMAP)).toString("utf8")
-  const hex = (ch: string) => ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
+  // <UXXXX> in the basic plane, <UXXXXXXXX> beyond it (planes 15 and 16's private use)
+  const hex = (ch: string) => ch.codePointAt(0)!.toString(16).toUpperCase().padStart(ch.codePointAt(0)! > 0xffff ? 8 : 4, "0")
   const widths = [...new Set(wide)].map((ch) => `<U${hex(ch)}>\t2\n`).join("")
   writeFileSync(path.join(dir, "UTF-8-WIDE"), charmap.replace(/^END WIDTH$/m, `${widths}END WIDTH`))
   execFileSync("localedef", ["-c", "-f", path.join(dir, "UTF-8-WIDE"), "-i", "C", path.join(dir, "C.UTF-8")])
@@ -421,6 +422,35 @@ describe("LiveView in tmux, which counts East Asian Ambiguous characters one col
     assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
     // one column short of the 60 (as every line of the frame is cut), not half as long: each character one column
     assert.strictEqual(frame[0], `TREX  ${name}  best score: 0.7 (n4)`.slice(0, 58) + "…", rows.join("\n"))
+  })
+})
+
+describe("LiveView and private-use characters (icon fonts: Nerd Fonts' glyphs)", { timeout: 120_000 }, () => {
+  // a branch, a gear, a folder (U+E000-F8FF) and two of Material Design's (plane 15), with text between
+  const icons = "\ue0a0 main \uf013 \uf07b \u{f0001}\u{f024b} "
+  const name = icons.repeat(5)
+
+  it("counts them two columns on a terminal that draws East Asian Ambiguous characters wide (they are Ambiguous), so none wraps", async () => {
+    // a terminal whose locale gives them (and the frame's · and …) two columns, as xterm's cjkWidth and VTE's setting do
+    const terminal = wideTerminal(`${name}·…`)
+    try {
+      const rows = await terminalScreen(name, 60, { terminal, env: { LC_ALL: "C.UTF-8", TREX_AMBIGUOUS_WIDTH: "2" } })
+      assert.strictEqual(rows.filter((r) => r.startsWith("TREX ")).length, 1, rows.join("\n"))
+      const frame = rows.slice(rows.findIndex((r) => r.startsWith("TREX ")))
+      assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
+      assert.isTrue(frame[0]!.startsWith(`TREX  \ue0a0 main \uf013`) && frame[0]!.endsWith("…"), rows.join("\n"))
+    } finally {
+      rmSync(terminal.LOCPATH, { recursive: true, force: true })
+    }
+  })
+
+  it("counts them one column where the terminal does (tmux as installed), so a line takes the whole width", async () => {
+    const rows = await terminalScreen(name, 60)
+    assert.strictEqual(rows.filter((r) => r.startsWith("TREX ")).length, 1, rows.join("\n"))
+    const frame = rows.slice(rows.findIndex((r) => r.startsWith("TREX ")))
+    assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
+    // 59 columns, a character each
+    assert.strictEqual(frame[0], [...`TREX  ${name}`].slice(0, 58).join("") + "…", rows.join("\n"))
   })
 })
 
