@@ -36,8 +36,8 @@ const WIDE: ReadonlyArray<readonly [number, number]> = [
 // East Asian Ambiguous (A) characters, from Unicode 14's EastAsianWidth.txt (hex code points and ranges), without the
 // combining marks (0 columns) and controls. Private use (U+E000-F8FF, planes 15 and 16: icon fonts' glyphs, Nerd
 // Fonts' among them) is Ambiguous there too, and counted so: 1 column where terminals count it 1 (glibc's wcwidth,
-// tmux, most terminals, a wider icon drawn over the cell after it), 2 where they draw Ambiguous characters wide
-// (xterm's cjkWidth, VTE's ambiguous-width setting count private use wide as well)
+// tmux: a wider icon is drawn over the cell after it), 2 where they draw Ambiguous characters wide (Markus Kuhn's
+// mk_wcwidth_cjk, xterm's cjkWidth, counts private use wide with them)
 const AMBIGUOUS_RANGES = [
   "a1 a4 a7-a8 aa ad-ae b0-b4 b6-ba bc-bf c6 d0 d7-d8 de-e1 e6 e8-ea ec-ed f0 f2-f3 f7-fa fc fe 101 111 113",
   "11b 126-127 12b 131-133 138 13f-142 144 148-14b 14d 152-153 166-167 16b 1ce 1d0 1d2 1d4 1d6 1d8 1da 1dc",
