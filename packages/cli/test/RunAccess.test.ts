@@ -40,6 +40,21 @@ const finishedRun = () => {
   return { folder, runDir: run.stdout.match(/run directory: (.*)/)![1]! }
 }
 
+/** A disk mounted for runs: a 16 MiB ext4 image (mkfs.ext4), loop-mounted at `<base>/runs`, its root open to all; `umount -l` it after. */
+const mountedDisk = () => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-disk-"))
+  fs.chmodSync(base, 0o755)
+  const image = path.join(base, "disk.img")
+  const disk = path.join(base, "runs")
+  fs.mkdirSync(disk)
+  fs.writeFileSync(image, Buffer.alloc(0))
+  fs.truncateSync(image, 16 * 1024 * 1024)
+  execFileSync("mkfs.ext4", ["-q", "-F", image])
+  execFileSync("mount", ["-o", "loop", image, disk])
+  fs.chmodSync(disk, 0o755)
+  return { base, disk }
+}
+
 const entries = (runDir: string) => Effect.runPromise(RunDir.readEntries(runDir)).then((e) => e.length)
 
 describe("trex CLI: a run directory this user may not read or write", { timeout: 120_000 }, () => {
@@ -109,17 +124,8 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
 
   it("trex list of a disk mounted for runs passes over fsck's lost+found at its root (root's, closed), and names a closed lost+found elsewhere, which may hold a run", async () => {
     // a real ext4 filesystem, as mke2fs makes it (its lost+found: mode 700, root's), on a loop device
-    const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-disk-"))
-    fs.chmodSync(base, 0o755)
-    const image = path.join(base, "disk.img")
-    const disk = path.join(base, "runs")
-    fs.mkdirSync(disk)
-    fs.writeFileSync(image, Buffer.alloc(0))
-    fs.truncateSync(image, 16 * 1024 * 1024)
-    execFileSync("mkfs.ext4", ["-q", "-F", image])
-    execFileSync("mount", ["-o", "loop", image, disk])
+    const { base, disk } = mountedDisk()
     try {
-      fs.chmodSync(disk, 0o755)
       const lostFound = path.join(disk, "lost+found")
       assert.strictEqual(fs.statSync(lostFound).mode & 0o777, 0o700)
       const run = trex(["run", toyTask, "--out", disk, "--max-trials", "1"])
@@ -145,15 +151,7 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
   })
 
   it("trex list of a disk mounted for runs passes over a desktop's trash at its root (.Trash-<uid>, that user's, closed), and names one elsewhere or of another user", async () => {
-    const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-disk-"))
-    fs.chmodSync(base, 0o755)
-    const image = path.join(base, "disk.img")
-    const disk = path.join(base, "runs")
-    fs.mkdirSync(disk)
-    fs.writeFileSync(image, Buffer.alloc(0))
-    fs.truncateSync(image, 16 * 1024 * 1024)
-    execFileSync("mkfs.ext4", ["-q", "-F", image])
-    execFileSync("mount", ["-o", "loop", image, disk])
+    const { base, disk } = mountedDisk()
     /** A trash as a file manager makes it for `uid` (freedesktop.org's): closed to all but its owner, with files and info. */
     const trash = (dir: string, owner: number) => {
       for (const sub of ["files", "info"]) fs.mkdirSync(path.join(dir, sub), { recursive: true })
@@ -162,7 +160,6 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
       fs.chmodSync(dir, 0o700)
     }
     try {
-      fs.chmodSync(disk, 0o755)
       const run = trex(["run", toyTask, "--out", disk, "--max-trials", "1"])
       assert.strictEqual(run.status, 0, run.stdout + run.stderr)
       trash(path.join(disk, ".Trash-1000"), 1000)
