@@ -57,9 +57,11 @@ export const AMBIGUOUS_WIDTH_ENV = "TREX_AMBIGUOUS_WIDTH"
 
 /**
  * The columns the terminal draws an East Asian Ambiguous character in: {@link AMBIGUOUS_WIDTH_ENV} when
- * set, else 2 in a Japanese, Chinese or Korean locale (the first set of `LC_ALL`, `LC_CTYPE` and `LANG`
- * begins `ja`, `zh` or `ko`: terminals there often draw them wide, as VTE guessed from these variables)
- * and 1 elsewhere. Fails with `InvalidInput` naming the variable and the fix for another value.
+ * set; else 1 inside tmux (`TMUX` is set): tmux lays out its panes by the widths of its own locale
+ * (en_US.UTF-8, else C.UTF-8, whatever the user's), in which glibc and utf8proc count them 1; else 2
+ * in a Japanese, Chinese or Korean locale (the first set of `LC_ALL`, `LC_CTYPE` and `LANG` begins `ja`,
+ * `zh` or `ko`: terminals there often draw them wide, as VTE guessed from these variables) and 1
+ * elsewhere. Fails with `InvalidInput` naming the variable and the fix for another value.
  *
  * @example
  * ```ts
@@ -78,10 +80,12 @@ export const ambiguousWidth = (env: Readonly<Record<string, string | undefined>>
       new Errors.InvalidInput({
         source: AMBIGUOUS_WIDTH_ENV,
         message: `${AMBIGUOUS_WIDTH_ENV} is ${JSON.stringify(env[AMBIGUOUS_WIDTH_ENV])}: set it to 1 (narrow) or 2 (wide), the columns your terminal draws ` +
-          `an East Asian Ambiguous character (±, §, α, …) in, or unset it to follow the locale (2 in a ja, zh or ko one)`
+          `an East Asian Ambiguous character (±, §, α, …) in, or unset it to follow the terminal (1 in tmux) and the locale (2 in a ja, zh or ko one)`
       })
     )
   }
+  // tmux counts a pane's characters itself, narrow (a tmux whose codepoint-widths option says otherwise: the variable)
+  if (env["TMUX"] !== undefined && env["TMUX"] !== "") return Effect.succeed(1)
   const locale = [env["LC_ALL"], env["LC_CTYPE"], env["LANG"]].find((v) => v !== undefined && v !== "")
   return Effect.succeed(locale !== undefined && /^(ja|zh|ko)([_.@]|$)/i.test(locale) ? 2 : 1)
 }

@@ -45,6 +45,8 @@ export const newRunId = (taskName: string, now: Date): string => {
  */
 export const create = (out: string, taskName: string, now: Date): { readonly runId: string; readonly runDir: string } => {
   const base = newRunId(taskName, now)
+  const unmade = notFolders(out, path.resolve(out, base), out)
+  if (unmade !== undefined) throw unmade
   let madeOut = false
   for (let n = 1; n < 10_000;) {
     const runId = n === 1 ? base : `${base}-${n}`
@@ -71,10 +73,14 @@ export const create = (out: string, taskName: string, now: Date): { readonly run
  * a folder that exists (in `/proc`, whose filesystem makes no folders): `trex run --out /proc/x`
  * hung. Fails with `InvalidInput` naming the folder, why and the fix where no folder can be made there
  * (a filesystem that makes none, as `/proc` and `/sys`; a read-only one; an immutable folder; one this
- * user may not write), and with the system error (`ENOTDIR`, `ENOSPC`, ...) otherwise.
+ * user may not write) and, before any `mkdir`, where a folder made would be no folder for files (a
+ * cgroup filesystem, whose folders are control groups; bpf, tracefs, configfs), or where `dir` is on
+ * one; with the system error (`ENOTDIR`, `ENOSPC`, ...) otherwise.
  * @since 0.1.0 @category constructors
  */
 export const makeFolders = (dir: string): void => {
+  const unmade = notFolders(dir, undefined, dir)
+  if (unmade !== undefined) throw unmade
   const missing: Array<string> = []
   for (let at = path.resolve(dir); statOf(at) === undefined; at = path.dirname(at)) {
     missing.unshift(at)
@@ -100,8 +106,54 @@ const NO_FOLDERS: ReadonlyMap<number, string> = new Map([
   [0x64626720, "debugfs"],
   [0x73636673, "securityfs"],
   [0x6165676c, "pstore"],
-  [0xde5e81e4, "efivarfs"]
+  [0xde5e81e4, "efivarfs"],
+  [0x19800202, "mqueue"],
+  [0x42494e4d, "binfmt_misc"],
+  [0x65735543, "fusectl"]
 ])
+
+/**
+ * The kernel's filesystems where `mkdir` (as root, or a user a folder is delegated to) makes something
+ * else than a folder for files: a control group, a trace instance, a configuration item, a folder of
+ * pinned BPF objects. A run's folder is not tried there (the run's journal could not be made in it, and
+ * what mkdir made would be left behind), by `statfs`'s type.
+ */
+const OTHER_FOLDERS: ReadonlyMap<number, { readonly name: string; readonly folders: string }> = new Map([
+  [0x27e0eb, { name: "cgroup", folders: "its folders are control groups, which hold no files" }],
+  [0x63677270, { name: "cgroup2", folders: "its folders are control groups, which hold no files" }],
+  [0x74726163, { name: "tracefs", folders: "its folders are trace instances, which hold no files" }],
+  [0x62656570, { name: "configfs", folders: "its folders are configuration items, which hold no files" }],
+  [0xcafe4a11, { name: "bpf", folders: "its folders hold pinned BPF objects, not files" }]
+])
+
+/**
+ * `InvalidInput` when `dir` (to be made with any folders missing above it, or to make `made` in) is on
+ * one of the kernel's filesystems of {@link OTHER_FOLDERS} (the nearest folder that exists of it and
+ * those above it is), before any `mkdir`; `undefined` elsewhere.
+ */
+const notFolders = (dir: string, made: string | undefined, source: string): Errors.InvalidInput | undefined => {
+  // the first folder mkdir would make, and the one above it that exists
+  let first: string | undefined
+  let at = path.resolve(dir)
+  while (statOf(at)?.isDirectory() !== true && path.dirname(at) !== at) {
+    first = at
+    at = path.dirname(at)
+  }
+  let kind: { readonly name: string; readonly folders: string } | undefined
+  try {
+    kind = OTHER_FOLDERS.get(fs.statfsSync(at).type)
+  } catch {
+    return undefined
+  }
+  const what = first ?? made
+  return kind !== undefined
+    ? new Errors.InvalidInput({
+      source,
+      message: `${what !== undefined ? `cannot make ${what}: ` : ""}${at} is on ${kind.name}, the kernel's: ${kind.folders}: ` +
+        `name a folder on a disk you can write (e.g. trex-runs)`
+    })
+    : undefined
+}
 
 /**
  * Why `mkdir` of `folder` answered `code`, with the fix, as `InvalidInput` on `source` (the folder asked

@@ -96,8 +96,8 @@ const summarize = (dir: string, entries: ReadonlyArray<JournalEvent.Entry>, writ
  * classified as `trex status` classifies it (`RunDir.readIntact`). Sub-folders without a journal are
  * passed over; one whose journal cannot be read at all is listed as damaged, one of a newer trex's
  * journal format as `newer`, and one this user may not read (or enter: it may hold a run) as
- * `unreadable`, with the fix; but not fsck's `lost+found` at the root of a filesystem (owned by root,
- * it holds no run). Fails with `InvalidInput` naming the fix for a folder that does not
+ * `unreadable`, with the fix; but not fsck's `lost+found` (owned by root) nor a desktop's trash
+ * (`.Trash-<uid>`, owned by that user) at the root of a filesystem: they hold no run. Fails with `InvalidInput` naming the fix for a folder that does not
  * exist, that this user may not read, or that is itself a run directory.
  *
  * @example
@@ -139,7 +139,7 @@ export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, E
       if (!fs.existsSync(file)) {
         // a folder this user may not enter: whether it holds a run cannot be told, so it is said, not passed over
         const refused = RunDir.readRefusal(dir, `cannot tell whether ${dir} holds a run`)
-        if (refused !== undefined && !fsckFolder(folder, name)) out.push(unknown(dir, name, "unreadable", refused.message, undefined))
+        if (refused !== undefined && !systemFolder(folder, name)) out.push(unknown(dir, name, "unreadable", refused.message, undefined))
         continue
       }
       const writer = yield* Journal.writer(file)
@@ -163,15 +163,19 @@ export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, E
   })
 
 /**
- * Whether `name` in `folder` is fsck's `lost+found`: so named, owned by root, at the root of a filesystem
- * (`folder` is a mount's root, as a disk mounted for runs). mke2fs makes it closed to all but root, and
- * it holds what fsck recovered, never a run; trex names no run so (a run id has no `+`). Any other closed
- * folder may hold a run (one moved or copied under another name), so it is said.
+ * Whether `name` in `folder` is a folder a system makes closed at the root of a filesystem (`folder` is a
+ * mount's root, as a disk mounted for runs), which holds no run: fsck's `lost+found`, so named and owned by
+ * root (mke2fs makes it closed to all but root; it holds what fsck recovered), or a desktop's trash of
+ * user `<uid>` on that disk, `.Trash-<uid>`, owned by that user (the freedesktop.org trash: a file manager
+ * makes it closed to all but its user, with `files` and `info` in it). trex names no run so (a run id has
+ * no `+` and begins with a digit). Any other closed folder may hold a run (one moved or copied under
+ * another name), so it is said.
  */
-const fsckFolder = (folder: string, name: string): boolean => {
-  if (name !== "lost+found") return false
+const systemFolder = (folder: string, name: string): boolean => {
+  const trash = /^\.Trash-(\d+)$/.exec(name)
+  if (name !== "lost+found" && trash === null) return false
   try {
-    if (fs.statSync(path.join(folder, name)).uid !== 0) return false
+    if (fs.statSync(path.join(folder, name)).uid !== (trash !== null ? Number(trash[1]) : 0)) return false
     const here = fs.statSync(folder)
     // `..` as the kernel finds it (through a symbolic link, not `path`'s text): another device is another filesystem; `/` is its own parent
     const above = fs.statSync(`${folder}/..`)

@@ -310,14 +310,15 @@ const INSTALL = path.join(import.meta.dirname, "..", "..", "..", "scripts", "ins
 const terminalScreen = async (
   name: string,
   columns: number,
-  options: { readonly terminal?: Record<string, string>; readonly env?: Record<string, string> } = {}
+  options: { readonly terminal?: Record<string, string>; readonly env?: Record<string, string>; readonly outsideTmux?: boolean } = {}
 ): Promise<Array<string>> => {
   const server = `trex-live-${process.pid}`
   // the terminal's own environment (its locale: how wide it draws each character), given when it starts
   const tmux = (...args: ReadonlyArray<string>) => spawnSync(TMUX, ["-L", server, "-f", "/dev/null", ...args], { encoding: "utf8", env: { ...process.env, ...options.terminal } })
   const script = path.join(import.meta.dirname, "support", "liveFrame.ts")
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
-  const command = `${quote(process.execPath)} --conditions=@trex/source ${quote(script)} ${quote(name)}; sleep 120`
+  // with `outsideTmux`, the frame is drawn as in a terminal that is not tmux (without TMUX, which tmux sets in its panes)
+  const command = `${options.outsideTmux === true ? "env -u TMUX " : ""}${quote(process.execPath)} --conditions=@trex/source ${quote(script)} ${quote(name)}; sleep 120`
   // Debian's tmux installed first when it is missing, as the browser tests install chromium
   if (!existsSync(TMUX)) execFileSync("sh", [INSTALL, TMUX, "tmux"], { stdio: "inherit" })
   const env = Object.entries({ LANG: "C.UTF-8", ...options.env }).flatMap(([k, v]) => ["-e", `${k}=${v}`])
@@ -370,7 +371,8 @@ const wideTerminal = (wide: string): { readonly LOCPATH: string } => {
   if (!existsSync(CHARMAP)) execFileSync("sh", [INSTALL, "/usr/sbin/locale-gen", "locales"], { stdio: "inherit" })
   const dir = mkdtempSync(path.join(os.tmpdir(), "trex-locale-"))
   const charmap = gunzipSync(readFileSync(CHARMAP)).toString("utf8")
-  const hex = (ch: string) => ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
+  // <UXXXX> in the basic plane, <UXXXXXXXX> beyond it (planes 15 and 16's private use)
+  const hex = (ch: string) => ch.codePointAt(0)!.toString(16).toUpperCase().padStart(ch.codePointAt(0)! > 0xffff ? 8 : 4, "0")
   const widths = [...new Set(wide)].map((ch) => `<U${hex(ch)}>\t2\n`).join("")
   writeFileSync(path.join(dir, "UTF-8-WIDE"), charmap.replace(/^END WIDTH$/m, `${widths}END WIDTH`))
   execFileSync("localedef", ["-c", "-f", path.join(dir, "UTF-8-WIDE"), "-i", "C", path.join(dir, "C.UTF-8")])
@@ -382,11 +384,11 @@ const wideTerminal = (wide: string): { readonly LOCPATH: string } => {
 describe("LiveView on a real terminal that draws East Asian Ambiguous characters wide", { timeout: 120_000 }, () => {
   // Greek letters, ±, § (the task's name), · (the budget line) and … (where a line is cut): each ambiguous (UAX #11)
   const name = "αβγδεζηθικλμνξοπρστυφχψω±§αβγδεζηθικλμν"
-  /** The screen of a terminal that draws them wide, the frame drawn with `env`. */
-  const wideScreen = async (env: Record<string, string>) => {
+  /** The screen of a terminal that draws them wide, the frame drawn with `env` (as in another terminal than tmux: `outsideTmux`). */
+  const wideScreen = async (env: Record<string, string>, outsideTmux = false) => {
     const terminal = wideTerminal(`${name}·…`)
     try {
-      return await terminalScreen(name, 60, { terminal, env })
+      return await terminalScreen(name, 60, { terminal, env, outsideTmux })
     } finally {
       rmSync(terminal.LOCPATH, { recursive: true, force: true })
     }
@@ -400,8 +402,9 @@ describe("LiveView on a real terminal that draws East Asian Ambiguous characters
     assert.match(frame[0]!, /^TREX  αβγδεζηθικλμνξ.*…$/)
   }
 
-  it("counts them two columns in a ja, zh or ko locale, so a redraw clears the whole of the last frame", async () => {
-    oneFrame(await wideScreen({ LC_ALL: "ja_JP.UTF-8" }))
+  it("counts them two columns in a ja, zh or ko locale (in a terminal that is not tmux), so a redraw clears the whole of the last frame", async () => {
+    // tmux here stands for a CJK user's terminal set to draw them wide: the frame is drawn without TMUX
+    oneFrame(await wideScreen({ LC_ALL: "ja_JP.UTF-8" }, true))
   })
 
   it("counts them as TREX_AMBIGUOUS_WIDTH says, whatever the locale", async () => {
@@ -409,9 +412,51 @@ describe("LiveView on a real terminal that draws East Asian Ambiguous characters
   })
 })
 
+describe("LiveView in tmux, which counts East Asian Ambiguous characters one column whatever the locale", { timeout: 90_000 }, () => {
+  it("counts them one column in a ja locale, so a line takes the whole width and none wraps", async () => {
+    // tmux as installed: its own locale (en_US.UTF-8 or C.UTF-8) counts Greek, ±, §, · and … one column each
+    const name = "αβγδεζηθικλμνξοπρστυφχψω±§αβγδεζηθικλμν"
+    const rows = await terminalScreen(name, 60, { env: { LC_ALL: "ja_JP.UTF-8" } })
+    assert.strictEqual(rows.filter((r) => r.startsWith("TREX ")).length, 1, rows.join("\n"))
+    const frame = rows.slice(rows.findIndex((r) => r.startsWith("TREX ")))
+    assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
+    // one column short of the 60 (as every line of the frame is cut), not half as long: each character one column
+    assert.strictEqual(frame[0], `TREX  ${name}  best score: 0.7 (n4)`.slice(0, 58) + "…", rows.join("\n"))
+  })
+})
+
+describe("LiveView and private-use characters (icon fonts: Nerd Fonts' glyphs)", { timeout: 120_000 }, () => {
+  // a branch, a gear, a folder (U+E000-F8FF) and two of Material Design's (plane 15), with text between
+  const icons = "\ue0a0 main \uf013 \uf07b \u{f0001}\u{f024b} "
+  const name = icons.repeat(5)
+
+  it("counts them two columns on a terminal that draws East Asian Ambiguous characters wide (they are Ambiguous), so none wraps", async () => {
+    // a terminal whose locale gives them (and the frame's · and …) two columns, as xterm's cjkWidth and VTE's setting do
+    const terminal = wideTerminal(`${name}·…`)
+    try {
+      const rows = await terminalScreen(name, 60, { terminal, env: { LC_ALL: "C.UTF-8", TREX_AMBIGUOUS_WIDTH: "2" } })
+      assert.strictEqual(rows.filter((r) => r.startsWith("TREX ")).length, 1, rows.join("\n"))
+      const frame = rows.slice(rows.findIndex((r) => r.startsWith("TREX ")))
+      assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
+      assert.isTrue(frame[0]!.startsWith(`TREX  \ue0a0 main \uf013`) && frame[0]!.endsWith("…"), rows.join("\n"))
+    } finally {
+      rmSync(terminal.LOCPATH, { recursive: true, force: true })
+    }
+  })
+
+  it("counts them one column where the terminal does (tmux as installed), so a line takes the whole width", async () => {
+    const rows = await terminalScreen(name, 60)
+    assert.strictEqual(rows.filter((r) => r.startsWith("TREX ")).length, 1, rows.join("\n"))
+    const frame = rows.slice(rows.findIndex((r) => r.startsWith("TREX ")))
+    assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
+    // 59 columns, a character each
+    assert.strictEqual(frame[0], [...`TREX  ${name}`].slice(0, 58).join("") + "…", rows.join("\n"))
+  })
+})
+
 describe("LiveView.ambiguousWidth", () => {
   const of = (env: Record<string, string>) => Effect.runSync(Effect.result(LiveView.ambiguousWidth(env)))
-  it("is TREX_AMBIGUOUS_WIDTH when set, else 2 in a ja, zh or ko locale (LC_ALL, then LC_CTYPE, then LANG) and 1 elsewhere; another value is refused naming the fix", () => {
+  it("is TREX_AMBIGUOUS_WIDTH when set, else 1 in tmux, else 2 in a ja, zh or ko locale (LC_ALL, then LC_CTYPE, then LANG) and 1 elsewhere; another value is refused naming the fix", () => {
     const width = (env: Record<string, string>) => {
       const r = of(env)
       return r._tag === "Success" ? r.success : r.failure.message
@@ -426,10 +471,14 @@ describe("LiveView.ambiguousWidth", () => {
     assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TREX_AMBIGUOUS_WIDTH: "1" }), 1)
     assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TREX_AMBIGUOUS_WIDTH: "narrow" }), 1)
     assert.strictEqual(width({ TREX_AMBIGUOUS_WIDTH: "wide" }), 2)
+    // inside tmux, which counts them 1 whatever the locale, unless the variable says otherwise
+    assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TMUX: "/tmp/tmux-1000/default,1234,0" }), 1)
+    assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TMUX: "" }), 2)
+    assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TMUX: "/tmp/tmux-1000/default,1234,0", TREX_AMBIGUOUS_WIDTH: "2" }), 2)
     assert.strictEqual(
       width({ TREX_AMBIGUOUS_WIDTH: "double" }),
       `TREX_AMBIGUOUS_WIDTH is "double": set it to 1 (narrow) or 2 (wide), the columns your terminal draws an East Asian Ambiguous character (±, §, α, …) in, ` +
-        `or unset it to follow the locale (2 in a ja, zh or ko one)`
+        `or unset it to follow the terminal (1 in tmux) and the locale (2 in a ja, zh or ko one)`
     )
   })
 

@@ -2,12 +2,14 @@
 // none, as /proc's), on a read-only mount, in a folder made immutable (chattr +i), and in another user's
 // folder (as `nobody` through setpriv, as root runs CI). Each exits 2 at once, before any trial, naming
 // --out, the folder mkdir refused, why, and the fix (finding CV's Left: each said `<code>: name a
-// directory you can write`, the same for all).
+// directory you can write`, the same for all). In a cgroup filesystem (the real /sys/fs/cgroup), where
+// root's mkdir makes a control group, and on bpf, nothing is tried: each is named, nothing is made.
 import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
+import * as RunDir from "../src/RunDir.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 const bin = path.join(root, "packages/cli/src/bin.ts")
@@ -58,6 +60,84 @@ describe("trex run: a folder for runs where no folder can be made", { timeout: 1
     assert.match(detached.stderr, new RegExp(`^trex: cannot write the detached controller's output to ${out}/\\.trex-detached-\\S+: `))
     assert.isTrue(detached.stderr.endsWith(`: cannot make ${out}: mkdir answers ${code} in /sys: its filesystem (sysfs, the kernel's) makes no folders: ${elsewhere}\n`), detached.stderr)
     assert.isFalse(fs.existsSync(out))
+  })
+
+  it("in a cgroup filesystem (the real /sys/fs/cgroup), and on bpf, as root or not, detached too: nothing is made, the filesystem is named", () => {
+    // the cgroup2 (unified) and cgroup v1 hierarchies mounted here, as /proc/self/mountinfo lists them: their first of each
+    const mounts = new Map<string, string>()
+    for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+      const [fields, after] = line.split(" - ")
+      const type = after?.split(" ")[0]
+      if ((type === "cgroup" || type === "cgroup2") && !mounts.has(type)) mounts.set(type, fields!.split(" ")[4]!)
+    }
+    assert.isAbove(mounts.size, 0, "no cgroup filesystem mounted")
+    // and a bpf filesystem, mounted for the test (mkdir makes folders there, for root and for others)
+    const bpf = fs.mkdtempSync(path.join(os.tmpdir(), "trex-bpf-"))
+    fs.chmodSync(bpf, 0o755)
+    execFileSync("mount", ["-t", "bpf", "bpf", bpf])
+    const before = new Map([...mounts.values(), bpf].map((mount) => [mount, fs.readdirSync(mount)]))
+    try {
+      const why = (type: string) => type === "bpf" ? "its folders hold pinned BPF objects, not files" : "its folders are control groups, which hold no files"
+      for (const [type, mount] of [...mounts, ["bpf", bpf] as const]) {
+        for (const as of [undefined, "nobody"] as const) {
+          // the folder itself: the run directory is what would be made
+          const inside = run(mount, as !== undefined ? { as } : {})
+          const runDir = inside.stderr.match(/^trex: cannot make the run directory (\S+) /)?.[1] ?? "?"
+          refused(inside, mount, `cannot make ${runDir}: ${mount} is on ${type}, the kernel's: ${why(type)}: ${elsewhere}`)
+          // a folder in it, to make
+          const out = path.join(mount, `trex-runs-${process.pid}`)
+          refused(run(out, as !== undefined ? { as } : {}), out, `cannot make ${out}: ${mount} is on ${type}, the kernel's: ${why(type)}: ${elsewhere}`)
+        }
+        const detached = run(mount, { detach: true })
+        assert.strictEqual(detached.status, 2, detached.stdout + detached.stderr)
+        assert.match(detached.stderr, new RegExp(`^trex: cannot write the detached controller's output to ${mount}/\\.trex-detached-\\S+: ${mount} is on ${type}, `))
+        // no control group (or folder) made
+        assert.deepStrictEqual(fs.readdirSync(mount), before.get(mount) ?? [], type)
+      }
+    } finally {
+      // a control group made (by a trex that tried) is removed, as rmdir removes one
+      for (const [mount, names] of before) {
+        if (mount !== bpf) for (const name of fs.readdirSync(mount)) if (!names.includes(name)) fs.rmdirSync(path.join(mount, name))
+      }
+      execFileSync("umount", ["-l", bpf])
+      fs.rmSync(bpf, { recursive: true, force: true })
+    }
+  })
+
+  it("RunDir.makeFolders names each of the kernel's other filesystems (mounted for the test), trying mkdir only where the kernel refuses it", () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-kernel-"))
+    const refusal = (out: string) => {
+      try {
+        RunDir.makeFolders(out)
+        return "made"
+      } catch (e) {
+        return (e as Error).message
+      }
+    }
+    try {
+      // those this kernel has (/proc/filesystems), tracefs among them
+      const known = new Set(fs.readFileSync("/proc/filesystems", "utf8").split("\n").map((l) => l.split("\t").at(-1)))
+      const types = ["tracefs", "mqueue", "binfmt_misc", "fusectl", "debugfs", "securityfs", "pstore"].filter((t) => known.has(t))
+      assert.include(types, "tracefs")
+      for (const type of types) {
+        const mount = path.join(base, type)
+        fs.mkdirSync(mount)
+        execFileSync("mount", ["-t", type, type, mount])
+        try {
+          const out = path.join(mount, "trex-runs")
+          assert.strictEqual(
+            refusal(out),
+            type === "tracefs"
+              ? `cannot make ${out}: ${mount} is on tracefs, the kernel's: its folders are trace instances, which hold no files: ${elsewhere}`
+              : `cannot make ${out}: mkdir answers EPERM in ${mount}: its filesystem (${type}, the kernel's) makes no folders: ${elsewhere}`
+          )
+        } finally {
+          execFileSync("umount", ["-l", mount])
+        }
+      }
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true })
+    }
   })
 
   it("on a read-only mount, in an immutable folder, in another user's folder: each says why and its own fix", () => {

@@ -3,7 +3,7 @@
 // (`chattr +i`, which stops root too). Each is said as such, naming the path and the fix (exit 2),
 // not as a folder that is no run, a damaged journal or a failed lock; nothing of the run changes. fsck's
 // lost+found, closed to all but root at the root of a disk mounted for runs (a loop-mounted ext4 image),
-// holds no run, and is not said.
+// holds no run, and is not said; nor is a desktop's trash there (.Trash-<uid>, closed to all but that user).
 import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -38,6 +38,21 @@ const finishedRun = () => {
   const run = trex(["run", toyTask, "--out", folder, "--max-trials", "2", "--concurrency", "1"])
   assert.strictEqual(run.status, 0, run.stdout + run.stderr)
   return { folder, runDir: run.stdout.match(/run directory: (.*)/)![1]! }
+}
+
+/** A disk mounted for runs: a 16 MiB ext4 image (mkfs.ext4), loop-mounted at `<base>/runs`, its root open to all; `umount -l` it after. */
+const mountedDisk = () => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-disk-"))
+  fs.chmodSync(base, 0o755)
+  const image = path.join(base, "disk.img")
+  const disk = path.join(base, "runs")
+  fs.mkdirSync(disk)
+  fs.writeFileSync(image, Buffer.alloc(0))
+  fs.truncateSync(image, 16 * 1024 * 1024)
+  execFileSync("mkfs.ext4", ["-q", "-F", image])
+  execFileSync("mount", ["-o", "loop", image, disk])
+  fs.chmodSync(disk, 0o755)
+  return { base, disk }
 }
 
 const entries = (runDir: string) => Effect.runPromise(RunDir.readEntries(runDir)).then((e) => e.length)
@@ -109,17 +124,8 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
 
   it("trex list of a disk mounted for runs passes over fsck's lost+found at its root (root's, closed), and names a closed lost+found elsewhere, which may hold a run", async () => {
     // a real ext4 filesystem, as mke2fs makes it (its lost+found: mode 700, root's), on a loop device
-    const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-disk-"))
-    fs.chmodSync(base, 0o755)
-    const image = path.join(base, "disk.img")
-    const disk = path.join(base, "runs")
-    fs.mkdirSync(disk)
-    fs.writeFileSync(image, Buffer.alloc(0))
-    fs.truncateSync(image, 16 * 1024 * 1024)
-    execFileSync("mkfs.ext4", ["-q", "-F", image])
-    execFileSync("mount", ["-o", "loop", image, disk])
+    const { base, disk } = mountedDisk()
     try {
-      fs.chmodSync(disk, 0o755)
       const lostFound = path.join(disk, "lost+found")
       assert.strictEqual(fs.statSync(lostFound).mode & 0o777, 0o700)
       const run = trex(["run", toyTask, "--out", disk, "--max-trials", "1"])
@@ -138,6 +144,43 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
       assert.strictEqual(named.status, 0, named.stdout + named.stderr)
       assert.strictEqual(named.stdout.split("\n")[0], `no runs in ${below} that this user may read, and 1 folder this user may not read:`)
       assert.match(named.stdout, /^lost\+found: cannot tell whether \S+ holds a run: /m)
+    } finally {
+      execFileSync("umount", ["-l", disk])
+      fs.rmSync(base, { recursive: true, force: true })
+    }
+  })
+
+  it("trex list of a disk mounted for runs passes over a desktop's trash at its root (.Trash-<uid>, that user's, closed), and names one elsewhere or of another user", async () => {
+    const { base, disk } = mountedDisk()
+    /** A trash as a file manager makes it for `uid` (freedesktop.org's): closed to all but its owner, with files and info. */
+    const trash = (dir: string, owner: number) => {
+      for (const sub of ["files", "info"]) fs.mkdirSync(path.join(dir, sub), { recursive: true })
+      fs.writeFileSync(path.join(dir, "info", "notes.txt.trashinfo"), "[Trash Info]\nPath=/media/runs/notes.txt\n")
+      execFileSync("chown", ["-R", `${owner}:${owner}`, dir])
+      fs.chmodSync(dir, 0o700)
+    }
+    try {
+      const run = trex(["run", toyTask, "--out", disk, "--max-trials", "1"])
+      assert.strictEqual(run.status, 0, run.stdout + run.stderr)
+      trash(path.join(disk, ".Trash-1000"), 1000)
+      const listed = trex(["list", disk], { as: "nobody", home: base })
+      assert.strictEqual(listed.status, 0, listed.stdout + listed.stderr)
+      assert.strictEqual(listed.stdout.split("\n")[0], `1 run in ${disk}:`)
+      assert.notInclude(listed.stdout, ".Trash")
+      const json = JSON.parse(trex(["list", disk, "--json"], { as: "nobody", home: base }).stdout) as ReadonlyArray<{ state: string }>
+      assert.deepStrictEqual(json.map((r) => r.state), ["finished"])
+      // one named for a user who does not own it is no trash of theirs, and one below the filesystem's root no trash at all: each may be a run named so
+      trash(path.join(disk, ".Trash-1001"), 1000)
+      const below = path.join(disk, "more")
+      trash(path.join(below, ".Trash-1000"), 1000)
+      fs.chmodSync(below, 0o755)
+      const owner = `EACCES: owned by uid 1000, this is uid ${NOBODY}`
+      const other = trex(["list", disk], { as: "nobody", home: base })
+      assert.strictEqual(other.stdout.split("\n")[0], `1 run in ${disk}, and 1 folder this user may not read:`, other.stdout + other.stderr)
+      assert.match(other.stdout, new RegExp(`^\\.Trash-1001: cannot tell whether \\S+ holds a run: this user may not read \\S+ \\(${owner}\\): `, "m"))
+      const named = trex(["list", below], { as: "nobody", home: base })
+      assert.strictEqual(named.stdout.split("\n")[0], `no runs in ${below} that this user may read, and 1 folder this user may not read:`, named.stdout + named.stderr)
+      assert.match(named.stdout, /^\.Trash-1000: cannot tell whether \S+ holds a run: /m)
     } finally {
       execFileSync("umount", ["-l", disk])
       fs.rmSync(base, { recursive: true, force: true })

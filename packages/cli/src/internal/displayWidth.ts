@@ -2,8 +2,8 @@
  * How many columns of a terminal a text takes: East Asian Wide and Fullwidth characters (CJK, kana,
  * Hangul, fullwidth forms) and emoji shown as emoji take 2, combining marks, zero-width and format
  * characters (and controls) 0, East Asian Ambiguous ones (`±`, `§`, `é`, Greek, Cyrillic, `…`, box
- * drawing) 1 or 2 as the terminal draws them (`ambiguous`: 2 on a terminal set to draw them wide, as
- * many in a Japanese, Chinese or Korean locale are), the rest 1. UAX #11's table, the Wide and Fullwidth
+ * drawing, and private use: icon fonts' glyphs) 1 or 2 as the terminal draws them (`ambiguous`: 2 on a
+ * terminal set to draw them wide, as many in a Japanese, Chinese or Korean locale are), the rest 1. UAX #11's table, the Wide and Fullwidth
  * part compacted to the ranges text is found in; a character it leaves out counts 1. Where terminals
  * disagree (an emoji made so by U+FE0F), the wider count is taken: a line cut a column short is whole,
  * a line a column too long wraps.
@@ -34,7 +34,10 @@ const WIDE: ReadonlyArray<readonly [number, number]> = [
 ]
 
 // East Asian Ambiguous (A) characters, from Unicode 14's EastAsianWidth.txt (hex code points and ranges), without the
-// combining marks (0 columns), controls and private use (which fonts, not terminals, decide)
+// combining marks (0 columns) and controls. Private use (U+E000-F8FF, planes 15 and 16: icon fonts' glyphs, Nerd
+// Fonts' among them) is Ambiguous there too, and counted so: 1 column where terminals count it 1 (glibc's wcwidth,
+// tmux: a wider icon is drawn over the cell after it), 2 where they draw Ambiguous characters wide (Markus Kuhn's
+// mk_wcwidth_cjk, xterm's cjkWidth, counts private use wide with them)
 const AMBIGUOUS_RANGES = [
   "a1 a4 a7-a8 aa ad-ae b0-b4 b6-ba bc-bf c6 d0 d7-d8 de-e1 e6 e8-ea ec-ed f0 f2-f3 f7-fa fc fe 101 111 113",
   "11b 126-127 12b 131-133 138 13f-142 144 148-14b 14d 152-153 166-167 16b 1ce 1d0 1d2 1d4 1d6 1d8 1da 1dc",
@@ -46,8 +49,8 @@ const AMBIGUOUS_RANGES = [
   "2299 22a5 22bf 2312 2460-24e9 24eb-254b 2550-2573 2580-258f 2592-2595 25a0-25a1 25a3-25a9 25b2-25b3",
   "25b6-25b7 25bc-25bd 25c0-25c1 25c6-25c8 25cb 25ce-25d1 25e2-25e5 25ef 2605-2606 2609 260e-260f 261c 261e",
   "2640 2642 2660-2661 2663-2665 2667-266a 266c-266d 266f 269e-269f 26bf 26c6-26cd 26cf-26d3 26d5-26e1 26e3",
-  "26e8-26e9 26eb-26f1 26f4 26f6-26f9 26fb-26fc 26fe-26ff 273d 2776-277f 2b56-2b59 3248-324f fffd",
-  "1f100-1f10a 1f110-1f12d 1f130-1f169 1f170-1f18d 1f18f-1f190 1f19b-1f1ac"
+  "26e8-26e9 26eb-26f1 26f4 26f6-26f9 26fb-26fc 26fe-26ff 273d 2776-277f 2b56-2b59 3248-324f e000-f8ff fffd",
+  "1f100-1f10a 1f110-1f12d 1f130-1f169 1f170-1f18d 1f18f-1f190 1f19b-1f1ac f0000-ffffd 100000-10fffd"
 ].join(" ")
 const AMBIGUOUS: ReadonlyArray<readonly [number, number]> = AMBIGUOUS_RANGES.split(" ").map((r) => {
   const [from, to = from] = r.split("-").map((h) => parseInt(h, 16))
