@@ -406,8 +406,10 @@ export const make = (
       unkept = true
       Effect.runForkWith(context)(Effect.logWarning(`notify: ${failed}: messages are posted, but one not yet delivered when the controller is killed is lost`))
     }
+    const maxAgeHours = options.maxAgeHours ?? MAX_AGE_HOURS
+    // each kept message carries this session's age, so that `trex status` tells what a session like it would do
     const keep = (held: Held) =>
-      kept(Outbox.put(run.runDir, { id: held.id, at: held.at, message: held.message, delivered: [...held.delivered], ...(held.end !== undefined ? { end: held.end } : {}) }))
+      kept(Outbox.put(run.runDir, { id: held.id, at: held.at, message: held.message, delivered: [...held.delivered], ...(held.end !== undefined ? { end: held.end } : {}), maxAgeHours }))
     /** Messages not yet delivered to every webhook, by id: in the run directory too. */
     const undelivered = new Map<string, Held>()
     /** The ids of the messages queued in this session (an earlier session's, and this one's). */
@@ -431,7 +433,6 @@ export const make = (
     const earlier = keptMessages(run.runDir, run.journaled, true)
     for (const file of earlier.unreadable) yield* Effect.logWarning(`notify: ${file}: not a message this trex kept; left as it is`)
     const now = Date.now()
-    const maxAgeHours = options.maxAgeHours ?? MAX_AGE_HOURS
     const expired = earlier.entries.filter((e) => now - e.at > maxAgeHours * 3_600_000)
     for (const e of expired) kept(Outbox.expire(run.runDir, e, now))
     if (expired.length > 0) {
@@ -444,6 +445,8 @@ export const make = (
       if (expired.includes(e)) continue
       const held = { id: e.id, at: e.at, message: e.message, delivered: new Set(e.delivered), ...(e.end !== undefined ? { end: e.end } : {}) }
       undelivered.set(held.id, held)
+      // kept again with this session's age, should it be left for the next one
+      if ((e.maxAgeHours ?? MAX_AGE_HOURS) !== maxAgeHours) keep(held)
       offer(held)
     }
     const complete = (held: Held) => urls.every((url) => held.delivered.has(keys.get(url)!))
@@ -578,26 +581,33 @@ export const make = (
  * What an earlier session of a run left undelivered (kept in its directory, `notify/`), in a sentence
  * that says how to post it; `undefined` when nothing waits. `journaled`: the run's journal entries, to
  * leave out an end the journal never got (it is not posted). It names those due longer ago (at `now`)
- * than {@link MAX_AGE_HOURS}, which a session with webhooks and the default `maxAgeHours` expires.
- * `trex status` shows it.
+ * than the `maxAgeHours` of the session that kept them ({@link MAX_AGE_HOURS} when not recorded), which a
+ * session with webhooks and that age expires, and says which age that is. `trex status` shows it.
  * @since 0.1.0 @category functions
  */
 export const waiting = (runDir: string, session = "the run's next session", journaled?: ReadonlyArray<JournalEvent.Entry>, now = Date.now()): string | undefined => {
   const { entries } = keptMessages(runDir, journaled, false)
   if (entries.length === 0) return undefined
   // a session without webhooks expires nothing (it cannot know the age the next one allows): those past
-  // the default are said, as the next session with webhooks will expire them unless told to wait longer
+  // the age of the session that kept them are said, as a next session like it will expire them
   const old = entries.filter((e) => pastMaxAge(e, now))
+  const ages = [...new Set(old.map(maxAgeOf))].sort((a, b) => a - b)
+  const them = old.length === 1 ? "it" : "them"
   const expiring = old.length === 0
     ? ""
     : `; ${old.length === entries.length ? (old.length === 1 ? "it was" : "they were") : `${old.length} of them (${old.map((e) => what(e.message)).join(", ")}) ${old.length === 1 ? "was" : "were"}`} ` +
-      `due more than ${MAX_AGE_HOURS} hours ago: a session with webhooks will not post ${old.length === 1 ? "it" : "them"}, but move ${old.length === 1 ? "it" : "them"} to ${Outbox.expiredDirOf(runDir)}, unless its --notify-max-age is longer`
+      `due more than ${ages.join(" or ")} hours ago (the --notify-max-age of the session that kept ${them}): a session with webhooks and that age will not post ${them}, ` +
+      `but move ${them} to ${Outbox.expiredDirOf(runDir)}; give it a longer --notify-max-age to post ${them}`
+  const within = [...new Set(entries.map(maxAgeOf))].sort((a, b) => a - b).join(" or ")
   return `${listed(entries)} ${entries.length === 1 ? "was" : "were"} not delivered: kept in ${Outbox.dirOf(runDir)}; ` +
-    `give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"} (within ${MAX_AGE_HOURS} hours of when ${entries.length === 1 ? "it was" : "they were"} due, or --notify-max-age)${expiring}`
+    `give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"} (within ${within} hours of when ${entries.length === 1 ? "it was" : "they were"} due, or --notify-max-age)${expiring}`
 }
 
-/** Whether a kept message was due longer ago than {@link MAX_AGE_HOURS}: a session with webhooks and the default age expires it. */
-const pastMaxAge = (e: Outbox.Entry<Message>, now: number) => now - e.at > MAX_AGE_HOURS * 3_600_000
+/** The age a kept message may reach: its session's `maxAgeHours`, or {@link MAX_AGE_HOURS} when not recorded. */
+const maxAgeOf = (e: Outbox.Entry<Message>): number => e.maxAgeHours ?? MAX_AGE_HOURS
+
+/** Whether a kept message was due longer ago than the age of the session that kept it: a session with webhooks and that age expires it. */
+const pastMaxAge = (e: Outbox.Entry<Message>, now: number) => now - e.at > maxAgeOf(e) * 3_600_000
 
 /**
  * A run's webhook messages not delivered, as `trex status --json` gives them (`webhooks`): those waiting
@@ -610,6 +620,7 @@ export const statusJson = (runDir: string, journaled?: ReadonlyArray<JournalEven
     id: e.id,
     kind: e.message.trex.kind,
     due: new Date(e.at).toISOString(),
+    maxAgeHours: maxAgeOf(e),
     pastMaxAge: pastMaxAge(e, now)
   })),
   expired: Outbox.readExpired<Message>(runDir).entries.map((e) => ({

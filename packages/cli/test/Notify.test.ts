@@ -375,12 +375,12 @@ describe("Notify: webhooks told of a run", () => {
       // a session without webhooks expires nothing: status says which one the next session with them will
       const text = (yield* trex(["status", runDir])).stdout
       assert.include(text, `\nWebhooks: 2 webhook messages of an earlier session (new best (${best}), end) were not delivered`)
-      assert.include(text, `; 1 of them (new best (${best})) was due more than 72 hours ago: a session with webhooks will not post it, but move it to ${path.join(runDir, "notify", "expired")}, unless its --notify-max-age is longer`)
+      assert.include(text, `; 1 of them (new best (${best})) was due more than 72 hours ago (the --notify-max-age of the session that kept it): a session with webhooks and that age will not post it, but move it to ${path.join(runDir, "notify", "expired")}; give it a longer --notify-max-age to post it`)
       const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
       assert.deepStrictEqual(json.webhooks, {
         waiting: [
-          { id: kept[0]!.id, kind: "best", due: new Date(aged).toISOString(), pastMaxAge: true },
-          { id: kept[1]!.id, kind: "end", due: new Date(endAt).toISOString(), pastMaxAge: false }
+          { id: kept[0]!.id, kind: "best", due: new Date(aged).toISOString(), maxAgeHours: 72, pastMaxAge: true },
+          { id: kept[1]!.id, kind: "end", due: new Date(endAt).toISOString(), maxAgeHours: 72, pastMaxAge: false }
         ],
         expired: []
       })
@@ -394,6 +394,36 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(after.webhooks.waiting, [])
       assert.deepStrictEqual(after.webhooks.expired.map((e: { id: string; kind: string; due: string }) => [e.id, e.kind, e.due]), [[kept[0]!.id, "best", new Date(aged).toISOString()]])
       assert.isAtLeast(Date.parse(after.webhooks.expired[0].expired), Date.parse(json.webhooks.waiting[1].due))
+    })), 120_000)
+
+  it.live("trex status judges a waiting message by the --notify-max-age of the session that kept it, and says which age that is", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const refusing = yield* webhook(() => 404)
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${refusing.url}/gone`, "--notify-best", "--notify-max-age", "168"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const kept = outbox(runDir)
+      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+      const best = (kept[0]!.message.trex as { best: { id: string } }).best.id
+      const file = path.join(runDir, "notify", `best-${best}.json`)
+      const age = (h: number) => fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: Date.now() - h * 3_600_000 }))
+      // 100 hours: past the default, not past the 168 the run was started with
+      age(100)
+      const text = (yield* trex(["status", runDir])).stdout
+      assert.include(text, "to post them (within 168 hours of when they were due, or --notify-max-age)")
+      assert.notInclude(text, "due more than")
+      const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(json.webhooks.waiting.map((w: { maxAgeHours: number; pastMaxAge: boolean }) => [w.maxAgeHours, w.pastMaxAge]), [[168, false], [168, false]])
+      // 200 hours: past it, and the line says which age
+      age(200)
+      assert.include((yield* trex(["status", runDir])).stdout, `; 1 of them (new best (${best})) was due more than 168 hours ago (the --notify-max-age of the session that kept it)`)
+      // a resume with another age (still refused) keeps what waits with its own: the best (200 hours) is expired, the end kept with 24
+      const resumed = yield* trex(["resume", runDir, "--notify", `${refusing.url}/gone`, "--notify-max-age", "24"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      const after = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(after.webhooks.waiting.map((w: { id: string; maxAgeHours: number }) => [w.id, w.maxAgeHours]), [[kept[1]!.id, 24]])
+      assert.deepStrictEqual(after.webhooks.expired.map((w: { id: string }) => w.id), [kept[0]!.id])
     })), 120_000)
 
   it.live("a kept message is written durably: its file and its folder are fsync'd before it is posted", () =>

@@ -17,7 +17,9 @@ import * as path from "node:path"
  * One message as it is kept: `at` (ms) orders the messages; `delivered` holds the keys of the webhooks
  * that got it. `end`: the message tells a session's end, made before that end (`RunFinished`, at `seq`
  * in the journal, stamped `at`) was journaled: it is posted only if the journal holds that end.
- * `expired` (ms): when it was found too old to post (in `notify/expired/` only).
+ * `expired` (ms): when it was found too old to post (in `notify/expired/` only). `maxAgeHours`: the
+ * `--notify-max-age` (`notify.maxAgeHours`) of the last session with webhooks that kept it, the age a
+ * session like it allows (absent in a message an older trex kept: the default).
  */
 export interface Entry<M> {
   readonly id: string
@@ -26,6 +28,7 @@ export interface Entry<M> {
   readonly delivered: ReadonlyArray<string>
   readonly end?: { readonly seq: number; readonly at: number }
   readonly expired?: number
+  readonly maxAgeHours?: number
 }
 
 /** The folder of a run's undelivered messages. */
