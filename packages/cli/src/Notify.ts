@@ -642,7 +642,94 @@ export const expired = (runDir: string): string | undefined => {
   const ages = entries.map((e) => Math.round(((e.expired ?? e.at) - e.at) / 3_600_000))
   return `${listed(entries, "a message", "messages")} ${entries.length === 1 ? "was" : "were"} never posted: ` +
     `found ${Math.min(...ages)}${Math.max(...ages) !== Math.min(...ages) ? ` to ${Math.max(...ages)}` : ""} hours after ${entries.length === 1 ? "it was" : "they were"} due, too old to post; ` +
-    `kept in ${Outbox.expiredDirOf(runDir)} (remove it once seen)`
+    `kept in ${Outbox.expiredDirOf(runDir)}: trex notify ${runDir} --retry-expired --notify <url> posts ${entries.length === 1 ? "it" : "them"} now, --drop-expired removes ${entries.length === 1 ? "it" : "them"}`
+}
+
+/**
+ * What `trex notify` did with a run's messages found too old to post (`notify/expired/`): by id, those
+ * `posted` now to every webhook given (and removed), those `kept` (a webhook did not answer 2xx: `failures`
+ * says which and why; they stay, and a later try posts them only to the webhooks that did not get them),
+ * those `dropped` (removed unposted), and the files that are not a message (`unreadable`, left as they are).
+ * @since 0.1.0 @category models
+ */
+export interface ExpiredOutcome {
+  readonly posted: ReadonlyArray<string>
+  readonly kept: ReadonlyArray<{ readonly id: string; readonly failures: ReadonlyArray<string> }>
+  readonly dropped: ReadonlyArray<string>
+  readonly unreadable: ReadonlyArray<string>
+}
+
+/**
+ * Post a run's messages found too old to post (`notify/expired/`) now, as they were kept (their
+ * `trex.at` says when they were due), to the webhooks `options.urls` that have not got them, one message
+ * at a time in the order they were due; each one every webhook answered 2xx is removed, the others stay
+ * with the webhooks that did. An end the journal records, posted, is recorded as delivered
+ * (`notify/delivered/`), so a resume that tells it again does not post it twice.
+ * @since 0.1.0 @category functions
+ */
+export const retryExpired = (runDir: string, options: Pick<Options, "urls" | "timeoutMs" | "attempts">): Effect.Effect<ExpiredOutcome, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const urls = yield* Effect.forEach(options.urls, (u, i) => parseUrl(u, `notify.urls[${i}]`))
+    const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
+    const posted: Array<string> = []
+    const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
+    for (const e of entries) {
+      const delivered = new Set(e.delivered)
+      // an end a later session told again (under its id) may have reached some of them since
+      if (toldAgain(e.message)) for (const url of urls) if (Outbox.deliveredTo(runDir, Outbox.keyOf(Redacted.value(url))).includes(e.id)) delivered.add(Outbox.keyOf(Redacted.value(url)))
+      const failures: Array<string> = []
+      for (const url of urls) {
+        const key = Outbox.keyOf(Redacted.value(url))
+        if (delivered.has(key)) continue
+        const failed = yield* post(url, e.message, options).pipe(Effect.match({ onFailure: (err) => err.message, onSuccess: () => undefined }))
+        if (failed !== undefined) {
+          failures.push(`${shown(url)}: ${failed}`)
+          continue
+        }
+        delivered.add(key)
+        const recorded = toldAgain(e.message) ? Outbox.markDelivered(runDir, key, e.id) : undefined
+        if (recorded !== undefined) failures.push(`${shown(url)} got it, but ${recorded}`)
+      }
+      if (failures.length === 0) {
+        const removed = Outbox.removeExpired(runDir, e.id)
+        if (removed === undefined) posted.push(e.id)
+        else kept.push({ id: e.id, failures: [`posted, but ${removed}`] })
+      } else {
+        const updated = Outbox.putExpired(runDir, { ...e, delivered: [...delivered] })
+        kept.push({ id: e.id, failures: updated === undefined ? failures : [...failures, updated] })
+      }
+    }
+    return { posted, kept, dropped: [], unreadable }
+  })
+
+/**
+ * Remove a run's messages found too old to post (`notify/expired/`), unposted: once seen, they are no
+ * longer listed by `trex status`.
+ * @since 0.1.0 @category functions
+ */
+export const dropExpired = (runDir: string): ExpiredOutcome => {
+  const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
+  const dropped: Array<string> = []
+  const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
+  for (const e of entries) {
+    const removed = Outbox.removeExpired(runDir, e.id)
+    if (removed === undefined) dropped.push(e.id)
+    else kept.push({ id: e.id, failures: [removed] })
+  }
+  return { posted: [], kept, dropped, unreadable }
+}
+
+/** What `trex notify` did, in lines. @since 0.1.0 @category functions */
+export const expiredOutcomeText = (runDir: string, outcome: ExpiredOutcome): string => {
+  const dir = Outbox.expiredDirOf(runDir)
+  const lines: Array<string> = []
+  if (outcome.posted.length + outcome.kept.length + outcome.dropped.length === 0) lines.push(`no message of ${runDir} was found too old to post: ${dir} holds none`)
+  for (const id of outcome.posted) lines.push(`posted ${id} to every webhook, and removed it from ${dir}`)
+  for (const id of outcome.dropped) lines.push(`dropped ${id} (not posted) from ${dir}`)
+  for (const k of outcome.kept) lines.push(`kept ${k.id} in ${dir}: ${k.failures.join("; ")}`)
+  for (const f of outcome.unreadable) lines.push(`${f}: not a message this trex kept; left as it is`)
+  if (outcome.kept.length > 0) lines.push(`try again (trex notify ${runDir} --retry-expired --notify <url>): a webhook that got a message is not posted it again`)
+  return lines.join("\n")
 }
 
 /**

@@ -426,6 +426,90 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(after.webhooks.expired.map((w: { id: string }) => w.id), [kept[0]!.id])
     })), 120_000)
 
+  it.live("trex notify --retry-expired posts the expired messages now to the webhooks that lack them, keeping those not delivered; --drop-expired removes them", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // /gone refuses everything (404, not tried again); /b refuses until it is up
+      let up = false
+      const hook = yield* webhook((p) => (p === "/gone" || (p === "/b" && !up) ? 404 : 200))
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/gone`, "--notify-best"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const kept = outbox(runDir)
+      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+      const [best, end] = [kept[0]!.id, kept[1]!.id]
+      for (const e of kept) {
+        const file = path.join(runDir, "notify", `${e.id.slice(e.id.lastIndexOf("/") + 1)}.json`)
+        fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: Date.now() - 100 * 3_600_000 }))
+      }
+      // the resume (default age) expires both, and tells the run's end again, under its id, to /h
+      const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      const expiredDir = path.join(runDir, "notify", "expired")
+      assert.deepStrictEqual(fs.readdirSync(expiredDir).length, 2)
+      assert.include((yield* trex(["status", runDir])).stdout, `kept in ${expiredDir}: trex notify ${runDir} --retry-expired --notify <url> posts them now, --drop-expired removes them`)
+      const posts = () => hook.received.filter((m) => m.path !== "/gone").map((m) => `${m.path} ${m.id} ${m.status}`)
+      assert.deepStrictEqual(posts(), [`/h ${end} 200`])
+
+      // bad input: no webhook, neither or both ways, not a run directory
+      const none = yield* trex(["notify", runDir, "--retry-expired"])
+      assert.strictEqual(none.status, 2)
+      assert.include(none.stderr, "--retry-expired posts to the webhooks of --notify or TREX_NOTIFY_URL, and none is given")
+      const neither = yield* trex(["notify", runDir, "--notify", `${hook.url}/h`])
+      assert.strictEqual(neither.status, 2)
+      assert.include(neither.stderr, "give --retry-expired (post them now) or --drop-expired (remove them)")
+      const both = yield* trex(["notify", runDir, "--retry-expired", "--drop-expired"])
+      assert.strictEqual(both.status, 2)
+      assert.include(both.stderr, "--retry-expired and --drop-expired are two ways to deal with the same messages: give one")
+      const notRun = yield* trex(["notify", out, "--drop-expired"])
+      assert.strictEqual(notRun.status, 2)
+      assert.include(notRun.stderr, `${out} is not a run directory`)
+
+      // /b refuses: the best reaches /h only, the end (which /h has) nothing; both are kept, exit 1
+      const refused = yield* trex(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/h`, "--notify", `${hook.url}/b`])
+      assert.strictEqual(refused.status, 1, refused.stderr)
+      assert.deepStrictEqual(posts(), [`/h ${end} 200`, `/h ${best} 200`, `/b ${best} 404`, `/b ${end} 404`])
+      assert.include(refused.stdout, `kept ${best} in ${expiredDir}: ${hook.url}/…: HTTP 404`)
+      assert.include(refused.stdout, `try again (trex notify ${runDir} --retry-expired --notify <url>)`)
+      assert.strictEqual(fs.readdirSync(expiredDir).length, 2)
+
+      // /b is up: each goes to /b only, and is removed
+      up = true
+      const retried = yield* trex(["notify", runDir, "--retry-expired", "--json", "--notify", `${hook.url}/h`], { TREX_NOTIFY_URL: `${hook.url}/b` })
+      assert.strictEqual(retried.status, 0, retried.stderr)
+      assert.deepStrictEqual(JSON.parse(retried.stdout), { posted: [best, end], kept: [], dropped: [], unreadable: [] })
+      assert.deepStrictEqual(posts().slice(4), [`/b ${best} 200`, `/b ${end} 200`])
+      assert.isFalse(fs.existsSync(expiredDir))
+      const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(json.webhooks, { waiting: [], expired: [] })
+      // the end /b got is recorded: a resume that tells it again posts it to neither
+      yield* trex(["resume", runDir, "--notify", `${hook.url}/h`, "--notify", `${hook.url}/b`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(posts().length, 6)
+      const nothing = yield* trex(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/h`])
+      assert.strictEqual(nothing.status, 0)
+      assert.include(nothing.stdout, `no message of ${runDir} was found too old to post`)
+
+      // --drop-expired: a best expired by a resume whose webhook refuses it all is removed unposted
+      const second = toyTask(2)
+      const run2 = yield* trex(["run", second.task, "--out", second.out, "--notify", `${hook.url}/gone`, "--notify-best"], { TREX_TOY_MS: "30" })
+      const runDir2 = runDirOf(run2.stdout)
+      const best2 = outbox(runDir2)[0]!
+      const file2 = path.join(runDir2, "notify", `${best2.id.slice(best2.id.lastIndexOf("/") + 1)}.json`)
+      fs.writeFileSync(file2, JSON.stringify({ ...JSON.parse(fs.readFileSync(file2, "utf8")), at: Date.now() - 100 * 3_600_000 }))
+      yield* trex(["resume", runDir2, "--notify", `${hook.url}/gone`], { TREX_TOY_MS: "30" })
+      const withHook = yield* trex(["notify", runDir2, "--drop-expired", "--notify", `${hook.url}/h`])
+      assert.strictEqual(withHook.status, 2)
+      assert.include(withHook.stderr, "--drop-expired posts nothing, and a webhook is given")
+      const dropped = yield* trex(["notify", runDir2, "--drop-expired", "--json"])
+      assert.strictEqual(dropped.status, 0, dropped.stderr)
+      assert.deepStrictEqual(JSON.parse(dropped.stdout), { posted: [], kept: [], dropped: [best2.id], unreadable: [] })
+      const after = JSON.parse((yield* trex(["status", runDir2, "--json"])).stdout)
+      assert.deepStrictEqual(after.webhooks.expired, [])
+      // the end /gone refused still waits for a session with webhooks
+      assert.deepStrictEqual(after.webhooks.waiting.map((w: { kind: string }) => w.kind), ["end"])
+      assert.strictEqual(posts().length, 6, "dropping posts nothing")
+    })), 180_000)
+
   it.live("a kept message is written durably: its file and its folder are fsync'd before it is posted", () =>
     Effect.scoped(Effect.gen(function*() {
       // every fsync this process makes, by the path of what it syncs (the real fsync is made all the same)

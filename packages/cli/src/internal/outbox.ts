@@ -133,6 +133,38 @@ export const expire = <M>(runDir: string, entry: Entry<M>, now: number): string 
   return remove(runDir, entry.id)
 }
 
+/** Update a message in `notify/expired/` (the webhooks that got it when posted again); `undefined` when done, else why not. */
+export const putExpired = <M>(runDir: string, entry: Entry<M>): string | undefined => {
+  const file = path.join(expiredDirOf(runDir), nameOf(entry.id))
+  try {
+    writeDurably(file, JSON.stringify(entry))
+    return undefined
+  } catch (e) {
+    return `cannot write ${file}: ${why(e)}`
+  }
+}
+
+/**
+ * Forget a message of `notify/expired/` (posted after all, or dropped), and the folder once empty (and
+ * `notify/` then, when empty too); `undefined` when done, else why not.
+ */
+export const removeExpired = (runDir: string, id: string): string | undefined => {
+  const file = path.join(expiredDirOf(runDir), nameOf(id))
+  try {
+    fs.rmSync(file, { force: true })
+  } catch (e) {
+    return `cannot remove ${file}: ${why(e)}`
+  }
+  for (const dir of [expiredDirOf(runDir), dirOf(runDir)]) {
+    try {
+      fs.rmdirSync(dir)
+    } catch {
+      // not empty, or already gone
+    }
+  }
+  return undefined
+}
+
 /** The ids of the ends the webhook of `key` answered 2xx (none when its file is missing or unreadable: they are posted again). */
 export const deliveredTo = (runDir: string, key: string): ReadonlyArray<string> => {
   try {
