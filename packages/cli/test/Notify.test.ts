@@ -546,6 +546,47 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(outbox(runDir), [])
     })), 30_000)
 
+  it.live("what a webhook got is recorded durably (file and folder fsync'd), and holds the latest end only", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const nodeFs = createRequire(import.meta.url)("node:fs") as typeof fs
+      const fsync = nodeFs.fsyncSync
+      const synced: Array<string> = []
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          nodeFs.fsyncSync = (fd) => {
+            synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`))
+            fsync(fd)
+          }
+          syncBuiltinESMExports()
+        }),
+        () => Effect.sync(() => {
+          nodeFs.fsyncSync = fsync
+          syncBuiltinESMExports()
+        })
+      )
+      const hook = yield* webhook()
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+      const session = (id: string) =>
+        Effect.scoped(Effect.gen(function*() {
+          const notifier = yield* Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir })
+          yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined, id))
+        }))
+      yield* session("r/end-7")
+      const delivered = path.join(runDir, "notify", "delivered")
+      const [name] = fs.readdirSync(delivered)
+      const record = path.join(delivered, name!)
+      // the message kept (as above), then the record: its folder made (its parent synced), the record written
+      // (synced before its rename), its folder synced after it
+      const notify = path.join(runDir, "notify")
+      assert.deepStrictEqual(synced, [runDir, path.join(notify, `end-7.json.${process.pid}.tmp`), notify, notify, `${record}.${process.pid}.tmp`, delivered])
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-7"] })
+      // a later end replaces it; told again, it is not posted again
+      yield* session("r/end-9")
+      yield* session("r/end-9")
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-9"] })
+      assert.deepStrictEqual(hook.received.map((m) => m.id), ["r/end-7", "r/end-9"])
+    })), 30_000)
+
   it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
     Effect.scoped(Effect.gen(function*() {
       // an address nothing listens on: every post is refused

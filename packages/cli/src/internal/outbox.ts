@@ -6,8 +6,8 @@
  * webhooks answered is kept as keys, a hash of each address: the address is a secret, never written.
  * A message too old to post when a session would post it is moved to `notify/expired/`, and stays there.
  * Which webhooks got an end the journal records is kept too, in `notify/delivered/<key>.json` (one
- * file a webhook, the ids of the ends it answered 2xx): a resume that runs nothing tells that end again,
- * and is not to post it to a webhook that has it.
+ * file a webhook, durably, holding the id of the latest end it answered 2xx): a resume that runs nothing
+ * tells that end again, and is not to post it to a webhook that has it.
  */
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -60,10 +60,11 @@ const syncDir = (dir: string): void => {
   }
 }
 
-/** Make a folder (and its parent's entry for it) durably, when it is not there. */
+/** Make a folder (and its parent's entry for it, and so on up to a folder that was there) durably, when it is not there. */
 const makeDir = (dir: string): void => {
   if (fs.existsSync(dir)) return
-  fs.mkdirSync(dir, { recursive: true })
+  makeDir(path.dirname(dir))
+  fs.mkdirSync(dir)
   syncDir(path.dirname(dir))
 }
 
@@ -175,18 +176,25 @@ export const deliveredTo = (runDir: string, key: string): ReadonlyArray<string> 
   }
 }
 
+/** The journal position an end's id names (`.../end-<seq>`), or -1. */
+const endSeq = (id: string): number => Number(/\/end-(\d+)$/.exec(id)?.[1] ?? -1)
+
 /**
  * Record that the webhook of `key` answered 2xx to the end `id`; `undefined` when done, else why not.
- * Not fsync'd (a kill leaves it whole; a power loss that undoes it posts that end once more, which
- * at-least-once allows), and a kill between the answer and the record does the same.
+ * Written durably, as a kept message (the file fsync'd before its rename, its folder after it): a kill or
+ * a power loss leaves the record or the one before. Only the run's last end is told again (by a resume
+ * that runs nothing), so a record holds one id, the latest end (by its journal position) the webhook got:
+ * a later end replaces it, an earlier one (a kept message of an earlier session, which keeps its own
+ * list of the webhooks that got it) leaves it. A kill between the answer and the record posts that end
+ * once more (at least once).
  */
 export const markDelivered = (runDir: string, key: string, id: string): string | undefined => {
   const file = path.join(deliveredDirOf(runDir), `${key}.json`)
   const ends = deliveredTo(runDir, key)
-  if (ends.includes(id)) return undefined
+  if (ends.some((e) => endSeq(e) >= endSeq(id))) return undefined
   try {
-    fs.mkdirSync(deliveredDirOf(runDir), { recursive: true })
-    writeDurably(file, JSON.stringify({ ends: [...ends, id] }), false)
+    makeDir(deliveredDirOf(runDir))
+    writeDurably(file, JSON.stringify({ ends: [id] }))
     return undefined
   } catch (e) {
     return `cannot write ${file}: ${why(e)}`
