@@ -392,8 +392,12 @@ const listed = (entries: ReadonlyArray<{ readonly message: Message }>, one = "a 
 export const make = (
   options: Options,
   run: { readonly runId: string; readonly runDir: string; readonly journaled?: ReadonlyArray<JournalEvent.Entry> | undefined }
-): Effect.Effect<Notifier, Errors.InvalidInput, Scope.Scope> =>
-  Effect.gen(function*() {
+): Effect.Effect<Notifier, Errors.InvalidInput, Scope.Scope> => {
+  // the notifier's closures hold none of `run`: its entries (a resumed run's whole journal) are read
+  // once, when it starts, and then let go of, so that they are freed once their caller lets go of them too
+  const { runDir, runId } = run
+  let journaled = run.journaled
+  return Effect.gen(function*() {
     const issues = rule.issues(options, "notify")
     if (issues.length > 0) return yield* new Errors.InvalidInput({ source: /^([\w.]+)/.exec(issues[0]!)?.[1] ?? "notify", message: issues.join("\n") })
     const urls = yield* Effect.forEach(options.urls, (u, i) => parseUrl(u, `notify.urls[${i}]`))
@@ -409,7 +413,7 @@ export const make = (
     const maxAgeHours = options.maxAgeHours ?? MAX_AGE_HOURS
     // each kept message carries this session's age, so that `trex status` tells what a session like it would do
     const keep = (held: Held) =>
-      kept(Outbox.put(run.runDir, { id: held.id, at: held.at, message: held.message, delivered: [...held.delivered], ...(held.end !== undefined ? { end: held.end } : {}), maxAgeHours }))
+      kept(Outbox.put(runDir, { id: held.id, at: held.at, message: held.message, delivered: [...held.delivered], ...(held.end !== undefined ? { end: held.end } : {}), maxAgeHours }))
     /** Messages not yet delivered to every webhook, by id: in the run directory too. */
     const undelivered = new Map<string, Held>()
     /** The ids of the messages queued in this session (an earlier session's, and this one's). */
@@ -422,7 +426,7 @@ export const make = (
     }
     const drop = (held: Held) => {
       undelivered.delete(held.id)
-      kept(Outbox.remove(run.runDir, held.id))
+      kept(Outbox.remove(runDir, held.id))
     }
     const queue = yield* Queue.unbounded<{ readonly held?: Held; readonly done?: Deferred.Deferred<void> }>()
     const offer = (held: Held, done?: Deferred.Deferred<void>) => {
@@ -430,15 +434,15 @@ export const make = (
       return Queue.offerUnsafe(queue, { held, ...(done !== undefined ? { done } : {}) })
     }
     // an earlier session's: due before anything this one finds, unless too old to post
-    const earlier = keptMessages(run.runDir, run.journaled, true)
+    const earlier = keptMessages(runDir, journaled, true)
     for (const file of earlier.unreadable) yield* Effect.logWarning(`notify: ${file}: not a message this trex kept; left as it is`)
     const now = Date.now()
     const expired = earlier.entries.filter((e) => now - e.at > maxAgeHours * 3_600_000)
-    for (const e of expired) kept(Outbox.expire(run.runDir, e, now))
+    for (const e of expired) kept(Outbox.expire(runDir, e, now))
     if (expired.length > 0) {
       yield* Effect.logWarning(
         `notify: ${listed(expired)} ${expired.length === 1 ? "was" : "were"} due more than ${maxAgeHours} hours ago (the oldest at ${new Date(expired[0]!.at).toISOString()}): ` +
-          `too old to post (notify.maxAgeHours, --notify-max-age): not posted, and moved to ${Outbox.expiredDirOf(run.runDir)}`
+          `too old to post (notify.maxAgeHours, --notify-max-age): not posted, and moved to ${Outbox.expiredDirOf(runDir)}`
       )
     }
     for (const e of earlier.entries) {
@@ -456,16 +460,16 @@ export const make = (
     const deliver = (held: Held) =>
       Effect.suspend(() => {
         const told = toldAgain(held.message)
-        if (told) for (const key of keys.values()) if (Outbox.deliveredTo(run.runDir, key).includes(held.id)) held.delivered.add(key)
+        if (told) for (const key of keys.values()) if (Outbox.deliveredTo(runDir, key).includes(held.id)) held.delivered.add(key)
         return Effect.forEach(urls.filter((url) => !held.delivered.has(keys.get(url)!)), (url) =>
           post(url, held.message, options).pipe(
             Effect.andThen(Effect.sync(() => {
               // a kill between the answer and these records posts the message once more (at least once)
-              if (told) kept(Outbox.markDelivered(run.runDir, keys.get(url)!, held.id))
+              if (told) kept(Outbox.markDelivered(runDir, keys.get(url)!, held.id))
               held.delivered.add(keys.get(url)!)
               if (!complete(held)) keep(held)
             })),
-            Effect.catch((e) => Effect.logWarning(`notify: the ${what(held.message)} message of ${run.runDir} was not delivered to ${shown(url)}: ${e.message}`))
+            Effect.catch((e) => Effect.logWarning(`notify: the ${what(held.message)} message of ${runDir} was not delivered to ${shown(url)}: ${e.message}`))
           ), { concurrency: "unbounded", discard: true })
       }).pipe(
         Effect.andThen(Effect.sync(() => {
@@ -521,7 +525,8 @@ export const make = (
       }
       previous = event._tag
     }
-    for (const entry of run.journaled ?? []) follow(entry)
+    for (const entry of journaled ?? []) follow(entry)
+    journaled = undefined
     let lastBest: string | undefined
     /** The id of the end this session journaled, once it has. */
     let sessionEnd: string | undefined
@@ -533,11 +538,11 @@ export const make = (
     const ending = (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => {
       const event = entry.event
       if (event._tag !== "RunFinished" || started === undefined || replayed === undefined || !whole || lastEnd === undefined) return
-      sessionEnd = `${run.runId}/end-${lastEnd.named}`
+      sessionEnd = `${runId}/end-${lastEnd.named}`
       // an earlier session's message of that end is queued, or was posted, in this session: it tells it
       if (queued.has(sessionEnd)) return
       const info: Status.Source = { started, finished: event, view: tree, replayed, writer: undefined }
-      hold(endMessage({ runId: run.runId, runDir: run.runDir, task: tree.task.name }, Exit.succeed({ reason: event.reason }), info, sessionEnd), { seq: entry.seq, at: event.at })
+      hold(endMessage({ runId, runDir, task: tree.task.name }, Exit.succeed({ reason: event.reason }), info, sessionEnd), { seq: entry.seq, at: event.at })
     }
     return {
       onEvent: (entry, tree) => {
@@ -548,7 +553,7 @@ export const make = (
         if (best === undefined || best.id !== entry.event.nodeId || best.id === lastBest) return
         lastBest = best.id
         // kept before the event is journaled (onEvent comes first): a kill after it leaves the message
-        offer(hold(bestMessage(run, tree, best)))
+        offer(hold(bestMessage({ runId, runDir }, tree, best)))
       },
       end: (message) =>
         Effect.gen(function*() {
@@ -569,13 +574,14 @@ export const make = (
           if (undelivered.size === 0) return
           const left = [...undelivered.values()].map((h) => what(h.message))
           yield* Effect.logWarning(
-            `notify: ${left.length === 1 ? "a message" : `${left.length} messages`} of ${run.runDir} (${left.join(", ")}) ${left.length === 1 ? "was" : "were"} not delivered to every webhook` +
+            `notify: ${left.length === 1 ? "a message" : `${left.length} messages`} of ${runDir} (${left.join(", ")}) ${left.length === 1 ? "was" : "were"} not delivered to every webhook` +
               `${Option.isNone(posted) ? ` within ${Duration.format(limit)} of the run's end (as long as one message's tries)` : ""}: ` +
-              `kept in ${Outbox.dirOf(run.runDir)}, and posted by the run's next session with webhooks (trex resume ${run.runDir} --notify <url>)`
+              `kept in ${Outbox.dirOf(runDir)}, and posted by the run's next session with webhooks (trex resume ${runDir} --notify <url>)`
           )
         })
     }
   })
+}
 
 /**
  * What an earlier session of a run left undelivered (kept in its directory, `notify/`), in a sentence

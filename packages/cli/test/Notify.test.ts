@@ -7,6 +7,8 @@ import { createRequire, syncBuiltinESMExports } from "node:module"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
 import { assert, describe, it } from "@effect/vitest"
 import { Cost, ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
@@ -808,6 +810,27 @@ describe("Notify: webhooks told of a run", () => {
       notifier.onEvent(entries.at(-1)!, ExperimentTree.fold(events)!.view)
       assert.deepStrictEqual(outbox(runDir), [])
     })))
+
+  it.live("a notifier holds no reference to the journal entries it was given: they are freed while it runs", () =>
+    Effect.scoped(Effect.gen(function*() {
+      v8.setFlagsFromString("--expose-gc")
+      const gc = vm.runInNewContext("gc") as () => void
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ name: "held", budget: { maxTrials: 2 } }))
+      b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.5)
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-held-"))
+      const hook = yield* webhook()
+      // the entries a resumed run's prepare read, given to the notifier and dropped by their caller
+      const { notifier, entries } = yield* Effect.suspend(() => {
+        const journaled = b.events.splice(0).map((event, i) => ({ seq: i + 1, event }))
+        return Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir, journaled }).pipe(Effect.map((notifier) => ({ notifier, entries: new WeakRef(journaled) })))
+      })
+      // a WeakRef's target stays until the job that made (or read) it ends
+      yield* Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
+      gc()
+      assert.isUndefined(entries.deref(), "the entries are freed while the notifier runs")
+      yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "held" }, Exit.succeed({ reason: "budget" }), undefined))
+      assert.strictEqual(hook.received.length, 1)
+    })), 30_000)
 
   it("text from the run (an error's message, a task name) makes no mention, link or markup in a chat", () => {
     const m = Notify.endMessage({ runId: "r", runDir: "runs/r", task: "<!channel> & co" }, Exit.fail(new Error("loss is NaN, @here <https://x.example|click>")), undefined)
