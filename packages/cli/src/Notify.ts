@@ -19,7 +19,7 @@
  * got an end the journal records is kept (`notify/delivered/`), so a resume that runs nothing, which
  * tells that end again, posts it only to those that have not. A message kept
  * longer than `maxAgeHours` (72 by default) when a session would post it is not posted: it is said,
- * and moved to `notify/expired/`, which `trex status` shows.
+ * and moved to `notify/expired/`, which `trex status` shows and `trex notify` posts ({@link retryExpired}) or drops.
  *
  * @since 0.1.0
  */
