@@ -1,5 +1,5 @@
 /**
- * The `trex` command line: `run`, `resume`, `status`, `report` (and `bench`).
+ * The `trex` command line: `run`, `resume`, `status`, `notify`, `report` (and `bench`).
  * Bad input exits 2 with a message naming the field and no stack trace.
  *
  * @since 0.1.0
@@ -481,6 +481,47 @@ const stopCommand = Command.make(
     })
 ).pipe(Command.withDescription("stop a run's controller from another shell, as Ctrl-C does: running trials finish (--now: cancelled); trex resume continues it"))
 
+const notifyCommand = Command.make(
+  "notify",
+  {
+    runDir: runDirArg,
+    retryExpired: Flag.Boolean("retry-expired").pipe(
+      Flag.withDefault(false),
+      Flag.withDescription(`post the run's messages found too old to post (<run-dir>/notify/expired) now, as they were kept, to the webhooks of --notify or ${Notify.ENV}; those every webhook got are removed`)
+    ),
+    dropExpired: Flag.Boolean("drop-expired").pipe(Flag.withDefault(false), Flag.withDescription("remove the run's messages found too old to post (<run-dir>/notify/expired), unposted")),
+    notify: Flag.Redacted("notify").pipe(
+      Flag.atLeast(0),
+      Flag.withDescription(`with --retry-expired: a webhook to post them to; give it again for more (${Notify.ENV} adds more, out of the process list)`)
+    ),
+    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print what was done as JSON: posted, kept, dropped and unreadable"))
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      if (flags.retryExpired === flags.dropExpired) {
+        return yield* new Errors.InvalidInput({
+          source: flags.retryExpired ? "--drop-expired" : "--retry-expired",
+          message: `${flags.retryExpired ? "--retry-expired and --drop-expired are two ways to deal with the same messages: give one" : "give --retry-expired (post them now) or --drop-expired (remove them)"}: ` +
+            `e.g. trex notify ${flags.runDir} --retry-expired --notify https://hooks.slack.com/services/...`
+        })
+      }
+      if (!fs.existsSync(RunDir.journalFile(flags.runDir))) {
+        return yield* new Errors.InvalidInput({ source: "run-dir", message: `${flags.runDir} is not a run directory (it has no ${path.basename(RunDir.journalFile(flags.runDir))}): give one, e.g. trex-runs/<run-id> (trex list shows them)` })
+      }
+      const given = yield* Effect.forEach(flags.notify, (u, i) => Notify.parseUrl(u, flags.notify.length === 1 ? "--notify" : `--notify (its address ${i + 1})`))
+      const urls = [...given, ...(yield* Notify.fromEnv(process.env[Notify.ENV]))]
+      if (flags.retryExpired && urls.length === 0) {
+        return yield* new Errors.InvalidInput({ source: "--notify", message: `--retry-expired posts to the webhooks of --notify or ${Notify.ENV}, and none is given: give one, e.g. --notify https://hooks.slack.com/services/...` })
+      }
+      if (flags.dropExpired && urls.length > 0) {
+        return yield* new Errors.InvalidInput({ source: "--notify", message: "--drop-expired posts nothing, and a webhook is given: leave out --notify (and TREX_NOTIFY_URL), or give --retry-expired to post the messages" })
+      }
+      const outcome = flags.retryExpired ? yield* Notify.retryExpired(flags.runDir, { urls }) : Notify.dropExpired(flags.runDir)
+      yield* out(flags.json ? JSON.stringify(outcome, null, 2) : Notify.expiredOutcomeText(flags.runDir, outcome))
+      if (outcome.kept.length > 0) yield* Effect.sync(() => void (process.exitCode = 1))
+    })
+).pipe(Command.withDescription("deal with a run's webhook messages found too old to post (trex status shows them): post them now (--retry-expired) or remove them (--drop-expired)"))
+
 const checkCommand = Command.make(
   "check",
   {
@@ -645,6 +686,6 @@ const benchCommand = Command.make(
 /** @since 0.1.0 @category commands */
 export const command = Command.make("trex").pipe(
   Command.withDescription("TREX: automate LLM fine-tuning by agent-driven tree search"),
-  Command.withSubcommands([runCommand, checkCommand, resumeCommand, statusCommand, listCommand, stopCommand, reportCommand, benchCommand])
+  Command.withSubcommands([runCommand, checkCommand, resumeCommand, statusCommand, listCommand, stopCommand, notifyCommand, reportCommand, benchCommand])
 )
 

@@ -19,7 +19,7 @@
  * got an end the journal records is kept (`notify/delivered/`), so a resume that runs nothing, which
  * tells that end again, posts it only to those that have not. A message kept
  * longer than `maxAgeHours` (72 by default) when a session would post it is not posted: it is said,
- * and moved to `notify/expired/`, which `trex status` shows.
+ * and moved to `notify/expired/`, which `trex status` shows and `trex notify` posts ({@link retryExpired}) or drops.
  *
  * @since 0.1.0
  */
@@ -392,8 +392,12 @@ const listed = (entries: ReadonlyArray<{ readonly message: Message }>, one = "a 
 export const make = (
   options: Options,
   run: { readonly runId: string; readonly runDir: string; readonly journaled?: ReadonlyArray<JournalEvent.Entry> | undefined }
-): Effect.Effect<Notifier, Errors.InvalidInput, Scope.Scope> =>
-  Effect.gen(function*() {
+): Effect.Effect<Notifier, Errors.InvalidInput, Scope.Scope> => {
+  // the notifier's closures hold none of `run`: its entries (a resumed run's whole journal) are read
+  // once, when it starts, and then let go of, so that they are freed once their caller lets go of them too
+  const { runDir, runId } = run
+  let journaled = run.journaled
+  return Effect.gen(function*() {
     const issues = rule.issues(options, "notify")
     if (issues.length > 0) return yield* new Errors.InvalidInput({ source: /^([\w.]+)/.exec(issues[0]!)?.[1] ?? "notify", message: issues.join("\n") })
     const urls = yield* Effect.forEach(options.urls, (u, i) => parseUrl(u, `notify.urls[${i}]`))
@@ -406,8 +410,10 @@ export const make = (
       unkept = true
       Effect.runForkWith(context)(Effect.logWarning(`notify: ${failed}: messages are posted, but one not yet delivered when the controller is killed is lost`))
     }
+    const maxAgeHours = options.maxAgeHours ?? MAX_AGE_HOURS
+    // each kept message carries this session's age, so that `trex status` tells what a session like it would do
     const keep = (held: Held) =>
-      kept(Outbox.put(run.runDir, { id: held.id, at: held.at, message: held.message, delivered: [...held.delivered], ...(held.end !== undefined ? { end: held.end } : {}) }))
+      kept(Outbox.put(runDir, { id: held.id, at: held.at, message: held.message, delivered: [...held.delivered], ...(held.end !== undefined ? { end: held.end } : {}), maxAgeHours }))
     /** Messages not yet delivered to every webhook, by id: in the run directory too. */
     const undelivered = new Map<string, Held>()
     /** The ids of the messages queued in this session (an earlier session's, and this one's). */
@@ -420,7 +426,7 @@ export const make = (
     }
     const drop = (held: Held) => {
       undelivered.delete(held.id)
-      kept(Outbox.remove(run.runDir, held.id))
+      kept(Outbox.remove(runDir, held.id))
     }
     const queue = yield* Queue.unbounded<{ readonly held?: Held; readonly done?: Deferred.Deferred<void> }>()
     const offer = (held: Held, done?: Deferred.Deferred<void>) => {
@@ -428,22 +434,23 @@ export const make = (
       return Queue.offerUnsafe(queue, { held, ...(done !== undefined ? { done } : {}) })
     }
     // an earlier session's: due before anything this one finds, unless too old to post
-    const earlier = keptMessages(run.runDir, run.journaled, true)
+    const earlier = keptMessages(runDir, journaled, true)
     for (const file of earlier.unreadable) yield* Effect.logWarning(`notify: ${file}: not a message this trex kept; left as it is`)
     const now = Date.now()
-    const maxAgeHours = options.maxAgeHours ?? MAX_AGE_HOURS
     const expired = earlier.entries.filter((e) => now - e.at > maxAgeHours * 3_600_000)
-    for (const e of expired) kept(Outbox.expire(run.runDir, e, now))
+    for (const e of expired) kept(Outbox.expire(runDir, e, now))
     if (expired.length > 0) {
       yield* Effect.logWarning(
         `notify: ${listed(expired)} ${expired.length === 1 ? "was" : "were"} due more than ${maxAgeHours} hours ago (the oldest at ${new Date(expired[0]!.at).toISOString()}): ` +
-          `too old to post (notify.maxAgeHours, --notify-max-age): not posted, and moved to ${Outbox.expiredDirOf(run.runDir)}`
+          `too old to post (notify.maxAgeHours, --notify-max-age): not posted, and moved to ${Outbox.expiredDirOf(runDir)}`
       )
     }
     for (const e of earlier.entries) {
       if (expired.includes(e)) continue
       const held = { id: e.id, at: e.at, message: e.message, delivered: new Set(e.delivered), ...(e.end !== undefined ? { end: e.end } : {}) }
       undelivered.set(held.id, held)
+      // kept again with this session's age, should it be left for the next one
+      if ((e.maxAgeHours ?? MAX_AGE_HOURS) !== maxAgeHours) keep(held)
       offer(held)
     }
     const complete = (held: Held) => urls.every((url) => held.delivered.has(keys.get(url)!))
@@ -453,16 +460,16 @@ export const make = (
     const deliver = (held: Held) =>
       Effect.suspend(() => {
         const told = toldAgain(held.message)
-        if (told) for (const key of keys.values()) if (Outbox.deliveredTo(run.runDir, key).includes(held.id)) held.delivered.add(key)
+        if (told) for (const key of keys.values()) if (Outbox.deliveredTo(runDir, key).includes(held.id)) held.delivered.add(key)
         return Effect.forEach(urls.filter((url) => !held.delivered.has(keys.get(url)!)), (url) =>
           post(url, held.message, options).pipe(
             Effect.andThen(Effect.sync(() => {
               // a kill between the answer and these records posts the message once more (at least once)
-              if (told) kept(Outbox.markDelivered(run.runDir, keys.get(url)!, held.id))
+              if (told) kept(Outbox.markDelivered(runDir, keys.get(url)!, held.id))
               held.delivered.add(keys.get(url)!)
               if (!complete(held)) keep(held)
             })),
-            Effect.catch((e) => Effect.logWarning(`notify: the ${what(held.message)} message of ${run.runDir} was not delivered to ${shown(url)}: ${e.message}`))
+            Effect.catch((e) => Effect.logWarning(`notify: the ${what(held.message)} message of ${runDir} was not delivered to ${shown(url)}: ${e.message}`))
           ), { concurrency: "unbounded", discard: true })
       }).pipe(
         Effect.andThen(Effect.sync(() => {
@@ -518,7 +525,8 @@ export const make = (
       }
       previous = event._tag
     }
-    for (const entry of run.journaled ?? []) follow(entry)
+    for (const entry of journaled ?? []) follow(entry)
+    journaled = undefined
     let lastBest: string | undefined
     /** The id of the end this session journaled, once it has. */
     let sessionEnd: string | undefined
@@ -530,11 +538,11 @@ export const make = (
     const ending = (entry: JournalEvent.Entry, tree: ExperimentTree.TreeView) => {
       const event = entry.event
       if (event._tag !== "RunFinished" || started === undefined || replayed === undefined || !whole || lastEnd === undefined) return
-      sessionEnd = `${run.runId}/end-${lastEnd.named}`
+      sessionEnd = `${runId}/end-${lastEnd.named}`
       // an earlier session's message of that end is queued, or was posted, in this session: it tells it
       if (queued.has(sessionEnd)) return
       const info: Status.Source = { started, finished: event, view: tree, replayed, writer: undefined }
-      hold(endMessage({ runId: run.runId, runDir: run.runDir, task: tree.task.name }, Exit.succeed({ reason: event.reason }), info, sessionEnd), { seq: entry.seq, at: event.at })
+      hold(endMessage({ runId, runDir, task: tree.task.name }, Exit.succeed({ reason: event.reason }), info, sessionEnd), { seq: entry.seq, at: event.at })
     }
     return {
       onEvent: (entry, tree) => {
@@ -545,7 +553,7 @@ export const make = (
         if (best === undefined || best.id !== entry.event.nodeId || best.id === lastBest) return
         lastBest = best.id
         // kept before the event is journaled (onEvent comes first): a kill after it leaves the message
-        offer(hold(bestMessage(run, tree, best)))
+        offer(hold(bestMessage({ runId, runDir }, tree, best)))
       },
       end: (message) =>
         Effect.gen(function*() {
@@ -566,38 +574,46 @@ export const make = (
           if (undelivered.size === 0) return
           const left = [...undelivered.values()].map((h) => what(h.message))
           yield* Effect.logWarning(
-            `notify: ${left.length === 1 ? "a message" : `${left.length} messages`} of ${run.runDir} (${left.join(", ")}) ${left.length === 1 ? "was" : "were"} not delivered to every webhook` +
+            `notify: ${left.length === 1 ? "a message" : `${left.length} messages`} of ${runDir} (${left.join(", ")}) ${left.length === 1 ? "was" : "were"} not delivered to every webhook` +
               `${Option.isNone(posted) ? ` within ${Duration.format(limit)} of the run's end (as long as one message's tries)` : ""}: ` +
-              `kept in ${Outbox.dirOf(run.runDir)}, and posted by the run's next session with webhooks (trex resume ${run.runDir} --notify <url>)`
+              `kept in ${Outbox.dirOf(runDir)}, and posted by the run's next session with webhooks (trex resume ${runDir} --notify <url>)`
           )
         })
     }
   })
+}
 
 /**
  * What an earlier session of a run left undelivered (kept in its directory, `notify/`), in a sentence
  * that says how to post it; `undefined` when nothing waits. `journaled`: the run's journal entries, to
  * leave out an end the journal never got (it is not posted). It names those due longer ago (at `now`)
- * than {@link MAX_AGE_HOURS}, which a session with webhooks and the default `maxAgeHours` expires.
- * `trex status` shows it.
+ * than the `maxAgeHours` of the session that kept them ({@link MAX_AGE_HOURS} when not recorded), which a
+ * session with webhooks and that age expires, and says which age that is. `trex status` shows it.
  * @since 0.1.0 @category functions
  */
 export const waiting = (runDir: string, session = "the run's next session", journaled?: ReadonlyArray<JournalEvent.Entry>, now = Date.now()): string | undefined => {
   const { entries } = keptMessages(runDir, journaled, false)
   if (entries.length === 0) return undefined
   // a session without webhooks expires nothing (it cannot know the age the next one allows): those past
-  // the default are said, as the next session with webhooks will expire them unless told to wait longer
+  // the age of the session that kept them are said, as a next session like it will expire them
   const old = entries.filter((e) => pastMaxAge(e, now))
+  const ages = [...new Set(old.map(maxAgeOf))].sort((a, b) => a - b)
+  const them = old.length === 1 ? "it" : "them"
   const expiring = old.length === 0
     ? ""
     : `; ${old.length === entries.length ? (old.length === 1 ? "it was" : "they were") : `${old.length} of them (${old.map((e) => what(e.message)).join(", ")}) ${old.length === 1 ? "was" : "were"}`} ` +
-      `due more than ${MAX_AGE_HOURS} hours ago: a session with webhooks will not post ${old.length === 1 ? "it" : "them"}, but move ${old.length === 1 ? "it" : "them"} to ${Outbox.expiredDirOf(runDir)}, unless its --notify-max-age is longer`
+      `due more than ${ages.join(" or ")} hours ago (the --notify-max-age of the session that kept ${them}): a session with webhooks and that age will not post ${them}, ` +
+      `but move ${them} to ${Outbox.expiredDirOf(runDir)}; give it a longer --notify-max-age to post ${them}`
+  const within = [...new Set(entries.map(maxAgeOf))].sort((a, b) => a - b).join(" or ")
   return `${listed(entries)} ${entries.length === 1 ? "was" : "were"} not delivered: kept in ${Outbox.dirOf(runDir)}; ` +
-    `give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"} (within ${MAX_AGE_HOURS} hours of when ${entries.length === 1 ? "it was" : "they were"} due, or --notify-max-age)${expiring}`
+    `give ${session} webhooks (--notify, ${ENV}, notify) to post ${entries.length === 1 ? "it" : "them"} (within ${within} hours of when ${entries.length === 1 ? "it was" : "they were"} due, or --notify-max-age)${expiring}`
 }
 
-/** Whether a kept message was due longer ago than {@link MAX_AGE_HOURS}: a session with webhooks and the default age expires it. */
-const pastMaxAge = (e: Outbox.Entry<Message>, now: number) => now - e.at > MAX_AGE_HOURS * 3_600_000
+/** The age a kept message may reach: its session's `maxAgeHours`, or {@link MAX_AGE_HOURS} when not recorded. */
+const maxAgeOf = (e: Outbox.Entry<Message>): number => e.maxAgeHours ?? MAX_AGE_HOURS
+
+/** Whether a kept message was due longer ago than the age of the session that kept it: a session with webhooks and that age expires it. */
+const pastMaxAge = (e: Outbox.Entry<Message>, now: number) => now - e.at > maxAgeOf(e) * 3_600_000
 
 /**
  * A run's webhook messages not delivered, as `trex status --json` gives them (`webhooks`): those waiting
@@ -610,6 +626,7 @@ export const statusJson = (runDir: string, journaled?: ReadonlyArray<JournalEven
     id: e.id,
     kind: e.message.trex.kind,
     due: new Date(e.at).toISOString(),
+    maxAgeHours: maxAgeOf(e),
     pastMaxAge: pastMaxAge(e, now)
   })),
   expired: Outbox.readExpired<Message>(runDir).entries.map((e) => ({
@@ -631,7 +648,94 @@ export const expired = (runDir: string): string | undefined => {
   const ages = entries.map((e) => Math.round(((e.expired ?? e.at) - e.at) / 3_600_000))
   return `${listed(entries, "a message", "messages")} ${entries.length === 1 ? "was" : "were"} never posted: ` +
     `found ${Math.min(...ages)}${Math.max(...ages) !== Math.min(...ages) ? ` to ${Math.max(...ages)}` : ""} hours after ${entries.length === 1 ? "it was" : "they were"} due, too old to post; ` +
-    `kept in ${Outbox.expiredDirOf(runDir)} (remove it once seen)`
+    `kept in ${Outbox.expiredDirOf(runDir)}: trex notify ${runDir} --retry-expired --notify <url> posts ${entries.length === 1 ? "it" : "them"} now, --drop-expired removes ${entries.length === 1 ? "it" : "them"}`
+}
+
+/**
+ * What `trex notify` did with a run's messages found too old to post (`notify/expired/`): by id, those
+ * `posted` now to every webhook given (and removed), those `kept` (a webhook did not answer 2xx: `failures`
+ * says which and why; they stay, and a later try posts them only to the webhooks that did not get them),
+ * those `dropped` (removed unposted), and the files that are not a message (`unreadable`, left as they are).
+ * @since 0.1.0 @category models
+ */
+export interface ExpiredOutcome {
+  readonly posted: ReadonlyArray<string>
+  readonly kept: ReadonlyArray<{ readonly id: string; readonly failures: ReadonlyArray<string> }>
+  readonly dropped: ReadonlyArray<string>
+  readonly unreadable: ReadonlyArray<string>
+}
+
+/**
+ * Post a run's messages found too old to post (`notify/expired/`) now, as they were kept (their
+ * `trex.at` says when they were due), to the webhooks `options.urls` that have not got them, one message
+ * at a time in the order they were due; each one every webhook answered 2xx is removed, the others stay
+ * with the webhooks that did. An end the journal records, posted, is recorded as delivered
+ * (`notify/delivered/`), so a resume that tells it again does not post it twice.
+ * @since 0.1.0 @category functions
+ */
+export const retryExpired = (runDir: string, options: Pick<Options, "urls" | "timeoutMs" | "attempts">): Effect.Effect<ExpiredOutcome, Errors.InvalidInput> =>
+  Effect.gen(function*() {
+    const urls = yield* Effect.forEach(options.urls, (u, i) => parseUrl(u, `notify.urls[${i}]`))
+    const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
+    const posted: Array<string> = []
+    const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
+    for (const e of entries) {
+      const delivered = new Set(e.delivered)
+      // an end a later session told again (under its id) may have reached some of them since
+      if (toldAgain(e.message)) for (const url of urls) if (Outbox.deliveredTo(runDir, Outbox.keyOf(Redacted.value(url))).includes(e.id)) delivered.add(Outbox.keyOf(Redacted.value(url)))
+      const failures: Array<string> = []
+      for (const url of urls) {
+        const key = Outbox.keyOf(Redacted.value(url))
+        if (delivered.has(key)) continue
+        const failed = yield* post(url, e.message, options).pipe(Effect.match({ onFailure: (err) => err.message, onSuccess: () => undefined }))
+        if (failed !== undefined) {
+          failures.push(`${shown(url)}: ${failed}`)
+          continue
+        }
+        delivered.add(key)
+        const recorded = toldAgain(e.message) ? Outbox.markDelivered(runDir, key, e.id) : undefined
+        if (recorded !== undefined) failures.push(`${shown(url)} got it, but ${recorded}`)
+      }
+      if (failures.length === 0) {
+        const removed = Outbox.removeExpired(runDir, e.id)
+        if (removed === undefined) posted.push(e.id)
+        else kept.push({ id: e.id, failures: [`posted, but ${removed}`] })
+      } else {
+        const updated = Outbox.putExpired(runDir, { ...e, delivered: [...delivered] })
+        kept.push({ id: e.id, failures: updated === undefined ? failures : [...failures, updated] })
+      }
+    }
+    return { posted, kept, dropped: [], unreadable }
+  })
+
+/**
+ * Remove a run's messages found too old to post (`notify/expired/`), unposted: once seen, they are no
+ * longer listed by `trex status`.
+ * @since 0.1.0 @category functions
+ */
+export const dropExpired = (runDir: string): ExpiredOutcome => {
+  const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
+  const dropped: Array<string> = []
+  const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
+  for (const e of entries) {
+    const removed = Outbox.removeExpired(runDir, e.id)
+    if (removed === undefined) dropped.push(e.id)
+    else kept.push({ id: e.id, failures: [removed] })
+  }
+  return { posted: [], kept, dropped, unreadable }
+}
+
+/** What `trex notify` did, in lines. @since 0.1.0 @category functions */
+export const expiredOutcomeText = (runDir: string, outcome: ExpiredOutcome): string => {
+  const dir = Outbox.expiredDirOf(runDir)
+  const lines: Array<string> = []
+  if (outcome.posted.length + outcome.kept.length + outcome.dropped.length === 0) lines.push(`no message of ${runDir} was found too old to post: ${dir} holds none`)
+  for (const id of outcome.posted) lines.push(`posted ${id} to every webhook, and removed it from ${dir}`)
+  for (const id of outcome.dropped) lines.push(`dropped ${id} (not posted) from ${dir}`)
+  for (const k of outcome.kept) lines.push(`kept ${k.id} in ${dir}: ${k.failures.join("; ")}`)
+  for (const f of outcome.unreadable) lines.push(`${f}: not a message this trex kept; left as it is`)
+  if (outcome.kept.length > 0) lines.push(`try again (trex notify ${runDir} --retry-expired --notify <url>): a webhook that got a message is not posted it again`)
+  return lines.join("\n")
 }
 
 /**

@@ -65,14 +65,15 @@ export interface StatusJson {
  * A run's webhook messages not delivered, as `trex status --json` gives them, each by its `id` (the
  * message's `trex.id`), `kind` (`best` or `end`) and `due` (ISO 8601: when it was due). `waiting`: kept
  * in `<run-dir>/notify` for the run's next session with webhooks, in the order they were due, with
- * `pastMaxAge` when it was due longer ago than `--notify-max-age`'s default (72 hours): a session with
- * webhooks expires it (does not post it) unless its own `--notify-max-age` is longer. `expired`: found too
+ * `maxAgeHours`, the `--notify-max-age` of the session that kept it (72, the default, when not recorded),
+ * and `pastMaxAge` when it was due longer ago than that: a session with webhooks and that age expires it
+ * (does not post it); one with a longer `--notify-max-age` posts it. `expired`: found too
  * old to post, in `<run-dir>/notify/expired` (`expired`: when), until removed. Both are empty when
  * nothing is left.
  * @since 0.1.0 @category models
  */
 export interface WebhooksJson {
-  readonly waiting: ReadonlyArray<{ readonly id: string; readonly kind: "best" | "end"; readonly due: string; readonly pastMaxAge: boolean }>
+  readonly waiting: ReadonlyArray<{ readonly id: string; readonly kind: "best" | "end"; readonly due: string; readonly maxAgeHours: number; readonly pastMaxAge: boolean }>
   readonly expired: ReadonlyArray<{ readonly id: string; readonly kind: "best" | "end"; readonly due: string; readonly expired: string }>
 }
 

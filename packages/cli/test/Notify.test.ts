@@ -7,6 +7,8 @@ import { createRequire, syncBuiltinESMExports } from "node:module"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
 import { assert, describe, it } from "@effect/vitest"
 import { Cost, ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
@@ -375,12 +377,12 @@ describe("Notify: webhooks told of a run", () => {
       // a session without webhooks expires nothing: status says which one the next session with them will
       const text = (yield* trex(["status", runDir])).stdout
       assert.include(text, `\nWebhooks: 2 webhook messages of an earlier session (new best (${best}), end) were not delivered`)
-      assert.include(text, `; 1 of them (new best (${best})) was due more than 72 hours ago: a session with webhooks will not post it, but move it to ${path.join(runDir, "notify", "expired")}, unless its --notify-max-age is longer`)
+      assert.include(text, `; 1 of them (new best (${best})) was due more than 72 hours ago (the --notify-max-age of the session that kept it): a session with webhooks and that age will not post it, but move it to ${path.join(runDir, "notify", "expired")}; give it a longer --notify-max-age to post it`)
       const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
       assert.deepStrictEqual(json.webhooks, {
         waiting: [
-          { id: kept[0]!.id, kind: "best", due: new Date(aged).toISOString(), pastMaxAge: true },
-          { id: kept[1]!.id, kind: "end", due: new Date(endAt).toISOString(), pastMaxAge: false }
+          { id: kept[0]!.id, kind: "best", due: new Date(aged).toISOString(), maxAgeHours: 72, pastMaxAge: true },
+          { id: kept[1]!.id, kind: "end", due: new Date(endAt).toISOString(), maxAgeHours: 72, pastMaxAge: false }
         ],
         expired: []
       })
@@ -395,6 +397,120 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(after.webhooks.expired.map((e: { id: string; kind: string; due: string }) => [e.id, e.kind, e.due]), [[kept[0]!.id, "best", new Date(aged).toISOString()]])
       assert.isAtLeast(Date.parse(after.webhooks.expired[0].expired), Date.parse(json.webhooks.waiting[1].due))
     })), 120_000)
+
+  it.live("trex status judges a waiting message by the --notify-max-age of the session that kept it, and says which age that is", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const refusing = yield* webhook(() => 404)
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${refusing.url}/gone`, "--notify-best", "--notify-max-age", "168"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const kept = outbox(runDir)
+      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+      const best = (kept[0]!.message.trex as { best: { id: string } }).best.id
+      const file = path.join(runDir, "notify", `best-${best}.json`)
+      const age = (h: number) => fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: Date.now() - h * 3_600_000 }))
+      // 100 hours: past the default, not past the 168 the run was started with
+      age(100)
+      const text = (yield* trex(["status", runDir])).stdout
+      assert.include(text, "to post them (within 168 hours of when they were due, or --notify-max-age)")
+      assert.notInclude(text, "due more than")
+      const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(json.webhooks.waiting.map((w: { maxAgeHours: number; pastMaxAge: boolean }) => [w.maxAgeHours, w.pastMaxAge]), [[168, false], [168, false]])
+      // 200 hours: past it, and the line says which age
+      age(200)
+      assert.include((yield* trex(["status", runDir])).stdout, `; 1 of them (new best (${best})) was due more than 168 hours ago (the --notify-max-age of the session that kept it)`)
+      // a resume with another age (still refused) keeps what waits with its own: the best (200 hours) is expired, the end kept with 24
+      const resumed = yield* trex(["resume", runDir, "--notify", `${refusing.url}/gone`, "--notify-max-age", "24"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      const after = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(after.webhooks.waiting.map((w: { id: string; maxAgeHours: number }) => [w.id, w.maxAgeHours]), [[kept[1]!.id, 24]])
+      assert.deepStrictEqual(after.webhooks.expired.map((w: { id: string }) => w.id), [kept[0]!.id])
+    })), 120_000)
+
+  it.live("trex notify --retry-expired posts the expired messages now to the webhooks that lack them, keeping those not delivered; --drop-expired removes them", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // /gone refuses everything (404, not tried again); /b refuses until it is up
+      let up = false
+      const hook = yield* webhook((p) => (p === "/gone" || (p === "/b" && !up) ? 404 : 200))
+      const { out, task } = toyTask(2)
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/gone`, "--notify-best"], { TREX_TOY_MS: "30" })
+      assert.strictEqual(first.status, 0, first.stderr)
+      const runDir = runDirOf(first.stdout)
+      const kept = outbox(runDir)
+      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+      const [best, end] = [kept[0]!.id, kept[1]!.id]
+      for (const e of kept) {
+        const file = path.join(runDir, "notify", `${e.id.slice(e.id.lastIndexOf("/") + 1)}.json`)
+        fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: Date.now() - 100 * 3_600_000 }))
+      }
+      // the resume (default age) expires both, and tells the run's end again, under its id, to /h
+      const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      const expiredDir = path.join(runDir, "notify", "expired")
+      assert.deepStrictEqual(fs.readdirSync(expiredDir).length, 2)
+      assert.include((yield* trex(["status", runDir])).stdout, `kept in ${expiredDir}: trex notify ${runDir} --retry-expired --notify <url> posts them now, --drop-expired removes them`)
+      const posts = () => hook.received.filter((m) => m.path !== "/gone").map((m) => `${m.path} ${m.id} ${m.status}`)
+      assert.deepStrictEqual(posts(), [`/h ${end} 200`])
+
+      // bad input: no webhook, neither or both ways, not a run directory
+      const none = yield* trex(["notify", runDir, "--retry-expired"])
+      assert.strictEqual(none.status, 2)
+      assert.include(none.stderr, "--retry-expired posts to the webhooks of --notify or TREX_NOTIFY_URL, and none is given")
+      const neither = yield* trex(["notify", runDir, "--notify", `${hook.url}/h`])
+      assert.strictEqual(neither.status, 2)
+      assert.include(neither.stderr, "give --retry-expired (post them now) or --drop-expired (remove them)")
+      const both = yield* trex(["notify", runDir, "--retry-expired", "--drop-expired"])
+      assert.strictEqual(both.status, 2)
+      assert.include(both.stderr, "--retry-expired and --drop-expired are two ways to deal with the same messages: give one")
+      const notRun = yield* trex(["notify", out, "--drop-expired"])
+      assert.strictEqual(notRun.status, 2)
+      assert.include(notRun.stderr, `${out} is not a run directory`)
+
+      // /b refuses: the best reaches /h only, the end (which /h has) nothing; both are kept, exit 1
+      const refused = yield* trex(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/h`, "--notify", `${hook.url}/b`])
+      assert.strictEqual(refused.status, 1, refused.stderr)
+      assert.deepStrictEqual(posts(), [`/h ${end} 200`, `/h ${best} 200`, `/b ${best} 404`, `/b ${end} 404`])
+      assert.include(refused.stdout, `kept ${best} in ${expiredDir}: ${hook.url}/…: HTTP 404`)
+      assert.include(refused.stdout, `try again (trex notify ${runDir} --retry-expired --notify <url>)`)
+      assert.strictEqual(fs.readdirSync(expiredDir).length, 2)
+
+      // /b is up: each goes to /b only, and is removed
+      up = true
+      const retried = yield* trex(["notify", runDir, "--retry-expired", "--json", "--notify", `${hook.url}/h`], { TREX_NOTIFY_URL: `${hook.url}/b` })
+      assert.strictEqual(retried.status, 0, retried.stderr)
+      assert.deepStrictEqual(JSON.parse(retried.stdout), { posted: [best, end], kept: [], dropped: [], unreadable: [] })
+      assert.deepStrictEqual(posts().slice(4), [`/b ${best} 200`, `/b ${end} 200`])
+      assert.isFalse(fs.existsSync(expiredDir))
+      const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      assert.deepStrictEqual(json.webhooks, { waiting: [], expired: [] })
+      // the end /b got is recorded: a resume that tells it again posts it to neither
+      yield* trex(["resume", runDir, "--notify", `${hook.url}/h`, "--notify", `${hook.url}/b`], { TREX_TOY_MS: "30" })
+      assert.strictEqual(posts().length, 6)
+      const nothing = yield* trex(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/h`])
+      assert.strictEqual(nothing.status, 0)
+      assert.include(nothing.stdout, `no message of ${runDir} was found too old to post`)
+
+      // --drop-expired: a best expired by a resume whose webhook refuses it all is removed unposted
+      const second = toyTask(2)
+      const run2 = yield* trex(["run", second.task, "--out", second.out, "--notify", `${hook.url}/gone`, "--notify-best"], { TREX_TOY_MS: "30" })
+      const runDir2 = runDirOf(run2.stdout)
+      const best2 = outbox(runDir2)[0]!
+      const file2 = path.join(runDir2, "notify", `${best2.id.slice(best2.id.lastIndexOf("/") + 1)}.json`)
+      fs.writeFileSync(file2, JSON.stringify({ ...JSON.parse(fs.readFileSync(file2, "utf8")), at: Date.now() - 100 * 3_600_000 }))
+      yield* trex(["resume", runDir2, "--notify", `${hook.url}/gone`], { TREX_TOY_MS: "30" })
+      const withHook = yield* trex(["notify", runDir2, "--drop-expired", "--notify", `${hook.url}/h`])
+      assert.strictEqual(withHook.status, 2)
+      assert.include(withHook.stderr, "--drop-expired posts nothing, and a webhook is given")
+      const dropped = yield* trex(["notify", runDir2, "--drop-expired", "--json"])
+      assert.strictEqual(dropped.status, 0, dropped.stderr)
+      assert.deepStrictEqual(JSON.parse(dropped.stdout), { posted: [], kept: [], dropped: [best2.id], unreadable: [] })
+      const after = JSON.parse((yield* trex(["status", runDir2, "--json"])).stdout)
+      assert.deepStrictEqual(after.webhooks.expired, [])
+      // the end /gone refused still waits for a session with webhooks
+      assert.deepStrictEqual(after.webhooks.waiting.map((w: { kind: string }) => w.kind), ["end"])
+      assert.strictEqual(posts().length, 6, "dropping posts nothing")
+    })), 180_000)
 
   it.live("a kept message is written durably: its file and its folder are fsync'd before it is posted", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -430,6 +546,47 @@ describe("Notify: webhooks told of a run", () => {
       // the folder made (its parent synced), the file written (synced before its rename), the folder synced after it
       assert.deepStrictEqual(syncedBeforePost, [runDir, path.join(notify, `end-7.json.${process.pid}.tmp`), notify])
       assert.deepStrictEqual(outbox(runDir), [])
+    })), 30_000)
+
+  it.live("what a webhook got is recorded durably (file and folder fsync'd), and holds the latest end only", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const nodeFs = createRequire(import.meta.url)("node:fs") as typeof fs
+      const fsync = nodeFs.fsyncSync
+      const synced: Array<string> = []
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          nodeFs.fsyncSync = (fd) => {
+            synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`))
+            fsync(fd)
+          }
+          syncBuiltinESMExports()
+        }),
+        () => Effect.sync(() => {
+          nodeFs.fsyncSync = fsync
+          syncBuiltinESMExports()
+        })
+      )
+      const hook = yield* webhook()
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+      const session = (id: string) =>
+        Effect.scoped(Effect.gen(function*() {
+          const notifier = yield* Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir })
+          yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined, id))
+        }))
+      yield* session("r/end-7")
+      const delivered = path.join(runDir, "notify", "delivered")
+      const [name] = fs.readdirSync(delivered)
+      const record = path.join(delivered, name!)
+      // the message kept (as above), then the record: its folder made (its parent synced), the record written
+      // (synced before its rename), its folder synced after it
+      const notify = path.join(runDir, "notify")
+      assert.deepStrictEqual(synced, [runDir, path.join(notify, `end-7.json.${process.pid}.tmp`), notify, notify, `${record}.${process.pid}.tmp`, delivered])
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-7"] })
+      // a later end replaces it; told again, it is not posted again
+      yield* session("r/end-9")
+      yield* session("r/end-9")
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-9"] })
+      assert.deepStrictEqual(hook.received.map((m) => m.id), ["r/end-7", "r/end-9"])
     })), 30_000)
 
   it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
@@ -653,6 +810,27 @@ describe("Notify: webhooks told of a run", () => {
       notifier.onEvent(entries.at(-1)!, ExperimentTree.fold(events)!.view)
       assert.deepStrictEqual(outbox(runDir), [])
     })))
+
+  it.live("a notifier holds no reference to the journal entries it was given: they are freed while it runs", () =>
+    Effect.scoped(Effect.gen(function*() {
+      v8.setFlagsFromString("--expose-gc")
+      const gc = vm.runInNewContext("gc") as () => void
+      const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ name: "held", budget: { maxTrials: 2 } }))
+      b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.5)
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-held-"))
+      const hook = yield* webhook()
+      // the entries a resumed run's prepare read, given to the notifier and dropped by their caller
+      const { notifier, entries } = yield* Effect.suspend(() => {
+        const journaled = b.events.splice(0).map((event, i) => ({ seq: i + 1, event }))
+        return Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir, journaled }).pipe(Effect.map((notifier) => ({ notifier, entries: new WeakRef(journaled) })))
+      })
+      // a WeakRef's target stays until the job that made (or read) it ends
+      yield* Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
+      gc()
+      assert.isUndefined(entries.deref(), "the entries are freed while the notifier runs")
+      yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "held" }, Exit.succeed({ reason: "budget" }), undefined))
+      assert.strictEqual(hook.received.length, 1)
+    })), 30_000)
 
   it("text from the run (an error's message, a task name) makes no mention, link or markup in a chat", () => {
     const m = Notify.endMessage({ runId: "r", runDir: "runs/r", task: "<!channel> & co" }, Exit.fail(new Error("loss is NaN, @here <https://x.example|click>")), undefined)

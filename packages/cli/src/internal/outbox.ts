@@ -6,8 +6,8 @@
  * webhooks answered is kept as keys, a hash of each address: the address is a secret, never written.
  * A message too old to post when a session would post it is moved to `notify/expired/`, and stays there.
  * Which webhooks got an end the journal records is kept too, in `notify/delivered/<key>.json` (one
- * file a webhook, the ids of the ends it answered 2xx): a resume that runs nothing tells that end again,
- * and is not to post it to a webhook that has it.
+ * file a webhook, durably, holding the id of the latest end it answered 2xx): a resume that runs nothing
+ * tells that end again, and is not to post it to a webhook that has it.
  */
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -17,7 +17,9 @@ import * as path from "node:path"
  * One message as it is kept: `at` (ms) orders the messages; `delivered` holds the keys of the webhooks
  * that got it. `end`: the message tells a session's end, made before that end (`RunFinished`, at `seq`
  * in the journal, stamped `at`) was journaled: it is posted only if the journal holds that end.
- * `expired` (ms): when it was found too old to post (in `notify/expired/` only).
+ * `expired` (ms): when it was found too old to post (in `notify/expired/` only). `maxAgeHours`: the
+ * `--notify-max-age` (`notify.maxAgeHours`) of the last session with webhooks that kept it, the age a
+ * session like it allows (absent in a message an older trex kept: the default).
  */
 export interface Entry<M> {
   readonly id: string
@@ -26,6 +28,7 @@ export interface Entry<M> {
   readonly delivered: ReadonlyArray<string>
   readonly end?: { readonly seq: number; readonly at: number }
   readonly expired?: number
+  readonly maxAgeHours?: number
 }
 
 /** The folder of a run's undelivered messages. */
@@ -57,10 +60,11 @@ const syncDir = (dir: string): void => {
   }
 }
 
-/** Make a folder (and its parent's entry for it) durably, when it is not there. */
+/** Make a folder (and its parent's entry for it, and so on up to a folder that was there) durably, when it is not there. */
 const makeDir = (dir: string): void => {
   if (fs.existsSync(dir)) return
-  fs.mkdirSync(dir, { recursive: true })
+  makeDir(path.dirname(dir))
+  fs.mkdirSync(dir)
   syncDir(path.dirname(dir))
 }
 
@@ -130,6 +134,38 @@ export const expire = <M>(runDir: string, entry: Entry<M>, now: number): string 
   return remove(runDir, entry.id)
 }
 
+/** Update a message in `notify/expired/` (the webhooks that got it when posted again); `undefined` when done, else why not. */
+export const putExpired = <M>(runDir: string, entry: Entry<M>): string | undefined => {
+  const file = path.join(expiredDirOf(runDir), nameOf(entry.id))
+  try {
+    writeDurably(file, JSON.stringify(entry))
+    return undefined
+  } catch (e) {
+    return `cannot write ${file}: ${why(e)}`
+  }
+}
+
+/**
+ * Forget a message of `notify/expired/` (posted after all, or dropped), and the folder once empty (and
+ * `notify/` then, when empty too); `undefined` when done, else why not.
+ */
+export const removeExpired = (runDir: string, id: string): string | undefined => {
+  const file = path.join(expiredDirOf(runDir), nameOf(id))
+  try {
+    fs.rmSync(file, { force: true })
+  } catch (e) {
+    return `cannot remove ${file}: ${why(e)}`
+  }
+  for (const dir of [expiredDirOf(runDir), dirOf(runDir)]) {
+    try {
+      fs.rmdirSync(dir)
+    } catch {
+      // not empty, or already gone
+    }
+  }
+  return undefined
+}
+
 /** The ids of the ends the webhook of `key` answered 2xx (none when its file is missing or unreadable: they are posted again). */
 export const deliveredTo = (runDir: string, key: string): ReadonlyArray<string> => {
   try {
@@ -140,18 +176,25 @@ export const deliveredTo = (runDir: string, key: string): ReadonlyArray<string> 
   }
 }
 
+/** The journal position an end's id names (`.../end-<seq>`), or -1. */
+const endSeq = (id: string): number => Number(/\/end-(\d+)$/.exec(id)?.[1] ?? -1)
+
 /**
  * Record that the webhook of `key` answered 2xx to the end `id`; `undefined` when done, else why not.
- * Not fsync'd (a kill leaves it whole; a power loss that undoes it posts that end once more, which
- * at-least-once allows), and a kill between the answer and the record does the same.
+ * Written durably, as a kept message (the file fsync'd before its rename, its folder after it): a kill or
+ * a power loss leaves the record or the one before. Only the run's last end is told again (by a resume
+ * that runs nothing), so a record holds one id, the latest end (by its journal position) the webhook got:
+ * a later end replaces it, an earlier one (a kept message of an earlier session, which keeps its own
+ * list of the webhooks that got it) leaves it. A kill between the answer and the record posts that end
+ * once more (at least once).
  */
 export const markDelivered = (runDir: string, key: string, id: string): string | undefined => {
   const file = path.join(deliveredDirOf(runDir), `${key}.json`)
   const ends = deliveredTo(runDir, key)
-  if (ends.includes(id)) return undefined
+  if (ends.some((e) => endSeq(e) >= endSeq(id))) return undefined
   try {
-    fs.mkdirSync(deliveredDirOf(runDir), { recursive: true })
-    writeDurably(file, JSON.stringify({ ends: [...ends, id] }), false)
+    makeDir(deliveredDirOf(runDir))
+    writeDurably(file, JSON.stringify({ ends: [id] }))
     return undefined
   } catch (e) {
     return `cannot write ${file}: ${why(e)}`
