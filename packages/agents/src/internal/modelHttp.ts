@@ -210,3 +210,41 @@ export const chargeStopped = (
     const usage = settled() ? undefined : billed()
     return usage === undefined ? Effect.void : stopped(usage)
   })
+
+/**
+ * How long a stream whose answer is whole (Claude's `message_delta` with its stop reason, every
+ * content block ended; an OpenAI-compatible choice's `finish_reason`) is given for what may still
+ * follow (`message_stop`; the usage chunk and `data: [DONE]`), which a server sends at once: past
+ * it the answer is taken, as on a cut, rather than waited for up to `timeoutMs`.
+ */
+export const END_GRACE_MS = 2_000
+
+/**
+ * The items of an async iterable, the wait for each bounded by `limitMs()`, asked as the item is
+ * asked for (`Infinity`: no bound). Past it the iteration fails with `onStall()`; the wait left
+ * behind is not awaited (its request is aborted by the caller's scope), nor is `return` while an
+ * item is awaited, which an async generator would settle only once that item came.
+ */
+export const paced = <A>(source: AsyncIterable<A>, limitMs: () => number, onStall: () => unknown): AsyncIterable<A> => ({
+  [Symbol.asyncIterator]: () => {
+    const it = source[Symbol.asyncIterator]()
+    let pending = false
+    return {
+      next: () => {
+        const ms = limitMs()
+        pending = true
+        const next = it.next().finally(() => (pending = false))
+        if (!Number.isFinite(ms)) return next
+        let timer: ReturnType<typeof setTimeout> | undefined
+        const stall = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onStall()), ms)))
+        return Promise.race([next, stall]).finally(() => clearTimeout(timer))
+      },
+      return: (value?: unknown) => {
+        if (it.return === undefined) return Promise.resolve({ done: true as const, value })
+        if (!pending) return it.return(value) as Promise<IteratorResult<A>>
+        void it.return(value).catch(() => undefined)
+        return Promise.resolve({ done: true as const, value })
+      }
+    }
+  }
+})

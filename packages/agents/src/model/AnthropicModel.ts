@@ -27,7 +27,9 @@ export interface Options {
   readonly retry?: Model.RetryOptions
   /**
    * Per-attempt timeout in milliseconds (default 10 minutes): for `generate` the whole answer, for
-   * `stream` the headers and then each event. Past it the attempt fails, retryable.
+   * `stream` the headers and then each event. Past it the attempt fails, retryable. A stream whose
+   * `message_delta` has said its stop reason (the answer whole) waits 2 seconds at most for its
+   * `message_stop`, then gives the answer.
    */
   readonly timeoutMs?: number
 }
@@ -280,13 +282,13 @@ const accumulator = (model: string) => {
     response: { model: name, content: blocks.map((b) => fromBlock(b as unknown as Sdk.ContentBlock)), stopReason, usage }
   })
   // the message's stop reason and final usage said, its blocks all ended: only message_stop, which carries nothing, is missing
-  const whole = (): Model.StreamEvent | undefined =>
-    started && stopped && (cutInput === undefined || stopReason === "max_tokens") ? done() : undefined
+  const complete = (): boolean => started && stopped && (cutInput === undefined || stopReason === "max_tokens")
+  const whole = (): Model.StreamEvent | undefined => (complete() ? done() : undefined)
   const billed = (): Model.BilledUsage | undefined =>
     !started ? undefined
       : uncounted === 0 ? usage
       : { ...usage, outputTokens: usage.outputTokens + Model.estimatedTokens(uncounted), estimated: true }
-  return { step, billed, whole }
+  return { step, billed, complete, whole }
 }
 
 /**
@@ -422,7 +424,7 @@ export const make = (options: Options): Model.ModelShape => {
           const body = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
           return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url, type, body)))
         }
-        const { step, billed, whole } = accumulator(model)
+        const { billed, complete, step, whole } = accumulator(model)
         let done = false
         let failed = false
         // stopped by its consumer after message_start, before it ended or failed: billed all the same
@@ -433,7 +435,11 @@ export const make = (options: Options): Model.ModelShape => {
           done = true
           return Stream.make(answer)
         }
-        return Stream.fromAsyncIterable(events, fail).pipe(
+        // once the answer is whole, what may follow (message_stop) is waited for END_GRACE_MS, not timeoutMs: then it is taken as on a cut
+        const grace = Math.min(Http.END_GRACE_MS, timeoutMs)
+        const paced = Http.paced(events, () => (complete() ? grace : Infinity), () =>
+          new Model.ModelError({ provider: PROVIDER, message: `no message_stop within ${grace} ms of message_delta`, retryable: false }))
+        return Stream.fromAsyncIterable(paced, fail).pipe(
           Stream.timeoutOrElse({ duration: timeoutMs, orElse: () => Stream.fail(stalled("no event")()) }),
           Stream.flatMap((e) => {
             try {

@@ -21,7 +21,11 @@ export interface Options {
   /** Default {@link Pricing.free}. */
   readonly prices?: Pricing.Prices
   readonly retry?: Model.RetryOptions
-  /** Per-attempt timeout in milliseconds (default 10 minutes). */
+  /**
+   * Per-attempt timeout in milliseconds (default 10 minutes). A stream whose choice has its
+   * `finish_reason` (the answer whole) waits 2 seconds at most for its usage chunk and `data: [DONE]`,
+   * then gives the answer (its usage estimated if none came).
+   */
   readonly timeoutMs?: number
 }
 
@@ -328,7 +332,13 @@ export const make = (options: Options): Model.ModelShape => {
           }
           return out
         }
-        return Stream.fromAsyncIterable(sseData(response.body), fail).pipe(
+        // once the choice is finished, what may follow (the usage chunk, [DONE]) is waited for END_GRACE_MS, not the
+        // rest of timeoutMs: then the answer is taken as on a cut, its usage estimated if none came
+        const grace = Math.min(Http.END_GRACE_MS, timeoutMs)
+        const finished = () => finish !== undefined && finish !== null
+        const paced = Http.paced(sseData(response.body), () => (finished() ? grace : Infinity), () =>
+          new Model.ModelError({ provider: PROVIDER, message: `no data: [DONE] within ${grace} ms of the finish_reason`, retryable: false }))
+        return Stream.fromAsyncIterable(paced, fail).pipe(
           Stream.flatMap((d) => {
             try {
               return Stream.fromIterable(step(d))
@@ -340,12 +350,12 @@ export const make = (options: Options): Model.ModelShape => {
           // a cut, a stall or a bad chunk after it (the usage chunk that follows, or [DONE]) loses at most its
           // usage, which is then estimated (OpenAI: "if the stream is interrupted, you may not receive the
           // final usage chunk").
-          Stream.catch((e) => (done ? Stream.empty : finish !== undefined && finish !== null ? Stream.make(assembled()) : Stream.fail(e))),
+          Stream.catch((e) => (done ? Stream.empty : finished() ? Stream.make(assembled()) : Stream.fail(e))),
           // A stream ends with its whole response or fails. A server that finished the choice but sent
           // no `data: [DONE]` still gave the whole answer; one that stopped before that did not.
           Stream.concat(Stream.suspend(() =>
             done ? Stream.empty
-              : finish !== undefined && finish !== null ? Stream.make(assembled())
+              : finished() ? Stream.make(assembled())
               : Stream.fail(new Model.ModelError({
                 provider: PROVIDER,
                 message: `the event stream from ${url} ended before its finish_reason and data: [DONE]: the response is incomplete`,
