@@ -202,7 +202,7 @@ const accumulator = (model: string) => {
   // content blocks started and not yet stopped, and whether the message_delta that ends the message came
   let open = 0
   let stopped = false
-  // characters generated since the server last counted the output tokens
+  // the tokens generated since the server last counted the output, estimated from their characters (Model.tokenWeight)
   let uncounted = 0
   const step = (event: Sdk.RawMessageStreamEvent): ReadonlyArray<Model.StreamEvent> => {
     switch (event.type) {
@@ -220,17 +220,17 @@ const accumulator = (model: string) => {
         const block = blocks[event.index]!
         const d = event.delta
         if (d.type === "text_delta") {
-          uncounted += d.text.length
+          uncounted += Model.tokenWeight(d.text)
           block["text"] = `${block["text"] ?? ""}${d.text}`
           return [{ _tag: "TextDelta", index: event.index, text: d.text }]
         }
         if (d.type === "input_json_delta") {
-          uncounted += d.partial_json.length
+          uncounted += Model.tokenWeight(d.partial_json)
           json[event.index] += d.partial_json
           return [{ _tag: "ToolInputDelta", index: event.index, partialJson: d.partial_json }]
         }
         if (d.type === "thinking_delta") {
-          uncounted += d.thinking.length
+          uncounted += Model.tokenWeight(d.thinking)
           block["thinking"] = `${block["thinking"] ?? ""}${d.thinking}`
         }
         if (d.type === "signature_delta") block["signature"] = d.signature
@@ -287,7 +287,7 @@ const accumulator = (model: string) => {
   const billed = (): Model.BilledUsage | undefined =>
     !started ? undefined
       : uncounted === 0 ? usage
-      : { ...usage, outputTokens: usage.outputTokens + Model.estimatedTokens(uncounted), estimated: true }
+      : { ...usage, outputTokens: usage.outputTokens + Math.ceil(uncounted), estimated: true }
   return { step, billed, complete, whole }
 }
 

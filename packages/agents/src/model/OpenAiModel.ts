@@ -279,7 +279,7 @@ export const make = (options: Options): Model.ModelShape => {
         let usage: ChatUsage | undefined
         let done = false
         let failed = false
-        // what came before a cut, for what it was billed: the chunks, and the characters of their text and tool calls
+        // what came before a cut, for what it was billed: the chunks, and the tokens of their text and tool calls, estimated (Model.tokenWeight)
         let chunks = 0
         let generated = 0
         /**
@@ -289,7 +289,7 @@ export const make = (options: Options): Model.ModelShape => {
          */
         const usageSoFar = (): Model.Usage =>
           usage !== undefined ? toUsage(usage)
-            : { inputTokens: Model.estimatedTokens(body.length), outputTokens: Model.estimatedTokens(generated), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
+            : { inputTokens: Model.estimatedTokens(body), outputTokens: Math.ceil(generated), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
         // a stream cut, stalled, broken or stopped after its first chunk (the prompt was read by then); nothing before
         const billed = (): Model.BilledUsage | undefined => (chunks === 0 ? undefined : usageSoFar())
         // stopped by its consumer before it ended or failed: what it was billed for is recorded all the same
@@ -315,7 +315,7 @@ export const make = (options: Options): Model.ModelShape => {
           for (const choice of chunk.choices ?? []) {
             if (choice.finish_reason) finish = choice.finish_reason
             if (choice.delta?.content) {
-              generated += choice.delta.content.length
+              generated += Model.tokenWeight(choice.delta.content)
               text += choice.delta.content
               out.push({ _tag: "TextDelta", index: 0, text: choice.delta.content })
             }
@@ -323,7 +323,7 @@ export const make = (options: Options): Model.ModelShape => {
               const call = (calls[d.index] ??= { id: d.id ?? `call_${d.index}`, name: "", args: "" })
               if (d.id) call.id = d.id
               if (d.function?.name) call.name += d.function.name
-              generated += (d.function?.name ?? "").length + (d.function?.arguments ?? "").length
+              generated += Model.tokenWeight(d.function?.name ?? "") + Model.tokenWeight(d.function?.arguments ?? "")
               if (d.function?.arguments) {
                 call.args += d.function.arguments
                 out.push({ _tag: "ToolInputDelta", index: d.index + 1, partialJson: d.function.arguments })

@@ -301,6 +301,22 @@ describe("OpenAiModel", () => {
       ])
     }))
 
+  it.live("a Chinese answer cut before its usage is charged about a token a character, not 4 characters a token", () =>
+    Effect.gen(function*() {
+      // 38 characters of Chinese, in chunks of six, and the finish_reason: cut where the usage chunk was due
+      const answer = "学习率是微调语言模型时最重要的超参数。太高，损失会发散；太低，训练几乎不动。"
+      const server = yield* Fake.make([{ kind: "message", content: answer, cutAfterChunks: Math.ceil(answer.length / 6) + 1 }])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "qwen3:8b", prices: priced })
+      const { meter, records } = recordingMeter()
+      const done = (yield* Stream.runCollect(model.stream({ ...ask, messages: [Model.user("选一个学习率。")], reason: "test" })).pipe(Effect.provideService(CostMeter.CostMeter, meter))).at(-1)!
+      if (done._tag !== "Done") return assert.fail("no Done")
+      assert.strictEqual(Model.text(done.response), answer)
+      // the request body: its ASCII characters 4 a token, and the prompt's 7 Chinese characters 1 each
+      const body = JSON.stringify(server.requests[0]!.body)
+      const input = Math.ceil((body.length - 7) / 4 + 7)
+      assert.deepStrictEqual(shown(records), [["openai-compatible:test (tokens estimated)", input, answer.length, (input + 2 * answer.length) / 1e6]])
+    }))
+
   it.live("a stream held open after its finish_reason gives its whole answer after a short grace, not timeoutMs (10 minutes here); a usage chunk within the grace is read as usual", () =>
     Effect.gen(function*() {
       const answer = "a long answer, streamed in pieces of six characters"
