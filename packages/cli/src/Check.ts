@@ -35,7 +35,26 @@ export interface Report {
   readonly findings: ReadonlyArray<Finding>
   /** Whether no finding is `fail`. */
   readonly ok: boolean
+  /**
+   * What the check was billed, charged to no run: `--call-model`'s 1-token turn (`callModel`), whether the
+   * model answered it or not (`estimated`: tokens counted from characters, the server's count cut off).
+   * Absent when nothing was billed.
+   */
+  readonly spent?: Spent
 }
+
+/** Tokens and dollars a check was billed ({@link Report}'s `spent`). @since 0.1.0 @category models */
+export interface Spent {
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly dollars: number
+  readonly estimated?: boolean
+}
+
+/** `12 input and 1 output token, $0.000051`. */
+const spentLine = (spent: Spent): string =>
+  `${spent.inputTokens} input and ${spent.outputTokens} output token${spent.outputTokens === 1 ? "" : "s"}${spent.estimated === true ? " (estimated)" : ""}` +
+  `${spent.dollars > 0 ? `, $${spent.dollars.toFixed(6)}` : ""}`
 
 /** A word of the command as a shell would take it back: quoted when it needs to be. */
 const shellWord = (word: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`)
@@ -63,49 +82,70 @@ const jobLine = (spec: Backend.JobSpec, secretNames: ReadonlyArray<string>): str
  * `count_tokens`); elsewhere the finding says it was not checked, and with `callModel` a one-token
  * turn asks it (`Model.probeTurn`, billed: a few tokens, said in the finding).
  */
-const modelFinding = (settings: Settings, timeout: Duration.Input, callModel: boolean): Effect.Effect<Finding | undefined> =>
+const modelFinding = (settings: Settings, timeout: Duration.Input, callModel: boolean): Effect.Effect<{ readonly finding?: Finding; readonly spent?: Spent }> =>
   Effect.gen(function*() {
     const model = yield* Model.Model
-    if (model.probe === undefined) return undefined
-    const within = <A>(asked: Effect.Effect<A, Model.ModelError>) =>
-      Effect.result(asked.pipe(
-        Effect.timeoutOrElse({
-          duration: timeout,
-          orElse: () => Effect.fail(new Model.ModelError({ provider: model.provider, message: `no answer within ${Duration.format(Duration.fromInputUnsafe(timeout))}`, retryable: true }))
-        })
-      ))
-    const found = (status: Finding["status"], detail: string): Finding => ({ what: "model", status, detail })
-    // `served`: what the free probe found before a 1-token turn met `e` (none: the probe met it)
-    const failed = (e: Model.ModelError, served?: string): Finding =>
-      e.retryable && e.status !== undefined
-        ? found("warn", `${model.provider} answers, but is busy now (${served !== undefined ? "a 1-token turn: " : ""}${e.message}): a run waits, retrying its calls`)
-        : e.retryable
-        ? found("fail", `${model.provider} does not answer${served !== undefined ? " a 1-token turn" : ""}: ${e.message}`)
-        : found("fail", served !== undefined ? `${served}, but refused a 1-token turn with this key: ${e.message}` : `${model.provider}: ${e.message}`)
-    const answer = yield* within(model.probe)
-    if (answer._tag === "Failure") return failed(answer.failure)
-    const p = answer.success
-    const served = p.unchecked === undefined ? `${model.provider} serves ${p.model}${p.detail !== undefined ? ` (${p.detail})` : ""}` : undefined
-    if (callModel && model.probeTurn !== undefined) {
-      // a turn of one token, billed: what it cost is said
-      const costs: Array<Cost.Cost> = []
-      const turn = yield* within(model.probeTurn.pipe(Effect.provideService(CostMeter.CostMeter, { record: (cost) => Effect.sync(() => void costs.push(cost)) })))
-      if (turn._tag === "Failure") return failed(turn.failure, served ?? `${model.provider} (${p.unchecked})`)
+    const probe = model.probe
+    if (probe === undefined) return {}
+    // what the 1-token turn was billed, answered or not
+    const costs: Array<Cost.Cost> = []
+    let estimated = false
+    const billed = (): Spent | undefined => {
+      if (costs.length === 0) return undefined
       const spent = costs.reduce(Cost.add, Cost.zero)
-      const paid = `${spent.inputTokens} input and ${spent.outputTokens} output token${spent.outputTokens === 1 ? "" : "s"}${spent.dollars > 0 ? `, $${spent.dollars.toFixed(6)}` : ""}`
-      return found("ok", `${served ?? `${model.provider} serves ${turn.success.model}`}; it answered a 1-token turn with this key (--call-model: ${paid})`)
+      return { inputTokens: spent.inputTokens, outputTokens: spent.outputTokens, dollars: spent.dollars, ...(estimated ? { estimated } : {}) }
     }
-    if (served === undefined) {
-      return found("warn", `${model.provider}: whether it serves ${p.model} and takes the key was not checked (${p.unchecked}): a run's first call finds out, or --call-model's 1-token turn, billed (a few tokens)`)
-    }
-    return found(
-      "ok",
-      p.callUnchecked === undefined ? served : `${served}; whether the key may call it was not checked (${p.callUnchecked}): --call-model asks a 1-token turn, billed (a few tokens)`
-    )
+    const finding = yield* Effect.gen(function*() {
+      const within = <A>(asked: Effect.Effect<A, Model.ModelError>) =>
+        Effect.result(asked.pipe(
+          Effect.timeoutOrElse({
+            duration: timeout,
+            orElse: () => Effect.fail(new Model.ModelError({ provider: model.provider, message: `no answer within ${Duration.format(Duration.fromInputUnsafe(timeout))}`, retryable: true }))
+          })
+        ))
+      const found = (status: Finding["status"], detail: string): Finding => ({ what: "model", status, detail })
+      // `served`: what the free probe found before a 1-token turn met `e` (none: the probe met it)
+      const failed = (e: Model.ModelError, served?: string): Finding =>
+        e.retryable && e.status !== undefined
+          ? found("warn", `${model.provider} answers, but is busy now (${served !== undefined ? "a 1-token turn: " : ""}${e.message}): a run waits, retrying its calls`)
+          : e.retryable
+          ? found("fail", `${model.provider} does not answer${served !== undefined ? " a 1-token turn" : ""}: ${e.message}`)
+          : found("fail", served !== undefined ? `${served}, but refused a 1-token turn with this key: ${e.message}` : `${model.provider}: ${e.message}`)
+      const answer = yield* within(probe)
+      if (answer._tag === "Failure") return failed(answer.failure)
+      const p = answer.success
+      const served = p.unchecked === undefined ? `${model.provider} serves ${p.model}${p.detail !== undefined ? ` (${p.detail})` : ""}` : undefined
+      if (callModel && model.probeTurn !== undefined) {
+        // a turn of one token, billed: what it cost is said, a failed one's too
+        const meter: CostMeter.CostMeterShape = {
+          record: (cost, reason) => Effect.sync(() => {
+            costs.push(cost)
+            if (reason.includes("tokens estimated")) estimated = true
+          })
+        }
+        const turn = yield* within(model.probeTurn.pipe(Effect.provideService(CostMeter.CostMeter, meter)))
+        const spent = billed()
+        if (turn._tag === "Failure") {
+          const f = failed(turn.failure, served ?? `${model.provider} (${p.unchecked})`)
+          return spent === undefined ? f : { ...f, detail: `${f.detail} (--call-model's attempt was billed: ${spentLine(spent)})` }
+        }
+        const paid = spent !== undefined ? spentLine(spent) : "0 input and 0 output tokens"
+        return found("ok", `${served ?? `${model.provider} serves ${turn.success.model}`}; it answered a 1-token turn with this key (--call-model: ${paid})`)
+      }
+      if (served === undefined) {
+        return found("warn", `${model.provider}: whether it serves ${p.model} and takes the key was not checked (${p.unchecked}): a run's first call finds out, or --call-model's 1-token turn, billed (a few tokens)`)
+      }
+      return found(
+        "ok",
+        p.callUnchecked === undefined ? served : `${served}; whether the key may call it was not checked (${p.callUnchecked}): --call-model asks a 1-token turn, billed (a few tokens)`
+      )
+    })
+    const spent = billed()
+    return { finding, ...(spent !== undefined ? { spent } : {}) }
   }).pipe(
     Effect.provide(Wiring.model(settings)),
     // the settings were read by Trex.resolve: a model that cannot be made now is said as a finding
-    Effect.catch((e) => Effect.succeed<Finding>({ what: "model", status: "fail", detail: e.message }))
+    Effect.catch((e) => Effect.succeed({ finding: { what: "model", status: "fail", detail: e.message } as Finding }))
   )
 
 /** What a check asks besides what a run would meet: `callModel`, a billed 1-token turn of the model (`trex check --call-model`). @since 0.1.0 @category models */
@@ -126,6 +166,7 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
   Effect.gen(function*() {
     const { landscape, settings, task } = yield* Trex.resolve(options)
     const findings: Array<Finding> = []
+    let spent: Spent | undefined
     const space = task.searchSpace?.parameters.length ?? 0
     findings.push({
       what: "task",
@@ -144,7 +185,8 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
     }
     if (settings.researcher === "claude" || settings.executor === "code-agent") {
       const found = yield* modelFinding(settings, timeout, extra.callModel === true)
-      if (found !== undefined) findings.push(found)
+      if (found.finding !== undefined) findings.push(found.finding)
+      spent = found.spent
     }
     // the job a trial runs, its strategy aside (a preflight looks at where and how it runs); the code agent's jobs run
     // where and as the recipe's do, with its command's interpreter
@@ -218,13 +260,15 @@ export const run = (options: Trex.Options, timeout: Duration.Input = "30 seconds
       for (const c of concerns ?? []) findings.push({ what: "job", status: c.severity, detail: c.message })
     }
     for (const warning of Wiring.budgetWarnings(settings, task)) findings.push({ what: "budget", status: "warn", detail: warning })
-    return { task: task.name, backend: settings.backend, findings, ok: findings.every((f) => f.status !== "fail") }
+    return { task: task.name, backend: settings.backend, findings, ok: findings.every((f) => f.status !== "fail"), ...(spent !== undefined ? { spent } : {}) }
   })
 
 /** The report as `trex check` prints it: a line a finding, then what to do. @since 0.1.0 @category rendering */
 export const toText = (report: Report, taskFile: string): string =>
   [
     ...report.findings.map((f) => `${f.status.padEnd(4)}  ${f.what.padEnd(7)}  ${f.detail}`),
+    // billed, and charged to no run: said apart, so that it is seen
+    ...(report.spent !== undefined ? ["", `spent: ${spentLine(report.spent)} on --call-model's 1-token turn, charged to no run`] : []),
     "",
     report.ok
       ? `no problem found: \`trex run ${taskFile}\` with the same flags starts this search`

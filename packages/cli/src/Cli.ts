@@ -191,6 +191,59 @@ const maxRetryAfterOf = (value: Option.Option<number>): Effect.Effect<{ readonly
       message: `--max-retry-after must be 0 or more seconds, got ${value.value}: the longest wait a model server's retry-after may ask for, e.g. --max-retry-after 3600 to wait out an hour`
     }))
 
+/** How the model retries and waits, of `run` and (for its session) `resume`: `--model-max-retries`, `--model-retry-delay`, `--model-max-retry-delay`, `--model-timeout`. */
+const modelCallFlags = (what: string) => ({
+  modelMaxRetries: Flag.Int("model-max-retries").pipe(
+    Flag.optional,
+    Flag.withDescription(`retries of a model call that failed retryably (a 429, a 5xx, a lost connection), after its first attempt${what} (default 4; 0: none)`)
+  ),
+  modelRetryDelay: Flag.Finite("model-retry-delay").pipe(
+    Flag.optional,
+    Flag.withDescription(`seconds: the first wait before a model call's retry, doubled each retry and jittered${what} (default 1)`)
+  ),
+  modelMaxRetryDelay: Flag.Finite("model-max-retry-delay").pipe(
+    Flag.optional,
+    Flag.withDescription(`seconds: the longest wait before a model call's retry, but a longer retry-after${what} (default 30)`)
+  ),
+  modelTimeout: Flag.Finite("model-timeout").pipe(
+    Flag.optional,
+    Flag.withDescription(`seconds one attempt of a model call may take (a stream: its headers, then each event) before it is given up and retried${what} (default 600)`)
+  )
+})
+
+/** The flags of {@link modelCallFlags}, checked (each named, with what it takes), as `Trex.Options`: those given. */
+const modelCallOf = (flags: {
+  readonly modelMaxRetries: Option.Option<number>
+  readonly modelRetryDelay: Option.Option<number>
+  readonly modelMaxRetryDelay: Option.Option<number>
+  readonly modelTimeout: Option.Option<number>
+}) =>
+  Effect.gen(function*() {
+    const bad = (source: string, message: string) => new Errors.InvalidInput({ source, message: `${source} ${message}` })
+    const retries = Option.getOrUndefined(flags.modelMaxRetries)
+    if (retries !== undefined && retries < 0) {
+      return yield* bad("--model-max-retries", `must be 0 or more, got ${retries}: the retries of a model call after its first attempt, e.g. --model-max-retries 8 (0: none)`)
+    }
+    const delay = Option.getOrUndefined(flags.modelRetryDelay)
+    if (delay !== undefined && delay < 0) {
+      return yield* bad("--model-retry-delay", `must be 0 or more seconds, got ${delay}: the first wait before a model call's retry, e.g. --model-retry-delay 2`)
+    }
+    const maxDelay = Option.getOrUndefined(flags.modelMaxRetryDelay)
+    if (maxDelay !== undefined && maxDelay < 0) {
+      return yield* bad("--model-max-retry-delay", `must be 0 or more seconds, got ${maxDelay}: the longest wait before a model call's retry, e.g. --model-max-retry-delay 60`)
+    }
+    const timeout = Option.getOrUndefined(flags.modelTimeout)
+    if (timeout !== undefined && !(timeout > 0)) {
+      return yield* bad("--model-timeout", `must be more than 0 seconds, got ${timeout}: how long one attempt of a model call may take, e.g. --model-timeout 1200 for 20 minutes`)
+    }
+    return {
+      ...(retries !== undefined ? { modelMaxRetries: retries } : {}),
+      ...(delay !== undefined ? { modelRetryDelaySeconds: delay } : {}),
+      ...(maxDelay !== undefined ? { modelMaxRetryDelaySeconds: maxDelay } : {}),
+      ...(timeout !== undefined ? { modelTimeoutSeconds: timeout } : {})
+    }
+  })
+
 /** `--notify URL` (again for more webhooks) and `--notify-best`, of `run` and `resume`. */
 const notifyFlags = {
   notify: Flag.Redacted("notify").pipe(
@@ -272,6 +325,7 @@ const runCommand = Command.make(
     ),
     noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for")),
     maxRetryAfter: maxRetryAfterFlag(""),
+    ...modelCallFlags(""),
     ...notifyFlags,
     detach: detachFlag
   },
@@ -286,6 +340,7 @@ const runCommand = Command.make(
       }
       const budget = yield* limitsOf(flags)
       const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
+      const modelCall = yield* modelCallOf(flags)
       const notify = yield* notifyOf(flags)
       // the live view's setting, checked before the run directory is made
       yield* LiveView.ambiguousWidth()
@@ -306,6 +361,7 @@ const runCommand = Command.make(
         ...(Option.isSome(flags.stagnation) ? { stagnation: flags.stagnation.value } : {}),
         ...(Option.isSome(flags.failFast) ? { failFast: flags.failFast.value } : {}),
         ...maxRetryAfter,
+        ...modelCall,
         ...(flags.noReuse ? { reuse: false } : {})
       })
       yield* execute(prepared, notify)
@@ -323,6 +379,7 @@ const resumeCommand = Command.make(
       Flag.withDescription("for this session: stop once this many trials have failed the same way and none succeeded (twice as many in a row after some did); 0 turns the stop off, and trials that failed alike are not run again (default: the run's)")
     ),
     maxRetryAfter: maxRetryAfterFlag(", for this session (default: the run's)"),
+    ...modelCallFlags(", for this session (default: the run's)"),
     ...notifyFlags,
     detach: detachFlag
   },
@@ -335,6 +392,7 @@ const resumeCommand = Command.make(
       }
       const budget = yield* limitsOf(flags)
       const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
+      const modelCall = yield* modelCallOf(flags)
       const notify = yield* notifyOf(flags)
       yield* LiveView.ambiguousWidth()
       if (flags.detach && !Detach.isDetachedController()) {
@@ -347,7 +405,8 @@ const resumeCommand = Command.make(
         ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}),
         ...(budget !== undefined ? { budget } : {}),
         ...(Option.isSome(failFast) ? { failFast: failFast.value } : {}),
-        ...maxRetryAfter
+        ...maxRetryAfter,
+        ...modelCall
       }), notify)
     })
 ).pipe(Command.withDescription("continue a stopped or killed run where it left off (--max-trials, --gpu-hours, --wall-clock-hours, --dollars, --tokens: with a new limit of its budget)"))

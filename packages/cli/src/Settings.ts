@@ -47,6 +47,23 @@ export const Settings = Schema.Struct({
    * at once, saying how long it asked for. A resume may give another, for its session.
    */
   maxRetryAfterSeconds: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  /**
+   * How the model-backed agents' model retries a call that failed retryably (a 429, a 5xx, a lost
+   * connection): at most `modelMaxRetries` retries after the first attempt (`--model-max-retries`;
+   * the model's `retry.maxRetries`, default 4), the first wait `modelRetryDelaySeconds`
+   * (`--model-retry-delay`; `retry.baseDelay`, default 1), doubled each retry and jittered, none
+   * longer than `modelMaxRetryDelaySeconds` (`--model-max-retry-delay`; `retry.maxDelay`, default 30)
+   * but a longer `retry-after`. A resume may give others, for its session.
+   */
+  modelMaxRetries: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  modelRetryDelaySeconds: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  modelMaxRetryDelaySeconds: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  /**
+   * Seconds one attempt of a model call may take (`--model-timeout`; the model's `timeoutMs`, default
+   * 600): a `generate` its whole answer, a stream its headers and then each event. Past it the
+   * attempt fails, and is retried. A resume may give another, for its session.
+   */
+  modelTimeoutSeconds: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0))),
   /** `false`: run every strategy, even one an earlier run of the same task and code has a result for (`--no-reuse`). */
   reuse: Schema.optionalKey(Schema.Boolean),
   /** A fingerprint of the trainer's files (see `ResultCache.identity`): results are reused only between runs with the same. */

@@ -40,7 +40,8 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   readonly out?: string
   /**
    * Continue this run directory instead of starting a new one, with the settings it started with
-   * (give no others but `maxTrials`, `budget`, `failFast` and `maxRetryAfterSeconds` — for this session — `paused` and `logLevel`).
+   * (give no others but `maxTrials`, `budget`, and for this session `failFast`, `maxRetryAfterSeconds` and the model's
+   * `modelMaxRetries`, `modelRetryDelaySeconds`, `modelMaxRetryDelaySeconds`, `modelTimeoutSeconds`; `paused` and `logLevel`).
    */
   readonly resume?: string
   readonly seed?: number
@@ -99,6 +100,10 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   stagnation: OptionSpec.integer(1, "finished trials without improvement before the run stops"),
   failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded (twice as many in a row after some did), before the run stops (a setup error); 0 turns it off"),
   maxRetryAfterSeconds: OptionSpec.number({ min: 0 }, "seconds: the longest wait a model server's retry-after may ask for and be waited out, e.g. 60"),
+  modelMaxRetries: OptionSpec.integer(0, "retries of a model call that failed retryably, after its first attempt, e.g. 4"),
+  modelRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the first wait before a model call's retry, doubled each retry, e.g. 1"),
+  modelMaxRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the longest wait before a model call's retry but a longer retry-after, e.g. 30"),
+  modelTimeoutSeconds: OptionSpec.number({ above: 0 }, "seconds one attempt of a model call may take, e.g. 600"),
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
   logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written"),
@@ -106,7 +111,12 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
 }
 
 /** The options a resumed run takes; the others are the run's own, recorded when it started. */
-const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "failFast", "maxRetryAfterSeconds", "paused", "logLevel", "notify"]
+const modelKeys = ["maxRetryAfterSeconds", "modelMaxRetries", "modelRetryDelaySeconds", "modelMaxRetryDelaySeconds", "modelTimeoutSeconds"] as const
+const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "failFast", ...modelKeys, "paused", "logLevel", "notify"]
+
+/** The model's settings among options (how it retries and waits), those given. */
+const modelSettings = (options: Options): Partial<Pick<Settings.Settings, typeof modelKeys[number]>> =>
+  Object.fromEntries(modelKeys.flatMap((k) => (options[k] !== undefined ? [[k, options[k]]] : [])))
 
 /** Check options before anything is read or written: each bad field named, with what it takes. */
 const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidInput> =>
@@ -130,7 +140,7 @@ const checkOptions = (options: unknown): Effect.Effect<Options, Errors.InvalidIn
       if (extra.length > 0) {
         return yield* invalid(
           extra[0]!,
-          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, budget, failFast, maxRetryAfterSeconds, paused, logLevel and notify may be given)`
+          `a resumed run keeps the task and settings it started with: leave out ${extra.join(", ")} (with resume, only maxTrials, budget, failFast, ${modelKeys.join(", ")}, paused, logLevel and notify may be given)`
         )
       }
     } else if (set("taskFile") && set("task")) {
@@ -192,11 +202,11 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       return {
         task,
         // `failFast` given with `resume`: for this session (`0`: trials that failed alike were the strategies' own, not a setup error);
-        // `maxRetryAfterSeconds` too (a wait the model's server asked for that stopped the run, waited out now)
+        // the model's settings too (`maxRetryAfterSeconds`: a wait the model's server asked for that stopped the run, waited out now)
         settings: {
           ...settings,
           ...(options.failFast !== undefined ? { failFast: options.failFast } : {}),
-          ...(options.maxRetryAfterSeconds !== undefined ? { maxRetryAfterSeconds: options.maxRetryAfterSeconds } : {})
+          ...modelSettings(options)
         },
         runDir: path.resolve(options.resume),
         runId: info.started.runId,
@@ -272,7 +282,7 @@ export const resolve = (options: Options): Effect.Effect<
       ...Object.fromEntries(Object.entries(options).filter(([k, v]) => k in Settings.defaults && v !== undefined)),
       ...(options.stagnation !== undefined ? { stagnation: options.stagnation } : {}),
       ...(options.failFast !== undefined ? { failFast: options.failFast } : {}),
-      ...(options.maxRetryAfterSeconds !== undefined ? { maxRetryAfterSeconds: options.maxRetryAfterSeconds } : {}),
+      ...modelSettings(options),
       ...(options.reuse === false ? { reuse: false } : {}),
       taskFile: loaded.file,
       taskDir: loaded.dir

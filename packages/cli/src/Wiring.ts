@@ -145,8 +145,17 @@ export const secrets = (task: Task.Task): Effect.Effect<Record<string, Redacted.
  * @since 0.1.0 @category layers
  */
 export const model = (settings: Settings): Layer.Layer<Model.Model, Errors.InvalidInput> => {
-  // --max-retry-after: the longest retry-after waited out (the model's own default otherwise)
-  const options = settings.maxRetryAfterSeconds !== undefined ? { retry: { maxRetryAfter: Duration.seconds(settings.maxRetryAfterSeconds) } } : {}
+  // --max-retry-after, --model-max-retries, --model-retry-delay, --model-max-retry-delay, --model-timeout (the model's own defaults otherwise)
+  const retry: Model.RetryOptions = {
+    ...(settings.maxRetryAfterSeconds !== undefined ? { maxRetryAfter: Duration.seconds(settings.maxRetryAfterSeconds) } : {}),
+    ...(settings.modelMaxRetries !== undefined ? { maxRetries: settings.modelMaxRetries } : {}),
+    ...(settings.modelRetryDelaySeconds !== undefined ? { baseDelay: Duration.seconds(settings.modelRetryDelaySeconds) } : {}),
+    ...(settings.modelMaxRetryDelaySeconds !== undefined ? { maxDelay: Duration.seconds(settings.modelMaxRetryDelaySeconds) } : {})
+  }
+  const options = {
+    ...(Object.keys(retry).length > 0 ? { retry } : {}),
+    ...(settings.modelTimeoutSeconds !== undefined ? { timeoutMs: settings.modelTimeoutSeconds * 1000 } : {})
+  }
   const [layer, needs, guide] = settings.modelApi === "openai-compatible"
     ? [OpenAiModel.layerConfig(options), "OPENAI_BASE_URL and TREX_MODEL", "docs/guide-local-model.md"] as const
     : [AnthropicModel.layerConfig(options), "ANTHROPIC_API_KEY", "docs/guide-claude.md"] as const

@@ -119,10 +119,14 @@ describe("trex check", () => {
       const local = yield* FakeOpenAi.make((request) =>
         request.headers.authorization === "Bearer key-restricted"
           ? { kind: "error", status: 403, body: "You have insufficient permissions for this operation. Missing scopes: model.request" }
+          // an answer made, and billed, whose body is cut after its headers and 10 bytes
+          : request.headers.authorization === "Bearer key-cut"
+          ? FakeOpenAi.raw("application/json", JSON.stringify({ choices: [{ message: { content: "Yes" } }], usage: { prompt_tokens: 19, completion_tokens: 1 } }), { cutAfter: 10 })
           : { kind: "message", content: "Yes", finish: "length", usage: { prompt_tokens: 19, completion_tokens: 1 } }, { models: ["qwen3:8b"] })
       const restricted = { OPENAI_BASE_URL: local.url, TREX_MODEL: "qwen3:8b", OPENAI_API_KEY: "key-restricted" }
       const free = yield* check(restricted, "--executor", "code-agent", "--model-api", "openai-compatible")
       assert.strictEqual(free.status, 0, free.stdout + free.stderr)
+      assert.isUndefined((JSON.parse(free.stdout) as Check.Report).spent, "nothing billed")
       assert.isTrue(free.found.some((f) => f.startsWith("ok model: openai-compatible serves qwen3:8b (one of the 1 model it lists); whether the key may call it was not checked")), free.found.join("\n"))
       assert.strictEqual(local.requests.length, 0, "free by default")
       const called = yield* check(restricted, "--executor", "code-agent", "--model-api", "openai-compatible", "--call-model")
@@ -137,8 +141,23 @@ describe("trex check", () => {
       const taken = yield* check({ ...restricted, OPENAI_API_KEY: "key-full" }, "--researcher", "claude", "--model-api", "openai-compatible", "--call-model")
       assert.strictEqual(taken.status, 0, taken.stdout + taken.stderr)
       assert.include(taken.found, "ok model: openai-compatible serves qwen3:8b (one of the 1 model it lists); it answered a 1-token turn with this key (--call-model: 19 input and 1 output token)")
+      // billed, charged to no run: said apart in the report
+      assert.deepStrictEqual((JSON.parse(taken.stdout) as Check.Report).spent, { inputTokens: 19, outputTokens: 1, dollars: 0 })
+      // a turn cut after its headers failed, and was billed all the same: its estimate said
+      const cut = yield* check({ ...restricted, OPENAI_API_KEY: "key-cut" }, "--researcher", "claude", "--model-api", "openai-compatible", "--call-model")
+      assert.strictEqual(cut.status, 1, cut.stdout + cut.stderr)
+      const cutSpent = (JSON.parse(cut.stdout) as Check.Report).spent!
+      assert.isTrue(cutSpent.estimated === true && cutSpent.inputTokens > 0 && cutSpent.outputTokens > 0, JSON.stringify(cutSpent))
+      assert.isTrue(
+        cut.found.some((f) =>
+          f.startsWith("fail model: openai-compatible does not answer a 1-token turn: connection error") &&
+          f.endsWith(`(--call-model's attempt was billed: ${cutSpent.inputTokens} input and ${cutSpent.outputTokens} output tokens (estimated))`)
+        ),
+        cut.found.join("\n")
+      )
       // Claude's: count_tokens said it free, and the turn says it again, priced
-      const server = yield* FakeAnthropic.make([FakeAnthropic.message([FakeAnthropic.text("Yes")], { input_tokens: 12, output_tokens: 1 })], {
+      const yes = FakeAnthropic.message([FakeAnthropic.text("Yes")], { input_tokens: 12, output_tokens: 1 })
+      const server = yield* FakeAnthropic.make([yes, yes], {
         apiKey: "test-key-good",
         models: [{ id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5", max_input_tokens: 1_000_000 }]
       })
@@ -146,6 +165,14 @@ describe("trex check", () => {
       assert.strictEqual(claude.status, 0, claude.stdout + claude.stderr)
       assert.include(claude.found, "ok model: anthropic serves claude-sonnet-5-5 (Claude Sonnet 5.5, a context window of 1000000 tokens); it answered a 1-token turn with this key (--call-model: 12 input and 1 output token, $0.000051)")
       assert.strictEqual(server.requests[0]!.body.max_tokens, 1)
+      const claudeSpent = (JSON.parse(claude.stdout) as Check.Report).spent!
+      assert.deepStrictEqual([claudeSpent.inputTokens, claudeSpent.outputTokens, claudeSpent.dollars.toFixed(6)], [12, 1, "0.000051"])
+      // and in the text, on a line of its own
+      const text = yield* Effect.promise(() =>
+        trexAsync(["check", quickstart, "--researcher", "claude", "--call-model"], { ANTHROPIC_BASE_URL: server.url, ANTHROPIC_API_KEY: "test-key-good", TREX_MODEL: "claude-sonnet-5-5" })
+      )
+      assert.strictEqual(text.status, 0, text.stdout + text.stderr)
+      assert.include(text.stdout, "\nspent: 12 input and 1 output token, $0.000051 on --call-model's 1-token turn, charged to no run\n")
       // without a model-backed agent, there is no model to ask
       const none = yield* check({}, "--call-model")
       assert.strictEqual(none.status, 2)

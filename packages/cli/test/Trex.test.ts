@@ -95,6 +95,14 @@ describe("Trex: options are checked before anything is written", () => {
       yield* refused({ taskFile, notify: "https://hooks.example/T1/secret" }, "notify", new RegExp(`notify: ${what}, got a string: give an address in urls, \\{ urls: \\[address\\] \\}$`))
       yield* refused({ taskFile, notify: ["https://hooks.example/T1/secret"] }, "notify", new RegExp(`notify: ${what}, got a list: give it as urls, \\{ urls: \\[\\.\\.\\.\\] \\}$`))
       yield* refused({ taskFile, seed: "x", concurrency: 0 }, "options", /seed: .*\n {2}concurrency: expected an integer of at least 1/)
+      // how the model retries and waits (trex run --model-max-retries, --model-retry-delay, --model-max-retry-delay, --model-timeout)
+      yield* refused({ taskFile, modelMaxRetries: 1.5 }, "modelMaxRetries", /modelMaxRetries: expected an integer of at least 0 \(retries of a model call that failed retryably, after its first attempt, e\.g\. 4\), got 1\.5/)
+      yield* refused({ taskFile, modelRetryDelaySeconds: -1 }, "modelRetryDelaySeconds", /modelRetryDelaySeconds: expected a number of at least 0 \(seconds: the first wait before a model call's retry/)
+      yield* refused({ taskFile, modelMaxRetryDelaySeconds: "30" }, "modelMaxRetryDelaySeconds", /modelMaxRetryDelaySeconds: expected a number of at least 0/)
+      yield* refused({ taskFile, modelTimeoutSeconds: 0 }, "modelTimeoutSeconds", /modelTimeoutSeconds: expected a number above 0 \(seconds one attempt of a model call may take, e\.g\. 600\), got 0/)
+      // a resume takes them, for its session: refused here only for the run that is not there
+      const resumed = yield* invalidOf(Trex.prepare({ resume: path.join(tmp(), "no-such-run"), modelMaxRetries: 8, modelTimeoutSeconds: 1200 }))
+      assert.notInclude(resumed.message, "leave out")
     }))
 
   it.effect("an unknown key is refused with the option it likely misspells", () =>

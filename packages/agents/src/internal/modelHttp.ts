@@ -153,14 +153,15 @@ export const unexpectedBody = (
   })
 }
 
-/** How much of an answer's body has arrived: its bytes so far, and the whole body's `content-length` when the server sent one. */
+/** How much of an answer's body has arrived: its bytes and text so far, and the whole body's `content-length` when the server sent one. */
 export interface BodyProgress {
   received: number
+  text: string
   declared: number | undefined
 }
 
 /** A fresh {@link BodyProgress}: nothing read. */
-export const noBody = (): BodyProgress => ({ received: 0, declared: undefined })
+export const noBody = (): BodyProgress => ({ received: 0, text: "", declared: undefined })
 
 /** A body as text, what has arrived counted in `progress` as it comes, so that a cut or a stall leaves how far it got. */
 export const readText = async (response: Response, progress: BodyProgress): Promise<string> => {
@@ -168,28 +169,31 @@ export const readText = async (response: Response, progress: BodyProgress): Prom
   progress.declared = Number.isFinite(declared) && declared > 0 ? declared : undefined
   if (response.body === null) return ""
   const decoder = new TextDecoder()
-  let text = ""
   for await (const chunk of response.body) {
     progress.received += chunk.byteLength
-    text += decoder.decode(chunk, { stream: true })
+    progress.text += decoder.decode(chunk, { stream: true })
   }
-  return text + decoder.decode()
+  return progress.text + decoder.decode()
 }
 
 /**
  * What a non-streamed answer cut or stalled while its body was read was billed for, estimated (the
  * usage is in the body, and did not arrive): a server sends a non-streamed answer's 200 once the
  * whole answer is made, so it billed the request's input and the whole output. The input from the
- * request body's length, the output from the answer body's (its `content-length`, else the bytes
- * that came): {@link Model.CHARS_PER_TOKEN} a token, over rather than under (the bodies' JSON counts).
+ * request body's text, the output from the answer body's size (its `content-length`, else the bytes
+ * that came) at the tokens a byte of what came weighs ({@link Model.tokenWeight}; before any came,
+ * {@link Model.CHARS_PER_TOKEN} bytes a token): over rather than under (the bodies' JSON counts).
  */
-export const cutAnswerUsage = (requestBody: string, progress: BodyProgress): Model.BilledUsage => ({
-  inputTokens: Model.estimatedTokens(requestBody.length),
-  outputTokens: Model.estimatedTokens(progress.declared ?? progress.received),
-  cacheReadTokens: 0,
-  cacheWriteTokens: 0,
-  estimated: true
-})
+export const cutAnswerUsage = (requestBody: string, progress: BodyProgress): Model.BilledUsage => {
+  const perByte = progress.received > 0 ? Model.tokenWeight(progress.text) / progress.received : 1 / Model.CHARS_PER_TOKEN
+  return {
+    inputTokens: Model.estimatedTokens(requestBody),
+    outputTokens: Math.ceil((progress.declared ?? progress.received) * perByte),
+    cacheReadTokens: 0,
+    cacheWriteTokens: 0,
+    estimated: true
+  }
+}
 
 /** The error, with what its attempt was billed for. */
 export const withUsage = (e: Model.ModelError, usage: Model.BilledUsage | undefined): Model.ModelError =>
@@ -210,3 +214,41 @@ export const chargeStopped = (
     const usage = settled() ? undefined : billed()
     return usage === undefined ? Effect.void : stopped(usage)
   })
+
+/**
+ * How long a stream whose answer is whole (Claude's `message_delta` with its stop reason, every
+ * content block ended; an OpenAI-compatible choice's `finish_reason`) is given for what may still
+ * follow (`message_stop`; the usage chunk and `data: [DONE]`), which a server sends at once: past
+ * it the answer is taken, as on a cut, rather than waited for up to `timeoutMs`.
+ */
+export const END_GRACE_MS = 2_000
+
+/**
+ * The items of an async iterable, the wait for each bounded by `limitMs()`, asked as the item is
+ * asked for (`Infinity`: no bound). Past it the iteration fails with `onStall()`; the wait left
+ * behind is not awaited (its request is aborted by the caller's scope), nor is `return` while an
+ * item is awaited, which an async generator would settle only once that item came.
+ */
+export const paced = <A>(source: AsyncIterable<A>, limitMs: () => number, onStall: () => unknown): AsyncIterable<A> => ({
+  [Symbol.asyncIterator]: () => {
+    const it = source[Symbol.asyncIterator]()
+    let pending = false
+    return {
+      next: () => {
+        const ms = limitMs()
+        pending = true
+        const next = it.next().finally(() => (pending = false))
+        if (!Number.isFinite(ms)) return next
+        let timer: ReturnType<typeof setTimeout> | undefined
+        const stall = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onStall()), ms)))
+        return Promise.race([next, stall]).finally(() => clearTimeout(timer))
+      },
+      return: (value?: unknown) => {
+        if (it.return === undefined) return Promise.resolve({ done: true as const, value })
+        if (!pending) return it.return(value) as Promise<IteratorResult<A>>
+        void it.return(value).catch(() => undefined)
+        return Promise.resolve({ done: true as const, value })
+      }
+    }
+  }
+})

@@ -27,7 +27,9 @@ export interface Options {
   readonly retry?: Model.RetryOptions
   /**
    * Per-attempt timeout in milliseconds (default 10 minutes): for `generate` the whole answer, for
-   * `stream` the headers and then each event. Past it the attempt fails, retryable.
+   * `stream` the headers and then each event. Past it the attempt fails, retryable. A stream whose
+   * `message_delta` has said its stop reason (the answer whole) waits 2 seconds at most for its
+   * `message_stop`, then gives the answer.
    */
   readonly timeoutMs?: number
 }
@@ -200,7 +202,7 @@ const accumulator = (model: string) => {
   // content blocks started and not yet stopped, and whether the message_delta that ends the message came
   let open = 0
   let stopped = false
-  // characters generated since the server last counted the output tokens
+  // the tokens generated since the server last counted the output, estimated from their characters (Model.tokenWeight)
   let uncounted = 0
   const step = (event: Sdk.RawMessageStreamEvent): ReadonlyArray<Model.StreamEvent> => {
     switch (event.type) {
@@ -218,17 +220,17 @@ const accumulator = (model: string) => {
         const block = blocks[event.index]!
         const d = event.delta
         if (d.type === "text_delta") {
-          uncounted += d.text.length
+          uncounted += Model.tokenWeight(d.text)
           block["text"] = `${block["text"] ?? ""}${d.text}`
           return [{ _tag: "TextDelta", index: event.index, text: d.text }]
         }
         if (d.type === "input_json_delta") {
-          uncounted += d.partial_json.length
+          uncounted += Model.tokenWeight(d.partial_json)
           json[event.index] += d.partial_json
           return [{ _tag: "ToolInputDelta", index: event.index, partialJson: d.partial_json }]
         }
         if (d.type === "thinking_delta") {
-          uncounted += d.thinking.length
+          uncounted += Model.tokenWeight(d.thinking)
           block["thinking"] = `${block["thinking"] ?? ""}${d.thinking}`
         }
         if (d.type === "signature_delta") block["signature"] = d.signature
@@ -280,13 +282,13 @@ const accumulator = (model: string) => {
     response: { model: name, content: blocks.map((b) => fromBlock(b as unknown as Sdk.ContentBlock)), stopReason, usage }
   })
   // the message's stop reason and final usage said, its blocks all ended: only message_stop, which carries nothing, is missing
-  const whole = (): Model.StreamEvent | undefined =>
-    started && stopped && (cutInput === undefined || stopReason === "max_tokens") ? done() : undefined
+  const complete = (): boolean => started && stopped && (cutInput === undefined || stopReason === "max_tokens")
+  const whole = (): Model.StreamEvent | undefined => (complete() ? done() : undefined)
   const billed = (): Model.BilledUsage | undefined =>
     !started ? undefined
       : uncounted === 0 ? usage
-      : { ...usage, outputTokens: usage.outputTokens + Model.estimatedTokens(uncounted), estimated: true }
-  return { step, billed, whole }
+      : { ...usage, outputTokens: usage.outputTokens + Math.ceil(uncounted), estimated: true }
+  return { step, billed, complete, whole }
 }
 
 /**
@@ -422,7 +424,7 @@ export const make = (options: Options): Model.ModelShape => {
           const body = yield* Effect.tryPromise({ try: () => response.text(), catch: fail })
           return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url, type, body)))
         }
-        const { step, billed, whole } = accumulator(model)
+        const { billed, complete, step, whole } = accumulator(model)
         let done = false
         let failed = false
         // stopped by its consumer after message_start, before it ended or failed: billed all the same
@@ -433,7 +435,11 @@ export const make = (options: Options): Model.ModelShape => {
           done = true
           return Stream.make(answer)
         }
-        return Stream.fromAsyncIterable(events, fail).pipe(
+        // once the answer is whole, what may follow (message_stop) is waited for END_GRACE_MS, not timeoutMs: then it is taken as on a cut
+        const grace = Math.min(Http.END_GRACE_MS, timeoutMs)
+        const paced = Http.paced(events, () => (complete() ? grace : Infinity), () =>
+          new Model.ModelError({ provider: PROVIDER, message: `no message_stop within ${grace} ms of message_delta`, retryable: false }))
+        return Stream.fromAsyncIterable(paced, fail).pipe(
           Stream.timeoutOrElse({ duration: timeoutMs, orElse: () => Stream.fail(stalled("no event")()) }),
           Stream.flatMap((e) => {
             try {

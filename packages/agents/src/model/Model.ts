@@ -39,7 +39,7 @@ export class ModelError extends Schema.TaggedError<ModelError>()("ModelError", {
     cacheReadTokens: Schema.Finite,
     cacheWriteTokens: Schema.Finite,
     webSearches: Schema.optionalKey(Schema.Finite),
-    /** The tokens are estimated from characters (4 a token), not counted by the server. */
+    /** The tokens are estimated from characters (`estimatedTokens`), not counted by the server. */
     estimated: Schema.optionalKey(Schema.Boolean)
   }))
 }) {}
@@ -330,12 +330,49 @@ export type BilledUsage = NonNullable<ModelError["usage"]>
 
 /**
  * Characters a token, for the tokens of a call the server was cut off from counting: 4, the usual
- * rule for English text, code and JSON under BPE tokenizers. @since 0.1.0 @category constants
+ * rule for English text under BPE tokenizers, used for ASCII characters and for a length of text
+ * whose characters are not known (a body's bytes). Other scripts weigh more: see {@link tokenWeight}.
+ * @since 0.1.0 @category constants
  */
 export const CHARS_PER_TOKEN = 4
 
-/** Tokens estimated from a length in characters ({@link CHARS_PER_TOKEN} a token, rounded up). @since 0.1.0 @category getters */
-export const estimatedTokens = (chars: number): number => Math.ceil(chars / CHARS_PER_TOKEN)
+// Han, kana, Hangul, CJK punctuation and fullwidth forms: about a token each
+const isWide = (c: number): boolean =>
+  (c >= 0x1100 && c <= 0x11ff) || (c >= 0x2e80 && c <= 0x9fff) || (c >= 0xa960 && c <= 0xa97f) || (c >= 0xac00 && c <= 0xd7ff) ||
+  (c >= 0xf900 && c <= 0xfaff) || (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xffef)
+
+/**
+ * The tokens a text is estimated to make, as a fraction (sum the pieces of a text, then round up):
+ * an estimate by script, for the tokens of a call the server was cut off from counting. An ASCII
+ * character weighs 1/{@link CHARS_PER_TOKEN}; a Chinese, Japanese or Korean one (Han, kana, Hangul,
+ * CJK punctuation, fullwidth forms) or one outside the Basic Multilingual Plane (an emoji, a rare
+ * ideograph) 1; any other (accented Latin, Cyrillic, Greek, Arabic...) 1/2. Against OpenAI's
+ * `o200k_base` and `cl100k_base` (BPE tokenizers like those of Claude and of open models), fixed
+ * samples come within 0.75 to 1.7 times the count: English prose about 1.2, TypeScript about 0.9,
+ * Chinese 0.86 to 1.27, Russian 1.0 to 1.7.
+ * @since 0.1.0 @category getters
+ */
+export const tokenWeight = (text: string): number => {
+  let weight = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0x80) weight += 1 / CHARS_PER_TOKEN
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      // a surrogate pair: one character
+      weight += 1
+      i++
+    } else weight += isWide(c) ? 1 : 0.5
+  }
+  return weight
+}
+
+/**
+ * Tokens estimated, rounded up: of a text by its script ({@link tokenWeight}), or of a length in
+ * characters or bytes whose script is not known, {@link CHARS_PER_TOKEN} a token.
+ * @since 0.1.0 @category getters
+ */
+export const estimatedTokens = (text: string | number): number =>
+  Math.ceil(typeof text === "number" ? text / CHARS_PER_TOKEN : tokenWeight(text))
 
 /** The text blocks of a response, joined. @since 0.1.0 @category getters */
 export const text = (response: Pick<Response, "content">): string =>

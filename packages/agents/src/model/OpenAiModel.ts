@@ -21,7 +21,11 @@ export interface Options {
   /** Default {@link Pricing.free}. */
   readonly prices?: Pricing.Prices
   readonly retry?: Model.RetryOptions
-  /** Per-attempt timeout in milliseconds (default 10 minutes). */
+  /**
+   * Per-attempt timeout in milliseconds (default 10 minutes). A stream whose choice has its
+   * `finish_reason` (the answer whole) waits 2 seconds at most for its usage chunk and `data: [DONE]`,
+   * then gives the answer (its usage estimated if none came).
+   */
   readonly timeoutMs?: number
 }
 
@@ -275,7 +279,7 @@ export const make = (options: Options): Model.ModelShape => {
         let usage: ChatUsage | undefined
         let done = false
         let failed = false
-        // what came before a cut, for what it was billed: the chunks, and the characters of their text and tool calls
+        // what came before a cut, for what it was billed: the chunks, and the tokens of their text and tool calls, estimated (Model.tokenWeight)
         let chunks = 0
         let generated = 0
         /**
@@ -285,7 +289,7 @@ export const make = (options: Options): Model.ModelShape => {
          */
         const usageSoFar = (): Model.Usage =>
           usage !== undefined ? toUsage(usage)
-            : { inputTokens: Model.estimatedTokens(body.length), outputTokens: Model.estimatedTokens(generated), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
+            : { inputTokens: Model.estimatedTokens(body), outputTokens: Math.ceil(generated), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
         // a stream cut, stalled, broken or stopped after its first chunk (the prompt was read by then); nothing before
         const billed = (): Model.BilledUsage | undefined => (chunks === 0 ? undefined : usageSoFar())
         // stopped by its consumer before it ended or failed: what it was billed for is recorded all the same
@@ -311,7 +315,7 @@ export const make = (options: Options): Model.ModelShape => {
           for (const choice of chunk.choices ?? []) {
             if (choice.finish_reason) finish = choice.finish_reason
             if (choice.delta?.content) {
-              generated += choice.delta.content.length
+              generated += Model.tokenWeight(choice.delta.content)
               text += choice.delta.content
               out.push({ _tag: "TextDelta", index: 0, text: choice.delta.content })
             }
@@ -319,7 +323,7 @@ export const make = (options: Options): Model.ModelShape => {
               const call = (calls[d.index] ??= { id: d.id ?? `call_${d.index}`, name: "", args: "" })
               if (d.id) call.id = d.id
               if (d.function?.name) call.name += d.function.name
-              generated += (d.function?.name ?? "").length + (d.function?.arguments ?? "").length
+              generated += Model.tokenWeight(d.function?.name ?? "") + Model.tokenWeight(d.function?.arguments ?? "")
               if (d.function?.arguments) {
                 call.args += d.function.arguments
                 out.push({ _tag: "ToolInputDelta", index: d.index + 1, partialJson: d.function.arguments })
@@ -328,7 +332,13 @@ export const make = (options: Options): Model.ModelShape => {
           }
           return out
         }
-        return Stream.fromAsyncIterable(sseData(response.body), fail).pipe(
+        // once the choice is finished, what may follow (the usage chunk, [DONE]) is waited for END_GRACE_MS, not the
+        // rest of timeoutMs: then the answer is taken as on a cut, its usage estimated if none came
+        const grace = Math.min(Http.END_GRACE_MS, timeoutMs)
+        const finished = () => finish !== undefined && finish !== null
+        const paced = Http.paced(sseData(response.body), () => (finished() ? grace : Infinity), () =>
+          new Model.ModelError({ provider: PROVIDER, message: `no data: [DONE] within ${grace} ms of the finish_reason`, retryable: false }))
+        return Stream.fromAsyncIterable(paced, fail).pipe(
           Stream.flatMap((d) => {
             try {
               return Stream.fromIterable(step(d))
@@ -340,12 +350,12 @@ export const make = (options: Options): Model.ModelShape => {
           // a cut, a stall or a bad chunk after it (the usage chunk that follows, or [DONE]) loses at most its
           // usage, which is then estimated (OpenAI: "if the stream is interrupted, you may not receive the
           // final usage chunk").
-          Stream.catch((e) => (done ? Stream.empty : finish !== undefined && finish !== null ? Stream.make(assembled()) : Stream.fail(e))),
+          Stream.catch((e) => (done ? Stream.empty : finished() ? Stream.make(assembled()) : Stream.fail(e))),
           // A stream ends with its whole response or fails. A server that finished the choice but sent
           // no `data: [DONE]` still gave the whole answer; one that stopped before that did not.
           Stream.concat(Stream.suspend(() =>
             done ? Stream.empty
-              : finish !== undefined && finish !== null ? Stream.make(assembled())
+              : finished() ? Stream.make(assembled())
               : Stream.fail(new Model.ModelError({
                 provider: PROVIDER,
                 message: `the event stream from ${url} ended before its finish_reason and data: [DONE]: the response is incomplete`,

@@ -568,6 +568,41 @@ describe("AnthropicModel", () => {
       ])
     }), { timeout: 20_000 })
 
+  it.live("a stream held open after its message_delta gives its whole answer after a short grace, not timeoutMs (10 minutes here), charged the usage it said; a message_stop within the grace is read as usual", () =>
+    Effect.gen(function*() {
+      const usage = { input_tokens: 1200, output_tokens: 40 }
+      const answer = Fake.message([Fake.text("a long answer, streamed in pieces")], usage)
+      const call = Fake.message([Fake.text("Trying 3e-4."), Fake.toolUse("pick", { lr: 0.0003 })], usage)
+      const server = yield* Fake.make([
+        // every event but message_stop (9 and 10 events), then the connection held open
+        { ...answer, stallAfterEvents: 9 } as Fake.Reply,
+        { ...call, stallAfterEvents: 10 } as Fake.Reply,
+        // message_stop a little late, within the grace
+        { ...answer, holdLastMs: 300 } as Fake.Reply
+      ])
+      // a client that waited for timeoutMs would outlast the test's timeout (60 s)
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 600_000, retry: { baseDelay: "1 millis" } })
+      const { meter, records } = recordingMeter()
+      const streamed = Stream.runCollect(model.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      const held = (yield* streamed).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(Model.text(held.response), "a long answer, streamed in pieces")
+      assert.strictEqual(held.response.stopReason, "end_turn")
+      const withCall = (yield* streamed).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(withCall.response.stopReason, "tool_use")
+      assert.deepStrictEqual(Model.toolCalls(withCall.response).map((c) => [c.name, c.input]), [["pick", { lr: 0.0003 }]])
+      const late = (yield* streamed).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(Model.text(late.response), "a long answer, streamed in pieces")
+      assert.strictEqual(server.requests.length, 3, "none retried")
+      // the two held open were closed by the client; the late one ended as the server sent it
+      yield* until(() => server.aborted() === 2)
+      // 1200 * 3 + 40 * 15 micro-dollars each, as message_delta said: not estimated
+      assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
+        ["anthropic:test", 1200, 40, 0.0042],
+        ["anthropic:test", 1200, 40, 0.0042],
+        ["anthropic:test", 1200, 40, 0.0042]
+      ])
+    }), { timeout: 60_000 })
+
   it.live("a stream its consumer stops after message_start is charged what was billed: its input, and the text it sent, estimated; one stopped before, nothing", () =>
     Effect.gen(function*() {
       const answer = Fake.message([Fake.text("a long answer, streamed in pieces")], { input_tokens: 1200, output_tokens: 40 })

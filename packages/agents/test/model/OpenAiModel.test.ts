@@ -301,6 +301,57 @@ describe("OpenAiModel", () => {
       ])
     }))
 
+  it.live("a Chinese answer cut before its usage is charged about a token a character, not 4 characters a token", () =>
+    Effect.gen(function*() {
+      // 38 characters of Chinese, in chunks of six, and the finish_reason: cut where the usage chunk was due
+      const answer = "学习率是微调语言模型时最重要的超参数。太高，损失会发散；太低，训练几乎不动。"
+      const server = yield* Fake.make([{ kind: "message", content: answer, cutAfterChunks: Math.ceil(answer.length / 6) + 1 }])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "qwen3:8b", prices: priced })
+      const { meter, records } = recordingMeter()
+      const done = (yield* Stream.runCollect(model.stream({ ...ask, messages: [Model.user("选一个学习率。")], reason: "test" })).pipe(Effect.provideService(CostMeter.CostMeter, meter))).at(-1)!
+      if (done._tag !== "Done") return assert.fail("no Done")
+      assert.strictEqual(Model.text(done.response), answer)
+      // the request body: its ASCII characters 4 a token, and the prompt's 7 Chinese characters 1 each
+      const body = JSON.stringify(server.requests[0]!.body)
+      const input = Math.ceil((body.length - 7) / 4 + 7)
+      assert.deepStrictEqual(shown(records), [["openai-compatible:test (tokens estimated)", input, answer.length, (input + 2 * answer.length) / 1e6]])
+    }))
+
+  it.live("a stream held open after its finish_reason gives its whole answer after a short grace, not timeoutMs (10 minutes here); a usage chunk within the grace is read as usual", () =>
+    Effect.gen(function*() {
+      const answer = "a long answer, streamed in pieces of six characters"
+      const usage = { prompt_tokens: 41, completion_tokens: 12 }
+      // the content chunks, the finish_reason, the usage: then [DONE]
+      const chunks = Math.ceil(answer.length / 6) + 2
+      const server = yield* Fake.make([
+        // held open where the usage chunk was due
+        { kind: "message", content: answer, usage, stallAfterChunks: chunks - 1 },
+        // held open after the usage chunk, where [DONE] was due
+        { kind: "message", content: answer, usage, stallAfterChunks: chunks },
+        // the usage chunk and [DONE] a little late, within the grace
+        { kind: "message", content: answer, usage, holdLastMs: 300 }
+      ])
+      // a client that waited for timeoutMs would outlast the test's timeout (60 s)
+      const model = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, timeoutMs: 600_000, retry: { baseDelay: "1 millis" } })
+      const { meter, records } = recordingMeter()
+      const streamed = Stream.runCollect(model.stream({ ...ask, reason: "test" })).pipe(Effect.provideService(CostMeter.CostMeter, meter))
+      for (let i = 0; i < 3; i++) {
+        const done = (yield* streamed).at(-1)!
+        if (done._tag !== "Done") return assert.fail("no Done")
+        assert.strictEqual(Model.text(done.response), answer)
+        assert.strictEqual(done.response.stopReason, "end_turn")
+      }
+      assert.strictEqual(server.requests.length, 3, "none retried")
+      // the two held open were closed by the client; the late one ended as the server sent it
+      yield* until(() => server.aborted() === 2)
+      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      assert.deepStrictEqual(shown(records), [
+        ["openai-compatible:test (tokens estimated)", input, 13, (input + 2 * 13) / 1e6],
+        ["openai-compatible:test", 41, 12, (41 + 2 * 12) / 1e6],
+        ["openai-compatible:test", 41, 12, (41 + 2 * 12) / 1e6]
+      ])
+    }), { timeout: 60_000 })
+
   it.live("a stream its consumer stops (interrupted, or no longer pulled) is charged what it was billed for, estimated; one stopped before its first chunk, nothing", () =>
     Effect.gen(function*() {
       const answer = "a long answer, streamed in pieces of six characters"

@@ -33,6 +33,8 @@ export type Reply =
     stallAfterEvents?: number
     /** Streamed: send this many events, then close the connection, as a proxy or a network that drops it. */
     cutAfterEvents?: number
+    /** Streamed: send every event but the last (`message_stop`) at once, and the last after this many milliseconds. */
+    holdLastMs?: number
   }
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> }
   | Raw
@@ -257,7 +259,13 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
         const events = sseEvents(body.model, reply, usage)
         const limit = reply.stallAfterEvents ?? reply.cutAfterEvents ?? events.length
-        for (const [name, data] of events.slice(0, limit)) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
+        const send = ([name, data]: [string, unknown]) => res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
+        if (reply.holdLastMs !== undefined) {
+          events.slice(0, -1).forEach(send)
+          setTimeout(() => res.end(`event: message_stop\ndata: ${JSON.stringify(events.at(-1)![1])}\n\n`), reply.holdLastMs)
+          return
+        }
+        events.slice(0, limit).forEach(send)
         // the socket is closed after the events (a FIN after them, not a reset that may overtake them), the
         // chunked body unfinished: the client reads the events, then fails while reading the stream
         if (reply.cutAfterEvents !== undefined) res.socket?.end()

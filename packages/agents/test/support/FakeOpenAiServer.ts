@@ -16,7 +16,10 @@ export type Reply =
     content?: string
     toolCalls?: ReadonlyArray<{ id: string; name: string; arguments: string }>
     usage?: { prompt_tokens: number; completion_tokens: number }
+    /** Send this many chunks, then nothing more, the connection held open (all of them: no `data: [DONE]`). */
     stallAfterChunks?: number
+    /** Send every chunk but the last (the usage) at once, and the last and `data: [DONE]` after this many milliseconds. */
+    holdLastMs?: number
     /** Send this many chunks, then destroy the connection: a stream cut before its usage (its last chunk). */
     cutAfterChunks?: number
     /** The finish_reason sent (default: tool_calls when there are calls, else stop). */
@@ -111,13 +114,18 @@ export const make = (script: ReadonlyArray<Reply> | Handler, options: Options = 
         out.push({ choices: [], usage })
         res.writeHead(200, { "content-type": "text/event-stream" })
         const limit = reply.stallAfterChunks ?? reply.cutAfterChunks ?? out.length
+        if (reply.holdLastMs !== undefined) {
+          for (const c of out.slice(0, -1)) res.write(`data: ${JSON.stringify(c)}\n\n`)
+          setTimeout(() => res.end(`data: ${JSON.stringify(out.at(-1))}\n\ndata: [DONE]\n\n`), reply.holdLastMs)
+          return
+        }
         for (const c of out.slice(0, limit)) res.write(`data: ${JSON.stringify(c)}\n\n`)
         if (reply.cutAfterChunks !== undefined) {
           // let the chunks reach the client first, so it fails while reading them
           res.write("", () => setTimeout(() => res.socket?.destroy(), 20))
           return
         }
-        if (limit >= out.length) res.end("data: [DONE]\n\n")
+        if (reply.stallAfterChunks === undefined && limit >= out.length) res.end("data: [DONE]\n\n")
       })
     })
     yield* Effect.acquireRelease(
