@@ -4,6 +4,14 @@
  * it, nor how a mixture is written (see {@link mixture}): equal fingerprints share one result, so
  * a strategy is never run twice.
  *
+ * What a mixture means, which a trainer must honour for that to hold: a source's `weight` is a
+ * sampling weight, and only its share of the sum of the weights counts (as `data.mixture.<source>`
+ * of a search space reads it); the order of `data.sources` means nothing, and a source at 0 is no
+ * source. Absolute counts have fields of their own, kept as written: `data.numExamples` (the total)
+ * and a source's `maxExamples` (its cap); so does anything else of a source (`split`, `config`). A
+ * trainer that needs an order (a curriculum) takes it from a field that names the sources, such as
+ * `data.extra.order: [web, code]`, kept as written too; never from the list's order or the weights' scale.
+ *
  * @since 0.1.0
  */
 import * as crypto from "node:crypto"
@@ -116,7 +124,9 @@ type Source = Strategy.DataSource
  * sources themselves when they are in that form already (a single source of weight 1, a mixture
  * written in shares in that order), and when their weights sum to 0. So `[web 1, code 1]`,
  * `[code 0.5, web 0.5]` and `[code 0.5, toy 0, web 0.5]` are one mixture, with one fingerprint,
- * whichever researcher proposed it; a trial runs its strategy as proposed.
+ * whichever researcher proposed it; a trial runs its strategy as proposed. Each source keeps its
+ * other fields (`maxExamples`, `split`, `config`) as written: `[web 1 (at most 100), code 1]` is
+ * `[code 2, web 2 (at most 100)]`, and not `[web 1, code 1 (at most 100)]`.
  *
  * @example
  * ```ts

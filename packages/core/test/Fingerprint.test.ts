@@ -169,6 +169,24 @@ describe("Fingerprint", () => {
     )
   })
 
+  it("the absolute counts and an order a trainer reads live in fields the fingerprint keeps as written: numExamples, a source's maxExamples, data.extra", () => {
+    type Src = { name: string; weight?: number; maxExamples?: number }
+    const of = (sources: ReadonlyArray<Src>, data: { numExamples?: number; extra?: Record<string, unknown> } = {}) =>
+      fp({ ...base, data: { sources, ...data } })
+    const capped = of([{ name: "web", weight: 1, maxExamples: 100 }, { name: "code", weight: 1 }], { numExamples: 1000 })
+    // the same shares, caps and total, written another way: one strategy
+    assert.strictEqual(of([{ name: "code", weight: 2 }, { name: "web", weight: 2, maxExamples: 100 }], { numExamples: 1000 }), capped)
+    // a cap on the other source, another cap, another total, no total: another strategy each
+    assert.notStrictEqual(of([{ name: "web", weight: 1 }, { name: "code", weight: 1, maxExamples: 100 }], { numExamples: 1000 }), capped)
+    assert.notStrictEqual(of([{ name: "web", weight: 1, maxExamples: 200 }, { name: "code", weight: 1 }], { numExamples: 1000 }), capped)
+    assert.notStrictEqual(of([{ name: "web", weight: 1, maxExamples: 100 }, { name: "code", weight: 1 }], { numExamples: 2000 }), capped)
+    assert.notStrictEqual(of([{ name: "web", weight: 1, maxExamples: 100 }, { name: "code", weight: 1 }]), capped)
+    // a curriculum names its order in a field of its own, kept as written; the list's order is not one
+    const curriculum = (order: ReadonlyArray<string>) => of([{ name: "web" }, { name: "code" }], { extra: { order } })
+    assert.notStrictEqual(curriculum(["web", "code"]), curriculum(["code", "web"]))
+    assert.strictEqual(of([{ name: "code" }, { name: "web" }], { extra: { order: ["web", "code"] } }), curriculum(["web", "code"]))
+  })
+
   it("mixture: the canonical form, and the sources themselves when they are in it", () => {
     const sources = [{ name: "web", weight: 1 }, { name: "toy", weight: 0 }, { name: "code", weight: 3 }]
     assert.deepStrictEqual(Fingerprint.mixture(sources), [{ name: "code", weight: 0.75 }, { name: "web", weight: 0.25 }])

@@ -4,7 +4,7 @@
  * same finite pool, with one or many GPUs.
  *
  * A job's `strategy.json` maps to a row through the declared parameters (exact match, else
- * the nearest row); the job "runs" for the row's cost in simulated seconds on one of `gpus`
+ * the nearest row; inside the task's own search space, when it declares one: see {@link match}); the job "runs" for the row's cost in simulated seconds on one of `gpus`
  * slots, reports the row's curve as metrics, and exits with the row's metrics as its result.
  * Simulated time moves only when every unfinished job is watched and the program has been
  * quiet for a few scheduler rounds (see {@link SimulatorOptions.settleTurns}).
@@ -258,9 +258,11 @@ export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Tas
   const config = yield* decodeConfig(task.backend, source)
   const issues = taskIssues(task, config)
   if (issues.length > 0) return yield* new Errors.InvalidInput({ source, message: `invalid simulated task ${source}:\n${issues.join("\n")}` })
-  const landscape = yield* loadTable(config, { dir, metric: task.metric, name: task.name, source })
-  const unrecorded = [...valueIssues(task, landscape), ...defaultIssues(task, landscape)]
+  const table = yield* loadTable(config, { dir, metric: task.metric, name: task.name, source })
+  const unrecorded = [...valueIssues(task, table), ...defaultIssues(task, table)]
   if (unrecorded.length > 0) return yield* new Errors.InvalidInput({ source, message: `invalid simulated task ${source}:\n${unrecorded.join("\n")}` })
+  // a space of the task's own: its strategies replay the configurations recorded inside it
+  const landscape: Landscape = task.searchSpace === undefined ? table : { ...table, space: task.searchSpace }
   return { config, landscape }
 })
 
@@ -362,9 +364,27 @@ export const searchSpace = (landscape: Landscape): SearchSpace.SearchSpace => ({
   points: L.configurations(landscape).map((pt) => pt.values)
 })
 
-/** The point a strategy runs as (exact match, else nearest). @since 0.1.0 @category utilities */
+/**
+ * The row a strategy replays, as a trial's job does and the baseline is chosen: the configuration the
+ * table recorded with exactly its values, else the nearest one (each parameter normalised to [0, 1],
+ * log scale for `log`, squared and summed; a categorical mismatch counts 1; ties to the earlier row).
+ * With the task's own search space (`landscape.space`), among the configurations recorded inside it,
+ * when it holds any.
+ * @since 0.1.0 @category utilities
+ */
 export const match = (landscape: Landscape, strategy: Strategy.Strategy): Match =>
-  L.match(landscape, L.valuesOf(landscape, strategy))
+  L.match(landscape, L.valuesOf(landscape, strategy), inside(landscape, landscape.space))
+
+/** The configurations of a landscape inside a space (none when the space holds none): those its strategies replay. */
+const inside = (landscape: Landscape, space: SearchSpace.SearchSpace | undefined): ReadonlySet<Point> | undefined => {
+  if (space === undefined) return undefined
+  let bySpace = insideRows.get(landscape)
+  if (bySpace === undefined) insideRows.set(landscape, bySpace = new WeakMap())
+  let rows = bySpace.get(space)
+  if (rows === undefined) bySpace.set(space, rows = new Set(L.configurations(landscape).filter((p) => isInside(space, strategyOf(landscape, p)))))
+  return rows
+}
+const insideRows = new WeakMap<Landscape, WeakMap<SearchSpace.SearchSpace, ReadonlySet<Point>>>()
 
 /** The distinct configurations of the pool (the first recorded run of each). @since 0.1.0 @category getters */
 export const configurations = (landscape: Landscape): ReadonlyArray<Point> => L.configurations(landscape)
@@ -416,13 +436,14 @@ export const completeTask = (task: Task.Task, landscape: Landscape): Task.Task =
 })
 
 /**
- * A starting strategy: the configuration nearest to the median value of every parameter. With the
- * task's own search space, the median of the values it gives a parameter (the table's median value
- * may be one it leaves out, and the search then started outside the space it declares), and a
- * configuration inside that space: the one the medians match when it is, else the recorded
- * configuration inside it nearest them (positions among each parameter's values, summed; ties to
- * the earlier row), which with `points` is one of them. A space none of whose configurations the
- * table recorded gets the point nearest the medians (a grid's: the medians), set on the row they match.
+ * A starting strategy: the row the median value of every parameter replays, as a trial of those
+ * values replays it ({@link match}: exact, else nearest). With the task's own search space (`space`: the
+ * one {@link fromTask} gives the landscape), the median of the values it gives a parameter (the table's median
+ * value may be one it leaves out, and the search then started outside the space it declares), and the
+ * row a trial of them replays: the configuration recorded inside the space nearest them (with `points`,
+ * one of them). A space none of whose configurations the table recorded gets its point nearest the
+ * medians (a grid's: the medians; by the same distance, ties to the earlier point), set on the row the
+ * medians match, which its trials replay as every trial of that space does.
  * @since 0.1.0 @category constructors
  */
 export const defaultStrategy = (landscape: Landscape, space?: SearchSpace.SearchSpace): Strategy.Strategy => {
@@ -433,31 +454,22 @@ export const defaultStrategy = (landscape: Landscape, space?: SearchSpace.Search
     return values[(values.length - 1) >> 1]!
   })
   const rationale = `the median configuration of ${landscape.name}`
-  const matched = strategyOf(landscape, L.match(landscape, medians).point, rationale)
-  if (space === undefined || isInside(space, matched)) return matched
-  const table = searchSpace(landscape)
-  const target = SearchSpace.pointPosition(table, medians)
-  let best: { readonly strategy: Strategy.Strategy; readonly d: number } | undefined
-  for (const point of L.configurations(landscape)) {
-    const d = apart(SearchSpace.pointPosition(table, point.values), target)
-    if (best !== undefined && d >= best.d) continue
-    const strategy = strategyOf(landscape, point, rationale)
-    if (isInside(space, strategy)) best = { strategy, d }
-  }
-  if (best !== undefined) return best.strategy
-  // no recorded configuration lies inside the space: its point nearest the medians, replayed by the nearest row as its trials are
+  const rows = inside(landscape, space)
+  const matched = strategyOf(landscape, L.match(landscape, medians, rows).point, rationale)
+  if (space === undefined || rows!.size > 0) return matched
+  // no recorded configuration lies inside the space: its point nearest the medians
   const declared = space.parameters.map((q) => medians[landscape.parameters.findIndex((p) => p.path === q.path)] ?? q.values[0]!)
   if (space.points === undefined || space.points.length === 0) return SearchSpace.applyPoint(space, matched, declared)
-  const wanted = SearchSpace.pointPosition(space, declared)
-  let nearest = space.points[0]!
-  for (const point of space.points) {
-    if (apart(SearchSpace.pointPosition(space, point), wanted) < apart(SearchSpace.pointPosition(space, nearest), wanted)) nearest = point
+  const column = space.parameters.map((q) => landscape.parameters.findIndex((p) => p.path === q.path))
+  const at = (point: ReadonlyArray<SearchSpace.Value>) => {
+    const values = [...medians]
+    column.forEach((k, i) => k >= 0 && (values[k] = point[i]!))
+    return L.distance(landscape, values, medians)
   }
+  let nearest = space.points[0]!
+  for (const point of space.points) if (at(point) < at(nearest)) nearest = point
   return SearchSpace.applyPoint(space, matched, nearest)
 }
-
-/** How far apart two positions are (summed over parameters). */
-const apart = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => a.reduce((acc, x, i) => acc + Math.abs(x - b[i]!), 0)
 
 /** Whether a strategy lies inside a space: each value it sets one of its parameter's, and with points, a point's. */
 const isInside = (space: SearchSpace.SearchSpace, strategy: Strategy.Strategy): boolean => {

@@ -572,6 +572,54 @@ describe("a user's own table", () => {
       assert.deepStrictEqual([unrecorded.defaultStrategy!.training.learningRate, unrecorded.defaultStrategy!.training.extra["optim"]], [3e-4, "sgd"])
     }))
 
+  it.effect("a default and a trial at the same point replay the same row: one rule of nearest, the table's distance among the configurations recorded inside the task's own space", () =>
+    Effect.gen(function*() {
+      /** The row a strategy replays as a trial's job, on a simulator over `landscape`. */
+      const replayed = (landscape: Simulator.Landscape, strategy: Strategy.Strategy) =>
+        Effect.scoped(Effect.gen(function*() {
+          const exit = yield* Backend.run(yield* Simulator.make(landscape), spec(strategy))
+          return (exit.result as { summary: string }).summary.replace(/^.* row /, "")
+        }))
+      const load = (csv: string, space: ReadonlyArray<string>) =>
+        Effect.gen(function*() {
+          const { file, landscape } = yield* task(csv, [], ["searchSpace:", "  parameters:", ...space])
+          const complete = Simulator.completeTask((yield* TaskFile.load(file)).task, landscape)
+          return { landscape, space: complete.searchSpace!, baseline: complete.defaultStrategy! }
+        })
+      const at = (s: Strategy.Strategy, lr: number, optim: string) =>
+        SearchSpace.set(SearchSpace.set(s, "training.learningRate", lr), "training.extra.optim", optim)
+
+      // a grid whose medians (3e-4, adamw) the table never ran together: the row nearest them, (1e-4, adamw) on line 2,
+      // lies outside it, and the configuration recorded inside it nearest them is (3e-4, sgd) on line 4
+      const grid = yield* load("lr,optim,loss\n1e-4,adamw,1.5\n1e-3,adamw,1.1\n3e-4,sgd,1.2\n1e-4,sgd,1.4\n", [
+        "    - { path: training.learningRate, kind: log, values: [3e-4] }",
+        "    - { path: training.extra.optim, kind: categorical, values: [adamw, sgd] }"
+      ])
+      const medians = at(grid.baseline, 3e-4, "adamw")
+      assert.deepStrictEqual(SearchSpace.outside(grid.space, medians), { values: [], offPool: false }, "a point of the grid")
+      assert.strictEqual(yield* replayed(grid.landscape, grid.baseline), "line 4")
+      assert.strictEqual(yield* replayed(grid.landscape, medians), "line 4", "a trial at the medians replays the baseline's row")
+      assert.strictEqual(Simulator.match(grid.landscape, medians).point.id, "line 4")
+
+      // points of three optimisers: positions among the values (optim adamw | lion | sgd as 0 | 0.5 | 1) would put
+      // (3e-4, adamw) and (1e-4, lion) as near the medians (3e-4, lion), and take the earlier row; the table's
+      // distance, which every trial replays by, puts (1e-4, lion) nearer (a log step of lr against another optimiser)
+      const three = yield* load("lr,optim,loss\n3e-4,adamw,1.3\n1e-4,lion,1.2\n3e-4,lion,1.0\n1e-3,sgd,1.4\n", [
+        "    - { path: training.learningRate, kind: log, values: [1e-4, 3e-4, 1e-3] }",
+        "    - { path: training.extra.optim, kind: categorical, values: [adamw, lion, sgd] }",
+        "  points: [[3e-4, adamw], [1e-4, lion], [1e-3, sgd]]"
+      ])
+      assert.deepStrictEqual([three.baseline.training.learningRate, three.baseline.training.extra["optim"]], [1e-4, "lion"])
+      assert.strictEqual(yield* replayed(three.landscape, three.baseline), "line 3")
+      // the medians themselves, recorded on line 4 but outside the space's points, replay the same row
+      assert.strictEqual(yield* replayed(three.landscape, at(three.baseline, 3e-4, "lion")), "line 3")
+
+      // without a space of the task's own, every row: the medians replay their own
+      const undeclared = (yield* task("lr,optim,loss\n3e-4,adamw,1.3\n1e-4,lion,1.2\n3e-4,lion,1.0\n1e-3,sgd,1.4\n")).landscape
+      assert.isUndefined(undeclared.space)
+      assert.strictEqual(yield* replayed(undeclared, at(three.baseline, 3e-4, "lion")), "line 4")
+    }))
+
   it.effect("a default strategy of the task's own, where the table gives the search space, must be a configuration the table recorded", () =>
     Effect.gen(function*() {
       const csv = "lr,optim,loss\n1e-4,adamw,1.5\n3e-4,sgd,1.2\n1e-3,adamw,1.1\n"

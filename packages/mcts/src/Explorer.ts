@@ -1001,7 +1001,10 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
               again.strategy.rationale.startsWith(AGAIN) ? again.strategy.rationale.slice(again.strategy.rationale.indexOf(MENDED) + MENDED.length) : again.strategy.rationale
             }`.trim()
           },
-          fingerprint: again.fingerprint,
+          // the fingerprint its strategy has now, as every proposal's: a journal of before 2026-12-05 recorded a
+          // mixture as written, and another run's result of the same mixture is found under this one, whichever
+          // rule recorded it (the cache keys a node's result by both)
+          fingerprint: Fingerprint.of(again.strategy),
           proposedAt: at,
           ...(again.prior !== undefined ? { prior: again.prior } : {})
         }

@@ -1935,6 +1935,64 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       assert.match(invalid.message, /failFast: .*0 turns it off/)
     }))
 
+  it.live("a strategy run again after the stop, journaled before 2026-12-05 (its mixture hashed as written), reuses another run's result of that mixture, recorded in either rule", () =>
+    Effect.gen(function*() {
+      const withSources = (sources: ReadonlyArray<{ readonly name: string; readonly weight: number }>): Strategy.Strategy =>
+        ({ ...defaultStrategy, data: { ...defaultStrategy.data, sources } })
+      // the fingerprint a journal of before recorded: the mixture hashed as written
+      const asWritten = (s: Strategy.Strategy) =>
+        crypto.hash("sha256", Fingerprint.canonicalJson({ data: s.data, evaluation: s.evaluation, training: s.training }), "hex").slice(0, 16)
+      const written = withSources([{ name: "web", weight: 1 }, { name: "code", weight: 1 }])
+      const crash = Result.failure("Crash", "exited with code 1", { exitCode: 1, logTail: ["ModuleNotFoundError: No module named 'transformerz'"] })
+      /** A run of before: its trials (n1 `written`, ...) failed as the setup's error, and the run stopped on them. */
+      const stopped = (...strategies: ReadonlyArray<Strategy.Strategy>) =>
+        Effect.gen(function*() {
+          const journal = Journal.makeMemory()
+          const ids = strategies.map((_, i) => `n${i + 1}`)
+          yield* journal.append([
+            JournalEvent.make("RunStarted", { runId: "old", task: makeTask({ maxTrials: 2 * strategies.length }), seed: 7, options: {}, at: 0 }),
+            ...strategies.flatMap((strategy, i) => [
+              JournalEvent.make("NodeProposed", { node: { id: ids[i]!, parent: ExperimentNode.ROOT, strategy, fingerprint: asWritten(strategy), proposedAt: 1 }, at: 1 }),
+              JournalEvent.make("NodeAdmitted", { nodeId: ids[i]!, estimate: Cost.zero, at: 1 }),
+              JournalEvent.make("NodeFinished", { nodeId: ids[i]!, outcome: "Failed", result: crash, at: 2 })
+            ]),
+            JournalEvent.make("RunFinished", { reason: `${Explorer.SAME_FAILURE} (${ids.join(", ")}): Crash: exited with code 1 (ModuleNotFoundError: No module named 'transformerz')`, at: 3 })
+          ])
+          return journal
+        })
+      /** Another run in the folder, whose n1 ran `strategy` (the same mixture), journaled under `fingerprint`. */
+      const other = (strategy: Strategy.Strategy, fingerprint: string): ReadonlyArray<JournalEvent.Entry> =>
+        [
+          JournalEvent.make("RunStarted", { runId: "beside", task: makeTask({ maxTrials: 2 }), seed: 1, options: {}, at: 0 }),
+          JournalEvent.make("NodeProposed", { node: { id: "n1", parent: ExperimentNode.ROOT, strategy, fingerprint, proposedAt: 1 }, at: 1 }),
+          JournalEvent.make("NodeFinished", { nodeId: "n1", outcome: "Succeeded", result: Result.success({ score: 0.5 }, 0.5, Cost.make({ gpuSeconds: 60 })), at: 2 })
+        ].map((event, i) => ({ seq: i + 1, event }))
+      const canonical = withSources([{ name: "code", weight: 0.5 }, { name: "web", weight: 0.5 }])
+      const reordered = withSources([{ name: "code", weight: 2 }, { name: "web", weight: 2 }])
+      // by a trex of now (the canonical fingerprint), and by one of before (another form, hashed as written)
+      for (const [strategy, fingerprint] of [[canonical, Fingerprint.of(canonical)], [reordered, asWritten(reordered)]] as const) {
+        assert.notStrictEqual(fingerprint, asWritten(written))
+        const log: ExecLog = { runs: [] }
+        const resumed = yield* runWith(yield* stopped(written), { runId: "old", maxTrials: 2, log, cache: ResultCache.fromJournals([other(strategy, fingerprint)]) })
+        const n2 = resumed.tree.get("n2")!
+        assert.match(n2.strategy.rationale, /^Again: n1 failed as the trials beside it did/)
+        assert.deepStrictEqual(n2.strategy.data.sources, written.data.sources, "run again as it was written")
+        assert.strictEqual(n2.state._tag === "Succeeded" ? n2.state.result.reusedFrom : n2.state._tag, "beside/n1")
+        assert.notInclude(log.runs.map((r) => r.node), "n2", "not run: its result was reused")
+        // the stop's strategy is run again once: the search goes on to its budget (the failed trial and one more)
+        assert.strictEqual(resumed.reason, "budget: maxTrials")
+        assert.strictEqual(log.runs.length, 1)
+      }
+      // two trials of the stop that ran that mixture written two ways (two fingerprints then): it runs again once
+      const twice = yield* stopped(written, reordered)
+      const log: ExecLog = { runs: [] }
+      const resumed = yield* runWith(twice, { runId: "old", maxTrials: 4, log })
+      assert.strictEqual(resumed.reason, "budget: maxTrials")
+      assert.deepStrictEqual(log.runs.map((r) => r.node), ["n3", "n4"])
+      assert.match(resumed.tree.get("n3")!.strategy.rationale, /^Again: n1 /)
+      assert.notMatch(resumed.tree.get("n4")!.strategy.rationale, /^Again:/, "the search went on: n2's mixture is n1's")
+    }))
+
   /** The setup breaks once `works` trials have started (concurrency 1: once that many finished); `state.broken` false again once mended. */
   const breaksAfter = (log: ExecLog, works: number, state: { broken: boolean; failure?: (node: string) => Result.Result }): ExecutorAgent.ExecutorAgentShape => {
     const inner = setup(log, state)

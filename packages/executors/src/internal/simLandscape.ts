@@ -46,6 +46,11 @@ export interface Landscape {
   readonly metric: { readonly column: string; readonly direction: Task.Direction }
   readonly curve?: CurveSpec
   readonly points: ReadonlyArray<Point>
+  /**
+   * The search space of the task replayed, when it declares one of its own: a strategy replays the
+   * configuration nearest it among those the table recorded inside that space (see {@link match}).
+   */
+  readonly space?: SearchSpace.SearchSpace
 }
 
 /** How a strategy matched the pool. */
@@ -92,8 +97,12 @@ interface Index {
   readonly exact: Map<number | string, Point>
   /** Mixed-radix place values of the axes, when every key fits a safe integer. */
   readonly strides: ReadonlyArray<number> | undefined
-  readonly nearest: Map<string, Match>
+  /** The match of each configuration looked up, by the rows it was matched among (`ALL`: every row). */
+  readonly nearest: Map<ReadonlySet<Point>, Map<string, Match>>
 }
+
+/** Every row of a landscape, as the rows a configuration is matched among. */
+const ALL: ReadonlySet<Point> = new Set()
 
 const indexes = new WeakMap<Landscape, Index>()
 
@@ -152,16 +161,44 @@ export const configurations = (landscape: Landscape): ReadonlyArray<Point> => [.
 
 const coordinate = (axis: Axis, v: number): number => (axis.span === 0 ? 0 : ((axis.log ? Math.log(Math.max(v, 1e-300)) : v) - axis.lo) / axis.span)
 
+/**
+ * How far apart two configurations are, squared: each numeric parameter's values placed on [0, 1]
+ * between its smallest and largest recorded value (log scale for `log`), their differences squared and
+ * summed; a categorical or non-numeric parameter adds 1 where the values differ.
+ */
+const apart = (idx: Index, a: ReadonlyArray<unknown>, b: ReadonlyArray<SearchSpace.Value>): number => {
+  let d = 0
+  for (let i = 0; i < a.length; i++) {
+    const axis = idx.axes[i]!
+    const v = a[i]
+    const w = b[i]!
+    if (axis.numeric && typeof v === "number" && typeof w === "number") {
+      const diff = coordinate(axis, v) - coordinate(axis, w)
+      d += diff * diff
+    } else if (!sameValue(v, w)) {
+      d += 1
+    }
+  }
+  return d
+}
+
+/** The squared distance between two configurations of a landscape's parameters, as {@link match} measures it. */
+export const distance = (landscape: Landscape, a: ReadonlyArray<unknown>, b: ReadonlyArray<SearchSpace.Value>): number =>
+  apart(indexOf(landscape), a, b)
+
 /** A strategy's value for each parameter (`SearchSpace.get`). */
 export const valuesOf = (landscape: Landscape, strategy: Strategy.Strategy): Array<unknown> =>
   landscape.parameters.map((p) => SearchSpace.get(strategy, p.path))
 
 /**
- * The point a strategy runs as: the configuration with exactly its values, else the nearest
- * one (squared distance over parameters normalised to [0, 1], log scale for `log`; a
- * categorical or non-numeric mismatch counts 1). Ties go to the earlier row.
+ * The row a configuration replays: the simulator's one rule of "nearest", for a trial and for the
+ * baseline alike. The configuration the table recorded with exactly its values, else the nearest one
+ * ({@link distance}: normalised to [0, 1], log scale for `log`, squared and summed; a categorical or
+ * non-numeric mismatch counts 1), ties to the earlier row. With `among` (the rows inside a task's own
+ * search space), only those rows: an empty set is every row (a space none of whose configurations the
+ * table recorded).
  */
-export const match = (landscape: Landscape, values: ReadonlyArray<unknown>): Match => {
+export const match = (landscape: Landscape, values: ReadonlyArray<unknown>, among: ReadonlySet<Point> = ALL): Match => {
   const idx = indexOf(landscape)
   const keyParts: Array<number> = []
   for (let i = 0; i < values.length; i++) {
@@ -174,32 +211,26 @@ export const match = (landscape: Landscape, values: ReadonlyArray<unknown>): Mat
     if (k === undefined) break
     keyParts.push(k)
   }
+  const every = among.size === 0
   if (keyParts.length === values.length) {
     const hit = idx.exact.get(keyOf(idx.strides, keyParts))
-    if (hit !== undefined) return { point: hit, distance: 0 }
+    if (hit !== undefined && (every || among.has(hit))) return { point: hit, distance: 0 }
   }
+  const rows = every ? ALL : among
+  let cache = idx.nearest.get(rows)
+  if (cache === undefined) idx.nearest.set(rows, cache = new Map())
   const cacheKey = JSON.stringify(values)
-  const cached = idx.nearest.get(cacheKey)
+  const cached = cache.get(cacheKey)
   if (cached !== undefined) return cached
   let best: Match | undefined
   for (const point of idx.exact.values()) {
-    let d = 0
-    for (let i = 0; i < values.length; i++) {
-      const axis = idx.axes[i]!
-      const v = values[i]
-      const pv = point.values[i]!
-      if (axis.numeric && typeof v === "number" && typeof pv === "number") {
-        const diff = coordinate(axis, v) - coordinate(axis, pv)
-        d += diff * diff
-      } else if (!sameValue(v, pv)) {
-        d += 1
-      }
-    }
+    if (!every && !among.has(point)) continue
+    const d = apart(idx, values, point.values)
     if (best === undefined || d < best.distance) best = { point, distance: d }
   }
   if (best === undefined) throw new Error(`landscape ${landscape.name} has no points`)
   const found = { point: best.point, distance: Math.sqrt(best.distance) }
-  idx.nearest.set(cacheKey, found)
+  cache.set(cacheKey, found)
   return found
 }
 

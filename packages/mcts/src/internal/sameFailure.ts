@@ -8,7 +8,7 @@
  * explorer needs to stop such a run early, and to run those strategies again when it is resumed
  * after the mistake is mended.
  */
-import { type ExperimentNode, type JournalEvent, Result } from "@trex/core"
+import { type ExperimentNode, Fingerprint, type JournalEvent, Result } from "@trex/core"
 
 /** How the reason of a run begins when its trials failed the same way before any worked. */
 export const SAME_FAILURE = "every trial failed the same way"
@@ -70,6 +70,12 @@ export const causeOf = (result: Result.Result | undefined): string | undefined =
   return normalise(describe(failure))
 }
 
+/**
+ * The fingerprint of a node's strategy now: a journal written before 2026-12-05 recorded a mixture as
+ * written (`Fingerprint.changed`), and the explorer proposes a strategy run again under the one of now.
+ */
+const now = (node: ExperimentNode.NodeSpec): string => Fingerprint.of(node.strategy)
+
 /** A cause that stops the run: its trials, in the order they finished, and how the first read. */
 export interface Alike {
   readonly cause: string
@@ -114,7 +120,7 @@ export const messageOf = (alike: Alike, best: string | undefined): string => {
  * - once one has, the latest trials that failed with one cause, one after another: a trial that
  *   works, fails otherwise or fails as a strategy may (`OOM`, `Timeout`) ends the streak;
  * - after a stop of either kind, the nodes whose strategies a resumed run runs again (the trials
- *   that stopped it), until a node with the same fingerprint is proposed.
+ *   that stopped it), until a node of the same strategy (its fingerprint now) is proposed.
  * Results reused from other runs, and trials cancelled, are not trials of this setup: they count for nothing.
  */
 export class SameFailures {
@@ -169,8 +175,8 @@ export class SameFailures {
         // the strategies of the stop's trials run again on resume, in the order they first ran
         // (added to those not yet run again, should a resumed run have stopped again before it ran them all)
         const fresh = again.map((id) => this.node(id)).filter((n): n is ExperimentNode.NodeSpec => n !== undefined)
-        const known = new Set(this.pending.map((n) => n.fingerprint))
-        this.pending = [...this.pending, ...fresh.filter((n) => !known.has(n.fingerprint))]
+        const known = new Set(this.pending.map(now))
+        this.pending = [...this.pending, ...fresh.filter((n) => !known.has(now(n)))]
           .sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)))
         this.byCause.clear()
         this.streak = undefined
@@ -179,8 +185,8 @@ export class SameFailures {
       }
       case "NodeProposed": {
         if (this.pending.length === 0) return
-        const fp = event.node.fingerprint
-        this.pending = this.pending.filter((n) => n.fingerprint !== fp)
+        const fp = now(event.node)
+        this.pending = this.pending.filter((n) => now(n) !== fp)
         return
       }
       default:
