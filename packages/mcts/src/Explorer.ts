@@ -725,19 +725,40 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
    * then this run runs it.
    */
   const waitingElsewhere = new Set<string>()
+  // A node of this run is looked up in the cache (and among the trials running beside it) by the
+  // fingerprint it was journaled with and by the one its strategy has now: a journal of before
+  // 2026-12-05 recorded a mixture as written, and the run beside may have written it another way.
+  const keysOf = (node: ExperimentNode.NodeSpec): ReadonlyArray<string> => {
+    const now = Fingerprint.of(node.strategy)
+    return now === node.fingerprint ? [now] : [node.fingerprint, now]
+  }
+  const cachedFor = (node: ExperimentNode.NodeSpec) => {
+    for (const key of keysOf(node)) {
+      const hit = cache.lookup(key)
+      if (hit !== undefined) return hit
+    }
+    return undefined
+  }
+  const runningFor = (node: ExperimentNode.NodeSpec) => {
+    for (const key of keysOf(node)) {
+      const source = cache.running?.(key)
+      if (source !== undefined) return source
+    }
+    return undefined
+  }
   const awaitElsewhere = (node: ExperimentNode.NodeSpec, source: string): Effect.Effect<boolean, Errors.JournalError> =>
     Effect.gen(function*() {
       yield* Effect.logInfo(`trial ${node.id}: ${source} (another run) is running the same strategy; waiting for its result rather than running it too`)
       for (;;) {
         yield* Effect.sleep(ELSEWHERE_POLL)
         if (cache.refresh !== undefined) yield* cache.refresh
-        const hit = cache.lookup(node.fingerprint)
+        const hit = cachedFor(node)
         if (hit !== undefined) {
           reusedCount++
           yield* finish(node.id, "Succeeded", reusedResult(hit))
           return true
         }
-        if (cache.running?.(node.fingerprint) === undefined) {
+        if (runningFor(node) === undefined) {
           yield* Effect.logInfo(`trial ${node.id}: ${source} ended without a result to reuse; running the strategy here`)
           return false
         }
@@ -747,7 +768,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const launch = (node: ExperimentNode.NodeSpec, job?: ExperimentNode.JobRef, reconcile = false) =>
     Effect.suspend(() => {
       inFlight.add(node.id)
-      const elsewhere = job === undefined ? cache.running?.(node.fingerprint) : undefined
+      const elsewhere = job === undefined ? runningFor(node) : undefined
       return FiberMap.run(fibers, node.id, execute(node, job, reconcile, elsewhere))
     })
 

@@ -1993,6 +1993,39 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       assert.notMatch(resumed.tree.get("n4")!.strategy.rationale, /^Again:/, "the search went on: n2's mixture is n1's")
     }))
 
+  it.live("a trial journaled before 2026-12-05 and not yet started, resumed while a run beside runs its mixture written another way, waits for that result and reuses it", () =>
+    Effect.gen(function*() {
+      const withSources = (sources: ReadonlyArray<{ readonly name: string; readonly weight: number }>): Strategy.Strategy =>
+        ({ ...defaultStrategy, data: { ...defaultStrategy.data, sources } })
+      // the fingerprint a journal of before recorded: the mixture hashed as written
+      const asWritten = (s: Strategy.Strategy) =>
+        crypto.hash("sha256", Fingerprint.canonicalJson({ data: s.data, evaluation: s.evaluation, training: s.training }), "hex").slice(0, 16)
+      const written = withSources([{ name: "web", weight: 1 }, { name: "code", weight: 1 }])
+      const journal = Journal.makeMemory()
+      // the controller stopped after n1 was admitted, before its job was submitted
+      yield* journal.append([
+        JournalEvent.make("RunStarted", { runId: "old", task: makeTask({ maxTrials: 1 }), seed: 7, options: {}, at: 0 }),
+        JournalEvent.make("NodeProposed", { node: { id: "n1", parent: ExperimentNode.ROOT, strategy: written, fingerprint: asWritten(written), proposedAt: 1 }, at: 1 }),
+        JournalEvent.make("NodeAdmitted", { nodeId: "n1", estimate: Cost.zero, at: 1 })
+      ])
+      // the run beside runs the same mixture, written [code 0.5, web 0.5] (the canonical fingerprint), and finishes it at its second look
+      const canonical = Fingerprint.of(withSources([{ name: "code", weight: 0.5 }, { name: "web", weight: 0.5 }]))
+      assert.notStrictEqual(canonical, asWritten(written))
+      const looks = { n: 0 }
+      const hit: ResultCache.Hit = { result: Result.success({ score: 0.5 }, 0.5, Cost.make({ gpuSeconds: 60 })), source: "beside/n1" }
+      const cache: ResultCache.ResultCache = {
+        lookup: (fp) => (fp === canonical && looks.n >= 2 ? hit : undefined),
+        refresh: Effect.sync(() => void looks.n++),
+        running: (fp) => (fp === canonical && looks.n < 2 ? "beside/n1" : undefined)
+      }
+      const log: ExecLog = { runs: [] }
+      const resumed = yield* runWith(journal, { runId: "old", maxTrials: 1, log, cache })
+      const n1 = resumed.tree.get("n1")!
+      assert.strictEqual(n1.state._tag === "Succeeded" ? n1.state.result.reusedFrom : n1.state._tag, "beside/n1")
+      assert.deepStrictEqual(log.runs.map((r) => r.node), [], "not run beside the run that was running it")
+      assert.strictEqual(looks.n, 2)
+    }))
+
   /** The setup breaks once `works` trials have started (concurrency 1: once that many finished); `state.broken` false again once mended. */
   const breaksAfter = (log: ExecLog, works: number, state: { broken: boolean; failure?: (node: string) => Result.Result }): ExecutorAgent.ExecutorAgentShape => {
     const inner = setup(log, state)
