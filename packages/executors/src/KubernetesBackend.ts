@@ -123,6 +123,11 @@ export interface Config {
 const NAME = "kubernetes"
 /** Why a Job whose `spec.suspend` is set has no pod. */
 const SUSPENDED = "Suspended: its Job waits to be admitted (a batch queue such as Kueue holds it until its quota has room)"
+/** Why Kueue deactivates a workload by itself. */
+const DEACTIVATES = "Kueue deactivates a workload requeued more than its waitForPodsReady.requeuingStrategy.backoffLimitCount " +
+  "(its pods not ready within waitForPodsReady.timeout), one an admission check rejected"
+/** How many times more, a second apart, the Events of a deactivated Job that is gone are asked for Kueue's `Deleted` (see `kueueDeletionOf`). */
+const KUEUE_DELETED_ASKS = 5
 /**
  * Why a trial waits whose Job was suspended after its pod was made (a batch queue such as Kueue preempting it): its
  * pod deleted, not counted failed, and a new one made once the Job is resumed. `stopped`: who stopped it and why
@@ -508,9 +513,37 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    */
   const refusalOf = (name: string) =>
     call("listEvents", (o) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${name}` }, o)).pipe(
-      Effect.map((l) => ({ why: K.creationRefusal(l.items), lasting: K.refusalLasts(l.items), since: K.refusedSince(l.items), stopped: K.stoppedBy(l.items) })),
-      Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined }))
+      Effect.map((l) => ({
+        why: K.creationRefusal(l.items),
+        lasting: K.refusalLasts(l.items),
+        since: K.refusedSince(l.items),
+        stopped: K.stoppedBy(l.items),
+        deletedByKueue: K.deletedByKueue(l.items)
+      })),
+      Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined, deletedByKueue: undefined }))
     )
+  /**
+   * Why a Job that is gone failed, when Kueue deleted it (its `Deleted` Event: a workload it deactivated, inactive
+   * past its `objectRetentionPolicies.workloads.afterDeactivatedByKueue`); `what`: the Workload and its deactivation, as
+   * the watch saw them. Kueue records the Event after its delete: a watch that saw the deactivation (`patient`) asks
+   * again for a few seconds. `undefined` when no Event says so (someone else deleted it, or Events may not be read).
+   */
+  const kueueDeletionOf = (name: string, what: string | undefined, patient: boolean) =>
+    Effect.gen(function*() {
+      for (let asked = 0; ; asked++) {
+        // (Events that may not be read, or a server that does not answer now, say nothing: the deletion reads as before)
+        const events = yield* refusalOf(name)
+        if (events.deletedByKueue !== undefined) {
+          // (the Workload went with its Job: its deactivation is the one the watch saw, else Kueue's `Stopped` Event's)
+          const why = what ?? (events.stopped !== undefined && /\bdeactivated\b/i.test(events.stopped) ? `its Workload (${events.stopped})` : "its Workload")
+          return `Kueue deactivated ${why}, and deleted its Job once it had been inactive for Kueue's ` +
+            `objectRetentionPolicies.workloads.afterDeactivatedByKueue (${events.deletedByKueue}), before stuckAfterMs ` +
+            `(${Math.round(stuckAfterMs / 1000)} s). ${DEACTIVATES}`
+        }
+        if (!patient || asked >= KUEUE_DELETED_ASKS) return undefined
+        yield* Effect.sleep(1000)
+      }
+    })
 
   /** The version of Kueue's API that answered (its newest first): a Workload is asked for there from then on. */
   let kueueVersion: string | undefined
@@ -561,8 +594,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           deactivated: {
             since: deactivated.since,
             message: `Kueue deactivated ${its} (${deactivated.why}), and it was not reactivated within ${Math.round(stuckAfterMs / 1000)} s ` +
-              `(stuckAfterMs): its Job was deleted. Kueue deactivates a workload requeued more than its waitForPodsReady.requeuingStrategy.backoffLimitCount ` +
-              `(its pods not ready within waitForPodsReady.timeout), one an admission check rejected, or one a user set inactive; one is reactivated by ${reactivate}`
+              `(stuckAfterMs): its Job was deleted. ${DEACTIVATES}, or one a user set inactive; one is reactivated by ${reactivate}`,
+            what: `${its} (${deactivated.why})`
           }
         }
       }
@@ -840,12 +873,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               Effect.map((c) => c.data ?? {}),
               Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
             )
+            // deleted by Kueue while no controller watched it (a workload it deactivated, past its retention)
+            const byKueue = stone === undefined ? yield* kueueDeletionOf(name, undefined, false) : undefined
             return yield* finish(
               stone?.failed !== undefined
                 // taken back by its watch, stuck before it started (see `stuckAfterMs`)
                 ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: stone.failed, wallSeconds: 0, gpuSeconds: 0 }
                 : stone !== undefined
                 ? cancelled
+                : byKueue !== undefined
+                ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 }
                 : {
                   outcome: "Failed",
                   failureKind: "Infra",
@@ -891,6 +928,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let suspended = initial.spec?.suspend === true
         /** The Job's uid, by which Kueue's Workload of it is found. */
         const jobUid = initial.metadata?.uid
+        /** Kueue deactivated the Job's Workload (which, and why), as last seen: a deletion then may be Kueue's (see `kueueDeletionOf`). */
+        let deactivatedWhat: string | undefined
         /** A pod of the Job was being deleted as this watch began, the Job suspended: it ran before (see `suspensionOf`). */
         let ranBefore = false
         /**
@@ -948,6 +987,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           creatingPod = undefined
           creatingWhy = undefined
           const held = yield* suspensionOf(name, jobUid, (yield* patiently("listEvents", refusalOf(name))).stopped, true)
+          deactivatedWhat = held.deactivated?.what
           if (held.deactivated !== undefined) stuckIf(held.why, held.deactivated.since, held.deactivated.message)
           lastState = `Pending:${held.why}`
           yield* emit({ _tag: "State", state: "Pending", reason: held.why })
@@ -1060,7 +1100,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             stuck = { ...stuck, since: Date.now() - stuckAfterMs + 1000 }
           }
           if (ended !== undefined && logState !== "following") {
-            if (ended.job === undefined) return yield* finish(cancelled)
+            if (ended.job === undefined) {
+              // a suspended Job deleted by Kueue (a workload it deactivated, past its retention), not cancelled
+              const byKueue = suspended ? yield* kueueDeletionOf(name, deactivatedWhat, deactivatedWhat !== undefined) : undefined
+              if (byKueue === undefined) return yield* finish(cancelled)
+              yield* patiently("createTombstone", tombstoneOf(ref, byKueue))
+              return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 })
+            }
             let job = ended.job
             // what came meanwhile is the freshest word: the pod's end (its Job may end at FailureTarget, while
             // the pod terminates), the Job's Failed or Complete after it
@@ -1130,6 +1176,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               // reactivation, for stuckAfterMs; one suspended by hand waits to be resumed by hand
               const held = suspended ? yield* suspensionOf(name, jobUid, refused.stopped, requeued || ranBefore) : undefined
               const why = held?.why ?? refused.why
+              deactivatedWhat = held?.deactivated?.what
               if (!podSeen) {
                 if (held?.deactivated !== undefined) stuckIf(why, held.deactivated.since, held.deactivated.message)
                 else stuckIf(held === undefined && refused.lasting ? why : undefined, refused.since)

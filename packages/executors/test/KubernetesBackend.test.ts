@@ -1014,6 +1014,51 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       assert.deepStrictEqual([exitAgain.outcome, exitAgain.result], ["Succeeded", { metrics: {}, primary: 1 }], exitAgain.message)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live("a Job Kueue deletes by its retention of a workload it deactivated (afterDeactivatedByKueue), before stuckAfterMs: Failed / Infra saying so, not Cancelled, for a controller that looks later too", () =>
+    Effect.gen(function*() {
+      // Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue: 1 s, shorter than the backend's stuckAfterMs
+      const fake = yield* fakeWith({ suspendJobs: true, afterDeactivatedByKueueMs: 1_000 })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 60_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const ref = yield* backend.submit(spec("retained", "echo started; sleep 30"))
+      assert.isTrue(fake.admit("trex", ref.id))
+      const watching = yield* watchStarted(backend, ref)
+      const workload = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!.metadata.name
+      assert.isTrue(fake.deactivate("trex", ref.id))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      // before: Cancelled, `Job ... was deleted before it finished`, as if a user had cancelled it
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
+      const why = "The workload is deactivated due to exceeding the maximum number of re-queuing retries"
+      assert.isTrue(
+        (exit.message ?? "").startsWith(
+          `Kueue deactivated its Workload ${workload} (${why}), and deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue ` +
+            `(kueue-job-controller: Deleted job: deactivation retention period expired), before stuckAfterMs (60 s).`
+        ),
+        exit.message
+      )
+      assert.include(states(events).join("\n"), `Pending Deactivated by Kueue (${why})`)
+      // a controller that looks later (a resumed run) reads the same end, from the tombstone the watch wrote
+      const later = yield* KubernetesBackend.make(config(fake))
+      assert.strictEqual((yield* Backend.awaitExit(later, ref)).message, exit.message)
+
+      // deleted while no controller watched it (no tombstone): a controller that looks then reads Kueue's Events
+      const unwatched = yield* backend.submit(spec("retained-unwatched", "echo started; sleep 30"))
+      assert.isTrue(fake.admit("trex", unwatched.id))
+      yield* eventually("its pod runs", () => podOf(fake, unwatched.id)?.status.phase === "Running")
+      assert.isTrue(fake.deactivate("trex", unwatched.id))
+      yield* eventually("Kueue deleted its Job and said so", () =>
+        fake.get("jobs", "trex", unwatched.id) === undefined &&
+        fake.list("events", "trex").some((e) => e.involvedObject.name === unwatched.id && e.reason === "Deleted"))
+      const found = yield* Backend.awaitExit(later, unwatched)
+      assert.deepStrictEqual([found.outcome, found.failureKind], ["Failed", "Infra"], found.message)
+      assert.isTrue(
+        (found.message ?? "").startsWith(
+          `Kueue deactivated its Workload (kueue-job-controller: ${why}), and deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue`
+        ),
+        found.message
+      )
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
   it.live("a Job suspended by hand (no batch queue) before its pod was made says so and how to resume it, to a controller that begins while it is suspended too; it runs once resumed", () =>
     Effect.gen(function*() {
       // a quota full for now: the Job's controller makes no pod yet

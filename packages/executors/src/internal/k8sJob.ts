@@ -637,6 +637,20 @@ export const stoppedBy = (events: ReadonlyArray<CoreV1Event>): string | undefine
   return `${who !== undefined && who !== "" ? `${who}: ` : ""}${message === "" ? "Stopped" : message}`
 }
 
+/**
+ * Whether Kueue deleted the Job, and its words, from the Job's Events (they outlive it): once a workload Kueue itself
+ * deactivated has been inactive for its `objectRetentionPolicies.workloads.afterDeactivatedByKueue`, its jobframework
+ * reconciler deletes the Job (`handleWorkloadAfterDeactivatedPolicy`) and records a Normal `Deleted` Event on it,
+ * `Deleted job: deactivation retention period expired`; the Workload, which the Job owns, goes with it. `undefined`
+ * when there is none (the Job was deleted by someone else).
+ */
+export const deletedByKueue = (events: ReadonlyArray<CoreV1Event>): string | undefined => {
+  const newest = newestOf(events, (e) => e.reason === "Deleted" && /deactivation retention/i.test(e.message ?? ""))
+  if (newest === undefined) return undefined
+  const who = newest.source?.component ?? newest.reportingComponent
+  return `${who !== undefined && who !== "" ? `${who}: ` : ""}${shortened(newest.message)}`
+}
+
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */
 export const refusedSince = (events: ReadonlyArray<CoreV1Event>): number | undefined => {
   const newest = newestRefusal(events)
