@@ -137,6 +137,13 @@ const requeuedWhy = (stopped: string | undefined) =>
   `Suspended (${stopped ?? "spec.suspend set: by a batch queue such as Kueue, or a user"}): its Job's pod is deleted, and the trial waits in ` +
   "the queue again, to run from its start in a new pod once the Job is resumed"
 /**
+ * Why a trial waits whose Job was suspended while Kueue admits its Workload `workload`: not Kueue's doing (a person's
+ * `kubectl patch job`), and Kueue resumes it (its reconciler starts a suspended Job whose workload is admitted).
+ */
+const admittedByHandWhy = (workload: string, ran: boolean) =>
+  `Suspended by hand (spec.suspend: true while Kueue admits its Workload ${workload}: not by Kueue, which resumes the Job): ` +
+  `${ran ? "its pod is deleted, and the trial runs from its start in a new pod" : "its Job makes no pod, and the trial runs"} once the Job is resumed`
+/**
  * Why a trial waits whose Job no batch queue suspended (`spec.suspend` set by a user or a script: no Kueue Workload of it
  * where Kueue's API answers, no `Stopped` Event), in a Job of `namespace`: `ran`, its pod was made before.
  */
@@ -517,7 +524,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         why: K.creationRefusal(l.items),
         lasting: K.refusalLasts(l.items),
         since: K.refusedSince(l.items),
-        stopped: K.stoppedBy(l.items),
+        // (a stop a resume lifted since is not why the Job is suspended now)
+        stopped: K.stopLifted(l.items) ? undefined : K.stoppedBy(l.items),
         deletedByKueue: K.deletedByKueue(l.items)
       })),
       Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined, deletedByKueue: undefined }))
@@ -601,6 +609,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       }
       const why = stopped !== undefined
         ? requeuedWhy(stopped)
+        : found?.workload !== undefined && K.admittedNow(found.workload)
+        ? admittedByHandWhy(found.workload.metadata?.name ?? "(unnamed)", ran)
         : found?.managed === false
         ? byHandWhy(namespace, name, ran)
         : ran

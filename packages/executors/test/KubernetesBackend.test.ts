@@ -1113,6 +1113,42 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
   const KUEUE = "Preempted to accommodate a workload (UID: 9f54, JobUID: 2a7c) due to prioritization in the ClusterQueue; preemptor path: /gpu/high; preemptee path: /gpu/low"
   const suspendedReason = (r: string | undefined) => r !== undefined && r.startsWith("Suspended (")
 
+  it.live("a Job suspended by hand after Kueue's stop was lifted (resumed since): not said to be Kueue's, and Kueue, which admits its Workload, resumes it", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ suspendJobs: true })
+      const backend = yield* KubernetesBackend.make(config(fake, { labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const ref = yield* backend.submit(spec("stopped-then-by-hand", `echo started; sleep 4; ${done}`))
+      assert.isTrue(fake.admit("trex", ref.id))
+      const seen: Array<Backend.JobEvent> = []
+      const watching = yield* Effect.forkChild(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => seen.push(e))), Stream.runCollect, Effect.map((c) => Array.from(c))))
+      const started = () => seen.filter((e) => e._tag === "Log" && e.line === "started").length
+      yield* eventually("its first pod started", () => started() === 1)
+      // Kueue preempts it (its `Stopped` Event), then admits it again: its controller's `Resumed`, in a later second
+      assert.isTrue(fake.suspend("trex", ref.id, KUEUE))
+      yield* eventually("its watch says Kueue stopped it", () => seen.some((e) => e._tag === "State" && e.reason?.startsWith("Suspended (kueue-job-controller: Preempted") === true))
+      const stoppedAt = Date.parse(fake.list("events", "trex").find((e) => e.involvedObject.name === ref.id && e.reason === "Stopped")!.lastTimestamp)
+      yield* eventually("a second after the stop's (the Events' times are whole seconds)", () => Math.floor(Date.now() / 1000) > Math.floor(stoppedAt / 1000))
+      assert.isTrue(fake.admit("trex", ref.id))
+      yield* eventually("its second pod started", () => started() === 2)
+      // a person suspends it (`kubectl patch job`), while Kueue admits its Workload
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value: true }] }))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      const workload = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!.metadata.name
+      const said = states(events)
+      // before, the lifted stop was read as the cause: `Suspended (kueue-job-controller: Preempted ...)` a second time
+      assert.strictEqual(said.filter((s) => s.startsWith("Pending Suspended (kueue-job-controller: Preempted")).length, 1, JSON.stringify(said))
+      assert.include(
+        said,
+        `Pending Suspended by hand (spec.suspend: true while Kueue admits its Workload ${workload}: not by Kueue, which resumes the Job): its pod is deleted, ` +
+          "and the trial runs from its start in a new pod once the Job is resumed",
+        JSON.stringify(said)
+      )
+      assert.strictEqual(started(), 3)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
   it.live("its watch says it waits in the queue again and by whom, then follows the new pod: the new pod's result, once; so does a controller that begins while it is suspended", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith()

@@ -651,6 +651,28 @@ export const deletedByKueue = (events: ReadonlyArray<CoreV1Event>): string | und
   return `${who !== undefined && who !== "" ? `${who}: ` : ""}${shortened(newest.message)}`
 }
 
+/**
+ * Whether the Job was resumed since the newest `Stopped` Event of its Events: its controller records `Resumed` (`Job
+ * resumed`) each time `spec.suspend` goes false (`syncJob` in pkg/controller/job/job_controller.go), so a `Resumed` in
+ * a later second lifted that stop, and a suspension since is not its (a person's `kubectl patch job`). Both times in
+ * whole seconds (`lastTimestamp`, which a repeat moves on): a resume in the stop's own second is not told after it.
+ */
+export const stopLifted = (events: ReadonlyArray<CoreV1Event>): boolean => {
+  const stop = newestOf(events, (e) => e.reason === "Stopped")
+  const resume = newestOf(events, (e) => e.reason === "Resumed")
+  const second = (e: CoreV1Event) => Math.floor(new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime() / 1000)
+  return stop !== undefined && resume !== undefined && second(resume) > second(stop)
+}
+
+/**
+ * Whether Kueue admits the Workload now (`Admitted` true, not `Evicted`): it does not hold its Job, and resumes one that
+ * is suspended (`ReconcileGenericJob` in its jobframework reconciler: a suspended Job whose workload is admitted is started).
+ */
+export const admittedNow = (workload: KueueWorkload): boolean => {
+  const conditions = workload.status?.conditions ?? []
+  return conditions.some((c) => c.type === "Admitted" && c.status === "True") && !conditions.some((c) => c.type === "Evicted" && c.status === "True")
+}
+
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */
 export const refusedSince = (events: ReadonlyArray<CoreV1Event>): number | undefined => {
   const newest = newestRefusal(events)

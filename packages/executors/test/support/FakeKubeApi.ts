@@ -670,6 +670,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       status: { conditions: [{ type: "QuotaReserved", status: "False", reason: "Pending", message: "the stand-in's queue has no room until `admit`", lastTransitionTime: now() }] }
     }, "ADDED")
   const workloadOf = (job: Obj) => all("workloads", job.metadata.namespace).find((w) => w.metadata.labels?.[JOB_UID_LABEL] === job.metadata.uid)
+  /** An active Workload Kueue admits (`Admitted`, not `Evicted`). */
+  const admittedNow = (wl: Obj | undefined) =>
+    wl !== undefined && wl.spec.active !== false && condition(wl, "Admitted") !== undefined && condition(wl, "Evicted") === undefined
   /**
    * Kueue evicts a Job's workload (`Evicted` with `reason`, its quota released) and stops the Job as its jobframework
    * reconciler does (`stopJob`): `spec.suspend` true, `status.startTime` cleared, a Normal `Stopped` Event with the eviction's
@@ -1114,10 +1117,22 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       existing.metadata.labels = patched.metadata.labels ?? {}
       existing.metadata.annotations = patched.metadata.annotations ?? {}
       const resumed = kind === "jobs" && existing.spec.suspend === true && patched.spec?.suspend !== true
+      const suspended = kind === "jobs" && existing.spec.suspend !== true && patched.spec?.suspend === true
       if (kind === "jobs") existing.spec.suspend = patched.spec?.suspend === true
       if (kind === "workloads") existing.spec.active = patched.spec?.active
       put(kind, existing, "MODIFIED")
       if (resumed) resumeJob(existing)
+      // Kueue starts a suspended Job whose workload it admits (`ReconcileGenericJob`, step 7): a person's suspension
+      // of such a Job is undone by its next reconcile (here a moment later)
+      if (suspended && options.suspendJobs === true && admittedNow(workloadOf(existing))) {
+        later(1000, () => {
+          const job = store.get(key("jobs", ns, existing.metadata.name))
+          if (job === undefined || job.spec.suspend !== true || !admittedNow(workloadOf(job))) return
+          job.spec.suspend = false
+          put("jobs", job, "MODIFIED")
+          resumeJob(job)
+        })
+      }
       return send(res, 200, existing)
     }
     return send(res, 405, status(405, "MethodNotAllowed", `${req.method} is not supported by the fake`))
