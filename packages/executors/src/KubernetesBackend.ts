@@ -145,10 +145,12 @@ const admittedByHandWhy = (workload: string, ran: boolean) =>
   `${ran ? "its pod is deleted, and the trial runs from its start in a new pod" : "its Job makes no pod, and the trial runs"} once the Job is resumed`
 /**
  * Why a trial waits whose Job no batch queue suspended (`spec.suspend` set by a user or a script: no Kueue Workload of it
- * where Kueue's API answers, no `Stopped` Event), in a Job of `namespace`: `ran`, its pod was made before.
+ * where Kueue's API answers, no `Stopped` Event), in a Job of `namespace`: `ran`, its pod was made before; `since`: its
+ * `Suspended` condition's time, once its controller set it. It is waited for without a bound (a person's pause, theirs to
+ * lift): `trex status` shows since when, first.
  */
-const byHandWhy = (namespace: string, name: string, ran: boolean) =>
-  `Suspended by hand (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): ` +
+const byHandWhy = (namespace: string, name: string, ran: boolean, since: string | undefined) =>
+  `Suspended by hand${since !== undefined ? ` since ${since}` : ""} (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): ` +
   `${ran ? "its pod is deleted, and the trial runs from its start in a new pod" : "its Job makes no pod, and the trial runs"} once the Job is resumed ` +
   `(\`kubectl patch job -n ${namespace} ${name} --type=merge -p '{"spec":{"suspend":false}}'\`)`
 /** Where a job's files (its ConfigMap) are mounted, read-only, for the wrapper to copy into the job directory. */
@@ -578,9 +580,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * Why a suspended Job makes no pod: Kueue deactivated its Workload (`deactivated`, a wait it does not leave by itself:
    * see `stuckAfterMs`); Kueue took it back (its `Stopped` Event, `stopped`) or holds it (its Workload); or no batch queue
    * did (no Workload of it where Kueue's API answers, no `Stopped` Event): it was suspended by hand. `ran`: its pod was
-   * made before (the Job was suspended after, and the trial runs again from its start).
+   * made before (the Job was suspended after, and the trial runs again from its start); `since`: when its controller saw
+   * it suspended (`K.suspendedSince`).
    */
-  const suspensionOf = (name: string, uid: string | undefined, stopped: string | undefined, ran: boolean) =>
+  const suspensionOf = (name: string, uid: string | undefined, stopped: string | undefined, ran: boolean, since: string | undefined) =>
     Effect.gen(function*() {
       const found = uid !== undefined ? yield* workloadOf(uid) : undefined
       // without the Workload, Kueue's `Stopped` Event says a deactivation in its words (`The workload is deactivated ...`)
@@ -612,7 +615,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         : found?.workload !== undefined && K.admittedNow(found.workload)
         ? admittedByHandWhy(found.workload.metadata?.name ?? "(unnamed)", ran)
         : found?.managed === false
-        ? byHandWhy(namespace, name, ran)
+        ? byHandWhy(namespace, name, ran, since)
         : ran
         ? requeuedWhy(found?.managed === true ? "by Kueue" : undefined)
         : SUSPENDED
@@ -936,6 +939,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let podSeen = false
         /** Its Job is suspended (`spec.suspend`), as a batch queue holds a Job until it admits it. */
         let suspended = initial.spec?.suspend === true
+        /** Since when its controller saw the Job suspended (its `Suspended` condition), as last read. */
+        let suspendedSince = K.suspendedSince(initial)
         /** The Job's uid, by which Kueue's Workload of it is found. */
         const jobUid = initial.metadata?.uid
         /** Kueue deactivated the Job's Workload (which, and why), as last seen: a deletion then may be Kueue's (see `kueueDeletionOf`). */
@@ -996,7 +1001,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           stuckPod = undefined
           creatingPod = undefined
           creatingWhy = undefined
-          const held = yield* suspensionOf(name, jobUid, (yield* patiently("listEvents", refusalOf(name))).stopped, true)
+          const held = yield* suspensionOf(name, jobUid, (yield* patiently("listEvents", refusalOf(name))).stopped, true, suspendedSince)
           deactivatedWhat = held.deactivated?.what
           if (held.deactivated !== undefined) stuckIf(held.why, held.deactivated.since, held.deactivated.message)
           lastState = `Pending:${held.why}`
@@ -1159,6 +1164,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
               suspended = job.spec?.suspend === true
+              suspendedSince = K.suspendedSince(job)
               if (takenBack()) yield* requeue
               else if (!suspended && requeued && lastPod !== undefined && lastPod.metadata?.deletionTimestamp == null) {
                 // a suspension read late (the Job's watch behind its pod's): this attempt's pod runs on, and is read again
@@ -1184,7 +1190,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room; one it
               // stopped (a preemption: its `Stopped` Event) waits to be admitted again; one it deactivated waits for a
               // reactivation, for stuckAfterMs; one suspended by hand waits to be resumed by hand
-              const held = suspended ? yield* suspensionOf(name, jobUid, refused.stopped, requeued || ranBefore) : undefined
+              const held = suspended ? yield* suspensionOf(name, jobUid, refused.stopped, requeued || ranBefore, suspendedSince) : undefined
               const why = held?.why ?? refused.why
               deactivatedWhat = held?.deactivated?.what
               if (!podSeen) {

@@ -1059,7 +1059,7 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       )
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
-  it.live("a Job suspended by hand (no batch queue) before its pod was made says so and how to resume it, to a controller that begins while it is suspended too; it runs once resumed", () =>
+  it.live("a Job suspended by hand (no batch queue) before its pod was made says so, since when, and how to resume it, to a controller that begins while it is suspended too; it runs once resumed", () =>
     Effect.gen(function*() {
       // a quota full for now: the Job's controller makes no pod yet
       const fake = yield* fakeWith({ podQuota: 0 })
@@ -1071,9 +1071,13 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
         Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value }] }))
       yield* eventually("its controller was refused its pod", () => fake.list("events", "trex").some((e) => e.reason === "FailedCreate"))
       yield* suspend(true)
-      const byHand = `Pending Suspended by hand (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): its Job makes no pod, ` +
+      // since when, as its controller recorded it (its `Suspended` condition), in whole seconds: it is waited for without a bound
+      yield* eventually("its controller saw it suspended", () =>
+        fake.get("jobs", "trex", ref.id)!.status.conditions?.some((c: { type: string; status: string }) => c.type === "Suspended" && c.status === "True") === true)
+      const since = new Date(fake.get("jobs", "trex", ref.id)!.status.conditions.find((c: { type: string }) => c.type === "Suspended").lastTransitionTime).toISOString().replace(/\.\d+Z$/, "Z")
+      const byHand = `Pending Suspended by hand since ${since} (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): its Job makes no pod, ` +
         `and the trial runs once the Job is resumed (\`kubectl patch job -n trex ${ref.id} --type=merge -p '{"spec":{"suspend":false}}'\`)`
-      const shown = (e: Backend.JobEvent) => e._tag === "State" && e.reason?.startsWith("Suspended by hand") === true
+      const shown = (e: Backend.JobEvent) => e._tag === "State" && e.reason?.startsWith(`Suspended by hand since ${since}`) === true
       const watching = yield* watchUntil(backend, ref, shown)
       // a controller that begins now (a `trex resume`) says the same
       const later = yield* KubernetesBackend.make(config(fake))

@@ -423,6 +423,18 @@ export const deactivationOf = (workload: KueueWorkload): { readonly workload: st
   }
 }
 
+/**
+ * Since when a suspended Job is suspended, as its controller recorded it (its `Suspended` condition, true, whose time
+ * moves only when its status changes: `ensureJobConditionStatus` in pkg/controller/job/job_controller.go), in whole
+ * seconds (`2026-12-06T02:04:11Z`); `undefined` before its controller saw it, or for a Job that is not suspended.
+ */
+export const suspendedSince = (job: V1Job): string | undefined => {
+  const at = job.status?.conditions?.find((c) => c.type === "Suspended" && c.status === "True")?.lastTransitionTime
+  if (job.spec?.suspend !== true || at == null) return undefined
+  const ms = new Date(at).getTime()
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString().replace(/\.\d+Z$/, "Z")
+}
+
 /** Whether a Job failed because it was being deleted: failed (its first failure condition) at or after its deletion began. */
 export const failedByDeletion = (job: V1Job): boolean => {
   const deleted = job.metadata?.deletionTimestamp
