@@ -535,8 +535,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   /**
    * Why a Job that is gone failed, when Kueue deleted it (its `Deleted` Event: a workload it deactivated, inactive
    * past its `objectRetentionPolicies.workloads.afterDeactivatedByKueue`); `what`: the Workload and its deactivation, as
-   * the watch saw them. Kueue records the Event after its delete: a watch that saw the deactivation (`patient`) asks
-   * again for a few seconds. `undefined` when no Event says so (someone else deleted it, or Events may not be read).
+   * the watch saw them. Kueue records the Event after its delete: a watch of a Job Kueue manages (`patient`: it may not
+   * have seen the deactivation, which can come as its pod starts) asks again for a few seconds, unless a tombstone says a
+   * controller deleted it (a cancel writes it first, a withdraw at once after). `undefined` when no Event says so (someone
+   * else deleted it, or Events may not be read).
    */
   const kueueDeletionOf = (name: string, what: string | undefined, patient: boolean) =>
     Effect.gen(function*() {
@@ -551,6 +553,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             `(${Math.round(stuckAfterMs / 1000)} s). ${DEACTIVATES}`
         }
         if (!patient || asked >= KUEUE_DELETED_ASKS) return undefined
+        const stone = yield* call("readTombstone", (o) => core.readNamespacedConfigMap({ name: tombstone(name), namespace }, o)).pipe(
+          Effect.orElseSucceed(() => undefined)
+        )
+        if (stone !== undefined) return undefined
         yield* Effect.sleep(1000)
       }
     })
@@ -945,6 +951,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const jobUid = initial.metadata?.uid
         /** Kueue deactivated the Job's Workload (which, and why), as last seen: a deletion then may be Kueue's (see `kueueDeletionOf`). */
         let deactivatedWhat: string | undefined
+        /** The Job names a Kueue queue (Kueue manages it): a deletion of it suspended may be Kueue's, seen or not. */
+        const kueueManaged = initial.metadata?.labels?.[K.KUEUE_QUEUE_LABEL] !== undefined
         /** A pod of the Job was being deleted as this watch began, the Job suspended: it ran before (see `suspensionOf`). */
         let ranBefore = false
         /**
@@ -1117,7 +1125,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (ended !== undefined && logState !== "following") {
             if (ended.job === undefined) {
               // a suspended Job deleted by Kueue (a workload it deactivated, past its retention), not cancelled
-              const byKueue = suspended ? yield* kueueDeletionOf(name, deactivatedWhat, deactivatedWhat !== undefined) : undefined
+              const byKueue = suspended ? yield* kueueDeletionOf(name, deactivatedWhat, deactivatedWhat !== undefined || kueueManaged) : undefined
               if (byKueue === undefined) return yield* finish(cancelled)
               yield* patiently("createTombstone", tombstoneOf(ref, byKueue))
               return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 })
