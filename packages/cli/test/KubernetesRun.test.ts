@@ -187,6 +187,8 @@ describe("trex run --backend k8s", () => {
       assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
       assert.include(ran.stdout, "State: finished (budget: maxTrials)")
       assert.match(ran.stdout, /Trials: \d+ succeeded, \d+ failed, 0 pruned, 0 cancelled, 0 in flight/)
+      // five trials, five Jobs: the trial whose Job Kueue deleted failed, not run again
+      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
       const runDir = path.join(out, fs.readdirSync(out)[0]!)
       const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
       const detail = await Promise.all(status.nodes.map(async (n) => ({ ...n, text: (await trexAsync(["status", runDir, "--node", n.id])).stdout })))
