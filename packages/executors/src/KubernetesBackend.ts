@@ -618,7 +618,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       }
       const why = stopped !== undefined
         ? requeuedWhy(stopped)
-        : found?.workload !== undefined && K.admittedNow(found.workload)
+        // (before its controller recorded the suspension, it is taking place now)
+        : found?.workload !== undefined && K.admittedBefore(found.workload, since ?? new Date().toISOString())
         ? admittedByHandWhy(found.workload.metadata?.name ?? "(unnamed)", ran)
         : found?.managed === false
         ? byHandWhy(namespace, name, ran, since)

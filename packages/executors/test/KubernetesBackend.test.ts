@@ -243,6 +243,30 @@ describe("k8s manifests", () => {
     })
   })
 
+  it("who suspended a Job, by the API's whole-second times: a Kueue stop a later Resumed lifted is not the cause; a Workload admitted before the suspension (not in its second) is not holding it", () => {
+    const event = (reason: string, at: string) => ({ reason, message: reason, lastTimestamp: new Date(at) }) as never
+    // a stop, then a resume a second later: lifted; in the stop's own second the two are not ordered, and the stop is kept
+    assert.isTrue(K.stopLifted([event("Stopped", "2026-12-06T10:00:05.900Z"), event("Resumed", "2026-12-06T10:00:06.100Z")]))
+    assert.isFalse(K.stopLifted([event("Stopped", "2026-12-06T10:00:05.100Z"), event("Resumed", "2026-12-06T10:00:05.900Z")]))
+    // a stop after the resume (Kueue's preemption of a Job it had admitted): current
+    assert.isFalse(K.stopLifted([event("Resumed", "2026-12-06T10:00:01Z"), event("Stopped", "2026-12-06T10:00:05Z")]))
+    const workload = (admitted: string, evicted = false): K.KueueWorkload => ({
+      status: {
+        conditions: [
+          { type: "Admitted", status: "True", lastTransitionTime: admitted },
+          ...(evicted ? [{ type: "Evicted", status: "True", reason: "Preempted", lastTransitionTime: admitted }] : [])
+        ]
+      }
+    })
+    // admitted, then suspended by hand a second later or more: not Kueue's hold
+    assert.isTrue(K.admittedBefore(workload("2026-12-06T10:00:05Z"), "2026-12-06T10:00:09Z"))
+    // a Job made suspended (10:00:00) that Kueue admits (10:00:05) and is about to start: Kueue's, not by hand
+    assert.isFalse(K.admittedBefore(workload("2026-12-06T10:00:05Z"), "2026-12-06T10:00:00Z"))
+    // in the suspension's own second, or evicted since: not told as by hand
+    assert.isFalse(K.admittedBefore(workload("2026-12-06T10:00:05Z"), "2026-12-06T10:00:05Z"))
+    assert.isFalse(K.admittedBefore(workload("2026-12-06T10:00:05Z", true), "2026-12-06T10:00:09Z"))
+  })
+
   it("a pod deleted as its job crashed, in the same second: the crash is the job's unless its exit is the deletion's signal (the API server's times are whole seconds)", () => {
     const failedJob = { status: { conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }] } }
     // as the API server gives them: `deletionTimestamp` when the grace period (30 s) ends, `finishedAt`, in whole seconds
@@ -1134,6 +1158,10 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       yield* eventually("a second after the stop's (the Events' times are whole seconds)", () => Math.floor(Date.now() / 1000) > Math.floor(stoppedAt / 1000))
       assert.isTrue(fake.admit("trex", ref.id))
       yield* eventually("its second pod started", () => started() === 2)
+      // in a later second than its admission (one in the suspension's own second is not told from Kueue's start of the Job)
+      const admittedAt = Date.parse(fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!
+        .status.conditions.find((c: { type: string }) => c.type === "Admitted").lastTransitionTime)
+      yield* eventually("a second after its admission's", () => Math.floor(Date.now() / 1000) > Math.floor(admittedAt / 1000))
       // a person suspends it (`kubectl patch job`), while Kueue admits its Workload
       const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
       yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value: true }] }))

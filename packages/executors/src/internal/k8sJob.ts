@@ -677,12 +677,17 @@ export const stopLifted = (events: ReadonlyArray<CoreV1Event>): boolean => {
 }
 
 /**
- * Whether Kueue admits the Workload now (`Admitted` true, not `Evicted`): it does not hold its Job, and resumes one that
- * is suspended (`ReconcileGenericJob` in its jobframework reconciler: a suspended Job whose workload is admitted is started).
+ * Whether Kueue admitted the Workload before its Job was suspended (`suspended`: the Job's `Suspended` condition's time,
+ * `suspendedSince`) and admits it still (`Admitted` true, not `Evicted`): Kueue does not hold the Job, which someone else
+ * suspended, and Kueue resumes it (`ReconcileGenericJob` in its jobframework reconciler starts a suspended Job whose
+ * workload is admitted). An admission in the suspension's second or after is not told from Kueue's own start of the Job
+ * (it admits the workload, then resumes the Job): not this. Whole seconds, as the API server gives both.
  */
-export const admittedNow = (workload: KueueWorkload): boolean => {
+export const admittedBefore = (workload: KueueWorkload, suspended: string | undefined): boolean => {
   const conditions = workload.status?.conditions ?? []
-  return conditions.some((c) => c.type === "Admitted" && c.status === "True") && !conditions.some((c) => c.type === "Evicted" && c.status === "True")
+  const admitted = conditions.find((c) => c.type === "Admitted" && c.status === "True")?.lastTransitionTime
+  if (suspended === undefined || admitted === undefined || conditions.some((c) => c.type === "Evicted" && c.status === "True")) return false
+  return Math.floor(new Date(admitted).getTime() / 1000) < Math.floor(new Date(suspended).getTime() / 1000)
 }
 
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */
