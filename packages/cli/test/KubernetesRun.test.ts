@@ -170,4 +170,35 @@ describe("trex run --backend k8s", () => {
       await fake.close()
     }
   }, 180_000)
+
+  it("a trial whose Job Kueue deletes by its retention of the workload it deactivated (before stuckAfterMs) fails Infra saying so, not cancelled, and the run goes on", async () => {
+    // Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue: 2 s, shorter than the backend's stuckAfterMs
+    const fake = await FakeKubeApi.start({ gracePeriodMs: 1000, suspendJobs: true, afterDeactivatedByKueueMs: 2000 })
+    const admitting = setInterval(() => {
+      for (const j of fake.list("jobs", "trex")) if (j.spec.suspend === true) fake.admit("trex", j.metadata.name)
+    }, 100)
+    try {
+      const { task, out } = k8sTask(fake, "busybox:1.36", "    stuckAfterMs: 60000\n    labels:\n      kueue.x-k8s.io/queue-name: gpu-queue")
+      fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000" }`))
+      const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
+      const first = await firstRunningJob(fake)
+      assert.isTrue(fake.deactivate("trex", first))
+      const ran = await running
+      assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
+      assert.include(ran.stdout, "State: finished (budget: maxTrials)")
+      assert.match(ran.stdout, /Trials: \d+ succeeded, \d+ failed, 0 pruned, 0 cancelled, 0 in flight/)
+      // five trials, five Jobs: the trial whose Job Kueue deleted failed, not run again
+      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
+      const runDir = path.join(out, fs.readdirSync(out)[0]!)
+      const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
+      const detail = await Promise.all(status.nodes.map(async (n) => ({ ...n, text: (await trexAsync(["status", runDir, "--node", n.id])).stdout })))
+      // before: `failed (Cancelled)`, `Failure: Cancelled: Job trex-n1-... was deleted before it finished`, as if a user had deleted it
+      const deleted = detail.filter((n) => n.text.includes("deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue"))
+      assert.lengthOf(deleted, 1, JSON.stringify(detail.map((n) => [n.id, n.state, n.text])))
+      assert.strictEqual(deleted[0]!.state, "Failed")
+    } finally {
+      clearInterval(admitting)
+      await fake.close()
+    }
+  }, 180_000)
 })

@@ -123,6 +123,11 @@ export interface Config {
 const NAME = "kubernetes"
 /** Why a Job whose `spec.suspend` is set has no pod. */
 const SUSPENDED = "Suspended: its Job waits to be admitted (a batch queue such as Kueue holds it until its quota has room)"
+/** Why Kueue deactivates a workload by itself. */
+const DEACTIVATES = "Kueue deactivates a workload requeued more than its waitForPodsReady.requeuingStrategy.backoffLimitCount " +
+  "(its pods not ready within waitForPodsReady.timeout), one an admission check rejected"
+/** How many times more, a second apart, the Events of a deactivated Job that is gone are asked for Kueue's `Deleted` (see `kueueDeletionOf`). */
+const KUEUE_DELETED_ASKS = 5
 /**
  * Why a trial waits whose Job was suspended after its pod was made (a batch queue such as Kueue preempting it): its
  * pod deleted, not counted failed, and a new one made once the Job is resumed. `stopped`: who stopped it and why
@@ -132,11 +137,20 @@ const requeuedWhy = (stopped: string | undefined) =>
   `Suspended (${stopped ?? "spec.suspend set: by a batch queue such as Kueue, or a user"}): its Job's pod is deleted, and the trial waits in ` +
   "the queue again, to run from its start in a new pod once the Job is resumed"
 /**
- * Why a trial waits whose Job no batch queue suspended (`spec.suspend` set by a user or a script: no Kueue Workload of it
- * where Kueue's API answers, no `Stopped` Event), in a Job of `namespace`: `ran`, its pod was made before.
+ * Why a trial waits whose Job was suspended while Kueue admits its Workload `workload`: not Kueue's doing (a person's
+ * `kubectl patch job`), and Kueue resumes it (its reconciler starts a suspended Job whose workload is admitted).
  */
-const byHandWhy = (namespace: string, name: string, ran: boolean) =>
-  `Suspended by hand (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): ` +
+const admittedByHandWhy = (workload: string, ran: boolean) =>
+  `Suspended by hand (spec.suspend: true while Kueue admits its Workload ${workload}: not by Kueue, which resumes the Job): ` +
+  `${ran ? "its pod is deleted, and the trial runs from its start in a new pod" : "its Job makes no pod, and the trial runs"} once the Job is resumed`
+/**
+ * Why a trial waits whose Job no batch queue suspended (`spec.suspend` set by a user or a script: no Kueue Workload of it
+ * where Kueue's API answers, no `Stopped` Event), in a Job of `namespace`: `ran`, its pod was made before; `since`: its
+ * `Suspended` condition's time, once its controller set it. It is waited for without a bound (a person's pause, theirs to
+ * lift): `trex status` shows since when, first.
+ */
+const byHandWhy = (namespace: string, name: string, ran: boolean, since: string | undefined) =>
+  `Suspended by hand${since !== undefined ? ` since ${since}` : ""} (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): ` +
   `${ran ? "its pod is deleted, and the trial runs from its start in a new pod" : "its Job makes no pod, and the trial runs"} once the Job is resumed ` +
   `(\`kubectl patch job -n ${namespace} ${name} --type=merge -p '{"spec":{"suspend":false}}'\`)`
 /** Where a job's files (its ConfigMap) are mounted, read-only, for the wrapper to copy into the job directory. */
@@ -508,9 +522,44 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    */
   const refusalOf = (name: string) =>
     call("listEvents", (o) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${name}` }, o)).pipe(
-      Effect.map((l) => ({ why: K.creationRefusal(l.items), lasting: K.refusalLasts(l.items), since: K.refusedSince(l.items), stopped: K.stoppedBy(l.items) })),
-      Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined }))
+      Effect.map((l) => ({
+        why: K.creationRefusal(l.items),
+        lasting: K.refusalLasts(l.items),
+        since: K.refusedSince(l.items),
+        // (a stop a resume lifted since is not why the Job is suspended now)
+        stopped: K.stopLifted(l.items) ? undefined : K.stoppedBy(l.items),
+        deletedByKueue: K.deletedByKueue(l.items)
+      })),
+      Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined, deletedByKueue: undefined }))
     )
+  /**
+   * Why a Job that is gone failed, when Kueue deleted it (its `Deleted` Event: a workload it deactivated, inactive
+   * past its `objectRetentionPolicies.workloads.afterDeactivatedByKueue`); `what`: the Workload and its deactivation, as
+   * the watch saw them. Kueue records the Event after its delete: a watch of a Job Kueue manages (`patient`: it may not
+   * have seen the deactivation, which can come as its pod starts) asks again for a few seconds, unless a tombstone says a
+   * controller deleted it (a cancel writes it first, a withdraw at once after). `undefined` when no Event says so (someone
+   * else deleted it, or Events may not be read).
+   */
+  const kueueDeletionOf = (name: string, what: string | undefined, patient: boolean) =>
+    Effect.gen(function*() {
+      for (let asked = 0; ; asked++) {
+        // (Events that may not be read, or a server that does not answer now, say nothing: the deletion reads as before)
+        const events = yield* refusalOf(name)
+        if (events.deletedByKueue !== undefined) {
+          // (the Workload went with its Job: its deactivation is the one the watch saw, else Kueue's `Stopped` Event's)
+          const why = what ?? (events.stopped !== undefined && /\bdeactivated\b/i.test(events.stopped) ? `its Workload (${events.stopped})` : "its Workload")
+          return `Kueue deactivated ${why}, and deleted its Job once it had been inactive for Kueue's ` +
+            `objectRetentionPolicies.workloads.afterDeactivatedByKueue (${events.deletedByKueue}), before stuckAfterMs ` +
+            `(${Math.round(stuckAfterMs / 1000)} s). ${DEACTIVATES}`
+        }
+        if (!patient || asked >= KUEUE_DELETED_ASKS) return undefined
+        const stone = yield* call("readTombstone", (o) => core.readNamespacedConfigMap({ name: tombstone(name), namespace }, o)).pipe(
+          Effect.orElseSucceed(() => undefined)
+        )
+        if (stone !== undefined) return undefined
+        yield* Effect.sleep(1000)
+      }
+    })
 
   /** The version of Kueue's API that answered (its newest first): a Workload is asked for there from then on. */
   let kueueVersion: string | undefined
@@ -537,9 +586,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * Why a suspended Job makes no pod: Kueue deactivated its Workload (`deactivated`, a wait it does not leave by itself:
    * see `stuckAfterMs`); Kueue took it back (its `Stopped` Event, `stopped`) or holds it (its Workload); or no batch queue
    * did (no Workload of it where Kueue's API answers, no `Stopped` Event): it was suspended by hand. `ran`: its pod was
-   * made before (the Job was suspended after, and the trial runs again from its start).
+   * made before (the Job was suspended after, and the trial runs again from its start); `since`: when its controller saw
+   * it suspended (`K.suspendedSince`).
    */
-  const suspensionOf = (name: string, uid: string | undefined, stopped: string | undefined, ran: boolean) =>
+  const suspensionOf = (name: string, uid: string | undefined, stopped: string | undefined, ran: boolean, since: string | undefined) =>
     Effect.gen(function*() {
       const found = uid !== undefined ? yield* workloadOf(uid) : undefined
       // without the Workload, Kueue's `Stopped` Event says a deactivation in its words (`The workload is deactivated ...`)
@@ -561,15 +611,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           deactivated: {
             since: deactivated.since,
             message: `Kueue deactivated ${its} (${deactivated.why}), and it was not reactivated within ${Math.round(stuckAfterMs / 1000)} s ` +
-              `(stuckAfterMs): its Job was deleted. Kueue deactivates a workload requeued more than its waitForPodsReady.requeuingStrategy.backoffLimitCount ` +
-              `(its pods not ready within waitForPodsReady.timeout), one an admission check rejected, or one a user set inactive; one is reactivated by ${reactivate}`
+              `(stuckAfterMs): its Job was deleted. ${DEACTIVATES}, or one a user set inactive; one is reactivated by ${reactivate}`,
+            what: `${its} (${deactivated.why})`
           }
         }
       }
       const why = stopped !== undefined
         ? requeuedWhy(stopped)
+        // (before its controller recorded the suspension, it is taking place now)
+        : found?.workload !== undefined && K.admittedBefore(found.workload, since ?? new Date().toISOString())
+        ? admittedByHandWhy(found.workload.metadata?.name ?? "(unnamed)", ran)
         : found?.managed === false
-        ? byHandWhy(namespace, name, ran)
+        ? byHandWhy(namespace, name, ran, since)
         : ran
         ? requeuedWhy(found?.managed === true ? "by Kueue" : undefined)
         : SUSPENDED
@@ -840,12 +893,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               Effect.map((c) => c.data ?? {}),
               Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
             )
+            // deleted by Kueue while no controller watched it (a workload it deactivated, past its retention)
+            const byKueue = stone === undefined ? yield* kueueDeletionOf(name, undefined, false) : undefined
             return yield* finish(
               stone?.failed !== undefined
                 // taken back by its watch, stuck before it started (see `stuckAfterMs`)
                 ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: stone.failed, wallSeconds: 0, gpuSeconds: 0 }
                 : stone !== undefined
                 ? cancelled
+                : byKueue !== undefined
+                ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 }
                 : {
                   outcome: "Failed",
                   failureKind: "Infra",
@@ -889,8 +946,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let podSeen = false
         /** Its Job is suspended (`spec.suspend`), as a batch queue holds a Job until it admits it. */
         let suspended = initial.spec?.suspend === true
+        /** Since when its controller saw the Job suspended (its `Suspended` condition), as last read. */
+        let suspendedSince = K.suspendedSince(initial)
         /** The Job's uid, by which Kueue's Workload of it is found. */
         const jobUid = initial.metadata?.uid
+        /** Kueue deactivated the Job's Workload (which, and why), as last seen: a deletion then may be Kueue's (see `kueueDeletionOf`). */
+        let deactivatedWhat: string | undefined
+        /** The Job names a Kueue queue (Kueue manages it): a deletion of it suspended may be Kueue's, seen or not. */
+        const kueueManaged = initial.metadata?.labels?.[K.KUEUE_QUEUE_LABEL] !== undefined
         /** A pod of the Job was being deleted as this watch began, the Job suspended: it ran before (see `suspensionOf`). */
         let ranBefore = false
         /**
@@ -947,7 +1010,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           stuckPod = undefined
           creatingPod = undefined
           creatingWhy = undefined
-          const held = yield* suspensionOf(name, jobUid, (yield* patiently("listEvents", refusalOf(name))).stopped, true)
+          const held = yield* suspensionOf(name, jobUid, (yield* patiently("listEvents", refusalOf(name))).stopped, true, suspendedSince)
+          deactivatedWhat = held.deactivated?.what
           if (held.deactivated !== undefined) stuckIf(held.why, held.deactivated.since, held.deactivated.message)
           lastState = `Pending:${held.why}`
           yield* emit({ _tag: "State", state: "Pending", reason: held.why })
@@ -1060,7 +1124,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             stuck = { ...stuck, since: Date.now() - stuckAfterMs + 1000 }
           }
           if (ended !== undefined && logState !== "following") {
-            if (ended.job === undefined) return yield* finish(cancelled)
+            if (ended.job === undefined) {
+              // a suspended Job deleted by Kueue (a workload it deactivated, past its retention), not cancelled
+              const byKueue = suspended ? yield* kueueDeletionOf(name, deactivatedWhat, deactivatedWhat !== undefined || kueueManaged) : undefined
+              if (byKueue === undefined) return yield* finish(cancelled)
+              yield* patiently("createTombstone", tombstoneOf(ref, byKueue))
+              return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 })
+            }
             let job = ended.job
             // what came meanwhile is the freshest word: the pod's end (its Job may end at FailureTarget, while
             // the pod terminates), the Job's Failed or Complete after it
@@ -1103,6 +1173,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
               suspended = job.spec?.suspend === true
+              suspendedSince = K.suspendedSince(job)
               if (takenBack()) yield* requeue
               else if (!suspended && requeued && lastPod !== undefined && lastPod.metadata?.deletionTimestamp == null) {
                 // a suspension read late (the Job's watch behind its pod's): this attempt's pod runs on, and is read again
@@ -1128,8 +1199,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room; one it
               // stopped (a preemption: its `Stopped` Event) waits to be admitted again; one it deactivated waits for a
               // reactivation, for stuckAfterMs; one suspended by hand waits to be resumed by hand
-              const held = suspended ? yield* suspensionOf(name, jobUid, refused.stopped, requeued || ranBefore) : undefined
+              const held = suspended ? yield* suspensionOf(name, jobUid, refused.stopped, requeued || ranBefore, suspendedSince) : undefined
               const why = held?.why ?? refused.why
+              deactivatedWhat = held?.deactivated?.what
               if (!podSeen) {
                 if (held?.deactivated !== undefined) stuckIf(why, held.deactivated.since, held.deactivated.message)
                 else stuckIf(held === undefined && refused.lasting ? why : undefined, refused.since)

@@ -243,6 +243,30 @@ describe("k8s manifests", () => {
     })
   })
 
+  it("who suspended a Job, by the API's whole-second times: a Kueue stop a later Resumed lifted is not the cause; a Workload admitted before the suspension (not in its second) is not holding it", () => {
+    const event = (reason: string, at: string) => ({ reason, message: reason, lastTimestamp: new Date(at) }) as never
+    // a stop, then a resume a second later: lifted; in the stop's own second the two are not ordered, and the stop is kept
+    assert.isTrue(K.stopLifted([event("Stopped", "2026-12-06T10:00:05.900Z"), event("Resumed", "2026-12-06T10:00:06.100Z")]))
+    assert.isFalse(K.stopLifted([event("Stopped", "2026-12-06T10:00:05.100Z"), event("Resumed", "2026-12-06T10:00:05.900Z")]))
+    // a stop after the resume (Kueue's preemption of a Job it had admitted): current
+    assert.isFalse(K.stopLifted([event("Resumed", "2026-12-06T10:00:01Z"), event("Stopped", "2026-12-06T10:00:05Z")]))
+    const workload = (admitted: string, evicted = false): K.KueueWorkload => ({
+      status: {
+        conditions: [
+          { type: "Admitted", status: "True", lastTransitionTime: admitted },
+          ...(evicted ? [{ type: "Evicted", status: "True", reason: "Preempted", lastTransitionTime: admitted }] : [])
+        ]
+      }
+    })
+    // admitted, then suspended by hand a second later or more: not Kueue's hold
+    assert.isTrue(K.admittedBefore(workload("2026-12-06T10:00:05Z"), "2026-12-06T10:00:09Z"))
+    // a Job made suspended (10:00:00) that Kueue admits (10:00:05) and is about to start: Kueue's, not by hand
+    assert.isFalse(K.admittedBefore(workload("2026-12-06T10:00:05Z"), "2026-12-06T10:00:00Z"))
+    // in the suspension's own second, or evicted since: not told as by hand
+    assert.isFalse(K.admittedBefore(workload("2026-12-06T10:00:05Z"), "2026-12-06T10:00:05Z"))
+    assert.isFalse(K.admittedBefore(workload("2026-12-06T10:00:05Z", true), "2026-12-06T10:00:09Z"))
+  })
+
   it("a pod deleted as its job crashed, in the same second: the crash is the job's unless its exit is the deletion's signal (the API server's times are whole seconds)", () => {
     const failedJob = { status: { conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }] } }
     // as the API server gives them: `deletionTimestamp` when the grace period (30 s) ends, `finishedAt`, in whole seconds
@@ -1014,7 +1038,52 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       assert.deepStrictEqual([exitAgain.outcome, exitAgain.result], ["Succeeded", { metrics: {}, primary: 1 }], exitAgain.message)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
-  it.live("a Job suspended by hand (no batch queue) before its pod was made says so and how to resume it, to a controller that begins while it is suspended too; it runs once resumed", () =>
+  it.live("a Job Kueue deletes by its retention of a workload it deactivated (afterDeactivatedByKueue), before stuckAfterMs: Failed / Infra saying so, not Cancelled, for a controller that looks later too", () =>
+    Effect.gen(function*() {
+      // Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue: 1 s, shorter than the backend's stuckAfterMs
+      const fake = yield* fakeWith({ suspendJobs: true, afterDeactivatedByKueueMs: 1_000 })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 60_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const ref = yield* backend.submit(spec("retained", "echo started; sleep 30"))
+      assert.isTrue(fake.admit("trex", ref.id))
+      const watching = yield* watchStarted(backend, ref)
+      const workload = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!.metadata.name
+      assert.isTrue(fake.deactivate("trex", ref.id))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      // before: Cancelled, `Job ... was deleted before it finished`, as if a user had cancelled it
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
+      const why = "The workload is deactivated due to exceeding the maximum number of re-queuing retries"
+      assert.isTrue(
+        (exit.message ?? "").startsWith(
+          `Kueue deactivated its Workload ${workload} (${why}), and deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue ` +
+            `(kueue-job-controller: Deleted job: deactivation retention period expired), before stuckAfterMs (60 s).`
+        ),
+        exit.message
+      )
+      assert.include(states(events).join("\n"), `Pending Deactivated by Kueue (${why})`)
+      // a controller that looks later (a resumed run) reads the same end, from the tombstone the watch wrote
+      const later = yield* KubernetesBackend.make(config(fake))
+      assert.strictEqual((yield* Backend.awaitExit(later, ref)).message, exit.message)
+
+      // deleted while no controller watched it (no tombstone): a controller that looks then reads Kueue's Events
+      const unwatched = yield* backend.submit(spec("retained-unwatched", "echo started; sleep 30"))
+      assert.isTrue(fake.admit("trex", unwatched.id))
+      yield* eventually("its pod runs", () => podOf(fake, unwatched.id)?.status.phase === "Running")
+      assert.isTrue(fake.deactivate("trex", unwatched.id))
+      yield* eventually("Kueue deleted its Job and said so", () =>
+        fake.get("jobs", "trex", unwatched.id) === undefined &&
+        fake.list("events", "trex").some((e) => e.involvedObject.name === unwatched.id && e.reason === "Deleted"))
+      const found = yield* Backend.awaitExit(later, unwatched)
+      assert.deepStrictEqual([found.outcome, found.failureKind], ["Failed", "Infra"], found.message)
+      assert.isTrue(
+        (found.message ?? "").startsWith(
+          `Kueue deactivated its Workload (kueue-job-controller: ${why}), and deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue`
+        ),
+        found.message
+      )
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a Job suspended by hand (no batch queue) before its pod was made says so, since when, and how to resume it, to a controller that begins while it is suspended too; it runs once resumed", () =>
     Effect.gen(function*() {
       // a quota full for now: the Job's controller makes no pod yet
       const fake = yield* fakeWith({ podQuota: 0 })
@@ -1026,9 +1095,13 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
         Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value }] }))
       yield* eventually("its controller was refused its pod", () => fake.list("events", "trex").some((e) => e.reason === "FailedCreate"))
       yield* suspend(true)
-      const byHand = `Pending Suspended by hand (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): its Job makes no pod, ` +
+      // since when, as its controller recorded it (its `Suspended` condition), in whole seconds: it is waited for without a bound
+      yield* eventually("its controller saw it suspended", () =>
+        fake.get("jobs", "trex", ref.id)!.status.conditions?.some((c: { type: string; status: string }) => c.type === "Suspended" && c.status === "True") === true)
+      const since = new Date(fake.get("jobs", "trex", ref.id)!.status.conditions.find((c: { type: string }) => c.type === "Suspended").lastTransitionTime).toISOString().replace(/\.\d+Z$/, "Z")
+      const byHand = `Pending Suspended by hand since ${since} (spec.suspend: true, not by a batch queue: no Kueue Workload of it, no Stopped Event): its Job makes no pod, ` +
         `and the trial runs once the Job is resumed (\`kubectl patch job -n trex ${ref.id} --type=merge -p '{"spec":{"suspend":false}}'\`)`
-      const shown = (e: Backend.JobEvent) => e._tag === "State" && e.reason?.startsWith("Suspended by hand") === true
+      const shown = (e: Backend.JobEvent) => e._tag === "State" && e.reason?.startsWith(`Suspended by hand since ${since}`) === true
       const watching = yield* watchUntil(backend, ref, shown)
       // a controller that begins now (a `trex resume`) says the same
       const later = yield* KubernetesBackend.make(config(fake))
@@ -1067,6 +1140,46 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
   // not failed (its retry would run the strategy twice, beside the resumed Job), and the result is the new pod's.
   const KUEUE = "Preempted to accommodate a workload (UID: 9f54, JobUID: 2a7c) due to prioritization in the ClusterQueue; preemptor path: /gpu/high; preemptee path: /gpu/low"
   const suspendedReason = (r: string | undefined) => r !== undefined && r.startsWith("Suspended (")
+
+  it.live("a Job suspended by hand after Kueue's stop was lifted (resumed since): not said to be Kueue's, and Kueue, which admits its Workload, resumes it", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ suspendJobs: true })
+      const backend = yield* KubernetesBackend.make(config(fake, { labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const ref = yield* backend.submit(spec("stopped-then-by-hand", `echo started; sleep 4; ${done}`))
+      assert.isTrue(fake.admit("trex", ref.id))
+      const seen: Array<Backend.JobEvent> = []
+      const watching = yield* Effect.forkChild(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => seen.push(e))), Stream.runCollect, Effect.map((c) => Array.from(c))))
+      const started = () => seen.filter((e) => e._tag === "Log" && e.line === "started").length
+      yield* eventually("its first pod started", () => started() === 1)
+      // Kueue preempts it (its `Stopped` Event), then admits it again: its controller's `Resumed`, in a later second
+      assert.isTrue(fake.suspend("trex", ref.id, KUEUE))
+      yield* eventually("its watch says Kueue stopped it", () => seen.some((e) => e._tag === "State" && e.reason?.startsWith("Suspended (kueue-job-controller: Preempted") === true))
+      const stoppedAt = Date.parse(fake.list("events", "trex").find((e) => e.involvedObject.name === ref.id && e.reason === "Stopped")!.lastTimestamp)
+      yield* eventually("a second after the stop's (the Events' times are whole seconds)", () => Math.floor(Date.now() / 1000) > Math.floor(stoppedAt / 1000))
+      assert.isTrue(fake.admit("trex", ref.id))
+      yield* eventually("its second pod started", () => started() === 2)
+      // in a later second than its admission (one in the suspension's own second is not told from Kueue's start of the Job)
+      const admittedAt = Date.parse(fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!
+        .status.conditions.find((c: { type: string }) => c.type === "Admitted").lastTransitionTime)
+      yield* eventually("a second after its admission's", () => Math.floor(Date.now() / 1000) > Math.floor(admittedAt / 1000))
+      // a person suspends it (`kubectl patch job`), while Kueue admits its Workload
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value: true }] }))
+      const events = yield* Fiber.join(watching)
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      const workload = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!.metadata.name
+      const said = states(events)
+      // before, the lifted stop was read as the cause: `Suspended (kueue-job-controller: Preempted ...)` a second time
+      assert.strictEqual(said.filter((s) => s.startsWith("Pending Suspended (kueue-job-controller: Preempted")).length, 1, JSON.stringify(said))
+      assert.include(
+        said,
+        `Pending Suspended by hand (spec.suspend: true while Kueue admits its Workload ${workload}: not by Kueue, which resumes the Job): its pod is deleted, ` +
+          "and the trial runs from its start in a new pod once the Job is resumed",
+        JSON.stringify(said)
+      )
+      assert.strictEqual(started(), 3)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
 
   it.live("its watch says it waits in the queue again and by whom, then follows the new pod: the new pod's result, once; so does a controller that begins while it is suspended", () =>
     Effect.gen(function*() {

@@ -423,6 +423,18 @@ export const deactivationOf = (workload: KueueWorkload): { readonly workload: st
   }
 }
 
+/**
+ * Since when a suspended Job is suspended, as its controller recorded it (its `Suspended` condition, true, whose time
+ * moves only when its status changes: `ensureJobConditionStatus` in pkg/controller/job/job_controller.go), in whole
+ * seconds (`2026-12-06T02:04:11Z`); `undefined` before its controller saw it, or for a Job that is not suspended.
+ */
+export const suspendedSince = (job: V1Job): string | undefined => {
+  const at = job.status?.conditions?.find((c) => c.type === "Suspended" && c.status === "True")?.lastTransitionTime
+  if (job.spec?.suspend !== true || at == null) return undefined
+  const ms = new Date(at).getTime()
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString().replace(/\.\d+Z$/, "Z")
+}
+
 /** Whether a Job failed because it was being deleted: failed (its first failure condition) at or after its deletion began. */
 export const failedByDeletion = (job: V1Job): boolean => {
   const deleted = job.metadata?.deletionTimestamp
@@ -635,6 +647,47 @@ export const stoppedBy = (events: ReadonlyArray<CoreV1Event>): string | undefine
   const who = newest.source?.component ?? newest.reportingComponent
   const message = shortened(newest.message?.replace(/ \(UID: [^)]*\)/, "").replace(/; preemptor path: .*$/s, ""))
   return `${who !== undefined && who !== "" ? `${who}: ` : ""}${message === "" ? "Stopped" : message}`
+}
+
+/**
+ * Whether Kueue deleted the Job, and its words, from the Job's Events (they outlive it): once a workload Kueue itself
+ * deactivated has been inactive for its `objectRetentionPolicies.workloads.afterDeactivatedByKueue`, its jobframework
+ * reconciler deletes the Job (`handleWorkloadAfterDeactivatedPolicy`) and records a Normal `Deleted` Event on it,
+ * `Deleted job: deactivation retention period expired`; the Workload, which the Job owns, goes with it. `undefined`
+ * when there is none (the Job was deleted by someone else).
+ */
+export const deletedByKueue = (events: ReadonlyArray<CoreV1Event>): string | undefined => {
+  const newest = newestOf(events, (e) => e.reason === "Deleted" && /deactivation retention/i.test(e.message ?? ""))
+  if (newest === undefined) return undefined
+  const who = newest.source?.component ?? newest.reportingComponent
+  return `${who !== undefined && who !== "" ? `${who}: ` : ""}${shortened(newest.message)}`
+}
+
+/**
+ * Whether the Job was resumed since the newest `Stopped` Event of its Events: its controller records `Resumed` (`Job
+ * resumed`) each time `spec.suspend` goes false (`syncJob` in pkg/controller/job/job_controller.go), so a `Resumed` in
+ * a later second lifted that stop, and a suspension since is not its (a person's `kubectl patch job`). Both times in
+ * whole seconds (`lastTimestamp`, which a repeat moves on): a resume in the stop's own second is not told after it.
+ */
+export const stopLifted = (events: ReadonlyArray<CoreV1Event>): boolean => {
+  const stop = newestOf(events, (e) => e.reason === "Stopped")
+  const resume = newestOf(events, (e) => e.reason === "Resumed")
+  const second = (e: CoreV1Event) => Math.floor(new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime() / 1000)
+  return stop !== undefined && resume !== undefined && second(resume) > second(stop)
+}
+
+/**
+ * Whether Kueue admitted the Workload before its Job was suspended (`suspended`: the Job's `Suspended` condition's time,
+ * `suspendedSince`) and admits it still (`Admitted` true, not `Evicted`): Kueue does not hold the Job, which someone else
+ * suspended, and Kueue resumes it (`ReconcileGenericJob` in its jobframework reconciler starts a suspended Job whose
+ * workload is admitted). An admission in the suspension's second or after is not told from Kueue's own start of the Job
+ * (it admits the workload, then resumes the Job): not this. Whole seconds, as the API server gives both.
+ */
+export const admittedBefore = (workload: KueueWorkload, suspended: string | undefined): boolean => {
+  const conditions = workload.status?.conditions ?? []
+  const admitted = conditions.find((c) => c.type === "Admitted" && c.status === "True")?.lastTransitionTime
+  if (suspended === undefined || admitted === undefined || conditions.some((c) => c.type === "Evicted" && c.status === "True")) return false
+  return Math.floor(new Date(admitted).getTime() / 1000) < Math.floor(new Date(suspended).getTime() / 1000)
 }
 
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */

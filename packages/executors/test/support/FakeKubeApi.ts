@@ -40,7 +40,8 @@
 //   a batch queue's hold (`suspendJobs`: Jobs are made suspended, as Kueue's webhook makes those naming its queue, and
 //   get a pod once `admit` lets them go; `suspend` stops a running one as Kueue's preemption does, its `Stopped` Event):
 //   with it, Kueue's Workloads (`kueue.x-k8s.io/v1beta1`, one a Job, labelled `kueue.x-k8s.io/job-uid`; 404 without it, as
-//   where Kueue is not installed) and their deactivation (`deactivate`: `spec.active` false, `Evicted`, the Job stopped);
+//   where Kueue is not installed) and their deactivation (`deactivate`: `spec.active` false, `Evicted`, the Job stopped),
+//   the Job deleted by Kueue's retention of a workload it deactivated (`afterDeactivatedByKueueMs`, its `Deleted` Event);
 //   a Job's `spec.suspend` patched by a person (`kubectl patch job`), its controller deleting or making its pod;
 // - volumes: PersistentVolumeClaims (`claims`, in every namespace; `GET .../persistentvolumeclaims/<name>`); a pod
 //   that names one that is not there is Unschedulable (`persistentvolumeclaim "x" not found`), as the real scheduler
@@ -113,6 +114,14 @@ export interface FakeKubeOptions {
    * installed: each Job gets a Workload (`kueue.x-k8s.io/v1beta1`, labelled with the Job's uid), which `deactivate` sets inactive.
    */
   readonly suspendJobs?: boolean
+  /**
+   * Kueue's `objectRetentionPolicies.workloads.afterDeactivatedByKueue` (with `suspendJobs`): this long after a workload
+   * Kueue itself deactivated (its `Evicted` reason `DeactivatedDueTo...`, not a user's `spec.active: false`) is still
+   * inactive, Kueue deletes its Job (`handleWorkloadAfterDeactivatedPolicy` in its jobframework reconciler: propagation
+   * `Background`, a Normal `Deleted` Event on the Job, `Deleted job: deactivation retention period expired`), and the
+   * Workload, owned by the Job, goes with it.
+   */
+  readonly afterDeactivatedByKueueMs?: number
   /** NFS servers that do not answer: a pod mounting one waits `ContainerCreating`, the kubelet recording `FailedMount` on it. */
   readonly unmountable?: ReadonlyArray<string>
   /** The PersistentVolumeClaims of every namespace, and their access modes (default `ReadWriteMany`). */
@@ -661,6 +670,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       status: { conditions: [{ type: "QuotaReserved", status: "False", reason: "Pending", message: "the stand-in's queue has no room until `admit`", lastTransitionTime: now() }] }
     }, "ADDED")
   const workloadOf = (job: Obj) => all("workloads", job.metadata.namespace).find((w) => w.metadata.labels?.[JOB_UID_LABEL] === job.metadata.uid)
+  /** An active Workload Kueue admits (`Admitted`, not `Evicted`). */
+  const admittedNow = (wl: Obj | undefined) =>
+    wl !== undefined && wl.spec.active !== false && condition(wl, "Admitted") !== undefined && condition(wl, "Evicted") === undefined
   /**
    * Kueue evicts a Job's workload (`Evicted` with `reason`, its quota released) and stops the Job as its jobframework
    * reconciler does (`stopJob`): `spec.suspend` true, `status.startTime` cleared, a Normal `Stopped` Event with the eviction's
@@ -1105,10 +1117,22 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       existing.metadata.labels = patched.metadata.labels ?? {}
       existing.metadata.annotations = patched.metadata.annotations ?? {}
       const resumed = kind === "jobs" && existing.spec.suspend === true && patched.spec?.suspend !== true
+      const suspended = kind === "jobs" && existing.spec.suspend !== true && patched.spec?.suspend === true
       if (kind === "jobs") existing.spec.suspend = patched.spec?.suspend === true
       if (kind === "workloads") existing.spec.active = patched.spec?.active
       put(kind, existing, "MODIFIED")
       if (resumed) resumeJob(existing)
+      // Kueue starts a suspended Job whose workload it admits (`ReconcileGenericJob`, step 7): a person's suspension
+      // of such a Job is undone by its next reconcile (here a moment later)
+      if (suspended && options.suspendJobs === true && admittedNow(workloadOf(existing))) {
+        later(1000, () => {
+          const job = store.get(key("jobs", ns, existing.metadata.name))
+          if (job === undefined || job.spec.suspend !== true || !admittedNow(workloadOf(job))) return
+          job.spec.suspend = false
+          put("jobs", job, "MODIFIED")
+          resumeJob(job)
+        })
+      }
       return send(res, 200, existing)
     }
     return send(res, 405, status(405, "MethodNotAllowed", `${req.method} is not supported by the fake`))
@@ -1214,7 +1238,19 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       // the user's `spec.active: false`, or Kueue's own once the requeuing limit is reached (`backoffLimitCount`)
       wl.spec.active = false
       put("workloads", wl, "MODIFIED")
-      evict(namespace, name, o.reason ?? "DeactivatedDueToRequeuingLimitExceeded", o.message ?? "The workload is deactivated due to exceeding the maximum number of re-queuing retries")
+      const reason = o.reason ?? "DeactivatedDueToRequeuingLimitExceeded"
+      evict(namespace, name, reason, o.message ?? "The workload is deactivated due to exceeding the maximum number of re-queuing retries")
+      const retention = options.afterDeactivatedByKueueMs
+      // (only a deactivation of Kueue's own: `IsEvictedDueToDeactivationByKueue`)
+      if (retention !== undefined && reason.startsWith("DeactivatedDueTo")) {
+        later(retention, () => {
+          const still = store.get(key("jobs", namespace, name))
+          if (still === undefined || still.metadata.uid !== job.metadata.uid || workloadOf(still)?.spec.active !== false) return
+          deleteObject("jobs", still, "Background")
+          // its Event after the delete, as Kueue records it (client-go's recorder sends it a little later)
+          later(500, () => recordEvent(still, "Normal", "Deleted", "Deleted job: deactivation retention period expired", "kueue-job-controller"))
+        })
+      }
       return true
     },
     nodeUnreachable: (namespace, name) => {
