@@ -213,12 +213,13 @@ def prepare_data(
         if not written:
             raise RecipeError("data.sources", "no sources given and the task has no dataset with a 'train' split; list at least one source")
         notes.append("data.sources empty: training on the task's datasets")
-    for index, source in enumerate(written):
-        if source.weight == 0:
-            notes.append(f"data.sources[{index}] ({source.name}): weight 0, not loaded")
-    # The mixture as the fingerprint reads it: by name, weight 0 left out. Every step below
-    # that depends on a position follows this order, so equal fingerprints get equal data.
+    # The mixture as the fingerprint reads it: by name, sources of share 0 left out. Every step
+    # below that depends on a position follows this order, so equal fingerprints get equal data.
     mixture = canonical_mixture(written)
+    used = {m.index for m in mixture}
+    for index, source in enumerate(written):
+        if index not in used:
+            notes.append(f"data.sources[{index}] ({source.name}): weight {source.weight:g} is a share of 0, not loaded")
     sources = [m.source for m in mixture]
     raw_pools: list[list[dict[str, Any]]] = []
     for m in mixture:
