@@ -83,8 +83,9 @@ def canonical_mixture(sources: tuple[Source, ...]) -> list[MixtureSource]:
     Only a weight's share counts, the list's order means nothing and a source of
     weight 0 is no source. So sources whose share is 0 are left out (never
     loaded): a weight of 0, or a share under 5e-10, which the fingerprint rounds
-    to 0 at its 9 decimals. The rest are put in the order of their names, then of their other fields
-    (``split``, ``config``, ``maxExamples``, then the share): everything that
+    to 0 at its 9 decimals. The rest are put in the order of their names, then
+    of their other fields (``split``, ``config``, ``maxExamples``, then the
+    share): everything that
     depends on a position (which copy ``dedup`` keeps, the held-out slice, the
     evaluation source, a tie in the example counts) follows that order, and a
     source's draw is seeded by its key (name, split, config, maxExamples), not

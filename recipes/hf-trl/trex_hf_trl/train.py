@@ -163,7 +163,7 @@ class PreparedData:
     eval: dict[str, list[dict[str, Any]]]  # split -> raw examples (rendered at evaluation time)
     counts: list[int]  # examples drawn from each of ``sources``
     stats: PipelineStats
-    sources: list[Source]  # the mixture's sources in canonical order (weight 0 left out)
+    sources: list[Source]  # the mixture's sources in canonical order (share 0 left out)
     notes: list[str] = field(default_factory=list)
 
 
