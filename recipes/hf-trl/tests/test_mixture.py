@@ -16,6 +16,9 @@ from trex_hf_trl.mixture import (
 )
 
 
+AB = ["a", "b"]
+
+
 def pool(tag, n):
     return [{"id": f"{tag}{i}", "src": tag} for i in range(n)]
 
@@ -70,9 +73,9 @@ class AllocateTest(unittest.TestCase):
 class SampleMixtureTest(unittest.TestCase):
     def test_counts_and_determinism(self):
         pools = [pool("a", 100), pool("b", 50)]
-        first = sample_mixture(pools, [0.7, 0.3], 40, seed=7)
-        second = sample_mixture(pools, [0.7, 0.3], 40, seed=7)
-        other = sample_mixture(pools, [0.7, 0.3], 40, seed=8)
+        first = sample_mixture(pools, [0.7, 0.3], 40, keys=AB, seed=7)
+        second = sample_mixture(pools, [0.7, 0.3], 40, keys=AB, seed=7)
+        other = sample_mixture(pools, [0.7, 0.3], 40, keys=AB, seed=8)
         self.assertEqual(first.counts, [28, 12])
         self.assertEqual(Counter(r["src"] for r in first.records), {"a": 28, "b": 12})
         self.assertEqual(first.records, second.records)
@@ -81,38 +84,65 @@ class SampleMixtureTest(unittest.TestCase):
         self.assertEqual(len({r["id"] for r in first.records}), 40)
 
     def test_auto_upsamples_whole_copies_first(self):
-        result = sample_mixture([pool("a", 10), pool("b", 3)], [0.5, 0.5], 20, seed=1)
+        result = sample_mixture([pool("a", 10), pool("b", 3)], [0.5, 0.5], 20, keys=AB, seed=1)
         self.assertEqual(result.counts, [10, 10])
         b_ids = Counter(r["id"] for r in result.records if r["src"] == "b")
         # 10 from a pool of 3: three full copies + 1 -> every id 3 or 4 times
         self.assertEqual(sorted(b_ids.values()), [3, 3, 4])
 
     def test_never_moves_shortfall(self):
-        result = sample_mixture([pool("a", 10), pool("b", 3)], [0.5, 0.5], 12, seed=1, replacement="never")
+        result = sample_mixture([pool("a", 10), pool("b", 3)], [0.5, 0.5], 12, keys=AB, seed=1, replacement="never")
         self.assertEqual(result.counts, [9, 3])
         self.assertEqual(len({r["id"] for r in result.records}), 12)
-        exhausted = sample_mixture([pool("a", 2), pool("b", 3)], [0.5, 0.5], 10, seed=1, replacement="never")
+        exhausted = sample_mixture([pool("a", 2), pool("b", 3)], [0.5, 0.5], 10, keys=AB, seed=1, replacement="never")
         self.assertEqual(exhausted.counts, [2, 3])
 
     def test_always_draws_with_replacement(self):
-        result = sample_mixture([pool("a", 2)], [1], 50, seed=3, replacement="always")
+        result = sample_mixture([pool("a", 2)], [1], 50, keys=["a"], seed=3, replacement="always")
         self.assertEqual(len(result.records), 50)
         self.assertEqual({r["id"] for r in result.records}, {"a0", "a1"})
 
     def test_empty_source_hands_its_share_over(self):
-        result = sample_mixture([pool("a", 10), []], [0.5, 0.5], 8, seed=0)
+        result = sample_mixture([pool("a", 10), []], [0.5, 0.5], 8, keys=AB, seed=0)
         self.assertEqual(result.counts, [8, 0])
 
     def test_default_total(self):
-        result = sample_mixture([pool("a", 100), pool("b", 30)], [0.7, 0.3], None, seed=0)
+        result = sample_mixture([pool("a", 100), pool("b", 30)], [0.7, 0.3], None, keys=AB, seed=0)
         self.assertEqual(result.counts, [70, 30])
         self.assertEqual(result.requested, 100)
 
+    def test_a_source_draws_the_same_examples_wherever_it_is_listed(self):
+        # Seeded by the source's key, not its place: [a, b] and [b, a] draw the same examples
+        # (by index, a4 a6 a8 b3 b8 b9 against a3 a8 a9 b4 b6 b8), and so does [2a, 2b].
+        a, b = pool("a", 10), pool("b", 10)
+        forward = sample_mixture([a, b], [1, 1], 6, keys=["a", "b"], seed=0)
+        reverse = sample_mixture([b, a], [1, 1], 6, keys=["b", "a"], seed=0)
+        scaled = sample_mixture([a, b], [2, 2], 6, keys=["a", "b"], seed=0)
+        self.assertEqual(forward.counts, [3, 3])
+        self.assertEqual(reverse.counts, [3, 3])
+        self.assertEqual(reverse.records, forward.records)
+        self.assertEqual(scaled.records, forward.records)
+        # and a source keeps its examples when another source joins the mixture
+        with_c = sample_mixture([b, pool("c", 10), a], [1, 1, 1], 9, keys=["b", "c", "a"], seed=0)
+        drawn_from_a = lambda result: sorted(r["id"] for r in result.records if r["src"] == "a")  # noqa: E731
+        self.assertEqual(drawn_from_a(with_c), drawn_from_a(forward))
+
+    def test_a_tie_in_the_counts_goes_by_key_not_by_place(self):
+        # 3 over two equal sources: 1.5 each, the leftover unit to the smaller key ("a") in either order
+        forward = sample_mixture([pool("a", 10), pool("b", 10)], [1, 1], 3, keys=["a", "b"], seed=0)
+        reverse = sample_mixture([pool("b", 10), pool("a", 10)], [1, 1], 3, keys=["b", "a"], seed=0)
+        self.assertEqual(forward.counts, [2, 1])
+        self.assertEqual(reverse.counts, [1, 2])  # counts follow the order given
+        self.assertEqual(Counter(r["src"] for r in reverse.records), {"a": 2, "b": 1})
+        self.assertEqual(reverse.records, forward.records)
+
     def test_errors(self):
         with self.assertRaises(MixtureError):
-            sample_mixture([pool("a", 1)], [1, 2], 3, seed=0)
+            sample_mixture([pool("a", 1)], [1, 2], 3, keys=["a"], seed=0)
         with self.assertRaises(MixtureError):
-            sample_mixture([pool("a", 1)], [1], 3, seed=0, replacement="maybe")
+            sample_mixture([pool("a", 1), pool("b", 1)], [1, 1], 2, keys=["a", "a"], seed=0)
+        with self.assertRaises(MixtureError):
+            sample_mixture([pool("a", 1)], [1], 3, keys=["a"], seed=0, replacement="maybe")
 
 
 ROWS = [

@@ -8,7 +8,9 @@ from trex_hf_trl.recipe import (
     DEFAULT_FORMAT,
     LoraSpec,
     RecipeError,
+    Source,
     Task,
+    canonical_mixture,
     load_strategy,
     parse_job,
     parse_strategy,
@@ -176,6 +178,18 @@ class ParseStrategyTest(unittest.TestCase):
             self.assertIn("line 1", str(ctx.exception))
             path.write_text(json.dumps(FULL))
             self.assertEqual(load_strategy(path).training.epochs, 2.0)
+
+
+class CanonicalMixtureTest(unittest.TestCase):
+    def test_by_name_weight_0_left_out_places_as_written(self):
+        written = (Source("web", 1.0), Source("toy", 0.0), Source("code", 3.0, split="dev"), Source("code", 3.0))
+        mixture = canonical_mixture(written)
+        self.assertEqual([(m.index, m.source.name, m.source.split) for m in mixture], [(2, "code", "dev"), (3, "code", "train"), (0, "web", "train")])
+        reverse = canonical_mixture(tuple(reversed(written)))
+        self.assertEqual([(m.source, m.key) for m in reverse], [(m.source, m.key) for m in mixture])
+        self.assertEqual([m.index for m in reverse], [1, 0, 3])
+        twice = canonical_mixture((Source("web", 1.0), Source("web", 1.0)))
+        self.assertEqual(len({m.key for m in twice}), 2)  # a source listed twice alike: two keys, two draws
 
 
 class ParseJobTest(unittest.TestCase):

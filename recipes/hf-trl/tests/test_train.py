@@ -183,6 +183,91 @@ class PipelineTest(unittest.TestCase):
         self.assertIn("strategy.json", err)
 
 
+class CanonicalMixtureTest(unittest.TestCase):
+    """The data depend on the mixture as TREX fingerprints it: shares, no order, weight 0 is no source."""
+
+    ROWS = {
+        ("org/a", "train"): [{"instruction": f"a question {i}", "output": f"a answer {i}"} for i in range(10)]
+        + [{"instruction": "shared question", "output": "copy from a"}],
+        ("org/b", "train"): [{"instruction": f"b question {i}", "output": f"b answer {i}"} for i in range(10)]
+        + [{"instruction": "shared question", "output": "copy from b"}],
+        ("org/a", "test"): [{"instruction": "a test", "output": "a reference"}],
+        ("org/b", "test"): [{"instruction": "b test", "output": "b reference"}],
+    }
+    JOB = {"run": "r", "node": "n", "task": {"metric": {"name": "rouge1", "direction": "maximize"}, "baseModel": "tiny/model"}}
+
+    def prepare(self, sources, *, evaluation=None, rows=None, num_examples=7):
+        calls = []
+
+        def loader(name, split, config):
+            calls.append(name)
+            try:
+                return [dict(r) for r in (rows or self.ROWS)[(name, split)]]
+            except KeyError:
+                raise DataError(f"{name}: no {split!r} split") from None
+
+        strategy = parse_strategy({
+            "data": {"sources": sources, "format": "chatml", "numExamples": num_examples,
+                     "filters": [{"kind": "dedup", "params": {"field": "instruction"}}]},
+            "training": {"seed": 0},
+            "evaluation": evaluation or {"splits": ["test"]},
+        })
+        job = parse_job(self.JOB)
+        prepared = train.prepare_data(strategy, job, resolve_eval_plan(strategy, job.task), loader=loader)
+        return prepared, calls
+
+    def summary(self, prepared):
+        return {
+            "train": prepared.train,
+            "eval": prepared.eval,
+            "counts": dict(zip([s.name for s in prepared.sources], prepared.counts)),
+        }
+
+    def test_order_and_scale_of_the_sources_change_no_example(self):
+        # 7 over two equal sources: 3.5 each, a tie; no task dataset: evaluation from a source;
+        # a duplicate across the sources: dedup keeps one copy.
+        for evaluation in ({"splits": ["test"]}, {"splits": ["validation"]}):  # the second: a held-out slice
+            with self.subTest(evaluation=evaluation):
+                ab, _ = self.prepare([{"name": "org/a", "weight": 1}, {"name": "org/b", "weight": 1}], evaluation=evaluation)
+                ba, _ = self.prepare([{"name": "org/b", "weight": 1}, {"name": "org/a", "weight": 1}], evaluation=evaluation)
+                doubled, _ = self.prepare([{"name": "org/a", "weight": 2}, {"name": "org/b", "weight": 2}], evaluation=evaluation)
+                self.assertEqual(self.summary(ba), self.summary(ab))
+                self.assertEqual(self.summary(doubled), self.summary(ab))
+                self.assertEqual(self.summary(ab)["counts"], {"org/a": 4, "org/b": 3})  # the tie to the first by name
+
+    def test_dedup_keeps_the_copy_of_the_source_first_by_name(self):
+        rows = {(name, "train"): [{"instruction": "shared question", "output": f"copy from {name}"},
+                                  {"instruction": f"{name} only", "output": "its own"}] for name in ("org/a", "org/b")}
+        rows.update({key: value for key, value in self.ROWS.items() if key[1] == "test"})
+        for sources in (["org/a", "org/b"], ["org/b", "org/a"]):
+            with self.subTest(sources=sources):
+                # 40 from pools of 1 and 2: whole copies, so every example that survives dedup is drawn
+                prepared, _ = self.prepare([{"name": n, "weight": 1} for n in sources], rows=rows, num_examples=40)
+                kept = {r["completion"] for r in prepared.train if "shared question" in r["prompt"]}
+                self.assertEqual(kept, {"copy from org/a<|im_end|>"})
+                self.assertEqual(prepared.stats.removed_by, {"dedup": 1})
+
+    def test_without_task_datasets_the_source_first_by_name_is_evaluated(self):
+        for sources in (["org/a", "org/b"], ["org/b", "org/a"]):
+            with self.subTest(sources=sources):
+                prepared, _ = self.prepare([{"name": n, "weight": 1} for n in sources])
+                self.assertEqual(prepared.eval, {"test": [{"instruction": "a test", "output": "a reference"}]})
+
+    def test_a_source_of_weight_0_is_never_loaded(self):
+        alone, _ = self.prepare([{"name": "org/b", "weight": 1}])
+        for zero in ("org/a", "org/missing"):  # org/a would evaluate first by name and dedup; org/missing would fail
+            for sources in ([{"name": zero, "weight": 0}, {"name": "org/b", "weight": 1}],
+                            [{"name": "org/b", "weight": 3}, {"name": zero, "weight": 0}],
+                            # a share the fingerprint rounds to 0 (under 5e-10): the same mixture as [b]
+                            [{"name": "org/b", "weight": 1}, {"name": zero, "weight": 4e-10}]):
+                with self.subTest(sources=sources):
+                    prepared, calls = self.prepare(sources)
+                    self.assertNotIn(zero, calls)
+                    self.assertEqual(self.summary(prepared), self.summary(alone))
+                    note = next(n for n in prepared.notes if f"({zero})" in n)
+                    self.assertTrue(note.endswith("is a share of 0, not loaded"), note)
+
+
 class LazyImportTest(unittest.TestCase):
     def test_pure_modules_do_not_import_heavy_stack(self):
         code = (

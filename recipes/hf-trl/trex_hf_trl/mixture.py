@@ -2,10 +2,12 @@
 
 * :func:`allocate` splits an exact integer total across weighted sources by the
   largest-remainder method, in exact rational arithmetic (ties go to the
-  earlier source), so counts always sum to the total.
+  earlier source; :func:`sample_mixture` lists them by key first), so counts
+  always sum to the total.
 * :func:`sample_mixture` draws each source's share with a ``random.Random``
-  seeded from the strategy seed and the source index, then shuffles the union
-  with the seed: the same seed gives the same mixture on every machine.
+  seeded from the strategy seed and the source's key (its name), then shuffles
+  the union with the seed: the same seed gives the same mixture on every
+  machine, and the order the sources are listed in changes nothing.
 * Filters and transforms are compiled from ``{"kind": ..., "params": {...}}``
   specs; an invalid spec raises :class:`MixtureError` naming the parameter.
 """
@@ -96,8 +98,9 @@ class MixtureResult:
     requested: int
 
 
-def _source_rng(seed: int, index: int) -> random.Random:
-    return random.Random(seed * 1_000_003 + index * 7_919 + 17)
+def _source_rng(seed: int, key: str) -> random.Random:
+    # A str seed is hashed with SHA-512: the same on every machine and Python run.
+    return random.Random(f"mix:{seed}:{key}")
 
 
 def _draw(pool: Sequence[Record], k: int, rng: random.Random, replacement: str) -> list[Record]:
@@ -143,9 +146,16 @@ def sample_mixture(
     total: int | None,
     seed: int,
     *,
+    keys: Sequence[str],
     replacement: str = "auto",
 ) -> MixtureResult:
     """Draw a mixture of ``total`` examples from ``pools`` in proportion to ``weights``.
+
+    ``keys`` name the sources (distinct strings, such as their names). The
+    result depends on the sources and not on their order: sources are taken in
+    the order of their keys, so a tie in the largest-remainder split goes to the
+    smaller key, each source's draw is seeded by ``seed`` and its key, and the
+    union is shuffled with ``seed``. ``counts`` follow the order given.
 
     ``replacement``: ``"never"`` draws without replacement and moves any shortfall
     to sources with examples left (the result may be smaller than ``total`` when
@@ -156,21 +166,28 @@ def sample_mixture(
     """
     if len(pools) != len(weights):
         raise MixtureError(f"sources: {len(pools)} pools but {len(weights)} weights")
+    if len(keys) != len(pools) or len(set(keys)) != len(keys):
+        raise MixtureError(f"keys: expected {len(pools)} distinct keys, one a source, got {list(keys)!r}")
     if replacement not in REPLACEMENT_MODES:
         raise MixtureError(f"replacement: expected one of {', '.join(REPLACEMENT_MODES)}, got {replacement!r}")
     normalise_weights(weights)  # validates
-    sizes = [len(p) for p in pools]
-    requested = default_total(sizes, weights) if total is None else total
-    counts = allocate(requested, weights)
+    order = sorted(range(len(pools)), key=lambda i: keys[i])
+    sizes = [len(pools[i]) for i in order]
+    ordered_weights = [weights[i] for i in order]
+    requested = default_total(sizes, ordered_weights) if total is None else total
+    counts = allocate(requested, ordered_weights)
     capacities: list[int | None] = [
         size if (replacement == "never" or size == 0) else None for size in sizes
     ]
-    counts = _cap_counts(counts, capacities, weights)
+    counts = _cap_counts(counts, capacities, ordered_weights)
     records: list[Record] = []
-    for index, (pool, k) in enumerate(zip(pools, counts)):
-        records.extend(_draw(pool, k, _source_rng(seed, index), replacement))
+    for i, k in zip(order, counts):
+        records.extend(_draw(pools[i], k, _source_rng(seed, keys[i]), replacement))
     random.Random(seed).shuffle(records)
-    return MixtureResult(records=records, counts=counts, requested=requested)
+    given_order = [0] * len(pools)
+    for position, i in enumerate(order):
+        given_order[i] = counts[position]
+    return MixtureResult(records=records, counts=given_order, requested=requested)
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -451,7 +468,8 @@ def prepare_pools(
     """Apply transforms to every record, then filters across all sources in order.
 
     Filters see the sources concatenated, so ``dedup`` also removes duplicates
-    across sources (the earlier source keeps its copy).
+    across sources (the earlier source keeps its copy: the recipe passes the
+    sources in their canonical order, by name, see ``recipe.canonical_mixture``).
     """
     stats = PipelineStats(loaded=[len(p) for p in pools])
     tagged: list[tuple[int, Record]] = []

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,53 @@ class Source:
     split: str = "train"
     config: str | None = None
     max_examples: int | None = None  # cap on this source's examples after filters (seeded sample)
+
+
+SHARE_OF_NONE = Fraction(1, 2 * 10**9)  # a smaller share rounds to 0 at the fingerprint's 9 decimals
+
+
+@dataclass(frozen=True)
+class MixtureSource:
+    """A source of the mixture in canonical form; ``index`` is its place in ``data.sources`` as written."""
+
+    index: int
+    source: Source
+    key: str  # the source's identity, weight aside: seeds its draw
+
+
+def canonical_mixture(sources: tuple[Source, ...]) -> list[MixtureSource]:
+    """The sources as TREX's fingerprint reads a mixture (``Fingerprint.mixture``).
+
+    Only a weight's share counts, the list's order means nothing and a source of
+    weight 0 is no source. So sources whose share is 0 are left out (never
+    loaded): a weight of 0, or a share under 5e-10, which the fingerprint rounds
+    to 0 at its 9 decimals. The rest are put in the order of their names, then
+    of their other fields (``split``, ``config``, ``maxExamples``, then the
+    share): everything that
+    depends on a position (which copy ``dedup`` keeps, the held-out slice, the
+    evaluation source, a tie in the example counts) follows that order, and a
+    source's draw is seeded by its key (name, split, config, maxExamples), not
+    by its place. ``[a 1, b 1]``, ``[b 1, a 1]``, ``[a 2, b 2]`` and
+    ``[a 1, z 0, b 1]`` give the same data.
+    """
+    total = sum((Fraction(repr(s.weight)) for s in sources), Fraction(0))
+    if total == 0:
+        return []
+    kept = [(i, s) for i, s in enumerate(sources) if Fraction(repr(s.weight)) / total >= SHARE_OF_NONE]
+
+    def identity(s: Source) -> tuple[str, str, bool, str, bool, int]:
+        return (s.name, s.split, s.config is not None, s.config or "", s.max_examples is not None, s.max_examples or 0)
+
+    kept.sort(key=lambda pair: (identity(pair[1]), Fraction(repr(pair[1].weight)) / total))
+    out: list[MixtureSource] = []
+    seen: dict[tuple[str, str, bool, str, bool, int], int] = {}
+    for index, source in kept:
+        ident = identity(source)
+        repeat = seen.get(ident, 0)  # a source listed twice alike: its copies draw apart
+        seen[ident] = repeat + 1
+        key = json.dumps([source.name, source.split, source.config, source.max_examples, repeat], ensure_ascii=False)
+        out.append(MixtureSource(index=index, source=source, key=key))
+    return out
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from .recipe import (
     Source,
     Strategy,
     TrainingSpec,
+    canonical_mixture,
     load_job,
     load_strategy,
     parse_eval_transforms,
@@ -160,8 +161,9 @@ def sft_config_kwargs(training: TrainingSpec, output_dir: Path, *, bf16: bool, f
 class PreparedData:
     train: list[dict[str, Any]]  # prompt/completion records for TRL
     eval: dict[str, list[dict[str, Any]]]  # split -> raw examples (rendered at evaluation time)
-    counts: list[int]
+    counts: list[int]  # examples drawn from each of ``sources``
     stats: PipelineStats
+    sources: list[Source]  # the mixture's sources in canonical order (share 0 left out)
     notes: list[str] = field(default_factory=list)
 
 
@@ -205,28 +207,37 @@ def prepare_data(
     """Load, transform, filter, template and mix the data; find the evaluation examples."""
     data = strategy.data
     notes: list[str] = []
-    sources: tuple[Source, ...] = data.sources
-    if not sources:
-        sources = tuple(Source(name=d.uri, split="train") for d in job.task.datasets if d.splits is None or "train" in d.splits)
-        if not sources:
+    written: tuple[Source, ...] = data.sources
+    if not written:
+        written = tuple(Source(name=d.uri, split="train") for d in job.task.datasets if d.splits is None or "train" in d.splits)
+        if not written:
             raise RecipeError("data.sources", "no sources given and the task has no dataset with a 'train' split; list at least one source")
         notes.append("data.sources empty: training on the task's datasets")
+    # The mixture as the fingerprint reads it: by name, sources of share 0 left out. Every step
+    # below that depends on a position follows this order, so equal fingerprints get equal data.
+    mixture = canonical_mixture(written)
+    used = {m.index for m in mixture}
+    for index, source in enumerate(written):
+        if index not in used:
+            notes.append(f"data.sources[{index}] ({source.name}): weight {source.weight:g} is a share of 0, not loaded")
+    sources = [m.source for m in mixture]
     raw_pools: list[list[dict[str, Any]]] = []
-    for index, source in enumerate(sources):
+    for m in mixture:
         try:
-            records = loader(source.name, source.split, source.config)
+            records = loader(m.source.name, m.source.split, m.source.config)
         except DataError as exc:
-            raise RecipeError(f"data.sources[{index}].name", str(exc)) from None
-        log(f"loaded {len(records)} examples from {source.name} [{source.split}]")
+            raise RecipeError(f"data.sources[{m.index}].name", str(exc)) from None
+        log(f"loaded {len(records)} examples from {m.source.name} [{m.source.split}]")
         raw_pools.append(records)
     pools, stats = prepare_pools(raw_pools, data.compiled_transforms, data.compiled_filters)
-    for index, source in enumerate(sources):
-        if source.max_examples is not None and len(pools[index]) > source.max_examples:
-            rng = random.Random(f"cap:{strategy.training.seed}:{index}")
-            pools[index] = rng.sample(pools[index], source.max_examples)
-            notes.append(f"data.sources[{index}]: capped at maxExamples={source.max_examples}")
+    for position, m in enumerate(mixture):
+        cap = m.source.max_examples
+        if cap is not None and len(pools[position]) > cap:
+            rng = random.Random(f"cap:{strategy.training.seed}:{m.key}")
+            pools[position] = rng.sample(pools[position], cap)
+            notes.append(f"data.sources[{m.index}]: capped at maxExamples={cap}")
 
-    # Evaluation examples: the task's datasets first, else the first source, else a hold-out slice.
+    # Evaluation examples: the task's datasets first, else the first source by name, else a hold-out slice.
     eval_transforms = parse_eval_transforms(strategy)
     evaluation: dict[str, list[dict[str, Any]]] = {}
     for split in plan.splits:
@@ -252,9 +263,9 @@ def prepare_data(
         found = _eval_ok(found, data.template)
         if found:
             evaluation[split] = found[: plan.max_examples] if plan.max_examples else found
-        for index, source in enumerate(sources):
-            if source.split == split and any(d.uri == source.name or d.name == source.name for d in candidates):
-                notes.append(f"warning: data.sources[{index}] trains on the evaluation split {split!r} of {source.name}")
+        for m in mixture:
+            if m.source.split == split and any(d.uri == m.source.name or d.name == m.source.name for d in candidates):
+                notes.append(f"warning: data.sources[{m.index}] trains on the evaluation split {split!r} of {m.source.name}")
 
     if not evaluation:
         fraction = strategy.evaluation.extra.get("holdout", DEFAULT_HOLDOUT_FRACTION)
@@ -281,7 +292,9 @@ def prepare_data(
     rendered = [_render_pool(pool, data.template, sources[i].name, notes) for i, pool in enumerate(pools)]
     weights = [s.weight for s in sources]
     try:
-        mixed = sample_mixture(rendered, weights, data.num_examples, strategy.training.seed, replacement=data.replacement)
+        mixed = sample_mixture(
+            rendered, weights, data.num_examples, strategy.training.seed, keys=[m.key for m in mixture], replacement=data.replacement
+        )
     except MixtureError as exc:
         raise RecipeError("data.sources", str(exc)) from None
     if not mixed.records:
@@ -290,7 +303,7 @@ def prepare_data(
         notes.append(f"only {len(mixed.records)} of {data.num_examples} requested examples available without replacement")
     if data.synthesis is not None and data.synthesis.count > 0:
         notes.append(f"data.synthesis ({data.synthesis.method}, {data.synthesis.count}) is not supported by this recipe and was ignored")
-    return PreparedData(train=mixed.records, eval=evaluation, counts=mixed.counts, stats=stats, notes=notes)
+    return PreparedData(train=mixed.records, eval=evaluation, counts=mixed.counts, stats=stats, sources=sources, notes=notes)
 
 
 def default_loader(job_dir: Path) -> Loader:
@@ -524,15 +537,14 @@ def run(job_dir: Path, *, dry_run: bool, reporter: Reporter, loader: Loader | No
         reporter.log(note)
     reporter.progress(0.05, f"prepared {len(prepared.train)} training examples")
     if dry_run:
-        sources = strategy.data.sources
         report = {
             "baseModel": job.task.base_model,
             "method": strategy.training.method,
             "format": strategy.data.format,
             "train": len(prepared.train),
             "perSource": [
-                {"name": s.name, "kind": classify_source(s.name)[0], "loaded": prepared.stats.loaded[i] if i < len(prepared.stats.loaded) else None, "sampled": prepared.counts[i]}
-                for i, s in enumerate(sources)
+                {"name": s.name, "kind": classify_source(s.name)[0], "loaded": prepared.stats.loaded[i], "sampled": prepared.counts[i]}
+                for i, s in enumerate(prepared.sources)
             ],
             "removedBy": prepared.stats.removed_by,
             "eval": {split: len(ex) for split, ex in prepared.eval.items()},
