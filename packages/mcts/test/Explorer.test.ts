@@ -1935,13 +1935,14 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
       assert.match(invalid.message, /failFast: .*0 turns it off/)
     }))
 
+  const withSources = (sources: ReadonlyArray<{ readonly name: string; readonly weight: number }>): Strategy.Strategy =>
+    ({ ...defaultStrategy, data: { ...defaultStrategy.data, sources } })
+  /** The fingerprint a journal of before 2026-12-05 recorded: the mixture hashed as written. */
+  const asWritten = (s: Strategy.Strategy) =>
+    crypto.hash("sha256", Fingerprint.canonicalJson({ data: s.data, evaluation: s.evaluation, training: s.training }), "hex").slice(0, 16)
+
   it.live("a strategy run again after the stop, journaled before 2026-12-05 (its mixture hashed as written), reuses another run's result of that mixture, recorded in either rule", () =>
     Effect.gen(function*() {
-      const withSources = (sources: ReadonlyArray<{ readonly name: string; readonly weight: number }>): Strategy.Strategy =>
-        ({ ...defaultStrategy, data: { ...defaultStrategy.data, sources } })
-      // the fingerprint a journal of before recorded: the mixture hashed as written
-      const asWritten = (s: Strategy.Strategy) =>
-        crypto.hash("sha256", Fingerprint.canonicalJson({ data: s.data, evaluation: s.evaluation, training: s.training }), "hex").slice(0, 16)
       const written = withSources([{ name: "web", weight: 1 }, { name: "code", weight: 1 }])
       const crash = Result.failure("Crash", "exited with code 1", { exitCode: 1, logTail: ["ModuleNotFoundError: No module named 'transformerz'"] })
       /** A run of before: its trials (n1 `written`, ...) failed as the setup's error, and the run stopped on them. */
@@ -1995,11 +1996,6 @@ describe("Explorer: trials that all fail the same way (a setup error)", () => {
 
   it.live("a trial journaled before 2026-12-05 and not yet started, resumed while a run beside runs its mixture written another way, waits for that result and reuses it", () =>
     Effect.gen(function*() {
-      const withSources = (sources: ReadonlyArray<{ readonly name: string; readonly weight: number }>): Strategy.Strategy =>
-        ({ ...defaultStrategy, data: { ...defaultStrategy.data, sources } })
-      // the fingerprint a journal of before recorded: the mixture hashed as written
-      const asWritten = (s: Strategy.Strategy) =>
-        crypto.hash("sha256", Fingerprint.canonicalJson({ data: s.data, evaluation: s.evaluation, training: s.training }), "hex").slice(0, 16)
       const written = withSources([{ name: "web", weight: 1 }, { name: "code", weight: 1 }])
       const journal = Journal.makeMemory()
       // the controller stopped after n1 was admitted, before its job was submitted
