@@ -105,6 +105,30 @@ const outbox = (runDir: string): ReadonlyArray<{ readonly id: string; readonly m
     .sort((a, b) => a.at - b.at)
 }
 
+/**
+ * Every fsync this process makes while the scope is open, by the path of what it syncs (the real
+ * fsync is made all the same).
+ */
+const recordFsyncs = Effect.gen(function*() {
+  const nodeFs = createRequire(import.meta.url)("node:fs") as typeof fs
+  const fsync = nodeFs.fsyncSync
+  const synced: Array<string> = []
+  yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      nodeFs.fsyncSync = (fd) => {
+        synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`))
+        fsync(fd)
+      }
+      syncBuiltinESMExports()
+    }),
+    () => Effect.sync(() => {
+      nodeFs.fsyncSync = fsync
+      syncBuiltinESMExports()
+    })
+  )
+  return synced
+})
+
 describe("Notify: webhooks told of a run", () => {
   it.live("the real CLI posts each new best (better each time) and, before it exits, the run's end; the address's secret path is written nowhere", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -514,23 +538,7 @@ describe("Notify: webhooks told of a run", () => {
 
   it.live("a kept message is written durably: its file and its folder are fsync'd before it is posted", () =>
     Effect.scoped(Effect.gen(function*() {
-      // every fsync this process makes, by the path of what it syncs (the real fsync is made all the same)
-      const nodeFs = createRequire(import.meta.url)("node:fs") as typeof fs
-      const fsync = nodeFs.fsyncSync
-      const synced: Array<string> = []
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          nodeFs.fsyncSync = (fd) => {
-            synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`))
-            fsync(fd)
-          }
-          syncBuiltinESMExports()
-        }),
-        () => Effect.sync(() => {
-          nodeFs.fsyncSync = fsync
-          syncBuiltinESMExports()
-        })
-      )
+      const synced = yield* recordFsyncs
       let syncedBeforePost: ReadonlyArray<string> = []
       const hook = yield* webhook(() => {
         syncedBeforePost = [...synced]
@@ -550,22 +558,7 @@ describe("Notify: webhooks told of a run", () => {
 
   it.live("what a webhook got is recorded durably (file and folder fsync'd), and holds the latest end only", () =>
     Effect.scoped(Effect.gen(function*() {
-      const nodeFs = createRequire(import.meta.url)("node:fs") as typeof fs
-      const fsync = nodeFs.fsyncSync
-      const synced: Array<string> = []
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          nodeFs.fsyncSync = (fd) => {
-            synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`))
-            fsync(fd)
-          }
-          syncBuiltinESMExports()
-        }),
-        () => Effect.sync(() => {
-          nodeFs.fsyncSync = fsync
-          syncBuiltinESMExports()
-        })
-      )
+      const synced = yield* recordFsyncs
       const hook = yield* webhook()
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
       const session = (id: string) =>
