@@ -978,14 +978,21 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       assert.strictEqual(exitOf(yield* Fiber.join(watching)).outcome, "Succeeded")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
-  it.live("a Job whose Workload Kueue deactivated (its requeuing limit) says so and how to reactivate it, and is taken back after stuckAfterMs: Failed / Infra, for a controller that looks later too; one reactivated in time runs", () =>
+  /** A Job of a Kueue queue, admitted and watched until it started, and the name of its Workload. */
+  const admittedKueueJob = (name: string, fakeOptions: Omit<Parameters<typeof fakeWith>[0], "suspendJobs">, stuckAfterMs: number) =>
     Effect.gen(function*() {
-      const fake = yield* fakeWith({ suspendJobs: true })
-      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 3_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
-      const ref = yield* backend.submit(spec("deactivated", "echo started; sleep 30"))
+      const fake = yield* fakeWith({ ...fakeOptions, suspendJobs: true })
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const ref = yield* backend.submit(spec(name, "echo started; sleep 30"))
       assert.isTrue(fake.admit("trex", ref.id))
       const watching = yield* watchStarted(backend, ref)
       const workload = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!.metadata.name
+      return { fake, backend, ref, watching, workload }
+    })
+
+  it.live("a Job whose Workload Kueue deactivated (its requeuing limit) says so and how to reactivate it, and is taken back after stuckAfterMs: Failed / Infra, for a controller that looks later too; one reactivated in time runs", () =>
+    Effect.gen(function*() {
+      const { fake, backend, ref, watching, workload } = yield* admittedKueueJob("deactivated", {}, 3_000)
       // Kueue stops the Job of a workload requeued more than its backoffLimitCount, and sets it inactive
       assert.isTrue(fake.deactivate("trex", ref.id))
       const events = yield* Fiber.join(watching)
@@ -1041,12 +1048,7 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
   it.live("a Job Kueue deletes by its retention of a workload it deactivated (afterDeactivatedByKueue), before stuckAfterMs: Failed / Infra saying so, not Cancelled, for a controller that looks later too", () =>
     Effect.gen(function*() {
       // Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue: 1 s, shorter than the backend's stuckAfterMs
-      const fake = yield* fakeWith({ suspendJobs: true, afterDeactivatedByKueueMs: 1_000 })
-      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 60_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
-      const ref = yield* backend.submit(spec("retained", "echo started; sleep 30"))
-      assert.isTrue(fake.admit("trex", ref.id))
-      const watching = yield* watchStarted(backend, ref)
-      const workload = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!.metadata.name
+      const { backend, ref, watching, workload, fake } = yield* admittedKueueJob("retained", { afterDeactivatedByKueueMs: 1_000 }, 60_000)
       assert.isTrue(fake.deactivate("trex", ref.id))
       const events = yield* Fiber.join(watching)
       const exit = exitOf(events)
