@@ -45,6 +45,35 @@ const statusShowing = async (runDir: string, text: string): Promise<string> => {
   return shown
 }
 
+/**
+ * A stand-in with a Kueue queue that admits every Job it holds (not one whose workload is inactive),
+ * and a toy task of 3 s trials on it with the given stuckAfterMs.
+ */
+const withAdmittingKueue = async (
+  options: Omit<FakeKubeApi.FakeKubeOptions, "suspendJobs">,
+  stuckAfterMs: number,
+  body: (fake: FakeKubeApi.FakeKubeApi, task: string, out: string) => Promise<void>
+): Promise<void> => {
+  const fake = await FakeKubeApi.start({ gracePeriodMs: 1000, ...options, suspendJobs: true })
+  const admitting = setInterval(() => {
+    for (const j of fake.list("jobs", "trex")) if (j.spec.suspend === true) fake.admit("trex", j.metadata.name)
+  }, 100)
+  try {
+    const { task, out } = k8sTask(fake, "busybox:1.36", `    stuckAfterMs: ${stuckAfterMs}\n    labels:\n      kueue.x-k8s.io/queue-name: gpu-queue`)
+    fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000" }`))
+    await body(fake, task, out)
+  } finally {
+    clearInterval(admitting)
+    await fake.close()
+  }
+}
+
+/** Each trial of a run: its state (`trex status --json`) and its `trex status --node` text. */
+const nodeDetails = async (runDir: string) => {
+  const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
+  return Promise.all(status.nodes.map(async (n) => ({ ...n, text: (await trexAsync(["status", runDir, "--node", n.id])).stdout })))
+}
+
 describe("trex run --backend k8s", () => {
   it("runs the toy search as Jobs to its end; with an image that cannot be pulled, each trial is taken back after stuckAfterMs and the run stops after three alike, naming the image", async () => {
     const fake = await FakeKubeApi.start({ unpullable: ["registry.invalid/trainer:1"], gracePeriodMs: 1000, claims: [{ name: "trex-jobs" }] })
@@ -137,16 +166,9 @@ describe("trex run --backend k8s", () => {
   }, 180_000)
 
   it("a trial whose Kueue workload is deactivated as it runs says so in `trex status`, then fails Infra after stuckAfterMs and the run goes on: one Job a trial", async () => {
-    const fake = await FakeKubeApi.start({ gracePeriodMs: 1000, suspendJobs: true })
-    // the stand-in's queue admits every Job it holds (not one whose workload is inactive)
-    const admitting = setInterval(() => {
-      for (const j of fake.list("jobs", "trex")) if (j.spec.suspend === true) fake.admit("trex", j.metadata.name)
-    }, 100)
-    try {
-      // (the trial waits deactivated for stuckAfterMs: long enough for `trex status`, a new process each time, to see it on
-      // a busy machine; with 4 s, a CI run's 20 asks all came after it)
-      const { task, out } = k8sTask(fake, "busybox:1.36", "    stuckAfterMs: 20000\n    labels:\n      kueue.x-k8s.io/queue-name: gpu-queue")
-      fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000" }`))
+    // (the trial waits deactivated for stuckAfterMs: long enough for `trex status`, a new process each time, to see it on
+    // a busy machine; with 4 s, a CI run's 20 asks all came after it)
+    await withAdmittingKueue({}, 20_000, async (fake, task, out) => {
       const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
       const first = await firstRunningJob(fake)
       // Kueue deactivates its workload (requeued past its backoffLimitCount) and stops its Job
@@ -159,27 +181,17 @@ describe("trex run --backend k8s", () => {
       assert.include(ran.stdout, "State: finished (budget: maxTrials)")
       // five trials, five Jobs: the deactivated trial failed, not run again
       assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
-      const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
-      const detail = await Promise.all(status.nodes.map(async (n) => ({ ...n, text: (await trexAsync(["status", runDir, "--node", n.id])).stdout })))
+      const detail = await nodeDetails(runDir)
       const deactivated = detail.filter((n) => n.text.includes("Kueue deactivated its Workload"))
       assert.lengthOf(deactivated, 1, JSON.stringify(detail.map((n) => [n.id, n.state])))
       assert.strictEqual(deactivated[0]!.state, "Failed")
       assert.include(deactivated[0]!.text, "and it was not reactivated within 20 s (stuckAfterMs): its Job was deleted")
-    } finally {
-      clearInterval(admitting)
-      await fake.close()
-    }
+    })
   }, 180_000)
 
   it("a trial whose Job Kueue deletes by its retention of the workload it deactivated (before stuckAfterMs) fails Infra saying so, not cancelled, and the run goes on", async () => {
     // Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue: 2 s, shorter than the backend's stuckAfterMs
-    const fake = await FakeKubeApi.start({ gracePeriodMs: 1000, suspendJobs: true, afterDeactivatedByKueueMs: 2000 })
-    const admitting = setInterval(() => {
-      for (const j of fake.list("jobs", "trex")) if (j.spec.suspend === true) fake.admit("trex", j.metadata.name)
-    }, 100)
-    try {
-      const { task, out } = k8sTask(fake, "busybox:1.36", "    stuckAfterMs: 60000\n    labels:\n      kueue.x-k8s.io/queue-name: gpu-queue")
-      fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000" }`))
+    await withAdmittingKueue({ afterDeactivatedByKueueMs: 2000 }, 60_000, async (fake, task, out) => {
       const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
       const first = await firstRunningJob(fake)
       assert.isTrue(fake.deactivate("trex", first))
@@ -190,15 +202,11 @@ describe("trex run --backend k8s", () => {
       // five trials, five Jobs: the trial whose Job Kueue deleted failed, not run again
       assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
       const runDir = path.join(out, fs.readdirSync(out)[0]!)
-      const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
-      const detail = await Promise.all(status.nodes.map(async (n) => ({ ...n, text: (await trexAsync(["status", runDir, "--node", n.id])).stdout })))
+      const detail = await nodeDetails(runDir)
       // before: `failed (Cancelled)`, `Failure: Cancelled: Job trex-n1-... was deleted before it finished`, as if a user had deleted it
       const deleted = detail.filter((n) => n.text.includes("deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue"))
       assert.lengthOf(deleted, 1, JSON.stringify(detail.map((n) => [n.id, n.state, n.text])))
       assert.strictEqual(deleted[0]!.state, "Failed")
-    } finally {
-      clearInterval(admitting)
-      await fake.close()
-    }
+    })
   }, 180_000)
 })
