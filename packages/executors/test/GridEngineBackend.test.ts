@@ -287,10 +287,14 @@ describe("the job script's GPU claim", () => {
     assert.strictEqual(claim(locks, 1).stdout, "cuda=0\n")
   })
 
-  it("a job gives back its devices when its command ends: the next job finds them free", () => {
+  it("a job gives back its devices when its command ends, or when it cannot get them all: the next job finds them free", () => {
     const locks = lockDir()
     assert.strictEqual(claim(locks, 2).stdout, "cuda=0,1\n")
     assert.deepStrictEqual(fs.readdirSync(locks), [])
+    // one that cannot get all it was granted gives back those it got
+    plant(locks, 1, process.pid, startTime(process.pid))
+    assert.strictEqual(claim(locks, 2).status, Script.GPU_CLAIM_EXIT)
+    assert.deepStrictEqual(fs.readdirSync(locks), ["gpu1"])
   })
 
   it("two jobs that find one stale lock at once: one takes it, the other is refused", async () => {
