@@ -121,7 +121,7 @@ export const parseRecord = (line: string): { readonly id: string; readonly label
 }
 
 /** After this many seconds a GPU lock with no owner written (its claimer died between `mkdir` and writing) is stale. */
-export const GPU_LOCK_GRACE_SECONDS = 30
+const GPU_LOCK_GRACE_SECONDS = 30
 
 /**
  * The lines that give the job its GPUs. Grid Engine counts GPUs as a consumable but names no
