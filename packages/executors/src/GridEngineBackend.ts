@@ -173,6 +173,13 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
     maxRequeues
   })
 
+  /**
+   * Jobs this instance submitted whose output no watch has given yet: a job that ends before its first watch's first
+   * look (a busy controller: a job of a second ends between its qsub and that look) gives its output to that watch,
+   * where it gave its Exit alone, as to a watch of a job that ended long before, and its lines never reached the trial.
+   */
+  const unwatched = new Set<string>()
+
   const submit = Effect.fn("GridEngineBackend.submit")(function*(spec: Backend.JobSpec) {
     for (const f of spec.files) {
       if (!isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE, Script.RECORD_FILE, Script.CANCEL_FILE, Script.EXIT_FILE, `${Script.EXIT_FILE}.tmp`, Script.RUNS_FILE].includes(f.path)) {
@@ -210,6 +217,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
     yield* runner.writeFile(`${jobDir}/${Script.RECORD_FILE}`, `${Script.recordPrefix}${id}${Script.recordSuffix(input)}\n`, 0o644).pipe(
       Effect.catch((e) => Effect.logWarning(`gridengine: job ${id}: ${e.message} (its record is written by the job when it starts)`))
     )
+    unwatched.add(id)
     const ref: ExperimentNode.JobRef = {
       backend: NAME,
       id,
@@ -229,6 +237,8 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
         let last = ""
         // Set while re-reading the output of a job that ended before this watch began: fill the tail, emit nothing.
         let silent = false
+        // ...unless no watch of this instance has given it yet
+        const replay = unwatched.delete(ref.id)
         const emit = (e: Backend.JobEvent) => (silent && e._tag !== "Exit" ? Effect.void : Queue.offer(queue, e))
         const drain = jobOutput(runner, {
           stdout: `${jobDir}/${Script.STDOUT_FILE}`,
@@ -244,8 +254,9 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             const { record, gpus: gpusRecorded } = from
             const cancelled = (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined
             const ended = Script.mapAccounting({ record, cancelled })
-            // A job that had ended before this watch began yields its Exit alone (its output only fills the tail).
-            silent = first
+            // A job that had ended before this watch began yields its Exit alone (its output only fills the tail),
+            // but for the first watch of a job this instance submitted.
+            silent = first && !replay
             yield* drain(true)
             silent = false
             // one byte past the bound: all of them read means the file is too big
@@ -321,7 +332,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
               // A job in error state waits for an admin's `qmod -cj` for ever: fail it, with Grid Engine's reason, and delete it.
               const why = yield* Effect.orElseSucceed(Query.details(ge, ref.id), () => undefined)
               const deleted = yield* Effect.result(ge.run("qdel", [ref.id]))
-              silent = first
+              silent = first && !replay
               yield* drain(true)
               silent = false
               const reasons = why?.errorReasons.join("; ") || "qstat -j gives no reason"

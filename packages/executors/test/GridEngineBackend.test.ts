@@ -1,12 +1,12 @@
 // The Grid Engine backend against the real single-host Son of Grid Engine 8.1.9 that
 // scripts/services/start-gridengine.sh starts (qmaster + execd, queue all.q, consumable complex gpu=2),
 // plus the pure parts: the script, the parsing of qstat/qacct, the state and accounting mappings.
-import { execFileSync, spawnSync } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { assert, describe, it, layer } from "@effect/vitest"
+import { afterAll, assert, describe, it, layer } from "@effect/vitest"
 import { Backend, Errors, TaskFile } from "@trex/core"
 import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { BackendConformance } from "@trex/core/testing"
@@ -55,6 +55,44 @@ const clusterSays = (id: string): string =>
 
 const PWNED = `/tmp/trex-pwned-ge-${process.pid}`
 const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
+
+/** A process's start time: field 22 of /proc/<pid>/stat, counted after the `comm` field's last ')' (a name may hold spaces and parens). */
+const startTime = (pid: number): string => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!
+}
+const bootId = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
+
+/** The directories the script tests make (the locks they plant among them), and the processes they start: removed and ended after the file. */
+const made: Array<string> = []
+const sleepers: Array<ChildProcess> = []
+afterAll(() => {
+  for (const p of sleepers) p.kill("SIGKILL")
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true })
+})
+const tempDir = (prefix: string) => {
+  const d = fs.mkdtempSync(`/tmp/${prefix}`)
+  made.push(d)
+  return d
+}
+const lockDir = () => tempDir("trex-ge-locks-")
+/** A live process that no job started: a pid a killed job's lock may come to name once pids wrap. */
+const sleeper = () => {
+  const p = spawn("sleep", ["600"], { stdio: "ignore" })
+  sleepers.push(p)
+  return p.pid!
+}
+/**
+ * Lock `gpu<i>` under `locks` as a job writes it: `owner` (pid, start time, boot id), and `pid` alone for the job
+ * scripts of an earlier TREX. `start` omitted: the lock of an earlier TREX (`pid` only).
+ */
+const plant = (locks: string, i: number, pid: number, start?: string) => {
+  const dir = path.join(locks, `gpu${i}`)
+  fs.mkdirSync(dir, { recursive: true })
+  if (start !== undefined) fs.writeFileSync(path.join(dir, "owner"), `${pid} ${start} ${bootId}\n`)
+  fs.writeFileSync(path.join(dir, "pid"), `${pid}\n`)
+  return dir
+}
 
 describe("renderScript", () => {
   const input: Script.ScriptInput = {
@@ -113,7 +151,7 @@ describe("renderScript", () => {
   })
 
   it("runs the hostile argv as one word each, and the job's record is JSON", () => {
-    const dir = fs.mkdtempSync("/tmp/trex-ge-script-")
+    const dir = tempDir("trex-ge-script-")
     const hostile = "it's $(touch " + PWNED + ") `id` \"q\" ; *"
     fs.writeFileSync(path.join(dir, ".trex-env"), "export PLAIN='x y'\n")
     const s = Script.renderScript({
@@ -133,7 +171,7 @@ describe("renderScript", () => {
 
 describe("the job script's bound on reruns", () => {
   it("ends a job that Grid Engine starts again past maxRequeues without running its command, and hands on no 100", () => {
-    const dir = fs.mkdtempSync("/tmp/trex-ge-reruns-")
+    const dir = tempDir("trex-ge-reruns-")
     fs.writeFileSync(path.join(dir, ".trex-env"), "")
     const render = (command: string) =>
       Script.renderScript({
@@ -167,15 +205,15 @@ describe("the job script's bound on reruns", () => {
 })
 
 describe("the job script's GPU claim", () => {
-  const claim = (locks: string, gpus: number, env: Record<string, string> = {}) => {
-    const dir = fs.mkdtempSync("/tmp/trex-ge-claim-")
+  const render = (locks: string, gpus: number, command = "echo \"cuda=$CUDA_VISIBLE_DEVICES\"") => {
+    const dir = tempDir("trex-ge-claim-")
     fs.writeFileSync(path.join(dir, ".trex-env"), "")
-    const s = Script.renderScript({
+    return Script.renderScript({
       jobName: "claim",
       labels: { run: "r", node: "n" },
       jobDir: dir,
       envFile: path.join(dir, ".trex-env"),
-      argv: ["/bin/sh", "-c", "echo \"cuda=$CUDA_VISIBLE_DEVICES\""],
+      argv: ["/bin/sh", "-c", command],
       submittedAt: 0,
       gpus,
       gpuResource: "gpu",
@@ -185,24 +223,117 @@ describe("the job script's GPU claim", () => {
       extraDirectives: [],
       maxRequeues: 2
     })
-    // no nvidia-smi and no cell to ask: the host's device count falls back to the granted count
-    const { CUDA_VISIBLE_DEVICES: _, ...rest } = process.env
-    return spawnSync("/bin/sh", ["-c", s], { encoding: "utf8", env: { ...rest, PATH: "/usr/bin:/bin", SGE_ROOT: "/nonexistent", JOB_ID: "1", ...env } })
   }
+  // no nvidia-smi and no cell to ask: the host's device count falls back to the granted count
+  const { CUDA_VISIBLE_DEVICES: _, ...rest } = process.env
+  const jobEnv = (env: Record<string, string>) => ({ ...rest, PATH: "/usr/bin:/bin", SGE_ROOT: "/nonexistent", JOB_ID: "1", ...env })
+  const claim = (locks: string, gpus: number, env: Record<string, string> = {}) =>
+    spawnSync("/bin/sh", ["-c", render(locks, gpus)], { encoding: "utf8", env: jobEnv(env) })
 
   it("takes over a lock whose job is gone, refuses one whose job lives, and keeps what the site set", () => {
-    const locks = fs.mkdtempSync("/tmp/trex-ge-locks-")
-    fs.mkdirSync(path.join(locks, "gpu0"))
-    fs.writeFileSync(path.join(locks, "gpu0", "pid"), "999999999\n")
+    const locks = lockDir()
+    plant(locks, 0, 999999999)
     const stale = claim(locks, 1)
     assert.strictEqual(stale.stdout, "cuda=0\n", stale.stderr)
-    fs.writeFileSync(path.join(locks, "gpu0", "pid"), `${process.pid}\n`)
+    plant(locks, 0, process.pid, startTime(process.pid))
     const busy = claim(locks, 1)
     assert.strictEqual(busy.status, Script.GPU_CLAIM_EXIT)
     assert.include(busy.stderr, "trex: Grid Engine granted 1 gpu but only 0 of the 1 devices")
     assert.strictEqual(claim(locks, 1, { CUDA_VISIBLE_DEVICES: "3" }).stdout, "cuda=3\n")
     assert.strictEqual(claim(locks, 2, { SGE_HGR_gpu: "2 5" }).stdout, "cuda=2,5\n")
   })
+
+  it("a lock whose pid now names another process (a killed job's, its pid reused) is taken over: the owner is its pid and start time", () => {
+    const locks = lockDir()
+    const other = sleeper()
+    // before the fix, a live pid held the lock whoever it was: the job exited 96
+    plant(locks, 0, other, String(Number(startTime(other)) - 500))
+    const reused = claim(locks, 1)
+    assert.strictEqual(reused.stdout, "cuda=0\n", reused.stderr)
+    // the lock of a live owner, its start time right, holds
+    plant(locks, 0, other, startTime(other))
+    assert.strictEqual(claim(locks, 1).status, Script.GPU_CLAIM_EXIT)
+    // a lock of a boot before this one is stale, whatever its pid and start time
+    fs.writeFileSync(path.join(locks, "gpu0", "owner"), `${other} ${startTime(other)} 00000000-0000-0000-0000-000000000000\n`)
+    assert.strictEqual(claim(locks, 1).stdout, "cuda=0\n")
+    // an owner whose name holds spaces and parens (its stat line's `comm` field): its start time is read right, its lock holds
+    const named = path.join(tempDir("trex-ge-comm-"), "a) b (c) d")
+    fs.copyFileSync("/bin/sleep", named)
+    fs.chmodSync(named, 0o755)
+    const odd = spawn(named, ["600"], { stdio: "ignore" })
+    sleepers.push(odd)
+    assert.include(fs.readFileSync(`/proc/${odd.pid}/stat`, "utf8"), "(a) b (c) d)")
+    plant(locks, 0, odd.pid!, startTime(odd.pid!))
+    assert.strictEqual(claim(locks, 1).status, Script.GPU_CLAIM_EXIT)
+  })
+
+  it("a lock of an earlier TREX (its pid only) is taken over when its process started after it was written, kept when before", () => {
+    const locks = lockDir()
+    const hourAgo = Date.now() / 1000 - 3600
+    fs.utimesSync(plant(locks, 0, sleeper()) + "/pid", hourAgo, hourAgo)
+    const reused = claim(locks, 1)
+    assert.strictEqual(reused.stdout, "cuda=0\n", reused.stderr)
+    // this test's process started before the lock was written: it may be the owner
+    plant(locks, 0, process.pid)
+    assert.strictEqual(claim(locks, 1).status, Script.GPU_CLAIM_EXIT)
+  })
+
+  it("a lock with no owner yet (its claimer between mkdir and writing) is taken over only once it is older than the grace", () => {
+    const locks = lockDir()
+    fs.mkdirSync(path.join(locks, "gpu0"))
+    assert.strictEqual(claim(locks, 1).status, Script.GPU_CLAIM_EXIT)
+    const old = Date.now() / 1000 - 120
+    fs.utimesSync(path.join(locks, "gpu0"), old, old)
+    assert.strictEqual(claim(locks, 1).stdout, "cuda=0\n")
+  })
+
+  it("a job gives back its devices when its command ends, or when it cannot get them all: the next job finds them free", () => {
+    const locks = lockDir()
+    assert.strictEqual(claim(locks, 2).stdout, "cuda=0,1\n")
+    assert.deepStrictEqual(fs.readdirSync(locks), [])
+    // one that cannot get all it was granted gives back those it got
+    plant(locks, 1, process.pid, startTime(process.pid))
+    assert.strictEqual(claim(locks, 2).status, Script.GPU_CLAIM_EXIT)
+    assert.deepStrictEqual(fs.readdirSync(locks), ["gpu1"])
+  })
+
+  it("two jobs that find one stale lock at once: one takes it, the other is refused", async () => {
+    const locks = lockDir()
+    const go = path.join(locks, "go")
+    // the host's device count from an nvidia-smi that answers both jobs at once (a barrier), so that they judge the lock together
+    const bin = lockDir()
+    const barrier = path.join(bin, "barrier")
+    fs.writeFileSync(path.join(bin, "nvidia-smi"), `#!/bin/sh\ntouch ${barrier}.$$\nwhile [ ! -e ${barrier} ]; do sleep 0.01; done\necho 'GPU 0: Fake (UUID: GPU-0)'\n`, { mode: 0o755 })
+    const arrived = () => fs.readdirSync(bin).filter((f) => f.startsWith("barrier.")).length
+    for (let round = 0; round < 10; round++) {
+      for (const f of fs.readdirSync(bin)) if (f.startsWith("barrier")) fs.rmSync(path.join(bin, f))
+      fs.rmSync(go, { force: true })
+      plant(locks, 0, 999999999)
+      // each holds the device until the test says go, so that a second claim cannot follow a released first
+      const jobs = [0, 1].map(() => {
+        const p = spawn("/bin/sh", ["-c", render(locks, 1, `echo "cuda=$CUDA_VISIBLE_DEVICES"; while [ ! -e ${go} ]; do sleep 0.05; done`)], {
+          env: jobEnv({ PATH: `${bin}:/usr/bin:/bin` })
+        })
+        let out = ""
+        p.stdout.on("data", (b) => (out += String(b)))
+        const exited = new Promise<number | null>((resolve) => p.on("close", (code) => resolve(code)))
+        return { exited, out: () => out, claimed: () => out.startsWith("cuda=") }
+      })
+      const until = (done: () => boolean) => new Promise<void>((resolve) => {
+        const look = () => (done() ? resolve() : setTimeout(look, 10))
+        look()
+      })
+      await until(() => arrived() === 2)
+      fs.writeFileSync(barrier, "")
+      // both claimed (both hold the lock: the defect) or one refused
+      let ended = false
+      for (const j of jobs) void j.exited.then(() => (ended = true))
+      await until(() => ended || jobs.every((j) => j.claimed()))
+      fs.writeFileSync(go, "")
+      const codes = await Promise.all(jobs.map((j) => j.exited))
+      assert.sameMembers(codes, [0, Script.GPU_CLAIM_EXIT], `round ${round}: ${jobs.map((j) => j.out()).join(" | ")}`)
+    }
+  }, 120_000)
 })
 
 describe("qstat, qacct and the mappings", () => {
@@ -351,6 +482,24 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.strictEqual(exitOf(yield* collect(backend, ref)).outcome, "Succeeded")
     }))
 
+  it.effect("a job that ended before its first watch began (a busy controller) replays its output to that watch; a later watch, or another instance's, yields its Exit alone", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("ended-first", `echo "token line"; echo oops >&2; ${RESULT}`))
+      // the controller looks only once the job has ended and left the queue
+      yield* eventually("the job has ended and left qstat", () => fs.existsSync(path.join(ref.data.jobDir as string, Script.EXIT_FILE)) && qstatState(ref.id) === "", 60)
+      const logs = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
+      const events = yield* collect(backend, ref)
+      assert.strictEqual(exitOf(events).outcome, "Succeeded")
+      // before the fix: no Log event (the lines only in the Exit's tail), so a trial's log lacked them on a busy machine
+      assert.sameMembers(logs(events), ["stdout:token line", "stderr:oops"])
+      const again = yield* collect(backend, ref)
+      assert.deepStrictEqual(logs(again), [])
+      assert.include(exitOf(again).logTail, "token line")
+      const fresh = yield* GridEngineBackend.make(config)
+      assert.deepStrictEqual(logs(yield* collect(fresh, ref)), [])
+    }).pipe(Effect.scoped))
+
   it.effect("a result.json over 64 MB is not read: the exit says it is too big", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
@@ -404,6 +553,26 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.notStrictEqual(device(ce), device(de))
       assert.sameMembers([device(ce), device(de)], ["0", "1"])
     }))
+
+  it.effect("a GPU lock whose pid another process now has (its job killed without giving it back, the pid reused) is taken over; one whose owner lives holds", () =>
+    Effect.gen(function*() {
+      const locks = lockDir()
+      const backend = yield* GridEngineBackend.make({ ...config, gpuLockDir: locks })
+      const other = sleeper()
+      // both devices locked by a job killed long ago, its pid now a process of another's, started since
+      for (const i of [0, 1]) plant(locks, i, other, String(Number(startTime(other)) - 500))
+      const exit = yield* Backend.run(backend, spec("gpu-reused", `echo "cuda=$CUDA_VISIBLE_DEVICES"; ${RESULT}`, { resources: { gpus: 2, cpus: 1 } }))
+      // before the fix: exit 96, "Grid Engine granted 2 gpu but only 0 of the 2 devices ... are free"
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.include(exit.logTail, "cuda=0,1")
+      assert.deepStrictEqual(fs.readdirSync(locks), [], "the job gave its devices back")
+      // the owner alive, its start time right: its lock holds
+      for (const i of [0, 1]) plant(locks, i, other, startTime(other))
+      const held = yield* Backend.run(backend, spec("gpu-held", RESULT, { resources: { gpus: 1, cpus: 1 } }))
+      assert.strictEqual(held.outcome, "Failed")
+      assert.strictEqual(held.failureKind, "Infra", held.message)
+      assert.include(held.message, "Grid Engine granted 1 gpu but only 0 of the")
+    }).pipe(Effect.scoped))
 
   it.effect("cancel is qdel with a grace: the job's SIGTERM handler runs, and the job ends Cancelled", () =>
     Effect.gen(function*() {

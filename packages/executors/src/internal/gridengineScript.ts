@@ -120,19 +120,33 @@ export const parseRecord = (line: string): { readonly id: string; readonly label
   }
 }
 
+/** After this many seconds a GPU lock with no owner written (its claimer died between `mkdir` and writing) is stale. */
+const GPU_LOCK_GRACE_SECONDS = 30
+
 /**
  * The lines that give the job its GPUs. Grid Engine counts GPUs as a consumable but names no
  * devices, so unless the site set `CUDA_VISIBLE_DEVICES` (a prolog) or granted device ids
  * (Univa's RSMAP: `SGE_HGR_<complex>`), the job claims as many of its host's devices as it was
- * granted: device `i` is a directory `<lockDir>/gpu<i>` made with `mkdir` (atomic), holding the
- * pid of the script (which lives as long as the job); a lock whose pid is gone is taken over.
+ * granted: device `i` is a directory `<lockDir>/gpu<i>` made with `mkdir` (atomic), its owner the
+ * script (which lives as long as the job) in `owner`: its pid, its start time (field 22 of
+ * `/proc/<pid>/stat`) and the boot id, written whole (a file moved into place). A pid alone does not
+ * name a process: pids are reused (pid_max is often 32768), so a lock left by a job killed without
+ * giving it back (qdel's SIGKILL, a crashed node) read as held once any process had its pid. A lock is
+ * taken over when its owner is gone: no such process, one started at another time, or another boot.
+ * `pid` alone is written too, for the scripts of an earlier TREX, and a lock of theirs (`pid` only) is
+ * stale when its process is gone or started after the file was written. A lock with no owner yet is
+ * stale only past {@link GPU_LOCK_GRACE_SECONDS}. A stale lock is broken under a second lock
+ * (`gpu<i>.break`), judged again there, so that two jobs that found it stale cannot both take it.
+ * The job gives its devices back when its command has ended.
  * The host's device count is `nvidia-smi -L`'s, else the complex's value on the host (`qconf -se`).
  */
 const gpuLines = (input: ScriptInput): Array<string> => {
   const hgr = `SGE_HGR_${input.gpuResource.replace(/[^A-Za-z0-9_]/g, "_")}`
   const lock = shellQuote(input.gpuLockDir)
+  const grace = GPU_LOCK_GRACE_SECONDS
   return [
     `# GPUs: Grid Engine grants a count (-l ${input.gpuResource}=${input.gpus}), no devices: name them in CUDA_VISIBLE_DEVICES`,
+    `trex_got=`,
     `if [ -n "\${CUDA_VISIBLE_DEVICES:-}" ]; then :`,
     `elif [ -n "\${${hgr}:-}" ]; then CUDA_VISIBLE_DEVICES=$(printf '%s' "$${hgr}" | tr ' ' ','); export CUDA_VISIBLE_DEVICES`,
     `else`,
@@ -141,23 +155,74 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `  [ "\${trex_total:-0}" -gt 0 ] 2>/dev/null || trex_total=$(qconf -se "$trex_host" 2>/dev/null | tr ', ' '\\n\\n' | sed -n 's/^${input.gpuResource}=\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)`,
     `  [ "\${trex_total:-0}" -gt 0 ] 2>/dev/null || trex_total=${input.gpus}`,
     `  mkdir -p ${lock} 2>/dev/null; chmod 1777 ${lock} 2>/dev/null`,
-    `  trex_got=; trex_n=0; trex_i=0`,
+    `  trex_num() { case "$1" in ''|*[!0-9]*) return 1;; esac; }`,
+    // the fields after the comm field's last ')' (a name may hold spaces and parens) start at field 3
+    `  trex_started() { sed -n 's/.*) //p' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }`,
+    `  trex_age() { trex_m=$(stat -c %Y "$1" 2>/dev/null); trex_num "$trex_m" && echo $(($(date +%s) - trex_m)) || echo 0; }`,
+    `  trex_boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)`,
+    `  trex_hz=$(getconf CLK_TCK 2>/dev/null); trex_num "$trex_hz" && [ "$trex_hz" -gt 0 ] || trex_hz=100`,
+    `  trex_btime=$(sed -n 's/^btime //p' /proc/stat 2>/dev/null)`,
+    `  trex_me="$$ $(trex_started $$) $trex_boot"`,
+    // an earlier TREX's lock (its pid only): stale when that process is gone or started after the file was written
+    `  trex_gone() {`,
+    `    trex_t=$(trex_started "$1"); [ -n "$trex_t" ] || return 0`,
+    `    trex_m=$(stat -c %Y "$2" 2>/dev/null)`,
+    `    trex_num "$trex_t" && trex_num "$trex_btime" && trex_num "$trex_m" && [ $((trex_btime + trex_t / trex_hz)) -gt $((trex_m + 2)) ]`,
+    `  }`,
+    `  trex_stale() {`,
+    `    trex_op=; trex_os=; trex_ob=`,
+    `    if [ -e "$1/owner" ]; then`,
+    `      { read -r trex_op trex_os trex_ob < "$1/owner"; } 2>/dev/null`,
+    `      if trex_num "$trex_op" && trex_num "$trex_os"; then`,
+    `        [ -n "$trex_ob" ] && [ -n "$trex_boot" ] && [ "$trex_ob" != "$trex_boot" ] && return 0`,
+    `        [ "$(trex_started "$trex_op")" != "$trex_os" ]; return`,
+    `      fi`,
+    `    else`,
+    `      trex_op=$(cat "$1/pid" 2>/dev/null)`,
+    `      if trex_num "$trex_op"; then trex_gone "$trex_op" "$1/pid"; return; fi`,
+    `    fi`,
+    `    [ "$(trex_age "$1")" -gt ${grace} ]`,
+    `  }`,
+    `  trex_take() {`,
+    `    mkdir "$1" 2>/dev/null && return 0`,
+    `    trex_stale "$1" || return 1`,
+    `    mkdir "$1.break" 2>/dev/null || { [ "$(trex_age "$1.break")" -gt ${grace} ] && rmdir "$1.break" 2>/dev/null && mkdir "$1.break" 2>/dev/null; } || return 1`,
+    // judged again under the second lock: another job may have broken and taken it meanwhile
+    `    trex_stale "$1" && rm -rf "$1"`,
+    `    mkdir "$1" 2>/dev/null; trex_r=$?`,
+    `    rmdir "$1.break" 2>/dev/null`,
+    `    return $trex_r`,
+    `  }`,
+    `  trex_n=0; trex_i=0`,
     `  while [ "$trex_n" -lt ${input.gpus} ] && [ "$trex_i" -lt "$trex_total" ]; do`,
     `    trex_l=${lock}/gpu$trex_i`,
-    `    trex_p=$(cat "$trex_l/pid" 2>/dev/null)`,
-    `    if mkdir "$trex_l" 2>/dev/null || { [ -n "$trex_p" ] && [ ! -d "/proc/$trex_p" ] && rm -rf "$trex_l" && mkdir "$trex_l" 2>/dev/null; }; then`,
-    `      echo $$ > "$trex_l/pid"; trex_got=$trex_got\${trex_got:+,}$trex_i; trex_n=$((trex_n + 1))`,
+    `    if trex_take "$trex_l"; then`,
+    `      printf '%s\\n' "$trex_me" > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"`,
+    `      echo $$ > "$trex_l/pid.tmp" && mv -f "$trex_l/pid.tmp" "$trex_l/pid"`,
+    `      trex_got=$trex_got\${trex_got:+ }$trex_i; trex_n=$((trex_n + 1))`,
     `    fi`,
     `    trex_i=$((trex_i + 1))`,
     `  done`,
     `  if [ "$trex_n" -lt ${input.gpus} ]; then`,
+    `    trex_release`,
     `    echo "trex: Grid Engine granted ${input.gpus} ${input.gpuResource} but only $trex_n of the $trex_total devices of $trex_host are free (locks in ${input.gpuLockDir.replace(/[`"$\\]/g, "_")})" >&2`,
     `    exit ${GPU_CLAIM_EXIT}`,
     `  fi`,
-    `  CUDA_VISIBLE_DEVICES=$trex_got; export CUDA_VISIBLE_DEVICES`,
+    `  CUDA_VISIBLE_DEVICES=$(printf '%s' "$trex_got" | tr ' ' ','); export CUDA_VISIBLE_DEVICES`,
     `fi`
   ]
 }
+
+/** The lines that give back the devices the job claimed (see {@link gpuLines}): the locks it still owns. */
+const gpuRelease = (input: ScriptInput): Array<string> => [
+  `trex_release() {`,
+  `  for trex_i in $trex_got; do`,
+  `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
+  `    [ "$(cat "$trex_l/owner" 2>/dev/null)" = "$trex_me" ] && rm -rf "$trex_l"`,
+  `  done`,
+  `  trex_got=`,
+  `}`
+]
 
 /**
  * Render the job script. Labels travel as job context (`-ac`), secrets and env only in the 0600
@@ -221,13 +286,15 @@ export const renderScript = (input: ScriptInput): string => {
     // the job's own record, in case the controller stopped before it wrote it
     `printf '%s%s%s\\n' ${shellQuote(recordPrefix)} "$JOB_ID" ${shellQuote(recordSuffix(input))} > ${shellQuote(RECORD_FILE)}`,
     `. ${shellQuote(input.envFile)} || exit 98`,
-    ...(input.gpus > 0 && input.assignGpus ? gpuLines(input) : []),
+    ...(input.gpus > 0 && input.assignGpus ? [...gpuRelease(input), ...gpuLines(input)] : []),
     "trap '' USR1 USR2",
     `${shellJoin(input.argv)} &`,
     "trex_child=$!",
     `trap 'trap "" TERM; kill -TERM 0 2>/dev/null' USR2 TERM`,
     `while :; do wait "$trex_child"; trex_code=$?; kill -0 "$trex_child" 2>/dev/null || break; done`,
     "trex_end=$(date +%s)",
+    // the devices it claimed are free for the next job
+    ...(input.gpus > 0 && input.assignGpus ? ["trex_release"] : []),
     `echo "exit $trex_code $trex_end" >> ${RUNS_FILE}`,
     // 99 asks Grid Engine to run the job again: on its last allowed run, the job ends here instead
     `if [ "$trex_code" = 99 ] && [ "$trex_runs" -ge ${maxRuns} ]; then`,
