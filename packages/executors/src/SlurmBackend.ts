@@ -158,6 +158,13 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
       catch: (e) => fail(operation, e instanceof Error ? e.message : String(e))
     })
 
+  /**
+   * Jobs this instance submitted whose output no watch has given yet: a job that ends before its first watch's first
+   * look (a busy controller: a job of a second ends between its sbatch and that look) gives its output to that watch,
+   * where it gave its Exit alone, as to a watch of a job that ended long before, and its lines never reached the trial.
+   */
+  const unwatched = new Set<string>()
+
   const submit = Effect.fn("SlurmBackend.submit")(function*(spec: Backend.JobSpec) {
     for (const f of spec.files) {
       if (!Script.isSafeRelativePath(f.path) || [Script.ENV_FILE, Script.SCRIPT_FILE].includes(f.path)) {
@@ -175,6 +182,7 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     yield* runner.writeFile(envFile, Script.renderEnvFile(Backend.revealEnv(spec.env)), 0o600)
     yield* runner.writeFile(`${jobDir}/${Script.SCRIPT_FILE}`, script, 0o700)
     const id = yield* sbatch(jobDir, spec.labels.node)
+    unwatched.add(id)
     const ref: ExperimentNode.JobRef = { backend: NAME, id, data: { jobDir, gpus: spec.resources.gpus, submittedAt: Date.now() } }
     return ref
   })
@@ -232,6 +240,8 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
         let last = ""
         // Set while re-reading the output of a job that ended before this watch began: fill the tail, emit nothing.
         let silent = false
+        // ...unless no watch of this instance has given it yet
+        const replay = unwatched.delete(ref.id)
         const emit = (e: Backend.JobEvent) => (silent && e._tag !== "Exit" ? Effect.void : Queue.offer(queue, e))
         const drain = jobOutput(runner, {
           stdout: `${jobDir}/${Script.STDOUT_FILE}`,
@@ -292,8 +302,9 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
               requeues = maxRequeues
             }
           } else if (mapped._tag === "Exit") {
-            // A job that had ended before this watch began yields its Exit alone (its output only fills the tail).
-            silent = first
+            // A job that had ended before this watch began yields its Exit alone (its output only fills the tail),
+            // but for the first watch of a job this instance submitted.
+            silent = first && !replay
             if (mapped.outcome === "Cancelled") {
               const never = yield* runner.readFrom(`${jobDir}/${Script.NEVER_FILE}`, 0, 4096)
               if (never instanceof Uint8Array && never.length > 0) return yield* neverStarted(new TextDecoder().decode(never))

@@ -530,14 +530,34 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
   it.effect("schedules the gpu consumable: 2 GPUs named in CUDA_VISIBLE_DEVICES, counted, a second 2-GPU job waits with the scheduler's reason", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      const gpu = (node: string, n: number, seconds = 2) => spec(node, `echo "cuda=$CUDA_VISIBLE_DEVICES"; sleep ${seconds}`, { resources: { gpus: n, cpus: 1 } })
-      // (the first runs long enough that the second is scheduled while it holds both GPUs, also on a busy machine)
-      const first = yield* backend.submit(gpu("gpu-a", 2, 6))
-      const second = yield* backend.submit(gpu("gpu-b", 2))
-      const [a, b] = yield* Effect.all([collect(backend, first), collect(backend, second)], { concurrency: 2 })
+      // Each job holds its GPUs until a file appears (up to 120 s), so what the test looks for happens however the
+      // queue runs them, not by timing: another file's job taking one of the queue's two slots made the second
+      // 2-GPU job wait for a slot ("full"), not for the GPUs, and ran the 1-GPU jobs one after the other (hence
+      // the longer bound: such a job may hold its slot a while).
+      const meet = fs.mkdtempSync(path.join(workDir, "gpu-meet-"))
+      const holdUntil = (file: string, what: string) =>
+        [
+          `i=0; while [ ! -e ${meet}/${file} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done`,
+          `[ -e ${meet}/${file} ] || { echo "${what}"; exit 7; }`
+        ].join("\n")
+      // the 2-GPU jobs: the one that runs holds both GPUs until the other's watch said it waits for them
+      const gpu2 = (node: string) =>
+        spec(node, [`echo "cuda=$CUDA_VISIBLE_DEVICES"; sleep 2`, holdUntil("gpu-waited", "the other job was not seen waiting for the GPUs")].join("\n"), {
+          resources: { gpus: 2, cpus: 1 }
+        })
+      const waitsForGpus = (e: Backend.JobEvent) => e._tag === "State" && e.state === "Pending" && /gpu/.test(e.reason ?? "")
+      const follow = (ref: Parameters<typeof backend.watch>[0]) =>
+        backend.watch(ref).pipe(
+          Stream.tap((e) => (waitsForGpus(e) ? Effect.sync(() => fs.writeFileSync(path.join(meet, "gpu-waited"), "")) : Effect.void)),
+          Stream.runCollect,
+          Effect.map((c) => Array.from(c))
+        )
+      const first = yield* backend.submit(gpu2("gpu-a"))
+      const second = yield* backend.submit(gpu2("gpu-b"))
+      const [a, b] = yield* Effect.all([follow(first), follow(second)], { concurrency: 2 })
       for (const events of [a, b]) {
         const exit = exitOf(events)
-        assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+        assert.strictEqual(exit.outcome, "Succeeded", `${exit.message}: ${exit.logTail.join("\n")}`)
         const cuda = events.flatMap((e) => (e._tag === "Log" && e.line.startsWith("cuda=") ? [e.line.slice(5)] : []))
         assert.deepStrictEqual(cuda[0]!.split(",").sort(), ["0", "1"])
         assert.isAtLeast(exit.wallSeconds, 2)
@@ -545,14 +565,20 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       }
       assert.include(sge("qacct", ["-j", first.id]), "gpu=2")
       // whichever the scheduler took first, the other waited for the GPUs it held, and said so
-      assert.isTrue([a, b].some((events) => events.some((e) => e._tag === "State" && e.state === "Pending" && /gpu/.test(e.reason ?? ""))), JSON.stringify([a.slice(0, 4), b.slice(0, 4)]))
-      // two 1-GPU jobs at once get different devices
-      const [c, d] = yield* Effect.all([backend.submit(gpu("gpu-c", 1)), backend.submit(gpu("gpu-d", 1))])
+      assert.isTrue([a, b].some((events) => events.some(waitsForGpus)), JSON.stringify([a.slice(0, 4), b.slice(0, 4)]))
+      // two 1-GPU jobs at once get different devices: each says it holds its device, then keeps it until the other
+      // does too, so they hold them at the same time (one after the other, the second could get the device back)
+      const holding = (self: string, other: string) =>
+        spec(`gpu-${self}`, [`echo "cuda=$CUDA_VISIBLE_DEVICES"; : > ${meet}/${self}`, holdUntil(other, `gpu-${other} did not run while this job held its device`)].join("\n"), {
+          resources: { gpus: 1, cpus: 1 }
+        })
+      const [c, d] = yield* Effect.all([backend.submit(holding("c", "d")), backend.submit(holding("d", "c"))])
       const [ce, de] = yield* Effect.all([collect(backend, c), collect(backend, d)], { concurrency: 2 })
+      for (const events of [ce, de]) assert.strictEqual(exitOf(events).outcome, "Succeeded", exitOf(events).logTail.join("\n"))
       const device = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "Log" && e.line.startsWith("cuda=") ? [e.line.slice(5)] : []))[0]
       assert.notStrictEqual(device(ce), device(de))
       assert.sameMembers([device(ce), device(de)], ["0", "1"])
-    }))
+    }), { timeout: 300_000 })
 
   it.effect("a GPU lock whose pid another process now has (its job killed without giving it back, the pid reused) is taken over; one whose owner lives holds", () =>
     Effect.gen(function*() {

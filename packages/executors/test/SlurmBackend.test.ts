@@ -278,11 +278,29 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
   it.effect("a log of tens of megabytes reaches a slow consumer in bounded chunks: every line in order, \\r as shown, the right tail", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      // running when the watch first looks (a finished job's output only fills the tail), then ~20 MB at once
+      // running when the watch first looks (its lines read as the job writes them), then ~20 MB at once
       const body = ["sleep 2", ...loudScript, RESULT].join("\n")
       const ref = yield* backend.submit(spec("loud", body))
       yield* checkLoudWatch(backend.watch(ref))
     }))
+
+  it.effect("a job that ended before its first watch began (a busy controller) replays its output to that watch; a later watch, or another instance's, yields its Exit alone", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("ended-first", `echo "token line"; echo oops >&2; echo '{"metrics":{"score":1}}' > result.json`))
+      // the controller looks only once Slurm has the job ended
+      yield* eventually("the job has ended", () => execFileSync("squeue", ["-h", "-t", "all", "-j", ref.id, "-o", "%T"], { encoding: "utf8" }).trim() === "COMPLETED", 60)
+      const logs = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
+      const events = yield* collect(backend, ref)
+      assert.strictEqual(exitOf(events).outcome, "Succeeded")
+      // before the fix: no Log event (the lines only in the Exit's tail), so a trial's log lacked them on a busy machine
+      assert.sameMembers(logs(events), ["stdout:token line", "stderr:oops"])
+      const again = yield* collect(backend, ref)
+      assert.deepStrictEqual(logs(again), [])
+      assert.include(exitOf(again).logTail, "token line")
+      const fresh = yield* SlurmBackend.make(config)
+      assert.deepStrictEqual(logs(yield* collect(fresh, ref)), [])
+    }).pipe(Effect.scoped))
 
   it.effect("schedules GRES: gpus 2 sees two CUDA devices, sacct counts them, a second 2-GPU job waits for Resources", () =>
     Effect.gen(function*() {
