@@ -47,6 +47,11 @@ apt_install $PKGS
 
 # 127.0.0.1 reverse-resolves to "localhost" but gethostname() may say otherwise ("vm"): tell SGE they are one host,
 # otherwise every client gets "commlib error: access denied (client IP resolved to host name localhost ...)"
+# One start at a time: test files that run side by side may each start (or restart) the daemons, and
+# two sge_execd started at once fail the second ("can't bind socket", exit 100)
+exec 8>/run/trex-start-gridengine.lock
+flock 8
+
 echo "localhost $(hostname)" > $COMMON/host_aliases
 
 if ! alive $QPID; then
@@ -98,7 +103,14 @@ fi
 
 if ! alive $EPID; then
   log "starting sge_execd"
-  /usr/lib/gridengine/sge_execd
+  # a port the last execd held may not be free yet: tried again, a few times
+  for try in 1 2 3 4 5; do
+    /usr/lib/gridengine/sge_execd && break
+    alive $EPID && break
+    [ "$try" = 5 ] && { log "sge_execd did not start"; tail -20 /var/spool/gridengine/execd/localhost/messages >&2 || true; exit 1; }
+    log "sge_execd did not start (try $try of 5); again in 2 s"
+    sleep 2
+  done
 fi
 if ! qconf -sql 2>/dev/null | grep -qx all.q; then
   { printf 'qname all.q\nhostlist localhost\nseq_no 0\nload_thresholds NONE\nsuspend_thresholds NONE\nnsuspend 1\n'

@@ -815,6 +815,22 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.strictEqual(qstatState(ref.id), "r", "Grid Engine still lists it running")
     }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 60_000 })
 
+  it.effect("two starts at once with the execd down (test files side by side, each bringing Grid Engine up) both succeed, one execd between them", () =>
+    Effect.gen(function*() {
+      execFileSync("bash", ["-c", "p=$(cat /var/spool/gridengine/execd/localhost/execd.pid); kill -9 $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done"])
+      const start = () =>
+        new Promise<{ readonly code: number | null; readonly stderr: string }>((resolve) => {
+          const child = spawn("bash", [script("start-gridengine.sh")], { stdio: ["ignore", "ignore", "pipe"] })
+          let stderr = ""
+          child.stderr.on("data", (d: Buffer) => (stderr += d.toString()))
+          child.on("exit", (code) => resolve({ code, stderr }))
+        })
+      // before the lock, the second sge_execd failed to bind the first one's port and its start exited 100
+      const starts = yield* Effect.promise(() => Promise.all([start(), start()]))
+      for (const s of starts) assert.strictEqual(s.code, 0, s.stderr)
+      assert.strictEqual(spawnSync("pgrep", ["-xc", "sge_execd"], { encoding: "utf8" }).stdout.trim(), "1")
+    }).pipe(Effect.ensuring(startGridEngine)), { timeout: 120_000 })
+
 
   it.effect("waits for a stopped qmaster: a running job's watch, a submit, a list, a cancel and a withdraw go on once it is back, one job each; past qmasterWaitMs a watch and a cancel fail clearly", () =>
     Effect.gen(function*() {
