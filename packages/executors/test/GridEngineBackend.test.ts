@@ -13,7 +13,7 @@ import { BackendConformance } from "@trex/core/testing"
 import { assertTooBig, BULKY_RESULT_SCRIPT } from "./support/bulkyResult.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import { eventually } from "./support/eventually.ts"
-import { collect, exitOf, specIn } from "./support/batchJobs.ts"
+import { checkEndedBeforeFirstWatch, collect, ENDED_FIRST_SCRIPT, exitOf, specIn } from "./support/batchJobs.ts"
 import * as GridEngineBackend from "../src/GridEngineBackend.ts"
 import * as Query from "../src/internal/gridengineQuery.ts"
 import * as Script from "../src/internal/gridengineScript.ts"
@@ -485,19 +485,10 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
   it.effect("a job that ended before its first watch began (a busy controller) replays its output to that watch; a later watch, or another instance's, yields its Exit alone", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      const ref = yield* backend.submit(spec("ended-first", `echo "token line"; echo oops >&2; ${RESULT}`))
+      const ref = yield* backend.submit(spec("ended-first", ENDED_FIRST_SCRIPT))
       // the controller looks only once the job has ended and left the queue
       yield* eventually("the job has ended and left qstat", () => fs.existsSync(path.join(ref.data.jobDir as string, Script.EXIT_FILE)) && qstatState(ref.id) === "", 60)
-      const logs = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
-      const events = yield* collect(backend, ref)
-      assert.strictEqual(exitOf(events).outcome, "Succeeded")
-      // before the fix: no Log event (the lines only in the Exit's tail), so a trial's log lacked them on a busy machine
-      assert.sameMembers(logs(events), ["stdout:token line", "stderr:oops"])
-      const again = yield* collect(backend, ref)
-      assert.deepStrictEqual(logs(again), [])
-      assert.include(exitOf(again).logTail, "token line")
-      const fresh = yield* GridEngineBackend.make(config)
-      assert.deepStrictEqual(logs(yield* collect(fresh, ref)), [])
+      yield* checkEndedBeforeFirstWatch(backend, yield* GridEngineBackend.make(config), ref)
     }).pipe(Effect.scoped))
 
   it.effect("a result.json over 64 MB is not read: the exit says it is too big", () =>

@@ -15,7 +15,7 @@ import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import * as SlurmBackend from "../src/SlurmBackend.ts"
 import * as Script from "../src/internal/slurmScript.ts"
 import { eventually } from "./support/eventually.ts"
-import { collect, exitOf, specIn } from "./support/batchJobs.ts"
+import { checkEndedBeforeFirstWatch, collect, ENDED_FIRST_SCRIPT, exitOf, specIn } from "./support/batchJobs.ts"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
 const workDir = fs.mkdtempSync("/tmp/trex-slurm-test-")
@@ -287,19 +287,10 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
   it.effect("a job that ended before its first watch began (a busy controller) replays its output to that watch; a later watch, or another instance's, yields its Exit alone", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      const ref = yield* backend.submit(spec("ended-first", `echo "token line"; echo oops >&2; echo '{"metrics":{"score":1}}' > result.json`))
+      const ref = yield* backend.submit(spec("ended-first", ENDED_FIRST_SCRIPT))
       // the controller looks only once Slurm has the job ended
       yield* eventually("the job has ended", () => execFileSync("squeue", ["-h", "-t", "all", "-j", ref.id, "-o", "%T"], { encoding: "utf8" }).trim() === "COMPLETED", 60)
-      const logs = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
-      const events = yield* collect(backend, ref)
-      assert.strictEqual(exitOf(events).outcome, "Succeeded")
-      // before the fix: no Log event (the lines only in the Exit's tail), so a trial's log lacked them on a busy machine
-      assert.sameMembers(logs(events), ["stdout:token line", "stderr:oops"])
-      const again = yield* collect(backend, ref)
-      assert.deepStrictEqual(logs(again), [])
-      assert.include(exitOf(again).logTail, "token line")
-      const fresh = yield* SlurmBackend.make(config)
-      assert.deepStrictEqual(logs(yield* collect(fresh, ref)), [])
+      yield* checkEndedBeforeFirstWatch(backend, yield* SlurmBackend.make(config), ref)
     }).pipe(Effect.scoped))
 
   it.effect("schedules GRES: gpus 2 sees two CUDA devices, sacct counts them, a second 2-GPU job waits for Resources", () =>

@@ -28,3 +28,24 @@ export const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit
   assert.strictEqual(events.at(-1), exits[0])
   return exits[0]!
 }
+
+/** The script of a job that prints `token line` to stdout and `oops` to stderr, and writes a result. */
+export const ENDED_FIRST_SCRIPT = `echo "token line"; echo oops >&2; echo '{"metrics":{"score":1}}' > result.json`
+
+/**
+ * A job that ended before its first watch began (a busy controller), looked at by the instance that
+ * submitted it: that watch replays its output as Log events; a later watch, and one of a `fresh`
+ * instance (a resumed run's), yield its Exit alone (its output in the Exit's tail).
+ */
+export const checkEndedBeforeFirstWatch = (backend: Backend.BackendShape, fresh: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+  Effect.gen(function*() {
+    const logs = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "Log" ? [`${e.stream}:${e.line}`] : []))
+    const events = yield* collect(backend, ref)
+    assert.strictEqual(exitOf(events).outcome, "Succeeded")
+    // before the fix: no Log event (the lines only in the Exit's tail), so a trial's log lacked them on a busy machine
+    assert.sameMembers(logs(events), ["stdout:token line", "stderr:oops"])
+    const again = yield* collect(backend, ref)
+    assert.deepStrictEqual(logs(again), [])
+    assert.include(exitOf(again).logTail, "token line")
+    assert.deepStrictEqual(logs(yield* collect(fresh, ref)), [])
+  })
