@@ -129,6 +129,23 @@ const recordFsyncs = Effect.gen(function*() {
   return synced
 })
 
+/**
+ * A toy run of 2 trials told to a webhook that refuses everything (404: not tried again), with
+ * `--notify-best` and `args`: its new best and its end are kept in notify/ (`file`: the best's).
+ */
+const keptByRefusingWebhook = (args: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const refusing = yield* webhook(() => 404)
+    const { out, task } = toyTask(2)
+    const first = yield* trex(["run", task, "--out", out, "--notify", `${refusing.url}/gone`, "--notify-best", ...args], { TREX_TOY_MS: "30" })
+    assert.strictEqual(first.status, 0, first.stderr)
+    const runDir = runDirOf(first.stdout)
+    const kept = outbox(runDir)
+    assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+    const best = (kept[0]!.message.trex as { best: { id: string } }).best.id
+    return { refusing, runDir, kept, best, file: path.join(runDir, "notify", `best-${best}.json`) }
+  })
+
 describe("Notify: webhooks told of a run", () => {
   it.live("the real CLI posts each new best (better each time) and, before it exits, the run's end; the address's secret path is written nowhere", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -383,17 +400,8 @@ describe("Notify: webhooks told of a run", () => {
 
   it.live("trex status and status --json list the messages waiting, those the next session will expire (past 72 hours), and those expired", () =>
     Effect.scoped(Effect.gen(function*() {
-      // a webhook that refuses everything (404: not tried again): the new best and the end are kept
-      const refusing = yield* webhook(() => 404)
-      const { out, task } = toyTask(2)
-      const first = yield* trex(["run", task, "--out", out, "--notify", `${refusing.url}/gone`, "--notify-best"], { TREX_TOY_MS: "30" })
-      assert.strictEqual(first.status, 0, first.stderr)
-      const runDir = runDirOf(first.stdout)
-      const kept = outbox(runDir)
-      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
-      const best = (kept[0]!.message.trex as { best: { id: string } }).best.id
+      const { runDir, kept, best, file } = yield* keptByRefusingWebhook([])
       // as if the best had waited 100 hours
-      const file = path.join(runDir, "notify", `best-${best}.json`)
       const aged = Date.now() - 100 * 3_600_000
       fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: aged }))
       const endAt = (JSON.parse(fs.readFileSync(path.join(runDir, "notify", `${kept[1]!.id.slice(kept[1]!.id.lastIndexOf("/") + 1)}.json`), "utf8")) as { at: number }).at
@@ -424,15 +432,7 @@ describe("Notify: webhooks told of a run", () => {
 
   it.live("trex status judges a waiting message by the --notify-max-age of the session that kept it, and says which age that is", () =>
     Effect.scoped(Effect.gen(function*() {
-      const refusing = yield* webhook(() => 404)
-      const { out, task } = toyTask(2)
-      const first = yield* trex(["run", task, "--out", out, "--notify", `${refusing.url}/gone`, "--notify-best", "--notify-max-age", "168"], { TREX_TOY_MS: "30" })
-      assert.strictEqual(first.status, 0, first.stderr)
-      const runDir = runDirOf(first.stdout)
-      const kept = outbox(runDir)
-      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
-      const best = (kept[0]!.message.trex as { best: { id: string } }).best.id
-      const file = path.join(runDir, "notify", `best-${best}.json`)
+      const { refusing, runDir, kept, best, file } = yield* keptByRefusingWebhook(["--notify-max-age", "168"])
       const age = (h: number) => fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: Date.now() - h * 3_600_000 }))
       // 100 hours: past the default, not past the 168 the run was started with
       age(100)
