@@ -41,9 +41,12 @@ const writeReport = (file: string, text: string) =>
  * Run (or continue) a prepared search with the live view, then print where it is and the best strategy.
  * @since 0.1.0 @category commands
  */
-export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
-  Effect.gen(function*() {
-    const { runDir, task } = prepared
+export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) => {
+  // a resumed run's entries are handed to the live view and the run once, and let go of (not held for the session)
+  const { journaled, ...run } = prepared
+  const given: { entries: Trex.Prepared["journaled"] } = { entries: journaled }
+  return Effect.gen(function*() {
+    const { runDir, task } = run
     const view = LiveView.make({
       tty: process.stdout.isTTY === true,
       write: (s) => process.stdout.write(s),
@@ -51,8 +54,13 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
       ambiguousWidth: yield* LiveView.ambiguousWidth()
     })
     // a resumed run's entries, as prepare read them (read again only for a run prepared without them)
-    const existing = prepared.journaled ?? (fs.existsSync(RunDir.journalFile(runDir)) ? yield* RunDir.readEntries(runDir) : [])
-    view.prime(existing, task.budget)
+    yield* Effect.suspend(() =>
+      given.entries !== undefined
+        ? Effect.sync(() => view.prime(given.entries!, task.budget))
+        : fs.existsSync(RunDir.journalFile(runDir))
+        ? Effect.map(RunDir.readEntries(runDir), (entries) => view.prime(entries, task.budget))
+        : Effect.sync(() => view.prime([], task.budget))
+    )
     yield* out(`run directory: ${runDir}`)
     // a detached controller (`--detach`) tells its launcher where the run is once it has journaled
     // its start (it holds the run then: a run another controller holds fails before), and goes on alone
@@ -81,7 +89,16 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
           (text) => process.stderr.write(text)
         )
       })
-      summary = yield* Trex.runPrepared(prepared, { onEvent, control, onEnded: (info) => void (ended = info), ...(notify !== undefined ? { notify } : {}) }).pipe(
+      summary = yield* Effect.suspend(() => {
+        const entries = given.entries
+        given.entries = undefined
+        return Trex.runPrepared(entries !== undefined ? { ...run, journaled: entries } : run, {
+          onEvent,
+          control,
+          onEnded: (info) => void (ended = info),
+          ...(notify !== undefined ? { notify } : {})
+        })
+      }).pipe(
         Effect.catchTag("SetupFailure", (e) => Effect.sync(() => void (setup = e))),
         Effect.ensuring(Effect.sync(() => view.close())),
         Effect.onInterrupt(() => out(`\nstopped, running trials cancelled; continue with: trex resume ${runDir}`))
@@ -127,6 +144,7 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) =>
       })
     }
   })
+}
 
 /** A flag's default, shown in its help as well (`... (default x)`), from the one value. */
 const defaulted = <const B>(value: B, description: string) => <A>(self: Flag.Flag<A>): Flag.Flag<A | B> =>
@@ -400,14 +418,18 @@ const resumeCommand = Command.make(
         const isDir = fs.statSync(runDir, { throwIfNoEntry: false })?.isDirectory() === true
         return yield* detached(isDir ? Detach.logFile(runDir) : Detach.pendingLog(os.tmpdir()))
       }
-      yield* execute(yield* Trex.prepare({
-        resume: runDir,
-        ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}),
-        ...(budget !== undefined ? { budget } : {}),
-        ...(Option.isSome(failFast) ? { failFast: failFast.value } : {}),
-        ...maxRetryAfter,
-        ...modelCall
-      }), notify)
+      // (handed from prepare to execute, not kept here: the run's entries are let go of once replayed)
+      yield* Effect.flatMap(
+        Trex.prepare({
+          resume: runDir,
+          ...(Option.isSome(maxTrials) ? { maxTrials: maxTrials.value } : {}),
+          ...(budget !== undefined ? { budget } : {}),
+          ...(Option.isSome(failFast) ? { failFast: failFast.value } : {}),
+          ...maxRetryAfter,
+          ...modelCall
+        }),
+        (prepared) => execute(prepared, notify)
+      )
     })
 ).pipe(Command.withDescription("continue a stopped or killed run where it left off (--max-trials, --gpu-hours, --wall-clock-hours, --dollars, --tokens: with a new limit of its budget)"))
 

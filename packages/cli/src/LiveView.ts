@@ -7,7 +7,7 @@
  */
 import { Budget, Errors, ExperimentNode, type ExperimentTree, type JournalEvent, Result } from "@trex/core"
 import { Effect } from "effect"
-import { budgetLine, unreachableLabel, usage, waitLabel } from "./Status.ts"
+import { budgetLine, Replay, unreachableLabel, waitLabel } from "./Status.ts"
 import * as DisplayWidth from "./internal/displayWidth.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
@@ -241,18 +241,23 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     ;(ledger.value ??= new Budget.Ledger(budget)).apply(e)
   }
 
-  let primed: ReadonlyArray<JournalEvent.Entry> = []
+  // the time the earlier sessions were active, as running totals (not the entries: a resumed run's
+  // whole journal would be held for the session)
+  let primed: Replay | undefined
   return {
     prime: (entries, budget) => {
-      entries.forEach((e) => account(e.event, budget))
-      earlier = usage(entries, budget).elapsedSeconds
-      primed = entries
+      primed = new Replay(budget)
+      for (const { event } of entries) {
+        account(event, budget)
+        primed.apply(event)
+      }
+      earlier = primed.usage().elapsedSeconds
     },
     attach: (view) => {
       tree = view
       // the session under way counts until now, not until its last entry
       sessionStart = Date.now()
-      earlier = usage(primed, view.task.budget, sessionStart).elapsedSeconds
+      earlier = (primed ?? new Replay(view.task.budget)).usage(sessionStart).elapsedSeconds
       for (const n of view.nodes()) if (ExperimentNode.isPending(n)) inFlight.add(n.id)
       if (options.tty) {
         timer ??= setInterval(redraw, options.intervalMs ?? 200)

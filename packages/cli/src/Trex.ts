@@ -480,13 +480,19 @@ export type RunError = Errors.BackendError | Explorer.Error
  */
 export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effect<Explorer.Summary, RunError> => {
   const notify = hooks.notify
+  // A resumed run's entries are handed on (to the notifier, then the explorer, which replays them)
+  // and let go of: nothing of this session holds them once the replay has read them.
+  const { journaled, ...run } = prepared
+  const given: Given = { entries: journaled }
   // messages an earlier session left undelivered wait for a session with webhooks: said, not dropped
-  if (notify === undefined || notify.urls.length === 0) return Effect.andThen(Notify.remind(prepared.runDir, prepared.journaled), runHooked(prepared, hooks))
+  if (notify === undefined || notify.urls.length === 0) {
+    return Effect.andThen(Effect.suspend(() => Notify.remind(run.runDir, given.entries)), runHooked(run, given, hooks))
+  }
   // the run's end is posted after its report is written, from the journal the report was written from
   return Effect.scoped(Effect.gen(function*() {
-    const notifier = yield* Notify.make(notify, prepared)
+    const notifier = yield* Effect.suspend(() => Notify.make(notify, { ...run, journaled: given.entries }))
     let ended: RunDir.RunInfo | undefined
-    return yield* runHooked(prepared, {
+    return yield* runHooked(run, given, {
       ...hooks,
       onEvent: (entry, tree) => {
         hooks.onEvent?.(entry, tree)
@@ -496,8 +502,20 @@ export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effec
         ended = info
         hooks.onEnded?.(info)
       }
-    }).pipe(Effect.onExit((exit) => notifier.end(Notify.endMessage({ ...prepared, task: prepared.task.name }, exit, ended))))
+    }).pipe(Effect.onExit((exit) => notifier.end(Notify.endMessage({ ...run, task: run.task.name }, exit, ended))))
   }))
+}
+
+/** A resumed run's entries as `prepare` read them, until the explorer takes them (once). */
+interface Given {
+  entries: Prepared["journaled"]
+}
+
+/** The entries given, as the explorer's option, let go of here. */
+const journaledOf = (given: Given): { readonly journaled?: ReadonlyArray<JournalEvent.Entry> } => {
+  const entries = given.entries
+  given.entries = undefined
+  return entries !== undefined ? { journaled: entries } : {}
 }
 
 /** What {@link runPrepared} calls back, and where it posts. @since 0.1.0 @category models */
@@ -513,7 +531,7 @@ export interface Hooks {
   readonly notify?: Notify.Options
 }
 
-const runHooked = (prepared: Prepared, hooks: Hooks): Effect.Effect<Explorer.Summary, RunError> =>
+const runHooked = (prepared: Omit<Prepared, "journaled">, given: Given, hooks: Hooks): Effect.Effect<Explorer.Summary, RunError> =>
   Effect.gen(function*() {
     const { runDir, settings, task } = prepared
     const code = settings.code
@@ -536,7 +554,8 @@ const runHooked = (prepared: Prepared, hooks: Hooks): Effect.Effect<Explorer.Sum
     for (const warning of prepared.warnings ?? []) yield* Effect.logWarning(warning)
     const scheduler = yield* Wiring.scheduler(settings, task)
     const onEvent = scheduler === undefined ? hooks.onEvent : yield* warnIfNothingToCompare(yield* Wiring.ashaMetric(settings, task), hooks.onEvent)
-    return yield* Explorer.run(task, {
+    // (the options are made in a function of their own, so that no frame of this session holds the entries they hand over)
+    return yield* Effect.suspend(() => Explorer.run(task, {
       runId: prepared.runId,
       runDir,
       seed: prepared.seed,
@@ -544,7 +563,7 @@ const runHooked = (prepared: Prepared, hooks: Hooks): Effect.Effect<Explorer.Sum
       distillEvery: settings.distillEvery,
       cache,
       recorded: Schema.encodeSync(Settings.Settings)(settings),
-      ...(prepared.journaled !== undefined ? { journaled: prepared.journaled } : {}),
+      ...journaledOf(given),
       ...(prepared.budget !== undefined ? { budget: prepared.budget } : {}),
       ...(onEvent !== undefined ? { onEvent } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),
@@ -552,7 +571,7 @@ const runHooked = (prepared: Prepared, hooks: Hooks): Effect.Effect<Explorer.Sum
       // on the simulator a failure is the recorded run's, its configuration's, never the setup's (and many read alike)
       ...(settings.failFast !== undefined ? { failFast: settings.failFast } : settings.backend === "simulator" ? { failFast: 0 } : {}),
       ...(scheduler !== undefined ? { scheduler } : {})
-    }).pipe(Effect.provide(Wiring.layers(settings, task, runDir, prepared.landscape)))
+    })).pipe(Effect.provide(Wiring.layers(settings, task, runDir, prepared.landscape)))
   }).pipe(
     // after the run's layers are closed (its journal's lock released), so the report says how it ended
     Effect.ensuring(writeReport(prepared.runDir, hooks.onEnded))

@@ -2,6 +2,8 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
 import { DatabaseSync } from "node:sqlite"
 import { assert, describe, it } from "@effect/vitest"
 import { Errors, Journal, JournalEvent, type Task, TaskFile } from "@trex/core"
@@ -9,6 +11,7 @@ import { type Explorer, ResultCache } from "@trex/mcts"
 import { Effect, Exit, Fiber, Logger, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as RunDir from "../src/RunDir.ts"
+import * as Cli from "../src/Cli.ts"
 import * as Trex from "../src/Trex.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -68,6 +71,33 @@ describe("Trex.runPrepared's onEnded", () => {
       assert.deepStrictEqual(info.entries.map((e) => e.seq), (yield* RunDir.readEntries(prepared.runDir)).map((e) => e.seq))
       assert.include(fs.readFileSync(path.join(prepared.runDir, "report.md"), "utf8"), info.tree.view.best()!.id)
     }))
+})
+
+describe("a resumed run's entries, read by prepare", () => {
+  it.live("are let go of once replayed: trex resume (Cli.execute, its live view, runPrepared, the explorer) holds none of them while the run goes on", () =>
+    Effect.gen(function*() {
+      v8.setFlagsFromString("--expose-gc")
+      const gc = vm.runInNewContext("gc") as () => void
+      const first = yield* Trex.prepare({ taskFile: recorded, out: tmp(), seed: 1, maxTrials: 3 })
+      yield* Trex.runPrepared(first)
+      // the entries prepare read, handed to execute and dropped here (made and given in a frame that ends)
+      const { held, run } = yield* Effect.suspend(() =>
+        Effect.map(Trex.prepare({ resume: first.runDir, maxTrials: 6 }), (prepared) => ({ held: new WeakRef(prepared.journaled!), run: Cli.execute(prepared) }))
+      )
+      // looked at as the resumed session's trials finish (each is a line of the live view, written as it comes)
+      const freed: Array<boolean> = []
+      const write = process.stdout.write
+      process.stdout.write = ((chunk: string | Uint8Array, ...rest: Array<never>) => {
+        if (typeof chunk === "string" && /^done +n[4-6] /.test(chunk)) {
+          gc()
+          freed.push(held.deref() === undefined)
+        }
+        return write.call(process.stdout, chunk, ...rest)
+      }) as typeof process.stdout.write
+      yield* run.pipe(Effect.ensuring(Effect.sync(() => void (process.stdout.write = write))))
+      // before, the entries were held for the whole session (by execute's frame and its live view, runPrepared's closures, the explorer's options and frame)
+      assert.deepStrictEqual(freed, [true, true, true])
+    }), 60_000)
 })
 
 describe("Trex: options are checked before anything is written", () => {

@@ -139,11 +139,20 @@ export type Requirements = Journal.Journal | SearchPolicy.SearchPolicy | Researc
  * ```
  * @since 0.1.0 @category running
  */
-export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, Error, Requirements> =>
-  Effect.suspend((): Effect.Effect<Summary, Error, Requirements> => {
-    const wrong = checkOptions(options) ?? strictWithoutLimit(task, options)
-    return wrong !== undefined ? Effect.fail(wrong) : Effect.scoped(runTraced(task, options))
-  })
+export const run = (task: Task.Task, options: Options): Effect.Effect<Summary, Error, Requirements> => {
+  const wrong = checkOptions(options) ?? strictWithoutLimit(task, options)
+  if (wrong !== undefined) return Effect.fail(wrong)
+  // the entries given are handed over once, not kept with the options: the replay lets go of them
+  // (a resumed run's earlier entries are not held for the whole session)
+  const { journaled, ...rest } = options
+  const given: Given = { entries: journaled }
+  return Effect.suspend(() => Effect.scoped(runTraced(task, rest, given)))
+}
+
+/** A resumed run's entries the caller read already, taken once by the replay (then read from the journal). */
+interface Given {
+  entries: ReadonlyArray<JournalEvent.Entry> | undefined
+}
 
 /**
  * How a run fails: its journal cannot be read or written (or belongs to another run), its options
@@ -233,14 +242,23 @@ const defaultOutside = (task: Task.Task): Errors.InvalidInput | undefined => {
   })
 }
 
+/** The journal's entries: those the caller read already (taken from `given`, once), then the rest read. */
+const readJournal = (journal: Journal.Journal["Service"], given: Given) =>
+  Effect.suspend(() => {
+    const entries = given.entries
+    given.entries = undefined
+    const prefix = entries !== undefined && entries.length > 0 && entries.every((e, i) => e.seq === i + 1) ? entries : undefined
+    return prefix !== undefined ? Effect.map(journal.read(prefix.length + 1), (rest) => prefix.concat(rest)) : journal.read(1)
+  })
+
 /**
  * The run, in a span named `Explorer.run`. Its agents are given the run's cost meter once, for the
  * whole run, and its fibers carry no stack frame: with one, every failure the runtime creates is
  * annotated with a copy of it, and a stream signals its end by such a failure (several per trial).
  */
-const runTraced = Effect.fn("Explorer.run")(function*(task: Task.Task, options: Options) {
+const runTraced = Effect.fn("Explorer.run")(function*(task: Task.Task, options: Omit<Options, "journaled">, given: Given) {
   const meter: { current?: CostMeter.CostMeterShape } = {}
-  return yield* runScoped(task, options, meter).pipe(
+  return yield* runScoped(task, options, meter, given).pipe(
     Effect.provideService(CostMeter.CostMeter, {
       record: (cost, reason) => Effect.suspend(() => meter.current!.record(cost, reason))
     }),
@@ -248,7 +266,7 @@ const runTraced = Effect.fn("Explorer.run")(function*(task: Task.Task, options: 
   )
 })
 
-const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options, runMeter: { current?: CostMeter.CostMeterShape }) {
+const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Options, "journaled">, runMeter: { current?: CostMeter.CostMeterShape }, given: Given) {
   const journal = yield* Journal.Journal
   const policy = yield* SearchPolicy.SearchPolicy
   const researcher = yield* Researcher.Researcher
@@ -261,10 +279,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
   const cache = options.cache ?? ResultCache.empty
 
   // ---- replay ---------------------------------------------------------------------------
-  // entries the caller read already (a prefix of the journal, numbered from 1) are not read again
-  const given = options.journaled
-  const prefix = given !== undefined && given.length > 0 && given.every((e, i) => e.seq === i + 1) ? given : undefined
-  const existing = prefix !== undefined ? prefix.concat(yield* journal.read(prefix.length + 1)) : yield* journal.read(1)
+  // entries the caller read already (a prefix of the journal, numbered from 1) are not read again;
+  // all of them are let go of once replayed (below), so a long run does not hold its earlier sessions' entries
+  let existing: ReadonlyArray<JournalEvent.Entry> | undefined = yield* readJournal(journal, given)
   const resumed = existing.length > 0
   const first = existing[0]?.event
   if (resumed && first?._tag !== "RunStarted") {
@@ -508,6 +525,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Options,
 
   // a trial reattached on resume is told every job journaled for it (a code agent counts its training attempts by them)
   const resumedJobs = journaledJobs(existing)
+  existing = undefined
   const retries = options.retries ?? 2
   const execute = (
     node: ExperimentNode.NodeSpec,
