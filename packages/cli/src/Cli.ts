@@ -21,6 +21,7 @@ import * as RunDir from "./RunDir.ts"
 import * as Runs from "./Runs.ts"
 import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
+import { HandOver } from "./internal/handOver.ts"
 import * as LogTails from "./internal/logTails.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
 import * as Detach from "./internal/detach.ts"
@@ -44,7 +45,7 @@ const writeReport = (file: string, text: string) =>
 export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) => {
   // a resumed run's entries are handed to the live view and the run once, and let go of (not held for the session)
   const { journaled, ...run } = prepared
-  const given: { entries: Trex.Prepared["journaled"] } = { entries: journaled }
+  const given = new HandOver(journaled)
   return Effect.gen(function*() {
     const { runDir, task } = run
     const view = LiveView.make({
@@ -54,13 +55,14 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) => {
       ambiguousWidth: yield* LiveView.ambiguousWidth()
     })
     // a resumed run's entries, as prepare read them (read again only for a run prepared without them)
-    yield* Effect.suspend(() =>
-      given.entries !== undefined
-        ? Effect.sync(() => view.prime(given.entries!, task.budget))
+    yield* Effect.suspend(() => {
+      const entries = given.peek()
+      return entries !== undefined
+        ? Effect.sync(() => view.prime(entries, task.budget))
         : fs.existsSync(RunDir.journalFile(runDir))
-        ? Effect.map(RunDir.readEntries(runDir), (entries) => view.prime(entries, task.budget))
+        ? Effect.map(RunDir.readEntries(runDir), (read) => view.prime(read, task.budget))
         : Effect.sync(() => view.prime([], task.budget))
-    )
+    })
     yield* out(`run directory: ${runDir}`)
     // a detached controller (`--detach`) tells its launcher where the run is once it has journaled
     // its start (it holds the run then: a run another controller holds fails before), and goes on alone
@@ -90,8 +92,7 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) => {
         )
       })
       summary = yield* Effect.suspend(() => {
-        const entries = given.entries
-        given.entries = undefined
+        const entries = given.take()
         return Trex.runPrepared(entries !== undefined ? { ...run, journaled: entries } : run, {
           onEvent,
           control,

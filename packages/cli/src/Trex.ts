@@ -15,6 +15,7 @@ import { Simulator } from "@trex/executors"
 import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
 import { codeFingerprint, runFingerprint } from "./internal/codeFingerprint.ts"
+import { HandOver } from "./internal/handOver.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
 import * as Notify from "./Notify.ts"
 import * as RunDir from "./RunDir.ts"
@@ -483,14 +484,14 @@ export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effec
   // A resumed run's entries are handed on (to the notifier, then the explorer, which replays them)
   // and let go of: nothing of this session holds them once the replay has read them.
   const { journaled, ...run } = prepared
-  const given: Given = { entries: journaled }
+  const given = new HandOver(journaled)
   // messages an earlier session left undelivered wait for a session with webhooks: said, not dropped
   if (notify === undefined || notify.urls.length === 0) {
-    return Effect.andThen(Effect.suspend(() => Notify.remind(run.runDir, given.entries)), runHooked(run, given, hooks))
+    return Effect.andThen(Effect.suspend(() => Notify.remind(run.runDir, given.peek())), runHooked(run, given, hooks))
   }
   // the run's end is posted after its report is written, from the journal the report was written from
   return Effect.scoped(Effect.gen(function*() {
-    const notifier = yield* Effect.suspend(() => Notify.make(notify, { ...run, journaled: given.entries }))
+    const notifier = yield* Effect.suspend(() => Notify.make(notify, { ...run, journaled: given.peek() }))
     let ended: RunDir.RunInfo | undefined
     return yield* runHooked(run, given, {
       ...hooks,
@@ -506,15 +507,9 @@ export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effec
   }))
 }
 
-/** A resumed run's entries as `prepare` read them, until the explorer takes them (once). */
-interface Given {
-  entries: Prepared["journaled"]
-}
-
-/** The entries given, as the explorer's option, let go of here. */
-const journaledOf = (given: Given): { readonly journaled?: ReadonlyArray<JournalEvent.Entry> } => {
-  const entries = given.entries
-  given.entries = undefined
+/** The entries handed on, as the explorer's option, let go of here. */
+const journaledOf = (given: HandOver<ReadonlyArray<JournalEvent.Entry>>): { readonly journaled?: ReadonlyArray<JournalEvent.Entry> } => {
+  const entries = given.take()
   return entries !== undefined ? { journaled: entries } : {}
 }
 
@@ -531,7 +526,7 @@ export interface Hooks {
   readonly notify?: Notify.Options
 }
 
-const runHooked = (prepared: Omit<Prepared, "journaled">, given: Given, hooks: Hooks): Effect.Effect<Explorer.Summary, RunError> =>
+const runHooked = (prepared: Omit<Prepared, "journaled">, given: HandOver<ReadonlyArray<JournalEvent.Entry>>, hooks: Hooks): Effect.Effect<Explorer.Summary, RunError> =>
   Effect.gen(function*() {
     const { runDir, settings, task } = prepared
     const code = settings.code
