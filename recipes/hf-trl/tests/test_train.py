@@ -207,7 +207,7 @@ class CanonicalMixtureTest(unittest.TestCase):
                 raise DataError(f"{name}: no {split!r} split") from None
 
         strategy = parse_strategy({
-            "data": {"sources": sources, "format": "chatml", "numExamples": num_examples,
+            "data": {"sources": sources, "format": "chatml", **({} if num_examples is None else {"numExamples": num_examples}),
                      "filters": [{"kind": "dedup", "params": {"field": "instruction"}}]},
             "training": {"seed": 0},
             "evaluation": evaluation or {"splits": ["test"]},
@@ -234,6 +234,25 @@ class CanonicalMixtureTest(unittest.TestCase):
                 self.assertEqual(self.summary(ba), self.summary(ab))
                 self.assertEqual(self.summary(doubled), self.summary(ab))
                 self.assertEqual(self.summary(ab)["counts"], {"org/a": 4, "org/b": 3})  # the tie to the first by name
+
+    def test_mixtures_with_one_fingerprint_draw_the_same_counts(self):
+        # Shares the fingerprint rounds to the same 9 decimals: [1, 1] against a tilt of 4e-10 (7 examples:
+        # 3.5 each, the tie to org/a; read exactly, the tilt gave org/b 4), and [1, 2] against its decimals
+        # (no numExamples: read exactly, 1/3 and 2/3 of pools of 100 and 200 drew 300, the decimals 299).
+        for same in ([{"name": "org/a", "weight": 0.4999999996}, {"name": "org/b", "weight": 0.5000000004}],
+                     [{"name": "org/b", "weight": 0.5000000004}, {"name": "org/a", "weight": 0.4999999996}]):
+            with self.subTest(sources=same):
+                even, _ = self.prepare([{"name": "org/a", "weight": 1}, {"name": "org/b", "weight": 1}])
+                tilted, _ = self.prepare(same)
+                self.assertEqual(self.summary(tilted), self.summary(even))
+        rows = {("org/a", "train"): [{"instruction": f"a {i}", "output": "x"} for i in range(100)],
+                ("org/b", "train"): [{"instruction": f"b {i}", "output": "x"} for i in range(200)],
+                ("org/a", "test"): [{"instruction": "a test", "output": "x"}]}
+        ratio, _ = self.prepare([{"name": "org/a", "weight": 1}, {"name": "org/b", "weight": 2}], rows=rows, num_examples=None)
+        decimals, _ = self.prepare([{"name": "org/b", "weight": 0.666666667}, {"name": "org/a", "weight": 0.333333333}],
+                                   rows=rows, num_examples=None)
+        self.assertEqual(self.summary(ratio)["counts"], {"org/a": 100, "org/b": 200})
+        self.assertEqual(self.summary(decimals), self.summary(ratio))
 
     def test_dedup_keeps_the_copy_of_the_source_first_by_name(self):
         rows = {(name, "train"): [{"instruction": "shared question", "output": f"copy from {name}"},

@@ -290,7 +290,7 @@ def prepare_data(
         notes.append(f"no evaluation split {list(plan.splits)} found: evaluating on {len(held)} held-out training examples")
 
     rendered = [_render_pool(pool, data.template, sources[i].name, notes) for i, pool in enumerate(pools)]
-    weights = [s.weight for s in sources]
+    weights = [m.share for m in mixture]  # as the fingerprint reads them: equal fingerprints, equal counts
     try:
         mixed = sample_mixture(
             rendered, weights, data.num_examples, strategy.training.seed, keys=[m.key for m in mixture], replacement=data.replacement
