@@ -236,6 +236,9 @@ class Task:
     direction: str = "maximize"
     datasets: tuple[TaskDataset, ...] = ()
     evaluation: Mapping[str, Any] = field(default_factory=dict)
+    # the sources the task itself names for training: its default strategy's (at any weight) and those its
+    # search space weighs (``data.mixture.<name>``); the evaluation draws on them, whatever a trial mixes
+    declared_sources: tuple[Source, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -526,6 +529,7 @@ def parse_job(raw: object) -> Job:
             uri = name if dobj.get("uri") is None else _str(dobj.get("uri"), f"task.datasets[{i}].uri")
             splits = _opt_str_list(dobj.get("splits"), f"task.datasets[{i}].splits")
             datasets.append(TaskDataset(name=name, uri=uri, splits=splits))
+    declared = _declared_sources(task_obj)
     run = obj.get("run")
     node = obj.get("node")
     return Job(
@@ -537,8 +541,27 @@ def parse_job(raw: object) -> Job:
             direction=direction,
             datasets=tuple(datasets),
             evaluation=dict(_obj(task_obj.get("evaluation"), "task.evaluation")),
+            declared_sources=declared,
         ),
     )
+
+
+def _declared_sources(task_obj: Mapping[str, Any]) -> tuple[Source, ...]:
+    """``task.defaultStrategy.data.sources`` (any weight) and the sources ``task.searchSpace`` weighs."""
+    out: list[Source] = []
+    default = _obj(task_obj.get("defaultStrategy"), "task.defaultStrategy")
+    sources = _obj(default.get("data"), "task.defaultStrategy.data").get("sources")
+    if isinstance(sources, list):
+        out.extend(_parse_source(raw, f"task.defaultStrategy.data.sources[{i}]") for i, raw in enumerate(sources))
+    space = task_obj.get("searchSpace")
+    parameters = space.get("parameters") if isinstance(space, Mapping) else None
+    for parameter in parameters if isinstance(parameters, list) else []:
+        path = parameter.get("path") if isinstance(parameter, Mapping) else None
+        if isinstance(path, str) and path.startswith("data.mixture.") and len(path) > len("data.mixture."):
+            name = path[len("data.mixture.") :]
+            if not any(s.name == name for s in out):
+                out.append(Source(name=name))
+    return tuple(out)
 
 
 def _load(path: Path, label: str) -> object:
