@@ -273,6 +273,8 @@ export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Tas
     ...(task.searchSpace !== undefined ? { space: task.searchSpace } : {}),
     ...(config.unrecorded !== undefined ? { unrecorded: config.unrecorded } : {})
   }
+  const never = unrecordedWarning(task, landscape)
+  if (never !== undefined) yield* Effect.logWarning(`${source}: ${never}`)
   return { config, landscape }
 })
 
@@ -436,23 +438,57 @@ export const reachable = (landscape: Landscape, task: Pick<Task.Task, "defaultSt
     return rows.size > 0 ? [...rows] : L.configurations(landscape)
   }
   const rows = new Set<Point>()
-  const add = (point: ReadonlyArray<SearchSpace.Value>) => {
-    const found = match(landscape, SearchSpace.applyPoint(space, base, point))
+  replays(landscape, space, base, (_, found) => {
     if (found.distance === 0 || landscape.unrecorded !== "fail") rows.add(found.point)
-  }
-  if (space.points !== undefined) for (const point of space.points) add(point)
-  else {
-    // the grid, odometer-wise
-    const at = space.parameters.map(() => 0)
-    for (;;) {
-      add(at.map((k, i) => space.parameters[i]!.values[k]!))
-      let i = 0
-      while (i < at.length && ++at[i]! === space.parameters[i]!.values.length) at[i++] = 0
-      if (i === at.length) break
-    }
-  }
+  })
   // (in file order, as the pool's)
   return L.configurations(landscape).filter((p) => rows.has(p))
+}
+
+/** Each point of a space (its `points`, else its grid) set on `base`, and the row a trial of it replays. */
+const replays = (
+  landscape: Landscape,
+  space: SearchSpace.SearchSpace,
+  base: Strategy.Strategy,
+  each: (point: ReadonlyArray<SearchSpace.Value>, found: Match, strategy: Strategy.Strategy) => void
+): void => {
+  const visit = (point: ReadonlyArray<SearchSpace.Value>) => {
+    const strategy = SearchSpace.applyPoint(space, base, point)
+    each(point, match(landscape, strategy), strategy)
+  }
+  if (space.points !== undefined) {
+    for (const point of space.points) visit(point)
+    return
+  }
+  // the grid, odometer-wise
+  const at = space.parameters.map(() => 0)
+  for (;;) {
+    visit(at.map((k, i) => space.parameters[i]!.values[k]!))
+    let i = 0
+    while (i < at.length && ++at[i]! === space.parameters[i]!.values.length) at[i++] = 0
+    if (i === at.length) return
+  }
+}
+
+/**
+ * The warning a declared space earns when some of its points are configurations the table never ran (their
+ * trials replay another row), unless the task says what to do with them (`backend.unrecorded`); grids of
+ * more than 100,000 points are not counted.
+ */
+const unrecordedWarning = (task: Task.Task, landscape: Landscape): string | undefined => {
+  const space = landscape.space
+  if (space === undefined || landscape.unrecorded !== undefined || SearchSpace.size(space) > GRID_LIMIT) return undefined
+  let count = 0
+  let first: ReadonlyArray<unknown> | undefined
+  replays(landscape, space, task.defaultStrategy ?? defaultStrategy(landscape, space), (_, found, strategy) => {
+    if (found.distance === 0) return
+    count++
+    first ??= L.valuesOf(landscape, strategy)
+  })
+  if (count === 0) return undefined
+  return `${count} of the ${SearchSpace.size(space)} points of searchSpace ${count === 1 ? "is a configuration" : "are configurations"} the table never ran ` +
+    `(the first: ${L.describe(landscape, first!)}): ${count === 1 ? "its trial replays" : "their trials replay"} the nearest recorded row, as its summary says. ` +
+    `Say unrecorded: fail in the backend section to fail them instead, or unrecorded: nearest to keep this and silence the warning`
 }
 
 /**

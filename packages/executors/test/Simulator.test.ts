@@ -633,7 +633,13 @@ describe("a user's own table", () => {
         SearchSpace.set(SearchSpace.set(s, "training.learningRate", lr), "training.extra.optim", optim)
       const trial = (landscape: Simulator.Landscape, s: Strategy.Strategy) =>
         Effect.scoped(Effect.flatMap(Simulator.make(landscape), (sim) => Backend.run(sim, spec(s))))
-      const replays = yield* task(csv, [], grid)
+      const { value: replays, lines } = yield* logged(task(csv, [], grid))
+      // said when the task is read: 2 of the 4 points are no recorded configuration (their trials replay another row)
+      assert.deepStrictEqual(lines.filter((l) => l.includes("never ran")).map((l) => l.replace(/^.*task\.yaml: /, "")), [
+        `2 of the 4 points of searchSpace are configurations the table never ran (the first: training.learningRate 0.0003, ` +
+        `training.extra.optim "adamw"): their trials replay the nearest recorded row, as its summary says. Say unrecorded: fail ` +
+        `in the backend section to fail them instead, or unrecorded: nearest to keep this and silence the warning`
+      ])
       const baseline = Simulator.completeTask((yield* TaskFile.load(replays.file)).task, replays.landscape).defaultStrategy!
       // (3e-4, adamw), a point of the grid the table never ran: the row of (1e-3, adamw), said as such
       const nearest = yield* trial(replays.landscape, at(baseline, 3e-4, "adamw"))
@@ -643,7 +649,8 @@ describe("a user's own table", () => {
           `training.extra.optim "adamw"); its outcome is that row's (training.learningRate 0.001, training.extra.optim "adamw")`)
       assert.deepStrictEqual(nearest.logTail, [(nearest.result as { summary: string }).summary])
 
-      const strict = yield* task(csv, ["unrecorded: fail"], grid)
+      const { value: strict, lines: said } = yield* logged(task(csv, ["unrecorded: fail"], grid))
+      assert.isFalse(said.some((l) => l.includes("never ran")), "the task said what to do with them")
       assert.strictEqual(strict.landscape.unrecorded, "fail")
       const refusedTrial = yield* trial(strict.landscape, at(baseline, 3e-4, "adamw"))
       assert.strictEqual(refusedTrial.outcome, "Failed")
