@@ -204,7 +204,7 @@ def _eval_ready(examples: Sequence[dict[str, Any]], transforms: Sequence[Any], t
     return _eval_ok(out, template)
 
 
-RawIdentity = tuple[str, str, "str | None"]
+RawIdentity = tuple[str, str, str | None]
 
 
 def _prompt_key(record: dict[str, Any], template: Template) -> str | None:
