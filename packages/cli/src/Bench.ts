@@ -114,6 +114,8 @@ export const runOnce = (
     const { policy, researcher } = parts(method)
     const scheduler = yield* schedulerOf(method, task, landscape)
     const sim = yield* Simulator.Simulator
+    // normalised over the rows this task's search can replay (its declared space's), not the whole table
+    const rows = Simulator.reachable(landscape, task)
     const regret: Array<number> = []
     const hours: Array<number> = []
     const wall: Array<number> = []
@@ -128,7 +130,7 @@ export const runOnce = (
       if (e._tag !== "NodeFinished" || e.outcome === "Cancelled") return
       const score = e.outcome === "Succeeded" ? e.result?.score : undefined
       if (score !== undefined && (best === undefined || sign * score > sign * best)) best = score
-      regret.push(best === undefined ? 1 : Simulator.regret(landscape, best))
+      regret.push(best === undefined ? 1 : Simulator.regret(landscape, best, rows))
       hours.push(spent / 3600)
       wall.push(Effect.runSync(sim.clock) / 3600)
       if (regret.length >= trials && spent / 3600 >= gpuHours) control.stop("cancel")
@@ -231,11 +233,22 @@ const checkTask = (
     for (const method of methods) yield* schedulerOf(method, task, landscape)
     const warnings: Array<string> = []
     const configurations = Simulator.configurations(landscape)
-    const { best, worst } = Simulator.range(landscape)
+    // regret is normalised over the rows the task's search can replay: its declared space's, else the table's
+    const rows = Simulator.reachable(landscape, task)
+    const scored = rows.filter((p) => p.score !== undefined).length
+    const declared = landscape.space !== undefined
+    if (scored === 0) {
+      return yield* new Errors.InvalidInput({
+        source: file,
+        message: `${file}: none of the ${rows.length} configurations its searchSpace's points replay has a ${landscape.metric.column} ` +
+          `(every one is a failed run): no regret can be measured. Declare a space that holds scored rows, or leave searchSpace out`
+      })
+    }
+    const { best, worst } = Simulator.range(landscape, rows)
     if (best === worst) {
-      const scored = configurations.filter((p) => p.score !== undefined).length
+      const where = declared ? "its searchSpace reaches" : "of its table"
       warnings.push(
-        `${file}: ${scored === 1 ? "only one configuration of its table has a" : `all ${scored} configurations of its table with a`} ` +
+        `${file}: ${scored === 1 ? `only one configuration ${where} has a` : `all ${scored} configurations ${where} with a`} ` +
           `${landscape.metric.column}${scored === 1 ? "" : " score the same"} (${best}): regret is 0 from a method's first success, ` +
           `so this table cannot tell methods apart (check backend.metric.column and backend.filter)`
       )

@@ -56,6 +56,26 @@ describe("trex bench", () => {
       assert.strictEqual(summary.reason, "budget: maxTrials")
     }))
 
+  it.effect("regret is normalised over the rows the task's declared search space reaches, not the whole table", () =>
+    Effect.gen(function*() {
+      // the 3 x 3 table (best 24 at lr 3e-4, 4 layers; worst 1), searched over lr [1e-4, 1e-3] x layers [1, 2] only:
+      // its rows score 11, 12, 1 and 2, so finding 12 is a regret of 0 (over the whole table it read (24 - 12) / 23)
+      const file = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))
+      fs.appendFileSync(file, [
+        "searchSpace:",
+        "  parameters:",
+        "    - { path: training.learningRate, kind: log, values: [1e-4, 1e-3] }",
+        "    - { path: training.extra.layers, kind: ordinal, values: [1, 2] }",
+        ""
+      ].join("\n"))
+      const task = yield* Bench.prepareTask(file, { methods: ["uct", "random"] })
+      assert.deepStrictEqual(Simulator.reachable(task.landscape, task.task).map((p) => p.score), [11, 12, 1, 2])
+      const result = yield* Bench.benchTask(task, { methods: ["uct", "random"], seeds: 2, trials: [1, 9] })
+      assert.deepStrictEqual(result.perSeed["uct"]![9], [0, 0], "the space's best found: no regret")
+      assert.deepStrictEqual(result.perSeed["random"]![9], [0, 0])
+      for (const r of [...result.perSeed["uct"]![1]!, ...result.perSeed["random"]![1]!]) assert.include([0, 1 / 11, 10 / 11, 1], r)
+    }))
+
   it.effect("reports each seed's regret, their mean and its standard error; seeds start at --first-seed", () =>
     Effect.gen(function*() {
       const task = table(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")))

@@ -94,6 +94,12 @@ export const SimulatorConfig = Schema.Struct({
    */
   repeats: Schema.optionalKey(Schema.Literals(["warn", "first"])),
   /**
+   * A trial whose configuration the table never ran (a point of a declared grid it lacks): `nearest`
+   * (the default) replays the nearest recorded row, and its summary names that row, its values and the
+   * distance; `fail` fails the trial instead, with a message naming them (the search goes on).
+   */
+  unrecorded: Schema.optionalKey(Schema.Literals(["nearest", "fail"])),
+  /**
    * What the simulated compute costs, as for every backend (`Backend.Pricing`): read by the run's
    * wiring, which prices the simulator's jobs with `Backend.priced` (the simulator itself reports
    * no dollars).
@@ -262,7 +268,13 @@ export const fromTask = Effect.fn("Simulator.fromTask")(function*(task: Task.Tas
   const unrecorded = [...valueIssues(task, table), ...defaultIssues(task, table)]
   if (unrecorded.length > 0) return yield* new Errors.InvalidInput({ source, message: `invalid simulated task ${source}:\n${unrecorded.join("\n")}` })
   // a space of the task's own: its strategies replay the configurations recorded inside it
-  const landscape: Landscape = task.searchSpace === undefined ? table : { ...table, space: task.searchSpace }
+  const landscape: Landscape = {
+    ...table,
+    ...(task.searchSpace !== undefined ? { space: task.searchSpace } : {}),
+    ...(config.unrecorded !== undefined ? { unrecorded: config.unrecorded } : {})
+  }
+  const never = unrecordedWarning(task, landscape)
+  if (never !== undefined) yield* Effect.logWarning(`${source}: ${never}`)
   return { config, landscape }
 })
 
@@ -389,17 +401,94 @@ const insideRows = new WeakMap<Landscape, WeakMap<SearchSpace.SearchSpace, Reado
 /** The distinct configurations of the pool (the first recorded run of each). @since 0.1.0 @category getters */
 export const configurations = (landscape: Landscape): ReadonlyArray<Point> => L.configurations(landscape)
 
-/** Best and worst scores of the pool. @since 0.1.0 @category getters */
-export const range = (landscape: Landscape): { readonly best: number; readonly worst: number } => L.extremes(landscape)
+/** Best and worst scores of the pool, or of `rows`, some of its configurations. @since 0.1.0 @category getters */
+export const range = (landscape: Landscape, rows?: ReadonlyArray<Point>): { readonly best: number; readonly worst: number } =>
+  L.extremes(landscape, rows)
 
 /**
- * Normalised regret of a found score: `(best - found) / (best - worst)` of the pool, sign-aware
- * (0 = the pool's best, 1 = its worst).
+ * Normalised regret of a found score: `(best - found) / (best - worst)`, sign-aware (0 = the best, 1 =
+ * the worst), of the pool or of `rows`, some of its configurations: those a task's search can reach
+ * ({@link reachable}).
  * @since 0.1.0 @category utilities
  */
-export const regret = (landscape: Landscape, found: number): number => {
-  const { best, worst } = L.extremes(landscape)
+export const regret = (landscape: Landscape, found: number, rows?: ReadonlyArray<Point>): number => {
+  const { best, worst } = L.extremes(landscape, rows)
   return best === worst ? 0 : (best - found) / (best - worst)
+}
+
+/** The most grid points {@link reachable} replays one by one; a larger grid is bounded by the rows inside it. */
+const GRID_LIMIT = 100_000
+
+/**
+ * The configurations a task's search can replay, over which its regret is normalised: every one the
+ * table recorded when the task declares no search space of its own (the table's own is the space).
+ * With one (`landscape.space`), the rows its points replay, each point set on the task's default
+ * strategy (parameters the space leaves out keep the default's values) and matched as a trial is
+ * ({@link match}; under `unrecorded: fail` only exact matches, the others failing): the space's
+ * `points`, else its grid, up to 100,000 points; a larger grid, the configurations recorded inside it.
+ * `task` is the task as {@link completeTask} gives it (its default strategy).
+ * @since 0.1.0 @category utilities
+ */
+export const reachable = (landscape: Landscape, task: Pick<Task.Task, "defaultStrategy">): ReadonlyArray<Point> => {
+  const space = landscape.space
+  if (space === undefined) return L.configurations(landscape)
+  const base = task.defaultStrategy ?? defaultStrategy(landscape, space)
+  if (space.points === undefined && SearchSpace.size(space) > GRID_LIMIT) {
+    const rows = inside(landscape, space)!
+    return rows.size > 0 ? [...rows] : L.configurations(landscape)
+  }
+  const rows = new Set<Point>()
+  replays(landscape, space, base, (_, found) => {
+    if (found.distance === 0 || landscape.unrecorded !== "fail") rows.add(found.point)
+  })
+  // (in file order, as the pool's)
+  return L.configurations(landscape).filter((p) => rows.has(p))
+}
+
+/** Each point of a space (its `points`, else its grid) set on `base`, and the row a trial of it replays. */
+const replays = (
+  landscape: Landscape,
+  space: SearchSpace.SearchSpace,
+  base: Strategy.Strategy,
+  each: (point: ReadonlyArray<SearchSpace.Value>, found: Match, strategy: Strategy.Strategy) => void
+): void => {
+  const visit = (point: ReadonlyArray<SearchSpace.Value>) => {
+    const strategy = SearchSpace.applyPoint(space, base, point)
+    each(point, match(landscape, strategy), strategy)
+  }
+  if (space.points !== undefined) {
+    for (const point of space.points) visit(point)
+    return
+  }
+  // the grid, odometer-wise
+  const at = space.parameters.map(() => 0)
+  for (;;) {
+    visit(at.map((k, i) => space.parameters[i]!.values[k]!))
+    let i = 0
+    while (i < at.length && ++at[i]! === space.parameters[i]!.values.length) at[i++] = 0
+    if (i === at.length) return
+  }
+}
+
+/**
+ * The warning a declared space earns when some of its points are configurations the table never ran (their
+ * trials replay another row), unless the task says what to do with them (`backend.unrecorded`); grids of
+ * more than 100,000 points are not counted.
+ */
+const unrecordedWarning = (task: Task.Task, landscape: Landscape): string | undefined => {
+  const space = landscape.space
+  if (space === undefined || landscape.unrecorded !== undefined || SearchSpace.size(space) > GRID_LIMIT) return undefined
+  let count = 0
+  let first: ReadonlyArray<unknown> | undefined
+  replays(landscape, space, task.defaultStrategy ?? defaultStrategy(landscape, space), (_, found, strategy) => {
+    if (found.distance === 0) return
+    count++
+    first ??= L.valuesOf(landscape, strategy)
+  })
+  if (count === 0) return undefined
+  return `${count} of the ${SearchSpace.size(space)} points of searchSpace ${count === 1 ? "is a configuration" : "are configurations"} the table never ran ` +
+    `(the first: ${L.describe(landscape, first!)}): ${count === 1 ? "its trial replays" : "their trials replay"} the nearest recorded row, as its summary says. ` +
+    `Say unrecorded: fail in the backend section to fail them instead, or unrecorded: nearest to keep this and silence the warning`
 }
 
 /**
@@ -502,12 +591,21 @@ export interface SimulatorShape extends Backend.BackendShape {
 const backendError = (operation: string, message: string) =>
   new Errors.BackendError({ backend: "simulator", operation, message, retryable: false })
 
+/** Why a trial fails under `unrecorded: fail`: its configuration, the row it would replay, and the two ways on. */
+const unrecordedMessage = (landscape: Landscape, values: ReadonlyArray<unknown>, found: Match): string =>
+  `${landscape.name}: the table has no run of this configuration (${L.describe(landscape, values)}), and backend.unrecorded is fail: ` +
+  `not replayed from the nearest row, ${found.point.id} (distance ${found.distance.toFixed(4)}: ${L.describe(landscape, found.point.values)}). ` +
+  `Add its run to the table, or set unrecorded: nearest to replay that row`
+
 const readStrategy = (spec: Backend.JobSpec, landscape: Landscape): Work | undefined => {
   const file = spec.files.find((f) => f.path === JobProtocol.STRATEGY_FILE || f.path.endsWith(`/${JobProtocol.STRATEGY_FILE}`))
   if (file === undefined) return undefined
   try {
     const strategy = JobProtocol.readStrategyFile(file.content)
-    return { _tag: "Point", match: match(landscape, strategy) }
+    const values = L.valuesOf(landscape, strategy)
+    const found = L.match(landscape, values, inside(landscape, landscape.space))
+    if (found.distance === 0 || landscape.unrecorded !== "fail") return { _tag: "Point", match: found, values }
+    return { _tag: "Invalid", message: unrecordedMessage(landscape, values, found) }
   } catch (e) {
     return { _tag: "Invalid", message: `strategy.json is not a valid strategy: ${(e as Error).message.split("\n")[0]}` }
   }

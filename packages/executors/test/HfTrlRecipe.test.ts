@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { Fingerprint } from "@trex/core"
 import { describe, it, assert } from "vitest"
 
 // The reference GPU recipe (recipes/hf-trl) cannot train here (no GPU, no PyPI),
@@ -7,9 +8,10 @@ import { describe, it, assert } from "vitest"
 const repoRoot = fileURLToPath(new URL("../../..", import.meta.url))
 const python = process.env["PYTHON"] ?? "python3"
 
-const run = (args: ReadonlyArray<string>) => {
+const run = (args: ReadonlyArray<string>, input?: string) => {
   const result = spawnSync(python, [...args], {
     cwd: repoRoot,
+    ...(input !== undefined ? { input } : {}),
     encoding: "utf8",
     timeout: 120_000,
     env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", TREX_JOB_DIR: "" }
@@ -39,5 +41,38 @@ describe("recipes/hf-trl", () => {
     assert.isNotNull(ran, output)
     assert.isAbove(Number(ran?.[1] ?? 0), 0, output)
     assert.match(output, /\nOK\b/, output)
+  })
+
+  it("reads a mixture's shares as Fingerprint.mixture rounds them: the same sources, the same 9 decimals", () => {
+    // Weights at the fingerprint's rounding edges (a share of 5e-10, a half billionth, 1/3 written two ways)
+    // and seeded random ones over nine orders of magnitude: the recipe keeps exactly the sources the
+    // fingerprint keeps, with the same billionths, or equal fingerprints could draw different data.
+    let state = 12345
+    const next = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+    const mixtures: Array<Array<number>> = [
+      [1, 2], [0.333333333, 0.666666667], [1, 4e-10], [1, 5e-10], [1, 5.000001e-10], [0.4999999996, 0.5000000004],
+      [5e-10, 0.9999999995], [1.5e-9, 1, 1], [3, 3, 3], [0.1, 0.2, 0.7], [1e-9, 1e-9, 1e-9, 1e-9], [0, 2]
+    ]
+    for (let i = 0; i < 300; i++) {
+      mixtures.push(Array.from({ length: 2 + Math.floor(next() * 4) }, () => next() * 10 ** -Math.floor(next() * 10)))
+    }
+    const expected = mixtures.map((weights) =>
+      Fingerprint.mixture(weights.map((weight, j) => ({ name: `s${j}`, weight }))).map((s) => [s.name, Math.round(s.weight * 1e9)])
+    )
+    const script = [
+      "import json, sys",
+      "sys.path.insert(0, 'recipes/hf-trl')",
+      "from trex_hf_trl.recipe import Source, canonical_mixture, fingerprint_shares",
+      "out = []",
+      "for weights in json.load(sys.stdin):",
+      "    kept = canonical_mixture(tuple(Source(name=f's{j}', weight=w) for j, w in enumerate(weights)))",
+      "    shares = fingerprint_shares(weights)",
+      "    out.append([[m.source.name, shares[m.index]] for m in kept])",
+      "print(json.dumps(out))"
+    ].join("\n")
+    const { status, output } = run(["-c", script], JSON.stringify(mixtures))
+    assert.strictEqual(status, 0, output)
+    const got = JSON.parse(output.trim()) as Array<Array<[string, number]>>
+    mixtures.forEach((weights, i) => assert.deepStrictEqual(got[i], expected[i], `weights ${JSON.stringify(weights)}`))
   })
 })

@@ -578,7 +578,7 @@ describe("a user's own table", () => {
       const replayed = (landscape: Simulator.Landscape, strategy: Strategy.Strategy) =>
         Effect.scoped(Effect.gen(function*() {
           const exit = yield* Backend.run(yield* Simulator.make(landscape), spec(strategy))
-          return (exit.result as { summary: string }).summary.replace(/^.* row /, "")
+          return / row (.+?)(?: \(|$)/.exec((exit.result as { summary: string }).summary)![1]
         }))
       const load = (csv: string, space: ReadonlyArray<string>) =>
         Effect.gen(function*() {
@@ -618,6 +618,56 @@ describe("a user's own table", () => {
       const undeclared = (yield* task("lr,optim,loss\n3e-4,adamw,1.3\n1e-4,lion,1.2\n3e-4,lion,1.0\n1e-3,sgd,1.4\n")).landscape
       assert.isUndefined(undeclared.space)
       assert.strictEqual(yield* replayed(undeclared, at(three.baseline, 3e-4, "lion")), "line 4")
+    }))
+
+  it.effect("a trial at a point of a declared grid the table never ran names the row it replayed, its values and how far; under unrecorded: fail it fails, naming them", () =>
+    Effect.gen(function*() {
+      const csv = "lr,optim,loss\n1e-4,adamw,1.5\n1e-3,adamw,1.1\n3e-4,sgd,1.2\n1e-4,sgd,1.4\n"
+      const grid = [
+        "searchSpace:",
+        "  parameters:",
+        "    - { path: training.learningRate, kind: log, values: [3e-4, 1e-3] }",
+        "    - { path: training.extra.optim, kind: categorical, values: [adamw, sgd] }"
+      ]
+      const at = (s: Strategy.Strategy, lr: number, optim: string) =>
+        SearchSpace.set(SearchSpace.set(s, "training.learningRate", lr), "training.extra.optim", optim)
+      const trial = (landscape: Simulator.Landscape, s: Strategy.Strategy) =>
+        Effect.scoped(Effect.flatMap(Simulator.make(landscape), (sim) => Backend.run(sim, spec(s))))
+      const { value: replays, lines } = yield* logged(task(csv, [], grid))
+      // said when the task is read: 2 of the 4 points are no recorded configuration (their trials replay another row)
+      assert.deepStrictEqual(lines.filter((l) => l.includes("never ran")).map((l) => l.replace(/^.*task\.yaml: /, "")), [
+        `2 of the 4 points of searchSpace are configurations the table never ran (the first: training.learningRate 0.0003, ` +
+        `training.extra.optim "adamw"): their trials replay the nearest recorded row, as its summary says. Say unrecorded: fail ` +
+        `in the backend section to fail them instead, or unrecorded: nearest to keep this and silence the warning`
+      ])
+      const baseline = Simulator.completeTask((yield* TaskFile.load(replays.file)).task, replays.landscape).defaultStrategy!
+      // (3e-4, adamw), a point of the grid the table never ran: the row of (1e-3, adamw), said as such
+      const nearest = yield* trial(replays.landscape, at(baseline, 3e-4, "adamw"))
+      assert.strictEqual(nearest.outcome, "Succeeded")
+      assert.strictEqual((nearest.result as { summary: string }).summary,
+        `mine: nearest row line 3 (distance 0.5229): the table has no run of this configuration (training.learningRate 0.0003, ` +
+          `training.extra.optim "adamw"); its outcome is that row's (training.learningRate 0.001, training.extra.optim "adamw")`)
+      assert.deepStrictEqual(nearest.logTail, [(nearest.result as { summary: string }).summary])
+
+      const { value: strict, lines: said } = yield* logged(task(csv, ["unrecorded: fail"], grid))
+      assert.isFalse(said.some((l) => l.includes("never ran")), "the task said what to do with them")
+      assert.strictEqual(strict.landscape.unrecorded, "fail")
+      const refusedTrial = yield* trial(strict.landscape, at(baseline, 3e-4, "adamw"))
+      assert.strictEqual(refusedTrial.outcome, "Failed")
+      assert.strictEqual(refusedTrial.failureKind, "Crash")
+      assert.strictEqual(refusedTrial.gpuSeconds, 0)
+      assert.strictEqual(refusedTrial.message,
+        `mine: the table has no run of this configuration (training.learningRate 0.0003, training.extra.optim "adamw"), and backend.unrecorded is fail: ` +
+          `not replayed from the nearest row, line 3 (distance 0.5229: training.learningRate 0.001, training.extra.optim "adamw"). ` +
+          `Add its run to the table, or set unrecorded: nearest to replay that row`)
+      // a point the table ran replays its row as ever
+      const exact = yield* trial(strict.landscape, at(baseline, 1e-3, "adamw"))
+      assert.strictEqual((exact.result as { summary: string }).summary, "mine: exact row line 3")
+      // the rows its search reaches: the grid's recorded points only, failing the others
+      const complete = Simulator.completeTask((yield* TaskFile.load(strict.file)).task, strict.landscape)
+      assert.deepStrictEqual(Simulator.reachable(strict.landscape, complete).map((p) => p.id), ["line 3", "line 4"])
+      const bad = yield* refused(task(csv, ["unrecorded: skip"], grid))
+      assert.include(bad.message, "backend.unrecorded")
     }))
 
   it.effect("a default strategy of the task's own, where the table gives the search space, must be a configuration the table recorded", () =>

@@ -196,7 +196,7 @@ class CanonicalMixtureTest(unittest.TestCase):
     }
     JOB = {"run": "r", "node": "n", "task": {"metric": {"name": "rouge1", "direction": "maximize"}, "baseModel": "tiny/model"}}
 
-    def prepare(self, sources, *, evaluation=None, rows=None, num_examples=7):
+    def prepare(self, sources, *, evaluation=None, rows=None, num_examples=7, job=None):
         calls = []
 
         def loader(name, split, config):
@@ -207,12 +207,12 @@ class CanonicalMixtureTest(unittest.TestCase):
                 raise DataError(f"{name}: no {split!r} split") from None
 
         strategy = parse_strategy({
-            "data": {"sources": sources, "format": "chatml", "numExamples": num_examples,
+            "data": {"sources": sources, "format": "chatml", **({} if num_examples is None else {"numExamples": num_examples}),
                      "filters": [{"kind": "dedup", "params": {"field": "instruction"}}]},
             "training": {"seed": 0},
             "evaluation": evaluation or {"splits": ["test"]},
         })
-        job = parse_job(self.JOB)
+        job = parse_job(job or self.JOB)
         prepared = train.prepare_data(strategy, job, resolve_eval_plan(strategy, job.task), loader=loader)
         return prepared, calls
 
@@ -235,6 +235,25 @@ class CanonicalMixtureTest(unittest.TestCase):
                 self.assertEqual(self.summary(doubled), self.summary(ab))
                 self.assertEqual(self.summary(ab)["counts"], {"org/a": 4, "org/b": 3})  # the tie to the first by name
 
+    def test_mixtures_with_one_fingerprint_draw_the_same_counts(self):
+        # Shares the fingerprint rounds to the same 9 decimals: [1, 1] against a tilt of 4e-10 (7 examples:
+        # 3.5 each, the tie to org/a; read exactly, the tilt gave org/b 4), and [1, 2] against its decimals
+        # (no numExamples: read exactly, 1/3 and 2/3 of pools of 100 and 200 drew 300, the decimals 299).
+        for same in ([{"name": "org/a", "weight": 0.4999999996}, {"name": "org/b", "weight": 0.5000000004}],
+                     [{"name": "org/b", "weight": 0.5000000004}, {"name": "org/a", "weight": 0.4999999996}]):
+            with self.subTest(sources=same):
+                even, _ = self.prepare([{"name": "org/a", "weight": 1}, {"name": "org/b", "weight": 1}])
+                tilted, _ = self.prepare(same)
+                self.assertEqual(self.summary(tilted), self.summary(even))
+        rows = {("org/a", "train"): [{"instruction": f"a {i}", "output": "x"} for i in range(100)],
+                ("org/b", "train"): [{"instruction": f"b {i}", "output": "x"} for i in range(200)],
+                ("org/a", "test"): [{"instruction": "a test", "output": "x"}]}
+        ratio, _ = self.prepare([{"name": "org/a", "weight": 1}, {"name": "org/b", "weight": 2}], rows=rows, num_examples=None)
+        decimals, _ = self.prepare([{"name": "org/b", "weight": 0.666666667}, {"name": "org/a", "weight": 0.333333333}],
+                                   rows=rows, num_examples=None)
+        self.assertEqual(self.summary(ratio)["counts"], {"org/a": 100, "org/b": 200})
+        self.assertEqual(self.summary(decimals), self.summary(ratio))
+
     def test_dedup_keeps_the_copy_of_the_source_first_by_name(self):
         rows = {(name, "train"): [{"instruction": "shared question", "output": f"copy from {name}"},
                                   {"instruction": f"{name} only", "output": "its own"}] for name in ("org/a", "org/b")}
@@ -247,11 +266,42 @@ class CanonicalMixtureTest(unittest.TestCase):
                 self.assertEqual(kept, {"copy from org/a<|im_end|>"})
                 self.assertEqual(prepared.stats.removed_by, {"dedup": 1})
 
-    def test_without_task_datasets_the_source_first_by_name_is_evaluated(self):
+    def test_without_task_datasets_every_source_is_evaluated_in_name_order(self):
         for sources in (["org/a", "org/b"], ["org/b", "org/a"]):
             with self.subTest(sources=sources):
                 prepared, _ = self.prepare([{"name": n, "weight": 1} for n in sources])
-                self.assertEqual(prepared.eval, {"test": [{"instruction": "a test", "output": "a reference"}]})
+                self.assertEqual(prepared.eval, {"test": [{"instruction": "a test", "output": "a reference"},
+                                                          {"instruction": "b test", "output": "b reference"}]})
+                # the task names no data: the evaluation is this trial's sources', and a note says so
+                self.assertTrue(any(n.startswith("warning: the task names no data") for n in prepared.notes), prepared.notes)
+
+    def test_trials_that_mix_other_sources_are_evaluated_on_the_same_examples(self):
+        # the task declares its data without an evaluation dataset: its default strategy's sources (org/b at 0)
+        # and one its search space weighs (org/c); a trial of org/a alone, of org/b alone, or of both
+        rows = dict(self.ROWS)
+        rows[("org/c", "train")] = [{"instruction": f"c question {i}", "output": f"c answer {i}"} for i in range(10)]
+        job = json.loads(json.dumps(self.JOB))
+        job["task"]["defaultStrategy"] = {"data": {"sources": [{"name": "org/a", "weight": 1}, {"name": "org/b", "weight": 0}]},
+                                          "training": {"learningRate": 1e-4, "epochs": 1, "batchSize": 8}}
+        job["task"]["searchSpace"] = {"parameters": [{"path": "data.mixture.org/c", "kind": "ordinal", "values": [0, 0.5]}]}
+        mixtures = ([{"name": "org/a", "weight": 1}], [{"name": "org/b", "weight": 1}],
+                    [{"name": "org/b", "weight": 3}, {"name": "org/a", "weight": 1}])
+        # a test split where the sources have one (org/c has none); a held-out slice of each source where none does
+        for evaluation in ({"splits": ["test"]}, {"splits": ["validation"]}):
+            with self.subTest(evaluation=evaluation):
+                trials = [self.prepare(m, evaluation=evaluation, rows=rows, job=job)[0] for m in mixtures]
+                for prepared in trials[1:]:
+                    self.assertEqual(prepared.eval, trials[0].eval)
+                for prepared in trials:
+                    self.assertFalse(any(n.startswith("warning: the task names no data") for n in prepared.notes))
+                    trained = "".join(r["prompt"] for r in prepared.train)
+                    for held in prepared.eval.get("holdout", []):
+                        self.assertNotIn(f"user\n{held['instruction']}<|im_end|>", trained)
+                if "test" in trials[0].eval:
+                    self.assertEqual([r["instruction"] for r in trials[0].eval["test"]], ["a test", "b test"])
+                else:
+                    # one of each source's 11 rows (5%, at least one), drawn by a seed of the source alone
+                    self.assertEqual(sorted(r["instruction"][0] for r in trials[0].eval["holdout"]), ["a", "b", "c"])
 
     def test_a_source_of_weight_0_is_never_loaded(self):
         alone, _ = self.prepare([{"name": "org/b", "weight": 1}])

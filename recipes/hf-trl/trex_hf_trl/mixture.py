@@ -25,6 +25,7 @@ from fractions import Fraction
 from typing import Any
 
 Record = dict[str, Any]
+Weight = float | Fraction  # a sampling weight; only its share of the sum counts
 
 
 class MixtureError(ValueError):
@@ -35,6 +36,10 @@ class MixtureError(ValueError):
 
 
 def _as_fraction(value: object, what: str) -> Fraction:
+    if isinstance(value, Fraction):  # exact already (the recipe's shares, ``recipe.share_of``)
+        if value < 0:
+            raise MixtureError(f"{what}: expected a non-negative number, got {value}")
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise MixtureError(f"{what}: expected a finite number, got {value!r}")
     if value < 0:
@@ -43,7 +48,7 @@ def _as_fraction(value: object, what: str) -> Fraction:
     return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
 
 
-def normalise_weights(weights: Sequence[float]) -> list[float]:
+def normalise_weights(weights: Sequence[Weight]) -> list[float]:
     """Weights scaled to sum to 1. All must be finite and >= 0, and one > 0."""
     if not weights:
         raise MixtureError("weights: expected at least one weight")
@@ -54,7 +59,7 @@ def normalise_weights(weights: Sequence[float]) -> list[float]:
     return [float(f / total) for f in fracs]
 
 
-def allocate(total: int, weights: Sequence[float]) -> list[int]:
+def allocate(total: int, weights: Sequence[Weight]) -> list[int]:
     """Split ``total`` into integer counts proportional to ``weights``.
 
     Largest-remainder (Hamilton) method with exact fractions: each source gets
@@ -76,7 +81,7 @@ def allocate(total: int, weights: Sequence[float]) -> list[int]:
     return counts
 
 
-def default_total(pool_sizes: Sequence[int], weights: Sequence[float]) -> int:
+def default_total(pool_sizes: Sequence[int], weights: Sequence[Weight]) -> int:
     """The largest mixture honouring ``weights`` without repeating any example."""
     fracs = [_as_fraction(w, f"weights[{i}]") for i, w in enumerate(weights)]
     weight_sum = sum(fracs, Fraction(0))
@@ -121,7 +126,7 @@ def _draw(pool: Sequence[Record], k: int, rng: random.Random, replacement: str) 
     return out
 
 
-def _cap_counts(counts: list[int], capacities: list[int | None], weights: Sequence[float]) -> list[int]:
+def _cap_counts(counts: list[int], capacities: list[int | None], weights: Sequence[Weight]) -> list[int]:
     """Move units beyond a source's capacity to sources with room, by weight."""
     counts = list(counts)
     while True:
@@ -142,7 +147,7 @@ def _cap_counts(counts: list[int], capacities: list[int | None], weights: Sequen
 
 def sample_mixture(
     pools: Sequence[Sequence[Record]],
-    weights: Sequence[float],
+    weights: Sequence[Weight],
     total: int | None,
     seed: int,
     *,

@@ -65,7 +65,47 @@ class Source:
     max_examples: int | None = None  # cap on this source's examples after filters (seeded sample)
 
 
-SHARE_OF_NONE = Fraction(1, 2 * 10**9)  # a smaller share rounds to 0 at the fingerprint's 9 decimals
+BILLION = 10**9  # the fingerprint keeps a share to 9 decimals
+
+
+def fingerprint_shares(weights: tuple[float, ...] | list[float]) -> list[int] | None:
+    """Each weight's share of their sum in billionths, exactly as ``Fingerprint.mixture`` rounds it.
+
+    The same float arithmetic as TREX's TypeScript: the weights summed in the order given,
+    ``Math.round(weight / total * 1e9)`` (the nearest integer, a half up). ``None`` when the
+    weights sum to 0 (the fingerprint then keeps them as written).
+    """
+    total = 0.0
+    for weight in weights:
+        total += float(weight)
+    if not total > 0 or not math.isfinite(total):
+        return None
+    out: list[int] = []
+    for weight in weights:
+        scaled = float(weight) / total * 1e9
+        whole = math.floor(scaled)
+        out.append(whole + 1 if scaled - whole >= 0.5 else whole)
+    return out
+
+
+def _simplest_between(lo: Fraction, hi: Fraction) -> Fraction:
+    """The fraction of smallest denominator in ``[lo, hi]`` (0 <= lo < hi), by continued fractions."""
+    whole = math.floor(lo)
+    if whole == lo or whole + 1 <= hi:
+        return Fraction(whole if whole == lo else whole + 1)
+    return whole + 1 / _simplest_between(1 / (hi - whole), 1 / (lo - whole))
+
+
+def share_of(billionths: int) -> Fraction:
+    """The share the recipe reads for a fingerprint share of ``billionths`` / 1e9.
+
+    The simplest fraction that rounds to it: 0.333333333 is 1/3, 0.5 is 1/2, 0.7 is 7/10. It
+    depends on the fingerprint's share alone, so two mixtures with one fingerprint draw the
+    same counts (``[1, 2]`` and ``[0.333333333, 0.666666667]`` both read 1/3 and 2/3), and a
+    ratio of small numbers is read exactly (its rounded decimals would cost an example: 299 of
+    pools of 100 and 200, not 300).
+    """
+    return _simplest_between(Fraction(2 * billionths - 1, 2 * BILLION), Fraction(2 * billionths + 1, 2 * BILLION))
 
 
 @dataclass(frozen=True)
@@ -75,40 +115,42 @@ class MixtureSource:
     index: int
     source: Source
     key: str  # the source's identity, weight aside: seeds its draw
+    share: Fraction  # its weight as the recipe reads it: see :func:`share_of`
 
 
 def canonical_mixture(sources: tuple[Source, ...]) -> list[MixtureSource]:
     """The sources as TREX's fingerprint reads a mixture (``Fingerprint.mixture``).
 
     Only a weight's share counts, the list's order means nothing and a source of
-    weight 0 is no source. So sources whose share is 0 are left out (never
-    loaded): a weight of 0, or a share under 5e-10, which the fingerprint rounds
-    to 0 at its 9 decimals. The rest are put in the order of their names, then
-    of their other fields (``split``, ``config``, ``maxExamples``, then the
-    share): everything that
+    weight 0 is no source. Each share is rounded to 9 decimals as the fingerprint
+    rounds it (:func:`fingerprint_shares`) and read as the simplest fraction that
+    rounds so (:func:`share_of`); sources whose share rounds to 0 are left out
+    (never loaded): a weight of 0, or a share under 5e-10. The rest are put in
+    the order of their names, then of their other fields (``split``, ``config``,
+    ``maxExamples``, then the share): everything that
     depends on a position (which copy ``dedup`` keeps, the held-out slice, the
     evaluation source, a tie in the example counts) follows that order, and a
     source's draw is seeded by its key (name, split, config, maxExamples), not
-    by its place. ``[a 1, b 1]``, ``[b 1, a 1]``, ``[a 2, b 2]`` and
-    ``[a 1, z 0, b 1]`` give the same data.
+    by its place. ``[a 1, b 1]``, ``[b 1, a 1]``, ``[a 2, b 2]``,
+    ``[a 1, z 0, b 1]`` and ``[a 0.5000000001, b 0.4999999999]`` give the same data.
     """
-    total = sum((Fraction(repr(s.weight)) for s in sources), Fraction(0))
-    if total == 0:
+    billionths = fingerprint_shares([s.weight for s in sources])
+    if billionths is None:
         return []
-    kept = [(i, s) for i, s in enumerate(sources) if Fraction(repr(s.weight)) / total >= SHARE_OF_NONE]
+    kept = [(i, s, billionths[i]) for i, s in enumerate(sources) if billionths[i] > 0]
 
     def identity(s: Source) -> tuple[str, str, bool, str, bool, int]:
         return (s.name, s.split, s.config is not None, s.config or "", s.max_examples is not None, s.max_examples or 0)
 
-    kept.sort(key=lambda pair: (identity(pair[1]), Fraction(repr(pair[1].weight)) / total))
+    kept.sort(key=lambda entry: (identity(entry[1]), entry[2]))
     out: list[MixtureSource] = []
     seen: dict[tuple[str, str, bool, str, bool, int], int] = {}
-    for index, source in kept:
+    for index, source, share in kept:
         ident = identity(source)
         repeat = seen.get(ident, 0)  # a source listed twice alike: its copies draw apart
         seen[ident] = repeat + 1
         key = json.dumps([source.name, source.split, source.config, source.max_examples, repeat], ensure_ascii=False)
-        out.append(MixtureSource(index=index, source=source, key=key))
+        out.append(MixtureSource(index=index, source=source, key=key, share=share_of(share)))
     return out
 
 
@@ -194,6 +236,9 @@ class Task:
     direction: str = "maximize"
     datasets: tuple[TaskDataset, ...] = ()
     evaluation: Mapping[str, Any] = field(default_factory=dict)
+    # the sources the task itself names for training: its default strategy's (at any weight) and those its
+    # search space weighs (``data.mixture.<name>``); the evaluation draws on them, whatever a trial mixes
+    declared_sources: tuple[Source, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -484,6 +529,7 @@ def parse_job(raw: object) -> Job:
             uri = name if dobj.get("uri") is None else _str(dobj.get("uri"), f"task.datasets[{i}].uri")
             splits = _opt_str_list(dobj.get("splits"), f"task.datasets[{i}].splits")
             datasets.append(TaskDataset(name=name, uri=uri, splits=splits))
+    declared = _declared_sources(task_obj)
     run = obj.get("run")
     node = obj.get("node")
     return Job(
@@ -495,8 +541,27 @@ def parse_job(raw: object) -> Job:
             direction=direction,
             datasets=tuple(datasets),
             evaluation=dict(_obj(task_obj.get("evaluation"), "task.evaluation")),
+            declared_sources=declared,
         ),
     )
+
+
+def _declared_sources(task_obj: Mapping[str, Any]) -> tuple[Source, ...]:
+    """``task.defaultStrategy.data.sources`` (any weight) and the sources ``task.searchSpace`` weighs."""
+    out: list[Source] = []
+    default = _obj(task_obj.get("defaultStrategy"), "task.defaultStrategy")
+    sources = _obj(default.get("data"), "task.defaultStrategy.data").get("sources")
+    if isinstance(sources, list):
+        out.extend(_parse_source(raw, f"task.defaultStrategy.data.sources[{i}]") for i, raw in enumerate(sources))
+    space = task_obj.get("searchSpace")
+    parameters = space.get("parameters") if isinstance(space, Mapping) else None
+    for parameter in parameters if isinstance(parameters, list) else []:
+        path = parameter.get("path") if isinstance(parameter, Mapping) else None
+        if isinstance(path, str) and path.startswith("data.mixture.") and len(path) > len("data.mixture."):
+            name = path[len("data.mixture.") :]
+            if not any(s.name == name for s in out):
+                out.append(Source(name=name))
+    return tuple(out)
 
 
 def _load(path: Path, label: str) -> object:

@@ -43,6 +43,7 @@ from .recipe import (
     EvalPlan,
     Job,
     LoraSpec,
+    MixtureSource,
     RecipeError,
     Source,
     Strategy,
@@ -195,6 +196,48 @@ def _eval_ok(examples: Sequence[dict[str, Any]], template: Template) -> list[dic
     return ok
 
 
+def _eval_ready(examples: Sequence[dict[str, Any]], transforms: Sequence[Any], template: Template) -> list[dict[str, Any]]:
+    """Evaluation examples as scored: ``evaluation.extra.transforms`` applied, those the template cannot render left out."""
+    out = [dict(r) for r in examples]
+    for transform in transforms:
+        out = transform.apply(out)
+    return _eval_ok(out, template)
+
+
+RawIdentity = tuple[str, str, str | None]
+
+
+def _prompt_key(record: dict[str, Any], template: Template) -> str | None:
+    """A record's prompt as the template renders it, as text (``None`` when it cannot render it)."""
+    try:
+        return json.dumps(template.prompt(record), sort_keys=True, ensure_ascii=False)
+    except TemplateError:
+        return None
+
+
+def _raw_identity(source: Source) -> RawIdentity:
+    """What a loader reads for a source: its name, split and config (``maxExamples`` caps it later)."""
+    return (source.name, source.split, source.config)
+
+
+def evaluation_sources(job: Job, mixture: Sequence[MixtureSource]) -> tuple[list[RawIdentity], bool]:
+    """The sources evaluated when the task's datasets hold no evaluation split, and whether the task fixed them.
+
+    The task's datasets with a ``train`` split, else the sources it declares (its default strategy's,
+    at any weight, and those its search space weighs): the same for every trial, whatever it mixes.
+    A task that names none: this trial's own sources (``False``: trials that mix others are scored on
+    other examples). By name, then split and config.
+    """
+    declared = [Source(name=d.uri, split="train") for d in job.task.datasets if d.splits is None or "train" in d.splits]
+    if not declared:
+        declared = list(job.task.declared_sources)
+    fixed = bool(declared)
+    if not fixed:
+        declared = [m.source for m in mixture]
+    idents = {_raw_identity(s) for s in declared}
+    return sorted(idents, key=lambda t: (t[0], t[1], t[2] is not None, t[2] or "")), fixed
+
+
 def prepare_data(
     strategy: Strategy,
     job: Job,
@@ -229,15 +272,12 @@ def prepare_data(
             raise RecipeError(f"data.sources[{m.index}].name", str(exc)) from None
         log(f"loaded {len(records)} examples from {m.source.name} [{m.source.split}]")
         raw_pools.append(records)
-    pools, stats = prepare_pools(raw_pools, data.compiled_transforms, data.compiled_filters)
-    for position, m in enumerate(mixture):
-        cap = m.source.max_examples
-        if cap is not None and len(pools[position]) > cap:
-            rng = random.Random(f"cap:{strategy.training.seed}:{m.key}")
-            pools[position] = rng.sample(pools[position], cap)
-            notes.append(f"data.sources[{m.index}]: capped at maxExamples={cap}")
 
-    # Evaluation examples: the task's datasets first, else the first source by name, else a hold-out slice.
+    # Evaluation examples: the task's datasets first, else the evaluation split of each source the task
+    # declares, else a held-out slice of each. Those sources are the task's (its datasets, else its
+    # default strategy's and search space's), never this trial's mixture, so every trial is scored on
+    # the same examples; only a task that names no data at all is evaluated on the trial's own sources.
+    eval_sources, fixed = evaluation_sources(job, mixture)
     eval_transforms = parse_eval_transforms(strategy)
     evaluation: dict[str, list[dict[str, Any]]] = {}
     for split in plan.splits:
@@ -253,14 +293,15 @@ def prepare_data(
                 if dataset.uri in declared:
                     raise RecipeError("task.datasets", f"{dataset.uri}: cannot load declared split {split!r}: {exc}") from None
                 log(f"no {split!r} split in {dataset.uri}: {exc}")
-        if not found and not job.task.datasets and sources and has_split_layout(sources[0].name, base_dirs):
-            try:
-                found = loader(sources[0].name, split, sources[0].config)
-            except DataError as exc:
-                log(f"no {split!r} split in {sources[0].name}: {exc}")
-        for transform in eval_transforms:
-            found = transform.apply(found)
-        found = _eval_ok(found, data.template)
+        if not found and not job.task.datasets:
+            for name, _train_split, config in eval_sources:
+                if not has_split_layout(name, base_dirs):
+                    continue
+                try:
+                    found.extend(loader(name, split, config))
+                except DataError as exc:
+                    log(f"no {split!r} split in {name}: {exc}")
+        found = _eval_ready(found, eval_transforms, data.template)
         if found:
             evaluation[split] = found[: plan.max_examples] if plan.max_examples else found
         for m in mixture:
@@ -271,26 +312,55 @@ def prepare_data(
         fraction = strategy.evaluation.extra.get("holdout", DEFAULT_HOLDOUT_FRACTION)
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
             raise RecipeError("evaluation.extra.holdout", f"expected a fraction between 0 and 1, got {fraction!r}")
-        total = sum(len(p) for p in pools)
-        n = min(plan.max_examples or DEFAULT_HOLDOUT_MAX, max(1, int(total * fraction)))
-        tagged = [(i, j) for i, pool in enumerate(pools) for j in range(len(pool))]
-        random.Random(0).shuffle(tagged)
+        # each source's slice is its own, drawn from its records as loaded (before this trial's transforms
+        # and filters) by a seed of the source alone, and taken out of any training pool of it
+        per_source = math.ceil((plan.max_examples or DEFAULT_HOLDOUT_MAX) / len(eval_sources))
         held: list[dict[str, Any]] = []
-        taken: set[tuple[int, int]] = set()
-        for i, j in tagged:
-            if len(held) >= n:
-                break
-            if _eval_ok([pools[i][j]], data.template):
-                held.append(pools[i][j])
-                taken.add((i, j))
-        pools = [[r for j, r in enumerate(pool) if (i, j) not in taken] for i, pool in enumerate(pools)]
+        held_prompts: set[str] = set()
+        for ident in eval_sources:
+            at = [i for i, m in enumerate(mixture) if _raw_identity(m.source) == ident]
+            if at:
+                records = raw_pools[at[0]]
+            else:
+                try:
+                    records = loader(*ident)
+                except DataError as exc:
+                    raise RecipeError("evaluation", f"{ident[0]} [{ident[1]}]: cannot load it to hold out evaluation examples: {exc}") from None
+            order = list(range(len(records)))
+            random.Random("holdout:" + json.dumps(ident, ensure_ascii=False)).shuffle(order)
+            want = min(per_source, max(1, int(len(records) * fraction)))
+            taken: set[int] = set()
+            for j in order:
+                if len(taken) >= want:
+                    break
+                if _eval_ready([records[j]], eval_transforms, data.template):
+                    taken.add(j)
+            held.extend(_eval_ready([records[j] for j in sorted(taken)], eval_transforms, data.template))
+            held_prompts.update(k for k in (_prompt_key(records[j], data.template) for j in taken) if k is not None)
+            for i in at:
+                raw_pools[i] = [r for j, r in enumerate(raw_pools[i]) if j not in taken]
+        # nor is a held-out prompt trained on under another record (a duplicate, another answer, another source)
+        raw_pools = [[r for r in pool if _prompt_key(r, data.template) not in held_prompts] for pool in raw_pools]
         if not held:
             raise RecipeError("evaluation.splits", f"no examples for splits {list(plan.splits)} and nothing to hold out")
         evaluation[HOLDOUT_SPLIT] = held
-        notes.append(f"no evaluation split {list(plan.splits)} found: evaluating on {len(held)} held-out training examples")
+        notes.append(f"no evaluation split {list(plan.splits)} found: evaluating on {len(held)} held-out examples of {len(eval_sources)} source(s)")
+    if not fixed and not (job.task.datasets and HOLDOUT_SPLIT not in evaluation):
+        notes.append(
+            "warning: the task names no data (task.datasets, defaultStrategy.data.sources, searchSpace data.mixture.*): evaluating on "
+            "this trial's own sources, so a trial that mixes other sources is scored on other examples; name the data in the task to compare them"
+        )
+
+    pools, stats = prepare_pools(raw_pools, data.compiled_transforms, data.compiled_filters)
+    for position, m in enumerate(mixture):
+        cap = m.source.max_examples
+        if cap is not None and len(pools[position]) > cap:
+            rng = random.Random(f"cap:{strategy.training.seed}:{m.key}")
+            pools[position] = rng.sample(pools[position], cap)
+            notes.append(f"data.sources[{m.index}]: capped at maxExamples={cap}")
 
     rendered = [_render_pool(pool, data.template, sources[i].name, notes) for i, pool in enumerate(pools)]
-    weights = [s.weight for s in sources]
+    weights = [m.share for m in mixture]  # as the fingerprint reads them: equal fingerprints, equal counts
     try:
         mixed = sample_mixture(
             rendered, weights, data.num_examples, strategy.training.seed, keys=[m.key for m in mixture], replacement=data.replacement

@@ -12,13 +12,18 @@
  */
 import type { Backend, ExperimentNode } from "@trex/core"
 import { type Cause, Effect, Latch, Queue } from "effect"
-import type { Landscape, Match } from "./simLandscape.ts"
+import { describe, type Landscape, type Match } from "./simLandscape.ts"
 
 type JobEvent = Backend.JobEvent
 type Watcher = Queue.Queue<JobEvent, Cause.Done>
 
-/** What a job runs: a matched point, or a strategy that could not be read. */
-export type Work = { readonly _tag: "Point"; readonly match: Match } | { readonly _tag: "Invalid"; readonly message: string }
+/**
+ * What a job runs: a matched point (with the strategy's own values), or a strategy that could not be
+ * read or is not replayed (a configuration the table never ran, under `unrecorded: fail`).
+ */
+export type Work =
+  | { readonly _tag: "Point"; readonly match: Match; readonly values: ReadonlyArray<unknown> }
+  | { readonly _tag: "Invalid"; readonly message: string }
 
 /** A simulated job. */
 export interface SimJob {
@@ -74,7 +79,11 @@ const timelineOf = (landscape: Landscape, job: SimJob, start: number): Array<{ a
       })
     })
   }
-  const summary = `${landscape.name}: ${distance === 0 ? "exact" : `nearest (distance ${distance.toFixed(4)})`} row ${point.id}`
+  // a configuration the table never ran is said to be one, with the row whose outcome it takes
+  const summary = distance === 0
+    ? `${landscape.name}: exact row ${point.id}`
+    : `${landscape.name}: nearest row ${point.id} (distance ${distance.toFixed(4)}): the table has no run of this configuration ` +
+      `(${describe(landscape, job.work.values)}); its outcome is that row's (${describe(landscape, point.values)})`
   const exit: Backend.JobExit = point.score === undefined
     ? {
       _tag: "Exit",

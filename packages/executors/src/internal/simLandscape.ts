@@ -51,6 +51,11 @@ export interface Landscape {
    * configuration nearest it among those the table recorded inside that space (see {@link match}).
    */
   readonly space?: SearchSpace.SearchSpace
+  /**
+   * What a trial whose configuration the table never ran does: `nearest` (the default) replays the
+   * nearest recorded row and says so in its summary; `fail` fails it, naming that row.
+   */
+  readonly unrecorded?: "nearest" | "fail"
 }
 
 /** How a strategy matched the pool. */
@@ -234,12 +239,19 @@ export const match = (landscape: Landscape, values: ReadonlyArray<unknown>, amon
   return found
 }
 
-/** Best and worst scores of the pool's configurations, by direction. */
-export const extremes = (landscape: Landscape): { readonly best: number; readonly worst: number } => {
+/** A configuration's values, each named by its parameter's path: `training.learningRate 0.001, training.extra.optim "adamw"`. */
+export const describe = (landscape: Landscape, values: ReadonlyArray<unknown>): string =>
+  landscape.parameters.map((p, i) => `${p.path} ${JSON.stringify(values[i] ?? null)}`).join(", ")
+
+/** Best and worst scores of the pool's configurations (or of `rows`, some of them), by direction. */
+export const extremes = (
+  landscape: Landscape,
+  rows: Iterable<Point> = configurations(landscape)
+): { readonly best: number; readonly worst: number } => {
   const sign = landscape.metric.direction === "maximize" ? 1 : -1
   let best = -Infinity
   let worst = Infinity
-  for (const p of configurations(landscape)) {
+  for (const p of rows) {
     if (p.score === undefined) continue
     const u = sign * p.score
     if (u > best) best = u
