@@ -577,7 +577,8 @@ describe("AnthropicModel", () => {
         // every event but message_stop (9 and 10 events), then the connection held open
         { ...answer, stallAfterEvents: 9 } as Fake.Reply,
         { ...call, stallAfterEvents: 10 } as Fake.Reply,
-        // message_stop a little late, within the grace
+        // message_stop a little late, within the grace; then as late, past a grace of 100 ms (endGraceMs)
+        { ...answer, holdLastMs: 300 } as Fake.Reply,
         { ...answer, holdLastMs: 300 } as Fake.Reply
       ])
       // a client that waited for timeoutMs would outlast the test's timeout (60 s)
@@ -601,6 +602,13 @@ describe("AnthropicModel", () => {
         ["anthropic:test", 1200, 40, 0.0042],
         ["anthropic:test", 1200, 40, 0.0042]
       ])
+      // a grace of the client's own: the late message_stop is not waited for (the client closes the stream), the answer
+      // and the usage message_delta said given all the same
+      const brief = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 600_000, endGraceMs: 100, retry: { baseDelay: "1 millis" } })
+      const cut = (yield* Stream.runCollect(brief.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter))).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(Model.text(cut.response), "a long answer, streamed in pieces")
+      yield* until(() => server.aborted() === 3)
+      assert.deepStrictEqual(records.slice(3).map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens]), [["anthropic:test", 1200, 40]])
     }), { timeout: 60_000 })
 
   it.live("a stream its consumer stops after message_start is charged what was billed: its input, and the text it sent, estimated; one stopped before, nothing", () =>

@@ -328,7 +328,8 @@ describe("OpenAiModel", () => {
         { kind: "message", content: answer, usage, stallAfterChunks: chunks - 1 },
         // held open after the usage chunk, where [DONE] was due
         { kind: "message", content: answer, usage, stallAfterChunks: chunks },
-        // the usage chunk and [DONE] a little late, within the grace
+        // the usage chunk and [DONE] a little late, within the grace; then as late, past a grace of 100 ms (endGraceMs)
+        { kind: "message", content: answer, usage, holdLastMs: 300 },
         { kind: "message", content: answer, usage, holdLastMs: 300 }
       ])
       // a client that waited for timeoutMs would outlast the test's timeout (60 s)
@@ -350,6 +351,14 @@ describe("OpenAiModel", () => {
         ["openai-compatible:test", 41, 12, (41 + 2 * 12) / 1e6],
         ["openai-compatible:test", 41, 12, (41 + 2 * 12) / 1e6]
       ])
+      // a grace of the client's own: the late usage chunk is not waited for (the client closes the stream), the answer
+      // given all the same, its usage estimated
+      const brief = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, timeoutMs: 600_000, endGraceMs: 100, retry: { baseDelay: "1 millis" } })
+      const cut = (yield* Stream.runCollect(brief.stream({ ...ask, reason: "test" })).pipe(Effect.provideService(CostMeter.CostMeter, meter))).at(-1)!
+      if (cut._tag !== "Done") return assert.fail("no Done")
+      assert.strictEqual(Model.text(cut.response), answer)
+      yield* until(() => server.aborted() === 3)
+      assert.deepStrictEqual(shown(records).slice(3), [["openai-compatible:test (tokens estimated)", input, 13, (input + 2 * 13) / 1e6]])
     }), { timeout: 60_000 })
 
   it.live("a stream its consumer stops (interrupted, or no longer pulled) is charged what it was billed for, estimated; one stopped before its first chunk, nothing", () =>
