@@ -624,12 +624,18 @@ const checkCommand = Command.make(
           "(an OpenAI-compatible server, a gateway without count_tokens); without it the check costs nothing"
       )
     ),
+    // the model's flags of trex run, so that a check takes the flags its run will: the model is asked once (no retry),
+    // each attempt bounded by --model-timeout and --timeout, a wait its server asks for by --max-retry-after
+    maxRetryAfter: maxRetryAfterFlag(", as trex run (--call-model's turn: a longer one fails the check)"),
+    ...modelCallFlags(", as trex run (the check asks the model once, within --model-timeout and --timeout)"),
     json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the findings as JSON"))
   },
   (flags) =>
     Effect.gen(function*() {
       if (flags.concurrency < 1) return yield* new Errors.InvalidInput({ source: "--concurrency", message: "--concurrency must be at least 1" })
       if (!(flags.timeout > 0)) return yield* new Errors.InvalidInput({ source: "--timeout", message: `--timeout must be more than 0 seconds, got ${flags.timeout}` })
+      const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
+      const modelCall = yield* modelCallOf(flags)
       if (flags.callModel && flags.researcher !== "claude" && flags.executor !== "code-agent") {
         return yield* new Errors.InvalidInput({
           source: "--call-model",
@@ -642,7 +648,9 @@ const checkCommand = Command.make(
         researcher: flags.researcher,
         executor: flags.executor,
         modelApi: flags.modelApi,
-        concurrency: flags.concurrency
+        concurrency: flags.concurrency,
+        ...maxRetryAfter,
+        ...modelCall
       }, Duration.seconds(flags.timeout), { callModel: flags.callModel })
       yield* out(flags.json ? JSON.stringify(report, null, 2) : Check.toText(report, flags.taskFile))
       if (!report.ok) yield* Effect.sync(() => void (process.exitCode = 1))

@@ -179,6 +179,30 @@ describe("trex check", () => {
       assert.include(none.stderr, "--call-model asks the model that a model-backed agent calls, and these settings have none: give it with --researcher claude or --executor code-agent")
     }), { timeout: 120_000 })
 
+  it.live("--call-model takes the model's flags of trex run: --model-timeout bounds its turn, --max-retry-after the wait its server may ask for", () =>
+    Effect.gen(function*() {
+      const quickstart = path.join(root, "examples/quickstart/task.yaml")
+      // a turn whose headers and 5 bytes come, then nothing; then one over its quota for an hour and a half
+      const server = yield* FakeOpenAi.make((_, i) =>
+        i === 0
+          ? FakeOpenAi.raw("application/json", JSON.stringify({ choices: [{ message: { content: "Yes" } }] }), { holdAfter: 5 })
+          : { kind: "error", status: 429, body: "quota exceeded", headers: { "retry-after": "5400" } }, { models: ["qwen3:8b"] })
+      const env = { OPENAI_BASE_URL: server.url, TREX_MODEL: "qwen3:8b", OPENAI_API_KEY: undefined }
+      const check = (...flags: Array<string>) =>
+        Effect.promise(() => trexAsync(["check", quickstart, "--researcher", "claude", "--model-api", "openai-compatible", "--call-model", ...flags, "--json"], env))
+          .pipe(Effect.map((r) => ({ ...r, found: r.stdout === "" ? [] : findings(r.stdout) })))
+      // given up after --model-timeout (0.5 s), not check's --timeout (30 s)
+      const held = yield* check("--model-timeout", "0.5")
+      assert.strictEqual(held.status, 1, held.stdout + held.stderr)
+      assert.isTrue(held.found.some((f) => /^fail model: openai-compatible does not answer a 1-token turn: .*within 500 ms/.test(f)), held.found.join("\n"))
+      // a wait of 90 minutes: past the default 60 s, a run's call would stop at once, and so does the check; with
+      // --max-retry-after 7200 a run would wait it out: busy, a warning
+      const busy = yield* check("--max-retry-after", "7200")
+      assert.strictEqual(busy.status, 0, busy.stdout + busy.stderr)
+      assert.isTrue(busy.found.some((f) => f.startsWith("warn model: openai-compatible answers, but is busy now (a 1-token turn: HTTP 429")), busy.found.join("\n"))
+      assert.strictEqual(server.requests.length, 2, "each asked once")
+    }), { timeout: 60_000 })
+
   it("a task file that is not valid, or settings a run refuses (a model key not set), are bad input (exit 2), as for trex run", () => {
     const { file } = taskFile(`  command: []`)
     const r = trex(["check", file])

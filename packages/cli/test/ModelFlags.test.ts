@@ -4,9 +4,17 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import type { Errors } from "@trex/core"
 import { Effect } from "effect"
+import { Command } from "effect/cli"
+import * as Cli from "../src/Cli.ts"
 import * as FakeOpenAi from "../../agents/test/support/FakeOpenAiServer.ts"
-import { root, trex, trexAsync } from "./support/cli.ts"
+import { readJournal, root, trex, trexAsync } from "./support/cli.ts"
+
+/** The CLI's command on `args`, in this process (its bad input as the error, not an exit code). */
+const cli = (args: ReadonlyArray<string>) =>
+  Command.runWith(Cli.command, { version: "0.1.0", renderErrors: false })(args).pipe(Effect.provide(NodeServices.layer))
 
 const toy = path.join(root, "packages/cli/test/fixtures/toy.task.yaml")
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-model-flags-"))
@@ -39,25 +47,30 @@ describe("--max-retry-after", () => {
       assert.strictEqual(server.requests.length, 3 * asked, "no call retried")
     }), { timeout: 120_000 })
 
-  it("a value below 0 is bad input naming the flag and what it takes, for run and resume", () => {
-    const out = tmp()
-    const run = trex(["run", toy, "--max-retry-after", "-5", "--out", out])
-    assert.strictEqual(run.status, 2, run.stderr)
-    assert.include(run.stderr, "--max-retry-after must be 0 or more seconds, got -5: the longest wait a model server's retry-after may ask for, e.g. --max-retry-after 3600 to wait out an hour")
-    assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
-    const resume = trex(["resume", path.join(out, "no-such-run"), "--max-retry-after", "-1"])
-    assert.strictEqual(resume.status, 2, resume.stderr)
-    assert.include(resume.stderr, "--max-retry-after must be 0 or more seconds, got -1")
-  })
+  it.effect("a value below 0 is bad input naming the flag and what it takes, for run, resume and check", () =>
+    Effect.gen(function*() {
+      const message = "--max-retry-after must be 0 or more seconds, got -5: the longest wait a model server's retry-after may ask for, e.g. --max-retry-after 3600 to wait out an hour"
+      for (const args of [["run", toy, "--max-retry-after", "-5", "--out", tmp()], ["resume", "no-such-run", "--max-retry-after", "-5"], ["check", toy, "--max-retry-after", "-5"]]) {
+        const error = yield* Effect.flip(cli(args))
+        assert.strictEqual(error._tag, "InvalidInput", `${args.join(" ")}: ${String(error)}`)
+        assert.strictEqual((error as Errors.InvalidInput).message, message)
+      }
+    }))
 })
 
 describe("--model-max-retries, --model-retry-delay, --model-max-retry-delay, --model-timeout", () => {
   it.live("set how the model retries a call and how long an attempt may take; recorded with the run, and given again by a resume for its session", () =>
     Effect.gen(function*() {
-      // a server that fails calls retryably (500) while it has failures left, then asks for an hour's wait (429), which stops the run at once
-      let failures = Infinity
+      // A server that fails calls retryably (500) while it has failures left, then asks for an hour's wait (429), which
+      // stops the run at once. The failures are the analysis's (a failed analysis is journaled as such, not asked
+      // again), so that no ask to propose fails retryably: the explorer's own 2/4/8 s waits between asks are not met.
+      let failures = 3
+      // (then: the headers and 5 bytes of an answer, then nothing, while `held` is more than 0)
+      let held = 0
       const server = yield* FakeOpenAi.make(() =>
-        failures-- > 0 ? { kind: "error", status: 500, body: "internal error" } : { kind: "error", status: 429, body: "quota exceeded", headers: { "retry-after": "3600" } }
+        held-- > 0 ? FakeOpenAi.raw("application/json", JSON.stringify({ choices: [] }), { holdAfter: 5 })
+        : failures-- > 0 ? { kind: "error", status: 500, body: "internal error" }
+        : { kind: "error", status: 429, body: "quota exceeded", headers: { "retry-after": "3600" } }
       )
       const env = { OPENAI_BASE_URL: server.url, TREX_MODEL: "qwen3:8b", OPENAI_API_KEY: undefined }
       const out = tmp()
@@ -66,59 +79,59 @@ describe("--model-max-retries, --model-retry-delay, --model-max-retry-delay, --m
       )
       assert.strictEqual(run.status, 1, run.stdout + run.stderr)
       const runDir = run.stdout.match(/run directory: (.*)/)![1]!
-      // each call the researcher makes (its analysis, then 4 asks to propose: its own retries) is its first attempt and 2 retries, the same request 3 times
-      assert.include(run.stderr, "researcher could not propose under root (3 of 4; again in 8 s): HTTP 500")
-      const asked = server.requests.length
-      assert.strictEqual(asked % 3, 0, `${asked} requests`)
-      for (let i = 0; i < asked; i += 3) {
-        assert.deepStrictEqual([server.requests[i + 1]!.body, server.requests[i + 2]!.body], [server.requests[i]!.body, server.requests[i]!.body])
-      }
-      // kept with the run: a resume that gives none gives up its analysis and its first ask to propose after 3 requests
-      // each (500s): the next ask meets the 429
-      failures = 6
+      // the analysis: its first attempt and 2 retries, the same request 3 times (4 retries, the default, would have met
+      // the 429 as its fourth attempt); then the first ask to propose meets the 429 and stops the run
+      assert.strictEqual(server.requests.length, 4, run.stderr)
+      assert.deepStrictEqual([server.requests[1]!.body, server.requests[2]!.body], [server.requests[0]!.body, server.requests[0]!.body])
+      assert.notDeepEqual(server.requests[3]!.body, server.requests[0]!.body)
+      const analyses = () =>
+        Effect.promise(() => readJournal(runDir)).pipe(Effect.map((entries) => entries.flatMap((e) => (e.event._tag === "AnalysisCompleted" ? [e.event.analysis.summary] : []))))
+      assert.match((yield* analyses())[0]!, /^analysis failed: .*HTTP 500/)
+      // kept with the run: a resume that gives none asks its analysis again (the run stopped on its researcher) and gives
+      // it up after 3 requests (500s); its ask to propose meets the 429
+      failures = 3
       const kept = yield* Effect.promise(() => trexAsync(["resume", runDir], env))
       assert.strictEqual(kept.status, 1, kept.stdout + kept.stderr)
-      assert.include(kept.stderr, "researcher could not propose under root (1 of 4; again in 2 s): HTTP 500")
-      assert.strictEqual(server.requests.length, asked + 7)
-      // a resume's own, for its session: no retry, each call given up after its first 500
-      failures = 2
-      const none = yield* Effect.promise(() => trexAsync(["resume", runDir, "--model-max-retries", "0"], env))
+      assert.strictEqual(server.requests.length, 4 + 4, kept.stderr)
+      // a resume's own, for its session: an analysis whose answer stops after its headers and 5 bytes is given up after
+      // --model-timeout (not 10 minutes), and not asked again (with the run's 2 retries, its second attempt would have
+      // met the 429, and the ask to propose a third request)
+      held = 1
+      const none = yield* Effect.promise(() => trexAsync(["resume", runDir, "--model-max-retries", "0", "--model-timeout", "0.5"], env))
       assert.strictEqual(none.status, 1, none.stdout + none.stderr)
-      assert.include(none.stderr, "researcher could not propose under root (1 of 4; again in 2 s): HTTP 500")
-      assert.strictEqual(server.requests.length, asked + 7 + 3)
-      // a server that sends its headers and 5 bytes, then nothing (the analysis, the first ask to propose; then it asks for an
-      // hour's wait): each attempt given up after --model-timeout, not 10 minutes
-      const stalled = yield* FakeOpenAi.make((_, i) =>
-        i < 2 ? FakeOpenAi.raw("application/json", JSON.stringify({ choices: [] }), { holdAfter: 5 }) : { kind: "error", status: 429, body: "quota exceeded", headers: { "retry-after": "3600" } }
-      )
-      const held = yield* Effect.promise(() =>
-        trexAsync(["run", toy, "--researcher", "claude", "--model-api", "openai-compatible", "--model-timeout", "0.5", "--model-max-retries", "0", "--out", out], {
-          ...env,
-          OPENAI_BASE_URL: stalled.url
-        })
-      )
-      assert.strictEqual(held.status, 1, held.stdout + held.stderr)
-      assert.match(held.stderr, /researcher could not propose under root \(1 of 4; again in 2 s\): .*within 500 ms/)
-      assert.strictEqual(stalled.requests.length, 3)
+      assert.strictEqual(server.requests.length, 4 + 4 + 2, none.stderr)
+      assert.match((yield* analyses()).at(-1)!, /^analysis failed: .*within 500 ms/)
     }), { timeout: 120_000 })
 
-  it("a value they do not take is bad input naming the flag and what it takes, for run and resume", () => {
-    const out = tmp()
-    for (
-      const [flag, value, message] of [
-        ["--model-max-retries", "-1", "--model-max-retries must be 0 or more, got -1: the retries of a model call after its first attempt, e.g. --model-max-retries 8 (0: none)"],
-        ["--model-retry-delay", "-2", "--model-retry-delay must be 0 or more seconds, got -2: the first wait before a model call's retry, e.g. --model-retry-delay 2"],
-        ["--model-max-retry-delay", "-3", "--model-max-retry-delay must be 0 or more seconds, got -3: the longest wait before a model call's retry, e.g. --model-max-retry-delay 60"],
-        ["--model-timeout", "0", "--model-timeout must be more than 0 seconds, got 0: how long one attempt of a model call may take, e.g. --model-timeout 1200 for 20 minutes"]
-      ] as const
-    ) {
-      const run = trex(["run", toy, flag, value, "--out", out])
+  it.effect("a value they do not take is bad input naming the flag and what it takes, for run, resume and check --call-model", () =>
+    Effect.gen(function*() {
+      const out = tmp()
+      // the real CLI once: exit 2, the message on stderr, no run directory
+      const run = trex(["run", toy, "--model-timeout", "0", "--out", out])
       assert.strictEqual(run.status, 2, run.stderr)
-      assert.include(run.stderr, message)
-      const resume = trex(["resume", path.join(out, "no-such-run"), flag, value])
-      assert.strictEqual(resume.status, 2, resume.stderr)
-      assert.include(resume.stderr, message)
-    }
-    assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
-  })
+      assert.include(run.stderr, "trex: --model-timeout must be more than 0 seconds, got 0")
+      // each flag and command in this process, through the CLI's own command (main.ts makes its InvalidInput exit 2)
+      for (
+        const [flag, value, message] of [
+          ["--model-max-retries", "-1", "--model-max-retries must be 0 or more, got -1: the retries of a model call after its first attempt, e.g. --model-max-retries 8 (0: none)"],
+          ["--model-retry-delay", "-2", "--model-retry-delay must be 0 or more seconds, got -2: the first wait before a model call's retry, e.g. --model-retry-delay 2"],
+          ["--model-max-retry-delay", "-3", "--model-max-retry-delay must be 0 or more seconds, got -3: the longest wait before a model call's retry, e.g. --model-max-retry-delay 60"],
+          ["--model-timeout", "0", "--model-timeout must be more than 0 seconds, got 0: how long one attempt of a model call may take, e.g. --model-timeout 1200 for 20 minutes"]
+        ] as const
+      ) {
+        for (
+          const args of [
+            ["run", toy, flag, value, "--out", out],
+            ["resume", path.join(out, "no-such-run"), flag, value],
+            ["check", toy, "--researcher", "claude", "--call-model", flag, value]
+          ]
+        ) {
+          const error = yield* Effect.flip(cli(args))
+          assert.strictEqual(error._tag, "InvalidInput", `${args.join(" ")}: ${String(error)}`)
+          assert.include((error as Errors.InvalidInput).message, message, args.join(" "))
+          assert.strictEqual((error as Errors.InvalidInput).source, flag)
+        }
+      }
+      assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
+    }))
 })

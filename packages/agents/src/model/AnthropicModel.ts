@@ -28,11 +28,22 @@ export interface Options {
   /**
    * Per-attempt timeout in milliseconds (default 10 minutes): for `generate` the whole answer, for
    * `stream` the headers and then each event. Past it the attempt fails, retryable. A stream whose
-   * `message_delta` has said its stop reason (the answer whole) waits 2 seconds at most for its
+   * `message_delta` has said its stop reason (the answer whole) waits `endGraceMs` at most for its
    * `message_stop`, then gives the answer.
    */
   readonly timeoutMs?: number
+  /**
+   * Milliseconds a stream whose answer is whole (`message_delta` said its stop reason and final
+   * usage, every content block ended) waits for its `message_stop` before it gives the answer, as on
+   * a cut (default 2000, `END_GRACE_MS`; at most `timeoutMs`). Claude's API sends it at once; raise
+   * it only behind a proxy that holds a stream's last event back for longer. The answer is not lost
+   * either way: what the wait decides is only whether the end is read.
+   */
+  readonly endGraceMs?: number
 }
+
+/** The default {@link Options.endGraceMs}: 2 seconds. @since 0.1.0 @category models */
+export const END_GRACE_MS = Http.END_GRACE_MS
 
 const PROVIDER = "anthropic"
 
@@ -435,8 +446,8 @@ export const make = (options: Options): Model.ModelShape => {
           done = true
           return Stream.make(answer)
         }
-        // once the answer is whole, what may follow (message_stop) is waited for END_GRACE_MS, not timeoutMs: then it is taken as on a cut
-        const grace = Math.min(Http.END_GRACE_MS, timeoutMs)
+        // once the answer is whole, what may follow (message_stop) is waited for endGraceMs, not timeoutMs: then it is taken as on a cut
+        const grace = Math.min(options.endGraceMs ?? Http.END_GRACE_MS, timeoutMs)
         const paced = Http.paced(events, () => (complete() ? grace : Infinity), () =>
           new Model.ModelError({ provider: PROVIDER, message: `no message_stop within ${grace} ms of message_delta`, retryable: false }))
         return Stream.fromAsyncIterable(paced, fail).pipe(

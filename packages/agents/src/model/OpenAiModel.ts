@@ -23,11 +23,21 @@ export interface Options {
   readonly retry?: Model.RetryOptions
   /**
    * Per-attempt timeout in milliseconds (default 10 minutes). A stream whose choice has its
-   * `finish_reason` (the answer whole) waits 2 seconds at most for its usage chunk and `data: [DONE]`,
+   * `finish_reason` (the answer whole) waits `endGraceMs` at most for its usage chunk and `data: [DONE]`,
    * then gives the answer (its usage estimated if none came).
    */
   readonly timeoutMs?: number
+  /**
+   * Milliseconds a stream whose choice has its `finish_reason` (the answer whole) waits for what may
+   * follow, its usage chunk and `data: [DONE]`, before it gives the answer, as on a cut (default 2000,
+   * `END_GRACE_MS`; at most `timeoutMs`). Servers send them at once; raise it behind a proxy that holds
+   * a stream's last chunks back for longer, whose usage would otherwise be estimated.
+   */
+  readonly endGraceMs?: number
 }
+
+/** The default {@link Options.endGraceMs}: 2 seconds. @since 0.1.0 @category models */
+export const END_GRACE_MS = Http.END_GRACE_MS
 
 const PROVIDER = "openai-compatible"
 const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504])
@@ -332,9 +342,9 @@ export const make = (options: Options): Model.ModelShape => {
           }
           return out
         }
-        // once the choice is finished, what may follow (the usage chunk, [DONE]) is waited for END_GRACE_MS, not the
+        // once the choice is finished, what may follow (the usage chunk, [DONE]) is waited for endGraceMs, not the
         // rest of timeoutMs: then the answer is taken as on a cut, its usage estimated if none came
-        const grace = Math.min(Http.END_GRACE_MS, timeoutMs)
+        const grace = Math.min(options.endGraceMs ?? Http.END_GRACE_MS, timeoutMs)
         const finished = () => finish !== undefined && finish !== null
         const paced = Http.paced(sseData(response.body), () => (finished() ? grace : Infinity), () =>
           new Model.ModelError({ provider: PROVIDER, message: `no data: [DONE] within ${grace} ms of the finish_reason`, retryable: false }))

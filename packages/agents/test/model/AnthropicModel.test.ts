@@ -495,12 +495,12 @@ describe("AnthropicModel", () => {
       assert.strictEqual(server.requests.length, 3)
       assert.isFalse(error.retryable)
       assert.include(error.message, "no event from")
-      // message_start's 1 output token, and the 33 characters of text since at 4 a token
-      assert.deepStrictEqual(error.usage, { inputTokens: 1200, outputTokens: 10, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      // message_start's 1 output token, and the 33 characters of text since (32 letters and spaces at 7/32 a token, a comma 1/2)
+      assert.deepStrictEqual(error.usage, { inputTokens: 1200, outputTokens: 9, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
       assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
-        // 1200 * 3 + 1 * 15 micro-dollars (message_start's usage), then 1200 * 3 + 10 * 15
+        // 1200 * 3 + 1 * 15 micro-dollars (message_start's usage), then 1200 * 3 + 9 * 15
         ["anthropic:test (failed attempt)", 1200, 1, 0.003615],
-        ["anthropic:test (failed attempt, tokens estimated)", 1200, 10, 0.00375]
+        ["anthropic:test (failed attempt, tokens estimated)", 1200, 9, 0.003735]
       ])
     }), { timeout: 20_000 })
 
@@ -512,7 +512,7 @@ describe("AnthropicModel", () => {
       const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", retry: once })
       const { meter, records } = recordingMeter()
       const error = yield* Effect.flip(Stream.runDrain(model.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
-      // message_start's 1 output token, and 24 characters at 4 a token
+      // message_start's 1 output token, and 24 characters (23 letters and spaces at 7/32 a token, a comma 1/2)
       assert.deepStrictEqual(error.usage, { inputTokens: 1200, outputTokens: 7, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
       assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
         ["anthropic:test (failed attempt, tokens estimated)", 1200, 7, 0.003705]
@@ -562,8 +562,8 @@ describe("AnthropicModel", () => {
         // 1200 * 3 + 40 * 15 micro-dollars, as message_delta said: not estimated
         ["anthropic:test", 1200, 40, 0.0042],
         ["anthropic:test", 1200, 40, 0.0042],
-        // message_start's 1 output token, and the 33 characters of text since at 4 a token
-        ["anthropic:test (failed attempt, tokens estimated)", 1200, 10, 0.00375],
+        // message_start's 1 output token, and the 33 characters of text since (32 letters and spaces at 7/32 a token, a comma 1/2)
+        ["anthropic:test (failed attempt, tokens estimated)", 1200, 9, 0.003735],
         ["anthropic:test", 1200, 40, 0.0042]
       ])
     }), { timeout: 20_000 })
@@ -577,7 +577,8 @@ describe("AnthropicModel", () => {
         // every event but message_stop (9 and 10 events), then the connection held open
         { ...answer, stallAfterEvents: 9 } as Fake.Reply,
         { ...call, stallAfterEvents: 10 } as Fake.Reply,
-        // message_stop a little late, within the grace
+        // message_stop a little late, within the grace; then as late, past a grace of 100 ms (endGraceMs)
+        { ...answer, holdLastMs: 300 } as Fake.Reply,
         { ...answer, holdLastMs: 300 } as Fake.Reply
       ])
       // a client that waited for timeoutMs would outlast the test's timeout (60 s)
@@ -601,6 +602,13 @@ describe("AnthropicModel", () => {
         ["anthropic:test", 1200, 40, 0.0042],
         ["anthropic:test", 1200, 40, 0.0042]
       ])
+      // a grace of the client's own: the late message_stop is not waited for (the client closes the stream), the answer
+      // and the usage message_delta said given all the same
+      const brief = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", timeoutMs: 600_000, endGraceMs: 100, retry: { baseDelay: "1 millis" } })
+      const cut = (yield* Stream.runCollect(brief.stream(request)).pipe(Effect.provideService(CostMeter.CostMeter, meter))).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(Model.text(cut.response), "a long answer, streamed in pieces")
+      yield* until(() => server.aborted() === 3)
+      assert.deepStrictEqual(records.slice(3).map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens]), [["anthropic:test", 1200, 40]])
     }), { timeout: 60_000 })
 
   it.live("a stream its consumer stops after message_start is charged what was billed: its input, and the text it sent, estimated; one stopped before, nothing", () =>
@@ -617,7 +625,7 @@ describe("AnthropicModel", () => {
       const fiber = yield* Effect.forkChild(Stream.runForEach(model.stream(request), () => Effect.sync(() => void seen++)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
       yield* until(() => seen >= 3)
       yield* Fiber.interrupt(fiber)
-      // message_start's 1 output token, and 24 characters at 4 a token
+      // message_start's 1 output token, and 24 characters (23 letters and spaces at 7/32 a token, a comma 1/2)
       assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
         ["anthropic:test (stopped, tokens estimated)", 1200, 7, 0.003705]
       ])
@@ -639,8 +647,11 @@ describe("AnthropicModel", () => {
       const fiber = yield* Effect.forkChild(model.generate(request).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
       yield* until(() => headers() === 1)
       yield* Fiber.interrupt(fiber)
-      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
-      const output = Math.ceil(Buffer.byteLength(body) / 4)
+      const input = Model.estimatedTokens(JSON.stringify(server.requests[0]!.body))
+      // the body's content-length, at the weight of the 30 bytes sent with the headers, or 4 bytes a token if the client
+      // was stopped before it read them
+      const output = records[0]!.cost.outputTokens
+      assert.include([Math.ceil(Buffer.byteLength(body) * Model.tokenWeight(body.slice(0, 30)) / 30), Math.ceil(Buffer.byteLength(body) / 4)], output)
       assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [
         ["anthropic:test (stopped, tokens estimated)", input, output, Number(((input * 3 + output * 15) / 1e6).toFixed(9))]
       ])
@@ -682,9 +693,9 @@ describe("AnthropicModel", () => {
       const stalled = yield* generated
       assert.isTrue(stalled.retryable)
       assert.include(stalled.message, "no answer from")
-      // the request body's characters, and the answer's content-length, 4 a token
-      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
-      const output = Math.ceil(Buffer.byteLength(body) / 4)
+      // the request body's characters, and the answer's content-length at the weight of the 30 bytes that came
+      const input = Model.estimatedTokens(JSON.stringify(server.requests[0]!.body))
+      const output = Math.ceil(Buffer.byteLength(body) * Model.tokenWeight(body.slice(0, 30)) / 30)
       assert.deepStrictEqual(cut.usage, { inputTokens: input, outputTokens: output, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
       assert.deepStrictEqual(stalled.usage, cut.usage)
       assert.deepStrictEqual(records.map((r) => [r.reason, r.cost.inputTokens, r.cost.outputTokens, Number(r.cost.dollars.toFixed(9))]), [

@@ -249,17 +249,18 @@ describe("OpenAiModel", () => {
       assert.strictEqual(server.requests.length, 2)
       assert.isFalse(cut.retryable)
       assert.include(cut.message, "connection error: terminated")
-      // the request body's 164 characters, 4 a token
-      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
-      assert.strictEqual(input, 41)
-      assert.deepStrictEqual(cut.usage, { inputTokens: input, outputTokens: Math.ceil(18 / 4), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      // the request body's 164 characters, by kind (Model.tokenWeight: letters and spaces 7/32 of a token, punctuation 1/2)
+      const input = Model.estimatedTokens(JSON.stringify(server.requests[0]!.body))
+      assert.strictEqual(input, 45)
+      // the 18 characters sent: "a long answer, str"
+      assert.deepStrictEqual(cut.usage, { inputTokens: input, outputTokens: Model.estimatedTokens(answer.slice(0, 18)), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
       const late = yield* streamed
       assert.include(late.message, "connection error: terminated")
-      assert.deepStrictEqual(late.usage?.outputTokens, Math.ceil(answer.length / 4))
+      assert.deepStrictEqual(late.usage?.outputTokens, Model.estimatedTokens(answer))
       assert.deepStrictEqual(shown(records), [
-        // 41 * 1 + 5 * 2 micro-dollars, then 41 * 1 + 13 * 2
-        ["openai-compatible:test (failed attempt, tokens estimated)", 41, 5, 0.000051],
-        ["openai-compatible:test (failed attempt, tokens estimated)", 41, 13, 0.000067]
+        // 45 * 1 + 5 * 2 micro-dollars, then 45 * 1 + 12 * 2
+        ["openai-compatible:test (failed attempt, tokens estimated)", 45, 5, 0.000055],
+        ["openai-compatible:test (failed attempt, tokens estimated)", 45, 12, 0.000069]
       ])
     }))
 
@@ -280,11 +281,11 @@ describe("OpenAiModel", () => {
       const { meter, records } = recordingMeter()
       const streamed = Stream.runCollect(model.stream({ ...ask, reason: "test" })).pipe(Effect.provideService(CostMeter.CostMeter, meter))
       const text = (yield* streamed).at(-1)!
-      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      const input = Model.estimatedTokens(JSON.stringify(server.requests[0]!.body))
       if (text._tag !== "Done") return assert.fail("no Done")
       assert.strictEqual(Model.text(text.response), answer)
       assert.strictEqual(text.response.stopReason, "end_turn")
-      assert.deepStrictEqual(text.response.usage, { inputTokens: input, outputTokens: Math.ceil(answer.length / 4), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
+      assert.deepStrictEqual(text.response.usage, { inputTokens: input, outputTokens: Model.estimatedTokens(answer), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
       const tool = (yield* streamed).at(-1)!
       if (tool._tag !== "Done") return assert.fail("no Done")
       assert.deepStrictEqual(Model.toolCalls(tool.response), [{ type: "tool_use", id: "call_1", name: "pick", input: { lr: 0.003 } }])
@@ -293,11 +294,11 @@ describe("OpenAiModel", () => {
       if (bare._tag !== "Done") return assert.fail("no Done")
       assert.strictEqual(Model.text(bare.response), "all of it")
       assert.strictEqual(server.requests.length, 3, "none retried")
-      // the tool call: its name and arguments, 4 + 12 characters
+      // the tool call: its name and arguments, 4 letters (7/8) + 12 characters, 7 of them punctuation and digits (5 at 7/32, 7 at 1/2)
       assert.deepStrictEqual(shown(records), [
-        ["openai-compatible:test (tokens estimated)", input, 13, (input + 2 * 13) / 1e6],
-        ["openai-compatible:test (tokens estimated)", input, 4, (input + 2 * 4) / 1e6],
-        ["openai-compatible:test (tokens estimated)", input, 3, (input + 2 * 3) / 1e6]
+        ["openai-compatible:test (tokens estimated)", input, 12, (input + 2 * 12) / 1e6],
+        ["openai-compatible:test (tokens estimated)", input, 6, (input + 2 * 6) / 1e6],
+        ["openai-compatible:test (tokens estimated)", input, Model.estimatedTokens("all of it"), (input + 2 * Model.estimatedTokens("all of it")) / 1e6]
       ])
     }))
 
@@ -311,9 +312,9 @@ describe("OpenAiModel", () => {
       const done = (yield* Stream.runCollect(model.stream({ ...ask, messages: [Model.user("选一个学习率。")], reason: "test" })).pipe(Effect.provideService(CostMeter.CostMeter, meter))).at(-1)!
       if (done._tag !== "Done") return assert.fail("no Done")
       assert.strictEqual(Model.text(done.response), answer)
-      // the request body: its ASCII characters 4 a token, and the prompt's 7 Chinese characters 1 each
+      // the request body: its ASCII characters by kind, and the prompt's 7 Chinese characters 1 each
       const body = JSON.stringify(server.requests[0]!.body)
-      const input = Math.ceil((body.length - 7) / 4 + 7)
+      const input = Math.ceil(Model.tokenWeight(body.replace(/[^\x00-\x7f]/g, "")) + 7)
       assert.deepStrictEqual(shown(records), [["openai-compatible:test (tokens estimated)", input, answer.length, (input + 2 * answer.length) / 1e6]])
     }))
 
@@ -328,7 +329,8 @@ describe("OpenAiModel", () => {
         { kind: "message", content: answer, usage, stallAfterChunks: chunks - 1 },
         // held open after the usage chunk, where [DONE] was due
         { kind: "message", content: answer, usage, stallAfterChunks: chunks },
-        // the usage chunk and [DONE] a little late, within the grace
+        // the usage chunk and [DONE] a little late, within the grace; then as late, past a grace of 100 ms (endGraceMs)
+        { kind: "message", content: answer, usage, holdLastMs: 300 },
         { kind: "message", content: answer, usage, holdLastMs: 300 }
       ])
       // a client that waited for timeoutMs would outlast the test's timeout (60 s)
@@ -344,12 +346,20 @@ describe("OpenAiModel", () => {
       assert.strictEqual(server.requests.length, 3, "none retried")
       // the two held open were closed by the client; the late one ended as the server sent it
       yield* until(() => server.aborted() === 2)
-      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      const input = Model.estimatedTokens(JSON.stringify(server.requests[0]!.body))
       assert.deepStrictEqual(shown(records), [
-        ["openai-compatible:test (tokens estimated)", input, 13, (input + 2 * 13) / 1e6],
+        ["openai-compatible:test (tokens estimated)", input, Model.estimatedTokens(answer), (input + 2 * Model.estimatedTokens(answer)) / 1e6],
         ["openai-compatible:test", 41, 12, (41 + 2 * 12) / 1e6],
         ["openai-compatible:test", 41, 12, (41 + 2 * 12) / 1e6]
       ])
+      // a grace of the client's own: the late usage chunk is not waited for (the client closes the stream), the answer
+      // given all the same, its usage estimated
+      const brief = OpenAiModel.make({ baseURL: server.url, model: "gpt-x", prices: priced, timeoutMs: 600_000, endGraceMs: 100, retry: { baseDelay: "1 millis" } })
+      const cut = (yield* Stream.runCollect(brief.stream({ ...ask, reason: "test" })).pipe(Effect.provideService(CostMeter.CostMeter, meter))).at(-1)!
+      if (cut._tag !== "Done") return assert.fail("no Done")
+      assert.strictEqual(Model.text(cut.response), answer)
+      yield* until(() => server.aborted() === 3)
+      assert.deepStrictEqual(shown(records).slice(3), [["openai-compatible:test (tokens estimated)", input, Model.estimatedTokens(answer), (input + 2 * Model.estimatedTokens(answer)) / 1e6]])
     }), { timeout: 60_000 })
 
   it.live("a stream its consumer stops (interrupted, or no longer pulled) is charged what it was billed for, estimated; one stopped before its first chunk, nothing", () =>
@@ -368,7 +378,7 @@ describe("OpenAiModel", () => {
       const fiber = yield* Effect.forkChild(Stream.runForEach(model.stream(request), () => Effect.sync(() => void seen++)).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
       yield* until(() => seen >= 2)
       yield* Fiber.interrupt(fiber)
-      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
+      const input = Model.estimatedTokens(JSON.stringify(server.requests[0]!.body))
       assert.deepStrictEqual(shown(records), [["openai-compatible:test (stopped, tokens estimated)", input, 3, (input + 2 * 3) / 1e6]])
       // its consumer takes the first delta and pulls no more
       const first = yield* Stream.runCollect(Stream.take(model.stream(request), 1)).pipe(Effect.provideService(CostMeter.CostMeter, meter))
@@ -398,8 +408,9 @@ describe("OpenAiModel", () => {
       const stalled = yield* Effect.flip(model.generate({ ...ask, reason: "test" }).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
       assert.isTrue(stalled.retryable)
       assert.include(stalled.message, "within 500 ms")
-      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
-      const output = Math.ceil(Buffer.byteLength(completion) / 4)
+      const input = Model.estimatedTokens(JSON.stringify(server.requests[0]!.body))
+      // the body's content-length, at the weight of the 30 bytes that came
+      const output = Math.ceil(Buffer.byteLength(completion) * Model.tokenWeight(completion.slice(0, 30)) / 30)
       assert.deepStrictEqual(cut.usage, { inputTokens: input, outputTokens: output, cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
       assert.deepStrictEqual(shown(records), [
         ["openai-compatible:test (failed attempt, tokens estimated)", input, output, (input + 2 * output) / 1e6],
@@ -416,8 +427,11 @@ describe("OpenAiModel", () => {
       const fiber = yield* Effect.forkChild(model.generate({ ...ask, reason: "test" }).pipe(Effect.provideService(CostMeter.CostMeter, meter)))
       yield* until(() => headers() === 1)
       yield* Fiber.interrupt(fiber)
-      const input = Math.ceil(JSON.stringify(server.requests[0]!.body).length / 4)
-      const output = Math.ceil(Buffer.byteLength(completion) / 4)
+      const input = Model.estimatedTokens(JSON.stringify(server.requests[0]!.body))
+      // the body's content-length, at the weight of the 30 bytes sent with the headers, or 4 bytes a token if the client
+      // was stopped before it read them
+      const output = records[0]!.cost.outputTokens
+      assert.include([Math.ceil(Buffer.byteLength(completion) * Model.tokenWeight(completion.slice(0, 30)) / 30), Math.ceil(Buffer.byteLength(completion) / 4)], output)
       assert.deepStrictEqual(shown(records), [["openai-compatible:test (stopped, tokens estimated)", input, output, (input + 2 * output) / 1e6]])
       yield* until(() => server.aborted() === 1)
     }))
