@@ -297,6 +297,52 @@ describe("the job script's GPU claim", () => {
     assert.deepStrictEqual(fs.readdirSync(locks), ["gpu1"])
   })
 
+  it("a command's processes left running are ended before its devices are given back, and the job's log says so", () => {
+    const locks = lockDir()
+    const seen = path.join(locks, "seen")
+    // a child that outlives the command; on SIGTERM it writes whether the device is still locked, then exits
+    const child = `trap 'if [ -d ${locks}/gpu0 ]; then echo held; else echo free; fi > ${seen}; exit 0' TERM; while :; do sleep 0.05; done`
+    // setsid: the script leads its process group (and session), as under Grid Engine's shepherd
+    const job = spawnSync("setsid", ["-w", "/bin/sh", "-c", render(locks, 1, `sh -c ${JSON.stringify(child)} & echo "left=$!"`)], { encoding: "utf8", env: jobEnv({}), timeout: 20_000 })
+    const left = Number(/left=(\d+)/.exec(job.stdout)?.[1])
+    // a zombie (ended, not yet reaped by whoever adopted it) is gone
+    const alive = fs.existsSync(`/proc/${left}`) && !/\) Z /.test(fs.readFileSync(`/proc/${left}/stat`, "utf8"))
+    if (alive) process.kill(left, "SIGKILL")
+    assert.isFalse(alive, `the child ${left} outlived its job: ${job.stderr}`)
+    assert.strictEqual(fs.readFileSync(seen, "utf8"), "held\n", "the device was still locked when the child was told to end")
+    assert.include(job.stderr, `trex: the command left processes running (pids ${left}): ending them`)
+    assert.deepStrictEqual(fs.readdirSync(locks).filter((f) => f !== "seen"), [])
+  })
+
+  it("a live owner this job cannot see (another user's under /proc hidepid=2, or in another pid namespace) keeps its lock", async () => {
+    // another user's: the claim runs as sdktest with a /proc of its own mounted hidepid=2 (a mount namespace of its own)
+    const locks = lockDir()
+    fs.chmodSync(locks, 0o777)
+    const owner = sleeper()
+    fs.chmodSync(plant(locks, 0, owner, startTime(owner)), 0o777)
+    const script = render(locks, 1)
+    const jobDir = /^cd '?([^' ]+)'? \|\| exit 97$/m.exec(script)![1]!
+    fs.chmodSync(jobDir, 0o777)
+    const hidden = spawnSync("unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
+      "mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid=sdktest --regid=sdktest --clear-groups /bin/sh -c \"$0\"", script], { encoding: "utf8", env: jobEnv({}) })
+    assert.strictEqual(hidden.status, Script.GPU_CLAIM_EXIT, `${hidden.stdout}${hidden.stderr}`)
+    assert.include(hidden.stderr, `kept as held, their owners not visible from this job (another pid namespace, or /proc mounted hidepid): ${locks}/gpu0`)
+    // a job in a pid namespace of its own holds the device: a job outside it cannot tell its pid's process, and keeps the lock
+    const locks2 = lockDir()
+    const go = path.join(locks2, "go")
+    const inside = spawn("unshare", ["--pid", "--fork", "--mount-proc", "/bin/sh", "-c", render(locks2, 1, `echo "cuda=$CUDA_VISIBLE_DEVICES"; while [ ! -e ${go} ]; do sleep 0.05; done`)], { env: jobEnv({}) })
+    sleepers.push(inside)
+    let out = ""
+    inside.stdout!.on("data", (b) => (out += String(b)))
+    const exited = new Promise<number | null>((resolve) => inside.on("close", (code) => resolve(code)))
+    await Effect.runPromise(eventually("the job in its pid namespace claimed device 0", () => out === "cuda=0\n", 30))
+    const outside = claim(locks2, 1)
+    fs.writeFileSync(go, "")
+    assert.strictEqual(outside.status, Script.GPU_CLAIM_EXIT, outside.stdout)
+    assert.include(outside.stderr, `${locks2}/gpu0`)
+    assert.strictEqual(await exited, 0)
+  }, 60_000)
+
   it("two jobs that find one stale lock at once: one takes it, the other is refused", async () => {
     const locks = lockDir()
     const go = path.join(locks, "go")

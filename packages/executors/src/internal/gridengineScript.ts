@@ -163,9 +163,13 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `  trex_hz=$(getconf CLK_TCK 2>/dev/null); trex_num "$trex_hz" && [ "$trex_hz" -gt 0 ] || trex_hz=100`,
     `  trex_btime=$(sed -n 's/^btime //p' /proc/stat 2>/dev/null)`,
     `  trex_me="$$ $(trex_started $$) $trex_boot"`,
+    `  trex_ns=$(readlink /proc/$$/ns/pid 2>/dev/null); trex_unseen=`,
     // an earlier TREX's lock (its pid only): stale when that process is gone or started after the file was written
+    // whether process $1 is gone: its /proc entry unreadable is not enough (hidepid hides another user's): kill -0 tells
+    // "no such process" from one it may not signal; one it can signal but not read is there too
+    `  trex_none() { [ -z "$(LC_ALL=C kill -0 "$1" 2>&1 >/dev/null | grep -i 'no such process')" ] && return 1; [ ! -e "/proc/$1" ]; }`,
     `  trex_gone() {`,
-    `    trex_t=$(trex_started "$1"); [ -n "$trex_t" ] || return 0`,
+    `    trex_t=$(trex_started "$1"); [ -n "$trex_t" ] || { trex_none "$1"; return; }`,
     `    trex_m=$(stat -c %Y "$2" 2>/dev/null)`,
     `    trex_num "$trex_t" && trex_num "$trex_btime" && trex_num "$trex_m" && [ $((trex_btime + trex_t / trex_hz)) -gt $((trex_m + 2)) ]`,
     `  }`,
@@ -175,7 +179,13 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `      { read -r trex_op trex_os trex_ob < "$1/owner"; } 2>/dev/null`,
     `      if trex_num "$trex_op" && trex_num "$trex_os"; then`,
     `        [ -n "$trex_ob" ] && [ -n "$trex_boot" ] && [ "$trex_ob" != "$trex_boot" ] && return 0`,
-    `        [ "$(trex_started "$trex_op")" != "$trex_os" ]; return`,
+    // an owner in another pid namespace (a container's job): its pid means nothing here, so it is kept
+    `        if [ -e "$1/ns" ] && [ "$(cat "$1/ns" 2>/dev/null)" != "$trex_ns" ]; then trex_unseen="$trex_unseen $1"; return 1; fi`,
+    `        trex_t=$(trex_started "$trex_op")`,
+    `        [ -n "$trex_t" ] && { [ "$trex_t" != "$trex_os" ]; return; }`,
+    // its /proc entry not readable: gone only when kill -0 says no such process, else it is kept (hidepid)
+    `        trex_none "$trex_op" && return 0`,
+    `        trex_unseen="$trex_unseen $1"; return 1`,
     `      fi`,
     `    else`,
     `      trex_op=$(cat "$1/pid" 2>/dev/null)`,
@@ -197,6 +207,8 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `  while [ "$trex_n" -lt ${input.gpus} ] && [ "$trex_i" -lt "$trex_total" ]; do`,
     `    trex_l=${lock}/gpu$trex_i`,
     `    if trex_take "$trex_l"; then`,
+    // the pid namespace first (an owner file is never without it), in a file of its own: older scripts read owner's 3 fields
+    `      printf '%s\\n' "$trex_ns" > "$trex_l/ns.tmp" && mv -f "$trex_l/ns.tmp" "$trex_l/ns"`,
     `      printf '%s\\n' "$trex_me" > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"`,
     `      echo $$ > "$trex_l/pid.tmp" && mv -f "$trex_l/pid.tmp" "$trex_l/pid"`,
     `      trex_got=$trex_got\${trex_got:+ }$trex_i; trex_n=$((trex_n + 1))`,
@@ -206,6 +218,7 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `  if [ "$trex_n" -lt ${input.gpus} ]; then`,
     `    trex_release`,
     `    echo "trex: Grid Engine granted ${input.gpus} ${input.gpuResource} but only $trex_n of the $trex_total devices of $trex_host are free (locks in ${input.gpuLockDir.replace(/[`"$\\]/g, "_")})" >&2`,
+    `    [ -z "$trex_unseen" ] || echo "trex: kept as held, their owners not visible from this job (another pid namespace, or /proc mounted hidepid):$trex_unseen; remove such a lock by hand once its job has ended" >&2`,
     `    exit ${GPU_CLAIM_EXIT}`,
     `  fi`,
     `  CUDA_VISIBLE_DEVICES=$(printf '%s' "$trex_got" | tr ' ' ','); export CUDA_VISIBLE_DEVICES`,
@@ -213,8 +226,51 @@ const gpuLines = (input: ScriptInput): Array<string> => {
   ]
 }
 
-/** The lines that give back the devices the job claimed (see {@link gpuLines}): the locks it still owns. */
+/** Seconds the processes a command leaves behind get after SIGTERM before SIGKILL, when its job gives back its GPUs. */
+export const LEFTOVER_GRACE_SECONDS = 5
+
+/**
+ * The lines that give back the devices the job claimed (see {@link gpuLines}): the locks it still owns. Grid Engine
+ * kills what a job's command left running (its process group) only once the script has ended, after it gave its
+ * devices back, so a child still on a GPU would share it with the next job: the script, which leads the job's
+ * process group, first ends the other processes of that group (SIGTERM, SIGKILL after {@link LEFTOVER_GRACE_SECONDS}
+ * s), saying so in the job's log. One still there 30 s after SIGKILL (stuck in the kernel) is written as the
+ * locks' owner, so that they are held as long as it lives. A process that left the group (`setsid`) is not seen.
+ */
 const gpuRelease = (input: ScriptInput): Array<string> => [
+  // the pids of the processes of this script's process group but itself (none when it leads no group of its own)
+  `trex_left() {`,
+  `  trex_o=`,
+  `  for trex_f in /proc/[0-9]*/stat; do`,
+  `    trex_s=; { read -r trex_s < "$trex_f"; } 2>/dev/null`,
+  `    trex_s=\${trex_s##*") "}`,
+  `    set -- $trex_s`,
+  `    [ "\${3:-}" = "$$" ] && [ "$1" != Z ] || continue`,
+  `    trex_p=\${trex_f#/proc/}; trex_p=\${trex_p%/stat}`,
+  `    [ "$trex_p" = "$$" ] || trex_o="$trex_o $trex_p"`,
+  `  done`,
+  `}`,
+  `trex_end_left() {`,
+  `  [ -n "$trex_got" ] || return 0`,
+  `  trex_left; [ -n "$trex_o" ] || return 0`,
+  `  echo "trex: the command left processes running (pids$trex_o): ending them (SIGTERM, SIGKILL after ${LEFTOVER_GRACE_SECONDS} s) before its GPUs ($trex_got) are given back" >&2`,
+  `  kill -TERM $trex_o 2>/dev/null`,
+  `  trex_w=0`,
+  `  while trex_left; [ -n "$trex_o" ]; do`,
+  `    trex_w=$((trex_w + 1))`,
+  `    [ "$trex_w" -gt ${LEFTOVER_GRACE_SECONDS * 10} ] && kill -KILL $trex_o 2>/dev/null`,
+  `    [ "$trex_w" -gt ${LEFTOVER_GRACE_SECONDS * 10 + 300} ] && break`,
+  `    sleep 0.1`,
+  `  done`,
+  `  [ -n "$trex_o" ] || return 0`,
+  `  set -- $trex_o`,
+  `  echo "trex: process $1 of the command outlived SIGKILL: GPUs $trex_got stay locked as long as it lives" >&2`,
+  `  for trex_i in $trex_got; do`,
+  `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
+  `    printf '%s\\n' "$1 $(trex_started "$1") $trex_boot" > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"`,
+  `  done`,
+  `  trex_got=`,
+  `}`,
   `trex_release() {`,
   `  for trex_i in $trex_got; do`,
   `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
@@ -294,7 +350,7 @@ export const renderScript = (input: ScriptInput): string => {
     `while :; do wait "$trex_child"; trex_code=$?; kill -0 "$trex_child" 2>/dev/null || break; done`,
     "trex_end=$(date +%s)",
     // the devices it claimed are free for the next job
-    ...(input.gpus > 0 && input.assignGpus ? ["trex_release"] : []),
+    ...(input.gpus > 0 && input.assignGpus ? ["trex_end_left", "trex_release"] : []),
     `echo "exit $trex_code $trex_end" >> ${RUNS_FILE}`,
     // 99 asks Grid Engine to run the job again: on its last allowed run, the job ends here instead
     `if [ "$trex_code" = 99 ] && [ "$trex_runs" -ge ${maxRuns} ]; then`,
