@@ -229,6 +229,14 @@ describe("the job script's GPU claim", () => {
   const jobEnv = (env: Record<string, string>) => ({ ...rest, PATH: "/usr/bin:/bin", SGE_ROOT: "/nonexistent", JOB_ID: "1", ...env })
   const claim = (locks: string, gpus: number, env: Record<string, string> = {}) =>
     spawnSync("/bin/sh", ["-c", render(locks, gpus)], { encoding: "utf8", env: jobEnv(env) })
+  /** The device locks under `locks` (not the directory of break locks). */
+  const held = (locks: string) => fs.readdirSync(locks).filter((f) => f.startsWith("gpu"))
+  /** The claim run as the cell's other user, sdktest (its job directory opened to it). */
+  const claimAs = (locks: string, gpus: number) => {
+    const script = render(locks, gpus)
+    fs.chmodSync(/^cd '?([^' ]+)'? \|\| exit 97$/m.exec(script)![1]!, 0o777)
+    return spawnSync("setpriv", ["--reuid=sdktest", "--regid=sdktest", "--clear-groups", "/bin/sh", "-c", script], { encoding: "utf8", env: jobEnv({}) })
+  }
 
   it("takes over a lock whose job is gone, refuses one whose job lives, and keeps what the site set", () => {
     const locks = lockDir()
@@ -290,11 +298,11 @@ describe("the job script's GPU claim", () => {
   it("a job gives back its devices when its command ends, or when it cannot get them all: the next job finds them free", () => {
     const locks = lockDir()
     assert.strictEqual(claim(locks, 2).stdout, "cuda=0,1\n")
-    assert.deepStrictEqual(fs.readdirSync(locks), [])
+    assert.deepStrictEqual(held(locks), [])
     // one that cannot get all it was granted gives back those it got
     plant(locks, 1, process.pid, startTime(process.pid))
     assert.strictEqual(claim(locks, 2).status, Script.GPU_CLAIM_EXIT)
-    assert.deepStrictEqual(fs.readdirSync(locks), ["gpu1"])
+    assert.deepStrictEqual(held(locks), ["gpu1"])
   })
 
   it("a command's processes left running are ended before its devices are given back, and the job's log says so", () => {
@@ -311,8 +319,31 @@ describe("the job script's GPU claim", () => {
     assert.isFalse(alive, `the child ${left} outlived its job: ${job.stderr}`)
     assert.strictEqual(fs.readFileSync(seen, "utf8"), "held\n", "the device was still locked when the child was told to end")
     assert.include(job.stderr, `trex: the command left processes running (pids ${left}): ending them`)
-    assert.deepStrictEqual(fs.readdirSync(locks).filter((f) => f !== "seen"), [])
+    assert.deepStrictEqual(held(locks), [])
   })
+
+  it("a lock of another user's killed job, in the sticky lock directory, is taken over in place and given back for anyone to take", async () => {
+    const locks = lockDir()
+    fs.chmodSync(locks, 0o1777)
+    // root's job holds device 0 and is killed with its process group (qdel's SIGKILL): its lock stays
+    const go = path.join(locks, "never")
+    const job = spawn("setsid", ["-w", "/bin/sh", "-c", render(locks, 1, `echo "cuda=$CUDA_VISIBLE_DEVICES"; while [ ! -e ${go} ]; do sleep 0.05; done`)], { env: jobEnv({}) })
+    sleepers.push(job)
+    let out = ""
+    job.stdout!.on("data", (b) => (out += String(b)))
+    await Effect.runPromise(eventually("root's job claimed device 0", () => out === "cuda=0\n", 30))
+    const ended = new Promise((resolve) => job.on("close", resolve))
+    process.kill(-Number(fs.readFileSync(path.join(locks, "gpu0", "pid"), "utf8")), "SIGKILL")
+    await ended
+    // before, sdktest could neither remove root's lock nor write in it: the job exited 96
+    const taken = claimAs(locks, 1)
+    assert.strictEqual(taken.stdout, "cuda=0\n", taken.stderr)
+    // given back: root's directory stays, marked released, and the next job of either user takes it
+    assert.strictEqual(fs.readFileSync(path.join(locks, "gpu0", "owner"), "utf8"), "0 0 released\n")
+    assert.strictEqual(claimAs(locks, 1).stdout, "cuda=0\n")
+    assert.strictEqual(claim(locks, 1).stdout, "cuda=0\n")
+    assert.deepStrictEqual(held(locks), [])
+  }, 60_000)
 
   it("a live owner this job cannot see (another user's under /proc hidepid=2, or in another pid namespace) keeps its lock", async () => {
     // another user's: the claim runs as sdktest with a /proc of its own mounted hidepid=2 (a mount namespace of its own)
@@ -321,8 +352,7 @@ describe("the job script's GPU claim", () => {
     const owner = sleeper()
     fs.chmodSync(plant(locks, 0, owner, startTime(owner)), 0o777)
     const script = render(locks, 1)
-    const jobDir = /^cd '?([^' ]+)'? \|\| exit 97$/m.exec(script)![1]!
-    fs.chmodSync(jobDir, 0o777)
+    fs.chmodSync(/^cd '?([^' ]+)'? \|\| exit 97$/m.exec(script)![1]!, 0o777)
     const hidden = spawnSync("unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
       "mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid=sdktest --regid=sdktest --clear-groups /bin/sh -c \"$0\"", script], { encoding: "utf8", env: jobEnv({}) })
     assert.strictEqual(hidden.status, Script.GPU_CLAIM_EXIT, `${hidden.stdout}${hidden.stderr}`)
@@ -628,7 +658,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       // before the fix: exit 96, "Grid Engine granted 2 gpu but only 0 of the 2 devices ... are free"
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.include(exit.logTail, "cuda=0,1")
-      assert.deepStrictEqual(fs.readdirSync(locks), [], "the job gave its devices back")
+      assert.deepStrictEqual(fs.readdirSync(locks).filter((f) => f !== "breaks"), [], "the job gave its devices back")
       // the owner alive, its start time right: its lock holds
       for (const i of [0, 1]) plant(locks, i, other, startTime(other))
       const held = yield* Backend.run(backend, spec("gpu-held", RESULT, { resources: { gpus: 1, cpus: 1 } }))

@@ -135,9 +135,12 @@ const GPU_LOCK_GRACE_SECONDS = 30
  * taken over when its owner is gone: no such process, one started at another time, or another boot.
  * `pid` alone is written too, for the scripts of an earlier TREX, and a lock of theirs (`pid` only) is
  * stale when its process is gone or started after the file was written. A lock with no owner yet is
- * stale only past {@link GPU_LOCK_GRACE_SECONDS}. A stale lock is broken under a second lock
- * (`gpu<i>.break`), judged again there, so that two jobs that found it stale cannot both take it.
- * The job gives its devices back when its command has ended.
+ * stale only past {@link GPU_LOCK_GRACE_SECONDS}. An owner this job cannot see is kept: its `/proc` entry
+ * unreadable (another user's, `hidepid`) while `kill -0` does not say "no such process", or of another pid
+ * namespace (`ns`, beside `owner`). A stale lock is broken under a second lock (`<lockDir>/breaks/gpu<i>`), judged
+ * again there, so that two jobs that found it stale cannot both take it. The lock directory is sticky, where no user
+ * may remove another's lock, so a lock is a directory any user may write in (0777), taken over in place.
+ * The job gives its devices back when its command has ended (see {@link gpuRelease}).
  * The host's device count is `nvidia-smi -L`'s, else the complex's value on the host (`qconf -se`).
  */
 const gpuLines = (input: ScriptInput): Array<string> => {
@@ -154,7 +157,7 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `  trex_total=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')`,
     `  [ "\${trex_total:-0}" -gt 0 ] 2>/dev/null || trex_total=$(qconf -se "$trex_host" 2>/dev/null | tr ', ' '\\n\\n' | sed -n 's/^${input.gpuResource}=\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)`,
     `  [ "\${trex_total:-0}" -gt 0 ] 2>/dev/null || trex_total=${input.gpus}`,
-    `  mkdir -p ${lock} 2>/dev/null; chmod 1777 ${lock} 2>/dev/null`,
+    `  mkdir -p ${lock} 2>/dev/null; chmod 1777 ${lock} 2>/dev/null; mkdir -m 0777 ${lock}/breaks 2>/dev/null`,
     `  trex_num() { case "$1" in ''|*[!0-9]*) return 1;; esac; }`,
     // the fields after the comm field's last ')' (a name may hold spaces and parens) start at field 3
     `  trex_started() { sed -n 's/.*) //p' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }`,
@@ -193,24 +196,31 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `    fi`,
     `    [ "$(trex_age "$1")" -gt ${grace} ]`,
     `  }`,
+    // the lock's owner, written in place (over a stale owner's files, when taking over): the pid namespace first (an
+    // owner file is never without it), in a file of its own as older scripts read owner's 3 fields
+    `  trex_own() {`,
+    `    printf '%s\\n' "$trex_ns" > "$1/ns.tmp" && mv -f "$1/ns.tmp" "$1/ns" &&`,
+    `    printf '%s\\n' "$trex_me" > "$1/owner.tmp" && mv -f "$1/owner.tmp" "$1/owner" &&`,
+    `    echo $$ > "$1/pid.tmp" && mv -f "$1/pid.tmp" "$1/pid"`,
+    `  }`,
+    // a lock is a directory any of the cell's users may write in (0777, not sticky), so that a job of another user
+    // can take over one left by a killed job, in place: in the sticky lock directory it could not remove it
     `  trex_take() {`,
-    `    mkdir "$1" 2>/dev/null && return 0`,
+    `    if mkdir -m 0777 "$1" 2>/dev/null; then trex_own "$1"; return 0; fi`,
     `    trex_stale "$1" || return 1`,
-    `    mkdir "$1.break" 2>/dev/null || { [ "$(trex_age "$1.break")" -gt ${grace} ] && rmdir "$1.break" 2>/dev/null && mkdir "$1.break" 2>/dev/null; } || return 1`,
+    // broken under a second lock, in a directory of such locks any user may remove (0777, not sticky)
+    `    trex_b=${lock}/breaks/\${1##*/}`,
+    `    mkdir "$trex_b" 2>/dev/null || { [ "$(trex_age "$trex_b")" -gt ${grace} ] && rmdir "$trex_b" 2>/dev/null && mkdir "$trex_b" 2>/dev/null; } || return 1`,
     // judged again under the second lock: another job may have broken and taken it meanwhile
-    `    trex_stale "$1" && rm -rf "$1"`,
-    `    mkdir "$1" 2>/dev/null; trex_r=$?`,
-    `    rmdir "$1.break" 2>/dev/null`,
+    `    trex_r=1`,
+    `    trex_stale "$1" && trex_own "$1" && trex_r=0`,
+    `    rmdir "$trex_b" 2>/dev/null`,
     `    return $trex_r`,
     `  }`,
     `  trex_n=0; trex_i=0`,
     `  while [ "$trex_n" -lt ${input.gpus} ] && [ "$trex_i" -lt "$trex_total" ]; do`,
     `    trex_l=${lock}/gpu$trex_i`,
     `    if trex_take "$trex_l"; then`,
-    // the pid namespace first (an owner file is never without it), in a file of its own: older scripts read owner's 3 fields
-    `      printf '%s\\n' "$trex_ns" > "$trex_l/ns.tmp" && mv -f "$trex_l/ns.tmp" "$trex_l/ns"`,
-    `      printf '%s\\n' "$trex_me" > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"`,
-    `      echo $$ > "$trex_l/pid.tmp" && mv -f "$trex_l/pid.tmp" "$trex_l/pid"`,
     `      trex_got=$trex_got\${trex_got:+ }$trex_i; trex_n=$((trex_n + 1))`,
     `    fi`,
     `    trex_i=$((trex_i + 1))`,
@@ -274,7 +284,11 @@ const gpuRelease = (input: ScriptInput): Array<string> => [
   `trex_release() {`,
   `  for trex_i in $trex_got; do`,
   `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
-  `    [ "$(cat "$trex_l/owner" 2>/dev/null)" = "$trex_me" ] && rm -rf "$trex_l"`,
+  `    [ "$(cat "$trex_l/owner" 2>/dev/null)" = "$trex_me" ] || continue`,
+  // a lock taken over from another user cannot be removed from the sticky lock directory: it is left marked released
+  // (an owner of no boot, stale to any TREX)
+  `    rm -f "$trex_l/ns" "$trex_l/owner" "$trex_l/pid" "$trex_l/ns.tmp" "$trex_l/owner.tmp" "$trex_l/pid.tmp" 2>/dev/null`,
+  `    rmdir "$trex_l" 2>/dev/null || { printf '0 0 released\\n' > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"; }`,
   `  done`,
   `  trex_got=`,
   `}`
