@@ -231,11 +231,13 @@ describe("the job script's GPU claim", () => {
     spawnSync("/bin/sh", ["-c", render(locks, gpus)], { encoding: "utf8", env: jobEnv(env) })
   /** The device locks under `locks` (not the directory of break locks). */
   const held = (locks: string) => fs.readdirSync(locks).filter((f) => f.startsWith("gpu"))
-  /** The claim run as the cell's other user, sdktest (its job directory opened to it). */
+  /** Another user of the cell: a uid of its own (nobody's), which needs no account. */
+  const OTHER = ["--reuid=65534", "--regid=65534", "--clear-groups"]
+  /** The claim run as another user of the cell (its job directory opened to it). */
   const claimAs = (locks: string, gpus: number) => {
     const script = render(locks, gpus)
     fs.chmodSync(/^cd '?([^' ]+)'? \|\| exit 97$/m.exec(script)![1]!, 0o777)
-    return spawnSync("setpriv", ["--reuid=sdktest", "--regid=sdktest", "--clear-groups", "/bin/sh", "-c", script], { encoding: "utf8", env: jobEnv({}) })
+    return spawnSync("setpriv", [...OTHER, "/bin/sh", "-c", script], { encoding: "utf8", env: jobEnv({}) })
   }
 
   it("takes over a lock whose job is gone, refuses one whose job lives, and keeps what the site set", () => {
@@ -335,7 +337,7 @@ describe("the job script's GPU claim", () => {
     const ended = new Promise((resolve) => job.on("close", resolve))
     process.kill(-Number(fs.readFileSync(path.join(locks, "gpu0", "pid"), "utf8")), "SIGKILL")
     await ended
-    // before, sdktest could neither remove root's lock nor write in it: the job exited 96
+    // before, the other user could neither remove root's lock nor write in it: the job exited 96
     const taken = claimAs(locks, 1)
     assert.strictEqual(taken.stdout, "cuda=0\n", taken.stderr)
     // given back: root's directory stays, marked released, and the next job of either user takes it
@@ -346,7 +348,7 @@ describe("the job script's GPU claim", () => {
   }, 60_000)
 
   it("a live owner this job cannot see (another user's under /proc hidepid=2, or in another pid namespace) keeps its lock", async () => {
-    // another user's: the claim runs as sdktest with a /proc of its own mounted hidepid=2 (a mount namespace of its own)
+    // another user's: the claim runs as another user with a /proc of its own mounted hidepid=2 (a mount namespace of its own)
     const locks = lockDir()
     fs.chmodSync(locks, 0o777)
     const owner = sleeper()
@@ -354,7 +356,7 @@ describe("the job script's GPU claim", () => {
     const script = render(locks, 1)
     fs.chmodSync(/^cd '?([^' ]+)'? \|\| exit 97$/m.exec(script)![1]!, 0o777)
     const hidden = spawnSync("unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
-      "mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid=sdktest --regid=sdktest --clear-groups /bin/sh -c \"$0\"", script], { encoding: "utf8", env: jobEnv({}) })
+      `mount -t proc -o hidepid=2 proc /proc && exec setpriv ${OTHER.join(" ")} /bin/sh -c "$0"`, script], { encoding: "utf8", env: jobEnv({}) })
     assert.strictEqual(hidden.status, Script.GPU_CLAIM_EXIT, `${hidden.stdout}${hidden.stderr}`)
     assert.include(hidden.stderr, `kept as held, their owners not visible from this job (another pid namespace, or /proc mounted hidepid): ${locks}/gpu0`)
     // a job in a pid namespace of its own holds the device: a job outside it cannot tell its pid's process, and keeps the lock
