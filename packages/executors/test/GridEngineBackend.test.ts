@@ -656,10 +656,15 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const other = sleeper()
       // both devices locked by a job killed long ago, its pid now a process of another's, started since
       for (const i of [0, 1]) plant(locks, i, other, String(Number(startTime(other)) - 500))
-      const exit = yield* Backend.run(backend, spec("gpu-reused", `echo "cuda=$CUDA_VISIBLE_DEVICES"; ${RESULT}`, { resources: { gpus: 2, cpus: 1 } }))
+      // the command leaves a child running: under sge_shepherd the script leads the job's process group, so it ends the
+      // child (which says whether the devices were still locked then) before it gives them back
+      const child = `trap 'if [ -d ${locks}/gpu0 ]; then echo "child saw: held"; else echo "child saw: free"; fi >&2; exit 0' TERM; while :; do sleep 0.05; done`
+      const exit = yield* Backend.run(backend, spec("gpu-reused", `echo "cuda=$CUDA_VISIBLE_DEVICES"; sh -c ${JSON.stringify(child)} & ${RESULT}`, { resources: { gpus: 2, cpus: 1 } }))
       // before the fix: exit 96, "Grid Engine granted 2 gpu but only 0 of the 2 devices ... are free"
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.include(exit.logTail, "cuda=0,1")
+      assert.isTrue(exit.logTail.some((l) => l.startsWith("trex: the command left processes running")), exit.logTail.join("\n"))
+      assert.include(exit.logTail, "child saw: held")
       assert.deepStrictEqual(fs.readdirSync(locks).filter((f) => f !== "breaks"), [], "the job gave its devices back")
       // the owner alive, its start time right: its lock holds
       for (const i of [0, 1]) plant(locks, i, other, startTime(other))
