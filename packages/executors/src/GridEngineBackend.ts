@@ -20,6 +20,7 @@ import * as Query from "./internal/gridengineQuery.ts"
 import * as Script from "./internal/gridengineScript.ts"
 import * as ScriptCheck from "./internal/scriptCheck.ts"
 import { isEnvName, isSafeRelativePath, pathSegment, renderEnvFile } from "./internal/shell.ts"
+import { Unwatched } from "./internal/unwatched.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
 import { pollThroughOutage, waited, waitWhileDown } from "./internal/waitWhileDown.ts"
 
@@ -173,12 +174,8 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
     maxRequeues
   })
 
-  /**
-   * Jobs this instance submitted whose output no watch has given yet: a job that ends before its first watch's first
-   * look (a busy controller: a job of a second ends between its qsub and that look) gives its output to that watch,
-   * where it gave its Exit alone, as to a watch of a job that ended long before, and its lines never reached the trial.
-   */
-  const unwatched = new Set<string>()
+  /** Jobs this instance submitted whose output no watch has given yet (see {@link Unwatched}). */
+  const unwatched = new Unwatched()
 
   const submit = Effect.fn("GridEngineBackend.submit")(function*(spec: Backend.JobSpec) {
     for (const f of spec.files) {
@@ -238,7 +235,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
         // Set while re-reading the output of a job that ended before this watch began: fill the tail, emit nothing.
         let silent = false
         // ...unless no watch of this instance has given it yet
-        const replay = unwatched.delete(ref.id)
+        const replay = unwatched.take(ref.id)
         const emit = (e: Backend.JobEvent) => (silent && e._tag !== "Exit" ? Effect.void : Queue.offer(queue, e))
         const drain = jobOutput(runner, {
           stdout: `${jobDir}/${Script.STDOUT_FILE}`,
@@ -442,7 +439,9 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   // The marker tells a job killed after this cancel from one the OOM killer (or someone else) killed.
   // The job was submitted with -notify: qdel sends SIGUSR2 first, which its script turns into a
   // SIGTERM to the job, and SIGKILL only after the queue's `notify` time.
+  // A job cancelled (or withdrawn) before any watch leaves `unwatched`: nothing waits for its lines.
   const cancel = Effect.fn("GridEngineBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    unwatched.drop(ref.id)
     if (typeof ref.data.jobDir === "string") {
       yield* runner.writeFile(`${ref.data.jobDir}/${Script.CANCEL_FILE}`, `${new Date().toISOString()}\n`, 0o644).pipe(
         Effect.catch((e) => Effect.logWarning(`gridengine: job ${ref.id}: ${e.message} (a job killed after this cancel may read as out of memory)`))

@@ -18,6 +18,7 @@ import { jobOutput, signalName } from "./internal/followFile.ts"
 import { pathSegment } from "./internal/shell.ts"
 import * as Script from "./internal/slurmScript.ts"
 import * as ScriptCheck from "./internal/scriptCheck.ts"
+import { Unwatched } from "./internal/unwatched.ts"
 import { WATCH_BUFFER } from "./internal/volume.ts"
 import { pollThroughOutage, waited, waitWhileDown } from "./internal/waitWhileDown.ts"
 
@@ -158,12 +159,8 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
       catch: (e) => fail(operation, e instanceof Error ? e.message : String(e))
     })
 
-  /**
-   * Jobs this instance submitted whose output no watch has given yet: a job that ends before its first watch's first
-   * look (a busy controller: a job of a second ends between its sbatch and that look) gives its output to that watch,
-   * where it gave its Exit alone, as to a watch of a job that ended long before, and its lines never reached the trial.
-   */
-  const unwatched = new Set<string>()
+  /** Jobs this instance submitted whose output no watch has given yet (see {@link Unwatched}). */
+  const unwatched = new Unwatched()
 
   const submit = Effect.fn("SlurmBackend.submit")(function*(spec: Backend.JobSpec) {
     for (const f of spec.files) {
@@ -241,7 +238,7 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
         // Set while re-reading the output of a job that ended before this watch began: fill the tail, emit nothing.
         let silent = false
         // ...unless no watch of this instance has given it yet
-        const replay = unwatched.delete(ref.id)
+        const replay = unwatched.take(ref.id)
         const emit = (e: Backend.JobEvent) => (silent && e._tag !== "Exit" ? Effect.void : Queue.offer(queue, e))
         const drain = jobOutput(runner, {
           stdout: `${jobDir}/${Script.STDOUT_FILE}`,
@@ -360,7 +357,9 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
     )
 
   // scancel of a finished job succeeds silently: cancelling twice is a no-op.
+  // (a job cancelled before any watch: nothing waits for its lines)
   const cancel = Effect.fn("SlurmBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    unwatched.drop(ref.id)
     yield* run("scancel", [ref.id])
   })
 
@@ -370,9 +369,10 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
   const withdraw = Effect.fn("SlurmBackend.withdraw")(function*(ref: ExperimentNode.JobRef) {
     yield* run("scancel", ["--state=PENDING", ref.id])
     const state = (yield* run("squeue", ["-h", "-t", "all", "-j", ref.id, "-o", "%T"])).trim()
-    if (state !== "") return state === "CANCELLED"
-    const acct = yield* runner.exec("sacct", ["-X", "-n", "-P", "-j", ref.id, "-o", "State"])
-    return acct.code === 0 && acct.stdout.trim().startsWith("CANCELLED")
+    const acct = state !== "" ? undefined : yield* runner.exec("sacct", ["-X", "-n", "-P", "-j", ref.id, "-o", "State"])
+    const withdrawn = acct === undefined ? state === "CANCELLED" : acct.code === 0 && acct.stdout.trim().startsWith("CANCELLED")
+    if (withdrawn) unwatched.drop(ref.id)
+    return withdrawn
   })
 
   const list = Effect.fn("SlurmBackend.list")(function*(runLabel: string) {

@@ -229,6 +229,16 @@ describe("the job script's GPU claim", () => {
   const jobEnv = (env: Record<string, string>) => ({ ...rest, PATH: "/usr/bin:/bin", SGE_ROOT: "/nonexistent", JOB_ID: "1", ...env })
   const claim = (locks: string, gpus: number, env: Record<string, string> = {}) =>
     spawnSync("/bin/sh", ["-c", render(locks, gpus)], { encoding: "utf8", env: jobEnv(env) })
+  /** The device locks under `locks` (not the directory of break locks). */
+  const held = (locks: string) => fs.readdirSync(locks).filter((f) => f.startsWith("gpu"))
+  /** Another user of the cell: a uid of its own (nobody's), which needs no account. */
+  const OTHER = ["--reuid=65534", "--regid=65534", "--clear-groups"]
+  /** The claim run as another user of the cell (its job directory opened to it). */
+  const claimAs = (locks: string, gpus: number) => {
+    const script = render(locks, gpus)
+    fs.chmodSync(/^cd '?([^' ]+)'? \|\| exit 97$/m.exec(script)![1]!, 0o777)
+    return spawnSync("setpriv", [...OTHER, "/bin/sh", "-c", script], { encoding: "utf8", env: jobEnv({}) })
+  }
 
   it("takes over a lock whose job is gone, refuses one whose job lives, and keeps what the site set", () => {
     const locks = lockDir()
@@ -290,12 +300,80 @@ describe("the job script's GPU claim", () => {
   it("a job gives back its devices when its command ends, or when it cannot get them all: the next job finds them free", () => {
     const locks = lockDir()
     assert.strictEqual(claim(locks, 2).stdout, "cuda=0,1\n")
-    assert.deepStrictEqual(fs.readdirSync(locks), [])
+    assert.deepStrictEqual(held(locks), [])
     // one that cannot get all it was granted gives back those it got
     plant(locks, 1, process.pid, startTime(process.pid))
     assert.strictEqual(claim(locks, 2).status, Script.GPU_CLAIM_EXIT)
-    assert.deepStrictEqual(fs.readdirSync(locks), ["gpu1"])
+    assert.deepStrictEqual(held(locks), ["gpu1"])
   })
+
+  it("a command's processes left running are ended before its devices are given back, and the job's log says so", () => {
+    const locks = lockDir()
+    const seen = path.join(locks, "seen")
+    // a child that outlives the command; on SIGTERM it writes whether the device is still locked, then exits
+    const child = `trap 'if [ -d ${locks}/gpu0 ]; then echo held; else echo free; fi > ${seen}; exit 0' TERM; while :; do sleep 0.05; done`
+    // setsid: the script leads its process group (and session), as under Grid Engine's shepherd
+    const job = spawnSync("setsid", ["-w", "/bin/sh", "-c", render(locks, 1, `sh -c ${JSON.stringify(child)} & echo "left=$!"`)], { encoding: "utf8", env: jobEnv({}), timeout: 20_000 })
+    const left = Number(/left=(\d+)/.exec(job.stdout)?.[1])
+    // a zombie (ended, not yet reaped by whoever adopted it) is gone
+    const alive = fs.existsSync(`/proc/${left}`) && !/\) Z /.test(fs.readFileSync(`/proc/${left}/stat`, "utf8"))
+    if (alive) process.kill(left, "SIGKILL")
+    assert.isFalse(alive, `the child ${left} outlived its job: ${job.stderr}`)
+    assert.strictEqual(fs.readFileSync(seen, "utf8"), "held\n", "the device was still locked when the child was told to end")
+    assert.include(job.stderr, `trex: the command left processes running (pids ${left}): ending them`)
+    assert.deepStrictEqual(held(locks), [])
+  })
+
+  it("a lock of another user's killed job, in the sticky lock directory, is taken over in place and given back for anyone to take", async () => {
+    const locks = lockDir()
+    fs.chmodSync(locks, 0o1777)
+    // root's job holds device 0 and is killed with its process group (qdel's SIGKILL): its lock stays
+    const go = path.join(locks, "never")
+    const job = spawn("setsid", ["-w", "/bin/sh", "-c", render(locks, 1, `echo "cuda=$CUDA_VISIBLE_DEVICES"; while [ ! -e ${go} ]; do sleep 0.05; done`)], { env: jobEnv({}) })
+    sleepers.push(job)
+    let out = ""
+    job.stdout!.on("data", (b) => (out += String(b)))
+    await Effect.runPromise(eventually("root's job claimed device 0", () => out === "cuda=0\n", 30))
+    const ended = new Promise((resolve) => job.on("close", resolve))
+    process.kill(-Number(fs.readFileSync(path.join(locks, "gpu0", "pid"), "utf8")), "SIGKILL")
+    await ended
+    // before, the other user could neither remove root's lock nor write in it: the job exited 96
+    const taken = claimAs(locks, 1)
+    assert.strictEqual(taken.stdout, "cuda=0\n", taken.stderr)
+    // given back: root's directory stays, marked released, and the next job of either user takes it
+    assert.strictEqual(fs.readFileSync(path.join(locks, "gpu0", "owner"), "utf8"), "0 0 released\n")
+    assert.strictEqual(claimAs(locks, 1).stdout, "cuda=0\n")
+    assert.strictEqual(claim(locks, 1).stdout, "cuda=0\n")
+    assert.deepStrictEqual(held(locks), [])
+  }, 60_000)
+
+  it("a live owner this job cannot see (another user's under /proc hidepid=2, or in another pid namespace) keeps its lock", async () => {
+    // another user's: the claim runs as another user with a /proc of its own mounted hidepid=2 (a mount namespace of its own)
+    const locks = lockDir()
+    fs.chmodSync(locks, 0o777)
+    const owner = sleeper()
+    fs.chmodSync(plant(locks, 0, owner, startTime(owner)), 0o777)
+    const script = render(locks, 1)
+    fs.chmodSync(/^cd '?([^' ]+)'? \|\| exit 97$/m.exec(script)![1]!, 0o777)
+    const hidden = spawnSync("unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
+      `mount -t proc -o hidepid=2 proc /proc && exec setpriv ${OTHER.join(" ")} /bin/sh -c "$0"`, script], { encoding: "utf8", env: jobEnv({}) })
+    assert.strictEqual(hidden.status, Script.GPU_CLAIM_EXIT, `${hidden.stdout}${hidden.stderr}`)
+    assert.include(hidden.stderr, `kept as held, their owners not visible from this job (another pid namespace, or /proc mounted hidepid): ${locks}/gpu0`)
+    // a job in a pid namespace of its own holds the device: a job outside it cannot tell its pid's process, and keeps the lock
+    const locks2 = lockDir()
+    const go = path.join(locks2, "go")
+    const inside = spawn("unshare", ["--pid", "--fork", "--mount-proc", "/bin/sh", "-c", render(locks2, 1, `echo "cuda=$CUDA_VISIBLE_DEVICES"; while [ ! -e ${go} ]; do sleep 0.05; done`)], { env: jobEnv({}) })
+    sleepers.push(inside)
+    let out = ""
+    inside.stdout!.on("data", (b) => (out += String(b)))
+    const exited = new Promise<number | null>((resolve) => inside.on("close", (code) => resolve(code)))
+    await Effect.runPromise(eventually("the job in its pid namespace claimed device 0", () => out === "cuda=0\n", 30))
+    const outside = claim(locks2, 1)
+    fs.writeFileSync(go, "")
+    assert.strictEqual(outside.status, Script.GPU_CLAIM_EXIT, outside.stdout)
+    assert.include(outside.stderr, `${locks2}/gpu0`)
+    assert.strictEqual(await exited, 0)
+  }, 60_000)
 
   it("two jobs that find one stale lock at once: one takes it, the other is refused", async () => {
     const locks = lockDir()
@@ -578,11 +656,16 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const other = sleeper()
       // both devices locked by a job killed long ago, its pid now a process of another's, started since
       for (const i of [0, 1]) plant(locks, i, other, String(Number(startTime(other)) - 500))
-      const exit = yield* Backend.run(backend, spec("gpu-reused", `echo "cuda=$CUDA_VISIBLE_DEVICES"; ${RESULT}`, { resources: { gpus: 2, cpus: 1 } }))
+      // the command leaves a child running: under sge_shepherd the script leads the job's process group, so it ends the
+      // child (which says whether the devices were still locked then) before it gives them back
+      const child = `trap 'if [ -d ${locks}/gpu0 ]; then echo "child saw: held"; else echo "child saw: free"; fi >&2; exit 0' TERM; while :; do sleep 0.05; done`
+      const exit = yield* Backend.run(backend, spec("gpu-reused", `echo "cuda=$CUDA_VISIBLE_DEVICES"; sh -c ${JSON.stringify(child)} & ${RESULT}`, { resources: { gpus: 2, cpus: 1 } }))
       // before the fix: exit 96, "Grid Engine granted 2 gpu but only 0 of the 2 devices ... are free"
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.include(exit.logTail, "cuda=0,1")
-      assert.deepStrictEqual(fs.readdirSync(locks), [], "the job gave its devices back")
+      assert.isTrue(exit.logTail.some((l) => l.startsWith("trex: the command left processes running")), exit.logTail.join("\n"))
+      assert.include(exit.logTail, "child saw: held")
+      assert.deepStrictEqual(fs.readdirSync(locks).filter((f) => f !== "breaks"), [], "the job gave its devices back")
       // the owner alive, its start time right: its lock holds
       for (const i of [0, 1]) plant(locks, i, other, startTime(other))
       const held = yield* Backend.run(backend, spec("gpu-held", RESULT, { resources: { gpus: 1, cpus: 1 } }))

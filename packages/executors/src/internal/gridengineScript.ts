@@ -135,9 +135,12 @@ const GPU_LOCK_GRACE_SECONDS = 30
  * taken over when its owner is gone: no such process, one started at another time, or another boot.
  * `pid` alone is written too, for the scripts of an earlier TREX, and a lock of theirs (`pid` only) is
  * stale when its process is gone or started after the file was written. A lock with no owner yet is
- * stale only past {@link GPU_LOCK_GRACE_SECONDS}. A stale lock is broken under a second lock
- * (`gpu<i>.break`), judged again there, so that two jobs that found it stale cannot both take it.
- * The job gives its devices back when its command has ended.
+ * stale only past {@link GPU_LOCK_GRACE_SECONDS}. An owner this job cannot see is kept: its `/proc` entry
+ * unreadable (another user's, `hidepid`) while `kill -0` does not say "no such process", or of another pid
+ * namespace (`ns`, beside `owner`). A stale lock is broken under a second lock (`<lockDir>/breaks/gpu<i>`), judged
+ * again there, so that two jobs that found it stale cannot both take it. The lock directory is sticky, where no user
+ * may remove another's lock, so a lock is a directory any user may write in (0777), taken over in place.
+ * The job gives its devices back when its command has ended (see {@link gpuRelease}).
  * The host's device count is `nvidia-smi -L`'s, else the complex's value on the host (`qconf -se`).
  */
 const gpuLines = (input: ScriptInput): Array<string> => {
@@ -154,7 +157,7 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `  trex_total=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')`,
     `  [ "\${trex_total:-0}" -gt 0 ] 2>/dev/null || trex_total=$(qconf -se "$trex_host" 2>/dev/null | tr ', ' '\\n\\n' | sed -n 's/^${input.gpuResource}=\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)`,
     `  [ "\${trex_total:-0}" -gt 0 ] 2>/dev/null || trex_total=${input.gpus}`,
-    `  mkdir -p ${lock} 2>/dev/null; chmod 1777 ${lock} 2>/dev/null`,
+    `  mkdir -p ${lock} 2>/dev/null; chmod 1777 ${lock} 2>/dev/null; mkdir -m 0777 ${lock}/breaks 2>/dev/null`,
     `  trex_num() { case "$1" in ''|*[!0-9]*) return 1;; esac; }`,
     // the fields after the comm field's last ')' (a name may hold spaces and parens) start at field 3
     `  trex_started() { sed -n 's/.*) //p' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }`,
@@ -163,9 +166,13 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `  trex_hz=$(getconf CLK_TCK 2>/dev/null); trex_num "$trex_hz" && [ "$trex_hz" -gt 0 ] || trex_hz=100`,
     `  trex_btime=$(sed -n 's/^btime //p' /proc/stat 2>/dev/null)`,
     `  trex_me="$$ $(trex_started $$) $trex_boot"`,
+    `  trex_ns=$(readlink /proc/$$/ns/pid 2>/dev/null); trex_unseen=`,
     // an earlier TREX's lock (its pid only): stale when that process is gone or started after the file was written
+    // whether process $1 is gone: its /proc entry unreadable is not enough (hidepid hides another user's): kill -0 tells
+    // "no such process" from one it may not signal; one it can signal but not read is there too
+    `  trex_none() { [ -z "$(LC_ALL=C kill -0 "$1" 2>&1 >/dev/null | grep -i 'no such process')" ] && return 1; [ ! -e "/proc/$1" ]; }`,
     `  trex_gone() {`,
-    `    trex_t=$(trex_started "$1"); [ -n "$trex_t" ] || return 0`,
+    `    trex_t=$(trex_started "$1"); [ -n "$trex_t" ] || { trex_none "$1"; return; }`,
     `    trex_m=$(stat -c %Y "$2" 2>/dev/null)`,
     `    trex_num "$trex_t" && trex_num "$trex_btime" && trex_num "$trex_m" && [ $((trex_btime + trex_t / trex_hz)) -gt $((trex_m + 2)) ]`,
     `  }`,
@@ -175,7 +182,13 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `      { read -r trex_op trex_os trex_ob < "$1/owner"; } 2>/dev/null`,
     `      if trex_num "$trex_op" && trex_num "$trex_os"; then`,
     `        [ -n "$trex_ob" ] && [ -n "$trex_boot" ] && [ "$trex_ob" != "$trex_boot" ] && return 0`,
-    `        [ "$(trex_started "$trex_op")" != "$trex_os" ]; return`,
+    // an owner in another pid namespace (a container's job): its pid means nothing here, so it is kept
+    `        if [ -e "$1/ns" ] && [ "$(cat "$1/ns" 2>/dev/null)" != "$trex_ns" ]; then trex_unseen="$trex_unseen $1"; return 1; fi`,
+    `        trex_t=$(trex_started "$trex_op")`,
+    `        [ -n "$trex_t" ] && { [ "$trex_t" != "$trex_os" ]; return; }`,
+    // its /proc entry not readable: gone only when kill -0 says no such process, else it is kept (hidepid)
+    `        trex_none "$trex_op" && return 0`,
+    `        trex_unseen="$trex_unseen $1"; return 1`,
     `      fi`,
     `    else`,
     `      trex_op=$(cat "$1/pid" 2>/dev/null)`,
@@ -183,22 +196,31 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `    fi`,
     `    [ "$(trex_age "$1")" -gt ${grace} ]`,
     `  }`,
+    // the lock's owner, written in place (over a stale owner's files, when taking over): the pid namespace first (an
+    // owner file is never without it), in a file of its own as older scripts read owner's 3 fields
+    `  trex_own() {`,
+    `    printf '%s\\n' "$trex_ns" > "$1/ns.tmp" && mv -f "$1/ns.tmp" "$1/ns" &&`,
+    `    printf '%s\\n' "$trex_me" > "$1/owner.tmp" && mv -f "$1/owner.tmp" "$1/owner" &&`,
+    `    echo $$ > "$1/pid.tmp" && mv -f "$1/pid.tmp" "$1/pid"`,
+    `  }`,
+    // a lock is a directory any of the cell's users may write in (0777, not sticky), so that a job of another user
+    // can take over one left by a killed job, in place: in the sticky lock directory it could not remove it
     `  trex_take() {`,
-    `    mkdir "$1" 2>/dev/null && return 0`,
+    `    if mkdir -m 0777 "$1" 2>/dev/null; then trex_own "$1"; return 0; fi`,
     `    trex_stale "$1" || return 1`,
-    `    mkdir "$1.break" 2>/dev/null || { [ "$(trex_age "$1.break")" -gt ${grace} ] && rmdir "$1.break" 2>/dev/null && mkdir "$1.break" 2>/dev/null; } || return 1`,
+    // broken under a second lock, in a directory of such locks any user may remove (0777, not sticky)
+    `    trex_b=${lock}/breaks/\${1##*/}`,
+    `    mkdir "$trex_b" 2>/dev/null || { [ "$(trex_age "$trex_b")" -gt ${grace} ] && rmdir "$trex_b" 2>/dev/null && mkdir "$trex_b" 2>/dev/null; } || return 1`,
     // judged again under the second lock: another job may have broken and taken it meanwhile
-    `    trex_stale "$1" && rm -rf "$1"`,
-    `    mkdir "$1" 2>/dev/null; trex_r=$?`,
-    `    rmdir "$1.break" 2>/dev/null`,
+    `    trex_r=1`,
+    `    trex_stale "$1" && trex_own "$1" && trex_r=0`,
+    `    rmdir "$trex_b" 2>/dev/null`,
     `    return $trex_r`,
     `  }`,
     `  trex_n=0; trex_i=0`,
     `  while [ "$trex_n" -lt ${input.gpus} ] && [ "$trex_i" -lt "$trex_total" ]; do`,
     `    trex_l=${lock}/gpu$trex_i`,
     `    if trex_take "$trex_l"; then`,
-    `      printf '%s\\n' "$trex_me" > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"`,
-    `      echo $$ > "$trex_l/pid.tmp" && mv -f "$trex_l/pid.tmp" "$trex_l/pid"`,
     `      trex_got=$trex_got\${trex_got:+ }$trex_i; trex_n=$((trex_n + 1))`,
     `    fi`,
     `    trex_i=$((trex_i + 1))`,
@@ -206,6 +228,7 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `  if [ "$trex_n" -lt ${input.gpus} ]; then`,
     `    trex_release`,
     `    echo "trex: Grid Engine granted ${input.gpus} ${input.gpuResource} but only $trex_n of the $trex_total devices of $trex_host are free (locks in ${input.gpuLockDir.replace(/[`"$\\]/g, "_")})" >&2`,
+    `    [ -z "$trex_unseen" ] || echo "trex: kept as held, their owners not visible from this job (another pid namespace, or /proc mounted hidepid):$trex_unseen; remove such a lock by hand once its job has ended" >&2`,
     `    exit ${GPU_CLAIM_EXIT}`,
     `  fi`,
     `  CUDA_VISIBLE_DEVICES=$(printf '%s' "$trex_got" | tr ' ' ','); export CUDA_VISIBLE_DEVICES`,
@@ -213,12 +236,59 @@ const gpuLines = (input: ScriptInput): Array<string> => {
   ]
 }
 
-/** The lines that give back the devices the job claimed (see {@link gpuLines}): the locks it still owns. */
+/** Seconds the processes a command leaves behind get after SIGTERM before SIGKILL, when its job gives back its GPUs. */
+export const LEFTOVER_GRACE_SECONDS = 5
+
+/**
+ * The lines that give back the devices the job claimed (see {@link gpuLines}): the locks it still owns. Grid Engine
+ * kills what a job's command left running (its process group) only once the script has ended, after it gave its
+ * devices back, so a child still on a GPU would share it with the next job: the script, which leads the job's
+ * process group, first ends the other processes of that group (SIGTERM, SIGKILL after {@link LEFTOVER_GRACE_SECONDS}
+ * s), saying so in the job's log. One still there 30 s after SIGKILL (stuck in the kernel) is written as the
+ * locks' owner, so that they are held as long as it lives. A process that left the group (`setsid`) is not seen.
+ */
 const gpuRelease = (input: ScriptInput): Array<string> => [
+  // the pids of the processes of this script's process group but itself (none when it leads no group of its own)
+  `trex_left() {`,
+  `  trex_o=`,
+  `  for trex_f in /proc/[0-9]*/stat; do`,
+  `    trex_s=; { read -r trex_s < "$trex_f"; } 2>/dev/null`,
+  `    trex_s=\${trex_s##*") "}`,
+  `    set -- $trex_s`,
+  `    [ "\${3:-}" = "$$" ] && [ "$1" != Z ] || continue`,
+  `    trex_p=\${trex_f#/proc/}; trex_p=\${trex_p%/stat}`,
+  `    [ "$trex_p" = "$$" ] || trex_o="$trex_o $trex_p"`,
+  `  done`,
+  `}`,
+  `trex_end_left() {`,
+  `  [ -n "$trex_got" ] || return 0`,
+  `  trex_left; [ -n "$trex_o" ] || return 0`,
+  `  echo "trex: the command left processes running (pids$trex_o): ending them (SIGTERM, SIGKILL after ${LEFTOVER_GRACE_SECONDS} s) before its GPUs ($trex_got) are given back" >&2`,
+  `  kill -TERM $trex_o 2>/dev/null`,
+  `  trex_w=0`,
+  `  while trex_left; [ -n "$trex_o" ]; do`,
+  `    trex_w=$((trex_w + 1))`,
+  `    [ "$trex_w" -gt ${LEFTOVER_GRACE_SECONDS * 10} ] && kill -KILL $trex_o 2>/dev/null`,
+  `    [ "$trex_w" -gt ${LEFTOVER_GRACE_SECONDS * 10 + 300} ] && break`,
+  `    sleep 0.1`,
+  `  done`,
+  `  [ -n "$trex_o" ] || return 0`,
+  `  set -- $trex_o`,
+  `  echo "trex: process $1 of the command outlived SIGKILL: GPUs $trex_got stay locked as long as it lives" >&2`,
+  `  for trex_i in $trex_got; do`,
+  `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
+  `    printf '%s\\n' "$1 $(trex_started "$1") $trex_boot" > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"`,
+  `  done`,
+  `  trex_got=`,
+  `}`,
   `trex_release() {`,
   `  for trex_i in $trex_got; do`,
   `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
-  `    [ "$(cat "$trex_l/owner" 2>/dev/null)" = "$trex_me" ] && rm -rf "$trex_l"`,
+  `    [ "$(cat "$trex_l/owner" 2>/dev/null)" = "$trex_me" ] || continue`,
+  // a lock taken over from another user cannot be removed from the sticky lock directory: it is left marked released
+  // (an owner of no boot, stale to any TREX)
+  `    rm -f "$trex_l/ns" "$trex_l/owner" "$trex_l/pid" "$trex_l/ns.tmp" "$trex_l/owner.tmp" "$trex_l/pid.tmp" 2>/dev/null`,
+  `    rmdir "$trex_l" 2>/dev/null || { printf '0 0 released\\n' > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"; }`,
   `  done`,
   `  trex_got=`,
   `}`
@@ -294,7 +364,7 @@ export const renderScript = (input: ScriptInput): string => {
     `while :; do wait "$trex_child"; trex_code=$?; kill -0 "$trex_child" 2>/dev/null || break; done`,
     "trex_end=$(date +%s)",
     // the devices it claimed are free for the next job
-    ...(input.gpus > 0 && input.assignGpus ? ["trex_release"] : []),
+    ...(input.gpus > 0 && input.assignGpus ? ["trex_end_left", "trex_release"] : []),
     `echo "exit $trex_code $trex_end" >> ${RUNS_FILE}`,
     // 99 asks Grid Engine to run the job again: on its last allowed run, the job ends here instead
     `if [ "$trex_code" = 99 ] && [ "$trex_runs" -ge ${maxRuns} ]; then`,
