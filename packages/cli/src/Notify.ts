@@ -348,7 +348,7 @@ const what = (m: Message) => (m.trex.kind === "end" ? "end" : `new best (${m.tre
  * which a resume that runs nothing tells under the same id. Which webhooks got it is recorded
  * (`notify/delivered/`), so that it is posted only to those that have not.
  */
-const toldAgain = (m: Message): boolean => m.trex.kind === "end" && /\/end-\d+$/.test(m.trex.id)
+const toldAgain = (m: Message): boolean => m.trex.kind === "end" && Outbox.endSeq(m.trex.id) !== undefined
 
 const withId = (message: Message, id: string): Message => ({ ...message, trex: { ...message.trex, id } })
 

@@ -582,6 +582,33 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(hook.received.map((m) => m.id), ["r/end-7", "r/end-9"])
     })), 30_000)
 
+  it.live("an end id of random hex digits that are all decimal is not taken for a journal position: the record holds the latest end", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+      const session = (id: string) =>
+        Effect.scoped(Effect.gen(function*() {
+          const notifier = yield* Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir })
+          yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined, id))
+        }))
+      // a session that ended without RunFinished, its 12 random hex digits all decimal (1 in 282), then
+      // the run's end the journal records, told again by a resume that runs nothing
+      yield* session("r/end-123456789012")
+      yield* session("r/end-9")
+      yield* session("r/end-9")
+      assert.deepStrictEqual(hook.received.map((m) => m.id), ["r/end-123456789012", "r/end-9"], "the end the webhook has is not posted again")
+      const delivered = path.join(runDir, "notify", "delivered")
+      const [name] = fs.readdirSync(delivered)
+      const record = path.join(delivered, name!)
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-9"] })
+      // a record an older trex wrote with such an id is replaced by the journal's end
+      fs.writeFileSync(record, JSON.stringify({ ends: ["r/end-023456789012"] }))
+      yield* session("r/end-11")
+      yield* session("r/end-11")
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-11"] })
+      assert.deepStrictEqual(hook.received.map((m) => m.id).slice(2), ["r/end-11"])
+    })), 30_000)
+
   it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
     Effect.scoped(Effect.gen(function*() {
       // an address nothing listens on: every post is refused
