@@ -24,7 +24,9 @@
  * @since 0.1.0
  */
 import * as crypto from "node:crypto"
-import { Errors, ExperimentNode, type ExperimentTree, OptionSpec, type JournalEvent } from "@trex/core"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Errors, ExperimentNode, type ExperimentTree, Journal, OptionSpec, type JournalEvent } from "@trex/core"
 import { Explorer } from "@trex/mcts"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
 import * as Outbox from "./internal/outbox.ts"
@@ -652,6 +654,32 @@ export const expired = (runDir: string): string | undefined => {
 }
 
 /**
+ * Hold the run's writer lock (the one its controller holds while it runs) for the scope: a controller
+ * posts and expires the run's messages itself, and one running beside `trex notify` could post or drop
+ * the same message at once; held, no controller starts meanwhile (`trex resume` is refused). Refused,
+ * naming the process and what to do, while one holds it.
+ */
+const exclusive = (runDir: string): Effect.Effect<void, Errors.InvalidInput, Scope.Scope> => {
+  const file = path.join(runDir, "journal.sqlite")
+  return Journal.lockWriter(file).pipe(
+    Effect.catch((e) =>
+      Effect.flatMap(Journal.writer(file), (holder) =>
+        Effect.fail(
+          new Errors.InvalidInput({
+            source: runDir,
+            message: e.reason !== "Locked"
+              ? `cannot take the run's lock (${file}.lock): ${e.message}`
+              : `the run in ${runDir} is in use by ${holder?.pid !== undefined ? `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}` : "another process"} ` +
+                `(its controller, or another trex notify), which posts and expires the run's webhook messages itself: trex notify would post or drop them beside it. ` +
+                `Wait for it to end, or stop it (trex stop ${runDir} --wait), then run trex notify again`
+          })
+        )
+      )
+    )
+  )
+}
+
+/**
  * What `trex notify` did with a run's messages found too old to post (`notify/expired/`): by id, those
  * `posted` now to every webhook given (and removed), those `kept` (a webhook did not answer 2xx: `failures`
  * says which and why; they stay, and a later try posts them only to the webhooks that did not get them),
@@ -674,8 +702,9 @@ export interface ExpiredOutcome {
  * @since 0.1.0 @category functions
  */
 export const retryExpired = (runDir: string, options: Pick<Options, "urls" | "timeoutMs" | "attempts">): Effect.Effect<ExpiredOutcome, Errors.InvalidInput> =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const urls = yield* Effect.forEach(options.urls, (u, i) => parseUrl(u, `notify.urls[${i}]`))
+    yield* exclusive(runDir)
     const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
     const posted: Array<string> = []
     const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
@@ -706,24 +735,26 @@ export const retryExpired = (runDir: string, options: Pick<Options, "urls" | "ti
       }
     }
     return { posted, kept, dropped: [], unreadable }
-  })
+  }))
 
 /**
  * Remove a run's messages found too old to post (`notify/expired/`), unposted: once seen, they are no
- * longer listed by `trex status`.
+ * longer listed by `trex status`. As {@link retryExpired}, refused while the run is running.
  * @since 0.1.0 @category functions
  */
-export const dropExpired = (runDir: string): ExpiredOutcome => {
-  const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
-  const dropped: Array<string> = []
-  const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
-  for (const e of entries) {
-    const removed = Outbox.removeExpired(runDir, e.id)
-    if (removed === undefined) dropped.push(e.id)
-    else kept.push({ id: e.id, failures: [removed] })
-  }
-  return { posted: [], kept, dropped, unreadable }
-}
+export const dropExpired = (runDir: string): Effect.Effect<ExpiredOutcome, Errors.InvalidInput> =>
+  Effect.scoped(Effect.gen(function*() {
+    yield* exclusive(runDir)
+    const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
+    const dropped: Array<string> = []
+    const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
+    for (const e of entries) {
+      const removed = Outbox.removeExpired(runDir, e.id)
+      if (removed === undefined) dropped.push(e.id)
+      else kept.push({ id: e.id, failures: [removed] })
+    }
+    return { posted: [], kept, dropped, unreadable }
+  }))
 
 /** What `trex notify` did, in lines. @since 0.1.0 @category functions */
 export const expiredOutcomeText = (runDir: string, outcome: ExpiredOutcome): string => {

@@ -1,6 +1,7 @@
 // Webhooks (`--notify`, TREX_NOTIFY_URL, `Trex.start`'s `notify`): the real CLI on the toy task posts
 // to a real HTTP server on loopback, which can answer as a webhook does, fail, or never answer.
 import { execFileSync, spawn } from "node:child_process"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import { createRequire, syncBuiltinESMExports } from "node:module"
@@ -10,9 +11,9 @@ import * as path from "node:path"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import { assert, describe, it } from "@effect/vitest"
-import { Cost, ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
+import { Cost, ExperimentNode, ExperimentTree, Journal, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
-import { Effect, Exit, Redacted } from "effect"
+import { Effect, Exit, Fiber, Redacted } from "effect"
 import * as Notify from "../src/Notify.ts"
 import * as Trex from "../src/Trex.ts"
 
@@ -32,9 +33,10 @@ interface Received {
 
 /**
  * A webhook on loopback: `answer(path, n, body)` gives the status of the n-th request (from 1) to a path,
- * or `"hang"` to never answer it. Every request that arrives is recorded.
+ * or `"hang"` to never answer it, or a promise of the status to answer later. Every request that arrives is recorded
+ * (one answered later, once answered).
  */
-const webhook = (answer: (path: string, n: number, body: Notify.Message) => number | "hang" = () => 200) =>
+const webhook = (answer: (path: string, n: number, body: Notify.Message) => number | "hang" | Promise<number> = () => 200) =>
   Effect.acquireRelease(
     Effect.promise(() =>
       new Promise<{ readonly url: string; readonly received: Array<Received>; readonly server: http.Server }>((resolve) => {
@@ -48,9 +50,19 @@ const webhook = (answer: (path: string, n: number, body: Notify.Message) => numb
             const n = (counts.get(p) ?? 0) + 1
             counts.set(p, n)
             const body = JSON.parse(text) as Notify.Message
-            const status = answer(p, n, body)
-            received.push({ path: p, contentType: req.headers["content-type"], id: req.headers["webhook-id"] as string | undefined, body, status })
-            if (status !== "hang") res.writeHead(status).end(status === 200 ? "ok" : "no")
+            const answered = answer(p, n, body)
+            const record = (status: number | "hang") =>
+              received.push({ path: p, contentType: req.headers["content-type"], id: req.headers["webhook-id"] as string | undefined, body, status })
+            // an answer given later (a promise): recorded once given
+            if (typeof answered === "object") {
+              void answered.then((status) => {
+                record(status)
+                res.writeHead(status).end(status === 200 ? "ok" : "no")
+              })
+              return
+            }
+            record(answered)
+            if (answered !== "hang") res.writeHead(answered).end(answered === 200 ? "ok" : "no")
           })
         })
         server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received, server }))
@@ -608,6 +620,56 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-11"] })
       assert.deepStrictEqual(hook.received.map((m) => m.id).slice(2), ["r/end-11"])
     })), 30_000)
+
+  it.live("trex notify is refused while a controller runs the run, and holds the run's lock while it posts: a resume meanwhile is refused before it posts anything", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { runDir, best, file } = yield* keptByRefusingWebhook([])
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: Date.now() - 100 * 3_600_000 }))
+      const lock = path.join(runDir, "journal.sqlite")
+      // /x: while trex notify waits for its answer, `during` runs
+      let during: (() => Promise<void>) | undefined
+      const hook = yield* webhook((p) => (p === "/x" && during !== undefined ? during().then(() => 200) : 200))
+      const expired = path.join(runDir, "notify", "expired", `best-${best}.json`)
+
+      // a real controller: a resume with one more trial, held running until `hold` exists; at its start it
+      // expires the best (100 hours old) and posts the end its first session kept
+      const hold = path.join(path.dirname(runDir), "hold")
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.writeFileSync(hold, "")))
+      let controller: ReturnType<typeof spawn> | undefined
+      const running = yield* Effect.forkChild(trex(["resume", runDir, "--max-trials", "3", "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30", TREX_TOY_HOLD: hold }, (_text, child) => {
+        controller = child
+      }))
+      const until = Date.now() + 60_000
+      while (!(controller !== undefined && (yield* Journal.writer(lock))?.pid === controller.pid && fs.existsSync(expired) && hook.received.length > 0)) {
+        assert.isBelow(Date.now(), until, "the resume holds the run and has expired the best")
+        yield* Effect.sleep("50 millis")
+      }
+      const drop = yield* trex(["notify", runDir, "--drop-expired"])
+      assert.strictEqual(drop.status, 2, drop.stderr)
+      assert.include(drop.stderr, `the run in ${runDir} is in use by process ${controller!.pid} (its controller, or another trex notify), which posts and expires the run's webhook messages itself`)
+      assert.include(drop.stderr, `Wait for it to end, or stop it (trex stop ${runDir} --wait), then run trex notify again`)
+      const retry = yield* trex(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/x`])
+      assert.strictEqual(retry.status, 2, retry.stderr)
+      assert.include(retry.stderr, `is in use by process ${controller!.pid}`)
+      assert.isTrue(fs.existsSync(expired), "not dropped")
+      assert.deepStrictEqual(hook.received.filter((m) => m.path === "/x"), [], "not posted")
+      fs.writeFileSync(hold, "")
+      const resumed = yield* Fiber.join(running)
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      const posted = hook.received.length
+
+      // trex notify holds the run while it posts: a resume then is refused, and posts nothing (no kept
+      // message, no failed end of its own)
+      let refused: { readonly status: number | null; readonly stderr: string } | undefined
+      during = () => Effect.runPromise(trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })).then((r) => void (refused = r))
+      const retried = yield* trex(["notify", runDir, "--retry-expired", "--json", "--notify", `${hook.url}/x`])
+      assert.strictEqual(retried.status, 0, retried.stderr)
+      assert.deepStrictEqual(JSON.parse(retried.stdout).posted, [`${path.basename(runDir)}/best-${best}`])
+      assert.strictEqual(refused?.status, 2, refused?.stderr)
+      assert.include(refused!.stderr, "run is in use by process ")
+      assert.deepStrictEqual(hook.received.slice(posted).map((m) => `${m.path} ${m.body.trex.kind}`), ["/x best"], "the refused resume posted nothing")
+      assert.isFalse(fs.existsSync(expired))
+    })), 120_000)
 
   it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
     Effect.scoped(Effect.gen(function*() {
