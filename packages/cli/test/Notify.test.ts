@@ -621,6 +621,71 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(hook.received.map((m) => m.id).slice(2), ["r/end-11"])
     })), 30_000)
 
+  it.live("kill -9 between a webhook's 2xx to the end and the record that it got it: the resume posts that end once more, under its id, and then never again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const url = `${hook.url}/h`
+      const key = crypto.createHash("sha256").update(new URL(url).href).digest("hex").slice(0, 16)
+      const { out, task } = toyTask(2)
+      // the record is written to <key>.json.<pid>.tmp, then renamed: a FIFO in its place, its pipe filled
+      // (and never read), holds the controller there, after the webhook's 200, until the test kills it
+      let fifo: string | undefined
+      const ends: Array<number> = []
+      let reached = false
+      const first = yield* trex(["run", task, "--out", out, "--notify", url], { TREX_TOY_MS: "30" }, (text, child) => {
+        if (fifo !== undefined || !/run directory: \S+\n/.test(text)) return
+        const delivered = path.join(runDirOf(text), "notify", "delivered")
+        fs.mkdirSync(delivered, { recursive: true })
+        fifo = path.join(delivered, `${key}.json.${child.pid}.tmp`)
+        execFileSync("mkfifo", [fifo])
+        ends.push(fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
+        for (;;) {
+          try {
+            fs.writeSync(ends[1]!, Buffer.alloc(65536))
+          } catch {
+            break // full
+          }
+        }
+        const fds = `/proc/${child.pid}/fd`
+        const watch = setInterval(() => {
+          const open = fs.readdirSync(fds).some((fd) => {
+            try {
+              return fs.readlinkSync(path.join(fds, fd)) === fifo
+            } catch {
+              return false
+            }
+          })
+          if (!open) return
+          clearInterval(watch)
+          reached = true
+          child.kill("SIGKILL")
+        }, 20)
+        child.on("exit", () => clearInterval(watch))
+      })
+      for (const fd of ends) fs.closeSync(fd)
+      assert.isTrue(reached, first.stdout + first.stderr)
+      assert.strictEqual(first.status, null, "killed")
+      fs.rmSync(fifo!)
+      const runDir = runDirOf(first.stdout)
+      // the webhook got the end (200), and the controller died before it recorded so: the end is still kept
+      assert.deepStrictEqual(hook.received.map((m) => `${m.status} ${m.body.trex.kind}`), ["200 end"])
+      const end = hook.received[0]!
+      assert.match(end.id!, /\/end-\d+$/)
+      assert.deepStrictEqual(outbox(runDir).map((e) => e.id), [end.id])
+      assert.include((yield* trex(["status", runDir])).stdout, "\nWebhooks: a webhook message of an earlier session (end) was not delivered")
+
+      // at least once: the resume (which runs nothing) posts it again, as it was, under the same id (by
+      // which a receiver drops it), and records it; a later resume posts nothing
+      for (let i = 0; i < 2; i++) {
+        const resumed = yield* trex(["resume", runDir, "--notify", url], { TREX_TOY_MS: "30" })
+        assert.strictEqual(resumed.status, 0, resumed.stderr)
+      }
+      assert.deepStrictEqual(hook.received.map((m) => `${m.status} ${m.id}`), [`200 ${end.id}`, `200 ${end.id}`], "posted exactly once more")
+      assert.deepStrictEqual(hook.received[1]!.body, end.body)
+      assert.deepStrictEqual(outbox(runDir), [])
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(path.join(runDir, "notify", "delivered", `${key}.json`), "utf8")), { ends: [end.id] })
+    })), 120_000)
+
   it.live("trex notify is refused while a controller runs the run, and holds the run's lock while it posts: a resume meanwhile is refused before it posts anything", () =>
     Effect.scoped(Effect.gen(function*() {
       const { runDir, best, file } = yield* keptByRefusingWebhook([])
