@@ -698,7 +698,9 @@ export interface ExpiredOutcome {
  * `trex.at` says when they were due), to the webhooks `options.urls` that have not got them, one message
  * at a time in the order they were due; each one every webhook answered 2xx is removed, the others stay
  * with the webhooks that did. An end the journal records, posted, is recorded as delivered
- * (`notify/delivered/`), so a resume that tells it again does not post it twice.
+ * (`notify/delivered/`), so a resume that tells it again does not post it twice. It holds the run's
+ * writer lock meanwhile, as its controller does: refused (`InvalidInput`, naming the process) while the
+ * run is running, and no controller starts until it is done.
  * @since 0.1.0 @category functions
  */
 export const retryExpired = (runDir: string, options: Pick<Options, "urls" | "timeoutMs" | "attempts">): Effect.Effect<ExpiredOutcome, Errors.InvalidInput> =>

@@ -118,6 +118,59 @@ const outbox = (runDir: string): ReadonlyArray<{ readonly id: string; readonly m
 }
 
 /**
+ * Hold a controller at a file it writes, and kill it there with SIGKILL: once the run's directory is
+ * printed, a FIFO is made where `place(runDir, pid)` says, its pipe filled (and never read), so that the
+ * controller's write blocks with the file open; it is killed once it has the FIFO open. `finish()`
+ * closes the test's ends, removes the FIFO and tells whether the controller got there.
+ */
+const killedAt = (place: (runDir: string, pid: number) => string) => {
+  let fifo: string | undefined
+  let reached = false
+  const ends: Array<number> = []
+  const onStdout = (text: string, child: ReturnType<typeof spawn>) => {
+    if (fifo !== undefined || !/run directory: \S+\n/.test(text)) return
+    fifo = place(runDirOf(text), child.pid!)
+    execFileSync("mkfifo", [fifo])
+    ends.push(fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
+    for (;;) {
+      try {
+        fs.writeSync(ends[1]!, Buffer.alloc(65536))
+      } catch {
+        break // full
+      }
+    }
+    const fds = `/proc/${child.pid}/fd`
+    const watch = setInterval(() => {
+      const open = fs.readdirSync(fds).some((fd) => {
+        try {
+          return fs.readlinkSync(path.join(fds, fd)) === fifo
+        } catch {
+          return false
+        }
+      })
+      if (!open) return
+      clearInterval(watch)
+      reached = true
+      child.kill("SIGKILL")
+    }, 20)
+    child.on("exit", () => clearInterval(watch))
+  }
+  const finish = () => {
+    for (const fd of ends) fs.closeSync(fd)
+    if (fifo !== undefined) fs.rmSync(fifo, { force: true })
+    return reached
+  }
+  return { onStdout, finish }
+}
+
+/** A session of run `r` in `runDir` with the webhook `url`, that only ends, its end named `id`. */
+const endSession = (url: string, runDir: string) => (id: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const notifier = yield* Notify.make({ urls: [url] }, { runId: "r", runDir })
+    yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined, id))
+  }))
+
+/**
  * Every fsync this process makes while the scope is open, by the path of what it syncs (the real
  * fsync is made all the same).
  */
@@ -297,43 +350,11 @@ describe("Notify: webhooks told of a run", () => {
       // the report is written (report.md.<pid>.tmp, then renamed) after the journal's last entry and
       // before the end's message is posted: a FIFO in its place, whose pipe the test filled (and never
       // reads), holds the controller there, its file open, until the test kills it
-      let fifo: string | undefined
-      const ends: Array<number> = []
-      let reached = false
-      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "400" }, (text, child) => {
-        if (fifo !== undefined || !/run directory: \S+\n/.test(text)) return
-        const dir = runDirOf(text)
-        fifo = path.join(dir, `report.md.${child.pid}.tmp`)
-        execFileSync("mkfifo", [fifo])
-        ends.push(fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
-        for (;;) {
-          try {
-            fs.writeSync(ends[1]!, Buffer.alloc(65536))
-          } catch {
-            break // full
-          }
-        }
-        const fds = `/proc/${child.pid}/fd`
-        const watch = setInterval(() => {
-          const open = fs.readdirSync(fds).some((fd) => {
-            try {
-              return fs.readlinkSync(path.join(fds, fd)) === fifo
-            } catch {
-              return false
-            }
-          })
-          if (!open) return
-          clearInterval(watch)
-          reached = true
-          child.kill("SIGKILL")
-        }, 20)
-        child.on("exit", () => clearInterval(watch))
-      })
-      for (const fd of ends) fs.closeSync(fd)
-      assert.isTrue(reached, first.stdout + first.stderr)
+      const held = killedAt((runDir, pid) => path.join(runDir, `report.md.${pid}.tmp`))
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "400" }, held.onStdout)
+      assert.isTrue(held.finish(), first.stdout + first.stderr)
       assert.strictEqual(first.status, null, "killed")
       const runDir = runDirOf(first.stdout)
-      fs.rmSync(fifo!)
       assert.deepStrictEqual(hook.received, [], "nothing was posted")
       // the journal has the run's end, and the run directory its message, named after the journal's entry
       const kept = outbox(runDir)
@@ -573,11 +594,7 @@ describe("Notify: webhooks told of a run", () => {
       const synced = yield* recordFsyncs
       const hook = yield* webhook()
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
-      const session = (id: string) =>
-        Effect.scoped(Effect.gen(function*() {
-          const notifier = yield* Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir })
-          yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined, id))
-        }))
+      const session = endSession(`${hook.url}/h`, runDir)
       yield* session("r/end-7")
       const delivered = path.join(runDir, "notify", "delivered")
       const [name] = fs.readdirSync(delivered)
@@ -598,11 +615,7 @@ describe("Notify: webhooks told of a run", () => {
     Effect.scoped(Effect.gen(function*() {
       const hook = yield* webhook()
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
-      const session = (id: string) =>
-        Effect.scoped(Effect.gen(function*() {
-          const notifier = yield* Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir })
-          yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined, id))
-        }))
+      const session = endSession(`${hook.url}/h`, runDir)
       // a session that ended without RunFinished, its 12 random hex digits all decimal (1 in 282), then
       // the run's end the journal records, told again by a resume that runs nothing
       yield* session("r/end-123456789012")
@@ -629,43 +642,14 @@ describe("Notify: webhooks told of a run", () => {
       const { out, task } = toyTask(2)
       // the record is written to <key>.json.<pid>.tmp, then renamed: a FIFO in its place, its pipe filled
       // (and never read), holds the controller there, after the webhook's 200, until the test kills it
-      let fifo: string | undefined
-      const ends: Array<number> = []
-      let reached = false
-      const first = yield* trex(["run", task, "--out", out, "--notify", url], { TREX_TOY_MS: "30" }, (text, child) => {
-        if (fifo !== undefined || !/run directory: \S+\n/.test(text)) return
-        const delivered = path.join(runDirOf(text), "notify", "delivered")
+      const held = killedAt((runDir, pid) => {
+        const delivered = path.join(runDir, "notify", "delivered")
         fs.mkdirSync(delivered, { recursive: true })
-        fifo = path.join(delivered, `${key}.json.${child.pid}.tmp`)
-        execFileSync("mkfifo", [fifo])
-        ends.push(fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
-        for (;;) {
-          try {
-            fs.writeSync(ends[1]!, Buffer.alloc(65536))
-          } catch {
-            break // full
-          }
-        }
-        const fds = `/proc/${child.pid}/fd`
-        const watch = setInterval(() => {
-          const open = fs.readdirSync(fds).some((fd) => {
-            try {
-              return fs.readlinkSync(path.join(fds, fd)) === fifo
-            } catch {
-              return false
-            }
-          })
-          if (!open) return
-          clearInterval(watch)
-          reached = true
-          child.kill("SIGKILL")
-        }, 20)
-        child.on("exit", () => clearInterval(watch))
+        return path.join(delivered, `${key}.json.${pid}.tmp`)
       })
-      for (const fd of ends) fs.closeSync(fd)
-      assert.isTrue(reached, first.stdout + first.stderr)
+      const first = yield* trex(["run", task, "--out", out, "--notify", url], { TREX_TOY_MS: "30" }, held.onStdout)
+      assert.isTrue(held.finish(), first.stdout + first.stderr)
       assert.strictEqual(first.status, null, "killed")
-      fs.rmSync(fifo!)
       const runDir = runDirOf(first.stdout)
       // the webhook got the end (200), and the controller died before it recorded so: the end is still kept
       assert.deepStrictEqual(hook.received.map((m) => `${m.status} ${m.body.trex.kind}`), ["200 end"])
