@@ -25,12 +25,12 @@
  */
 import * as crypto from "node:crypto"
 import * as os from "node:os"
-import * as path from "node:path"
 import { Errors, ExperimentNode, type ExperimentTree, Journal, OptionSpec, type JournalEvent } from "@trex/core"
 import { Explorer } from "@trex/mcts"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
 import * as Outbox from "./internal/outbox.ts"
 import * as Untrusted from "./internal/untrusted.ts"
+import * as RunDir from "./RunDir.ts"
 import * as Status from "./Status.ts"
 
 /**
@@ -660,7 +660,7 @@ export const expired = (runDir: string): string | undefined => {
  * naming the process and what to do, while one holds it.
  */
 const exclusive = (runDir: string): Effect.Effect<void, Errors.InvalidInput, Scope.Scope> => {
-  const file = path.join(runDir, "journal.sqlite")
+  const file = RunDir.journalFile(runDir)
   return Journal.lockWriter(file).pipe(
     Effect.catch((e) =>
       Effect.flatMap(Journal.writer(file), (holder) =>

@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Budget, Cost, Errors, Journal, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
+import { Budget, Cost, Errors, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
@@ -487,11 +487,11 @@ export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effec
   const given = new HandOver(journaled)
   // messages an earlier session left undelivered wait for a session with webhooks: said, not dropped
   if (notify === undefined || notify.urls.length === 0) {
-    return Effect.andThen(notInUse(run.runDir), Effect.andThen(Effect.suspend(() => Notify.remind(run.runDir, given.peek())), runHooked(run, given, hooks)))
+    return Effect.andThen(RunDir.notInUse(run.runDir), Effect.andThen(Effect.suspend(() => Notify.remind(run.runDir, given.peek())), runHooked(run, given, hooks)))
   }
   // the run's end is posted after its report is written, from the journal the report was written from
   return Effect.scoped(Effect.gen(function*() {
-    yield* notInUse(run.runDir)
+    yield* RunDir.notInUse(run.runDir)
     const notifier = yield* Effect.suspend(() => Notify.make(notify, { ...run, journaled: given.peek() }))
     let ended: RunDir.RunInfo | undefined
     return yield* runHooked(run, given, {
@@ -507,22 +507,6 @@ export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effec
     }).pipe(Effect.onExit((exit) => notifier.end(Notify.endMessage({ ...run, task: run.task.name }, exit, ended))))
   }))
 }
-
-/**
- * Refused as the journal's lock would refuse it, before the notifier starts: the run is in use by
- * another process (its controller, or `trex notify`), whose kept webhook messages this session would
- * otherwise post or expire beside it, and to whose webhooks it would post a failed end of its own.
- */
-const notInUse = (runDir: string): Effect.Effect<void, Errors.JournalError> =>
-  Effect.flatMap(Journal.writer(RunDir.journalFile(runDir)), (holder) =>
-    holder === undefined || holder.pid === process.pid
-      ? Effect.void
-      : Effect.fail(
-        new Errors.JournalError({
-          reason: "Locked",
-          message: `run is in use by ${holder.pid !== undefined ? `process ${holder.pid}` : "another process"} (lock ${RunDir.journalFile(runDir)}.lock); stop that controller first (trex stop ${runDir} --wait), or wait for it to end`
-        })
-      ))
 
 /** The entries handed on, as the explorer's option, let go of here. */
 const journaledOf = (given: HandOver<ReadonlyArray<JournalEvent.Entry>>): { readonly journaled?: ReadonlyArray<JournalEvent.Entry> } => {
