@@ -598,7 +598,7 @@ const notifyCommand = Command.make(
       if (flags.dropExpired && urls.length > 0) {
         return yield* new Errors.InvalidInput({ source: "--notify", message: "--drop-expired posts nothing, and a webhook is given: leave out --notify (and TREX_NOTIFY_URL), or give --retry-expired to post the messages" })
       }
-      const outcome = flags.retryExpired ? yield* Notify.retryExpired(flags.runDir, { urls }) : Notify.dropExpired(flags.runDir)
+      const outcome = flags.retryExpired ? yield* Notify.retryExpired(flags.runDir, { urls }) : yield* Notify.dropExpired(flags.runDir)
       yield* out(flags.json ? JSON.stringify(outcome, null, 2) : Notify.expiredOutcomeText(flags.runDir, outcome))
       if (outcome.kept.length > 0) yield* Effect.sync(() => void (process.exitCode = 1))
     })

@@ -24,11 +24,13 @@
  * @since 0.1.0
  */
 import * as crypto from "node:crypto"
-import { Errors, ExperimentNode, type ExperimentTree, OptionSpec, type JournalEvent } from "@trex/core"
+import * as os from "node:os"
+import { Errors, ExperimentNode, type ExperimentTree, Journal, OptionSpec, type JournalEvent } from "@trex/core"
 import { Explorer } from "@trex/mcts"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
 import * as Outbox from "./internal/outbox.ts"
 import * as Untrusted from "./internal/untrusted.ts"
+import * as RunDir from "./RunDir.ts"
 import * as Status from "./Status.ts"
 
 /**
@@ -348,7 +350,7 @@ const what = (m: Message) => (m.trex.kind === "end" ? "end" : `new best (${m.tre
  * which a resume that runs nothing tells under the same id. Which webhooks got it is recorded
  * (`notify/delivered/`), so that it is posted only to those that have not.
  */
-const toldAgain = (m: Message): boolean => m.trex.kind === "end" && /\/end-\d+$/.test(m.trex.id)
+const toldAgain = (m: Message): boolean => m.trex.kind === "end" && Outbox.endSeq(m.trex.id) !== undefined
 
 const withId = (message: Message, id: string): Message => ({ ...message, trex: { ...message.trex, id } })
 
@@ -652,6 +654,32 @@ export const expired = (runDir: string): string | undefined => {
 }
 
 /**
+ * Hold the run's writer lock (the one its controller holds while it runs) for the scope: a controller
+ * posts and expires the run's messages itself, and one running beside `trex notify` could post or drop
+ * the same message at once; held, no controller starts meanwhile (`trex resume` is refused). Refused,
+ * naming the process and what to do, while one holds it.
+ */
+const exclusive = (runDir: string): Effect.Effect<void, Errors.InvalidInput, Scope.Scope> => {
+  const file = RunDir.journalFile(runDir)
+  return Journal.lockWriter(file).pipe(
+    Effect.catch((e) =>
+      Effect.flatMap(Journal.writer(file), (holder) =>
+        Effect.fail(
+          new Errors.InvalidInput({
+            source: runDir,
+            message: e.reason !== "Locked"
+              ? `cannot take the run's lock (${file}.lock): ${e.message}`
+              : `the run in ${runDir} is in use by ${holder?.pid !== undefined ? `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}` : "another process"} ` +
+                `(its controller, or another trex notify), which posts and expires the run's webhook messages itself: trex notify would post or drop them beside it. ` +
+                `Wait for it to end, or stop it (trex stop ${runDir} --wait), then run trex notify again`
+          })
+        )
+      )
+    )
+  )
+}
+
+/**
  * What `trex notify` did with a run's messages found too old to post (`notify/expired/`): by id, those
  * `posted` now to every webhook given (and removed), those `kept` (a webhook did not answer 2xx: `failures`
  * says which and why; they stay, and a later try posts them only to the webhooks that did not get them),
@@ -670,12 +698,15 @@ export interface ExpiredOutcome {
  * `trex.at` says when they were due), to the webhooks `options.urls` that have not got them, one message
  * at a time in the order they were due; each one every webhook answered 2xx is removed, the others stay
  * with the webhooks that did. An end the journal records, posted, is recorded as delivered
- * (`notify/delivered/`), so a resume that tells it again does not post it twice.
+ * (`notify/delivered/`), so a resume that tells it again does not post it twice. It holds the run's
+ * writer lock meanwhile, as its controller does: refused (`InvalidInput`, naming the process) while the
+ * run is running, and no controller starts until it is done.
  * @since 0.1.0 @category functions
  */
 export const retryExpired = (runDir: string, options: Pick<Options, "urls" | "timeoutMs" | "attempts">): Effect.Effect<ExpiredOutcome, Errors.InvalidInput> =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const urls = yield* Effect.forEach(options.urls, (u, i) => parseUrl(u, `notify.urls[${i}]`))
+    yield* exclusive(runDir)
     const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
     const posted: Array<string> = []
     const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
@@ -706,24 +737,26 @@ export const retryExpired = (runDir: string, options: Pick<Options, "urls" | "ti
       }
     }
     return { posted, kept, dropped: [], unreadable }
-  })
+  }))
 
 /**
  * Remove a run's messages found too old to post (`notify/expired/`), unposted: once seen, they are no
- * longer listed by `trex status`.
+ * longer listed by `trex status`. As {@link retryExpired}, refused while the run is running.
  * @since 0.1.0 @category functions
  */
-export const dropExpired = (runDir: string): ExpiredOutcome => {
-  const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
-  const dropped: Array<string> = []
-  const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
-  for (const e of entries) {
-    const removed = Outbox.removeExpired(runDir, e.id)
-    if (removed === undefined) dropped.push(e.id)
-    else kept.push({ id: e.id, failures: [removed] })
-  }
-  return { posted: [], kept, dropped, unreadable }
-}
+export const dropExpired = (runDir: string): Effect.Effect<ExpiredOutcome, Errors.InvalidInput> =>
+  Effect.scoped(Effect.gen(function*() {
+    yield* exclusive(runDir)
+    const { entries, unreadable } = Outbox.readExpired<Message>(runDir)
+    const dropped: Array<string> = []
+    const kept: Array<{ readonly id: string; readonly failures: ReadonlyArray<string> }> = []
+    for (const e of entries) {
+      const removed = Outbox.removeExpired(runDir, e.id)
+      if (removed === undefined) dropped.push(e.id)
+      else kept.push({ id: e.id, failures: [removed] })
+    }
+    return { posted: [], kept, dropped, unreadable }
+  }))
 
 /** What `trex notify` did, in lines. @since 0.1.0 @category functions */
 export const expiredOutcomeText = (runDir: string, outcome: ExpiredOutcome): string => {

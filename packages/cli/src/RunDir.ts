@@ -625,3 +625,21 @@ export const stopController = (
     while (Date.now() < until && (yield* running)) yield* Effect.sleep(STOP_POLL)
     return { _tag: "Asked", pid, now, exited: !(yield* running) } as const
   })
+
+/**
+ * Fails as the journal's writer lock would refuse a controller (`Locked`, naming the holder) when
+ * another process holds the run in `runDir` (its controller, or `trex notify`); one this process holds
+ * passes. A session looks before its webhooks' notifier starts, which would otherwise post or expire
+ * the run's kept messages beside the holder, and post a failed end of its own once the lock refused it.
+ * @since 0.1.0 @category commands
+ */
+export const notInUse = (runDir: string): Effect.Effect<void, Errors.JournalError> =>
+  Effect.flatMap(Journal.writer(journalFile(runDir)), (holder) =>
+    holder === undefined || holder.pid === process.pid
+      ? Effect.void
+      : Effect.fail(
+        new Errors.JournalError({
+          reason: "Locked",
+          message: `run is in use by ${holder.pid !== undefined ? `process ${holder.pid}` : "another process"} (lock ${journalFile(runDir)}.lock); stop that controller first (trex stop ${runDir} --wait), or wait for it to end`
+        })
+      ))

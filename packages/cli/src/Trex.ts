@@ -487,10 +487,11 @@ export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effec
   const given = new HandOver(journaled)
   // messages an earlier session left undelivered wait for a session with webhooks: said, not dropped
   if (notify === undefined || notify.urls.length === 0) {
-    return Effect.andThen(Effect.suspend(() => Notify.remind(run.runDir, given.peek())), runHooked(run, given, hooks))
+    return Effect.andThen(RunDir.notInUse(run.runDir), Effect.andThen(Effect.suspend(() => Notify.remind(run.runDir, given.peek())), runHooked(run, given, hooks)))
   }
   // the run's end is posted after its report is written, from the journal the report was written from
   return Effect.scoped(Effect.gen(function*() {
+    yield* RunDir.notInUse(run.runDir)
     const notifier = yield* Effect.suspend(() => Notify.make(notify, { ...run, journaled: given.peek() }))
     let ended: RunDir.RunInfo | undefined
     return yield* runHooked(run, given, {

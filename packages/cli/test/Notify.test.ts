@@ -1,6 +1,7 @@
 // Webhooks (`--notify`, TREX_NOTIFY_URL, `Trex.start`'s `notify`): the real CLI on the toy task posts
 // to a real HTTP server on loopback, which can answer as a webhook does, fail, or never answer.
 import { execFileSync, spawn } from "node:child_process"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import { createRequire, syncBuiltinESMExports } from "node:module"
@@ -10,9 +11,9 @@ import * as path from "node:path"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import { assert, describe, it } from "@effect/vitest"
-import { Cost, ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
+import { Cost, ExperimentNode, ExperimentTree, Journal, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
-import { Effect, Exit, Redacted } from "effect"
+import { Effect, Exit, Fiber, Redacted } from "effect"
 import * as Notify from "../src/Notify.ts"
 import * as Trex from "../src/Trex.ts"
 
@@ -32,9 +33,10 @@ interface Received {
 
 /**
  * A webhook on loopback: `answer(path, n, body)` gives the status of the n-th request (from 1) to a path,
- * or `"hang"` to never answer it. Every request that arrives is recorded.
+ * or `"hang"` to never answer it, or a promise of the status to answer later. Every request that arrives is recorded
+ * (one answered later, once answered).
  */
-const webhook = (answer: (path: string, n: number, body: Notify.Message) => number | "hang" = () => 200) =>
+const webhook = (answer: (path: string, n: number, body: Notify.Message) => number | "hang" | Promise<number> = () => 200) =>
   Effect.acquireRelease(
     Effect.promise(() =>
       new Promise<{ readonly url: string; readonly received: Array<Received>; readonly server: http.Server }>((resolve) => {
@@ -48,9 +50,19 @@ const webhook = (answer: (path: string, n: number, body: Notify.Message) => numb
             const n = (counts.get(p) ?? 0) + 1
             counts.set(p, n)
             const body = JSON.parse(text) as Notify.Message
-            const status = answer(p, n, body)
-            received.push({ path: p, contentType: req.headers["content-type"], id: req.headers["webhook-id"] as string | undefined, body, status })
-            if (status !== "hang") res.writeHead(status).end(status === 200 ? "ok" : "no")
+            const answered = answer(p, n, body)
+            const record = (status: number | "hang") =>
+              received.push({ path: p, contentType: req.headers["content-type"], id: req.headers["webhook-id"] as string | undefined, body, status })
+            // an answer given later (a promise): recorded once given
+            if (typeof answered === "object") {
+              void answered.then((status) => {
+                record(status)
+                res.writeHead(status).end(status === 200 ? "ok" : "no")
+              })
+              return
+            }
+            record(answered)
+            if (answered !== "hang") res.writeHead(answered).end(answered === 200 ? "ok" : "no")
           })
         })
         server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received, server }))
@@ -104,6 +116,59 @@ const outbox = (runDir: string): ReadonlyArray<{ readonly id: string; readonly m
   return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { id: string; at: number; message: Notify.Message })
     .sort((a, b) => a.at - b.at)
 }
+
+/**
+ * Hold a controller at a file it writes, and kill it there with SIGKILL: once the run's directory is
+ * printed, a FIFO is made where `place(runDir, pid)` says, its pipe filled (and never read), so that the
+ * controller's write blocks with the file open; it is killed once it has the FIFO open. `finish()`
+ * closes the test's ends, removes the FIFO and tells whether the controller got there.
+ */
+const killedAt = (place: (runDir: string, pid: number) => string) => {
+  let fifo: string | undefined
+  let reached = false
+  const ends: Array<number> = []
+  const onStdout = (text: string, child: ReturnType<typeof spawn>) => {
+    if (fifo !== undefined || !/run directory: \S+\n/.test(text)) return
+    fifo = place(runDirOf(text), child.pid!)
+    execFileSync("mkfifo", [fifo])
+    ends.push(fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
+    for (;;) {
+      try {
+        fs.writeSync(ends[1]!, Buffer.alloc(65536))
+      } catch {
+        break // full
+      }
+    }
+    const fds = `/proc/${child.pid}/fd`
+    const watch = setInterval(() => {
+      const open = fs.readdirSync(fds).some((fd) => {
+        try {
+          return fs.readlinkSync(path.join(fds, fd)) === fifo
+        } catch {
+          return false
+        }
+      })
+      if (!open) return
+      clearInterval(watch)
+      reached = true
+      child.kill("SIGKILL")
+    }, 20)
+    child.on("exit", () => clearInterval(watch))
+  }
+  const finish = () => {
+    for (const fd of ends) fs.closeSync(fd)
+    if (fifo !== undefined) fs.rmSync(fifo, { force: true })
+    return reached
+  }
+  return { onStdout, finish }
+}
+
+/** A session of run `r` in `runDir` with the webhook `url`, that only ends, its end named `id`. */
+const endSession = (url: string, runDir: string) => (id: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const notifier = yield* Notify.make({ urls: [url] }, { runId: "r", runDir })
+    yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined, id))
+  }))
 
 /**
  * Every fsync this process makes while the scope is open, by the path of what it syncs (the real
@@ -285,43 +350,11 @@ describe("Notify: webhooks told of a run", () => {
       // the report is written (report.md.<pid>.tmp, then renamed) after the journal's last entry and
       // before the end's message is posted: a FIFO in its place, whose pipe the test filled (and never
       // reads), holds the controller there, its file open, until the test kills it
-      let fifo: string | undefined
-      const ends: Array<number> = []
-      let reached = false
-      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "400" }, (text, child) => {
-        if (fifo !== undefined || !/run directory: \S+\n/.test(text)) return
-        const dir = runDirOf(text)
-        fifo = path.join(dir, `report.md.${child.pid}.tmp`)
-        execFileSync("mkfifo", [fifo])
-        ends.push(fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
-        for (;;) {
-          try {
-            fs.writeSync(ends[1]!, Buffer.alloc(65536))
-          } catch {
-            break // full
-          }
-        }
-        const fds = `/proc/${child.pid}/fd`
-        const watch = setInterval(() => {
-          const open = fs.readdirSync(fds).some((fd) => {
-            try {
-              return fs.readlinkSync(path.join(fds, fd)) === fifo
-            } catch {
-              return false
-            }
-          })
-          if (!open) return
-          clearInterval(watch)
-          reached = true
-          child.kill("SIGKILL")
-        }, 20)
-        child.on("exit", () => clearInterval(watch))
-      })
-      for (const fd of ends) fs.closeSync(fd)
-      assert.isTrue(reached, first.stdout + first.stderr)
+      const held = killedAt((runDir, pid) => path.join(runDir, `report.md.${pid}.tmp`))
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "400" }, held.onStdout)
+      assert.isTrue(held.finish(), first.stdout + first.stderr)
       assert.strictEqual(first.status, null, "killed")
       const runDir = runDirOf(first.stdout)
-      fs.rmSync(fifo!)
       assert.deepStrictEqual(hook.received, [], "nothing was posted")
       // the journal has the run's end, and the run directory its message, named after the journal's entry
       const kept = outbox(runDir)
@@ -561,11 +594,7 @@ describe("Notify: webhooks told of a run", () => {
       const synced = yield* recordFsyncs
       const hook = yield* webhook()
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
-      const session = (id: string) =>
-        Effect.scoped(Effect.gen(function*() {
-          const notifier = yield* Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir })
-          yield* notifier.end(Notify.endMessage({ runId: "r", runDir, task: "t" }, Exit.succeed({ reason: "budget" }), undefined, id))
-        }))
+      const session = endSession(`${hook.url}/h`, runDir)
       yield* session("r/end-7")
       const delivered = path.join(runDir, "notify", "delivered")
       const [name] = fs.readdirSync(delivered)
@@ -581,6 +610,115 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-9"] })
       assert.deepStrictEqual(hook.received.map((m) => m.id), ["r/end-7", "r/end-9"])
     })), 30_000)
+
+  it.live("an end id of random hex digits that are all decimal is not taken for a journal position: the record holds the latest end", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+      const session = endSession(`${hook.url}/h`, runDir)
+      // a session that ended without RunFinished, its 12 random hex digits all decimal (1 in 282), then
+      // the run's end the journal records, told again by a resume that runs nothing
+      yield* session("r/end-123456789012")
+      yield* session("r/end-9")
+      yield* session("r/end-9")
+      assert.deepStrictEqual(hook.received.map((m) => m.id), ["r/end-123456789012", "r/end-9"], "the end the webhook has is not posted again")
+      const delivered = path.join(runDir, "notify", "delivered")
+      const [name] = fs.readdirSync(delivered)
+      const record = path.join(delivered, name!)
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-9"] })
+      // a record an older trex wrote with such an id is replaced by the journal's end
+      fs.writeFileSync(record, JSON.stringify({ ends: ["r/end-023456789012"] }))
+      yield* session("r/end-11")
+      yield* session("r/end-11")
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(record, "utf8")), { ends: ["r/end-11"] })
+      assert.deepStrictEqual(hook.received.map((m) => m.id).slice(2), ["r/end-11"])
+    })), 30_000)
+
+  it.live("kill -9 between a webhook's 2xx to the end and the record that it got it: the resume posts that end once more, under its id, and then never again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const url = `${hook.url}/h`
+      const key = crypto.createHash("sha256").update(new URL(url).href).digest("hex").slice(0, 16)
+      const { out, task } = toyTask(2)
+      // the record is written to <key>.json.<pid>.tmp, then renamed: a FIFO in its place, its pipe filled
+      // (and never read), holds the controller there, after the webhook's 200, until the test kills it
+      const held = killedAt((runDir, pid) => {
+        const delivered = path.join(runDir, "notify", "delivered")
+        fs.mkdirSync(delivered, { recursive: true })
+        return path.join(delivered, `${key}.json.${pid}.tmp`)
+      })
+      const first = yield* trex(["run", task, "--out", out, "--notify", url], { TREX_TOY_MS: "30" }, held.onStdout)
+      assert.isTrue(held.finish(), first.stdout + first.stderr)
+      assert.strictEqual(first.status, null, "killed")
+      const runDir = runDirOf(first.stdout)
+      // the webhook got the end (200), and the controller died before it recorded so: the end is still kept
+      assert.deepStrictEqual(hook.received.map((m) => `${m.status} ${m.body.trex.kind}`), ["200 end"])
+      const end = hook.received[0]!
+      assert.match(end.id!, /\/end-\d+$/)
+      assert.deepStrictEqual(outbox(runDir).map((e) => e.id), [end.id])
+      assert.include((yield* trex(["status", runDir])).stdout, "\nWebhooks: a webhook message of an earlier session (end) was not delivered")
+
+      // at least once: the resume (which runs nothing) posts it again, as it was, under the same id (by
+      // which a receiver drops it), and records it; a later resume posts nothing
+      for (let i = 0; i < 2; i++) {
+        const resumed = yield* trex(["resume", runDir, "--notify", url], { TREX_TOY_MS: "30" })
+        assert.strictEqual(resumed.status, 0, resumed.stderr)
+      }
+      assert.deepStrictEqual(hook.received.map((m) => `${m.status} ${m.id}`), [`200 ${end.id}`, `200 ${end.id}`], "posted exactly once more")
+      assert.deepStrictEqual(hook.received[1]!.body, end.body)
+      assert.deepStrictEqual(outbox(runDir), [])
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(path.join(runDir, "notify", "delivered", `${key}.json`), "utf8")), { ends: [end.id] })
+    })), 120_000)
+
+  it.live("trex notify is refused while a controller runs the run, and holds the run's lock while it posts: a resume meanwhile is refused before it posts anything", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { runDir, best, file } = yield* keptByRefusingWebhook([])
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: Date.now() - 100 * 3_600_000 }))
+      const lock = path.join(runDir, "journal.sqlite")
+      // /x: while trex notify waits for its answer, `during` runs
+      let during: (() => Promise<void>) | undefined
+      const hook = yield* webhook((p) => (p === "/x" && during !== undefined ? during().then(() => 200) : 200))
+      const expired = path.join(runDir, "notify", "expired", `best-${best}.json`)
+
+      // a real controller: a resume with one more trial, held running until `hold` exists; at its start it
+      // expires the best (100 hours old) and posts the end its first session kept
+      const hold = path.join(path.dirname(runDir), "hold")
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.writeFileSync(hold, "")))
+      let controller: ReturnType<typeof spawn> | undefined
+      const running = yield* Effect.forkChild(trex(["resume", runDir, "--max-trials", "3", "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30", TREX_TOY_HOLD: hold }, (_text, child) => {
+        controller = child
+      }))
+      const until = Date.now() + 60_000
+      while (!(controller !== undefined && (yield* Journal.writer(lock))?.pid === controller.pid && fs.existsSync(expired) && hook.received.length > 0)) {
+        assert.isBelow(Date.now(), until, "the resume holds the run and has expired the best")
+        yield* Effect.sleep("50 millis")
+      }
+      const drop = yield* trex(["notify", runDir, "--drop-expired"])
+      assert.strictEqual(drop.status, 2, drop.stderr)
+      assert.include(drop.stderr, `the run in ${runDir} is in use by process ${controller!.pid} (its controller, or another trex notify), which posts and expires the run's webhook messages itself`)
+      assert.include(drop.stderr, `Wait for it to end, or stop it (trex stop ${runDir} --wait), then run trex notify again`)
+      const retry = yield* trex(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/x`])
+      assert.strictEqual(retry.status, 2, retry.stderr)
+      assert.include(retry.stderr, `is in use by process ${controller!.pid}`)
+      assert.isTrue(fs.existsSync(expired), "not dropped")
+      assert.deepStrictEqual(hook.received.filter((m) => m.path === "/x"), [], "not posted")
+      fs.writeFileSync(hold, "")
+      const resumed = yield* Fiber.join(running)
+      assert.strictEqual(resumed.status, 0, resumed.stderr)
+      const posted = hook.received.length
+
+      // trex notify holds the run while it posts: a resume then is refused, and posts nothing (no kept
+      // message, no failed end of its own)
+      let refused: { readonly status: number | null; readonly stderr: string } | undefined
+      during = () => Effect.runPromise(trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })).then((r) => void (refused = r))
+      const retried = yield* trex(["notify", runDir, "--retry-expired", "--json", "--notify", `${hook.url}/x`])
+      assert.strictEqual(retried.status, 0, retried.stderr)
+      assert.deepStrictEqual(JSON.parse(retried.stdout).posted, [`${path.basename(runDir)}/best-${best}`])
+      assert.strictEqual(refused?.status, 2, refused?.stderr)
+      assert.include(refused!.stderr, "run is in use by process ")
+      assert.deepStrictEqual(hook.received.slice(posted).map((m) => `${m.path} ${m.body.trex.kind}`), ["/x best"], "the refused resume posted nothing")
+      assert.isFalse(fs.existsSync(expired))
+    })), 120_000)
 
   it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
     Effect.scoped(Effect.gen(function*() {

@@ -6,10 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, type Scope } from "effect"
 import { JournalError } from "./Errors.ts"
 import * as JournalEvent from "./JournalEvent.ts"
-import { type Intact, lockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
+import { holdLock, type Intact, lockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
 
 /** @since 0.1.0 @category models */
 export type { Intact } from "./internal/sqliteJournal.ts"
@@ -94,3 +94,13 @@ export const readIntact = (
  * @since 0.1.0 @category utilities
  */
 export const writer = (file: string): Effect.Effect<{ readonly pid?: number; readonly host?: string } | undefined> => Effect.sync(() => lockHolder(file))
+
+/**
+ * Take the writer lock of the SQLite journal at `file` for the scope's lifetime, as a controller does
+ * when it opens the journal, without opening it: a command that changes a run's side files (`trex
+ * notify`) holds it so that no controller runs the run meanwhile, and none starts. Fails with a
+ * `JournalError` of reason `Locked`, naming the holder, when a controller (or another such command)
+ * holds it.
+ * @since 0.1.0 @category utilities
+ */
+export const lockWriter = (file: string): Effect.Effect<void, JournalError, Scope.Scope> => holdLock(file)

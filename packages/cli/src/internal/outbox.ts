@@ -176,22 +176,34 @@ export const deliveredTo = (runDir: string, key: string): ReadonlyArray<string> 
   }
 }
 
-/** The journal position an end's id names (`.../end-<seq>`), or -1. */
-const endSeq = (id: string): number => Number(/\/end-(\d+)$/.exec(id)?.[1] ?? -1)
+/**
+ * The journal position an end's id names (`.../end-<seq>`), or `undefined` for an end the journal does
+ * not record (`.../end-<12 hex digits>`, a session that ended without `RunFinished`). A position is
+ * written without leading zeros and never has 12 digits (10^11 entries), so a random id whose 12 hex
+ * digits happen to be all decimal (1 in 282) is not taken for one.
+ */
+export const endSeq = (id: string): number | undefined => {
+  const digits = /\/end-([1-9]\d{0,10})$/.exec(id)?.[1]
+  return digits === undefined ? undefined : Number(digits)
+}
 
 /**
  * Record that the webhook of `key` answered 2xx to the end `id`; `undefined` when done, else why not.
  * Written durably, as a kept message (the file fsync'd before its rename, its folder after it): a kill or
  * a power loss leaves the record or the one before. Only the run's last end is told again (by a resume
  * that runs nothing), so a record holds one id, the latest end (by its journal position) the webhook got:
- * a later end replaces it, an earlier one (a kept message of an earlier session, which keeps its own
+ * a later end replaces it (and any id that names no position), an end the journal does not record
+ * (`end-<12 hex digits>`, never told again) is not recorded, an earlier one (a kept message of an earlier session, which keeps its own
  * list of the webhooks that got it) leaves it. A kill between the answer and the record posts that end
  * once more (at least once).
  */
 export const markDelivered = (runDir: string, key: string, id: string): string | undefined => {
   const file = path.join(deliveredDirOf(runDir), `${key}.json`)
-  const ends = deliveredTo(runDir, key)
-  if (ends.some((e) => endSeq(e) >= endSeq(id))) return undefined
+  const seq = endSeq(id)
+  // an end the journal does not record is never told again: nothing to record
+  if (seq === undefined) return undefined
+  // one recorded that is not a journal's end (an older trex took a random id of decimal digits for one) is replaced
+  if (deliveredTo(runDir, key).some((e) => (endSeq(e) ?? -1) >= seq)) return undefined
   try {
     makeDir(deliveredDirOf(runDir))
     writeDurably(file, JSON.stringify({ ends: [id] }))

@@ -4,7 +4,7 @@ import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import * as url from "node:url"
 import { crc32 } from "node:zlib"
-import { Effect } from "effect"
+import { Effect, type Scope } from "effect"
 import { JournalError, noSpace } from "../Errors.ts"
 import * as JournalEvent from "../JournalEvent.ts"
 
@@ -159,6 +159,10 @@ const releaseLock = (lockFile: string) =>
       db.close()
     }
   })
+
+/** Hold the writer lock of the journal at `file` for the scope's lifetime, without opening the journal itself. */
+export const holdLock = (file: string): Effect.Effect<void, JournalError, Scope.Scope> =>
+  Effect.acquireRelease(acquireLock(`${file}.lock`), () => releaseLock(`${file}.lock`))
 
 const writable = (dir: string) => {
   try {
