@@ -42,16 +42,20 @@ const finishedRun = () => {
   return { folder, runDir: run.stdout.match(/run directory: (.*)/)![1]! }
 }
 
-/** A disk mounted for runs: a 16 MiB ext4 image (mkfs.ext4), loop-mounted at `<base>/runs`, its root open to all; `umount -l` it after. */
-const mountedDisk = () => {
+/**
+ * A disk mounted for runs: a 16 MiB ext4 image (mkfs.ext4), or a 128 MiB btrfs one (mkfs.btrfs, its least; btrfs-progs
+ * installed first when missing), sparse, loop-mounted at `<base>/runs`, its root open to all; `umount -l` it after.
+ */
+const mountedDisk = (kind: "ext4" | "btrfs" = "ext4") => {
+  if (kind === "btrfs") execFileSync("sh", [INSTALL, "/usr/bin/btrfs", "btrfs-progs"], { stdio: "inherit" })
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-disk-"))
   fs.chmodSync(base, 0o755)
   const image = path.join(base, "disk.img")
   const disk = path.join(base, "runs")
   fs.mkdirSync(disk)
   fs.writeFileSync(image, Buffer.alloc(0))
-  fs.truncateSync(image, 16 * 1024 * 1024)
-  execFileSync("mkfs.ext4", ["-q", "-F", image])
+  fs.truncateSync(image, (kind === "ext4" ? 16 : 128) * 1024 * 1024)
+  execFileSync(`mkfs.${kind}`, ["-q", ...(kind === "ext4" ? ["-F"] : []), image], { env: { ...process.env, PATH: `${process.env["PATH"]}:/usr/sbin:/sbin` } })
   execFileSync("mount", ["-o", "loop", image, disk])
   fs.chmodSync(disk, 0o755)
   return { base, disk }
@@ -190,18 +194,8 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
   it("trex list passes over what holds no run: closed folders at a filesystem's root not named as runs (snapper's .snapshots, a NAS's #recycle, on btrfs), and a folder it may enter that holds no journal; it names the closed ones that may be runs", async () => {
     // a real btrfs filesystem (mkfs.btrfs) on a loop device: its root and a shared folder in it (a subvolume, as a NAS makes
     // one), each snapshotted by snapper (.snapshots, a subvolume of root's, mode 750) or with a NAS's recycle bin (#recycle, closed)
-    execFileSync("sh", [INSTALL, "/usr/bin/btrfs", "btrfs-progs"], { stdio: "inherit" })
-    const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-btrfs-"))
-    fs.chmodSync(base, 0o755)
-    const image = path.join(base, "disk.img")
-    const disk = path.join(base, "runs")
-    fs.mkdirSync(disk)
-    fs.writeFileSync(image, Buffer.alloc(0))
-    fs.truncateSync(image, 128 * 1024 * 1024)
-    execFileSync("mkfs.btrfs", ["-q", image], { env: { ...process.env, PATH: `${process.env["PATH"]}:/usr/sbin:/sbin` } })
-    execFileSync("mount", ["-o", "loop", image, disk])
+    const { base, disk } = mountedDisk("btrfs")
     try {
-      fs.chmodSync(disk, 0o755)
       const btrfs = (...args: ReadonlyArray<string>) => execFileSync("btrfs", ["-q", ...args])
       const share = path.join(disk, "share")
       btrfs("subvolume", "create", share)

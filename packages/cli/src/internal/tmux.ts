@@ -49,7 +49,7 @@ export const atLeast = (version: string, major: number, minor: number): boolean 
 export const parseWidths = (text: string): ReadonlyArray<Width> => {
   const out: Array<Width> = []
   for (const line of text.split("\n")) {
-    const at = line.lastIndexOf("=")
+    const at = line.indexOf("=")
     if (at <= 0) continue
     const spec = line.slice(0, at)
     const w = line.slice(at + 1)
