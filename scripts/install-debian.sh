@@ -1,7 +1,7 @@
 #!/bin/sh
 # install-debian.sh BINARY PACKAGE: install Debian's PACKAGE when BINARY is missing, for the tests that
 # drive a real program (chromium for the HTML report's browser tests, tmux for the live view's terminal
-# tests). Idempotent: does nothing when BINARY exists. Needs root (CI containers) or passwordless sudo.
+# tests, btrfs-progs for trex list's btrfs test). Idempotent: does nothing when BINARY exists. Needs root (CI containers) or passwordless sudo.
 # Waits for the dpkg/apt locks, since other setup scripts may be installing packages at once.
 set -eu
 

@@ -52,7 +52,7 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) => {
       tty: process.stdout.isTTY === true,
       write: (s) => process.stdout.write(s),
       columns: () => process.stdout.columns,
-      ambiguousWidth: yield* LiveView.ambiguousWidth()
+      ...yield* LiveView.terminalWidths()
     })
     // a resumed run's entries, as prepare read them (read again only for a run prepared without them)
     yield* Effect.suspend(() => {
@@ -362,7 +362,7 @@ const runCommand = Command.make(
       const modelCall = yield* modelCallOf(flags)
       const notify = yield* notifyOf(flags)
       // the live view's setting, checked before the run directory is made
-      yield* LiveView.ambiguousWidth()
+      yield* LiveView.ambiguousWidth(process.env, { tty: undefined })
       if (flags.detach && !Detach.isDetachedController()) return yield* detached(Detach.pendingLog(flags.out))
       const prepared = yield* Trex.prepare({
         taskFile: flags.taskFile,
@@ -413,7 +413,7 @@ const resumeCommand = Command.make(
       const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
       const modelCall = yield* modelCallOf(flags)
       const notify = yield* notifyOf(flags)
-      yield* LiveView.ambiguousWidth()
+      yield* LiveView.ambiguousWidth(process.env, { tty: undefined })
       if (flags.detach && !Detach.isDetachedController()) {
         // a run's own folder holds its controller's output; a folder that is no run gets its message from the controller
         const isDir = fs.statSync(runDir, { throwIfNoEntry: false })?.isDirectory() === true
@@ -494,7 +494,7 @@ const followRun = (runDir: string, json: boolean) =>
       tty: !json && process.stdout.isTTY === true,
       write: (s) => process.stdout.write(s),
       columns: () => process.stdout.columns,
-      ambiguousWidth: yield* LiveView.ambiguousWidth()
+      ...yield* LiveView.terminalWidths()
     })
     const line = (entry: { readonly seq: number; readonly event: JournalEvent.JournalEvent }) =>
       process.stdout.write(`${JSON.stringify({ seq: entry.seq, event: JournalEvent.encode(entry.event) })}\n`)

@@ -9,6 +9,7 @@ import { Budget, Errors, ExperimentNode, type ExperimentTree, type JournalEvent,
 import { Effect } from "effect"
 import { budgetLine, Replay, unreachableLabel, waitLabel } from "./Status.ts"
 import * as DisplayWidth from "./internal/displayWidth.ts"
+import * as Tmux from "./internal/tmux.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /**
@@ -57,11 +58,14 @@ export const AMBIGUOUS_WIDTH_ENV = "TREX_AMBIGUOUS_WIDTH"
 
 /**
  * The columns the terminal draws an East Asian Ambiguous character in: {@link AMBIGUOUS_WIDTH_ENV} when
- * set; else 1 inside tmux (`TMUX` is set): tmux lays out its panes by the widths of its own locale
- * (en_US.UTF-8, else C.UTF-8, whatever the user's), in which glibc and utf8proc count them 1; else 2
- * in a Japanese, Chinese or Korean locale (the first set of `LC_ALL`, `LC_CTYPE` and `LANG` begins `ja`,
- * `zh` or `ko`: terminals there often draw them wide, as VTE guessed from these variables) and 1
- * elsewhere. Fails with `InvalidInput` naming the variable and the fix for another value.
+ * set; else 1 in a tmux pane: tmux lays out its panes by the widths of its own locale (en_US.UTF-8,
+ * else C.UTF-8, whatever the user's), in which glibc and utf8proc count them 1; else 2 in a Japanese,
+ * Chinese or Korean locale (the first set of `LC_ALL`, `LC_CTYPE` and `LANG` begins `ja`, `zh` or `ko`:
+ * terminals there often draw them wide, as VTE guessed from these variables) and 1 elsewhere. A tmux
+ * pane is one where `TMUX` is set and the terminal (`tty`, stdout's unless given) is one of the panes of
+ * the tmux server it names: a terminal window opened from a pane inherits `TMUX` and is no pane (when
+ * the server cannot be asked, or the terminal not told, `TMUX` is taken at its word). Fails with
+ * `InvalidInput` naming the variable and the fix for another value.
  *
  * @example
  * ```ts
@@ -71,11 +75,24 @@ export const AMBIGUOUS_WIDTH_ENV = "TREX_AMBIGUOUS_WIDTH"
  * ```
  * @since 0.1.0 @category constructors
  */
-export const ambiguousWidth = (env: Readonly<Record<string, string | undefined>> = process.env): Effect.Effect<1 | 2, Errors.InvalidInput> => {
+export const ambiguousWidth = (
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  options: { readonly tty?: string | undefined } = {}
+): Effect.Effect<1 | 2, Errors.InvalidInput> => Effect.map(terminalWidths(env, options), (w) => w.ambiguousWidth)
+
+/**
+ * How the terminal counts characters' columns, as {@link make} takes it: `ambiguousWidth` as
+ * {@link ambiguousWidth} tells it, and in a pane of tmux 3.5 or later, the widths its
+ * `codepoint-widths` option gives code points (`U+XXXX=2`, `U+XXXX-U+YYYY=2`, `é=2`), ahead of any other
+ * rule (`codepointWidths`: from, to, columns).
+ * @since 0.1.0 @category constructors
+ */
+export const terminalWidths = (
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  options: { readonly tty?: string | undefined } = {}
+): Effect.Effect<{ readonly ambiguousWidth: 1 | 2; readonly codepointWidths: ReadonlyArray<Tmux.Width> }, Errors.InvalidInput> => {
   const given = env[AMBIGUOUS_WIDTH_ENV]?.trim().toLowerCase()
-  if (given !== undefined && given !== "") {
-    if (given === "1" || given === "narrow") return Effect.succeed(1)
-    if (given === "2" || given === "wide") return Effect.succeed(2)
+  if (given !== undefined && given !== "" && given !== "1" && given !== "narrow" && given !== "2" && given !== "wide") {
     return Effect.fail(
       new Errors.InvalidInput({
         source: AMBIGUOUS_WIDTH_ENV,
@@ -84,17 +101,28 @@ export const ambiguousWidth = (env: Readonly<Record<string, string | undefined>>
       })
     )
   }
-  // tmux counts a pane's characters itself, narrow (a tmux whose codepoint-widths option says otherwise: the variable)
-  if (env["TMUX"] !== undefined && env["TMUX"] !== "") return Effect.succeed(1)
-  const locale = [env["LC_ALL"], env["LC_CTYPE"], env["LANG"]].find((v) => v !== undefined && v !== "")
-  return Effect.succeed(locale !== undefined && /^(ja|zh|ko)([_.@]|$)/i.test(locale) ? 2 : 1)
+  return Effect.sync(() => {
+    const tmuxVar = env["TMUX"]
+    const tty = "tty" in options ? options.tty : Tmux.stdoutTty()
+    // tmux counts a pane's characters itself, narrow unless its codepoint-widths says otherwise
+    const server = tmuxVar !== undefined && tmuxVar !== "" && tty !== undefined ? Tmux.ask(tmuxVar, tty, env) : undefined
+    const inTmux = tmuxVar !== undefined && tmuxVar !== "" && (server === undefined || server.pane)
+    const codepointWidths = server?.pane === true ? server.widths : []
+    if (given === "1" || given === "narrow") return { ambiguousWidth: 1, codepointWidths }
+    if (given === "2" || given === "wide") return { ambiguousWidth: 2, codepointWidths }
+    if (inTmux) return { ambiguousWidth: 1, codepointWidths }
+    const locale = [env["LC_ALL"], env["LC_CTYPE"], env["LANG"]].find((v) => v !== undefined && v !== "")
+    return { ambiguousWidth: locale !== undefined && /^(ja|zh|ko)([_.@]|$)/i.test(locale) ? 2 : 1, codepointWidths }
+  })
 }
 
 /**
  * On a terminal (`tty`), `columns` gives its width at each redraw (`() => process.stdout.columns`): each line
  * of the live frame is cut to fit, as a line that wrapped would take two rows and the next redraw clear one.
  * Widths are counted in columns: a CJK character or an emoji takes two, a combining mark none, and an East
- * Asian Ambiguous character `ambiguousWidth` (1 unless given: {@link ambiguousWidth} reads the setting).
+ * Asian Ambiguous character `ambiguousWidth` (1 unless given: {@link ambiguousWidth} reads the setting); a code
+ * point of `codepointWidths` (a tmux pane's `codepoint-widths`: from, to, columns) as it says, the last that
+ * names it ({@link terminalWidths} reads both).
  *
  * @example
  * ```ts
@@ -103,7 +131,7 @@ export const ambiguousWidth = (env: Readonly<Record<string, string | undefined>>
  * ```
  * @since 0.1.0 @category constructors
  */
-export const make = (options: { readonly tty: boolean; readonly write: (text: string) => void; readonly intervalMs?: number; readonly columns?: () => number | undefined; readonly ambiguousWidth?: 1 | 2 }): LiveView => {
+export const make = (options: { readonly tty: boolean; readonly write: (text: string) => void; readonly intervalMs?: number; readonly columns?: () => number | undefined; readonly ambiguousWidth?: 1 | 2; readonly codepointWidths?: ReadonlyArray<readonly [from: number, to: number, columns: 0 | 1 | 2]> }): LiveView => {
   const ledger = { value: undefined as Budget.Ledger | undefined }
   let sessionStart = Date.now()
   // the seconds of wall clock the run's earlier sessions used (resumes add up, as the budget counts them)
@@ -161,7 +189,7 @@ export const make = (options: { readonly tty: boolean; readonly write: (text: st
     // UTF-16 units: a CJK character (in a task's name) or an emoji takes two, a combining mark none,
     // and `·` or `é` two on a terminal that draws East Asian Ambiguous characters wide
     const ambiguous = options.ambiguousWidth ?? 1
-    const fit = (l: string) => (width === undefined || width < ambiguous + 1 ? l : DisplayWidth.cut(l, width - 1, ambiguous))
+    const fit = (l: string) => (width === undefined || width < ambiguous + 1 ? l : DisplayWidth.cut(l, width - 1, ambiguous, options.codepointWidths))
     const lines = frame().map(fit)
     const clear = lastLines > 0 ? `\x1b[${lastLines}A\x1b[0J` : ""
     options.write(clear + lines.map((l) => `${l}\x1b[K`).join("\n") + "\n")

@@ -29,6 +29,13 @@ export const newRunId = (taskName: string, now: Date): string => {
 }
 
 /**
+ * Whether `name` is a run id as {@link newRunId} makes them (with the `-2`, `-3`, ... of {@link create}):
+ * the name trex gives a run's folder. A run moved or copied may bear another.
+ * @since 0.1.0 @category paths
+ */
+export const isRunId = (name: string): boolean => /^\d{8}-\d{6}-[a-z0-9]+(-[a-z0-9]+)*$/.test(name)
+
+/**
  * Make a new run's directory under `out` (made too if missing) and return it with its id:
  * {@link newRunId}, or that id with `-2`, `-3`, ... when another run already holds it (two runs
  * started in the same second). The directory is claimed with a plain `mkdir`, which fails when it

@@ -96,8 +96,10 @@ const summarize = (dir: string, entries: ReadonlyArray<JournalEvent.Entry>, writ
  * classified as `trex status` classifies it (`RunDir.readIntact`). Sub-folders without a journal are
  * passed over; one whose journal cannot be read at all is listed as damaged, one of a newer trex's
  * journal format as `newer`, and one this user may not read (or enter: it may hold a run) as
- * `unreadable`, with the fix; but not fsck's `lost+found` (owned by root) nor a desktop's trash
- * (`.Trash-<uid>`, owned by that user) at the root of a filesystem: they hold no run. Fails with `InvalidInput` naming the fix for a folder that does not
+ * `unreadable`, with the fix, when it could be a run: named as trex names runs, or not at the root
+ * of a filesystem, where systems keep closed folders of their own (fsck's `lost+found`, a desktop's
+ * `.Trash-<uid>`, snapper's `.snapshots`, a NAS's `#recycle`); one it may enter that holds no journal
+ * is no run, and passed over. Fails with `InvalidInput` naming the fix for a folder that does not
  * exist, that this user may not read, or that is itself a run directory.
  *
  * @example
@@ -137,9 +139,9 @@ export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, E
       const dir = path.join(folder, name)
       const file = RunDir.journalFile(dir)
       if (!fs.existsSync(file)) {
-        // a folder this user may not enter: whether it holds a run cannot be told, so it is said, not passed over
+        // a folder this user may not enter: whether it holds a run cannot be told, so it is said when it could be one
         const refused = RunDir.readRefusal(dir, `cannot tell whether ${dir} holds a run`)
-        if (refused !== undefined && !systemFolder(folder, name)) out.push(unknown(dir, name, "unreadable", refused.message, undefined))
+        if (refused !== undefined && couldBeRun(folder, name)) out.push(unknown(dir, name, "unreadable", refused.message, undefined))
         continue
       }
       const writer = yield* Journal.writer(file)
@@ -163,25 +165,32 @@ export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, E
   })
 
 /**
- * Whether `name` in `folder` is a folder a system makes closed at the root of a filesystem (`folder` is a
- * mount's root, as a disk mounted for runs), which holds no run: fsck's `lost+found`, so named and owned by
- * root (mke2fs makes it closed to all but root; it holds what fsck recovered), or a desktop's trash of
- * user `<uid>` on that disk, `.Trash-<uid>`, owned by that user (the freedesktop.org trash: a file manager
- * makes it closed to all but its user, with `files` and `info` in it). trex names no run so (a run id has
- * no `+` and begins with a digit). Any other closed folder may hold a run (one moved or copied under
- * another name), so it is said.
+ * Whether the folder `name` in `folder`, which holds no journal that this user can see, could hold a run all
+ * the same: when this user may not enter it (else its journal would be seen: a folder it may enter but not
+ * list, mode 711, holds none, and is no run), and it is named as trex names a run's folder (a run id), or it
+ * is not at the root of a filesystem. There, systems keep closed folders of their own, which hold no run:
+ * fsck's `lost+found`, a desktop's trash (`.Trash-<uid>`), snapper's `.snapshots` (a btrfs subvolume), a
+ * NAS's recycle bin (`#recycle`, at the root of a shared folder, itself a subvolume). The root of a
+ * filesystem is one of another device than the folder above it (a mount, a btrfs subvolume), or `/`; and
+ * a folder that is itself one (a subvolume, a mount point) was not made by trex, whose runs are folders it
+ * makes with mkdir. A closed folder of another name elsewhere may be a run moved or copied so: it is said.
  */
-const systemFolder = (folder: string, name: string): boolean => {
-  const trash = /^\.Trash-(\d+)$/.exec(name)
-  if (name !== "lost+found" && trash === null) return false
+const couldBeRun = (folder: string, name: string): boolean => {
+  const dir = path.join(folder, name)
   try {
-    if (fs.statSync(path.join(folder, name)).uid !== (trash !== null ? Number(trash[1]) : 0)) return false
+    fs.accessSync(dir, fs.constants.X_OK)
+    return false
+  } catch {
+    // closed to this user: what it holds cannot be seen
+  }
+  if (RunDir.isRunId(name)) return true
+  try {
     const here = fs.statSync(folder)
     // `..` as the kernel finds it (through a symbolic link, not `path`'s text): another device is another filesystem; `/` is its own parent
     const above = fs.statSync(`${folder}/..`)
-    return here.dev !== above.dev || here.ino === above.ino
+    return here.dev === above.dev && here.ino !== above.ino && fs.statSync(dir).dev === here.dev
   } catch {
-    return false
+    return true
   }
 }
 

@@ -9,6 +9,7 @@ import { ExperimentNode, ExperimentTree, JournalEvent, Result } from "@trex/core
 import { TreeBuilder } from "@trex/core/testing"
 import { Effect } from "effect"
 import * as LiveView from "../src/LiveView.ts"
+import * as Tmux from "../src/internal/tmux.ts"
 import * as Status from "../src/Status.ts"
 
 /** The screen a terminal shows for `output`: lines, with "cursor up N, clear to the end" and "clear the line" applied (no wrapping). */
@@ -310,7 +311,7 @@ const INSTALL = path.join(import.meta.dirname, "..", "..", "..", "scripts", "ins
 const terminalScreen = async (
   name: string,
   columns: number,
-  options: { readonly terminal?: Record<string, string>; readonly env?: Record<string, string>; readonly outsideTmux?: boolean } = {}
+  options: { readonly terminal?: Record<string, string>; readonly env?: Record<string, string>; readonly outsideTmux?: boolean; readonly tmuxOf?: string } = {}
 ): Promise<Array<string>> => {
   const server = `trex-live-${process.pid}`
   // the terminal's own environment (its locale: how wide it draws each character), given when it starts
@@ -318,7 +319,8 @@ const terminalScreen = async (
   const script = path.join(import.meta.dirname, "support", "liveFrame.ts")
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
   // with `outsideTmux`, the frame is drawn as in a terminal that is not tmux (without TMUX, which tmux sets in its panes)
-  const command = `${options.outsideTmux === true ? "env -u TMUX " : ""}${quote(process.execPath)} --conditions=@trex/source ${quote(script)} ${quote(name)}; sleep 120`
+  // with `tmuxOf`, as in a terminal window opened from a pane of another tmux (that TMUX, inherited)
+  const command = `${options.outsideTmux === true ? "env -u TMUX " : options.tmuxOf !== undefined ? `env TMUX=${quote(options.tmuxOf)} ` : ""}${quote(process.execPath)} --conditions=@trex/source ${quote(script)} ${quote(name)}; sleep 120`
   // Debian's tmux installed first when it is missing, as the browser tests install chromium
   if (!existsSync(TMUX)) execFileSync("sh", [INSTALL, TMUX, "tmux"], { stdio: "inherit" })
   const env = Object.entries({ LANG: "C.UTF-8", ...options.env }).flatMap(([k, v]) => ["-e", `${k}=${v}`])
@@ -422,6 +424,84 @@ describe("LiveView in tmux, which counts East Asian Ambiguous characters one col
     assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
     // one column short of the 60 (as every line of the frame is cut), not half as long: each character one column
     assert.strictEqual(frame[0], `TREX  ${name}  best score: 0.7 (n4)`.slice(0, 58) + "…", rows.join("\n"))
+  })
+})
+
+/** A real tmux server (its own socket) with one pane: `TMUX` as its panes have it, and the pane's terminal. `kill` it after. */
+const tmuxServer = (name: string) => {
+  if (!existsSync(TMUX)) execFileSync("sh", [INSTALL, TMUX, "tmux"], { stdio: "inherit" })
+  const server = `trex-${name}-${process.pid}`
+  const tmux = (...args: ReadonlyArray<string>) => execFileSync(TMUX, ["-L", server, "-f", "/dev/null", ...args], { encoding: "utf8" }).trimEnd()
+  tmux("new-session", "-d", "-x", "80", "-y", "20", "sleep 120")
+  const [socket, pid, tty] = tmux("display", "-p", "-t", "0", "#{socket_path} #{pid} #{pane_tty}").split(" ")
+  return { tmux, tmuxVar: `${socket},${pid},0`, tty: tty!, kill: () => spawnSync(TMUX, ["-L", server, "kill-server"]) }
+}
+
+describe("LiveView in a terminal opened from a tmux pane (TMUX inherited), which is no pane", { timeout: 120_000 }, () => {
+  it("asks the tmux server that TMUX names whether the terminal is one of its panes", () => {
+    const a = tmuxServer("a")
+    const b = tmuxServer("b")
+    try {
+      const width = (env: Record<string, string>, tty: string | undefined) => Effect.runSync(LiveView.ambiguousWidth(env, { tty }))
+      // in a pane of a: tmux's count; in b's, a terminal window that inherited a's TMUX: the locale's
+      assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TMUX: a.tmuxVar }, a.tty), 1)
+      assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TMUX: a.tmuxVar }, b.tty), 2)
+      assert.strictEqual(width({ LANG: "en_US.UTF-8", TMUX: a.tmuxVar }, b.tty), 1)
+      // a server that cannot be asked (gone), or a terminal that cannot be told: TMUX at its word
+      assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TMUX: `${a.tmuxVar.split(",")[0]}-gone,1,0` }, b.tty), 1)
+      assert.strictEqual(width({ LANG: "ja_JP.UTF-8", TMUX: a.tmuxVar }, undefined), 1)
+    } finally {
+      a.kill()
+      b.kill()
+    }
+  })
+
+  it("counts East Asian Ambiguous characters as the locale says there, so none wraps on a terminal that draws them wide", async () => {
+    // the frame drawn in a terminal (tmux with a locale that draws them wide, standing for a CJK user's) with TMUX of another tmux's pane
+    const name = "αβγδεζηθικλμνξοπρστυφχψω±§αβγδεζηθικλμν"
+    const a = tmuxServer("outer")
+    const terminal = wideTerminal(`${name}·…`)
+    try {
+      const rows = await terminalScreen(name, 60, { terminal, env: { LC_ALL: "ja_JP.UTF-8" }, tmuxOf: a.tmuxVar })
+      assert.strictEqual(rows.filter((r) => r.startsWith("TREX ")).length, 1, rows.join("\n"))
+      const frame = rows.slice(rows.findIndex((r) => r.startsWith("TREX ")))
+      assert.deepStrictEqual(frame.map((r) => r.slice(0, 6)), ["TREX  ", "budget", "  n1  "], rows.join("\n"))
+      assert.match(frame[0]!, /^TREX  αβγδεζηθικλμνξ.*…$/)
+    } finally {
+      a.kill()
+      rmSync(terminal.LOCPATH, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("tmux's codepoint-widths (3.5 on)", { timeout: 60_000 }, () => {
+  it("reads the option's entries as tmux prints an array option (show -sv), and asks for it only of a tmux that has it", () => {
+    // tmux here (3.3a) has no codepoint-widths: its array option command-alias, holding entries of that form, prints as the option would
+    const a = tmuxServer("widths")
+    try {
+      const entries = ["U+03B1-U+03C9=2", "U+00B7=2", "é=2", "U+2026=0", "U+2026=2", "u+00b1=2", "U+0=2", "U+41-U+40=2", "U+110000=2", "§=3", "ab=2"]
+      entries.forEach((e, i) => a.tmux("set", "-s", `command-alias[${100 + i}]`, e))
+      const shown = a.tmux("show-options", "-sv", "command-alias")
+      assert.include(shown, "split-pane=split-window\n")
+      assert.deepStrictEqual(Tmux.parseWidths(shown), [[0x3b1, 0x3c9, 2], [0xb7, 0xb7, 2], [0xe9, 0xe9, 2], [0x2026, 0x2026, 0], [0x2026, 0x2026, 2]])
+      const server = Tmux.ask(a.tmuxVar, a.tty)
+      assert.deepStrictEqual(server, { pane: true, version: a.tmux("display", "-p", "#{version}"), widths: [] })
+      assert.isFalse(Tmux.atLeast(server!.version, 3, 5))
+      assert.deepStrictEqual(["3.4", "3.5", "3.5a", "next-3.6", "master", "4.0"].map((v) => Tmux.atLeast(v, 3, 5)), [false, true, true, true, true, true])
+    } finally {
+      a.kill()
+    }
+  })
+
+  it("the frame counts a code point as codepoint-widths gives it, ahead of the Ambiguous rule", () => {
+    let out = ""
+    const view = LiveView.make({ tty: true, write: (s) => void (out += s), intervalMs: 60_000, columns: () => 60, codepointWidths: [[0x3b1, 0x3c9, 2]] })
+    const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ name: "αβγδεζηθικλμνξοπρστυφχψω±§αβγδεζηθικλμν", budget: { maxTrials: 4 } }))
+    view.onEvent({ seq: 1, event: b.events[0]! }, b.view)
+    view.close()
+    // Greek letters two columns each (± and § one, as Ambiguous ones are): the line cut to 59 columns so counted
+    const first = screen(out)[0]!
+    assert.strictEqual(first, "TREX  αβγδεζηθικλμνξοπρστυφχψω±§α…")
   })
 })
 

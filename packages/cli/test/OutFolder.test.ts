@@ -3,7 +3,8 @@
 // folder (as `nobody` through setpriv, as root runs CI). Each exits 2 at once, before any trial, naming
 // --out, the folder mkdir refused, why, and the fix (finding CV's Left: each said `<code>: name a
 // directory you can write`, the same for all). In a cgroup filesystem (the real /sys/fs/cgroup), where
-// root's mkdir makes a control group, and on bpf, nothing is tried: each is named, nothing is made.
+// root's mkdir makes a control group, and on bpf, nothing is tried: each is named, nothing is made; in a
+// cgroup delegated to the user too (its own to make groups in), where no file can be made all the same.
 import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -101,6 +102,29 @@ describe("trex run: a folder for runs where no folder can be made", { timeout: 1
       }
       execFileSync("umount", ["-l", bpf])
       fs.rmSync(bpf, { recursive: true, force: true })
+    }
+  })
+
+  it("in a cgroup delegated to this user (its own to make groups in, as systemd's Delegate= hands one over): refused as any, nothing made", () => {
+    const unified = fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n").find((l) => l.split(" - ")[1]?.startsWith("cgroup2 "))?.split(" ")[4]
+    assert.isDefined(unified, "no cgroup2 mounted")
+    const group = path.join(unified!, `trex-delegated-${process.pid}`)
+    fs.mkdirSync(group)
+    try {
+      execFileSync("chown", ["-R", `${NOBODY}:${NOBODY}`, group])
+      // delegated: nobody makes a control group there itself
+      execFileSync("setpriv", [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", "mkdir", path.join(group, "probe")])
+      fs.rmdirSync(path.join(group, "probe"))
+      const before = fs.readdirSync(group)
+      for (const out of [group, path.join(group, "runs")]) {
+        const r = run(out, { as: "nobody" })
+        const made = out === group ? r.stderr.match(/^trex: cannot make the run directory (\S+) /)?.[1] ?? "?" : out
+        refused(r, out, `cannot make ${made}: ${group} is on cgroup2, the kernel's: its folders are control groups, which hold no files: ${elsewhere}`)
+      }
+      assert.deepStrictEqual(fs.readdirSync(group), before)
+    } finally {
+      for (const name of fs.readdirSync(group)) if (fs.statSync(path.join(group, name)).isDirectory()) fs.rmdirSync(path.join(group, name))
+      fs.rmdirSync(group)
     }
   })
 

@@ -3,7 +3,8 @@
 // (`chattr +i`, which stops root too). Each is said as such, naming the path and the fix (exit 2),
 // not as a folder that is no run, a damaged journal or a failed lock; nothing of the run changes. fsck's
 // lost+found, closed to all but root at the root of a disk mounted for runs (a loop-mounted ext4 image),
-// holds no run, and is not said; nor is a desktop's trash there (.Trash-<uid>, closed to all but that user).
+// holds no run, and is not said; nor is a desktop's trash there (.Trash-<uid>, closed to all but that user), nor
+// any closed folder at a filesystem's root not named as a run (snapper's .snapshots and a NAS's #recycle on btrfs).
 import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -16,6 +17,7 @@ const root = path.resolve(import.meta.dirname, "../../..")
 const bin = path.join(root, "packages/cli/src/bin.ts")
 const toyTask = path.join(import.meta.dirname, "fixtures", "toy.task.yaml")
 const NOBODY = "65534"
+const INSTALL = path.join(root, "scripts", "install-debian.sh")
 
 /** The CLI as root, or with `as: "nobody"` as that user (setpriv). */
 const trex = (args: ReadonlyArray<string>, options: { readonly as?: "nobody"; readonly home?: string } = {}) => {
@@ -40,16 +42,20 @@ const finishedRun = () => {
   return { folder, runDir: run.stdout.match(/run directory: (.*)/)![1]! }
 }
 
-/** A disk mounted for runs: a 16 MiB ext4 image (mkfs.ext4), loop-mounted at `<base>/runs`, its root open to all; `umount -l` it after. */
-const mountedDisk = () => {
+/**
+ * A disk mounted for runs: a 16 MiB ext4 image (mkfs.ext4), or a 128 MiB btrfs one (mkfs.btrfs, its least; btrfs-progs
+ * installed first when missing), sparse, loop-mounted at `<base>/runs`, its root open to all; `umount -l` it after.
+ */
+const mountedDisk = (kind: "ext4" | "btrfs" = "ext4") => {
+  if (kind === "btrfs") execFileSync("sh", [INSTALL, "/usr/bin/btrfs", "btrfs-progs"], { stdio: "inherit" })
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "trex-disk-"))
   fs.chmodSync(base, 0o755)
   const image = path.join(base, "disk.img")
   const disk = path.join(base, "runs")
   fs.mkdirSync(disk)
   fs.writeFileSync(image, Buffer.alloc(0))
-  fs.truncateSync(image, 16 * 1024 * 1024)
-  execFileSync("mkfs.ext4", ["-q", "-F", image])
+  fs.truncateSync(image, (kind === "ext4" ? 16 : 128) * 1024 * 1024)
+  execFileSync(`mkfs.${kind}`, ["-q", ...(kind === "ext4" ? ["-F"] : []), image], { env: { ...process.env, PATH: `${process.env["PATH"]}:/usr/sbin:/sbin` } })
   execFileSync("mount", ["-o", "loop", image, disk])
   fs.chmodSync(disk, 0o755)
   return { base, disk }
@@ -150,7 +156,7 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
     }
   })
 
-  it("trex list of a disk mounted for runs passes over a desktop's trash at its root (.Trash-<uid>, that user's, closed), and names one elsewhere or of another user", async () => {
+  it("trex list of a disk mounted for runs passes over a desktop's trash at its root (.Trash-<uid>, closed), and names one elsewhere", async () => {
     const { base, disk } = mountedDisk()
     /** A trash as a file manager makes it for `uid` (freedesktop.org's): closed to all but its owner, with files and info. */
     const trash = (dir: string, owner: number) => {
@@ -169,18 +175,64 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
       assert.notInclude(listed.stdout, ".Trash")
       const json = JSON.parse(trex(["list", disk, "--json"], { as: "nobody", home: base }).stdout) as ReadonlyArray<{ state: string }>
       assert.deepStrictEqual(json.map((r) => r.state), ["finished"])
-      // one named for a user who does not own it is no trash of theirs, and one below the filesystem's root no trash at all: each may be a run named so
+      // one of another user's at the root too (no run is named so there); one below the filesystem's root may be a run named so
       trash(path.join(disk, ".Trash-1001"), 1000)
       const below = path.join(disk, "more")
       trash(path.join(below, ".Trash-1000"), 1000)
       fs.chmodSync(below, 0o755)
-      const owner = `EACCES: owned by uid 1000, this is uid ${NOBODY}`
       const other = trex(["list", disk], { as: "nobody", home: base })
-      assert.strictEqual(other.stdout.split("\n")[0], `1 run in ${disk}, and 1 folder this user may not read:`, other.stdout + other.stderr)
-      assert.match(other.stdout, new RegExp(`^\\.Trash-1001: cannot tell whether \\S+ holds a run: this user may not read \\S+ \\(${owner}\\): `, "m"))
+      assert.strictEqual(other.stdout.split("\n")[0], `1 run in ${disk}:`, other.stdout + other.stderr)
       const named = trex(["list", below], { as: "nobody", home: base })
       assert.strictEqual(named.stdout.split("\n")[0], `no runs in ${below} that this user may read, and 1 folder this user may not read:`, named.stdout + named.stderr)
       assert.match(named.stdout, /^\.Trash-1000: cannot tell whether \S+ holds a run: /m)
+    } finally {
+      execFileSync("umount", ["-l", disk])
+      fs.rmSync(base, { recursive: true, force: true })
+    }
+  })
+
+  it("trex list passes over what holds no run: closed folders at a filesystem's root not named as runs (snapper's .snapshots, a NAS's #recycle, on btrfs), and a folder it may enter that holds no journal; it names the closed ones that may be runs", async () => {
+    // a real btrfs filesystem (mkfs.btrfs) on a loop device: its root and a shared folder in it (a subvolume, as a NAS makes
+    // one), each snapshotted by snapper (.snapshots, a subvolume of root's, mode 750) or with a NAS's recycle bin (#recycle, closed)
+    const { base, disk } = mountedDisk("btrfs")
+    try {
+      const btrfs = (...args: ReadonlyArray<string>) => execFileSync("btrfs", ["-q", ...args])
+      const share = path.join(disk, "share")
+      btrfs("subvolume", "create", share)
+      const run = trex(["run", toyTask, "--out", share, "--max-trials", "1"])
+      assert.strictEqual(run.status, 0, run.stdout + run.stderr)
+      const runDir = run.stdout.match(/run directory: (.*)/)![1]!
+      fs.cpSync(runDir, path.join(disk, path.basename(runDir)), { recursive: true })
+      for (const at of [disk, share]) {
+        btrfs("subvolume", "create", path.join(at, ".snapshots"))
+        fs.mkdirSync(path.join(at, ".snapshots", "1"))
+        btrfs("subvolume", "snapshot", "-r", at, path.join(at, ".snapshots", "1", "snapshot"))
+        fs.chmodSync(path.join(at, ".snapshots"), 0o750)
+      }
+      fs.mkdirSync(path.join(share, "#recycle"), 0o700)
+      for (const at of [disk, share]) {
+        const listed = trex(["list", at], { as: "nobody", home: base })
+        assert.strictEqual(listed.status, 0, listed.stdout + listed.stderr)
+        assert.strictEqual(listed.stdout.split("\n")[0], `1 run in ${at}:`, listed.stdout)
+        assert.notMatch(listed.stdout, /snapshots|recycle/)
+      }
+      // closed, the run at the disk's root (named as a run), and a closed folder below the roots (a run may be named so): said;
+      // but not a folder there that nobody may enter but not list (mode 711): its journal would be seen, and it has none
+      fs.chmodSync(path.join(disk, path.basename(runDir)), 0o700)
+      const below = path.join(share, "more")
+      fs.mkdirSync(path.join(below, ".snapshots"), { recursive: true })
+      fs.chmodSync(path.join(below, ".snapshots"), 0o700)
+      fs.mkdirSync(path.join(below, "scratch"))
+      fs.chmodSync(path.join(below, "scratch"), 0o711)
+      const closedRun = trex(["list", disk], { as: "nobody", home: base })
+      assert.strictEqual(closedRun.stdout.split("\n")[0], `no runs in ${disk} that this user may read, and 1 folder this user may not read:`, closedRun.stdout)
+      assert.match(closedRun.stdout, new RegExp(`^${path.basename(runDir)}: cannot tell whether \\S+ holds a run: this user may not read `, "m"))
+      const named = trex(["list", below], { as: "nobody", home: base })
+      assert.strictEqual(named.stdout.split("\n")[0], `no runs in ${below} that this user may read, and 1 folder this user may not read:`, named.stdout)
+      assert.match(named.stdout, /^\.snapshots: cannot tell whether \S+ holds a run: /m)
+      assert.notInclude(named.stdout, "scratch")
+      assert.isTrue(RunDir.isRunId(path.basename(runDir)) && RunDir.isRunId(`${RunDir.newRunId("A task, v2!", new Date(0))}-12`))
+      assert.isFalse([".snapshots", "#recycle", "lost+found", ".Trash-1000", "notes", "20261206-0400-x"].some(RunDir.isRunId))
     } finally {
       execFileSync("umount", ["-l", disk])
       fs.rmSync(base, { recursive: true, force: true })

@@ -77,10 +77,14 @@ const within = (table: ReadonlyArray<readonly [number, number]>, cp: number): bo
 }
 const wide = (cp: number): boolean => within(WIDE, cp)
 
+/** Widths given to code points `from` to `to` (a tmux pane's `codepoint-widths`), ahead of every other rule; the last that names one counts. */
+export type Given = ReadonlyArray<readonly [from: number, to: number, columns: 0 | 1 | 2]>
+
 /** The columns one character takes, `before` the one ahead of it (U+FE0F widens an emoji shown as text). */
-const columnsOf = (ch: string, before: string | undefined, ambiguous: Ambiguous): number => {
+const columnsOf = (ch: string, before: string | undefined, ambiguous: Ambiguous, given: Given): number => {
   const cp = ch.codePointAt(0)!
   if (cp < 0x7f) return cp < 0x20 ? 0 : 1
+  for (let i = given.length - 1; i >= 0; i--) if (cp >= given[i]![0] && cp <= given[i]![1]) return given[i]![2]
   if (cp === EMOJI_STYLE) return before !== undefined && /\p{Emoji}/u.test(before) && !EMOJI.test(before) && !wide(before.codePointAt(0)!) ? 1 : 0
   if (ZERO.test(ch)) return 0
   if (wide(cp) || EMOJI.test(ch)) return 2
@@ -88,11 +92,11 @@ const columnsOf = (ch: string, before: string | undefined, ambiguous: Ambiguous)
 }
 
 /** The columns `text` (one line) takes on a terminal that draws East Asian Ambiguous characters `ambiguous` columns wide. */
-export const width = (text: string, ambiguous: Ambiguous = 1): number => {
+export const width = (text: string, ambiguous: Ambiguous = 1, given: Given = []): number => {
   let n = 0
   let before: string | undefined
   for (const ch of text) {
-    n += columnsOf(ch, before, ambiguous)
+    n += columnsOf(ch, before, ambiguous, given)
     before = ch
   }
   return n
@@ -102,14 +106,16 @@ export const width = (text: string, ambiguous: Ambiguous = 1): number => {
  * `text` cut to at most `columns` columns, ending with `…` when cut (the `…` counted: itself ambiguous,
  * it takes `ambiguous` columns); a wide character that would straddle the edge is left out whole.
  */
-export const cut = (text: string, columns: number, ambiguous: Ambiguous = 1): string => {
-  if (width(text, ambiguous) <= columns) return text
+export const cut = (text: string, columns: number, ambiguous: Ambiguous = 1, given: Given = []): string => {
+  if (width(text, ambiguous, given) <= columns) return text
+  // the `…` that ends a cut line, as it is counted
+  const ellipsis = columnsOf("…", undefined, ambiguous, given)
   let n = 0
   let out = ""
   let before: string | undefined
   for (const ch of text) {
-    const w = columnsOf(ch, before, ambiguous)
-    if (n + w > columns - ambiguous) break
+    const w = columnsOf(ch, before, ambiguous, given)
+    if (n + w > columns - ellipsis) break
     n += w
     out += ch
     before = ch

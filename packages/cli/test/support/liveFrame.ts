@@ -6,13 +6,13 @@ import { TreeBuilder } from "@trex/core/testing"
 import { Effect } from "effect"
 import * as LiveView from "../../src/LiveView.ts"
 
-// as trex run makes it: the width of East Asian Ambiguous characters from TREX_AMBIGUOUS_WIDTH or the locale
+// as trex run makes it: the width of East Asian Ambiguous characters from TREX_AMBIGUOUS_WIDTH, tmux or the locale
 const view = LiveView.make({
   tty: true,
   write: (s) => void process.stdout.write(s),
   intervalMs: 60_000,
   columns: () => process.stdout.columns,
-  ambiguousWidth: Effect.runSync(LiveView.ambiguousWidth())
+  ...Effect.runSync(LiveView.terminalWidths())
 })
 const b = new TreeBuilder.TreeBuilder(TreeBuilder.task({ name: process.argv[2]!, budget: { maxTrials: 40, gpuHours: 10, dollars: 50, tokens: 100_000, wallClockHours: 2 } }))
 view.onEvent({ seq: 1, event: b.events[0]! }, b.view)
