@@ -33,6 +33,14 @@ const runWith = (
   )
 }
 
+/** Run `self` on the test clock, moving it on half a second at a time (40 s in all: more than any wait here). */
+const onTestClock = <A, E>(self: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(self)
+    for (let i = 0; i < 80; i++) yield* TestClock.adjust("500 millis")
+    return yield* Fiber.join(fiber)
+  })
+
 /** What one analysis costs (a model call, as a model-backed researcher reports it). */
 const ANALYSIS_COST = Cost.make({ inputTokens: 1500, outputTokens: 300, dollars: 0.009 })
 
@@ -1303,17 +1311,23 @@ describe("Explorer, given what it cannot do", () => {
       assert.strictEqual(carriedOn.tree.analysis?.summary, "analysis failed: analyze failed unexpectedly (a bug in the researcher): off by one in analyze")
     }))
 
-  it.live("a researcher that fails with a retryable error is asked again after a backoff; one that keeps failing, or fails for good, stops the run, nothing marked exhausted", () =>
+  // (on the test clock: the backoffs, 2 s then 4 s, took 8 s of the suite)
+  it.effect("a researcher that fails with a retryable error is asked again after a backoff; one that keeps failing, or fails for good, stops the run, nothing marked exhausted", () =>
     Effect.gen(function*() {
       let failures = 2
+      const askedAt: Array<number> = []
       const flaky: Researcher.ResearcherShape = {
         ...gridResearcher,
         propose: (ctx, n) =>
-          failures-- > 0 ? Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "overloaded", retryable: true })) : gridResearcher.propose(ctx, n)
+          Effect.andThen(
+            Effect.map(Clock.currentTimeMillis, (at) => void askedAt.push(at)),
+            failures-- > 0 ? Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "overloaded", retryable: true })) : gridResearcher.propose(ctx, n)
+          )
       }
-      const recovered = yield* runParts({ researcher: flaky, maxTrials: 3 })
+      const recovered = yield* onTestClock(runParts({ researcher: flaky, maxTrials: 3 }))
       assert.strictEqual(recovered.reason, "budget: maxTrials")
       assert.strictEqual(recovered.tree.size, 3)
+      assert.deepStrictEqual(askedAt.slice(0, 3).map((at) => at - askedAt[0]!), [0, 2000, 6000], "asked again after 2 s, then after 4 s more")
 
       // an outage that outlasts the retries: asked researcherRetries + 1 times, then the run stops
       let outageAsks = 0
@@ -1321,7 +1335,7 @@ describe("Explorer, given what it cannot do", () => {
         ...gridResearcher,
         propose: () => Effect.suspend(() => (outageAsks++, Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "529 overloaded", retryable: true }))))
       }
-      const outlasted = yield* runParts({ researcher: outage, options: { researcherRetries: 1 } })
+      const outlasted = yield* onTestClock(runParts({ researcher: outage, options: { researcherRetries: 1 } }))
       assert.strictEqual(outlasted.reason, "the researcher failed: 529 overloaded")
       assert.strictEqual(outageAsks, 2)
 
@@ -1334,13 +1348,13 @@ describe("Explorer, given what it cannot do", () => {
         propose: () => Effect.suspend(() => (asks++, Effect.fail(refused("propose"))))
       }
       const journal = Journal.makeMemory()
-      const stopped = yield* runParts({ journal, researcher: down })
+      const stopped = yield* onTestClock(runParts({ journal, researcher: down }))
       assert.strictEqual(stopped.reason, "the researcher failed: 401: invalid x-api-key")
       assert.strictEqual(asks, 1, "a researcher error that is not retryable is not asked again")
       assert.strictEqual(stopped.tree.analysis?.summary, "analysis failed: 401: invalid x-api-key")
       assert.notInclude((yield* journal.read()).map((e) => e.event._tag), "NodeExhausted")
       // the key mended: the resumed run asks for the analysis again (it failed in the same outage), proposes and runs its trials
-      const resumed = yield* runParts({ journal })
+      const resumed = yield* onTestClock(runParts({ journal }))
       assert.strictEqual(resumed.tree.size, 6)
       assert.strictEqual(resumed.tree.analysis?.summary, (yield* gridResearcher.analyze(makeTask({}))).summary)
       const folded = ExperimentTree.fold((yield* journal.read()).map((e) => e.event))!
@@ -2142,14 +2156,6 @@ describe("Explorer: a result whose failure is retryable (Infra) is tried again a
         }))
     }
   }
-  /** Run `self` on the test clock, moving it on half a second at a time (40 s in all: more than any wait here). */
-  const onTestClock = <A, E>(self: Effect.Effect<A, E>) =>
-    Effect.gen(function*() {
-      const fiber = yield* Effect.forkChild(self)
-      for (let i = 0; i < 80; i++) yield* TestClock.adjust("500 millis")
-      return yield* Fiber.join(fiber)
-    })
-
   it.effect("after 2 and then 4 seconds (each retry a fresh job), where it was retried at once", () =>
     Effect.gen(function*() {
       const attempts: Array<{ node: string; at: number; reattached: boolean }> = []
