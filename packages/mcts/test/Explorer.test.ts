@@ -536,10 +536,11 @@ describe("Explorer", () => {
       assert.strictEqual(log.runs.length, 4)
     }))
 
-  it.live("records infrastructure failures on their node after bounded retries, and carries on", () =>
+  // (on the test clock: the retry's backoff, 2 s, was most of its time)
+  it.effect("records infrastructure failures on their node after bounded retries, and carries on", () =>
     Effect.gen(function*() {
       const log: ExecLog = { runs: [] }
-      const summary = yield* Explorer.run(makeTask({ maxTrials: 5 }), { runId: "f", runDir: "/tmp/unused", seed: 3, retries: 1 }).pipe(
+      const summary = yield* onTestClock(Explorer.run(makeTask({ maxTrials: 5 }), { runId: "f", runDir: "/tmp/unused", seed: 3, retries: 1 }).pipe(
         Effect.provide(
           Layer.mergeAll(
             Journal.Journal.layerMemory,
@@ -547,7 +548,7 @@ describe("Explorer", () => {
             layers(gridResearcher, functionExecutor(log, { failFor: (n) => (n === "n2" ? { retryable: true } : n === "n3" ? { retryable: false } : undefined) }))
           )
         )
-      )
+      ))
       const n2 = summary.tree.get("n2")!
       const n3 = summary.tree.get("n3")!
       assert.strictEqual(n2.state._tag, "Failed")
