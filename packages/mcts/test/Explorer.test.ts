@@ -379,7 +379,7 @@ describe("Explorer", () => {
    * Two runs at once (the same task and seed, so the same proposals): `first` runs with its own
    * executor, and the second's cache follows `first`'s journal as it grows.
    */
-  const besideAnother = (options: { readonly first: ExecutorAgent.ExecutorAgentShape; readonly control?: Control; readonly maxTrials?: number }) =>
+  const besideAnother = (options: { readonly first: ExecutorAgent.ExecutorAgentShape; readonly control?: Control; readonly maxTrials?: number; readonly journal?: Journal.Journal["Service"] }) =>
     Effect.gen(function*() {
       const firstJournal = Journal.makeMemory()
       let firstDone = false
@@ -401,7 +401,7 @@ describe("Explorer", () => {
       // the second run starts once the first has admitted its first trial
       for (let i = 0; i < 5000 && !(yield* firstJournal.read()).some((e) => e.event._tag === "NodeAdmitted"); i++) yield* Effect.sleep("1 millis")
       const log: ExecLog = { runs: [] }
-      const journal = Journal.makeMemory()
+      const journal = options.journal ?? Journal.makeMemory()
       const summary = yield* runWith(journal, {
         maxTrials: options.maxTrials ?? 3,
         runId: "r2",
@@ -456,8 +456,10 @@ describe("Explorer", () => {
       const control = new Control()
       // the other run's trial does not end while this one waits
       const hanging: ExecutorAgent.ExecutorAgentShape = { name: "hanging", run: () => Stream.never }
-      const fiber = yield* Effect.forkChild(besideAnother({ first: hanging, control, maxTrials: 1 }))
-      yield* Effect.sleep("1500 millis")
+      const second = Journal.makeMemory()
+      const fiber = yield* Effect.forkChild(besideAnother({ first: hanging, control, maxTrials: 1, journal: second }))
+      // once this run waits for the other's trial (admitted here, not started), where it slept 1.5 s
+      for (let i = 0; i < 5000 && !(yield* second.read()).some((e) => e.event._tag === "NodeAdmitted"); i++) yield* Effect.sleep("1 millis")
       control.stop("drain")
       const ended = yield* Fiber.join(fiber).pipe(Effect.timeoutOption("5 seconds"))
       assert.isTrue(Option.isSome(ended), "the drain waited for the other run")
