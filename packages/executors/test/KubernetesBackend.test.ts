@@ -924,12 +924,17 @@ describe("KubernetesBackend when a job cannot start", () => {
       const holder = yield* backend.submit(spec("room-holder", "echo up; sleep 60", { resources: { gpus: 2, cpus: 1 } }))
       yield* eventually("the holder runs", () => podOf(fake, holder.id)?.status.phase === "Running")
       const quota = yield* backend.submit(spec("room-quota", done, { resources: { gpus: 2, cpus: 1 } }))
-      const waited = yield* Effect.forkChild(collect(backend, quota))
-      yield* Effect.sleep("4 seconds")
+      // each wait once its watch has said it, then on past stuckAfterMs (before: 4 s, then 3 s, however long the watch
+      // took to say it; on a busy machine it had not yet said the first)
+      const seen: Array<Backend.JobEvent> = []
+      const waited = yield* Effect.forkChild(Stream.runCollect(backend.watch(quota).pipe(Stream.tap((e) => Effect.sync(() => void seen.push(e))))).pipe(Effect.map((c) => Array.from(c))))
+      const said = (state: string) => eventually(`its watch says ${state}`, () => states(seen).includes(state), 30)
+      yield* said("Pending FailedCreate: exceeded quota: pod-quota")
+      yield* Effect.sleep("1500 millis")
       // room for its pod, then for its GPUs
       fake.setPodQuota(2)
-      yield* eventually("its pod waits for GPUs", () => podOf(fake, quota.id)?.status.conditions?.[0]?.reason === "Unschedulable")
-      yield* Effect.sleep("3 seconds")
+      yield* said("Pending Unschedulable")
+      yield* Effect.sleep("1500 millis")
       yield* backend.cancel(holder)
       const events = yield* Fiber.join(waited)
       assert.strictEqual(exitOf(events).outcome, "Succeeded", states(events).join("\n"))

@@ -33,6 +33,14 @@ const runWith = (
   )
 }
 
+/** Run `self` on the test clock, moving it on half a second at a time (40 s in all: more than any wait here). */
+const onTestClock = <A, E>(self: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(self)
+    for (let i = 0; i < 80; i++) yield* TestClock.adjust("500 millis")
+    return yield* Fiber.join(fiber)
+  })
+
 /** What one analysis costs (a model call, as a model-backed researcher reports it). */
 const ANALYSIS_COST = Cost.make({ inputTokens: 1500, outputTokens: 300, dollars: 0.009 })
 
@@ -371,7 +379,7 @@ describe("Explorer", () => {
    * Two runs at once (the same task and seed, so the same proposals): `first` runs with its own
    * executor, and the second's cache follows `first`'s journal as it grows.
    */
-  const besideAnother = (options: { readonly first: ExecutorAgent.ExecutorAgentShape; readonly control?: Control; readonly maxTrials?: number }) =>
+  const besideAnother = (options: { readonly first: ExecutorAgent.ExecutorAgentShape; readonly control?: Control; readonly maxTrials?: number; readonly journal?: Journal.Journal["Service"] }) =>
     Effect.gen(function*() {
       const firstJournal = Journal.makeMemory()
       let firstDone = false
@@ -393,7 +401,7 @@ describe("Explorer", () => {
       // the second run starts once the first has admitted its first trial
       for (let i = 0; i < 5000 && !(yield* firstJournal.read()).some((e) => e.event._tag === "NodeAdmitted"); i++) yield* Effect.sleep("1 millis")
       const log: ExecLog = { runs: [] }
-      const journal = Journal.makeMemory()
+      const journal = options.journal ?? Journal.makeMemory()
       const summary = yield* runWith(journal, {
         maxTrials: options.maxTrials ?? 3,
         runId: "r2",
@@ -448,8 +456,10 @@ describe("Explorer", () => {
       const control = new Control()
       // the other run's trial does not end while this one waits
       const hanging: ExecutorAgent.ExecutorAgentShape = { name: "hanging", run: () => Stream.never }
-      const fiber = yield* Effect.forkChild(besideAnother({ first: hanging, control, maxTrials: 1 }))
-      yield* Effect.sleep("1500 millis")
+      const second = Journal.makeMemory()
+      const fiber = yield* Effect.forkChild(besideAnother({ first: hanging, control, maxTrials: 1, journal: second }))
+      // once this run waits for the other's trial (admitted here, not started), where it slept 1.5 s
+      for (let i = 0; i < 5000 && !(yield* second.read()).some((e) => e.event._tag === "NodeAdmitted"); i++) yield* Effect.sleep("1 millis")
       control.stop("drain")
       const ended = yield* Fiber.join(fiber).pipe(Effect.timeoutOption("5 seconds"))
       assert.isTrue(Option.isSome(ended), "the drain waited for the other run")
@@ -528,10 +538,11 @@ describe("Explorer", () => {
       assert.strictEqual(log.runs.length, 4)
     }))
 
-  it.live("records infrastructure failures on their node after bounded retries, and carries on", () =>
+  // (on the test clock: the retry's backoff, 2 s, was most of its time)
+  it.effect("records infrastructure failures on their node after bounded retries, and carries on", () =>
     Effect.gen(function*() {
       const log: ExecLog = { runs: [] }
-      const summary = yield* Explorer.run(makeTask({ maxTrials: 5 }), { runId: "f", runDir: "/tmp/unused", seed: 3, retries: 1 }).pipe(
+      const summary = yield* onTestClock(Explorer.run(makeTask({ maxTrials: 5 }), { runId: "f", runDir: "/tmp/unused", seed: 3, retries: 1 }).pipe(
         Effect.provide(
           Layer.mergeAll(
             Journal.Journal.layerMemory,
@@ -539,7 +550,7 @@ describe("Explorer", () => {
             layers(gridResearcher, functionExecutor(log, { failFor: (n) => (n === "n2" ? { retryable: true } : n === "n3" ? { retryable: false } : undefined) }))
           )
         )
-      )
+      ))
       const n2 = summary.tree.get("n2")!
       const n3 = summary.tree.get("n3")!
       assert.strictEqual(n2.state._tag, "Failed")
@@ -1106,7 +1117,10 @@ describe("Explorer", () => {
       while (submitted.length < 2) yield* Effect.sleep("1 millis")
       for (let i = 0; i < 2000 && !(yield* journal.read()).some((e) => e.event._tag === "JobState"); i++) yield* Effect.sleep("1 millis")
       control.stop("drain")
-      for (let i = 0; i < 5000 && asked.length < 2; i++) yield* Effect.sleep("1 millis")
+      // the drain asks one trial's withdraw at a time: the first, then the next once the first is answered (a
+      // second is asked before then only by the `Pending`s below), so wait for the first (waiting for two ran out
+      // the loop's 5,000 sleeps, 6-42 s)
+      for (let i = 0; i < 5000 && asked.length < 1; i++) yield* Effect.sleep("1 millis")
       for (const reason of ["the scheduler does not answer", "the scheduler does not answer (2 s)", "no free GPU"]) {
         for (const q of waits.values()) yield* Queue.offer(q, { _tag: "State", state: "Pending", reason })
         yield* Effect.sleep("20 millis")
@@ -1300,17 +1314,23 @@ describe("Explorer, given what it cannot do", () => {
       assert.strictEqual(carriedOn.tree.analysis?.summary, "analysis failed: analyze failed unexpectedly (a bug in the researcher): off by one in analyze")
     }))
 
-  it.live("a researcher that fails with a retryable error is asked again after a backoff; one that keeps failing, or fails for good, stops the run, nothing marked exhausted", () =>
+  // (on the test clock: the backoffs, 2 s then 4 s, took 8 s of the suite)
+  it.effect("a researcher that fails with a retryable error is asked again after a backoff; one that keeps failing, or fails for good, stops the run, nothing marked exhausted", () =>
     Effect.gen(function*() {
       let failures = 2
+      const askedAt: Array<number> = []
       const flaky: Researcher.ResearcherShape = {
         ...gridResearcher,
         propose: (ctx, n) =>
-          failures-- > 0 ? Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "overloaded", retryable: true })) : gridResearcher.propose(ctx, n)
+          Effect.andThen(
+            Effect.map(Clock.currentTimeMillis, (at) => void askedAt.push(at)),
+            failures-- > 0 ? Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "overloaded", retryable: true })) : gridResearcher.propose(ctx, n)
+          )
       }
-      const recovered = yield* runParts({ researcher: flaky, maxTrials: 3 })
+      const recovered = yield* onTestClock(runParts({ researcher: flaky, maxTrials: 3 }))
       assert.strictEqual(recovered.reason, "budget: maxTrials")
       assert.strictEqual(recovered.tree.size, 3)
+      assert.deepStrictEqual(askedAt.slice(0, 3).map((at) => at - askedAt[0]!), [0, 2000, 6000], "asked again after 2 s, then after 4 s more")
 
       // an outage that outlasts the retries: asked researcherRetries + 1 times, then the run stops
       let outageAsks = 0
@@ -1318,7 +1338,7 @@ describe("Explorer, given what it cannot do", () => {
         ...gridResearcher,
         propose: () => Effect.suspend(() => (outageAsks++, Effect.fail(new Errors.ResearcherError({ operation: "propose", message: "529 overloaded", retryable: true }))))
       }
-      const outlasted = yield* runParts({ researcher: outage, options: { researcherRetries: 1 } })
+      const outlasted = yield* onTestClock(runParts({ researcher: outage, options: { researcherRetries: 1 } }))
       assert.strictEqual(outlasted.reason, "the researcher failed: 529 overloaded")
       assert.strictEqual(outageAsks, 2)
 
@@ -1331,13 +1351,13 @@ describe("Explorer, given what it cannot do", () => {
         propose: () => Effect.suspend(() => (asks++, Effect.fail(refused("propose"))))
       }
       const journal = Journal.makeMemory()
-      const stopped = yield* runParts({ journal, researcher: down })
+      const stopped = yield* onTestClock(runParts({ journal, researcher: down }))
       assert.strictEqual(stopped.reason, "the researcher failed: 401: invalid x-api-key")
       assert.strictEqual(asks, 1, "a researcher error that is not retryable is not asked again")
       assert.strictEqual(stopped.tree.analysis?.summary, "analysis failed: 401: invalid x-api-key")
       assert.notInclude((yield* journal.read()).map((e) => e.event._tag), "NodeExhausted")
       // the key mended: the resumed run asks for the analysis again (it failed in the same outage), proposes and runs its trials
-      const resumed = yield* runParts({ journal })
+      const resumed = yield* onTestClock(runParts({ journal }))
       assert.strictEqual(resumed.tree.size, 6)
       assert.strictEqual(resumed.tree.analysis?.summary, (yield* gridResearcher.analyze(makeTask({}))).summary)
       const folded = ExperimentTree.fold((yield* journal.read()).map((e) => e.event))!
@@ -2139,14 +2159,6 @@ describe("Explorer: a result whose failure is retryable (Infra) is tried again a
         }))
     }
   }
-  /** Run `self` on the test clock, moving it on half a second at a time (40 s in all: more than any wait here). */
-  const onTestClock = <A, E>(self: Effect.Effect<A, E>) =>
-    Effect.gen(function*() {
-      const fiber = yield* Effect.forkChild(self)
-      for (let i = 0; i < 80; i++) yield* TestClock.adjust("500 millis")
-      return yield* Fiber.join(fiber)
-    })
-
   it.effect("after 2 and then 4 seconds (each retry a fresh job), where it was retried at once", () =>
     Effect.gen(function*() {
       const attempts: Array<{ node: string; at: number; reattached: boolean }> = []
