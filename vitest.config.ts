@@ -34,7 +34,7 @@ export default defineConfig({
     // campaigns ran one after the other in one file. With them a file each, Cli.test.ts four files and the compile
     // cache above, on this machine beside other work (load 4-6): the second group 278 s -> 167 s (its CPU 180 s ->
     // 156 s); the CLI's 48 tests 285 s -> 234 s of CPU (load 4-14). Measured on a clean clone of 801f16d: 903 s of
-    // tests, 954 s for the whole CI run. On 2026-12-06 (reliability.md H2a) waits that always ran to their end, and real
+    // tests, 954 s for the whole CI run. On 2026-12-06 (reliability.md FQ) waits that always ran to their end, and real
     // backoffs that run on the test clock now, were taken out of Explorer.test.ts: alone, 34-35 s -> 17 s (idle machine).
     maxWorkers: 3,
     projects: [
