@@ -1,7 +1,7 @@
-// `trex check`: the real CLI against the local backend, the real Docker Engine and the real Slurm and
-// Grid Engine clusters and the sshd that scripts/services/ starts, and the stand-in Kubernetes API server
-// (packages/executors/test/support/FakeKubeApi.ts); what a run would meet is found without running a trial.
-import { execFileSync } from "node:child_process"
+// `trex check`: the real CLI against the local backend, model servers (stand-ins speaking their APIs) and the
+// stand-in Kubernetes API server (packages/executors/test/support/FakeKubeApi.ts); what a run would meet is found
+// without running a trial. The checks on the engines other test files stop (Slurm, Grid Engine, sshd, Docker) are in
+// CheckEngines.test.ts, which runs after those files (vitest.config.ts).
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -11,29 +11,8 @@ import { Effect } from "effect"
 import * as FakeAnthropic from "../../agents/test/support/FakeAnthropicServer.ts"
 import * as FakeOpenAi from "../../agents/test/support/FakeOpenAiServer.ts"
 import * as FakeKubeApi from "../../executors/test/support/FakeKubeApi.ts"
+import { findings, taskFile } from "./support/checkTask.ts"
 import { root, trex, trexAsync } from "./support/cli.ts"
-
-/** A task file in a folder of its own: a tiny recipe, with `extra` lines appended (a backend section, say). */
-const taskFile = (recipe: string, extra = "") => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-check-test-"))
-  const file = path.join(dir, "task.yaml")
-  fs.writeFileSync(file, `name: check-me
-objective: a task to check
-metric: { name: score, direction: maximize }
-budget: { maxTrials: 4 }
-recipe:
-${recipe}
-searchSpace:
-  parameters:
-    - { path: training.learningRate, kind: log, values: [0.0001, 0.001] }
-defaultStrategy:
-  data: { sources: [{ name: toy }] }
-  training: { learningRate: 0.0001, epochs: 1, batchSize: 8 }
-${extra}`)
-  return { dir, file }
-}
-
-const findings = (stdout: string) => (JSON.parse(stdout) as Check.Report).findings.map((f) => `${f.status} ${f.what}: ${f.detail}`)
 
 describe("trex check", () => {
   it("the quickstart on the local backend: every check passes, and nothing is written", () => {
@@ -221,93 +200,6 @@ describe("trex check", () => {
     const keyless = trex(["check", quickstart, "--researcher", "claude"], { ANTHROPIC_API_KEY: undefined })
     assert.strictEqual(keyless.status, 2)
     assert.include(keyless.stderr, "--researcher claude: set ANTHROPIC_API_KEY in the environment (see docs/guide-claude.md)")
-  })
-
-  it("on the real Slurm cluster: sbatch --test-only refuses a partition it lacks, naming the setting; a time limit over the partition's MaxTime fails, a partition DOWN warns; a job it can take passes", () => {
-    const workDir = fs.mkdtempSync("/tmp/trex-check-slurm-")
-    const recipe = `  command: ["/bin/true"]
-  resources: { cpus: 1, timeLimitSeconds: 60 }`
-    const bad = taskFile(recipe, `backend:\n  slurm: { workDir: ${workDir}, partition: nosuchpartition }\n`)
-    const r = trex(["check", bad.file, "--backend", "slurm", "--json"])
-    assert.strictEqual(r.status, 1, r.stderr)
-    assert.isTrue(
-      findings(r.stdout).some((f) => f.startsWith("fail ") && f.includes("backend.slurm.partition names a partition this cluster does not have")),
-      findings(r.stdout).join("\n")
-    )
-    const good = taskFile(recipe, `backend:\n  slurm: { workDir: ${workDir} }\n`)
-    const g = trex(["check", good.file, "--backend", "slurm", "--json"])
-    assert.strictEqual(g.status, 0, g.stdout)
-    assert.isTrue(findings(g.stdout).some((f) => /^ok backend: slurm answers: \d+ slots?, \d+ GPUs?, \d+ in use$/.test(f)), g.stdout)
-    assert.deepStrictEqual(fs.readdirSync(workDir), [], "the test script is removed")
-    // a time limit over the partition's MaxTime: sbatch --test-only says when it would start, and Slurm would keep it pending
-    execFileSync("scontrol", ["create", "PartitionName=trexcheck", "Nodes=localhost", "MaxTime=1", "State=UP"])
-    try {
-      const long = taskFile(`  command: ["/bin/true"]
-  resources: { cpus: 1, timeLimitSeconds: 600 }`, `backend:\n  slurm: { workDir: ${workDir}, partition: trexcheck }\n`)
-      const l = trex(["check", long.file, "--backend", "slurm", "--json"])
-      assert.strictEqual(l.status, 1, l.stdout)
-      assert.include(findings(l.stdout), "fail job: a trial's time limit (600 s, recipe.resources.timeLimitSeconds) is over partition trexcheck's MaxTime (00:01:00): Slurm would keep its jobs pending (PartitionTimeLimit) and never start them; lower the limit, or name another partition (backend.slurm.partition)")
-      const short = taskFile(recipe, `backend:\n  slurm: { workDir: ${workDir}, partition: trexcheck }\n`)
-      const s = trex(["check", short.file, "--backend", "slurm", "--json"])
-      assert.strictEqual(s.status, 0, s.stdout)
-      assert.isFalse(findings(s.stdout).some((f) => f.includes("trexcheck")), s.stdout)
-      // a partition that is DOWN takes jobs and starts none
-      execFileSync("scontrol", ["update", "PartitionName=trexcheck", "State=DOWN"])
-      const down = trex(["check", short.file, "--backend", "slurm", "--json"])
-      assert.strictEqual(down.status, 0, down.stdout)
-      assert.include(findings(down.stdout), "warn job: partition trexcheck is DOWN: Slurm takes jobs and starts none until it is up again (`scontrol show partition trexcheck`; backend.slurm.partition)")
-    } finally {
-      execFileSync("scontrol", ["delete", "PartitionName=trexcheck"]) // (no job ever ran in it: trex check submits none)
-    }
-  })
-
-  it("on the real Grid Engine cluster: qsub -w v refuses a queue it lacks; a job it can take passes", () => {
-    const workDir = fs.mkdtempSync("/tmp/trex-check-ge-")
-    const recipe = `  command: ["/bin/true"]
-  resources: { cpus: 1, timeLimitSeconds: 60 }`
-    const bad = taskFile(recipe, `backend:\n  gridengine: { workDir: ${workDir}, queue: nosuch.q }\n`)
-    const r = trex(["check", bad.file, "--backend", "gridengine", "--json"])
-    assert.strictEqual(r.status, 1, r.stderr)
-    assert.isTrue(
-      findings(r.stdout).some((f) => f.startsWith("fail job: qsub -w v: ") && f.includes(`unknown queue "nosuch.q"`) && f.includes("backend.gridengine: queue")),
-      findings(r.stdout).join("\n")
-    )
-    const good = taskFile(recipe, `backend:\n  gridengine: { workDir: ${workDir} }\n`)
-    const g = trex(["check", good.file, "--backend", "gridengine", "--json"])
-    assert.strictEqual(g.status, 0, g.stdout)
-    assert.isFalse(findings(g.stdout).some((f) => f.startsWith("fail") || f.startsWith("warn")), g.stdout)
-    assert.deepStrictEqual(fs.readdirSync(workDir), [], "the test script is removed")
-  })
-
-  it("over SSH to the real sshd: a command the host lacks, and a remoteRoot its user cannot write, named by host; a job it can run passes", () => {
-    const env = (k: string, d: string) => process.env[k] ?? d
-    const host = `{ host: ${env("TREX_TEST_SSH_HOST", "127.0.0.1")}, port: ${env("TREX_TEST_SSH_PORT", "2222")}, username: ${env("TREX_TEST_SSH_USER", "sdktest")}, ` +
-      `privateKeyPath: ${env("TREX_TEST_SSH_KEY", "/var/lib/trex-test-ssh/id_ed25519")}, knownHostsPath: ${env("TREX_TEST_SSH_KNOWN_HOSTS", "/var/lib/trex-test-ssh/known_hosts")} }`
-    const ssh = (remoteRoot: string) => `backend:\n  ssh:\n    remoteRoot: ${remoteRoot}\n    hosts: [${host}]\n`
-    const bad = taskFile(`  command: ["trainz"]`, ssh("/proc/trex-check"))
-    const r = trex(["check", bad.file, "--backend", "ssh", "--json"])
-    assert.strictEqual(r.status, 1, r.stderr)
-    const found = findings(r.stdout)
-    assert.isTrue(found.some((f) => /^fail job: \S+: remoteRoot \/proc\/trex-check cannot be made or written by \w+: name a directory it can write \(backend\.ssh\.remoteRoot\)$/.test(f)), found.join("\n"))
-    assert.isTrue(found.some((f) => /^fail job: \S+: the job's command trainz is not on the PATH a job gets there/.test(f)), found.join("\n"))
-    const root = fs.mkdtempSync("/tmp/trex-check-ssh-")
-    fs.chmodSync(root, 0o777)
-    const good = taskFile(`  command: ["sh", "-c", "true"]`, ssh(root))
-    const g = trex(["check", good.file, "--backend", "ssh", "--json"])
-    assert.strictEqual(g.status, 0, g.stdout)
-    assert.isFalse(findings(g.stdout).some((f) => f.startsWith("fail") || f.startsWith("warn")), g.stdout)
-  })
-
-  it("on the real Docker Engine: an image the engine lacks is a warning (a trial will pull it); one it has passes", () => {
-    const recipe = (image: string) => `  command: ["true"]\n  image: ${image}`
-    const missing = taskFile(recipe("trex-check/nosuch:1"))
-    const r = trex(["check", missing.file, "--backend", "docker", "--json"])
-    assert.strictEqual(r.status, 0, r.stdout)
-    assert.isTrue(findings(r.stdout).some((f) => f.startsWith("warn job: image trex-check/nosuch:1 is not on the engine")), r.stdout)
-    const present = taskFile(recipe(process.env["TREX_TEST_DOCKER_IMAGE"] ?? "local/busybox:latest"))
-    const p = trex(["check", present.file, "--backend", "docker", "--json"])
-    assert.strictEqual(p.status, 0, p.stdout)
-    assert.isFalse(findings(p.stdout).some((f) => f.startsWith("warn job") || f.startsWith("fail")), p.stdout)
   })
 
   it("on Kubernetes (the stand-in API server), the example task: a missing image pull secret, events or nodes it may not list, a claim pods of one node at a time may mount warn; a namespace or claim that is not there, a node that could take no pod, RBAC a trial needs fail", async () => {
