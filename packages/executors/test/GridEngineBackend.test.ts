@@ -310,17 +310,22 @@ describe("the job script's GPU claim", () => {
   it("a command's processes left running are ended before its devices are given back, and the job's log says so", () => {
     const locks = lockDir()
     const seen = path.join(locks, "seen")
-    // a child that outlives the command; on SIGTERM it writes whether the device is still locked, then exits
-    const child = `trap 'if [ -d ${locks}/gpu0 ]; then echo held; else echo free; fi > ${seen}; exit 0' TERM; while :; do sleep 0.05; done`
+    const ready = path.join(locks, "ready")
+    // a child that outlives the command; on SIGTERM it writes whether the device is still locked, then exits. The
+    // command ends once the child has set its trap (a busy machine may not have run the child's first line yet when
+    // the command ends), and the child's `sleep` of the moment is of the group too: the log names both
+    const child = `trap 'if [ -d ${locks}/gpu0 ]; then echo held; else echo free; fi > ${seen}; exit 0' TERM; : > ${ready}; while :; do sleep 0.05; done`
+    const command = `sh -c ${JSON.stringify(child)} & until [ -e ${ready} ]; do sleep 0.01; done; echo "left=$!"`
     // setsid: the script leads its process group (and session), as under Grid Engine's shepherd
-    const job = spawnSync("setsid", ["-w", "/bin/sh", "-c", render(locks, 1, `sh -c ${JSON.stringify(child)} & echo "left=$!"`)], { encoding: "utf8", env: jobEnv({}), timeout: 20_000 })
+    const job = spawnSync("setsid", ["-w", "/bin/sh", "-c", render(locks, 1, command)], { encoding: "utf8", env: jobEnv({}), timeout: 20_000 })
     const left = Number(/left=(\d+)/.exec(job.stdout)?.[1])
     // a zombie (ended, not yet reaped by whoever adopted it) is gone
     const alive = fs.existsSync(`/proc/${left}`) && !/\) Z /.test(fs.readFileSync(`/proc/${left}/stat`, "utf8"))
     if (alive) process.kill(left, "SIGKILL")
     assert.isFalse(alive, `the child ${left} outlived its job: ${job.stderr}`)
     assert.strictEqual(fs.readFileSync(seen, "utf8"), "held\n", "the device was still locked when the child was told to end")
-    assert.include(job.stderr, `trex: the command left processes running (pids ${left}): ending them`)
+    const said = /trex: the command left processes running \(pids ([\d ]+)\): ending them \(SIGTERM, SIGKILL after 5 s\) before its GPUs \(0\) are given back/.exec(job.stderr)
+    assert.include(said?.[1]?.split(" ") ?? [], String(left), job.stderr)
     assert.deepStrictEqual(held(locks), [])
   })
 

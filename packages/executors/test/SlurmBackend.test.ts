@@ -7,7 +7,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Backend, TaskFile } from "@trex/core"
-import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { Effect, Fiber, Layer, Logger, Redacted, Stream } from "effect"
 import * as fc from "fast-check"
 import { BackendConformance } from "@trex/core/testing"
 import { assertTooBig, BULKY_RESULT_SCRIPT } from "./support/bulkyResult.ts"
@@ -448,22 +448,42 @@ const stopDaemon = (daemon: "slurmctld" | "slurmdbd" | "slurmd", signal: "TERM" 
 
 const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
 
+/** The pids of the `sbatch` processes this process runs (the local runner's children). */
+const sbatches = (): Array<string> =>
+  fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8")
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      return stat.includes("(sbatch)") && state !== "Z" && ppid === String(process.pid)
+    } catch {
+      return false
+    }
+  })
+
 layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend when Slurm misbehaves", (it) => {
   it.effect("waits for a stopped slurmctld: a running job's watch, a submit and a list go on once it is back, one job each", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const ref = yield* backend.submit(spec("ctld-running", `echo started; sleep 8; ${RESULT}`))
-      const watching = yield* Effect.forkChild(collect(backend, ref))
+      const events: Array<Backend.JobEvent> = []
+      const watching = yield* Effect.forkChild(Stream.runForEach(backend.watch(ref), (e) => Effect.sync(() => void events.push(e))))
       yield* eventually("the job runs", () => execFileSync("squeue", ["-h", "-j", ref.id, "-o", "%T"], { encoding: "utf8" }).trim() === "RUNNING", 30)
       yield* stopDaemon("slurmctld")
+      // what the submit and the list warn of, once their first try has failed (each warns once, at an outage's start)
+      const warned: Array<string> = []
+      const warnings = Logger.layer([Logger.make((o) => void warned.push(String(o.message)))])
       // sbatch cannot reach the controller: nothing was submitted, so the backend submits again once it answers
-      const submitting = yield* Effect.forkChild(backend.submit(spec("ctld-submitted", RESULT)))
+      const submitting = yield* Effect.forkChild(backend.submit(spec("ctld-submitted", RESULT)).pipe(Effect.provide(warnings)))
       // what a resumed run reconciles its trials with: failing, it had them submitted again
-      const listing = yield* Effect.forkChild(backend.list(run))
-      // longer than one squeue's own retries (about 20 s): before the fix the watch failed on the first
-      yield* Effect.sleep("25 seconds")
+      const listing = yield* Effect.forkChild(backend.list(run).pipe(Effect.provide(warnings)))
+      // Slurm back once the watch, the submit and the list have each failed once (squeue retries for about 20 s
+      // itself): before the fix the watch failed on the first, and so did the submit and the list
+      const outageTold = (e: Backend.JobEvent) => e._tag === "State" && /^Slurm does not answer since /.test(e.reason ?? "")
+      yield* eventually("the watch, the submit and the list each found Slurm not answering", () =>
+        events.some(outageTold) && warned.some((w) => w.includes("submitting ctld-submitted again")) &&
+        warned.some((w) => w.includes("listing the jobs of run")), 90)
       yield* startSlurm
-      const events = yield* Fiber.join(watching)
+      yield* Fiber.join(watching)
       const exit = exitOf(events)
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       assert.deepStrictEqual(exit.result, { metrics: { score: 1 } })
@@ -473,7 +493,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       const told = states.findIndex((e) => /^Slurm does not answer since \d\d:\d\d:\d\dZ .*\(controllerWaitMs\)$/.test(e.reason ?? ""))
       assert.isAtLeast(told, 0, JSON.stringify(states))
       // back in touch: a Running state, unless the controller had the job's end by its first poll (the job's 8 s
-      // end during the 25 s outage, reported by slurmd once slurmctld is back): its Exit then ends the outage
+      // end during the outage of 20 s or more, reported by slurmd once slurmctld is back): its Exit then ends the outage
       const after = JSON.stringify(states.slice(told + 1))
       assert.include([JSON.stringify([]), JSON.stringify([{ _tag: "State", state: "Running" }])], after, JSON.stringify(states))
       assert.isTrue((yield* Fiber.join(listing)).some((j) => j.ref.id === ref.id), "the list waited for the controller")
@@ -490,7 +510,10 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       // frozen, the controller takes the connection (the kernel does) but answers nothing: sbatch times out (MessageTimeout, 10 s)
       yield* signalCtld("STOP")
       const submitting = yield* Effect.forkChild(backend.submit(spec("ctld-frozen", RESULT)))
-      yield* Effect.sleep("11 seconds")
+      // thawed once that sbatch (a child of this process) has timed out, not before
+      yield* eventually("sbatch started", () => sbatches().length > 0, 30)
+      const first = sbatches()
+      yield* eventually("sbatch timed out", () => !sbatches().some((p) => first.includes(p)), 60)
       // thawed, it reads the request it was sent and makes the job
       yield* signalCtld("CONT")
       const ref = yield* Fiber.join(submitting)

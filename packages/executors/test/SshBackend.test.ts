@@ -96,10 +96,11 @@ const untilWaiting = (backend: Backend.BackendShape, ref: Parameters<Backend.Bac
   })
 
 /** Watch a job until it reports Running: the watch's fiber, collecting its events to the end. */
-const untilRunning = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+const untilRunning = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0], seen: Array<Backend.JobEvent> = []) =>
   Effect.gen(function*() {
     const running = yield* Deferred.make<void>()
     const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
+      Stream.tap((e) => Effect.sync(() => void seen.push(e))),
       Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
     )).pipe(Effect.forkChild)
     yield* Deferred.await(running)
@@ -583,9 +584,12 @@ describe("SshBackend, a pool with a host down", () => {
       const s = spec(["sh", "-c", `echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`])
       const ref = yield* backend.submit(s)
       assert.strictEqual(ref.data["host"], "flaky")
-      const watching = yield* untilRunning(backend, ref)
+      const seen: Array<Backend.JobEvent> = []
+      const watching = yield* untilRunning(backend, ref, seen)
       yield* r.down
-      yield* Effect.sleep("2 seconds")
+      // the host back once the watch has said it out of touch
+      yield* eventually("the watch says the host does not answer", () =>
+        seen.some((e) => e._tag === "State" && /^host flaky does not answer since /.test(e.reason ?? "")), 30)
       yield* r.up
       Fs.writeFileSync(Path.join(String(ref.data["dir"]), "go"), "")
       const events = yield* Fiber.join(watching)
