@@ -165,10 +165,18 @@ describe("k8s manifests", () => {
   })
 
   it("who suspended a Job, by the API's whole-second times: a Kueue stop a later Resumed lifted is not the cause; a Workload admitted before the suspension (not in its second) is not holding it", () => {
-    const event = (reason: string, at: string) => ({ reason, message: reason, lastTimestamp: new Date(at) }) as never
-    // a stop, then a resume a second later: lifted; in the stop's own second the two are not ordered, and the stop is kept
+    const event = (reason: string, at: string, resourceVersion?: string) => ({ reason, message: reason, lastTimestamp: new Date(at), metadata: { resourceVersion } }) as never
+    // a stop, then a resume a second later: lifted; in the stop's own second the two are not ordered by their times, and
+    // without resourceVersions that compare the stop is kept
     assert.isTrue(K.stopLifted([event("Stopped", "2026-12-06T10:00:05.900Z"), event("Resumed", "2026-12-06T10:00:06.100Z")]))
     assert.isFalse(K.stopLifted([event("Stopped", "2026-12-06T10:00:05.100Z"), event("Resumed", "2026-12-06T10:00:05.900Z")]))
+    assert.isFalse(K.stopLifted([event("Stopped", "2026-12-06T10:00:05Z", "abc"), event("Resumed", "2026-12-06T10:00:05Z", "0912")]))
+    // in one second, by their Events' resourceVersions (integers of any length: "10000" after "9999"); an order of times
+    // in other seconds is not overruled by them
+    assert.isTrue(K.stopLifted([event("Stopped", "2026-12-06T10:00:05Z", "9999"), event("Resumed", "2026-12-06T10:00:05Z", "10000")]))
+    assert.isFalse(K.stopLifted([event("Resumed", "2026-12-06T10:00:05Z", "9999"), event("Stopped", "2026-12-06T10:00:05Z", "10000")]))
+    assert.isTrue(K.stopLifted([event("Stopped", "2026-12-06T10:00:05Z", "12345678901234567891"), event("Resumed", "2026-12-06T10:00:05Z", "12345678901234567892")]))
+    assert.isFalse(K.stopLifted([event("Stopped", "2026-12-06T10:00:05Z", "20"), event("Resumed", "2026-12-06T10:00:04Z", "30")]))
     // a stop after the resume (Kueue's preemption of a Job it had admitted): current
     assert.isFalse(K.stopLifted([event("Resumed", "2026-12-06T10:00:01Z"), event("Stopped", "2026-12-06T10:00:05Z")]))
     const workload = (admitted: string, evicted = false): K.KueueWorkload => ({
