@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as path from "node:path"
 import { Backend } from "@trex/core"
 import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node"
-import { Deferred, Effect, Fiber, Stream } from "effect"
+import { Deferred, Effect, Fiber, Logger, Stream } from "effect"
 import * as KubernetesBackend from "../src/KubernetesBackend.ts"
 import * as K from "../src/internal/k8sJob.ts"
 import { eventually } from "./support/eventually.ts"
@@ -162,11 +162,13 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       )
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
-  it.live("a Job suspended by hand (no batch queue) before its pod was made says so, since when, and how to resume it, to a controller that begins while it is suspended too; it runs once resumed", () =>
-    Effect.gen(function*() {
+  it.live("a Job suspended by hand (no batch queue) before its pod was made says so, since when, and how to resume it, to a controller that begins while it is suspended too; past stuckAfterMs it is said again in the log, not taken back; it runs once resumed", () => {
+    const logged: Array<string> = []
+    return Effect.gen(function*() {
       // a quota full for now: the Job's controller makes no pod yet
       const fake = yield* fakeWith({ podQuota: 0 })
-      const backend = yield* KubernetesBackend.make(config(fake))
+      // stuckAfterMs short: a hand suspension outlasts it, waited for without a bound, and said again in the log
+      const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 1_000 }))
       const ref = yield* backend.submit(spec("suspended-by-hand", done))
       const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
       // `kubectl patch job <name> -p '{"spec":{"suspend":true}}'`, by a person
@@ -183,8 +185,10 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       const shown = (e: Backend.JobEvent) => e._tag === "State" && e.reason?.startsWith(`Suspended by hand since ${since}`) === true
       const watching = yield* watchUntil(backend, ref, shown)
       // a controller that begins now (a `trex resume`) says the same
-      const later = yield* KubernetesBackend.make(config(fake))
+      const later = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 1_000 }))
       const laterWatching = yield* watchUntil(later, ref, shown)
+      yield* eventually("the log says it is still suspended by hand, since when", () =>
+        logged.some((l) => l.startsWith(`Warn: kubernetes: Job ${ref.id} is still suspended by hand since ${since}, waited for without a bound`)))
       fake.setPodQuota(undefined)
       yield* suspend(false)
       for (const events of [yield* Fiber.join(watching), yield* Fiber.join(laterWatching)]) {
@@ -194,7 +198,8 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
         assert.include(said, byHand, JSON.stringify(said))
         assert.include(said.slice(said.indexOf(byHand)), "Running", JSON.stringify(said))
       }
-    }).pipe(Effect.scoped), { timeout: 60_000 })
+    }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void logged.push(`${o.logLevel}: ${String(o.message)}`))])))
+  }, { timeout: 60_000 })
 
   it.live("a PriorityClass that is not there: trex check fails on the pod's dry run; a run's trial is taken back after stuckAfterMs naming it; one that is there runs", () =>
     Effect.gen(function*() {
