@@ -4,6 +4,8 @@
 // Here: a batch queue (Kueue) that holds, suspends, preempts, deactivates and deletes Jobs, and a Job suspended by
 // hand; withdrawals another controller reads; tombstones.
 import { assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { Backend } from "@trex/core"
 import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node"
@@ -229,7 +231,9 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
     Effect.gen(function*() {
       const fake = yield* fakeWith({ suspendJobs: true })
       const backend = yield* KubernetesBackend.make(config(fake, { labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
-      const ref = yield* backend.submit(spec("stopped-then-by-hand", `echo started; sleep 4; ${done}`))
+      // each pod runs until the test lets the last one end (a fixed sleep ran to its end in the third)
+      const go = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-by-hand-")), "go")
+      const ref = yield* backend.submit(spec("stopped-then-by-hand", `echo started; while [ ! -e ${go} ]; do sleep 0.1; done; ${done}`))
       assert.isTrue(fake.admit("trex", ref.id))
       const seen: Array<Backend.JobEvent> = []
       const watching = yield* Effect.forkChild(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => seen.push(e))), Stream.runCollect, Effect.map((c) => Array.from(c))))
@@ -249,7 +253,12 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       // a person suspends it (`kubectl patch job`), while Kueue admits its Workload
       const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
       yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value: true }] }))
+      // once its second pod is taken back (deleted), the third may end
+      yield* eventually("its watch says it was suspended by hand", () => seen.some((e) => e._tag === "State" && e.reason?.startsWith("Suspended by hand") === true))
+      yield* eventually("its second pod is gone", () => fake.list("pods", "trex").filter((p) => p.metadata.labels?.[K.JOB_LABEL] === ref.id).length <= 1 && started() === 2)
+      fs.writeFileSync(go, "")
       const events = yield* Fiber.join(watching)
+      fs.rmSync(path.dirname(go), { recursive: true, force: true })
       const exit = exitOf(events)
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
       const workload = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === fake.get("jobs", "trex", ref.id)!.metadata.uid)!.metadata.name
