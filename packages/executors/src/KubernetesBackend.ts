@@ -619,7 +619,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       }
       // (before its controller recorded the suspension, it is taking place now)
       const admittedByHand = stopped === undefined && found?.workload !== undefined && K.admittedBefore(found.workload, since ?? new Date().toISOString())
-      const byHand = admittedByHand || stopped === undefined && found?.managed === false
+      const byHand = admittedByHand || (stopped === undefined && found?.managed === false)
       const why = stopped !== undefined
         ? requeuedWhy(stopped)
         : admittedByHand
