@@ -613,20 +613,23 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             message: `Kueue deactivated ${its} (${deactivated.why}), and it was not reactivated within ${Math.round(stuckAfterMs / 1000)} s ` +
               `(stuckAfterMs): its Job was deleted. ${DEACTIVATES}, or one a user set inactive; one is reactivated by ${reactivate}`,
             what: `${its} (${deactivated.why})`
-          }
+          },
+          byHand: false
         }
       }
+      // (before its controller recorded the suspension, it is taking place now)
+      const admittedByHand = stopped === undefined && found?.workload !== undefined && K.admittedBefore(found.workload, since ?? new Date().toISOString())
+      const byHand = admittedByHand || (stopped === undefined && found?.managed === false)
       const why = stopped !== undefined
         ? requeuedWhy(stopped)
-        // (before its controller recorded the suspension, it is taking place now)
-        : found?.workload !== undefined && K.admittedBefore(found.workload, since ?? new Date().toISOString())
-        ? admittedByHandWhy(found.workload.metadata?.name ?? "(unnamed)", ran)
-        : found?.managed === false
+        : admittedByHand
+        ? admittedByHandWhy(found?.workload?.metadata?.name ?? "(unnamed)", ran)
+        : byHand
         ? byHandWhy(namespace, name, ran, since)
         : ran
         ? requeuedWhy(found?.managed === true ? "by Kueue" : undefined)
         : SUSPENDED
-      return { why, deactivated: undefined }
+      return { why, deactivated: undefined, byHand }
     })
 
   /** A pod's Events (none when they may not be read). */
@@ -968,6 +971,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         /** Why its container is not created yet, as its Events said last. */
         let creatingWhy: string | undefined
         let noPodChecks = 0
+        /** When the Job was last seen or said suspended by hand (see `suspensionOf`), while it is. */
+        let byHandNoted: number | undefined
         /**
          * Since when, and why, the job waits in a state it does not leave by itself (see `stuckAfterMs`); `message`: what its
          * exit says once it is taken back, when not that its pod could not start.
@@ -1202,6 +1207,17 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               const held = suspended ? yield* suspensionOf(name, jobUid, refused.stopped, requeued || ranBefore, suspendedSince) : undefined
               const why = held?.why ?? refused.why
               deactivatedWhat = held?.deactivated?.what
+              // a suspension by hand is waited for without a bound: said again in the log every stuckAfterMs it lasts
+              if (held?.byHand !== true) byHandNoted = undefined
+              else if (byHandNoted === undefined) byHandNoted = Date.now()
+              else if (Date.now() - byHandNoted >= stuckAfterMs) {
+                byHandNoted = Date.now()
+                yield* Effect.logWarning(
+                  `kubernetes: Job ${name} is still suspended by hand${suspendedSince !== undefined ? ` since ${suspendedSince}` : ""}, ` +
+                    `waited for without a bound (not taken back after stuckAfterMs): resume it (\`kubectl patch job -n ${namespace} ${name} --type=merge ` +
+                    `-p '{"spec":{"suspend":false}}'\`) or cancel the trial`
+                )
+              }
               if (!podSeen) {
                 if (held?.deactivated !== undefined) stuckIf(why, held.deactivated.since, held.deactivated.message)
                 else stuckIf(held === undefined && refused.lasting ? why : undefined, refused.since)

@@ -664,16 +664,32 @@ export const deletedByKueue = (events: ReadonlyArray<CoreV1Event>): string | und
 }
 
 /**
+ * The order of two objects of one resource by their `resourceVersion`s: negative, 0 or positive; `undefined` when either
+ * is not a positive integer without leading zeros. The API server gives every write of a resource a larger one (etcd's
+ * revision); since Kubernetes 1.35 clients may compare them within one resource (KEP-5504, client-go's
+ * `CompareResourceVersion`), of any length: by length, then digit by digit.
+ */
+export const resourceVersionOrder = (a: string | undefined, b: string | undefined): number | undefined => {
+  const valid = (v: string | undefined): v is string => v !== undefined && /^[1-9]\d*$/.test(v)
+  if (!valid(a) || !valid(b)) return undefined
+  return a.length !== b.length ? a.length - b.length : a < b ? -1 : a > b ? 1 : 0
+}
+
+/**
  * Whether the Job was resumed since the newest `Stopped` Event of its Events: its controller records `Resumed` (`Job
- * resumed`) each time `spec.suspend` goes false (`syncJob` in pkg/controller/job/job_controller.go), so a `Resumed` in
- * a later second lifted that stop, and a suspension since is not its (a person's `kubectl patch job`). Both times in
- * whole seconds (`lastTimestamp`, which a repeat moves on): a resume in the stop's own second is not told after it.
+ * resumed`) each time `spec.suspend` goes false (`syncJob` in pkg/controller/job/job_controller.go), so a `Resumed`
+ * after the stop lifted it, and a suspension since is not its (a person's `kubectl patch job`). Their times are whole
+ * seconds (`lastTimestamp`, which a repeat moves on; the recorders of the Job controller and of Kueue set no `eventTime`):
+ * in one second the two are ordered by their Events' `resourceVersion`s (each Event's last write, its first or a repeat,
+ * as `resourceVersionOrder`), and where those do not compare the stop is kept as the cause.
  */
 export const stopLifted = (events: ReadonlyArray<CoreV1Event>): boolean => {
   const stop = newestOf(events, (e) => e.reason === "Stopped")
   const resume = newestOf(events, (e) => e.reason === "Resumed")
+  if (stop === undefined || resume === undefined) return false
   const second = (e: CoreV1Event) => Math.floor(new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0).getTime() / 1000)
-  return stop !== undefined && resume !== undefined && second(resume) > second(stop)
+  if (second(resume) !== second(stop)) return second(resume) > second(stop)
+  return (resourceVersionOrder(resume.metadata?.resourceVersion, stop.metadata?.resourceVersion) ?? 0) > 0
 }
 
 /**
