@@ -24,16 +24,18 @@ const pad = (n: number) => String(n).padStart(2, "0")
  * @since 0.1.0 @category constructors
  */
 export const newRunId = (taskName: string, now: Date): string => {
-  const slug = taskName.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40) || "run"
+  // cut, then trimmed: a name cut at a dash would end in one
+  const slug = taskName.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 40).replace(/^-+|-+$/g, "") || "run"
   return `${now.getUTCFullYear()}${pad(now.getUTCMonth() + 1)}${pad(now.getUTCDate())}-${pad(now.getUTCHours())}${pad(now.getUTCMinutes())}${pad(now.getUTCSeconds())}-${slug}`
 }
 
 /**
  * Whether `name` is a run id as {@link newRunId} makes them (with the `-2`, `-3`, ... of {@link create}):
- * the name trex gives a run's folder. A run moved or copied may bear another.
+ * the name trex gives a run's folder (also one that trex before 2026-12-06 cut at a dash, ending in `-`). A run
+ * moved or copied may bear another.
  * @since 0.1.0 @category paths
  */
-export const isRunId = (name: string): boolean => /^\d{8}-\d{6}-[a-z0-9]+(-[a-z0-9]+)*$/.test(name)
+export const isRunId = (name: string): boolean => /^\d{8}-\d{6}-[a-z0-9-]+$/.test(name)
 
 /**
  * Make a new run's directory under `out` (made too if missing) and return it with its id:

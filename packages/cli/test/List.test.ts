@@ -244,3 +244,19 @@ describe("trex list of a run that ended on a job's words", () => {
     assert.include(text, "running (process 7 on gpu1[8m)")
   })
 })
+
+describe("run ids", () => {
+  it("a task's name cut to 40 characters at a dash makes an id with no dash at its end, and every id trex makes is one trex list takes for a run's", () => {
+    const at = new Date(Date.UTC(2026, 11, 6, 6, 15, 0))
+    const names = ["x".repeat(39) + "-y", "x".repeat(40) + "-y", "-- a task, v2! --", "A task, v2!", "日本語", "a".repeat(39) + "!!b"]
+    const ids = names.map((n) => RunDir.newRunId(n, at))
+    assert.deepStrictEqual(ids.slice(0, 4), [
+      `20261206-061500-${"x".repeat(39)}`,
+      `20261206-061500-${"x".repeat(40)}`,
+      "20261206-061500-a-task-v2",
+      "20261206-061500-a-task-v2"
+    ])
+    assert.strictEqual(ids[4], "20261206-061500-run")
+    for (const id of [...ids, ...ids.map((id) => `${id}-2`), `20261206-061500-${"x".repeat(39)}-`]) assert.isTrue(RunDir.isRunId(id), id)
+  })
+})

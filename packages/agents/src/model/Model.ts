@@ -358,7 +358,7 @@ const ASCII_WEIGHTS = Float64Array.from({ length: 0x80 }, (_, c) =>
  * Chinese, Japanese or Korean character (Han, kana, Hangul, CJK punctuation, fullwidth forms) or one
  * outside the Basic Multilingual Plane (an emoji, a rare ideograph) 1; any other (accented Latin,
  * Cyrillic, Greek, Arabic...) 1/2. Against OpenAI's `o200k_base` and `cl100k_base` (BPE tokenizers
- * like those of Claude and of open models), fixed samples come within 0.75 to 1.7 times the count:
+ * like those of Claude and of open models), fixed samples come within 0.73 to 1.7 times the count:
  * English prose about 1.02 to 1.07, code (TypeScript, Python, Rust, Go, C, JSON, SQL) 0.85 to 1.09,
  * shell, YAML and HTML 0.73 to 0.82, Chinese 0.86 to 1.27, Russian 1.0 to 1.7.
  * @since 0.1.0 @category getters
