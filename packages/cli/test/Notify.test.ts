@@ -72,7 +72,12 @@ const webhook = (answer: (path: string, n: number, body: Notify.Message) => numb
   )
 
 /** The CLI, run without blocking this process (its webhook server answers meanwhile). */
-const trex = (args: ReadonlyArray<string>, env: Record<string, string> = {}, onStdout?: (text: string, child: ReturnType<typeof spawn>) => void) =>
+const trex = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {},
+  onStdout?: (text: string, child: ReturnType<typeof spawn>) => void,
+  onSpawn?: (child: ReturnType<typeof spawn>) => void
+) =>
   Effect.promise(() =>
     new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ["--conditions=@trex/source", bin, ...args], {
@@ -80,6 +85,7 @@ const trex = (args: ReadonlyArray<string>, env: Record<string, string> = {}, onS
         env: { ...process.env, TREX_NOTIFY_URL: "", ...env },
         stdio: ["ignore", "pipe", "pipe"]
       })
+      onSpawn?.(child)
       let stdout = ""
       let stderr = ""
       child.stdout.on("data", (d) => {
@@ -718,6 +724,57 @@ describe("Notify: webhooks told of a run", () => {
       assert.include(refused!.stderr, "run is in use by process ")
       assert.deepStrictEqual(hook.received.slice(posted).map((m) => `${m.path} ${m.body.trex.kind}`), ["/x best"], "the refused resume posted nothing")
       assert.isFalse(fs.existsSync(expired))
+    })), 120_000)
+
+  it.live("two resumes started together: the one the run's lock refuses posts nothing, the other posts each kept message once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { runDir, kept } = yield* keptByRefusingWebhook([])
+      const hook = yield* webhook()
+      // a FIFO among the kept messages, its write end held by the test: a session whose notifier starts
+      // blocks reading it (after its lock, before its journal opens) until the test lets go of that end
+      const fifo = path.join(runDir, "notify", "0-held.json")
+      execFileSync("mkfifo", [fifo])
+      const writeEnd = fs.openSync(fifo, fs.constants.O_RDWR)
+      const reading = (child: ReturnType<typeof spawn> | undefined) => {
+        if (child?.pid === undefined) return false
+        try {
+          return fs.readdirSync(`/proc/${child.pid}/fd`).some((fd) => {
+            try {
+              return fs.readlinkSync(`/proc/${child.pid}/fd/${fd}`) === fifo
+            } catch {
+              return false
+            }
+          })
+        } catch {
+          return false
+        }
+      }
+      const children: Array<ReturnType<typeof spawn> | undefined> = [undefined, undefined]
+      const resume = (i: number) =>
+        Effect.forkChild(trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" }, undefined, (child) => {
+          children[i] = child
+        }))
+      const first = yield* resume(0)
+      const until = Date.now() + 60_000
+      while (!reading(children[0])) {
+        assert.isBelow(Date.now(), until, "the first resume's notifier reads the kept messages")
+        yield* Effect.sleep("20 millis")
+      }
+      // the second starts while the first is between its start and its journal: refused by the lock the
+      // first holds, it exits; without that lock it reaches its notifier too
+      const second = yield* resume(1)
+      while (!(children[1]?.exitCode !== null && children[1]?.exitCode !== undefined) && !reading(children[1])) {
+        assert.isBelow(Date.now(), until, "the second resume is refused or reads the kept messages")
+        yield* Effect.sleep("20 millis")
+      }
+      fs.closeSync(writeEnd)
+      const results = [yield* Fiber.join(first), yield* Fiber.join(second)]
+      fs.rmSync(fifo)
+      assert.deepStrictEqual(results.map((r) => r.status), [0, 2], results.map((r) => r.stderr).join("\n"))
+      assert.include(results[1]!.stderr, "run is in use by process ")
+      // each kept message posted once, by the first: nothing by the refused one (no kept message, no end of its own)
+      assert.deepStrictEqual(hook.received.map((m) => `${m.status} ${m.id}`), kept.map((e) => `200 ${e.id}`))
+      assert.deepStrictEqual(outbox(runDir), [])
     })), 120_000)
 
   it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
