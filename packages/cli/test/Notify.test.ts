@@ -15,6 +15,7 @@ import { Cost, ExperimentNode, ExperimentTree, Journal, JournalEvent } from "@tr
 import { TreeBuilder } from "@trex/core/testing"
 import { Effect, Exit, Fiber, Redacted } from "effect"
 import * as Notify from "../src/Notify.ts"
+import * as RunDir from "../src/RunDir.ts"
 import * as Trex from "../src/Trex.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -776,6 +777,39 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(hook.received.map((m) => `${m.status} ${m.id}`), kept.map((e) => `200 ${e.id}`))
       assert.deepStrictEqual(outbox(runDir), [])
     })), 120_000)
+
+  it.live("the temporary files a kill mid-write left in notify/ are removed when a notifier starts on a run nobody else holds, and only then", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+      const file = RunDir.journalFile(runDir)
+      fs.writeFileSync(file, "")
+      const notify = path.join(runDir, "notify")
+      const stale = [path.join(notify, "best-n1.json.4000001.tmp"), path.join(notify, "delivered", "0123456789abcdef.json.4000002.tmp"), path.join(notify, "expired", "end-7.json.4000003.tmp")]
+      // not of its kind (a file of someone else's), or this process's own (being written now): left
+      const others = [path.join(notify, "notes.tmp"), path.join(notify, "delivered", "x.json.tmp"), path.join(notify, `best-n2.json.${process.pid}.tmp`)]
+      for (const f of [...stale, ...others]) {
+        fs.mkdirSync(path.dirname(f), { recursive: true })
+        fs.writeFileSync(f, "{\"id\":")
+      }
+      const start = Effect.scoped(Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir }))
+      // another process holds the run (a controller, which may be writing them): left
+      const script = `const { DatabaseSync } = require("node:sqlite"); const db = new DatabaseSync(${JSON.stringify(`${file}.lock`)}); ` +
+        `db.exec("BEGIN EXCLUSIVE"); console.log("ready"); setInterval(() => {}, 1000)`
+      const holder = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] })
+      const exited = new Promise<void>((r) => holder.once("exit", () => r()))
+      yield* Effect.addFinalizer(() => Effect.sync(() => holder.kill("SIGKILL")))
+      yield* Effect.promise(() => new Promise<void>((resolve) => holder.stdout.on("data", (d) => String(d).includes("ready") && resolve())))
+      yield* start
+      assert.deepStrictEqual([...stale, ...others].filter((f) => !fs.existsSync(f)), [], "nothing removed while another process holds the run")
+      holder.kill("SIGKILL")
+      yield* Effect.promise(() => exited)
+      // nobody holds it: its kind, of other processes, removed
+      yield* start
+      assert.deepStrictEqual(stale.filter((f) => fs.existsSync(f)), [])
+      assert.deepStrictEqual(others.filter((f) => !fs.existsSync(f)), [])
+      assert.deepStrictEqual(hook.received, [])
+    })), 60_000)
 
   it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
     Effect.scoped(Effect.gen(function*() {
