@@ -117,10 +117,10 @@ const allText = (dir: string): string =>
 const runDirOf = (stdout: string) => /run directory: (\S+)/.exec(stdout)![1]!
 
 /** The messages a run keeps undelivered (`notify/` in its directory), in the order they were due. */
-const outbox = (runDir: string): ReadonlyArray<{ readonly id: string; readonly message: Notify.Message }> => {
+const outbox = (runDir: string): ReadonlyArray<{ readonly id: string; readonly message: Notify.Message; readonly delivered: ReadonlyArray<string> }> => {
   const dir = path.join(runDir, "notify")
   if (!fs.existsSync(dir)) return []
-  return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { id: string; at: number; message: Notify.Message })
+  return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { id: string; at: number; message: Notify.Message; delivered: Array<string> })
     .sort((a, b) => a.at - b.at)
 }
 
@@ -675,6 +675,50 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(hook.received[1]!.body, end.body)
       assert.deepStrictEqual(outbox(runDir), [])
       assert.deepStrictEqual(JSON.parse(fs.readFileSync(path.join(runDir, "notify", "delivered", `${key}.json`), "utf8")), { ends: [end.id] })
+    })), 120_000)
+
+  it.live("kill -9 between a new best's 2xx and its file's update: the resume posts it once more, under its id, and then never again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // one trial: its best is the run's only one (a later best, kept meanwhile, would replace it)
+      const { out, task } = toyTask(1)
+      // /b never answers, so after /a's 200 the best is kept again (delivered to /a), to <name>.json.<pid>.tmp
+      // then renamed: a FIFO in its place, made when /a gets the best (its first keeping done), holds the
+      // controller there, the 200 in hand, until the test kills it: the state a kill between a best's 2xx
+      // and its file's removal leaves (the file as it was before the post)
+      let stdout = ""
+      let controller: ReturnType<typeof spawn> | undefined
+      let name: string | undefined
+      const held = killedAt((runDir, pid) => path.join(runDir, "notify", `${name}.${pid}.tmp`))
+      const hook = yield* webhook((p, _n, body) => {
+        if (p === "/a" && body.trex.kind === "best" && name === undefined) {
+          name = `${body.trex.id.slice(body.trex.id.lastIndexOf("/") + 1)}.json`
+          held.onStdout(stdout, controller!)
+        }
+        return p === "/b" ? "hang" : 200
+      })
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/a`, "--notify", `${hook.url}/b`, "--notify-best"], { TREX_TOY_MS: "30" }, (text, child) => {
+        stdout = text
+        controller = child
+      })
+      assert.isTrue(held.finish(), first.stdout + first.stderr)
+      assert.strictEqual(first.status, null, "killed")
+      const runDir = runDirOf(first.stdout)
+      const best = hook.received.filter((m) => m.path === "/a")
+      assert.deepStrictEqual(best.map((m) => `${m.status} ${m.body.trex.kind}`), ["200 best"])
+      // kept still, as before its post (with what the run kept meanwhile, posted after it)
+      const kept = outbox(runDir)
+      assert.strictEqual(kept[0]!.id, best[0]!.id)
+      assert.deepStrictEqual(kept[0]!.delivered, [])
+
+      // at least once: the resume posts it to /a again, as it was, under the same id, then never again
+      for (let i = 0; i < 2; i++) {
+        const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/a`, "--notify-best"], { TREX_TOY_MS: "30" })
+        assert.strictEqual(resumed.status, 0, resumed.stderr)
+      }
+      const again = hook.received.filter((m) => m.path === "/a" && m.id === best[0]!.id)
+      assert.deepStrictEqual(again.map((m) => m.status), [200, 200], "posted exactly once more")
+      assert.deepStrictEqual(again[1]!.body, best[0]!.body)
+      assert.deepStrictEqual(outbox(runDir), [])
     })), 120_000)
 
   it.live("trex notify is refused while a controller runs the run, and holds the run's lock while it posts: a resume meanwhile is refused before it posts anything", () =>
