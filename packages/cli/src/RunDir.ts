@@ -658,5 +658,10 @@ const inUse = (runDir: string, holder: { readonly pid?: number } | undefined) =>
  */
 export const holdRun = (runDir: string): Effect.Effect<void, Errors.JournalError, Scope.Scope> =>
   Journal.lockWriter(journalFile(runDir)).pipe(
-    Effect.catch((e) => e.reason === "Locked" ? Effect.flatMap(Journal.writer(journalFile(runDir)), (holder) => Effect.fail(inUse(runDir, holder))) : Effect.fail(e))
+    // refused by another process: named as notInUse names it (by this one: the lock's own message says so)
+    Effect.catch((e) =>
+      e.reason === "Locked"
+        ? Effect.flatMap(Journal.writer(journalFile(runDir)), (holder) => Effect.fail(holder?.pid === process.pid ? e : inUse(runDir, holder)))
+        : Effect.fail(e)
+    )
   )
