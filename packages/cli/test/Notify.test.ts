@@ -103,7 +103,7 @@ const trex = (
 
 /**
  * The CLI in this process, for `trex status` and `trex notify` where a separate process is not the subject
- * (they read and change the run's folder): its stdout, and its exit status and stderr as the CLI's would be
+ * (they read and change the run's folder), and for bad input refused before anything runs: its stdout, and its exit status and stderr as the CLI's would be
  * (`trex: <message>`, 2 for bad input or a run in use, else 1; `process.exitCode` as the command set it).
  */
 const inProcess = (args: ReadonlyArray<string>, env: { readonly TREX_NOTIFY_URL?: string } = {}) =>
@@ -479,7 +479,7 @@ describe("Notify: webhooks told of a run", () => {
       assert.include(status.stdout, `\nWebhooks: a message of an earlier session (new best (${best})) was never posted: found 100 hours after it was due, too old to post; kept in ${path.join(runDir, "notify", "expired")}`)
       assert.notInclude(status.stdout, "not delivered")
       // a bad age is refused, naming the flag
-      const bad = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`, "--notify-max-age", "0"])
+      const bad = yield* inProcess(["resume", runDir, "--notify", `${hook.url}/h`, "--notify-max-age", "0"])
       assert.strictEqual(bad.status, 2)
       assert.include(bad.stderr, "--notify-max-age is in hours and must be more than 0, got 0")
     })), 120_000)
@@ -1024,13 +1024,13 @@ describe("Notify: webhooks told of a run", () => {
   it.live("bad addresses are refused before anything runs, naming where they were given and never showing them", () =>
     Effect.gen(function*() {
       const { out, task } = toyTask(2)
-      const ftp = yield* trex(["run", task, "--out", out, "--notify", "ftp://hooks.example/s3cr3t"])
+      const ftp = yield* inProcess(["run", task, "--out", out, "--notify", "ftp://hooks.example/s3cr3t"])
       assert.strictEqual(ftp.status, 2)
       assert.include(ftp.stderr, "--notify is a ftp: address: a webhook takes http: or https:")
-      const env = yield* trex(["run", task, "--out", out], { TREX_NOTIFY_URL: "https://ok.example/x hooks.example/s3cr3t" })
+      const env = yield* inProcess(["run", task, "--out", out], { TREX_NOTIFY_URL: "https://ok.example/x hooks.example/s3cr3t" })
       assert.strictEqual(env.status, 2)
       assert.include(env.stderr, "TREX_NOTIFY_URL (its address 2) is not a URL (20 characters): give the webhook's full address")
-      const best = yield* trex(["run", task, "--out", out, "--notify-best"])
+      const best = yield* inProcess(["run", task, "--out", out, "--notify-best"])
       assert.strictEqual(best.status, 2)
       assert.include(best.stderr, "--notify-best posts to the webhooks of --notify or TREX_NOTIFY_URL, and none is given")
       for (const r of [ftp, env, best]) assert.notInclude(r.stdout + r.stderr, "s3cr3t")
