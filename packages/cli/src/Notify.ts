@@ -435,6 +435,12 @@ export const make = (
       queued.add(held.id)
       return Queue.offerUnsafe(queue, { held, ...(done !== undefined ? { done } : {}) })
     }
+    // what a kill mid-write left (temporary files, never read): removed when this process holds the run or
+    // nobody does (a controller beside it could be writing them)
+    const holder = yield* Journal.writer(RunDir.journalFile(runDir))
+    if (holder === undefined || (holder.pid === process.pid && (holder.host === undefined || holder.host === os.hostname()))) {
+      for (const failed of Outbox.removeStale(runDir)) kept(failed)
+    }
     // an earlier session's: due before anything this one finds, unless too old to post
     const earlier = keptMessages(runDir, journaled, true)
     for (const file of earlier.unreadable) yield* Effect.logWarning(`notify: ${file}: not a message this trex kept; left as it is`)

@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Errors, ExperimentTree, Journal, type JournalEvent } from "@trex/core"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, type Scope } from "effect"
 
 /** @since 0.1.0 @category paths */
 export const journalFile = (runDir: string): string => path.join(runDir, "journal.sqlite")
@@ -644,11 +644,26 @@ export const stopController = (
  */
 export const notInUse = (runDir: string): Effect.Effect<void, Errors.JournalError> =>
   Effect.flatMap(Journal.writer(journalFile(runDir)), (holder) =>
-    holder === undefined || holder.pid === process.pid
-      ? Effect.void
-      : Effect.fail(
-        new Errors.JournalError({
-          reason: "Locked",
-          message: `run is in use by ${holder.pid !== undefined ? `process ${holder.pid}` : "another process"} (lock ${journalFile(runDir)}.lock); stop that controller first (trex stop ${runDir} --wait), or wait for it to end`
-        })
-      ))
+    holder === undefined || holder.pid === process.pid ? Effect.void : Effect.fail(inUse(runDir, holder)))
+
+const inUse = (runDir: string, holder: { readonly pid?: number } | undefined) =>
+  new Errors.JournalError({
+    reason: "Locked",
+    message: `run is in use by ${holder?.pid !== undefined ? `process ${holder.pid}` : "another process"} (lock ${journalFile(runDir)}.lock); stop that controller first (trex stop ${runDir} --wait), or wait for it to end`
+  })
+
+/**
+ * Take the run's writer lock for the scope (the journal this session opens later uses it): a session
+ * with webhooks takes it before its notifier starts, so that two sessions started at once never both
+ * post the run's kept messages; refused as {@link notInUse} refuses, naming the holder.
+ * @since 0.1.0 @category commands
+ */
+export const holdRun = (runDir: string): Effect.Effect<void, Errors.JournalError, Scope.Scope> =>
+  Journal.lockWriter(journalFile(runDir)).pipe(
+    // refused by another process: named as notInUse names it (by this one: the lock's own message says so)
+    Effect.catch((e) =>
+      e.reason === "Locked"
+        ? Effect.flatMap(Journal.writer(journalFile(runDir)), (holder) => Effect.fail(holder?.pid === process.pid ? e : inUse(runDir, holder)))
+        : Effect.fail(e)
+    )
+  )

@@ -491,7 +491,9 @@ export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effec
   }
   // the run's end is posted after its report is written, from the journal the report was written from
   return Effect.scoped(Effect.gen(function*() {
-    yield* RunDir.notInUse(run.runDir)
+    // the run's lock, held before the notifier starts (the journal opened later uses it): a session
+    // started beside another is refused here, before it posts anything
+    yield* RunDir.holdRun(run.runDir)
     const notifier = yield* Effect.suspend(() => Notify.make(notify, { ...run, journaled: given.peek() }))
     let ended: RunDir.RunInfo | undefined
     return yield* runHooked(run, given, {

@@ -13,8 +13,12 @@ import * as vm from "node:vm"
 import { assert, describe, it } from "@effect/vitest"
 import { Cost, ExperimentNode, ExperimentTree, Journal, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
-import { Effect, Exit, Fiber, Redacted } from "effect"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Cause, Effect, Exit, Fiber, Redacted } from "effect"
+import { Command } from "effect/cli"
+import * as Cli from "../src/Cli.ts"
 import * as Notify from "../src/Notify.ts"
+import * as RunDir from "../src/RunDir.ts"
 import * as Trex from "../src/Trex.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -72,7 +76,12 @@ const webhook = (answer: (path: string, n: number, body: Notify.Message) => numb
   )
 
 /** The CLI, run without blocking this process (its webhook server answers meanwhile). */
-const trex = (args: ReadonlyArray<string>, env: Record<string, string> = {}, onStdout?: (text: string, child: ReturnType<typeof spawn>) => void) =>
+const trex = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {},
+  onStdout?: (text: string, child: ReturnType<typeof spawn>) => void,
+  onSpawn?: (child: ReturnType<typeof spawn>) => void
+) =>
   Effect.promise(() =>
     new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ["--conditions=@trex/source", bin, ...args], {
@@ -80,6 +89,7 @@ const trex = (args: ReadonlyArray<string>, env: Record<string, string> = {}, onS
         env: { ...process.env, TREX_NOTIFY_URL: "", ...env },
         stdio: ["ignore", "pipe", "pipe"]
       })
+      onSpawn?.(child)
       let stdout = ""
       let stderr = ""
       child.stdout.on("data", (d) => {
@@ -90,6 +100,38 @@ const trex = (args: ReadonlyArray<string>, env: Record<string, string> = {}, onS
       child.on("exit", (status) => resolve({ status, stdout, stderr }))
     })
   )
+
+/**
+ * The CLI in this process, for `trex status` and `trex notify` where a separate process is not the subject
+ * (they read and change the run's folder), and for bad input refused before anything runs: its stdout, and its exit status and stderr as the CLI's would be
+ * (`trex: <message>`, 2 for bad input or a run in use, else 1; `process.exitCode` as the command set it).
+ */
+const inProcess = (args: ReadonlyArray<string>, env: { readonly TREX_NOTIFY_URL?: string } = {}) =>
+  Effect.gen(function*() {
+    let stdout = ""
+    const write = process.stdout.write
+    const [code, saved] = [process.exitCode, process.env.TREX_NOTIFY_URL]
+    process.exitCode = undefined
+    process.env.TREX_NOTIFY_URL = env.TREX_NOTIFY_URL ?? ""
+    process.stdout.write = ((chunk: string | Uint8Array) => {
+      stdout += String(chunk)
+      return true
+    }) as typeof process.stdout.write
+    let set: string | number | null | undefined
+    const exit = yield* Effect.exit(Command.runWith(Cli.command, { version: "0.1.0" })(args).pipe(Effect.provide(NodeServices.layer))).pipe(
+      Effect.ensuring(Effect.sync(() => {
+        process.stdout.write = write
+        set = process.exitCode
+        process.exitCode = code
+        if (saved === undefined) delete process.env.TREX_NOTIFY_URL
+        else process.env.TREX_NOTIFY_URL = saved
+      }))
+    )
+    const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) as { readonly _tag?: string; readonly reason?: string; readonly message?: string } : undefined
+    if (error === undefined) return { status: Number(set ?? 0), stdout, stderr: "" }
+    return { status: error._tag === "InvalidInput" || error.reason === "Locked" ? 2 : 1, stdout, stderr: `trex: ${error.message}\n` }
+  })
+const trexStatus = (args: ReadonlyArray<string>) => inProcess(["status", ...args])
 
 /** The toy task in a folder of its own, with `maxTrials` trials. */
 const toyTask = (maxTrials: number) => {
@@ -110,10 +152,10 @@ const allText = (dir: string): string =>
 const runDirOf = (stdout: string) => /run directory: (\S+)/.exec(stdout)![1]!
 
 /** The messages a run keeps undelivered (`notify/` in its directory), in the order they were due. */
-const outbox = (runDir: string): ReadonlyArray<{ readonly id: string; readonly message: Notify.Message }> => {
+const outbox = (runDir: string): ReadonlyArray<{ readonly id: string; readonly message: Notify.Message; readonly delivered: ReadonlyArray<string> }> => {
   const dir = path.join(runDir, "notify")
   if (!fs.existsSync(dir)) return []
-  return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { id: string; at: number; message: Notify.Message })
+  return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { id: string; at: number; message: Notify.Message; delivered: Array<string> })
     .sort((a, b) => a.at - b.at)
 }
 
@@ -201,6 +243,13 @@ const recordFsyncs = Effect.gen(function*() {
 const keptByRefusingWebhook = (args: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const refusing = yield* webhook(() => 404)
+    // the run without `args` is made once and copied for each test (which changes its copy): the same folder, read alike
+    const copied = (once: NonNullable<typeof keptOnce>) => {
+      const runDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-")), "runs", path.basename(once.runDir))
+      fs.cpSync(once.runDir, runDir, { recursive: true })
+      return { refusing, runDir, kept: once.kept, best: once.best, file: path.join(runDir, "notify", `best-${once.best}.json`) }
+    }
+    if (args.length === 0 && keptOnce !== undefined) return copied(keptOnce)
     const { out, task } = toyTask(2)
     const first = yield* trex(["run", task, "--out", out, "--notify", `${refusing.url}/gone`, "--notify-best", ...args], { TREX_TOY_MS: "30" })
     assert.strictEqual(first.status, 0, first.stderr)
@@ -208,8 +257,12 @@ const keptByRefusingWebhook = (args: ReadonlyArray<string>) =>
     const kept = outbox(runDir)
     assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
     const best = (kept[0]!.message.trex as { best: { id: string } }).best.id
-    return { refusing, runDir, kept, best, file: path.join(runDir, "notify", `best-${best}.json`) }
+    if (args.length > 0) return { refusing, runDir, kept, best, file: path.join(runDir, "notify", `best-${best}.json`) }
+    // kept aside, untouched, for the next test; this one gets a copy
+    keptOnce = { runDir, kept, best }
+    return copied(keptOnce)
   })
+let keptOnce: { readonly runDir: string; readonly kept: ReturnType<typeof outbox>; readonly best: string } | undefined
 
 describe("Notify: webhooks told of a run", () => {
   it.live("the real CLI posts each new best (better each time) and, before it exits, the run's end; the address's secret path is written nowhere", () =>
@@ -237,7 +290,7 @@ describe("Notify: webhooks told of a run", () => {
       const runDir = runDirOf(r.stdout)
       assert.strictEqual(end.trex.runDir, runDir)
       // the end's best is the run's, as trex status tells it, and the last best posted
-      const status = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      const status = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout)
       assert.deepStrictEqual(end.trex.status?.best, status.best)
       assert.deepStrictEqual(end.trex.status?.counts, status.counts)
       assert.strictEqual(status.counts.Succeeded + status.counts.Failed, 6)
@@ -362,7 +415,7 @@ describe("Notify: webhooks told of a run", () => {
       const end = kept[0]!.message.trex
       assert.strictEqual(end.kind === "end" && `${end.outcome}: ${end.reason}`, "finished: budget: maxTrials")
       assert.match(end.id, /\/end-\d+$/)
-      const status = yield* trex(["status", runDir])
+      const status = yield* trexStatus([runDir])
       assert.include(status.stdout, "finished")
       assert.include(status.stdout, "\nWebhooks: a webhook message of an earlier session (end) was not delivered")
 
@@ -385,7 +438,7 @@ describe("Notify: webhooks told of a run", () => {
       const lost = Notify.endMessage({ runId, runDir, task: "toy" }, Exit.succeed({ reason: "budget: maxTrials" }), undefined, `${runId}/end-999`)
       fs.mkdirSync(path.join(runDir, "notify"))
       fs.writeFileSync(path.join(runDir, "notify", "end-999.json"), JSON.stringify({ id: lost.trex.id, at: Date.now(), message: lost, delivered: [], end: { seq: 999, at: Date.now() } }))
-      assert.notInclude((yield* trex(["status", runDir])).stdout, "Webhooks:")
+      assert.notInclude((yield* trexStatus([runDir])).stdout, "Webhooks:")
       const hook = yield* webhook()
       yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
       // only the resume's end (the run's, which its first session had no webhook to post)
@@ -396,15 +449,9 @@ describe("Notify: webhooks told of a run", () => {
 
   it.live("a kept message due longer ago than --notify-max-age is not posted: said, moved to notify/expired, and shown by trex status", () =>
     Effect.scoped(Effect.gen(function*() {
-      // an address nothing listens on: the new best and the end are kept
-      const down = yield* webhook()
-      yield* Effect.promise(() => new Promise<void>((r) => down.server.close(() => r())))
-      const { out, task } = toyTask(2)
-      const first = yield* trex(["run", task, "--out", out, "--notify", `${down.url}/down`, "--notify-best"], { TREX_TOY_MS: "30" })
-      assert.strictEqual(first.status, 0, first.stderr)
-      const runDir = runDirOf(first.stdout)
-      const kept = outbox(runDir)
-      assert.deepStrictEqual(kept.map((e) => e.message.trex.kind), ["best", "end"])
+      // a run whose webhook refused its new best and its end: both kept
+      const { runDir, kept } = yield* keptByRefusingWebhook([])
+      assert.deepStrictEqual(outbox(runDir).map((e) => e.message.trex.kind), ["best", "end"])
       // as if the best had waited 100 hours, the end 10
       const hours = (h: number) => Date.now() - h * 3_600_000
       for (const [e, h] of [[kept[0]!, 100], [kept[1]!, 10]] as const) {
@@ -422,11 +469,11 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(outbox(runDir), [], "nothing waits")
       const expired = fs.readdirSync(path.join(runDir, "notify", "expired"))
       assert.deepStrictEqual(expired, [`best-${best}.json`])
-      const status = yield* trex(["status", runDir])
+      const status = yield* trexStatus([runDir])
       assert.include(status.stdout, `\nWebhooks: a message of an earlier session (new best (${best})) was never posted: found 100 hours after it was due, too old to post; kept in ${path.join(runDir, "notify", "expired")}`)
       assert.notInclude(status.stdout, "not delivered")
       // a bad age is refused, naming the flag
-      const bad = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`, "--notify-max-age", "0"])
+      const bad = yield* inProcess(["resume", runDir, "--notify", `${hook.url}/h`, "--notify-max-age", "0"])
       assert.strictEqual(bad.status, 2)
       assert.include(bad.stderr, "--notify-max-age is in hours and must be more than 0, got 0")
     })), 120_000)
@@ -440,10 +487,10 @@ describe("Notify: webhooks told of a run", () => {
       const endAt = (JSON.parse(fs.readFileSync(path.join(runDir, "notify", `${kept[1]!.id.slice(kept[1]!.id.lastIndexOf("/") + 1)}.json`), "utf8")) as { at: number }).at
 
       // a session without webhooks expires nothing: status says which one the next session with them will
-      const text = (yield* trex(["status", runDir])).stdout
+      const text = (yield* trexStatus([runDir])).stdout
       assert.include(text, `\nWebhooks: 2 webhook messages of an earlier session (new best (${best}), end) were not delivered`)
       assert.include(text, `; 1 of them (new best (${best})) was due more than 72 hours ago (the --notify-max-age of the session that kept it): a session with webhooks and that age will not post it, but move it to ${path.join(runDir, "notify", "expired")}; give it a longer --notify-max-age to post it`)
-      const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      const json = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout)
       assert.deepStrictEqual(json.webhooks, {
         waiting: [
           { id: kept[0]!.id, kind: "best", due: new Date(aged).toISOString(), maxAgeHours: 72, pastMaxAge: true },
@@ -457,7 +504,7 @@ describe("Notify: webhooks told of a run", () => {
       const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
       assert.strictEqual(resumed.status, 0, resumed.stderr)
       assert.deepStrictEqual(hook.received.map((m) => m.id), [kept[1]!.id])
-      const after = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      const after = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout)
       assert.deepStrictEqual(after.webhooks.waiting, [])
       assert.deepStrictEqual(after.webhooks.expired.map((e: { id: string; kind: string; due: string }) => [e.id, e.kind, e.due]), [[kept[0]!.id, "best", new Date(aged).toISOString()]])
       assert.isAtLeast(Date.parse(after.webhooks.expired[0].expired), Date.parse(json.webhooks.waiting[1].due))
@@ -469,18 +516,18 @@ describe("Notify: webhooks told of a run", () => {
       const age = (h: number) => fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), at: Date.now() - h * 3_600_000 }))
       // 100 hours: past the default, not past the 168 the run was started with
       age(100)
-      const text = (yield* trex(["status", runDir])).stdout
+      const text = (yield* trexStatus([runDir])).stdout
       assert.include(text, "to post them (within 168 hours of when they were due, or --notify-max-age)")
       assert.notInclude(text, "due more than")
-      const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      const json = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout)
       assert.deepStrictEqual(json.webhooks.waiting.map((w: { maxAgeHours: number; pastMaxAge: boolean }) => [w.maxAgeHours, w.pastMaxAge]), [[168, false], [168, false]])
       // 200 hours: past it, and the line says which age
       age(200)
-      assert.include((yield* trex(["status", runDir])).stdout, `; 1 of them (new best (${best})) was due more than 168 hours ago (the --notify-max-age of the session that kept it)`)
+      assert.include((yield* trexStatus([runDir])).stdout, `; 1 of them (new best (${best})) was due more than 168 hours ago (the --notify-max-age of the session that kept it)`)
       // a resume with another age (still refused) keeps what waits with its own: the best (200 hours) is expired, the end kept with 24
       const resumed = yield* trex(["resume", runDir, "--notify", `${refusing.url}/gone`, "--notify-max-age", "24"], { TREX_TOY_MS: "30" })
       assert.strictEqual(resumed.status, 0, resumed.stderr)
-      const after = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      const after = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout)
       assert.deepStrictEqual(after.webhooks.waiting.map((w: { id: string; maxAgeHours: number }) => [w.id, w.maxAgeHours]), [[kept[1]!.id, 24]])
       assert.deepStrictEqual(after.webhooks.expired.map((w: { id: string }) => w.id), [kept[0]!.id])
     })), 120_000)
@@ -506,26 +553,26 @@ describe("Notify: webhooks told of a run", () => {
       assert.strictEqual(resumed.status, 0, resumed.stderr)
       const expiredDir = path.join(runDir, "notify", "expired")
       assert.deepStrictEqual(fs.readdirSync(expiredDir).length, 2)
-      assert.include((yield* trex(["status", runDir])).stdout, `kept in ${expiredDir}: trex notify ${runDir} --retry-expired --notify <url> posts them now, --drop-expired removes them`)
+      assert.include((yield* trexStatus([runDir])).stdout, `kept in ${expiredDir}: trex notify ${runDir} --retry-expired --notify <url> posts them now, --drop-expired removes them`)
       const posts = () => hook.received.filter((m) => m.path !== "/gone").map((m) => `${m.path} ${m.id} ${m.status}`)
       assert.deepStrictEqual(posts(), [`/h ${end} 200`])
 
       // bad input: no webhook, neither or both ways, not a run directory
-      const none = yield* trex(["notify", runDir, "--retry-expired"])
+      const none = yield* inProcess(["notify", runDir, "--retry-expired"])
       assert.strictEqual(none.status, 2)
       assert.include(none.stderr, "--retry-expired posts to the webhooks of --notify or TREX_NOTIFY_URL, and none is given")
-      const neither = yield* trex(["notify", runDir, "--notify", `${hook.url}/h`])
+      const neither = yield* inProcess(["notify", runDir, "--notify", `${hook.url}/h`])
       assert.strictEqual(neither.status, 2)
       assert.include(neither.stderr, "give --retry-expired (post them now) or --drop-expired (remove them)")
-      const both = yield* trex(["notify", runDir, "--retry-expired", "--drop-expired"])
+      const both = yield* inProcess(["notify", runDir, "--retry-expired", "--drop-expired"])
       assert.strictEqual(both.status, 2)
       assert.include(both.stderr, "--retry-expired and --drop-expired are two ways to deal with the same messages: give one")
-      const notRun = yield* trex(["notify", out, "--drop-expired"])
+      const notRun = yield* inProcess(["notify", out, "--drop-expired"])
       assert.strictEqual(notRun.status, 2)
       assert.include(notRun.stderr, `${out} is not a run directory`)
 
       // /b refuses: the best reaches /h only, the end (which /h has) nothing; both are kept, exit 1
-      const refused = yield* trex(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/h`, "--notify", `${hook.url}/b`])
+      const refused = yield* inProcess(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/h`, "--notify", `${hook.url}/b`])
       assert.strictEqual(refused.status, 1, refused.stderr)
       assert.deepStrictEqual(posts(), [`/h ${end} 200`, `/h ${best} 200`, `/b ${best} 404`, `/b ${end} 404`])
       assert.include(refused.stdout, `kept ${best} in ${expiredDir}: ${hook.url}/…: HTTP 404`)
@@ -534,17 +581,17 @@ describe("Notify: webhooks told of a run", () => {
 
       // /b is up: each goes to /b only, and is removed
       up = true
-      const retried = yield* trex(["notify", runDir, "--retry-expired", "--json", "--notify", `${hook.url}/h`], { TREX_NOTIFY_URL: `${hook.url}/b` })
+      const retried = yield* inProcess(["notify", runDir, "--retry-expired", "--json", "--notify", `${hook.url}/h`], { TREX_NOTIFY_URL: `${hook.url}/b` })
       assert.strictEqual(retried.status, 0, retried.stderr)
       assert.deepStrictEqual(JSON.parse(retried.stdout), { posted: [best, end], kept: [], dropped: [], unreadable: [] })
       assert.deepStrictEqual(posts().slice(4), [`/b ${best} 200`, `/b ${end} 200`])
       assert.isFalse(fs.existsSync(expiredDir))
-      const json = JSON.parse((yield* trex(["status", runDir, "--json"])).stdout)
+      const json = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout)
       assert.deepStrictEqual(json.webhooks, { waiting: [], expired: [] })
       // the end /b got is recorded: a resume that tells it again posts it to neither
       yield* trex(["resume", runDir, "--notify", `${hook.url}/h`, "--notify", `${hook.url}/b`], { TREX_TOY_MS: "30" })
       assert.strictEqual(posts().length, 6)
-      const nothing = yield* trex(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/h`])
+      const nothing = yield* inProcess(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/h`])
       assert.strictEqual(nothing.status, 0)
       assert.include(nothing.stdout, `no message of ${runDir} was found too old to post`)
 
@@ -556,13 +603,13 @@ describe("Notify: webhooks told of a run", () => {
       const file2 = path.join(runDir2, "notify", `${best2.id.slice(best2.id.lastIndexOf("/") + 1)}.json`)
       fs.writeFileSync(file2, JSON.stringify({ ...JSON.parse(fs.readFileSync(file2, "utf8")), at: Date.now() - 100 * 3_600_000 }))
       yield* trex(["resume", runDir2, "--notify", `${hook.url}/gone`], { TREX_TOY_MS: "30" })
-      const withHook = yield* trex(["notify", runDir2, "--drop-expired", "--notify", `${hook.url}/h`])
+      const withHook = yield* inProcess(["notify", runDir2, "--drop-expired", "--notify", `${hook.url}/h`])
       assert.strictEqual(withHook.status, 2)
       assert.include(withHook.stderr, "--drop-expired posts nothing, and a webhook is given")
-      const dropped = yield* trex(["notify", runDir2, "--drop-expired", "--json"])
+      const dropped = yield* inProcess(["notify", runDir2, "--drop-expired", "--json"])
       assert.strictEqual(dropped.status, 0, dropped.stderr)
       assert.deepStrictEqual(JSON.parse(dropped.stdout), { posted: [], kept: [], dropped: [best2.id], unreadable: [] })
-      const after = JSON.parse((yield* trex(["status", runDir2, "--json"])).stdout)
+      const after = JSON.parse((yield* trexStatus([runDir2, "--json"])).stdout)
       assert.deepStrictEqual(after.webhooks.expired, [])
       // the end /gone refused still waits for a session with webhooks
       assert.deepStrictEqual(after.webhooks.waiting.map((w: { kind: string }) => w.kind), ["end"])
@@ -656,7 +703,7 @@ describe("Notify: webhooks told of a run", () => {
       const end = hook.received[0]!
       assert.match(end.id!, /\/end-\d+$/)
       assert.deepStrictEqual(outbox(runDir).map((e) => e.id), [end.id])
-      assert.include((yield* trex(["status", runDir])).stdout, "\nWebhooks: a webhook message of an earlier session (end) was not delivered")
+      assert.include((yield* trexStatus([runDir])).stdout, "\nWebhooks: a webhook message of an earlier session (end) was not delivered")
 
       // at least once: the resume (which runs nothing) posts it again, as it was, under the same id (by
       // which a receiver drops it), and records it; a later resume posts nothing
@@ -668,6 +715,50 @@ describe("Notify: webhooks told of a run", () => {
       assert.deepStrictEqual(hook.received[1]!.body, end.body)
       assert.deepStrictEqual(outbox(runDir), [])
       assert.deepStrictEqual(JSON.parse(fs.readFileSync(path.join(runDir, "notify", "delivered", `${key}.json`), "utf8")), { ends: [end.id] })
+    })), 120_000)
+
+  it.live("kill -9 between a new best's 2xx and its file's update: the resume posts it once more, under its id, and then never again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // one trial: its best is the run's only one (a later best, kept meanwhile, would replace it)
+      const { out, task } = toyTask(1)
+      // /b never answers, so after /a's 200 the best is kept again (delivered to /a), to <name>.json.<pid>.tmp
+      // then renamed: a FIFO in its place, made when /a gets the best (its first keeping done), holds the
+      // controller there, the 200 in hand, until the test kills it: the state a kill between a best's 2xx
+      // and its file's removal leaves (the file as it was before the post)
+      let stdout = ""
+      let controller: ReturnType<typeof spawn> | undefined
+      let name: string | undefined
+      const held = killedAt((runDir, pid) => path.join(runDir, "notify", `${name}.${pid}.tmp`))
+      const hook = yield* webhook((p, _n, body) => {
+        if (p === "/a" && body.trex.kind === "best" && name === undefined) {
+          name = `${body.trex.id.slice(body.trex.id.lastIndexOf("/") + 1)}.json`
+          held.onStdout(stdout, controller!)
+        }
+        return p === "/b" ? "hang" : 200
+      })
+      const first = yield* trex(["run", task, "--out", out, "--notify", `${hook.url}/a`, "--notify", `${hook.url}/b`, "--notify-best"], { TREX_TOY_MS: "30" }, (text, child) => {
+        stdout = text
+        controller = child
+      })
+      assert.isTrue(held.finish(), first.stdout + first.stderr)
+      assert.strictEqual(first.status, null, "killed")
+      const runDir = runDirOf(first.stdout)
+      const best = hook.received.filter((m) => m.path === "/a")
+      assert.deepStrictEqual(best.map((m) => `${m.status} ${m.body.trex.kind}`), ["200 best"])
+      // kept still, as before its post (with what the run kept meanwhile, posted after it)
+      const kept = outbox(runDir)
+      assert.strictEqual(kept[0]!.id, best[0]!.id)
+      assert.deepStrictEqual(kept[0]!.delivered, [])
+
+      // at least once: the resume posts it to /a again, as it was, under the same id, then never again
+      for (let i = 0; i < 2; i++) {
+        const resumed = yield* trex(["resume", runDir, "--notify", `${hook.url}/a`, "--notify-best"], { TREX_TOY_MS: "30" })
+        assert.strictEqual(resumed.status, 0, resumed.stderr)
+      }
+      const again = hook.received.filter((m) => m.path === "/a" && m.id === best[0]!.id)
+      assert.deepStrictEqual(again.map((m) => m.status), [200, 200], "posted exactly once more")
+      assert.deepStrictEqual(again[1]!.body, best[0]!.body)
+      assert.deepStrictEqual(outbox(runDir), [])
     })), 120_000)
 
   it.live("trex notify is refused while a controller runs the run, and holds the run's lock while it posts: a resume meanwhile is refused before it posts anything", () =>
@@ -720,6 +811,90 @@ describe("Notify: webhooks told of a run", () => {
       assert.isFalse(fs.existsSync(expired))
     })), 120_000)
 
+  it.live("two resumes started together: the one the run's lock refuses posts nothing, the other posts each kept message once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { runDir, kept } = yield* keptByRefusingWebhook([])
+      const hook = yield* webhook()
+      // a FIFO among the kept messages, its write end held by the test: a session whose notifier starts
+      // blocks reading it (after its lock, before its journal opens) until the test lets go of that end
+      const fifo = path.join(runDir, "notify", "0-held.json")
+      execFileSync("mkfifo", [fifo])
+      const writeEnd = fs.openSync(fifo, fs.constants.O_RDWR)
+      const reading = (child: ReturnType<typeof spawn> | undefined) => {
+        if (child?.pid === undefined) return false
+        try {
+          return fs.readdirSync(`/proc/${child.pid}/fd`).some((fd) => {
+            try {
+              return fs.readlinkSync(`/proc/${child.pid}/fd/${fd}`) === fifo
+            } catch {
+              return false
+            }
+          })
+        } catch {
+          return false
+        }
+      }
+      const children: Array<ReturnType<typeof spawn> | undefined> = [undefined, undefined]
+      const resume = (i: number) =>
+        Effect.forkChild(trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" }, undefined, (child) => {
+          children[i] = child
+        }))
+      const first = yield* resume(0)
+      const until = Date.now() + 60_000
+      while (!reading(children[0])) {
+        assert.isBelow(Date.now(), until, "the first resume's notifier reads the kept messages")
+        yield* Effect.sleep("20 millis")
+      }
+      // the second starts while the first is between its start and its journal: refused by the lock the
+      // first holds, it exits; without that lock it reaches its notifier too
+      const second = yield* resume(1)
+      while (!(children[1]?.exitCode !== null && children[1]?.exitCode !== undefined) && !reading(children[1])) {
+        assert.isBelow(Date.now(), until, "the second resume is refused or reads the kept messages")
+        yield* Effect.sleep("20 millis")
+      }
+      fs.closeSync(writeEnd)
+      const results = [yield* Fiber.join(first), yield* Fiber.join(second)]
+      fs.rmSync(fifo)
+      assert.deepStrictEqual(results.map((r) => r.status), [0, 2], results.map((r) => r.stderr).join("\n"))
+      assert.include(results[1]!.stderr, "run is in use by process ")
+      // each kept message posted once, by the first: nothing by the refused one (no kept message, no end of its own)
+      assert.deepStrictEqual(hook.received.map((m) => `${m.status} ${m.id}`), kept.map((e) => `200 ${e.id}`))
+      assert.deepStrictEqual(outbox(runDir), [])
+    })), 120_000)
+
+  it.live("the temporary files a kill mid-write left in notify/ are removed when a notifier starts on a run nobody else holds, and only then", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hook = yield* webhook()
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-"))
+      const file = RunDir.journalFile(runDir)
+      fs.writeFileSync(file, "")
+      const notify = path.join(runDir, "notify")
+      const stale = [path.join(notify, "best-n1.json.4000001.tmp"), path.join(notify, "delivered", "0123456789abcdef.json.4000002.tmp"), path.join(notify, "expired", "end-7.json.4000003.tmp")]
+      // not of its kind (a file of someone else's), or this process's own (being written now): left
+      const others = [path.join(notify, "notes.tmp"), path.join(notify, "delivered", "x.json.tmp"), path.join(notify, `best-n2.json.${process.pid}.tmp`)]
+      for (const f of [...stale, ...others]) {
+        fs.mkdirSync(path.dirname(f), { recursive: true })
+        fs.writeFileSync(f, "{\"id\":")
+      }
+      const start = Effect.scoped(Notify.make({ urls: [`${hook.url}/h`] }, { runId: "r", runDir }))
+      // another process holds the run (a controller, which may be writing them): left
+      const script = `const { DatabaseSync } = require("node:sqlite"); const db = new DatabaseSync(${JSON.stringify(`${file}.lock`)}); ` +
+        `db.exec("BEGIN EXCLUSIVE"); console.log("ready"); setInterval(() => {}, 1000)`
+      const holder = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] })
+      const exited = new Promise<void>((r) => holder.once("exit", () => r()))
+      yield* Effect.addFinalizer(() => Effect.sync(() => holder.kill("SIGKILL")))
+      yield* Effect.promise(() => new Promise<void>((resolve) => holder.stdout.on("data", (d) => String(d).includes("ready") && resolve())))
+      yield* start
+      assert.deepStrictEqual([...stale, ...others].filter((f) => !fs.existsSync(f)), [], "nothing removed while another process holds the run")
+      holder.kill("SIGKILL")
+      yield* Effect.promise(() => exited)
+      // nobody holds it: its kind, of other processes, removed
+      yield* start
+      assert.deepStrictEqual(stale.filter((f) => fs.existsSync(f)), [])
+      assert.deepStrictEqual(others.filter((f) => !fs.existsSync(f)), [])
+      assert.deepStrictEqual(hook.received, [])
+    })), 60_000)
+
   it.live("a webhook down for the whole run: bounded tries, the run ends as it would, what was not delivered is said and kept until a session with webhooks posts it", () =>
     Effect.scoped(Effect.gen(function*() {
       // an address nothing listens on: every post is refused
@@ -741,7 +916,7 @@ describe("Notify: webhooks told of a run", () => {
       assert.include(quiet.stderr, `notify: 2 webhook messages of an earlier session (new best (${(kept[0]!.message.trex as { best: { id: string } }).best.id}), end) were not delivered: kept in ${path.join(runDir, "notify")}; give this session webhooks`)
       assert.strictEqual(outbox(runDir).length, 2)
       // trex status says so too
-      const waiting = yield* trex(["status", runDir])
+      const waiting = yield* trexStatus([runDir])
       assert.include(waiting.stdout, `\nWebhooks: 2 webhook messages of an earlier session (new best (`)
       assert.include(waiting.stdout, `end) were not delivered: kept in ${path.join(runDir, "notify")}; give the run's next session webhooks (--notify, TREX_NOTIFY_URL, notify) to post them`)
 
@@ -751,7 +926,7 @@ describe("Notify: webhooks told of a run", () => {
       yield* trex(["resume", runDir], { TREX_NOTIFY_URL: `${hook.url}/up` })
       assert.deepStrictEqual(hook.received.map((m) => m.id), kept.map((e) => e.id))
       assert.deepStrictEqual(outbox(runDir), [])
-      assert.notInclude((yield* trex(["status", runDir])).stdout, "Webhooks:")
+      assert.notInclude((yield* trexStatus([runDir])).stdout, "Webhooks:")
       // a later one tells that end again, under its id, but /up has it: nothing is posted, and no best
       yield* trex(["resume", runDir], { TREX_NOTIFY_URL: `${hook.url}/up` })
       assert.deepStrictEqual(hook.received.slice(2).map((m) => m.id), [])
@@ -788,7 +963,7 @@ describe("Notify: webhooks told of a run", () => {
       const end = hook.received[0]!
       assert.match(end.id!, /\/end-\d+$/)
       assert.deepStrictEqual(outbox(runDir), [], "nothing waits")
-      assert.notInclude((yield* trex(["status", runDir])).stdout, "Webhooks:")
+      assert.notInclude((yield* trexStatus([runDir])).stdout, "Webhooks:")
 
       // the run had finished: each resume runs nothing and tells the same end, which /a has
       for (let i = 0; i < 2; i++) {
@@ -843,13 +1018,13 @@ describe("Notify: webhooks told of a run", () => {
   it.live("bad addresses are refused before anything runs, naming where they were given and never showing them", () =>
     Effect.gen(function*() {
       const { out, task } = toyTask(2)
-      const ftp = yield* trex(["run", task, "--out", out, "--notify", "ftp://hooks.example/s3cr3t"])
+      const ftp = yield* inProcess(["run", task, "--out", out, "--notify", "ftp://hooks.example/s3cr3t"])
       assert.strictEqual(ftp.status, 2)
       assert.include(ftp.stderr, "--notify is a ftp: address: a webhook takes http: or https:")
-      const env = yield* trex(["run", task, "--out", out], { TREX_NOTIFY_URL: "https://ok.example/x hooks.example/s3cr3t" })
+      const env = yield* inProcess(["run", task, "--out", out], { TREX_NOTIFY_URL: "https://ok.example/x hooks.example/s3cr3t" })
       assert.strictEqual(env.status, 2)
       assert.include(env.stderr, "TREX_NOTIFY_URL (its address 2) is not a URL (20 characters): give the webhook's full address")
-      const best = yield* trex(["run", task, "--out", out, "--notify-best"])
+      const best = yield* inProcess(["run", task, "--out", out, "--notify-best"])
       assert.strictEqual(best.status, 2)
       assert.include(best.stderr, "--notify-best posts to the webhooks of --notify or TREX_NOTIFY_URL, and none is given")
       for (const r of [ftp, env, best]) assert.notInclude(r.stdout + r.stderr, "s3cr3t")

@@ -100,7 +100,9 @@ export const writer = (file: string): Effect.Effect<{ readonly pid?: number; rea
  * when it opens the journal, without opening it: a command that changes a run's side files (`trex
  * notify`) holds it so that no controller runs the run meanwhile, and none starts. Fails with a
  * `JournalError` of reason `Locked`, naming the holder, when a controller (or another such command)
- * holds it.
+ * holds it. The journal at `file` this process opens for writing meanwhile uses the lock (a session takes it
+ * before its notifier starts, so that no other controller can start beside it, and opens its journal later);
+ * a second `lockWriter` of it in this process is refused.
  * @since 0.1.0 @category utilities
  */
 export const lockWriter = (file: string): Effect.Effect<void, JournalError, Scope.Scope> => holdLock(file)

@@ -8,7 +8,7 @@ import { crc32 } from "node:zlib"
 import { Effect, Exit } from "effect"
 import fc from "fast-check"
 import type { JournalError } from "../src/Errors.ts"
-import { Journal, makeMemory, readIntact, writer } from "../src/Journal.ts"
+import { Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
 import { type Child, eventAt, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
@@ -408,6 +408,27 @@ describe("Journal (SQLite)", () => {
           }).pipe(Effect.provide(Journal.layerSqlite(file))))
           assert.strictEqual(error.reason, "Locked")
         }))
+    })
+
+    it("the lock lockWriter took is the one the journal opened in the same process then uses; released once both let go of it", async () => {
+      const file = sqliteFile()
+      await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        yield* lockWriter(file)
+        // taken again in this process: refused; the journal opened meanwhile uses it, and a second journal is refused
+        assert.strictEqual((yield* Effect.flip(Effect.scoped(lockWriter(file)))).reason, "Locked")
+        yield* Effect.scoped(Effect.gen(function*() {
+          const journal = yield* Journal
+          yield* journal.append([JournalEvent.make("RunResumed", { at: 0 })])
+          assert.strictEqual((yield* Effect.flip(Effect.provide(Effect.gen(function*() {
+            return yield* Journal
+          }), Journal.layerSqlite(file)))).reason, "Locked")
+        }).pipe(Effect.provide(Journal.layerSqlite(file))))
+        // the journal closed: still held, by lockWriter
+        assert.deepStrictEqual(yield* writer(file), { pid: process.pid, host: os.hostname() })
+        assert.isTrue(fs.existsSync(`${file}.lock.pid`))
+      })))
+      assert.isUndefined(await Effect.runPromise(writer(file)))
+      assert.isFalse(fs.existsSync(`${file}.lock.pid`))
     })
   })
 

@@ -90,6 +90,34 @@ const writeDurably = (file: string, text: string, sync = true): void => {
   }
 }
 
+/**
+ * Remove the temporary files a kill mid-write left (`<name>.json.<pid>.tmp`, of another process, in
+ * `notify/`, `notify/delivered/` and `notify/expired/`): never read, they would stay for ever. Only for
+ * a caller that holds the run (no other process can be writing them); the rest of those folders is left
+ * as it is. What could not be removed, said.
+ */
+export const removeStale = (runDir: string): ReadonlyArray<string> => {
+  const failed: Array<string> = []
+  for (const dir of [dirOf(runDir), deliveredDirOf(runDir), expiredDirOf(runDir)]) {
+    let names: Array<string>
+    try {
+      names = fs.readdirSync(dir)
+    } catch {
+      continue // none
+    }
+    for (const name of names) {
+      const pid = /^.+\.json\.(\d+)\.tmp$/.exec(name)?.[1]
+      if (pid === undefined || Number(pid) === process.pid) continue
+      try {
+        fs.rmSync(path.join(dir, name), { force: true })
+      } catch (e) {
+        failed.push(`cannot remove ${path.join(dir, name)}: ${why(e)}`)
+      }
+    }
+  }
+  return failed
+}
+
 /** Keep (or update) a message; `undefined` when done, else why it could not be written. */
 export const put = <M>(runDir: string, entry: Entry<M>): string | undefined => {
   const file = fileOf(runDir, entry.id)

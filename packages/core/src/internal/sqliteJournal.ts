@@ -61,9 +61,12 @@ const noSpaceError = (file: string, e: unknown): JournalError | undefined => {
  * for as long as the journal is open. The operating system releases it when the process dies,
  * so there is no stale lock to take over and no race between two processes taking one over;
  * `<lockFile>.pid` names the holder (`<pid> <host>`: a run directory on a shared filesystem may be
- * written from another machine) for the error message and for `trex stop`.
+ * written from another machine) for the error message and for `trex stop`. A lock taken by {@link holdLock}
+ * (`holds: 1`, no journal) is the one a journal of the same file then opened in this process uses (a session
+ * takes it before its notifier starts, and its journal opens later): released once both let go of it. Any
+ * other second taking in this process is refused, as another process's is.
  */
-const held = new Map<string, DatabaseSync>()
+const held = new Map<string, { readonly db: DatabaseSync; holds: number; journal: boolean }>()
 
 /** The pid (and host, when it names one: older versions wrote the pid alone) the lock's pid file names. */
 const holderOf = (lockFile: string): { readonly pid: number; readonly host?: string } | undefined => {
@@ -124,12 +127,18 @@ export const lockHolder = (file: string): { readonly pid?: number; readonly host
   }
 }
 
-/** Take the writer lock of a journal for this process. */
-const acquireLock = (lockFile: string): Effect.Effect<void, JournalError> =>
+/** Take the writer lock of a journal for this process (`journal`: for the journal itself, which may use one {@link holdLock} took). */
+const acquireLock = (lockFile: string, journal: boolean): Effect.Effect<void, JournalError> =>
   Effect.try({
     try: () => {
       const key = path.resolve(lockFile)
-      if (held.has(key)) throw io(`run is already open for writing in this process (lock ${lockFile})`, "Locked")
+      const mine = held.get(key)
+      if (mine !== undefined && journal && !mine.journal) {
+        mine.holds += 1
+        mine.journal = true
+        return
+      }
+      if (mine !== undefined) throw io(`run is already open for writing in this process (lock ${lockFile})`, "Locked")
       let db: DatabaseSync
       try {
         db = tryLock(lockFile)
@@ -143,26 +152,34 @@ const acquireLock = (lockFile: string): Effect.Effect<void, JournalError> =>
         db = tryLock(lockFile)
       }
       fs.writeFileSync(`${lockFile}.pid`, `${process.pid} ${os.hostname()}\n`)
-      held.set(key, db)
+      held.set(key, { db, holds: 1, journal })
     },
     catch: (e) => (e instanceof JournalError ? e : noSpaceError(lockFile.replace(/\.lock$/, ""), e) ?? io(`lock ${lockFile}: ${String(e)}`))
   })
 
-const releaseLock = (lockFile: string) =>
+const releaseLock = (lockFile: string, journal: boolean) =>
   Effect.sync(() => {
     const key = path.resolve(lockFile)
-    const db = held.get(key)
+    const mine = held.get(key)
+    if (mine === undefined) return
+    if (journal) mine.journal = false
+    mine.holds -= 1
+    if (mine.holds > 0) return
     held.delete(key)
     if (pidOf(lockFile) === process.pid) fs.rmSync(`${lockFile}.pid`, { force: true })
-    if (db !== undefined && db.isOpen) {
+    const db = mine.db
+    if (db.isOpen) {
       db.exec("ROLLBACK")
       db.close()
     }
   })
 
-/** Hold the writer lock of the journal at `file` for the scope's lifetime, without opening the journal itself. */
+/**
+ * Hold the writer lock of the journal at `file` for the scope's lifetime, without opening the journal itself;
+ * the journal opened for writing in this process meanwhile uses it.
+ */
 export const holdLock = (file: string): Effect.Effect<void, JournalError, Scope.Scope> =>
-  Effect.acquireRelease(acquireLock(`${file}.lock`), () => releaseLock(`${file}.lock`))
+  Effect.acquireRelease(acquireLock(`${file}.lock`, false), () => releaseLock(`${file}.lock`, false))
 
 const writable = (dir: string) => {
   try {
@@ -252,7 +269,7 @@ export const makeSqliteJournal = (file: string, options: SqliteOptions) =>
         try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
         catch: (e) => noSpaceError(file, e) ?? io(`cannot create the directory of ${file}: ${String(e)}`)
       })
-      yield* Effect.acquireRelease(acquireLock(lockFile), () => releaseLock(lockFile))
+      yield* Effect.acquireRelease(acquireLock(lockFile, true), () => releaseLock(lockFile, true))
     }
     const { db, version } = yield* Effect.acquireRelease(
       Effect.try({
