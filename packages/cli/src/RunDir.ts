@@ -635,32 +635,26 @@ export const stopController = (
     return { _tag: "Asked", pid, now, exited: !(yield* running) } as const
   })
 
-/**
- * Fails as the journal's writer lock would refuse a controller (`Locked`, naming the holder) when
- * another process holds the run in `runDir` (its controller, or `trex notify`); one this process holds
- * passes. A session looks before its webhooks' notifier starts, which would otherwise post or expire
- * the run's kept messages beside the holder, and post a failed end of its own once the lock refused it.
- * @since 0.1.0 @category commands
- */
-export const notInUse = (runDir: string): Effect.Effect<void, Errors.JournalError> =>
-  Effect.flatMap(Journal.writer(journalFile(runDir)), (holder) =>
-    holder === undefined || holder.pid === process.pid ? Effect.void : Effect.fail(inUse(runDir, holder)))
-
-const inUse = (runDir: string, holder: { readonly pid?: number } | undefined) =>
-  new Errors.JournalError({
+// (named with its host when on another machine, where trex stop cannot reach it)
+const inUse = (runDir: string, holder: { readonly pid?: number; readonly host?: string } | undefined) => {
+  const elsewhere = holder?.host !== undefined && holder.host !== os.hostname()
+  return new Errors.JournalError({
     reason: "Locked",
-    message: `run is in use by ${holder?.pid !== undefined ? `process ${holder.pid}` : "another process"} (lock ${journalFile(runDir)}.lock); stop that controller first (trex stop ${runDir} --wait), or wait for it to end`
+    message: `run is in use by ${holder?.pid !== undefined ? `process ${holder.pid}${elsewhere ? ` on host ${holder.host}` : ""}` : "another process"} (lock ${journalFile(runDir)}.lock); ` +
+      (elsewhere ? `stop that controller on ${holder.host} first (trex stop ${runDir} --wait, run there), or wait for it to end` : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })
+}
 
 /**
  * Take the run's writer lock for the scope (the journal this session opens later uses it): a session
- * with webhooks takes it before its notifier starts, so that two sessions started at once never both
- * post the run's kept messages; refused as {@link notInUse} refuses, naming the holder.
+ * takes it before its notifier starts (or, without webhooks, before it says what earlier sessions left
+ * undelivered), so that two sessions started at once never both post or expire the run's kept messages,
+ * nor post a failed end of their own once refused; refused (`Locked`) naming the holder and what to do.
  * @since 0.1.0 @category commands
  */
 export const holdRun = (runDir: string): Effect.Effect<void, Errors.JournalError, Scope.Scope> =>
   Journal.lockWriter(journalFile(runDir)).pipe(
-    // refused by another process: named as notInUse names it (by this one: the lock's own message says so)
+    // refused by another process: named, with what to do (by this one: the lock's own message says so)
     Effect.catch((e) =>
       e.reason === "Locked"
         ? Effect.flatMap(Journal.writer(journalFile(runDir)), (holder) => Effect.fail(holder?.pid === process.pid ? e : inUse(runDir, holder)))

@@ -487,7 +487,7 @@ export const runPrepared = (prepared: Prepared, hooks: Hooks = {}): Effect.Effec
   const given = new HandOver(journaled)
   // messages an earlier session left undelivered wait for a session with webhooks: said, not dropped
   if (notify === undefined || notify.urls.length === 0) {
-    return Effect.andThen(RunDir.notInUse(run.runDir), Effect.andThen(Effect.suspend(() => Notify.remind(run.runDir, given.peek())), runHooked(run, given, hooks)))
+    return Effect.scoped(Effect.andThen(RunDir.holdRun(run.runDir), Effect.andThen(Effect.suspend(() => Notify.remind(run.runDir, given.peek())), runHooked(run, given, hooks))))
   }
   // the run's end is posted after its report is written, from the journal the report was written from
   return Effect.scoped(Effect.gen(function*() {
