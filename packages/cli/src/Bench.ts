@@ -240,8 +240,12 @@ const checkTask = (
     if (scored === 0) {
       return yield* new Errors.InvalidInput({
         source: file,
-        message: `${file}: none of the ${rows.length} configurations its searchSpace's points replay has a ${landscape.metric.column} ` +
-          `(every one is a failed run): no regret can be measured. Declare a space that holds scored rows, or leave searchSpace out`
+        message: declared
+          ? `${file}: none of the ${rows.length} configurations its searchSpace's points replay has a ${landscape.metric.column} ` +
+            `(every one is a failed run): no regret can be measured. Declare a space that holds scored rows, or leave searchSpace out`
+          : `${file}: none of the ${rows.length} configurations of its table (the rows backend.filter keeps, the first recorded run of each) has a ` +
+            `${landscape.metric.column} (every one's first run failed; a later row repeating a configuration is never returned): no regret can be ` +
+            `measured. Keep one row per configuration, with its ${landscape.metric.column}, and check backend.metric.column and backend.filter`
       })
     }
     const { best, worst } = Simulator.range(landscape, rows)
