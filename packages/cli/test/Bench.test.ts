@@ -100,6 +100,8 @@ describe("trex bench", () => {
       ].join("\n"))
       const task = yield* Bench.prepareTask(file, { methods: ["uct", "random"] })
       assert.deepStrictEqual(Simulator.reachable(task.landscape, task.task).map((p) => p.score), [11, 12, 1, 2])
+      // the space is walked once for the task, not again for every seed and method
+      assert.strictEqual(Simulator.reachable(task.landscape, task.task), Simulator.reachable(task.landscape, task.task))
       const result = yield* Bench.benchTask(task, { methods: ["uct", "random"], seeds: 2, trials: [1, 9] })
       assert.deepStrictEqual(result.perSeed["uct"]![9], [0, 0], "the space's best found: no regret")
       assert.deepStrictEqual(result.perSeed["random"]![9], [0, 0])
