@@ -116,6 +116,9 @@ export const runOnce = (
     const sim = yield* Simulator.Simulator
     // normalised over the rows this task's search can replay (its declared space's), not the whole table
     const rows = Simulator.reachable(landscape, task)
+    // (as Simulator.regret, its range found once per run, not at every finished trial)
+    const { best: top, worst } = Simulator.range(landscape, rows)
+    const regretOf = (found: number) => (top === worst ? 0 : (top - found) / (top - worst))
     const regret: Array<number> = []
     const hours: Array<number> = []
     const wall: Array<number> = []
@@ -130,7 +133,7 @@ export const runOnce = (
       if (e._tag !== "NodeFinished" || e.outcome === "Cancelled") return
       const score = e.outcome === "Succeeded" ? e.result?.score : undefined
       if (score !== undefined && (best === undefined || sign * score > sign * best)) best = score
-      regret.push(best === undefined ? 1 : Simulator.regret(landscape, best, rows))
+      regret.push(best === undefined ? 1 : regretOf(best))
       hours.push(spent / 3600)
       wall.push(Effect.runSync(sim.clock) / 3600)
       if (regret.length >= trials && spent / 3600 >= gpuHours) control.stop("cancel")
@@ -240,8 +243,12 @@ const checkTask = (
     if (scored === 0) {
       return yield* new Errors.InvalidInput({
         source: file,
-        message: `${file}: none of the ${rows.length} configurations its searchSpace's points replay has a ${landscape.metric.column} ` +
-          `(every one is a failed run): no regret can be measured. Declare a space that holds scored rows, or leave searchSpace out`
+        message: declared
+          ? `${file}: none of the ${rows.length} configurations its searchSpace's points replay has a ${landscape.metric.column} ` +
+            `(every one is a failed run): no regret can be measured. Declare a space that holds scored rows, or leave searchSpace out`
+          : `${file}: none of the ${rows.length} configurations of its table (the rows backend.filter keeps, the first recorded run of each) has a ` +
+            `${landscape.metric.column} (every one's first run failed; a later row repeating a configuration is never returned): no regret can be ` +
+            `measured. Keep one row per configuration, with its ${landscape.metric.column}, and check backend.metric.column and backend.filter`
       })
     }
     const { best, worst } = Simulator.range(landscape, rows)

@@ -56,6 +56,36 @@ describe("trex bench", () => {
       assert.strictEqual(summary.reason, "budget: maxTrials")
     }))
 
+  it.effect("a table whose every configuration failed is refused by what the task has: its searchSpace's rows, or the table's and the fields that choose them", () =>
+    Effect.gen(function*() {
+      // all nine first runs diverged (NaN); a later row repeats one configuration with a score, which a trial never returns
+      // (a table with no scored row at all is refused as it is read)
+      const write = () => {
+        const file = LrLayersTask.write(fs.mkdtempSync(path.join(os.tmpdir(), "trex-bench-")), {
+          name: "failed",
+          metric: { name: "score", direction: "maximize" },
+          columns: "score,updates",
+          row: () => "NaN,100",
+          metricColumn: "score",
+          cost: { column: "updates", scale: 1 },
+          recipe: true
+        })
+        fs.appendFileSync(path.join(path.dirname(file), "runs.csv"), `${LrLayersTask.lrs[1]},4,24,400\n`)
+        return file
+      }
+      const whole = write()
+      const table = yield* Effect.flip(Bench.prepareTask(whole, { methods: ["random"] }))
+      assert.strictEqual(table.source, whole)
+      assert.include(table.message, "none of the 9 configurations of its table (the rows backend.filter keeps, the first recorded run of each) has a score")
+      assert.include(table.message, "Keep one row per configuration, with its score, and check backend.metric.column and backend.filter")
+      assert.notInclude(table.message, "searchSpace", "the task declares none")
+      const spaced = write()
+      fs.appendFileSync(spaced, ["searchSpace:", "  parameters:", "    - { path: training.extra.layers, kind: ordinal, values: [1, 2] }", ""].join("\n"))
+      const space = yield* Effect.flip(Bench.prepareTask(spaced, { methods: ["random"] }))
+      assert.include(space.message, "none of the 2 configurations its searchSpace's points replay has a score")
+      assert.include(space.message, "or leave searchSpace out")
+    }))
+
   it.effect("regret is normalised over the rows the task's declared search space reaches, not the whole table", () =>
     Effect.gen(function*() {
       // the 3 x 3 table (best 24 at lr 3e-4, 4 layers; worst 1), searched over lr [1e-4, 1e-3] x layers [1, 2] only:
@@ -70,6 +100,8 @@ describe("trex bench", () => {
       ].join("\n"))
       const task = yield* Bench.prepareTask(file, { methods: ["uct", "random"] })
       assert.deepStrictEqual(Simulator.reachable(task.landscape, task.task).map((p) => p.score), [11, 12, 1, 2])
+      // the space is walked once for the task, not again for every seed and method
+      assert.strictEqual(Simulator.reachable(task.landscape, task.task), Simulator.reachable(task.landscape, task.task))
       const result = yield* Bench.benchTask(task, { methods: ["uct", "random"], seeds: 2, trials: [1, 9] })
       assert.deepStrictEqual(result.perSeed["uct"]![9], [0, 0], "the space's best found: no regret")
       assert.deepStrictEqual(result.perSeed["random"]![9], [0, 0])

@@ -426,13 +426,25 @@ const GRID_LIMIT = 100_000
  * strategy (parameters the space leaves out keep the default's values) and matched as a trial is
  * ({@link match}; under `unrecorded: fail` only exact matches, the others failing): the space's
  * `points`, else its grid, up to 100,000 points; a larger grid, the configurations recorded inside it.
- * `task` is the task as {@link completeTask} gives it (its default strategy).
+ * `task` is the task as {@link completeTask} gives it (its default strategy). Walked once per landscape
+ * and default strategy: asked again, the same array.
  * @since 0.1.0 @category utilities
  */
 export const reachable = (landscape: Landscape, task: Pick<Task.Task, "defaultStrategy">): ReadonlyArray<Point> => {
+  // a benchmark asks for every seed and method
+  let byBase = reachableRows.get(landscape)
+  if (byBase === undefined) reachableRows.set(landscape, byBase = new WeakMap())
+  const key = task.defaultStrategy ?? landscape
+  let rows = byBase.get(key)
+  if (rows === undefined) byBase.set(key, rows = reachableOf(landscape, task.defaultStrategy))
+  return rows
+}
+const reachableRows = new WeakMap<Landscape, WeakMap<object, ReadonlyArray<Point>>>()
+
+const reachableOf = (landscape: Landscape, given: Strategy.Strategy | undefined): ReadonlyArray<Point> => {
   const space = landscape.space
   if (space === undefined) return L.configurations(landscape)
-  const base = task.defaultStrategy ?? defaultStrategy(landscape, space)
+  const base = given ?? defaultStrategy(landscape, space)
   if (space.points === undefined && SearchSpace.size(space) > GRID_LIMIT) {
     const rows = inside(landscape, space)!
     return rows.size > 0 ? [...rows] : L.configurations(landscape)

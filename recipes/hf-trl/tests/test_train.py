@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import unittest.mock
 from pathlib import Path
 
 from trex_hf_trl import train
@@ -145,6 +146,27 @@ class PipelineTest(unittest.TestCase):
         held = {r["instruction"] for r in prepared.eval["holdout"]}
         trained = {r["prompt"] for r in prepared.train}
         self.assertFalse(any(f"user\n{h}<|im_end|>" in p for h in held for p in trained))
+
+    def test_holdout_runs_each_record_through_the_evaluation_transforms_once(self):
+        job = json.loads(json.dumps(self.job))
+        job["task"]["datasets"] = []
+        strategy = json.loads(json.dumps(self.strategy))
+        strategy["evaluation"]["extra"] = {"transforms": [{"kind": "lowercase", "params": {"field": "instruction"}}]}
+        seen: list[int] = []
+        ready = train._eval_ready
+
+        def counted(examples, transforms, template):
+            seen.extend(id(r) for r in examples)
+            return ready(examples, transforms, template)
+
+        with unittest.mock.patch.object(train, "_eval_ready", counted):
+            prepared = self.prepare(strategy=strategy, job=job)
+        held = prepared.eval["holdout"]
+        # three of the JSONL file's rows (the CSV's render only once renamed, which evaluation does not do)
+        self.assertEqual(len(held), 3)
+        self.assertTrue(all(r["instruction"].startswith("repeat ") for r in held), held)
+        # a candidate's ready result is what is held out: no record runs through the transforms a second time
+        self.assertEqual(len(seen), len(set(seen)), f"{len(seen) - len(set(seen))} records ran through the evaluation transforms twice")
 
     def test_single_file_is_not_reused_as_test_split(self):
         with self.assertRaises(DataError):

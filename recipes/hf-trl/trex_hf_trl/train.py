@@ -329,13 +329,17 @@ def prepare_data(
             order = list(range(len(records)))
             random.Random("holdout:" + json.dumps(ident, ensure_ascii=False)).shuffle(order)
             want = min(per_source, max(1, int(len(records) * fraction)))
-            taken: set[int] = set()
+            # each record through the evaluation transforms once: a candidate's result is what is held out
+            ready: dict[int, list[dict[str, Any]]] = {}
             for j in order:
-                if len(taken) >= want:
+                if len(ready) >= want:
                     break
-                if _eval_ready([records[j]], eval_transforms, data.template):
-                    taken.add(j)
-            held.extend(_eval_ready([records[j] for j in sorted(taken)], eval_transforms, data.template))
+                out = _eval_ready([records[j]], eval_transforms, data.template)
+                if out:
+                    ready[j] = out
+            taken = set(ready)
+            for j in sorted(ready):
+                held.extend(ready[j])
             held_prompts.update(k for k in (_prompt_key(records[j], data.template) for j in taken) if k is not None)
             for i in at:
                 raw_pools[i] = [r for j, r in enumerate(raw_pools[i]) if j not in taken]
