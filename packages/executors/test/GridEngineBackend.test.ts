@@ -380,6 +380,42 @@ describe("the job script's GPU claim", () => {
     assert.strictEqual(await exited, 0)
   }, 60_000)
 
+  it("a stale lock an earlier TREX's job is breaking (its `gpu<i>.break` held) is left to it; a break lock older than the grace is broken", () => {
+    const locks = lockDir()
+    fs.chmodSync(locks, 0o1777)
+    // a killed job's lock, as this TREX makes it (0777: another user may take it over in place)
+    fs.chmodSync(plant(locks, 0, 999999999), 0o777)
+    // an earlier TREX breaks under `gpu0.break` alone, then `rm -rf` and `mkdir`: before, this job took the lock in
+    // place meanwhile, and both held device 0
+    const oldBreak = path.join(locks, "gpu0.break")
+    fs.mkdirSync(oldBreak)
+    const refused = claim(locks, 1)
+    assert.strictEqual(refused.status, Script.GPU_CLAIM_EXIT, refused.stdout)
+    assert.isTrue(fs.existsSync(oldBreak))
+    assert.deepStrictEqual(fs.readdirSync(path.join(locks, "breaks")), [])
+    // one left by a killed breaker of another user, which this one cannot remove from the sticky directory, is passed
+    const old = Date.now() / 1000 - 120
+    fs.utimesSync(oldBreak, old, old)
+    const passed = claimAs(locks, 1)
+    assert.strictEqual(passed.stdout, "cuda=0\n", passed.stderr)
+    // its own user's job breaks it, and removes it (and the lock, given back)
+    const broken = claim(locks, 1)
+    assert.strictEqual(broken.stdout, "cuda=0\n", broken.stderr)
+    assert.deepStrictEqual(fs.readdirSync(locks), ["breaks"])
+  })
+
+  it("a lock given back (owner `0 0 released`) is free even where the boot id cannot be read", () => {
+    const locks = lockDir()
+    const dir = path.join(locks, "gpu0")
+    fs.mkdirSync(dir)
+    fs.writeFileSync(path.join(dir, "owner"), "0 0 released\n")
+    // the boot id hidden (a mount namespace of its own): before, pid 0 was judged by `kill -0 0`, which signals the
+    // job's own process group and succeeds, so the lock was held for ever (exit 96)
+    const job = spawnSync("unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
+      `mount --bind /dev/null /proc/sys/kernel/random/boot_id && exec /bin/sh -c "$0"`, render(locks, 1)], { encoding: "utf8", env: jobEnv({}) })
+    assert.strictEqual(job.stdout, "cuda=0\n", job.stderr)
+  })
+
   it("two jobs that find one stale lock at once: one takes it, the other is refused", async () => {
     const locks = lockDir()
     const go = path.join(locks, "go")
