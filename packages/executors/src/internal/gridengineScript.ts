@@ -138,7 +138,8 @@ const GPU_LOCK_GRACE_SECONDS = 30
  * stale only past {@link GPU_LOCK_GRACE_SECONDS}. An owner this job cannot see is kept: its `/proc` entry
  * unreadable (another user's, `hidepid`) while `kill -0` does not say "no such process", or of another pid
  * namespace (`ns`, beside `owner`). A stale lock is broken under a second lock (`<lockDir>/breaks/gpu<i>`), judged
- * again there, so that two jobs that found it stale cannot both take it. The lock directory is sticky, where no user
+ * again there, so that two jobs that found it stale cannot both take it; and under an earlier TREX's (`<lockDir>/gpu<i>.break`),
+ * under which its scripts break a lock by `rm -rf` and `mkdir`. An owner `0 0 released` (a lock given back) is stale. The lock directory is sticky, where no user
  * may remove another's lock, so a lock is a directory any user may write in (0777), taken over in place.
  * The job gives its devices back when its command has ended (see {@link gpuRelease}).
  * The host's device count is `nvidia-smi -L`'s, else the complex's value on the host (`qconf -se`).
@@ -256,7 +257,7 @@ export const LEFTOVER_GRACE_SECONDS = 5
  * devices back, so a child still on a GPU would share it with the next job: the script, which leads the job's
  * process group, first ends the other processes of that group (SIGTERM, SIGKILL after {@link LEFTOVER_GRACE_SECONDS}
  * s), saying so in the job's log. One still there 30 s after SIGKILL (stuck in the kernel) is written as the
- * locks' owner, so that they are held as long as it lives. A process that left the group (`setsid`) is not seen.
+ * locks' owner (`owner` and `pid`), so that they are held as long as it lives. A process that left the group (`setsid`) is not seen.
  */
 const gpuRelease = (input: ScriptInput): Array<string> => [
   // the pids of the processes of this script's process group but itself (none when it leads no group of its own)
