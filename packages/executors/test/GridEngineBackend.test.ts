@@ -329,6 +329,40 @@ describe("the job script's GPU claim", () => {
     assert.deepStrictEqual(held(locks), [])
   })
 
+  it("a process of the command that outlives SIGKILL becomes the locks' owner, in `owner` and in `pid` (which earlier scripts read alone)", () => {
+    const locks = lockDir()
+    fs.chmodSync(locks, 0o1777)
+    // a clock 20 s further on at each look, so that the waits (5 s to SIGKILL, 30 s after) pass in a moment, and a
+    // `sleep` of whole seconds only (POSIX's; dash's is the system's)
+    const bin = lockDir()
+    fs.chmodSync(bin, 0o777)
+    fs.writeFileSync(path.join(bin, "date"), `#!/bin/sh\nn=$(cat ${bin}/n 2>/dev/null || echo 0); echo $((n + 1)) > ${bin}/n; echo $(($(/bin/date +%s) + n * 20))\n`, { mode: 0o755 })
+    fs.writeFileSync(path.join(bin, "sleep"), `#!/bin/sh\ncase "$1" in *[!0-9]*) echo "sleep: invalid time interval '$1'" >&2; exit 1;; esac\nexec /bin/sleep "$1"\n`, { mode: 0o755 })
+    const ready = path.join(locks, "ready")
+    const script = render(locks, 1, `until [ -e ${ready} ]; do /bin/sleep 0.05; done; echo "cuda=$CUDA_VISIBLE_DEVICES"`)
+    fs.chmodSync(/^cd '?([^' ]+)'? \|\| exit 97$/m.exec(script)![1]!, 0o777)
+    // the job runs as another user, leading its process group; a process of root's joins that group: the job's SIGKILL
+    // cannot end it (EPERM), as it cannot end one stuck in the kernel
+    const harness = `my ($script, $ready) = @ARGV; $| = 1;
+      my $job = fork // die; if (!$job) { setpgrp(0, 0); exec("setpriv", ${OTHER.map((o) => JSON.stringify(o)).join(", ")}, "/bin/sh", "-c", $script); die }
+      setpgrp($job, $job);
+      my $stuck = fork // die; if (!$stuck) { setpgrp(0, $job) or die "setpgid: $!"; open(STDOUT, ">", "/dev/null"); open(STDERR, ">", "/dev/null"); open(my $f, ">", $ready); close $f; exec("sleep", "600"); die }
+      print "stuck=$stuck\n"; waitpid($job, 0); exit($? >> 8)`
+    const job = spawnSync("perl", ["-e", harness, script, ready], { encoding: "utf8", env: jobEnv({ PATH: `${bin}:/usr/bin:/bin` }), timeout: 30_000 })
+    const stuck = Number(/stuck=(\d+)/.exec(job.stdout)?.[1])
+    try {
+      assert.include(job.stdout, "cuda=0", job.stderr)
+      assert.include(job.stderr, `trex: process ${stuck} of the command outlived SIGKILL: GPUs 0 stay locked as long as it lives`)
+      assert.strictEqual(fs.readFileSync(path.join(locks, "gpu0", "owner"), "utf8"), `${stuck} ${startTime(stuck)} ${bootId}\n`)
+      // before, `pid` named the job's script, gone: an earlier TREX's job took the device beside the process
+      assert.strictEqual(fs.readFileSync(path.join(locks, "gpu0", "pid"), "utf8"), `${stuck}\n`)
+      // before, the wait's `sleep 0.1` failed at once, its error in the log at each of 350 turns of a loop that did not wait
+      assert.notInclude(job.stderr, "invalid time interval")
+    } finally {
+      if (stuck > 0) process.kill(stuck, "SIGKILL")
+    }
+  })
+
   it("a lock of another user's killed job, in the sticky lock directory, is taken over in place and given back for anyone to take", async () => {
     const locks = lockDir()
     fs.chmodSync(locks, 0o1777)
@@ -379,6 +413,42 @@ describe("the job script's GPU claim", () => {
     assert.include(outside.stderr, `${locks2}/gpu0`)
     assert.strictEqual(await exited, 0)
   }, 60_000)
+
+  it("a stale lock an earlier TREX's job is breaking (its `gpu<i>.break` held) is left to it; a break lock older than the grace is broken", () => {
+    const locks = lockDir()
+    fs.chmodSync(locks, 0o1777)
+    // a killed job's lock, as this TREX makes it (0777: another user may take it over in place)
+    fs.chmodSync(plant(locks, 0, 999999999), 0o777)
+    // an earlier TREX breaks under `gpu0.break` alone, then `rm -rf` and `mkdir`: before, this job took the lock in
+    // place meanwhile, and both held device 0
+    const oldBreak = path.join(locks, "gpu0.break")
+    fs.mkdirSync(oldBreak)
+    const refused = claim(locks, 1)
+    assert.strictEqual(refused.status, Script.GPU_CLAIM_EXIT, refused.stdout)
+    assert.isTrue(fs.existsSync(oldBreak))
+    assert.deepStrictEqual(fs.readdirSync(path.join(locks, "breaks")), [])
+    // one left by a killed breaker of another user, which this one cannot remove from the sticky directory, is passed
+    const old = Date.now() / 1000 - 120
+    fs.utimesSync(oldBreak, old, old)
+    const passed = claimAs(locks, 1)
+    assert.strictEqual(passed.stdout, "cuda=0\n", passed.stderr)
+    // its own user's job breaks it, and removes it (and the lock, given back)
+    const broken = claim(locks, 1)
+    assert.strictEqual(broken.stdout, "cuda=0\n", broken.stderr)
+    assert.deepStrictEqual(fs.readdirSync(locks), ["breaks"])
+  })
+
+  it("a lock given back (owner `0 0 released`) is free even where the boot id cannot be read", () => {
+    const locks = lockDir()
+    const dir = path.join(locks, "gpu0")
+    fs.mkdirSync(dir)
+    fs.writeFileSync(path.join(dir, "owner"), "0 0 released\n")
+    // the boot id hidden (a mount namespace of its own): before, pid 0 was judged by `kill -0 0`, which signals the
+    // job's own process group and succeeds, so the lock was held for ever (exit 96)
+    const job = spawnSync("unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
+      `mount --bind /dev/null /proc/sys/kernel/random/boot_id && exec /bin/sh -c "$0"`, render(locks, 1)], { encoding: "utf8", env: jobEnv({}) })
+    assert.strictEqual(job.stdout, "cuda=0\n", job.stderr)
+  })
 
   it("two jobs that find one stale lock at once: one takes it, the other is refused", async () => {
     const locks = lockDir()

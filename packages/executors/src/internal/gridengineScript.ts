@@ -138,7 +138,8 @@ const GPU_LOCK_GRACE_SECONDS = 30
  * stale only past {@link GPU_LOCK_GRACE_SECONDS}. An owner this job cannot see is kept: its `/proc` entry
  * unreadable (another user's, `hidepid`) while `kill -0` does not say "no such process", or of another pid
  * namespace (`ns`, beside `owner`). A stale lock is broken under a second lock (`<lockDir>/breaks/gpu<i>`), judged
- * again there, so that two jobs that found it stale cannot both take it. The lock directory is sticky, where no user
+ * again there, so that two jobs that found it stale cannot both take it; and under an earlier TREX's (`<lockDir>/gpu<i>.break`),
+ * under which its scripts break a lock by `rm -rf` and `mkdir`. An owner `0 0 released` (a lock given back) is stale. The lock directory is sticky, where no user
  * may remove another's lock, so a lock is a directory any user may write in (0777), taken over in place.
  * The job gives its devices back when its command has ended (see {@link gpuRelease}).
  * The host's device count is `nvidia-smi -L`'s, else the complex's value on the host (`qconf -se`).
@@ -181,6 +182,8 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `    if [ -e "$1/owner" ]; then`,
     `      { read -r trex_op trex_os trex_ob < "$1/owner"; } 2>/dev/null`,
     `      if trex_num "$trex_op" && trex_num "$trex_os"; then`,
+    // given back (`0 0 released`): stale whatever else, as `kill -0 0` would signal this job's own process group
+    `        { [ "$trex_op" -eq 0 ] || [ "$trex_ob" = released ]; } && return 0`,
     `        [ -n "$trex_ob" ] && [ -n "$trex_boot" ] && [ "$trex_ob" != "$trex_boot" ] && return 0`,
     // an owner in another pid namespace (a container's job): its pid means nothing here, so it is kept
     `        if [ -e "$1/ns" ] && [ "$(cat "$1/ns" 2>/dev/null)" != "$trex_ns" ]; then trex_unseen="$trex_unseen $1"; return 1; fi`,
@@ -192,7 +195,7 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `      fi`,
     `    else`,
     `      trex_op=$(cat "$1/pid" 2>/dev/null)`,
-    `      if trex_num "$trex_op"; then trex_gone "$trex_op" "$1/pid"; return; fi`,
+    `      if trex_num "$trex_op"; then [ "$trex_op" -eq 0 ] || trex_gone "$trex_op" "$1/pid"; return; fi`,
     `    fi`,
     `    [ "$(trex_age "$1")" -gt ${grace} ]`,
     `  }`,
@@ -203,6 +206,8 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `    printf '%s\\n' "$trex_me" > "$1/owner.tmp" && mv -f "$1/owner.tmp" "$1/owner" &&`,
     `    echo $$ > "$1/pid.tmp" && mv -f "$1/pid.tmp" "$1/pid"`,
     `  }`,
+    // a second lock $1 (a plain directory), taken, or broken once older than the grace (its breaker killed)
+    `  trex_break() { mkdir "$1" 2>/dev/null || { [ "$(trex_age "$1")" -gt ${grace} ] && rmdir "$1" 2>/dev/null && mkdir "$1" 2>/dev/null; }; }`,
     // a lock is a directory any of the cell's users may write in (0777, not sticky), so that a job of another user
     // can take over one left by a killed job, in place: in the sticky lock directory it could not remove it
     `  trex_take() {`,
@@ -210,10 +215,17 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `    trex_stale "$1" || return 1`,
     // broken under a second lock, in a directory of such locks any user may remove (0777, not sticky)
     `    trex_b=${lock}/breaks/\${1##*/}`,
-    `    mkdir "$trex_b" 2>/dev/null || { [ "$(trex_age "$trex_b")" -gt ${grace} ] && rmdir "$trex_b" 2>/dev/null && mkdir "$trex_b" 2>/dev/null; } || return 1`,
+    `    trex_break "$trex_b" || return 1`,
+    // and under the second lock of an earlier TREX (`gpu<i>.break`, beside the lock), which breaks a stale lock
+    // under it alone (`rm -rf`, `mkdir`): without it, a job of each could take one stale lock at once. One of
+    // another user's, stale and left in the sticky lock directory, cannot be removed: the break goes on without it
+    // (else the device were lost to every other user), as only its user's earlier scripts could break under it
+    `    trex_b2=; if trex_break "$1.break"; then trex_b2="$1.break"`,
+    `    elif [ ! -d "$1.break" ] || [ "$(trex_age "$1.break")" -le ${grace} ]; then rmdir "$trex_b" 2>/dev/null; return 1; fi`,
     // judged again under the second lock: another job may have broken and taken it meanwhile
     `    trex_r=1`,
     `    trex_stale "$1" && trex_own "$1" && trex_r=0`,
+    `    [ -z "$trex_b2" ] || rmdir "$trex_b2" 2>/dev/null`,
     `    rmdir "$trex_b" 2>/dev/null`,
     `    return $trex_r`,
     `  }`,
@@ -245,7 +257,7 @@ export const LEFTOVER_GRACE_SECONDS = 5
  * devices back, so a child still on a GPU would share it with the next job: the script, which leads the job's
  * process group, first ends the other processes of that group (SIGTERM, SIGKILL after {@link LEFTOVER_GRACE_SECONDS}
  * s), saying so in the job's log. One still there 30 s after SIGKILL (stuck in the kernel) is written as the
- * locks' owner, so that they are held as long as it lives. A process that left the group (`setsid`) is not seen.
+ * locks' owner (`owner` and `pid`), so that they are held as long as it lives. A process that left the group (`setsid`) is not seen.
  */
 const gpuRelease = (input: ScriptInput): Array<string> => [
   // the pids of the processes of this script's process group but itself (none when it leads no group of its own)
@@ -265,19 +277,22 @@ const gpuRelease = (input: ScriptInput): Array<string> => [
   `  trex_left; [ -n "$trex_o" ] || return 0`,
   `  echo "trex: the command left processes running (pids$trex_o): ending them (SIGTERM, SIGKILL after ${LEFTOVER_GRACE_SECONDS} s) before its GPUs ($trex_got) are given back" >&2`,
   `  kill -TERM $trex_o 2>/dev/null`,
-  `  trex_w=0`,
+  // deadlines by the clock, in whole seconds (a fractional sleep is not POSIX: where `sleep 0.1` fails, 1 s steps)
+  `  trex_w=$(date +%s); trex_kill=$((trex_w + ${LEFTOVER_GRACE_SECONDS})); trex_quit=$((trex_w + ${LEFTOVER_GRACE_SECONDS + 30}))`,
   `  while trex_left; [ -n "$trex_o" ]; do`,
-  `    trex_w=$((trex_w + 1))`,
-  `    [ "$trex_w" -gt ${LEFTOVER_GRACE_SECONDS * 10} ] && kill -KILL $trex_o 2>/dev/null`,
-  `    [ "$trex_w" -gt ${LEFTOVER_GRACE_SECONDS * 10 + 300} ] && break`,
-  `    sleep 0.1`,
+  `    trex_w=$(date +%s)`,
+  `    [ "$trex_w" -gt "$trex_kill" ] && kill -KILL $trex_o 2>/dev/null`,
+  `    [ "$trex_w" -gt "$trex_quit" ] && break`,
+  `    sleep 0.1 2>/dev/null || sleep 1`,
   `  done`,
   `  [ -n "$trex_o" ] || return 0`,
   `  set -- $trex_o`,
   `  echo "trex: process $1 of the command outlived SIGKILL: GPUs $trex_got stay locked as long as it lives" >&2`,
   `  for trex_i in $trex_got; do`,
   `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
-  `    printf '%s\\n' "$1 $(trex_started "$1") $trex_boot" > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"`,
+  `    printf '%s\\n' "$1 $(trex_started "$1") $trex_boot" > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner" &&`,
+  // `pid` too, which the scripts of an earlier TREX read alone
+  `    echo "$1" > "$trex_l/pid.tmp" && mv -f "$trex_l/pid.tmp" "$trex_l/pid"`,
   `  done`,
   `  trex_got=`,
   `}`,
