@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { Budget, Cost, Errors, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
@@ -608,6 +609,11 @@ const warnIfNothingToCompare = (metric: Asha.Options["metric"], onEvent: Explore
  */
 const writeReport = (runDir: string, onLoaded?: (info: RunDir.RunInfo) => void): Effect.Effect<void> =>
   RunDir.load(runDir).pipe(
+    // The session's run has ended (its journal is closed), though this process still holds the run's lock
+    // (RunDir.holdRun, let go once what it posts is posted): no controller writes the run.
+    Effect.map((info): RunDir.RunInfo =>
+      info.writer?.pid === process.pid && (info.writer.host === undefined || info.writer.host === os.hostname()) ? { ...info, writer: undefined } : info
+    ),
     Effect.tap((info) => Effect.sync(() => onLoaded?.(info))),
     Effect.flatMap((info) =>
       Effect.suspend(() => {

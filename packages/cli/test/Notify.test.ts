@@ -289,6 +289,9 @@ describe("Notify: webhooks told of a run", () => {
       assert.strictEqual(end.trex.reason, "budget: maxTrials")
       const runDir = runDirOf(r.stdout)
       assert.strictEqual(end.trex.runDir, runDir)
+      // the summary and report.md say the run finished, though the session holds the run's lock until its end is posted
+      assert.include(r.stdout, "State: finished (budget: maxTrials)")
+      assert.include(fs.readFileSync(path.join(runDir, "report.md"), "utf8"), "- State: finished — budget: maxTrials")
       // the end's best is the run's, as trex status tells it, and the last best posted
       const status = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout)
       assert.deepStrictEqual(end.trex.status?.best, status.best)
