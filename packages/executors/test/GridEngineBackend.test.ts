@@ -521,6 +521,8 @@ describe("qstat, qacct and the mappings", () => {
     const e = (message: string) => new Errors.BackendError({ backend: "gridengine", operation: "qstat", message, retryable: true })
     const down = "qstat -xml exited 1: error: commlib error: got select error (Connection refused) error: unable to send message to qmaster using port 6444 on host \"localhost\": got send error"
     assert.isTrue(Query.isQmasterUnreachable(e(down)))
+    // a qmaster starting, its act_qmaster not yet written (a clean-clone CI run's qdel, during the restart)
+    assert.isTrue(Query.isQmasterUnreachable(e("qdel 346 exited 1: error: unable to read qmaster name: qmaster hostname in \"/var/lib/gridengine/default/common/act_qmaster\" has zero length")))
     assert.isTrue(Query.isConnectFailure(e("qsub -terse x exited 1: Unable to run job: unable to send message to qmaster using port 6444 on host \"localhost\": got send error")))
     assert.isFalse(Query.isConnectFailure(e("qsub -terse x exited 1: error: failed receiving gdi request response for mid=1 (got syncron message receive timeout error)")))
     const refused = "qstat -xml exited 1: error: commlib error: access denied (client IP resolved to host name \"localhost\". This is not identical to clients host name \"vm\")"

@@ -54,7 +54,8 @@ export const client = (runner: CommandRunner, cell: Cell): Client => {
  * job's end.
  */
 export const isQmasterUnreachable = (e: Errors.BackendError): boolean =>
-  /unable to (contact|send message to) qmaster|got select error|Connection refused|failed receiving gdi request|can't unpack gdi request/i.test(e.message) &&
+  // (an act_qmaster of zero length: a qmaster starting, which writes its host name there, read before it had)
+  /unable to (contact|send message to) qmaster|got select error|Connection refused|failed receiving gdi request|can't unpack gdi request|unable to read qmaster name: .*has zero length/i.test(e.message) &&
   // a host the qmaster refuses (not a submit host, a name it resolves otherwise) is a setting to fix, not an outage
   !/access denied|denied: host/i.test(e.message)
 
