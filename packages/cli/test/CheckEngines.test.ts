@@ -7,7 +7,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { findings, taskFile } from "./support/checkTask.ts"
 import { trex } from "./support/cli.ts"
 
-describe("trex check on the real engines", () => {
+// Each test starts the CLI three to five times against an engine: 6-17 s on an idle machine, 65 s for the Slurm one in a
+// clean-clone CI beside other work (load 12), past vitest's default of 60 s.
+describe("trex check on the real engines", { timeout: 240_000 }, () => {
   it("on the real Slurm cluster: sbatch --test-only refuses a partition it lacks, naming the setting; a time limit over the partition's MaxTime fails, a partition DOWN warns; a job it can take passes", () => {
     const workDir = fs.mkdtempSync("/tmp/trex-check-slurm-")
     const recipe = `  command: ["/bin/true"]
