@@ -15,6 +15,7 @@
  * @since 0.1.0
  */
 import * as crypto from "node:crypto"
+import { billionths } from "./internal/shares.ts"
 import type * as Strategy from "./Strategy.ts"
 
 /**
@@ -119,7 +120,8 @@ type Source = Strategy.DataSource
 
 /**
  * A mixture in its canonical form, as the fingerprint reads it: each source's weight as its share
- * of the sum of the weights, to 9 decimals (as `SearchSpace.get` reads a share), sources whose
+ * of the sum of the weights, to 9 decimals (as `SearchSpace.get` reads a share; rounded as in exact
+ * arithmetic, a half up, so the order the weights are written in never changes it), sources whose
  * share is 0 left out, and the rest in the order of their names (then of their other fields). The
  * sources themselves when they are in that form already (a single source of weight 1, a mixture
  * written in shares in that order), and when their weights sum to 0. So `[web 1, code 1]`,
@@ -137,13 +139,13 @@ type Source = Strategy.DataSource
  * @since 0.1.0 @category utilities
  */
 export const mixture = (sources: ReadonlyArray<Source>): ReadonlyArray<Source> => {
-  let total = 0
-  for (const s of sources) total += s.weight
-  if (!(total > 0) || !Number.isFinite(total)) return sources
+  const shares = billionths(sources.map((s) => s.weight))
+  if (shares === undefined) return sources
   const out: Array<Source> = []
   let same = true
-  for (const s of sources) {
-    const share = Math.round((s.weight / total) * 1e9) / 1e9
+  for (let i = 0; i < sources.length; i++) {
+    const s = sources[i]!
+    const share = shares[i]! / 1e9
     if (share === 0) {
       same = false
       continue

@@ -9,6 +9,7 @@
  */
 import { Option, Schema } from "effect"
 import * as Strategy from "./Strategy.ts"
+import { billionths } from "./internal/shares.ts"
 
 const ValueSchema = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
 
@@ -97,10 +98,10 @@ export const get = (strategy: Strategy.Strategy, path: string): unknown => {
   if (path.startsWith(mixturePrefix)) {
     const name = path.slice(mixturePrefix.length)
     const sources = strategy.data.sources
-    const total = sources.reduce((acc, s) => acc + s.weight, 0)
-    const src = sources.find((s) => s.name === name)
-    if (src === undefined) return 0
-    return total > 0 ? Math.round((src.weight / total) * 1e9) / 1e9 : 0
+    const index = sources.findIndex((s) => s.name === name)
+    if (index < 0) return 0
+    const shares = billionths(sources.map((s) => s.weight))
+    return shares === undefined ? 0 : shares[index]! / 1e9
   }
   return getPath(strategy, segments(path))
 }

@@ -169,6 +169,38 @@ describe("Fingerprint", () => {
     )
   })
 
+  it("gives a mixture's shares as exact arithmetic rounds them, whatever the order its weights are summed in", () => {
+    // summed in floating point, these and the same reversed differed in the last bit, and 0.345's share is within
+    // 3e-8 of a half billionth (0.1123046875): 112304687 one way, 112304688 the other, two fingerprints for one
+    // mixture. In exact arithmetic on the doubles the weights are, it is just under the half.
+    const written = [0.86, 0.95, 0.917, 0.345].map((weight, i) => ({ name: `s${i}`, weight }))
+    assert.strictEqual(fp({ ...base, data: { sources: [...written].reverse() } }), fp({ ...base, data: { sources: written } }))
+    assert.deepStrictEqual(Fingerprint.mixture(written).map((s) => s.weight), [0.279947917, 0.309244792, 0.298502604, 0.112304687])
+    assert.deepStrictEqual(Fingerprint.mixture([...written].reverse()).map((s) => s.weight), [0.279947917, 0.309244792, 0.298502604, 0.112304687])
+    // thousandths that sum to 1.024: an odd number of them is a share at a half billionth
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 5 }), fc.integer(), (parts, seed) => {
+        const rest = 1024 - parts.reduce((a, b) => a + b, 0)
+        fc.pre(rest > 0)
+        const thousandths = [...parts, rest]
+        const sources = thousandths.map((k, i) => ({ name: `s${i}`, weight: k / 1000 }))
+        // the doubles are not exactly k / 1000: each share is one of the two billionths next to k / 1024
+        const shares = Fingerprint.mixture(sources)
+        thousandths.forEach((k, i) => assert.isAtMost(Math.abs(shares[i]!.weight * 1e9 - (k * 1e9) / 1024), 0.5 + 1e-6, `share ${i}`))
+        let x = seed
+        const rand = () => ((x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x80000000)
+        const shuffled = [...sources]
+        for (let i = shuffled.length - 1; i > 0; i--) {
+          const j = Math.floor(rand() * (i + 1))
+          ;[shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!]
+        }
+        assert.strictEqual(fp({ ...base, data: { sources: shuffled } }), fp({ ...base, data: { sources } }))
+        assert.strictEqual(fp({ ...base, data: { sources: [...sources].reverse() } }), fp({ ...base, data: { sources } }))
+      }),
+      { numRuns: 500 }
+    )
+  })
+
   it("the absolute counts and an order a trainer reads live in fields the fingerprint keeps as written: numExamples, a source's maxExamples, data.extra", () => {
     type Src = { name: string; weight?: number; maxExamples?: number }
     const of = (sources: ReadonlyArray<Src>, data: { numExamples?: number; extra?: Record<string, unknown> } = {}) =>

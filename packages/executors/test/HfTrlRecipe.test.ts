@@ -56,6 +56,14 @@ describe("recipes/hf-trl", () => {
     for (let i = 0; i < 300; i++) {
       mixtures.push(Array.from({ length: 2 + Math.floor(next() * 4) }, () => next() * 10 ** -Math.floor(next() * 10)))
     }
+    // shares within a hair of a half billionth, each mixture written in two orders (thousandths summing to 1.024; a
+    // float sum of the first differs in its last bit with the order, and read that way it had two fingerprints)
+    mixtures.push([0.86, 0.95, 0.917, 0.345], [0.345, 0.917, 0.95, 0.86])
+    for (let i = 0; i < 40; i++) {
+      const parts = Array.from({ length: 2 + Math.floor(next() * 3) }, () => 1 + Math.floor(next() * 300))
+      const rest = 1024 - parts.reduce((a, b) => a + b, 0)
+      if (rest > 0) mixtures.push([...parts, rest].map((k) => k / 1000), [rest, ...parts].reverse().map((k) => k / 1000))
+    }
     const expected = mixtures.map((weights) =>
       Fingerprint.mixture(weights.map((weight, j) => ({ name: `s${j}`, weight }))).map((s) => [s.name, Math.round(s.weight * 1e9)])
     )

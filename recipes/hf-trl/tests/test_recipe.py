@@ -11,6 +11,7 @@ from trex_hf_trl.recipe import (
     Source,
     Task,
     canonical_mixture,
+    fingerprint_shares,
     load_strategy,
     parse_job,
     parse_strategy,
@@ -190,6 +191,16 @@ class CanonicalMixtureTest(unittest.TestCase):
         self.assertEqual([m.index for m in reverse], [1, 0, 3])
         twice = canonical_mixture((Source("web", 1.0), Source("web", 1.0)))
         self.assertEqual(len({m.key for m in twice}), 2)  # a source listed twice alike: two keys, two draws
+
+    def test_shares_do_not_depend_on_the_order_the_weights_are_summed_in(self):
+        # summed in floating point these differ in the last bit with their order, and 0.345's share is a hair from a
+        # half billionth: read that way it was 112304687 one way and 112304688 the other
+        weights = [0.86, 0.95, 0.917, 0.345]
+        self.assertEqual(fingerprint_shares(weights), [279947917, 309244792, 298502604, 112304687])
+        self.assertEqual(fingerprint_shares(list(reversed(weights))), [112304687, 298502604, 309244792, 279947917])
+        # 1 / (1 + 5.000001e-10) is 0.99999999949999990...: 999999999 billionths, though the float quotient reads .5
+        self.assertEqual(fingerprint_shares([1, 5.000001e-10]), [999999999, 1])
+        self.assertIsNone(fingerprint_shares([0, 0]))
 
 
 class ParseJobTest(unittest.TestCase):

@@ -71,21 +71,18 @@ BILLION = 10**9  # the fingerprint keeps a share to 9 decimals
 def fingerprint_shares(weights: tuple[float, ...] | list[float]) -> list[int] | None:
     """Each weight's share of their sum in billionths, exactly as ``Fingerprint.mixture`` rounds it.
 
-    The same float arithmetic as TREX's TypeScript: the weights summed in the order given,
-    ``Math.round(weight / total * 1e9)`` (the nearest integer, a half up). ``None`` when the
-    weights sum to 0 (the fingerprint then keeps them as written).
+    As TREX's TypeScript reads it: ``weight / total * 1e9`` to the nearest integer (a half up),
+    in exact arithmetic on the numbers the weights are (Python's fractions here), so the order
+    they are written in never changes a share. ``None`` when the weights do not sum to a
+    positive finite number (the fingerprint then keeps them as written).
     """
-    total = 0.0
+    float_total = 0.0
     for weight in weights:
-        total += float(weight)
-    if not total > 0 or not math.isfinite(total):
+        float_total += float(weight)
+    if not float_total > 0 or not math.isfinite(float_total):
         return None
-    out: list[int] = []
-    for weight in weights:
-        scaled = float(weight) / total * 1e9
-        whole = math.floor(scaled)
-        out.append(whole + 1 if scaled - whole >= 0.5 else whole)
-    return out
+    total = sum((Fraction(float(weight)) for weight in weights), Fraction(0))
+    return [math.floor(Fraction(float(weight)) * BILLION / total + Fraction(1, 2)) for weight in weights]
 
 
 def _simplest_between(lo: Fraction, hi: Fraction) -> Fraction:
