@@ -70,6 +70,8 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true, concurrent: true
   for (const c of cases) it.effect(c.name, () => c.run, { timeout: 120_000 })
 })
 
+// Jobs that ask no GPUs and look at no state of the whole cluster (five at a time, as the conformance suite, timed out
+// at 60 s a test on this machine at load 20-28: kept one at a time).
 layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend on a real Grid Engine", (it) => {
   it.effect("runs a job: files, env, secrets in a 0600 file only, hostile argv, metrics, logs, result.json, labels as context", () =>
     Effect.gen(function*() {
@@ -157,84 +159,6 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.include(oom.message, "h_vmem=100M")
     }))
 
-  it.effect("schedules the gpu consumable: 2 GPUs named in CUDA_VISIBLE_DEVICES, counted, a second 2-GPU job waits with the scheduler's reason", () =>
-    Effect.gen(function*() {
-      const backend = yield* Backend.Backend
-      // Each job holds its GPUs until a file appears (up to 120 s), so what the test looks for happens however the
-      // queue runs them, not by timing: another file's job taking one of the queue's two slots made the second
-      // 2-GPU job wait for a slot ("full"), not for the GPUs, and ran the 1-GPU jobs one after the other (hence
-      // the longer bound: such a job may hold its slot a while).
-      const meet = fs.mkdtempSync(path.join(workDir, "gpu-meet-"))
-      const holdUntil = (file: string, what: string) =>
-        [
-          `i=0; while [ ! -e ${meet}/${file} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done`,
-          `[ -e ${meet}/${file} ] || { echo "${what}"; exit 7; }`
-        ].join("\n")
-      // the 2-GPU jobs: the one that runs holds both GPUs until the other's watch said it waits for them
-      const gpu2 = (node: string) =>
-        spec(node, [`echo "cuda=$CUDA_VISIBLE_DEVICES"; sleep 2`, holdUntil("gpu-waited", "the other job was not seen waiting for the GPUs")].join("\n"), {
-          resources: { gpus: 2, cpus: 1 }
-        })
-      const waitsForGpus = (e: Backend.JobEvent) => e._tag === "State" && e.state === "Pending" && /gpu/.test(e.reason ?? "")
-      const follow = (ref: Parameters<typeof backend.watch>[0]) =>
-        backend.watch(ref).pipe(
-          Stream.tap((e) => (waitsForGpus(e) ? Effect.sync(() => fs.writeFileSync(path.join(meet, "gpu-waited"), "")) : Effect.void)),
-          Stream.runCollect,
-          Effect.map((c) => Array.from(c))
-        )
-      const first = yield* backend.submit(gpu2("gpu-a"))
-      const second = yield* backend.submit(gpu2("gpu-b"))
-      const [a, b] = yield* Effect.all([follow(first), follow(second)], { concurrency: 2 })
-      for (const events of [a, b]) {
-        const exit = exitOf(events)
-        assert.strictEqual(exit.outcome, "Succeeded", `${exit.message}: ${exit.logTail.join("\n")}`)
-        const cuda = events.flatMap((e) => (e._tag === "Log" && e.line.startsWith("cuda=") ? [e.line.slice(5)] : []))
-        assert.deepStrictEqual(cuda[0]!.split(",").sort(), ["0", "1"])
-        assert.isAtLeast(exit.wallSeconds, 2)
-        assert.strictEqual(exit.gpuSeconds, exit.wallSeconds * 2)
-      }
-      assert.include(sge("qacct", ["-j", first.id]), "gpu=2")
-      // whichever the scheduler took first, the other waited for the GPUs it held, and said so
-      assert.isTrue([a, b].some((events) => events.some(waitsForGpus)), JSON.stringify([a.slice(0, 4), b.slice(0, 4)]))
-      // two 1-GPU jobs at once get different devices: each says it holds its device, then keeps it until the other
-      // does too, so they hold them at the same time (one after the other, the second could get the device back)
-      const holding = (self: string, other: string) =>
-        spec(`gpu-${self}`, [`echo "cuda=$CUDA_VISIBLE_DEVICES"; : > ${meet}/${self}`, holdUntil(other, `gpu-${other} did not run while this job held its device`)].join("\n"), {
-          resources: { gpus: 1, cpus: 1 }
-        })
-      const [c, d] = yield* Effect.all([backend.submit(holding("c", "d")), backend.submit(holding("d", "c"))])
-      const [ce, de] = yield* Effect.all([collect(backend, c), collect(backend, d)], { concurrency: 2 })
-      for (const events of [ce, de]) assert.strictEqual(exitOf(events).outcome, "Succeeded", exitOf(events).logTail.join("\n"))
-      const device = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "Log" && e.line.startsWith("cuda=") ? [e.line.slice(5)] : []))[0]
-      assert.notStrictEqual(device(ce), device(de))
-      assert.sameMembers([device(ce), device(de)], ["0", "1"])
-    }), { timeout: 300_000 })
-
-  it.effect("a GPU lock whose pid another process now has (its job killed without giving it back, the pid reused) is taken over; one whose owner lives holds", () =>
-    Effect.gen(function*() {
-      const locks = lockDir()
-      const backend = yield* GridEngineBackend.make({ ...config, gpuLockDir: locks })
-      const other = sleeper()
-      // both devices locked by a job killed long ago, its pid now a process of another's, started since
-      for (const i of [0, 1]) plant(locks, i, other, String(Number(startTime(other)) - 500))
-      // the command leaves a child running: under sge_shepherd the script leads the job's process group, so it ends the
-      // child (which says whether the devices were still locked then) before it gives them back
-      const child = `trap 'if [ -d ${locks}/gpu0 ]; then echo "child saw: held"; else echo "child saw: free"; fi >&2; exit 0' TERM; while :; do sleep 0.05; done`
-      const exit = yield* Backend.run(backend, spec("gpu-reused", `echo "cuda=$CUDA_VISIBLE_DEVICES"; sh -c ${JSON.stringify(child)} & ${RESULT}`, { resources: { gpus: 2, cpus: 1 } }))
-      // before the fix: exit 96, "Grid Engine granted 2 gpu but only 0 of the 2 devices ... are free"
-      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
-      assert.include(exit.logTail, "cuda=0,1")
-      assert.isTrue(exit.logTail.some((l) => l.startsWith("trex: the command left processes running")), exit.logTail.join("\n"))
-      assert.include(exit.logTail, "child saw: held")
-      assert.deepStrictEqual(fs.readdirSync(locks).filter((f) => f !== "breaks"), [], "the job gave its devices back")
-      // the owner alive, its start time right: its lock holds
-      for (const i of [0, 1]) plant(locks, i, other, startTime(other))
-      const held = yield* Backend.run(backend, spec("gpu-held", RESULT, { resources: { gpus: 1, cpus: 1 } }))
-      assert.strictEqual(held.outcome, "Failed")
-      assert.strictEqual(held.failureKind, "Infra", held.message)
-      assert.include(held.message, "Grid Engine granted 1 gpu but only 0 of the")
-    }).pipe(Effect.scoped))
-
   it.effect("cancel is qdel with a grace: the job's SIGTERM handler runs, and the job ends Cancelled", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
@@ -250,47 +174,6 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       // without -notify and the script's relay, qdel's SIGKILL ends the job at once
       assert.include(exit.logTail, "saved")
       assert.isBelow(exit.wallSeconds, 10)
-    }))
-
-  it.effect("withdraw deletes a job only while it waits: a running one runs on", () =>
-    Effect.gen(function*() {
-      const backend = yield* Backend.Backend
-      const gpu = (node: string) => spec(node, "echo started; sleep 60", { resources: { gpus: 2, cpus: 1 } })
-      const first = yield* backend.submit(gpu("withdraw-a"))
-      const second = yield* backend.submit(gpu("withdraw-b"))
-      yield* eventually("the first job runs", () => qstatState(first.id) === "r", 30)
-      assert.strictEqual(qstatState(second.id), "qw")
-      assert.isFalse(yield* backend.withdraw!(first), "a running job is not withdrawn")
-      assert.strictEqual(qstatState(first.id), "r", "and keeps running, its hold released")
-      assert.isTrue(yield* backend.withdraw!(second), "a waiting job is")
-      assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Cancelled")
-      yield* backend.cancel(first)
-      assert.strictEqual((yield* Backend.awaitExit(backend, first)).outcome, "Cancelled")
-    }))
-
-  it.effect("a held job waits with its reason; one in error state (Eqw) fails with Grid Engine's reason and is deleted", () =>
-    Effect.gen(function*() {
-      const backend = yield* Backend.Backend
-      const blocker = yield* backend.submit(spec("eqw-blocker", "echo started; sleep 60", { resources: { gpus: 2, cpus: 1 } }))
-      yield* eventually("the blocker runs", () => qstatState(blocker.id) === "r", 30)
-      const ref = yield* backend.submit(spec("eqw", RESULT, { resources: { gpus: 2, cpus: 1 } }))
-      sge("qhold", [ref.id])
-      const states: Array<Backend.JobEvent> = []
-      const watching = yield* Effect.forkChild(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => states.push(e))), Stream.runCollect))
-      yield* eventually("the hold is reported", () => states.some((e) => e._tag === "State" && e.state === "Pending" && e.reason === "held (hqw)"), 30)
-      // the job directory gone from the execution host (an unmounted or unshared filesystem): the job cannot start
-      fs.rmSync(ref.data.jobDir as string, { recursive: true })
-      sge("qrls", [ref.id])
-      yield* backend.cancel(blocker)
-      const events = Array.from(yield* Fiber.join(watching))
-      const exit = exitOf(events)
-      assert.strictEqual(exit.outcome, "Failed")
-      assert.strictEqual(exit.failureKind, "Infra")
-      assert.include(exit.message, "error state (Eqw)")
-      assert.include(exit.message, "can't chdir")
-      assert.include(exit.message, "deleted (qdel)")
-      // before the fix: the job stayed Eqw in the queue and the watch reported it pending for ever
-      yield* eventually("the job is deleted", () => qstatState(ref.id) === "", 30)
     }))
 
   it.effect("list(run) after a controller restart: a fresh instance finds running and finished jobs and reads a finished one's end back", () =>
@@ -382,19 +265,6 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.isAtLeast(exit.wallSeconds, 1)
     }).pipe(Effect.scoped))
 
-  it.effect("reports capacity: the queue's slots, the 2 gpu of the host, and the trex jobs running", () =>
-    Effect.gen(function*() {
-      const backend = yield* Backend.Backend
-      const cap = yield* backend.capacity
-      assert.strictEqual(cap.gpus, Number(process.env["TREX_TEST_SGE_FAKE_GPUS"] ?? 2))
-      assert.isAtLeast(cap.slots, 1)
-      yield* eventually("no trex job runs", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
-      const ref = yield* backend.submit(spec("capacity", "sleep 60"))
-      yield* eventually("the running job counts as in use", Effect.map(backend.capacity, (c) => c.inUse === 1), 60)
-      yield* backend.cancel(ref)
-      yield* eventually("the cancelled job no longer counts", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
-    }))
-
   it.effect("a job no queue could ever run (more GPUs than any host has) is refused at submit, for good, naming the settings: a plain qsub took it, and it waited for ever", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
@@ -418,6 +288,171 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     }).pipe(Effect.scoped))
 })
 
+// The GPU consumable and its locks, withdraw and error state (2-GPU jobs that hold both devices), and capacity (no
+// other trex job running): one at a time.
+layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend's GPUs and queue on a real Grid Engine", (it) => {
+  it.effect("schedules the gpu consumable: 2 GPUs named in CUDA_VISIBLE_DEVICES, counted, a second 2-GPU job waits with the scheduler's reason", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      // Each job holds its GPUs until a file appears (up to 120 s), so what the test looks for happens however the
+      // queue runs them, not by timing: another file's job taking one of the queue's two slots made the second
+      // 2-GPU job wait for a slot ("full"), not for the GPUs, and ran the 1-GPU jobs one after the other (hence
+      // the longer bound: such a job may hold its slot a while).
+      const meet = fs.mkdtempSync(path.join(workDir, "gpu-meet-"))
+      const holdUntil = (file: string, what: string) =>
+        [
+          `i=0; while [ ! -e ${meet}/${file} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done`,
+          `[ -e ${meet}/${file} ] || { echo "${what}"; exit 7; }`
+        ].join("\n")
+      // the 2-GPU jobs: the one that runs holds both GPUs until the other's watch said it waits for them
+      const gpu2 = (node: string) =>
+        spec(node, [`echo "cuda=$CUDA_VISIBLE_DEVICES"; sleep 2`, holdUntil("gpu-waited", "the other job was not seen waiting for the GPUs")].join("\n"), {
+          resources: { gpus: 2, cpus: 1 }
+        })
+      const waitsForGpus = (e: Backend.JobEvent) => e._tag === "State" && e.state === "Pending" && /gpu/.test(e.reason ?? "")
+      const follow = (ref: Parameters<typeof backend.watch>[0]) =>
+        backend.watch(ref).pipe(
+          Stream.tap((e) => (waitsForGpus(e) ? Effect.sync(() => fs.writeFileSync(path.join(meet, "gpu-waited"), "")) : Effect.void)),
+          Stream.runCollect,
+          Effect.map((c) => Array.from(c))
+        )
+      const first = yield* backend.submit(gpu2("gpu-a"))
+      const second = yield* backend.submit(gpu2("gpu-b"))
+      const [a, b] = yield* Effect.all([follow(first), follow(second)], { concurrency: 2 })
+      for (const events of [a, b]) {
+        const exit = exitOf(events)
+        assert.strictEqual(exit.outcome, "Succeeded", `${exit.message}: ${exit.logTail.join("\n")}`)
+        const cuda = events.flatMap((e) => (e._tag === "Log" && e.line.startsWith("cuda=") ? [e.line.slice(5)] : []))
+        assert.deepStrictEqual(cuda[0]!.split(",").sort(), ["0", "1"])
+        assert.isAtLeast(exit.wallSeconds, 2)
+        assert.strictEqual(exit.gpuSeconds, exit.wallSeconds * 2)
+      }
+      assert.include(sge("qacct", ["-j", first.id]), "gpu=2")
+      // whichever the scheduler took first, the other waited for the GPUs it held, and said so
+      assert.isTrue([a, b].some((events) => events.some(waitsForGpus)), JSON.stringify([a.slice(0, 4), b.slice(0, 4)]))
+      // two 1-GPU jobs at once get different devices: each says it holds its device, then keeps it until the other
+      // does too, so they hold them at the same time (one after the other, the second could get the device back)
+      const holding = (self: string, other: string) =>
+        spec(`gpu-${self}`, [`echo "cuda=$CUDA_VISIBLE_DEVICES"; : > ${meet}/${self}`, holdUntil(other, `gpu-${other} did not run while this job held its device`)].join("\n"), {
+          resources: { gpus: 1, cpus: 1 }
+        })
+      const [c, d] = yield* Effect.all([backend.submit(holding("c", "d")), backend.submit(holding("d", "c"))])
+      const [ce, de] = yield* Effect.all([collect(backend, c), collect(backend, d)], { concurrency: 2 })
+      for (const events of [ce, de]) assert.strictEqual(exitOf(events).outcome, "Succeeded", exitOf(events).logTail.join("\n"))
+      const device = (events: ReadonlyArray<Backend.JobEvent>) => events.flatMap((e) => (e._tag === "Log" && e.line.startsWith("cuda=") ? [e.line.slice(5)] : []))[0]
+      assert.notStrictEqual(device(ce), device(de))
+      assert.sameMembers([device(ce), device(de)], ["0", "1"])
+    }), { timeout: 300_000 })
+
+  it.effect("a GPU lock whose pid another process now has (its job killed without giving it back, the pid reused) is taken over; one whose owner lives holds", () =>
+    Effect.gen(function*() {
+      const locks = lockDir()
+      const backend = yield* GridEngineBackend.make({ ...config, gpuLockDir: locks })
+      const other = sleeper()
+      // both devices locked by a job killed long ago, its pid now a process of another's, started since
+      for (const i of [0, 1]) plant(locks, i, other, String(Number(startTime(other)) - 500))
+      // the command leaves a child running: under sge_shepherd the script leads the job's process group, so it ends the
+      // child (which says whether the devices were still locked then) before it gives them back
+      const child = `trap 'if [ -d ${locks}/gpu0 ]; then echo "child saw: held"; else echo "child saw: free"; fi >&2; exit 0' TERM; while :; do sleep 0.05; done`
+      const exit = yield* Backend.run(backend, spec("gpu-reused", `echo "cuda=$CUDA_VISIBLE_DEVICES"; sh -c ${JSON.stringify(child)} & ${RESULT}`, { resources: { gpus: 2, cpus: 1 } }))
+      // before the fix: exit 96, "Grid Engine granted 2 gpu but only 0 of the 2 devices ... are free"
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      assert.include(exit.logTail, "cuda=0,1")
+      assert.isTrue(exit.logTail.some((l) => l.startsWith("trex: the command left processes running")), exit.logTail.join("\n"))
+      assert.include(exit.logTail, "child saw: held")
+      assert.deepStrictEqual(fs.readdirSync(locks).filter((f) => f !== "breaks"), [], "the job gave its devices back")
+      // the owner alive, its start time right: its lock holds
+      for (const i of [0, 1]) plant(locks, i, other, startTime(other))
+      const held = yield* Backend.run(backend, spec("gpu-held", RESULT, { resources: { gpus: 1, cpus: 1 } }))
+      assert.strictEqual(held.outcome, "Failed")
+      assert.strictEqual(held.failureKind, "Infra", held.message)
+      assert.include(held.message, "Grid Engine granted 1 gpu but only 0 of the")
+    }).pipe(Effect.scoped))
+
+  it.effect("a process the command started outside its process group (`setsid sleep 300 &`) is ended before the next job holds the GPUs, and the job's log names it", () => {
+    let leftover = 0
+    return Effect.gen(function*() {
+      const locks = lockDir()
+      const backend = yield* GridEngineBackend.make({ ...config, gpuLockDir: locks })
+      const gpus = { resources: { gpus: 2, cpus: 1 } }
+      // (run by `sh -c` without job control, `setsid` is no group leader: it makes the session and becomes `sleep`)
+      const first = yield* backend.submit(spec("gpu-setsid", `setsid sleep 300 & echo $! > leftover.pid; ${RESULT}`, gpus))
+      const pidFile = path.join(first.data.jobDir as string, "leftover.pid")
+      // the next job needs both GPUs, so Grid Engine starts it once the first has ended: is the process still there?
+      const alive = `s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]`
+      const next = yield* backend.submit(spec("gpu-after-setsid", `p=$(cat ${pidFile}); if ${alive}; then echo "leftover $p: running"; else echo "leftover $p: gone"; fi; echo "cuda=$CUDA_VISIBLE_DEVICES"; ${RESULT}`, gpus))
+      const ended = yield* Backend.awaitExit(backend, first)
+      leftover = Number(fs.readFileSync(pidFile, "utf8"))
+      assert.strictEqual(ended.outcome, "Succeeded", ended.message)
+      const after = yield* Backend.awaitExit(backend, next)
+      assert.strictEqual(after.outcome, "Succeeded", after.message)
+      assert.include(after.logTail, "cuda=0,1")
+      // before the fix: "leftover <pid>: running", the sleep on the GPUs the next job was given
+      assert.include(after.logTail, `leftover ${leftover}: gone`, after.logTail.join("\n"))
+      assert.include(ended.logTail, `trex: of them, outside the job's process group (setsid, a daemon), found by ${Script.MARK_VAR} in their environment: pids ${leftover}`)
+    }).pipe(
+      Effect.scoped,
+      Effect.ensuring(Effect.sync(() => {
+        if (leftover > 0 && fs.existsSync(`/proc/${leftover}/comm`) && fs.readFileSync(`/proc/${leftover}/comm`, "utf8").trim() === "sleep") process.kill(leftover, "SIGKILL")
+      }))
+    )
+  })
+
+  it.effect("withdraw deletes a job only while it waits: a running one runs on", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const gpu = (node: string) => spec(node, "echo started; sleep 60", { resources: { gpus: 2, cpus: 1 } })
+      const first = yield* backend.submit(gpu("withdraw-a"))
+      const second = yield* backend.submit(gpu("withdraw-b"))
+      yield* eventually("the first job runs", () => qstatState(first.id) === "r", 30)
+      assert.strictEqual(qstatState(second.id), "qw")
+      assert.isFalse(yield* backend.withdraw!(first), "a running job is not withdrawn")
+      assert.strictEqual(qstatState(first.id), "r", "and keeps running, its hold released")
+      assert.isTrue(yield* backend.withdraw!(second), "a waiting job is")
+      assert.strictEqual((yield* Backend.awaitExit(backend, second)).outcome, "Cancelled")
+      yield* backend.cancel(first)
+      assert.strictEqual((yield* Backend.awaitExit(backend, first)).outcome, "Cancelled")
+    }))
+
+  it.effect("a held job waits with its reason; one in error state (Eqw) fails with Grid Engine's reason and is deleted", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const blocker = yield* backend.submit(spec("eqw-blocker", "echo started; sleep 60", { resources: { gpus: 2, cpus: 1 } }))
+      yield* eventually("the blocker runs", () => qstatState(blocker.id) === "r", 30)
+      const ref = yield* backend.submit(spec("eqw", RESULT, { resources: { gpus: 2, cpus: 1 } }))
+      sge("qhold", [ref.id])
+      const states: Array<Backend.JobEvent> = []
+      const watching = yield* Effect.forkChild(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => states.push(e))), Stream.runCollect))
+      yield* eventually("the hold is reported", () => states.some((e) => e._tag === "State" && e.state === "Pending" && e.reason === "held (hqw)"), 30)
+      // the job directory gone from the execution host (an unmounted or unshared filesystem): the job cannot start
+      fs.rmSync(ref.data.jobDir as string, { recursive: true })
+      sge("qrls", [ref.id])
+      yield* backend.cancel(blocker)
+      const events = Array.from(yield* Fiber.join(watching))
+      const exit = exitOf(events)
+      assert.strictEqual(exit.outcome, "Failed")
+      assert.strictEqual(exit.failureKind, "Infra")
+      assert.include(exit.message, "error state (Eqw)")
+      assert.include(exit.message, "can't chdir")
+      assert.include(exit.message, "deleted (qdel)")
+      // before the fix: the job stayed Eqw in the queue and the watch reported it pending for ever
+      yield* eventually("the job is deleted", () => qstatState(ref.id) === "", 30)
+    }))
+
+  it.effect("reports capacity: the queue's slots, the 2 gpu of the host, and the trex jobs running", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const cap = yield* backend.capacity
+      assert.strictEqual(cap.gpus, Number(process.env["TREX_TEST_SGE_FAKE_GPUS"] ?? 2))
+      assert.isAtLeast(cap.slots, 1)
+      yield* eventually("no trex job runs", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
+      const ref = yield* backend.submit(spec("capacity", "sleep 60"))
+      yield* eventually("the running job counts as in use", Effect.map(backend.capacity, (c) => c.inUse === 1), 60)
+      yield* backend.cancel(ref)
+      yield* eventually("the cancelled job no longer counts", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
+    }))
+})
+
 /**
  * The qmaster back, and the execution daemon restarted with it: an execd finds a restarted qmaster by itself only
  * after about 30 s (its reconnect interval), while a restarted one registers at once and reports the jobs that ended
@@ -431,7 +466,8 @@ const restartGridEngine = Effect.andThen(
 )
 
 layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend when Grid Engine's daemons stop", (it) => {
-  it.effect("ends a job whose execd died from its exit record: Grid Engine lists it running until the host is back", () =>
+  // (one test: the execd the first part kills is the one the two starts bring back, a restart less)
+  it.effect("ends a job whose execd died from its exit record: Grid Engine lists it running until the host is back; then two starts at once with the execd down (test files side by side, each bringing Grid Engine up) both succeed, one execd between them", () =>
     Effect.gen(function*() {
       const backend = yield* GridEngineBackend.make({ ...config, exitReportWaitMs: 1500 })
       const ref = yield* backend.submit(spec("execd-dead", `echo started; sleep 2; ${RESULT}; exit 3`, { resources: { gpus: 1, cpus: 1 } }))
@@ -448,11 +484,8 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.isAtLeast(exit.wallSeconds, 2)
       assert.strictEqual(exit.gpuSeconds, exit.wallSeconds)
       assert.strictEqual(qstatState(ref.id), "r", "Grid Engine still lists it running")
-    }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 60_000 })
 
-  it.effect("two starts at once with the execd down (test files side by side, each bringing Grid Engine up) both succeed, one execd between them", () =>
-    Effect.gen(function*() {
-      execFileSync("bash", ["-c", "p=$(cat /var/spool/gridengine/execd/localhost/execd.pid); kill -9 $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done"])
+      // the execd still down: two starts at once
       const start = () =>
         new Promise<{ readonly code: number | null; readonly stderr: string }>((resolve) => {
           const child = spawn("bash", [script("start-gridengine.sh")], { stdio: ["ignore", "ignore", "pipe"] })
@@ -464,8 +497,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const starts = yield* Effect.promise(() => Promise.all([start(), start()]))
       for (const s of starts) assert.strictEqual(s.code, 0, s.stderr)
       assert.strictEqual(spawnSync("pgrep", ["-xc", "sge_execd"], { encoding: "utf8" }).stdout.trim(), "1")
-    }).pipe(Effect.ensuring(startGridEngine)), { timeout: 120_000 })
-
+    }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 120_000 })
 
   it.effect("waits for a stopped qmaster: a running job's watch, a submit, a list, a cancel and a withdraw go on once it is back, one job each; past qmasterWaitMs a watch and a cancel fail clearly", () =>
     Effect.gen(function*() {

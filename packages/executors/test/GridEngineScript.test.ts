@@ -13,10 +13,32 @@ import { bootId, cleanup, kept, lockDir, plant, sleeper, startTime, tempDir } fr
 import * as GridEngineBackend from "../src/GridEngineBackend.ts"
 import * as Query from "../src/internal/gridengineQuery.ts"
 import * as Script from "../src/internal/gridengineScript.ts"
+import { shellQuote } from "../src/internal/shell.ts"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
 const PWNED = `/tmp/trex-pwned-ge-script-${process.pid}`
 afterAll(cleanup)
+
+/** The script of a job in `dir` (with an empty env file) that runs `command` with sh, one CPU and no GPUs but as `extra` says. */
+const jobScript = (dir: string, command: string, extra: Partial<Script.ScriptInput>) => {
+  fs.writeFileSync(path.join(dir, ".trex-env"), "")
+  return Script.renderScript({
+    jobName: "job",
+    labels: { run: "r", node: "n" },
+    jobDir: dir,
+    envFile: path.join(dir, ".trex-env"),
+    argv: ["/bin/sh", "-c", command],
+    submittedAt: 0,
+    gpus: 0,
+    gpuResource: "gpu",
+    assignGpus: true,
+    gpuLockDir: "/tmp/trex-gpu-locks",
+    cpus: 1,
+    extraDirectives: [],
+    maxRequeues: 2,
+    ...extra
+  })
+}
 
 describe("renderScript", () => {
   const input: Script.ScriptInput = {
@@ -96,23 +118,7 @@ describe("renderScript", () => {
 describe("the job script's bound on reruns", () => {
   it("ends a job that Grid Engine starts again past maxRequeues without running its command, and hands on no 100", () => {
     const dir = tempDir("trex-ge-reruns-")
-    fs.writeFileSync(path.join(dir, ".trex-env"), "")
-    const render = (command: string) =>
-      Script.renderScript({
-        jobName: "reruns",
-        labels: { run: "r", node: "n" },
-        jobDir: dir,
-        envFile: path.join(dir, ".trex-env"),
-        argv: ["/bin/sh", "-c", command],
-        submittedAt: 0,
-        gpus: 0,
-        gpuResource: "gpu",
-        assignGpus: true,
-        gpuLockDir: "/tmp/trex-gpu-locks",
-        cpus: 1,
-        extraDirectives: [],
-        maxRequeues: 1
-      })
+    const render = (command: string) => jobScript(dir, command, { maxRequeues: 1 })
     const run = (command: string) => spawnSync("/bin/sh", ["-c", render(command)], { encoding: "utf8", env: { ...process.env, JOB_ID: "7" } })
     // a command's 100 would put the job in error state: the script exits 1, the code kept in its record
     assert.strictEqual(run("exit 100").status, 1)
@@ -129,25 +135,8 @@ describe("the job script's bound on reruns", () => {
 })
 
 describe("the job script's GPU claim", () => {
-  const render = (locks: string, gpus: number, command = "echo \"cuda=$CUDA_VISIBLE_DEVICES\"") => {
-    const dir = tempDir("trex-ge-claim-")
-    fs.writeFileSync(path.join(dir, ".trex-env"), "")
-    return Script.renderScript({
-      jobName: "claim",
-      labels: { run: "r", node: "n" },
-      jobDir: dir,
-      envFile: path.join(dir, ".trex-env"),
-      argv: ["/bin/sh", "-c", command],
-      submittedAt: 0,
-      gpus,
-      gpuResource: "gpu",
-      assignGpus: true,
-      gpuLockDir: locks,
-      cpus: 1,
-      extraDirectives: [],
-      maxRequeues: 2
-    })
-  }
+  const render = (locks: string, gpus: number, command = "echo \"cuda=$CUDA_VISIBLE_DEVICES\"") =>
+    jobScript(tempDir("trex-ge-claim-"), command, { gpus, gpuLockDir: locks, maxRequeues: 2 })
   // no nvidia-smi and no cell to ask: the host's device count falls back to the granted count
   const { CUDA_VISIBLE_DEVICES: _, ...rest } = process.env
   const jobEnv = (env: Record<string, string>) => ({ ...rest, PATH: "/usr/bin:/bin", SGE_ROOT: "/nonexistent", JOB_ID: "1", ...env })
@@ -250,6 +239,28 @@ describe("the job script's GPU claim", () => {
     assert.strictEqual(fs.readFileSync(seen, "utf8"), "held\n", "the device was still locked when the child was told to end")
     const said = /trex: the command left processes running \(pids ([\d ]+)\): ending them \(SIGTERM, SIGKILL after 5 s\) before its GPUs \(0\) are given back/.exec(job.stderr)
     assert.include(said?.[1]?.split(" ") ?? [], String(left), job.stderr)
+    assert.deepStrictEqual(held(locks), [])
+  })
+
+  it("a process that left the job's process group (setsid) is found by the job's mark in its environment and ended before the devices are given back; the log names it", () => {
+    const locks = lockDir()
+    const seen = path.join(locks, "seen")
+    const pidFile = path.join(locks, "pid")
+    // a server that daemonises: a session (and process group) of its own, its parent gone, its stdio closed
+    const daemon = `echo $$ > ${pidFile}.tmp; trap 'if [ -d ${locks}/gpu0 ]; then echo held; else echo free; fi > ${seen}; exit 0' TERM; mv ${pidFile}.tmp ${pidFile}; while :; do sleep 0.05; done`
+    const command = `setsid sh -c ${shellQuote(daemon)} </dev/null >/dev/null 2>&1 & until [ -e ${pidFile} ]; do sleep 0.01; done`
+    const job = spawnSync("setsid", ["-w", "/bin/sh", "-c", render(locks, 1, command)], { encoding: "utf8", env: jobEnv({}), timeout: 20_000 })
+    const left = Number(fs.readFileSync(pidFile, "utf8"))
+    const alive = fs.existsSync(`/proc/${left}`) && !/\) Z /.test(fs.readFileSync(`/proc/${left}/stat`, "utf8"))
+    if (alive) process.kill(left, "SIGKILL")
+    // before, the script saw its process group only: the daemon ran on, on the device given back
+    assert.isFalse(alive, `the daemon ${left} outlived its job: ${job.stderr}`)
+    assert.strictEqual(fs.readFileSync(seen, "utf8"), "held\n", "the device was still locked when the daemon was told to end")
+    // the daemon and its `sleep` of the moment, which has its environment
+    const outside = new RegExp(`trex: of them, outside the job's process group \\(setsid, a daemon\\), found by ${Script.MARK_VAR} in their environment: pids ([\\d ]+)\n`).exec(job.stderr)
+    assert.include(outside?.[1]?.split(" ") ?? [], String(left), job.stderr)
+    const all = /trex: the command left processes running \(pids ([\d ]+)\)/.exec(job.stderr)
+    assert.include(all?.[1]?.split(" ") ?? [], String(left), job.stderr)
     assert.deepStrictEqual(held(locks), [])
   })
 
