@@ -252,17 +252,28 @@ const gpuLines = (input: ScriptInput): Array<string> => {
 export const LEFTOVER_GRACE_SECONDS = 5
 
 /**
+ * The variable, in the command's environment (and so in every process it starts that keeps its environment), that
+ * names the job's run: `<JOB_ID>-<script pid>-<start>`. The script finds the processes the command left running by it.
+ */
+export const MARK_VAR = "TREX_JOB_MARK"
+
+/**
  * The lines that give back the devices the job claimed (see {@link gpuLines}): the locks it still owns. Grid Engine
  * kills what a job's command left running (its process group) only once the script has ended, after it gave its
  * devices back, so a child still on a GPU would share it with the next job: the script, which leads the job's
- * process group, first ends the other processes of that group (SIGTERM, SIGKILL after {@link LEFTOVER_GRACE_SECONDS}
- * s), saying so in the job's log. One still there 30 s after SIGKILL (stuck in the kernel) is written as the
- * locks' owner (`owner` and `pid`), so that they are held as long as it lives. A process that left the group (`setsid`) is not seen.
+ * process group, first ends the other processes of that group, and those that left it (`setsid`, a server that
+ * daemonised itself) but carry the job's {@link MARK_VAR} in their environment (`/proc/<pid>/environ`, readable for
+ * the job's own user's processes), with SIGTERM, SIGKILL after {@link LEFTOVER_GRACE_SECONDS} s, saying so in the
+ * job's log. One still there 30 s after SIGKILL (stuck in the kernel) is written as the locks' owner (`owner` and
+ * `pid`), so that they are held as long as it lives. A process that left the group and cleared its environment
+ * (`env -i`) is not seen.
  */
 const gpuRelease = (input: ScriptInput): Array<string> => [
-  // the pids of the processes of this script's process group but itself (none when it leads no group of its own)
+  // the pids of the processes of this script's process group but itself (none when it leads no group of its own),
+  // then those outside it whose environment holds the job's mark (a zombie's environment reads empty); in
+  // trex_out, those of the second kind
   `trex_left() {`,
-  `  trex_o=`,
+  `  trex_o=; trex_out=`,
   `  for trex_f in /proc/[0-9]*/stat; do`,
   `    trex_s=; { read -r trex_s < "$trex_f"; } 2>/dev/null`,
   `    trex_s=\${trex_s##*") "}`,
@@ -271,11 +282,18 @@ const gpuRelease = (input: ScriptInput): Array<string> => [
   `    trex_p=\${trex_f#/proc/}; trex_p=\${trex_p%/stat}`,
   `    [ "$trex_p" = "$$" ] || trex_o="$trex_o $trex_p"`,
   `  done`,
+  // grep runs without the mark (the script never exports it), so it does not find itself
+  `  for trex_f in $(grep -lsFxz -e "${MARK_VAR}=$trex_mark" /proc/[0-9]*/environ 2>/dev/null); do`,
+  `    trex_p=\${trex_f#/proc/}; trex_p=\${trex_p%/environ}`,
+  `    case " $trex_o " in *" $trex_p "*) continue;; esac`,
+  `    [ "$trex_p" = "$$" ] || { trex_o="$trex_o $trex_p"; trex_out="$trex_out $trex_p"; }`,
+  `  done`,
   `}`,
   `trex_end_left() {`,
   `  [ -n "$trex_got" ] || return 0`,
   `  trex_left; [ -n "$trex_o" ] || return 0`,
   `  echo "trex: the command left processes running (pids$trex_o): ending them (SIGTERM, SIGKILL after ${LEFTOVER_GRACE_SECONDS} s) before its GPUs ($trex_got) are given back" >&2`,
+  `  [ -z "$trex_out" ] || echo "trex: of them, outside the job's process group (setsid, a daemon), found by ${MARK_VAR} in their environment: pids$trex_out" >&2`,
   `  kill -TERM $trex_o 2>/dev/null`,
   // deadlines by the clock, in whole seconds (a fractional sleep is not POSIX: where `sleep 0.1` fails, 1 s steps)
   `  trex_w=$(date +%s); trex_kill=$((trex_w + ${LEFTOVER_GRACE_SECONDS})); trex_quit=$((trex_w + ${LEFTOVER_GRACE_SECONDS + 30}))`,
@@ -373,7 +391,9 @@ export const renderScript = (input: ScriptInput): string => {
     `. ${shellQuote(input.envFile)} || exit 98`,
     ...(input.gpus > 0 && input.assignGpus ? [...gpuRelease(input), ...gpuLines(input)] : []),
     "trap '' USR1 USR2",
-    `${shellJoin(input.argv)} &`,
+    // the job's mark for the command and all it starts, not exported: the script's own processes lack it
+    `trex_mark="\${JOB_ID:-0}-$$-$trex_start"`,
+    `${MARK_VAR}=$trex_mark ${shellJoin(input.argv)} &`,
     "trex_child=$!",
     `trap 'trap "" TERM; kill -TERM 0 2>/dev/null' USR2 TERM`,
     `while :; do wait "$trex_child"; trex_code=$?; kill -0 "$trex_child" 2>/dev/null || break; done`,
