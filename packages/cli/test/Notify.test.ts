@@ -789,7 +789,7 @@ describe("Notify: webhooks told of a run", () => {
       }
       const drop = yield* trex(["notify", runDir, "--drop-expired"])
       assert.strictEqual(drop.status, 2, drop.stderr)
-      assert.include(drop.stderr, `the run in ${runDir} is in use by process ${controller!.pid} (its controller, or another trex notify), which posts and expires the run's webhook messages itself`)
+      assert.include(drop.stderr, `the run in ${runDir} is in use by process ${controller!.pid}, its controller, which posts and expires the run's webhook messages itself`)
       assert.include(drop.stderr, `Wait for it to end, or stop it (trex stop ${runDir} --wait), then run trex notify again`)
       const retry = yield* trex(["notify", runDir, "--retry-expired", "--notify", `${hook.url}/x`])
       assert.strictEqual(retry.status, 2, retry.stderr)
@@ -802,14 +802,40 @@ describe("Notify: webhooks told of a run", () => {
       const posted = hook.received.length
 
       // trex notify holds the run while it posts: a resume then is refused, and posts nothing (no kept
-      // message, no failed end of its own)
-      let refused: { readonly status: number | null; readonly stderr: string } | undefined
-      during = () => Effect.runPromise(trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })).then((r) => void (refused = r))
-      const retried = yield* trex(["notify", runDir, "--retry-expired", "--json", "--notify", `${hook.url}/x`])
+      // message, no failed end of its own); it is told what holds the run (a trex notify, its pid and host)
+      // and to wait. trex status shows the run as its journal ended it (no controller), held by that trex
+      // notify; trex stop has nothing to stop, and says what holds the run; a second trex notify is told so too
+      type Said = { readonly status: number | null; readonly stdout?: string; readonly stderr: string }
+      let meanwhile: { refused: Said; status: Said; json: Record<string, unknown>; stop: Said; again: Said } | undefined
+      during = () =>
+        Effect.runPromise(Effect.gen(function*() {
+          const refused = yield* trex(["resume", runDir, "--notify", `${hook.url}/h`], { TREX_TOY_MS: "30" })
+          const status = yield* trexStatus([runDir])
+          const json = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout) as Record<string, unknown>
+          meanwhile = { refused, status, json, stop: yield* inProcess(["stop", runDir]), again: yield* inProcess(["notify", runDir, "--drop-expired"]) }
+        }))
+      let notifier: ReturnType<typeof spawn> | undefined
+      const retried = yield* trex(["notify", runDir, "--retry-expired", "--json", "--notify", `${hook.url}/x`], {}, undefined, (child) => {
+        notifier = child
+      })
       assert.strictEqual(retried.status, 0, retried.stderr)
       assert.deepStrictEqual(JSON.parse(retried.stdout).posted, [`${path.basename(runDir)}/best-${best}`])
-      assert.strictEqual(refused?.status, 2, refused?.stderr)
-      assert.include(refused!.stderr, "run is in use by process ")
+      const { again, json, refused, status, stop } = meanwhile!
+      const holder = `held by a \`trex notify\` session (process ${notifier!.pid} on this host, ${os.hostname()}), which posts or drops the run's expired webhook messages: ` +
+        "it lets go of the run once done, within seconds (up to 33 s for each message a webhook does not answer). Wait for it to finish, then "
+      assert.strictEqual(refused.status, 2, refused.stderr)
+      assert.include(refused.stderr, `trex: the run's lock (${lock}.lock) is ${holder}try again`)
+      assert.notInclude(refused.stderr, "controller")
+      assert.include(status.stdout, "\nState: finished (budget: maxTrials)\n")
+      assert.include(status.stdout, `\nLock: ${holder}\`trex resume ${runDir}\` or \`trex notify\` can take the run\n`)
+      assert.notInclude(status.stdout, "running (controller")
+      assert.strictEqual(json.state, "finished")
+      assert.isUndefined(json.writerPid)
+      assert.deepStrictEqual(json.heldBy, { by: "trex notify", pid: notifier!.pid, host: os.hostname() })
+      assert.strictEqual(stop.status, 0, stop.stderr)
+      assert.include(stop.stdout, `the run in ${runDir} is not running: it finished (budget: maxTrials); nothing to stop. It is ${holder}trex resume can take it`)
+      assert.strictEqual(again.status, 2, again.stderr)
+      assert.include(again.stderr, `the run in ${runDir} is ${holder}run trex notify again`)
       assert.deepStrictEqual(hook.received.slice(posted).map((m) => `${m.path} ${m.body.trex.kind}`), ["/x best"], "the refused resume posted nothing")
       assert.isFalse(fs.existsSync(expired))
     })), 120_000)
