@@ -542,10 +542,11 @@ const stopCommand = Command.make(
       if (outcome._tag === "NotRunning") {
         const info = yield* RunDir.load(runDir, { damaged: true })
         const state = Status.runState(info)
+        const held = outcome.held !== undefined ? `. It is ${RunDir.heldBy(outcome.held, "trex resume can take it")}` : ""
         return yield* out(
           state === "finished"
-            ? `the run in ${runDir} is not running: it finished (${info.finished?.reason ?? "?"}); nothing to stop`
-            : `the run in ${runDir} is not running (it was stopped before it finished); nothing to stop. Continue it with: trex resume ${runDir}`
+            ? `the run in ${runDir} is not running: it finished (${info.finished?.reason ?? "?"}); nothing to stop${held}`
+            : `the run in ${runDir} is not running (it was stopped before it finished); nothing to stop. Continue it with: trex resume ${runDir}${held}`
         )
       }
       if (outcome.exited) {

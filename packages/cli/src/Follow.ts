@@ -88,7 +88,9 @@ export const follow = (
     })
     while (true) {
       // the writer looked at before the read: once it is gone, this read has everything it wrote
-      const writer = yield* Journal.writer(file)
+      const holder = yield* Journal.writer(file)
+      // a `trex notify` that took the run's lock once its controller exited is no controller
+      const writer = holder?.by === undefined ? holder : undefined
       yield* readNew
       const info = (): RunDir.RunInfo => ({ ...start, finished, tree, entries, writer })
       if (writer === undefined) return { _tag: "Exited", info: info() } as const

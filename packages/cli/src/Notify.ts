@@ -667,7 +667,8 @@ export const expired = (runDir: string): string | undefined => {
  */
 const exclusive = (runDir: string): Effect.Effect<void, Errors.InvalidInput, Scope.Scope> => {
   const file = RunDir.journalFile(runDir)
-  return Journal.lockWriter(file).pipe(
+  // recorded with this process's pid and host: a resume refused meanwhile, and `trex status`, say that a trex notify holds the run
+  return Journal.lockWriter(file, { by: RunDir.NOTIFY_HOLDER }).pipe(
     Effect.catch((e) =>
       Effect.flatMap(Journal.writer(file), (holder) =>
         Effect.fail(
@@ -675,8 +676,10 @@ const exclusive = (runDir: string): Effect.Effect<void, Errors.InvalidInput, Sco
             source: runDir,
             message: e.reason !== "Locked"
               ? `cannot take the run's lock (${file}.lock): ${e.message}`
-              : `the run in ${runDir} is in use by ${holder?.pid !== undefined ? `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}` : "another process"} ` +
-                `(its controller, or another trex notify), which posts and expires the run's webhook messages itself: trex notify would post or drop them beside it. ` +
+              : holder?.by !== undefined
+              ? `the run in ${runDir} is ${RunDir.heldBy(holder, "run trex notify again")}`
+              : `the run in ${runDir} is in use by ${holder?.pid !== undefined ? `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}` : "another process"}, ` +
+                `its controller, which posts and expires the run's webhook messages itself: trex notify would post or drop them beside it. ` +
                 `Wait for it to end, or stop it (trex stop ${runDir} --wait), then run trex notify again`
           })
         )

@@ -364,6 +364,11 @@ export interface RunInfo {
   readonly entries: ReadonlyArray<JournalEvent.Entry>
   /** The controller writing the run now (its `pid`), or `undefined` when none is: the run finished, stopped or was killed. */
   readonly writer: { readonly pid?: number; readonly host?: string } | undefined
+  /**
+   * A process that holds the run's lock for a moment and is not its controller (`trex notify`, posting or
+   * dropping the run's expired webhook messages): no controller starts until it lets go (see {@link heldBy}).
+   */
+  readonly held?: Journal.Holder
   /** Read with `{ damaged: true }`: the journal's damage; `entries` and `tree` are what precedes it. */
   readonly damage?: Errors.JournalError
 }
@@ -410,8 +415,10 @@ export const load = (runDir: string, options: { readonly damaged?: boolean } = {
       else if (e.event._tag === "RunResumed") finished = undefined
     }
     const tree = ExperimentTree.fold(entries.map((e) => e.event))!
-    const writer = yield* Journal.writer(journalFile(runDir))
-    return { started: first, finished, tree, entries, writer, ...(damage !== undefined ? { damage } : {}) }
+    const holder = yield* Journal.writer(journalFile(runDir))
+    // `trex notify` holding the lock is no controller: the run is as its journal ended it, and held for a moment
+    const writer = holder?.by === undefined ? holder : undefined
+    return { started: first, finished, tree, entries, writer, ...(holder?.by !== undefined ? { held: holder } : {}), ...(damage !== undefined ? { damage } : {}) }
   })
 
 /** A turn of the event loop: between journals, so that reading many blocks it for one read at a time. */
@@ -553,12 +560,13 @@ export const eachSiblingJournal = (root: string, except: string, options: Siblin
   })
 
 /**
- * What {@link stopController} did: the run had no controller (`NotRunning`), or its controller
+ * What {@link stopController} did: the run had no controller (`NotRunning`; `held`: a `trex notify` holds
+ * it for a moment, see {@link heldBy}), or its controller
  * (`pid`) was asked to stop (`Asked`), and with `wait`, whether it has exited since (`exited`).
  * @since 0.1.0 @category models
  */
 export type StopOutcome =
-  | { readonly _tag: "NotRunning" }
+  | { readonly _tag: "NotRunning"; readonly held?: Journal.Holder }
   | { readonly _tag: "Asked"; readonly pid: number; readonly now: boolean; readonly exited: boolean }
 
 /** Between two looks at the writer lock while a stop is waited for. */
@@ -588,6 +596,8 @@ export const stopController = (
     if (!fs.existsSync(file)) return yield* notARun(runDir)
     const holder = yield* Journal.writer(file)
     if (holder === undefined) return { _tag: "NotRunning" } as const
+    // `trex notify` holds the run for a moment: no controller runs it, and none is to be stopped
+    if (holder.by !== undefined) return { _tag: "NotRunning", held: holder } as const
     const { host, pid } = holder
     if (pid === undefined) {
       return yield* new Errors.InvalidInput({
@@ -635,13 +645,33 @@ export const stopController = (
     return { _tag: "Asked", pid, now, exited: !(yield* running) } as const
   })
 
-// (named with its host when on another machine, where trex stop cannot reach it)
-const inUse = (runDir: string, holder: { readonly pid?: number; readonly host?: string } | undefined) => {
+/** What `trex notify` records as what holds a run's lock while it posts or drops the run's expired messages (see `Journal.Holder`). @since 0.1.0 @category constants */
+export const NOTIFY_HOLDER = "trex notify"
+
+/** `process 12`, `process 12 on host h` (when not this machine), `another process` (its pid file gone): a lock's holder. */
+const processOf = (holder: Journal.Holder | undefined): string =>
+  holder?.pid !== undefined ? `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}` : "another process"
+
+/**
+ * What holds a run that no controller runs, and what to do, in a sentence: `holder` is not a controller
+ * (`by`: a `trex notify` session, posting or dropping the run's expired webhook messages), which lets go
+ * of the run once done. `then`: what to do once it has.
+ * @since 0.1.0 @category reading
+ */
+export const heldBy = (holder: Journal.Holder, then: string): string =>
+  `held by a \`${holder.by ?? NOTIFY_HOLDER}\` session (${processOf(holder)}${holder.host !== undefined && holder.host === os.hostname() ? ` on this host, ${holder.host}` : ""})` +
+  `${holder.by === NOTIFY_HOLDER ? ", which posts or drops the run's expired webhook messages" : ""}: it lets go of the run once done, within seconds ` +
+  `(up to 33 s for each message a webhook does not answer). Wait for it to finish, then ${then}`
+
+// (named with its host when on another machine, where trex stop cannot reach it; a `trex notify` as what it is)
+const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
   const elsewhere = holder?.host !== undefined && holder.host !== os.hostname()
   return new Errors.JournalError({
     reason: "Locked",
-    message: `run is in use by ${holder?.pid !== undefined ? `process ${holder.pid}${elsewhere ? ` on host ${holder.host}` : ""}` : "another process"} (lock ${journalFile(runDir)}.lock); ` +
-      (elsewhere ? `stop that controller on ${holder.host} first (trex stop ${runDir} --wait, run there), or wait for it to end` : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
+    message: holder?.by !== undefined
+      ? `the run's lock (${journalFile(runDir)}.lock) is ${heldBy(holder, "try again")}`
+      : `run is in use by ${processOf(holder)} (lock ${journalFile(runDir)}.lock); ` +
+        (elsewhere ? `stop that controller on ${holder.host} first (trex stop ${runDir} --wait, run there), or wait for it to end` : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })
 }
 

@@ -144,7 +144,9 @@ export const list = (folder: string): Effect.Effect<ReadonlyArray<RunSummary>, E
         if (refused !== undefined && couldBeRun(folder, name)) out.push(unknown(dir, name, "unreadable", refused.message, undefined))
         continue
       }
-      const writer = yield* Journal.writer(file)
+      const holder = yield* Journal.writer(file)
+      // a `trex notify` holding the run for a moment is no controller: the run is as its journal ended it
+      const writer = holder?.by === undefined ? holder : undefined
       const read = yield* RunDir.readIntact(dir, { tags: TAGS }).pipe(Effect.result)
       if (read._tag === "Failure") {
         const e = read.failure

@@ -6,6 +6,7 @@
  */
 import * as os from "node:os"
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, type Result, Strategy } from "@trex/core"
+import * as RunDir from "./RunDir.ts"
 import type { RunInfo } from "./RunDir.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
@@ -22,6 +23,12 @@ export interface StatusJson {
   readonly writerPid?: number
   /** The machine the controller runs on (a run directory on a shared filesystem), when it recorded it. */
   readonly writerHost?: string
+  /**
+   * A process that holds the run's lock for a moment and is not its controller (a `trex notify`, posting or
+   * dropping the run's expired webhook messages): what it is (`by`), its pid and host. No controller runs
+   * the run meanwhile (`state` is not "running"), and none starts until it lets go.
+   */
+  readonly heldBy?: { readonly by: string; readonly pid?: number; readonly host?: string }
   readonly finishedReason?: string
   /** The journal's damage, when it was read up to a damaged entry: the rest of this summary is what precedes it. */
   readonly damage?: string
@@ -141,7 +148,7 @@ export const runState = (info: Pick<RunInfo, "finished" | "writer">): StatusJson
  */
 export type Source =
   | RunInfo
-  | Pick<RunInfo, "started" | "finished" | "writer" | "damage"> & { readonly view: ExperimentTree.TreeView; readonly replayed: Replay }
+  | Pick<RunInfo, "started" | "finished" | "writer" | "held" | "damage"> & { readonly view: ExperimentTree.TreeView; readonly replayed: Replay }
 
 /** @since 0.1.0 @category functions */
 export const toJson = (info: Source): StatusJson => {
@@ -179,6 +186,9 @@ export const toJson = (info: Source): StatusJson => {
     state: runState(info),
     ...(info.writer?.pid !== undefined ? { writerPid: info.writer.pid } : {}),
     ...(info.writer?.host !== undefined ? { writerHost: info.writer.host } : {}),
+    ...(info.held?.by !== undefined
+      ? { heldBy: { by: info.held.by, ...(info.held.pid !== undefined ? { pid: info.held.pid } : {}), ...(info.held.host !== undefined ? { host: info.held.host } : {}) } }
+      : {}),
     ...(info.finished !== undefined ? { finishedReason: info.finished.reason } : {}),
     ...(info.damage !== undefined ? { damage: info.damage.message } : {}),
     counts,
@@ -313,6 +323,8 @@ export const toText = (info: RunInfo, runDir: string): string => {
         }; \`trex status ${runDir} --follow\` follows it, \`trex stop ${runDir}\` stops it)`
         : `stopped before it finished — ${goOn}`
     }`,
+    // a `trex notify` holding the run: named, as what it is, not as a controller
+    ...(info.held !== undefined ? [`Lock: ${Untrusted.line(RunDir.heldBy(info.held, `\`trex resume ${runDir}\` or \`trex notify\` can take the run`), 600)}`] : []),
     ...(info.damage !== undefined ? [`Journal: ${info.damage.message}. Shown below: the ${info.entries.length} entries before the damage`] : []),
     `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${inFlight} ${stopped && inFlight > 0 ? "interrupted" : "in flight"}`,
     `Budget: ${budgetLine(view.task.budget, s.budget)}`,

@@ -9,7 +9,7 @@
 import { Context, Effect, Layer, type Scope } from "effect"
 import { JournalError } from "./Errors.ts"
 import * as JournalEvent from "./JournalEvent.ts"
-import { holdLock, type Intact, lockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
+import { holdLock, type Intact, lockHolder, type LockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
 
 /** @since 0.1.0 @category models */
 export type { Intact } from "./internal/sqliteJournal.ts"
@@ -87,13 +87,21 @@ export const readIntact = (
   Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact(options.limit, options.tags, options.from)))
 
 /**
- * Whether a controller is writing the SQLite journal at `file` now: `{ pid, host }` of the process
- * that holds its writer lock (`pid` absent when its pid file is gone; `host`, the machine it runs on,
- * absent for a controller of a version that did not record it), or `undefined` when none does (the
+ * The process that holds a journal's writer lock, as {@link writer} reads it: `pid` (absent when its pid
+ * file is gone), `host`, the machine it runs on (absent for a controller of a version that did not
+ * record it), and `by`, what holds it when that is not the run's controller: a command that holds the run
+ * for a moment, as {@link lockWriter} was told (`"trex notify"`); absent for a controller.
+ * @since 0.1.0 @category models
+ */
+export type Holder = LockHolder
+
+/**
+ * Whether a controller (or a command holding the run, see {@link Holder}'s `by`) is writing the SQLite
+ * journal at `file` now: the {@link Holder} of its writer lock, or `undefined` when none holds it (the
  * run finished, was stopped or was killed). Read-only, and does not wait.
  * @since 0.1.0 @category utilities
  */
-export const writer = (file: string): Effect.Effect<{ readonly pid?: number; readonly host?: string } | undefined> => Effect.sync(() => lockHolder(file))
+export const writer = (file: string): Effect.Effect<Holder | undefined> => Effect.sync(() => lockHolder(file))
 
 /**
  * Take the writer lock of the SQLite journal at `file` for the scope's lifetime, as a controller does
@@ -102,7 +110,9 @@ export const writer = (file: string): Effect.Effect<{ readonly pid?: number; rea
  * `JournalError` of reason `Locked`, naming the holder, when a controller (or another such command)
  * holds it. The journal at `file` this process opens for writing meanwhile uses the lock (a session takes it
  * before its notifier starts, so that no other controller can start beside it, and opens its journal later);
- * a second `lockWriter` of it in this process is refused.
+ * a second `lockWriter` of it in this process is refused. `options.by`: what holds it, when that is not a
+ * controller (`"trex notify"`), recorded with its pid and host, so that {@link writer} and a refusal name it.
  * @since 0.1.0 @category utilities
  */
-export const lockWriter = (file: string): Effect.Effect<void, JournalError, Scope.Scope> => holdLock(file)
+export const lockWriter = (file: string, options: { readonly by?: string } = {}): Effect.Effect<void, JournalError, Scope.Scope> =>
+  holdLock(file, options.by === undefined ? undefined : options.by.replace(/\s+/g, " ").trim() || undefined)

@@ -61,28 +61,41 @@ const noSpaceError = (file: string, e: unknown): JournalError | undefined => {
  * for as long as the journal is open. The operating system releases it when the process dies,
  * so there is no stale lock to take over and no race between two processes taking one over;
  * `<lockFile>.pid` names the holder (`<pid> <host>`: a run directory on a shared filesystem may be
- * written from another machine) for the error message and for `trex stop`. A lock taken by {@link holdLock}
+ * written from another machine; then, for a holder that is not a controller, what it is, e.g. `<pid> <host> trex notify`)
+ * for the error message and for `trex stop`. A lock taken by {@link holdLock}
  * (`holds: 1`, no journal) is the one a journal of the same file then opened in this process uses (a session
  * takes it before its notifier starts, and its journal opens later): released once both let go of it. Any
  * other second taking in this process is refused, as another process's is.
  */
-const held = new Map<string, { readonly db: DatabaseSync; holds: number; journal: boolean }>()
+const held = new Map<string, { readonly db: DatabaseSync; holds: number; journal: boolean; readonly by: string | undefined }>()
 
-/** The pid (and host, when it names one: older versions wrote the pid alone) the lock's pid file names. */
-const holderOf = (lockFile: string): { readonly pid: number; readonly host?: string } | undefined => {
+/**
+ * Who holds a journal's writer lock, as its pid file says: `pid`, `host` (the machine it runs on), and `by`,
+ * what it is when it is not the run's controller (a command that holds the run for a moment, e.g. `trex notify`).
+ */
+export interface LockHolder {
+  readonly pid?: number
+  readonly host?: string
+  readonly by?: string
+}
+
+/** The pid (and host, when it names one: older versions wrote the pid alone; and what holds it, when not a controller) the lock's pid file names. */
+const holderOf = (lockFile: string): LockHolder & { readonly pid: number } | undefined => {
   try {
-    const [pidText, host] = fs.readFileSync(`${lockFile}.pid`, "utf8").trim().split(/\s+/)
+    const [pidText, host, ...by] = fs.readFileSync(`${lockFile}.pid`, "utf8").trim().split(/\s+/)
     const pid = Number.parseInt(pidText ?? "", 10)
-    return Number.isFinite(pid) ? { pid, ...(host !== undefined && host !== "" ? { host } : {}) } : undefined
+    return Number.isFinite(pid) ? { pid, ...(host !== undefined && host !== "" ? { host } : {}), ...(by.length > 0 ? { by: by.join(" ") } : {}) } : undefined
   } catch {
     return undefined
   }
 }
 const pidOf = (lockFile: string): number | undefined => holderOf(lockFile)?.pid
 
-const ownerOf = (lockFile: string): string => {
-  const holder = holderOf(lockFile)
-  return holder === undefined ? "another process" : `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}`
+/** `process 12 on host h`, `trex notify (process 12)`: the holder as a refusal names it. */
+const ownerOf = (holder: LockHolder | undefined): string => {
+  if (holder?.pid === undefined) return holder?.by ?? "another process"
+  const proc = `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}`
+  return holder.by === undefined ? proc : `${holder.by} (${proc})`
 }
 
 const tryLock = (lockFile: string): DatabaseSync => {
@@ -103,9 +116,10 @@ const tryLock = (lockFile: string): DatabaseSync => {
  * file says): asks the operating system whether the writer lock is held, by reading the lock file
  * under a shared lock for an instant. `undefined` when nobody holds it (a stopped or killed run).
  */
-export const lockHolder = (file: string): { readonly pid?: number; readonly host?: string } | undefined => {
+export const lockHolder = (file: string): LockHolder | undefined => {
   const lockFile = `${file}.lock`
-  if (held.has(path.resolve(lockFile))) return { pid: process.pid, host: os.hostname() }
+  const mine = held.get(path.resolve(lockFile))
+  if (mine !== undefined) return { pid: process.pid, host: os.hostname(), ...(mine.by !== undefined ? { by: mine.by } : {}) }
   if (!fs.existsSync(lockFile)) return undefined
   let db: DatabaseSync
   try {
@@ -127,8 +141,11 @@ export const lockHolder = (file: string): { readonly pid?: number; readonly host
   }
 }
 
-/** Take the writer lock of a journal for this process (`journal`: for the journal itself, which may use one {@link holdLock} took). */
-const acquireLock = (lockFile: string, journal: boolean): Effect.Effect<void, JournalError> =>
+/**
+ * Take the writer lock of a journal for this process (`journal`: for the journal itself, which may use one {@link holdLock} took;
+ * `by`: what holds it, when not a controller, recorded in its pid file).
+ */
+const acquireLock = (lockFile: string, journal: boolean, by?: string): Effect.Effect<void, JournalError> =>
   Effect.try({
     try: () => {
       const key = path.resolve(lockFile)
@@ -145,14 +162,20 @@ const acquireLock = (lockFile: string, journal: boolean): Effect.Effect<void, Jo
       } catch (e) {
         const message = String((e as Error).message)
         if (/locked|busy/i.test(message)) {
-          throw io(`run is in use by ${ownerOf(lockFile)} (lock ${lockFile}); stop that controller first`, "Locked")
+          const holder = holderOf(lockFile)
+          throw io(
+            holder?.by === undefined
+              ? `run is in use by ${ownerOf(holder)} (lock ${lockFile}); stop that controller first`
+              : `run is held by ${ownerOf(holder)} (lock ${lockFile}), which lets go of it once done: wait for it to end, then try again`,
+            "Locked"
+          )
         }
         // not a database (a lock file of an older trex, or garbage): nobody can hold it; replace it
         fs.rmSync(lockFile, { force: true })
         db = tryLock(lockFile)
       }
-      fs.writeFileSync(`${lockFile}.pid`, `${process.pid} ${os.hostname()}\n`)
-      held.set(key, { db, holds: 1, journal })
+      fs.writeFileSync(`${lockFile}.pid`, `${process.pid} ${os.hostname()}${by !== undefined ? ` ${by}` : ""}\n`)
+      held.set(key, { db, holds: 1, journal, by })
     },
     catch: (e) => (e instanceof JournalError ? e : noSpaceError(lockFile.replace(/\.lock$/, ""), e) ?? io(`lock ${lockFile}: ${String(e)}`))
   })
@@ -178,8 +201,8 @@ const releaseLock = (lockFile: string, journal: boolean) =>
  * Hold the writer lock of the journal at `file` for the scope's lifetime, without opening the journal itself;
  * the journal opened for writing in this process meanwhile uses it.
  */
-export const holdLock = (file: string): Effect.Effect<void, JournalError, Scope.Scope> =>
-  Effect.acquireRelease(acquireLock(`${file}.lock`, false), () => releaseLock(`${file}.lock`, false))
+export const holdLock = (file: string, by?: string): Effect.Effect<void, JournalError, Scope.Scope> =>
+  Effect.acquireRelease(acquireLock(`${file}.lock`, false, by), () => releaseLock(`${file}.lock`, false))
 
 const writable = (dir: string) => {
   try {
