@@ -5,7 +5,7 @@
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { HeuristicResearcher, TemplateExecutor } from "@trex/agents"
-import { Journal, Researcher, SearchPolicy, TaskFile } from "@trex/core"
+import { ExperimentTree, Journal, Researcher, SearchPolicy, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Explorer, Uct } from "@trex/mcts"
 import { Effect, Fiber, Layer } from "effect"
@@ -48,19 +48,31 @@ const controller = (
   )
 
 describe("the default search, resumed", () => {
-  it.live("a run interrupted after 12, 45, 57 or 66 results resumes to the uninterrupted tree", () =>
+  // One run, interrupted at each point in turn and resumed by a fresh controller each time: every resume reads a
+  // journal of that many results (12: below 32, where the kernel is searched at every count; 45, 57, 66: past the
+  // search points 40, 50 and 63, whose hyperparameters a fresh researcher must take from the data as of then).
+  // The results each session added are checked against the uninterrupted run's as it goes, and the whole tree at the end.
+  it.live("a run interrupted after 12, 45, 57 and 66 results, resumed each time, gives the uninterrupted tree", () =>
     Effect.gen(function*() {
       const s = yield* setup
       const reference = yield* controller(s, Journal.makeMemory())
       assert.strictEqual(reference.tree.size, TRIALS)
+      const expected = new Set(treeShape(reference.tree))
+      const journal = Journal.makeMemory()
+      const events = Effect.map(journal.read(), (entries) => entries.map((e) => e.event))
+      let resumedAt = 0
       for (const stopAt of [12, 45, 57, 66]) {
-        const journal = Journal.makeMemory()
-        let finished = 0
+        let finished = (yield* events).filter((e) => e._tag === "NodeFinished").length
         const fiber = yield* controller(s, journal, () => void finished++).pipe(Effect.forkChild)
         while (finished < stopAt) yield* Effect.sleep("1 millis")
         yield* Fiber.interrupt(fiber)
-        const resumed = yield* controller(s, journal)
-        assert.deepStrictEqual(treeShape(resumed.tree), treeShape(reference.tree), `interrupted after ${stopAt} results`)
+        const sofar = ExperimentTree.fold(yield* events)!.view
+        const done = treeShape(sofar).filter((n) => /:(Succeeded|Failed):/.test(n))
+        assert.isAtLeast(done.length, stopAt)
+        assert.deepStrictEqual(done.filter((n) => !expected.has(n)), [], `the results of the session resumed after ${resumedAt} results`)
+        resumedAt = done.length
       }
+      const resumed = yield* controller(s, journal)
+      assert.deepStrictEqual(treeShape(resumed.tree), treeShape(reference.tree), `resumed after ${resumedAt} results`)
     }), { timeout: 120_000 })
 })

@@ -33,6 +33,13 @@ export interface Options {
   readonly fresh: Effect.Effect<Backend.BackendShape, unknown, Scope.Scope>
   /** Multiplies every sleep, time limit and wait, for slow (remote) backends. Default 1. */
   readonly timeScale?: number
+  /**
+   * For a scheduler that keeps time limits in whole minutes (Slurm rounds a limit of seconds up to a minute
+   * and checks limits every 30 s): called by the time-limit case once the job is submitted, to bring the end
+   * of its limit forward to now. The scheduler's own enforcement still ends the job; without it the case
+   * waits for the limit as the backend set it.
+   */
+  readonly expireTimeLimit?: (ref: JobRef) => Effect.Effect<void, unknown>
 }
 
 /** One named case. @since 0.1.0 @category models */
@@ -209,7 +216,12 @@ export const cases = (options: Options): ReadonlyArray<Case> => {
       name: "a job over its time limit is killed: Failed/Timeout",
       run: withBackend((backend) =>
         Effect.gen(function*() {
-          const exit = yield* Backend.run(backend, spec("sleep", { sleep: 60, timeLimitSeconds: 1 }))
+          const exit = yield* Backend.withJob(backend, backend.submit(spec("sleep", { sleep: 60, timeLimitSeconds: 1 })), (ref) =>
+            Effect.andThen(
+              // (a hook that fails leaves no job running)
+              Effect.onError(options.expireTimeLimit?.(ref) ?? Effect.void, () => Effect.ignore(backend.cancel(ref))),
+              Backend.awaitExit(backend, ref)
+            ))
           assert.equal(exit.outcome, "Failed")
           assert.equal(exit.failureKind, "Timeout")
           assert.ok(!exit.logTail.includes(SLEPT), `killed before its end: ${JSON.stringify(exit.logTail)}`)
