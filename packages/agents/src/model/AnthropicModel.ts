@@ -31,7 +31,8 @@ export interface Options {
    * Per-attempt timeout in milliseconds (default 10 minutes): for `generate` the whole answer, for
    * `stream` the headers and then each event. Past it the attempt fails, retryable. A stream whose
    * `message_delta` has said its stop reason (the answer whole) waits `endGraceMs` at most for its
-   * `message_stop`, then gives the answer.
+   * `message_stop`, then gives the answer. Above 0 and at most 2^31 - 1 (about 24.8 days, the longest
+   * wait Node's timers keep): see {@link make} for a value that is not.
    */
   readonly timeoutMs?: number
   /**
@@ -39,7 +40,8 @@ export interface Options {
    * usage, every content block ended) waits for its `message_stop` before it gives the answer, as on
    * a cut (default 2000, `END_GRACE_MS`; at most `timeoutMs`). Claude's API sends it at once; raise
    * it only behind a proxy that holds a stream's last event back for longer. The answer is not lost
-   * either way: what the wait decides is only whether the end is read.
+   * either way: what the wait decides is only whether the end is read. From 0 (the answer taken as
+   * soon as it is whole) to 2^31 - 1: see {@link make} for a value that is not.
    */
   readonly endGraceMs?: number
 }
@@ -330,6 +332,10 @@ const accumulator = (model: string) => {
 
 /**
  * A Claude model from explicit options. The SDK is loaded, and its client made, on the first call.
+ * A `timeoutMs` or `endGraceMs` that cannot be used (negative, NaN, infinite, or longer than Node's
+ * timers keep) gives a model whose every call, `probe` and `probeTurn` included, fails at once with a
+ * `ModelError` that is not retryable, names the option (`option: "timeoutMs"`) and says what it takes;
+ * nothing is sent. (`make` stays a plain function: the error comes where a call's errors come.)
  *
  * @example
  * ```ts
@@ -341,6 +347,8 @@ const accumulator = (model: string) => {
  */
 export const make = (options: Options): Model.ModelShape => {
   const model = options.model ?? DEFAULT_MODEL
+  const unusable = Http.badTimings(PROVIDER, options)
+  if (unusable !== undefined) return Http.refusingModel(PROVIDER, model, unusable)
   const baseURL = baseUrlOf(options.baseURL)
   // made on the first call, once (the SDK loaded then): a model that is never called loads nothing
   let made: Promise<Anthropic> | undefined
