@@ -1,13 +1,12 @@
 // What the `trex` CLI loads as it starts: the real CLI from its sources in a child process, its modules counted by a
 // module-load hook (support/moduleHook.ts). `@anthropic-ai/sdk` and what it pulls in (OpenTelemetry's API,
 // standardwebhooks: about 300 of the 830 modules `trex --help` loaded) are loaded only when a Claude model is called.
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as FakeAnthropic from "../../agents/test/support/FakeAnthropicServer.ts"
-import { bin, root, tmp } from "./support/cli.ts"
+import { root, tmp, trexAsync } from "./support/cli.ts"
 
 const hook = path.join(import.meta.dirname, "support/moduleHook.ts")
 
@@ -18,22 +17,7 @@ const hook = path.join(import.meta.dirname, "support/moduleHook.ts")
 const counted = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   Effect.gen(function*() {
     const out = path.join(tmp(), "modules.json")
-    const r = yield* Effect.promise(() =>
-      new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [`--import=${hook}`, "--conditions=@trex/source", bin, ...args], {
-          cwd: root,
-          env: { ...process.env, ...env, TREX_MODULE_COUNT: out },
-          stdio: ["ignore", "pipe", "pipe"],
-          timeout: 120_000
-        })
-        let stdout = ""
-        let stderr = ""
-        child.stdout.on("data", (d) => (stdout += d))
-        child.stderr.on("data", (d) => (stderr += d))
-        child.on("error", reject)
-        child.on("close", (status) => resolve({ status, stdout, stderr }))
-      })
-    )
+    const r = yield* Effect.promise(() => trexAsync(args, { ...env, TREX_MODULE_COUNT: out }, root, [`--import=${hook}`]))
     assert.isTrue(fs.existsSync(out), `the hook wrote no count: ${r.stderr}`)
     return { ...r, modules: JSON.parse(fs.readFileSync(out, "utf8")) as Record<string, number> }
   })
