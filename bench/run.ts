@@ -21,10 +21,15 @@
 //      (a new run reading the folder) and the live view do; baseline: replaying the same journal
 //      (read and fold). Reported as ratios: each command against that replay, and its time per
 //      trial at the largest size against at 1k (1.0: linear in trials).
+//   6. CLI start: `trex --help` and `trex status <a finished run>` started from the sources in a child
+//      process, as a user starts them (no compile cache), with the modules each loads; baseline: a
+//      bare `node -e ""` started in the same rounds. Reported as the median wall time of each and its
+//      ratio to the baseline's.
 //
 // Options: --quick, --json (one JSON object at the end), --cap <seconds> per explorer run,
 // --only engine (sections 1 to 3), --only engine-alone (1b, with 2 and 3 for its journal),
-// --only utilisation (section 4) or --only reading (section 5).
+// --only utilisation (section 4), --only reading (section 5) or --only start (section 6).
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -40,7 +45,7 @@ const USAGE = `npm run bench [-- options]: the engine figures, each against a ba
   --quick            smaller sizes (1k and 5k trials, not up to 100k)
   --json             one JSON object at the end
   --cap <seconds>    stop each explorer run after this long (default 600)
-  --only <section>   engine (sections 1 to 3), engine-alone (1b, its replay and memory), utilisation (4) or reading (5)`
+  --only <section>   engine (sections 1 to 3), engine-alone (1b, its replay and memory), utilisation (4), reading (5) or start (6)`
 {
   // a mistyped option would otherwise start the full hour-long run
   const args = process.argv.slice(2)
@@ -71,8 +76,8 @@ if (!(capSeconds > 0)) {
 }
 const onlyArg = process.argv.indexOf("--only")
 const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined
-if (only !== undefined && only !== "engine" && only !== "engine-alone" && only !== "utilisation" && only !== "reading") {
-  console.error(`--only takes "engine" (sections 1 to 3), "engine-alone" (1b, its replay and memory), "utilisation" (section 4) or "reading" (section 5), not ${JSON.stringify(only)}`)
+if (only !== undefined && only !== "engine" && only !== "engine-alone" && only !== "utilisation" && only !== "reading" && only !== "start") {
+  console.error(`--only takes "engine" (sections 1 to 3), "engine-alone" (1b, its replay and memory), "utilisation" (section 4), "reading" (section 5) or "start" (section 6), not ${JSON.stringify(only)}`)
   process.exit(2)
 }
 
@@ -559,6 +564,77 @@ if (only === undefined || only === "reading") {
   const view = large.liveViewUsPerTrial / Math.max(small.liveViewUsPerTrial, 1e-3)
   print(`   per trial at ${large.trials} vs at ${small.trials} trials (1.00 = linear): ${keys.map((k) => `${k.replace(/Ms$/, "")} ${perTrial[k]!.toFixed(2)}`).join(", ")}, live view ${view.toFixed(2)}`)
   results["reading"] = { rows, perTrialGrowth: { ...perTrial, liveView: view } }
+}
+
+// ---- 6. CLI start ------------------------------------------------------------------------------
+if (only === undefined || only === "start") {
+  const repo = path.resolve(import.meta.dirname, "..")
+  const trex = [`--conditions=@trex/source`, path.join(repo, "packages/cli/src/bin.ts")]
+  // as a user starts it: without the compile cache the tests keep (vitest.config.ts)
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "NODE_COMPILE_CACHE" && k !== "NODE_OPTIONS"))
+  const node = (args: ReadonlyArray<string>) => {
+    const r = spawnSync(process.execPath, args, { cwd: repo, env, encoding: "utf8" })
+    if (r.status !== 0) throw new Error(`node ${args.join(" ")} exited ${r.status}: ${r.stderr}`)
+    return r.stdout
+  }
+  // a finished run of the recorded table's task on the simulator, for trex status
+  const made = node([...trex, "run", path.join(repo, "examples/recorded-table/task.yaml"), "--max-trials", "5", "--out", path.join(dir, "start")])
+  const runDir = /run directory: (.*)/.exec(made)![1]!
+  const commands = [
+    { name: "node -e \"\"", args: ["-e", ""] },
+    { name: "trex --help", args: [...trex, "--help"] },
+    { name: "trex status <run>", args: [...trex, "status", runDir] }
+  ]
+  const rounds = quick ? 5 : 15
+  // the CPU time of this process's waited-for children (Linux: /proc/self/stat's cutime and cstime, in ticks of 10 ms),
+  // which a busy machine stretches less than the wall time
+  const childCpuMs = (): number | undefined => {
+    try {
+      const fields = fs.readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ")
+      return (Number(fields[13]) + Number(fields[14])) * 10
+    } catch {
+      return undefined
+    }
+  }
+  const times = commands.map(() => [] as Array<number>)
+  const cpu = commands.map(() => [] as Array<number>)
+  // the commands in turn, round after round, so that a slow moment of the machine weighs on all of them
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, c] of commands.entries()) {
+      const before = childCpuMs()
+      times[i]!.push((await time(async () => node(c.args))).ms)
+      const after = childCpuMs()
+      if (before !== undefined && after !== undefined) cpu[i]!.push(after - before)
+    }
+  }
+  const median = (xs: ReadonlyArray<number>) => quantile(xs, 0.5)
+  const hook = path.join(repo, "packages/cli/test/support/moduleHook.ts")
+  const bare = median(times[0]!)
+  const rows = commands.map((c, i) => {
+    const out = path.join(dir, `modules-${i}.json`)
+    const counted = spawnSync(process.execPath, [`--import=${hook}`, ...c.args], { cwd: repo, env: { ...env, TREX_MODULE_COUNT: out }, encoding: "utf8" })
+    const modules = counted.status === 0 ? JSON.parse(fs.readFileSync(out, "utf8")) as Record<string, number> : {}
+    const total = Object.values(modules).reduce((a, b) => a + b, 0)
+    const cpuMs = cpu[i]!.length > 0 ? median(cpu[i]!) : undefined
+    return {
+      command: c.name,
+      medianMs: median(times[i]!),
+      ratio: median(times[i]!) / bare,
+      minMs: Math.min(...times[i]!),
+      maxMs: Math.max(...times[i]!),
+      ...(cpuMs !== undefined ? { cpuMs } : {}),
+      modules: total,
+      sdkModules: modules["@anthropic-ai/sdk"] ?? 0
+    }
+  })
+  print("")
+  print(`6. CLI start, from the sources, no compile cache: median wall time of ${rounds} starts each (min-max) against a bare node start in the same rounds, median CPU time (user + sys), modules loaded:`)
+  print("| command | median ms | ratio | min-max ms | CPU ms | modules | of @anthropic-ai/sdk |")
+  print("|---|---|---|---|---|---|---|")
+  for (const r of rows) {
+    print(`| ${r.command} | ${r.medianMs.toFixed(0)} | ${r.ratio.toFixed(1)}x | ${r.minMs.toFixed(0)}-${r.maxMs.toFixed(0)} | ${r.cpuMs?.toFixed(0) ?? "-"} | ${r.modules} | ${r.sdkModules} |`)
+  }
+  results["start"] = rows
 }
 
 fs.rmSync(dir, { recursive: true, force: true })

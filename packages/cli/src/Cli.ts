@@ -210,6 +210,9 @@ const maxRetryAfterOf = (value: Option.Option<number>): Effect.Effect<{ readonly
       message: `--max-retry-after must be 0 or more seconds, got ${value.value}: the longest wait a model server's retry-after may ask for, e.g. --max-retry-after 3600 to wait out an hour`
     }))
 
+/** The longest `--model-timeout`: the models' `timeoutMs` at most 2^31 - 1 ms (`AnthropicModel.Options.timeoutMs`). */
+const MAX_MODEL_TIMEOUT_SECONDS = 2_147_483
+
 /** How the model retries and waits, of `run` and (for its session) `resume`: `--model-max-retries`, `--model-retry-delay`, `--model-max-retry-delay`, `--model-timeout`. */
 const modelCallFlags = (what: string) => ({
   modelMaxRetries: Flag.Int("model-max-retries").pipe(
@@ -254,6 +257,13 @@ const modelCallOf = (flags: {
     const timeout = Option.getOrUndefined(flags.modelTimeout)
     if (timeout !== undefined && !(timeout > 0)) {
       return yield* bad("--model-timeout", `must be more than 0 seconds, got ${timeout}: how long one attempt of a model call may take, e.g. --model-timeout 1200 for 20 minutes`)
+    }
+    // the models' timeoutMs is a timer's wait: Node's timers keep at most 2^31 - 1 ms (a longer one fires at once)
+    if (timeout !== undefined && timeout > MAX_MODEL_TIMEOUT_SECONDS) {
+      return yield* bad(
+        "--model-timeout",
+        `must be at most ${MAX_MODEL_TIMEOUT_SECONDS} seconds (about 24.8 days, the longest wait a timer keeps), got ${timeout}: how long one attempt of a model call may take, e.g. --model-timeout 1200 for 20 minutes`
+      )
     }
     return {
       ...(retries !== undefined ? { modelMaxRetries: retries } : {}),

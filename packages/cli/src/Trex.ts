@@ -105,7 +105,8 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   modelMaxRetries: OptionSpec.integer(0, "retries of a model call that failed retryably, after its first attempt, e.g. 4"),
   modelRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the first wait before a model call's retry, doubled each retry, e.g. 1"),
   modelMaxRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the longest wait before a model call's retry but a longer retry-after, e.g. 30"),
-  modelTimeoutSeconds: OptionSpec.number({ above: 0 }, "seconds one attempt of a model call may take, e.g. 600"),
+  // at most 2^31 - 1 ms, the longest wait a timer keeps (the models' timeoutMs)
+  modelTimeoutSeconds: OptionSpec.number({ above: 0, max: 2_147_483 }, "seconds one attempt of a model call may take, e.g. 600"),
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
   logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written"),

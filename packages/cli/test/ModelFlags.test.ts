@@ -116,7 +116,8 @@ describe("--model-max-retries, --model-retry-delay, --model-max-retry-delay, --m
           ["--model-max-retries", "-1", "--model-max-retries must be 0 or more, got -1: the retries of a model call after its first attempt, e.g. --model-max-retries 8 (0: none)"],
           ["--model-retry-delay", "-2", "--model-retry-delay must be 0 or more seconds, got -2: the first wait before a model call's retry, e.g. --model-retry-delay 2"],
           ["--model-max-retry-delay", "-3", "--model-max-retry-delay must be 0 or more seconds, got -3: the longest wait before a model call's retry, e.g. --model-max-retry-delay 60"],
-          ["--model-timeout", "0", "--model-timeout must be more than 0 seconds, got 0: how long one attempt of a model call may take, e.g. --model-timeout 1200 for 20 minutes"]
+          ["--model-timeout", "0", "--model-timeout must be more than 0 seconds, got 0: how long one attempt of a model call may take, e.g. --model-timeout 1200 for 20 minutes"],
+          ["--model-timeout", "2147484", "--model-timeout must be at most 2147483 seconds (about 24.8 days, the longest wait a timer keeps), got 2147484"]
         ] as const
       ) {
         for (

@@ -129,7 +129,8 @@ describe("Trex: options are checked before anything is written", () => {
       yield* refused({ taskFile, modelMaxRetries: 1.5 }, "modelMaxRetries", /modelMaxRetries: expected an integer of at least 0 \(retries of a model call that failed retryably, after its first attempt, e\.g\. 4\), got 1\.5/)
       yield* refused({ taskFile, modelRetryDelaySeconds: -1 }, "modelRetryDelaySeconds", /modelRetryDelaySeconds: expected a number of at least 0 \(seconds: the first wait before a model call's retry/)
       yield* refused({ taskFile, modelMaxRetryDelaySeconds: "30" }, "modelMaxRetryDelaySeconds", /modelMaxRetryDelaySeconds: expected a number of at least 0/)
-      yield* refused({ taskFile, modelTimeoutSeconds: 0 }, "modelTimeoutSeconds", /modelTimeoutSeconds: expected a number above 0 \(seconds one attempt of a model call may take, e\.g\. 600\), got 0/)
+      yield* refused({ taskFile, modelTimeoutSeconds: 0 }, "modelTimeoutSeconds", /modelTimeoutSeconds: expected a number above 0 and at most 2147483 \(seconds one attempt of a model call may take, e\.g\. 600\), got 0/)
+      yield* refused({ taskFile, modelTimeoutSeconds: 3e6 }, "modelTimeoutSeconds", /modelTimeoutSeconds: expected a number above 0 and at most 2147483 \(seconds one attempt .*\), got 3000000/)
       // a resume takes them, for its session: refused here only for the run that is not there
       const resumed = yield* invalidOf(Trex.prepare({ resume: path.join(tmp(), "no-such-run"), modelMaxRetries: 8, modelTimeoutSeconds: 1200 }))
       assert.notInclude(resumed.message, "leave out")

@@ -4,7 +4,7 @@
  * the API's answer. Messages name the URL in use and the variable that sets it, so a user knows
  * what to fix.
  */
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 import * as Model from "../model/Model.ts"
 
 /** Where an adapter sends its requests, and the environment variables that choose it. */
@@ -97,11 +97,11 @@ export const statusHint = (endpoint: Endpoint, status: number): string =>
 /**
  * Whether a model error refuses the settings every call shares, not this call: the key (401), its
  * permission to use the model or the endpoint (403), the model's name or the base URL (404), the
- * statuses {@link statusHint} names a setting for. No later call with the same settings gets past it
+ * statuses {@link statusHint} names a setting for, or an option of the adapter's own ({@link badTimings}). No later call with the same settings gets past it
  * (a server's `x-should-retry: true` says otherwise, and makes it retryable).
  */
 export const refusesSettings = (e: Model.ModelError): boolean =>
-  !e.retryable && (e.status === 401 || e.status === 403 || e.status === 404)
+  !e.retryable && (e.status === 401 || e.status === 403 || e.status === 404 || e.option !== undefined)
 
 /**
  * Until when (epoch milliseconds) no call with the same settings gets past `e`: for ever for a
@@ -222,6 +222,66 @@ export const chargeStopped = (
  * it the answer is taken, as on a cut, rather than waited for up to `timeoutMs`.
  */
 export const END_GRACE_MS = 2_000
+
+/**
+ * The longest wait Node's timers keep (`setTimeout`, `AbortSignal.timeout`, the SDK's timeout), in
+ * milliseconds: 2^31 - 1, about 24.8 days. A longer one fires at once (after 1 ms, with a warning).
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** The time options both adapters take. */
+export interface Timings {
+  readonly timeoutMs?: number
+  readonly endGraceMs?: number
+}
+
+/**
+ * Why an adapter's `timeoutMs` or `endGraceMs` cannot be used, as the `ModelError` every call of
+ * the model then fails with (not retryable, `option` naming it), or `undefined` when both are good
+ * (or not given). A negative, NaN or too long timeout would end every attempt at once (Node's
+ * timers fire a NaN, negative or over-long wait after 1 ms), an infinite one would end none;
+ * `endGraceMs` likewise ends every whole answer's stream at once, or never by its grace.
+ */
+export const badTimings = (provider: string, options: Timings): Model.ModelError | undefined => {
+  const bad = (option: string, value: number, rule: string, example: string) =>
+    new Model.ModelError({
+      provider,
+      message: `the model's ${option} must be ${rule}, got ${value}: ${example}; no call is made with it`,
+      retryable: false,
+      option
+    })
+  const { endGraceMs, timeoutMs } = options
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
+    return bad(
+      "timeoutMs",
+      timeoutMs,
+      `a number of milliseconds above 0 and at most ${MAX_TIMER_MS} (about 24.8 days)`,
+      "how long one attempt of a call may take, e.g. timeoutMs: 600000 for 10 minutes (the default; trex run --model-timeout <seconds>)"
+    )
+  }
+  if (endGraceMs !== undefined && !(Number.isFinite(endGraceMs) && endGraceMs >= 0 && endGraceMs <= MAX_TIMER_MS)) {
+    return bad(
+      "endGraceMs",
+      endGraceMs,
+      `a number of milliseconds from 0 to ${MAX_TIMER_MS} (more than timeoutMs waits timeoutMs)`,
+      `how long a stream whose answer is whole waits for its last events, e.g. endGraceMs: ${END_GRACE_MS} (the default)`
+    )
+  }
+  return undefined
+}
+
+/**
+ * A model whose options cannot be used: every call (`generate`, `stream`, `probe`, `probeTurn`) fails
+ * at once with `error` ({@link badTimings}'s), and nothing is sent.
+ */
+export const refusingModel = (provider: string, model: string, error: Model.ModelError): Model.ModelShape => ({
+  provider,
+  model,
+  generate: () => Effect.fail(error),
+  stream: () => Stream.fail(error),
+  probe: Effect.fail(error),
+  probeTurn: Effect.fail(error)
+})
 
 /**
  * The items of an async iterable, the wait for each bounded by `limitMs()`, asked as the item is

@@ -4,10 +4,12 @@
  * first user message carry `cache_control: {type: "ephemeral"}`), optional extended
  * thinking and server-side web search. The SDK's own retries are off (`maxRetries: 0`):
  * {@link Model.make} retries with our schedule, and Effect interruption aborts the request.
+ * The SDK is loaded on a model's first call, not when this module is: importing `@trex/agents`
+ * (and starting the `trex` CLI) does not load its 300 modules, which a run without Claude never uses.
  *
  * @since 0.1.0
  */
-import Anthropic from "@anthropic-ai/sdk"
+import type Anthropic from "@anthropic-ai/sdk"
 import type * as Sdk from "@anthropic-ai/sdk/resources/messages/messages"
 import { Config, Effect, Layer, Option, Redacted, Stream } from "effect"
 import * as Http from "../internal/modelHttp.ts"
@@ -29,7 +31,8 @@ export interface Options {
    * Per-attempt timeout in milliseconds (default 10 minutes): for `generate` the whole answer, for
    * `stream` the headers and then each event. Past it the attempt fails, retryable. A stream whose
    * `message_delta` has said its stop reason (the answer whole) waits `endGraceMs` at most for its
-   * `message_stop`, then gives the answer.
+   * `message_stop`, then gives the answer. Above 0 and at most 2^31 - 1 (about 24.8 days, the longest
+   * wait Node's timers keep): see {@link make} for a value that is not.
    */
   readonly timeoutMs?: number
   /**
@@ -37,7 +40,8 @@ export interface Options {
    * usage, every content block ended) waits for its `message_stop` before it gives the answer, as on
    * a cut (default 2000, `END_GRACE_MS`; at most `timeoutMs`). Claude's API sends it at once; raise
    * it only behind a proxy that holds a stream's last event back for longer. The answer is not lost
-   * either way: what the wait decides is only whether the end is read.
+   * either way: what the wait decides is only whether the end is read. From 0 (the answer taken as
+   * soon as it is whole) to 2^31 - 1: see {@link make} for a value that is not.
    */
   readonly endGraceMs?: number
 }
@@ -51,6 +55,30 @@ const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504, 529])
 
 // The error types of an `error` event in a stream (no status: the 200 was sent) that a retry may get past.
 const RETRYABLE_TYPES = new Set(["overloaded_error", "api_error", "rate_limit_error", "timeout_error"])
+
+type AnthropicClass = typeof Anthropic
+
+// The SDK once loaded (its error classes, for `toModelError`): an error of its own can only come once it is.
+let sdk: AnthropicClass | undefined
+let loading: Promise<AnthropicClass> | undefined
+
+/**
+ * The SDK's client class, imported on the first call of any Claude model and kept (a failed import
+ * is tried again on the next call): `@anthropic-ai/sdk` and what it pulls in (OpenTelemetry's API,
+ * standardwebhooks) are about 300 modules, a fifth of the CLI's start, for runs that never call Claude.
+ */
+const loadSdk = (): Promise<AnthropicClass> =>
+  (loading ??= import("@anthropic-ai/sdk").then(
+    (m) => (sdk = m.default),
+    (cause: unknown) => {
+      loading = undefined
+      throw new Model.ModelError({ provider: PROVIDER, message: `the Anthropic SDK (@anthropic-ai/sdk) could not be loaded: ${Http.describeCause(cause)}`, retryable: false })
+    }
+  ))
+
+/** The base URL the SDK would take: the option, else `ANTHROPIC_BASE_URL`, else the API's own (read at `make`, as the SDK's constructor read it). */
+const baseUrlOf = (given: string | undefined): string =>
+  (given !== undefined ? given : process.env["ANTHROPIC_BASE_URL"]?.trim()) || "https://api.anthropic.com"
 
 /** The server's `x-should-retry` (the SDK obeys it over the status), when it says. */
 const shouldRetry = (headers: Headers | undefined): boolean | undefined => {
@@ -72,8 +100,8 @@ const scrubbed = (apiKey: Redacted.Redacted<string>) => (e: Model.ModelError): M
 const toModelError = (apiKey: Redacted.Redacted<string>, endpoint: Http.Endpoint) => (cause: unknown): Model.ModelError => {
   const scrub = scrubbed(apiKey)
   if (cause instanceof Model.ModelError) return scrub(cause)
-  if (cause instanceof Anthropic.APIConnectionError || Http.isConnectionFailure(cause)) return scrub(Http.connectionError(endpoint, cause))
-  if (cause instanceof Anthropic.APIError) {
+  if ((sdk !== undefined && cause instanceof sdk.APIConnectionError) || Http.isConnectionFailure(cause)) return scrub(Http.connectionError(endpoint, cause))
+  if (sdk !== undefined && cause instanceof sdk.APIError) {
     const body = cause.error as { error?: { type?: string; message?: string } } | undefined
     const detail = body?.error !== undefined ? `${body.error.type ?? "error"}: ${body.error.message ?? ""}` : cause.message
     if (cause.status === undefined) {
@@ -303,7 +331,11 @@ const accumulator = (model: string) => {
 }
 
 /**
- * A Claude model from explicit options.
+ * A Claude model from explicit options. The SDK is loaded, and its client made, on the first call.
+ * A `timeoutMs` or `endGraceMs` that cannot be used (negative, NaN, infinite, or longer than Node's
+ * timers keep) gives a model whose every call, `probe` and `probeTurn` included, fails at once with a
+ * `ModelError` that is not retryable, names the option (`option: "timeoutMs"`) and says what it takes;
+ * nothing is sent. (`make` stays a plain function: the error comes where a call's errors come.)
  *
  * @example
  * ```ts
@@ -315,15 +347,21 @@ const accumulator = (model: string) => {
  */
 export const make = (options: Options): Model.ModelShape => {
   const model = options.model ?? DEFAULT_MODEL
-  const client = new Anthropic({
-    apiKey: Redacted.value(options.apiKey),
-    maxRetries: 0,
-    timeout: options.timeoutMs ?? 600_000,
-    ...(options.baseURL !== undefined ? { baseURL: options.baseURL } : {})
-  })
+  const unusable = Http.badTimings(PROVIDER, options)
+  if (unusable !== undefined) return Http.refusingModel(PROVIDER, model, unusable)
+  const baseURL = baseUrlOf(options.baseURL)
+  // made on the first call, once (the SDK loaded then): a model that is never called loads nothing
+  let made: Promise<Anthropic> | undefined
+  const client = (): Promise<Anthropic> =>
+    (made ??= loadSdk().then((Sdk) =>
+      new Sdk({ apiKey: Redacted.value(options.apiKey), maxRetries: 0, timeout: options.timeoutMs ?? 600_000, baseURL })
+    ).catch((cause: unknown) => {
+      made = undefined
+      throw cause
+    }))
   const endpoint: Http.Endpoint = {
     provider: PROVIDER,
-    baseURL: client.baseURL,
+    baseURL,
     baseUrlVar: "ANTHROPIC_BASE_URL",
     keyVar: "ANTHROPIC_API_KEY",
     expected: "a Messages API response"
@@ -333,7 +371,7 @@ export const make = (options: Options): Model.ModelShape => {
   // would be waited for without end.
   const timeoutMs = options.timeoutMs ?? 600_000
   const stalled = (what: string) => () =>
-    new Model.ModelError({ provider: PROVIDER, message: `${what} from ${client.baseURL.replace(/\/+$/, "")}/v1/messages within ${timeoutMs} ms (timeoutMs)`, retryable: true })
+    new Model.ModelError({ provider: PROVIDER, message: `${what} from ${baseURL.replace(/\/+$/, "")}/v1/messages within ${timeoutMs} ms (timeoutMs)`, retryable: true })
   /**
    * The key's permission to send the model messages, which the model's description does not show (a
    * workspace may be barred from a model the API serves), asked of `POST /v1/messages/count_tokens`:
@@ -343,8 +381,8 @@ export const make = (options: Options): Model.ModelShape => {
    */
   const mayCall = (probed: Model.Probed): Effect.Effect<Model.Probed, Model.ModelError> =>
     Effect.tryPromise({
-      try: (signal) =>
-        client.messages.countTokens({ model, messages: [{ role: "user", content: "trex check" }] }, { signal, timeout: Math.min(timeoutMs, 30_000) }),
+      try: async (signal) =>
+        (await client()).messages.countTokens({ model, messages: [{ role: "user", content: "trex check" }] }, { signal, timeout: Math.min(timeoutMs, 30_000) }),
       catch: fail
     }).pipe(
       Effect.as(probed),
@@ -365,7 +403,7 @@ export const make = (options: Options): Model.ModelShape => {
     // would say of the key's permission to use it
     probe: Effect.tryPromise({
       try: async (signal) => {
-        const response = await client.models.retrieve(model, {}, { signal, timeout: Math.min(timeoutMs, 30_000) }).asResponse()
+        const response = await (await client()).models.retrieve(model, {}, { signal, timeout: Math.min(timeoutMs, 30_000) }).asResponse()
         return { url: response.url, type: response.headers.get("content-type"), body: await response.text() }
       },
       catch: (cause) => cause
@@ -386,9 +424,9 @@ export const make = (options: Options): Model.ModelShape => {
       Effect.catch((cause) => {
         const e = fail(cause)
         // a gateway in front of the API (ANTHROPIC_BASE_URL) may serve messages and not the model list: its 404 is not the API's
-        const apiSaid = cause instanceof Anthropic.APIError && (cause.error as { error?: { type?: string } } | undefined)?.error?.type === "not_found_error"
+        const apiSaid = sdk !== undefined && cause instanceof sdk.APIError && (cause.error as { error?: { type?: string } } | undefined)?.error?.type === "not_found_error"
         return e.status === 404 && !apiSaid
-          ? Effect.succeed<Model.Probed>({ model, unchecked: `${client.baseURL} does not describe its models (GET /v1/models/${model}: HTTP 404)` })
+          ? Effect.succeed<Model.Probed>({ model, unchecked: `${baseURL} does not describe its models (GET /v1/models/${model}: HTTP 404)` })
           : Effect.fail(e.status === 404 ? new Model.ModelError({ ...e, message: `the API serves no model named ${model} (TREX_MODEL): ${e.message}` }) : e)
       }),
       Effect.flatMap((probed) => (probed.unchecked !== undefined ? Effect.succeed(probed) : mayCall(probed)))
@@ -403,7 +441,7 @@ export const make = (options: Options): Model.ModelShape => {
           // The body is read here, not by the SDK: a cut connection is then a connection error, and
           // a 200 that is not a message (an HTML page from a proxy) says what it was.
           try: async (signal) => {
-            const response = await client.messages.create(params, { signal }).asResponse()
+            const response = await (await client()).messages.create(params, { signal }).asResponse()
             progress = Http.noBody()
             const body = await Http.readText(response, progress).catch((cause) => Promise.reject(Http.withUsage(fail(cause), billed())))
             return parseMessage(endpoint, response, body)
@@ -427,7 +465,7 @@ export const make = (options: Options): Model.ModelShape => {
           (c) => Effect.sync(() => c.abort())
         )
         const { data: events, response } = yield* Effect.tryPromise({
-          try: () => client.messages.create({ ...toParams(model, request), stream: true }, { signal: controller.signal }).withResponse(),
+          try: async () => (await client()).messages.create({ ...toParams(model, request), stream: true }, { signal: controller.signal }).withResponse(),
           catch: fail
         })
         const type = response.headers.get("content-type")

@@ -26,6 +26,12 @@ export class ModelError extends Schema.TaggedError<ModelError>()("ModelError", {
   /** The server's `retry-after`, in milliseconds. */
   retryAfterMs: Schema.optionalKey(Schema.Finite),
   /**
+   * The adapter's option that cannot be used (`timeoutMs`, `endGraceMs`: a negative, NaN or infinite
+   * number), when that is what failed: every call with the same options fails alike, at once, and
+   * sends nothing (`AnthropicModel.make` and `OpenAiModel.make` check them and give a model that does so).
+   */
+  option: Schema.optionalKey(Schema.String),
+  /**
    * What the failed attempt was billed for before it failed: as the server said (a Claude stream cut
    * or stalled after `message_start`: its input tokens, and the output tokens its last `message_delta`
    * reported), or, with `estimated`, counted from characters where the server said nothing before

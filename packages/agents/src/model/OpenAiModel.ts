@@ -24,14 +24,16 @@ export interface Options {
   /**
    * Per-attempt timeout in milliseconds (default 10 minutes). A stream whose choice has its
    * `finish_reason` (the answer whole) waits `endGraceMs` at most for its usage chunk and `data: [DONE]`,
-   * then gives the answer (its usage estimated if none came).
+   * then gives the answer (its usage estimated if none came). Above 0 and at most 2^31 - 1 (about 24.8
+   * days, the longest wait Node's timers keep): see {@link make} for a value that is not.
    */
   readonly timeoutMs?: number
   /**
    * Milliseconds a stream whose choice has its `finish_reason` (the answer whole) waits for what may
    * follow, its usage chunk and `data: [DONE]`, before it gives the answer, as on a cut (default 2000,
    * `END_GRACE_MS`; at most `timeoutMs`). Servers send them at once; raise it behind a proxy that holds
-   * a stream's last chunks back for longer, whose usage would otherwise be estimated.
+   * a stream's last chunks back for longer, whose usage would otherwise be estimated. From 0 (the
+   * answer taken as soon as it is whole) to 2^31 - 1: see {@link make} for a value that is not.
    */
   readonly endGraceMs?: number
 }
@@ -130,7 +132,10 @@ async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string
 }
 
 /**
- * A model on an OpenAI-compatible server.
+ * A model on an OpenAI-compatible server. A `timeoutMs` or `endGraceMs` that cannot be used
+ * (negative, NaN, infinite, or longer than Node's timers keep) gives a model whose every call,
+ * `probe` and `probeTurn` included, fails at once with a `ModelError` that is not retryable, names
+ * the option (`option: "timeoutMs"`) and says what it takes; nothing is sent.
  *
  * @example
  * ```ts
@@ -143,8 +148,12 @@ export const make = (options: Options): Model.ModelShape => {
   const secret = options.apiKey === undefined ? "" : Redacted.value(options.apiKey)
   const scrub = (e: Model.ModelError): Model.ModelError =>
     secret.length > 0 && e.message.includes(secret) ? new Model.ModelError({ ...e, message: e.message.split(secret).join("[redacted]") }) : e
+  const unusable = Http.badTimings(PROVIDER, options)
+  if (unusable !== undefined) return Http.refusingModel(PROVIDER, options.model, unusable)
   const url = `${options.baseURL.replace(/\/+$/, "")}/chat/completions`
   const timeoutMs = options.timeoutMs ?? 600_000
+  // AbortSignal.timeout takes whole milliseconds only (a fraction throws a RangeError)
+  const abortAfter = (ms: number) => AbortSignal.timeout(Math.ceil(ms))
   const endpoint: Http.Endpoint = {
     provider: PROVIDER,
     baseURL: options.baseURL,
@@ -166,7 +175,7 @@ export const make = (options: Options): Model.ModelShape => {
       method: "POST",
       headers: { "content-type": "application/json", ...(secret.length > 0 ? { authorization: `Bearer ${secret}` } : {}) },
       body,
-      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+      signal: AbortSignal.any([signal, abortAfter(timeoutMs)])
     })
     if (response.ok) return response
     const text = await response.text().catch(() => "")
@@ -207,7 +216,7 @@ export const make = (options: Options): Model.ModelShape => {
       try: async (signal) => {
         const response = await fetch(modelsUrl, {
           headers: secret.length > 0 ? { authorization: `Bearer ${secret}` } : {},
-          signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(timeoutMs, 30_000))])
+          signal: AbortSignal.any([signal, abortAfter(Math.min(timeoutMs, 30_000))])
         })
         const body = await response.text()
         if (response.status === 404 || response.status === 405) {

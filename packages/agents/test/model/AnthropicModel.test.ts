@@ -4,6 +4,7 @@ import { Effect, Fiber, Logger, Redacted, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as AnthropicModel from "../../src/model/AnthropicModel.ts"
 import * as Model from "../../src/model/Model.ts"
+import { refusedEveryCall } from "../support/badTimings.ts"
 import * as Fake from "../support/FakeAnthropicServer.ts"
 import { closedPort, headersReceived } from "../support/RawReply.ts"
 
@@ -656,6 +657,23 @@ describe("AnthropicModel", () => {
         ["anthropic:test (stopped, tokens estimated)", input, output, Number(((input * 3 + output * 15) / 1e6).toFixed(9))]
       ])
       yield* until(() => server.aborted() === 1)
+    }))
+
+  it.live("a timeoutMs or endGraceMs no timer can wait (negative, NaN, infinite, past 2^31 - 1 ms) fails every call at once, naming it, not retried; the bounds themselves are taken", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([Fake.message([Fake.text("ok")], { input_tokens: 5, output_tokens: 1 })], {
+        apiKey: KEY,
+        models: [{ id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5", max_input_tokens: 1_000_000 }]
+      })
+      const make = (timings: { timeoutMs?: number; endGraceMs?: number }) =>
+        AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", retry: { maxRetries: 0 }, ...timings })
+      yield* refusedEveryCall(make, () => server.requests.length + server.described.length + server.counted.length)
+      // the longest timeout a timer keeps, and no grace: a whole answer is taken as soon as it is whole
+      const { meter } = recordingMeter()
+      const done = (yield* Stream.runCollect(make({ timeoutMs: 2 ** 31 - 1, endGraceMs: 0 }).stream(request)).pipe(
+        Effect.provideService(CostMeter.CostMeter, meter)
+      )).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(Model.text(done.response), "ok")
     }))
 
   it.live("a server that stalls after its headers: generate and stream give up after timeoutMs, retryable, and are retried", () =>

@@ -4,6 +4,7 @@ import { Effect, Fiber, Redacted, Schema, Stream } from "effect"
 import * as Model from "../../src/model/Model.ts"
 import * as OpenAiModel from "../../src/model/OpenAiModel.ts"
 import * as StructuredOutput from "../../src/model/StructuredOutput.ts"
+import { refusedEveryCall } from "../support/badTimings.ts"
 import * as Fake from "../support/FakeOpenAiServer.ts"
 import { closedPort, headersReceived } from "../support/RawReply.ts"
 
@@ -316,6 +317,22 @@ describe("OpenAiModel", () => {
       const body = JSON.stringify(server.requests[0]!.body)
       const input = Math.ceil(Model.tokenWeight(body.replace(/[^\x00-\x7f]/g, "")) + 7)
       assert.deepStrictEqual(shown(records), [["openai-compatible:test (tokens estimated)", input, answer.length, (input + 2 * answer.length) / 1e6]])
+    }))
+
+  it.live("a timeoutMs or endGraceMs no timer can wait (negative, NaN, infinite, past 2^31 - 1 ms) fails every call at once, naming it, not retried; a timeout with a fraction of a millisecond is taken", () =>
+    Effect.gen(function*() {
+      const server = yield* Fake.make([{ kind: "message", content: "ok" }, { kind: "message", content: "ok" }], { models: ["qwen3:8b"] })
+      const make = (timings: { timeoutMs?: number; endGraceMs?: number }) =>
+        OpenAiModel.make({ baseURL: server.url, model: "qwen3:8b", retry: { maxRetries: 0 }, ...timings })
+      yield* refusedEveryCall(make, () => server.requests.length)
+      // AbortSignal.timeout takes whole milliseconds: a fraction (--model-timeout 0.0005, say) threw a RangeError
+      const edge = make({ timeoutMs: 60_000.5, endGraceMs: 0 })
+      const meter: CostMeter.CostMeterShape = { record: () => Effect.void }
+      assert.strictEqual(Model.text(yield* edge.generate({ system: "s", messages: [Model.user("hi")], maxTokens: 8 }).pipe(Effect.provideService(CostMeter.CostMeter, meter))), "ok")
+      const streamed = (yield* Stream.runCollect(edge.stream({ system: "s", messages: [Model.user("hi")], maxTokens: 8 })).pipe(
+        Effect.provideService(CostMeter.CostMeter, meter)
+      )).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
+      assert.strictEqual(Model.text(streamed.response), "ok")
     }))
 
   it.live("a stream held open after its finish_reason gives its whole answer after a short grace, not timeoutMs (10 minutes here); a usage chunk within the grace is read as usual", () =>

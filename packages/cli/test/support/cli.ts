@@ -34,10 +34,13 @@ export const trex = (args: ReadonlyArray<string>, env: Record<string, string | u
     timeout: 120_000
   })
 
-/** Runs the CLI to its end without blocking this process (a server of the test's answers the CLI meanwhile). */
-export const trexAsync = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}, cwd = root) =>
+/**
+ * Runs the CLI to its end without blocking this process (a server of the test's answers the CLI meanwhile);
+ * `nodeFlags` go to its node process alone (`--import=<hook>`), not to the processes it starts.
+ */
+export const trexAsync = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}, cwd = root, nodeFlags: ReadonlyArray<string> = []) =>
   new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--conditions=@trex/source", bin, ...args], {
+    const child = spawn(process.execPath, [...nodeFlags, "--conditions=@trex/source", bin, ...args], {
       cwd,
       env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)),
       stdio: ["ignore", "pipe", "pipe"],

@@ -1,0 +1,53 @@
+// What the `trex` CLI loads as it starts: the real CLI from its sources in a child process, its modules counted by a
+// module-load hook (support/moduleHook.ts). `@anthropic-ai/sdk` and what it pulls in (OpenTelemetry's API,
+// standardwebhooks: about 300 of the 830 modules `trex --help` loaded) are loaded only when a Claude model is called.
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as FakeAnthropic from "../../agents/test/support/FakeAnthropicServer.ts"
+import { root, tmp, trexAsync } from "./support/cli.ts"
+
+const hook = path.join(import.meta.dirname, "support/moduleHook.ts")
+
+/**
+ * The CLI run to its end with the hook (given to its process alone, not in NODE_OPTIONS, which the processes it starts
+ * would inherit): its exit, output and the modules it loaded by package.
+ */
+const counted = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Effect.gen(function*() {
+    const out = path.join(tmp(), "modules.json")
+    const r = yield* Effect.promise(() => trexAsync(args, { ...env, TREX_MODULE_COUNT: out }, root, [`--import=${hook}`]))
+    assert.isTrue(fs.existsSync(out), `the hook wrote no count: ${r.stderr}`)
+    return { ...r, modules: JSON.parse(fs.readFileSync(out, "utf8")) as Record<string, number> }
+  })
+
+const SDK = ["@anthropic-ai/sdk", "@opentelemetry/api", "standardwebhooks"]
+const sdkModules = (modules: Record<string, number>) => SDK.filter((p) => (modules[p] ?? 0) > 0).map((p) => `${p}: ${modules[p]}`)
+
+describe("the modules the CLI loads", () => {
+  it.live("--help and a run with the defaults load no Claude SDK; a Claude model's first call loads it, and works", () =>
+    Effect.gen(function*() {
+      const help = yield* counted(["--help"])
+      assert.strictEqual(help.status, 0, help.stderr)
+      assert.isAbove(help.modules["effect"] ?? 0, 0, "the hook counts")
+      assert.deepStrictEqual(sdkModules(help.modules), [])
+      // a short run on the simulator with the embedded default agents (heuristic researcher, template executor)
+      const out = tmp()
+      const run = yield* counted(["run", path.join(root, "examples/recorded-table/task.yaml"), "--max-trials", "2", "--out", out])
+      assert.strictEqual(run.status, 0, run.stderr)
+      assert.deepStrictEqual(sdkModules(run.modules), [])
+      // Claude's researcher, asked a 1-token turn: the SDK is loaded, and its answer read
+      const yes = FakeAnthropic.message([FakeAnthropic.text("Yes")], { input_tokens: 12, output_tokens: 1 })
+      const server = yield* FakeAnthropic.make([yes], { apiKey: "test-key-good", models: [{ id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5" }] })
+      const check = yield* counted(["check", path.join(root, "examples/quickstart/task.yaml"), "--researcher", "claude", "--call-model"], {
+        ANTHROPIC_BASE_URL: server.url,
+        ANTHROPIC_API_KEY: "test-key-good",
+        TREX_MODEL: "claude-sonnet-5-5"
+      })
+      assert.strictEqual(check.status, 0, check.stdout + check.stderr)
+      assert.include(check.stdout, "it answered a 1-token turn with this key (--call-model: 12 input and 1 output token")
+      assert.isAbove(check.modules["@anthropic-ai/sdk"] ?? 0, 0, JSON.stringify(check.modules))
+      assert.strictEqual(server.requests.length, 1)
+    }), { timeout: 120_000 })
+})

@@ -1,0 +1,30 @@
+/**
+ * A module-load hook for a child process, to count what a command loads: `node --import <this file> ...` with
+ * `TREX_MODULE_COUNT=<file>` writes to that file, on exit, the modules the process loaded, counted by package
+ * (`{"@anthropic-ai/sdk": 248, "effect": 289, "(own)": 137, "node:": 13, ...}`: `(own)` is every module outside a
+ * `node_modules` folder, the workspace's sources; `node:` the built-ins). It has side effects only: import it into
+ * no test (the hook would count the test's own process).
+ */
+import * as fs from "node:fs"
+import { registerHooks } from "node:module"
+
+const loaded = new Set<string>()
+
+registerHooks({
+  load: (url, context, nextLoad) => {
+    loaded.add(url)
+    return nextLoad(url, context)
+  }
+})
+
+const out = process.env["TREX_MODULE_COUNT"]
+if (out !== undefined) {
+  process.on("exit", () => {
+    const counts: Record<string, number> = {}
+    for (const url of loaded) {
+      const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1] ?? (url.startsWith("node:") ? "node:" : "(own)")
+      counts[pkg] = (counts[pkg] ?? 0) + 1
+    }
+    fs.writeFileSync(out, JSON.stringify(counts))
+  })
+}
