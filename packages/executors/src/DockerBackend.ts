@@ -196,6 +196,17 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const exits = new Map<string, Backend.JobExit>()
   const fresh = new Set<string>()
 
+  /** `GET /_ping`: the answer's headers, which say which engine answers, and its version. */
+  const ping = () =>
+    new Promise<Readonly<Record<string, string | ReadonlyArray<string> | undefined>>>((resolve, reject) =>
+      docker.modem.dial({ path: "/_ping", method: "GET", isStream: true, statusCodes: { 200: true, 500: "server error" } }, (err: Error | null, res: unknown) => {
+        if (err !== null) return reject(err)
+        const answer = res as Readable & { readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>> }
+        answer.resume()
+        resolve(answer.headers)
+      })
+    )
+
   /** One try of an engine call; an unreachable engine is a retryable error. */
   const once = <A>(operation: string, f: () => Promise<A>) =>
     Effect.tryPromise({
@@ -265,7 +276,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   yield* Effect.try({ try: () => Fs.mkdirSync(root, { recursive: true }), catch: (e) => fail("make", `cannot create ${root}: ${String(e)}`) })
   // An engine that does not answer is said once, at the start, with where to look, rather than as
   // each trial's failure after its retries.
-  yield* call("make", () => docker.ping()).pipe(
+  const pinged = yield* call("make", ping).pipe(
     Effect.mapError((e) => {
       if (e.retryable) {
         return fail(
@@ -299,28 +310,32 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       )
     ).pipe(
       Effect.map((info): Spec.PodmanHost | undefined => {
-        const host = (info as { host?: { security?: { rootless?: boolean }; cgroupVersion?: string; cgroupControllers?: ReadonlyArray<string> | null } }).host
-        return host === undefined ? undefined : { rootless: host.security?.rootless === true, cgroupVersion: host.cgroupVersion ?? "?", controllers: host.cgroupControllers ?? [] }
+        const host = (info as { host?: { security?: { rootless?: boolean }; cgroupVersion?: string; cgroupControllers?: ReadonlyArray<string> | null; cpus?: number } }).host
+        if (host === undefined) return undefined
+        const cpus = typeof host.cpus === "number" && host.cpus >= 1 ? { cpus: host.cpus } : {}
+        return { rootless: host.security?.rootless === true, cgroupVersion: host.cgroupVersion ?? "?", controllers: host.cgroupControllers ?? [], ...cpus }
       }),
       // an older Podman without this endpoint: its limits are taken to hold, as Docker's are
       Effect.orElseSucceed(() => undefined)
     )
+  const engineAs = (kind: Spec.EngineKind, version: string): Effect.Effect<Engine> =>
+    kind === "docker" ? Effect.succeed({ kind, version }) : Effect.map(podmanHost(version), (h) => ({ kind, version, ...(h !== undefined ? { podman: h } : {}) }))
   const engineOf = (operation: string): Effect.Effect<Engine, Errors.BackendError> =>
     Effect.suspend(() =>
       engine !== undefined
         ? Effect.succeed(engine)
         : call(operation, () => docker.version()).pipe(
-          Effect.flatMap((v): Effect.Effect<Engine> => {
-            const kind = Spec.engineKind(v)
-            return kind === "docker" ? Effect.succeed({ kind, version: v.Version }) : Effect.map(podmanHost(v.Version), (h) => ({ kind, version: v.Version, ...(h !== undefined ? { podman: h } : {}) }))
-          }),
+          Effect.flatMap((v) => engineAs(Spec.engineKind(v), v.Version)),
           Effect.tap((e) => Effect.sync(() => (engine = e)))
         )
     )
   /** Warnings of limits Podman ignores, each said once. */
   const warned = new Set<string>()
   // asked now, while the engine answers (checked above): a job submitted during an outage then waits
-  // in the queue rather than failing on the question
+  // in the queue rather than failing on the question. The ping's headers say which engine it is, when they do:
+  // Podman's `/version` takes seconds (see Spec.engineFromPing)
+  const pingSaid = Spec.engineFromPing(pinged)
+  if (pingSaid !== undefined) engine = yield* engineAs(pingSaid.kind, pingSaid.version)
   yield* engineOf("make")
 
   const running = (run?: string, ask: typeof call = call) =>
@@ -339,6 +354,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       : Effect.suspend(() =>
         engineCpus !== undefined
           ? Effect.succeed(engineCpus)
+          // Podman's own info has the CPU count (asked at the start); its `/info` takes seconds
+          : engine?.podman?.cpus !== undefined
+          ? Effect.succeed(engineCpus = engine.podman.cpus)
           : ask("capacity", () => docker.info() as Promise<{ NCPU: number }>).pipe(Effect.map((i) => (engineCpus = Math.max(1, i.NCPU))))
       )
 
@@ -567,6 +585,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     fresh.delete(info.Id)
     yield* Effect.sync(() => writeJson(Path.join(jobDir, Spec.RECORD.exit), exit)).pipe(Effect.ignore)
     if (!keep) yield* call("watch", () => docker.getContainer(info.Id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
+    // its slot (and GPUs) are free: a queued job may start now, not at the queue's next poll
+    queue.wake()
     return exit
   })
 

@@ -278,6 +278,13 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       )
     })
 
+  /** A watched job that ended (or is lost) gives back its slot and GPUs: the queue looks for room now, not at its next poll. */
+  const release = (id: string) => {
+    held.delete(id)
+    fresh.delete(id)
+    queue.wake()
+  }
+
   const hostOf = (ref: ExperimentNode.JobRef) => {
     const h = pool.find((p) => p.name === ref.data["host"])
     return h !== undefined && typeof ref.data["dir"] === "string"
@@ -494,6 +501,15 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       Effect.orElseSucceed(() => undefined)
     )
 
+  /** How long ago (ms, by the host's own clock) the job record in `dir` was last written; 0 when that cannot be told. */
+  const recordAge = (host: PoolHost, dir: string) =>
+    call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && echo $(( $(date +%s) - $(stat -c %Y ${Script.FILES.job}) ))`)).pipe(
+      Effect.map((out) => {
+        const seconds = Number(out.stdout.trim())
+        return out.code === 0 && out.stdout.trim() !== "" && Number.isFinite(seconds) ? Math.max(0, seconds) * 1000 : 0
+      })
+    )
+
   const readText = (host: PoolHost, path: string) =>
     call("watch", host, (c) => c.readFrom(path, 0)).pipe(Effect.map((b) => b?.toString("utf8")))
 
@@ -562,8 +578,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     const f = (name: string) => posix.join(dir, name)
     if ((yield* readText(host, f(Script.FILES.job))) === undefined) {
       // submit returns a ref only once the record is written: it was there, and is gone with the job
-      held.delete(ref.id)
-      fresh.delete(ref.id)
+      release(ref.id)
       return yield* emit(unstarted("Lost", gone(host, dir)))
     }
     const { tail, streams } = known
@@ -609,8 +624,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         }
       }
       const exit = yield* toExit(host, dir, code, tail.get())
-      held.delete(ref.id)
-      fresh.delete(ref.id)
+      release(ref.id)
       yield* emit(exit)
     })
     let unlaunchedSince: number | undefined
@@ -627,7 +641,10 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       }
       known.pid ??= numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.pid), 0)))?.[0]
       const pid = known.pid
-      const stale = pid === undefined && Date.now() - (unlaunchedSince ??= Date.now()) > LAUNCH_GRACE_MS
+      // the grace runs from when the record was written (by the host's clock): a record a controller long gone wrote
+      // is not waited on for another LAUNCH_GRACE_MS (and its job shown Pending meanwhile)
+      if (pid === undefined && unlaunchedSince === undefined) unlaunchedSince = Date.now() - (fresh.has(ref.id) ? 0 : yield* recordAge(host, dir))
+      const stale = pid === undefined && Date.now() - unlaunchedSince! > LAUNCH_GRACE_MS
       // launched here, and no pid yet: a wrapper that could not record it (a full disk) exits without starting the job
       const full = stale && fresh.has(ref.id) ? yield* diskFull(host, dir) : undefined
       if (stale && (!fresh.has(ref.id) || full !== undefined)) {
@@ -636,15 +653,13 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         const F = Script.FILES
         const out = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && { [ -f ${F.pid} ] || [ -f ${F.exit} ] || { rm -f ${F.script} ${F.env}; echo gone; }; }`))
         if (out.stdout.trim() === "gone") {
-          held.delete(ref.id)
-          fresh.delete(ref.id)
+          release(ref.id)
           return yield* emit(unstarted("Lost", full !== undefined ? `the job could not start: ${full}` : "its controller stopped after writing the job and before launching it"))
         }
       }
       if (pid === undefined && (yield* readText(host, f(Script.FILES.job))) === undefined) {
         // cleared before its wrapper ran, or before this watch saw it run (a reboot): nothing will write its pid
-        held.delete(ref.id)
-        fresh.delete(ref.id)
+        release(ref.id)
         return yield* emit(unstarted("Lost", gone(host, dir)))
       }
       if (pid === undefined && known.phase === "Init") {
@@ -702,8 +717,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
           })
           return Effect.andThen(told, Effect.andThen(Effect.sleep(QUEUE_POLL), loop))
         }
-        held.delete(ref.id)
-        fresh.delete(ref.id)
+        release(ref.id)
         host.abandoned.set(dir, known.pid)
         return emit(unstarted("Lost", `host ${host.name} was unreachable for ${Duration.format(Duration.millis(lostAfter))} (${e.message}): the job counts as lost and runs again elsewhere; if the host comes back, this copy is stopped`))
       }))

@@ -9,9 +9,10 @@ import type { ExperimentNode } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import Docker from "dockerode"
-import { Deferred, Effect, Fiber, Redacted, Schedule, Stream } from "effect"
+import { Deferred, Effect, Fiber, Logger, Redacted, Schedule, Stream } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { promisify } from "node:util"
@@ -19,6 +20,7 @@ import * as DockerBackend from "../src/DockerBackend.ts"
 import { assertTooBig, BULKY_RESULT_SCRIPT } from "./support/bulkyResult.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import { checkQueued } from "./support/queued.ts"
+import { eventually } from "./support/eventually.ts"
 import { type TestEngine, testEngines } from "./support/engines.ts"
 import * as Spec from "../src/internal/dockerSpec.ts"
 import { socketRefusal } from "../src/internal/dockerEngine.ts"
@@ -85,13 +87,16 @@ const collect = (backend: Backend.BackendShape, s: Backend.JobSpec) =>
 /** The test sshd of scripts/services/start-sshd.sh (its SSH_PORT, which start-all.sh reports as TREX_TEST_SSH_PORT). */
 const sshPort = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)
 
-// One test body for each engine that is up: Docker Engine, and Podman's Docker-compatible API.
-for (const e of ENGINES) {
+/** Each engine's tests one at a time: they stop their engine, and count its containers (see the lanes at the end). */
+const inOrder = { concurrent: false } as const
+
+/** The conformance suite and the backend's own scenarios on engine `e`: one test body for each engine that is up. */
+const engineTests = (e: TestEngine) => {
   const engine = new Docker({ socketPath: e.socket })
   const spec = specOn(e)
   const backendWith = backendOn(e)
 
-  describe(`DockerBackend conformance on ${e.name}`, () => {
+  describe(`DockerBackend conformance on ${e.name}`, inOrder, () => {
     const config = { root: Path.join(root, `conformance-${e.name}`), socketPath: e.socket, slots: 2, stopGraceSeconds: 2 }
     const cases = BackendConformance.cases({
       command: (_, script) => ({ argv: ["sh", script], image: e.image }),
@@ -104,7 +109,7 @@ for (const e of ENGINES) {
     }
   })
 
-  describe(`DockerBackend on ${e.name}`, () => {
+  describe(`DockerBackend on ${e.name}`, inOrder, () => {
     it.live("runs a job: logs, TREX_METRIC lines, metrics.jsonl, result.json, secrets in env, then removes the container", () =>
       Effect.gen(function*() {
         const backend = yield* backendWith()
@@ -258,11 +263,54 @@ for (const e of ENGINES) {
         assert.strictEqual(c.gpus, 2)
         assert.isAtLeast(c.slots, 1)
       }))
+
+    it.live("learns which engine it is from the ping: it never asks the engine's version, nor on Podman its info (seconds each there)", () =>
+      Effect.scoped(Effect.gen(function*() {
+        yield* upOn(e)
+        const asked: Array<string> = []
+        const socket = yield* listenedTo(e.socket, asked)
+        const backend = yield* DockerBackend.make({ root, socketPath: socket })
+        const { exit } = yield* collect(backend, spec(`echo '{"metrics":{},"primary":1}' > result.json`))
+        assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+        // slots default to the engine's CPU count (the engine is this machine): on Podman from its own info
+        assert.strictEqual((yield* backend.capacity).slots, Os.cpus().length)
+        const slow = asked.filter((path) => /^(\/v[\d.]+)?\/(version|info)(\?|$)/.test(path))
+        assert.deepStrictEqual(slow, e.name === "podman" ? [] : ["/info"], JSON.stringify(asked))
+        assert.include(asked, "/_ping")
+      })))
   })
 }
 
+/**
+ * A unix socket that passes every connection on to `socket`, noting the path of each HTTP request made through it in
+ * `asked` (the requests' first lines: their bodies, JSON, hold none), until the scope closes.
+ */
+const listenedTo = (socket: string, asked: Array<string>) =>
+  Effect.acquireRelease(
+    Effect.promise(() => {
+      const path = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-sock-")), "engine.sock")
+      const open = new Set<Net.Socket>()
+      const server = Net.createServer((client) => {
+        const upstream = Net.connect(socket)
+        open.add(client).add(upstream)
+        client.on("data", (d: Buffer) => {
+          for (const m of d.toString("latin1").matchAll(/^(?:GET|POST|PUT|DELETE|HEAD) (\S+) HTTP\/1\.[01]\r$/gm)) asked.push(m[1]!)
+        })
+        for (const [a, b] of [[client, upstream], [upstream, client]] as const) a.on("error", () => b.destroy()).on("close", () => b.destroy())
+        client.pipe(upstream).pipe(client)
+      })
+      return new Promise<{ server: Net.Server; path: string; open: Set<Net.Socket> }>((resolve) => server.listen(path, () => resolve({ server, path, open })))
+    }),
+    ({ server, path, open }) =>
+      Effect.promise(() => new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        for (const c of open) c.destroy()
+      })).pipe(Effect.andThen(Effect.sync(() => Fs.rmSync(Path.dirname(path), { recursive: true, force: true }))))
+  ).pipe(Effect.map(({ path }) => path))
+
 const PODMAN = ENGINES.find((e) => e.name === "podman")
-if (PODMAN !== undefined) {
+/** What is Podman's own. */
+const podmanTests = (PODMAN: TestEngine) => {
   const spec = specOn(PODMAN)
   /** Run scripts/services/start-podman.sh (needs root, as in CI). */
   const podmanService = (args: ReadonlyArray<string>) =>
@@ -271,21 +319,26 @@ if (PODMAN !== undefined) {
       catch: (e) => new Error(`start-podman.sh ${args.join(" ")} failed (it needs root): ${String(e)}`)
     }).pipe(Effect.orDie)
 
-  describe("DockerBackend on podman only", () => {
+  describe("DockerBackend on podman only", inOrder, () => {
     it.live("a Podman service that stops mid-run leaves the job running: the watch waits (engineWait, not retryFor), then reads every line once and the exit", () =>
       Effect.gen(function*() {
         // retryFor is short: a watch that gave up with the service's calls would fail within the outage
-        const backend = yield* backendOn(PODMAN)({ retryFor: "500 millis" })
+        const backend = yield* backendOn(PODMAN)({ retryFor: "100 millis" })
         const ref = yield* backend.submit(spec(`echo up; i=0; while [ $i -lt 30 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done`))
         const up = yield* Deferred.make<void>()
-        const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => (e._tag === "Log" && e.line === "up" ? Deferred.succeed(up, undefined) : Effect.void))))
-          .pipe(Effect.forkChild)
+        const outageSaid = yield* Deferred.make<void>()
+        const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) =>
+          e._tag === "Log" && e.line === "up" ? Deferred.succeed(up, undefined)
+          : e._tag === "State" && e.reason !== undefined ? Deferred.succeed(outageSaid, undefined)
+          : Effect.void
+        ))).pipe(Effect.forkChild)
         yield* Deferred.await(up)
         // unlike dockerd, the service is no parent of the containers (conmon is): they run on without it
         yield* podmanService(["stop"])
         const down = yield* Effect.promise(() => new Docker({ socketPath: PODMAN.socket }).ping().then(() => false, () => true))
         assert.isTrue(down, "the service is stopped")
-        yield* Effect.sleep("1500 millis")
+        // started again once the watch has said that it does not answer (its start takes longer than retryFor)
+        yield* Deferred.await(outageSaid)
         yield* podmanService([])
         const events = yield* Fiber.join(fiber)
         const exit = events.at(-1) as Backend.JobExit
@@ -305,7 +358,7 @@ function assertOutageTold(events: Iterable<Backend.JobEvent>) {
   assert.isTrue(states.slice(told + 1).some((e) => e.state === "Running" && e.reason === undefined), `the end of the outage is told: ${JSON.stringify(states)}`)
 }
 
-describe("DockerBackend on docker only", () => {
+const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, () => {
   it.live("an engine that does not answer at the start is retried, then said at once, naming the socket, DOCKER_HOST and the fix", () =>
     Effect.gen(function*() {
       const socket = Path.join(root, "no-such.sock")
@@ -328,9 +381,8 @@ describe("DockerBackend on docker only", () => {
       const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => (e._tag === "Log" && e.line === "up" ? Deferred.succeed(up, undefined) : Effect.void))))
         .pipe(Effect.forkChild)
       yield* Deferred.await(up) // the trap is set
-      // dockerd stops its containers (SIGTERM) on the way down; the watch sees it gone for a while
+      // dockerd stops its containers (SIGTERM) on the way down; the watch sees it gone while it starts again
       yield* service(["stop"])
-      yield* Effect.sleep("1500 millis")
       yield* service([])
       const events = yield* Fiber.join(fiber)
       const exit = events.at(-1) as Backend.JobExit
@@ -488,19 +540,22 @@ const withDockerdKilled = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 const docker = (args: ReadonlyArray<string>) => Effect.promise(() => execFileAsync("docker", ["-H", `unix://${SOCKET}`, ...args]))
 
-describe("DockerBackend when the engine misbehaves", () => {
+const misbehavingTests = () => describe("DockerBackend when the engine misbehaves", inOrder, () => {
   it.live("a watch waits for dockerd killed under it; a container its restart stopped (live-restore off) is lost to the engine, to run again", () =>
     Effect.gen(function*() {
       // retryFor is short: a watch that gave up with the engine's calls would fail within the outage
-      const backend = yield* backendWith({ retryFor: "1 second" })
+      const backend = yield* backendWith({ retryFor: "100 millis" })
       const impatient = yield* backendWith({ retryFor: "1 second", engineWait: "1 second" })
       const liveRestore = (yield* Effect.promise(() => engine.info() as Promise<{ LiveRestoreEnabled: boolean }>)).LiveRestoreEnabled
       const s = spec(`trap 'echo got-term; exit 143' TERM; echo up; while [ ! -f go ]; do sleep 0.2; done; echo '{"metrics":{},"primary":1}' > result.json`)
       const ref = yield* backend.submit(s)
-      const fiber = yield* watchUntil(backend, ref, "up")
+      const outageSaid = yield* Deferred.make<void>()
+      const said = (e: Backend.JobEvent) => e._tag === "State" && e.reason !== undefined ? Deferred.succeed(outageSaid, undefined) : Effect.void
+      const fiber = yield* watchUntil({ ...backend, watch: (r) => backend.watch(r).pipe(Stream.tap(said)) }, ref, "up")
       const gaveUp = yield* Stream.runCollect(impatient.watch(ref)).pipe(Effect.flip, Effect.forkChild)
-      // dockerd dies (its containers' shims live on) and is started again 4 s later
-      yield* withDockerdKilled(Effect.sleep("4 seconds"))
+      // dockerd dies (its containers' shims live on) and is started again once the watch has said the outage and the
+      // other controller's has given up (after its engineWait): with dockerd's own start, longer than retryFor
+      yield* withDockerdKilled(Effect.andThen(Deferred.await(outageSaid), Fiber.await(gaveUp)))
       if (liveRestore) Fs.writeFileSync(Path.join(root, s.labels.node, "go"), "")
       const events = yield* Fiber.join(fiber)
       const exit = events.at(-1) as Backend.JobExit
@@ -524,13 +579,17 @@ describe("DockerBackend when the engine misbehaves", () => {
 
   it.live("a watch that begins while dockerd is down counts the outage for a container started here", () =>
     Effect.gen(function*() {
-      const backend = yield* backendWith({ retryFor: "1 second" })
+      // retryFor is short: a watch that gave up with the engine's calls would fail within the outage
+      const backend = yield* backendWith({ retryFor: "100 millis" })
       const liveRestore = (yield* Effect.promise(() => engine.info() as Promise<{ LiveRestoreEnabled: boolean }>)).LiveRestoreEnabled
       const ref = yield* backend.submit(spec(`trap 'exit 143' TERM; while [ ! -f go ]; do sleep 0.2; done; echo '{"metrics":{},"primary":1}' > result.json`))
-      // the watch's first look finds the engine gone; the restart stops the container (live-restore off)
+      // the watch's first look finds the engine gone (it warns: the job's first state is not out yet); the restart
+      // stops the container (live-restore off)
+      const warned: Array<string> = []
+      const warnings = Logger.layer([Logger.make((o) => void warned.push(String(o.message)))])
       const fiber = yield* withDockerdKilled(Effect.gen(function*() {
-        const fiber = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.forkChild)
-        yield* Effect.sleep("3 seconds")
+        const fiber = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.provide(warnings), Effect.forkChild)
+        yield* eventually("the watch's first look found the engine gone", () => warned.some((w) => w.includes("does not answer since")), 30)
         return fiber
       }))
       if (liveRestore) Fs.writeFileSync(Path.join(ref.data["jobDir"] as string, "go"), "")
@@ -541,14 +600,16 @@ describe("DockerBackend when the engine misbehaves", () => {
 
   it.live("a job submitted while dockerd is down waits in the backend's queue (Pending, naming the engine) and starts when it answers", () =>
     Effect.gen(function*() {
-      const backend = yield* backendWith({ retryFor: "1 second", slots: 8 })
+      // retryFor is short: a submit that waited for the engine within its calls would fail within the outage
+      const backend = yield* backendWith({ retryFor: "100 millis", slots: 8 })
       const reasons: Array<string> = []
       const { ref, fiber } = yield* withDockerdKilled(Effect.gen(function*() {
         // a submit that failed after retryFor here spent one of its trial's attempts
         const ref = yield* backend.submit(spec(`echo ran; echo '{"metrics":{},"primary":1}' > result.json`))
         const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => e._tag === "State" && e.reason !== undefined && reasons.push(e.reason)))))
           .pipe(Effect.forkChild)
-        yield* Effect.sleep("2 seconds")
+        // started again once the watch has said why the job waits
+        yield* eventually("the watch says the job waits", () => reasons.length > 0, 30)
         return { ref, fiber }
       }))
       assert.strictEqual(ref.data["queued"], true)
@@ -678,6 +739,16 @@ describe("DockerBackend's engine differences, pure", () => {
     assert.deepStrictEqual(read([frame("2026-12-05T03:00:02.5Z", "e"), frame("2026-12-05T03:00:02.7Z", "f")]), ["f"])
   })
 
+  it("names the engine and its version from the headers of its ping, when they say (else its version is asked)", () => {
+    // what Podman 4.3.1's and Docker Engine 20.10's pings answered here
+    assert.deepStrictEqual(Spec.engineFromPing({ "api-version": "1.41", "libpod-api-version": "4.3.1", server: "Libpod/4.3.1 (linux)" }), { kind: "podman", version: "4.3.1" })
+    assert.deepStrictEqual(Spec.engineFromPing({ "api-version": "1.41", server: "Docker/20.10.24+dfsg1 (linux)", ostype: "linux" }), { kind: "docker", version: "20.10.24+dfsg1" })
+    assert.deepStrictEqual(Spec.engineFromPing({ server: "Libpod/5.2.0 (linux)" }), { kind: "podman", version: "5.2.0" })
+    // a proxy that dropped them, or an engine that does not say
+    assert.isUndefined(Spec.engineFromPing({ "api-version": "1.41" }))
+    assert.isUndefined(Spec.engineFromPing({ server: "nginx" }))
+  })
+
   it("names the engine from its version, and explains a Podman without an init binary", () => {
     assert.strictEqual(Spec.engineKind({ Components: [{ Name: "Podman Engine" }, { Name: "Conmon" }] }), "podman")
     assert.strictEqual(Spec.engineKind({ Components: [{ Name: "Engine" }, { Name: "containerd" }] }), "docker")
@@ -700,3 +771,19 @@ describe("DockerBackend's engine differences, pure", () => {
     assert.isUndefined(Spec.podmanLimitWarning("4.3.1", rootless, { cpus: 0 }))
   })
 })
+
+// The engines' lanes: Docker Engine's tests and Podman's run side by side, each engine's one at a time. Neither lane stops
+// or uses the other's engine (this file kills and restarts dockerd, and stops the Podman service), as two files would
+// allow; one file, because vitest starts the largest files first on a clean clone, and Podman's half alone would be a
+// small file, started last.
+describe("on Docker Engine", { concurrent: true }, () => {
+  engineTests(DOCKER)
+  dockerOnlyTests()
+  misbehavingTests()
+})
+if (PODMAN !== undefined) {
+  describe("on Podman", { concurrent: true }, () => {
+    engineTests(PODMAN)
+    podmanTests(PODMAN)
+  })
+}

@@ -48,6 +48,8 @@ export class AdmissionQueue<Job, Go, Started> {
   private readonly queue: Array<Entry<Job>> = []
   private readonly outcomes = new Map<string, Deferred.Deferred<Started | Backend.JobExit, Errors.BackendError>>()
   private pumping = false
+  /** Done by {@link wake}: the pump's wait between looks ends early. */
+  private woken = Deferred.makeUnsafe<void>()
   private readonly options: Options<Job, Go, Started>
 
   constructor(options: Options<Job, Go, Started>) {
@@ -110,11 +112,29 @@ export class AdmissionQueue<Job, Go, Started> {
       while (emit !== undefined && !Deferred.isDoneUnsafe(outcome)) {
         const why = this.reason(id)
         if (why !== undefined && why !== said) emit({ _tag: "State", state: "Pending", reason: (said = why) })
-        yield* Effect.sleep(this.options.poll)
+        // the reason is looked at again after a poll; the outcome is taken as soon as it is there
+        yield* Effect.timeoutOption(Effect.exit(Deferred.await(outcome)), this.options.poll)
       }
       return yield* Deferred.await(outcome)
     })
   }
+
+  /**
+   * Look for room again now rather than at the next poll: the backend saw one of its jobs end (or leave), so a
+   * slot or GPUs may be free. A wake while the head is being looked at is not lost: the next wait ends at once.
+   */
+  wake(): void {
+    Deferred.doneUnsafe(this.woken, Exit.void)
+  }
+
+  /** The pump's wait between two looks: a poll, or until {@link wake}. */
+  private readonly nap: Effect.Effect<void> = Effect.suspend(() =>
+    Effect.timeoutOption(Deferred.await(this.woken), this.options.poll).pipe(
+      Effect.andThen(Effect.sync(() => {
+        if (Deferred.isDoneUnsafe(this.woken)) this.woken = Deferred.makeUnsafe()
+      }))
+    )
+  )
 
   /** Start the head if there is room; `true` when the queue moved. */
   private readonly admitHead: Effect.Effect<boolean> = Effect.suspend(() => {
@@ -147,7 +167,7 @@ export class AdmissionQueue<Job, Go, Started> {
     const loop: Effect.Effect<void> = Effect.suspend(() =>
       this.queue.length === 0
         ? Effect.void
-        : Effect.flatMap(admit, (moved) => (moved ? loop : Effect.andThen(Effect.sleep(this.options.poll), loop)))
+        : Effect.flatMap(admit, (moved) => (moved ? loop : Effect.andThen(this.nap, loop)))
     )
     return loop
   }).pipe(Effect.ensuring(Effect.sync(() => (this.pumping = false))))

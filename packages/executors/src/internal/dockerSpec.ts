@@ -178,6 +178,23 @@ export type EngineKind = "docker" | "podman"
 export const engineKind = (version: { readonly Components?: ReadonlyArray<{ readonly Name?: string }> | null }): EngineKind =>
   (version.Components ?? []).some((c) => /podman/i.test(c.Name ?? "")) ? "podman" : "docker"
 
+/**
+ * The engine and its version from the headers of a `GET /_ping` answer (Podman's has `Libpod-Api-Version`, Docker's a
+ * `Server: Docker/<version>`), or `undefined` when they do not say (then `GET /version` is asked). Podman answers
+ * `/version` (and `/info`) slowly, asking the host's package manager for its components' versions: 4.4 s and 2.3 s
+ * for Podman 4.3 on Debian 12, against 0.2 s for the ping.
+ */
+export const engineFromPing = (headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>): { readonly kind: EngineKind; readonly version: string } | undefined => {
+  const header = (name: string) => {
+    const v = headers[name]
+    return typeof v === "string" ? v.trim() : undefined
+  }
+  const libpod = header("libpod-api-version") ?? /^Libpod\/(\S+)/.exec(header("server") ?? "")?.[1]
+  if (libpod !== undefined && libpod !== "") return { kind: "podman", version: libpod }
+  const docker = /^Docker\/(\S+)/.exec(header("server") ?? "")?.[1]
+  return docker !== undefined ? { kind: "docker", version: docker } : undefined
+}
+
 /** Why a GPU job is refused on Podman: its Docker API takes `DeviceRequests` and ignores them. */
 export const podmanGpuRefusal = (gpus: number, version: string): string =>
   `the job needs ${gpus} GPU${gpus === 1 ? "" : "s"}, but the engine is Podman ${version}, whose Docker-compatible API ` +
@@ -190,6 +207,8 @@ export interface PodmanHost {
   readonly rootless: boolean
   readonly cgroupVersion: string
   readonly controllers: ReadonlyArray<string>
+  /** The host's CPU count, when `/libpod/info` says it (the backend's default slots, without asking the slow `/info`). */
+  readonly cpus?: number
 }
 
 /**
