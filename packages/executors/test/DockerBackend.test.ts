@@ -407,7 +407,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         .pipe(Effect.flip)
       assert.isFalse(error.retryable)
       assert.include(error.message, "host key")
-    }))
+    }), 180_000) // an SSH login and `docker system dial-stdio` a request (docker-modem): 30 s in CI, 60 s under load
 
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>
     Effect.gen(function*() {
