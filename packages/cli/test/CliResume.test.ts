@@ -10,7 +10,7 @@ import { Effect } from "effect"
 import * as RunDir from "../src/RunDir.ts"
 import * as Fake from "../../agents/test/support/FakeAnthropicServer.ts"
 import { gone } from "../../executors/test/support/process.ts"
-import { bin, fixtures, root, tmp, trex, writeTask } from "./support/cli.ts"
+import { bin, fixtures, root, tmp, trex, trexHere, writeTask } from "./support/cli.ts"
 
 describe("trex CLI: resume, damaged journals and runs that end early", { timeout: 180_000 }, () => {
   it("resume refuses a run whose trainer code changed or whose task folder is gone, saying what to do", () => {
@@ -45,7 +45,7 @@ describe("trex CLI: resume, damaged journals and runs that end early", { timeout
     assert.notMatch(gone.stderr, /\n\s+at /, "no stack trace")
   })
 
-  it("a run whose journal is damaged says what still helps: a new run in the same folder reuses the results from before the damage", () => {
+  it("a run whose journal is damaged says what still helps: a new run in the same folder reuses the results from before the damage", async () => {
     const out = tmp()
     const run = (...flags: ReadonlyArray<string>) => trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--seed", "4", ...flags], { TREX_TOY_MS: "30" })
     const first = run("--max-trials", "3")
@@ -58,7 +58,7 @@ describe("trex CLI: resume, damaged journals and runs that end early", { timeout
     db.close()
     const hint = `the results it journaled before entry ${last} are reused by a new run of the task in the same folder (trex run ${path.join(fixtures, "toy.task.yaml")} --out ${out})`
     // status shows what precedes the damage, and says where the damage is and what helps
-    const status = trex(["status", runDir])
+    const status = await trexHere(["status", runDir])
     assert.strictEqual(status.status, 0, status.stderr)
     assert.include(status.stdout, `entry ${last} fails its checksum`)
     assert.include(status.stdout, hint)
@@ -67,7 +67,7 @@ describe("trex CLI: resume, damaged journals and runs that end early", { timeout
     assert.strictEqual(Number(ok) + Number(failed), 3, "the three trials journaled before the damage")
     assert.match(status.stdout, /State: stopped before it finished — it cannot be resumed from its damaged journal/, "its end was in the damaged entry")
     assert.notInclude(status.stdout, "trex resume", "no resume hint for a run resume refuses")
-    const json = JSON.parse(trex(["status", runDir, "--json"]).stdout)
+    const json = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout)
     assert.include(json.damage, `entry ${last} fails its checksum`)
     const report = trex(["report", runDir])
     assert.strictEqual(report.status, 0, report.stderr)
@@ -81,7 +81,7 @@ describe("trex CLI: resume, damaged journals and runs that end early", { timeout
     assert.strictEqual(second.status, 0, second.stderr)
     const secondDir = second.stdout.match(/run directory: (.*)/)![1]!
     // (a damaged journal used to be passed over whole: nothing reused)
-    assert.isAtLeast(JSON.parse(trex(["status", secondDir, "--json"]).stdout).reused, 1)
+    assert.isAtLeast(JSON.parse((await trexHere(["status", secondDir, "--json"])).stdout).reused, 1)
   })
 
   it("resume of a simulated run whose recorded table is gone names the table, not a change of code", () => {
@@ -139,7 +139,7 @@ describe("trex CLI: resume, damaged journals and runs that end early", { timeout
     assert.include(noJobs.stderr, "Nothing of the run can be read from it, so it cannot be shown or resumed, and it kept no job folders to read instead (a simulated run keeps none): start it again with `trex run`")
   })
 
-  it("a search whose every trial fails exits 1 and says so", () => {
+  it("a search whose every trial fails exits 1 and says so", async () => {
     const taskDir = tmp()
     fs.copyFileSync(path.join(fixtures, "toy-job.mjs"), path.join(taskDir, "toy-job.mjs"))
     const task = fs.readFileSync(path.join(fixtures, "toy.task.yaml"), "utf8")
@@ -152,7 +152,7 @@ describe("trex CLI: resume, damaged journals and runs that end early", { timeout
     // why a trial failed, in full: its strategy, its failure and its job's last log lines, from the job's folder
     const runDir = r.stdout.match(/run directory: (.*)/)![1]!
     assert.include(r.stderr, `no trial succeeded (2 failed): their reasons are above and in ${path.join(runDir, "report.md")}; \`trex status ${runDir} --node <id>\` shows one in full`)
-    const shown = trex(["status", runDir, "--node", "n2"])
+    const shown = await trexHere(["status", runDir, "--node", "n2"])
     assert.strictEqual(shown.status, 0, shown.stderr)
     assert.match(shown.stdout, /^Trial n2 of run \S+: failed \(Crash\)$/m)
     assert.match(shown.stdout, /^Changed from (n1|the task's default strategy): .*training\./m)
@@ -160,7 +160,7 @@ describe("trex CLI: resume, damaged journals and runs that end early", { timeout
     assert.match(shown.stdout, /^Timeline: proposed \S+ · job local n2 submitted \S+ · finished /m)
     assert.match(shown.stdout, /^Failure: Crash \(exit code 3\): /m)
     assert.match(shown.stdout, new RegExp(`^Log tail \\(${path.join(runDir, "jobs", "n2").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\):\n  \\| Traceback: the recipe cannot handle format=broken$`, "m"))
-    const json = JSON.parse(trex(["status", runDir, "--node", "n2", "--json"]).stdout)
+    const json = JSON.parse((await trexHere(["status", runDir, "--node", "n2", "--json"])).stdout)
     assert.strictEqual(json.state, "Failed")
     assert.strictEqual(json.result.failure.kind, "Crash")
     assert.deepStrictEqual(json.logs, { source: path.join(runDir, "jobs", "n2"), tail: ["Traceback: the recipe cannot handle format=broken"] })
@@ -184,7 +184,7 @@ describe("trex CLI: resume, damaged journals and runs that end early", { timeout
     )
     assert.include(r.stderr, `(\`trex status ${runDir} --node n1\` shows n1 in full, with its job's last log lines). Once mended: trex resume ${runDir}`)
     assert.notMatch(r.stderr, /\n\s+at /, "no stack trace")
-    const stopped = JSON.parse(trex(["status", runDir, "--json"]).stdout) as { state: string; finishedReason?: string }
+    const stopped = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout) as { state: string; finishedReason?: string }
     assert.strictEqual(stopped.state, "finished")
     assert.match(stopped.finishedReason!, /^every trial failed the same way \(n1, n2, n3\): Crash: exited with code 1 \(ModuleNotFoundError/)
     // mended outside the task folder (a package installed): the same trainer code, so the run resumes
@@ -219,7 +219,7 @@ describe("trex CLI: resume, damaged journals and runs that end early", { timeout
     assert.strictEqual(r.status, 1, r.stderr)
     const runDir = r.stdout.match(/run directory: (.*)/)![1]!
     assert.strictEqual(fs.readFileSync(log, "utf8").trim().split("\n").length, 9, "3 that worked and 6 that failed, not the budget's 16")
-    const stopped = JSON.parse(trex(["status", runDir, "--json"]).stdout) as { state: string; finishedReason?: string; best?: { id: string; score: number } }
+    const stopped = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout) as { state: string; finishedReason?: string; best?: { id: string; score: number } }
     assert.strictEqual(stopped.state, "finished")
     assert.strictEqual(
       stopped.finishedReason,

@@ -8,7 +8,7 @@ import { JournalEvent } from "@trex/core"
 import { Effect } from "effect"
 import * as RunDir from "../src/RunDir.ts"
 import * as Settings from "../src/Settings.ts"
-import { bin, fixtures, readJournal, root, tmp, trex, writeTask } from "./support/cli.ts"
+import { bin, fixtures, readJournal, root, tmp, trex, trexHere, writeTask } from "./support/cli.ts"
 
 describe("trex CLI: runs", { timeout: 180_000 }, () => {
   it("runs a search, prints where it is and the best strategy; status, report and --json agree", async () => {
@@ -22,7 +22,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.match(r.stdout, /finished \(budget: maxTrials\)/)
     assert.match(r.stdout, /^analysis Heuristic search over 3 parameters/m)
     assert.isTrue(fs.existsSync(path.join(runDir, "report.md")))
-    const status = JSON.parse(trex(["status", runDir, "--json"]).stdout)
+    const status = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout)
     assert.strictEqual(status.state, "finished")
     assert.strictEqual(status.counts.Succeeded + status.counts.Failed, 8)
     const executed = fs.readFileSync(log, "utf8").trim().split("\n")
@@ -37,7 +37,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
       dataNotes: "",
       risks: []
     })
-    assert.include(trex(["status", runDir]).stdout, "\nAnalysis: Heuristic search over 3 parameters")
+    assert.include((await trexHere(["status", runDir])).stdout, "\nAnalysis: Heuristic search over 3 parameters")
     assert.include(fs.readFileSync(path.join(runDir, "report.md"), "utf8"), "## Analysis\n\nHeuristic search over 3 parameters")
     const html = trex(["report", runDir, "--html"])
     assert.strictEqual(html.status, 0, html.stderr)
@@ -64,34 +64,34 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const runDir = r.stdout.match(/run directory: (.*)/)![1]!
     const started = (await readJournal(runDir)).map((e) => e.event).find((e) => e._tag === "RunStarted")!
     assert.strictEqual((started.options as Settings.Settings).backend, "simulator")
-    assert.strictEqual(JSON.parse(trex(["status", runDir, "--json"]).stdout).counts.Succeeded, 3)
+    assert.strictEqual(JSON.parse((await trexHere(["status", runDir, "--json"])).stdout).counts.Succeeded, 3)
     // the flag wins: the recorded table's task has no trainer for local processes to run
     const local = trex(["run", path.join(root, "examples/recorded-table/task.yaml"), "--max-trials", "1", "--out", out, "--backend", "local"])
     assert.strictEqual(local.status, 2)
     assert.match(local.stderr, /--backend: the task replays a recorded table \(backend\.kind: simulator\) and declares no searchSpace of its own to run on local: leave out --backend/)
   })
 
-  it("reuses results of earlier runs in --out only for the same trainer code, and not at all with --no-reuse", () => {
+  it("reuses results of earlier runs in --out only for the same trainer code, and not at all with --no-reuse", async () => {
     const taskDir = tmp()
     for (const f of ["toy.task.yaml", "toy-job.mjs"]) fs.copyFileSync(path.join(fixtures, f), path.join(taskDir, f))
     const out = tmp()
     const env = { TREX_TOY_MS: "30" }
-    const run = (...flags: ReadonlyArray<string>) => {
+    const run = async (...flags: ReadonlyArray<string>) => {
       const r = trex(["run", path.join(taskDir, "toy.task.yaml"), "--out", out, "--max-trials", "3", "--seed", "5", ...flags], env)
       assert.strictEqual(r.status, 0, r.stderr)
       const runDir = r.stdout.match(/run directory: (.*)/)![1]!
-      return JSON.parse(trex(["status", runDir, "--json"]).stdout) as { reused: number; counts: { Succeeded: number } }
+      return JSON.parse((await trexHere(["status", runDir, "--json"])).stdout) as { reused: number; counts: { Succeeded: number } }
     }
-    assert.strictEqual(run().reused, 0)
-    assert.strictEqual(run().reused, 3, "the same task and code: the first run's three results are reused")
+    assert.strictEqual((await run()).reused, 0)
+    assert.strictEqual((await run()).reused, 3, "the same task and code: the first run's three results are reused")
     // the task file beside the trainer is not trainer code: a changed budget keeps the results
     const taskFile = path.join(taskDir, "toy.task.yaml")
     fs.writeFileSync(taskFile, fs.readFileSync(taskFile, "utf8").replace("budget: { maxTrials: 8 }", "budget: { maxTrials: 9 }"))
-    assert.isAbove(run().reused, 0, "the task file changed, the trainer did not")
+    assert.isAbove((await run()).reused, 0, "the task file changed, the trainer did not")
     // the trainer changed: nothing carries over
     fs.appendFileSync(path.join(taskDir, "toy-job.mjs"), "\n// changed\n")
-    assert.strictEqual(run().reused, 0, "the trainer changed")
-    assert.strictEqual(run("--no-reuse").reused, 0, "--no-reuse")
+    assert.strictEqual((await run()).reused, 0, "the trainer changed")
+    assert.strictEqual((await run("--no-reuse")).reused, 0, "--no-reuse")
   })
 
   it.live("two runs at once in one --out: a strategy one is running, the other waits for and reuses; no strategy runs twice", () =>
@@ -158,7 +158,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     assert.notMatch(r.stderr, /unexpected error/)
   })
 
-  it("resume --max-trials gives a finished run a new trial budget, which later resumes keep", () => {
+  it("resume --max-trials gives a finished run a new trial budget, which later resumes keep", async () => {
     const log = path.join(tmp(), "executions.log")
     const env = { TREX_TOY_MS: "30", TREX_TOY_LOG: log }
     const first = trex(["run", path.join(fixtures, "toy.task.yaml"), "--out", tmp(), "--max-trials", "3"], env)
@@ -166,10 +166,12 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     const runDir = first.stdout.match(/run directory: (.*)/)![1]!
     const more = trex(["resume", runDir, "--max-trials", "5"], env)
     assert.strictEqual(more.status, 0, more.stderr)
-    const status = () => JSON.parse(trex(["status", runDir, "--json"]).stdout) as { budget: { limits: { maxTrials: number }; trials: number } }
-    assert.deepStrictEqual([status().budget.trials, status().budget.limits.maxTrials], [5, 5])
+    const budget = async () => (JSON.parse((await trexHere(["status", runDir, "--json"])).stdout) as { budget: { limits: { maxTrials: number }; trials: number } }).budget
+    const given = await budget()
+    assert.deepStrictEqual([given.trials, given.limits.maxTrials], [5, 5])
     assert.strictEqual(trex(["resume", runDir], env).status, 0)
-    assert.deepStrictEqual([status().budget.trials, status().budget.limits.maxTrials], [5, 5], "a plain resume keeps the new budget")
+    const kept = await budget()
+    assert.deepStrictEqual([kept.trials, kept.limits.maxTrials], [5, 5], "a plain resume keeps the new budget")
     const executed = fs.readFileSync(log, "utf8").trim().split("\n")
     assert.strictEqual(new Set(executed).size, 5, executed.join(","))
     const bad = trex(["resume", runDir, "--max-trials", "0"], env)
@@ -237,7 +239,7 @@ describe("trex CLI: runs", { timeout: 180_000 }, () => {
     // it stops once a trial, at the mean cost so far, would pass the limit
     assert.isAbove(charged + charged / results.length, 6)
     assert.closeTo(charged, results.reduce((sum, c) => sum + c.dollars, 0), 1e-9, "the run is charged what its trials cost")
-    const status = trex(["status", runDir])
+    const status = await trexHere(["status", runDir])
     assert.match(status.stdout, new RegExp(`\\$${charged.toFixed(2).replace(".", "\\.")}/6`))
     // misspelt or impossible prices are refused before the run starts, naming the field
     const bad = writeTask(taskDir, "bad.task.yaml", fs.readFileSync(file, "utf8").replace("dollarsPerHour: 3600", "dolarsPerHour: 3600"))

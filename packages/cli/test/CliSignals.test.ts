@@ -5,7 +5,7 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree } from "@trex/core"
 import { gone } from "../../executors/test/support/process.ts"
-import { bin, fixtures, readJournal, root, tmp, trex, writeTask } from "./support/cli.ts"
+import { bin, fixtures, readJournal, root, tmp, trex, trexHere, writeTask } from "./support/cli.ts"
 
 describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
   it("kill -9 mid-run, then `trex resume`: finishes without repeating a finished trial", async () => {
@@ -49,7 +49,7 @@ describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
         `if so, copy that file back beside journal.sqlite from where the run was, and \`trex status ${copy}\` shows the run. Else the run cannot be shown or resumed`
     )
     fs.copyFileSync(path.join(runDir, "journal.sqlite-wal"), path.join(copy, "journal.sqlite-wal"))
-    const walBack = trex(["status", copy])
+    const walBack = await trexHere(["status", copy])
     assert.strictEqual(walBack.status, 0, walBack.stderr)
     assert.match(walBack.stdout, /State: stopped before it finished/)
 
@@ -126,7 +126,7 @@ describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
     assert.deepStrictEqual(executions(log), running)
     const stopped = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!
     for (const node of running) assert.strictEqual(stopped.view.get(node)?.state._tag, "Succeeded", node)
-    assert.include(trex(["status", runDir]).stdout, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it`)
+    assert.include((await trexHere(["status", runDir])).stdout, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it`)
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const all = executions(log)
@@ -191,10 +191,14 @@ describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
     const text = fs.readFileSync(path.join(fixtures, "toy.task.yaml"), "utf8").replace("resources: { cpus: 1,", "resources: { cpus: 1, gpus: 1,")
     assert.include(text, "gpus: 1")
     const task = writeTask(taskDir, "toy.task.yaml", text)
-    const { child, exited, output } = await runUntilTwoRunning(out, log, { task, jobs: 1, env: { CUDA_VISIBLE_DEVICES: "0" } })
+    // the running trial runs until the test lets it end (TREX_TOY_HOLD): after the stop
+    const hold = path.join(out, "hold")
+    const { child, exited, output } = await runUntilTwoRunning(out, log, { task, jobs: 1, env: { CUDA_VISIBLE_DEVICES: "0", TREX_TOY_HOLD: hold, TREX_TOY_MS: "300" } })
     const running = executions(log)
     assert.strictEqual(running.length, 1)
     child.kill("SIGTERM")
+    await stopTaken(output, "SIGTERM")
+    fs.writeFileSync(hold, "")
     assert.strictEqual(await exited, 143, output.stderr)
     assert.match(output.stderr, /SIGTERM: stopping\. .* Signal again to cancel them now/)
     const runDir = output.stdout.match(/run directory: (.*)/)![1]!
@@ -206,11 +210,11 @@ describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
     assert.strictEqual(waiting.length, 1, "one trial was withdrawn")
     assert.include(output.stdout, `wait   ${waiting[0]}: no free slot or GPU`, "the live view said why it waited")
     assert.include(output.stdout, `finished: stopped by request; in flight, to run on resume: ${waiting[0]}`)
-    const status = trex(["status", runDir]).stdout
+    const status = (await trexHere(["status", runDir])).stdout
     assert.include(status, `State: finished (stopped by request) — \`trex resume ${runDir}\` continues it (it runs the trial withdrawn from the backend's queue first)`)
     // its withdrawal was journaled: the stopped run shows it, and `--json` says so
     assert.include(status, `${waiting[0]} withdrawn (runs on resume)`)
-    const json = JSON.parse(trex(["status", runDir, "--json"]).stdout) as { nodes: Array<{ id: string; waiting?: string; withdrawn?: boolean }> }
+    const json = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout) as { nodes: Array<{ id: string; waiting?: string; withdrawn?: boolean }> }
     const node = json.nodes.find((n) => n.id === waiting[0])!
     assert.isTrue(node.withdrawn)
     assert.isUndefined(node.waiting, "a stopped run's waits are not news")
@@ -255,7 +259,7 @@ describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
     assert.match(stderr, /output closed: stopping\. No new trials start/)
     const runDir = stdout.match(/run directory: (.*)/)![1]!
     assert.include(stderr, `trex: stopped; continue with: trex resume ${runDir}`)
-    assert.include(trex(["status", runDir]).stdout, "State: finished (stopped by request)")
+    assert.include((await trexHere(["status", runDir])).stdout, "State: finished (stopped by request)")
     const resumed = trex(["resume", runDir], { TREX_TOY_MS: "30" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     assert.include(resumed.stdout, "State: finished (budget: maxTrials)")
@@ -268,7 +272,7 @@ describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
     const runDir = r.stdout.match(/run directory: (.*)/)![1]!
     assert.strictEqual(r.stderr.trim(), "exit 141")
     assert.isFalse(fs.existsSync(path.join(runDir, "journal.sqlite.lock.pid")), "the controller closed its journal")
-    assert.include(trex(["status", runDir]).stdout, "State: finished (stopped by request)")
+    assert.include((await trexHere(["status", runDir])).stdout, "State: finished (stopped by request)")
     assert.isTrue(fs.existsSync(path.join(runDir, "report.md")))
     const resumed = trex(["resume", runDir], { TREX_TOY_MS: "30" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
@@ -303,13 +307,13 @@ describe("trex CLI: stopping a run", { timeout: 180_000 }, () => {
     assert.isAbove(checked, 0, "jobs had started when Ctrl-C came")
     assert.isFalse(fs.existsSync(path.join(runDir, "journal.sqlite.lock.pid")), "the lock is released")
     // status shows the cancelled trials as interrupted (resume runs them again), not as running
-    const status = trex(["status", runDir])
+    const status = await trexHere(["status", runDir])
     assert.strictEqual(status.status, 0, status.stderr)
     assert.match(status.stdout, /State: stopped before it finished — `trex resume .*` continues it \(2 trials were in flight: it reattaches to the jobs that still run, and runs the others again\)/)
     assert.match(status.stdout, /, 2 interrupted/)
     assert.strictEqual((status.stdout.match(/ interrupted \(running\)/g) ?? []).length, 2)
     assert.notMatch(status.stdout, / running$/m)
-    assert.strictEqual(JSON.parse(trex(["status", runDir, "--json"]).stdout).state, "stopped")
+    assert.strictEqual(JSON.parse((await trexHere(["status", runDir, "--json"])).stdout).state, "stopped")
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const tree = ExperimentTree.fold((await readJournal(runDir)).map((e) => e.event))!

@@ -12,6 +12,7 @@ import { TreeBuilder } from "@trex/core/testing"
 import { Effect, Fiber } from "effect"
 import * as Follow from "../src/Follow.ts"
 import * as RunDir from "../src/RunDir.ts"
+import { trexHere } from "./support/cli.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 const bin = path.join(root, "packages/cli/src/bin.ts")
@@ -118,7 +119,7 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     assert.isTrue(alive(pid))
     const ps = spawnSync("ps", ["-o", "sid=,tty=", "-p", String(pid)], { encoding: "utf8" }).stdout.trim().split(/\s+/)
     assert.deepStrictEqual(ps, [String(pid), "?"])
-    const status = trex(["status", runDir])
+    const status = await trexHere(["status", runDir])
     assert.match(status.stdout, new RegExp(`State: running \\(controller: process ${pid};`))
     fs.writeFileSync(go, "")
     await until("the detached controller to end", () => !alive(pid))
@@ -187,7 +188,7 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     assert.deepStrictEqual(lines(log), running)
     const drained = await treeOf(runDir)
     for (const id of running) assert.strictEqual(drained.view.get(id)?.state._tag, "Succeeded", id)
-    assert.match(trex(["status", runDir]).stdout, /State: finished \(stopped by request\)/)
+    assert.match((await trexHere(["status", runDir])).stdout, /State: finished \(stopped by request\)/)
     const resumed = trex(["resume", runDir], { TREX_TOY_LOG: log, TREX_TOY_MS: "50" })
     assert.strictEqual(resumed.status, 0, resumed.stderr)
     const all = lines(log)

@@ -6,7 +6,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as FakeKubeApi from "../../executors/test/support/FakeKubeApi.ts"
-import { root, trexAsync } from "./support/cli.ts"
+import { root, trexAsync, trexHere } from "./support/cli.ts"
 
 const fixtures = path.join(root, "packages/cli/test/fixtures")
 
@@ -38,21 +38,41 @@ const firstRunningJob = async (fake: FakeKubeApi.FakeKubeApi): Promise<string> =
   return assert.fail("a trial's pod runs")
 }
 
-/** What `trex status` shows of `runDir` once it shows `text` (asked for up to 60 s; the last answer else). */
+/** Waits until no pod of Job `job` is left in namespace `trex` of `fake` (its process ended), up to 30 s. */
+const podsGone = async (fake: FakeKubeApi.FakeKubeApi, job: string): Promise<void> => {
+  for (let i = 0; i < 600; i++) {
+    if (!fake.list("pods", "trex").some((p) => p.metadata.labels?.["trex.dev/job"] === job)) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  assert.fail(`the pods of ${job} are gone`)
+}
+
+/** What `trex status` shows of `runDir` once it shows `text` (asked every 100 ms for up to 60 s; the last answer else). */
 const statusShowing = async (runDir: string, text: string): Promise<string> => {
   let shown = ""
-  for (const until = Date.now() + 60_000; !shown.includes(text) && Date.now() < until;) shown = (await trexAsync(["status", runDir])).stdout
+  for (const until = Date.now() + 60_000; Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
+    shown = (await trexHere(["status", runDir])).stdout
+    if (shown.includes(text)) break
+  }
   return shown
 }
 
+/** `task`'s trials given `env` (the toy job's TREX_TOY_* settings). */
+const withJobEnv = (task: string, env: Record<string, string>) => {
+  const text = fs.readFileSync(task, "utf8")
+  assert.include(text, "  resources: { cpus: 1, timeLimitSeconds: 30 }")
+  fs.writeFileSync(task, text.replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: ${JSON.stringify(env)}`))
+}
+
 /**
- * A stand-in with a Kueue queue that admits every Job it holds (not one whose workload is inactive),
- * and a toy task of 3 s trials on it with the given stuckAfterMs.
+ * A stand-in with a Kueue queue that admits every Job it holds (not one whose workload is inactive), and a toy task on
+ * it with the given stuckAfterMs whose trials run until `release()` (TREX_TOY_HOLD): a trial surely runs while the
+ * test looks at it, however slow the machine, and the trials after end at once.
  */
 const withAdmittingKueue = async (
   options: Omit<FakeKubeApi.FakeKubeOptions, "suspendJobs">,
   stuckAfterMs: number,
-  body: (fake: FakeKubeApi.FakeKubeApi, task: string, out: string) => Promise<void>
+  body: (fake: FakeKubeApi.FakeKubeApi, task: string, out: string, release: () => void) => Promise<void>
 ): Promise<void> => {
   const fake = await FakeKubeApi.start({ gracePeriodMs: 1000, ...options, suspendJobs: true })
   const admitting = setInterval(() => {
@@ -60,8 +80,9 @@ const withAdmittingKueue = async (
   }, 100)
   try {
     const { task, out } = k8sTask(fake, "busybox:1.36", `    stuckAfterMs: ${stuckAfterMs}\n    labels:\n      kueue.x-k8s.io/queue-name: gpu-queue`)
-    fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000" }`))
-    await body(fake, task, out)
+    const hold = path.join(path.dirname(task), "go")
+    withJobEnv(task, { TREX_TOY_HOLD: hold })
+    await body(fake, task, out, () => fs.writeFileSync(hold, ""))
   } finally {
     clearInterval(admitting)
     await fake.close()
@@ -70,8 +91,10 @@ const withAdmittingKueue = async (
 
 /** Each trial of a run: its state (`trex status --json`) and its `trex status --node` text. */
 const nodeDetails = async (runDir: string) => {
-  const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
-  return Promise.all(status.nodes.map(async (n) => ({ ...n, text: (await trexAsync(["status", runDir, "--node", n.id])).stdout })))
+  const status = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
+  const details: Array<{ id: string; state: string; text: string }> = []
+  for (const n of status.nodes) details.push({ ...n, text: (await trexHere(["status", runDir, "--node", n.id])).stdout })
+  return details
 }
 
 describe("trex run --backend k8s", () => {
@@ -100,18 +123,18 @@ describe("trex run --backend k8s", () => {
       for (const j of succeeded) assert.isTrue(fs.existsSync(path.join(fake.claimDir("trex-jobs"), runId, j.metadata.name, "result.json")), j.metadata.name)
       // and `trex status --node` says where a trial's folder is
       const runDir = /run directory: (\S+)/.exec(ran.stdout)![1]!
-      const n1 = await trexAsync(["status", runDir, "--node", "n1"])
+      const n1 = await trexHere(["status", runDir, "--node", "n1"])
       const n1Job = /job kubernetes (\S+) submitted/.exec(n1.stdout)?.[1]
       assert.isDefined(n1Job, n1.stdout)
       assert.include(n1.stdout, `(its folder: PersistentVolumeClaim trex-jobs in namespace trex, folder ${runId}/${n1Job})`)
       // each trial's log, as the pod streamed it, kept in the run's folder (the pod's goes with its Job's TTL)
-      const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
+      const status = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
       const crashed = status.nodes.filter((n) => n.state === "Failed")
       assert.isAtLeast(crashed.length, 1, "a broken format crashed its trainer")
       for (const n of status.nodes) assert.isTrue(fs.existsSync(path.join(runDir, "jobs", n.id, "trex-job.log")), n.id)
       for (const n of crashed) {
         assert.include(fs.readFileSync(path.join(runDir, "jobs", n.id, "trex-job.log"), "utf8"), "Traceback: the recipe cannot handle format=broken")
-        assert.match((await trexAsync(["status", runDir, "--node", n.id])).stdout, /^Log tail \(.*jobs\/n\d+\):\n {2}\| Traceback: the recipe cannot handle format=broken$/m)
+        assert.match((await trexHere(["status", runDir, "--node", n.id])).stdout, /^Log tail \(.*jobs\/n\d+\):\n {2}\| Traceback: the recipe cannot handle format=broken$/m)
       }
 
       const bad = k8sTask(fake, "registry.invalid/trainer:1", "    stuckAfterMs: 1500")
@@ -136,28 +159,33 @@ describe("trex run --backend k8s", () => {
     try {
       const { task, out } = k8sTask(fake, "busybox:1.36")
       const log = path.join(path.dirname(task), "toy.log")
-      // each job runs 3 s (long enough to be suspended while it runs), and says in toy.log that it ran
-      fs.writeFileSync(task, fs.readFileSync(task, "utf8").replace("  resources: { cpus: 1, timeLimitSeconds: 30 }", `  resources: { cpus: 1, timeLimitSeconds: 30 }\n  env: { TREX_TOY_MS: "3000", TREX_TOY_LOG: ${JSON.stringify(log)} }`))
-      const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
-      // Kueue preempts the first trial as it runs, and admits its Job again a moment later
+      const hold = path.join(path.dirname(task), "go")
+      // each job says in toy.log that it ran, and runs until the test lets it end (long enough to be suspended while it runs)
+      withJobEnv(task, { TREX_TOY_HOLD: hold, TREX_TOY_LOG: log })
+      // two trials: the one preempted, and one after it
+      const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1", "--max-trials", "2"])
+      // Kueue preempts the first trial as it runs (its job has begun), and admits its Job again a moment later
       const first = await firstRunningJob(fake)
-      await new Promise((r) => setTimeout(r, 500))
+      for (let i = 0; i < 600 && !(fs.existsSync(log) && fs.readFileSync(log, "utf8").trim() !== ""); i++) await new Promise((r) => setTimeout(r, 50))
       assert.isTrue(fake.suspend("trex", first))
       // meanwhile `trex status` shows the trial waiting, saying who stopped it and why
       const runDir = path.join(out, fs.readdirSync(out)[0]!)
       const shown = await statusShowing(runDir, "waiting (Suspended (")
       assert.include(shown, "waiting (Suspended (kueue-job-controller: Preempted to accommodate a workload due to prioritization in the ClusterQueue)", shown)
+      // its pod gone (no job of it may end once let go), its Job is admitted again, and its new pod runs to its end
+      await podsGone(fake, first)
       assert.isTrue(fake.admit("trex", first))
+      fs.writeFileSync(hold, "")
       const ran = await running
       assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
       assert.include(ran.stdout, "State: finished (budget: maxTrials)")
       assert.match(ran.stdout, /Trials: \d+ succeeded, \d+ failed, 0 pruned, 0 cancelled, 0 in flight/)
-      // five trials, five Jobs: the preempted trial was not run again in a new Job; its Job ran it twice (the queue's doing)
-      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
+      // two trials, two Jobs: the preempted trial was not run again in a new Job; its Job ran it twice (the queue's doing)
+      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 2)
       const ranNodes = fs.readFileSync(log, "utf8").trim().split("\n")
-      assert.lengthOf(ranNodes, 6, ranNodes.join(","))
+      assert.deepStrictEqual(ranNodes, ["n1", "n1", "n2"], ranNodes.join(","))
       assert.strictEqual(/run directory: (\S+)/.exec(ran.stdout)![1]!, runDir)
-      const status = JSON.parse((await trexAsync(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
+      const status = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout) as { nodes: ReadonlyArray<{ id: string; state: string }> }
       const preempted = status.nodes.find((n) => n.id === ranNodes.find((n, i) => ranNodes.indexOf(n) !== i))
       assert.strictEqual(preempted?.state, "Succeeded", JSON.stringify(status.nodes))
     } finally {
@@ -166,41 +194,51 @@ describe("trex run --backend k8s", () => {
   }, 180_000)
 
   it("a trial whose Kueue workload is deactivated as it runs says so in `trex status`, then fails Infra after stuckAfterMs and the run goes on: one Job a trial", async () => {
-    // (the trial waits deactivated for stuckAfterMs: long enough for `trex status`, a new process each time, to see it on
-    // a busy machine; with 4 s, a CI run's 20 asks all came after it)
-    await withAdmittingKueue({}, 20_000, async (fake, task, out) => {
-      const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
+    // (the trial waits deactivated for stuckAfterMs: long enough for `trex status` to see it on a busy machine. With a new
+    // process for each ask, 4 s was not: a CI run's 20 asks all came after it, each loading the CLI first; asked in this
+    // process, its modules loaded before, every 100 ms, 8 s is many asks)
+    await withAdmittingKueue({}, 8_000, async (fake, task, out, release) => {
+      // two trials: the one deactivated, and one after it
+      const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1", "--max-trials", "2"])
       const first = await firstRunningJob(fake)
+      const runDir = path.join(out, fs.readdirSync(out)[0]!)
+      assert.include(await statusShowing(runDir, "State: running"), "State: running")
       // Kueue deactivates its workload (requeued past its backoffLimitCount) and stops its Job
       assert.isTrue(fake.deactivate("trex", first))
-      const runDir = path.join(out, fs.readdirSync(out)[0]!)
       const shown = await statusShowing(runDir, "waiting (Deactivated by Kueue (")
       assert.include(shown, "waiting (Deactivated by Kueue (The workload is deactivated due to exceeding the maximum number of re-queuing retries)", shown)
+      // the trial after it ends at once (the deactivated one's pod gone first: it may not end so)
+      await podsGone(fake, first)
+      release()
       const ran = await running
       assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
       assert.include(ran.stdout, "State: finished (budget: maxTrials)")
-      // five trials, five Jobs: the deactivated trial failed, not run again
-      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
+      // two trials, two Jobs: the deactivated trial failed, not run again
+      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 2)
       const detail = await nodeDetails(runDir)
       const deactivated = detail.filter((n) => n.text.includes("Kueue deactivated its Workload"))
       assert.lengthOf(deactivated, 1, JSON.stringify(detail.map((n) => [n.id, n.state])))
       assert.strictEqual(deactivated[0]!.state, "Failed")
-      assert.include(deactivated[0]!.text, "and it was not reactivated within 20 s (stuckAfterMs): its Job was deleted")
+      assert.include(deactivated[0]!.text, "and it was not reactivated within 8 s (stuckAfterMs): its Job was deleted")
     })
   }, 180_000)
 
   it("a trial whose Job Kueue deletes by its retention of the workload it deactivated (before stuckAfterMs) fails Infra saying so, not cancelled, and the run goes on", async () => {
     // Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue: 2 s, shorter than the backend's stuckAfterMs
-    await withAdmittingKueue({ afterDeactivatedByKueueMs: 2000 }, 60_000, async (fake, task, out) => {
-      const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1"])
+    await withAdmittingKueue({ afterDeactivatedByKueueMs: 2000 }, 60_000, async (fake, task, out, release) => {
+      // two trials: the one whose Job Kueue deletes, and one after it
+      const running = trexAsync(["run", task, "--backend", "k8s", "--out", out, "--concurrency", "1", "--seed", "1", "--max-trials", "2"])
       const first = await firstRunningJob(fake)
       assert.isTrue(fake.deactivate("trex", first))
+      // the trial after it ends at once (the deactivated one's pod gone first: it may not end so)
+      await podsGone(fake, first)
+      release()
       const ran = await running
       assert.strictEqual(ran.status, 0, ran.stdout + ran.stderr)
       assert.include(ran.stdout, "State: finished (budget: maxTrials)")
       assert.match(ran.stdout, /Trials: \d+ succeeded, \d+ failed, 0 pruned, 0 cancelled, 0 in flight/)
-      // five trials, five Jobs: the trial whose Job Kueue deleted failed, not run again
-      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 5)
+      // two trials, two Jobs: the trial whose Job Kueue deleted failed, not run again
+      assert.lengthOf(fake.requests.filter((r) => r === "POST /apis/batch/v1/namespaces/trex/jobs"), 2)
       const runDir = path.join(out, fs.readdirSync(out)[0]!)
       const detail = await nodeDetails(runDir)
       // before: `failed (Cancelled)`, `Failure: Cancelled: Job trex-n1-... was deleted before it finished`, as if a user had deleted it

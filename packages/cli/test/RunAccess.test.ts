@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as RunDir from "../src/RunDir.ts"
 
@@ -18,6 +18,14 @@ const bin = path.join(root, "packages/cli/src/bin.ts")
 const toyTask = path.join(import.meta.dirname, "fixtures", "toy.task.yaml")
 const NOBODY = "65534"
 const INSTALL = path.join(root, "scripts", "install-debian.sh")
+
+/**
+ * A compile cache of nobody's own for the CLI's starts as nobody, who may not write root's (in $TMPDIR): each start
+ * after the first compiles nothing again, as root's do.
+ */
+const nobodyCache = fs.mkdtempSync(path.join(os.tmpdir(), "trex-access-cache-"))
+fs.chownSync(nobodyCache, Number(NOBODY), Number(NOBODY))
+afterAll(() => fs.rmSync(nobodyCache, { recursive: true, force: true }))
 
 /** The CLI as root, or with `as: "nobody"` as that user (setpriv). */
 const trex = (args: ReadonlyArray<string>, options: { readonly as?: "nobody"; readonly home?: string } = {}) => {
@@ -28,7 +36,12 @@ const trex = (args: ReadonlyArray<string>, options: { readonly as?: "nobody"; re
   return spawnSync(file!, rest, {
     cwd: root,
     encoding: "utf8",
-    env: { ...process.env, TREX_TOY_MS: "30", ...(options.home !== undefined ? { HOME: options.home } : {}) },
+    env: {
+      ...process.env,
+      TREX_TOY_MS: "30",
+      ...(options.home !== undefined ? { HOME: options.home } : {}),
+      ...(options.as === "nobody" ? { NODE_COMPILE_CACHE: nobodyCache } : {})
+    },
     timeout: 120_000
   })
 }

@@ -14,7 +14,7 @@ import * as KubernetesBackend from "../src/KubernetesBackend.ts"
 import * as K from "../src/internal/k8sJob.ts"
 import { eventually } from "./support/eventually.ts"
 import * as FakeKubeApi from "./support/FakeKubeApi.ts"
-import { collect, config, done, exitOf, Fake, fakeWith, podOf, spec, states, watchStarted } from "./support/kubeTest.ts"
+import { collect, config, done, exitOf, Fake, fakeWith, podOf, podUnschedulable, runningJob, spec, states, watchStarted, watchUntil } from "./support/kubeTest.ts"
 
 describe("KubernetesBackend when the cluster stops a pod", () => {
   it.live("a pod preempted (then deleted), or evicted by its node's kubelet, ends Failed / Infra saying so, not Crash or OOM from the signal it got: not the strategy's doing", () =>
@@ -29,15 +29,7 @@ describe("KubernetesBackend when the cluster stops a pod", () => {
       for (const c of cases) {
         const ref = yield* backend.submit(spec(c.node, c.script))
         // the watch has seen it run (a watch that begins after the pod is gone cannot know why it went)
-        const running = yield* Deferred.make<void>()
-        const watching = yield* Effect.forkChild(
-          backend.watch(ref).pipe(
-            Stream.tap((e) => (e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)),
-            Stream.runCollect,
-            Effect.map((c) => Array.from(c))
-          )
-        )
-        yield* Deferred.await(running)
+        const watching = yield* watchUntil(backend, ref, (e) => e._tag === "State" && e.state === "Running")
         const pod = podOf(fake, ref.id)!.metadata.name
         const logOf = () => fake.kubeConfig().makeApiClient(CoreV1Api).readNamespacedPodLog({ name: pod, namespace: "trex" })
         for (let i = 0; i < 100 && !(yield* Effect.promise(logOf)).includes("started"); i++) yield* Effect.sleep("50 millis")
@@ -90,22 +82,11 @@ describe("KubernetesBackend when the cluster stops a pod", () => {
         const fake = yield* fakeWith()
         const backend = yield* KubernetesBackend.make(config(fake, { apiWaitMs: 30_000 }))
         const ref = yield* backend.submit(spec(`node-down-followed${unreachableFirst ? "-late" : ""}`, "echo started; sleep 60"))
-        const started = yield* Deferred.make<void>()
         const unreachable = yield* Deferred.make<void>()
-        const watching = yield* Effect.forkChild(
-          backend.watch(ref).pipe(
-            Stream.tap((e) =>
-              e._tag === "Log" && e.line === "started"
-                ? Deferred.succeed(started, undefined)
-                : e._tag === "State" && e.reason?.includes("does not answer") === true
-                ? Deferred.succeed(unreachable, undefined)
-                : Effect.void
-            ),
-            Stream.runCollect,
-            Effect.map((c) => Array.from(c))
-          )
-        )
-        yield* Deferred.await(started)
+        const watching = yield* watchUntil(backend, ref, (e) => {
+          if (e._tag === "State" && e.reason?.includes("does not answer") === true) Deferred.doneUnsafe(unreachable, Effect.void)
+          return e._tag === "Log" && e.line === "started"
+        })
         const pod = podOf(fake, ref.id)!.metadata.name
         if (unreachableFirst) {
           assert.isTrue(fake.nodeUnreachable("trex", pod))
@@ -127,10 +108,7 @@ describe("KubernetesBackend when the cluster stops a pod", () => {
   // and later add Failed only once no pod of it is terminating), and the pod's log is out of reach.
   it.live("a pod whose node is down: a later controller reads the Job's FailureTarget as its end, Failed / Infra, not a wait for Failed", () =>
     Effect.gen(function*() {
-      const fake = yield* fakeWith()
-      const backend = yield* KubernetesBackend.make(config(fake))
-      const ref = yield* backend.submit(spec("node-down", "echo started; sleep 30"))
-      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
+      const { fake, ref } = yield* runningJob("node-down", "echo started; sleep 30")
       assert.isTrue(fake.disrupt("trex", podOf(fake, ref.id)!.metadata.name, "DeletionByTaintManager", { message: "Taint manager: deleting due to NoExecute taint", nodeDown: true }))
       yield* eventually("its Job has FailureTarget", () => fake.get("jobs", "trex", ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "FailureTarget") === true)
       assert.isFalse(fake.get("jobs", "trex", ref.id)!.status.conditions.some((c: { type: string }) => c.type === "Failed"), "no Failed while its pod is terminating")
@@ -175,12 +153,9 @@ describe("KubernetesBackend when the API server does not answer", () => {
 
   it.live("cancel, withdraw and list wait for it (a stop ends the wait), a job still queued is taken back without it, and apiWaitMs bounds the wait", () =>
     Effect.gen(function*() {
-      const fake = yield* fakeWith()
-      const backend = yield* KubernetesBackend.make(config(fake))
-      const running = yield* backend.submit(spec("wait-running", "echo up; sleep 60"))
-      yield* eventually("the first job runs", () => podOf(fake, running.id)?.status.phase === "Running")
+      const { fake, backend, ref: running } = yield* runningJob("wait-running", "echo up; sleep 60")
       const unscheduled = yield* backend.submit(spec("wait-unscheduled", done, { resources: { gpus: 3, cpus: 1 } }))
-      yield* eventually("the second waits for GPUs", () => podOf(fake, unscheduled.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      yield* eventually("the second waits for GPUs", () => podUnschedulable(fake, unscheduled.id))
       fake.outage(true, "refused")
       // submitted meanwhile: queued here, taken back at once (no Job of them is ever made), their watches Cancelled
       const withdrawn = yield* backend.submit(spec("queued-withdrawn", done))
@@ -230,7 +205,7 @@ describe("KubernetesBackend when the API server does not answer", () => {
       const fake = yield* fakeWith()
       const backend = yield* KubernetesBackend.make(config(fake))
       const ref = yield* backend.submit(spec("withdraw-lost", done, { resources: { gpus: 3, cpus: 1 } }))
-      yield* eventually("it waits for GPUs", () => podOf(fake, ref.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      yield* eventually("it waits for GPUs", () => podUnschedulable(fake, ref.id))
       fake.loseAnswer("pods", false, "DELETE")
       assert.isTrue(yield* backend.withdraw!(ref))
       assert.strictEqual((yield* Backend.awaitExit(backend, ref)).outcome, "Cancelled")
@@ -297,9 +272,10 @@ describe("KubernetesBackend when a pod is deleted before its log is read", () =>
 
 /**
  * A job that prints `before`, waits until the test lets it go on, then prints `after` and writes its result: the
- * stand-in's log is broken (`fault`) as `before` is read, and the watch must still give every line once, and the result.
+ * stand-in's log or watch is broken (`fault`, done before the job goes on) as `before` is read, and the watch must still
+ * give every line once, and the result. Returns the watch's events.
  */
-const followedThrough = (name: string, fault: (fake: FakeKubeApi.FakeKubeApi) => void, o: { readonly fake?: FakeKubeApi.FakeKubeOptions; readonly filler?: number } = {}) =>
+const followedThrough = (name: string, fault: (fake: FakeKubeApi.FakeKubeApi) => Effect.Effect<void, Error>, o: { readonly fake?: FakeKubeApi.FakeKubeOptions; readonly filler?: number } = {}) =>
   Effect.gen(function*() {
     const fake = yield* fakeWith(o.fake)
     const backend = yield* KubernetesBackend.make(config(fake))
@@ -325,10 +301,7 @@ const followedThrough = (name: string, fault: (fake: FakeKubeApi.FakeKubeApi) =>
     const events = yield* backend.watch(ref).pipe(
       Stream.tap((e) =>
         e._tag === "Log" && e.line === "before"
-          ? Effect.sync(() => {
-            fault(fake)
-            fs.writeFileSync(go, "")
-          })
+          ? Effect.andThen(fault(fake), Effect.sync(() => fs.writeFileSync(go, "")))
           : e._tag === "Log" && e.line === "started"
           ? Effect.sync(() => fs.writeFileSync(`${go}-filler`, ""))
           : Effect.void
@@ -345,23 +318,24 @@ const followedThrough = (name: string, fault: (fake: FakeKubeApi.FakeKubeApi) =>
     const logLines = all.slice(filler > 0 ? 1 : 0)
     assert.deepStrictEqual(logLines.slice(filler), ["before", "after"])
     assert.deepStrictEqual(logLines.slice(0, filler).map((l) => l.length === 1000 ? Number(l.slice(0, 4).replace(/x/g, "0")) : l), Array.from({ length: filler }, (_, i) => i))
+    return events
   }).pipe(Effect.scoped)
 
 describe("KubernetesBackend when a followed log ends while its container runs", () => {
   // The real API server ends a followed log's answer cleanly when its stream from the kubelet breaks (a kubelet
   // restart): the same end as the container's. The rest of the log, and the result marker at its end, must still come.
-  it.live("the log is followed on from where it was: every line once, and the result", () => followedThrough("log-end", (fake) => fake.endLogs()))
+  it.live("the log is followed on from where it was: every line once, and the result", () => followedThrough("log-end", (fake) => Effect.sync(() => fake.endLogs())))
 
   // The kubelet serves a container's current log file alone, and rotates it past containerLogMaxSize (10 MiB by
   // default; 64 KiB here): 200 kB read before the end, the log followed on is not that far from its start.
   it.live("after the kubelet rotated the container's log: every line once, and the result", () =>
-    followedThrough("log-rotated", (fake) => fake.endLogs(), { fake: { containerLogMaxBytes: 64 * 1024 }, filler: 200 }))
+    followedThrough("log-rotated", (fake) => Effect.sync(() => fake.endLogs()), { fake: { containerLogMaxBytes: 64 * 1024 }, filler: 200 }))
 })
 
 describe("KubernetesBackend when a followed log's connection dies without a word", () => {
   // Nothing more comes and no end (a load balancer dropped the idle connection): once the Job has ended and the log
   // said nothing for logGraceMs, the rest of the log, and the result marker at its end, is read.
-  it.live("the rest of the log is read once the Job has ended: every line once, and the result", () => followedThrough("log-stall", (fake) => fake.stallLogs()))
+  it.live("the rest of the log is read once the Job has ended: every line once, and the result", () => followedThrough("log-stall", (fake) => Effect.sync(() => fake.stallLogs())))
 })
 
 describe("KubernetesBackend when a watch ends with an ERROR event", () => {
@@ -369,32 +343,12 @@ describe("KubernetesBackend when a watch ends with an ERROR event", () => {
   // event whose object is a Status, not a Job or a Pod. It is no state of the job; the watch is made again.
   it.live("the job's state is not read from it, and the job is followed to its end", () =>
     Effect.gen(function*() {
-      const fake = yield* Fake
-      const backend = yield* KubernetesBackend.make(config(fake))
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-k8s-watcherror-"))
-      const go = path.join(dir, "go")
-      const ref = yield* backend.submit(spec("watch-error", [
-        "echo up",
-        `while [ ! -e ${go} ]; do sleep 0.1; done`,
-        `echo '{"metrics":{"acc":1},"primary":1}' > result.json`
-      ].join("\n")))
-      const events = yield* backend.watch(ref).pipe(
-        Stream.tap((e) =>
-          e._tag === "Log" && e.line === "up"
-            ? Effect.andThen(
-              Effect.sync(() => fake.watchError()),
-              // the watches are made again (their ERROR and end read) before the job goes on
-              Effect.andThen(eventually("the watches are made again", () => fake.requests.filter((r) => r.includes("watch=true")).length >= 4), Effect.sync(() => fs.writeFileSync(go, "")))
-            )
-            : Effect.void
-        ),
-        Stream.runCollect,
-        Effect.map((c) => Array.from(c))
-      )
-      fs.rmSync(dir, { recursive: true, force: true })
-      const exit = exitOf(events)
-      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
-      assert.deepStrictEqual(exit.result, { metrics: { acc: 1 }, primary: 1 })
+      const events = yield* followedThrough("watch-error", (fake) =>
+        Effect.andThen(
+          Effect.sync(() => fake.watchError()),
+          // the watches are made again (their ERROR and end read) before the job goes on
+          eventually("the watches are made again", () => fake.requests.filter((r) => r.includes("watch=true")).length >= 4)
+        ))
       assert.deepStrictEqual(events.flatMap((e) => (e._tag === "State" ? [`${e.state}:${e.reason ?? ""}`] : [])), ["Running:"])
     }).pipe(Effect.scoped))
 })

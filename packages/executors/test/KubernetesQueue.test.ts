@@ -14,7 +14,7 @@ import * as KubernetesBackend from "../src/KubernetesBackend.ts"
 import * as K from "../src/internal/k8sJob.ts"
 import { eventually } from "./support/eventually.ts"
 import * as FakeKubeApi from "./support/FakeKubeApi.ts"
-import { config, done, exitOf, Fake, fakeWith, podOf, spec, states, watchStarted, watchUntil } from "./support/kubeTest.ts"
+import { assertDeactivated, config, done, exitOf, Fake, fakeWith, KUEUE_DEACTIVATED, podOf, podRuns, podUnschedulable, spec, states, watchStarted, watchUntil } from "./support/kubeTest.ts"
 
 describe("KubernetesBackend with a batch queue and priorities", () => {
 
@@ -23,15 +23,7 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       const fake = yield* fakeWith({ suspendJobs: true })
       const backend = yield* KubernetesBackend.make(config(fake, { stuckAfterMs: 1_000, labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
       const ref = yield* backend.submit(spec("queued", done))
-      const held = yield* Deferred.make<void>()
-      const watching = yield* Effect.forkChild(
-        backend.watch(ref).pipe(
-          Stream.tap((e) => (e._tag === "State" && e.reason?.startsWith("Suspended") === true ? Deferred.succeed(held, undefined) : Effect.void)),
-          Stream.runCollect,
-          Effect.map((c) => Array.from(c))
-        )
-      )
-      yield* Deferred.await(held)
+      const watching = yield* watchUntil(backend, ref, (e) => e._tag === "State" && e.reason?.startsWith("Suspended") === true)
       assert.strictEqual(fake.get("jobs", "trex", ref.id)?.metadata.labels?.["kueue.x-k8s.io/queue-name"], "gpu-queue")
       yield* Effect.sleep("1500 millis") // past stuckAfterMs: a queue's hold is a wait for room, not a job that cannot start
       assert.isTrue(fake.admit("trex", ref.id))
@@ -75,15 +67,9 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       // Kueue stops the Job of a workload requeued more than its backoffLimitCount, and sets it inactive
       assert.isTrue(fake.deactivate("trex", ref.id))
       const events = yield* Fiber.join(watching)
-      const exit = exitOf(events)
-      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
-      const why = "The workload is deactivated due to exceeding the maximum number of re-queuing retries"
-      assert.isTrue(
-        (exit.message ?? "").startsWith(`Kueue deactivated its Workload ${workload} (${why}), and it was not reactivated within 3 s (stuckAfterMs): its Job was deleted.`),
-        exit.message
-      )
+      const exit = assertDeactivated(events, workload, "it was not reactivated within 3 s (stuckAfterMs): its Job was deleted.")
       assert.include(exit.message, `kubectl patch workload -n trex ${workload} --type=merge -p '{"spec":{"active":true}}'`)
-      assert.include(states(events), `Pending Deactivated by Kueue (${why}): its Workload ${workload} is inactive, so the Job is not admitted again; reactivate it within 3 s (stuckAfterMs) to run the trial (\`kubectl patch workload -n trex ${workload} --type=merge -p '{"spec":{"active":true}}'\`), else its Job is deleted and the trial fails`)
+      assert.include(states(events), `Pending Deactivated by Kueue (${KUEUE_DEACTIVATED}): its Workload ${workload} is inactive, so the Job is not admitted again; reactivate it within 3 s (stuckAfterMs) to run the trial (\`kubectl patch workload -n trex ${workload} --type=merge -p '{"spec":{"active":true}}'\`), else its Job is deleted and the trial fails`)
       assert.isUndefined(fake.get("jobs", "trex", ref.id))
       // a controller that looks later (a resumed run) reads the same end
       const later = yield* KubernetesBackend.make(config(fake))
@@ -99,7 +85,7 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       assert.isTrue(unlisted.deactivate("trex", unseen.id))
       const blindExit = exitOf(yield* Fiber.join(blindWatching))
       assert.deepStrictEqual([blindExit.outcome, blindExit.failureKind], ["Failed", "Infra"], blindExit.message)
-      assert.isTrue((blindExit.message ?? "").startsWith(`Kueue deactivated its Workload (kueue-job-controller: ${why}), and it was not reactivated within 1 s (stuckAfterMs)`), blindExit.message)
+      assert.isTrue((blindExit.message ?? "").startsWith(`Kueue deactivated its Workload (kueue-job-controller: ${KUEUE_DEACTIVATED}), and it was not reactivated within 1 s (stuckAfterMs)`), blindExit.message)
       assert.include(blindExit.message, `kubectl patch -n trex $(kubectl get workloads -n trex -l kueue.x-k8s.io/job-uid=${uid} -o name) --type=merge`)
 
       // reactivated in time (a user's patch of its Workload), it is admitted again and runs from its start
@@ -130,18 +116,14 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       const { backend, ref, watching, workload, fake } = yield* admittedKueueJob("retained", { afterDeactivatedByKueueMs: 1_000 }, 60_000)
       assert.isTrue(fake.deactivate("trex", ref.id))
       const events = yield* Fiber.join(watching)
-      const exit = exitOf(events)
       // before: Cancelled, `Job ... was deleted before it finished`, as if a user had cancelled it
-      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
-      const why = "The workload is deactivated due to exceeding the maximum number of re-queuing retries"
-      assert.isTrue(
-        (exit.message ?? "").startsWith(
-          `Kueue deactivated its Workload ${workload} (${why}), and deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue ` +
-            `(kueue-job-controller: Deleted job: deactivation retention period expired), before stuckAfterMs (60 s).`
-        ),
-        exit.message
+      const exit = assertDeactivated(
+        events,
+        workload,
+        "deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue " +
+          "(kueue-job-controller: Deleted job: deactivation retention period expired), before stuckAfterMs (60 s)."
       )
-      assert.include(states(events).join("\n"), `Pending Deactivated by Kueue (${why})`)
+      assert.include(states(events).join("\n"), `Pending Deactivated by Kueue (${KUEUE_DEACTIVATED})`)
       // a controller that looks later (a resumed run) reads the same end, from the tombstone the watch wrote
       const later = yield* KubernetesBackend.make(config(fake))
       assert.strictEqual((yield* Backend.awaitExit(later, ref)).message, exit.message)
@@ -149,7 +131,7 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       // deleted while no controller watched it (no tombstone): a controller that looks then reads Kueue's Events
       const unwatched = yield* backend.submit(spec("retained-unwatched", "echo started; sleep 30"))
       assert.isTrue(fake.admit("trex", unwatched.id))
-      yield* eventually("its pod runs", () => podOf(fake, unwatched.id)?.status.phase === "Running")
+      yield* eventually("its pod runs", () => podRuns(fake, unwatched.id))
       assert.isTrue(fake.deactivate("trex", unwatched.id))
       yield* eventually("Kueue deleted its Job and said so", () =>
         fake.get("jobs", "trex", unwatched.id) === undefined &&
@@ -158,7 +140,7 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       assert.deepStrictEqual([found.outcome, found.failureKind], ["Failed", "Infra"], found.message)
       assert.isTrue(
         (found.message ?? "").startsWith(
-          `Kueue deactivated its Workload (kueue-job-controller: ${why}), and deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue`
+          `Kueue deactivated its Workload (kueue-job-controller: ${KUEUE_DEACTIVATED}), and deleted its Job once it had been inactive for Kueue's objectRetentionPolicies.workloads.afterDeactivatedByKueue`
         ),
         found.message
       )
@@ -335,7 +317,7 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       const backend = yield* KubernetesBackend.make(config(fake))
       const ref = yield* backend.submit(spec("suspended-withdrawn", "trap '' TERM; echo started; sleep 60"))
       const core = fake.kubeConfig().makeApiClient(CoreV1Api)
-      yield* eventually("its job has begun (its SIGTERM ignored)", () => podOf(fake, ref.id)?.status.phase === "Running")
+      yield* eventually("its job has begun (its SIGTERM ignored)", () => podRuns(fake, ref.id))
       yield* eventually("its job has begun (its SIGTERM ignored)", Effect.promise(() => core.readNamespacedPodLog({ name: podOf(fake, ref.id)!.metadata.name, namespace: "trex" })).pipe(Effect.map((log) => log.includes("started"))))
       assert.isTrue(fake.suspend("trex", ref.id))
       yield* eventually("its pod is terminating", () => podOf(fake, ref.id)?.metadata.deletionTimestamp !== undefined)
@@ -361,15 +343,7 @@ describe("KubernetesBackend when another controller reads a job this one withdre
       const ref = yield* backend.submit(spec("withdrawn-elsewhere", done, { resources: { gpus: 3, cpus: 1 } }))
       // a second controller (a second `trex resume`) that has seen it wait for a node
       const other = yield* KubernetesBackend.make(config(fake))
-      const waiting = yield* Deferred.make<void>()
-      const watching = yield* Effect.forkChild(
-        other.watch(ref).pipe(
-          Stream.tap((e) => (e._tag === "State" && e.reason === "Unschedulable" ? Deferred.succeed(waiting, undefined) : Effect.void)),
-          Stream.runCollect,
-          Effect.map((c) => Array.from(c))
-        )
-      )
-      yield* Deferred.await(waiting)
+      const watching = yield* watchUntil(other, ref, (e) => e._tag === "State" && e.reason === "Unschedulable")
       assert.isTrue(yield* backend.withdraw!(ref))
       const exit = exitOf(yield* Fiber.join(watching))
       assert.deepStrictEqual([exit.outcome, exit.message], ["Cancelled", `Job ${ref.id} was withdrawn before its pod started`])
@@ -377,14 +351,14 @@ describe("KubernetesBackend when another controller reads a job this one withdre
       const unmarked = yield* fakeWith({ denied: ["patch jobs"] })
       const plain = yield* KubernetesBackend.make(config(unmarked))
       const job = yield* plain.submit(spec("withdrawn-unmarked", done, { resources: { gpus: 3, cpus: 1 } }))
-      yield* eventually("its pod waits for a node", () => podOf(unmarked, job.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      yield* eventually("its pod waits for a node", () => podUnschedulable(unmarked, job.id))
       assert.isTrue(yield* plain.withdraw!(job))
       assert.strictEqual((yield* Backend.awaitExit(plain, job)).outcome, "Cancelled")
       // a user who may patch Jobs but not delete pods: the withdraw fails, and takes its mark back off
       const undeletable = yield* fakeWith({ denied: ["delete pods"] })
       const refused = yield* KubernetesBackend.make(config(undeletable))
       const kept = yield* refused.submit(spec("withdraw-refused", done, { resources: { gpus: 3, cpus: 1 } }))
-      yield* eventually("its pod waits for a node", () => podOf(undeletable, kept.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+      yield* eventually("its pod waits for a node", () => podUnschedulable(undeletable, kept.id))
       const failure = yield* Effect.flip(refused.withdraw!(kept))
       assert.include(failure.message, "HTTP 403")
       assert.isUndefined(undeletable.get("jobs", "trex", kept.id)?.metadata.annotations?.[K.WITHDRAWN_ANNOTATION])
@@ -401,7 +375,7 @@ describe("KubernetesBackend when another controller reads a job this one withdre
       const marked = (node: string, at: Date) =>
         Effect.gen(function*() {
           const ref = yield* backend.submit(spec(node, done, { resources: { gpus: 3, cpus: 1 } }))
-          yield* eventually("its pod waits for a node", () => podOf(fake, ref.id)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true)
+          yield* eventually("its pod waits for a node", () => podUnschedulable(fake, ref.id))
           const pod = podOf(fake, ref.id)!
           const mark = JSON.stringify({ pod: pod.metadata.uid, at: at.toISOString() })
           yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "add", path: "/metadata/annotations/trex.dev~1withdrawn", value: mark }] }))

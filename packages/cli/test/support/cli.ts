@@ -3,7 +3,7 @@ import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect } from "effect"
+import { Cause, Effect, Exit } from "effect"
 import * as RunDir from "../../src/RunDir.ts"
 
 /** The repository's root (the CLI's working directory). */
@@ -53,3 +53,33 @@ export const trexAsync = (args: ReadonlyArray<string>, env: Record<string, strin
     child.on("error", reject)
     child.on("close", (status) => resolve({ status, stdout, stderr }))
   })
+
+/**
+ * `trex <args>` run in this process (the CLI's own command, without a process's start: about 1-2 s from sources, more
+ * under load), for a command that reads a run and prints it (`status`, `status --json`): its exit status (1 or 2 for
+ * an error, as bin.ts sets it), what it wrote to stdout, and its error as bin.ts prints it. (The CLI's modules are
+ * loaded by the first call: a test file that starts the CLI alone does not load them.)
+ */
+export const trexHere = async (args: ReadonlyArray<string>) => {
+  const [Cli, { Command }, NodeServices] = await Promise.all([import("../../src/Cli.ts"), import("effect/cli"), import("@effect/platform-node/NodeServices")])
+  let stdout = ""
+  const write = process.stdout.write
+  const exitCode = process.exitCode
+  process.exitCode = undefined
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    stdout += String(chunk)
+    return true
+  }) as typeof process.stdout.write
+  let status: number
+  let stderr = ""
+  try {
+    const exit = await Effect.runPromiseExit(Command.runWith(Cli.command, { version: "0.1.0" })(args).pipe(Effect.provide(NodeServices.layer)))
+    const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) as { readonly _tag?: string; readonly reason?: string; readonly message?: string } : undefined
+    status = error === undefined ? Number(process.exitCode ?? 0) : error._tag === "InvalidInput" || error.reason === "Locked" ? 2 : 1
+    if (error !== undefined) stderr = `trex: ${error.message}\n`
+  } finally {
+    process.stdout.write = write
+    process.exitCode = exitCode
+  }
+  return { status, stdout, stderr }
+}

@@ -5,6 +5,7 @@ import { Backend } from "@trex/core"
 import { Deferred, Effect, Stream } from "effect"
 import * as KubernetesBackend from "../../src/KubernetesBackend.ts"
 import * as K from "../../src/internal/k8sJob.ts"
+import { eventually } from "./eventually.ts"
 import * as FakeKubeApi from "./FakeKubeApi.ts"
 
 
@@ -52,6 +53,23 @@ export const collect = (backend: Backend.BackendShape, ref: Parameters<Backend.B
 export const podOf = (fake: FakeKubeApi.FakeKubeApi, job: string) =>
   fake.list("pods", "trex").filter((p) => p.metadata.labels?.[K.JOB_LABEL] === job).at(-1)
 
+/** The newest pod of a Job runs. */
+export const podRuns = (fake: FakeKubeApi.FakeKubeApi, job: string) => podOf(fake, job)?.status.phase === "Running"
+
+/** The newest pod of a Job waits for a node that fits it (`PodScheduled` false, `Unschedulable`). */
+export const podUnschedulable = (fake: FakeKubeApi.FakeKubeApi, job: string) =>
+  podOf(fake, job)?.status.conditions?.some((c: { reason?: string }) => c.reason === "Unschedulable") === true
+
+/** A stand-in of its own, a backend on it (with `extra` config), and a job of `script` submitted to it, once its pod runs. */
+export const runningJob = (node: string, script: string, extra: Partial<KubernetesBackend.Config> = {}) =>
+  Effect.gen(function*() {
+    const fake = yield* fakeWith()
+    const backend = yield* KubernetesBackend.make(config(fake, extra))
+    const ref = yield* backend.submit(spec(node, script))
+    yield* eventually(`the pod of ${node} runs`, () => podRuns(fake, ref.id))
+    return { fake, backend, ref }
+  })
+
 export const exitOf = (events: ReadonlyArray<Backend.JobEvent>): Backend.JobExit => {
   const last = events.at(-1)
   assert.strictEqual(last?._tag, "Exit")
@@ -91,3 +109,17 @@ export const pendingThenCancel = (backend: Backend.BackendShape, ref: Parameters
     Effect.map((c) => Array.from(c))
   )
 
+
+/** Why the stand-in's Kueue deactivates a Workload (it was requeued past its backoffLimitCount), as Kueue says it. */
+export const KUEUE_DEACTIVATED = "The workload is deactivated due to exceeding the maximum number of re-queuing retries"
+
+/**
+ * The end of a watch of a Job whose Workload `workload` Kueue deactivated: Failed / Infra, not to be retried, its message
+ * beginning `Kueue deactivated its Workload <workload> (<why>), and <how>`. Returns that exit.
+ */
+export const assertDeactivated = (events: ReadonlyArray<Backend.JobEvent>, workload: string, how: string): Backend.JobExit => {
+  const exit = exitOf(events)
+  assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", false], exit.message)
+  assert.isTrue((exit.message ?? "").startsWith(`Kueue deactivated its Workload ${workload} (${KUEUE_DEACTIVATED}), and ${how}`), exit.message)
+  return exit
+}
