@@ -26,7 +26,7 @@ const cached = (dir: string) =>
   fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length : 0
 
 describe("trex: its start", () => {
-  it("keeps Node's compile cache of what it loads in the user's cache folder ($XDG_CACHE_HOME, else ~/.cache), never in the shared $TMPDIR; NODE_COMPILE_CACHE moves it, NODE_DISABLE_COMPILE_CACHE turns it off", () => {
+  it("keeps Node's compile cache of what it loads in the user's cache folder ($XDG_CACHE_HOME, else ~/.cache), never in the shared $TMPDIR; none in a folder another user may write; NODE_COMPILE_CACHE moves it, NODE_DISABLE_COMPILE_CACHE turns it off", () => {
     const xdg = versionIn()
     assert.isAbove(cached(path.join(xdg.cache, "trex", "node-compile-cache")), 100)
     assert.strictEqual(cached(path.join(xdg.tmp, "node-compile-cache")), 0)
@@ -39,6 +39,17 @@ describe("trex: its start", () => {
     assert.strictEqual(cached(path.join(named.cache, "trex")), 0)
     const off = versionIn({ NODE_DISABLE_COMPILE_CACHE: "1" })
     assert.strictEqual(cached(off.cache) + cached(off.tmp) + cached(off.home), 0)
+    // a cache folder another user may write, or another user's (root under sudo with the user's HOME kept): not read
+    const open = tmp()
+    fs.chmodSync(open, 0o777)
+    versionIn({ XDG_CACHE_HOME: open })
+    assert.strictEqual(cached(open), 0)
+    if (process.getuid?.() === 0) {
+      const theirs = tmp()
+      fs.chownSync(theirs, 65534, 65534)
+      versionIn({ XDG_CACHE_HOME: theirs })
+      assert.strictEqual(cached(theirs), 0)
+    }
     // a home folder that does not exist is not made (a service user's, such as nobody's /nonexistent)
     const gone = path.join(tmp(), "no-such-home")
     versionIn({ XDG_CACHE_HOME: undefined, HOME: gone })

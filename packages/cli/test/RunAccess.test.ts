@@ -20,7 +20,7 @@ const NOBODY = "65534"
 const INSTALL = path.join(root, "scripts", "install-debian.sh")
 
 /**
- * A compile cache of nobody's own for the CLI's starts as nobody, who may not write root's (in $TMPDIR): each start
+ * A compile cache of nobody's own for the CLI's starts as nobody, who may not write root's (NODE_COMPILE_CACHE, set by vitest.config.ts): each start
  * after the first compiles nothing again, as root's do.
  */
 const nobodyCache = fs.mkdtempSync(path.join(os.tmpdir(), "trex-access-cache-"))
