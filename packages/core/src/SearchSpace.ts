@@ -9,7 +9,7 @@
  */
 import { Option, Schema } from "effect"
 import * as Strategy from "./Strategy.ts"
-import { billionths } from "./internal/shares.ts"
+import { billionthsOf } from "./internal/shares.ts"
 
 const ValueSchema = Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])
 
@@ -100,8 +100,8 @@ export const get = (strategy: Strategy.Strategy, path: string): unknown => {
     const sources = strategy.data.sources
     const index = sources.findIndex((s) => s.name === name)
     if (index < 0) return 0
-    const shares = billionths(sources.map((s) => s.weight))
-    return shares === undefined ? 0 : shares[index]! / 1e9
+    const share = billionthsOf(sources.map((s) => s.weight), index)
+    return share === undefined ? 0 : share / 1e9
   }
   return getPath(strategy, segments(path))
 }

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import fc from "fast-check"
 import * as Fingerprint from "../src/Fingerprint.ts"
+import * as SearchSpace from "../src/SearchSpace.ts"
 import * as Strategy from "../src/Strategy.ts"
 import { strategyEncoded } from "./support/arbitraries.ts"
 
@@ -187,6 +188,9 @@ describe("Fingerprint", () => {
         // the doubles are not exactly k / 1000: each share is one of the two billionths next to k / 1024
         const shares = Fingerprint.mixture(sources)
         thousandths.forEach((k, i) => assert.isAtMost(Math.abs(shares[i]!.weight * 1e9 - (k * 1e9) / 1024), 0.5 + 1e-6, `share ${i}`))
+        // a search space reads each share as the fingerprint keeps it
+        const strategy = Strategy.decodeSync({ ...base, data: { sources } })
+        sources.forEach((source, i) => assert.strictEqual(SearchSpace.get(strategy, `data.mixture.${source.name}`), shares[i]!.weight, source.name))
         let x = seed
         const rand = () => ((x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x80000000)
         const shuffled = [...sources]

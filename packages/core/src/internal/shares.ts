@@ -11,22 +11,37 @@
 
 /** The nearest integer to each `weight / total * 1e9`, a half up; `undefined` when the weights do not sum to a positive finite number. */
 export const billionths = (weights: ReadonlyArray<number>): ReadonlyArray<number> | undefined => {
+  const total = sum(weights)
+  if (total === undefined) return undefined
+  let exact: Exact | undefined
+  return weights.map((w) => near(weights, total, w) ?? Number((exact ??= sumExactly(weights)).round(w)))
+}
+
+/** The share of `weights[index]` in billionths, as {@link billionths} gives it, without the others' shares. */
+export const billionthsOf = (weights: ReadonlyArray<number>, index: number): number | undefined => {
+  const total = sum(weights)
+  if (total === undefined) return undefined
+  const w = weights[index]!
+  return near(weights, total, w) ?? Number(sumExactly(weights).round(w))
+}
+
+/** The weights' floating-point sum, when it is positive and finite. */
+const sum = (weights: ReadonlyArray<number>): number | undefined => {
   let total = 0
   for (const w of weights) total += w
-  if (!(total > 0) || !Number.isFinite(total)) return undefined
-  const margin = (weights.length + 1) * 1.2e-6
-  const out: Array<number> = []
-  let exact: Exact | undefined
-  for (let i = 0; i < weights.length; i++) {
-    const scaled = (weights[i]! / total) * 1e9
-    const whole = Math.floor(scaled)
-    // Away from a half the floating-point result rounds as the exact one does: the sum of n weights errs by at most
-    // n - 1 units of its last place relative to itself, the division and product by one each, so the result, under
-    // 1e9, by under (n + 1) 1.2e-7; a margin ten times that is taken.
-    if (Math.abs(scaled - whole - 0.5) > margin) out.push(scaled - whole > 0.5 ? whole + 1 : whole)
-    else out.push(Number((exact ??= sumExactly(weights)).round(weights[i]!)))
-  }
-  return out
+  return total > 0 && Number.isFinite(total) ? total : undefined
+}
+
+/**
+ * `weight / total * 1e9` rounded in floating point, when that rounds as exact arithmetic does: away from a half. The
+ * sum of n weights errs by at most n - 1 units of its last place relative to itself, the division and product by
+ * one each, so the result, under 1e9, by under (n + 1) 1.2e-7; a margin ten times that is taken. `undefined` within it.
+ */
+const near = (weights: ReadonlyArray<number>, total: number, weight: number): number | undefined => {
+  const scaled = (weight / total) * 1e9
+  const whole = Math.floor(scaled)
+  if (Math.abs(scaled - whole - 0.5) <= (weights.length + 1) * 1.2e-6) return undefined
+  return scaled - whole > 0.5 ? whole + 1 : whole
 }
 
 interface Exact {
