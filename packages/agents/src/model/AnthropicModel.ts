@@ -437,11 +437,12 @@ export const make = (options: Options): Model.ModelShape => {
         // the 200's headers came once the answer was made, and billed: a cut, a stall or an interrupt after them is charged an estimate
         let progress: Http.BodyProgress | undefined
         const billed = () => (progress !== undefined ? Http.cutAnswerUsage(JSON.stringify(params), progress) : undefined)
-        return Effect.tryPromise({
+        // the client (the SDK loaded on a model's first call: seconds on a busy machine) before the attempt's timeout
+        return Effect.tryPromise({ try: client, catch: fail }).pipe(Effect.flatMap((sdkClient) => Effect.tryPromise({
           // The body is read here, not by the SDK: a cut connection is then a connection error, and
           // a 200 that is not a message (an HTML page from a proxy) says what it was.
           try: async (signal) => {
-            const response = await (await client()).messages.create(params, { signal }).asResponse()
+            const response = await sdkClient.messages.create(params, { signal }).asResponse()
             progress = Http.noBody()
             const body = await Http.readText(response, progress).catch((cause) => Promise.reject(Http.withUsage(fail(cause), billed())))
             return parseMessage(endpoint, response, body)
@@ -451,7 +452,7 @@ export const make = (options: Options): Model.ModelShape => {
           Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(Http.withUsage(stalled("no answer")(), billed())) }),
           // outside the timeout, whose own interrupt of the call is a failure, charged as one
           Effect.onInterrupt(() => Http.chargeStopped(() => false, billed, stopped))
-        )
+        )))
       }).pipe(Effect.map((m): Model.Response => ({
         model: m.model ?? model,
         content: m.content.map(fromBlock),
