@@ -50,7 +50,7 @@ queue_ok() { qstat -f -q all.q@localhost 2>/dev/null | awk 'NR>2 && $1=="all.q@l
 # check that the queue instance is ok. The test files bring Grid Engine up before each group of tests and after each
 # test that stops a daemon, a dozen times a file; the full check (a dozen qconf calls) took 2-5 s each on 2 busy cores.
 STAMP=/run/trex-start-gridengine.configured
-configured="$(cat "$0" | md5sum | cut -d' ' -f1) $GPUS $SLOTS $(hostname)"
+configured="$(cat "$0" "$here/lib.sh" | md5sum | cut -d' ' -f1) $GPUS $SLOTS $(hostname)"
 up() { alive $QPID && alive $EPID && [ "$(cat $STAMP 2>/dev/null)" = "$configured" ] && queue_ok; }
 up && { log "ready: SGE_ROOT=$SGE_ROOT SGE_CELL=$SGE_CELL, all.q@localhost up (configured before)"; exit 0; }
 

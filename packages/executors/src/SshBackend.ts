@@ -503,7 +503,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
 
   /** How long ago (ms, by the host's own clock) the job record in `dir` was last written; 0 when that cannot be told. */
   const recordAge = (host: PoolHost, dir: string) =>
-    call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && echo $(( $(date +%s) - $(stat -c %Y ${Script.FILES.job}) ))`)).pipe(
+    call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && echo $(( $(date +%s) - $(stat -c %Y ${Script.FILES.job} 2>/dev/null || stat -f %m ${Script.FILES.job}) ))`)).pipe(
       Effect.map((out) => {
         const seconds = Number(out.stdout.trim())
         return out.code === 0 && out.stdout.trim() !== "" && Number.isFinite(seconds) ? Math.max(0, seconds) * 1000 : 0
