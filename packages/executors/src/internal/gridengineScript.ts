@@ -282,8 +282,10 @@ const gpuRelease = (input: ScriptInput): Array<string> => [
   `    trex_p=\${trex_f#/proc/}; trex_p=\${trex_p%/stat}`,
   `    [ "$trex_p" = "$$" ] || trex_o="$trex_o $trex_p"`,
   `  done`,
-  // grep runs without the mark (the script never exports it), so it does not find itself
-  `  for trex_f in $(grep -lsFxz -e "${MARK_VAR}=$trex_mark" /proc/[0-9]*/environ 2>/dev/null); do`,
+  // grep runs without the mark (the script never exports it), so it does not find itself; under `timeout -s KILL`
+  // where there is one: reading a process's environment takes its memory map's lock, which a process hung in a
+  // driver call (a GPU's) may hold, and the read waits killably for it
+  `  for trex_f in $($trex_bounded grep -lsFxz -e "${MARK_VAR}=$trex_mark" /proc/[0-9]*/environ 2>/dev/null); do`,
   `    trex_p=\${trex_f#/proc/}; trex_p=\${trex_p%/environ}`,
   `    case " $trex_o " in *" $trex_p "*) continue;; esac`,
   `    [ "$trex_p" = "$$" ] || { trex_o="$trex_o $trex_p"; trex_out="$trex_out $trex_p"; }`,
@@ -291,6 +293,9 @@ const gpuRelease = (input: ScriptInput): Array<string> => [
   `}`,
   `trex_end_left() {`,
   `  [ -n "$trex_got" ] || return 0`,
+  `  trex_bounded=; command -v timeout >/dev/null 2>&1 && trex_bounded="timeout -s KILL 5"`,
+  // a grep without -z (busybox's may lack it) finds no marked process: said, not silent
+  `  printf 'a\\0' | grep -qz a 2>/dev/null || echo "trex: this node's grep cannot read /proc/<pid>/environ (no -z): processes of the command outside its process group are not looked for" >&2`,
   `  trex_left; [ -n "$trex_o" ] || return 0`,
   `  echo "trex: the command left processes running (pids$trex_o): ending them (SIGTERM, SIGKILL after ${LEFTOVER_GRACE_SECONDS} s) before its GPUs ($trex_got) are given back" >&2`,
   `  [ -z "$trex_out" ] || echo "trex: of them, outside the job's process group (setsid, a daemon), found by ${MARK_VAR} in their environment: pids$trex_out" >&2`,
@@ -301,7 +306,7 @@ const gpuRelease = (input: ScriptInput): Array<string> => [
   `    trex_w=$(date +%s)`,
   `    [ "$trex_w" -gt "$trex_kill" ] && kill -KILL $trex_o 2>/dev/null`,
   `    [ "$trex_w" -gt "$trex_quit" ] && break`,
-  `    sleep 0.1 2>/dev/null || sleep 1`,
+  `    sleep 0.5 2>/dev/null || sleep 1`,
   `  done`,
   `  [ -n "$trex_o" ] || return 0`,
   `  set -- $trex_o`,
