@@ -23,6 +23,7 @@ import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
 import { HandOver } from "./internal/handOver.ts"
 import * as LogTails from "./internal/logTails.ts"
+import { MAX_MODEL_TIMEOUT_SECONDS } from "./internal/modelLimits.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
 import * as Detach from "./internal/detach.ts"
 import * as StopSignal from "./internal/stopSignal.ts"
@@ -209,9 +210,6 @@ const maxRetryAfterOf = (value: Option.Option<number>): Effect.Effect<{ readonly
       source: "--max-retry-after",
       message: `--max-retry-after must be 0 or more seconds, got ${value.value}: the longest wait a model server's retry-after may ask for, e.g. --max-retry-after 3600 to wait out an hour`
     }))
-
-/** The longest `--model-timeout`: the models' `timeoutMs` at most 2^31 - 1 ms (`AnthropicModel.Options.timeoutMs`). */
-const MAX_MODEL_TIMEOUT_SECONDS = 2_147_483
 
 /** How the model retries and waits, of `run` and (for its session) `resume`: `--model-max-retries`, `--model-retry-delay`, `--model-max-retry-delay`, `--model-timeout`. */
 const modelCallFlags = (what: string) => ({

@@ -17,6 +17,7 @@ import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
 import { codeFingerprint, runFingerprint } from "./internal/codeFingerprint.ts"
 import { HandOver } from "./internal/handOver.ts"
+import { MAX_MODEL_TIMEOUT_SECONDS } from "./internal/modelLimits.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
 import * as Notify from "./Notify.ts"
 import * as RunDir from "./RunDir.ts"
@@ -106,7 +107,7 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   modelRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the first wait before a model call's retry, doubled each retry, e.g. 1"),
   modelMaxRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the longest wait before a model call's retry but a longer retry-after, e.g. 30"),
   // at most 2^31 - 1 ms, the longest wait a timer keeps (the models' timeoutMs)
-  modelTimeoutSeconds: OptionSpec.number({ above: 0, max: 2_147_483 }, "seconds one attempt of a model call may take, e.g. 600"),
+  modelTimeoutSeconds: OptionSpec.number({ above: 0, max: MAX_MODEL_TIMEOUT_SECONDS }, "seconds one attempt of a model call may take, e.g. 600"),
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
   logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written"),
