@@ -584,9 +584,10 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     exits.set(info.Id, exit)
     fresh.delete(info.Id)
     yield* Effect.sync(() => writeJson(Path.join(jobDir, Spec.RECORD.exit), exit)).pipe(Effect.ignore)
-    if (!keep) yield* call("watch", () => docker.getContainer(info.Id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
-    // its slot (and GPUs) are free: a queued job may start now, not at the queue's next poll
-    queue.wake()
+    // its slot (and GPUs) are free: a queued job may start now, not at the queue's next poll, also when the
+    // container's removal failed (the exit is read; a watch that asks again finds the exit record)
+    yield* (keep ? Effect.void : call("watch", () => docker.getContainer(info.Id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)))))
+      .pipe(Effect.ensuring(Effect.sync(() => queue.wake())))
     return exit
   })
 
