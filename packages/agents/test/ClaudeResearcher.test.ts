@@ -22,10 +22,10 @@ const strategy = (lr: number, rationale = "") =>
   Strategy.encode(Strategy.decodeSync({ data: { sources: [{ name: "sst2" }] }, training: { learningRate: lr, epochs: 1, batchSize: 8 }, rationale }))
 
 /** A tree of `n` finished nodes in a chain of `depth`, the rest as children of the root. */
-const makeTree = (n: number, depth = 3) => {
+const makeTree = (n: number, depth = 3, because = (i: number) => `node ${i} because of reasons `.repeat(3)) => {
   const tree = ExperimentTree.ExperimentTree.empty(task)
   for (let i = 1; i <= n; i++) {
-    const s = Strategy.decodeSync(strategy(i * 1e-5, `node ${i} because of reasons `.repeat(3)))
+    const s = Strategy.decodeSync(strategy(i * 1e-5, because(i)))
     const parent = i > 1 && i <= depth ? `n${i - 1}` : ExperimentNode.ROOT
     tree.apply(JournalEvent.make("NodeProposed", { node: { id: `n${i}`, parent, strategy: s, fingerprint: Fingerprint.of(s), proposedAt: i }, at: i }))
     tree.apply(JournalEvent.make("NodeFinished", { nodeId: `n${i}`, outcome: "Succeeded", result: Result.success({ accuracy: 0.5 + (i % 7) / 100 }, 0.5 + (i % 7) / 100), at: i }))
@@ -222,13 +222,23 @@ describe("ClaudeResearcher", () => {
   it("context compaction keeps a tree of 600 nodes within the token budget", () => {
     const tree = makeTree(600, 40)
     const text = ClaudeContext.describeProposal(proposalContext(tree, "n40"), 3, 4000)
-    assert.isAtMost(ClaudeContext.estimateTokens(text), 4200)
+    assert.isAtMost(Model.estimatedTokens(text), 4200)
     // The nearest ancestors stay in full, older ones condensed, the best results are present.
     assert.include(text, "- n40 (parent n39")
     assert.include(text, "- n10 (succeeded")
     assert.include(text, "more nodes omitted")
     const full = ClaudeContext.describeProposal(proposalContext(tree, "n40"), 3, 1_000_000)
-    assert.isAbove(ClaudeContext.estimateTokens(full), 10_000)
+    assert.isAbove(Model.estimatedTokens(full), 10_000)
+  })
+
+  it("context compaction counts a Chinese rationale's characters as the tokens they make, not 4 to a token", () => {
+    // 300 characters of rationale a node (what a full node shows), about a token each: at 4 characters a token the
+    // packing let in about four times the budget
+    const tree = makeTree(200, 40, (i) => `第${i}个实验：学习率较低时验证集上的准确率更高，因此沿这个方向继续搜索。`.repeat(10))
+    const text = ClaudeContext.describeProposal(proposalContext(tree, "n40"), 3, 4000)
+    assert.include(text, "学习率较低")
+    assert.include(text, "more nodes omitted")
+    assert.isAtMost(Model.estimatedTokens(text), 4200)
   })
 
   const spaced = Schema.decodeUnknownSync(Task.Task)({

@@ -1,15 +1,13 @@
 /**
  * The text Claude sees about a run: the task (with its search space), budget, insights, best results, the path from
- * the root, the parent's existing children and other nodes — packed greedily into a token
- * budget (tokens estimated as chars/4). Each node has a full form (its strategy as JSON) and
- * a condensed one-liner; older and less relevant nodes are condensed first, then dropped.
+ * the root, the parent's existing children and other nodes — packed greedily into a token budget (tokens estimated
+ * by script and kind of character, `Model.estimatedTokens`: a Chinese character about a token, code's punctuation
+ * half of one). Each node has a full form (its strategy as JSON) and a condensed one-liner; older and less relevant nodes are condensed first, then dropped.
  */
 import { Budget, ExperimentNode, type ExperimentTree, Strategy, Task } from "@trex/core"
 import type { Researcher } from "@trex/core"
+import { estimatedTokens } from "../model/Model.ts"
 import * as Space from "./spaceCheck.ts"
-
-/** Tokens of a text, estimated. */
-export const estimateTokens = (text: string): number => Math.ceil(text.length / 4)
 
 const fmt = (x: number): string => (Number.isInteger(x) ? String(x) : x.toPrecision(4))
 
@@ -61,13 +59,13 @@ const pack = (sections: ReadonlyArray<{ readonly title: string; readonly items: 
     if (section.items.length === 0) continue
     const lines: Array<string> = []
     for (const item of section.items) {
-      const cost = estimateTokens(item.full) + 1
+      const cost = estimatedTokens(item.full) + 1
       if (used + cost <= maxTokens) {
         lines.push(item.full)
         used += cost
-      } else if (item.short !== undefined && used + estimateTokens(item.short) + 1 <= maxTokens) {
+      } else if (item.short !== undefined && used + estimatedTokens(item.short) + 1 <= maxTokens) {
         lines.push(item.short)
-        used += estimateTokens(item.short) + 1
+        used += estimatedTokens(item.short) + 1
       } else {
         omitted++
       }
