@@ -5,10 +5,12 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import type { Errors } from "@trex/core"
+import { CostMeter, type Errors } from "@trex/core"
+import { Model, OpenAiModel } from "@trex/agents"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import * as Cli from "../src/Cli.ts"
+import { MAX_MODEL_TIMEOUT_SECONDS } from "../src/internal/modelLimits.ts"
 import * as FakeOpenAi from "../../agents/test/support/FakeOpenAiServer.ts"
 import { readJournal, root, trex, trexAsync } from "./support/cli.ts"
 
@@ -135,4 +137,17 @@ describe("--model-max-retries, --model-retry-delay, --model-max-retry-delay, --m
       }
       assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
     }))
+
+  it.live("--model-timeout's bound is the models' own (Model.MAX_TIMEOUT_MS): its longest makes a model that calls, one second more one that refuses", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(MAX_MODEL_TIMEOUT_SECONDS, 2_147_483)
+      // a port nobody listens on: a model that calls fails on the connection, one that refuses its timeoutMs sends nothing
+      const call = (seconds: number) =>
+        Effect.flip(OpenAiModel.make({ baseURL: "http://127.0.0.1:9/v1", model: "m", timeoutMs: seconds * 1000, retry: { maxRetries: 0 } })
+          .generate({ system: "", messages: [Model.user("hi")], maxTokens: 1 }))
+      const longest = yield* call(MAX_MODEL_TIMEOUT_SECONDS)
+      assert.isUndefined(longest.option, longest.message)
+      assert.include(longest.message, "connection error")
+      assert.strictEqual((yield* call(MAX_MODEL_TIMEOUT_SECONDS + 1)).option, "timeoutMs")
+    }).pipe(Effect.provideService(CostMeter.CostMeter, { record: () => Effect.void })))
 })
