@@ -20,6 +20,18 @@ import { readJournal, root, trex, trexAsync } from "./support/cli.ts"
 const cli = (args: ReadonlyArray<string>) =>
   Command.runWith(Cli.command, { version: "0.1.0", renderErrors: false })(args).pipe(Effect.provide(NodeServices.layer))
 
+/** `effect` with these variables set (`undefined`: removed) in this process's environment, then as they were. */
+const withEnv = <A, E, R>(env: Record<string, string | undefined>, effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const before = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]))
+      for (const [k, v] of Object.entries(env)) v === undefined ? delete process.env[k] : (process.env[k] = v)
+      return before
+    }),
+    () => effect,
+    (before) => Effect.sync(() => Object.entries(before).forEach(([k, v]) => v === undefined ? delete process.env[k] : (process.env[k] = v)))
+  )
+
 const toy = path.join(root, "packages/cli/test/fixtures/toy.task.yaml")
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-model-flags-"))
 
@@ -224,13 +236,14 @@ describe("a resumed run's recorded settings", () => {
       db.prepare("UPDATE events SET payload = ?, crc = ? WHERE seq = 1").run(edited, zlib.crc32(edited))
       db.close()
       const entries = (yield* Effect.promise(() => readJournal(runDir))).length
-      const refused = yield* Effect.promise(() => trexAsync(["resume", runDir], env))
-      assert.strictEqual(refused.status, 2, refused.stdout + refused.stderr)
-      assert.include(
-        refused.stderr,
-        `trex: ${runDir}: the run's recorded modelTimeoutSeconds is 3000000, which this trex does not take (expected a number above 0 and at most 2147483 ` +
+      // (in this process, its environment the run's while it runs: without the check, the resume runs here)
+      const refused = yield* Effect.flip(withEnv(env, cli(["resume", runDir])))
+      assert.strictEqual(refused._tag, "InvalidInput", String(refused))
+      assert.strictEqual(
+        (refused as Errors.InvalidInput).message,
+        `${runDir}: the run's recorded modelTimeoutSeconds is 3000000, which this trex does not take (expected a number above 0 and at most 2147483 ` +
           `(seconds one attempt of a model call may take, e.g. 600); a journal of an older trex, or an edited one): resume with --model-timeout <value> ` +
-          `(Trex.start: modelTimeoutSeconds) to give this session another, e.g. trex resume ${runDir} --model-timeout 600\n`
+          `(Trex.start: modelTimeoutSeconds) to give this session another, e.g. trex resume ${runDir} --model-timeout 600`
       )
       assert.strictEqual(server.requests.length, asked, "no call")
       assert.lengthOf(yield* Effect.promise(() => readJournal(runDir)), entries, "nothing journaled")
