@@ -23,6 +23,7 @@ import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
 import { HandOver } from "./internal/handOver.ts"
 import * as LogTails from "./internal/logTails.ts"
+import * as ResearcherFlags from "./internal/researcherFlags.ts"
 import { MAX_MODEL_TIMEOUT_SECONDS } from "./internal/modelLimits.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
 import * as Detach from "./internal/detach.ts"
@@ -353,6 +354,7 @@ const runCommand = Command.make(
     noReuse: Flag.Boolean("no-reuse").pipe(Flag.withDefault(false), Flag.withDescription("run every strategy, even one an earlier run in --out of the same task and trainer code has a result for")),
     maxRetryAfter: maxRetryAfterFlag(""),
     ...modelCallFlags(""),
+    ...ResearcherFlags.flags(""),
     ...notifyFlags,
     detach: detachFlag
   },
@@ -368,6 +370,7 @@ const runCommand = Command.make(
       const budget = yield* limitsOf(flags)
       const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
       const modelCall = yield* modelCallOf(flags)
+      const researcherRetry = yield* ResearcherFlags.of(flags)
       const notify = yield* notifyOf(flags)
       // the live view's setting, checked before the run directory is made
       yield* LiveView.ambiguousWidth(process.env, { tty: undefined })
@@ -389,6 +392,7 @@ const runCommand = Command.make(
         ...(Option.isSome(flags.failFast) ? { failFast: flags.failFast.value } : {}),
         ...maxRetryAfter,
         ...modelCall,
+        ...researcherRetry,
         ...(flags.noReuse ? { reuse: false } : {})
       })
       yield* execute(prepared, notify)
@@ -407,6 +411,7 @@ const resumeCommand = Command.make(
     ),
     maxRetryAfter: maxRetryAfterFlag(", for this session (default: the run's)"),
     ...modelCallFlags(", for this session (default: the run's)"),
+    ...ResearcherFlags.flags(", for this session (default: the run's)"),
     ...notifyFlags,
     detach: detachFlag
   },
@@ -420,6 +425,7 @@ const resumeCommand = Command.make(
       const budget = yield* limitsOf(flags)
       const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
       const modelCall = yield* modelCallOf(flags)
+      const researcherRetry = yield* ResearcherFlags.of(flags)
       const notify = yield* notifyOf(flags)
       yield* LiveView.ambiguousWidth(process.env, { tty: undefined })
       if (flags.detach && !Detach.isDetachedController()) {
@@ -435,7 +441,8 @@ const resumeCommand = Command.make(
           ...(budget !== undefined ? { budget } : {}),
           ...(Option.isSome(failFast) ? { failFast: failFast.value } : {}),
           ...maxRetryAfter,
-          ...modelCall
+          ...modelCall,
+          ...researcherRetry
         }),
         (prepared) => execute(prepared, notify)
       )

@@ -64,6 +64,16 @@ export const Settings = Schema.Struct({
    * attempt fails, and is retried. A resume may give another, for its session.
    */
   modelTimeoutSeconds: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0))),
+  /**
+   * Times the explorer asks a researcher that failed retryably (its model down or overloaded, an
+   * answer that did not decode) again before the run stops (`--researcher-retries`;
+   * `Explorer.Options.researcherRetries`, default 3), the first after `researcherRetryDelaySeconds`
+   * (`--researcher-retry-delay`; `researcherRetryDelay`, default 2), each wait twice the one before,
+   * none longer than 60 seconds (or than the first, when that is longer). A resume may give others,
+   * for its session.
+   */
+  researcherRetries: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  researcherRetryDelaySeconds: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
   /** `false`: run every strategy, even one an earlier run of the same task and code has a result for (`--no-reuse`). */
   reuse: Schema.optionalKey(Schema.Boolean),
   /** A fingerprint of the trainer's files (see `ResultCache.identity`): results are reused only between runs with the same. */

@@ -14,11 +14,12 @@ import * as path from "node:path"
 import { Budget, Cost, Errors, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
-import { Clock, Deferred, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
 import { codeFingerprint, runFingerprint } from "./internal/codeFingerprint.ts"
 import { HandOver } from "./internal/handOver.ts"
 import { MAX_MODEL_TIMEOUT_SECONDS } from "./internal/modelLimits.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
+import * as SessionSettings from "./internal/sessionSettings.ts"
 import * as Notify from "./Notify.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Settings from "./Settings.ts"
@@ -43,8 +44,11 @@ export interface Options extends Partial<Omit<Settings.Settings, "taskFile" | "t
   readonly out?: string
   /**
    * Continue this run directory instead of starting a new one, with the settings it started with
-   * (give no others but `maxTrials`, `budget`, and for this session `failFast`, `maxRetryAfterSeconds` and the model's
-   * `modelMaxRetries`, `modelRetryDelaySeconds`, `modelMaxRetryDelaySeconds`, `modelTimeoutSeconds`; `paused` and `logLevel`).
+   * (give no others but `maxTrials`, `budget`, and for this session `failFast`, `maxRetryAfterSeconds`, the model's
+   * `modelMaxRetries`, `modelRetryDelaySeconds`, `modelMaxRetryDelaySeconds`, `modelTimeoutSeconds` and the researcher's
+   * `researcherRetries`, `researcherRetryDelaySeconds`; `paused` and `logLevel`). A recorded one of these that this trex
+   * would not take as an option (a longer `modelTimeoutSeconds` than a model can wait, from an older trex or an edited
+   * journal) is refused, naming it, unless given here.
    */
   readonly resume?: string
   readonly seed?: number
@@ -108,6 +112,8 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   modelMaxRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the longest wait before a model call's retry but a longer retry-after, e.g. 30"),
   // at most 2^31 - 1 ms, the longest wait a timer keeps (the models' timeoutMs)
   modelTimeoutSeconds: OptionSpec.number({ above: 0, max: MAX_MODEL_TIMEOUT_SECONDS }, "seconds one attempt of a model call may take, e.g. 600"),
+  researcherRetries: OptionSpec.integer(0, "times a researcher that failed retryably is asked again before the run stops, e.g. 3"),
+  researcherRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the first wait before a failed researcher is asked again, doubled each time, e.g. 2"),
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
   logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written"),
@@ -115,10 +121,18 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
 }
 
 /** The options a resumed run takes; the others are the run's own, recorded when it started. */
-const modelKeys = ["maxRetryAfterSeconds", "modelMaxRetries", "modelRetryDelaySeconds", "modelMaxRetryDelaySeconds", "modelTimeoutSeconds"] as const
+const modelKeys = [
+  "maxRetryAfterSeconds",
+  "modelMaxRetries",
+  "modelRetryDelaySeconds",
+  "modelMaxRetryDelaySeconds",
+  "modelTimeoutSeconds",
+  "researcherRetries",
+  "researcherRetryDelaySeconds"
+] as const
 const resumeKeys: ReadonlyArray<string> = ["resume", "maxTrials", "budget", "failFast", ...modelKeys, "paused", "logLevel", "notify"]
 
-/** The model's settings among options (how it retries and waits), those given. */
+/** The model's and the researcher's settings among options (how they retry and wait), those given. */
 const modelSettings = (options: Options): Partial<Pick<Settings.Settings, typeof modelKeys[number]>> =>
   Object.fromEntries(modelKeys.flatMap((k) => (options[k] !== undefined ? [[k, options[k]]] : [])))
 
@@ -188,6 +202,9 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
       const info = yield* RunDir.load(options.resume)
       yield* RunDir.checkWritable(options.resume)
       const settings = yield* recordedSettings(options.resume, info.started)
+      // what the session takes of them (not given now) within the options' limits: a model that cannot wait it refuses every call
+      const outOfBounds = SessionSettings.recordedIssue(options.resume, settings, options, SPEC)
+      if (outOfBounds !== undefined) return yield* outOfBounds
       yield* sameTrainer(options.resume, info.started.task, settings)
       // the budget as of the last resume that set one, with the limits given now
       const current = info.tree.view.task
@@ -571,6 +588,8 @@ const runHooked = (prepared: Omit<Prepared, "journaled">, given: HandOver<Readon
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),
       // on the simulator a failure is the recorded run's, its configuration's, never the setup's (and many read alike)
       ...(settings.failFast !== undefined ? { failFast: settings.failFast } : settings.backend === "simulator" ? { failFast: 0 } : {}),
+      ...(settings.researcherRetries !== undefined ? { researcherRetries: settings.researcherRetries } : {}),
+      ...(settings.researcherRetryDelaySeconds !== undefined ? { researcherRetryDelay: Duration.seconds(settings.researcherRetryDelaySeconds) } : {}),
       ...(scheduler !== undefined ? { scheduler } : {})
     })).pipe(Effect.provide(Wiring.layers(settings, task, runDir, prepared.landscape)))
   }).pipe(

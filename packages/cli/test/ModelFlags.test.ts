@@ -3,18 +3,34 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { DatabaseSync } from "node:sqlite"
+import * as zlib from "node:zlib"
 import { assert, describe, it } from "@effect/vitest"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import type { Errors } from "@trex/core"
+import { CostMeter, type Errors } from "@trex/core"
+import { Model, OpenAiModel } from "@trex/agents"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import * as Cli from "../src/Cli.ts"
+import { MAX_MODEL_TIMEOUT_SECONDS } from "../src/internal/modelLimits.ts"
 import * as FakeOpenAi from "../../agents/test/support/FakeOpenAiServer.ts"
 import { readJournal, root, trex, trexAsync } from "./support/cli.ts"
 
 /** The CLI's command on `args`, in this process (its bad input as the error, not an exit code). */
 const cli = (args: ReadonlyArray<string>) =>
   Command.runWith(Cli.command, { version: "0.1.0", renderErrors: false })(args).pipe(Effect.provide(NodeServices.layer))
+
+/** `effect` with these variables set (`undefined`: removed) in this process's environment, then as they were. */
+const withEnv = <A, E, R>(env: Record<string, string | undefined>, effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const before = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]))
+      for (const [k, v] of Object.entries(env)) v === undefined ? delete process.env[k] : (process.env[k] = v)
+      return before
+    }),
+    () => effect,
+    (before) => Effect.sync(() => Object.entries(before).forEach(([k, v]) => v === undefined ? delete process.env[k] : (process.env[k] = v)))
+  )
 
 const toy = path.join(root, "packages/cli/test/fixtures/toy.task.yaml")
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-model-flags-"))
@@ -135,4 +151,106 @@ describe("--model-max-retries, --model-retry-delay, --model-max-retry-delay, --m
       }
       assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
     }))
+
+  it.live("--model-timeout's bound is the models' own (Model.MAX_TIMEOUT_MS): its longest makes a model that calls, one second more one that refuses", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(MAX_MODEL_TIMEOUT_SECONDS, 2_147_483)
+      // a port nobody listens on: a model that calls fails on the connection, one that refuses its timeoutMs sends nothing
+      const call = (seconds: number) =>
+        Effect.flip(OpenAiModel.make({ baseURL: "http://127.0.0.1:9/v1", model: "m", timeoutMs: seconds * 1000, retry: { maxRetries: 0 } })
+          .generate({ system: "", messages: [Model.user("hi")], maxTokens: 1 }))
+      const longest = yield* call(MAX_MODEL_TIMEOUT_SECONDS)
+      assert.isUndefined(longest.option, longest.message)
+      assert.include(longest.message, "connection error")
+      assert.strictEqual((yield* call(MAX_MODEL_TIMEOUT_SECONDS + 1)).option, "timeoutMs")
+    }).pipe(Effect.provideService(CostMeter.CostMeter, { record: () => Effect.void })))
+})
+
+describe("--researcher-retries, --researcher-retry-delay", () => {
+  it.live("set how often and after how long a researcher that failed retryably is asked again; recorded with the run (a resume keeps them), and given again by a resume for its session", () =>
+    Effect.gen(function*() {
+      // a model server that fails every call retryably (500), not retried by the model (--model-max-retries 0): the
+      // analysis fails in one request (journaled as failed, not asked again), then each ask to propose in one request
+      const server = yield* FakeOpenAi.make(() => ({ kind: "error", status: 500, body: "internal error" }))
+      const env = { OPENAI_BASE_URL: server.url, TREX_MODEL: "qwen3:8b", OPENAI_API_KEY: undefined }
+      const run = yield* Effect.promise(() =>
+        trexAsync(
+          ["run", toy, "--researcher", "claude", "--model-api", "openai-compatible", "--model-max-retries", "0", "--researcher-retries", "2", "--researcher-retry-delay", "0.01", "--out", tmp()],
+          env
+        )
+      )
+      assert.strictEqual(run.status, 1, run.stdout + run.stderr)
+      const runDir = run.stdout.match(/run directory: (.*)/)![1]!
+      // the analysis, then the ask to propose and its 2 asks again, after 0.01 s and 0.02 s (not 2 s and 4 s)
+      assert.strictEqual(server.requests.length, 1 + 3, run.stderr)
+      assert.include(run.stderr, "(1 of 3; again in 0.01 s)")
+      assert.include(run.stderr, "(2 of 3; again in 0.02 s)")
+      assert.notInclude(run.stderr, "3 of 3;")
+      // recorded with the run
+      const { options } = (yield* Effect.promise(() => readJournal(runDir)))[0]!.event as { readonly options: Record<string, unknown> }
+      assert.deepInclude(options, { researcherRetries: 2, researcherRetryDelaySeconds: 0.01 })
+      // a resume keeps the run's wait and gives its session 1 ask again: it asks its analysis again (the run stopped on
+      // its researcher), then to propose twice
+      const resumed = yield* Effect.promise(() => trexAsync(["resume", runDir, "--researcher-retries", "1"], env))
+      assert.strictEqual(resumed.status, 1, resumed.stdout + resumed.stderr)
+      assert.strictEqual(server.requests.length, 4 + 1 + 2, resumed.stderr)
+      assert.include(resumed.stderr, "(1 of 2; again in 0.01 s)")
+    }), { timeout: 120_000 })
+
+  it.effect("a value they do not take is bad input naming the flag and what it takes, for run and resume", () =>
+    Effect.gen(function*() {
+      const out = tmp()
+      for (
+        const [flag, value, message] of [
+          ["--researcher-retries", "-1", "--researcher-retries must be 0 or more, got -1: the times a researcher that failed retryably is asked again before the run stops, e.g. --researcher-retries 5 (0: none)"],
+          ["--researcher-retry-delay", "-0.5", "--researcher-retry-delay must be 0 or more seconds, got -0.5: the first wait before a failed researcher is asked again, e.g. --researcher-retry-delay 10"]
+        ] as const
+      ) {
+        for (const args of [["run", toy, flag, value, "--out", out], ["resume", path.join(out, "no-such-run"), flag, value]]) {
+          const error = yield* Effect.flip(cli(args))
+          assert.strictEqual(error._tag, "InvalidInput", `${args.join(" ")}: ${String(error)}`)
+          assert.strictEqual((error as Errors.InvalidInput).message, message, args.join(" "))
+          assert.strictEqual((error as Errors.InvalidInput).source, flag)
+        }
+      }
+      assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
+    }))
+})
+
+describe("a resumed run's recorded settings", () => {
+  it.live("one a model cannot take (a --model-timeout longer than a timer waits, in an older or edited journal) is refused before anything runs, naming it and the flag that overrides it", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeOpenAi.make(() => ({ kind: "error", status: 401, body: "invalid key" }))
+      const env = { OPENAI_BASE_URL: server.url, TREX_MODEL: "qwen3:8b", OPENAI_API_KEY: undefined }
+      // a run whose model is refused its key: it stops at its first call
+      const run = yield* Effect.promise(() => trexAsync(["run", toy, "--researcher", "claude", "--model-api", "openai-compatible", "--out", tmp()], env))
+      assert.strictEqual(run.status, 1, run.stdout + run.stderr)
+      const runDir = run.stdout.match(/run directory: (.*)/)![1]!
+      const asked = server.requests.length
+      // its journal's recorded settings given a timeout of 3,000,000 s (34.7 days), its checksum made anew: a sound entry
+      const db = new DatabaseSync(path.join(runDir, "journal.sqlite"))
+      const { payload } = db.prepare("SELECT payload FROM events WHERE seq = 1").get() as { payload: string }
+      const started = JSON.parse(payload)
+      started.options.modelTimeoutSeconds = 3_000_000
+      const edited = JSON.stringify(started)
+      db.prepare("UPDATE events SET payload = ?, crc = ? WHERE seq = 1").run(edited, zlib.crc32(edited))
+      db.close()
+      const entries = (yield* Effect.promise(() => readJournal(runDir))).length
+      // (in this process, its environment the run's while it runs: without the check, the resume runs here)
+      const refused = yield* Effect.flip(withEnv(env, cli(["resume", runDir])))
+      assert.strictEqual(refused._tag, "InvalidInput", String(refused))
+      assert.strictEqual(
+        (refused as Errors.InvalidInput).message,
+        `${runDir}: the run's recorded modelTimeoutSeconds is 3000000, which this trex does not take (expected a number above 0 and at most 2147483 ` +
+          `(seconds one attempt of a model call may take, e.g. 600); a journal of an older trex, or an edited one): resume with --model-timeout <value> ` +
+          `(Trex.start: modelTimeoutSeconds) to give this session another, e.g. trex resume ${runDir} --model-timeout 600`
+      )
+      assert.strictEqual(server.requests.length, asked, "no call")
+      assert.lengthOf(yield* Effect.promise(() => readJournal(runDir)), entries, "nothing journaled")
+      // given for the session: the resume runs, and its model calls (refused its key again)
+      const given = yield* Effect.promise(() => trexAsync(["resume", runDir, "--model-timeout", "60"], env))
+      assert.strictEqual(given.status, 1, given.stdout + given.stderr)
+      assert.isAbove(server.requests.length, asked, given.stderr)
+      assert.include(given.stderr, "401")
+    }), { timeout: 120_000 })
 })

@@ -92,11 +92,23 @@ export interface Options {
   /**
    * Times a researcher that fails to propose with a retryable `ResearcherError` (a model that is
    * down or overloaded, an answer that did not decode) is asked again before the run stops, after
-   * 2, 4, 8... seconds (default 3). An error that is not retryable (a refused key, a bug in the
-   * researcher) stops the run at once. A stop for this reason journals no exhaustion: a resumed
-   * run asks again.
+   * the waits of `researcherRetryDelay` (default 3; `trex run --researcher-retries`). An error that
+   * is not retryable (a refused key, a bug in the researcher) stops the run at once. A stop for
+   * this reason journals no exhaustion: a resumed run asks again.
    */
   readonly researcherRetries?: number
+  /**
+   * The wait before a researcher that failed retryably is asked again the first time (default 2
+   * seconds; a number is milliseconds), doubled each time after, none longer than 60 seconds (or
+   * than the first wait, when that is longer): 2, 4, 8 s by default. `trex run --researcher-retry-delay`.
+   *
+   * @example
+   * ```ts
+   * // a flaky local model: ask again five times, after 0.5, 1, 2, 4 and 8 seconds
+   * const options = { runId: "r1", runDir: "trex-runs/r1", researcherRetries: 5, researcherRetryDelay: "500 millis" }
+   * ```
+   */
+  readonly researcherRetryDelay?: Duration.Input
   /** Recorded in `RunStarted` (the CLI flags, say). */
   readonly recorded?: Record<string, Schema.Json>
   /**
@@ -215,6 +227,9 @@ const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded (twice as many in a row after some did), before the run stops; 0 turns it off"),
   proposalAttempts: OptionSpec.integer(1, "tries per node before it counts as exhausted"),
   researcherRetries: OptionSpec.integer(0, "asks again of a researcher that failed"),
+  researcherRetryDelay: OptionSpec.refine(OptionSpec.unchecked, (v) =>
+    retryDelayOf(v) !== undefined ? undefined
+      : `expected a duration of 0 or more (the first wait before a failed researcher is asked again), e.g. "2 seconds" or 500 (milliseconds), got ${OptionSpec.show(v)}`),
   recorded: OptionSpec.unchecked,
   journaled: OptionSpec.refine(OptionSpec.unchecked, (v) => (Array.isArray(v) ? undefined : `a list of journal entries, got ${OptionSpec.show(v)}`))
 }
@@ -275,6 +290,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
   const distillEvery = options.distillEvery ?? 5
   const attempts = options.proposalAttempts ?? 3
   const researcherRetries = options.researcherRetries ?? 3
+  const researcherRetryDelay = retryDelayOf(options.researcherRetryDelay ?? "2 seconds")!
   const scheduler = options.scheduler ?? Option.getOrUndefined(yield* Effect.serviceOption(Scheduler.Scheduler)) ?? Scheduler.none
   const cache = options.cache ?? ResultCache.empty
 
@@ -899,10 +915,10 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
           // a failure that asking again cannot mend (a refused key, a bug, an answer cut off at its
           // token limit) stops the run at once; one that may pass is asked again after a backoff
           if (!e.retryable || failures >= researcherRetries || control?.stopRequested !== undefined) return Effect.succeed(e)
-          const delay = Math.min(60, 2 ** (failures + 1))
+          const delay = Math.min(Math.max(60_000, researcherRetryDelay), researcherRetryDelay * 2 ** failures)
           return Effect.logWarning(
-            `researcher could not propose under ${parentId} (${failures + 1} of ${researcherRetries + 1}; again in ${delay} s): ${e.message}`
-          ).pipe(Effect.andThen(Effect.sleep(`${delay} seconds`)), Effect.andThen(ask(failures + 1)))
+            `researcher could not propose under ${parentId} (${failures + 1} of ${researcherRetries + 1}; again in ${Number((delay / 1000).toPrecision(3))} s): ${e.message}`
+          ).pipe(Effect.andThen(Effect.sleep(Duration.millis(delay))), Effect.andThen(ask(failures + 1)))
         })
       )
     return Effect.flatMap(ask(0), (proposals) => {
@@ -1376,6 +1392,19 @@ const strategyIssues = (strategy: unknown): string | undefined => {
 /** How the rationale of a strategy run again after a setup error begins, and where its own rationale follows. */
 const AGAIN = "Again: "
 const MENDED = "once the setup was mended. "
+
+/** `researcherRetryDelay` in milliseconds, or `undefined` when it is no duration of 0 or more (a negative, NaN or infinite one). */
+const retryDelayOf = (v: unknown): number | undefined => {
+  // (Effect reads a NaN as zero)
+  if (v === undefined || v === null || (typeof v === "number" && Number.isNaN(v))) return undefined
+  try {
+    const d = Duration.fromInput(v as Duration.Input)
+    const ms = Option.isSome(d) && Duration.isFinite(d.value) ? Duration.toMillis(d.value) : Number.NaN
+    return ms >= 0 ? ms : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** The wait before attempt `tries + 1` of a trial that failed retryably: 2, 4, 8... seconds, at most 30. */
 const retryDelay = (tries: number): Duration.Duration => Duration.seconds(Math.min(30, 2 ** (tries + 1)))

@@ -1177,7 +1177,7 @@ describe("Explorer, given what it cannot do", () => {
   it.live("invalid options fail at once with a typed error naming each field, and nothing is journaled", () =>
     Effect.gen(function*() {
       const journal = Journal.makeMemory()
-      const bad = { concurrency: Number.NaN, seed: "abc", runId: "", concurency: 2, retries: -1, onEvent: 5, budget: { maxTrails: 3 } } as unknown as Partial<Explorer.Options>
+      const bad = { concurrency: Number.NaN, seed: "abc", runId: "", concurency: 2, retries: -1, onEvent: 5, budget: { maxTrails: 3 }, researcherRetryDelay: -1 } as unknown as Partial<Explorer.Options>
       const error = yield* Effect.flip(runParts({ journal, options: bad }))
       assert.strictEqual(error._tag, "InvalidInput")
       const lines = error.message.split("\n").map((l) => l.trim())
@@ -1189,6 +1189,7 @@ describe("Explorer, given what it cannot do", () => {
         "concurrency: expected an integer of at least 1 (trials in flight at once), got NaN",
         "retries: expected an integer of at least 0 (retries of a trial that failed for infrastructure reasons), got -1",
         "onEvent: expected a function, got 5",
+        `researcherRetryDelay: expected a duration of 0 or more (the first wait before a failed researcher is asked again), e.g. "2 seconds" or 500 (milliseconds), got -1`,
         // dropped in silence, the typo left a resumed run without a trial limit
         `budget: maxTrails: Expected no excess property; did you mean "maxTrials"?`
       ])
@@ -1315,7 +1316,7 @@ describe("Explorer, given what it cannot do", () => {
     }))
 
   // (on the test clock: the backoffs, 2 s then 4 s, took 8 s of the suite)
-  it.effect("a researcher that fails with a retryable error is asked again after a backoff; one that keeps failing, or fails for good, stops the run, nothing marked exhausted", () =>
+  it.effect("a researcher that fails with a retryable error is asked again after a backoff (researcherRetryDelay); one that keeps failing, or fails for good, stops the run, nothing marked exhausted", () =>
     Effect.gen(function*() {
       let failures = 2
       const askedAt: Array<number> = []
@@ -1331,6 +1332,11 @@ describe("Explorer, given what it cannot do", () => {
       assert.strictEqual(recovered.reason, "budget: maxTrials")
       assert.strictEqual(recovered.tree.size, 3)
       assert.deepStrictEqual(askedAt.slice(0, 3).map((at) => at - askedAt[0]!), [0, 2000, 6000], "asked again after 2 s, then after 4 s more")
+      // researcherRetryDelay: the first wait, doubled each time
+      failures = 2
+      askedAt.length = 0
+      yield* onTestClock(runParts({ researcher: flaky, maxTrials: 3, options: { researcherRetryDelay: "500 millis" } }))
+      assert.deepStrictEqual(askedAt.slice(0, 3).map((at) => at - askedAt[0]!), [0, 500, 1500], "asked again after 0.5 s, then after 1 s more")
 
       // an outage that outlasts the retries: asked researcherRetries + 1 times, then the run stops
       let outageAsks = 0

@@ -223,11 +223,8 @@ export const chargeStopped = (
  */
 export const END_GRACE_MS = 2_000
 
-/**
- * The longest wait Node's timers keep (`setTimeout`, `AbortSignal.timeout`, the SDK's timeout), in
- * milliseconds: 2^31 - 1, about 24.8 days. A longer one fires at once (after 1 ms, with a warning).
- */
-export const MAX_TIMER_MS = 2 ** 31 - 1
+// the longest wait Node's timers keep (2^31 - 1 ms): `Model.MAX_TIMEOUT_MS`, public, so that callers check against the same
+const MAX_TIMER_MS = Model.MAX_TIMEOUT_MS
 
 /** The time options both adapters take. */
 export interface Timings {

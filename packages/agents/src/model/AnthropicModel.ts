@@ -32,7 +32,7 @@ export interface Options {
    * `stream` the headers and then each event. Past it the attempt fails, retryable. A stream whose
    * `message_delta` has said its stop reason (the answer whole) waits `endGraceMs` at most for its
    * `message_stop`, then gives the answer. Above 0 and at most 2^31 - 1 (about 24.8 days, the longest
-   * wait Node's timers keep): see {@link make} for a value that is not.
+   * wait Node's timers keep, `Model.MAX_TIMEOUT_MS`): see {@link make} for a value that is not.
    */
   readonly timeoutMs?: number
   /**

@@ -50,6 +50,23 @@ export class ModelError extends Schema.TaggedError<ModelError>()("ModelError", {
   }))
 }) {}
 
+/**
+ * The longest `timeoutMs` and `endGraceMs` the model adapters ({@link AnthropicModel}, {@link OpenAiModel})
+ * take, in milliseconds: 2^31 - 1, about 24.8 days, the longest wait Node's timers keep (`setTimeout`,
+ * `AbortSignal.timeout`, the SDK's timeout; a longer one fires at once, after 1 ms). A model made with a
+ * longer one refuses every call (a {@link ModelError} with its `option`). Check a user's setting against it
+ * before a model is made, as `trex run --model-timeout` does (at most 2147483 seconds).
+ *
+ * @example
+ * ```ts
+ * import { Model } from "@trex/agents"
+ * const seconds = 3600
+ * const usable = seconds * 1000 <= Model.MAX_TIMEOUT_MS // true
+ * ```
+ * @since 0.1.0 @category constants
+ */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
 /** One block of a message. `server` blocks (web search calls and results) pass back verbatim. @since 0.1.0 @category models */
 export type ContentBlock =
   | { readonly type: "text"; readonly text: string }

@@ -25,7 +25,7 @@ export interface Options {
    * Per-attempt timeout in milliseconds (default 10 minutes). A stream whose choice has its
    * `finish_reason` (the answer whole) waits `endGraceMs` at most for its usage chunk and `data: [DONE]`,
    * then gives the answer (its usage estimated if none came). Above 0 and at most 2^31 - 1 (about 24.8
-   * days, the longest wait Node's timers keep): see {@link make} for a value that is not.
+   * days, the longest wait Node's timers keep, `Model.MAX_TIMEOUT_MS`): see {@link make} for a value that is not.
    */
   readonly timeoutMs?: number
   /**

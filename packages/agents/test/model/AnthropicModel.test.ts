@@ -668,9 +668,11 @@ describe("AnthropicModel", () => {
       const make = (timings: { timeoutMs?: number; endGraceMs?: number }) =>
         AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, model: "claude-sonnet-5-5", retry: { maxRetries: 0 }, ...timings })
       yield* refusedEveryCall(make, () => server.requests.length + server.described.length + server.counted.length)
-      // the longest timeout a timer keeps, and no grace: a whole answer is taken as soon as it is whole
+      // the longest timeout a timer keeps (the bound the CLI's --model-timeout reads), and no grace: a whole answer is
+      // taken as soon as it is whole
+      assert.strictEqual(Model.MAX_TIMEOUT_MS, 2 ** 31 - 1)
       const { meter } = recordingMeter()
-      const done = (yield* Stream.runCollect(make({ timeoutMs: 2 ** 31 - 1, endGraceMs: 0 }).stream(request)).pipe(
+      const done = (yield* Stream.runCollect(make({ timeoutMs: Model.MAX_TIMEOUT_MS, endGraceMs: 0 }).stream(request)).pipe(
         Effect.provideService(CostMeter.CostMeter, meter)
       )).at(-1) as Extract<Model.StreamEvent, { _tag: "Done" }>
       assert.strictEqual(Model.text(done.response), "ok")

@@ -11,11 +11,11 @@ export const BAD: ReadonlyArray<readonly ["timeoutMs" | "endGraceMs", number]> =
   ["timeoutMs", 0],
   ["timeoutMs", Number.NaN],
   ["timeoutMs", Number.POSITIVE_INFINITY],
-  ["timeoutMs", 2 ** 31],
+  ["timeoutMs", Model.MAX_TIMEOUT_MS + 1],
   ["endGraceMs", -5],
   ["endGraceMs", Number.NaN],
   ["endGraceMs", Number.POSITIVE_INFINITY],
-  ["endGraceMs", 2 ** 31]
+  ["endGraceMs", Model.MAX_TIMEOUT_MS + 1]
 ]
 
 const request: Model.Request = { system: "Be brief.", messages: [Model.user("Hi")], maxTokens: 16, reason: "test" }

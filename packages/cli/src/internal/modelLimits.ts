@@ -1,7 +1,9 @@
+import { Model } from "@trex/agents"
+
 /**
- * The longest `--model-timeout` (`modelTimeoutSeconds`), in seconds: the models' `timeoutMs` is a timer's wait, and
- * Node's timers keep at most 2^31 - 1 ms (a longer one fires at once; `AnthropicModel.Options.timeoutMs`).
+ * The longest `--model-timeout` (`modelTimeoutSeconds`), in whole seconds: the models' `timeoutMs` is a timer's wait,
+ * and they take at most `Model.MAX_TIMEOUT_MS` (2^31 - 1 ms, the longest wait Node's timers keep): 2147483 seconds.
  *
  * @internal
  */
-export const MAX_MODEL_TIMEOUT_SECONDS = 2_147_483
+export const MAX_MODEL_TIMEOUT_SECONDS = Math.floor(Model.MAX_TIMEOUT_MS / 1000)

@@ -1,0 +1,44 @@
+/**
+ * `--researcher-retries` and `--researcher-retry-delay`, of `trex run` and (for its session) `trex resume`: how the
+ * explorer asks again a researcher that failed retryably (`Explorer.Options.researcherRetries`, `researcherRetryDelay`).
+ */
+import { Errors } from "@trex/core"
+import { Effect, Option } from "effect"
+import { Flag } from "effect/cli"
+
+/** The flags, `what` closing their descriptions (", for this session (default: the run's)"). */
+export const flags = (what: string) => ({
+  researcherRetries: Flag.Int("researcher-retries").pipe(
+    Flag.optional,
+    Flag.withDescription(
+      `times a researcher that failed retryably (its model down or overloaded, an answer that did not decode) is asked again before the run stops${what} (default 3; 0: none)`
+    )
+  ),
+  researcherRetryDelay: Flag.Finite("researcher-retry-delay").pipe(
+    Flag.optional,
+    Flag.withDescription(`seconds: the first wait before a failed researcher is asked again, doubled each time, at most 60 (or the first)${what} (default 2)`)
+  )
+})
+
+/** The flags, checked (each named, with what it takes), as `Trex.Options`: those given. */
+export const of = (given: { readonly researcherRetries: Option.Option<number>; readonly researcherRetryDelay: Option.Option<number> }) =>
+  Effect.gen(function*() {
+    const retries = Option.getOrUndefined(given.researcherRetries)
+    if (retries !== undefined && retries < 0) {
+      return yield* new Errors.InvalidInput({
+        source: "--researcher-retries",
+        message: `--researcher-retries must be 0 or more, got ${retries}: the times a researcher that failed retryably is asked again before the run stops, e.g. --researcher-retries 5 (0: none)`
+      })
+    }
+    const delay = Option.getOrUndefined(given.researcherRetryDelay)
+    if (delay !== undefined && !(delay >= 0)) {
+      return yield* new Errors.InvalidInput({
+        source: "--researcher-retry-delay",
+        message: `--researcher-retry-delay must be 0 or more seconds, got ${delay}: the first wait before a failed researcher is asked again, e.g. --researcher-retry-delay 10`
+      })
+    }
+    return {
+      ...(retries !== undefined ? { researcherRetries: retries } : {}),
+      ...(delay !== undefined ? { researcherRetryDelaySeconds: delay } : {})
+    }
+  })
