@@ -28,6 +28,7 @@ import { MAX_MODEL_TIMEOUT_SECONDS } from "./internal/modelLimits.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
 import * as Detach from "./internal/detach.ts"
 import * as StopSignal from "./internal/stopSignal.ts"
+import { hostName } from "./internal/lockHolder.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 import * as Trex from "./Trex.ts"
 
@@ -520,7 +521,7 @@ const followRun = (runDir: string, json: boolean) =>
         onStart: (info) => {
           if (json) return info.entries.forEach(line)
           if (info.writer === undefined) return
-          const host = info.writer.host !== undefined && info.writer.host !== os.hostname() ? ` on host ${info.writer.host}` : ""
+          const host = info.writer.host !== undefined && info.writer.host !== os.hostname() ? ` on host ${hostName(info.writer.host)}` : ""
           process.stdout.write(
             `following run ${info.started.runId} (controller: process ${info.writer.pid ?? "unknown"}${host}); ` +
               `Ctrl-C stops following, not the run (\`trex stop ${runDir}\` stops the run)\n`

@@ -28,6 +28,7 @@ import * as os from "node:os"
 import { Errors, ExperimentNode, type ExperimentTree, Journal, OptionSpec, type JournalEvent } from "@trex/core"
 import { Explorer } from "@trex/mcts"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
+import { processOf } from "./internal/lockHolder.ts"
 import * as Outbox from "./internal/outbox.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 import * as RunDir from "./RunDir.ts"
@@ -678,7 +679,7 @@ const exclusive = (runDir: string): Effect.Effect<void, Errors.InvalidInput, Sco
               ? `cannot take the run's lock (${file}.lock): ${e.message}`
               : holder?.by !== undefined
               ? `the run in ${runDir} is ${RunDir.heldBy(holder, "run trex notify again")}`
-              : `the run in ${runDir} is in use by ${holder?.pid !== undefined ? `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}` : "another process"}, ` +
+              : `the run in ${runDir} is in use by ${processOf(holder)}, ` +
                 `its controller, which posts and expires the run's webhook messages itself: trex notify would post or drop them beside it. ` +
                 `Wait for it to end, or stop it (trex stop ${runDir} --wait), then run trex notify again`
           })

@@ -9,6 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Errors, ExperimentTree, Journal, type JournalEvent } from "@trex/core"
 import { Duration, Effect, type Scope } from "effect"
+import { hostName, processOf } from "./internal/lockHolder.ts"
 
 /** @since 0.1.0 @category paths */
 export const journalFile = (runDir: string): string => path.join(runDir, "journal.sqlite")
@@ -602,13 +603,14 @@ export const stopController = (
     if (pid === undefined) {
       return yield* new Errors.InvalidInput({
         source: runDir,
-        message: `a process holds the run's lock (${file}.lock) but its pid file is gone: find it with \`fuser ${file}.lock\` and stop it with \`kill -TERM <pid>\``
+        message: `a process holds the run's lock (${file}.lock), but ${holder.unknown ?? "its record names none"}: ` +
+          `try again in a moment, or find it with \`fuser ${file}.lock\` and stop it with \`kill -TERM <pid>\``
       })
     }
     if (host !== undefined && host !== os.hostname()) {
       return yield* new Errors.InvalidInput({
         source: runDir,
-        message: `the run's controller is process ${pid} on host ${host}, not this one (${os.hostname()}): run \`trex stop ${runDir}\` on ${host}`
+        message: `the run's controller is process ${pid} on host ${hostName(host)}, not this one (${hostName(os.hostname())}): run \`trex stop ${runDir}\` on ${hostName(host)}`
       })
     }
     if (pid === process.pid) {
@@ -648,9 +650,6 @@ export const stopController = (
 /** What `trex notify` records as what holds a run's lock while it posts or drops the run's expired messages (see `Journal.Holder`). @since 0.1.0 @category constants */
 export const NOTIFY_HOLDER = "trex notify"
 
-/** `process 12`, `process 12 on host h` (when not this machine), `another process` (its pid file gone): a lock's holder. */
-const processOf = (holder: Journal.Holder | undefined): string =>
-  holder?.pid !== undefined ? `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}` : "another process"
 
 /**
  * What holds a run that no controller runs, and what to do, in a sentence: `holder` is not a controller
@@ -659,7 +658,7 @@ const processOf = (holder: Journal.Holder | undefined): string =>
  * @since 0.1.0 @category reading
  */
 export const heldBy = (holder: Journal.Holder, then: string): string =>
-  `held by a \`${holder.by ?? NOTIFY_HOLDER}\` session (${processOf(holder)}${holder.host !== undefined && holder.host === os.hostname() ? ` on this host, ${holder.host}` : ""})` +
+  `held by a \`${holder.by ?? NOTIFY_HOLDER}\` session (${processOf(holder)}${holder.host !== undefined && holder.host === os.hostname() ? ` on this host, ${hostName(holder.host)}` : ""})` +
   `${holder.by === NOTIFY_HOLDER ? ", which posts or drops the run's expired webhook messages" : ""}: it lets go of the run once done, within seconds ` +
   `(up to 33 s for each message a webhook does not answer). Wait for it to finish, then ${then}`
 
@@ -671,7 +670,7 @@ const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
     message: holder?.by !== undefined
       ? `the run's lock (${journalFile(runDir)}.lock) is ${heldBy(holder, "try again")}`
       : `run is in use by ${processOf(holder)} (lock ${journalFile(runDir)}.lock); ` +
-        (elsewhere ? `stop that controller on ${holder.host} first (trex stop ${runDir} --wait, run there), or wait for it to end` : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
+        (elsewhere ? `stop that controller on ${hostName(holder.host)} first (trex stop ${runDir} --wait, run there), or wait for it to end` : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })
 }
 

@@ -8,6 +8,7 @@ import * as os from "node:os"
 import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, type Result, Strategy } from "@trex/core"
 import * as RunDir from "./RunDir.ts"
 import type { RunInfo } from "./RunDir.ts"
+import { hostName } from "./internal/lockHolder.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /** A JSON-ready summary of a run. @since 0.1.0 @category models */
@@ -20,12 +21,16 @@ export interface StatusJson {
    * finishing (stopped, killed or crashed: `trex resume` continues it), "finished" when it finished.
    */
   readonly state: "running" | "stopped" | "finished"
+  /**
+   * The controller's pid, as the run's lock record names it; absent while "running" when the record names
+   * none (gone, unreadable, or a killed holder's, read in the instant before the lock's new holder writes its own).
+   */
   readonly writerPid?: number
-  /** The machine the controller runs on (a run directory on a shared filesystem), when it recorded it. */
+  /** The machine the controller runs on (a run directory on a shared filesystem), as it names itself (any string, an empty one too), when it recorded it. */
   readonly writerHost?: string
   /**
    * A process that holds the run's lock for a moment and is not its controller (a `trex notify`, posting or
-   * dropping the run's expired webhook messages): what it is (`by`), its pid and host. No controller runs
+   * dropping the run's expired webhook messages): what it is (`by`), its pid and host (as `writerHost`). No controller runs
    * the run meanwhile (`state` is not "running"), and none starts until it lets go.
    */
   readonly heldBy?: { readonly by: string; readonly pid?: number; readonly host?: string }
@@ -319,7 +324,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
         ? `finished (${Untrusted.line(s.finishedReason ?? "", 300)})${s.finishedReason === "stopped by request" ? ` — ${goOn}` : ""}`
         : s.state === "running"
         ? `running (controller: process ${s.writerPid ?? "unknown"}${
-          s.writerHost !== undefined && s.writerHost !== os.hostname() ? ` on host ${Untrusted.line(s.writerHost, 80)}` : ""
+          s.writerHost !== undefined && s.writerHost !== os.hostname() ? ` on host ${hostName(s.writerHost)}` : ""
         }; \`trex status ${runDir} --follow\` follows it, \`trex stop ${runDir}\` stops it)`
         : `stopped before it finished — ${goOn}`
     }`,

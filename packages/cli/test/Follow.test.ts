@@ -177,7 +177,7 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     await until("two trials running", () => lines(log).length >= 2)
     const running = lines(log)
     const runDir = path.join(out, fs.readdirSync(out).find((f) => /^\d{8}-/.test(f))!)
-    const controller = Number(fs.readFileSync(`${RunDir.journalFile(runDir)}.lock.pid`, "utf8").split(" ")[0])
+    const controller = (await Effect.runPromise(Journal.writer(RunDir.journalFile(runDir))))!.pid!
     terminal.kill("SIGKILL")
     // the controller has had the hangup (it drains: it starts no trial) before the running ones may end
     await until("the terminal to close", () => terminal.signalCode !== null || terminal.exitCode !== null)

@@ -241,7 +241,8 @@ describe("trex list of a run that ended on a job's words", () => {
     const row = text.split("\n").find((l) => l.startsWith("20261205-093000-r"))!
     assert.include(row, "finished: every trial failed the same way (n1, n2, n3): Crash: exited with code 3 ([2J]0;…")
     assert.isBelow(row.length, 240, row)
-    assert.include(text, "running (process 7 on gpu1[8m)")
+    // (a host name that is not one plain word is quoted, its controls escaped)
+    assert.include(text, 'running (process 7 on "gpu1\\u001b[8m")')
   })
 })
 

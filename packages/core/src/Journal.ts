@@ -87,21 +87,37 @@ export const readIntact = (
   Effect.scoped(Effect.flatMap(makeSqliteJournal(file, { readonly: true }), (journal) => journal.intact(options.limit, options.tags, options.from)))
 
 /**
- * The process that holds a journal's writer lock, as {@link writer} reads it: `pid` (absent when its pid
- * file is gone), `host`, the machine it runs on (absent for a controller of a version that did not
- * record it), and `by`, what holds it when that is not the run's controller: a command that holds the run
- * for a moment, as {@link lockWriter} was told (`"trex notify"`); absent for a controller.
+ * The process that holds a journal's writer lock, as {@link writer} reads it from the lock's record: `pid`,
+ * `host`, the machine it runs on (any string, as the machine names itself; absent for a controller of a
+ * version that did not record it), and `by`, what holds it when that is not the run's controller: a command
+ * that holds the run for a moment, as {@link lockWriter} was told (`"trex notify"`); absent for a controller.
+ * When the record names no holder, `pid`, `host` and `by` are absent and `unknown` says why: the record is
+ * gone, cannot be read, or names a process that has exited (a killed holder's, read before the lock's new
+ * holder had written its own).
  * @since 0.1.0 @category models
  */
 export type Holder = LockHolder
 
+/** How often, and how long between, {@link writer} looks again at a held lock whose record names no holder (its new holder writes it in an instant). */
+const RECORD_LOOKS = 5
+const RECORD_WAIT = "50 millis"
+
 /**
  * Whether a controller (or a command holding the run, see {@link Holder}'s `by`) is writing the SQLite
  * journal at `file` now: the {@link Holder} of its writer lock, or `undefined` when none holds it (the
- * run finished, was stopped or was killed). Read-only, and does not wait.
+ * run finished, was stopped or was killed). Read-only; waits only when the lock is held and its record
+ * names no holder (up to 0.2 s, for the holder that has just taken it to write its own).
  * @since 0.1.0 @category utilities
  */
-export const writer = (file: string): Effect.Effect<Holder | undefined> => Effect.sync(() => lockHolder(file))
+export const writer = (file: string): Effect.Effect<Holder | undefined> =>
+  Effect.gen(function*() {
+    let holder = lockHolder(file)
+    for (let look = 1; look < RECORD_LOOKS && holder?.unknown !== undefined; look++) {
+      yield* Effect.sleep(RECORD_WAIT)
+      holder = lockHolder(file)
+    }
+    return holder
+  })
 
 /**
  * Take the writer lock of the SQLite journal at `file` for the scope's lifetime, as a controller does
@@ -111,7 +127,9 @@ export const writer = (file: string): Effect.Effect<Holder | undefined> => Effec
  * holds it. The journal at `file` this process opens for writing meanwhile uses the lock (a session takes it
  * before its notifier starts, so that no other controller can start beside it, and opens its journal later);
  * a second `lockWriter` of it in this process is refused. `options.by`: what holds it, when that is not a
- * controller (`"trex notify"`), recorded with its pid and host, so that {@link writer} and a refusal name it.
+ * controller (`"trex notify"`), recorded with its pid and host, so that {@link writer} and a refusal name it
+ * (the record, `<file>.lock.pid`, is one line of JSON: `pid`, `host`, `by` (`"controller"` for a controller),
+ * `since`, and the process's start time and boot id, which tell a killed holder's record from its successor's).
  * @since 0.1.0 @category utilities
  */
 export const lockWriter = (file: string, options: { readonly by?: string } = {}): Effect.Effect<void, JournalError, Scope.Scope> =>

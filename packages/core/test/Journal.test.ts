@@ -47,6 +47,9 @@ const assertPrefix = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
   return entries.length
 }
 
+/** The writer lock's record of the journal at `file` (one line of JSON). */
+const recordOf = (file: string): Record<string, unknown> => JSON.parse(fs.readFileSync(`${file}.lock.pid`, "utf8"))
+
 /** A journal path in a fresh, existing directory. */
 const sqliteFile = () => {
   const dir = path.join(tempDir(), "run")
@@ -360,9 +363,13 @@ describe("Journal (SQLite)", () => {
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid!, host: os.hostname() })
         // asking does not get in a writer's way: the holder keeps the lock, and asking again says so
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid!, host: os.hostname() })
-        // a pid file of an older version names the pid alone
+        // a pid file of an older version names the pid alone, or the pid, the host and what holds it when no controller
         fs.writeFileSync(`${file}.lock.pid`, `${holder.proc.pid}\n`)
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid! })
+        fs.writeFileSync(`${file}.lock.pid`, `${holder.proc.pid} ${os.hostname()}\n`)
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid!, host: os.hostname() })
+        fs.writeFileSync(`${file}.lock.pid`, `${holder.proc.pid} ${os.hostname()} trex notify\n`)
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: holder.proc.pid!, host: os.hostname(), by: "trex notify" })
       } finally {
         holder.proc.kill("SIGKILL")
         await holder.exited
@@ -372,11 +379,69 @@ describe("Journal (SQLite)", () => {
       assert.isUndefined(await Effect.runPromise(writer(file)))
     })
 
+    it("the lock's record keeps any host name, an empty one or one with spaces, apart from what holds the lock", async () => {
+      const spaced = sqliteFile()
+      const empty = sqliteFile()
+      // a controller on a machine named "a b"; a trex notify on one whose name is empty (each in its own UTS namespace)
+      const controller = startChild(["lock", spaced], { hostname: "a b" })
+      const notify = startChild(["lock", empty, "trex notify"], { hostname: "" })
+      try {
+        await Promise.all([controller.waitFor((l) => l === "ready"), notify.waitFor((l) => l === "ready")])
+        assert.deepStrictEqual(await Effect.runPromise(writer(spaced)), { pid: controller.proc.pid!, host: "a b" })
+        assert.deepInclude(recordOf(spaced), { pid: controller.proc.pid!, host: "a b", by: "controller" })
+        assert.include((await openError(spaced)).message, `run is in use by process ${controller.proc.pid} on host "a b" (lock ${spaced}.lock); stop that controller first`)
+        assert.deepStrictEqual(await Effect.runPromise(writer(empty)), { pid: notify.proc.pid!, host: "", by: "trex notify" })
+        assert.include((await openError(empty)).message, `run is held by trex notify (process ${notify.proc.pid} on host "") (lock ${empty}.lock)`)
+      } finally {
+        controller.proc.kill("SIGKILL")
+        notify.proc.kill("SIGKILL")
+        await Promise.all([controller.exited, notify.exited])
+      }
+    })
+
+    it("a record that names no live holder (a killed trex notify's, read before the lock's next holder writes its own; an unreadable one) is not taken for the holder", async () => {
+      const file = sqliteFile()
+      const go = path.join(path.dirname(file), "go")
+      const notify = startChild(["lock", file, "trex notify"])
+      await notify.waitFor((l) => l === "ready")
+      const pid = notify.proc.pid!
+      assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname(), by: "trex notify" })
+      notify.proc.kill("SIGKILL")
+      await notify.exited
+      assert.isUndefined(await Effect.runPromise(writer(file)), "its lock is gone with it")
+      // a controller takes the lock, and is held before it writes its record: the killed trex notify's is read meanwhile
+      const next = startChild(["take", file, go])
+      try {
+        await next.waitFor((l) => l === "locked")
+        const stale = `its record ${file}.lock.pid names trex notify (process ${pid}), which has exited: its holder took the lock since, and has not yet written its own record`
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: stale })
+        assert.include((await openError(file)).message, `run is in use by another process (${stale}) (lock ${file}.lock); stop that controller first`)
+        // as an older trex notify wrote it
+        fs.writeFileSync(`${file}.lock.pid`, `${pid} ${os.hostname()} trex notify\n`)
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: stale })
+        // a living process given the pid since (this one): not the one recorded, whose start time differs
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: process.pid, host: os.hostname(), by: "trex notify", start: "1" }))
+        assert.include((await Effect.runPromise(writer(file)))?.unknown, `names trex notify (process ${process.pid}), which has exited`)
+        // unreadable: said, not thrown
+        fs.writeFileSync(`${file}.lock.pid`, "garbage\n")
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: `its record ${file}.lock.pid cannot be read (not a lock record: "garbage")` })
+        assert.include((await openError(file)).message, `run is in use by another process (its record ${file}.lock.pid cannot be read (not a lock record: "garbage"))`)
+        fs.writeFileSync(`${file}.lock.pid`, `{"pid":"x","host":"h"}`)
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: `its record ${file}.lock.pid cannot be read (its pid is not a process id ("x"))` })
+        fs.writeFileSync(go, "")
+        await next.waitFor((l) => l === "recorded")
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: next.proc.pid!, host: os.hostname() })
+      } finally {
+        next.proc.kill("SIGKILL")
+        await next.exited
+      }
+    })
+
     it("a writer in another process is refused while this process holds the journal", async () => {
       const file = sqliteFile()
       await withSqlite(file, () =>
         Effect.gen(function*() {
-          assert.strictEqual(fs.readFileSync(`${file}.lock.pid`, "utf8").trim(), `${process.pid} ${os.hostname()}`)
+          assert.deepInclude(recordOf(file), { pid: process.pid, host: os.hostname(), by: "controller" })
           const lines = yield* Effect.promise(() => runChild(["open", file]))
           assert.deepStrictEqual(lines, ["error Locked"])
         }))
@@ -389,7 +454,7 @@ describe("Journal (SQLite)", () => {
       await dead.exited
       fs.writeFileSync(`${file}.lock.pid`, `${dead.proc.pid}\n`)
       await withSqlite(file, () =>
-        Effect.sync(() => assert.strictEqual(fs.readFileSync(`${file}.lock.pid`, "utf8").trim(), `${process.pid} ${os.hostname()}`)))
+        Effect.sync(() => assert.deepInclude(recordOf(file), { pid: process.pid, host: os.hostname(), by: "controller" })))
       fs.writeFileSync(`${file}.lock`, "garbage: the lock file of an older trex")
       await withSqlite(file, (j) => j.append([eventAt(1)]))
       assert.isFalse(fs.existsSync(`${file}.lock.pid`))

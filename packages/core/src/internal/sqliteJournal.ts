@@ -60,9 +60,8 @@ const noSpaceError = (file: string, e: unknown): JournalError | undefined => {
  * The writer lock: `lockFile` is an (empty) SQLite database whose exclusive lock the writer holds
  * for as long as the journal is open. The operating system releases it when the process dies,
  * so there is no stale lock to take over and no race between two processes taking one over;
- * `<lockFile>.pid` names the holder (`<pid> <host>`: a run directory on a shared filesystem may be
- * written from another machine; then, for a holder that is not a controller, what it is, e.g. `<pid> <host> trex notify`)
- * for the error message and for `trex stop`. A lock taken by {@link holdLock}
+ * `<lockFile>.pid` is the holder's record (see {@link LockRecord}), for the error message and for `trex stop`.
+ * A lock taken by {@link holdLock}
  * (`holds: 1`, no journal) is the one a journal of the same file then opened in this process uses (a session
  * takes it before its notifier starts, and its journal opens later): released once both let go of it. Any
  * other second taking in this process is refused, as another process's is.
@@ -70,35 +69,157 @@ const noSpaceError = (file: string, e: unknown): JournalError | undefined => {
 const held = new Map<string, { readonly db: DatabaseSync; holds: number; journal: boolean; readonly by: string | undefined }>()
 
 /**
- * Who holds a journal's writer lock, as its pid file says: `pid`, `host` (the machine it runs on), and `by`,
+ * Who holds a journal's writer lock, as its record says: `pid`, `host` (the machine it runs on), and `by`,
  * what it is when it is not the run's controller (a command that holds the run for a moment, e.g. `trex notify`).
+ * Without `pid`, `unknown` says why the holder is not known: its record is gone, cannot be read, or was
+ * left by an earlier holder that has exited (the new holder took the lock and has not yet written its own).
  */
 export interface LockHolder {
   readonly pid?: number
   readonly host?: string
   readonly by?: string
+  readonly unknown?: string
 }
 
-/** The pid (and host, when it names one: older versions wrote the pid alone; and what holds it, when not a controller) the lock's pid file names. */
-const holderOf = (lockFile: string): LockHolder & { readonly pid: number } | undefined => {
+/**
+ * The lock's record, one line of JSON in `<lockFile>.pid`, written whole (a file renamed into place):
+ * `pid`, `host` (any string: an empty host name, or one with spaces, is kept as it is), `by` (`"controller"`,
+ * or what else holds it, e.g. `"trex notify"`), `since` (when it took the lock, ISO 8601, for whoever
+ * reads the file), and what tells this process from a later one given the same pid: `start`, its start
+ * time in clock ticks since boot (`/proc/<pid>/stat` field 22), and `boot`, the boot id. Older versions
+ * wrote `<pid> <host>[ <by>]` or the pid alone; both are still read.
+ */
+interface LockRecord {
+  readonly pid: number
+  readonly host?: string
+  readonly by?: string
+  readonly start?: string
+  readonly boot?: string
+}
+
+/** What the record of a controller says it is. */
+const CONTROLLER = "controller"
+
+const readText = (file: string): string | undefined => {
   try {
-    const [pidText, host, ...by] = fs.readFileSync(`${lockFile}.pid`, "utf8").trim().split(/\s+/)
-    const pid = Number.parseInt(pidText ?? "", 10)
-    return Number.isFinite(pid) ? { pid, ...(host !== undefined && host !== "" ? { host } : {}), ...(by.length > 0 ? { by: by.join(" ") } : {}) } : undefined
+    return fs.readFileSync(file, "utf8").trim()
   } catch {
     return undefined
   }
 }
-const pidOf = (lockFile: string): number | undefined => holderOf(lockFile)?.pid
+
+/** This machine's boot id (Linux), and a process's start time in clock ticks since boot (`undefined` without procfs, or when it is gone). */
+const bootId = (): string | undefined => readText("/proc/sys/kernel/random/boot_id")
+const procStart = (pid: number): { readonly start: string; readonly zombie: boolean } | undefined => {
+  const stat = readText(`/proc/${pid}/stat`)
+  if (stat === undefined) return undefined
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return fields[19] === undefined ? undefined : { start: fields[19], zombie: fields[0] === "Z" || fields[0] === "X" }
+}
+
+/** A record's `key`, when a string. */
+const text = (json: Record<string, unknown>, key: string): string | undefined => typeof json[key] === "string" ? json[key] : undefined
+
+/** A record's text as the holder it names, or why it names none (what is wrong with it). */
+const parseRecord = (raw: string): LockRecord | string => {
+  if (raw.startsWith("{")) {
+    let json: unknown
+    try {
+      json = JSON.parse(raw)
+    } catch {
+      return `not JSON: ${JSON.stringify(raw.slice(0, 80))}`
+    }
+    const o = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>
+    if (typeof o["pid"] !== "number" || !Number.isSafeInteger(o["pid"]) || o["pid"] <= 0) return `its pid is not a process id (${JSON.stringify(o["pid"] ?? null)})`
+    const by = text(o, "by")
+    const fields = { host: text(o, "host"), by: by === CONTROLLER || by === "" ? undefined : by, start: text(o, "start"), boot: text(o, "boot") }
+    return { pid: o["pid"], ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) }
+  }
+  // an older version's: `<pid> <host>[ <by>]`, or the pid alone
+  const old = /^(\d+)(?:\s+(\S+)(?:\s+(.+))?)?$/s.exec(raw)
+  const pid = old === null ? Number.NaN : Number(old[1])
+  if (old === null || !Number.isSafeInteger(pid) || pid <= 0) return raw === "" ? "it is empty" : `not a lock record: ${JSON.stringify(raw.slice(0, 80))}`
+  return { pid, ...(old[2] !== undefined ? { host: old[2] } : {}), ...(old[3] !== undefined ? { by: old[3].replace(/\s+/g, " ") } : {}) }
+}
+
+/** The record in the lock's pid file as written (`undefined`: no file), or what is wrong with it. */
+const recordOf = (lockFile: string): LockRecord | string | undefined => {
+  const raw = readText(`${lockFile}.pid`)
+  return raw === undefined ? undefined : parseRecord(raw)
+}
+
+/**
+ * Whether the process a record names has exited: known only on this machine (its host this one's, or
+ * none, as older controllers wrote, in this boot), where the pid is looked up, and its start time
+ * compared with the record's (a pid given to a later process is not the holder).
+ */
+const exited = (record: LockRecord): boolean => {
+  if (record.host !== undefined && record.host !== os.hostname()) return false
+  const boot = bootId()
+  if (record.boot !== undefined && boot !== undefined && record.boot !== boot) return false
+  try {
+    process.kill(record.pid, 0)
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ESRCH"
+  }
+  const now = procStart(record.pid)
+  return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== record.start))
+}
+
+/**
+ * The holder of a held lock, as its record names it; when the record names none (gone, unreadable, or
+ * left by a holder that has exited: a killed one's, read in the instant before the lock's new holder
+ * writes its own), `unknown` says why, and no process is named.
+ */
+const holderOf = (lockFile: string): LockHolder => {
+  const record = recordOf(lockFile)
+  const file = `${lockFile}.pid`
+  if (record === undefined) return { unknown: `its record ${file} is gone` }
+  if (typeof record === "string") return { unknown: `its record ${file} cannot be read (${record})` }
+  const holder: LockHolder = { pid: record.pid, ...(record.host !== undefined ? { host: record.host } : {}), ...(record.by !== undefined ? { by: record.by } : {}) }
+  if (exited(record)) {
+    return { unknown: `its record ${file} names ${ownerOf(holder)}, which has exited: its holder took the lock since, and has not yet written its own record` }
+  }
+  return holder
+}
+const pidOf = (lockFile: string): number | undefined => {
+  const record = recordOf(lockFile)
+  return typeof record === "object" ? record.pid : undefined
+}
+
+/** A host name as a message shows it: quoted when empty or not one plain word. */
+const hostName = (host: string): string => /^[\x21-\x7e]+$/.test(host) ? host : JSON.stringify(host)
 
 /** `process 12 on host h`, `trex notify (process 12)`: the holder as a refusal names it. */
-const ownerOf = (holder: LockHolder | undefined): string => {
-  if (holder?.pid === undefined) return holder?.by ?? "another process"
-  const proc = `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${holder.host}` : ""}`
+const ownerOf = (holder: LockHolder): string => {
+  if (holder.pid === undefined) return `${holder.by ?? "another process"}${holder.unknown !== undefined ? ` (${holder.unknown})` : ""}`
+  const proc = `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${hostName(holder.host)}` : ""}`
   return holder.by === undefined ? proc : `${holder.by} (${proc})`
 }
 
-const tryLock = (lockFile: string): DatabaseSync => {
+/** Write this process's record of the lock at `lockFile` (see {@link LockRecord}): whole, renamed into place. */
+export const writeRecord = (lockFile: string, by: string | undefined): void => {
+  const start = procStart(process.pid)?.start
+  const boot = bootId()
+  const record = {
+    pid: process.pid,
+    host: os.hostname(),
+    by: by ?? CONTROLLER,
+    since: new Date().toISOString(),
+    ...(start !== undefined ? { start } : {}),
+    ...(boot !== undefined ? { boot } : {})
+  }
+  const tmp = `${lockFile}.pid.${process.pid}.tmp`
+  try {
+    fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`)
+    fs.renameSync(tmp, `${lockFile}.pid`)
+  } finally {
+    fs.rmSync(tmp, { force: true })
+  }
+}
+
+/** Take the lock itself (its record is written after, see {@link writeRecord}): throws when another connection holds it. */
+export const tryLock = (lockFile: string): DatabaseSync => {
   const db = new DatabaseSync(lockFile)
   try {
     // a moment's wait: a reader asking who holds the lock ({@link lockHolder}) holds it that long
@@ -112,8 +233,8 @@ const tryLock = (lockFile: string): DatabaseSync => {
 }
 
 /**
- * Whether a controller is writing the journal at `file` now, and which process (`pid` and `host`, when its pid
- * file says): asks the operating system whether the writer lock is held, by reading the lock file
+ * Whether a controller is writing the journal at `file` now, and which process (as its record says, see
+ * {@link LockHolder}): asks the operating system whether the writer lock is held, by reading the lock file
  * under a shared lock for an instant. `undefined` when nobody holds it (a stopped or killed run).
  */
 export const lockHolder = (file: string): LockHolder | undefined => {
@@ -135,7 +256,7 @@ export const lockHolder = (file: string): LockHolder | undefined => {
     return undefined
   } catch (e) {
     if (!/locked|busy/i.test(String((e as Error).message))) return undefined
-    return holderOf(lockFile) ?? {}
+    return holderOf(lockFile)
   } finally {
     db.close()
   }
@@ -164,7 +285,7 @@ const acquireLock = (lockFile: string, journal: boolean, by?: string): Effect.Ef
         if (/locked|busy/i.test(message)) {
           const holder = holderOf(lockFile)
           throw io(
-            holder?.by === undefined
+            holder.by === undefined
               ? `run is in use by ${ownerOf(holder)} (lock ${lockFile}); stop that controller first`
               : `run is held by ${ownerOf(holder)} (lock ${lockFile}), which lets go of it once done: wait for it to end, then try again`,
             "Locked"
@@ -174,7 +295,14 @@ const acquireLock = (lockFile: string, journal: boolean, by?: string): Effect.Ef
         fs.rmSync(lockFile, { force: true })
         db = tryLock(lockFile)
       }
-      fs.writeFileSync(`${lockFile}.pid`, `${process.pid} ${os.hostname()}${by !== undefined ? ` ${by}` : ""}\n`)
+      try {
+        writeRecord(lockFile, by)
+      } catch (e) {
+        // not held without its record (a full disk): let go of the lock, as if never taken
+        db.exec("ROLLBACK")
+        db.close()
+        throw e
+      }
       held.set(key, { db, holds: 1, journal, by })
     },
     catch: (e) => (e instanceof JournalError ? e : noSpaceError(lockFile.replace(/\.lock$/, ""), e) ?? io(`lock ${lockFile}: ${String(e)}`))

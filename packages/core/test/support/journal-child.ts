@@ -7,11 +7,18 @@
  *   hold <file>                                    open as the writer, print "ready", wait until killed
  *   read <file>                                    open read-only, print {"seqs":[...],"ok":bool} as JSON
  *   open <file>                                    open as the writer, print "ok" or the error's reason
+ *   lock <file> [by]                               take the writer lock as `lockWriter` does (`by`: what holds it,
+ *                                                  e.g. "trex notify"), print "ready", wait until killed
+ *   take <file> <go>                               take the writer lock itself, print "locked", and write its record
+ *                                                  only once the file <go> exists (a controller held between the
+ *                                                  two steps), then print "recorded" and wait until killed
  */
+import * as fs from "node:fs"
 import { Effect } from "effect"
 import type { JournalError } from "../../src/Errors.ts"
 import { canonicalJson } from "../../src/Fingerprint.ts"
-import { Journal } from "../../src/Journal.ts"
+import { Journal, lockWriter } from "../../src/Journal.ts"
+import { tryLock, writeRecord } from "../../src/internal/sqliteJournal.ts"
 import { eventAt } from "./journal.ts"
 
 const [mode, file, ...rest] = process.argv.slice(2)
@@ -60,10 +67,41 @@ const programs: Record<string, Effect.Effect<void, JournalError, Journal>> = {
   })
 }
 
-const program = programs[mode ?? ""]
-if (program === undefined) throw new Error(`unknown mode ${mode}`)
-const layer = Journal.layerSqlite(file, {
-  readonly: mode === "read",
-  durability: rest[2] === "fsync" ? "fsync" : "process"
+/** Until killed (Effect.never alone does not keep Node's event loop alive). */
+const forever = Effect.suspend(() => {
+  const keepAlive = setInterval(() => {}, 60_000)
+  return Effect.never.pipe(Effect.ensuring(Effect.sync(() => clearInterval(keepAlive))))
 })
-Effect.runPromise(program.pipe(Effect.provide(layer), Effect.catchTag("JournalError", (e) => Effect.sync(() => out(`error ${e.reason}`)))))
+
+const taken: Array<unknown> = []
+const lockOnly: Record<string, Effect.Effect<void, JournalError>> = {
+  lock: Effect.scoped(Effect.gen(function*() {
+    yield* lockWriter(file, rest[0] !== undefined ? { by: rest[0] } : {})
+    out("ready")
+    yield* forever
+  })),
+  take: Effect.gen(function*() {
+    const lockFile = `${file}.lock`
+    // kept referenced until killed: a connection collected would let go of the lock
+    taken.push(tryLock(lockFile))
+    out("locked")
+    while (!fs.existsSync(rest[0] ?? "")) yield* Effect.sleep("20 millis")
+    writeRecord(lockFile, undefined)
+    out("recorded")
+    yield* forever
+  })
+}
+
+const run = (): Effect.Effect<void> => {
+  const onError = (effect: Effect.Effect<void, JournalError>) => effect.pipe(Effect.catchTag("JournalError", (e) => Effect.sync(() => out(`error ${e.reason}`))))
+  const lockStep = lockOnly[mode ?? ""]
+  if (lockStep !== undefined) return onError(lockStep)
+  const program = programs[mode ?? ""]
+  if (program === undefined) throw new Error(`unknown mode ${mode}`)
+  const layer = Journal.layerSqlite(file, {
+    readonly: mode === "read",
+    durability: rest[2] === "fsync" ? "fsync" : "process"
+  })
+  return onError(program.pipe(Effect.provide(layer)))
+}
+Effect.runPromise(run())

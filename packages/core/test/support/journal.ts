@@ -44,8 +44,17 @@ export interface Child {
   readonly exited: Promise<number | string>
 }
 
-export const startChild = (args: ReadonlyArray<string>): Child => {
-  const proc = spawn(nodeBin, ["--conditions=@trex/source", "--no-warnings", childScript, ...args], {
+/**
+ * `journal-child.ts` with `args`, started; with `hostname`, on a machine of that name (its own UTS namespace,
+ * which needs root: any string, an empty one or one with spaces too, as a machine can name itself).
+ */
+export const startChild = (args: ReadonlyArray<string>, options: { readonly hostname?: string } = {}): Child => {
+  const node = [nodeBin, "--conditions=@trex/source", "--no-warnings", childScript, ...args]
+  // (unshare and sh exec: the pid is the child's)
+  const [command, ...argv] = options.hostname === undefined
+    ? node
+    : ["unshare", "--uts", "sh", "-c", `printf '%s\n' "$1" > /proc/sys/kernel/hostname && shift && exec "$@"`, "sh", options.hostname, ...node]
+  const proc = spawn(command!, argv, {
     cwd: repoRoot,
     stdio: ["ignore", "pipe", "pipe"]
   })

@@ -1,0 +1,113 @@
+// The run's lock record as `trex status` (text and --json), `trex list` and `trex stop` read it, against real
+// processes holding a real run's lock: a controller on a machine whose name has a space, a `trex notify` on one
+// whose name is empty, and a killed `trex notify`'s record left while the run's next controller takes the lock,
+// held (by a file) between taking it and writing its own record.
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { ExperimentNode, Journal, JournalEvent } from "@trex/core"
+import { TreeBuilder } from "@trex/core/testing"
+import { Effect } from "effect"
+import { type Child, removeTempDirs, startChild, tempDir } from "../../core/test/support/journal.ts"
+import * as RunDir from "../src/RunDir.ts"
+import * as Runs from "../src/Runs.ts"
+import * as Status from "../src/Status.ts"
+
+afterAll(removeTempDirs)
+
+/** A finished run (one trial) in a fresh folder, written as a controller writes it; its folder and journal file. */
+const finishedRun = (name: string) =>
+  Effect.gen(function*() {
+    const runDir = path.join(tempDir(), name)
+    const task = TreeBuilder.task({ budget: { maxTrials: 1 } })
+    const b = new TreeBuilder.TreeBuilder(task)
+    b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.5)
+    const [, ...rest] = b.events
+    const events = [
+      JournalEvent.make("RunStarted", { runId: name, task, seed: 0, options: {}, at: Date.UTC(2026, 11, 6, 9) }),
+      ...rest,
+      JournalEvent.make("RunFinished", { reason: "budget: maxTrials", at: Date.UTC(2026, 11, 6, 10) })
+    ]
+    yield* Effect.gen(function*() {
+      yield* (yield* Journal.Journal).append(events)
+    }).pipe(Effect.provide(Journal.Journal.layerSqlite(RunDir.journalFile(runDir))))
+    return { runDir, file: RunDir.journalFile(runDir) }
+  })
+
+/** A child of the journal tests holding a lock, killed at the scope's end whatever happens. */
+const child = (args: ReadonlyArray<string>, ready: string, options: { readonly hostname?: string } = {}) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const c: Child = startChild(args, options)
+      await c.waitFor((l) => l === ready)
+      return c
+    }),
+    (c) => Effect.promise(() => (c.proc.kill("SIGKILL"), c.exited))
+  )
+
+/** `trex status --json` and its text, as the run stands. */
+const status = (runDir: string) =>
+  Effect.map(RunDir.load(runDir), (info) => ({ json: Status.toJson(info), text: Status.toText(info, runDir) }))
+
+describe("the run's lock record, as trex status, list and stop read it", () => {
+  it.live("a host name with a space, or an empty one, is kept whole: the controller stays a controller, trex notify a trex notify", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const spaced = yield* finishedRun("spaced")
+      const empty = yield* finishedRun("empty")
+      const controller = yield* child(["lock", spaced.file], "ready", { hostname: "a b" })
+      const notify = yield* child(["lock", empty.file, RunDir.NOTIFY_HOLDER], "ready", { hostname: "" })
+
+      const running = yield* status(spaced.runDir)
+      assert.strictEqual(running.json.state, "running")
+      assert.strictEqual(running.json.writerPid, controller.proc.pid)
+      assert.strictEqual(running.json.writerHost, "a b")
+      assert.isUndefined(running.json.heldBy)
+      assert.include(running.text, `\nState: running (controller: process ${controller.proc.pid} on host "a b"; `)
+      const [listed] = yield* Runs.list(path.dirname(spaced.runDir))
+      assert.strictEqual(listed?.state, "running")
+      assert.include(Runs.toText(path.dirname(spaced.runDir), [listed!]), `running (process ${controller.proc.pid} on "a b")`)
+      const elsewhere = yield* Effect.flip(RunDir.stopController(spaced.runDir))
+      assert.include(elsewhere.message, `the run's controller is process ${controller.proc.pid} on host "a b", not this one (${os.hostname()}): run \`trex stop ${spaced.runDir}\` on "a b"`)
+
+      const held = yield* status(empty.runDir)
+      assert.strictEqual(held.json.state, "finished")
+      assert.isUndefined(held.json.writerPid)
+      assert.deepStrictEqual(held.json.heldBy, { by: RunDir.NOTIFY_HOLDER, pid: notify.proc.pid!, host: "" })
+      assert.include(held.text, `\nLock: held by a \`trex notify\` session (process ${notify.proc.pid} on host ""), which posts or drops the run's expired webhook messages`)
+      assert.deepStrictEqual(yield* RunDir.stopController(empty.runDir), { _tag: "NotRunning", held: { pid: notify.proc.pid!, host: "", by: RunDir.NOTIFY_HOLDER } })
+    })), 60_000)
+
+  it.live("a killed trex notify's record, read while the next controller takes the lock, is not taken for the holder", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { file, runDir } = yield* finishedRun("window")
+      const go = path.join(path.dirname(runDir), "go")
+      const notify = yield* child(["lock", file, RunDir.NOTIFY_HOLDER], "ready")
+      const pid = notify.proc.pid!
+      assert.deepStrictEqual((yield* status(runDir)).json.heldBy, { by: RunDir.NOTIFY_HOLDER, pid, host: os.hostname() })
+      notify.proc.kill("SIGKILL")
+      yield* Effect.promise(() => notify.exited)
+      assert.strictEqual((yield* status(runDir)).json.state, "finished")
+      assert.isUndefined((yield* status(runDir)).json.heldBy)
+
+      // the run's next controller has taken the lock and is held before it writes its record
+      const next = yield* child(["take", file, go], "locked")
+      const meanwhile = yield* status(runDir)
+      assert.strictEqual(meanwhile.json.state, "running", "something holds the lock: not the killed trex notify")
+      assert.isUndefined(meanwhile.json.heldBy)
+      assert.isUndefined(meanwhile.json.writerPid)
+      assert.notInclude(meanwhile.text, "trex notify")
+      const unknown = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(
+        unknown.message,
+        `a process holds the run's lock (${file}.lock), but its record ${file}.lock.pid names trex notify (process ${pid}), which has exited: ` +
+          "its holder took the lock since, and has not yet written its own record: try again in a moment"
+      )
+      // written: the controller is named, and stopped
+      fs.writeFileSync(go, "")
+      yield* Effect.promise(() => next.waitFor((l) => l === "recorded"))
+      assert.strictEqual((yield* status(runDir)).json.writerPid, next.proc.pid)
+      assert.deepStrictEqual(yield* RunDir.stopController(runDir, { wait: "20 seconds" }), { _tag: "Asked", pid: next.proc.pid!, now: false, exited: true })
+      assert.strictEqual(yield* Effect.promise(() => next.exited), "SIGTERM")
+    })), 60_000)
+})
