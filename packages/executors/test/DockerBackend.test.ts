@@ -9,7 +9,7 @@ import type { ExperimentNode } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import Docker from "dockerode"
-import { Deferred, Effect, Fiber, Logger, Redacted, Schedule, Stream } from "effect"
+import { Deferred, Effect, Fiber, Redacted, Schedule, Stream } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -594,25 +594,30 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
       assert.include(error.message, "trex resume")
     }), 60_000)
 
-  it.live("a watch that begins while dockerd is down counts the outage for a container started here", () =>
+  it.live("a watch that begins while dockerd is down tells the outage at once, and counts it for a container started here", () =>
     Effect.gen(function*() {
       // retryFor is short: a watch that gave up with the engine's calls would fail within the outage
       const backend = yield* backendWith({ retryFor: "100 millis" })
       const liveRestore = (yield* Effect.promise(() => engine.info() as Promise<{ LiveRestoreEnabled: boolean }>)).LiveRestoreEnabled
       const ref = yield* backend.submit(spec(`trap 'exit 143' TERM; while [ ! -f go ]; do sleep 0.2; done; echo '{"metrics":{},"primary":1}' > result.json`))
-      // the watch's first look finds the engine gone (it warns: the job's first state is not out yet); the restart
-      // stops the container (live-restore off)
-      const warned: Array<string> = []
-      const warnings = Logger.layer([Logger.make((o) => void warned.push(String(o.message)))])
+      // the watch's first look finds the engine gone, and tells its consumer at once (as a job whose state is not yet
+      // known); the restart stops the container (live-restore off)
+      const reasons: Array<string> = []
       const fiber = yield* withDockerdKilled(Effect.gen(function*() {
-        const fiber = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.provide(warnings), Effect.forkChild)
-        yield* eventually("the watch's first look found the engine gone", () => warned.some((w) => w.includes("does not answer since")), 30)
+        const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => e._tag === "State" && e.reason !== undefined && reasons.push(e.reason)))))
+          .pipe(Effect.forkChild)
+        // started again once the watch has said the outage (bounded: the engine is not left down when it never does)
+        yield* eventually("the watch tells the outage", () => reasons.length > 0, 15)
         return fiber
       }))
       if (liveRestore) Fs.writeFileSync(Path.join(ref.data["jobDir"] as string, "go"), "")
-      const exit = (yield* Fiber.join(fiber)).at(-1) as Backend.JobExit
+      const events = yield* Fiber.join(fiber)
+      const exit = events.at(-1) as Backend.JobExit
       if (liveRestore) assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
       else assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
+      // told first, then ended by the state the first look found once the engine answered
+      assertOutageTold(events)
+      assert.isTrue(events[0]?._tag === "State" && events[0].reason !== undefined, JSON.stringify(events))
     }), 60_000)
 
   it.live("a job submitted while dockerd is down waits in the backend's queue (Pending, naming the engine) and starts when it answers", () =>
@@ -625,8 +630,8 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
         const ref = yield* backend.submit(spec(`echo ran; echo '{"metrics":{},"primary":1}' > result.json`))
         const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => e._tag === "State" && e.reason !== undefined && reasons.push(e.reason)))))
           .pipe(Effect.forkChild)
-        // started again once the watch has said why the job waits
-        yield* eventually("the watch says the job waits", () => reasons.length > 0, 30)
+        // started again once the watch has said why the job waits (bounded: the engine is not left down when it never does)
+        yield* eventually("the watch says the job waits", () => reasons.length > 0, 15)
         return { ref, fiber }
       }))
       assert.strictEqual(ref.data["queued"], true)
