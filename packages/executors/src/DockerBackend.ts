@@ -112,8 +112,8 @@ const readSlice = (file: string, offset: number): Buffer => {
 interface Outage {
   since: number | undefined
   seen: boolean
-  /** Tells the watch's consumer that the engine stopped answering (with why) and answers again (once the job's first state is out). */
-  tell?: ((reason: string | undefined) => Effect.Effect<void>) | undefined
+  /** Tells the watch's consumer that the engine stopped answering (with why), and that it answers again. */
+  tell: (reason: string | undefined) => Effect.Effect<void>
 }
 const ENGINE_POLL = "1 second"
 const waited = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`
@@ -232,8 +232,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   /**
    * One engine call of a running job's watch, tried again every second while the engine does not
-   * answer (dockerd stopped or restarting), the container left be, for up to `engineWait`: one
-   * warning when the engine stops answering, one line when it answers again. `outage.seen` records
+   * answer (dockerd stopped or restarting), the container left be, for up to `engineWait`: told to the
+   * watch's consumer (the run journals it, `trex status` shows it) when the engine stops answering, and
+   * when it answers again. `outage.seen` records
    * that the engine was away while the container was followed (a daemon restart stops it, unless
    * live-restore is on).
    */
@@ -243,9 +244,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         const tried = yield* Effect.result(once("watch", f))
         if (tried._tag === "Success") {
           if (outage.since !== undefined) {
-            // told to the watch's consumer (the run journals it), else logged
-            if (outage.tell !== undefined) yield* outage.tell(undefined)
-            else yield* Effect.logInfo(`docker: container ${id.slice(0, 12)}: the Docker engine answers again after ${waited(outage.since)}`)
+            yield* outage.tell(undefined)
             outage.since = undefined
           }
           return tried.success
@@ -262,7 +261,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
             cause: e.message,
             meanwhile: `the container is left be, the engine asked again every second for up to ${Math.round(engineWaitMs / 1000)} s (engineWait)`
           }).reason
-          yield* outage.tell !== undefined ? outage.tell(said) : Effect.logWarning(`docker: container ${id.slice(0, 12)}: ${said}`)
+          yield* outage.tell(said)
         } else if (Date.now() - outage.since >= engineWaitMs) {
           return yield* fail(
             "watch",
@@ -736,7 +735,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit) {
     const known = exits.get(ref.id)
     if (known !== undefined) return yield* emit(known)
-    const outage: Outage = { since: undefined, seen: false }
+    // an engine away at the first look is told at once, the job taken to run (as the ref of a started container
+    // says); the state that look then finds, sent next without a reason, ends it
+    const outage: Outage = { since: undefined, seen: false, tell: (reason) => (reason !== undefined ? emit({ _tag: "State", state: "Running", reason }) : Effect.void) }
     const found = yield* inspectPatiently(ref.id, outage)
     if (found === undefined) return yield* emit(gone(ref, []))
     // An engine away at the first look explains a signal only for a container started here: one of an

@@ -9,7 +9,7 @@ import type { ExperimentNode } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import Docker from "dockerode"
-import { Deferred, Effect, Fiber, Logger, Redacted, Schedule, Stream } from "effect"
+import { Deferred, Effect, Fiber, Redacted, Schedule, Stream } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -514,6 +514,14 @@ const watchUntil = (backend: Backend.BackendShape, ref: ExperimentNode.JobRef, l
   })
 
 const DOCKERD_PID = "/var/run/docker.pid"
+/** Where dockerd notes the containerd it started (under its exec root, /var/run/docker). */
+const CONTAINERD_PID = "/var/run/docker/containerd/containerd.pid"
+/** The pid a daemon's pid file names, if it is there. */
+const pidIn = (file: string): number | undefined => {
+  const pid = Fs.existsSync(file) ? Number(Fs.readFileSync(file, "utf8").trim()) : NaN
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined
+}
+/** Gone, or a zombie: killed, and not yet reaped (this machine's init reaps them a second or so later). */
 const dead = (pid: number) => {
   try {
     return Fs.readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").startsWith("Z")
@@ -524,16 +532,25 @@ const dead = (pid: number) => {
 /**
  * `effect` with dockerd SIGKILLed (its containers live on under their shims, as after a crash), then
  * dockerd started again whatever happened, by scripts/services/start-docker.sh.
+ *
+ * The containerd that dockerd started dies with it (SIGKILL on its parent's death) but stays a zombie until init
+ * reaps it, 1 to 1.5 s later here. A dockerd started before that reads containerd's pid file, takes the zombie
+ * (which `kill -0` still finds) for a containerd that is "still running", waits for its socket that no one serves,
+ * and gives up ("timeout waiting for containerd to start"); start-docker.sh then waits its 30 tries a second
+ * (2 to 3 minutes on a loaded machine) before trying again, past the tests' timeout. So both pid files are removed
+ * once their daemons are dead, and the new dockerd starts a containerd of its own at once.
  */
 const withDockerdKilled = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.suspend(() => {
-    const pid = Number(Fs.readFileSync(DOCKERD_PID, "utf8").trim())
+    const pid = pidIn(DOCKERD_PID)!
+    const containerd = pidIn(CONTAINERD_PID)
     process.kill(pid, "SIGKILL")
     return effect.pipe(Effect.ensuring(Effect.gen(function*() {
-      // a killed dockerd not yet reaped makes the next one refuse to start ("pid file found"), and
-      // one started within a second or two may time out waiting for its containerd: tried again
-      for (let i = 0; i < 100 && !dead(pid); i++) yield* Effect.sleep("100 millis")
+      // a killed dockerd not yet reaped makes the next one refuse to start ("pid file found")
+      const gone = () => dead(pid) && (containerd === undefined || dead(containerd))
+      for (let i = 0; i < 100 && !gone(); i++) yield* Effect.sleep("100 millis")
       Fs.rmSync(DOCKERD_PID, { force: true })
+      if (containerd !== undefined && dead(containerd)) Fs.rmSync(CONTAINERD_PID, { force: true })
       yield* trying([]).pipe(Effect.retry({ times: 3, schedule: Schedule.spaced("2 seconds") }), Effect.orDie)
     })))
   })
@@ -577,33 +594,44 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
       assert.include(error.message, "trex resume")
     }), 60_000)
 
-  it.live("a watch that begins while dockerd is down counts the outage for a container started here", () =>
+  it.live("a watch that begins while dockerd is down tells the outage at once, and counts it for a container started here", () =>
     Effect.gen(function*() {
-      const backend = yield* backendWith({ retryFor: "1 second" })
+      // retryFor is short: a watch that gave up with the engine's calls would fail within the outage
+      const backend = yield* backendWith({ retryFor: "100 millis" })
       const liveRestore = (yield* Effect.promise(() => engine.info() as Promise<{ LiveRestoreEnabled: boolean }>)).LiveRestoreEnabled
       const ref = yield* backend.submit(spec(`trap 'exit 143' TERM; while [ ! -f go ]; do sleep 0.2; done; echo '{"metrics":{},"primary":1}' > result.json`))
-      // the watch's first look finds the engine gone; the restart stops the container (live-restore off)
+      // the watch's first look finds the engine gone, and tells its consumer at once (as a job whose state is not yet
+      // known); the restart stops the container (live-restore off)
+      const reasons: Array<string> = []
       const fiber = yield* withDockerdKilled(Effect.gen(function*() {
-        const fiber = yield* Stream.runCollect(backend.watch(ref)).pipe(Effect.forkChild)
-        yield* Effect.sleep("3 seconds")
+        const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => e._tag === "State" && e.reason !== undefined && reasons.push(e.reason)))))
+          .pipe(Effect.forkChild)
+        // started again once the watch has said the outage (bounded: the engine is not left down when it never does)
+        yield* eventually("the watch tells the outage", () => reasons.length > 0, 15)
         return fiber
       }))
       if (liveRestore) Fs.writeFileSync(Path.join(ref.data["jobDir"] as string, "go"), "")
-      const exit = (yield* Fiber.join(fiber)).at(-1) as Backend.JobExit
+      const events = yield* Fiber.join(fiber)
+      const exit = events.at(-1) as Backend.JobExit
       if (liveRestore) assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
       else assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Failed", "Infra"], JSON.stringify(exit))
+      // told first, then ended by the state the first look found once the engine answered
+      assertOutageTold(events)
+      assert.isTrue(events[0]?._tag === "State" && events[0].reason !== undefined, JSON.stringify(events))
     }), 60_000)
 
   it.live("a job submitted while dockerd is down waits in the backend's queue (Pending, naming the engine) and starts when it answers", () =>
     Effect.gen(function*() {
-      const backend = yield* backendWith({ retryFor: "1 second", slots: 8 })
+      // retryFor is short: a submit that waited for the engine within its calls would fail within the outage
+      const backend = yield* backendWith({ retryFor: "100 millis", slots: 8 })
       const reasons: Array<string> = []
       const { ref, fiber } = yield* withDockerdKilled(Effect.gen(function*() {
         // a submit that failed after retryFor here spent one of its trial's attempts
         const ref = yield* backend.submit(spec(`echo ran; echo '{"metrics":{},"primary":1}' > result.json`))
         const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => e._tag === "State" && e.reason !== undefined && reasons.push(e.reason)))))
           .pipe(Effect.forkChild)
-        yield* Effect.sleep("2 seconds")
+        // started again once the watch has said why the job waits (bounded: the engine is not left down when it never does)
+        yield* eventually("the watch says the job waits", () => reasons.length > 0, 15)
         return { ref, fiber }
       }))
       assert.strictEqual(ref.data["queued"], true)
