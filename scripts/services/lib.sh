@@ -26,10 +26,11 @@ apt_install() {
   ) 9>$APT_LOCK
 }
 
-# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds or SECONDS pass
+# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds or SECONDS of wall time pass (counted by the
+# clock, not in tries: a try such as `docker info` can itself take seconds on a loaded machine)
 wait_for() {
-  local n=$(( $1 * 10 )); shift
-  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  local end=$(( SECONDS + $1 )); shift
+  while [ "$SECONDS" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   "$@" >/dev/null 2>&1
 }
 
