@@ -67,6 +67,15 @@ const watchersOf = (id: string) =>
 const PWNED = `/tmp/trex-pwned-ge-${process.pid}`
 const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
 
+/** A job's command that says whether the process named in `pidFile` still runs (`leftover <pid>: running` or `gone`), and its devices. */
+const reportLeftover = (pidFile: string) =>
+  `p=$(cat ${pidFile}); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); if [ -n "$s" ] && [ "$s" != Z ]; then echo "leftover $p: running"; else echo "leftover $p: gone"; fi; echo "cuda=$CUDA_VISIBLE_DEVICES"; ${RESULT}`
+/** Ends a test job's leftover `sleep` that the code under test did not. */
+const endLeftover = (pid: number) =>
+  Effect.sync(() => {
+    if (pid > 0 && fs.existsSync(`/proc/${pid}/comm`) && fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sleep") process.kill(pid, "SIGKILL")
+  })
+
 afterAll(cleanup)
 
 // Grid Engine enforces h_rt within a second or two and schedules every second here (start-gridengine.sh), so the
@@ -390,8 +399,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const first = yield* backend.submit(spec("gpu-setsid", `setsid sleep 300 & echo $! > leftover.pid; ${RESULT}`, gpus))
       const pidFile = path.join(first.data.jobDir as string, "leftover.pid")
       // the next job needs both GPUs, so Grid Engine starts it once the first has ended: is the process still there?
-      const alive = `s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]`
-      const next = yield* backend.submit(spec("gpu-after-setsid", `p=$(cat ${pidFile}); if ${alive}; then echo "leftover $p: running"; else echo "leftover $p: gone"; fi; echo "cuda=$CUDA_VISIBLE_DEVICES"; ${RESULT}`, gpus))
+      const next = yield* backend.submit(spec("gpu-after-setsid", reportLeftover(pidFile), gpus))
       const ended = yield* Backend.awaitExit(backend, first)
       leftover = Number(fs.readFileSync(pidFile, "utf8"))
       assert.strictEqual(ended.outcome, "Succeeded", ended.message)
@@ -404,12 +412,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       // a job that ends as it should ends its watcher itself, which says nothing
       assert.isFalse(ended.logTail.some((l) => l.includes("was killed before it gave back")), ended.logTail.join("\n"))
       assert.deepStrictEqual(watchersOf(first.id), [], "the first job's watcher outlived it")
-    }).pipe(
-      Effect.scoped,
-      Effect.ensuring(Effect.sync(() => {
-        if (leftover > 0 && fs.existsSync(`/proc/${leftover}/comm`) && fs.readFileSync(`/proc/${leftover}/comm`, "utf8").trim() === "sleep") process.kill(leftover, "SIGKILL")
-      }))
-    )
+    }).pipe(Effect.scoped, Effect.ensuring(Effect.suspend(() => endLeftover(leftover))))
   })
 
   it.effect("a job whose script Grid Engine kills (a qdel past the queue's notify time) leaves no process of its command outside its process group (`setsid sleep 300 &`): its watcher ends it before the next job holds the GPUs", () => {
@@ -422,8 +425,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       // not), so Grid Engine SIGKILLs the job's process group, the script with it, after the queue's notify time (10 s)
       const first = yield* backend.submit(spec("gpu-killed", `setsid sleep 300 & echo $! > leftover.pid; trap '' TERM; echo started; while :; do sleep 1; done`, gpus))
       const jobDir = first.data.jobDir as string
-      const alive = `s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]`
-      const next = yield* backend.submit(spec("gpu-after-killed", `p=$(cat ${path.join(jobDir, "leftover.pid")}); if ${alive}; then echo "leftover $p: running"; else echo "leftover $p: gone"; fi; echo "cuda=$CUDA_VISIBLE_DEVICES"; ${RESULT}`, gpus))
+      const next = yield* backend.submit(spec("gpu-after-killed", reportLeftover(path.join(jobDir, "leftover.pid")), gpus))
       const events = yield* backend.watch(first).pipe(
         Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? backend.cancel(first) : Effect.void)),
         Stream.runCollect,
@@ -442,12 +444,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.include(log, "was killed before it gave back its GPUs (0 1) (a qdel past its grace, h_rt)", log)
       assert.include(log, `found by ${Script.MARK_VAR} in their environment: pids ${leftover}`, log)
       yield* eventually("the watcher, its work done, ended", () => watchersOf(first.id).length === 0, 30)
-    }).pipe(
-      Effect.scoped,
-      Effect.ensuring(Effect.sync(() => {
-        if (leftover > 0 && fs.existsSync(`/proc/${leftover}/comm`) && fs.readFileSync(`/proc/${leftover}/comm`, "utf8").trim() === "sleep") process.kill(leftover, "SIGKILL")
-      }))
-    )
+    }).pipe(Effect.scoped, Effect.ensuring(Effect.suspend(() => endLeftover(leftover))))
   })
 
   it.effect("withdraw deletes a job only while it waits: a running one runs on", () =>
