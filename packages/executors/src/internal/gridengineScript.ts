@@ -141,7 +141,8 @@ const GPU_LOCK_GRACE_SECONDS = 30
  * again there, so that two jobs that found it stale cannot both take it; and under an earlier TREX's (`<lockDir>/gpu<i>.break`),
  * under which its scripts break a lock by `rm -rf` and `mkdir`. An owner `0 0 released` (a lock given back) is stale. The lock directory is sticky, where no user
  * may remove another's lock, so a lock is a directory any user may write in (0777), taken over in place.
- * The job gives its devices back when its command has ended (see {@link gpuRelease}).
+ * The job gives its devices back when its command has ended (see {@link gpuRelease}). A lock whose owner is gone is
+ * held while its job's watcher (`watch`, see {@link watchLines}) lives, and a claim waits for it a while.
  * The host's device count is `nvidia-smi -L`'s, else the complex's value on the host (`qconf -se`).
  */
 const gpuLines = (input: ScriptInput): Array<string> => {
@@ -290,7 +291,7 @@ export const MARK_VAR = "TREX_JOB_MARK"
  * the job's own user's processes), with SIGTERM, SIGKILL after {@link LEFTOVER_GRACE_SECONDS} s, saying so in the
  * job's log. One still there 30 s after SIGKILL (stuck in the kernel) is written as the locks' owner (`owner` and
  * `pid`), so that they are held as long as it lives. A process that left the group and cleared its environment
- * (`env -i`) is not seen.
+ * (`env -i`) is not seen. The job's watcher runs the same lines when the script was killed (see {@link watcherProgram}).
  */
 const gpuRelease = (input: ScriptInput): Array<string> => [
   // the pids of the processes of the script's process group (trex_pg: none in the watcher) but the script (none when
