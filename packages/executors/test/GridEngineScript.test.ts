@@ -268,7 +268,8 @@ describe("the job script's GPU claim", () => {
     const locks = lockDir()
     const seen = path.join(locks, "seen")
     const pidFile = path.join(locks, "pid")
-    const daemon = `echo $$ > ${pidFile}.tmp; trap 'if [ -d ${locks}/gpu0 ]; then echo held; else echo free; fi > ${seen}; exit 0' TERM; mv ${pidFile}.tmp ${pidFile}; while :; do sleep 0.05; done`
+    // told to end, the daemon takes 1.5 s to, so that the next job's claim, started at once, finds the watcher at work
+    const daemon = `echo $$ > ${pidFile}.tmp; trap 'if [ -d ${locks}/gpu0 ]; then echo held; else echo free; fi > ${seen}; sleep 1.5; exit 0' TERM; mv ${pidFile}.tmp ${pidFile}; while :; do sleep 0.05; done`
     const command = `setsid sh -c ${shellQuote(daemon)} </dev/null >/dev/null 2>&1 & until [ -e ${pidFile} ]; do sleep 0.01; done; echo started; while :; do sleep 0.05; done`
     // setsid (not a group leader, it does not fork): the script leads its process group, as under sge_shepherd
     const job = kept(spawn("setsid", ["/bin/sh", "-c", render(locks, 1, command)], { env: jobEnv({}) }))
@@ -278,9 +279,12 @@ describe("the job script's GPU claim", () => {
     job.stderr!.on("data", (b) => (err += String(b)))
     // the output's pipes close once the watcher, which holds them too, has ended
     const closed = new Promise((resolve) => job.on("close", resolve))
+    const exited = new Promise((resolve) => job.on("exit", resolve))
     await Effect.runPromise(eventually("the command started its daemon", () => out === "started\n", 30))
     const left = Number(fs.readFileSync(pidFile, "utf8"))
     process.kill(-job.pid!, "SIGKILL")
+    // reaped at once, as sge_shepherd reaps the job's script (a zombie reads as a live owner)
+    await exited
     // the next job on the device: it waits while the watcher ends the daemon (before, it took the lock as stale at once)
     const alive = `s=$(sed 's/.*) //' /proc/${left}/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]`
     const next = spawnSync("/bin/sh", ["-c", render(locks, 1, `if ${alive}; then echo "daemon: running"; else echo "daemon: gone"; fi; echo "cuda=$CUDA_VISIBLE_DEVICES"`)], { encoding: "utf8", env: jobEnv({}), timeout: 60_000 })
