@@ -53,8 +53,28 @@ const clusterSays = (id: string): string =>
     }
   }).join("\n")
 
+/** The pids of the job's watchers (`sh -c <program> trex-watch <script pid> <start> <JOB_ID>-...`) still running. */
+const watchersOf = (id: string) =>
+  fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")
+      return argv[3] === "trex-watch" && argv[6]?.startsWith(`${id}-`) === true
+    } catch {
+      return false
+    }
+  })
+
 const PWNED = `/tmp/trex-pwned-ge-${process.pid}`
 const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
+
+/** A job's command that says whether the process named in `pidFile` still runs (`leftover <pid>: running` or `gone`), and its devices. */
+const reportLeftover = (pidFile: string) =>
+  `p=$(cat ${pidFile}); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); if [ -n "$s" ] && [ "$s" != Z ]; then echo "leftover $p: running"; else echo "leftover $p: gone"; fi; echo "cuda=$CUDA_VISIBLE_DEVICES"; ${RESULT}`
+/** Ends a test job's leftover `sleep` that the code under test did not. */
+const endLeftover = (pid: number) =>
+  Effect.sync(() => {
+    if (pid > 0 && fs.existsSync(`/proc/${pid}/comm`) && fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sleep") process.kill(pid, "SIGKILL")
+  })
 
 afterAll(cleanup)
 
@@ -379,8 +399,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const first = yield* backend.submit(spec("gpu-setsid", `setsid sleep 300 & echo $! > leftover.pid; ${RESULT}`, gpus))
       const pidFile = path.join(first.data.jobDir as string, "leftover.pid")
       // the next job needs both GPUs, so Grid Engine starts it once the first has ended: is the process still there?
-      const alive = `s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]`
-      const next = yield* backend.submit(spec("gpu-after-setsid", `p=$(cat ${pidFile}); if ${alive}; then echo "leftover $p: running"; else echo "leftover $p: gone"; fi; echo "cuda=$CUDA_VISIBLE_DEVICES"; ${RESULT}`, gpus))
+      const next = yield* backend.submit(spec("gpu-after-setsid", reportLeftover(pidFile), gpus))
       const ended = yield* Backend.awaitExit(backend, first)
       leftover = Number(fs.readFileSync(pidFile, "utf8"))
       assert.strictEqual(ended.outcome, "Succeeded", ended.message)
@@ -390,12 +409,42 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       // before the fix: "leftover <pid>: running", the sleep on the GPUs the next job was given
       assert.include(after.logTail, `leftover ${leftover}: gone`, after.logTail.join("\n"))
       assert.include(ended.logTail, `trex: of them, outside the job's process group (setsid, a daemon), found by ${Script.MARK_VAR} in their environment: pids ${leftover}`)
-    }).pipe(
-      Effect.scoped,
-      Effect.ensuring(Effect.sync(() => {
-        if (leftover > 0 && fs.existsSync(`/proc/${leftover}/comm`) && fs.readFileSync(`/proc/${leftover}/comm`, "utf8").trim() === "sleep") process.kill(leftover, "SIGKILL")
-      }))
-    )
+      // a job that ends as it should ends its watcher itself, which says nothing
+      assert.isFalse(ended.logTail.some((l) => l.includes("was killed before it gave back")), ended.logTail.join("\n"))
+      assert.deepStrictEqual(watchersOf(first.id), [], "the first job's watcher outlived it")
+    }).pipe(Effect.scoped, Effect.ensuring(Effect.suspend(() => endLeftover(leftover))))
+  })
+
+  it.effect("a job whose script Grid Engine kills (a qdel past the queue's notify time) leaves no process of its command outside its process group (`setsid sleep 300 &`): its watcher ends it before the next job holds the GPUs", () => {
+    let leftover = 0
+    return Effect.gen(function*() {
+      const locks = lockDir()
+      const backend = yield* GridEngineBackend.make({ ...config, gpuLockDir: locks })
+      const gpus = { resources: { gpus: 2, cpus: 1 } }
+      // the command ignores the SIGTERM the script relays from qdel's SIGUSR2 (its `setsid` child, started before, does
+      // not), so Grid Engine SIGKILLs the job's process group, the script with it, after the queue's notify time (10 s)
+      const first = yield* backend.submit(spec("gpu-killed", `setsid sleep 300 & echo $! > leftover.pid; trap '' TERM; echo started; while :; do sleep 1; done`, gpus))
+      const jobDir = first.data.jobDir as string
+      const next = yield* backend.submit(spec("gpu-after-killed", reportLeftover(path.join(jobDir, "leftover.pid")), gpus))
+      const events = yield* backend.watch(first).pipe(
+        Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? backend.cancel(first) : Effect.void)),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      leftover = Number(fs.readFileSync(path.join(jobDir, "leftover.pid"), "utf8"))
+      assert.strictEqual(exitOf(events).outcome, "Cancelled", exitOf(events).message)
+      // the script was killed: it wrote no exit record
+      assert.isFalse(fs.existsSync(path.join(jobDir, Script.EXIT_FILE)), "the job's script ended by itself")
+      const after = yield* Backend.awaitExit(backend, next)
+      assert.strictEqual(after.outcome, "Succeeded", after.message)
+      assert.include(after.logTail, "cuda=0,1")
+      // before the fix: "leftover <pid>: running", the sleep on the GPUs the next job was given
+      assert.include(after.logTail, `leftover ${leftover}: gone`, after.logTail.join("\n"))
+      const log = fs.readFileSync(path.join(jobDir, Script.STDERR_FILE), "utf8")
+      assert.include(log, "was killed before it gave back its GPUs (0 1) (a qdel past its grace, h_rt)", log)
+      assert.include(log, `found by ${Script.MARK_VAR} in their environment: pids ${leftover}`, log)
+      yield* eventually("the watcher, its work done, ended", () => watchersOf(first.id).length === 0, 30)
+    }).pipe(Effect.scoped, Effect.ensuring(Effect.suspend(() => endLeftover(leftover))))
   })
 
   it.effect("withdraw deletes a job only while it waits: a running one runs on", () =>

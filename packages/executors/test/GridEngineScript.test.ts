@@ -264,6 +264,42 @@ describe("the job script's GPU claim", () => {
     assert.deepStrictEqual(held(locks), [])
   })
 
+  it("a job whose script is killed with its process group (a qdel past its grace, h_rt) leaves a watcher that ends what its command started outside that group, then gives the devices back; a claim meanwhile waits for them", async () => {
+    const locks = lockDir()
+    const seen = path.join(locks, "seen")
+    const pidFile = path.join(locks, "pid")
+    // told to end, the daemon takes 1.5 s to, so that the next job's claim, started at once, finds the watcher at work
+    const daemon = `echo $$ > ${pidFile}.tmp; trap 'if [ -d ${locks}/gpu0 ]; then echo held; else echo free; fi > ${seen}; sleep 1.5; exit 0' TERM; mv ${pidFile}.tmp ${pidFile}; while :; do sleep 0.05; done`
+    const command = `setsid sh -c ${shellQuote(daemon)} </dev/null >/dev/null 2>&1 & until [ -e ${pidFile} ]; do sleep 0.01; done; echo started; while :; do sleep 0.05; done`
+    // setsid (not a group leader, it does not fork): the script leads its process group, as under sge_shepherd
+    const job = kept(spawn("setsid", ["/bin/sh", "-c", render(locks, 1, command)], { env: jobEnv({}) }))
+    let out = ""
+    let err = ""
+    job.stdout!.on("data", (b) => (out += String(b)))
+    job.stderr!.on("data", (b) => (err += String(b)))
+    // the output's pipes close once the watcher, which holds them too, has ended
+    const closed = new Promise((resolve) => job.on("close", resolve))
+    const exited = new Promise((resolve) => job.on("exit", resolve))
+    await Effect.runPromise(eventually("the command started its daemon", () => out === "started\n", 30))
+    const left = Number(fs.readFileSync(pidFile, "utf8"))
+    process.kill(-job.pid!, "SIGKILL")
+    // reaped at once, as sge_shepherd reaps the job's script (a zombie reads as a live owner)
+    await exited
+    // the next job on the device: it waits while the watcher ends the daemon (before, it took the lock as stale at once)
+    const alive = `s=$(sed 's/.*) //' /proc/${left}/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]`
+    const next = spawnSync("/bin/sh", ["-c", render(locks, 1, `if ${alive}; then echo "daemon: running"; else echo "daemon: gone"; fi; echo "cuda=$CUDA_VISIBLE_DEVICES"`)], { encoding: "utf8", env: jobEnv({}), timeout: 60_000 })
+    await closed
+    const running = fs.existsSync(`/proc/${left}`) && !/\) Z /.test(fs.readFileSync(`/proc/${left}/stat`, "utf8"))
+    if (running) process.kill(left, "SIGKILL")
+    // before, nothing ended it: it ran on, on the device the next job was given
+    assert.isFalse(running, `the daemon ${left} outlived its job's killed script: ${err}`)
+    assert.strictEqual(next.stdout, "daemon: gone\ncuda=0\n", next.stderr)
+    assert.strictEqual(fs.readFileSync(seen, "utf8"), "held\n", "the device was still locked when the daemon was told to end")
+    assert.match(err, new RegExp(`trex: the job's script \\(pid ${job.pid}\\) was killed before it gave back its GPUs \\(0\\) \\(a qdel past its grace, h_rt\\): its watcher \\(pid \\d+\\) ends what the command left running, then gives them back\n`))
+    assert.include(err, `found by ${Script.MARK_VAR} in their environment: pids ${left}`)
+    assert.deepStrictEqual(held(locks), [])
+  }, 60_000)
+
   it("a process of the command that outlives SIGKILL becomes the locks' owner, in `owner` and in `pid` (which earlier scripts read alone)", () => {
     const locks = lockDir()
     fs.chmodSync(locks, 0o1777)
@@ -301,7 +337,8 @@ describe("the job script's GPU claim", () => {
   it("a lock of another user's killed job, in the sticky lock directory, is taken over in place and given back for anyone to take", async () => {
     const locks = lockDir()
     fs.chmodSync(locks, 0o1777)
-    // root's job holds device 0 and is killed with its process group (qdel's SIGKILL): its lock stays
+    // root's job holds device 0 and is killed with its process group and its watcher (a crashed node; or
+    // ENABLE_ADDGRP_KILL, which ends every process of the job): its lock stays
     const go = path.join(locks, "never")
     const job = spawn("setsid", ["-w", "/bin/sh", "-c", render(locks, 1, `echo "cuda=$CUDA_VISIBLE_DEVICES"; while [ ! -e ${go} ]; do sleep 0.05; done`)], { env: jobEnv({}) })
     kept(job)
@@ -309,6 +346,7 @@ describe("the job script's GPU claim", () => {
     job.stdout!.on("data", (b) => (out += String(b)))
     await Effect.runPromise(eventually("root's job claimed device 0", () => out === "cuda=0\n", 30))
     const ended = new Promise((resolve) => job.on("close", resolve))
+    process.kill(Number(fs.readFileSync(path.join(locks, "gpu0", "watch"), "utf8").split(" ")[0]), "SIGKILL")
     process.kill(-Number(fs.readFileSync(path.join(locks, "gpu0", "pid"), "utf8")), "SIGKILL")
     await ended
     // before, the other user could neither remove root's lock nor write in it: the job exited 96

@@ -141,7 +141,8 @@ const GPU_LOCK_GRACE_SECONDS = 30
  * again there, so that two jobs that found it stale cannot both take it; and under an earlier TREX's (`<lockDir>/gpu<i>.break`),
  * under which its scripts break a lock by `rm -rf` and `mkdir`. An owner `0 0 released` (a lock given back) is stale. The lock directory is sticky, where no user
  * may remove another's lock, so a lock is a directory any user may write in (0777), taken over in place.
- * The job gives its devices back when its command has ended (see {@link gpuRelease}).
+ * The job gives its devices back when its command has ended (see {@link gpuRelease}). A lock whose owner is gone is
+ * held while its job's watcher (`watch`, see {@link watchLines}) lives, and a claim waits for it a while.
  * The host's device count is `nvidia-smi -L`'s, else the complex's value on the host (`qconf -se`).
  */
 const gpuLines = (input: ScriptInput): Array<string> => {
@@ -172,6 +173,16 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     // whether process $1 is gone: its /proc entry unreadable is not enough (hidepid hides another user's): kill -0 tells
     // "no such process" from one it may not signal; one it can signal but not read is there too
     `  trex_none() { [ -z "$(LC_ALL=C kill -0 "$1" 2>&1 >/dev/null | grep -i 'no such process')" ] && return 1; [ ! -e "/proc/$1" ]; }`,
+    // whether the lock $1 has a live watcher (`watch`: pid, start time, boot id; see watchLines), kept as one when it
+    // cannot be seen but kill -0 does not say it is gone; trex_waiting says a claim found one
+    `  trex_watched() {`,
+    `    trex_wp=; trex_ws=; trex_wb=`,
+    `    { read -r trex_wp trex_ws trex_wb < "$1/watch"; } 2>/dev/null`,
+    `    trex_num "$trex_wp" && trex_num "$trex_ws" && [ "$trex_wb" = "$trex_boot" ] || return 1`,
+    `    trex_t=$(trex_started "$trex_wp")`,
+    `    if [ -n "$trex_t" ]; then [ "$trex_t" = "$trex_ws" ] || return 1; else ! trex_none "$trex_wp" || return 1; fi`,
+    `    trex_waiting="$trex_waiting $1"`,
+    `  }`,
     `  trex_gone() {`,
     `    trex_t=$(trex_started "$1"); [ -n "$trex_t" ] || { trex_none "$1"; return; }`,
     `    trex_m=$(stat -c %Y "$2" 2>/dev/null)`,
@@ -188,20 +199,27 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     // an owner in another pid namespace (a container's job): its pid means nothing here, so it is kept
     `        if [ -e "$1/ns" ] && [ "$(cat "$1/ns" 2>/dev/null)" != "$trex_ns" ]; then trex_unseen="$trex_unseen $1"; return 1; fi`,
     `        trex_t=$(trex_started "$trex_op")`,
-    `        [ -n "$trex_t" ] && { [ "$trex_t" != "$trex_os" ]; return; }`,
+    `        if [ -n "$trex_t" ]; then [ "$trex_t" != "$trex_os" ] || return 1`,
     // its /proc entry not readable: gone only when kill -0 says no such process, else it is kept (hidepid)
-    `        trex_none "$trex_op" && return 0`,
-    `        trex_unseen="$trex_unseen $1"; return 1`,
+    `        else trex_none "$trex_op" || { trex_unseen="$trex_unseen $1"; return 1; }`,
+    `        fi`,
+    // its owner gone (the job's script killed), the lock is held while that job's watcher lives: it ends what the
+    // job's command left running, then gives the lock back
+    `        trex_watched "$1" && return 1`,
+    `        return 0`,
     `      fi`,
     `    else`,
     `      trex_op=$(cat "$1/pid" 2>/dev/null)`,
     `      if trex_num "$trex_op"; then [ "$trex_op" -eq 0 ] || trex_gone "$trex_op" "$1/pid"; return; fi`,
     `    fi`,
+    // no owner: one being given back by its watcher (which removes `watch` last) is waited for
+    `    trex_watched "$1" && return 1`,
     `    [ "$(trex_age "$1")" -gt ${grace} ]`,
     `  }`,
     // the lock's owner, written in place (over a stale owner's files, when taking over): the pid namespace first (an
     // owner file is never without it), in a file of its own as older scripts read owner's 3 fields
     `  trex_own() {`,
+    `    rm -f "$1/watch" "$1/watch.tmp" 2>/dev/null`,
     `    printf '%s\\n' "$trex_ns" > "$1/ns.tmp" && mv -f "$1/ns.tmp" "$1/ns" &&`,
     `    printf '%s\\n' "$trex_me" > "$1/owner.tmp" && mv -f "$1/owner.tmp" "$1/owner" &&`,
     `    echo $$ > "$1/pid.tmp" && mv -f "$1/pid.tmp" "$1/pid"`,
@@ -229,17 +247,24 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `    rmdir "$trex_b" 2>/dev/null`,
     `    return $trex_r`,
     `  }`,
-    `  trex_n=0; trex_i=0`,
-    `  while [ "$trex_n" -lt ${input.gpus} ] && [ "$trex_i" -lt "$trex_total" ]; do`,
-    `    trex_l=${lock}/gpu$trex_i`,
-    `    if trex_take "$trex_l"; then`,
-    `      trex_got=$trex_got\${trex_got:+ }$trex_i; trex_n=$((trex_n + 1))`,
-    `    fi`,
-    `    trex_i=$((trex_i + 1))`,
+    // a device held only by the watcher of a killed job (ending what that job left running) is waited for, a while
+    `  trex_n=0; trex_until=$(($(date +%s) + ${WATCH_WAIT_SECONDS}))`,
+    `  while :; do`,
+    `    trex_i=0; trex_waiting=; trex_unseen=`,
+    `    while [ "$trex_n" -lt ${input.gpus} ] && [ "$trex_i" -lt "$trex_total" ]; do`,
+    `      trex_l=${lock}/gpu$trex_i`,
+    `      case " $trex_got " in *" $trex_i "*) ;; *)`,
+    `        if trex_take "$trex_l"; then trex_got=$trex_got\${trex_got:+ }$trex_i; trex_n=$((trex_n + 1)); fi;;`,
+    `      esac`,
+    `      trex_i=$((trex_i + 1))`,
+    `    done`,
+    `    [ "$trex_n" -lt ${input.gpus} ] && [ -n "$trex_waiting" ] && [ "$(date +%s)" -lt "$trex_until" ] || break`,
+    `    sleep 1`,
     `  done`,
     `  if [ "$trex_n" -lt ${input.gpus} ]; then`,
     `    trex_release`,
     `    echo "trex: Grid Engine granted ${input.gpus} ${input.gpuResource} but only $trex_n of the $trex_total devices of $trex_host are free (locks in ${input.gpuLockDir.replace(/[`"$\\]/g, "_")})" >&2`,
+    `    [ -z "$trex_waiting" ] || echo "trex: waited ${WATCH_WAIT_SECONDS} s for locks held by the watcher of a job whose script was killed (it ends what that job's command left running, then gives them back):$trex_waiting" >&2`,
     `    [ -z "$trex_unseen" ] || echo "trex: kept as held, their owners not visible from this job (another pid namespace, or /proc mounted hidepid):$trex_unseen; remove such a lock by hand once its job has ended" >&2`,
     `    exit ${GPU_CLAIM_EXIT}`,
     `  fi`,
@@ -266,21 +291,21 @@ export const MARK_VAR = "TREX_JOB_MARK"
  * the job's own user's processes), with SIGTERM, SIGKILL after {@link LEFTOVER_GRACE_SECONDS} s, saying so in the
  * job's log. One still there 30 s after SIGKILL (stuck in the kernel) is written as the locks' owner (`owner` and
  * `pid`), so that they are held as long as it lives. A process that left the group and cleared its environment
- * (`env -i`) is not seen.
+ * (`env -i`) is not seen. The job's watcher runs the same lines when the script was killed (see {@link watcherProgram}).
  */
 const gpuRelease = (input: ScriptInput): Array<string> => [
-  // the pids of the processes of this script's process group but itself (none when it leads no group of its own),
-  // then those outside it whose environment holds the job's mark (a zombie's environment reads empty); in
-  // trex_out, those of the second kind
+  // the pids of the processes of the script's process group (trex_pg: none in the watcher) but the script (none when
+  // it leads no group of its own), then those outside it whose environment holds the job's mark (a zombie's
+  // environment reads empty); in trex_out, those of the second kind
   `trex_left() {`,
   `  trex_o=; trex_out=`,
-  `  for trex_f in /proc/[0-9]*/stat; do`,
+  `  [ -z "$trex_pg" ] || for trex_f in /proc/[0-9]*/stat; do`,
   `    trex_s=; { read -r trex_s < "$trex_f"; } 2>/dev/null`,
   `    trex_s=\${trex_s##*") "}`,
   `    set -- $trex_s`,
-  `    [ "\${3:-}" = "$$" ] && [ "$1" != Z ] || continue`,
+  `    [ "\${3:-}" = "$trex_pg" ] && [ "$1" != Z ] || continue`,
   `    trex_p=\${trex_f#/proc/}; trex_p=\${trex_p%/stat}`,
-  `    [ "$trex_p" = "$$" ] || trex_o="$trex_o $trex_p"`,
+  `    [ "$trex_p" = "$trex_pg" ] || trex_o="$trex_o $trex_p"`,
   `  done`,
   // grep runs without the mark (the script never exports it), so it does not find itself; under `timeout -s KILL`
   // where there is one: reading a process's environment takes its memory map's lock, which a process hung in a
@@ -324,12 +349,68 @@ const gpuRelease = (input: ScriptInput): Array<string> => [
   `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
   `    [ "$(cat "$trex_l/owner" 2>/dev/null)" = "$trex_me" ] || continue`,
   // a lock taken over from another user cannot be removed from the sticky lock directory: it is left marked released
-  // (an owner of no boot, stale to any TREX)
-  `    rm -f "$trex_l/ns" "$trex_l/owner" "$trex_l/pid" "$trex_l/ns.tmp" "$trex_l/owner.tmp" "$trex_l/pid.tmp" 2>/dev/null`,
+  // (an owner of no boot, stale to any TREX). `pid` first and `watch` last: a claim that looks meanwhile finds the
+  // lock held (by its owner or watcher, or as one with no owner yet), never stale, so it writes nothing into it
+  `    rm -f "$trex_l/pid" "$trex_l/ns" "$trex_l/owner" "$trex_l/watch" "$trex_l/ns.tmp" "$trex_l/owner.tmp" "$trex_l/pid.tmp" "$trex_l/watch.tmp" 2>/dev/null`,
   `    rmdir "$trex_l" 2>/dev/null || { printf '0 0 released\\n' > "$trex_l/owner.tmp" && mv -f "$trex_l/owner.tmp" "$trex_l/owner"; }`,
   `  done`,
   `  trex_got=`,
   `}`
+]
+
+/**
+ * Seconds a claim waits for a device whose lock only the watcher of a job whose script was killed holds (see
+ * {@link watchLines}): the watcher's look (1 s), the grace and the 30 s after SIGKILL, and some.
+ */
+const WATCH_WAIT_SECONDS = LEFTOVER_GRACE_SECONDS + 40
+
+/**
+ * The job's watcher, a program for `sh -c` (`$1` the script's pid, `$2` its start time, `$3` the job's mark, `$4` the
+ * devices it claimed). When the script is gone and still owns some of the locks (it was killed before it gave them
+ * back: a qdel past the queue's `notify` time, `h_rt`, both SIGKILL to the job's process group), the watcher ends
+ * what the command left running outside that group (by the job's mark, as the script would have) and gives the locks
+ * back. It looks once a second; the script ends it when it ends as it should.
+ */
+const watcherProgram = (input: ScriptInput): string => [
+  `trap '' HUP`,
+  `trex_started() { sed -n 's/.*) //p' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }`,
+  // whether process $1, started at $2, runs still: builtins only, as it is asked once a second
+  `trex_runs() { trex_x=$2; trex_s=; { read -r trex_s < "/proc/$1/stat"; } 2>/dev/null; trex_s=\${trex_s##*") "}; set -- $trex_s; [ "\${1:-Z}" != Z ] && [ "\${20:-}" = "$trex_x" ]; }`,
+  `while trex_runs "$1" "$2"; do sleep 1; done`,
+  `trex_boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)`,
+  `trex_me="$1 $2 $trex_boot"; trex_mark=$3; trex_pg=; trex_got=`,
+  `for trex_i in $4; do [ "$(cat ${shellQuote(input.gpuLockDir)}/gpu$trex_i/owner 2>/dev/null)" = "$trex_me" ] && trex_got="$trex_got\${trex_got:+ }$trex_i"; done`,
+  `[ -n "$trex_got" ] || exit 0`,
+  `echo "trex: the job's script (pid $1) was killed before it gave back its GPUs ($trex_got) (a qdel past its grace, h_rt): its watcher (pid $$) ends what the command left running, then gives them back" >&2`,
+  ...gpuRelease(input),
+  "trex_end_left",
+  "trex_release"
+].join("\n")
+
+/**
+ * The lines that start the job's watcher ({@link watcherProgram}) before the command, and end it after. Grid Engine
+ * ends a job whose script is killed by its process group, so what the command started outside it (which the script
+ * ends by the job's mark when it ends as it should) ran on, on devices the locks no longer held: the watcher runs in
+ * a session of its own (`setsid`), outside the group, and so outlives the script. It is the locks' second owner
+ * (`watch`: its pid, start time and boot id): a lock whose owner is gone is held while its watcher lives, and a
+ * claim waits for it a while ({@link WATCH_WAIT_SECONDS}). A node without `setsid` says so in the job's log.
+ */
+const watchLines = (input: ScriptInput): Array<string> => [
+  `trex_watcher=`,
+  `trex_watch() {`,
+  `  [ -n "$trex_got" ] || return 0`,
+  `  command -v setsid >/dev/null 2>&1 || { echo "trex: this node has no setsid: if the job's script is killed (a qdel past its grace, h_rt), what its command left running outside its process group runs on" >&2; return 0; }`,
+  `  setsid /bin/sh -c ${shellQuote(watcherProgram(input))} trex-watch "$$" "$(trex_started $$)" "$trex_mark" "$trex_got" </dev/null &`,
+  `  trex_watcher=$!`,
+  `  trex_wme="$trex_watcher $(trex_started $trex_watcher) $trex_boot"`,
+  `  for trex_i in $trex_got; do`,
+  `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
+  `    printf '%s\\n' "$trex_wme" > "$trex_l/watch.tmp" && mv -f "$trex_l/watch.tmp" "$trex_l/watch"`,
+  `  done`,
+  `}`,
+  // the script has ended what the command left and given the devices back: its watcher (and its sleep) ends
+  // (by its pid alone if it has not yet made its session)
+  `trex_unwatch() { [ -z "$trex_watcher" ] || kill -KILL -$trex_watcher 2>/dev/null || kill -KILL $trex_watcher 2>/dev/null; trex_watcher=; }`
 ]
 
 /**
@@ -394,17 +475,19 @@ export const renderScript = (input: ScriptInput): string => {
     // the job's own record, in case the controller stopped before it wrote it
     `printf '%s%s%s\\n' ${shellQuote(recordPrefix)} "$JOB_ID" ${shellQuote(recordSuffix(input))} > ${shellQuote(RECORD_FILE)}`,
     `. ${shellQuote(input.envFile)} || exit 98`,
-    ...(input.gpus > 0 && input.assignGpus ? [...gpuRelease(input), ...gpuLines(input)] : []),
+    ...(input.gpus > 0 && input.assignGpus ? [...gpuRelease(input), ...gpuLines(input), ...watchLines(input)] : []),
     "trap '' USR1 USR2",
     // the job's mark for the command and all it starts, not exported: the script's own processes lack it
     `trex_mark="\${JOB_ID:-0}-$$-$trex_start"`,
+    // the watcher, outside the job's process group, ends what the command leaves if this script is killed
+    ...(input.gpus > 0 && input.assignGpus ? ["trex_pg=$$", "trex_watch"] : []),
     `${MARK_VAR}=$trex_mark ${shellJoin(input.argv)} &`,
     "trex_child=$!",
     `trap 'trap "" TERM; kill -TERM 0 2>/dev/null' USR2 TERM`,
     `while :; do wait "$trex_child"; trex_code=$?; kill -0 "$trex_child" 2>/dev/null || break; done`,
     "trex_end=$(date +%s)",
     // the devices it claimed are free for the next job
-    ...(input.gpus > 0 && input.assignGpus ? ["trex_end_left", "trex_release"] : []),
+    ...(input.gpus > 0 && input.assignGpus ? ["trex_end_left", "trex_release", "trex_unwatch"] : []),
     `echo "exit $trex_code $trex_end" >> ${RUNS_FILE}`,
     // 99 asks Grid Engine to run the job again: on its last allowed run, the job ends here instead
     `if [ "$trex_code" = 99 ] && [ "$trex_runs" -ge ${maxRuns} ]; then`,
