@@ -11,10 +11,8 @@ import { type Budget, Errors, JournalEvent, TaskFile } from "@trex/core"
 import { Control, Explorer } from "@trex/mcts"
 import { Duration, Effect, Option, type Redacted } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import * as Bench from "./Bench.ts"
-import * as Check from "./Check.ts"
+import type * as Bench from "./Bench.ts"
 import * as Follow from "./Follow.ts"
-import * as HtmlReport from "./HtmlReport.ts"
 import * as LiveView from "./LiveView.ts"
 import * as Notify from "./Notify.ts"
 import * as RunDir from "./RunDir.ts"
@@ -30,7 +28,16 @@ import * as Detach from "./internal/detach.ts"
 import * as StopSignal from "./internal/stopSignal.ts"
 import { hostName } from "./internal/lockHolder.ts"
 import * as Untrusted from "./internal/untrusted.ts"
-import * as Trex from "./Trex.ts"
+import type * as Trex from "./Trex.ts"
+
+// The code of a run (its agents and backends: Trex.ts and what it wires), of `check`, of the HTML report and of the
+// bench, loaded by the command that runs it: `trex --help`, `trex status` and `trex list` load none of it.
+const load = {
+  trex: Effect.promise(() => import("./Trex.ts")),
+  check: Effect.promise(() => import("./Check.ts")),
+  htmlReport: Effect.promise(() => import("./HtmlReport.ts")),
+  bench: Effect.promise(() => import("./Bench.ts"))
+}
 
 const out = (text: string) => Effect.sync(() => process.stdout.write(text.endsWith("\n") ? text : text + "\n"))
 
@@ -94,6 +101,7 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) => {
           (text) => process.stderr.write(text)
         )
       })
+      const Trex = yield* load.trex
       summary = yield* Effect.suspend(() => {
         const entries = given.take()
         return Trex.runPrepared(entries !== undefined ? { ...run, journaled: entries } : run, {
@@ -376,6 +384,7 @@ const runCommand = Command.make(
       // the live view's setting, checked before the run directory is made
       yield* LiveView.ambiguousWidth(process.env, { tty: undefined })
       if (flags.detach && !Detach.isDetachedController()) return yield* detached(Detach.pendingLog(flags.out))
+      const Trex = yield* load.trex
       const prepared = yield* Trex.prepare({
         taskFile: flags.taskFile,
         out: flags.out,
@@ -434,6 +443,7 @@ const resumeCommand = Command.make(
         const isDir = fs.statSync(runDir, { throwIfNoEntry: false })?.isDirectory() === true
         return yield* detached(isDir ? Detach.logFile(runDir) : Detach.pendingLog(os.tmpdir()))
       }
+      const Trex = yield* load.trex
       // (handed from prepare to execute, not kept here: the run's entries are let go of once replayed)
       yield* Effect.flatMap(
         Trex.prepare({
@@ -659,6 +669,7 @@ const checkCommand = Command.make(
           message: "--call-model asks the model that a model-backed agent calls, and these settings have none: give it with --researcher claude or --executor code-agent"
         })
       }
+      const Check = yield* load.check
       const report = yield* Check.run({
         taskFile: flags.taskFile,
         ...(Option.isSome(flags.backend) ? { backend: flags.backend.value } : {}),
@@ -705,6 +716,7 @@ const reportCommand = Command.make(
         const stopped = Status.runState(info) !== "running"
         const logs = LogTails.shown(RunDir.jobsDir(runDir), info.tree.ids(), info.tree.view.task)
         if (logs.withheld !== undefined) yield* Effect.sync(() => process.stderr.write(`trex: ${logs.withheld}\n`))
+        const HtmlReport = yield* load.htmlReport
         yield* writeReport(
           file,
           HtmlReport.render({
@@ -750,6 +762,7 @@ const benchCommand = Command.make(
   },
   (flags) =>
     Effect.gen(function*() {
+      const Bench = yield* load.bench
       const methods = yield* Bench.parseMethods(flags.policies)
       const versus = Option.getOrUndefined(flags.versus)
       if (versus !== undefined && !(methods as ReadonlyArray<string>).includes(versus)) {

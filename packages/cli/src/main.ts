@@ -3,48 +3,10 @@
  *
  * @since 0.1.0
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Cause, Console, Effect, Exit, Logger, Runtime } from "effect"
-import { CliOutput, Command } from "effect/cli"
+import { Runtime } from "effect"
 import { command } from "./Cli.ts"
-import { exitCodeOf, firstSignal } from "./internal/stopSignal.ts"
-import * as Untrusted from "./internal/untrusted.ts"
-
-// a message may carry what a job, a backend or a model wrote (a log line, a command's stderr)
-const fail = (code: number, message: string) =>
-  Effect.sync(() => {
-    process.stderr.write(`trex: ${Untrusted.lines(message)}\n`)
-    process.exitCode = code
-  })
-
-// A mistyped flag or value: the error first, on stderr, then the usage line (not the whole help page).
-const presenter = CliOutput.layerPresenter({
-  present: (event) =>
-    event._tag === "InvalidInvocation"
-      ? Effect.gen(function*() {
-        const formatter = yield* CliOutput.Formatter
-        yield* Console.error(formatter.formatErrors(event.errors))
-        yield* Console.error(`\nusage: ${event.helpDoc.usage}\n(${event.commandPath.join(" ")} --help lists every flag)`)
-      })
-      : CliOutput.defaultPresenter.present(event)
-})
-
-const program = Command.run(command, { version: "0.1.0" }).pipe(
-  Effect.catchTags({
-    InvalidInput: (e) => fail(2, e.message),
-    // most journal errors name the journal already ("journal <file>: entry 7 ...", "cannot read journal <file>")
-    JournalError: (e) => fail(e.reason === "Locked" ? 2 : 1, /\bjournal\b/.test(e.message) ? e.message : `journal: ${e.message}`),
-    BackendError: (e) => fail(1, `backend ${e.backend} ${e.operation}: ${e.message}`),
-    PolicyError: (e) => fail(1, `search policy: ${e.message}`),
-    SetupFailure: (e) => fail(1, e.message)
-  }),
-  // Parse errors are printed by the CLI framework itself; exit 2 as for any bad input.
-  Effect.catchIf((e) => typeof e === "object" && e !== null && "_tag" in e, () => Effect.sync(() => void (process.exitCode = 2))),
-  Effect.provide(presenter),
-  Effect.provide(NodeServices.layer),
-  // warnings and errors go to stderr: stdout carries the run's progress and results (and may be piped)
-  Effect.provideService(Logger.LogToStderr, true)
-)
+import { ending, program } from "./internal/ending.ts"
+import { firstSignal } from "./internal/stopSignal.ts"
 
 /**
  * `NodeRuntime.runMain`, except for the first SIGINT, SIGTERM or SIGHUP during a run: the run drains (see
@@ -96,13 +58,12 @@ const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
   process.on("SIGHUP", onSignal)
 })
 
-runMain(program, {
+// the exit status and error messages are internal/ending.ts's, shared with the tests that run the CLI in their process
+runMain(program(command), {
   disableErrorReporting: true,
   teardown: (exit, onExit) => {
-    if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
-      process.stderr.write(`trex: unexpected error\n${Cause.pretty(exit.cause)}\n`)
-      onExit(1)
-    } else if (Exit.isFailure(exit)) onExit(exitCodeOf(interruptedBy ?? "SIGINT"))
-    else onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
+    const { code, stderr } = ending(exit, interruptedBy)
+    if (stderr !== "") process.stderr.write(stderr)
+    onExit(code)
   }
 })

@@ -1,6 +1,9 @@
 // What the `trex` CLI loads as it starts: the real CLI from its sources in a child process, its modules counted by a
 // module-load hook (support/moduleHook.ts). `@anthropic-ai/sdk` and what it pulls in (OpenTelemetry's API,
-// standardwebhooks: about 300 of the 830 modules `trex --help` loaded) are loaded only when a Claude model is called.
+// standardwebhooks: about 300 of the 830 modules `trex --help` loaded) are loaded only when a Claude model is called;
+// `yaml` (72 modules) only when a YAML task file is read (`trex run`, `trex check`), and the code of a run (its agents
+// and backends: `@trex/agents`, `@trex/executors`) only by the commands that run or check one: not by `--help` or
+// `trex status`.
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
@@ -24,19 +27,27 @@ const counted = (args: ReadonlyArray<string>, env: Record<string, string> = {}) 
 
 const SDK = ["@anthropic-ai/sdk", "@opentelemetry/api", "standardwebhooks"]
 const sdkModules = (modules: Record<string, number>) => SDK.filter((p) => (modules[p] ?? 0) > 0).map((p) => `${p}: ${modules[p]}`)
+/** The task file's parser and the code of a run, each with its count of modules loaded. */
+const RUN_ONLY = ["yaml", "(own) agents", "(own) executors"]
+const runModules = (modules: Record<string, number>) => RUN_ONLY.filter((p) => (modules[p] ?? 0) > 0).map((p) => `${p}: ${modules[p]}`)
 
 describe("the modules the CLI loads", () => {
-  it.live("--help and a run with the defaults load no Claude SDK; a Claude model's first call loads it, and works", () =>
+  it.live("--help and a run with the defaults load no Claude SDK; a Claude model's first call loads it, and works; --help and status load no task file parser, agents or backends", () =>
     Effect.gen(function*() {
       const help = yield* counted(["--help"])
       assert.strictEqual(help.status, 0, help.stderr)
       assert.isAbove(help.modules["effect"] ?? 0, 0, "the hook counts")
       assert.deepStrictEqual(sdkModules(help.modules), [])
+      assert.deepStrictEqual(runModules(help.modules), [], "--help reads no task file, and runs nothing")
       // a short run on the simulator with the embedded default agents (heuristic researcher, template executor)
       const out = tmp()
       const run = yield* counted(["run", path.join(root, "examples/recorded-table/task.yaml"), "--max-trials", "2", "--out", out])
       assert.strictEqual(run.status, 0, run.stderr)
       assert.deepStrictEqual(sdkModules(run.modules), [])
+      assert.deepStrictEqual(runModules(run.modules).map((p) => p.split(":")[0]), RUN_ONLY, "the run read its YAML task file, and ran trials")
+      const status = yield* counted(["status", /run directory: (\S+)/.exec(run.stdout)![1]!])
+      assert.strictEqual(status.status, 0, status.stderr)
+      assert.deepStrictEqual(runModules(status.modules), [], "trex status reads the run's journal, not its task file, and runs nothing")
       // Claude's researcher, asked a 1-token turn: the SDK is loaded, and its answer read
       const yes = FakeAnthropic.message([FakeAnthropic.text("Yes")], { input_tokens: 12, output_tokens: 1 })
       const server = yield* FakeAnthropic.make([yes], { apiKey: "test-key-good", models: [{ id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5" }] })

@@ -5,9 +5,9 @@
  * @since 0.1.0
  */
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as path from "node:path"
 import { Effect, Schema, SchemaAST } from "effect"
-import { parse as parseYaml } from "yaml"
 import { InvalidInput } from "./Errors.ts"
 import * as SearchSpace from "./SearchSpace.ts"
 import * as Strategy from "./Strategy.ts"
@@ -369,6 +369,12 @@ export const valueIssues = (base: Strategy.Strategy, path: string, value: Search
     return formatIssues(e, Strategy.Strategy.ast)
   }
 }
+
+// `yaml` (72 modules) is loaded by the first YAML task file read, not by every program that imports this module
+// (`trex --help` and `trex status` read none); required, not imported, so that parse and load stay synchronous
+// (under Node, `yaml` is CommonJS for both)
+let yamlParse: ((text: string) => unknown) | undefined
+const parseYaml = (text: string): unknown => (yamlParse ??= (createRequire(import.meta.url)("yaml") as typeof import("yaml")).parse)(text)
 
 /**
  * Parse the text of a task file (YAML when the name ends in .yaml/.yml, else JSON).

@@ -1,9 +1,10 @@
 /** The real `trex` CLI from its sources, for the tests of the cli package. */
 import { spawn, spawnSync } from "node:child_process"
+import * as NodeConsole from "node:console"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Cause, Effect, Exit } from "effect"
+import { Console, Effect } from "effect"
 import * as RunDir from "../../src/RunDir.ts"
 
 /** The repository's root (the CLI's working directory). */
@@ -55,31 +56,44 @@ export const trexAsync = (args: ReadonlyArray<string>, env: Record<string, strin
   })
 
 /**
- * `trex <args>` run in this process (the CLI's own command, without a process's start: about 1-2 s from sources, more
- * under load), for a command that reads a run and prints it (`status`, `status --json`): its exit status (1 or 2 for
- * an error, as bin.ts sets it), what it wrote to stdout, and its error as bin.ts prints it. (The CLI's modules are
- * loaded by the first call: a test file that starts the CLI alone does not load them.)
+ * `trex <args>` run in this process: the program of bin.ts (src/internal/ending.ts) without a process's start (about
+ * 1-2 s from sources, more under load): for `trex status` and `trex notify` where a separate process is not the
+ * subject, for bad input refused before anything runs, and for sessions (`trex run`, `trex resume`) where what is
+ * checked is what they write and keep, not the process (no kill, signal or exit of its own). Its exit status, its
+ * stdout and its stderr as the CLI's would be (CliHere.test.ts checks them against the real `trex`'s). `env` is set
+ * for the command (and its jobs) and put back after it; `signal` interrupts it. (The CLI's modules are loaded by the
+ * first call: a test file that starts the CLI alone does not load them.)
  */
-export const trexHere = async (args: ReadonlyArray<string>) => {
-  const [Cli, { Command }, NodeServices] = await Promise.all([import("../../src/Cli.ts"), import("effect/cli"), import("@effect/platform-node/NodeServices")])
+export const trexHere = async (args: ReadonlyArray<string>, env: Record<string, string> = {}, signal?: AbortSignal) => {
+  const [Cli, Ending] = await Promise.all([import("../../src/Cli.ts"), import("../../src/internal/ending.ts")])
   let stdout = ""
-  const write = process.stdout.write
+  let stderr = ""
+  const [write, writeErr] = [process.stdout.write, process.stderr.write]
   const exitCode = process.exitCode
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]))
   process.exitCode = undefined
+  Object.assign(process.env, env)
   process.stdout.write = ((chunk: string | Uint8Array) => {
     stdout += String(chunk)
     return true
   }) as typeof process.stdout.write
-  let status: number
-  let stderr = ""
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += String(chunk)
+    return true
+  }) as typeof process.stderr.write
   try {
-    const exit = await Effect.runPromiseExit(Command.runWith(Cli.command, { version: "0.1.0" })(args).pipe(Effect.provide(NodeServices.layer)))
-    const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) as { readonly _tag?: string; readonly reason?: string; readonly message?: string } : undefined
-    status = error === undefined ? Number(process.exitCode ?? 0) : error._tag === "InvalidInput" || error.reason === "Locked" ? 2 : 1
-    if (error !== undefined) stderr = `trex: ${error.message}\n`
+    // Node's own console, on this process's streams, as the CLI's is (a test's console is the test runner's)
+    const console = new NodeConsole.Console({ stdout: process.stdout, stderr: process.stderr })
+    const exit = await Effect.runPromiseExit(Ending.program(Cli.command, args).pipe(Effect.provideService(Console.Console, console)), { signal })
+    const end = Ending.ending(exit, undefined)
+    return { status: end.code, stdout, stderr: stderr + end.stderr }
   } finally {
     process.stdout.write = write
+    process.stderr.write = writeErr
     process.exitCode = exitCode
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
   }
-  return { status, stdout, stderr }
 }

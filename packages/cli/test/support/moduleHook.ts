@@ -1,8 +1,9 @@
 /**
  * A module-load hook for a child process, to count what a command loads: `node --import <this file> ...` with
  * `TREX_MODULE_COUNT=<file>` writes to that file, on exit, the modules the process loaded, counted by package
- * (`{"@anthropic-ai/sdk": 248, "effect": 289, "(own)": 137, "node:": 13, ...}`: `(own)` is every module outside a
- * `node_modules` folder, the workspace's sources; `node:` the built-ins). It has side effects only: import it into
+ * (`{"@anthropic-ai/sdk": 248, "effect": 289, "(own) cli": 40, "(own) core": 30, "node:": 13, ...}`: `(own) <name>` is
+ * a module of the workspace's package packages/<name>, `(own)` any other module outside a `node_modules` folder;
+ * `node:` the built-ins). It has side effects only: import it into
  * no test (the hook would count the test's own process).
  */
 import * as fs from "node:fs"
@@ -22,7 +23,8 @@ if (out !== undefined) {
   process.on("exit", () => {
     const counts: Record<string, number> = {}
     for (const url of loaded) {
-      const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1] ?? (url.startsWith("node:") ? "node:" : "(own)")
+      const own = /\/packages\/([^/]+)\/src\//.exec(url)?.[1]
+      const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1] ?? (url.startsWith("node:") ? "node:" : own !== undefined ? `(own) ${own}` : "(own)")
       counts[pkg] = (counts[pkg] ?? 0) + 1
     }
     fs.writeFileSync(out, JSON.stringify(counts))

@@ -8,15 +8,9 @@ import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert } from "@effect/vitest"
-import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Cause, Effect, Exit, Logger } from "effect"
-import { Command } from "effect/cli"
-import * as Cli from "../../src/Cli.ts"
+import { Effect, Exit } from "effect"
 import * as Notify from "../../src/Notify.ts"
-
-const root = path.resolve(import.meta.dirname, "../../../..")
-const bin = path.join(root, "packages/cli/src/bin.ts")
-const fixtures = path.join(import.meta.dirname, "../fixtures")
+import { bin, fixtures, root, trexHere } from "./cli.ts"
 
 export interface Received {
   readonly path: string
@@ -94,56 +88,9 @@ export const trex = (
     })
   )
 
-/**
- * The CLI in this process: for `trex status` and `trex notify` where a separate process is not the subject
- * (they read and change the run's folder), for bad input refused before anything runs, and for sessions
- * (`trex run`, `trex resume`) where what is checked is what they post and keep, not the process (no kill,
- * signal or exit of its own): a CLI start costs seconds, a session here a fraction of one. Its stdout, its
- * warnings (as the CLI writes them to stderr), and its exit status and stderr as the CLI's would be
- * (`trex: <message>`, 2 for bad input or a run in use, else 1; `process.exitCode` as the command set it).
- * `env` is set for the command (and its jobs) and put back after it; TREX_NOTIFY_URL is unset unless given.
- */
+/** `trex <args>` in this process ({@link trexHere}), TREX_NOTIFY_URL unset unless `env` gives it. */
 export const inProcess = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.gen(function*() {
-    let stdout = ""
-    let stderr = ""
-    const [write, writeErr] = [process.stdout.write, process.stderr.write]
-    const code = process.exitCode
-    const vars = { TREX_NOTIFY_URL: "", ...env }
-    const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
-    process.exitCode = undefined
-    Object.assign(process.env, vars)
-    process.stdout.write = ((chunk: string | Uint8Array) => {
-      stdout += String(chunk)
-      return true
-    }) as typeof process.stdout.write
-    process.stderr.write = ((chunk: string | Uint8Array) => {
-      stderr += String(chunk)
-      return true
-    }) as typeof process.stderr.write
-    // the warnings the CLI logs to stderr, as it words them
-    const warnings = Logger.make(({ logLevel, message }) => {
-      stderr += `${(Array.isArray(message) ? message : [message]).join(" ")} (${logLevel})\n`
-    })
-    let set: string | number | null | undefined
-    const exit = yield* Effect.exit(
-      Command.runWith(Cli.command, { version: "0.1.0" })(args).pipe(Effect.provide(NodeServices.layer), Effect.provideService(Logger.CurrentLoggers, new Set([warnings])))
-    ).pipe(
-      Effect.ensuring(Effect.sync(() => {
-        process.stdout.write = write
-        process.stderr.write = writeErr
-        set = process.exitCode
-        process.exitCode = code
-        for (const [k, v] of Object.entries(saved)) {
-          if (v === undefined) delete process.env[k]
-          else process.env[k] = v
-        }
-      }))
-    )
-    const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) as { readonly _tag?: string; readonly reason?: string; readonly message?: string } : undefined
-    if (error === undefined) return { status: Number(set ?? 0), stdout, stderr }
-    return { status: error._tag === "InvalidInput" || error.reason === "Locked" ? 2 : 1, stdout, stderr: `${stderr}trex: ${error.message}\n` }
-  })
+  Effect.promise((signal) => trexHere(args, { TREX_NOTIFY_URL: "", ...env }, signal))
 export const trexStatus = (args: ReadonlyArray<string>) => inProcess(["status", ...args])
 
 /** The toy task in a folder of its own, with `maxTrials` trials. */
