@@ -155,6 +155,7 @@ describe("--model-max-retries, --model-retry-delay, --model-max-retry-delay, --m
   it.live("--model-timeout's bound is the models' own (Model.MAX_TIMEOUT_MS): its longest makes a model that calls, one second more one that refuses", () =>
     Effect.gen(function*() {
       assert.strictEqual(MAX_MODEL_TIMEOUT_SECONDS, 2_147_483)
+      assert.strictEqual(MAX_MODEL_TIMEOUT_SECONDS, Math.floor(Model.MAX_TIMEOUT_MS / 1000))
       // a port nobody listens on: a model that calls fails on the connection, one that refuses its timeoutMs sends nothing
       const call = (seconds: number) =>
         Effect.flip(OpenAiModel.make({ baseURL: "http://127.0.0.1:9/v1", model: "m", timeoutMs: seconds * 1000, retry: { maxRetries: 0 } })
