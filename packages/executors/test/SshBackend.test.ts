@@ -4,7 +4,7 @@
  * that misbehave under running jobs, are in SshPool.test.ts (support/sshTest.ts has what both use).
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Backend, JobProtocol } from "@trex/core"
+import { Backend, type ExperimentNode, JobProtocol } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import { Effect, Fiber, Redacted, Stream } from "effect"
@@ -12,6 +12,7 @@ import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { QueuePoll } from "../src/internal/admissionQueue.ts"
 import { quote, quoteArgv } from "../src/internal/sshScript.ts"
 import * as SshBackend from "../src/SshBackend.ts"
 import { checkQueued } from "./support/queued.ts"
@@ -155,6 +156,29 @@ describe("SshBackend", () => {
       const again = yield* Stream.runCollect(other.watch(ref2))
       assert.strictEqual((again.at(-1) as Backend.JobExit).outcome, "Succeeded")
       assert.include((again.at(-1) as Backend.JobExit).logTail, "second")
+    })), 60_000)
+
+  it.live("a queued job starts as soon as the slot is given back, however the job that held it ended: succeeded, failed, cancelled (not at a poll)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      // an hour's poll: only the slot's release can start the next job within this test
+      const backend = yield* SshBackend.make({ ...config, hosts: [{ ...host, slots: 1 }] }).pipe(Effect.provideService(QueuePoll, "1 hour"))
+      const held = (code: number) => spec(["sh", "-c", `i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; exit ${code}`])
+      const refs = yield* Effect.forEach([held(0), held(3), held(0), spec(["sh", "-c", "echo last"])], (s) => backend.submit(s))
+      assert.deepStrictEqual(refs.map((r) => r.data["queued"] === true), [false, true, true, true])
+      const ends: ReadonlyArray<readonly [string, (ref: ExperimentNode.JobRef) => Effect.Effect<void, unknown>]> = [
+        ["Succeeded", (ref) => Effect.sync(() => Fs.writeFileSync(Path.join(String(ref.data["dir"]), "go"), ""))],
+        ["Failed", (ref) => Effect.sync(() => Fs.writeFileSync(Path.join(String(ref.data["dir"]), "go"), ""))],
+        ["Cancelled", (ref) => backend.cancel(ref)]
+      ]
+      for (const [i, [outcome, end]] of ends.entries()) {
+        // the job holding the slot runs (a queued one: it started on the last one's release)
+        const watching = yield* untilRunning(backend, refs[i]!)
+        yield* end(refs[i]!)
+        assert.strictEqual(exitOf(yield* Fiber.join(watching)).outcome, outcome)
+      }
+      const last = yield* Backend.awaitExit(backend, refs[3]!).pipe(Effect.timeout("30 seconds"))
+      assert.deepStrictEqual([last.outcome, last.logTail], ["Succeeded", ["last"]])
     })), 60_000)
 
   it.live("a job queued by a controller that stopped never started: another controller says so; cancel takes it out of the queue", () =>
