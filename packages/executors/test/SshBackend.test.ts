@@ -4,7 +4,7 @@
  * that misbehave under running jobs, are in SshPool.test.ts (support/sshTest.ts has what both use).
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Backend, type ExperimentNode, JobProtocol } from "@trex/core"
+import { Backend, JobProtocol } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import { Effect, Fiber, Redacted, Stream } from "effect"
@@ -15,7 +15,7 @@ import * as Path from "node:path"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
 import { quote, quoteArgv } from "../src/internal/sshScript.ts"
 import * as SshBackend from "../src/SshBackend.ts"
-import { checkQueued } from "./support/queued.ts"
+import { checkQueued, checkSlotReleases } from "./support/queued.ts"
 import { eventually } from "./support/eventually.ts"
 import { gone } from "./support/process.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
@@ -163,22 +163,7 @@ describe("SshBackend", () => {
       yield* sshdUp
       // an hour's poll: only the slot's release can start the next job within this test
       const backend = yield* SshBackend.make({ ...config, hosts: [{ ...host, slots: 1 }] }).pipe(Effect.provideService(QueuePoll, "1 hour"))
-      const held = (code: number) => spec(["sh", "-c", `i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; exit ${code}`])
-      const refs = yield* Effect.forEach([held(0), held(3), held(0), spec(["sh", "-c", "echo last"])], (s) => backend.submit(s))
-      assert.deepStrictEqual(refs.map((r) => r.data["queued"] === true), [false, true, true, true])
-      const ends: ReadonlyArray<readonly [string, (ref: ExperimentNode.JobRef) => Effect.Effect<void, unknown>]> = [
-        ["Succeeded", (ref) => Effect.sync(() => Fs.writeFileSync(Path.join(String(ref.data["dir"]), "go"), ""))],
-        ["Failed", (ref) => Effect.sync(() => Fs.writeFileSync(Path.join(String(ref.data["dir"]), "go"), ""))],
-        ["Cancelled", (ref) => backend.cancel(ref)]
-      ]
-      for (const [i, [outcome, end]] of ends.entries()) {
-        // the job holding the slot runs (a queued one: it started on the last one's release)
-        const watching = yield* untilRunning(backend, refs[i]!)
-        yield* end(refs[i]!)
-        assert.strictEqual(exitOf(yield* Fiber.join(watching)).outcome, outcome)
-      }
-      const last = yield* Backend.awaitExit(backend, refs[3]!).pipe(Effect.timeout("30 seconds"))
-      assert.deepStrictEqual([last.outcome, last.logTail], ["Succeeded", ["last"]])
+      yield* checkSlotReleases(backend, (script) => spec(["sh", "-c", script]), (ref) => String(ref.data["dir"]))
     })), 60_000)
 
   it.live("a job queued by a controller that stopped never started: another controller says so; cancel takes it out of the queue", () =>
