@@ -18,7 +18,7 @@ import { Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } fr
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
-import { AdmissionQueue, LOST_IN_QUEUE, unstarted, QueuePoll } from "./internal/admissionQueue.ts"
+import { AdmissionQueue, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
 import { engineOptions, socketRefusal, type SshAccess } from "./internal/dockerEngine.ts"
 import * as Spec from "./internal/dockerSpec.ts"
 import * as Clients from "./internal/clients.ts"
