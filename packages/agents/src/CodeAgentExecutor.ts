@@ -252,7 +252,7 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
           // bounded however often the job reports: a chunk of its events is one progress report (ProgressReports)
           const reports = new ProgressReports()
           let exit: Backend.JobExit | undefined
-          yield* backend.watch(ref).pipe(
+          yield* Backend.follow(backend, ref).pipe(
             Stream.runForEachArray((events) =>
               Effect.gen(function*() {
                 const lines: Array<string> = []

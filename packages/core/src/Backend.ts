@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Option, Redacted, Schema, Stream } from "effect"
 import * as Cost from "./Cost.ts"
 import type { BackendError } from "./Errors.ts"
 import type { JobRef } from "./ExperimentNode.ts"
@@ -154,10 +154,31 @@ export interface Concern {
 export class Backend extends Context.Service<Backend, BackendShape>()("@trex/core/Backend") {}
 
 /**
- * Take a job (`job`: a submit, or a job already known) and use it; interrupted at any point after
- * the job exists, the job is cancelled. Taking the job and registering its cancel are one
+ * The ids of the jobs whose `Exit` a {@link follow} (or {@link awaitExit}) delivered inside the
+ * current {@link withJob}: a `use` that fails after its job ended cancels nothing.
+ */
+const Ended = Context.Reference<Set<string> | undefined>("@trex/core/Backend/Ended", { defaultValue: () => undefined })
+
+/**
+ * Take a job (`job`: a submit, or a job already known) and use it; if `use` does not succeed (it
+ * fails, dies or is interrupted) before the job has ended, the job is cancelled: a job left running
+ * after its user gave up on it is a GPU nobody frees. The job counts as ended once a {@link follow}
+ * or {@link awaitExit} inside `use` has delivered its `Exit` (a `use` that fails after that, in
+ * recording the result say, cancels nothing). Taking the job and registering its cancel are one
  * uninterruptible step, so a stop that lands just as a submit returns cannot leave the job running
- * with nobody to cancel it. The way to submit from code that can be stopped (an executor agent).
+ * with nobody to cancel it. The way to submit from code that can be stopped or fail (an executor agent).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend } from "@trex/core"
+ * declare const backend: Backend.BackendShape
+ * declare const spec: Backend.JobSpec
+ * declare const record: (exit: Backend.JobExit) => Effect.Effect<void, Error>
+ * // a failed `record` after the exit cancels nothing; a failure or stop before it cancels the job
+ * const program = Backend.withJob(backend, backend.submit(spec), (ref) =>
+ *   Effect.flatMap(Backend.awaitExit(backend, ref), record))
+ * ```
  * @since 0.1.0 @category combinators
  */
 export const withJob = <A, E, E2, R, R2>(
@@ -166,7 +187,13 @@ export const withJob = <A, E, E2, R, R2>(
   use: (ref: JobRef) => Effect.Effect<A, E2, R2>
 ): Effect.Effect<A, E | E2, R | R2> =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(job, (ref) => restore(use(ref)).pipe(Effect.onInterrupt(() => Effect.ignore(backend.cancel(ref)))))
+    Effect.flatMap(job, (ref) => {
+      const ended = new Set<string>()
+      return restore(use(ref)).pipe(
+        Effect.provideService(Ended, ended),
+        Effect.onExit((exit) => (Exit.isSuccess(exit) || ended.has(ref.id) ? Effect.void : Effect.ignore(backend.cancel(ref))))
+      )
+    })
   )
 
 /**
@@ -177,9 +204,24 @@ export const withJob = <A, E, E2, R, R2>(
 export const run = (backend: BackendShape, spec: JobSpec): Effect.Effect<JobExit, BackendError> =>
   withJob(backend, backend.submit(spec), (ref) => awaitExit(backend, ref))
 
-/** Wait for a submitted job's exit. @since 0.1.0 @category combinators */
+/**
+ * A job's events (`backend.watch`), its `Exit` noted as it passes: inside {@link withJob}, a `use`
+ * that fails after it has seen the exit does not cancel the ended job. Watch through this in a `use`.
+ * @since 0.1.0 @category combinators
+ */
+export const follow = (backend: BackendShape, ref: JobRef): Stream.Stream<JobEvent, BackendError> =>
+  Stream.unwrap(Effect.map(Effect.service(Ended), (ended) =>
+    ended === undefined
+      ? backend.watch(ref)
+      // chunk by chunk, as the backend gave them (a consumer's batches stay whole)
+      : Stream.mapArray(backend.watch(ref), (events) => {
+        if (events.some((e) => e._tag === "Exit")) ended.add(ref.id)
+        return events
+      })))
+
+/** Wait for a submitted job's exit (through {@link follow}). @since 0.1.0 @category combinators */
 export const awaitExit = (backend: BackendShape, ref: JobRef): Effect.Effect<JobExit, BackendError> =>
-  backend.watch(ref).pipe(
+  follow(backend, ref).pipe(
     Stream.runFold(() => undefined as JobExit | undefined, (acc, e) => (e._tag === "Exit" ? e : acc)),
     Effect.flatMap((exit) =>
       exit === undefined

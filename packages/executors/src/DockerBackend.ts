@@ -18,7 +18,7 @@ import { Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } fr
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
-import { AdmissionQueue, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
+import { AdmissionQueue, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
 import { engineOptions, socketRefusal, type SshAccess } from "./internal/dockerEngine.ts"
 import * as Spec from "./internal/dockerSpec.ts"
 import * as Clients from "./internal/clients.ts"
@@ -408,7 +408,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     start: (e, gpuIds) => Effect.flatMap(e.job.options(gpuIds), (o) => Effect.map(start(e.job.spec, e.job.jobDir, o, e.id), (c) => ({ container: c.id }))),
     exclusive: admission.withPermits(1),
     fork: Effect.forkDetach,
-    poll: QUEUE_POLL
+    poll: (yield* QueuePoll) ?? QUEUE_POLL
   })
   let ticketCount = 0
   const ticketRef = (id: string, jobDir: string): ExperimentNode.JobRef => ({ backend: NAME, id, data: { jobDir, queued: true } })
@@ -583,10 +583,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     exits.set(info.Id, exit)
     fresh.delete(info.Id)
     yield* Effect.sync(() => writeJson(Path.join(jobDir, Spec.RECORD.exit), exit)).pipe(Effect.ignore)
-    // its slot (and GPUs) are free: a queued job may start now, not at the queue's next poll, also when the
-    // container's removal failed (the exit is read; a watch that asks again finds the exit record)
-    yield* (keep ? Effect.void : call("watch", () => docker.getContainer(info.Id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)))))
-      .pipe(Effect.ensuring(Effect.sync(() => queue.wake())))
+    // (a removal that fails fails the watch: the exit is read, and a watch that asks again finds the exit record)
+    if (!keep) yield* call("watch", () => docker.getContainer(info.Id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
     return exit
   })
 
@@ -732,19 +730,25 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     }
   }
 
-  const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit) {
+  /**
+   * Follow a container to its end, returning its exit (the caller emits it). The look holds the job's slot
+   * (`queue.holding`): however it ends, the queue looks for room at once, not at its next poll.
+   */
+  const drive = (ref: ExperimentNode.JobRef, emit: Emit) => Effect.flatMap(queue.holding(followToEnd(ref, emit)), emit)
+
+  const followToEnd = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit) {
     const known = exits.get(ref.id)
-    if (known !== undefined) return yield* emit(known)
+    if (known !== undefined) return known
     // an engine away at the first look is told at once, the job taken to run (as the ref of a started container
     // says); the state that look then finds, sent next without a reason, ends it
     const outage: Outage = { since: undefined, seen: false, tell: (reason) => (reason !== undefined ? emit({ _tag: "State", state: "Running", reason }) : Effect.void) }
     const found = yield* inspectPatiently(ref.id, outage)
-    if (found === undefined) return yield* emit(gone(ref, []))
+    if (found === undefined) return gone(ref, [])
     // An engine away at the first look explains a signal only for a container started here: one of an
     // earlier controller may have been stopped long before.
     if (!fresh.has(ref.id)) outage.seen = false
     let first = found
-    if (["exited", "dead"].includes(first.State.Status) && !fresh.has(ref.id)) return yield* emit(yield* finish(first, undefined))
+    if (["exited", "dead"].includes(first.State.Status) && !fresh.has(ref.id)) return yield* finish(first, undefined)
     if (first.State.Status === "created" && !fresh.has(ref.id)) {
       // Created by a controller that is gone: it starts a container right after creating it, so
       // one still `created` a while later will never start. Removed, and its job runs again.
@@ -755,7 +759,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       }
       if (first.State.Status === "created") {
         yield* call("watch", () => docker.getContainer(ref.id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
-        return yield* emit(unstarted("Lost", "its controller stopped after creating its container and before starting it"))
+        return unstarted("Lost", "its controller stopped after creating its container and before starting it")
       }
     }
     const shown = first.State.Status === "created" ? "Pending" : "Running"
@@ -787,7 +791,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const exit = info === undefined ? gone(ref, tail.get()) : yield* finish(info, tail, outage.seen)
     // the trial runs again on its own: say why, where the run's output goes
     if (exit.outcome === "Failed" && exit.failureKind === "Infra") yield* Effect.logWarning(`docker: container ${ref.id.slice(0, 12)}: ${exit.message}`)
-    yield* emit(exit)
+    return exit
   })
 
   const follow = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, emitNow: (e: Backend.JobEvent) => void) {

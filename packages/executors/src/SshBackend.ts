@@ -12,7 +12,7 @@ import type { ExperimentNode } from "@trex/core"
 import { Duration, Effect, Layer, Queue, Schedule, Stream } from "effect"
 import { constants } from "node:os"
 import { posix } from "node:path"
-import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, unstarted } from "./internal/admissionQueue.ts"
+import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
 import { Connection, type HostConfig, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
@@ -99,6 +99,13 @@ interface PoolHost {
   readonly unlisted: Map<string, number>
 }
 
+/** Where the queue's head may start: a host, and the GPUs it gets there. */
+interface Placed {
+  readonly host: PoolHost
+  readonly gpuIds: ReadonlyArray<string>
+}
+
+/** A slot a started job holds on its host (counted by the admission queue). */
 interface Held {
   readonly host: string
   readonly gpuIds: ReadonlyArray<string>
@@ -183,7 +190,6 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     lastOk: Date.now(),
     unlisted: new Map()
   }))
-  const held = new Map<string, Held>()
   /** Jobs (`run/node`) started here on a host, and when, for runs some host could not list. */
   const startedWhileUnlisted = new Map<string, { readonly host: string; readonly at: number }>()
   /** Jobs submitted here whose exit nobody has read yet: their first watch replays all output. */
@@ -278,11 +284,10 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       )
     })
 
-  /** A watched job that ended (or is lost) gives back its slot and GPUs: the queue looks for room now, not at its next poll. */
+  /** A watched job that ended (or is lost) gives back its slot and GPUs (the queue looks for room at once). */
   const release = (id: string) => {
-    held.delete(id)
+    queue.release(id)
     fresh.delete(id)
-    queue.wake()
   }
 
   const hostOf = (ref: ExperimentNode.JobRef) => {
@@ -294,7 +299,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
 
   /** Release the slots of jobs that have ended (seen from their files). */
   const refresh = Effect.fnUntraced(function*() {
-    for (const [id, h] of [...held]) {
+    for (const [id, h] of [...queue.held]) {
       const host = pool.find((p) => p.name === h.host)!
       // an unreachable host's jobs keep their slots (they may well be running); its other slots are not offered anyway
       if (resting(host)) continue
@@ -302,14 +307,14 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       const out = yield* call("submit", host, (c) =>
         c.exec(`cd ${Script.quote(posix.join(remoteRoot, dir))} && { [ -f ${Script.FILES.exit} ] || { [ -f ${Script.FILES.pid} ] && ! ${Script.alive(".")}; }; }`)
       ).pipe(Effect.catchIf(isUnreachable, () => Effect.succeed(undefined)))
-      if (out?.code === 0) held.delete(id)
+      if (out?.code === 0) queue.release(id)
     }
   })
 
   const place = (gpus: number, skip?: ReadonlySet<PoolHost>): { host: PoolHost; gpuIds: Array<string> } | undefined => {
     for (const host of pool) {
       if (!host.adopted || resting(host) || filled(host) || skip?.has(host)) continue
-      const mine = [...held.values()].filter((h) => h.host === host.name)
+      const mine = [...queue.held.values()].filter((h) => h.host === host.name)
       const busy = new Set(mine.flatMap((h) => h.gpuIds))
       const free = host.gpus.filter((g) => !busy.has(g))
       if (mine.length < host.slots && free.length >= gpus) return { host, gpuIds: free.slice(0, gpus) }
@@ -332,7 +337,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         if (space < 0) continue
         try {
           const job = JSON.parse(line.slice(space + 1)) as { host?: string; gpuIds?: Array<string> }
-          if (job.host === host.name) held.set(`${line.slice(0, space)}@${host.name}`, { host: host.name, gpuIds: job.gpuIds ?? [] })
+          if (job.host === host.name) queue.take(`${line.slice(0, space)}@${host.name}`, { host: host.name, gpuIds: job.gpuIds ?? [] })
         } catch {
           // a half-written record: not a job to account for
         }
@@ -342,7 +347,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   })
 
   /** Why a job needing `gpus` GPUs cannot be placed now. */
-  const why = (gpus: number) => {
+  const why = (gpus: number): string => {
     const up = pool.filter((h) => h.adopted && !resting(h))
     const down = pool.filter((h) => !up.includes(h))
     const unreach = down.length > 0 ? ` (unreachable: ${down.map((h) => h.name).join(", ")})` : ""
@@ -351,14 +356,14 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     if (full.length === up.length) return `no host with room on its disk: ${full.map((h) => `${h.name}: ${h.full!.reason}`).join("; ")}${unreach}`
     const noRoom = full.length > 0 ? ` (disk full: ${full.map((h) => h.name).join(", ")})` : ""
     const slots = up.reduce((n, h) => n + h.slots, 0)
-    const inUse = [...held.values()].filter((j) => up.some((h) => h.name === j.host)).length
+    const inUse = [...queue.held.values()].filter((j) => up.some((h) => h.name === j.host)).length
     if (noRoom !== "") return `no free slot on a host with room on its disk: ${inUse} of ${slots} in use${noRoom}${unreach}`
     return inUse >= slots ? `no free slot: ${inUse} of ${slots} in use${unreach}` : `no host with ${gpus} free GPU${gpus === 1 ? "" : "s"}${unreach}`
   }
 
   const scope = yield* Effect.scope
   /** Jobs waiting for a host: started in submission order. */
-  const queue = new AdmissionQueue<QueuedJob, { readonly host: PoolHost; readonly gpuIds: ReadonlyArray<string> }, ExperimentNode.JobRef>({
+  const queue: AdmissionQueue<QueuedJob, Placed, ExperimentNode.JobRef, Held> = new AdmissionQueue<QueuedJob, Placed, ExperimentNode.JobRef, Held>({
     room: (e) =>
       Effect.map(Effect.andThen(adopt(), refresh()), () => {
         const got = place(e.job.gpus)
@@ -367,7 +372,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     // the host it was given stopped answering and no other has room: it waits again
     start: (e, got) => Effect.map(e.job.launch(got.host, got.gpuIds), (ref) => ref ?? AGAIN),
     fork: (effect) => Effect.forkIn(effect, scope),
-    poll: QUEUE_POLL
+    poll: (yield* QueuePoll) ?? QUEUE_POLL
   })
   let ticketCount = 0
 
@@ -419,7 +424,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       launching = false
       if (pool.some((h) => h.unlisted.has(spec.labels.run))) startedWhileUnlisted.set(rel, { host: host.name, at: Date.now() })
       // taken at once, in the step that found it free
-      held.set(id, { host: host.name, gpuIds })
+      queue.take(id, { host: host.name, gpuIds })
       const prepare = Effect.gen(function*() {
         const dirs = [...new Set([dir, ...files.map((f) => posix.dirname(f.target))])]
         const reset = [...Object.values(Script.FILES), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]
@@ -458,7 +463,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         host.full = undefined
         return { backend: NAME, id, data: { host: host.name, dir } } satisfies ExperimentNode.JobRef
       })
-      return Effect.onError(prepare, () => Effect.sync(() => held.delete(id)))
+      return Effect.onError(prepare, () => Effect.sync(() => queue.release(id)))
     }
     /** On `host`; if it cannot be reached before the job starts, on the next host with room (`undefined`: none has). */
     const launch = (host: PoolHost, gpuIds: ReadonlyArray<string>, ticket?: string, tried: ReadonlySet<PoolHost> = new Set()): Effect.Effect<ExperimentNode.JobRef | undefined, Errors.BackendError> =>
@@ -863,7 +868,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       return {
         slots: up.reduce((n, h) => n + h.slots, 0),
         gpus: up.reduce((n, h) => n + h.gpus.length, 0),
-        inUse: [...held.values()].filter((j) => up.some((h) => h.name === j.host)).length
+        inUse: [...queue.held.values()].filter((j) => up.some((h) => h.name === j.host)).length
       }
     }),
     preflight

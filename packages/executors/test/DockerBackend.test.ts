@@ -19,11 +19,12 @@ import { promisify } from "node:util"
 import * as DockerBackend from "../src/DockerBackend.ts"
 import { assertTooBig, BULKY_RESULT_SCRIPT } from "./support/bulkyResult.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
-import { checkQueued } from "./support/queued.ts"
+import { checkQueued, checkSlotReleases } from "./support/queued.ts"
 import { eventually } from "./support/eventually.ts"
 import { type TestEngine, testEngines } from "./support/engines.ts"
 import * as Spec from "../src/internal/dockerSpec.ts"
 import { socketRefusal } from "../src/internal/dockerEngine.ts"
+import { QueuePoll } from "../src/internal/admissionQueue.ts"
 
 const execFileAsync = promisify(execFile)
 const ENGINES = testEngines()
@@ -435,6 +436,13 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       const again = yield* Stream.runCollect(other.watch(ref2))
       assert.strictEqual((again.at(-1) as Backend.JobExit).outcome, "Succeeded")
       assert.include((again.at(-1) as Backend.JobExit).logTail, "second")
+    }), 60_000)
+
+  it.live("a queued job starts as soon as the slot is given back, however the job that held it ended: succeeded, failed, cancelled (not at a poll)", () =>
+    Effect.gen(function*() {
+      // an hour's poll: only the end of the slot's holder (its watch) can start the next job within this test
+      const backend = yield* backendWith({ slots: 1, stopGraceSeconds: 1 }).pipe(Effect.provideService(QueuePoll, "1 hour"))
+      yield* checkSlotReleases(backend, (script) => spec(script), (ref) => String(ref.data["jobDir"]))
     }), 60_000)
 
   it.live("a job queued by a controller that stopped never started: another controller says so (lost: a resumed run runs it again)", () =>

@@ -1,5 +1,5 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Backend } from "@trex/core"
+import { Backend, type ExperimentNode } from "@trex/core"
 import { BackendConformance, HeldSubmit } from "@trex/core/testing"
 import { Effect, Fiber, Redacted, Stream } from "effect"
 import { execFileSync, spawn } from "node:child_process"
@@ -211,6 +211,36 @@ describe("LocalBackend", () => {
       const submitting = yield* Backend.run(held.backend, spec("submitting", "sleep 60")).pipe(Effect.forkChild)
       const job = yield* held.stopDuringSubmit(submitting)
       assert.strictEqual((yield* Backend.awaitExit(local, job).pipe(Effect.timeout("20 seconds"))).outcome, "Cancelled")
+    })))
+
+  it.live("withJob cancels its job when its use fails or dies before the job ends (the process is gone), and not once the exit was seen", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const local = yield* LocalBackend.make({ root: tmpRoot(), slots: 2, killGraceMs: 500 })
+      const cancels: Array<string> = []
+      const backend: Backend.BackendShape = { ...local, cancel: (ref) => Effect.andThen(Effect.sync(() => cancels.push(ref.id)), local.cancel(ref)) }
+      const held = (node: string, after: Effect.Effect<never, string>) =>
+        Effect.gen(function*() {
+          let job: { ref: ExperimentNode.JobRef; pid: number } | undefined
+          const failed = yield* Effect.exit(Backend.withJob(backend, backend.submit(spec(node, "echo started\nsleep 60")), (ref) =>
+            Backend.follow(backend, ref).pipe(
+              Stream.takeUntil((e) => e._tag === "Log" && e.line === "started"),
+              Stream.runDrain,
+              Effect.andThen(Effect.sync(() => (job = { ref, pid: readJson(Path.join(ref.data["dir"] as string, "pid")).pid as number }))),
+              Effect.andThen(after)
+            )))
+          assert.isTrue(failed._tag === "Failure" && job !== undefined, node)
+          assert.ok(gone(job!.pid), `${node}: its process is gone once withJob returns`)
+          assert.strictEqual((yield* Backend.awaitExit(local, job!.ref)).outcome, "Cancelled", node)
+        })
+      yield* held("fails", Effect.fail("the caller's own failure"))
+      yield* held("dies", Effect.die(new Error("a defect in the caller")))
+      assert.strictEqual(cancels.length, 2)
+      // a use that fails after it saw the exit leaves the ended job be: no cancel, the exit as it was
+      let done: ExperimentNode.JobRef | undefined
+      yield* Effect.exit(Backend.withJob(backend, backend.submit(spec("ends", "echo done")), (ref) =>
+        Effect.andThen(Backend.awaitExit(backend, ref), Effect.andThen(Effect.sync(() => (done = ref)), Effect.fail("recording failed")))))
+      assert.strictEqual(cancels.length, 2)
+      assert.strictEqual((yield* Backend.awaitExit(local, done!)).outcome, "Succeeded")
     })))
 
   it.live("cancel kills the whole process group, grandchildren included", () =>

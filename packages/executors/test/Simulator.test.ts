@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Backend, type Errors, SearchSpace, Strategy, TaskFile } from "@trex/core"
+import { Backend, type Errors, type ExperimentNode, SearchSpace, Strategy, TaskFile } from "@trex/core"
 import { Effect, Logger, Stream } from "effect"
 import { cell, decode, numberList, numeric, parse, parseRecords } from "../src/internal/simCsv.ts"
 import * as Simulator from "../src/Simulator.ts"
@@ -800,6 +800,26 @@ describe("Simulator backend", () => {
         assert.strictEqual(yield* sim.clock, 7)
         const missing = yield* Effect.flip(sim.submit({ ...spec(base), files: [] }))
         assert.include(missing.message, "strategy.json")
+      })))
+
+  it.effect("withJob cancels a job whose use fails or dies before it ends, freeing its GPU; not one whose exit the use saw", () =>
+    simulate(timed, 1, (sim) =>
+      Effect.gen(function*() {
+        const taken: Array<ExperimentNode.JobRef> = []
+        let cancels = 0
+        const counted: Backend.BackendShape = { ...sim, cancel: (ref) => Effect.andThen(Effect.sync(() => cancels++), sim.cancel(ref)) }
+        const take = (node: string, after: Effect.Effect<never, string>) =>
+          Effect.exit(Backend.withJob(counted, sim.submit(spec(withValues(1e-4, 2), node)), (ref) => Effect.andThen(Effect.sync(() => taken.push(ref)), after)))
+        assert.strictEqual((yield* take("fails", Effect.fail("the caller's own failure")))._tag, "Failure")
+        assert.strictEqual((yield* take("dies", Effect.die(new Error("a defect in the caller"))))._tag, "Failure")
+        assert.deepStrictEqual((yield* sim.list("run-1")).map((j) => [j.labels.node, j.state]), [["fails", "Finished"], ["dies", "Finished"]])
+        for (const ref of taken) assert.strictEqual((yield* Backend.awaitExit(sim, ref)).outcome, "Cancelled")
+        assert.strictEqual((yield* sim.capacity).inUse, 0)
+        // seen to its exit, then a failure: the job's exit stays as it was
+        const seen = yield* Effect.exit(Backend.withJob(counted, sim.submit(spec(withValues(1e-3, 2), "seen")), (ref) =>
+          Effect.andThen(Backend.awaitExit(sim, ref), Effect.andThen(Effect.sync(() => taken.push(ref)), Effect.fail("recording failed")))))
+        assert.deepStrictEqual([seen._tag, cancels], ["Failure", 2])
+        assert.strictEqual((yield* Backend.awaitExit(sim, taken[2]!)).outcome, "Succeeded")
       })))
 
   it.effect("keeps four GPUs busy across resubmissions: makespan and trace are deterministic", () =>

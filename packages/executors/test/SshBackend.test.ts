@@ -12,9 +12,10 @@ import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { QueuePoll } from "../src/internal/admissionQueue.ts"
 import { quote, quoteArgv } from "../src/internal/sshScript.ts"
 import * as SshBackend from "../src/SshBackend.ts"
-import { checkQueued } from "./support/queued.ts"
+import { checkQueued, checkSlotReleases } from "./support/queued.ts"
 import { eventually } from "./support/eventually.ts"
 import { gone } from "./support/process.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
@@ -155,6 +156,14 @@ describe("SshBackend", () => {
       const again = yield* Stream.runCollect(other.watch(ref2))
       assert.strictEqual((again.at(-1) as Backend.JobExit).outcome, "Succeeded")
       assert.include((again.at(-1) as Backend.JobExit).logTail, "second")
+    })), 60_000)
+
+  it.live("a queued job starts as soon as the slot is given back, however the job that held it ended: succeeded, failed, cancelled (not at a poll)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      // an hour's poll: only the slot's release can start the next job within this test
+      const backend = yield* SshBackend.make({ ...config, hosts: [{ ...host, slots: 1 }] }).pipe(Effect.provideService(QueuePoll, "1 hour"))
+      yield* checkSlotReleases(backend, (script) => spec(["sh", "-c", script]), (ref) => String(ref.data["dir"]))
     })), 60_000)
 
   it.live("a job queued by a controller that stopped never started: another controller says so; cancel takes it out of the queue", () =>

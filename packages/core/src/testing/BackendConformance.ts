@@ -217,11 +217,8 @@ export const cases = (options: Options): ReadonlyArray<Case> => {
       run: withBackend((backend) =>
         Effect.gen(function*() {
           const exit = yield* Backend.withJob(backend, backend.submit(spec("sleep", { sleep: 60, timeLimitSeconds: 1 })), (ref) =>
-            Effect.andThen(
-              // (a hook that fails leaves no job running)
-              Effect.onError(options.expireTimeLimit?.(ref) ?? Effect.void, () => Effect.ignore(backend.cancel(ref))),
-              Backend.awaitExit(backend, ref)
-            ))
+            // (a hook that fails leaves no job running: withJob cancels it)
+            Effect.andThen(options.expireTimeLimit?.(ref) ?? Effect.void, Backend.awaitExit(backend, ref)))
           assert.equal(exit.outcome, "Failed")
           assert.equal(exit.failureKind, "Timeout")
           assert.ok(!exit.logTail.includes(SLEPT), `killed before its end: ${JSON.stringify(exit.logTail)}`)

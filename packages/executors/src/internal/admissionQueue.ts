@@ -3,9 +3,14 @@
  * themselves (Docker, SSH): `submit` returns a ticket at once instead of waiting inside the
  * submission (which is uninterruptible), the queue starts its head when there is room, in
  * submission order, and a still-queued job can be withdrawn or cancelled in one synchronous step.
+ *
+ * The queue looks for room at each poll, and at once whenever room may have come: a slot given back
+ * ({@link AdmissionQueue.release}, or the end of {@link AdmissionQueue.holding}) or a queued job
+ * taken out. Nothing else wakes it: a backend frees a slot only through the queue, so no way a job
+ * ends can forget to.
  */
 import type { Backend, Errors } from "@trex/core"
-import { Deferred, type Duration, Effect, Exit } from "effect"
+import { Context, Deferred, type Duration, Effect, Exit } from "effect"
 
 /** A queued job: what the backend needs to start it, and why it waits. */
 export interface Entry<Job> {
@@ -32,6 +37,12 @@ export const LOST_IN_QUEUE = "it was waiting for a free slot or GPU when its con
 /** What `start` gives when the room it was offered went before the job started (a host that stopped answering): the job waits again, at the head. */
 export const AGAIN: unique symbol = Symbol.for("@trex/executors/AdmissionQueue/again")
 
+/**
+ * The poll of a backend's queue when set (read when the backend is made): tests set an hour, so that only
+ * a slot given back (or a queued job taken out) can start a queued job within them.
+ */
+export const QueuePoll = Context.Reference<Duration.Input | undefined>("@trex/executors/AdmissionQueue/poll", { defaultValue: () => undefined })
+
 /** How a backend starts its queue's jobs. */
 export interface Options<Job, Go, Started> {
   /** Whether the head can start now (`{ go }`: what it starts with), or why it must wait (`{ wait }`). */
@@ -44,11 +55,12 @@ export interface Options<Job, Go, Started> {
   readonly poll: Duration.Input
 }
 
-export class AdmissionQueue<Job, Go, Started> {
+export class AdmissionQueue<Job, Go, Started, Slot = never> {
   private readonly queue: Array<Entry<Job>> = []
+  private readonly slots = new Map<string, Slot>()
   private readonly outcomes = new Map<string, Deferred.Deferred<Started | Backend.JobExit, Errors.BackendError>>()
   private pumping = false
-  /** Done by {@link wake}: the pump's wait between looks ends early. */
+  /** Done by a wake (a slot given back, a queued job gone): the pump's wait between looks ends early. */
   private woken = Deferred.makeUnsafe<void>()
   private readonly options: Options<Job, Go, Started>
 
@@ -90,14 +102,44 @@ export class AdmissionQueue<Job, Go, Started> {
 
   /**
    * Take a still-queued job out of the queue, in one step, ending it `Cancelled`; `false` when it is
-   * not queued (any more: it has started, or is starting).
+   * not queued (any more: it has started, or is starting). The queue looks again at once: the job
+   * behind it may fit where it did not.
    */
   remove(id: string, message: string): boolean {
     const i = this.queue.findIndex((e) => e.id === id)
     if (i < 0) return false
     this.queue.splice(i, 1)
     Deferred.doneUnsafe(this.outcomes.get(id)!, Exit.succeed(unstarted("Cancelled", message)))
+    this.wake()
     return true
+  }
+
+  /** The slots started jobs hold, by job id, for a backend that counts its slots itself (SSH's hosts). */
+  get held(): ReadonlyMap<string, Slot> {
+    return this.slots
+  }
+
+  /** A started job takes a slot (kept until {@link release}). */
+  take(id: string, slot: Slot): void {
+    this.slots.set(id, slot)
+  }
+
+  /**
+   * A job gives back its slot (it ended, was lost, or never started): the queue looks for room at
+   * once, not at its next poll. Again for the same job, or for a slot never taken, it only looks.
+   */
+  release(id: string): void {
+    this.slots.delete(id)
+    this.wake()
+  }
+
+  /**
+   * `effect` (a watch's look at a started job) holds the job's slot, for a backend whose engine counts
+   * its slots (Docker): however it ends (the job's end read, a failure after it, an interrupt), the
+   * queue looks for room at once.
+   */
+  holding<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.ensuring(effect, Effect.sync(() => this.wake()))
   }
 
   /**
@@ -120,10 +162,10 @@ export class AdmissionQueue<Job, Go, Started> {
   }
 
   /**
-   * Look for room again now rather than at the next poll: the backend saw one of its jobs end (or leave), so a
-   * slot or GPUs may be free. A wake while the head is being looked at is not lost: the next wait ends at once.
+   * Look for room again now rather than at the next poll: a slot was given back, or a queued job left.
+   * A wake while the head is being looked at is not lost: the next wait ends at once.
    */
-  wake(): void {
+  private wake(): void {
     Deferred.doneUnsafe(this.woken, Exit.void)
   }
 

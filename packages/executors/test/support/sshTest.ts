@@ -54,17 +54,7 @@ export const spec = (argv: ReadonlyArray<string>, extra: Partial<Backend.JobSpec
   ...extra
 })
 
-/** Watch a job until it reports Running: the watch's fiber, collecting its events to the end. */
-export const untilRunning = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0], seen: Array<Backend.JobEvent> = []) =>
-  Effect.gen(function*() {
-    const running = yield* Deferred.make<void>()
-    const watching = yield* Stream.runCollect(backend.watch(ref).pipe(
-      Stream.tap((e) => Effect.sync(() => void seen.push(e))),
-      Stream.tap((e) => e._tag === "State" && e.state === "Running" ? Deferred.succeed(running, undefined) : Effect.void)
-    )).pipe(Effect.forkChild)
-    yield* Deferred.await(running)
-    return watching
-  })
+export { untilRunning } from "./queued.ts"
 
 export const exitOf = (events: ReadonlyArray<Backend.JobEvent>) => events.at(-1) as Backend.JobExit
 
