@@ -109,15 +109,14 @@ const RECORD_WAIT = "50 millis"
  * names no holder (up to 0.2 s, for the holder that has just taken it to write its own).
  * @since 0.1.0 @category utilities
  */
-export const writer = (file: string): Effect.Effect<Holder | undefined> =>
-  Effect.gen(function*() {
-    let holder = lockHolder(file)
-    for (let look = 1; look < RECORD_LOOKS && holder?.unknown !== undefined; look++) {
-      yield* Effect.sleep(RECORD_WAIT)
-      holder = lockHolder(file)
-    }
-    return holder
-  })
+export const writer: (file: string) => Effect.Effect<Holder | undefined> = Effect.fn("Journal.writer")(function*(file: string) {
+  let holder = lockHolder(file)
+  for (let look = 1; look < RECORD_LOOKS && holder?.unknown !== undefined; look++) {
+    yield* Effect.sleep(RECORD_WAIT)
+    holder = lockHolder(file)
+  }
+  return holder
+})
 
 /**
  * Take the writer lock of the SQLite journal at `file` for the scope's lifetime, as a controller does

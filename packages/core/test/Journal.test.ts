@@ -422,6 +422,12 @@ describe("Journal (SQLite)", () => {
         // a living process given the pid since (this one): not the one recorded, whose start time differs
         fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: process.pid, host: os.hostname(), by: "trex notify", start: "1" }))
         assert.include((await Effect.runPromise(writer(file)))?.unknown, `names trex notify (process ${process.pid}), which has exited`)
+        // this host's name and another boot's id: another machine of that name on a shared file system; its pid (this
+        // process's here) is not named, so that trex stop signals nothing of this machine
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: process.pid, host: os.hostname(), start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
+        const elsewhere = await Effect.runPromise(writer(file))
+        assert.isUndefined(elsewhere?.pid)
+        assert.include(elsewhere?.unknown, `names process ${process.pid} of another boot (boot id 00000000-0000-0000-0000-000000000000, this machine's `)
         // unreadable: said, not thrown
         fs.writeFileSync(`${file}.lock.pid`, "garbage\n")
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: `its record ${file}.lock.pid cannot be read (not a lock record: "garbage")` })

@@ -107,6 +107,9 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
         "echo '{\"step\":2,\"split\":\"eval\",\"name\":\"acc\",\"value\":0.75}' >> metrics.jsonl",
         "echo oops >&2",
         "sleep 1",
+        // until the watch has shown the job running (at most 60 s): a job of a second may start and end between two
+        // of its polls on a loaded machine
+        "i=0; until [ -e running.seen ] || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done",
         "echo '{\"metrics\":{\"acc\":0.75},\"primary\":0.75}' > result.json"
       ].join("\n")
       const ref = yield* backend.submit(spec("ok", body, {
@@ -118,7 +121,9 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const shown = sge("qstat", ["-j", ref.id])
       assert.include(shown, `${Script.CONTEXT.run}=${Script.encodeContext(run)},${Script.CONTEXT.node}=ok`)
       assert.notInclude(shown, "s3cr3t")
-      const events = yield* collect(backend, ref)
+      const events = Array.from(yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) =>
+        e._tag === "State" && e.state === "Running" ? Effect.sync(() => fs.writeFileSync(path.join(jobDir, "running.seen"), "")) : Effect.void
+      ))))
       const exit = exitOf(events)
       assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
       assert.strictEqual(exit.exitCode, 0)

@@ -201,12 +201,35 @@ describe("the job script's GPU claim", () => {
     assert.strictEqual(claim(locks, 1).status, Script.GPU_CLAIM_EXIT)
   })
 
-  it("a lock with no owner yet (its claimer between mkdir and writing) is taken over only once it is older than the grace", () => {
+  it("a lock with no owner, younger than the grace (its claimer between mkdir and writing, or its files given back before the directory), is looked at again: refused once its owner is written, taken once it is gone; an older one is taken", async () => {
     const locks = lockDir()
-    fs.mkdirSync(path.join(locks, "gpu0"))
-    assert.strictEqual(claim(locks, 1).status, Script.GPU_CLAIM_EXIT)
+    const lock = path.join(locks, "gpu0")
+    const claimLater = () => {
+      const p = spawn("/bin/sh", ["-c", render(locks, 1)], { env: jobEnv({}) })
+      let out = ""
+      p.stdout.on("data", (b) => (out += String(b)))
+      return new Promise<{ code: number | null; out: string }>((resolve) => p.on("close", (code) => resolve({ code, out })))
+    }
+    const aWhile = () => new Promise((resolve) => setTimeout(resolve, 1500))
+    // being given back: its files removed, the directory a moment later (before, the claim found it neither owned nor
+    // stale and was refused at once, exit 96)
+    fs.mkdirSync(lock)
+    const given = claimLater()
+    await aWhile()
+    fs.rmdirSync(lock)
+    assert.deepStrictEqual(await given, { code: 0, out: "cuda=0\n" })
+    // being taken: its owner, a live one, written a moment later
+    fs.rmSync(lock, { recursive: true, force: true })
+    fs.mkdirSync(lock)
+    const taken = claimLater()
+    await aWhile()
+    plant(locks, 0, process.pid, startTime(process.pid))
+    assert.strictEqual((await taken).code, Script.GPU_CLAIM_EXIT)
+    // one that no claimer wrote into within the grace is stale
+    fs.rmSync(lock, { recursive: true, force: true })
+    fs.mkdirSync(lock)
     const old = Date.now() / 1000 - 120
-    fs.utimesSync(path.join(locks, "gpu0"), old, old)
+    fs.utimesSync(lock, old, old)
     assert.strictEqual(claim(locks, 1).stdout, "cuda=0\n")
   })
 

@@ -154,9 +154,8 @@ const recordOf = (lockFile: string): LockRecord | string | undefined => {
  * compared with the record's (a pid given to a later process is not the holder).
  */
 const exited = (record: LockRecord): boolean => {
+  // (one of another boot is not asked: see holderOf)
   if (record.host !== undefined && record.host !== os.hostname()) return false
-  const boot = bootId()
-  if (record.boot !== undefined && boot !== undefined && record.boot !== boot) return false
   try {
     process.kill(record.pid, 0)
   } catch (e) {
@@ -177,6 +176,12 @@ const holderOf = (lockFile: string): LockHolder => {
   if (record === undefined) return { unknown: `its record ${file} is gone` }
   if (typeof record === "string") return { unknown: `its record ${file} cannot be read (${record})` }
   const holder: LockHolder = { pid: record.pid, ...(record.host !== undefined ? { host: record.host } : {}), ...(record.by !== undefined ? { by: record.by } : {}) }
+  // this host's name, another boot's id: a machine of the same name that shares this file system (a lock does not
+  // outlive its machine's boot), whose pid means nothing here (`trex stop` would signal a process of this one)
+  const boot = bootId()
+  if ((record.host === undefined || record.host === os.hostname()) && record.boot !== undefined && boot !== undefined && record.boot !== boot) {
+    return { unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${boot}): another machine of this host name, sharing this file system, holds it` }
+  }
   if (exited(record)) {
     return { unknown: `its record ${file} names ${ownerOf(holder)}, which has exited: its holder took the lock since, and has not yet written its own record` }
   }

@@ -212,9 +212,11 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `      trex_op=$(cat "$1/pid" 2>/dev/null)`,
     `      if trex_num "$trex_op"; then [ "$trex_op" -eq 0 ] || trex_gone "$trex_op" "$1/pid"; return; fi`,
     `    fi`,
-    // no owner: one being given back by its watcher (which removes `watch` last) is waited for
+    // no owner: one being given back by its watcher (which removes `watch` last) is waited for, and so is one younger
+    // than the grace: being taken (its owner not yet written) or given back (its files removed, not yet the directory)
     `    trex_watched "$1" && return 1`,
-    `    [ "$(trex_age "$1")" -gt ${grace} ]`,
+    `    [ "$(trex_age "$1")" -gt ${grace} ] && return 0`,
+    `    trex_waiting="$trex_waiting $1"; return 1`,
     `  }`,
     // the lock's owner, written in place (over a stale owner's files, when taking over): the pid namespace first (an
     // owner file is never without it), in a file of its own as older scripts read owner's 3 fields
@@ -264,7 +266,7 @@ const gpuLines = (input: ScriptInput): Array<string> => {
     `  if [ "$trex_n" -lt ${input.gpus} ]; then`,
     `    trex_release`,
     `    echo "trex: Grid Engine granted ${input.gpus} ${input.gpuResource} but only $trex_n of the $trex_total devices of $trex_host are free (locks in ${input.gpuLockDir.replace(/[`"$\\]/g, "_")})" >&2`,
-    `    [ -z "$trex_waiting" ] || echo "trex: waited ${WATCH_WAIT_SECONDS} s for locks held by the watcher of a job whose script was killed (it ends what that job's command left running, then gives them back):$trex_waiting" >&2`,
+    `    [ -z "$trex_waiting" ] || echo "trex: waited ${WATCH_WAIT_SECONDS} s for locks held by the watcher of a job whose script was killed (it ends what that job's command left running, then gives them back), or being taken or given back:$trex_waiting" >&2`,
     `    [ -z "$trex_unseen" ] || echo "trex: kept as held, their owners not visible from this job (another pid namespace, or /proc mounted hidepid):$trex_unseen; remove such a lock by hand once its job has ended" >&2`,
     `    exit ${GPU_CLAIM_EXIT}`,
     `  fi`,
@@ -376,6 +378,8 @@ const watcherProgram = (input: ScriptInput): string => [
   `trex_started() { sed -n 's/.*) //p' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }`,
   // whether process $1, started at $2, runs still: builtins only, as it is asked once a second
   `trex_runs() { trex_x=$2; trex_s=; { read -r trex_s < "/proc/$1/stat"; } 2>/dev/null; trex_s=\${trex_s##*") "}; set -- $trex_s; [ "\${1:-Z}" != Z ] && [ "\${20:-}" = "$trex_x" ]; }`,
+  // a script whose start time could not be read could not be told from one gone: the watcher does nothing
+  `case "$2" in ''|*[!0-9]*) exit 0;; esac`,
   `while trex_runs "$1" "$2"; do sleep 1; done`,
   `trex_boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)`,
   `trex_me="$1 $2 $trex_boot"; trex_mark=$3; trex_pg=; trex_got=`,
@@ -396,21 +400,28 @@ const watcherProgram = (input: ScriptInput): string => [
  * claim waits for it a while ({@link WATCH_WAIT_SECONDS}). A node without `setsid` says so in the job's log.
  */
 const watchLines = (input: ScriptInput): Array<string> => [
-  `trex_watcher=`,
+  `trex_watcher=; trex_wstart=`,
   `trex_watch() {`,
   `  [ -n "$trex_got" ] || return 0`,
   `  command -v setsid >/dev/null 2>&1 || { echo "trex: this node has no setsid: if the job's script is killed (a qdel past its grace, h_rt), what its command left running outside its process group runs on" >&2; return 0; }`,
   `  setsid /bin/sh -c ${shellQuote(watcherProgram(input))} trex-watch "$$" "$(trex_started $$)" "$trex_mark" "$trex_got" </dev/null &`,
   `  trex_watcher=$!`,
-  `  trex_wme="$trex_watcher $(trex_started $trex_watcher) $trex_boot"`,
+  `  trex_wstart=$(trex_started $trex_watcher)`,
+  `  trex_wme="$trex_watcher $trex_wstart $trex_boot"`,
   `  for trex_i in $trex_got; do`,
   `    trex_l=${shellQuote(input.gpuLockDir)}/gpu$trex_i`,
   `    printf '%s\\n' "$trex_wme" > "$trex_l/watch.tmp" && mv -f "$trex_l/watch.tmp" "$trex_l/watch"`,
   `  done`,
   `}`,
   // the script has ended what the command left and given the devices back: its watcher (and its sleep) ends
-  // (by its pid alone if it has not yet made its session)
-  `trex_unwatch() { [ -z "$trex_watcher" ] || kill -KILL -$trex_watcher 2>/dev/null || kill -KILL $trex_watcher 2>/dev/null; trex_watcher=; }`
+  // (by its pid alone if it has not yet made its session), if it is still the process started then: one that died
+  // during the job (killed by hand, out of memory) left its pid to any process, maybe another job's script
+  `trex_unwatch() {`,
+  `  if [ -n "$trex_watcher" ] && [ -n "$trex_wstart" ] && [ "$(trex_started $trex_watcher)" = "$trex_wstart" ]; then`,
+  `    kill -KILL -$trex_watcher 2>/dev/null || kill -KILL $trex_watcher 2>/dev/null`,
+  `  fi`,
+  `  trex_watcher=`,
+  `}`
 ]
 
 /**
