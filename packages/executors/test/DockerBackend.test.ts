@@ -177,7 +177,7 @@ const engineTests = (e: TestEngine) => {
         const steps = events.flatMap((e) => (e._tag === "Metric" ? [e.point.step] : []))
         assert.strictEqual(steps.length, metrics)
         assert.isTrue(steps.every((step, i) => step === i))
-      }))
+      }), { timeout: 180_000 }) // Podman's log is read in polls: 18-23 s alone, 40 s and once over 60 s in the clean-clone CI
 
     it.live("the time limit kills the container: Timeout", () =>
       Effect.gen(function*() {
