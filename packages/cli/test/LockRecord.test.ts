@@ -110,4 +110,22 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.deepStrictEqual(yield* RunDir.stopController(runDir, { wait: "20 seconds" }), { _tag: "Asked", pid: next.proc.pid!, now: false, exited: true })
       assert.strictEqual(yield* Effect.promise(() => next.exited), "SIGTERM")
     })), 60_000)
+
+  it.live("a host name of 300 characters is shown cut to 80, by trex status, list and stop", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { file, runDir } = yield* finishedRun("long")
+      const controller = yield* child(["lock", file], "ready")
+      const pid = controller.proc.pid!
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid, host: "h".repeat(300), by: "controller" }))
+      const shown = `"${"h".repeat(78)}…`
+      const running = yield* status(runDir)
+      assert.strictEqual(running.json.writerHost, "h".repeat(300), "kept whole in --json")
+      assert.include(running.text, `\nState: running (controller: process ${pid} on host ${shown}; `)
+      const [listed] = yield* Runs.list(path.dirname(runDir))
+      const list = Runs.toText(path.dirname(runDir), [listed!])
+      assert.include(list, `running (process ${pid} on ${shown})`)
+      const elsewhere = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(elsewhere.message, `the run's controller is process ${pid} on host ${shown}, not this one (${os.hostname()}): run \`trex stop ${runDir}\` on ${shown}`)
+      for (const text of [running.text, list, elsewhere.message]) assert.notInclude(text, "h".repeat(79))
+    })), 60_000)
 })

@@ -9,7 +9,7 @@
 import { Context, Effect, Layer, type Scope } from "effect"
 import { JournalError } from "./Errors.ts"
 import * as JournalEvent from "./JournalEvent.ts"
-import { holdLock, type Intact, lockHolder, type LockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
+import { holdLock, hostName as quoteHost, type Intact, lockHolder, type LockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
 
 /** @since 0.1.0 @category models */
 export type { Intact } from "./internal/sqliteJournal.ts"
@@ -97,6 +97,20 @@ export const readIntact = (
  * @since 0.1.0 @category models
  */
 export type Holder = LockHolder
+
+/**
+ * A {@link Holder}'s `host` as a message shows it: as it is when one plain word of up to 80 characters, else quoted as
+ * JSON and cut to 80 characters (a machine may name itself with any bytes, and a record may say anything), every
+ * control escaped so that it cannot act on a terminal. The refusals of {@link lockWriter} show it so.
+ * @example
+ * ```ts
+ * import { Journal } from "@trex/core"
+ * Journal.hostName("gpu1") // gpu1
+ * Journal.hostName("gpu node 2") // "gpu node 2" (quoted)
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const hostName: (host: string) => string = quoteHost
 
 /** How often, and how long between, {@link writer} looks again at a held lock whose record names no holder (its new holder writes it in an instant). */
 const RECORD_LOOKS = 5

@@ -8,7 +8,7 @@ import { crc32 } from "node:zlib"
 import { Effect, Exit } from "effect"
 import fc from "fast-check"
 import type { JournalError } from "../src/Errors.ts"
-import { Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
+import { hostName, Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
 import { type Child, eventAt, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
@@ -440,6 +440,29 @@ describe("Journal (SQLite)", () => {
       } finally {
         next.proc.kill("SIGKILL")
         await next.exited
+      }
+    })
+
+    it("a host name is shown quoted when not one plain word, controls escaped, and cut to 80 characters: a record's of 300 too", async () => {
+      assert.strictEqual(hostName("gpu1"), "gpu1")
+      assert.strictEqual(hostName("a b"), `"a b"`)
+      assert.strictEqual(hostName(""), `""`)
+      assert.strictEqual(hostName("gpu1\u001b[8m\u009b2J\u202e"), `"gpu1\\u001b[8m\\u009b2J\\u202e"`)
+      assert.strictEqual(hostName("h".repeat(80)), "h".repeat(80))
+      assert.strictEqual(hostName("h".repeat(81)), `"${"h".repeat(78)}…`)
+      const file = sqliteFile()
+      const holder = startChild(["lock", file])
+      try {
+        await holder.waitFor((l) => l === "ready")
+        const pid = holder.proc.pid!
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid, host: "h".repeat(300), by: "controller" }))
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: "h".repeat(300) }, "kept whole")
+        const message = (await openError(file)).message
+        assert.include(message, `run is in use by process ${pid} on host "${"h".repeat(78)}… (lock ${file}.lock)`)
+        assert.notInclude(message, "h".repeat(79))
+      } finally {
+        holder.proc.kill("SIGKILL")
+        await holder.exited
       }
     })
 

@@ -192,8 +192,21 @@ const pidOf = (lockFile: string): number | undefined => {
   return typeof record === "object" ? record.pid : undefined
 }
 
-/** A host name as a message shows it: quoted when empty or not one plain word. */
-const hostName = (host: string): string => /^[\x21-\x7e]+$/.test(host) ? host : JSON.stringify(host)
+/** The longest host name a message shows whole (a machine names itself with up to 64 bytes on Linux, 255 elsewhere; a record may say anything). */
+const HOST_SHOWN = 80
+// what JSON.stringify leaves as it is and a terminal acts on: C1 controls, bidirectional overrides and isolates, line separators
+const UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * A host name as a message shows it: as it is when one plain word of up to 80 characters, else quoted as JSON
+ * (`""`, `"gpu node 2"`, `"gpu1\u001b[8m"`: every control escaped, so it cannot act on a terminal) and cut to 80.
+ */
+export const hostName = (host: string): string => {
+  if (/^[\x21-\x7e]+$/.test(host) && host.length <= HOST_SHOWN) return host
+  const quoted = JSON.stringify(host).replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+  return quoted.length <= HOST_SHOWN ? quoted : `${quoted.slice(0, HOST_SHOWN - 1)}…`
+}
+
 
 /** `process 12 on host h`, `trex notify (process 12)`: the holder as a refusal names it. */
 const ownerOf = (holder: LockHolder): string => {
