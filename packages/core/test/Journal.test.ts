@@ -466,6 +466,42 @@ describe("Journal (SQLite)", () => {
       }
     })
 
+    it("a temporary record left by a holder killed before renaming it is removed by the lock's next holder; a live writer's, or another machine's, is kept", async () => {
+      const file = sqliteFile()
+      const killed = startChild(["write-record", file, "lock"])
+      const live = startChild(["write-record", file])
+      const left = `${file}.lock.pid.${killed.proc.pid}.tmp`
+      const writing = `${file}.lock.pid.${live.proc.pid}.tmp`
+      try {
+        await Promise.all([killed.waitFor((l) => l === "written"), live.waitFor((l) => l === "written")])
+        killed.proc.kill("SIGKILL")
+        await killed.exited
+        assert.deepInclude(JSON.parse(fs.readFileSync(left, "utf8")), { pid: killed.proc.pid!, host: os.hostname() }, "left behind")
+        // one naming a living process with another start time (a pid given to it since); the same of another boot (another
+        // machine of this name), and of another host, whose pids cannot be looked up here; an empty one
+        const record = JSON.parse(fs.readFileSync(left, "utf8"))
+        const reused = `${file}.lock.pid.${process.ppid}.tmp`
+        const otherBoot = `${file}.lock.pid.1.tmp`
+        const elsewhere = `${file}.lock.pid.2.tmp`
+        const empty = `${file}.lock.pid.3.tmp`
+        fs.writeFileSync(reused, JSON.stringify({ ...record, pid: process.ppid, start: "1" }))
+        fs.writeFileSync(otherBoot, JSON.stringify({ ...record, pid: 1, start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
+        fs.writeFileSync(elsewhere, JSON.stringify({ ...record, pid: 2, start: "1", host: `${os.hostname()}-2` }))
+        fs.writeFileSync(empty, "")
+        await withSqlite(file, (j) => j.append([eventAt(1)]))
+        assert.isFalse(fs.existsSync(left), "the killed holder's is removed")
+        assert.isFalse(fs.existsSync(reused), "so is one whose pid is another process's since")
+        assert.isTrue(fs.existsSync(writing), "the living writer's is kept")
+        assert.isTrue(fs.existsSync(otherBoot), "another boot's is kept: its pid cannot be looked up here")
+        assert.isTrue(fs.existsSync(elsewhere), "another machine's is kept: likewise")
+        assert.isTrue(fs.existsSync(empty), "an empty one names no writer: kept")
+      } finally {
+        killed.proc.kill("SIGKILL")
+        live.proc.kill("SIGKILL")
+        await Promise.all([killed.exited, live.exited])
+      }
+    })
+
     it("a writer in another process is refused while this process holds the journal", async () => {
       const file = sqliteFile()
       await withSqlite(file, () =>

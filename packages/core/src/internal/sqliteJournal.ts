@@ -207,7 +207,6 @@ export const hostName = (host: string): string => {
   return quoted.length <= HOST_SHOWN ? quoted : `${quoted.slice(0, HOST_SHOWN - 1)}…`
 }
 
-
 /** `process 12 on host h`, `trex notify (process 12)`: the holder as a refusal names it. */
 const ownerOf = (holder: LockHolder): string => {
   if (holder.pid === undefined) return `${holder.by ?? "another process"}${holder.unknown !== undefined ? ` (${holder.unknown})` : ""}`
@@ -215,8 +214,14 @@ const ownerOf = (holder: LockHolder): string => {
   return holder.by === undefined ? proc : `${holder.by} (${proc})`
 }
 
-/** Write this process's record of the lock at `lockFile` (see {@link LockRecord}): whole, renamed into place. */
-export const writeRecord = (lockFile: string, by: string | undefined): void => {
+/** The temporary file a holder writes its record to before renaming it into place: `<lockFile>.pid.<pid>.tmp`. */
+const TEMP_RECORD = /^(\d+)\.tmp$/
+
+/**
+ * Write this process's record of the lock at `lockFile` (see {@link LockRecord}): whole, renamed into place
+ * (`written`, for tests: called between the two, with the temporary file written).
+ */
+export const writeRecord = (lockFile: string, by: string | undefined, written?: () => void): void => {
   const start = procStart(process.pid)?.start
   const boot = bootId()
   const record = {
@@ -230,9 +235,32 @@ export const writeRecord = (lockFile: string, by: string | undefined): void => {
   const tmp = `${lockFile}.pid.${process.pid}.tmp`
   try {
     fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`)
+    written?.()
     fs.renameSync(tmp, `${lockFile}.pid`)
   } finally {
     fs.rmSync(tmp, { force: true })
+  }
+}
+
+/**
+ * Remove the temporary records (`<lockFile>.pid.<pid>.tmp`) that holders killed between writing and renaming
+ * them left, by the lock's new holder: only one whose writer is provably gone, as its own content says (this
+ * machine and this boot, and its pid no longer that process: exited, a zombie, or another
+ * process's since); any other (another machine's, an empty or unreadable one) is kept.
+ */
+const removeLeftRecords = (lockFile: string): void => {
+  const dir = path.dirname(lockFile)
+  const prefix = `${path.basename(lockFile)}.pid.`
+  const boot = bootId()
+  for (const name of fs.readdirSync(dir)) {
+    const pid = name.startsWith(prefix) ? TEMP_RECORD.exec(name.slice(prefix.length))?.[1] : undefined
+    if (pid === undefined || Number(pid) === process.pid) continue
+    const tmp = path.join(dir, name)
+    const raw = readText(tmp)
+    const record = raw === undefined ? undefined : parseRecord(raw)
+    const here = typeof record === "object" && record.pid === Number(pid) && record.host === os.hostname() &&
+      boot !== undefined && record.boot === boot
+    if (here && exited(record)) fs.rmSync(tmp, { force: true })
   }
 }
 
@@ -320,6 +348,11 @@ const acquireLock = (lockFile: string, journal: boolean, by?: string): Effect.Ef
         db.exec("ROLLBACK")
         db.close()
         throw e
+      }
+      try {
+        removeLeftRecords(lockFile)
+      } catch {
+        // (a left file is untidy, not wrong: it names no holder)
       }
       held.set(key, { db, holds: 1, journal, by })
     },
