@@ -50,6 +50,12 @@ const assertPrefix = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
 /** The writer lock's record of the journal at `file` (one line of JSON). */
 const recordOf = (file: string): Record<string, unknown> => JSON.parse(fs.readFileSync(`${file}.lock.pid`, "utf8"))
 
+/** A process's start time in clock ticks since boot, as a lock record has it (`/proc/<pid>/stat` field 22). */
+const startOf = (pid: number): string => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!
+}
+
 /** A journal path in a fresh, existing directory. */
 const sqliteFile = () => {
   const dir = path.join(tempDir(), "run")
@@ -499,6 +505,36 @@ describe("Journal (SQLite)", () => {
         killed.proc.kill("SIGKILL")
         live.proc.kill("SIGKILL")
         await Promise.all([killed.exited, live.exited])
+      }
+    })
+
+    it("a holder in another pid namespace of this machine (a container's) is named as such, never as this namespace's process of its pid", async () => {
+      const file = sqliteFile()
+      const ours = fs.readlinkSync("/proc/self/ns/pid")
+      const inner = startChild(["lock", file], { pidNamespace: true })
+      try {
+        await inner.waitFor((l) => l === "ready")
+        const record = recordOf(file)
+        assert.deepInclude(record, { pid: 1, host: os.hostname(), by: "controller" }, "process 1 of its namespace")
+        assert.match(String(record["pidns"]), /^pid:\[\d+\]$/)
+        assert.notStrictEqual(record["pidns"], ours)
+        const why = `its record ${file}.lock.pid names process 1 of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
+          "a process in another container on this machine, or on the machine itself seen from a container, whose pid is not this namespace's; " +
+          `run the command in its namespace (its container), or find its pid here with \`fuser ${file}.lock\``
+        const holder = await Effect.runPromise(writer(file))
+        assert.isUndefined(holder?.pid)
+        assert.include(holder?.unknown, why)
+        assert.include((await openError(file)).message, `run is in use by another process (${why}`)
+        // its record naming a living process of this namespace, with that one's start time: still not that process
+        const mine = { pid: process.pid, host: os.hostname(), start: startOf(process.pid), boot: record["boot"] }
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...mine, pidns: record["pidns"] }))
+        assert.include((await Effect.runPromise(writer(file)))?.unknown, `names process ${process.pid} of another pid namespace (${record["pidns"]}, `)
+        // a record without one (an older version's) is read as before
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify(mine))
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: process.pid, host: os.hostname() })
+      } finally {
+        inner.proc.kill("SIGKILL")
+        await inner.exited
       }
     })
 
