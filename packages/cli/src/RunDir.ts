@@ -604,7 +604,8 @@ export const stopController = (
       return yield* new Errors.InvalidInput({
         source: runDir,
         message: `a process holds the run's lock (${file}.lock), but ${holder.unknown ?? "its record names none"}: ` +
-          `try again in a moment, or find it with \`fuser ${file}.lock\` and stop it with \`kill -TERM <pid>\``
+          `try again in a moment if it has just taken the lock, or find it with \`fuser ${file}.lock\` (which sees this pid namespace ` +
+          `and those within it) and stop it with \`kill -TERM <pid>\``
       })
     }
     if (host !== undefined && host !== os.hostname()) {

@@ -125,7 +125,7 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.include(
         unknown.message,
         `a process holds the run's lock (${file}.lock), but its record ${file}.lock.pid names trex notify (process ${pid}), which has exited: ` +
-          "its holder took the lock since, and has not yet written its own record: try again in a moment"
+          "its holder took the lock since, and has not yet written its own record: try again in a moment if it has just taken the lock"
       )
       // written: the controller is named, and stopped
       fs.writeFileSync(go, "")
@@ -164,7 +164,7 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.isUndefined(running.json.writerPid)
       const refused = yield* Effect.flip(RunDir.stopController(runDir))
       assert.include(refused.message, `but its record ${file}.lock.pid names process 1 of another pid namespace (${record["pidns"]}, this process's `)
-      assert.include(refused.message, `run the command in its namespace (its container), or find its pid here with \`fuser ${file}.lock\``)
+      assert.include(refused.message, `not this namespace's process 1; run the command in its container: try again in a moment if it has just taken the lock, or find it with \`fuser ${file}.lock\` (which sees this pid namespace and those within it)`)
       assert.isNull(inner.proc.exitCode)
       // its record naming a living process of this namespace, with that one's start time: not signalled
       const local = yield* bystander

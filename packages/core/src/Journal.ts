@@ -112,7 +112,7 @@ export type Holder = LockHolder
  * ```
  * @since 0.1.0 @category utilities
  */
-export const hostName: (host: string) => string = quoteHost
+export const hostName = (host: string): string => quoteHost(host)
 
 /** How often, and how long between, {@link writer} looks again at a held lock whose record names no holder (its new holder writes it in an instant). */
 const RECORD_LOOKS = 5

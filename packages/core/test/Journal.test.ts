@@ -519,8 +519,7 @@ describe("Journal (SQLite)", () => {
         assert.match(String(record["pidns"]), /^pid:\[\d+\]$/)
         assert.notStrictEqual(record["pidns"], ours)
         const why = `its record ${file}.lock.pid names process 1 of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
-          "a process in another container on this machine, or on the machine itself seen from a container, whose pid is not this namespace's; " +
-          `run the command in its namespace (its container), or find its pid here with \`fuser ${file}.lock\``
+          "a process of another container on this machine (or of the machine, seen from a container), not this namespace's process 1; run the command in its container"
         const holder = await Effect.runPromise(writer(file))
         assert.isUndefined(holder?.pid)
         assert.include(holder?.unknown, why)

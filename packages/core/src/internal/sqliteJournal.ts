@@ -200,8 +200,8 @@ const holderOf = (lockFile: string): LockHolder => {
   if ((record.host === undefined || record.host === os.hostname()) && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
     return {
       unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}): ` +
-        `a process in another container on this machine, or on the machine itself seen from a container, whose pid is not this namespace's; ` +
-        `run the command in its namespace (its container), or find its pid here with \`fuser ${lockFile}\` (which sees the namespaces within this one)`
+        `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${record.pid}; ` +
+        `run the command in its container`
     }
   }
   if (exited(record)) {
