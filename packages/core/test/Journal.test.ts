@@ -11,7 +11,7 @@ import type { JournalError } from "../src/Errors.ts"
 import { hostName, Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
-import { type Child, eventAt, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
+import { type Child, eventAt, killAll, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
 
 type Service = Journal["Service"]
 
@@ -399,9 +399,7 @@ describe("Journal (SQLite)", () => {
         assert.deepStrictEqual(await Effect.runPromise(writer(empty)), { pid: notify.proc.pid!, host: "", by: "trex notify" })
         assert.include((await openError(empty)).message, `run is held by trex notify (process ${notify.proc.pid} on host "") (lock ${empty}.lock)`)
       } finally {
-        controller.proc.kill("SIGKILL")
-        notify.proc.kill("SIGKILL")
-        await Promise.all([controller.exited, notify.exited])
+        await killAll(controller, notify)
       }
     })
 
@@ -502,9 +500,7 @@ describe("Journal (SQLite)", () => {
         assert.isTrue(fs.existsSync(elsewhere), "another machine's is kept: likewise")
         assert.isTrue(fs.existsSync(empty), "an empty one names no writer: kept")
       } finally {
-        killed.proc.kill("SIGKILL")
-        live.proc.kill("SIGKILL")
-        await Promise.all([killed.exited, live.exited])
+        await killAll(killed, live)
       }
     })
 

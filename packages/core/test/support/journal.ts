@@ -96,6 +96,10 @@ export const startChild = (args: ReadonlyArray<string>, options: { readonly host
   }
 }
 
+/** Kill children with SIGKILL; resolves once all have exited. */
+export const killAll = (...children: ReadonlyArray<Child>): Promise<unknown> =>
+  Promise.all(children.map((c) => (c.proc.kill("SIGKILL"), c.exited)))
+
 /** Run a child to completion; its stdout lines. */
 export const runChild = async (args: ReadonlyArray<string>): Promise<Array<string>> => {
   const child = startChild(args)
