@@ -515,7 +515,7 @@ describe("Journal (SQLite)", () => {
         assert.match(String(record["pidns"]), /^pid:\[\d+\]$/)
         assert.notStrictEqual(record["pidns"], ours)
         const why = `its record ${file}.lock.pid names process 1 of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
-          "a process of another container on this machine (or of the machine, seen from a container), not this namespace's process 1; run the command in its container"
+          "a process of another container on this machine (or of the machine, seen from a container), not this namespace's process 1; run the command where it runs (in its container, or on the machine outside containers)"
         const holder = await Effect.runPromise(writer(file))
         assert.isUndefined(holder?.pid)
         assert.include(holder?.unknown, why)

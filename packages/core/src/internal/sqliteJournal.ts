@@ -201,7 +201,7 @@ const holderOf = (lockFile: string): LockHolder => {
     return {
       unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}): ` +
         `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${record.pid}; ` +
-        `run the command in its container`
+        `run the command where it runs (in its container, or on the machine outside containers)`
     }
   }
   if (exited(record)) {
