@@ -7,7 +7,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { type Budget, Errors, JournalEvent, TaskFile } from "@trex/core"
+import { type Budget, Errors, Journal, JournalEvent, TaskFile } from "@trex/core"
 import { Control, Explorer } from "@trex/mcts"
 import { Duration, Effect, Option, type Redacted } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
@@ -26,7 +26,6 @@ import { MAX_MODEL_TIMEOUT_SECONDS } from "./internal/modelLimits.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
 import * as Detach from "./internal/detach.ts"
 import * as StopSignal from "./internal/stopSignal.ts"
-import { hostName } from "./internal/lockHolder.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 import type * as Trex from "./Trex.ts"
 
@@ -531,7 +530,7 @@ const followRun = (runDir: string, json: boolean) =>
         onStart: (info) => {
           if (json) return info.entries.forEach(line)
           if (info.writer === undefined) return
-          const host = info.writer.host !== undefined && info.writer.host !== os.hostname() ? ` on host ${hostName(info.writer.host)}` : ""
+          const host = info.writer.host !== undefined && info.writer.host !== os.hostname() ? ` on host ${Journal.hostName(info.writer.host)}` : ""
           process.stdout.write(
             `following run ${info.started.runId} (controller: process ${info.writer.pid ?? "unknown"}${host}); ` +
               `Ctrl-C stops following, not the run (\`trex stop ${runDir}\` stops the run)\n`

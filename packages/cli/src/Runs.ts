@@ -11,7 +11,6 @@ import * as path from "node:path"
 import { Errors, Journal, type JournalEvent } from "@trex/core"
 import { Effect } from "effect"
 import * as RunDir from "./RunDir.ts"
-import { hostName } from "./internal/lockHolder.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /** One run of a folder, as {@link list} reads it. @since 0.1.0 @category models */
@@ -220,7 +219,7 @@ const clock = (ms: number) => (ms > 0 ? new Date(ms).toISOString().slice(0, 16).
  */
 const stateText = (r: RunSummary): string =>
   r.state === "running"
-    ? `running (process ${r.writer?.pid ?? "?"}${r.writer?.host !== undefined ? ` on ${hostName(r.writer.host)}` : ""})`
+    ? `running (process ${r.writer?.pid ?? "?"}${r.writer?.host !== undefined ? ` on ${Journal.hostName(r.writer.host)}` : ""})`
     : r.state === "finished"
     ? `finished: ${Untrusted.line(r.reason ?? "?", 80)}`
     : r.state === "stopped"

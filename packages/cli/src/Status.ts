@@ -5,10 +5,9 @@
  * @since 0.1.0
  */
 import * as os from "node:os"
-import { Budget, ExperimentNode, type ExperimentTree, type JournalEvent, type Result, Strategy } from "@trex/core"
+import { Budget, ExperimentNode, type ExperimentTree, Journal, type JournalEvent, type Result, Strategy } from "@trex/core"
 import * as RunDir from "./RunDir.ts"
 import type { RunInfo } from "./RunDir.ts"
-import { hostName } from "./internal/lockHolder.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /** A JSON-ready summary of a run. @since 0.1.0 @category models */
@@ -324,7 +323,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
         ? `finished (${Untrusted.line(s.finishedReason ?? "", 300)})${s.finishedReason === "stopped by request" ? ` — ${goOn}` : ""}`
         : s.state === "running"
         ? `running (controller: process ${s.writerPid ?? "unknown"}${
-          s.writerHost !== undefined && s.writerHost !== os.hostname() ? ` on host ${hostName(s.writerHost)}` : ""
+          s.writerHost !== undefined && s.writerHost !== os.hostname() ? ` on host ${Journal.hostName(s.writerHost)}` : ""
         }; \`trex status ${runDir} --follow\` follows it, \`trex stop ${runDir}\` stops it)`
         : `stopped before it finished — ${goOn}`
     }`,

@@ -1,7 +1,9 @@
 // The run's lock record as `trex status` (text and --json), `trex list` and `trex stop` read it, against real
 // processes holding a real run's lock: a controller on a machine whose name has a space, a `trex notify` on one
 // whose name is empty, and a killed `trex notify`'s record left while the run's next controller takes the lock,
-// held (by a file) between taking it and writing its own record.
+// held (by a file) between taking it and writing its own record; a host name of 300 characters; a controller in a pid
+// namespace of its own, as in a container.
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -9,7 +11,7 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, Journal, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import { Effect } from "effect"
-import { type Child, removeTempDirs, startChild, tempDir } from "../../core/test/support/journal.ts"
+import { type Child, nodeBin, removeTempDirs, startChild, tempDir } from "../../core/test/support/journal.ts"
 import * as RunDir from "../src/RunDir.ts"
 import * as Runs from "../src/Runs.ts"
 import * as Status from "../src/Status.ts"
@@ -36,7 +38,7 @@ const finishedRun = (name: string) =>
   })
 
 /** A child of the journal tests holding a lock, killed at the scope's end whatever happens. */
-const child = (args: ReadonlyArray<string>, ready: string, options: { readonly hostname?: string } = {}) =>
+const child = (args: ReadonlyArray<string>, ready: string, options: { readonly hostname?: string; readonly pidNamespace?: boolean } = {}) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const c: Child = startChild(args, options)
@@ -45,6 +47,28 @@ const child = (args: ReadonlyArray<string>, ready: string, options: { readonly h
     }),
     (c) => Effect.promise(() => (c.proc.kill("SIGKILL"), c.exited))
   )
+
+/**
+ * A process of this pid namespace that prints `TERM` when sent SIGTERM and `WINCH` when sent SIGWINCH, killed at the
+ * scope's end: SIGWINCH sent after a SIGTERM is handled after it, so a `WINCH` seen with no `TERM` before it shows that
+ * no SIGTERM was sent.
+ */
+const bystander = Effect.acquireRelease(
+  Effect.promise(() => {
+    const proc = spawn(nodeBin, ["-e", `for (const s of ["SIGTERM", "SIGWINCH"]) process.on(s, () => console.log(s.slice(3))); setInterval(() => {}, 60000); console.log("up")`])
+    const lines: Array<string> = []
+    const seen = (line: string) => new Promise<void>((resolve) => proc.stdout.on("data", () => lines.includes(line) && resolve()))
+    proc.stdout.setEncoding("utf8").on("data", (d: string) => lines.push(...d.split("\n").filter((l) => l !== "")))
+    return seen("up").then(() => ({ proc, lines, seen }))
+  }),
+  ({ proc }) => Effect.sync(() => proc.kill("SIGKILL"))
+)
+
+/** A process's start time in clock ticks since boot, as a lock record has it (`/proc/<pid>/stat` field 22). */
+const startOf = (pid: number): string => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!
+}
 
 /** `trex status --json` and its text, as the run stands. */
 const status = (runDir: string) =>
@@ -101,7 +125,7 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.include(
         unknown.message,
         `a process holds the run's lock (${file}.lock), but its record ${file}.lock.pid names trex notify (process ${pid}), which has exited: ` +
-          "its holder took the lock since, and has not yet written its own record: try again in a moment"
+          "its holder took the lock since, and has not yet written its own record: try again in a moment if it has just taken the lock"
       )
       // written: the controller is named, and stopped
       fs.writeFileSync(go, "")
@@ -109,5 +133,46 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.strictEqual((yield* status(runDir)).json.writerPid, next.proc.pid)
       assert.deepStrictEqual(yield* RunDir.stopController(runDir, { wait: "20 seconds" }), { _tag: "Asked", pid: next.proc.pid!, now: false, exited: true })
       assert.strictEqual(yield* Effect.promise(() => next.exited), "SIGTERM")
+    })), 60_000)
+
+  it.live("a host name of 300 characters is shown cut to 80, by trex status, list and stop", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { file, runDir } = yield* finishedRun("long")
+      const controller = yield* child(["lock", file], "ready")
+      const pid = controller.proc.pid!
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid, host: "h".repeat(300), by: "controller" }))
+      const shown = `"${"h".repeat(78)}…`
+      const running = yield* status(runDir)
+      assert.strictEqual(running.json.writerHost, "h".repeat(300), "kept whole in --json")
+      assert.include(running.text, `\nState: running (controller: process ${pid} on host ${shown}; `)
+      const [listed] = yield* Runs.list(path.dirname(runDir))
+      const list = Runs.toText(path.dirname(runDir), [listed!])
+      assert.include(list, `running (process ${pid} on ${shown})`)
+      const elsewhere = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(elsewhere.message, `the run's controller is process ${pid} on host ${shown}, not this one (${os.hostname()}): run \`trex stop ${runDir}\` on ${shown}`)
+      for (const text of [running.text, list, elsewhere.message]) assert.notInclude(text, "h".repeat(79))
+    })), 60_000)
+
+  it.live("a controller in another pid namespace (a container's) is named as such, and trex stop signals no process of this one", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { file, runDir } = yield* finishedRun("container")
+      const inner = yield* child(["lock", file], "ready", { pidNamespace: true })
+      const record = JSON.parse(fs.readFileSync(`${file}.lock.pid`, "utf8")) as Record<string, unknown>
+      assert.strictEqual(record["pid"], 1, "process 1 of its namespace")
+      const running = yield* status(runDir)
+      assert.strictEqual(running.json.state, "running")
+      assert.isUndefined(running.json.writerPid)
+      const refused = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(refused.message, `but its record ${file}.lock.pid names process 1 of another pid namespace (${record["pidns"]}, this process's `)
+      assert.include(refused.message, `not this namespace's process 1; run the command where it runs (in its container, or on the machine outside containers): try again in a moment if it has just taken the lock, or find it with \`fuser ${file}.lock\` (which sees this pid namespace and those within it)`)
+      assert.isNull(inner.proc.exitCode)
+      // its record naming a living process of this namespace, with that one's start time: not signalled
+      const local = yield* bystander
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...record, pid: local.proc.pid, start: startOf(local.proc.pid!) }))
+      const again = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(again.message, `names process ${local.proc.pid} of another pid namespace`)
+      local.proc.kill("SIGWINCH")
+      yield* Effect.promise(() => local.seen("WINCH"))
+      assert.deepStrictEqual(local.lines, ["up", "WINCH"], "no SIGTERM before the SIGWINCH sent after trex stop")
     })), 60_000)
 })

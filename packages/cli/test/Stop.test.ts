@@ -37,7 +37,7 @@ describe("RunDir.stopController", () => {
       assert.include(elsewhere.message, `the run's controller is process ${holder.pid} on host gpu-login-2, not this one (${os.hostname()}): run \`trex stop ${runDir}\` on gpu-login-2`)
       fs.rmSync(`${file}.lock.pid`)
       const unknown = yield* Effect.flip(RunDir.stopController(runDir))
-      assert.include(unknown.message, `but its record ${file}.lock.pid is gone: try again in a moment, or find it with \`fuser ${file}.lock\``)
+      assert.include(unknown.message, `but its record ${file}.lock.pid is gone: try again in a moment if it has just taken the lock, or find it with \`fuser ${file}.lock\``)
       // an older controller's pid file names the pid alone: taken to be on this machine
       fs.writeFileSync(`${file}.lock.pid`, `${holder.pid}\n`)
       const stopped = yield* RunDir.stopController(runDir, { wait: "10 seconds" })

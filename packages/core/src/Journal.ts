@@ -9,7 +9,7 @@
 import { Context, Effect, Layer, type Scope } from "effect"
 import { JournalError } from "./Errors.ts"
 import * as JournalEvent from "./JournalEvent.ts"
-import { holdLock, type Intact, lockHolder, type LockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
+import { holdLock, hostName as quoteHost, type Intact, lockHolder, type LockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
 
 /** @since 0.1.0 @category models */
 export type { Intact } from "./internal/sqliteJournal.ts"
@@ -92,11 +92,27 @@ export const readIntact = (
  * version that did not record it), and `by`, what holds it when that is not the run's controller: a command
  * that holds the run for a moment, as {@link lockWriter} was told (`"trex notify"`); absent for a controller.
  * When the record names no holder, `pid`, `host` and `by` are absent and `unknown` says why: the record is
- * gone, cannot be read, or names a process that has exited (a killed holder's, read before the lock's new
- * holder had written its own).
+ * gone, cannot be read, names a process that has exited (a killed holder's, read before the lock's new
+ * holder had written its own), or one of this machine's that this process cannot look up: of another boot (another
+ * machine of its name, on a shared file system) or of another pid namespace (another container), whose pid names
+ * another process here.
  * @since 0.1.0 @category models
  */
 export type Holder = LockHolder
+
+/**
+ * A {@link Holder}'s `host` as a message shows it: as it is when one plain word of up to 80 characters, else quoted as
+ * JSON and cut to 80 characters (a machine may name itself with any bytes, and a record may say anything), every
+ * control escaped so that it cannot act on a terminal. The refusals of {@link lockWriter} show it so.
+ * @example
+ * ```ts
+ * import { Journal } from "@trex/core"
+ * Journal.hostName("gpu1") // gpu1
+ * Journal.hostName("gpu node 2") // "gpu node 2" (quoted)
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const hostName = (host: string): string => quoteHost(host)
 
 /** How often, and how long between, {@link writer} looks again at a held lock whose record names no holder (its new holder writes it in an instant). */
 const RECORD_LOOKS = 5
@@ -128,7 +144,9 @@ export const writer: (file: string) => Effect.Effect<Holder | undefined> = Effec
  * a second `lockWriter` of it in this process is refused. `options.by`: what holds it, when that is not a
  * controller (`"trex notify"`), recorded with its pid and host, so that {@link writer} and a refusal name it
  * (the record, `<file>.lock.pid`, is one line of JSON: `pid`, `host`, `by` (`"controller"` for a controller),
- * `since`, and the process's start time and boot id, which tell a killed holder's record from its successor's).
+ * `since`, and the process's start time and boot id, which tell a killed holder's record from its successor's, and its
+ * pid namespace: a holder in another one, as in another container on the machine, is named by its record, never as this
+ * namespace's process of its pid).
  * @since 0.1.0 @category utilities
  */
 export const lockWriter = (file: string, options: { readonly by?: string } = {}): Effect.Effect<void, JournalError, Scope.Scope> =>

@@ -8,10 +8,10 @@ import { crc32 } from "node:zlib"
 import { Effect, Exit } from "effect"
 import fc from "fast-check"
 import type { JournalError } from "../src/Errors.ts"
-import { Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
+import { hostName, Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
-import { type Child, eventAt, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
+import { type Child, eventAt, killAll, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
 
 type Service = Journal["Service"]
 
@@ -49,6 +49,12 @@ const assertPrefix = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
 
 /** The writer lock's record of the journal at `file` (one line of JSON). */
 const recordOf = (file: string): Record<string, unknown> => JSON.parse(fs.readFileSync(`${file}.lock.pid`, "utf8"))
+
+/** A process's start time in clock ticks since boot, as a lock record has it (`/proc/<pid>/stat` field 22). */
+const startOf = (pid: number): string => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!
+}
 
 /** A journal path in a fresh, existing directory. */
 const sqliteFile = () => {
@@ -393,9 +399,7 @@ describe("Journal (SQLite)", () => {
         assert.deepStrictEqual(await Effect.runPromise(writer(empty)), { pid: notify.proc.pid!, host: "", by: "trex notify" })
         assert.include((await openError(empty)).message, `run is held by trex notify (process ${notify.proc.pid} on host "") (lock ${empty}.lock)`)
       } finally {
-        controller.proc.kill("SIGKILL")
-        notify.proc.kill("SIGKILL")
-        await Promise.all([controller.exited, notify.exited])
+        await killAll(controller, notify)
       }
     })
 
@@ -440,6 +444,92 @@ describe("Journal (SQLite)", () => {
       } finally {
         next.proc.kill("SIGKILL")
         await next.exited
+      }
+    })
+
+    it("a host name is shown quoted when not one plain word, controls escaped, and cut to 80 characters: a record's of 300 too", async () => {
+      assert.strictEqual(hostName("gpu1"), "gpu1")
+      assert.strictEqual(hostName("a b"), `"a b"`)
+      assert.strictEqual(hostName(""), `""`)
+      assert.strictEqual(hostName("gpu1\u001b[8m\u009b2J\u202e"), `"gpu1\\u001b[8m\\u009b2J\\u202e"`)
+      assert.strictEqual(hostName("h".repeat(80)), "h".repeat(80))
+      assert.strictEqual(hostName("h".repeat(81)), `"${"h".repeat(78)}…`)
+      const file = sqliteFile()
+      const holder = startChild(["lock", file])
+      try {
+        await holder.waitFor((l) => l === "ready")
+        const pid = holder.proc.pid!
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid, host: "h".repeat(300), by: "controller" }))
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: "h".repeat(300) }, "kept whole")
+        const message = (await openError(file)).message
+        assert.include(message, `run is in use by process ${pid} on host "${"h".repeat(78)}… (lock ${file}.lock)`)
+        assert.notInclude(message, "h".repeat(79))
+      } finally {
+        holder.proc.kill("SIGKILL")
+        await holder.exited
+      }
+    })
+
+    it("a temporary record left by a holder killed before renaming it is removed by the lock's next holder; a live writer's, or another machine's, is kept", async () => {
+      const file = sqliteFile()
+      const killed = startChild(["write-record", file, "lock"])
+      const live = startChild(["write-record", file])
+      const left = `${file}.lock.pid.${killed.proc.pid}.tmp`
+      const writing = `${file}.lock.pid.${live.proc.pid}.tmp`
+      try {
+        await Promise.all([killed.waitFor((l) => l === "written"), live.waitFor((l) => l === "written")])
+        killed.proc.kill("SIGKILL")
+        await killed.exited
+        assert.deepInclude(JSON.parse(fs.readFileSync(left, "utf8")), { pid: killed.proc.pid!, host: os.hostname() }, "left behind")
+        // one naming a living process with another start time (a pid given to it since); the same of another boot (another
+        // machine of this name), and of another host, whose pids cannot be looked up here; an empty one
+        const record = JSON.parse(fs.readFileSync(left, "utf8"))
+        const reused = `${file}.lock.pid.${process.ppid}.tmp`
+        const otherBoot = `${file}.lock.pid.1.tmp`
+        const elsewhere = `${file}.lock.pid.2.tmp`
+        const empty = `${file}.lock.pid.3.tmp`
+        fs.writeFileSync(reused, JSON.stringify({ ...record, pid: process.ppid, start: "1" }))
+        fs.writeFileSync(otherBoot, JSON.stringify({ ...record, pid: 1, start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
+        fs.writeFileSync(elsewhere, JSON.stringify({ ...record, pid: 2, start: "1", host: `${os.hostname()}-2` }))
+        fs.writeFileSync(empty, "")
+        await withSqlite(file, (j) => j.append([eventAt(1)]))
+        assert.isFalse(fs.existsSync(left), "the killed holder's is removed")
+        assert.isFalse(fs.existsSync(reused), "so is one whose pid is another process's since")
+        assert.isTrue(fs.existsSync(writing), "the living writer's is kept")
+        assert.isTrue(fs.existsSync(otherBoot), "another boot's is kept: its pid cannot be looked up here")
+        assert.isTrue(fs.existsSync(elsewhere), "another machine's is kept: likewise")
+        assert.isTrue(fs.existsSync(empty), "an empty one names no writer: kept")
+      } finally {
+        await killAll(killed, live)
+      }
+    })
+
+    it("a holder in another pid namespace of this machine (a container's) is named as such, never as this namespace's process of its pid", async () => {
+      const file = sqliteFile()
+      const ours = fs.readlinkSync("/proc/self/ns/pid")
+      const inner = startChild(["lock", file], { pidNamespace: true })
+      try {
+        await inner.waitFor((l) => l === "ready")
+        const record = recordOf(file)
+        assert.deepInclude(record, { pid: 1, host: os.hostname(), by: "controller" }, "process 1 of its namespace")
+        assert.match(String(record["pidns"]), /^pid:\[\d+\]$/)
+        assert.notStrictEqual(record["pidns"], ours)
+        const why = `its record ${file}.lock.pid names process 1 of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
+          "a process of another container on this machine (or of the machine, seen from a container), not this namespace's process 1; run the command where it runs (in its container, or on the machine outside containers)"
+        const holder = await Effect.runPromise(writer(file))
+        assert.isUndefined(holder?.pid)
+        assert.include(holder?.unknown, why)
+        assert.include((await openError(file)).message, `run is in use by another process (${why}`)
+        // its record naming a living process of this namespace, with that one's start time: still not that process
+        const mine = { pid: process.pid, host: os.hostname(), start: startOf(process.pid), boot: record["boot"] }
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...mine, pidns: record["pidns"] }))
+        assert.include((await Effect.runPromise(writer(file)))?.unknown, `names process ${process.pid} of another pid namespace (${record["pidns"]}, `)
+        // a record without one (an older version's) is read as before
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify(mine))
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: process.pid, host: os.hostname() })
+      } finally {
+        inner.proc.kill("SIGKILL")
+        await inner.exited
       }
     })
 

@@ -86,8 +86,10 @@ export interface LockHolder {
  * `pid`, `host` (any string: an empty host name, or one with spaces, is kept as it is), `by` (`"controller"`,
  * or what else holds it, e.g. `"trex notify"`), `since` (when it took the lock, ISO 8601, for whoever
  * reads the file), and what tells this process from a later one given the same pid: `start`, its start
- * time in clock ticks since boot (`/proc/<pid>/stat` field 22), and `boot`, the boot id. Older versions
- * wrote `<pid> <host>[ <by>]` or the pid alone; both are still read.
+ * time in clock ticks since boot (`/proc/<pid>/stat` field 22), and `boot`, the boot id; and `pidns`, its pid
+ * namespace (`pid:[4026531836]`, the link `/proc/self/ns/pid`), in which alone its pid names it (a container's
+ * process 1 is another process on its host). Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
+ * records without `pidns`; all are still read.
  */
 interface LockRecord {
   readonly pid: number
@@ -95,6 +97,7 @@ interface LockRecord {
   readonly by?: string
   readonly start?: string
   readonly boot?: string
+  readonly pidns?: string
 }
 
 /** What the record of a controller says it is. */
@@ -103,6 +106,15 @@ const CONTROLLER = "controller"
 const readText = (file: string): string | undefined => {
   try {
     return fs.readFileSync(file, "utf8").trim()
+  } catch {
+    return undefined
+  }
+}
+
+/** This process's pid namespace (Linux: `pid:[<inode>]`), `undefined` without procfs. */
+const pidNamespace = (): string | undefined => {
+  try {
+    return fs.readlinkSync("/proc/self/ns/pid")
   } catch {
     return undefined
   }
@@ -132,7 +144,7 @@ const parseRecord = (raw: string): LockRecord | string => {
     const o = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>
     if (typeof o["pid"] !== "number" || !Number.isSafeInteger(o["pid"]) || o["pid"] <= 0) return `its pid is not a process id (${JSON.stringify(o["pid"] ?? null)})`
     const by = text(o, "by")
-    const fields = { host: text(o, "host"), by: by === CONTROLLER || by === "" ? undefined : by, start: text(o, "start"), boot: text(o, "boot") }
+    const fields = { host: text(o, "host"), by: by === CONTROLLER || by === "" ? undefined : by, start: text(o, "start"), boot: text(o, "boot"), pidns: text(o, "pidns") }
     return { pid: o["pid"], ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) }
   }
   // an older version's: `<pid> <host>[ <by>]`, or the pid alone
@@ -182,6 +194,16 @@ const holderOf = (lockFile: string): LockHolder => {
   if ((record.host === undefined || record.host === os.hostname()) && record.boot !== undefined && boot !== undefined && record.boot !== boot) {
     return { unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${boot}): another machine of this host name, sharing this file system, holds it` }
   }
+  // this machine and boot, another pid namespace (another container on it, or the machine itself seen from one): its pid
+  // is that namespace's, and names another process here, or none (`trex stop` would signal the wrong one)
+  const ns = pidNamespace()
+  if ((record.host === undefined || record.host === os.hostname()) && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
+    return {
+      unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}): ` +
+        `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${record.pid}; ` +
+        `run the command where it runs (in its container, or on the machine outside containers)`
+    }
+  }
   if (exited(record)) {
     return { unknown: `its record ${file} names ${ownerOf(holder)}, which has exited: its holder took the lock since, and has not yet written its own record` }
   }
@@ -192,8 +214,20 @@ const pidOf = (lockFile: string): number | undefined => {
   return typeof record === "object" ? record.pid : undefined
 }
 
-/** A host name as a message shows it: quoted when empty or not one plain word. */
-const hostName = (host: string): string => /^[\x21-\x7e]+$/.test(host) ? host : JSON.stringify(host)
+/** The longest host name a message shows whole (a machine names itself with up to 64 bytes on Linux, 255 elsewhere; a record may say anything). */
+const HOST_SHOWN = 80
+// what JSON.stringify leaves as it is and a terminal acts on: C1 controls, bidirectional overrides and isolates, line separators
+const UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * A host name as a message shows it: as it is when one plain word of up to 80 characters, else quoted as JSON
+ * (`""`, `"gpu node 2"`, `"gpu1\u001b[8m"`: every control escaped, so it cannot act on a terminal) and cut to 80.
+ */
+export const hostName = (host: string): string => {
+  if (/^[\x21-\x7e]+$/.test(host) && host.length <= HOST_SHOWN) return host
+  const quoted = JSON.stringify(host).replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+  return quoted.length <= HOST_SHOWN ? quoted : `${quoted.slice(0, HOST_SHOWN - 1)}…`
+}
 
 /** `process 12 on host h`, `trex notify (process 12)`: the holder as a refusal names it. */
 const ownerOf = (holder: LockHolder): string => {
@@ -202,24 +236,56 @@ const ownerOf = (holder: LockHolder): string => {
   return holder.by === undefined ? proc : `${holder.by} (${proc})`
 }
 
-/** Write this process's record of the lock at `lockFile` (see {@link LockRecord}): whole, renamed into place. */
-export const writeRecord = (lockFile: string, by: string | undefined): void => {
+/** The temporary file a holder writes its record to before renaming it into place: `<lockFile>.pid.<pid>.tmp`. */
+const TEMP_RECORD = /^(\d+)\.tmp$/
+
+/**
+ * Write this process's record of the lock at `lockFile` (see {@link LockRecord}): whole, renamed into place
+ * (`written`, for tests: called between the two, with the temporary file written).
+ */
+export const writeRecord = (lockFile: string, by: string | undefined, written?: () => void): void => {
   const start = procStart(process.pid)?.start
   const boot = bootId()
+  const pidns = pidNamespace()
   const record = {
     pid: process.pid,
     host: os.hostname(),
     by: by ?? CONTROLLER,
     since: new Date().toISOString(),
     ...(start !== undefined ? { start } : {}),
-    ...(boot !== undefined ? { boot } : {})
+    ...(boot !== undefined ? { boot } : {}),
+    ...(pidns !== undefined ? { pidns } : {})
   }
   const tmp = `${lockFile}.pid.${process.pid}.tmp`
   try {
     fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`)
+    written?.()
     fs.renameSync(tmp, `${lockFile}.pid`)
   } finally {
     fs.rmSync(tmp, { force: true })
+  }
+}
+
+/**
+ * Remove the temporary records (`<lockFile>.pid.<pid>.tmp`) that holders killed between writing and renaming
+ * them left, by the lock's new holder: only one whose writer is provably gone, as its own content says (this
+ * machine, this boot and this pid namespace, and its pid no longer that process: exited, a zombie, or another
+ * process's since); any other (another machine's or namespace's, an empty or unreadable one) is kept.
+ */
+const removeLeftRecords = (lockFile: string): void => {
+  const dir = path.dirname(lockFile)
+  const prefix = `${path.basename(lockFile)}.pid.`
+  const boot = bootId()
+  const ns = pidNamespace()
+  for (const name of fs.readdirSync(dir)) {
+    const pid = name.startsWith(prefix) ? TEMP_RECORD.exec(name.slice(prefix.length))?.[1] : undefined
+    if (pid === undefined || Number(pid) === process.pid) continue
+    const tmp = path.join(dir, name)
+    const raw = readText(tmp)
+    const record = raw === undefined ? undefined : parseRecord(raw)
+    const here = typeof record === "object" && record.pid === Number(pid) && record.host === os.hostname() &&
+      boot !== undefined && record.boot === boot && (record.pidns === undefined || record.pidns === ns)
+    if (here && exited(record)) fs.rmSync(tmp, { force: true })
   }
 }
 
@@ -307,6 +373,11 @@ const acquireLock = (lockFile: string, journal: boolean, by?: string): Effect.Ef
         db.exec("ROLLBACK")
         db.close()
         throw e
+      }
+      try {
+        removeLeftRecords(lockFile)
+      } catch {
+        // (a left file is untidy, not wrong: it names no holder)
       }
       held.set(key, { db, holds: 1, journal, by })
     },

@@ -12,6 +12,9 @@
  *   take <file> <go>                               take the writer lock itself, print "locked", and write its record
  *                                                  only once the file <go> exists (a controller held between the
  *                                                  two steps), then print "recorded" and wait until killed
+ *   write-record <file> [lock]                     write the lock's record to its temporary file (with `lock`, having
+ *                                                  taken the lock itself first), print "written" and wait there, before
+ *                                                  renaming it, until killed (blocked: no timer, no event loop)
  */
 import * as fs from "node:fs"
 import { Effect } from "effect"
@@ -89,6 +92,15 @@ const lockOnly: Record<string, Effect.Effect<void, JournalError>> = {
     writeRecord(lockFile, undefined)
     out("recorded")
     yield* forever
+  }),
+  "write-record": Effect.sync(() => {
+    const lockFile = `${file}.lock`
+    if (rest[0] === "lock") taken.push(tryLock(lockFile))
+    writeRecord(lockFile, undefined, () => {
+      // (a pipe's write is synchronous on Linux: the line is out before this process blocks)
+      fs.writeSync(1, "written\n")
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
+    })
   })
 }
 

@@ -46,14 +46,17 @@ export interface Child {
 
 /**
  * `journal-child.ts` with `args`, started; with `hostname`, on a machine of that name (its own UTS namespace,
- * which needs root: any string, an empty one or one with spaces too, as a machine can name itself).
+ * which needs root: any string, an empty one or one with spaces too, as a machine can name itself); with
+ * `pidNamespace`, as process 1 of a pid namespace of its own, as in a container (needs root too): the child's
+ * `proc` is then `unshare`'s, which kills it when killed.
  */
-export const startChild = (args: ReadonlyArray<string>, options: { readonly hostname?: string } = {}): Child => {
+export const startChild = (args: ReadonlyArray<string>, options: { readonly hostname?: string; readonly pidNamespace?: boolean } = {}): Child => {
   const node = [nodeBin, "--conditions=@trex/source", "--no-warnings", childScript, ...args]
-  // (unshare and sh exec: the pid is the child's)
+  const inNamespace = options.pidNamespace === true ? ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", ...node] : node
+  // (unshare and sh exec: the pid is the child's, unless in a pid namespace of its own)
   const [command, ...argv] = options.hostname === undefined
-    ? node
-    : ["unshare", "--uts", "sh", "-c", `printf '%s\n' "$1" > /proc/sys/kernel/hostname && shift && exec "$@"`, "sh", options.hostname, ...node]
+    ? inNamespace
+    : ["unshare", "--uts", "sh", "-c", `printf '%s\n' "$1" > /proc/sys/kernel/hostname && shift && exec "$@"`, "sh", options.hostname, ...inNamespace]
   const proc = spawn(command!, argv, {
     cwd: repoRoot,
     stdio: ["ignore", "pipe", "pipe"]
@@ -92,6 +95,10 @@ export const startChild = (args: ReadonlyArray<string>, options: { readonly host
     }
   }
 }
+
+/** Kill children with SIGKILL; resolves once all have exited. */
+export const killAll = (...children: ReadonlyArray<Child>): Promise<unknown> =>
+  Promise.all(children.map((c) => (c.proc.kill("SIGKILL"), c.exited)))
 
 /** Run a child to completion; its stdout lines. */
 export const runChild = async (args: ReadonlyArray<string>): Promise<Array<string>> => {
