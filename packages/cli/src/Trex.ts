@@ -178,6 +178,11 @@ export interface Prepared {
   readonly seed: number
   /** A resumed run's new budget (`maxTrials` or `budget` given with `resume`), journaled when the run resumes. */
   readonly budget?: Budget.Budget
+  /**
+   * A resumed run's settings given for recorded ones this trex does not take (a `modelTimeoutSeconds` of an older
+   * trex): the run's from here on, journaled when the run resumes (`RunResumed.settings`).
+   */
+  readonly replaced?: Readonly<Record<string, number>>
   /** The recorded table a new simulated run read for its search space, which its backend then replays (not read again). */
   readonly landscape?: Simulator.Landscape
   /** Limits of the budget that cannot work as set (`Wiring.budgetWarnings`): logged as warnings when the run starts. */
@@ -201,10 +206,12 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
     if (options.resume !== undefined) {
       const info = yield* RunDir.load(options.resume)
       yield* RunDir.checkWritable(options.resume)
-      const settings = yield* recordedSettings(options.resume, info.started)
+      const settings = yield* recordedSettings(options.resume, info.started, SessionSettings.recordedOptions(info.started, info.entries))
       // what the session takes of them (not given now) within the options' limits: a model that cannot wait it refuses every call
       const outOfBounds = SessionSettings.recordedIssue(options.resume, settings, options, SPEC)
       if (outOfBounds !== undefined) return yield* outOfBounds
+      // one given for a recorded setting this trex does not take becomes the run's: the next resume is not refused again
+      const replaced = SessionSettings.replacing(settings, options, SPEC)
       yield* sameTrainer(options.resume, info.started.task, settings)
       // the budget as of the last resume that set one, with the limits given now
       const current = info.tree.view.task
@@ -233,6 +240,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
         runId: info.started.runId,
         seed: info.started.seed,
         ...(budget !== undefined ? { budget } : {}),
+        ...(Object.keys(replaced).length > 0 ? { replaced } : {}),
         ...(warnings.length > 0 ? { warnings } : {}),
         journaled: info.entries
       }
@@ -410,16 +418,20 @@ const noRoomNotice = (task: Task.Task, entries: ReadonlyArray<JournalEvent.Entry
 }
 
 /**
- * The settings a run was started with, as `trex run` and `Trex.start` record them. A run wired in
+ * The settings a run was started with, as `trex run` and `Trex.start` record them (`recorded`: with
+ * those resumes replaced since, `RunResumed.settings`). A run wired in
  * code (`Explorer.run` with its own layers) records none, or its own: the CLI cannot rebuild its
  * researcher and backend, and says so (no version of trex could). Settings that name a researcher
  * and a backend yet do not decode were recorded by another trex (a newer one, with a backend or
  * option this one does not know).
  */
-const recordedSettings = (runDir: string, started: JournalEvent.Of<"RunStarted">): Effect.Effect<Settings.Settings, Errors.InvalidInput> =>
-  Schema.decodeUnknownEffect(Settings.Settings)(started.options, { errors: "all" }).pipe(
+const recordedSettings = (
+  runDir: string,
+  started: JournalEvent.Of<"RunStarted">,
+  recorded: Record<string, unknown>
+): Effect.Effect<Settings.Settings, Errors.InvalidInput> =>
+  Schema.decodeUnknownEffect(Settings.Settings)(recorded, { errors: "all" }).pipe(
     Effect.mapError((e) => {
-      const recorded = started.options
       const fromCli = ["researcher", "backend", "executor", "policy"].every((k) => typeof recorded[k] === "string")
       return invalid(
         runDir,
@@ -583,6 +595,7 @@ const runHooked = (prepared: Omit<Prepared, "journaled">, given: HandOver<Readon
       recorded: Schema.encodeSync(Settings.Settings)(settings),
       ...journaledOf(given),
       ...(prepared.budget !== undefined ? { budget: prepared.budget } : {}),
+      ...(prepared.replaced !== undefined ? { resumedSettings: prepared.replaced } : {}),
       ...(onEvent !== undefined ? { onEvent } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),

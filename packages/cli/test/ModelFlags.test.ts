@@ -14,7 +14,7 @@ import { Command } from "effect/cli"
 import * as Cli from "../src/Cli.ts"
 import { MAX_MODEL_TIMEOUT_SECONDS } from "../src/internal/modelLimits.ts"
 import * as FakeOpenAi from "../../agents/test/support/FakeOpenAiServer.ts"
-import { readJournal, root, trex, trexAsync } from "./support/cli.ts"
+import { readJournal, root, trex, trexAsync, trexHere } from "./support/cli.ts"
 
 /** The CLI's command on `args`, in this process (its bad input as the error, not an exit code). */
 const cli = (args: ReadonlyArray<string>) =>
@@ -219,7 +219,7 @@ describe("--researcher-retries, --researcher-retry-delay", () => {
 })
 
 describe("a resumed run's recorded settings", () => {
-  it.live("one a model cannot take (a --model-timeout longer than a timer waits, in an older or edited journal) is refused before anything runs, naming it and the flag that overrides it", () =>
+  it.live("one a model cannot take (a --model-timeout longer than a timer waits, in an older or edited journal) is refused before anything runs, naming it and the flag that overrides it; one given becomes the run's", () =>
     Effect.gen(function*() {
       const server = yield* FakeOpenAi.make(() => ({ kind: "error", status: 401, body: "invalid key" }))
       const env = { OPENAI_BASE_URL: server.url, TREX_MODEL: "qwen3:8b", OPENAI_API_KEY: undefined }
@@ -244,14 +244,24 @@ describe("a resumed run's recorded settings", () => {
         (refused as Errors.InvalidInput).message,
         `${runDir}: the run's recorded modelTimeoutSeconds is 3000000, which this trex does not take (expected a number above 0 and at most 2147483 ` +
           `(seconds one attempt of a model call may take, e.g. 600); a journal of an older trex, or an edited one): resume with --model-timeout <value> ` +
-          `(Trex.start: modelTimeoutSeconds) to give this session another, e.g. trex resume ${runDir} --model-timeout 600`
+          `(Trex.start: modelTimeoutSeconds) to give the run another from then on, e.g. trex resume ${runDir} --model-timeout 600`
       )
       assert.strictEqual(server.requests.length, asked, "no call")
       assert.lengthOf(yield* Effect.promise(() => readJournal(runDir)), entries, "nothing journaled")
-      // given for the session: the resume runs, and its model calls (refused its key again)
-      const given = yield* Effect.promise(() => trexAsync(["resume", runDir, "--model-timeout", "60"], env))
+      // given: the resume runs, and its model calls (refused its key again); the run's timeout from then on,
+      // in its RunResumed, with the session's other settings (--model-max-retries) not kept
+      const given = yield* withEnv(env, Effect.promise(() => trexHere(["resume", runDir, "--model-timeout", "60", "--model-max-retries", "0"])))
       assert.strictEqual(given.status, 1, given.stdout + given.stderr)
       assert.isAbove(server.requests.length, asked, given.stderr)
       assert.include(given.stderr, "401")
+      const resumes = () => readJournal(runDir).then((es) => es.flatMap((e) => e.event._tag === "RunResumed" ? [e.event] : []))
+      assert.deepStrictEqual((yield* Effect.promise(resumes)).map((e) => e.settings), [{ modelTimeoutSeconds: 60 }])
+      // so a plain resume (in a new process: all it knows is the journal file) runs, and calls, and records nothing more
+      const calls = server.requests.length
+      const plain = yield* Effect.promise(() => trexAsync(["resume", runDir], env))
+      assert.strictEqual(plain.status, 1, plain.stdout + plain.stderr)
+      assert.notInclude(plain.stderr, "does not take")
+      assert.isAbove(server.requests.length, calls, plain.stderr)
+      assert.deepStrictEqual((yield* Effect.promise(resumes)).map((e) => e.settings), [{ modelTimeoutSeconds: 60 }, undefined])
     }), { timeout: 120_000 })
 })

@@ -112,6 +112,12 @@ export interface Options {
   /** Recorded in `RunStarted` (the CLI flags, say). */
   readonly recorded?: Record<string, Schema.Json>
   /**
+   * A resumed run's settings that replace those `recorded` when it started, from here on: journaled in its
+   * `RunResumed` (`settings`), for the caller to read back (`trex resume` records a setting given for one the
+   * run recorded out of bounds). Ignored by a new run.
+   */
+  readonly resumedSettings?: Record<string, Schema.Json>
+  /**
    * The journal's entries as the caller already read them (seq 1, 2, 3, ... in order: a prefix of
    * the journal, which only grows), to resume without reading them again: the replay reads only
    * the entries after them. `trex resume` reads a run before it resumes it, and reading a
@@ -231,6 +237,7 @@ const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
     retryDelayOf(v) !== undefined ? undefined
       : `expected a duration of 0 or more (the first wait before a failed researcher is asked again), e.g. "2 seconds" or 500 (milliseconds), got ${OptionSpec.show(v)}`),
   recorded: OptionSpec.unchecked,
+  resumedSettings: OptionSpec.unchecked,
   journaled: OptionSpec.refine(OptionSpec.unchecked, (v) => (Array.isArray(v) ? undefined : `a list of journal entries, got ${OptionSpec.show(v)}`))
 }
 
@@ -408,7 +415,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
 
   const started = yield* now
   if (resumed) {
-    yield* record([JournalEvent.make("RunResumed", { at: started, ...(newBudget !== undefined ? { budget: newBudget } : {}) })])
+    yield* record([JournalEvent.make("RunResumed", {
+      at: started,
+      ...(newBudget !== undefined ? { budget: newBudget } : {}),
+      ...(options.resumedSettings !== undefined && Object.keys(options.resumedSettings).length > 0 ? { settings: options.resumedSettings } : {})
+    })])
   } else {
     yield* record([
       JournalEvent.make("RunStarted", { runId: options.runId, task: runTask, seed, options: options.recorded ?? {}, at: started })
