@@ -198,7 +198,7 @@ describe("--researcher-retries, --researcher-retry-delay", () => {
       assert.include(resumed.stderr, "(1 of 2; again in 0.01 s)")
     }), { timeout: 120_000 })
 
-  it.effect("a value they do not take is bad input naming the flag and what it takes, for run and resume", () =>
+  it.effect("a value they do not take is bad input naming the flag and what it takes, for run, resume and check", () =>
     Effect.gen(function*() {
       const out = tmp()
       for (
@@ -207,7 +207,7 @@ describe("--researcher-retries, --researcher-retry-delay", () => {
           ["--researcher-retry-delay", "-0.5", "--researcher-retry-delay must be 0 or more seconds, got -0.5: the first wait before a failed researcher is asked again, e.g. --researcher-retry-delay 10"]
         ] as const
       ) {
-        for (const args of [["run", toy, flag, value, "--out", out], ["resume", path.join(out, "no-such-run"), flag, value]]) {
+        for (const args of [["run", toy, flag, value, "--out", out], ["resume", path.join(out, "no-such-run"), flag, value], ["check", toy, flag, value]]) {
           const error = yield* Effect.flip(cli(args))
           assert.strictEqual(error._tag, "InvalidInput", `${args.join(" ")}: ${String(error)}`)
           assert.strictEqual((error as Errors.InvalidInput).message, message, args.join(" "))
@@ -215,6 +215,8 @@ describe("--researcher-retries, --researcher-retry-delay", () => {
         }
       }
       assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
+      // values it takes: the check takes the flags of the run it checks for
+      yield* cli(["check", toy, "--researcher-retries", "5", "--researcher-retry-delay", "0.5", "--json"])
     }))
 })
 
