@@ -11,7 +11,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Budget, Cost, Errors, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
+import { Budget, Cost, Errors, type JournalEvent, OptionSpec, Researcher, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Duration, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
@@ -113,7 +113,10 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   // at most 2^31 - 1 ms, the longest wait a timer keeps (the models' timeoutMs)
   modelTimeoutSeconds: OptionSpec.number({ above: 0, max: MAX_MODEL_TIMEOUT_SECONDS }, "seconds one attempt of a model call may take, e.g. 600"),
   researcherRetries: OptionSpec.integer(0, "times a researcher that failed retryably is asked again before the run stops, e.g. 3"),
-  researcherRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the first wait before a failed researcher is asked again, doubled each time, e.g. 2"),
+  researcherRetryDelaySeconds: {
+    issues: (v, path) =>
+      typeof v === "number" && Researcher.retryDelayMillis(v * 1000) !== undefined ? [] : [Researcher.retryDelayIssue(path, v, "seconds", "2")]
+  },
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
   logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written"),

@@ -7,13 +7,16 @@ import { DatabaseSync } from "node:sqlite"
 import * as zlib from "node:zlib"
 import { assert, describe, it } from "@effect/vitest"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { CostMeter, type Errors } from "@trex/core"
+import { CostMeter, type Errors, Journal } from "@trex/core"
 import { Model, OpenAiModel } from "@trex/agents"
-import { Effect } from "effect"
+import { Explorer, Uct } from "@trex/mcts"
+import { Effect, Layer } from "effect"
 import { Command } from "effect/cli"
 import * as Cli from "../src/Cli.ts"
+import * as Trex from "../src/Trex.ts"
 import { MAX_MODEL_TIMEOUT_SECONDS } from "../src/internal/modelLimits.ts"
 import * as FakeOpenAi from "../../agents/test/support/FakeOpenAiServer.ts"
+import { functionExecutor, gridResearcher, layers, makeTask } from "../../mcts/test/support/toy.ts"
 import { readJournal, root, trex, trexAsync, trexHere } from "./support/cli.ts"
 
 /** The CLI's command on `args`, in this process (its bad input as the error, not an exit code). */
@@ -33,6 +36,8 @@ const withEnv = <A, E, R>(env: Record<string, string | undefined>, effect: Effec
   )
 
 const toy = path.join(root, "packages/cli/test/fixtures/toy.task.yaml")
+/** What a first wait before a researcher is asked again is, in every place that takes one. */
+const DELAY_RULE = "(the first wait before a researcher that failed retryably is asked again, doubled each time)"
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-model-flags-"))
 
 describe("--max-retry-after", () => {
@@ -204,7 +209,7 @@ describe("--researcher-retries, --researcher-retry-delay", () => {
       for (
         const [flag, value, message] of [
           ["--researcher-retries", "-1", "--researcher-retries must be 0 or more, got -1: the times a researcher that failed retryably is asked again before the run stops, e.g. --researcher-retries 5 (0: none)"],
-          ["--researcher-retry-delay", "-0.5", "--researcher-retry-delay must be 0 or more seconds, got -0.5: the first wait before a failed researcher is asked again, e.g. --researcher-retry-delay 10"]
+          ["--researcher-retry-delay", "-0.5", `--researcher-retry-delay: expected a wait of 0 or more seconds ${DELAY_RULE}, e.g. --researcher-retry-delay 10, got -0.5`]
         ] as const
       ) {
         for (const args of [["run", toy, flag, value, "--out", out], ["resume", path.join(out, "no-such-run"), flag, value], ["check", toy, flag, value]]) {
@@ -217,6 +222,24 @@ describe("--researcher-retries, --researcher-retry-delay", () => {
       assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
       // values it takes: the check takes the flags of the run it checks for
       yield* cli(["check", toy, "--researcher-retries", "5", "--researcher-retry-delay", "0.5", "--json"])
+    }))
+
+  it.effect("the rule of the first wait is one, with one message: --researcher-retry-delay, Trex.start's researcherRetryDelaySeconds and Explorer.Options.researcherRetryDelay", () =>
+    Effect.gen(function*() {
+      const flag = yield* Effect.flip(cli(["run", toy, "--researcher-retry-delay", "-0.5", "--out", tmp()]))
+      const option = yield* Effect.flip(Trex.prepare({ taskFile: toy, researcherRetryDelaySeconds: -0.5, out: tmp() }))
+      const explorer = yield* Effect.flip(
+        Explorer.run(makeTask({ maxTrials: 1 }), { runId: "r", runDir: tmp(), researcherRetryDelay: -500 }).pipe(
+          Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(gridResearcher, functionExecutor({ runs: [] }))))
+        )
+      )
+      assert.strictEqual(flag.message, `--researcher-retry-delay: expected a wait of 0 or more seconds ${DELAY_RULE}, e.g. --researcher-retry-delay 10, got -0.5`)
+      assert.strictEqual(option.message, `invalid options:\n  researcherRetryDelaySeconds: expected a wait of 0 or more seconds ${DELAY_RULE}, e.g. 2, got -0.5`)
+      assert.strictEqual(explorer.message, `invalid Explorer.run options:\n  researcherRetryDelay: expected a duration of 0 or more ${DELAY_RULE}, e.g. "2 seconds" or 500 (milliseconds), got -500`)
+      // a NaN or an infinite wait, which no flag gives (--researcher-retry-delay takes a finite number), by the same rule
+      for (const wait of [Number.NaN, Number.POSITIVE_INFINITY]) {
+        assert.include((yield* Effect.flip(Trex.prepare({ taskFile: toy, researcherRetryDelaySeconds: wait, out: tmp() }))).message, DELAY_RULE)
+      }
     }))
 })
 
