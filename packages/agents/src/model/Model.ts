@@ -450,7 +450,7 @@ export class TokenWeigher {
  * other (accented Latin, Cyrillic, Greek, Arabic...) 1/2. Against OpenAI's `o200k_base` and
  * `cl100k_base` (BPE tokenizers like those of Claude and of open models), fixed samples come within
  * 0.78 to 1.7 times the count: English prose about 0.99 to 1.03, code (TypeScript, Python, Rust, Go,
- * C, JSON, SQL) 0.99 to 1.11, shell, a Makefile, YAML, TOML, HTML, XML, SVG and Markdown 0.85 to 0.99,
+ * C, JSON, SQL) 1.0 to 1.11, shell, a Makefile, YAML, TOML, HTML, XML, SVG and Markdown 0.85 to 0.99,
  * Chinese 0.86 to 1.27, Korean 0.78 to 1.36, Russian 1.0 to 1.7. A text given in pieces (a stream's
  * deltas) is weighed by a {@link TokenWeigher}, as the whole is.
  * @since 0.1.0 @category getters
