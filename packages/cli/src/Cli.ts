@@ -654,6 +654,8 @@ const checkCommand = Command.make(
     // each attempt bounded by --model-timeout and --timeout, a wait its server asks for by --max-retry-after
     maxRetryAfter: maxRetryAfterFlag(", as trex run (--call-model's turn: a longer one fails the check)"),
     ...modelCallFlags(", as trex run (the check asks the model once, within --model-timeout and --timeout)"),
+    // and the researcher's, checked as a run's (the check asks no researcher to propose: nothing to retry)
+    ...ResearcherFlags.flags(", as trex run (checked; the check asks no researcher to propose)"),
     json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the findings as JSON"))
   },
   (flags) =>
@@ -662,6 +664,7 @@ const checkCommand = Command.make(
       if (!(flags.timeout > 0)) return yield* new Errors.InvalidInput({ source: "--timeout", message: `--timeout must be more than 0 seconds, got ${flags.timeout}` })
       const maxRetryAfter = yield* maxRetryAfterOf(flags.maxRetryAfter)
       const modelCall = yield* modelCallOf(flags)
+      const researcherRetry = yield* ResearcherFlags.of(flags)
       if (flags.callModel && flags.researcher !== "claude" && flags.executor !== "code-agent") {
         return yield* new Errors.InvalidInput({
           source: "--call-model",
@@ -677,7 +680,8 @@ const checkCommand = Command.make(
         modelApi: flags.modelApi,
         concurrency: flags.concurrency,
         ...maxRetryAfter,
-        ...modelCall
+        ...modelCall,
+        ...researcherRetry
       }, Duration.seconds(flags.timeout), { callModel: flags.callModel })
       yield* out(flags.json ? JSON.stringify(report, null, 2) : Check.toText(report, flags.taskFile))
       if (!report.ok) yield* Effect.sync(() => void (process.exitCode = 1))

@@ -11,7 +11,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Budget, Cost, Errors, type JournalEvent, OptionSpec, type Task, TaskFile } from "@trex/core"
+import { Budget, Cost, Errors, type JournalEvent, OptionSpec, Researcher, type Task, TaskFile } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { type Asha, Control, Explorer, ResultCache } from "@trex/mcts"
 import { Clock, Deferred, Duration, Effect, LogLevel, Queue, References, Schema, type Scope, Stream } from "effect"
@@ -113,7 +113,10 @@ const SPEC: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   // at most 2^31 - 1 ms, the longest wait a timer keeps (the models' timeoutMs)
   modelTimeoutSeconds: OptionSpec.number({ above: 0, max: MAX_MODEL_TIMEOUT_SECONDS }, "seconds one attempt of a model call may take, e.g. 600"),
   researcherRetries: OptionSpec.integer(0, "times a researcher that failed retryably is asked again before the run stops, e.g. 3"),
-  researcherRetryDelaySeconds: OptionSpec.number({ min: 0 }, "seconds: the first wait before a failed researcher is asked again, doubled each time, e.g. 2"),
+  researcherRetryDelaySeconds: {
+    issues: (v, path) =>
+      typeof v === "number" && Researcher.retryDelayMillis(v * 1000) !== undefined ? [] : [Researcher.retryDelayIssue(path, v, "seconds", "2")]
+  },
   reuse: OptionSpec.boolean("reuse the results of earlier runs"),
   paused: OptionSpec.boolean("start paused"),
   logLevel: OptionSpec.literal(LogLevel.values, "the least severe log entry written"),
@@ -178,6 +181,11 @@ export interface Prepared {
   readonly seed: number
   /** A resumed run's new budget (`maxTrials` or `budget` given with `resume`), journaled when the run resumes. */
   readonly budget?: Budget.Budget
+  /**
+   * A resumed run's settings given for recorded ones this trex does not take (a `modelTimeoutSeconds` of an older
+   * trex): the run's from here on, journaled when the run resumes (`RunResumed.settings`).
+   */
+  readonly replaced?: Readonly<Record<string, number>>
   /** The recorded table a new simulated run read for its search space, which its backend then replays (not read again). */
   readonly landscape?: Simulator.Landscape
   /** Limits of the budget that cannot work as set (`Wiring.budgetWarnings`): logged as warnings when the run starts. */
@@ -201,10 +209,12 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
     if (options.resume !== undefined) {
       const info = yield* RunDir.load(options.resume)
       yield* RunDir.checkWritable(options.resume)
-      const settings = yield* recordedSettings(options.resume, info.started)
+      const settings = yield* recordedSettings(options.resume, info.started, SessionSettings.recordedOptions(info.started, info.entries))
       // what the session takes of them (not given now) within the options' limits: a model that cannot wait it refuses every call
       const outOfBounds = SessionSettings.recordedIssue(options.resume, settings, options, SPEC)
       if (outOfBounds !== undefined) return yield* outOfBounds
+      // one given for a recorded setting this trex does not take becomes the run's: the next resume is not refused again
+      const replaced = SessionSettings.replacing(settings, options, SPEC)
       yield* sameTrainer(options.resume, info.started.task, settings)
       // the budget as of the last resume that set one, with the limits given now
       const current = info.tree.view.task
@@ -233,6 +243,7 @@ export const prepare = (options: Options): Effect.Effect<Prepared, Errors.Invali
         runId: info.started.runId,
         seed: info.started.seed,
         ...(budget !== undefined ? { budget } : {}),
+        ...(Object.keys(replaced).length > 0 ? { replaced } : {}),
         ...(warnings.length > 0 ? { warnings } : {}),
         journaled: info.entries
       }
@@ -410,16 +421,20 @@ const noRoomNotice = (task: Task.Task, entries: ReadonlyArray<JournalEvent.Entry
 }
 
 /**
- * The settings a run was started with, as `trex run` and `Trex.start` record them. A run wired in
+ * The settings a run was started with, as `trex run` and `Trex.start` record them (`recorded`: with
+ * those resumes replaced since, `RunResumed.settings`). A run wired in
  * code (`Explorer.run` with its own layers) records none, or its own: the CLI cannot rebuild its
  * researcher and backend, and says so (no version of trex could). Settings that name a researcher
  * and a backend yet do not decode were recorded by another trex (a newer one, with a backend or
  * option this one does not know).
  */
-const recordedSettings = (runDir: string, started: JournalEvent.Of<"RunStarted">): Effect.Effect<Settings.Settings, Errors.InvalidInput> =>
-  Schema.decodeUnknownEffect(Settings.Settings)(started.options, { errors: "all" }).pipe(
+const recordedSettings = (
+  runDir: string,
+  started: JournalEvent.Of<"RunStarted">,
+  recorded: Record<string, unknown>
+): Effect.Effect<Settings.Settings, Errors.InvalidInput> =>
+  Schema.decodeUnknownEffect(Settings.Settings)(recorded, { errors: "all" }).pipe(
     Effect.mapError((e) => {
-      const recorded = started.options
       const fromCli = ["researcher", "backend", "executor", "policy"].every((k) => typeof recorded[k] === "string")
       return invalid(
         runDir,
@@ -583,6 +598,7 @@ const runHooked = (prepared: Omit<Prepared, "journaled">, given: HandOver<Readon
       recorded: Schema.encodeSync(Settings.Settings)(settings),
       ...journaledOf(given),
       ...(prepared.budget !== undefined ? { budget: prepared.budget } : {}),
+      ...(prepared.replaced !== undefined ? { resumedSettings: prepared.replaced } : {}),
       ...(onEvent !== undefined ? { onEvent } : {}),
       ...(hooks.control !== undefined ? { control: hooks.control } : {}),
       ...(settings.stagnation !== undefined ? { stagnation: settings.stagnation } : {}),

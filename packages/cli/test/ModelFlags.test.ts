@@ -7,14 +7,17 @@ import { DatabaseSync } from "node:sqlite"
 import * as zlib from "node:zlib"
 import { assert, describe, it } from "@effect/vitest"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { CostMeter, type Errors } from "@trex/core"
+import { CostMeter, type Errors, Journal } from "@trex/core"
 import { Model, OpenAiModel } from "@trex/agents"
-import { Effect } from "effect"
+import { Explorer, Uct } from "@trex/mcts"
+import { Effect, Layer } from "effect"
 import { Command } from "effect/cli"
 import * as Cli from "../src/Cli.ts"
+import * as Trex from "../src/Trex.ts"
 import { MAX_MODEL_TIMEOUT_SECONDS } from "../src/internal/modelLimits.ts"
 import * as FakeOpenAi from "../../agents/test/support/FakeOpenAiServer.ts"
-import { readJournal, root, trex, trexAsync } from "./support/cli.ts"
+import { functionExecutor, gridResearcher, layers, makeTask } from "../../mcts/test/support/toy.ts"
+import { readJournal, root, trex, trexAsync, trexHere } from "./support/cli.ts"
 
 /** The CLI's command on `args`, in this process (its bad input as the error, not an exit code). */
 const cli = (args: ReadonlyArray<string>) =>
@@ -33,6 +36,8 @@ const withEnv = <A, E, R>(env: Record<string, string | undefined>, effect: Effec
   )
 
 const toy = path.join(root, "packages/cli/test/fixtures/toy.task.yaml")
+/** What a first wait before a researcher is asked again is, in every place that takes one. */
+const DELAY_RULE = "(the first wait before a researcher that failed retryably is asked again, doubled each time)"
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trex-model-flags-"))
 
 describe("--max-retry-after", () => {
@@ -198,16 +203,16 @@ describe("--researcher-retries, --researcher-retry-delay", () => {
       assert.include(resumed.stderr, "(1 of 2; again in 0.01 s)")
     }), { timeout: 120_000 })
 
-  it.effect("a value they do not take is bad input naming the flag and what it takes, for run and resume", () =>
+  it.effect("a value they do not take is bad input naming the flag and what it takes, for run, resume and check", () =>
     Effect.gen(function*() {
       const out = tmp()
       for (
         const [flag, value, message] of [
           ["--researcher-retries", "-1", "--researcher-retries must be 0 or more, got -1: the times a researcher that failed retryably is asked again before the run stops, e.g. --researcher-retries 5 (0: none)"],
-          ["--researcher-retry-delay", "-0.5", "--researcher-retry-delay must be 0 or more seconds, got -0.5: the first wait before a failed researcher is asked again, e.g. --researcher-retry-delay 10"]
+          ["--researcher-retry-delay", "-0.5", `--researcher-retry-delay: expected a wait of 0 or more seconds ${DELAY_RULE}, e.g. --researcher-retry-delay 10, got -0.5`]
         ] as const
       ) {
-        for (const args of [["run", toy, flag, value, "--out", out], ["resume", path.join(out, "no-such-run"), flag, value]]) {
+        for (const args of [["run", toy, flag, value, "--out", out], ["resume", path.join(out, "no-such-run"), flag, value], ["check", toy, flag, value]]) {
           const error = yield* Effect.flip(cli(args))
           assert.strictEqual(error._tag, "InvalidInput", `${args.join(" ")}: ${String(error)}`)
           assert.strictEqual((error as Errors.InvalidInput).message, message, args.join(" "))
@@ -215,11 +220,31 @@ describe("--researcher-retries, --researcher-retry-delay", () => {
         }
       }
       assert.deepStrictEqual(fs.readdirSync(out), [], "no run directory")
+      // values it takes: the check takes the flags of the run it checks for
+      yield* cli(["check", toy, "--researcher-retries", "5", "--researcher-retry-delay", "0.5", "--json"])
+    }))
+
+  it.effect("the rule of the first wait is one, with one message: --researcher-retry-delay, Trex.start's researcherRetryDelaySeconds and Explorer.Options.researcherRetryDelay", () =>
+    Effect.gen(function*() {
+      const flag = yield* Effect.flip(cli(["run", toy, "--researcher-retry-delay", "-0.5", "--out", tmp()]))
+      const option = yield* Effect.flip(Trex.prepare({ taskFile: toy, researcherRetryDelaySeconds: -0.5, out: tmp() }))
+      const explorer = yield* Effect.flip(
+        Explorer.run(makeTask({ maxTrials: 1 }), { runId: "r", runDir: tmp(), researcherRetryDelay: -500 }).pipe(
+          Effect.provide(Layer.mergeAll(Journal.Journal.layerMemory, Uct.layer(), layers(gridResearcher, functionExecutor({ runs: [] }))))
+        )
+      )
+      assert.strictEqual(flag.message, `--researcher-retry-delay: expected a wait of 0 or more seconds ${DELAY_RULE}, e.g. --researcher-retry-delay 10, got -0.5`)
+      assert.strictEqual(option.message, `invalid options:\n  researcherRetryDelaySeconds: expected a wait of 0 or more seconds ${DELAY_RULE}, e.g. 2, got -0.5`)
+      assert.strictEqual(explorer.message, `invalid Explorer.run options:\n  researcherRetryDelay: expected a duration of 0 or more ${DELAY_RULE}, e.g. "2 seconds" or 500 (milliseconds), got -500`)
+      // a NaN or an infinite wait, which no flag gives (--researcher-retry-delay takes a finite number), by the same rule
+      for (const wait of [Number.NaN, Number.POSITIVE_INFINITY]) {
+        assert.include((yield* Effect.flip(Trex.prepare({ taskFile: toy, researcherRetryDelaySeconds: wait, out: tmp() }))).message, DELAY_RULE)
+      }
     }))
 })
 
 describe("a resumed run's recorded settings", () => {
-  it.live("one a model cannot take (a --model-timeout longer than a timer waits, in an older or edited journal) is refused before anything runs, naming it and the flag that overrides it", () =>
+  it.live("one a model cannot take (a --model-timeout longer than a timer waits, in an older or edited journal) is refused before anything runs, naming it and the flag that overrides it; one given becomes the run's", () =>
     Effect.gen(function*() {
       const server = yield* FakeOpenAi.make(() => ({ kind: "error", status: 401, body: "invalid key" }))
       const env = { OPENAI_BASE_URL: server.url, TREX_MODEL: "qwen3:8b", OPENAI_API_KEY: undefined }
@@ -244,14 +269,24 @@ describe("a resumed run's recorded settings", () => {
         (refused as Errors.InvalidInput).message,
         `${runDir}: the run's recorded modelTimeoutSeconds is 3000000, which this trex does not take (expected a number above 0 and at most 2147483 ` +
           `(seconds one attempt of a model call may take, e.g. 600); a journal of an older trex, or an edited one): resume with --model-timeout <value> ` +
-          `(Trex.start: modelTimeoutSeconds) to give this session another, e.g. trex resume ${runDir} --model-timeout 600`
+          `(Trex.start: modelTimeoutSeconds) to give the run another from then on, e.g. trex resume ${runDir} --model-timeout 600`
       )
       assert.strictEqual(server.requests.length, asked, "no call")
       assert.lengthOf(yield* Effect.promise(() => readJournal(runDir)), entries, "nothing journaled")
-      // given for the session: the resume runs, and its model calls (refused its key again)
-      const given = yield* Effect.promise(() => trexAsync(["resume", runDir, "--model-timeout", "60"], env))
+      // given: the resume runs, and its model calls (refused its key again); the run's timeout from then on,
+      // in its RunResumed, with the session's other settings (--model-max-retries) not kept
+      const given = yield* withEnv(env, Effect.promise(() => trexHere(["resume", runDir, "--model-timeout", "60", "--model-max-retries", "0"])))
       assert.strictEqual(given.status, 1, given.stdout + given.stderr)
       assert.isAbove(server.requests.length, asked, given.stderr)
       assert.include(given.stderr, "401")
+      const resumes = () => readJournal(runDir).then((es) => es.flatMap((e) => e.event._tag === "RunResumed" ? [e.event] : []))
+      assert.deepStrictEqual((yield* Effect.promise(resumes)).map((e) => e.settings), [{ modelTimeoutSeconds: 60 }])
+      // so a plain resume (in a new process: all it knows is the journal file) runs, and calls, and records nothing more
+      const calls = server.requests.length
+      const plain = yield* Effect.promise(() => trexAsync(["resume", runDir], env))
+      assert.strictEqual(plain.status, 1, plain.stdout + plain.stderr)
+      assert.notInclude(plain.stderr, "does not take")
+      assert.isAbove(server.requests.length, calls, plain.stderr)
+      assert.deepStrictEqual((yield* Effect.promise(resumes)).map((e) => e.settings), [{ modelTimeoutSeconds: 60 }, undefined])
     }), { timeout: 120_000 })
 })

@@ -35,8 +35,14 @@ export const JournalEvent = Schema.TaggedUnion({
     options: JsonRecord,
     at: Schema.Finite
   },
-  /** `budget`: the run's budget from here on, when the resume set one (`trex resume --max-trials`). */
-  RunResumed: { at: Schema.Finite, budget: Schema.optionalKey(Budget.Budget) },
+  /**
+   * `budget`: the run's budget from here on, when the resume set one (`trex resume --max-trials`).
+   * `settings`: settings of the run's (those `RunStarted.options` records) that replace the recorded
+   * ones from here on, when the resume set some: `trex resume --model-timeout 600` on a run whose
+   * recorded `modelTimeoutSeconds` this trex does not take records `{ modelTimeoutSeconds: 600 }`, so
+   * a later resume starts from it. A trex that predates the key ignores it.
+   */
+  RunResumed: { at: Schema.Finite, budget: Schema.optionalKey(Budget.Budget), settings: Schema.optionalKey(JsonRecord) },
   /**
    * The researcher's analysis of the task, journaled once per run before its first proposal
    * (the placeholder when `analyze` failed), so a resumed run reuses it instead of asking again.
@@ -107,8 +113,8 @@ export interface Entry {
  */
 const cases = JournalEvent.cases
 const canonical: Partial<Record<Tag, C.Check>> = {
-  // (one with a budget, rare, takes the schema's path)
-  RunResumed: C.struct("RunResumed", cases.RunResumed, { _tag: C.literal("RunResumed"), at: C.isFinite }, { budget: () => false }),
+  // (one with a budget or settings, rare, takes the schema's path)
+  RunResumed: C.struct("RunResumed", cases.RunResumed, { _tag: C.literal("RunResumed"), at: C.isFinite }, { budget: () => false, settings: () => false }),
   AnalysisCompleted: C.struct("AnalysisCompleted", cases.AnalysisCompleted, {
     _tag: C.literal("AnalysisCompleted"),
     analysis: C.analysis,

@@ -5,12 +5,13 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect, Schema } from "effect"
+import { Context, Duration, type Effect, Option, Schema } from "effect"
 import type * as Budget from "./Budget.ts"
 import type { ResearcherError } from "./Errors.ts"
 import type { TreeView } from "./ExperimentTree.ts"
 import type * as Insight from "./Insight.ts"
 import { Extra, withDefault } from "./internal/schema.ts"
+import { show } from "./OptionSpec.ts"
 import type * as Strategy from "./Strategy.ts"
 import type * as Task from "./Task.ts"
 
@@ -68,3 +69,51 @@ export interface ResearcherShape {
  * @since 0.1.0 @category services
  */
 export class Researcher extends Context.Service<Researcher, ResearcherShape>()("@trex/core/Researcher") {}
+
+/**
+ * The first wait, in milliseconds, before a researcher that failed retryably is asked again (each wait after twice the
+ * one before, at most 60 s or the first), of `wait` as `Explorer.Options.researcherRetryDelay` takes it (a
+ * `Duration.Input`: a number is milliseconds), or `undefined` when no wait is that (a negative, NaN or infinite one,
+ * or no duration). The one rule of that option, of `Trex.start`'s `researcherRetryDelaySeconds` and of
+ * `trex run --researcher-retry-delay`, which give it seconds (`wait * 1000`); {@link retryDelayIssue} says it.
+ *
+ * @example
+ * ```ts
+ * import { Researcher } from "@trex/core"
+ *
+ * Researcher.retryDelayMillis("2 seconds") // 2000
+ * Researcher.retryDelayMillis(-1) // undefined
+ * ```
+ *
+ * @since 0.1.0 @category retries
+ */
+export const retryDelayMillis = (wait: unknown): number | undefined => {
+  // (Effect reads a NaN as zero)
+  if (wait === undefined || wait === null || (typeof wait === "number" && Number.isNaN(wait))) return undefined
+  try {
+    const d = Duration.fromInput(wait as Duration.Input)
+    const ms = Option.isSome(d) && Duration.isFinite(d.value) ? Duration.toMillis(d.value) : Number.NaN
+    return ms >= 0 ? ms : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * What a first wait that {@link retryDelayMillis} refuses is told, for each place that takes one: `name` the option
+ * or flag, `got` the value given, `unit` what it is given in (`"seconds"`, or a duration), `example` one it takes.
+ *
+ * @example
+ * ```ts
+ * import { Researcher } from "@trex/core"
+ *
+ * Researcher.retryDelayIssue("--researcher-retry-delay", -1, "seconds", "--researcher-retry-delay 10")
+ * // "--researcher-retry-delay: expected a wait of 0 or more seconds (the first wait before a researcher that
+ * //  failed retryably is asked again, doubled each time), e.g. --researcher-retry-delay 10, got -1"
+ * ```
+ *
+ * @since 0.1.0 @category retries
+ */
+export const retryDelayIssue = (name: string, got: unknown, unit: "seconds" | "a duration", example: string): string =>
+  `${name}: expected ${unit === "seconds" ? "a wait of 0 or more seconds" : "a duration of 0 or more"} ` +
+  `(the first wait before a researcher that failed retryably is asked again, doubled each time), e.g. ${example}, got ${show(got)}`

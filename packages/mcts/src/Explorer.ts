@@ -112,6 +112,12 @@ export interface Options {
   /** Recorded in `RunStarted` (the CLI flags, say). */
   readonly recorded?: Record<string, Schema.Json>
   /**
+   * A resumed run's settings that replace those `recorded` when it started, from here on: journaled in its
+   * `RunResumed` (`settings`), for the caller to read back (`trex resume` records a setting given for one the
+   * run recorded out of bounds). Ignored by a new run.
+   */
+  readonly resumedSettings?: Record<string, Schema.Json>
+  /**
    * The journal's entries as the caller already read them (seq 1, 2, 3, ... in order: a prefix of
    * the journal, which only grows), to resume without reading them again: the replay reads only
    * the entries after them. `trex resume` reads a run before it resumes it, and reading a
@@ -227,10 +233,11 @@ const OPTIONS: { readonly [K in keyof Options]-?: OptionSpec.Rule } = {
   failFast: OptionSpec.integer(0, "trials failed the same way, none succeeded (twice as many in a row after some did), before the run stops; 0 turns it off"),
   proposalAttempts: OptionSpec.integer(1, "tries per node before it counts as exhausted"),
   researcherRetries: OptionSpec.integer(0, "asks again of a researcher that failed"),
-  researcherRetryDelay: OptionSpec.refine(OptionSpec.unchecked, (v) =>
-    retryDelayOf(v) !== undefined ? undefined
-      : `expected a duration of 0 or more (the first wait before a failed researcher is asked again), e.g. "2 seconds" or 500 (milliseconds), got ${OptionSpec.show(v)}`),
+  researcherRetryDelay: {
+    issues: (v, path) => Researcher.retryDelayMillis(v) !== undefined ? [] : [Researcher.retryDelayIssue(path, v, "a duration", `"2 seconds" or 500 (milliseconds)`)]
+  },
   recorded: OptionSpec.unchecked,
+  resumedSettings: OptionSpec.unchecked,
   journaled: OptionSpec.refine(OptionSpec.unchecked, (v) => (Array.isArray(v) ? undefined : `a list of journal entries, got ${OptionSpec.show(v)}`))
 }
 
@@ -290,7 +297,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
   const distillEvery = options.distillEvery ?? 5
   const attempts = options.proposalAttempts ?? 3
   const researcherRetries = options.researcherRetries ?? 3
-  const researcherRetryDelay = retryDelayOf(options.researcherRetryDelay ?? "2 seconds")!
+  const researcherRetryDelay = Researcher.retryDelayMillis(options.researcherRetryDelay ?? "2 seconds")!
   const scheduler = options.scheduler ?? Option.getOrUndefined(yield* Effect.serviceOption(Scheduler.Scheduler)) ?? Scheduler.none
   const cache = options.cache ?? ResultCache.empty
 
@@ -408,7 +415,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
 
   const started = yield* now
   if (resumed) {
-    yield* record([JournalEvent.make("RunResumed", { at: started, ...(newBudget !== undefined ? { budget: newBudget } : {}) })])
+    yield* record([JournalEvent.make("RunResumed", {
+      at: started,
+      ...(newBudget !== undefined ? { budget: newBudget } : {}),
+      ...(options.resumedSettings !== undefined && Object.keys(options.resumedSettings).length > 0 ? { settings: options.resumedSettings } : {})
+    })])
   } else {
     yield* record([
       JournalEvent.make("RunStarted", { runId: options.runId, task: runTask, seed, options: options.recorded ?? {}, at: started })
@@ -1392,19 +1403,6 @@ const strategyIssues = (strategy: unknown): string | undefined => {
 /** How the rationale of a strategy run again after a setup error begins, and where its own rationale follows. */
 const AGAIN = "Again: "
 const MENDED = "once the setup was mended. "
-
-/** `researcherRetryDelay` in milliseconds, or `undefined` when it is no duration of 0 or more (a negative, NaN or infinite one). */
-const retryDelayOf = (v: unknown): number | undefined => {
-  // (Effect reads a NaN as zero)
-  if (v === undefined || v === null || (typeof v === "number" && Number.isNaN(v))) return undefined
-  try {
-    const d = Duration.fromInput(v as Duration.Input)
-    const ms = Option.isSome(d) && Duration.isFinite(d.value) ? Duration.toMillis(d.value) : Number.NaN
-    return ms >= 0 ? ms : undefined
-  } catch {
-    return undefined
-  }
-}
 
 /** The wait before attempt `tries + 1` of a trial that failed retryably: 2, 4, 8... seconds, at most 30. */
 const retryDelay = (tries: number): Duration.Duration => Duration.seconds(Math.min(30, 2 ** (tries + 1)))

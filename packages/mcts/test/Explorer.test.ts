@@ -1189,7 +1189,7 @@ describe("Explorer, given what it cannot do", () => {
         "concurrency: expected an integer of at least 1 (trials in flight at once), got NaN",
         "retries: expected an integer of at least 0 (retries of a trial that failed for infrastructure reasons), got -1",
         "onEvent: expected a function, got 5",
-        `researcherRetryDelay: expected a duration of 0 or more (the first wait before a failed researcher is asked again), e.g. "2 seconds" or 500 (milliseconds), got -1`,
+        `researcherRetryDelay: expected a duration of 0 or more (the first wait before a researcher that failed retryably is asked again, doubled each time), e.g. "2 seconds" or 500 (milliseconds), got -1`,
         // dropped in silence, the typo left a resumed run without a trial limit
         `budget: maxTrails: Expected no excess property; did you mean "maxTrials"?`
       ])

@@ -1,8 +1,8 @@
 /**
  * The text Claude sees about a run: the task (with its search space), budget, insights, best results, the path from
  * the root, the parent's existing children and other nodes — packed greedily into a token budget (tokens estimated
- * by script and kind of character, `Model.estimatedTokens`: a Chinese character about a token, code's punctuation
- * half of one). Each node has a full form (its strategy as JSON) and a condensed one-liner; older and less relevant nodes are condensed first, then dropped.
+ * by script and runs of a kind of character, `Model.estimatedTokens`: a Chinese character about a token, a run of
+ * punctuation at least one). Each node has a full form (its strategy as JSON) and a condensed one-liner; older and less relevant nodes are condensed first, then dropped.
  */
 import { Budget, ExperimentNode, type ExperimentTree, Strategy, Task } from "@trex/core"
 import type { Researcher } from "@trex/core"

@@ -242,7 +242,7 @@ const accumulator = (model: string) => {
   let open = 0
   let stopped = false
   // the tokens generated since the server last counted the output, estimated from their characters (Model.tokenWeight)
-  let uncounted = 0
+  let uncounted = new Model.TokenWeigher()
   const step = (event: Sdk.RawMessageStreamEvent): ReadonlyArray<Model.StreamEvent> => {
     switch (event.type) {
       case "message_start":
@@ -259,17 +259,17 @@ const accumulator = (model: string) => {
         const block = blocks[event.index]!
         const d = event.delta
         if (d.type === "text_delta") {
-          uncounted += Model.tokenWeight(d.text)
+          uncounted.add(d.text)
           block["text"] = `${block["text"] ?? ""}${d.text}`
           return [{ _tag: "TextDelta", index: event.index, text: d.text }]
         }
         if (d.type === "input_json_delta") {
-          uncounted += Model.tokenWeight(d.partial_json)
+          uncounted.add(d.partial_json)
           json[event.index] += d.partial_json
           return [{ _tag: "ToolInputDelta", index: event.index, partialJson: d.partial_json }]
         }
         if (d.type === "thinking_delta") {
-          uncounted += Model.tokenWeight(d.thinking)
+          uncounted.add(d.thinking)
           block["thinking"] = `${block["thinking"] ?? ""}${d.thinking}`
         }
         if (d.type === "signature_delta") block["signature"] = d.signature
@@ -293,7 +293,7 @@ const accumulator = (model: string) => {
         return []
       }
       case "message_delta": {
-        uncounted = 0
+        uncounted = new Model.TokenWeigher()
         const next = toUsage(event.usage)
         usage = {
           inputTokens: event.usage.input_tokens ?? usage.inputTokens,
@@ -325,8 +325,8 @@ const accumulator = (model: string) => {
   const whole = (): Model.StreamEvent | undefined => (complete() ? done() : undefined)
   const billed = (): Model.BilledUsage | undefined =>
     !started ? undefined
-      : uncounted === 0 ? usage
-      : { ...usage, outputTokens: usage.outputTokens + Math.ceil(uncounted), estimated: true }
+      : uncounted.weight === 0 ? usage
+      : { ...usage, outputTokens: usage.outputTokens + Math.ceil(uncounted.weight), estimated: true }
   return { step, billed, complete, whole }
 }
 

@@ -364,41 +364,98 @@ const isWide = (c: number): boolean =>
   (c >= 0x1100 && c <= 0x11ff) || (c >= 0x2e80 && c <= 0x9fff) || (c >= 0xa960 && c <= 0xa97f) || (c >= 0xac00 && c <= 0xd7ff) ||
   (c >= 0xf900 && c <= 0xfaff) || (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xffef)
 
-// An ASCII character's weight: a letter, a space, `"` or `.` 7/32 of a token, about 4.5 characters a token (BPE
-// tokenizers take a word with its space, and `.` and `"` with the word or the punctuation beside them:
-// `Duration.toMillis`, `":"`); a digit, any other punctuation, a newline or a tab 1/2 (a number is cut every 1 to 3
-// digits, and code's brackets, operators and line breaks are a token each, or two to a token). (Fractions of a power of
-// 2, so that a sum of them is exact and rounds up to what it should: nine 2/9 add up to more than 2.)
-const WORDLIKE = 7 / 32
-const ASCII_WEIGHTS = Float64Array.from({ length: 0x80 }, (_, c) =>
-  (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x20 || c === 0x22 || c === 0x2e ? WORDLIKE : 0.5)
+// ASCII characters in runs (BPE tokenizers cut a text into words with the space before them, numbers of 1 to 3 digits,
+// and runs of punctuation, then each such piece into tokens): a run of letters weighs 5/32 a letter, about 6 to a token
+// as words go, but at least 3/4 (a short word, a tag's `td`, a flag's `t` is a token of its own); a run of digits 1/2 a
+// digit, at least 1; a run of punctuation (a newline and a tab too) 7/16 a character, at least 1 (`:` and `=` alone
+// in YAML, shell and markup are a token each; code's `);` and `=>` two to a token); a space or `.` 3/16 and `"` 7/32
+// on their own (a space goes with the word after it, `"` and `.` with what is beside them). (Fractions of a power of
+// 2, so that a sum of them is exact and rounds up to what it should.)
+const LETTER = 5 / 32
+const LETTERS_LEAST = 3 / 4
+const DIGIT = 1 / 2
+const PUNCT = 7 / 16
+const GAP = 3 / 16
+const QUOTE = 7 / 32
+// each ASCII character's kind: 0 a space or `.`, 1 `"`, 2 a letter, 3 a digit, 4 other punctuation or control
+const ASCII_KINDS = Uint8Array.from({ length: 0x80 }, (_, c) =>
+  c === 0x20 || c === 0x2e ? 0 : c === 0x22 ? 1 : (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) ? 2 : c >= 0x30 && c <= 0x39 ? 3 : 4)
+// a run of `n` characters of a kind: what it weighs
+const runWeight = (kind: number, n: number): number =>
+  kind === 2 ? Math.max(LETTERS_LEAST, n * LETTER) : kind === 3 ? Math.max(1, n * DIGIT) : kind === 4 ? Math.max(1, n * PUNCT) : 0
 
 /**
- * The tokens a text is estimated to make, as a fraction (sum the pieces of a text, then round up):
- * an estimate by script and, in ASCII, by kind of character, for the tokens of a call the server was
- * cut off from counting. An ASCII letter, space, `"` or `.` weighs 7/32 (about 4.5 to a token, as words go);
- * a digit, any other ASCII punctuation, a newline or a tab 1/2 (what makes code dense in tokens); a
- * Chinese, Japanese or Korean character (Han, kana, Hangul, CJK punctuation, fullwidth forms) or one
- * outside the Basic Multilingual Plane (an emoji, a rare ideograph) 1; any other (accented Latin,
- * Cyrillic, Greek, Arabic...) 1/2. Against OpenAI's `o200k_base` and `cl100k_base` (BPE tokenizers
- * like those of Claude and of open models), fixed samples come within 0.73 to 1.7 times the count:
- * English prose about 1.02 to 1.07, code (TypeScript, Python, Rust, Go, C, JSON, SQL) 0.85 to 1.09,
- * shell, YAML and HTML 0.73 to 0.82, Chinese 0.86 to 1.27, Russian 1.0 to 1.7.
+ * Weighs a text given in pieces (a stream's deltas) as it weighs the whole ({@link tokenWeight} of
+ * the pieces joined): a word or a run of punctuation cut between two pieces is one run still.
+ *
+ * @example
+ * ```ts
+ * import { Model } from "@trex/agents"
+ *
+ * const generated = new Model.TokenWeigher()
+ * for (const delta of ["The learn", "ing rate"]) generated.add(delta)
+ * Math.ceil(generated.weight) === Model.estimatedTokens("The learning rate") // true
+ * ```
+ *
  * @since 0.1.0 @category getters
  */
-export const tokenWeight = (text: string): number => {
-  let weight = 0
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c < 0x80) weight += ASCII_WEIGHTS[c]!
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      // a surrogate pair: one character
-      weight += 1
-      i++
-    } else weight += isWide(c) ? 1 : 0.5
+export class TokenWeigher {
+  #weight = 0
+  // the kind of the run the last piece ended in (-1: none), and its length
+  #kind = -1
+  #run = 0
+  /** Weigh the next piece. */
+  add(piece: string): this {
+    let weight = this.#weight
+    let kind = this.#kind
+    let run = this.#run
+    for (let i = 0; i < piece.length; i++) {
+      const c = piece.charCodeAt(i)
+      const k = c < 0x80 ? ASCII_KINDS[c]! : -1
+      if (k === kind && k >= 2) {
+        run++
+        continue
+      }
+      weight += runWeight(kind, run)
+      kind = k
+      run = 1
+      if (k === 0) weight += GAP
+      else if (k === 1) weight += QUOTE
+      else if (k === -1) {
+        if (c >= 0xd800 && c <= 0xdbff) {
+          // a surrogate pair: one character
+          weight += 1
+          i++
+        } else weight += isWide(c) ? 1 : 0.5
+      }
+    }
+    this.#weight = weight
+    this.#kind = kind
+    this.#run = run
+    return this
   }
-  return weight
+  /** The tokens the pieces so far are estimated to make, as a fraction (round it up). */
+  get weight(): number {
+    return this.#weight + runWeight(this.#kind, this.#run)
+  }
 }
+
+/**
+ * The tokens a text is estimated to make, as a fraction: an estimate by script and, in ASCII, by runs
+ * of a kind of character, for the tokens of a call the server was cut off from counting. A run of
+ * ASCII letters weighs 5/32 a letter and at least 3/4, a run of digits 1/2 a digit and at least 1, a
+ * run of other ASCII punctuation (newlines and tabs too) 7/16 a character and at least 1, a space or
+ * `.` 3/16, `"` 7/32; a Chinese, Japanese or Korean character (Han, kana, Hangul, CJK punctuation,
+ * fullwidth forms) or one outside the Basic Multilingual Plane (an emoji, a rare ideograph) 1; any
+ * other (accented Latin, Cyrillic, Greek, Arabic...) 1/2. Against OpenAI's `o200k_base` and
+ * `cl100k_base` (BPE tokenizers like those of Claude and of open models), fixed samples come within
+ * 0.78 to 1.7 times the count: English prose about 0.99 to 1.03, code (TypeScript, Python, Rust, Go,
+ * C, JSON, SQL) 1.0 to 1.11, shell, a Makefile, YAML, TOML, HTML, XML, SVG and Markdown 0.85 to 0.99,
+ * Chinese 0.86 to 1.27, Korean 0.78 to 1.36, Russian 1.0 to 1.7. A text given in pieces (a stream's
+ * deltas) is weighed by a {@link TokenWeigher}, as the whole is.
+ * @since 0.1.0 @category getters
+ */
+export const tokenWeight = (text: string): number => new TokenWeigher().add(text).weight
 
 /**
  * Tokens estimated, rounded up: of a text by its script ({@link tokenWeight}), or of a length in

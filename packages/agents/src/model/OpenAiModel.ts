@@ -300,7 +300,7 @@ export const make = (options: Options): Model.ModelShape => {
         let failed = false
         // what came before a cut, for what it was billed: the chunks, and the tokens of their text and tool calls, estimated (Model.tokenWeight)
         let chunks = 0
-        let generated = 0
+        const generated = new Model.TokenWeigher()
         /**
          * What the stream was billed for so far: its usage comes in its last chunk, so without one (a server
          * that sends it on every chunk, as vLLM can, has said) the input and what was generated are estimated
@@ -308,7 +308,7 @@ export const make = (options: Options): Model.ModelShape => {
          */
         const usageSoFar = (): Model.Usage =>
           usage !== undefined ? toUsage(usage)
-            : { inputTokens: Model.estimatedTokens(body), outputTokens: Math.ceil(generated), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
+            : { inputTokens: Model.estimatedTokens(body), outputTokens: Math.ceil(generated.weight), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
         // a stream cut, stalled, broken or stopped after its first chunk (the prompt was read by then); nothing before
         const billed = (): Model.BilledUsage | undefined => (chunks === 0 ? undefined : usageSoFar())
         // stopped by its consumer before it ended or failed: what it was billed for is recorded all the same
@@ -334,7 +334,7 @@ export const make = (options: Options): Model.ModelShape => {
           for (const choice of chunk.choices ?? []) {
             if (choice.finish_reason) finish = choice.finish_reason
             if (choice.delta?.content) {
-              generated += Model.tokenWeight(choice.delta.content)
+              generated.add(choice.delta.content)
               text += choice.delta.content
               out.push({ _tag: "TextDelta", index: 0, text: choice.delta.content })
             }
@@ -342,7 +342,7 @@ export const make = (options: Options): Model.ModelShape => {
               const call = (calls[d.index] ??= { id: d.id ?? `call_${d.index}`, name: "", args: "" })
               if (d.id) call.id = d.id
               if (d.function?.name) call.name += d.function.name
-              generated += Model.tokenWeight(d.function?.name ?? "") + Model.tokenWeight(d.function?.arguments ?? "")
+              generated.add(d.function?.name ?? "").add(d.function?.arguments ?? "")
               if (d.function?.arguments) {
                 call.args += d.function.arguments
                 out.push({ _tag: "ToolInputDelta", index: d.index + 1, partialJson: d.function.arguments })

@@ -250,18 +250,18 @@ describe("OpenAiModel", () => {
       assert.strictEqual(server.requests.length, 2)
       assert.isFalse(cut.retryable)
       assert.include(cut.message, "connection error: terminated")
-      // the request body's 164 characters, by kind (Model.tokenWeight: letters and spaces 7/32 of a token, punctuation 1/2)
+      // the request body's 164 characters, by runs (Model.tokenWeight: a word 5/32 a letter and at least 3/4, punctuation at least 1)
       const input = Model.estimatedTokens(JSON.stringify(server.requests[0]!.body))
-      assert.strictEqual(input, 45)
+      assert.strictEqual(input, 50)
       // the 18 characters sent: "a long answer, str"
       assert.deepStrictEqual(cut.usage, { inputTokens: input, outputTokens: Model.estimatedTokens(answer.slice(0, 18)), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true })
       const late = yield* streamed
       assert.include(late.message, "connection error: terminated")
       assert.deepStrictEqual(late.usage?.outputTokens, Model.estimatedTokens(answer))
       assert.deepStrictEqual(shown(records), [
-        // 45 * 1 + 5 * 2 micro-dollars, then 45 * 1 + 12 * 2
-        ["openai-compatible:test (failed attempt, tokens estimated)", 45, 5, 0.000055],
-        ["openai-compatible:test (failed attempt, tokens estimated)", 45, 12, 0.000069]
+        // 50 * 1 + 5 * 2 micro-dollars, then 50 * 1 + 11 * 2
+        ["openai-compatible:test (failed attempt, tokens estimated)", 50, 5, 0.00006],
+        ["openai-compatible:test (failed attempt, tokens estimated)", 50, 11, 0.000072]
       ])
     }))
 
@@ -295,10 +295,11 @@ describe("OpenAiModel", () => {
       if (bare._tag !== "Done") return assert.fail("no Done")
       assert.strictEqual(Model.text(bare.response), "all of it")
       assert.strictEqual(server.requests.length, 3, "none retried")
-      // the tool call: its name and arguments, 4 letters (7/8) + 12 characters, 7 of them punctuation and digits (5 at 7/32, 7 at 1/2)
+      // the tool call: its name and arguments weighed as one text, pick{"lr":0.003}: pick 3/4, { 1, " 7/32, lr 3/4, ":
+      // 7/32 + 1, 0 1, . 3/16, 003 3/2, } 1 (8, as o200k_base counts them)
       assert.deepStrictEqual(shown(records), [
-        ["openai-compatible:test (tokens estimated)", input, 12, (input + 2 * 12) / 1e6],
-        ["openai-compatible:test (tokens estimated)", input, 6, (input + 2 * 6) / 1e6],
+        ["openai-compatible:test (tokens estimated)", input, Model.estimatedTokens(answer), (input + 2 * Model.estimatedTokens(answer)) / 1e6],
+        ["openai-compatible:test (tokens estimated)", input, 8, (input + 2 * 8) / 1e6],
         ["openai-compatible:test (tokens estimated)", input, Model.estimatedTokens("all of it"), (input + 2 * Model.estimatedTokens("all of it")) / 1e6]
       ])
     }))

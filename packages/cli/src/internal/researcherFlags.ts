@@ -2,7 +2,7 @@
  * `--researcher-retries` and `--researcher-retry-delay`, of `trex run` and (for its session) `trex resume`: how the
  * explorer asks again a researcher that failed retryably (`Explorer.Options.researcherRetries`, `researcherRetryDelay`).
  */
-import { Errors } from "@trex/core"
+import { Errors, Researcher } from "@trex/core"
 import { Effect, Option } from "effect"
 import { Flag } from "effect/cli"
 
@@ -31,10 +31,11 @@ export const of = (given: { readonly researcherRetries: Option.Option<number>; r
       })
     }
     const delay = Option.getOrUndefined(given.researcherRetryDelay)
-    if (delay !== undefined && !(delay >= 0)) {
+    if (delay !== undefined && Researcher.retryDelayMillis(delay * 1000) === undefined) {
+      // the explorer's rule, and its words (Explorer.Options.researcherRetryDelay), in seconds
       return yield* new Errors.InvalidInput({
         source: "--researcher-retry-delay",
-        message: `--researcher-retry-delay must be 0 or more seconds, got ${delay}: the first wait before a failed researcher is asked again, e.g. --researcher-retry-delay 10`
+        message: Researcher.retryDelayIssue("--researcher-retry-delay", delay, "seconds", "--researcher-retry-delay 10")
       })
     }
     return {
