@@ -25,8 +25,7 @@
  */
 import * as crypto from "node:crypto"
 import * as os from "node:os"
-import { Errors, ExperimentNode, type ExperimentTree, Journal, OptionSpec, type JournalEvent } from "@trex/core"
-import { Explorer } from "@trex/mcts"
+import { Errors, ExperimentNode, type ExperimentTree, Journal, JournalEvent, OptionSpec } from "@trex/core"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
 import { processOf } from "./internal/lockHolder.ts"
 import * as Outbox from "./internal/outbox.ts"
@@ -289,9 +288,9 @@ export const endMessage = (
   const reason = info?.finished?.reason ?? errorMessage ?? (Exit.isSuccess(exit) ? exit.value.reason : "interrupted")
   const failedTrials = status?.counts.Failed ?? 0
   const outcome: Outcome = errorMessage !== undefined || (info?.finished !== undefined && status?.best === undefined && failedTrials > 0) ||
-      (Exit.isSuccess(exit) && exit.value.reason.startsWith(Explorer.RESEARCHER_FAILED))
+      (Exit.isSuccess(exit) && exit.value.reason.startsWith(JournalEvent.RESEARCHER_FAILED))
     ? "failed"
-    : info?.finished !== undefined && info.finished.reason !== Explorer.STOPPED_BY_REQUEST
+    : info?.finished !== undefined && info.finished.reason !== JournalEvent.STOPPED_BY_REQUEST
     ? "finished"
     : "stopped"
   const trials = status === undefined ? "" : ` · ${status.counts.Succeeded} succeeded, ${failedTrials} failed`
