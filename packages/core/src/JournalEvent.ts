@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import * as Budget from "./Budget.ts"
 import * as Cost from "./Cost.ts"
 import * as ExperimentNode from "./ExperimentNode.ts"

@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect, Schema } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import type * as Budget from "./Budget.ts"
 import type { ResearcherError } from "./Errors.ts"
 import type { TreeView } from "./ExperimentTree.ts"
