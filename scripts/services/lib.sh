@@ -26,12 +26,29 @@ apt_install() {
   ) 9>$APT_LOCK
 }
 
-# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds or SECONDS of wall time pass (counted by the
-# clock, not in tries: a try such as `docker info` can itself take seconds on a loaded machine)
+# wait_for SECONDS CMD...: retry CMD (a command or a shell function) every 0.1 s until it succeeds or SECONDS of wall
+# time pass (counted by the clock, not in tries: a try such as `docker info` can itself take seconds on a loaded
+# machine); its status is the last try's. A try is bounded too: one still running when the time is up (a `docker info`
+# or `curl` on a daemon that takes the connection and never answers) is killed with what it started, and fails (137);
+# a try made when the time is up gets 1 s. Each try runs in a subshell of its own process group (the shell's job
+# control, on for the start of the try alone), so that the kill reaches a function's commands: what CMD sets in the
+# shell is not kept.
 wait_for() {
-  local end=$(( SECONDS + $1 )); shift
-  while [ "$SECONDS" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  "$@" >/dev/null 2>&1
+  local end=$(( SECONDS + $1 )) job=+m pid rc until; shift
+  case $- in *m*) job=-m ;; esac
+  while :; do
+    until=$(( end > SECONDS ? end : SECONDS + 1 ))
+    set -m
+    ( "$@" ) >/dev/null 2>&1 </dev/null &
+    pid=$!
+    set "$job"
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+    rc=0; wait "$pid" 2>/dev/null || rc=$?
+    [ "$rc" -eq 0 ] && return 0
+    [ "$SECONDS" -lt "$end" ] || return "$rc"
+    sleep 0.1
+  done
 }
 
 # stop_pidfile FILE: kill the daemon named by a pid file (SIGTERM, SIGKILL after 15 s), wait until it

@@ -8,12 +8,14 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type Budget, Errors, Journal, JournalEvent, TaskFile } from "@trex/core"
-import { Control, Explorer } from "@trex/mcts"
-import { Duration, Effect, Option, type Redacted } from "effect"
+import type { Explorer } from "@trex/mcts"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import { Argument, Command, Flag } from "effect/cli"
 import type * as Bench from "./Bench.ts"
 import * as Follow from "./Follow.ts"
-import * as LiveView from "./LiveView.ts"
 import * as Notify from "./Notify.ts"
 import * as RunDir from "./RunDir.ts"
 import * as Runs from "./Runs.ts"
@@ -29,10 +31,13 @@ import * as StopSignal from "./internal/stopSignal.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 import type * as Trex from "./Trex.ts"
 
-// The code of a run (its agents and backends: Trex.ts and what it wires), of `check`, of the HTML report and of the
-// bench, loaded by the command that runs it: `trex --help`, `trex status` and `trex list` load none of it.
+// The code of a run (its agents and backends: Trex.ts and what it wires; the search, `@trex/mcts`; the live view), of
+// `check`, of the HTML report and of the bench, loaded by the command that runs it: `trex --help`, `trex status` and
+// `trex list` load none of it (`trex status --follow` loads the live view).
 const load = {
   trex: Effect.promise(() => import("./Trex.ts")),
+  mcts: Effect.promise(() => import("@trex/mcts")),
+  liveView: Effect.promise(() => import("./LiveView.ts")),
   check: Effect.promise(() => import("./Check.ts")),
   htmlReport: Effect.promise(() => import("./HtmlReport.ts")),
   bench: Effect.promise(() => import("./Bench.ts"))
@@ -57,6 +62,8 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) => {
   const given = new HandOver(journaled)
   return Effect.gen(function*() {
     const { runDir, task } = run
+    const LiveView = yield* load.liveView
+    const { Control } = yield* load.mcts
     const view = LiveView.make({
       tty: process.stdout.isTTY === true,
       write: (s) => process.stdout.write(s),
@@ -129,7 +136,7 @@ export const execute = (prepared: Trex.Prepared, notify?: Notify.Options) => {
     yield* out(["", Status.toText(info, runDir), "", `report: ${path.join(runDir, "report.md")}`].join("\n"))
     // a search that found nothing (every trial failed, or none ran), or whose researcher failed: say so, and exit 1 for scripts
     const failed = [...info.tree.view.nodes()].filter((n) => n.state._tag === "Failed").length
-    const researcherFailed = summary?.reason.startsWith(Explorer.RESEARCHER_FAILED) === true
+    const researcherFailed = summary?.reason.startsWith(JournalEvent.RESEARCHER_FAILED) === true
     if (setup !== undefined) {
       const first = setup.nodes[0]!
       // its failure is as the job's log read (an escape sequence of a trainer's output too)
@@ -381,7 +388,7 @@ const runCommand = Command.make(
       const researcherRetry = yield* ResearcherFlags.of(flags)
       const notify = yield* notifyOf(flags)
       // the live view's setting, checked before the run directory is made
-      yield* LiveView.ambiguousWidth(process.env, { tty: undefined })
+      yield* (yield* load.liveView).ambiguousWidth(process.env, { tty: undefined })
       if (flags.detach && !Detach.isDetachedController()) return yield* detached(Detach.pendingLog(flags.out))
       const Trex = yield* load.trex
       const prepared = yield* Trex.prepare({
@@ -436,7 +443,7 @@ const resumeCommand = Command.make(
       const modelCall = yield* modelCallOf(flags)
       const researcherRetry = yield* ResearcherFlags.of(flags)
       const notify = yield* notifyOf(flags)
-      yield* LiveView.ambiguousWidth(process.env, { tty: undefined })
+      yield* (yield* load.liveView).ambiguousWidth(process.env, { tty: undefined })
       if (flags.detach && !Detach.isDetachedController()) {
         // a run's own folder holds its controller's output; a folder that is no run gets its message from the controller
         const isDir = fs.statSync(runDir, { throwIfNoEntry: false })?.isDirectory() === true
@@ -515,6 +522,7 @@ const statusCommand = Command.make(
  */
 const followRun = (runDir: string, json: boolean) =>
   Effect.gen(function*() {
+    const LiveView = yield* load.liveView
     const view = LiveView.make({
       tty: !json && process.stdout.isTTY === true,
       write: (s) => process.stdout.write(s),

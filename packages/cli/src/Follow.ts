@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Errors, ExperimentTree, Journal, type JournalEvent } from "@trex/core"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as RunDir from "./RunDir.ts"
 
 /**

@@ -25,9 +25,17 @@
  */
 import * as crypto from "node:crypto"
 import * as os from "node:os"
-import { Errors, ExperimentNode, type ExperimentTree, Journal, OptionSpec, type JournalEvent } from "@trex/core"
-import { Explorer } from "@trex/mcts"
-import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Redacted, Schedule, type Scope } from "effect"
+import { Errors, ExperimentNode, type ExperimentTree, Journal, JournalEvent, OptionSpec } from "@trex/core"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import { processOf } from "./internal/lockHolder.ts"
 import * as Outbox from "./internal/outbox.ts"
 import * as Untrusted from "./internal/untrusted.ts"
@@ -289,9 +297,9 @@ export const endMessage = (
   const reason = info?.finished?.reason ?? errorMessage ?? (Exit.isSuccess(exit) ? exit.value.reason : "interrupted")
   const failedTrials = status?.counts.Failed ?? 0
   const outcome: Outcome = errorMessage !== undefined || (info?.finished !== undefined && status?.best === undefined && failedTrials > 0) ||
-      (Exit.isSuccess(exit) && exit.value.reason.startsWith(Explorer.RESEARCHER_FAILED))
+      (Exit.isSuccess(exit) && exit.value.reason.startsWith(JournalEvent.RESEARCHER_FAILED))
     ? "failed"
-    : info?.finished !== undefined && info.finished.reason !== Explorer.STOPPED_BY_REQUEST
+    : info?.finished !== undefined && info.finished.reason !== JournalEvent.STOPPED_BY_REQUEST
     ? "finished"
     : "stopped"
   const trials = status === undefined ? "" : ` · ${status.counts.Succeeded} succeeded, ${failedTrials} failed`

@@ -8,7 +8,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Errors, ExperimentTree, Journal, type JournalEvent } from "@trex/core"
-import { Duration, Effect, type Scope } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { processOf } from "./internal/lockHolder.ts"
 
 /** @since 0.1.0 @category paths */

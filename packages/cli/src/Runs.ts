@@ -9,7 +9,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Errors, Journal, type JournalEvent } from "@trex/core"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as RunDir from "./RunDir.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** @since 0.1.0 @category schemas */
 export const BackendKind = Schema.Literals(["local", "simulator", "docker", "slurm", "gridengine", "ssh", "k8s"])

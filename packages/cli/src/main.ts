@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Runtime } from "effect"
+import * as Runtime from "effect/Runtime"
 import { command } from "./Cli.ts"
 import { ending, program } from "./internal/ending.ts"
 import { firstSignal } from "./internal/stopSignal.ts"

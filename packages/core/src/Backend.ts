@@ -5,7 +5,14 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Exit, Layer, Option, Redacted, Schema, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as Cost from "./Cost.ts"
 import type { BackendError } from "./Errors.ts"
 import type { JobRef } from "./ExperimentNode.ts"

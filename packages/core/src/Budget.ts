@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import * as Cost from "./Cost.ts"
 import { Positive, PositiveInt } from "./internal/schema.ts"
 import type * as JournalEvent from "./JournalEvent.ts"

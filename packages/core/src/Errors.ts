@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Input (a task file, a strategy, a flag) failed validation. @since 0.1.0 @category errors */
 export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {

@@ -8,7 +8,9 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect, type Stream } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
 import type { ExecutorError } from "./Errors.ts"
 import type { JobRef, NodeSpec } from "./ExperimentNode.ts"
 import type { MetricPoint, Result } from "./Result.ts"

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { withDefault } from "./internal/schema.ts"
 import * as Result from "./Result.ts"
 import * as Strategy from "./Strategy.ts"

@@ -6,7 +6,9 @@
  *
  * @since 0.1.0
  */
-import { Exit, Option, Schema } from "effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type { JobEvent } from "./Backend.ts"
 import * as C from "./internal/canonical.ts"
 import { JobResultFile, MetricPoint } from "./Result.ts"

@@ -6,7 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, type Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import { JournalError } from "./Errors.ts"
 import * as JournalEvent from "./JournalEvent.ts"
 import { holdLock, hostName as quoteHost, type Intact, lockHolder, type LockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import * as Budget from "./Budget.ts"
 import * as Cost from "./Cost.ts"
 import * as ExperimentNode from "./ExperimentNode.ts"
@@ -100,6 +100,20 @@ export type JournalEventEncoded = typeof JournalEvent.Encoded
 export type Tag = JournalEvent["_tag"]
 /** An event of one kind. @since 0.1.0 @category models */
 export type Of<T extends Tag> = Extract<JournalEvent, { readonly _tag: T }>
+
+/**
+ * How the reason of a `RunFinished` begins when the run's researcher kept failing (`the researcher failed: <its
+ * error>`; `Explorer.RESEARCHER_FAILED` of `@trex/mcts`, here for the readers of a journal that load no explorer).
+ * @since 0.1.0 @category constants
+ */
+export const RESEARCHER_FAILED = "the researcher failed"
+
+/**
+ * The reason of a `RunFinished` of a run stopped by request with trials in flight (`Explorer.STOPPED_BY_REQUEST` of
+ * `@trex/mcts`, here for the readers of a journal that load no explorer).
+ * @since 0.1.0 @category constants
+ */
+export const STOPPED_BY_REQUEST = "stopped by request"
 
 /** A journal entry: the event and its sequence number (1-based, gap-free). @since 0.1.0 @category models */
 export interface Entry {

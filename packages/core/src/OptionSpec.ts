@@ -9,7 +9,9 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Schema } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { InvalidInput } from "./Errors.ts"
 import { closest, formatIssues } from "./TaskFile.ts"
 

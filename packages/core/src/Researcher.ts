@@ -5,7 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, type Effect, Option, Schema } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type * as Budget from "./Budget.ts"
 import type { ResearcherError } from "./Errors.ts"
 import type { TreeView } from "./ExperimentTree.ts"

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import * as Cost from "./Cost.ts"
 import { listOf, NonNegativeInt, withDefault } from "./internal/schema.ts"
 

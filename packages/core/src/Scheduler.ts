@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Context } from "effect"
+import * as Context from "effect/Context"
 import type { TreeView } from "./ExperimentTree.ts"
 import type { MetricPoint } from "./Result.ts"
 

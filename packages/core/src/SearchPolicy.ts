@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
 import type { NodeView, TreeView } from "./ExperimentTree.ts"
 
 /** What the loop knows besides the tree. @since 0.1.0 @category models */

@@ -7,7 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Option, Schema } from "effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Strategy from "./Strategy.ts"
 import { billionthsOf } from "./internal/shares.ts"
 

@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { Redacted } from "effect"
+import * as Redacted from "effect/Redacted"
 
 /**
  * The names of variables taken for secrets: `*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*PASSWD*`,

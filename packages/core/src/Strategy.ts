@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 import { Extra, listOf as emptyList, NonNegative, Positive, PositiveInt, withDefault } from "./internal/schema.ts"
 import { strategyCheck } from "./internal/strategyCheck.ts"

@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Redacted, Schema } from "effect"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as Budget from "./Budget.ts"
 import { Extra, JsonRecord, listOf, Positive, PositiveInt, withDefault } from "./internal/schema.ts"
 import * as SearchSpace from "./SearchSpace.ts"

@@ -187,10 +187,10 @@ export type Error = Errors.JournalError | Errors.InvalidInput | Errors.PolicyErr
  * error>`): nothing was marked exhausted, and a resume asks it again.
  * @since 0.1.0 @category models
  */
-export const RESEARCHER_FAILED = "the researcher failed"
+export const RESEARCHER_FAILED = JournalEvent.RESEARCHER_FAILED
 
 /** The reason of a run stopped by `Control.stop` (Ctrl-C, `trex stop`) with trials in flight. @since 0.1.0 @category constants */
-export const STOPPED_BY_REQUEST = "stopped by request"
+export const STOPPED_BY_REQUEST = JournalEvent.STOPPED_BY_REQUEST
 
 /**
  * How the reason of a run begins when its trials all failed the same way (see `Options.failFast`):

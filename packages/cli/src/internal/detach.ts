@@ -9,7 +9,8 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Errors } from "@trex/core"
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import * as RunDir from "../RunDir.ts"
 
 /** Set in the detached controller's environment: where its output goes until it has its run directory. */

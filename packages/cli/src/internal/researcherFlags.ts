@@ -3,7 +3,8 @@
  * explorer asks again a researcher that failed retryably (`Explorer.Options.researcherRetries`, `researcherRetryDelay`).
  */
 import { Errors, Researcher } from "@trex/core"
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { Flag } from "effect/cli"
 
 /** The flags, `what` closing their descriptions (", for this session (default: the run's)"). */

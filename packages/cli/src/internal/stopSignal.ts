@@ -4,7 +4,7 @@
  * running ones finish (their results are journaled), and only a second signal interrupts it
  * (which cancels the running trials: they would run again on resume).
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { constants } from "node:os"
 
 /** The exit code of a process a signal stopped: 128 + its number, as a shell reports it (130 for SIGINT, 143 for SIGTERM, 141 for SIGPIPE). */

@@ -2,7 +2,8 @@
  * Hand-written checks of canonical form (see `canonical.ts`): the building blocks, with no
  * import of the model's modules, so that a model module (`Strategy.ts`) can build its own.
  */
-import { Schema, SchemaAST } from "effect"
+import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 
 /** Whether a value is canonical for a schema. Never throws; rejects `undefined`. */
 export type Check = (u: unknown) => boolean

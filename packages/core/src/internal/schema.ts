@@ -1,4 +1,5 @@
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 
 /** A struct key that may be absent in JSON and decodes to `value` then. */
 export const withDefault = <S extends Schema.Constraint>(value: S["Encoded"]) =>
