@@ -870,8 +870,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       }] satisfies Array<Backend.Concern>
     })
 
-  const backend: Backend.BackendShape = { name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight }
-  return backend
+  return Backend.make<Backend.BackendShape>({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })
 
 /**
