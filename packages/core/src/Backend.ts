@@ -161,19 +161,58 @@ export interface Concern {
 export class Backend extends Context.Service<Backend, BackendShape>()("@trex/core/Backend") {}
 
 /**
- * The ids of the jobs whose `Exit` a {@link follow} (or {@link awaitExit}) delivered inside the
- * current {@link withJob}: a `use` that fails after its job ended cancels nothing.
+ * The jobs (by {@link endKey}) whose `Exit` a watch of a {@link make}d backend, a {@link follow} or an
+ * {@link awaitExit} delivered inside the current {@link withJob}s: one set for a nest of them, so that a
+ * `use` that sees an outer job end inside an inner `withJob` tells the outer one. A `use` that fails
+ * after its job ended cancels nothing.
  */
 const Ended = Context.Reference<Set<string> | undefined>("@trex/core/Backend/Ended", { defaultValue: () => undefined })
+
+/** A job's key in {@link Ended}: two backends may give their jobs the same id. */
+const endKey = (ref: JobRef): string => `${ref.backend}\u0000${ref.id}`
+
+/** `watch`, its jobs' `Exit` noted in {@link Ended} as it passes, chunk by chunk (a consumer's batches stay whole). */
+const noting = (watch: BackendShape["watch"]) => (ref: JobRef): Stream.Stream<JobEvent, BackendError> =>
+  Stream.unwrap(Effect.map(Effect.service(Ended), (ended) =>
+    ended === undefined
+      ? watch(ref)
+      : Stream.mapArray(watch(ref), (events) => {
+        if (events.some((e) => e._tag === "Exit")) ended.add(endKey(ref))
+        return events
+      })))
+
+/**
+ * A backend whose `watch` tells {@link withJob} when it delivers a job's `Exit`: a `use` that watched its
+ * job to the end, however (`backend.watch` itself, {@link follow}, {@link awaitExit}), and fails after
+ * that (recording the result, say) does not cancel the ended job. Every built-in backend is built
+ * through it; build yours through it too (the conformance suite checks it). Its other members are the
+ * backend's own, and a watch outside any `withJob` is the backend's as it is.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Backend } from "@trex/core"
+ * declare const members: Backend.BackendShape
+ * const backend = Backend.make(members)
+ * declare const ref: Parameters<typeof backend.watch>[0]
+ * // watched to its exit, then a failure: the ended job is not cancelled
+ * const program = Backend.withJob(backend, Effect.succeed(ref), (job) =>
+ *   Effect.andThen(Stream.runDrain(backend.watch(job)), Effect.fail("recording failed")))
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const make = <B extends BackendShape>(backend: B): B => ({ ...backend, watch: noting(backend.watch) })
 
 /**
  * Take a job (`job`: a submit, or a job already known) and use it; if `use` does not succeed (it
  * fails, dies or is interrupted) before the job has ended, the job is cancelled: a job left running
- * after its user gave up on it is a GPU nobody frees. The job counts as ended once a {@link follow}
- * or {@link awaitExit} inside `use` has delivered its `Exit` (a `use` that fails after that, in
- * recording the result say, cancels nothing). Taking the job and registering its cancel are one
- * uninterruptible step, so a stop that lands just as a submit returns cannot leave the job running
- * with nobody to cancel it. The way to submit from code that can be stopped or fail (an executor agent).
+ * after its user gave up on it is a GPU nobody frees. The job counts as ended once a watch inside
+ * `use` has delivered its `Exit`: a watch of a backend built through {@link make} (every built-in one),
+ * or a {@link follow} or {@link awaitExit} of any backend; also inside a `withJob` nested in this one
+ * (a `use` that fails after that, in recording the result say, cancels nothing). Nothing is asked of
+ * the backend to know it. Taking the job and registering its cancel are one uninterruptible step, so
+ * a stop that lands just as a submit returns cannot leave the job running with nobody to cancel it.
+ * The way to submit from code that can be stopped or fail (an executor agent).
  *
  * @example
  * ```ts
@@ -194,13 +233,19 @@ export const withJob = <A, E, E2, R, R2>(
   use: (ref: JobRef) => Effect.Effect<A, E2, R2>
 ): Effect.Effect<A, E | E2, R | R2> =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(job, (ref) => {
-      const ended = new Set<string>()
-      return restore(use(ref)).pipe(
-        Effect.provideService(Ended, ended),
-        Effect.onExit((exit) => (Exit.isSuccess(exit) || ended.has(ref.id) ? Effect.void : Effect.ignore(backend.cancel(ref))))
-      )
-    })
+    Effect.flatMap(job, (ref) =>
+      Effect.flatMap(Effect.service(Ended), (outer) => {
+        // the outermost withJob's set, shared by those nested in it
+        const ended = outer ?? new Set<string>()
+        const key = endKey(ref)
+        return restore(use(ref)).pipe(
+          Effect.provideService(Ended, ended),
+          Effect.onExit((exit) => {
+            const seen = ended.delete(key)
+            return Exit.isSuccess(exit) || seen ? Effect.void : Effect.ignore(backend.cancel(ref))
+          })
+        )
+      }))
   )
 
 /**
@@ -213,18 +258,11 @@ export const run = (backend: BackendShape, spec: JobSpec): Effect.Effect<JobExit
 
 /**
  * A job's events (`backend.watch`), its `Exit` noted as it passes: inside {@link withJob}, a `use`
- * that fails after it has seen the exit does not cancel the ended job. Watch through this in a `use`.
+ * that fails after it has seen the exit does not cancel the ended job. The watch of a backend built
+ * through {@link make} notes it already; this is for one that is not.
  * @since 0.1.0 @category combinators
  */
-export const follow = (backend: BackendShape, ref: JobRef): Stream.Stream<JobEvent, BackendError> =>
-  Stream.unwrap(Effect.map(Effect.service(Ended), (ended) =>
-    ended === undefined
-      ? backend.watch(ref)
-      // chunk by chunk, as the backend gave them (a consumer's batches stay whole)
-      : Stream.mapArray(backend.watch(ref), (events) => {
-        if (events.some((e) => e._tag === "Exit")) ended.add(ref.id)
-        return events
-      })))
+export const follow = (backend: BackendShape, ref: JobRef): Stream.Stream<JobEvent, BackendError> => noting(backend.watch)(ref)
 
 /** Wait for a submitted job's exit (through {@link follow}). @since 0.1.0 @category combinators */
 export const awaitExit = (backend: BackendShape, ref: JobRef): Effect.Effect<JobExit, BackendError> =>

@@ -491,13 +491,18 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     }))
   })
 
+  /** Remove a container (one already gone counts as removed). */
+  const removeContainer = (id: string) => docker.getContainer(id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)))
+  /** Containers whose exit was read and whose removal failed (see {@link finish}). */
+  const unremoved = new Set<string>()
+
   /** Create and start a job's container (the admission permit held), recording it in the job directory. */
   const start = Effect.fnUntraced(function*(spec: Backend.JobSpec, jobDir: string, options: Docker.ContainerCreateOptions, ticket: string | undefined) {
     // An earlier start of this job whose create the engine carried out but never answered (it went
     // away mid-call; the call was tried again and failed) left a container that will never start.
     const stale = yield* call("submit", () => docker.listContainers({ all: true, filters: { label: [`${Spec.LABEL.jobDir}=${jobDir}`], status: ["created"] } }))
     yield* Effect.forEach(stale, (c) =>
-      call("submit", () => docker.getContainer(c.Id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)))), { discard: true })
+      call("submit", () => removeContainer(c.Id)), { discard: true })
     const container = yield* create(options).pipe(Effect.mapError((e) => {
       const why = Spec.explainStartError(e.message)
       return why !== undefined ? fail("submit", why) : e
@@ -562,6 +567,13 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   /** Read a finished container into its exit, then remove it (unless kept). */
   const finish = Effect.fnUntraced(function*(info: Docker.ContainerInspectInfo, tail: JobProtocol.Tail | undefined, engineWentAway = false) {
     const jobDir = info.Config.Labels[Spec.LABEL.jobDir] ?? Path.join(root, info.Config.Labels[Spec.LABEL.node] ?? "")
+    // `dead`: a removal failed (its logs are gone with it); the exit read before it, recorded, is the job's
+    const recorded = info.State.Status === "dead" ? recordedExit(jobDir, info.Id) : undefined
+    if (recorded !== undefined) {
+      exits.set(info.Id, recorded)
+      fresh.delete(info.Id)
+      return yield* removeAfter(info, recorded)
+    }
     let logTail = tail?.get()
     if (logTail === undefined) {
       const buf = yield* call("watch", () => docker.getContainer(info.Id).logs({ stdout: true, stderr: true, follow: false, tail: 40 }))
@@ -583,8 +595,34 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     exits.set(info.Id, exit)
     fresh.delete(info.Id)
     yield* Effect.sync(() => writeJson(Path.join(jobDir, Spec.RECORD.exit), exit)).pipe(Effect.ignore)
-    // (a removal that fails fails the watch: the exit is read, and a watch that asks again finds the exit record)
-    if (!keep) yield* call("watch", () => docker.getContainer(info.Id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
+    return yield* removeAfter(info, exit)
+  })
+
+  /** The exit recorded in `jobDir` for container `id`, when one is. */
+  const recordedExit = (jobDir: string, id: string): Backend.JobExit | undefined =>
+    (readJson(Path.join(jobDir, Spec.RECORD.job)) as { container?: string } | undefined)?.container === id
+      ? readJson(Path.join(jobDir, Spec.RECORD.exit)) as Backend.JobExit | undefined
+      : undefined
+
+  /** Remove an ended container whose exit was read (unless kept), and those whose removal failed before. */
+  const removeAfter = Effect.fnUntraced(function*(info: Docker.ContainerInspectInfo, exit: Backend.JobExit) {
+    if (keep) return exit
+    // A removal the engine refuses (a file system it cannot delete, a removal already under way) does not
+    // hide the job's exit, which is read: the container is said, and removed again after a later job's end.
+    const removed = yield* Effect.result(call("watch", () => removeContainer(info.Id)))
+    if (removed._tag === "Failure") {
+      unremoved.add(info.Id)
+      yield* Effect.logWarning(
+        `docker: container ${info.Id.slice(0, 12)} (job ${info.Config.Labels[Spec.LABEL.node] ?? "?"}) ended ${exit.outcome} and its exit was read, ` +
+          `but the engine did not remove it: ${removed.failure.message}. It holds no slot; it is removed again after the next job's end, ` +
+          `or remove it yourself: \`docker rm -f ${info.Id}\``
+      )
+    }
+    // containers whose removal failed before: once each, quietly (they are said already)
+    for (const id of [...unremoved]) {
+      if (id === info.Id) continue
+      if ((yield* Effect.result(once("watch", () => removeContainer(id))))._tag === "Success") unremoved.delete(id)
+    }
     return exit
   })
 
@@ -758,7 +796,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         first = yield* inspect(ref.id)
       }
       if (first.State.Status === "created") {
-        yield* call("watch", () => docker.getContainer(ref.id).remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
+        yield* call("watch", () => removeContainer(ref.id))
         return unstarted("Lost", "its controller stopped after creating its container and before starting it")
       }
     }
@@ -870,8 +908,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       }] satisfies Array<Backend.Concern>
     })
 
-  const backend: Backend.BackendShape = { name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight }
-  return backend
+  return Backend.make<Backend.BackendShape>({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })
 
 /**

@@ -552,7 +552,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
       })
     ))
 
-  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
+  return Backend.Backend.of(Backend.make({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight }))
 })
 
 /**

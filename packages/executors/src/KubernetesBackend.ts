@@ -1697,7 +1697,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     return concerns
   })
 
-  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
+  return Backend.Backend.of(Backend.make({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight }))
 })
 
 /**

@@ -408,7 +408,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
     return jobs
   })
 
-  const backend: Backend.BackendShape = {
+  return Backend.make<Backend.BackendShape>({
     name: NAME,
     submit,
     watch: (ref) =>
@@ -426,8 +426,7 @@ export const make = Effect.fn("LocalBackend.make")(function*(config: Config) {
     list,
     capacity: Effect.sync(() => ({ slots, gpus: allGpus.length, inUse: running.size })),
     preflight: (spec) => Effect.sync(() => preflight(spec, { ...inherited(config.inheritEnv), ...Backend.revealEnv(spec.env) }))
-  }
-  return backend
+  })
 })
 
 /**

@@ -647,7 +647,7 @@ export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effe
       const j = engine.jobs.get(ref.id)
       return j === undefined ? Effect.fail(unknown(ref, operation)) : Effect.succeed(j)
     }
-    return {
+    return Backend.make({
       name: "simulator",
       landscape,
       submit: (spec) =>
@@ -683,7 +683,7 @@ export const make = (landscape: Landscape, options: SimulatorOptions = {}): Effe
       clock: Effect.sync(() => engine.now),
       busyGpuSeconds: Effect.sync(() => engine.busy()),
       utilisation: Effect.sync(() => (engine.now === 0 ? 0 : engine.busy() / (engine.gpus * engine.now)))
-    } satisfies SimulatorShape
+    } satisfies SimulatorShape)
   })
 
 const both = (effect: Effect.Effect<SimulatorShape, Errors.InvalidInput, Scope.Scope>) =>

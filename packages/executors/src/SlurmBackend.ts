@@ -457,7 +457,7 @@ export const make = Effect.fn("SlurmBackend.make")(function*(config: Config) {
       return concerns
     })
 
-  return Backend.Backend.of({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
+  return Backend.Backend.of(Backend.make({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight }))
 })
 
 /**

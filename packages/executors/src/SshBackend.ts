@@ -854,7 +854,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       return concerns
     })
 
-  const backend: Backend.BackendShape = {
+  return Backend.make<Backend.BackendShape>({
     name: NAME,
     submit,
     watch,
@@ -872,8 +872,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       }
     }),
     preflight
-  }
-  return backend
+  })
 })
 
 /**

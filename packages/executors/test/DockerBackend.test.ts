@@ -9,7 +9,7 @@ import type { ExperimentNode } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import Docker from "dockerode"
-import { Deferred, Effect, Fiber, Redacted, Schedule, Stream } from "effect"
+import { Deferred, Effect, Fiber, Logger, Redacted, Schedule, Stream } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -685,6 +685,44 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
       assert.include(rm!.message, "the container was removed from outside TREX")
       assert.include(rm!.logTail, "up")
     }), 60_000)
+
+  it.live("a container whose removal the engine refuses: its watch ends with the job's exit and says the container and the fix; its slot goes to the queued job, another controller reads the same exit, a later end removes it", () => {
+    const warned: Array<string> = []
+    const chattr = (args: ReadonlyArray<string>) => Effect.tryPromise(() => execFileAsync("chattr", [...args]))
+    return Effect.gen(function*() {
+      // an hour's poll: only the end of the first job's watch can start the queued one within the test
+      const backend = yield* backendWith({ slots: 1 }).pipe(Effect.provideService(QueuePoll, "1 hour"))
+      const ref = yield* backend.submit(spec(`echo kept > /held; echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`))
+      const queued = yield* backend.submit(spec("echo next"))
+      assert.isTrue(queued.data["queued"] === true, JSON.stringify(queued))
+      const watching = yield* watchUntil(backend, ref, "up")
+      // a file of the container's own file system made immutable: the engine can delete neither it nor the container
+      const upper = ((yield* Effect.promise(() => engine.getContainer(ref.id).inspect())).GraphDriver.Data as Record<string, string>)["UpperDir"]
+      const held = Path.join(String(upper), "held")
+      // (given back whatever happens, unless the container is gone with it)
+      yield* Effect.acquireRelease(chattr(["+i", held]), () => Effect.ignore(chattr(["-i", held])))
+      Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+      const exit = (yield* Fiber.join(watching)).at(-1) as Backend.JobExit
+      assert.deepStrictEqual([exit._tag, exit.outcome, exit.result], ["Exit", "Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
+      assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+      for (const part of [`container ${ref.id.slice(0, 12)}`, "ended Succeeded and its exit was read", "failed to remove root filesystem", `docker rm -f ${ref.id}`]) {
+        assert.include(warned[0], part)
+      }
+      // its slot is given back: the queued job starts (its end tries the removal again, refused again, quietly)
+      const next = yield* Backend.awaitExit(backend, queued)
+      assert.deepStrictEqual([next.outcome, next.logTail], ["Succeeded", ["next"]], JSON.stringify(next))
+      assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+      // another controller (a resumed run) reads the job's exit, recorded, from the container left dead (and says it is left)
+      const again = yield* Backend.awaitExit(yield* backendWith({ slots: 1 }), ref)
+      assert.deepStrictEqual([again.outcome, again.result, again.logTail], [exit.outcome, exit.result, exit.logTail])
+      assert.strictEqual(warned.length, 2, JSON.stringify(warned))
+      // once the engine can remove it, the next job's end does
+      yield* chattr(["-i", held])
+      assert.strictEqual((yield* Backend.awaitExit(backend, yield* backend.submit(spec("echo last")))).outcome, "Succeeded")
+      const gone = yield* Effect.promise(() => engine.getContainer(ref.id).inspect().then(() => false, () => true))
+      assert.isTrue(gone, "removed after a later job's end")
+    }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
+  }, 60_000)
 
   it.live("an image the engine does not have and cannot pull is a clear error at once, naming the image and the fix", () =>
     Effect.gen(function*() {

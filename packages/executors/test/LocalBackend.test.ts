@@ -243,6 +243,32 @@ describe("LocalBackend", () => {
       assert.strictEqual((yield* Backend.awaitExit(local, done!)).outcome, "Succeeded")
     })))
 
+  it.live("withJob knows its job ended however its use saw it (backend.watch itself; an outer job followed inside a nested withJob): no cancel; a job still running is cancelled", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const local = yield* LocalBackend.make({ root: tmpRoot(), slots: 2, killGraceMs: 500 })
+      const cancels: Array<string> = []
+      const counted: Backend.BackendShape = { ...local, cancel: (ref) => Effect.andThen(Effect.sync(() => cancels.push(ref.id)), local.cancel(ref)) }
+      const refs: Record<string, ExperimentNode.JobRef> = {}
+      const take = <A, E>(node: string, script: string, use: (ref: ExperimentNode.JobRef) => Effect.Effect<A, E>) =>
+        Backend.withJob(counted, counted.submit(spec(node, script)), (ref) => Effect.andThen(Effect.sync(() => (refs[node] = ref)), use(ref)))
+      const nodeOf = (id: string) => Object.keys(refs).find((n) => refs[n]!.id === id)
+      // watched to its end through the backend's own watch (not Backend.follow), then a failure: no cancel
+      const watched = yield* Effect.exit(take("watched", "echo done", (ref) => Effect.andThen(Stream.runDrain(local.watch(ref)), Effect.fail("recording failed"))))
+      assert.strictEqual(watched._tag, "Failure")
+      // watched until it started, then a failure: the job still runs, and is cancelled
+      const running = yield* Effect.exit(take("running", "echo started\nsleep 60", (ref) =>
+        local.watch(ref).pipe(Stream.takeUntil((e) => e._tag === "Log" && e.line === "started"), Stream.runDrain, Effect.andThen(Effect.fail("gave up")))))
+      assert.strictEqual(running._tag, "Failure")
+      // an outer job followed to its end from inside a nested withJob (whose own job still runs), then a failure:
+      // the inner job is cancelled, the outer one (ended) is not
+      const nested = yield* Effect.exit(take("outer", "echo done", (outer) =>
+        take("inner", "echo started\nsleep 60", () => Effect.andThen(Backend.awaitExit(local, outer), Effect.fail("recording failed")))))
+      assert.strictEqual(nested._tag, "Failure")
+      assert.deepStrictEqual(cancels.map(nodeOf), ["running", "inner"])
+      const outcomes = yield* Effect.forEach(["watched", "running", "outer", "inner"], (n) => Effect.map(Backend.awaitExit(local, refs[n]!), (e) => [n, e.outcome]))
+      assert.deepStrictEqual(outcomes, [["watched", "Succeeded"], ["running", "Cancelled"], ["outer", "Succeeded"], ["inner", "Cancelled"]])
+    })))
+
   it.live("cancel kills the whole process group, grandchildren included", () =>
     Effect.scoped(Effect.gen(function*() {
       const backend = yield* LocalBackend.make({ root: tmpRoot(), slots: 1, killGraceMs: 500 })

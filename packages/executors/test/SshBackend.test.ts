@@ -72,6 +72,16 @@ describe("SshBackend conformance", () => {
   }
 })
 
+/** Whether a process of user `uid` waits in the open of a FIFO for the other end (the kernel's `wait_for_partner`). */
+const waitsOnFifo = (uid: number) =>
+  Fs.readdirSync("/proc").some((pid) => {
+    try {
+      return /^\d+$/.test(pid) && Fs.statSync(`/proc/${pid}`).uid === uid && Fs.readFileSync(`/proc/${pid}/wchan`, "utf8") === "wait_for_partner"
+    } catch {
+      return false // a process gone meanwhile
+    }
+  })
+
 describe("SshBackend", () => {
   it.live("hostile argv reaches the remote job unchanged; GPUs per job; secrets only in the job's env", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -164,6 +174,38 @@ describe("SshBackend", () => {
       // an hour's poll: only the slot's release can start the next job within this test
       const backend = yield* SshBackend.make({ ...config, hosts: [{ ...host, slots: 1 }] }).pipe(Effect.provideService(QueuePoll, "1 hour"))
       yield* checkSlotReleases(backend, (script) => spec(["sh", "-c", script]), (ref) => String(ref.data["dir"]))
+    })), 60_000)
+
+  it.live("a launch that fails while a job waits in the queue gives back its slot: the queued job starts at once (not at a poll)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      // an hour's poll: only the failed launch's release can start the queued job within this test
+      const backend = yield* SshBackend.make({ ...config, hosts: [{ ...host, slots: 1 }] }).pipe(Effect.provideService(QueuePoll, "1 hour"))
+      // The first job's launch is held at the write of its file `hold`, a FIFO on the host (the test host is this
+      // machine): the write waits for a reader. Its directory is there already, the SSH user's.
+      const first = spec(["sh", "-c", "echo never"], { files: [{ path: "hold", content: "held\n" }] })
+      const dir = Path.join(remoteRoot, first.labels.run, first.labels.node)
+      Fs.mkdirSync(dir, { recursive: true })
+      execFileSync("mkfifo", ["-m", "666", Path.join(dir, "hold")])
+      execFileSync("chown", [`${host.username}:`, remoteRoot, Path.dirname(dir), dir])
+      const launching = yield* backend.submit(first).pipe(Effect.flip, Effect.forkChild)
+      yield* eventually("the first job takes the only slot", Effect.map(backend.capacity, (c) => c.inUse === 1))
+      const queued = yield* backend.submit(spec(["sh", "-c", "echo next"]))
+      assert.strictEqual(queued.data["queued"], true, JSON.stringify(queued))
+      const waits = yield* backend.watch(queued).pipe(Stream.take(1), Stream.runCollect)
+      assert.deepStrictEqual(waits, [{ _tag: "State", state: "Pending", reason: "no free slot: 1 of 1 in use" }])
+      yield* eventually("the launch's write of `hold` waits for a reader", () => waitsOnFifo(Fs.statSync(dir).uid))
+      // its directory goes away under the launch (a clean-up on the host), and the held write is let through: the
+      // writes behind it fail, and so does the launch
+      Fs.renameSync(dir, `${dir}.moved`)
+      yield* Effect.promise(() => Fs.promises.readFile(Path.join(`${dir}.moved`, "hold")))
+      const error = yield* Fiber.join(launching)
+      assert.strictEqual(error._tag, "BackendError")
+      // the write behind the held one, into the directory gone
+      assert.match(error.message, /write \/tmp\/trex-ssh-test-\d+\/ssh-test\/n\d+\/\S+: No such file/)
+      // its slot is given back, and the queued job starts on it
+      const exit = yield* Backend.awaitExit(backend, queued)
+      assert.deepStrictEqual([exit.outcome, exit.logTail], ["Succeeded", ["next"]], JSON.stringify(exit))
     })), 60_000)
 
   it.live("a job queued by a controller that stopped never started: another controller says so; cancel takes it out of the queue", () =>
