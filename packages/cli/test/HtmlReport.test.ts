@@ -464,18 +464,21 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
             ? JournalEvent.make("NodeFinished", { ...e, result: { ...e.result, score: e.result.score * scale, metrics: { mse: e.result.score * scale } } })
             : e
         )
-        const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(scaled) }))
-        // each tick's box, and the rotated name's, in the chart's own units
-        const boxes = yield* pw(() =>
-          page.evaluate<{ ticks: ReadonlyArray<{ x: number; text: string }>; name: { x: number; width: number } }>(
-            `(() => { const svg = document.querySelector("svg.chart"); const name = svg.querySelector(".axis-label[transform]").getBoundingClientRect(); const origin = svg.getBoundingClientRect(); const k = 460 / origin.width;
-              return { ticks: [...svg.querySelectorAll(".tick.y")].map((t) => ({ x: (t.getBoundingClientRect().x - origin.x) * k, text: t.textContent })), name: { x: (name.x - origin.x) * k, width: name.width * k } } })()`
+        // one page at a time (the file's tests share one): this scale's is closed before the next opens
+        yield* Effect.scoped(Effect.gen(function*() {
+          const { page, problems } = yield* open(HtmlReport.render({ entries: entriesOf(scaled) }))
+          // each tick's box, and the rotated name's, in the chart's own units
+          const boxes = yield* pw(() =>
+            page.evaluate<{ ticks: ReadonlyArray<{ x: number; text: string }>; name: { x: number; width: number } }>(
+              `(() => { const svg = document.querySelector("svg.chart"); const name = svg.querySelector(".axis-label[transform]").getBoundingClientRect(); const origin = svg.getBoundingClientRect(); const k = 460 / origin.width;
+                return { ticks: [...svg.querySelectorAll(".tick.y")].map((t) => ({ x: (t.getBoundingClientRect().x - origin.x) * k, text: t.textContent })), name: { x: (name.x - origin.x) * k, width: name.width * k } } })()`
+            )
           )
-        )
-        assert.isAbove(boxes.ticks.length, 2)
-        assert.isAtLeast(boxes.name.x, 0)
-        for (const t of boxes.ticks) assert.isAbove(t.x, boxes.name.x + boxes.name.width, `tick ${t.text} overlaps the metric's name or is cut`)
-        assert.deepStrictEqual(problems, [])
+          assert.isAbove(boxes.ticks.length, 2)
+          assert.isAtLeast(boxes.name.x, 0)
+          for (const t of boxes.ticks) assert.isAbove(t.x, boxes.name.x + boxes.name.width, `tick ${t.text} overlaps the metric's name or is cut`)
+          assert.deepStrictEqual(problems, [])
+        }))
       }
     }))
 

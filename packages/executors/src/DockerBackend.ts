@@ -173,9 +173,10 @@ export const containerConfig: (
 export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const root = Path.resolve(config.root)
   const Dockerode = yield* Clients.dockerode
+  const ssh2 = config.docker === undefined && config.socketPath === undefined && config.host?.startsWith("ssh:") === true ? yield* Effect.promise(Clients.ssh2) : undefined
   const docker = new Dockerode(
     config.docker ?? (yield* Effect.try({
-      try: () => engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }),
+      try: () => engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }, ssh2),
       catch: (e) => fail("make", `engine ${config.host}: ${e instanceof Error ? e.message : String(e)}`)
     }))
   )

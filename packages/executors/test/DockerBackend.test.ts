@@ -23,7 +23,7 @@ import { checkQueued, checkSlotReleases } from "./support/queued.ts"
 import { eventually } from "./support/eventually.ts"
 import { type TestEngine, testEngines } from "./support/engines.ts"
 import * as Spec from "../src/internal/dockerSpec.ts"
-import { socketRefusal } from "../src/internal/dockerEngine.ts"
+import { engineOptions, socketRefusal, type SshAgent } from "../src/internal/dockerEngine.ts"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
 
 const execFileAsync = promisify(execFile)
@@ -408,7 +408,50 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         .pipe(Effect.flip)
       assert.isFalse(error.retryable)
       assert.include(error.message, "host key")
-    }), 180_000) // an SSH login and `docker system dial-stdio` a request (docker-modem): 30 s in CI, 60 s under load
+    }), 60_000)
+
+  it.live("an ssh:// engine's requests share one SSH connection and its sessions; one the server dropped is made again", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const keys = "/var/lib/trex-test-ssh"
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const options = engineOptions({ host: `ssh://root@127.0.0.1:${sshPort}`, ssh: { privateKeyPath: `${keys}/id_ed25519`, knownHostsPath: `${keys}/known_hosts` } }, ssh2)
+      const agent = (options as { readonly agent: SshAgent }).agent
+      const docker = new Docker(options)
+      /** This process's TCP connections to the SSH server, by local port, with the pids of the sshd processes serving each. */
+      const connections = () =>
+        Effect.promise(() => execFileAsync("ss", ["-tnpH", "state", "established", `( sport = :${sshPort} or dport = :${sshPort} )`])).pipe(
+          Effect.map(({ stdout }) => {
+            const lines = stdout.split("\n")
+            const ours = lines.filter((l) => l.includes(`pid=${process.pid},`)).map((l) => /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:\d+/.exec(l)![1]!)
+            return ours.map((port) => ({
+              port,
+              sshd: lines.filter((l) => new RegExp(`127\\.0\\.0\\.1:${sshPort}\\s+127\\.0\\.0\\.1:${port}\\b`).test(l)).flatMap((l) => [...l.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))
+            }))
+          })
+        )
+      // (another backend of this process may have its own)
+      const others = new Set((yield* connections()).map((c) => c.port))
+      const mine = Effect.map(connections(), (all) => all.filter((c) => !others.has(c.port)))
+      // two at once, then four one after the other
+      yield* Effect.promise(() => Promise.all([1, 2].map(() => docker.ping())))
+      for (let i = 0; i < 4; i++) assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      // before: an SSH login, and a session running the login shell and its rc files, for each of the six
+      assert.strictEqual(agent.made().logins, 1)
+      assert.isAtMost(agent.made().sessions, 2)
+      const [first, ...more] = yield* mine
+      assert.deepStrictEqual(more, [], "one SSH connection")
+      assert.isNotEmpty(first!.sshd)
+      // the server ends it (sshd's process for this connection killed, as when sshd restarts or the host reboots)
+      for (const pid of first!.sshd) process.kill(pid, "SIGTERM")
+      yield* eventually("the connection is gone", Effect.map(mine, (c) => c.every((x) => x.port !== first!.port)), 30)
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.strictEqual(agent.made().logins, 2)
+      const now = yield* mine
+      assert.strictEqual(now.length, 1)
+      assert.notStrictEqual(now[0]!.port, first!.port)
+      agent.destroy()
+    }), 60_000)
 
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>
     Effect.gen(function*() {

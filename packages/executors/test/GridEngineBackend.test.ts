@@ -17,6 +17,8 @@ import { checkEndedBeforeFirstWatch, collect, ENDED_FIRST_SCRIPT, exitOf, specIn
 import { cleanup, lockDir, plant, sleeper, startTime } from "./support/gpuLocks.ts"
 import * as GridEngineBackend from "../src/GridEngineBackend.ts"
 import * as Script from "../src/internal/gridengineScript.ts"
+import * as Query from "../src/internal/gridengineQuery.ts"
+import * as Runner from "../src/internal/commandRunner.ts"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
 const workDir = fs.mkdtempSync("/tmp/trex-gridengine-test-")
@@ -93,6 +95,24 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true, concurrent: true
 // Jobs that ask no GPUs and look at no state of the whole cluster (five at a time, as the conformance suite, timed out
 // at 60 s a test on this machine at load 20-28: kept one at a time).
 layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend on a real Grid Engine", (it) => {
+  it.effect("runs Grid Engine's commands as Debian's wrapper would, without it (its `util/arch` twice a command); any other qstat as found", () =>
+    Effect.gen(function*() {
+      const runner = Runner.local("gridengine")
+      const arch = execFileSync("/usr/share/gridengine/util/arch", { encoding: "utf8" }).trim()
+      assert.deepStrictEqual(yield* Query.direct(runner, [`SGE_ROOT=${sgeRoot}`]), {
+        dir: "/usr/lib/gridengine",
+        vars: [`SGE_ROOT=${sgeRoot}`, "SGE_CELL=default", `SGE_ARCH=${arch}`]
+      })
+      // the same answers as through the wrapper
+      const ge = Query.client(runner, { sgeRoot })
+      assert.strictEqual(yield* ge.run("qconf", ["-sq", "all.q"]), sge("qconf", ["-sq", "all.q"]))
+      assert.strictEqual((yield* ge.exec("qstat", ["-j", "999999999"])).stderr, spawnSync("qstat", ["-j", "999999999"], { encoding: "utf8", env: sgeEnv }).stderr)
+      // a qstat of another install (here a script first in PATH) is left to run as found
+      const bin = fs.mkdtempSync(path.join(workDir, "bin-"))
+      fs.writeFileSync(path.join(bin, "qstat"), "#!/bin/sh\necho other\n", { mode: 0o755 })
+      assert.isUndefined(yield* Query.direct(runner, [`PATH=${bin}:${process.env["PATH"]}`]))
+    }))
+
   it.effect("runs a job: files, env, secrets in a 0600 file only, hostile argv, metrics, logs, result.json, labels as context", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend

@@ -27,14 +27,67 @@ export interface Client {
   readonly run: (command: string, args: ReadonlyArray<string>) => Effect.Effect<string, Errors.BackendError>
 }
 
-/** A client for `runner`, with `SGE_ROOT`/`SGE_CELL` from `cell` (through `env`) when given. */
+/**
+ * Where Debian's and Ubuntu's `gridengine-client` put the real commands: `/usr/bin/qstat` and the rest are a shell
+ * wrapper (`/usr/share/gridengine/gridengine-wrapper`) that runs `util/arch` twice (two shells, `uname` and a dozen
+ * more processes) to set `SGE_ARCH`, and then executes `/usr/lib/gridengine/<command>`. The probe prints what the
+ * wrapper would export (`SGE_ROOT`, `SGE_CELL`, `SGE_ARCH`, from the environment, else /etc/default/gridengine,
+ * else its defaults), or nothing where `qstat` is not that wrapper.
+ */
+export const DIRECT_DIR = "/usr/lib/gridengine"
+const PROBE = [
+  "w=$(command -v qstat) || exit 0",
+  'case $(readlink -f "$w") in */gridengine-wrapper) ;; *) exit 0 ;; esac',
+  `[ -x ${DIRECT_DIR}/qstat ] || exit 0`,
+  'r=$SGE_ROOT c=$SGE_CELL a=$SGE_ARCH',
+  "[ -r /etc/default/gridengine ] && . /etc/default/gridengine",
+  'r=${r:-${SGE_ROOT:-/var/lib/gridengine}} c=${c:-${SGE_CELL:-default}} a=${a:-$SGE_ARCH}',
+  '[ -n "$a" ] || a=$(/usr/share/gridengine/util/arch)',
+  'printf "%s\\n" "$r" "$c" "$a"'
+].join("\n")
+
+/** The commands' directory and environment, where `qstat` is Debian's wrapper; `undefined` where it is not. */
+export interface Direct {
+  readonly dir: string
+  readonly vars: ReadonlyArray<string>
+}
+
+/** Whether `runner`'s `qstat` is Debian's wrapper, and what it would run (see `DIRECT_DIR`); fails if the probe cannot run. */
+export const direct = (runner: CommandRunner, vars: ReadonlyArray<string>): Effect.Effect<Direct | undefined, Errors.BackendError> =>
+  runner.exec("env", [...vars, "sh", "-c", PROBE]).pipe(
+    Effect.flatMap((o) => {
+      if (o.code !== 0) return Effect.fail(fail("probe", `the probe for Grid Engine's commands exited ${o.code}: ${o.stderr.trim()}`))
+      const [root, cell, arch] = o.stdout.split("\n")
+      return Effect.succeed(root && cell && arch ? { dir: DIRECT_DIR, vars: [`SGE_ROOT=${root}`, `SGE_CELL=${cell}`, `SGE_ARCH=${arch}`] } : undefined)
+    })
+  )
+
+/**
+ * A client for `runner`, with `SGE_ROOT`/`SGE_CELL` from `cell` (through `env`) when given. Where `qstat` is Debian's
+ * wrapper, the commands are run as the wrapper would run them, without it: 0.5-0.9 s and 0.3 s of CPU less a
+ * command (`qstat` 0.04-0.06 s instead of 0.57-0.87 s at load 5), and a watch runs one every `pollIntervalMs`.
+ * Found out at the first command; a probe that cannot run (an SSH host down) is tried again at the next.
+ */
 export const client = (runner: CommandRunner, cell: Cell): Client => {
   const vars = [
     ...(cell.sgeRoot !== undefined ? [`SGE_ROOT=${cell.sgeRoot}`] : []),
     ...(cell.sgeCell !== undefined || cell.sgeRoot !== undefined ? [`SGE_CELL=${cell.sgeCell ?? "default"}`] : [])
   ]
+  let found: { readonly direct: Direct | undefined } | undefined
+  const how = Effect.suspend(() =>
+    found !== undefined ? Effect.succeed(found.direct) : direct(runner, vars).pipe(
+      Effect.tap((d) => Effect.sync(() => void (found = { direct: d }))),
+      Effect.orElseSucceed(() => undefined)
+    )
+  )
   const exec = (command: string, args: ReadonlyArray<string>) =>
-    vars.length > 0 ? runner.exec("env", [...vars, command, ...args]) : runner.exec(command, args)
+    Effect.flatMap(how, (d) =>
+      d !== undefined
+        ? runner.exec("env", [...d.vars, `${d.dir}/${command}`, ...args])
+        : vars.length > 0
+        ? runner.exec("env", [...vars, command, ...args])
+        : runner.exec(command, args)
+    )
   return {
     exec,
     run: (command, args) =>
