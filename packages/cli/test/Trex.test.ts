@@ -133,7 +133,7 @@ describe("Trex: options are checked before anything is written", () => {
       yield* refused({ taskFile, modelTimeoutSeconds: 3e6 }, "modelTimeoutSeconds", /modelTimeoutSeconds: expected a number above 0 and at most 2147483 \(seconds one attempt .*\), got 3000000/)
       // how the explorer asks a failed researcher again (trex run --researcher-retries, --researcher-retry-delay)
       yield* refused({ taskFile, researcherRetries: -1 }, "researcherRetries", /researcherRetries: expected an integer of at least 0 \(times a researcher that failed retryably is asked again before the run stops, e\.g\. 3\), got -1/)
-      yield* refused({ taskFile, researcherRetryDelaySeconds: Number.NaN }, "researcherRetryDelaySeconds", /researcherRetryDelaySeconds: expected a number of at least 0 \(seconds: the first wait before a failed researcher is asked again, doubled each time, e\.g\. 2\), got NaN/)
+      yield* refused({ taskFile, researcherRetryDelaySeconds: Number.NaN }, "researcherRetryDelaySeconds", /researcherRetryDelaySeconds: expected a wait of 0 or more seconds \(the first wait before a researcher that failed retryably is asked again, doubled each time\), e\.g\. 2, got NaN/)
       // a resume takes them, for its session: refused here only for the run that is not there
       const resumed = yield* invalidOf(Trex.prepare({ resume: path.join(tmp(), "no-such-run"), modelMaxRetries: 8, modelTimeoutSeconds: 1200, researcherRetries: 5, researcherRetryDelaySeconds: 10 }))
       assert.notInclude(resumed.message, "leave out")
