@@ -478,15 +478,16 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
   it.live("reaches an engine over ssh:// (docker system dial-stdio), checking the host key; its SSH login and sessions end with the backend", () =>
     Effect.gen(function*() {
       yield* engineUp
-      const ssh = { privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath: `${sshKeys}/known_hosts` }
-      // (another backend of this process may have its own)
-      const others = new Set((yield* sshConnections(sshPort)).map((c) => c.port))
+      // an sshd of the test's own (sessions without root's rc files: seconds less), as the test sshd but on another port
+      const own = yield* ownSshd("MaxSessions 100")
+      const ssh = { privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath: own.knownHosts }
+      const host = `ssh://root@127.0.0.1:${own.port}`
       const served = yield* Effect.scoped(Effect.gen(function*() {
-        const backend = yield* DockerBackend.make({ root, host: `ssh://root@127.0.0.1:${sshPort}`, ssh, slots: 2 })
+        const backend = yield* DockerBackend.make({ root, host, ssh, slots: 2 })
         const { exit } = yield* collect(backend, spec(`echo via-ssh; echo '{"metrics":{},"primary":1}' > result.json`))
         assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
         assert.include(exit.logTail, "via-ssh")
-        const sshd = (yield* sshConnections(sshPort)).filter((c) => !others.has(c.port)).flatMap((c) => c.sshd)
+        const sshd = (yield* sshConnections(own.port)).flatMap((c) => c.sshd)
         const sessions = yield* descendants(sshd, "dial-stdio")
         assert.isNotEmpty(sshd)
         assert.isNotEmpty(sessions, "an idle `docker system dial-stdio` kept for the next request")
@@ -495,7 +496,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       yield* eventually("the SSH login and its dial-stdio sessions end with the backend's scope", () => served.every((pid) => !alive(pid)), 10)
       const wrongHosts = Path.join(root, "known_hosts_empty")
       Fs.writeFileSync(wrongHosts, "")
-      const error = yield* DockerBackend.make({ root, host: `ssh://root@127.0.0.1:${sshPort}`, ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
+      const error = yield* DockerBackend.make({ root, host, ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
         .pipe(Effect.flip)
       assert.isFalse(error.retryable)
       assert.include(error.message, "host key")
