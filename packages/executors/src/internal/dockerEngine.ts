@@ -30,7 +30,8 @@ export interface SshAccess {
  * connection is ended only once it is gone (its close, or its socket no longer writable), and then only its own
  * sessions go with it. Idle sessions close after {@link FREE_SESSION_MS}, a connection without sessions after
  * {@link IDLE_CONNECTION_MS}; SSH keep-alives (every 10 s, 3 unanswered end it) notice a link dropped silently.
- * `destroy()` ends every session and connection.
+ * `destroy()` ends every session and connection (DockerBackend does at the end of its scope); until then an open
+ * connection's keep-alive timer holds the process open.
  */
 export interface SshAgent extends Http.Agent {
   /** How many SSH logins, and how many sessions, this agent has made; how many connections it has now. */
