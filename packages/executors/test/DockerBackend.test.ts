@@ -23,7 +23,7 @@ import { checkQueued, checkSlotReleases } from "./support/queued.ts"
 import { eventually } from "./support/eventually.ts"
 import { type TestEngine, testEngines } from "./support/engines.ts"
 import * as Spec from "../src/internal/dockerSpec.ts"
-import { engineOptions, socketRefusal, type SshAgent } from "../src/internal/dockerEngine.ts"
+import { engineOptions, socketRefusal, type SshAgent, sshAgent } from "../src/internal/dockerEngine.ts"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
 
 const execFileAsync = promisify(execFile)
@@ -126,10 +126,10 @@ const descendants = (pids: ReadonlyArray<number>, word: string) =>
     })
   )
 
-const alive = (pid: number) => {
+/** Whether process `pid` runs (one ended and not yet reaped, a zombie, does not). */
+const running = (pid: number) => {
   try {
-    process.kill(pid, 0)
-    return true
+    return !/\) Z /.test(Fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
   } catch {
     return false
   }
@@ -493,7 +493,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         assert.isNotEmpty(sessions, "an idle `docker system dial-stdio` kept for the next request")
         return [...sshd, ...sessions]
       }))
-      yield* eventually("the SSH login and its dial-stdio sessions end with the backend's scope", () => served.every((pid) => !alive(pid)), 10)
+      yield* eventually("the SSH login and its dial-stdio sessions end with the backend's scope", () => served.every((pid) => !running(pid)), 10)
       const wrongHosts = Path.join(root, "known_hosts_empty")
       Fs.writeFileSync(wrongHosts, "")
       const error = yield* DockerBackend.make({ root, host, ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
@@ -562,6 +562,27 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.deepStrictEqual(streams.map((s) => s.destroyed), [false, false, false, false, false], "no open session ended")
       assert.isAtLeast(agent.made().connections, 3)
       assert.isAtMost(agent.made().connections, 4)
+    }), 60_000)
+
+  it.live("an ssh:// engine notices a link that went silent (SSH keep-alives): the stream on it ends, the next request logs in again", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      // keep-alives every 0.2 s rather than 10 s, two unanswered
+      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`), keepaliveInterval: 200, keepaliveCountMax: 2 })
+      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const [events] = yield* eventStreams(docker, 1)
+      // the server stops answering, its connection left open (a link dropped without a reset): its sshd processes stopped
+      const [connection] = yield* sshConnections(sshd.port)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => connection!.sshd.forEach((pid) => process.kill(pid, "SIGSTOP"))),
+        () => Effect.sync(() => connection!.sshd.forEach((pid) => process.kill(pid, "SIGKILL")))
+      )
+      yield* eventually("the event stream on the silent connection ended", () => events!.destroyed, 10)
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.strictEqual(agent.made().logins, 2)
     }), 60_000)
 
   it.live("an ssh:// engine's sessions share one close listener; a connection whose socket no longer writes is made again", () =>

@@ -29,7 +29,8 @@ export interface SshAccess {
  * session is opened on another connection of the pool (made when none has room, up to {@link MAX_CONNECTIONS}). A
  * connection is ended only once it is gone (its close, or its socket no longer writable), and then only its own
  * sessions go with it. Idle sessions close after {@link FREE_SESSION_MS}, a connection without sessions after
- * {@link IDLE_CONNECTION_MS}; SSH keep-alives (every 10 s, 3 unanswered end it) notice a link dropped silently.
+ * {@link IDLE_CONNECTION_MS}; SSH keep-alives (every 10 s, 3 unanswered end it, unless `connect` says otherwise)
+ * notice a link dropped silently.
  * `destroy()` ends every session and connection (DockerBackend does at the end of its scope); until then an open
  * connection's keep-alive timer holds the process open.
  */
@@ -145,7 +146,7 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
       })
     })
     const c: Connection = { made, socket, streams: new Set(), holds, sessions: 0, full: false, idle: undefined }
-    client.connect({ ...connect, sock: socket, keepaliveInterval: 10_000, keepaliveCountMax: 3 })
+    client.connect({ keepaliveInterval: 10_000, keepaliveCountMax: 3, ...connect, sock: socket })
     pool.push(c)
     return c
   }
