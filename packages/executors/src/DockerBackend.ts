@@ -16,6 +16,7 @@ import type { ExperimentNode } from "@trex/core"
 import type Docker from "dockerode"
 import { Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
+import type * as Http from "node:http"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
 import { AdmissionQueue, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
@@ -174,12 +175,14 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const root = Path.resolve(config.root)
   const Dockerode = yield* Clients.dockerode
   const ssh2 = config.docker === undefined && config.socketPath === undefined && config.host?.startsWith("ssh:") === true ? yield* Effect.promise(Clients.ssh2) : undefined
-  const docker = new Dockerode(
-    config.docker ?? (yield* Effect.try({
-      try: () => engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }, ssh2),
-      catch: (e) => fail("make", `engine ${config.host}: ${e instanceof Error ? e.message : String(e)}`)
-    }))
-  )
+  const options = config.docker ?? (yield* Effect.try({
+    try: () => engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }, ssh2),
+    catch: (e) => fail("make", `engine ${config.host}: ${e instanceof Error ? e.message : String(e)}`)
+  }))
+  const docker = new Dockerode(options)
+  // an ssh:// engine's SSH connections and their sessions (`docker system dial-stdio` on the host) end with the backend
+  const sshAgent = config.docker === undefined ? (options as { readonly agent?: Http.Agent } | undefined)?.agent : undefined
+  if (sshAgent !== undefined) yield* Effect.addFinalizer(() => Effect.sync(() => sshAgent.destroy()))
   const keep = config.keep ?? false
   const network = config.network ?? "none"
   const grace = config.stopGraceSeconds ?? 10

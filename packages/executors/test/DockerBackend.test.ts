@@ -10,7 +10,7 @@ import type { ExperimentNode } from "@trex/core"
 import { BackendConformance } from "../../core/src/testing/index.ts"
 import Docker from "dockerode"
 import { Deferred, Effect, Fiber, Logger, Redacted, Schedule, Stream } from "effect"
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
@@ -23,7 +23,7 @@ import { checkQueued, checkSlotReleases } from "./support/queued.ts"
 import { eventually } from "./support/eventually.ts"
 import { type TestEngine, testEngines } from "./support/engines.ts"
 import * as Spec from "../src/internal/dockerSpec.ts"
-import { engineOptions, socketRefusal, type SshAgent } from "../src/internal/dockerEngine.ts"
+import { engineOptions, socketRefusal, type SshAgent, sshAgent } from "../src/internal/dockerEngine.ts"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
 
 const execFileAsync = promisify(execFile)
@@ -87,6 +87,88 @@ const collect = (backend: Backend.BackendShape, s: Backend.JobSpec) =>
 
 /** The test sshd of scripts/services/start-sshd.sh (its SSH_PORT, which start-all.sh reports as TREX_TEST_SSH_PORT). */
 const sshPort = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)
+
+/** The test sshd's key and known_hosts (scripts/services/start-sshd.sh). */
+const sshKeys = "/var/lib/trex-test-ssh"
+
+/** This process's TCP connections to the SSH server on `port`, by local port, with the pids of the sshd processes serving each. */
+const sshConnections = (port: number) =>
+  Effect.promise(() => execFileAsync("ss", ["-tnpH", "state", "established", `( sport = :${port} or dport = :${port} )`])).pipe(
+    Effect.map(({ stdout }) => {
+      const lines = stdout.split("\n")
+      const ours = lines.filter((l) => l.includes(`pid=${process.pid},`)).map((l) => /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:\d+/.exec(l)![1]!)
+      return ours.map((local) => ({
+        port: local,
+        sshd: lines.filter((l) => new RegExp(`127\\.0\\.0\\.1:${port}\\s+127\\.0\\.0\\.1:${local}\\b`).test(l)).flatMap((l) => [...l.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))
+      }))
+    })
+  )
+
+/** The processes under `pids` (an SSH login's sshd) whose command line includes `word`. */
+const descendants = (pids: ReadonlyArray<number>, word: string) =>
+  Effect.promise(() => execFileAsync("ps", ["-eo", "pid=,ppid=,args="])).pipe(
+    Effect.map(({ stdout }) => {
+      const rows = stdout.split("\n").flatMap((l) => {
+        const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l)
+        return m === null ? [] : [{ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }]
+      })
+      const under = new Set(pids)
+      for (let grew = true; grew;) {
+        grew = false
+        for (const r of rows) {
+          if (under.has(r.ppid) && !under.has(r.pid)) {
+            under.add(r.pid)
+            grew = true
+          }
+        }
+      }
+      return rows.filter((r) => under.has(r.pid) && r.args.includes(word)).map((r) => r.pid)
+    })
+  )
+
+/** Whether process `pid` runs (one ended and not yet reaped, a zombie, does not). */
+const running = (pid: number) => {
+  try {
+    return !/\) Z /.test(Fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A second sshd of this test's own, configured as the test sshd but for `settings` (e.g. `MaxSessions 2`), on a free
+ * port, with a known_hosts file for it; stopped when the scope ends. Costs about 0.1 s. Its sessions' HOME is a
+ * directory that does not exist, so that root's rc files (`pyenv init`, 2-3 s a session here) are not read.
+ */
+const ownSshd = (settings: string) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const port = await new Promise<number>((resolve) => {
+        const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+          const { port } = probe.address() as Net.AddressInfo
+          probe.close(() => resolve(port))
+        })
+      })
+      const conf = Path.join(root, `sshd_config.${port}`)
+      const base = Fs.readFileSync(`/etc/ssh/sdktest/sshd_config.${sshPort}`, "utf8")
+      Fs.writeFileSync(
+        conf,
+        base.replace(/^Port .*$/m, `Port ${port}`).replace(/^PidFile .*$/m, `PidFile ${Path.join(root, `sshd.${port}.pid`)}`).replace(/^MaxSessions .*$/m, `${settings}\nSetEnv HOME=/nonexistent`)
+      )
+      const knownHosts = Path.join(root, `known_hosts.${port}`)
+      Fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${Fs.readFileSync("/etc/ssh/sdktest/host_ed25519.pub", "utf8").split(" ").slice(0, 2).join(" ")}\n`)
+      const child = spawn("/usr/sbin/sshd", ["-D", "-f", conf, "-E", Path.join(root, `sshd.${port}.log`)], { stdio: "ignore" })
+      return { port, knownHosts, child }
+    }),
+    ({ child }) => Effect.sync(() => child.kill())
+  ).pipe(
+    Effect.tap(({ port }) =>
+      eventually(`an sshd listens on 127.0.0.1:${port}`, Effect.promise(() =>
+        new Promise<boolean>((resolve) => {
+          const s = Net.connect(port, "127.0.0.1", () => resolve(s.end() !== undefined)).once("error", () => resolve(false))
+        })), 10)
+    )
+  )
 
 /** Each engine's tests one at a time: they stop their engine, and count its containers (see the lanes at the end). */
 const inOrder = { concurrent: false } as const
@@ -393,46 +475,63 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.deepStrictEqual(lines, ["up", "got-term"])
     }), 60_000)
 
-  it.live("reaches an engine over ssh:// (docker system dial-stdio), checking the host key", () =>
+  it.live("reaches an engine over ssh:// (docker system dial-stdio), checking the host key; its SSH login and sessions end with the backend", () =>
     Effect.gen(function*() {
       yield* engineUp
-      const keys = "/var/lib/trex-test-ssh"
-      const ssh = { privateKeyPath: `${keys}/id_ed25519`, knownHostsPath: `${keys}/known_hosts` }
-      const backend = yield* DockerBackend.make({ root, host: `ssh://root@127.0.0.1:${sshPort}`, ssh, slots: 2 })
-      const { exit } = yield* collect(backend, spec(`echo via-ssh; echo '{"metrics":{},"primary":1}' > result.json`))
-      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
-      assert.include(exit.logTail, "via-ssh")
+      // an sshd of the test's own (sessions without root's rc files: seconds less), as the test sshd but on another port
+      const own = yield* ownSshd("MaxSessions 100")
+      const ssh = { privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath: own.knownHosts }
+      const host = `ssh://root@127.0.0.1:${own.port}`
+      const served = yield* Effect.scoped(Effect.gen(function*() {
+        const backend = yield* DockerBackend.make({ root, host, ssh, slots: 2 })
+        const { exit } = yield* collect(backend, spec(`echo via-ssh; echo '{"metrics":{},"primary":1}' > result.json`))
+        assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+        assert.include(exit.logTail, "via-ssh")
+        const sshd = (yield* sshConnections(own.port)).flatMap((c) => c.sshd)
+        const sessions = yield* descendants(sshd, "dial-stdio")
+        assert.isNotEmpty(sshd)
+        assert.isNotEmpty(sessions, "an idle `docker system dial-stdio` kept for the next request")
+        return [...sshd, ...sessions]
+      }))
+      yield* eventually("the SSH login and its dial-stdio sessions end with the backend's scope", () => served.every((pid) => !running(pid)), 10)
       const wrongHosts = Path.join(root, "known_hosts_empty")
       Fs.writeFileSync(wrongHosts, "")
-      const error = yield* DockerBackend.make({ root, host: `ssh://root@127.0.0.1:${sshPort}`, ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
+      const error = yield* DockerBackend.make({ root, host, ssh: { ...ssh, knownHostsPath: wrongHosts }, slots: 1, retryFor: "100 millis" })
         .pipe(Effect.flip)
       assert.isFalse(error.retryable)
       assert.include(error.message, "host key")
     }), 60_000)
 
+  /** An `ssh://` engine's agent (closed with the test's scope), its dockerode, and the ssh2 clients it made with their sockets. */
+  const sshEngine = (port: number, knownHostsPath: string) =>
+    Effect.gen(function*() {
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const clients: Array<{ readonly client: InstanceType<typeof ssh2.Client>; readonly sock: Net.Socket }> = []
+      class Client extends ssh2.Client {
+        override connect(config: Parameters<InstanceType<typeof ssh2.Client>["connect"]>[0]) {
+          clients.push({ client: this, sock: config.sock as Net.Socket })
+          return super.connect(config)
+        }
+      }
+      const options = engineOptions({ host: `ssh://root@127.0.0.1:${port}`, ssh: { privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath } }, { ...ssh2, Client } as typeof ssh2)
+      const agent = (options as { readonly agent: SshAgent }).agent
+      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+      return { agent, docker: new Docker(options), clients }
+    })
+
+  /** `n` event streams of the engine at once, each holding a session while open. */
+  const eventStreams = (docker: Docker, n: number) =>
+    Effect.acquireRelease(
+      Effect.promise(() => Promise.all(Array.from({ length: n }, () => docker.getEvents() as Promise<NodeJS.ReadableStream & { destroy: () => void; readonly destroyed: boolean }>))),
+      (streams) => Effect.sync(() => streams.forEach((s) => s.destroy()))
+    )
+
   it.live("an ssh:// engine's requests share one SSH connection and its sessions; one the server dropped is made again", () =>
     Effect.gen(function*() {
       yield* engineUp
-      const keys = "/var/lib/trex-test-ssh"
-      const ssh2 = yield* Effect.promise(() => import("ssh2"))
-      const options = engineOptions({ host: `ssh://root@127.0.0.1:${sshPort}`, ssh: { privateKeyPath: `${keys}/id_ed25519`, knownHostsPath: `${keys}/known_hosts` } }, ssh2)
-      const agent = (options as { readonly agent: SshAgent }).agent
-      const docker = new Docker(options)
-      /** This process's TCP connections to the SSH server, by local port, with the pids of the sshd processes serving each. */
-      const connections = () =>
-        Effect.promise(() => execFileAsync("ss", ["-tnpH", "state", "established", `( sport = :${sshPort} or dport = :${sshPort} )`])).pipe(
-          Effect.map(({ stdout }) => {
-            const lines = stdout.split("\n")
-            const ours = lines.filter((l) => l.includes(`pid=${process.pid},`)).map((l) => /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:\d+/.exec(l)![1]!)
-            return ours.map((port) => ({
-              port,
-              sshd: lines.filter((l) => new RegExp(`127\\.0\\.0\\.1:${sshPort}\\s+127\\.0\\.0\\.1:${port}\\b`).test(l)).flatMap((l) => [...l.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))
-            }))
-          })
-        )
-      // (another backend of this process may have its own)
-      const others = new Set((yield* connections()).map((c) => c.port))
-      const mine = Effect.map(connections(), (all) => all.filter((c) => !others.has(c.port)))
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const { agent, docker } = yield* sshEngine(sshd.port, sshd.knownHosts)
+      const mine = sshConnections(sshd.port)
       // two at once, then four one after the other
       yield* Effect.promise(() => Promise.all([1, 2].map(() => docker.ping())))
       for (let i = 0; i < 4; i++) assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
@@ -450,7 +549,56 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       const now = yield* mine
       assert.strictEqual(now.length, 1)
       assert.notStrictEqual(now[0]!.port, first!.port)
-      agent.destroy()
+    }), 60_000)
+
+  it.live("an ssh:// engine opens sessions past the server's MaxSessions on more connections, and leaves the open ones be", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 2")
+      const { agent, docker } = yield* sshEngine(sshd.port, sshd.knownHosts)
+      // five sessions held (as five jobs' `logs follow`): at most two on each connection
+      const streams = yield* eventStreams(docker, 5)
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.deepStrictEqual(streams.map((s) => s.destroyed), [false, false, false, false, false], "no open session ended")
+      assert.isAtLeast(agent.made().connections, 3)
+      assert.isAtMost(agent.made().connections, 4)
+    }), 60_000)
+
+  it.live("an ssh:// engine notices a link that went silent (SSH keep-alives): the stream on it ends, the next request logs in again", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      // keep-alives every 0.2 s rather than 10 s, two unanswered
+      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`), keepaliveInterval: 200, keepaliveCountMax: 2 })
+      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const [events] = yield* eventStreams(docker, 1)
+      // the server stops answering, its connection left open (a link dropped without a reset): its sshd processes stopped
+      const [connection] = yield* sshConnections(sshd.port)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => connection!.sshd.forEach((pid) => process.kill(pid, "SIGSTOP"))),
+        () => Effect.sync(() => connection!.sshd.forEach((pid) => process.kill(pid, "SIGKILL")))
+      )
+      yield* eventually("the event stream on the silent connection ended", () => events!.destroyed, 10)
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.strictEqual(agent.made().logins, 2)
+    }), 60_000)
+
+  it.live("an ssh:// engine's sessions share one close listener; a connection whose socket no longer writes is made again", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const { agent, docker, clients } = yield* sshEngine(sshd.port, sshd.knownHosts)
+      // twelve sessions on one connection: one listener of the connection's close for all (not one each)
+      const closers = yield* Effect.scoped(Effect.map(eventStreams(docker, 12), () => clients.map((c) => c.client.listenerCount("close"))))
+      assert.strictEqual(clients.length, 1)
+      assert.isAtMost(closers[0]!, 2, "close listeners on the SSH client")
+      yield* eventually("no session in use or kept", () => Object.keys(agent.sockets).length + Object.keys(agent.freeSockets).length === 0)
+      // the connection's socket stops writing before its close is seen: ssh2's exec throws "Not connected"
+      clients[0]!.sock.end()
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.strictEqual(agent.made().logins, 2)
     }), 60_000)
 
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>

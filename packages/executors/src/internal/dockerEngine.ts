@@ -1,7 +1,7 @@
 /**
  * dockerode options for the engine: a unix socket, `DOCKER_HOST`, or `ssh://user@host[:port]`
  * with key auth and the host key checked against known_hosts (docker-modem alone checks nothing),
- * over one SSH connection per engine (docker-modem alone logs in once a request).
+ * over a small pool of SSH connections per engine (docker-modem alone logs in once a request).
  */
 import type Docker from "dockerode"
 import * as Fs from "node:fs"
@@ -18,44 +18,68 @@ export interface SshAccess {
 }
 
 /**
- * An `http.Agent` over SSH for an `ssh://` engine: its connections are `docker system dial-stdio` sessions on one SSH
- * connection, made at the first request and again once it dropped, and kept for the next request (HTTP keep-alive)
- * rather than one a request. docker-modem's own `ssh://` transport logs in for every request, and each session runs the
- * login user's shell, rc files and all: 2.2-2.9 s a request here for root (whose .bashrc runs `pyenv init`), 0.4-0.6 s
- * for a user without; a job's submit, watch and exit are about ten requests. The SSH connection holds the process open
- * only while a request is under way.
+ * An `http.Agent` over SSH for an `ssh://` engine: its connections are `docker system dial-stdio` sessions on a few SSH
+ * connections, kept for the next request (HTTP keep-alive) rather than one a request. docker-modem's own `ssh://`
+ * transport logs in for every request, and each session runs the login user's shell, rc files and all: 2.2-2.9 s a
+ * request here for root (whose .bashrc runs `pyenv init`), 0.4-0.6 s for a user without; a job's submit, watch and exit
+ * are about ten requests.
+ *
+ * sshd allows only `MaxSessions` sessions on one connection (OpenSSH's default: 10), and each running job's
+ * `logs follow` holds one: a session the server refuses (a channel-open failure) marks its connection full, and the
+ * session is opened on another connection of the pool (made when none has room, up to {@link MAX_CONNECTIONS}). A
+ * connection is ended only once it is gone (its close, or its socket no longer writable), and then only its own
+ * sessions go with it. Idle sessions close after {@link FREE_SESSION_MS}, a connection without sessions after
+ * {@link IDLE_CONNECTION_MS}; SSH keep-alives (every 10 s, 3 unanswered end it, unless `connect` says otherwise)
+ * notice a link dropped silently.
+ * `destroy()` ends every session and connection (DockerBackend does at the end of its scope); until then an open
+ * connection's keep-alive timer holds the process open.
  */
 export interface SshAgent extends Http.Agent {
-  /** How many SSH logins, and how many sessions, this agent has made. */
-  readonly made: () => { readonly logins: number; readonly sessions: number }
+  /** How many SSH logins, and how many sessions, this agent has made; how many connections it has now. */
+  readonly made: () => { readonly logins: number; readonly sessions: number; readonly connections: number }
 }
+
+/** The most SSH connections one agent keeps to its host (each with up to the server's MaxSessions sessions). */
+export const MAX_CONNECTIONS = 8
+/** How long an idle session (a `docker system dial-stdio` kept for the next request) is kept. */
+export const FREE_SESSION_MS = 15_000
+/** How long a connection without sessions is kept. */
+export const IDLE_CONNECTION_MS = 10_000
 
 /** Where the SSH connection's socket is wanted (a request under way): counted, the socket ref'd while any is. */
 interface Holds {
   hold: (on: boolean) => void
 }
 
-/** An SSH channel as the socket `http.Agent` keeps between requests (ref/unref, timeouts, keep-alive). */
+/**
+ * An SSH channel as the socket `http.Agent` keeps between requests (ref/unref, timeouts, keep-alive). Its timeout runs
+ * while it is free (unref'd by the agent), so that the agent's `timeout` closes a session idle that long.
+ */
 const asSocket = (stream: Ssh2.ClientChannel, holds: Holds): Net.Socket => {
   let held = true
   holds.hold(true)
   let timer: NodeJS.Timeout | undefined
+  const arm = () => {
+    clearTimeout(timer)
+    if (socket.timeout > 0) timer = setTimeout(() => socket.emit("timeout"), socket.timeout).unref()
+  }
   const socket = Object.assign(stream, {
     timeout: 0,
     setKeepAlive: () => socket,
     setNoDelay: () => socket,
     setTimeout: (ms: number, callback?: () => void) => {
-      clearTimeout(timer)
       socket.timeout = ms
       if (callback !== undefined) socket.once("timeout", callback)
-      if (ms > 0) timer = setTimeout(() => socket.emit("timeout"), ms).unref()
+      arm()
       return socket
     },
     ref: () => {
+      clearTimeout(timer)
       if (!held) holds.hold(held = true)
       return socket
     },
     unref: () => {
+      arm()
       if (held) holds.hold(held = false)
       return socket
     }
@@ -67,58 +91,105 @@ const asSocket = (stream: Ssh2.ClientChannel, holds: Holds): Net.Socket => {
   return socket as unknown as Net.Socket
 }
 
+/** One SSH connection of the pool, with its live sessions. */
+interface Connection {
+  readonly made: Promise<Ssh2.Client>
+  readonly socket: Net.Socket
+  readonly streams: Set<Ssh2.ClientChannel>
+  readonly holds: Holds
+  /** Its sessions open or being opened. */
+  sessions: number
+  /** The server refused a session on it while it had others (MaxSessions); cleared when one of its sessions closes. */
+  full: boolean
+  idle: NodeJS.Timeout | undefined
+}
+
 export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { readonly host: string; readonly port: number }): SshAgent => {
   // a few idle sessions kept: each is a `docker system dial-stdio` on the engine's host
-  const agent = new Http.Agent({ keepAlive: true, maxFreeSockets: 4 }) as Http.Agent & { made: SshAgent["made"] }
-  let current: Promise<Ssh2.Client> | undefined
+  const agent = new Http.Agent({ keepAlive: true, maxFreeSockets: 4, timeout: FREE_SESSION_MS }) as Http.Agent & { made: SshAgent["made"] }
+  const where = `${connect.host}:${connect.port}`
+  let pool: Array<Connection> = []
   let logins = 0
   let sessions = 0
-  let socket: Net.Socket | undefined
-  let holding = 0
-  const holds: Holds = {
-    hold: (on) => {
-      holding += on ? 1 : -1
-      if (holding === 0) socket?.unref()
-      else if (on && holding === 1) socket?.ref()
-    }
+  const forget = (c: Connection) => {
+    clearTimeout(c.idle)
+    pool = pool.filter((x) => x !== c)
   }
-  const login = (): Promise<Ssh2.Client> => {
+  const end = (c: Connection) => {
+    forget(c)
+    void c.made.then((client) => client.end(), () => undefined)
+  }
+  const gone = (c: Connection) => c.socket.destroyed || !c.socket.writable
+  const login = (): Connection => {
     logins++
-    const sock = Net.connect(connect.port, connect.host)
-    socket = sock
+    const socket = Net.connect(connect.port, connect.host)
     const client = new ssh2.Client()
+    let holding = 0
+    const holds: Holds = {
+      hold: (on) => {
+        holding += on ? 1 : -1
+        if (holding === 0) socket.unref()
+        else if (on && holding === 1) socket.ref()
+      }
+    }
     const made: Promise<Ssh2.Client> = new Promise((resolve, reject) => {
       client.once("ready", () => resolve(client))
       client.on("error", (e) => {
-        if (current === made) current = undefined
+        forget(c)
         reject(e)
       })
+      // the connection gone, its sessions are too (ssh2 does not end them): none is kept for another request
       client.once("close", () => {
-        if (current === made) current = undefined
-        reject(new Error(`the SSH connection to ${connect.host}:${connect.port} closed`))
+        forget(c)
+        for (const stream of c.streams) stream.destroy()
+        reject(new Error(`the SSH connection to ${where} closed`))
       })
     })
-    client.connect({ ...connect, sock })
-    return made
+    const c: Connection = { made, socket, streams: new Set(), holds, sessions: 0, full: false, idle: undefined }
+    client.connect({ keepaliveInterval: 10_000, keepaliveCountMax: 3, ...connect, sock: socket })
+    pool.push(c)
+    return c
   }
-  const session = (retry: boolean, callback: (err: Error | null, stream?: Net.Socket) => void) => {
-    const made = current ??= login()
-    made.then(
-      (client) =>
-        client.exec("docker system dial-stdio", (err, stream) => {
-          if (err !== undefined && err !== null) {
-            // a connection that dropped unnoticed: once more, on a new one
-            if (current === made) current = undefined
-            client.end()
-            return retry ? session(false, callback) : callback(err)
+  /** A session on a connection with room; `retry`: whether a connection found gone may be made again once. */
+  const session = (retry: boolean, callback: (err: Error | null, stream?: Net.Socket) => void, tries = 0) => {
+    const c = pool.find((x) => !x.full) ?? (pool.length < MAX_CONNECTIONS ? login() : undefined)
+    if (c === undefined || tries > 2 * MAX_CONNECTIONS) {
+      return callback(new Error(`every one of ${MAX_CONNECTIONS} SSH connections to ${where} has as many sessions as the server allows (sshd's MaxSessions)`))
+    }
+    c.made.then(
+      (client) => {
+        const failed = (err: Error & { readonly reason?: unknown }) => {
+          c.sessions--
+          if (err.reason !== undefined && c.sessions > 0) {
+            // the server's MaxSessions: this connection is full, not gone; the session goes on another one
+            c.full = true
+            return session(retry, callback, tries + 1)
           }
-          sessions++
-          // the connection gone, its sessions are too (ssh2 does not end them): none is kept for another request
-          const drop = () => stream.destroy()
-          client.once("close", drop)
-          stream.once("close", () => client.removeListener("close", drop))
-          callback(null, asSocket(stream, holds))
-        }),
+          if (!gone(c)) return callback(err)
+          // a connection that dropped unnoticed: once more, on a new one
+          end(c)
+          return retry ? session(false, callback, tries + 1) : callback(err)
+        }
+        c.sessions++
+        try {
+          client.exec("docker system dial-stdio", (err, stream) => {
+            if (err !== undefined && err !== null) return failed(err)
+            sessions++
+            clearTimeout(c.idle)
+            c.streams.add(stream)
+            stream.once("close", () => {
+              c.streams.delete(stream)
+              c.sessions--
+              c.full = false
+              if (c.streams.size === 0 && pool.includes(c)) c.idle = setTimeout(() => end(c), IDLE_CONNECTION_MS).unref()
+            })
+            callback(null, asSocket(stream, c.holds))
+          })
+        } catch (e) {
+          // ssh2 throws "Not connected" once the socket is no longer writable
+          failed(e instanceof Error ? e : new Error(String(e)))
+        }
+      },
       (e: Error) => callback(e)
     )
   }
@@ -126,12 +197,11 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
     session(true, callback)
     return undefined
   }) as unknown as Http.Agent["createConnection"]
-  agent.made = () => ({ logins, sessions })
+  agent.made = () => ({ logins, sessions, connections: pool.length })
   const destroy = agent.destroy.bind(agent)
   agent.destroy = () => {
     destroy()
-    void current?.then((client) => client.end(), () => undefined)
-    current = undefined
+    for (const c of pool) end(c)
   }
   return agent
 }
