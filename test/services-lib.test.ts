@@ -1,9 +1,10 @@
 /**
  * scripts/services/lib.sh's `wait_for SECONDS CMD...`, which the start-*.sh scripts wait for their daemons with, run by
  * a real bash on shell functions as those scripts give it: a try that hangs (a daemon that takes the connection and
- * never answers) is killed, with the command it started, once the time is up, rather than hanging the script.
+ * never answers) is killed, with the command it started, once the time is up, rather than hanging the script; and when
+ * the script itself is stopped (SIGTERM, Ctrl-C) while a try runs, the try goes with it.
  */
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -26,7 +27,53 @@ const alive = (pid: number) => {
   return stat !== "" && !/^\d+ \(.*\) Z /.test(stat)
 }
 
+/** Waits (up to 10 s, polling) until `done()` holds; false if it never did. */
+const until = async (done: () => boolean) => {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  return done()
+}
+
+/**
+ * `script` (lib.sh sourced) started by bash, which gets SIGTERM once `pidFile` holds the pid of the try's command;
+ * resolves with how bash ended, its stdout, and whether that command still runs (killed by the test if it does).
+ */
+const terminatedWhileTrying = (script: string, pidFile: string) =>
+  new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; tryAlive: boolean }>(
+    (resolve, reject) => {
+      const child = spawn("bash", ["-c", `set -euo pipefail\n. ${lib}\n${script}`], { cwd: dir, stdio: ["ignore", "pipe", "inherit"] })
+      let stdout = ""
+      child.stdout.on("data", (chunk) => (stdout += chunk))
+      child.on("error", reject)
+      const exited = new Promise<[number | null, NodeJS.Signals | null]>((done) => child.on("exit", (code, signal) => done([code, signal])))
+      void (async () => {
+        const started = await until(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").endsWith("\n"))
+        child.kill(started ? "SIGTERM" : "SIGKILL")
+        const [code, signal] = await exited
+        if (!started) return reject(new Error(`the try never started; stdout: ${stdout}`))
+        const pid = Number(fs.readFileSync(pidFile, "utf8"))
+        const tryAlive = !(await until(() => !alive(pid)))
+        if (tryAlive) process.kill(pid, "SIGKILL")
+        fs.rmSync(pidFile)
+        resolve({ code, signal, stdout, tryAlive })
+      })().catch(reject)
+    }
+  )
+
 describe("wait_for", () => {
+  it("kills a try that hangs when the calling script gets SIGTERM, under the script's own traps, restored", async () => {
+    const pidFile = path.join(dir, "term.pid")
+    const hangs = `hangs() { sh -c 'echo $$ > ${pidFile}; exec sleep 600'; }`
+    // a script with no trap of its own dies of the signal, as it would have without wait_for
+    const bare = await terminatedWhileTrying(`${hangs}\nwait_for 60 hangs\necho "wait_for returned $?"`, pidFile)
+    assert.deepStrictEqual(bare, { code: null, signal: "SIGTERM", stdout: "", tryAlive: false })
+    // a script's own TERM and EXIT traps are back in place when the signal is given back to it
+    const trapped = await terminatedWhileTrying(
+      [hangs, `trap 'echo "script exits"' EXIT`, `trap 'echo "script got TERM"; exit 7' TERM`, `wait_for 60 hangs`, `echo "wait_for returned $?"`].join("\n"),
+      pidFile
+    )
+    assert.deepStrictEqual(trapped, { code: 7, signal: null, stdout: "script got TERM\nscript exits\n", tryAlive: false })
+  })
+
   it("kills a try that hangs, and the command it started, when the time is up, and fails", () => {
     const pidFile = path.join(dir, "hung.pid")
     try {

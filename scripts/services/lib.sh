@@ -32,23 +32,39 @@ apt_install() {
 # or `curl` on a daemon that takes the connection and never answers) is killed with what it started, and fails (137);
 # a try made when the time is up gets 1 s. Each try runs in a subshell of its own process group (the shell's job
 # control, on for the start of the try alone), so that the kill reaches a function's commands: what CMD sets in the
-# shell is not kept.
+# shell is not kept. Being in a group of its own, a try gets no Ctrl-C or SIGTERM meant for the calling script, so
+# while wait_for runs it traps INT, TERM and HUP (kill the try's group, then give the signal back to the shell under
+# the caller's own traps: a script with none dies of it as it would have) and EXIT; the caller's traps are restored
+# before it returns.
 wait_for() {
-  local end=$(( SECONDS + $1 )) job=+m pid rc until; shift
+  local end=$(( SECONDS + $1 )) job=+m pid= rc=1 until traps sig=; shift
   case $- in *m*) job=-m ;; esac
-  while :; do
+  traps=$(trap -p INT TERM HUP EXIT)
+  trap '[ -z "$pid" ] || kill -KILL -- "-$pid" 2>/dev/null; sig=INT' INT
+  trap '[ -z "$pid" ] || kill -KILL -- "-$pid" 2>/dev/null; sig=TERM' TERM
+  trap '[ -z "$pid" ] || kill -KILL -- "-$pid" 2>/dev/null; sig=HUP' HUP
+  trap '[ -z "$pid" ] || kill -KILL -- "-$pid" 2>/dev/null' EXIT
+  while [ -z "$sig" ]; do
     until=$(( end > SECONDS ? end : SECONDS + 1 ))
     set -m
     ( "$@" ) >/dev/null 2>&1 </dev/null &
     pid=$!
     set "$job"
-    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
+    while [ -z "$sig" ] && kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
     rc=0; wait "$pid" 2>/dev/null || rc=$?
-    [ "$rc" -eq 0 ] && return 0
-    [ "$SECONDS" -lt "$end" ] || return "$rc"
+    pid=
+    [ "$rc" -eq 0 ] && break
+    [ "$SECONDS" -lt "$end" ] || break
     sleep 0.1
   done
+  trap - INT TERM HUP EXIT
+  eval "$traps"
+  if [ -n "$sig" ]; then
+    kill -s "$sig" "$BASHPID"
+    return $(( 128 + $(kill -l "$sig") ))
+  fi
+  return "$rc"
 }
 
 # stop_pidfile FILE: kill the daemon named by a pid file (SIGTERM, SIGKILL after 15 s), wait until it

@@ -605,9 +605,11 @@ export const stopController = (
     if (pid === undefined) {
       return yield* new Errors.InvalidInput({
         source: runDir,
-        message: `a process holds the run's lock (${file}.lock), but ${holder.unknown ?? "its record names none"}: ` +
-          `try again in a moment if it has just taken the lock, or find it with \`fuser ${file}.lock\` (which sees this pid namespace ` +
-          `and those within it) and stop it with \`kill -TERM <pid>\``
+        // a holder of another boot or pid namespace has not "just taken the lock": waiting shows the same
+        message: `a process holds the run's lock (${file}.lock), but ${holder.unknown ?? "its record names none"}` +
+          (holder.elsewhere === "another boot" ? `: run \`trex stop ${runDir}\` on that machine`
+            : `${holder.elsewhere === undefined ? ": try again in a moment if it has just taken the lock," : ","} or find it with ` +
+              `\`fuser ${file}.lock\` (which sees this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``)
       })
     }
     if (host !== undefined && host !== os.hostname()) {

@@ -38,6 +38,12 @@ describe("RunDir.stopController", () => {
       fs.rmSync(`${file}.lock.pid`)
       const unknown = yield* Effect.flip(RunDir.stopController(runDir))
       assert.include(unknown.message, `but its record ${file}.lock.pid is gone: try again in a moment if it has just taken the lock, or find it with \`fuser ${file}.lock\``)
+      // this host's name, another boot's id: another machine of this name on a shared file system; waiting shows the same
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: os.hostname(), by: "controller", boot: "00000000-0000-0000-0000-000000000000" }))
+      const otherBoot = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(otherBoot.message, `of another boot (boot id 00000000-0000-0000-0000-000000000000, this machine's `)
+      assert.include(otherBoot.message, `another machine of this host name, sharing this file system, holds it: run \`trex stop ${runDir}\` on that machine`)
+      assert.notInclude(otherBoot.message, "try again in a moment")
       // an older controller's pid file names the pid alone: taken to be on this machine
       fs.writeFileSync(`${file}.lock.pid`, `${holder.pid}\n`)
       const stopped = yield* RunDir.stopController(runDir, { wait: "10 seconds" })

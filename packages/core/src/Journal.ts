@@ -98,7 +98,7 @@ export const readIntact = (
  * gone, cannot be read, names a process that has exited (a killed holder's, read before the lock's new
  * holder had written its own), or one of this machine's that this process cannot look up: of another boot (another
  * machine of its name, on a shared file system) or of another pid namespace (another container), whose pid names
- * another process here.
+ * another process here; `elsewhere` then says which (`"another boot"`, `"another pid namespace"`).
  * @since 0.1.0 @category models
  */
 export type Holder = LockHolder
@@ -125,12 +125,14 @@ const RECORD_WAIT = "50 millis"
  * Whether a controller (or a command holding the run, see {@link Holder}'s `by`) is writing the SQLite
  * journal at `file` now: the {@link Holder} of its writer lock, or `undefined` when none holds it (the
  * run finished, was stopped or was killed). Read-only; waits only when the lock is held and its record
- * names no holder (up to 0.2 s, for the holder that has just taken it to write its own).
+ * names no holder (up to 0.2 s, for the holder that has just taken it to write its own; not when it names one
+ * of another boot or pid namespace).
  * @since 0.1.0 @category utilities
  */
 export const writer: (file: string) => Effect.Effect<Holder | undefined> = Effect.fn("Journal.writer")(function*(file: string) {
   let holder = lockHolder(file)
-  for (let look = 1; look < RECORD_LOOKS && holder?.unknown !== undefined; look++) {
+  // (one of another boot or pid namespace will not be named by looking again)
+  for (let look = 1; look < RECORD_LOOKS && holder?.unknown !== undefined && holder.elsewhere === undefined; look++) {
     yield* Effect.sleep(RECORD_WAIT)
     holder = lockHolder(file)
   }

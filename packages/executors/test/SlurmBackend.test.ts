@@ -481,6 +481,17 @@ const withShortClientTimeout = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     (before) => Effect.sync(() => before === undefined ? delete process.env["SLURM_CONF"] : void (process.env["SLURM_CONF"] = before))
   )
 
+/**
+ * Writes the `go` file a job that loops `until [ -e go ]` waits for, in the job directory `jobDir()` names once it is
+ * submitted: as a finalizer, so that a test that fails before it would write it leaves no job holding a slot of the
+ * shared test cluster.
+ */
+const releasing = (jobDir: () => string | undefined) =>
+  Effect.ensuring(Effect.sync(() => {
+    const dir = jobDir()
+    if (dir !== undefined && fs.existsSync(dir)) fs.writeFileSync(path.join(dir, "go"), "")
+  }))
+
 /** The pids of the `sbatch` processes this process runs (the local runner's children). */
 const sbatches = (): Array<string> =>
   fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
@@ -494,12 +505,14 @@ const sbatches = (): Array<string> =>
   })
 
 layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend when Slurm misbehaves", (it) => {
-  it.effect("waits for a stopped slurmctld: a running job's watch, a submit and a list go on once it is back, one job each", () =>
-    Effect.gen(function*() {
+  it.effect("waits for a stopped slurmctld: a running job's watch, a submit and a list go on once it is back, one job each", () => {
+    let jobDir: string | undefined
+    return Effect.gen(function*() {
       const backend = yield* Backend.Backend
       // it ends once told to, after slurmctld is back: a job that ends during the outage is reported by its
       // slurmstepd only on its next try, 15 s later (RETRY_DELAY, not configurable), which the test waited for
       const ref = yield* backend.submit(spec("ctld-running", `echo started; until [ -e go ]; do sleep 0.2; done; ${RESULT}`))
+      jobDir = ref.data.jobDir as string
       const events: Array<Backend.JobEvent> = []
       const watching = yield* Effect.forkChild(Stream.runForEach(backend.watch(ref), (e) => Effect.sync(() => void events.push(e))))
       yield* eventually("the job runs", () => execFileSync("squeue", ["-h", "-j", ref.id, "-o", "%T"], { encoding: "utf8" }).trim() === "RUNNING", 30)
@@ -537,7 +550,8 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.strictEqual((yield* Backend.awaitExit(backend, submitted)).outcome, "Succeeded")
       const jobs = (yield* backend.list(run)).filter((j) => j.labels.node === "ctld-submitted")
       assert.deepStrictEqual(jobs.map((j) => j.ref.id), [submitted.id])
-    }).pipe(withShortClientTimeout, Effect.ensuring(startSlurm)), { timeout: 120_000 })
+    }).pipe(withShortClientTimeout, Effect.ensuring(startSlurm), releasing(() => jobDir))
+  }, { timeout: 120_000 })
 
   it.effect("an sbatch that timed out after its request went out (slurmctld stopped while it read it) is not sent again: the job Slurm made is the one followed", () =>
     Effect.gen(function*() {
@@ -579,9 +593,11 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
     const port = () => /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:6819\b.*slurmctld/.exec(execFileSync("ss", ["-tnp"], { encoding: "utf8" }))?.[1]
     const rule = (op: "-I" | "-D", p: string) => ["OUTPUT", "-p", "tcp", "--sport", p, "--dport", "6819", "-j", "DROP"].toSpliced(0, 0, op)
     let cut: string | undefined
+    let jobDir: string | undefined
     return Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const ref = yield* backend.submit(spec("acct-lags", "sleep 2; until [ -e go ]; do sleep 0.2; done; exit 3", { resources: { gpus: 1, cpus: 1 } }))
+      jobDir = ref.data.jobDir as string
       const acct = () => execFileSync("sacct", ["-X", "-n", "-P", "-j", ref.id, "-o", "State"], { encoding: "utf8" }).trim()
       yield* eventually("accounting has the job running", () => acct() === "RUNNING", 30)
       cut = port()
@@ -596,7 +612,8 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
       assert.isAtLeast(exit.wallSeconds, 2)
     }).pipe(
       Effect.ensuring(Effect.sync(() => cut !== undefined && spawnSync("iptables", rule("-D", cut)))),
-      Effect.ensuring(startSlurm)
+      Effect.ensuring(startSlurm),
+      releasing(() => jobDir)
     )
   }, { timeout: 60_000 })
 

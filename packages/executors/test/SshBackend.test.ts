@@ -72,11 +72,48 @@ describe("SshBackend conformance", () => {
   }
 })
 
-/** Whether a process of user `uid` waits in the open of a FIFO for the other end (the kernel's `wait_for_partner`). */
-const waitsOnFifo = (uid: number) =>
+/** Each architecture's open calls (`/proc/<pid>/syscall`'s number): which argument is the path, which the directory it is relative to. */
+const OPEN_CALLS: Partial<Record<string, Record<number, { readonly path: number; readonly dir?: number }>>> = {
+  x64: { 2: { path: 0 }, 257: { path: 1, dir: 0 } },
+  arm64: { 56: { path: 1, dir: 0 } }
+}
+
+/**
+ * The path process `pid` is in the open of, resolved (read from its memory: root's tests may), or undefined. A process
+ * blocked opening a FIFO has no descriptor for it yet (`/proc/<pid>/fd` lists it only once the open returns), so the
+ * path is the call's argument.
+ */
+const opening = (pid: string): string | undefined => {
+  const [nr, ...args] = Fs.readFileSync(`/proc/${pid}/syscall`, "utf8").trim().split(" ")
+  const call = OPEN_CALLS[process.arch]?.[Number(nr)]
+  if (call === undefined) return undefined
+  const mem = Fs.openSync(`/proc/${pid}/mem`, "r")
+  try {
+    const bytes: Array<Buffer> = []
+    // up to the NUL, a page at a time (the page after may not be mapped)
+    for (let at = Number(BigInt(args[call.path]!)), n = 0; n < 4096;) {
+      const chunk = Buffer.alloc(4096 - (at % 4096))
+      const got = Fs.readSync(mem, chunk, 0, chunk.length, at)
+      const end = chunk.subarray(0, got).indexOf(0)
+      bytes.push(chunk.subarray(0, end < 0 ? got : end))
+      if (end >= 0 || got < chunk.length) break
+      at += got
+      n += got
+    }
+    const named = Buffer.concat(bytes).toString("utf8")
+    // relative to the directory argument (AT_FDCWD, -100: the process's working directory) or, for open, that one
+    const dirFd = call.dir === undefined ? -100 : Number(BigInt.asIntN(32, BigInt(args[call.dir]!)))
+    return Path.resolve(Fs.readlinkSync(dirFd === -100 ? `/proc/${pid}/cwd` : `/proc/${pid}/fd/${dirFd}`), named)
+  } finally {
+    Fs.closeSync(mem)
+  }
+}
+
+/** Whether a process waits in the open of the FIFO at `fifo` for its other end (the kernel's `wait_for_partner`). */
+const waitsOnFifo = (fifo: string) =>
   Fs.readdirSync("/proc").some((pid) => {
     try {
-      return /^\d+$/.test(pid) && Fs.statSync(`/proc/${pid}`).uid === uid && Fs.readFileSync(`/proc/${pid}/wchan`, "utf8") === "wait_for_partner"
+      return /^\d+$/.test(pid) && Fs.readFileSync(`/proc/${pid}/wchan`, "utf8") === "wait_for_partner" && opening(pid) === fifo
     } catch {
       return false // a process gone meanwhile
     }
@@ -194,7 +231,7 @@ describe("SshBackend", () => {
       assert.strictEqual(queued.data["queued"], true, JSON.stringify(queued))
       const waits = yield* backend.watch(queued).pipe(Stream.take(1), Stream.runCollect)
       assert.deepStrictEqual(waits, [{ _tag: "State", state: "Pending", reason: "no free slot: 1 of 1 in use" }])
-      yield* eventually("the launch's write of `hold` waits for a reader", () => waitsOnFifo(Fs.statSync(dir).uid))
+      yield* eventually("the launch's write of `hold` waits for a reader", () => waitsOnFifo(Path.join(dir, "hold")))
       // its directory goes away under the launch (a clean-up on the host), and the held write is let through: the
       // writes behind it fail, and so does the launch
       Fs.renameSync(dir, `${dir}.moved`)

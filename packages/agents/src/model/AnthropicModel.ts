@@ -241,8 +241,11 @@ const accumulator = (model: string) => {
   // content blocks started and not yet stopped, and whether the message_delta that ends the message came
   let open = 0
   let stopped = false
-  // the tokens generated since the server last counted the output, estimated from their characters (Model.tokenWeight)
-  let uncounted = new Model.TokenWeigher()
+  // the tokens generated since the server last counted the output, estimated from their characters (Model.tokenWeight):
+  // one weigher a content block (each its own text), summed
+  let uncounted: Array<Model.TokenWeigher> = []
+  const weighed = (index: number) => (uncounted[index] ??= new Model.TokenWeigher())
+  const uncountedWeight = () => uncounted.reduce((sum, w) => sum + w.weight, 0)
   const step = (event: Sdk.RawMessageStreamEvent): ReadonlyArray<Model.StreamEvent> => {
     switch (event.type) {
       case "message_start":
@@ -259,17 +262,17 @@ const accumulator = (model: string) => {
         const block = blocks[event.index]!
         const d = event.delta
         if (d.type === "text_delta") {
-          uncounted.add(d.text)
+          weighed(event.index).add(d.text)
           block["text"] = `${block["text"] ?? ""}${d.text}`
           return [{ _tag: "TextDelta", index: event.index, text: d.text }]
         }
         if (d.type === "input_json_delta") {
-          uncounted.add(d.partial_json)
+          weighed(event.index).add(d.partial_json)
           json[event.index] += d.partial_json
           return [{ _tag: "ToolInputDelta", index: event.index, partialJson: d.partial_json }]
         }
         if (d.type === "thinking_delta") {
-          uncounted.add(d.thinking)
+          weighed(event.index).add(d.thinking)
           block["thinking"] = `${block["thinking"] ?? ""}${d.thinking}`
         }
         if (d.type === "signature_delta") block["signature"] = d.signature
@@ -293,7 +296,7 @@ const accumulator = (model: string) => {
         return []
       }
       case "message_delta": {
-        uncounted = new Model.TokenWeigher()
+        uncounted = []
         const next = toUsage(event.usage)
         usage = {
           inputTokens: event.usage.input_tokens ?? usage.inputTokens,
@@ -325,8 +328,8 @@ const accumulator = (model: string) => {
   const whole = (): Model.StreamEvent | undefined => (complete() ? done() : undefined)
   const billed = (): Model.BilledUsage | undefined =>
     !started ? undefined
-      : uncounted.weight === 0 ? usage
-      : { ...usage, outputTokens: usage.outputTokens + Math.ceil(uncounted.weight), estimated: true }
+      : uncountedWeight() === 0 ? usage
+      : { ...usage, outputTokens: usage.outputTokens + Math.ceil(uncountedWeight()), estimated: true }
   return { step, billed, complete, whole }
 }
 

@@ -384,9 +384,14 @@ const ASCII_KINDS = Uint8Array.from({ length: 0x80 }, (_, c) =>
 const runWeight = (kind: number, n: number): number =>
   kind === 2 ? Math.max(LETTERS_LEAST, n * LETTER) : kind === 3 ? Math.max(1, n * DIGIT) : kind === 4 ? Math.max(1, n * PUNCT) : 0
 
+const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff
+
 /**
  * Weighs a text given in pieces (a stream's deltas) as it weighs the whole ({@link tokenWeight} of
- * the pieces joined): a word or a run of punctuation cut between two pieces is one run still.
+ * the pieces joined): a word or a run of punctuation cut between two pieces is one run still, and so
+ * is a character (an emoji) whose two UTF-16 halves come in two pieces. One weigher weighs one text:
+ * texts streamed side by side (content blocks, parallel tool calls' arguments) each need their own,
+ * their weights summed, else the end of one and the start of another are weighed as one run.
  *
  * @example
  * ```ts
@@ -404,12 +409,19 @@ export class TokenWeigher {
   // the kind of the run the last piece ended in (-1: none), and its length
   #kind = -1
   #run = 0
+  // the last piece ended in the first half of a surrogate pair, weighed with its second half (which the next piece starts with)
+  #high = false
   /** Weigh the next piece. */
   add(piece: string): this {
     let weight = this.#weight
     let kind = this.#kind
     let run = this.#run
-    for (let i = 0; i < piece.length; i++) {
+    let i = 0
+    if (this.#high && piece.length > 0) {
+      this.#high = false
+      if (isLowSurrogate(piece.charCodeAt(0))) i = 1
+    }
+    for (; i < piece.length; i++) {
       const c = piece.charCodeAt(i)
       const k = c < 0x80 ? ASCII_KINDS[c]! : -1
       if (k === kind && k >= 2) {
@@ -423,9 +435,10 @@ export class TokenWeigher {
       else if (k === 1) weight += QUOTE
       else if (k === -1) {
         if (c >= 0xd800 && c <= 0xdbff) {
-          // a surrogate pair: one character
+          // a surrogate pair: one character, whose second half may come in the next piece
           weight += 1
-          i++
+          if (i + 1 === piece.length) this.#high = true
+          else if (isLowSurrogate(piece.charCodeAt(i + 1))) i++
         } else weight += isWide(c) ? 1 : 0.5
       }
     }

@@ -293,14 +293,16 @@ export const make = (options: Options): Model.ModelShape => {
           return yield* Effect.fail(fail(Http.unexpectedBody({ ...endpoint, expected: "an event stream" }, response.url || url, type, got)))
         }
         let text = ""
-        const calls: Array<{ id: string; name: string; args: string }> = []
+        const calls: Array<{ id: string; name: string; args: string; weighed: { name: Model.TokenWeigher; args: Model.TokenWeigher } }> = []
         let finish: string | null | undefined
         let usage: ChatUsage | undefined
         let done = false
         let failed = false
         // what came before a cut, for what it was billed: the chunks, and the tokens of their text and tool calls, estimated (Model.tokenWeight)
         let chunks = 0
-        const generated = new Model.TokenWeigher()
+        // one weigher a text streamed: the content's, and each call's name and arguments (parallel calls' deltas interleave)
+        const content = new Model.TokenWeigher()
+        const generated = () => calls.reduce((sum, c) => sum + c.weighed.name.weight + c.weighed.args.weight, content.weight)
         /**
          * What the stream was billed for so far: its usage comes in its last chunk, so without one (a server
          * that sends it on every chunk, as vLLM can, has said) the input and what was generated are estimated
@@ -308,7 +310,7 @@ export const make = (options: Options): Model.ModelShape => {
          */
         const usageSoFar = (): Model.Usage =>
           usage !== undefined ? toUsage(usage)
-            : { inputTokens: Model.estimatedTokens(body), outputTokens: Math.ceil(generated.weight), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
+            : { inputTokens: Model.estimatedTokens(body), outputTokens: Math.ceil(generated()), cacheReadTokens: 0, cacheWriteTokens: 0, estimated: true }
         // a stream cut, stalled, broken or stopped after its first chunk (the prompt was read by then); nothing before
         const billed = (): Model.BilledUsage | undefined => (chunks === 0 ? undefined : usageSoFar())
         // stopped by its consumer before it ended or failed: what it was billed for is recorded all the same
@@ -334,15 +336,16 @@ export const make = (options: Options): Model.ModelShape => {
           for (const choice of chunk.choices ?? []) {
             if (choice.finish_reason) finish = choice.finish_reason
             if (choice.delta?.content) {
-              generated.add(choice.delta.content)
+              content.add(choice.delta.content)
               text += choice.delta.content
               out.push({ _tag: "TextDelta", index: 0, text: choice.delta.content })
             }
             for (const d of choice.delta?.tool_calls ?? []) {
-              const call = (calls[d.index] ??= { id: d.id ?? `call_${d.index}`, name: "", args: "" })
+              const call = (calls[d.index] ??= { id: d.id ?? `call_${d.index}`, name: "", args: "", weighed: { name: new Model.TokenWeigher(), args: new Model.TokenWeigher() } })
               if (d.id) call.id = d.id
               if (d.function?.name) call.name += d.function.name
-              generated.add(d.function?.name ?? "").add(d.function?.arguments ?? "")
+              call.weighed.name.add(d.function?.name ?? "")
+              call.weighed.args.add(d.function?.arguments ?? "")
               if (d.function?.arguments) {
                 call.args += d.function.arguments
                 out.push({ _tag: "ToolInputDelta", index: d.index + 1, partialJson: d.function.arguments })

@@ -408,6 +408,36 @@ describe("AnthropicModel", () => {
   ] as const
   const overloaded = ["error", { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }] as const
 
+  it.live("a stream cut before message_delta is charged each content block weighed as its own text, an emoji split between two deltas as one character", () =>
+    Effect.gen(function*() {
+      const start = (index: number, block: object) => ["content_block_start", { type: "content_block_start", index, content_block: block }] as const
+      const delta = (index: number, d: object) => ["content_block_delta", { type: "content_block_delta", index, delta: d }] as const
+      const stop = (index: number) => ["content_block_stop", { type: "content_block_stop", index }] as const
+      // four rockets, each cut between its two UTF-16 halves
+      const rockets = ["go \ud83d", "\ude80\ud83d", "\ude80\ud83d", "\ude80\ud83d", "\ude80 now"]
+      // a thinking block, a text block and a tool call's input, each starting with the kind of character the one before ends in
+      const thought = ["a thought to weigh:", "\n"]
+      const said = ["--", "> and a few words:"]
+      const input = ["{\"lr\":", "\"low\"}"]
+      const server = yield* Fake.make([
+        Fake.raw("text/event-stream", sse([started, start(0, { type: "text", text: "" }), ...rockets.map((text) => delta(0, { type: "text_delta", text })), stop(0)])),
+        Fake.raw("text/event-stream", sse([
+          started,
+          start(0, { type: "thinking", thinking: "", signature: "" }), ...thought.map((thinking) => delta(0, { type: "thinking_delta", thinking })), stop(0),
+          start(1, { type: "text", text: "" }), ...said.map((text) => delta(1, { type: "text_delta", text })), stop(1),
+          start(2, { type: "tool_use", id: "toolu_1", name: "pick", input: {} }), ...input.map((partial_json) => delta(2, { type: "input_json_delta", partial_json })), stop(2)
+        ]))
+      ])
+      const model = AnthropicModel.make({ apiKey: Redacted.make(KEY), baseURL: server.url, retry: once })
+      const split = yield* Effect.flip(Stream.runDrain(model.stream(request)))
+      // message_start's 1 output token, and the text as the whole is weighed: a rocket is one token, not one and a half
+      assert.deepStrictEqual(split.usage?.outputTokens, 1 + Model.estimatedTokens(rockets.join("")))
+      const blocks = yield* Effect.flip(Stream.runDrain(model.stream(request)))
+      // each block its own text: the thinking's newline, the text's `--` and the input's `{` are runs of their own
+      const weight = Model.tokenWeight(thought.join("")) + Model.tokenWeight(said.join("")) + Model.tokenWeight(input.join(""))
+      assert.deepStrictEqual(blocks.usage?.outputTokens, 1 + Math.ceil(weight))
+    }))
+
   it.live("stream: an error event (overloaded) before any delta is retryable and retried; after a delta it fails naming it", () =>
     Effect.gen(function*() {
       const server = yield* Fake.make([

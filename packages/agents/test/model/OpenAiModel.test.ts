@@ -304,6 +304,34 @@ describe("OpenAiModel", () => {
       ])
     }))
 
+  it.live("a stream without usage is charged its content and each parallel tool call weighed as texts of their own, an emoji split between two deltas as one character", () =>
+    Effect.gen(function*() {
+      const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
+      const answer = (chunks: ReadonlyArray<object>, finish: string) => Fake.raw("text/event-stream", chunks.map((d) => chunk(d)).join("") + chunk({}, finish) + "data: [DONE]\n\n")
+      // four rockets, each cut between its two UTF-16 halves
+      const rockets = ["go \ud83d", "\ude80\ud83d", "\ude80\ud83d", "\ude80\ud83d", "\ude80 now"]
+      // two calls whose arguments come interleaved, each piece starting with the kind of character the other's ends in
+      const first = ["{\"lr\":\"lo", "w\"}"]
+      const second = ["{\"lr\":\"hi", "gh\"}"]
+      const call = (index: number, args: string, name?: string) =>
+        ({ tool_calls: [{ index, ...(name ? { id: `call_${index}`, type: "function" } : {}), function: { ...(name ? { name } : {}), arguments: args } }] })
+      const server = yield* Fake.make([
+        answer(rockets.map((content) => ({ content })), "stop"),
+        answer([{ content: "I pick:" }, call(0, "", "pick"), call(1, "", "pick"), call(0, first[0]!), call(1, second[0]!), call(0, first[1]!), call(1, second[1]!)], "tool_calls")
+      ])
+      const model = OpenAiModel.make({ baseURL: server.url, model: "gpt-x" })
+      const done = (yield* Stream.runCollect(model.stream(ask))).at(-1)!
+      if (done._tag !== "Done") return assert.fail("no Done")
+      assert.strictEqual(Model.text(done.response), rockets.join(""))
+      // as the whole text is weighed: a rocket is one token, not one and a half
+      assert.deepStrictEqual(done.response.usage.outputTokens, Model.estimatedTokens(rockets.join("")))
+      const calls = (yield* Stream.runCollect(model.stream(ask))).at(-1)!
+      if (calls._tag !== "Done") return assert.fail("no Done")
+      assert.deepStrictEqual(Model.toolCalls(calls.response).map((c) => c.input), [{ lr: "low" }, { lr: "high" }])
+      const weight = ["I pick:", "pick", first.join(""), "pick", second.join("")].reduce((sum, text) => sum + Model.tokenWeight(text), 0)
+      assert.deepStrictEqual(calls.response.usage.outputTokens, Math.ceil(weight))
+    }))
+
   it.live("a Chinese answer cut before its usage is charged about a token a character, not 4 characters a token", () =>
     Effect.gen(function*() {
       // 38 characters of Chinese, in chunks of six, and the finish_reason: cut where the usage chunk was due

@@ -223,6 +223,12 @@ describe("Model.estimatedTokens", () => {
     assert.strictEqual(Math.ceil(pieces.weight), 2)
     assert.strictEqual(pieces.weight, Model.tokenWeight("abcd学"))
     assert.strictEqual(Math.ceil(Model.tokenWeight("ab") + Model.tokenWeight("cd") + Model.tokenWeight("学")), 3)
+    // cut anywhere, an emoji between its two UTF-16 halves included (an empty piece between them too), as the whole
+    const mixed = "go 🚀🙂, x[i] += 2; 学习 \"ok\""
+    for (let cut = 0; cut <= mixed.length; cut++) {
+      const cutThere = new Model.TokenWeigher().add(mixed.slice(0, cut)).add("").add(mixed.slice(cut))
+      assert.strictEqual(cutThere.weight, Model.tokenWeight(mixed), `cut at ${cut}`)
+    }
   })
 
   it("comes within 0.75 to 1.75 times the count of o200k_base and cl100k_base on fixed English, code, Chinese, Japanese, Korean and Russian samples", () => {

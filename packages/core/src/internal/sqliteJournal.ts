@@ -73,13 +73,15 @@ const held = new Map<string, { readonly db: DatabaseSync; holds: number; journal
  * Who holds a journal's writer lock, as its record says: `pid`, `host` (the machine it runs on), and `by`,
  * what it is when it is not the run's controller (a command that holds the run for a moment, e.g. `trex notify`).
  * Without `pid`, `unknown` says why the holder is not known: its record is gone, cannot be read, or was
- * left by an earlier holder that has exited (the new holder took the lock and has not yet written its own).
+ * left by an earlier holder that has exited (the new holder took the lock and has not yet written its own),
+ * or names a holder this process cannot look up, `elsewhere`: of another boot or another pid namespace.
  */
 export interface LockHolder {
   readonly pid?: number
   readonly host?: string
   readonly by?: string
   readonly unknown?: string
+  readonly elsewhere?: "another boot" | "another pid namespace"
 }
 
 /**
@@ -193,13 +195,14 @@ const holderOf = (lockFile: string): LockHolder => {
   // outlive its machine's boot), whose pid means nothing here (`trex stop` would signal a process of this one)
   const boot = bootId()
   if ((record.host === undefined || record.host === os.hostname()) && record.boot !== undefined && boot !== undefined && record.boot !== boot) {
-    return { unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${boot}): another machine of this host name, sharing this file system, holds it` }
+    return { elsewhere: "another boot", unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${boot}): another machine of this host name, sharing this file system, holds it` }
   }
   // this machine and boot, another pid namespace (another container on it, or the machine itself seen from one): its pid
   // is that namespace's, and names another process here, or none (`trex stop` would signal the wrong one)
   const ns = pidNamespace()
   if ((record.host === undefined || record.host === os.hostname()) && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
     return {
+      elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}): ` +
         `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${record.pid}; ` +
         `run the command where it runs (in its container, or on the machine outside containers)`
