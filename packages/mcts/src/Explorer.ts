@@ -893,8 +893,13 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
     return admittedWith(runTask, runPricing, expected, trialsCosted)
   }
 
-  /** Whether a trial admitted with `estimate` (from {@link admissionEstimate}) may start now. */
+  /**
+   * Whether a trial admitted with `estimate` (from {@link admissionEstimate}) may start now: the run's elapsed time
+   * is read here, not at the loop's top, where the proposal's time since would be missed (a CI run admitted a trial
+   * that was to end 3 ms past the wall clock).
+   */
   function fits(estimate: Cost.Cost): boolean {
+    updateElapsed()
     return admits(ledger, estimate, estimateCost(), inFlight.size === 0, runTask.budget.strict === true)
   }
 
