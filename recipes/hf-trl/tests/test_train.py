@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trex_hf_trl import train
 from trex_hf_trl.data import DataError, classify_source, has_split_layout, load_local
-from trex_hf_trl.recipe import parse_job, parse_strategy, resolve_eval_plan
+from trex_hf_trl.recipe import RecipeError, parse_job, parse_strategy, resolve_eval_plan
 
 RECIPE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -363,6 +363,22 @@ class CanonicalMixtureTest(unittest.TestCase):
                 full, none = train.score_generations(["exact_match"], alpaca.eval[split],
                                                      parse_strategy({"data": {"format": "alpaca"}}).data.template, echo)
                 self.assertEqual((full, none), ({"exact_match": 1.0}, 0))
+
+    def test_a_loss_metric_is_over_the_examples_the_format_renders_and_says_so(self):
+        # the loss needs the example rendered, so it cannot count the others: a warning, and an error when none renders
+        rows = {("org/a", "train"): [{"question": "q", "answer": "a"}, {"instruction": "i", "output": "o"}],
+                ("org/a", "test"): [{"question": "q", "answer": "a"}, {"instruction": "i", "output": "o"}]}
+        job = json.loads(json.dumps(self.JOB))
+        job["task"]["metric"] = {"name": "eval_loss", "direction": "minimize"}
+        fmt = "template:Q: {question}\nA: {answer}"
+        prepared, _ = self.prepare([{"name": "org/a", "weight": 1}], rows=rows, job=job, fmt=fmt)
+        self.assertIn("warning: eval_loss is the loss on the 1 'test' examples the 'template:Q: {question}\\nA: {answer}' "
+                      "format renders, not all 2: not comparable with trials of other formats", prepared.notes)
+        rows[("org/a", "test")] = rows[("org/a", "test")][1:]
+        with self.assertRaises(RecipeError) as caught:
+            self.prepare([{"name": "org/a", "weight": 1}], rows=rows, job=job, fmt=fmt)
+        self.assertEqual(caught.exception.path, "data.format")
+        self.assertIn("renders none of the 1 'test' examples, so eval_loss", str(caught.exception))
 
     def test_a_source_the_task_never_names_is_trained_on_not_evaluated(self):
         rows = dict(self.ROWS)

@@ -54,7 +54,7 @@ from .recipe import (
     parse_eval_transforms,
     resolve_eval_plan,
 )
-from .templates import Template, TemplateError
+from .templates import Template, TemplateError, to_conversation
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -211,7 +211,7 @@ def _eval_ready(examples: Sequence[dict[str, Any]], transforms: Sequence[Any]) -
 def _fallback_reference(record: dict[str, Any]) -> str | None:
     """An example's answer read without the trial's format (for ``macro_f1`` of an example it cannot render)."""
     try:
-        return Template.reference(Template(name="reference"), record)
+        return to_conversation(record).answer
     except TemplateError:
         return None
 
@@ -385,10 +385,15 @@ def prepare_data(
         if errors:
             notes.append(
                 f"evaluation {split!r}: the {data.template.name!r} format cannot render {len(errors)} of {len(examples)} examples "
-                f"({errors[0]}); each is scored as a failure (unrenderable: {len(errors)} of {len(examples)})"
+                f"({errors[0]}); each is scored as a failure, 0 (unrenderable: {len(errors)} of {len(examples)})"
             )
     if evaluation and metrics_mod.is_loss_metric(plan.metric):
         first = next(iter(evaluation))
+        if unrenderable[first]:
+            notes.append(
+                f"warning: {plan.metric} is the loss on the {len(evaluation[first]) - unrenderable[first]} {first!r} examples the "
+                f"{data.template.name!r} format renders, not all {len(evaluation[first])}: not comparable with trials of other formats"
+            )
         if unrenderable[first] == len(evaluation[first]):
             raise RecipeError(
                 "data.format",
