@@ -49,6 +49,16 @@ class MetricsTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             m.compute_metric("eval_loss", ["a"], ["a"])
 
+    def test_an_example_without_a_prediction_is_a_failure(self):
+        # None: an example the trial's format cannot render; it counts in the mean, as 0
+        self.assertEqual(m.exact_match(["cat", None], ["cat", "dog"]), 0.5)
+        self.assertEqual(m.accuracy([None, None], ["a", "b"]), 0.0)
+        self.assertAlmostEqual(m.rouge1(["the cat", None, None], ["the cat", "", None]), 1 / 3)
+        self.assertAlmostEqual(m.token_f1(["x y", None], ["x y", "x y"]), 0.5)
+        # macro_f1: a miss of its reference's label (no false positive); an unknown reference a label never predicted
+        self.assertAlmostEqual(m.macro_f1(["a", None], ["a", "a"]), 2 / 3)
+        self.assertAlmostEqual(m.macro_f1(["a", "b", None], ["a", "b", None]), (1.0 + 1.0 + 0.0) / 3)
+
     def test_length_mismatch_and_empty(self):
         with self.assertRaises(ValueError):
             m.accuracy(["a"], ["a", "b"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trex_hf_trl import train
 from trex_hf_trl.data import DataError, classify_source, has_split_layout, load_local
-from trex_hf_trl.recipe import parse_job, parse_strategy, resolve_eval_plan
+from trex_hf_trl.recipe import RecipeError, parse_job, parse_strategy, resolve_eval_plan
 
 RECIPE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +143,7 @@ class PipelineTest(unittest.TestCase):
         prepared = self.prepare(job=job)
         self.assertEqual(list(prepared.eval), ["holdout"])
         self.assertTrue(any("held-out" in n for n in prepared.notes))
-        held = {r["instruction"] for r in prepared.eval["holdout"]}
+        held = {r.get("instruction", r.get("prompt")) for r in prepared.eval["holdout"]}  # the CSV's row: "prompt"
         trained = {r["prompt"] for r in prepared.train}
         self.assertFalse(any(f"user\n{h}<|im_end|>" in p for h in held for p in trained))
 
@@ -155,16 +155,18 @@ class PipelineTest(unittest.TestCase):
         seen: list[int] = []
         ready = train._eval_ready
 
-        def counted(examples, transforms, template):
+        def counted(examples, transforms):
             seen.extend(id(r) for r in examples)
-            return ready(examples, transforms, template)
+            return ready(examples, transforms)
 
         with unittest.mock.patch.object(train, "_eval_ready", counted):
             prepared = self.prepare(strategy=strategy, job=job)
         held = prepared.eval["holdout"]
-        # three of the JSONL file's rows (the CSV's render only once renamed, which evaluation does not do)
-        self.assertEqual(len(held), 3)
-        self.assertTrue(all(r["instruction"].startswith("repeat ") for r in held), held)
+        # three of the JSONL file's rows and one of the CSV's, which renders only once renamed (evaluation does not
+        # rename it): held out all the same, and scored as a failure
+        self.assertEqual(len(held), 4)
+        self.assertEqual(sorted(r.get("instruction", "")[:7] for r in held), ["", "repeat ", "repeat ", "repeat "])
+        self.assertEqual(prepared.unrenderable, {"holdout": 1})
         # a candidate's ready result is what is held out: no record runs through the transforms a second time
         self.assertEqual(len(seen), len(set(seen)), f"{len(seen) - len(set(seen))} records ran through the evaluation transforms twice")
 
@@ -218,7 +220,7 @@ class CanonicalMixtureTest(unittest.TestCase):
     }
     JOB = {"run": "r", "node": "n", "task": {"metric": {"name": "rouge1", "direction": "maximize"}, "baseModel": "tiny/model"}}
 
-    def prepare(self, sources, *, evaluation=None, rows=None, num_examples=7, job=None):
+    def prepare(self, sources, *, evaluation=None, rows=None, num_examples=7, job=None, fmt="chatml"):
         calls = []
 
         def loader(name, split, config):
@@ -229,7 +231,7 @@ class CanonicalMixtureTest(unittest.TestCase):
                 raise DataError(f"{name}: no {split!r} split") from None
 
         strategy = parse_strategy({
-            "data": {"sources": sources, "format": "chatml", **({} if num_examples is None else {"numExamples": num_examples}),
+            "data": {"sources": sources, "format": fmt, **({} if num_examples is None else {"numExamples": num_examples}),
                      "filters": [{"kind": "dedup", "params": {"field": "instruction"}}]},
             "training": {"seed": 0},
             "evaluation": evaluation or {"splits": ["test"]},
@@ -324,6 +326,75 @@ class CanonicalMixtureTest(unittest.TestCase):
                 else:
                     # one of each source's 11 rows (5%, at least one), drawn by a seed of the source alone
                     self.assertEqual(sorted(r["instruction"][0] for r in trials[0].eval["holdout"]), ["a", "b", "c"])
+
+    def test_trials_of_formats_that_render_different_examples_are_evaluated_on_the_same_examples(self):
+        # org/a's rows are half question/answer (both formats render them) and half instruction/output (only alpaca
+        # does): each trial is scored over every example, the template's counting the ones it cannot render as failures
+        def rows_of(split, n):
+            return [{"question": f"{split} q{i}", "answer": f"{split} a{i}"} if i % 2 == 0
+                    else {"instruction": f"{split} i{i}", "output": f"{split} o{i}"} for i in range(n)]
+
+        rows = {("org/a", "train"): rows_of("train", 40), ("org/a", "test"): rows_of("test", 6)}
+        job = json.loads(json.dumps(self.JOB))
+        job["task"]["defaultStrategy"] = {"data": {"sources": [{"name": "org/a", "weight": 1}]},
+                                          "training": {"learningRate": 1e-4, "epochs": 1, "batchSize": 8}}
+        formats = ("alpaca", "template:Q: {question}\nA: {answer}")
+
+        def echo(examples):  # a model that answers every prompt it is given right
+            return [train._fallback_reference(r) for r in examples]
+
+        for evaluation in ({"splits": ["test"], "maxExamples": 4}, {"splits": ["validation"], "extra": {"holdout": 0.25}}):
+            with self.subTest(evaluation=evaluation):
+                alpaca, template = (self.prepare([{"name": "org/a", "weight": 1}], evaluation=evaluation, rows=rows,
+                                                 job=job, fmt=fmt)[0] for fmt in formats)
+                split = next(iter(alpaca.eval))
+                n = len(alpaca.eval[split])
+                self.assertEqual(n, 4 if split == "test" else 10)
+                self.assertEqual(template.eval, alpaca.eval)
+                k = sum(1 for r in alpaca.eval[split] if "instruction" in r)
+                self.assertGreater(k, 0)
+                self.assertEqual((alpaca.unrenderable, template.unrenderable), ({split: 0}, {split: k}))
+                self.assertIn(f"(unrenderable: {k} of {n})", " ".join(template.notes))
+                # the metric counts all n: the template's k are failures, not left out
+                fmt = parse_strategy({"data": {"format": formats[1]}}).data.template
+                scores, missing = train.score_generations(["exact_match", "macro_f1"], template.eval[split], fmt, echo)
+                self.assertEqual(missing, k)
+                self.assertAlmostEqual(scores["exact_match"], (n - k) / n)
+                full, none = train.score_generations(["exact_match"], alpaca.eval[split],
+                                                     parse_strategy({"data": {"format": "alpaca"}}).data.template, echo)
+                self.assertEqual((full, none), ({"exact_match": 1.0}, 0))
+
+    def test_a_loss_metric_is_over_the_examples_the_format_renders_and_says_so(self):
+        # the loss needs the example rendered, so it cannot count the others: a warning, and an error when none renders
+        rows = {("org/a", "train"): [{"question": "q", "answer": "a"}, {"instruction": "i", "output": "o"}],
+                ("org/a", "test"): [{"question": "q", "answer": "a"}, {"instruction": "i", "output": "o"}]}
+        job = json.loads(json.dumps(self.JOB))
+        job["task"]["metric"] = {"name": "eval_loss", "direction": "minimize"}
+        fmt = "template:Q: {question}\nA: {answer}"
+        prepared, _ = self.prepare([{"name": "org/a", "weight": 1}], rows=rows, job=job, fmt=fmt)
+        self.assertIn("warning: eval_loss is the loss on the 1 'test' examples the 'template:Q: {question}\\nA: {answer}' "
+                      "format renders, not all 2: not comparable with trials of other formats", prepared.notes)
+        rows[("org/a", "test")] = rows[("org/a", "test")][1:]
+        with self.assertRaises(RecipeError) as caught:
+            self.prepare([{"name": "org/a", "weight": 1}], rows=rows, job=job, fmt=fmt)
+        self.assertEqual(caught.exception.path, "data.format")
+        self.assertIn("renders none of the 1 'test' examples, so eval_loss", str(caught.exception))
+
+    def test_a_source_the_task_never_names_is_trained_on_not_evaluated(self):
+        rows = dict(self.ROWS)
+        rows[("org/new", "train")] = [{"instruction": f"new question {i}", "output": f"new answer {i}"} for i in range(10)]
+        job = json.loads(json.dumps(self.JOB))
+        job["task"]["defaultStrategy"] = {"data": {"sources": [{"name": "org/a", "weight": 1}]},
+                                          "training": {"learningRate": 1e-4, "epochs": 1, "batchSize": 8}}
+        for evaluation in ({"splits": ["test"]}, {"splits": ["validation"]}):
+            with self.subTest(evaluation=evaluation):
+                alone, _ = self.prepare([{"name": "org/a", "weight": 1}], evaluation=evaluation, rows=rows, job=job)
+                both, _ = self.prepare([{"name": "org/a", "weight": 1}, {"name": "org/new", "weight": 1}],
+                                       evaluation=evaluation, rows=rows, job=job)
+                self.assertEqual(both.eval, alone.eval)
+                self.assertTrue(any("new question" in r["prompt"] for r in both.train))
+                self.assertIn("data.sources[1] (org/new) is not a source the task names: trained on, not evaluated", both.notes)
+                self.assertFalse(any("is not a source the task names" in n for n in alone.notes))
 
     def test_a_source_of_weight_0_is_never_loaded(self):
         alone, _ = self.prepare([{"name": "org/b", "weight": 1}])

@@ -14,6 +14,12 @@ All generation metrics are "higher is better" and lie in [0, 1]:
   (both sides empty scores 1, exactly one side empty scores 0);
 * ``token_f1``: SQuAD-style token F1 on normalised answers.
 
+A prediction of ``None`` is an example the trial's prompt format cannot render: it
+counts, as a failure (0 in every per-example mean; for ``macro_f1`` a miss of its
+reference label, and a reference of ``None``, unknown, a label of its own that is
+never predicted), so trials of formats that render different examples are still
+scored over the same examples.
+
 Loss-based metrics (``eval_loss``, ``perplexity``) come from the trainer, not
 from generations; :func:`is_loss_metric` identifies them.
 """
@@ -31,7 +37,10 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
 
 
-def _check(preds: Sequence[str], refs: Sequence[str]) -> None:
+Prediction = str | None  # None: the example could not be rendered, nothing was generated
+
+
+def _check(preds: Sequence[Prediction], refs: Sequence[Prediction]) -> None:
     if len(preds) != len(refs):
         raise ValueError(f"predictions ({len(preds)}) and references ({len(refs)}) differ in length")
     if not preds:
@@ -49,22 +58,27 @@ def _label(text: str) -> str:
     return text.strip().casefold()
 
 
-def exact_match(preds: Sequence[str], refs: Sequence[str]) -> float:
+def _mean(one: Callable[[str, str], float], preds: Sequence[Prediction], refs: Sequence[Prediction]) -> float:
+    """Mean of ``one`` over the pairs; a pair without a prediction or a reference scores 0."""
     _check(preds, refs)
-    return sum(normalize_answer(p) == normalize_answer(r) for p, r in zip(preds, refs)) / len(preds)
+    return sum(one(p, r) if p is not None and r is not None else 0.0 for p, r in zip(preds, refs)) / len(preds)
 
 
-def accuracy(preds: Sequence[str], refs: Sequence[str]) -> float:
+def exact_match(preds: Sequence[Prediction], refs: Sequence[Prediction]) -> float:
+    return _mean(lambda p, r: float(normalize_answer(p) == normalize_answer(r)), preds, refs)
+
+
+def accuracy(preds: Sequence[Prediction], refs: Sequence[Prediction]) -> float:
+    return _mean(lambda p, r: float(_label(p) == _label(r)), preds, refs)
+
+
+def macro_f1(preds: Sequence[Prediction], refs: Sequence[Prediction]) -> float:
     _check(preds, refs)
-    return sum(_label(p) == _label(r) for p, r in zip(preds, refs)) / len(preds)
-
-
-def macro_f1(preds: Sequence[str], refs: Sequence[str]) -> float:
-    _check(preds, refs)
-    p_labels = [_label(p) for p in preds]
-    r_labels = [_label(r) for r in refs]
+    # labels as (0, text); an unknown reference is (1, ""), a label no prediction ever is; no prediction is no label
+    p_labels = [None if p is None else (0, _label(p)) for p in preds]
+    r_labels = [(1, "") if r is None else (0, _label(r)) for r in refs]
     scores: list[float] = []
-    for label in sorted(set(p_labels) | set(r_labels)):
+    for label in sorted({p for p in p_labels if p is not None} | set(r_labels)):
         tp = sum(1 for p, r in zip(p_labels, r_labels) if p == label and r == label)
         fp = sum(1 for p, r in zip(p_labels, r_labels) if p == label and r != label)
         fn = sum(1 for p, r in zip(p_labels, r_labels) if p != label and r == label)
@@ -78,9 +92,8 @@ def rouge1_f(pred: str, ref: str) -> float:
     return _unigram_f1(pred.lower().split(), ref.lower().split())
 
 
-def rouge1(preds: Sequence[str], refs: Sequence[str]) -> float:
-    _check(preds, refs)
-    return sum(rouge1_f(p, r) for p, r in zip(preds, refs)) / len(preds)
+def rouge1(preds: Sequence[Prediction], refs: Sequence[Prediction]) -> float:
+    return _mean(rouge1_f, preds, refs)
 
 
 def _unigram_f1(p_tokens: list[str], r_tokens: list[str]) -> float:
@@ -99,12 +112,11 @@ def _token_f1_one(pred: str, ref: str) -> float:
     return _unigram_f1(normalize_answer(pred).split(), normalize_answer(ref).split())
 
 
-def token_f1(preds: Sequence[str], refs: Sequence[str]) -> float:
-    _check(preds, refs)
-    return sum(_token_f1_one(p, r) for p, r in zip(preds, refs)) / len(preds)
+def token_f1(preds: Sequence[Prediction], refs: Sequence[Prediction]) -> float:
+    return _mean(_token_f1_one, preds, refs)
 
 
-MetricFn = Callable[[Sequence[str], Sequence[str]], float]
+MetricFn = Callable[[Sequence[Prediction], Sequence[Prediction]], float]
 
 GENERATION_METRICS: dict[str, MetricFn] = {
     "exact_match": exact_match,
@@ -150,7 +162,7 @@ def metric_direction(name: str) -> str:
     return LOSS_METRICS.get(key, "maximize")
 
 
-def compute_metric(name: str, preds: Sequence[str], refs: Sequence[str]) -> float:
+def compute_metric(name: str, preds: Sequence[Prediction], refs: Sequence[Prediction]) -> float:
     key = canonical_metric(name)
     if key in LOSS_METRICS:
         raise ValueError(f"{key} is computed from the model's loss, not from generations")

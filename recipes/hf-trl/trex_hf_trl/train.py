@@ -54,7 +54,7 @@ from .recipe import (
     parse_eval_transforms,
     resolve_eval_plan,
 )
-from .templates import Template, TemplateError
+from .templates import Template, TemplateError, to_conversation
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -161,11 +161,13 @@ def sft_config_kwargs(training: TrainingSpec, output_dir: Path, *, bf16: bool, f
 @dataclass
 class PreparedData:
     train: list[dict[str, Any]]  # prompt/completion records for TRL
-    eval: dict[str, list[dict[str, Any]]]  # split -> raw examples (rendered at evaluation time)
+    # split -> raw examples (rendered at evaluation time): all of them, whatever the trial's format renders
+    eval: dict[str, list[dict[str, Any]]]
     counts: list[int]  # examples drawn from each of ``sources``
     stats: PipelineStats
     sources: list[Source]  # the mixture's sources in canonical order (share 0 left out)
     notes: list[str] = field(default_factory=list)
+    unrenderable: dict[str, int] = field(default_factory=dict)  # split -> its examples the format cannot render
 
 
 def _render_pool(pool: Sequence[dict[str, Any]], template: Template, label: str, notes: list[str]) -> list[dict[str, Any]]:
@@ -184,24 +186,58 @@ def _render_pool(pool: Sequence[dict[str, Any]], template: Template, label: str,
     return rendered
 
 
-def _eval_ok(examples: Sequence[dict[str, Any]], template: Template) -> list[dict[str, Any]]:
-    ok: list[dict[str, Any]] = []
-    for record in examples:
-        try:
-            template.prompt(record)
-            template.reference(record)
-        except TemplateError:
-            continue
-        ok.append(record)
-    return ok
+def render_error(record: dict[str, Any], template: Template) -> str | None:
+    """Why the template cannot render an evaluation example (its prompt and its reference), or ``None``."""
+    try:
+        template.prompt(record)
+        template.reference(record)
+    except TemplateError as exc:
+        return str(exc)
+    return None
 
 
-def _eval_ready(examples: Sequence[dict[str, Any]], transforms: Sequence[Any], template: Template) -> list[dict[str, Any]]:
-    """Evaluation examples as scored: ``evaluation.extra.transforms`` applied, those the template cannot render left out."""
+def _eval_ready(examples: Sequence[dict[str, Any]], transforms: Sequence[Any]) -> list[dict[str, Any]]:
+    """Evaluation examples as scored: ``evaluation.extra.transforms`` applied (one record in, one out).
+
+    Every example is kept, also one the trial's format cannot render: it is scored as a failure
+    (:func:`score_generations`), so trials of every format are scored over the same examples.
+    """
     out = [dict(r) for r in examples]
     for transform in transforms:
         out = transform.apply(out)
-    return _eval_ok(out, template)
+    return out
+
+
+def _fallback_reference(record: dict[str, Any]) -> str | None:
+    """An example's answer read without the trial's format (for ``macro_f1`` of an example it cannot render)."""
+    try:
+        return to_conversation(record).answer
+    except TemplateError:
+        return None
+
+
+def score_generations(
+    names: Sequence[str],
+    examples: Sequence[dict[str, Any]],
+    template: Template,
+    predict: Callable[[list[dict[str, Any]]], list[str]],
+) -> tuple[dict[str, float], int]:
+    """Each generation metric over all ``examples``, and how many of them the template cannot render.
+
+    ``predict`` generates for the examples the template renders; one it cannot render has no
+    prediction and counts as a failure (``metrics``: 0 in a per-example mean), so the metric is
+    over the same examples for every format, comparable between trials.
+    """
+    ok = [i for i, record in enumerate(examples) if render_error(record, template) is None]
+    generated = predict([examples[i] for i in ok]) if ok else []
+    if len(generated) != len(ok):
+        raise RuntimeError(f"{len(generated)} generations for {len(ok)} examples")
+    preds: list[str | None] = [None] * len(examples)
+    refs: list[str | None] = [_fallback_reference(record) for record in examples]
+    for i, text in zip(ok, generated):
+        preds[i] = text
+        refs[i] = template.reference(examples[i])
+    return {name: metrics_mod.compute_metric(name, preds, refs) for name in names}, len(examples) - len(ok)
 
 
 RawIdentity = tuple[str, str, str | None]
@@ -301,7 +337,7 @@ def prepare_data(
                     found.extend(loader(name, split, config))
                 except DataError as exc:
                     log(f"no {split!r} split in {name}: {exc}")
-        found = _eval_ready(found, eval_transforms, data.template)
+        found = _eval_ready(found, eval_transforms)
         if found:
             evaluation[split] = found[: plan.max_examples] if plan.max_examples else found
         for m in mixture:
@@ -329,17 +365,10 @@ def prepare_data(
             order = list(range(len(records)))
             random.Random("holdout:" + json.dumps(ident, ensure_ascii=False)).shuffle(order)
             want = min(per_source, max(1, int(len(records) * fraction)))
-            # each record through the evaluation transforms once: a candidate's result is what is held out
-            ready: dict[int, list[dict[str, Any]]] = {}
-            for j in order:
-                if len(ready) >= want:
-                    break
-                out = _eval_ready([records[j]], eval_transforms, data.template)
-                if out:
-                    ready[j] = out
-            taken = set(ready)
-            for j in sorted(ready):
-                held.extend(ready[j])
+            # the first records of the seeded order, whatever this trial's format renders (one it cannot
+            # render is held out too, and scored as a failure): every trial holds out the same examples
+            taken = set(order[:want])
+            held.extend(_eval_ready([records[j] for j in sorted(taken)], eval_transforms))
             held_prompts.update(k for k in (_prompt_key(records[j], data.template) for j in taken) if k is not None)
             for i in at:
                 raw_pools[i] = [r for j, r in enumerate(raw_pools[i]) if j not in taken]
@@ -349,6 +378,35 @@ def prepare_data(
             raise RecipeError("evaluation.splits", f"no examples for splits {list(plan.splits)} and nothing to hold out")
         evaluation[HOLDOUT_SPLIT] = held
         notes.append(f"no evaluation split {list(plan.splits)} found: evaluating on {len(held)} held-out examples of {len(eval_sources)} source(s)")
+    unrenderable: dict[str, int] = {}
+    for split, examples in evaluation.items():
+        errors = [e for e in (render_error(r, data.template) for r in examples) if e is not None]
+        unrenderable[split] = len(errors)
+        if errors:
+            notes.append(
+                f"evaluation {split!r}: the {data.template.name!r} format cannot render {len(errors)} of {len(examples)} examples "
+                f"({errors[0]}); each is scored as a failure, 0 (unrenderable: {len(errors)} of {len(examples)})"
+            )
+    if evaluation and metrics_mod.is_loss_metric(plan.metric):
+        first = next(iter(evaluation))
+        if unrenderable[first]:
+            notes.append(
+                f"warning: {plan.metric} is the loss on the {len(evaluation[first]) - unrenderable[first]} {first!r} examples the "
+                f"{data.template.name!r} format renders, not all {len(evaluation[first])}: not comparable with trials of other formats"
+            )
+        if unrenderable[first] == len(evaluation[first]):
+            raise RecipeError(
+                "data.format",
+                f"the {data.template.name!r} format renders none of the {len(evaluation[first])} {first!r} examples, "
+                f"so {plan.metric} (from the model's loss on them) cannot be computed; choose a format that renders them",
+            )
+    if fixed:
+        # a source the task never names (a researcher's proposal) is trained on but not evaluated: the
+        # evaluation is the task's, the same examples for every trial
+        named = {ident[0] for ident in eval_sources} | {d.uri for d in job.task.datasets} | {d.name for d in job.task.datasets}
+        for m in mixture:
+            if m.source.name not in named:
+                notes.append(f"data.sources[{m.index}] ({m.source.name}) is not a source the task names: trained on, not evaluated")
     if not fixed and not (job.task.datasets and HOLDOUT_SPLIT not in evaluation):
         notes.append(
             "warning: the task names no data (task.datasets, defaultStrategy.data.sources, searchSpace data.mixture.*): evaluating on "
@@ -377,7 +435,9 @@ def prepare_data(
         notes.append(f"only {len(mixed.records)} of {data.num_examples} requested examples available without replacement")
     if data.synthesis is not None and data.synthesis.count > 0:
         notes.append(f"data.synthesis ({data.synthesis.method}, {data.synthesis.count}) is not supported by this recipe and was ignored")
-    return PreparedData(train=mixed.records, eval=evaluation, counts=mixed.counts, stats=stats, sources=sources, notes=notes)
+    return PreparedData(
+        train=mixed.records, eval=evaluation, counts=mixed.counts, stats=stats, sources=sources, notes=notes, unrenderable=unrenderable
+    )
 
 
 def default_loader(job_dir: Path) -> Loader:
@@ -523,7 +583,9 @@ def train_and_evaluate(
         peft_config = LoraConfig(**lora_kwargs(training.lora))
     config = build_sft_config(training, job_dir / "checkpoints", bf16, fp16, reporter.log)
     first_split = next(iter(prepared.eval))
-    eval_records = [template.to_record(r) for r in prepared.eval[first_split]]
+    # the loss needs the example rendered: over those the format renders (prepare_data refuses a loss metric
+    # when it renders none); the generation metrics below count the others as failures
+    eval_records = [template.to_record(r) for r in prepared.eval[first_split] if render_error(r, template) is None]
     trainer = SFTTrainer(
         model=model,
         args=config,
@@ -552,20 +614,23 @@ def train_and_evaluate(
     config_obj = getattr(model_for_eval, "config", None)
     if config_obj is not None:
         config_obj.use_cache = True  # training may have turned the KV cache off (gradient checkpointing)
+    batch_size = int(strategy.evaluation.extra.get("batchSize", training.batch_size))
+    unrenderable: list[str] = []
     for index, (split, examples) in enumerate(prepared.eval.items()):
         if not generation_metrics:
             break
-        preds = generate_predictions(
-            model_for_eval,
-            tokenizer,
-            template,
+        scores, missing = score_generations(
+            generation_metrics,
             examples,
-            max_new_tokens=plan.max_new_tokens,
-            batch_size=int(strategy.evaluation.extra.get("batchSize", training.batch_size)),
+            template,
+            lambda ready: generate_predictions(
+                model_for_eval, tokenizer, template, ready, max_new_tokens=plan.max_new_tokens, batch_size=batch_size
+            ),
         )
-        refs = [template.reference(r) for r in examples]
-        for name in generation_metrics:
-            value = metrics_mod.compute_metric(name, preds, refs)
+        metrics[f"{split}/unrenderable"] = float(missing)
+        if missing:
+            unrenderable.append(f"unrenderable: {missing} of {len(examples)} on {split}")
+        for name, value in scores.items():
             metrics[f"{split}/{name}"] = value
             if index == 0:
                 metrics[name] = value
@@ -582,6 +647,8 @@ def train_and_evaluate(
         f"{training.method} on {job.task.base_model}: {len(prepared.train)} examples, "
         f"{training.epochs:g} epochs, lr {training.learning_rate:g}; {plan.metric}={primary:.4f} on {first_split}"
     )
+    if unrenderable:
+        summary += " (" + ", ".join(unrenderable) + ", each scored as a failure)"
     if prepared.notes:
         summary += " | " + "; ".join(prepared.notes)
     return metrics, primary, [{"name": artifact, "path": artifact}], summary
@@ -622,6 +689,7 @@ def run(job_dir: Path, *, dry_run: bool, reporter: Reporter, loader: Loader | No
             ],
             "removedBy": prepared.stats.removed_by,
             "eval": {split: len(ex) for split, ex in prepared.eval.items()},
+            "unrenderable": prepared.unrenderable,
             "plan": asdict(plan),
             "sftConfig": sft_config_kwargs(strategy.training, job_dir / "checkpoints", bf16=False, fp16=False),
             "lora": lora_kwargs(strategy.training.lora) if strategy.training.method != "full" else None,
