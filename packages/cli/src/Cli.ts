@@ -495,7 +495,7 @@ const statusCommand = Command.make(
       // a damaged run is shown up to its damage (the message says where it is, and what to do)
       const info = yield* RunDir.load(runDir, { damaged: true })
       if (Option.isNone(node)) {
-        if (json) return yield* out(JSON.stringify({ ...Status.toJson(info), webhooks: Notify.statusJson(runDir, info.entries) }, null, 2))
+        if (json) return yield* out(JSON.stringify({ ...Status.toJson(info), ...Status.settingsJson(info), webhooks: Notify.statusJson(runDir, info.entries) }, null, 2))
         // webhook messages an earlier session could not deliver (kept in the run directory)
         const webhooks = [Notify.waiting(runDir, undefined, info.entries), Notify.expired(runDir)].filter((l) => l !== undefined)
         return yield* out(`${Status.toText(info, runDir)}${webhooks.map((l) => `\nWebhooks: ${l}`).join("")}`)

@@ -8,6 +8,7 @@ import * as os from "node:os"
 import { Budget, ExperimentNode, type ExperimentTree, Journal, type JournalEvent, type Result, Strategy } from "@trex/core"
 import * as RunDir from "./RunDir.ts"
 import type { RunInfo } from "./RunDir.ts"
+import { recordedOptions } from "./internal/sessionSettings.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /** A JSON-ready summary of a run. @since 0.1.0 @category models */
@@ -54,6 +55,13 @@ export interface StatusJson {
    */
   readonly webhooks?: WebhooksJson
   /**
+   * The settings the run takes (given by `trex status --json`, not by a webhook's end message, nor by {@link toJson}):
+   * see {@link SettingsJson}.
+   */
+  readonly settings?: SettingsJson["settings"]
+  /** Those of {@link settings} a resume set, unlike the run's start (given by `trex status --json`): see {@link SettingsJson}. */
+  readonly settingOverrides?: SettingsJson["settingOverrides"]
+  /**
    * `waiting`: why a trial's job waits in its backend's queue, while a controller runs the run;
    * `unreachable`: why its backend cannot be asked about its running job now (the engine, controller
    * or host does not answer), while a controller runs the run; `withdrawn`: a drain took it out of the queue (it runs first on resume); `pruning`: why a
@@ -86,6 +94,38 @@ export interface StatusJson {
 export interface WebhooksJson {
   readonly waiting: ReadonlyArray<{ readonly id: string; readonly kind: "best" | "end"; readonly due: string; readonly maxAgeHours: number; readonly pastMaxAge: boolean }>
   readonly expired: ReadonlyArray<{ readonly id: string; readonly kind: "best" | "end"; readonly due: string; readonly expired: string }>
+}
+
+/**
+ * A run's settings, as `trex status --json` gives them. `settings`: those the run takes (a resume takes them as it
+ * reads them), the ones recorded when it started (`RunStarted.options`: its backend, researcher, policy, concurrency,
+ * model's timeout, ...) with those each resume set since for the run (`RunResumed.settings`: one given for a recorded
+ * setting this trex does not take, `trex resume --model-timeout 60`) laid over them, in order. `settingOverrides`:
+ * each of those that differs from the run's start, in the order of `settings`: its `key`, its `value`, the one the run
+ * started with (`from`, absent when it was not set) and the resume that set it (`resume`: 1 for the run's first
+ * resume, 2 for its second, ...; `at`: when, in ms since the epoch). Settings a resume gave for its session alone
+ * (`--fail-fast 0`, a longer `--max-retry-after`) are not the run's, and not here.
+ * @since 0.1.0 @category models
+ */
+export interface SettingsJson {
+  readonly settings: Record<string, unknown>
+  readonly settingOverrides: ReadonlyArray<{ readonly key: string; readonly value: unknown; readonly from?: unknown; readonly resume: number; readonly at: number }>
+}
+
+/** A run's settings and those its resumes set (see {@link SettingsJson}). @since 0.1.0 @category functions */
+export const settingsJson = (info: Pick<RunInfo, "started" | "entries">): SettingsJson => {
+  // the run's settings as a resume reads them: the same fold
+  const settings = recordedOptions(info.started, info.entries)
+  const started = info.started.options
+  const resumes = info.entries.flatMap(({ event }) => event._tag === "RunResumed" ? [event] : [])
+  const settingOverrides = Object.keys(settings).flatMap((key) => {
+    if (JSON.stringify(settings[key]) === JSON.stringify(started[key])) return []
+    // the last resume that set it: the value taken
+    const resume = resumes.findLastIndex((r) => r.settings !== undefined && Object.hasOwn(r.settings, key))
+    if (resume < 0) return []
+    return [{ key, value: settings[key], ...(Object.hasOwn(started, key) ? { from: started[key] } : {}), resume: resume + 1, at: resumes[resume]!.at }]
+  })
+  return { settings, settingOverrides }
 }
 
 /**
@@ -332,6 +372,10 @@ export const toText = (info: RunInfo, runDir: string): string => {
     ...(info.damage !== undefined ? [`Journal: ${info.damage.message}. Shown below: the ${info.entries.length} entries before the damage`] : []),
     `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${inFlight} ${stopped && inFlight > 0 ? "interrupted" : "in flight"}`,
     `Budget: ${budgetLine(view.task.budget, s.budget)}`,
+    // a resumed run that behaves otherwise than it started: which setting, and which resume set it
+    ...settingsJson(info).settingOverrides.map((o) =>
+      `Setting: ${Untrusted.line(o.key, 60)} ${value(o.value)} since resume ${o.resume} (${clock(o.at)}; ${"from" in o ? `the run started with ${value(o.from)}` : "not set when the run started"})`
+    ),
     s.best !== undefined
       ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${metricsLine(s.best.metrics)})`
       : "Best: none yet"

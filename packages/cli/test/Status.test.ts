@@ -1,8 +1,12 @@
+import * as path from "node:path"
+import { DatabaseSync } from "node:sqlite"
+import * as zlib from "node:zlib"
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, JournalEvent, Result } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import * as HtmlReport from "../src/HtmlReport.ts"
 import * as Status from "../src/Status.ts"
+import { readJournal, root, tmp, trex, trexHere } from "./support/cli.ts"
 
 describe("trex status, a best trial with a thousand metrics", () => {
   it("shows its first 12 metrics on one short line and says how many more --json has", () => {
@@ -162,4 +166,45 @@ describe("how a run that ended without finishing goes on, in each view", () => {
     assert.notInclude(Status.toText(done, "/runs/r"), "trex resume")
     assert.notInclude(HtmlReport.render({ entries: done.entries, stopped: true }), "trex resume")
   })
+})
+
+describe("trex status, the settings a run takes", () => {
+  it("--json gives them, the recorded ones with those a resume set for the run laid over; the text names each override and the resume that set it", async () => {
+    // a short run on the simulator, then its journal's recorded model timeout made one this trex does not take
+    // (3,000,000 s, as an older trex or an edited journal holds it), its checksum made anew: a sound entry
+    const run = await trexHere(["run", path.join(root, "examples/recorded-table/task.yaml"), "--max-trials", "2", "--out", tmp()])
+    assert.strictEqual(run.status, 0, run.stderr)
+    const runDir = /run directory: (\S+)/.exec(run.stdout)![1]!
+    const db = new DatabaseSync(path.join(runDir, "journal.sqlite"))
+    const started = JSON.parse((db.prepare("SELECT payload FROM events WHERE seq = 1").get() as { payload: string }).payload)
+    started.options.modelTimeoutSeconds = 3_000_000
+    const edited = JSON.stringify(started)
+    db.prepare("UPDATE events SET payload = ?, crc = ? WHERE seq = 1").run(edited, zlib.crc32(edited))
+    db.close()
+    const before = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout)
+    assert.deepStrictEqual(before.settings, started.options, "never resumed: the settings it started with")
+    assert.deepStrictEqual(before.settingOverrides, [])
+    // the first resume gives the run another timeout (kept: RunResumed.settings); the second one for its session alone (not kept)
+    const first = await trexHere(["resume", runDir, "--model-timeout", "60", "--max-trials", "3"])
+    assert.strictEqual(first.status, 0, first.stderr)
+    const second = await trexHere(["resume", runDir, "--model-timeout", "90", "--max-trials", "4"])
+    assert.strictEqual(second.status, 0, second.stderr)
+    const resumes = (await readJournal(runDir)).flatMap((e) => e.event._tag === "RunResumed" ? [e.event] : [])
+    assert.deepStrictEqual(resumes.map((r) => r.settings), [{ modelTimeoutSeconds: 60 }, undefined])
+    // the real CLI, as a script reads it
+    const json = trex(["status", runDir, "--json"])
+    assert.strictEqual(json.status, 0, json.stderr)
+    const status = JSON.parse(json.stdout)
+    assert.deepStrictEqual(status.settings, { ...started.options, modelTimeoutSeconds: 60 })
+    assert.strictEqual(status.settings.backend, "simulator")
+    assert.deepStrictEqual(status.settingOverrides, [{ key: "modelTimeoutSeconds", value: 60, from: 3_000_000, resume: 1, at: resumes[0]!.at }])
+    assert.deepStrictEqual(Object.keys(status).slice(-3), ["settings", "settingOverrides", "webhooks"])
+    // and as a user reads it: one line for the override, after the budget's
+    const text = trex(["status", runDir])
+    assert.strictEqual(text.status, 0, text.stderr)
+    const at = new Date(resumes[0]!.at).toISOString().replace(/\.\d{3}Z$/, "Z")
+    const lines = text.stdout.split("\n")
+    assert.deepStrictEqual(lines.filter((l) => l.startsWith("Setting")), [`Setting: modelTimeoutSeconds 60 since resume 1 (${at}; the run started with 3000000)`])
+    assert.match(lines[lines.findIndex((l) => l.startsWith("Setting:")) - 1]!, /^Budget: trials 4\/4 /)
+  }, 120_000)
 })
