@@ -192,8 +192,12 @@ const noting = (watch: BackendShape["watch"]) => (ref: JobRef): Stream.Stream<Jo
  * A backend whose `watch` tells {@link withJob} when it delivers a job's `Exit`: a `use` that watched its
  * job to the end, however (`backend.watch` itself, {@link follow}, {@link awaitExit}), and fails after
  * that (recording the result, say) does not cancel the ended job. Every built-in backend is built
- * through it; build yours through it too (the conformance suite checks it). Its other members are the
- * backend's own, and a watch outside any `withJob` is the backend's as it is.
+ * through it; build yours through it too (the conformance suite checks it). Nothing else tells `withJob`:
+ * the `use`'s own watch is not `withJob`'s to see, and the contract has no per-job state to ask (`list`
+ * needs the job's run, which a {@link JobRef} does not carry); a backend not built through it gets a
+ * cancel of a job its `use` watched to its end through the raw `watch` and then failed (a no-op, as the
+ * contract asks of a cancel of an ended job). Its other members are the backend's own, and a watch
+ * outside any `withJob` is the backend's as it is.
  *
  * @example
  * ```ts

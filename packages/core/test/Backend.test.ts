@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Queue, Stream } from "effect"
+import { Cause, Effect, Exit, Queue, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -9,6 +9,7 @@ import * as Backend from "../src/Backend.ts"
 import * as Errors from "../src/Errors.ts"
 import type * as ExperimentNode from "../src/ExperimentNode.ts"
 import type * as Result from "../src/Result.ts"
+import * as BackendConformance from "../src/testing/BackendConformance.ts"
 
 const failed = (failureKind: Result.FailureKind, logTail: ReadonlyArray<string>, extra: Partial<Backend.JobExit> = {}): Backend.JobExit => ({
   _tag: "Exit",
@@ -204,5 +205,23 @@ describe("Backend.withJob", () => {
       assert.deepStrictEqual(cancels.map((id) => names[id]), ["running"])
       const outcomes = yield* Effect.forEach(Object.keys(names), (id) => Effect.map(Backend.awaitExit(backend, { backend: "mine", id, data: {} }), (e) => [names[id], e.outcome]))
       assert.deepStrictEqual(outcomes, [["inner-saw", "Succeeded"], ["outer-saw", "Succeeded"], ["running", "Cancelled"]])
+    }))
+
+  it.live("a backend of one's own not built through Backend.make: its ended job is cancelled after a use that watched it through backend.watch and failed, and the conformance case says to build it through Backend.make", () =>
+    Effect.gen(function*() {
+      const [nonZero] = BackendConformance.cases({ command: (_, file) => ({ argv: ["sh", file] }), supportsOom: false, fresh: Effect.die("not run") })
+        .filter((c) => c.name.startsWith("a non-zero exit"))
+      const raw = mine(tmpRoot())
+      const failure = yield* Effect.exit(Effect.provideService(nonZero!.run, Backend.Backend, raw))
+      assert.isTrue(Exit.isFailure(failure))
+      assert.include(
+        Exit.isFailure(failure) ? String(Cause.squash(failure.cause)) : "",
+        "withJob cancelled job job-1 after its use had watched it to its Exit through backend.watch and then failed: " +
+          "build the backend through Backend.make({ name, submit, watch, cancel, list, capacity })"
+      )
+      // the cancel of the ended job changed nothing, as the contract asks
+      assert.strictEqual((yield* Backend.awaitExit(raw, { backend: "mine", id: "job-1", data: {} })).outcome, "Failed")
+      // the same members built through Backend.make pass the case
+      yield* Effect.provideService(nonZero!.run, Backend.Backend, Backend.make(mine(tmpRoot())))
     }))
 })
