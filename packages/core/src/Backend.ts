@@ -164,7 +164,8 @@ export class Backend extends Context.Service<Backend, BackendShape>()("@trex/cor
  * What a nest of {@link withJob}s knows, one for the nest (made by its outermost one), so that a `use`
  * that sees an outer job end inside an inner `withJob` tells the outer one. `ended`: the jobs (by
  * {@link endKey}) whose `Exit` a watch of a {@link make}d backend, a {@link follow} or an {@link awaitExit}
- * delivered inside it; a `use` that fails after its job ended cancels nothing. `holders`: how many
+ * delivered inside it, or that a `withJob` of them inside another of them cancelled; a `use` that fails
+ * after its job ended (or was cancelled so) cancels nothing. `holders`: how many
  * `withJob`s of each job are going, so that a job's entry lasts as long as the outermost `withJob` of it
  * (one nested in another of the same job, ending first, must not take it away from the outer one).
  */
@@ -221,7 +222,8 @@ export const make = <B extends BackendShape>(backend: B): B => ({ ...backend, wa
  * `use` has delivered its `Exit`: a watch of a backend built through {@link make} (every built-in one),
  * or a {@link follow} or {@link awaitExit} of any backend; also inside a `withJob` nested in this one,
  * of another job or of the same one (a `use` that fails after that, in recording the result say, cancels
- * nothing; so does the `use` of a `withJob` around it). Nothing is asked of
+ * nothing; so does the `use` of a `withJob` of the same job around it, nor does it cancel again a job
+ * that a `withJob` of it inside cancelled). Nothing is asked of
  * the backend to know it. Taking the job and registering its cancel are one uninterruptible step, so
  * a stop that lands just as a submit returns cannot leave the job running with nobody to cancel it.
  * The way to submit from code that can be stopped or fail (an executor agent).
@@ -261,7 +263,12 @@ export const withJob = <A, E, E2, R, R2>(
               ends.holders.delete(key)
               ends.ended.delete(key)
             } else ends.holders.set(key, left)
-            return Exit.isSuccess(exit) || seen ? Effect.void : Effect.ignore(backend.cancel(ref))
+            if (Exit.isSuccess(exit) || seen) return Effect.void
+            // cancelled here, it is not cancelled again by a withJob of it around this one
+            return Effect.ignore(Effect.tap(backend.cancel(ref), () =>
+              Effect.sync(() => {
+                if (left > 0) ends.ended.add(key)
+              })))
           })
         )
       }))
