@@ -161,23 +161,31 @@ export interface Concern {
 export class Backend extends Context.Service<Backend, BackendShape>()("@trex/core/Backend") {}
 
 /**
- * The jobs (by {@link endKey}) whose `Exit` a watch of a {@link make}d backend, a {@link follow} or an
- * {@link awaitExit} delivered inside the current {@link withJob}s: one set for a nest of them, so that a
- * `use` that sees an outer job end inside an inner `withJob` tells the outer one. A `use` that fails
- * after its job ended cancels nothing.
+ * What a nest of {@link withJob}s knows, one for the nest (made by its outermost one), so that a `use`
+ * that sees an outer job end inside an inner `withJob` tells the outer one. `ended`: the jobs (by
+ * {@link endKey}) whose `Exit` a watch of a {@link make}d backend, a {@link follow} or an {@link awaitExit}
+ * delivered inside it, or that a `withJob` of them inside another of them cancelled; a `use` that fails
+ * after its job ended (or was cancelled so) cancels nothing. `holders`: how many
+ * `withJob`s of each job are going, so that a job's entry lasts as long as the outermost `withJob` of it
+ * (one nested in another of the same job, ending first, must not take it away from the outer one).
  */
-const Ended = Context.Reference<Set<string> | undefined>("@trex/core/Backend/Ended", { defaultValue: () => undefined })
+interface Ends {
+  readonly ended: Set<string>
+  readonly holders: Map<string, number>
+}
+
+const Ended = Context.Reference<Ends | undefined>("@trex/core/Backend/Ended", { defaultValue: () => undefined })
 
 /** A job's key in {@link Ended}: two backends may give their jobs the same id. */
 const endKey = (ref: JobRef): string => `${ref.backend}\u0000${ref.id}`
 
 /** `watch`, its jobs' `Exit` noted in {@link Ended} as it passes, chunk by chunk (a consumer's batches stay whole). */
 const noting = (watch: BackendShape["watch"]) => (ref: JobRef): Stream.Stream<JobEvent, BackendError> =>
-  Stream.unwrap(Effect.map(Effect.service(Ended), (ended) =>
-    ended === undefined
+  Stream.unwrap(Effect.map(Effect.service(Ended), (ends) =>
+    ends === undefined
       ? watch(ref)
       : Stream.mapArray(watch(ref), (events) => {
-        if (events.some((e) => e._tag === "Exit")) ended.add(endKey(ref))
+        if (events.some((e) => e._tag === "Exit")) ends.ended.add(endKey(ref))
         return events
       })))
 
@@ -185,8 +193,12 @@ const noting = (watch: BackendShape["watch"]) => (ref: JobRef): Stream.Stream<Jo
  * A backend whose `watch` tells {@link withJob} when it delivers a job's `Exit`: a `use` that watched its
  * job to the end, however (`backend.watch` itself, {@link follow}, {@link awaitExit}), and fails after
  * that (recording the result, say) does not cancel the ended job. Every built-in backend is built
- * through it; build yours through it too (the conformance suite checks it). Its other members are the
- * backend's own, and a watch outside any `withJob` is the backend's as it is.
+ * through it; build yours through it too (the conformance suite checks it). Nothing else tells `withJob`:
+ * the `use`'s own watch is not `withJob`'s to see, and the contract has no per-job state to ask (`list`
+ * needs the job's run, which a {@link JobRef} does not carry); a backend not built through it gets a
+ * cancel of a job its `use` watched to its end through the raw `watch` and then failed (a no-op, as the
+ * contract asks of a cancel of an ended job). Its other members are the backend's own, and a watch
+ * outside any `withJob` is the backend's as it is.
  *
  * @example
  * ```ts
@@ -208,8 +220,10 @@ export const make = <B extends BackendShape>(backend: B): B => ({ ...backend, wa
  * fails, dies or is interrupted) before the job has ended, the job is cancelled: a job left running
  * after its user gave up on it is a GPU nobody frees. The job counts as ended once a watch inside
  * `use` has delivered its `Exit`: a watch of a backend built through {@link make} (every built-in one),
- * or a {@link follow} or {@link awaitExit} of any backend; also inside a `withJob` nested in this one
- * (a `use` that fails after that, in recording the result say, cancels nothing). Nothing is asked of
+ * or a {@link follow} or {@link awaitExit} of any backend; also inside a `withJob` nested in this one,
+ * of another job or of the same one (a `use` that fails after that, in recording the result say, cancels
+ * nothing; so does the `use` of a `withJob` of the same job around it, nor does it cancel again a job
+ * that a `withJob` of it inside cancelled). Nothing is asked of
  * the backend to know it. Taking the job and registering its cancel are one uninterruptible step, so
  * a stop that lands just as a submit returns cannot leave the job running with nobody to cancel it.
  * The way to submit from code that can be stopped or fail (an executor agent).
@@ -235,14 +249,26 @@ export const withJob = <A, E, E2, R, R2>(
   Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(job, (ref) =>
       Effect.flatMap(Effect.service(Ended), (outer) => {
-        // the outermost withJob's set, shared by those nested in it
-        const ended = outer ?? new Set<string>()
+        // the outermost withJob's record, shared by those nested in it
+        const ends: Ends = outer ?? { ended: new Set(), holders: new Map() }
         const key = endKey(ref)
+        ends.holders.set(key, (ends.holders.get(key) ?? 0) + 1)
         return restore(use(ref)).pipe(
-          Effect.provideService(Ended, ended),
+          Effect.provideService(Ended, ends),
           Effect.onExit((exit) => {
-            const seen = ended.delete(key)
-            return Exit.isSuccess(exit) || seen ? Effect.void : Effect.ignore(backend.cancel(ref))
+            const seen = ends.ended.has(key)
+            const left = (ends.holders.get(key) ?? 1) - 1
+            // the entry goes with the outermost withJob of this job
+            if (left === 0) {
+              ends.holders.delete(key)
+              ends.ended.delete(key)
+            } else ends.holders.set(key, left)
+            if (Exit.isSuccess(exit) || seen) return Effect.void
+            // cancelled here, it is not cancelled again by a withJob of it around this one
+            return Effect.ignore(Effect.tap(backend.cancel(ref), () =>
+              Effect.sync(() => {
+                if (left > 0) ends.ended.add(key)
+              })))
           })
         )
       }))
