@@ -106,7 +106,8 @@ export type Holder = LockHolder
 /**
  * A {@link Holder}'s `host` as a message shows it: as it is when one plain word of up to 80 characters, else quoted as
  * JSON and cut to 80 characters (a machine may name itself with any bytes, and a record may say anything), every
- * control escaped so that it cannot act on a terminal. The refusals of {@link lockWriter} show it so.
+ * control escaped so that it cannot act on a terminal; the cut falls between two escapes or characters, never within
+ * one, and is marked with `…`. The refusals of {@link lockWriter} show it so.
  * @example
  * ```ts
  * import { Journal } from "@trex/core"

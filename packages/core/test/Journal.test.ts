@@ -470,6 +470,30 @@ describe("Journal (SQLite)", () => {
       }
     })
 
+    it("a long host name is cut between its escapes and characters, never within one, and the cut is marked", () => {
+      // `"a` and 12 escapes of 6 characters are 74: the 13th would end at 80, past the 79 before the mark
+      assert.strictEqual(hostName(`a${"\u0001".repeat(20)}`), `"a${"\\u0001".repeat(12)}…`)
+      // a character of two UTF-16 units is not split; a lone surrogate is escaped as any control
+      assert.strictEqual(hostName(`${"h".repeat(76)}😀`), `"${"h".repeat(76)}😀"`)
+      assert.strictEqual(hostName(`${"h".repeat(77)}😀`), `"${"h".repeat(77)}…`)
+      assert.strictEqual(hostName(`${"h".repeat(70)}\ud800${"h".repeat(20)}`), `"${"h".repeat(70)}\\ud800hh…`)
+      const piece = fc.oneof(
+        fc.constantFrom("\u0000", "\u001b", "\u009b", "\u202e", "\u2028", "\\", "\"", "\n", "\ud800", "\udfff", "😀", "é", " "),
+        fc.string({ minLength: 1, maxLength: 3 })
+      )
+      fc.assert(fc.property(fc.array(piece, { maxLength: 60 }).map((p) => p.join("")), (host) => {
+        const shown = hostName(host)
+        assert.isAtMost(shown.length, 80)
+        assert.notMatch(shown, /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/, "no half of a surrogate pair")
+        if (shown === host) return
+        assert.notMatch(shown, /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/, "every control escaped")
+        // quoted and cut at a boundary: closed again, it is the quoted start of the name
+        const cut = shown.endsWith("…") && shown.length === 80
+        const start = JSON.parse(cut ? `${shown.slice(0, -1)}"` : shown) as string
+        assert.isTrue(cut ? host.startsWith(start) && start.length < host.length : start === host, JSON.stringify({ host, shown }))
+      }), { numRuns: 500 })
+    })
+
     it("a temporary record left by a holder killed before renaming it is removed by the lock's next holder; a live writer's, or another machine's, is kept", async () => {
       const file = sqliteFile()
       const killed = startChild(["write-record", file, "lock"])

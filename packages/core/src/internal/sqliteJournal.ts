@@ -223,14 +223,25 @@ const HOST_SHOWN = 80
 // what JSON.stringify leaves as it is and a terminal acts on: C1 controls, bidirectional overrides and isolates, line separators
 const UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 
+// what a quoted name is cut between: an escape (`\u001b`, `\n`), a surrogate pair (one character), or a single UTF-16 unit
+const QUOTED_PIECE = /\\u[0-9a-fA-F]{4}|\\[\s\S]|[\ud800-\udbff][\udc00-\udfff]|[\s\S]/g
+
 /**
  * A host name as a message shows it: as it is when one plain word of up to 80 characters, else quoted as JSON
- * (`""`, `"gpu node 2"`, `"gpu1\u001b[8m"`: every control escaped, so it cannot act on a terminal) and cut to 80.
+ * (`""`, `"gpu node 2"`, `"gpu1\u001b[8m"`: every control escaped, so it cannot act on a terminal) and, when longer
+ * than 80, cut to at most 79 before the escape or character that would pass them (never within one: no `\u00` is
+ * left, nor half of a surrogate pair), the cut marked with `…`.
  */
 export const hostName = (host: string): string => {
   if (/^[\x21-\x7e]+$/.test(host) && host.length <= HOST_SHOWN) return host
   const quoted = JSON.stringify(host).replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
-  return quoted.length <= HOST_SHOWN ? quoted : `${quoted.slice(0, HOST_SHOWN - 1)}…`
+  if (quoted.length <= HOST_SHOWN) return quoted
+  let cut = 0
+  for (const [piece] of quoted.matchAll(QUOTED_PIECE)) {
+    if (cut + piece.length > HOST_SHOWN - 1) break
+    cut += piece.length
+  }
+  return `${quoted.slice(0, cut)}…`
 }
 
 /** `process 12 on host h`, `trex notify (process 12)`: the holder as a refusal names it. */
