@@ -98,7 +98,9 @@ export const readIntact = (
  * gone, cannot be read, names a process that has exited (a killed holder's, read before the lock's new
  * holder had written its own), or one of this machine's that this process cannot look up: of another boot (another
  * machine of its name, on a shared file system) or of another pid namespace (another container), whose pid names
- * another process here; `elsewhere` then says which (`"another boot"`, `"another pid namespace"`).
+ * another process here; `elsewhere` then says which (`"another boot"`, `"another pid namespace"`). A holder in a pid
+ * namespace below this process's (a container's, read from the machine) is found and named by its pid here: the one
+ * process of the recorded namespace whose pid there is the recorded one, with the recorded start time.
  * @since 0.1.0 @category models
  */
 export type Holder = LockHolder

@@ -11,7 +11,7 @@ import type { JournalError } from "../src/Errors.ts"
 import { hostName, Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
-import { type Child, eventAt, killAll, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
+import { type Child, eventAt, innerPid, killAll, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
 
 type Service = Journal["Service"]
 
@@ -528,22 +528,39 @@ describe("Journal (SQLite)", () => {
       }
     })
 
-    it("a holder in another pid namespace of this machine (a container's) is named as such, never as this namespace's process of its pid", async () => {
+    it("a holder in another pid namespace of this machine (a container's) is found from the machine's by its pid there, else named as such, never as this namespace's process of its pid", async () => {
       const file = sqliteFile()
       const ours = fs.readlinkSync("/proc/self/ns/pid")
       const inner = startChild(["lock", file], { pidNamespace: true })
+      // a reader in a sibling pid namespace (another container), which cannot see the holder
+      let sibling: Child | undefined
       try {
         await inner.waitFor((l) => l === "ready")
+        const pid = innerPid(inner.proc.pid!)
         const record = recordOf(file)
-        assert.deepInclude(record, { pid: 1, host: os.hostname(), by: "controller" }, "process 1 of its namespace")
+        assert.deepInclude(record, { pid: 1, host: os.hostname(), by: "controller", start: startOf(pid) }, "process 1 of its namespace")
         assert.match(String(record["pidns"]), /^pid:\[\d+\]$/)
         assert.notStrictEqual(record["pidns"], ours)
-        const why = `its record ${file}.lock.pid names process 1 of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
-          "a process of another container on this machine (or of the machine, seen from a container), not this namespace's process 1; run the command where it runs (in its container, or on the machine outside containers)"
-        const holder = await Effect.runPromise(writer(file))
-        assert.isUndefined(holder?.pid)
-        assert.include(holder?.unknown, why)
-        assert.include((await openError(file)).message, `run is in use by another process (${why}`)
+        // from this (the parent) namespace: the one process of that namespace whose pid there is 1, named by its pid here
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() })
+        assert.include((await openError(file)).message, `run is in use by process ${pid} (lock ${file}.lock); stop that controller first`)
+        const why = (n: number) =>
+          `its record ${file}.lock.pid names process ${n} of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
+          `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${n}; run the command where it runs (in its container, or on the machine outside containers)`
+        sibling = startChild(["writer", file], { pidNamespace: true })
+        await sibling.exited
+        const seen = JSON.parse(sibling.lines[0]!) as { readonly unknown?: string; readonly pid?: number }
+        assert.isUndefined(seen.pid)
+        assert.include(seen.unknown, `names process 1 of another pid namespace (${record["pidns"]}, this process's `)
+        // no process of that namespace has its pid (2): named as before, not found
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...record, pid: 2 }))
+        const none = await Effect.runPromise(writer(file))
+        assert.isUndefined(none?.pid)
+        assert.include(none?.unknown, why(2))
+        assert.include((await openError(file)).message, `run is in use by another process (${why(2)}`)
+        // its process 1 with another start time: not named either
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...record, start: "1" }))
+        assert.include((await Effect.runPromise(writer(file)))?.unknown, why(1))
         // its record naming a living process of this namespace, with that one's start time: still not that process
         const mine = { pid: process.pid, host: os.hostname(), start: startOf(process.pid), boot: record["boot"] }
         fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...mine, pidns: record["pidns"] }))
@@ -552,8 +569,34 @@ describe("Journal (SQLite)", () => {
         fs.writeFileSync(`${file}.lock.pid`, JSON.stringify(mine))
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: process.pid, host: os.hostname() })
       } finally {
-        inner.proc.kill("SIGKILL")
-        await inner.exited
+        await killAll(inner, ...(sibling !== undefined ? [sibling] : []))
+      }
+    })
+
+    it("a holder in a pid namespace of its own that sees its parent's /proc records its own start time, and is told alive or exited there and here", async () => {
+      const file = sqliteFile()
+      const inner = startChild(["lock", file], { pidNamespace: "sees its parent's /proc" })
+      // a lock held by a process of this namespace whose record names process 1 of the inner one with this machine's init's
+      // start time: in the inner namespace, its process 1 (the holder above) was not started then, so it is not that one
+      const other = sqliteFile()
+      const holder = startChild(["lock", other])
+      let reader: Child | undefined
+      try {
+        await Promise.all([inner.waitFor((l) => l === "ready"), holder.waitFor((l) => l === "ready")])
+        const pid = innerPid(inner.proc.pid!)
+        const record = recordOf(file)
+        assert.deepInclude(record, { pid: 1, pidns: fs.readlinkSync(`/proc/${pid}/ns/pid`), start: startOf(pid) }, "its own start time, not the machine's init's")
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() }, "found from the parent namespace")
+        fs.writeFileSync(`${other}.lock.pid`, JSON.stringify({ ...record, start: startOf(1) }))
+        // a reader in the holder's namespace, seeing this /proc too
+        reader = startChild(["writer", file, other], { prefix: ["nsenter", "--target", String(pid), "--pid", "--"] })
+        assert.strictEqual(await reader.exited, 0)
+        const [alive, gone] = reader.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number; readonly host?: string })
+        assert.deepStrictEqual(alive, { pid: 1, host: os.hostname() }, "the holder: its process 1, alive")
+        assert.isUndefined(gone?.pid)
+        assert.include(gone?.unknown, `its record ${other}.lock.pid names process 1, which has exited`)
+      } finally {
+        await killAll(inner, holder, ...(reader !== undefined ? [reader] : []))
       }
     })
 

@@ -89,7 +89,7 @@ export interface LockHolder {
  * `pid`, `host` (any string: an empty host name, or one with spaces, is kept as it is), `by` (`"controller"`,
  * or what else holds it, e.g. `"trex notify"`), `since` (when it took the lock, ISO 8601, for whoever
  * reads the file), and what tells this process from a later one given the same pid: `start`, its start
- * time in clock ticks since boot (`/proc/<pid>/stat` field 22), and `boot`, the boot id; and `pidns`, its pid
+ * time in clock ticks since boot (`/proc/self/stat` field 22), and `boot`, the boot id; and `pidns`, its pid
  * namespace (`pid:[4026531836]`, the link `/proc/self/ns/pid`), in which alone its pid names it (a container's
  * process 1 is another process on its host). Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
  * records without `pidns`; all are still read.
@@ -123,13 +123,82 @@ const pidNamespace = (): string | undefined => {
   }
 }
 
-/** This machine's boot id (Linux), and a process's start time in clock ticks since boot (`undefined` without procfs, or when it is gone). */
+/**
+ * This machine's boot id (Linux), and the start time in clock ticks since boot of the process whose `/proc` entry is
+ * `entry` (its pid there, or `self`), and whether it is a zombie (`undefined` without procfs, or when it is gone).
+ */
 const bootId = (): string | undefined => readText("/proc/sys/kernel/random/boot_id")
-const procStart = (pid: number): { readonly start: string; readonly zombie: boolean } | undefined => {
-  const stat = readText(`/proc/${pid}/stat`)
+const procStart = (entry: string): { readonly start: string; readonly zombie: boolean } | undefined => {
+  const stat = readText(`/proc/${entry}/stat`)
   if (stat === undefined) return undefined
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   return fields[19] === undefined ? undefined : { start: fields[19], zombie: fields[0] === "Z" || fields[0] === "X" }
+}
+
+/**
+ * The `NSpid:` of a process's `/proc` entry: its pid in each pid namespace from that of the `/proc` mounted here down to
+ * its own (one pid: its namespace is `/proc`'s); `undefined` when it cannot be read (gone, no procfs, or a kernel before 4.1).
+ */
+const nsPids = (entry: string): ReadonlyArray<number> | undefined => {
+  const line = readText(`/proc/${entry}/status`)?.split("\n").find((l) => l.startsWith("NSpid:"))
+  return line?.slice("NSpid:".length).trim().split(/\s+/).map(Number)
+}
+
+/**
+ * Whether the `/proc` mounted here is this process's pid namespace's, so that `/proc/<pid>` is its process of that pid.
+ * Not when it is an ancestor namespace's: a process in a pid namespace of its own that did not mount `/proc` anew
+ * (`unshare --pid --fork` without `--mount-proc`), where `process.pid` is 1 and `/proc/1` the machine's init;
+ * `/proc/self` is then its own entry, under its pid in that namespace (`NSpid:` of two or more).
+ */
+const procIsOwn = (): boolean => {
+  const pids = nsPids("self")
+  if (pids !== undefined) return pids.length === 1 && pids[0] === process.pid
+  try {
+    return fs.readlinkSync("/proc/self") === String(process.pid)
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The `/proc` entry here of process `pid` of the pid namespace `pidns` (as a record names its holder): the one process
+ * whose namespace is `pidns` and whose pid in it (the last of its `NSpid:`) is `pid`; `undefined` when none is, or more
+ * than one, or it cannot be told (no procfs; another user's processes, whose namespace is not readable, are not found).
+ * How `fuser` finds a process of a pid namespace below its own.
+ */
+const findProc = (pid: number, pidns: string): string | undefined => {
+  let found: string | undefined
+  let entries: ReadonlyArray<string>
+  try {
+    entries = fs.readdirSync("/proc")
+  } catch {
+    return undefined
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    let ns: string
+    try {
+      ns = fs.readlinkSync(`/proc/${entry}/ns/pid`)
+    } catch {
+      continue
+    }
+    if (ns !== pidns || nsPids(entry)?.at(-1) !== pid) continue
+    if (found !== undefined) return undefined
+    found = entry
+  }
+  return found
+}
+
+/**
+ * The start time of process `pid` of this pid namespace, as `/proc` shows it here: `/proc/<pid>` when `/proc` is this
+ * namespace's, else (an ancestor's, see {@link procIsOwn}) the entry of the process of this namespace of that pid;
+ * `undefined` when gone, or when it cannot be told.
+ */
+const startHere = (pid: number): { readonly start: string; readonly zombie: boolean } | undefined => {
+  if (procIsOwn()) return procStart(String(pid))
+  const ns = pidNamespace()
+  const entry = ns === undefined ? undefined : findProc(pid, ns)
+  return entry === undefined ? undefined : procStart(entry)
 }
 
 /** A record's `key`, when a string. */
@@ -176,7 +245,7 @@ const exited = (record: LockRecord): boolean => {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "ESRCH"
   }
-  const now = procStart(record.pid)
+  const now = startHere(record.pid)
   return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== record.start))
 }
 
@@ -198,9 +267,14 @@ const holderOf = (lockFile: string): LockHolder => {
     return { elsewhere: "another boot", unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${boot}): another machine of this host name, sharing this file system, holds it` }
   }
   // this machine and boot, another pid namespace (another container on it, or the machine itself seen from one): its pid
-  // is that namespace's, and names another process here, or none (`trex stop` would signal the wrong one)
+  // is that namespace's, and names another process here, or none (`trex stop` would signal the wrong one). From an
+  // ancestor namespace (the machine, for a container's holder) the holder is found by its namespace and its pid there,
+  // when exactly one process is that, with the recorded start time; it is named by its pid here.
   const ns = pidNamespace()
   if ((record.host === undefined || record.host === os.hostname()) && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
+    const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
+    const now = entry === undefined ? undefined : procStart(entry)
+    if (now !== undefined && !now.zombie && (record.start === undefined || now.start === record.start)) return { ...holder, pid: Number(entry) }
     return {
       elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}): ` +
@@ -259,7 +333,8 @@ const TEMP_RECORD = /^(\d+)\.tmp$/
  * (`written`, for tests: called between the two, with the temporary file written).
  */
 export const writeRecord = (lockFile: string, by: string | undefined, written?: () => void): void => {
-  const start = procStart(process.pid)?.start
+  // (`/proc/self`, not `/proc/<pid>`: in a pid namespace of its own that sees its parent's `/proc`, that is another process)
+  const start = procStart("self")?.start
   const boot = bootId()
   const pidns = pidNamespace()
   const record = {

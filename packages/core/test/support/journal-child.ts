@@ -12,6 +12,8 @@
  *   take <file> <go>                               take the writer lock itself, print "locked", and write its record
  *                                                  only once the file <go> exists (a controller held between the
  *                                                  two steps), then print "recorded" and wait until killed
+ *   writer <file>...                               print the holder of each journal's lock, as `Journal.writer` reads
+ *                                                  it, one line of JSON each (`null`: none)
  *   write-record <file> [lock]                     write the lock's record to its temporary file (with `lock`, having
  *                                                  taken the lock itself first), print "written" and wait there, before
  *                                                  renaming it, until killed (blocked: no timer, no event loop)
@@ -20,7 +22,7 @@ import * as fs from "node:fs"
 import { Effect } from "effect"
 import type { JournalError } from "../../src/Errors.ts"
 import { canonicalJson } from "../../src/Fingerprint.ts"
-import { Journal, lockWriter } from "../../src/Journal.ts"
+import { Journal, lockWriter, writer } from "../../src/Journal.ts"
 import { tryLock, writeRecord } from "../../src/internal/sqliteJournal.ts"
 import { eventAt } from "./journal.ts"
 
@@ -93,6 +95,7 @@ const lockOnly: Record<string, Effect.Effect<void, JournalError>> = {
     out("recorded")
     yield* forever
   }),
+  writer: Effect.forEach([file, ...rest], (f) => Effect.map(writer(f), (holder) => out(JSON.stringify(holder ?? null))), { discard: true }),
   "write-record": Effect.sync(() => {
     const lockFile = `${file}.lock`
     if (rest[0] === "lock") taken.push(tryLock(lockFile))
