@@ -1,5 +1,5 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -506,23 +506,44 @@ describe("Journal (SQLite)", () => {
         await killed.exited
         assert.deepInclude(JSON.parse(fs.readFileSync(left, "utf8")), { pid: killed.proc.pid!, host: os.hostname() }, "left behind")
         // one naming a living process with another start time (a pid given to it since); the same of another boot (another
-        // machine of this name), and of another host, whose pids cannot be looked up here; an empty one
+        // machine of this name), and of another host, whose pids cannot be looked up here
         const record = JSON.parse(fs.readFileSync(left, "utf8"))
         const reused = `${file}.lock.pid.${process.ppid}.tmp`
         const otherBoot = `${file}.lock.pid.1.tmp`
         const elsewhere = `${file}.lock.pid.2.tmp`
-        const empty = `${file}.lock.pid.3.tmp`
         fs.writeFileSync(reused, JSON.stringify({ ...record, pid: process.ppid, start: "1" }))
         fs.writeFileSync(otherBoot, JSON.stringify({ ...record, pid: 1, start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
         fs.writeFileSync(elsewhere, JSON.stringify({ ...record, pid: 2, start: "1", host: `${os.hostname()}-2` }))
-        fs.writeFileSync(empty, "")
         await withSqlite(file, (j) => j.append([eventAt(1)]))
         assert.isFalse(fs.existsSync(left), "the killed holder's is removed")
         assert.isFalse(fs.existsSync(reused), "so is one whose pid is another process's since")
         assert.isTrue(fs.existsSync(writing), "the living writer's is kept")
         assert.isTrue(fs.existsSync(otherBoot), "another boot's is kept: its pid cannot be looked up here")
         assert.isTrue(fs.existsSync(elsewhere), "another machine's is kept: likewise")
-        assert.isTrue(fs.existsSync(empty), "an empty one names no writer: kept")
+      } finally {
+        await killAll(killed, live)
+      }
+    })
+
+    it("an empty temporary record (its writer killed between creating and writing it) is removed by the lock's next holder, unless a process of this namespace has its pid", async () => {
+      const file = sqliteFile()
+      // a holder killed with its temporary record created, empty; a process (not holding the lock) likewise, alive
+      const killed = startChild(["write-record", file, "lock", "created"])
+      const live = startChild(["write-record", file, "created"])
+      const left = `${file}.lock.pid.${killed.proc.pid}.tmp`
+      const creating = `${file}.lock.pid.${live.proc.pid}.tmp`
+      try {
+        await Promise.all([killed.waitFor((l) => l === "created"), live.waitFor((l) => l === "created")])
+        killed.proc.kill("SIGKILL")
+        await killed.exited
+        assert.strictEqual(fs.statSync(left).size, 0, "left behind, empty")
+        // one cut short, named for a process that has exited
+        const cut = `${file}.lock.pid.${spawnSync("true").pid}.tmp`
+        fs.writeFileSync(cut, `{"pid":`)
+        await withSqlite(file, (j) => j.append([eventAt(1)]))
+        assert.isFalse(fs.existsSync(left), "the killed holder's is removed")
+        assert.isFalse(fs.existsSync(cut), "so is one cut short")
+        assert.isTrue(fs.existsSync(creating), "one whose pid a living process has is kept")
       } finally {
         await killAll(killed, live)
       }

@@ -329,10 +329,15 @@ const ownerOf = (holder: LockHolder): string => {
 const TEMP_RECORD = /^(\d+)\.tmp$/
 
 /**
- * Write this process's record of the lock at `lockFile` (see {@link LockRecord}): whole, renamed into place
- * (`written`, for tests: called between the two, with the temporary file written).
+ * Write this process's record of the lock at `lockFile` (see {@link LockRecord}): whole, renamed into place. For tests,
+ * `pause.created` is called with the temporary file created and still empty, `pause.written` with it written, before
+ * it is renamed.
  */
-export const writeRecord = (lockFile: string, by: string | undefined, written?: () => void): void => {
+export const writeRecord = (
+  lockFile: string,
+  by: string | undefined,
+  pause: { readonly created?: () => void; readonly written?: () => void } = {}
+): void => {
   // (`/proc/self`, not `/proc/<pid>`: in a pid namespace of its own that sees its parent's `/proc`, that is another process)
   const start = procStart("self")?.start
   const boot = bootId()
@@ -348,19 +353,40 @@ export const writeRecord = (lockFile: string, by: string | undefined, written?: 
   }
   const tmp = `${lockFile}.pid.${process.pid}.tmp`
   try {
-    fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`)
-    written?.()
+    const fd = fs.openSync(tmp, "w")
+    try {
+      pause.created?.()
+      fs.writeFileSync(fd, `${JSON.stringify(record)}\n`)
+    } finally {
+      fs.closeSync(fd)
+    }
+    pause.written?.()
     fs.renameSync(tmp, `${lockFile}.pid`)
   } finally {
     fs.rmSync(tmp, { force: true })
   }
 }
 
+/** Whether no process of this pid namespace has the pid `pid` (a zombie has exited). */
+const noProcess = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ESRCH"
+  }
+  return startHere(pid)?.zombie === true
+}
+
 /**
- * Remove the temporary records (`<lockFile>.pid.<pid>.tmp`) that holders killed between writing and renaming
- * them left, by the lock's new holder: only one whose writer is provably gone, as its own content says (this
- * machine, this boot and this pid namespace, and its pid no longer that process: exited, a zombie, or another
- * process's since); any other (another machine's or namespace's, an empty or unreadable one) is kept.
+ * Remove the temporary records (`<lockFile>.pid.<pid>.tmp`) that holders killed while writing them left, by the
+ * lock's new holder (after writing its own). A record is one whose writer is provably gone, as its own content says
+ * (this machine, this boot and this pid namespace, and its pid no longer that process: exited, a zombie, or another
+ * process's since); another machine's, boot's or namespace's is kept. One that names nobody (empty: its writer was
+ * killed between creating the file and writing it; or cut short) does not say where its writer ran, so its pid cannot
+ * be looked up; but a holder creates its temporary record only while it holds the lock, and renames or removes it
+ * before it lets go, so such a file seen by the lock's holder was left by one that lost the lock without finishing:
+ * killed. It is removed too, unless a process of this pid namespace has the pid of its name (its writer, if it ran
+ * here, and it could be: a file kept is untidy, never wrong). A file that cannot be read is kept.
  */
 const removeLeftRecords = (lockFile: string): void => {
   const dir = path.dirname(lockFile)
@@ -373,7 +399,11 @@ const removeLeftRecords = (lockFile: string): void => {
     const tmp = path.join(dir, name)
     const raw = readText(tmp)
     const record = raw === undefined ? undefined : parseRecord(raw)
-    const here = typeof record === "object" && record.pid === Number(pid) && record.host === os.hostname() &&
+    if (typeof record === "string") {
+      if (noProcess(Number(pid))) fs.rmSync(tmp, { force: true })
+      continue
+    }
+    const here = record !== undefined && record.pid === Number(pid) && record.host === os.hostname() &&
       boot !== undefined && record.boot === boot && (record.pidns === undefined || record.pidns === ns)
     if (here && exited(record)) fs.rmSync(tmp, { force: true })
   }

@@ -14,9 +14,10 @@
  *                                                  two steps), then print "recorded" and wait until killed
  *   writer <file>...                               print the holder of each journal's lock, as `Journal.writer` reads
  *                                                  it, one line of JSON each (`null`: none)
- *   write-record <file> [lock]                     write the lock's record to its temporary file (with `lock`, having
+ *   write-record <file> [lock] [created]           write the lock's record to its temporary file (with `lock`, having
  *                                                  taken the lock itself first), print "written" and wait there, before
- *                                                  renaming it, until killed (blocked: no timer, no event loop)
+ *                                                  renaming it, until killed (blocked: no timer, no event loop); with
+ *                                                  `created`, print "created" and wait with the file created, empty
  */
 import * as fs from "node:fs"
 import { Effect } from "effect"
@@ -98,12 +99,13 @@ const lockOnly: Record<string, Effect.Effect<void, JournalError>> = {
   writer: Effect.forEach([file, ...rest], (f) => Effect.map(writer(f), (holder) => out(JSON.stringify(holder ?? null))), { discard: true }),
   "write-record": Effect.sync(() => {
     const lockFile = `${file}.lock`
-    if (rest[0] === "lock") taken.push(tryLock(lockFile))
-    writeRecord(lockFile, undefined, () => {
+    if (rest.includes("lock")) taken.push(tryLock(lockFile))
+    const block = (line: string) => () => {
       // (a pipe's write is synchronous on Linux: the line is out before this process blocks)
-      fs.writeSync(1, "written\n")
+      fs.writeSync(1, `${line}\n`)
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
-    })
+    }
+    writeRecord(lockFile, undefined, rest.includes("created") ? { created: block("created") } : { written: block("written") })
   })
 }
 
