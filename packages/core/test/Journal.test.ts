@@ -56,6 +56,25 @@ const startOf = (pid: number): string => {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!
 }
 
+/**
+ * A holder of the lock of the journal at `file` killed while writing its temporary record, at `stage` (`written`, or
+ * `created`: the file created, empty), and a living process (not holding the lock) held at the same stage: the killed
+ * one's pid, the living one, and the paths of their temporary records.
+ */
+const leftRecords = async (file: string, stage: "written" | "created") => {
+  const args = ["write-record", file, ...(stage === "created" ? ["created"] : [])]
+  const killed = startChild([...args, "lock"])
+  const live = startChild(args)
+  try {
+    await Promise.all([killed.waitFor((l) => l === stage), live.waitFor((l) => l === stage)])
+    await killAll(killed)
+  } catch (e) {
+    await killAll(killed, live)
+    throw e
+  }
+  return { killed: killed.proc.pid!, live, left: `${file}.lock.pid.${killed.proc.pid}.tmp`, writing: `${file}.lock.pid.${live.proc.pid}.tmp` }
+}
+
 /** A journal path in a fresh, existing directory. */
 const sqliteFile = () => {
   const dir = path.join(tempDir(), "run")
@@ -496,15 +515,9 @@ describe("Journal (SQLite)", () => {
 
     it("a temporary record left by a holder killed before renaming it is removed by the lock's next holder; a live writer's, or another machine's, is kept", async () => {
       const file = sqliteFile()
-      const killed = startChild(["write-record", file, "lock"])
-      const live = startChild(["write-record", file])
-      const left = `${file}.lock.pid.${killed.proc.pid}.tmp`
-      const writing = `${file}.lock.pid.${live.proc.pid}.tmp`
+      const { killed, live, left, writing } = await leftRecords(file, "written")
       try {
-        await Promise.all([killed.waitFor((l) => l === "written"), live.waitFor((l) => l === "written")])
-        killed.proc.kill("SIGKILL")
-        await killed.exited
-        assert.deepInclude(JSON.parse(fs.readFileSync(left, "utf8")), { pid: killed.proc.pid!, host: os.hostname() }, "left behind")
+        assert.deepInclude(JSON.parse(fs.readFileSync(left, "utf8")), { pid: killed, host: os.hostname() }, "left behind")
         // one naming a living process with another start time (a pid given to it since); the same of another boot (another
         // machine of this name), and of another host, whose pids cannot be looked up here
         const record = JSON.parse(fs.readFileSync(left, "utf8"))
@@ -521,21 +534,14 @@ describe("Journal (SQLite)", () => {
         assert.isTrue(fs.existsSync(otherBoot), "another boot's is kept: its pid cannot be looked up here")
         assert.isTrue(fs.existsSync(elsewhere), "another machine's is kept: likewise")
       } finally {
-        await killAll(killed, live)
+        await killAll(live)
       }
     })
 
     it("an empty temporary record (its writer killed between creating and writing it) is removed by the lock's next holder, unless a process of this namespace has its pid", async () => {
       const file = sqliteFile()
-      // a holder killed with its temporary record created, empty; a process (not holding the lock) likewise, alive
-      const killed = startChild(["write-record", file, "lock", "created"])
-      const live = startChild(["write-record", file, "created"])
-      const left = `${file}.lock.pid.${killed.proc.pid}.tmp`
-      const creating = `${file}.lock.pid.${live.proc.pid}.tmp`
+      const { live, left, writing } = await leftRecords(file, "created")
       try {
-        await Promise.all([killed.waitFor((l) => l === "created"), live.waitFor((l) => l === "created")])
-        killed.proc.kill("SIGKILL")
-        await killed.exited
         assert.strictEqual(fs.statSync(left).size, 0, "left behind, empty")
         // one cut short, named for a process that has exited
         const cut = `${file}.lock.pid.${spawnSync("true").pid}.tmp`
@@ -543,9 +549,9 @@ describe("Journal (SQLite)", () => {
         await withSqlite(file, (j) => j.append([eventAt(1)]))
         assert.isFalse(fs.existsSync(left), "the killed holder's is removed")
         assert.isFalse(fs.existsSync(cut), "so is one cut short")
-        assert.isTrue(fs.existsSync(creating), "one whose pid a living process has is kept")
+        assert.isTrue(fs.existsSync(writing), "one whose pid a living process has is kept")
       } finally {
-        await killAll(killed, live)
+        await killAll(live)
       }
     })
 
