@@ -575,7 +575,7 @@ describe("Journal (SQLite)", () => {
           `its record ${file}.lock.pid names process ${n} of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
           `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${n}; run the command where it runs (in its container, or on the machine outside containers)`
         sibling = startChild(["writer", file], { pidNamespace: true })
-        await sibling.exited
+        assert.strictEqual(await sibling.exited, 0)
         const seen = JSON.parse(sibling.lines[0]!) as { readonly unknown?: string; readonly pid?: number }
         assert.isUndefined(seen.pid)
         assert.include(seen.unknown, `names process 1 of another pid namespace (${record["pidns"]}, this process's `)
