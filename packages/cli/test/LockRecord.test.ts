@@ -1,8 +1,8 @@
 // The run's lock record as `trex status` (text and --json), `trex list` and `trex stop` read it, against real
 // processes holding a real run's lock: a controller on a machine whose name has a space, a `trex notify` on one
 // whose name is empty, and a killed `trex notify`'s record left while the run's next controller takes the lock,
-// held (by a file) between taking it and writing its own record; a host name of 300 characters; a controller in a pid
-// namespace of its own, as in a container.
+// held (by a file) between taking it and writing its own record; a host name of 300 characters; a real `trex run` in a
+// pid namespace of its own, as in a container, found and stopped from this one.
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -11,10 +11,11 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, Journal, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import { Effect } from "effect"
-import { type Child, nodeBin, removeTempDirs, startChild, tempDir } from "../../core/test/support/journal.ts"
+import { type Child, innerPid, nodeBin, type PidNamespace, removeTempDirs, startChild, tempDir, unsharePid } from "../../core/test/support/journal.ts"
 import * as RunDir from "../src/RunDir.ts"
 import * as Runs from "../src/Runs.ts"
 import * as Status from "../src/Status.ts"
+import { bin, fixtures, root } from "./support/cli.ts"
 
 afterAll(removeTempDirs)
 
@@ -38,7 +39,7 @@ const finishedRun = (name: string) =>
   })
 
 /** A child of the journal tests holding a lock, killed at the scope's end whatever happens. */
-const child = (args: ReadonlyArray<string>, ready: string, options: { readonly hostname?: string; readonly pidNamespace?: boolean } = {}) =>
+const child = (args: ReadonlyArray<string>, ready: string, options: { readonly hostname?: string; readonly pidNamespace?: PidNamespace } = {}) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const c: Child = startChild(args, options)
@@ -153,27 +154,65 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       for (const text of [running.text, list, elsewhere.message]) assert.notInclude(text, "h".repeat(79))
     })), 60_000)
 
-  it.live("a controller in another pid namespace (a container's) is named as such, and trex stop signals no process of this one", () =>
+  it.live("a controller in another pid namespace (a container's) is found by its pid here: trex status names it, trex stop stops it; a record naming no process there signals none of this namespace", () =>
     Effect.scoped(Effect.gen(function*() {
-      const { file, runDir } = yield* finishedRun("container")
-      const inner = yield* child(["lock", file], "ready", { pidNamespace: true })
+      const out = tempDir()
+      const hold = path.join(out, "hold")
+      // a real `trex run` as process 1 of its own pid namespace, its trials held (TREX_TOY_HOLD) until the test lets them end
+      const controller = yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const proc = spawn("unshare", [...unsharePid(true), process.execPath, "--conditions=@trex/source", bin, "run", path.join(fixtures, "toy.task.yaml"), "--out", out, "--max-trials", "2"], {
+            cwd: root,
+            env: { ...process.env, TREX_TOY_HOLD: hold, TREX_TOY_MS: "30" },
+            stdio: ["ignore", "pipe", "pipe"]
+          })
+          const output = { stdout: "", stderr: "" }
+          proc.stdout.setEncoding("utf8").on("data", (d: string) => (output.stdout += d))
+          proc.stderr.setEncoding("utf8").on("data", (d: string) => (output.stderr += d))
+          const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)))
+          return { proc, output, exited }
+        }),
+        ({ proc }) => Effect.sync(() => proc.kill("SIGKILL"))
+      )
+      const until = (what: string, done: () => boolean) =>
+        Effect.promise(async () => {
+          const deadline = Date.now() + 60_000
+          while (!done()) {
+            if (Date.now() > deadline || controller.proc.exitCode !== null) throw new Error(`${what}: ${JSON.stringify(controller.output)}`)
+            await new Promise((r) => setTimeout(r, 50))
+          }
+        })
+      // a trial started: the controller runs (its signals handled)
+      yield* until("no trial started", () => /^start /m.test(controller.output.stdout))
+      const runDir = /run directory: (.*)/.exec(controller.output.stdout)![1]!
+      const file = RunDir.journalFile(runDir)
+      const pid = innerPid(controller.proc.pid!)
       const record = JSON.parse(fs.readFileSync(`${file}.lock.pid`, "utf8")) as Record<string, unknown>
       assert.strictEqual(record["pid"], 1, "process 1 of its namespace")
+      assert.notStrictEqual(record["pidns"], fs.readlinkSync("/proc/self/ns/pid"))
       const running = yield* status(runDir)
       assert.strictEqual(running.json.state, "running")
-      assert.isUndefined(running.json.writerPid)
-      const refused = yield* Effect.flip(RunDir.stopController(runDir))
-      assert.include(refused.message, `but its record ${file}.lock.pid names process 1 of another pid namespace (${record["pidns"]}, this process's `)
-      assert.include(refused.message, `not this namespace's process 1; run the command where it runs (in its container, or on the machine outside containers), or find it with \`fuser ${file}.lock\` (which sees this pid namespace and those within it)`)
-      assert.notInclude(refused.message, "try again in a moment", "waiting shows the same holder")
-      assert.isNull(inner.proc.exitCode)
-      // its record naming a living process of this namespace, with that one's start time: not signalled
+      assert.strictEqual(running.json.writerPid, pid, "its pid here")
+      assert.include(running.text, `\nState: running (controller: process ${pid}; `)
+
+      // its record naming a living process of this namespace, with that one's start time: no process of that namespace
+      // has that pid there, so none is named and none signalled
       const local = yield* bystander
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...record, pid: local.proc.pid, start: startOf(local.proc.pid!) }))
-      const again = yield* Effect.flip(RunDir.stopController(runDir))
-      assert.include(again.message, `names process ${local.proc.pid} of another pid namespace`)
+      const refused = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(refused.message, `but its record ${file}.lock.pid names process ${local.proc.pid} of another pid namespace (${record["pidns"]}, this process's `)
+      assert.include(refused.message, `not this namespace's process ${local.proc.pid}; run the command where it runs (in its container, or on the machine outside containers), or find it with \`fuser ${file}.lock\` (which sees this pid namespace and those within it)`)
+      assert.notInclude(refused.message, "try again in a moment", "waiting shows the same holder")
       local.proc.kill("SIGWINCH")
       yield* Effect.promise(() => local.seen("WINCH"))
       assert.deepStrictEqual(local.lines, ["up", "WINCH"], "no SIGTERM before the SIGWINCH sent after trex stop")
-    })), 60_000)
+
+      // its own record: trex stop asks it to stop (a SIGTERM to its pid here), and it drains
+      fs.writeFileSync(`${file}.lock.pid`, `${JSON.stringify(record)}\n`)
+      assert.deepStrictEqual(yield* RunDir.stopController(runDir), { _tag: "Asked", pid, now: false, exited: false })
+      yield* until("the stop was not taken", () => controller.output.stderr.includes("SIGTERM: stopping"))
+      fs.writeFileSync(hold, "")
+      assert.strictEqual(yield* Effect.promise(() => controller.exited), 143, controller.output.stderr)
+      assert.deepInclude((yield* status(runDir)).json, { state: "finished", finishedReason: "stopped by request" })
+    })), 120_000)
 })

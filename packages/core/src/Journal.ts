@@ -98,7 +98,9 @@ export const readIntact = (
  * gone, cannot be read, names a process that has exited (a killed holder's, read before the lock's new
  * holder had written its own), or one of this machine's that this process cannot look up: of another boot (another
  * machine of its name, on a shared file system) or of another pid namespace (another container), whose pid names
- * another process here; `elsewhere` then says which (`"another boot"`, `"another pid namespace"`).
+ * another process here; `elsewhere` then says which (`"another boot"`, `"another pid namespace"`). A holder in a pid
+ * namespace below this process's (a container's, read from the machine) is found and named by its pid here: the one
+ * process of the recorded namespace whose pid there is the recorded one, with the recorded start time.
  * @since 0.1.0 @category models
  */
 export type Holder = LockHolder
@@ -106,7 +108,8 @@ export type Holder = LockHolder
 /**
  * A {@link Holder}'s `host` as a message shows it: as it is when one plain word of up to 80 characters, else quoted as
  * JSON and cut to 80 characters (a machine may name itself with any bytes, and a record may say anything), every
- * control escaped so that it cannot act on a terminal. The refusals of {@link lockWriter} show it so.
+ * control escaped so that it cannot act on a terminal; the cut falls between two escapes or characters, never within
+ * one, and is marked with `…`. The refusals of {@link lockWriter} show it so.
  * @example
  * ```ts
  * import { Journal } from "@trex/core"

@@ -1,5 +1,5 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -11,7 +11,7 @@ import type { JournalError } from "../src/Errors.ts"
 import { hostName, Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
-import { type Child, eventAt, killAll, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
+import { type Child, eventAt, innerPid, killAll, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
 
 type Service = Journal["Service"]
 
@@ -54,6 +54,25 @@ const recordOf = (file: string): Record<string, unknown> => JSON.parse(fs.readFi
 const startOf = (pid: number): string => {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!
+}
+
+/**
+ * A holder of the lock of the journal at `file` killed while writing its temporary record, at `stage` (`written`, or
+ * `created`: the file created, empty), and a living process (not holding the lock) held at the same stage: the killed
+ * one's pid, the living one, and the paths of their temporary records.
+ */
+const leftRecords = async (file: string, stage: "written" | "created") => {
+  const args = ["write-record", file, ...(stage === "created" ? ["created"] : [])]
+  const killed = startChild([...args, "lock"])
+  const live = startChild(args)
+  try {
+    await Promise.all([killed.waitFor((l) => l === stage), live.waitFor((l) => l === stage)])
+    await killAll(killed)
+  } catch (e) {
+    await killAll(killed, live)
+    throw e
+  }
+  return { killed: killed.proc.pid!, live, left: `${file}.lock.pid.${killed.proc.pid}.tmp`, writing: `${file}.lock.pid.${live.proc.pid}.tmp` }
 }
 
 /** A journal path in a fresh, existing directory. */
@@ -470,56 +489,105 @@ describe("Journal (SQLite)", () => {
       }
     })
 
+    it("a long host name is cut between its escapes and characters, never within one, and the cut is marked", () => {
+      // `"a` and 12 escapes of 6 characters are 74: the 13th would end at 80, past the 79 before the mark
+      assert.strictEqual(hostName(`a${"\u0001".repeat(20)}`), `"a${"\\u0001".repeat(12)}…`)
+      // a character of two UTF-16 units is not split; a lone surrogate is escaped as any control
+      assert.strictEqual(hostName(`${"h".repeat(76)}😀`), `"${"h".repeat(76)}😀"`)
+      assert.strictEqual(hostName(`${"h".repeat(77)}😀`), `"${"h".repeat(77)}…`)
+      assert.strictEqual(hostName(`${"h".repeat(70)}\ud800${"h".repeat(20)}`), `"${"h".repeat(70)}\\ud800hh…`)
+      const piece = fc.oneof(
+        fc.constantFrom("\u0000", "\u001b", "\u009b", "\u202e", "\u2028", "\\", "\"", "\n", "\ud800", "\udfff", "😀", "é", " "),
+        fc.string({ minLength: 1, maxLength: 3 })
+      )
+      fc.assert(fc.property(fc.array(piece, { maxLength: 60 }).map((p) => p.join("")), (host) => {
+        const shown = hostName(host)
+        assert.isAtMost(shown.length, 80)
+        assert.notMatch(shown, /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/, "no half of a surrogate pair")
+        if (shown === host) return
+        assert.notMatch(shown, /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/, "every control escaped")
+        // quoted and cut at a boundary: closed again, it is the quoted start of the name
+        const cut = shown.endsWith("…") && shown.length === 80
+        const start = JSON.parse(cut ? `${shown.slice(0, -1)}"` : shown) as string
+        assert.isTrue(cut ? host.startsWith(start) && start.length < host.length : start === host, JSON.stringify({ host, shown }))
+      }), { numRuns: 500 })
+    })
+
     it("a temporary record left by a holder killed before renaming it is removed by the lock's next holder; a live writer's, or another machine's, is kept", async () => {
       const file = sqliteFile()
-      const killed = startChild(["write-record", file, "lock"])
-      const live = startChild(["write-record", file])
-      const left = `${file}.lock.pid.${killed.proc.pid}.tmp`
-      const writing = `${file}.lock.pid.${live.proc.pid}.tmp`
+      const { killed, live, left, writing } = await leftRecords(file, "written")
       try {
-        await Promise.all([killed.waitFor((l) => l === "written"), live.waitFor((l) => l === "written")])
-        killed.proc.kill("SIGKILL")
-        await killed.exited
-        assert.deepInclude(JSON.parse(fs.readFileSync(left, "utf8")), { pid: killed.proc.pid!, host: os.hostname() }, "left behind")
+        assert.deepInclude(JSON.parse(fs.readFileSync(left, "utf8")), { pid: killed, host: os.hostname() }, "left behind")
         // one naming a living process with another start time (a pid given to it since); the same of another boot (another
-        // machine of this name), and of another host, whose pids cannot be looked up here; an empty one
+        // machine of this name), and of another host, whose pids cannot be looked up here
         const record = JSON.parse(fs.readFileSync(left, "utf8"))
         const reused = `${file}.lock.pid.${process.ppid}.tmp`
         const otherBoot = `${file}.lock.pid.1.tmp`
         const elsewhere = `${file}.lock.pid.2.tmp`
-        const empty = `${file}.lock.pid.3.tmp`
         fs.writeFileSync(reused, JSON.stringify({ ...record, pid: process.ppid, start: "1" }))
         fs.writeFileSync(otherBoot, JSON.stringify({ ...record, pid: 1, start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
         fs.writeFileSync(elsewhere, JSON.stringify({ ...record, pid: 2, start: "1", host: `${os.hostname()}-2` }))
-        fs.writeFileSync(empty, "")
         await withSqlite(file, (j) => j.append([eventAt(1)]))
         assert.isFalse(fs.existsSync(left), "the killed holder's is removed")
         assert.isFalse(fs.existsSync(reused), "so is one whose pid is another process's since")
         assert.isTrue(fs.existsSync(writing), "the living writer's is kept")
         assert.isTrue(fs.existsSync(otherBoot), "another boot's is kept: its pid cannot be looked up here")
         assert.isTrue(fs.existsSync(elsewhere), "another machine's is kept: likewise")
-        assert.isTrue(fs.existsSync(empty), "an empty one names no writer: kept")
       } finally {
-        await killAll(killed, live)
+        await killAll(live)
       }
     })
 
-    it("a holder in another pid namespace of this machine (a container's) is named as such, never as this namespace's process of its pid", async () => {
+    it("an empty temporary record (its writer killed between creating and writing it) is removed by the lock's next holder, unless a process of this namespace has its pid", async () => {
+      const file = sqliteFile()
+      const { live, left, writing } = await leftRecords(file, "created")
+      try {
+        assert.strictEqual(fs.statSync(left).size, 0, "left behind, empty")
+        // one cut short, named for a process that has exited
+        const cut = `${file}.lock.pid.${spawnSync("true").pid}.tmp`
+        fs.writeFileSync(cut, `{"pid":`)
+        await withSqlite(file, (j) => j.append([eventAt(1)]))
+        assert.isFalse(fs.existsSync(left), "the killed holder's is removed")
+        assert.isFalse(fs.existsSync(cut), "so is one cut short")
+        assert.isTrue(fs.existsSync(writing), "one whose pid a living process has is kept")
+      } finally {
+        await killAll(live)
+      }
+    })
+
+    it("a holder in another pid namespace of this machine (a container's) is found from the machine's by its pid there, else named as such, never as this namespace's process of its pid", async () => {
       const file = sqliteFile()
       const ours = fs.readlinkSync("/proc/self/ns/pid")
       const inner = startChild(["lock", file], { pidNamespace: true })
+      // a reader in a sibling pid namespace (another container), which cannot see the holder
+      let sibling: Child | undefined
       try {
         await inner.waitFor((l) => l === "ready")
+        const pid = innerPid(inner.proc.pid!)
         const record = recordOf(file)
-        assert.deepInclude(record, { pid: 1, host: os.hostname(), by: "controller" }, "process 1 of its namespace")
+        assert.deepInclude(record, { pid: 1, host: os.hostname(), by: "controller", start: startOf(pid) }, "process 1 of its namespace")
         assert.match(String(record["pidns"]), /^pid:\[\d+\]$/)
         assert.notStrictEqual(record["pidns"], ours)
-        const why = `its record ${file}.lock.pid names process 1 of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
-          "a process of another container on this machine (or of the machine, seen from a container), not this namespace's process 1; run the command where it runs (in its container, or on the machine outside containers)"
-        const holder = await Effect.runPromise(writer(file))
-        assert.isUndefined(holder?.pid)
-        assert.include(holder?.unknown, why)
-        assert.include((await openError(file)).message, `run is in use by another process (${why}`)
+        // from this (the parent) namespace: the one process of that namespace whose pid there is 1, named by its pid here
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() })
+        assert.include((await openError(file)).message, `run is in use by process ${pid} (lock ${file}.lock); stop that controller first`)
+        const why = (n: number) =>
+          `its record ${file}.lock.pid names process ${n} of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
+          `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${n}; run the command where it runs (in its container, or on the machine outside containers)`
+        sibling = startChild(["writer", file], { pidNamespace: true })
+        assert.strictEqual(await sibling.exited, 0)
+        const seen = JSON.parse(sibling.lines[0]!) as { readonly unknown?: string; readonly pid?: number }
+        assert.isUndefined(seen.pid)
+        assert.include(seen.unknown, `names process 1 of another pid namespace (${record["pidns"]}, this process's `)
+        // no process of that namespace has its pid (2): named as before, not found
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...record, pid: 2 }))
+        const none = await Effect.runPromise(writer(file))
+        assert.isUndefined(none?.pid)
+        assert.include(none?.unknown, why(2))
+        assert.include((await openError(file)).message, `run is in use by another process (${why(2)}`)
+        // its process 1 with another start time: not named either
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...record, start: "1" }))
+        assert.include((await Effect.runPromise(writer(file)))?.unknown, why(1))
         // its record naming a living process of this namespace, with that one's start time: still not that process
         const mine = { pid: process.pid, host: os.hostname(), start: startOf(process.pid), boot: record["boot"] }
         fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...mine, pidns: record["pidns"] }))
@@ -528,8 +596,34 @@ describe("Journal (SQLite)", () => {
         fs.writeFileSync(`${file}.lock.pid`, JSON.stringify(mine))
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: process.pid, host: os.hostname() })
       } finally {
-        inner.proc.kill("SIGKILL")
-        await inner.exited
+        await killAll(inner, ...(sibling !== undefined ? [sibling] : []))
+      }
+    })
+
+    it("a holder in a pid namespace of its own that sees its parent's /proc records its own start time, and is told alive or exited there and here", async () => {
+      const file = sqliteFile()
+      const inner = startChild(["lock", file], { pidNamespace: "sees its parent's /proc" })
+      // a lock held by a process of this namespace whose record names process 1 of the inner one with this machine's init's
+      // start time: in the inner namespace, its process 1 (the holder above) was not started then, so it is not that one
+      const other = sqliteFile()
+      const holder = startChild(["lock", other])
+      let reader: Child | undefined
+      try {
+        await Promise.all([inner.waitFor((l) => l === "ready"), holder.waitFor((l) => l === "ready")])
+        const pid = innerPid(inner.proc.pid!)
+        const record = recordOf(file)
+        assert.deepInclude(record, { pid: 1, pidns: fs.readlinkSync(`/proc/${pid}/ns/pid`), start: startOf(pid) }, "its own start time, not the machine's init's")
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() }, "found from the parent namespace")
+        fs.writeFileSync(`${other}.lock.pid`, JSON.stringify({ ...record, start: startOf(1) }))
+        // a reader in the holder's namespace, seeing this /proc too
+        reader = startChild(["writer", file, other], { prefix: ["nsenter", "--target", String(pid), "--pid", "--"] })
+        assert.strictEqual(await reader.exited, 0)
+        const [alive, gone] = reader.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number; readonly host?: string })
+        assert.deepStrictEqual(alive, { pid: 1, host: os.hostname() }, "the holder: its process 1, alive")
+        assert.isUndefined(gone?.pid)
+        assert.include(gone?.unknown, `its record ${other}.lock.pid names process 1, which has exited`)
+      } finally {
+        await killAll(inner, holder, ...(reader !== undefined ? [reader] : []))
       }
     })
 

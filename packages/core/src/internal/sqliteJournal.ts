@@ -89,7 +89,7 @@ export interface LockHolder {
  * `pid`, `host` (any string: an empty host name, or one with spaces, is kept as it is), `by` (`"controller"`,
  * or what else holds it, e.g. `"trex notify"`), `since` (when it took the lock, ISO 8601, for whoever
  * reads the file), and what tells this process from a later one given the same pid: `start`, its start
- * time in clock ticks since boot (`/proc/<pid>/stat` field 22), and `boot`, the boot id; and `pidns`, its pid
+ * time in clock ticks since boot (`/proc/self/stat` field 22), and `boot`, the boot id; and `pidns`, its pid
  * namespace (`pid:[4026531836]`, the link `/proc/self/ns/pid`), in which alone its pid names it (a container's
  * process 1 is another process on its host). Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
  * records without `pidns`; all are still read.
@@ -123,13 +123,82 @@ const pidNamespace = (): string | undefined => {
   }
 }
 
-/** This machine's boot id (Linux), and a process's start time in clock ticks since boot (`undefined` without procfs, or when it is gone). */
+/**
+ * This machine's boot id (Linux), and the start time in clock ticks since boot of the process whose `/proc` entry is
+ * `entry` (its pid there, or `self`), and whether it is a zombie (`undefined` without procfs, or when it is gone).
+ */
 const bootId = (): string | undefined => readText("/proc/sys/kernel/random/boot_id")
-const procStart = (pid: number): { readonly start: string; readonly zombie: boolean } | undefined => {
-  const stat = readText(`/proc/${pid}/stat`)
+const procStart = (entry: string): { readonly start: string; readonly zombie: boolean } | undefined => {
+  const stat = readText(`/proc/${entry}/stat`)
   if (stat === undefined) return undefined
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   return fields[19] === undefined ? undefined : { start: fields[19], zombie: fields[0] === "Z" || fields[0] === "X" }
+}
+
+/**
+ * The `NSpid:` of a process's `/proc` entry: its pid in each pid namespace from that of the `/proc` mounted here down to
+ * its own (one pid: its namespace is `/proc`'s); `undefined` when it cannot be read (gone, no procfs, or a kernel before 4.1).
+ */
+const nsPids = (entry: string): ReadonlyArray<number> | undefined => {
+  const line = readText(`/proc/${entry}/status`)?.split("\n").find((l) => l.startsWith("NSpid:"))
+  return line?.slice("NSpid:".length).trim().split(/\s+/).map(Number)
+}
+
+/**
+ * Whether the `/proc` mounted here is this process's pid namespace's, so that `/proc/<pid>` is its process of that pid.
+ * Not when it is an ancestor namespace's: a process in a pid namespace of its own that did not mount `/proc` anew
+ * (`unshare --pid --fork` without `--mount-proc`), where `process.pid` is 1 and `/proc/1` the machine's init;
+ * `/proc/self` is then its own entry, under its pid in that namespace (`NSpid:` of two or more).
+ */
+const procIsOwn = (): boolean => {
+  const pids = nsPids("self")
+  if (pids !== undefined) return pids.length === 1 && pids[0] === process.pid
+  try {
+    return fs.readlinkSync("/proc/self") === String(process.pid)
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The `/proc` entry here of process `pid` of the pid namespace `pidns` (as a record names its holder): the one process
+ * whose namespace is `pidns` and whose pid in it (the last of its `NSpid:`) is `pid`; `undefined` when none is, or more
+ * than one, or it cannot be told (no procfs; another user's processes, whose namespace is not readable, are not found).
+ * How `fuser` finds a process of a pid namespace below its own.
+ */
+const findProc = (pid: number, pidns: string): string | undefined => {
+  let found: string | undefined
+  let entries: ReadonlyArray<string>
+  try {
+    entries = fs.readdirSync("/proc")
+  } catch {
+    return undefined
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    let ns: string
+    try {
+      ns = fs.readlinkSync(`/proc/${entry}/ns/pid`)
+    } catch {
+      continue
+    }
+    if (ns !== pidns || nsPids(entry)?.at(-1) !== pid) continue
+    if (found !== undefined) return undefined
+    found = entry
+  }
+  return found
+}
+
+/**
+ * The start time of process `pid` of this pid namespace, as `/proc` shows it here: `/proc/<pid>` when `/proc` is this
+ * namespace's, else (an ancestor's, see {@link procIsOwn}) the entry of the process of this namespace of that pid;
+ * `undefined` when gone, or when it cannot be told.
+ */
+const startHere = (pid: number): { readonly start: string; readonly zombie: boolean } | undefined => {
+  if (procIsOwn()) return procStart(String(pid))
+  const ns = pidNamespace()
+  const entry = ns === undefined ? undefined : findProc(pid, ns)
+  return entry === undefined ? undefined : procStart(entry)
 }
 
 /** A record's `key`, when a string. */
@@ -176,7 +245,7 @@ const exited = (record: LockRecord): boolean => {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "ESRCH"
   }
-  const now = procStart(record.pid)
+  const now = startHere(record.pid)
   return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== record.start))
 }
 
@@ -198,9 +267,14 @@ const holderOf = (lockFile: string): LockHolder => {
     return { elsewhere: "another boot", unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${boot}): another machine of this host name, sharing this file system, holds it` }
   }
   // this machine and boot, another pid namespace (another container on it, or the machine itself seen from one): its pid
-  // is that namespace's, and names another process here, or none (`trex stop` would signal the wrong one)
+  // is that namespace's, and names another process here, or none (`trex stop` would signal the wrong one). From an
+  // ancestor namespace (the machine, for a container's holder) the holder is found by its namespace and its pid there,
+  // when exactly one process is that, with the recorded start time; it is named by its pid here.
   const ns = pidNamespace()
   if ((record.host === undefined || record.host === os.hostname()) && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
+    const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
+    const now = entry === undefined ? undefined : procStart(entry)
+    if (now !== undefined && !now.zombie && (record.start === undefined || now.start === record.start)) return { ...holder, pid: Number(entry) }
     return {
       elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}): ` +
@@ -223,14 +297,25 @@ const HOST_SHOWN = 80
 // what JSON.stringify leaves as it is and a terminal acts on: C1 controls, bidirectional overrides and isolates, line separators
 const UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 
+// what a quoted name is cut between: an escape (`\u001b`, `\n`), a surrogate pair (one character), or a single UTF-16 unit
+const QUOTED_PIECE = /\\u[0-9a-fA-F]{4}|\\[\s\S]|[\ud800-\udbff][\udc00-\udfff]|[\s\S]/g
+
 /**
  * A host name as a message shows it: as it is when one plain word of up to 80 characters, else quoted as JSON
- * (`""`, `"gpu node 2"`, `"gpu1\u001b[8m"`: every control escaped, so it cannot act on a terminal) and cut to 80.
+ * (`""`, `"gpu node 2"`, `"gpu1\u001b[8m"`: every control escaped, so it cannot act on a terminal) and, when longer
+ * than 80, cut to at most 79 before the escape or character that would pass them (never within one: no `\u00` is
+ * left, nor half of a surrogate pair), the cut marked with `…`.
  */
 export const hostName = (host: string): string => {
   if (/^[\x21-\x7e]+$/.test(host) && host.length <= HOST_SHOWN) return host
   const quoted = JSON.stringify(host).replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
-  return quoted.length <= HOST_SHOWN ? quoted : `${quoted.slice(0, HOST_SHOWN - 1)}…`
+  if (quoted.length <= HOST_SHOWN) return quoted
+  let cut = 0
+  for (const [piece] of quoted.matchAll(QUOTED_PIECE)) {
+    if (cut + piece.length > HOST_SHOWN - 1) break
+    cut += piece.length
+  }
+  return `${quoted.slice(0, cut)}…`
 }
 
 /** `process 12 on host h`, `trex notify (process 12)`: the holder as a refusal names it. */
@@ -244,11 +329,17 @@ const ownerOf = (holder: LockHolder): string => {
 const TEMP_RECORD = /^(\d+)\.tmp$/
 
 /**
- * Write this process's record of the lock at `lockFile` (see {@link LockRecord}): whole, renamed into place
- * (`written`, for tests: called between the two, with the temporary file written).
+ * Write this process's record of the lock at `lockFile` (see {@link LockRecord}): whole, renamed into place. For tests,
+ * `pause.created` is called with the temporary file created and still empty, `pause.written` with it written, before
+ * it is renamed.
  */
-export const writeRecord = (lockFile: string, by: string | undefined, written?: () => void): void => {
-  const start = procStart(process.pid)?.start
+export const writeRecord = (
+  lockFile: string,
+  by: string | undefined,
+  pause: { readonly created?: () => void; readonly written?: () => void } = {}
+): void => {
+  // (`/proc/self`, not `/proc/<pid>`: in a pid namespace of its own that sees its parent's `/proc`, that is another process)
+  const start = procStart("self")?.start
   const boot = bootId()
   const pidns = pidNamespace()
   const record = {
@@ -262,19 +353,40 @@ export const writeRecord = (lockFile: string, by: string | undefined, written?: 
   }
   const tmp = `${lockFile}.pid.${process.pid}.tmp`
   try {
-    fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`)
-    written?.()
+    const fd = fs.openSync(tmp, "w")
+    try {
+      pause.created?.()
+      fs.writeFileSync(fd, `${JSON.stringify(record)}\n`)
+    } finally {
+      fs.closeSync(fd)
+    }
+    pause.written?.()
     fs.renameSync(tmp, `${lockFile}.pid`)
   } finally {
     fs.rmSync(tmp, { force: true })
   }
 }
 
+/** Whether no process of this pid namespace has the pid `pid` (a zombie has exited). */
+const noProcess = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ESRCH"
+  }
+  return startHere(pid)?.zombie === true
+}
+
 /**
- * Remove the temporary records (`<lockFile>.pid.<pid>.tmp`) that holders killed between writing and renaming
- * them left, by the lock's new holder: only one whose writer is provably gone, as its own content says (this
- * machine, this boot and this pid namespace, and its pid no longer that process: exited, a zombie, or another
- * process's since); any other (another machine's or namespace's, an empty or unreadable one) is kept.
+ * Remove the temporary records (`<lockFile>.pid.<pid>.tmp`) that holders killed while writing them left, by the
+ * lock's new holder (after writing its own). A record is one whose writer is provably gone, as its own content says
+ * (this machine, this boot and this pid namespace, and its pid no longer that process: exited, a zombie, or another
+ * process's since); another machine's, boot's or namespace's is kept. One that names nobody (empty: its writer was
+ * killed between creating the file and writing it; or cut short) does not say where its writer ran, so its pid cannot
+ * be looked up; but a holder creates its temporary record only while it holds the lock, and renames or removes it
+ * before it lets go, so such a file seen by the lock's holder was left by one that lost the lock without finishing:
+ * killed. It is removed too, unless a process of this pid namespace has the pid of its name (its writer, if it ran
+ * here, and it could be: a file kept is untidy, never wrong). A file that cannot be read is kept.
  */
 const removeLeftRecords = (lockFile: string): void => {
   const dir = path.dirname(lockFile)
@@ -287,7 +399,11 @@ const removeLeftRecords = (lockFile: string): void => {
     const tmp = path.join(dir, name)
     const raw = readText(tmp)
     const record = raw === undefined ? undefined : parseRecord(raw)
-    const here = typeof record === "object" && record.pid === Number(pid) && record.host === os.hostname() &&
+    if (typeof record === "string") {
+      if (noProcess(Number(pid))) fs.rmSync(tmp, { force: true })
+      continue
+    }
+    const here = record !== undefined && record.pid === Number(pid) && record.host === os.hostname() &&
       boot !== undefined && record.boot === boot && (record.pidns === undefined || record.pidns === ns)
     if (here && exited(record)) fs.rmSync(tmp, { force: true })
   }

@@ -12,15 +12,18 @@
  *   take <file> <go>                               take the writer lock itself, print "locked", and write its record
  *                                                  only once the file <go> exists (a controller held between the
  *                                                  two steps), then print "recorded" and wait until killed
- *   write-record <file> [lock]                     write the lock's record to its temporary file (with `lock`, having
+ *   writer <file>...                               print the holder of each journal's lock, as `Journal.writer` reads
+ *                                                  it, one line of JSON each (`null`: none)
+ *   write-record <file> [lock] [created]           write the lock's record to its temporary file (with `lock`, having
  *                                                  taken the lock itself first), print "written" and wait there, before
- *                                                  renaming it, until killed (blocked: no timer, no event loop)
+ *                                                  renaming it, until killed (blocked: no timer, no event loop); with
+ *                                                  `created`, print "created" and wait with the file created, empty
  */
 import * as fs from "node:fs"
 import { Effect } from "effect"
 import type { JournalError } from "../../src/Errors.ts"
 import { canonicalJson } from "../../src/Fingerprint.ts"
-import { Journal, lockWriter } from "../../src/Journal.ts"
+import { Journal, lockWriter, writer } from "../../src/Journal.ts"
 import { tryLock, writeRecord } from "../../src/internal/sqliteJournal.ts"
 import { eventAt } from "./journal.ts"
 
@@ -93,14 +96,16 @@ const lockOnly: Record<string, Effect.Effect<void, JournalError>> = {
     out("recorded")
     yield* forever
   }),
+  writer: Effect.forEach([file, ...rest], (f) => Effect.map(writer(f), (holder) => out(JSON.stringify(holder ?? null))), { discard: true }),
   "write-record": Effect.sync(() => {
     const lockFile = `${file}.lock`
-    if (rest[0] === "lock") taken.push(tryLock(lockFile))
-    writeRecord(lockFile, undefined, () => {
+    if (rest.includes("lock")) taken.push(tryLock(lockFile))
+    const block = (line: string) => () => {
       // (a pipe's write is synchronous on Linux: the line is out before this process blocks)
-      fs.writeSync(1, "written\n")
+      fs.writeSync(1, `${line}\n`)
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
-    })
+    }
+    writeRecord(lockFile, undefined, rest.includes("created") ? { created: block("created") } : { written: block("written") })
   })
 }
 

@@ -44,15 +44,26 @@ export interface Child {
   readonly exited: Promise<number | string>
 }
 
+/** How a child runs in a pid namespace of its own: as in a container (`/proc` its namespace's), or seeing its parent's `/proc`. */
+export type PidNamespace = true | "sees its parent's /proc"
+
+/** `unshare` running a command as process 1 of a pid namespace of its own (see {@link PidNamespace}). */
+export const unsharePid = (how: PidNamespace): ReadonlyArray<string> =>
+  ["unshare", "--pid", "--fork", ...(how === true ? ["--mount-proc"] : []), "--kill-child"]
+
 /**
  * `journal-child.ts` with `args`, started; with `hostname`, on a machine of that name (its own UTS namespace,
  * which needs root: any string, an empty one or one with spaces too, as a machine can name itself); with
  * `pidNamespace`, as process 1 of a pid namespace of its own, as in a container (needs root too): the child's
- * `proc` is then `unshare`'s, which kills it when killed.
+ * `proc` is then `unshare`'s, which kills it when killed (its pid here: {@link innerPid}); with `prefix`, under that
+ * command (`nsenter --target <pid> --pid --`: in that process's pid namespace, seeing this `/proc`).
  */
-export const startChild = (args: ReadonlyArray<string>, options: { readonly hostname?: string; readonly pidNamespace?: boolean } = {}): Child => {
-  const node = [nodeBin, "--conditions=@trex/source", "--no-warnings", childScript, ...args]
-  const inNamespace = options.pidNamespace === true ? ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", ...node] : node
+export const startChild = (
+  args: ReadonlyArray<string>,
+  options: { readonly hostname?: string; readonly pidNamespace?: PidNamespace; readonly prefix?: ReadonlyArray<string> } = {}
+): Child => {
+  const node = [...(options.prefix ?? []), nodeBin, "--conditions=@trex/source", "--no-warnings", childScript, ...args]
+  const inNamespace = options.pidNamespace !== undefined ? [...unsharePid(options.pidNamespace), ...node] : node
   // (unshare and sh exec: the pid is the child's, unless in a pid namespace of its own)
   const [command, ...argv] = options.hostname === undefined
     ? inNamespace
@@ -94,6 +105,13 @@ export const startChild = (args: ReadonlyArray<string>, options: { readonly host
       return new Promise((resolve, reject) => waiters.push({ pred, resolve, reject }))
     }
   }
+}
+
+/** The pid here of the process `unshare --fork` (a child started with `pidNamespace`) runs in its namespace. */
+export const innerPid = (pid: number): number => {
+  const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(" ")
+  if (children.length !== 1 || children[0] === "") throw new Error(`unshare (process ${pid}) has children ${JSON.stringify(children)}`)
+  return Number(children[0])
 }
 
 /** Kill children with SIGKILL; resolves once all have exited. */
