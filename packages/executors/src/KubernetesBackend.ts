@@ -528,9 +528,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         since: K.refusedSince(l.items),
         // (a stop a resume lifted since is not why the Job is suspended now)
         stopped: K.stopLifted(l.items) ? undefined : K.stoppedBy(l.items),
+        suspendedAfterStart: K.suspendedAfterStart(l.items),
         deletedByKueue: K.deletedByKueue(l.items)
       })),
-      Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined, deletedByKueue: undefined }))
+      Effect.orElseSucceed(() => ({ why: undefined, lasting: false, since: undefined, stopped: undefined, suspendedAfterStart: undefined, deletedByKueue: undefined }))
     )
   /**
    * Why a Job that is gone failed, when Kueue deleted it (its `Deleted` Event: a workload it deactivated, inactive
@@ -585,12 +586,20 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   /**
    * Why a suspended Job makes no pod: Kueue deactivated its Workload (`deactivated`, a wait it does not leave by itself:
    * see `stuckAfterMs`); Kueue took it back (its `Stopped` Event, `stopped`) or holds it (its Workload); or no batch queue
-   * did (no Workload of it where Kueue's API answers, no `Stopped` Event): it was suspended by hand. `ran`: its pod was
+   * did (no Workload of it where Kueue's API answers, no `Stopped` Event): it was suspended by hand. `said`: what the
+   * Job's Events say (`refusalOf`): who stopped it, and whether its suspension came after Kueue started it. `ran`: its pod was
    * made before (the Job was suspended after, and the trial runs again from its start); `since`: when its controller saw
    * it suspended (`K.suspendedSince`).
    */
-  const suspensionOf = (name: string, uid: string | undefined, stopped: string | undefined, ran: boolean, since: string | undefined) =>
+  const suspensionOf = (
+    name: string,
+    uid: string | undefined,
+    said: { readonly stopped: string | undefined; readonly suspendedAfterStart: boolean | undefined },
+    ran: boolean,
+    since: string | undefined
+  ) =>
     Effect.gen(function*() {
+      const stopped = said.stopped
       const found = uid !== undefined ? yield* workloadOf(uid) : undefined
       // without the Workload, Kueue's `Stopped` Event says a deactivation in its words (`The workload is deactivated ...`)
       const deactivated = found?.workload !== undefined
@@ -618,7 +627,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         }
       }
       // (before its controller recorded the suspension, it is taking place now)
-      const admittedByHand = stopped === undefined && found?.workload !== undefined && K.admittedBefore(found.workload, since ?? new Date().toISOString())
+      const admittedByHand = stopped === undefined && found?.workload !== undefined && K.admittedBefore(found.workload, since ?? new Date().toISOString(), said.suspendedAfterStart)
       const byHand = admittedByHand || (stopped === undefined && found?.managed === false)
       const why = stopped !== undefined
         ? requeuedWhy(stopped)
@@ -1015,7 +1024,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           stuckPod = undefined
           creatingPod = undefined
           creatingWhy = undefined
-          const held = yield* suspensionOf(name, jobUid, (yield* patiently("listEvents", refusalOf(name))).stopped, true, suspendedSince)
+          const held = yield* suspensionOf(name, jobUid, yield* patiently("listEvents", refusalOf(name)), true, suspendedSince)
           deactivatedWhat = held.deactivated?.what
           if (held.deactivated !== undefined) stuckIf(held.why, held.deactivated.since, held.deactivated.message)
           lastState = `Pending:${held.why}`
@@ -1204,7 +1213,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room; one it
               // stopped (a preemption: its `Stopped` Event) waits to be admitted again; one it deactivated waits for a
               // reactivation, for stuckAfterMs; one suspended by hand waits to be resumed by hand
-              const held = suspended ? yield* suspensionOf(name, jobUid, refused.stopped, requeued || ranBefore, suspendedSince) : undefined
+              const held = suspended ? yield* suspensionOf(name, jobUid, refused, requeued || ranBefore, suspendedSince) : undefined
               const why = held?.why ?? refused.why
               deactivatedWhat = held?.deactivated?.what
               // a suspension by hand is waited for without a bound: said again in the log every stuckAfterMs it lasts

@@ -164,7 +164,7 @@ describe("k8s manifests", () => {
     })
   })
 
-  it("who suspended a Job, by the API's whole-second times: a Kueue stop a later Resumed lifted is not the cause; a Workload admitted before the suspension (not in its second) is not holding it", () => {
+  it("who suspended a Job, by the API's whole-second times: a Kueue stop a later Resumed lifted is not the cause; a Workload admitted before the suspension (in its second, by the Job's Events' resourceVersions) is not holding it", () => {
     const event = (reason: string, at: string, resourceVersion?: string) => ({ reason, message: reason, lastTimestamp: new Date(at), metadata: { resourceVersion } }) as never
     // a stop, then a resume a second later: lifted; in the stop's own second the two are not ordered by their times, and
     // without resourceVersions that compare the stop is kept
@@ -191,9 +191,23 @@ describe("k8s manifests", () => {
     assert.isTrue(K.admittedBefore(workload("2026-12-06T10:00:05Z"), "2026-12-06T10:00:09Z"))
     // a Job made suspended (10:00:00) that Kueue admits (10:00:05) and is about to start: Kueue's, not by hand
     assert.isFalse(K.admittedBefore(workload("2026-12-06T10:00:05Z"), "2026-12-06T10:00:00Z"))
-    // in the suspension's own second, or evicted since: not told as by hand
-    assert.isFalse(K.admittedBefore(workload("2026-12-06T10:00:05Z"), "2026-12-06T10:00:05Z"))
+    // evicted since: not told as by hand
     assert.isFalse(K.admittedBefore(workload("2026-12-06T10:00:05Z", true), "2026-12-06T10:00:09Z"))
+    // in the suspension's own second: by hand only where the Job's controller said it suspended after Kueue started it
+    // (Kueue's `Started`, then its controller's `Suspended` repeated: each Event's last write; "10000" after "9999")
+    const at = "2026-12-06T10:00:05Z"
+    const started = [event("Suspended", at, "9990"), event("Started", at, "9998"), event("Resumed", at, "9999")]
+    const byHand = [...started.slice(1), event("Suspended", at, "10000")]
+    assert.isTrue(K.suspendedAfterStart(byHand))
+    assert.isTrue(K.admittedBefore(workload(at), at, K.suspendedAfterStart(byHand)))
+    // made suspended, admitted, not started yet (no `Started`), or started before and not suspended since; or versions
+    // that do not compare: Kueue's, as before
+    for (const events of [[event("Suspended", at, "9990")], started, [event("Started", at, "9998"), event("Suspended", at, "0999")]]) {
+      assert.notStrictEqual(K.suspendedAfterStart(events), true, JSON.stringify(events))
+      assert.isFalse(K.admittedBefore(workload(at), at, K.suspendedAfterStart(events)))
+    }
+    // a suspension in an earlier second than the admission is not by hand, whatever the Events say
+    assert.isFalse(K.admittedBefore(workload(at), "2026-12-06T10:00:04Z", true))
   })
 
   it("a pod deleted as its job crashed, in the same second: the crash is the job's unless its exit is the deletion's signal (the API server's times are whole seconds)", () => {

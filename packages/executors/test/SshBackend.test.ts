@@ -13,7 +13,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
-import { quote, quoteArgv } from "../src/internal/sshScript.ts"
+import { FILES, quote, quoteArgv } from "../src/internal/sshScript.ts"
 import * as SshBackend from "../src/SshBackend.ts"
 import { checkQueued, checkSlotReleases } from "./support/queued.ts"
 import { eventually } from "./support/eventually.ts"
@@ -71,53 +71,6 @@ describe("SshBackend conformance", () => {
     it.live(c.name, () => sshdUp.pipe(Effect.andThen(c.run), Effect.provide(SshBackend.layer(config))))
   }
 })
-
-/** Each architecture's open calls (`/proc/<pid>/syscall`'s number): which argument is the path, which the directory it is relative to. */
-const OPEN_CALLS: Partial<Record<string, Record<number, { readonly path: number; readonly dir?: number }>>> = {
-  x64: { 2: { path: 0 }, 257: { path: 1, dir: 0 } },
-  arm64: { 56: { path: 1, dir: 0 } }
-}
-
-/**
- * The path process `pid` is in the open of, resolved (read from its memory: root's tests may), or undefined. A process
- * blocked opening a FIFO has no descriptor for it yet (`/proc/<pid>/fd` lists it only once the open returns), so the
- * path is the call's argument.
- */
-const opening = (pid: string): string | undefined => {
-  const [nr, ...args] = Fs.readFileSync(`/proc/${pid}/syscall`, "utf8").trim().split(" ")
-  const call = OPEN_CALLS[process.arch]?.[Number(nr)]
-  if (call === undefined) return undefined
-  const mem = Fs.openSync(`/proc/${pid}/mem`, "r")
-  try {
-    const bytes: Array<Buffer> = []
-    // up to the NUL, a page at a time (the page after may not be mapped)
-    for (let at = Number(BigInt(args[call.path]!)), n = 0; n < 4096;) {
-      const chunk = Buffer.alloc(4096 - (at % 4096))
-      const got = Fs.readSync(mem, chunk, 0, chunk.length, at)
-      const end = chunk.subarray(0, got).indexOf(0)
-      bytes.push(chunk.subarray(0, end < 0 ? got : end))
-      if (end >= 0 || got < chunk.length) break
-      at += got
-      n += got
-    }
-    const named = Buffer.concat(bytes).toString("utf8")
-    // relative to the directory argument (AT_FDCWD, -100: the process's working directory) or, for open, that one
-    const dirFd = call.dir === undefined ? -100 : Number(BigInt.asIntN(32, BigInt(args[call.dir]!)))
-    return Path.resolve(Fs.readlinkSync(dirFd === -100 ? `/proc/${pid}/cwd` : `/proc/${pid}/fd/${dirFd}`), named)
-  } finally {
-    Fs.closeSync(mem)
-  }
-}
-
-/** Whether a process waits in the open of the FIFO at `fifo` for its other end (the kernel's `wait_for_partner`). */
-const waitsOnFifo = (fifo: string) =>
-  Fs.readdirSync("/proc").some((pid) => {
-    try {
-      return /^\d+$/.test(pid) && Fs.readFileSync(`/proc/${pid}/wchan`, "utf8") === "wait_for_partner" && opening(pid) === fifo
-    } catch {
-      return false // a process gone meanwhile
-    }
-  })
 
 describe("SshBackend", () => {
   it.live("hostile argv reaches the remote job unchanged; GPUs per job; secrets only in the job's env", () =>
@@ -219,26 +172,32 @@ describe("SshBackend", () => {
       // an hour's poll: only the failed launch's release can start the queued job within this test
       const backend = yield* SshBackend.make({ ...config, hosts: [{ ...host, slots: 1 }] }).pipe(Effect.provideService(QueuePoll, "1 hour"))
       // The first job's launch is held at the write of its file `hold`, a FIFO on the host (the test host is this
-      // machine): the write waits for a reader. Its directory is there already, the SSH user's.
+      // machine): its open waits for a reader. Its directory is there already, the SSH user's, with a job file of an
+      // earlier try that the launch's first step removes (`rm -f` of its files) before its writes.
       const first = spec(["sh", "-c", "echo never"], { files: [{ path: "hold", content: "held\n" }] })
       const dir = Path.join(remoteRoot, first.labels.run, first.labels.node)
+      const stale = Path.join(dir, FILES.job)
       Fs.mkdirSync(dir, { recursive: true })
       execFileSync("mkfifo", ["-m", "666", Path.join(dir, "hold")])
-      execFileSync("chown", [`${host.username}:`, remoteRoot, Path.dirname(dir), dir])
+      Fs.writeFileSync(stale, "{}")
+      execFileSync("chown", [`${host.username}:`, remoteRoot, Path.dirname(dir), dir, stale])
       const launching = yield* backend.submit(first).pipe(Effect.flip, Effect.forkChild)
       yield* eventually("the first job takes the only slot", Effect.map(backend.capacity, (c) => c.inUse === 1))
       const queued = yield* backend.submit(spec(["sh", "-c", "echo next"]))
       assert.strictEqual(queued.data["queued"], true, JSON.stringify(queued))
       const waits = yield* backend.watch(queued).pipe(Stream.take(1), Stream.runCollect)
       assert.deepStrictEqual(waits, [{ _tag: "State", state: "Pending", reason: "no free slot: 1 of 1 in use" }])
-      yield* eventually("the launch's write of `hold` waits for a reader", () => waitsOnFifo(Path.join(dir, "hold")))
-      // its directory goes away under the launch (a clean-up on the host), and the held write is let through: the
-      // writes behind it fail, and so does the launch
+      // past its first step, the launch cannot pass the write of `hold` until the FIFO has a reader
+      yield* eventually("the launch has made its directory ready", () => !Fs.existsSync(stale))
+      // its directory goes away under the launch (a clean-up on the host), and the FIFO gets a reader (one that does
+      // not wait for a writer, kept open until the launch ends): `hold`'s write, if its open waited, goes through and
+      // the writes behind it fail; if it had not opened yet, it fails itself. Either way the launch fails
       Fs.renameSync(dir, `${dir}.moved`)
-      yield* Effect.promise(() => Fs.promises.readFile(Path.join(`${dir}.moved`, "hold")))
+      const reader = Fs.openSync(Path.join(`${dir}.moved`, "hold"), Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK)
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(reader)))
       const error = yield* Fiber.join(launching)
       assert.strictEqual(error._tag, "BackendError")
-      // the write behind the held one, into the directory gone
+      // `hold`'s or one behind it, into the directory gone
       assert.match(error.message, /write \/tmp\/trex-ssh-test-\d+\/ssh-test\/n\d+\/\S+: No such file/)
       // its slot is given back, and the queued job starts on it
       const exit = yield* Backend.awaitExit(backend, queued)

@@ -1757,6 +1757,31 @@ describe("Explorer: budgets", () => {
       assert.isAtLeast(admissions, 2)
     }))
 
+  it.effect("under a wall clock, a trial is admitted on the run's time after its proposal: one whose proposal took the run past the limit does not start", () =>
+    Effect.gen(function*() {
+      // trials that take no time (on the test clock), under 100 s; the proposal after the first trial's end takes
+      // 101 s (a slow model): the second trial is admitted, or not, when that proposal is back
+      let slowed = false
+      const slow: Researcher.ResearcherShape = {
+        ...gridResearcher,
+        propose: (ctx, n) =>
+          Effect.andThen(
+            Effect.suspend(() => (ctx.usage.trials === 1 && !slowed ? ((slowed = true), TestClock.adjust("101 seconds")) : Effect.void)),
+            gridResearcher.propose(ctx, n)
+          )
+      }
+      const journal = Journal.makeMemory()
+      const summary = yield* Explorer.run(makeTask({ wallClockHours: 100 / 3600 }), { runId: "t", runDir: "/tmp/unused", seed: 1, concurrency: 1 }).pipe(
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(slow, functionExecutor({ runs: [] }, { stepMillis: 0 }))))
+      )
+      assert.isTrue(slowed)
+      assert.strictEqual(summary.reason, "budget: wallClockHours")
+      // the first trial only: the second's proposal ended past the limit
+      const events = (yield* journal.read()).map((e) => e.event)
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "NodeAdmitted" ? [e.nodeId] : [])), ["n1"])
+      assert.strictEqual(summary.usage.trials, 1)
+    }))
+
   it.live("admission tells whether a run's journal leaves room for another trial under a budget", () =>
     Effect.gen(function*() {
       // trials of 600 GPU-seconds under half an hour: three run, and a fourth does not fit

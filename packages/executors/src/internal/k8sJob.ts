@@ -696,14 +696,40 @@ export const stopLifted = (events: ReadonlyArray<CoreV1Event>): boolean => {
  * Whether Kueue admitted the Workload before its Job was suspended (`suspended`: the Job's `Suspended` condition's time,
  * `suspendedSince`) and admits it still (`Admitted` true, not `Evicted`): Kueue does not hold the Job, which someone else
  * suspended, and Kueue resumes it (`ReconcileGenericJob` in its jobframework reconciler starts a suspended Job whose
- * workload is admitted). An admission in the suspension's second or after is not told from Kueue's own start of the Job
- * (it admits the workload, then resumes the Job): not this. Whole seconds, as the API server gives both.
+ * workload is admitted). Whole seconds, as the API server gives both: an admission after the suspension's second is not
+ * this; one in its second is when the Job's Events say the suspension came after Kueue started the Job
+ * (`suspendedAfterStart`, from {@link suspendedAfterStart}), and else is not told from Kueue's own start of the Job (it
+ * admits the workload, then resumes the Job): not this.
  */
-export const admittedBefore = (workload: KueueWorkload, suspended: string | undefined): boolean => {
+export const admittedBefore = (workload: KueueWorkload, suspended: string | undefined, afterStart?: boolean): boolean => {
   const conditions = workload.status?.conditions ?? []
   const admitted = conditions.find((c) => c.type === "Admitted" && c.status === "True")?.lastTransitionTime
   if (suspended === undefined || admitted === undefined || conditions.some((c) => c.type === "Evicted" && c.status === "True")) return false
-  return Math.floor(new Date(admitted).getTime() / 1000) < Math.floor(new Date(suspended).getTime() / 1000)
+  const [admittedSecond, suspendedSecond] = [admitted, suspended].map((t) => Math.floor(new Date(t).getTime() / 1000))
+  return admittedSecond! < suspendedSecond! || (admittedSecond === suspendedSecond && afterStart === true)
+}
+
+/**
+ * Whether the Job's controller recorded its suspension (its `Suspended` Event, `Job suspended`) after Kueue last started
+ * it (`Started`, `Admitted by clusterQueue ...`: its jobframework's `startJob`, which resumes the Job), by the newest
+ * write of each (the larger `resourceVersion`: both are of the `events` resource, as `resourceVersionOrder`);
+ * `undefined` when either Event is missing or a version does not compare.
+ */
+export const suspendedAfterStart = (events: ReadonlyArray<CoreV1Event>): boolean | undefined => {
+  const newest = (reason: string): string | undefined | null => {
+    let top: string | undefined
+    for (const e of events) {
+      if (e.reason !== reason) continue
+      const v = e.metadata?.resourceVersion
+      const order = resourceVersionOrder(v, top ?? v)
+      if (order === undefined) return null
+      if (top === undefined || order > 0) top = v
+    }
+    return top
+  }
+  const [suspension, start] = [newest("Suspended"), newest("Started")]
+  if (suspension === undefined || suspension === null || start === undefined || start === null) return undefined
+  return (resourceVersionOrder(suspension, start) ?? 0) > 0
 }
 
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */

@@ -697,6 +697,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     recordEvent(job, "Normal", "Stopped", message, "kueue-job-controller")
     return true
   }
+  /** Kueue's Event once it let a Job go (its jobframework's `startJob`: `spec.suspend` false, then `Started`). */
+  const startedByKueue = (job: Obj) => recordEvent(job, "Normal", "Started", "Admitted by clusterQueue cluster-queue", "kueue-job-controller")
   /** A suspended Job let go (`spec.suspend` now false): its controller resets `startTime`, says `JobResumed`, and makes its pod. */
   const resumeJob = (job: Obj) => {
     job.status.startTime = now()
@@ -1130,6 +1132,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
           if (job === undefined || job.spec.suspend !== true || !admittedNow(workloadOf(job))) return
           job.spec.suspend = false
           put("jobs", job, "MODIFIED")
+          startedByKueue(job)
           resumeJob(job)
         })
       }
@@ -1226,6 +1229,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       }
       job.spec.suspend = false
       put("jobs", job, "MODIFIED")
+      startedByKueue(job)
       resumeJob(job)
       return true
     },
