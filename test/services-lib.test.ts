@@ -126,6 +126,25 @@ describe("wait_for", () => {
   })
 })
 
+describe("lib.sh", () => {
+  it("says once, on stderr, which of SIGINT, SIGTERM and SIGHUP were ignored when the shell started, and keeps a script's own traps", () => {
+    // ignored by the `sh` that execs bash, as a shell without job control does for a job started with `&` (SIGINT)
+    // and as nohup does (SIGHUP): bash cannot trap them, so wait_for's traps of them are not set
+    const script = `set -euo pipefail\n. ${lib}\nok() { true; }\nwait_for 5 ok\ntrap -p\necho done`
+    const ignored = spawnSync("sh", ["-c", `trap '' INT HUP; exec bash -c "$0"`, script], { cwd: dir, encoding: "utf8", timeout: 30_000 })
+    assert.strictEqual(
+      ignored.stderr,
+      "[bash] SIGINT SIGHUP ignored since this shell started (as in a job that a shell without job control starts with &, or under nohup): " +
+        "bash cannot trap such a signal, so it stops neither this script nor a wait_for try\n"
+    )
+    assert.strictEqual(ignored.stdout, "trap -- '' SIGHUP\ntrap -- '' SIGINT\ndone\n")
+    // a signal the script itself ignores, or traps, before it sources lib.sh can be trapped: nothing said, and kept
+    const own = bash(`trap '' TERM\ntrap 'echo hup' HUP\n. ${lib}\ntrap -p\necho done`)
+    assert.strictEqual(own.stderr, "")
+    assert.strictEqual(own.stdout, "trap -- 'echo hup' SIGHUP\ntrap -- '' SIGTERM\ndone\n")
+  })
+})
+
 describe("start-all.sh", () => {
   const startAll = path.resolve(import.meta.dirname, "../scripts/services/start-all.sh")
   /**
