@@ -2,7 +2,9 @@
  * scripts/services/lib.sh's `wait_for SECONDS CMD...`, which the start-*.sh scripts wait for their daemons with, run by
  * a real bash on shell functions as those scripts give it: a try that hangs (a daemon that takes the connection and
  * never answers) is killed, with the command it started, once the time is up, rather than hanging the script; and when
- * the script itself is stopped (SIGTERM, Ctrl-C) while a try runs, the try goes with it.
+ * the script itself is stopped (SIGTERM, Ctrl-C) while a try runs, the try goes with it. lib.sh says when a signal was
+ * ignored at the shell's start (bash cannot trap it then), and start-all.sh, stopped, stops the start scripts it runs,
+ * here start scripts of the test's own (TREX_SERVICES_DIR), never the real services.
  */
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
