@@ -2,7 +2,9 @@
  * scripts/services/lib.sh's `wait_for SECONDS CMD...`, which the start-*.sh scripts wait for their daemons with, run by
  * a real bash on shell functions as those scripts give it: a try that hangs (a daemon that takes the connection and
  * never answers) is killed, with the command it started, once the time is up, rather than hanging the script; and when
- * the script itself is stopped (SIGTERM, Ctrl-C) while a try runs, the try goes with it.
+ * the script itself is stopped (SIGTERM, Ctrl-C) while a try runs, the try goes with it. lib.sh says when a signal was
+ * ignored at the shell's start (bash cannot trap it then), and start-all.sh, stopped, stops the start scripts it runs,
+ * here start scripts of the test's own (TREX_SERVICES_DIR), never the real services.
  */
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -34,30 +36,50 @@ const until = async (done: () => boolean) => {
 }
 
 /**
- * `script` (lib.sh sourced) started by bash, which gets SIGTERM once `pidFile` holds the pid of the try's command;
- * resolves with how bash ended, its stdout, and whether that command still runs (killed by the test if it does).
+ * bash started with `args` (env added to this process's), which gets `signal` once every one of `pidFiles` holds the pid
+ * of a command it runs; resolves with how bash ended, its stdout and stderr, and which of those commands still run
+ * (killed by the test if they do).
  */
-const terminatedWhileTrying = (script: string, pidFile: string) =>
-  new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; tryAlive: boolean }>(
+const stoppedWhileRunning = (
+  args: ReadonlyArray<string>,
+  pidFiles: ReadonlyArray<string>,
+  signal: NodeJS.Signals = "SIGTERM",
+  env: Record<string, string> = {}
+) =>
+  new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; left: Array<string> }>(
     (resolve, reject) => {
-      const child = spawn("bash", ["-c", `set -euo pipefail\n. ${lib}\n${script}`], { cwd: dir, stdio: ["ignore", "pipe", "inherit"] })
+      const child = spawn("bash", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
       let stdout = ""
+      let stderr = ""
       child.stdout.on("data", (chunk) => (stdout += chunk))
+      child.stderr.on("data", (chunk) => (stderr += chunk))
       child.on("error", reject)
       const exited = new Promise<[number | null, NodeJS.Signals | null]>((done) => child.on("exit", (code, signal) => done([code, signal])))
+      const written = (f: string) => fs.existsSync(f) && fs.readFileSync(f, "utf8").endsWith("\n")
       void (async () => {
-        const started = await until(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").endsWith("\n"))
-        child.kill(started ? "SIGTERM" : "SIGKILL")
-        const [code, signal] = await exited
-        if (!started) return reject(new Error(`the try never started; stdout: ${stdout}`))
-        const pid = Number(fs.readFileSync(pidFile, "utf8"))
-        const tryAlive = !(await until(() => !alive(pid)))
-        if (tryAlive) process.kill(pid, "SIGKILL")
-        fs.rmSync(pidFile)
-        resolve({ code, signal, stdout, tryAlive })
+        const started = await until(() => pidFiles.every(written))
+        child.kill(started ? signal : "SIGKILL")
+        const [code, ended] = await exited
+        const left: Array<string> = []
+        for (const f of pidFiles.filter(written)) {
+          const pid = Number(fs.readFileSync(f, "utf8"))
+          if (!(await until(() => !alive(pid)))) {
+            left.push(path.basename(f))
+            process.kill(pid, "SIGKILL")
+          }
+          fs.rmSync(f)
+        }
+        if (!started) return reject(new Error(`not every command started: stdout: ${stdout} stderr: ${stderr}`))
+        resolve({ code, signal: ended, stdout, stderr, left })
       })().catch(reject)
     }
   )
+
+/** `script` (lib.sh sourced) run by bash, which gets SIGTERM once `pidFile` holds the pid of the try's command. */
+const terminatedWhileTrying = async (script: string, pidFile: string) => {
+  const r = await stoppedWhileRunning(["-c", `set -euo pipefail\n. ${lib}\n${script}`], [pidFile])
+  return { code: r.code, signal: r.signal, stdout: r.stdout, tryAlive: r.left.length > 0 }
+}
 
 describe("wait_for", () => {
   it("kills a try that hangs when the calling script gets SIGTERM, under the script's own traps, restored", async () => {
@@ -103,5 +125,62 @@ describe("wait_for", () => {
     ].join("\n"))
     assert.strictEqual(r.stdout, "succeeded at try 3\nfailed: 3\n", r.stderr)
     assert.strictEqual(r.stderr, "")
+  })
+})
+
+describe("lib.sh", () => {
+  it("says once, on stderr, which of SIGINT, SIGTERM and SIGHUP were ignored when the shell started, and keeps a script's own traps", () => {
+    // ignored by the `sh` that execs bash, as a shell without job control does for a job started with `&` (SIGINT)
+    // and as nohup does (SIGHUP): bash cannot trap them, so wait_for's traps of them are not set
+    const script = `set -euo pipefail\n. ${lib}\nok() { true; }\nwait_for 5 ok\ntrap -p\necho done`
+    const ignored = spawnSync("sh", ["-c", `trap '' INT HUP; exec bash -c "$0"`, script], { cwd: dir, encoding: "utf8", timeout: 30_000 })
+    assert.strictEqual(
+      ignored.stderr,
+      "[bash] SIGINT SIGHUP ignored since this shell started (as in a job that a shell without job control starts with &, or under nohup): " +
+        "bash cannot trap such a signal, so it stops neither this script nor a wait_for try\n"
+    )
+    assert.strictEqual(ignored.stdout, "trap -- '' SIGHUP\ntrap -- '' SIGINT\ndone\n")
+    // a signal the script itself ignores, or traps, before it sources lib.sh can be trapped: nothing said, and kept
+    const own = bash(`trap '' TERM\ntrap 'echo hup' HUP\n. ${lib}\ntrap -p\necho done`)
+    assert.strictEqual(own.stderr, "")
+    assert.strictEqual(own.stdout, "trap -- 'echo hup' SIGHUP\ntrap -- '' SIGTERM\ndone\n")
+  })
+})
+
+describe("start-all.sh", () => {
+  const startAll = path.resolve(import.meta.dirname, "../scripts/services/start-all.sh")
+  /**
+   * A services directory of two start scripts that hang: one in a `wait_for` try, one in a command of its own; each
+   * writes its pid to `start-<name>.pid`, and its command's to `<name>.pid`.
+   */
+  const services = () => {
+    const svc = fs.mkdtempSync(path.join(dir, "services-"))
+    const script = (name: string, body: string) =>
+      fs.writeFileSync(
+        path.join(svc, `start-${name}.sh`),
+        `#!/usr/bin/env bash\nset -euo pipefail\necho $$ > ${svc}/start-${name}.pid\n. ${lib}\n${body}\n`,
+        { mode: 0o755 }
+      )
+    script("tries", `hangs() { sh -c 'echo $$ > ${svc}/tries.pid; exec sleep 600'; }\nwait_for 60 hangs`)
+    script("waits", `sh -c 'echo $$ > ${svc}/waits.pid; exec sleep 600'`)
+    return svc
+  }
+
+  it("gives a SIGTERM, SIGINT or SIGHUP to the start scripts it runs, with what they run, and dies of it", async () => {
+    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+      const svc = services()
+      // (the scripts first: the test kills what is left in this order, and a script left would try again)
+      const pids = ["start-tries", "start-waits", "tries", "waits"].map((p) => `${svc}/${p}.pid`)
+      const r = await stoppedWhileRunning([startAll, "tries", "waits"], pids, signal, {
+        TREX_SERVICES_DIR: svc,
+        TREX_SERVICES_LOG_DIR: `${svc}/log`
+      })
+      // before, start-all.sh died alone (SIGINT did not even reach its scripts' group: ignored, as in any job a
+      // shell without job control starts) and both sleeps ran on
+      assert.deepStrictEqual(r.left, [], `${signal}: still running; stderr: ${r.stderr}`)
+      assert.deepStrictEqual([r.code, r.signal], [null, signal], r.stderr)
+      assert.match(r.stderr, new RegExp(`got ${signal}: stopping tries waits\\n`))
+      assert.isFalse(fs.existsSync(`${svc}/.env`), "no .env written by a start that was stopped")
+    }
   })
 })

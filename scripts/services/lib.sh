@@ -67,6 +67,25 @@ wait_for() {
   return "$rc"
 }
 
+# A signal that was ignored when the shell started (SIGINT in a job that a shell without job control starts with `&`,
+# SIGHUP under nohup) cannot be trapped by bash: wait_for's trap of it is not set, and it stops neither the script
+# nor a try (which ignores it too). Said once on stderr, when this file is sourced, so that a Ctrl-C that does nothing
+# is explained. Not reset: the ignoring is what whoever started the script asked for (nohup's SIGHUP), and bash could
+# undo it only by starting itself again through `env --default-signal`.
+untrappable_signals() {
+  local s saved out=""
+  for s in INT TERM HUP; do
+    saved=$(trap -p "$s")
+    trap : "$s"
+    [ "$(trap -p "$s")" = "trap -- ':' SIG$s" ] || out="$out SIG$s"
+    if [ -n "$saved" ]; then eval "$saved"; else trap - "$s"; fi
+  done
+  echo "${out# }"
+}
+ignored_signals=$(untrappable_signals)
+[ -z "$ignored_signals" ] || echo "[${0##*/}] $ignored_signals ignored since this shell started (as in a job that a shell without job control starts with &, or under nohup): bash cannot trap such a signal, so it stops neither this script nor a wait_for try" >&2
+unset ignored_signals
+
 # stop_pidfile FILE: kill the daemon named by a pid file (SIGTERM, SIGKILL after 15 s), wait until it
 # is gone and remove the file; prints the pid it stopped, nothing when none ran
 stop_pidfile() {

@@ -7,9 +7,15 @@
 # Usage: start-all.sh [docker|podman|sshd|slurm|gridengine ...]     start all (default) or the named services
 #        start-all.sh stop [docker|podman|sshd|slurm|gridengine ...]
 # Needs root (CI: `sudo scripts/services/start-all.sh`). Everything listens on unix sockets or 127.0.0.1 only.
+# Stopped (SIGTERM, Ctrl-C, SIGHUP) while the services start, it gives the signal to each start script still running,
+# with all that script runs (its process group), waits for them to end (SIGKILL after 10 s), then dies of the signal.
+# TREX_SERVICES_DIR: the directory of the start-<service>.sh scripts it runs, where it writes .env (default: its own;
+# a service is any name with a script there), TREX_SERVICES_LOG_DIR: their logs (default /var/log/trex-services).
+# Both are for tests of this script with start scripts of their own, which need no root.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+dir=${TREX_SERVICES_DIR:-$here}
 log() { echo "[start-all $(date +%T)] $*" >&2; }
 
 # The facts the tests read, for every service that is up now (whoever started it).
@@ -44,20 +50,20 @@ write_env() {
                     echo "TREX_TEST_SGE_FAKE_GPUS=${SGE_FAKE_GPUS:-2}" ;;
       esac
     done
-  } > "$here/.env"
+  } > "$dir/.env"
 }
 
 action=start
 if [ "${1:-}" = stop ]; then action=stop; shift; fi
 services=("$@"); [ ${#services[@]} -eq 0 ] && services=(docker podman sshd slurm gridengine)
 for s in "${services[@]}"; do
-  case "$s" in docker|podman|sshd|slurm|gridengine) ;; *) log "unknown service '$s' (docker, podman, sshd, slurm or gridengine)"; exit 2 ;; esac
+  [ -f "$dir/start-$s.sh" ] || { log "unknown service '$s' (docker, podman, sshd, slurm or gridengine: no $dir/start-$s.sh)"; exit 2; }
 done
-[ "$(id -u)" = 0 ] || { log "must run as root (sudo $0)"; exit 2; }
+[ "$dir" != "$here" ] || [ "$(id -u)" = 0 ] || { log "must run as root (sudo $0)"; exit 2; }
 
 if [ $action = stop ]; then
   rc=0
-  for s in "${services[@]}"; do "$here/start-$s.sh" stop || rc=1; done
+  for s in "${services[@]}"; do "$dir/start-$s.sh" stop || rc=1; done
   write_env
   exit $rc
 fi
@@ -73,19 +79,59 @@ for s in "${services[@]}"; do
            [ "${SLURM_ACCOUNTING:-1}" = 1 ] && pkgs="$pkgs slurmdbd mariadb-server"
            [ "${SLURM_REST:-1}" = 1 ] && pkgs="$pkgs slurmrestd slurm-wlm-jwt-plugin curl" ;;
     # its packages' postinst asks debconf for the cell and the qmaster host: answered before the transaction
-    gridengine) "$here/start-gridengine.sh" preseed || { log "gridengine: debconf preseed failed"; exit 1; }
+    gridengine) "$dir/start-gridengine.sh" preseed || { log "gridengine: debconf preseed failed"; exit 1; }
                 pkgs="$pkgs gridengine-master gridengine-exec gridengine-client" ;;
   esac
 done
 t0=$(date +%s)
 apt_install $pkgs || { log "apt-get install failed"; exit 1; }
 
-logdir=/var/log/trex-services
-mkdir -p $logdir
+logdir=${TREX_SERVICES_LOG_DIR:-/var/log/trex-services}
+mkdir -p "$logdir"
+# Each start script runs as a process group of its own (job control on for its start alone, as in wait_for), so that
+# a signal can be given to all it runs: this script catches INT, TERM and HUP (a `kill` of it alone, CI cancelling,
+# or Ctrl-C, which reaches the terminal's foreground group only), gives the signal to each script's group (a
+# script's wait_for gives it on to its try, a group of its own), kills what still runs 10 s later, then dies of the
+# signal. (Started with a plain `&`, the scripts were in this script's group, and ignored SIGINT, as does any job
+# that a shell without job control starts, and which bash cannot trap then.)
 declare -A pids
+# group_runs PGID: a process of the group runs (one that has ended but is not reaped yet, a zombie, does not: init
+# may take seconds to reap a script's child)
+group_runs() {
+  local f state pgrp
+  for f in /proc/[0-9]*/stat; do
+    { read -r state < "$f"; } 2>/dev/null || continue
+    read -r state _ pgrp _ <<< "${state##*) }"
+    [ "$pgrp" = "$1" ] && [ "$state" != Z ] && return 0
+  done
+  return 1
+}
+stop_scripts() {
+  local sig=$1 s running=()
+  trap '' INT TERM HUP
+  for s in "${services[@]}"; do
+    [ -n "${pids[$s]:-}" ] && kill -s "$sig" -- "-${pids[$s]}" 2>/dev/null && running+=("$s")
+  done
+  log "got SIG$sig: stopping ${running[*]:-nothing}"
+  for _ in $(seq 100); do
+    running=()
+    for s in "${services[@]}"; do [ -n "${pids[$s]:-}" ] && group_runs "${pids[$s]}" && running+=("$s"); done
+    [ ${#running[@]} -eq 0 ] && break
+    sleep 0.1
+  done
+  for s in "${running[@]}"; do log "$s still runs after 10 s: killed"; kill -KILL -- "-${pids[$s]}" 2>/dev/null; done
+  trap - INT TERM HUP
+  kill -s "$sig" "$BASHPID"
+  exit $(( 128 + $(kill -l "$sig") ))
+}
+trap 'stop_scripts INT' INT
+trap 'stop_scripts TERM' TERM
+trap 'stop_scripts HUP' HUP
 for s in "${services[@]}"; do
-  "$here/start-$s.sh" >"$logdir/$s.log" 2>&1 &
+  set -m
+  "$dir/start-$s.sh" >"$logdir/$s.log" 2>&1 </dev/null &
   pids[$s]=$!
+  set +m
 done
 failed=()
 for s in "${services[@]}"; do

@@ -22,6 +22,14 @@ GPUS=${SLURM_FAKE_GPUS:-2}
 NCPU=${SLURM_CPUS:-$(nproc)}
 CLUSTER=local
 log() { echo "[start-slurm $(date +%T)] $*" >&2; }
+# The daemons started here, and the checks, read the configuration this script writes, whatever SLURM_CONF its caller
+# has: SlurmBackend.test.ts's outage tests give their clients a copy with another MessageTimeout, and a slurmctld
+# restarted from within them read that copy (in a temporary directory) until its next restart, its configuration
+# then differing from slurmd's ("Node localhost appears to have a different slurm.conf", twice a run of that file).
+# MessageTimeout stays Slurm's 10 s here (not the outage tests' 4 s): it also bounds the daemons' own messages (the
+# controller's pings and launches to slurmd, slurmd's reports of a job's end) on a machine of 2 cores at load 14-22,
+# and no other test waits on a client's timeout, so a shorter one would save no CI time.
+export SLURM_CONF=/etc/slurm/slurm.conf
 pidof_file() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 if [ "${1:-}" = stop ]; then

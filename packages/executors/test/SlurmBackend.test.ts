@@ -531,6 +531,9 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
         events.some(outageTold) && warned.some((w) => w.includes("submitting ctld-submitted again")) &&
         warned.some((w) => w.includes("listing the jobs of run")), 90)
       yield* startSlurm
+      // the controller it restarted reads the cluster's slurm.conf, not this test's clients' copy (before, it read the
+      // copy until its next restart: "Node localhost appears to have a different slurm.conf" in slurmctld's log)
+      assert.match(execFileSync("scontrol", ["show", "config"], { encoding: "utf8" }), /^SLURM_CONF\s+= \/etc\/slurm\/slurm\.conf$/m)
       fs.writeFileSync(path.join(ref.data.jobDir as string, "go"), "")
       yield* Fiber.join(watching)
       const exit = exitOf(events)
