@@ -257,6 +257,45 @@ export const cases = (options: Options): ReadonlyArray<Case> => {
       )
     },
     {
+      // (the explorer stopping its trials as a budget ends, one of them just finished, its result not yet read)
+      name: "cancelling a job that has ended leaves its exit as it was: the same and a fresh instance watch and list the same exit",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          // (a job the OOM killer ended reads as one a cancel killed, where a backend marks its cancels to tell them apart);
+          // the last one is not watched before its cancel: the backend's list says it ended
+          const specs = [spec("succeed"), spec("fail"), spec("exit-oom"), spec("succeed")]
+          const refs = yield* Effect.forEach(specs, (s) => backend.submit(s))
+          const watched = yield* Effect.forEach(refs.slice(0, 3), (ref) => Effect.map(Stream.runCollect(backend.watch(ref)), exitOf), { concurrency: "unbounded" })
+          assert.deepEqual(watched.map((e) => [e.outcome, e.failureKind]), [["Succeeded", undefined], ["Failed", "Crash"], ["Failed", "OOM"]], JSON.stringify(watched.map((e) => e.message)))
+          const unwatched = specs[3]!.labels.node
+          const deadline = Date.now() + 60_000 * scale
+          while (!(yield* backend.list(run)).some((j) => j.labels.node === unwatched && j.state === "Finished")) {
+            assert.ok(Date.now() < deadline, `the backend lists ${unwatched} as finished within ${60 * scale} s`)
+            yield* Effect.sleep(200)
+          }
+          yield* Effect.forEach(refs, (ref) => backend.cancel(ref), { concurrency: "unbounded" })
+          const ended = [...watched, watched[0]!]
+          const same = (what: string, exits: ReadonlyArray<Backend.JobExit>) =>
+            exits.forEach((exit, i) => {
+              const was = ended[i]!
+              assert.deepEqual(
+                { outcome: exit.outcome, failureKind: exit.failureKind, exitCode: exit.exitCode, result: exit.result },
+                { outcome: was.outcome, failureKind: was.failureKind, exitCode: was.exitCode, result: was.result },
+                `${what}: the exit of ${specs[i]!.labels.node} after a cancel once it had ended (${exit.message ?? "no message"})`
+              )
+            })
+          same("the same instance", yield* Effect.forEach(refs, (ref) => Backend.awaitExit(backend, ref), { concurrency: "unbounded" }))
+          // a resumed run: it reattaches to the refs it journaled, and reconciles by listing the run's jobs
+          const fresh = yield* options.fresh
+          same("a fresh instance", yield* Effect.forEach(refs, (ref) => Backend.awaitExit(fresh, ref), { concurrency: "unbounded" }))
+          const listed = (yield* fresh.list(run)).filter((j) => specs.some((s) => s.labels.node === j.labels.node))
+          assert.deepEqual(listed.map((j) => j.state), specs.map(() => "Finished"), "a fresh instance lists the jobs as finished")
+          const byNode = specs.map((s) => listed.find((j) => j.labels.node === s.labels.node)!.ref)
+          same("a fresh instance's listed job", yield* Effect.forEach(byNode, (ref) => Backend.awaitExit(fresh, ref), { concurrency: "unbounded" }))
+        })
+      )
+    },
+    {
       name: "a job that writes no result.json exits with a resultError",
       run: withBackend((backend) =>
         Effect.gen(function*() {
