@@ -439,13 +439,18 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   // The marker tells a job killed after this cancel from one the OOM killer (or someone else) killed.
   // The job was submitted with -notify: qdel sends SIGUSR2 first, which its script turns into a
   // SIGTERM to the job, and SIGKILL only after the queue's `notify` time.
+  // A job whose command has ended (its script wrote its exit record) gets no marker: its end (a SIGKILL, an exit 137)
+  // stays its own, not a cancel's. (qdel still goes: a job whose command exited 99 may be run again by Grid Engine.)
+  // A command that ends between the look and the marker reads as cancelled, as one a moment later would.
   // A job cancelled (or withdrawn) before any watch leaves `unwatched`: nothing waits for its lines.
   const cancel = Effect.fn("GridEngineBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     unwatched.drop(ref.id)
     if (typeof ref.data.jobDir === "string") {
-      yield* runner.writeFile(`${ref.data.jobDir}/${Script.CANCEL_FILE}`, `${new Date().toISOString()}\n`, 0o644).pipe(
-        Effect.catch((e) => Effect.logWarning(`gridengine: job ${ref.id}: ${e.message} (a job killed after this cancel may read as out of memory)`))
-      )
+      const jobDir = ref.data.jobDir
+      yield* Effect.flatMap(runner.readFrom(`${jobDir}/${Script.EXIT_FILE}`, 0, 0), (ended) =>
+        ended !== undefined ? Effect.void : runner.writeFile(`${jobDir}/${Script.CANCEL_FILE}`, `${new Date().toISOString()}\n`, 0o644)).pipe(
+          Effect.catch((e) => Effect.logWarning(`gridengine: job ${ref.id}: ${e.message} (a job killed after this cancel may read as out of memory)`))
+        )
     }
     yield* qdel(ref.id)
   })

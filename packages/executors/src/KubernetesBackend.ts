@@ -204,6 +204,8 @@ const mayHaveBeenDone = (e: Errors.BackendError) => e.retryable && !NOT_SENT.tes
 
 const isNotFound = (e: Errors.BackendError) => e.message.includes("HTTP 404")
 const isConflict = (e: Errors.BackendError) => e.message.includes("HTTP 409")
+/** How often a cancel deletes a Job on the condition that it is as read, before it deletes it as it is. */
+const CANCEL_AS_READ_TRIES = 5
 /** How long a Job may be without a pod before `watch` asks its Events why, and how often again after. */
 const NO_POD_FIRST_MS = 2_000
 const NO_POD_AGAIN_MS = 5_000
@@ -1395,17 +1397,57 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     return true
   }
 
+  /** A Job that ended by itself: its end recorded (`K.jobOutcome`), and not a failure for its deletion (a cancel's). */
+  const endedByItself = (job: V1Job) => K.jobOutcome(job) !== undefined && !K.failedByDeletion(job)
+
   // The API server not answering, both wait for it (a stop ends the wait: the Job then runs on, and a
   // resumed run follows it).
   const cancel = Effect.fn("KubernetesBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
+    const patient = <A>(effect: Effect.Effect<A, Errors.BackendError>) => waitForServer(`cancelling Job ${ref.id}`, effect)
     const sub = queued.get(ref.id)
     if (sub !== undefined) {
       // its watch, still making its objects, makes no more of them; none asked for yet, nothing to delete
       sub.dropped = true
       if (!sub.sent) return
+      // its create sent, perhaps not yet carried out: the Job may come after any read of it (its watch deletes it then too)
+      return yield* patient(Effect.andThen(tombstoneOf(ref), deleteJob(ref.id)))
     }
-    // the tombstone first: a Job that is gone then reads as cancelled, never as lost
-    yield* waitForServer(`cancelling Job ${ref.id}`, Effect.andThen(tombstoneOf(ref), deleteJob(ref.id)))
+    // A Job that has ended (or is gone) is let be, with no tombstone: a controller that reads it later (a resumed run)
+    // reads its own end, not a cancel. One that has not gets its tombstone first (a Job that is gone then reads as
+    // cancelled, never as lost), then is deleted as read (a precondition on its resourceVersion): one that changed since
+    // (it ended, its pod started) is read again, and the tombstone of one that ended meanwhile goes. What is left: a
+    // container that exits as it is cancelled, before the kubelet and the Job's controller have recorded it on the Job,
+    // is deleted with its Job, which reads as cancelled (as a cancel a moment before its end would have it).
+    let stone = false
+    for (let attempt = 1; ; attempt++) {
+      const job = yield* patient(call("readJob", (o) => batch.readNamespacedJob({ name: ref.id, namespace }, o))).pipe(
+        Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
+      )
+      if (job === undefined) return
+      if (endedByItself(job)) {
+        // (being deleted, a TTL's or another controller's cancel: its tombstone, if any, is that one's)
+        if (stone && job.metadata?.deletionTimestamp == null) {
+          yield* patient(call("deleteTombstone", (o) => core.deleteNamespacedConfigMap({ name: tombstone(ref.id), namespace }, o))).pipe(
+            Effect.catchIf(isNotFound, () => Effect.void)
+          )
+        }
+        return
+      }
+      yield* patient(tombstoneOf(ref))
+      stone = true
+      if (job.metadata?.deletionTimestamp != null) return
+      // (a Job that keeps changing, its pod's readiness say, is deleted as it is after a few tries)
+      const asRead = attempt < CANCEL_AS_READ_TRIES
+        ? { body: { preconditions: { resourceVersion: job.metadata!.resourceVersion!, uid: job.metadata!.uid! } } }
+        : {}
+      const deleted = yield* patient(call("deleteJob", (o) => batch.deleteNamespacedJob({ name: ref.id, namespace, propagationPolicy: "Foreground", ...asRead }, o))).pipe(
+        Effect.as(true),
+        // a conflict: it changed since it was read (or a delete whose answer was lost went through): read it again
+        Effect.catchIf(isConflict, () => Effect.succeed(false)),
+        Effect.catchIf(isNotFound, () => Effect.succeed(true))
+      )
+      if (deleted) return
+    }
   })
 
   /**

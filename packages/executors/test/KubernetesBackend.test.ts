@@ -518,6 +518,22 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       yield* backend.cancel(ref)
     }))
 
+  it.effect("a cancel whose delete reaches the API server once the Job has completed leaves the Job be: no tombstone, and a resumed controller reads its own exit", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      const ref = yield* backend.submit(spec("ends-as-cancelled", `sleep 1; ${done}`))
+      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
+      // the cancel reads the Job running; its delete reaches the server after the Job completed
+      const completed = () => fake.get("jobs", "trex", ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "Complete") === true
+      fake.delayDelete("jobs", () => Effect.runPromise(eventually("the Job completes", completed)))
+      yield* backend.cancel(ref)
+      assert.isTrue(completed(), "the Job is there, completed")
+      assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "no tombstone is left")
+      const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
+      assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
+    }))
+
   it.effect("reports an image that cannot be pulled as Pending ErrImagePull / ImagePullBackOff", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend

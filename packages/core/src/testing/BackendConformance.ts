@@ -52,13 +52,16 @@ const SCRIPT = "trex-conformance.sh"
 /** What the sleep scenario prints when it has slept to its end (a killed or cancelled job never does). */
 const SLEPT = "slept-to-the-end"
 
+/** The `result.json` the succeed scenario writes, decoded. */
+const SUCCEEDED = { metrics: { accuracy: 0.75 }, primary: 0.75, artifacts: [], summary: "ok" }
+
 const writeResult = (json: string) => `printf '%s\\n' '${json}' > "$TREX_JOB_DIR/result.json"`
 
 const scripts: Record<Scenario, string> = {
   succeed: [
     `echo "hello from trex"`,
     `[ -f "$TREX_JOB_DIR/${SCRIPT}" ] || { echo "TREX_JOB_DIR is wrong" >&2; exit 9; }`,
-    writeResult(`{"metrics":{"accuracy":0.75},"primary":0.75,"artifacts":[],"summary":"ok"}`)
+    writeResult(JSON.stringify(SUCCEEDED))
   ].join("\n"),
   fail: `echo "about to fail"\necho "something broke" >&2\nexit 3`,
   // the job protocol's out-of-memory code (a trainer that caught CUDA out of memory exits 137)
@@ -159,7 +162,7 @@ export const cases = (options: Options): ReadonlyArray<Case> => {
           const exit = exitOf(events)
           assert.equal(exit.outcome, "Succeeded", exit.message)
           assert.equal(exit.exitCode, 0)
-          assert.deepEqual(exit.result, { metrics: { accuracy: 0.75 }, primary: 0.75, artifacts: [], summary: "ok" })
+          assert.deepEqual(exit.result, SUCCEEDED)
           assert.equal(exit.resultError, undefined)
           assert.ok(exit.logTail.includes("hello from trex"), `log tail: ${JSON.stringify(exit.logTail)}`)
           assert.ok(exit.wallSeconds >= 0 && exit.gpuSeconds === 0)
@@ -253,6 +256,45 @@ export const cases = (options: Options): ReadonlyArray<Case> => {
           const info = (yield* backend.list(run)).find((j) => j.labels.node === s.labels.node)
           assert.equal(info?.state, "Finished", "a cancelled job is no longer running")
           yield* backend.cancel(ref) // cancelling a finished job is a no-op
+        })
+      )
+    },
+    {
+      // (the explorer stopping its trials as a budget ends, one of them just finished, its result not yet read)
+      name: "cancelling a job that has ended leaves its exit as it was: the same and a fresh instance watch and list the same exit",
+      run: withBackend((backend) =>
+        Effect.gen(function*() {
+          // One watched to its end that exited 137 (a backend that marks its cancels, to tell them from the OOM killer's
+          // kills, must not mark it), and one not watched before its cancel (its result not yet read): the backend's list says it ended.
+          const specs = [spec("exit-oom"), spec("succeed")]
+          const refs = yield* Effect.forEach(specs, (s) => backend.submit(s), { concurrency: "unbounded" })
+          const watched = exitOf(yield* Stream.runCollect(backend.watch(refs[0]!)))
+          assert.deepEqual([watched.outcome, watched.failureKind], ["Failed", "OOM"], watched.message)
+          const unwatched = specs[1]!.labels.node
+          const deadline = Date.now() + 60_000 * scale
+          while (!(yield* backend.list(run)).some((j) => j.labels.node === unwatched && j.state === "Finished")) {
+            assert.ok(Date.now() < deadline, `the backend lists ${unwatched} as finished within ${60 * scale} s`)
+            yield* Effect.sleep(250)
+          }
+          yield* Effect.forEach(refs, (ref) => backend.cancel(ref), { concurrency: "unbounded" })
+          const ended = [watched, { outcome: "Succeeded", failureKind: undefined, exitCode: 0, result: SUCCEEDED }]
+          const same = (what: string, exits: ReadonlyArray<Backend.JobExit>) =>
+            exits.forEach((exit, i) => {
+              const was = ended[i]!
+              assert.deepEqual(
+                { outcome: exit.outcome, failureKind: exit.failureKind, exitCode: exit.exitCode, result: exit.result },
+                { outcome: was.outcome, failureKind: was.failureKind, exitCode: was.exitCode, result: was.result },
+                `${what}: the exit of ${specs[i]!.labels.node} after a cancel once it had ended (${exit.message ?? "no message"})`
+              )
+            })
+          same("the same instance", yield* Effect.forEach(refs, (ref) => Backend.awaitExit(backend, ref), { concurrency: "unbounded" }))
+          // a resumed run: it reattaches to the refs it journaled, and reconciles by listing the run's jobs
+          const fresh = yield* options.fresh
+          same("a fresh instance", yield* Effect.forEach(refs, (ref) => Backend.awaitExit(fresh, ref), { concurrency: "unbounded" }))
+          const listed = (yield* fresh.list(run)).filter((j) => specs.some((s) => s.labels.node === j.labels.node))
+          assert.deepEqual(listed.map((j) => j.state), specs.map(() => "Finished"), "a fresh instance lists the jobs as finished")
+          const byNode = specs.map((s) => listed.find((j) => j.labels.node === s.labels.node)!.ref)
+          same("a fresh instance's listed job", yield* Effect.forEach(byNode, (ref) => Backend.awaitExit(fresh, ref), { concurrency: "unbounded" }))
         })
       )
     },

@@ -183,6 +183,8 @@ export interface FakeKubeApi {
    * lost (the connection is cut); with `outage`, an outage (see `outage`) begins right then.
    */
   readonly loseAnswer: (kind: Kind, outage?: boolean, method?: "POST" | "DELETE") => void
+  /** The next delete of `kind` is carried out only once `until` resolves (a request that reaches the server late). */
+  readonly delayDelete: (kind: Kind, until: () => Promise<void>) => void
   /**
    * The cluster stops a running pod, as a preemption, an eviction or a lost node does: the pod gets a
    * `DisruptionTarget` condition with `reason` and is deleted (its Job's controller counts it failed at once),
@@ -894,6 +896,12 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://x")
     requests.push(`${req.method} ${url.pathname}${url.search}`)
+    const delayed = req.method === "DELETE" ? [...delaying.keys()].find((k) => url.pathname.includes(`/${k}/`)) : undefined
+    if (delayed !== undefined) {
+      const until = delaying.get(delayed)!
+      delaying.delete(delayed)
+      await until()
+    }
     if (req.headers.authorization !== `Bearer ${token}`) return send(res, 401, status(401, "Unauthorized", "Unauthorized"))
     const q = url.searchParams
     /** `denied` access, answered as the API server's RBAC authorizer does. */
@@ -1146,6 +1154,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   /** Requests taken and not answered during a `hang` outage. */
   const held = new Set<http.IncomingMessage>()
   const losing = new Map<string, { outage: boolean }>()
+  const delaying = new Map<Kind, () => Promise<void>>()
   /** Whether this request's answer is to be lost (see `loseAnswer`): its connection is then cut. */
   const lost = (method: string, kind: Kind, req: http.IncomingMessage) => {
     const lose = losing.get(`${method} ${kind}`)
@@ -1195,6 +1204,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     },
     loseAnswer: (kind, outage = false, method = "POST") => {
       losing.set(`${method} ${kind}`, { outage })
+    },
+    delayDelete: (kind, until) => {
+      delaying.set(kind, until)
     },
     outage: (on, mode = "reset") => {
       if (on === down) return
