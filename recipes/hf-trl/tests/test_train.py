@@ -364,13 +364,17 @@ class CanonicalMixtureTest(unittest.TestCase):
                                                      parse_strategy({"data": {"format": "alpaca"}}).data.template, echo)
                 self.assertEqual((full, none), ({"exact_match": 1.0}, 0))
 
-    def test_a_loss_metric_is_over_the_examples_the_format_renders_and_says_so(self):
-        # the loss needs the example rendered, so it cannot count the others: a warning, and an error when none renders
+    def loss_task(self):
+        """Rows half of which the Q/A format renders, a task of ``eval_loss`` only, and that format."""
         rows = {("org/a", "train"): [{"question": "q", "answer": "a"}, {"instruction": "i", "output": "o"}],
                 ("org/a", "test"): [{"question": "q", "answer": "a"}, {"instruction": "i", "output": "o"}]}
         job = json.loads(json.dumps(self.JOB))
         job["task"]["metric"] = {"name": "eval_loss", "direction": "minimize"}
-        fmt = "template:Q: {question}\nA: {answer}"
+        return rows, job, "template:Q: {question}\nA: {answer}"
+
+    def test_a_loss_metric_is_over_the_examples_the_format_renders_and_says_so(self):
+        # the loss needs the example rendered, so it cannot count the others: a warning, and an error when none renders
+        rows, job, fmt = self.loss_task()
         prepared, _ = self.prepare([{"name": "org/a", "weight": 1}], rows=rows, job=job, fmt=fmt)
         self.assertIn("warning: eval_loss is the loss on the 1 'test' examples the 'template:Q: {question}\\nA: {answer}' "
                       "format renders, not all 2: not comparable with trials of other formats", prepared.notes)
@@ -379,6 +383,45 @@ class CanonicalMixtureTest(unittest.TestCase):
             self.prepare([{"name": "org/a", "weight": 1}], rows=rows, job=job, fmt=fmt)
         self.assertEqual(caught.exception.path, "data.format")
         self.assertIn("renders none of the 1 'test' examples, so eval_loss", str(caught.exception))
+
+    def test_a_format_that_renders_no_evaluation_example_scores_0_without_a_loss(self):
+        # a generation metric: the trial gets no evaluation dataset (TRL cannot prepare an empty one, nor Trainer
+        # evaluate without one) and scores every example as a failure, instead of dying after the model is loaded
+        rows = {("org/a", "train"): [{"question": f"q{i}", "answer": f"a{i}"} for i in range(4)],
+                ("org/a", "test"): [{"instruction": f"i{i}", "output": f"o{i}"} for i in range(3)]}
+        fmt = "template:Q: {question}\nA: {answer}"
+        prepared, _ = self.prepare([{"name": "org/a", "weight": 1}], rows=rows, fmt=fmt)
+        template = parse_strategy({"data": {"format": fmt}}).data.template
+        inputs = train.evaluation_inputs(prepared, template)
+        self.assertEqual((inputs.split, inputs.loss_records), ("test", None))
+        self.assertEqual(inputs.counts, {"test/num_examples": 3.0, "test/unrenderable": 3.0})
+        self.assertIn("warning: the 'template:Q: {question}\\nA: {answer}' format renders none of the 3 'test' examples: "
+                      "no eval_loss or perplexity for this trial (no evaluation dataset for the loss)", prepared.notes)
+        training = parse_strategy({"training": {"extra": {"eval_strategy": "steps", "load_best_model_at_end": True}}}).training
+        kw = train.sft_config_kwargs(training, Path("/job/checkpoints"), bf16=False, fp16=False, evaluate=False)
+        self.assertEqual(kw["eval_strategy"], "no")
+        self.assertNotIn("load_best_model_at_end", kw)
+        self.assertEqual(train.sft_config_kwargs(training, Path("/job"), bf16=False, fp16=False)["eval_strategy"], "steps")
+
+        def never(examples):  # nothing to generate for
+            raise AssertionError(f"asked to generate for {len(examples)} examples")
+
+        self.assertEqual(train.score_generations(["exact_match", "rouge1"], prepared.eval["test"], template, never),
+                         ({"exact_match": 0.0, "rouge1": 0.0}, 3))
+
+    def test_every_evaluation_reports_its_unrenderable_examples_also_a_loss_only_one(self):
+        # <split>/unrenderable and <split>/num_examples come from the prepared data, not from the generation loop
+        # that a task of loss metrics only never enters; the loss is over the example the format renders
+        rows, job, fmt = self.loss_task()
+        strategy = parse_strategy({"data": {"format": fmt}})
+        self.assertEqual(resolve_eval_plan(strategy, parse_job(job).task).extra_metrics, ())
+        prepared, _ = self.prepare([{"name": "org/a", "weight": 1}], rows=rows, job=job, fmt=fmt)
+        inputs = train.evaluation_inputs(prepared, strategy.data.template)
+        self.assertEqual(inputs.counts, {"test/num_examples": 2.0, "test/unrenderable": 1.0})
+        self.assertEqual(inputs.loss_records, [strategy.data.template.to_record(rows[("org/a", "test")][0])])
+        full = train.evaluation_inputs(self.prepare([{"name": "org/a", "weight": 1}], rows=rows, job=job, fmt="alpaca")[0],
+                                       parse_strategy({"data": {"format": "alpaca"}}).data.template)
+        self.assertEqual((full.counts["test/unrenderable"], len(full.loss_records or [])), (0.0, 2))
 
     def test_a_source_the_task_never_names_is_trained_on_not_evaluated(self):
         rows = dict(self.ROWS)

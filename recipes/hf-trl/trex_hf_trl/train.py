@@ -123,8 +123,12 @@ def lora_kwargs(lora: LoraSpec) -> dict[str, Any]:
     }
 
 
-def sft_config_kwargs(training: TrainingSpec, output_dir: Path, *, bf16: bool, fp16: bool) -> dict[str, Any]:
-    """Keyword arguments for ``trl.SFTConfig``; ``training.extra`` overrides the rest."""
+def sft_config_kwargs(training: TrainingSpec, output_dir: Path, *, bf16: bool, fp16: bool, evaluate: bool = True) -> dict[str, Any]:
+    """Keyword arguments for ``trl.SFTConfig``; ``training.extra`` overrides the rest.
+
+    ``evaluate=False`` (no evaluation dataset for the loss, :class:`EvalInputs`): no evaluation during
+    training whatever ``training.extra`` asks (``Trainer`` refuses an ``eval_strategy`` without a dataset).
+    """
     kwargs: dict[str, Any] = {
         "output_dir": str(output_dir),
         "num_train_epochs": training.epochs,
@@ -155,6 +159,9 @@ def sft_config_kwargs(training: TrainingSpec, output_dir: Path, *, bf16: bool, f
         if key == "output_dir":
             continue
         kwargs[key] = value
+    if not evaluate:
+        kwargs["eval_strategy"] = "no"
+        kwargs.pop("load_best_model_at_end", None)  # it needs an evaluation at each save
     return kwargs
 
 
@@ -238,6 +245,28 @@ def score_generations(
         preds[i] = text
         refs[i] = template.reference(examples[i])
     return {name: metrics_mod.compute_metric(name, preds, refs) for name in names}, len(examples) - len(ok)
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """What the evaluation gets from the prepared data, before a model is loaded."""
+
+    split: str  # the first evaluation split: the loss's, and the primary metric's
+    # its examples the format renders, as TRL records, for eval_loss/perplexity; ``None`` when it renders
+    # none of them: no evaluation dataset and no loss (``datasets``/TRL cannot take an empty one)
+    loss_records: list[dict[str, Any]] | None
+    counts: dict[str, float]  # ``<split>/num_examples`` and ``<split>/unrenderable`` of every split, whatever the metrics
+
+
+def evaluation_inputs(prepared: PreparedData, template: Template) -> EvalInputs:
+    """The loss's records and the per-split counts every evaluation reports (loss and generation metrics alike)."""
+    split = next(iter(prepared.eval))
+    records = [template.to_record(r) for r in prepared.eval[split] if render_error(r, template) is None]
+    counts: dict[str, float] = {}
+    for name, examples in prepared.eval.items():
+        counts[f"{name}/num_examples"] = float(len(examples))
+        counts[f"{name}/unrenderable"] = float(prepared.unrenderable.get(name, 0))
+    return EvalInputs(split=split, loss_records=records or None, counts=counts)
 
 
 RawIdentity = tuple[str, str, str | None]
@@ -400,6 +429,13 @@ def prepare_data(
                 f"the {data.template.name!r} format renders none of the {len(evaluation[first])} {first!r} examples, "
                 f"so {plan.metric} (from the model's loss on them) cannot be computed; choose a format that renders them",
             )
+    elif evaluation:
+        first = next(iter(evaluation))
+        if unrenderable[first] == len(evaluation[first]):
+            notes.append(
+                f"warning: the {data.template.name!r} format renders none of the {len(evaluation[first])} {first!r} examples: "
+                "no eval_loss or perplexity for this trial (no evaluation dataset for the loss)"
+            )
     if fixed:
         # a source the task never names (a researcher's proposal) is trained on but not evaluated: the
         # evaluation is the task's, the same examples for every trial
@@ -495,12 +531,14 @@ def load_model_and_tokenizer(base_model: str, training: TrainingSpec) -> tuple[A
     return model, tokenizer, bf16, fp16
 
 
-def build_sft_config(training: TrainingSpec, output_dir: Path, bf16: bool, fp16: bool, log: Callable[[str], None]) -> Any:  # pragma: no cover
+def build_sft_config(
+    training: TrainingSpec, output_dir: Path, bf16: bool, fp16: bool, log: Callable[[str], None], *, evaluate: bool
+) -> Any:  # pragma: no cover
     import dataclasses
 
     from trl import SFTConfig
 
-    kwargs = sft_config_kwargs(training, output_dir, bf16=bf16, fp16=fp16)
+    kwargs = sft_config_kwargs(training, output_dir, bf16=bf16, fp16=fp16, evaluate=evaluate)
     known = {f.name for f in dataclasses.fields(SFTConfig)}
     unknown = sorted(k for k in kwargs if k not in known)
     if unknown:
@@ -581,16 +619,16 @@ def train_and_evaluate(
         from peft import LoraConfig
 
         peft_config = LoraConfig(**lora_kwargs(training.lora))
-    config = build_sft_config(training, job_dir / "checkpoints", bf16, fp16, reporter.log)
-    first_split = next(iter(prepared.eval))
     # the loss needs the example rendered: over those the format renders (prepare_data refuses a loss metric
-    # when it renders none); the generation metrics below count the others as failures
-    eval_records = [template.to_record(r) for r in prepared.eval[first_split] if render_error(r, template) is None]
+    # when it renders none; otherwise no loss); the generation metrics below count the others as failures
+    inputs = evaluation_inputs(prepared, template)
+    first_split = inputs.split
+    config = build_sft_config(training, job_dir / "checkpoints", bf16, fp16, reporter.log, evaluate=inputs.loss_records is not None)
     trainer = SFTTrainer(
         model=model,
         args=config,
         train_dataset=Dataset.from_list(prepared.train),
-        eval_dataset=Dataset.from_list(eval_records),
+        eval_dataset=Dataset.from_list(inputs.loss_records) if inputs.loss_records is not None else None,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[make_callback(reporter)],
@@ -604,7 +642,8 @@ def train_and_evaluate(
         "num_train_examples": float(len(prepared.train)),
     }
     reporter.progress(0.85, "evaluating")
-    eval_out = trainer.evaluate()
+    metrics.update(inputs.counts)
+    eval_out = trainer.evaluate() if inputs.loss_records is not None else {}
     if "eval_loss" in eval_out:
         metrics["eval_loss"] = float(eval_out["eval_loss"])
         metrics["perplexity"] = metrics_mod.perplexity_from_loss(metrics["eval_loss"])
@@ -627,7 +666,6 @@ def train_and_evaluate(
                 model_for_eval, tokenizer, template, ready, max_new_tokens=plan.max_new_tokens, batch_size=batch_size
             ),
         )
-        metrics[f"{split}/unrenderable"] = float(missing)
         if missing:
             unrenderable.append(f"unrenderable: {missing} of {len(examples)} on {split}")
         for name, value in scores.items():
@@ -635,7 +673,6 @@ def train_and_evaluate(
             if index == 0:
                 metrics[name] = value
             reporter.metric(name, value, step=trainer.state.global_step, split=split)
-        metrics[f"{split}/num_examples"] = float(len(examples))
         reporter.progress(0.85 + 0.12 * (index + 1) / len(prepared.eval), f"evaluated {split}")
     primary = metrics.get(plan.metric)
     if primary is None:
@@ -691,7 +728,13 @@ def run(job_dir: Path, *, dry_run: bool, reporter: Reporter, loader: Loader | No
             "eval": {split: len(ex) for split, ex in prepared.eval.items()},
             "unrenderable": prepared.unrenderable,
             "plan": asdict(plan),
-            "sftConfig": sft_config_kwargs(strategy.training, job_dir / "checkpoints", bf16=False, fp16=False),
+            "sftConfig": sft_config_kwargs(
+                strategy.training,
+                job_dir / "checkpoints",
+                bf16=False,
+                fp16=False,
+                evaluate=evaluation_inputs(prepared, strategy.data.template).loss_records is not None,
+            ),
             "lora": lora_kwargs(strategy.training.lora) if strategy.training.method != "full" else None,
             "notes": prepared.notes,
             "firstExample": prepared.train[0],
