@@ -36,17 +36,26 @@ const until = async (done: () => boolean) => {
 }
 
 /**
- * bash started with `args` (env added to this process's), which gets `signal` once every one of `pidFiles` holds the pid
- * of a command it runs; resolves with how bash ended, its stdout and stderr, and which of those commands still run
- * (killed by the test if they do).
+ * bash started with `args` (env added to this process's), which gets `signal` once every one of `pidFiles` (and `kept`)
+ * holds the pid of a command it runs; resolves with how bash ended, its stdout and stderr, which of the `pidFiles`
+ * commands still run, and which of the `kept` ones (meant to outlive it: looked at once, when bash has ended) do not
+ * (killed by the test if they run).
  */
 const stoppedWhileRunning = (
   args: ReadonlyArray<string>,
   pidFiles: ReadonlyArray<string>,
   signal: NodeJS.Signals = "SIGTERM",
-  env: Record<string, string> = {}
+  env: Record<string, string> = {},
+  kept: ReadonlyArray<string> = []
 ) =>
-  new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; left: Array<string> }>(
+  new Promise<{
+    code: number | null
+    signal: NodeJS.Signals | null
+    stdout: string
+    stderr: string
+    left: Array<string>
+    gone: Array<string>
+  }>(
     (resolve, reject) => {
       const child = spawn("bash", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
       let stdout = ""
@@ -57,9 +66,16 @@ const stoppedWhileRunning = (
       const exited = new Promise<[number | null, NodeJS.Signals | null]>((done) => child.on("exit", (code, signal) => done([code, signal])))
       const written = (f: string) => fs.existsSync(f) && fs.readFileSync(f, "utf8").endsWith("\n")
       void (async () => {
-        const started = await until(() => pidFiles.every(written))
+        const started = await until(() => [...pidFiles, ...kept].every(written))
         child.kill(started ? signal : "SIGKILL")
         const [code, ended] = await exited
+        const gone: Array<string> = []
+        for (const f of kept.filter(written)) {
+          const pid = Number(fs.readFileSync(f, "utf8"))
+          if (alive(pid)) process.kill(pid, "SIGKILL")
+          else gone.push(path.basename(f))
+          fs.rmSync(f)
+        }
         const left: Array<string> = []
         for (const f of pidFiles.filter(written)) {
           const pid = Number(fs.readFileSync(f, "utf8"))
@@ -70,7 +86,7 @@ const stoppedWhileRunning = (
           fs.rmSync(f)
         }
         if (!started) return reject(new Error(`not every command started: stdout: ${stdout} stderr: ${stderr}`))
-        resolve({ code, signal: ended, stdout, stderr, left })
+        resolve({ code, signal: ended, stdout, stderr, left, gone })
       })().catch(reject)
     }
   )
@@ -150,21 +166,26 @@ describe("lib.sh", () => {
 describe("start-all.sh", () => {
   const startAll = path.resolve(import.meta.dirname, "../scripts/services/start-all.sh")
   /**
-   * A services directory of two start scripts that hang: one in a `wait_for` try, one in a command of its own; each
-   * writes its pid to `start-<name>.pid`, and its command's to `<name>.pid`.
+   * A services directory of start scripts, `bodies(svc)` by name, each writing its pid to `start-<name>.pid` (and the
+   * scripts of the tests, their command's to `<name>.pid`) before its body, with lib.sh sourced.
    */
-  const services = () => {
+  const servicesOf = (bodies: (svc: string) => Record<string, string>) => {
     const svc = fs.mkdtempSync(path.join(dir, "services-"))
-    const script = (name: string, body: string) =>
+    for (const [name, body] of Object.entries(bodies(svc))) {
       fs.writeFileSync(
         path.join(svc, `start-${name}.sh`),
         `#!/usr/bin/env bash\nset -euo pipefail\necho $$ > ${svc}/start-${name}.pid\n. ${lib}\n${body}\n`,
         { mode: 0o755 }
       )
-    script("tries", `hangs() { sh -c 'echo $$ > ${svc}/tries.pid; exec sleep 600'; }\nwait_for 60 hangs`)
-    script("waits", `sh -c 'echo $$ > ${svc}/waits.pid; exec sleep 600'`)
+    }
     return svc
   }
+  /** Two start scripts that hang: one in a `wait_for` try, one in a command of its own. */
+  const services = () =>
+    servicesOf((svc) => ({
+      tries: `hangs() { sh -c 'echo $$ > ${svc}/tries.pid; exec sleep 600'; }\nwait_for 60 hangs`,
+      waits: `sh -c 'echo $$ > ${svc}/waits.pid; exec sleep 600'`
+    }))
 
   it("gives a SIGTERM, SIGINT or SIGHUP to the start scripts it runs, with what they run, and dies of it", async () => {
     for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
@@ -181,6 +202,34 @@ describe("start-all.sh", () => {
       assert.deepStrictEqual([r.code, r.signal], [null, signal], r.stderr)
       assert.match(r.stderr, new RegExp(`got ${signal}: stopping tries waits\\n`))
       assert.isFalse(fs.existsSync(`${svc}/.env`), "no .env written by a start that was stopped")
+    }
+  })
+
+  it("leaves alone the group of a start script that has ended, and a daemon it left there", async () => {
+    for (const order of [["up", "waits"], ["waits", "up"]]) {
+      const svc = servicesOf((svc) => ({
+        // a service up, whose daemon (started with a plain `&`, as `/etc/init.d/mariadb start` starts mysqld_safe) stays
+        // in the script's group, and ignores SIGTERM
+        up: `sh -c 'trap "" TERM; echo $$ > ${svc}/up.pid; exec sleep 600' &\nuntil [ -s ${svc}/up.pid ]; do sleep 0.05; done`,
+        // a script still running once that one has ended (a zombie not reaped yet has ended too)
+        waits: [
+          `until [ -s ${svc}/up.pid ] && ! grep -qv '^[0-9]* (.*) Z ' /proc/$(cat ${svc}/start-up.pid)/stat 2>/dev/null; do sleep 0.05; done`,
+          `sh -c 'echo $$ > ${svc}/waits.pid; exec sleep 600'`
+        ].join("\n")
+      }))
+      const r = await stoppedWhileRunning(
+        [startAll, ...order],
+        [`${svc}/start-waits.pid`, `${svc}/waits.pid`],
+        "SIGTERM",
+        { TREX_SERVICES_DIR: svc, TREX_SERVICES_LOG_DIR: `${svc}/log` },
+        [`${svc}/up.pid`]
+      )
+      // before, the ended script's group got the SIGTERM too, and its daemon, which ignores it, was killed 10 s later
+      assert.deepStrictEqual(r.gone, [], `${order}: the daemon of the script that had ended was stopped; stderr: ${r.stderr}`)
+      assert.deepStrictEqual(r.left, [], `${order}: still running; stderr: ${r.stderr}`)
+      assert.deepStrictEqual([r.code, r.signal], [null, "SIGTERM"], r.stderr)
+      assert.match(r.stderr, /got SIGTERM: stopping waits\n/)
+      assert.notMatch(r.stderr, /killed/)
     }
   })
 })

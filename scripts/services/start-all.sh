@@ -95,28 +95,42 @@ mkdir -p "$logdir"
 # signal. (Started with a plain `&`, the scripts were in this script's group, and ignored SIGINT, as does any job
 # that a shell without job control starts, and which bash cannot trap then.)
 declare -A pids
-# group_runs PGID: a process of the group runs (one that has ended but is not reaped yet, a zombie, does not: init
-# may take seconds to reap a script's child)
-group_runs() {
-  local f state pgrp
+# running_groups: sets `live_groups` to the process groups of which a process runs, in one scan of /proc (a process that
+# has ended but is not reaped yet, a zombie, does not run: init may take seconds to reap a script's child)
+declare -A live_groups
+running_groups() {
+  local f stat state pgrp
+  live_groups=()
   for f in /proc/[0-9]*/stat; do
-    { read -r state < "$f"; } 2>/dev/null || continue
-    read -r state _ pgrp _ <<< "${state##*) }"
-    [ "$pgrp" = "$1" ] && [ "$state" != Z ] && return 0
+    { read -r stat < "$f"; } 2>/dev/null || continue
+    read -r state _ pgrp _ <<< "${stat##*) }"
+    [ "$state" = Z ] || live_groups[$pgrp]=1
   done
-  return 1
 }
+# Only a script that still runs is signalled, never the group of one that has ended: a daemon that a finished script
+# left in its group (as `/etc/init.d/mariadb start` did mysqld_safe) is a service that is up, and once the script is
+# reaped its pid may be another process's group. A script runs while bash lists it as a running job (not reaped, so
+# its pid is its own) and it is no zombie.
 stop_scripts() {
-  local sig=$1 s running=()
+  local sig=$1 s pid stat state jobs_running running=() left end
   trap '' INT TERM HUP
+  jobs_running=$'\n'$(jobs -rp)$'\n'
   for s in "${services[@]}"; do
-    [ -n "${pids[$s]:-}" ] && kill -s "$sig" -- "-${pids[$s]}" 2>/dev/null && running+=("$s")
+    pid=${pids[$s]:-}
+    [ -n "$pid" ] && [[ $jobs_running == *$'\n'$pid$'\n'* ]] || continue
+    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || continue
+    read -r state _ <<< "${stat##*) }"
+    [ "$state" != Z ] && kill -s "$sig" -- "-$pid" 2>/dev/null && running+=("$s")
   done
   log "got SIG$sig: stopping ${running[*]:-nothing}"
-  for _ in $(seq 100); do
-    running=()
-    for s in "${services[@]}"; do [ -n "${pids[$s]:-}" ] && group_runs "${pids[$s]}" && running+=("$s"); done
-    [ ${#running[@]} -eq 0 ] && break
+  # what is left of those groups 10 s later (by the clock, in microseconds) is killed
+  end=$(( ${EPOCHREALTIME/[!0-9]/} + 10000000 ))
+  while [ ${#running[@]} -gt 0 ]; do
+    running_groups
+    left=()
+    for s in "${running[@]}"; do [ -z "${live_groups[${pids[$s]}]:-}" ] || left+=("$s"); done
+    running=("${left[@]}")
+    [ ${#running[@]} -eq 0 ] || [ "${EPOCHREALTIME/[!0-9]/}" -ge "$end" ] && break
     sleep 0.1
   done
   for s in "${running[@]}"; do log "$s still runs after 10 s: killed"; kill -KILL -- "-${pids[$s]}" 2>/dev/null; done
@@ -124,15 +138,24 @@ stop_scripts() {
   kill -s "$sig" "$BASHPID"
   exit $(( 128 + $(kill -l "$sig") ))
 }
-trap 'stop_scripts INT' INT
-trap 'stop_scripts TERM' TERM
-trap 'stop_scripts HUP' HUP
+# While the scripts are started, a signal is only noted (a script started but whose pid is not in `pids` yet would not
+# be signalled), and handled once the last started script's pid is: no further script is started then. (Not ignored:
+# a signal ignored in this shell would be in the scripts too, which bash cannot trap then.)
+pending=
+trap 'pending=INT' INT
+trap 'pending=TERM' TERM
+trap 'pending=HUP' HUP
 for s in "${services[@]}"; do
+  [ -z "$pending" ] || break
   set -m
   "$dir/start-$s.sh" >"$logdir/$s.log" 2>&1 </dev/null &
   pids[$s]=$!
   set +m
 done
+trap 'stop_scripts INT' INT
+trap 'stop_scripts TERM' TERM
+trap 'stop_scripts HUP' HUP
+[ -z "$pending" ] || stop_scripts "$pending"
 failed=()
 for s in "${services[@]}"; do
   if wait "${pids[$s]}"; then log "$s: up"; else failed+=("$s"); fi

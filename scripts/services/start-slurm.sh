@@ -131,7 +131,9 @@ echo "CgroupPlugin=cgroup/v1" > /etc/slurm/cgroup.conf
 if [ "$ACCOUNTING" = 1 ]; then
   if ! mysqladmin ping >/dev/null 2>&1; then
     log "starting mariadb"
-    /etc/init.d/mariadb start >/dev/null
+    # in a session of its own: the init script starts mysqld_safe with a plain `&`, which would stay in this script's
+    # process group (that start-all.sh signals when stopped while this script runs)
+    setsid -w /etc/init.d/mariadb start >/dev/null
   fi
   mysql -uroot -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db; CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurmpw'; GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
   new_dbd=$(cat <<EOF
