@@ -20,7 +20,7 @@ import type * as Http from "node:http"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
 import { AdmissionQueue, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
-import { engineOptions, socketRefusal, type SshAccess } from "./internal/dockerEngine.ts"
+import { engineHost, engineOptions, socketRefusal, type SshAccess } from "./internal/dockerEngine.ts"
 import * as Spec from "./internal/dockerSpec.ts"
 import * as Clients from "./internal/clients.ts"
 import { boundedWatch } from "./internal/volume.ts"
@@ -36,7 +36,10 @@ export interface Config {
   readonly image?: string
   /** Engine socket (default: `DOCKER_HOST`, else /var/run/docker.sock); Podman's is /run/podman/podman.sock (rootful) or `$XDG_RUNTIME_DIR/podman/podman.sock`. */
   readonly socketPath?: string
-  /** Engine URL instead: `ssh://user@gpu-host[:port]` (needs `ssh`), `tcp://host:2375`, `unix:///path`. */
+  /**
+   * Engine URL instead: `ssh://user@gpu-host[:port]` (needs `ssh`), `tcp://host:2375`, `unix:///path`. A
+   * `DOCKER_HOST=ssh://...` without it is reached the same way (`ssh`, else the SSH agent or `~/.ssh/id_*`, and `~/.ssh/known_hosts`).
+   */
   readonly host?: string
   /** Key and known_hosts for an `ssh://` engine; the host key must be known (no trust on first use). */
   readonly ssh?: SshAccess
@@ -174,10 +177,12 @@ export const containerConfig: (
 export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const root = Path.resolve(config.root)
   const Dockerode = yield* Clients.dockerode
-  const ssh2 = config.docker === undefined && config.socketPath === undefined && config.host?.startsWith("ssh:") === true ? yield* Effect.promise(Clients.ssh2) : undefined
+  // an ssh:// engine, named by `host` or by DOCKER_HOST, is reached through a pool of SSH connections of the backend's own
+  const host = config.docker === undefined ? engineHost(config) : undefined
+  const ssh2 = host?.startsWith("ssh:") === true ? yield* Effect.promise(Clients.ssh2) : undefined
   const options = config.docker ?? (yield* Effect.try({
     try: () => engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }, ssh2),
-    catch: (e) => fail("make", `engine ${config.host}: ${e instanceof Error ? e.message : String(e)}`)
+    catch: (e) => fail("make", `engine ${host}: ${e instanceof Error ? e.message : String(e)}`)
   }))
   const docker = new Dockerode(options)
   // an ssh:// engine's SSH connections and their sessions (`docker system dial-stdio` on the host) end with the backend

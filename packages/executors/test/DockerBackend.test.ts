@@ -157,8 +157,9 @@ const ownSshd = (settings: string) =>
       )
       const knownHosts = Path.join(root, `known_hosts.${port}`)
       Fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${Fs.readFileSync("/etc/ssh/sdktest/host_ed25519.pub", "utf8").split(" ").slice(0, 2).join(" ")}\n`)
-      const child = spawn("/usr/sbin/sshd", ["-D", "-f", conf, "-E", Path.join(root, `sshd.${port}.log`)], { stdio: "ignore" })
-      return { port, knownHosts, child }
+      const log = Path.join(root, `sshd.${port}.log`)
+      const child = spawn("/usr/sbin/sshd", ["-D", "-f", conf, "-E", log], { stdio: "ignore" })
+      return { port, knownHosts, child, log }
     }),
     ({ child }) => Effect.sync(() => child.kill())
   ).pipe(
@@ -502,6 +503,44 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(error.message, "host key")
     }), 60_000)
 
+  /** The logins an sshd of {@link ownSshd} accepted (its log says each). */
+  const logins = (log: string) => (Fs.readFileSync(log, "utf8").match(/Accepted publickey for /g) ?? []).length
+
+  /** `effect` with environment variables set (a backend reads them when it is made), then as they were. */
+  const withEnv = <A, E, R>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
+        Object.assign(process.env, vars)
+        return before
+      }),
+      () => effect,
+      (before) => Effect.sync(() => Object.entries(before).forEach(([k, v]) => (v === undefined ? delete process.env[k] : (process.env[k] = v))))
+    )
+
+  it.live("an ssh:// engine named only by DOCKER_HOST goes through the backend's pool: one login for a job, its agent's key and ~/.ssh/known_hosts", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const own = yield* ownSshd("MaxSessions 100")
+      // an SSH agent holding the key (docker-modem's own transport logs in with it too: once a request), and a home
+      // whose ~/.ssh/known_hosts knows the sshd's key
+      const home = Fs.mkdtempSync(Path.join(root, "home-"))
+      Fs.mkdirSync(Path.join(home, ".ssh"))
+      Fs.copyFileSync(own.knownHosts, Path.join(home, ".ssh", "known_hosts"))
+      const sock = Path.join(home, "agent.sock")
+      yield* Effect.acquireRelease(Effect.sync(() => spawn("ssh-agent", ["-D", "-a", sock], { stdio: "ignore" })), (agent) => Effect.sync(() => agent.kill()))
+      yield* eventually("the SSH agent listens", () => Fs.existsSync(sock), 10)
+      yield* Effect.promise(() => execFileAsync("ssh-add", [`${sshKeys}/id_ed25519`], { env: { ...process.env, SSH_AUTH_SOCK: sock } }))
+      const backend = yield* withEnv({ DOCKER_HOST: `ssh://root@127.0.0.1:${own.port}`, SSH_AUTH_SOCK: sock, HOME: home }, DockerBackend.make({ root, slots: 2 }))
+      const { exit } = yield* collect(backend, spec(`echo via-docker-host; echo '{"metrics":{},"primary":1}' > result.json`))
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      assert.include(exit.logTail, "via-docker-host")
+      // before: one login a request (the ping, the version, the create, start, logs, inspects, removal...)
+      assert.strictEqual(logins(own.log), 1, Fs.readFileSync(own.log, "utf8"))
+      const sshd = (yield* sshConnections(own.port)).flatMap((c) => c.sshd)
+      assert.isNotEmpty(sshd, "the connection kept for the next request")
+    }), 60_000)
+
   /** An `ssh://` engine's agent (closed with the test's scope), its dockerode, and the ssh2 clients it made with their sockets. */
   const sshEngine = (port: number, knownHostsPath: string) =>
     Effect.gen(function*() {
@@ -585,7 +624,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.strictEqual(agent.made().logins, 2)
     }), 60_000)
 
-  it.live("an ssh:// engine's sessions share one close listener; a connection whose socket no longer writes is made again", () =>
+  it.live("an ssh:// engine's sessions share one close listener, and a kept session keeps no request's timeout listener; a connection whose socket no longer writes is made again", () =>
     Effect.gen(function*() {
       yield* engineUp
       const sshd = yield* ownSshd("MaxSessions 100")
@@ -599,6 +638,11 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       clients[0]!.sock.end()
       assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
       assert.strictEqual(agent.made().logins, 2)
+      // twelve requests more, one after the other on a kept session: each request's timeout listener is taken off at its end
+      for (let i = 0; i < 12; i++) yield* Effect.promise(() => docker.version())
+      const kept = Object.values(agent.freeSockets).flat() as Array<Net.Socket>
+      assert.isNotEmpty(kept)
+      assert.deepStrictEqual(kept.map((s) => s.listenerCount("timeout") <= 2), kept.map(() => true), `timeout listeners: ${kept.map((s) => s.listenerCount("timeout"))}`)
     }), 60_000)
 
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>

@@ -69,7 +69,9 @@ const asSocket = (stream: Ssh2.ClientChannel, holds: Holds): Net.Socket => {
     setNoDelay: () => socket,
     setTimeout: (ms: number, callback?: () => void) => {
       socket.timeout = ms
-      if (callback !== undefined) socket.once("timeout", callback)
+      // as net.Socket's: `setTimeout(0, callback)` takes the callback off (a request's, at its end, on a kept session)
+      if (callback !== undefined && ms === 0) socket.removeListener("timeout", callback)
+      else if (callback !== undefined) socket.once("timeout", callback)
       arm()
       return socket
     },
@@ -206,20 +208,63 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
   return agent
 }
 
+/** Where OpenSSH looks by default: the key files tried, in order, and the known hosts. */
+const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
+const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+/**
+ * The engine URL the backend reaches: its `host` setting, else `DOCKER_HOST` when that is an `ssh://` URL (so that it
+ * goes through {@link sshAgent}'s pool too, not docker-modem's login a request); `undefined` leaves dockerode to read
+ * `DOCKER_HOST` (unix, tcp, TLS) or take /var/run/docker.sock.
+ */
+export const engineHost = (o: { readonly socketPath?: string | undefined; readonly host?: string | undefined }, env: NodeJS.ProcessEnv = process.env): string | undefined =>
+  o.socketPath !== undefined ? undefined : o.host ?? (env["DOCKER_HOST"]?.startsWith("ssh://") === true ? env["DOCKER_HOST"] : undefined)
+
+/**
+ * How to log in to an `ssh://` engine named only by `DOCKER_HOST` without `ssh`: as `docker` itself would (through
+ * OpenSSH), the SSH agent of `SSH_AUTH_SOCK`, else the first of OpenSSH's default keys, with the host key checked
+ * against `~/.ssh/known_hosts`.
+ */
+const defaultAccess = (host: string, env: NodeJS.ProcessEnv): Pick<Ssh2.ConnectConfig, "agent" | "privateKey"> & { readonly knownHostsPath: string } => {
+  const agent = env["SSH_AUTH_SOCK"]
+  if (agent !== undefined && agent !== "") return { agent, knownHostsPath: DEFAULT_KNOWN_HOSTS }
+  const key = DEFAULT_KEYS.find((k) => Fs.existsSync(expandHome(k)))
+  if (key === undefined) {
+    throw new Error(
+      `DOCKER_HOST=${host}: no SSH agent (SSH_AUTH_SOCK) and none of ${DEFAULT_KEYS.join(", ")}: set backend.docker.ssh ` +
+        "{ privateKeyPath, knownHostsPath } (DockerBackend's `ssh`), or start an agent with the key (`ssh-add`)"
+    )
+  }
+  return { privateKey: Fs.readFileSync(expandHome(key)), knownHostsPath: DEFAULT_KNOWN_HOSTS }
+}
+
 export const engineOptions = (o: {
   readonly socketPath?: string | undefined
   readonly host?: string | undefined
   readonly ssh?: SshAccess | undefined
-}, ssh2?: typeof Ssh2): Docker.DockerOptions | undefined => {
+}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env): Docker.DockerOptions | undefined => {
   if (o.socketPath !== undefined) return { socketPath: o.socketPath }
-  if (o.host === undefined) return undefined // dockerode reads DOCKER_HOST, else /var/run/docker.sock
-  const url = new URL(o.host)
+  const host = engineHost(o, env)
+  if (host === undefined) return undefined // dockerode reads DOCKER_HOST, else /var/run/docker.sock
+  const url = new URL(host)
   if (url.protocol === "unix:") return { socketPath: url.pathname }
   if (url.protocol !== "ssh:") return { protocol: url.protocol === "https:" ? "https" : "http", host: url.hostname, port: url.port || 2375 }
-  if (o.ssh === undefined) throw new Error(`${o.host}: an ssh:// engine needs ssh.privateKeyPath and ssh.knownHostsPath`)
-  if (ssh2 === undefined) throw new Error(`${o.host}: an ssh:// engine needs ssh2 loaded`)
+  if (o.ssh === undefined && o.host !== undefined) throw new Error(`${host}: an ssh:// engine needs ssh.privateKeyPath and ssh.knownHostsPath`)
+  if (ssh2 === undefined) throw new Error(`${host}: an ssh:// engine needs ssh2 loaded`)
   const port = Number(url.port || 22)
-  const known = KnownHosts.parse(Fs.readFileSync(expandHome(o.ssh.knownHostsPath), "utf8"))
+  const access = o.ssh !== undefined
+    ? { privateKey: Fs.readFileSync(expandHome(o.ssh.privateKeyPath)), knownHostsPath: o.ssh.knownHostsPath }
+    : defaultAccess(host, env)
+  const { knownHostsPath, ...auth } = access
+  let known: Array<KnownHosts.KnownKey>
+  try {
+    known = KnownHosts.parse(Fs.readFileSync(expandHome(knownHostsPath), "utf8"))
+  } catch (e) {
+    throw new Error(
+      `cannot read the known hosts ${knownHostsPath} (${e instanceof Error ? e.message : String(e)}): the engine host's key must be known ` +
+        `(\`ssh-keyscan -p ${port} ${url.hostname} >> ${knownHostsPath}\`, after checking its fingerprint)`
+    )
+  }
   // plain HTTP over the agent's sessions (the host and port are only the Host header's)
   return {
     protocol: "http",
@@ -229,7 +274,7 @@ export const engineOptions = (o: {
       host: url.hostname,
       port,
       username: decodeURIComponent(url.username) || "root",
-      privateKey: Fs.readFileSync(expandHome(o.ssh.privateKeyPath)),
+      ...auth,
       hostVerifier: (key: Buffer) => KnownHosts.verify(known, url.hostname, port, key).ok
     })
   } as Docker.DockerOptions
