@@ -624,6 +624,32 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.strictEqual(agent.made().logins, 2)
     }), 60_000)
 
+  it.live("an ssh:// engine closes a session idle for its time, then the connection left without sessions; the next request logs in afresh", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      // idle times of 0.3 s and 0.5 s rather than 15 s and 10 s
+      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`) }, { sessionMs: 300, connectionMs: 500 })
+      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const mine = sshConnections(sshd.port)
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      const [first, ...more] = yield* mine
+      assert.deepStrictEqual(more, [])
+      const session = yield* descendants(first!.sshd, "dial-stdio")
+      assert.isNotEmpty(session, "the session kept for the next request")
+      assert.strictEqual(Object.values(agent.freeSockets).flat().length, 1)
+      yield* eventually("the idle session is closed: its dial-stdio ended", () => Object.values(agent.freeSockets).flat().length === 0 && session.every((pid) => !running(pid)), 8)
+      yield* eventually("the connection without sessions is closed", Effect.map(mine, (c) => c.length === 0 && agent.made().connections === 0), 8)
+      assert.strictEqual(agent.made().logins, 1)
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.deepStrictEqual([agent.made().logins, agent.made().sessions], [2, 2])
+      const now = yield* mine
+      assert.strictEqual(now.length, 1)
+      assert.notStrictEqual(now[0]!.port, first!.port)
+    }), 60_000)
+
   it.live("an ssh:// engine's sessions share one close listener, and a kept session keeps no request's timeout listener; a connection whose socket no longer writes is made again", () =>
     Effect.gen(function*() {
       yield* engineUp

@@ -29,7 +29,7 @@ export interface SshAccess {
  * session is opened on another connection of the pool (made when none has room, up to {@link MAX_CONNECTIONS}). A
  * connection is ended only once it is gone (its close, or its socket no longer writable), and then only its own
  * sessions go with it. Idle sessions close after {@link FREE_SESSION_MS}, a connection without sessions after
- * {@link IDLE_CONNECTION_MS}; SSH keep-alives (every 10 s, 3 unanswered end it, unless `connect` says otherwise)
+ * {@link IDLE_CONNECTION_MS} (unless `idle` says otherwise); SSH keep-alives (every 10 s, 3 unanswered end it, unless `connect` says otherwise)
  * notice a link dropped silently.
  * `destroy()` ends every session and connection (DockerBackend does at the end of its scope); until then an open
  * connection's keep-alive timer holds the process open.
@@ -106,9 +106,18 @@ interface Connection {
   idle: NodeJS.Timeout | undefined
 }
 
-export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { readonly host: string; readonly port: number }): SshAgent => {
+/** How long an agent keeps what is idle (the defaults: {@link FREE_SESSION_MS}, {@link IDLE_CONNECTION_MS}). */
+export interface IdleTimes {
+  /** An idle session. */
+  readonly sessionMs?: number
+  /** A connection without sessions. */
+  readonly connectionMs?: number
+}
+
+export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { readonly host: string; readonly port: number }, idle: IdleTimes = {}): SshAgent => {
+  const idleConnectionMs = idle.connectionMs ?? IDLE_CONNECTION_MS
   // a few idle sessions kept: each is a `docker system dial-stdio` on the engine's host
-  const agent = new Http.Agent({ keepAlive: true, maxFreeSockets: 4, timeout: FREE_SESSION_MS }) as Http.Agent & { made: SshAgent["made"] }
+  const agent = new Http.Agent({ keepAlive: true, maxFreeSockets: 4, timeout: idle.sessionMs ?? FREE_SESSION_MS }) as Http.Agent & { made: SshAgent["made"] }
   const where = `${connect.host}:${connect.port}`
   let pool: Array<Connection> = []
   let logins = 0
@@ -183,7 +192,7 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
               c.streams.delete(stream)
               c.sessions--
               c.full = false
-              if (c.streams.size === 0 && pool.includes(c)) c.idle = setTimeout(() => end(c), IDLE_CONNECTION_MS).unref()
+              if (c.streams.size === 0 && pool.includes(c)) c.idle = setTimeout(() => end(c), idleConnectionMs).unref()
             })
             callback(null, asSocket(stream, c.holds))
           })
