@@ -25,6 +25,7 @@ import { type TestEngine, testEngines } from "./support/engines.ts"
 import * as Spec from "../src/internal/dockerSpec.ts"
 import { engineOptions, socketRefusal, type SshAgent, sshAgent } from "../src/internal/dockerEngine.ts"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
+import { logins, ownSshd as ownSshdIn, sshKeys } from "./support/ownSshd.ts"
 
 const execFileAsync = promisify(execFile)
 const ENGINES = testEngines()
@@ -85,12 +86,6 @@ const collect = (backend: Backend.BackendShape, s: Backend.JobSpec) =>
     return { ref, events, exit: exit as Backend.JobExit }
   })
 
-/** The test sshd of scripts/services/start-sshd.sh (its SSH_PORT, which start-all.sh reports as TREX_TEST_SSH_PORT). */
-const sshPort = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)
-
-/** The test sshd's key and known_hosts (scripts/services/start-sshd.sh). */
-const sshKeys = "/var/lib/trex-test-ssh"
-
 /** This process's TCP connections to the SSH server on `port`, by local port, with the pids of the sshd processes serving each. */
 const sshConnections = (port: number) =>
   Effect.promise(() => execFileAsync("ss", ["-tnpH", "state", "established", `( sport = :${port} or dport = :${port} )`])).pipe(
@@ -135,41 +130,8 @@ const running = (pid: number) => {
   }
 }
 
-/**
- * A second sshd of this test's own, configured as the test sshd but for `settings` (e.g. `MaxSessions 2`), on a free
- * port, with a known_hosts file for it; stopped when the scope ends. Costs about 0.1 s. Its sessions' HOME is a
- * directory that does not exist, so that root's rc files (`pyenv init`, 2-3 s a session here) are not read.
- */
-const ownSshd = (settings: string) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const port = await new Promise<number>((resolve) => {
-        const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-          const { port } = probe.address() as Net.AddressInfo
-          probe.close(() => resolve(port))
-        })
-      })
-      const conf = Path.join(root, `sshd_config.${port}`)
-      const base = Fs.readFileSync(`/etc/ssh/sdktest/sshd_config.${sshPort}`, "utf8")
-      Fs.writeFileSync(
-        conf,
-        base.replace(/^Port .*$/m, `Port ${port}`).replace(/^PidFile .*$/m, `PidFile ${Path.join(root, `sshd.${port}.pid`)}`).replace(/^MaxSessions .*$/m, `${settings}\nSetEnv HOME=/nonexistent`)
-      )
-      const knownHosts = Path.join(root, `known_hosts.${port}`)
-      Fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${Fs.readFileSync("/etc/ssh/sdktest/host_ed25519.pub", "utf8").split(" ").slice(0, 2).join(" ")}\n`)
-      const log = Path.join(root, `sshd.${port}.log`)
-      const child = spawn("/usr/sbin/sshd", ["-D", "-f", conf, "-E", log], { stdio: "ignore" })
-      return { port, knownHosts, child, log }
-    }),
-    ({ child }) => Effect.sync(() => child.kill())
-  ).pipe(
-    Effect.tap(({ port }) =>
-      eventually(`an sshd listens on 127.0.0.1:${port}`, Effect.promise(() =>
-        new Promise<boolean>((resolve) => {
-          const s = Net.connect(port, "127.0.0.1", () => resolve(s.end() !== undefined)).once("error", () => resolve(false))
-        })), 10)
-    )
-  )
+/** An sshd of this test's own (see support/ownSshd.ts). */
+const ownSshd = (settings: string) => ownSshdIn(root, settings)
 
 /** Each engine's tests one at a time: they stop their engine, and count its containers (see the lanes at the end). */
 const inOrder = { concurrent: false } as const
@@ -502,9 +464,6 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.isFalse(error.retryable)
       assert.include(error.message, "host key")
     }), 60_000)
-
-  /** The logins an sshd of {@link ownSshd} accepted (its log says each). */
-  const logins = (log: string) => (Fs.readFileSync(log, "utf8").match(/Accepted publickey for /g) ?? []).length
 
   /** `effect` with environment variables set (a backend reads them when it is made), then as they were. */
   const withEnv = <A, E, R>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E, R>) =>
