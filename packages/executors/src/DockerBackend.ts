@@ -613,6 +613,20 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       ? readJson(Path.join(jobDir, Spec.RECORD.exit)) as Backend.JobExit | undefined
       : undefined
 
+  /**
+   * A container whose exit was read and whose removal the engine refused: said once (`how`: what became of it), and
+   * tried again, quietly, after each later job's end.
+   */
+  const unremovable = (id: string, node: string | undefined, how: string, reason: string) =>
+    Effect.suspend(() => {
+      if (unremoved.has(id)) return Effect.void
+      unremoved.add(id)
+      return Effect.logWarning(
+        `docker: container ${id.slice(0, 12)} (job ${node ?? "?"}) ${how} and its exit was read, but the engine did not remove it: ${reason}. ` +
+          `It holds no slot; it is removed again after the next job's end, or remove it yourself: \`docker rm -f ${id}\``
+      )
+    })
+
   /** Remove an ended container whose exit was read (unless kept), and those whose removal failed before. */
   const removeAfter = Effect.fnUntraced(function*(info: Docker.ContainerInspectInfo, exit: Backend.JobExit) {
     if (keep) return exit
@@ -620,12 +634,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     // hide the job's exit, which is read: the container is said, and removed again after a later job's end.
     const removed = yield* Effect.result(call("watch", () => removeContainer(info.Id)))
     if (removed._tag === "Failure") {
-      unremoved.add(info.Id)
-      yield* Effect.logWarning(
-        `docker: container ${info.Id.slice(0, 12)} (job ${info.Config.Labels[Spec.LABEL.node] ?? "?"}) ended ${exit.outcome} and its exit was read, ` +
-          `but the engine did not remove it: ${removed.failure.message}. It holds no slot; it is removed again after the next job's end, ` +
-          `or remove it yourself: \`docker rm -f ${info.Id}\``
-      )
+      yield* unremovable(info.Id, info.Config.Labels[Spec.LABEL.node], `ended ${exit.outcome}`, removed.failure.message)
+    } else {
+      unremoved.delete(info.Id)
     }
     // containers whose removal failed before: once each, quietly (they are said already)
     for (const id of [...unremoved]) {
@@ -879,7 +890,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const jobs = containers.map((c): Backend.JobInfo => ({
       ref: { backend: NAME, id: c.Id, data: { jobDir: c.Labels[Spec.LABEL.jobDir] ?? "" } },
       labels: { run, node: c.Labels[Spec.LABEL.node] ?? "" },
-      state: c.State === "created" ? "Pending" : ["exited", "dead"].includes(c.State) ? "Finished" : "Running"
+      // a container whose removal failed is listed `removing` (Docker 20.10), `dead` elsewhere: ended either way
+      state: c.State === "created" ? "Pending" : ["exited", "dead", "removing"].includes(c.State) ? "Finished" : "Running"
     }))
     // Jobs whose containers were removed after their exit was read are known from their records.
     for (const e of queue.entries()) {
@@ -916,6 +928,27 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
           `(then build or load it on the engine's host: \`docker build -t ${image} ...\`, \`docker load -i ...\`)`
       }] satisfies Array<Backend.Concern>
     })
+
+  // Containers of this root's jobs that an earlier controller left `dead` (their removal refused, after it read and
+  // recorded their exit) and then stopped: no later watch may look at them (a finished run's), so they are removed at
+  // the start (`trex resume`, or a backend of the same root). One whose exit was not recorded is left to its watch.
+  // (Docker 20.10 lists a container whose removal failed as `removing`, and inspects it as `dead`; Podman forgets a
+  // container before it deletes its files, so that none is left so there: see docs/backends.md, "Podman".)
+  if (!keep && engine?.kind !== "podman") {
+    const dead = yield* once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.jobDir], status: ["dead", "removing"] } })).pipe(
+      Effect.orElseSucceed((): ReadonlyArray<Docker.ContainerInfo> => [])
+    )
+    for (const c of dead) {
+      const jobDir = c.Labels[Spec.LABEL.jobDir]
+      const exit = jobDir !== undefined && jobDir.startsWith(root + Path.sep) ? recordedExit(jobDir, c.Id) : undefined
+      if (exit === undefined) continue
+      // one being removed now (by another controller) is let be
+      const now = yield* Effect.result(once("make", () => docker.getContainer(c.Id).inspect()))
+      if (now._tag === "Failure" || now.success.State.Status !== "dead") continue
+      const removed = yield* Effect.result(once("make", () => removeContainer(c.Id)))
+      if (removed._tag === "Failure") yield* unremovable(c.Id, c.Labels[Spec.LABEL.node], `ended ${exit.outcome} under an earlier controller`, removed.failure.message)
+    }
+  }
 
   return Backend.make<Backend.BackendShape>({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })

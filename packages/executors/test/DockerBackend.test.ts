@@ -944,6 +944,46 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
     }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
   }, 60_000)
 
+  it.live("a container left dead by a controller that stopped after reading its exit is removed when a backend of the same root starts; one whose exit is not recorded is left to its watch", () => {
+    const warned: Array<string> = []
+    const chattr = (args: ReadonlyArray<string>) => Effect.tryPromise(() => execFileAsync("chattr", [...args]))
+    const status = (id: string) => Effect.promise(() => engine.getContainer(id).inspect().then((i) => i.State.Status, () => "gone"))
+    return Effect.gen(function*() {
+      // the first controller: the job's exit read and recorded, its removal refused (a file of the container made immutable)
+      const ref = yield* Effect.scoped(Effect.gen(function*() {
+        const first = yield* backendWith({ slots: 1 })
+        const ref = yield* first.submit(spec(`echo kept > /held; echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`))
+        const watching = yield* watchUntil(first, ref, "up")
+        const upper = ((yield* Effect.promise(() => engine.getContainer(ref.id).inspect())).GraphDriver.Data as Record<string, string>)["UpperDir"]
+        const held = Path.join(String(upper), "held")
+        yield* chattr(["+i", held])
+        yield* Effect.addFinalizer(() => Effect.ignore(chattr(["-i", held])))
+        Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+        assert.strictEqual(((yield* Fiber.join(watching)).at(-1) as Backend.JobExit).outcome, "Succeeded")
+        assert.strictEqual(yield* status(ref.id), "dead")
+        assert.strictEqual((yield* first.list(run)).find((j) => j.ref.id === ref.id)?.state, "Finished", "listed as ended (Docker 20.10 lists it `removing`)")
+        // a backend that starts while the engine still cannot remove it says so, once, and leaves it
+        yield* backendWith({ slots: 1 })
+        assert.strictEqual(warned.length, 2, JSON.stringify(warned))
+        for (const part of [`container ${ref.id.slice(0, 12)}`, "under an earlier controller and its exit was read", `docker rm -f ${ref.id}`]) assert.include(warned[1], part)
+        assert.strictEqual(yield* status(ref.id), "dead")
+        return ref
+      }))
+      // the file mutable again (the first controller gone): a backend of another root leaves it be, as does one of
+      // this root while its exit is not recorded (a watch reads it); with the exit recorded, the next start removes it
+      const exitFile = Path.join(String(ref.data["jobDir"]), Spec.RECORD.exit)
+      Fs.renameSync(exitFile, `${exitFile}.aside`)
+      yield* backendWith({ slots: 1 })
+      assert.strictEqual(yield* status(ref.id), "dead", "left while its exit is not recorded")
+      Fs.renameSync(`${exitFile}.aside`, exitFile)
+      yield* backendWith({ slots: 1, root: Fs.mkdtempSync(Path.join(root, "other-")) })
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root")
+      yield* backendWith({ slots: 1 })
+      assert.strictEqual(yield* status(ref.id), "gone", "removed as the backend started")
+      assert.strictEqual(warned.length, 2, JSON.stringify(warned))
+    }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
+  }, 60_000)
+
   it.live("an image the engine does not have and cannot pull is a clear error at once, naming the image and the fix", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith()
