@@ -633,10 +633,19 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     // A removal the engine refuses (a file system it cannot delete, a removal already under way) does not
     // hide the job's exit, which is read: the container is said, and removed again after a later job's end.
     const removed = yield* Effect.result(call("watch", () => removeContainer(info.Id)))
-    if (removed._tag === "Failure") {
+    // Podman forgets the container before it deletes its files: then it is gone, and only its files are left
+    const forgotten = removed._tag === "Failure" &&
+      (yield* Effect.promise(() => docker.getContainer(info.Id).inspect().then(() => false, (e) => isNotFound(e))))
+    if (removed._tag === "Success" || forgotten) unremoved.delete(info.Id)
+    if (forgotten) {
+      yield* Effect.logWarning(
+        `docker: container ${info.Id.slice(0, 12)} (job ${info.Config.Labels[Spec.LABEL.node] ?? "?"}) ended ${exit.outcome} and its exit was read; ` +
+          `the engine removed the container but not all of its files: ${removed.failure.message}. Podman tries to delete them again ` +
+          `before it mounts any container, and no container starts until it can: make them deletable on the engine's host ` +
+          `(an immutable file: \`chattr -i\`; a file system mounted inside: unmount it; see docs/backends.md, "Podman")`
+      )
+    } else if (removed._tag === "Failure") {
       yield* unremovable(info.Id, info.Config.Labels[Spec.LABEL.node], `ended ${exit.outcome}`, removed.failure.message)
-    } else {
-      unremoved.delete(info.Id)
     }
     // containers whose removal failed before: once each, quietly (they are said already)
     for (const id of [...unremoved]) {

@@ -393,6 +393,41 @@ const podmanTests = (PODMAN: TestEngine) => {
         assert.deepStrictEqual(lines, ["up", ...Array.from({ length: 30 }, (_, i) => `tick ${i}`)])
         assertOutageTold(events)
       }), 60_000)
+
+    it.live("a removal Podman refuses (a file of the container it cannot delete) leaves no container but its files: the exit as read, a warning, the next start refused naming the file, then a start once it is deletable", () => {
+      const warned: Array<string> = []
+      const chattr = (args: ReadonlyArray<string>) => Effect.tryPromise(() => execFileAsync("chattr", [...args]))
+      const podman = new Docker({ socketPath: PODMAN.socket })
+      return Effect.gen(function*() {
+        const backend = yield* backendOn(PODMAN)({ slots: 2 })
+        const ref = yield* backend.submit(spec(`echo kept > /held; echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`))
+        const watching = yield* watchUntil(backend, ref, "up")
+        // as on Docker Engine (HQ): a file of the container's own layer made immutable
+        const upper = ((yield* Effect.promise(() => podman.getContainer(ref.id).inspect())).GraphDriver.Data as Record<string, string>)["UpperDir"]
+        const held = Path.join(String(upper), "held")
+        // (made deletable again whatever happens: until then no container of this Podman starts)
+        yield* Effect.acquireRelease(chattr(["+i", held]), () => Effect.ignore(chattr(["-i", held])))
+        Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+        const exit = (yield* Fiber.join(watching)).at(-1) as Backend.JobExit
+        assert.deepStrictEqual([exit._tag, exit.outcome, exit.result], ["Exit", "Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
+        // Podman forgot the container before it failed to delete the file: nothing is left `dead`, nothing to remove again
+        const gone = yield* Effect.promise(() => podman.getContainer(ref.id).inspect().then(() => false, () => true))
+        assert.isTrue(gone, "Podman has no such container")
+        assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+        for (const part of [`container ${ref.id.slice(0, 12)}`, "the engine removed the container but not all of its files", "operation not permitted", "no container starts until it can"]) {
+          assert.include(warned[0], part)
+        }
+        assert.notInclude(warned[0], "docker rm -f")
+        // Podman tries to delete the left files before it mounts the next container, and fails: the start is refused, naming the file
+        const refused = yield* backend.submit(spec("echo next")).pipe(Effect.flip)
+        assert.isFalse(refused.retryable)
+        for (const part of ["cannot delete the files an earlier container left", `chattr -i ${held}`]) assert.include(refused.message, part)
+        // once the file is deletable, the next start deletes them, and starts
+        yield* chattr(["-i", held])
+        assert.strictEqual((yield* Backend.awaitExit(backend, yield* backend.submit(spec("echo next")))).outcome, "Succeeded")
+        assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+      }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
+    }, 60_000)
   })
 }
 
