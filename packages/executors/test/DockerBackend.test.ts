@@ -396,18 +396,13 @@ const podmanTests = (PODMAN: TestEngine) => {
 
     it.live("a removal Podman refuses (a file of the container it cannot delete) leaves no container but its files: the exit as read, a warning, the next start refused naming the file, then a start once it is deletable", () => {
       const warned: Array<string> = []
-      const chattr = (args: ReadonlyArray<string>) => Effect.tryPromise(() => execFileAsync("chattr", [...args]))
       const podman = new Docker({ socketPath: PODMAN.socket })
       return Effect.gen(function*() {
         const backend = yield* backendOn(PODMAN)({ slots: 2 })
-        const ref = yield* backend.submit(spec(`echo kept > /held; echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`))
+        const ref = yield* backend.submit(spec(HELD_JOB))
         const watching = yield* watchUntil(backend, ref, "up")
-        // as on Docker Engine (HQ): a file of the container's own layer made immutable
-        const upper = ((yield* Effect.promise(() => podman.getContainer(ref.id).inspect())).GraphDriver.Data as Record<string, string>)["UpperDir"]
-        const held = Path.join(String(upper), "held")
-        // (made deletable again whatever happens: until then no container of this Podman starts)
-        yield* Effect.acquireRelease(chattr(["+i", held]), () => Effect.ignore(chattr(["-i", held])))
-        Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+        // as on Docker Engine (HQ); made deletable again whatever happens: until then no container of this Podman starts
+        const held = yield* holdThenEnd(podman, ref)
         const exit = (yield* Fiber.join(watching)).at(-1) as Backend.JobExit
         assert.deepStrictEqual([exit._tag, exit.outcome, exit.result], ["Exit", "Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
         // Podman forgot the container before it failed to delete the file: nothing is left `dead`, nothing to remove again
@@ -766,6 +761,24 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
     }), 60_000)
 })
 
+const chattr = (args: ReadonlyArray<string>) => Effect.tryPromise(() => execFileAsync("chattr", [...args]))
+
+/** A job that writes `/held` in its own file system, says `up`, then succeeds once its job directory has `go`. */
+const HELD_JOB = `echo kept > /held; echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`
+
+/**
+ * A {@link HELD_JOB} that said `up` on `client`'s engine: its `/held` made immutable (a file of the container's own
+ * layer, which the engine then cannot delete; mutable again when the scope ends), then the job let end. Its path.
+ */
+const holdThenEnd = (client: Docker, ref: ExperimentNode.JobRef) =>
+  Effect.gen(function*() {
+    const upper = ((yield* Effect.promise(() => client.getContainer(ref.id).inspect())).GraphDriver.Data as Record<string, string>)["UpperDir"]
+    const held = Path.join(String(upper), "held")
+    yield* Effect.acquireRelease(chattr(["+i", held]), () => Effect.ignore(chattr(["-i", held])))
+    Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+    return held
+  })
+
 /** Until `line` is logged by the watch of `ref`: the watch, forked, and a signal that the line came. */
 const watchUntil = (backend: Backend.BackendShape, ref: ExperimentNode.JobRef, line: string) =>
   Effect.gen(function*() {
@@ -943,20 +956,15 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
 
   it.live("a container whose removal the engine refuses: its watch ends with the job's exit and says the container and the fix; its slot goes to the queued job, another controller reads the same exit, a later end removes it", () => {
     const warned: Array<string> = []
-    const chattr = (args: ReadonlyArray<string>) => Effect.tryPromise(() => execFileAsync("chattr", [...args]))
     return Effect.gen(function*() {
       // an hour's poll: only the end of the first job's watch can start the queued one within the test
       const backend = yield* backendWith({ slots: 1 }).pipe(Effect.provideService(QueuePoll, "1 hour"))
-      const ref = yield* backend.submit(spec(`echo kept > /held; echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`))
+      const ref = yield* backend.submit(spec(HELD_JOB))
       const queued = yield* backend.submit(spec("echo next"))
       assert.isTrue(queued.data["queued"] === true, JSON.stringify(queued))
       const watching = yield* watchUntil(backend, ref, "up")
       // a file of the container's own file system made immutable: the engine can delete neither it nor the container
-      const upper = ((yield* Effect.promise(() => engine.getContainer(ref.id).inspect())).GraphDriver.Data as Record<string, string>)["UpperDir"]
-      const held = Path.join(String(upper), "held")
-      // (given back whatever happens, unless the container is gone with it)
-      yield* Effect.acquireRelease(chattr(["+i", held]), () => Effect.ignore(chattr(["-i", held])))
-      Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+      const held = yield* holdThenEnd(engine, ref)
       const exit = (yield* Fiber.join(watching)).at(-1) as Backend.JobExit
       assert.deepStrictEqual([exit._tag, exit.outcome, exit.result], ["Exit", "Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
       assert.strictEqual(warned.length, 1, JSON.stringify(warned))
@@ -981,19 +989,14 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
 
   it.live("a container left dead by a controller that stopped after reading its exit is removed when a backend of the same root starts; one whose exit is not recorded is left to its watch", () => {
     const warned: Array<string> = []
-    const chattr = (args: ReadonlyArray<string>) => Effect.tryPromise(() => execFileAsync("chattr", [...args]))
     const status = (id: string) => Effect.promise(() => engine.getContainer(id).inspect().then((i) => i.State.Status, () => "gone"))
     return Effect.gen(function*() {
       // the first controller: the job's exit read and recorded, its removal refused (a file of the container made immutable)
       const ref = yield* Effect.scoped(Effect.gen(function*() {
         const first = yield* backendWith({ slots: 1 })
-        const ref = yield* first.submit(spec(`echo kept > /held; echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`))
+        const ref = yield* first.submit(spec(HELD_JOB))
         const watching = yield* watchUntil(first, ref, "up")
-        const upper = ((yield* Effect.promise(() => engine.getContainer(ref.id).inspect())).GraphDriver.Data as Record<string, string>)["UpperDir"]
-        const held = Path.join(String(upper), "held")
-        yield* chattr(["+i", held])
-        yield* Effect.addFinalizer(() => Effect.ignore(chattr(["-i", held])))
-        Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+        yield* holdThenEnd(engine, ref)
         assert.strictEqual(((yield* Fiber.join(watching)).at(-1) as Backend.JobExit).outcome, "Succeeded")
         assert.strictEqual(yield* status(ref.id), "dead")
         assert.strictEqual((yield* first.list(run)).find((j) => j.ref.id === ref.id)?.state, "Finished", "listed as ended (Docker 20.10 lists it `removing`)")
