@@ -658,6 +658,10 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       const kept = Object.values(agent.freeSockets).flat() as Array<Net.Socket>
       assert.isNotEmpty(kept)
       assert.deepStrictEqual(kept.map((s) => s.listenerCount("timeout") <= 2), kept.map(() => true), `timeout listeners: ${kept.map((s) => s.listenerCount("timeout"))}`)
+      // the same with a session kept on it: the session is not handed to the next request ("socket hang up")
+      clients[1]!.sock.end()
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.strictEqual(agent.made().logins, 3)
     }), 60_000)
 
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>

@@ -131,6 +131,8 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
     void c.made.then((client) => client.end(), () => undefined)
   }
   const gone = (c: Connection) => c.socket.destroyed || !c.socket.writable
+  /** Each session's connection. */
+  const owner = new WeakMap<Net.Socket, Connection>()
   const login = (): Connection => {
     logins++
     const socket = Net.connect(connect.port, connect.host)
@@ -194,7 +196,9 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
               c.full = false
               if (c.streams.size === 0 && pool.includes(c)) c.idle = setTimeout(() => end(c), idleConnectionMs).unref()
             })
-            callback(null, asSocket(stream, c.holds))
+            const socket = asSocket(stream, c.holds)
+            owner.set(socket, c)
+            callback(null, socket)
           })
         } catch (e) {
           // ssh2 throws "Not connected" once the socket is no longer writable
@@ -208,6 +212,19 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
     session(true, callback)
     return undefined
   }) as unknown as Http.Agent["createConnection"]
+  // A kept session on a connection whose socket no longer writes (ended a moment before ssh2 sees its close) would
+  // take the next request down with it ("socket hang up"): it leaves the pool first, as `http.Agent` removes a socket.
+  const requests = agent as unknown as { addRequest: (...args: Array<unknown>) => void }
+  const addRequest = requests.addRequest.bind(agent)
+  requests.addRequest = (...args) => {
+    for (const kept of Object.values(agent.freeSockets).flat()) {
+      const c = kept === undefined ? undefined : owner.get(kept)
+      if (kept === undefined || c === undefined || !gone(c)) continue
+      kept.destroy()
+      kept.emit("agentRemove")
+    }
+    addRequest(...args)
+  }
   agent.made = () => ({ logins, sessions, connections: pool.length })
   const destroy = agent.destroy.bind(agent)
   agent.destroy = () => {
