@@ -28,17 +28,22 @@ import { QueuePoll } from "../src/internal/admissionQueue.ts"
 import { logins, ownSshd as ownSshdIn, sshKeys } from "./support/ownSshd.ts"
 
 const execFileAsync = promisify(execFile)
+/**
+ * A client of the engine on `socket`, whatever DOCKER_HOST says (docker-modem would take a host there over the socket;
+ * a test here sets DOCKER_HOST=ssh://... while a backend is made).
+ */
+const dockerAt = (socket: string) => new Docker({ socketPath: socket, host: undefined, protocol: "http" } as Docker.DockerOptions)
 const ENGINES = testEngines()
 const DOCKER = ENGINES[0]!
 const SOCKET = DOCKER.socket
 const IMAGE = DOCKER.image
-const engine = new Docker({ socketPath: SOCKET })
+const engine = dockerAt(SOCKET)
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-docker-"))
 const run = `r${Date.now().toString(36)}`
 let counter = 0
 afterAll(async () => {
   for (const e of ENGINES) {
-    const client = new Docker({ socketPath: e.socket })
+    const client = dockerAt(e.socket)
     const left = await client.listContainers({ all: true, filters: { label: [`trex.jobdir`] } }).catch(() => [])
     await Promise.all(left.filter((c) => c.Labels["trex.jobdir"]?.startsWith(root)).map((c) => client.getContainer(c.Id).remove({ force: true }).catch(() => {})))
   }
@@ -55,7 +60,7 @@ const service = (args: ReadonlyArray<string>) => trying(args).pipe(Effect.orDie)
 
 const upOn = (e: TestEngine) =>
   Effect.tryPromise({
-    try: () => new Docker({ socketPath: e.socket }).ping(),
+    try: () => dockerAt(e.socket).ping(),
     catch: (err) =>
       new Error(`no ${e.name} engine on ${e.socket} (${String(err)}): run \`sudo scripts/services/start-all.sh ${e.name}\` (or ${e.script}) first`)
   }).pipe(Effect.orDie)
@@ -138,7 +143,7 @@ const inOrder = { concurrent: false } as const
 
 /** The conformance suite and the backend's own scenarios on engine `e`: one test body for each engine that is up. */
 const engineTests = (e: TestEngine) => {
-  const engine = new Docker({ socketPath: e.socket })
+  const engine = dockerAt(e.socket)
   const spec = specOn(e)
   const backendWith = backendOn(e)
 
@@ -381,7 +386,7 @@ const podmanTests = (PODMAN: TestEngine) => {
         yield* Deferred.await(up)
         // unlike dockerd, the service is no parent of the containers (conmon is): they run on without it
         yield* podmanService(["stop"])
-        const down = yield* Effect.promise(() => new Docker({ socketPath: PODMAN.socket }).ping().then(() => false, () => true))
+        const down = yield* Effect.promise(() => dockerAt(PODMAN.socket).ping().then(() => false, () => true))
         assert.isTrue(down, "the service is stopped")
         // started again once the watch has said that it does not answer (its start takes longer than retryFor)
         yield* Deferred.await(outageSaid)
@@ -396,7 +401,7 @@ const podmanTests = (PODMAN: TestEngine) => {
 
     it.live("a removal Podman refuses (a file of the container it cannot delete) leaves no container but its files: the exit as read, a warning, the next start refused naming the file, then a start once it is deletable", () => {
       const warned: Array<string> = []
-      const podman = new Docker({ socketPath: PODMAN.socket })
+      const podman = dockerAt(PODMAN.socket)
       return Effect.gen(function*() {
         const backend = yield* backendOn(PODMAN)({ slots: 2 })
         const ref = yield* backend.submit(spec(HELD_JOB))
@@ -506,6 +511,16 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       () => effect,
       (before) => Effect.sync(() => Object.entries(before).forEach(([k, v]) => (v === undefined ? delete process.env[k] : (process.env[k] = v))))
     )
+
+  it.live("a socketPath given wins over a DOCKER_HOST of another kind (tcp://, ssh://) in the environment", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      // nothing listens on port 1: a backend that went there would not answer (nor would dockerode given the socket alone)
+      for (const elsewhere of ["tcp://127.0.0.1:1", "ssh://root@127.0.0.1:1"]) {
+        const backend = yield* withEnv({ DOCKER_HOST: elsewhere }, DockerBackend.make({ root, socketPath: SOCKET, slots: 1, retryFor: "100 millis" }))
+        assert.strictEqual((yield* Backend.awaitExit(backend, yield* backend.submit(spec("echo here")))).outcome, "Succeeded", elsewhere)
+      }
+    }), 60_000)
 
   it.live("an ssh:// engine named only by DOCKER_HOST goes through the backend's pool: one login for a job, its agent's key and ~/.ssh/known_hosts", () =>
     Effect.gen(function*() {

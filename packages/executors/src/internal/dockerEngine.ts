@@ -264,16 +264,22 @@ const defaultAccess = (host: string, env: NodeJS.ProcessEnv): Pick<Ssh2.ConnectC
   return { privateKey: Fs.readFileSync(expandHome(key)), knownHostsPath: DEFAULT_KNOWN_HOSTS }
 }
 
+/**
+ * A unix socket's options. docker-modem lays the options given over those it reads from `DOCKER_HOST`, and a host
+ * there (`tcp://`, `ssh://`) wins over a `socketPath` here: its host and protocol are taken out.
+ */
+const onSocket = (socketPath: string): Docker.DockerOptions => ({ socketPath, host: undefined, protocol: "http" }) as Docker.DockerOptions
+
 export const engineOptions = (o: {
   readonly socketPath?: string | undefined
   readonly host?: string | undefined
   readonly ssh?: SshAccess | undefined
 }, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env): Docker.DockerOptions | undefined => {
-  if (o.socketPath !== undefined) return { socketPath: o.socketPath }
+  if (o.socketPath !== undefined) return onSocket(o.socketPath)
   const host = engineHost(o, env)
   if (host === undefined) return undefined // dockerode reads DOCKER_HOST, else /var/run/docker.sock
   const url = new URL(host)
-  if (url.protocol === "unix:") return { socketPath: url.pathname }
+  if (url.protocol === "unix:") return onSocket(url.pathname)
   if (url.protocol !== "ssh:") return { protocol: url.protocol === "https:" ? "https" : "http", host: url.hostname, port: url.port || 2375 }
   if (o.ssh === undefined && o.host !== undefined) throw new Error(`${host}: an ssh:// engine needs ssh.privateKeyPath and ssh.knownHostsPath`)
   if (ssh2 === undefined) throw new Error(`${host}: an ssh:// engine needs ssh2 loaded`)
