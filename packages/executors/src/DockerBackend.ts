@@ -20,7 +20,7 @@ import type * as Http from "node:http"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
 import { AdmissionQueue, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
-import { engineOptions, socketRefusal, type SshAccess } from "./internal/dockerEngine.ts"
+import { engineHost, engineOptions, socketRefusal, type SshAccess } from "./internal/dockerEngine.ts"
 import * as Spec from "./internal/dockerSpec.ts"
 import * as Clients from "./internal/clients.ts"
 import { boundedWatch } from "./internal/volume.ts"
@@ -36,7 +36,10 @@ export interface Config {
   readonly image?: string
   /** Engine socket (default: `DOCKER_HOST`, else /var/run/docker.sock); Podman's is /run/podman/podman.sock (rootful) or `$XDG_RUNTIME_DIR/podman/podman.sock`. */
   readonly socketPath?: string
-  /** Engine URL instead: `ssh://user@gpu-host[:port]` (needs `ssh`), `tcp://host:2375`, `unix:///path`. */
+  /**
+   * Engine URL instead: `ssh://user@gpu-host[:port]` (needs `ssh`), `tcp://host:2375`, `unix:///path`. A
+   * `DOCKER_HOST=ssh://...` without it is reached the same way (`ssh`, else the SSH agent or `~/.ssh/id_*`, and `~/.ssh/known_hosts`).
+   */
   readonly host?: string
   /** Key and known_hosts for an `ssh://` engine; the host key must be known (no trust on first use). */
   readonly ssh?: SshAccess
@@ -174,10 +177,12 @@ export const containerConfig: (
 export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const root = Path.resolve(config.root)
   const Dockerode = yield* Clients.dockerode
-  const ssh2 = config.docker === undefined && config.socketPath === undefined && config.host?.startsWith("ssh:") === true ? yield* Effect.promise(Clients.ssh2) : undefined
+  // an ssh:// engine, named by `host` or by DOCKER_HOST, is reached through a pool of SSH connections of the backend's own
+  const host = config.docker === undefined ? engineHost(config) : undefined
+  const ssh2 = host?.startsWith("ssh:") === true ? yield* Effect.promise(Clients.ssh2) : undefined
   const options = config.docker ?? (yield* Effect.try({
     try: () => engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }, ssh2),
-    catch: (e) => fail("make", `engine ${config.host}: ${e instanceof Error ? e.message : String(e)}`)
+    catch: (e) => fail("make", `engine ${host}: ${e instanceof Error ? e.message : String(e)}`)
   }))
   const docker = new Dockerode(options)
   // an ssh:// engine's SSH connections and their sessions (`docker system dial-stdio` on the host) end with the backend
@@ -608,19 +613,39 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       ? readJson(Path.join(jobDir, Spec.RECORD.exit)) as Backend.JobExit | undefined
       : undefined
 
+  /**
+   * A container whose exit was read and whose removal the engine refused: said once (`how`: what became of it), and
+   * tried again, quietly, after each later job's end.
+   */
+  const unremovable = (id: string, node: string | undefined, how: string, reason: string) =>
+    Effect.suspend(() => {
+      if (unremoved.has(id)) return Effect.void
+      unremoved.add(id)
+      return Effect.logWarning(
+        `docker: container ${id.slice(0, 12)} (job ${node ?? "?"}) ${how} and its exit was read, but the engine did not remove it: ${reason}. ` +
+          `It holds no slot; it is removed again after the next job's end, or remove it yourself: \`docker rm -f ${id}\``
+      )
+    })
+
   /** Remove an ended container whose exit was read (unless kept), and those whose removal failed before. */
   const removeAfter = Effect.fnUntraced(function*(info: Docker.ContainerInspectInfo, exit: Backend.JobExit) {
     if (keep) return exit
     // A removal the engine refuses (a file system it cannot delete, a removal already under way) does not
     // hide the job's exit, which is read: the container is said, and removed again after a later job's end.
     const removed = yield* Effect.result(call("watch", () => removeContainer(info.Id)))
-    if (removed._tag === "Failure") {
-      unremoved.add(info.Id)
+    // Podman forgets the container before it deletes its files: then it is gone, and only its files are left
+    const forgotten = removed._tag === "Failure" &&
+      (yield* Effect.promise(() => docker.getContainer(info.Id).inspect().then(() => false, (e) => isNotFound(e))))
+    if (removed._tag === "Success" || forgotten) unremoved.delete(info.Id)
+    if (forgotten) {
       yield* Effect.logWarning(
-        `docker: container ${info.Id.slice(0, 12)} (job ${info.Config.Labels[Spec.LABEL.node] ?? "?"}) ended ${exit.outcome} and its exit was read, ` +
-          `but the engine did not remove it: ${removed.failure.message}. It holds no slot; it is removed again after the next job's end, ` +
-          `or remove it yourself: \`docker rm -f ${info.Id}\``
+        `docker: container ${info.Id.slice(0, 12)} (job ${info.Config.Labels[Spec.LABEL.node] ?? "?"}) ended ${exit.outcome} and its exit was read; ` +
+          `the engine removed the container but not all of its files: ${removed.failure.message}. Podman tries to delete them again ` +
+          `before it mounts any container, and no container starts until it can: make them deletable on the engine's host ` +
+          `(an immutable file: \`chattr -i\`; a file system mounted inside: unmount it; see docs/backends.md, "Podman")`
       )
+    } else if (removed._tag === "Failure") {
+      yield* unremovable(info.Id, info.Config.Labels[Spec.LABEL.node], `ended ${exit.outcome}`, removed.failure.message)
     }
     // containers whose removal failed before: once each, quietly (they are said already)
     for (const id of [...unremoved]) {
@@ -874,7 +899,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const jobs = containers.map((c): Backend.JobInfo => ({
       ref: { backend: NAME, id: c.Id, data: { jobDir: c.Labels[Spec.LABEL.jobDir] ?? "" } },
       labels: { run, node: c.Labels[Spec.LABEL.node] ?? "" },
-      state: c.State === "created" ? "Pending" : ["exited", "dead"].includes(c.State) ? "Finished" : "Running"
+      // a container whose removal failed is listed `removing` (Docker 20.10), `dead` elsewhere: ended either way
+      state: c.State === "created" ? "Pending" : ["exited", "dead", "removing"].includes(c.State) ? "Finished" : "Running"
     }))
     // Jobs whose containers were removed after their exit was read are known from their records.
     for (const e of queue.entries()) {
@@ -911,6 +937,27 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
           `(then build or load it on the engine's host: \`docker build -t ${image} ...\`, \`docker load -i ...\`)`
       }] satisfies Array<Backend.Concern>
     })
+
+  // Containers of this root's jobs that an earlier controller left `dead` (their removal refused, after it read and
+  // recorded their exit) and then stopped: no later watch may look at them (a finished run's), so they are removed at
+  // the start (`trex resume`, or a backend of the same root). One whose exit was not recorded is left to its watch.
+  // (Docker 20.10 lists a container whose removal failed as `removing`, and inspects it as `dead`; Podman forgets a
+  // container before it deletes its files, so that none is left so there: see docs/backends.md, "Podman".)
+  if (!keep && engine?.kind !== "podman") {
+    const dead = yield* once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.jobDir], status: ["dead", "removing"] } })).pipe(
+      Effect.orElseSucceed((): ReadonlyArray<Docker.ContainerInfo> => [])
+    )
+    for (const c of dead) {
+      const jobDir = c.Labels[Spec.LABEL.jobDir]
+      const exit = jobDir !== undefined && jobDir.startsWith(root + Path.sep) ? recordedExit(jobDir, c.Id) : undefined
+      if (exit === undefined) continue
+      // one being removed now (by another controller) is let be
+      const now = yield* Effect.result(once("make", () => docker.getContainer(c.Id).inspect()))
+      if (now._tag === "Failure" || now.success.State.Status !== "dead") continue
+      const removed = yield* Effect.result(once("make", () => removeContainer(c.Id)))
+      if (removed._tag === "Failure") yield* unremovable(c.Id, c.Labels[Spec.LABEL.node], `ended ${exit.outcome} under an earlier controller`, removed.failure.message)
+    }
+  }
 
   return Backend.make<Backend.BackendShape>({ name: NAME, submit, watch, cancel, withdraw, list, capacity, preflight })
 })

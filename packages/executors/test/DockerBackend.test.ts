@@ -25,19 +25,25 @@ import { type TestEngine, testEngines } from "./support/engines.ts"
 import * as Spec from "../src/internal/dockerSpec.ts"
 import { engineOptions, socketRefusal, type SshAgent, sshAgent } from "../src/internal/dockerEngine.ts"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
+import { logins, ownSshd as ownSshdIn, sshKeys } from "./support/ownSshd.ts"
 
 const execFileAsync = promisify(execFile)
+/**
+ * A client of the engine on `socket`, whatever DOCKER_HOST says (docker-modem would take a host there over the socket;
+ * a test here sets DOCKER_HOST=ssh://... while a backend is made).
+ */
+const dockerAt = (socket: string) => new Docker({ socketPath: socket, host: undefined, protocol: "http" } as Docker.DockerOptions)
 const ENGINES = testEngines()
 const DOCKER = ENGINES[0]!
 const SOCKET = DOCKER.socket
 const IMAGE = DOCKER.image
-const engine = new Docker({ socketPath: SOCKET })
+const engine = dockerAt(SOCKET)
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-docker-"))
 const run = `r${Date.now().toString(36)}`
 let counter = 0
 afterAll(async () => {
   for (const e of ENGINES) {
-    const client = new Docker({ socketPath: e.socket })
+    const client = dockerAt(e.socket)
     const left = await client.listContainers({ all: true, filters: { label: [`trex.jobdir`] } }).catch(() => [])
     await Promise.all(left.filter((c) => c.Labels["trex.jobdir"]?.startsWith(root)).map((c) => client.getContainer(c.Id).remove({ force: true }).catch(() => {})))
   }
@@ -54,7 +60,7 @@ const service = (args: ReadonlyArray<string>) => trying(args).pipe(Effect.orDie)
 
 const upOn = (e: TestEngine) =>
   Effect.tryPromise({
-    try: () => new Docker({ socketPath: e.socket }).ping(),
+    try: () => dockerAt(e.socket).ping(),
     catch: (err) =>
       new Error(`no ${e.name} engine on ${e.socket} (${String(err)}): run \`sudo scripts/services/start-all.sh ${e.name}\` (or ${e.script}) first`)
   }).pipe(Effect.orDie)
@@ -84,12 +90,6 @@ const collect = (backend: Backend.BackendShape, s: Backend.JobSpec) =>
     assert.strictEqual(exit?._tag, "Exit", `last event: ${JSON.stringify(exit)}`)
     return { ref, events, exit: exit as Backend.JobExit }
   })
-
-/** The test sshd of scripts/services/start-sshd.sh (its SSH_PORT, which start-all.sh reports as TREX_TEST_SSH_PORT). */
-const sshPort = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)
-
-/** The test sshd's key and known_hosts (scripts/services/start-sshd.sh). */
-const sshKeys = "/var/lib/trex-test-ssh"
 
 /** This process's TCP connections to the SSH server on `port`, by local port, with the pids of the sshd processes serving each. */
 const sshConnections = (port: number) =>
@@ -135,47 +135,15 @@ const running = (pid: number) => {
   }
 }
 
-/**
- * A second sshd of this test's own, configured as the test sshd but for `settings` (e.g. `MaxSessions 2`), on a free
- * port, with a known_hosts file for it; stopped when the scope ends. Costs about 0.1 s. Its sessions' HOME is a
- * directory that does not exist, so that root's rc files (`pyenv init`, 2-3 s a session here) are not read.
- */
-const ownSshd = (settings: string) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const port = await new Promise<number>((resolve) => {
-        const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-          const { port } = probe.address() as Net.AddressInfo
-          probe.close(() => resolve(port))
-        })
-      })
-      const conf = Path.join(root, `sshd_config.${port}`)
-      const base = Fs.readFileSync(`/etc/ssh/sdktest/sshd_config.${sshPort}`, "utf8")
-      Fs.writeFileSync(
-        conf,
-        base.replace(/^Port .*$/m, `Port ${port}`).replace(/^PidFile .*$/m, `PidFile ${Path.join(root, `sshd.${port}.pid`)}`).replace(/^MaxSessions .*$/m, `${settings}\nSetEnv HOME=/nonexistent`)
-      )
-      const knownHosts = Path.join(root, `known_hosts.${port}`)
-      Fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${Fs.readFileSync("/etc/ssh/sdktest/host_ed25519.pub", "utf8").split(" ").slice(0, 2).join(" ")}\n`)
-      const child = spawn("/usr/sbin/sshd", ["-D", "-f", conf, "-E", Path.join(root, `sshd.${port}.log`)], { stdio: "ignore" })
-      return { port, knownHosts, child }
-    }),
-    ({ child }) => Effect.sync(() => child.kill())
-  ).pipe(
-    Effect.tap(({ port }) =>
-      eventually(`an sshd listens on 127.0.0.1:${port}`, Effect.promise(() =>
-        new Promise<boolean>((resolve) => {
-          const s = Net.connect(port, "127.0.0.1", () => resolve(s.end() !== undefined)).once("error", () => resolve(false))
-        })), 10)
-    )
-  )
+/** An sshd of this test's own (see support/ownSshd.ts). */
+const ownSshd = (settings: string) => ownSshdIn(root, settings)
 
 /** Each engine's tests one at a time: they stop their engine, and count its containers (see the lanes at the end). */
 const inOrder = { concurrent: false } as const
 
 /** The conformance suite and the backend's own scenarios on engine `e`: one test body for each engine that is up. */
 const engineTests = (e: TestEngine) => {
-  const engine = new Docker({ socketPath: e.socket })
+  const engine = dockerAt(e.socket)
   const spec = specOn(e)
   const backendWith = backendOn(e)
 
@@ -418,7 +386,7 @@ const podmanTests = (PODMAN: TestEngine) => {
         yield* Deferred.await(up)
         // unlike dockerd, the service is no parent of the containers (conmon is): they run on without it
         yield* podmanService(["stop"])
-        const down = yield* Effect.promise(() => new Docker({ socketPath: PODMAN.socket }).ping().then(() => false, () => true))
+        const down = yield* Effect.promise(() => dockerAt(PODMAN.socket).ping().then(() => false, () => true))
         assert.isTrue(down, "the service is stopped")
         // started again once the watch has said that it does not answer (its start takes longer than retryFor)
         yield* Deferred.await(outageSaid)
@@ -430,6 +398,36 @@ const podmanTests = (PODMAN: TestEngine) => {
         assert.deepStrictEqual(lines, ["up", ...Array.from({ length: 30 }, (_, i) => `tick ${i}`)])
         assertOutageTold(events)
       }), 60_000)
+
+    it.live("a removal Podman refuses (a file of the container it cannot delete) leaves no container but its files: the exit as read, a warning, the next start refused naming the file, then a start once it is deletable", () => {
+      const warned: Array<string> = []
+      const podman = dockerAt(PODMAN.socket)
+      return Effect.gen(function*() {
+        const backend = yield* backendOn(PODMAN)({ slots: 2 })
+        const ref = yield* backend.submit(spec(HELD_JOB))
+        const watching = yield* watchUntil(backend, ref, "up")
+        // as on Docker Engine (HQ); made deletable again whatever happens: until then no container of this Podman starts
+        const held = yield* holdThenEnd(podman, ref)
+        const exit = (yield* Fiber.join(watching)).at(-1) as Backend.JobExit
+        assert.deepStrictEqual([exit._tag, exit.outcome, exit.result], ["Exit", "Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
+        // Podman forgot the container before it failed to delete the file: nothing is left `dead`, nothing to remove again
+        const gone = yield* Effect.promise(() => podman.getContainer(ref.id).inspect().then(() => false, () => true))
+        assert.isTrue(gone, "Podman has no such container")
+        assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+        for (const part of [`container ${ref.id.slice(0, 12)}`, "the engine removed the container but not all of its files", "operation not permitted", "no container starts until it can"]) {
+          assert.include(warned[0], part)
+        }
+        assert.notInclude(warned[0], "docker rm -f")
+        // Podman tries to delete the left files before it mounts the next container, and fails: the start is refused, naming the file
+        const refused = yield* backend.submit(spec("echo next")).pipe(Effect.flip)
+        assert.isFalse(refused.retryable)
+        for (const part of ["cannot delete the files an earlier container left", `chattr -i ${held}`]) assert.include(refused.message, part)
+        // once the file is deletable, the next start deletes them, and starts
+        yield* chattr(["-i", held])
+        assert.strictEqual((yield* Backend.awaitExit(backend, yield* backend.submit(spec("echo next")))).outcome, "Succeeded")
+        assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+      }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
+    }, 60_000)
   })
 }
 
@@ -500,6 +498,51 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         .pipe(Effect.flip)
       assert.isFalse(error.retryable)
       assert.include(error.message, "host key")
+    }), 60_000)
+
+  /** `effect` with environment variables set (a backend reads them when it is made), then as they were. */
+  const withEnv = <A, E, R>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
+        Object.assign(process.env, vars)
+        return before
+      }),
+      () => effect,
+      (before) => Effect.sync(() => Object.entries(before).forEach(([k, v]) => (v === undefined ? delete process.env[k] : (process.env[k] = v))))
+    )
+
+  it.live("a socketPath given wins over a DOCKER_HOST of another kind (tcp://, ssh://) in the environment", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      // nothing listens on port 1: a backend that went there would not answer (nor would dockerode given the socket alone)
+      for (const elsewhere of ["tcp://127.0.0.1:1", "ssh://root@127.0.0.1:1"]) {
+        const backend = yield* withEnv({ DOCKER_HOST: elsewhere }, DockerBackend.make({ root, socketPath: SOCKET, slots: 1, retryFor: "100 millis" }))
+        assert.strictEqual((yield* Backend.awaitExit(backend, yield* backend.submit(spec("echo here")))).outcome, "Succeeded", elsewhere)
+      }
+    }), 60_000)
+
+  it.live("an ssh:// engine named only by DOCKER_HOST goes through the backend's pool: one login for a job, its agent's key and ~/.ssh/known_hosts", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const own = yield* ownSshd("MaxSessions 100")
+      // an SSH agent holding the key (docker-modem's own transport logs in with it too: once a request), and a home
+      // whose ~/.ssh/known_hosts knows the sshd's key
+      const home = Fs.mkdtempSync(Path.join(root, "home-"))
+      Fs.mkdirSync(Path.join(home, ".ssh"))
+      Fs.copyFileSync(own.knownHosts, Path.join(home, ".ssh", "known_hosts"))
+      const sock = Path.join(home, "agent.sock")
+      yield* Effect.acquireRelease(Effect.sync(() => spawn("ssh-agent", ["-D", "-a", sock], { stdio: "ignore" })), (agent) => Effect.sync(() => agent.kill()))
+      yield* eventually("the SSH agent listens", () => Fs.existsSync(sock), 10)
+      yield* Effect.promise(() => execFileAsync("ssh-add", [`${sshKeys}/id_ed25519`], { env: { ...process.env, SSH_AUTH_SOCK: sock } }))
+      const backend = yield* withEnv({ DOCKER_HOST: `ssh://root@127.0.0.1:${own.port}`, SSH_AUTH_SOCK: sock, HOME: home }, DockerBackend.make({ root, slots: 2 }))
+      const { exit } = yield* collect(backend, spec(`echo via-docker-host; echo '{"metrics":{},"primary":1}' > result.json`))
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      assert.include(exit.logTail, "via-docker-host")
+      // before: one login a request (the ping, the version, the create, start, logs, inspects, removal...)
+      assert.strictEqual(logins(own.log), 1, Fs.readFileSync(own.log, "utf8"))
+      const sshd = (yield* sshConnections(own.port)).flatMap((c) => c.sshd)
+      assert.isNotEmpty(sshd, "the connection kept for the next request")
     }), 60_000)
 
   /** An `ssh://` engine's agent (closed with the test's scope), its dockerode, and the ssh2 clients it made with their sockets. */
@@ -585,7 +628,34 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.strictEqual(agent.made().logins, 2)
     }), 60_000)
 
-  it.live("an ssh:// engine's sessions share one close listener; a connection whose socket no longer writes is made again", () =>
+  it.live("an ssh:// engine closes a session idle for its time, then the connection left without sessions; the next request logs in afresh", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      // idle times of 0.3 s and 0.5 s rather than 15 s and 10 s
+      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`) }, { sessionMs: 300, connectionMs: 500 })
+      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const mine = sshConnections(sshd.port)
+      // the session the agent keeps after the request, and its close (from its `free`: no race with its idle time)
+      const kept: Array<Net.Socket> = []
+      const closed: Array<Net.Socket> = []
+      agent.on("free", (socket: Net.Socket) => kept.push(socket.once("close", () => closed.push(socket))))
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.strictEqual(kept.length, 1, "the session kept for the next request")
+      const [first] = yield* mine
+      yield* eventually("the idle session is closed", () => closed.length === 1 && Object.values(agent.freeSockets).flat().length === 0, 8)
+      yield* eventually("the connection without sessions is closed", Effect.map(mine, (c) => c.length === 0 && agent.made().connections === 0), 8)
+      assert.strictEqual(agent.made().logins, 1)
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.deepStrictEqual([agent.made().logins, agent.made().sessions], [2, 2])
+      const now = yield* mine
+      assert.strictEqual(now.length, 1)
+      assert.notStrictEqual(now[0]!.port, first!.port)
+    }), 60_000)
+
+  it.live("an ssh:// engine's sessions share one close listener, and a kept session keeps no request's timeout listener; a connection whose socket no longer writes is made again", () =>
     Effect.gen(function*() {
       yield* engineUp
       const sshd = yield* ownSshd("MaxSessions 100")
@@ -599,6 +669,15 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       clients[0]!.sock.end()
       assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
       assert.strictEqual(agent.made().logins, 2)
+      // twelve requests more, one after the other on a kept session: each request's timeout listener is taken off at its end
+      for (let i = 0; i < 12; i++) yield* Effect.promise(() => docker.version())
+      const kept = Object.values(agent.freeSockets).flat() as Array<Net.Socket>
+      assert.isNotEmpty(kept)
+      assert.deepStrictEqual(kept.map((s) => s.listenerCount("timeout") <= 2), kept.map(() => true), `timeout listeners: ${kept.map((s) => s.listenerCount("timeout"))}`)
+      // the same with a session kept on it: the session is not handed to the next request ("socket hang up")
+      clients[1]!.sock.end()
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.strictEqual(agent.made().logins, 3)
     }), 60_000)
 
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>
@@ -701,6 +780,24 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(error.message, "NVIDIA Container Toolkit")
     }), 60_000)
 })
+
+const chattr = (args: ReadonlyArray<string>) => Effect.tryPromise(() => execFileAsync("chattr", [...args]))
+
+/** A job that writes `/held` in its own file system, says `up`, then succeeds once its job directory has `go`. */
+const HELD_JOB = `echo kept > /held; echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`
+
+/**
+ * A {@link HELD_JOB} that said `up` on `client`'s engine: its `/held` made immutable (a file of the container's own
+ * layer, which the engine then cannot delete; mutable again when the scope ends), then the job let end. Its path.
+ */
+const holdThenEnd = (client: Docker, ref: ExperimentNode.JobRef) =>
+  Effect.gen(function*() {
+    const upper = ((yield* Effect.promise(() => client.getContainer(ref.id).inspect())).GraphDriver.Data as Record<string, string>)["UpperDir"]
+    const held = Path.join(String(upper), "held")
+    yield* Effect.acquireRelease(chattr(["+i", held]), () => Effect.ignore(chattr(["-i", held])))
+    Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+    return held
+  })
 
 /** Until `line` is logged by the watch of `ref`: the watch, forked, and a signal that the line came. */
 const watchUntil = (backend: Backend.BackendShape, ref: ExperimentNode.JobRef, line: string) =>
@@ -879,20 +976,15 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
 
   it.live("a container whose removal the engine refuses: its watch ends with the job's exit and says the container and the fix; its slot goes to the queued job, another controller reads the same exit, a later end removes it", () => {
     const warned: Array<string> = []
-    const chattr = (args: ReadonlyArray<string>) => Effect.tryPromise(() => execFileAsync("chattr", [...args]))
     return Effect.gen(function*() {
       // an hour's poll: only the end of the first job's watch can start the queued one within the test
       const backend = yield* backendWith({ slots: 1 }).pipe(Effect.provideService(QueuePoll, "1 hour"))
-      const ref = yield* backend.submit(spec(`echo kept > /held; echo up; i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo '{"metrics":{},"primary":1}' > result.json`))
+      const ref = yield* backend.submit(spec(HELD_JOB))
       const queued = yield* backend.submit(spec("echo next"))
       assert.isTrue(queued.data["queued"] === true, JSON.stringify(queued))
       const watching = yield* watchUntil(backend, ref, "up")
       // a file of the container's own file system made immutable: the engine can delete neither it nor the container
-      const upper = ((yield* Effect.promise(() => engine.getContainer(ref.id).inspect())).GraphDriver.Data as Record<string, string>)["UpperDir"]
-      const held = Path.join(String(upper), "held")
-      // (given back whatever happens, unless the container is gone with it)
-      yield* Effect.acquireRelease(chattr(["+i", held]), () => Effect.ignore(chattr(["-i", held])))
-      Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+      const held = yield* holdThenEnd(engine, ref)
       const exit = (yield* Fiber.join(watching)).at(-1) as Backend.JobExit
       assert.deepStrictEqual([exit._tag, exit.outcome, exit.result], ["Exit", "Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
       assert.strictEqual(warned.length, 1, JSON.stringify(warned))
@@ -912,6 +1004,41 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
       assert.strictEqual((yield* Backend.awaitExit(backend, yield* backend.submit(spec("echo last")))).outcome, "Succeeded")
       const gone = yield* Effect.promise(() => engine.getContainer(ref.id).inspect().then(() => false, () => true))
       assert.isTrue(gone, "removed after a later job's end")
+    }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
+  }, 60_000)
+
+  it.live("a container left dead by a controller that stopped after reading its exit is removed when a backend of the same root starts; one whose exit is not recorded is left to its watch", () => {
+    const warned: Array<string> = []
+    const status = (id: string) => Effect.promise(() => engine.getContainer(id).inspect().then((i) => i.State.Status, () => "gone"))
+    return Effect.gen(function*() {
+      // the first controller: the job's exit read and recorded, its removal refused (a file of the container made immutable)
+      const ref = yield* Effect.scoped(Effect.gen(function*() {
+        const first = yield* backendWith({ slots: 1 })
+        const ref = yield* first.submit(spec(HELD_JOB))
+        const watching = yield* watchUntil(first, ref, "up")
+        yield* holdThenEnd(engine, ref)
+        assert.strictEqual(((yield* Fiber.join(watching)).at(-1) as Backend.JobExit).outcome, "Succeeded")
+        assert.strictEqual(yield* status(ref.id), "dead")
+        assert.strictEqual((yield* first.list(run)).find((j) => j.ref.id === ref.id)?.state, "Finished", "listed as ended (Docker 20.10 lists it `removing`)")
+        // a backend that starts while the engine still cannot remove it says so, once, and leaves it
+        yield* backendWith({ slots: 1 })
+        assert.strictEqual(warned.length, 2, JSON.stringify(warned))
+        for (const part of [`container ${ref.id.slice(0, 12)}`, "under an earlier controller and its exit was read", `docker rm -f ${ref.id}`]) assert.include(warned[1], part)
+        assert.strictEqual(yield* status(ref.id), "dead")
+        return ref
+      }))
+      // the file mutable again (the first controller gone): a backend of another root leaves it be, as does one of
+      // this root while its exit is not recorded (a watch reads it); with the exit recorded, the next start removes it
+      const exitFile = Path.join(String(ref.data["jobDir"]), Spec.RECORD.exit)
+      Fs.renameSync(exitFile, `${exitFile}.aside`)
+      yield* backendWith({ slots: 1 })
+      assert.strictEqual(yield* status(ref.id), "dead", "left while its exit is not recorded")
+      Fs.renameSync(`${exitFile}.aside`, exitFile)
+      yield* backendWith({ slots: 1, root: Fs.mkdtempSync(Path.join(root, "other-")) })
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root")
+      yield* backendWith({ slots: 1 })
+      assert.strictEqual(yield* status(ref.id), "gone", "removed as the backend started")
+      assert.strictEqual(warned.length, 2, JSON.stringify(warned))
     }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
   }, 60_000)
 

@@ -29,7 +29,7 @@ export interface SshAccess {
  * session is opened on another connection of the pool (made when none has room, up to {@link MAX_CONNECTIONS}). A
  * connection is ended only once it is gone (its close, or its socket no longer writable), and then only its own
  * sessions go with it. Idle sessions close after {@link FREE_SESSION_MS}, a connection without sessions after
- * {@link IDLE_CONNECTION_MS}; SSH keep-alives (every 10 s, 3 unanswered end it, unless `connect` says otherwise)
+ * {@link IDLE_CONNECTION_MS} (unless `idle` says otherwise); SSH keep-alives (every 10 s, 3 unanswered end it, unless `connect` says otherwise)
  * notice a link dropped silently.
  * `destroy()` ends every session and connection (DockerBackend does at the end of its scope); until then an open
  * connection's keep-alive timer holds the process open.
@@ -69,7 +69,9 @@ const asSocket = (stream: Ssh2.ClientChannel, holds: Holds): Net.Socket => {
     setNoDelay: () => socket,
     setTimeout: (ms: number, callback?: () => void) => {
       socket.timeout = ms
-      if (callback !== undefined) socket.once("timeout", callback)
+      // as net.Socket's: `setTimeout(0, callback)` takes the callback off (a request's, at its end, on a kept session)
+      if (callback !== undefined && ms === 0) socket.removeListener("timeout", callback)
+      else if (callback !== undefined) socket.once("timeout", callback)
       arm()
       return socket
     },
@@ -104,9 +106,18 @@ interface Connection {
   idle: NodeJS.Timeout | undefined
 }
 
-export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { readonly host: string; readonly port: number }): SshAgent => {
+/** How long an agent keeps what is idle (the defaults: {@link FREE_SESSION_MS}, {@link IDLE_CONNECTION_MS}). */
+export interface IdleTimes {
+  /** An idle session. */
+  readonly sessionMs?: number
+  /** A connection without sessions. */
+  readonly connectionMs?: number
+}
+
+export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { readonly host: string; readonly port: number }, idle: IdleTimes = {}): SshAgent => {
+  const idleConnectionMs = idle.connectionMs ?? IDLE_CONNECTION_MS
   // a few idle sessions kept: each is a `docker system dial-stdio` on the engine's host
-  const agent = new Http.Agent({ keepAlive: true, maxFreeSockets: 4, timeout: FREE_SESSION_MS }) as Http.Agent & { made: SshAgent["made"] }
+  const agent = new Http.Agent({ keepAlive: true, maxFreeSockets: 4, timeout: idle.sessionMs ?? FREE_SESSION_MS }) as Http.Agent & { made: SshAgent["made"] }
   const where = `${connect.host}:${connect.port}`
   let pool: Array<Connection> = []
   let logins = 0
@@ -120,6 +131,8 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
     void c.made.then((client) => client.end(), () => undefined)
   }
   const gone = (c: Connection) => c.socket.destroyed || !c.socket.writable
+  /** Each session's connection. */
+  const owner = new WeakMap<Net.Socket, Connection>()
   const login = (): Connection => {
     logins++
     const socket = Net.connect(connect.port, connect.host)
@@ -181,9 +194,11 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
               c.streams.delete(stream)
               c.sessions--
               c.full = false
-              if (c.streams.size === 0 && pool.includes(c)) c.idle = setTimeout(() => end(c), IDLE_CONNECTION_MS).unref()
+              if (c.streams.size === 0 && pool.includes(c)) c.idle = setTimeout(() => end(c), idleConnectionMs).unref()
             })
-            callback(null, asSocket(stream, c.holds))
+            const socket = asSocket(stream, c.holds)
+            owner.set(socket, c)
+            callback(null, socket)
           })
         } catch (e) {
           // ssh2 throws "Not connected" once the socket is no longer writable
@@ -197,6 +212,19 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
     session(true, callback)
     return undefined
   }) as unknown as Http.Agent["createConnection"]
+  // A kept session on a connection whose socket no longer writes (ended a moment before ssh2 sees its close) would
+  // take the next request down with it ("socket hang up"): it leaves the pool first, as `http.Agent` removes a socket.
+  const requests = agent as unknown as { addRequest: (...args: Array<unknown>) => void }
+  const addRequest = requests.addRequest.bind(agent)
+  requests.addRequest = (...args) => {
+    for (const kept of Object.values(agent.freeSockets).flat()) {
+      const c = kept === undefined ? undefined : owner.get(kept)
+      if (kept === undefined || c === undefined || !gone(c)) continue
+      kept.destroy()
+      kept.emit("agentRemove")
+    }
+    addRequest(...args)
+  }
   agent.made = () => ({ logins, sessions, connections: pool.length })
   const destroy = agent.destroy.bind(agent)
   agent.destroy = () => {
@@ -206,20 +234,69 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
   return agent
 }
 
+/** Where OpenSSH looks by default: the key files tried, in order, and the known hosts. */
+const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
+const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+/**
+ * The engine URL the backend reaches: its `host` setting, else `DOCKER_HOST` when that is an `ssh://` URL (so that it
+ * goes through {@link sshAgent}'s pool too, not docker-modem's login a request); `undefined` leaves dockerode to read
+ * `DOCKER_HOST` (unix, tcp, TLS) or take /var/run/docker.sock.
+ */
+export const engineHost = (o: { readonly socketPath?: string | undefined; readonly host?: string | undefined }, env: NodeJS.ProcessEnv = process.env): string | undefined =>
+  o.socketPath !== undefined ? undefined : o.host ?? (env["DOCKER_HOST"]?.startsWith("ssh://") === true ? env["DOCKER_HOST"] : undefined)
+
+/**
+ * How to log in to an `ssh://` engine named only by `DOCKER_HOST` without `ssh`: as `docker` itself would (through
+ * OpenSSH), the SSH agent of `SSH_AUTH_SOCK`, else the first of OpenSSH's default keys, with the host key checked
+ * against `~/.ssh/known_hosts`.
+ */
+const defaultAccess = (host: string, env: NodeJS.ProcessEnv): Pick<Ssh2.ConnectConfig, "agent" | "privateKey"> & { readonly knownHostsPath: string } => {
+  const agent = env["SSH_AUTH_SOCK"]
+  if (agent !== undefined && agent !== "") return { agent, knownHostsPath: DEFAULT_KNOWN_HOSTS }
+  const key = DEFAULT_KEYS.find((k) => Fs.existsSync(expandHome(k)))
+  if (key === undefined) {
+    throw new Error(
+      `DOCKER_HOST=${host}: no SSH agent (SSH_AUTH_SOCK) and none of ${DEFAULT_KEYS.join(", ")}: set backend.docker.ssh ` +
+        "{ privateKeyPath, knownHostsPath } (DockerBackend's `ssh`), or start an agent with the key (`ssh-add`)"
+    )
+  }
+  return { privateKey: Fs.readFileSync(expandHome(key)), knownHostsPath: DEFAULT_KNOWN_HOSTS }
+}
+
+/**
+ * A unix socket's options. docker-modem lays the options given over those it reads from `DOCKER_HOST`, and a host
+ * there (`tcp://`, `ssh://`) wins over a `socketPath` here: its host and protocol are taken out.
+ */
+const onSocket = (socketPath: string): Docker.DockerOptions => ({ socketPath, host: undefined, protocol: "http" }) as Docker.DockerOptions
+
 export const engineOptions = (o: {
   readonly socketPath?: string | undefined
   readonly host?: string | undefined
   readonly ssh?: SshAccess | undefined
-}, ssh2?: typeof Ssh2): Docker.DockerOptions | undefined => {
-  if (o.socketPath !== undefined) return { socketPath: o.socketPath }
-  if (o.host === undefined) return undefined // dockerode reads DOCKER_HOST, else /var/run/docker.sock
-  const url = new URL(o.host)
-  if (url.protocol === "unix:") return { socketPath: url.pathname }
+}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env): Docker.DockerOptions | undefined => {
+  if (o.socketPath !== undefined) return onSocket(o.socketPath)
+  const host = engineHost(o, env)
+  if (host === undefined) return undefined // dockerode reads DOCKER_HOST, else /var/run/docker.sock
+  const url = new URL(host)
+  if (url.protocol === "unix:") return onSocket(url.pathname)
   if (url.protocol !== "ssh:") return { protocol: url.protocol === "https:" ? "https" : "http", host: url.hostname, port: url.port || 2375 }
-  if (o.ssh === undefined) throw new Error(`${o.host}: an ssh:// engine needs ssh.privateKeyPath and ssh.knownHostsPath`)
-  if (ssh2 === undefined) throw new Error(`${o.host}: an ssh:// engine needs ssh2 loaded`)
+  if (o.ssh === undefined && o.host !== undefined) throw new Error(`${host}: an ssh:// engine needs ssh.privateKeyPath and ssh.knownHostsPath`)
+  if (ssh2 === undefined) throw new Error(`${host}: an ssh:// engine needs ssh2 loaded`)
   const port = Number(url.port || 22)
-  const known = KnownHosts.parse(Fs.readFileSync(expandHome(o.ssh.knownHostsPath), "utf8"))
+  const access = o.ssh !== undefined
+    ? { privateKey: Fs.readFileSync(expandHome(o.ssh.privateKeyPath)), knownHostsPath: o.ssh.knownHostsPath }
+    : defaultAccess(host, env)
+  const { knownHostsPath, ...auth } = access
+  let known: Array<KnownHosts.KnownKey>
+  try {
+    known = KnownHosts.parse(Fs.readFileSync(expandHome(knownHostsPath), "utf8"))
+  } catch (e) {
+    throw new Error(
+      `cannot read the known hosts ${knownHostsPath} (${e instanceof Error ? e.message : String(e)}): the engine host's key must be known ` +
+        `(\`ssh-keyscan -p ${port} ${url.hostname} >> ${knownHostsPath}\`, after checking its fingerprint)`
+    )
+  }
   // plain HTTP over the agent's sessions (the host and port are only the Host header's)
   return {
     protocol: "http",
@@ -229,7 +306,7 @@ export const engineOptions = (o: {
       host: url.hostname,
       port,
       username: decodeURIComponent(url.username) || "root",
-      privateKey: Fs.readFileSync(expandHome(o.ssh.privateKeyPath)),
+      ...auth,
       hostVerifier: (key: Buffer) => KnownHosts.verify(known, url.hostname, port, key).ok
     })
   } as Docker.DockerOptions

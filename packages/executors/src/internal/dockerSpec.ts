@@ -169,7 +169,20 @@ export const explainStartError = (message: string): string | undefined =>
       ? `Podman has no init binary for the container (${message.trim()}); the backend runs one as PID 1 (init: true) so ` +
         `that a cancelled job gets SIGTERM. Install catatonit on the engine's host (apt-get install catatonit, ` +
         `dnf install catatonit), or set the backend's init: false (see docs/backends.md, Podman).`
-      : undefined)
+      : explainLeftFiles(message))
+
+/**
+ * Podman forgets a container before it deletes its files; files it cannot delete (an immutable one, a mount inside)
+ * are left in a layer that Podman tries to delete again before it mounts any container, and until it can, no
+ * container starts: `mounting storage for container <new>: unlinkat <a file of the old layer>: operation not permitted`.
+ */
+const explainLeftFiles = (message: string): string | undefined => {
+  const file = /mounting storage for container \S+: unlinkat (\S+): operation not permitted/.exec(message)?.[1]
+  if (file === undefined) return undefined
+  return `the engine cannot start a container while it cannot delete the files an earlier container left (${message.trim()}): ` +
+    `Podman deletes them before it mounts any container. Make ${file} deletable on the engine's host (an immutable file: ` +
+    `\`chattr -i ${file}\`; a file system mounted inside: unmount it); the next start deletes them (see docs/backends.md, Podman).`
+}
 
 /** Which engine answers the Docker API: Podman's compatible API differs in a few ways the backend works around. */
 export type EngineKind = "docker" | "podman"
