@@ -168,7 +168,11 @@ const mine = (root: string): Backend.BackendShape => {
   }
 }
 
-const tmpRoot = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-backend-"))
+/** A directory for `mine`'s jobs, removed with what is left in it when the test's scope closes. */
+const tmpRoot = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-backend-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
 
 const script = (node: string, text: string): Backend.JobSpec => ({
   name: node,
@@ -182,7 +186,7 @@ const script = (node: string, text: string): Backend.JobSpec => ({
 describe("Backend.withJob", () => {
   it.live("a withJob nested in another of the same job keeps the job's end for the outer one: no cancel of the ended job, either way round; a running one is cancelled, once", () =>
     Effect.gen(function*() {
-      const backend = Backend.make(mine(tmpRoot()))
+      const backend = Backend.make(mine(yield* tmpRoot))
       const cancels: Array<string> = []
       const counted: Backend.BackendShape = { ...backend, cancel: (ref) => Effect.andThen(Effect.sync(() => cancels.push(ref.id)), backend.cancel(ref)) }
       const names: Record<string, string> = {}
@@ -208,13 +212,13 @@ describe("Backend.withJob", () => {
       assert.deepStrictEqual(cancels.map((id) => names[id]), ["running", "inner-cancelled"])
       const outcomes = yield* Effect.forEach(Object.keys(names), (id) => Effect.map(Backend.awaitExit(backend, { backend: "mine", id, data: {} }), (e) => [names[id], e.outcome]))
       assert.deepStrictEqual(outcomes, [["inner-saw", "Succeeded"], ["outer-saw", "Succeeded"], ["running", "Cancelled"], ["inner-cancelled", "Cancelled"]])
-    }))
+    }).pipe(Effect.scoped))
 
   it.live("a backend of one's own not built through Backend.make: its ended job is cancelled after a use that watched it through backend.watch and failed, and the conformance case says to build it through Backend.make", () =>
     Effect.gen(function*() {
       const [nonZero] = BackendConformance.cases({ command: (_, file) => ({ argv: ["sh", file] }), supportsOom: false, fresh: Effect.die("not run") })
         .filter((c) => c.name.startsWith("a non-zero exit"))
-      const raw = mine(tmpRoot())
+      const raw = mine(yield* tmpRoot)
       const failure = yield* Effect.exit(Effect.provideService(nonZero!.run, Backend.Backend, raw))
       assert.isTrue(Exit.isFailure(failure))
       assert.include(
@@ -225,6 +229,6 @@ describe("Backend.withJob", () => {
       // the cancel of the ended job changed nothing, as the contract asks
       assert.strictEqual((yield* Backend.awaitExit(raw, { backend: "mine", id: "job-1", data: {} })).outcome, "Failed")
       // the same members built through Backend.make pass the case
-      yield* Effect.provideService(nonZero!.run, Backend.Backend, Backend.make(mine(tmpRoot())))
-    }))
+      yield* Effect.provideService(nonZero!.run, Backend.Backend, Backend.make(mine(yield* tmpRoot)))
+    }).pipe(Effect.scoped))
 })

@@ -164,7 +164,7 @@ describe("k8s manifests", () => {
     })
   })
 
-  it("who suspended a Job, by the API's whole-second times: a Kueue stop a later Resumed lifted is not the cause; a Workload admitted before the suspension (in its second, by the Job's Events' resourceVersions) is not holding it", () => {
+  it("who suspended a Job, by the API's whole-second times: a Kueue stop a later Resumed lifted is not the cause; a Workload admitted before the suspension (in its second, by the Job's Events' resourceVersions, a first Suspended written late not counting) is not holding it", () => {
     const event = (reason: string, at: string, resourceVersion?: string) => ({ reason, message: reason, lastTimestamp: new Date(at), metadata: { resourceVersion } }) as never
     // a stop, then a resume a second later: lifted; in the stop's own second the two are not ordered by their times, and
     // without resourceVersions that compare the stop is kept
@@ -206,6 +206,30 @@ describe("k8s manifests", () => {
       assert.notStrictEqual(K.suspendedAfterStart(events), true, JSON.stringify(events))
       assert.isFalse(K.admittedBefore(workload(at), at, K.suspendedAfterStart(events)))
     }
+    // each component's recorder writes its Events on its own: the controller's first `Suspended` (the Job made suspended,
+    // before Kueue admitted it) written after Kueue's `Started` of the same second, or after it and before the controller's
+    // `Resumed` (one recorder: its writes in order), is not of a suspension after the start
+    const once = (reason: string, resourceVersion: string, count = 1, first = at) =>
+      ({ reason, message: reason, count, firstTimestamp: new Date(first), lastTimestamp: new Date(at), metadata: { resourceVersion } }) as never
+    for (const events of [[once("Started", "9998"), once("Suspended", "9999")], [once("Started", "9997"), once("Suspended", "9998"), once("Resumed", "9999")]]) {
+      assert.isFalse(K.suspendedAfterStart(events), JSON.stringify(events))
+      assert.isFalse(K.admittedBefore(workload(at), at, K.suspendedAfterStart(events)))
+    }
+    // a repeat of it (the recorder patches its Event: `count` 2, or a `lastTimestamp` past its `firstTimestamp`), though
+    // the `Resumed` is gone (Events expire), or a new one written after the controller's `Resumed` (its cache lost the
+    // first): after the start, by hand
+    for (
+      const events of [
+        [once("Started", "9998"), once("Suspended", "9999", 2)],
+        [once("Started", "9998"), once("Suspended", "9999", undefined, "2026-12-06T10:00:01Z")],
+        [once("Suspended", "9000"), once("Started", "9997"), once("Resumed", "9998"), once("Suspended", "9999")]
+      ]
+    ) {
+      assert.isTrue(K.suspendedAfterStart(events), JSON.stringify(events))
+      assert.isTrue(K.admittedBefore(workload(at), at, K.suspendedAfterStart(events)))
+    }
+    // a repeat written before Kueue's newest `Started`: not after it
+    assert.isFalse(K.suspendedAfterStart([once("Suspended", "9997", 2), once("Started", "9998", 2)]))
     // a suspension in an earlier second than the admission is not by hand, whatever the Events say
     assert.isFalse(K.admittedBefore(workload(at), "2026-12-06T10:00:04Z", true))
   })

@@ -714,22 +714,39 @@ export const admittedBefore = (workload: KueueWorkload, suspended: string | unde
  * it (`Started`, `Admitted by clusterQueue ...`: its jobframework's `startJob`, which resumes the Job), by the newest
  * write of each (the larger `resourceVersion`: both are of the `events` resource, as `resourceVersionOrder`);
  * `undefined` when either Event is missing or a version does not compare.
+ *
+ * Each component's recorder writes its Events on its own, later than it records them, so two components' writes are
+ * not in the order of what they did: the controller's first `Suspended` (a Job made suspended, as Kueue's webhook makes
+ * it, before Kueue admitted it) can be written after Kueue's `Started` of the same second. So a `Suspended` write counts
+ * as after the start only when it is of a suspension after the controller saw the Job resumed: a repeat (the recorder
+ * patches the same Event, `count` 2 or more and `lastTimestamp` past `firstTimestamp`; client-go's `eventObserve`), or
+ * written after the controller's newest `Resumed` (`Job resumed`, recorded as the `Suspended` condition goes false:
+ * one recorder, whose writes are in order; a new Event once its cache lost the first). The controller records
+ * `Suspended` each time the condition goes true and `Resumed` each time it goes false (`syncJob` in
+ * pkg/controller/job/job_controller.go), so its first `Suspended` is neither. A Job it never saw suspended before
+ * Kueue started it, whose first `Suspended` is a person's, is not told: Kueue's hold, as where nothing compares.
  */
 export const suspendedAfterStart = (events: ReadonlyArray<CoreV1Event>): boolean | undefined => {
-  const newest = (reason: string): string | undefined | null => {
-    let top: string | undefined
+  const newest = (reason: string): CoreV1Event | undefined | null => {
+    let top: CoreV1Event | undefined
     for (const e of events) {
       if (e.reason !== reason) continue
-      const v = e.metadata?.resourceVersion
-      const order = resourceVersionOrder(v, top ?? v)
+      const order = resourceVersionOrder(e.metadata?.resourceVersion, (top ?? e).metadata?.resourceVersion)
       if (order === undefined) return null
-      if (top === undefined || order > 0) top = v
+      if (top === undefined || order > 0) top = e
     }
     return top
   }
-  const [suspension, start] = [newest("Suspended"), newest("Started")]
+  const [suspension, start, resume] = [newest("Suspended"), newest("Started"), newest("Resumed")]
   if (suspension === undefined || suspension === null || start === undefined || start === null) return undefined
-  return (resourceVersionOrder(suspension, start) ?? 0) > 0
+  const version = suspension.metadata?.resourceVersion
+  if ((resourceVersionOrder(version, start.metadata?.resourceVersion) ?? 0) <= 0) return false
+  const second = (t: Date | string | undefined) => t === undefined ? undefined : Math.floor(new Date(t).getTime() / 1000)
+  const first = second(suspension.firstTimestamp)
+  const last = second(suspension.lastTimestamp)
+  const repeat = (suspension.count ?? 1) >= 2 || (first !== undefined && last !== undefined && last > first)
+  const afterResume = resume !== undefined && resume !== null && (resourceVersionOrder(version, resume.metadata?.resourceVersion) ?? 0) > 0
+  return repeat || afterResume
 }
 
 /** When the newest `FailedCreate` of a Job's Events was first recorded (epoch ms). */

@@ -131,6 +131,13 @@ export interface FakeKubeOptions {
    * request then serves the new file alone (a followed log goes on into it).
    */
   readonly containerLogMaxBytes?: number
+  /**
+   * The API server's clock (epoch ms; default `Date.now`), which stamps what it and its controllers write: objects'
+   * `creationTimestamp`s, conditions' `lastTransitionTime`s, Events' times, containers' `startedAt`. A test that needs
+   * two writes stamped in one second holds it (a deletion's `deletionTimestamp` and the containers' log lines keep
+   * the real clock).
+   */
+  readonly clock?: () => number
 }
 
 /** How the API server fails during an outage: see `FakeKubeApi.outage`. */
@@ -223,7 +230,6 @@ export interface FakeKubeApi {
   readonly close: () => Promise<void>
 }
 
-const now = () => new Date().toISOString()
 /** One message of a container's log as its runtime writes it: when (nanoseconds since the epoch), and a line with its newline, or a partial one. */
 type LogEntry = { readonly at: bigint; readonly text: string }
 /** The runtime's longest message (containerd's `max_container_log_line_size`): a longer line is written in partial messages. */
@@ -296,6 +302,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const nodes: ReadonlyArray<FakeNode> = options.nodes ?? [{ name: "fake-node-0", cpu: "2", memoryMi: 8192, extended: { "nvidia.com/gpu": 2 } }]
   const unpullable = new Set(options.unpullable ?? [])
   const grace = options.gracePeriodMs ?? 2000
+  const now = () => new Date(options.clock?.() ?? Date.now()).toISOString()
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "fake-kube-"))
   const store = new Map<string, Obj>()
   const events: Array<{ kind: Kind; ns: string; type: string; obj: Obj; rv: number }> = []
