@@ -151,6 +151,11 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
       Query.isQmasterUnreachable
     )
 
+  /** The exit record the job's script wrote in `jobDir` (see {@link Script.EXIT_FILE}); `undefined` while there is none. */
+  const exitRecordIn = (jobDir: string) =>
+    Effect.map(runner.readFrom(`${jobDir}/${Script.EXIT_FILE}`, 0, 4096), (bytes) =>
+      bytes instanceof Uint8Array ? Script.exitRecord(new TextDecoder().decode(bytes)) : undefined)
+
   /** The script's input for `spec`, in `jobDir`. */
   const scriptInput = (spec: Backend.JobSpec, jobDir: string, submittedAt: number): Script.ScriptInput => ({
     jobName: spec.name,
@@ -243,14 +248,16 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
           metrics: `${jobDir}/${JobProtocol.METRICS_FILE}`
         }, tail, emit)
         const end = (exit: Backend.JobExit) => Effect.andThen(emit(exit), Queue.end(queue))
-        const exitFile = Effect.map(runner.readFrom(`${jobDir}/${Script.EXIT_FILE}`, 0, 4096), (bytes) =>
-          bytes instanceof Uint8Array ? Script.exitRecord(new TextDecoder().decode(bytes)) : undefined)
+        const exitFile = exitRecordIn(jobDir)
         /** The job's Exit from its script's exit record (or its accounting record), with its output read to the end. */
         const finish = (from: Pick<Script.ExitRecord, "record" | "rerunLimit"> & { readonly gpus?: number }, note: string) =>
           Effect.gen(function*() {
             const { record, gpus: gpusRecorded } = from
             const cancelled = (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined
-            const ended = Script.mapAccounting({ record, cancelled })
+            // a command that exited 99 asked Grid Engine to run it again (below maxRequeues: no rerunLimit); cancelled before that rerun, the job is cancelled
+            const ended: Script.Ended = cancelled && from.rerunLimit === undefined && record.exit_status === "99" && (record.failed ?? "0") === "0"
+              ? { outcome: "Cancelled", failureKind: "Cancelled", exitCode: 99, message: "deleted with qdel while Grid Engine waited to run it again (its command exited 99)" }
+              : Script.mapAccounting({ record, cancelled })
             // A job that had ended before this watch began yields its Exit alone (its output only fills the tail),
             // but for the first watch of a job this instance submitted.
             silent = first && !replay
@@ -440,17 +447,31 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   // The job was submitted with -notify: qdel sends SIGUSR2 first, which its script turns into a
   // SIGTERM to the job, and SIGKILL only after the queue's `notify` time.
   // A job whose command has ended (its script wrote its exit record) gets no marker: its end (a SIGKILL, an exit 137)
-  // stays its own, not a cancel's. (qdel still goes: a job whose command exited 99 may be run again by Grid Engine.)
+  // stays its own, not a cancel's. But a job Grid Engine will run again is not ended: its command exited 99 (the record
+  // has no `rerunLimit`), or it waits in qstat for its rerun (after exit 99, `qmod -rj`, its host's failure), keeping its
+  // last run's record until that rerun's script removes it. qstat is asked only for a job with a record, once: a
+  // qmaster that does not answer leaves the record to decide (`qdel` below waits for it).
   // A command that ends between the look and the marker reads as cancelled, as one a moment later would.
   // A job cancelled (or withdrawn) before any watch leaves `unwatched`: nothing waits for its lines.
   const cancel = Effect.fn("GridEngineBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     unwatched.drop(ref.id)
     if (typeof ref.data.jobDir === "string") {
       const jobDir = ref.data.jobDir
-      yield* Effect.flatMap(runner.readFrom(`${jobDir}/${Script.EXIT_FILE}`, 0, 0), (ended) =>
-        ended !== undefined ? Effect.void : runner.writeFile(`${jobDir}/${Script.CANCEL_FILE}`, `${new Date().toISOString()}\n`, 0o644)).pipe(
-          Effect.catch((e) => Effect.logWarning(`gridengine: job ${ref.id}: ${e.message} (a job killed after this cancel may read as out of memory)`))
-        )
+      yield* Effect.gen(function*() {
+        const recorded = yield* exitRecordIn(jobDir)
+        const runsAgain = recorded === undefined || (recorded.record.exit_status === "99" && recorded.rerunLimit === undefined) ||
+          (yield* Query.qstat(ge).pipe(
+            Effect.map((jobs) => {
+              const job = jobs.get(ref.id)
+              const live = job === undefined ? undefined : Script.mapLive(job.state)._tag
+              return live === "Pending" || live === "Error"
+            }),
+            Effect.orElseSucceed(() => false)
+          ))
+        if (runsAgain) yield* runner.writeFile(`${jobDir}/${Script.CANCEL_FILE}`, `${new Date().toISOString()}\n`, 0o644)
+      }).pipe(
+        Effect.catch((e) => Effect.logWarning(`gridengine: job ${ref.id}: ${e.message} (a job killed after this cancel may read as out of memory)`))
+      )
     }
     yield* qdel(ref.id)
   })

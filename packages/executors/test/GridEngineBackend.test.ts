@@ -280,6 +280,31 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.include(invalid.message, "backend.gridengine.maxRequeues")
     }).pipe(Effect.scoped), { timeout: 90_000 })
 
+  it.effect("a cancel while Grid Engine waits to run a job again (its command exited 99, or `qmod -rj`) reads as cancelled, not as its last run's end: that run's exit record is left until the rerun starts", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      // the first run asks to be run again, or is rescheduled while it sleeps; a second would succeed
+      const again = (first: string) => `if [ -f ran ]; then ${RESULT}; exit 0; fi; touch ran; ${first}`
+      const jobs = [yield* backend.submit(spec("asks-rerun", again("exit 99"))), yield* backend.submit(spec("rescheduled", again("sleep 300")))]
+      for (const ref of jobs) {
+        // held, it does not run again: its rerun cannot start (and remove the record) before the cancel
+        yield* eventually(`the first run of ${ref.id} runs`, () => fs.existsSync(path.join(ref.data.jobDir as string, "ran")), 60)
+        sge("qhold", ["-h", "u", ref.id])
+      }
+      sge("qmod", ["-f", "-rj", jobs[1]!.id])
+      for (const ref of jobs) {
+        yield* eventually(`the first run of ${ref.id} ended (its exit record written) and the job waits to run again: ${clusterSays(ref.id)}`, () =>
+          fs.existsSync(path.join(ref.data.jobDir as string, Script.EXIT_FILE)) && /^[^rt]+$/.test(qstatState(ref.id)), 60)
+        yield* backend.cancel(ref)
+      }
+      for (const ref of jobs) {
+        const exit = yield* Backend.awaitExit(backend, ref)
+        // before the fix, the second read as its first run's end (the cancel wrote no marker: the record was there), the first as its exit 99
+        assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Cancelled", "Cancelled"], exit.message)
+        assert.isFalse(fs.existsSync(path.join(ref.data.jobDir as string, "result.json")), "the rerun did not run")
+      }
+    }), { timeout: 120_000 })
+
   it.effect("a command that exits 100 is a crash with its exit code, not a job in error state", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
@@ -657,6 +682,7 @@ describe("GridEngineBackend over SSH", () => {
       const ref = yield* backend.submit(spec("ssh", "echo \"user=$(id -un) secret=$TOKEN\"; echo '{\"metrics\":{},\"primary\":1}' > result.json", {
         env: { TOKEN: Redacted.make("t0k") }
       }))
+      const oom = yield* backend.submit(spec("ssh-oom", "exit 137"))
       const jobDir = ref.data.jobDir as string
       assert.strictEqual(fs.statSync(path.join(jobDir, Script.ENV_FILE)).uid, Number(execFileSync("id", ["-u", "sdktest"], { encoding: "utf8" })))
       const exit = exitOf(yield* collect(backend, ref))
@@ -664,5 +690,14 @@ describe("GridEngineBackend over SSH", () => {
       assert.deepStrictEqual(exit.result, { metrics: {}, primary: 1 })
       assert.include(exit.logTail, "user=sdktest secret=t0k")
       assert.isTrue((yield* backend.list(run)).some((j) => j.ref.id === ref.id), "list over SSH sees the job (qstat as sdktest)")
+      // a cancel of a job that has ended leaves its exit; before the fix, over SSH, it waited for ever (its look for the
+      // exit record, a read of 0 bytes, closed the connection and never answered)
+      const oomExit = exitOf(yield* collect(backend, oom))
+      assert.deepStrictEqual([oomExit.outcome, oomExit.failureKind], ["Failed", "OOM"], oomExit.message)
+      for (const [ended, was] of [[ref, exit], [oom, oomExit]] as const) {
+        yield* backend.cancel(ended).pipe(Effect.timeout("60 seconds"))
+        const again = yield* Backend.awaitExit(backend, ended).pipe(Effect.timeout("60 seconds"))
+        assert.deepStrictEqual([again.outcome, again.failureKind, again.exitCode], [was.outcome, was.failureKind, was.exitCode], again.message)
+      }
     }).pipe(Effect.scoped), { timeout: 300_000 })
 })

@@ -106,9 +106,28 @@ export interface SshOptions {
   readonly readyTimeoutMs?: number | undefined
 }
 
+/**
+ * `f`, run inside an ssh2 callback: what it throws (ssh2 checks its arguments by throwing, as `sftp.read` does with a
+ * zero length) would unwind into ssh2's packet parser, which reports a client error and closes the connection without
+ * calling anything back, so an Effect waiting on the callback would never resume: it resumes with the failure instead
+ * (after `cleanup`, such as closing a file handle).
+ */
+const guarded = <E>(resume: (effect: Effect.Effect<never, E>) => void, failure: (message: string) => E, f: () => void, cleanup?: () => void): void => {
+  try {
+    f()
+  } catch (e) {
+    try {
+      cleanup?.()
+    } catch {
+      // the failure below is the one to report
+    }
+    resume(Effect.fail(failure(e instanceof Error ? e.message : String(e))))
+  }
+}
+
 const sftpCall = <A>(fail: ReturnType<typeof failFor>, operation: string, f: (cb: (err: Error | null | undefined, a: A) => void) => void) =>
   Effect.callback<A, Errors.BackendError>((resume) => {
-    f((err, a) => resume(err ? Effect.fail(fail(operation, err.message)) : Effect.succeed(a)))
+    guarded(resume, (m) => fail(operation, m), () => f((err, a) => resume(err ? Effect.fail(fail(operation, err.message)) : Effect.succeed(a))))
   })
 
 /** Commands over one SSH connection (exec) and files over SFTP; the connection closes with the scope. Errors name `backend`. */
@@ -167,23 +186,28 @@ export const ssh = (options: SshOptions, backend: string): Effect.Effect<Command
         ),
       readFrom: (file, offset, max) =>
         Effect.callback<Uint8Array | undefined | "truncated", Errors.BackendError>((resume) => {
-          sftp.open(file, "r", (err, handle) => {
-            if (err) {
-              return resume((err as Error & { code?: number }).code === 2 ? Effect.succeed(undefined) : Effect.fail(fail("readFile", `${file}: ${err.message}`)))
-            }
-            sftp.fstat(handle, (err2, stats) => {
-              const size = stats?.size ?? 0
-              if (err2 || size <= offset) {
-                const result = size < offset ? ("truncated" as const) : new Uint8Array(0)
-                return sftp.close(handle, () => resume(err2 ? Effect.fail(fail("readFile", err2.message)) : Effect.succeed(result)))
+          const failure = (m: string) => fail("readFile", `${file}: ${m}`)
+          guarded(resume, failure, () =>
+            sftp.open(file, "r", (err, handle) => {
+              if (err) {
+                return resume((err as Error & { code?: number }).code === 2 ? Effect.succeed(undefined) : Effect.fail(failure(err.message)))
               }
-              const buf = Buffer.alloc(Math.min(max, size - offset))
-              sftp.read(handle, buf, 0, buf.length, offset, (err3, bytesRead) =>
-                sftp.close(handle, () =>
-                  resume(err3 ? Effect.fail(fail("readFile", err3.message)) : Effect.succeed(new Uint8Array(buf.subarray(0, bytesRead))))
-                ))
-            })
-          })
+              const release = () => sftp.close(handle, () => {})
+              const close = (then: Effect.Effect<Uint8Array | "truncated", Errors.BackendError>) => guarded(resume, failure, () => sftp.close(handle, () => resume(then)))
+              guarded(resume, failure, () =>
+                sftp.fstat(handle, (err2, stats) =>
+                  guarded(resume, failure, () => {
+                    if (err2) return close(Effect.fail(failure(err2.message)))
+                    const size = stats.size
+                    if (size < offset) return close(Effect.succeed("truncated"))
+                    // nothing to read (the file ends at `offset`, or `max` is 0: a look for the file alone): ssh2 refuses a read of 0 bytes
+                    const length = Math.min(max, size - offset)
+                    if (length <= 0) return close(Effect.succeed(new Uint8Array(0)))
+                    const buf = Buffer.alloc(length)
+                    sftp.read(handle, buf, 0, length, offset, (err3, bytesRead) =>
+                      close(err3 ? Effect.fail(failure(err3.message)) : Effect.succeed(new Uint8Array(buf.subarray(0, bytesRead)))))
+                  }, release)), release)
+            }))
         })
     }
     return runner
