@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Backend, TaskFile } from "@trex/core"
+import { Backend, Errors, TaskFile } from "@trex/core"
 import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node"
 import { Context, Deferred, Effect, Fiber, Layer, Logger, Redacted, Stream } from "effect"
 import { BackendConformance } from "@trex/core/testing"
@@ -542,20 +542,33 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       yield* backend.cancel(ref)
     }))
 
-  /** Until the Job of `ref` has completed. */
-  const completedOn = (fake: FakeKubeApi.FakeKubeApi, ref: { readonly id: string }) => () =>
-    fake.get("jobs", "trex", ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "Complete") === true
+  type Ref = Parameters<Backend.BackendShape["cancel"]>[0]
+  /**
+   * A job of `node` cancelled as it completes: the cancel reads its Job running (after `before`), and its delete reaches
+   * the server once the Job has completed. Its ref, and whether its Job is there, completed.
+   */
+  const cancelAsItCompletes = (
+    backend: Backend.BackendShape,
+    fake: FakeKubeApi.FakeKubeApi,
+    node: string,
+    before: (ref: Ref) => Effect.Effect<void> = () => Effect.void,
+    around: (cancel: Effect.Effect<void, Errors.BackendError>) => Effect.Effect<void, Errors.BackendError> = (c) => c
+  ) =>
+    Effect.gen(function*() {
+      const ref = yield* backend.submit(spec(node, `sleep 1; ${done}`))
+      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
+      yield* before(ref)
+      const completed = () => fake.get("jobs", "trex", ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "Complete") === true
+      fake.delayDelete("jobs", () => Effect.runPromise(eventually("the Job completes", completed)))
+      yield* around(backend.cancel(ref))
+      return { ref, completed }
+    })
 
   it.effect("a cancel whose delete reaches the API server once the Job has completed leaves the Job be: no tombstone, and a resumed controller reads its own exit", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const fake = yield* FakeApi
-      const ref = yield* backend.submit(spec("ends-as-cancelled", `sleep 1; ${done}`))
-      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
-      // the cancel reads the Job running; its delete reaches the server after the Job completed
-      const completed = completedOn(fake, ref)
-      fake.delayDelete("jobs", () => Effect.runPromise(eventually("the Job completes", completed)))
-      yield* backend.cancel(ref)
+      const { completed, ref } = yield* cancelAsItCompletes(backend, fake, "ends-as-cancelled")
       assert.isTrue(completed(), "the Job is there, completed")
       assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "no tombstone is left")
       const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
@@ -566,12 +579,9 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
     Effect.gen(function*() {
       const fake = yield* fakeWith({ denied: ["delete configmaps"] })
       const backend = yield* KubernetesBackend.make(config(fake))
-      const ref = yield* backend.submit(spec("ends-undeletable", `sleep 1; ${done}`))
-      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
-      const completed = completedOn(fake, ref)
-      fake.delayDelete("jobs", () => Effect.runPromise(eventually("the Job completes", completed)))
       const warned: Array<string> = []
-      yield* backend.cancel(ref).pipe(Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
+      const { completed, ref } = yield* cancelAsItCompletes(backend, fake, "ends-undeletable", undefined, (cancel) =>
+        cancel.pipe(Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))]))))
       assert.isTrue(completed(), "the Job is there, completed")
       assert.isDefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "the tombstone stays")
       assert.lengthOf(warned, 1, warned.join("\n"))
@@ -585,16 +595,12 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const fake = yield* FakeApi
-      const ref = yield* backend.submit(spec("ends-withdrawn", `sleep 1; ${done}`))
-      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
       // another controller's withdrawal wrote the Job's tombstone, with why it took it back
       const core = fake.kubeConfig().makeApiClient(CoreV1Api)
       const failed = { failedAt: "2026-12-06T10:00:00.000Z", failed: "ImagePullBackOff: stuck for 600 s" }
-      yield* Effect.promise(() =>
-        core.createNamespacedConfigMap({ namespace: "trex", body: { metadata: { name: `${ref.id}-cancelled`, labels: { [K.TOMBSTONE_LABEL]: ref.id } }, data: failed } }))
-      const completed = completedOn(fake, ref)
-      fake.delayDelete("jobs", () => Effect.runPromise(eventually("the Job completes", completed)))
-      yield* backend.cancel(ref)
+      const { completed, ref } = yield* cancelAsItCompletes(backend, fake, "ends-withdrawn", (ref) =>
+        Effect.promise(() =>
+          core.createNamespacedConfigMap({ namespace: "trex", body: { metadata: { name: `${ref.id}-cancelled`, labels: { [K.TOMBSTONE_LABEL]: ref.id } }, data: failed } })))
       assert.isTrue(completed(), "the Job is there, completed")
       assert.deepStrictEqual(fake.get("configmaps", "trex", `${ref.id}-cancelled`)?.data, failed, "the withdrawal's tombstone stays")
     }))
