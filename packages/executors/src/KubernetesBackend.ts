@@ -249,6 +249,12 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
   { verb: "get", group: "", resource: "pods", subresource: "log" },
   { verb: "create", group: "", resource: "configmaps" },
   { verb: "get", group: "", resource: "configmaps" },
+  {
+    verb: "delete",
+    group: "",
+    resource: "configmaps",
+    without: "a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted (the cancel warns), and old tombstones are left for `kubectl delete configmap` by hand"
+  },
   { verb: "create", group: "", resource: "secrets", secrets: true },
   { verb: "get", group: "", resource: "secrets", secrets: true },
   {
@@ -1381,6 +1387,28 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void))
   }
 
+  /**
+   * Remove the tombstone a cancel wrote for a Job that then ended by itself: only a cancel's (`cancelledAt`), never a
+   * withdrawal's (`failed`: why a stuck job was taken back), and only as read. A user who may not delete ConfigMaps
+   * keeps it, with a warning (the cancel itself is done).
+   */
+  const removeCancelTombstone = (id: string) =>
+    Effect.gen(function*() {
+      const name = tombstone(id)
+      const stone = yield* call("readTombstone", (o) => core.readNamespacedConfigMap({ name, namespace }, o))
+      if (stone.data?.["cancelledAt"] === undefined || stone.data["failed"] !== undefined) return
+      yield* call("deleteTombstone", (o) =>
+        core.deleteNamespacedConfigMap({ name, namespace, body: { preconditions: { uid: stone.metadata!.uid!, resourceVersion: stone.metadata!.resourceVersion! } } }, o))
+    }).pipe(
+      Effect.catchIf((e) => isNotFound(e) || isConflict(e), () => Effect.void),
+      Effect.catchIf((e) => e.operation === "deleteTombstone" && /HTTP 403/.test(e.message), (e) =>
+        Effect.logWarning(
+          `kubernetes: Job ${id} ended by itself as it was cancelled, but its tombstone (ConfigMap ${tombstone(id)}) stays: ` +
+            `the kubeconfig's user may not delete configmaps in namespace ${namespace} (${e.message}), so a controller that reads the Job ` +
+            `once it is deleted (a resumed run) reads it as Cancelled. Grant delete on configmaps, or \`kubectl delete configmap -n ${namespace} ${tombstone(id)}\``
+        ))
+    )
+
   const deleteJob = (name: string) =>
     call("deleteJob", (o) => batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" }, o)).pipe(
       Effect.catchIf(isNotFound, () => Effect.void)
@@ -1426,16 +1454,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       if (job === undefined) return
       if (endedByItself(job)) {
         // (being deleted, a TTL's or another controller's cancel: its tombstone, if any, is that one's)
-        if (stone && job.metadata?.deletionTimestamp == null) {
-          yield* patient(call("deleteTombstone", (o) => core.deleteNamespacedConfigMap({ name: tombstone(ref.id), namespace }, o))).pipe(
-            Effect.catchIf(isNotFound, () => Effect.void)
-          )
-        }
+        if (stone && job.metadata?.deletionTimestamp == null) yield* patient(removeCancelTombstone(ref.id))
         return
       }
       yield* patient(tombstoneOf(ref))
       stone = true
-      if (job.metadata?.deletionTimestamp != null) return
+      // Being deleted already (another controller's cancel, a TTL, `kubectl delete`): deleted again in the foreground all
+      // the same, since a delete with `--cascade=orphan` would leave its pod running (the API server then swaps the
+      // garbage collector's `orphan` finalizer for `foregroundDeletion`, which deletes the pod first)
+      if (job.metadata?.deletionTimestamp != null) return yield* patient(deleteJob(ref.id))
       // (a Job that keeps changing, its pod's readiness say, is deleted as it is after a few tries)
       const asRead = attempt < CANCEL_AS_READ_TRIES
         ? { body: { preconditions: { resourceVersion: job.metadata!.resourceVersion!, uid: job.metadata!.uid! } } }

@@ -8,9 +8,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Backend, TaskFile } from "@trex/core"
-import { CoreV1Api } from "@kubernetes/client-node"
-import { Context, Deferred, Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { Backend, Errors, TaskFile } from "@trex/core"
+import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node"
+import { Context, Deferred, Effect, Fiber, Layer, Logger, Redacted, Stream } from "effect"
 import { BackendConformance } from "@trex/core/testing"
 import * as KubernetesBackend from "../src/KubernetesBackend.ts"
 import * as K from "../src/internal/k8sJob.ts"
@@ -542,20 +542,83 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       yield* backend.cancel(ref)
     }))
 
+  type Ref = Parameters<Backend.BackendShape["cancel"]>[0]
+  /**
+   * A job of `node` cancelled as it completes: the cancel reads its Job running (after `before`), and its delete reaches
+   * the server once the Job has completed. Its ref, and whether its Job is there, completed.
+   */
+  const cancelAsItCompletes = (
+    backend: Backend.BackendShape,
+    fake: FakeKubeApi.FakeKubeApi,
+    node: string,
+    before: (ref: Ref) => Effect.Effect<void> = () => Effect.void,
+    around: (cancel: Effect.Effect<void, Errors.BackendError>) => Effect.Effect<void, Errors.BackendError> = (c) => c
+  ) =>
+    Effect.gen(function*() {
+      const ref = yield* backend.submit(spec(node, `sleep 1; ${done}`))
+      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
+      yield* before(ref)
+      const completed = () => fake.get("jobs", "trex", ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "Complete") === true
+      fake.delayDelete("jobs", () => Effect.runPromise(eventually("the Job completes", completed)))
+      yield* around(backend.cancel(ref))
+      return { ref, completed }
+    })
+
   it.effect("a cancel whose delete reaches the API server once the Job has completed leaves the Job be: no tombstone, and a resumed controller reads its own exit", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const fake = yield* FakeApi
-      const ref = yield* backend.submit(spec("ends-as-cancelled", `sleep 1; ${done}`))
-      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
-      // the cancel reads the Job running; its delete reaches the server after the Job completed
-      const completed = () => fake.get("jobs", "trex", ref.id)?.status.conditions?.some((c: { type: string }) => c.type === "Complete") === true
-      fake.delayDelete("jobs", () => Effect.runPromise(eventually("the Job completes", completed)))
-      yield* backend.cancel(ref)
+      const { completed, ref } = yield* cancelAsItCompletes(backend, fake, "ends-as-cancelled")
       assert.isTrue(completed(), "the Job is there, completed")
       assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "no tombstone is left")
       const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
       assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
+    }))
+
+  it.effect("a cancel whose delete comes once the Job has completed, by a user who may not delete ConfigMaps: the cancel is done, and its tombstone left says so in a warning", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ denied: ["delete configmaps"] })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const warned: Array<string> = []
+      const { completed, ref } = yield* cancelAsItCompletes(backend, fake, "ends-undeletable", undefined, (cancel) =>
+        cancel.pipe(Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))]))))
+      assert.isTrue(completed(), "the Job is there, completed")
+      assert.isDefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "the tombstone stays")
+      assert.lengthOf(warned, 1, warned.join("\n"))
+      assert.match(
+        warned[0]!,
+        new RegExp(`^kubernetes: Job ${ref.id} ended by itself as it was cancelled, but its tombstone \\(ConfigMap ${ref.id}-cancelled\\) stays: the kubeconfig's user may not delete configmaps in namespace trex \\(.*forbidden.*\\), so a controller .* reads it as Cancelled\\. Grant delete on configmaps, or \`kubectl delete configmap -n trex ${ref.id}-cancelled\`$`)
+      )
+    }).pipe(Effect.scoped))
+
+  it.effect("a cancel whose delete comes once the Job has completed leaves a tombstone it did not write: a withdrawal's, saying why", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      // another controller's withdrawal wrote the Job's tombstone, with why it took it back
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      const failed = { failedAt: "2026-12-06T10:00:00.000Z", failed: "ImagePullBackOff: stuck for 600 s" }
+      const { completed, ref } = yield* cancelAsItCompletes(backend, fake, "ends-withdrawn", (ref) =>
+        Effect.promise(() =>
+          core.createNamespacedConfigMap({ namespace: "trex", body: { metadata: { name: `${ref.id}-cancelled`, labels: { [K.TOMBSTONE_LABEL]: ref.id } }, data: failed } })))
+      assert.isTrue(completed(), "the Job is there, completed")
+      assert.deepStrictEqual(fake.get("configmaps", "trex", `${ref.id}-cancelled`)?.data, failed, "the withdrawal's tombstone stays")
+    }))
+
+  it.effect("a cancel of a Job being deleted with --cascade=orphan deletes it in the foreground all the same: its pod does not run on", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      const ref = yield* backend.submit(spec("orphaned", "sleep 60"))
+      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
+      const release = yield* Deferred.make<void>()
+      fake.holdOrphan(() => Effect.runPromise(Deferred.await(release)))
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      yield* Effect.promise(() => batch.deleteNamespacedJob({ name: ref.id, namespace: "trex", propagationPolicy: "Orphan" }))
+      assert.deepStrictEqual(fake.get("jobs", "trex", ref.id)?.metadata.finalizers, ["orphan"], "the Job is being deleted, its pods to be orphaned")
+      yield* backend.cancel(ref)
+      yield* Deferred.succeed(release, undefined)
+      yield* eventually("its pod is gone, and its Job", () => podOf(fake, ref.id) === undefined && fake.get("jobs", "trex", ref.id) === undefined)
     }))
 
   it.effect("reports an image that cannot be pulled as Pending ErrImagePull / ImagePullBackOff", () =>
@@ -648,8 +711,9 @@ describe("KubernetesBackend.preflight", () => {
       // a user who may not create pods: no dry run of the pod (its Job's controller makes them)
       assert.notInclude(fake.requests, "POST /api/v1/namespaces/trex/pods?dryRun=All")
       // secrets only for a job that has secret env
-      const { found: plain } = yield* concerns({ denied: ["create secrets", "list nodes", "patch jobs"] }, {}, spec("check", "true"))
-      assert.lengthOf(plain, 2, plain.join("\n"))
+      const { found: plain } = yield* concerns({ denied: ["create secrets", "list nodes", "patch jobs", "delete configmaps"] }, {}, spec("check", "true"))
+      assert.lengthOf(plain, 3, plain.join("\n"))
+      assert.match(plain.shift()!, /^warn: the kubeconfig's user may not delete configmaps in namespace trex of http:\/\/127[^ ]+: a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted \(the cancel warns\), and old tombstones are left for `kubectl delete configmap` by hand$/)
       assert.match(plain[0]!, /^warn: the kubeconfig's user may not patch jobs\.batch in namespace trex of http:\/\/127[^ ]+: a job a drain took back before it started reads as Failed \/ Infra, not Cancelled, to another controller \(a resumed run\) that finds its Job before it is deleted$/)
       assert.strictEqual(plain[1], "warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod")
       // Kueue's Workloads only for trials that name a Kueue queue

@@ -397,11 +397,14 @@ class CanonicalMixtureTest(unittest.TestCase):
         self.assertEqual(inputs.counts, {"test/num_examples": 3.0, "test/unrenderable": 3.0})
         self.assertIn("warning: the 'template:Q: {question}\\nA: {answer}' format renders none of the 3 'test' examples: "
                       "no eval_loss or perplexity for this trial (no evaluation dataset for the loss)", prepared.notes)
-        training = parse_strategy({"training": {"extra": {"eval_strategy": "steps", "load_best_model_at_end": True}}}).training
+        training = parse_strategy({"training": {"extra": {"eval_strategy": "steps", "load_best_model_at_end": True,
+                                                          "eval_on_start": True}}}).training
         kw = train.sft_config_kwargs(training, Path("/job/checkpoints"), bf16=False, fp16=False, evaluate=False)
         self.assertEqual(kw["eval_strategy"], "no")
         self.assertNotIn("load_best_model_at_end", kw)
-        self.assertEqual(train.sft_config_kwargs(training, Path("/job"), bf16=False, fp16=False)["eval_strategy"], "steps")
+        self.assertFalse(kw.get("eval_on_start", False))  # Trainer would evaluate before the first step, with no dataset
+        with_eval = train.sft_config_kwargs(training, Path("/job"), bf16=False, fp16=False)
+        self.assertEqual((with_eval["eval_strategy"], with_eval["eval_on_start"]), ("steps", True))
 
         def never(examples):  # nothing to generate for
             raise AssertionError(f"asked to generate for {len(examples)} examples")

@@ -162,6 +162,7 @@ def sft_config_kwargs(training: TrainingSpec, output_dir: Path, *, bf16: bool, f
     if not evaluate:
         kwargs["eval_strategy"] = "no"
         kwargs.pop("load_best_model_at_end", None)  # it needs an evaluation at each save
+        kwargs.pop("eval_on_start", None)  # an evaluation before the first step (its default: False)
     return kwargs
 
 

@@ -26,7 +26,8 @@
 //   rewritten to that directory. stdout and stderr go to the pod log; a memory limit is enforced by polling the
 //   process group's RSS (SIGKILL, reason OOMKilled, exit 137); deletion (`deletionTimestamp` when its grace period
 //   ends, `deletionGracePeriodSeconds`) sends SIGTERM, then SIGKILL after the grace period;
-// - garbage collector: Foreground / Background / Orphan propagation over ownerReferences;
+// - garbage collector: Foreground / Background / Orphan propagation over ownerReferences (`holdOrphan`: a Job held
+//   with the `orphan` finalizer, which a Foreground delete swaps for `foregroundDeletion`);
 // - a ResourceQuota on the number of pods (`podQuota`, changeable with `setPodQuota`): a Job's pod that would
 //   exceed it is not created, and the job controller records a `FailedCreate` Event on the Job (core/v1 Events,
 //   list with field selectors on `involvedObject.*`), then tries again every half second, as the real one does
@@ -192,6 +193,13 @@ export interface FakeKubeApi {
   readonly loseAnswer: (kind: Kind, outage?: boolean, method?: "POST" | "DELETE") => void
   /** The next delete of `kind` is carried out only once `until` resolves (a request that reaches the server late). */
   readonly delayDelete: (kind: Kind, until: () => Promise<void>) => void
+  /**
+   * The next delete of a Job with the Orphan policy (`kubectl delete --cascade=orphan`) holds the Job, being deleted
+   * with the `orphan` finalizer, until `until` resolves: then its pods are orphaned (they run on) and it goes, as the
+   * garbage collector does. A Foreground delete meanwhile swaps the finalizer for `foregroundDeletion`, as the API
+   * server does, and its pods are deleted first.
+   */
+  readonly holdOrphan: (until: () => Promise<void>) => void
   /**
    * The cluster stops a running pod, as a preemption, an eviction or a lost node does: the pod gets a
    * `DisruptionTarget` condition with `reason` and is deleted (its Job's controller counts it failed at once),
@@ -854,6 +862,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   }
 
   // ---- deletion and garbage collection ----------------------------------------------------------------
+  /** `holdOrphan`'s wait, for the next Orphan delete of a Job. */
+  let orphanHold: (() => Promise<void>) | undefined
   const deleteObject = (kind: Kind, obj: Obj, policy: string) => {
     if (!store.has(key(kind, obj.metadata.namespace!, obj.metadata.name))) return
     const deps = dependents(obj.metadata.uid!)
@@ -865,13 +875,26 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       }
     }
     if (policy === "Orphan") {
-      for (const { kind: k, o } of deps) {
-        o.metadata.ownerReferences = o.metadata.ownerReferences!.filter((r) => r.uid !== obj.metadata.uid)
-        put(k, o, "MODIFIED")
+      const orphan = () => {
+        for (const { kind: k, o } of dependents(obj.metadata.uid!)) {
+          o.metadata.ownerReferences = o.metadata.ownerReferences!.filter((r) => r.uid !== obj.metadata.uid)
+          put(k, o, "MODIFIED")
+        }
+        if (kind === "pods") deletePod(obj)
+        else remove(kind, obj)
       }
-      if (kind === "pods") deletePod(obj)
-      else remove(kind, obj)
+      const hold = kind === "jobs" ? orphanHold : undefined
+      if (hold === undefined) return orphan()
+      orphanHold = undefined
+      obj.metadata.deletionTimestamp ??= now()
+      obj.metadata.finalizers = ["orphan"]
+      put(kind, obj, "MODIFIED")
+      void hold().then(() => {
+        if (obj.metadata.finalizers?.includes("orphan") === true) orphan()
+      })
     } else if (policy === "Foreground") {
+      // (a Job deleted in the foreground already: nothing more to do)
+      if (obj.metadata.finalizers?.includes("foregroundDeletion") === true) return
       obj.metadata.deletionTimestamp ??= now()
       obj.metadata.finalizers = ["foregroundDeletion"]
       put(kind, obj, "MODIFIED")
@@ -1214,6 +1237,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     },
     delayDelete: (kind, until) => {
       delaying.set(kind, until)
+    },
+    holdOrphan: (until) => {
+      orphanHold = until
     },
     outage: (on, mode = "reset") => {
       if (on === down) return
