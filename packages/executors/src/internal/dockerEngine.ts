@@ -258,6 +258,15 @@ const HOST_KEY_ALGORITHMS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-n
 export const engineHost = (o: { readonly socketPath?: string | undefined; readonly host?: string | undefined }, env: NodeJS.ProcessEnv = process.env): string | undefined =>
   o.socketPath !== undefined ? undefined : o.host ?? (env["DOCKER_HOST"]?.startsWith("ssh://") === true ? env["DOCKER_HOST"] : undefined)
 
+/**
+ * ssh2's `parseKey`: an Error for a key it cannot use. `import("ssh2")` under Node names only some of the CommonJS
+ * exports (`Client`, not `utils`): `utils` is on its `default`.
+ */
+const parseKey = (ssh2: typeof Ssh2, key: Buffer): ReturnType<typeof Ssh2.utils.parseKey> => {
+  const utils = (ssh2 as { readonly utils?: typeof Ssh2.utils }).utils ?? (ssh2 as unknown as { readonly default: typeof Ssh2 }).default.utils
+  return utils.parseKey(key)
+}
+
 /** How to log in: each way in turn (ssh2's `authHandler`), given the user name. */
 type Logins = (username: string) => Array<Ssh2.AgentAuthMethod | Ssh2.PublicKeyAuthMethod>
 
@@ -273,7 +282,7 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2):
   for (const path of DEFAULT_KEYS) {
     if (!Fs.existsSync(expandHome(path))) continue
     const key = Fs.readFileSync(expandHome(path))
-    const parsed = ssh2.utils.parseKey(key)
+    const parsed = parseKey(ssh2, key)
     if (parsed instanceof Error) skipped.push(`${path}: ${parsed.message}`)
     else keys.push(key)
   }
@@ -294,7 +303,7 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2):
 /** The key of `ssh.privateKeyPath`, refused now when ssh2 cannot use it (an encrypted key, another format). */
 const givenLogins = (ssh: SshAccess, ssh2: typeof Ssh2): Logins => {
   const key = Fs.readFileSync(expandHome(ssh.privateKeyPath))
-  const parsed = ssh2.utils.parseKey(key)
+  const parsed = parseKey(ssh2, key)
   if (parsed instanceof Error) {
     throw new Error(`ssh.privateKeyPath ${ssh.privateKeyPath}: ${parsed.message}: give a key without a passphrase (an OpenSSH or PEM private key)`)
   }
