@@ -12,6 +12,7 @@ import Docker from "dockerode"
 import { Deferred, Effect, Fiber, Logger, Redacted, Schedule, Stream } from "effect"
 import { execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -795,6 +796,44 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       yield* through(`ssh://[::1]:${sshd.port}`, "sdktest")
       assert.match(Fs.readFileSync(sshd.log, "utf8"), /Accepted publickey for sdktest /)
     }), 60_000)
+
+  it.live("on Docker a removal refused because another removal of the container finished first says nothing of Podman's files", () => {
+    const warned: Array<string> = []
+    return Effect.gen(function*() {
+      yield* engineUp
+      // the engine behind a proxy that carries out each container removal, then answers it as Docker answers the second
+      // of two removals at once (409, already in progress): the container is gone by the time the backend looks
+      const path = yield* Effect.acquireRelease(
+        Effect.promise(() => {
+          const path = Path.join(Fs.mkdtempSync(Path.join(root, "sock-")), "engine.sock")
+          const server = Http.createServer((req, res) => {
+            const up = Http.request({ socketPath: SOCKET, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+              if (req.method === "DELETE" && /^(\/v[\d.]+)?\/containers\/[^/]+(\?|$)/.test(req.url ?? "")) {
+                answer.resume()
+                answer.once("end", () => {
+                  res.writeHead(409, { "content-type": "application/json" })
+                  res.end(JSON.stringify({ message: "removal of container is already in progress" }))
+                })
+                return
+              }
+              res.writeHead(answer.statusCode ?? 502, answer.headers)
+              answer.pipe(res)
+            })
+            up.on("error", () => res.destroy())
+            req.pipe(up)
+          })
+          return new Promise<{ server: Http.Server; path: string }>((resolve) => server.listen(path, () => resolve({ server, path })))
+        }),
+        ({ server }) => Effect.sync(() => server.close()).pipe(Effect.andThen(Effect.sync(() => server.closeAllConnections())))
+      ).pipe(Effect.map(({ path }) => path))
+      const backend = yield* DockerBackend.make({ root, socketPath: path, slots: 1 })
+      const { exit, ref } = yield* collect(backend, spec(`echo '{"metrics":{},"primary":1}' > result.json`))
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      const left = yield* Effect.promise(() => engine.listContainers({ all: true, filters: { label: [`trex.jobdir=${String(ref.data["jobDir"])}`] } }))
+      assert.isEmpty(left, "the container is gone")
+      assert.deepStrictEqual(warned.filter((w) => /Podman|did not remove it/.test(w)), [], warned.join("\n"))
+    }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
+  }, 60_000)
 
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>
     Effect.gen(function*() {
