@@ -38,7 +38,8 @@ export interface Config {
   readonly socketPath?: string
   /**
    * Engine URL instead: `ssh://user@gpu-host[:port]` (needs `ssh`), `tcp://host:2375`, `unix:///path`. A
-   * `DOCKER_HOST=ssh://...` without it is reached the same way (`ssh`, else the SSH agent or `~/.ssh/id_*`, and `~/.ssh/known_hosts`).
+   * `DOCKER_HOST=ssh://...` without it is reached the same way (`ssh`, else the SSH agent then each usable `~/.ssh/id_*`, and
+   * `~/.ssh/known_hosts` with `/etc/ssh/ssh_known_hosts`; not `~/.ssh/config`). A URL without a user logs in as the local user.
    */
   readonly host?: string
   /** Key and known_hosts for an `ssh://` engine; the host key must be known (no trust on first use). */
