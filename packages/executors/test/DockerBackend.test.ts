@@ -703,9 +703,10 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       (o) => Effect.promise(() => new Docker(o).ping().then(() => "ok", (e: unknown) => String(e))),
       (o) => Effect.sync(() => o.agent.destroy())
     )
-  const withKey = (port: number, knownHostsPath: string, host = `root@127.0.0.1:${port}`) =>
+  /** An `ssh://` engine's options with the test key and `knownHostsPath`. */
+  const withKey = (port: number, knownHostsPath: string) =>
     Effect.promise(() => import("ssh2")).pipe(
-      Effect.map((ssh2) => engineOptions({ host: `ssh://${host}`, ssh: { privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath } }, ssh2))
+      Effect.map((ssh2) => engineOptions({ host: `ssh://root@127.0.0.1:${port}`, ssh: { privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath } }, ssh2))
     )
 
   it.live("an ssh:// engine refuses a host key marked @revoked, whatever other lines say, and takes no @cert-authority key for a host key", () =>
