@@ -38,7 +38,8 @@ export interface Config {
   readonly socketPath?: string
   /**
    * Engine URL instead: `ssh://user@gpu-host[:port]` (needs `ssh`), `tcp://host:2375`, `unix:///path`. A
-   * `DOCKER_HOST=ssh://...` without it is reached the same way (`ssh`, else the SSH agent or `~/.ssh/id_*`, and `~/.ssh/known_hosts`).
+   * `DOCKER_HOST=ssh://...` without it is reached the same way (`ssh`, else the SSH agent then each usable `~/.ssh/id_*`, and
+   * `~/.ssh/known_hosts` with `/etc/ssh/ssh_known_hosts`; not `~/.ssh/config`). A URL without a user logs in as the local user.
    */
   readonly host?: string
   /** Key and known_hosts for an `ssh://` engine; the host key must be known (no trust on first use). */
@@ -633,10 +634,12 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     // A removal the engine refuses (a file system it cannot delete, a removal already under way) does not
     // hide the job's exit, which is read: the container is said, and removed again after a later job's end.
     const removed = yield* Effect.result(call("watch", () => removeContainer(info.Id)))
-    // Podman forgets the container before it deletes its files: then it is gone, and only its files are left
-    const forgotten = removed._tag === "Failure" &&
+    // a refused removal after which the container is gone: on Docker, another removal of it finished (one already
+    // under way is refused so); Podman forgets the container before it deletes its files, and only its files are left
+    const gone = removed._tag === "Failure" &&
       (yield* Effect.promise(() => docker.getContainer(info.Id).inspect().then(() => false, (e) => isNotFound(e))))
-    if (removed._tag === "Success" || forgotten) unremoved.delete(info.Id)
+    const forgotten = gone && (yield* engineOf("watch").pipe(Effect.map((e) => e.kind === "podman"), Effect.orElseSucceed(() => false)))
+    if (removed._tag === "Success" || gone) unremoved.delete(info.Id)
     if (forgotten) {
       yield* Effect.logWarning(
         `docker: container ${info.Id.slice(0, 12)} (job ${info.Config.Labels[Spec.LABEL.node] ?? "?"}) ended ${exit.outcome} and its exit was read; ` +
@@ -644,7 +647,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
           `before it mounts any container, and no container starts until it can: make them deletable on the engine's host ` +
           `(an immutable file: \`chattr -i\`; a file system mounted inside: unmount it; see docs/backends.md, "Podman")`
       )
-    } else if (removed._tag === "Failure") {
+    } else if (removed._tag === "Failure" && !gone) {
       yield* unremovable(info.Id, info.Config.Labels[Spec.LABEL.node], `ended ${exit.outcome}`, removed.failure.message)
     }
     // containers whose removal failed before: once each, quietly (they are said already)

@@ -12,6 +12,7 @@ import Docker from "dockerode"
 import { Deferred, Effect, Fiber, Logger, Redacted, Schedule, Stream } from "effect"
 import { execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -136,7 +137,7 @@ const running = (pid: number) => {
 }
 
 /** An sshd of this test's own (see support/ownSshd.ts). */
-const ownSshd = (settings: string) => ownSshdIn(root, settings)
+const ownSshd = (settings: string, hostKeys?: ReadonlyArray<string>) => ownSshdIn(root, settings, hostKeys)
 
 /** Each engine's tests one at a time: they stop their engine, and count its containers (see the lanes at the end). */
 const inOrder = { concurrent: false } as const
@@ -679,6 +680,161 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
       assert.strictEqual(agent.made().logins, 3)
     }), 60_000)
+
+  /** A host key of `type` made for this test (in `root`), for {@link ownSshd}'s `hostKeys`. */
+  const hostKey = (type: "ecdsa" | "rsa" | "ed25519") =>
+    Effect.promise(async () => {
+      const file = Path.join(root, `host_${type}_${++counter}`)
+      await execFileAsync("ssh-keygen", ["-q", "-t", type, ...(type === "rsa" ? ["-b", "2048"] : []), "-N", "", "-f", file])
+      return file
+    })
+  /** The `type key` of a public key file. */
+  const publicKey = (file: string) => Fs.readFileSync(`${file}.pub`, "utf8").split(" ").slice(0, 2).join(" ")
+  /** A known_hosts file of these lines. */
+  const knownHostsOf = (...lines: ReadonlyArray<string>) => {
+    const file = Path.join(root, `known_hosts_${++counter}`)
+    Fs.writeFileSync(file, lines.map((l) => `${l}\n`).join(""))
+    return file
+  }
+  /** Whether an `ssh://` engine of these options answers a ping ("ok"), else its error; its agent destroyed after. */
+  const pingThrough = (options: Docker.DockerOptions | undefined) =>
+    Effect.acquireUseRelease(
+      Effect.succeed(options as Docker.DockerOptions & { readonly agent: SshAgent }),
+      (o) => Effect.promise(() => new Docker(o).ping().then(() => "ok", (e: unknown) => String(e))),
+      (o) => Effect.sync(() => o.agent.destroy())
+    )
+  /** An `ssh://` engine's options with the test key and `knownHostsPath`. */
+  const withKey = (port: number, knownHostsPath: string) =>
+    Effect.promise(() => import("ssh2")).pipe(
+      Effect.map((ssh2) => engineOptions({ host: `ssh://root@127.0.0.1:${port}`, ssh: { privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath } }, ssh2))
+    )
+
+  it.live("an ssh:// engine refuses a host key marked @revoked, whatever other lines say, and takes no @cert-authority key for a host key", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const key = publicKey("/etc/ssh/sdktest/host_ed25519")
+      assert.strictEqual(yield* pingThrough(yield* withKey(sshd.port, sshd.knownHosts)), "ok")
+      const revoked = knownHostsOf(`[127.0.0.1]:${sshd.port} ${key}`, `@revoked * ${key}`)
+      assert.include(yield* pingThrough(yield* withKey(sshd.port, revoked)), "Host denied")
+      const ca = knownHostsOf(`@cert-authority [127.0.0.1]:${sshd.port} ${key}`)
+      assert.include(yield* pingThrough(yield* withKey(sshd.port, ca)), "Host denied")
+    }), 60_000)
+
+  it.live("an ssh:// engine known only by its ECDSA or its RSA host key is reached: the known key types are asked for first", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const ecdsa = yield* hostKey("ecdsa")
+      const rsa = yield* hostKey("rsa")
+      // the server has all three kinds (as a stock sshd does); each known_hosts knows one of them
+      const sshd = yield* ownSshd("MaxSessions 100", [ecdsa, "/etc/ssh/sdktest/host_ed25519", rsa])
+      assert.strictEqual(yield* pingThrough(yield* withKey(sshd.port, sshd.knownHosts)), "ok", "known by its ECDSA key")
+      assert.strictEqual(yield* pingThrough(yield* withKey(sshd.port, knownHostsOf(`[127.0.0.1]:${sshd.port} ${publicKey(rsa)}`))), "ok", "known by its RSA key")
+    }), 60_000)
+
+  /** A home of this test's own: `.ssh` with these files (name: contents). */
+  const homeWith = (files: Readonly<Record<string, string | Buffer>>) => {
+    const home = Fs.mkdtempSync(Path.join(root, "home-"))
+    Fs.mkdirSync(Path.join(home, ".ssh"))
+    for (const [name, contents] of Object.entries(files)) Fs.writeFileSync(Path.join(home, ".ssh", name), contents, { mode: 0o600 })
+    return home
+  }
+
+  it.live("an ssh:// engine named only by DOCKER_HOST tries the agent, then each default key it can use (an encrypted one skipped); none usable is said at make", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      // an encrypted id_ed25519 (not the server's), and the test key, which the server takes, as id_rsa
+      const encrypted = Path.join(root, `encrypted_${++counter}`)
+      yield* Effect.promise(() => execFileAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", encrypted]))
+      const home = homeWith({ known_hosts: Fs.readFileSync(sshd.knownHosts), id_ed25519: Fs.readFileSync(encrypted), id_rsa: Fs.readFileSync(`${sshKeys}/id_ed25519`) })
+      // an agent without keys: the agent is tried first, then the keys
+      const sock = Path.join(home, "agent.sock")
+      yield* Effect.acquireRelease(Effect.sync(() => spawn("ssh-agent", ["-D", "-a", sock], { stdio: "ignore" })), (agent) => Effect.sync(() => agent.kill()))
+      yield* eventually("the SSH agent listens", () => Fs.existsSync(sock), 10)
+      const env = { DOCKER_HOST: `ssh://root@127.0.0.1:${sshd.port}` }
+      for (const agent of [sock, ""]) {
+        const options = yield* withEnv({ HOME: home }, Effect.sync(() => engineOptions({}, ssh2, { ...env, SSH_AUTH_SOCK: agent })))
+        assert.strictEqual(yield* pingThrough(options), "ok", `SSH_AUTH_SOCK=${agent}`)
+      }
+      // only the encrypted key, no agent: said when the backend is made, naming the ways out
+      const locked = homeWith({ known_hosts: Fs.readFileSync(sshd.knownHosts), id_ed25519: Fs.readFileSync(encrypted) })
+      const error = yield* withEnv({ HOME: locked, DOCKER_HOST: env.DOCKER_HOST, SSH_AUTH_SOCK: "" }, DockerBackend.make({ root, slots: 1 })).pipe(Effect.flip)
+      assert.include(error.message, "~/.ssh/id_ed25519: Encrypted private OpenSSH key detected")
+      assert.include(error.message, "ssh-add")
+      assert.include(error.message, "backend.docker.ssh")
+    }), 60_000)
+
+  it.live("an ssh:// login whose key ssh2 cannot parse fails the request, leaving no socket open", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Buffer.from("not a key") })
+      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const said = yield* Effect.promise(() => docker.ping().then(() => "ok", (e: unknown) => String(e))).pipe(Effect.timeout("10 seconds"))
+      assert.include(said, "Cannot parse privateKey")
+      assert.strictEqual(agent.made().connections, 0)
+      yield* eventually("no TCP connection of this process to the sshd", Effect.map(sshConnections(sshd.port), (c) => c.length === 0), 10)
+    }), 60_000)
+
+  it.live("an ssh:// engine named only by DOCKER_HOST reads the system's known hosts too, matches the host name in lower case, takes [::1], and logs in as the local user", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100\nListenAddress ::1")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const key = publicKey("/etc/ssh/sdktest/host_ed25519")
+      // the user's known_hosts knows nothing of it; the system's does, as ssh-keyscan writes it (lower case)
+      const home = homeWith({ known_hosts: "", id_ed25519: Fs.readFileSync(`${sshKeys}/id_ed25519`) })
+      const globalKnownHosts = knownHostsOf(`[::1]:${sshd.port} ${key}`, `[localhost]:${sshd.port} ${key}`)
+      const through = (host: string, user: string) =>
+        withEnv({ HOME: home }, Effect.sync(() => engineOptions({}, ssh2, { DOCKER_HOST: host, SSH_AUTH_SOCK: "" }, { user, globalKnownHosts }))).pipe(Effect.flatMap(pingThrough))
+      assert.strictEqual(yield* through(`ssh://root@[::1]:${sshd.port}`, "nobody"), "ok")
+      assert.strictEqual(yield* through(`ssh://root@LocalHost:${sshd.port}`, "nobody"), "ok")
+      // no user in the URL: the local user's name (the test sshd knows the key for sdktest too), not root
+      yield* through(`ssh://[::1]:${sshd.port}`, "sdktest")
+      assert.match(Fs.readFileSync(sshd.log, "utf8"), /Accepted publickey for sdktest /)
+    }), 60_000)
+
+  it.live("on Docker a removal refused because another removal of the container finished first says nothing of Podman's files", () => {
+    const warned: Array<string> = []
+    return Effect.gen(function*() {
+      yield* engineUp
+      // the engine behind a proxy that carries out each container removal, then answers it as Docker answers the second
+      // of two removals at once (409, already in progress): the container is gone by the time the backend looks
+      const path = yield* Effect.acquireRelease(
+        Effect.promise(() => {
+          const path = Path.join(Fs.mkdtempSync(Path.join(root, "sock-")), "engine.sock")
+          const server = Http.createServer((req, res) => {
+            const up = Http.request({ socketPath: SOCKET, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+              if (req.method === "DELETE" && /^(\/v[\d.]+)?\/containers\/[^/]+(\?|$)/.test(req.url ?? "")) {
+                answer.resume()
+                answer.once("end", () => {
+                  res.writeHead(409, { "content-type": "application/json" })
+                  res.end(JSON.stringify({ message: "removal of container is already in progress" }))
+                })
+                return
+              }
+              res.writeHead(answer.statusCode ?? 502, answer.headers)
+              answer.pipe(res)
+            })
+            up.on("error", () => res.destroy())
+            req.pipe(up)
+          })
+          return new Promise<{ server: Http.Server; path: string }>((resolve) => server.listen(path, () => resolve({ server, path })))
+        }),
+        ({ server }) => Effect.sync(() => server.close()).pipe(Effect.andThen(Effect.sync(() => server.closeAllConnections())))
+      ).pipe(Effect.map(({ path }) => path))
+      const backend = yield* DockerBackend.make({ root, socketPath: path, slots: 1 })
+      const { exit, ref } = yield* collect(backend, spec(`echo '{"metrics":{},"primary":1}' > result.json`))
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+      const left = yield* Effect.promise(() => engine.listContainers({ all: true, filters: { label: [`trex.jobdir=${String(ref.data["jobDir"])}`] } }))
+      assert.isEmpty(left, "the container is gone")
+      assert.deepStrictEqual(warned.filter((w) => /Podman|did not remove it/.test(w)), [], warned.join("\n"))
+    }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
+  }, 60_000)
 
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>
     Effect.gen(function*() {

@@ -145,7 +145,9 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
         else if (on && holding === 1) socket.ref()
       }
     }
+    let refuse: (e: unknown) => void = () => undefined
     const made: Promise<Ssh2.Client> = new Promise((resolve, reject) => {
+      refuse = reject
       client.once("ready", () => resolve(client))
       client.on("error", (e) => {
         forget(c)
@@ -159,7 +161,14 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
       })
     })
     const c: Connection = { made, socket, streams: new Set(), holds, sessions: 0, full: false, idle: undefined }
-    client.connect({ keepaliveInterval: 10_000, keepaliveCountMax: 3, ...connect, sock: socket })
+    try {
+      client.connect({ keepaliveInterval: 10_000, keepaliveCountMax: 3, ...connect, sock: socket })
+    } catch (e) {
+      // ssh2 throws here on a key it cannot use ("Cannot parse privateKey"): the socket, made first, would stay open
+      socket.destroy()
+      refuse(e instanceof Error ? e : new Error(String(e)))
+      return c
+    }
     pool.push(c)
     return c
   }
@@ -234,9 +243,12 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
   return agent
 }
 
-/** Where OpenSSH looks by default: the key files tried, in order, and the known hosts. */
+/** Where OpenSSH looks by default: the key files tried, in order, and the known hosts (the user's, then the system's). */
 const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
 const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+/** ssh2's host-key algorithms, in its order (ssh2 1.x), asked for after those known_hosts holds for the host. */
+const HOST_KEY_ALGORITHMS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
 
 /**
  * The engine URL the backend reaches: its `host` setting, else `DOCKER_HOST` when that is an `ssh://` URL (so that it
@@ -247,21 +259,63 @@ export const engineHost = (o: { readonly socketPath?: string | undefined; readon
   o.socketPath !== undefined ? undefined : o.host ?? (env["DOCKER_HOST"]?.startsWith("ssh://") === true ? env["DOCKER_HOST"] : undefined)
 
 /**
- * How to log in to an `ssh://` engine named only by `DOCKER_HOST` without `ssh`: as `docker` itself would (through
- * OpenSSH), the SSH agent of `SSH_AUTH_SOCK`, else the first of OpenSSH's default keys, with the host key checked
- * against `~/.ssh/known_hosts`.
+ * ssh2's `parseKey`: an Error for a key it cannot use. `import("ssh2")` under Node names only some of the CommonJS
+ * exports (`Client`, not `utils`): `utils` is on its `default`.
  */
-const defaultAccess = (host: string, env: NodeJS.ProcessEnv): Pick<Ssh2.ConnectConfig, "agent" | "privateKey"> & { readonly knownHostsPath: string } => {
+const parseKey = (ssh2: typeof Ssh2, key: Buffer): ReturnType<typeof Ssh2.utils.parseKey> => {
+  const utils = (ssh2 as { readonly utils?: typeof Ssh2.utils }).utils ?? (ssh2 as unknown as { readonly default: typeof Ssh2 }).default.utils
+  return utils.parseKey(key)
+}
+
+/** How to log in: each way in turn (ssh2's `authHandler`), given the user name. */
+type Logins = (username: string) => Array<Ssh2.AgentAuthMethod | Ssh2.PublicKeyAuthMethod>
+
+/**
+ * How to log in to an `ssh://` engine named only by `DOCKER_HOST` without `ssh`, as `docker` itself would through
+ * OpenSSH: the SSH agent of `SSH_AUTH_SOCK`, then each of OpenSSH's default keys that can be used (an encrypted one
+ * cannot: its passphrase is not asked for, and the agent is the way to use it); none at all is said now.
+ */
+const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2): Logins => {
   const agent = env["SSH_AUTH_SOCK"]
-  if (agent !== undefined && agent !== "") return { agent, knownHostsPath: DEFAULT_KNOWN_HOSTS }
-  const key = DEFAULT_KEYS.find((k) => Fs.existsSync(expandHome(k)))
-  if (key === undefined) {
+  const keys: Array<Buffer> = []
+  const skipped: Array<string> = []
+  for (const path of DEFAULT_KEYS) {
+    if (!Fs.existsSync(expandHome(path))) continue
+    const key = Fs.readFileSync(expandHome(path))
+    const parsed = parseKey(ssh2, key)
+    if (parsed instanceof Error) skipped.push(`${path}: ${parsed.message}`)
+    else keys.push(key)
+  }
+  const withAgent = agent !== undefined && agent !== ""
+  if (!withAgent && keys.length === 0) {
     throw new Error(
-      `DOCKER_HOST=${host}: no SSH agent (SSH_AUTH_SOCK) and none of ${DEFAULT_KEYS.join(", ")}: set backend.docker.ssh ` +
-        "{ privateKeyPath, knownHostsPath } (DockerBackend's `ssh`), or start an agent with the key (`ssh-add`)"
+      `DOCKER_HOST=${host}: no SSH agent (SSH_AUTH_SOCK) and no usable key among ${DEFAULT_KEYS.join(", ")}` +
+        (skipped.length > 0 ? ` (${skipped.join("; ")})` : "") +
+        ": start an agent holding the key (`eval $(ssh-agent)`, `ssh-add`), or set backend.docker.ssh { privateKeyPath, knownHostsPath } (DockerBackend's `ssh`)"
     )
   }
-  return { privateKey: Fs.readFileSync(expandHome(key)), knownHostsPath: DEFAULT_KNOWN_HOSTS }
+  return (username) => [
+    ...(withAgent ? [{ type: "agent" as const, username, agent }] : []),
+    ...keys.map((key) => ({ type: "publickey" as const, username, key }))
+  ]
+}
+
+/** The key of `ssh.privateKeyPath`, refused now when ssh2 cannot use it (an encrypted key, another format). */
+const givenLogins = (ssh: SshAccess, ssh2: typeof Ssh2): Logins => {
+  const key = Fs.readFileSync(expandHome(ssh.privateKeyPath))
+  const parsed = parseKey(ssh2, key)
+  if (parsed instanceof Error) {
+    throw new Error(`ssh.privateKeyPath ${ssh.privateKeyPath}: ${parsed.message}: give a key without a passphrase (an OpenSSH or PEM private key)`)
+  }
+  return (username) => [{ type: "publickey", username, key }]
+}
+
+/** Who this process is, and the system's known hosts, as OpenSSH takes them (a test gives others). */
+export interface LocalSsh {
+  /** The user name an `ssh://` URL without one logs in as. */
+  readonly user: string
+  /** The system-wide known hosts, read after `~/.ssh/known_hosts` when `ssh` is not given. */
+  readonly globalKnownHosts: string
 }
 
 /**
@@ -274,7 +328,7 @@ export const engineOptions = (o: {
   readonly socketPath?: string | undefined
   readonly host?: string | undefined
   readonly ssh?: SshAccess | undefined
-}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env): Docker.DockerOptions | undefined => {
+}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env, local: LocalSsh = { user: userName(), globalKnownHosts: GLOBAL_KNOWN_HOSTS }): Docker.DockerOptions | undefined => {
   if (o.socketPath !== undefined) return onSocket(o.socketPath)
   const host = engineHost(o, env)
   if (host === undefined) return undefined // dockerode reads DOCKER_HOST, else /var/run/docker.sock
@@ -284,30 +338,40 @@ export const engineOptions = (o: {
   if (o.ssh === undefined && o.host !== undefined) throw new Error(`${host}: an ssh:// engine needs ssh.privateKeyPath and ssh.knownHostsPath`)
   if (ssh2 === undefined) throw new Error(`${host}: an ssh:// engine needs ssh2 loaded`)
   const port = Number(url.port || 22)
-  const access = o.ssh !== undefined
-    ? { privateKey: Fs.readFileSync(expandHome(o.ssh.privateKeyPath)), knownHostsPath: o.ssh.knownHostsPath }
-    : defaultAccess(host, env)
-  const { knownHostsPath, ...auth } = access
-  let known: Array<KnownHosts.KnownKey>
-  try {
-    known = KnownHosts.parse(Fs.readFileSync(expandHome(knownHostsPath), "utf8"))
-  } catch (e) {
+  // a URL's IPv6 address is in brackets ([::1]): not in the address connected to
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1")
+  const logins = o.ssh !== undefined ? givenLogins(o.ssh, ssh2) : defaultLogins(host, env, ssh2)
+  // with `ssh`, its known hosts only; else OpenSSH's two, the system's read when there is one
+  const paths = o.ssh !== undefined ? [o.ssh.knownHostsPath] : [DEFAULT_KNOWN_HOSTS, local.globalKnownHosts]
+  const known: Array<KnownHosts.KnownKey> = []
+  const unread: Array<string> = []
+  for (const path of paths) {
+    try {
+      known.push(...KnownHosts.parse(Fs.readFileSync(expandHome(path), "utf8")))
+    } catch (e) {
+      if (o.ssh !== undefined || path !== local.globalKnownHosts) unread.push(e instanceof Error ? e.message : String(e))
+    }
+  }
+  if (unread.length === paths.length || (unread.length > 0 && known.length === 0)) {
     throw new Error(
-      `cannot read the known hosts ${knownHostsPath} (${e instanceof Error ? e.message : String(e)}): the engine host's key must be known ` +
-        `(\`ssh-keyscan -p ${port} ${url.hostname} >> ${knownHostsPath}\`, after checking its fingerprint)`
+      `cannot read the known hosts ${paths[0]} (${unread.join("; ")}): the engine host's key must be known ` +
+        `(\`ssh-keyscan -p ${port} ${hostname} >> ${paths[0]}\`, after checking its fingerprint)`
     )
   }
+  const username = decodeURIComponent(url.username) || local.user
   // plain HTTP over the agent's sessions (the host and port are only the Host header's)
   return {
     protocol: "http",
-    host: url.hostname,
+    host: hostname,
     port,
     agent: sshAgent(ssh2, {
-      host: url.hostname,
+      host: hostname,
       port,
-      username: decodeURIComponent(url.username) || "root",
-      ...auth,
-      hostVerifier: (key: Buffer) => KnownHosts.verify(known, url.hostname, port, key).ok
+      username,
+      authHandler: logins(username),
+      // the host-key types known_hosts holds for this host first, as OpenSSH asks
+      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, hostname, port, HOST_KEY_ALGORITHMS) as Array<Ssh2.ServerHostKeyAlgorithm> },
+      hostVerifier: (key: Buffer) => KnownHosts.verify(known, hostname, port, key).ok
     })
   } as Docker.DockerOptions
 }

@@ -147,7 +147,7 @@ export const classifyError = (error: unknown): { readonly message: string; reado
   const e = (typeof error === "object" && error !== null ? error : { message: String(error) }) as EngineError
   const raw = (e.json?.message ?? e.message ?? String(error)).trim()
   const detail = /Host denied \(verification failed\)/.test(raw)
-    ? `the engine host's SSH host key is not in known_hosts or does not match it (${raw}); refusing to connect`
+    ? `the engine host's SSH host key is not in known_hosts, does not match it, or is marked @revoked there (${raw}); refusing to connect`
     : raw
   const retryable = (e.code !== undefined && CONNECTION_CODES.has(e.code)) ||
     e.statusCode === 502 || e.statusCode === 503 || e.statusCode === 504 ||

@@ -106,6 +106,8 @@ export class Connection {
           if (v.ok) return true
           refused = v.reason === "unknown"
             ? `${this.label}: host key not in ${this.config.knownHostsPath} (add it with ssh-keyscan -p ${port} ${host}, after checking its fingerprint)`
+            : v.reason === "revoked"
+            ? `${this.label}: the host key offered is marked @revoked in ${this.config.knownHostsPath}; refusing to connect`
             : `${this.label}: HOST KEY MISMATCH: the key offered is not the one in ${this.config.knownHostsPath} (possible man-in-the-middle, or the host was reinstalled); refusing to connect`
           return false
         }

@@ -1,7 +1,9 @@
 /**
- * Host-key checking against an OpenSSH `known_hosts` file (plain and hashed `|1|salt|hash`
- * host patterns; `[host]:port` for non-standard ports). An unknown host or a different key is
- * refused: there is no trust-on-first-use.
+ * Host-key checking against OpenSSH `known_hosts` files (plain and hashed `|1|salt|hash` host patterns; `[host]:port`
+ * for non-standard ports; host names matched in lower case, as OpenSSH does). An unknown host or a different key is
+ * refused: there is no trust-on-first-use. A key on a `@revoked` line is refused whatever other lines say (for any
+ * host: a revoked key is not trusted anywhere); `@cert-authority` lines name a CA, not a host key, and host
+ * certificates are not checked here, so they are left out of the matching.
  */
 import { createHmac } from "node:crypto"
 
@@ -9,16 +11,23 @@ export interface KnownKey {
   readonly hosts: string
   readonly type: string
   readonly key: string
+  /** The line's marker: a revoked key (refused), or a CA's key (not a host key). */
+  readonly marker?: "revoked" | "cert-authority" | undefined
 }
 
 export const parse = (text: string): Array<KnownKey> =>
   text
     .split("\n")
     .map((l) => l.trim())
-    .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("@revoked"))
-    .map((l) => l.replace(/^@cert-authority\s+/, "").split(/\s+/))
-    .filter((f) => f.length >= 3)
-    .map(([hosts, type, key]) => ({ hosts: hosts!, type: type!, key: key! }))
+    .filter((l) => l !== "" && !l.startsWith("#"))
+    .flatMap((l): Array<KnownKey> => {
+      const fields = l.split(/\s+/)
+      const marker = fields[0] === "@revoked" ? "revoked" as const : fields[0] === "@cert-authority" ? "cert-authority" as const : undefined
+      // an unknown marker: OpenSSH skips the line
+      if (marker === undefined && fields[0]!.startsWith("@")) return []
+      const [hosts, type, key] = marker === undefined ? fields : fields.slice(1)
+      return hosts === undefined || type === undefined || key === undefined ? [] : [{ hosts, type, key, marker }]
+    })
 
 const matchesPattern = (pattern: string, name: string): boolean => {
   if (pattern.startsWith("|1|")) {
@@ -26,12 +35,44 @@ const matchesPattern = (pattern: string, name: string): boolean => {
     if (salt === undefined || hash === undefined) return false
     return createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash
   }
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`)
+  const re = new RegExp(`^${pattern.toLowerCase().replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`)
   return re.test(name)
 }
 
-/** The name a host has in known_hosts: `host`, or `[host]:port` for a port other than 22. */
-export const hostName = (host: string, port: number): string => (port === 22 ? host : `[${host}]:${port}`)
+/**
+ * The name a host has in known_hosts: `host`, or `[host]:port` for a port other than 22; in lower case, without the
+ * brackets of a URL's IPv6 address (`[::1]` is `::1`, `[::1]:2222` on port 2222).
+ */
+export const hostName = (host: string, port: number): string => {
+  const bare = host.replace(/^\[(.*)\]$/, "$1").toLowerCase()
+  return port === 22 ? bare : `[${bare}]:${port}`
+}
+
+/** The host-key lines (neither revoked nor a CA's) whose host patterns take `host:port`. */
+const entriesFor = (known: ReadonlyArray<KnownKey>, host: string, port: number): Array<KnownKey> => {
+  const name = hostName(host, port)
+  return known.filter((k) => {
+    if (k.marker !== undefined) return false
+    const patterns = k.hosts.split(",")
+    return patterns.some((p) => !p.startsWith("!") && matchesPattern(p, name)) &&
+      !patterns.some((p) => p.startsWith("!") && matchesPattern(p.slice(1), name))
+  })
+}
+
+/** The signature algorithms of each key type (an RSA key signs with SHA-2 first, as OpenSSH asks). */
+const ALGORITHMS: Readonly<Record<string, ReadonlyArray<string>>> = {
+  "ssh-rsa": ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+}
+
+/**
+ * The host-key algorithms to ask `host:port` for, as OpenSSH orders them: those of the key types known_hosts holds for
+ * it first, then the rest of `defaults` (ssh2 asks for ssh-ed25519 first, and a host known only by its ECDSA or RSA key
+ * would otherwise offer a key nobody knows).
+ */
+export const hostKeyAlgorithms = (known: ReadonlyArray<KnownKey>, host: string, port: number, defaults: ReadonlyArray<string>): Array<string> => {
+  const first = [...new Set(entriesFor(known, host, port).flatMap((k) => ALGORITHMS[k.type] ?? [k.type]))].filter((a) => defaults.includes(a))
+  return [...first, ...defaults.filter((a) => !first.includes(a))]
+}
 
 /** Whether `offered` (the raw key blob) is a known key of `host:port`, or why not. */
 export const verify = (
@@ -39,14 +80,10 @@ export const verify = (
   host: string,
   port: number,
   offered: Buffer
-): { readonly ok: true } | { readonly ok: false; readonly reason: "unknown" | "mismatch" } => {
-  const name = hostName(host, port)
-  const entries = known.filter((k) => {
-    const patterns = k.hosts.split(",")
-    return patterns.some((p) => !p.startsWith("!") && matchesPattern(p, name)) &&
-      !patterns.some((p) => p.startsWith("!") && matchesPattern(p.slice(1), name))
-  })
-  if (entries.length === 0) return { ok: false, reason: "unknown" }
+): { readonly ok: true } | { readonly ok: false; readonly reason: "unknown" | "mismatch" | "revoked" } => {
   const blob = offered.toString("base64")
+  if (known.some((k) => k.marker === "revoked" && k.key === blob)) return { ok: false, reason: "revoked" }
+  const entries = entriesFor(known, host, port)
+  if (entries.length === 0) return { ok: false, reason: "unknown" }
   return entries.some((k) => k.key === blob) ? { ok: true } : { ok: false, reason: "mismatch" }
 }

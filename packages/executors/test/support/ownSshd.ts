@@ -18,8 +18,11 @@ export const sshPort = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)
 /** The test sshd's client key and known_hosts (scripts/services/start-sshd.sh). */
 export const sshKeys = "/var/lib/trex-test-ssh"
 
-/** An sshd with `settings` in place of the test sshd's `MaxSessions` line; its files in `dir`. */
-export const ownSshd = (dir: string, settings: string) =>
+/**
+ * An sshd with `settings` in place of the test sshd's `MaxSessions` line; its files in `dir`. `hostKeys` (private key
+ * files) in place of the test sshd's host key when given: its known_hosts then knows the first of them.
+ */
+export const ownSshd = (dir: string, settings: string, hostKeys?: ReadonlyArray<string>) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const port = await new Promise<number>((resolve) => {
@@ -33,9 +36,10 @@ export const ownSshd = (dir: string, settings: string) =>
       Fs.writeFileSync(
         conf,
         base.replace(/^Port .*$/m, `Port ${port}`).replace(/^PidFile .*$/m, `PidFile ${Path.join(dir, `sshd.${port}.pid`)}`).replace(/^MaxSessions .*$/m, `${settings}\nSetEnv HOME=/nonexistent`)
+          .replace(/^HostKey .*$/m, (line) => hostKeys === undefined ? line : hostKeys.map((k) => `HostKey ${k}`).join("\n"))
       )
       const knownHosts = Path.join(dir, `known_hosts.${port}`)
-      Fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${Fs.readFileSync("/etc/ssh/sdktest/host_ed25519.pub", "utf8").split(" ").slice(0, 2).join(" ")}\n`)
+      Fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${Fs.readFileSync(`${hostKeys?.[0] ?? "/etc/ssh/sdktest/host_ed25519"}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`)
       const log = Path.join(dir, `sshd.${port}.log`)
       const child = spawn("/usr/sbin/sshd", ["-D", "-f", conf, "-E", log], { stdio: "ignore" })
       return { port, knownHosts, child, log }
