@@ -449,7 +449,8 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   // A job whose command has ended (its script wrote its exit record) gets no marker: its end (a SIGKILL, an exit 137)
   // stays its own, not a cancel's. But a job Grid Engine will run again is not ended: its command exited 99 (the record
   // has no `rerunLimit`), or it waits in qstat for its rerun (after exit 99, `qmod -rj`, its host's failure), keeping its
-  // last run's record until that rerun's script removes it. qstat is asked only for a job with a record, once: a
+  // last run's record until that rerun's script removes it. Waiting is read from qstat's raw state (queued or in error,
+  // not suspended: a suspended job's command may have ended) of a job with the ref's name (ids are reused). qstat is asked only for a job with a record, once: a
   // qmaster that does not answer leaves the record to decide (`qdel` below waits for it).
   // A command that ends between the look and the marker reads as cancelled, as one a moment later would.
   // A job cancelled (or withdrawn) before any watch leaves `unwatched`: nothing waits for its lines.
@@ -461,11 +462,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
         const recorded = yield* exitRecordIn(jobDir)
         const runsAgain = recorded === undefined || (recorded.record.exit_status === "99" && recorded.rerunLimit === undefined) ||
           (yield* Query.qstat(ge).pipe(
-            Effect.map((jobs) => {
-              const job = jobs.get(ref.id)
-              const live = job === undefined ? undefined : Script.mapLive(job.state)._tag
-              return live === "Pending" || live === "Error"
-            }),
+            Effect.map((jobs) => Script.waitsToRun(jobs.get(ref.id), typeof ref.data.name === "string" ? ref.data.name : undefined)),
             Effect.orElseSucceed(() => false)
           ))
         if (runsAgain) yield* runner.writeFile(`${jobDir}/${Script.CANCEL_FILE}`, `${new Date().toISOString()}\n`, 0o644)

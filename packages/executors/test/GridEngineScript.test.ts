@@ -551,6 +551,19 @@ describe("qstat, qacct and the mappings", () => {
     assert.deepStrictEqual(Script.mapLive("zz"), { _tag: "Pending", reason: "Grid Engine state zz" })
   })
 
+  it("a cancel counts as waiting to run again only a queued or errored job of the ref's name, not a suspended one", () => {
+    const job = (state: string, name = "trex-a") => ({ id: "7", state, name, slots: 1 })
+    for (const s of ["qw", "hqw", "hRwq", "Rq", "Eqw", "Ehqw", "EhRqw"]) assert.isTrue(Script.waitsToRun(job(s), "trex-a"), s)
+    // suspended (its command may have ended: its own end must not read as cancelled), running, being deleted
+    for (const s of ["s", "S", "T", "ts", "Rs", "St", "r", "t", "Rr", "Rt", "hr", "dr", "dt", "dRr"]) assert.isFalse(Script.waitsToRun(job(s), "trex-a"), s)
+    // a reused id: another job waits under it
+    assert.isFalse(Script.waitsToRun(job("qw", "someone-else"), "trex-a"))
+    assert.isFalse(Script.waitsToRun(job("Eqw", "someone-else"), "trex-a"))
+    // a ref with no name (an earlier TREX) takes the listed job as its own, as the watch does
+    assert.isTrue(Script.waitsToRun(job("qw"), undefined))
+    assert.isFalse(Script.waitsToRun(undefined, "trex-a"))
+  })
+
   it("maps accounting records onto exits", () => {
     const m = (record: Record<string, string>, cancelled = false) => Script.mapAccounting({ record, cancelled })
     assert.include(m({ failed: "0", exit_status: "0" }), { outcome: "Succeeded", exitCode: 0 })

@@ -714,6 +714,18 @@ export const mapLive = (state: string): Live => {
   return { _tag: "Pending", reason: `Grid Engine state ${s}` }
 }
 
+/**
+ * Whether `job`, as qstat lists it, is the job named `name` waiting to run (again), read from its raw state letters:
+ * queued (`qw`, `hqw`, `Rq`, `hRwq`: only `h`, `q`, `w`, `R`), or in error state (`Eqw`: it waits for an admin's
+ * `qmod -cj`). A suspended job (`s`, `S`, `T`, which {@link mapLive} counts as pending) is not waiting: its command runs
+ * or has ended. Job ids are reused: a job of another name is another job (`name` undefined: a ref of an earlier TREX).
+ */
+export const waitsToRun = (job: QueuedJob | undefined, name: string | undefined): boolean => {
+  if (job === undefined || (name !== undefined && job.name !== name)) return false
+  const s = job.state.trim()
+  return s.includes("E") || /^[hqwR]+$/.test(s)
+}
+
 /** How a job ended, from its accounting record. */
 export interface Ended {
   readonly outcome: "Succeeded" | "Failed" | "Cancelled"
