@@ -766,6 +766,44 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(error.message, "backend.docker.ssh")
     }), 60_000)
 
+  it.live("an ssh:// engine named only by DOCKER_HOST whose agent socket is gone logs in with a default key (an unreadable one skipped), leaving no socket open", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      // the test key as id_ed25519, and a directory named id_rsa (as a file this user may not read: root reads any)
+      const home = homeWith({ known_hosts: Fs.readFileSync(sshd.knownHosts), id_ed25519: Fs.readFileSync(`${sshKeys}/id_ed25519`) })
+      Fs.mkdirSync(Path.join(home, ".ssh", "id_rsa"))
+      const env = { DOCKER_HOST: `ssh://root@127.0.0.1:${sshd.port}`, SSH_AUTH_SOCK: Path.join(home, "no-agent.sock") }
+      const options = yield* withEnv({ HOME: home }, Effect.sync(() => engineOptions({}, ssh2, env))) as Effect.Effect<Docker.DockerOptions & { readonly agent: SshAgent }>
+      const docker = new Docker(options)
+      const answers: Array<string> = []
+      for (let i = 0; i < 3; i++) answers.push(yield* Effect.promise(() => docker.ping().then(String, (e: unknown) => `failed: ${String(e)}`)))
+      const made = options.agent.made()
+      options.agent.destroy()
+      // before: the agent's error failed each request, and ssh2 logged in with the key on a connection out of the pool,
+      // left open (one a request)
+      yield* eventually("no TCP connection of this process to the sshd", Effect.map(sshConnections(sshd.port), (c) => c.length === 0), 10)
+      assert.deepStrictEqual(answers, ["OK", "OK", "OK"])
+      assert.deepStrictEqual(made, { logins: 1, sessions: 1, connections: 1 })
+      // the unreadable key alone, no agent: said at make, with why
+      Fs.rmSync(Path.join(home, ".ssh", "id_ed25519"))
+      const said = yield* withEnv({ HOME: home }, Effect.try({ try: () => engineOptions({}, ssh2, { ...env, SSH_AUTH_SOCK: "" }), catch: String })).pipe(Effect.flip)
+      assert.include(said, "~/.ssh/id_rsa: EISDIR")
+    }), 60_000)
+
+  it.live("an ssh:// engine's ssh.privateKeyPath naming a public key is refused at make, naming the field and the private key's file", () =>
+    Effect.gen(function*() {
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const privateKeyPath = `${sshKeys}/id_ed25519.pub`
+      const said = yield* Effect.try({
+        try: () => engineOptions({ host: "ssh://root@127.0.0.1:1", ssh: { privateKeyPath, knownHostsPath: `${sshKeys}/known_hosts` } }, ssh2),
+        catch: String
+      }).pipe(Effect.flip)
+      assert.include(said, `ssh.privateKeyPath ${privateKeyPath}: a public key`)
+      assert.include(said, `${sshKeys}/id_ed25519, without .pub`)
+    }))
+
   it.live("an ssh:// login whose key ssh2 cannot parse fails the request, leaving no socket open", () =>
     Effect.gen(function*() {
       yield* engineUp

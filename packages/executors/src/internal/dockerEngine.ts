@@ -146,18 +146,33 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
       }
     }
     let refuse: (e: unknown) => void = () => undefined
+    let ready = false
+    /** The last way in that failed before `ready` (the agent's, a key's): said if the login fails. */
+    let refused: Error | undefined
     const made: Promise<Ssh2.Client> = new Promise((resolve, reject) => {
       refuse = reject
-      client.once("ready", () => resolve(client))
-      client.on("error", (e) => {
+      client.once("ready", () => {
+        ready = true
+        resolve(client)
+      })
+      client.on("error", (e: Error & { readonly level?: unknown }) => {
+        // a way in that failed (an agent whose socket is gone, a key it could not sign with): ssh2 goes on to the
+        // next; when none is left it says so and ends the connection (its close below)
+        if (!ready && (e.level === "agent" || e.level === "client-authentication")) {
+          refused = e
+          return
+        }
+        // the connection is not kept, nor left to ssh2: its socket would keep the process alive
         forget(c)
+        client.end()
+        socket.destroy()
         reject(e)
       })
       // the connection gone, its sessions are too (ssh2 does not end them): none is kept for another request
       client.once("close", () => {
         forget(c)
         for (const stream of c.streams) stream.destroy()
-        reject(new Error(`the SSH connection to ${where} closed`))
+        reject(refused ?? new Error(`the SSH connection to ${where} closed`))
       })
     })
     const c: Connection = { made, socket, streams: new Set(), holds, sessions: 0, full: false, idle: undefined }
@@ -267,6 +282,17 @@ const parseKey = (ssh2: typeof Ssh2, key: Buffer): ReturnType<typeof Ssh2.utils.
   return utils.parseKey(key)
 }
 
+const PUBLIC_KEY = "a public key, not a private one"
+
+/** Why ssh2 cannot log in with `key` (one it cannot parse, an encrypted one, a public key), else `undefined`. */
+const unusable = (ssh2: typeof Ssh2, key: Buffer): string | undefined => {
+  // an OpenSSH file of several keys parses to an array (ssh2's client takes the first)
+  const parsed: ReturnType<typeof parseKey> | ReadonlyArray<Ssh2.ParsedKey> = parseKey(ssh2, key)
+  if (parsed instanceof Error) return parsed.message
+  const first = Array.isArray(parsed) ? parsed[0] : parsed as Ssh2.ParsedKey
+  return first?.isPrivateKey() === true ? undefined : PUBLIC_KEY
+}
+
 /** How to log in: each way in turn (ssh2's `authHandler`), given the user name. */
 type Logins = (username: string) => Array<Ssh2.AgentAuthMethod | Ssh2.PublicKeyAuthMethod>
 
@@ -281,9 +307,16 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2):
   const skipped: Array<string> = []
   for (const path of DEFAULT_KEYS) {
     if (!Fs.existsSync(expandHome(path))) continue
-    const key = Fs.readFileSync(expandHome(path))
-    const parsed = parseKey(ssh2, key)
-    if (parsed instanceof Error) skipped.push(`${path}: ${parsed.message}`)
+    // one that cannot be read (another user's, a directory of that name) is skipped, as OpenSSH skips it
+    let key: Buffer
+    try {
+      key = Fs.readFileSync(expandHome(path))
+    } catch (e) {
+      skipped.push(`${path}: ${e instanceof Error ? e.message : String(e)}`)
+      continue
+    }
+    const why = unusable(ssh2, key)
+    if (why !== undefined) skipped.push(`${path}: ${why}`)
     else keys.push(key)
   }
   const withAgent = agent !== undefined && agent !== ""
@@ -303,9 +336,14 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2):
 /** The key of `ssh.privateKeyPath`, refused now when ssh2 cannot use it (an encrypted key, another format). */
 const givenLogins = (ssh: SshAccess, ssh2: typeof Ssh2): Logins => {
   const key = Fs.readFileSync(expandHome(ssh.privateKeyPath))
-  const parsed = parseKey(ssh2, key)
-  if (parsed instanceof Error) {
-    throw new Error(`ssh.privateKeyPath ${ssh.privateKeyPath}: ${parsed.message}: give a key without a passphrase (an OpenSSH or PEM private key)`)
+  const why = unusable(ssh2, key)
+  if (why === PUBLIC_KEY) {
+    throw new Error(
+      `ssh.privateKeyPath ${ssh.privateKeyPath}: ${why}: give the private key's file (${ssh.privateKeyPath.replace(/\.pub$/, "")}, without .pub), not its public half`
+    )
+  }
+  if (why !== undefined) {
+    throw new Error(`ssh.privateKeyPath ${ssh.privateKeyPath}: ${why}: give a key without a passphrase (an OpenSSH or PEM private key)`)
   }
   return (username) => [{ type: "publickey", username, key }]
 }
