@@ -1415,6 +1415,23 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     )
 
   /**
+   * The pods of a Job that is gone, by TREX's own job label: a Job deleted with `--cascade=orphan` leaves its pod
+   * running, its owner gone. One that has not ended is cancelled: its tombstone first (a watch then reads the job as
+   * cancelled, never as lost), then it is deleted. Ended ones are let be (their end is their own), and so is a job with
+   * no pod left: no tombstone.
+   */
+  const stopOrphans = (ref: ExperimentNode.JobRef) =>
+    Effect.gen(function*() {
+      const pods = yield* call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${ref.id}` }, o))
+      const live = pods.items.filter((p) => p.metadata?.labels?.[K.JOB_LABEL] === ref.id && K.podState(p) !== undefined)
+      if (live.length === 0) return
+      yield* tombstoneOf(ref)
+      for (const pod of live) {
+        yield* call("deletePod", (o) => core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace }, o)).pipe(Effect.catchIf(isNotFound, () => Effect.void))
+      }
+    })
+
+  /**
    * Drop a queued submission whose Job cannot exist yet (no create of it was sent): its watch then
    * ends `Cancelled` without asking the server. `false` for any other (or one dropped already).
    */
@@ -1440,8 +1457,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       // its create sent, perhaps not yet carried out: the Job may come after any read of it (its watch deletes it then too)
       return yield* patient(Effect.andThen(tombstoneOf(ref), deleteJob(ref.id)))
     }
-    // A Job that has ended (or is gone) is let be, with no tombstone: a controller that reads it later (a resumed run)
-    // reads its own end, not a cancel. One that has not gets its tombstone first (a Job that is gone then reads as
+    // A Job that has ended is let be, with no tombstone: a controller that reads it later (a resumed run) reads its own
+    // end, not a cancel (one that is gone: its pods not ended, orphaned by `--cascade=orphan`, are stopped). One that has not gets its tombstone first (a Job that is gone then reads as
     // cancelled, never as lost), then is deleted as read (a precondition on its resourceVersion): one that changed since
     // (it ended, its pod started) is read again, and the tombstone of one that ended meanwhile goes. What is left: a
     // container that exits as it is cancelled, before the kubelet and the Job's controller have recorded it on the Job,
@@ -1451,7 +1468,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       const job = yield* patient(call("readJob", (o) => batch.readNamespacedJob({ name: ref.id, namespace }, o))).pipe(
         Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
       )
-      if (job === undefined) return
+      if (job === undefined) return yield* patient(stopOrphans(ref))
       if (endedByItself(job)) {
         // (being deleted, a TTL's or another controller's cancel: its tombstone, if any, is that one's)
         if (stone && job.metadata?.deletionTimestamp == null) yield* patient(removeCancelTombstone(ref.id))

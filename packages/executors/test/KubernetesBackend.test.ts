@@ -4,6 +4,7 @@
 // How a Job is made, run, followed and refused (this file); a batch queue (KubernetesQueue.test.ts); outages, a pod the
 // cluster stops and a log cut short (KubernetesOutage.test.ts).
 import { assert, describe, it, layer } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -619,6 +620,26 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       yield* backend.cancel(ref)
       yield* Deferred.succeed(release, undefined)
       yield* eventually("its pod is gone, and its Job", () => podOf(fake, ref.id) === undefined && fake.get("jobs", "trex", ref.id) === undefined)
+    }))
+
+  it.effect("a cancel of a job whose Job is gone with --cascade=orphan, its pod left running, deletes the pod: a fresh watch reads Cancelled", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      // (a duration of its own, to find its process by)
+      const ref = yield* backend.submit(spec("orphan-done", "sleep 61.7"))
+      yield* eventually("its pod runs", () => podOf(fake, ref.id)?.status.phase === "Running")
+      const sleeping = () => execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").some((l) => l.trim() === "sleep 61.7")
+      assert.isTrue(sleeping(), "its process runs")
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      yield* Effect.promise(() => batch.deleteNamespacedJob({ name: ref.id, namespace: "trex", propagationPolicy: "Orphan" }))
+      assert.isUndefined(fake.get("jobs", "trex", ref.id), "the Job is gone")
+      assert.strictEqual(podOf(fake, ref.id)?.status.phase, "Running", "its pod runs on, orphaned")
+      yield* backend.cancel(ref)
+      yield* eventually("its pod is gone", () => podOf(fake, ref.id) === undefined)
+      assert.isFalse(sleeping(), "its process ended")
+      const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
+      assert.strictEqual(exit.outcome, "Cancelled", exit.message)
     }))
 
   it.effect("reports an image that cannot be pulled as Pending ErrImagePull / ImagePullBackOff", () =>
