@@ -262,8 +262,6 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
 const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
 const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
-/** ssh2's host-key algorithms, in its order (ssh2 1.x), asked for after those known_hosts holds for the host. */
-const HOST_KEY_ALGORITHMS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
 
 /**
  * The engine URL the backend reaches: its `host` setting, else `DOCKER_HOST` when that is an `ssh://` URL (so that it
@@ -408,7 +406,7 @@ export const engineOptions = (o: {
       username,
       authHandler: logins(username),
       // the host-key types known_hosts holds for this host first, as OpenSSH asks
-      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, hostname, port, HOST_KEY_ALGORITHMS) as Array<Ssh2.ServerHostKeyAlgorithm> },
+      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, hostname, port) },
       hostVerifier: (key: Buffer) => KnownHosts.verify(known, hostname, port, key).ok
     })
   } as Docker.DockerOptions

@@ -101,6 +101,8 @@ export class Connection {
         readyTimeout: 15_000,
         keepaliveInterval: 10_000,
         keepaliveCountMax: 3,
+        // the host-key types known_hosts holds for this host first, as OpenSSH asks
+        algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, host, port) },
         hostVerifier: (key: Buffer) => {
           const v = KnownHosts.verify(known, host, port, key)
           if (v.ok) return true
