@@ -389,6 +389,16 @@ describe("SshBackend", () => {
       assert.include(error2.message, "host key not in")
     })))
 
+  it.live("a privateKeyPath naming no file is refused at make, naming the host, the field and how to make a key", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const privateKeyPath = Path.join(local, "no_such_key")
+      const error = yield* SshBackend.make({ ...config, hosts: [{ ...host, privateKeyPath }] }).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "BackendError")
+      assert.isFalse(error.retryable)
+      assert.include(error.message, `privateKeyPath ${privateKeyPath}: no such file: give the path of a private key`)
+      assert.include(error.message, `ssh-keygen -t ed25519 -f ${privateKeyPath}`)
+    })))
+
   it.live("a host known only by its ECDSA or its RSA host key is reached: the known key types are asked for first", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp

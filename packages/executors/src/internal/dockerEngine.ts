@@ -9,7 +9,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import type * as Ssh2 from "ssh2"
-import { expandHome } from "./sshConnection.ts"
+import { expandHome, readKey } from "./sshConnection.ts"
 import * as KnownHosts from "./sshKnownHosts.ts"
 
 export interface SshAccess {
@@ -331,9 +331,9 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2):
   ]
 }
 
-/** The key of `ssh.privateKeyPath`, refused now when ssh2 cannot use it (an encrypted key, another format). */
+/** The key of `ssh.privateKeyPath`, refused now when it cannot be read or ssh2 cannot use it (an encrypted key, another format). */
 const givenLogins = (ssh: SshAccess, ssh2: typeof Ssh2): Logins => {
-  const key = Fs.readFileSync(expandHome(ssh.privateKeyPath))
+  const key = readKey("ssh.privateKeyPath", ssh.privateKeyPath, "the engine host's authorized_keys")
   const why = unusable(ssh2, key)
   if (why === PUBLIC_KEY) {
     throw new Error(
