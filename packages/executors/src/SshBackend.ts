@@ -14,7 +14,7 @@ import { constants } from "node:os"
 import { posix } from "node:path"
 import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
-import { Connection, type HostConfig, SshFailure } from "./internal/sshConnection.ts"
+import { Connection, type HostConfig, keyRefusal, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
 import { boundedWatch } from "./internal/volume.ts"
 
@@ -168,6 +168,10 @@ const numbers = (b: Buffer | undefined): Array<number> | undefined =>
 export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   if (config.hosts.length === 0) return yield* fail("make", "the SSH backend needs at least one host")
   if (!posix.isAbsolute(config.remoteRoot)) return yield* fail("make", `remoteRoot ${JSON.stringify(config.remoteRoot)} must be an absolute path`)
+  for (const h of config.hosts) {
+    const refusal = keyRefusal(h)
+    if (refusal !== undefined) return yield* fail("make", refusal)
+  }
   const remoteRoot = posix.normalize(config.remoteRoot)
   const grace = config.killGraceSeconds ?? 10
   const poll = config.pollInterval ?? "500 millis"

@@ -804,6 +804,19 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(said, `${sshKeys}/id_ed25519, without .pub`)
     }))
 
+  it.live("an ssh:// engine's ssh.privateKeyPath naming no file is refused at make, naming the field and how to make a key", () =>
+    Effect.gen(function*() {
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const privateKeyPath = Path.join(root, `no_such_key_${++counter}`)
+      const said = yield* Effect.try({
+        try: () => engineOptions({ host: "ssh://root@127.0.0.1:1", ssh: { privateKeyPath, knownHostsPath: `${sshKeys}/known_hosts` } }, ssh2),
+        catch: String
+      }).pipe(Effect.flip)
+      assert.include(said, `ssh.privateKeyPath ${privateKeyPath}: no such file: give the path of a private key`)
+      assert.include(said, `ssh-keygen -t ed25519 -f ${privateKeyPath}`)
+      assert.notInclude(said, "ENOENT")
+    }))
+
   it.live("an ssh:// login whose key ssh2 cannot parse fails the request, leaving no socket open", () =>
     Effect.gen(function*() {
       yield* engineUp

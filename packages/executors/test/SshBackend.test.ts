@@ -13,6 +13,8 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
+import { Connection } from "../src/internal/sshConnection.ts"
+import { ownSshd, sshKeys } from "./support/ownSshd.ts"
 import { FILES, quote, quoteArgv } from "../src/internal/sshScript.ts"
 import * as SshBackend from "../src/SshBackend.ts"
 import { checkQueued, checkSlotReleases } from "./support/queued.ts"
@@ -385,5 +387,39 @@ describe("SshBackend", () => {
       const error2 = yield* unknown.list("ssh-test").pipe(Effect.flip)
       assert.isFalse(error2.retryable)
       assert.include(error2.message, "host key not in")
+    })))
+
+  it.live("a privateKeyPath naming no file is refused at make, naming the host, the field and how to make a key", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const privateKeyPath = Path.join(local, "no_such_key")
+      const error = yield* SshBackend.make({ ...config, hosts: [{ ...host, privateKeyPath }] }).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "BackendError")
+      assert.isFalse(error.retryable)
+      assert.include(error.message, `privateKeyPath ${privateKeyPath}: no such file: give the path of a private key`)
+      assert.include(error.message, `ssh-keygen -t ed25519 -f ${privateKeyPath}`)
+    })))
+
+  it.live("a host known only by its ECDSA or its RSA host key is reached: the known key types are asked for first", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const keyOf = (type: "ecdsa" | "rsa") => {
+        const file = Path.join(local, `host_${type}_${process.pid}`)
+        Fs.rmSync(file, { force: true })
+        Fs.rmSync(`${file}.pub`, { force: true })
+        execFileSync("ssh-keygen", ["-q", "-t", type, ...(type === "rsa" ? ["-b", "2048"] : []), "-N", "", "-f", file])
+        return file
+      }
+      const ecdsa = keyOf("ecdsa")
+      const rsa = keyOf("rsa")
+      // the server has all three kinds (as a stock sshd does); each known_hosts knows one of them
+      const sshd = yield* ownSshd(local, "MaxSessions 10", [ecdsa, "/etc/ssh/sdktest/host_ed25519", rsa])
+      const rsaHosts = Path.join(local, "known_hosts_rsa")
+      Fs.writeFileSync(rsaHosts, `[127.0.0.1]:${sshd.port} ${Fs.readFileSync(`${rsa}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`)
+      for (const [knownHostsPath, by] of [[sshd.knownHosts, "ECDSA"], [rsaHosts, "RSA"]] as const) {
+        const conn = new Connection({ host: "127.0.0.1", port: sshd.port, username: "root", privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath })
+        const out = yield* Effect.promise(() => conn.exec("echo reached").then((r) => r.stdout, (e: unknown) => String(e)))
+        conn.close()
+        assert.strictEqual(out, "reached\n", `known by its ${by} key`)
+      }
     })))
 })

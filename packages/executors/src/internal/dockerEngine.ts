@@ -9,7 +9,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import type * as Ssh2 from "ssh2"
-import { expandHome } from "./sshConnection.ts"
+import { expandHome, readKey } from "./sshConnection.ts"
 import * as KnownHosts from "./sshKnownHosts.ts"
 
 export interface SshAccess {
@@ -262,8 +262,6 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
 const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
 const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
-/** ssh2's host-key algorithms, in its order (ssh2 1.x), asked for after those known_hosts holds for the host. */
-const HOST_KEY_ALGORITHMS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
 
 /**
  * The engine URL the backend reaches: its `host` setting, else `DOCKER_HOST` when that is an `ssh://` URL (so that it
@@ -333,9 +331,9 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2):
   ]
 }
 
-/** The key of `ssh.privateKeyPath`, refused now when ssh2 cannot use it (an encrypted key, another format). */
+/** The key of `ssh.privateKeyPath`, refused now when it cannot be read or ssh2 cannot use it (an encrypted key, another format). */
 const givenLogins = (ssh: SshAccess, ssh2: typeof Ssh2): Logins => {
-  const key = Fs.readFileSync(expandHome(ssh.privateKeyPath))
+  const key = readKey("ssh.privateKeyPath", ssh.privateKeyPath, "the engine host's authorized_keys")
   const why = unusable(ssh2, key)
   if (why === PUBLIC_KEY) {
     throw new Error(
@@ -408,7 +406,7 @@ export const engineOptions = (o: {
       username,
       authHandler: logins(username),
       // the host-key types known_hosts holds for this host first, as OpenSSH asks
-      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, hostname, port, HOST_KEY_ALGORITHMS) as Array<Ssh2.ServerHostKeyAlgorithm> },
+      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, hostname, port) },
       hostVerifier: (key: Buffer) => KnownHosts.verify(known, hostname, port, key).ok
     })
   } as Docker.DockerOptions

@@ -34,6 +34,37 @@ export class SshFailure extends Error {
 /** `~/x` as a path under the home directory (task files are written by people). */
 export const expandHome = (path: string): string => (path === "~" || path.startsWith("~/") ? Os.homedir() + path.slice(1) : path)
 
+/** Why a file could not be read, in words (no such file, not readable, a directory), else Node's message. */
+const unreadable = (e: unknown): string => {
+  const code = (e as { code?: unknown }).code
+  return code === "ENOENT" ? "no such file" : code === "EACCES" ? "not readable by this user" : code === "EISDIR" ? "a directory, not a file" : e instanceof Error ? e.message : String(e)
+}
+
+/**
+ * The private key of `path` (`~/` expanded), given as the setting `field`; one that cannot be read (no such file, not
+ * readable, a directory) throws an error naming the field and the fix (`authorizedKeys`: where its `.pub` goes).
+ */
+export const readKey = (field: string, path: string, authorizedKeys: string): Buffer => {
+  try {
+    return Fs.readFileSync(expandHome(path))
+  } catch (e) {
+    throw new Error(
+      `${field} ${path}: ${unreadable(e)}: give the path of a private key this user can read ` +
+        `(\`ssh-keygen -t ed25519 -f ${path}\` makes one, then add its .pub to ${authorizedKeys})`
+    )
+  }
+}
+
+/** Why the key of a host's `privateKeyPath` cannot be read, naming the host, the field and the fix; else `undefined`. */
+export const keyRefusal = (config: HostConfig): string | undefined => {
+  try {
+    readKey("privateKeyPath", config.privateKeyPath, `~${config.username}/.ssh/authorized_keys on ${config.host}`)
+    return undefined
+  } catch (e) {
+    return `${config.username}@${config.host}: ${(e as Error).message}`
+  }
+}
+
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
 
 /**
@@ -101,6 +132,8 @@ export class Connection {
         readyTimeout: 15_000,
         keepaliveInterval: 10_000,
         keepaliveCountMax: 3,
+        // the host-key types known_hosts holds for this host first, as OpenSSH asks
+        algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, host, port) },
         hostVerifier: (key: Buffer) => {
           const v = KnownHosts.verify(known, host, port, key)
           if (v.ok) return true

@@ -6,6 +6,7 @@
  * certificates are not checked here, so they are left out of the matching.
  */
 import { createHmac } from "node:crypto"
+import type * as Ssh2 from "ssh2"
 
 export interface KnownKey {
   readonly hosts: string
@@ -64,14 +65,18 @@ const ALGORITHMS: Readonly<Record<string, ReadonlyArray<string>>> = {
   "ssh-rsa": ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
 }
 
+/** ssh2's host-key algorithms, in its order (ssh2 1.x), asked for after those known_hosts holds for the host. */
+const HOST_KEY_ALGORITHMS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+
 /**
- * The host-key algorithms to ask `host:port` for, as OpenSSH orders them: those of the key types known_hosts holds for
- * it first, then the rest of `defaults` (ssh2 asks for ssh-ed25519 first, and a host known only by its ECDSA or RSA key
- * would otherwise offer a key nobody knows).
+ * The host-key algorithms to ask `host:port` for (ssh2's `algorithms.serverHostKey`), as OpenSSH orders them: those of
+ * the key types known_hosts holds for it first, then the rest of ssh2's (which asks for ssh-ed25519 first, and a host
+ * known only by its ECDSA or RSA key would otherwise offer a key nobody knows). Used by the SSH backend's connections
+ * and the Docker backend's `ssh://` engines.
  */
-export const hostKeyAlgorithms = (known: ReadonlyArray<KnownKey>, host: string, port: number, defaults: ReadonlyArray<string>): Array<string> => {
-  const first = [...new Set(entriesFor(known, host, port).flatMap((k) => ALGORITHMS[k.type] ?? [k.type]))].filter((a) => defaults.includes(a))
-  return [...first, ...defaults.filter((a) => !first.includes(a))]
+export const hostKeyAlgorithms = (known: ReadonlyArray<KnownKey>, host: string, port: number): Array<Ssh2.ServerHostKeyAlgorithm> => {
+  const first = [...new Set(entriesFor(known, host, port).flatMap((k) => ALGORITHMS[k.type] ?? [k.type]))].filter((a) => HOST_KEY_ALGORITHMS.includes(a))
+  return [...first, ...HOST_KEY_ALGORITHMS.filter((a) => !first.includes(a))] as Array<Ssh2.ServerHostKeyAlgorithm>
 }
 
 /** Whether `offered` (the raw key blob) is a known key of `host:port`, or why not. */
