@@ -1,9 +1,10 @@
 # lib.sh — helpers sourced by the start-*.sh scripts (not run on its own).
 # apt_install PKG...: installs the packages that are missing. `apt-get update` runs at most once per boot
-# (stamp in /run), and a lock serialises apt so start-all.sh can run the scripts in parallel.
+# (stamp in /run), and a lock serialises apt so start-all.sh can run the scripts in parallel. TREX_SERVICES_RUN_DIR:
+# where the stamp and the lock are (default /run), for tests of start-all.sh with an apt-get of their own on PATH.
 export DEBIAN_FRONTEND=noninteractive
-APT_LOCK=/run/trex-services-apt.lock
-APT_STAMP=/run/trex-services-apt-updated
+APT_LOCK=${TREX_SERVICES_RUN_DIR:-/run}/trex-services-apt.lock
+APT_STAMP=${TREX_SERVICES_RUN_DIR:-/run}/trex-services-apt-updated
 
 missing_pkgs() {
   local p out=""
