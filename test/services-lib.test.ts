@@ -164,6 +164,35 @@ describe("lib.sh", () => {
   })
 })
 
+describe("apt_install", () => {
+  it("finishes first what a dpkg stopped mid-run left (dpkg --configure -a), and only then", () => {
+    // a dpkg, apt-get and dpkg-query of the test's own on PATH, which say what they were asked: never the real apt
+    const bin = fs.mkdtempSync(path.join(dir, "bin-"))
+    const calls = path.join(bin, "calls")
+    const half = path.join(bin, "half-configured")
+    fs.writeFileSync(path.join(bin, "dpkg-query"), "#!/bin/sh\nexit 1\n", { mode: 0o755 })
+    fs.writeFileSync(path.join(bin, "apt-get"), `#!/bin/sh\necho "apt-get $*" >> ${calls}\n`, { mode: 0o755 })
+    fs.writeFileSync(
+      path.join(bin, "dpkg"),
+      `#!/bin/sh\necho "dpkg $*" >> ${calls}\ncase "$*" in\n--audit) [ ! -e ${half} ] || echo "The following packages are only half configured" ;;\n--configure\\ -a) rm -f ${half} ;;\nesac\n`,
+      { mode: 0o755 }
+    )
+    fs.writeFileSync(path.join(bin, "trex-services-apt-updated"), "")
+    const install = () => {
+      fs.rmSync(calls, { force: true })
+      const r = bash(`PATH=${bin}:$PATH TREX_SERVICES_RUN_DIR=${bin}\n. ${lib}\napt_install openssh-server`)
+      assert.strictEqual(r.status, 0, r.stderr)
+      return { calls: fs.readFileSync(calls, "utf8"), stderr: r.stderr.replace(/\[apt [\d:]+\]/g, "[apt]") }
+    }
+    fs.writeFileSync(half, "")
+    assert.deepStrictEqual(install(), {
+      calls: "dpkg --audit\ndpkg --configure -a\napt-get install -y -qq --no-install-recommends openssh-server\n",
+      stderr: "[apt] installing: openssh-server\n[apt] finishing what an interrupted dpkg left: dpkg --configure -a\n"
+    })
+    assert.deepStrictEqual(install(), { calls: "dpkg --audit\napt-get install -y -qq --no-install-recommends openssh-server\n", stderr: "[apt] installing: openssh-server\n" })
+  })
+})
+
 describe("start-all.sh", () => {
   const startAll = path.resolve(import.meta.dirname, "../scripts/services/start-all.sh")
   /**
