@@ -25,27 +25,35 @@
 //      process, as a user starts them (with no compile cache, and with the one trex keeps), with the modules each loads; baseline: a
 //      bare `node -e ""` started in the same rounds. Reported as the median wall time of each and its
 //      ratio to the baseline's.
+//   7. Keeping a webhook message (`notify/`, CM): the time per message of the outbox's write (a temporary
+//      file fsync'd, renamed, its folder fsync'd), synchronous on the event loop as the notifier makes it,
+//      the same write without the fsyncs, and the same with fs/promises (the loop free meanwhile: the
+//      longest the loop then waited, against an idle loop's over as long); baseline: one journal commit
+//      (the SQLite journal as `trex run` opens it, fsync'd, one event), which the loop makes for each
+//      journaled event, measured in the same rounds.
 //
 // Options: --quick, --json (one JSON object at the end), --cap <seconds> per explorer run,
 // --only engine (sections 1 to 3), --only engine-alone (1b, with 2 and 3 for its journal),
-// --only utilisation (section 4), --only reading (section 5) or --only start (section 6).
+// --only utilisation (section 4), --only reading (section 5), --only start (section 6) or --only outbox (section 7).
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
+import * as fsp from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { HeuristicResearcher, TemplateExecutor } from "@trex/agents"
 import { HtmlReport, LiveView, RunDir, Status } from "@trex/cli"
-import { Backend, ExperimentTree, Journal, type JournalEvent, Researcher, SearchPolicy, SearchSpace, Strategy, type Task } from "@trex/core"
+import { Backend, ExperimentTree, Journal, JournalEvent, Researcher, SearchPolicy, SearchSpace, Strategy, type Task } from "@trex/core"
 import { Simulator } from "@trex/executors"
 import { Control, Explorer, ResultCache, Uct } from "@trex/mcts"
 import { Effect, Layer, Random } from "effect"
+import * as Outbox from "../packages/cli/src/internal/outbox.ts"
 
 const USAGE = `npm run bench [-- options]: the engine figures, each against a baseline measured in the same run
   --quick            smaller sizes (1k and 5k trials, not up to 100k)
   --json             one JSON object at the end
   --cap <seconds>    stop each explorer run after this long (default 600)
-  --only <section>   engine (sections 1 to 3), engine-alone (1b, its replay and memory), utilisation (4), reading (5) or start (6)`
+  --only <section>   engine (sections 1 to 3), engine-alone (1b, its replay and memory), utilisation (4), reading (5), start (6) or outbox (7)`
 {
   // a mistyped option would otherwise start the full hour-long run
   const args = process.argv.slice(2)
@@ -76,8 +84,8 @@ if (!(capSeconds > 0)) {
 }
 const onlyArg = process.argv.indexOf("--only")
 const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined
-if (only !== undefined && only !== "engine" && only !== "engine-alone" && only !== "utilisation" && only !== "reading" && only !== "start") {
-  console.error(`--only takes "engine" (sections 1 to 3), "engine-alone" (1b, its replay and memory), "utilisation" (section 4), "reading" (section 5) or "start" (section 6), not ${JSON.stringify(only)}`)
+if (only !== undefined && only !== "engine" && only !== "engine-alone" && only !== "utilisation" && only !== "reading" && only !== "start" && only !== "outbox") {
+  console.error(`--only takes "engine" (sections 1 to 3), "engine-alone" (1b, its replay and memory), "utilisation" (section 4), "reading" (section 5), "start" (section 6) or "outbox" (section 7), not ${JSON.stringify(only)}`)
   process.exit(2)
 }
 
@@ -643,6 +651,77 @@ if (only === undefined || only === "start") {
     print(`| ${r.command} | ${r.medianMs.toFixed(0)} | ${r.ratio.toFixed(1)}x | ${r.minMs.toFixed(0)}-${r.maxMs.toFixed(0)} | ${r.cpuMs?.toFixed(0) ?? "-"} | ${r.modules} | ${r.sdkModules} |`)
   }
   results["start"] = rows
+}
+
+// ---- 7. keeping a webhook message -------------------------------------------------------------
+if (only === undefined || only === "outbox") {
+  const messages = quick ? 100 : 300
+  const root = path.join(dir, "outbox")
+  // a best's message as the notifier keeps it (about 1 KB of JSON)
+  const entry = (i: number): Outbox.Entry<unknown> => ({
+    id: `bench/best-n${i}`,
+    at: Date.now(),
+    message: { text: `new best n${i}: score 0.5`.padEnd(700, "."), trex: { kind: "best", id: `bench/best-n${i}`, best: { id: `n${i}`, score: 0.5 } } },
+    delivered: [],
+    maxAgeHours: 72
+  })
+  const noSync = (runDir: string, e: Outbox.Entry<unknown>) => {
+    const file = path.join(Outbox.dirOf(runDir), `best-${e.id.split("-n")[1]}.json`)
+    fs.mkdirSync(Outbox.dirOf(runDir), { recursive: true })
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(e))
+    fs.renameSync(`${file}.tmp`, file)
+  }
+  const syncPath = async (p: string) => {
+    const h = await fsp.open(p, "r")
+    await h.sync().finally(() => h.close())
+  }
+  const promised = async (runDir: string, e: Outbox.Entry<unknown>) => {
+    const file = path.join(Outbox.dirOf(runDir), `best-${e.id.split("-n")[1]}.json`)
+    await fsp.mkdir(Outbox.dirOf(runDir), { recursive: true })
+    const h = await fsp.open(`${file}.tmp`, "w")
+    await h.writeFile(JSON.stringify(e)).then(() => h.sync()).finally(() => h.close())
+    await fsp.rename(`${file}.tmp`, file)
+    await syncPath(Outbox.dirOf(runDir))
+  }
+  const times = { journal: [] as Array<number>, put: [] as Array<number>, noSync: [] as Array<number>, promised: [] as Array<number> }
+  // each round: a journal commit, then the three writes in an order that rotates (a write right after an fsync of
+  // another file waits longer for the disk)
+  const writes: ReadonlyArray<readonly [keyof typeof times, (i: number) => Promise<void>]> = [
+    ["put", async (i) => {
+      const failed = Outbox.put(path.join(root, "sync"), entry(i))
+      if (failed !== undefined) throw new Error(failed)
+    }],
+    ["noSync", async (i) => noSync(path.join(root, "nosync"), entry(i))],
+    ["promised", (i) => promised(path.join(root, "promises"), entry(i))]
+  ]
+  await Effect.runPromise(Effect.gen(function*() {
+    const journal = yield* Journal.Journal
+    for (let i = 0; i < messages; i++) {
+      const t = performance.now()
+      yield* journal.append([JournalEvent.make("RunResumed", { at: Date.now() })])
+      times.journal.push(performance.now() - t)
+      for (let k = 0; k < writes.length; k++) {
+        const [name, write] = writes[(i + k) % writes.length]!
+        const t = performance.now()
+        yield* Effect.promise(() => write(i))
+        times[name].push(performance.now() - t)
+      }
+    }
+  }).pipe(Effect.provide(Journal.Journal.layerSqlite(path.join(root, "journal.db"))), Effect.scoped))
+  const median = (xs: ReadonlyArray<number>) => quantile(xs, 0.5)
+  const base = median(times.journal)
+  const rows = [
+    { write: "journal commit, one event (baseline)", ms: times.journal },
+    { write: "outbox, fsync'd, on the loop (as kept)", ms: times.put },
+    { write: "outbox, no fsync", ms: times.noSync },
+    { write: "outbox, fsync'd, fs/promises", ms: times.promised }
+  ].map((r) => ({ write: r.write, medianMs: median(r.ms), p90Ms: quantile(r.ms, 0.9), ratio: median(r.ms) / base }))
+  print("")
+  print(`7. Keeping a webhook message: ${messages} messages, median and p90 ms per message, against one journal commit (SQLite, fsync'd) in the same rounds; the journal's commit and the outbox's write on the loop hold it for all that time:`)
+  print("| write | median ms | p90 ms | ratio |")
+  print("|---|---|---|---|")
+  for (const r of rows) print(`| ${r.write} | ${r.medianMs.toFixed(2)} | ${r.p90Ms.toFixed(2)} | ${r.ratio.toFixed(1)}x |`)
+  results["outbox"] = { messages, rows }
 }
 
 fs.rmSync(dir, { recursive: true, force: true })

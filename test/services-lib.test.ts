@@ -3,8 +3,9 @@
  * a real bash on shell functions as those scripts give it: a try that hangs (a daemon that takes the connection and
  * never answers) is killed, with the command it started, once the time is up, rather than hanging the script; and when
  * the script itself is stopped (SIGTERM, Ctrl-C) while a try runs, the try goes with it. lib.sh says when a signal was
- * ignored at the shell's start (bash cannot trap it then), and start-all.sh, stopped, stops the start scripts it runs,
- * here start scripts of the test's own (TREX_SERVICES_DIR), never the real services.
+ * ignored at the shell's start (bash cannot trap it then), and start-all.sh, stopped, stops the start scripts, stop
+ * scripts or apt it runs, here scripts of the test's own (TREX_SERVICES_DIR) and an apt-get of its own on PATH, never
+ * the real services or apt.
  */
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -163,6 +164,35 @@ describe("lib.sh", () => {
   })
 })
 
+describe("apt_install", () => {
+  it("finishes first what a dpkg stopped mid-run left (dpkg --configure -a), and only then", () => {
+    // a dpkg, apt-get and dpkg-query of the test's own on PATH, which say what they were asked: never the real apt
+    const bin = fs.mkdtempSync(path.join(dir, "bin-"))
+    const calls = path.join(bin, "calls")
+    const half = path.join(bin, "half-configured")
+    fs.writeFileSync(path.join(bin, "dpkg-query"), "#!/bin/sh\nexit 1\n", { mode: 0o755 })
+    fs.writeFileSync(path.join(bin, "apt-get"), `#!/bin/sh\necho "apt-get $*" >> ${calls}\n`, { mode: 0o755 })
+    fs.writeFileSync(
+      path.join(bin, "dpkg"),
+      `#!/bin/sh\necho "dpkg $*" >> ${calls}\ncase "$*" in\n--audit) [ ! -e ${half} ] || echo "The following packages are only half configured" ;;\n--configure\\ -a) rm -f ${half} ;;\nesac\n`,
+      { mode: 0o755 }
+    )
+    fs.writeFileSync(path.join(bin, "trex-services-apt-updated"), "")
+    const install = () => {
+      fs.rmSync(calls, { force: true })
+      const r = bash(`PATH=${bin}:$PATH TREX_SERVICES_RUN_DIR=${bin}\n. ${lib}\napt_install openssh-server`)
+      assert.strictEqual(r.status, 0, r.stderr)
+      return { calls: fs.readFileSync(calls, "utf8"), stderr: r.stderr.replace(/\[apt [\d:]+\]/g, "[apt]") }
+    }
+    fs.writeFileSync(half, "")
+    assert.deepStrictEqual(install(), {
+      calls: "dpkg --audit\ndpkg --configure -a\napt-get install -y -qq --no-install-recommends openssh-server\n",
+      stderr: "[apt] installing: openssh-server\n[apt] finishing what an interrupted dpkg left: dpkg --configure -a\n"
+    })
+    assert.deepStrictEqual(install(), { calls: "dpkg --audit\napt-get install -y -qq --no-install-recommends openssh-server\n", stderr: "[apt] installing: openssh-server\n" })
+  })
+})
+
 describe("start-all.sh", () => {
   const startAll = path.resolve(import.meta.dirname, "../scripts/services/start-all.sh")
   /**
@@ -202,6 +232,42 @@ describe("start-all.sh", () => {
       assert.deepStrictEqual([r.code, r.signal], [null, signal], r.stderr)
       assert.match(r.stderr, new RegExp(`got ${signal}: stopping tries waits\\n`))
       assert.isFalse(fs.existsSync(`${svc}/.env`), "no .env written by a start that was stopped")
+    }
+  })
+
+  it("gives the signal to the command of its debconf preseed, apt transaction or stop scripts, and dies of it", async () => {
+    // an apt-get of the test's own on PATH, and a dpkg-query that finds no package installed: never the real apt
+    const bin = fs.mkdtempSync(path.join(dir, "bin-"))
+    fs.writeFileSync(path.join(bin, "dpkg-query"), "#!/bin/sh\nexit 1\n", { mode: 0o755 })
+    fs.writeFileSync(path.join(bin, "apt-get"), `#!/bin/sh\necho $$ > "$TREX_SERVICES_RUN_DIR/apt-get.pid"\nexec sleep 600\n`, { mode: 0o755 })
+    const steps = [
+      { signal: "SIGTERM", args: ["sshd"], hangs: "apt-get", stopping: "apt" },
+      { signal: "SIGHUP", args: ["gridengine"], hangs: "start-gridengine", stopping: "preseed" },
+      { signal: "SIGINT", args: ["stop", "sshd", "gridengine"], hangs: "start-sshd", stopping: "sshd" }
+    ] as const
+    for (const { args, hangs, signal, stopping } of steps) {
+      const svc = servicesOf((svc) => ({
+        // started, they would write their pid; a preseed or a stop hangs, in a command of its own
+        sshd: `[ "\${1:-}" = stop ] && sh -c 'echo $$ > ${svc}/start-sshd.stop.pid; exec sleep 600'`,
+        gridengine: `[ "\${1:-}" = preseed ] && sh -c 'echo $$ > ${svc}/start-gridengine.preseed.pid; exec sleep 600'`
+      }))
+      fs.writeFileSync(`${svc}/trex-services-apt-updated`, "")
+      const pids = hangs === "apt-get" ? [`${svc}/apt-get.pid`] : [`${svc}/${hangs}.pid`, `${svc}/${hangs}.${args[0] === "stop" ? "stop" : "preseed"}.pid`]
+      const r = await stoppedWhileRunning([startAll, ...args], pids, signal, {
+        TREX_SERVICES_DIR: svc,
+        TREX_SERVICES_LOG_DIR: `${svc}/log`,
+        TREX_SERVICES_RUN_DIR: svc,
+        PATH: `${bin}:${process.env.PATH}`
+      })
+      // before, these ran in the foreground: the signal waited for them to end (never, here), and the test's SIGKILL
+      // of start-all.sh alone left them running
+      assert.deepStrictEqual(r.left, [], `${stopping}: still running; stderr: ${r.stderr}`)
+      assert.deepStrictEqual([r.code, r.signal], [null, signal], r.stderr)
+      assert.match(r.stderr, new RegExp(`got ${signal}: stopping ${stopping}\\n`))
+      assert.notMatch(r.stderr, /killed/)
+      // nothing started after the step stopped: no start script, no second stop script, no .env
+      const written = fs.readdirSync(svc).filter((f) => f.endsWith(".pid") || f === ".env")
+      assert.deepStrictEqual(written, [], `${stopping}: ran on after the signal`)
     }
   })
 

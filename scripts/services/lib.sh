@@ -1,9 +1,11 @@
 # lib.sh — helpers sourced by the start-*.sh scripts (not run on its own).
-# apt_install PKG...: installs the packages that are missing. `apt-get update` runs at most once per boot
-# (stamp in /run), and a lock serialises apt so start-all.sh can run the scripts in parallel.
+# apt_install PKG...: installs the packages that are missing (first finishing, with `dpkg --configure -a`, what a dpkg
+# that was stopped mid-run left, as `dpkg --audit` tells). `apt-get update` runs at most once per boot
+# (stamp in /run), and a lock serialises apt so start-all.sh can run the scripts in parallel. TREX_SERVICES_RUN_DIR:
+# where the stamp and the lock are (default /run), for tests of start-all.sh with an apt-get of their own on PATH.
 export DEBIAN_FRONTEND=noninteractive
-APT_LOCK=/run/trex-services-apt.lock
-APT_STAMP=/run/trex-services-apt-updated
+APT_LOCK=${TREX_SERVICES_RUN_DIR:-/run}/trex-services-apt.lock
+APT_STAMP=${TREX_SERVICES_RUN_DIR:-/run}/trex-services-apt-updated
 
 missing_pkgs() {
   local p out=""
@@ -21,6 +23,9 @@ apt_install() {
     [ -z "$need" ] && exit 0
     echo "[apt $(date +%T)] installing:$need" >&2
     [ -f $APT_STAMP ] || { apt-get update -qq; touch $APT_STAMP; }
+    # a dpkg stopped mid-run (start-all.sh passes a signal on to apt, and kills it 10 s later) leaves packages half
+    # installed or configured, and every later `apt-get install` refuses until `dpkg --configure -a` finishes them
+    [ -z "$(dpkg --audit 2>/dev/null)" ] || { echo "[apt $(date +%T)] finishing what an interrupted dpkg left: dpkg --configure -a" >&2; dpkg --configure -a; }
     # policy-rc.d on CI images keeps packages from starting their system services; ours start them explicitly
     apt-get install -y -qq --no-install-recommends $need >/dev/null
   ) 9>$APT_LOCK

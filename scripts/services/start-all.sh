@@ -61,40 +61,16 @@ for s in "${services[@]}"; do
 done
 [ "$dir" != "$here" ] || [ "$(id -u)" = 0 ] || { log "must run as root (sudo $0)"; exit 2; }
 
-if [ $action = stop ]; then
-  rc=0
-  for s in "${services[@]}"; do "$dir/start-$s.sh" stop || rc=1; done
-  write_env
-  exit $rc
-fi
-
-# One apt transaction for everything (the scripts then find their packages installed).
-pkgs=""
-for s in "${services[@]}"; do
-  case "$s" in
-    docker) pkgs="$pkgs docker.io busybox-static" ;;
-    podman) pkgs="$pkgs podman catatonit busybox-static curl" ;;
-    sshd) pkgs="$pkgs openssh-server openssh-client" ;;
-    slurm) pkgs="$pkgs munge slurm-wlm slurmctld slurmd slurm-client"
-           [ "${SLURM_ACCOUNTING:-1}" = 1 ] && pkgs="$pkgs slurmdbd mariadb-server"
-           [ "${SLURM_REST:-1}" = 1 ] && pkgs="$pkgs slurmrestd slurm-wlm-jwt-plugin curl" ;;
-    # its packages' postinst asks debconf for the cell and the qmaster host: answered before the transaction
-    gridengine) "$dir/start-gridengine.sh" preseed || { log "gridengine: debconf preseed failed"; exit 1; }
-                pkgs="$pkgs gridengine-master gridengine-exec gridengine-client" ;;
-  esac
-done
-t0=$(date +%s)
-apt_install $pkgs || { log "apt-get install failed"; exit 1; }
-
-logdir=${TREX_SERVICES_LOG_DIR:-/var/log/trex-services}
-mkdir -p "$logdir"
-# Each start script runs as a process group of its own (job control on for its start alone, as in wait_for), so that
-# a signal can be given to all it runs: this script catches INT, TERM and HUP (a `kill` of it alone, CI cancelling,
-# or Ctrl-C, which reaches the terminal's foreground group only), gives the signal to each script's group (a
-# script's wait_for gives it on to its try, a group of its own), kills what still runs 10 s later, then dies of the
-# signal. (Started with a plain `&`, the scripts were in this script's group, and ignored SIGINT, as does any job
-# that a shell without job control starts, and which bash cannot trap then.)
+# Each command of a step (the gridengine preseed, the apt transaction, each start script, each stop script) runs as a
+# process group of its own (job control on for its start alone, as in wait_for), its stdin /dev/null, so that a signal
+# can be given to all it runs: this script catches INT, TERM and HUP (a `kill` of it alone, CI cancelling, or Ctrl-C,
+# which reaches the terminal's foreground group only), gives the signal to each such group still running (a script's
+# wait_for gives it on to its try, a group of its own), kills what still runs 10 s later, then dies of the signal.
+# (Started with a plain `&`, the scripts were in this script's group, and ignored SIGINT, as does any job that a shell
+# without job control starts, and which bash cannot trap then; run in the foreground, as `stop` and apt were, a command
+# held the trap until it ended, and a `kill` of this script alone left it running.)
 declare -A pids
+started=()
 # running_groups: sets `live_groups` to the process groups of which a process runs, in one scan of /proc (a process that
 # has ended but is not reaped yet, a zombie, does not run: init may take seconds to reap a script's child)
 declare -A live_groups
@@ -107,15 +83,15 @@ running_groups() {
     [ "$state" = Z ] || live_groups[$pgrp]=1
   done
 }
-# Only a script that still runs is signalled, never the group of one that has ended: a daemon that a finished script
+# Only a command that still runs is signalled, never the group of one that has ended: a daemon that a finished script
 # left in its group (as `/etc/init.d/mariadb start` did mysqld_safe) is a service that is up, and once the script is
-# reaped its pid may be another process's group. A script runs while bash lists it as a running job (not reaped, so
+# reaped its pid may be another process's group. A command runs while bash lists it as a running job (not reaped, so
 # its pid is its own) and it is no zombie.
 stop_scripts() {
   local sig=$1 s pid stat state jobs_running running=() left end
   trap '' INT TERM HUP
   jobs_running=$'\n'$(jobs -rp)$'\n'
-  for s in "${services[@]}"; do
+  for s in "${started[@]}"; do
     pid=${pids[$s]:-}
     [ -n "$pid" ] && [[ $jobs_running == *$'\n'$pid$'\n'* ]] || continue
     { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || continue
@@ -138,24 +114,67 @@ stop_scripts() {
   kill -s "$sig" "$BASHPID"
   exit $(( 128 + $(kill -l "$sig") ))
 }
-# While the scripts are started, a signal is only noted (a script started but whose pid is not in `pids` yet would not
-# be signalled), and handled once the last started script's pid is: no further script is started then. (Not ignored:
-# a signal ignored in this shell would be in the scripts too, which bash cannot trap then.)
+# While commands are started, a signal is only noted (one started but whose pid is not in `pids` yet would not be
+# signalled), and handled once the last started command's pid is: no further command is started then. (Not ignored:
+# a signal ignored in this shell would be in the commands too, which bash cannot trap then.)
 pending=
-trap 'pending=INT' INT
-trap 'pending=TERM' TERM
-trap 'pending=HUP' HUP
+note_signals() { trap 'pending=INT' INT; trap 'pending=TERM' TERM; trap 'pending=HUP' HUP; }
+handle_signals() {
+  trap 'stop_scripts INT' INT; trap 'stop_scripts TERM' TERM; trap 'stop_scripts HUP' HUP
+  [ -z "$pending" ] || stop_scripts "$pending"
+}
+# spawn NAME LOG CMD...: starts CMD as a process group of its own, its output to LOG (none: this script's), between
+# note_signals and handle_signals
+spawn() {
+  local name=$1 out=$2; shift 2
+  set -m
+  if [ -n "$out" ]; then "$@" >"$out" 2>&1 </dev/null & else "$@" </dev/null & fi
+  pids[$name]=$!
+  started+=("$name")
+  set +m
+}
+# run NAME CMD...: CMD spawned and waited for; its status (a signal meanwhile stops it, and this script)
+run() {
+  note_signals
+  spawn "$1" "" "${@:2}"
+  handle_signals
+  wait "${pids[$1]}"
+}
+handle_signals
+
+if [ $action = stop ]; then
+  rc=0
+  for s in "${services[@]}"; do run "$s" "$dir/start-$s.sh" stop || rc=1; done
+  write_env
+  exit $rc
+fi
+
+# One apt transaction for everything (the scripts then find their packages installed).
+pkgs=""
+for s in "${services[@]}"; do
+  case "$s" in
+    docker) pkgs="$pkgs docker.io busybox-static" ;;
+    podman) pkgs="$pkgs podman catatonit busybox-static curl" ;;
+    sshd) pkgs="$pkgs openssh-server openssh-client" ;;
+    slurm) pkgs="$pkgs munge slurm-wlm slurmctld slurmd slurm-client"
+           [ "${SLURM_ACCOUNTING:-1}" = 1 ] && pkgs="$pkgs slurmdbd mariadb-server"
+           [ "${SLURM_REST:-1}" = 1 ] && pkgs="$pkgs slurmrestd slurm-wlm-jwt-plugin curl" ;;
+    # its packages' postinst asks debconf for the cell and the qmaster host: answered before the transaction
+    gridengine) run preseed "$dir/start-gridengine.sh" preseed || { log "gridengine: debconf preseed failed"; exit 1; }
+                pkgs="$pkgs gridengine-master gridengine-exec gridengine-client" ;;
+  esac
+done
+t0=$(date +%s)
+run apt apt_install $pkgs || { log "apt-get install failed"; exit 1; }
+
+logdir=${TREX_SERVICES_LOG_DIR:-/var/log/trex-services}
+mkdir -p "$logdir"
+note_signals
 for s in "${services[@]}"; do
   [ -z "$pending" ] || break
-  set -m
-  "$dir/start-$s.sh" >"$logdir/$s.log" 2>&1 </dev/null &
-  pids[$s]=$!
-  set +m
+  spawn "$s" "$logdir/$s.log" "$dir/start-$s.sh"
 done
-trap 'stop_scripts INT' INT
-trap 'stop_scripts TERM' TERM
-trap 'stop_scripts HUP' HUP
-[ -z "$pending" ] || stop_scripts "$pending"
+handle_signals
 failed=()
 for s in "${services[@]}"; do
   if wait "${pids[$s]}"; then log "$s: up"; else failed+=("$s"); fi
