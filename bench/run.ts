@@ -27,8 +27,8 @@
 //      ratio to the baseline's.
 //   7. Keeping a webhook message (`notify/`, CM): the time per message of the outbox's write (a temporary
 //      file fsync'd, renamed, its folder fsync'd), synchronous on the event loop as the notifier makes it,
-//      the same write without the fsyncs, and the same with fs/promises (the loop free meanwhile: the
-//      longest the loop then waited, against an idle loop's over as long); baseline: one journal commit
+//      the same write without the fsyncs, and the same with fs/promises (the loop free meanwhile);
+//      baseline: one journal commit
 //      (the SQLite journal as `trex run` opens it, fsync'd, one event), which the loop makes for each
 //      journaled event, measured in the same rounds.
 //

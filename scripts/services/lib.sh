@@ -1,6 +1,6 @@
 # lib.sh — helpers sourced by the start-*.sh scripts (not run on its own).
 # apt_install PKG...: installs the packages that are missing (first finishing, with `dpkg --configure -a`, what a dpkg
-# that was stopped mid-run left, as `dpkg --audit` tells). `apt-get update` runs at most once per boot
+# that was stopped mid-run left, as its journal in <admindir>/updates tells; DPKG_ADMINDIR as for dpkg). `apt-get update` runs at most once per boot
 # (stamp in /run), and a lock serialises apt so start-all.sh can run the scripts in parallel. TREX_SERVICES_RUN_DIR:
 # where the stamp and the lock are (default /run), for tests of start-all.sh with an apt-get of their own on PATH.
 export DEBIAN_FRONTEND=noninteractive
@@ -22,13 +22,20 @@ apt_install() {
     need=$(missing_pkgs "$@")   # another script may have installed them while we waited
     [ -z "$need" ] && exit 0
     echo "[apt $(date +%T)] installing:$need" >&2
-    [ -f $APT_STAMP ] || { apt-get update -qq; touch $APT_STAMP; }
-    # a dpkg stopped mid-run (start-all.sh passes a signal on to apt, and kills it 10 s later) leaves packages half
-    # installed or configured, and every later `apt-get install` refuses until `dpkg --configure -a` finishes them
-    [ -z "$(dpkg --audit 2>/dev/null)" ] || { echo "[apt $(date +%T)] finishing what an interrupted dpkg left: dpkg --configure -a" >&2; dpkg --configure -a; }
+    [ -f "$APT_STAMP" ] || { apt-get update -qq; touch "$APT_STAMP"; }
+    # a dpkg stopped mid-run (start-all.sh passes a signal on to apt, and kills it 10 s later) leaves its journal in
+    # <admindir>/updates, and every later `apt-get install` refuses ("dpkg was interrupted") until `dpkg --configure -a`
+    # has replayed it. That journal is what apt refuses on, not `dpkg --audit`, which also lists lasting, harmless
+    # things (a package without its md5sums file). If the replay fails, apt-get below says why.
+    if [ -n "$(ls -A "${DPKG_ADMINDIR:-/var/lib/dpkg}/updates" 2>/dev/null)" ]; then
+      echo "[apt $(date +%T)] finishing what an interrupted dpkg left: dpkg --configure -a" >&2
+      local rc=0
+      dpkg --configure -a || rc=$?
+      [ "$rc" -eq 0 ] || echo "[apt $(date +%T)] dpkg --configure -a failed (status $rc)" >&2
+    fi
     # policy-rc.d on CI images keeps packages from starting their system services; ours start them explicitly
     apt-get install -y -qq --no-install-recommends $need >/dev/null
-  ) 9>$APT_LOCK
+  ) 9>"$APT_LOCK"
 }
 
 # wait_for SECONDS CMD...: retry CMD (a command or a shell function) every 0.1 s until it succeeds or SECONDS of wall
