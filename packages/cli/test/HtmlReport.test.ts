@@ -493,6 +493,7 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
       assert.strictEqual(report.status, 0, report.stderr)
       const { external, page, problems } = yield* open(readFileSync(join(runDir, "report.html"), "utf8"))
       const card = page.locator(".settings-card")
+      assert.strictEqual(yield* pw(() => card.count()), 1)
       yield* pw(() => card.scrollIntoViewIfNeeded())
       assert.isTrue(yield* pw(() => card.isVisible()))
       // the override, as trex status says it, and its row marked
