@@ -1,7 +1,8 @@
 /**
  * The runs in a folder of runs (`trex list [folder]`, `trex-runs` by default): each run's task, state
- * (running, and by which controller; finished, and why; stopped; damaged; of a newer trex), trials and
- * best score, so that a run can be found without listing the folder and opening each one; and the
+ * (running, and by which controller; finished, and why; stopped; damaged; of a newer trex), trials,
+ * best score and settings (as `trex status --json` gives them), so that a run can be found without listing the folder
+ * and opening each one; and the
  * folders this user may not read, with the fix.
  *
  * @since 0.1.0

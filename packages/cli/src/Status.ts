@@ -137,10 +137,11 @@ export const settingOverrideText = (o: SettingsJson["settingOverrides"][number])
   `${Untrusted.line(o.key, 60)} ${value(o.value)} since resume ${o.resume} (${clock(o.at)}; ${"from" in o ? `the run started with ${value(o.from)}` : "not set when the run started"})`
 
 /**
- * A setting's value as `trex status` and `trex report` show it: its JSON, on one line, cut at 200 characters.
+ * A setting's value as `trex status` and `trex report` show it (and `trex status --node` a strategy's): its JSON, on one line, cut at 200 characters.
  * @since 0.1.0 @category formatting
  */
-export const settingValue = (v: unknown): string => value(v)
+export const settingValue = (v: unknown): string =>
+  v === undefined ? "(none)" : Untrusted.line(JSON.stringify(v), 200)
 
 /**
  * Budget usage replayed event by event, as {@link usage} replays a journal's: for a caller that sees a
@@ -403,7 +404,11 @@ export const toText = (info: RunInfo, runDir: string): string => {
   return lines.join("\n")
 }
 
-/** The `trex report` Markdown. @since 0.1.0 @category formatting */
+/**
+ * The `trex report` Markdown: with the run's settings (a `Settings` table, as {@link settingsJson} gives them) and each
+ * a resume set for the run on a `Setting:` line in `trex status`'s words.
+ * @since 0.1.0 @category formatting
+ */
 export const toMarkdown = (info: RunInfo): string => {
   const s = toJson(info)
   const { settingOverrides, settings } = settingsJson(info)
@@ -616,7 +621,7 @@ export const trialJson = (
 }
 
 const clock = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z")
-const value = (v: unknown) => (v === undefined ? "(none)" : Untrusted.line(JSON.stringify(v), 200))
+const value = settingValue
 
 /** The `trex status --node` text of one trial (see {@link trialJson}). @since 0.1.0 @category formatting */
 export const trialText = (t: TrialJson, metric: string): string => {

@@ -187,7 +187,8 @@ describe("trex list, the settings of each run", { timeout: 120_000 }, () => {
     const other = await trexHere(["run", path.join(repo, "examples/recorded-table/task.yaml"), "--max-trials", "2", "--out", folder, "--policy", "greedy", "--researcher", "random"])
     assert.strictEqual(other.status, 0, other.stderr)
     const otherDir = /run directory: (\S+)/.exec(other.stdout)![1]!
-    const text = trex(["list", folder])
+    // the CLI in this process (its modules are loaded already): what the command prints, without a process's start
+    const text = await trexHere(["list", folder])
     assert.strictEqual(text.status, 0, text.stderr)
     const lines = text.stdout.split("\n")
     const column = lines[1]!.indexOf("SETTINGS")
@@ -198,7 +199,7 @@ describe("trex list, the settings of each run", { timeout: 120_000 }, () => {
     assert.strictEqual(cell(runDir), "simulator/heuristic/uct (1 set on resume)")
     assert.strictEqual(cell(otherDir), "simulator/random/greedy")
     // in full, as trex status --json gives them
-    const json = trex(["list", folder, "--json"])
+    const json = await trexHere(["list", folder, "--json"])
     assert.strictEqual(json.status, 0, json.stderr)
     const runs = JSON.parse(json.stdout) as Array<Runs.RunSummary>
     for (const dir of [runDir, otherDir]) {
