@@ -710,7 +710,7 @@ const listCommand = Command.make(
       const runs = yield* Runs.list(folder)
       yield* out(json ? JSON.stringify(runs, null, 2) : Runs.toText(folder, runs))
     })
-).pipe(Command.withDescription("list the runs in a folder of runs (default trex-runs): each one's task, state, trials and best score"))
+).pipe(Command.withDescription("list the runs in a folder of runs (default trex-runs): each one's task, state, trials, best score and settings (backend/researcher/policy)"))
 
 const reportCommand = Command.make(
   "report",

@@ -1,7 +1,8 @@
 /**
  * The runs in a folder of runs (`trex list [folder]`, `trex-runs` by default): each run's task, state
- * (running, and by which controller; finished, and why; stopped; damaged; of a newer trex), trials and
- * best score, so that a run can be found without listing the folder and opening each one; and the
+ * (running, and by which controller; finished, and why; stopped; damaged; of a newer trex), trials,
+ * best score and settings (as `trex status --json` gives them), so that a run can be found without listing the folder
+ * and opening each one; and the
  * folders this user may not read, with the fix.
  *
  * @since 0.1.0
@@ -11,6 +12,8 @@ import * as path from "node:path"
 import { Errors, Journal, type JournalEvent } from "@trex/core"
 import * as Effect from "effect/Effect"
 import * as RunDir from "./RunDir.ts"
+import * as Settings from "./Settings.ts"
+import * as Status from "./Status.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /** One run of a folder, as {@link list} reads it. @since 0.1.0 @category models */
@@ -39,6 +42,13 @@ export interface RunSummary {
   readonly unreadable?: string
   readonly trials: { readonly succeeded: number; readonly failed: number; readonly other: number; readonly inFlight: number }
   readonly best?: { readonly id: string; readonly score: number }
+  /**
+   * The settings the run takes, and each a resume set for the run unlike its start, as `trex status --json` gives them
+   * (see `Status.SettingsJson`); absent for a run of which nothing is known (states `newer` and `unreadable`, or
+   * `damaged` at its start).
+   */
+  readonly settings?: Status.SettingsJson["settings"]
+  readonly settingOverrides?: Status.SettingsJson["settingOverrides"]
 }
 
 /** The events a summary is made of: a run's proposals and ends, not its progress reports (most of a big run's journal). */
@@ -86,7 +96,9 @@ const summarize = (dir: string, entries: ReadonlyArray<JournalEvent.Entry>, writ
     ...(finished !== undefined ? { reason: finished.reason } : {}),
     ...(damage !== undefined ? { damage: damage.message } : {}),
     trials: { succeeded, failed, other, inFlight: [...proposed].filter((id) => !ended.has(id)).length },
-    ...(best !== undefined ? { best } : {})
+    ...(best !== undefined ? { best } : {}),
+    // as `trex status --json` gives them: the recorded ones, with those each resume set for the run laid over
+    ...Status.settingsJson({ started: first, entries })
   }
 }
 
@@ -229,9 +241,26 @@ const stateText = (r: RunSummary): string =>
     : "damaged (trex status says where)"
 
 /**
+ * How a run is wired, in a word each, to tell runs apart: its backend, researcher and policy (`docker/claude/puct`),
+ * then its executor and scheduler when not the defaults (`/code-agent`, `/asha`: their names are no backend's,
+ * researcher's or policy's), and how many settings resumes set for the run (`trex status` names them); `-` for a run
+ * that recorded none. A recorded value that is not a name (an edited journal) is shown as JSON, cut.
+ */
+const settingsText = (r: RunSummary): string => {
+  const o = r.settings ?? {}
+  const word = (key: string) => (typeof o[key] === "string" ? Untrusted.line(o[key], 20) : Status.settingValue(o[key]).slice(0, 20))
+  const shown = ["backend", "researcher", "policy"].some((k) => k in o)
+    ? [word("backend"), word("researcher"), word("policy"), ...(["executor", "scheduler"] as const).flatMap((k) => k in o && o[k] !== Settings.defaults[k] ? [word(k)] : [])].join("/")
+    : "-"
+  const n = r.settingOverrides?.length ?? 0
+  return n === 0 ? shown : `${shown} (${n} set on resume)`
+}
+
+/**
  * The `trex list` text: a line per run (the name of its folder, which `trex status` takes, with its id when
  * the two differ, as for a run moved or copied; its task, state, trials succeeded / failed / other ended
- * / in flight, best score, start and last activity in UTC), what to do next, and below the runs, each
+ * / in flight, best score, its settings in a word each (backend/researcher/policy, and how many a resume set), start and
+ * last activity in UTC), what to do next, and below the runs, each
  * folder this user may not read (which may hold a run), with the fix.
  * @since 0.1.0 @category formatting
  */
@@ -250,10 +279,11 @@ export const toText = (folder: string, summaries: ReadonlyArray<RunSummary>): st
     stateText(r),
     `${r.trials.succeeded}/${r.trials.failed}/${r.trials.other}/${r.trials.inFlight}`,
     r.best !== undefined ? `${r.metric.name} ${fmt(r.best.score)} (${r.best.id})` : "-",
+    settingsText(r),
     clock(r.startedAt),
     clock(r.lastAt)
   ])
-  const head = ["RUN", "TASK", "STATE", "OK/FAILED/OTHER/IN FLIGHT", "BEST", "STARTED (UTC)", "LAST (UTC)"]
+  const head = ["RUN", "TASK", "STATE", "OK/FAILED/OTHER/IN FLIGHT", "BEST", "SETTINGS", "STARTED (UTC)", "LAST (UTC)"]
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")
   const running = runs.filter((r) => r.state === "running").length

@@ -129,6 +129,21 @@ export const settingsJson = (info: Pick<RunInfo, "started" | "entries">): Settin
 }
 
 /**
+ * One setting a resume set for the run, in the words `trex status` gives it on its `Setting:` line (and `trex report`, in
+ * Markdown and HTML): `modelTimeoutSeconds 60 since resume 1 (2026-12-06T15:52:03Z; the run started with 3000000)`.
+ * @since 0.1.0 @category formatting
+ */
+export const settingOverrideText = (o: SettingsJson["settingOverrides"][number]): string =>
+  `${Untrusted.line(o.key, 60)} ${value(o.value)} since resume ${o.resume} (${clock(o.at)}; ${"from" in o ? `the run started with ${value(o.from)}` : "not set when the run started"})`
+
+/**
+ * A setting's value as `trex status` and `trex report` show it (and `trex status --node` a strategy's): its JSON, on one line, cut at 200 characters.
+ * @since 0.1.0 @category formatting
+ */
+export const settingValue = (v: unknown): string =>
+  v === undefined ? "(none)" : Untrusted.line(JSON.stringify(v), 200)
+
+/**
  * Budget usage replayed event by event, as {@link usage} replays a journal's: for a caller that sees a
  * run's events one at a time and does not keep them (a notifier, whose end message tells the budget used).
  * @since 0.1.0 @category models
@@ -373,9 +388,7 @@ export const toText = (info: RunInfo, runDir: string): string => {
     `Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled, ${inFlight} ${stopped && inFlight > 0 ? "interrupted" : "in flight"}`,
     `Budget: ${budgetLine(view.task.budget, s.budget)}`,
     // a resumed run that behaves otherwise than it started: which setting, and which resume set it
-    ...settingsJson(info).settingOverrides.map((o) =>
-      `Setting: ${Untrusted.line(o.key, 60)} ${value(o.value)} since resume ${o.resume} (${clock(o.at)}; ${"from" in o ? `the run started with ${value(o.from)}` : "not set when the run started"})`
-    ),
+    ...settingsJson(info).settingOverrides.map((o) => `Setting: ${settingOverrideText(o)}`),
     s.best !== undefined
       ? `Best: ${s.best.id} ${s.metric.name}=${fmt(s.best.score)} (${metricsLine(s.best.metrics)})`
       : "Best: none yet"
@@ -391,9 +404,14 @@ export const toText = (info: RunInfo, runDir: string): string => {
   return lines.join("\n")
 }
 
-/** The `trex report` Markdown. @since 0.1.0 @category formatting */
+/**
+ * The `trex report` Markdown: with the run's settings (a `Settings` table, as {@link settingsJson} gives them) and each
+ * a resume set for the run on a `Setting:` line in `trex status`'s words.
+ * @since 0.1.0 @category formatting
+ */
 export const toMarkdown = (info: RunInfo): string => {
   const s = toJson(info)
+  const { settingOverrides, settings } = settingsJson(info)
   const view = info.tree.view
   const inFlight = inFlightOf(s)
   // a run nobody writes that did not end on its own (stopped, killed, or stopped by request, with or
@@ -411,6 +429,8 @@ export const toMarkdown = (info: RunInfo): string => {
     `- Trials: ${s.counts.Succeeded} succeeded${reusedNote(s)}, ${s.counts.Failed} failed, ${s.counts.Pruned} pruned, ${s.counts.Cancelled} cancelled${
       inFlight > 0 ? `, ${inFlight} ${s.state === "running" ? "in flight" : "interrupted"}` : ""
     }`,
+    // a resumed run that behaves otherwise than it started, as `trex status` says it
+    ...settingOverrides.map((o) => `- Setting: ${Untrusted.markdown(settingOverrideText(o))}`),
     ""
   ]
   if (s.best !== undefined) {
@@ -423,6 +443,13 @@ export const toMarkdown = (info: RunInfo): string => {
   if (s.insights.length > 0) {
     out.push("## Insights", "")
     for (const i of s.insights) out.push(`- ${Untrusted.markdown(i.text, 1000)} (evidence: ${i.evidence.map((e) => Untrusted.markdown(e, 40)).join(", ")})`)
+    out.push("")
+  }
+  // what the run takes, as `trex status --json` gives it (`settings`)
+  const keys = Object.keys(settings)
+  if (keys.length > 0) {
+    out.push("## Settings", "", "The settings the run takes, as the next `trex resume` reads them:", "", "| setting | value |", "|---|---|")
+    for (const key of keys) out.push(`| ${Untrusted.markdown(key, 60)} | ${Untrusted.markdown(settingValue(settings[key]))} |`)
     out.push("")
   }
   out.push("## Trials", "", "| node | parent | state | score | note |", "|---|---|---|---|---|")
@@ -594,7 +621,7 @@ export const trialJson = (
 }
 
 const clock = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z")
-const value = (v: unknown) => (v === undefined ? "(none)" : Untrusted.line(JSON.stringify(v), 200))
+const value = settingValue
 
 /** The `trex status --node` text of one trial (see {@link trialJson}). @since 0.1.0 @category formatting */
 export const trialText = (t: TrialJson, metric: string): string => {

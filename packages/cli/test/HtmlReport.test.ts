@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it, layer } from "@effect/vitest"
@@ -9,6 +9,8 @@ import * as Status from "../src/Status.ts"
 import type * as ReportModel from "../src/internal/reportModel.ts"
 import * as ReportSvg from "../src/internal/reportSvg.ts"
 import { Browser, open, pw } from "./support/browser.ts"
+import { trexHere } from "./support/cli.ts"
+import { overriddenRun } from "./support/settingsRun.ts"
 
 const XSS = `<img src=x onerror="window.__pwned=1"></script><script>window.__pwned=2</script>`
 
@@ -481,6 +483,36 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
         }))
       }
     }))
+
+  it.effect("shows the settings a real run takes, as trex status --json gives them, and the one a resume set in trex status's words", () =>
+    Effect.gen(function*() {
+      const { runDir } = yield* Effect.promise(() => overriddenRun())
+      const status = yield* Effect.promise(() => trexHere(["status", runDir]))
+      const json = JSON.parse((yield* Effect.promise(() => trexHere(["status", runDir, "--json"]))).stdout)
+      const report = yield* Effect.promise(() => trexHere(["report", runDir, "--html"]))
+      assert.strictEqual(report.status, 0, report.stderr)
+      const { external, page, problems } = yield* open(readFileSync(join(runDir, "report.html"), "utf8"))
+      const card = page.locator(".settings-card")
+      assert.strictEqual(yield* pw(() => card.count()), 1)
+      yield* pw(() => card.scrollIntoViewIfNeeded())
+      assert.isTrue(yield* pw(() => card.isVisible()))
+      // the override, as trex status says it, and its row marked
+      const said = status.stdout.split("\n").filter((l) => l.startsWith("Setting: "))
+      assert.strictEqual(said.length, 1)
+      assert.deepStrictEqual(yield* pw(() => card.locator(".override").allInnerTexts()), said)
+      assert.deepStrictEqual(yield* pw(() => card.locator("dd.overridden").allInnerTexts()), ["60"])
+      // every setting, in trex status --json's order, with its value as JSON, each value beside its name
+      const shown = yield* pw(() =>
+        page.evaluate<ReadonlyArray<{ key: string; value: string; beside: boolean }>>(
+          `[...document.querySelectorAll(".settings dt")].map((dt) => { const dd = dt.nextElementSibling; const a = dt.getBoundingClientRect(); const b = dd.getBoundingClientRect();
+            return { key: dt.textContent, value: dd.textContent, beside: Math.abs(a.top - b.top) < 4 && a.right <= b.left } })`
+        )
+      )
+      assert.deepStrictEqual(shown.map((r) => [r.key, r.value]), Object.entries(json.settings).map(([k, v]) => [k, JSON.stringify(v)]))
+      assert.isTrue(shown.every((r) => r.beside), "each value on its name's row")
+      assert.deepStrictEqual(problems, [])
+      assert.deepStrictEqual(external, [])
+    }), 120_000)
 
   it.effect("gives a short run's wall clock in seconds, as trex status does (not 0m)", () =>
     Effect.gen(function*() {

@@ -12,6 +12,8 @@ import { TreeBuilder } from "@trex/core/testing"
 import { Effect } from "effect"
 import * as RunDir from "../src/RunDir.ts"
 import * as Runs from "../src/Runs.ts"
+import { root as repo, trexHere } from "./support/cli.ts"
+import { overriddenRun } from "./support/settingsRun.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 const bin = path.join(root, "packages/cli/src/bin.ts")
@@ -117,10 +119,10 @@ describe("trex list", { timeout: 120_000 }, () => {
 
       const lines = listed.text.stdout.split("\n")
       assert.strictEqual(lines[0], `5 runs in ${folder}, 1 running:`)
-      assert.match(lines[1]!, /^RUN +TASK +STATE +OK\/FAILED\/OTHER\/IN FLIGHT +BEST +STARTED \(UTC\) +LAST \(UTC\)$/)
+      assert.match(lines[1]!, /^RUN +TASK +STATE +OK\/FAILED\/OTHER\/IN FLIGHT +BEST +SETTINGS +STARTED \(UTC\) +LAST \(UTC\)$/)
       const row = (id: string) => lines.find((l) => l.startsWith(id)) ?? ""
-      assert.match(row("20261205-093000-stopped"), /stopped \(trex resume continues it\) +1\/1\/0\/1 +score 0\.25 \(n1\) +2026-12-05 09:30 /)
-      assert.match(row("20261205-093100-min"), /loss-task +finished: target reached +3\/0\/1\/0 +loss 0\.4 \(n2\) +2026-12-05 09:30 +2026-12-05 10:00$/)
+      assert.match(row("20261205-093000-stopped"), /stopped \(trex resume continues it\) +1\/1\/0\/1 +score 0\.25 \(n1\) +- +2026-12-05 09:30 /)
+      assert.match(row("20261205-093100-min"), /loss-task +finished: target reached +3\/0\/1\/0 +loss 0\.4 \(n2\) +- +2026-12-05 09:30 +2026-12-05 10:00$/)
       assert.match(row("20261205-093200-damaged"), /damaged \(trex status says where\)/)
       assert.match(row("20261205-093300-live"), new RegExp(`running \\(process ${process.pid} on ${os.hostname()}\\) +0/0/0/1 +- `))
       assert.include(listed.text.stdout, `\`trex status ${path.join(folder, "<run>")}\` shows one (--follow: as it goes on)`)
@@ -174,6 +176,40 @@ describe("trex list", { timeout: 120_000 }, () => {
         command
       )
     }
+  })
+})
+
+describe("trex list, the settings of each run", { timeout: 120_000 }, () => {
+  it("names each run's backend, researcher and policy and counts those a resume set; --json gives them all as trex status --json does", async () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), "trex-list-"))
+    // a run of the defaults whose model timeout a resume set, and one of another researcher and policy
+    const { runDir } = await overriddenRun([], folder)
+    const other = await trexHere(["run", path.join(repo, "examples/recorded-table/task.yaml"), "--max-trials", "2", "--out", folder, "--policy", "greedy", "--researcher", "random"])
+    assert.strictEqual(other.status, 0, other.stderr)
+    const otherDir = /run directory: (\S+)/.exec(other.stdout)![1]!
+    // the CLI in this process (its modules are loaded already): what the command prints, without a process's start
+    const text = await trexHere(["list", folder])
+    assert.strictEqual(text.status, 0, text.stderr)
+    const lines = text.stdout.split("\n")
+    const column = lines[1]!.indexOf("SETTINGS")
+    const cell = (dir: string) => {
+      const row = lines.find((l) => l.startsWith(path.basename(dir))) ?? ""
+      return row.slice(column).split(/ {2,}/)[0]
+    }
+    assert.strictEqual(cell(runDir), "simulator/heuristic/uct (1 set on resume)")
+    assert.strictEqual(cell(otherDir), "simulator/random/greedy")
+    // in full, as trex status --json gives them
+    const json = await trexHere(["list", folder, "--json"])
+    assert.strictEqual(json.status, 0, json.stderr)
+    const runs = JSON.parse(json.stdout) as Array<Runs.RunSummary>
+    for (const dir of [runDir, otherDir]) {
+      const status = JSON.parse((await trexHere(["status", dir, "--json"])).stdout)
+      const listed = runs.find((r) => r.dir === dir)!
+      assert.deepStrictEqual({ settings: listed.settings, settingOverrides: listed.settingOverrides }, { settings: status.settings, settingOverrides: status.settingOverrides })
+    }
+    assert.strictEqual(runs.find((r) => r.dir === runDir)!.settings!["modelTimeoutSeconds"], 60)
+    assert.strictEqual(runs.find((r) => r.dir === runDir)!.settingOverrides!.length, 1)
+    assert.strictEqual(runs.find((r) => r.dir === otherDir)!.settings!["policy"], "greedy")
   })
 })
 

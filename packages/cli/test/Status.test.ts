@@ -1,12 +1,12 @@
+import * as fs from "node:fs"
 import * as path from "node:path"
-import { DatabaseSync } from "node:sqlite"
-import * as zlib from "node:zlib"
 import { assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, ExperimentTree, JournalEvent, Result } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import * as HtmlReport from "../src/HtmlReport.ts"
 import * as Status from "../src/Status.ts"
 import { readJournal, root, tmp, trex, trexHere } from "./support/cli.ts"
+import { overriddenRun, recordTimeout } from "./support/settingsRun.ts"
 
 describe("trex status, a best trial with a thousand metrics", () => {
   it("shows its first 12 metrics on one short line and says how many more --json has", () => {
@@ -175,14 +175,9 @@ describe("trex status, the settings a run takes", () => {
     const run = await trexHere(["run", path.join(root, "examples/recorded-table/task.yaml"), "--max-trials", "2", "--out", tmp()])
     assert.strictEqual(run.status, 0, run.stderr)
     const runDir = /run directory: (\S+)/.exec(run.stdout)![1]!
-    const db = new DatabaseSync(path.join(runDir, "journal.sqlite"))
-    const started = JSON.parse((db.prepare("SELECT payload FROM events WHERE seq = 1").get() as { payload: string }).payload)
-    started.options.modelTimeoutSeconds = 3_000_000
-    const edited = JSON.stringify(started)
-    db.prepare("UPDATE events SET payload = ?, crc = ? WHERE seq = 1").run(edited, zlib.crc32(edited))
-    db.close()
+    const options = recordTimeout(runDir, 3_000_000)
     const before = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout)
-    assert.deepStrictEqual(before.settings, started.options, "never resumed: the settings it started with")
+    assert.deepStrictEqual(before.settings, options, "never resumed: the settings it started with")
     assert.deepStrictEqual(before.settingOverrides, [])
     // the first resume gives the run another timeout (kept: RunResumed.settings); the second one for its session alone (not kept)
     const first = await trexHere(["resume", runDir, "--model-timeout", "60", "--max-trials", "3"])
@@ -195,7 +190,7 @@ describe("trex status, the settings a run takes", () => {
     const json = trex(["status", runDir, "--json"])
     assert.strictEqual(json.status, 0, json.stderr)
     const status = JSON.parse(json.stdout)
-    assert.deepStrictEqual(status.settings, { ...started.options, modelTimeoutSeconds: 60 })
+    assert.deepStrictEqual(status.settings, { ...options, modelTimeoutSeconds: 60 })
     assert.strictEqual(status.settings.backend, "simulator")
     assert.deepStrictEqual(status.settingOverrides, [{ key: "modelTimeoutSeconds", value: 60, from: 3_000_000, resume: 1, at: resumes[0]!.at }])
     assert.deepStrictEqual(Object.keys(status).slice(-3), ["settings", "settingOverrides", "webhooks"])
@@ -206,5 +201,27 @@ describe("trex status, the settings a run takes", () => {
     const lines = text.stdout.split("\n")
     assert.deepStrictEqual(lines.filter((l) => l.startsWith("Setting")), [`Setting: modelTimeoutSeconds 60 since resume 1 (${at}; the run started with 3000000)`])
     assert.match(lines[lines.findIndex((l) => l.startsWith("Setting:")) - 1]!, /^Budget: trials 4\/4 /)
+  }, 120_000)
+})
+
+describe("trex report, the settings a run takes", () => {
+  it("report.md gives them as trex status --json does, and each a resume set for the run in trex status's words", async () => {
+    const { runDir } = await overriddenRun()
+    const status = await trexHere(["status", runDir])
+    const json = JSON.parse((await trexHere(["status", runDir, "--json"])).stdout)
+    const report = trex(["report", runDir])
+    assert.strictEqual(report.status, 0, report.stderr)
+    const md = fs.readFileSync(path.join(runDir, "report.md"), "utf8").split("\n")
+    // the override, in the run's summary after its trials, as trex status says it
+    const said = status.stdout.split("\n").filter((l) => l.startsWith("Setting: "))
+    assert.strictEqual(said.length, 1)
+    const at = md.findIndex((l) => l.startsWith("- Setting: "))
+    assert.deepStrictEqual(md.filter((l) => l.startsWith("- Setting: ")), said.map((l) => `- ${l}`))
+    assert.match(md[at - 1]!, /^- Trials: /)
+    // every setting, in trex status --json's order, with its value as JSON
+    const table = md.slice(md.indexOf("## Settings"), md.indexOf("## Trials"))
+    const rows = table.filter((l) => l.startsWith("| ") && !l.startsWith("| setting ")).map((l) => l.split(" | ").map((c) => c.replace(/^\| | \|$/g, "").replace(/\\(.)/g, "$1")))
+    assert.deepStrictEqual(rows, Object.entries(json.settings).map(([k, v]) => [k, JSON.stringify(v)]))
+    assert.deepStrictEqual(rows.find(([k]) => k === "modelTimeoutSeconds"), ["modelTimeoutSeconds", "60"])
   }, 120_000)
 })

@@ -4,6 +4,7 @@
  */
 import { Cost, ExperimentNode, ExperimentTree, Strategy } from "@trex/core"
 import type { JournalEvent, Result, Task } from "@trex/core"
+import { type SettingsJson, settingsJson } from "../Status.ts"
 
 /** One experiment as the page sees it (embedded as JSON; `p` is the parent's index or -1). */
 export interface NodeData {
@@ -105,6 +106,8 @@ export interface ReportModel {
   readonly analysis?: { readonly summary: string; readonly risks: ReadonlyArray<string> }
   /** Min and max score over succeeded nodes. */
   readonly scoreRange?: { readonly min: number; readonly max: number }
+  /** The settings the run takes and those its resumes set, as `trex status --json` gives them. */
+  readonly settings: SettingsJson
 }
 
 /** Trees up to this size get score labels and roomier spacing. */
@@ -294,9 +297,11 @@ export const build = (
     min: Math.min(toScore(range.min), toScore(range.max)),
     max: Math.max(toScore(range.min), toScore(range.max))
   }
+  const started = entries.find((e) => e.event._tag === "RunStarted")!.event as JournalEvent.Of<"RunStarted">
   return {
     task: folded.task,
     runId: folded.runId,
+    settings: settingsJson({ started, entries }),
     startedAt,
     nodes,
     best: bestIndex,

@@ -64,6 +64,26 @@ const analysisHtml = (model: ReportModel): string => {
   return `<p class="analysis" title="${escapeHtml(summary)}"><span class="muted">Analysis</span> ${escapeHtml(short)}${risks}</p>`
 }
 
+/**
+ * The settings the run takes (`trex status --json`'s `settings`), each with its value as JSON, and each that a resume
+ * set for the run in `trex status`'s words; nothing for a run that recorded none.
+ */
+const settingsHtml = (model: ReportModel): string => {
+  const { settingOverrides, settings } = model.settings
+  const keys = Object.keys(settings)
+  if (keys.length === 0) return ""
+  const overridden = new Set(settingOverrides.map((o) => o.key))
+  return `<section class="card wide settings-card"><h2>Settings</h2><p class="muted">The settings the run takes, as the next <code>trex resume</code> reads them.</p>${
+    settingOverrides.map((o) => `<p class="override" data-setting="${escapeHtml(o.key)}">Setting: ${escapeHtml(Status.settingOverrideText(o))}</p>`).join("")
+  }<dl class="kv settings">${
+    keys.map((k) =>
+      `<dt${overridden.has(k) ? ` class="overridden"` : ""} data-setting="${escapeHtml(k)}">${escapeHtml(Untrusted.line(k, 60))}</dt><dd${
+        overridden.has(k) ? ` class="overridden"` : ""
+      } data-setting="${escapeHtml(k)}">${escapeHtml(Status.settingValue(settings[k]))}</dd>`
+    ).join("")
+  }</dl></section>`
+}
+
 const count = (model: ReportModel, state: string): number => model.nodes.filter((n) => n.state === state).length
 
 /** How the page shows a run's state: `stopped` (no controller writes it), and the journal's `damage`. */
@@ -247,6 +267,7 @@ export const page = (model: ReportModel, state: RunState = {}): string => {
 <section class="card"><h2>Score over GPU-hours</h2>${scoreChart(model, (p) => p.gpuHours, "GPU-hours", "chart-gpu")}</section>
 <section class="card"><h2>Budget</h2><div class="budget">${budgetHtml(model.budget)}</div></section>
 <section class="card insights-card"><h2>Insights</h2>${insightsHtml(model)}</section>
+${settingsHtml(model)}
 <section class="card wide"><h2>Best strategy</h2>${bestHtml(model)}</section>
 </main>
 <script type="application/json" id="trex-data">${embedJson(data)}</script>

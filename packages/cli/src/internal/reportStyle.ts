@@ -84,6 +84,7 @@ pre{font:12px/1.5 var(--mono);background:#f7f8fb;border:1px solid var(--line);bo
 .badge.Running,.badge.Queued,.badge.Proposed{background:#dbeafe;color:#1e40af}.badge.best{background:#fff1c2;color:#8a5a00}
 .d-score{margin-left:auto;font-size:22px;font-weight:700}
 .kv{display:grid;grid-template-columns:auto 1fr;gap:2px 12px;font-size:13px;margin:8px 0}.kv dt{color:var(--muted)}.kv dd{margin:0;word-break:break-all}
+.settings dd{font-family:var(--mono)}.settings .overridden{font-weight:600;background:#fff8e1}.override{margin:6px 0;padding:6px 10px;border-left:3px solid var(--best);background:#fffbeb;border-radius:0 6px 6px 0}
 table{border-collapse:collapse;width:100%;font-size:12px}
 td,th{padding:3px 6px;border-bottom:1px solid #f0f2f6;text-align:left;vertical-align:top;word-break:break-word}
 th{color:var(--muted);font-weight:500}td.path{font-family:var(--mono);color:#4a5366}td.num{text-align:right;font-variant-numeric:tabular-nums}
