@@ -14,7 +14,7 @@ import { constants } from "node:os"
 import { posix } from "node:path"
 import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
-import { Connection, type HostConfig, keyRefusal, SshFailure } from "./internal/sshConnection.ts"
+import { Connection, type HostConfig, type PreparedHost, prepare, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
 import { boundedWatch } from "./internal/volume.ts"
 
@@ -168,9 +168,12 @@ const numbers = (b: Buffer | undefined): Array<number> | undefined =>
 export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   if (config.hosts.length === 0) return yield* fail("make", "the SSH backend needs at least one host")
   if (!posix.isAbsolute(config.remoteRoot)) return yield* fail("make", `remoteRoot ${JSON.stringify(config.remoteRoot)} must be an absolute path`)
+  // each host's key read once, here (its connections use it), and its known_hosts readable: a bad path is said now
+  const prepared: Array<PreparedHost & Host> = []
   for (const h of config.hosts) {
-    const refusal = keyRefusal(h)
-    if (refusal !== undefined) return yield* fail("make", refusal)
+    const p = prepare(h)
+    if ("refusal" in p) return yield* fail("make", p.refusal)
+    prepared.push({ ...h, ...p.ok })
   }
   const remoteRoot = posix.normalize(config.remoteRoot)
   const grace = config.killGraceSeconds ?? 10
@@ -181,7 +184,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   ])
   const retryAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostRetryAfter ?? "30 seconds"))
   const lostAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostLostAfter ?? "5 minutes"))
-  const pool: Array<PoolHost> = config.hosts.map((h) => ({
+  const pool: Array<PoolHost> = prepared.map((h) => ({
     name: h.name ?? `${h.username}@${h.host}:${h.port ?? 22}`,
     user: h.username,
     conn: new Connection(h),

@@ -114,7 +114,13 @@ export interface IdleTimes {
   readonly connectionMs?: number
 }
 
-export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { readonly host: string; readonly port: number }, idle: IdleTimes = {}): SshAgent => {
+/**
+ * Where an agent connects: ssh2's options, and `hostRefusal`, why the host's key was last refused (said in place of
+ * ssh2's bare "Host denied").
+ */
+export type SshConnect = Ssh2.ConnectConfig & { readonly host: string; readonly port: number; readonly hostRefusal?: () => string | undefined }
+
+export const sshAgent = (ssh2: typeof Ssh2, connect: SshConnect, idle: IdleTimes = {}): SshAgent => {
   const idleConnectionMs = idle.connectionMs ?? IDLE_CONNECTION_MS
   // a few idle sessions kept: each is a `docker system dial-stdio` on the engine's host
   const agent = new Http.Agent({ keepAlive: true, maxFreeSockets: 4, timeout: idle.sessionMs ?? FREE_SESSION_MS }) as Http.Agent & { made: SshAgent["made"] }
@@ -166,7 +172,8 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
         forget(c)
         client.end()
         socket.destroy()
-        reject(e)
+        const why = /^Host denied/.test(e.message) ? connect.hostRefusal?.() : undefined
+        reject(why !== undefined ? new Error(why) : e)
       })
       // the connection gone, its sessions are too (ssh2 does not end them): none is kept for another request
       client.once("close", () => {
@@ -395,6 +402,7 @@ export const engineOptions = (o: {
     )
   }
   const username = decodeURIComponent(url.username) || local.user
+  let hostRefused: string | undefined
   // plain HTTP over the agent's sessions (the host and port are only the Host header's)
   return {
     protocol: "http",
@@ -407,7 +415,12 @@ export const engineOptions = (o: {
       authHandler: logins(username),
       // the host-key types known_hosts holds for this host first, as OpenSSH asks
       algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, hostname, port) },
-      hostVerifier: (key: Buffer) => KnownHosts.verify(known, hostname, port, key).ok
+      hostVerifier: (key: Buffer) => {
+        const v = KnownHosts.verify(known, hostname, port, key)
+        if (!v.ok) hostRefused = KnownHosts.refusal(v.reason, `${username}@${hostname}:${port}`, paths.join(", "), hostname, port)
+        return v.ok
+      },
+      hostRefusal: () => hostRefused
     })
   } as Docker.DockerOptions
 }

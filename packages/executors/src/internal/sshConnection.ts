@@ -55,14 +55,34 @@ export const readKey = (field: string, path: string, authorizedKeys: string): Bu
   }
 }
 
-/** Why the key of a host's `privateKeyPath` cannot be read, naming the host, the field and the fix; else `undefined`. */
-export const keyRefusal = (config: HostConfig): string | undefined => {
+/** A host's settings checked at make: its key read once (and used for every connection), its known_hosts readable. */
+export interface PreparedHost extends HostConfig {
+  readonly privateKey: Buffer
+}
+
+/**
+ * A host's settings checked: its `privateKeyPath` read (the key is kept for its connections), its `knownHostsPath`
+ * readable (read again at each connection: a key added meanwhile counts). Either failing gives a message naming the
+ * host, the field and the fix.
+ */
+export const prepare = (config: HostConfig): { readonly ok: PreparedHost } | { readonly refusal: string } => {
+  const who = `${config.username}@${config.host}`
+  let privateKey: Buffer
   try {
-    readKey("privateKeyPath", config.privateKeyPath, `~${config.username}/.ssh/authorized_keys on ${config.host}`)
-    return undefined
+    privateKey = readKey("privateKeyPath", config.privateKeyPath, `~${config.username}/.ssh/authorized_keys on ${config.host}`)
   } catch (e) {
-    return `${config.username}@${config.host}: ${(e as Error).message}`
+    return { refusal: `${who}: ${(e as Error).message}` }
   }
+  try {
+    Fs.readFileSync(expandHome(config.knownHostsPath), "utf8")
+  } catch (e) {
+    const port = config.port ?? 22
+    return {
+      refusal: `${who}: knownHostsPath ${config.knownHostsPath}: ${unreadable(e)}: give a known_hosts file this user can read that holds the host's key ` +
+        `(\`ssh-keyscan -p ${port} ${config.host} >> ${config.knownHostsPath}\`, after checking its fingerprint)`
+    }
+  }
+  return { ok: { ...config, privateKey } }
 }
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
@@ -79,8 +99,8 @@ const refusedByServer = (err: Error): boolean => {
 export class Connection {
   private client: Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> | undefined
   readonly label: string
-  private readonly config: HostConfig
-  constructor(config: HostConfig) {
+  private readonly config: PreparedHost
+  constructor(config: PreparedHost) {
     this.config = config
     this.label = `${config.username}@${config.host}:${config.port ?? 22}`
   }
@@ -90,13 +110,12 @@ export class Connection {
     const port = this.config.port ?? 22
     const ssh2 = await Clients.ssh2()
     return new Promise((resolve, reject) => {
-      let privateKey: Buffer
+      const { privateKey } = this.config
       let known: Array<KnownHosts.KnownKey>
       try {
-        privateKey = Fs.readFileSync(expandHome(this.config.privateKeyPath))
         known = KnownHosts.parse(Fs.readFileSync(expandHome(this.config.knownHostsPath), "utf8"))
       } catch (e) {
-        return reject(new SshFailure(`${this.label}: cannot read the key or known_hosts: ${String(e)}`, false))
+        return reject(new SshFailure(`${this.label}: cannot read known_hosts ${this.config.knownHostsPath}: ${unreadable(e)}`, false))
       }
       let refused: string | undefined
       const client = new ssh2.Client()
@@ -137,11 +156,7 @@ export class Connection {
         hostVerifier: (key: Buffer) => {
           const v = KnownHosts.verify(known, host, port, key)
           if (v.ok) return true
-          refused = v.reason === "unknown"
-            ? `${this.label}: host key not in ${this.config.knownHostsPath} (add it with ssh-keyscan -p ${port} ${host}, after checking its fingerprint)`
-            : v.reason === "revoked"
-            ? `${this.label}: the host key offered is marked @revoked in ${this.config.knownHostsPath}; refusing to connect`
-            : `${this.label}: HOST KEY MISMATCH: the key offered is not the one in ${this.config.knownHostsPath} (possible man-in-the-middle, or the host was reinstalled); refusing to connect`
+          refused = KnownHosts.refusal(v.reason, this.label, this.config.knownHostsPath, host, port)
           return false
         }
       })
