@@ -50,9 +50,10 @@ export const Ssh = Schema.Struct({
     name: opt(Str),
     host: Str,
     port: opt(PosInt),
-    username: Str,
-    privateKeyPath: Str,
-    knownHostsPath: Str,
+    // each may come from ~/.ssh/config's Host block for `host` (User, IdentityFile, UserKnownHostsFile)
+    username: opt(Str),
+    privateKeyPath: opt(Str),
+    knownHostsPath: opt(Str),
     gpus: opt(Schema.Array(Str)),
     slots: opt(PosInt)
   })).check(Schema.isMinLength(1))
@@ -90,7 +91,11 @@ export const ssh = (backend: unknown): Effect.Effect<SshBackend.Config, Errors.I
     ...(s.killGraceSeconds !== undefined ? { killGraceSeconds: s.killGraceSeconds } : {}),
     ...(s.hostRetryAfter !== undefined ? { hostRetryAfter: s.hostRetryAfter as Duration.Input & string } : {}),
     ...(s.hostLostAfter !== undefined ? { hostLostAfter: s.hostLostAfter as Duration.Input & string } : {}),
-    hosts: s.hosts.map((h) => ({ ...h, privateKeyPath: home(h.privateKeyPath), knownHostsPath: home(h.knownHostsPath) }))
+    hosts: s.hosts.map((h) => ({
+      ...h,
+      ...(h.privateKeyPath !== undefined ? { privateKeyPath: home(h.privateKeyPath) } : {}),
+      ...(h.knownHostsPath !== undefined ? { knownHostsPath: home(h.knownHostsPath) } : {})
+    }))
   }))
 
 /**

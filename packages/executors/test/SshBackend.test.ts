@@ -13,7 +13,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
-import { Connection, prepare } from "../src/internal/sshConnection.ts"
+import { Connection, type PreparedHost, prepare } from "../src/internal/sshConnection.ts"
 import { ownSshd, sshKeys } from "./support/ownSshd.ts"
 import { FILES, quote, quoteArgv } from "../src/internal/sshScript.ts"
 import * as SshBackend from "../src/SshBackend.ts"
@@ -452,7 +452,7 @@ describe("SshBackend", () => {
       for (const [knownHostsPath, by] of [[sshd.knownHosts, "ECDSA"], [rsaHosts, "RSA"]] as const) {
         const prepared = prepare({ host: "127.0.0.1", port: sshd.port, username: "root", privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath })
         assert.isTrue("ok" in prepared)
-        const conn = new Connection((prepared as { readonly ok: Parameters<typeof prepare>[0] & { readonly privateKey: Buffer } }).ok)
+        const conn = new Connection((prepared as { readonly ok: PreparedHost }).ok)
         const out = yield* Effect.promise(() => conn.exec("echo reached").then((r) => r.stdout, (e: unknown) => String(e)))
         conn.close()
         assert.strictEqual(out, "reached\n", `known by its ${by} key`)

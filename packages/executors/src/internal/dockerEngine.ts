@@ -11,6 +11,7 @@ import * as Os from "node:os"
 import type * as Ssh2 from "ssh2"
 import { expandHome, readKey } from "./sshConnection.ts"
 import * as KnownHosts from "./sshKnownHosts.ts"
+import * as SshConfig from "./sshConfig.ts"
 
 export interface SshAccess {
   readonly privateKeyPath: string
@@ -265,9 +266,7 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: SshConnect, idle: IdleTimes
   return agent
 }
 
-/** Where OpenSSH looks by default: the key files tried, in order, and the known hosts (the user's, then the system's). */
-const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
-const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+/** The system's known hosts, read after the user's (OpenSSH's defaults: sshConfig.ts). */
 export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 /**
@@ -303,14 +302,15 @@ type Logins = (username: string) => Array<Ssh2.AgentAuthMethod | Ssh2.PublicKeyA
 
 /**
  * How to log in to an `ssh://` engine named only by `DOCKER_HOST` without `ssh`, as `docker` itself would through
- * OpenSSH: the SSH agent of `SSH_AUTH_SOCK`, then each of OpenSSH's default keys that can be used (an encrypted one
- * cannot: its passphrase is not asked for, and the agent is the way to use it); none at all is said now.
+ * OpenSSH: the SSH agent of `SSH_AUTH_SOCK`, then each key of `files` (the host's `IdentityFile`s in ~/.ssh/config, else
+ * OpenSSH's default keys) that can be used (an encrypted one cannot: its passphrase is not asked for, and the agent is
+ * the way to use it); none at all is said now.
  */
-const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2): Logins => {
+const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2, files: ReadonlyArray<string>): Logins => {
   const agent = env["SSH_AUTH_SOCK"]
   const keys: Array<Buffer> = []
   const skipped: Array<string> = []
-  for (const path of DEFAULT_KEYS) {
+  for (const path of files) {
     if (!Fs.existsSync(expandHome(path))) continue
     // one that cannot be read (another user's, a directory of that name) is skipped, as OpenSSH skips it
     let key: Buffer
@@ -327,7 +327,7 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2):
   const withAgent = agent !== undefined && agent !== ""
   if (!withAgent && keys.length === 0) {
     throw new Error(
-      `DOCKER_HOST=${host}: no SSH agent (SSH_AUTH_SOCK) and no usable key among ${DEFAULT_KEYS.join(", ")}` +
+      `DOCKER_HOST=${host}: no SSH agent (SSH_AUTH_SOCK) and no usable key among ${files.join(", ")}` +
         (skipped.length > 0 ? ` (${skipped.join("; ")})` : "") +
         ": start an agent holding the key (`eval $(ssh-agent)`, `ssh-add`), or set backend.docker.ssh { privateKeyPath, knownHostsPath } (DockerBackend's `ssh`)"
     )
@@ -371,7 +371,7 @@ export const engineOptions = (o: {
   readonly socketPath?: string | undefined
   readonly host?: string | undefined
   readonly ssh?: SshAccess | undefined
-}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env, local: LocalSsh = { user: userName(), globalKnownHosts: GLOBAL_KNOWN_HOSTS }): Docker.DockerOptions | undefined => {
+}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env, local: LocalSsh = { user: userName(), globalKnownHosts: GLOBAL_KNOWN_HOSTS }, warn: (message: string) => void = () => undefined): Docker.DockerOptions | undefined => {
   if (o.socketPath !== undefined) return onSocket(o.socketPath)
   const host = engineHost(o, env)
   if (host === undefined) return undefined // dockerode reads DOCKER_HOST, else /var/run/docker.sock
@@ -380,12 +380,19 @@ export const engineOptions = (o: {
   if (url.protocol !== "ssh:") return { protocol: url.protocol === "https:" ? "https" : "http", host: url.hostname, port: url.port || 2375 }
   if (o.ssh === undefined && o.host !== undefined) throw new Error(`${host}: an ssh:// engine needs ssh.privateKeyPath and ssh.knownHostsPath`)
   if (ssh2 === undefined) throw new Error(`${host}: an ssh:// engine needs ssh2 loaded`)
-  const port = Number(url.port || 22)
   // a URL's IPv6 address is in brackets ([::1]): not in the address connected to
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1")
-  const logins = o.ssh !== undefined ? givenLogins(o.ssh, ssh2) : defaultLogins(host, env, ssh2)
-  // with `ssh`, its known hosts only; else OpenSSH's two, the system's read when there is one
-  const paths = o.ssh !== undefined ? [o.ssh.knownHostsPath] : [DEFAULT_KNOWN_HOSTS, local.globalKnownHosts]
+  const alias = url.hostname.replace(/^\[(.*)\]$/, "$1")
+  // ~/.ssh/config fills in what the URL does not say (its host may be a Host alias), as for `docker` through OpenSSH
+  const given = { user: decodeURIComponent(url.username) || undefined, port: url.port === "" ? undefined : Number(url.port) }
+  const file = SshConfig.forHost(alias, given, { home: Os.homedir(), user: local.user })
+  for (const w of file.warnings) warn(`${host}: ${w}`)
+  const hostname = file.hostName ?? alias
+  const port = given.port ?? file.port ?? 22
+  const logins = o.ssh !== undefined
+    ? givenLogins(o.ssh, ssh2)
+    : defaultLogins(host, env, ssh2, file.identityFiles.length > 0 ? file.identityFiles : SshConfig.DEFAULT_KEYS)
+  // with `ssh`, its known hosts only; else OpenSSH's two (the user's, or UserKnownHostsFile), the system's read when there is one
+  const paths = o.ssh !== undefined ? [o.ssh.knownHostsPath] : [...(file.knownHostsFiles ?? [SshConfig.DEFAULT_KNOWN_HOSTS]), local.globalKnownHosts]
   const known: Array<KnownHosts.KnownKey> = []
   const unread: Array<string> = []
   for (const path of paths) {
@@ -401,7 +408,7 @@ export const engineOptions = (o: {
         `(\`ssh-keyscan -p ${port} ${hostname} >> ${paths[0]}\`, after checking its fingerprint)`
     )
   }
-  const username = decodeURIComponent(url.username) || local.user
+  const username = given.user ?? file.user ?? local.user
   let hostRefused: string | undefined
   // plain HTTP over the agent's sessions (the host and port are only the Host header's)
   return {

@@ -6,6 +6,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import type { Client, SFTPWrapper } from "ssh2"
 import * as KnownHosts from "./sshKnownHosts.ts"
+import * as SshConfig from "./sshConfig.ts"
 import * as Clients from "./clients.ts"
 
 export interface HostConfig {
@@ -14,6 +15,23 @@ export interface HostConfig {
   readonly username: string
   readonly privateKeyPath: string
   readonly knownHostsPath: string
+}
+
+/**
+ * A host as given: `host` a name or address, or a `Host` alias of `~/.ssh/config`, whose `HostName`, `User`, `Port`,
+ * `IdentityFile` and `UserKnownHostsFile` fill in what is not given here.
+ */
+export interface HostSetting {
+  /** The host's name or address, or a `Host` alias of `~/.ssh/config` (whose `HostName` is then connected to). */
+  readonly host: string
+  /** Default: the config file's `Port`, else 22. */
+  readonly port?: number | undefined
+  /** Default: the config file's `User`, else the local user. */
+  readonly username?: string | undefined
+  /** Default: the config file's first `IdentityFile` that exists, else the first of `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. */
+  readonly privateKeyPath?: string | undefined
+  /** Default: the config file's `UserKnownHostsFile` (its first file), else `~/.ssh/known_hosts`. */
+  readonly knownHostsPath?: string | undefined
 }
 
 /** An error with whether trying again later may help, and whether the host could not be reached at all. */
@@ -61,28 +79,54 @@ export interface PreparedHost extends HostConfig {
 }
 
 /**
- * A host's settings checked: its `privateKeyPath` read (the key is kept for its connections), its `knownHostsPath`
- * readable (read again at each connection: a key added meanwhile counts). Either failing gives a message naming the
- * host, the field and the fix.
+ * A host's settings completed and checked: what is not given taken from `~/.ssh/config` (`local` and `configPath` say
+ * whose; explicit settings win; else the local user, port 22, the first of OpenSSH's default keys that exists,
+ * `~/.ssh/known_hosts`), its key read (kept for its connections), its known_hosts readable (read again at each
+ * connection: a key added meanwhile counts). A failure gives a message naming the host, the field and the fix;
+ * `warnings` say what of the configuration file could not be honoured.
  */
-export const prepare = (config: HostConfig): { readonly ok: PreparedHost } | { readonly refusal: string } => {
-  const who = `${config.username}@${config.host}`
+export const prepare = (
+  given: HostSetting,
+  local: SshConfig.Local = SshConfig.here(),
+  configPath = SshConfig.USER_CONFIG
+): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string> } | { readonly refusal: string } => {
+  const file = SshConfig.forHost(given.host, { user: given.username, port: given.port }, local, configPath)
+  const home = (p: string) => (p === "~" || p.startsWith("~/") ? local.home + p.slice(1) : p)
+  const host = file.hostName ?? given.host
+  const username = given.username ?? file.user ?? local.user
+  const port = given.port ?? file.port ?? 22
+  const who = `${username}@${host}`
+  const identity = file.identityFiles.find((f) => Fs.existsSync(f)) ?? file.identityFiles[0]
+  const defaultKey = SshConfig.DEFAULT_KEYS.map(home).find((f) => Fs.existsSync(f))
+  const [keyField, privateKeyPath] = given.privateKeyPath !== undefined
+    ? ["privateKeyPath", given.privateKeyPath]
+    : identity !== undefined
+    ? [`IdentityFile (${configPath})`, identity]
+    : ["privateKeyPath (none given: a default key)", defaultKey]
+  if (privateKeyPath === undefined) {
+    return {
+      refusal: `${who}: no privateKeyPath, no IdentityFile for ${given.host} in ${configPath}, and none of ${SshConfig.DEFAULT_KEYS.join(", ")}: ` +
+        `set privateKeyPath to the private key to log in with (\`ssh-keygen -t ed25519\` makes one)`
+    }
+  }
+  const knownHostsPath = given.knownHostsPath ?? file.knownHostsFiles?.[0] ?? home(SshConfig.DEFAULT_KNOWN_HOSTS)
+  const config: HostConfig = { host, port, username, privateKeyPath, knownHostsPath }
   let privateKey: Buffer
   try {
-    privateKey = readKey("privateKeyPath", config.privateKeyPath, `~${config.username}/.ssh/authorized_keys on ${config.host}`)
+    privateKey = readKey(keyField, privateKeyPath, `~${username}/.ssh/authorized_keys on ${host}`)
   } catch (e) {
     return { refusal: `${who}: ${(e as Error).message}` }
   }
   try {
-    Fs.readFileSync(expandHome(config.knownHostsPath), "utf8")
+    Fs.readFileSync(expandHome(knownHostsPath), "utf8")
   } catch (e) {
-    const port = config.port ?? 22
+    const field = given.knownHostsPath !== undefined ? "knownHostsPath" : file.knownHostsFiles !== undefined ? `UserKnownHostsFile (${configPath})` : "knownHostsPath (none given: ~/.ssh/known_hosts)"
     return {
-      refusal: `${who}: knownHostsPath ${config.knownHostsPath}: ${unreadable(e)}: give a known_hosts file this user can read that holds the host's key ` +
-        `(\`ssh-keyscan -p ${port} ${config.host} >> ${config.knownHostsPath}\`, after checking its fingerprint)`
+      refusal: `${who}: ${field} ${knownHostsPath}: ${unreadable(e)}: give a known_hosts file this user can read that holds the host's key ` +
+        `(\`ssh-keyscan -p ${port} ${host} >> ${knownHostsPath}\`, after checking its fingerprint)`
     }
   }
-  return { ok: { ...config, privateKey } }
+  return { ok: { ...config, privateKey }, warnings: file.warnings.map((w) => `${given.host}: ${w}`) }
 }
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
