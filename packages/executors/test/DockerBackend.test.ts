@@ -767,6 +767,23 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(error.message, "backend.docker.ssh")
     }), 60_000)
 
+  it.live("an ssh:// engine named only by DOCKER_HOST reads ~/.ssh/config: a Host alias's HostName, Port, User, IdentityFile, UserKnownHostsFile; a ProxyJump it cannot honour is a warning naming the line", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const config = ["Host engine-alias", "  HostName 127.0.0.1", `  Port ${sshd.port}`, "  User root", "  IdentityFile ~/.ssh/engine_key",
+        "  UserKnownHostsFile ~/.ssh/engine_known_hosts", "  ProxyJump bastion", "Host *", "  Port 1", "  User nobody", ""].join("\n")
+      // no default key and no known_hosts: only what the config file names lets it in
+      const home = homeWith({ config, engine_key: Fs.readFileSync(`${sshKeys}/id_ed25519`), engine_known_hosts: Fs.readFileSync(sshd.knownHosts) })
+      const warned: Array<string> = []
+      const options = yield* withEnv({ HOME: home }, Effect.sync(() =>
+        engineOptions({}, ssh2, { DOCKER_HOST: "ssh://engine-alias", SSH_AUTH_SOCK: "" }, undefined, (w) => warned.push(w))
+      ))
+      assert.strictEqual(yield* pingThrough(options), "ok")
+      assert.deepStrictEqual(warned, [`ssh://engine-alias: ${home}/.ssh/config:7: ProxyJump is not supported: the connection goes straight to the host, not through bastion`])
+    }), 60_000)
+
   it.live("an ssh:// engine named only by DOCKER_HOST whose agent socket is gone logs in with a default key (an unreadable one skipped), leaving no socket open", () =>
     Effect.gen(function*() {
       yield* engineUp
