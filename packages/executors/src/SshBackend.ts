@@ -17,6 +17,7 @@ import { resolveJobFile } from "./internal/dockerSpec.ts"
 import { Connection, type HostSetting, type PreparedHost, prepare, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
 import { boundedWatch } from "./internal/volume.ts"
+import * as Clients from "./internal/clients.ts"
 
 /**
  * One machine of the pool.
@@ -170,8 +171,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   if (!posix.isAbsolute(config.remoteRoot)) return yield* fail("make", `remoteRoot ${JSON.stringify(config.remoteRoot)} must be an absolute path`)
   // each host's key read once, here (its connections use it), and its known_hosts readable: a bad path is said now
   const prepared: Array<PreparedHost & { readonly given: Host }> = []
+  const ssh2 = yield* Effect.promise(Clients.ssh2)
   for (const h of config.hosts) {
-    const p = prepare(h)
+    const p = prepare(h, ssh2)
     if ("refusal" in p) return yield* fail("make", p.refusal)
     for (const w of p.warnings) yield* Effect.logWarning(`ssh backend: ${w}`)
     prepared.push({ ...p.ok, given: h })

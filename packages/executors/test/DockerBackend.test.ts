@@ -822,6 +822,21 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(said, `${sshKeys}/id_ed25519, without .pub`)
     }))
 
+  it.live("an ssh:// engine's encrypted ssh.privateKeyPath needs ssh.passphraseEnv (refused at make without it, naming it); with it the engine answers", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const privateKeyPath = Path.join(root, `encrypted_${++counter}`)
+      Fs.copyFileSync(`${sshKeys}/id_ed25519`, privateKeyPath)
+      yield* Effect.promise(() => execFileAsync("ssh-keygen", ["-q", "-p", "-a", "1", "-P", "", "-N", "a pass phrase", "-f", privateKeyPath]))
+      const options = (passphraseEnv: string | undefined, env: NodeJS.ProcessEnv) =>
+        engineOptions({ host: `ssh://root@127.0.0.1:${sshd.port}`, ssh: { privateKeyPath, knownHostsPath: sshd.knownHosts, passphraseEnv } }, ssh2, env)
+      const said = yield* Effect.try({ try: () => options(undefined, {}), catch: String }).pipe(Effect.flip)
+      assert.include(said, `ssh.privateKeyPath ${privateKeyPath}: an encrypted key (it has a passphrase): set ssh.passphraseEnv to the name of an environment variable`)
+      assert.strictEqual(yield* pingThrough(options("KEY_PASSPHRASE", { KEY_PASSPHRASE: "a pass phrase" })), "ok")
+    }), 60_000)
+
   it.live("an ssh:// engine's ssh.privateKeyPath naming no file is refused at make, naming the field and how to make a key", () =>
     Effect.gen(function*() {
       const ssh2 = yield* Effect.promise(() => import("ssh2"))

@@ -9,13 +9,15 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import type * as Ssh2 from "ssh2"
-import { expandHome, readKey } from "./sshConnection.ts"
+import { expandHome, keyCheck, readKey, unusable } from "./sshConnection.ts"
 import * as KnownHosts from "./sshKnownHosts.ts"
 import * as SshConfig from "./sshConfig.ts"
 
 export interface SshAccess {
   readonly privateKeyPath: string
   readonly knownHostsPath: string
+  /** For a key with a passphrase: the name of an environment variable holding it (read when the backend is made). */
+  readonly passphraseEnv?: string | undefined
 }
 
 /**
@@ -277,26 +279,6 @@ export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 export const engineHost = (o: { readonly socketPath?: string | undefined; readonly host?: string | undefined }, env: NodeJS.ProcessEnv = process.env): string | undefined =>
   o.socketPath !== undefined ? undefined : o.host ?? (env["DOCKER_HOST"]?.startsWith("ssh://") === true ? env["DOCKER_HOST"] : undefined)
 
-/**
- * ssh2's `parseKey`: an Error for a key it cannot use. `import("ssh2")` under Node names only some of the CommonJS
- * exports (`Client`, not `utils`): `utils` is on its `default`.
- */
-const parseKey = (ssh2: typeof Ssh2, key: Buffer): ReturnType<typeof Ssh2.utils.parseKey> => {
-  const utils = (ssh2 as { readonly utils?: typeof Ssh2.utils }).utils ?? (ssh2 as unknown as { readonly default: typeof Ssh2 }).default.utils
-  return utils.parseKey(key)
-}
-
-const PUBLIC_KEY = "a public key, not a private one"
-
-/** Why ssh2 cannot log in with `key` (one it cannot parse, an encrypted one, a public key), else `undefined`. */
-const unusable = (ssh2: typeof Ssh2, key: Buffer): string | undefined => {
-  // an OpenSSH file of several keys parses to an array (ssh2's client takes the first)
-  const parsed: ReturnType<typeof parseKey> | ReadonlyArray<Ssh2.ParsedKey> = parseKey(ssh2, key)
-  if (parsed instanceof Error) return parsed.message
-  const first = Array.isArray(parsed) ? parsed[0] : parsed as Ssh2.ParsedKey
-  return first?.isPrivateKey() === true ? undefined : PUBLIC_KEY
-}
-
 /** How to log in: each way in turn (ssh2's `authHandler`), given the user name. */
 type Logins = (username: string) => Array<Ssh2.AgentAuthMethod | Ssh2.PublicKeyAuthMethod>
 
@@ -338,19 +320,16 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2, 
   ]
 }
 
-/** The key of `ssh.privateKeyPath`, refused now when it cannot be read or ssh2 cannot use it (an encrypted key, another format). */
-const givenLogins = (ssh: SshAccess, ssh2: typeof Ssh2): Logins => {
+/**
+ * The key of `ssh.privateKeyPath`, refused now when it cannot be read or ssh2 cannot use it (a public key, an encrypted
+ * key without `ssh.passphraseEnv` or with a passphrase that does not decrypt it, another format).
+ */
+const givenLogins = (ssh: SshAccess, ssh2: typeof Ssh2, env: NodeJS.ProcessEnv): Logins => {
   const key = readKey("ssh.privateKeyPath", ssh.privateKeyPath, "the engine host's authorized_keys")
-  const why = unusable(ssh2, key)
-  if (why === PUBLIC_KEY) {
-    throw new Error(
-      `ssh.privateKeyPath ${ssh.privateKeyPath}: ${why}: give the private key's file (${ssh.privateKeyPath.replace(/\.pub$/, "")}, without .pub), not its public half`
-    )
-  }
-  if (why !== undefined) {
-    throw new Error(`ssh.privateKeyPath ${ssh.privateKeyPath}: ${why}: give a key without a passphrase (an OpenSSH or PEM private key)`)
-  }
-  return (username) => [{ type: "publickey", username, key }]
+  const checked = keyCheck(ssh2, "ssh.privateKeyPath", ssh.privateKeyPath, key, { field: "ssh.passphraseEnv", name: ssh.passphraseEnv }, env)
+  if ("refusal" in checked) throw new Error(checked.refusal)
+  const { passphrase } = checked
+  return (username) => [{ type: "publickey", username, key, ...(passphrase !== undefined ? { passphrase } : {}) }]
 }
 
 /** Who this process is, and the system's known hosts, as OpenSSH takes them (a test gives others). */
@@ -389,7 +368,7 @@ export const engineOptions = (o: {
   const hostname = file.hostName ?? alias
   const port = given.port ?? file.port ?? 22
   const logins = o.ssh !== undefined
-    ? givenLogins(o.ssh, ssh2)
+    ? givenLogins(o.ssh, ssh2, env)
     : defaultLogins(host, env, ssh2, file.identityFiles.length > 0 ? file.identityFiles : SshConfig.DEFAULT_KEYS)
   // with `ssh`, its known hosts only; else OpenSSH's two (the user's, or UserKnownHostsFile), the system's read when there is one
   const paths = o.ssh !== undefined ? [o.ssh.knownHostsPath] : [...(file.knownHostsFiles ?? [SshConfig.DEFAULT_KNOWN_HOSTS]), local.globalKnownHosts]

@@ -4,6 +4,7 @@
  */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
+import type * as Ssh2 from "ssh2"
 import type { Client, SFTPWrapper } from "ssh2"
 import * as KnownHosts from "./sshKnownHosts.ts"
 import * as SshConfig from "./sshConfig.ts"
@@ -32,6 +33,11 @@ export interface HostSetting {
   readonly privateKeyPath?: string | undefined
   /** Default: the config file's `UserKnownHostsFile` (its first file), else `~/.ssh/known_hosts`. */
   readonly knownHostsPath?: string | undefined
+  /**
+   * For a key with a passphrase: the name of an environment variable holding it (never the passphrase itself: settings
+   * files are not secret). Read when the backend is made.
+   */
+  readonly passphraseEnv?: string | undefined
 }
 
 /** An error with whether trying again later may help, and whether the host could not be reached at all. */
@@ -76,6 +82,63 @@ export const readKey = (field: string, path: string, authorizedKeys: string): Bu
 /** A host's settings checked at make: its key read once (and used for every connection), its known_hosts readable. */
 export interface PreparedHost extends HostConfig {
   readonly privateKey: Buffer
+  /** The key's passphrase (from the variable `passphraseEnv` names), for an encrypted key. */
+  readonly passphrase?: string | undefined
+}
+
+/**
+ * ssh2's `parseKey`: an Error for a key it cannot use. `import("ssh2")` under Node names only some of the CommonJS
+ * exports (`Client`, not `utils`): `utils` is on its `default`.
+ */
+const parseKey = (ssh2: typeof Ssh2, key: Buffer, passphrase: string | undefined): ReturnType<typeof Ssh2.utils.parseKey> => {
+  const utils = (ssh2 as { readonly utils?: typeof Ssh2.utils }).utils ?? (ssh2 as unknown as { readonly default: typeof Ssh2 }).default.utils
+  return utils.parseKey(key, passphrase)
+}
+
+/** Why ssh2 cannot log in with `key` (one it cannot parse, an encrypted one without its passphrase, a public key), else `undefined`. */
+export const unusable = (ssh2: typeof Ssh2, key: Buffer, passphrase?: string): string | undefined => {
+  // an OpenSSH file of several keys parses to an array (ssh2's client takes the first)
+  const parsed: ReturnType<typeof parseKey> | ReadonlyArray<Ssh2.ParsedKey> = parseKey(ssh2, key, passphrase)
+  if (parsed instanceof Error) return parsed.message
+  const first = Array.isArray(parsed) ? parsed[0] : parsed as Ssh2.ParsedKey
+  return first?.isPrivateKey() === true ? undefined : PUBLIC_KEY
+}
+
+const PUBLIC_KEY = "a public key, not a private one"
+
+/**
+ * The passphrase `passphraseEnv` names, and why the key of `field` (`path`) cannot be used with it, naming the field and
+ * the fix: a public key, an encrypted key without `passphraseEnv` (or its variable unset, or a passphrase that does not
+ * decrypt it), a key ssh2 cannot read.
+ */
+export const keyCheck = (
+  ssh2: typeof Ssh2,
+  field: string,
+  path: string,
+  key: Buffer,
+  passphraseEnv: { readonly field: string; readonly name: string | undefined },
+  env: NodeJS.ProcessEnv
+): { readonly passphrase: string | undefined } | { readonly refusal: string } => {
+  const name = passphraseEnv.name
+  const passphrase = name === undefined ? undefined : env[name]
+  if (name !== undefined && passphrase === undefined) {
+    return { refusal: `${passphraseEnv.field} ${name}: no such environment variable: set it to the passphrase of ${path} before starting` }
+  }
+  const why = unusable(ssh2, key, passphrase)
+  if (why === undefined) return { passphrase }
+  if (why === PUBLIC_KEY) {
+    return { refusal: `${field} ${path}: ${why}: give the private key's file (${path.replace(/\.pub$/, "")}, without .pub), not its public half` }
+  }
+  if (/no passphrase given/.test(why)) {
+    return {
+      refusal: `${field} ${path}: an encrypted key (it has a passphrase): set ${passphraseEnv.field} to the name of an environment variable ` +
+        "holding the passphrase (never the passphrase itself in a settings file), or give a key without one"
+    }
+  }
+  if (passphrase !== undefined && /passphrase/i.test(why)) {
+    return { refusal: `${field} ${path}: the passphrase in ${passphraseEnv.field} ${name} does not decrypt it (${why}): set ${name} to the key's passphrase` }
+  }
+  return { refusal: `${field} ${path}: ${why}: give an OpenSSH or PEM private key` }
 }
 
 /**
@@ -87,6 +150,8 @@ export interface PreparedHost extends HostConfig {
  */
 export const prepare = (
   given: HostSetting,
+  ssh2: typeof Ssh2,
+  env: NodeJS.ProcessEnv = process.env,
   local: SshConfig.Local = SshConfig.here(),
   configPath = SshConfig.USER_CONFIG
 ): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string> } | { readonly refusal: string } => {
@@ -117,6 +182,8 @@ export const prepare = (
   } catch (e) {
     return { refusal: `${who}: ${(e as Error).message}` }
   }
+  const checked = keyCheck(ssh2, keyField, privateKeyPath, privateKey, { field: "passphraseEnv", name: given.passphraseEnv }, env)
+  if ("refusal" in checked) return { refusal: `${who}: ${checked.refusal}` }
   try {
     Fs.readFileSync(expandHome(knownHostsPath), "utf8")
   } catch (e) {
@@ -126,7 +193,7 @@ export const prepare = (
         `(\`ssh-keyscan -p ${port} ${host} >> ${knownHostsPath}\`, after checking its fingerprint)`
     }
   }
-  return { ok: { ...config, privateKey }, warnings: file.warnings.map((w) => `${given.host}: ${w}`) }
+  return { ok: { ...config, privateKey, passphrase: checked.passphrase }, warnings: file.warnings.map((w) => `${given.host}: ${w}`) }
 }
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
@@ -192,6 +259,7 @@ export class Connection {
         port,
         username,
         privateKey,
+        ...(this.config.passphrase !== undefined ? { passphrase: this.config.passphrase } : {}),
         readyTimeout: 15_000,
         keepaliveInterval: 10_000,
         keepaliveCountMax: 3,
