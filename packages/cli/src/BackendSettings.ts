@@ -21,7 +21,7 @@ export const Docker = Schema.Struct({
   image: opt(Str),
   socketPath: opt(Str),
   host: opt(Str),
-  ssh: opt(Schema.Struct({ privateKeyPath: Str, knownHostsPath: Str })),
+  ssh: opt(Schema.Struct({ privateKeyPath: Str, knownHostsPath: Str, passphraseEnv: opt(Str) })),
   network: opt(Str),
   keep: opt(Schema.Boolean),
   gpus: opt(Schema.Array(Str)),
@@ -54,6 +54,8 @@ export const Ssh = Schema.Struct({
     username: opt(Str),
     privateKeyPath: opt(Str),
     knownHostsPath: opt(Str),
+    // the name of an environment variable holding the key's passphrase (never the passphrase itself)
+    passphraseEnv: opt(Str),
     gpus: opt(Schema.Array(Str)),
     slots: opt(PosInt)
   })).check(Schema.isMinLength(1))
@@ -76,7 +78,7 @@ export const docker = (backend: unknown, root: string): Effect.Effect<DockerBack
   Effect.map(decode(Docker, section(backend, "docker"), "docker"), (d) => ({
     ...d,
     root,
-    ...(d.ssh !== undefined ? { ssh: { privateKeyPath: home(d.ssh.privateKeyPath), knownHostsPath: home(d.ssh.knownHostsPath) } } : {}),
+    ...(d.ssh !== undefined ? { ssh: { ...d.ssh, privateKeyPath: home(d.ssh.privateKeyPath), knownHostsPath: home(d.ssh.knownHostsPath) } } : {}),
     ...(d.mounts !== undefined ? { mounts: d.mounts.map((m) => ({ ...m, source: path.resolve(home(m.source)) })) } : {})
   }))
 
