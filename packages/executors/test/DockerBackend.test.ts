@@ -27,6 +27,7 @@ import * as Spec from "../src/internal/dockerSpec.ts"
 import { engineOptions, socketRefusal, type SshAgent, sshAgent } from "../src/internal/dockerEngine.ts"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
 import { logins, ownSshd as ownSshdIn, sshKeys } from "./support/ownSshd.ts"
+import { withEnv } from "./support/withEnv.ts"
 
 const execFileAsync = promisify(execFile)
 /**
@@ -500,18 +501,6 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.isFalse(error.retryable)
       assert.include(error.message, "host key")
     }), 60_000)
-
-  /** `effect` with environment variables set (a backend reads them when it is made), then as they were. */
-  const withEnv = <A, E, R>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E, R>) =>
-    Effect.acquireUseRelease(
-      Effect.sync(() => {
-        const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
-        Object.assign(process.env, vars)
-        return before
-      }),
-      () => effect,
-      (before) => Effect.sync(() => Object.entries(before).forEach(([k, v]) => (v === undefined ? delete process.env[k] : (process.env[k] = v))))
-    )
 
   it.live("a socketPath given wins over a DOCKER_HOST of another kind (tcp://, ssh://) in the environment", () =>
     Effect.gen(function*() {

@@ -12,6 +12,7 @@ import * as Path from "node:path"
 import * as SshConfig from "../src/internal/sshConfig.ts"
 import * as SshBackend from "../src/SshBackend.ts"
 import { cleanUp, config, host, local, spec, sshdUp } from "./support/sshTest.ts"
+import { withEnv } from "./support/withEnv.ts"
 
 afterAll(cleanUp)
 
@@ -24,24 +25,6 @@ const homeWith = (text: string, files: Readonly<Record<string, string | Buffer>>
   for (const [name, contents] of Object.entries(files)) Fs.writeFileSync(Path.join(home, ".ssh", name), contents, { mode: 0o600 })
   return home
 }
-
-/** `effect` with these environment variables set while it runs (then as they were). */
-const withEnv = <A, E, R>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E, R>) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
-      Object.assign(process.env, vars)
-      return before
-    }),
-    () => effect,
-    (before) =>
-      Effect.sync(() => {
-        for (const [k, v] of Object.entries(before)) {
-          if (v === undefined) delete process.env[k]
-          else process.env[k] = v
-        }
-      })
-  )
 
 /** The warnings an effect logs. */
 const warningsOf = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
