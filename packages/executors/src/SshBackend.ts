@@ -20,7 +20,11 @@ import { boundedWatch } from "./internal/volume.ts"
 import * as Clients from "./internal/clients.ts"
 
 /**
- * One machine of the pool.
+ * One machine of the pool: `host` (a name, or a `Host` alias of `~/.ssh/config`), and `port`, `username`,
+ * `privateKeyPath`, `knownHostsPath`, each taken from `~/.ssh/config` when not given (`Port`, `User`, `IdentityFile`,
+ * `UserKnownHostsFile`; else 22, the local user, the first of OpenSSH's default keys, `~/.ssh/known_hosts`), and
+ * `passphraseEnv` for a key with a passphrase (the name of the environment variable holding it). Each is checked
+ * when the backend is made (the key read then, once), naming the field that is wrong.
  * @since 0.1.0 @category models
  */
 export interface Host extends HostSetting {
