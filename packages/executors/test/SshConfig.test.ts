@@ -37,9 +37,10 @@ const warningsOf = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 const user = "sdktest"
 
 describe("~/.ssh/config", () => {
-  it("reads Host blocks as OpenSSH does (ssh -G): patterns, negation, case, first value wins, = and quotes, comments", () => {
+  it("reads Host blocks as OpenSSH does (ssh -G): patterns, negation, case, first value wins, = and quotes, comments, Include", () => {
     const home = homeWith([
       "# before any Host: for every host",
+      "Include conf.d/*.conf ~/.ssh/missing.conf",
       "IdentityFile ~/.ssh/id_global",
       "Host=alias1 other",
       "  HostName 127.0.0.1",
@@ -60,12 +61,18 @@ describe("~/.ssh/config", () => {
       "  IdentityFile ~/.ssh/kall",
       ""
     ].join("\n"))
+    // included in place, sorted; a Host line in one holds within that file only; the first value obtained wins
+    Fs.mkdirSync(Path.join(home, ".ssh", "conf.d"))
+    Fs.writeFileSync(Path.join(home, ".ssh", "conf.d", "b.conf"), "Host nomatch\n  User wrong\n")
+    Fs.writeFileSync(Path.join(home, ".ssh", "conf.d", "a.conf"), "Host inc1 alias1\n  Port 2300\n  HostName Inc.Example\nHost inc1\n  User incuser\n  Include inner/*\n")
+    Fs.mkdirSync(Path.join(home, ".ssh", "inner"))
+    Fs.writeFileSync(Path.join(home, ".ssh", "inner", "x"), "IdentityFile ~/.ssh/inner_key\n")
     const file = Path.join(home, ".ssh", "config")
     const me = SshConfig.here()
-    for (const name of ["alias1", "other", "x.lab", "bad.lab", "alias2", "ALIAS2", "Alias1", "a.single", "ab.single"]) {
+    for (const name of ["alias1", "other", "x.lab", "bad.lab", "alias2", "ALIAS2", "Alias1", "a.single", "ab.single", "inc1", "nomatch"]) {
       const out = execFileSync("ssh", ["-G", "-F", file, name], { env: { ...process.env, HOME: home }, stdio: ["ignore", "pipe", "ignore"] }).toString("utf8")
       const of = (key: string) => out.split("\n").filter((l) => l.startsWith(`${key} `)).map((l) => l.slice(key.length + 1))
-      const ours = SshConfig.settingsFor(SshConfig.parse(Fs.readFileSync(file, "utf8"), file), name, { home, user: me.user })
+      const ours = SshConfig.forHost(name, {}, { home, user: me.user })
       assert.deepStrictEqual(
         [ours.hostName ?? name.toLowerCase(), ours.user ?? me.user, String(ours.port ?? 22), ours.identityFiles.map((f) => f.replace(home, "~"))],
         [of("hostname")[0], of("user")[0], of("port")[0], of("identityfile")],

@@ -5,8 +5,9 @@
  * keyword's first value obtained wins (`IdentityFile` adds up), keywords are case-insensitive and may be followed by
  * `=`. Read by the SSH backend's hosts and the Docker backend's `ssh://` engines; settings given explicitly win over it.
  *
- * What it cannot honour is said as a warning naming the file and line, never followed silently: `Include` (the
- * files it names are not read), `Match` (its block is not applied), `ProxyJump`/`ProxyCommand` (the connection goes
+ * `Include` is followed as OpenSSH follows it (globs; a relative path under `~/.ssh`; the files in place, their `Host`
+ * lines holding within each). What it cannot honour is said as a warning naming the file and line, never followed
+ * silently: `Match` (its block is not applied), `ProxyJump`/`ProxyCommand` (the connection goes
  * straight to the host), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
  * with no trust on first use). Any other keyword is ignored, as it changes nothing these backends do.
  */
@@ -110,7 +111,8 @@ export const settingsFor = (
   lines: ReadonlyArray<Line>,
   host: string,
   local: Local,
-  explicit: { readonly user?: string | undefined; readonly port?: number | undefined } = {}
+  explicit: { readonly user?: string | undefined; readonly port?: number | undefined } = {},
+  include?: (arg: string) => ReadonlyArray<ReadonlyArray<Line>>
 ): HostSettings => {
   const warnings: Array<string> = []
   let applies = true // lines before the first Host apply to every host
@@ -122,69 +124,83 @@ export const settingsFor = (
   const identities: Array<{ readonly where: string; readonly file: string }> = []
   let strict = false
   let proxied = false
-  for (const l of lines) {
-    if (l.keyword === "host") {
-      // as OpenSSH: the name as given, case and all
-      applies = hostMatches(l.args, host)
-      inMatch = false
-      continue
-    }
-    if (l.keyword === "match") {
-      warnings.push(`${l.where}: Match is not supported: the settings under it are not applied (write them in a Host block)`)
-      applies = false
-      inMatch = true
-      continue
-    }
-    if (l.keyword === "include" && !inMatch && applies) {
-      warnings.push(`${l.where}: Include is not supported: ${l.args.join(" ")} not read (copy what it says for this host into ${USER_CONFIG})`)
-      continue
-    }
-    if (!applies) continue
-    const first = l.args[0]
-    if (first === undefined) continue
-    switch (l.keyword) {
-      case "hostname":
-        // in lower case, as OpenSSH connects to it
-        hostName ??= first.replaceAll("%h", host).replaceAll("%%", "%").toLowerCase()
-        break
-      case "user":
-        user ??= first
-        break
-      case "port": {
-        if (port !== undefined) break
-        const n = Number(first)
-        if (Number.isInteger(n) && n > 0 && n < 65536) port = n
-        else warnings.push(`${l.where}: Port ${first} is not a port number: ignored`)
-        break
+  const walk = (lines: ReadonlyArray<Line>, depth: number): void => {
+    for (const l of lines) {
+      if (l.keyword === "host") {
+        // as OpenSSH: the name as given, case and all
+        applies = hostMatches(l.args, host)
+        inMatch = false
+        continue
       }
-      case "identityfile":
-        if (first.toLowerCase() !== "none") identities.push({ where: l.where, file: first })
-        break
-      case "userknownhostsfile":
-        knownHosts ??= { where: l.where, files: l.args }
-        break
-      case "stricthostkeychecking":
-        if (!strict) {
-          strict = true
-          if (first.toLowerCase() !== "yes") {
-            warnings.push(
-              `${l.where}: StrictHostKeyChecking ${first} is not followed: host keys are always checked against known_hosts ` +
-                "(an unknown or changed key is refused; no key is added)"
-            )
+      if (l.keyword === "match") {
+        warnings.push(`${l.where}: Match is not supported: the settings under it are not applied (write them in a Host block)`)
+        applies = false
+        inMatch = true
+        continue
+      }
+      if (l.keyword === "include" && !inMatch && applies) {
+        if (include === undefined || depth >= MAX_INCLUDE_DEPTH) {
+          warnings.push(`${l.where}: Include ${depth >= MAX_INCLUDE_DEPTH ? `nested deeper than ${MAX_INCLUDE_DEPTH} files` : "is not supported here"}: ${l.args.join(" ")} not read`)
+          continue
+        }
+        // as OpenSSH: each file read in place, its Host lines holding within it; then the including block's state again
+        for (const arg of l.args) {
+          for (const included of include(arg)) {
+            walk(included, depth + 1)
+            applies = true
+            inMatch = false
           }
         }
-        break
-      case "proxyjump":
-      case "proxycommand":
-        if (!proxied) {
-          proxied = true
-          if (first.toLowerCase() !== "none") {
-            warnings.push(`${l.where}: ${l.keyword === "proxyjump" ? "ProxyJump" : "ProxyCommand"} is not supported: the connection goes straight to the host, not through ${l.args.join(" ")}`)
-          }
+        continue
+      }
+      if (!applies) continue
+      const first = l.args[0]
+      if (first === undefined) continue
+      switch (l.keyword) {
+        case "hostname":
+          // in lower case, as OpenSSH connects to it
+          hostName ??= first.replaceAll("%h", host).replaceAll("%%", "%").toLowerCase()
+          break
+        case "user":
+          user ??= first
+          break
+        case "port": {
+          if (port !== undefined) break
+          const n = Number(first)
+          if (Number.isInteger(n) && n > 0 && n < 65536) port = n
+          else warnings.push(`${l.where}: Port ${first} is not a port number: ignored`)
+          break
         }
-        break
+        case "identityfile":
+          if (first.toLowerCase() !== "none") identities.push({ where: l.where, file: first })
+          break
+        case "userknownhostsfile":
+          knownHosts ??= { where: l.where, files: l.args }
+          break
+        case "stricthostkeychecking":
+          if (!strict) {
+            strict = true
+            if (first.toLowerCase() !== "yes") {
+              warnings.push(
+                `${l.where}: StrictHostKeyChecking ${first} is not followed: host keys are always checked against known_hosts ` +
+                  "(an unknown or changed key is refused; no key is added)"
+              )
+            }
+          }
+          break
+        case "proxyjump":
+        case "proxycommand":
+          if (!proxied) {
+            proxied = true
+            if (first.toLowerCase() !== "none") {
+              warnings.push(`${l.where}: ${l.keyword === "proxyjump" ? "ProxyJump" : "ProxyCommand"} is not supported: the connection goes straight to the host, not through ${l.args.join(" ")}`)
+            }
+          }
+          break
+      }
     }
   }
+  walk(lines, 0)
   const connectTo = hostName ?? host
   const tokens: Record<string, string> = {
     d: local.home,
@@ -211,6 +227,39 @@ export const settingsFor = (
   }
 }
 
+/** As OpenSSH: an `Include` nested deeper than this is not followed. */
+const MAX_INCLUDE_DEPTH = 16
+
+/**
+ * The files an `Include` argument names, sorted as glob(3) sorts them: `~` expanded, a relative path under `~/.ssh`
+ * (the user's file's directory), `*` and `?` in any component matched. None is nothing (OpenSSH says nothing either).
+ */
+const includedFiles = (arg: string, home: string): Array<string> => {
+  const full = arg === "~" || arg.startsWith("~/") ? home + arg.slice(1) : arg.startsWith("/") ? arg : `${home}/.ssh/${arg}`
+  let found = ["/"]
+  for (const part of full.split("/").filter((p) => p !== "")) {
+    if (!/[*?]/.test(part)) {
+      found = found.map((d) => `${d === "/" ? "" : d}/${part}`)
+      continue
+    }
+    const re = globRe(part)
+    found = found.flatMap((d) => {
+      try {
+        return Fs.readdirSync(d).filter((n) => re.test(n) && !(n.startsWith(".") && !part.startsWith("."))).sort().map((n) => `${d === "/" ? "" : d}/${n}`)
+      } catch {
+        return []
+      }
+    })
+  }
+  return found.filter((f) => {
+    try {
+      return Fs.statSync(f).isFile()
+    } catch {
+      return false
+    }
+  })
+}
+
 /**
  * What `path` (default {@link USER_CONFIG}) says of `host`; nothing when there is no such file. A file that exists
  * but cannot be read is a warning.
@@ -229,5 +278,14 @@ export const forHost = (
     const code = (e as { code?: unknown }).code
     return { identityFiles: [], warnings: code === "ENOENT" ? [] : [`${file}: not read (${e instanceof Error ? e.message : String(e)})`] }
   }
-  return settingsFor(parse(text, file), host, local, explicit)
+  // an included file that cannot be read is skipped, as OpenSSH skips it
+  const include = (arg: string) =>
+    includedFiles(arg, local.home).flatMap((f) => {
+      try {
+        return [parse(Fs.readFileSync(f, "utf8"), f)]
+      } catch {
+        return []
+      }
+    })
+  return settingsFor(parse(text, file), host, local, explicit, include)
 }
