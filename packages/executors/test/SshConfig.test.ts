@@ -37,7 +37,7 @@ const warningsOf = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 const user = "sdktest"
 
 describe("~/.ssh/config", () => {
-  it("reads Host blocks as OpenSSH does (ssh -G): patterns, negation, case, first value wins, = and quotes, comments, Include", () => {
+  it("reads Host blocks as OpenSSH does (ssh -G): patterns, negation, case, first value wins, = and quotes, comments, Include, Match", () => {
     const home = homeWith([
       "# before any Host: for every host",
       "Include conf.d/*.conf ~/.ssh/missing.conf",
@@ -55,6 +55,12 @@ describe("~/.ssh/config", () => {
       "  HostName should-not-win",
       "Host ALIAS2 ?.single",
       "  HostName %h.Example.com",
+      "Match host *.example.com originalhost !a.single",
+      "  User matched",
+      "Match !user sdktest,matched localuser *",
+      "  Port 2400",
+      "Match all",
+      "  IdentityFile ~/.ssh/k_all",
       "Host *",
       "  User fallback",
       "  Port 2022",
@@ -93,7 +99,7 @@ describe("~/.ssh/config", () => {
       "  ProxyJump bastion",
       "  StrictHostKeyChecking accept-new",
       "  Port twenty-two",
-      "Match host gpu1",
+      "Match exec true",
       "  User nobody",
       "Host other",
       "  ProxyCommand ssh -W %h:%p bastion",

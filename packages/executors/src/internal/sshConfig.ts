@@ -7,7 +7,8 @@
  *
  * `Include` is followed as OpenSSH follows it (globs; a relative path under `~/.ssh`; the files in place, their `Host`
  * lines holding within each). What it cannot honour is said as a warning naming the file and line, never followed
- * silently: `Match` (its block is not applied), `ProxyJump`/`ProxyCommand` (the connection goes
+ * silently: a `Match` of another criterion than `all`, `host`, `originalhost`, `user`, `localuser` (its block is not
+ * applied), `ProxyJump`/`ProxyCommand` (the connection goes
  * straight to the host), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
  * with no trust on first use). Any other keyword is ignored, as it changes nothing these backends do.
  */
@@ -88,6 +89,31 @@ const globRe = (pattern: string): RegExp =>
 export const hostMatches = (patterns: ReadonlyArray<string>, host: string): boolean =>
   patterns.some((p) => !p.startsWith("!") && globRe(p).test(host)) && !patterns.some((p) => p.startsWith("!") && globRe(p.slice(1)).test(host))
 
+/** Whether `value` is taken by a comma-separated pattern list: one of its patterns takes it, and none of its `!` ones. */
+const listMatches = (list: string, value: string): boolean => hostMatches(list.split(","), value)
+
+/**
+ * Whether a `Match` line's criteria all hold (`all`; `host`, the host connected to so far, and `originalhost`, the name
+ * given, in lower case; `user`, the remote user so far; `localuser`; each may be negated with `!`), or the criterion it
+ * cannot evaluate (`canonical`, `final`, `exec`, `localnetwork`, `tagged`...), whose block is then not applied.
+ */
+const matchApplies = (args: ReadonlyArray<string>, of: { readonly host: string; readonly originalhost: string; readonly user: string; readonly localuser: string }): boolean | string => {
+  let all = true
+  for (let i = 0; i < args.length; i++) {
+    const raw = args[i]!
+    const negated = raw.startsWith("!")
+    const criterion = (negated ? raw.slice(1) : raw).toLowerCase()
+    if (criterion === "all" && !negated && args.length === 1) continue
+    if (criterion !== "host" && criterion !== "originalhost" && criterion !== "user" && criterion !== "localuser") return raw
+    const list = args[++i]
+    if (list === undefined) return `${raw} (without its patterns)`
+    const hostly = criterion === "host" || criterion === "originalhost"
+    const holds = listMatches(hostly ? list.toLowerCase() : list, hostly ? of[criterion].toLowerCase() : of[criterion])
+    if (holds === negated) all = false
+  }
+  return all
+}
+
 /**
  * `~/` and the tokens of a path (`%d` home, `%h` the host connected to, `%n` the name given, `%p` port, `%r` remote
  * user, `%u` local user, `%%`); `undefined` for a token it does not know.
@@ -116,7 +142,6 @@ export const settingsFor = (
 ): HostSettings => {
   const warnings: Array<string> = []
   let applies = true // lines before the first Host apply to every host
-  let inMatch = false
   let hostName: string | undefined
   let user: string | undefined
   let port: number | undefined
@@ -129,16 +154,17 @@ export const settingsFor = (
       if (l.keyword === "host") {
         // as OpenSSH: the name as given, case and all
         applies = hostMatches(l.args, host)
-        inMatch = false
         continue
       }
       if (l.keyword === "match") {
-        warnings.push(`${l.where}: Match is not supported: the settings under it are not applied (write them in a Host block)`)
-        applies = false
-        inMatch = true
+        const m = matchApplies(l.args, { host: hostName ?? host, originalhost: host, user: explicit.user ?? user ?? local.user, localuser: local.user })
+        if (typeof m === "string") {
+          warnings.push(`${l.where}: Match ${m} is not supported: the settings under it are not applied (write them in a Host block, or a Match of host, originalhost, user, localuser or all)`)
+        }
+        applies = m === true
         continue
       }
-      if (l.keyword === "include" && !inMatch && applies) {
+      if (l.keyword === "include" && applies) {
         if (include === undefined || depth >= MAX_INCLUDE_DEPTH) {
           warnings.push(`${l.where}: Include ${depth >= MAX_INCLUDE_DEPTH ? `nested deeper than ${MAX_INCLUDE_DEPTH} files` : "is not supported here"}: ${l.args.join(" ")} not read`)
           continue
@@ -148,7 +174,6 @@ export const settingsFor = (
           for (const included of include(arg)) {
             walk(included, depth + 1)
             applies = true
-            inMatch = false
           }
         }
         continue
