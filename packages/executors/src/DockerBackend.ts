@@ -41,7 +41,7 @@ export interface Config {
    * `DOCKER_HOST=ssh://...` without it is reached the same way (`ssh`, else the SSH agent then each usable `~/.ssh/id_*`, and
    * `~/.ssh/known_hosts` with `/etc/ssh/ssh_known_hosts`). `~/.ssh/config`'s `Host` blocks fill in what the URL does not
    * say (`HostName`, `User`, `Port`; without `ssh`, `IdentityFile` and `UserKnownHostsFile` too); what it cannot honour
-   * (`Match`, `ProxyJump`) is a warning naming the line. A URL without a user logs in as the local user.
+   * (`ProxyJump`, a `Match exec`) is a warning naming the line. A URL without a user logs in as the local user.
    */
   readonly host?: string
   /** Key and known_hosts for an `ssh://` engine; the host key must be known (no trust on first use). */
