@@ -21,7 +21,7 @@ export const Docker = Schema.Struct({
   image: opt(Str),
   socketPath: opt(Str),
   host: opt(Str),
-  ssh: opt(Schema.Struct({ privateKeyPath: Str, knownHostsPath: Str })),
+  ssh: opt(Schema.Struct({ privateKeyPath: Str, knownHostsPath: Str, passphraseEnv: opt(Str) })),
   network: opt(Str),
   keep: opt(Schema.Boolean),
   gpus: opt(Schema.Array(Str)),
@@ -50,9 +50,12 @@ export const Ssh = Schema.Struct({
     name: opt(Str),
     host: Str,
     port: opt(PosInt),
-    username: Str,
-    privateKeyPath: Str,
-    knownHostsPath: Str,
+    // each may come from ~/.ssh/config's Host block for `host` (User, IdentityFile, UserKnownHostsFile)
+    username: opt(Str),
+    privateKeyPath: opt(Str),
+    knownHostsPath: opt(Str),
+    // the name of an environment variable holding the key's passphrase (never the passphrase itself)
+    passphraseEnv: opt(Str),
     gpus: opt(Schema.Array(Str)),
     slots: opt(PosInt)
   })).check(Schema.isMinLength(1))
@@ -75,7 +78,7 @@ export const docker = (backend: unknown, root: string): Effect.Effect<DockerBack
   Effect.map(decode(Docker, section(backend, "docker"), "docker"), (d) => ({
     ...d,
     root,
-    ...(d.ssh !== undefined ? { ssh: { privateKeyPath: home(d.ssh.privateKeyPath), knownHostsPath: home(d.ssh.knownHostsPath) } } : {}),
+    ...(d.ssh !== undefined ? { ssh: { ...d.ssh, privateKeyPath: home(d.ssh.privateKeyPath), knownHostsPath: home(d.ssh.knownHostsPath) } } : {}),
     ...(d.mounts !== undefined ? { mounts: d.mounts.map((m) => ({ ...m, source: path.resolve(home(m.source)) })) } : {})
   }))
 
@@ -90,7 +93,11 @@ export const ssh = (backend: unknown): Effect.Effect<SshBackend.Config, Errors.I
     ...(s.killGraceSeconds !== undefined ? { killGraceSeconds: s.killGraceSeconds } : {}),
     ...(s.hostRetryAfter !== undefined ? { hostRetryAfter: s.hostRetryAfter as Duration.Input & string } : {}),
     ...(s.hostLostAfter !== undefined ? { hostLostAfter: s.hostLostAfter as Duration.Input & string } : {}),
-    hosts: s.hosts.map((h) => ({ ...h, privateKeyPath: home(h.privateKeyPath), knownHostsPath: home(h.knownHostsPath) }))
+    hosts: s.hosts.map((h) => ({
+      ...h,
+      ...(h.privateKeyPath !== undefined ? { privateKeyPath: home(h.privateKeyPath) } : {}),
+      ...(h.knownHostsPath !== undefined ? { knownHostsPath: home(h.knownHostsPath) } : {})
+    }))
   }))
 
 /**

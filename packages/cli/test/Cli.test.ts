@@ -169,6 +169,13 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.deepStrictEqual([ok.hostRetryAfter, ok.hostLostAfter], ["1 minute", "10 minutes"])
   })
 
+  it("backend.ssh hosts may give only a host (a ~/.ssh/config alias) and passphraseEnv; backend.docker.ssh takes passphraseEnv", async () => {
+    const ok = await Effect.runPromise(BackendSettings.ssh({ ssh: { remoteRoot: "/scratch", hosts: [{ host: "gpu1", passphraseEnv: "GPU1_KEY_PASSPHRASE" }] } }))
+    assert.deepStrictEqual(ok.hosts, [{ host: "gpu1", passphraseEnv: "GPU1_KEY_PASSPHRASE" }])
+    const docker = await Effect.runPromise(BackendSettings.docker({ docker: { ssh: { privateKeyPath: "/k", knownHostsPath: "/kh", passphraseEnv: "P" } } }, "/tmp"))
+    assert.deepStrictEqual(docker.ssh, { privateKeyPath: "/k", knownHostsPath: "/kh", passphraseEnv: "P" })
+  })
+
   it("bad flags", () => {
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--concurrency", "0"]).status, 2)
     assert.strictEqual(trex(["run", path.join(fixtures, "toy.task.yaml"), "--policy", "magic"]).status, 2)

@@ -14,15 +14,20 @@ import { constants } from "node:os"
 import { posix } from "node:path"
 import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
-import { Connection, type HostConfig, keyRefusal, SshFailure } from "./internal/sshConnection.ts"
+import { Connection, type HostSetting, type PreparedHost, prepare, SshFailure } from "./internal/sshConnection.ts"
 import * as Script from "./internal/sshScript.ts"
 import { boundedWatch } from "./internal/volume.ts"
+import * as Clients from "./internal/clients.ts"
 
 /**
- * One machine of the pool.
+ * One machine of the pool: `host` (a name, or a `Host` alias of `~/.ssh/config`), and `port`, `username`,
+ * `privateKeyPath`, `knownHostsPath`, each taken from `~/.ssh/config` when not given (`Port`, `User`, `IdentityFile`,
+ * `UserKnownHostsFile`; else 22, the local user, the first of OpenSSH's default keys, `~/.ssh/known_hosts`), and
+ * `passphraseEnv` for a key with a passphrase (the name of the environment variable holding it). Each is checked
+ * when the backend is made (the key read then, once), naming the field that is wrong.
  * @since 0.1.0 @category models
  */
-export interface Host extends HostConfig {
+export interface Host extends HostSetting {
   /** A short name for the host in job refs (default `user@host:port`). */
   readonly name?: string
   /** GPU ids on this host; a job asking for `k` GPUs gets `k` free ones in `CUDA_VISIBLE_DEVICES`. */
@@ -168,9 +173,14 @@ const numbers = (b: Buffer | undefined): Array<number> | undefined =>
 export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   if (config.hosts.length === 0) return yield* fail("make", "the SSH backend needs at least one host")
   if (!posix.isAbsolute(config.remoteRoot)) return yield* fail("make", `remoteRoot ${JSON.stringify(config.remoteRoot)} must be an absolute path`)
+  // each host's key read once, here (its connections use it), and its known_hosts readable: a bad path is said now
+  const prepared: Array<PreparedHost & { readonly given: Host }> = []
+  const ssh2 = yield* Effect.promise(Clients.ssh2)
   for (const h of config.hosts) {
-    const refusal = keyRefusal(h)
-    if (refusal !== undefined) return yield* fail("make", refusal)
+    const p = prepare(h, ssh2)
+    if ("refusal" in p) return yield* fail("make", p.refusal)
+    for (const w of p.warnings) yield* Effect.logWarning(`ssh backend: ${w}`)
+    prepared.push({ ...p.ok, given: h })
   }
   const remoteRoot = posix.normalize(config.remoteRoot)
   const grace = config.killGraceSeconds ?? 10
@@ -181,10 +191,10 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   ])
   const retryAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostRetryAfter ?? "30 seconds"))
   const lostAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostLostAfter ?? "5 minutes"))
-  const pool: Array<PoolHost> = config.hosts.map((h) => ({
-    name: h.name ?? `${h.username}@${h.host}:${h.port ?? 22}`,
-    user: h.username,
-    conn: new Connection(h),
+  const pool: Array<PoolHost> = prepared.map(({ given: h, ...p }) => ({
+    name: h.name ?? `${p.username}@${h.host}:${p.port ?? 22}`,
+    user: p.username,
+    conn: new Connection(p),
     slots: Math.max(1, h.slots ?? 1),
     gpus: [...(h.gpus ?? [])],
     adopted: false,

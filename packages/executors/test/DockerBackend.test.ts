@@ -27,6 +27,7 @@ import * as Spec from "../src/internal/dockerSpec.ts"
 import { engineOptions, socketRefusal, type SshAgent, sshAgent } from "../src/internal/dockerEngine.ts"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
 import { logins, ownSshd as ownSshdIn, sshKeys } from "./support/ownSshd.ts"
+import { withEnv } from "./support/withEnv.ts"
 
 const execFileAsync = promisify(execFile)
 /**
@@ -501,18 +502,6 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(error.message, "host key")
     }), 60_000)
 
-  /** `effect` with environment variables set (a backend reads them when it is made), then as they were. */
-  const withEnv = <A, E, R>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E, R>) =>
-    Effect.acquireUseRelease(
-      Effect.sync(() => {
-        const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
-        Object.assign(process.env, vars)
-        return before
-      }),
-      () => effect,
-      (before) => Effect.sync(() => Object.entries(before).forEach(([k, v]) => (v === undefined ? delete process.env[k] : (process.env[k] = v))))
-    )
-
   it.live("a socketPath given wins over a DOCKER_HOST of another kind (tcp://, ssh://) in the environment", () =>
     Effect.gen(function*() {
       yield* engineUp
@@ -716,9 +705,10 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       const key = publicKey("/etc/ssh/sdktest/host_ed25519")
       assert.strictEqual(yield* pingThrough(yield* withKey(sshd.port, sshd.knownHosts)), "ok")
       const revoked = knownHostsOf(`[127.0.0.1]:${sshd.port} ${key}`, `@revoked * ${key}`)
-      assert.include(yield* pingThrough(yield* withKey(sshd.port, revoked)), "Host denied")
+      // the message of the SSH backend's connections (one function: sshKnownHosts.ts's `refusal`), not ssh2's "Host denied"
+      assert.include(yield* pingThrough(yield* withKey(sshd.port, revoked)), `root@127.0.0.1:${sshd.port}: the host key offered is marked @revoked in ${revoked}; refusing to connect`)
       const ca = knownHostsOf(`@cert-authority [127.0.0.1]:${sshd.port} ${key}`)
-      assert.include(yield* pingThrough(yield* withKey(sshd.port, ca)), "Host denied")
+      assert.include(yield* pingThrough(yield* withKey(sshd.port, ca)), `root@127.0.0.1:${sshd.port}: host key not in ${ca} (add it with ssh-keyscan`)
     }), 60_000)
 
   it.live("an ssh:// engine known only by its ECDSA or its RSA host key is reached: the known key types are asked for first", () =>
@@ -766,6 +756,23 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(error.message, "backend.docker.ssh")
     }), 60_000)
 
+  it.live("an ssh:// engine named only by DOCKER_HOST reads ~/.ssh/config: a Host alias's HostName, Port, User, IdentityFile, UserKnownHostsFile; a ProxyJump it cannot honour is a warning naming the line", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const config = ["Host engine-alias", "  HostName 127.0.0.1", `  Port ${sshd.port}`, "  User root", "  IdentityFile ~/.ssh/engine_key",
+        "  UserKnownHostsFile ~/.ssh/engine_known_hosts", "  ProxyJump bastion", "Host *", "  Port 1", "  User nobody", ""].join("\n")
+      // no default key and no known_hosts: only what the config file names lets it in
+      const home = homeWith({ config, engine_key: Fs.readFileSync(`${sshKeys}/id_ed25519`), engine_known_hosts: Fs.readFileSync(sshd.knownHosts) })
+      const warned: Array<string> = []
+      const options = yield* withEnv({ HOME: home }, Effect.sync(() =>
+        engineOptions({}, ssh2, { DOCKER_HOST: "ssh://engine-alias", SSH_AUTH_SOCK: "" }, undefined, (w) => warned.push(w))
+      ))
+      assert.strictEqual(yield* pingThrough(options), "ok")
+      assert.deepStrictEqual(warned, [`ssh://engine-alias: ${home}/.ssh/config:7: ProxyJump is not supported: the connection goes straight to the host, not through bastion`])
+    }), 60_000)
+
   it.live("an ssh:// engine named only by DOCKER_HOST whose agent socket is gone logs in with a default key (an unreadable one skipped), leaving no socket open", () =>
     Effect.gen(function*() {
       yield* engineUp
@@ -803,6 +810,21 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(said, `ssh.privateKeyPath ${privateKeyPath}: a public key`)
       assert.include(said, `${sshKeys}/id_ed25519, without .pub`)
     }))
+
+  it.live("an ssh:// engine's encrypted ssh.privateKeyPath needs ssh.passphraseEnv (refused at make without it, naming it); with it the engine answers", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const privateKeyPath = Path.join(root, `encrypted_${++counter}`)
+      Fs.copyFileSync(`${sshKeys}/id_ed25519`, privateKeyPath)
+      yield* Effect.promise(() => execFileAsync("ssh-keygen", ["-q", "-p", "-a", "1", "-P", "", "-N", "a pass phrase", "-f", privateKeyPath]))
+      const options = (passphraseEnv: string | undefined, env: NodeJS.ProcessEnv) =>
+        engineOptions({ host: `ssh://root@127.0.0.1:${sshd.port}`, ssh: { privateKeyPath, knownHostsPath: sshd.knownHosts, passphraseEnv } }, ssh2, env)
+      const said = yield* Effect.try({ try: () => options(undefined, {}), catch: String }).pipe(Effect.flip)
+      assert.include(said, `ssh.privateKeyPath ${privateKeyPath}: an encrypted key (it has a passphrase): set ssh.passphraseEnv to the name of an environment variable`)
+      assert.strictEqual(yield* pingThrough(options("KEY_PASSPHRASE", { KEY_PASSPHRASE: "a pass phrase" })), "ok")
+    }), 60_000)
 
   it.live("an ssh:// engine's ssh.privateKeyPath naming no file is refused at make, naming the field and how to make a key", () =>
     Effect.gen(function*() {

@@ -13,7 +13,8 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { QueuePoll } from "../src/internal/admissionQueue.ts"
-import { Connection } from "../src/internal/sshConnection.ts"
+import * as Clients from "../src/internal/clients.ts"
+import { Connection, type PreparedHost, prepare } from "../src/internal/sshConnection.ts"
 import { ownSshd, sshKeys } from "./support/ownSshd.ts"
 import { FILES, quote, quoteArgv } from "../src/internal/sshScript.ts"
 import * as SshBackend from "../src/SshBackend.ts"
@@ -399,6 +400,64 @@ describe("SshBackend", () => {
       assert.include(error.message, `ssh-keygen -t ed25519 -f ${privateKeyPath}`)
     })))
 
+  it.live("a knownHostsPath naming no file is refused at make, naming the host, the field and ssh-keyscan", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const knownHostsPath = Path.join(local, "no_such_known_hosts")
+      const error = yield* SshBackend.make({ ...config, hosts: [{ ...host, knownHostsPath }] }).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "BackendError")
+      assert.isFalse(error.retryable)
+      assert.include(error.message, `${host.username}@${host.host}: knownHostsPath ${knownHostsPath}: no such file: give a known_hosts file`)
+      assert.include(error.message, `ssh-keyscan -p ${host.port} ${host.host} >> ${knownHostsPath}`)
+    })))
+
+  it.live("the key is read once, at make: its file gone afterwards, jobs still run", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const privateKeyPath = Path.join(local, "key_read_once")
+      Fs.copyFileSync(host.privateKeyPath, privateKeyPath)
+      const backend = yield* SshBackend.make({ ...config, hosts: [{ ...host, privateKeyPath }] })
+      Fs.rmSync(privateKeyPath)
+      const exit = yield* Backend.awaitExit(backend, yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":3}' > result.json`])))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+    })))
+
+  it.live("a host key marked @revoked in known_hosts is refused, whatever other lines say, and the message says @revoked", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const good = Fs.readFileSync(host.knownHostsPath, "utf8").trim()
+      const key = good.split(/\s+/).slice(1, 3).join(" ")
+      const revokedHosts = Path.join(local, "known_hosts_revoked")
+      Fs.writeFileSync(revokedHosts, `${good}\n@revoked * ${key}\n`)
+      const backend = yield* SshBackend.make({ ...config, hosts: [{ ...host, knownHostsPath: revokedHosts }] })
+      const error = yield* backend.submit(spec(["true"])).pipe(Effect.flip)
+      assert.isFalse(error.retryable, "a revoked host key is not retried")
+      assert.include(error.message, `the host key offered is marked @revoked in ${revokedHosts}; refusing to connect`)
+    })))
+
+  it.live("an encrypted key: refused at make without passphraseEnv (naming it), or with a variable unset or a wrong passphrase; with it, jobs run", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      // the test key, with a passphrase put on it
+      const privateKeyPath = Path.join(local, "encrypted_key")
+      Fs.copyFileSync(host.privateKeyPath, privateKeyPath)
+      Fs.chmodSync(privateKeyPath, 0o600)
+      execFileSync("ssh-keygen", ["-q", "-p", "-a", "1", "-P", "", "-N", "a pass phrase", "-f", privateKeyPath])
+      const hostWith = (passphraseEnv?: string) => ({ ...config, hosts: [{ ...host, privateKeyPath, ...(passphraseEnv !== undefined ? { passphraseEnv } : {}) }] })
+      const without = yield* SshBackend.make(hostWith()).pipe(Effect.flip)
+      assert.include(without.message, `privateKeyPath ${privateKeyPath}: an encrypted key (it has a passphrase): set passphraseEnv to the name of an environment variable`)
+      const unset = yield* SshBackend.make(hostWith("TREX_TEST_NO_SUCH_VARIABLE")).pipe(Effect.flip)
+      assert.include(unset.message, "passphraseEnv TREX_TEST_NO_SUCH_VARIABLE: no such environment variable")
+      const variable = `TREX_TEST_PASSPHRASE_${process.pid}`
+      process.env[variable] = "not it"
+      const wrong = yield* SshBackend.make(hostWith(variable)).pipe(Effect.flip)
+      assert.include(wrong.message, `the passphrase in passphraseEnv ${variable} does not decrypt it`)
+      process.env[variable] = "a pass phrase"
+      const backend = yield* SshBackend.make(hostWith(variable))
+      delete process.env[variable]
+      const exit = yield* Backend.awaitExit(backend, yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":4}' > result.json`])))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+    })))
+
   it.live("a host known only by its ECDSA or its RSA host key is reached: the known key types are asked for first", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
@@ -411,12 +470,15 @@ describe("SshBackend", () => {
       }
       const ecdsa = keyOf("ecdsa")
       const rsa = keyOf("rsa")
+      const ssh2 = yield* Effect.promise(Clients.ssh2)
       // the server has all three kinds (as a stock sshd does); each known_hosts knows one of them
       const sshd = yield* ownSshd(local, "MaxSessions 10", [ecdsa, "/etc/ssh/sdktest/host_ed25519", rsa])
       const rsaHosts = Path.join(local, "known_hosts_rsa")
       Fs.writeFileSync(rsaHosts, `[127.0.0.1]:${sshd.port} ${Fs.readFileSync(`${rsa}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`)
       for (const [knownHostsPath, by] of [[sshd.knownHosts, "ECDSA"], [rsaHosts, "RSA"]] as const) {
-        const conn = new Connection({ host: "127.0.0.1", port: sshd.port, username: "root", privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath })
+        const prepared = prepare({ host: "127.0.0.1", port: sshd.port, username: "root", privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath }, ssh2)
+        assert.isTrue("ok" in prepared)
+        const conn = new Connection((prepared as { readonly ok: PreparedHost }).ok)
         const out = yield* Effect.promise(() => conn.exec("echo reached").then((r) => r.stdout, (e: unknown) => String(e)))
         conn.close()
         assert.strictEqual(out, "reached\n", `known by its ${by} key`)

@@ -9,12 +9,15 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import type * as Ssh2 from "ssh2"
-import { expandHome, readKey } from "./sshConnection.ts"
+import { expandHome, keyCheck, readKey, unusable } from "./sshConnection.ts"
 import * as KnownHosts from "./sshKnownHosts.ts"
+import * as SshConfig from "./sshConfig.ts"
 
 export interface SshAccess {
   readonly privateKeyPath: string
   readonly knownHostsPath: string
+  /** For a key with a passphrase: the name of an environment variable holding it (read when the backend is made). */
+  readonly passphraseEnv?: string | undefined
 }
 
 /**
@@ -114,7 +117,13 @@ export interface IdleTimes {
   readonly connectionMs?: number
 }
 
-export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { readonly host: string; readonly port: number }, idle: IdleTimes = {}): SshAgent => {
+/**
+ * Where an agent connects: ssh2's options, and `hostRefusal`, why the host's key was last refused (said in place of
+ * ssh2's bare "Host denied").
+ */
+export type SshConnect = Ssh2.ConnectConfig & { readonly host: string; readonly port: number; readonly hostRefusal?: () => string | undefined }
+
+export const sshAgent = (ssh2: typeof Ssh2, connect: SshConnect, idle: IdleTimes = {}): SshAgent => {
   const idleConnectionMs = idle.connectionMs ?? IDLE_CONNECTION_MS
   // a few idle sessions kept: each is a `docker system dial-stdio` on the engine's host
   const agent = new Http.Agent({ keepAlive: true, maxFreeSockets: 4, timeout: idle.sessionMs ?? FREE_SESSION_MS }) as Http.Agent & { made: SshAgent["made"] }
@@ -166,7 +175,8 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
         forget(c)
         client.end()
         socket.destroy()
-        reject(e)
+        const why = /^Host denied/.test(e.message) ? connect.hostRefusal?.() : undefined
+        reject(why !== undefined ? new Error(why) : e)
       })
       // the connection gone, its sessions are too (ssh2 does not end them): none is kept for another request
       client.once("close", () => {
@@ -258,9 +268,7 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: Ssh2.ConnectConfig & { read
   return agent
 }
 
-/** Where OpenSSH looks by default: the key files tried, in order, and the known hosts (the user's, then the system's). */
-const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
-const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+/** The system's known hosts, read after the user's (OpenSSH's defaults: sshConfig.ts). */
 export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 /**
@@ -271,39 +279,20 @@ export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 export const engineHost = (o: { readonly socketPath?: string | undefined; readonly host?: string | undefined }, env: NodeJS.ProcessEnv = process.env): string | undefined =>
   o.socketPath !== undefined ? undefined : o.host ?? (env["DOCKER_HOST"]?.startsWith("ssh://") === true ? env["DOCKER_HOST"] : undefined)
 
-/**
- * ssh2's `parseKey`: an Error for a key it cannot use. `import("ssh2")` under Node names only some of the CommonJS
- * exports (`Client`, not `utils`): `utils` is on its `default`.
- */
-const parseKey = (ssh2: typeof Ssh2, key: Buffer): ReturnType<typeof Ssh2.utils.parseKey> => {
-  const utils = (ssh2 as { readonly utils?: typeof Ssh2.utils }).utils ?? (ssh2 as unknown as { readonly default: typeof Ssh2 }).default.utils
-  return utils.parseKey(key)
-}
-
-const PUBLIC_KEY = "a public key, not a private one"
-
-/** Why ssh2 cannot log in with `key` (one it cannot parse, an encrypted one, a public key), else `undefined`. */
-const unusable = (ssh2: typeof Ssh2, key: Buffer): string | undefined => {
-  // an OpenSSH file of several keys parses to an array (ssh2's client takes the first)
-  const parsed: ReturnType<typeof parseKey> | ReadonlyArray<Ssh2.ParsedKey> = parseKey(ssh2, key)
-  if (parsed instanceof Error) return parsed.message
-  const first = Array.isArray(parsed) ? parsed[0] : parsed as Ssh2.ParsedKey
-  return first?.isPrivateKey() === true ? undefined : PUBLIC_KEY
-}
-
 /** How to log in: each way in turn (ssh2's `authHandler`), given the user name. */
 type Logins = (username: string) => Array<Ssh2.AgentAuthMethod | Ssh2.PublicKeyAuthMethod>
 
 /**
  * How to log in to an `ssh://` engine named only by `DOCKER_HOST` without `ssh`, as `docker` itself would through
- * OpenSSH: the SSH agent of `SSH_AUTH_SOCK`, then each of OpenSSH's default keys that can be used (an encrypted one
- * cannot: its passphrase is not asked for, and the agent is the way to use it); none at all is said now.
+ * OpenSSH: the SSH agent of `SSH_AUTH_SOCK`, then each key of `files` (the host's `IdentityFile`s in ~/.ssh/config, else
+ * OpenSSH's default keys) that can be used (an encrypted one cannot: its passphrase is not asked for, and the agent is
+ * the way to use it); none at all is said now.
  */
-const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2): Logins => {
+const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2, files: ReadonlyArray<string>): Logins => {
   const agent = env["SSH_AUTH_SOCK"]
   const keys: Array<Buffer> = []
   const skipped: Array<string> = []
-  for (const path of DEFAULT_KEYS) {
+  for (const path of files) {
     if (!Fs.existsSync(expandHome(path))) continue
     // one that cannot be read (another user's, a directory of that name) is skipped, as OpenSSH skips it
     let key: Buffer
@@ -320,7 +309,7 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2):
   const withAgent = agent !== undefined && agent !== ""
   if (!withAgent && keys.length === 0) {
     throw new Error(
-      `DOCKER_HOST=${host}: no SSH agent (SSH_AUTH_SOCK) and no usable key among ${DEFAULT_KEYS.join(", ")}` +
+      `DOCKER_HOST=${host}: no SSH agent (SSH_AUTH_SOCK) and no usable key among ${files.join(", ")}` +
         (skipped.length > 0 ? ` (${skipped.join("; ")})` : "") +
         ": start an agent holding the key (`eval $(ssh-agent)`, `ssh-add`), or set backend.docker.ssh { privateKeyPath, knownHostsPath } (DockerBackend's `ssh`)"
     )
@@ -331,19 +320,16 @@ const defaultLogins = (host: string, env: NodeJS.ProcessEnv, ssh2: typeof Ssh2):
   ]
 }
 
-/** The key of `ssh.privateKeyPath`, refused now when it cannot be read or ssh2 cannot use it (an encrypted key, another format). */
-const givenLogins = (ssh: SshAccess, ssh2: typeof Ssh2): Logins => {
+/**
+ * The key of `ssh.privateKeyPath`, refused now when it cannot be read or ssh2 cannot use it (a public key, an encrypted
+ * key without `ssh.passphraseEnv` or with a passphrase that does not decrypt it, another format).
+ */
+const givenLogins = (ssh: SshAccess, ssh2: typeof Ssh2, env: NodeJS.ProcessEnv): Logins => {
   const key = readKey("ssh.privateKeyPath", ssh.privateKeyPath, "the engine host's authorized_keys")
-  const why = unusable(ssh2, key)
-  if (why === PUBLIC_KEY) {
-    throw new Error(
-      `ssh.privateKeyPath ${ssh.privateKeyPath}: ${why}: give the private key's file (${ssh.privateKeyPath.replace(/\.pub$/, "")}, without .pub), not its public half`
-    )
-  }
-  if (why !== undefined) {
-    throw new Error(`ssh.privateKeyPath ${ssh.privateKeyPath}: ${why}: give a key without a passphrase (an OpenSSH or PEM private key)`)
-  }
-  return (username) => [{ type: "publickey", username, key }]
+  const checked = keyCheck(ssh2, "ssh.privateKeyPath", ssh.privateKeyPath, key, { field: "ssh.passphraseEnv", name: ssh.passphraseEnv }, env)
+  if ("refusal" in checked) throw new Error(checked.refusal)
+  const { passphrase } = checked
+  return (username) => [{ type: "publickey", username, key, ...(passphrase !== undefined ? { passphrase } : {}) }]
 }
 
 /** Who this process is, and the system's known hosts, as OpenSSH takes them (a test gives others). */
@@ -364,7 +350,7 @@ export const engineOptions = (o: {
   readonly socketPath?: string | undefined
   readonly host?: string | undefined
   readonly ssh?: SshAccess | undefined
-}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env, local: LocalSsh = { user: userName(), globalKnownHosts: GLOBAL_KNOWN_HOSTS }): Docker.DockerOptions | undefined => {
+}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env, local: LocalSsh = { user: userName(), globalKnownHosts: GLOBAL_KNOWN_HOSTS }, warn: (message: string) => void = () => undefined): Docker.DockerOptions | undefined => {
   if (o.socketPath !== undefined) return onSocket(o.socketPath)
   const host = engineHost(o, env)
   if (host === undefined) return undefined // dockerode reads DOCKER_HOST, else /var/run/docker.sock
@@ -373,12 +359,19 @@ export const engineOptions = (o: {
   if (url.protocol !== "ssh:") return { protocol: url.protocol === "https:" ? "https" : "http", host: url.hostname, port: url.port || 2375 }
   if (o.ssh === undefined && o.host !== undefined) throw new Error(`${host}: an ssh:// engine needs ssh.privateKeyPath and ssh.knownHostsPath`)
   if (ssh2 === undefined) throw new Error(`${host}: an ssh:// engine needs ssh2 loaded`)
-  const port = Number(url.port || 22)
   // a URL's IPv6 address is in brackets ([::1]): not in the address connected to
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1")
-  const logins = o.ssh !== undefined ? givenLogins(o.ssh, ssh2) : defaultLogins(host, env, ssh2)
-  // with `ssh`, its known hosts only; else OpenSSH's two, the system's read when there is one
-  const paths = o.ssh !== undefined ? [o.ssh.knownHostsPath] : [DEFAULT_KNOWN_HOSTS, local.globalKnownHosts]
+  const alias = url.hostname.replace(/^\[(.*)\]$/, "$1")
+  // ~/.ssh/config fills in what the URL does not say (its host may be a Host alias), as for `docker` through OpenSSH
+  const given = { user: decodeURIComponent(url.username) || undefined, port: url.port === "" ? undefined : Number(url.port) }
+  const file = SshConfig.forHost(alias, given, { home: Os.homedir(), user: local.user })
+  for (const w of file.warnings) warn(`${host}: ${w}`)
+  const hostname = file.hostName ?? alias
+  const port = given.port ?? file.port ?? 22
+  const logins = o.ssh !== undefined
+    ? givenLogins(o.ssh, ssh2, env)
+    : defaultLogins(host, env, ssh2, file.identityFiles.length > 0 ? file.identityFiles : SshConfig.DEFAULT_KEYS)
+  // with `ssh`, its known hosts only; else OpenSSH's two (the user's, or UserKnownHostsFile), the system's read when there is one
+  const paths = o.ssh !== undefined ? [o.ssh.knownHostsPath] : [...(file.knownHostsFiles ?? [SshConfig.DEFAULT_KNOWN_HOSTS]), local.globalKnownHosts]
   const known: Array<KnownHosts.KnownKey> = []
   const unread: Array<string> = []
   for (const path of paths) {
@@ -394,7 +387,8 @@ export const engineOptions = (o: {
         `(\`ssh-keyscan -p ${port} ${hostname} >> ${paths[0]}\`, after checking its fingerprint)`
     )
   }
-  const username = decodeURIComponent(url.username) || local.user
+  const username = given.user ?? file.user ?? local.user
+  let hostRefused: string | undefined
   // plain HTTP over the agent's sessions (the host and port are only the Host header's)
   return {
     protocol: "http",
@@ -407,7 +401,12 @@ export const engineOptions = (o: {
       authHandler: logins(username),
       // the host-key types known_hosts holds for this host first, as OpenSSH asks
       algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, hostname, port) },
-      hostVerifier: (key: Buffer) => KnownHosts.verify(known, hostname, port, key).ok
+      hostVerifier: (key: Buffer) => {
+        const v = KnownHosts.verify(known, hostname, port, key)
+        if (!v.ok) hostRefused = KnownHosts.refusal(v.reason, `${username}@${hostname}:${port}`, paths.join(", "), hostname, port)
+        return v.ok
+      },
+      hostRefusal: () => hostRefused
     })
   } as Docker.DockerOptions
 }

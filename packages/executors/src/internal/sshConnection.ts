@@ -4,8 +4,10 @@
  */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
+import type * as Ssh2 from "ssh2"
 import type { Client, SFTPWrapper } from "ssh2"
 import * as KnownHosts from "./sshKnownHosts.ts"
+import * as SshConfig from "./sshConfig.ts"
 import * as Clients from "./clients.ts"
 
 export interface HostConfig {
@@ -14,6 +16,28 @@ export interface HostConfig {
   readonly username: string
   readonly privateKeyPath: string
   readonly knownHostsPath: string
+}
+
+/**
+ * A host as given: `host` a name or address, or a `Host` alias of `~/.ssh/config`, whose `HostName`, `User`, `Port`,
+ * `IdentityFile` and `UserKnownHostsFile` fill in what is not given here.
+ */
+export interface HostSetting {
+  /** The host's name or address, or a `Host` alias of `~/.ssh/config` (whose `HostName` is then connected to). */
+  readonly host: string
+  /** Default: the config file's `Port`, else 22. */
+  readonly port?: number | undefined
+  /** Default: the config file's `User`, else the local user. */
+  readonly username?: string | undefined
+  /** Default: the config file's first `IdentityFile` that exists, else the first of `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. */
+  readonly privateKeyPath?: string | undefined
+  /** Default: the config file's `UserKnownHostsFile` (its first file), else `~/.ssh/known_hosts`. */
+  readonly knownHostsPath?: string | undefined
+  /**
+   * For a key with a passphrase: the name of an environment variable holding it (never the passphrase itself: settings
+   * files are not secret). Read when the backend is made.
+   */
+  readonly passphraseEnv?: string | undefined
 }
 
 /** An error with whether trying again later may help, and whether the host could not be reached at all. */
@@ -55,14 +79,121 @@ export const readKey = (field: string, path: string, authorizedKeys: string): Bu
   }
 }
 
-/** Why the key of a host's `privateKeyPath` cannot be read, naming the host, the field and the fix; else `undefined`. */
-export const keyRefusal = (config: HostConfig): string | undefined => {
-  try {
-    readKey("privateKeyPath", config.privateKeyPath, `~${config.username}/.ssh/authorized_keys on ${config.host}`)
-    return undefined
-  } catch (e) {
-    return `${config.username}@${config.host}: ${(e as Error).message}`
+/** A host's settings checked at make: its key read once (and used for every connection), its known_hosts readable. */
+export interface PreparedHost extends HostConfig {
+  readonly privateKey: Buffer
+  /** The key's passphrase (from the variable `passphraseEnv` names), for an encrypted key. */
+  readonly passphrase?: string | undefined
+}
+
+/**
+ * ssh2's `parseKey`: an Error for a key it cannot use. `import("ssh2")` under Node names only some of the CommonJS
+ * exports (`Client`, not `utils`): `utils` is on its `default`.
+ */
+const parseKey = (ssh2: typeof Ssh2, key: Buffer, passphrase: string | undefined): ReturnType<typeof Ssh2.utils.parseKey> => {
+  const utils = (ssh2 as { readonly utils?: typeof Ssh2.utils }).utils ?? (ssh2 as unknown as { readonly default: typeof Ssh2 }).default.utils
+  return utils.parseKey(key, passphrase)
+}
+
+/** Why ssh2 cannot log in with `key` (one it cannot parse, an encrypted one without its passphrase, a public key), else `undefined`. */
+export const unusable = (ssh2: typeof Ssh2, key: Buffer, passphrase?: string): string | undefined => {
+  // an OpenSSH file of several keys parses to an array (ssh2's client takes the first)
+  const parsed: ReturnType<typeof parseKey> | ReadonlyArray<Ssh2.ParsedKey> = parseKey(ssh2, key, passphrase)
+  if (parsed instanceof Error) return parsed.message
+  const first = Array.isArray(parsed) ? parsed[0] : parsed as Ssh2.ParsedKey
+  return first?.isPrivateKey() === true ? undefined : PUBLIC_KEY
+}
+
+const PUBLIC_KEY = "a public key, not a private one"
+
+/**
+ * The passphrase `passphraseEnv` names, and why the key of `field` (`path`) cannot be used with it, naming the field and
+ * the fix: a public key, an encrypted key without `passphraseEnv` (or its variable unset, or a passphrase that does not
+ * decrypt it), a key ssh2 cannot read.
+ */
+export const keyCheck = (
+  ssh2: typeof Ssh2,
+  field: string,
+  path: string,
+  key: Buffer,
+  passphraseEnv: { readonly field: string; readonly name: string | undefined },
+  env: NodeJS.ProcessEnv
+): { readonly passphrase: string | undefined } | { readonly refusal: string } => {
+  const name = passphraseEnv.name
+  const passphrase = name === undefined ? undefined : env[name]
+  if (name !== undefined && passphrase === undefined) {
+    return { refusal: `${passphraseEnv.field} ${name}: no such environment variable: set it to the passphrase of ${path} before starting` }
   }
+  const why = unusable(ssh2, key, passphrase)
+  if (why === undefined) return { passphrase }
+  if (why === PUBLIC_KEY) {
+    return { refusal: `${field} ${path}: ${why}: give the private key's file (${path.replace(/\.pub$/, "")}, without .pub), not its public half` }
+  }
+  if (/no passphrase given/.test(why)) {
+    return {
+      refusal: `${field} ${path}: an encrypted key (it has a passphrase): set ${passphraseEnv.field} to the name of an environment variable ` +
+        "holding the passphrase (never the passphrase itself in a settings file), or give a key without one"
+    }
+  }
+  if (passphrase !== undefined && /passphrase/i.test(why)) {
+    return { refusal: `${field} ${path}: the passphrase in ${passphraseEnv.field} ${name} does not decrypt it (${why}): set ${name} to the key's passphrase` }
+  }
+  return { refusal: `${field} ${path}: ${why}: give an OpenSSH or PEM private key` }
+}
+
+/**
+ * A host's settings completed and checked: what is not given taken from `~/.ssh/config` (`local` and `configPath` say
+ * whose; explicit settings win; else the local user, port 22, the first of OpenSSH's default keys that exists,
+ * `~/.ssh/known_hosts`), its key read (kept for its connections), its known_hosts readable (read again at each
+ * connection: a key added meanwhile counts). A failure gives a message naming the host, the field and the fix;
+ * `warnings` say what of the configuration file could not be honoured.
+ */
+export const prepare = (
+  given: HostSetting,
+  ssh2: typeof Ssh2,
+  env: NodeJS.ProcessEnv = process.env,
+  local: SshConfig.Local = SshConfig.here(),
+  configPath = SshConfig.USER_CONFIG
+): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string> } | { readonly refusal: string } => {
+  const file = SshConfig.forHost(given.host, { user: given.username, port: given.port }, local, configPath)
+  const home = (p: string) => (p === "~" || p.startsWith("~/") ? local.home + p.slice(1) : p)
+  const host = file.hostName ?? given.host
+  const username = given.username ?? file.user ?? local.user
+  const port = given.port ?? file.port ?? 22
+  const who = `${username}@${host}`
+  const identity = file.identityFiles.find((f) => Fs.existsSync(f)) ?? file.identityFiles[0]
+  const defaultKey = SshConfig.DEFAULT_KEYS.map(home).find((f) => Fs.existsSync(f))
+  const [keyField, privateKeyPath] = given.privateKeyPath !== undefined
+    ? ["privateKeyPath", given.privateKeyPath]
+    : identity !== undefined
+    ? [`IdentityFile (${configPath})`, identity]
+    : ["privateKeyPath (none given: a default key)", defaultKey]
+  if (privateKeyPath === undefined) {
+    return {
+      refusal: `${who}: no privateKeyPath, no IdentityFile for ${given.host} in ${configPath}, and none of ${SshConfig.DEFAULT_KEYS.join(", ")}: ` +
+        `set privateKeyPath to the private key to log in with (\`ssh-keygen -t ed25519\` makes one)`
+    }
+  }
+  const knownHostsPath = given.knownHostsPath ?? file.knownHostsFiles?.[0] ?? home(SshConfig.DEFAULT_KNOWN_HOSTS)
+  const config: HostConfig = { host, port, username, privateKeyPath, knownHostsPath }
+  let privateKey: Buffer
+  try {
+    privateKey = readKey(keyField, privateKeyPath, `~${username}/.ssh/authorized_keys on ${host}`)
+  } catch (e) {
+    return { refusal: `${who}: ${(e as Error).message}` }
+  }
+  const checked = keyCheck(ssh2, keyField, privateKeyPath, privateKey, { field: "passphraseEnv", name: given.passphraseEnv }, env)
+  if ("refusal" in checked) return { refusal: `${who}: ${checked.refusal}` }
+  try {
+    Fs.readFileSync(expandHome(knownHostsPath), "utf8")
+  } catch (e) {
+    const field = given.knownHostsPath !== undefined ? "knownHostsPath" : file.knownHostsFiles !== undefined ? `UserKnownHostsFile (${configPath})` : "knownHostsPath (none given: ~/.ssh/known_hosts)"
+    return {
+      refusal: `${who}: ${field} ${knownHostsPath}: ${unreadable(e)}: give a known_hosts file this user can read that holds the host's key ` +
+        `(\`ssh-keyscan -p ${port} ${host} >> ${knownHostsPath}\`, after checking its fingerprint)`
+    }
+  }
+  return { ok: { ...config, privateKey, passphrase: checked.passphrase }, warnings: file.warnings.map((w) => `${given.host}: ${w}`) }
 }
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
@@ -79,8 +210,8 @@ const refusedByServer = (err: Error): boolean => {
 export class Connection {
   private client: Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> | undefined
   readonly label: string
-  private readonly config: HostConfig
-  constructor(config: HostConfig) {
+  private readonly config: PreparedHost
+  constructor(config: PreparedHost) {
     this.config = config
     this.label = `${config.username}@${config.host}:${config.port ?? 22}`
   }
@@ -90,13 +221,12 @@ export class Connection {
     const port = this.config.port ?? 22
     const ssh2 = await Clients.ssh2()
     return new Promise((resolve, reject) => {
-      let privateKey: Buffer
+      const { privateKey } = this.config
       let known: Array<KnownHosts.KnownKey>
       try {
-        privateKey = Fs.readFileSync(expandHome(this.config.privateKeyPath))
         known = KnownHosts.parse(Fs.readFileSync(expandHome(this.config.knownHostsPath), "utf8"))
       } catch (e) {
-        return reject(new SshFailure(`${this.label}: cannot read the key or known_hosts: ${String(e)}`, false))
+        return reject(new SshFailure(`${this.label}: cannot read known_hosts ${this.config.knownHostsPath}: ${unreadable(e)}`, false))
       }
       let refused: string | undefined
       const client = new ssh2.Client()
@@ -129,6 +259,7 @@ export class Connection {
         port,
         username,
         privateKey,
+        ...(this.config.passphrase !== undefined ? { passphrase: this.config.passphrase } : {}),
         readyTimeout: 15_000,
         keepaliveInterval: 10_000,
         keepaliveCountMax: 3,
@@ -137,11 +268,7 @@ export class Connection {
         hostVerifier: (key: Buffer) => {
           const v = KnownHosts.verify(known, host, port, key)
           if (v.ok) return true
-          refused = v.reason === "unknown"
-            ? `${this.label}: host key not in ${this.config.knownHostsPath} (add it with ssh-keyscan -p ${port} ${host}, after checking its fingerprint)`
-            : v.reason === "revoked"
-            ? `${this.label}: the host key offered is marked @revoked in ${this.config.knownHostsPath}; refusing to connect`
-            : `${this.label}: HOST KEY MISMATCH: the key offered is not the one in ${this.config.knownHostsPath} (possible man-in-the-middle, or the host was reinstalled); refusing to connect`
+          refused = KnownHosts.refusal(v.reason, this.label, this.config.knownHostsPath, host, port)
           return false
         }
       })

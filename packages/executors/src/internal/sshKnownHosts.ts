@@ -92,3 +92,14 @@ export const verify = (
   if (entries.length === 0) return { ok: false, reason: "unknown" }
   return entries.some((k) => k.key === blob) ? { ok: true } : { ok: false, reason: "mismatch" }
 }
+
+/**
+ * Why `host:port`'s key was refused, in words, with the fix: `where` names the connection, `paths` the known hosts read.
+ * Used by the SSH backend's connections and the Docker backend's `ssh://` engines.
+ */
+export const refusal = (reason: "unknown" | "mismatch" | "revoked", where: string, paths: string, host: string, port: number): string =>
+  reason === "unknown"
+    ? `${where}: host key not in ${paths} (add it with ssh-keyscan -p ${port} ${host}, after checking its fingerprint)`
+    : reason === "revoked"
+    ? `${where}: the host key offered is marked @revoked in ${paths}; refusing to connect`
+    : `${where}: HOST KEY MISMATCH: the key offered is not the one in ${paths} (possible man-in-the-middle, or the host was reinstalled); refusing to connect`

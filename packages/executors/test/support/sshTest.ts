@@ -14,7 +14,7 @@ import type * as SshBackend from "../../src/SshBackend.ts"
 
 const env = (k: string, d: string) => process.env[k] ?? d
 const keyDir = "/var/lib/trex-test-ssh"
-export const host: SshBackend.Host = {
+export const host = {
   host: env("TREX_TEST_SSH_HOST", "127.0.0.1"),
   port: Number(env("TREX_TEST_SSH_PORT", "2222")),
   username: env("TREX_TEST_SSH_USER", "sdktest"),
@@ -22,7 +22,7 @@ export const host: SshBackend.Host = {
   knownHostsPath: env("TREX_TEST_SSH_KNOWN_HOSTS", `${keyDir}/known_hosts`),
   gpus: ["0", "1"],
   slots: 2
-}
+} satisfies SshBackend.Host
 export const remoteRoot = `/tmp/trex-ssh-test-${process.pid}`
 export const local = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-ssh-"))
 /** For `afterAll`: this file's local files and its jobs' directories removed. */
