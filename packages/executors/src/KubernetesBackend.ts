@@ -250,6 +250,12 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
   { verb: "create", group: "", resource: "configmaps" },
   { verb: "get", group: "", resource: "configmaps" },
   {
+    verb: "list",
+    group: "",
+    resource: "configmaps",
+    without: "a fresh controller's list (a resumed run's reconciliation) leaves out the jobs cancelled once their Jobs are gone, which their watches read as Cancelled"
+  },
+  {
     verb: "delete",
     group: "",
     resource: "configmaps",
@@ -832,7 +838,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             // (a suspended Job's pod is deleted by its controller, not by a withdraw)
             if (!ran && job.spec?.suspend !== true && (pod === undefined || pod.metadata?.deletionTimestamp != null)) {
               yield* patiently("deleteJob", deleteJob(name))
-              yield* patiently("createTombstone", tombstoneOf(ref, mark.failed))
+              yield* patiently("createTombstone", tombstoneOf(ref, mark.failed, job))
               yield* Effect.logInfo(`kubernetes: Job ${name}: finished its withdrawal, which a controller stopped before it was done (its pod was deleted before it ran: ${mark.at})`)
               return mark.failed !== undefined
                 ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: mark.failed, wallSeconds: 0, gpuSeconds: 0 } as const
@@ -883,6 +889,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             const wall = t !== undefined ? seconds(t.startedAt, t.finishedAt) : seconds(job.status?.startTime, job.status?.completionTime ?? new Date())
             return { ...m, wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
           })
+
+        /**
+         * A Job that ended by itself and is not being deleted: a cancel's tombstone of it is stale (written by a controller
+         * stopped between its tombstone and its delete, the Job completing since), and goes, so that a controller that
+         * reads the job once its Job is deleted (by its TTL) does not read it as cancelled. A cancel in progress is not
+         * disturbed: its delete, as read before the end, is refused and it reads the Job again.
+         */
+        const dropStaleStone = (job: V1Job) =>
+          endedByItself(job) && job.metadata?.deletionTimestamp == null ? patiently("deleteTombstone", removeCancelTombstone(name)) : Effect.void
 
         // A job submitted while the server did not answer: its objects are made first (by whichever of its
         // watches gets there; each is asked for by name, so twice is once), unless it was cancelled meanwhile.
@@ -941,6 +956,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (pod !== undefined && K.terminated(pod) !== undefined) {
             yield* readAll(pod.metadata!.name!)
           }
+          yield* dropStaleStone(initial)
           return yield* finish(K.jobOutcome(initial) !== undefined ? yield* exitFromJob(initial) : cancelled)
         }
 
@@ -1167,6 +1183,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 yield* readAll(pod.metadata!.name!)
               }
             }
+            yield* dropStaleStone(job)
             return yield* finish(yield* exitFromJob(job))
           }
           // until the job is stuck too long, if it is
@@ -1374,16 +1391,20 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * A cancelled job's tombstone: once the Job is deleted, any controller that looks for it (a
    * restarted one, or another instance) learns it was cancelled rather than lost — or, with `failed`,
    * that its watch took it back stuck before it started, and why. Its labels are its own (and the
-   * run's, when the ref knows it), so deleting tombstones by label touches nothing else.
+   * run's, when the ref knows it), so deleting tombstones by label touches nothing else. `of`: the Job (or its
+   * pod) as read, whose run and node it keeps (as annotations, as the Job does), so that `list` shows the job once
+   * its Job is gone.
    */
-  const tombstoneOf = (ref: ExperimentNode.JobRef, failed?: string) => {
-    const run = ref.data["run"]
+  const tombstoneOf = (ref: ExperimentNode.JobRef, failed?: string, of?: V1Job | V1Pod) => {
+    const jobLabels = of !== undefined ? K.labelsOf(of) : undefined
+    const run = jobLabels !== undefined ? K.labelValue(jobLabels.run) : ref.data["run"]
     const labels = { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) }
+    const annotations = jobLabels !== undefined ? { annotations: { [K.RUN_LABEL]: jobLabels.run, [K.NODE_LABEL]: jobLabels.node } } : {}
     const at = new Date().toISOString()
     return call("createTombstone", (o) =>
       core.createNamespacedConfigMap({
         namespace,
-        body: { metadata: { name: tombstone(ref.id), labels }, data: failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at } }
+        body: { metadata: { name: tombstone(ref.id), labels, ...annotations }, data: failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at } }
       }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void))
   }
 
@@ -1425,7 +1446,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       const pods = yield* call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${ref.id}` }, o))
       const live = pods.items.filter((p) => p.metadata?.labels?.[K.JOB_LABEL] === ref.id && K.podState(p) !== undefined)
       if (live.length === 0) return
-      yield* tombstoneOf(ref)
+      yield* tombstoneOf(ref, undefined, live[0])
       for (const pod of live) {
         yield* call("deletePod", (o) => core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace }, o)).pipe(Effect.catchIf(isNotFound, () => Effect.void))
       }
@@ -1474,7 +1495,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         if (stone && job.metadata?.deletionTimestamp == null) yield* patient(removeCancelTombstone(ref.id))
         return
       }
-      yield* patient(tombstoneOf(ref))
+      yield* patient(tombstoneOf(ref, undefined, job))
       stone = true
       // Being deleted already (another controller's cancel, a TTL, `kubectl delete`): deleted again in the foreground all
       // the same, since a delete with `--cascade=orphan` would leave its pod running (the API server then swaps the
@@ -1547,7 +1568,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           propagationPolicy: "Foreground",
           body: { preconditions: { resourceVersion: job.metadata!.resourceVersion!, uid: job.metadata!.uid! } }
         }, o), goneOrGoing((o) => batch.readNamespacedJob({ name: ref.id, namespace }, o)))
-      if (taken) yield* patient(tombstoneOf(ref, failed))
+      if (taken) yield* patient(tombstoneOf(ref, failed, job))
       return taken
     }
     if (pod.metadata?.deletionTimestamp != null) return false
@@ -1590,17 +1611,22 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       if (marked) yield* Effect.ignore(patient(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: MARK_PATH }] }, o))))
     }
     // the Job at once, then the tombstone (its controller fails it for the deleted pod meanwhile)
-    if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed)))
+    if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed, job)))
     return taken
   })
 
   const list = Effect.fn("KubernetesBackend.list")(function*(run: string) {
     const selector = `${K.RUN_LABEL}=${K.labelValue(run)}`
-    const { jobs, pods } = yield* waitForServer(
+    const { jobs, pods, stones } = yield* waitForServer(
       `listing the Jobs of run ${run}`,
       Effect.all({
         jobs: call("listJobs", (o) => batch.listNamespacedJob({ namespace, labelSelector: selector }, o)),
-        pods: call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: selector }, o))
+        pods: call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: selector }, o)),
+        // (a user who may not list ConfigMaps lists the jobs whose Jobs are there)
+        stones: call("listTombstones", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: `${selector},${K.TOMBSTONE_LABEL}` }, o)).pipe(
+          Effect.map((l) => l.items),
+          Effect.catchIf((e) => /HTTP 403/.test(e.message), () => Effect.succeed([]))
+        )
       })
     )
     const out = new Map<string, Backend.JobInfo>()
@@ -1622,6 +1648,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     }
     for (const [name, k] of known) {
       if (k.labels.run === run && !out.has(name)) out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels: k.labels, state: "Finished" })
+    }
+    // cancelled (or taken back), their Jobs gone: a watch reads each from its tombstone, so it is listed finished too (one
+    // written before tombstones kept the job's run and node is not)
+    for (const stone of stones) {
+      const name = stone.metadata?.labels?.[K.TOMBSTONE_LABEL]
+      const labels = K.labelsOf(stone)
+      if (name !== undefined && labels?.run === run && !out.has(name)) {
+        out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels, state: "Finished" })
+      }
     }
     return [...out.values()]
   })

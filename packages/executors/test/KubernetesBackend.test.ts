@@ -622,7 +622,25 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       yield* eventually("its pod is gone, and its Job", () => podOf(fake, ref.id) === undefined && fake.get("jobs", "trex", ref.id) === undefined)
     }))
 
-  it.effect("a cancel of a job whose Job is gone with --cascade=orphan, its pod left running, deletes the pod: a fresh watch reads Cancelled", () =>
+  it.effect("a cancel's tombstone left by a controller stopped before its delete goes once the Job completes: a resumed controller reads the Job's exit and leaves no tombstone", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      const ref = yield* backend.submit(spec("stale-stone", `sleep 0.5; ${done}`))
+      // the earlier controller's cancel wrote the tombstone, and was stopped before it deleted the Job
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      yield* Effect.promise(() =>
+        core.createNamespacedConfigMap({
+          namespace: "trex",
+          body: { metadata: { name: `${ref.id}-cancelled`, labels: { [K.TOMBSTONE_LABEL]: ref.id, [K.RUN_LABEL]: K.labelValue("k8s-run/1") } }, data: { cancelledAt: "2026-12-06T10:00:00.000Z" } }
+        }))
+      const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
+      assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
+      // (else a controller that reads the job once its TTL deletes the Job reads it as cancelled)
+      assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "the stale tombstone is gone")
+    }))
+
+  it.effect("a cancel of a job whose Job is gone with --cascade=orphan, its pod left running, deletes the pod: a fresh watch reads Cancelled, and a fresh list shows it finished", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const fake = yield* FakeApi
@@ -638,8 +656,12 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       yield* backend.cancel(ref)
       yield* eventually("its pod is gone", () => podOf(fake, ref.id) === undefined)
       assert.isFalse(sleeping(), "its process ended")
-      const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
+      const fresh = yield* KubernetesBackend.make(config(fake))
+      const exit = yield* Backend.awaitExit(fresh, ref)
       assert.strictEqual(exit.outcome, "Cancelled", exit.message)
+      // its list agrees: the job is there, finished, by its tombstone
+      const listed = (yield* fresh.list("k8s-run/1")).find((j) => j.ref.id === ref.id)
+      assert.deepStrictEqual([listed?.state, listed?.labels], ["Finished", { run: "k8s-run/1", node: "orphan-done" }])
     }))
 
   it.effect("reports an image that cannot be pulled as Pending ErrImagePull / ImagePullBackOff", () =>

@@ -324,8 +324,8 @@ export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
   return { configMap, secret, job }
 }
 
-/** Labels of a Job: its annotations hold the exact run and node. */
-export const labelsOf = (job: V1Job): Backend.Labels | undefined => {
+/** Labels of a Job (or of its pod, or its tombstone, which carry the same annotations): its annotations hold the exact run and node. */
+export const labelsOf = (job: { readonly metadata?: { readonly annotations?: { readonly [key: string]: string } | undefined } | undefined }): Backend.Labels | undefined => {
   const a = job.metadata?.annotations ?? {}
   const run = a[RUN_LABEL]
   const node = a[NODE_LABEL]
