@@ -982,6 +982,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let podSeen = false
         /** Its Job is suspended (`spec.suspend`), as a batch queue holds a Job until it admits it. */
         let suspended = initial.spec?.suspend === true
+        /**
+         * This watch saw the Job not suspended: started (by Kueue, for a Job it manages, which its webhook makes suspended),
+         * so a suspension it then sees while Kueue admits the Workload is a person's (Kueue suspends a Job it admitted only
+         * once it evicted the Workload, or stopped it: its `Stopped` Event). This tells a Job its controller never saw
+         * suspended before Kueue started it, which the Events do not (see `K.suspendedAfterStart`).
+         */
+        let startSeen = !suspended
+        const seenSaid = <A extends { readonly suspendedAfterStart: boolean | undefined }>(said: A): A => (startSeen ? { ...said, suspendedAfterStart: true } : said)
         /** Since when its controller saw the Job suspended (its `Suspended` condition), as last read. */
         let suspendedSince = K.suspendedSince(initial)
         /** The Job's uid, by which Kueue's Workload of it is found. */
@@ -1048,7 +1056,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           stuckPod = undefined
           creatingPod = undefined
           creatingWhy = undefined
-          const held = yield* suspensionOf(name, jobUid, yield* patiently("listEvents", refusalOf(name)), true, suspendedSince)
+          const held = yield* suspensionOf(name, jobUid, seenSaid(yield* patiently("listEvents", refusalOf(name))), true, suspendedSince)
           deactivatedWhat = held.deactivated?.what
           if (held.deactivated !== undefined) stuckIf(held.why, held.deactivated.since, held.deactivated.message)
           lastState = `Pending:${held.why}`
@@ -1212,6 +1220,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
               suspended = job.spec?.suspend === true
+              startSeen ||= !suspended
               suspendedSince = K.suspendedSince(job)
               if (takenBack()) yield* requeue
               else if (!suspended && requeued && lastPod !== undefined && lastPod.metadata?.deletionTimestamp == null) {
@@ -1238,7 +1247,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room; one it
               // stopped (a preemption: its `Stopped` Event) waits to be admitted again; one it deactivated waits for a
               // reactivation, for stuckAfterMs; one suspended by hand waits to be resumed by hand
-              const held = suspended ? yield* suspensionOf(name, jobUid, refused, requeued || ranBefore, suspendedSince) : undefined
+              const held = suspended ? yield* suspensionOf(name, jobUid, seenSaid(refused), requeued || ranBefore, suspendedSince) : undefined
               const why = held?.why ?? refused.why
               deactivatedWhat = held?.deactivated?.what
               // a suspension by hand is waited for without a bound: said again in the log every stuckAfterMs it lasts

@@ -289,6 +289,43 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       )
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live("a Job Kueue started before its controller first saw it, suspended by hand in the second Kueue admitted it: told by its watch, which saw it started (its Events cannot tell)", () =>
+    Effect.gen(function*() {
+      // the API server's clock held from the admission (as the Job is made) until its controller has seen it suspended
+      let held: number | undefined = Date.now()
+      // (Kueue undoes the suspension once the watch has looked again why it waits, by the controller's condition)
+      const fake = yield* fakeWith({ suspendJobs: true, admitAtCreate: true, kueueResumeMs: 3_500, clock: () => held ?? Date.now() })
+      const backend = yield* KubernetesBackend.make(config(fake, { labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      // its first pod runs until it is taken back; the one made once Kueue resumes the Job succeeds at once
+      const ran = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "trex-unsynced-")), "ran")
+      const ref = yield* backend.submit(spec("by-hand-unsynced", `if [ -e ${ran} ]; then ${done}; else touch ${ran}; echo started; sleep 30; fi`))
+      const watching = yield* watchStarted(backend, ref)
+      yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value: true }] }))
+      const job = () => fake.get("jobs", "trex", ref.id)!
+      yield* eventually("its controller says it is suspended", () => job().status.conditions.some((c: { type: string; status: string }) => c.type === "Suspended" && c.status === "True"))
+      held = undefined
+      const wl = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === job().metadata.uid)!
+      const admitted = wl.status.conditions.find((c: { type: string }) => c.type === "Admitted").lastTransitionTime
+      const suspended = job().status.conditions.find((c: { type: string }) => c.type === "Suspended").lastTransitionTime
+      assert.strictEqual(suspended, admitted, "the admission and the suspension in one second")
+      // its controller's first Suspended, after Kueue's Started, with no Resumed: as a creation's written late
+      const events = fake.list("events", "trex").filter((e) => e.involvedObject.name === ref.id).map((e) => `${e.reason} ${e.count}`)
+      assert.deepStrictEqual(events.filter((e) => /^(Started|Suspended|Resumed) /.test(e)), ["Started 1", "Suspended 1"])
+      const watched = yield* Fiber.join(watching)
+      const exit = exitOf(watched)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      // (without what the watch saw, its look again says `Suspended (by Kueue): ...`)
+      assert.deepStrictEqual(
+        states(watched).filter((st) => st.startsWith("Pending Suspended")),
+        [
+          `Pending Suspended by hand (spec.suspend: true while Kueue admits its Workload ${wl.metadata.name}: not by Kueue, which resumes the Job): ` +
+          "its pod is deleted, and the trial runs from its start in a new pod once the Job is resumed"
+        ],
+        JSON.stringify(states(watched))
+      )
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
   it.live("its watch says it waits in the queue again and by whom, then follows the new pod: the new pod's result, once; so does a controller that begins while it is suspended", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith()

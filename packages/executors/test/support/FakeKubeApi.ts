@@ -116,6 +116,13 @@ export interface FakeKubeOptions {
    */
   readonly suspendJobs?: boolean
   /**
+   * With `suspendJobs`: Kueue admits and starts each Job as it is made, before the Job's controller first syncs it, so
+   * that controller never sees it suspended (no `Suspended` condition or Event, and so no `Resumed` either).
+   */
+  readonly admitAtCreate?: boolean
+  /** With `suspendJobs`: how long Kueue takes to undo a person's suspension of a Job whose Workload it admits (default 1 s). */
+  readonly kueueResumeMs?: number
+  /**
    * Kueue's `objectRetentionPolicies.workloads.afterDeactivatedByKueue` (with `suspendJobs`): this long after a workload
    * Kueue itself deactivated (its `Evicted` reason `DeactivatedDueTo...`, not a user's `spec.active: false`) is still
    * inactive, Kueue deletes its Job (`handleWorkloadAfterDeactivatedPolicy` in its jobframework reconciler: propagation
@@ -716,13 +723,39 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   }
   /** Kueue's Event once it let a Job go (its jobframework's `startJob`: `spec.suspend` false, then `Started`). */
   const startedByKueue = (job: Obj) => recordEvent(job, "Normal", "Started", "Admitted by clusterQueue cluster-queue", "kueue-job-controller")
-  /** A suspended Job let go (`spec.suspend` now false): its controller resets `startTime`, says `JobResumed`, and makes its pod. */
+  /**
+   * A suspended Job let go (`spec.suspend` now false): its controller resets `startTime`, says `JobResumed`, and makes its
+   * pod. One it never saw suspended (`admitAtCreate`) has no `Suspended` condition to turn false, so no `Resumed` Event
+   * (`ensureJobConditionStatus` adds no condition that is false).
+   */
   const resumeJob = (job: Obj) => {
     job.status.startTime = now()
-    job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
+    const seen = condition(job, "Suspended") !== undefined
+    if (seen) job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
     armDeadline(job)
     put("jobs", job, "MODIFIED")
-    recordEvent(job, "Normal", "Resumed", "Job resumed")
+    if (seen) recordEvent(job, "Normal", "Resumed", "Job resumed")
+  }
+
+  /** Kueue admits a suspended Job's Workload and starts the Job (see `admit`). */
+  const admit = (namespace: string, name: string) => {
+    const job = store.get(key("jobs", namespace, name))
+    if (job === undefined || job.spec.suspend !== true) return false
+    const wl = workloadOf(job)
+    if (wl !== undefined && wl.spec.active === false) return false
+    if (wl !== undefined) {
+      wl.status.conditions = [
+        ...wl.status.conditions.filter((c: any) => c.type !== "QuotaReserved" && c.type !== "Admitted" && c.type !== "Evicted"),
+        { type: "QuotaReserved", status: "True", reason: "QuotaReserved", message: "Quota reserved in ClusterQueue cluster-queue", lastTransitionTime: now() },
+        { type: "Admitted", status: "True", reason: "Admitted", message: "The workload is admitted", lastTransitionTime: now() }
+      ]
+      put("workloads", wl, "MODIFIED")
+    }
+    job.spec.suspend = false
+    put("jobs", job, "MODIFIED")
+    startedByKueue(job)
+    resumeJob(job)
+    return true
   }
 
   /** Why the API server's admission refuses a pod (its service account, the pod quota), in its words; none when it admits it. */
@@ -1109,6 +1142,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (kind === "jobs" && obj.spec.suspend !== true) armDeadline(obj)
       put(kind, obj, "ADDED")
       if (kind === "jobs" && options.suspendJobs === true) makeWorkload(obj)
+      if (kind === "jobs" && options.suspendJobs === true && options.admitAtCreate === true) admit(ns, obj.metadata.name)
       if (lost("POST", kind, req)) return
       return send(res, 201, obj)
     }
@@ -1165,7 +1199,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       // Kueue starts a suspended Job whose workload it admits (`ReconcileGenericJob`, step 7): a person's suspension
       // of such a Job is undone by its next reconcile (here a moment later)
       if (suspended && options.suspendJobs === true && admittedNow(workloadOf(existing))) {
-        later(1000, () => {
+        later(options.kueueResumeMs ?? 1000, () => {
           const job = store.get(key("jobs", ns, existing.metadata.name))
           if (job === undefined || job.spec.suspend !== true || !admittedNow(workloadOf(job))) return
           job.spec.suspend = false
@@ -1259,25 +1293,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       podQuota = quota
       setImmediate(reconcile)
     },
-    admit: (namespace, name) => {
-      const job = store.get(key("jobs", namespace, name))
-      if (job === undefined || job.spec.suspend !== true) return false
-      const wl = workloadOf(job)
-      if (wl !== undefined && wl.spec.active === false) return false
-      if (wl !== undefined) {
-        wl.status.conditions = [
-          ...wl.status.conditions.filter((c: any) => c.type !== "QuotaReserved" && c.type !== "Admitted" && c.type !== "Evicted"),
-          { type: "QuotaReserved", status: "True", reason: "QuotaReserved", message: "Quota reserved in ClusterQueue cluster-queue", lastTransitionTime: now() },
-          { type: "Admitted", status: "True", reason: "Admitted", message: "The workload is admitted", lastTransitionTime: now() }
-        ]
-        put("workloads", wl, "MODIFIED")
-      }
-      job.spec.suspend = false
-      put("jobs", job, "MODIFIED")
-      startedByKueue(job)
-      resumeJob(job)
-      return true
-    },
+    admit: (namespace, name) => admit(namespace, name),
     suspend: (namespace, name, message = "Preempted to accommodate a workload (UID: 0c0ffee0-the-stand-in) due to prioritization in the ClusterQueue") =>
       evict(namespace, name, "Preempted", message),
     deactivate: (namespace, name, o = {}) => {
