@@ -226,6 +226,10 @@ const isObjectEvent = (type: string) => type === "ADDED" || type === "MODIFIED" 
 const MARK_PATH = `/metadata/annotations/${K.WITHDRAWN_ANNOTATION.replace(/~/g, "~0").replace(/\//g, "~1")}`
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
+/** The ConfigMap that records the own end of a job whose Job was deleted (a cancel) before its controller recorded it. */
+const endedRecord = (job: string) => `${job}-ended`
+/** The longest result (base64) an end record keeps: a ConfigMap holds at most 1 MiB. */
+const ENDED_RESULT_MAX = 512 * 1024
 
 /**
  * What the backend asks of the API server, as RBAC names it: each verb on each resource (in the
@@ -868,15 +872,70 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           })
         /** The newest state of the Job's pod its watch saw, deleted or not. */
         let lastPod: V1Pod | undefined
+        /** When the Job's deletion began, as this watch saw it (its `deletionTimestamp`). */
+        let deletedAt: Date | undefined
+        /**
+         * The exit of a job whose container ended by itself before its Job's deletion began (`K.endedBeforeDeletion`), the
+         * Job deleted (a cancel that came as it exited) before its controller recorded the end: the container's own end.
+         * It is recorded (`endedRecord`, with its result), so that a controller that reads the job once its Job is gone
+         * (a resumed run) reads that end too, not the cancel's tombstone.
+         */
+        const ownExit = (pod: V1Pod) =>
+          Effect.gen(function*() {
+            const t = K.terminated(pod)
+            const wall = seconds(t?.startedAt, t?.finishedAt)
+            const exit = { ...K.mapExit(K.endedAs(pod), pod), wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
+            const run = ref.data["run"]
+            const labels = known.get(name)?.labels
+            yield* patiently("createEndRecord", call("createEndRecord", (o) =>
+              core.createNamespacedConfigMap({
+                namespace,
+                body: {
+                  metadata: {
+                    name: endedRecord(name),
+                    labels: { [K.TOMBSTONE_LABEL]: name, ...(labels !== undefined ? { [K.RUN_LABEL]: K.labelValue(labels.run) } : typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
+                    ...(labels !== undefined ? { annotations: { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } } : {})
+                  },
+                  data: { exit: JSON.stringify(exit), ...(resultB64 !== undefined && resultB64.length <= ENDED_RESULT_MAX ? { result: resultB64 } : {}) }
+                }
+              }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void)))
+            return exit
+          })
+        /**
+         * This attempt's pod's own end before the Job's deletion began, for a Job deleted before its controller recorded an
+         * end: the kubelet says how a container ended before its pod goes, so its word is waited for (a few seconds) while
+         * the pod is there and has not said it.
+         */
+        const endedBeforeDeletion = Effect.gen(function*() {
+          if (deletedAt === undefined || attempt === undefined) return undefined
+          let pod = lastPod?.metadata?.name === attempt ? lastPod : undefined
+          let gone = false
+          for (let i = 0; ; i++) {
+            for (const u of yield* Queue.clear(mailbox)) {
+              if (u._tag === "Pod" && u.pod.metadata?.name === attempt) {
+                pod = u.pod
+                gone ||= u.type === "DELETED"
+              } else if (u._tag === "Chunk") u.next()
+            }
+            if (K.terminated(pod) !== undefined || gone || i >= LOG_END_CHECKS) break
+            const now = yield* patiently("readPod", podNamed(attempt))
+            if (now !== undefined) pod = now
+            if (K.terminated(pod) !== undefined) break
+            yield* Effect.sleep("1 second")
+          }
+          return pod !== undefined && K.endedBeforeDeletion(pod, deletedAt) ? pod : undefined
+        })
         /** How long the pods a batch queue took back ran (see `newAttempt`): their GPUs were held, and count in the exit's `gpuSeconds`. */
         let takenBackSeconds = 0
         const exitFromJob = (job: V1Job) =>
           Effect.gen(function*() {
             // A Job whose failure came with or after its deletion (a cancel from any controller:
             // foreground deletion kills the pod first) was cancelled, not failed.
-            if (K.failedByDeletion(job)) return cancelled
             if (withdrawnPods.has(name)) return { ...cancelled, message: withdrawnMessage(name) }
             const pod = (yield* patiently("listPods", podsOf(name))) ?? lastPod
+            // (unless its container had ended by itself before: its controller counted the pod failed as it was deleted,
+            // before the kubelet said how it ended)
+            if (K.failedByDeletion(job)) return K.endedBeforeDeletion(pod, job.metadata?.deletionTimestamp) ? yield* ownExit(pod!) : cancelled
             // taken back by another controller (or an earlier run of this one), which marked the Job first
             const withdrawal = K.withdrawalOf(job, pod)
             if (withdrawal !== undefined) {
@@ -928,6 +987,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               Effect.map((c) => c.data ?? {}),
               Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
             )
+            // its container ended by itself before its Job was deleted (a cancel as it exited), as a watch recorded it
+            const record = stone?.failed === undefined ? yield* endRecordOf(name) : undefined
+            if (record !== undefined) {
+              resultB64 = record.result
+              return yield* finish(record.exit)
+            }
             // deleted by Kueue while no controller watched it (a workload it deactivated, past its retention)
             const byKueue = stone === undefined ? yield* kueueDeletionOf(name, undefined, false) : undefined
             return yield* finish(
@@ -957,7 +1022,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             yield* readAll(pod.metadata!.name!)
           }
           yield* dropStaleStone(initial)
-          return yield* finish(K.jobOutcome(initial) !== undefined ? yield* exitFromJob(initial) : cancelled)
+          return yield* finish(
+            K.jobOutcome(initial) !== undefined
+              ? yield* exitFromJob(initial)
+              // being deleted before its controller recorded an end: one its container came to by itself first is its own
+              : K.endedBeforeDeletion(pod, initial.metadata?.deletionTimestamp)
+              ? yield* ownExit(pod!)
+              : cancelled
+          )
         }
 
         const mailbox = yield* Queue.unbounded<Update>()
@@ -1173,7 +1245,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             if (ended.job === undefined) {
               // a suspended Job deleted by Kueue (a workload it deactivated, past its retention), not cancelled
               const byKueue = suspended ? yield* kueueDeletionOf(name, deactivatedWhat, deactivatedWhat !== undefined || kueueManaged) : undefined
-              if (byKueue === undefined) return yield* finish(cancelled)
+              if (byKueue === undefined) {
+                // deleted before its controller recorded an end: one its container came to by itself first is its own
+                const own = yield* endedBeforeDeletion
+                if (own === undefined) return yield* finish(cancelled)
+                // (its log, unless followed to its end: its pod may be gone already, which the exit then says)
+                if (logState === "none") yield* readAll(own.metadata!.name!)
+                return yield* finish(yield* ownExit(own))
+              }
               yield* patiently("createTombstone", tombstoneOf(ref, byKueue))
               return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 })
             }
@@ -1217,6 +1296,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 if (withdrawn !== undefined) return yield* finish(withdrawn)
               }
               if (update.type === "DELETED" || job.metadata?.deletionTimestamp != null) {
+                deletedAt ??= job.metadata?.deletionTimestamp ?? undefined
                 ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
               suspended = job.spec?.suspend === true
@@ -1416,6 +1496,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         body: { metadata: { name: tombstone(ref.id), labels, ...annotations }, data: failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at } }
       }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void))
   }
+
+  /** The own end a watch recorded of a job whose Job was deleted before its controller recorded it (see `endedRecord`), if any. */
+  const endRecordOf = (name: string) =>
+    call("readEndRecord", (o) => core.readNamespacedConfigMap({ name: endedRecord(name), namespace }, o)).pipe(
+      Effect.map((c) => {
+        const exit = K.recordedExit(c.data?.["exit"])
+        return exit !== undefined ? { exit, result: c.data?.["result"] } : undefined
+      }),
+      Effect.catchIf(isNotFound, () => Effect.succeed(undefined)),
+      // (one that may not be read reads as none: the tombstone decides)
+      Effect.catchIf((e) => /HTTP 403/.test(e.message), () => Effect.succeed(undefined))
+    )
 
   /**
    * Remove the tombstone a cancel wrote for a Job that then ended by itself: only a cancel's (`cancelledAt`), never a

@@ -18,7 +18,7 @@ import * as K from "../src/internal/k8sJob.ts"
 import { eventually } from "./support/eventually.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import * as FakeKubeApi from "./support/FakeKubeApi.ts"
-import { collect, config, done, exitOf, Fake, fakeWith, pendingThenCancel, podOf, spec, states } from "./support/kubeTest.ts"
+import { collect, config, done, exitOf, Fake, fakeWith, pendingThenCancel, podOf, spec, states, watchUntil } from "./support/kubeTest.ts"
 
 class FakeApi extends Context.Service<FakeApi, FakeKubeApi.FakeKubeApi>()("test/FakeApi") {}
 
@@ -575,6 +575,30 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
       assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
     }))
+
+  it.effect("a container that exits as the cancel's delete arrives, before the kubelet has said so, keeps its own end: its watch, a fresh watch and a fresh list read it", () =>
+    Effect.gen(function*() {
+      // the API server's clock is moved a second on once the container has exited: the delete comes in a later second
+      let ahead = 0
+      const fake = yield* fakeWith({ clock: () => Date.now() + ahead })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const exited = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // its container's end is not reported (its pod shows it running, its Job's controller does not know) until its pod is deleted
+      fake.lateExitReport(() => Effect.runPromise(Effect.andThen(Deferred.succeed(exited, undefined), Deferred.await(release))))
+      const ref = yield* backend.submit(spec("ends-as-deleted", `sleep 1; ${done}`))
+      const watching = yield* watchUntil(backend, ref, (e) => e._tag === "State" && e.state === "Running")
+      yield* Deferred.await(exited)
+      assert.strictEqual(podOf(fake, ref.id)?.status.phase, "Running", "its pod does not say yet that it ended")
+      ahead = 1_000
+      yield* backend.cancel(ref)
+      const exits = [exitOf(yield* Fiber.join(watching)), yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)]
+      for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
+      assert.isUndefined(fake.get("jobs", "trex", ref.id), "its Job is gone")
+      const listed = (yield* (yield* KubernetesBackend.make(config(fake))).list("k8s-run/1")).find((j) => j.ref.id === ref.id)
+      assert.strictEqual(listed?.state, "Finished")
+      yield* Deferred.succeed(release, undefined)
+    }).pipe(Effect.scoped))
 
   it.effect("a cancel whose delete comes once the Job has completed, by a user who may not delete ConfigMaps: the cancel is done, and its tombstone left says so in a warning", () =>
     Effect.gen(function*() {

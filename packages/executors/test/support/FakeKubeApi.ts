@@ -208,6 +208,12 @@ export interface FakeKubeApi {
    */
   readonly holdOrphan: (until: () => Promise<void>) => void
   /**
+   * The kubelet reports the next container's end late: its log ends as it exits, but its pod shows it running until
+   * `until` resolves, or until its pod is deleted (the kubelet reports a container's end, with when it ended, before its
+   * pod goes). Meanwhile its Job's controller does not know it ended.
+   */
+  readonly lateExitReport: (until: () => Promise<void>) => void
+  /**
    * The cluster stops a running pod, as a preemption, an eviction or a lost node does: the pod gets a
    * `DisruptionTarget` condition with `reason` and is deleted (its Job's controller counts it failed at once),
    * its process SIGTERM then SIGKILL after the grace period, and it goes once it has ended; with `evicted`,
@@ -418,11 +424,20 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const setContainerState = (pod: Obj, state: object, extra: object = {}) => {
     pod.status.containerStatuses = [{ name: container(pod).name, image: container(pod).image, ready: "running" in state, restartCount: 0, state, ...extra }]
   }
-  const finishPod = (pod: Obj, code: number | null, signal: NodeJS.Signals | null, oom: boolean) => {
+  /** See `lateExitReport`: the next end to report late, and the ends not reported yet (by pod uid). */
+  let lateUntil: (() => Promise<void>) | undefined
+  const unreported = new Map<string, () => void>()
+  const reportEnd = (uid: string | undefined) => {
+    const report = uid !== undefined ? unreported.get(uid) : undefined
+    if (report === undefined) return
+    unreported.delete(uid!)
+    report()
+  }
+  const finishPod = (pod: Obj, code: number | null, signal: NodeJS.Signals | null, oom: boolean, finishedAt = now()) => {
     const startedAt = pod.status.containerStatuses?.[0]?.state?.running?.startedAt ?? now()
     const exitCode = code ?? 128 + (signal !== null ? os.constants.signals[signal] : 9)
     const reason = oom ? "OOMKilled" : exitCode === 0 ? "Completed" : "Error"
-    setContainerState(pod, { terminated: { exitCode, reason, startedAt, finishedAt: now(), ...(signal !== null ? { signal: os.constants.signals[signal] } : {}) } })
+    setContainerState(pod, { terminated: { exitCode, reason, startedAt, finishedAt, ...(signal !== null ? { signal: os.constants.signals[signal] } : {}) } })
     pod.status.phase = exitCode === 0 ? "Succeeded" : "Failed"
     pod.status.conditions = (pod.status.conditions ?? []).map((c: any) => (c.type === "Ready" ? { ...c, status: "False" } : c))
     if (store.get(key("pods", pod.metadata.namespace!, pod.metadata.name)) === pod) put("pods", pod, "MODIFIED")
@@ -564,7 +579,16 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       clearInterval(proc.memTimer)
       if (proc.pending !== "") append([{ at: nowNanos(), text: proc.pending }])
       proc.pending = ""
-      if (!nodeDown.has(pod.metadata.uid!)) finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
+      if (!nodeDown.has(pod.metadata.uid!)) {
+        const finishedAt = now()
+        const until = lateUntil
+        lateUntil = undefined
+        if (until === undefined) finishPod(pod, spawnError ? 128 : code, signal, proc.oom, finishedAt)
+        else {
+          unreported.set(pod.metadata.uid!, () => finishPod(pod, spawnError ? 128 : code, signal, proc.oom, finishedAt))
+          void until().then(() => reportEnd(pod.metadata.uid))
+        }
+      }
       for (const l of proc.listeners) l(null)
     })
     setContainerState(pod, { running: { startedAt: now() } }, { started: true })
@@ -598,8 +622,10 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       pod.metadata.deletionTimestamp = new Date(Date.now() + seconds * 1000).toISOString()
       pod.metadata.deletionGracePeriodSeconds = seconds
     }
-    countIfFailed(pod)
     put("pods", pod, "MODIFIED")
+    // an end the kubelet had not reported yet (`lateExitReport`) is, before the pod goes
+    reportEnd(pod.metadata.uid)
+    countIfFailed(pod)
     const proc = procs.get(pod.metadata.uid!)
     const done = () => {
       remove("pods", pod)
@@ -1271,6 +1297,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     },
     delayDelete: (kind, until) => {
       delaying.set(kind, until)
+    },
+    lateExitReport: (until) => {
+      lateUntil = until
     },
     holdOrphan: (until) => {
       orphanHold = until
