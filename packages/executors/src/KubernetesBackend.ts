@@ -953,10 +953,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * A Job that ended by itself and is not being deleted: a cancel's tombstone of it is stale (written by a controller
          * stopped between its tombstone and its delete, the Job completing since), and goes, so that a controller that
          * reads the job once its Job is deleted (by its TTL) does not read it as cancelled. A cancel in progress is not
-         * disturbed: its delete, as read before the end, is refused and it reads the Job again.
+         * disturbed: its delete, as read before the end, is refused and it reads the Job again. Nor is a withdrawal (its
+         * Job fails for the pod it deleted, then is deleted, then gets its tombstone): its `exit` is `Cancelled`. `exit`, as it was.
          */
-        const dropStaleStone = (job: V1Job) =>
-          endedByItself(job) && job.metadata?.deletionTimestamp == null ? patiently("deleteTombstone", removeCancelTombstone(name)) : Effect.void
+        const dropStaleStone = <X extends { readonly outcome: string }>(job: V1Job, exit: X) =>
+          endedByItself(job) && job.metadata?.deletionTimestamp == null && exit.outcome !== "Cancelled"
+            ? Effect.as(patiently("deleteTombstone", removeCancelTombstone(name)), exit)
+            : Effect.succeed(exit)
 
         // A job submitted while the server did not answer: its objects are made first (by whichever of its
         // watches gets there; each is asked for by name, so twice is once), unless it was cancelled meanwhile.
@@ -1021,10 +1024,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (pod !== undefined && K.terminated(pod) !== undefined) {
             yield* readAll(pod.metadata!.name!)
           }
-          yield* dropStaleStone(initial)
           return yield* finish(
             K.jobOutcome(initial) !== undefined
-              ? yield* exitFromJob(initial)
+              ? yield* dropStaleStone(initial, yield* exitFromJob(initial))
               // being deleted before its controller recorded an end: one its container came to by itself first is its own
               : K.endedBeforeDeletion(pod, initial.metadata?.deletionTimestamp)
               ? yield* ownExit(pod!)
@@ -1270,8 +1272,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 yield* readAll(pod.metadata!.name!)
               }
             }
-            yield* dropStaleStone(job)
-            return yield* finish(yield* exitFromJob(job))
+            return yield* finish(yield* dropStaleStone(job, yield* exitFromJob(job)))
           }
           // until the job is stuck too long, if it is
           const stuckLeft = stuck !== undefined ? Math.max(0, stuck.since + stuckAfterMs - Date.now()) : undefined
