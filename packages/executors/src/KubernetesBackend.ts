@@ -1583,9 +1583,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     // A Job that has ended is let be, with no tombstone: a controller that reads it later (a resumed run) reads its own
     // end, not a cancel (one that is gone: its pods not ended, orphaned by `--cascade=orphan`, are stopped). One that has not gets its tombstone first (a Job that is gone then reads as
     // cancelled, never as lost), then is deleted as read (a precondition on its resourceVersion): one that changed since
-    // (it ended, its pod started) is read again, and the tombstone of one that ended meanwhile goes. What is left: a
-    // container that exits as it is cancelled, before the kubelet and the Job's controller have recorded it on the Job,
-    // is deleted with its Job, which reads as cancelled (as a cancel a moment before its end would have it).
+    // (it ended, its pod started) is read again, and the tombstone of one that ended meanwhile goes. A container that
+    // exits as it is cancelled, before the kubelet and the Job's controller have recorded it on the Job, is deleted with
+    // its Job: its watch reads its own end from its pod when it came in an earlier second than the deletion (`ownExit`).
     let stone = false
     for (let attempt = 1; ; attempt++) {
       const job = yield* patient(call("readJob", (o) => batch.readNamespacedJob({ name: ref.id, namespace }, o))).pipe(
