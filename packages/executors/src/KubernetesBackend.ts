@@ -907,7 +907,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * the pod is there and has not said it.
          */
         const endedBeforeDeletion = Effect.gen(function*() {
-          if (deletedAt === undefined || attempt === undefined) return undefined
+          // (an attempt a batch queue took back ended for that: not by itself)
+          if (deletedAt === undefined || attempt === undefined || requeued) return undefined
           let pod = lastPod?.metadata?.name === attempt ? lastPod : undefined
           let gone = false
           for (let i = 0; ; i++) {

@@ -254,6 +254,23 @@ describe("k8s manifests", () => {
     assert.strictEqual(kindOf(143, "2026-12-05T10:00:04Z"), "Crash")
   })
 
+  it("a container's own end before its Job's deletion, in whole seconds: an earlier second is its own; the deletion's second, or a pod deleted before its Job, is the deletion's", () => {
+    const pod = (finishedAt: string | undefined, deletedAt?: string) =>
+      ({
+        metadata: deletedAt !== undefined ? { deletionTimestamp: new Date(deletedAt), deletionGracePeriodSeconds: 30 } : {},
+        status: { containerStatuses: [{ name: K.CONTAINER, state: finishedAt !== undefined ? { terminated: { exitCode: 0, finishedAt: new Date(finishedAt) } } : { running: {} } }] }
+      }) as never
+    const job = "2026-12-05T10:00:05Z"
+    assert.isTrue(K.endedBeforeDeletion(pod("2026-12-05T10:00:04Z"), job))
+    // deleted by the Job's foreground deletion: its pod's deletion began with or after the Job's
+    assert.isTrue(K.endedBeforeDeletion(pod("2026-12-05T10:00:04Z", "2026-12-05T10:00:35Z"), job))
+    assert.isFalse(K.endedBeforeDeletion(pod("2026-12-05T10:00:05Z"), job), "in the deletion's second")
+    assert.isFalse(K.endedBeforeDeletion(pod(undefined), job), "not ended")
+    // a pod deleted before its Job was (a suspended Job's, a preemption's): its end is that deletion's
+    assert.isFalse(K.endedBeforeDeletion(pod("2026-12-05T10:00:02Z", "2026-12-05T10:00:31Z"), job))
+    assert.deepStrictEqual([K.mapExit(K.endedAs(pod("2026-12-05T10:00:04Z")), pod("2026-12-05T10:00:04Z")).outcome], ["Succeeded"])
+  })
+
   it("the backend's own labels and annotations go on the Job and its pod beside TREX's, which they cannot replace; a PriorityClass on the pod; bad ones name their field", () => {
     const m = K.manifests(spec("n/1", "true"), {
       ...base,

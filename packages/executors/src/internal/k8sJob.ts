@@ -836,12 +836,15 @@ export const deletedWhileRunning = (pod: V1Pod | undefined): boolean => {
 /**
  * Whether a pod's container ended by itself before its Job's deletion began (`deletedAt`, the Job's `deletionTimestamp`):
  * its end is of an earlier second. Both are whole seconds (`metav1.Time`), so an end in the deletion's second is not told
- * from one the deletion caused (a job that exits 0 on the SIGTERM of a cancel): the deletion's, as the cancel meant.
+ * from one the deletion caused (a job that exits 0 on the SIGTERM of a cancel): the deletion's, as the cancel meant. A pod
+ * whose own deletion began before the Job's (a suspended Job's, a preemption's, `kubectl delete pod`) did not end by itself.
  */
 export const endedBeforeDeletion = (pod: V1Pod | undefined, deletedAt: Date | string | undefined): boolean => {
   const finished = terminated(pod)?.finishedAt
   if (finished == null || deletedAt === undefined) return false
   const second = (t: Date | string) => Math.floor(new Date(t).getTime() / 1000)
+  const podDeleted = pod?.metadata?.deletionTimestamp
+  if (podDeleted != null && second(podDeleted) - (pod?.metadata?.deletionGracePeriodSeconds ?? 0) < second(deletedAt)) return false
   return second(finished) < second(deletedAt)
 }
 

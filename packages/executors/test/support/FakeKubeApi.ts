@@ -141,9 +141,9 @@ export interface FakeKubeOptions {
   readonly containerLogMaxBytes?: number
   /**
    * The API server's clock (epoch ms; default `Date.now`), which stamps what it and its controllers write: objects'
-   * `creationTimestamp`s, conditions' `lastTransitionTime`s, Events' times, containers' `startedAt`. A test that needs
-   * two writes stamped in one second holds it (a deletion's `deletionTimestamp` and the containers' log lines keep
-   * the real clock).
+   * `creationTimestamp`s, conditions' `lastTransitionTime`s, Events' times, containers' `startedAt` and `finishedAt`,
+   * deletions' `deletionTimestamp`s. A test that needs two writes stamped in one second holds it (the containers' log
+   * lines keep the real clock).
    */
   readonly clock?: () => number
 }
@@ -619,7 +619,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     if (pod.metadata.deletionTimestamp === undefined) {
       // as the API server sets them: when the grace period ends, and how long it is
       const seconds = Math.ceil(grace / 1000)
-      pod.metadata.deletionTimestamp = new Date(Date.now() + seconds * 1000).toISOString()
+      pod.metadata.deletionTimestamp = new Date((options.clock?.() ?? Date.now()) + seconds * 1000).toISOString()
       pod.metadata.deletionGracePeriodSeconds = seconds
     }
     put("pods", pod, "MODIFIED")
