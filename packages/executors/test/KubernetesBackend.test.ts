@@ -795,8 +795,11 @@ describe("KubernetesBackend.preflight", () => {
       // a user who may not create pods: no dry run of the pod (its Job's controller makes them)
       assert.notInclude(fake.requests, "POST /api/v1/namespaces/trex/pods?dryRun=All")
       // secrets only for a job that has secret env
-      const { found: plain } = yield* concerns({ denied: ["create secrets", "list nodes", "patch jobs", "delete configmaps"] }, {}, spec("check", "true"))
-      assert.lengthOf(plain, 3, plain.join("\n"))
+      const { fake: plainFake, found: plain } = yield* concerns({ denied: ["create secrets", "list nodes", "patch jobs", "list configmaps", "delete configmaps"] }, {}, spec("check", "true"))
+      assert.lengthOf(plain, 4, plain.join("\n"))
+      assert.match(plain.shift()!, /^warn: the kubeconfig's user may not list configmaps in namespace trex of http:\/\/127[^ ]+: a fresh controller's list \(a resumed run's reconciliation\) leaves out the jobs cancelled once their Jobs are gone, which their watches read as Cancelled$/)
+      // (its list lists the Jobs all the same)
+      assert.deepStrictEqual(yield* (yield* KubernetesBackend.make(config(plainFake))).list("k8s-run/1"), [])
       assert.match(plain.shift()!, /^warn: the kubeconfig's user may not delete configmaps in namespace trex of http:\/\/127[^ ]+: a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted \(the cancel warns\), and old tombstones are left for `kubectl delete configmap` by hand$/)
       assert.match(plain[0]!, /^warn: the kubeconfig's user may not patch jobs\.batch in namespace trex of http:\/\/127[^ ]+: a job a drain took back before it started reads as Failed \/ Infra, not Cancelled, to another controller \(a resumed run\) that finds its Job before it is deleted$/)
       assert.strictEqual(plain[1], "warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod")
