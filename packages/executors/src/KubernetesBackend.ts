@@ -226,6 +226,10 @@ const isObjectEvent = (type: string) => type === "ADDED" || type === "MODIFIED" 
 const MARK_PATH = `/metadata/annotations/${K.WITHDRAWN_ANNOTATION.replace(/~/g, "~0").replace(/\//g, "~1")}`
 /** The name of the ConfigMap that records that a Job was cancelled (it outlives the Job). */
 const tombstone = (job: string) => `${job}-cancelled`
+/** The ConfigMap that records the own end of a job whose Job was deleted (a cancel) before its controller recorded it. */
+const endedRecord = (job: string) => `${job}-ended`
+/** The longest result (base64) an end record keeps: a ConfigMap holds at most 1 MiB. */
+const ENDED_RESULT_MAX = 512 * 1024
 
 /**
  * What the backend asks of the API server, as RBAC names it: each verb on each resource (in the
@@ -249,6 +253,12 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
   { verb: "get", group: "", resource: "pods", subresource: "log" },
   { verb: "create", group: "", resource: "configmaps" },
   { verb: "get", group: "", resource: "configmaps" },
+  {
+    verb: "list",
+    group: "",
+    resource: "configmaps",
+    without: "a fresh controller's list (a resumed run's reconciliation) leaves out the jobs cancelled once their Jobs are gone, which their watches read as Cancelled"
+  },
   {
     verb: "delete",
     group: "",
@@ -832,7 +842,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             // (a suspended Job's pod is deleted by its controller, not by a withdraw)
             if (!ran && job.spec?.suspend !== true && (pod === undefined || pod.metadata?.deletionTimestamp != null)) {
               yield* patiently("deleteJob", deleteJob(name))
-              yield* patiently("createTombstone", tombstoneOf(ref, mark.failed))
+              yield* patiently("createTombstone", tombstoneOf(ref, mark.failed, job))
               yield* Effect.logInfo(`kubernetes: Job ${name}: finished its withdrawal, which a controller stopped before it was done (its pod was deleted before it ran: ${mark.at})`)
               return mark.failed !== undefined
                 ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: mark.failed, wallSeconds: 0, gpuSeconds: 0 } as const
@@ -862,15 +872,71 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           })
         /** The newest state of the Job's pod its watch saw, deleted or not. */
         let lastPod: V1Pod | undefined
+        /** When the Job's deletion began, as this watch saw it (its `deletionTimestamp`). */
+        let deletedAt: Date | undefined
+        /**
+         * The exit of a job whose container ended by itself before its Job's deletion began (`K.endedBeforeDeletion`), the
+         * Job deleted (a cancel that came as it exited) before its controller recorded the end: the container's own end.
+         * It is recorded (`endedRecord`, with its result), so that a controller that reads the job once its Job is gone
+         * (a resumed run) reads that end too, not the cancel's tombstone.
+         */
+        const ownExit = (pod: V1Pod) =>
+          Effect.gen(function*() {
+            const t = K.terminated(pod)
+            const wall = seconds(t?.startedAt, t?.finishedAt)
+            const exit = { ...K.mapExit(K.endedAs(pod), pod), wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
+            const run = ref.data["run"]
+            const labels = known.get(name)?.labels
+            yield* patiently("createEndRecord", call("createEndRecord", (o) =>
+              core.createNamespacedConfigMap({
+                namespace,
+                body: {
+                  metadata: {
+                    name: endedRecord(name),
+                    labels: { [K.TOMBSTONE_LABEL]: name, ...(labels !== undefined ? { [K.RUN_LABEL]: K.labelValue(labels.run) } : typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
+                    ...(labels !== undefined ? { annotations: { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } } : {})
+                  },
+                  data: { exit: JSON.stringify(exit), ...(resultB64 !== undefined && resultB64.length <= ENDED_RESULT_MAX ? { result: resultB64 } : {}) }
+                }
+              }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void)))
+            return exit
+          })
+        /**
+         * This attempt's pod's own end before the Job's deletion began, for a Job deleted before its controller recorded an
+         * end: the kubelet says how a container ended before its pod goes, so its word is waited for (a few seconds) while
+         * the pod is there and has not said it.
+         */
+        const endedBeforeDeletion = Effect.gen(function*() {
+          // (an attempt a batch queue took back ended for that: not by itself)
+          if (deletedAt === undefined || attempt === undefined || requeued) return undefined
+          let pod = lastPod?.metadata?.name === attempt ? lastPod : undefined
+          let gone = false
+          for (let i = 0; ; i++) {
+            for (const u of yield* Queue.clear(mailbox)) {
+              if (u._tag === "Pod" && u.pod.metadata?.name === attempt) {
+                pod = u.pod
+                gone ||= u.type === "DELETED"
+              } else if (u._tag === "Chunk") u.next()
+            }
+            if (K.terminated(pod) !== undefined || gone || i >= LOG_END_CHECKS) break
+            const now = yield* patiently("readPod", podNamed(attempt))
+            if (now !== undefined) pod = now
+            if (K.terminated(pod) !== undefined) break
+            yield* Effect.sleep("1 second")
+          }
+          return pod !== undefined && K.endedBeforeDeletion(pod, deletedAt) ? pod : undefined
+        })
         /** How long the pods a batch queue took back ran (see `newAttempt`): their GPUs were held, and count in the exit's `gpuSeconds`. */
         let takenBackSeconds = 0
         const exitFromJob = (job: V1Job) =>
           Effect.gen(function*() {
             // A Job whose failure came with or after its deletion (a cancel from any controller:
             // foreground deletion kills the pod first) was cancelled, not failed.
-            if (K.failedByDeletion(job)) return cancelled
             if (withdrawnPods.has(name)) return { ...cancelled, message: withdrawnMessage(name) }
             const pod = (yield* patiently("listPods", podsOf(name))) ?? lastPod
+            // (unless its container had ended by itself before: its controller counted the pod failed as it was deleted,
+            // before the kubelet said how it ended)
+            if (K.failedByDeletion(job)) return K.endedBeforeDeletion(pod, job.metadata?.deletionTimestamp) ? yield* ownExit(pod!) : cancelled
             // taken back by another controller (or an earlier run of this one), which marked the Job first
             const withdrawal = K.withdrawalOf(job, pod)
             if (withdrawal !== undefined) {
@@ -883,6 +949,18 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             const wall = t !== undefined ? seconds(t.startedAt, t.finishedAt) : seconds(job.status?.startTime, job.status?.completionTime ?? new Date())
             return { ...m, wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
           })
+
+        /**
+         * A Job that ended by itself and is not being deleted: a cancel's tombstone of it is stale (written by a controller
+         * stopped between its tombstone and its delete, the Job completing since), and goes, so that a controller that
+         * reads the job once its Job is deleted (by its TTL) does not read it as cancelled. A cancel in progress is not
+         * disturbed: its delete, as read before the end, is refused and it reads the Job again. Nor is a withdrawal (its
+         * Job fails for the pod it deleted, then is deleted, then gets its tombstone): its `exit` is `Cancelled`. `exit`, as it was.
+         */
+        const dropStaleStone = <X extends { readonly outcome: string }>(job: V1Job, exit: X) =>
+          endedByItself(job) && job.metadata?.deletionTimestamp == null && exit.outcome !== "Cancelled"
+            ? Effect.as(patiently("deleteTombstone", removeCancelTombstone(name)), exit)
+            : Effect.succeed(exit)
 
         // A job submitted while the server did not answer: its objects are made first (by whichever of its
         // watches gets there; each is asked for by name, so twice is once), unless it was cancelled meanwhile.
@@ -913,6 +991,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               Effect.map((c) => c.data ?? {}),
               Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
             )
+            // its container ended by itself before its Job was deleted (a cancel as it exited), as a watch recorded it
+            const record = stone?.failed === undefined ? yield* endRecordOf(name) : undefined
+            if (record !== undefined) {
+              resultB64 = record.result
+              return yield* finish(record.exit)
+            }
             // deleted by Kueue while no controller watched it (a workload it deactivated, past its retention)
             const byKueue = stone === undefined ? yield* kueueDeletionOf(name, undefined, false) : undefined
             return yield* finish(
@@ -941,7 +1025,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (pod !== undefined && K.terminated(pod) !== undefined) {
             yield* readAll(pod.metadata!.name!)
           }
-          return yield* finish(K.jobOutcome(initial) !== undefined ? yield* exitFromJob(initial) : cancelled)
+          return yield* finish(
+            K.jobOutcome(initial) !== undefined
+              ? yield* dropStaleStone(initial, yield* exitFromJob(initial))
+              // being deleted before its controller recorded an end: one its container came to by itself first is its own
+              : K.endedBeforeDeletion(pod, initial.metadata?.deletionTimestamp)
+              ? yield* ownExit(pod!)
+              : cancelled
+          )
         }
 
         const mailbox = yield* Queue.unbounded<Update>()
@@ -966,6 +1057,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let podSeen = false
         /** Its Job is suspended (`spec.suspend`), as a batch queue holds a Job until it admits it. */
         let suspended = initial.spec?.suspend === true
+        /**
+         * This watch saw the Job not suspended: started (by Kueue, for a Job it manages, which its webhook makes suspended),
+         * so a suspension it then sees while Kueue admits the Workload is a person's (Kueue suspends a Job it admitted only
+         * once it evicted the Workload, or stopped it: its `Stopped` Event). This tells a Job its controller never saw
+         * suspended before Kueue started it, which the Events do not (see `K.suspendedAfterStart`).
+         */
+        let startSeen = !suspended
+        const seenSaid = <A extends { readonly suspendedAfterStart: boolean | undefined }>(said: A): A => (startSeen ? { ...said, suspendedAfterStart: true } : said)
         /** Since when its controller saw the Job suspended (its `Suspended` condition), as last read. */
         let suspendedSince = K.suspendedSince(initial)
         /** The Job's uid, by which Kueue's Workload of it is found. */
@@ -1032,7 +1131,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           stuckPod = undefined
           creatingPod = undefined
           creatingWhy = undefined
-          const held = yield* suspensionOf(name, jobUid, yield* patiently("listEvents", refusalOf(name)), true, suspendedSince)
+          const held = yield* suspensionOf(name, jobUid, seenSaid(yield* patiently("listEvents", refusalOf(name))), true, suspendedSince)
           deactivatedWhat = held.deactivated?.what
           if (held.deactivated !== undefined) stuckIf(held.why, held.deactivated.since, held.deactivated.message)
           lastState = `Pending:${held.why}`
@@ -1149,7 +1248,14 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             if (ended.job === undefined) {
               // a suspended Job deleted by Kueue (a workload it deactivated, past its retention), not cancelled
               const byKueue = suspended ? yield* kueueDeletionOf(name, deactivatedWhat, deactivatedWhat !== undefined || kueueManaged) : undefined
-              if (byKueue === undefined) return yield* finish(cancelled)
+              if (byKueue === undefined) {
+                // deleted before its controller recorded an end: one its container came to by itself first is its own
+                const own = yield* endedBeforeDeletion
+                if (own === undefined) return yield* finish(cancelled)
+                // (its log, unless followed to its end: its pod may be gone already, which the exit then says)
+                if (logState === "none") yield* readAll(own.metadata!.name!)
+                return yield* finish(yield* ownExit(own))
+              }
               yield* patiently("createTombstone", tombstoneOf(ref, byKueue))
               return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 })
             }
@@ -1167,7 +1273,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 yield* readAll(pod.metadata!.name!)
               }
             }
-            return yield* finish(yield* exitFromJob(job))
+            return yield* finish(yield* dropStaleStone(job, yield* exitFromJob(job)))
           }
           // until the job is stuck too long, if it is
           const stuckLeft = stuck !== undefined ? Math.max(0, stuck.since + stuckAfterMs - Date.now()) : undefined
@@ -1192,9 +1298,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 if (withdrawn !== undefined) return yield* finish(withdrawn)
               }
               if (update.type === "DELETED" || job.metadata?.deletionTimestamp != null) {
+                deletedAt ??= job.metadata?.deletionTimestamp ?? undefined
                 ended ??= K.jobOutcome(job) !== undefined ? { job } : {}
               } else if (K.jobOutcome(job) !== undefined) ended = { job }
               suspended = job.spec?.suspend === true
+              startSeen ||= !suspended
               suspendedSince = K.suspendedSince(job)
               if (takenBack()) yield* requeue
               else if (!suspended && requeued && lastPod !== undefined && lastPod.metadata?.deletionTimestamp == null) {
@@ -1221,7 +1329,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               // a Job held suspended makes no pod: a batch queue (Kueue) admits it when its quota has room; one it
               // stopped (a preemption: its `Stopped` Event) waits to be admitted again; one it deactivated waits for a
               // reactivation, for stuckAfterMs; one suspended by hand waits to be resumed by hand
-              const held = suspended ? yield* suspensionOf(name, jobUid, refused, requeued || ranBefore, suspendedSince) : undefined
+              const held = suspended ? yield* suspensionOf(name, jobUid, seenSaid(refused), requeued || ranBefore, suspendedSince) : undefined
               const why = held?.why ?? refused.why
               deactivatedWhat = held?.deactivated?.what
               // a suspension by hand is waited for without a bound: said again in the log every stuckAfterMs it lasts
@@ -1374,18 +1482,34 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * A cancelled job's tombstone: once the Job is deleted, any controller that looks for it (a
    * restarted one, or another instance) learns it was cancelled rather than lost — or, with `failed`,
    * that its watch took it back stuck before it started, and why. Its labels are its own (and the
-   * run's, when the ref knows it), so deleting tombstones by label touches nothing else.
+   * run's, when the ref knows it), so deleting tombstones by label touches nothing else. `of`: the Job (or its
+   * pod) as read, whose run and node it keeps (as annotations, as the Job does), so that `list` shows the job once
+   * its Job is gone.
    */
-  const tombstoneOf = (ref: ExperimentNode.JobRef, failed?: string) => {
-    const run = ref.data["run"]
+  const tombstoneOf = (ref: ExperimentNode.JobRef, failed?: string, of?: V1Job | V1Pod) => {
+    const jobLabels = of !== undefined ? K.labelsOf(of) : undefined
+    const run = jobLabels !== undefined ? K.labelValue(jobLabels.run) : ref.data["run"]
     const labels = { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) }
+    const annotations = jobLabels !== undefined ? { annotations: { [K.RUN_LABEL]: jobLabels.run, [K.NODE_LABEL]: jobLabels.node } } : {}
     const at = new Date().toISOString()
     return call("createTombstone", (o) =>
       core.createNamespacedConfigMap({
         namespace,
-        body: { metadata: { name: tombstone(ref.id), labels }, data: failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at } }
+        body: { metadata: { name: tombstone(ref.id), labels, ...annotations }, data: failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at } }
       }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void))
   }
+
+  /** The own end a watch recorded of a job whose Job was deleted before its controller recorded it (see `endedRecord`), if any. */
+  const endRecordOf = (name: string) =>
+    call("readEndRecord", (o) => core.readNamespacedConfigMap({ name: endedRecord(name), namespace }, o)).pipe(
+      Effect.map((c) => {
+        const exit = K.recordedExit(c.data?.["exit"])
+        return exit !== undefined ? { exit, result: c.data?.["result"] } : undefined
+      }),
+      Effect.catchIf(isNotFound, () => Effect.succeed(undefined)),
+      // (one that may not be read reads as none: the tombstone decides)
+      Effect.catchIf((e) => /HTTP 403/.test(e.message), () => Effect.succeed(undefined))
+    )
 
   /**
    * Remove the tombstone a cancel wrote for a Job that then ended by itself: only a cancel's (`cancelledAt`), never a
@@ -1425,7 +1549,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       const pods = yield* call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: `${K.JOB_LABEL}=${ref.id}` }, o))
       const live = pods.items.filter((p) => p.metadata?.labels?.[K.JOB_LABEL] === ref.id && K.podState(p) !== undefined)
       if (live.length === 0) return
-      yield* tombstoneOf(ref)
+      yield* tombstoneOf(ref, undefined, live[0])
       for (const pod of live) {
         yield* call("deletePod", (o) => core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace }, o)).pipe(Effect.catchIf(isNotFound, () => Effect.void))
       }
@@ -1460,9 +1584,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     // A Job that has ended is let be, with no tombstone: a controller that reads it later (a resumed run) reads its own
     // end, not a cancel (one that is gone: its pods not ended, orphaned by `--cascade=orphan`, are stopped). One that has not gets its tombstone first (a Job that is gone then reads as
     // cancelled, never as lost), then is deleted as read (a precondition on its resourceVersion): one that changed since
-    // (it ended, its pod started) is read again, and the tombstone of one that ended meanwhile goes. What is left: a
-    // container that exits as it is cancelled, before the kubelet and the Job's controller have recorded it on the Job,
-    // is deleted with its Job, which reads as cancelled (as a cancel a moment before its end would have it).
+    // (it ended, its pod started) is read again, and the tombstone of one that ended meanwhile goes. A container that
+    // exits as it is cancelled, before the kubelet and the Job's controller have recorded it on the Job, is deleted with
+    // its Job: its watch reads its own end from its pod when it came in an earlier second than the deletion (`ownExit`).
     let stone = false
     for (let attempt = 1; ; attempt++) {
       const job = yield* patient(call("readJob", (o) => batch.readNamespacedJob({ name: ref.id, namespace }, o))).pipe(
@@ -1474,7 +1598,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         if (stone && job.metadata?.deletionTimestamp == null) yield* patient(removeCancelTombstone(ref.id))
         return
       }
-      yield* patient(tombstoneOf(ref))
+      yield* patient(tombstoneOf(ref, undefined, job))
       stone = true
       // Being deleted already (another controller's cancel, a TTL, `kubectl delete`): deleted again in the foreground all
       // the same, since a delete with `--cascade=orphan` would leave its pod running (the API server then swaps the
@@ -1547,7 +1671,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           propagationPolicy: "Foreground",
           body: { preconditions: { resourceVersion: job.metadata!.resourceVersion!, uid: job.metadata!.uid! } }
         }, o), goneOrGoing((o) => batch.readNamespacedJob({ name: ref.id, namespace }, o)))
-      if (taken) yield* patient(tombstoneOf(ref, failed))
+      if (taken) yield* patient(tombstoneOf(ref, failed, job))
       return taken
     }
     if (pod.metadata?.deletionTimestamp != null) return false
@@ -1590,17 +1714,22 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       if (marked) yield* Effect.ignore(patient(call("unmarkJob", (o) => batch.patchNamespacedJob({ name: ref.id, namespace, body: [{ op: "remove", path: MARK_PATH }] }, o))))
     }
     // the Job at once, then the tombstone (its controller fails it for the deleted pod meanwhile)
-    if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed)))
+    if (taken) yield* patient(Effect.andThen(deleteJob(ref.id), tombstoneOf(ref, failed, job)))
     return taken
   })
 
   const list = Effect.fn("KubernetesBackend.list")(function*(run: string) {
     const selector = `${K.RUN_LABEL}=${K.labelValue(run)}`
-    const { jobs, pods } = yield* waitForServer(
+    const { jobs, pods, stones } = yield* waitForServer(
       `listing the Jobs of run ${run}`,
       Effect.all({
         jobs: call("listJobs", (o) => batch.listNamespacedJob({ namespace, labelSelector: selector }, o)),
-        pods: call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: selector }, o))
+        pods: call("listPods", (o) => core.listNamespacedPod({ namespace, labelSelector: selector }, o)),
+        // (a user who may not list ConfigMaps lists the jobs whose Jobs are there)
+        stones: call("listTombstones", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: `${selector},${K.TOMBSTONE_LABEL}` }, o)).pipe(
+          Effect.map((l) => l.items),
+          Effect.catchIf((e) => /HTTP 403/.test(e.message), () => Effect.succeed([]))
+        )
       })
     )
     const out = new Map<string, Backend.JobInfo>()
@@ -1622,6 +1751,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     }
     for (const [name, k] of known) {
       if (k.labels.run === run && !out.has(name)) out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels: k.labels, state: "Finished" })
+    }
+    // cancelled (or taken back), their Jobs gone: a watch reads each from its tombstone, so it is listed finished too (one
+    // written before tombstones kept the job's run and node is not)
+    for (const stone of stones) {
+      const name = stone.metadata?.labels?.[K.TOMBSTONE_LABEL]
+      const labels = K.labelsOf(stone)
+      if (name !== undefined && labels?.run === run && !out.has(name)) {
+        out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels, state: "Finished" })
+      }
     }
     return [...out.values()]
   })

@@ -18,7 +18,7 @@ import * as K from "../src/internal/k8sJob.ts"
 import { eventually } from "./support/eventually.ts"
 import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import * as FakeKubeApi from "./support/FakeKubeApi.ts"
-import { collect, config, done, exitOf, Fake, fakeWith, pendingThenCancel, podOf, spec, states } from "./support/kubeTest.ts"
+import { collect, config, done, exitOf, Fake, fakeWith, pendingThenCancel, podOf, spec, states, watchUntil } from "./support/kubeTest.ts"
 
 class FakeApi extends Context.Service<FakeApi, FakeKubeApi.FakeKubeApi>()("test/FakeApi") {}
 
@@ -252,6 +252,23 @@ describe("k8s manifests", () => {
     assert.strictEqual(kindOf(3, "2026-12-05T10:00:06Z"), "Infra")
     // a crash a second before the deletion began is the job's, whatever its code
     assert.strictEqual(kindOf(143, "2026-12-05T10:00:04Z"), "Crash")
+  })
+
+  it("a container's own end before its Job's deletion, in whole seconds: an earlier second is its own; the deletion's second, or a pod deleted before its Job, is the deletion's", () => {
+    const pod = (finishedAt: string | undefined, deletedAt?: string) =>
+      ({
+        metadata: deletedAt !== undefined ? { deletionTimestamp: new Date(deletedAt), deletionGracePeriodSeconds: 30 } : {},
+        status: { containerStatuses: [{ name: K.CONTAINER, state: finishedAt !== undefined ? { terminated: { exitCode: 0, finishedAt: new Date(finishedAt) } } : { running: {} } }] }
+      }) as never
+    const job = "2026-12-05T10:00:05Z"
+    assert.isTrue(K.endedBeforeDeletion(pod("2026-12-05T10:00:04Z"), job))
+    // deleted by the Job's foreground deletion: its pod's deletion began with or after the Job's
+    assert.isTrue(K.endedBeforeDeletion(pod("2026-12-05T10:00:04Z", "2026-12-05T10:00:35Z"), job))
+    assert.isFalse(K.endedBeforeDeletion(pod("2026-12-05T10:00:05Z"), job), "in the deletion's second")
+    assert.isFalse(K.endedBeforeDeletion(pod(undefined), job), "not ended")
+    // a pod deleted before its Job was (a suspended Job's, a preemption's): its end is that deletion's
+    assert.isFalse(K.endedBeforeDeletion(pod("2026-12-05T10:00:02Z", "2026-12-05T10:00:31Z"), job))
+    assert.deepStrictEqual([K.mapExit(K.endedAs(pod("2026-12-05T10:00:04Z")), pod("2026-12-05T10:00:04Z")).outcome], ["Succeeded"])
   })
 
   it("the backend's own labels and annotations go on the Job and its pod beside TREX's, which they cannot replace; a PriorityClass on the pod; bad ones name their field", () => {
@@ -576,6 +593,30 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
     }))
 
+  it.effect("a container that exits as the cancel's delete arrives, before the kubelet has said so, keeps its own end: its watch, a fresh watch and a fresh list read it", () =>
+    Effect.gen(function*() {
+      // the API server's clock is moved a second on once the container has exited: the delete comes in a later second
+      let ahead = 0
+      const fake = yield* fakeWith({ clock: () => Date.now() + ahead })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const exited = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // its container's end is not reported (its pod shows it running, its Job's controller does not know) until its pod is deleted
+      fake.lateExitReport(() => Effect.runPromise(Effect.andThen(Deferred.succeed(exited, undefined), Deferred.await(release))))
+      const ref = yield* backend.submit(spec("ends-as-deleted", `sleep 1; ${done}`))
+      const watching = yield* watchUntil(backend, ref, (e) => e._tag === "State" && e.state === "Running")
+      yield* Deferred.await(exited)
+      assert.strictEqual(podOf(fake, ref.id)?.status.phase, "Running", "its pod does not say yet that it ended")
+      ahead = 1_000
+      yield* backend.cancel(ref)
+      const exits = [exitOf(yield* Fiber.join(watching)), yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)]
+      for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
+      assert.isUndefined(fake.get("jobs", "trex", ref.id), "its Job is gone")
+      const listed = (yield* (yield* KubernetesBackend.make(config(fake))).list("k8s-run/1")).find((j) => j.ref.id === ref.id)
+      assert.strictEqual(listed?.state, "Finished")
+      yield* Deferred.succeed(release, undefined)
+    }).pipe(Effect.scoped))
+
   it.effect("a cancel whose delete comes once the Job has completed, by a user who may not delete ConfigMaps: the cancel is done, and its tombstone left says so in a warning", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith({ denied: ["delete configmaps"] })
@@ -622,7 +663,25 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       yield* eventually("its pod is gone, and its Job", () => podOf(fake, ref.id) === undefined && fake.get("jobs", "trex", ref.id) === undefined)
     }))
 
-  it.effect("a cancel of a job whose Job is gone with --cascade=orphan, its pod left running, deletes the pod: a fresh watch reads Cancelled", () =>
+  it.effect("a cancel's tombstone left by a controller stopped before its delete goes once the Job completes: a resumed controller reads the Job's exit and leaves no tombstone", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      const ref = yield* backend.submit(spec("stale-stone", `sleep 0.5; ${done}`))
+      // the earlier controller's cancel wrote the tombstone, and was stopped before it deleted the Job
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      yield* Effect.promise(() =>
+        core.createNamespacedConfigMap({
+          namespace: "trex",
+          body: { metadata: { name: `${ref.id}-cancelled`, labels: { [K.TOMBSTONE_LABEL]: ref.id, [K.RUN_LABEL]: K.labelValue("k8s-run/1") } }, data: { cancelledAt: "2026-12-06T10:00:00.000Z" } }
+        }))
+      const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
+      assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
+      // (else a controller that reads the job once its TTL deletes the Job reads it as cancelled)
+      assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "the stale tombstone is gone")
+    }))
+
+  it.effect("a cancel of a job whose Job is gone with --cascade=orphan, its pod left running, deletes the pod: a fresh watch reads Cancelled, and a fresh list shows it finished", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const fake = yield* FakeApi
@@ -636,10 +695,14 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.isUndefined(fake.get("jobs", "trex", ref.id), "the Job is gone")
       assert.strictEqual(podOf(fake, ref.id)?.status.phase, "Running", "its pod runs on, orphaned")
       yield* backend.cancel(ref)
-      yield* eventually("its pod is gone", () => podOf(fake, ref.id) === undefined)
-      assert.isFalse(sleeping(), "its process ended")
-      const exit = yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)
+      // (its process may take a moment to go once its pod is gone, on a loaded machine)
+      yield* eventually("its pod is gone, and its process", () => podOf(fake, ref.id) === undefined && !sleeping())
+      const fresh = yield* KubernetesBackend.make(config(fake))
+      const exit = yield* Backend.awaitExit(fresh, ref)
       assert.strictEqual(exit.outcome, "Cancelled", exit.message)
+      // its list agrees: the job is there, finished, by its tombstone
+      const listed = (yield* fresh.list("k8s-run/1")).find((j) => j.ref.id === ref.id)
+      assert.deepStrictEqual([listed?.state, listed?.labels], ["Finished", { run: "k8s-run/1", node: "orphan-done" }])
     }))
 
   it.effect("reports an image that cannot be pulled as Pending ErrImagePull / ImagePullBackOff", () =>
@@ -732,8 +795,11 @@ describe("KubernetesBackend.preflight", () => {
       // a user who may not create pods: no dry run of the pod (its Job's controller makes them)
       assert.notInclude(fake.requests, "POST /api/v1/namespaces/trex/pods?dryRun=All")
       // secrets only for a job that has secret env
-      const { found: plain } = yield* concerns({ denied: ["create secrets", "list nodes", "patch jobs", "delete configmaps"] }, {}, spec("check", "true"))
-      assert.lengthOf(plain, 3, plain.join("\n"))
+      const { fake: plainFake, found: plain } = yield* concerns({ denied: ["create secrets", "list nodes", "patch jobs", "list configmaps", "delete configmaps"] }, {}, spec("check", "true"))
+      assert.lengthOf(plain, 4, plain.join("\n"))
+      assert.match(plain.shift()!, /^warn: the kubeconfig's user may not list configmaps in namespace trex of http:\/\/127[^ ]+: a fresh controller's list \(a resumed run's reconciliation\) leaves out the jobs cancelled once their Jobs are gone, which their watches read as Cancelled$/)
+      // (its list lists the Jobs all the same)
+      assert.deepStrictEqual(yield* (yield* KubernetesBackend.make(config(plainFake))).list("k8s-run/1"), [])
       assert.match(plain.shift()!, /^warn: the kubeconfig's user may not delete configmaps in namespace trex of http:\/\/127[^ ]+: a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted \(the cancel warns\), and old tombstones are left for `kubectl delete configmap` by hand$/)
       assert.match(plain[0]!, /^warn: the kubeconfig's user may not patch jobs\.batch in namespace trex of http:\/\/127[^ ]+: a job a drain took back before it started reads as Failed \/ Infra, not Cancelled, to another controller \(a resumed run\) that finds its Job before it is deleted$/)
       assert.strictEqual(plain[1], "warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod")

@@ -203,6 +203,24 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
 })
 
 describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's preemption)", () => {
+  /**
+   * A person suspends the Job (`kubectl patch job`); once its controller has seen it, the stand-in's clock, held since
+   * Kueue admitted the Job, is let go (`release`). Its Workload, whose `Admitted` is of the Job's `Suspended` second.
+   */
+  const suspendByHand = (fake: FakeKubeApi.FakeKubeApi, name: string, release: () => void) =>
+    Effect.gen(function*() {
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      yield* Effect.promise(() => batch.patchNamespacedJob({ name, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value: true }] }))
+      const job = () => fake.get("jobs", "trex", name)!
+      yield* eventually("its controller says it is suspended", () => job().status.conditions.some((c: { type: string; status: string }) => c.type === "Suspended" && c.status === "True"))
+      release()
+      const wl = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === job().metadata.uid)!
+      const admitted = wl.status.conditions.find((c: { type: string }) => c.type === "Admitted").lastTransitionTime
+      const suspended = job().status.conditions.find((c: { type: string }) => c.type === "Suspended").lastTransitionTime
+      assert.strictEqual(suspended, admitted, "the admission and the suspension in one second")
+      return wl
+    })
+
   // Kueue preempts a trial by suspending its Job: the Job's controller deletes its pod, not counted failed (its tracking
   // finalizer taken off first), and makes a new one once Kueue admits the Job again. The trial waits in the queue again:
   // not failed (its retry would run the strategy twice, beside the resumed Job), and the result is the new pod's.
@@ -263,20 +281,12 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
       let held: number | undefined
       const fake = yield* fakeWith({ suspendJobs: true, clock: () => held ?? Date.now() })
       const backend = yield* KubernetesBackend.make(config(fake, { labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
-      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
       const ref = yield* backend.submit(spec("by-hand-same-second", done))
       const watching = yield* watchUntil(backend, ref, (e) => e._tag === "State")
       // Kueue admits the Job, and a person at once suspends it (`kubectl patch job`) as its pod is made
       held = Date.now()
       assert.isTrue(fake.admit("trex", ref.id))
-      yield* Effect.promise(() => batch.patchNamespacedJob({ name: ref.id, namespace: "trex", body: [{ op: "replace", path: "/spec/suspend", value: true }] }))
-      const job = () => fake.get("jobs", "trex", ref.id)!
-      yield* eventually("its controller says it is suspended", () => job().status.conditions.some((c: { type: string; status: string }) => c.type === "Suspended" && c.status === "True"))
-      held = undefined
-      const wl = fake.list("workloads", "trex").find((w) => w.metadata.labels?.[K.KUEUE_JOB_UID_LABEL] === job().metadata.uid)!
-      const admitted = wl.status.conditions.find((c: { type: string }) => c.type === "Admitted").lastTransitionTime
-      const suspended = job().status.conditions.find((c: { type: string }) => c.type === "Suspended").lastTransitionTime
-      assert.strictEqual(suspended, admitted, "the admission and the suspension in one second")
+      const wl = yield* suspendByHand(fake, ref.id, () => void (held = undefined))
       const events = yield* Fiber.join(watching)
       const exit = exitOf(events)
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
@@ -286,6 +296,37 @@ describe("KubernetesBackend when a batch queue suspends a running Job (Kueue's p
         `Pending Suspended by hand (spec.suspend: true while Kueue admits its Workload ${wl.metadata.name}: not by Kueue, which resumes the Job): ` +
           "its pod is deleted, and the trial runs from its start in a new pod once the Job is resumed",
         JSON.stringify(states(events))
+      )
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("a Job Kueue started before its controller first saw it, suspended by hand in the second Kueue admitted it: told by its watch, which saw it started (its Events cannot tell)", () =>
+    Effect.gen(function*() {
+      // the API server's clock held from the admission (as the Job is made) until its controller has seen it suspended
+      let held: number | undefined = Date.now()
+      // (Kueue undoes the suspension once the watch has looked again why it waits, by the controller's condition)
+      const fake = yield* fakeWith({ suspendJobs: true, admitAtCreate: true, kueueResumeMs: 3_500, clock: () => held ?? Date.now() })
+      const backend = yield* KubernetesBackend.make(config(fake, { labels: { "kueue.x-k8s.io/queue-name": "gpu-queue" } }))
+      // its first pod runs until it is taken back; the one made once Kueue resumes the Job succeeds at once
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-unsynced-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+      const ran = path.join(dir, "ran")
+      const ref = yield* backend.submit(spec("by-hand-unsynced", `if [ -e ${ran} ]; then ${done}; else touch ${ran}; echo started; sleep 30; fi`))
+      const watching = yield* watchStarted(backend, ref)
+      const wl = yield* suspendByHand(fake, ref.id, () => void (held = undefined))
+      // its controller's first Suspended, after Kueue's Started, with no Resumed: as a creation's written late
+      const events = fake.list("events", "trex").filter((e) => e.involvedObject.name === ref.id).map((e) => `${e.reason} ${e.count}`)
+      assert.deepStrictEqual(events.filter((e) => /^(Started|Suspended|Resumed) /.test(e)), ["Started 1", "Suspended 1"])
+      const watched = yield* Fiber.join(watching)
+      const exit = exitOf(watched)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      // (without what the watch saw, its look again says `Suspended (by Kueue): ...`)
+      assert.deepStrictEqual(
+        states(watched).filter((st) => st.startsWith("Pending Suspended")),
+        [
+          `Pending Suspended by hand (spec.suspend: true while Kueue admits its Workload ${wl.metadata.name}: not by Kueue, which resumes the Job): ` +
+          "its pod is deleted, and the trial runs from its start in a new pod once the Job is resumed"
+        ],
+        JSON.stringify(states(watched))
       )
     }).pipe(Effect.scoped), { timeout: 60_000 })
 

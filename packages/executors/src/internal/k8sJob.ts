@@ -324,8 +324,8 @@ export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
   return { configMap, secret, job }
 }
 
-/** Labels of a Job: its annotations hold the exact run and node. */
-export const labelsOf = (job: V1Job): Backend.Labels | undefined => {
+/** Labels of a Job (or of its pod, or its tombstone, which carry the same annotations): its annotations hold the exact run and node. */
+export const labelsOf = (job: { readonly metadata?: { readonly annotations?: { readonly [key: string]: string } | undefined } | undefined }): Backend.Labels | undefined => {
   const a = job.metadata?.annotations ?? {}
   const run = a[RUN_LABEL]
   const node = a[NODE_LABEL]
@@ -388,6 +388,22 @@ export const markOf = (job: V1Job): Withdrawal | undefined => {
   }
   if (typeof w.pod !== "string" || typeof w.at !== "string") return undefined
   return { pod: w.pod, at: w.at, ...(typeof w.failed === "string" ? { failed: w.failed } : {}) }
+}
+
+/**
+ * The exit an end record holds (a job's own end, its Job deleted before its controller recorded it: see the backend's
+ * `endedRecord`), as JSON; `undefined` when it is not one.
+ */
+export const recordedExit = (text: string | undefined): Omit<Backend.JobExit, "_tag" | "logTail" | "result" | "resultError"> | undefined => {
+  if (text === undefined) return undefined
+  let e: Record<string, unknown>
+  try {
+    e = JSON.parse(text) as Record<string, unknown>
+  } catch {
+    return undefined
+  }
+  if ((e["outcome"] !== "Succeeded" && e["outcome"] !== "Failed") || typeof e["message"] !== "string") return undefined
+  return e as unknown as Omit<Backend.JobExit, "_tag" | "logTail" | "result" | "resultError">
 }
 
 /** The label that names a Job's Kueue queue (Kueue manages the Jobs that have it, and holds them suspended until it admits them). */
@@ -816,6 +832,35 @@ export const deletedWhileRunning = (pod: V1Pod | undefined): boolean => {
   const finished = Math.floor(new Date(t.finishedAt).getTime() / 1000)
   return finished > began || (finished === began && (t.exitCode === 143 || t.exitCode === 137 || (t.signal ?? 0) > 0))
 }
+
+/**
+ * Whether a pod's container ended by itself before its Job's deletion began (`deletedAt`, the Job's `deletionTimestamp`):
+ * its end is of an earlier second. Both are whole seconds (`metav1.Time`), so an end in the deletion's second is not told
+ * from one the deletion caused (a job that exits 0 on the SIGTERM of a cancel): the deletion's, as the cancel meant. A pod
+ * whose own deletion began before the Job's (a suspended Job's, a preemption's, `kubectl delete pod`) did not end by itself.
+ */
+export const endedBeforeDeletion = (pod: V1Pod | undefined, deletedAt: Date | string | undefined): boolean => {
+  const finished = terminated(pod)?.finishedAt
+  if (finished == null || deletedAt === undefined) return false
+  const second = (t: Date | string) => Math.floor(new Date(t).getTime() / 1000)
+  const podDeleted = pod?.metadata?.deletionTimestamp
+  if (podDeleted != null && second(podDeleted) - (pod?.metadata?.deletionGracePeriodSeconds ?? 0) < second(deletedAt)) return false
+  return second(finished) < second(deletedAt)
+}
+
+/**
+ * The Job a pod's own end makes of it, for `mapExit`, when the Job was deleted before its controller recorded it:
+ * `Complete` for an exit of 0, else `Failed` (`BackoffLimitExceeded`, as a Job of `backoffLimit` 0 fails).
+ */
+export const endedAs = (pod: V1Pod | undefined): V1Job => ({
+  status: {
+    conditions: [
+      terminated(pod)?.exitCode === 0
+        ? { type: "Complete", status: "True" }
+        : { type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }
+    ]
+  }
+})
 
 /** What ended a pod's container: exit code, signal and reason (`OOMKilled`, `Error`, `Completed`...). */
 export const terminated = (pod: V1Pod | undefined) => pod?.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated

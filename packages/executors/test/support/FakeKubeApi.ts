@@ -116,6 +116,13 @@ export interface FakeKubeOptions {
    */
   readonly suspendJobs?: boolean
   /**
+   * With `suspendJobs`: Kueue admits and starts each Job as it is made, before the Job's controller first syncs it, so
+   * that controller never sees it suspended (no `Suspended` condition or Event, and so no `Resumed` either).
+   */
+  readonly admitAtCreate?: boolean
+  /** With `suspendJobs`: how long Kueue takes to undo a person's suspension of a Job whose Workload it admits (default 1 s). */
+  readonly kueueResumeMs?: number
+  /**
    * Kueue's `objectRetentionPolicies.workloads.afterDeactivatedByKueue` (with `suspendJobs`): this long after a workload
    * Kueue itself deactivated (its `Evicted` reason `DeactivatedDueTo...`, not a user's `spec.active: false`) is still
    * inactive, Kueue deletes its Job (`handleWorkloadAfterDeactivatedPolicy` in its jobframework reconciler: propagation
@@ -134,9 +141,9 @@ export interface FakeKubeOptions {
   readonly containerLogMaxBytes?: number
   /**
    * The API server's clock (epoch ms; default `Date.now`), which stamps what it and its controllers write: objects'
-   * `creationTimestamp`s, conditions' `lastTransitionTime`s, Events' times, containers' `startedAt`. A test that needs
-   * two writes stamped in one second holds it (a deletion's `deletionTimestamp` and the containers' log lines keep
-   * the real clock).
+   * `creationTimestamp`s, conditions' `lastTransitionTime`s, Events' times, containers' `startedAt` and `finishedAt`,
+   * deletions' `deletionTimestamp`s. A test that needs two writes stamped in one second holds it (the containers' log
+   * lines keep the real clock).
    */
   readonly clock?: () => number
 }
@@ -200,6 +207,12 @@ export interface FakeKubeApi {
    * server does, and its pods are deleted first.
    */
   readonly holdOrphan: (until: () => Promise<void>) => void
+  /**
+   * The kubelet reports the next container's end late: its log ends as it exits, but its pod shows it running until
+   * `until` resolves, or until its pod is deleted (the kubelet reports a container's end, with when it ended, before its
+   * pod goes). Meanwhile its Job's controller does not know it ended.
+   */
+  readonly lateExitReport: (until: () => Promise<void>) => void
   /**
    * The cluster stops a running pod, as a preemption, an eviction or a lost node does: the pod gets a
    * `DisruptionTarget` condition with `reason` and is deleted (its Job's controller counts it failed at once),
@@ -411,11 +424,20 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const setContainerState = (pod: Obj, state: object, extra: object = {}) => {
     pod.status.containerStatuses = [{ name: container(pod).name, image: container(pod).image, ready: "running" in state, restartCount: 0, state, ...extra }]
   }
-  const finishPod = (pod: Obj, code: number | null, signal: NodeJS.Signals | null, oom: boolean) => {
+  /** See `lateExitReport`: the next end to report late, and the ends not reported yet (by pod uid). */
+  let lateUntil: (() => Promise<void>) | undefined
+  const unreported = new Map<string, () => void>()
+  const reportEnd = (uid: string | undefined) => {
+    const report = uid !== undefined ? unreported.get(uid) : undefined
+    if (report === undefined) return
+    unreported.delete(uid!)
+    report()
+  }
+  const finishPod = (pod: Obj, code: number | null, signal: NodeJS.Signals | null, oom: boolean, finishedAt = now()) => {
     const startedAt = pod.status.containerStatuses?.[0]?.state?.running?.startedAt ?? now()
     const exitCode = code ?? 128 + (signal !== null ? os.constants.signals[signal] : 9)
     const reason = oom ? "OOMKilled" : exitCode === 0 ? "Completed" : "Error"
-    setContainerState(pod, { terminated: { exitCode, reason, startedAt, finishedAt: now(), ...(signal !== null ? { signal: os.constants.signals[signal] } : {}) } })
+    setContainerState(pod, { terminated: { exitCode, reason, startedAt, finishedAt, ...(signal !== null ? { signal: os.constants.signals[signal] } : {}) } })
     pod.status.phase = exitCode === 0 ? "Succeeded" : "Failed"
     pod.status.conditions = (pod.status.conditions ?? []).map((c: any) => (c.type === "Ready" ? { ...c, status: "False" } : c))
     if (store.get(key("pods", pod.metadata.namespace!, pod.metadata.name)) === pod) put("pods", pod, "MODIFIED")
@@ -557,7 +579,16 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       clearInterval(proc.memTimer)
       if (proc.pending !== "") append([{ at: nowNanos(), text: proc.pending }])
       proc.pending = ""
-      if (!nodeDown.has(pod.metadata.uid!)) finishPod(pod, spawnError ? 128 : code, signal, proc.oom)
+      if (!nodeDown.has(pod.metadata.uid!)) {
+        const finishedAt = now()
+        const until = lateUntil
+        lateUntil = undefined
+        if (until === undefined) finishPod(pod, spawnError ? 128 : code, signal, proc.oom, finishedAt)
+        else {
+          unreported.set(pod.metadata.uid!, () => finishPod(pod, spawnError ? 128 : code, signal, proc.oom, finishedAt))
+          void until().then(() => reportEnd(pod.metadata.uid))
+        }
+      }
       for (const l of proc.listeners) l(null)
     })
     setContainerState(pod, { running: { startedAt: now() } }, { started: true })
@@ -588,11 +619,13 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     if (pod.metadata.deletionTimestamp === undefined) {
       // as the API server sets them: when the grace period ends, and how long it is
       const seconds = Math.ceil(grace / 1000)
-      pod.metadata.deletionTimestamp = new Date(Date.now() + seconds * 1000).toISOString()
+      pod.metadata.deletionTimestamp = new Date((options.clock?.() ?? Date.now()) + seconds * 1000).toISOString()
       pod.metadata.deletionGracePeriodSeconds = seconds
     }
-    countIfFailed(pod)
     put("pods", pod, "MODIFIED")
+    // an end the kubelet had not reported yet (`lateExitReport`) is, before the pod goes
+    reportEnd(pod.metadata.uid)
+    countIfFailed(pod)
     const proc = procs.get(pod.metadata.uid!)
     const done = () => {
       remove("pods", pod)
@@ -716,13 +749,39 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   }
   /** Kueue's Event once it let a Job go (its jobframework's `startJob`: `spec.suspend` false, then `Started`). */
   const startedByKueue = (job: Obj) => recordEvent(job, "Normal", "Started", "Admitted by clusterQueue cluster-queue", "kueue-job-controller")
-  /** A suspended Job let go (`spec.suspend` now false): its controller resets `startTime`, says `JobResumed`, and makes its pod. */
+  /**
+   * A suspended Job let go (`spec.suspend` now false): its controller resets `startTime`, says `JobResumed`, and makes its
+   * pod. One it never saw suspended (`admitAtCreate`) has no `Suspended` condition to turn false, so no `Resumed` Event
+   * (`ensureJobConditionStatus` adds no condition that is false).
+   */
   const resumeJob = (job: Obj) => {
     job.status.startTime = now()
-    job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
+    const seen = condition(job, "Suspended") !== undefined
+    if (seen) job.status.conditions = [...(job.status.conditions ?? []).filter((c: any) => c.type !== "Suspended"), { type: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed", lastTransitionTime: now(), lastProbeTime: now() }]
     armDeadline(job)
     put("jobs", job, "MODIFIED")
-    recordEvent(job, "Normal", "Resumed", "Job resumed")
+    if (seen) recordEvent(job, "Normal", "Resumed", "Job resumed")
+  }
+
+  /** Kueue admits a suspended Job's Workload and starts the Job (see `admit`). */
+  const admit = (namespace: string, name: string) => {
+    const job = store.get(key("jobs", namespace, name))
+    if (job === undefined || job.spec.suspend !== true) return false
+    const wl = workloadOf(job)
+    if (wl !== undefined && wl.spec.active === false) return false
+    if (wl !== undefined) {
+      wl.status.conditions = [
+        ...wl.status.conditions.filter((c: any) => c.type !== "QuotaReserved" && c.type !== "Admitted" && c.type !== "Evicted"),
+        { type: "QuotaReserved", status: "True", reason: "QuotaReserved", message: "Quota reserved in ClusterQueue cluster-queue", lastTransitionTime: now() },
+        { type: "Admitted", status: "True", reason: "Admitted", message: "The workload is admitted", lastTransitionTime: now() }
+      ]
+      put("workloads", wl, "MODIFIED")
+    }
+    job.spec.suspend = false
+    put("jobs", job, "MODIFIED")
+    startedByKueue(job)
+    resumeJob(job)
+    return true
   }
 
   /** Why the API server's admission refuses a pod (its service account, the pod quota), in its words; none when it admits it. */
@@ -1109,6 +1168,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (kind === "jobs" && obj.spec.suspend !== true) armDeadline(obj)
       put(kind, obj, "ADDED")
       if (kind === "jobs" && options.suspendJobs === true) makeWorkload(obj)
+      if (kind === "jobs" && options.suspendJobs === true && options.admitAtCreate === true) admit(ns, obj.metadata.name)
       if (lost("POST", kind, req)) return
       return send(res, 201, obj)
     }
@@ -1165,7 +1225,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       // Kueue starts a suspended Job whose workload it admits (`ReconcileGenericJob`, step 7): a person's suspension
       // of such a Job is undone by its next reconcile (here a moment later)
       if (suspended && options.suspendJobs === true && admittedNow(workloadOf(existing))) {
-        later(1000, () => {
+        later(options.kueueResumeMs ?? 1000, () => {
           const job = store.get(key("jobs", ns, existing.metadata.name))
           if (job === undefined || job.spec.suspend !== true || !admittedNow(workloadOf(job))) return
           job.spec.suspend = false
@@ -1238,6 +1298,9 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     delayDelete: (kind, until) => {
       delaying.set(kind, until)
     },
+    lateExitReport: (until) => {
+      lateUntil = until
+    },
     holdOrphan: (until) => {
       orphanHold = until
     },
@@ -1259,25 +1322,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       podQuota = quota
       setImmediate(reconcile)
     },
-    admit: (namespace, name) => {
-      const job = store.get(key("jobs", namespace, name))
-      if (job === undefined || job.spec.suspend !== true) return false
-      const wl = workloadOf(job)
-      if (wl !== undefined && wl.spec.active === false) return false
-      if (wl !== undefined) {
-        wl.status.conditions = [
-          ...wl.status.conditions.filter((c: any) => c.type !== "QuotaReserved" && c.type !== "Admitted" && c.type !== "Evicted"),
-          { type: "QuotaReserved", status: "True", reason: "QuotaReserved", message: "Quota reserved in ClusterQueue cluster-queue", lastTransitionTime: now() },
-          { type: "Admitted", status: "True", reason: "Admitted", message: "The workload is admitted", lastTransitionTime: now() }
-        ]
-        put("workloads", wl, "MODIFIED")
-      }
-      job.spec.suspend = false
-      put("jobs", job, "MODIFIED")
-      startedByKueue(job)
-      resumeJob(job)
-      return true
-    },
+    admit: (namespace, name) => admit(namespace, name),
     suspend: (namespace, name, message = "Preempted to accommodate a workload (UID: 0c0ffee0-the-stand-in) due to prioritization in the ClusterQueue") =>
       evict(namespace, name, "Preempted", message),
     deactivate: (namespace, name, o = {}) => {
