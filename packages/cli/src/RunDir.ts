@@ -612,7 +612,8 @@ export const stopController = (
               `\`fuser ${file}.lock\` (which sees this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``)
       })
     }
-    if (host !== undefined && host !== os.hostname()) {
+    // (a host name of its own on this machine, as a container's, is signalled here)
+    if (host !== undefined && host !== os.hostname() && holder.thisMachine !== true) {
       return yield* new Errors.InvalidInput({
         source: runDir,
         message: `the run's controller is process ${pid} on host ${Journal.hostName(host)}, not this one (${Journal.hostName(os.hostname())}): run \`trex stop ${runDir}\` on ${Journal.hostName(host)}`
@@ -669,7 +670,7 @@ export const heldBy = (holder: Journal.Holder, then: string): string =>
 
 // (named with its host when on another machine, where trex stop cannot reach it; a `trex notify` as what it is)
 const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
-  const elsewhere = holder?.host !== undefined && holder.host !== os.hostname()
+  const elsewhere = holder?.host !== undefined && holder.host !== os.hostname() && holder.thisMachine !== true
   return new Errors.JournalError({
     reason: "Locked",
     message: holder?.by !== undefined

@@ -412,11 +412,16 @@ describe("Journal (SQLite)", () => {
       const notify = startChild(["lock", empty, "trex notify"], { hostname: "" })
       try {
         await Promise.all([controller.waitFor((l) => l === "ready"), notify.waitFor((l) => l === "ready")])
-        assert.deepStrictEqual(await Effect.runPromise(writer(spaced)), { pid: controller.proc.pid!, host: "a b" })
+        // (on this machine, its boot id this one's: named as such, its pid this namespace's)
+        assert.deepStrictEqual(await Effect.runPromise(writer(spaced)), { pid: controller.proc.pid!, host: "a b", thisMachine: true })
         assert.deepInclude(recordOf(spaced), { pid: controller.proc.pid!, host: "a b", by: "controller" })
-        assert.include((await openError(spaced)).message, `run is in use by process ${controller.proc.pid} on host "a b" (lock ${spaced}.lock); stop that controller first`)
-        assert.deepStrictEqual(await Effect.runPromise(writer(empty)), { pid: notify.proc.pid!, host: "", by: "trex notify" })
-        assert.include((await openError(empty)).message, `run is held by trex notify (process ${notify.proc.pid} on host "") (lock ${empty}.lock)`)
+        assert.include((await openError(spaced)).message, `run is in use by process ${controller.proc.pid} on this machine (its host name "a b") (lock ${spaced}.lock); stop that controller first`)
+        assert.deepStrictEqual(await Effect.runPromise(writer(empty)), { pid: notify.proc.pid!, host: "", by: "trex notify", thisMachine: true })
+        assert.include((await openError(empty)).message, `run is held by trex notify (process ${notify.proc.pid} on this machine (its host name "")) (lock ${empty}.lock)`)
+        // the same names with another boot id: another machine (its pid means nothing here)
+        fs.writeFileSync(`${spaced}.lock.pid`, JSON.stringify({ ...recordOf(spaced), boot: "00000000-0000-0000-0000-000000000000" }))
+        assert.deepStrictEqual(await Effect.runPromise(writer(spaced)), { pid: controller.proc.pid!, host: "a b" })
+        assert.include((await openError(spaced)).message, `run is in use by process ${controller.proc.pid} on host "a b" (lock ${spaced}.lock)`)
       } finally {
         await killAll(controller, notify)
       }
@@ -597,6 +602,23 @@ describe("Journal (SQLite)", () => {
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: process.pid, host: os.hostname() })
       } finally {
         await killAll(inner, ...(sibling !== undefined ? [sibling] : []))
+      }
+    })
+
+    it("a holder on this machine with a host name and a pid namespace of its own (a Docker container's) is found from the machine by its pid here", async () => {
+      const file = sqliteFile()
+      const inner = startChild(["lock", file], { hostname: "c0ffee", pidNamespace: true })
+      try {
+        await inner.waitFor((l) => l === "ready")
+        const pid = innerPid(inner.proc.pid!)
+        assert.deepInclude(recordOf(file), { pid: 1, host: "c0ffee", start: startOf(pid), boot: fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() })
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: "c0ffee", thisMachine: true }, "its pid here, not its namespace's 1")
+        assert.include((await openError(file)).message, `run is in use by process ${pid} on this machine (its host name c0ffee) (lock ${file}.lock)`)
+        // exited: a record of this machine naming a pid of this namespace with another start time is not the holder
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...recordOf(file), pid: process.pid, pidns: fs.readlinkSync("/proc/self/ns/pid"), start: "1" }))
+        assert.include((await Effect.runPromise(writer(file)))?.unknown, `names process ${process.pid} on this machine (its host name c0ffee), which has exited`)
+      } finally {
+        await killAll(inner)
       }
     })
 

@@ -74,7 +74,9 @@ const held = new Map<string, { readonly db: DatabaseSync; holds: number; journal
  * what it is when it is not the run's controller (a command that holds the run for a moment, e.g. `trex notify`).
  * Without `pid`, `unknown` says why the holder is not known: its record is gone, cannot be read, or was
  * left by an earlier holder that has exited (the new holder took the lock and has not yet written its own),
- * or names a holder this process cannot look up, `elsewhere`: of another boot or another pid namespace.
+ * or names a holder this process cannot look up, `elsewhere`: of another boot or another pid namespace. `thisMachine`: its
+ * `host` is not this machine's name, yet it runs on this machine (its boot id is this one's: a container with a host name
+ * of its own, as Docker's are), so its pid is looked up and signalled here as any holder's of this host.
  */
 export interface LockHolder {
   readonly pid?: number
@@ -82,6 +84,7 @@ export interface LockHolder {
   readonly by?: string
   readonly unknown?: string
   readonly elsewhere?: "another boot" | "another pid namespace"
+  readonly thisMachine?: true
 }
 
 /**
@@ -233,13 +236,26 @@ const recordOf = (lockFile: string): LockRecord | string | undefined => {
 }
 
 /**
- * Whether the process a record names has exited: known only on this machine (its host this one's, or
- * none, as older controllers wrote, in this boot), where the pid is looked up, and its start time
- * compared with the record's (a pid given to a later process is not the holder).
+ * Where the holder a record names runs: on `"this"` machine, in this boot, where its pid may be looked up (its boot id
+ * this one's, whatever its host name: a container with a host name of its own shares its machine's kernel and boot id;
+ * without a boot id on either side, as older versions wrote, its host this one's or none); on a machine of this name
+ * and `"another boot"` (another machine of this name sharing this file system: a lock does not outlive its machine's
+ * boot); or on `"another"` machine.
+ */
+const machineOf = (record: LockRecord): "this" | "another boot" | "another" => {
+  const boot = bootId()
+  const named = record.host === undefined || record.host === os.hostname()
+  if (record.boot !== undefined && boot !== undefined) return record.boot === boot ? "this" : named ? "another boot" : "another"
+  return named ? "this" : "another"
+}
+
+/**
+ * Whether the process a record names has exited: known only on this machine (see {@link machineOf}), where the pid
+ * is looked up, and its start time compared with the record's (a pid given to a later process is not the holder).
  */
 const exited = (record: LockRecord): boolean => {
-  // (one of another boot is not asked: see holderOf)
-  if (record.host !== undefined && record.host !== os.hostname()) return false
+  // (one of another machine or boot is not asked: see holderOf)
+  if (machineOf(record) !== "this") return false
   try {
     process.kill(record.pid, 0)
   } catch (e) {
@@ -259,19 +275,24 @@ const holderOf = (lockFile: string): LockHolder => {
   const file = `${lockFile}.pid`
   if (record === undefined) return { unknown: `its record ${file} is gone` }
   if (typeof record === "string") return { unknown: `its record ${file} cannot be read (${record})` }
-  const holder: LockHolder = { pid: record.pid, ...(record.host !== undefined ? { host: record.host } : {}), ...(record.by !== undefined ? { by: record.by } : {}) }
+  const machine = machineOf(record)
+  const holder: LockHolder = {
+    pid: record.pid,
+    ...(record.host !== undefined ? { host: record.host } : {}),
+    ...(record.by !== undefined ? { by: record.by } : {}),
+    ...(machine === "this" && record.host !== undefined && record.host !== os.hostname() ? { thisMachine: true } : {})
+  }
   // this host's name, another boot's id: a machine of the same name that shares this file system (a lock does not
   // outlive its machine's boot), whose pid means nothing here (`trex stop` would signal a process of this one)
-  const boot = bootId()
-  if ((record.host === undefined || record.host === os.hostname()) && record.boot !== undefined && boot !== undefined && record.boot !== boot) {
-    return { elsewhere: "another boot", unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${boot}): another machine of this host name, sharing this file system, holds it` }
+  if (machine === "another boot") {
+    return { elsewhere: "another boot", unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${bootId()}): another machine of this host name, sharing this file system, holds it` }
   }
   // this machine and boot, another pid namespace (another container on it, or the machine itself seen from one): its pid
   // is that namespace's, and names another process here, or none (`trex stop` would signal the wrong one). From an
   // ancestor namespace (the machine, for a container's holder) the holder is found by its namespace and its pid there,
   // when exactly one process is that, with the recorded start time; it is named by its pid here.
   const ns = pidNamespace()
-  if ((record.host === undefined || record.host === os.hostname()) && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
+  if (machine === "this" && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
     const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
     const now = entry === undefined ? undefined : procStart(entry)
     if (now !== undefined && !now.zombie && (record.start === undefined || now.start === record.start)) return { ...holder, pid: Number(entry) }
@@ -321,7 +342,10 @@ export const hostName = (host: string): string => {
 /** `process 12 on host h`, `trex notify (process 12)`: the holder as a refusal names it. */
 const ownerOf = (holder: LockHolder): string => {
   if (holder.pid === undefined) return `${holder.by ?? "another process"}${holder.unknown !== undefined ? ` (${holder.unknown})` : ""}`
-  const proc = `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${hostName(holder.host)}` : ""}`
+  const host = holder.host === undefined || holder.host === os.hostname() ? ""
+    : holder.thisMachine === true ? ` on this machine (its host name ${hostName(holder.host)})`
+    : ` on host ${hostName(holder.host)}`
+  const proc = `process ${holder.pid}${host}`
   return holder.by === undefined ? proc : `${holder.by} (${proc})`
 }
 
