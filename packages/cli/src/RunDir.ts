@@ -605,10 +605,12 @@ export const stopController = (
     if (pid === undefined) {
       return yield* new Errors.InvalidInput({
         source: runDir,
-        // a holder of another boot or pid namespace has not "just taken the lock": waiting shows the same
+        // a holder of another boot or pid namespace has not "just taken the lock": waiting shows the same; one of another
+        // pid namespace is told where it can be seen (`unknown` says: fuser sees this pid namespace and those within it only)
         message: `a process holds the run's lock (${file}.lock), but ${holder.unknown ?? "its record names none"}` +
           (holder.elsewhere === "another boot" ? `: run \`trex stop ${runDir}\` on that machine`
-            : `${holder.elsewhere === undefined ? ": try again in a moment if it has just taken the lock," : ","} or find it with ` +
+            : holder.elsewhere === "another pid namespace" ? ""
+            : `: try again in a moment if it has just taken the lock, or find it with ` +
               `\`fuser ${file}.lock\` (which sees this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``)
       })
     }
@@ -676,7 +678,10 @@ const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
     message: holder?.by !== undefined
       ? `the run's lock (${journalFile(runDir)}.lock) is ${heldBy(holder, "try again")}`
       : `run is in use by ${processOf(holder)} (lock ${journalFile(runDir)}.lock); ` +
-        (elsewhere ? `stop that controller on ${Journal.hostName(holder.host)} first (trex stop ${runDir} --wait, run there), or wait for it to end` : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
+        (elsewhere ? `stop that controller on ${Journal.hostName(holder.host)} first (trex stop ${runDir} --wait, run there), or wait for it to end`
+          // (where it can be seen, as said: not from here)
+          : holder?.elsewhere === "another pid namespace" ? `stop that controller first (as said above), or wait for it to end`
+          : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })
 }
 

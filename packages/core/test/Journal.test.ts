@@ -576,14 +576,30 @@ describe("Journal (SQLite)", () => {
         // from this (the parent) namespace: the one process of that namespace whose pid there is 1, named by its pid here
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() })
         assert.include((await openError(file)).message, `run is in use by process ${pid} (lock ${file}.lock); stop that controller first`)
+        // (read from the machine's namespace, as the test runs)
         const why = (n: number) =>
-          `its record ${file}.lock.pid names process ${n} of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
-          `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${n}; run the command where it runs (in its container, or on the machine outside containers)`
-        sibling = startChild(["writer", file], { pidNamespace: true })
-        assert.strictEqual(await sibling.exited, 0)
-        const seen = JSON.parse(sibling.lines[0]!) as { readonly unknown?: string; readonly pid?: number }
-        assert.isUndefined(seen.pid)
-        assert.include(seen.unknown, `names process 1 of another pid namespace (${record["pidns"]}, this process's `)
+          `its record ${file}.lock.pid names process ${n} of another pid namespace (${record["pidns"]}, this process's ${ours}), ` +
+          `a container's, where no process this one can read is process ${n} with the recorded start time (a holder that has just taken the lock ` +
+          `and not yet written its record, or another user's: run the command as root); find it with \`fuser ${file}.lock\` (run as root, it sees every process of this pid namespace and those within it)`
+        // a reader in a sibling pid namespace (another container) cannot see it: told to run the command on the machine, or
+        // in the holder's container; a holder of the machine's own namespace, read from a container: on the machine
+        const machines = sqliteFile()
+        const onMachine = startChild(["lock", machines])
+        await onMachine.waitFor((l) => l === "ready")
+        fs.writeFileSync(`${machines}.lock.pid`, JSON.stringify({ ...record, pid: onMachine.proc.pid, start: startOf(onMachine.proc.pid!), pidns: "pid:[4026531836]" }))
+        sibling = startChild(["writer", file, machines], { pidNamespace: true })
+        const siblingCode = await sibling.exited
+        await killAll(onMachine)
+        assert.strictEqual(siblingCode, 0)
+        const [seen, machine] = sibling.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number })
+        assert.isUndefined(seen?.pid)
+        assert.include(seen?.unknown, `names process 1 of another pid namespace (${record["pidns"]}, this process's `)
+        assert.include(seen?.unknown, `another container's on this machine, which this process's container cannot see or signal, nor can \`fuser\` here: not this namespace's process 1; ` +
+          "run the command on the machine, outside containers (it finds the holder by its namespace), or in the holder's container")
+        assert.isUndefined(machine?.pid)
+        assert.include(machine?.unknown, `names process ${onMachine.proc.pid} of another pid namespace (pid:[4026531836], this process's `)
+        assert.include(machine?.unknown, `the machine's own (outside containers), which this process, in a container, cannot see or signal, nor can \`fuser\` here: ` +
+          `not this namespace's process ${onMachine.proc.pid}; run the command on the machine, outside containers`)
         // no process of that namespace has its pid (2): named as before, not found
         fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...record, pid: 2 }))
         const none = await Effect.runPromise(writer(file))

@@ -164,32 +164,35 @@ const procIsOwn = (): boolean => {
 }
 
 /**
- * The `/proc` entry here of process `pid` of the pid namespace `pidns` (as a record names its holder): the one process
- * whose namespace is `pidns` and whose pid in it (the last of its `NSpid:`) is `pid`; `undefined` when none is, or more
- * than one, or it cannot be told (no procfs; another user's processes, whose namespace is not readable, are not found).
- * How `fuser` finds a process of a pid namespace below its own.
+ * The `/proc` entries here of the processes whose pid namespace is `pidns` (empty without procfs, and for a namespace
+ * this `/proc` does not show: not its own nor below it; another user's processes, whose namespace is not readable, are
+ * left out).
  */
-const findProc = (pid: number, pidns: string): string | undefined => {
-  let found: string | undefined
+const procsOf = (pidns: string): ReadonlyArray<string> => {
   let entries: ReadonlyArray<string>
   try {
     entries = fs.readdirSync("/proc")
   } catch {
-    return undefined
+    return []
   }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    let ns: string
+  return entries.filter((entry) => {
+    if (!/^\d+$/.test(entry)) return false
     try {
-      ns = fs.readlinkSync(`/proc/${entry}/ns/pid`)
+      return fs.readlinkSync(`/proc/${entry}/ns/pid`) === pidns
     } catch {
-      continue
+      return false
     }
-    if (ns !== pidns || nsPids(entry)?.at(-1) !== pid) continue
-    if (found !== undefined) return undefined
-    found = entry
-  }
-  return found
+  })
+}
+
+/**
+ * The `/proc` entry here of process `pid` of the pid namespace `pidns` (as a record names its holder): the one process
+ * whose namespace is `pidns` and whose pid in it (the last of its `NSpid:`) is `pid`; `undefined` when none is, or more
+ * than one, or it cannot be told (see {@link procsOf}). How `fuser` finds a process of a pid namespace below its own.
+ */
+const findProc = (pid: number, pidns: string): string | undefined => {
+  const found = procsOf(pidns).filter((entry) => nsPids(entry)?.at(-1) === pid)
+  return found.length === 1 ? found[0] : undefined
 }
 
 /**
@@ -265,6 +268,30 @@ const exited = (record: LockRecord): boolean => {
   return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== record.start))
 }
 
+/** The pid namespace of the machine itself, outside containers (the kernel's initial one: its inode is fixed, `PROC_PID_INIT_INO`). */
+const MACHINE_PIDNS = "pid:[4026531836]"
+
+/**
+ * Why a holder of this machine in the pid namespace `pidns`, process `pid` there, is not named from this process's
+ * namespace `ns`, and what the user can do. A process is seen, and signalled, only from its own pid namespace and those
+ * above it (the machine's is above all): a holder of the machine's namespace, read from a container; of another
+ * container, read from a container (the two side by side); and, read from the machine (or from a namespace above the
+ * holder's), one that no process this one can read is (the lock's new holder not yet recorded, or one of another user,
+ * whose namespace only root may read).
+ */
+const unseen = (pid: number, pidns: string, ns: string, lockFile: string): string =>
+  // (below this one: the machine's namespace is above all; one any of whose processes is seen here)
+  ns === MACHINE_PIDNS || (procIsOwn() && procsOf(pidns).length > 0)
+    ? `a container's, where no process this one can read is process ${pid} with the recorded start time (a holder that has just ` +
+      `taken the lock and not yet written its record, or another user's: run the command as root); find it with \`fuser ${lockFile}\` ` +
+      `(run as root, it sees every process of this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``
+    : pidns === MACHINE_PIDNS
+    ? `the machine's own (outside containers), which this process, in a container, cannot see or signal, nor can \`fuser\` here: ` +
+      `not this namespace's process ${pid}; run the command on the machine, outside containers`
+    : `another container's on this machine, which this process's container cannot see or signal, nor can \`fuser\` here: ` +
+      `not this namespace's process ${pid}; run the command on the machine, outside containers (it finds the holder by its ` +
+      `namespace), or in the holder's container`
+
 /**
  * The holder of a held lock, as its record names it; when the record names none (gone, unreadable, or
  * left by a holder that has exited: a killed one's, read in the instant before the lock's new holder
@@ -296,12 +323,7 @@ const holderOf = (lockFile: string): LockHolder => {
     const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
     const now = entry === undefined ? undefined : procStart(entry)
     if (now !== undefined && !now.zombie && (record.start === undefined || now.start === record.start)) return { ...holder, pid: Number(entry) }
-    return {
-      elsewhere: "another pid namespace",
-      unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}): ` +
-        `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${record.pid}; ` +
-        `run the command where it runs (in its container, or on the machine outside containers)`
-    }
+    return { elsewhere: "another pid namespace", unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}), ${unseen(record.pid, record.pidns, ns, lockFile)}` }
   }
   if (exited(record)) {
     return { unknown: `its record ${file} names ${ownerOf(holder)}, which has exited: its holder took the lock since, and has not yet written its own record` }
