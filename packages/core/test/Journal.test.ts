@@ -638,6 +638,32 @@ describe("Journal (SQLite)", () => {
       }
     })
 
+    it("a holder in a time namespace of its own records its start time on the machine's boot clock, and is named from the machine and from its namespace", async () => {
+      const file = sqliteFile()
+      // its boot clock 1000 s ahead: /proc shows it every start time 100000 ticks later than the machine's
+      const inner = startChild(["lock", file], { prefix: ["unshare", "--time", "--boottime", "1000", "--fork", "--"] })
+      // another lock, whose record names that holder with another start time: exited, from its namespace too
+      const other = sqliteFile()
+      const holder = startChild(["lock", other])
+      let reader: Child | undefined
+      try {
+        await Promise.all([inner.waitFor((l) => l === "ready"), holder.waitFor((l) => l === "ready")])
+        const pid = innerPid(inner.proc.pid!)
+        assert.match(fs.readFileSync(`/proc/${pid}/timens_offsets`, "utf8"), /boottime\s+1000\s+0/)
+        assert.deepInclude(recordOf(file), { pid, start: startOf(pid) }, "the machine's start time, not its namespace's")
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() }, "named from the machine")
+        fs.writeFileSync(`${other}.lock.pid`, JSON.stringify({ ...recordOf(file), start: String(Number(startOf(pid)) + 100000) }))
+        reader = startChild(["writer", file, other], { prefix: ["nsenter", "--target", String(pid), "--time", "--"] })
+        assert.strictEqual(await reader.exited, 0)
+        const [alive, gone] = reader.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number; readonly host?: string })
+        assert.deepStrictEqual(alive, { pid, host: os.hostname() }, "named from its own time namespace")
+        assert.isUndefined(gone?.pid)
+        assert.include(gone?.unknown, `its record ${other}.lock.pid names process ${pid}, which has exited`)
+      } finally {
+        await killAll(inner, holder, ...(reader !== undefined ? [reader] : []))
+      }
+    })
+
     it("a holder in a pid namespace of its own that sees its parent's /proc records its own start time, and is told alive or exited there and here", async () => {
       const file = sqliteFile()
       const inner = startChild(["lock", file], { pidNamespace: "sees its parent's /proc" })

@@ -92,7 +92,8 @@ export interface LockHolder {
  * `pid`, `host` (any string: an empty host name, or one with spaces, is kept as it is), `by` (`"controller"`,
  * or what else holds it, e.g. `"trex notify"`), `since` (when it took the lock, ISO 8601, for whoever
  * reads the file), and what tells this process from a later one given the same pid: `start`, its start
- * time in clock ticks since boot (`/proc/self/stat` field 22), and `boot`, the boot id; and `pidns`, its pid
+ * time in clock ticks since boot (`/proc/self/stat` field 22, on the machine's boot clock: the boottime offset of a time
+ * namespace of its own taken off), and `boot`, the boot id; and `pidns`, its pid
  * namespace (`pid:[4026531836]`, the link `/proc/self/ns/pid`), in which alone its pid names it (a container's
  * process 1 is another process on its host). Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
  * records without `pidns`; all are still read.
@@ -126,16 +127,38 @@ const pidNamespace = (): string | undefined => {
   }
 }
 
+/** Clock ticks a second in `/proc/<pid>/stat` (`USER_HZ`: 100 on every Linux architecture Node runs on). */
+const TICK_NANOS = 10_000_000n
+
+/**
+ * How far ahead of the machine's this process's boot clock runs, in clock ticks: the `boottime` offset of its time
+ * namespace (`/proc/self/timens_offsets`, Linux 5.6; 0 without one), by which every start time `/proc` shows it is
+ * ahead; `undefined` when not a whole number of ticks (a start time shown is then ahead by that, give or take a tick).
+ */
+const bootOffset = (): bigint | undefined => {
+  const line = readText("/proc/self/timens_offsets")?.split("\n").find((l) => l.startsWith("boottime"))
+  const [, seconds, nanos] = line?.trim().split(/\s+/) ?? []
+  if (seconds === undefined || nanos === undefined || !/^-?\d+$/.test(seconds) || !/^\d+$/.test(nanos)) return 0n
+  const offset = BigInt(seconds) * 1_000_000_000n + BigInt(nanos)
+  return offset % TICK_NANOS === 0n ? offset / TICK_NANOS : undefined
+}
+
 /**
  * This machine's boot id (Linux), and the start time in clock ticks since boot of the process whose `/proc` entry is
- * `entry` (its pid there, or `self`), and whether it is a zombie (`undefined` without procfs, or when it is gone).
+ * `entry` (its pid there, or `self`), on the machine's boot clock (a time namespace's offset taken off: a holder in
+ * one, and a reader in another, see the same process start at the same time), and whether it is a zombie (`undefined`
+ * without procfs, or when it is gone). `start` is `undefined` when it cannot be told exactly (an offset of a fraction of
+ * a tick: such a start time is not compared).
  */
 const bootId = (): string | undefined => readText("/proc/sys/kernel/random/boot_id")
-const procStart = (entry: string): { readonly start: string; readonly zombie: boolean } | undefined => {
+const procStart = (entry: string): { readonly start: string | undefined; readonly zombie: boolean } | undefined => {
   const stat = readText(`/proc/${entry}/stat`)
   if (stat === undefined) return undefined
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return fields[19] === undefined ? undefined : { start: fields[19], zombie: fields[0] === "Z" || fields[0] === "X" }
+  const shown = fields[19]
+  if (shown === undefined || !/^\d+$/.test(shown)) return undefined
+  const offset = bootOffset()
+  return { start: offset === undefined ? undefined : String(BigInt(shown) - offset), zombie: fields[0] === "Z" || fields[0] === "X" }
 }
 
 /**
@@ -200,7 +223,7 @@ const findProc = (pid: number, pidns: string): string | undefined => {
  * namespace's, else (an ancestor's, see {@link procIsOwn}) the entry of the process of this namespace of that pid;
  * `undefined` when gone, or when it cannot be told.
  */
-const startHere = (pid: number): { readonly start: string; readonly zombie: boolean } | undefined => {
+const startHere = (pid: number): { readonly start: string | undefined; readonly zombie: boolean } | undefined => {
   if (procIsOwn()) return procStart(String(pid))
   const ns = pidNamespace()
   const entry = ns === undefined ? undefined : findProc(pid, ns)
@@ -265,7 +288,7 @@ const exited = (record: LockRecord): boolean => {
     return (e as NodeJS.ErrnoException).code === "ESRCH"
   }
   const now = startHere(record.pid)
-  return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== record.start))
+  return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== undefined && now.start !== record.start))
 }
 
 /** The pid namespace of the machine itself, outside containers (the kernel's initial one: its inode is fixed, `PROC_PID_INIT_INO`). */
@@ -322,7 +345,7 @@ const holderOf = (lockFile: string): LockHolder => {
   if (machine === "this" && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
     const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
     const now = entry === undefined ? undefined : procStart(entry)
-    if (now !== undefined && !now.zombie && (record.start === undefined || now.start === record.start)) return { ...holder, pid: Number(entry) }
+    if (now !== undefined && !now.zombie && (record.start === undefined || now.start === undefined || now.start === record.start)) return { ...holder, pid: Number(entry) }
     return { elsewhere: "another pid namespace", unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}), ${unseen(record.pid, record.pidns, ns, lockFile)}` }
   }
   if (exited(record)) {
