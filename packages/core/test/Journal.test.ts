@@ -518,28 +518,38 @@ describe("Journal (SQLite)", () => {
       }), { numRuns: 500 })
     })
 
-    it("a temporary record left by a holder killed before renaming it is removed by the lock's next holder; a live writer's, or another machine's, is kept", async () => {
+    it("a temporary record left by a holder killed before renaming it is removed by the lock's next holder, another machine's too; a live writer's is kept", async () => {
       const file = sqliteFile()
       const { killed, live, left, writing } = await leftRecords(file, "written")
+      // a living writer (not holding the lock) in a pid namespace below this one, held likewise: process 1 there
+      const inner = startChild(["write-record", file], { pidNamespace: true })
       try {
+        await inner.waitFor((l) => l === "written")
+        const innerWriting = `${file}.lock.pid.1.tmp`
+        assert.deepInclude(JSON.parse(fs.readFileSync(innerWriting, "utf8")), { pid: 1 })
         assert.deepInclude(JSON.parse(fs.readFileSync(left, "utf8")), { pid: killed, host: os.hostname() }, "left behind")
         // one naming a living process with another start time (a pid given to it since); the same of another boot (another
-        // machine of this name), and of another host, whose pids cannot be looked up here
+        // machine of this name), of another host, and of another pid namespace this one cannot see, whose pids cannot be
+        // looked up here: each left by a holder that lost the lock unfinished, as the lock says
         const record = JSON.parse(fs.readFileSync(left, "utf8"))
         const reused = `${file}.lock.pid.${process.ppid}.tmp`
-        const otherBoot = `${file}.lock.pid.1.tmp`
+        const otherBoot = `${file}.lock.pid.5.tmp`
         const elsewhere = `${file}.lock.pid.2.tmp`
+        const otherNs = `${file}.lock.pid.3.tmp`
         fs.writeFileSync(reused, JSON.stringify({ ...record, pid: process.ppid, start: "1" }))
-        fs.writeFileSync(otherBoot, JSON.stringify({ ...record, pid: 1, start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
-        fs.writeFileSync(elsewhere, JSON.stringify({ ...record, pid: 2, start: "1", host: `${os.hostname()}-2` }))
+        fs.writeFileSync(otherBoot, JSON.stringify({ ...record, pid: 5, start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
+        fs.writeFileSync(elsewhere, JSON.stringify({ ...record, pid: 2, start: "1", host: `${os.hostname()}-2`, boot: "00000000-0000-0000-0000-000000000000" }))
+        fs.writeFileSync(otherNs, JSON.stringify({ ...record, pid: 3, start: "1", pidns: "pid:[1]" }))
         await withSqlite(file, (j) => j.append([eventAt(1)]))
         assert.isFalse(fs.existsSync(left), "the killed holder's is removed")
         assert.isFalse(fs.existsSync(reused), "so is one whose pid is another process's since")
         assert.isTrue(fs.existsSync(writing), "the living writer's is kept")
-        assert.isTrue(fs.existsSync(otherBoot), "another boot's is kept: its pid cannot be looked up here")
-        assert.isTrue(fs.existsSync(elsewhere), "another machine's is kept: likewise")
+        assert.isTrue(fs.existsSync(innerWriting), "so is the living writer's of a pid namespace below this one")
+        assert.isFalse(fs.existsSync(otherBoot), "another boot's is removed")
+        assert.isFalse(fs.existsSync(elsewhere), "another machine's is removed")
+        assert.isFalse(fs.existsSync(otherNs), "one of a pid namespace this one cannot see is removed")
       } finally {
-        await killAll(live)
+        await killAll(live, inner)
       }
     })
 

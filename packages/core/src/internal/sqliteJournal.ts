@@ -447,21 +447,35 @@ const noProcess = (pid: number): boolean => {
 }
 
 /**
+ * Whether the writer of a temporary record (`record`, named for its pid) is gone, for the lock's holder that finds it
+ * (see {@link removeLeftRecords}): one of this machine whose process this one can look up (its pid namespace this one's,
+ * or one below it, as {@link holderOf} finds a container's holder) when that process has exited, is a zombie, or is
+ * another process since (another start time); any other (another machine's or boot's, or of a pid namespace this one
+ * cannot see) always: its pid cannot be looked up here, but the lock says it lost the lock unfinished.
+ */
+const writerGone = (record: LockRecord): boolean => {
+  if (machineOf(record) !== "this") return true
+  const ns = pidNamespace()
+  if (record.pidns === undefined || ns === undefined || record.pidns === ns) return exited(record)
+  const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
+  const now = entry === undefined ? undefined : procStart(entry)
+  return now === undefined || now.zombie || (record.start !== undefined && now.start !== undefined && now.start !== record.start)
+}
+
+/**
  * Remove the temporary records (`<lockFile>.pid.<pid>.tmp`) that holders killed while writing them left, by the
- * lock's new holder (after writing its own). A record is one whose writer is provably gone, as its own content says
- * (this machine, this boot and this pid namespace, and its pid no longer that process: exited, a zombie, or another
- * process's since); another machine's, boot's or namespace's is kept. One that names nobody (empty: its writer was
- * killed between creating the file and writing it; or cut short) does not say where its writer ran, so its pid cannot
- * be looked up; but a holder creates its temporary record only while it holds the lock, and renames or removes it
- * before it lets go, so such a file seen by the lock's holder was left by one that lost the lock without finishing:
- * killed. It is removed too, unless a process of this pid namespace has the pid of its name (its writer, if it ran
- * here, and it could be: a file kept is untidy, never wrong). A file that cannot be read is kept.
+ * lock's new holder (after writing its own). A holder creates its temporary record only while it holds the lock, and
+ * renames or removes it before it lets go, so such a file seen by the lock's holder was left by one that lost the lock
+ * without finishing: killed, wherever it ran. A record is removed when its writer is gone as far as this process can
+ * tell ({@link writerGone}): looked up when it can be (a living writer's is kept), else on the lock's word (another
+ * machine's, boot's, or pid namespace's this one cannot see). One that names nobody (empty: its writer was killed
+ * between creating the file and writing it; or cut short) does not say where its writer ran: it is removed too, unless
+ * a process of this pid namespace has the pid of its name (its writer, if it ran here, and it could be: a file kept is
+ * untidy, never wrong). A record named for another pid than its own, or a file that cannot be read, is kept.
  */
 const removeLeftRecords = (lockFile: string): void => {
   const dir = path.dirname(lockFile)
   const prefix = `${path.basename(lockFile)}.pid.`
-  const boot = bootId()
-  const ns = pidNamespace()
   for (const name of fs.readdirSync(dir)) {
     const pid = name.startsWith(prefix) ? TEMP_RECORD.exec(name.slice(prefix.length))?.[1] : undefined
     if (pid === undefined || Number(pid) === process.pid) continue
@@ -472,9 +486,7 @@ const removeLeftRecords = (lockFile: string): void => {
       if (noProcess(Number(pid))) fs.rmSync(tmp, { force: true })
       continue
     }
-    const here = record !== undefined && record.pid === Number(pid) && record.host === os.hostname() &&
-      boot !== undefined && record.boot === boot && (record.pidns === undefined || record.pidns === ns)
-    if (here && exited(record)) fs.rmSync(tmp, { force: true })
+    if (record !== undefined && record.pid === Number(pid) && writerGone(record)) fs.rmSync(tmp, { force: true })
   }
 }
 
