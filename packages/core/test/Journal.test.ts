@@ -1,5 +1,5 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -11,7 +11,7 @@ import type { JournalError } from "../src/Errors.ts"
 import { hostName, Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
-import { type Child, eventAt, innerPid, killAll, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
+import { type Child, eventAt, innerPid, killAll, removeTempDirs, runChild, startChild, tempDir, unsharePid } from "./support/journal.ts"
 
 type Service = Journal["Service"]
 
@@ -645,6 +645,38 @@ describe("Journal (SQLite)", () => {
         assert.include((await Effect.runPromise(writer(file)))?.unknown, `names process ${process.pid} on this machine (its host name c0ffee), which has exited`)
       } finally {
         await killAll(inner)
+      }
+    })
+
+    it("a holder whose /proc does not show it (another pid namespace's) records its pid namespace as unknown, and no reader names its pid", async () => {
+      const file = sqliteFile()
+      // a pid namespace with its own /proc, in a mount namespace of its own; the holder enters that mount namespace only
+      const owner = spawn("unshare", [...unsharePid(true), "sleep", "60"], { stdio: "ignore" })
+      let holder: Child | undefined
+      try {
+        // (once unshare has forked its child)
+        let inner: number | undefined
+        while (inner === undefined) {
+          if (owner.exitCode !== null || owner.signalCode !== null) throw new Error(`unshare exited (${owner.exitCode ?? owner.signalCode})`)
+          try {
+            inner = innerPid(owner.pid!)
+          } catch {
+            await new Promise((resolve) => setTimeout(resolve, 20))
+          }
+        }
+        holder = startChild(["lock", file], { prefix: ["nsenter", "--target", String(inner), "--mount", `--wd=${process.cwd()}`, "--"] })
+        await holder.waitFor((l) => l === "ready")
+        const record = recordOf(file)
+        assert.deepInclude(record, { pid: holder.proc.pid!, host: os.hostname(), pidns: "unknown" })
+        assert.notProperty(record, "start", "its /proc/self does not resolve")
+        const why = `its record ${file}.lock.pid names process ${holder.proc.pid}, which could not tell its pid namespace (its /proc, of another pid namespace, ` +
+          `did not show it), so that pid may be another process's here; find the holder with \`fuser ${file}.lock\` (run as root on the machine, ` +
+          "outside containers, it sees every process) and stop it with `kill -TERM <pid>`"
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { elsewhere: "another pid namespace", unknown: why })
+        assert.include((await openError(file)).message, `run is in use by another process (${why})`)
+      } finally {
+        owner.kill("SIGKILL")
+        if (holder !== undefined) await killAll(holder)
       }
     })
 

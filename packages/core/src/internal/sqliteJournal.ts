@@ -95,7 +95,8 @@ export interface LockHolder {
  * time in clock ticks since boot (`/proc/self/stat` field 22, on the machine's boot clock: the boottime offset of a time
  * namespace of its own taken off), and `boot`, the boot id; and `pidns`, its pid
  * namespace (`pid:[4026531836]`, the link `/proc/self/ns/pid`), in which alone its pid names it (a container's
- * process 1 is another process on its host). Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
+ * process 1 is another process on its host); `"unknown"` when that link cannot be read where procfs is (a `/proc` of
+ * another pid namespace, which does not show this process): its pid is then named by no reader with procfs. Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
  * records without `pidns`; all are still read.
  */
 interface LockRecord {
@@ -291,6 +292,9 @@ const exited = (record: LockRecord): boolean => {
   return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== undefined && now.start !== record.start))
 }
 
+/** A record's `pidns` when its writer could not tell its own (see {@link writeRecord}). */
+const UNKNOWN_PIDNS = "unknown"
+
 /** The pid namespace of the machine itself, outside containers (the kernel's initial one: its inode is fixed, `PROC_PID_INIT_INO`). */
 const MACHINE_PIDNS = "pid:[4026531836]"
 
@@ -342,6 +346,14 @@ const holderOf = (lockFile: string): LockHolder => {
   // ancestor namespace (the machine, for a container's holder) the holder is found by its namespace and its pid there,
   // when exactly one process is that, with the recorded start time; it is named by its pid here.
   const ns = pidNamespace()
+  if (machine === "this" && record.pidns === UNKNOWN_PIDNS && ns !== undefined) {
+    return {
+      elsewhere: "another pid namespace",
+      unknown: `its record ${file} names ${ownerOf(holder)}, which could not tell its pid namespace (its /proc, of another pid namespace, ` +
+        `did not show it), so that pid may be another process's here; find the holder with \`fuser ${lockFile}\` (run as root on the machine, ` +
+        `outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``
+    }
+  }
   if (machine === "this" && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
     const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
     const now = entry === undefined ? undefined : procStart(entry)
@@ -410,7 +422,9 @@ export const writeRecord = (
   // (`/proc/self`, not `/proc/<pid>`: in a pid namespace of its own that sees its parent's `/proc`, that is another process)
   const start = procStart("self")?.start
   const boot = bootId()
-  const pidns = pidNamespace()
+  // (procfs here, its own entry not: a `/proc` of a pid namespace that is neither this process's nor above it, which
+  // does not show it; its pid namespace is then recorded as not known, so that no reader takes its pid for its own's)
+  const pidns = pidNamespace() ?? (boot !== undefined ? UNKNOWN_PIDNS : undefined)
   const record = {
     pid: process.pid,
     host: os.hostname(),
