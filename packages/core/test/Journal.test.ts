@@ -75,6 +75,25 @@ const leftRecords = async (file: string, stage: "written" | "created") => {
   return { killed: killed.proc.pid!, live, left: `${file}.lock.pid.${killed.proc.pid}.tmp`, writing: `${file}.lock.pid.${live.proc.pid}.tmp` }
 }
 
+/**
+ * A holder of the lock of a fresh journal started as `options` say (in a namespace of its own, see `startChild`), and
+ * beside it a holder of this namespace of another fresh journal's lock (whose record a test rewrites): both ready, and
+ * the first's pid here.
+ */
+const holderBeside = async (options: Parameters<typeof startChild>[1]) => {
+  const file = sqliteFile()
+  const inner = startChild(["lock", file], options)
+  const other = sqliteFile()
+  const holder = startChild(["lock", other])
+  try {
+    await Promise.all([inner.waitFor((l) => l === "ready"), holder.waitFor((l) => l === "ready")])
+    return { file, other, inner, holder, pid: innerPid(inner.proc.pid!) }
+  } catch (e) {
+    await killAll(inner, holder)
+    throw e
+  }
+}
+
 /** A journal path in a fresh, existing directory. */
 const sqliteFile = () => {
   const dir = path.join(tempDir(), "run")
@@ -681,16 +700,11 @@ describe("Journal (SQLite)", () => {
     })
 
     it("a holder in a time namespace of its own records its start time on the machine's boot clock, and is named from the machine and from its namespace", async () => {
-      const file = sqliteFile()
-      // its boot clock 1000 s ahead: /proc shows it every start time 100000 ticks later than the machine's
-      const inner = startChild(["lock", file], { prefix: ["unshare", "--time", "--boottime", "1000", "--fork", "--"] })
-      // another lock, whose record names that holder with another start time: exited, from its namespace too
-      const other = sqliteFile()
-      const holder = startChild(["lock", other])
+      // its boot clock 1000 s ahead: /proc shows it every start time 100000 ticks later than the machine's; the other lock's
+      // record names that holder with another start time: exited, from its namespace too
+      const { file, other, inner, holder, pid } = await holderBeside({ prefix: ["unshare", "--time", "--boottime", "1000", "--fork", "--"] })
       let reader: Child | undefined
       try {
-        await Promise.all([inner.waitFor((l) => l === "ready"), holder.waitFor((l) => l === "ready")])
-        const pid = innerPid(inner.proc.pid!)
         assert.match(fs.readFileSync(`/proc/${pid}/timens_offsets`, "utf8"), /boottime\s+1000\s+0/)
         assert.deepInclude(recordOf(file), { pid, start: startOf(pid) }, "the machine's start time, not its namespace's")
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() }, "named from the machine")
@@ -707,16 +721,11 @@ describe("Journal (SQLite)", () => {
     })
 
     it("a holder in a pid namespace of its own that sees its parent's /proc records its own start time, and is told alive or exited there and here", async () => {
-      const file = sqliteFile()
-      const inner = startChild(["lock", file], { pidNamespace: "sees its parent's /proc" })
-      // a lock held by a process of this namespace whose record names process 1 of the inner one with this machine's init's
-      // start time: in the inner namespace, its process 1 (the holder above) was not started then, so it is not that one
-      const other = sqliteFile()
-      const holder = startChild(["lock", other])
+      // the other lock's record names process 1 of the inner namespace with this machine's init's start time: in the inner
+      // namespace, its process 1 (the holder) was not started then, so it is not that one
+      const { file, other, inner, holder, pid } = await holderBeside({ pidNamespace: "sees its parent's /proc" })
       let reader: Child | undefined
       try {
-        await Promise.all([inner.waitFor((l) => l === "ready"), holder.waitFor((l) => l === "ready")])
-        const pid = innerPid(inner.proc.pid!)
         const record = recordOf(file)
         assert.deepInclude(record, { pid: 1, pidns: fs.readlinkSync(`/proc/${pid}/ns/pid`), start: startOf(pid) }, "its own start time, not the machine's init's")
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() }, "found from the parent namespace")
