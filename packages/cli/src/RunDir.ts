@@ -365,8 +365,11 @@ export interface RunInfo {
   readonly finished: JournalEvent.Of<"RunFinished"> | undefined
   readonly tree: ExperimentTree.ExperimentTree
   readonly entries: ReadonlyArray<JournalEvent.Entry>
-  /** The controller writing the run now (its `pid`), or `undefined` when none is: the run finished, stopped or was killed. */
-  readonly writer: { readonly pid?: number; readonly host?: string } | undefined
+  /**
+   * The controller writing the run now (its `pid`; `thisMachine`: on this machine under a host name of its own, see
+   * `Journal.Holder`), or `undefined` when none is: the run finished, stopped or was killed.
+   */
+  readonly writer: { readonly pid?: number; readonly host?: string; readonly thisMachine?: true } | undefined
   /**
    * A process that holds the run's lock for a moment and is not its controller (`trex notify`, posting or
    * dropping the run's expired webhook messages): no controller starts until it lets go (see {@link heldBy}).

@@ -88,7 +88,7 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.strictEqual(running.json.writerPid, controller.proc.pid)
       assert.strictEqual(running.json.writerHost, "a b")
       assert.isUndefined(running.json.heldBy)
-      assert.include(running.text, `\nState: running (controller: process ${controller.proc.pid} on host "a b"; `)
+      assert.include(running.text, `\nState: running (controller: process ${controller.proc.pid} on this machine (its host name "a b"); `)
       const [listed] = yield* Runs.list(path.dirname(spaced.runDir))
       assert.strictEqual(listed?.state, "running")
       assert.include(Runs.toText(path.dirname(spaced.runDir), [listed!]), `running (process ${controller.proc.pid} on "a b")`)
