@@ -91,7 +91,7 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.include(running.text, `\nState: running (controller: process ${controller.proc.pid} on this machine (its host name "a b"); `)
       const [listed] = yield* Runs.list(path.dirname(spaced.runDir))
       assert.strictEqual(listed?.state, "running")
-      assert.include(Runs.toText(path.dirname(spaced.runDir), [listed!]), `running (process ${controller.proc.pid} on "a b")`)
+      assert.include(Runs.toText(path.dirname(spaced.runDir), [listed!]), `running (process ${controller.proc.pid} on "a b", this machine)`)
       // (its boot id this one's: on this machine, under a host name of its own, as a container can be; stopped from here)
       assert.deepStrictEqual(yield* RunDir.stopController(spaced.runDir, { wait: "20 seconds" }), { _tag: "Asked", pid: controller.proc.pid!, now: false, exited: true })
 
