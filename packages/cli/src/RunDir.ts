@@ -365,8 +365,11 @@ export interface RunInfo {
   readonly finished: JournalEvent.Of<"RunFinished"> | undefined
   readonly tree: ExperimentTree.ExperimentTree
   readonly entries: ReadonlyArray<JournalEvent.Entry>
-  /** The controller writing the run now (its `pid`), or `undefined` when none is: the run finished, stopped or was killed. */
-  readonly writer: { readonly pid?: number; readonly host?: string } | undefined
+  /**
+   * The controller writing the run now (its `pid`; `thisMachine`: on this machine under a host name of its own, see
+   * `Journal.Holder`), or `undefined` when none is: the run finished, stopped or was killed.
+   */
+  readonly writer: { readonly pid?: number; readonly host?: string; readonly thisMachine?: true } | undefined
   /**
    * A process that holds the run's lock for a moment and is not its controller (`trex notify`, posting or
    * dropping the run's expired webhook messages): no controller starts until it lets go (see {@link heldBy}).
@@ -605,14 +608,17 @@ export const stopController = (
     if (pid === undefined) {
       return yield* new Errors.InvalidInput({
         source: runDir,
-        // a holder of another boot or pid namespace has not "just taken the lock": waiting shows the same
+        // a holder of another boot or pid namespace has not "just taken the lock": waiting shows the same; one of another
+        // pid namespace is told where it can be seen (`unknown` says: fuser sees this pid namespace and those within it only)
         message: `a process holds the run's lock (${file}.lock), but ${holder.unknown ?? "its record names none"}` +
           (holder.elsewhere === "another boot" ? `: run \`trex stop ${runDir}\` on that machine`
-            : `${holder.elsewhere === undefined ? ": try again in a moment if it has just taken the lock," : ","} or find it with ` +
+            : holder.elsewhere === "another pid namespace" ? ""
+            : `: try again in a moment if it has just taken the lock, or find it with ` +
               `\`fuser ${file}.lock\` (which sees this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``)
       })
     }
-    if (host !== undefined && host !== os.hostname()) {
+    // (a host name of its own on this machine, as a container's, is signalled here)
+    if (host !== undefined && host !== os.hostname() && holder.thisMachine !== true) {
       return yield* new Errors.InvalidInput({
         source: runDir,
         message: `the run's controller is process ${pid} on host ${Journal.hostName(host)}, not this one (${Journal.hostName(os.hostname())}): run \`trex stop ${runDir}\` on ${Journal.hostName(host)}`
@@ -669,13 +675,16 @@ export const heldBy = (holder: Journal.Holder, then: string): string =>
 
 // (named with its host when on another machine, where trex stop cannot reach it; a `trex notify` as what it is)
 const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
-  const elsewhere = holder?.host !== undefined && holder.host !== os.hostname()
+  const elsewhere = holder?.host !== undefined && holder.host !== os.hostname() && holder.thisMachine !== true
   return new Errors.JournalError({
     reason: "Locked",
     message: holder?.by !== undefined
       ? `the run's lock (${journalFile(runDir)}.lock) is ${heldBy(holder, "try again")}`
       : `run is in use by ${processOf(holder)} (lock ${journalFile(runDir)}.lock); ` +
-        (elsewhere ? `stop that controller on ${Journal.hostName(holder.host)} first (trex stop ${runDir} --wait, run there), or wait for it to end` : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
+        (elsewhere ? `stop that controller on ${Journal.hostName(holder.host)} first (trex stop ${runDir} --wait, run there), or wait for it to end`
+          // (where it can be seen, as said: not from here)
+          : holder?.elsewhere === "another pid namespace" ? `stop that controller first (as said above), or wait for it to end`
+          : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })
 }
 

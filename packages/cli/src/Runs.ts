@@ -35,7 +35,7 @@ export interface RunSummary {
    * nothing else is known: the task is `?` and the counts 0.
    */
   readonly state: "running" | "finished" | "stopped" | "damaged" | "newer" | "unreadable"
-  readonly writer?: { readonly pid?: number; readonly host?: string }
+  readonly writer?: { readonly pid?: number; readonly host?: string; readonly thisMachine?: true }
   readonly reason?: string
   readonly damage?: string
   /** Why the run cannot be read (states `newer` and `unreadable`), as `trex status` says it. */
@@ -231,7 +231,9 @@ const clock = (ms: number) => (ms > 0 ? new Date(ms).toISOString().slice(0, 16).
  */
 const stateText = (r: RunSummary): string =>
   r.state === "running"
-    ? `running (process ${r.writer?.pid ?? "?"}${r.writer?.host !== undefined ? ` on ${Journal.hostName(r.writer.host)}` : ""})`
+    ? `running (process ${r.writer?.pid ?? "?"}${r.writer?.host !== undefined ? ` on ${Journal.hostName(r.writer.host)}` : ""}${
+      r.writer?.thisMachine === true ? ", this machine" : ""
+    })`
     : r.state === "finished"
     ? `finished: ${Untrusted.line(r.reason ?? "?", 80)}`
     : r.state === "stopped"

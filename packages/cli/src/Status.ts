@@ -378,7 +378,10 @@ export const toText = (info: RunInfo, runDir: string): string => {
         ? `finished (${Untrusted.line(s.finishedReason ?? "", 300)})${s.finishedReason === "stopped by request" ? ` — ${goOn}` : ""}`
         : s.state === "running"
         ? `running (controller: process ${s.writerPid ?? "unknown"}${
-          s.writerHost !== undefined && s.writerHost !== os.hostname() ? ` on host ${Journal.hostName(s.writerHost)}` : ""
+          s.writerHost === undefined || s.writerHost === os.hostname() ? ""
+          // (a container of a host name of its own on this machine: stopped from here)
+          : info.writer?.thisMachine === true ? ` on this machine (its host name ${Journal.hostName(s.writerHost)})`
+          : ` on host ${Journal.hostName(s.writerHost)}`
         }; \`trex status ${runDir} --follow\` follows it, \`trex stop ${runDir}\` stops it)`
         : `stopped before it finished — ${goOn}`
     }`,

@@ -3,7 +3,7 @@
 // whose name is empty, and a killed `trex notify`'s record left while the run's next controller takes the lock,
 // held (by a file) between taking it and writing its own record; a host name of 300 characters; a real `trex run` in a
 // pid namespace of its own, as in a container, found and stopped from this one.
-import { spawn } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -88,19 +88,19 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.strictEqual(running.json.writerPid, controller.proc.pid)
       assert.strictEqual(running.json.writerHost, "a b")
       assert.isUndefined(running.json.heldBy)
-      assert.include(running.text, `\nState: running (controller: process ${controller.proc.pid} on host "a b"; `)
+      assert.include(running.text, `\nState: running (controller: process ${controller.proc.pid} on this machine (its host name "a b"); `)
       const [listed] = yield* Runs.list(path.dirname(spaced.runDir))
       assert.strictEqual(listed?.state, "running")
-      assert.include(Runs.toText(path.dirname(spaced.runDir), [listed!]), `running (process ${controller.proc.pid} on "a b")`)
-      const elsewhere = yield* Effect.flip(RunDir.stopController(spaced.runDir))
-      assert.include(elsewhere.message, `the run's controller is process ${controller.proc.pid} on host "a b", not this one (${os.hostname()}): run \`trex stop ${spaced.runDir}\` on "a b"`)
+      assert.include(Runs.toText(path.dirname(spaced.runDir), [listed!]), `running (process ${controller.proc.pid} on "a b", this machine)`)
+      // (its boot id this one's: on this machine, under a host name of its own, as a container can be; stopped from here)
+      assert.deepStrictEqual(yield* RunDir.stopController(spaced.runDir, { wait: "20 seconds" }), { _tag: "Asked", pid: controller.proc.pid!, now: false, exited: true })
 
       const held = yield* status(empty.runDir)
       assert.strictEqual(held.json.state, "finished")
       assert.isUndefined(held.json.writerPid)
       assert.deepStrictEqual(held.json.heldBy, { by: RunDir.NOTIFY_HOLDER, pid: notify.proc.pid!, host: "" })
-      assert.include(held.text, `\nLock: held by a \`trex notify\` session (process ${notify.proc.pid} on host ""), which posts or drops the run's expired webhook messages`)
-      assert.deepStrictEqual(yield* RunDir.stopController(empty.runDir), { _tag: "NotRunning", held: { pid: notify.proc.pid!, host: "", by: RunDir.NOTIFY_HOLDER } })
+      assert.include(held.text, `\nLock: held by a \`trex notify\` session (process ${notify.proc.pid} on this machine (its host name "")), which posts or drops the run's expired webhook messages`)
+      assert.deepStrictEqual(yield* RunDir.stopController(empty.runDir), { _tag: "NotRunning", held: { pid: notify.proc.pid!, host: "", by: RunDir.NOTIFY_HOLDER, thisMachine: true } })
     })), 60_000)
 
   it.live("a killed trex notify's record, read while the next controller takes the lock, is not taken for the holder", () =>
@@ -201,14 +201,25 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...record, pid: local.proc.pid, start: startOf(local.proc.pid!) }))
       const refused = yield* Effect.flip(RunDir.stopController(runDir))
       assert.include(refused.message, `but its record ${file}.lock.pid names process ${local.proc.pid} of another pid namespace (${record["pidns"]}, this process's `)
-      assert.include(refused.message, `not this namespace's process ${local.proc.pid}; run the command where it runs (in its container, or on the machine outside containers), or find it with \`fuser ${file}.lock\` (which sees this pid namespace and those within it)`)
+      assert.include(refused.message, `a container's, where no process this one can read is process ${local.proc.pid} with the recorded start time`)
+      assert.include(refused.message, `find it with \`fuser ${file}.lock\` (run as root, it sees every process of this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``)
+      assert.notInclude(refused.message, "(which sees this pid namespace", "said once")
       assert.notInclude(refused.message, "try again in a moment", "waiting shows the same holder")
       local.proc.kill("SIGWINCH")
       yield* Effect.promise(() => local.seen("WINCH"))
       assert.deepStrictEqual(local.lines, ["up", "WINCH"], "no SIGTERM before the SIGWINCH sent after trex stop")
 
-      // its own record: trex stop asks it to stop (a SIGTERM to its pid here), and it drains
+      // its own record, read by `trex stop` in a sibling pid namespace (another container), which cannot see it: refused,
+      // saying where it can be stopped
       fs.writeFileSync(`${file}.lock.pid`, `${JSON.stringify(record)}\n`)
+      const sibling = spawnSync("unshare", [...unsharePid(true), process.execPath, "--conditions=@trex/source", bin, "stop", runDir], { cwd: root, encoding: "utf8" })
+      assert.notStrictEqual(sibling.status, 0, sibling.stdout)
+      assert.include(sibling.stderr, `names process 1 of another pid namespace (${record["pidns"]}, this process's `)
+      assert.include(sibling.stderr, "another container's on this machine, which this process's container cannot see or signal, nor can `fuser` here: not this namespace's process 1; " +
+        "run the command on the machine, outside containers (it finds the holder by its namespace), or in the holder's container")
+      assert.notInclude(sibling.stderr, "kill -TERM")
+
+      // its own record: trex stop asks it to stop (a SIGTERM to its pid here), and it drains
       assert.deepStrictEqual(yield* RunDir.stopController(runDir), { _tag: "Asked", pid, now: false, exited: false })
       yield* until("the stop was not taken", () => controller.output.stderr.includes("SIGTERM: stopping"))
       fs.writeFileSync(hold, "")

@@ -44,7 +44,24 @@ describe("RunDir.stopController", () => {
       assert.include(otherBoot.message, `of another boot (boot id 00000000-0000-0000-0000-000000000000, this machine's `)
       assert.include(otherBoot.message, `another machine of this host name, sharing this file system, holds it: run \`trex stop ${runDir}\` on that machine`)
       assert.notInclude(otherBoot.message, "try again in a moment")
-      // an older controller's pid file names the pid alone: taken to be on this machine
+      // another host name and another boot id: another machine, refused; another host name and this boot id: this
+      // machine (a container with a host name of its own, as Docker's), whose pid is signalled here (below)
+      const boot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot: "00000000-0000-0000-0000-000000000000" }))
+      assert.include((yield* Effect.flip(RunDir.stopController(runDir))).message, `the run's controller is process ${holder.pid} on host c0ffee, not this one`)
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot }))
+      const here = yield* RunDir.stopController(runDir, { wait: "10 seconds" })
+      assert.deepStrictEqual(here, { _tag: "Asked", pid: holder.pid, now: false, exited: true })
+      assert.strictEqual(yield* Effect.promise(() => holder.exited), "SIGTERM")
+      assert.deepStrictEqual(yield* RunDir.stopController(runDir), { _tag: "NotRunning" })
+    })))
+
+  it.live("an older controller's pid file, the pid alone, is taken to be on this machine", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-stop-"))
+      const file = RunDir.journalFile(runDir)
+      fs.writeFileSync(file, "")
+      const holder = yield* Effect.acquireRelease(Effect.promise(() => holdLock(file)), (h) => Effect.sync(() => h.child.kill("SIGKILL")))
       fs.writeFileSync(`${file}.lock.pid`, `${holder.pid}\n`)
       const stopped = yield* RunDir.stopController(runDir, { wait: "10 seconds" })
       assert.deepStrictEqual(stopped, { _tag: "Asked", pid: holder.pid, now: false, exited: true })

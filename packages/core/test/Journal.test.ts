@@ -1,5 +1,5 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -11,7 +11,7 @@ import type { JournalError } from "../src/Errors.ts"
 import { hostName, Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
-import { type Child, eventAt, innerPid, killAll, removeTempDirs, runChild, startChild, tempDir } from "./support/journal.ts"
+import { type Child, eventAt, innerPid, killAll, removeTempDirs, runChild, startChild, tempDir, unsharePid } from "./support/journal.ts"
 
 type Service = Journal["Service"]
 
@@ -73,6 +73,25 @@ const leftRecords = async (file: string, stage: "written" | "created") => {
     throw e
   }
   return { killed: killed.proc.pid!, live, left: `${file}.lock.pid.${killed.proc.pid}.tmp`, writing: `${file}.lock.pid.${live.proc.pid}.tmp` }
+}
+
+/**
+ * A holder of the lock of a fresh journal started as `options` say (in a namespace of its own, see `startChild`), and
+ * beside it a holder of this namespace of another fresh journal's lock (whose record a test rewrites): both ready, and
+ * the first's pid here.
+ */
+const holderBeside = async (options: Parameters<typeof startChild>[1]) => {
+  const file = sqliteFile()
+  const inner = startChild(["lock", file], options)
+  const other = sqliteFile()
+  const holder = startChild(["lock", other])
+  try {
+    await Promise.all([inner.waitFor((l) => l === "ready"), holder.waitFor((l) => l === "ready")])
+    return { file, other, inner, holder, pid: innerPid(inner.proc.pid!) }
+  } catch (e) {
+    await killAll(inner, holder)
+    throw e
+  }
 }
 
 /** A journal path in a fresh, existing directory. */
@@ -412,11 +431,16 @@ describe("Journal (SQLite)", () => {
       const notify = startChild(["lock", empty, "trex notify"], { hostname: "" })
       try {
         await Promise.all([controller.waitFor((l) => l === "ready"), notify.waitFor((l) => l === "ready")])
-        assert.deepStrictEqual(await Effect.runPromise(writer(spaced)), { pid: controller.proc.pid!, host: "a b" })
+        // (on this machine, its boot id this one's: named as such, its pid this namespace's)
+        assert.deepStrictEqual(await Effect.runPromise(writer(spaced)), { pid: controller.proc.pid!, host: "a b", thisMachine: true })
         assert.deepInclude(recordOf(spaced), { pid: controller.proc.pid!, host: "a b", by: "controller" })
-        assert.include((await openError(spaced)).message, `run is in use by process ${controller.proc.pid} on host "a b" (lock ${spaced}.lock); stop that controller first`)
-        assert.deepStrictEqual(await Effect.runPromise(writer(empty)), { pid: notify.proc.pid!, host: "", by: "trex notify" })
-        assert.include((await openError(empty)).message, `run is held by trex notify (process ${notify.proc.pid} on host "") (lock ${empty}.lock)`)
+        assert.include((await openError(spaced)).message, `run is in use by process ${controller.proc.pid} on this machine (its host name "a b") (lock ${spaced}.lock); stop that controller first`)
+        assert.deepStrictEqual(await Effect.runPromise(writer(empty)), { pid: notify.proc.pid!, host: "", by: "trex notify", thisMachine: true })
+        assert.include((await openError(empty)).message, `run is held by trex notify (process ${notify.proc.pid} on this machine (its host name "")) (lock ${empty}.lock)`)
+        // the same names with another boot id: another machine (its pid means nothing here)
+        fs.writeFileSync(`${spaced}.lock.pid`, JSON.stringify({ ...recordOf(spaced), boot: "00000000-0000-0000-0000-000000000000" }))
+        assert.deepStrictEqual(await Effect.runPromise(writer(spaced)), { pid: controller.proc.pid!, host: "a b" })
+        assert.include((await openError(spaced)).message, `run is in use by process ${controller.proc.pid} on host "a b" (lock ${spaced}.lock)`)
       } finally {
         await killAll(controller, notify)
       }
@@ -513,28 +537,38 @@ describe("Journal (SQLite)", () => {
       }), { numRuns: 500 })
     })
 
-    it("a temporary record left by a holder killed before renaming it is removed by the lock's next holder; a live writer's, or another machine's, is kept", async () => {
+    it("a temporary record left by a holder killed before renaming it is removed by the lock's next holder, another machine's too; a live writer's is kept", async () => {
       const file = sqliteFile()
       const { killed, live, left, writing } = await leftRecords(file, "written")
+      // a living writer (not holding the lock) in a pid namespace below this one, held likewise: process 1 there
+      const inner = startChild(["write-record", file], { pidNamespace: true })
       try {
+        await inner.waitFor((l) => l === "written")
+        const innerWriting = `${file}.lock.pid.1.tmp`
+        assert.deepInclude(JSON.parse(fs.readFileSync(innerWriting, "utf8")), { pid: 1 })
         assert.deepInclude(JSON.parse(fs.readFileSync(left, "utf8")), { pid: killed, host: os.hostname() }, "left behind")
         // one naming a living process with another start time (a pid given to it since); the same of another boot (another
-        // machine of this name), and of another host, whose pids cannot be looked up here
+        // machine of this name), of another host, and of another pid namespace this one cannot see, whose pids cannot be
+        // looked up here: each left by a holder that lost the lock unfinished, as the lock says
         const record = JSON.parse(fs.readFileSync(left, "utf8"))
         const reused = `${file}.lock.pid.${process.ppid}.tmp`
-        const otherBoot = `${file}.lock.pid.1.tmp`
+        const otherBoot = `${file}.lock.pid.5.tmp`
         const elsewhere = `${file}.lock.pid.2.tmp`
+        const otherNs = `${file}.lock.pid.3.tmp`
         fs.writeFileSync(reused, JSON.stringify({ ...record, pid: process.ppid, start: "1" }))
-        fs.writeFileSync(otherBoot, JSON.stringify({ ...record, pid: 1, start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
-        fs.writeFileSync(elsewhere, JSON.stringify({ ...record, pid: 2, start: "1", host: `${os.hostname()}-2` }))
+        fs.writeFileSync(otherBoot, JSON.stringify({ ...record, pid: 5, start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
+        fs.writeFileSync(elsewhere, JSON.stringify({ ...record, pid: 2, start: "1", host: `${os.hostname()}-2`, boot: "00000000-0000-0000-0000-000000000000" }))
+        fs.writeFileSync(otherNs, JSON.stringify({ ...record, pid: 3, start: "1", pidns: "pid:[1]" }))
         await withSqlite(file, (j) => j.append([eventAt(1)]))
         assert.isFalse(fs.existsSync(left), "the killed holder's is removed")
         assert.isFalse(fs.existsSync(reused), "so is one whose pid is another process's since")
         assert.isTrue(fs.existsSync(writing), "the living writer's is kept")
-        assert.isTrue(fs.existsSync(otherBoot), "another boot's is kept: its pid cannot be looked up here")
-        assert.isTrue(fs.existsSync(elsewhere), "another machine's is kept: likewise")
+        assert.isTrue(fs.existsSync(innerWriting), "so is the living writer's of a pid namespace below this one")
+        assert.isFalse(fs.existsSync(otherBoot), "another boot's is removed")
+        assert.isFalse(fs.existsSync(elsewhere), "another machine's is removed")
+        assert.isFalse(fs.existsSync(otherNs), "one of a pid namespace this one cannot see is removed")
       } finally {
-        await killAll(live)
+        await killAll(live, inner)
       }
     })
 
@@ -571,14 +605,30 @@ describe("Journal (SQLite)", () => {
         // from this (the parent) namespace: the one process of that namespace whose pid there is 1, named by its pid here
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() })
         assert.include((await openError(file)).message, `run is in use by process ${pid} (lock ${file}.lock); stop that controller first`)
+        // (read from the machine's namespace, as the test runs)
         const why = (n: number) =>
-          `its record ${file}.lock.pid names process ${n} of another pid namespace (${record["pidns"]}, this process's ${ours}): ` +
-          `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${n}; run the command where it runs (in its container, or on the machine outside containers)`
-        sibling = startChild(["writer", file], { pidNamespace: true })
-        assert.strictEqual(await sibling.exited, 0)
-        const seen = JSON.parse(sibling.lines[0]!) as { readonly unknown?: string; readonly pid?: number }
-        assert.isUndefined(seen.pid)
-        assert.include(seen.unknown, `names process 1 of another pid namespace (${record["pidns"]}, this process's `)
+          `its record ${file}.lock.pid names process ${n} of another pid namespace (${record["pidns"]}, this process's ${ours}), ` +
+          `a container's, where no process this one can read is process ${n} with the recorded start time (a holder that has just taken the lock ` +
+          `and not yet written its record, or another user's: run the command as root); find it with \`fuser ${file}.lock\` (run as root, it sees every process of this pid namespace and those within it)`
+        // a reader in a sibling pid namespace (another container) cannot see it: told to run the command on the machine, or
+        // in the holder's container; a holder of the machine's own namespace, read from a container: on the machine
+        const machines = sqliteFile()
+        const onMachine = startChild(["lock", machines])
+        await onMachine.waitFor((l) => l === "ready")
+        fs.writeFileSync(`${machines}.lock.pid`, JSON.stringify({ ...record, pid: onMachine.proc.pid, start: startOf(onMachine.proc.pid!), pidns: "pid:[4026531836]" }))
+        sibling = startChild(["writer", file, machines], { pidNamespace: true })
+        const siblingCode = await sibling.exited
+        await killAll(onMachine)
+        assert.strictEqual(siblingCode, 0)
+        const [seen, machine] = sibling.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number })
+        assert.isUndefined(seen?.pid)
+        assert.include(seen?.unknown, `names process 1 of another pid namespace (${record["pidns"]}, this process's `)
+        assert.include(seen?.unknown, `another container's on this machine, which this process's container cannot see or signal, nor can \`fuser\` here: not this namespace's process 1; ` +
+          "run the command on the machine, outside containers (it finds the holder by its namespace), or in the holder's container")
+        assert.isUndefined(machine?.pid)
+        assert.include(machine?.unknown, `names process ${onMachine.proc.pid} of another pid namespace (pid:[4026531836], this process's `)
+        assert.include(machine?.unknown, `the machine's own (outside containers), which this process, in a container, cannot see or signal, nor can \`fuser\` here: ` +
+          `not this namespace's process ${onMachine.proc.pid}; run the command on the machine, outside containers`)
         // no process of that namespace has its pid (2): named as before, not found
         fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...record, pid: 2 }))
         const none = await Effect.runPromise(writer(file))
@@ -600,17 +650,82 @@ describe("Journal (SQLite)", () => {
       }
     })
 
-    it("a holder in a pid namespace of its own that sees its parent's /proc records its own start time, and is told alive or exited there and here", async () => {
+    it("a holder on this machine with a host name and a pid namespace of its own (a Docker container's) is found from the machine by its pid here", async () => {
       const file = sqliteFile()
-      const inner = startChild(["lock", file], { pidNamespace: "sees its parent's /proc" })
-      // a lock held by a process of this namespace whose record names process 1 of the inner one with this machine's init's
-      // start time: in the inner namespace, its process 1 (the holder above) was not started then, so it is not that one
-      const other = sqliteFile()
-      const holder = startChild(["lock", other])
+      const inner = startChild(["lock", file], { hostname: "c0ffee", pidNamespace: true })
+      try {
+        await inner.waitFor((l) => l === "ready")
+        const pid = innerPid(inner.proc.pid!)
+        assert.deepInclude(recordOf(file), { pid: 1, host: "c0ffee", start: startOf(pid), boot: fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() })
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: "c0ffee", thisMachine: true }, "its pid here, not its namespace's 1")
+        assert.include((await openError(file)).message, `run is in use by process ${pid} on this machine (its host name c0ffee) (lock ${file}.lock)`)
+        // exited: a record of this machine naming a pid of this namespace with another start time is not the holder
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ ...recordOf(file), pid: process.pid, pidns: fs.readlinkSync("/proc/self/ns/pid"), start: "1" }))
+        assert.include((await Effect.runPromise(writer(file)))?.unknown, `names process ${process.pid} on this machine (its host name c0ffee), which has exited`)
+      } finally {
+        await killAll(inner)
+      }
+    })
+
+    it("a holder whose /proc does not show it (another pid namespace's) records its pid namespace as unknown, and no reader names its pid", async () => {
+      const file = sqliteFile()
+      // a pid namespace with its own /proc, in a mount namespace of its own; the holder enters that mount namespace only
+      const owner = spawn("unshare", [...unsharePid(true), "sleep", "60"], { stdio: "ignore" })
+      let holder: Child | undefined
+      try {
+        // (once unshare has forked its child)
+        let inner: number | undefined
+        while (inner === undefined) {
+          if (owner.exitCode !== null || owner.signalCode !== null) throw new Error(`unshare exited (${owner.exitCode ?? owner.signalCode})`)
+          try {
+            inner = innerPid(owner.pid!)
+          } catch {
+            await new Promise((resolve) => setTimeout(resolve, 20))
+          }
+        }
+        holder = startChild(["lock", file], { prefix: ["nsenter", "--target", String(inner), "--mount", `--wd=${process.cwd()}`, "--"] })
+        await holder.waitFor((l) => l === "ready")
+        const record = recordOf(file)
+        assert.deepInclude(record, { pid: holder.proc.pid!, host: os.hostname(), pidns: "unknown" })
+        assert.notProperty(record, "start", "its /proc/self does not resolve")
+        const why = `its record ${file}.lock.pid names process ${holder.proc.pid}, which could not tell its pid namespace (its /proc, of another pid namespace, ` +
+          `did not show it), so that pid may be another process's here; find the holder with \`fuser ${file}.lock\` (run as root on the machine, ` +
+          "outside containers, it sees every process) and stop it with `kill -TERM <pid>`"
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { elsewhere: "another pid namespace", unknown: why })
+        assert.include((await openError(file)).message, `run is in use by another process (${why})`)
+      } finally {
+        owner.kill("SIGKILL")
+        if (holder !== undefined) await killAll(holder)
+      }
+    })
+
+    it("a holder in a time namespace of its own records its start time on the machine's boot clock, and is named from the machine and from its namespace", async () => {
+      // its boot clock 1000 s ahead: /proc shows it every start time 100000 ticks later than the machine's; the other lock's
+      // record names that holder with another start time: exited, from its namespace too
+      const { file, other, inner, holder, pid } = await holderBeside({ prefix: ["unshare", "--time", "--boottime", "1000", "--fork", "--"] })
       let reader: Child | undefined
       try {
-        await Promise.all([inner.waitFor((l) => l === "ready"), holder.waitFor((l) => l === "ready")])
-        const pid = innerPid(inner.proc.pid!)
+        assert.match(fs.readFileSync(`/proc/${pid}/timens_offsets`, "utf8"), /boottime\s+1000\s+0/)
+        assert.deepInclude(recordOf(file), { pid, start: startOf(pid) }, "the machine's start time, not its namespace's")
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() }, "named from the machine")
+        fs.writeFileSync(`${other}.lock.pid`, JSON.stringify({ ...recordOf(file), start: String(Number(startOf(pid)) + 100000) }))
+        reader = startChild(["writer", file, other], { prefix: ["nsenter", "--target", String(pid), "--time", "--"] })
+        assert.strictEqual(await reader.exited, 0)
+        const [alive, gone] = reader.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number; readonly host?: string })
+        assert.deepStrictEqual(alive, { pid, host: os.hostname() }, "named from its own time namespace")
+        assert.isUndefined(gone?.pid)
+        assert.include(gone?.unknown, `its record ${other}.lock.pid names process ${pid}, which has exited`)
+      } finally {
+        await killAll(inner, holder, ...(reader !== undefined ? [reader] : []))
+      }
+    })
+
+    it("a holder in a pid namespace of its own that sees its parent's /proc records its own start time, and is told alive or exited there and here", async () => {
+      // the other lock's record names process 1 of the inner namespace with this machine's init's start time: in the inner
+      // namespace, its process 1 (the holder) was not started then, so it is not that one
+      const { file, other, inner, holder, pid } = await holderBeside({ pidNamespace: "sees its parent's /proc" })
+      let reader: Child | undefined
+      try {
         const record = recordOf(file)
         assert.deepInclude(record, { pid: 1, pidns: fs.readlinkSync(`/proc/${pid}/ns/pid`), start: startOf(pid) }, "its own start time, not the machine's init's")
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() }, "found from the parent namespace")

@@ -74,7 +74,9 @@ const held = new Map<string, { readonly db: DatabaseSync; holds: number; journal
  * what it is when it is not the run's controller (a command that holds the run for a moment, e.g. `trex notify`).
  * Without `pid`, `unknown` says why the holder is not known: its record is gone, cannot be read, or was
  * left by an earlier holder that has exited (the new holder took the lock and has not yet written its own),
- * or names a holder this process cannot look up, `elsewhere`: of another boot or another pid namespace.
+ * or names a holder this process cannot look up, `elsewhere`: of another boot or another pid namespace. `thisMachine`: its
+ * `host` is not this machine's name, yet it runs on this machine (its boot id is this one's: a container with a host name
+ * of its own, as Docker's are), so its pid is looked up and signalled here as any holder's of this host.
  */
 export interface LockHolder {
   readonly pid?: number
@@ -82,6 +84,7 @@ export interface LockHolder {
   readonly by?: string
   readonly unknown?: string
   readonly elsewhere?: "another boot" | "another pid namespace"
+  readonly thisMachine?: true
 }
 
 /**
@@ -89,9 +92,11 @@ export interface LockHolder {
  * `pid`, `host` (any string: an empty host name, or one with spaces, is kept as it is), `by` (`"controller"`,
  * or what else holds it, e.g. `"trex notify"`), `since` (when it took the lock, ISO 8601, for whoever
  * reads the file), and what tells this process from a later one given the same pid: `start`, its start
- * time in clock ticks since boot (`/proc/self/stat` field 22), and `boot`, the boot id; and `pidns`, its pid
+ * time in clock ticks since boot (`/proc/self/stat` field 22, on the machine's boot clock: the boottime offset of a time
+ * namespace of its own taken off), and `boot`, the boot id; and `pidns`, its pid
  * namespace (`pid:[4026531836]`, the link `/proc/self/ns/pid`), in which alone its pid names it (a container's
- * process 1 is another process on its host). Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
+ * process 1 is another process on its host); `"unknown"` when that link cannot be read where procfs is (a `/proc` of
+ * another pid namespace, which does not show this process): its pid is then named by no reader with procfs. Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
  * records without `pidns`; all are still read.
  */
 interface LockRecord {
@@ -123,16 +128,38 @@ const pidNamespace = (): string | undefined => {
   }
 }
 
+/** Clock ticks a second in `/proc/<pid>/stat` (`USER_HZ`: 100 on every Linux architecture Node runs on). */
+const TICK_NANOS = 10_000_000n
+
+/**
+ * How far ahead of the machine's this process's boot clock runs, in clock ticks: the `boottime` offset of its time
+ * namespace (`/proc/self/timens_offsets`, Linux 5.6; 0 without one), by which every start time `/proc` shows it is
+ * ahead; `undefined` when not a whole number of ticks (a start time shown is then ahead by that, give or take a tick).
+ */
+const bootOffset = (): bigint | undefined => {
+  const line = readText("/proc/self/timens_offsets")?.split("\n").find((l) => l.startsWith("boottime"))
+  const [, seconds, nanos] = line?.trim().split(/\s+/) ?? []
+  if (seconds === undefined || nanos === undefined || !/^-?\d+$/.test(seconds) || !/^\d+$/.test(nanos)) return 0n
+  const offset = BigInt(seconds) * 1_000_000_000n + BigInt(nanos)
+  return offset % TICK_NANOS === 0n ? offset / TICK_NANOS : undefined
+}
+
 /**
  * This machine's boot id (Linux), and the start time in clock ticks since boot of the process whose `/proc` entry is
- * `entry` (its pid there, or `self`), and whether it is a zombie (`undefined` without procfs, or when it is gone).
+ * `entry` (its pid there, or `self`), on the machine's boot clock (a time namespace's offset taken off: a holder in
+ * one, and a reader in another, see the same process start at the same time), and whether it is a zombie (`undefined`
+ * without procfs, or when it is gone). `start` is `undefined` when it cannot be told exactly (an offset of a fraction of
+ * a tick: such a start time is not compared).
  */
 const bootId = (): string | undefined => readText("/proc/sys/kernel/random/boot_id")
-const procStart = (entry: string): { readonly start: string; readonly zombie: boolean } | undefined => {
+const procStart = (entry: string): { readonly start: string | undefined; readonly zombie: boolean } | undefined => {
   const stat = readText(`/proc/${entry}/stat`)
   if (stat === undefined) return undefined
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return fields[19] === undefined ? undefined : { start: fields[19], zombie: fields[0] === "Z" || fields[0] === "X" }
+  const shown = fields[19]
+  if (shown === undefined || !/^\d+$/.test(shown)) return undefined
+  const offset = bootOffset()
+  return { start: offset === undefined ? undefined : String(BigInt(shown) - offset), zombie: fields[0] === "Z" || fields[0] === "X" }
 }
 
 /**
@@ -161,32 +188,35 @@ const procIsOwn = (): boolean => {
 }
 
 /**
- * The `/proc` entry here of process `pid` of the pid namespace `pidns` (as a record names its holder): the one process
- * whose namespace is `pidns` and whose pid in it (the last of its `NSpid:`) is `pid`; `undefined` when none is, or more
- * than one, or it cannot be told (no procfs; another user's processes, whose namespace is not readable, are not found).
- * How `fuser` finds a process of a pid namespace below its own.
+ * The `/proc` entries here of the processes whose pid namespace is `pidns` (empty without procfs, and for a namespace
+ * this `/proc` does not show: not its own nor below it; another user's processes, whose namespace is not readable, are
+ * left out).
  */
-const findProc = (pid: number, pidns: string): string | undefined => {
-  let found: string | undefined
+const procsOf = (pidns: string): ReadonlyArray<string> => {
   let entries: ReadonlyArray<string>
   try {
     entries = fs.readdirSync("/proc")
   } catch {
-    return undefined
+    return []
   }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    let ns: string
+  return entries.filter((entry) => {
+    if (!/^\d+$/.test(entry)) return false
     try {
-      ns = fs.readlinkSync(`/proc/${entry}/ns/pid`)
+      return fs.readlinkSync(`/proc/${entry}/ns/pid`) === pidns
     } catch {
-      continue
+      return false
     }
-    if (ns !== pidns || nsPids(entry)?.at(-1) !== pid) continue
-    if (found !== undefined) return undefined
-    found = entry
-  }
-  return found
+  })
+}
+
+/**
+ * The `/proc` entry here of process `pid` of the pid namespace `pidns` (as a record names its holder): the one process
+ * whose namespace is `pidns` and whose pid in it (the last of its `NSpid:`) is `pid`; `undefined` when none is, or more
+ * than one, or it cannot be told (see {@link procsOf}). How `fuser` finds a process of a pid namespace below its own.
+ */
+const findProc = (pid: number, pidns: string): string | undefined => {
+  const found = procsOf(pidns).filter((entry) => nsPids(entry)?.at(-1) === pid)
+  return found.length === 1 ? found[0] : undefined
 }
 
 /**
@@ -194,7 +224,7 @@ const findProc = (pid: number, pidns: string): string | undefined => {
  * namespace's, else (an ancestor's, see {@link procIsOwn}) the entry of the process of this namespace of that pid;
  * `undefined` when gone, or when it cannot be told.
  */
-const startHere = (pid: number): { readonly start: string; readonly zombie: boolean } | undefined => {
+const startHere = (pid: number): { readonly start: string | undefined; readonly zombie: boolean } | undefined => {
   if (procIsOwn()) return procStart(String(pid))
   const ns = pidNamespace()
   const entry = ns === undefined ? undefined : findProc(pid, ns)
@@ -233,21 +263,61 @@ const recordOf = (lockFile: string): LockRecord | string | undefined => {
 }
 
 /**
- * Whether the process a record names has exited: known only on this machine (its host this one's, or
- * none, as older controllers wrote, in this boot), where the pid is looked up, and its start time
- * compared with the record's (a pid given to a later process is not the holder).
+ * Where the holder a record names runs: on `"this"` machine, in this boot, where its pid may be looked up (its boot id
+ * this one's, whatever its host name: a container with a host name of its own shares its machine's kernel and boot id;
+ * without a boot id on either side, as older versions wrote, its host this one's or none); on a machine of this name
+ * and `"another boot"` (another machine of this name sharing this file system: a lock does not outlive its machine's
+ * boot); or on `"another"` machine.
+ */
+const machineOf = (record: LockRecord): "this" | "another boot" | "another" => {
+  const boot = bootId()
+  const named = record.host === undefined || record.host === os.hostname()
+  if (record.boot !== undefined && boot !== undefined) return record.boot === boot ? "this" : named ? "another boot" : "another"
+  return named ? "this" : "another"
+}
+
+/**
+ * Whether the process a record names has exited: known only on this machine (see {@link machineOf}), where the pid
+ * is looked up, and its start time compared with the record's (a pid given to a later process is not the holder).
  */
 const exited = (record: LockRecord): boolean => {
-  // (one of another boot is not asked: see holderOf)
-  if (record.host !== undefined && record.host !== os.hostname()) return false
+  // (one of another machine or boot is not asked: see holderOf)
+  if (machineOf(record) !== "this") return false
   try {
     process.kill(record.pid, 0)
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "ESRCH"
   }
   const now = startHere(record.pid)
-  return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== record.start))
+  return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== undefined && now.start !== record.start))
 }
+
+/** A record's `pidns` when its writer could not tell its own (see {@link writeRecord}). */
+const UNKNOWN_PIDNS = "unknown"
+
+/** The pid namespace of the machine itself, outside containers (the kernel's initial one: its inode is fixed, `PROC_PID_INIT_INO`). */
+const MACHINE_PIDNS = "pid:[4026531836]"
+
+/**
+ * Why a holder of this machine in the pid namespace `pidns`, process `pid` there, is not named from this process's
+ * namespace `ns`, and what the user can do. A process is seen, and signalled, only from its own pid namespace and those
+ * above it (the machine's is above all): a holder of the machine's namespace, read from a container; of another
+ * container, read from a container (the two side by side); and, read from the machine (or from a namespace above the
+ * holder's), one that no process this one can read is (the lock's new holder not yet recorded, or one of another user,
+ * whose namespace only root may read).
+ */
+const unseen = (pid: number, pidns: string, ns: string, lockFile: string): string =>
+  // (below this one: the machine's namespace is above all; one any of whose processes is seen here)
+  ns === MACHINE_PIDNS || (procIsOwn() && procsOf(pidns).length > 0)
+    ? `a container's, where no process this one can read is process ${pid} with the recorded start time (a holder that has just ` +
+      `taken the lock and not yet written its record, or another user's: run the command as root); find it with \`fuser ${lockFile}\` ` +
+      `(run as root, it sees every process of this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``
+    : pidns === MACHINE_PIDNS
+    ? `the machine's own (outside containers), which this process, in a container, cannot see or signal, nor can \`fuser\` here: ` +
+      `not this namespace's process ${pid}; run the command on the machine, outside containers`
+    : `another container's on this machine, which this process's container cannot see or signal, nor can \`fuser\` here: ` +
+      `not this namespace's process ${pid}; run the command on the machine, outside containers (it finds the holder by its ` +
+      `namespace), or in the holder's container`
 
 /**
  * The holder of a held lock, as its record names it; when the record names none (gone, unreadable, or
@@ -259,28 +329,36 @@ const holderOf = (lockFile: string): LockHolder => {
   const file = `${lockFile}.pid`
   if (record === undefined) return { unknown: `its record ${file} is gone` }
   if (typeof record === "string") return { unknown: `its record ${file} cannot be read (${record})` }
-  const holder: LockHolder = { pid: record.pid, ...(record.host !== undefined ? { host: record.host } : {}), ...(record.by !== undefined ? { by: record.by } : {}) }
+  const machine = machineOf(record)
+  const holder: LockHolder = {
+    pid: record.pid,
+    ...(record.host !== undefined ? { host: record.host } : {}),
+    ...(record.by !== undefined ? { by: record.by } : {}),
+    ...(machine === "this" && record.host !== undefined && record.host !== os.hostname() ? { thisMachine: true } : {})
+  }
   // this host's name, another boot's id: a machine of the same name that shares this file system (a lock does not
   // outlive its machine's boot), whose pid means nothing here (`trex stop` would signal a process of this one)
-  const boot = bootId()
-  if ((record.host === undefined || record.host === os.hostname()) && record.boot !== undefined && boot !== undefined && record.boot !== boot) {
-    return { elsewhere: "another boot", unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${boot}): another machine of this host name, sharing this file system, holds it` }
+  if (machine === "another boot") {
+    return { elsewhere: "another boot", unknown: `its record ${file} names ${ownerOf(holder)} of another boot (boot id ${record.boot}, this machine's ${bootId()}): another machine of this host name, sharing this file system, holds it` }
   }
   // this machine and boot, another pid namespace (another container on it, or the machine itself seen from one): its pid
   // is that namespace's, and names another process here, or none (`trex stop` would signal the wrong one). From an
   // ancestor namespace (the machine, for a container's holder) the holder is found by its namespace and its pid there,
   // when exactly one process is that, with the recorded start time; it is named by its pid here.
   const ns = pidNamespace()
-  if ((record.host === undefined || record.host === os.hostname()) && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
-    const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
-    const now = entry === undefined ? undefined : procStart(entry)
-    if (now !== undefined && !now.zombie && (record.start === undefined || now.start === record.start)) return { ...holder, pid: Number(entry) }
+  if (machine === "this" && record.pidns === UNKNOWN_PIDNS && ns !== undefined) {
     return {
       elsewhere: "another pid namespace",
-      unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}): ` +
-        `a process of another container on this machine (or of the machine, seen from a container), not this namespace's process ${record.pid}; ` +
-        `run the command where it runs (in its container, or on the machine outside containers)`
+      unknown: `its record ${file} names ${ownerOf(holder)}, which could not tell its pid namespace (its /proc, of another pid namespace, ` +
+        `did not show it), so that pid may be another process's here; find the holder with \`fuser ${lockFile}\` (run as root on the machine, ` +
+        `outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``
     }
+  }
+  if (machine === "this" && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
+    const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
+    const now = entry === undefined ? undefined : procStart(entry)
+    if (now !== undefined && !now.zombie && (record.start === undefined || now.start === undefined || now.start === record.start)) return { ...holder, pid: Number(entry) }
+    return { elsewhere: "another pid namespace", unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}), ${unseen(record.pid, record.pidns, ns, lockFile)}` }
   }
   if (exited(record)) {
     return { unknown: `its record ${file} names ${ownerOf(holder)}, which has exited: its holder took the lock since, and has not yet written its own record` }
@@ -321,7 +399,10 @@ export const hostName = (host: string): string => {
 /** `process 12 on host h`, `trex notify (process 12)`: the holder as a refusal names it. */
 const ownerOf = (holder: LockHolder): string => {
   if (holder.pid === undefined) return `${holder.by ?? "another process"}${holder.unknown !== undefined ? ` (${holder.unknown})` : ""}`
-  const proc = `process ${holder.pid}${holder.host !== undefined && holder.host !== os.hostname() ? ` on host ${hostName(holder.host)}` : ""}`
+  const host = holder.host === undefined || holder.host === os.hostname() ? ""
+    : holder.thisMachine === true ? ` on this machine (its host name ${hostName(holder.host)})`
+    : ` on host ${hostName(holder.host)}`
+  const proc = `process ${holder.pid}${host}`
   return holder.by === undefined ? proc : `${holder.by} (${proc})`
 }
 
@@ -341,7 +422,9 @@ export const writeRecord = (
   // (`/proc/self`, not `/proc/<pid>`: in a pid namespace of its own that sees its parent's `/proc`, that is another process)
   const start = procStart("self")?.start
   const boot = bootId()
-  const pidns = pidNamespace()
+  // (procfs here, its own entry not: a `/proc` of a pid namespace that is neither this process's nor above it, which
+  // does not show it; its pid namespace is then recorded as not known, so that no reader takes its pid for its own's)
+  const pidns = pidNamespace() ?? (boot !== undefined ? UNKNOWN_PIDNS : undefined)
   const record = {
     pid: process.pid,
     host: os.hostname(),
@@ -378,21 +461,35 @@ const noProcess = (pid: number): boolean => {
 }
 
 /**
+ * Whether the writer of a temporary record (`record`, named for its pid) is gone, for the lock's holder that finds it
+ * (see {@link removeLeftRecords}): one of this machine whose process this one can look up (its pid namespace this one's,
+ * or one below it, as {@link holderOf} finds a container's holder) when that process has exited, is a zombie, or is
+ * another process since (another start time); any other (another machine's or boot's, or of a pid namespace this one
+ * cannot see) always: its pid cannot be looked up here, but the lock says it lost the lock unfinished.
+ */
+const writerGone = (record: LockRecord): boolean => {
+  if (machineOf(record) !== "this") return true
+  const ns = pidNamespace()
+  if (record.pidns === undefined || ns === undefined || record.pidns === ns) return exited(record)
+  const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
+  const now = entry === undefined ? undefined : procStart(entry)
+  return now === undefined || now.zombie || (record.start !== undefined && now.start !== undefined && now.start !== record.start)
+}
+
+/**
  * Remove the temporary records (`<lockFile>.pid.<pid>.tmp`) that holders killed while writing them left, by the
- * lock's new holder (after writing its own). A record is one whose writer is provably gone, as its own content says
- * (this machine, this boot and this pid namespace, and its pid no longer that process: exited, a zombie, or another
- * process's since); another machine's, boot's or namespace's is kept. One that names nobody (empty: its writer was
- * killed between creating the file and writing it; or cut short) does not say where its writer ran, so its pid cannot
- * be looked up; but a holder creates its temporary record only while it holds the lock, and renames or removes it
- * before it lets go, so such a file seen by the lock's holder was left by one that lost the lock without finishing:
- * killed. It is removed too, unless a process of this pid namespace has the pid of its name (its writer, if it ran
- * here, and it could be: a file kept is untidy, never wrong). A file that cannot be read is kept.
+ * lock's new holder (after writing its own). A holder creates its temporary record only while it holds the lock, and
+ * renames or removes it before it lets go, so such a file seen by the lock's holder was left by one that lost the lock
+ * without finishing: killed, wherever it ran. A record is removed when its writer is gone as far as this process can
+ * tell ({@link writerGone}): looked up when it can be (a living writer's is kept), else on the lock's word (another
+ * machine's, boot's, or pid namespace's this one cannot see). One that names nobody (empty: its writer was killed
+ * between creating the file and writing it; or cut short) does not say where its writer ran: it is removed too, unless
+ * a process of this pid namespace has the pid of its name (its writer, if it ran here, and it could be: a file kept is
+ * untidy, never wrong). A record named for another pid than its own, or a file that cannot be read, is kept.
  */
 const removeLeftRecords = (lockFile: string): void => {
   const dir = path.dirname(lockFile)
   const prefix = `${path.basename(lockFile)}.pid.`
-  const boot = bootId()
-  const ns = pidNamespace()
   for (const name of fs.readdirSync(dir)) {
     const pid = name.startsWith(prefix) ? TEMP_RECORD.exec(name.slice(prefix.length))?.[1] : undefined
     if (pid === undefined || Number(pid) === process.pid) continue
@@ -403,9 +500,7 @@ const removeLeftRecords = (lockFile: string): void => {
       if (noProcess(Number(pid))) fs.rmSync(tmp, { force: true })
       continue
     }
-    const here = record !== undefined && record.pid === Number(pid) && record.host === os.hostname() &&
-      boot !== undefined && record.boot === boot && (record.pidns === undefined || record.pidns === ns)
-    if (here && exited(record)) fs.rmSync(tmp, { force: true })
+    if (record !== undefined && record.pid === Number(pid) && writerGone(record)) fs.rmSync(tmp, { force: true })
   }
 }
 
