@@ -563,12 +563,40 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       return { agent, docker: new Docker(options), clients }
     })
 
+  /**
+   * An sshd of this test's own (`MaxSessions 100`) in front of the engine, an agent of its own to it (closed with the
+   * test's scope) logging in as root with the test key unless `login` says otherwise, and a dockerode through it.
+   */
+  const agentTo = (login: Partial<Parameters<typeof sshAgent>[1]> = {}, idle?: Parameters<typeof sshAgent>[2]) =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`), ...login }, idle)
+      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+      return { sshd, agent, docker: new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions) }
+    })
+
   /** `n` event streams of the engine at once, each holding a session while open. */
   const eventStreams = (docker: Docker, n: number) =>
     Effect.acquireRelease(
       Effect.promise(() => Promise.all(Array.from({ length: n }, () => docker.getEvents() as Promise<NodeJS.ReadableStream & { destroy: () => void; readonly destroyed: boolean }>))),
       (streams) => Effect.sync(() => streams.forEach((s) => s.destroy()))
     )
+
+  /**
+   * `docker version` through `agent` answers, and the agent has then made `logins` SSH logins in all; with `moved`, the
+   * request went on a new connection, the only one of this process to the sshd (`mine`), not `from`'s local port.
+   */
+  const answersAfter = (docker: Docker, agent: SshAgent, logins: number, moved?: { readonly mine: ReturnType<typeof sshConnections>; readonly from: { readonly port: string } }) =>
+    Effect.gen(function*() {
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.strictEqual(agent.made().logins, logins)
+      if (moved === undefined) return
+      const now = yield* moved.mine
+      assert.strictEqual(now.length, 1)
+      assert.notStrictEqual(now[0]!.port, moved.from.port)
+    })
 
   it.live("an ssh:// engine's requests share one SSH connection and its sessions; one the server dropped is made again", () =>
     Effect.gen(function*() {
@@ -588,11 +616,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       // the server ends it (sshd's process for this connection killed, as when sshd restarts or the host reboots)
       for (const pid of first!.sshd) process.kill(pid, "SIGTERM")
       yield* eventually("the connection is gone", Effect.map(mine, (c) => c.every((x) => x.port !== first!.port)), 30)
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.strictEqual(agent.made().logins, 2)
-      const now = yield* mine
-      assert.strictEqual(now.length, 1)
-      assert.notStrictEqual(now[0]!.port, first!.port)
+      yield* answersAfter(docker, agent, 2, { mine, from: first! })
     }), 60_000)
 
   it.live("an ssh:// engine opens sessions past the server's MaxSessions on more connections, and leaves the open ones be", () =>
@@ -610,13 +634,8 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
 
   it.live("an ssh:// engine notices a link that went silent (SSH keep-alives): the stream on it ends, the next request logs in again", () =>
     Effect.gen(function*() {
-      yield* engineUp
-      const sshd = yield* ownSshd("MaxSessions 100")
-      const ssh2 = yield* Effect.promise(() => import("ssh2"))
       // keep-alives every 0.2 s rather than 10 s, two unanswered
-      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`), keepaliveInterval: 200, keepaliveCountMax: 2 })
-      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
-      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const { sshd, agent, docker } = yield* agentTo({ keepaliveInterval: 200, keepaliveCountMax: 2 })
       const [events] = yield* eventStreams(docker, 1)
       // the server stops answering, its connection left open (a link dropped without a reset): its sshd processes stopped
       const [connection] = yield* sshConnections(sshd.port)
@@ -625,19 +644,13 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         () => Effect.sync(() => connection!.sshd.forEach((pid) => process.kill(pid, "SIGKILL")))
       )
       yield* eventually("the event stream on the silent connection ended", () => events!.destroyed, 10)
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.strictEqual(agent.made().logins, 2)
+      yield* answersAfter(docker, agent, 2)
     }), 60_000)
 
   it.live("an ssh:// engine closes a session idle for its time, then the connection left without sessions; the next request logs in afresh", () =>
     Effect.gen(function*() {
-      yield* engineUp
-      const sshd = yield* ownSshd("MaxSessions 100")
-      const ssh2 = yield* Effect.promise(() => import("ssh2"))
       // idle times of 0.3 s and 0.5 s rather than 15 s and 10 s
-      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`) }, { sessionMs: 300, connectionMs: 500 })
-      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
-      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const { sshd, agent, docker } = yield* agentTo({}, { sessionMs: 300, connectionMs: 500 })
       const mine = sshConnections(sshd.port)
       // the session the agent keeps after the request, and its close (from its `free`: no race with its idle time)
       const kept: Array<Net.Socket> = []
@@ -649,11 +662,8 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       yield* eventually("the idle session is closed", () => closed.length === 1 && Object.values(agent.freeSockets).flat().length === 0, 8)
       yield* eventually("the connection without sessions is closed", Effect.map(mine, (c) => c.length === 0 && agent.made().connections === 0), 8)
       assert.strictEqual(agent.made().logins, 1)
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.deepStrictEqual([agent.made().logins, agent.made().sessions], [2, 2])
-      const now = yield* mine
-      assert.strictEqual(now.length, 1)
-      assert.notStrictEqual(now[0]!.port, first!.port)
+      yield* answersAfter(docker, agent, 2, { mine, from: first! })
+      assert.strictEqual(agent.made().sessions, 2)
     }), 60_000)
 
   it.live("an ssh:// engine's sessions share one close listener, and a kept session keeps no request's timeout listener; a connection whose socket no longer writes is made again", () =>
@@ -668,8 +678,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       yield* eventually("no session in use or kept", () => Object.keys(agent.sockets).length + Object.keys(agent.freeSockets).length === 0)
       // the connection's socket stops writing before its close is seen: ssh2's exec throws "Not connected"
       clients[0]!.sock.end()
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.strictEqual(agent.made().logins, 2)
+      yield* answersAfter(docker, agent, 2)
       // twelve requests more, one after the other on a kept session: each request's timeout listener is taken off at its end
       for (let i = 0; i < 12; i++) yield* Effect.promise(() => docker.version())
       const kept = Object.values(agent.freeSockets).flat() as Array<Net.Socket>
@@ -677,8 +686,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.deepStrictEqual(kept.map((s) => s.listenerCount("timeout") <= 2), kept.map(() => true), `timeout listeners: ${kept.map((s) => s.listenerCount("timeout"))}`)
       // the same with a session kept on it: the session is not handed to the next request ("socket hang up")
       clients[1]!.sock.end()
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.strictEqual(agent.made().logins, 3)
+      yield* answersAfter(docker, agent, 3)
     }), 60_000)
 
   /** A host key of `type` made for this test (in `root`), for {@link ownSshd}'s `hostKeys`. */
@@ -819,12 +827,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
 
   it.live("an ssh:// login whose key ssh2 cannot parse fails the request, leaving no socket open", () =>
     Effect.gen(function*() {
-      yield* engineUp
-      const sshd = yield* ownSshd("MaxSessions 100")
-      const ssh2 = yield* Effect.promise(() => import("ssh2"))
-      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Buffer.from("not a key") })
-      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
-      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const { sshd, agent, docker } = yield* agentTo({ privateKey: Buffer.from("not a key") })
       const said = yield* Effect.promise(() => docker.ping().then(() => "ok", (e: unknown) => String(e))).pipe(Effect.timeout("10 seconds"))
       assert.include(said, "Cannot parse privateKey")
       assert.strictEqual(agent.made().connections, 0)
