@@ -1217,62 +1217,58 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
     }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
   }, 60_000)
 
-  it.live("a container left dead by a controller that stopped after reading its exit is removed when a backend starts: of its root, or of another once its run has no container that has not ended; so is an earlier job's of a directory whose job was submitted again; one whose exit is not recorded is left to its watch", () => {
+  it.live("a container left dead by a controller that stopped after reading its exit, its job then submitted again, is removed when a backend starts: of its root, or of another once its run has no container that has not ended; while its exit is not recorded it is left to its watch", () => {
     const warned: Array<string> = []
     const status = (id: string) => Effect.promise(() => engine.getContainer(id).inspect().then((i) => i.State.Status, () => "gone"))
-    // a run of this test's own, with a container that runs until the end (a run whose jobs still run, whichever
-    // controller starts meanwhile on this engine: the only one allowed to remove these is the last below)
+    // a run of this test's own, with a container that runs until near the end (a run whose jobs still run, for
+    // whichever controller starts meanwhile on this engine: only the last start below may remove the dead container)
     const own = `${run}-dead${++counter}`
-    const ownSpec = (script: string, node = `n${++counter}`) => spec(script, { labels: { run: own, node } })
     return Effect.gen(function*() {
-      const running = yield* Effect.acquireRelease(
+      const starting = yield* Effect.forkChild(Effect.acquireRelease(
         Effect.promise(async () => {
-          const c = await engine.createContainer({ Image: IMAGE, Cmd: ["sleep", "120"], Labels: { "trex.run": own, "trex.jobdir": Path.join(root, "running") } })
+          const c = await engine.createContainer({ Image: IMAGE, Cmd: ["sleep", "120"], Labels: { "trex.run": own, "trex.jobdir": Path.join(root, `running-${own}`) } })
           await c.start()
           return c
         }),
         (c) => Effect.promise(() => c.remove({ force: true }).catch(() => undefined))
-      )
-      // the first controller: the jobs' exits read and recorded, their removal refused (a file of each container made
-      // immutable); the second job's directory then gets a new job, which ends
-      const [a, b] = yield* Effect.scoped(Effect.gen(function*() {
+      ))
+      const s = spec(HELD_JOB, { labels: { run: own, node: `n${++counter}` } })
+      // the first controller: the job's exit read and recorded, its removal refused (a file of the container made
+      // immutable); then the job is submitted again (a trial's retry), into the same directory, and ends
+      const [ref, running] = yield* Effect.scoped(Effect.gen(function*() {
         const first = yield* backendWith({ slots: 8 })
-        const b = ownSpec(HELD_JOB)
-        const refs = [yield* first.submit(ownSpec(HELD_JOB)), yield* first.submit(b)]
-        const watching = yield* Effect.forEach(refs, (ref) => watchUntil(first, ref, "up"))
-        yield* Effect.forEach(refs, (ref) => holdThenEnd(engine, ref))
-        for (const w of watching) assert.strictEqual(((yield* Fiber.join(w)).at(-1) as Backend.JobExit).outcome, "Succeeded")
-        const [a] = refs
-        assert.deepStrictEqual([yield* status(a!.id), yield* status(refs[1]!.id)], ["dead", "dead"])
-        assert.strictEqual((yield* first.list(own)).find((j) => j.ref.id === a!.id)?.state, "Finished", "listed as ended (Docker 20.10 lists it `removing`)")
-        assert.strictEqual((yield* Backend.awaitExit(first, yield* first.submit(ownSpec("echo again", b.labels.node)))).outcome, "Succeeded")
-        assert.strictEqual(warned.length, 2, JSON.stringify(warned))
-        // a backend that starts while the engine still cannot remove them says so, once each, and leaves them
+        const ref = yield* first.submit(s)
+        const watching = yield* watchUntil(first, ref, "up")
+        const running = yield* Fiber.join(starting)
+        yield* holdThenEnd(engine, ref)
+        assert.strictEqual(((yield* Fiber.join(watching)).at(-1) as Backend.JobExit).outcome, "Succeeded")
+        assert.strictEqual(yield* status(ref.id), "dead")
+        assert.strictEqual((yield* first.list(own)).find((j) => j.ref.id === ref.id)?.state, "Finished", "listed as ended (Docker 20.10 lists it `removing`)")
+        assert.strictEqual((yield* Backend.awaitExit(first, yield* first.submit({ ...s, argv: ["echo", "again"] }))).outcome, "Succeeded")
+        assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+        // a backend that starts while the engine still cannot remove it says so, once, and leaves it (the directory's
+        // record keeps that its exit was recorded)
         yield* backendWith({ slots: 1 })
-        assert.strictEqual(warned.length, 4, JSON.stringify(warned))
-        for (const ref of refs) {
-          const said = warned.slice(2).find((w) => w.includes(`container ${ref.id.slice(0, 12)}`)) ?? JSON.stringify(warned)
-          for (const part of ["under an earlier controller and its exit was read", `docker rm -f ${ref.id}`]) assert.include(said, part)
-        }
-        assert.deepStrictEqual([yield* status(a!.id), yield* status(refs[1]!.id)], ["dead", "dead"])
-        return refs
+        assert.strictEqual(warned.length, 2, JSON.stringify(warned))
+        for (const part of [`container ${ref.id.slice(0, 12)}`, "under an earlier controller and its exit was read", `docker rm -f ${ref.id}`]) assert.include(warned[1], part)
+        assert.strictEqual(yield* status(ref.id), "dead")
+        return [ref, running] as const
       }))
-      // the files mutable again (the first controller gone): a backend of this root leaves the first while its exit is
-      // not recorded (a watch reads it), and removes the second job's (its directory's record keeps that its exit was)
-      const exitFile = Path.join(String(a!.data["jobDir"]), Spec.RECORD.exit)
-      Fs.renameSync(exitFile, `${exitFile}.aside`)
+      // the file mutable again (the first controller gone): a backend of this root leaves it while its exit is not
+      // recorded (a watch reads it); a backend of another root leaves it while its run has a container that runs, and
+      // removes it once none has
+      const record = Path.join(String(ref.data["jobDir"]), Spec.RECORD.job)
+      Fs.renameSync(record, `${record}.aside`)
       yield* backendWith({ slots: 1 })
-      assert.strictEqual(yield* status(a!.id), "dead", "left while its exit is not recorded")
-      assert.strictEqual(yield* status(b!.id), "gone", "an earlier job's of a directory whose job was submitted again, removed")
-      Fs.renameSync(`${exitFile}.aside`, exitFile)
-      // a backend of another root leaves it while its run has a container that runs, and removes it once none has
+      assert.strictEqual(yield* status(ref.id), "dead", "left while its exit is not recorded")
+      Fs.renameSync(`${record}.aside`, record)
       const other = () => backendWith({ slots: 1, root: Fs.mkdtempSync(Path.join(root, "other-")) })
       yield* other()
-      assert.strictEqual(yield* status(a!.id), "dead", "left by a backend of another root while its run has a container running")
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root while its run has a container running")
       yield* Effect.promise(() => running.remove({ force: true }))
       yield* other()
-      assert.strictEqual(yield* status(a!.id), "gone", "removed as a backend of another root started")
-      assert.strictEqual(warned.length, 4, JSON.stringify(warned))
+      assert.strictEqual(yield* status(ref.id), "gone", "removed as a backend of another root started")
+      assert.strictEqual(warned.length, 2, JSON.stringify(warned))
     }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
   }, 60_000)
 
