@@ -371,6 +371,36 @@ const podmanTests = (PODMAN: TestEngine) => {
       catch: (e) => new Error(`start-podman.sh ${args.join(" ")} failed (it needs root): ${String(e)}`)
     }).pipe(Effect.orDie)
 
+  /**
+   * A Podman service of this test's own, for the scope: its own store (`--root`, `--runroot`, `--tmpdir` in a directory
+   * of `root`) holding the lane's image (`podman save` from the shared store, `podman load` into this one), on a socket
+   * there; stopped, its mounts undone and its directory deleted at the scope's end. What breaks its store (a layer it
+   * cannot delete stops every start) breaks no other test's Podman, nor anyone else's on this machine.
+   */
+  const ownPodman = Effect.acquireRelease(
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(root, "podman-"))
+      const store = ["--root", Path.join(dir, "root"), "--runroot", Path.join(dir, "run"), "--tmpdir", Path.join(dir, "tmp")]
+      const tar = Path.join(dir, "image.tar")
+      yield* Effect.promise(() => execFileAsync("podman", ["save", "-q", "-o", tar, PODMAN.image]))
+      yield* Effect.promise(() => execFileAsync("podman", [...store, "load", "-q", "-i", tar]))
+      const socket = Path.join(dir, "podman.sock")
+      // started from its directory: conmon writes its `oom` markers into the service's working directory (see start-podman.sh)
+      const service = spawn("podman", [...store, "system", "service", "--time=0", `unix://${socket}`], { cwd: dir, stdio: "ignore" })
+      const ended = new Promise<void>((resolve) => service.once("exit", () => resolve()))
+      return { dir, service, ended, engine: { ...PODMAN, socket } satisfies TestEngine }
+    }),
+    ({ dir, ended, service }) =>
+      Effect.promise(async () => {
+        service.kill("SIGTERM")
+        await ended
+        const mounts = Fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(`${dir}/`))
+        for (const m of mounts.reverse()) await execFileAsync("umount", [m]).catch(() => undefined)
+        // (a container still running, after a failure, keeps its mount: left for afterAll's removal of `root`)
+        await Fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined)
+      })
+  ).pipe(Effect.tap(({ engine }) => eventually("the test's own Podman service answers", Effect.promise(() => dockerAt(engine.socket).ping().then(() => true, () => false)), 20)))
+
   describe("DockerBackend on podman only", inOrder, () => {
     it.live("a Podman service that stops mid-run leaves the job running: the watch waits (engineWait, not retryFor), then reads every line once and the exit", () =>
       Effect.gen(function*() {
@@ -400,14 +430,17 @@ const podmanTests = (PODMAN: TestEngine) => {
         assertOutageTold(events)
       }), 60_000)
 
-    it.live("a removal Podman refuses (a file of the container it cannot delete) leaves no container but its files: the exit as read, a warning, the next start refused naming the file, then a start once it is deletable", () => {
+    it.live("a removal Podman refuses (a file of the container it cannot delete) leaves no container but its files: the exit as read, a warning, the next start refused naming the file, then a start once it is deletable; on a Podman of the test's own, the lane's starting jobs meanwhile", () => {
       const warned: Array<string> = []
-      const podman = dockerAt(PODMAN.socket)
       return Effect.gen(function*() {
-        const backend = yield* backendOn(PODMAN)({ slots: 2 })
+        // until the file is deletable no container of that Podman starts: a Podman of this test's own, not the lane's
+        const own = (yield* ownPodman).engine
+        const podman = dockerAt(own.socket)
+        const spec = specOn(own)
+        const backend = yield* backendOn(own)({ slots: 2 })
         const ref = yield* backend.submit(spec(HELD_JOB))
         const watching = yield* watchUntil(backend, ref, "up")
-        // as on Docker Engine (HQ); made deletable again whatever happens: until then no container of this Podman starts
+        // as on Docker Engine (HQ); made deletable again whatever happens
         const held = yield* holdThenEnd(podman, ref)
         const exit = (yield* Fiber.join(watching)).at(-1) as Backend.JobExit
         assert.deepStrictEqual([exit._tag, exit.outcome, exit.result], ["Exit", "Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
@@ -423,6 +456,9 @@ const podmanTests = (PODMAN: TestEngine) => {
         const refused = yield* backend.submit(spec("echo next")).pipe(Effect.flip)
         assert.isFalse(refused.retryable)
         for (const part of ["cannot delete the files an earlier container left", `chattr -i ${held}`]) assert.include(refused.message, part)
+        // the lane's Podman (and anyone else's on this machine) starts containers meanwhile
+        const lane = yield* backendOn(PODMAN)({ slots: 2 })
+        assert.strictEqual((yield* Backend.awaitExit(lane, yield* lane.submit(specOn(PODMAN)("echo elsewhere")))).outcome, "Succeeded")
         // once the file is deletable, the next start deletes them, and starts
         yield* chattr(["-i", held])
         assert.strictEqual((yield* Backend.awaitExit(backend, yield* backend.submit(spec("echo next")))).outcome, "Succeeded")
