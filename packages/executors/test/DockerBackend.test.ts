@@ -373,17 +373,16 @@ const podmanTests = (PODMAN: TestEngine) => {
 
   /**
    * A Podman service of this test's own, for the scope: its own store (`--root`, `--runroot`, `--tmpdir` in a directory
-   * of `root`) holding the lane's image (`podman save` from the shared store, `podman load` into this one), on a socket
-   * there; stopped, its mounts undone and its directory deleted at the scope's end. What breaks its store (a layer it
-   * cannot delete stops every start) breaks no other test's Podman, nor anyone else's on this machine.
+   * of `root`), which takes the images of the machine's store, read only (`overlay.imagestore`), on a socket there;
+   * stopped, its mounts undone and its directory deleted at the scope's end. What breaks its store (a layer it cannot
+   * delete stops every start) breaks no other test's Podman, nor anyone else's on this machine.
    */
   const ownPodman = Effect.acquireRelease(
     Effect.gen(function*() {
       const dir = Fs.mkdtempSync(Path.join(root, "podman-"))
       const store = ["--root", Path.join(dir, "root"), "--runroot", Path.join(dir, "run"), "--tmpdir", Path.join(dir, "tmp")]
-      const tar = Path.join(dir, "image.tar")
-      yield* Effect.promise(() => execFileAsync("podman", ["save", "-q", "-o", tar, PODMAN.image]))
-      yield* Effect.promise(() => execFileAsync("podman", [...store, "load", "-q", "-i", tar]))
+      const images = (yield* Effect.promise(() => execFileAsync("podman", ["info", "--format", "{{.Store.GraphRoot}}"]))).stdout.trim()
+      store.push("--storage-opt", `overlay.imagestore=${images}`)
       const socket = Path.join(dir, "podman.sock")
       // started from its directory: conmon writes its `oom` markers into the service's working directory (see start-podman.sh)
       const service = spawn("podman", [...store, "system", "service", "--time=0", `unix://${socket}`], { cwd: dir, stdio: "ignore" })
@@ -452,13 +451,16 @@ const podmanTests = (PODMAN: TestEngine) => {
           assert.include(warned[0], part)
         }
         assert.notInclude(warned[0], "docker rm -f")
-        // Podman tries to delete the left files before it mounts the next container, and fails: the start is refused, naming the file
-        const refused = yield* backend.submit(spec("echo next")).pipe(Effect.flip)
+        // Podman tries to delete the left files before it mounts the next container, and fails: the start is refused,
+        // naming the file; the lane's Podman (and anyone else's on this machine) starts containers meanwhile
+        const lane = yield* backendOn(PODMAN)({ slots: 2 })
+        const [refused, elsewhere] = yield* Effect.all([
+          backend.submit(spec("echo next")).pipe(Effect.flip),
+          Effect.flatMap(lane.submit(specOn(PODMAN)("echo elsewhere")), (ref) => Backend.awaitExit(lane, ref))
+        ], { concurrency: 2 })
         assert.isFalse(refused.retryable)
         for (const part of ["cannot delete the files an earlier container left", `chattr -i ${held}`]) assert.include(refused.message, part)
-        // the lane's Podman (and anyone else's on this machine) starts containers meanwhile
-        const lane = yield* backendOn(PODMAN)({ slots: 2 })
-        assert.strictEqual((yield* Backend.awaitExit(lane, yield* lane.submit(specOn(PODMAN)("echo elsewhere")))).outcome, "Succeeded")
+        assert.strictEqual(elsewhere.outcome, "Succeeded", JSON.stringify(elsewhere))
         // once the file is deletable, the next start deletes them, and starts
         yield* chattr(["-i", held])
         assert.strictEqual((yield* Backend.awaitExit(backend, yield* backend.submit(spec("echo next")))).outcome, "Succeeded")
