@@ -130,6 +130,21 @@ const fail = (operation: string, message: string, retryable = false) =>
 
 const isNotFound = (e: unknown) => Spec.classifyError(e).status === 404
 
+/** A container of an earlier job of a job directory, whose exit was recorded before a new job there cleared the records. */
+interface EndedJob {
+  readonly container: string
+  readonly outcome: Backend.JobExit["outcome"]
+}
+
+/** `<jobdir>/.trex-job.json`: the job's container (once created), and the containers of the directory's earlier jobs whose exits were recorded. */
+interface JobRecord {
+  readonly name?: string
+  readonly labels?: Backend.Labels
+  readonly container?: string
+  readonly ticket?: string
+  readonly ended?: ReadonlyArray<EndedJob>
+}
+
 /** A job waiting in the backend's queue for a slot, GPUs or the engine (its ref, `data.queued`, stands for it until it starts). */
 interface QueuedJob {
   readonly spec: Backend.JobSpec
@@ -474,9 +489,13 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     yield* Effect.try({
       try: () => {
         Fs.mkdirSync(jobDir, { recursive: true })
+        // the containers of this directory's earlier jobs whose exits were recorded stay known as such (one left
+        // `dead`, its removal refused, is removed by a later backend's start: see the end of `make`)
+        const ended = endedIn(jobDir)
         for (const f of [...Object.values(Spec.MARKER), ...Object.values(Spec.RECORD), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]) {
           Fs.rmSync(Path.join(jobDir, f), { force: true })
         }
+        if (ended.length > 0) writeJson(Path.join(jobDir, Spec.RECORD.job), { ended } satisfies JobRecord)
         for (const file of spec.files) {
           const target = Spec.resolveJobFile(jobDir, file.path)
           if (target === undefined) throw fail("submit", `job file ${JSON.stringify(file.path)} must be a relative path inside the job directory`)
@@ -522,9 +541,16 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       const why = Spec.explainStartError(e.message)
       return why !== undefined ? fail("submit", why) : e
     }))
-    yield* Effect.sync(() =>
-      writeJson(Path.join(jobDir, Spec.RECORD.job), { name: spec.name, labels: spec.labels, container: container.id, ...(ticket !== undefined ? { ticket } : {}) })
-    )
+    yield* Effect.sync(() => {
+      const ended = (readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined)?.ended ?? []
+      writeJson(Path.join(jobDir, Spec.RECORD.job), {
+        name: spec.name,
+        labels: spec.labels,
+        container: container.id,
+        ...(ticket !== undefined ? { ticket } : {}),
+        ...(ended.length > 0 ? { ended } : {})
+      } satisfies JobRecord)
+    })
     fresh.add(container.id)
     const started = yield* call("submit", () => container.start()).pipe(Effect.result)
     if (started._tag === "Failure") {
@@ -543,7 +569,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const settle = (ref: ExperimentNode.JobRef, emit?: (e: Backend.JobEvent) => void): Effect.Effect<{ readonly container: string } | Backend.JobExit, Errors.BackendError> => {
     if (queue.knows(ref.id)) return queue.settle(ref.id, emit)
     const jobDir = typeof ref.data["jobDir"] === "string" ? ref.data["jobDir"] : ""
-    const job = readJson(Path.join(jobDir, Spec.RECORD.job)) as { container?: string; ticket?: string } | undefined
+    const job = readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined
     return Effect.succeed(job?.ticket === ref.id && job.container !== undefined ? { container: job.container } : unstarted("Lost", LOST_IN_QUEUE))
   }
 
@@ -615,9 +641,17 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
 
   /** The exit recorded in `jobDir` for container `id`, when one is. */
   const recordedExit = (jobDir: string, id: string): Backend.JobExit | undefined =>
-    (readJson(Path.join(jobDir, Spec.RECORD.job)) as { container?: string } | undefined)?.container === id
+    (readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined)?.container === id
       ? readJson(Path.join(jobDir, Spec.RECORD.exit)) as Backend.JobExit | undefined
       : undefined
+
+  /** The containers of `jobDir`'s jobs whose exits were recorded, the last one's included (before a new job there clears the records). */
+  const endedIn = (jobDir: string): ReadonlyArray<EndedJob> => {
+    const record = readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined
+    const last = record?.container !== undefined ? recordedExit(jobDir, record.container) : undefined
+    const earlier = (record?.ended ?? []).filter((e) => e.container !== record?.container)
+    return last !== undefined ? [...earlier, { container: record!.container!, outcome: last.outcome }] : earlier
+  }
 
   /**
    * A container whose exit was read and whose removal the engine refused: said once (`how`: what became of it), and
@@ -918,7 +952,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const dirs = yield* Effect.sync(() => (Fs.existsSync(root) ? Fs.readdirSync(root) : []))
     for (const node of dirs) {
       const jobDir = Path.join(root, node)
-      const job = readJson(Path.join(jobDir, Spec.RECORD.job)) as { labels?: Backend.Labels; container?: string } | undefined
+      const job = readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined
       if (job?.labels?.run !== run || job.container === undefined || ids.has(job.container)) continue
       jobs.push({ ref: { backend: NAME, id: job.container, data: { jobDir } }, labels: job.labels, state: "Finished" })
     }
@@ -946,19 +980,33 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       }] satisfies Array<Backend.Concern>
     })
 
-  // Containers of this root's jobs that an earlier controller left `dead` (their removal refused, after it read and
-  // recorded their exit) and then stopped: no later watch may look at them (a finished run's), so they are removed at
-  // the start (`trex resume`, or a backend of the same root). One whose exit was not recorded is left to its watch.
+  // Containers that an earlier controller left `dead` (their removal refused, after it read and recorded their exit)
+  // and then stopped: no later watch may look at them (a finished run's, or an earlier job of a directory whose job was
+  // submitted again), so they are removed at the start: those of this root's jobs (`trex resume`, or a backend of the
+  // same root), and those of another root's whose run (`trex.run`) has no container created, running or paused on the
+  // engine (a new run's start removes an earlier run's; a run whose jobs still run is left to its controller). One
+  // whose exit was not recorded (in its job directory, read here) is left to its watch.
   // (Docker 20.10 lists a container whose removal failed as `removing`, and inspects it as `dead`; Podman forgets a
   // container before it deletes its files, so that none is left so there: see docs/backends.md, "Podman".)
   if (!keep && engine?.kind !== "podman") {
     const dead = yield* once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.jobDir], status: ["dead", "removing"] } })).pipe(
       Effect.orElseSucceed((): ReadonlyArray<Docker.ContainerInfo> => [])
     )
+    /** The runs with a container that has not ended (asked when a container of another root's is to be removed; none known if the engine does not say). */
+    let live: ReadonlySet<string> | undefined
+    const liveRuns = once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.run], status: ["created", "restarting", "running", "paused"] } })).pipe(
+      Effect.map((cs): ReadonlySet<string> | undefined => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
+      Effect.orElseSucceed(() => undefined)
+    )
     for (const c of dead) {
       const jobDir = c.Labels[Spec.LABEL.jobDir]
-      const exit = jobDir !== undefined && jobDir.startsWith(root + Path.sep) ? recordedExit(jobDir, c.Id) : undefined
+      const exit = jobDir !== undefined && Path.isAbsolute(jobDir) ? endedIn(jobDir).find((e) => e.container === c.Id) : undefined
       if (exit === undefined) continue
+      if (!jobDir!.startsWith(root + Path.sep)) {
+        const run = c.Labels[Spec.LABEL.run]
+        live ??= yield* liveRuns
+        if (run === undefined || live === undefined || live.has(run)) continue
+      }
       // one being removed now (by another controller) is let be
       const now = yield* Effect.result(once("make", () => docker.getContainer(c.Id).inspect()))
       if (now._tag === "Failure" || now.success.State.Status !== "dead") continue

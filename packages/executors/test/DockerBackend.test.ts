@@ -372,6 +372,35 @@ const podmanTests = (PODMAN: TestEngine) => {
       catch: (e) => new Error(`start-podman.sh ${args.join(" ")} failed (it needs root): ${String(e)}`)
     }).pipe(Effect.orDie)
 
+  /**
+   * A Podman service of this test's own, for the scope: its own store (`--root`, `--runroot`, `--tmpdir` in a directory
+   * of `root`), which takes the images of the machine's store, read only (`overlay.imagestore`), on a socket there;
+   * stopped, its mounts undone and its directory deleted at the scope's end. What breaks its store (a layer it cannot
+   * delete stops every start) breaks no other test's Podman, nor anyone else's on this machine.
+   */
+  const ownPodman = Effect.acquireRelease(
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(root, "podman-"))
+      const store = ["--root", Path.join(dir, "root"), "--runroot", Path.join(dir, "run"), "--tmpdir", Path.join(dir, "tmp")]
+      const images = (yield* Effect.promise(() => execFileAsync("podman", ["info", "--format", "{{.Store.GraphRoot}}"]))).stdout.trim()
+      store.push("--storage-opt", `overlay.imagestore=${images}`)
+      const socket = Path.join(dir, "podman.sock")
+      // started from its directory: conmon writes its `oom` markers into the service's working directory (see start-podman.sh)
+      const service = spawn("podman", [...store, "system", "service", "--time=0", `unix://${socket}`], { cwd: dir, stdio: "ignore" })
+      const ended = new Promise<void>((resolve) => service.once("exit", () => resolve()))
+      return { dir, service, ended, engine: { ...PODMAN, socket } satisfies TestEngine }
+    }),
+    ({ dir, ended, service }) =>
+      Effect.promise(async () => {
+        service.kill("SIGTERM")
+        await ended
+        const mounts = Fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(`${dir}/`))
+        for (const m of mounts.reverse()) await execFileAsync("umount", [m]).catch(() => undefined)
+        // (a container still running, after a failure, keeps its mount: left for afterAll's removal of `root`)
+        await Fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined)
+      })
+  ).pipe(Effect.tap(({ engine }) => eventually("the test's own Podman service answers", Effect.promise(() => dockerAt(engine.socket).ping().then(() => true, () => false)), 20)))
+
   describe("DockerBackend on podman only", inOrder, () => {
     it.live("a Podman service that stops mid-run leaves the job running: the watch waits (engineWait, not retryFor), then reads every line once and the exit", () =>
       Effect.gen(function*() {
@@ -401,14 +430,17 @@ const podmanTests = (PODMAN: TestEngine) => {
         assertOutageTold(events)
       }), 60_000)
 
-    it.live("a removal Podman refuses (a file of the container it cannot delete) leaves no container but its files: the exit as read, a warning, the next start refused naming the file, then a start once it is deletable", () => {
+    it.live("a removal Podman refuses (a file of the container it cannot delete) leaves no container but its files: the exit as read, a warning, the next start refused naming the file, then a start once it is deletable; on a Podman of the test's own, the lane's starting jobs meanwhile", () => {
       const warned: Array<string> = []
-      const podman = dockerAt(PODMAN.socket)
       return Effect.gen(function*() {
-        const backend = yield* backendOn(PODMAN)({ slots: 2 })
+        // until the file is deletable no container of that Podman starts: a Podman of this test's own, not the lane's
+        const own = (yield* ownPodman).engine
+        const podman = dockerAt(own.socket)
+        const spec = specOn(own)
+        const backend = yield* backendOn(own)({ slots: 2 })
         const ref = yield* backend.submit(spec(HELD_JOB))
         const watching = yield* watchUntil(backend, ref, "up")
-        // as on Docker Engine (HQ); made deletable again whatever happens: until then no container of this Podman starts
+        // as on Docker Engine (HQ); made deletable again whatever happens
         const held = yield* holdThenEnd(podman, ref)
         const exit = (yield* Fiber.join(watching)).at(-1) as Backend.JobExit
         assert.deepStrictEqual([exit._tag, exit.outcome, exit.result], ["Exit", "Succeeded", { metrics: {}, primary: 1 }], JSON.stringify(exit))
@@ -420,10 +452,16 @@ const podmanTests = (PODMAN: TestEngine) => {
           assert.include(warned[0], part)
         }
         assert.notInclude(warned[0], "docker rm -f")
-        // Podman tries to delete the left files before it mounts the next container, and fails: the start is refused, naming the file
-        const refused = yield* backend.submit(spec("echo next")).pipe(Effect.flip)
+        // Podman tries to delete the left files before it mounts the next container, and fails: the start is refused,
+        // naming the file; the lane's Podman (and anyone else's on this machine) starts containers meanwhile
+        const lane = yield* backendOn(PODMAN)({ slots: 2 })
+        const [refused, elsewhere] = yield* Effect.all([
+          backend.submit(spec("echo next")).pipe(Effect.flip),
+          Effect.flatMap(lane.submit(specOn(PODMAN)("echo elsewhere")), (ref) => Backend.awaitExit(lane, ref))
+        ], { concurrency: 2 })
         assert.isFalse(refused.retryable)
         for (const part of ["cannot delete the files an earlier container left", `chattr -i ${held}`]) assert.include(refused.message, part)
+        assert.strictEqual(elsewhere.outcome, "Succeeded", JSON.stringify(elsewhere))
         // once the file is deletable, the next start deletes them, and starts
         yield* chattr(["-i", held])
         assert.strictEqual((yield* Backend.awaitExit(backend, yield* backend.submit(spec("echo next")))).outcome, "Succeeded")
@@ -552,12 +590,40 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       return { agent, docker: new Docker(options), clients }
     })
 
+  /**
+   * An sshd of this test's own (`MaxSessions 100`) in front of the engine, an agent of its own to it (closed with the
+   * test's scope) logging in as root with the test key unless `login` says otherwise, and a dockerode through it.
+   */
+  const agentTo = (login: Partial<Parameters<typeof sshAgent>[1]> = {}, idle?: Parameters<typeof sshAgent>[2]) =>
+    Effect.gen(function*() {
+      yield* engineUp
+      const sshd = yield* ownSshd("MaxSessions 100")
+      const ssh2 = yield* Effect.promise(() => import("ssh2"))
+      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`), ...login }, idle)
+      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+      return { sshd, agent, docker: new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions) }
+    })
+
   /** `n` event streams of the engine at once, each holding a session while open. */
   const eventStreams = (docker: Docker, n: number) =>
     Effect.acquireRelease(
       Effect.promise(() => Promise.all(Array.from({ length: n }, () => docker.getEvents() as Promise<NodeJS.ReadableStream & { destroy: () => void; readonly destroyed: boolean }>))),
       (streams) => Effect.sync(() => streams.forEach((s) => s.destroy()))
     )
+
+  /**
+   * `docker version` through `agent` answers, and the agent has then made `logins` SSH logins in all; with `moved`, the
+   * request went on a new connection, the only one of this process to the sshd (`mine`), not `from`'s local port.
+   */
+  const answersAfter = (docker: Docker, agent: SshAgent, logins: number, moved?: { readonly mine: ReturnType<typeof sshConnections>; readonly from: { readonly port: string } }) =>
+    Effect.gen(function*() {
+      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
+      assert.strictEqual(agent.made().logins, logins)
+      if (moved === undefined) return
+      const now = yield* moved.mine
+      assert.strictEqual(now.length, 1)
+      assert.notStrictEqual(now[0]!.port, moved.from.port)
+    })
 
   it.live("an ssh:// engine's requests share one SSH connection and its sessions; one the server dropped is made again", () =>
     Effect.gen(function*() {
@@ -577,11 +643,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       // the server ends it (sshd's process for this connection killed, as when sshd restarts or the host reboots)
       for (const pid of first!.sshd) process.kill(pid, "SIGTERM")
       yield* eventually("the connection is gone", Effect.map(mine, (c) => c.every((x) => x.port !== first!.port)), 30)
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.strictEqual(agent.made().logins, 2)
-      const now = yield* mine
-      assert.strictEqual(now.length, 1)
-      assert.notStrictEqual(now[0]!.port, first!.port)
+      yield* answersAfter(docker, agent, 2, { mine, from: first! })
     }), 60_000)
 
   it.live("an ssh:// engine opens sessions past the server's MaxSessions on more connections, and leaves the open ones be", () =>
@@ -599,13 +661,8 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
 
   it.live("an ssh:// engine notices a link that went silent (SSH keep-alives): the stream on it ends, the next request logs in again", () =>
     Effect.gen(function*() {
-      yield* engineUp
-      const sshd = yield* ownSshd("MaxSessions 100")
-      const ssh2 = yield* Effect.promise(() => import("ssh2"))
       // keep-alives every 0.2 s rather than 10 s, two unanswered
-      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`), keepaliveInterval: 200, keepaliveCountMax: 2 })
-      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
-      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const { sshd, agent, docker } = yield* agentTo({ keepaliveInterval: 200, keepaliveCountMax: 2 })
       const [events] = yield* eventStreams(docker, 1)
       // the server stops answering, its connection left open (a link dropped without a reset): its sshd processes stopped
       const [connection] = yield* sshConnections(sshd.port)
@@ -614,19 +671,13 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         () => Effect.sync(() => connection!.sshd.forEach((pid) => process.kill(pid, "SIGKILL")))
       )
       yield* eventually("the event stream on the silent connection ended", () => events!.destroyed, 10)
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.strictEqual(agent.made().logins, 2)
+      yield* answersAfter(docker, agent, 2)
     }), 60_000)
 
   it.live("an ssh:// engine closes a session idle for its time, then the connection left without sessions; the next request logs in afresh", () =>
     Effect.gen(function*() {
-      yield* engineUp
-      const sshd = yield* ownSshd("MaxSessions 100")
-      const ssh2 = yield* Effect.promise(() => import("ssh2"))
       // idle times of 0.3 s and 0.5 s rather than 15 s and 10 s
-      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Fs.readFileSync(`${sshKeys}/id_ed25519`) }, { sessionMs: 300, connectionMs: 500 })
-      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
-      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const { sshd, agent, docker } = yield* agentTo({}, { sessionMs: 300, connectionMs: 500 })
       const mine = sshConnections(sshd.port)
       // the session the agent keeps after the request, and its close (from its `free`: no race with its idle time)
       const kept: Array<Net.Socket> = []
@@ -638,11 +689,8 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       yield* eventually("the idle session is closed", () => closed.length === 1 && Object.values(agent.freeSockets).flat().length === 0, 8)
       yield* eventually("the connection without sessions is closed", Effect.map(mine, (c) => c.length === 0 && agent.made().connections === 0), 8)
       assert.strictEqual(agent.made().logins, 1)
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.deepStrictEqual([agent.made().logins, agent.made().sessions], [2, 2])
-      const now = yield* mine
-      assert.strictEqual(now.length, 1)
-      assert.notStrictEqual(now[0]!.port, first!.port)
+      yield* answersAfter(docker, agent, 2, { mine, from: first! })
+      assert.strictEqual(agent.made().sessions, 2)
     }), 60_000)
 
   it.live("an ssh:// engine's sessions share one close listener, and a kept session keeps no request's timeout listener; a connection whose socket no longer writes is made again", () =>
@@ -657,8 +705,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       yield* eventually("no session in use or kept", () => Object.keys(agent.sockets).length + Object.keys(agent.freeSockets).length === 0)
       // the connection's socket stops writing before its close is seen: ssh2's exec throws "Not connected"
       clients[0]!.sock.end()
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.strictEqual(agent.made().logins, 2)
+      yield* answersAfter(docker, agent, 2)
       // twelve requests more, one after the other on a kept session: each request's timeout listener is taken off at its end
       for (let i = 0; i < 12; i++) yield* Effect.promise(() => docker.version())
       const kept = Object.values(agent.freeSockets).flat() as Array<Net.Socket>
@@ -666,8 +713,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.deepStrictEqual(kept.map((s) => s.listenerCount("timeout") <= 2), kept.map(() => true), `timeout listeners: ${kept.map((s) => s.listenerCount("timeout"))}`)
       // the same with a session kept on it: the session is not handed to the next request ("socket hang up")
       clients[1]!.sock.end()
-      assert.isString((yield* Effect.promise(() => docker.version())).ApiVersion)
-      assert.strictEqual(agent.made().logins, 3)
+      yield* answersAfter(docker, agent, 3)
     }), 60_000)
 
   /** A host key of `type` made for this test (in `root`), for {@link ownSshd}'s `hostKeys`. */
@@ -841,12 +887,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
 
   it.live("an ssh:// login whose key ssh2 cannot parse fails the request, leaving no socket open", () =>
     Effect.gen(function*() {
-      yield* engineUp
-      const sshd = yield* ownSshd("MaxSessions 100")
-      const ssh2 = yield* Effect.promise(() => import("ssh2"))
-      const agent = sshAgent(ssh2, { host: "127.0.0.1", port: sshd.port, username: "root", privateKey: Buffer.from("not a key") })
-      yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
-      const docker = new Docker({ protocol: "http", host: "127.0.0.1", port: sshd.port, agent } as Docker.DockerOptions)
+      const { sshd, agent, docker } = yield* agentTo({ privateKey: Buffer.from("not a key") })
       const said = yield* Effect.promise(() => docker.ping().then(() => "ok", (e: unknown) => String(e))).pipe(Effect.timeout("10 seconds"))
       assert.include(said, "Cannot parse privateKey")
       assert.strictEqual(agent.made().connections, 0)
@@ -1236,37 +1277,57 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
     }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
   }, 60_000)
 
-  it.live("a container left dead by a controller that stopped after reading its exit is removed when a backend of the same root starts; one whose exit is not recorded is left to its watch", () => {
+  it.live("a container left dead by a controller that stopped after reading its exit, its job then submitted again, is removed when a backend starts: of its root, or of another once its run has no container that has not ended; while its exit is not recorded it is left to its watch", () => {
     const warned: Array<string> = []
     const status = (id: string) => Effect.promise(() => engine.getContainer(id).inspect().then((i) => i.State.Status, () => "gone"))
+    // a run of this test's own, with a container that runs until near the end (a run whose jobs still run, for
+    // whichever controller starts meanwhile on this engine: only the last start below may remove the dead container)
+    const own = `${run}-dead${++counter}`
     return Effect.gen(function*() {
-      // the first controller: the job's exit read and recorded, its removal refused (a file of the container made immutable)
-      const ref = yield* Effect.scoped(Effect.gen(function*() {
-        const first = yield* backendWith({ slots: 1 })
-        const ref = yield* first.submit(spec(HELD_JOB))
+      const starting = yield* Effect.forkChild(Effect.acquireRelease(
+        Effect.promise(async () => {
+          const c = await engine.createContainer({ Image: IMAGE, Cmd: ["sleep", "120"], Labels: { "trex.run": own, "trex.jobdir": Path.join(root, `running-${own}`) } })
+          await c.start()
+          return c
+        }),
+        (c) => Effect.promise(() => c.remove({ force: true }).catch(() => undefined))
+      ))
+      const s = spec(HELD_JOB, { labels: { run: own, node: `n${++counter}` } })
+      // the first controller: the job's exit read and recorded, its removal refused (a file of the container made
+      // immutable); then the job is submitted again (a trial's retry), into the same directory, and ends
+      const [ref, running] = yield* Effect.scoped(Effect.gen(function*() {
+        const first = yield* backendWith({ slots: 8 })
+        const ref = yield* first.submit(s)
         const watching = yield* watchUntil(first, ref, "up")
+        const running = yield* Fiber.join(starting)
         yield* holdThenEnd(engine, ref)
         assert.strictEqual(((yield* Fiber.join(watching)).at(-1) as Backend.JobExit).outcome, "Succeeded")
         assert.strictEqual(yield* status(ref.id), "dead")
-        assert.strictEqual((yield* first.list(run)).find((j) => j.ref.id === ref.id)?.state, "Finished", "listed as ended (Docker 20.10 lists it `removing`)")
-        // a backend that starts while the engine still cannot remove it says so, once, and leaves it
+        assert.strictEqual((yield* first.list(own)).find((j) => j.ref.id === ref.id)?.state, "Finished", "listed as ended (Docker 20.10 lists it `removing`)")
+        assert.strictEqual((yield* Backend.awaitExit(first, yield* first.submit({ ...s, argv: ["echo", "again"] }))).outcome, "Succeeded")
+        assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+        // a backend that starts while the engine still cannot remove it says so, once, and leaves it (the directory's
+        // record keeps that its exit was recorded)
         yield* backendWith({ slots: 1 })
         assert.strictEqual(warned.length, 2, JSON.stringify(warned))
         for (const part of [`container ${ref.id.slice(0, 12)}`, "under an earlier controller and its exit was read", `docker rm -f ${ref.id}`]) assert.include(warned[1], part)
         assert.strictEqual(yield* status(ref.id), "dead")
-        return ref
+        return [ref, running] as const
       }))
-      // the file mutable again (the first controller gone): a backend of another root leaves it be, as does one of
-      // this root while its exit is not recorded (a watch reads it); with the exit recorded, the next start removes it
-      const exitFile = Path.join(String(ref.data["jobDir"]), Spec.RECORD.exit)
-      Fs.renameSync(exitFile, `${exitFile}.aside`)
+      // the file mutable again (the first controller gone): a backend of this root leaves it while its exit is not
+      // recorded (a watch reads it); a backend of another root leaves it while its run has a container that runs, and
+      // removes it once none has
+      const record = Path.join(String(ref.data["jobDir"]), Spec.RECORD.job)
+      Fs.renameSync(record, `${record}.aside`)
       yield* backendWith({ slots: 1 })
       assert.strictEqual(yield* status(ref.id), "dead", "left while its exit is not recorded")
-      Fs.renameSync(`${exitFile}.aside`, exitFile)
-      yield* backendWith({ slots: 1, root: Fs.mkdtempSync(Path.join(root, "other-")) })
-      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root")
-      yield* backendWith({ slots: 1 })
-      assert.strictEqual(yield* status(ref.id), "gone", "removed as the backend started")
+      Fs.renameSync(`${record}.aside`, record)
+      const other = () => backendWith({ slots: 1, root: Fs.mkdtempSync(Path.join(root, "other-")) })
+      yield* other()
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root while its run has a container running")
+      yield* Effect.promise(() => running.remove({ force: true }))
+      yield* other()
+      assert.strictEqual(yield* status(ref.id), "gone", "removed as a backend of another root started")
       assert.strictEqual(warned.length, 2, JSON.stringify(warned))
     }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
   }, 60_000)
