@@ -250,7 +250,8 @@ const stateText = (r: RunSummary): string =>
  */
 const settingsText = (r: RunSummary): string => {
   const o = r.settings ?? {}
-  const word = (key: string) => (typeof o[key] === "string" ? Untrusted.line(o[key], 20) : Status.settingValue(o[key]).slice(0, 20))
+  // cut as any untrusted text (marked with `…`, a character outside the BMP kept whole), a value that is no name as its JSON
+  const word = (key: string) => Untrusted.line(typeof o[key] === "string" ? o[key] : Status.settingValue(o[key]), 20)
   const shown = ["backend", "researcher", "policy"].some((k) => k in o)
     ? [word("backend"), word("researcher"), word("policy"), ...(["executor", "scheduler"] as const).flatMap((k) => k in o && o[k] !== Settings.defaults[k] ? [word(k)] : [])].join("/")
     : "-"

@@ -10,7 +10,7 @@ import type * as ReportModel from "../src/internal/reportModel.ts"
 import * as ReportSvg from "../src/internal/reportSvg.ts"
 import { Browser, open, pw } from "./support/browser.ts"
 import { trexHere } from "./support/cli.ts"
-import { overriddenRun } from "./support/settingsRun.ts"
+import { hostileSettings, overriddenRun } from "./support/settingsRun.ts"
 
 const XSS = `<img src=x onerror="window.__pwned=1"></script><script>window.__pwned=2</script>`
 
@@ -38,6 +38,8 @@ interface Options {
   readonly withInsights?: boolean
   /** The summary of the researcher's analysis, journaled before the first proposal (none: a journal of an older trex). */
   readonly analysis?: string
+  /** The settings the run recorded at its start (`RunStarted.options`; none unless given). */
+  readonly settings?: JournalEvent.Of<"RunStarted">["options"]
 }
 
 /**
@@ -50,7 +52,7 @@ const runEvents = (options: Options) => {
   const t0 = Date.UTC(2026, 10, 20, 9, 0, 0)
   let at = t0
   const events: Array<JournalEvent.JournalEvent> = [
-    JournalEvent.make("RunStarted", { runId: "run-test", task, seed: 7, options: {}, at })
+    JournalEvent.make("RunStarted", { runId: "run-test", task, seed: 7, options: options.settings ?? {}, at })
   ]
   if (options.analysis !== undefined) {
     const analysis = { summary: options.analysis, metricNotes: "", dataNotes: "", risks: ["overfitting the 2-digit data"], notes: {} }
@@ -378,6 +380,31 @@ layer(Browser.layer, { timeout: "180 seconds" })("HtmlReport in Chromium", (it) 
       assert.include(yield* pw(() => page.locator("header .analysis").innerText()), XSS)
       assert.strictEqual(yield* pw(() => page.locator("img").count()), 0)
       assert.isUndefined(yield* pw(() => page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)))
+      assert.deepStrictEqual(problems, [])
+      assert.deepStrictEqual(external, [])
+    }))
+
+  it.effect("keeps an edited journal's settings as text, each key cut where the page names it", () =>
+    Effect.gen(function*() {
+      const settings = hostileSettings(XSS)
+      const { events } = runEvents({ size: 3, settings })
+      const html = HtmlReport.render({ entries: entriesOf(events) })
+      const { external, page, problems } = yield* open(html)
+      const card = page.locator(".settings-card")
+      yield* pw(() => card.scrollIntoViewIfNeeded())
+      // each value as its JSON, shown as text (cut at 200 characters), beside its key (cut at 60)
+      const shown = yield* pw(() =>
+        page.evaluate<ReadonlyArray<[string, string]>>(`[...document.querySelectorAll(".settings dt")].map((dt) => [dt.textContent, dt.nextElementSibling.textContent])`)
+      )
+      const keys = ["researcher", "policy", `<b>key</b>| ${"k".repeat(47)}…`]
+      assert.deepStrictEqual(shown, Object.values(settings).map((v, i) => [keys[i]!, Status.settingValue(v)]))
+      assert.include(shown.find(([k]) => k === "researcher")![1], XSS.replaceAll(`"`, `\\"`))
+      assert.strictEqual(yield* pw(() => page.locator("img, .settings script, .settings b").count()), 0)
+      assert.isUndefined(yield* pw(() => page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)))
+      // the page names each key where a script finds it, cut as the page shows it: the 5,000-character key is not written whole
+      const named = yield* pw(() => page.evaluate<ReadonlyArray<string>>(`[...document.querySelectorAll("[data-setting]")].map((e) => e.dataset.setting)`))
+      assert.isTrue(named.every((k) => k.length <= 60), "each key cut")
+      assert.notInclude(html, "k".repeat(100))
       assert.deepStrictEqual(problems, [])
       assert.deepStrictEqual(external, [])
     }))

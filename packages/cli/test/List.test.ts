@@ -13,7 +13,7 @@ import { Effect } from "effect"
 import * as RunDir from "../src/RunDir.ts"
 import * as Runs from "../src/Runs.ts"
 import { root as repo, trexHere } from "./support/cli.ts"
-import { overriddenRun } from "./support/settingsRun.ts"
+import { hostileRun, overriddenRun } from "./support/settingsRun.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 const bin = path.join(root, "packages/cli/src/bin.ts")
@@ -210,6 +210,20 @@ describe("trex list, the settings of each run", { timeout: 120_000 }, () => {
     assert.strictEqual(runs.find((r) => r.dir === runDir)!.settings!["modelTimeoutSeconds"], 60)
     assert.strictEqual(runs.find((r) => r.dir === runDir)!.settingOverrides!.length, 1)
     assert.strictEqual(runs.find((r) => r.dir === otherDir)!.settings!["policy"], "greedy")
+  })
+
+  it("shows an edited journal's settings on the run's one line, each cut with … (a character outside the BMP kept whole)", async () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), "trex-list-"))
+    const { runDir } = await hostileRun("<script>|x</script>", folder)
+    const text = await trexHere(["list", folder])
+    assert.strictEqual(text.status, 0, text.stderr)
+    const lines = text.stdout.split("\n")
+    assert.isFalse(lines.some((l) => l.startsWith("# not a line of its own")), "the researcher's line break kept in its cell")
+    const row = lines.find((l) => l.startsWith(path.basename(runDir)))!
+    // the researcher's name and the policy's JSON (an object, no name), each cut at 20 characters and marked so;
+    // the policy's cut falls in the middle of a surrogate pair, so it is cut before the pair
+    const cell = row.slice(lines[1]!.indexOf("SETTINGS")).split(/ {2,}/)[0]
+    assert.strictEqual(cell, `simulator/<script>|x</script>…/{"a":"xxxxxxxxxxxx…`)
   })
 })
 

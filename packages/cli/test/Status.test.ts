@@ -6,7 +6,7 @@ import { TreeBuilder } from "@trex/core/testing"
 import * as HtmlReport from "../src/HtmlReport.ts"
 import * as Status from "../src/Status.ts"
 import { readJournal, root, tmp, trex, trexHere } from "./support/cli.ts"
-import { overriddenRun, recordTimeout } from "./support/settingsRun.ts"
+import { hostileRun, overriddenRun, recordTimeout } from "./support/settingsRun.ts"
 
 describe("trex status, a best trial with a thousand metrics", () => {
   it("shows its first 12 metrics on one short line and says how many more --json has", () => {
@@ -223,5 +223,22 @@ describe("trex report, the settings a run takes", () => {
     const rows = table.filter((l) => l.startsWith("| ") && !l.startsWith("| setting ")).map((l) => l.split(" | ").map((c) => c.replace(/^\| | \|$/g, "").replace(/\\(.)/g, "$1")))
     assert.deepStrictEqual(rows, Object.entries(json.settings).map(([k, v]) => [k, JSON.stringify(v)]))
     assert.deepStrictEqual(rows.find(([k]) => k === "modelTimeoutSeconds"), ["modelTimeoutSeconds", "60"])
+  }, 120_000)
+
+  it("report.md keeps an edited journal's settings as text: markup, | and line breaks escaped, each setting a row of two cells, long ones cut", async () => {
+    const { options, runDir } = await hostileRun("<script>alert(1)</script>")
+    const report = await trexHere(["report", runDir])
+    assert.strictEqual(report.status, 0, report.stderr)
+    const md = fs.readFileSync(path.join(runDir, "report.md"), "utf8").split("\n")
+    const table = md.slice(md.indexOf("## Settings"), md.indexOf("## Trials"))
+    const rows = table.filter((l) => l.startsWith("| ") && !l.startsWith("| setting "))
+    // a row a setting, of two cells: no `|` but the cells' own (the others escaped), no line break, no raw markup
+    assert.strictEqual(rows.length, Object.keys(options).length)
+    for (const row of rows) {
+      assert.lengthOf(row.split(/(?<!\\)\|/), 4, row)
+      assert.isAtMost(row.length, 600, "cut")
+      assert.notInclude(row, "<script>")
+    }
+    assert.isFalse(md.some((l) => l.includes("not a line of its own") && !l.startsWith("| ")), "a value's line break kept in its row")
   }, 120_000)
 })

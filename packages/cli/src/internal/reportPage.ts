@@ -73,13 +73,15 @@ const settingsHtml = (model: ReportModel): string => {
   const keys = Object.keys(settings)
   if (keys.length === 0) return ""
   const overridden = new Set(settingOverrides.map((o) => o.key))
+  // a key as the page shows it: cut, as other journal text is (an edited journal's key may be huge, and it is written twice a row)
+  const key = (k: string) => escapeHtml(Untrusted.line(k, 60))
   return `<section class="card wide settings-card"><h2>Settings</h2><p class="muted">The settings the run takes, as the next <code>trex resume</code> reads them.</p>${
-    settingOverrides.map((o) => `<p class="override" data-setting="${escapeHtml(o.key)}">Setting: ${escapeHtml(Status.settingOverrideText(o))}</p>`).join("")
+    settingOverrides.map((o) => `<p class="override" data-setting="${key(o.key)}">Setting: ${escapeHtml(Status.settingOverrideText(o))}</p>`).join("")
   }<dl class="kv settings">${
     keys.map((k) =>
-      `<dt${overridden.has(k) ? ` class="overridden"` : ""} data-setting="${escapeHtml(k)}">${escapeHtml(Untrusted.line(k, 60))}</dt><dd${
+      `<dt${overridden.has(k) ? ` class="overridden"` : ""} data-setting="${key(k)}">${key(k)}</dt><dd${
         overridden.has(k) ? ` class="overridden"` : ""
-      } data-setting="${escapeHtml(k)}">${escapeHtml(Status.settingValue(settings[k]))}</dd>`
+      } data-setting="${key(k)}">${escapeHtml(Status.settingValue(settings[k]))}</dd>`
     ).join("")
   }</dl></section>`
 }

@@ -9,10 +9,16 @@
 // bidirectional overrides and isolates, which can make text read backwards (`gnp.exe` shown as `exe.png`).
 const CONTROLS = /[\u0000-\u0008\u000E-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]/g
 
-/** One line of plain text: controls removed, whitespace (newlines too) folded to single spaces, cut to `max`. */
+/**
+ * One line of plain text: controls removed, whitespace (newlines too) folded to single spaces, cut to `max` (the cut
+ * marked with `…`, before a character outside the BMP rather than through its surrogate pair).
+ */
 export const line = (text: string, max = Number.POSITIVE_INFINITY): string => {
   const one = text.replace(CONTROLS, "").replace(/\s+/g, " ").trim()
-  return one.length <= max ? one : `${one.slice(0, max - 1)}…`
+  if (one.length <= max) return one
+  const end = max - 1
+  const high = one.charCodeAt(end - 1)
+  return `${one.slice(0, high >= 0xd800 && high <= 0xdbff ? end - 1 : end)}…`
 }
 
 /**
