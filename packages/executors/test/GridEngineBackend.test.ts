@@ -305,6 +305,24 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       }
     }), { timeout: 120_000 })
 
+  it.effect("a command that ends by itself (exit 137) after a cancel looked for its exit record, before its marker and qdel, keeps its own end (Failed/OOM) at this instance and a fresh one", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("ends-as-cancelled", "echo ending; exit 137"))
+      const jobDir = ref.data.jobDir as string
+      // the cancel's steps, by hand in the window's order: its look found no record (the command ran); the command
+      // ends and its script writes the record; then the cancel's marker (of a job with no record), then its qdel
+      yield* eventually(`the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, Script.EXIT_FILE)), 60)
+      fs.writeFileSync(path.join(jobDir, Script.CANCEL_FILE), Script.renderCancelMarker({ waiting: false }, new Date()))
+      spawnSync("qdel", [ref.id], { env: sgeEnv })
+      assert.strictEqual(Script.exitRecord(fs.readFileSync(path.join(jobDir, Script.EXIT_FILE), "utf8"))?.notified, false, "the script was not told to end its command")
+      for (const reader of [backend, yield* GridEngineBackend.make(config)]) {
+        const exit = yield* Backend.awaitExit(reader, ref)
+        // before the fix the marker made any end by a signal a cancel's: Cancelled
+        assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode], ["Failed", "OOM", 137], exit.message)
+      }
+    }), { timeout: 90_000 })
+
   it.effect("a command that exits 100 is a crash with its exit code, not a job in error state", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
