@@ -323,6 +323,30 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       }
     }), { timeout: 90_000 })
 
+  it.effect("a job suspended with qmod -sj whose command then ends by itself (exit 137) and is cancelled keeps its own end: the suspend's SIGUSR1 is not a cancel's", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("suspended-ends", "touch started; while [ ! -f go ]; do sleep 0.1; done; exit 137"))
+      const jobDir = ref.data.jobDir as string
+      yield* eventually(`the command runs: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, "started")), 60)
+      // with -notify, the job is listed suspended at once and gets SIGUSR1, which its script ignores; SIGSTOP comes after
+      // the queue's notify time (10 s here)
+      sge("qmod", ["-sj", ref.id])
+      yield* eventually(`qstat lists the job suspended: ${clusterSays(ref.id)}`, () => qstatState(ref.id).includes("s"), 30)
+      fs.writeFileSync(path.join(jobDir, "go"), "")
+      const record = path.join(jobDir, Script.EXIT_FILE)
+      // on a machine too busy to end the command within the notify time it is stopped: let it go on, to end by itself
+      yield* eventually("the command ended", () => fs.existsSync(record), 15).pipe(Effect.ignore)
+      if (!fs.existsSync(record)) sge("qmod", ["-usj", ref.id])
+      yield* eventually(`the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(record), 30)
+      yield* backend.cancel(ref)
+      assert.strictEqual(Script.exitRecord(fs.readFileSync(record, "utf8"))?.notified, false, "the script was not told to end its command")
+      for (const reader of [backend, yield* GridEngineBackend.make(config)]) {
+        const exit = yield* Backend.awaitExit(reader, ref)
+        assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode], ["Failed", "OOM", 137], exit.message)
+      }
+    }), { timeout: 90_000 })
+
   it.effect("a command that exits 100 is a crash with its exit code, not a job in error state", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
