@@ -148,6 +148,21 @@ describe("a cancel's marker and the job's exit record", () => {
     assert.isUndefined(Script.exitRecord(`{"exitCode":1,"start":1,"end":2}`)?.notified, "an earlier TREX's record")
   })
 
+  it("a run Grid Engine starts once a cancel has marked the job (a rerun, a first run dispatched before the qdel) does not start its command, and reads as cancelled", () => {
+    const dir = tempDir("trex-ge-marked-")
+    fs.writeFileSync(path.join(dir, Script.RUNS_FILE), "start 1\nexit 99 2\n")
+    fs.writeFileSync(path.join(dir, Script.CANCEL_FILE), Script.renderCancelMarker({ runs: 1, waiting: true }, new Date()))
+    const rerun = spawnSync("/bin/sh", ["-c", jobScript(dir, "echo ran", {})], { encoding: "utf8", env: { ...process.env, JOB_ID: "9" } })
+    // before the fix the command ran: "ran"
+    assert.strictEqual(rerun.stdout, "", "the command did not run")
+    assert.strictEqual(rerun.status, 143)
+    assert.include(rerun.stderr, "cancelled (.trex-cancelled) before this run started")
+    const record = Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))
+    assert.deepInclude(record, { runs: 2, notified: true })
+    assert.isTrue(Script.cancelledBy(Script.parseCancelMarker(fs.readFileSync(path.join(dir, Script.CANCEL_FILE), "utf8")), record))
+    assert.strictEqual(Script.mapAccounting({ record: record!.record, cancelled: true }).outcome, "Cancelled")
+  })
+
   it("a cancel marks a job with no record, one whose command asked to run again, and one qstat still lists under its name (a rerun may have started since the look); not one gone", () => {
     const rec = (exitCode: number, runs?: number) => Script.exitRecord(JSON.stringify({ exitCode, start: 1, end: 2, ...(runs !== undefined ? { runs } : {}), notified: 0 }))!
     const job = (state: string, name = "mine"): Script.QueuedJob => ({ id: "5", state, name, slots: 1 })

@@ -484,6 +484,13 @@ export const renderScript = (input: ScriptInput): string => {
     `  ${record(`,"rerunLimit":${maxRuns - 1}`, `${RERUN_LIMIT_EXIT} "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
     `  exit ${RERUN_LIMIT_EXIT}`,
     "fi",
+    // a cancel has marked the job and its qdel is coming: a run Grid Engine starts meanwhile (a rerun, or a first run
+    // dispatched just then) does not start the command, and ends as one the qdel's SIGTERM would have ended
+    `if [ -e ${CANCEL_FILE} ]; then`,
+    `  echo "trex: the job was cancelled (${CANCEL_FILE}) before this run started: its command does not run" >&2`,
+    `  trex_told=1; ${record("", `143 "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
+    "  exit 143",
+    "fi",
     `TREX_JOB_DIR=${dir}`,
     "export TREX_JOB_DIR",
     // the job's own record, in case the controller stopped before it wrote it
