@@ -347,6 +347,28 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       }
     }), { timeout: 90_000 })
 
+  it.effect("a rerun Grid Engine starts after a cancel's marker, before its qdel, does not start its command: the job reads Cancelled", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      // the first run asks to be run again (exit 99) once held; a second would succeed
+      const ref = yield* backend.submit(spec("rerun-after-marker", `if [ -f ran ]; then touch ran-again; ${RESULT}; exit 0; fi; touch ran; while [ ! -f go ]; do sleep 0.1; done; exit 99`))
+      const jobDir = ref.data.jobDir as string
+      yield* eventually(`the first run runs: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, "ran")), 60)
+      // held, its rerun waits until the marker is there
+      sge("qhold", ["-h", "u", ref.id])
+      fs.writeFileSync(path.join(jobDir, "go"), "")
+      yield* eventually(`the first run ended and the job waits to run again: ${clusterSays(ref.id)}`, () =>
+        fs.existsSync(path.join(jobDir, Script.EXIT_FILE)) && /^[^rt]+$/.test(qstatState(ref.id)), 60)
+      // the cancel's marker (it saw run 1's record, the job waiting), then Grid Engine starts the rerun before its qdel
+      fs.writeFileSync(path.join(jobDir, Script.CANCEL_FILE), Script.renderCancelMarker({ runs: 1, waiting: true }, new Date()))
+      sge("qrls", ["-h", "u", ref.id])
+      const exit = yield* Backend.awaitExit(backend, ref)
+      // before the fix the rerun ran the command: Succeeded
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Cancelled", "Cancelled"], exit.message)
+      assert.isFalse(fs.existsSync(path.join(jobDir, "ran-again")), "the rerun did not run the command")
+      assert.include(fs.readFileSync(path.join(jobDir, Script.STDERR_FILE), "utf8"), "before this run started: its command does not run")
+    }), { timeout: 90_000 })
+
   it.effect("a command that exits 100 is a crash with its exit code, not a job in error state", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
