@@ -92,6 +92,17 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true, concurrent: true
   for (const c of cases) it.effect(c.name, () => c.run, { timeout: 120_000 })
 })
 
+/** The job's command exited 137 by itself (its record says it was not told to end): this instance and a fresh one read Failed/OOM. */
+const assertOwnOomEnd = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+  Effect.gen(function*() {
+    const record = Script.exitRecord(fs.readFileSync(path.join(ref.data.jobDir as string, Script.EXIT_FILE), "utf8"))
+    assert.strictEqual(record?.notified, false, "the script was not told to end its command")
+    for (const reader of [backend, yield* GridEngineBackend.make(config)]) {
+      const exit = yield* Backend.awaitExit(reader, ref)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode], ["Failed", "OOM", 137], exit.message)
+    }
+  })
+
 // Jobs that ask no GPUs and look at no state of the whole cluster (five at a time, as the conformance suite, timed out
 // at 60 s a test on this machine at load 20-28: kept one at a time).
 layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend on a real Grid Engine", (it) => {
@@ -315,12 +326,8 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       yield* eventually(`the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, Script.EXIT_FILE)), 60)
       fs.writeFileSync(path.join(jobDir, Script.CANCEL_FILE), Script.renderCancelMarker({ waiting: false }, new Date()))
       spawnSync("qdel", [ref.id], { env: sgeEnv })
-      assert.strictEqual(Script.exitRecord(fs.readFileSync(path.join(jobDir, Script.EXIT_FILE), "utf8"))?.notified, false, "the script was not told to end its command")
-      for (const reader of [backend, yield* GridEngineBackend.make(config)]) {
-        const exit = yield* Backend.awaitExit(reader, ref)
-        // before the fix the marker made any end by a signal a cancel's: Cancelled
-        assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode], ["Failed", "OOM", 137], exit.message)
-      }
+      // before the fix the marker made any end by a signal a cancel's: Cancelled
+      yield* assertOwnOomEnd(backend, ref)
     }), { timeout: 90_000 })
 
   it.effect("a job suspended with qmod -sj whose command then ends by itself (exit 137) and is cancelled keeps its own end: the suspend's SIGUSR1 is not a cancel's", () =>
@@ -340,11 +347,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       if (!fs.existsSync(record)) sge("qmod", ["-usj", ref.id])
       yield* eventually(`the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(record), 30)
       yield* backend.cancel(ref)
-      assert.strictEqual(Script.exitRecord(fs.readFileSync(record, "utf8"))?.notified, false, "the script was not told to end its command")
-      for (const reader of [backend, yield* GridEngineBackend.make(config)]) {
-        const exit = yield* Backend.awaitExit(reader, ref)
-        assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode], ["Failed", "OOM", 137], exit.message)
-      }
+      yield* assertOwnOomEnd(backend, ref)
     }), { timeout: 90_000 })
 
   it.effect("a rerun Grid Engine starts after a cancel's marker, before its qdel, does not start its command: the job reads Cancelled", () =>
