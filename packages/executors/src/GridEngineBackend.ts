@@ -249,13 +249,25 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
         }, tail, emit)
         const end = (exit: Backend.JobExit) => Effect.andThen(emit(exit), Queue.end(queue))
         const exitFile = exitRecordIn(jobDir)
-        /** The job's Exit from its script's exit record (or its accounting record), with its output read to the end. */
-        const finish = (from: Pick<Script.ExitRecord, "record" | "rerunLimit"> & { readonly gpus?: number }, note: string) =>
+        /**
+         * Whether a cancel marked the job (`marked`), and whether that makes its end by a signal a cancel's (see
+         * {@link Script.cancelledBy}), given its script's last exit record (`undefined`: none).
+         */
+        const cancelOf = (last: Script.ExitRecord | undefined) =>
+          Effect.map(runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 4096), (bytes) => {
+            const marked = bytes instanceof Uint8Array
+            return { marked, cancelled: marked && Script.cancelledBy(Script.parseCancelMarker(new TextDecoder().decode(bytes)), last) }
+          })
+        /**
+         * The job's Exit from its script's exit record or its accounting record (`from`), with its output read to the end;
+         * `last` is its script's exit record, if any.
+         */
+        const finish = (from: Pick<Script.ExitRecord, "record" | "rerunLimit"> & { readonly gpus?: number }, last: Script.ExitRecord | undefined, note: string) =>
           Effect.gen(function*() {
             const { record, gpus: gpusRecorded } = from
-            const cancelled = (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined
+            const { marked, cancelled } = yield* cancelOf(last)
             // a command that exited 99 asked Grid Engine to run it again (below maxRequeues: no rerunLimit); cancelled before that rerun, the job is cancelled
-            const ended: Script.Ended = cancelled && from.rerunLimit === undefined && record.exit_status === "99" && (record.failed ?? "0") === "0"
+            const ended: Script.Ended = marked && from.rerunLimit === undefined && record.exit_status === "99" && (record.failed ?? "0") === "0"
               ? { outcome: "Cancelled", failureKind: "Cancelled", exitCode: 99, message: "deleted with qdel while Grid Engine waited to run it again (its command exited 99)" }
               : Script.mapAccounting({ record, cancelled })
             // A job that had ended before this watch began yields its Exit alone (its output only fills the tail),
@@ -376,7 +388,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
               if (recorded === undefined) endedSince = undefined
               else if (endedSince === undefined) endedSince = Date.now()
               else if (Date.now() - endedSince >= exitReportWaitMs) {
-                return yield* finish(recorded, ` (read from ${Script.EXIT_FILE}: the job's command ended ${waited(endedSince)} ago, but Grid Engine still lists the job running, as its execution daemon has not reported it: check the host with \`qhost\` and \`qstat -j ${ref.id}\`)`)
+                return yield* finish(recorded, recorded, ` (read from ${Script.EXIT_FILE}: the job's command ended ${waited(endedSince)} ago, but Grid Engine still lists the job running, as its execution daemon has not reported it: check the host with \`qhost\` and \`qstat -j ${ref.id}\`)`)
               }
             }
             yield* drain(false)
@@ -391,20 +403,20 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
           // (exit 143 in the record, measured on SGE 8.1.9), and only accounting says it was the limit.
           const recorded = yield* exitFile
           const code = Number(recorded?.record.exit_status)
-          if (recorded !== undefined && (code <= 128 || (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined)) {
-            return yield* finish(recorded, "")
+          if (recorded !== undefined && (code <= 128 || (yield* cancelOf(recorded)).cancelled)) {
+            return yield* finish(recorded, recorded, "")
           }
           const acct = yield* Query.qacct(ge, ref.id, name)
           if (acct.record === undefined) {
             // Grid Engine creates the output file when the job starts: a job deleted before it started has no accounting record
-            const started = (yield* runner.readFrom(`${jobDir}/${Script.STDOUT_FILE}`, 0, 0)) !== undefined
-            if (!started && (yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 64)) !== undefined) {
+            const started = yield* runner.exists(`${jobDir}/${Script.STDOUT_FILE}`)
+            if (!started && (yield* cancelOf(recorded)).marked) {
               return yield* end({ _tag: "Exit", outcome: "Cancelled", failureKind: "Cancelled", message: `Grid Engine job ${ref.id}: deleted with qdel before it started`, logTail: [], wallSeconds: 0, gpuSeconds: 0 })
             }
             if (goneSince === undefined) goneSince = Date.now()
             else if (Date.now() - goneSince >= accountingWaitMs) {
               if (recorded !== undefined) {
-                return yield* finish(recorded, ` (read from ${Script.EXIT_FILE}: qacct has no record of it after ${waited(goneSince)}: ${acct.why})`)
+                return yield* finish(recorded, recorded, ` (read from ${Script.EXIT_FILE}: qacct has no record of it after ${waited(goneSince)}: ${acct.why})`)
               }
               yield* drain(true)
               return yield* end({
@@ -424,7 +436,7 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
             yield* Effect.sleep(pollMs)
             continue
           }
-          return yield* finish({ record: acct.record }, "")
+          return yield* finish({ record: acct.record }, recorded, "")
         }
       }).pipe(Effect.catch((e) => Queue.fail(queue, e))),
       // bounded: while the consumer is behind, the watch waits instead of reading more of the logs
@@ -446,26 +458,27 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   // The marker tells a job killed after this cancel from one the OOM killer (or someone else) killed.
   // The job was submitted with -notify: qdel sends SIGUSR2 first, which its script turns into a
   // SIGTERM to the job, and SIGKILL only after the queue's `notify` time.
-  // A job whose command has ended (its script wrote its exit record) gets no marker: its end (a SIGKILL, an exit 137)
-  // stays its own, not a cancel's. But a job Grid Engine will run again is not ended: its command exited 99 (the record
-  // has no `rerunLimit`), or it waits in qstat for its rerun (after exit 99, `qmod -rj`, its host's failure), keeping its
-  // last run's record until that rerun's script removes it. Waiting is read from qstat's raw state (queued or in error,
-  // not suspended: a suspended job's command may have ended) of a job with the ref's name (ids are reused). qstat is asked only for a job with a record, once: a
-  // qmaster that does not answer leaves the record to decide (`qdel` below waits for it).
-  // A command that ends between the look and the marker reads as cancelled, as one a moment later would.
+  // The marker says what the cancel saw (Script.CancelMarker), and the job's exit record whether its command was told
+  // to end: so a command that ends by itself between the look below and the marker (or the qdel) keeps its own end
+  // (Script.cancelledBy). A job with no record is marked. One with a record (its command has ended) is marked only if
+  // qstat still lists it (of the ref's name: ids are reused): Grid Engine may be about to run it again (its command
+  // exited 99, `qmod -rj`, its host's failure: the record is the last run's until the rerun's script removes it), or
+  // have started that rerun since the look; or the job is finishing its own end, which the marker's `runs` leaves
+  // its own. A job that has left qstat has ended: no marker. qstat is asked only for a job with a record, once: a
+  // qmaster that does not answer leaves the record to decide (`qdel` below waits for it). A record of an earlier TREX
+  // (no `runs`) is marked, as before, only when its job waits to run again.
   // A job cancelled (or withdrawn) before any watch leaves `unwatched`: nothing waits for its lines.
   const cancel = Effect.fn("GridEngineBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     unwatched.drop(ref.id)
     if (typeof ref.data.jobDir === "string") {
       const jobDir = ref.data.jobDir
+      const name = typeof ref.data.name === "string" ? ref.data.name : undefined
       yield* Effect.gen(function*() {
         const recorded = yield* exitRecordIn(jobDir)
-        const runsAgain = recorded === undefined || (recorded.record.exit_status === "99" && recorded.rerunLimit === undefined) ||
-          (yield* Query.qstat(ge).pipe(
-            Effect.map((jobs) => Script.waitsToRun(jobs.get(ref.id), typeof ref.data.name === "string" ? ref.data.name : undefined)),
-            Effect.orElseSucceed(() => false)
-          ))
-        if (runsAgain) yield* runner.writeFile(`${jobDir}/${Script.CANCEL_FILE}`, `${new Date().toISOString()}\n`, 0o644)
+        const marker = Script.cancelMarker(recorded, recorded === undefined || Script.runsAgain(recorded)
+          ? undefined
+          : yield* Query.qstat(ge).pipe(Effect.map((jobs) => jobs.get(ref.id) ?? "gone"), Effect.orElseSucceed(() => undefined)), name)
+        if (marker !== undefined) yield* runner.writeFile(`${jobDir}/${Script.CANCEL_FILE}`, Script.renderCancelMarker(marker, new Date()), 0o644)
       }).pipe(
         Effect.catch((e) => Effect.logWarning(`gridengine: job ${ref.id}: ${e.message} (a job killed after this cancel may read as out of memory)`))
       )

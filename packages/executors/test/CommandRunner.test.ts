@@ -14,23 +14,50 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../
 /** What the runner answers, or a failure after 20 s: a callback that never resumes fails the test there, not at its timeout. */
 const bounded = <A, E>(effect: Effect.Effect<A, E>) => Effect.timeout(effect, "20 seconds")
 
+let sshdStarted = false
+
+/** A runner over SSH as `sdktest` (the sshd started once), and a directory it can read holding `hello` (5 bytes), removed with the scope. */
+const sshRunner = Effect.gen(function*() {
+  if (!sshdStarted) execFileSync("bash", [path.join(repoRoot, "scripts/services/start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
+  sshdStarted = true
+  const keyDir = process.env["SSH_KEY_DIR"] ?? "/var/lib/trex-test-ssh"
+  const hostKey = fs.readFileSync(path.join(keyDir, "known_hosts"), "utf8").trim().split(/\s+/)[2]!
+  const dir = yield* Effect.acquireRelease(Effect.sync(() => fs.mkdtempSync("/tmp/trex-runner-ssh-")), (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true })))
+  fs.chmodSync(dir, 0o755)
+  const file = path.join(dir, "hello")
+  fs.writeFileSync(file, "hello", { mode: 0o644 })
+  const runner = yield* Runner.ssh({
+    host: "127.0.0.1",
+    port: Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222),
+    username: "sdktest",
+    privateKey: Redacted.make(fs.readFileSync(path.join(keyDir, "id_ed25519"), "utf8")),
+    hostKeySha256: createHash("sha256").update(Buffer.from(hostKey, "base64")).digest("base64")
+  }, "test")
+  return { runner, dir, file }
+})
+
+describe("CommandRunner on this machine", () => {
+  it.live("exists: a file or directory is there, a missing one is not; a path it cannot look at fails, naming it", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(Effect.sync(() => fs.mkdtempSync("/tmp/trex-runner-local-")), (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true })))
+      const file = path.join(dir, "hello")
+      fs.writeFileSync(file, "hello")
+      const runner = Runner.local("test")
+      assert.isTrue(yield* runner.exists(file))
+      assert.isTrue(yield* runner.exists(dir))
+      assert.isFalse(yield* runner.exists(path.join(dir, "missing")))
+      assert.isFalse(yield* runner.exists(path.join(dir, "missing", "deeper")))
+      // not "absent": a path through a file (ENOTDIR) says the layout is wrong
+      const refused = yield* Effect.flip(runner.exists(path.join(file, "inside")))
+      assert.strictEqual(refused._tag, "BackendError", String(refused))
+      assert.include(refused.message, `cannot look for ${path.join(file, "inside")}: Error: ENOTDIR`)
+    }).pipe(Effect.scoped))
+})
+
 describe("CommandRunner over SSH", () => {
   it.live("readFrom of 0 bytes (a look for a file) answers and keeps the connection; a read ssh2 or Node refuses by throwing fails, not hangs", () =>
     Effect.gen(function*() {
-      execFileSync("bash", [path.join(repoRoot, "scripts/services/start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
-      const keyDir = process.env["SSH_KEY_DIR"] ?? "/var/lib/trex-test-ssh"
-      const hostKey = fs.readFileSync(path.join(keyDir, "known_hosts"), "utf8").trim().split(/\s+/)[2]!
-      const dir = fs.mkdtempSync("/tmp/trex-runner-ssh-")
-      fs.chmodSync(dir, 0o755)
-      const file = path.join(dir, "hello")
-      fs.writeFileSync(file, "hello", { mode: 0o644 })
-      const runner = yield* Runner.ssh({
-        host: "127.0.0.1",
-        port: Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222),
-        username: "sdktest",
-        privateKey: Redacted.make(fs.readFileSync(path.join(keyDir, "id_ed25519"), "utf8")),
-        hostKeySha256: createHash("sha256").update(Buffer.from(hostKey, "base64")).digest("base64")
-      }, "test")
+      const { runner, dir, file } = yield* sshRunner
       // before the fix, ssh2 threw "offset is out of bounds" inside the fstat callback: the connection closed, the read never answered
       assert.deepStrictEqual(yield* bounded(runner.readFrom(file, 0, 0)), new Uint8Array(0))
       assert.deepStrictEqual(yield* bounded(runner.readFrom(file, 2, 0)), new Uint8Array(0))
@@ -44,6 +71,22 @@ describe("CommandRunner over SSH", () => {
       // the connection is still there
       assert.strictEqual(Buffer.from((yield* bounded(runner.readFrom(file, 1, 64))) as Uint8Array).toString(), "ello")
       assert.strictEqual((yield* bounded(runner.exec("cat", [file]))).stdout, "hello")
-      fs.rmSync(dir, { recursive: true, force: true })
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("exists over SFTP: a file or directory is there, a missing one is not; one the user may not look at fails, naming it, and the connection stays", () =>
+    Effect.gen(function*() {
+      const { runner, dir, file } = yield* sshRunner
+      assert.isTrue(yield* bounded(runner.exists(file)))
+      assert.isTrue(yield* bounded(runner.exists(dir)))
+      assert.isFalse(yield* bounded(runner.exists(path.join(dir, "missing"))))
+      assert.isFalse(yield* bounded(runner.exists(path.join(dir, "missing", "deeper"))))
+      // root's directory that sdktest may not search: PERMISSION_DENIED, not "absent"
+      const closed = path.join(dir, "closed")
+      fs.mkdirSync(closed, { mode: 0o700 })
+      fs.writeFileSync(path.join(closed, "secret"), "x")
+      const refused = yield* Effect.flip(bounded(runner.exists(path.join(closed, "secret"))))
+      assert.strictEqual(refused._tag, "BackendError", String(refused))
+      assert.include(refused.message, `cannot look for ${path.join(closed, "secret")}: Permission denied`)
+      assert.isTrue(yield* bounded(runner.exists(file)))
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })

@@ -92,6 +92,17 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true, concurrent: true
   for (const c of cases) it.effect(c.name, () => c.run, { timeout: 120_000 })
 })
 
+/** The job's command exited 137 by itself (its record says it was not told to end): this instance and a fresh one read Failed/OOM. */
+const assertOwnOomEnd = (backend: Backend.BackendShape, ref: Parameters<Backend.BackendShape["watch"]>[0]) =>
+  Effect.gen(function*() {
+    const record = Script.exitRecord(fs.readFileSync(path.join(ref.data.jobDir as string, Script.EXIT_FILE), "utf8"))
+    assert.strictEqual(record?.notified, false, "the script was not told to end its command")
+    for (const reader of [backend, yield* GridEngineBackend.make(config)]) {
+      const exit = yield* Backend.awaitExit(reader, ref)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode], ["Failed", "OOM", 137], exit.message)
+    }
+  })
+
 // Jobs that ask no GPUs and look at no state of the whole cluster (five at a time, as the conformance suite, timed out
 // at 60 s a test on this machine at load 20-28: kept one at a time).
 layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBackend on a real Grid Engine", (it) => {
@@ -304,6 +315,62 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
         assert.isFalse(fs.existsSync(path.join(ref.data.jobDir as string, "result.json")), "the rerun did not run")
       }
     }), { timeout: 120_000 })
+
+  it.effect("a command that ends by itself (exit 137) after a cancel looked for its exit record, before its marker and qdel, keeps its own end (Failed/OOM) at this instance and a fresh one", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("ends-as-cancelled", "echo ending; exit 137"))
+      const jobDir = ref.data.jobDir as string
+      // the cancel's steps, by hand in the window's order: its look found no record (the command ran); the command
+      // ends and its script writes the record; then the cancel's marker (of a job with no record), then its qdel
+      yield* eventually(`the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, Script.EXIT_FILE)), 60)
+      fs.writeFileSync(path.join(jobDir, Script.CANCEL_FILE), Script.renderCancelMarker({ waiting: false }, new Date()))
+      spawnSync("qdel", [ref.id], { env: sgeEnv })
+      // before the fix the marker made any end by a signal a cancel's: Cancelled
+      yield* assertOwnOomEnd(backend, ref)
+    }), { timeout: 90_000 })
+
+  it.effect("a job suspended with qmod -sj whose command then ends by itself (exit 137) and is cancelled keeps its own end: the suspend's SIGUSR1 is not a cancel's", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const ref = yield* backend.submit(spec("suspended-ends", "touch started; while [ ! -f go ]; do sleep 0.1; done; exit 137"))
+      const jobDir = ref.data.jobDir as string
+      yield* eventually(`the command runs: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, "started")), 60)
+      // with -notify, the job is listed suspended at once and gets SIGUSR1, which its script ignores; SIGSTOP comes after
+      // the queue's notify time (10 s here)
+      sge("qmod", ["-sj", ref.id])
+      yield* eventually(`qstat lists the job suspended: ${clusterSays(ref.id)}`, () => qstatState(ref.id).includes("s"), 30)
+      fs.writeFileSync(path.join(jobDir, "go"), "")
+      const record = path.join(jobDir, Script.EXIT_FILE)
+      // on a machine too busy to end the command within the notify time it is stopped: let it go on, to end by itself
+      yield* eventually("the command ended", () => fs.existsSync(record), 15).pipe(Effect.ignore)
+      if (!fs.existsSync(record)) sge("qmod", ["-usj", ref.id])
+      yield* eventually(`the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(record), 30)
+      yield* backend.cancel(ref)
+      yield* assertOwnOomEnd(backend, ref)
+    }), { timeout: 90_000 })
+
+  it.effect("a rerun Grid Engine starts after a cancel's marker, before its qdel, does not start its command: the job reads Cancelled", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      // the first run asks to be run again (exit 99) once held; a second would succeed
+      const ref = yield* backend.submit(spec("rerun-after-marker", `if [ -f ran ]; then touch ran-again; ${RESULT}; exit 0; fi; touch ran; while [ ! -f go ]; do sleep 0.1; done; exit 99`))
+      const jobDir = ref.data.jobDir as string
+      yield* eventually(`the first run runs: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, "ran")), 60)
+      // held, its rerun waits until the marker is there
+      sge("qhold", ["-h", "u", ref.id])
+      fs.writeFileSync(path.join(jobDir, "go"), "")
+      yield* eventually(`the first run ended and the job waits to run again: ${clusterSays(ref.id)}`, () =>
+        fs.existsSync(path.join(jobDir, Script.EXIT_FILE)) && /^[^rt]+$/.test(qstatState(ref.id)), 60)
+      // the cancel's marker (it saw run 1's record, the job waiting), then Grid Engine starts the rerun before its qdel
+      fs.writeFileSync(path.join(jobDir, Script.CANCEL_FILE), Script.renderCancelMarker({ runs: 1, waiting: true }, new Date()))
+      sge("qrls", ["-h", "u", ref.id])
+      const exit = yield* Backend.awaitExit(backend, ref)
+      // before the fix the rerun ran the command: Succeeded
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Cancelled", "Cancelled"], exit.message)
+      assert.isFalse(fs.existsSync(path.join(jobDir, "ran-again")), "the rerun did not run the command")
+      assert.include(fs.readFileSync(path.join(jobDir, Script.STDERR_FILE), "utf8"), "before this run started: its command does not run")
+    }), { timeout: 90_000 })
 
   it.effect("a command that exits 100 is a crash with its exit code, not a job in error state", () =>
     Effect.gen(function*() {

@@ -134,6 +134,84 @@ describe("the job script's bound on reruns", () => {
   })
 })
 
+describe("a cancel's marker and the job's exit record", () => {
+  it("the record says whether the script was told to end its command (qdel's SIGUSR2): not for a command that ended by itself", () => {
+    const dir = tempDir("trex-ge-notified-")
+    // in a session of its own: the script's relay signals its whole process group
+    const run = (command: string) => spawnSync("setsid", ["-w", "/bin/sh", "-c", jobScript(dir, command, {})], { encoding: "utf8", env: { ...process.env, JOB_ID: "8" }, timeout: 30_000 })
+    const record = () => Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))
+    assert.strictEqual(run("exit 137").status, 137)
+    assert.deepInclude(record(), { record: { failed: "0", exit_status: "137", ru_wallclock: record()!.record.ru_wallclock }, notified: false })
+    // as qdel with -notify: SIGUSR2 to the job, which the command ignores and the script relays as SIGTERM
+    run("kill -USR2 $PPID; sleep 20; exit 3")
+    assert.deepInclude(record(), { record: { failed: "0", exit_status: "143", ru_wallclock: record()!.record.ru_wallclock }, notified: true })
+    assert.isUndefined(Script.exitRecord(`{"exitCode":1,"start":1,"end":2}`)?.notified, "an earlier TREX's record")
+  })
+
+  it("a run Grid Engine starts once a cancel has marked the job (a rerun, a first run dispatched before the qdel) does not start its command, and reads as cancelled", () => {
+    const dir = tempDir("trex-ge-marked-")
+    fs.writeFileSync(path.join(dir, Script.RUNS_FILE), "start 1\nexit 99 2\n")
+    fs.writeFileSync(path.join(dir, Script.CANCEL_FILE), Script.renderCancelMarker({ runs: 1, waiting: true }, new Date()))
+    const rerun = spawnSync("/bin/sh", ["-c", jobScript(dir, "echo ran", {})], { encoding: "utf8", env: { ...process.env, JOB_ID: "9" } })
+    // before the fix the command ran: "ran"
+    assert.strictEqual(rerun.stdout, "", "the command did not run")
+    assert.strictEqual(rerun.status, 143)
+    assert.include(rerun.stderr, "cancelled (.trex-cancelled) before this run started")
+    const record = Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))
+    assert.deepInclude(record, { runs: 2, notified: true })
+    assert.isTrue(Script.cancelledBy(Script.parseCancelMarker(fs.readFileSync(path.join(dir, Script.CANCEL_FILE), "utf8")), record))
+    assert.strictEqual(Script.mapAccounting({ record: record!.record, cancelled: true }).outcome, "Cancelled")
+  })
+
+  it("a cancel marks a job with no record, one whose command asked to run again, and one qstat still lists under its name (a rerun may have started since the look); not one gone", () => {
+    const rec = (exitCode: number, runs?: number) => Script.exitRecord(JSON.stringify({ exitCode, start: 1, end: 2, ...(runs !== undefined ? { runs } : {}), notified: 0 }))!
+    const job = (state: string, name = "mine"): Script.QueuedJob => ({ id: "5", state, name, slots: 1 })
+    const cases: Array<[string, Script.ExitRecord | undefined, Script.QueuedJob | "gone" | undefined, Script.CancelMarker | undefined]> = [
+      ["no record", undefined, undefined, { waiting: false }],
+      ["exit 99 below maxRequeues", rec(99, 1), undefined, { runs: 1, waiting: true }],
+      ["waiting to run again", rec(137, 1), job("Rq"), { runs: 1, waiting: true }],
+      ["in error state", rec(137, 1), job("Eqw"), { runs: 1, waiting: true }],
+      // before the fix, none of these was marked: a rerun that started since the look was killed by the qdel unmarked
+      ["its rerun running", rec(137, 1), job("Rr"), { runs: 1, waiting: false }],
+      ["running (finishing its end, or a rerun)", rec(137, 1), job("r"), { runs: 1, waiting: false }],
+      ["suspended", rec(137, 1), job("s"), { runs: 1, waiting: false }],
+      ["gone from qstat: ended", rec(137, 1), "gone", undefined],
+      ["the qmaster did not answer", rec(137, 1), undefined, undefined],
+      ["another job under its id", rec(137, 1), job("Rq", "other"), undefined],
+      ["an earlier TREX's record, running", rec(137), job("r"), undefined],
+      ["an earlier TREX's record, waiting", rec(137), job("hRq"), { waiting: true }]
+    ]
+    for (const [what, recorded, listed, expected] of cases) assert.deepStrictEqual(Script.cancelMarker(recorded, listed, "mine"), expected, what)
+  })
+
+  it("a marker makes an end by a signal a cancel's only for a command told to end, or a job Grid Engine was to run again", () => {
+    const rec = (runs: number | undefined, notified: boolean | undefined) =>
+      Script.exitRecord(JSON.stringify({ exitCode: 137, start: 1, end: 2, ...(runs !== undefined ? { runs } : {}), ...(notified !== undefined ? { notified: notified ? 1 : 0 } : {}) }))!
+    const marker = (m: Script.CancelMarker) => Script.parseCancelMarker(Script.renderCancelMarker(m, new Date(0)))
+    assert.deepStrictEqual(marker({ runs: 2, waiting: true }), { runs: 2, waiting: true })
+    assert.deepStrictEqual(marker({ waiting: false }), { waiting: false })
+    assert.isUndefined(Script.parseCancelMarker("2026-12-06T10:00:00.000Z\n"), "an earlier TREX's marker: a time")
+    const cases: Array<[string, Script.CancelMarker | undefined, Script.ExitRecord | undefined, boolean]> = [
+      // the cancel found no record: the command's own end (after the look) stays its own; one the qdel told to end is the cancel's
+      ["no record seen, ended by itself", marker({ waiting: false }), rec(1, false), false],
+      ["no record seen, told to end", marker({ waiting: false }), rec(1, true), true],
+      ["no record seen, the script killed before it wrote one", marker({ waiting: false }), undefined, true],
+      // the cancel saw run 1's record, Grid Engine to run the job again: the job is cancelled, whatever that run's end
+      ["run 1 seen waiting, no rerun", marker({ runs: 1, waiting: true }), rec(1, false), true],
+      // run 1 seen while qstat listed the job finishing it: that end was before the cancel
+      ["run 1 seen finishing, told to end before the cancel (h_rt)", marker({ runs: 1, waiting: false }), rec(1, true), false],
+      ["run 1 seen finishing, ended by itself", marker({ runs: 1, waiting: false }), rec(1, false), false],
+      // run 1 seen, and a rerun started before the qdel (between the look and qstat, or after): the rerun's end decides
+      ["run 1 seen, run 2 told to end", marker({ runs: 1, waiting: false }), rec(2, true), true],
+      ["run 1 seen waiting, run 2 ended by itself", marker({ runs: 1, waiting: true }), rec(2, false), false],
+      // an earlier TREX's marker or record counts, as it did
+      ["an earlier marker", undefined, rec(1, false), true],
+      ["an earlier record", marker({ runs: 1, waiting: false }), rec(undefined, undefined), true]
+    ]
+    for (const [what, m, last, expected] of cases) assert.strictEqual(Script.cancelledBy(m, last), expected, what)
+  })
+})
+
 describe("the job script's GPU claim", () => {
   const render = (locks: string, gpus: number, command = "echo \"cuda=$CUDA_VISIBLE_DEVICES\"") =>
     jobScript(tempDir("trex-ge-claim-"), command, { gpus, gpuLockDir: locks, maxRequeues: 2 })

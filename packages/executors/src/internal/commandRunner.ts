@@ -9,7 +9,7 @@ import * as path from "node:path"
 import { Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import { Errors } from "@trex/core"
-import type { Client, ConnectConfig, SFTPWrapper } from "ssh2"
+import type { Client, ConnectConfig, SFTPWrapper, Stats } from "ssh2"
 import { shellJoin } from "./shell.ts"
 import * as Clients from "./clients.ts"
 
@@ -31,6 +31,8 @@ export interface CommandRunner {
    * `"truncated"` when it is now shorter than `offset` (rewritten, as by a requeued job).
    */
   readonly readFrom: (file: string, offset: number, max: number) => Effect.Effect<Uint8Array | undefined | "truncated", Errors.BackendError>
+  /** Whether `file` exists; a failure other than its absence (a denied search, a lost connection) is an error, not `false`. */
+  readonly exists: (file: string) => Effect.Effect<boolean, Errors.BackendError>
 }
 
 const failFor = (backend: string) => (operation: string, message: string, retryable = true) =>
@@ -91,6 +93,11 @@ export const local = (backend: string): CommandRunner => {
           }
         },
         catch: (e) => fail("readFile", `cannot read ${file}: ${String(e)}`)
+      }),
+    exists: (file) =>
+      Effect.tryPromise({
+        try: () => fs.stat(file).then(() => true, (e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? false : Promise.reject(e))),
+        catch: (e) => fail("stat", `cannot look for ${file}: ${String(e)}`)
       })
   }
 }
@@ -106,29 +113,37 @@ export interface SshOptions {
   readonly readyTimeoutMs?: number | undefined
 }
 
-/**
- * `f`, run inside an ssh2 callback: what it throws (ssh2 checks its arguments by throwing, as `sftp.read` does with a
- * zero length) would unwind into ssh2's packet parser, which reports a client error and closes the connection without
- * calling anything back, so an Effect waiting on the callback would never resume: it resumes with the failure instead
- * (after `cleanup`, such as closing a file handle).
- */
-const guarded = <E>(resume: (effect: Effect.Effect<never, E>) => void, failure: (message: string) => E, f: () => void, cleanup?: () => void): void => {
-  try {
-    f()
-  } catch (e) {
-    try {
-      cleanup?.()
-    } catch {
-      // the failure below is the one to report
-    }
-    resume(Effect.fail(failure(e instanceof Error ? e.message : String(e))))
-  }
-}
+/** An SFTP status of `NO_SUCH_FILE`. */
+const isMissing = (e: unknown) => (e as { code?: unknown }).code === 2
 
-const sftpCall = <A>(fail: ReturnType<typeof failFor>, operation: string, f: (cb: (err: Error | null | undefined, a: A) => void) => void) =>
-  Effect.callback<A, Errors.BackendError>((resume) => {
-    guarded(resume, (m) => fail(operation, m), () => f((err, a) => resume(err ? Effect.fail(fail(operation, err.message)) : Effect.succeed(a))))
+/**
+ * An ssh2 call with one callback, as a promise. ssh2 checks its arguments by throwing (as `sftp.read` does with a length of
+ * 0); thrown inside one of its callbacks, that would unwind into its packet parser, which reports a client error and
+ * closes the connection without calling anything back, so whatever waited would never resume. Here the callback only
+ * settles the promise, and each next step runs after an `await`, outside ssh2's stack: a throw there, or in the call
+ * itself, rejects.
+ */
+const promised = <A>(f: (cb: (err: Error | null | undefined, a: A) => void) => void): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    try {
+      f((err, a) => (err ? reject(err) : resolve(a)))
+    } catch (e) {
+      reject(e)
+    }
   })
+
+/** The SFTP calls the runner makes, each a {@link promised} call. */
+const sftpCalls = (sftp: SFTPWrapper) => ({
+  open: (file: string, flags: "r") => promised<Buffer>((cb) => sftp.open(file, flags, cb)),
+  fstat: (handle: Buffer) => promised<Stats>((cb) => sftp.fstat(handle, cb)),
+  stat: (file: string) => promised<Stats>((cb) => sftp.stat(file, cb)),
+  read: (handle: Buffer, buf: Buffer, position: number) => promised<number>((cb) => sftp.read(handle, buf, 0, buf.length, position, (err, bytesRead) => cb(err, bytesRead))),
+  close: (handle: Buffer) => promised<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))),
+  writeFile: (file: string, content: string, mode: number) => promised<void>((cb) => sftp.writeFile(file, content, { mode }, (err) => cb(err, undefined))),
+  chmod: (file: string, mode: number) => promised<void>((cb) => sftp.chmod(file, mode, (err) => cb(err, undefined)))
+})
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
 /** Commands over one SSH connection (exec) and files over SFTP; the connection closes with the scope. Errors name `backend`. */
 export const ssh = (options: SshOptions, backend: string): Effect.Effect<CommandRunner, Errors.BackendError, Scope.Scope> =>
@@ -157,7 +172,8 @@ export const ssh = (options: SshOptions, backend: string): Effect.Effect<Command
       }),
       (c) => Effect.sync(() => c.end())
     )
-    const sftp = yield* sftpCall<SFTPWrapper>(fail, "sftp", (cb) => client.sftp((err, s) => cb(err, s)))
+    const sftp = sftpCalls(yield* Effect.tryPromise({ try: () => promised<SFTPWrapper>((cb) => client.sftp(cb)), catch: (e) => fail("sftp", message(e)) }))
+    const call = <A>(operation: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (e) => fail(operation, message(e)) })
     const runner: CommandRunner = {
       where: `${options.username}@${options.host}`,
       exec: (command, args) =>
@@ -181,33 +197,38 @@ export const ssh = (options: SshOptions, backend: string): Effect.Effect<Command
         ),
       writeFile: (file, content, mode) =>
         runner.mkdirp(path.posix.dirname(file)).pipe(
-          Effect.andThen(sftpCall<void>(fail, "writeFile", (cb) => sftp.writeFile(file, content, { mode }, (err) => cb(err, undefined)))),
-          Effect.andThen(sftpCall<void>(fail, "chmod", (cb) => sftp.chmod(file, mode, (err) => cb(err, undefined))))
+          Effect.andThen(call("writeFile", () => sftp.writeFile(file, content, mode))),
+          Effect.andThen(call("chmod", () => sftp.chmod(file, mode)))
         ),
       readFrom: (file, offset, max) =>
-        Effect.callback<Uint8Array | undefined | "truncated", Errors.BackendError>((resume) => {
-          const failure = (m: string) => fail("readFile", `${file}: ${m}`)
-          guarded(resume, failure, () =>
-            sftp.open(file, "r", (err, handle) => {
-              if (err) {
-                return resume((err as Error & { code?: number }).code === 2 ? Effect.succeed(undefined) : Effect.fail(failure(err.message)))
-              }
-              const release = () => sftp.close(handle, () => {})
-              const close = (then: Effect.Effect<Uint8Array | "truncated", Errors.BackendError>) => guarded(resume, failure, () => sftp.close(handle, () => resume(then)))
-              guarded(resume, failure, () =>
-                sftp.fstat(handle, (err2, stats) =>
-                  guarded(resume, failure, () => {
-                    if (err2) return close(Effect.fail(failure(err2.message)))
-                    const size = stats.size
-                    if (size < offset) return close(Effect.succeed("truncated"))
-                    // nothing to read (the file ends at `offset`, or `max` is 0: a look for the file alone): ssh2 refuses a read of 0 bytes
-                    const length = Math.min(max, size - offset)
-                    if (length <= 0) return close(Effect.succeed(new Uint8Array(0)))
-                    const buf = Buffer.alloc(length)
-                    sftp.read(handle, buf, 0, length, offset, (err3, bytesRead) =>
-                      close(err3 ? Effect.fail(failure(err3.message)) : Effect.succeed(new Uint8Array(buf.subarray(0, bytesRead)))))
-                  }, release)), release)
-            }))
+        Effect.tryPromise({
+          try: async (): Promise<Uint8Array | undefined | "truncated"> => {
+            let handle: Buffer
+            try {
+              handle = await sftp.open(file, "r")
+            } catch (e) {
+              if (isMissing(e)) return undefined
+              throw e
+            }
+            try {
+              const { size } = await sftp.fstat(handle)
+              if (size < offset) return "truncated"
+              // nothing to read (the file ends at `offset`, or `max` is 0): ssh2 refuses a read of 0 bytes
+              const length = Math.min(max, size - offset)
+              if (length <= 0) return new Uint8Array(0)
+              const buf = Buffer.alloc(length)
+              const bytesRead = await sftp.read(handle, buf, offset)
+              return new Uint8Array(buf.subarray(0, bytesRead))
+            } finally {
+              await sftp.close(handle).catch(() => undefined)
+            }
+          },
+          catch: (e) => fail("readFile", `${file}: ${message(e)}`)
+        }),
+      exists: (file) =>
+        Effect.tryPromise({
+          try: () => sftp.stat(file).then(() => true, (e: unknown) => (isMissing(e) ? false : Promise.reject(e))),
+          catch: (e) => fail("stat", `cannot look for ${file}: ${message(e)}`)
         })
     }
     return runner

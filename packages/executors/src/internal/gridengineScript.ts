@@ -465,7 +465,7 @@ export const renderScript = (input: ScriptInput): string => {
   const maxRuns = 1 + Math.max(0, Math.floor(input.maxRequeues))
   // written whole, then moved into place: a reader never sees half a record
   const record = (fields: string, values: string) =>
-    `printf '{"exitCode":%s,"start":%s,"end":%s,"runs":%s,"gpus":${Math.max(0, Math.ceil(input.gpus))},"category":"${category}"${fields}}\n' ${values} > ${EXIT_FILE}.tmp && mv -f ${EXIT_FILE}.tmp ${EXIT_FILE}`
+    `printf '{"exitCode":%s,"start":%s,"end":%s,"runs":%s,"notified":%s,"gpus":${Math.max(0, Math.ceil(input.gpus))},"category":"${category}"${fields}}\n' ${values} "$trex_told" > ${EXIT_FILE}.tmp && mv -f ${EXIT_FILE}.tmp ${EXIT_FILE}`
   return [
     "#!/bin/sh",
     ...d.map((x) => `#$ ${x}`),
@@ -474,12 +474,22 @@ export const renderScript = (input: ScriptInput): string => {
     // a job that Grid Engine runs again must not leave its last run's exit behind
     `rm -f ${EXIT_FILE}`,
     "trex_start=$(date +%s)",
+    // set once Grid Engine (a qdel's SIGUSR2, h_rt) or anyone else tells the script to end its command; what it was
+    // when the command ended goes into the exit record (a cancel's marker counts only for a command told to end)
+    "trex_notified=0; trex_told=0",
     `echo "start $trex_start" >> ${RUNS_FILE}`,
     `trex_runs=$(grep -c '^start' ${RUNS_FILE})`,
     // run again more often than allowed: end the job here (its command does not run), saying so
     `if [ "$trex_runs" -gt ${maxRuns} ]; then`,
     `  ${record(`,"rerunLimit":${maxRuns - 1}`, `${RERUN_LIMIT_EXIT} "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
     `  exit ${RERUN_LIMIT_EXIT}`,
+    "fi",
+    // a cancel has marked the job and its qdel is coming: a run Grid Engine starts meanwhile (a rerun, or a first run
+    // dispatched just then) does not start the command, and ends as one the qdel's SIGTERM would have ended
+    `if [ -e ${CANCEL_FILE} ]; then`,
+    `  echo "trex: the job was cancelled (${CANCEL_FILE}) before this run started: its command does not run" >&2`,
+    `  trex_told=1; ${record("", `143 "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
+    "  exit 143",
     "fi",
     `TREX_JOB_DIR=${dir}`,
     "export TREX_JOB_DIR",
@@ -494,8 +504,10 @@ export const renderScript = (input: ScriptInput): string => {
     ...(input.gpus > 0 && input.assignGpus ? ["trex_pg=$$", "trex_watch"] : []),
     `${MARK_VAR}=$trex_mark ${shellJoin(input.argv)} &`,
     "trex_child=$!",
-    `trap 'trap "" TERM; kill -TERM 0 2>/dev/null' USR2 TERM`,
+    `trap 'trex_notified=1; trap "" TERM; kill -TERM 0 2>/dev/null' USR2 TERM`,
     `while :; do wait "$trex_child"; trex_code=$?; kill -0 "$trex_child" 2>/dev/null || break; done`,
+    // a signal after the command's end (a cancel just after it) does not make that end the cancel's
+    "trex_told=$trex_notified",
     "trex_end=$(date +%s)",
     // the devices it claimed are free for the next job
     ...(input.gpus > 0 && input.assignGpus ? ["trex_end_left", "trex_release", "trex_unwatch"] : []),
@@ -649,6 +661,8 @@ export interface ExitRecord {
   readonly runs?: number
   /** Set when the script ended the job because Grid Engine would run it again past `maxRequeues` (this value). */
   readonly rerunLimit?: number
+  /** Whether the script had been told to end its command (SIGUSR2 or SIGTERM) when the command ended; absent from an earlier TREX's record. */
+  readonly notified?: boolean
 }
 
 /** The job script's exit record (see {@link EXIT_FILE}); `undefined` for a file that is not one. */
@@ -665,7 +679,8 @@ export const exitRecord = (text: string): ExitRecord | undefined => {
       },
       gpus: typeof r.gpus === "number" ? r.gpus : 0,
       ...(typeof r.runs === "number" ? { runs: r.runs } : {}),
-      ...(typeof r.rerunLimit === "number" ? { rerunLimit: r.rerunLimit } : {})
+      ...(typeof r.rerunLimit === "number" ? { rerunLimit: r.rerunLimit } : {}),
+      ...(r.notified === 0 || r.notified === 1 ? { notified: r.notified === 1 } : {})
     }
   } catch {
     return undefined
@@ -724,6 +739,65 @@ export const waitsToRun = (job: QueuedJob | undefined, name: string | undefined)
   if (job === undefined || (name !== undefined && job.name !== name)) return false
   const s = job.state.trim()
   return s.includes("E") || /^[hqwR]+$/.test(s)
+}
+
+/**
+ * What a cancel saw when it wrote its marker ({@link CANCEL_FILE}): the run of the exit record it found (`runs`; none: the
+ * job had no record, its command had not ended), and whether Grid Engine was to run the job again (`waiting`: its command
+ * exited 99, or qstat listed it waiting). A marker of an earlier TREX holds a time alone (`undefined` here).
+ */
+export interface CancelMarker {
+  readonly runs?: number
+  readonly waiting: boolean
+}
+
+/** Whether a record says its command asked Grid Engine to run the job again (exit 99, below `maxRequeues`: no `rerunLimit`). */
+export const runsAgain = (record: ExitRecord): boolean => record.record.exit_status === "99" && record.rerunLimit === undefined
+
+/**
+ * The marker a cancel writes, from the job's exit record (`undefined`: none, its command has not ended) and, for a record
+ * that does not say the job runs again, what qstat lists under its id (`"gone"`: nothing; `undefined`: the qmaster did not
+ * answer, the record decides): `undefined` for no marker. A job with a record that qstat still lists (of its `name`: ids
+ * are reused) is marked: it may wait to run again (`Rq`, `Eqw`), have started that rerun since its record was read
+ * (`Rr`), or be finishing its own end, which the marker's `runs` keeps its own (see {@link cancelledBy}). A record of an
+ * earlier TREX (no `runs`) is marked only when its job waits to run again.
+ */
+export const cancelMarker = (recorded: ExitRecord | undefined, listed: QueuedJob | "gone" | undefined, name: string | undefined): CancelMarker | undefined => {
+  if (recorded === undefined) return { waiting: false }
+  const seen = recorded.runs !== undefined ? { runs: recorded.runs } : {}
+  if (runsAgain(recorded)) return { ...seen, waiting: true }
+  const job = listed === "gone" || (listed !== undefined && name !== undefined && listed.name !== name) ? undefined : listed
+  const waiting = waitsToRun(job, name)
+  if (job === undefined || (recorded.runs === undefined && !waiting)) return undefined
+  return { ...seen, waiting }
+}
+
+/** The marker's text: its time, for a reader, and what the cancel saw. */
+export const renderCancelMarker = (marker: CancelMarker, at: Date): string => `${JSON.stringify({ at: at.toISOString(), ...marker })}\n`
+
+/** A marker's text read back; `undefined` for an earlier TREX's (a time alone), which counts as a cancel whatever the record. */
+export const parseCancelMarker = (text: string): CancelMarker | undefined => {
+  try {
+    const m = JSON.parse(text) as Record<string, unknown>
+    if (typeof m.waiting !== "boolean" || (m.runs !== undefined && typeof m.runs !== "number")) return undefined
+    return { waiting: m.waiting, ...(typeof m.runs === "number" ? { runs: m.runs } : {}) }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether a cancel's marker makes the job's end by a signal its own, given the job's last exit record (`undefined`: its
+ * script was killed before it wrote one, as a qdel past its grace does). The record of the run the cancel saw ended
+ * before the cancel: it counts only if Grid Engine was to run the job again (the cancel ended the job, not that run). A
+ * later run's end, or one the cancel did not see, counts if its command was told to end (by the cancel's qdel): a
+ * command that ended by itself after the cancel looked (an exit 137, a SIGKILL of the OOM killer) keeps its own end.
+ * An earlier TREX's marker or record, without what this needs, counts.
+ */
+export const cancelledBy = (marker: CancelMarker | undefined, last: ExitRecord | undefined): boolean => {
+  if (marker === undefined || last === undefined) return true
+  if (marker.runs !== undefined && last.runs !== undefined && last.runs <= marker.runs) return marker.waiting
+  return last.notified !== false
 }
 
 /** How a job ended, from its accounting record. */
