@@ -1,7 +1,7 @@
 /**
  * The common subset of OpenSSH's client configuration (`~/.ssh/config`, ssh_config(5)) that users rely on to name
  * their hosts: `Host` blocks (patterns with `*` and `?`, `!` negation, several on a line), and in them `HostName`,
- * `User`, `Port`, `IdentityFile` (`~` and the tokens `%d %h %n %p %r %u %%`) and `UserKnownHostsFile`. As in OpenSSH, a
+ * `User`, `Port`, `IdentityFile` (`~` and the tokens `%d %h %i %k %L %l %n %p %r %u %%`) and `UserKnownHostsFile`. As in OpenSSH, a
  * keyword's first value obtained wins (`IdentityFile` adds up), keywords are case-insensitive and may be followed by
  * `=`. Read by the SSH backend's hosts and the Docker backend's `ssh://` engines; settings given explicitly win over it.
  *
