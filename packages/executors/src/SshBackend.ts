@@ -28,7 +28,10 @@ import * as Clients from "./internal/clients.ts"
  * @since 0.1.0 @category models
  */
 export interface Host extends HostSetting {
-  /** A short name for the host in job refs (default `user@host:port`). */
+  /**
+   * A short name for the host in job refs (default `user@host:port` as given here: `host` as written, not the
+   * `HostName` of `~/.ssh/config`, and the port given, else 22, whatever port the file says).
+   */
   readonly name?: string
   /** GPU ids on this host; a job asking for `k` GPUs gets `k` free ones in `CUDA_VISIBLE_DEVICES`. */
   readonly gpus?: ReadonlyArray<string>
@@ -77,6 +80,13 @@ const READ_CHUNK = 4 << 20
 /** Hands an event to the watch's consumer, waiting while its queue is full. */
 type Emit = (e: Backend.JobEvent) => Effect.Effect<void>
 const QUEUE_POLL = "1 second"
+
+/**
+ * A host's name in job refs and job records: its `name`, else `user@host:port` as the task file writes them (the port
+ * given, else 22), not the address `~/.ssh/config` resolves `host` to: a run started before the file was read (or
+ * before it changed) finds its jobs again.
+ */
+const nameOf = (h: Host, p: { readonly username: string }) => h.name ?? `${h.username ?? p.username}@${h.host}:${h.port ?? 22}`
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -180,6 +190,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     const p = prepare(h, ssh2)
     if ("refusal" in p) return yield* fail("make", p.refusal)
     for (const w of p.warnings) yield* Effect.logWarning(`ssh backend: ${w}`)
+    if (p.moved !== undefined) yield* Effect.logInfo(`ssh backend: ~/.ssh/config connects ${p.moved}; its jobs are still named ${nameOf(h, p.ok)}`)
     prepared.push({ ...p.ok, given: h })
   }
   const remoteRoot = posix.normalize(config.remoteRoot)
@@ -192,7 +203,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const retryAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostRetryAfter ?? "30 seconds"))
   const lostAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostLostAfter ?? "5 minutes"))
   const pool: Array<PoolHost> = prepared.map(({ given: h, ...p }) => ({
-    name: h.name ?? `${p.username}@${h.host}:${p.port ?? 22}`,
+    name: nameOf(h, p),
     user: p.username,
     conn: new Connection(p),
     slots: Math.max(1, h.slots ?? 1),

@@ -802,21 +802,36 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(error.message, "backend.docker.ssh")
     }), 60_000)
 
-  it.live("an ssh:// engine named only by DOCKER_HOST reads ~/.ssh/config: a Host alias's HostName, Port, User, IdentityFile, UserKnownHostsFile; a ProxyJump it cannot honour is a warning naming the line", () =>
+  it.live("an ssh:// engine named only by DOCKER_HOST reads ~/.ssh/config: a Host alias's HostName, Port, User, IdentityFile, UserKnownHostsFile; a ProxyJump it cannot honour is a warning naming the line; ssh.knownHostsPath wins over it; UserKnownHostsFile none is not ~/.ssh/known_hosts", () =>
     Effect.gen(function*() {
       yield* engineUp
       const sshd = yield* ownSshd("MaxSessions 100")
       const ssh2 = yield* Effect.promise(() => import("ssh2"))
       const config = ["Host engine-alias", "  HostName 127.0.0.1", `  Port ${sshd.port}`, "  User root", "  IdentityFile ~/.ssh/engine_key",
-        "  UserKnownHostsFile ~/.ssh/engine_known_hosts", "  ProxyJump bastion", "Host *", "  Port 1", "  User nobody", ""].join("\n")
+        "  UserKnownHostsFile ~/.ssh/engine_known_hosts", "  ProxyJump bastion",
+        // another key for the host: the ssh.knownHostsPath given must win over it
+        "Host engine-explicit", "  HostName 127.0.0.1", `  Port ${sshd.port}`, "  User root", "  UserKnownHostsFile ~/.ssh/wrong_known_hosts",
+        // no file of the user's: the system's only (here none), never ~/.ssh/known_hosts
+        "Host engine-none", "  HostName 127.0.0.1", `  Port ${sshd.port}`, "  User root", "  IdentityFile ~/.ssh/engine_key", "  UserKnownHostsFile none",
+        "Host *", "  Port 1", "  User nobody", ""].join("\n")
+      const wrong = `[127.0.0.1]:${sshd.port} ${Fs.readFileSync(`${sshKeys}/id_ed25519.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`
       // no default key and no known_hosts: only what the config file names lets it in
-      const home = homeWith({ config, engine_key: Fs.readFileSync(`${sshKeys}/id_ed25519`), engine_known_hosts: Fs.readFileSync(sshd.knownHosts) })
+      const home = homeWith({ config, engine_key: Fs.readFileSync(`${sshKeys}/id_ed25519`), engine_known_hosts: Fs.readFileSync(sshd.knownHosts), wrong_known_hosts: wrong })
       const warned: Array<string> = []
       const options = yield* withEnv({ HOME: home }, Effect.sync(() =>
         engineOptions({}, ssh2, { DOCKER_HOST: "ssh://engine-alias", SSH_AUTH_SOCK: "" }, undefined, (w) => warned.push(w))
       ))
       assert.strictEqual(yield* pingThrough(options), "ok")
       assert.deepStrictEqual(warned, [`ssh://engine-alias: ${home}/.ssh/config:7: ProxyJump is not supported: the connection goes straight to the host, not through bastion`])
+      const explicit = yield* withEnv({ HOME: home }, Effect.sync(() =>
+        engineOptions({ ssh: { privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath: sshd.knownHosts } }, ssh2, { DOCKER_HOST: "ssh://engine-explicit" })
+      ))
+      assert.strictEqual(yield* pingThrough(explicit), "ok")
+      Fs.writeFileSync(`${home}/.ssh/known_hosts`, Fs.readFileSync(sshd.knownHosts))
+      const none = yield* withEnv({ HOME: home }, Effect.try(() =>
+        engineOptions({}, ssh2, { DOCKER_HOST: "ssh://engine-none", SSH_AUTH_SOCK: "" }, { user: "root", globalKnownHosts: `${home}/no_system_file` })
+      )).pipe(Effect.flip)
+      assert.include(String((none as { cause?: unknown }).cause), `ssh://engine-none: UserKnownHostsFile none (${home}/.ssh/config:18) leaves only the system's ${home}/no_system_file`)
     }), 60_000)
 
   it.live("an ssh:// engine named only by DOCKER_HOST whose agent socket is gone logs in with a default key (an unreadable one skipped), leaving no socket open", () =>

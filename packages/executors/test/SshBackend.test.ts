@@ -434,7 +434,7 @@ describe("SshBackend", () => {
       assert.include(error.message, `the host key offered is marked @revoked in ${revokedHosts}; refusing to connect`)
     })))
 
-  it.live("an encrypted key: refused at make without passphraseEnv (naming it), or with a variable unset or a wrong passphrase; with it, jobs run", () =>
+  it.live("an encrypted key: refused at make without passphraseEnv (naming it), or with a variable unset, empty or a wrong passphrase; with it, jobs run", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
       // the test key, with a passphrase put on it
@@ -448,6 +448,9 @@ describe("SshBackend", () => {
       const unset = yield* SshBackend.make(hostWith("TREX_TEST_NO_SUCH_VARIABLE")).pipe(Effect.flip)
       assert.include(unset.message, "passphraseEnv TREX_TEST_NO_SUCH_VARIABLE: no such environment variable")
       const variable = `TREX_TEST_PASSPHRASE_${process.pid}`
+      process.env[variable] = ""
+      const empty = yield* SshBackend.make(hostWith(variable)).pipe(Effect.flip)
+      assert.include(empty.message, `passphraseEnv ${variable} is empty: set it to the passphrase of ${privateKeyPath}`)
       process.env[variable] = "not it"
       const wrong = yield* SshBackend.make(hostWith(variable)).pipe(Effect.flip)
       assert.include(wrong.message, `the passphrase in passphraseEnv ${variable} does not decrypt it`)

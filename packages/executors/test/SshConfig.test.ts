@@ -6,11 +6,13 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
 import { Effect, Logger } from "effect"
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as SshConfig from "../src/internal/sshConfig.ts"
 import * as SshBackend from "../src/SshBackend.ts"
+import * as Clients from "../src/internal/clients.ts"
+import { Connection, prepare } from "../src/internal/sshConnection.ts"
 import { cleanUp, config, host, local, spec, sshdUp } from "./support/sshTest.ts"
 import { withEnv } from "./support/withEnv.ts"
 
@@ -91,14 +93,14 @@ describe("~/.ssh/config", () => {
     }
   })
 
-  it("says what it cannot honour, naming the file and line: Include, Match, ProxyJump, StrictHostKeyChecking other than yes, a bad Port", () => {
+  it("says what it cannot honour, naming the file and line: Include, Match, ProxyJump, StrictHostKeyChecking other than yes, an unknown keyword", () => {
     const file = "/home/u/.ssh/config"
     const lines = SshConfig.parse([
       "Include ~/.ssh/config.d/*",
       "Host gpu1",
       "  ProxyJump bastion",
       "  StrictHostKeyChecking accept-new",
-      "  Port twenty-two",
+      "  Hots gpu2",
       "Match exec true",
       "  User nobody",
       "Host other",
@@ -110,17 +112,104 @@ describe("~/.ssh/config", () => {
     ].join("\n"), file)
     const s = SshConfig.settingsFor(lines, "gpu1", { home: "/home/u", user: "u" })
     assert.strictEqual(s.user, "me", "nothing under Match is applied")
-    assert.strictEqual(s.port, undefined)
     assert.deepStrictEqual(s.warnings.map((w) => w.split(": ")[0] + ": " + w.split(": ")[1]!.split(" ")[0]), [
       `${file}:1: Include`,
       `${file}:3: ProxyJump`,
       `${file}:4: StrictHostKeyChecking`,
-      `${file}:5: Port`,
+      `${file}:5: unknown`,
       `${file}:6: Match`
     ])
     assert.include(s.warnings[1], "the connection goes straight to the host, not through bastion")
     assert.include(s.warnings[2], "host keys are always checked against known_hosts")
+    assert.include(s.warnings[3], "unknown keyword hots: ignored (OpenSSH refuses the file for it: check its spelling)")
+    // IgnoreUnknown is honoured, as OpenSSH honours it
+    assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("IgnoreUnknown usekeychainx,other\nUseKeychainX yes\n", file), "gpu1", { home: "/h", user: "u" }).warnings, [])
     assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("Host *\n  StrictHostKeyChecking yes\n  ProxyJump none\n", file), "gpu1", { home: "/h", user: "u" }).warnings, [])
+  })
+})
+
+describe("~/.ssh/config as OpenSSH refuses it", () => {
+  const me = SshConfig.here()
+  /** ssh -G's reading of `text` for `name`: its exit and what it says (OpenSSH's own verdict). */
+  const sshG = (text: string, name: string) => {
+    const home = homeWith(text)
+    const file = Path.join(home, ".ssh", "config")
+    const r = spawnSync("ssh", ["-G", "-F", file, name], { env: { ...process.env, HOME: home }, encoding: "utf8" })
+    return { home, file, status: r.status, out: r.stdout, err: r.stderr }
+  }
+  const refusal = (f: () => unknown) => {
+    try {
+      f()
+    } catch (e) {
+      assert.instanceOf(e, SshConfig.SshConfigError)
+      return (e as Error).message
+    }
+    return assert.fail("not refused")
+  }
+
+  it("splits words as OpenSSH does (single quotes, backslash escapes, %%, %k), and refuses what it refuses, naming the file and line", () => {
+    const good = sshG(
+      ["Host x", "  HostName 'y.example'", "  IdentityFile ~/.ssh/a\\ b", `  IdentityFile "x"'y'z`, "  IdentityFile ~/.ssh/%%k-%k", "  UserKnownHostsFile ~/.ssh/kh.d/%k", ""].join("\n"),
+      "x"
+    )
+    assert.strictEqual(good.status, 0, good.err)
+    const ours = SshConfig.forHost("x", {}, { home: good.home, user: me.user })
+    assert.strictEqual(ours.hostName, "y.example")
+    assert.include(good.out, "hostname y.example\n")
+    assert.deepStrictEqual(ours.identityFiles.slice(0, 2), [`${good.home}/.ssh/a b`, "xyz"])
+    assert.include(good.out, "identityfile ~/.ssh/a b\nidentityfile xyz\n")
+    assert.strictEqual(ours.identityFiles[2], `${good.home}/.ssh/%k-x`)
+    assert.deepStrictEqual(ours.knownHostsFiles, [`${good.home}/.ssh/kh.d/x`])
+    assert.match(good.out, /\nuserknownhostsfile \S*\/\.ssh\/kh\.d\/x\n/)
+    // HostName takes %h and %% only
+    assert.strictEqual(SshConfig.settingsFor(SshConfig.parse("HostName a%%hb\n", "f"), "x", me).hostName, "a%hb")
+    for (
+      const [text, line, says] of [
+        [`Host x\n  HostName "y.example\n`, 2, "invalid quotes"],
+        ["Host x\n  Port 0x16\n", 2, "Bad port"],
+        ["Host other\n  Port 0\n", 2, "Bad port"],
+        ["Host x\n  HostName\n", 2, "no argument after keyword"],
+        ["Host x\n  HostName a%xb\n", 2, "HostName a%xb: the token %x is not one of %h %%"]
+      ] as const
+    ) {
+      const theirs = sshG(text, "x")
+      assert.notStrictEqual(theirs.status, 0, `ssh -G takes ${text}`)
+      const message = refusal(() => SshConfig.forHost("x", {}, { home: theirs.home, user: me.user }))
+      assert.include(message, `${theirs.file}:${line}: ${says}`, message)
+    }
+  })
+
+  it("a UserKnownHostsFile or IdentityFile with a token it cannot expand is refused, naming the line; none is kept apart from not given", () => {
+    const home = homeWith("Host a\n  UserKnownHostsFile ~/.ssh/%C\nHost b\n  IdentityFile ~/.ssh/%Z\nHost c\n  UserKnownHostsFile none\n")
+    const file = Path.join(home, ".ssh", "config")
+    assert.include(refusal(() => SshConfig.forHost("a", {}, { home, user: me.user })), `${file}:2: UserKnownHostsFile ~/.ssh/%C: the token %C cannot be expanded`)
+    assert.include(refusal(() => SshConfig.forHost("b", {}, { home, user: me.user })), `${file}:4: IdentityFile ~/.ssh/%Z: the token %Z cannot be expanded`)
+    assert.deepStrictEqual(SshConfig.forHost("c", {}, { home, user: me.user }).knownHostsFiles, [])
+    assert.strictEqual(SshConfig.forHost("d", {}, { home, user: me.user }).knownHostsFiles, undefined)
+  })
+
+  it("a config file or included file writable by others, or another user's, is refused (Bad owner or permissions), naming the file and the fix", () => {
+    // an included file anyone can write, that would send the host elsewhere and trust another known_hosts
+    const home = homeWith("Include extra\nHost gpu1\n  HostName gpu1.lab\n")
+    const extra = Path.join(home, ".ssh", "extra")
+    Fs.writeFileSync(extra, "Host gpu1\n  HostName evil.example\n  UserKnownHostsFile /tmp/evil_known_hosts\n")
+    Fs.chmodSync(extra, 0o666)
+    const local = { home, user: me.user }
+    assert.include(refusal(() => SshConfig.forHost("gpu1", {}, local)), `${extra}: Bad owner or permissions: writable by its group (mode 666), so OpenSSH refuses it too: \`chmod go-w ${extra}\``)
+    Fs.chmodSync(extra, 0o644)
+    assert.strictEqual(SshConfig.forHost("gpu1", {}, local).hostName, "evil.example")
+    Fs.chownSync(extra, 65534, 65534)
+    assert.include(refusal(() => SshConfig.forHost("gpu1", {}, local)), `${extra}: Bad owner or permissions: owned by uid 65534`)
+    Fs.chownSync(extra, process.getuid!(), process.getgid!())
+    const config = Path.join(home, ".ssh", "config")
+    Fs.chmodSync(config, 0o602)
+    assert.include(refusal(() => SshConfig.forHost("gpu1", {}, local)), `${config}: Bad owner or permissions: writable by others (mode 602)`)
+  })
+
+  it("an Include loop stops at OpenSSH's depth with an error naming the file", () => {
+    const home = homeWith("Host *\n  Include config\n")
+    const message = refusal(() => SshConfig.forHost("gpu1", {}, { home, user: me.user }))
+    assert.include(message, `${home}/.ssh/config:2: Too many recursive configuration includes`)
   })
 })
 
@@ -156,7 +245,11 @@ describe("SshBackend with ~/.ssh/config", () => {
   it.live("explicit settings win over the file; what it cannot honour is a warning naming the line", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
-      const home = homeWith(["Host trex-alias", `  HostName ${host.host}`, "  Port 1", "  User nobody", "  ProxyJump bastion", "  IdentityFile ~/.ssh/no_such_key", ""].join("\n"))
+      // a UserKnownHostsFile holding another key for the host: the knownHostsPath given must win, or the host is refused
+      const home = homeWith(
+        ["Host trex-alias", `  HostName ${host.host}`, "  Port 1", "  User nobody", "  ProxyJump bastion", "  IdentityFile ~/.ssh/no_such_key", "  UserKnownHostsFile ~/.ssh/wrong_known_hosts", ""].join("\n"),
+        { wrong_known_hosts: `[${host.host}]:${host.port} ${Fs.readFileSync(`${host.privateKeyPath}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n` }
+      )
       const [backend, warnings] = yield* warningsOf(withEnv(
         { HOME: home },
         SshBackend.make({ ...config, hosts: [{ host: "trex-alias", port: host.port, username: user, privateKeyPath: host.privateKeyPath, knownHostsPath: host.knownHostsPath }] })
@@ -176,4 +269,61 @@ describe("SshBackend with ~/.ssh/config", () => {
       const e2 = yield* withEnv({ HOME: noKnown }, SshBackend.make({ ...config, hosts: [{ host: "trex-alias" }] })).pipe(Effect.flip)
       assert.include(e2.message, `knownHostsPath (none given: ~/.ssh/known_hosts) ${noKnown}/.ssh/known_hosts: no such file`)
     })))
+
+  it.live("a fully explicit host the file moves elsewhere: logged once at make; its jobs keep the name the task file gives, and a resumed controller finds them", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const home = homeWith(["Host trex-moved", `  HostName ${host.host}`, `  Port ${host.port}`, ""].join("\n"))
+      const file = `${home}/.ssh/config`
+      const settings = { ...config, hosts: [{ host: "trex-moved", username: user, privateKeyPath: host.privateKeyPath, knownHostsPath: host.knownHostsPath }] }
+      const seen: Array<string> = []
+      const backend = yield* withEnv({ HOME: home }, SshBackend.make(settings)).pipe(Effect.provide(Logger.layer([Logger.make((o) => void seen.push(String(o.message)))])))
+      assert.deepStrictEqual(seen.filter((m) => m.includes("->")), [
+        `ssh backend: ~/.ssh/config connects trex-moved -> ${host.host}:${host.port} (${file}:2, ${file}:3); its jobs are still named ${user}@trex-moved:22`
+      ])
+      // the name the same task file gave before ~/.ssh/config was read (port 22, none given): a run started then resumes
+      const ref = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":5}' > result.json`]))
+      assert.strictEqual(ref.data["host"], `${user}@trex-moved:22`)
+      const resumed = yield* withEnv({ HOME: home }, SshBackend.make(settings))
+      const exit = yield* Backend.awaitExit(resumed, ref)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+    })))
+
+  it.live("UserKnownHostsFile none reads only the system's file (refused at make when there is none); %k is the alias", () =>
+    Effect.gen(function*() {
+      const ssh2 = yield* Effect.promise(Clients.ssh2)
+      const home = homeWith(
+        ["Host trex-none", `  HostName ${host.host}`, "  UserKnownHostsFile none", "Host trex-k", `  HostName ${host.host}`, "  UserKnownHostsFile ~/.ssh/kh.d/%k", ""].join("\n"),
+        { known_hosts: known }
+      )
+      const given = { username: user, privateKeyPath: host.privateKeyPath }
+      const withSystem = prepare({ host: "trex-none", ...given }, ssh2, {}, { home, user, globalKnownHosts: host.knownHostsPath })
+      assert.strictEqual("ok" in withSystem && withSystem.ok.knownHostsPath, host.knownHostsPath)
+      const without = prepare({ host: "trex-none", ...given }, ssh2, {}, { home, user, globalKnownHosts: `${home}/no_system_file` })
+      assert.include("refusal" in without && without.refusal, `UserKnownHostsFile none (${home}/.ssh/config:3) leaves only the system's ${home}/no_system_file`)
+      const alias = prepare({ host: "trex-k", ...given }, ssh2, {}, { home, user })
+      assert.include("refusal" in alias && alias.refusal, `UserKnownHostsFile (${home}/.ssh/config:6) ${home}/.ssh/kh.d/trex-k: no such file`)
+    }))
+
+  it.live("a key the host refuses is said with where it came from (the field, the config's line) and that it was read at make", () =>
+    Effect.gen(function*() {
+      yield* sshdUp
+      const ssh2 = yield* Effect.promise(Clients.ssh2)
+      const home = homeWith(["Host trex-key", `  HostName ${host.host}`, `  Port ${host.port}`, `  User ${user}`, "  IdentityFile ~/.ssh/other_key", `  UserKnownHostsFile ${host.knownHostsPath}`, ""].join("\n"))
+      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${home}/.ssh/other_key`])
+      const refusedWith = (given: { readonly host: string; readonly privateKeyPath?: string }) =>
+        Effect.promise(async () => {
+          const p = prepare(given, ssh2, {}, { home, user })
+          if (!("ok" in p)) return assert.fail(p.refusal)
+          const c = new Connection(p.ok)
+          const e = await c.exec("true").then(() => undefined, (e: unknown) => e as Error)
+          c.close()
+          return e?.message ?? "accepted"
+        })
+      const fromFile = yield* refusedWith({ host: "trex-key" })
+      assert.include(fromFile, `the key ${home}/.ssh/other_key was not accepted for user ${user}`)
+      assert.include(fromFile, `it is the IdentityFile of ${home}/.ssh/config:5, read when the backend was made (a key file changed since, say a rotated key, is read at the next start)`)
+      const fromField = yield* refusedWith({ host: "trex-key", privateKeyPath: `${home}/.ssh/other_key` })
+      assert.include(fromField, "it is the host's privateKeyPath, read when the backend was made")
+    }))
 })

@@ -269,7 +269,7 @@ export const sshAgent = (ssh2: typeof Ssh2, connect: SshConnect, idle: IdleTimes
 }
 
 /** The system's known hosts, read after the user's (OpenSSH's defaults: sshConfig.ts). */
-export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+export const GLOBAL_KNOWN_HOSTS = SshConfig.GLOBAL_KNOWN_HOSTS
 
 /**
  * The engine URL the backend reaches: its `host` setting, else `DOCKER_HOST` when that is an `ssh://` URL (so that it
@@ -380,6 +380,13 @@ export const engineOptions = (o: {
     } catch (e) {
       if (o.ssh !== undefined || path !== local.globalKnownHosts) unread.push(e instanceof Error ? e.message : String(e))
     }
+  }
+  if (o.ssh === undefined && file.knownHostsFiles?.length === 0 && known.length === 0) {
+    // `UserKnownHostsFile none`: the system's file only, never the broader ~/.ssh/known_hosts
+    throw new Error(
+      `${host}: UserKnownHostsFile none (${file.knownHostsWhere}) leaves only the system's ${local.globalKnownHosts}, which holds no key ` +
+        "(or cannot be read): nothing to check the engine host's key against: set ssh.knownHostsPath, or name a file in that UserKnownHostsFile"
+    )
   }
   if (unread.length === paths.length || (unread.length > 0 && known.length === 0)) {
     throw new Error(

@@ -1,7 +1,7 @@
 /**
  * The common subset of OpenSSH's client configuration (`~/.ssh/config`, ssh_config(5)) that users rely on to name
  * their hosts: `Host` blocks (patterns with `*` and `?`, `!` negation, several on a line), and in them `HostName`,
- * `User`, `Port`, `IdentityFile` (`~` and the tokens `%d %h %n %p %r %u %%`) and `UserKnownHostsFile`. As in OpenSSH, a
+ * `User`, `Port`, `IdentityFile` (`~` and the tokens `%d %h %i %k %L %l %n %p %r %u %%`) and `UserKnownHostsFile`. As in OpenSSH, a
  * keyword's first value obtained wins (`IdentityFile` adds up), keywords are case-insensitive and may be followed by
  * `=`. Read by the SSH backend's hosts and the Docker backend's `ssh://` engines; settings given explicitly win over it.
  *
@@ -10,7 +10,16 @@
  * silently: a `Match` of another criterion than `all`, `host`, `originalhost`, `user`, `localuser` (its block is not
  * applied), `ProxyJump`/`ProxyCommand` (the connection goes
  * straight to the host), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
- * with no trust on first use). Any other keyword is ignored, as it changes nothing these backends do.
+ * with no trust on first use), a keyword OpenSSH does not know (a typo: OpenSSH refuses the whole file, here a warning,
+ * since the list of keywords here may lag a newer OpenSSH's; `IgnoreUnknown` is honoured). Any other keyword is ignored,
+ * as it changes nothing these backends do.
+ *
+ * What OpenSSH refuses is refused too ({@link SshConfigError}, naming the file and line): a file (the user's, or an
+ * included one) that is writable by group or others or owned by another user than this one or root ("Bad owner or
+ * permissions"), quotes left open, a keyword without an argument, a `Port` that is not a number from 1 to 65535, an
+ * `Include` nested deeper than 16 files, a `%` token of `HostName`, `IdentityFile` or `UserKnownHostsFile` it cannot
+ * expand. Words are split as OpenSSH's `argv_split` splits them: `"..."` and `'...'` quote, `\` escapes a quote, a
+ * backslash or (outside quotes) a space.
  */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -22,6 +31,20 @@ export const USER_CONFIG = "~/.ssh/config"
 export const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
 /** OpenSSH's default known hosts of the user. */
 export const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+/** Where OpenSSH would refuse the configuration: the message names the file and line, and the fix. */
+export class SshConfigError extends Error {
+  readonly _tag = "SshConfigError"
+  /** The file (and `:line`) at fault. */
+  readonly where: string
+  constructor(where: string, message: string) {
+    super(`${where}: ${message}`)
+    this.where = where
+  }
+}
+
+/** The system's known hosts (OpenSSH's `GlobalKnownHostsFile`), read after the user's. */
+export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 /** One line of a configuration file: its keyword in lower case, its arguments (quotes taken off). */
 interface Line {
@@ -35,9 +58,18 @@ export interface HostSettings {
   readonly hostName?: string | undefined
   readonly user?: string | undefined
   readonly port?: number | undefined
+  /** The `file:line` of the `HostName`, `Port` and `UserKnownHostsFile` obtained. */
+  readonly hostNameWhere?: string | undefined
+  readonly portWhere?: string | undefined
+  readonly knownHostsWhere?: string | undefined
   /** Every `IdentityFile` that applies, in order, `~` and tokens expanded. */
   readonly identityFiles: ReadonlyArray<string>
-  /** The first `UserKnownHostsFile` that applies (its files), `~` and tokens expanded. */
+  /** The same, each with the `file:line` that gave it. */
+  readonly identities: ReadonlyArray<{ readonly file: string; readonly where: string }>
+  /**
+   * The first `UserKnownHostsFile` that applies (its files), `~` and tokens expanded; `[]` for `none` (OpenSSH then
+   * reads no file of the user's), `undefined` when none applies.
+   */
   readonly knownHostsFiles?: ReadonlyArray<string> | undefined
   /** What could not be honoured, each naming its file and line. */
   readonly warnings: ReadonlyArray<string>
@@ -47,6 +79,8 @@ export interface HostSettings {
 export interface Local {
   readonly home: string
   readonly user: string
+  /** The system's known hosts (default {@link GLOBAL_KNOWN_HOSTS}; a test gives another). */
+  readonly globalKnownHosts?: string | undefined
 }
 
 const localUser = (): string => {
@@ -60,26 +94,51 @@ const localUser = (): string => {
 /** This process's home and user. */
 export const here = (): Local => ({ home: Os.homedir(), user: localUser() })
 
-/** A line's words: whitespace-separated, `"..."` one word, an unquoted word starting with `#` ends the line. */
-const words = (text: string): Array<string> => {
+/**
+ * A line's words, split as OpenSSH's `argv_split` splits them: whitespace between words, `"..."` and `'...'` quote
+ * (within a word too), `\\` before a quote, a backslash or (outside quotes) a space takes it as it is, a word starting
+ * with `#` ends the line; `undefined` for a quote left open.
+ */
+const words = (text: string): Array<string> | undefined => {
   const out: Array<string> = []
-  const re = /"([^"]*)"|(\S+)/g
-  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-    if (m[2] !== undefined && m[2].startsWith("#")) break
-    out.push(m[1] ?? m[2]!)
+  let i = 0
+  while (i < text.length) {
+    if (text[i] === " " || text[i] === "\t") {
+      i++
+      continue
+    }
+    if (text[i] === "#") break
+    let word = ""
+    let quote = ""
+    for (; i < text.length; i++) {
+      const c = text[i]!
+      const next = text[i + 1]
+      if (c === "\\" && (next === "'" || next === '"' || next === "\\" || (quote === "" && next === " "))) word += text[++i]
+      else if (quote === "" && (c === " " || c === "\t")) break
+      else if (quote === "" && (c === '"' || c === "'")) quote = c
+      else if (quote !== "" && c === quote) quote = ""
+      else word += c
+    }
+    if (quote !== "") return undefined
+    out.push(word)
   }
   return out
 }
 
-/** The lines of a configuration text, named `file:n`. */
+/** The lines of a configuration text, named `file:n`; quotes left open, or a keyword without an argument, are refused as OpenSSH refuses them. */
 export const parse = (text: string, file: string): Array<Line> =>
   text.split("\n").flatMap((raw, i): Array<Line> => {
     const l = raw.trim()
     if (l === "" || l.startsWith("#")) return []
+    const where = `${file}:${i + 1}`
     // the keyword ends at whitespace or `=` (`Port=22`, `Port = 22`)
     const m = /^([^\s=]+)\s*(?:=\s*)?(.*)$/.exec(l)
     if (m === null) return []
-    return [{ where: `${file}:${i + 1}`, keyword: m[1]!.toLowerCase(), args: words(m[2]!) }]
+    const keyword = m[1]!.toLowerCase()
+    const args = words(m[2]!)
+    if (args === undefined) throw new SshConfigError(where, `invalid quotes (a quote is left open): close it, as OpenSSH refuses the file too`)
+    if (args.length === 0) throw new SshConfigError(where, `no argument after keyword "${m[1]}": give its value, or remove the line (OpenSSH refuses the file too)`)
+    return [{ where, keyword, args }]
   })
 
 const globRe = (pattern: string): RegExp =>
@@ -115,23 +174,58 @@ const matchApplies = (args: ReadonlyArray<string>, of: { readonly host: string; 
 }
 
 /**
- * `~/` and the tokens of a path (`%d` home, `%h` the host connected to, `%n` the name given, `%p` port, `%r` remote
- * user, `%u` local user, `%%`); `undefined` for a token it does not know.
+ * The keywords of ssh_config(5) (OpenSSH 9.x, with the older ones it still takes or only warns of), in lower case: any
+ * other is a warning naming its line (OpenSSH refuses the file for it; here a warning, as this list may lag the user's
+ * OpenSSH, whose newer keyword would otherwise refuse a file their `ssh` reads).
  */
-const expand = (value: string, tokens: Readonly<Record<string, string>>, home: string): string | undefined => {
-  let unknown = false
-  const out = value.replace(/%(.)/g, (_, t: string) => {
+const KEYWORDS = new Set(
+  ("host match include ignoreunknown hostname user port identityfile userknownhostsfile globalknownhostsfile stricthostkeychecking " +
+    "proxyjump proxycommand proxyusefdpass addkeystoagent addressfamily batchmode bindaddress bindinterface canonicaldomains " +
+    "canonicalizefallbacklocal canonicalizehostname canonicalizemaxdots canonicalizepermittedcnames casignaturealgorithms " +
+    "certificatefile channeltimeout checkhostip ciphers clearallforwardings compression connectionattempts connecttimeout " +
+    "controlmaster controlpath controlpersist dynamicforward enableescapecommandline enablesshkeysign escapechar " +
+    "exitonforwardfailure fingerprinthash forkafterauthentication forwardagent forwardx11 forwardx11timeout forwardx11trusted " +
+    "gatewayports gssapiauthentication gssapidelegatecredentials gssapikexalgorithms gssapikeyexchange gssapiclientidentity " +
+    "gssapiserveridentity gssapirenewalforcesrekey gssapitrustdns hashknownhosts hostbasedacceptedalgorithms hostbasedkeytypes " +
+    "hostbasedauthentication hostkeyalgorithms hostkeyalias identityagent identitiesonly ipqos kbdinteractiveauthentication " +
+    "kbdinteractivedevices challengeresponseauthentication kexalgorithms knownhostscommand localcommand localforward loglevel " +
+    "logverbose macs nohostauthenticationforlocalhost numberofpasswordprompts obscurekeystroketiming passwordauthentication " +
+    "permitlocalcommand permitremoteopen pkcs11provider preferredauthentications pubkeyacceptedalgorithms pubkeyacceptedkeytypes " +
+    "pubkeyauthentication rekeylimit remotecommand remoteforward requesttty requiredrsasize revokedhostkeys securitykeyprovider " +
+    "sendenv serveralivecountmax serveraliveinterval sessiontype setenv smartcarddevice stdinnull streamlocalbindmask " +
+    "streamlocalbindunlink tag tcpkeepalive tunnel tunneldevice updatehostkeys usekeychain verifyhostkeydns visualhostkey " +
+    "xauthlocation protocol cipher rsaauthentication rhostsrsaauthentication useprivilegedport useroaming compressionlevel " +
+    "fallbacktorsh usersh dsaauthentication skeyauthentication tisauthentication kerberosauthentication kerberostgtpassing " +
+    "afstokenpassing gssapiauthentication").split(" ")
+)
+
+/**
+ * A value's tokens expanded (`%d` home, `%h` the host connected to, `%i` local uid, `%k` the name given (as OpenSSH's
+ * host key alias, `HostKeyAlias` not being read), `%L`/`%l` the local host name (short, full), `%n` the name given,
+ * `%p` port, `%r` remote user, `%u` local user, `%%` a `%`), then `~/`; the token it cannot expand, else the value.
+ */
+const expand = (value: string, tokens: Readonly<Record<string, string>>, home: string): { readonly value: string } | { readonly unknown: string } => {
+  let unknown: string | undefined
+  const out = value.replace(/%(.?)/g, (all, t: string) => {
     const v = t === "%" ? "%" : tokens[t]
-    if (v === undefined) unknown = true
+    if (v === undefined) unknown ??= all
     return v ?? ""
   })
-  if (unknown) return undefined
-  return out === "~" || out.startsWith("~/") ? home + out.slice(1) : out
+  if (unknown !== undefined) return { unknown }
+  return { value: out === "~" || out.startsWith("~/") ? home + out.slice(1) : out }
+}
+
+/** `Port`'s value as OpenSSH's `a2port` takes it (a decimal number, 1 to 65535), else `undefined`. */
+const portOf = (arg: string): number | undefined => {
+  if (!/^[0-9]{1,5}$/.test(arg)) return undefined
+  const n = Number(arg)
+  return n > 0 && n < 65536 ? n : undefined
 }
 
 /**
  * What the lines say of `host` (the name as given: an alias, or the host itself), given what is set explicitly
- * (`user`, `port`: for the tokens of paths). Read top to bottom; the first value of each keyword wins.
+ * (`user`, `port`: for the tokens of paths). Read top to bottom; the first value of each keyword wins. What OpenSSH
+ * refuses throws a {@link SshConfigError}.
  */
 export const settingsFor = (
   lines: ReadonlyArray<Line>,
@@ -142,32 +236,45 @@ export const settingsFor = (
 ): HostSettings => {
   const warnings: Array<string> = []
   let applies = true // lines before the first Host apply to every host
-  let hostName: string | undefined
+  let hostName: { readonly where: string; readonly value: string } | undefined
   let user: string | undefined
-  let port: number | undefined
+  let port: { readonly where: string; readonly value: number } | undefined
   let knownHosts: { readonly where: string; readonly files: ReadonlyArray<string> } | undefined
   const identities: Array<{ readonly where: string; readonly file: string }> = []
+  const ignoreUnknown: Array<string> = []
   let strict = false
   let proxied = false
   const walk = (lines: ReadonlyArray<Line>, depth: number): void => {
     for (const l of lines) {
+      // checked in every block, applying or not, as OpenSSH checks them
+      if (!KEYWORDS.has(l.keyword) && !ignoreUnknown.some((p) => listMatches(p, l.keyword))) {
+        warnings.push(`${l.where}: unknown keyword ${l.keyword}: ignored (OpenSSH refuses the file for it: check its spelling)`)
+        continue
+      }
+      if (l.keyword === "port" && portOf(l.args[0]!) === undefined) {
+        throw new SshConfigError(l.where, `Bad port ${JSON.stringify(l.args[0])}: give a decimal number from 1 to 65535 (OpenSSH refuses the file too)`)
+      }
       if (l.keyword === "host") {
         // as OpenSSH: the name as given, case and all
         applies = hostMatches(l.args, host)
         continue
       }
       if (l.keyword === "match") {
-        const m = matchApplies(l.args, { host: hostName ?? host, originalhost: host, user: explicit.user ?? user ?? local.user, localuser: local.user })
+        const m = matchApplies(l.args, { host: hostName?.value ?? host, originalhost: host, user: explicit.user ?? user ?? local.user, localuser: local.user })
         if (typeof m === "string") {
           warnings.push(`${l.where}: Match ${m} is not supported: the settings under it are not applied (write them in a Host block, or a Match of host, originalhost, user, localuser or all)`)
         }
         applies = m === true
         continue
       }
-      if (l.keyword === "include" && applies) {
-        if (include === undefined || depth >= MAX_INCLUDE_DEPTH) {
-          warnings.push(`${l.where}: Include ${depth >= MAX_INCLUDE_DEPTH ? `nested deeper than ${MAX_INCLUDE_DEPTH} files` : "is not supported here"}: ${l.args.join(" ")} not read`)
+      if (!applies) continue
+      if (l.keyword === "include") {
+        if (include === undefined) {
+          warnings.push(`${l.where}: Include is not supported here: ${l.args.join(" ")} not read`)
           continue
+        }
+        if (depth >= MAX_INCLUDE_DEPTH) {
+          throw new SshConfigError(l.where, `Too many recursive configuration includes (deeper than ${MAX_INCLUDE_DEPTH} files: a file that includes itself?): break the loop`)
         }
         // as OpenSSH: each file read in place, its Host lines holding within it; then the including block's state again
         for (const arg of l.args) {
@@ -178,24 +285,20 @@ export const settingsFor = (
         }
         continue
       }
-      if (!applies) continue
-      const first = l.args[0]
-      if (first === undefined) continue
+      const first = l.args[0]!
       switch (l.keyword) {
+        case "ignoreunknown":
+          ignoreUnknown.push(first.toLowerCase())
+          break
         case "hostname":
-          // in lower case, as OpenSSH connects to it
-          hostName ??= first.replaceAll("%h", host).replaceAll("%%", "%").toLowerCase()
+          hostName ??= { where: l.where, value: first }
           break
         case "user":
           user ??= first
           break
-        case "port": {
-          if (port !== undefined) break
-          const n = Number(first)
-          if (Number.isInteger(n) && n > 0 && n < 65536) port = n
-          else warnings.push(`${l.where}: Port ${first} is not a port number: ignored`)
+        case "port":
+          port ??= { where: l.where, value: portOf(first)! }
           break
-        }
         case "identityfile":
           if (first.toLowerCase() !== "none") identities.push({ where: l.where, file: first })
           break
@@ -226,33 +329,50 @@ export const settingsFor = (
     }
   }
   walk(lines, 0)
-  const connectTo = hostName ?? host
+  // as OpenSSH: HostName takes %h and %% only, and is connected to in lower case
+  const named = hostName === undefined ? undefined : expand(hostName.value, { h: host }, "")
+  if (named !== undefined && "unknown" in named) {
+    throw new SshConfigError(hostName!.where, `HostName ${hostName!.value}: the token ${named.unknown} is not one of %h %% (OpenSSH refuses it too): write it out`)
+  }
+  const connectTo = named?.value.toLowerCase() ?? host
+  const localHost = Os.hostname()
   const tokens: Record<string, string> = {
     d: local.home,
     h: connectTo,
+    i: String(process.getuid?.() ?? ""),
+    k: host,
+    L: localHost.split(".")[0]!,
+    l: localHost,
     n: host,
-    p: String(explicit.port ?? port ?? 22),
+    p: String(explicit.port ?? port?.value ?? 22),
     r: explicit.user ?? user ?? local.user,
     u: local.user
   }
-  const expanded = (where: string, file: string): Array<string> => {
+  const expanded = (where: string, keyword: string, file: string): string => {
     const e = expand(file, tokens, local.home)
-    if (e !== undefined) return [e]
-    warnings.push(`${where}: ${file}: a % token other than %d %h %n %p %r %u %% is not supported: ignored`)
-    return []
+    if ("value" in e) return e.value
+    throw new SshConfigError(
+      where,
+      `${keyword} ${file}: the token ${e.unknown} cannot be expanded here (only %d %h %i %k %L %l %n %p %r %u %%): write the path out, so that no other file is read in its place`
+    )
   }
-  const knownHostsFiles = knownHosts?.files.flatMap((f) => f.toLowerCase() === "none" ? [] : expanded(knownHosts!.where, f))
+  const knownHostsFiles = knownHosts?.files.flatMap((f) => f.toLowerCase() === "none" ? [] : [expanded(knownHosts!.where, "UserKnownHostsFile", f)])
+  const identityList = identities.map((i) => ({ where: i.where, file: expanded(i.where, "IdentityFile", i.file) }))
   return {
-    hostName,
+    hostName: named?.value.toLowerCase(),
+    hostNameWhere: hostName?.where,
     user,
-    port,
-    identityFiles: identities.flatMap((i) => expanded(i.where, i.file)),
-    knownHostsFiles: knownHostsFiles !== undefined && knownHostsFiles.length > 0 ? knownHostsFiles : undefined,
+    port: port?.value,
+    portWhere: port?.where,
+    identityFiles: identityList.map((i) => i.file),
+    identities: identityList,
+    knownHostsFiles,
+    knownHostsWhere: knownHosts?.where,
     warnings
   }
 }
 
-/** As OpenSSH: an `Include` nested deeper than this is not followed. */
+/** As OpenSSH (`READCONF_MAX_DEPTH`): an `Include` nested deeper than this is refused. */
 const MAX_INCLUDE_DEPTH = 16
 
 /**
@@ -286,8 +406,33 @@ const includedFiles = (arg: string, home: string): Array<string> => {
 }
 
 /**
+ * A configuration file's text, read as OpenSSH reads the user's and every included one: refused (a
+ * {@link SshConfigError}) when the file, as opened, is writable by its group or others, or owned by another user than
+ * this one or root, since whoever can write it chooses where this user connects and which host keys are trusted.
+ */
+const readChecked = (file: string): string => {
+  const fd = Fs.openSync(file, "r")
+  try {
+    const st = Fs.fstatSync(fd)
+    const uid = process.getuid?.()
+    if (uid !== undefined && st.uid !== 0 && st.uid !== uid) {
+      throw new SshConfigError(file, `Bad owner or permissions: owned by uid ${st.uid}, not by this user (uid ${uid}) or root, so OpenSSH refuses it too: \`chown ${uid} ${file}\` (after checking what it says)`)
+    }
+    if ((st.mode & 0o022) !== 0) {
+      throw new SshConfigError(
+        file,
+        `Bad owner or permissions: writable by ${(st.mode & 0o020) !== 0 ? "its group" : "others"} (mode ${(st.mode & 0o777).toString(8)}), so OpenSSH refuses it too: \`chmod go-w ${file}\` (after checking what it says)`
+      )
+    }
+    return Fs.readFileSync(fd, "utf8")
+  } finally {
+    Fs.closeSync(fd)
+  }
+}
+
+/**
  * What `path` (default {@link USER_CONFIG}) says of `host`; nothing when there is no such file. A file that exists
- * but cannot be read is a warning.
+ * but cannot be read is a warning; what OpenSSH refuses throws a {@link SshConfigError}.
  */
 export const forHost = (
   host: string,
@@ -298,17 +443,19 @@ export const forHost = (
   const file = path === "~" || path.startsWith("~/") ? local.home + path.slice(1) : path
   let text: string
   try {
-    text = Fs.readFileSync(file, "utf8")
+    text = readChecked(file)
   } catch (e) {
+    if (e instanceof SshConfigError) throw e
     const code = (e as { code?: unknown }).code
-    return { identityFiles: [], warnings: code === "ENOENT" ? [] : [`${file}: not read (${e instanceof Error ? e.message : String(e)})`] }
+    return { identityFiles: [], identities: [], warnings: code === "ENOENT" ? [] : [`${file}: not read (${e instanceof Error ? e.message : String(e)})`] }
   }
-  // an included file that cannot be read is skipped, as OpenSSH skips it
+  // an included file that cannot be read is skipped, as OpenSSH skips it; one it would refuse is refused
   const include = (arg: string) =>
     includedFiles(arg, local.home).flatMap((f) => {
       try {
-        return [parse(Fs.readFileSync(f, "utf8"), f)]
-      } catch {
+        return [parse(readChecked(f), f)]
+      } catch (e) {
+        if (e instanceof SshConfigError) throw e
         return []
       }
     })

@@ -31,7 +31,10 @@ export interface HostSetting {
   readonly username?: string | undefined
   /** Default: the config file's first `IdentityFile` that exists, else the first of `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. */
   readonly privateKeyPath?: string | undefined
-  /** Default: the config file's `UserKnownHostsFile` (its first file), else `~/.ssh/known_hosts`. */
+  /**
+   * Default: the config file's `UserKnownHostsFile` (its first file; for `none`, the system's
+   * `/etc/ssh/ssh_known_hosts`), else `~/.ssh/known_hosts`.
+   */
   readonly knownHostsPath?: string | undefined
   /**
    * For a key with a passphrase: the name of an environment variable holding it (never the passphrase itself: settings
@@ -82,6 +85,8 @@ export const readKey = (field: string, path: string, authorizedKeys: string): Bu
 /** A host's settings checked at make: its key read once (and used for every connection), its known_hosts readable. */
 export interface PreparedHost extends HostConfig {
   readonly privateKey: Buffer
+  /** Where the key's path came from (the field, the config file's line, or a default key), said when the host refuses it. */
+  readonly keyFrom: string
   /** The key's passphrase (from the variable `passphraseEnv` names), for an encrypted key. */
   readonly passphrase?: string | undefined
 }
@@ -124,6 +129,10 @@ export const keyCheck = (
   if (name !== undefined && passphrase === undefined) {
     return { refusal: `${passphraseEnv.field} ${name}: no such environment variable: set it to the passphrase of ${path} before starting` }
   }
+  // an empty passphrase is no passphrase (ssh2 takes "" for none): said as such, not as a key it cannot read
+  if (name !== undefined && passphrase === "") {
+    return { refusal: `${passphraseEnv.field} ${name} is empty: set it to the passphrase of ${path} before starting (or leave ${passphraseEnv.field} out for a key without one)` }
+  }
   const why = unusable(ssh2, key, passphrase)
   if (why === undefined) return { passphrase }
   if (why === PUBLIC_KEY) {
@@ -154,27 +163,36 @@ export const prepare = (
   env: NodeJS.ProcessEnv = process.env,
   local: SshConfig.Local = SshConfig.here(),
   configPath = SshConfig.USER_CONFIG
-): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string> } | { readonly refusal: string } => {
-  const file = SshConfig.forHost(given.host, { user: given.username, port: given.port }, local, configPath)
+): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string } => {
+  let file: SshConfig.HostSettings
+  try {
+    file = SshConfig.forHost(given.host, { user: given.username, port: given.port }, local, configPath)
+  } catch (e) {
+    if (e instanceof SshConfig.SshConfigError) return { refusal: `${given.host}: ${e.message}` }
+    throw e
+  }
   const home = (p: string) => (p === "~" || p.startsWith("~/") ? local.home + p.slice(1) : p)
   const host = file.hostName ?? given.host
   const username = given.username ?? file.user ?? local.user
   const port = given.port ?? file.port ?? 22
   const who = `${username}@${host}`
-  const identity = file.identityFiles.find((f) => Fs.existsSync(f)) ?? file.identityFiles[0]
+  const identity = file.identities.find((i) => Fs.existsSync(i.file)) ?? file.identities[0]
   const defaultKey = SshConfig.DEFAULT_KEYS.map(home).find((f) => Fs.existsSync(f))
-  const [keyField, privateKeyPath] = given.privateKeyPath !== undefined
-    ? ["privateKeyPath", given.privateKeyPath]
+  const [keyField, privateKeyPath, keyFrom] = given.privateKeyPath !== undefined
+    ? ["privateKeyPath", given.privateKeyPath, "the host's privateKeyPath"]
     : identity !== undefined
-    ? [`IdentityFile (${configPath})`, identity]
-    : ["privateKeyPath (none given: a default key)", defaultKey]
+    ? [`IdentityFile (${configPath})`, identity.file, `the IdentityFile of ${identity.where}`]
+    : ["privateKeyPath (none given: a default key)", defaultKey, "a default key (no privateKeyPath, no IdentityFile)"]
   if (privateKeyPath === undefined) {
     return {
       refusal: `${who}: no privateKeyPath, no IdentityFile for ${given.host} in ${configPath}, and none of ${SshConfig.DEFAULT_KEYS.join(", ")}: ` +
         `set privateKeyPath to the private key to log in with (\`ssh-keygen -t ed25519\` makes one)`
     }
   }
-  const knownHostsPath = given.knownHostsPath ?? file.knownHostsFiles?.[0] ?? home(SshConfig.DEFAULT_KNOWN_HOSTS)
+  // `UserKnownHostsFile none` reads no file of the user's: the system's only, never the broader ~/.ssh/known_hosts
+  const globalKnownHosts = local.globalKnownHosts ?? SshConfig.GLOBAL_KNOWN_HOSTS
+  const fromFile = file.knownHostsFiles === undefined ? undefined : file.knownHostsFiles[0] ?? globalKnownHosts
+  const knownHostsPath = given.knownHostsPath ?? fromFile ?? home(SshConfig.DEFAULT_KNOWN_HOSTS)
   const config: HostConfig = { host, port, username, privateKeyPath, knownHostsPath }
   let privateKey: Buffer
   try {
@@ -187,13 +205,25 @@ export const prepare = (
   try {
     Fs.readFileSync(expandHome(knownHostsPath), "utf8")
   } catch (e) {
-    const field = given.knownHostsPath !== undefined ? "knownHostsPath" : file.knownHostsFiles !== undefined ? `UserKnownHostsFile (${configPath})` : "knownHostsPath (none given: ~/.ssh/known_hosts)"
+    if (given.knownHostsPath === undefined && file.knownHostsFiles?.length === 0) {
+      return {
+        refusal: `${who}: UserKnownHostsFile none (${file.knownHostsWhere}) leaves only the system's ${globalKnownHosts}, and it cannot be read ` +
+          `(${unreadable(e)}): nothing to check the host's key against: set knownHostsPath, or name a file in that UserKnownHostsFile`
+      }
+    }
+    const field = given.knownHostsPath !== undefined ? "knownHostsPath" : file.knownHostsFiles !== undefined ? `UserKnownHostsFile (${file.knownHostsWhere})` : "knownHostsPath (none given: ~/.ssh/known_hosts)"
     return {
       refusal: `${who}: ${field} ${knownHostsPath}: ${unreadable(e)}: give a known_hosts file this user can read that holds the host's key ` +
         `(\`ssh-keyscan -p ${port} ${host} >> ${knownHostsPath}\`, after checking its fingerprint)`
     }
   }
-  return { ok: { ...config, privateKey, passphrase: checked.passphrase }, warnings: file.warnings.map((w) => `${given.host}: ${w}`) }
+  // the address the config file moved the name to, said once at make (ssh connects there too)
+  const hostMoved = file.hostName !== undefined && file.hostName !== given.host.toLowerCase()
+  const portMoved = given.port === undefined && file.port !== undefined && file.port !== 22
+  const moved = hostMoved || portMoved
+    ? `${given.host} -> ${host}:${port} (${[...(hostMoved ? [file.hostNameWhere] : []), ...(portMoved ? [file.portWhere] : [])].join(", ")})`
+    : undefined
+  return { ok: { ...config, privateKey, keyFrom, passphrase: checked.passphrase }, warnings: file.warnings.map((w) => `${given.host}: ${w}`), moved }
 }
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
@@ -239,10 +269,11 @@ export class Connection {
         if (err.level === "client-authentication") {
           // It used to work (or never did): a key taken out of authorized_keys, or the wrong key. Waiting does not
           // fix it, so it is not retried now; the host is left unused (as one that is down) until it accepts the key.
-          const { privateKeyPath: key } = this.config
+          const { privateKeyPath: key, keyFrom } = this.config
           return reject(new SshFailure(
-            `${this.label}: the key ${key} was not accepted for user ${username} (${err.message}): add its public key (${key}.pub) ` +
-              `to ~${username}/.ssh/authorized_keys on ${host}, or set privateKeyPath to a key that is there`,
+            `${this.label}: the key ${key} was not accepted for user ${username} (${err.message}); it is ${keyFrom}, read when the backend ` +
+              `was made (a key file changed since, say a rotated key, is read at the next start): add its public key (${key}.pub) ` +
+              `to ~${username}/.ssh/authorized_keys on ${host}, or give a key that is there (privateKeyPath, or an IdentityFile) and start again`,
             false,
             true,
             true
