@@ -479,17 +479,18 @@ export const renderScript = (input: ScriptInput): string => {
     "trex_notified=0; trex_told=0",
     `echo "start $trex_start" >> ${RUNS_FILE}`,
     `trex_runs=$(grep -c '^start' ${RUNS_FILE})`,
+    // a cancel has marked the job and its qdel is coming: a run Grid Engine starts meanwhile (a rerun, or a first run
+    // dispatched just then) does not start the command, and ends as one the qdel's SIGTERM would have ended; first: a run
+    // past maxRequeues that a cancel caught is cancelled (an empty marker is one not yet written: a cancel writes it whole)
+    `if [ -s ${CANCEL_FILE} ]; then`,
+    `  echo "trex: the job was cancelled (${CANCEL_FILE}) before this run started: its command does not run" >&2`,
+    `  trex_told=1; ${record("", `143 "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
+    "  exit 143",
+    "fi",
     // run again more often than allowed: end the job here (its command does not run), saying so
     `if [ "$trex_runs" -gt ${maxRuns} ]; then`,
     `  ${record(`,"rerunLimit":${maxRuns - 1}`, `${RERUN_LIMIT_EXIT} "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
     `  exit ${RERUN_LIMIT_EXIT}`,
-    "fi",
-    // a cancel has marked the job and its qdel is coming: a run Grid Engine starts meanwhile (a rerun, or a first run
-    // dispatched just then) does not start the command, and ends as one the qdel's SIGTERM would have ended
-    `if [ -e ${CANCEL_FILE} ]; then`,
-    `  echo "trex: the job was cancelled (${CANCEL_FILE}) before this run started: its command does not run" >&2`,
-    `  trex_told=1; ${record("", `143 "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
-    "  exit 143",
     "fi",
     `TREX_JOB_DIR=${dir}`,
     "export TREX_JOB_DIR",
@@ -775,11 +776,17 @@ export const cancelMarker = (recorded: ExitRecord | undefined, listed: QueuedJob
 /** The marker's text: its time, for a reader, and what the cancel saw. */
 export const renderCancelMarker = (marker: CancelMarker, at: Date): string => `${JSON.stringify({ at: at.toISOString(), ...marker })}\n`
 
-/** A marker's text read back; `undefined` for an earlier TREX's (a time alone), which counts as a cancel whatever the record. */
-export const parseCancelMarker = (text: string): CancelMarker | undefined => {
+/**
+ * A marker's text read back: what the cancel saw; `"earlier"` for an earlier TREX's (an ISO time alone), which counts as a
+ * cancel whatever the record; `undefined` for anything else (empty, cut short): a marker not yet written whole (an earlier
+ * TREX wrote it in place), to be read again.
+ */
+export const parseCancelMarker = (text: string): CancelMarker | "earlier" | undefined => {
+  const t = text.trim()
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(t)) return "earlier"
   try {
-    const m = JSON.parse(text) as Record<string, unknown>
-    if (typeof m.waiting !== "boolean" || (m.runs !== undefined && typeof m.runs !== "number")) return undefined
+    const m = JSON.parse(t) as Record<string, unknown>
+    if (typeof m !== "object" || m === null || typeof m.waiting !== "boolean" || (m.runs !== undefined && typeof m.runs !== "number")) return undefined
     return { waiting: m.waiting, ...(typeof m.runs === "number" ? { runs: m.runs } : {}) }
   } catch {
     return undefined
@@ -794,8 +801,8 @@ export const parseCancelMarker = (text: string): CancelMarker | undefined => {
  * command that ended by itself after the cancel looked (an exit 137, a SIGKILL of the OOM killer) keeps its own end.
  * An earlier TREX's marker or record, without what this needs, counts.
  */
-export const cancelledBy = (marker: CancelMarker | undefined, last: ExitRecord | undefined): boolean => {
-  if (marker === undefined || last === undefined) return true
+export const cancelledBy = (marker: CancelMarker | "earlier", last: ExitRecord | undefined): boolean => {
+  if (marker === "earlier" || last === undefined) return true
   if (marker.runs !== undefined && last.runs !== undefined && last.runs <= marker.runs) return marker.waiting
   return last.notified !== false
 }
