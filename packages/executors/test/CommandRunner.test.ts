@@ -122,6 +122,13 @@ describe("CommandRunner over SSH", () => {
       assert.isTrue(yield* bounded(runner.exists(dir)))
       assert.isFalse(yield* bounded(runner.exists(path.join(dir, "missing"))))
       assert.isFalse(yield* bounded(runner.exists(path.join(dir, "missing", "deeper"))))
+      // unlike this machine's runner: OpenSSH's sftp-server reports a path through a file (ENOTDIR) and a symbolic link
+      // loop (ELOOP) as NO_SUCH_FILE, which cannot be told from absence (the runner's doc says so)
+      fs.symlinkSync("loop", path.join(dir, "loop"))
+      for (const odd of [path.join(file, "inside"), path.join(dir, "loop")]) {
+        assert.isFalse(yield* bounded(runner.exists(odd)), odd)
+        assert.isUndefined(yield* bounded(runner.readFrom(odd, 0, 64)), odd)
+      }
       // root's directory that sdktest may not search: PERMISSION_DENIED, not "absent"
       const closed = path.join(dir, "closed")
       fs.mkdirSync(closed, { mode: 0o700 })
