@@ -405,6 +405,23 @@ describe("the job script's GPU claim", () => {
     assert.deepStrictEqual(held(locks), [])
   })
 
+  it("a job writes its exit record before it ends what its command left and gives its devices back: a cancel meanwhile, or a qdel's SIGKILL, finds the command's own end", () => {
+    const locks = lockDir()
+    const seen = path.join(locks, "seen")
+    const ready = path.join(locks, "ready")
+    // a child that outlives the command (exit 0); on the script's SIGTERM it writes whether the job's exit record is there
+    const child = `trap 'if [ -e "$TREX_JOB_DIR/${Script.EXIT_FILE}" ]; then echo recorded; else echo none; fi > ${seen}; exit 0' TERM; : > ${ready}; while :; do sleep 0.05; done`
+    const dir = tempDir("trex-ge-record-first-")
+    const script = jobScript(dir, `sh -c ${shellQuote(child)} & until [ -e ${ready} ]; do sleep 0.01; done`, { gpus: 1, gpuLockDir: locks })
+    const job = spawnSync("setsid", ["-w", "/bin/sh", "-c", script], { encoding: "utf8", env: jobEnv({}), timeout: 20_000 })
+    assert.strictEqual(job.status, 0, job.stderr)
+    // before the fix: "none" (the record came after the devices were given back, up to 35 s later)
+    assert.strictEqual(fs.readFileSync(seen, "utf8"), "recorded\n", job.stderr)
+    assert.deepInclude(Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8")), { runs: 1, notified: false })
+    assert.strictEqual(Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))?.record.exit_status, "0")
+    assert.deepStrictEqual(held(locks), [])
+  })
+
   it("a process that left the job's process group (setsid) is found by the job's mark in its environment and ended before the devices are given back; the log names it", () => {
     const locks = lockDir()
     const seen = path.join(locks, "seen")

@@ -510,18 +510,22 @@ export const renderScript = (input: ScriptInput): string => {
     // a signal after the command's end (a cancel just after it) does not make that end the cancel's
     "trex_told=$trex_notified",
     "trex_end=$(date +%s)",
-    // the devices it claimed are free for the next job
-    ...(input.gpus > 0 && input.assignGpus ? ["trex_end_left", "trex_release", "trex_unwatch"] : []),
     `echo "exit $trex_code $trex_end" >> ${RUNS_FILE}`,
+    "trex_status=$trex_code",
     // 99 asks Grid Engine to run the job again: on its last allowed run, the job ends here instead
     `if [ "$trex_code" = 99 ] && [ "$trex_runs" -ge ${maxRuns} ]; then`,
     `  ${record(`,"rerunLimit":${maxRuns - 1}`, `"$trex_code" "$trex_start" "$trex_end" "$trex_runs"`)}`,
-    `  exit ${RERUN_LIMIT_EXIT}`,
+    `  trex_status=${RERUN_LIMIT_EXIT}`,
+    "else",
+    `  ${record("", `"$trex_code" "$trex_start" "$trex_end" "$trex_runs"`)}`,
     "fi",
-    `${record("", `"$trex_code" "$trex_start" "$trex_end" "$trex_runs"`)}`,
+    // the devices it claimed are free for the next job; after the record (ending what the command left may take
+    // LEFTOVER_GRACE_SECONDS and 30 s more): a cancel meanwhile finds the command's end, and a qdel's SIGKILL does not
+    // take it with the script
+    ...(input.gpus > 0 && input.assignGpus ? ["trex_end_left", "trex_release", "trex_unwatch"] : []),
     // 100 would put the job in error state, to wait for an admin: the command's code is in the exit record
-    `[ "$trex_code" = 100 ] && exit 1`,
-    `exit "$trex_code"`,
+    `[ "$trex_status" = 100 ] && exit 1`,
+    `exit "$trex_status"`,
     ""
   ].join("\n")
 }
