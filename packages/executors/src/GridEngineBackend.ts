@@ -466,7 +466,8 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   // have started that rerun since the look; or the job is finishing its own end, which the marker's `runs` leaves
   // its own. A job that has left qstat has ended: no marker. qstat is asked only for a job with a record, once: a
   // qmaster that does not answer leaves the record to decide (`qdel` below waits for it). A record of an earlier TREX
-  // (no `runs`) is marked, as before, only when its job waits to run again.
+  // (no `runs`) is marked, as before, only when its job waits to run again. The marker is written whole, and never over
+  // one there: a second cancel leaves the first's (Query.markCancelled).
   // A job cancelled (or withdrawn) before any watch leaves `unwatched`: nothing waits for its lines.
   const cancel = Effect.fn("GridEngineBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     unwatched.drop(ref.id)
