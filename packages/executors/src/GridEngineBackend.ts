@@ -254,10 +254,10 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
          * {@link Script.cancelledBy}), given its script's last exit record (`undefined`: none).
          */
         const cancelOf = (last: Script.ExitRecord | undefined) =>
-          Effect.map(runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 4096), (bytes) => {
-            const marked = bytes instanceof Uint8Array
-            return { marked, cancelled: marked && Script.cancelledBy(Script.parseCancelMarker(new TextDecoder().decode(bytes)), last) }
-          })
+          Effect.map(Query.readCancelMarker(runner, jobDir), (marker) => ({
+            marked: marker !== undefined,
+            cancelled: marker !== undefined && Script.cancelledBy(marker, last)
+          }))
         /**
          * The job's Exit from its script's exit record or its accounting record (`from`), with its output read to the end;
          * `last` is its script's exit record, if any.
@@ -466,7 +466,8 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
   // have started that rerun since the look; or the job is finishing its own end, which the marker's `runs` leaves
   // its own. A job that has left qstat has ended: no marker. qstat is asked only for a job with a record, once: a
   // qmaster that does not answer leaves the record to decide (`qdel` below waits for it). A record of an earlier TREX
-  // (no `runs`) is marked, as before, only when its job waits to run again.
+  // (no `runs`) is marked, as before, only when its job waits to run again. The marker is written whole, and never over
+  // one there: a second cancel leaves the first's (Query.markCancelled).
   // A job cancelled (or withdrawn) before any watch leaves `unwatched`: nothing waits for its lines.
   const cancel = Effect.fn("GridEngineBackend.cancel")(function*(ref: ExperimentNode.JobRef) {
     unwatched.drop(ref.id)
@@ -475,10 +476,8 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
       const name = typeof ref.data.name === "string" ? ref.data.name : undefined
       yield* Effect.gen(function*() {
         const recorded = yield* exitRecordIn(jobDir)
-        const marker = Script.cancelMarker(recorded, recorded === undefined || Script.runsAgain(recorded)
-          ? undefined
-          : yield* Query.qstat(ge).pipe(Effect.map((jobs) => jobs.get(ref.id) ?? "gone"), Effect.orElseSucceed(() => undefined)), name)
-        if (marker !== undefined) yield* runner.writeFile(`${jobDir}/${Script.CANCEL_FILE}`, Script.renderCancelMarker(marker, new Date()), 0o644)
+        const look = Query.qstat(ge).pipe(Effect.map((jobs) => jobs.get(ref.id) ?? "gone" as const), Effect.orElseSucceed(() => undefined))
+        yield* Query.markCancelled(runner, jobDir, recorded, look, name, new Date())
       }).pipe(
         Effect.catch((e) => Effect.logWarning(`gridengine: job ${ref.id}: ${e.message} (a job killed after this cancel may read as out of memory)`))
       )

@@ -54,7 +54,49 @@ describe("CommandRunner on this machine", () => {
     }).pipe(Effect.scoped))
 })
 
+describe("CommandRunner on this machine", () => {
+  it.live("createFile writes a file whole and never replaces one there: the second call answers false and the first's text stays", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(Effect.sync(() => fs.mkdtempSync("/tmp/trex-runner-local-")), (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true })))
+      const file = path.join(dir, "sub", "marker")
+      const runner = Runner.local("test")
+      assert.isTrue(yield* runner.createFile(file, "first\n", 0o640))
+      assert.isFalse(yield* runner.createFile(file, "second\n", 0o644))
+      assert.strictEqual(fs.readFileSync(file, "utf8"), "first\n")
+      assert.strictEqual(fs.statSync(file).mode & 0o777, 0o640)
+      assert.deepStrictEqual(fs.readdirSync(path.dirname(file)), ["marker"], "no temporary file left")
+    }).pipe(Effect.scoped))
+})
+
 describe("CommandRunner over SSH", () => {
+  it.live("writeFile, chmod and createFile over SFTP: a file written whole, never replaced by createFile; a failure names the file", () =>
+    Effect.gen(function*() {
+      const { runner, dir } = yield* sshRunner
+      fs.chmodSync(dir, 0o777)
+      const file = path.join(dir, "marker")
+      assert.isTrue(yield* bounded(runner.createFile(file, "first\n", 0o640)))
+      assert.isFalse(yield* bounded(runner.createFile(file, "second\n", 0o644)))
+      assert.strictEqual(fs.readFileSync(file, "utf8"), "first\n")
+      assert.strictEqual(fs.statSync(file).mode & 0o777, 0o640)
+      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f !== "hello").sort(), ["marker"], "no temporary file left")
+      // root's directory that sdktest may not search
+      const closed = path.join(dir, "closed")
+      fs.mkdirSync(closed, { mode: 0o700 })
+      for (const write of [runner.writeFile(path.join(closed, "f"), "x", 0o644), runner.createFile(path.join(closed, "f"), "x", 0o644)]) {
+        const refused = yield* Effect.flip(bounded(write))
+        assert.strictEqual(refused._tag, "BackendError", String(refused))
+        // before the fix: "Permission denied" alone
+        assert.include(refused.message, `cannot write ${path.join(closed, "f")}: Permission denied`)
+      }
+      // root's file that anyone may write but only root chmod
+      const shared = path.join(dir, "shared")
+      fs.writeFileSync(shared, "", { mode: 0o666 })
+      fs.chmodSync(shared, 0o666)
+      const chmod = yield* Effect.flip(bounded(runner.writeFile(shared, "x", 0o644)))
+      assert.include(chmod.message, `cannot chmod ${shared}: Permission denied`)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+
   it.live("readFrom of 0 bytes (a look for a file) answers and keeps the connection; a read ssh2 or Node refuses by throwing fails, not hangs", () =>
     Effect.gen(function*() {
       const { runner, dir, file } = yield* sshRunner
@@ -80,6 +122,13 @@ describe("CommandRunner over SSH", () => {
       assert.isTrue(yield* bounded(runner.exists(dir)))
       assert.isFalse(yield* bounded(runner.exists(path.join(dir, "missing"))))
       assert.isFalse(yield* bounded(runner.exists(path.join(dir, "missing", "deeper"))))
+      // unlike this machine's runner: OpenSSH's sftp-server reports a path through a file (ENOTDIR) and a symbolic link
+      // loop (ELOOP) as NO_SUCH_FILE, which cannot be told from absence (the runner's doc says so)
+      fs.symlinkSync("loop", path.join(dir, "loop"))
+      for (const odd of [path.join(file, "inside"), path.join(dir, "loop")]) {
+        assert.isFalse(yield* bounded(runner.exists(odd)), odd)
+        assert.isUndefined(yield* bounded(runner.readFrom(odd, 0, 64)), odd)
+      }
       // root's directory that sdktest may not search: PERMISSION_DENIED, not "absent"
       const closed = path.join(dir, "closed")
       fs.mkdirSync(closed, { mode: 0o700 })

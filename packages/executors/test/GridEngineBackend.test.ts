@@ -532,6 +532,34 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     }).pipe(Effect.scoped, Effect.ensuring(Effect.suspend(() => endLeftover(leftover))))
   })
 
+  it.effect("a second cancel while qstat still lists the job the first one's qdel is ending (its script ending what its command left, after its record) keeps the first's marker: the job reads Cancelled", () => {
+    let leftover = 0
+    return Effect.gen(function*() {
+      const backend = yield* GridEngineBackend.make({ ...config, gpuLockDir: lockDir() })
+      // a process of the command, in its group, that ignores SIGTERM: after the command's end and its record, the
+      // script waits LEFTOVER_GRACE_SECONDS (5 s, under the queue's 10 s notify time) before its SIGKILL, the job listed
+      const body = `sh -c "trap '' TERM; exec sleep 300" & echo $! > leftover.pid; echo started; while :; do sleep 0.2; done`
+      const ref = yield* backend.submit(spec("cancel-twice", body, { resources: { gpus: 1, cpus: 1 } }))
+      const jobDir = ref.data.jobDir as string
+      const twice = backend.cancel(ref).pipe(
+        // the first cancel's qdel has ended the command: its record (exit 143, notified, run 1) is there, the job listed
+        Effect.andThen(eventually("the command's exit record", () => fs.existsSync(path.join(jobDir, Script.EXIT_FILE)), 30)),
+        Effect.andThen(backend.cancel(ref))
+      )
+      const events = yield* backend.watch(ref).pipe(
+        Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? twice : Effect.void)),
+        Stream.runCollect,
+        Effect.map((c) => Array.from(c))
+      )
+      leftover = Number(fs.readFileSync(path.join(jobDir, "leftover.pid"), "utf8"))
+      const exit = exitOf(events)
+      // before the fix, the second cancel wrote {"runs":1,"waiting":false} over the first's: Failed / Crash, killed by signal 15
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Cancelled", "Cancelled"], exit.message)
+      assert.deepInclude(JSON.parse(fs.readFileSync(path.join(jobDir, Script.CANCEL_FILE), "utf8")), { waiting: false })
+      assert.notProperty(JSON.parse(fs.readFileSync(path.join(jobDir, Script.CANCEL_FILE), "utf8")), "runs")
+    }).pipe(Effect.scoped, Effect.ensuring(Effect.suspend(() => endLeftover(leftover))))
+  })
+
   it.effect("a job whose script Grid Engine kills (a qdel past the queue's notify time) leaves no process of its command outside its process group (`setsid sleep 300 &`): its watcher ends it before the next job holds the GPUs", () => {
     let leftover = 0
     return Effect.gen(function*() {

@@ -11,6 +11,7 @@ import { Effect } from "effect"
 import { eventually } from "./support/eventually.ts"
 import { bootId, cleanup, kept, lockDir, plant, sleeper, startTime, tempDir } from "./support/gpuLocks.ts"
 import * as GridEngineBackend from "../src/GridEngineBackend.ts"
+import * as Runner from "../src/internal/commandRunner.ts"
 import * as Query from "../src/internal/gridengineQuery.ts"
 import * as Script from "../src/internal/gridengineScript.ts"
 import { shellQuote } from "../src/internal/shell.ts"
@@ -142,8 +143,9 @@ describe("a cancel's marker and the job's exit record", () => {
     const record = () => Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))
     assert.strictEqual(run("exit 137").status, 137)
     assert.deepInclude(record(), { record: { failed: "0", exit_status: "137", ru_wallclock: record()!.record.ru_wallclock }, notified: false })
-    // as qdel with -notify: SIGUSR2 to the job, which the command ignores and the script relays as SIGTERM
-    run("kill -USR2 $PPID; sleep 20; exit 3")
+    // as qdel with -notify: SIGUSR2 to the job, which the command ignores and the script relays as SIGTERM; sent until the
+    // script's trap takes it (before its trap line the script ignores USR2: one signal alone could come too early)
+    run("while :; do kill -USR2 $PPID; sleep 0.1; done")
     assert.deepInclude(record(), { record: { failed: "0", exit_status: "143", ru_wallclock: record()!.record.ru_wallclock }, notified: true })
     assert.isUndefined(Script.exitRecord(`{"exitCode":1,"start":1,"end":2}`)?.notified, "an earlier TREX's record")
   })
@@ -159,8 +161,64 @@ describe("a cancel's marker and the job's exit record", () => {
     assert.include(rerun.stderr, "cancelled (.trex-cancelled) before this run started")
     const record = Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))
     assert.deepInclude(record, { runs: 2, notified: true })
-    assert.isTrue(Script.cancelledBy(Script.parseCancelMarker(fs.readFileSync(path.join(dir, Script.CANCEL_FILE), "utf8")), record))
+    assert.isTrue(Script.cancelledBy(Script.parseCancelMarker(fs.readFileSync(path.join(dir, Script.CANCEL_FILE), "utf8"))!, record))
     assert.strictEqual(Script.mapAccounting({ record: record!.record, cancelled: true }).outcome, "Cancelled")
+  })
+
+  it("a run past maxRequeues that a cancel's marker catches reads as cancelled, not as past the bound", () => {
+    const dir = tempDir("trex-ge-marked-past-")
+    fs.writeFileSync(path.join(dir, Script.RUNS_FILE), "start 1\nstart 2\n")
+    fs.writeFileSync(path.join(dir, Script.CANCEL_FILE), Script.renderCancelMarker({ runs: 1, waiting: true }, new Date()))
+    const run = spawnSync("/bin/sh", ["-c", jobScript(dir, "echo ran", { maxRequeues: 1 })], { encoding: "utf8", env: { ...process.env, JOB_ID: "11" } })
+    assert.strictEqual(run.stdout, "", "the command did not run")
+    // before the fix: exit 95 (rerunLimit), Failed/Infra
+    assert.strictEqual(run.status, 143)
+    const record = Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))!
+    assert.deepInclude(record, { runs: 3, notified: true })
+    assert.isUndefined(record.rerunLimit)
+    assert.isTrue(Script.cancelledBy(Script.parseCancelMarker(fs.readFileSync(path.join(dir, Script.CANCEL_FILE), "utf8"))!, record))
+    assert.strictEqual(Script.mapAccounting({ record: record.record, cancelled: true }).outcome, "Cancelled")
+  })
+
+  it("a second cancel, while qstat still lists the job the first one's qdel is ending, keeps the first's marker: the end reads as cancelled", async () => {
+    const dir = tempDir("trex-ge-twice-")
+    const runner = Runner.local("test")
+    // qstat lists the job being deleted (`dr`) until its execd reports its end
+    const dr: Script.QueuedJob = { id: "12", state: "dr", name: "job", slots: 1 }
+    const cancel = () =>
+      Effect.runPromise(Effect.gen(function*() {
+        const bytes = yield* runner.readFrom(path.join(dir, Script.EXIT_FILE), 0, 4096)
+        const recorded = bytes instanceof Uint8Array ? Script.exitRecord(new TextDecoder().decode(bytes)) : undefined
+        return yield* Query.markCancelled(runner, dir, recorded, Effect.succeed(dr), "job", new Date())
+      }))
+    assert.isTrue(await cancel(), "the first cancel marks the job")
+    // its qdel: SIGUSR2 (sent until the script's trap takes it), relayed as SIGTERM to the command
+    spawnSync("setsid", ["-w", "/bin/sh", "-c", jobScript(dir, "while :; do kill -USR2 $PPID; sleep 0.1; done", {})], { env: { ...process.env, JOB_ID: "12" }, timeout: 30_000 })
+    const record = Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))!
+    assert.deepInclude(record, { runs: 1, notified: true })
+    // before the fix, the second cancel wrote {runs: 1, waiting: false} over the first's marker: "killed by signal 15", Failed
+    assert.isFalse(await cancel(), "the second cancel writes no marker")
+    const marker = await Effect.runPromise(Query.readCancelMarker(runner, dir))
+    assert.deepStrictEqual(marker, { waiting: false })
+    assert.isTrue(Script.cancelledBy(marker!, record))
+    assert.strictEqual(Script.mapAccounting({ record: record.record, cancelled: true }).outcome, "Cancelled")
+  })
+
+  it("a marker not yet written whole is read again, and is no marker if it stays so; the script runs its command past an empty one", async () => {
+    const dir = tempDir("trex-ge-partial-")
+    const runner = Runner.local("test")
+    const file = path.join(dir, Script.CANCEL_FILE)
+    // an earlier TREX's cancel wrote its marker in place: empty until its time is written
+    fs.writeFileSync(file, "")
+    const later = setTimeout(() => fs.writeFileSync(file, "2026-12-06T10:00:00.000Z\n"), 300)
+    assert.strictEqual(await Effect.runPromise(Query.readCancelMarker(runner, dir)), "earlier")
+    clearTimeout(later)
+    // one left empty (its cancel stopped before writing it, so before its qdel): before the fix, a cancel whatever the record
+    fs.writeFileSync(file, "")
+    assert.isUndefined(await Effect.runPromise(Query.readCancelMarker(runner, dir)))
+    const run = spawnSync("/bin/sh", ["-c", jobScript(dir, "echo ran", {})], { encoding: "utf8", env: { ...process.env, JOB_ID: "13" } })
+    assert.strictEqual(run.stdout, "ran\n")
+    assert.strictEqual(run.status, 0)
   })
 
   it("a cancel marks a job with no record, one whose command asked to run again, and one qstat still lists under its name (a rerun may have started since the look); not one gone", () => {
@@ -187,11 +245,15 @@ describe("a cancel's marker and the job's exit record", () => {
   it("a marker makes an end by a signal a cancel's only for a command told to end, or a job Grid Engine was to run again", () => {
     const rec = (runs: number | undefined, notified: boolean | undefined) =>
       Script.exitRecord(JSON.stringify({ exitCode: 137, start: 1, end: 2, ...(runs !== undefined ? { runs } : {}), ...(notified !== undefined ? { notified: notified ? 1 : 0 } : {}) }))!
-    const marker = (m: Script.CancelMarker) => Script.parseCancelMarker(Script.renderCancelMarker(m, new Date(0)))
+    const marker = (m: Script.CancelMarker) => Script.parseCancelMarker(Script.renderCancelMarker(m, new Date(0))) as Script.CancelMarker
     assert.deepStrictEqual(marker({ runs: 2, waiting: true }), { runs: 2, waiting: true })
     assert.deepStrictEqual(marker({ waiting: false }), { waiting: false })
-    assert.isUndefined(Script.parseCancelMarker("2026-12-06T10:00:00.000Z\n"), "an earlier TREX's marker: a time")
-    const cases: Array<[string, Script.CancelMarker | undefined, Script.ExitRecord | undefined, boolean]> = [
+    assert.strictEqual(Script.parseCancelMarker("2026-12-06T10:00:00.000Z\n"), "earlier", "an earlier TREX's marker: a time")
+    // before the fix, these read as an earlier TREX's marker: a cancel whatever the record
+    for (const partial of ["", "2026-12-06T1", "{\"at\":\"2026-12-06T10:00:00.000Z\",\"wai"]) {
+      assert.isUndefined(Script.parseCancelMarker(partial), `not yet written whole: ${JSON.stringify(partial)}`)
+    }
+    const cases: Array<[string, Script.CancelMarker | "earlier", Script.ExitRecord | undefined, boolean]> = [
       // the cancel found no record: the command's own end (after the look) stays its own; one the qdel told to end is the cancel's
       ["no record seen, ended by itself", marker({ waiting: false }), rec(1, false), false],
       ["no record seen, told to end", marker({ waiting: false }), rec(1, true), true],
@@ -205,7 +267,7 @@ describe("a cancel's marker and the job's exit record", () => {
       ["run 1 seen, run 2 told to end", marker({ runs: 1, waiting: false }), rec(2, true), true],
       ["run 1 seen waiting, run 2 ended by itself", marker({ runs: 1, waiting: true }), rec(2, false), false],
       // an earlier TREX's marker or record counts, as it did
-      ["an earlier marker", undefined, rec(1, false), true],
+      ["an earlier marker", "earlier", rec(1, false), true],
       ["an earlier record", marker({ runs: 1, waiting: false }), rec(undefined, undefined), true]
     ]
     for (const [what, m, last, expected] of cases) assert.strictEqual(Script.cancelledBy(m, last), expected, what)
@@ -340,6 +402,23 @@ describe("the job script's GPU claim", () => {
     assert.strictEqual(fs.readFileSync(seen, "utf8"), "held\n", "the device was still locked when the child was told to end")
     const said = /trex: the command left processes running \(pids ([\d ]+)\): ending them \(SIGTERM, SIGKILL after 5 s\) before its GPUs \(0\) are given back/.exec(job.stderr)
     assert.include(said?.[1]?.split(" ") ?? [], String(left), job.stderr)
+    assert.deepStrictEqual(held(locks), [])
+  })
+
+  it("a job writes its exit record before it ends what its command left and gives its devices back: a cancel meanwhile, or a qdel's SIGKILL, finds the command's own end", () => {
+    const locks = lockDir()
+    const seen = path.join(locks, "seen")
+    const ready = path.join(locks, "ready")
+    // a child that outlives the command (exit 0); on the script's SIGTERM it writes whether the job's exit record is there
+    const child = `trap 'if [ -e "$TREX_JOB_DIR/${Script.EXIT_FILE}" ]; then echo recorded; else echo none; fi > ${seen}; exit 0' TERM; : > ${ready}; while :; do sleep 0.05; done`
+    const dir = tempDir("trex-ge-record-first-")
+    const script = jobScript(dir, `sh -c ${shellQuote(child)} & until [ -e ${ready} ]; do sleep 0.01; done`, { gpus: 1, gpuLockDir: locks })
+    const job = spawnSync("setsid", ["-w", "/bin/sh", "-c", script], { encoding: "utf8", env: jobEnv({}), timeout: 20_000 })
+    assert.strictEqual(job.status, 0, job.stderr)
+    // before the fix: "none" (the record came after the devices were given back, up to 35 s later)
+    assert.strictEqual(fs.readFileSync(seen, "utf8"), "recorded\n", job.stderr)
+    assert.deepInclude(Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8")), { runs: 1, notified: false })
+    assert.strictEqual(Script.exitRecord(fs.readFileSync(path.join(dir, Script.EXIT_FILE), "utf8"))?.record.exit_status, "0")
     assert.deepStrictEqual(held(locks), [])
   })
 

@@ -27,13 +27,25 @@ export interface CommandRunner {
   readonly mkdirp: (dir: string) => Effect.Effect<void, Errors.BackendError>
   readonly writeFile: (file: string, content: string, mode: number) => Effect.Effect<void, Errors.BackendError>
   /**
+   * Create `file` whole, unless it exists: written under a temporary name, then linked into place (a reader sees all of
+   * it or no file, and a file already there is never replaced); `false` when it was there.
+   */
+  readonly createFile: (file: string, content: string, mode: number) => Effect.Effect<boolean, Errors.BackendError>
+  /**
    * Bytes of `file` from `offset` on (at most `max`); `undefined` when the file does not exist (yet),
    * `"truncated"` when it is now shorter than `offset` (rewritten, as by a requeued job).
    */
   readonly readFrom: (file: string, offset: number, max: number) => Effect.Effect<Uint8Array | undefined | "truncated", Errors.BackendError>
-  /** Whether `file` exists; a failure other than its absence (a denied search, a lost connection) is an error, not `false`. */
+  /**
+   * Whether `file` exists; a failure other than its absence (a denied search, a lost connection) is an error, not `false`.
+   * Over SSH, a path through a file (ENOTDIR) or a symbolic link loop (ELOOP) reads as absent here and in `readFrom`
+   * (OpenSSH's sftp-server reports both as NO_SUCH_FILE, which cannot be told from absence); on this machine they are errors.
+   */
   readonly exists: (file: string) => Effect.Effect<boolean, Errors.BackendError>
 }
+
+/** A temporary name next to `file`, unique to this call. */
+const tempNameFor = (file: string) => `${file}.${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp`
 
 const failFor = (backend: string) => (operation: string, message: string, retryable = true) =>
   new Errors.BackendError({ backend, operation, message, retryable })
@@ -68,6 +80,21 @@ export const local = (backend: string): CommandRunner => {
           await fs.mkdir(path.dirname(file), { recursive: true })
           await fs.writeFile(file, content, { mode })
           await fs.chmod(file, mode)
+        },
+        catch: (e) => fail("writeFile", `cannot write ${file}: ${String(e)}`, false)
+      }),
+    createFile: (file, content, mode) =>
+      Effect.tryPromise({
+        try: async () => {
+          await fs.mkdir(path.dirname(file), { recursive: true })
+          const temp = tempNameFor(file)
+          try {
+            await fs.writeFile(temp, content, { mode })
+            await fs.chmod(temp, mode)
+            return await fs.link(temp, file).then(() => true, (e: NodeJS.ErrnoException) => (e.code === "EEXIST" ? false : Promise.reject(e)))
+          } finally {
+            await fs.rm(temp, { force: true })
+          }
         },
         catch: (e) => fail("writeFile", `cannot write ${file}: ${String(e)}`, false)
       }),
@@ -140,7 +167,9 @@ const sftpCalls = (sftp: SFTPWrapper) => ({
   read: (handle: Buffer, buf: Buffer, position: number) => promised<number>((cb) => sftp.read(handle, buf, 0, buf.length, position, (err, bytesRead) => cb(err, bytesRead))),
   close: (handle: Buffer) => promised<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))),
   writeFile: (file: string, content: string, mode: number) => promised<void>((cb) => sftp.writeFile(file, content, { mode }, (err) => cb(err, undefined))),
-  chmod: (file: string, mode: number) => promised<void>((cb) => sftp.chmod(file, mode, (err) => cb(err, undefined)))
+  chmod: (file: string, mode: number) => promised<void>((cb) => sftp.chmod(file, mode, (err) => cb(err, undefined))),
+  link: (target: string, file: string) => promised<void>((cb) => sftp.ext_openssh_hardlink(target, file, (err) => cb(err, undefined))),
+  unlink: (file: string) => promised<void>((cb) => sftp.unlink(file, (err) => cb(err, undefined)))
 })
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
@@ -172,8 +201,8 @@ export const ssh = (options: SshOptions, backend: string): Effect.Effect<Command
       }),
       (c) => Effect.sync(() => c.end())
     )
-    const sftp = sftpCalls(yield* Effect.tryPromise({ try: () => promised<SFTPWrapper>((cb) => client.sftp(cb)), catch: (e) => fail("sftp", message(e)) }))
-    const call = <A>(operation: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (e) => fail(operation, message(e)) })
+    const sftp = sftpCalls(yield* Effect.tryPromise({ try: () => promised<SFTPWrapper>((cb) => client.sftp(cb)), catch: (e) => fail("sftp", `cannot open an SFTP session on ${options.username}@${options.host}: ${message(e)}`) }))
+    const call = <A>(operation: string, what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (e) => fail(operation, `${what}: ${message(e)}`) })
     const runner: CommandRunner = {
       where: `${options.username}@${options.host}`,
       exec: (command, args) =>
@@ -197,9 +226,21 @@ export const ssh = (options: SshOptions, backend: string): Effect.Effect<Command
         ),
       writeFile: (file, content, mode) =>
         runner.mkdirp(path.posix.dirname(file)).pipe(
-          Effect.andThen(call("writeFile", () => sftp.writeFile(file, content, mode))),
-          Effect.andThen(call("chmod", () => sftp.chmod(file, mode)))
+          Effect.andThen(call("writeFile", `cannot write ${file}`, () => sftp.writeFile(file, content, mode))),
+          Effect.andThen(call("chmod", `cannot chmod ${file}`, () => sftp.chmod(file, mode)))
         ),
+      // OpenSSH's hardlink@openssh.com: link(2), which never replaces a file; its failure says no more than "failure"
+      createFile: (file, content, mode) =>
+        Effect.gen(function*() {
+          yield* runner.mkdirp(path.posix.dirname(file))
+          const temp = tempNameFor(file)
+          return yield* Effect.gen(function*() {
+            yield* call("writeFile", `cannot write ${file}`, () => sftp.writeFile(temp, content, mode))
+            yield* call("chmod", `cannot chmod ${file}`, () => sftp.chmod(temp, mode))
+            const linked = yield* call("link", `cannot write ${file}`, () => sftp.link(temp, file).then(() => true, (e: unknown) => sftp.stat(file).then(() => false, () => Promise.reject(e))))
+            return linked
+          }).pipe(Effect.ensuring(Effect.promise(() => sftp.unlink(temp).catch(() => undefined))))
+        }),
       readFrom: (file, offset, max) =>
         Effect.tryPromise({
           try: async (): Promise<Uint8Array | undefined | "truncated"> => {

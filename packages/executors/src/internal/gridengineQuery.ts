@@ -142,3 +142,46 @@ export const qacct = (ge: Client, id: string, name: string | undefined) =>
     if (o.code !== 0) return { record: undefined, why: (o.stderr.trim() || o.stdout.trim()).split("\n").at(-1) ?? "" }
     return { record: Script.pickRecord(Script.parseQacct(o.stdout), name), why: "" }
   })
+
+/**
+ * A cancel's marking of the job in `jobDir`: the marker ({@link Script.cancelMarker}) from its exit record (`recorded`) and,
+ * for a record that does not say the job runs again, what `look` (qstat, once) lists under its id; written whole (a reader
+ * never sees part of it) and never over a marker there. A marker there is an earlier cancel's, which saw the job before
+ * this one did: a second cancel, while qstat still lists the job the first one's qdel is ending (`dr`), would otherwise
+ * say it saw that end's record, and the end would read as the job's own. Whether this cancel wrote the marker.
+ */
+export const markCancelled = <E>(
+  runner: CommandRunner,
+  jobDir: string,
+  recorded: Script.ExitRecord | undefined,
+  look: Effect.Effect<Script.QueuedJob | "gone" | undefined, E>,
+  name: string | undefined,
+  at: Date
+): Effect.Effect<boolean, Errors.BackendError | E> =>
+  Effect.gen(function*() {
+    const file = `${jobDir}/${Script.CANCEL_FILE}`
+    if (yield* runner.exists(file)) return false
+    const marker = Script.cancelMarker(recorded, recorded === undefined || Script.runsAgain(recorded) ? undefined : yield* look, name)
+    if (marker === undefined) return false
+    return yield* runner.createFile(file, Script.renderCancelMarker(marker, at), 0o644)
+  })
+
+/** How often, and how far apart, a marker not yet written whole is read again. */
+const MARKER_READS = 5
+const MARKER_REREAD = "200 millis"
+
+/**
+ * The cancel marker in `jobDir` ({@link Script.parseCancelMarker}); `undefined` when there is none. One not yet written
+ * whole (empty: an earlier TREX wrote it in place) is read again; one still not whole after a second is a cancel that
+ * stopped before it wrote it, and so before its qdel: no marker.
+ */
+export const readCancelMarker = (runner: CommandRunner, jobDir: string): Effect.Effect<Script.CancelMarker | "earlier" | undefined, Errors.BackendError> =>
+  Effect.gen(function*() {
+    for (let read = 1; ; read++) {
+      const bytes = yield* runner.readFrom(`${jobDir}/${Script.CANCEL_FILE}`, 0, 4096)
+      if (!(bytes instanceof Uint8Array)) return undefined
+      const marker = Script.parseCancelMarker(new TextDecoder().decode(bytes))
+      if (marker !== undefined || read >= MARKER_READS) return marker
+      yield* Effect.sleep(MARKER_REREAD)
+    }
+  })

@@ -479,17 +479,18 @@ export const renderScript = (input: ScriptInput): string => {
     "trex_notified=0; trex_told=0",
     `echo "start $trex_start" >> ${RUNS_FILE}`,
     `trex_runs=$(grep -c '^start' ${RUNS_FILE})`,
+    // a cancel has marked the job and its qdel is coming: a run Grid Engine starts meanwhile (a rerun, or a first run
+    // dispatched just then) does not start the command, and ends as one the qdel's SIGTERM would have ended; first: a run
+    // past maxRequeues that a cancel caught is cancelled (an empty marker is one not yet written: a cancel writes it whole)
+    `if [ -s ${CANCEL_FILE} ]; then`,
+    `  echo "trex: the job was cancelled (${CANCEL_FILE}) before this run started: its command does not run" >&2`,
+    `  trex_told=1; ${record("", `143 "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
+    "  exit 143",
+    "fi",
     // run again more often than allowed: end the job here (its command does not run), saying so
     `if [ "$trex_runs" -gt ${maxRuns} ]; then`,
     `  ${record(`,"rerunLimit":${maxRuns - 1}`, `${RERUN_LIMIT_EXIT} "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
     `  exit ${RERUN_LIMIT_EXIT}`,
-    "fi",
-    // a cancel has marked the job and its qdel is coming: a run Grid Engine starts meanwhile (a rerun, or a first run
-    // dispatched just then) does not start the command, and ends as one the qdel's SIGTERM would have ended
-    `if [ -e ${CANCEL_FILE} ]; then`,
-    `  echo "trex: the job was cancelled (${CANCEL_FILE}) before this run started: its command does not run" >&2`,
-    `  trex_told=1; ${record("", `143 "$trex_start" "$(date +%s)" "$trex_runs"`)}`,
-    "  exit 143",
     "fi",
     `TREX_JOB_DIR=${dir}`,
     "export TREX_JOB_DIR",
@@ -509,18 +510,22 @@ export const renderScript = (input: ScriptInput): string => {
     // a signal after the command's end (a cancel just after it) does not make that end the cancel's
     "trex_told=$trex_notified",
     "trex_end=$(date +%s)",
-    // the devices it claimed are free for the next job
-    ...(input.gpus > 0 && input.assignGpus ? ["trex_end_left", "trex_release", "trex_unwatch"] : []),
     `echo "exit $trex_code $trex_end" >> ${RUNS_FILE}`,
+    "trex_status=$trex_code",
     // 99 asks Grid Engine to run the job again: on its last allowed run, the job ends here instead
     `if [ "$trex_code" = 99 ] && [ "$trex_runs" -ge ${maxRuns} ]; then`,
     `  ${record(`,"rerunLimit":${maxRuns - 1}`, `"$trex_code" "$trex_start" "$trex_end" "$trex_runs"`)}`,
-    `  exit ${RERUN_LIMIT_EXIT}`,
+    `  trex_status=${RERUN_LIMIT_EXIT}`,
+    "else",
+    `  ${record("", `"$trex_code" "$trex_start" "$trex_end" "$trex_runs"`)}`,
     "fi",
-    `${record("", `"$trex_code" "$trex_start" "$trex_end" "$trex_runs"`)}`,
+    // the devices it claimed are free for the next job; after the record (ending what the command left may take
+    // LEFTOVER_GRACE_SECONDS and 30 s more): a cancel meanwhile finds the command's end, and a qdel's SIGKILL does not
+    // take it with the script
+    ...(input.gpus > 0 && input.assignGpus ? ["trex_end_left", "trex_release", "trex_unwatch"] : []),
     // 100 would put the job in error state, to wait for an admin: the command's code is in the exit record
-    `[ "$trex_code" = 100 ] && exit 1`,
-    `exit "$trex_code"`,
+    `[ "$trex_status" = 100 ] && exit 1`,
+    `exit "$trex_status"`,
     ""
   ].join("\n")
 }
@@ -775,11 +780,17 @@ export const cancelMarker = (recorded: ExitRecord | undefined, listed: QueuedJob
 /** The marker's text: its time, for a reader, and what the cancel saw. */
 export const renderCancelMarker = (marker: CancelMarker, at: Date): string => `${JSON.stringify({ at: at.toISOString(), ...marker })}\n`
 
-/** A marker's text read back; `undefined` for an earlier TREX's (a time alone), which counts as a cancel whatever the record. */
-export const parseCancelMarker = (text: string): CancelMarker | undefined => {
+/**
+ * A marker's text read back: what the cancel saw; `"earlier"` for an earlier TREX's (an ISO time alone), which counts as a
+ * cancel whatever the record; `undefined` for anything else (empty, cut short): a marker not yet written whole (an earlier
+ * TREX wrote it in place), to be read again.
+ */
+export const parseCancelMarker = (text: string): CancelMarker | "earlier" | undefined => {
+  const t = text.trim()
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(t)) return "earlier"
   try {
-    const m = JSON.parse(text) as Record<string, unknown>
-    if (typeof m.waiting !== "boolean" || (m.runs !== undefined && typeof m.runs !== "number")) return undefined
+    const m = JSON.parse(t) as Record<string, unknown>
+    if (typeof m !== "object" || m === null || typeof m.waiting !== "boolean" || (m.runs !== undefined && typeof m.runs !== "number")) return undefined
     return { waiting: m.waiting, ...(typeof m.runs === "number" ? { runs: m.runs } : {}) }
   } catch {
     return undefined
@@ -794,8 +805,8 @@ export const parseCancelMarker = (text: string): CancelMarker | undefined => {
  * command that ended by itself after the cancel looked (an exit 137, a SIGKILL of the OOM killer) keeps its own end.
  * An earlier TREX's marker or record, without what this needs, counts.
  */
-export const cancelledBy = (marker: CancelMarker | undefined, last: ExitRecord | undefined): boolean => {
-  if (marker === undefined || last === undefined) return true
+export const cancelledBy = (marker: CancelMarker | "earlier", last: ExitRecord | undefined): boolean => {
+  if (marker === "earlier" || last === undefined) return true
   if (marker.runs !== undefined && last.runs !== undefined && last.runs <= marker.runs) return marker.waiting
   return last.notified !== false
 }
