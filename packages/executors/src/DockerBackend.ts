@@ -14,7 +14,7 @@
 import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type Docker from "dockerode"
-import { Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
+import { Cause, Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
 import type * as Http from "node:http"
 import * as Path from "node:path"
@@ -129,6 +129,19 @@ const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
 
 const isNotFound = (e: unknown) => Spec.classifyError(e).status === 404
+
+/** `value` if it is a JSON object (not null, not an array). */
+const anObject = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+
+/**
+ * A record's `ended`, the entries of the shape written (a container and an outcome, strings) only: a job directory is
+ * anyone's to edit, and a record of another shape counts as no record (never as a recorded exit).
+ */
+const endedOf = (record: JobRecord | undefined): ReadonlyArray<EndedJob> =>
+  Array.isArray(record?.ended)
+    ? record.ended.filter((e: unknown): e is EndedJob => typeof anObject(e)?.["container"] === "string" && typeof anObject(e)?.["outcome"] === "string")
+    : []
 
 /** A container of an earlier job of a job directory, whose exit was recorded before a new job there cleared the records. */
 interface EndedJob {
@@ -400,6 +413,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       return undefined
     }
   }
+  /** `<jobDir>/.trex-job.json`, if it is an object (its fields are checked where they are used). */
+  const jobRecord = (jobDir: string) => anObject(readJson(Path.join(jobDir, Spec.RECORD.job))) as JobRecord | undefined
 
   /**
    * Whether a job needing `n` GPUs can start now (`go`: the GPU ids it gets), or why it must wait
@@ -542,7 +557,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       return why !== undefined ? fail("submit", why) : e
     }))
     yield* Effect.sync(() => {
-      const ended = (readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined)?.ended ?? []
+      const ended = endedOf(jobRecord(jobDir))
       writeJson(Path.join(jobDir, Spec.RECORD.job), {
         name: spec.name,
         labels: spec.labels,
@@ -639,17 +654,18 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     return yield* removeAfter(info, exit)
   })
 
-  /** The exit recorded in `jobDir` for container `id`, when one is. */
-  const recordedExit = (jobDir: string, id: string): Backend.JobExit | undefined =>
-    (readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined)?.container === id
-      ? readJson(Path.join(jobDir, Spec.RECORD.exit)) as Backend.JobExit | undefined
-      : undefined
+  /** The exit recorded in `jobDir` for container `id`, when one is (a record of another shape than written is none). */
+  const recordedExit = (jobDir: string, id: string): Backend.JobExit | undefined => {
+    if (jobRecord(jobDir)?.container !== id) return undefined
+    const exit = anObject(readJson(Path.join(jobDir, Spec.RECORD.exit)))
+    return typeof exit?.["outcome"] === "string" ? exit as unknown as Backend.JobExit : undefined
+  }
 
   /** The containers of `jobDir`'s jobs whose exits were recorded, the last one's included (before a new job there clears the records). */
   const endedIn = (jobDir: string): ReadonlyArray<EndedJob> => {
-    const record = readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined
-    const last = record?.container !== undefined ? recordedExit(jobDir, record.container) : undefined
-    const earlier = (record?.ended ?? []).filter((e) => e.container !== record?.container)
+    const record = jobRecord(jobDir)
+    const last = typeof record?.container === "string" ? recordedExit(jobDir, record.container) : undefined
+    const earlier = endedOf(record).filter((e) => e.container !== record?.container)
     return last !== undefined ? [...earlier, { container: record!.container!, outcome: last.outcome }] : earlier
   }
 
@@ -992,26 +1008,33 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const dead = yield* once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.jobDir], status: ["dead", "removing"] } })).pipe(
       Effect.orElseSucceed((): ReadonlyArray<Docker.ContainerInfo> => [])
     )
-    /** The runs with a container that has not ended (asked when a container of another root's is to be removed; none known if the engine does not say). */
-    let live: ReadonlySet<string> | undefined
+    /** The runs with a container that has not ended (asked once, when a container of another root's is to be removed; "unknown" if the engine did not say). */
+    let live: ReadonlySet<string> | "unknown" | undefined
     const liveRuns = once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.run], status: ["created", "restarting", "running", "paused"] } })).pipe(
-      Effect.map((cs): ReadonlySet<string> | undefined => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
-      Effect.orElseSucceed(() => undefined)
+      Effect.map((cs): ReadonlySet<string> | "unknown" => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
+      Effect.orElseSucceed(() => "unknown" as const)
     )
-    for (const c of dead) {
+    const removeDead = Effect.fnUntraced(function*(c: Docker.ContainerInfo) {
       const jobDir = c.Labels[Spec.LABEL.jobDir]
       const exit = jobDir !== undefined && Path.isAbsolute(jobDir) ? endedIn(jobDir).find((e) => e.container === c.Id) : undefined
-      if (exit === undefined) continue
+      if (exit === undefined) return
       if (!jobDir!.startsWith(root + Path.sep)) {
         const run = c.Labels[Spec.LABEL.run]
         live ??= yield* liveRuns
-        if (run === undefined || live === undefined || live.has(run)) continue
+        if (run === undefined || live === "unknown" || live.has(run)) return
       }
       // one being removed now (by another controller) is let be
       const now = yield* Effect.result(once("make", () => docker.getContainer(c.Id).inspect()))
-      if (now._tag === "Failure" || now.success.State.Status !== "dead") continue
+      if (now._tag === "Failure" || now.success.State.Status !== "dead") return
       const removed = yield* Effect.result(once("make", () => removeContainer(c.Id)))
       if (removed._tag === "Failure") yield* unremovable(c.Id, c.Labels[Spec.LABEL.node], `ended ${exit.outcome} under an earlier controller`, removed.failure.message)
+    })
+    // each on its own: what one container's directory holds (anyone's to edit) never stops the backend's start
+    for (const c of dead) {
+      const done = yield* Effect.exit(removeDead(c))
+      if (done._tag === "Failure") {
+        yield* Effect.logWarning(`docker: container ${c.Id.slice(0, 12)}, left dead, was not looked at (it is left as it is): ${Cause.pretty(done.cause)}`)
+      }
     }
   }
 

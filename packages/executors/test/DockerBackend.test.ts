@@ -1318,14 +1318,42 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
       // recorded (a watch reads it); a backend of another root leaves it while its run has a container that runs, and
       // removes it once none has
       const record = Path.join(String(ref.data["jobDir"]), Spec.RECORD.job)
+      const exitFile = Path.join(String(ref.data["jobDir"]), Spec.RECORD.exit)
+      const written = Fs.readFileSync(record, "utf8")
       Fs.renameSync(record, `${record}.aside`)
       yield* backendWith({ slots: 1 })
-      assert.strictEqual(yield* status(ref.id), "dead", "left while its exit is not recorded")
+      assert.strictEqual(yield* status(ref.id), "dead", "left while its directory has no record")
       Fs.renameSync(`${record}.aside`, record)
       const other = () => backendWith({ slots: 1, root: Fs.mkdtempSync(Path.join(root, "other-")) })
       yield* other()
       assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root while its run has a container running")
       yield* Effect.promise(() => running.remove({ force: true }))
+      // the record naming it as the directory's job, its exit not recorded (its controller stopped before it wrote it):
+      // left to its watch by a backend of this root, and of another (its run not live)
+      Fs.renameSync(exitFile, `${exitFile}.aside`)
+      Fs.writeFileSync(record, JSON.stringify({ labels: s.labels, container: ref.id }))
+      yield* backendWith({ slots: 1 })
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of its root while its exit is not recorded")
+      yield* other()
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root while its exit is not recorded")
+      // records of other shapes than written (a job directory is anyone's to edit): no backend's start fails for them,
+      // and none reads as its exit recorded
+      const shapes: ReadonlyArray<readonly [unknown, unknown]> = [
+        [{ container: ref.id, ended: { container: ref.id, outcome: "Succeeded" } }, undefined],
+        [{ container: "other", ended: [null, 5, { container: ref.id, outcome: 0 }, { container: ref.id }] }, undefined],
+        [{ container: ref.id }, null],
+        [{ container: ref.id }, ["Succeeded"]],
+        [[ref.id], { outcome: "Succeeded" }]
+      ]
+      for (const [job, exit] of shapes) {
+        Fs.writeFileSync(record, JSON.stringify(job))
+        if (exit !== undefined) Fs.writeFileSync(exitFile, JSON.stringify(exit))
+        yield* other()
+        Fs.rmSync(exitFile, { force: true })
+        assert.strictEqual(yield* status(ref.id), "dead", `left with ${JSON.stringify(job)} and the exit file ${JSON.stringify(exit)}`)
+      }
+      Fs.writeFileSync(record, written)
+      Fs.renameSync(`${exitFile}.aside`, exitFile)
       yield* other()
       assert.strictEqual(yield* status(ref.id), "gone", "removed as a backend of another root started")
       assert.strictEqual(warned.length, 2, JSON.stringify(warned))
