@@ -3,7 +3,7 @@
  * (or start-docker.sh). Without an engine these tests fail, saying so. The scenarios that matter
  * also run on Podman's Docker-compatible API when it is up (start-podman.sh; see support/engines.ts).
  */
-import { afterAll, assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
@@ -49,7 +49,10 @@ afterAll(async () => {
     const left = await client.listContainers({ all: true, filters: { label: [`trex.jobdir`] } }).catch(() => [])
     await Promise.all(left.filter((c) => c.Labels["trex.jobdir"]?.startsWith(root)).map((c) => client.getContainer(c.Id).remove({ force: true }).catch(() => {})))
   }
-  Fs.rmSync(root, { recursive: true, force: true })
+  // a file left immutable (a test that failed while it held one) is made mutable, and deleted; nothing here fails the run
+  await Fs.promises.rm(root, { recursive: true, force: true }).catch(() =>
+    execFileAsync("chattr", ["-R", "-i", root]).then(() => Fs.promises.rm(root, { recursive: true, force: true }))
+  ).catch(() => undefined)
 })
 
 /** Run scripts/services/start-docker.sh (needs root, as in CI). */
@@ -372,36 +375,76 @@ const podmanTests = (PODMAN: TestEngine) => {
       catch: (e) => new Error(`start-podman.sh ${args.join(" ")} failed (it needs root): ${String(e)}`)
     }).pipe(Effect.orDie)
 
+  /** The options of a store of {@link ownPodman}'s, in `dir`, which takes the images of the machine's store (`images`), read only. */
+  const storeOf = (dir: string, images: string) => [
+    "--root", Path.join(dir, "root"), "--runroot", Path.join(dir, "run"), "--tmpdir", Path.join(dir, "tmp"),
+    "--storage-opt", `overlay.imagestore=${images}`
+  ]
+  const machineImages = () => execFileAsync("podman", ["info", "--format", "{{.Store.GraphRoot}}"]).then((o) => o.stdout.trim())
+  /**
+   * Delete a store of {@link ownPodman}'s (its service stopped), whatever is left in it: its containers removed by Podman
+   * (`conmon` and the container's processes with them), its mounts undone, its files made mutable (the test makes one
+   * immutable), then the directory. Every step's failure is let be: the next steps, or the next run's sweep, do the rest.
+   */
+  const dropStore = async (dir: string, images: string) => {
+    await execFileAsync("podman", [...storeOf(dir, images), "rm", "-af", "-t0"], { timeout: 30_000 }).catch(() => undefined)
+    const mounts = Fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(`${dir}/`))
+    for (const m of mounts.reverse()) await execFileAsync("umount", [m]).catch(() => execFileAsync("umount", ["-l", m])).catch(() => undefined)
+    await execFileAsync("chattr", ["-R", "-i", dir]).catch(() => undefined)
+    await Fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined)
+  }
+  /**
+   * The stores of {@link ownPodman}'s that a run killed meanwhile left (its `afterAll` never ran): in a `trex-docker-*`
+   * directory of the temporary directory, older than two minutes (a test takes one at most), whose service does not
+   * answer (one that does is a run's that is going on; an orphaned service exits within 30 s of its last request).
+   */
+  const sweepStores = async () => {
+    const tmp = Os.tmpdir()
+    const stale: Array<string> = []
+    for (const top of Fs.readdirSync(tmp).filter((n) => n.startsWith("trex-docker-"))) {
+      const dirs = await Fs.promises.readdir(Path.join(tmp, top)).catch(() => [])
+      for (const name of dirs.filter((n) => n.startsWith("podman-"))) {
+        const dir = Path.join(tmp, top, name)
+        const old = await Fs.promises.stat(dir).then((st) => st.isDirectory() && Date.now() - st.mtimeMs > 120_000, () => false)
+        if (old && !(await dockerAt(Path.join(dir, "podman.sock")).ping().then(() => true, () => false))) stale.push(dir)
+      }
+    }
+    if (stale.length === 0) return
+    const images = await machineImages()
+    for (const dir of stale) await dropStore(dir, images)
+  }
+
   /**
    * A Podman service of this test's own, for the scope: its own store (`--root`, `--runroot`, `--tmpdir` in a directory
    * of `root`), which takes the images of the machine's store, read only (`overlay.imagestore`), on a socket there;
-   * stopped, its mounts undone and its directory deleted at the scope's end. What breaks its store (a layer it cannot
-   * delete stops every start) breaks no other test's Podman, nor anyone else's on this machine.
+   * stopped (SIGTERM, SIGKILL after 10 s) and its store deleted at the scope's end. What breaks its store (a layer it
+   * cannot delete stops every start) breaks no other test's Podman, nor anyone else's on this machine. Its service
+   * exits by itself 30 s after its last request (`--time=30`) if the test's process is killed.
    */
   const ownPodman = Effect.acquireRelease(
     Effect.gen(function*() {
       const dir = Fs.mkdtempSync(Path.join(root, "podman-"))
-      const store = ["--root", Path.join(dir, "root"), "--runroot", Path.join(dir, "run"), "--tmpdir", Path.join(dir, "tmp")]
-      const images = (yield* Effect.promise(() => execFileAsync("podman", ["info", "--format", "{{.Store.GraphRoot}}"]))).stdout.trim()
-      store.push("--storage-opt", `overlay.imagestore=${images}`)
+      const images = yield* Effect.promise(machineImages)
       const socket = Path.join(dir, "podman.sock")
       // started from its directory: conmon writes its `oom` markers into the service's working directory (see start-podman.sh)
-      const service = spawn("podman", [...store, "system", "service", "--time=0", `unix://${socket}`], { cwd: dir, stdio: "ignore" })
-      const ended = new Promise<void>((resolve) => service.once("exit", () => resolve()))
-      return { dir, service, ended, engine: { ...PODMAN, socket } satisfies TestEngine }
+      const service = spawn("podman", [...storeOf(dir, images), "system", "service", "--time=30", `unix://${socket}`], { cwd: dir, stdio: "ignore" })
+      const ended = new Promise<boolean>((resolve) => service.once("exit", () => resolve(true)))
+      return { dir, images, service, ended, engine: { ...PODMAN, socket } satisfies TestEngine }
     }),
-    ({ dir, ended, service }) =>
+    ({ dir, ended, images, service }) =>
       Effect.promise(async () => {
+        const within = (ms: number) => Promise.race([ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())])
         service.kill("SIGTERM")
-        await ended
-        const mounts = Fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(`${dir}/`))
-        for (const m of mounts.reverse()) await execFileAsync("umount", [m]).catch(() => undefined)
-        // (a container still running, after a failure, keeps its mount: left for afterAll's removal of `root`)
-        await Fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined)
+        if (!(await within(10_000))) {
+          service.kill("SIGKILL")
+          await within(5_000)
+        }
+        await dropStore(dir, images)
       })
   ).pipe(Effect.tap(({ engine }) => eventually("the test's own Podman service answers", Effect.promise(() => dockerAt(engine.socket).ping().then(() => true, () => false)), 20)))
 
   describe("DockerBackend on podman only", inOrder, () => {
+    beforeAll(sweepStores, 120_000)
     it.live("a Podman service that stops mid-run leaves the job running: the watch waits (engineWait, not retryFor), then reads every line once and the exit", () =>
       Effect.gen(function*() {
         // retryFor is short: a watch that gave up with the service's calls would fail within the outage
