@@ -134,6 +134,15 @@ const isNotFound = (e: unknown) => Spec.classifyError(e).status === 404
 const anObject = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
 
+/** The uid that owns `path`, if it can be looked at. */
+const ownerOf = (path: string): number | undefined => {
+  try {
+    return Fs.statSync(path, { throwIfNoEntry: false })?.uid
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * A record's `ended`, the entries of the shape written (a container and an outcome, strings) only: a job directory is
  * anyone's to edit, and a record of another shape counts as no record (never as a recorded exit).
@@ -1008,20 +1017,24 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const dead = yield* once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.jobDir], status: ["dead", "removing"] } })).pipe(
       Effect.orElseSucceed((): ReadonlyArray<Docker.ContainerInfo> => [])
     )
-    /** The runs with a container that has not ended (asked once, when a container of another root's is to be removed; "unknown" if the engine did not say). */
-    let live: ReadonlySet<string> | "unknown" | undefined
+    /** The runs with a container that has not ended (asked when a container of another root's is to be removed; none known if the engine does not say). */
+    let live: ReadonlySet<string> | undefined
     const liveRuns = once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.run], status: ["created", "restarting", "running", "paused"] } })).pipe(
-      Effect.map((cs): ReadonlySet<string> | "unknown" => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
-      Effect.orElseSucceed(() => "unknown" as const)
+      Effect.map((cs): ReadonlySet<string> | undefined => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
+      Effect.orElseSucceed(() => undefined)
     )
     const removeDead = Effect.fnUntraced(function*(c: Docker.ContainerInfo) {
       const jobDir = c.Labels[Spec.LABEL.jobDir]
-      const exit = jobDir !== undefined && Path.isAbsolute(jobDir) ? endedIn(jobDir).find((e) => e.container === c.Id) : undefined
+      if (jobDir === undefined || !Path.isAbsolute(jobDir)) return
+      const ours = jobDir.startsWith(root + Path.sep)
+      // another root's whose job directory another user owns is theirs (on a shared engine), whatever this one may read
+      if (!ours && process.getuid !== undefined && (yield* Effect.sync(() => ownerOf(jobDir))) !== process.getuid()) return
+      const exit = endedIn(jobDir).find((e) => e.container === c.Id)
       if (exit === undefined) return
-      if (!jobDir!.startsWith(root + Path.sep)) {
+      if (!ours) {
         const run = c.Labels[Spec.LABEL.run]
         live ??= yield* liveRuns
-        if (run === undefined || live === "unknown" || live.has(run)) return
+        if (run === undefined || live === undefined || live.has(run)) return
       }
       // one being removed now (by another controller) is let be
       const now = yield* Effect.result(once("make", () => docker.getContainer(c.Id).inspect()))

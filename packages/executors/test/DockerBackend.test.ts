@@ -1397,6 +1397,12 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
       }
       Fs.writeFileSync(record, written)
       Fs.renameSync(`${exitFile}.aside`, exitFile)
+      // its job directory another user's (a run of theirs on this shared engine): theirs to remove
+      const jobDir = String(ref.data["jobDir"])
+      Fs.chownSync(jobDir, 65534, 65534)
+      yield* other()
+      Fs.chownSync(jobDir, process.getuid!(), process.getgid!())
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another user's")
       yield* other()
       assert.strictEqual(yield* status(ref.id), "gone", "removed as a backend of another root started")
       assert.strictEqual(warned.length, 2, JSON.stringify(warned))
