@@ -134,14 +134,49 @@ const isNotFound = (e: unknown) => Spec.classifyError(e).status === 404
 const anObject = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
 
-/** The uid that owns `path`, if it can be looked at. */
-const ownerOf = (path: string): number | undefined => {
-  try {
-    return Fs.statSync(path, { throwIfNoEntry: false })?.uid
-  } catch {
-    return undefined
-  }
+/** An exit file's JSON as an exit, if it is of the shape written (an object with an outcome). */
+const anExit = (value: unknown): Backend.JobExit | undefined => {
+  const exit = anObject(value)
+  return typeof exit?.["outcome"] === "string" ? exit as unknown as Backend.JobExit : undefined
 }
+
+/**
+ * The containers whose exits a job directory records, from its `.trex-job.json` and (read only if that names a
+ * container) its `.trex-exit.json`: the earlier jobs' (`ended`), and the last one's when its exit was recorded.
+ */
+const endedFrom = (recordJson: unknown, exitJson: () => unknown): ReadonlyArray<EndedJob> => {
+  const record = anObject(recordJson) as JobRecord | undefined
+  const last = typeof record?.container === "string" ? anExit(exitJson()) : undefined
+  const earlier = endedOf(record).filter((e) => e.container !== record?.container)
+  return last !== undefined ? [...earlier, { container: record!.container!, outcome: last.outcome }] : earlier
+}
+
+/**
+ * A file's JSON read off the event loop, as at a backend's start from the job directories of other roots (anyone's
+ * paths: a hung network mount, a FIFO): only a regular file is opened (without waiting for a writer, should it be
+ * swapped for a FIFO meanwhile), and a read that takes over {@link FOREIGN_READ_MS} is given up; undefined then.
+ */
+const readJsonOff = (file: string) =>
+  Effect.tryPromise(async () => {
+    if (!(await Fs.promises.lstat(file)).isFile()) return undefined
+    const handle = await Fs.promises.open(file, Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK)
+    try {
+      return (await handle.stat()).isFile() ? JSON.parse(await handle.readFile("utf8")) as unknown : undefined
+    } finally {
+      await handle.close()
+    }
+  }).pipe(Effect.timeout(FOREIGN_READ_MS), Effect.orElseSucceed(() => undefined))
+
+/** How long a backend's start waits for a file of a dead container's job directory (see {@link readJsonOff}). */
+const FOREIGN_READ_MS = 5_000
+
+/** The uid that owns `path`, if it can be looked at (off the event loop, within {@link FOREIGN_READ_MS}). */
+const ownerOf = (path: string) =>
+  Effect.tryPromise(() => Fs.promises.stat(path)).pipe(
+    Effect.map((st): number | undefined => st.uid),
+    Effect.timeout(FOREIGN_READ_MS),
+    Effect.orElseSucceed(() => undefined)
+  )
 
 /**
  * A record's `ended`, the entries of the shape written (a container and an outcome, strings) only: a job directory is
@@ -664,19 +699,12 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   })
 
   /** The exit recorded in `jobDir` for container `id`, when one is (a record of another shape than written is none). */
-  const recordedExit = (jobDir: string, id: string): Backend.JobExit | undefined => {
-    if (jobRecord(jobDir)?.container !== id) return undefined
-    const exit = anObject(readJson(Path.join(jobDir, Spec.RECORD.exit)))
-    return typeof exit?.["outcome"] === "string" ? exit as unknown as Backend.JobExit : undefined
-  }
+  const recordedExit = (jobDir: string, id: string): Backend.JobExit | undefined =>
+    jobRecord(jobDir)?.container === id ? anExit(readJson(Path.join(jobDir, Spec.RECORD.exit))) : undefined
 
   /** The containers of `jobDir`'s jobs whose exits were recorded, the last one's included (before a new job there clears the records). */
-  const endedIn = (jobDir: string): ReadonlyArray<EndedJob> => {
-    const record = jobRecord(jobDir)
-    const last = typeof record?.container === "string" ? recordedExit(jobDir, record.container) : undefined
-    const earlier = endedOf(record).filter((e) => e.container !== record?.container)
-    return last !== undefined ? [...earlier, { container: record!.container!, outcome: last.outcome }] : earlier
-  }
+  const endedIn = (jobDir: string): ReadonlyArray<EndedJob> =>
+    endedFrom(readJson(Path.join(jobDir, Spec.RECORD.job)), () => readJson(Path.join(jobDir, Spec.RECORD.exit)))
 
   /**
    * A container whose exit was read and whose removal the engine refused: said once (`how`: what became of it), and
@@ -1028,8 +1056,10 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       if (jobDir === undefined || !Path.isAbsolute(jobDir)) return
       const ours = jobDir.startsWith(root + Path.sep)
       // another root's whose job directory another user owns is theirs (on a shared engine), whatever this one may read
-      if (!ours && process.getuid !== undefined && (yield* Effect.sync(() => ownerOf(jobDir))) !== process.getuid()) return
-      const exit = endedIn(jobDir).find((e) => e.container === c.Id)
+      if (!ours && process.getuid !== undefined && (yield* ownerOf(jobDir)) !== process.getuid()) return
+      const record = yield* readJsonOff(Path.join(jobDir, Spec.RECORD.job))
+      const exitJson = typeof anObject(record)?.["container"] === "string" ? yield* readJsonOff(Path.join(jobDir, Spec.RECORD.exit)) : undefined
+      const exit = endedFrom(record, () => exitJson).find((e) => e.container === c.Id)
       if (exit === undefined) return
       if (!ours) {
         const run = c.Labels[Spec.LABEL.run]

@@ -1395,6 +1395,15 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
         Fs.rmSync(exitFile, { force: true })
         assert.strictEqual(yield* status(ref.id), "dead", `left with ${JSON.stringify(job)} and the exit file ${JSON.stringify(exit)}`)
       }
+      // nor a FIFO in their place (opening one for reading waits for a writer): never opened, the start goes on
+      for (const fifo of [record, exitFile]) {
+        Fs.writeFileSync(record, JSON.stringify({ container: ref.id }))
+        Fs.rmSync(fifo, { force: true })
+        yield* Effect.promise(() => execFileAsync("mkfifo", [fifo]))
+        yield* other()
+        Fs.rmSync(fifo)
+        assert.strictEqual(yield* status(ref.id), "dead", `left with a FIFO as ${Path.basename(fifo)}`)
+      }
       Fs.writeFileSync(record, written)
       Fs.renameSync(`${exitFile}.aside`, exitFile)
       // its job directory another user's (a run of theirs on this shared engine): theirs to remove
