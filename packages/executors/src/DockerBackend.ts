@@ -550,11 +550,12 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         Fs.mkdirSync(jobDir, { recursive: true })
         // the containers of this directory's earlier jobs whose exits were recorded stay known as such (one left
         // `dead`, its removal refused, is removed by a later backend's start: see the end of `make`)
+        // written first, in one step (over the earlier job's record), so that a submit that fails halfway loses none
         const ended = endedIn(jobDir)
-        for (const f of [...Object.values(Spec.MARKER), ...Object.values(Spec.RECORD), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]) {
-          Fs.rmSync(Path.join(jobDir, f), { force: true })
-        }
         if (ended.length > 0) writeJson(Path.join(jobDir, Spec.RECORD.job), { ended } satisfies JobRecord)
+        for (const f of [...Object.values(Spec.MARKER), ...Object.values(Spec.RECORD), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]) {
+          if (f !== Spec.RECORD.job || ended.length === 0) Fs.rmSync(Path.join(jobDir, f), { force: true })
+        }
         for (const file of spec.files) {
           const target = Spec.resolveJobFile(jobDir, file.path)
           if (target === undefined) throw fail("submit", `job file ${JSON.stringify(file.path)} must be a relative path inside the job directory`)

@@ -1347,6 +1347,12 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
         assert.strictEqual(((yield* Fiber.join(watching)).at(-1) as Backend.JobExit).outcome, "Succeeded")
         assert.strictEqual(yield* status(ref.id), "dead")
         assert.strictEqual((yield* first.list(own)).find((j) => j.ref.id === ref.id)?.state, "Finished", "listed as ended (Docker 20.10 lists it `removing`)")
+        // a submit again that fails halfway (the record cannot be written: a directory where its temporary file goes)
+        // loses no record of the earlier job's exit
+        const tmp = Path.join(String(ref.data["jobDir"]), `${Spec.RECORD.job}.tmp`)
+        Fs.mkdirSync(tmp)
+        assert.include((yield* first.submit({ ...s, argv: ["echo", "again"] }).pipe(Effect.flip)).message, "cannot prepare")
+        Fs.rmdirSync(tmp)
         assert.strictEqual((yield* Backend.awaitExit(first, yield* first.submit({ ...s, argv: ["echo", "again"] }))).outcome, "Succeeded")
         assert.strictEqual(warned.length, 1, JSON.stringify(warned))
         // a backend that starts while the engine still cannot remove it says so, once, and leaves it (the directory's
