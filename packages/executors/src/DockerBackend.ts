@@ -1046,11 +1046,11 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const dead = yield* once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.jobDir], status: ["dead", "removing"] } })).pipe(
       Effect.orElseSucceed((): ReadonlyArray<Docker.ContainerInfo> => [])
     )
-    /** The runs with a container that has not ended (asked when a container of another root's is to be removed; none known if the engine does not say). */
-    let live: ReadonlySet<string> | undefined
+    /** The runs with a container that has not ended (asked once, when a container of another root's is to be removed; "unknown" if the engine did not say). */
+    let live: ReadonlySet<string> | "unknown" | undefined
     const liveRuns = once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.run], status: ["created", "restarting", "running", "paused"] } })).pipe(
-      Effect.map((cs): ReadonlySet<string> | undefined => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
-      Effect.orElseSucceed(() => undefined)
+      Effect.map((cs): ReadonlySet<string> | "unknown" => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
+      Effect.orElseSucceed(() => "unknown" as const)
     )
     const removeDead = Effect.fnUntraced(function*(c: Docker.ContainerInfo) {
       const jobDir = c.Labels[Spec.LABEL.jobDir]
@@ -1065,7 +1065,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       if (!ours) {
         const run = c.Labels[Spec.LABEL.run]
         live ??= yield* liveRuns
-        if (run === undefined || live === undefined || live.has(run)) return
+        if (run === undefined || live === "unknown" || live.has(run)) return
       }
       // one being removed now (by another controller) is let be
       const now = yield* Effect.result(once("make", () => docker.getContainer(c.Id).inspect()))

@@ -993,6 +993,49 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
     }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
   }, 60_000)
 
+  it.live("a backend's start whose engine does not say which runs are live leaves the dead containers of other roots, and asks it once", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      // two containers of another root, dead, their exits recorded: as the engine behind a proxy lists them; its list
+      // of the live runs fails
+      const other = Fs.mkdtempSync(Path.join(root, "elsewhere-"))
+      const dead = ["a", "b"].map((n) => {
+        const id = n.repeat(64)
+        const jobDir = Path.join(other, n)
+        Fs.mkdirSync(jobDir)
+        Fs.writeFileSync(Path.join(jobDir, Spec.RECORD.job), JSON.stringify({ container: id }))
+        Fs.writeFileSync(Path.join(jobDir, Spec.RECORD.exit), JSON.stringify({ outcome: "Succeeded" }))
+        return { Id: id, Names: [`/${n}`], State: "dead", Labels: { "trex.jobdir": jobDir, "trex.run": `${run}-gone-${n}`, "trex.node": n } }
+      })
+      const asked: Array<string> = []
+      const seen: Array<string> = []
+      const path = yield* Effect.acquireRelease(
+        Effect.promise(() => {
+          const path = Path.join(Fs.mkdtempSync(Path.join(root, "sock-")), "engine.sock")
+          const server = Http.createServer((req, res) => {
+            const url = decodeURIComponent(req.url ?? "")
+            seen.push(url)
+            if (/\/containers\/json/.test(url) && /"dead"/.test(url)) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(dead))
+            if (/\/containers\/json/.test(url) && /"running"/.test(url)) {
+              asked.push(url)
+              return void res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ message: "no" }))
+            }
+            const up = Http.request({ socketPath: SOCKET, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+              res.writeHead(answer.statusCode ?? 502, answer.headers)
+              answer.pipe(res)
+            })
+            up.on("error", () => res.destroy())
+            req.pipe(up)
+          })
+          return new Promise<{ server: Http.Server; path: string }>((resolve) => server.listen(path, () => resolve({ server, path })))
+        }),
+        ({ server }) => Effect.sync(() => server.close()).pipe(Effect.andThen(Effect.sync(() => server.closeAllConnections())))
+      ).pipe(Effect.map(({ path }) => path))
+      yield* DockerBackend.make({ root: Fs.mkdtempSync(Path.join(root, "mine-")), socketPath: path, slots: 1 })
+      assert.strictEqual(asked.length, 1, asked.join("\n"))
+      assert.deepStrictEqual(seen.filter((u) => dead.some((c) => u.includes(c.Id))), [], "neither inspected nor removed")
+    }).pipe(Effect.scoped), 60_000)
+
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith({ slots: 1 })
