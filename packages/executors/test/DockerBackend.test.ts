@@ -55,6 +55,37 @@ afterAll(async () => {
   ).catch(() => undefined)
 })
 
+/** What {@link proxiedEngine} answers a request with itself: at once, or after the engine has carried it out. */
+interface ProxyAnswer {
+  readonly status: number
+  readonly body: unknown
+  readonly afterUpstream?: boolean
+}
+/**
+ * The engine on {@link SOCKET} behind an HTTP proxy on a socket of its own (its path), for the scope: a request for which
+ * `answer` (given the request and its URL, decoded) returns an answer gets that one; every other is passed on.
+ */
+const proxiedEngine = (answer: (req: Http.IncomingMessage, url: string) => ProxyAnswer | undefined) =>
+  Effect.acquireRelease(
+    Effect.promise(() => {
+      const path = Path.join(Fs.mkdtempSync(Path.join(root, "sock-")), "engine.sock")
+      const server = Http.createServer((req, res) => {
+        const own = answer(req, decodeURIComponent(req.url ?? ""))
+        const send = (a: ProxyAnswer) => void res.writeHead(a.status, { "content-type": "application/json" }).end(JSON.stringify(a.body))
+        if (own !== undefined && own.afterUpstream !== true) return send(own)
+        const up = Http.request({ socketPath: SOCKET, path: req.url, method: req.method, headers: req.headers }, (upstream) => {
+          if (own !== undefined) return void upstream.resume().once("end", () => send(own))
+          res.writeHead(upstream.statusCode ?? 502, upstream.headers)
+          upstream.pipe(res)
+        })
+        up.on("error", () => res.destroy())
+        req.pipe(up)
+      })
+      return new Promise<{ server: Http.Server; path: string }>((resolve) => server.listen(path, () => resolve({ server, path })))
+    }),
+    ({ server }) => Effect.sync(() => server.close()).pipe(Effect.andThen(Effect.sync(() => server.closeAllConnections())))
+  ).pipe(Effect.map(({ path }) => path))
+
 /** Run scripts/services/start-docker.sh (needs root, as in CI). */
 const trying = (args: ReadonlyArray<string>) =>
   Effect.tryPromise({
@@ -961,29 +992,11 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       yield* engineUp
       // the engine behind a proxy that carries out each container removal, then answers it as Docker answers the second
       // of two removals at once (409, already in progress): the container is gone by the time the backend looks
-      const path = yield* Effect.acquireRelease(
-        Effect.promise(() => {
-          const path = Path.join(Fs.mkdtempSync(Path.join(root, "sock-")), "engine.sock")
-          const server = Http.createServer((req, res) => {
-            const up = Http.request({ socketPath: SOCKET, path: req.url, method: req.method, headers: req.headers }, (answer) => {
-              if (req.method === "DELETE" && /^(\/v[\d.]+)?\/containers\/[^/]+(\?|$)/.test(req.url ?? "")) {
-                answer.resume()
-                answer.once("end", () => {
-                  res.writeHead(409, { "content-type": "application/json" })
-                  res.end(JSON.stringify({ message: "removal of container is already in progress" }))
-                })
-                return
-              }
-              res.writeHead(answer.statusCode ?? 502, answer.headers)
-              answer.pipe(res)
-            })
-            up.on("error", () => res.destroy())
-            req.pipe(up)
-          })
-          return new Promise<{ server: Http.Server; path: string }>((resolve) => server.listen(path, () => resolve({ server, path })))
-        }),
-        ({ server }) => Effect.sync(() => server.close()).pipe(Effect.andThen(Effect.sync(() => server.closeAllConnections())))
-      ).pipe(Effect.map(({ path }) => path))
+      const path = yield* proxiedEngine((req, url) =>
+        req.method === "DELETE" && /^(\/v[\d.]+)?\/containers\/[^/]+(\?|$)/.test(url)
+          ? { status: 409, body: { message: "removal of container is already in progress" }, afterUpstream: true }
+          : undefined
+      )
       const backend = yield* DockerBackend.make({ root, socketPath: path, slots: 1 })
       const { exit, ref } = yield* collect(backend, spec(`echo '{"metrics":{},"primary":1}' > result.json`))
       assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
@@ -1009,28 +1022,14 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       })
       const asked: Array<string> = []
       const seen: Array<string> = []
-      const path = yield* Effect.acquireRelease(
-        Effect.promise(() => {
-          const path = Path.join(Fs.mkdtempSync(Path.join(root, "sock-")), "engine.sock")
-          const server = Http.createServer((req, res) => {
-            const url = decodeURIComponent(req.url ?? "")
-            seen.push(url)
-            if (/\/containers\/json/.test(url) && /"dead"/.test(url)) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(dead))
-            if (/\/containers\/json/.test(url) && /"running"/.test(url)) {
-              asked.push(url)
-              return void res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ message: "no" }))
-            }
-            const up = Http.request({ socketPath: SOCKET, path: req.url, method: req.method, headers: req.headers }, (answer) => {
-              res.writeHead(answer.statusCode ?? 502, answer.headers)
-              answer.pipe(res)
-            })
-            up.on("error", () => res.destroy())
-            req.pipe(up)
-          })
-          return new Promise<{ server: Http.Server; path: string }>((resolve) => server.listen(path, () => resolve({ server, path })))
-        }),
-        ({ server }) => Effect.sync(() => server.close()).pipe(Effect.andThen(Effect.sync(() => server.closeAllConnections())))
-      ).pipe(Effect.map(({ path }) => path))
+      const path = yield* proxiedEngine((_, url) => {
+        seen.push(url)
+        if (!/\/containers\/json/.test(url)) return undefined
+        if (/"dead"/.test(url)) return { status: 200, body: dead }
+        if (!/"running"/.test(url)) return undefined
+        asked.push(url)
+        return { status: 500, body: { message: "no" } }
+      })
       yield* DockerBackend.make({ root: Fs.mkdtempSync(Path.join(root, "mine-")), socketPath: path, slots: 1 })
       assert.strictEqual(asked.length, 1, asked.join("\n"))
       assert.deepStrictEqual(seen.filter((u) => dead.some((c) => u.includes(c.Id))), [], "neither inspected nor removed")
