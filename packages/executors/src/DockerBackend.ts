@@ -14,7 +14,7 @@
 import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type Docker from "dockerode"
-import { Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
+import { Cause, Duration, Effect, Fiber, Layer, Queue, Schedule, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
 import type * as Http from "node:http"
 import * as Path from "node:path"
@@ -129,6 +129,63 @@ const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
 
 const isNotFound = (e: unknown) => Spec.classifyError(e).status === 404
+
+/** `value` if it is a JSON object (not null, not an array). */
+const anObject = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+
+/** An exit file's JSON as an exit, if it is of the shape written (an object with an outcome). */
+const anExit = (value: unknown): Backend.JobExit | undefined => {
+  const exit = anObject(value)
+  return typeof exit?.["outcome"] === "string" ? exit as unknown as Backend.JobExit : undefined
+}
+
+/**
+ * The containers whose exits a job directory records, from its `.trex-job.json` and (read only if that names a
+ * container) its `.trex-exit.json`: the earlier jobs' (`ended`), and the last one's when its exit was recorded.
+ */
+const endedFrom = (recordJson: unknown, exitJson: () => unknown): ReadonlyArray<EndedJob> => {
+  const record = anObject(recordJson) as JobRecord | undefined
+  const last = typeof record?.container === "string" ? anExit(exitJson()) : undefined
+  const earlier = endedOf(record).filter((e) => e.container !== record?.container)
+  return last !== undefined ? [...earlier, { container: record!.container!, outcome: last.outcome }] : earlier
+}
+
+/**
+ * A file's JSON read off the event loop, as at a backend's start from the job directories of other roots (anyone's
+ * paths: a hung network mount, a FIFO): only a regular file is opened (without waiting for a writer, should it be
+ * swapped for a FIFO meanwhile), and a read that takes over {@link FOREIGN_READ_MS} is given up; undefined then.
+ */
+const readJsonOff = (file: string) =>
+  Effect.tryPromise(async () => {
+    if (!(await Fs.promises.lstat(file)).isFile()) return undefined
+    const handle = await Fs.promises.open(file, Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK)
+    try {
+      return (await handle.stat()).isFile() ? JSON.parse(await handle.readFile("utf8")) as unknown : undefined
+    } finally {
+      await handle.close()
+    }
+  }).pipe(Effect.timeout(FOREIGN_READ_MS), Effect.orElseSucceed(() => undefined))
+
+/** How long a backend's start waits for a file of a dead container's job directory (see {@link readJsonOff}). */
+const FOREIGN_READ_MS = 5_000
+
+/** The uid that owns `path`, if it can be looked at (off the event loop, within {@link FOREIGN_READ_MS}). */
+const ownerOf = (path: string) =>
+  Effect.tryPromise(() => Fs.promises.stat(path)).pipe(
+    Effect.map((st): number | undefined => st.uid),
+    Effect.timeout(FOREIGN_READ_MS),
+    Effect.orElseSucceed(() => undefined)
+  )
+
+/**
+ * A record's `ended`, the entries of the shape written (a container and an outcome, strings) only: a job directory is
+ * anyone's to edit, and a record of another shape counts as no record (never as a recorded exit).
+ */
+const endedOf = (record: JobRecord | undefined): ReadonlyArray<EndedJob> =>
+  Array.isArray(record?.ended)
+    ? record.ended.filter((e: unknown): e is EndedJob => typeof anObject(e)?.["container"] === "string" && typeof anObject(e)?.["outcome"] === "string")
+    : []
 
 /** A container of an earlier job of a job directory, whose exit was recorded before a new job there cleared the records. */
 interface EndedJob {
@@ -400,6 +457,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       return undefined
     }
   }
+  /** `<jobDir>/.trex-job.json`, if it is an object (its fields are checked where they are used). */
+  const jobRecord = (jobDir: string) => anObject(readJson(Path.join(jobDir, Spec.RECORD.job))) as JobRecord | undefined
 
   /**
    * Whether a job needing `n` GPUs can start now (`go`: the GPU ids it gets), or why it must wait
@@ -491,11 +550,12 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         Fs.mkdirSync(jobDir, { recursive: true })
         // the containers of this directory's earlier jobs whose exits were recorded stay known as such (one left
         // `dead`, its removal refused, is removed by a later backend's start: see the end of `make`)
+        // written first, in one step (over the earlier job's record), so that a submit that fails halfway loses none
         const ended = endedIn(jobDir)
-        for (const f of [...Object.values(Spec.MARKER), ...Object.values(Spec.RECORD), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]) {
-          Fs.rmSync(Path.join(jobDir, f), { force: true })
-        }
         if (ended.length > 0) writeJson(Path.join(jobDir, Spec.RECORD.job), { ended } satisfies JobRecord)
+        for (const f of [...Object.values(Spec.MARKER), ...Object.values(Spec.RECORD), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]) {
+          if (f !== Spec.RECORD.job || ended.length === 0) Fs.rmSync(Path.join(jobDir, f), { force: true })
+        }
         for (const file of spec.files) {
           const target = Spec.resolveJobFile(jobDir, file.path)
           if (target === undefined) throw fail("submit", `job file ${JSON.stringify(file.path)} must be a relative path inside the job directory`)
@@ -542,7 +602,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       return why !== undefined ? fail("submit", why) : e
     }))
     yield* Effect.sync(() => {
-      const ended = (readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined)?.ended ?? []
+      const ended = endedOf(jobRecord(jobDir))
       writeJson(Path.join(jobDir, Spec.RECORD.job), {
         name: spec.name,
         labels: spec.labels,
@@ -639,19 +699,13 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     return yield* removeAfter(info, exit)
   })
 
-  /** The exit recorded in `jobDir` for container `id`, when one is. */
+  /** The exit recorded in `jobDir` for container `id`, when one is (a record of another shape than written is none). */
   const recordedExit = (jobDir: string, id: string): Backend.JobExit | undefined =>
-    (readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined)?.container === id
-      ? readJson(Path.join(jobDir, Spec.RECORD.exit)) as Backend.JobExit | undefined
-      : undefined
+    jobRecord(jobDir)?.container === id ? anExit(readJson(Path.join(jobDir, Spec.RECORD.exit))) : undefined
 
   /** The containers of `jobDir`'s jobs whose exits were recorded, the last one's included (before a new job there clears the records). */
-  const endedIn = (jobDir: string): ReadonlyArray<EndedJob> => {
-    const record = readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined
-    const last = record?.container !== undefined ? recordedExit(jobDir, record.container) : undefined
-    const earlier = (record?.ended ?? []).filter((e) => e.container !== record?.container)
-    return last !== undefined ? [...earlier, { container: record!.container!, outcome: last.outcome }] : earlier
-  }
+  const endedIn = (jobDir: string): ReadonlyArray<EndedJob> =>
+    endedFrom(readJson(Path.join(jobDir, Spec.RECORD.job)), () => readJson(Path.join(jobDir, Spec.RECORD.exit)))
 
   /**
    * A container whose exit was read and whose removal the engine refused: said once (`how`: what became of it), and
@@ -992,26 +1046,39 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const dead = yield* once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.jobDir], status: ["dead", "removing"] } })).pipe(
       Effect.orElseSucceed((): ReadonlyArray<Docker.ContainerInfo> => [])
     )
-    /** The runs with a container that has not ended (asked when a container of another root's is to be removed; none known if the engine does not say). */
-    let live: ReadonlySet<string> | undefined
+    /** The runs with a container that has not ended (asked once, when a container of another root's is to be removed; "unknown" if the engine did not say). */
+    let live: ReadonlySet<string> | "unknown" | undefined
     const liveRuns = once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.run], status: ["created", "restarting", "running", "paused"] } })).pipe(
-      Effect.map((cs): ReadonlySet<string> | undefined => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
-      Effect.orElseSucceed(() => undefined)
+      Effect.map((cs): ReadonlySet<string> | "unknown" => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
+      Effect.orElseSucceed(() => "unknown" as const)
     )
-    for (const c of dead) {
+    const removeDead = Effect.fnUntraced(function*(c: Docker.ContainerInfo) {
       const jobDir = c.Labels[Spec.LABEL.jobDir]
-      const exit = jobDir !== undefined && Path.isAbsolute(jobDir) ? endedIn(jobDir).find((e) => e.container === c.Id) : undefined
-      if (exit === undefined) continue
-      if (!jobDir!.startsWith(root + Path.sep)) {
+      if (jobDir === undefined || !Path.isAbsolute(jobDir)) return
+      const ours = jobDir.startsWith(root + Path.sep)
+      // another root's whose job directory another user owns is theirs (on a shared engine), whatever this one may read
+      if (!ours && process.getuid !== undefined && (yield* ownerOf(jobDir)) !== process.getuid()) return
+      const record = yield* readJsonOff(Path.join(jobDir, Spec.RECORD.job))
+      const exitJson = typeof anObject(record)?.["container"] === "string" ? yield* readJsonOff(Path.join(jobDir, Spec.RECORD.exit)) : undefined
+      const exit = endedFrom(record, () => exitJson).find((e) => e.container === c.Id)
+      if (exit === undefined) return
+      if (!ours) {
         const run = c.Labels[Spec.LABEL.run]
         live ??= yield* liveRuns
-        if (run === undefined || live === undefined || live.has(run)) continue
+        if (run === undefined || live === "unknown" || live.has(run)) return
       }
       // one being removed now (by another controller) is let be
       const now = yield* Effect.result(once("make", () => docker.getContainer(c.Id).inspect()))
-      if (now._tag === "Failure" || now.success.State.Status !== "dead") continue
+      if (now._tag === "Failure" || now.success.State.Status !== "dead") return
       const removed = yield* Effect.result(once("make", () => removeContainer(c.Id)))
       if (removed._tag === "Failure") yield* unremovable(c.Id, c.Labels[Spec.LABEL.node], `ended ${exit.outcome} under an earlier controller`, removed.failure.message)
+    })
+    // each on its own: what one container's directory holds (anyone's to edit) never stops the backend's start
+    for (const c of dead) {
+      const done = yield* Effect.exit(removeDead(c))
+      if (done._tag === "Failure") {
+        yield* Effect.logWarning(`docker: container ${c.Id.slice(0, 12)}, left dead, was not looked at (it is left as it is): ${Cause.pretty(done.cause)}`)
+      }
     }
   }
 

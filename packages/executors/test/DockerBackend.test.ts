@@ -3,7 +3,7 @@
  * (or start-docker.sh). Without an engine these tests fail, saying so. The scenarios that matter
  * also run on Podman's Docker-compatible API when it is up (start-podman.sh; see support/engines.ts).
  */
-import { afterAll, assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 // Until packages/core/package.json exports "./testing", import the suite by path.
@@ -49,8 +49,42 @@ afterAll(async () => {
     const left = await client.listContainers({ all: true, filters: { label: [`trex.jobdir`] } }).catch(() => [])
     await Promise.all(left.filter((c) => c.Labels["trex.jobdir"]?.startsWith(root)).map((c) => client.getContainer(c.Id).remove({ force: true }).catch(() => {})))
   }
-  Fs.rmSync(root, { recursive: true, force: true })
+  // a file left immutable (a test that failed while it held one) is made mutable, and deleted; nothing here fails the run
+  await Fs.promises.rm(root, { recursive: true, force: true }).catch(() =>
+    execFileAsync("chattr", ["-R", "-i", root]).then(() => Fs.promises.rm(root, { recursive: true, force: true }))
+  ).catch(() => undefined)
 })
+
+/** What {@link proxiedEngine} answers a request with itself: at once, or after the engine has carried it out. */
+interface ProxyAnswer {
+  readonly status: number
+  readonly body: unknown
+  readonly afterUpstream?: boolean
+}
+/**
+ * The engine on {@link SOCKET} behind an HTTP proxy on a socket of its own (its path), for the scope: a request for which
+ * `answer` (given the request and its URL, decoded) returns an answer gets that one; every other is passed on.
+ */
+const proxiedEngine = (answer: (req: Http.IncomingMessage, url: string) => ProxyAnswer | undefined) =>
+  Effect.acquireRelease(
+    Effect.promise(() => {
+      const path = Path.join(Fs.mkdtempSync(Path.join(root, "sock-")), "engine.sock")
+      const server = Http.createServer((req, res) => {
+        const own = answer(req, decodeURIComponent(req.url ?? ""))
+        const send = (a: ProxyAnswer) => void res.writeHead(a.status, { "content-type": "application/json" }).end(JSON.stringify(a.body))
+        if (own !== undefined && own.afterUpstream !== true) return send(own)
+        const up = Http.request({ socketPath: SOCKET, path: req.url, method: req.method, headers: req.headers }, (upstream) => {
+          if (own !== undefined) return void upstream.resume().once("end", () => send(own))
+          res.writeHead(upstream.statusCode ?? 502, upstream.headers)
+          upstream.pipe(res)
+        })
+        up.on("error", () => res.destroy())
+        req.pipe(up)
+      })
+      return new Promise<{ server: Http.Server; path: string }>((resolve) => server.listen(path, () => resolve({ server, path })))
+    }),
+    ({ server }) => Effect.sync(() => server.close()).pipe(Effect.andThen(Effect.sync(() => server.closeAllConnections())))
+  ).pipe(Effect.map(({ path }) => path))
 
 /** Run scripts/services/start-docker.sh (needs root, as in CI). */
 const trying = (args: ReadonlyArray<string>) =>
@@ -372,36 +406,76 @@ const podmanTests = (PODMAN: TestEngine) => {
       catch: (e) => new Error(`start-podman.sh ${args.join(" ")} failed (it needs root): ${String(e)}`)
     }).pipe(Effect.orDie)
 
+  /** The options of a store of {@link ownPodman}'s, in `dir`, which takes the images of the machine's store (`images`), read only. */
+  const storeOf = (dir: string, images: string) => [
+    "--root", Path.join(dir, "root"), "--runroot", Path.join(dir, "run"), "--tmpdir", Path.join(dir, "tmp"),
+    "--storage-opt", `overlay.imagestore=${images}`
+  ]
+  const machineImages = () => execFileAsync("podman", ["info", "--format", "{{.Store.GraphRoot}}"]).then((o) => o.stdout.trim())
+  /**
+   * Delete a store of {@link ownPodman}'s (its service stopped), whatever is left in it: its containers removed by Podman
+   * (`conmon` and the container's processes with them), its mounts undone, its files made mutable (the test makes one
+   * immutable), then the directory. Every step's failure is let be: the next steps, or the next run's sweep, do the rest.
+   */
+  const dropStore = async (dir: string, images: string) => {
+    await execFileAsync("podman", [...storeOf(dir, images), "rm", "-af", "-t0"], { timeout: 30_000 }).catch(() => undefined)
+    const mounts = Fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(`${dir}/`))
+    for (const m of mounts.reverse()) await execFileAsync("umount", [m]).catch(() => execFileAsync("umount", ["-l", m])).catch(() => undefined)
+    await execFileAsync("chattr", ["-R", "-i", dir]).catch(() => undefined)
+    await Fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined)
+  }
+  /**
+   * The stores of {@link ownPodman}'s that a run killed meanwhile left (its `afterAll` never ran): in a `trex-docker-*`
+   * directory of the temporary directory, older than two minutes (a test takes one at most), whose service does not
+   * answer (one that does is a run's that is going on; an orphaned service exits within 30 s of its last request).
+   */
+  const sweepStores = async () => {
+    const tmp = Os.tmpdir()
+    const stale: Array<string> = []
+    for (const top of Fs.readdirSync(tmp).filter((n) => n.startsWith("trex-docker-"))) {
+      const dirs = await Fs.promises.readdir(Path.join(tmp, top)).catch(() => [])
+      for (const name of dirs.filter((n) => n.startsWith("podman-"))) {
+        const dir = Path.join(tmp, top, name)
+        const old = await Fs.promises.stat(dir).then((st) => st.isDirectory() && Date.now() - st.mtimeMs > 120_000, () => false)
+        if (old && !(await dockerAt(Path.join(dir, "podman.sock")).ping().then(() => true, () => false))) stale.push(dir)
+      }
+    }
+    if (stale.length === 0) return
+    const images = await machineImages()
+    for (const dir of stale) await dropStore(dir, images)
+  }
+
   /**
    * A Podman service of this test's own, for the scope: its own store (`--root`, `--runroot`, `--tmpdir` in a directory
    * of `root`), which takes the images of the machine's store, read only (`overlay.imagestore`), on a socket there;
-   * stopped, its mounts undone and its directory deleted at the scope's end. What breaks its store (a layer it cannot
-   * delete stops every start) breaks no other test's Podman, nor anyone else's on this machine.
+   * stopped (SIGTERM, SIGKILL after 10 s) and its store deleted at the scope's end. What breaks its store (a layer it
+   * cannot delete stops every start) breaks no other test's Podman, nor anyone else's on this machine. Its service
+   * exits by itself 30 s after its last request (`--time=30`) if the test's process is killed.
    */
   const ownPodman = Effect.acquireRelease(
     Effect.gen(function*() {
       const dir = Fs.mkdtempSync(Path.join(root, "podman-"))
-      const store = ["--root", Path.join(dir, "root"), "--runroot", Path.join(dir, "run"), "--tmpdir", Path.join(dir, "tmp")]
-      const images = (yield* Effect.promise(() => execFileAsync("podman", ["info", "--format", "{{.Store.GraphRoot}}"]))).stdout.trim()
-      store.push("--storage-opt", `overlay.imagestore=${images}`)
+      const images = yield* Effect.promise(machineImages)
       const socket = Path.join(dir, "podman.sock")
       // started from its directory: conmon writes its `oom` markers into the service's working directory (see start-podman.sh)
-      const service = spawn("podman", [...store, "system", "service", "--time=0", `unix://${socket}`], { cwd: dir, stdio: "ignore" })
-      const ended = new Promise<void>((resolve) => service.once("exit", () => resolve()))
-      return { dir, service, ended, engine: { ...PODMAN, socket } satisfies TestEngine }
+      const service = spawn("podman", [...storeOf(dir, images), "system", "service", "--time=30", `unix://${socket}`], { cwd: dir, stdio: "ignore" })
+      const ended = new Promise<boolean>((resolve) => service.once("exit", () => resolve(true)))
+      return { dir, images, service, ended, engine: { ...PODMAN, socket } satisfies TestEngine }
     }),
-    ({ dir, ended, service }) =>
+    ({ dir, ended, images, service }) =>
       Effect.promise(async () => {
+        const within = (ms: number) => Promise.race([ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())])
         service.kill("SIGTERM")
-        await ended
-        const mounts = Fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(`${dir}/`))
-        for (const m of mounts.reverse()) await execFileAsync("umount", [m]).catch(() => undefined)
-        // (a container still running, after a failure, keeps its mount: left for afterAll's removal of `root`)
-        await Fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined)
+        if (!(await within(10_000))) {
+          service.kill("SIGKILL")
+          await within(5_000)
+        }
+        await dropStore(dir, images)
       })
   ).pipe(Effect.tap(({ engine }) => eventually("the test's own Podman service answers", Effect.promise(() => dockerAt(engine.socket).ping().then(() => true, () => false)), 20)))
 
   describe("DockerBackend on podman only", inOrder, () => {
+    beforeAll(sweepStores, 120_000)
     it.live("a Podman service that stops mid-run leaves the job running: the watch waits (engineWait, not retryFor), then reads every line once and the exit", () =>
       Effect.gen(function*() {
         // retryFor is short: a watch that gave up with the service's calls would fail within the outage
@@ -933,29 +1007,11 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       yield* engineUp
       // the engine behind a proxy that carries out each container removal, then answers it as Docker answers the second
       // of two removals at once (409, already in progress): the container is gone by the time the backend looks
-      const path = yield* Effect.acquireRelease(
-        Effect.promise(() => {
-          const path = Path.join(Fs.mkdtempSync(Path.join(root, "sock-")), "engine.sock")
-          const server = Http.createServer((req, res) => {
-            const up = Http.request({ socketPath: SOCKET, path: req.url, method: req.method, headers: req.headers }, (answer) => {
-              if (req.method === "DELETE" && /^(\/v[\d.]+)?\/containers\/[^/]+(\?|$)/.test(req.url ?? "")) {
-                answer.resume()
-                answer.once("end", () => {
-                  res.writeHead(409, { "content-type": "application/json" })
-                  res.end(JSON.stringify({ message: "removal of container is already in progress" }))
-                })
-                return
-              }
-              res.writeHead(answer.statusCode ?? 502, answer.headers)
-              answer.pipe(res)
-            })
-            up.on("error", () => res.destroy())
-            req.pipe(up)
-          })
-          return new Promise<{ server: Http.Server; path: string }>((resolve) => server.listen(path, () => resolve({ server, path })))
-        }),
-        ({ server }) => Effect.sync(() => server.close()).pipe(Effect.andThen(Effect.sync(() => server.closeAllConnections())))
-      ).pipe(Effect.map(({ path }) => path))
+      const path = yield* proxiedEngine((req, url) =>
+        req.method === "DELETE" && /^(\/v[\d.]+)?\/containers\/[^/]+(\?|$)/.test(url)
+          ? { status: 409, body: { message: "removal of container is already in progress" }, afterUpstream: true }
+          : undefined
+      )
       const backend = yield* DockerBackend.make({ root, socketPath: path, slots: 1 })
       const { exit, ref } = yield* collect(backend, spec(`echo '{"metrics":{},"primary":1}' > result.json`))
       assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
@@ -964,6 +1020,35 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.deepStrictEqual(warned.filter((w) => /Podman|did not remove it/.test(w)), [], warned.join("\n"))
     }).pipe(Effect.scoped, Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warned.push(String(o.message))))])))
   }, 60_000)
+
+  it.live("a backend's start whose engine does not say which runs are live leaves the dead containers of other roots, and asks it once", () =>
+    Effect.gen(function*() {
+      yield* engineUp
+      // two containers of another root, dead, their exits recorded: as the engine behind a proxy lists them; its list
+      // of the live runs fails
+      const other = Fs.mkdtempSync(Path.join(root, "elsewhere-"))
+      const dead = ["a", "b"].map((n) => {
+        const id = n.repeat(64)
+        const jobDir = Path.join(other, n)
+        Fs.mkdirSync(jobDir)
+        Fs.writeFileSync(Path.join(jobDir, Spec.RECORD.job), JSON.stringify({ container: id }))
+        Fs.writeFileSync(Path.join(jobDir, Spec.RECORD.exit), JSON.stringify({ outcome: "Succeeded" }))
+        return { Id: id, Names: [`/${n}`], State: "dead", Labels: { "trex.jobdir": jobDir, "trex.run": `${run}-gone-${n}`, "trex.node": n } }
+      })
+      const asked: Array<string> = []
+      const seen: Array<string> = []
+      const path = yield* proxiedEngine((_, url) => {
+        seen.push(url)
+        if (!/\/containers\/json/.test(url)) return undefined
+        if (/"dead"/.test(url)) return { status: 200, body: dead }
+        if (!/"running"/.test(url)) return undefined
+        asked.push(url)
+        return { status: 500, body: { message: "no" } }
+      })
+      yield* DockerBackend.make({ root: Fs.mkdtempSync(Path.join(root, "mine-")), socketPath: path, slots: 1 })
+      assert.strictEqual(asked.length, 1, asked.join("\n"))
+      assert.deepStrictEqual(seen.filter((u) => dead.some((c) => u.includes(c.Id))), [], "neither inspected nor removed")
+    }).pipe(Effect.scoped), 60_000)
 
   it.live("with every slot taken a job waits in the backend's queue (Pending, with why), starts in turn, and can be withdrawn until then", () =>
     Effect.gen(function*() {
@@ -1319,6 +1404,12 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
         assert.strictEqual(((yield* Fiber.join(watching)).at(-1) as Backend.JobExit).outcome, "Succeeded")
         assert.strictEqual(yield* status(ref.id), "dead")
         assert.strictEqual((yield* first.list(own)).find((j) => j.ref.id === ref.id)?.state, "Finished", "listed as ended (Docker 20.10 lists it `removing`)")
+        // a submit again that fails halfway (the record cannot be written: a directory where its temporary file goes)
+        // loses no record of the earlier job's exit
+        const tmp = Path.join(String(ref.data["jobDir"]), `${Spec.RECORD.job}.tmp`)
+        Fs.mkdirSync(tmp)
+        assert.include((yield* first.submit({ ...s, argv: ["echo", "again"] }).pipe(Effect.flip)).message, "cannot prepare")
+        Fs.rmdirSync(tmp)
         assert.strictEqual((yield* Backend.awaitExit(first, yield* first.submit({ ...s, argv: ["echo", "again"] }))).outcome, "Succeeded")
         assert.strictEqual(warned.length, 1, JSON.stringify(warned))
         // a backend that starts while the engine still cannot remove it says so, once, and leaves it (the directory's
@@ -1333,14 +1424,57 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
       // recorded (a watch reads it); a backend of another root leaves it while its run has a container that runs, and
       // removes it once none has
       const record = Path.join(String(ref.data["jobDir"]), Spec.RECORD.job)
+      const exitFile = Path.join(String(ref.data["jobDir"]), Spec.RECORD.exit)
+      const written = Fs.readFileSync(record, "utf8")
       Fs.renameSync(record, `${record}.aside`)
       yield* backendWith({ slots: 1 })
-      assert.strictEqual(yield* status(ref.id), "dead", "left while its exit is not recorded")
+      assert.strictEqual(yield* status(ref.id), "dead", "left while its directory has no record")
       Fs.renameSync(`${record}.aside`, record)
       const other = () => backendWith({ slots: 1, root: Fs.mkdtempSync(Path.join(root, "other-")) })
       yield* other()
       assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root while its run has a container running")
       yield* Effect.promise(() => running.remove({ force: true }))
+      // the record naming it as the directory's job, its exit not recorded (its controller stopped before it wrote it):
+      // left to its watch by a backend of this root, and of another (its run not live)
+      Fs.renameSync(exitFile, `${exitFile}.aside`)
+      Fs.writeFileSync(record, JSON.stringify({ labels: s.labels, container: ref.id }))
+      yield* backendWith({ slots: 1 })
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of its root while its exit is not recorded")
+      yield* other()
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root while its exit is not recorded")
+      // records of other shapes than written (a job directory is anyone's to edit): no backend's start fails for them,
+      // and none reads as its exit recorded
+      const shapes: ReadonlyArray<readonly [unknown, unknown]> = [
+        [{ container: ref.id, ended: { container: ref.id, outcome: "Succeeded" } }, undefined],
+        [{ container: "other", ended: [null, 5, { container: ref.id, outcome: 0 }, { container: ref.id }] }, undefined],
+        [{ container: ref.id }, null],
+        [{ container: ref.id }, ["Succeeded"]],
+        [[ref.id], { outcome: "Succeeded" }]
+      ]
+      for (const [job, exit] of shapes) {
+        Fs.writeFileSync(record, JSON.stringify(job))
+        if (exit !== undefined) Fs.writeFileSync(exitFile, JSON.stringify(exit))
+        yield* other()
+        Fs.rmSync(exitFile, { force: true })
+        assert.strictEqual(yield* status(ref.id), "dead", `left with ${JSON.stringify(job)} and the exit file ${JSON.stringify(exit)}`)
+      }
+      // nor a FIFO in their place (opening one for reading waits for a writer): never opened, the start goes on
+      for (const fifo of [record, exitFile]) {
+        Fs.writeFileSync(record, JSON.stringify({ container: ref.id }))
+        Fs.rmSync(fifo, { force: true })
+        yield* Effect.promise(() => execFileAsync("mkfifo", [fifo]))
+        yield* other()
+        Fs.rmSync(fifo)
+        assert.strictEqual(yield* status(ref.id), "dead", `left with a FIFO as ${Path.basename(fifo)}`)
+      }
+      Fs.writeFileSync(record, written)
+      Fs.renameSync(`${exitFile}.aside`, exitFile)
+      // its job directory another user's (a run of theirs on this shared engine): theirs to remove
+      const jobDir = String(ref.data["jobDir"])
+      Fs.chownSync(jobDir, 65534, 65534)
+      yield* other()
+      Fs.chownSync(jobDir, process.getuid!(), process.getgid!())
+      assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another user's")
       yield* other()
       assert.strictEqual(yield* status(ref.id), "gone", "removed as a backend of another root started")
       assert.strictEqual(warned.length, 2, JSON.stringify(warned))
