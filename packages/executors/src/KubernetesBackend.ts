@@ -768,6 +768,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         // the result marker's line is kept whole (it can be long); others are cut as every backend cuts them
         let lines = new JobProtocol.LineSplitter({ whole: K.RESULT_MARKER })
         let resultB64: string | undefined
+        /** The job wrapper's mark that its container got a deletion's SIGTERM (`K.TERM_MARKER`) is in the log read. */
+        let termSeen = false
         let silent = false
         // The wrapper starts the marker with a newline (the job's output may lack a final one): an empty
         // line is held back, and dropped when the marker follows it.
@@ -780,6 +782,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (line.startsWith(K.RESULT_MARKER)) {
             heldEmpty = false
             resultB64 = K.withoutInnerStamps(line.slice(K.RESULT_MARKER.length))
+            return Effect.void
+          }
+          // (the wrapper starts its TERM mark with a newline too)
+          if (line === K.TERM_MARKER) {
+            heldEmpty = false
+            termSeen = true
             return Effect.void
           }
           const held = heldEmpty ? logLine("") : Effect.void
@@ -878,15 +886,27 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * The exit of a job whose container ended by itself before its Job's deletion began (`K.endedBeforeDeletion`), the
          * Job deleted (a cancel that came as it exited) before its controller recorded the end: the container's own end.
          * It is recorded (`endedRecord`, with its result), so that a controller that reads the job once its Job is gone
-         * (a resumed run) reads that end too, not the cancel's tombstone.
+         * (a resumed run) reads that end too, not the cancel's tombstone. The node's clock (`finishedAt`) and the API
+         * server's (the deletion's time) may differ, so the clocks alone do not decide: the container's log, read to its
+         * end, must hold the wrapper's last line (its result's, `K.RESULT_MARKER`) and not its mark of a SIGTERM
+         * (`K.TERM_MARKER`, a job that exits 0 on it included); else the deletion's `Cancelled`, as the cancel meant. Nor
+         * is an end recorded whose result the record cannot hold: a later controller reads the tombstone's `Cancelled` then.
          */
         const ownExit = (pod: V1Pod) =>
           Effect.gen(function*() {
+            if (termSeen || logLost !== undefined || resultB64 === undefined) {
+              yield* Effect.logInfo(`kubernetes: Job ${name} was deleted as its container ended: read as cancelled, since ${
+                termSeen ? "its container got the deletion's SIGTERM (its log says so)" : "its log was not read to its end"
+              }`)
+              return cancelled
+            }
             const t = K.terminated(pod)
             const wall = seconds(t?.startedAt, t?.finishedAt)
             const exit = { ...K.mapExit(K.endedAs(pod), pod), wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
             const run = ref.data["run"]
             const labels = known.get(name)?.labels
+            const result = resultB64
+            if (result.length > ENDED_RESULT_MAX) return exit
             yield* patiently("createEndRecord", call("createEndRecord", (o) =>
               core.createNamespacedConfigMap({
                 namespace,
@@ -896,7 +916,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                     labels: { [K.TOMBSTONE_LABEL]: name, ...(labels !== undefined ? { [K.RUN_LABEL]: K.labelValue(labels.run) } : typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
                     ...(labels !== undefined ? { annotations: { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } } : {})
                   },
-                  data: { exit: JSON.stringify(exit), ...(resultB64 !== undefined && resultB64.length <= ENDED_RESULT_MAX ? { result: resultB64 } : {}) }
+                  data: { exit: JSON.stringify(exit), result }
                 }
               }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void)))
             return exit
@@ -1151,6 +1171,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           lines = new JobProtocol.LineSplitter({ whole: K.RESULT_MARKER })
           stamped = new K.StampedLog()
           resultB64 = undefined
+          termSeen = false
           heldEmpty = false
           logLost = undefined
           logState = "none"

@@ -617,6 +617,21 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       yield* Deferred.succeed(release, undefined)
     }).pipe(Effect.scoped))
 
+  it.effect("a job that exits 0 on its cancel's SIGTERM, its node's clock 1.5 s behind the API server's, reads Cancelled: its watch and a fresh one, and no record of an own end", () =>
+    Effect.gen(function*() {
+      // the container's finishedAt (the node's clock) falls in an earlier second than the Job's deletionTimestamp
+      const fake = yield* fakeWith({ kubeletClockSkewMs: -1_500 })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("term-zero", `trap 'echo {\\"metrics\\":{},\\"primary\\":1} > result.json; exit 0' TERM; echo started; sleep 30 & wait`))
+      const watching = yield* watchUntil(backend, ref, (e) => e._tag === "Log" && e.line === "started")
+      // (the wrapper sets its TERM trap just after it starts the job)
+      yield* Effect.sleep("300 millis")
+      yield* backend.cancel(ref)
+      const exits = [exitOf(yield* Fiber.join(watching)), yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)]
+      for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Cancelled", "Cancelled"], exit.message)
+      assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-ended`), "no record of an own end")
+    }).pipe(Effect.scoped))
+
   it.effect("a cancel whose delete comes once the Job has completed, by a user who may not delete ConfigMaps: the cancel is done, and its tombstone left says so in a warning", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith({ denied: ["delete configmaps"] })
