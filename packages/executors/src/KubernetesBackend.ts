@@ -979,7 +979,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          */
         const dropStaleStone = <X extends { readonly outcome: string }>(job: V1Job, exit: X) =>
           endedByItself(job) && job.metadata?.deletionTimestamp == null && exit.outcome !== "Cancelled"
-            ? Effect.as(patiently("deleteTombstone", removeCancelTombstone(name)), exit)
+            // best-effort, one try: the exit is the Job's whatever comes of it (an outage now is a warning, not waited out)
+            ? Effect.as(
+              removeCancelTombstone(name).pipe(Effect.catch((e) =>
+                Effect.logWarning(`kubernetes: Job ${name} ended by itself; a cancel's tombstone of it, if one is left, could not be removed (${e.message}): a controller that reads the Job once it is deleted would read it as Cancelled`)
+              )),
+              exit
+            )
             : Effect.succeed(exit)
 
         // A job submitted while the server did not answer: its objects are made first (by whichever of its
@@ -1534,8 +1540,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
 
   /**
    * Remove the tombstone a cancel wrote for a Job that then ended by itself: only a cancel's (`cancelledAt`), never a
-   * withdrawal's (`failed`: why a stuck job was taken back), and only as read. A user who may not delete ConfigMaps
-   * keeps it, with a warning (the cancel itself is done).
+   * withdrawal's (`failed`: why a stuck job was taken back), and only as read. A user who may not read or delete
+   * ConfigMaps keeps it, with a warning (the cancel itself is done).
    */
   const removeCancelTombstone = (id: string) =>
     Effect.gen(function*() {
@@ -1546,11 +1552,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         core.deleteNamespacedConfigMap({ name, namespace, body: { preconditions: { uid: stone.metadata!.uid!, resourceVersion: stone.metadata!.resourceVersion! } } }, o))
     }).pipe(
       Effect.catchIf((e) => isNotFound(e) || isConflict(e), () => Effect.void),
-      Effect.catchIf((e) => e.operation === "deleteTombstone" && /HTTP 403/.test(e.message), (e) =>
+      Effect.catchIf((e) => /HTTP 403/.test(e.message), (e) =>
         Effect.logWarning(
-          `kubernetes: Job ${id} ended by itself as it was cancelled, but its tombstone (ConfigMap ${tombstone(id)}) stays: ` +
-            `the kubeconfig's user may not delete configmaps in namespace ${namespace} (${e.message}), so a controller that reads the Job ` +
-            `once it is deleted (a resumed run) reads it as Cancelled. Grant delete on configmaps, or \`kubectl delete configmap -n ${namespace} ${tombstone(id)}\``
+          e.operation === "deleteTombstone"
+            ? `kubernetes: Job ${id} ended by itself as it was cancelled, but its tombstone (ConfigMap ${tombstone(id)}) stays: ` +
+              `the kubeconfig's user may not delete configmaps in namespace ${namespace} (${e.message}), so a controller that reads the Job ` +
+              `once it is deleted (a resumed run) reads it as Cancelled. Grant delete on configmaps, or \`kubectl delete configmap -n ${namespace} ${tombstone(id)}\``
+            : `kubernetes: Job ${id} ended by itself: whether a cancel's tombstone of it (ConfigMap ${tombstone(id)}) is left could not be looked at: ` +
+              `the kubeconfig's user may not get configmaps in namespace ${namespace} (${e.message}); one left would make a controller that reads the Job ` +
+              `once it is deleted read it as Cancelled. Grant get and delete on configmaps`
         ))
     )
 

@@ -696,6 +696,15 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "the stale tombstone is gone")
     }))
 
+  it.effect("a job that succeeds, by a user who may not get ConfigMaps: its exit and result all the same (the look for a stale tombstone is best-effort)", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ denied: ["get configmaps"] })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("no-get", `sleep 0.3; ${done}`))
+      const exit = yield* Backend.awaitExit(backend, ref)
+      assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
+    }).pipe(Effect.scoped))
+
   it.effect("a cancel of a job whose Job is gone with --cascade=orphan, its pod left running, deletes the pod: a fresh watch reads Cancelled, and a fresh list shows it finished", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
