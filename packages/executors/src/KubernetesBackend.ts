@@ -1783,12 +1783,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     for (const [name, k] of known) {
       if (k.labels.run === run && !out.has(name)) out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels: k.labels, state: "Finished" })
     }
-    // cancelled (or taken back), their Jobs gone: a watch reads each from its tombstone, so it is listed finished too (one
-    // written before tombstones kept the job's run and node is not)
+    // ended, their Jobs gone: a watch reads each from its record (`endedRecord`: its own end as its cancel came) or a
+    // failure's tombstone (taken back stuck, deleted by Kueue), so it is listed finished too (one written before
+    // tombstones kept the job's run and node is not). Never by a cancel's or a withdrawal's tombstone: that is no end
+    // of the job, and an executor would count it as an attempt used, or adopt its `Cancelled` as the trial's end.
     for (const stone of stones) {
       const name = stone.metadata?.labels?.[K.TOMBSTONE_LABEL]
       const labels = K.labelsOf(stone)
-      if (name !== undefined && labels?.run === run && !out.has(name)) {
+      const ends = stone.data?.["failed"] !== undefined || (name !== undefined && stone.metadata?.name === endedRecord(name))
+      if (name !== undefined && ends && labels?.run === run && !out.has(name)) {
         out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels, state: "Finished" })
       }
     }
