@@ -904,7 +904,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             const wall = seconds(t?.startedAt, t?.finishedAt)
             const exit = { ...K.mapExit(K.endedAs(pod), pod), wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
             const run = ref.data["run"]
-            const labels = known.get(name)?.labels
+            // (a resumed controller's watch knows them from the pod, as read)
+            const labels = known.get(name)?.labels ?? K.labelsOf(pod)
             const result = resultB64
             if (result.length > ENDED_RESULT_MAX) return exit
             yield* patiently("createEndRecord", call("createEndRecord", (o) =>
@@ -1283,7 +1284,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 if (logState === "none") yield* readAll(own.metadata!.name!)
                 return yield* finish(yield* ownExit(own))
               }
-              yield* patiently("createTombstone", tombstoneOf(ref, byKueue))
+              // (its run and node as its Job said them when this watch began, so that a fresh `list` shows it)
+              yield* patiently("createTombstone", tombstoneOf(ref, byKueue, initial))
               return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 })
             }
             let job = ended.job

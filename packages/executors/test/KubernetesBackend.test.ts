@@ -604,7 +604,8 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       // its container's end is not reported (its pod shows it running, its Job's controller does not know) until its pod is deleted
       fake.lateExitReport(() => Effect.runPromise(Effect.andThen(Deferred.succeed(exited, undefined), Deferred.await(release))))
       const ref = yield* backend.submit(spec("ends-as-deleted", `sleep 1; ${done}`))
-      const watching = yield* watchUntil(backend, ref, (e) => e._tag === "State" && e.state === "Running")
+      // watched by a resumed controller's backend, which knows the job by its ref alone: its record keeps the job's run and node all the same
+      const watching = yield* watchUntil(yield* KubernetesBackend.make(config(fake)), ref, (e) => e._tag === "State" && e.state === "Running")
       yield* Deferred.await(exited)
       assert.strictEqual(podOf(fake, ref.id)?.status.phase, "Running", "its pod does not say yet that it ended")
       ahead = 1_000
@@ -613,7 +614,7 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
       assert.isUndefined(fake.get("jobs", "trex", ref.id), "its Job is gone")
       const listed = (yield* (yield* KubernetesBackend.make(config(fake))).list("k8s-run/1")).find((j) => j.ref.id === ref.id)
-      assert.strictEqual(listed?.state, "Finished")
+      assert.deepStrictEqual([listed?.state, listed?.labels], ["Finished", { run: "k8s-run/1", node: "ends-as-deleted" }])
       yield* Deferred.succeed(release, undefined)
     }).pipe(Effect.scoped))
 
