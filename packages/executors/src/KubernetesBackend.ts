@@ -257,7 +257,7 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
     verb: "list",
     group: "",
     resource: "configmaps",
-    without: "a fresh controller's list (a resumed run's reconciliation) leaves out the jobs cancelled once their Jobs are gone, which their watches read as Cancelled"
+    without: "a fresh controller's list (a resumed run's reconciliation) leaves out the jobs whose Jobs are gone that ended as they were cancelled or were taken back stuck, and a job may be given the name of an earlier one whose records are left"
   },
   {
     verb: "delete",
@@ -487,8 +487,32 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       })
     })
 
+  /**
+   * A Job name for a node: `trex-<node>-<5 random characters>`, not one an earlier job's tombstone or end record
+   * (`endedRecord`) still names: node ids repeat across runs, those ConfigMaps outlive their Jobs, and a watch that finds
+   * its Job gone would read the earlier job's end as its own. Best-effort: a list that fails (no `list configmaps`,
+   * the server not answering within 5 s) takes the name drawn.
+   */
+  const freshName = (node: string) =>
+    Effect.gen(function*() {
+      let name = K.jobName(node, Math.random().toString(36).slice(2, 7))
+      for (let i = 0; i < 5; i++) {
+        const used = yield* call("listTombstones", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: `${K.TOMBSTONE_LABEL}=${name}` }, o)).pipe(
+          Effect.map((l) => l.items.length > 0),
+          Effect.orElseSucceed(() => false),
+          // (a server that does not answer is not waited for here: the create says so)
+          Effect.timeoutOption("5 seconds"),
+          Effect.map((o) => o._tag === "Some" && o.value)
+        )
+        if (!used) break
+        yield* Effect.logInfo(`kubernetes: ${node}: the name ${name} is still that of an earlier job's tombstone or end record: another is drawn`)
+        name = K.jobName(node, Math.random().toString(36).slice(2, 7))
+      }
+      return name
+    })
+
   const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
-    const name = K.jobName(spec.labels.node, Math.random().toString(36).slice(2, 7))
+    const name = yield* freshName(spec.labels.node)
     const m = yield* manifestsOf("submit", spec, name)
     const sub: Submission = { m, labels: spec.labels, gpus: spec.resources.gpus, sent: false, dropped: false }
     const made = yield* Effect.result(createObjects(name, sub))

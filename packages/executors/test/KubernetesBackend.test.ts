@@ -697,6 +697,34 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "the stale tombstone is gone")
     }))
 
+  it.effect("a job is not given the name of an earlier job (node ids repeat across runs) whose end record is left: its own exit, not the earlier one's", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const fake = yield* FakeApi
+      // the first name drawn is one an earlier job of the node had, its Job gone and its record of an own end left
+      const taken = K.jobName("collide", (0.5).toString(36).slice(2, 7))
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      yield* Effect.promise(() =>
+        core.createNamespacedConfigMap({
+          namespace: "trex",
+          body: {
+            metadata: { name: `${taken}-ended`, labels: { [K.TOMBSTONE_LABEL]: taken, [K.RUN_LABEL]: K.labelValue("k8s-run/0") } },
+            data: { exit: JSON.stringify({ outcome: "Succeeded", exitCode: 0, message: "job completed", wallSeconds: 1, gpuSeconds: 0 }), result: Buffer.from(JSON.stringify({ metrics: {}, primary: 9 })).toString("base64") }
+          }
+        }))
+      const random = Math.random
+      let first = true
+      const ref = yield* Effect.acquireUseRelease(
+        Effect.sync(() => (Math.random = () => (first ? ((first = false), 0.5) : random()))),
+        () => backend.submit(spec("collide", `sleep 0.2; ${done}`)),
+        () => Effect.sync(() => (Math.random = random))
+      )
+      assert.isFalse(first, "the name drawn first was the earlier job's")
+      assert.notStrictEqual(ref.id, taken)
+      const exit = yield* Backend.awaitExit(backend, ref)
+      assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], exit.message)
+    }))
+
   it.effect("a job that succeeds, by a user who may not get ConfigMaps: its exit and result all the same (the look for a stale tombstone is best-effort)", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith({ denied: ["get configmaps"] })
@@ -822,7 +850,7 @@ describe("KubernetesBackend.preflight", () => {
       // secrets only for a job that has secret env
       const { fake: plainFake, found: plain } = yield* concerns({ denied: ["create secrets", "list nodes", "patch jobs", "list configmaps", "delete configmaps"] }, {}, spec("check", "true"))
       assert.lengthOf(plain, 4, plain.join("\n"))
-      assert.match(plain.shift()!, /^warn: the kubeconfig's user may not list configmaps in namespace trex of http:\/\/127[^ ]+: a fresh controller's list \(a resumed run's reconciliation\) leaves out the jobs cancelled once their Jobs are gone, which their watches read as Cancelled$/)
+      assert.match(plain.shift()!, /^warn: the kubeconfig's user may not list configmaps in namespace trex of http:\/\/127[^ ]+: a fresh controller's list \(a resumed run's reconciliation\) leaves out the jobs whose Jobs are gone that ended as they were cancelled or were taken back stuck, and a job may be given the name of an earlier one whose records are left$/)
       // (its list lists the Jobs all the same)
       assert.deepStrictEqual(yield* (yield* KubernetesBackend.make(config(plainFake))).list("k8s-run/1"), [])
       assert.match(plain.shift()!, /^warn: the kubeconfig's user may not delete configmaps in namespace trex of http:\/\/127[^ ]+: a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted \(the cancel warns\), and old tombstones are left for `kubectl delete configmap` by hand$/)
