@@ -964,7 +964,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               } else if (u._tag === "Chunk") u.next()
             }
             if (K.terminated(pod) !== undefined || gone || i >= LOG_END_CHECKS) break
-            const now = yield* patiently("readPod", podNamed(attempt))
+            // (a refusal, a 4xx, is no word: the pod as last seen decides, and the deletion's Cancelled where it says nothing)
+            const now = yield* patiently("readPod", podNamed(attempt)).pipe(Effect.catchIf((e) => /HTTP 4\d\d/.test(e.message), () => Effect.succeed(undefined)))
             if (now !== undefined) pod = now
             if (K.terminated(pod) !== undefined) break
             yield* Effect.sleep("1 second")

@@ -725,6 +725,27 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], exit.message)
     }))
 
+  it.effect("a Job deleted with --cascade=orphan as its container exits, the kubelet not saying so, by a user who may not get pods: the wait for the kubelet's word ends, and the job reads Cancelled", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith({ denied: ["get pods"] })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const exited = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // its container's end is not reported while its pod is there (orphaned, it is not deleted)
+      fake.lateExitReport(() => Effect.runPromise(Effect.andThen(Deferred.succeed(exited, undefined), Deferred.await(release))))
+      const ref = yield* backend.submit(spec("no-get-pod", `sleep 0.5; ${done}`))
+      const watching = yield* watchUntil(backend, ref, (e) => e._tag === "State" && e.state === "Running")
+      yield* Deferred.await(exited)
+      // (held a moment with its orphan finalizer, so that its watch sees its deletion begin)
+      fake.holdOrphan(() => new Promise((resolve) => setTimeout(resolve, 500)))
+      const batch = fake.kubeConfig().makeApiClient(BatchV1Api)
+      yield* Effect.promise(() => batch.deleteNamespacedJob({ name: ref.id, namespace: "trex", propagationPolicy: "Orphan" }))
+      // (the kubelet's word, asked of the pod by name, is refused: as none, so the Job's deletion is the job's end)
+      const exit = exitOf(yield* Fiber.join(watching))
+      assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Cancelled", "Cancelled"], exit.message)
+      yield* Deferred.succeed(release, undefined)
+    }).pipe(Effect.scoped))
+
   it.effect("a job that succeeds, by a user who may not get ConfigMaps: its exit and result all the same (the look for a stale tombstone is best-effort)", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith({ denied: ["get configmaps"] })
