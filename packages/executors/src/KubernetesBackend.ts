@@ -257,7 +257,7 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
     verb: "list",
     group: "",
     resource: "configmaps",
-    without: "a fresh controller's list (a resumed run's reconciliation) leaves out the jobs cancelled once their Jobs are gone, which their watches read as Cancelled"
+    without: "a fresh controller's list (a resumed run's reconciliation) leaves out the jobs whose Jobs are gone that ended as they were cancelled or were taken back stuck, and a job may be given the name of an earlier one whose records are left"
   },
   {
     verb: "delete",
@@ -487,8 +487,32 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       })
     })
 
+  /**
+   * A Job name for a node: `trex-<node>-<5 random characters>`, not one an earlier job's tombstone or end record
+   * (`endedRecord`) still names: node ids repeat across runs, those ConfigMaps outlive their Jobs, and a watch that finds
+   * its Job gone would read the earlier job's end as its own. Best-effort: a list that fails (no `list configmaps`,
+   * the server not answering within 5 s) takes the name drawn.
+   */
+  const freshName = (node: string) =>
+    Effect.gen(function*() {
+      let name = K.jobName(node, Math.random().toString(36).slice(2, 7))
+      for (let i = 0; i < 5; i++) {
+        const used = yield* call("listTombstones", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: `${K.TOMBSTONE_LABEL}=${name}` }, o)).pipe(
+          Effect.map((l) => l.items.length > 0),
+          Effect.orElseSucceed(() => false),
+          // (a server that does not answer is not waited for here: the create says so)
+          Effect.timeoutOption("5 seconds"),
+          Effect.map((o) => o._tag === "Some" && o.value)
+        )
+        if (!used) break
+        yield* Effect.logInfo(`kubernetes: ${node}: the name ${name} is still that of an earlier job's tombstone or end record: another is drawn`)
+        name = K.jobName(node, Math.random().toString(36).slice(2, 7))
+      }
+      return name
+    })
+
   const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
-    const name = K.jobName(spec.labels.node, Math.random().toString(36).slice(2, 7))
+    const name = yield* freshName(spec.labels.node)
     const m = yield* manifestsOf("submit", spec, name)
     const sub: Submission = { m, labels: spec.labels, gpus: spec.resources.gpus, sent: false, dropped: false }
     const made = yield* Effect.result(createObjects(name, sub))
@@ -768,6 +792,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         // the result marker's line is kept whole (it can be long); others are cut as every backend cuts them
         let lines = new JobProtocol.LineSplitter({ whole: K.RESULT_MARKER })
         let resultB64: string | undefined
+        /** The job wrapper's mark that its container got a deletion's SIGTERM (`K.TERM_MARKER`) is in the log read. */
+        let termSeen = false
         let silent = false
         // The wrapper starts the marker with a newline (the job's output may lack a final one): an empty
         // line is held back, and dropped when the marker follows it.
@@ -780,6 +806,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           if (line.startsWith(K.RESULT_MARKER)) {
             heldEmpty = false
             resultB64 = K.withoutInnerStamps(line.slice(K.RESULT_MARKER.length))
+            return Effect.void
+          }
+          // (the wrapper starts its TERM mark with a newline too)
+          if (line === K.TERM_MARKER) {
+            heldEmpty = false
+            termSeen = true
             return Effect.void
           }
           const held = heldEmpty ? logLine("") : Effect.void
@@ -878,15 +910,28 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * The exit of a job whose container ended by itself before its Job's deletion began (`K.endedBeforeDeletion`), the
          * Job deleted (a cancel that came as it exited) before its controller recorded the end: the container's own end.
          * It is recorded (`endedRecord`, with its result), so that a controller that reads the job once its Job is gone
-         * (a resumed run) reads that end too, not the cancel's tombstone.
+         * (a resumed run) reads that end too, not the cancel's tombstone. The node's clock (`finishedAt`) and the API
+         * server's (the deletion's time) may differ, so the clocks alone do not decide: the container's log, read to its
+         * end, must hold the wrapper's last line (its result's, `K.RESULT_MARKER`) and not its mark of a SIGTERM
+         * (`K.TERM_MARKER`, a job that exits 0 on it included); else the deletion's `Cancelled`, as the cancel meant. Nor
+         * is an end recorded whose result the record cannot hold: a later controller reads the tombstone's `Cancelled` then.
          */
         const ownExit = (pod: V1Pod) =>
           Effect.gen(function*() {
+            if (termSeen || logLost !== undefined || resultB64 === undefined) {
+              yield* Effect.logInfo(`kubernetes: Job ${name} was deleted as its container ended: read as cancelled, since ${
+                termSeen ? "its container got the deletion's SIGTERM (its log says so)" : "its log was not read to its end"
+              }`)
+              return cancelled
+            }
             const t = K.terminated(pod)
             const wall = seconds(t?.startedAt, t?.finishedAt)
             const exit = { ...K.mapExit(K.endedAs(pod), pod), wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
             const run = ref.data["run"]
-            const labels = known.get(name)?.labels
+            // (a resumed controller's watch knows them from the pod, as read)
+            const labels = known.get(name)?.labels ?? K.labelsOf(pod)
+            const result = resultB64
+            if (result.length > ENDED_RESULT_MAX) return exit
             yield* patiently("createEndRecord", call("createEndRecord", (o) =>
               core.createNamespacedConfigMap({
                 namespace,
@@ -896,7 +941,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                     labels: { [K.TOMBSTONE_LABEL]: name, ...(labels !== undefined ? { [K.RUN_LABEL]: K.labelValue(labels.run) } : typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
                     ...(labels !== undefined ? { annotations: { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } } : {})
                   },
-                  data: { exit: JSON.stringify(exit), ...(resultB64 !== undefined && resultB64.length <= ENDED_RESULT_MAX ? { result: resultB64 } : {}) }
+                  data: { exit: JSON.stringify(exit), result }
                 }
               }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void)))
             return exit
@@ -919,7 +964,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
               } else if (u._tag === "Chunk") u.next()
             }
             if (K.terminated(pod) !== undefined || gone || i >= LOG_END_CHECKS) break
-            const now = yield* patiently("readPod", podNamed(attempt))
+            // (a refusal, a 4xx, is no word: the pod as last seen decides, and the deletion's Cancelled where it says nothing)
+            const now = yield* patiently("readPod", podNamed(attempt)).pipe(Effect.catchIf((e) => /HTTP 4\d\d/.test(e.message), () => Effect.succeed(undefined)))
             if (now !== undefined) pod = now
             if (K.terminated(pod) !== undefined) break
             yield* Effect.sleep("1 second")
@@ -959,7 +1005,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          */
         const dropStaleStone = <X extends { readonly outcome: string }>(job: V1Job, exit: X) =>
           endedByItself(job) && job.metadata?.deletionTimestamp == null && exit.outcome !== "Cancelled"
-            ? Effect.as(patiently("deleteTombstone", removeCancelTombstone(name)), exit)
+            // best-effort, one try: the exit is the Job's whatever comes of it (an outage now is a warning, not waited out)
+            ? Effect.as(
+              removeCancelTombstone(name).pipe(Effect.catch((e) =>
+                Effect.logWarning(`kubernetes: Job ${name} ended by itself; a cancel's tombstone of it, if one is left, could not be removed (${e.message}): a controller that reads the Job once it is deleted would read it as Cancelled`)
+              )),
+              exit
+            )
             : Effect.succeed(exit)
 
         // A job submitted while the server did not answer: its objects are made first (by whichever of its
@@ -1151,6 +1203,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           lines = new JobProtocol.LineSplitter({ whole: K.RESULT_MARKER })
           stamped = new K.StampedLog()
           resultB64 = undefined
+          termSeen = false
           heldEmpty = false
           logLost = undefined
           logState = "none"
@@ -1256,7 +1309,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 if (logState === "none") yield* readAll(own.metadata!.name!)
                 return yield* finish(yield* ownExit(own))
               }
-              yield* patiently("createTombstone", tombstoneOf(ref, byKueue))
+              // (its run and node as its Job said them when this watch began, so that a fresh `list` shows it)
+              yield* patiently("createTombstone", tombstoneOf(ref, byKueue, initial))
               return yield* finish({ outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 })
             }
             let job = ended.job
@@ -1513,8 +1567,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
 
   /**
    * Remove the tombstone a cancel wrote for a Job that then ended by itself: only a cancel's (`cancelledAt`), never a
-   * withdrawal's (`failed`: why a stuck job was taken back), and only as read. A user who may not delete ConfigMaps
-   * keeps it, with a warning (the cancel itself is done).
+   * withdrawal's (`failed`: why a stuck job was taken back), and only as read. A user who may not read or delete
+   * ConfigMaps keeps it, with a warning (the cancel itself is done).
    */
   const removeCancelTombstone = (id: string) =>
     Effect.gen(function*() {
@@ -1525,11 +1579,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         core.deleteNamespacedConfigMap({ name, namespace, body: { preconditions: { uid: stone.metadata!.uid!, resourceVersion: stone.metadata!.resourceVersion! } } }, o))
     }).pipe(
       Effect.catchIf((e) => isNotFound(e) || isConflict(e), () => Effect.void),
-      Effect.catchIf((e) => e.operation === "deleteTombstone" && /HTTP 403/.test(e.message), (e) =>
+      Effect.catchIf((e) => /HTTP 403/.test(e.message), (e) =>
         Effect.logWarning(
-          `kubernetes: Job ${id} ended by itself as it was cancelled, but its tombstone (ConfigMap ${tombstone(id)}) stays: ` +
-            `the kubeconfig's user may not delete configmaps in namespace ${namespace} (${e.message}), so a controller that reads the Job ` +
-            `once it is deleted (a resumed run) reads it as Cancelled. Grant delete on configmaps, or \`kubectl delete configmap -n ${namespace} ${tombstone(id)}\``
+          e.operation === "deleteTombstone"
+            ? `kubernetes: Job ${id} ended by itself as it was cancelled, but its tombstone (ConfigMap ${tombstone(id)}) stays: ` +
+              `the kubeconfig's user may not delete configmaps in namespace ${namespace} (${e.message}), so a controller that reads the Job ` +
+              `once it is deleted (a resumed run) reads it as Cancelled. Grant delete on configmaps, or \`kubectl delete configmap -n ${namespace} ${tombstone(id)}\``
+            : `kubernetes: Job ${id} ended by itself: whether a cancel's tombstone of it (ConfigMap ${tombstone(id)}) is left could not be looked at: ` +
+              `the kubeconfig's user may not get configmaps in namespace ${namespace} (${e.message}); one left would make a controller that reads the Job ` +
+              `once it is deleted read it as Cancelled. Grant get and delete on configmaps`
         ))
     )
 
@@ -1752,12 +1810,15 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     for (const [name, k] of known) {
       if (k.labels.run === run && !out.has(name)) out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels: k.labels, state: "Finished" })
     }
-    // cancelled (or taken back), their Jobs gone: a watch reads each from its tombstone, so it is listed finished too (one
-    // written before tombstones kept the job's run and node is not)
+    // ended, their Jobs gone: a watch reads each from its record (`endedRecord`: its own end as its cancel came) or a
+    // failure's tombstone (taken back stuck, deleted by Kueue), so it is listed finished too (one written before
+    // tombstones kept the job's run and node is not). Never by a cancel's or a withdrawal's tombstone: that is no end
+    // of the job, and an executor would count it as an attempt used, or adopt its `Cancelled` as the trial's end.
     for (const stone of stones) {
       const name = stone.metadata?.labels?.[K.TOMBSTONE_LABEL]
       const labels = K.labelsOf(stone)
-      if (name !== undefined && labels?.run === run && !out.has(name)) {
+      const ends = stone.data?.["failed"] !== undefined || (name !== undefined && stone.metadata?.name === endedRecord(name))
+      if (name !== undefined && ends && labels?.run === run && !out.has(name)) {
         out.set(name, { ref: { backend: NAME, id: name, data: { namespace, run: K.labelValue(run) } }, labels, state: "Finished" })
       }
     }

@@ -127,6 +127,8 @@ describe("KubernetesBackend with a batch queue and priorities", () => {
       // a controller that looks later (a resumed run) reads the same end, from the tombstone the watch wrote
       const later = yield* KubernetesBackend.make(config(fake))
       assert.strictEqual((yield* Backend.awaitExit(later, ref)).message, exit.message)
+      // and a fresh list shows it finished: the tombstone keeps its run and node, as its Job said them
+      assert.deepStrictEqual((yield* later.list("k8s-run/1")).find((j) => j.ref.id === ref.id)?.labels, { run: "k8s-run/1", node: "retained" })
 
       // deleted while no controller watched it (no tombstone): a controller that looks then reads Kueue's Events
       const unwatched = yield* backend.submit(spec("retained-unwatched", "echo started; sleep 30"))

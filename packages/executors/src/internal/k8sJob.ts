@@ -18,6 +18,12 @@ export const JOB_LABEL = "trex.dev/job"
 export const TOMBSTONE_LABEL = "trex.dev/cancelled-job"
 /** The line the wrapper prints after the job: `TREX_RESULT <base64 of result.json>`. */
 export const RESULT_MARKER = "TREX_RESULT "
+/**
+ * The line the job wrapper prints, on a line of its own, when it gets SIGTERM (or SIGINT), before it passes the signal on
+ * to the job: a container whose log holds it was ended by a deletion's signal, whatever its exit code (a job that exits 0
+ * on SIGTERM). No clock is needed to tell, as it would be to compare the kubelet's `finishedAt` with a deletion's time.
+ */
+export const TERM_MARKER = "TREX_TERM"
 export const CONTAINER = "job"
 
 /**
@@ -245,7 +251,8 @@ export const wrapperScript = (files: ReadonlyArray<{ readonly path: string }>): 
     `follower=$!`,
     `"$@" &`,
     `child=$!`,
-    `trap 'kill -TERM "$child" 2>/dev/null' TERM INT`,
+    // (the mark of the signal first: it is in the log before the job can end by it)
+    `trap 'printf "\\n${TERM_MARKER}\\n"; kill -TERM "$child" 2>/dev/null' TERM INT`,
     `while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done`,
     `: > .trex-done`,
     `wait "$follower"`,

@@ -146,6 +146,11 @@ export interface FakeKubeOptions {
    * lines keep the real clock).
    */
   readonly clock?: () => number
+  /**
+   * How far the nodes' clocks run from the API server's (`clock`), in ms (negative: behind): the kubelet stamps its
+   * containers' `startedAt` and `finishedAt` by its node's clock, everything else by the API server's.
+   */
+  readonly kubeletClockSkewMs?: number
 }
 
 /** How the API server fails during an outage: see `FakeKubeApi.outage`. */
@@ -324,6 +329,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
   const unpullable = new Set(options.unpullable ?? [])
   const grace = options.gracePeriodMs ?? 2000
   const now = () => new Date(options.clock?.() ?? Date.now()).toISOString()
+  /** The kubelet's clock (see `kubeletClockSkewMs`). */
+  const nodeNow = () => new Date((options.clock?.() ?? Date.now()) + (options.kubeletClockSkewMs ?? 0)).toISOString()
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "fake-kube-"))
   const store = new Map<string, Obj>()
   const events: Array<{ kind: Kind; ns: string; type: string; obj: Obj; rv: number }> = []
@@ -580,7 +587,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       if (proc.pending !== "") append([{ at: nowNanos(), text: proc.pending }])
       proc.pending = ""
       if (!nodeDown.has(pod.metadata.uid!)) {
-        const finishedAt = now()
+        const finishedAt = nodeNow()
         const until = lateUntil
         lateUntil = undefined
         if (until === undefined) finishPod(pod, spawnError ? 128 : code, signal, proc.oom, finishedAt)
@@ -591,7 +598,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
       }
       for (const l of proc.listeners) l(null)
     })
-    setContainerState(pod, { running: { startedAt: now() } }, { started: true })
+    setContainerState(pod, { running: { startedAt: nodeNow() } }, { started: true })
     pod.status.phase = "Running"
     pod.status.startTime ??= now()
     pod.status.conditions = [...(pod.status.conditions ?? []).filter((x: any) => x.type !== "Ready"), { type: "Ready", status: "True" }]
