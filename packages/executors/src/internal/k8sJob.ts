@@ -225,6 +225,12 @@ export const parseCpu = (q: string | undefined): number => {
  */
 export const wrapperScript = (files: ReadonlyArray<{ readonly path: string }>): string =>
   [
+    // The trap first: the shell is the container's pid 1, and the kernel drops a SIGTERM sent to pid 1 while no handler
+    // is set, so a cancel arriving while the files are copied would be lost and the job run to its own end unmarked. The
+    // mark of the signal goes first (it is in the log before the job can end by it); a signal before the child starts is
+    // kept in `t` and given to the child as soon as it has a pid.
+    `child= t=`,
+    `trap 'printf "\\n${TERM_MARKER}\\n"; t=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT`,
     `mkdir -p "$TREX_JOB_DIR" || exit 97`,
     ...files.map((f, i) => {
       const dir = f.path.includes("/") ? f.path.slice(0, f.path.lastIndexOf("/")) : ""
@@ -232,6 +238,7 @@ export const wrapperScript = (files: ReadonlyArray<{ readonly path: string }>): 
       return `${mk}cat "$TREX_SPEC_DIR/f${i}" > "$TREX_JOB_DIR"/${shellQuote(f.path)} || exit 97`
     }),
     `cd "$TREX_JOB_DIR" || exit 97`,
+    `[ -z "$t" ] || exit 143`,
     // metrics.jsonl lives in the pod: a follower prints its new lines as TREX_METRIC lines, and a last pass after the job.
     `(`,
     `  seen=0`,
@@ -251,8 +258,7 @@ export const wrapperScript = (files: ReadonlyArray<{ readonly path: string }>): 
     `follower=$!`,
     `"$@" &`,
     `child=$!`,
-    // (the mark of the signal first: it is in the log before the job can end by it)
-    `trap 'printf "\\n${TERM_MARKER}\\n"; kill -TERM "$child" 2>/dev/null' TERM INT`,
+    `[ -z "$t" ] || kill -TERM "$child" 2>/dev/null`,
     `while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done`,
     `: > .trex-done`,
     `wait "$follower"`,
