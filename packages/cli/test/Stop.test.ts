@@ -52,6 +52,12 @@ describe("RunDir.stopController", () => {
       assert.include((yield* Effect.flip(RunDir.stopController(runDir))).message, `the run's controller is process ${holder.pid} on host c0ffee, not this one`)
       // (signalled only with its start time matched: one without is refused, and not signalled)
       const pidns = fs.readlinkSync("/proc/self/ns/pid")
+      // this boot id, another host name, both in the machine's UTS namespace: a clone of this machine's snapshot (its boot id
+      // and pid namespace the same), another machine, even with the start time of a process here
+      for (const uts of [{ uts: "uts:[4026531838]" }, {}]) {
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, pidns, start: startOf(holder.pid), ...uts }))
+        assert.include((yield* Effect.flip(RunDir.stopController(runDir))).message, `the run's controller is process ${holder.pid} on host c0ffee, not this one`)
+      }
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", pidns }))
       const noStart = yield* Effect.flip(RunDir.stopController(runDir))
       assert.include(noStart.message, `names process ${holder.pid} on this machine (its host name c0ffee), which this process cannot verify: ` +

@@ -667,7 +667,14 @@ describe("Journal (SQLite)", () => {
       try {
         await inner.waitFor((l) => l === "ready")
         const pid = innerPid(inner.proc.pid!)
-        assert.deepInclude(recordOf(file), { pid: 1, host: "c0ffee", start: startOf(pid), boot: fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() })
+        assert.deepInclude(recordOf(file), {
+          pid: 1,
+          host: "c0ffee",
+          start: startOf(pid),
+          boot: fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
+          uts: fs.readlinkSync(`/proc/${pid}/ns/uts`)
+        })
+        assert.notStrictEqual(recordOf(file)["uts"], "uts:[4026531838]", "a UTS namespace of its own, not the machine's")
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: "c0ffee", thisMachine: true }, "its pid here, not its namespace's 1")
         assert.include((await openError(file)).message, `run is in use by process ${pid} on this machine (its host name c0ffee) (lock ${file}.lock)`)
         // exited: a record of this machine naming a pid of this namespace with another start time is not the holder

@@ -98,8 +98,9 @@ export interface LockHolder {
  * namespace of its own taken off), and `boot`, the boot id; and `pidns`, its pid
  * namespace (`pid:[4026531836]`, the link `/proc/self/ns/pid`), in which alone its pid names it (a container's
  * process 1 is another process on its host); `"unknown"` when that link cannot be read where procfs is (a `/proc` of
- * another pid namespace, which does not show this process): its pid is then named by no reader with procfs. Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
- * records without `pidns`; all are still read.
+ * another pid namespace, which does not show this process): its pid is then named by no reader with procfs; and `uts`, its
+ * UTS namespace (`uts:[4026531838]`, the link `/proc/self/ns/uts`), which says whether its host name is a container's (see
+ * {@link machineOf}). Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and records without `pidns` or `uts`; all are still read.
  */
 interface LockRecord {
   readonly pid: number
@@ -108,6 +109,7 @@ interface LockRecord {
   readonly start?: string
   readonly boot?: string
   readonly pidns?: string
+  readonly uts?: string
 }
 
 /** What the record of a controller says it is. */
@@ -121,14 +123,18 @@ const readText = (file: string): string | undefined => {
   }
 }
 
-/** This process's pid namespace (Linux: `pid:[<inode>]`), `undefined` without procfs. */
-const pidNamespace = (): string | undefined => {
+/** This process's namespace of a kind (Linux: `pid:[<inode>]`, `uts:[<inode>]`), `undefined` without procfs. */
+const namespace = (kind: "pid" | "uts"): string | undefined => {
   try {
-    return fs.readlinkSync("/proc/self/ns/pid")
+    return fs.readlinkSync(`/proc/self/ns/${kind}`)
   } catch {
     return undefined
   }
 }
+const pidNamespace = (): string | undefined => namespace("pid")
+
+/** The machine's own UTS namespace, outside containers (the kernel's initial one: its inode is fixed, `PROC_UTS_INIT_INO`). */
+const MACHINE_UTS = "uts:[4026531838]"
 
 /** Clock ticks a second in `/proc/<pid>/stat` (`USER_HZ`: 100 on every Linux architecture Node runs on). */
 const TICK_NANOS = 10_000_000n
@@ -259,7 +265,14 @@ const parseRecord = (raw: string): LockRecord | string => {
     const o = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>
     if (typeof o["pid"] !== "number" || !Number.isSafeInteger(o["pid"]) || o["pid"] <= 0) return `its pid is not a process id (${JSON.stringify(o["pid"] ?? null)})`
     const by = text(o, "by")
-    const fields = { host: text(o, "host"), by: by === CONTROLLER || by === "" ? undefined : by, start: text(o, "start"), boot: text(o, "boot"), pidns: text(o, "pidns") }
+    const fields = {
+      host: text(o, "host"),
+      by: by === CONTROLLER || by === "" ? undefined : by,
+      start: text(o, "start"),
+      boot: text(o, "boot"),
+      pidns: text(o, "pidns"),
+      uts: text(o, "uts")
+    }
     return { pid: o["pid"], ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) }
   }
   // an older version's: `<pid> <host>[ <by>]`, or the pid alone
@@ -277,15 +290,22 @@ const recordOf = (lockFile: string): LockRecord | string | undefined => {
 
 /**
  * Where the holder a record names runs: on `"this"` machine, in this boot, where its pid may be looked up (its boot id
- * this one's, whatever its host name: a container with a host name of its own shares its machine's kernel and boot id;
- * without a boot id on either side, as older versions wrote, its host this one's or none); on a machine of this name
- * and `"another boot"` (another machine of this name sharing this file system: a lock does not outlive its machine's
- * boot); or on `"another"` machine.
+ * this one's, and its host name this one's or a container's: a container with a host name of its own shares its
+ * machine's kernel and boot id, and the writer's or this reader's UTS namespace is then not the machine's; two clones of
+ * one virtual machine's snapshot share its boot id too, each in the machine's UTS namespace: their host names tell them
+ * apart; without a boot id on either side, as older versions wrote, its host this one's or none); on a machine of this
+ * name and `"another boot"` (another machine of this name sharing this file system: a lock does not outlive its
+ * machine's boot); or on `"another"` machine.
  */
 const machineOf = (record: LockRecord): "this" | "another boot" | "another" => {
   const boot = bootId()
   const named = record.host === undefined || record.host === os.hostname()
-  if (record.boot !== undefined && boot !== undefined) return record.boot === boot ? "this" : named ? "another boot" : "another"
+  if (record.boot !== undefined && boot !== undefined) {
+    if (record.boot !== boot) return named ? "another boot" : "another"
+    const uts = namespace("uts")
+    const container = (record.uts !== undefined && record.uts !== MACHINE_UTS) || (uts !== undefined && uts !== MACHINE_UTS)
+    return named || container ? "this" : "another"
+  }
   return named ? "this" : "another"
 }
 
@@ -476,6 +496,7 @@ export const writeRecord = (
   // (procfs here, its own entry not: a `/proc` of a pid namespace that is neither this process's nor above it, which
   // does not show it; its pid namespace is then recorded as not known, so that no reader takes its pid for its own's)
   const pidns = pidNamespace() ?? (boot !== undefined ? UNKNOWN_PIDNS : undefined)
+  const uts = namespace("uts")
   const record = {
     pid: process.pid,
     host: os.hostname(),
@@ -483,7 +504,8 @@ export const writeRecord = (
     since: new Date().toISOString(),
     ...(start !== undefined ? { start } : {}),
     ...(boot !== undefined ? { boot } : {}),
-    ...(pidns !== undefined ? { pidns } : {})
+    ...(pidns !== undefined ? { pidns } : {}),
+    ...(uts !== undefined ? { uts } : {})
   }
   const tmp = `${lockFile}.pid.${process.pid}.tmp`
   try {
