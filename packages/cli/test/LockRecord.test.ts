@@ -219,6 +219,13 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
         "run the command on the machine, outside containers (it finds the holder by its namespace), or in the holder's container")
       assert.notInclude(sibling.stderr, "kill -TERM")
 
+      // its own record, read by `trex stop` in the holder's mount namespace only (`nsenter --mount`: its container's /proc,
+      // which does not show the reader, whose pid 1 is the machine's init): refused, saying where it can be stopped
+      const mounted = spawnSync("nsenter", ["--target", String(pid), "--mount", `--wd=${root}`, "--", process.execPath, "--conditions=@trex/source", bin, "stop", runDir], { cwd: root, encoding: "utf8" })
+      assert.notStrictEqual(mounted.status, 0, mounted.stdout)
+      assert.include(mounted.stderr, "names process 1, which this process cannot verify: the /proc mounted here is of another pid namespace than this process's")
+      assert.include(mounted.stderr, `run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, or find it with \`fuser ${file}.lock\` (run as root)`)
+
       // its own record: trex stop asks it to stop (a SIGTERM to its pid here), and it drains
       assert.deepStrictEqual(yield* RunDir.stopController(runDir), { _tag: "Asked", pid, now: false, exited: false })
       yield* until("the stop was not taken", () => controller.output.stderr.includes("SIGTERM: stopping"))
