@@ -686,8 +686,10 @@ const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
       : `run is in use by ${processOf(holder)} (lock ${journalFile(runDir)}.lock); ` +
         (elsewhere ? `stop that controller on ${Journal.hostName(holder.host)} first (trex stop ${runDir} --wait, run there), or wait for it to end`
           // (where it can be seen, as said: not from here)
-          : holder?.elsewhere === "another pid namespace" ? `stop that controller where the reason above says it can be seen, or wait for it to end`
-          : holder?.elsewhere === "unverifiable" ? `stop that controller with \`trex stop ${runDir} --wait\` run on the machine (outside containers) or in its container, or wait for it to end`
+          // (said whole here: the reason in the parenthesis may be cut)
+          : holder?.elsewhere === "another pid namespace" || holder?.elsewhere === "unverifiable"
+          ? `stop that controller from where it can be seen: \`trex stop ${runDir} --wait\` run on the machine (outside containers) or in its ` +
+            `container, or \`fuser ${journalFile(runDir)}.lock\` run there as root, then \`kill -TERM <pid>\`; or wait for it to end`
           : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })
 }

@@ -63,6 +63,16 @@ describe("RunDir.stopController", () => {
       assert.include(noStart.message, `names process ${holder.pid} on this machine (its host name c0ffee), which this process cannot verify: ` +
         `the record has no start time to compare with that pid's here: run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, ` +
         `or find it with \`fuser ${file}.lock\` (run as root) and stop it with \`kill -TERM <pid>\``)
+      // an older trex's in a container (no pid namespace recorded): its pid is likely its container's, not looked up here
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", start: startOf(holder.pid) }))
+      const older = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(older.message, `names process ${holder.pid} on this machine (its host name c0ffee), written by an older trex that did not record its pid namespace: ` +
+        `that pid is likely its container's, and another process's here; run the command (\`trex stop\`) in that container`)
+      assert.notInclude(older.message, "try again in a moment")
+      // a second controller refused is told where to stop it, not by `trex stop` here (said whole: the reason before it is cut)
+      const second = yield* Effect.flip(Effect.scoped(RunDir.holdRun(runDir)))
+      assert.include(second.message, `; stop that controller from where it can be seen: \`trex stop ${runDir} --wait\` run on the machine (outside containers) ` +
+        `or in its container, or \`fuser ${file}.lock\` run there as root, then \`kill -TERM <pid>\`; or wait for it to end`)
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", pidns, start: startOf(holder.pid) }))
       const here = yield* RunDir.stopController(runDir, { wait: "10 seconds" })
       assert.deepStrictEqual(here, { _tag: "Asked", pid: holder.pid, now: false, exited: true })

@@ -416,11 +416,13 @@ const holderOf = (lockFile: string): LockHolder => {
   }
   // another host name, no pid namespace recorded (an older trex's, in a container with a host name of its own): its pid
   // is its container's, which may be another process here
+  // (not "exited", which a look again would say forever: where to stop it is said)
   if (holder.thisMachine === true && record.pidns === undefined) {
     return {
-      elsewhere: "unverifiable",
-      unknown: `its record ${file} names ${ownerOf(holder)}, written by an older trex that did not record its pid namespace: its pid ` +
-        `may be its container's, another process's here`
+      elsewhere: "another pid namespace",
+      unknown: `its record ${file} names ${ownerOf(holder)}, written by an older trex that did not record its pid namespace: that pid ` +
+        `is likely its container's, and another process's here; run the command (\`trex stop\`) in that container, or find the holder ` +
+        `with \`fuser ${lockFile}\` (run as root on the machine, outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``
     }
   }
   const now = lookUp(record)
