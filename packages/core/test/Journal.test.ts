@@ -762,7 +762,8 @@ describe("Journal (SQLite)", () => {
 
     it("a holder in a time namespace offset by a fraction of a tick records its start time, and is told alive or exited here and there", async () => {
       // its boot clock 5 ms ahead (unshare(1) sets whole seconds only): /proc shows its start times the same or one tick
-      // later; compared within a tick, not skipped. The other lock's record names that holder two ticks late: exited
+      // later; compared within a tick, not skipped. The other lock's record names that holder three ticks late (more than a
+      // tick from what either side sees): exited
       const { file, other, inner, holder, pid } = await holderBeside({ prefix: ["python3", "-c", TIME_NAMESPACE, "boottime 0 5000000", "--"] })
       let reader: Child | undefined
       try {
@@ -771,7 +772,7 @@ describe("Journal (SQLite)", () => {
         assert.isString(start, "its start time recorded")
         assert.include([0, 1], Number(start) - Number(startOf(pid)), "the machine's, give or take a tick")
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() }, "named from the machine")
-        fs.writeFileSync(`${other}.lock.pid`, JSON.stringify({ ...recordOf(file), start: String(Number(startOf(pid)) + 2) }))
+        fs.writeFileSync(`${other}.lock.pid`, JSON.stringify({ ...recordOf(file), start: String(Number(startOf(pid)) + 3) }))
         assert.include((await Effect.runPromise(writer(other)))?.unknown, `names process ${pid}, which has exited`, "from the machine")
         reader = startChild(["writer", file, other], { prefix: ["nsenter", "--target", String(pid), "--time", "--"] })
         assert.strictEqual(await reader.exited, 0)
