@@ -26,6 +26,7 @@ import * as LogTails from "./internal/logTails.ts"
 import * as ResearcherFlags from "./internal/researcherFlags.ts"
 import { MAX_MODEL_TIMEOUT_SECONDS } from "./internal/modelLimits.ts"
 import { writeReportFile } from "./internal/reportFile.ts"
+import { processOf } from "./internal/lockHolder.ts"
 import * as Detach from "./internal/detach.ts"
 import * as StopSignal from "./internal/stopSignal.ts"
 import * as Untrusted from "./internal/untrusted.ts"
@@ -538,9 +539,9 @@ const followRun = (runDir: string, json: boolean) =>
         onStart: (info) => {
           if (json) return info.entries.forEach(line)
           if (info.writer === undefined) return
-          const host = info.writer.host !== undefined && info.writer.host !== os.hostname() ? ` on host ${Journal.hostName(info.writer.host)}` : ""
+          // (as `trex status` names it: a container's of a host name of its own is on this machine)
           process.stdout.write(
-            `following run ${info.started.runId} (controller: process ${info.writer.pid ?? "unknown"}${host}); ` +
+            `following run ${info.started.runId} (controller: ${info.writer.pid === undefined ? "process unknown" : processOf(info.writer)}); ` +
               `Ctrl-C stops following, not the run (\`trex stop ${runDir}\` stops the run)\n`
           )
           view.prime(info.entries, info.tree.view.task.budget)

@@ -613,6 +613,9 @@ export const stopController = (
         message: `a process holds the run's lock (${file}.lock), but ${holder.unknown ?? "its record names none"}` +
           (holder.elsewhere === "another boot" ? `: run \`trex stop ${runDir}\` on that machine`
             : holder.elsewhere === "another pid namespace" ? ""
+            // (never signalled: run where its pid and start time can be read)
+            : holder.elsewhere === "unverifiable" ? `: run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, ` +
+              `or find it with \`fuser ${file}.lock\` (run as root) and stop it with \`kill -TERM <pid>\``
             : `: try again in a moment if it has just taken the lock, or find it with ` +
               `\`fuser ${file}.lock\` (which sees this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``)
       })
@@ -683,7 +686,10 @@ const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
       : `run is in use by ${processOf(holder)} (lock ${journalFile(runDir)}.lock); ` +
         (elsewhere ? `stop that controller on ${Journal.hostName(holder.host)} first (trex stop ${runDir} --wait, run there), or wait for it to end`
           // (where it can be seen, as said: not from here)
-          : holder?.elsewhere === "another pid namespace" ? `stop that controller first (as said above), or wait for it to end`
+          // (said whole here: the reason in the parenthesis may be cut)
+          : holder?.elsewhere === "another pid namespace" || holder?.elsewhere === "unverifiable"
+          ? `stop that controller from where it can be seen: \`trex stop ${runDir} --wait\` run on the machine (outside containers) or in its ` +
+            `container, or \`fuser ${journalFile(runDir)}.lock\` run there as root, then \`kill -TERM <pid>\`; or wait for it to end`
           : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })
 }

@@ -11,7 +11,7 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import { ExperimentNode, Journal, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import { Effect } from "effect"
-import { type Child, innerPid, nodeBin, type PidNamespace, removeTempDirs, startChild, tempDir, unsharePid } from "../../core/test/support/journal.ts"
+import { type Child, innerPid, nodeBin, type PidNamespace, removeTempDirs, startChild, startOf, tempDir, unsharePid } from "../../core/test/support/journal.ts"
 import * as RunDir from "../src/RunDir.ts"
 import * as Runs from "../src/Runs.ts"
 import * as Status from "../src/Status.ts"
@@ -65,12 +65,6 @@ const bystander = Effect.acquireRelease(
   ({ proc }) => Effect.sync(() => proc.kill("SIGKILL"))
 )
 
-/** A process's start time in clock ticks since boot, as a lock record has it (`/proc/<pid>/stat` field 22). */
-const startOf = (pid: number): string => {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!
-}
-
 /** `trex status --json` and its text, as the run stands. */
 const status = (runDir: string) =>
   Effect.map(RunDir.load(runDir), (info) => ({ json: Status.toJson(info), text: Status.toText(info, runDir) }))
@@ -92,6 +86,22 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       const [listed] = yield* Runs.list(path.dirname(spaced.runDir))
       assert.strictEqual(listed?.state, "running")
       assert.include(Runs.toText(path.dirname(spaced.runDir), [listed!]), `running (process ${controller.proc.pid} on "a b", this machine)`)
+      // `trex status --follow` names it as `trex status` does (killed once it has)
+      const follow = yield* Effect.acquireRelease(
+        Effect.promise(() => {
+          const proc = spawn(process.execPath, ["--conditions=@trex/source", bin, "status", spaced.runDir, "--follow"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+          let out = ""
+          return new Promise<{ readonly proc: typeof proc; readonly line: string }>((resolve, reject) => {
+            proc.stdout.setEncoding("utf8").on("data", (d: string) => {
+              out += d
+              if (out.includes("\n")) resolve({ proc, line: out.split("\n")[0]! })
+            })
+            proc.once("exit", (code) => reject(new Error(`trex status --follow exited (${code}): ${out}`)))
+          })
+        }),
+        ({ proc }) => Effect.sync(() => proc.kill("SIGKILL"))
+      )
+      assert.include(follow.line, `(controller: process ${controller.proc.pid} on this machine (its host name "a b")); Ctrl-C stops following`)
       // (its boot id this one's: on this machine, under a host name of its own, as a container can be; stopped from here)
       assert.deepStrictEqual(yield* RunDir.stopController(spaced.runDir, { wait: "20 seconds" }), { _tag: "Asked", pid: controller.proc.pid!, now: false, exited: true })
 
@@ -218,6 +228,13 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.include(sibling.stderr, "another container's on this machine, which this process's container cannot see or signal, nor can `fuser` here: not this namespace's process 1; " +
         "run the command on the machine, outside containers (it finds the holder by its namespace), or in the holder's container")
       assert.notInclude(sibling.stderr, "kill -TERM")
+
+      // its own record, read by `trex stop` in the holder's mount namespace only (`nsenter --mount`: its container's /proc,
+      // which does not show the reader, whose pid 1 is the machine's init): refused, saying where it can be stopped
+      const mounted = spawnSync("nsenter", ["--target", String(pid), "--mount", `--wd=${root}`, "--", process.execPath, "--conditions=@trex/source", bin, "stop", runDir], { cwd: root, encoding: "utf8" })
+      assert.notStrictEqual(mounted.status, 0, mounted.stdout)
+      assert.include(mounted.stderr, "names process 1, which this process cannot verify: the /proc mounted here is of another pid namespace than this process's")
+      assert.include(mounted.stderr, `run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, or find it with \`fuser ${file}.lock\` (run as root)`)
 
       // its own record: trex stop asks it to stop (a SIGTERM to its pid here), and it drains
       assert.deepStrictEqual(yield* RunDir.stopController(runDir), { _tag: "Asked", pid, now: false, exited: false })

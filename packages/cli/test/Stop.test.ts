@@ -6,6 +6,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { startOf } from "../../core/test/support/journal.ts"
 import * as RunDir from "../src/RunDir.ts"
 
 /** A process holding `file`'s writer lock as a controller does (an exclusive SQLite transaction on `<file>.lock`), until a signal ends it. */
@@ -49,7 +50,30 @@ describe("RunDir.stopController", () => {
       const boot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot: "00000000-0000-0000-0000-000000000000" }))
       assert.include((yield* Effect.flip(RunDir.stopController(runDir))).message, `the run's controller is process ${holder.pid} on host c0ffee, not this one`)
-      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot }))
+      // (signalled only with its start time matched: one without is refused, and not signalled)
+      const pidns = fs.readlinkSync("/proc/self/ns/pid")
+      // this boot id, another host name, both in the machine's UTS namespace: a clone of this machine's snapshot (its boot id
+      // and pid namespace the same), another machine, even with the start time of a process here
+      for (const uts of [{ uts: "uts:[4026531838]" }, {}]) {
+        fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, pidns, start: startOf(holder.pid), ...uts }))
+        assert.include((yield* Effect.flip(RunDir.stopController(runDir))).message, `the run's controller is process ${holder.pid} on host c0ffee, not this one`)
+      }
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", pidns }))
+      const noStart = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(noStart.message, `names process ${holder.pid} on this machine (its host name c0ffee), which this process cannot verify: ` +
+        `the record has no start time to compare with that pid's here: run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, ` +
+        `or find it with \`fuser ${file}.lock\` (run as root) and stop it with \`kill -TERM <pid>\``)
+      // an older trex's in a container (no pid namespace recorded): its pid is likely its container's, not looked up here
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", start: startOf(holder.pid) }))
+      const older = yield* Effect.flip(RunDir.stopController(runDir))
+      assert.include(older.message, `names process ${holder.pid} on this machine (its host name c0ffee), written by an older trex that did not record its pid namespace: ` +
+        `that pid is likely its container's, and another process's here; run the command (\`trex stop\`) in that container`)
+      assert.notInclude(older.message, "try again in a moment")
+      // a second controller refused is told where to stop it, not by `trex stop` here (said whole: the reason before it is cut)
+      const second = yield* Effect.flip(Effect.scoped(RunDir.holdRun(runDir)))
+      assert.include(second.message, `; stop that controller from where it can be seen: \`trex stop ${runDir} --wait\` run on the machine (outside containers) ` +
+        `or in its container, or \`fuser ${file}.lock\` run there as root, then \`kill -TERM <pid>\`; or wait for it to end`)
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", pidns, start: startOf(holder.pid) }))
       const here = yield* RunDir.stopController(runDir, { wait: "10 seconds" })
       assert.deepStrictEqual(here, { _tag: "Asked", pid: holder.pid, now: false, exited: true })
       assert.strictEqual(yield* Effect.promise(() => holder.exited), "SIGTERM")

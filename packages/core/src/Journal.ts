@@ -98,12 +98,15 @@ export const readIntact = (
  * gone, cannot be read, names a process that has exited (a killed holder's, read before the lock's new
  * holder had written its own), or one of this machine's that this process cannot look up: of another boot (another
  * machine of its name, on a shared file system) or of another pid namespace (another container), whose pid names
- * another process here; `elsewhere` then says which (`"another boot"`, `"another pid namespace"`). A holder in a pid
+ * another process here; `elsewhere` then says which (`"another boot"`, `"another pid namespace"`), or `"unverifiable"`: a
+ * process of its pid runs here but cannot be told to be the holder (its start time, or this process's pid namespace,
+ * cannot be read here), so none is named for signalling. A holder in a pid
  * namespace below this process's (a container's, read from the machine) is found and named by its pid here: the one
  * process of the recorded namespace whose pid there is the recorded one, with the recorded start time. A holder whose
- * `host` is not this machine's name but whose boot id is this one's runs on this machine (a container with a host name of
- * its own, as Docker's): it is looked up here as any other of this machine, and `thisMachine` says so (its `pid`, when
- * named, is this process's namespace's, and may be signalled from here).
+ * `host` is not this machine's name but whose boot id is this one's, the writer or this reader in a UTS namespace of
+ * its own, runs on this machine (a container with a host name of its own, as Docker's): it is looked up here as any other
+ * of this machine, named only with its start time matched, and `thisMachine` says so (its `pid`, when named, is this
+ * process's namespace's, and may be signalled from here).
  * @since 0.1.0 @category models
  */
 export type Holder = LockHolder

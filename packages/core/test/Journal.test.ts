@@ -11,7 +11,7 @@ import type { JournalError } from "../src/Errors.ts"
 import { hostName, Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
-import { type Child, eventAt, innerPid, killAll, removeTempDirs, runChild, startChild, tempDir, unsharePid } from "./support/journal.ts"
+import { type Child, eventAt, innerPid, killAll, removeTempDirs, runChild, startChild, startOf, tempDir, unsharePid } from "./support/journal.ts"
 
 type Service = Journal["Service"]
 
@@ -50,12 +50,6 @@ const assertPrefix = (entries: ReadonlyArray<JournalEvent.Entry>): number => {
 /** The writer lock's record of the journal at `file` (one line of JSON). */
 const recordOf = (file: string): Record<string, unknown> => JSON.parse(fs.readFileSync(`${file}.lock.pid`, "utf8"))
 
-/** A process's start time in clock ticks since boot, as a lock record has it (`/proc/<pid>/stat` field 22). */
-const startOf = (pid: number): string => {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!
-}
-
 /**
  * A holder of the lock of the journal at `file` killed while writing its temporary record, at `stage` (`written`, or
  * `created`: the file created, empty), and a living process (not holding the lock) held at the same stage: the killed
@@ -93,6 +87,23 @@ const holderBeside = async (options: Parameters<typeof startChild>[1]) => {
     throw e
   }
 }
+
+/**
+ * A Python program (`python3 -c`) running a command (its second argument on) in a time namespace of its own whose offsets
+ * are its first argument (`boottime 0 5000000`: written before any process enters it, as unshare(1) writes whole seconds
+ * only), as its child, killed with it.
+ */
+const TIME_NAMESPACE = [
+  "import ctypes, os, sys",
+  "libc = ctypes.CDLL(None, use_errno=True)",
+  "if libc.unshare(0x80) != 0: raise OSError(ctypes.get_errno(), 'unshare')",
+  "open('/proc/self/timens_offsets', 'w').write(sys.argv[1])",
+  "pid = os.fork()",
+  "if pid == 0:",
+  "    libc.prctl(1, 9)",
+  "    os.execvp(sys.argv[3], sys.argv[3:])",
+  "os.waitpid(pid, 0)"
+].join("\n")
 
 /** A journal path in a fresh, existing directory. */
 const sqliteFile = () => {
@@ -656,7 +667,14 @@ describe("Journal (SQLite)", () => {
       try {
         await inner.waitFor((l) => l === "ready")
         const pid = innerPid(inner.proc.pid!)
-        assert.deepInclude(recordOf(file), { pid: 1, host: "c0ffee", start: startOf(pid), boot: fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() })
+        assert.deepInclude(recordOf(file), {
+          pid: 1,
+          host: "c0ffee",
+          start: startOf(pid),
+          boot: fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
+          uts: fs.readlinkSync(`/proc/${pid}/ns/uts`)
+        })
+        assert.notStrictEqual(recordOf(file)["uts"], "uts:[4026531838]", "a UTS namespace of its own, not the machine's")
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: "c0ffee", thisMachine: true }, "its pid here, not its namespace's 1")
         assert.include((await openError(file)).message, `run is in use by process ${pid} on this machine (its host name c0ffee) (lock ${file}.lock)`)
         // exited: a record of this machine naming a pid of this namespace with another start time is not the holder
@@ -664,6 +682,27 @@ describe("Journal (SQLite)", () => {
         assert.include((await Effect.runPromise(writer(file)))?.unknown, `names process ${process.pid} on this machine (its host name c0ffee), which has exited`)
       } finally {
         await killAll(inner)
+      }
+    })
+
+    it("a reader whose /proc is not its own pid namespace's (nsenter --mount into a container) names no holder: it cannot verify one", async () => {
+      // the holder is its container's process 1; its record's pid, looked up from the machine's pid namespace, is the machine's init
+      const file = sqliteFile()
+      const inner = startChild(["lock", file], { hostname: "c0ffee", pidNamespace: true })
+      let reader: Child | undefined
+      try {
+        await inner.waitFor((l) => l === "ready")
+        const pid = innerPid(inner.proc.pid!)
+        assert.deepInclude(recordOf(file), { pid: 1, host: "c0ffee" })
+        reader = startChild(["writer", file], { prefix: ["nsenter", "--target", String(pid), "--mount", `--wd=${process.cwd()}`, "--"] })
+        assert.strictEqual(await reader.exited, 0)
+        const seen = JSON.parse(reader.lines[0]!) as { readonly pid?: number; readonly elsewhere?: string; readonly unknown?: string }
+        assert.isUndefined(seen.pid, "no pid named for signalling")
+        assert.strictEqual(seen.elsewhere, "unverifiable")
+        assert.include(seen.unknown, `its record ${file}.lock.pid names process 1 on this machine (its host name c0ffee), which this process cannot verify: ` +
+          "the /proc mounted here is of another pid namespace than this process's")
+      } finally {
+        await killAll(inner, ...(reader !== undefined ? [reader] : []))
       }
     })
 
@@ -702,7 +741,8 @@ describe("Journal (SQLite)", () => {
     it("a holder in a time namespace of its own records its start time on the machine's boot clock, and is named from the machine and from its namespace", async () => {
       // its boot clock 1000 s ahead: /proc shows it every start time 100000 ticks later than the machine's; the other lock's
       // record names that holder with another start time: exited, from its namespace too
-      const { file, other, inner, holder, pid } = await holderBeside({ prefix: ["unshare", "--time", "--boottime", "1000", "--fork", "--"] })
+      // (--kill-child: killed with unshare, not left running)
+      const { file, other, inner, holder, pid } = await holderBeside({ prefix: ["unshare", "--time", "--boottime", "1000", "--fork", "--kill-child", "--"] })
       let reader: Child | undefined
       try {
         assert.match(fs.readFileSync(`/proc/${pid}/timens_offsets`, "utf8"), /boottime\s+1000\s+0/)
@@ -714,6 +754,31 @@ describe("Journal (SQLite)", () => {
         const [alive, gone] = reader.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number; readonly host?: string })
         assert.deepStrictEqual(alive, { pid, host: os.hostname() }, "named from its own time namespace")
         assert.isUndefined(gone?.pid)
+        assert.include(gone?.unknown, `its record ${other}.lock.pid names process ${pid}, which has exited`)
+      } finally {
+        await killAll(inner, holder, ...(reader !== undefined ? [reader] : []))
+      }
+    })
+
+    it("a holder in a time namespace offset by a fraction of a tick records its start time, and is told alive or exited here and there", async () => {
+      // its boot clock 5 ms ahead (unshare(1) sets whole seconds only): /proc shows its start times the same or one tick
+      // later; compared within a tick, not skipped. The other lock's record names that holder three ticks late (more than a
+      // tick from what either side sees): exited
+      const { file, other, inner, holder, pid } = await holderBeside({ prefix: ["python3", "-c", TIME_NAMESPACE, "boottime 0 5000000", "--"] })
+      let reader: Child | undefined
+      try {
+        assert.match(fs.readFileSync(`/proc/${pid}/timens_offsets`, "utf8"), /boottime\s+0\s+5000000/)
+        const start = recordOf(file)["start"]
+        assert.isString(start, "its start time recorded")
+        assert.include([0, 1], Number(start) - Number(startOf(pid)), "the machine's, give or take a tick")
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid, host: os.hostname() }, "named from the machine")
+        fs.writeFileSync(`${other}.lock.pid`, JSON.stringify({ ...recordOf(file), start: String(Number(startOf(pid)) + 3) }))
+        assert.include((await Effect.runPromise(writer(other)))?.unknown, `names process ${pid}, which has exited`, "from the machine")
+        reader = startChild(["writer", file, other], { prefix: ["nsenter", "--target", String(pid), "--time", "--"] })
+        assert.strictEqual(await reader.exited, 0)
+        const [alive, gone] = reader.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number; readonly host?: string })
+        assert.deepStrictEqual(alive, { pid, host: os.hostname() }, "named from its own time namespace")
+        assert.isUndefined(gone?.pid, "another start time, not compared: named")
         assert.include(gone?.unknown, `its record ${other}.lock.pid names process ${pid}, which has exited`)
       } finally {
         await killAll(inner, holder, ...(reader !== undefined ? [reader] : []))

@@ -74,7 +74,9 @@ const held = new Map<string, { readonly db: DatabaseSync; holds: number; journal
  * what it is when it is not the run's controller (a command that holds the run for a moment, e.g. `trex notify`).
  * Without `pid`, `unknown` says why the holder is not known: its record is gone, cannot be read, or was
  * left by an earlier holder that has exited (the new holder took the lock and has not yet written its own),
- * or names a holder this process cannot look up, `elsewhere`: of another boot or another pid namespace. `thisMachine`: its
+ * or names a holder this process cannot look up, `elsewhere`: of another boot or another pid namespace, or `"unverifiable"`: a
+ * process of its pid runs here but cannot be told to be the holder (its start time, or this process's pid namespace, cannot
+ * be read here, or its record has none to compare where one is needed); it is never named for signalling. `thisMachine`: its
  * `host` is not this machine's name, yet it runs on this machine (its boot id is this one's: a container with a host name
  * of its own, as Docker's are), so its pid is looked up and signalled here as any holder's of this host.
  */
@@ -83,7 +85,7 @@ export interface LockHolder {
   readonly host?: string
   readonly by?: string
   readonly unknown?: string
-  readonly elsewhere?: "another boot" | "another pid namespace"
+  readonly elsewhere?: "another boot" | "another pid namespace" | "unverifiable"
   readonly thisMachine?: true
 }
 
@@ -96,8 +98,9 @@ export interface LockHolder {
  * namespace of its own taken off), and `boot`, the boot id; and `pidns`, its pid
  * namespace (`pid:[4026531836]`, the link `/proc/self/ns/pid`), in which alone its pid names it (a container's
  * process 1 is another process on its host); `"unknown"` when that link cannot be read where procfs is (a `/proc` of
- * another pid namespace, which does not show this process): its pid is then named by no reader with procfs. Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and
- * records without `pidns`; all are still read.
+ * another pid namespace, which does not show this process): its pid is then named by no reader with procfs; and `uts`, its
+ * UTS namespace (`uts:[4026531838]`, the link `/proc/self/ns/uts`), which says whether its host name is a container's (see
+ * {@link machineOf}). Older versions wrote `<pid> <host>[ <by>]` or the pid alone, and records without `pidns` or `uts`; all are still read.
  */
 interface LockRecord {
   readonly pid: number
@@ -106,6 +109,7 @@ interface LockRecord {
   readonly start?: string
   readonly boot?: string
   readonly pidns?: string
+  readonly uts?: string
 }
 
 /** What the record of a controller says it is. */
@@ -119,47 +123,62 @@ const readText = (file: string): string | undefined => {
   }
 }
 
-/** This process's pid namespace (Linux: `pid:[<inode>]`), `undefined` without procfs. */
-const pidNamespace = (): string | undefined => {
+/** This process's namespace of a kind (Linux: `pid:[<inode>]`, `uts:[<inode>]`), `undefined` without procfs. */
+const namespace = (kind: "pid" | "uts"): string | undefined => {
   try {
-    return fs.readlinkSync("/proc/self/ns/pid")
+    return fs.readlinkSync(`/proc/self/ns/${kind}`)
   } catch {
     return undefined
   }
 }
+const pidNamespace = (): string | undefined => namespace("pid")
+
+/** The machine's own UTS namespace, outside containers (the kernel's initial one: its inode is fixed, `PROC_UTS_INIT_INO`). */
+const MACHINE_UTS = "uts:[4026531838]"
 
 /** Clock ticks a second in `/proc/<pid>/stat` (`USER_HZ`: 100 on every Linux architecture Node runs on). */
 const TICK_NANOS = 10_000_000n
 
 /**
- * How far ahead of the machine's this process's boot clock runs, in clock ticks: the `boottime` offset of its time
- * namespace (`/proc/self/timens_offsets`, Linux 5.6; 0 without one), by which every start time `/proc` shows it is
- * ahead; `undefined` when not a whole number of ticks (a start time shown is then ahead by that, give or take a tick).
+ * How far ahead of the machine's this process's boot clock runs, in whole clock ticks (rounded down): the `boottime`
+ * offset of its time namespace (`/proc/self/timens_offsets`, Linux 5.6; 0 without one), by which every start time
+ * `/proc` shows it is ahead. An offset of a fraction of a tick leaves a start time taken off it one tick late at most
+ * (the kernel rounds down its start time in ticks, `nsec_to_clock_t`, after adding the offset): see {@link sameStart}.
  */
-const bootOffset = (): bigint | undefined => {
+const bootOffset = (): bigint => {
   const line = readText("/proc/self/timens_offsets")?.split("\n").find((l) => l.startsWith("boottime"))
   const [, seconds, nanos] = line?.trim().split(/\s+/) ?? []
   if (seconds === undefined || nanos === undefined || !/^-?\d+$/.test(seconds) || !/^\d+$/.test(nanos)) return 0n
   const offset = BigInt(seconds) * 1_000_000_000n + BigInt(nanos)
-  return offset % TICK_NANOS === 0n ? offset / TICK_NANOS : undefined
+  return offset >= 0n ? offset / TICK_NANOS : -((-offset + TICK_NANOS - 1n) / TICK_NANOS)
+}
+
+/**
+ * Whether two start times in ticks on the machine's boot clock (see {@link procStart}) are one process's: equal, or one
+ * tick apart (each side's time namespace offset of a fraction of a tick leaves it that late at most). Never two
+ * processes': the later of them was started after the first exited, which had lived for more than a tick (a process that
+ * took a lock and wrote its record).
+ */
+const sameStart = (a: string, b: string): boolean => {
+  if (!/^\d+$/.test(a) || !/^\d+$/.test(b)) return false
+  const d = BigInt(a) - BigInt(b)
+  return d >= -1n && d <= 1n
 }
 
 /**
  * This machine's boot id (Linux), and the start time in clock ticks since boot of the process whose `/proc` entry is
  * `entry` (its pid there, or `self`), on the machine's boot clock (a time namespace's offset taken off: a holder in
- * one, and a reader in another, see the same process start at the same time), and whether it is a zombie (`undefined`
- * without procfs, or when it is gone). `start` is `undefined` when it cannot be told exactly (an offset of a fraction of
- * a tick: such a start time is not compared).
+ * one, and a reader in another, see the same process start at the same time, give or take a tick: {@link sameStart}), and
+ * whether it is a zombie (`undefined` without procfs, or when it is gone).
  */
 const bootId = (): string | undefined => readText("/proc/sys/kernel/random/boot_id")
-const procStart = (entry: string): { readonly start: string | undefined; readonly zombie: boolean } | undefined => {
+const procStart = (entry: string): { readonly start: string; readonly zombie: boolean } | undefined => {
   const stat = readText(`/proc/${entry}/stat`)
   if (stat === undefined) return undefined
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   const shown = fields[19]
   if (shown === undefined || !/^\d+$/.test(shown)) return undefined
-  const offset = bootOffset()
-  return { start: offset === undefined ? undefined : String(BigInt(shown) - offset), zombie: fields[0] === "Z" || fields[0] === "X" }
+  return { start: String(BigInt(shown) - bootOffset()), zombie: fields[0] === "Z" || fields[0] === "X" }
 }
 
 /**
@@ -224,7 +243,7 @@ const findProc = (pid: number, pidns: string): string | undefined => {
  * namespace's, else (an ancestor's, see {@link procIsOwn}) the entry of the process of this namespace of that pid;
  * `undefined` when gone, or when it cannot be told.
  */
-const startHere = (pid: number): { readonly start: string | undefined; readonly zombie: boolean } | undefined => {
+const startHere = (pid: number): { readonly start: string; readonly zombie: boolean } | undefined => {
   if (procIsOwn()) return procStart(String(pid))
   const ns = pidNamespace()
   const entry = ns === undefined ? undefined : findProc(pid, ns)
@@ -246,7 +265,14 @@ const parseRecord = (raw: string): LockRecord | string => {
     const o = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>
     if (typeof o["pid"] !== "number" || !Number.isSafeInteger(o["pid"]) || o["pid"] <= 0) return `its pid is not a process id (${JSON.stringify(o["pid"] ?? null)})`
     const by = text(o, "by")
-    const fields = { host: text(o, "host"), by: by === CONTROLLER || by === "" ? undefined : by, start: text(o, "start"), boot: text(o, "boot"), pidns: text(o, "pidns") }
+    const fields = {
+      host: text(o, "host"),
+      by: by === CONTROLLER || by === "" ? undefined : by,
+      start: text(o, "start"),
+      boot: text(o, "boot"),
+      pidns: text(o, "pidns"),
+      uts: text(o, "uts")
+    }
     return { pid: o["pid"], ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) }
   }
   // an older version's: `<pid> <host>[ <by>]`, or the pid alone
@@ -264,32 +290,48 @@ const recordOf = (lockFile: string): LockRecord | string | undefined => {
 
 /**
  * Where the holder a record names runs: on `"this"` machine, in this boot, where its pid may be looked up (its boot id
- * this one's, whatever its host name: a container with a host name of its own shares its machine's kernel and boot id;
- * without a boot id on either side, as older versions wrote, its host this one's or none); on a machine of this name
- * and `"another boot"` (another machine of this name sharing this file system: a lock does not outlive its machine's
- * boot); or on `"another"` machine.
+ * this one's, and its host name this one's or a container's: a container with a host name of its own shares its
+ * machine's kernel and boot id, and the writer's or this reader's UTS namespace is then not the machine's; two clones of
+ * one virtual machine's snapshot share its boot id too, each in the machine's UTS namespace: their host names tell them
+ * apart; without a boot id on either side, as older versions wrote, its host this one's or none); on a machine of this
+ * name and `"another boot"` (another machine of this name sharing this file system: a lock does not outlive its
+ * machine's boot); or on `"another"` machine.
  */
 const machineOf = (record: LockRecord): "this" | "another boot" | "another" => {
   const boot = bootId()
   const named = record.host === undefined || record.host === os.hostname()
-  if (record.boot !== undefined && boot !== undefined) return record.boot === boot ? "this" : named ? "another boot" : "another"
+  if (record.boot !== undefined && boot !== undefined) {
+    if (record.boot !== boot) return named ? "another boot" : "another"
+    const uts = namespace("uts")
+    const container = (record.uts !== undefined && record.uts !== MACHINE_UTS) || (uts !== undefined && uts !== MACHINE_UTS)
+    return named || container ? "this" : "another"
+  }
   return named ? "this" : "another"
 }
 
+/** Whether a record's host name is not this machine's (on this machine, a container's with a name of its own: see {@link machineOf}). */
+const otherName = (record: LockRecord): boolean => record.host !== undefined && record.host !== os.hostname()
+
 /**
- * Whether the process a record names has exited: known only on this machine (see {@link machineOf}), where the pid
- * is looked up, and its start time compared with the record's (a pid given to a later process is not the holder).
+ * The process a record of this machine names, looked up by its pid in this pid namespace: `"exited"` (none of that
+ * pid, a zombie, or one of another start time: a pid given to a later process is not the holder), `"alive"` (its start
+ * time the record's; a record without one, of this host name, an older version's: a living process of that pid; without
+ * procfs, not Linux: the pid alone), or `"unverifiable"`: a process of that pid exists, but whether it is the holder
+ * cannot be told, so it is never named for signalling: its start time cannot be read here (procfs here, but not
+ * showing it: a `/proc` not this process's pid namespace's), or the record has none and another host name (a
+ * container's holder is named only when its start time is matched).
  */
-const exited = (record: LockRecord): boolean => {
-  // (one of another machine or boot is not asked: see holderOf)
-  if (machineOf(record) !== "this") return false
+const lookUp = (record: LockRecord): "exited" | "alive" | "unverifiable" => {
   try {
     process.kill(record.pid, 0)
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "ESRCH"
+    if ((e as NodeJS.ErrnoException).code === "ESRCH") return "exited"
   }
   const now = startHere(record.pid)
-  return now !== undefined && (now.zombie || (record.start !== undefined && now.start !== undefined && now.start !== record.start))
+  if (now === undefined) return bootId() === undefined ? "alive" : "unverifiable"
+  if (now.zombie) return "exited"
+  if (record.start === undefined) return otherName(record) ? "unverifiable" : "alive"
+  return sameStart(record.start, now.start) ? "alive" : "exited"
 }
 
 /** A record's `pidns` when its writer could not tell its own (see {@link writeRecord}). */
@@ -345,8 +387,19 @@ const holderOf = (lockFile: string): LockHolder => {
   // is that namespace's, and names another process here, or none (`trex stop` would signal the wrong one). From an
   // ancestor namespace (the machine, for a container's holder) the holder is found by its namespace and its pid there,
   // when exactly one process is that, with the recorded start time; it is named by its pid here.
+  // (another machine's: not looked up, its host name says where it runs)
+  if (machine === "another") return holder
   const ns = pidNamespace()
-  if (machine === "this" && record.pidns === UNKNOWN_PIDNS && ns !== undefined) {
+  // procfs here, but not showing this process (a `/proc` of another pid namespace: `nsenter --mount` into a container,
+  // without its pid namespace): no pid looked up here can be told to be the holder, whose start time and namespace cannot be read
+  if (ns === undefined && bootId() !== undefined) {
+    return {
+      elsewhere: "unverifiable",
+      unknown: `its record ${file} names ${ownerOf(holder)}, which this process cannot verify: the /proc mounted here is of another ` +
+        `pid namespace than this process's (it does not show this process), so it cannot tell that pid's start time or namespace`
+    }
+  }
+  if (record.pidns === UNKNOWN_PIDNS && ns !== undefined) {
     return {
       elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)}, which could not tell its pid namespace (its /proc, of another pid namespace, ` +
@@ -354,14 +407,34 @@ const holderOf = (lockFile: string): LockHolder => {
         `outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``
     }
   }
-  if (machine === "this" && record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
+  if (record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
     const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
     const now = entry === undefined ? undefined : procStart(entry)
-    if (now !== undefined && !now.zombie && (record.start === undefined || now.start === undefined || now.start === record.start)) return { ...holder, pid: Number(entry) }
+    // (its start time matched: a record without one names no process of another namespace)
+    if (now !== undefined && !now.zombie && record.start !== undefined && sameStart(record.start, now.start)) return { ...holder, pid: Number(entry) }
     return { elsewhere: "another pid namespace", unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}), ${unseen(record.pid, record.pidns, ns, lockFile)}` }
   }
-  if (exited(record)) {
+  // another host name, no pid namespace recorded (an older trex's, in a container with a host name of its own): its pid
+  // is its container's, which may be another process here
+  // (not "exited", which a look again would say forever: where to stop it is said)
+  if (holder.thisMachine === true && record.pidns === undefined) {
+    return {
+      elsewhere: "another pid namespace",
+      unknown: `its record ${file} names ${ownerOf(holder)}, written by an older trex that did not record its pid namespace: that pid ` +
+        `is likely its container's, and another process's here; run the command (\`trex stop\`) in that container, or find the holder ` +
+        `with \`fuser ${lockFile}\` (run as root on the machine, outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``
+    }
+  }
+  const now = lookUp(record)
+  if (now === "exited") {
     return { unknown: `its record ${file} names ${ownerOf(holder)}, which has exited: its holder took the lock since, and has not yet written its own record` }
+  }
+  if (now === "unverifiable") {
+    return {
+      elsewhere: "unverifiable",
+      unknown: `its record ${file} names ${ownerOf(holder)}, which this process cannot verify: ` +
+        (record.start === undefined ? "the record has no start time to compare with that pid's here" : "that pid's start time cannot be read here")
+    }
   }
   return holder
 }
@@ -425,6 +498,7 @@ export const writeRecord = (
   // (procfs here, its own entry not: a `/proc` of a pid namespace that is neither this process's nor above it, which
   // does not show it; its pid namespace is then recorded as not known, so that no reader takes its pid for its own's)
   const pidns = pidNamespace() ?? (boot !== undefined ? UNKNOWN_PIDNS : undefined)
+  const uts = namespace("uts")
   const record = {
     pid: process.pid,
     host: os.hostname(),
@@ -432,7 +506,8 @@ export const writeRecord = (
     since: new Date().toISOString(),
     ...(start !== undefined ? { start } : {}),
     ...(boot !== undefined ? { boot } : {}),
-    ...(pidns !== undefined ? { pidns } : {})
+    ...(pidns !== undefined ? { pidns } : {}),
+    ...(uts !== undefined ? { uts } : {})
   }
   const tmp = `${lockFile}.pid.${process.pid}.tmp`
   try {
@@ -470,10 +545,10 @@ const noProcess = (pid: number): boolean => {
 const writerGone = (record: LockRecord): boolean => {
   if (machineOf(record) !== "this") return true
   const ns = pidNamespace()
-  if (record.pidns === undefined || ns === undefined || record.pidns === ns) return exited(record)
+  if (record.pidns === undefined || ns === undefined || record.pidns === ns) return lookUp(record) === "exited"
   const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
   const now = entry === undefined ? undefined : procStart(entry)
-  return now === undefined || now.zombie || (record.start !== undefined && now.start !== undefined && now.start !== record.start)
+  return now === undefined || now.zombie || (record.start !== undefined && !sameStart(record.start, now.start))
 }
 
 /**

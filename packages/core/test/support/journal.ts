@@ -107,6 +107,12 @@ export const startChild = (
   }
 }
 
+/** A process's start time in clock ticks since boot, as a lock record has it (`/proc/<pid>/stat` field 22). */
+export const startOf = (pid: number): string => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!
+}
+
 /** The pid here of the process `unshare --fork` (a child started with `pidNamespace`) runs in its namespace. */
 export const innerPid = (pid: number): number => {
   const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(" ")
