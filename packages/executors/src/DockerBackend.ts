@@ -41,7 +41,8 @@ export interface Config {
    * `DOCKER_HOST=ssh://...` without it is reached the same way (`ssh`, else the SSH agent then each usable `~/.ssh/id_*`, and
    * `~/.ssh/known_hosts` with `/etc/ssh/ssh_known_hosts`). `~/.ssh/config`'s `Host` blocks fill in what the URL does not
    * say (`HostName`, `User`, `Port`; without `ssh`, `IdentityFile` and `UserKnownHostsFile` too); what it cannot honour
-   * (`ProxyJump`, a `Match exec`) is a warning naming the line. A URL without a user logs in as the local user.
+   * (`ProxyJump`, a `Match exec`) is a warning naming the line; a `HostName` or `Port` that moves the URL's host
+   * elsewhere is logged once at make. A URL without a user logs in as the local user.
    */
   readonly host?: string
   /** Key and known_hosts for an `ssh://` engine; the host key must be known (no trust on first use). */
@@ -257,11 +258,14 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const ssh2 = host?.startsWith("ssh:") === true ? yield* Effect.promise(Clients.ssh2) : undefined
   // what of ~/.ssh/config an ssh:// engine cannot honour (Include, Match, ProxyJump...), each naming its line
   const sshWarnings: Array<string> = []
+  const sshNotes: Array<string> = []
   const options = config.docker ?? (yield* Effect.try({
-    try: () => engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }, ssh2, process.env, undefined, (w) => sshWarnings.push(w)),
+    try: () =>
+      engineOptions({ socketPath: config.socketPath, host: config.host, ssh: config.ssh }, ssh2, process.env, undefined, (w) => sshWarnings.push(w), (n) => sshNotes.push(n)),
     catch: (e) => fail("make", `engine ${host}: ${e instanceof Error ? e.message : String(e)}`)
   }))
   for (const w of sshWarnings) yield* Effect.logWarning(`docker engine ${w}`)
+  for (const n of sshNotes) yield* Effect.logInfo(`docker engine ${n}`)
   const docker = new Dockerode(options)
   // an ssh:// engine's SSH connections and their sessions (`docker system dial-stdio` on the host) end with the backend
   const sshAgent = config.docker === undefined ? (options as { readonly agent?: Http.Agent } | undefined)?.agent : undefined

@@ -15,6 +15,7 @@ import { posix } from "node:path"
 import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
 import { Connection, type HostSetting, type PreparedHost, prepare, SshFailure } from "./internal/sshConnection.ts"
+import * as SshConfig from "./internal/sshConfig.ts"
 import * as Script from "./internal/sshScript.ts"
 import { boundedWatch } from "./internal/volume.ts"
 import * as Clients from "./internal/clients.ts"
@@ -82,11 +83,11 @@ type Emit = (e: Backend.JobEvent) => Effect.Effect<void>
 const QUEUE_POLL = "1 second"
 
 /**
- * A host's name in job refs and job records: its `name`, else `user@host:port` as the task file writes them (the port
- * given, else 22), not the address `~/.ssh/config` resolves `host` to: a run started before the file was read (or
- * before it changed) finds its jobs again.
+ * A host's name in job refs and job records: its `name`, else `user@host:port` as the task file writes them (the
+ * `username` given, else the local user; the port given, else 22), not what `~/.ssh/config` resolves them to (its
+ * `HostName`, `User`, `Port`): a run started before the file was read (or before it changed) finds its jobs again.
  */
-const nameOf = (h: Host, p: { readonly username: string }) => h.name ?? `${h.username ?? p.username}@${h.host}:${h.port ?? 22}`
+const nameOf = (h: Host) => h.name ?? `${h.username ?? SshConfig.here().user}@${h.host}:${h.port ?? 22}`
 
 const fail = (operation: string, message: string, retryable = false) =>
   new Errors.BackendError({ backend: NAME, operation, message, retryable })
@@ -190,7 +191,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     const p = prepare(h, ssh2)
     if ("refusal" in p) return yield* fail("make", p.refusal)
     for (const w of p.warnings) yield* Effect.logWarning(`ssh backend: ${w}`)
-    if (p.moved !== undefined) yield* Effect.logInfo(`ssh backend: ~/.ssh/config connects ${p.moved}; its jobs are still named ${nameOf(h, p.ok)}`)
+    if (p.moved !== undefined) yield* Effect.logInfo(`ssh backend: ~/.ssh/config connects ${p.moved}; its jobs are still named ${nameOf(h)}`)
     prepared.push({ ...p.ok, given: h })
   }
   const remoteRoot = posix.normalize(config.remoteRoot)
@@ -203,7 +204,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const retryAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostRetryAfter ?? "30 seconds"))
   const lostAfter = Duration.toMillis(Duration.fromInputUnsafe(config.hostLostAfter ?? "5 minutes"))
   const pool: Array<PoolHost> = prepared.map(({ given: h, ...p }) => ({
-    name: nameOf(h, p),
+    name: nameOf(h),
     user: p.username,
     conn: new Connection(p),
     slots: Math.max(1, h.slots ?? 1),

@@ -887,16 +887,21 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         "Host engine-explicit", "  HostName 127.0.0.1", `  Port ${sshd.port}`, "  User root", "  UserKnownHostsFile ~/.ssh/wrong_known_hosts",
         // no file of the user's: the system's only (here none), never ~/.ssh/known_hosts
         "Host engine-none", "  HostName 127.0.0.1", `  Port ${sshd.port}`, "  User root", "  IdentityFile ~/.ssh/engine_key", "  UserKnownHostsFile none",
-        "Host *", "  Port 1", "  User nobody", ""].join("\n")
+        "Host *", "  Port 1", "  User nobody",
+        // a token this reader cannot expand, in what ssh.privateKeyPath overrides: not expanded, not refused
+        "Host engine-explicit", "  IdentityFile ~/.ssh/id_%Z", ""].join("\n")
       const wrong = `[127.0.0.1]:${sshd.port} ${Fs.readFileSync(`${sshKeys}/id_ed25519.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`
       // no default key and no known_hosts: only what the config file names lets it in
       const home = homeWith({ config, engine_key: Fs.readFileSync(`${sshKeys}/id_ed25519`), engine_known_hosts: Fs.readFileSync(sshd.knownHosts), wrong_known_hosts: wrong })
       const warned: Array<string> = []
+      const noted: Array<string> = []
       const options = yield* withEnv({ HOME: home }, Effect.sync(() =>
-        engineOptions({}, ssh2, { DOCKER_HOST: "ssh://engine-alias", SSH_AUTH_SOCK: "" }, undefined, (w) => warned.push(w))
+        engineOptions({}, ssh2, { DOCKER_HOST: "ssh://engine-alias", SSH_AUTH_SOCK: "" }, undefined, (w) => warned.push(w), (n) => noted.push(n))
       ))
       assert.strictEqual(yield* pingThrough(options), "ok")
       assert.deepStrictEqual(warned, [`ssh://engine-alias: ${home}/.ssh/config:7: ProxyJump is not supported: the connection goes straight to the host, not through bastion`])
+      // the address the file moves the URL's host to, said once, in the SSH backend's words
+      assert.deepStrictEqual(noted, [`ssh://engine-alias: ~/.ssh/config connects engine-alias -> 127.0.0.1:${sshd.port} (${home}/.ssh/config:2, ${home}/.ssh/config:3)`])
       const explicit = yield* withEnv({ HOME: home }, Effect.sync(() =>
         engineOptions({ ssh: { privateKeyPath: `${sshKeys}/id_ed25519`, knownHostsPath: sshd.knownHosts } }, ssh2, { DOCKER_HOST: "ssh://engine-explicit" })
       ))

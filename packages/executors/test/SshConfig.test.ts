@@ -51,6 +51,12 @@ describe("~/.ssh/config", () => {
       "  IdentityFile ~/.ssh/k1",
       `  IdentityFile "~/.ssh/with space"`,
       "  UserKnownHostsFile ~/.ssh/kh1 ~/.ssh/kh2",
+      // Match host compares HostName with %h expanded, as OpenSSH does
+      "Host gpu1",
+      "  HostName %h.lab",
+      "Match host gpu1.lab",
+      "  UserKnownHostsFile ~/.ssh/kh_lab",
+      "  User labuser",
       "Host *.lab !bad.lab",
       "  User labuser # a comment",
       "  Port=2200",
@@ -77,7 +83,7 @@ describe("~/.ssh/config", () => {
     Fs.writeFileSync(Path.join(home, ".ssh", "inner", "x"), "IdentityFile ~/.ssh/inner_key\n")
     const file = Path.join(home, ".ssh", "config")
     const me = SshConfig.here()
-    for (const name of ["alias1", "other", "x.lab", "bad.lab", "alias2", "ALIAS2", "Alias1", "a.single", "ab.single", "inc1", "nomatch"]) {
+    for (const name of ["alias1", "other", "x.lab", "bad.lab", "alias2", "ALIAS2", "Alias1", "a.single", "ab.single", "inc1", "nomatch", "gpu1"]) {
       const out = execFileSync("ssh", ["-G", "-F", file, name], { env: { ...process.env, HOME: home }, stdio: ["ignore", "pipe", "ignore"] }).toString("utf8")
       const of = (key: string) => out.split("\n").filter((l) => l.startsWith(`${key} `)).map((l) => l.slice(key.length + 1))
       const ours = SshConfig.forHost(name, {}, { home, user: me.user })
@@ -161,6 +167,10 @@ describe("~/.ssh/config as OpenSSH refuses it", () => {
     assert.strictEqual(ours.identityFiles[2], `${good.home}/.ssh/%k-x`)
     assert.deepStrictEqual(ours.knownHostsFiles, [`${good.home}/.ssh/kh.d/x`])
     assert.match(good.out, /\nuserknownhostsfile \S*\/\.ssh\/kh\.d\/x\n/)
+    // a Port may be a TCP service's name, as OpenSSH's a2port takes it
+    const service = sshG("Host x\n  Port ssh\n", "x")
+    assert.include(service.out, "\nport 22\n")
+    assert.strictEqual(SshConfig.forHost("x", {}, { home: service.home, user: me.user }).port, 22)
     // HostName takes %h and %% only
     assert.strictEqual(SshConfig.settingsFor(SshConfig.parse("HostName a%%hb\n", "f"), "x", me).hostName, "a%hb")
     for (
@@ -169,7 +179,16 @@ describe("~/.ssh/config as OpenSSH refuses it", () => {
         ["Host x\n  Port 0x16\n", 2, "Bad port"],
         ["Host other\n  Port 0\n", 2, "Bad port"],
         ["Host x\n  HostName\n", 2, "no argument after keyword"],
-        ["Host x\n  HostName a%xb\n", 2, "HostName a%xb: the token %x is not one of %h %%"]
+        ["Host x\n  HostName a%xb\n", 2, "HostName a%xb: the token %x is not one of %h %%"],
+        ["Host x\n  Port nosuchservice\n", 2, "Bad port"],
+        // one value where OpenSSH takes one, in any block; no empty one; none alone
+        ["Host x\n  HostName a b\n", 2, "keyword hostname extra arguments at end of line (b)"],
+        ["Host other\n  User alice bob\n", 2, "keyword user extra arguments at end of line (bob)"],
+        ["Host x\n  IdentityFile ~/.ssh/my key\n", 2, "keyword identityfile extra arguments at end of line (key)"],
+        ["Host x\n  HostName = = a\n", 2, "keyword hostname extra arguments at end of line (a)"],
+        [`Host x\n  HostName ""\n`, 2, "keyword hostname has an empty argument"],
+        [`Host x\n  UserKnownHostsFile ~/.ssh/a ""\n`, 2, "keyword userknownhostsfile empty argument"],
+        ["Host other\n  UserKnownHostsFile none ~/.ssh/kh\n", 2, `keyword userknownhostsfile "none" argument must appear alone`]
       ] as const
     ) {
       const theirs = sshG(text, "x")
@@ -180,12 +199,40 @@ describe("~/.ssh/config as OpenSSH refuses it", () => {
   })
 
   it("a UserKnownHostsFile or IdentityFile with a token it cannot expand is refused, naming the line; none is kept apart from not given", () => {
-    const home = homeWith("Host a\n  UserKnownHostsFile ~/.ssh/%C\nHost b\n  IdentityFile ~/.ssh/%Z\nHost c\n  UserKnownHostsFile none\n")
+    const home = homeWith("Host a\n  UserKnownHostsFile ~/.ssh/%T\nHost b\n  IdentityFile ~/.ssh/%Z\nHost c\n  UserKnownHostsFile none\n")
     const file = Path.join(home, ".ssh", "config")
-    assert.include(refusal(() => SshConfig.forHost("a", {}, { home, user: me.user })), `${file}:2: UserKnownHostsFile ~/.ssh/%C: the token %C cannot be expanded`)
+    assert.include(refusal(() => SshConfig.forHost("a", {}, { home, user: me.user })), `${file}:2: UserKnownHostsFile ~/.ssh/%T: the token %T cannot be expanded`)
     assert.include(refusal(() => SshConfig.forHost("b", {}, { home, user: me.user })), `${file}:4: IdentityFile ~/.ssh/%Z: the token %Z cannot be expanded`)
     assert.deepStrictEqual(SshConfig.forHost("c", {}, { home, user: me.user }).knownHostsFiles, [])
     assert.strictEqual(SshConfig.forHost("d", {}, { home, user: me.user }).knownHostsFiles, undefined)
+  })
+
+  it("what an explicit setting overrides is not expanded nor checked; %j is the ProxyJump", () => {
+    const lines = SshConfig.parse("Host *\n  IdentityFile ~/.ssh/id_%Z\n  UserKnownHostsFile ~/.ssh/kh_%Z\n  ProxyJump u@bastion\n", "f")
+    const local = { home: "/h", user: "u" }
+    assert.include(refusal(() => SshConfig.settingsFor(lines, "x", local, { knownHostsPath: "/kh" })), "f:2: IdentityFile ~/.ssh/id_%Z: the token %Z cannot be expanded")
+    assert.include(refusal(() => SshConfig.settingsFor(lines, "x", local, { privateKeyPath: "/k" })), "f:3: UserKnownHostsFile ~/.ssh/kh_%Z: the token %Z cannot be expanded")
+    const explicit = SshConfig.settingsFor(lines, "x", local, { privateKeyPath: "/k", knownHostsPath: "/kh" })
+    assert.deepStrictEqual([explicit.identityFiles, explicit.knownHostsFiles], [[], undefined])
+    assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("Host *\n  IdentityFile ~/%j-%%j\n  ProxyJump u@bastion\n", "f"), "x", local).identityFiles, ["/h/u@bastion-%j"])
+    assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("IdentityFile ~/%j.\n", "f"), "x", local).identityFiles, ["/h/."])
+  })
+
+  it("an Include under a Host that does not apply is read and checked as OpenSSH reads it; none of its blocks applies", () => {
+    const home = homeWith("Host other\n  Include extra\n")
+    const extra = Path.join(home, ".ssh", "extra")
+    Fs.writeFileSync(extra, "Host *\n  User evil\n  HostName evil.example\n")
+    Fs.chmodSync(extra, 0o600)
+    const file = Path.join(home, ".ssh", "config")
+    const theirs = spawnSync("ssh", ["-G", "-F", file, "x"], { env: { ...process.env, HOME: home }, encoding: "utf8" })
+    assert.include(theirs.stdout, "\nhostname x\n")
+    const ours = SshConfig.forHost("x", {}, { home, user: me.user })
+    assert.deepStrictEqual([ours.user, ours.hostName], [undefined, undefined])
+    Fs.writeFileSync(extra, "Host *\n  Port 0\n")
+    assert.notStrictEqual(spawnSync("ssh", ["-G", "-F", file, "x"], { env: { ...process.env, HOME: home } }).status, 0)
+    assert.include(refusal(() => SshConfig.forHost("x", {}, { home, user: me.user })), `${extra}:2: Bad port`)
+    Fs.chmodSync(extra, 0o666)
+    assert.include(refusal(() => SshConfig.forHost("x", {}, { home, user: me.user })), `${extra}: Bad owner or permissions`)
   })
 
   it("a config file or included file writable by others, or another user's, is refused (Bad owner or permissions), naming the file and the fix", () => {
@@ -238,7 +285,10 @@ describe("SshBackend with ~/.ssh/config", () => {
         { test_key: key, test_known_hosts: known }
       )
       const backend = yield* withEnv({ HOME: home }, SshBackend.make({ ...config, hosts: [{ host: "trex-alias", slots: 1 }] }))
-      const exit = yield* Backend.awaitExit(backend, yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":1}' > result.json`])))
+      const ref = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":1}' > result.json`]))
+      // named by the local user (no username given), not the file's User: editing it does not rename a run's jobs
+      assert.strictEqual(ref.data["host"], `${SshConfig.here().user}@trex-alias:22`)
+      const exit = yield* Backend.awaitExit(backend, ref)
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
     })))
 
@@ -303,6 +353,25 @@ describe("SshBackend with ~/.ssh/config", () => {
       assert.include("refusal" in without && without.refusal, `UserKnownHostsFile none (${home}/.ssh/config:3) leaves only the system's ${home}/no_system_file`)
       const alias = prepare({ host: "trex-k", ...given }, ssh2, {}, { home, user })
       assert.include("refusal" in alias && alias.refusal, `UserKnownHostsFile (${home}/.ssh/config:6) ${home}/.ssh/kh.d/trex-k: no such file`)
+    }))
+
+  it.live("a fully explicit host is not refused over an IdentityFile or UserKnownHostsFile it overrides; %C is the hash OpenSSH uses", () =>
+    Effect.gen(function*() {
+      yield* sshdUp
+      const ssh2 = yield* Effect.promise(Clients.ssh2)
+      const home = homeWith(["Host *", "  IdentityFile ~/.ssh/id_%Z", "  UserKnownHostsFile ~/.ssh/kh_%Z", "  Port ssh", ""].join("\n"))
+      const given = { host: "trex-explicit", username: user, privateKeyPath: host.privateKeyPath, knownHostsPath: host.knownHostsPath }
+      const p = prepare(given, ssh2, {}, { home, user })
+      assert.isTrue("ok" in p, "refusal" in p ? p.refusal : "")
+      // %C: ssh's own expansion (its debug log names the identity file it tries)
+      Fs.writeFileSync(`${home}/.ssh/config`, ["Host trex-c", `  HostName ${host.host}`, `  Port ${host.port}`, `  User ${user}`, "  IdentityFile ~/.ssh/id_%C", ""].join("\n"))
+      const log = spawnSync("ssh", ["-F", `${home}/.ssh/config`, "-vvv", "-o", "BatchMode=yes", "-o", `UserKnownHostsFile=${host.knownHostsPath}`, "trex-c", "true"], {
+        env: { ...process.env, HOME: home },
+        encoding: "utf8"
+      }).stderr
+      const theirs = /identity file \S*\/\.ssh\/id_([0-9a-f]{40}) /.exec(log)?.[1]
+      assert.isDefined(theirs, log)
+      assert.deepStrictEqual(SshConfig.forHost("trex-c", {}, { home, user: SshConfig.here().user }).identityFiles, [`${home}/.ssh/id_${theirs}`])
     }))
 
   it.live("a key the host refuses is said with where it came from (the field, the config's line) and that it was read at make", () =>

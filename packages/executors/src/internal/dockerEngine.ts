@@ -350,7 +350,7 @@ export const engineOptions = (o: {
   readonly socketPath?: string | undefined
   readonly host?: string | undefined
   readonly ssh?: SshAccess | undefined
-}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env, local: LocalSsh = { user: userName(), globalKnownHosts: GLOBAL_KNOWN_HOSTS }, warn: (message: string) => void = () => undefined): Docker.DockerOptions | undefined => {
+}, ssh2?: typeof Ssh2, env: NodeJS.ProcessEnv = process.env, local: LocalSsh = { user: userName(), globalKnownHosts: GLOBAL_KNOWN_HOSTS }, warn: (message: string) => void = () => undefined, info: (message: string) => void = () => undefined): Docker.DockerOptions | undefined => {
   if (o.socketPath !== undefined) return onSocket(o.socketPath)
   const host = engineHost(o, env)
   if (host === undefined) return undefined // dockerode reads DOCKER_HOST, else /var/run/docker.sock
@@ -363,8 +363,12 @@ export const engineOptions = (o: {
   const alias = url.hostname.replace(/^\[(.*)\]$/, "$1")
   // ~/.ssh/config fills in what the URL does not say (its host may be a Host alias), as for `docker` through OpenSSH
   const given = { user: decodeURIComponent(url.username) || undefined, port: url.port === "" ? undefined : Number(url.port) }
-  const file = SshConfig.forHost(alias, given, { home: Os.homedir(), user: local.user })
+  // what `ssh` gives overrides the file's IdentityFile and UserKnownHostsFile: not expanded nor checked
+  const file = SshConfig.forHost(alias, { ...given, privateKeyPath: o.ssh?.privateKeyPath, knownHostsPath: o.ssh?.knownHostsPath }, { home: Os.homedir(), user: local.user })
   for (const w of file.warnings) warn(`${host}: ${w}`)
+  // the address the config file moves the URL's host to, said once (as the SSH backend says it)
+  const moved = SshConfig.moved(alias, given.port, file)
+  if (moved !== undefined) info(`${host}: ~/.ssh/config connects ${moved}`)
   const hostname = file.hostName ?? alias
   const port = given.port ?? file.port ?? 22
   const logins = o.ssh !== undefined

@@ -1,12 +1,13 @@
 /**
  * The common subset of OpenSSH's client configuration (`~/.ssh/config`, ssh_config(5)) that users rely on to name
  * their hosts: `Host` blocks (patterns with `*` and `?`, `!` negation, several on a line), and in them `HostName`,
- * `User`, `Port`, `IdentityFile` (`~` and the tokens `%d %h %i %k %L %l %n %p %r %u %%`) and `UserKnownHostsFile`. As in OpenSSH, a
+ * `User`, `Port`, `IdentityFile` (`~` and the tokens `%C %d %h %i %j %k %L %l %n %p %r %u %%`) and `UserKnownHostsFile`. As in OpenSSH, a
  * keyword's first value obtained wins (`IdentityFile` adds up), keywords are case-insensitive and may be followed by
  * `=`. Read by the SSH backend's hosts and the Docker backend's `ssh://` engines; settings given explicitly win over it.
  *
  * `Include` is followed as OpenSSH follows it (globs; a relative path under `~/.ssh`; the files in place, their `Host`
- * lines holding within each). What it cannot honour is said as a warning naming the file and line, never followed
+ * lines holding within each; one under a block that does not apply is still read and checked, none of its blocks
+ * applying). A `Match host` compares the `HostName` obtained so far with `%h` expanded, as OpenSSH does. What it cannot honour is said as a warning naming the file and line, never followed
  * silently: a `Match` of another criterion than `all`, `host`, `originalhost`, `user`, `localuser` (its block is not
  * applied), `ProxyJump`/`ProxyCommand` (the connection goes
  * straight to the host), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
@@ -16,11 +17,14 @@
  *
  * What OpenSSH refuses is refused too ({@link SshConfigError}, naming the file and line): a file (the user's, or an
  * included one) that is writable by group or others or owned by another user than this one or root ("Bad owner or
- * permissions"), quotes left open, a keyword without an argument, a `Port` that is not a number from 1 to 65535, an
+ * permissions"), quotes left open, a keyword without an argument, an empty argument or more than one where OpenSSH takes one
+ * (`HostName`, `User`, `Port`, `IdentityFile`, `StrictHostKeyChecking`), a `UserKnownHostsFile none` with other files,
+ * a `Port` that is neither a number from 1 to 65535 nor a TCP service of /etc/services, an
  * `Include` nested deeper than 16 files, a `%` token of `HostName`, `IdentityFile` or `UserKnownHostsFile` it cannot
- * expand. Words are split as OpenSSH's `argv_split` splits them: `"..."` and `'...'` quote, `\` escapes a quote, a
+ * expand (unless an explicit setting overrides that keyword: then its value is not expanded). Words are split as OpenSSH's `argv_split` splits them: `"..."` and `'...'` quote, `\` escapes a quote, a
  * backslash or (outside quotes) a space.
  */
+import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 
@@ -200,7 +204,7 @@ const KEYWORDS = new Set(
 )
 
 /**
- * A value's tokens expanded (`%d` home, `%h` the host connected to, `%i` local uid, `%k` the name given (as OpenSSH's
+ * A value's tokens expanded (`%C` the SHA-1 of `%l%h%p%r` as OpenSSH 9.2 takes it, `%j` the ProxyJump (empty for none), `%d` home, `%h` the host connected to, `%i` local uid, `%k` the name given (as OpenSSH's
  * host key alias, `HostKeyAlias` not being read), `%L`/`%l` the local host name (short, full), `%n` the name given,
  * `%p` port, `%r` remote user, `%u` local user, `%%` a `%`), then `~/`; the token it cannot expand, else the value.
  */
@@ -215,11 +219,42 @@ const expand = (value: string, tokens: Readonly<Record<string, string>>, home: s
   return { value: out === "~" || out.startsWith("~/") ? home + out.slice(1) : out }
 }
 
-/** `Port`'s value as OpenSSH's `a2port` takes it (a decimal number, 1 to 65535), else `undefined`. */
+/** A TCP service's port in /etc/services (as getservbyname(3) finds it: its name or an alias), else `undefined`. */
+const servicePort = (name: string, services = "/etc/services"): number | undefined => {
+  let text: string
+  try {
+    text = Fs.readFileSync(services, "utf8")
+  } catch {
+    return undefined
+  }
+  for (const line of text.split("\n")) {
+    const [service, portProto, ...aliases] = line.replace(/#.*/, "").trim().split(/\s+/)
+    const m = /^([0-9]+)\/tcp$/.exec(portProto ?? "")
+    if (m !== null && (service === name || aliases.includes(name))) return Number(m[1])
+  }
+  return undefined
+}
+
+/** `Port`'s value as OpenSSH's `a2port` takes it (a decimal number, 1 to 65535, or a TCP service's name), else `undefined`. */
 const portOf = (arg: string): number | undefined => {
-  if (!/^[0-9]{1,5}$/.test(arg)) return undefined
+  if (!/^[0-9]{1,5}$/.test(arg)) return /^[0-9]*$/.test(arg) ? undefined : servicePort(arg)
   const n = Number(arg)
   return n > 0 && n < 65536 ? n : undefined
+}
+
+/** The keywords read here that take exactly one argument: more is refused, as OpenSSH refuses it ("extra arguments at end of line"). */
+const ONE_ARGUMENT = new Set(["hostname", "user", "port", "identityfile", "stricthostkeychecking"])
+
+/**
+ * What is set explicitly, winning over the file: `user` and `port` (also for the tokens of paths); with
+ * `privateKeyPath` or `knownHostsPath` given, the file's `IdentityFile` or `UserKnownHostsFile` is not expanded nor
+ * checked (a token OpenSSH would expand but this reader cannot does not refuse a host that does not use it).
+ */
+export interface Explicit {
+  readonly user?: string | undefined
+  readonly port?: number | undefined
+  readonly privateKeyPath?: string | undefined
+  readonly knownHostsPath?: string | undefined
 }
 
 /**
@@ -231,7 +266,7 @@ export const settingsFor = (
   lines: ReadonlyArray<Line>,
   host: string,
   local: Local,
-  explicit: { readonly user?: string | undefined; readonly port?: number | undefined } = {},
+  explicit: Explicit = {},
   include?: (arg: string) => ReadonlyArray<ReadonlyArray<Line>>
 ): HostSettings => {
   const warnings: Array<string> = []
@@ -244,47 +279,78 @@ export const settingsFor = (
   const ignoreUnknown: Array<string> = []
   let strict = false
   let proxied = false
-  const walk = (lines: ReadonlyArray<Line>, depth: number): void => {
+  let proxyJump = ""
+  // as OpenSSH: HostName takes %h and %% only (expanded before a Match host compares it), and is connected to in lower case
+  const named = (h: { readonly where: string; readonly value: string }): string => {
+    const e = expand(h.value, { h: host }, "")
+    if ("value" in e) return e.value.toLowerCase()
+    throw new SshConfigError(h.where, `HostName ${h.value}: the token ${e.unknown} is not one of %h %% (OpenSSH refuses it too): write it out`)
+  }
+  // `never`: an Include read under a block that does not apply (OpenSSH reads and checks it, but none of its blocks applies)
+  const walk = (lines: ReadonlyArray<Line>, depth: number, never: boolean): void => {
     for (const l of lines) {
       // checked in every block, applying or not, as OpenSSH checks them
       if (!KEYWORDS.has(l.keyword) && !ignoreUnknown.some((p) => listMatches(p, l.keyword))) {
         warnings.push(`${l.where}: unknown keyword ${l.keyword}: ignored (OpenSSH refuses the file for it: check its spelling)`)
         continue
       }
+      if (ONE_ARGUMENT.has(l.keyword) && l.args.length > 1) {
+        throw new SshConfigError(l.where, `keyword ${l.keyword} extra arguments at end of line (${l.args.slice(1).join(" ")}): give one value, quoted if it holds a space (OpenSSH refuses the file too)`)
+      }
+      if (ONE_ARGUMENT.has(l.keyword) && l.args[0] === "") {
+        throw new SshConfigError(l.where, `keyword ${l.keyword} has an empty argument: give its value, or remove the line (OpenSSH refuses the file too)`)
+      }
+      if (l.keyword === "userknownhostsfile" && l.args.some((a) => a === "")) {
+        throw new SshConfigError(l.where, `keyword userknownhostsfile empty argument: give a file, or remove the line (OpenSSH refuses the file too)`)
+      }
+      if (l.keyword === "userknownhostsfile" && l.args.length > 1 && l.args.some((a) => a.toLowerCase() === "none")) {
+        throw new SshConfigError(l.where, `keyword userknownhostsfile "none" argument must appear alone: write either none or files (OpenSSH refuses the file too)`)
+      }
       if (l.keyword === "port" && portOf(l.args[0]!) === undefined) {
-        throw new SshConfigError(l.where, `Bad port ${JSON.stringify(l.args[0])}: give a decimal number from 1 to 65535 (OpenSSH refuses the file too)`)
+        throw new SshConfigError(
+          l.where,
+          `Bad port ${JSON.stringify(l.args[0])}: give a decimal number from 1 to 65535, or a TCP service of /etc/services (OpenSSH refuses the file too)`
+        )
       }
       if (l.keyword === "host") {
         // as OpenSSH: the name as given, case and all
-        applies = hostMatches(l.args, host)
+        applies = !never && hostMatches(l.args, host)
         continue
       }
       if (l.keyword === "match") {
-        const m = matchApplies(l.args, { host: hostName?.value ?? host, originalhost: host, user: explicit.user ?? user ?? local.user, localuser: local.user })
+        const m = matchApplies(l.args, {
+          host: hostName === undefined ? host : named(hostName),
+          originalhost: host,
+          user: explicit.user ?? user ?? local.user,
+          localuser: local.user
+        })
         if (typeof m === "string") {
           warnings.push(`${l.where}: Match ${m} is not supported: the settings under it are not applied (write them in a Host block, or a Match of host, originalhost, user, localuser or all)`)
         }
-        applies = m === true
+        applies = !never && m === true
         continue
       }
-      if (!applies) continue
       if (l.keyword === "include") {
         if (include === undefined) {
+          if (!applies || never) continue
           warnings.push(`${l.where}: Include is not supported here: ${l.args.join(" ")} not read`)
           continue
         }
         if (depth >= MAX_INCLUDE_DEPTH) {
           throw new SshConfigError(l.where, `Too many recursive configuration includes (deeper than ${MAX_INCLUDE_DEPTH} files: a file that includes itself?): break the loop`)
         }
-        // as OpenSSH: each file read in place, its Host lines holding within it; then the including block's state again
+        // as OpenSSH: each file read in place, its Host lines holding within it; then the including block's state again.
+        // Under a block that does not apply it is still read and checked, none of its blocks applying
+        const active = applies
         for (const arg of l.args) {
           for (const included of include(arg)) {
-            walk(included, depth + 1)
-            applies = true
+            walk(included, depth + 1, never || !active)
+            applies = active
           }
         }
         continue
       }
+      if (!applies) continue
       const first = l.args[0]!
       switch (l.keyword) {
         case "ignoreunknown":
@@ -320,6 +386,7 @@ export const settingsFor = (
         case "proxycommand":
           if (!proxied) {
             proxied = true
+            if (l.keyword === "proxyjump" && first.toLowerCase() !== "none") proxyJump = first
             if (first.toLowerCase() !== "none") {
               warnings.push(`${l.where}: ${l.keyword === "proxyjump" ? "ProxyJump" : "ProxyCommand"} is not supported: the connection goes straight to the host, not through ${l.args.join(" ")}`)
             }
@@ -328,24 +395,25 @@ export const settingsFor = (
       }
     }
   }
-  walk(lines, 0)
-  // as OpenSSH: HostName takes %h and %% only, and is connected to in lower case
-  const named = hostName === undefined ? undefined : expand(hostName.value, { h: host }, "")
-  if (named !== undefined && "unknown" in named) {
-    throw new SshConfigError(hostName!.where, `HostName ${hostName!.value}: the token ${named.unknown} is not one of %h %% (OpenSSH refuses it too): write it out`)
-  }
-  const connectTo = named?.value.toLowerCase() ?? host
+  walk(lines, 0, false)
+  const connectName = hostName === undefined ? undefined : named(hostName)
+  const connectTo = connectName ?? host
   const localHost = Os.hostname()
+  const p = String(explicit.port ?? port?.value ?? 22)
+  const r = explicit.user ?? user ?? local.user
   const tokens: Record<string, string> = {
+    // as OpenSSH 9.2: the SHA-1 of %l%h%p%r, in hex
+    C: Crypto.createHash("sha1").update(`${localHost}${connectTo}${p}${r}`).digest("hex"),
     d: local.home,
     h: connectTo,
     i: String(process.getuid?.() ?? ""),
+    j: proxyJump,
     k: host,
     L: localHost.split(".")[0]!,
     l: localHost,
     n: host,
-    p: String(explicit.port ?? port?.value ?? 22),
-    r: explicit.user ?? user ?? local.user,
+    p,
+    r,
     u: local.user
   }
   const expanded = (where: string, keyword: string, file: string): string => {
@@ -353,13 +421,16 @@ export const settingsFor = (
     if ("value" in e) return e.value
     throw new SshConfigError(
       where,
-      `${keyword} ${file}: the token ${e.unknown} cannot be expanded here (only %d %h %i %k %L %l %n %p %r %u %%): write the path out, so that no other file is read in its place`
+      `${keyword} ${file}: the token ${e.unknown} cannot be expanded here (only %C %d %h %i %j %k %L %l %n %p %r %u %%): write the path out, so that no other file is read in its place`
     )
   }
-  const knownHostsFiles = knownHosts?.files.flatMap((f) => f.toLowerCase() === "none" ? [] : [expanded(knownHosts!.where, "UserKnownHostsFile", f)])
-  const identityList = identities.map((i) => ({ where: i.where, file: expanded(i.where, "IdentityFile", i.file) }))
+  // what an explicit setting overrides is neither expanded nor checked (nor returned)
+  const knownHostsFiles = explicit.knownHostsPath !== undefined
+    ? undefined
+    : knownHosts?.files.flatMap((f) => f.toLowerCase() === "none" ? [] : [expanded(knownHosts!.where, "UserKnownHostsFile", f)])
+  const identityList = explicit.privateKeyPath !== undefined ? [] : identities.map((i) => ({ where: i.where, file: expanded(i.where, "IdentityFile", i.file) }))
   return {
-    hostName: named?.value.toLowerCase(),
+    hostName: connectName,
     hostNameWhere: hostName?.where,
     user,
     port: port?.value,
@@ -370,6 +441,18 @@ export const settingsFor = (
     knownHostsWhere: knownHosts?.where,
     warnings
   }
+}
+
+/**
+ * Where the file moves `host` (the name given, `port` the port given) to, with the lines that move it, as said once
+ * when a backend is made: `name -> host:port (file:line, ...)`; `undefined` when it connects where it is named.
+ */
+export const moved = (host: string, port: number | undefined, file: HostSettings): string | undefined => {
+  const hostMoved = file.hostName !== undefined && file.hostName !== host.toLowerCase()
+  const portMoved = port === undefined && file.port !== undefined && file.port !== 22
+  if (!hostMoved && !portMoved) return undefined
+  const where = [...(hostMoved ? [file.hostNameWhere] : []), ...(portMoved ? [file.portWhere] : [])].join(", ")
+  return `${host} -> ${file.hostName ?? host}:${port ?? file.port ?? 22} (${where})`
 }
 
 /** As OpenSSH (`READCONF_MAX_DEPTH`): an `Include` nested deeper than this is refused. */
@@ -436,7 +519,7 @@ const readChecked = (file: string): string => {
  */
 export const forHost = (
   host: string,
-  explicit: { readonly user?: string | undefined; readonly port?: number | undefined } = {},
+  explicit: Explicit = {},
   local: Local = here(),
   path = USER_CONFIG
 ): HostSettings => {

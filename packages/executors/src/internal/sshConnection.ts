@@ -166,7 +166,12 @@ export const prepare = (
 ): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string } => {
   let file: SshConfig.HostSettings
   try {
-    file = SshConfig.forHost(given.host, { user: given.username, port: given.port }, local, configPath)
+    file = SshConfig.forHost(
+      given.host,
+      { user: given.username, port: given.port, privateKeyPath: given.privateKeyPath, knownHostsPath: given.knownHostsPath },
+      local,
+      configPath
+    )
   } catch (e) {
     if (e instanceof SshConfig.SshConfigError) return { refusal: `${given.host}: ${e.message}` }
     throw e
@@ -218,11 +223,7 @@ export const prepare = (
     }
   }
   // the address the config file moved the name to, said once at make (ssh connects there too)
-  const hostMoved = file.hostName !== undefined && file.hostName !== given.host.toLowerCase()
-  const portMoved = given.port === undefined && file.port !== undefined && file.port !== 22
-  const moved = hostMoved || portMoved
-    ? `${given.host} -> ${host}:${port} (${[...(hostMoved ? [file.hostNameWhere] : []), ...(portMoved ? [file.portWhere] : [])].join(", ")})`
-    : undefined
+  const moved = SshConfig.moved(given.host, given.port, file)
   return { ok: { ...config, privateKey, keyFrom, passphrase: checked.passphrase }, warnings: file.warnings.map((w) => `${given.host}: ${w}`), moved }
 }
 
