@@ -230,8 +230,14 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       assert.notInclude(sibling.stderr, "kill -TERM")
 
       // its own record, read by `trex stop` in the holder's mount namespace only (`nsenter --mount`: its container's /proc,
-      // which does not show the reader, whose pid 1 is the machine's init): refused, saying where it can be stopped
-      const mounted = spawnSync("nsenter", ["--target", String(pid), "--mount", `--wd=${root}`, "--", process.execPath, "--conditions=@trex/source", bin, "stop", runDir], { cwd: root, encoding: "utf8" })
+      // which does not show the reader, whose pid 1 is the machine's init): refused, saying where it can be stopped. The
+      // same look, read only, first: were it to name a pid there, the stop would signal this machine's init
+      const underNsenter = (...args: Array<string>) =>
+        spawnSync("nsenter", ["--target", String(pid), "--mount", `--wd=${root}`, "--", process.execPath, "--conditions=@trex/source", bin, ...args], { cwd: root, encoding: "utf8" })
+      const looked = underNsenter("status", runDir, "--json")
+      assert.strictEqual(looked.status, 0, looked.stderr)
+      assert.isUndefined((JSON.parse(looked.stdout) as { writerPid?: number }).writerPid, "a pid named where none can be verified")
+      const mounted = underNsenter("stop", runDir)
       assert.notStrictEqual(mounted.status, 0, mounted.stdout)
       assert.include(mounted.stderr, "names process 1, which this process cannot verify: the /proc mounted here is of another pid namespace than this process's")
       assert.include(mounted.stderr, `run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, or find it with \`fuser ${file}.lock\` (run as root)`)

@@ -5,6 +5,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
+import { Journal } from "@trex/core"
 import { Effect } from "effect"
 import { startOf } from "../../core/test/support/journal.ts"
 import * as RunDir from "../src/RunDir.ts"
@@ -63,6 +64,12 @@ describe("RunDir.stopController", () => {
       assert.include(noStart.message, `names process ${holder.pid} on this machine (its host name c0ffee), which this process cannot verify: ` +
         `the record has no start time to compare with that pid's here: run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, ` +
         `or find it with \`fuser ${file}.lock\` (run as root) and stop it with \`kill -TERM <pid>\``)
+      // an older trex's record without a start time naming process 1, of this host name: the pid 1 of a container that
+      // shares it, never this machine's init, which no controller is. Looked at read-only first (were it named, the stop
+      // would signal init)
+      fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: 1, host: os.hostname(), by: "controller" }))
+      assert.deepInclude(yield* Journal.writer(file), { elsewhere: "unverifiable" })
+      assert.include((yield* Effect.flip(RunDir.stopController(runDir))).message, "names process 1")
       // an older trex's in a container (no pid namespace recorded): its pid is likely its container's, not looked up here
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", start: startOf(holder.pid) }))
       const older = yield* Effect.flip(RunDir.stopController(runDir))

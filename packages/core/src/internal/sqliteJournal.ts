@@ -315,7 +315,7 @@ const otherName = (record: LockRecord): boolean => record.host !== undefined && 
 /**
  * The process a record of this machine names, looked up by its pid in this pid namespace: `"exited"` (none of that
  * pid, a zombie, or one of another start time: a pid given to a later process is not the holder), `"alive"` (its start
- * time the record's; a record without one, of this host name, an older version's: a living process of that pid; without
+ * time the record's; a record without one, of this host name, an older version's: a living process of that pid, not 1; without
  * procfs, not Linux: the pid alone), or `"unverifiable"`: a process of that pid exists, but whether it is the holder
  * cannot be told, so it is never named for signalling: its start time cannot be read here (procfs here, but not
  * showing it: a `/proc` not this process's pid namespace's), or the record has none and another host name (a
@@ -330,7 +330,9 @@ const lookUp = (record: LockRecord): "exited" | "alive" | "unverifiable" => {
   const now = startHere(record.pid)
   if (now === undefined) return bootId() === undefined ? "alive" : "unverifiable"
   if (now.zombie) return "exited"
-  if (record.start === undefined) return otherName(record) ? "unverifiable" : "alive"
+  // (a record without a start time naming process 1: an older version's holder that was pid 1 of a container sharing
+  // this host name, never this namespace's init, which no controller is)
+  if (record.start === undefined) return otherName(record) || record.pid === 1 ? "unverifiable" : "alive"
   return sameStart(record.start, now.start) ? "alive" : "exited"
 }
 
