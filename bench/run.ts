@@ -665,18 +665,17 @@ if (only === undefined || only === "outbox") {
     delivered: [],
     maxAgeHours: 72
   })
+  // the outbox's own write, without its fsyncs
   const noSync = (runDir: string, e: Outbox.Entry<unknown>) => {
-    const file = path.join(Outbox.dirOf(runDir), `best-${e.id.split("-n")[1]}.json`)
     fs.mkdirSync(Outbox.dirOf(runDir), { recursive: true })
-    fs.writeFileSync(`${file}.tmp`, JSON.stringify(e))
-    fs.renameSync(`${file}.tmp`, file)
+    Outbox.writeDurably(Outbox.fileOf(runDir, e.id), JSON.stringify(e), false)
   }
   const syncPath = async (p: string) => {
     const h = await fsp.open(p, "r")
     await h.sync().finally(() => h.close())
   }
   const promised = async (runDir: string, e: Outbox.Entry<unknown>) => {
-    const file = path.join(Outbox.dirOf(runDir), `best-${e.id.split("-n")[1]}.json`)
+    const file = Outbox.fileOf(runDir, e.id)
     await fsp.mkdir(Outbox.dirOf(runDir), { recursive: true })
     const h = await fsp.open(`${file}.tmp`, "w")
     await h.writeFile(JSON.stringify(e)).then(() => h.sync()).finally(() => h.close())

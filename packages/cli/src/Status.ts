@@ -134,7 +134,7 @@ export const settingsJson = (info: Pick<RunInfo, "started" | "entries">): Settin
  * @since 0.1.0 @category formatting
  */
 export const settingOverrideText = (o: SettingsJson["settingOverrides"][number]): string =>
-  `${Untrusted.line(o.key, 60)} ${value(o.value)} since resume ${o.resume} (${clock(o.at)}; ${"from" in o ? `the run started with ${value(o.from)}` : "not set when the run started"})`
+  `${Untrusted.line(o.key, 60)} ${settingValue(o.value)} since resume ${o.resume} (${clock(o.at)}; ${"from" in o ? `the run started with ${settingValue(o.from)}` : "not set when the run started"})`
 
 /**
  * A setting's value as `trex status` and `trex report` show it (and `trex status --node` a strategy's): its JSON, on one line, cut at 200 characters.
@@ -624,8 +624,6 @@ export const trialJson = (
 }
 
 const clock = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z")
-const value = settingValue
-
 /** The `trex status --node` text of one trial (see {@link trialJson}). @since 0.1.0 @category formatting */
 export const trialText = (t: TrialJson, metric: string): string => {
   const r = t.result
@@ -646,10 +644,10 @@ export const trialText = (t: TrialJson, metric: string): string => {
   ]
   const from = t.parent === ExperimentNode.ROOT ? "the task's default strategy" : t.parent
   lines.push(t.changes.length > 0
-    ? `Changed from ${from}: ${t.changes.map((c) => `${c.path} ${value(c.from)} -> ${value(c.to)}`).join("; ")}`
+    ? `Changed from ${from}: ${t.changes.map((c) => `${c.path} ${settingValue(c.from)} -> ${settingValue(c.to)}`).join("; ")}`
     : t.parent === ExperimentNode.ROOT ? "Strategy:" : `Changed from ${from}: nothing (the same strategy)`)
   if (t.changes.length > 0) lines.push("Strategy:")
-  for (const [p, v] of leaves(t.strategy)) lines.push(`  ${p} = ${value(v)}`)
+  for (const [p, v] of leaves(t.strategy)) lines.push(`  ${p} = ${settingValue(v)}`)
   if (t.rationale.length > 0) lines.push(`Rationale: ${Untrusted.line(t.rationale, 1000)}`)
   const timeline = [`proposed ${clock(t.proposedAt)}`]
   for (const j of t.jobs) {

@@ -43,7 +43,8 @@ export const deliveredDirOf = (runDir: string): string => path.join(dirOf(runDir
 /** A message's file name: the part of its id after the run's (`best-n3`, `end-17`). */
 const nameOf = (id: string): string => `${id.slice(id.lastIndexOf("/") + 1).replace(/[^\w.-]/g, "_")}.json`
 
-const fileOf = (runDir: string, id: string): string => path.join(dirOf(runDir), nameOf(id))
+/** A message's file in `notify/`. */
+export const fileOf = (runDir: string, id: string): string => path.join(dirOf(runDir), nameOf(id))
 
 /** A webhook's key: its address hashed, so that what was delivered where is kept without the address. */
 export const keyOf = (address: string): string => crypto.createHash("sha256").update(address).digest("hex").slice(0, 16)
@@ -72,7 +73,7 @@ const makeDir = (dir: string): void => {
  * Write `file` whole: a temporary file renamed over it (a kill leaves the old or the new one); with
  * `sync` (the default) durably too, the temporary file fsync'd before its rename, its folder after it.
  */
-const writeDurably = (file: string, text: string, sync = true): void => {
+export const writeDurably = (file: string, text: string, sync = true): void => {
   const tmp = `${file}.${process.pid}.tmp`
   try {
     const fd = fs.openSync(tmp, "w")
