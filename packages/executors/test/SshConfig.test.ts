@@ -13,6 +13,7 @@ import * as SshConfig from "../src/internal/sshConfig.ts"
 import * as SshBackend from "../src/SshBackend.ts"
 import * as Clients from "../src/internal/clients.ts"
 import { Connection, prepare } from "../src/internal/sshConnection.ts"
+import { engineOptions } from "../src/internal/dockerEngine.ts"
 import { cleanUp, config, host, local, spec, sshdUp } from "./support/sshTest.ts"
 import { withEnv } from "./support/withEnv.ts"
 
@@ -171,6 +172,12 @@ describe("~/.ssh/config as OpenSSH refuses it", () => {
     const service = sshG("Host x\n  Port ssh\n", "x")
     assert.include(service.out, "\nport 22\n")
     assert.strictEqual(SshConfig.forHost("x", {}, { home: service.home, user: me.user }).port, 22)
+    // and a number as strtonum(3) reads it: leading zeros, a `+`
+    for (const port of ["000022", "+22"]) {
+      const theirs = sshG(`Host x\n  Port ${port}\n`, "x")
+      assert.include(theirs.out, "\nport 22\n", port)
+      assert.strictEqual(SshConfig.forHost("x", {}, { home: theirs.home, user: me.user }).port, 22, port)
+    }
     // HostName takes %h and %% only
     assert.strictEqual(SshConfig.settingsFor(SshConfig.parse("HostName a%%hb\n", "f"), "x", me).hostName, "a%hb")
     for (
@@ -188,7 +195,9 @@ describe("~/.ssh/config as OpenSSH refuses it", () => {
         ["Host x\n  HostName = = a\n", 2, "keyword hostname extra arguments at end of line (a)"],
         [`Host x\n  HostName ""\n`, 2, "keyword hostname has an empty argument"],
         [`Host x\n  UserKnownHostsFile ~/.ssh/a ""\n`, 2, "keyword userknownhostsfile empty argument"],
-        ["Host other\n  UserKnownHostsFile none ~/.ssh/kh\n", 2, `keyword userknownhostsfile "none" argument must appear alone`]
+        ["Host other\n  UserKnownHostsFile none ~/.ssh/kh\n", 2, `keyword userknownhostsfile "none" argument must appear alone`],
+        ["Host other\n  GlobalKnownHostsFile /etc/kh none\n", 2, `keyword globalknownhostsfile "none" argument must appear alone`],
+        ["Host x\n  Port +0\n", 2, "Bad port"]
       ] as const
     ) {
       const theirs = sshG(text, "x")
@@ -196,6 +205,24 @@ describe("~/.ssh/config as OpenSSH refuses it", () => {
       const message = refusal(() => SshConfig.forHost("x", {}, { home: theirs.home, user: me.user }))
       assert.include(message, `${theirs.file}:${line}: ${says}`, message)
     }
+  })
+
+  it("GlobalKnownHostsFile is read as OpenSSH reads it (first wins, ~, no % token, none); an alias without HostName is %h and %C in lower case", () => {
+    const theirs = sshG(
+      ["Host UPPER", "  IdentityFile /tmp/x/id_%h_%C", "  ControlPath /tmp/cp_%C", "  GlobalKnownHostsFile ~/.ssh/g_%h /etc/ssh/strict_kh", "Host *", "  GlobalKnownHostsFile /etc/ssh/later", ""].join("\n"),
+      "UPPER"
+    )
+    assert.strictEqual(theirs.status, 0, theirs.err)
+    const of = (key: string) => theirs.out.split("\n").find((l) => l.startsWith(`${key} `))!.slice(key.length + 1)
+    const ours = SshConfig.forHost("UPPER", {}, { home: theirs.home, user: me.user })
+    // ssh's %h is the hostname it prints, its %C the hash in its ControlPath
+    assert.deepStrictEqual(ours.identityFiles, [`/tmp/x/id_${of("hostname")}_${of("controlpath").slice("/tmp/cp_".length)}`])
+    assert.strictEqual(of("globalknownhostsfile"), "~/.ssh/g_%h /etc/ssh/strict_kh")
+    assert.deepStrictEqual(ours.globalKnownHostsFiles, [`${theirs.home}/.ssh/g_%h`, "/etc/ssh/strict_kh"])
+    const none = sshG("Host x\n  GlobalKnownHostsFile none\n", "x")
+    assert.include(none.out, "\nglobalknownhostsfile none\n")
+    assert.deepStrictEqual(SshConfig.forHost("x", {}, { home: none.home, user: me.user }).globalKnownHostsFiles, [])
+    assert.strictEqual(SshConfig.forHost("y", {}, { home: none.home, user: me.user }).globalKnownHostsFiles, undefined)
   })
 
   it("a UserKnownHostsFile or IdentityFile with a token it cannot expand is refused, naming the line; none is kept apart from not given", () => {
@@ -353,6 +380,37 @@ describe("SshBackend with ~/.ssh/config", () => {
       assert.include("refusal" in without && without.refusal, `UserKnownHostsFile none (${home}/.ssh/config:3) leaves only the system's ${home}/no_system_file`)
       const alias = prepare({ host: "trex-k", ...given }, ssh2, {}, { home, user })
       assert.include("refusal" in alias && alias.refusal, `UserKnownHostsFile (${home}/.ssh/config:6) ${home}/.ssh/kh.d/trex-k: no such file`)
+    }))
+
+  it.live("GlobalKnownHostsFile takes the system file's place: none with UserKnownHostsFile none is refused at make (SSH backend, ssh:// engine)", () =>
+    Effect.gen(function*() {
+      const ssh2 = yield* Effect.promise(Clients.ssh2)
+      const home = homeWith(
+        [
+          "Host trex-g trex-gnone",
+          `  HostName ${host.host}`,
+          `  Port ${host.port}`,
+          `  IdentityFile ${host.privateKeyPath}`,
+          "  UserKnownHostsFile none",
+          "Host trex-gnone",
+          "  GlobalKnownHostsFile none",
+          "Host trex-g",
+          `  GlobalKnownHostsFile ~/.ssh/missing ${host.knownHostsPath}`,
+          ""
+        ].join("\n")
+      )
+      // the system's file here holds the host's key: a GlobalKnownHostsFile that narrows trust must win over it
+      const local = { home, user, globalKnownHosts: host.knownHostsPath }
+      const given = { username: user, privateKeyPath: host.privateKeyPath }
+      const none = prepare({ host: "trex-gnone", ...given }, ssh2, {}, local)
+      assert.include("refusal" in none && none.refusal, `UserKnownHostsFile none (${home}/.ssh/config:5) and GlobalKnownHostsFile none (${home}/.ssh/config:7) leave no known hosts`)
+      const named = prepare({ host: "trex-g", ...given }, ssh2, {}, { ...local, globalKnownHosts: `${home}/no_system_file` })
+      assert.strictEqual("ok" in named && named.ok.knownHostsPath, host.knownHostsPath, "refusal" in named ? named.refusal : "")
+      const engine = (name: string, system: string) =>
+        withEnv({ HOME: home }, Effect.try(() => engineOptions({}, ssh2, { DOCKER_HOST: `ssh://${name}`, SSH_AUTH_SOCK: "" }, { user, globalKnownHosts: system })))
+      const refused = yield* Effect.flip(engine("trex-gnone", host.knownHostsPath))
+      assert.include(String((refused as { cause?: unknown }).cause), `UserKnownHostsFile none (${home}/.ssh/config:5) leaves only the system's none (GlobalKnownHostsFile none, ${home}/.ssh/config:7)`)
+      yield* engine("trex-g", `${home}/no_system_file`)
     }))
 
   it.live("a fully explicit host is not refused over an IdentityFile or UserKnownHostsFile it overrides; %C is the hash OpenSSH uses", () =>

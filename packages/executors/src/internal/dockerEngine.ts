@@ -375,20 +375,22 @@ export const engineOptions = (o: {
     ? givenLogins(o.ssh, ssh2, env)
     : defaultLogins(host, env, ssh2, file.identityFiles.length > 0 ? file.identityFiles : SshConfig.DEFAULT_KEYS)
   // with `ssh`, its known hosts only; else OpenSSH's two (the user's, or UserKnownHostsFile), the system's read when there is one
-  const paths = o.ssh !== undefined ? [o.ssh.knownHostsPath] : [...(file.knownHostsFiles ?? [SshConfig.DEFAULT_KNOWN_HOSTS]), local.globalKnownHosts]
+  // (GlobalKnownHostsFile's, if the file says: `none` for no system file)
+  const globals = file.globalKnownHostsFiles ?? [local.globalKnownHosts]
+  const paths = o.ssh !== undefined ? [o.ssh.knownHostsPath] : [...(file.knownHostsFiles ?? [SshConfig.DEFAULT_KNOWN_HOSTS]), ...globals]
   const known: Array<KnownHosts.KnownKey> = []
   const unread: Array<string> = []
   for (const path of paths) {
     try {
       known.push(...KnownHosts.parse(Fs.readFileSync(expandHome(path), "utf8")))
     } catch (e) {
-      if (o.ssh !== undefined || path !== local.globalKnownHosts) unread.push(e instanceof Error ? e.message : String(e))
+      if (o.ssh !== undefined || !globals.includes(path)) unread.push(e instanceof Error ? e.message : String(e))
     }
   }
   if (o.ssh === undefined && file.knownHostsFiles?.length === 0 && known.length === 0) {
     // `UserKnownHostsFile none`: the system's file only, never the broader ~/.ssh/known_hosts
     throw new Error(
-      `${host}: UserKnownHostsFile none (${file.knownHostsWhere}) leaves only the system's ${local.globalKnownHosts}, which holds no key ` +
+      `${host}: UserKnownHostsFile none (${file.knownHostsWhere}) leaves only the system's ${globals.length > 0 ? globals.join(" ") : `none (GlobalKnownHostsFile none, ${file.globalKnownHostsWhere})`}, which holds no key ` +
         "(or cannot be read): nothing to check the engine host's key against: set ssh.knownHostsPath, or name a file in that UserKnownHostsFile"
     )
   }

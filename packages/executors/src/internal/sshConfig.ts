@@ -1,7 +1,7 @@
 /**
  * The common subset of OpenSSH's client configuration (`~/.ssh/config`, ssh_config(5)) that users rely on to name
  * their hosts: `Host` blocks (patterns with `*` and `?`, `!` negation, several on a line), and in them `HostName`,
- * `User`, `Port`, `IdentityFile` (`~` and the tokens `%C %d %h %i %j %k %L %l %n %p %r %u %%`) and `UserKnownHostsFile`. As in OpenSSH, a
+ * `User`, `Port`, `IdentityFile` (`~` and the tokens `%C %d %h %i %j %k %L %l %n %p %r %u %%`), `UserKnownHostsFile` and `GlobalKnownHostsFile`. As in OpenSSH, a
  * keyword's first value obtained wins (`IdentityFile` adds up), keywords are case-insensitive and may be followed by
  * `=`. Read by the SSH backend's hosts and the Docker backend's `ssh://` engines; settings given explicitly win over it.
  *
@@ -18,7 +18,7 @@
  * What OpenSSH refuses is refused too ({@link SshConfigError}, naming the file and line): a file (the user's, or an
  * included one) that is writable by group or others or owned by another user than this one or root ("Bad owner or
  * permissions"), quotes left open, a keyword without an argument, an empty argument or more than one where OpenSSH takes one
- * (`HostName`, `User`, `Port`, `IdentityFile`, `StrictHostKeyChecking`), a `UserKnownHostsFile none` with other files,
+ * (`HostName`, `User`, `Port`, `IdentityFile`, `StrictHostKeyChecking`), a `UserKnownHostsFile` or `GlobalKnownHostsFile` `none` with other files,
  * a `Port` that is neither a number from 1 to 65535 nor a TCP service of /etc/services, an
  * `Include` nested deeper than 16 files, a `%` token of `HostName`, `IdentityFile` or `UserKnownHostsFile` it cannot
  * expand (unless an explicit setting overrides that keyword: then its value is not expanded). Words are split as OpenSSH's `argv_split` splits them: `"..."` and `'...'` quote, `\` escapes a quote, a
@@ -75,6 +75,12 @@ export interface HostSettings {
    * reads no file of the user's), `undefined` when none applies.
    */
   readonly knownHostsFiles?: ReadonlyArray<string> | undefined
+  /**
+   * The first `GlobalKnownHostsFile` that applies (its files), `~` expanded (no `%` token, as OpenSSH); `[]` for `none` (no
+   * system file is read), `undefined` when none applies (then the system's, {@link GLOBAL_KNOWN_HOSTS}).
+   */
+  readonly globalKnownHostsFiles?: ReadonlyArray<string> | undefined
+  readonly globalKnownHostsWhere?: string | undefined
   /** What could not be honoured, each naming its file and line. */
   readonly warnings: ReadonlyArray<string>
 }
@@ -235,9 +241,12 @@ const servicePort = (name: string, services = "/etc/services"): number | undefin
   return undefined
 }
 
-/** `Port`'s value as OpenSSH's `a2port` takes it (a decimal number, 1 to 65535, or a TCP service's name), else `undefined`. */
+/**
+ * `Port`'s value as OpenSSH's `a2port` takes it (a decimal number, 1 to 65535, as strtonum(3) reads it: leading zeros
+ * and a `+` allowed; else a TCP service's name), else `undefined`.
+ */
 const portOf = (arg: string): number | undefined => {
-  if (!/^[0-9]{1,5}$/.test(arg)) return /^[0-9]*$/.test(arg) ? undefined : servicePort(arg)
+  if (!/^\+?[0-9]+$/.test(arg)) return servicePort(arg)
   const n = Number(arg)
   return n > 0 && n < 65536 ? n : undefined
 }
@@ -275,6 +284,7 @@ export const settingsFor = (
   let user: string | undefined
   let port: { readonly where: string; readonly value: number } | undefined
   let knownHosts: { readonly where: string; readonly files: ReadonlyArray<string> } | undefined
+  let globalKnownHosts: { readonly where: string; readonly files: ReadonlyArray<string> } | undefined
   const identities: Array<{ readonly where: string; readonly file: string }> = []
   const ignoreUnknown: Array<string> = []
   let strict = false
@@ -300,11 +310,12 @@ export const settingsFor = (
       if (ONE_ARGUMENT.has(l.keyword) && l.args[0] === "") {
         throw new SshConfigError(l.where, `keyword ${l.keyword} has an empty argument: give its value, or remove the line (OpenSSH refuses the file too)`)
       }
-      if (l.keyword === "userknownhostsfile" && l.args.some((a) => a === "")) {
-        throw new SshConfigError(l.where, `keyword userknownhostsfile empty argument: give a file, or remove the line (OpenSSH refuses the file too)`)
+      const filesKeyword = l.keyword === "userknownhostsfile" || l.keyword === "globalknownhostsfile"
+      if (filesKeyword && l.args.some((a) => a === "")) {
+        throw new SshConfigError(l.where, `keyword ${l.keyword} empty argument: give a file, or remove the line (OpenSSH refuses the file too)`)
       }
-      if (l.keyword === "userknownhostsfile" && l.args.length > 1 && l.args.some((a) => a.toLowerCase() === "none")) {
-        throw new SshConfigError(l.where, `keyword userknownhostsfile "none" argument must appear alone: write either none or files (OpenSSH refuses the file too)`)
+      if (filesKeyword && l.args.length > 1 && l.args.some((a) => a.toLowerCase() === "none")) {
+        throw new SshConfigError(l.where, `keyword ${l.keyword} "none" argument must appear alone: write either none or files (OpenSSH refuses the file too)`)
       }
       if (l.keyword === "port" && portOf(l.args[0]!) === undefined) {
         throw new SshConfigError(
@@ -371,6 +382,9 @@ export const settingsFor = (
         case "userknownhostsfile":
           knownHosts ??= { where: l.where, files: l.args }
           break
+        case "globalknownhostsfile":
+          globalKnownHosts ??= { where: l.where, files: l.args }
+          break
         case "stricthostkeychecking":
           if (!strict) {
             strict = true
@@ -397,7 +411,8 @@ export const settingsFor = (
   }
   walk(lines, 0, false)
   const connectName = hostName === undefined ? undefined : named(hostName)
-  const connectTo = connectName ?? host
+  // as OpenSSH: the name given is connected to (and is %h, %C) in lower case
+  const connectTo = connectName ?? host.toLowerCase()
   const localHost = Os.hostname()
   const p = String(explicit.port ?? port?.value ?? 22)
   const r = explicit.user ?? user ?? local.user
@@ -425,9 +440,11 @@ export const settingsFor = (
     )
   }
   // what an explicit setting overrides is neither expanded nor checked (nor returned)
-  const knownHostsFiles = explicit.knownHostsPath !== undefined
-    ? undefined
-    : knownHosts?.files.flatMap((f) => f.toLowerCase() === "none" ? [] : [expanded(knownHosts!.where, "UserKnownHostsFile", f)])
+  const filesOf = (k: { readonly files: ReadonlyArray<string> } | undefined, expand: (file: string) => string) =>
+    explicit.knownHostsPath !== undefined ? undefined : k?.files.flatMap((f) => f.toLowerCase() === "none" ? [] : [expand(f)])
+  const knownHostsFiles = filesOf(knownHosts, (f) => expanded(knownHosts!.where, "UserKnownHostsFile", f))
+  // as OpenSSH 9.2 (`ssh -v` names the files it opens): GlobalKnownHostsFile takes `~`, no `%` token
+  const globalKnownHostsFiles = filesOf(globalKnownHosts, (f) => f === "~" || f.startsWith("~/") ? local.home + f.slice(1) : f)
   const identityList = explicit.privateKeyPath !== undefined ? [] : identities.map((i) => ({ where: i.where, file: expanded(i.where, "IdentityFile", i.file) }))
   return {
     hostName: connectName,
@@ -439,6 +456,8 @@ export const settingsFor = (
     identities: identityList,
     knownHostsFiles,
     knownHostsWhere: knownHosts?.where,
+    globalKnownHostsFiles,
+    globalKnownHostsWhere: globalKnownHosts?.where,
     warnings
   }
 }

@@ -194,8 +194,16 @@ export const prepare = (
         `set privateKeyPath to the private key to log in with (\`ssh-keygen -t ed25519\` makes one)`
     }
   }
-  // `UserKnownHostsFile none` reads no file of the user's: the system's only, never the broader ~/.ssh/known_hosts
-  const globalKnownHosts = local.globalKnownHosts ?? SshConfig.GLOBAL_KNOWN_HOSTS
+  // `UserKnownHostsFile none` reads no file of the user's: the system's only (the first of GlobalKnownHostsFile that
+  // can be read, default /etc/ssh/ssh_known_hosts), never the broader ~/.ssh/known_hosts
+  const globals = file.globalKnownHostsFiles ?? [local.globalKnownHosts ?? SshConfig.GLOBAL_KNOWN_HOSTS]
+  const globalKnownHosts = globals.find((f) => Fs.existsSync(f)) ?? globals[0]
+  if (given.knownHostsPath === undefined && file.knownHostsFiles?.length === 0 && globalKnownHosts === undefined) {
+    return {
+      refusal: `${who}: UserKnownHostsFile none (${file.knownHostsWhere}) and GlobalKnownHostsFile none (${file.globalKnownHostsWhere}) ` +
+        `leave no known hosts: nothing to check the host's key against: set knownHostsPath, or name a file in either`
+    }
+  }
   const fromFile = file.knownHostsFiles === undefined ? undefined : file.knownHostsFiles[0] ?? globalKnownHosts
   const knownHostsPath = given.knownHostsPath ?? fromFile ?? home(SshConfig.DEFAULT_KNOWN_HOSTS)
   const config: HostConfig = { host, port, username, privateKeyPath, knownHostsPath }
