@@ -260,12 +260,17 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
           }))
         /**
          * The job's Exit from its script's exit record or its accounting record (`from`), with its output read to the end;
-         * `last` is its script's exit record, if any.
+         * `last` is its script's exit record, if any; `cancel`, what {@link cancelOf} said of it just before, if it was asked.
          */
-        const finish = (from: Pick<Script.ExitRecord, "record" | "rerunLimit"> & { readonly gpus?: number }, last: Script.ExitRecord | undefined, note: string) =>
+        const finish = (
+          from: Pick<Script.ExitRecord, "record" | "rerunLimit"> & { readonly gpus?: number },
+          last: Script.ExitRecord | undefined,
+          note: string,
+          cancel?: { readonly marked: boolean; readonly cancelled: boolean }
+        ) =>
           Effect.gen(function*() {
             const { record, gpus: gpusRecorded } = from
-            const { marked, cancelled } = yield* cancelOf(last)
+            const { marked, cancelled } = cancel ?? (yield* cancelOf(last))
             // a command that exited 99 asked Grid Engine to run it again (below maxRequeues: no rerunLimit); cancelled before that rerun, the job is cancelled
             const ended: Script.Ended = marked && from.rerunLimit === undefined && record.exit_status === "99" && (record.failed ?? "0") === "0"
               ? { outcome: "Cancelled", failureKind: "Cancelled", exitCode: 99, message: "deleted with qdel while Grid Engine waited to run it again (its command exited 99)" }
@@ -403,8 +408,10 @@ export const make = Effect.fn("GridEngineBackend.make")(function*(config: Config
           // (exit 143 in the record, measured on SGE 8.1.9), and only accounting says it was the limit.
           const recorded = yield* exitFile
           const code = Number(recorded?.record.exit_status)
-          if (recorded !== undefined && (code <= 128 || (yield* cancelOf(recorded)).cancelled)) {
-            return yield* finish(recorded, recorded, "")
+          if (recorded !== undefined) {
+            // (the marker read once: a command ended by a signal is the job's end only when a cancel sent it)
+            const cancel = code <= 128 ? undefined : yield* cancelOf(recorded)
+            if (cancel === undefined || cancel.cancelled) return yield* finish(recorded, recorded, "", cancel)
           }
           const acct = yield* Query.qacct(ge, ref.id, name)
           if (acct.record === undefined) {

@@ -123,14 +123,30 @@ const readText = (file: string): string | undefined => {
   }
 }
 
-/** This process's namespace of a kind (Linux: `pid:[<inode>]`, `uts:[<inode>]`), `undefined` without procfs. */
-const namespace = (kind: "pid" | "uts"): string | undefined => {
+/**
+ * `f`'s answer, asked once: for what does not change while this process runs (its namespaces, its time namespace's
+ * offset, the machine's boot id), which a look at a lock would otherwise read again for each record and process.
+ */
+const once = <A>(f: () => A): () => A => {
+  let done: { readonly value: A } | undefined
+  return () => (done ??= { value: f() }).value
+}
+
+const linkOf = (link: string): string | undefined => {
   try {
-    return fs.readlinkSync(`/proc/self/ns/${kind}`)
+    return fs.readlinkSync(link)
   } catch {
     return undefined
   }
 }
+
+const namespaces = {
+  pid: once(() => linkOf("/proc/self/ns/pid")),
+  uts: once(() => linkOf("/proc/self/ns/uts"))
+}
+
+/** This process's namespace of a kind (Linux: `pid:[<inode>]`, `uts:[<inode>]`), `undefined` without procfs. */
+const namespace = (kind: "pid" | "uts"): string | undefined => namespaces[kind]()
 const pidNamespace = (): string | undefined => namespace("pid")
 
 /** The machine's own UTS namespace, outside containers (the kernel's initial one: its inode is fixed, `PROC_UTS_INIT_INO`). */
@@ -145,13 +161,13 @@ const TICK_NANOS = 10_000_000n
  * `/proc` shows it is ahead. An offset of a fraction of a tick leaves a start time taken off it one tick late at most
  * (the kernel rounds down its start time in ticks, `nsec_to_clock_t`, after adding the offset): see {@link sameStart}.
  */
-const bootOffset = (): bigint => {
+const bootOffset = once((): bigint => {
   const line = readText("/proc/self/timens_offsets")?.split("\n").find((l) => l.startsWith("boottime"))
   const [, seconds, nanos] = line?.trim().split(/\s+/) ?? []
   if (seconds === undefined || nanos === undefined || !/^-?\d+$/.test(seconds) || !/^\d+$/.test(nanos)) return 0n
   const offset = BigInt(seconds) * 1_000_000_000n + BigInt(nanos)
   return offset >= 0n ? offset / TICK_NANOS : -((-offset + TICK_NANOS - 1n) / TICK_NANOS)
-}
+})
 
 /**
  * Whether two start times in ticks on the machine's boot clock (see {@link procStart}) are one process's: equal, or one
@@ -171,7 +187,7 @@ const sameStart = (a: string, b: string): boolean => {
  * one, and a reader in another, see the same process start at the same time, give or take a tick: {@link sameStart}), and
  * whether it is a zombie (`undefined` without procfs, or when it is gone).
  */
-const bootId = (): string | undefined => readText("/proc/sys/kernel/random/boot_id")
+const bootId = once((): string | undefined => readText("/proc/sys/kernel/random/boot_id"))
 const procStart = (entry: string): { readonly start: string; readonly zombie: boolean } | undefined => {
   const stat = readText(`/proc/${entry}/stat`)
   if (stat === undefined) return undefined
