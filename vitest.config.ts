@@ -14,8 +14,10 @@ process.env["NODE_COMPILE_CACHE"] ??= fileURLToPath(new URL("node_modules/.cache
  * group runs three at a time rather than the five campaigns one after the other in one file. `trex check`'s tests on
  * those engines are CheckEngines.test.ts; the rest of them (the local backend, model servers, the Kubernetes stand-in:
  * 150 of Check.test.ts's 220 s in the CI run of 2026-12-06, where that file ran last and alone) are in the first group.
+ * The CLI over Docker's ssh:// (CliDockerSsh.test.ts, 3 s) uses the dockerd DockerBackend.test.ts kills: it was safe in
+ * the first group only because it happened to start after that file ended.
  */
-const afterTheEngineFiles = ["test/code-agent-backends.test.ts", "packages/cli/test/CheckEngines.test.ts", "test/chaos-backends/*.test.ts"]
+const afterTheEngineFiles = ["test/code-agent-backends.test.ts", "packages/cli/test/CheckEngines.test.ts", "packages/cli/test/CliDockerSsh.test.ts", "test/chaos-backends/*.test.ts"]
 
 export default defineConfig({
   resolve: { conditions: ["@trex/source"] },

@@ -167,7 +167,9 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     const log = path.join(out, "executions.log")
     // `script` runs the controller on a pseudo-terminal of its own; killing it closes the terminal
     // (the kernel then sends the controller SIGHUP, and its writes to the terminal fail)
-    const command = [process.execPath, "--conditions=@trex/source", bin, "run", toyTask, "--out", out, "--max-trials", "6"].map((a) => `'${a}'`).join(" ")
+    // (its stderr to a file, to see when it has had the hangup; its stdout stays on the terminal)
+    const err = path.join(out, "err")
+    const command = [process.execPath, "--conditions=@trex/source", bin, "run", toyTask, "--out", out, "--max-trials", "6"].map((a) => `'${a}'`).join(" ") + ` 2>'${err}'`
     const terminal = spawn("script", ["-qfec", command, path.join(out, "typescript")], {
       cwd: root,
       // the trials hold until `go` exists: the hangup comes while the first two surely run
@@ -181,7 +183,7 @@ describe("a run followed, detached, or left by its terminal", { timeout: 180_000
     terminal.kill("SIGKILL")
     // the controller has had the hangup (it drains: it starts no trial) before the running ones may end
     await until("the terminal to close", () => terminal.signalCode !== null || terminal.exitCode !== null)
-    await new Promise((r) => setTimeout(r, 1000))
+    await until("the controller to have the hangup", () => fs.existsSync(err) && fs.readFileSync(err, "utf8").includes("terminal closed (SIGHUP): stopping"))
     fs.writeFileSync(path.join(out, "go"), "")
     await until("the controller to drain and exit", () => !alive(controller))
     // the trials that were running finished with their results; none started after the hangup

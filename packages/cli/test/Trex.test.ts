@@ -329,6 +329,10 @@ describe("Trex: options of the run itself", () => {
   it.live("paused: the run records its start and starts no trial until resumed", () =>
     Effect.scoped(Effect.gen(function*() {
       const search = yield* Trex.search({ taskFile: recorded, out: tmp(), maxTrials: 2, paused: true, reuse: false })
+      // the run records its start in the background: waited for (a loaded machine may take a while), then given
+      // the time an unpaused run takes to propose its first trial
+      const started = () => entriesOf(search.runDir).some((e) => e.event._tag === "RunStarted")
+      for (let i = 0; i < 600 && !started(); i++) yield* Effect.sleep("50 millis")
       yield* Effect.sleep("300 millis")
       const before = entriesOf(search.runDir).map((e) => e.event._tag)
       assert.include(before, "RunStarted")

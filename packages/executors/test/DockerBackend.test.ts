@@ -1144,7 +1144,7 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       const reasons: Array<string | undefined> = []
       const fiber = yield* Stream.runCollect(backend.watch(ref).pipe(Stream.tap((e) => Effect.sync(() => e._tag === "State" && reasons.push(e.reason)))))
         .pipe(Effect.flip, Effect.forkChild)
-      yield* Effect.sleep("600 millis")
+      yield* eventually("the watch gives its wait reason", () => reasons.length > 0, 30)
       assert.deepStrictEqual(reasons, ["no free GPU: 0 of 1 free, 1 needed"])
       const pending = (yield* backend.list(run)).find((j) => j.ref.id === ref.id)
       assert.strictEqual(pending?.state, "Pending")

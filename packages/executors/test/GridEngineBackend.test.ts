@@ -229,7 +229,8 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.strictEqual(exit.outcome, "Cancelled", exit.message)
       // without -notify and the script's relay, qdel's SIGKILL ends the job at once
       assert.include(exit.logTail, "saved")
-      assert.isBelow(exit.wallSeconds, 10)
+      // the handler's own exit, not qdel's SIGKILL after the queue's notify time
+      assert.strictEqual(exit.exitCode, 143, exit.message)
     }))
 
   it.effect("list(run) after a controller restart: a fresh instance finds running and finished jobs and reads a finished one's end back", () =>
@@ -644,7 +645,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       yield* eventually("the running job counts as in use", Effect.map(backend.capacity, (c) => c.inUse === 1), 60)
       yield* backend.cancel(ref)
       yield* eventually("the cancelled job no longer counts", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
-    }))
+    }), { timeout: 180_000 })
 })
 
 /**
@@ -698,7 +699,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
         .map((l) => l.trim().split(/\s+/)).filter(([, , stat]) => !stat?.startsWith("Z"))
       const pids = new Set(execds.map(([pid]) => pid))
       assert.deepStrictEqual(execds.filter(([, ppid]) => !pids.has(ppid)).length, 1, JSON.stringify(execds))
-    }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 120_000 })
+    }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 300_000 })
 
   it.effect("waits for a stopped qmaster: a running job's watch, a submit, a list, a cancel and a withdraw go on once it is back, one job each; past qmasterWaitMs a watch and a cancel fail clearly", () =>
     Effect.gen(function*() {
@@ -752,7 +753,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.isTrue(yield* Fiber.join(withdrawing), "the waiting job was withdrawn")
       for (const waited of [toCancel, toWithdraw]) assert.strictEqual((yield* Backend.awaitExit(backend, waited)).outcome, "Cancelled")
       yield* backend.cancel(blocker)
-    }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 120_000 })
+    }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 300_000 })
 })
 
 describe("GridEngineBackend over SSH", () => {
