@@ -12,7 +12,6 @@ import * as path from "node:path"
 import { Errors, Journal, type JournalEvent } from "@trex/core"
 import * as Effect from "effect/Effect"
 import * as RunDir from "./RunDir.ts"
-import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
@@ -249,23 +248,6 @@ const stateText = (r: RunSummary): string =>
     : "damaged (trex status says where)"
 
 /**
- * How a run is wired, in a word each, to tell runs apart: its backend, researcher and policy (`docker/claude/puct`),
- * then its executor and scheduler when not the defaults (`/code-agent`, `/asha`: their names are no backend's,
- * researcher's or policy's), and how many settings resumes set for the run (`trex status` names them); `-` for a run
- * that recorded none. A recorded value that is not a name (an edited journal) is shown as JSON, cut.
- */
-const settingsText = (r: RunSummary): string => {
-  const o = r.settings ?? {}
-  // cut as any untrusted text (marked with `…`, a character outside the BMP kept whole), a value that is no name as its JSON
-  const word = (key: string) => Untrusted.line(typeof o[key] === "string" ? o[key] : Status.settingValue(o[key]), 20)
-  const shown = ["backend", "researcher", "policy"].some((k) => k in o)
-    ? [word("backend"), word("researcher"), word("policy"), ...(["executor", "scheduler"] as const).flatMap((k) => k in o && o[k] !== Settings.defaults[k] ? [word(k)] : [])].join("/")
-    : "-"
-  const n = r.settingOverrides?.length ?? 0
-  return n === 0 ? shown : `${shown} (${n} set on resume)`
-}
-
-/**
  * The `trex list` text: a line per run (the name of its folder, which `trex status` takes, with its id when
  * the two differ, as for a run moved or copied; its task, base model (cut at 40 characters), state, trials succeeded / failed / other ended
  * / in flight, best score, its settings in a word each (backend/researcher/policy, and how many a resume set), start and
@@ -290,7 +272,7 @@ export const toText = (folder: string, summaries: ReadonlyArray<RunSummary>): st
     stateText(r),
     `${r.trials.succeeded}/${r.trials.failed}/${r.trials.other}/${r.trials.inFlight}`,
     r.best !== undefined ? `${r.metric.name} ${fmt(r.best.score)} (${r.best.id})` : "-",
-    settingsText(r),
+    Status.settingsWords(r),
     clock(r.startedAt),
     clock(r.lastAt)
   ])
