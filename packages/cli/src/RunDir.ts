@@ -614,10 +614,8 @@ export const stopController = (
           (holder.elsewhere === "another boot" ? `: run \`trex stop ${runDir}\` on that machine`
             : holder.elsewhere === "another pid namespace" ? ""
             // (never signalled: run where its pid and start time can be read)
-            : holder.elsewhere === "unverifiable" ? `: run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, ` +
-              `or find it with \`fuser ${file}.lock\` (run as root) and stop it with \`kill -TERM <pid>\``
-            : `: try again in a moment if it has just taken the lock, or find it with ` +
-              `\`fuser ${file}.lock\` (which sees this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``)
+            : holder.elsewhere === "unverifiable" ? `: ${Journal.whereSeen(`\`trex stop ${runDir}\``, true)}, or ${Journal.fuserHint(`${file}.lock`, "machine")}`
+            : `: try again in a moment if it has just taken the lock, or ${Journal.fuserHint(`${file}.lock`, "here")}`)
       })
     }
     // (a host name of its own on this machine, as a container's, is signalled here)
@@ -688,8 +686,8 @@ const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
           // (where it can be seen, as said: not from here)
           // (said whole here: the reason in the parenthesis may be cut)
           : holder?.elsewhere === "another pid namespace" || holder?.elsewhere === "unverifiable"
-          ? `stop that controller from where it can be seen: \`trex stop ${runDir} --wait\` run on the machine (outside containers) or in its ` +
-            `container, or \`fuser ${journalFile(runDir)}.lock\` run there as root, then \`kill -TERM <pid>\`; or wait for it to end`
+          ? `stop that controller from where it can be seen: ${Journal.whereSeen(`\`trex stop ${runDir} --wait\``, true)}, ` +
+            `or ${Journal.fuserHint(`${journalFile(runDir)}.lock`, "machine")}; or wait for it to end`
           : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })
 }

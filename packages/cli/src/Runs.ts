@@ -1,5 +1,5 @@
 /**
- * The runs in a folder of runs (`trex list [folder]`, `trex-runs` by default): each run's task, state
+ * The runs in a folder of runs (`trex list [folder]`, `trex-runs` by default): each run's task, base model, state
  * (running, and by which controller; finished, and why; stopped; damaged; of a newer trex), trials,
  * best score and settings (as `trex status --json` gives them), so that a run can be found without listing the folder
  * and opening each one; and the
@@ -12,7 +12,6 @@ import * as path from "node:path"
 import { Errors, Journal, type JournalEvent } from "@trex/core"
 import * as Effect from "effect/Effect"
 import * as RunDir from "./RunDir.ts"
-import * as Settings from "./Settings.ts"
 import * as Status from "./Status.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
@@ -21,6 +20,11 @@ export interface RunSummary {
   readonly runId: string
   readonly dir: string
   readonly task: string
+  /**
+   * The base model the run's task fine-tunes (its `baseModel.name`), as the task file names it; absent when the task
+   * names none, and for a run of which nothing is known (states `newer` and `unreadable`, or `damaged` at its start).
+   */
+  readonly model?: string
   readonly metric: { readonly name: string; readonly direction: "maximize" | "minimize" }
   /** When it started, and when it last journaled anything (ms since the epoch). */
   readonly startedAt: number
@@ -88,6 +92,7 @@ const summarize = (dir: string, entries: ReadonlyArray<JournalEvent.Entry>, writ
     runId: first.runId,
     dir,
     task: first.task.name,
+    ...(first.task.baseModel !== undefined ? { model: first.task.baseModel.name } : {}),
     metric: { name: first.task.metric.name, direction },
     startedAt: first.at,
     lastAt,
@@ -243,25 +248,8 @@ const stateText = (r: RunSummary): string =>
     : "damaged (trex status says where)"
 
 /**
- * How a run is wired, in a word each, to tell runs apart: its backend, researcher and policy (`docker/claude/puct`),
- * then its executor and scheduler when not the defaults (`/code-agent`, `/asha`: their names are no backend's,
- * researcher's or policy's), and how many settings resumes set for the run (`trex status` names them); `-` for a run
- * that recorded none. A recorded value that is not a name (an edited journal) is shown as JSON, cut.
- */
-const settingsText = (r: RunSummary): string => {
-  const o = r.settings ?? {}
-  // cut as any untrusted text (marked with `…`, a character outside the BMP kept whole), a value that is no name as its JSON
-  const word = (key: string) => Untrusted.line(typeof o[key] === "string" ? o[key] : Status.settingValue(o[key]), 20)
-  const shown = ["backend", "researcher", "policy"].some((k) => k in o)
-    ? [word("backend"), word("researcher"), word("policy"), ...(["executor", "scheduler"] as const).flatMap((k) => k in o && o[k] !== Settings.defaults[k] ? [word(k)] : [])].join("/")
-    : "-"
-  const n = r.settingOverrides?.length ?? 0
-  return n === 0 ? shown : `${shown} (${n} set on resume)`
-}
-
-/**
  * The `trex list` text: a line per run (the name of its folder, which `trex status` takes, with its id when
- * the two differ, as for a run moved or copied; its task, state, trials succeeded / failed / other ended
+ * the two differ, as for a run moved or copied; its task, base model (cut at 40 characters), state, trials succeeded / failed / other ended
  * / in flight, best score, its settings in a word each (backend/researcher/policy, and how many a resume set), start and
  * last activity in UTC), what to do next, and below the runs, each
  * folder this user may not read (which may hold a run), with the fix.
@@ -279,14 +267,16 @@ export const toText = (folder: string, summaries: ReadonlyArray<RunSummary>): st
     // the folder `trex status` takes; a run moved or copied under another name says which run it is
     path.basename(r.dir) === r.runId ? r.runId : `${path.basename(r.dir)} (run ${r.runId})`,
     r.task,
+    // the task file's text, but a journal may be edited: on one line, cut as any untrusted text
+    r.model !== undefined ? Untrusted.line(r.model, 40) : "-",
     stateText(r),
     `${r.trials.succeeded}/${r.trials.failed}/${r.trials.other}/${r.trials.inFlight}`,
     r.best !== undefined ? `${r.metric.name} ${fmt(r.best.score)} (${r.best.id})` : "-",
-    settingsText(r),
+    Status.settingsWords(r),
     clock(r.startedAt),
     clock(r.lastAt)
   ])
-  const head = ["RUN", "TASK", "STATE", "OK/FAILED/OTHER/IN FLIGHT", "BEST", "SETTINGS", "STARTED (UTC)", "LAST (UTC)"]
+  const head = ["RUN", "TASK", "MODEL", "STATE", "OK/FAILED/OTHER/IN FLIGHT", "BEST", "SETTINGS", "STARTED (UTC)", "LAST (UTC)"]
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")
   const running = runs.filter((r) => r.state === "running").length

@@ -7,6 +7,7 @@
 import * as os from "node:os"
 import { Budget, ExperimentNode, type ExperimentTree, Journal, type JournalEvent, type Result, Strategy } from "@trex/core"
 import * as RunDir from "./RunDir.ts"
+import * as Settings from "./Settings.ts"
 import type { RunInfo } from "./RunDir.ts"
 import { recordedOptions } from "./internal/sessionSettings.ts"
 import * as Untrusted from "./internal/untrusted.ts"
@@ -55,11 +56,11 @@ export interface StatusJson {
    */
   readonly webhooks?: WebhooksJson
   /**
-   * The settings the run takes (given by `trex status --json`, not by a webhook's end message, nor by {@link toJson}):
-   * see {@link SettingsJson}.
+   * The settings the run takes (given by `trex status --json` and, bounded, by a webhook's end message; not by
+   * {@link toJson}): see {@link SettingsJson}.
    */
   readonly settings?: SettingsJson["settings"]
-  /** Those of {@link settings} a resume set, unlike the run's start (given by `trex status --json`): see {@link SettingsJson}. */
+  /** Those of {@link settings} a resume set, unlike the run's start (given where `settings` is): see {@link SettingsJson}. */
   readonly settingOverrides?: SettingsJson["settingOverrides"]
   /**
    * `waiting`: why a trial's job waits in its backend's queue, while a controller runs the run;
@@ -112,12 +113,17 @@ export interface SettingsJson {
   readonly settingOverrides: ReadonlyArray<{ readonly key: string; readonly value: unknown; readonly from?: unknown; readonly resume: number; readonly at: number }>
 }
 
-/** A run's settings and those its resumes set (see {@link SettingsJson}). @since 0.1.0 @category functions */
-export const settingsJson = (info: Pick<RunInfo, "started" | "entries">): SettingsJson => {
+/**
+ * A run's settings and those its resumes set (see {@link SettingsJson}), from its journal's entries, or from a
+ * {@link Replay} of them (a notifier's, which does not keep them).
+ * @since 0.1.0 @category functions
+ */
+export const settingsJson = (info: Pick<RunInfo, "started" | "entries"> | { readonly started: RunInfo["started"]; readonly replayed: Replay }): SettingsJson => {
+  const entries = "entries" in info ? info.entries : info.replayed.resumes
   // the run's settings as a resume reads them: the same fold
-  const settings = recordedOptions(info.started, info.entries)
+  const settings = recordedOptions(info.started, entries)
   const started = info.started.options
-  const resumes = info.entries.flatMap(({ event }) => event._tag === "RunResumed" ? [event] : [])
+  const resumes = entries.flatMap(({ event }) => event._tag === "RunResumed" ? [event] : [])
   const settingOverrides = Object.keys(settings).flatMap((key) => {
     if (JSON.stringify(settings[key]) === JSON.stringify(started[key])) return []
     // the last resume that set it: the value taken
@@ -144,8 +150,28 @@ export const settingValue = (v: unknown): string =>
   v === undefined ? "(none)" : Untrusted.line(JSON.stringify(v), 200)
 
 /**
+ * How a run is wired, in a word each, to tell runs apart (`trex list`'s SETTINGS, a webhook's end message): its backend,
+ * researcher and policy (`docker/claude/puct`), then its executor and scheduler when not the defaults (`/code-agent`,
+ * `/asha`: their names are no backend's, researcher's or policy's), and how many settings resumes set for the run
+ * (`trex status` names them: {@link settingOverrideText}); `-` for a run that recorded none. A recorded value that is
+ * not a name (an edited journal) is shown as JSON; each is cut at 20 characters.
+ * @since 0.1.0 @category formatting
+ */
+export const settingsWords = (s: Partial<SettingsJson>): string => {
+  const o = s.settings ?? {}
+  // cut as any untrusted text (marked with `…`, a character outside the BMP kept whole), a value that is no name as its JSON
+  const word = (key: string) => Untrusted.line(typeof o[key] === "string" ? o[key] : settingValue(o[key]), 20)
+  const shown = ["backend", "researcher", "policy"].some((k) => k in o)
+    ? [word("backend"), word("researcher"), word("policy"), ...(["executor", "scheduler"] as const).flatMap((k) => k in o && o[k] !== Settings.defaults[k] ? [word(k)] : [])].join("/")
+    : "-"
+  const n = s.settingOverrides?.length ?? 0
+  return n === 0 ? shown : `${shown} (${n} set on resume)`
+}
+
+/**
  * Budget usage replayed event by event, as {@link usage} replays a journal's: for a caller that sees a
- * run's events one at a time and does not keep them (a notifier, whose end message tells the budget used).
+ * run's events one at a time and does not keep them (a notifier, whose end message tells the budget used, and the
+ * settings: it keeps each resume's, a few small events, for {@link settingsJson}).
  * @since 0.1.0 @category models
  */
 export class Replay {
@@ -153,16 +179,23 @@ export class Replay {
   private elapsed = 0
   private sessionStart = 0
   private last = 0
+  private readonly resumed: Array<{ readonly event: JournalEvent.Of<"RunResumed"> }> = []
   constructor(budget: Budget.Budget) {
     this.ledger = new Budget.Ledger(budget)
   }
   apply(event: JournalEvent.JournalEvent): void {
     this.ledger.apply(event)
+    // the settings each resume set (a few, small): what {@link settingsJson} reads
+    if (event._tag === "RunResumed") this.resumed.push({ event })
     if (event._tag === "RunStarted" || event._tag === "RunResumed") {
       this.elapsed += Math.max(0, this.last - this.sessionStart)
       this.sessionStart = event.at
     }
     this.last = event.at
+  }
+  /** The run's resumes so far, each as its entry holds it (for {@link settingsJson}). */
+  get resumes(): ReadonlyArray<{ readonly event: JournalEvent.Of<"RunResumed"> }> {
+    return this.resumed
   }
   /** The usage so far; `now` (ms), for a run a controller is running: its wall clock runs on to then. */
   usage(now?: number): Budget.Usage {

@@ -119,10 +119,10 @@ describe("trex list", { timeout: 120_000 }, () => {
 
       const lines = listed.text.stdout.split("\n")
       assert.strictEqual(lines[0], `5 runs in ${folder}, 1 running:`)
-      assert.match(lines[1]!, /^RUN +TASK +STATE +OK\/FAILED\/OTHER\/IN FLIGHT +BEST +SETTINGS +STARTED \(UTC\) +LAST \(UTC\)$/)
+      assert.match(lines[1]!, /^RUN +TASK +MODEL +STATE +OK\/FAILED\/OTHER\/IN FLIGHT +BEST +SETTINGS +STARTED \(UTC\) +LAST \(UTC\)$/)
       const row = (id: string) => lines.find((l) => l.startsWith(id)) ?? ""
       assert.match(row("20261205-093000-stopped"), /stopped \(trex resume continues it\) +1\/1\/0\/1 +score 0\.25 \(n1\) +- +2026-12-05 09:30 /)
-      assert.match(row("20261205-093100-min"), /loss-task +finished: target reached +3\/0\/1\/0 +loss 0\.4 \(n2\) +- +2026-12-05 09:30 +2026-12-05 10:00$/)
+      assert.match(row("20261205-093100-min"), /loss-task +- +finished: target reached +3\/0\/1\/0 +loss 0\.4 \(n2\) +- +2026-12-05 09:30 +2026-12-05 10:00$/)
       assert.match(row("20261205-093200-damaged"), /damaged \(trex status says where\)/)
       assert.match(row("20261205-093300-live"), new RegExp(`running \\(process ${process.pid} on ${os.hostname()}\\) +0/0/0/1 +- `))
       assert.include(listed.text.stdout, `\`trex status ${path.join(folder, "<run>")}\` shows one (--follow: as it goes on)`)
@@ -147,7 +147,7 @@ describe("trex list", { timeout: 120_000 }, () => {
       const withCopy = trex(["list", folder]).stdout.split("\n")
       assert.strictEqual(withCopy[0], `6 runs in ${folder}:`)
       const copied = withCopy.find((l) => l.startsWith("before-lr-change")) ?? ""
-      assert.match(copied, new RegExp(`^before-lr-change \\(run ${path.basename(realDir)}\\) +toy +finished: budget: maxTrials `))
+      assert.match(copied, new RegExp(`^before-lr-change \\(run ${path.basename(realDir)}\\) +toy +- +finished: budget: maxTrials `))
       assert.strictEqual(trex(["status", path.join(folder, "before-lr-change")]).status, 0)
     }))
 
@@ -227,6 +227,43 @@ describe("trex list, the settings of each run", { timeout: 120_000 }, () => {
   })
 })
 
+describe("trex list, the model of each run", () => {
+  it.live("names the base model each run's task fine-tunes, on the run's one line, cut with … (an edited journal's too); --json gives it whole", () =>
+    Effect.gen(function*() {
+      const folder = fs.mkdtempSync(path.join(os.tmpdir(), "trex-list-"))
+      const task = TreeBuilder.task({ budget: { maxTrials: 4 } })
+      const named = (runId: string, name: string | undefined) =>
+        journal(folder, runId, runOf(runId, name === undefined ? task : { ...task, baseModel: { name, parameters: "7B" } }, (b) => {
+          b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.5)
+        }))
+      // two runs of one task told apart by their model, one naming none, and one whose journal was edited: a name with
+      // an escape sequence, markup, a table's `|`, a line break that would start a line of its own and 5,000
+      // characters, with a character outside the BMP where the cut falls
+      const hostile = `\u001b[31m<b>q</b>|\n# x ${"m".repeat(20)}\u{1F600}${"x".repeat(5000)}`
+      yield* named("20261205-093000-qwen", "Qwen/Qwen2.5-7B-Instruct")
+      yield* named("20261205-093100-llama", "meta-llama/Llama-3.1-8B")
+      yield* named("20261205-093200-none", undefined)
+      yield* named("20261205-093300-edited", hostile)
+      const text = yield* Effect.promise(() => trexHere(["list", folder]))
+      assert.strictEqual(text.status, 0, text.stderr)
+      const lines = text.stdout.split("\n")
+      assert.isFalse(lines.some((l) => l.startsWith("# x")), "the model's line break kept")
+      assert.notInclude(text.stdout, "\u001b", "the escape sequence kept")
+      assert.match(lines[1]!, /^RUN +TASK +MODEL +STATE /)
+      const column = lines[1]!.indexOf("MODEL")
+      const cell = (runId: string) => (lines.find((l) => l.startsWith(runId)) ?? "").slice(column).split(/ {2,}/)[0]
+      assert.strictEqual(cell("20261205-093000-qwen"), "Qwen/Qwen2.5-7B-Instruct")
+      assert.strictEqual(cell("20261205-093100-llama"), "meta-llama/Llama-3.1-8B")
+      assert.strictEqual(cell("20261205-093200-none"), "-")
+      // cut at 40 characters, before the surrogate pair rather than through it
+      assert.strictEqual(cell("20261205-093300-edited"), `[31m<b>q</b>| # x ${"m".repeat(20)}…`)
+      const json = yield* Effect.promise(() => trexHere(["list", folder, "--json"]))
+      assert.strictEqual(json.status, 0, json.stderr)
+      const runs = JSON.parse(json.stdout) as Array<Runs.RunSummary>
+      assert.deepStrictEqual(runs.map((r) => r.model), ["Qwen/Qwen2.5-7B-Instruct", "meta-llama/Llama-3.1-8B", undefined, hostile])
+    }))
+})
+
 describe("trex list of a run of a newer trex", { timeout: 120_000 }, () => {
   it.live("lists a journal of a newer format as such, saying to upgrade trex as trex status does (it was listed damaged)", () =>
     Effect.gen(function*() {
@@ -243,7 +280,7 @@ describe("trex list of a run of a newer trex", { timeout: 120_000 }, () => {
       assert.strictEqual(text.status, 0, text.stderr)
       const lines = text.stdout.split("\n")
       assert.strictEqual(lines[0], `2 runs in ${folder}:`)
-      assert.match(lines.find((l) => l.startsWith("20261205-093000-next")) ?? "", /^20261205-093000-next +\? +written by a newer trex \(upgrade trex to read it\) +0\/0\/0\/0 /)
+      assert.match(lines.find((l) => l.startsWith("20261205-093000-next")) ?? "", /^20261205-093000-next +\? +- +written by a newer trex \(upgrade trex to read it\) +0\/0\/0\/0 /)
       assert.match(lines.find((l) => l.startsWith("20261205-093100-this")) ?? "", / stopped \(trex resume continues it\) /)
       const runs = JSON.parse(trex(["list", folder, "--json"]).stdout) as Array<Runs.RunSummary>
       assert.deepStrictEqual(runs.map((r) => r.state), ["newer", "stopped"])

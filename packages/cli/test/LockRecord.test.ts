@@ -212,7 +212,7 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       const refused = yield* Effect.flip(RunDir.stopController(runDir))
       assert.include(refused.message, `but its record ${file}.lock.pid names process ${local.proc.pid} of another pid namespace (${record["pidns"]}, this process's `)
       assert.include(refused.message, `a container's, where no process this one can read is process ${local.proc.pid} with the recorded start time`)
-      assert.include(refused.message, `find it with \`fuser ${file}.lock\` (run as root, it sees every process of this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``)
+      assert.include(refused.message, `find the holder with \`fuser ${file}.lock\` (run as root, it sees every process of this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``)
       assert.notInclude(refused.message, "(which sees this pid namespace", "said once")
       assert.notInclude(refused.message, "try again in a moment", "waiting shows the same holder")
       local.proc.kill("SIGWINCH")
@@ -240,7 +240,8 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       const mounted = underNsenter("stop", runDir)
       assert.notStrictEqual(mounted.status, 0, mounted.stdout)
       assert.include(mounted.stderr, "names process 1, which this process cannot verify: the /proc mounted here is of another pid namespace than this process's")
-      assert.include(mounted.stderr, `run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, or find it with \`fuser ${file}.lock\` (run as root)`)
+      assert.include(mounted.stderr, `run \`trex stop ${runDir}\` on the machine, outside containers (it finds the holder by its namespace), or in the holder's container, ` +
+        `or find the holder with \`fuser ${file}.lock\` (run as root on the machine, outside containers, it sees every process)`)
 
       // its own record: trex stop asks it to stop (a SIGTERM to its pid here), and it drains
       assert.deepStrictEqual(yield* RunDir.stopController(runDir), { _tag: "Asked", pid, now: false, exited: false })

@@ -15,7 +15,9 @@ import { TreeBuilder } from "@trex/core/testing"
 import { Effect, Exit, Redacted } from "effect"
 import * as Notify from "../src/Notify.ts"
 import * as Trex from "../src/Trex.ts"
+import { root } from "./support/cli.ts"
 import { allText, inProcess, killedAt, outbox, runDirOf, toyTask, trex, trexStatus, webhook } from "./support/notify.ts"
+import { hostileSettings, recordOptions } from "./support/settingsRun.ts"
 
 describe("Notify: webhooks told of a run", () => {
   it.live("the real CLI posts each new best (better each time) and, before it exits, the run's end; the address's secret path is written nowhere", () =>
@@ -472,7 +474,7 @@ describe("Notify: webhooks told of a run", () => {
       trial(0.4)
       trial(0.6)
       events.push(JournalEvent.make("RunFinished", { reason: "budget: maxTrials", at: 60_000 }))
-      events.push(JournalEvent.make("RunResumed", { at: 3_600_000, budget: { maxTrials: 4 } }))
+      events.push(JournalEvent.make("RunResumed", { at: 3_600_000, budget: { maxTrials: 4 }, settings: { modelTimeoutSeconds: 60 } }))
       trial(0.5)
       events.push(JournalEvent.make("RunFinished", { reason: "budget: maxTrials", at: 3_700_000 }))
       events.push(JournalEvent.make("RunResumed", { at: 7_200_000 }))
@@ -492,6 +494,8 @@ describe("Notify: webhooks told of a run", () => {
       const expected = Notify.endMessage({ runId: "r", runDir, task: "kept" }, Exit.succeed({ reason: last.reason }), whole, `r/end-${told}`)
       // the budget used across the sessions, as `trex status` tells it
       assert.deepStrictEqual(expected.trex.kind === "end" && expected.trex.status?.budget, { limits: { maxTrials: 4 }, trials: 3, spent: Cost.make({ gpuSeconds: 180, dollars: 1.5 }), elapsedSeconds: 160.01 })
+      // and the setting the second session set for the run, which the notifier, keeping no entry, replays too
+      assert.deepStrictEqual(expected.trex.kind === "end" && expected.trex.status?.settingOverrides, [{ key: "modelTimeoutSeconds", value: 60, resume: 1, at: 3_600_000 }])
       // the last session: the run's journal before it, then its own entries
       assert.deepStrictEqual(yield* kept(entries.length - 2), [expected])
       // a session that saw every entry keeps each end it saw come: the last, named after the one it tells again
@@ -531,4 +535,62 @@ describe("Notify: webhooks told of a run", () => {
     assert.strictEqual(m.text, "trex · &lt;!channel&gt; &amp; co failed: loss is NaN, @\u200Bhere &lt;https://x.example|click&gt; · runs/r")
     assert.strictEqual(m.trex.kind === "end" && m.trex.reason, "loss is NaN, @here <https://x.example|click>", "the JSON keeps the text as it is")
   })
+})
+
+describe("Notify: the settings of a run's end", () => {
+  /** A short run of the simulator, its recorded settings laid over with `options`, resumed with `args` and a webhook: the end posted. */
+  const resumedEnd = (options: Record<string, unknown>, args: ReadonlyArray<string>) =>
+    Effect.gen(function*() {
+      const hook = yield* webhook()
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), "trex-notify-settings-"))
+      const run = yield* inProcess(["run", path.join(root, "examples/recorded-table/task.yaml"), "--max-trials", "2", "--out", out])
+      assert.strictEqual(run.status, 0, run.stderr)
+      const runDir = runDirOf(run.stdout)
+      recordOptions(runDir, options)
+      const resume = yield* inProcess(["resume", runDir, "--max-trials", "3", "--notify", `${hook.url}/h`, ...args])
+      assert.strictEqual(resume.status, 0, resume.stderr)
+      const ends = hook.received.filter((m) => m.body.trex.kind === "end")
+      assert.strictEqual(ends.length, 1)
+      const end = ends[0]!
+      assert.strictEqual(end.body.trex.kind, "end")
+      return { runDir, body: end.body, raw: JSON.stringify(end.body), end: end.body.trex as Extract<Notify.Payload, { kind: "end" }> }
+    })
+
+  it.live("names the settings the run takes and the one a resume set, as trex status --json gives them and as its Setting: line says it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // a model timeout this trex does not take, recorded at the start; the resume sets 60 for the run
+      const { body, end, runDir } = yield* resumedEnd({ modelTimeoutSeconds: 3_000_000 }, ["--model-timeout", "60"])
+      const status = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout)
+      assert.deepStrictEqual({ settings: end.status?.settings, settingOverrides: end.status?.settingOverrides }, { settings: status.settings, settingOverrides: status.settingOverrides })
+      assert.strictEqual(end.status?.settings?.["modelTimeoutSeconds"], 60)
+      assert.isUndefined(end.status?.settingsLeftOut)
+      // the text: how the run is wired, in trex list's words, then the override in trex status's
+      const line = (yield* trexStatus([runDir])).stdout.split("\n").find((l) => l.startsWith("Setting: "))!
+      assert.include(body.text, ` · settings simulator/heuristic/uct (1 set on resume): ${line.slice("Setting: ".length)} · `)
+    })), 60_000)
+
+  it.live("an edited journal's settings are carried bounded: keys and long values cut as trex status cuts them, the first 40, the rest counted; the text on one line", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // settings this trex does not take, as an edited journal or another tool's may hold: a key of 5,000 characters
+      // with markup, `|` and a line break, whose value is as bad, and 60 more of 10,000 characters each
+      const { researcher: _r, policy: _p, ...hostile } = hostileSettings("<!channel> <https://x.example|click>")
+      const many = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`extra${i}`, "v".repeat(10_000)]))
+      const { body, end, raw, runDir } = yield* resumedEnd({ ...hostile, ...many, modelTimeoutSeconds: 3_000_000 }, ["--model-timeout", "60"])
+      const status = JSON.parse((yield* trexStatus([runDir, "--json"])).stdout)
+      const settings = end.status!.settings!
+      const keys = Object.keys(settings)
+      assert.strictEqual(keys.length, 40)
+      // the first 40 as trex status --json orders them, the rest counted
+      assert.strictEqual(end.status!.settingsLeftOut, Object.keys(status.settings).length - 40)
+      assert.deepStrictEqual(keys.slice(0, 5), Object.keys(status.settings).slice(0, 5))
+      assert.isTrue(keys.every((k) => k.length <= 60 && !k.includes("\n")), "each key cut, on one line")
+      assert.isTrue(Object.values(settings).every((v) => typeof v === "string" ? v.length <= 200 : JSON.stringify(v).length <= 200), "each value bounded")
+      // a long value, as trex status shows it; the hostile key, cut as it shows it
+      assert.strictEqual(settings["extra0"], `"${"v".repeat(198)}…`)
+      assert.isTrue(keys.some((k) => k.startsWith("<b>key</b>| kkk") && k.endsWith("…")))
+      assert.deepStrictEqual(end.status!.settingOverrides!.map((o) => [o.key, o.value, o.from]), [["modelTimeoutSeconds", 60, 3_000_000]])
+      assert.isBelow(raw.length, 20_000, "the message is bounded")
+      assert.notInclude(body.text, "\n")
+      assert.include(body.text, " · settings simulator/heuristic/uct (1 set on resume): modelTimeoutSeconds 60 since resume 1 (")
+    })), 60_000)
 })

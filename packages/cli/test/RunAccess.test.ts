@@ -122,7 +122,7 @@ describe("trex CLI: a run directory this user may not read or write", { timeout:
     assert.strictEqual(listed.status, 0, listed.stdout + listed.stderr)
     const lines = listed.stdout.split("\n")
     assert.strictEqual(lines[0], `1 run in ${folder}, and 3 folders this user may not read:`)
-    assert.match(lines.find((l) => l.startsWith(path.basename(runDir))) ?? "", / toy +finished: budget: maxTrials /)
+    assert.match(lines.find((l) => l.startsWith(path.basename(runDir))) ?? "", / toy +- +finished: budget: maxTrials /)
     assert.include(lines, `notes: cannot tell whether ${notes} holds a run: this user may not read ${notes} (${owner}): ${fix(notes)}`)
     assert.include(lines, `their-journal: cannot read the run in ${journalClosed}: this user may not read ${RunDir.journalFile(journalClosed)} (${owner}): ${fix(journalClosed)}`)
     assert.include(lines, `theirs: cannot tell whether ${closed} holds a run: this user may not read ${closed} (${owner}): ${fix(closed)}`)

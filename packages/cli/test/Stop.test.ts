@@ -39,7 +39,7 @@ describe("RunDir.stopController", () => {
       assert.include(elsewhere.message, `the run's controller is process ${holder.pid} on host gpu-login-2, not this one (${os.hostname()}): run \`trex stop ${runDir}\` on gpu-login-2`)
       fs.rmSync(`${file}.lock.pid`)
       const unknown = yield* Effect.flip(RunDir.stopController(runDir))
-      assert.include(unknown.message, `but its record ${file}.lock.pid is gone: try again in a moment if it has just taken the lock, or find it with \`fuser ${file}.lock\``)
+      assert.include(unknown.message, `but its record ${file}.lock.pid is gone: try again in a moment if it has just taken the lock, or find the holder with \`fuser ${file}.lock\` (run as root, it sees every process of this pid namespace and those within it)`)
       // this host's name, another boot's id: another machine of this name on a shared file system; waiting shows the same
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: os.hostname(), by: "controller", boot: "00000000-0000-0000-0000-000000000000" }))
       const otherBoot = yield* Effect.flip(RunDir.stopController(runDir))
@@ -62,8 +62,8 @@ describe("RunDir.stopController", () => {
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", pidns }))
       const noStart = yield* Effect.flip(RunDir.stopController(runDir))
       assert.include(noStart.message, `names process ${holder.pid} on this machine (its host name c0ffee), which this process cannot verify: ` +
-        `the record has no start time to compare with that pid's here: run \`trex stop ${runDir}\` on the machine (outside containers) or in the holder's container, ` +
-        `or find it with \`fuser ${file}.lock\` (run as root) and stop it with \`kill -TERM <pid>\``)
+        `the record has no start time to compare with that pid's here: run \`trex stop ${runDir}\` on the machine, outside containers (it finds the holder by its namespace), ` +
+        `or in the holder's container, or find the holder with \`fuser ${file}.lock\` (run as root on the machine, outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``)
       // an older trex's record without a start time naming process 1, of this host name: the pid 1 of a container that
       // shares it, never this machine's init, which no controller is. Looked at read-only first (were it named, the stop
       // would signal init)
@@ -78,8 +78,9 @@ describe("RunDir.stopController", () => {
       assert.notInclude(older.message, "try again in a moment")
       // a second controller refused is told where to stop it, not by `trex stop` here (said whole: the reason before it is cut)
       const second = yield* Effect.flip(Effect.scoped(RunDir.holdRun(runDir)))
-      assert.include(second.message, `; stop that controller from where it can be seen: \`trex stop ${runDir} --wait\` run on the machine (outside containers) ` +
-        `or in its container, or \`fuser ${file}.lock\` run there as root, then \`kill -TERM <pid>\`; or wait for it to end`)
+      assert.include(second.message, `; stop that controller from where it can be seen: run \`trex stop ${runDir} --wait\` on the machine, outside containers (it finds the holder ` +
+        `by its namespace), or in the holder's container, or find the holder with \`fuser ${file}.lock\` (run as root on the machine, outside containers, it sees every process) ` +
+        `and stop it with \`kill -TERM <pid>\`; or wait for it to end`)
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", pidns, start: startOf(holder.pid) }))
       const here = yield* RunDir.stopController(runDir, { wait: "10 seconds" })
       assert.deepStrictEqual(here, { _tag: "Asked", pid: holder.pid, now: false, exited: true })

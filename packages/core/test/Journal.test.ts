@@ -620,7 +620,7 @@ describe("Journal (SQLite)", () => {
         const why = (n: number) =>
           `its record ${file}.lock.pid names process ${n} of another pid namespace (${record["pidns"]}, this process's ${ours}), ` +
           `a container's, where no process this one can read is process ${n} with the recorded start time (a holder that has just taken the lock ` +
-          `and not yet written its record, or another user's: run the command as root); find it with \`fuser ${file}.lock\` (run as root, it sees every process of this pid namespace and those within it)`
+          `and not yet written its record, or another user's: run the command as root); find the holder with \`fuser ${file}.lock\` (run as root, it sees every process of this pid namespace and those within it)`
         // a reader in a sibling pid namespace (another container) cannot see it: told to run the command on the machine, or
         // in the holder's container; a holder of the machine's own namespace, read from a container: on the machine
         const machines = sqliteFile()

@@ -71,7 +71,7 @@ export const replacing = (recorded: Settings.Settings, given: Given, rules: Opti
  */
 export const recordedOptions = (
   started: JournalEvent.Of<"RunStarted">,
-  entries: ReadonlyArray<JournalEvent.Entry>
+  entries: ReadonlyArray<{ readonly event: JournalEvent.JournalEvent }>
 ): Record<string, unknown> =>
   entries.reduce<Record<string, unknown>>(
     (options, { event }) => event._tag === "RunResumed" && event.settings !== undefined ? { ...options, ...event.settings } : options,

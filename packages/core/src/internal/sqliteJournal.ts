@@ -352,11 +352,42 @@ const lookUp = (record: LockRecord): "exited" | "alive" | "unverifiable" => {
   return sameStart(record.start, now.start) ? "alive" : "exited"
 }
 
+/**
+ * The process a record of this machine names in the pid namespace `pidns`, not this process's, looked up as `fuser`
+ * finds it (see {@link findProc}: only from a namespace above it): `"alive"` (its start time the record's: named by
+ * `entry`, its pid here), `"exited"` (none found, a zombie, or another start time; or it cannot be looked up from here),
+ * or `"unverifiable"` (found, but the record has no start time to match).
+ */
+const lookUpIn = (record: LockRecord, pidns: string): { readonly state: "alive" | "exited" | "unverifiable"; readonly entry?: string } => {
+  const entry = procIsOwn() ? findProc(record.pid, pidns) : undefined
+  const now = entry === undefined ? undefined : procStart(entry)
+  if (now === undefined || now.zombie) return { state: "exited" }
+  if (record.start === undefined) return { state: "unverifiable" }
+  return sameStart(record.start, now.start) ? { state: "alive", entry: entry! } : { state: "exited" }
+}
+
 /** A record's `pidns` when its writer could not tell its own (see {@link writeRecord}). */
 const UNKNOWN_PIDNS = "unknown"
 
 /** The pid namespace of the machine itself, outside containers (the kernel's initial one: its inode is fixed, `PROC_PID_INIT_INO`). */
 const MACHINE_PIDNS = "pid:[4026531836]"
+
+/**
+ * How to find and stop a lock's holder that this process cannot name: `fuser` on the lock file, run as root `here` (it
+ * sees every process of this pid namespace and those within it) or on the `machine`, outside containers (every process).
+ */
+export const fuserHint = (lockFile: string, where: "here" | "machine"): string =>
+  `find the holder with \`fuser ${lockFile}\` (run as root${
+    where === "machine" ? " on the machine, outside containers, it sees every process" : ", it sees every process of this pid namespace and those within it"
+  }) and stop it with \`kill -TERM <pid>\``
+
+/**
+ * Where to run `command` (`the command`, `` `trex stop <run-dir>` ``) on a lock's holder this process cannot see: on the
+ * machine, outside containers; with `container`, for a holder that may be a container's, the machine finds it by its
+ * namespace, and its own container sees it too.
+ */
+export const whereSeen = (command: string, container: boolean): string =>
+  `run ${command} on the machine, outside containers${container ? " (it finds the holder by its namespace), or in the holder's container" : ""}`
 
 /**
  * Why a holder of this machine in the pid namespace `pidns`, process `pid` there, is not named from this process's
@@ -370,14 +401,12 @@ const unseen = (pid: number, pidns: string, ns: string, lockFile: string): strin
   // (below this one: the machine's namespace is above all; one any of whose processes is seen here)
   ns === MACHINE_PIDNS || (procIsOwn() && procsOf(pidns).length > 0)
     ? `a container's, where no process this one can read is process ${pid} with the recorded start time (a holder that has just ` +
-      `taken the lock and not yet written its record, or another user's: run the command as root); find it with \`fuser ${lockFile}\` ` +
-      `(run as root, it sees every process of this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``
+      `taken the lock and not yet written its record, or another user's: run the command as root); ${fuserHint(lockFile, "here")}`
     : pidns === MACHINE_PIDNS
     ? `the machine's own (outside containers), which this process, in a container, cannot see or signal, nor can \`fuser\` here: ` +
-      `not this namespace's process ${pid}; run the command on the machine, outside containers`
+      `not this namespace's process ${pid}; ${whereSeen("the command", false)}`
     : `another container's on this machine, which this process's container cannot see or signal, nor can \`fuser\` here: ` +
-      `not this namespace's process ${pid}; run the command on the machine, outside containers (it finds the holder by its ` +
-      `namespace), or in the holder's container`
+      `not this namespace's process ${pid}; ${whereSeen("the command", true)}`
 
 /**
  * The holder of a held lock, as its record names it; when the record names none (gone, unreadable, or
@@ -421,15 +450,13 @@ const holderOf = (lockFile: string): LockHolder => {
     return {
       elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)}, which could not tell its pid namespace (its /proc, of another pid namespace, ` +
-        `did not show it), so that pid may be another process's here; find the holder with \`fuser ${lockFile}\` (run as root on the machine, ` +
-        `outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``
+        `did not show it), so that pid may be another process's here; ${fuserHint(lockFile, "machine")}`
     }
   }
   if (record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
-    const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
-    const now = entry === undefined ? undefined : procStart(entry)
     // (its start time matched: a record without one names no process of another namespace)
-    if (now !== undefined && !now.zombie && record.start !== undefined && sameStart(record.start, now.start)) return { ...holder, pid: Number(entry) }
+    const found = lookUpIn(record, record.pidns)
+    if (found.state === "alive") return { ...holder, pid: Number(found.entry) }
     return { elsewhere: "another pid namespace", unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}), ${unseen(record.pid, record.pidns, ns, lockFile)}` }
   }
   // another host name, no pid namespace recorded (an older trex's, in a container with a host name of its own): its pid
@@ -439,8 +466,7 @@ const holderOf = (lockFile: string): LockHolder => {
     return {
       elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)}, written by an older trex that did not record its pid namespace: that pid ` +
-        `is likely its container's, and another process's here; run the command (\`trex stop\`) in that container, or find the holder ` +
-        `with \`fuser ${lockFile}\` (run as root on the machine, outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``
+        `is likely its container's, and another process's here; run the command (\`trex stop\`) in that container, or ${fuserHint(lockFile, "machine")}`
     }
   }
   const now = lookUp(record)
@@ -563,10 +589,7 @@ const noProcess = (pid: number): boolean => {
 const writerGone = (record: LockRecord): boolean => {
   if (machineOf(record) !== "this") return true
   const ns = pidNamespace()
-  if (record.pidns === undefined || ns === undefined || record.pidns === ns) return lookUp(record) === "exited"
-  const entry = procIsOwn() ? findProc(record.pid, record.pidns) : undefined
-  const now = entry === undefined ? undefined : procStart(entry)
-  return now === undefined || now.zombie || (record.start !== undefined && !sameStart(record.start, now.start))
+  return (record.pidns === undefined || ns === undefined || record.pidns === ns ? lookUp(record) : lookUpIn(record, record.pidns).state) === "exited"
 }
 
 /**
