@@ -3,12 +3,12 @@
 import { execFileSync, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import * as Runner from "../src/internal/commandRunner.ts"
+import { ownSshd } from "./support/ownSshd.ts"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
 
@@ -43,41 +43,13 @@ const sshRunner = Effect.gen(function*() {
 })
 
 /**
- * A second sshd, started for the scope on a free port, whose SFTP subsystem is OpenSSH's own refusing `refused` requests
- * (`internal-sftp -P`, as an admin may start it): the test sshd's config (scripts/services/start-sshd.sh) but for its port,
- * pid file and subsystem. A runner over it as `sdktest`.
+ * A runner as `sdktest` over an sshd of the test's own (support/ownSshd.ts) whose SFTP subsystem is OpenSSH's own
+ * refusing `refused` requests (`internal-sftp -P`, as an admin may start it).
  */
 const sshRunnerRefusing = (refused: string) =>
   Effect.gen(function*() {
     const { dir, file } = yield* sshRunner
-    const basePort = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)
-    const base = fs.readFileSync(`/etc/ssh/sdktest/sshd_config.${basePort}`, "utf8")
-    const port = yield* Effect.promise(() =>
-      new Promise<number>((resolve) => {
-        const probe = net.createServer().listen(0, "127.0.0.1", () => {
-          const { port } = probe.address() as net.AddressInfo
-          probe.close(() => resolve(port))
-        })
-      })
-    )
-    const config = path.join(dir, "sshd_config")
-    fs.writeFileSync(config, base.split("\n").filter((l) => !/^(Port|PidFile|Subsystem)\s/.test(l)).concat([`Port ${port}`, `PidFile ${dir}/sshd.pid`, `Subsystem sftp internal-sftp -P ${refused}`]).join("\n") + "\n")
-    yield* Effect.acquireRelease(
-      Effect.sync(() => spawn("/usr/sbin/sshd", ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "ignore"] })),
-      (child) => Effect.sync(() => child.kill("SIGTERM"))
-    )
-    // its port answers once it listens
-    for (let tries = 0; ; tries++) {
-      const up = yield* Effect.promise(() =>
-        new Promise<boolean>((resolve) => {
-          const socket = net.connect(port, "127.0.0.1", () => (socket.destroy(), resolve(true)))
-          socket.once("error", () => resolve(false))
-        })
-      )
-      if (up) break
-      if (tries > 100) return yield* Effect.die(new Error(`the sshd on ${port} did not listen`))
-      yield* Effect.sleep("50 millis")
-    }
+    const { port } = yield* ownSshd(dir, `MaxSessions 100\nSubsystem sftp internal-sftp -P ${refused}`)
     return { runner: yield* runnerOn(port), dir, file }
   })
 
