@@ -53,6 +53,22 @@ const sshRunnerRefusing = (refused: string) =>
     return { runner: yield* runnerOn(port), dir, file }
   })
 
+/**
+ * `createFile` of `marker` in `dir` (made writable by `sdktest`) twice: the first creates it, its text and exact mode, the
+ * second answers `false` and leaves it; no temporary file is left.
+ */
+const createsOnce = (runner: Runner.CommandRunner, dir: string) =>
+  Effect.gen(function*() {
+    fs.chmodSync(dir, 0o777)
+    const file = path.join(dir, "marker")
+    assert.isTrue(yield* bounded(runner.createFile(file, "first\n", 0o640)))
+    assert.isFalse(yield* bounded(runner.createFile(file, "second\n", 0o644)))
+    assert.strictEqual(fs.readFileSync(file, "utf8"), "first\n")
+    assert.strictEqual(fs.statSync(file).mode & 0o777, 0o640)
+    assert.strictEqual(fs.statSync(file).nlink, 1)
+    assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.startsWith("marker")), ["marker"], "no temporary file left")
+  })
+
 describe("CommandRunner on this machine", () => {
   it.live("exists: a file or directory is there, a missing one is not; a path it cannot look at fails, naming it", () =>
     Effect.gen(function*() {
@@ -89,13 +105,7 @@ describe("CommandRunner over SSH", () => {
   it.live("writeFile, chmod and createFile over SFTP: a file written whole, never replaced by createFile; a failure names the file", () =>
     Effect.gen(function*() {
       const { runner, dir } = yield* sshRunner
-      fs.chmodSync(dir, 0o777)
-      const file = path.join(dir, "marker")
-      assert.isTrue(yield* bounded(runner.createFile(file, "first\n", 0o640)))
-      assert.isFalse(yield* bounded(runner.createFile(file, "second\n", 0o644)))
-      assert.strictEqual(fs.readFileSync(file, "utf8"), "first\n")
-      assert.strictEqual(fs.statSync(file).mode & 0o777, 0o640)
-      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f !== "hello").sort(), ["marker"], "no temporary file left")
+      yield* createsOnce(runner, dir)
       // root's directory that sdktest may not search
       const closed = path.join(dir, "closed")
       fs.mkdirSync(closed, { mode: 0o700 })
@@ -113,20 +123,12 @@ describe("CommandRunner over SSH", () => {
       assert.include(chmod.message, `cannot chmod ${shared}: Permission denied`)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
-
   it.live("createFile over an SFTP server that refuses hardlink@openssh.com: created in place, whole, never replaced; of eight at once one wins and no reader sees part of it", () =>
     Effect.gen(function*() {
       const { runner, dir } = yield* sshRunnerRefusing("hardlink,fsync")
-      fs.chmodSync(dir, 0o777)
-      const file = path.join(dir, "marker")
       // before the fallback: `cannot write <file>: Server does not support this extended request` (OpenSSH does not offer
       // a request it refuses)
-      assert.isTrue(yield* bounded(runner.createFile(file, "first\n", 0o640)))
-      assert.isFalse(yield* bounded(runner.createFile(file, "second\n", 0o644)))
-      assert.strictEqual(fs.readFileSync(file, "utf8"), "first\n")
-      assert.strictEqual(fs.statSync(file).mode & 0o777, 0o640)
-      assert.strictEqual(fs.statSync(file).nlink, 1)
-      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.startsWith("marker")), ["marker"], "no temporary file left")
+      yield* createsOnce(runner, dir)
       // eight at once, of eight lengths, while another process reads the file as fast as it can: one is created, and the
       // reader sees no file, an empty one (between the create and the write) or the winner's text, never part of one
       const raced = path.join(dir, "raced")
