@@ -271,7 +271,6 @@ const sftpCalls = (sftp: SFTPWrapper) => ({
   } satisfies InPlace<Buffer>
 })
 
-
 /** Commands over one SSH connection (exec) and files over SFTP; the connection closes with the scope. Errors name `backend`. */
 export const ssh = (options: SshOptions, backend: string): Effect.Effect<CommandRunner, Errors.BackendError, Scope.Scope> =>
   Effect.gen(function*() {
