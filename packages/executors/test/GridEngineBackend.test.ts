@@ -756,9 +756,10 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 120_000 })
 })
 
-/** The test sshd started; a work directory anyone may write; the SSH settings of `sdktest` on `port` (the test sshd's host key). */
+const startSshd = () => execFileSync("bash", [script("start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
+
+/** A work directory anyone may write, and the SSH settings of `sdktest` on `port` (the test sshd's host key). */
 const overSsh = (port = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)) => {
-  execFileSync("bash", [script("start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
   const keyDir = process.env["SSH_KEY_DIR"] ?? "/var/lib/trex-test-ssh"
   const hostKey = fs.readFileSync(path.join(keyDir, "known_hosts"), "utf8").trim().split(/\s+/)[2]!
   const remoteDir = fs.mkdtempSync("/tmp/trex-gridengine-ssh-")
@@ -779,6 +780,7 @@ describe("GridEngineBackend over SSH", () => {
   it.live("runs the same logic over SSH (ssh2 exec + SFTP) as another user, SGE_ROOT from the config", () =>
     Effect.gen(function*() {
       yield* startGridEngine
+      startSshd()
       const { remoteDir, ssh } = overSsh()
       const backend = yield* GridEngineBackend.make({ workDir: remoteDir, pollIntervalMs: 300, sgeRoot, ssh })
       const ref = yield* backend.submit(spec("ssh", "echo \"user=$(id -un) secret=$TOKEN\"; echo '{\"metrics\":{},\"primary\":1}' > result.json", {
@@ -806,7 +808,7 @@ describe("GridEngineBackend over SSH", () => {
   it.live("a cancel over an SFTP server that refuses hardlink@openssh.com still marks the job (created in place): a held job deleted before it ran reads Cancelled", () =>
     Effect.gen(function*() {
       yield* startGridEngine
-      overSsh()
+      startSshd()
       const sshdDir = yield* Effect.acquireRelease(Effect.sync(() => fs.mkdtempSync("/tmp/trex-gridengine-sshd-")), (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true })))
       const { port } = yield* ownSshd(sshdDir, "MaxSessions 100\nSubsystem sftp internal-sftp -P hardlink,fsync")
       const { remoteDir, ssh } = overSsh(port)
