@@ -1,6 +1,6 @@
 // The SSH command runner (ssh2 exec + SFTP) that the Slurm and Grid Engine backends share, against the real sshd
 // that scripts/services/start-sshd.sh starts (user sdktest, key-only); the backends' own tests run their logic over it.
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import * as Runner from "../src/internal/commandRunner.ts"
+import { ownSshd } from "./support/ownSshd.ts"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
 
@@ -16,25 +17,57 @@ const bounded = <A, E>(effect: Effect.Effect<A, E>) => Effect.timeout(effect, "2
 
 let sshdStarted = false
 
-/** A runner over SSH as `sdktest` (the sshd started once), and a directory it can read holding `hello` (5 bytes), removed with the scope. */
-const sshRunner = Effect.gen(function*() {
-  if (!sshdStarted) execFileSync("bash", [path.join(repoRoot, "scripts/services/start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
-  sshdStarted = true
+/** A runner over SSH as `sdktest` to the test sshd's host key on `port`. */
+const runnerOn = (port: number) => {
   const keyDir = process.env["SSH_KEY_DIR"] ?? "/var/lib/trex-test-ssh"
   const hostKey = fs.readFileSync(path.join(keyDir, "known_hosts"), "utf8").trim().split(/\s+/)[2]!
-  const dir = yield* Effect.acquireRelease(Effect.sync(() => fs.mkdtempSync("/tmp/trex-runner-ssh-")), (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true })))
-  fs.chmodSync(dir, 0o755)
-  const file = path.join(dir, "hello")
-  fs.writeFileSync(file, "hello", { mode: 0o644 })
-  const runner = yield* Runner.ssh({
+  return Runner.ssh({
     host: "127.0.0.1",
-    port: Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222),
+    port,
     username: "sdktest",
     privateKey: Redacted.make(fs.readFileSync(path.join(keyDir, "id_ed25519"), "utf8")),
     hostKeySha256: createHash("sha256").update(Buffer.from(hostKey, "base64")).digest("base64")
   }, "test")
+}
+
+/** A runner over SSH as `sdktest` (the sshd started once), and a directory it can read holding `hello` (5 bytes), removed with the scope. */
+const sshRunner = Effect.gen(function*() {
+  if (!sshdStarted) execFileSync("bash", [path.join(repoRoot, "scripts/services/start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
+  sshdStarted = true
+  const dir = yield* Effect.acquireRelease(Effect.sync(() => fs.mkdtempSync("/tmp/trex-runner-ssh-")), (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true })))
+  fs.chmodSync(dir, 0o755)
+  const file = path.join(dir, "hello")
+  fs.writeFileSync(file, "hello", { mode: 0o644 })
+  const runner = yield* runnerOn(Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222))
   return { runner, dir, file }
 })
+
+/**
+ * A runner as `sdktest` over an sshd of the test's own (support/ownSshd.ts) whose SFTP subsystem is OpenSSH's own
+ * refusing `refused` requests (`internal-sftp -P`, as an admin may start it).
+ */
+const sshRunnerRefusing = (refused: string) =>
+  Effect.gen(function*() {
+    const { dir, file } = yield* sshRunner
+    const { port } = yield* ownSshd(dir, `MaxSessions 100\nSubsystem sftp internal-sftp -P ${refused}`)
+    return { runner: yield* runnerOn(port), dir, file }
+  })
+
+/**
+ * `createFile` of `marker` in `dir` (made writable by `sdktest`) twice: the first creates it, its text and exact mode, the
+ * second answers `false` and leaves it; no temporary file is left.
+ */
+const createsOnce = (runner: Runner.CommandRunner, dir: string) =>
+  Effect.gen(function*() {
+    fs.chmodSync(dir, 0o777)
+    const file = path.join(dir, "marker")
+    assert.isTrue(yield* bounded(runner.createFile(file, "first\n", 0o640)))
+    assert.isFalse(yield* bounded(runner.createFile(file, "second\n", 0o644)))
+    assert.strictEqual(fs.readFileSync(file, "utf8"), "first\n")
+    assert.strictEqual(fs.statSync(file).mode & 0o777, 0o640)
+    assert.strictEqual(fs.statSync(file).nlink, 1)
+    assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.startsWith("marker")), ["marker"], "no temporary file left")
+  })
 
 describe("CommandRunner on this machine", () => {
   it.live("exists: a file or directory is there, a missing one is not; a path it cannot look at fails, naming it", () =>
@@ -72,13 +105,7 @@ describe("CommandRunner over SSH", () => {
   it.live("writeFile, chmod and createFile over SFTP: a file written whole, never replaced by createFile; a failure names the file", () =>
     Effect.gen(function*() {
       const { runner, dir } = yield* sshRunner
-      fs.chmodSync(dir, 0o777)
-      const file = path.join(dir, "marker")
-      assert.isTrue(yield* bounded(runner.createFile(file, "first\n", 0o640)))
-      assert.isFalse(yield* bounded(runner.createFile(file, "second\n", 0o644)))
-      assert.strictEqual(fs.readFileSync(file, "utf8"), "first\n")
-      assert.strictEqual(fs.statSync(file).mode & 0o777, 0o640)
-      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f !== "hello").sort(), ["marker"], "no temporary file left")
+      yield* createsOnce(runner, dir)
       // root's directory that sdktest may not search
       const closed = path.join(dir, "closed")
       fs.mkdirSync(closed, { mode: 0o700 })
@@ -96,6 +123,34 @@ describe("CommandRunner over SSH", () => {
       assert.include(chmod.message, `cannot chmod ${shared}: Permission denied`)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live("createFile over an SFTP server that refuses hardlink@openssh.com: created in place, whole, never replaced; of eight at once one wins and no reader sees part of it", () =>
+    Effect.gen(function*() {
+      const { runner, dir } = yield* sshRunnerRefusing("hardlink,fsync")
+      // before the fallback: `cannot write <file>: Server does not support this extended request` (OpenSSH does not offer
+      // a request it refuses)
+      yield* createsOnce(runner, dir)
+      // eight at once, of eight lengths, while another process reads the file as fast as it can: one is created, and the
+      // reader sees no file, an empty one (between the create and the write) or the winner's text, never part of one
+      const raced = path.join(dir, "raced")
+      const reader = spawn(process.execPath, ["-e", `
+        const fs = require("node:fs"); const seen = new Set(); const until = Date.now() + 20000
+        while (Date.now() < until && !fs.existsSync(process.argv[1] + ".done")) {
+          try { seen.add(fs.readFileSync(process.argv[1], "utf8")) } catch (e) { if (e.code !== "ENOENT") throw e; seen.add(null) }
+        }
+        process.stdout.write(JSON.stringify([...seen]))`, raced], { stdio: ["ignore", "pipe", "inherit"] })
+      let out = ""
+      reader.stdout.on("data", (d: Buffer) => (out += d.toString()))
+      const texts = Array.from({ length: 8 }, (_, i) => `{"cancel":${i},"pad":"${"x".repeat(i * 9)}"}\n`)
+      const created = yield* Effect.forEach(texts, (text) => bounded(runner.createFile(raced, text, 0o644)), { concurrency: "unbounded" })
+      fs.writeFileSync(raced + ".done", "")
+      yield* Effect.promise(() => new Promise((resolve) => reader.once("close", resolve)))
+      assert.strictEqual(created.filter((c) => c).length, 1, String(created))
+      const winner = texts[created.indexOf(true)]!
+      assert.strictEqual(fs.readFileSync(raced, "utf8"), winner)
+      const seen = JSON.parse(out) as Array<string | null>
+      assert.include(seen, winner)
+      for (const text of seen) assert.include([null, "", winner], text)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
 
   it.live("readFrom of 0 bytes (a look for a file) answers and keeps the connection; a read ssh2 or Node refuses by throwing fails, not hangs", () =>
     Effect.gen(function*() {

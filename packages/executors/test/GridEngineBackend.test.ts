@@ -15,6 +15,7 @@ import { checkLoudWatch, loudScript } from "./support/loudLog.ts"
 import { eventually } from "./support/eventually.ts"
 import { checkEndedBeforeFirstWatch, collect, ENDED_FIRST_SCRIPT, exitOf, specIn } from "./support/batchJobs.ts"
 import { cleanup, lockDir, plant, sleeper, startTime } from "./support/gpuLocks.ts"
+import { ownSshd } from "./support/ownSshd.ts"
 import * as GridEngineBackend from "../src/GridEngineBackend.ts"
 import * as Script from "../src/internal/gridengineScript.ts"
 import * as Query from "../src/internal/gridengineQuery.ts"
@@ -756,27 +757,33 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     }).pipe(Effect.scoped, Effect.ensuring(startGridEngine)), { timeout: 300_000 })
 })
 
+const startSshd = () => execFileSync("bash", [script("start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
+
+/** A work directory anyone may write, and the SSH settings of `sdktest` on `port` (the test sshd's host key). */
+const overSsh = (port = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)) => {
+  const keyDir = process.env["SSH_KEY_DIR"] ?? "/var/lib/trex-test-ssh"
+  const hostKey = fs.readFileSync(path.join(keyDir, "known_hosts"), "utf8").trim().split(/\s+/)[2]!
+  const remoteDir = fs.mkdtempSync("/tmp/trex-gridengine-ssh-")
+  fs.chmodSync(remoteDir, 0o777)
+  return {
+    remoteDir,
+    ssh: {
+      host: "127.0.0.1",
+      port,
+      username: "sdktest",
+      privateKey: Redacted.make(fs.readFileSync(path.join(keyDir, "id_ed25519"), "utf8")),
+      hostKeySha256: createHash("sha256").update(Buffer.from(hostKey, "base64")).digest("base64")
+    }
+  }
+}
+
 describe("GridEngineBackend over SSH", () => {
   it.live("runs the same logic over SSH (ssh2 exec + SFTP) as another user, SGE_ROOT from the config", () =>
     Effect.gen(function*() {
       yield* startGridEngine
-      execFileSync("bash", [script("start-sshd.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 })
-      const keyDir = process.env["SSH_KEY_DIR"] ?? "/var/lib/trex-test-ssh"
-      const hostKey = fs.readFileSync(path.join(keyDir, "known_hosts"), "utf8").trim().split(/\s+/)[2]!
-      const remoteDir = fs.mkdtempSync("/tmp/trex-gridengine-ssh-")
-      fs.chmodSync(remoteDir, 0o777)
-      const backend = yield* GridEngineBackend.make({
-        workDir: remoteDir,
-        pollIntervalMs: 300,
-        sgeRoot,
-        ssh: {
-          host: "127.0.0.1",
-          port: Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222),
-          username: "sdktest",
-          privateKey: Redacted.make(fs.readFileSync(path.join(keyDir, "id_ed25519"), "utf8")),
-          hostKeySha256: createHash("sha256").update(Buffer.from(hostKey, "base64")).digest("base64")
-        }
-      })
+      startSshd()
+      const { remoteDir, ssh } = overSsh()
+      const backend = yield* GridEngineBackend.make({ workDir: remoteDir, pollIntervalMs: 300, sgeRoot, ssh })
       const ref = yield* backend.submit(spec("ssh", "echo \"user=$(id -un) secret=$TOKEN\"; echo '{\"metrics\":{},\"primary\":1}' > result.json", {
         env: { TOKEN: Redacted.make("t0k") }
       }))
@@ -798,4 +805,23 @@ describe("GridEngineBackend over SSH", () => {
         assert.deepStrictEqual([again.outcome, again.failureKind, again.exitCode], [was.outcome, was.failureKind, was.exitCode], again.message)
       }
     }).pipe(Effect.scoped), { timeout: 300_000 })
+
+  it.live("a cancel over an SFTP server that refuses hardlink@openssh.com still marks the job (created in place): a held job deleted before it ran reads Cancelled", () =>
+    Effect.gen(function*() {
+      yield* startGridEngine
+      startSshd()
+      const sshdDir = yield* Effect.acquireRelease(Effect.sync(() => fs.mkdtempSync("/tmp/trex-gridengine-sshd-")), (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true })))
+      const { port } = yield* ownSshd(sshdDir, "MaxSessions 100\nSubsystem sftp internal-sftp -P hardlink,fsync")
+      const { remoteDir, ssh } = overSsh(port)
+      // held (hqw): deleted by the cancel before it runs, its end read from the marker at once
+      const backend = yield* GridEngineBackend.make({ workDir: remoteDir, pollIntervalMs: 300, sgeRoot, ssh, extraDirectives: ["-h"] })
+      const ref = yield* backend.submit(spec("ssh-no-hardlink", "echo ran"))
+      yield* backend.cancel(ref).pipe(Effect.timeout("60 seconds"))
+      const marker = path.join(ref.data.jobDir as string, Script.CANCEL_FILE)
+      // before the fallback: no marker ("cannot write ...: Server does not support this extended request", warned)
+      assert.deepStrictEqual(Script.parseCancelMarker(fs.readFileSync(marker, "utf8")), { waiting: false })
+      assert.strictEqual(fs.statSync(marker).uid, Number(execFileSync("id", ["-u", "sdktest"], { encoding: "utf8" })))
+      const exit = yield* Backend.awaitExit(backend, ref).pipe(Effect.timeout("60 seconds"))
+      assert.strictEqual(exit.outcome, "Cancelled", exit.message)
+    }).pipe(Effect.scoped), { timeout: 120_000 })
 })

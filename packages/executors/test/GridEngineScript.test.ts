@@ -221,6 +221,29 @@ describe("a cancel's marker and the job's exit record", () => {
     assert.strictEqual(run.status, 0)
   })
 
+  it("a marker left empty (created in place where no hard link can be made, its cancel stopped before its write) keeps no later cancel out; one being written is waited for, a cut-short one kept", async () => {
+    const dir = tempDir("trex-ge-stale-")
+    const runner = Runner.local("test")
+    const file = path.join(dir, Script.CANCEL_FILE)
+    const cancel = () => Effect.runPromise(Query.markCancelled(runner, dir, undefined, Effect.succeed(undefined), "job", new Date("2026-12-06T10:00:00.000Z")))
+    // its cancel stopped between the create and the write, so before its qdel: before the fix, no later cancel wrote
+    // one, and the end its qdel made read as the job's own
+    fs.writeFileSync(file, "")
+    assert.isTrue(await cancel(), "a later cancel writes its marker")
+    assert.deepStrictEqual(await Effect.runPromise(Query.readCancelMarker(runner, dir)), { waiting: false })
+    // a cancel still writing it (its qdel not yet run): waited for, and kept
+    const theirs = '{"at":"2026-12-06T09:00:00.000Z","runs":1,"waiting":true}\n'
+    fs.writeFileSync(file, "")
+    const writing = setTimeout(() => fs.writeFileSync(file, theirs), 300)
+    assert.isFalse(await cancel(), "the marker being written is kept")
+    clearTimeout(writing)
+    assert.strictEqual(fs.readFileSync(file, "utf8"), theirs)
+    // an earlier TREX's, cut short (the script counts it: not empty): kept
+    fs.writeFileSync(file, "2026-12-06T0")
+    assert.isFalse(await cancel())
+    assert.strictEqual(fs.readFileSync(file, "utf8"), "2026-12-06T0")
+  })
+
   it("a cancel marks a job with no record, one whose command asked to run again, and one qstat still lists under its name (a rerun may have started since the look); not one gone", () => {
     const rec = (exitCode: number, runs?: number) => Script.exitRecord(JSON.stringify({ exitCode, start: 1, end: 2, ...(runs !== undefined ? { runs } : {}), notified: 0 }))!
     const job = (state: string, name = "mine"): Script.QueuedJob => ({ id: "5", state, name, slots: 1 })

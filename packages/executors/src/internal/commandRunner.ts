@@ -27,8 +27,11 @@ export interface CommandRunner {
   readonly mkdirp: (dir: string) => Effect.Effect<void, Errors.BackendError>
   readonly writeFile: (file: string, content: string, mode: number) => Effect.Effect<void, Errors.BackendError>
   /**
-   * Create `file` whole, unless it exists: written under a temporary name, then linked into place (a reader sees all of
-   * it or no file, and a file already there is never replaced); `false` when it was there.
+   * Create `file`, unless it exists (a file already there is never replaced); `false` when it was there. Written under a
+   * temporary name, then linked into place: a reader sees all of it or no file. Where no link can be made (an SFTP server
+   * without `hardlink@openssh.com`, or that denies it; a file system without hard links), created in place instead: made
+   * only if absent (`O_EXCL`), its mode set, its content in one write, then synced. A reader may then see it empty for a
+   * moment (between the create and the write), never in part.
    */
   readonly createFile: (file: string, content: string, mode: number) => Effect.Effect<boolean, Errors.BackendError>
   /**
@@ -46,6 +49,67 @@ export interface CommandRunner {
 
 /** A temporary name next to `file`, unique to this call. */
 const tempNameFor = (file: string) => `${file}.${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp`
+
+/** The steps of {@link createInPlace} on one file system, each a promise. */
+interface InPlace<H> {
+  /** Create `file` with `mode` (exactly, whatever the umask), only if absent (`O_EXCL`): its handle, `undefined` when it was there. */
+  readonly open: (file: string, mode: number) => Promise<H | undefined>
+  /** Write all of `data` at offset 0, in one request (one `write(2)`), or fail. */
+  readonly write: (handle: H, data: Buffer) => Promise<void>
+  readonly sync: (handle: H) => Promise<void>
+  readonly close: (handle: H) => Promise<void>
+  readonly remove: (file: string) => Promise<void>
+}
+
+/**
+ * `createFile` where a file cannot be linked into place: created only if absent, its mode set before any byte is in it,
+ * the content in one write (a reader sees no file, an empty one, or all of it: a write of a few bytes is not seen in
+ * part), synced, so that a crash of the machine does not leave it empty either. One whose write fails is removed.
+ */
+const createInPlace = async <H>(steps: InPlace<H>, file: string, content: string, mode: number): Promise<boolean> => {
+  const handle = await steps.open(file, mode)
+  if (handle === undefined) return false
+  try {
+    await steps.write(handle, Buffer.from(content))
+    await steps.sync(handle)
+  } catch (e) {
+    await steps.close(handle).catch(() => undefined)
+    await steps.remove(file).catch(() => undefined)
+    throw e
+  }
+  await steps.close(handle)
+  return true
+}
+
+/** What `link(2)` says on a file system that makes no hard links (FAT, some FUSE and network file systems). */
+const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXDEV"])
+
+const localInPlace: InPlace<fs.FileHandle> = {
+  open: async (file, mode) => {
+    let handle: fs.FileHandle
+    try {
+      handle = await fs.open(file, "wx", mode)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return undefined
+      throw e
+    }
+    try {
+      await handle.chmod(mode)
+    } catch (e) {
+      await handle.close().catch(() => undefined)
+      await fs.rm(file, { force: true })
+      throw e
+    }
+    return handle
+  },
+  write: async (handle, data) => {
+    const { bytesWritten } = await handle.write(data, 0, data.length, 0)
+    if (bytesWritten !== data.length) throw new Error(`wrote ${bytesWritten} of ${data.length} bytes`)
+  },
+  sync: (handle) => handle.sync(),
+  close: (handle) => handle.close(),
+  remove: (file) => fs.rm(file, { force: true })
+}
 
 const failFor = (backend: string) => (operation: string, message: string, retryable = true) =>
   new Errors.BackendError({ backend, operation, message, retryable })
@@ -91,7 +155,11 @@ export const local = (backend: string): CommandRunner => {
           try {
             await fs.writeFile(temp, content, { mode })
             await fs.chmod(temp, mode)
-            return await fs.link(temp, file).then(() => true, (e: NodeJS.ErrnoException) => (e.code === "EEXIST" ? false : Promise.reject(e)))
+            return await fs.link(temp, file).then(
+              () => true,
+              (e: NodeJS.ErrnoException) =>
+                e.code === "EEXIST" ? false : NO_LINKS.has(e.code ?? "") ? createInPlace(localInPlace, file, content, mode) : Promise.reject(e)
+            )
           } finally {
             await fs.rm(temp, { force: true })
           }
@@ -159,6 +227,8 @@ const promised = <A>(f: (cb: (err: Error | null | undefined, a: A) => void) => v
     }
   })
 
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
 /** The SFTP calls the runner makes, each a {@link promised} call. */
 const sftpCalls = (sftp: SFTPWrapper) => ({
   open: (file: string, flags: "r") => promised<Buffer>((cb) => sftp.open(file, flags, cb)),
@@ -169,10 +239,37 @@ const sftpCalls = (sftp: SFTPWrapper) => ({
   writeFile: (file: string, content: string, mode: number) => promised<void>((cb) => sftp.writeFile(file, content, { mode }, (err) => cb(err, undefined))),
   chmod: (file: string, mode: number) => promised<void>((cb) => sftp.chmod(file, mode, (err) => cb(err, undefined))),
   link: (target: string, file: string) => promised<void>((cb) => sftp.ext_openssh_hardlink(target, file, (err) => cb(err, undefined))),
-  unlink: (file: string) => promised<void>((cb) => sftp.unlink(file, (err) => cb(err, undefined)))
+  unlink: (file: string) => promised<void>((cb) => sftp.unlink(file, (err) => cb(err, undefined))),
+  // SSH_FXF_CREAT | SSH_FXF_EXCL: OpenSSH's sftp-server opens with O_EXCL, and answers FAILURE for a file there
+  inPlace: {
+    open: async (file, mode) => {
+      let handle: Buffer
+      try {
+        handle = await promised<Buffer>((cb) => sftp.open(file, "wx", { mode }, cb))
+      } catch (e) {
+        return promised<Stats>((cb) => sftp.stat(file, cb)).then(() => undefined, () => Promise.reject(e))
+      }
+      try {
+        await promised<void>((cb) => sftp.fchmod(handle, mode, (err) => cb(err, undefined)))
+      } catch (e) {
+        await promised<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))).catch(() => undefined)
+        await promised<void>((cb) => sftp.unlink(file, (err) => cb(err, undefined))).catch(() => undefined)
+        throw e
+      }
+      return handle
+    },
+    // a few bytes are one SSH_FXP_WRITE, which sftp-server makes one write(2)
+    write: (handle, data) => promised<number>((cb) => sftp.write(handle, data, 0, data.length, 0, (err) => cb(err, data.length))).then(() => undefined),
+    // fsync@openssh.com where the server offers and allows it (ssh2 throws when it is not offered; a server started with
+    // `-P fsync` answers PERMISSION_DENIED): without it, the written bytes are the server's to keep
+    sync: (handle) =>
+      promised<void>((cb) => sftp.ext_openssh_fsync(handle, (err) => cb(err, undefined))).catch((e: unknown) =>
+        /does not support/.test(message(e)) || (e as { code?: unknown }).code === 3 ? undefined : Promise.reject(e)
+      ),
+    close: (handle) => promised<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))),
+    remove: (file) => promised<void>((cb) => sftp.unlink(file, (err) => cb(err, undefined)))
+  } satisfies InPlace<Buffer>
 })
-
-const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
 /** Commands over one SSH connection (exec) and files over SFTP; the connection closes with the scope. Errors name `backend`. */
 export const ssh = (options: SshOptions, backend: string): Effect.Effect<CommandRunner, Errors.BackendError, Scope.Scope> =>
@@ -229,7 +326,8 @@ export const ssh = (options: SshOptions, backend: string): Effect.Effect<Command
           Effect.andThen(call("writeFile", `cannot write ${file}`, () => sftp.writeFile(file, content, mode))),
           Effect.andThen(call("chmod", `cannot chmod ${file}`, () => sftp.chmod(file, mode)))
         ),
-      // OpenSSH's hardlink@openssh.com: link(2), which never replaces a file; its failure says no more than "failure"
+      // OpenSSH's hardlink@openssh.com: link(2), which never replaces a file; its failure says no more than "failure" (or
+      // "permission denied": a server started with `-P hardlink`, or link(2)'s EPERM): with no file there, created in place
       createFile: (file, content, mode) =>
         Effect.gen(function*() {
           yield* runner.mkdirp(path.posix.dirname(file))
@@ -237,8 +335,11 @@ export const ssh = (options: SshOptions, backend: string): Effect.Effect<Command
           return yield* Effect.gen(function*() {
             yield* call("writeFile", `cannot write ${file}`, () => sftp.writeFile(temp, content, mode))
             yield* call("chmod", `cannot chmod ${file}`, () => sftp.chmod(temp, mode))
-            const linked = yield* call("link", `cannot write ${file}`, () => sftp.link(temp, file).then(() => true, (e: unknown) => sftp.stat(file).then(() => false, () => Promise.reject(e))))
-            return linked
+            return yield* call("link", `cannot write ${file}`, () =>
+              sftp.link(temp, file).then(
+                () => true,
+                () => sftp.stat(file).then(() => false, () => createInPlace(sftp.inPlace, file, content, mode))
+              ))
           }).pipe(Effect.ensuring(Effect.promise(() => sftp.unlink(temp).catch(() => undefined))))
         }),
       readFrom: (file, offset, max) =>

@@ -145,8 +145,9 @@ export const qacct = (ge: Client, id: string, name: string | undefined) =>
 
 /**
  * A cancel's marking of the job in `jobDir`: the marker ({@link Script.cancelMarker}) from its exit record (`recorded`) and,
- * for a record that does not say the job runs again, what `look` (qstat, once) lists under its id; written whole (a reader
- * never sees part of it) and never over a marker there. A marker there is an earlier cancel's, which saw the job before
+ * for a record that does not say the job runs again, what `look` (qstat, once) lists under its id; written whole
+ * (`createFile`: a reader sees none of it, all of it, or, where no hard link can be made, an empty file for a moment) and
+ * never over a marker there. A marker there is an earlier cancel's, which saw the job before
  * this one did: a second cancel, while qstat still lists the job the first one's qdel is ending (`dr`), would otherwise
  * say it saw that end's record, and the end would read as the job's own. Whether this cancel wrote the marker.
  */
@@ -160,9 +161,20 @@ export const markCancelled = <E>(
 ): Effect.Effect<boolean, Errors.BackendError | E> =>
   Effect.gen(function*() {
     const file = `${jobDir}/${Script.CANCEL_FILE}`
-    if (yield* runner.exists(file)) return false
+    const there = yield* runner.exists(file)
+    // looked at before a marker there is read: see below
     const marker = Script.cancelMarker(recorded, recorded === undefined || Script.runsAgain(recorded) ? undefined : yield* look, name)
     if (marker === undefined) return false
+    if (there) {
+      if ((yield* readCancelMarker(runner, jobDir)) !== undefined) return false
+      // still empty after a second: created in place (`createFile` without hard links) by a cancel that stopped before its
+      // write, and so before its qdel; it would keep every later cancel's marker out. Removed if still empty, and this
+      // cancel's written. What this cancel saw (its record, its qstat) it saw before its last read found no marker whole,
+      // so before any other cancel's qdel (each comes after its marker is whole): not the end such a qdel made (JT's
+      // second cancel)
+      const removed = yield* runner.exec("sh", ["-c", '[ -s "$1" ] || rm -f -- "$1"', "sh", file])
+      if (removed.code !== 0) return yield* Effect.fail(fail("rm", `cannot remove the empty marker ${file}: ${removed.stderr.trim()}`, false))
+    }
     return yield* runner.createFile(file, Script.renderCancelMarker(marker, at), 0o644)
   })
 
@@ -172,8 +184,9 @@ const MARKER_REREAD = "200 millis"
 
 /**
  * The cancel marker in `jobDir` ({@link Script.parseCancelMarker}); `undefined` when there is none. One not yet written
- * whole (empty: an earlier TREX wrote it in place) is read again; one still not whole after a second is a cancel that
- * stopped before it wrote it, and so before its qdel: no marker.
+ * whole (empty: created in place by `createFile` where no hard link can be made, or written in place by an earlier TREX)
+ * is read again; one still not whole after a second is a cancel that stopped before it wrote it, and so before its
+ * qdel: no marker.
  */
 export const readCancelMarker = (runner: CommandRunner, jobDir: string): Effect.Effect<Script.CancelMarker | "earlier" | undefined, Errors.BackendError> =>
   Effect.gen(function*() {

@@ -19,7 +19,8 @@ export const sshPort = Number(process.env["TREX_TEST_SSH_PORT"] ?? 2222)
 export const sshKeys = "/var/lib/trex-test-ssh"
 
 /**
- * An sshd with `settings` in place of the test sshd's `MaxSessions` line; its files in `dir`. `hostKeys` (private key
+ * An sshd with `settings` in place of the test sshd's `MaxSessions` line (and of its `Subsystem sftp` line, when
+ * `settings` has one); its files in `dir`. `hostKeys` (private key
  * files) in place of the test sshd's host key when given: its known_hosts then knows the first of them.
  */
 export const ownSshd = (dir: string, settings: string, hostKeys?: ReadonlyArray<string>) =>
@@ -36,6 +37,7 @@ export const ownSshd = (dir: string, settings: string, hostKeys?: ReadonlyArray<
       Fs.writeFileSync(
         conf,
         base.replace(/^Port .*$/m, `Port ${port}`).replace(/^PidFile .*$/m, `PidFile ${Path.join(dir, `sshd.${port}.pid`)}`).replace(/^MaxSessions .*$/m, `${settings}\nSetEnv HOME=/nonexistent`)
+          .replace(/^Subsystem sftp .*$/m, (line) => (/^Subsystem sftp /m.test(settings) ? "" : line))
           .replace(/^HostKey .*$/m, (line) => hostKeys === undefined ? line : hostKeys.map((k) => `HostKey ${k}`).join("\n"))
       )
       const knownHosts = Path.join(dir, `known_hosts.${port}`)
