@@ -549,13 +549,13 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       yield* Effect.logWarning(`DockerBackend: ${unlimited}`)
     }
     const jobDir = Path.join(root, spec.labels.node)
+    // the containers of this directory's earlier jobs whose exits were recorded stay known as such while the engine
+    // has them (one left `dead`, its removal refused, is removed by a later backend's start: see the end of `make`)
+    const ended = yield* stillOnEngine(endedIn(jobDir))
     yield* Effect.try({
       try: () => {
         Fs.mkdirSync(jobDir, { recursive: true })
-        // the containers of this directory's earlier jobs whose exits were recorded stay known as such (one left
-        // `dead`, its removal refused, is removed by a later backend's start: see the end of `make`)
         // written first, in one step (over the earlier job's record), so that a submit that fails halfway loses none
-        const ended = endedIn(jobDir)
         if (ended.length > 0) writeJson(Path.join(jobDir, Spec.RECORD.job), { ended } satisfies JobRecord)
         for (const f of [...Object.values(Spec.MARKER), ...Object.values(Spec.RECORD), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]) {
           if (f !== Spec.RECORD.job || ended.length === 0) Fs.rmSync(Path.join(jobDir, f), { force: true })
@@ -710,6 +710,20 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   /** The containers of `jobDir`'s jobs whose exits were recorded, the last one's included (before a new job there clears the records). */
   const endedIn = (jobDir: string): ReadonlyArray<EndedJob> =>
     endedFrom(readJson(Path.join(jobDir, Spec.RECORD.job)), () => readJson(Path.join(jobDir, Spec.RECORD.exit)))
+
+  /**
+   * Of a job directory's ended containers, those the engine may still have. An entry of `ended` serves only a later
+   * start's removal of its container left `dead`: one the engine says it no longer has (404) is dropped when the
+   * directory's next job is submitted, so that `ended` holds only containers whose removal was refused (none, as a
+   * rule). Any other answer, or none (the engine away), keeps it. The directory's last job (its container and
+   * `.trex-exit.json`, which a resume reads) is not an entry until a new job there replaces it.
+   */
+  const stillOnEngine = (ended: ReadonlyArray<EndedJob>) =>
+    Effect.map(
+      Effect.forEach(ended, (e) =>
+        Effect.promise(() => docker.getContainer(e.container).inspect().then(() => true, (err: unknown) => !isNotFound(err)))),
+      (kept) => ended.filter((_, i) => kept[i])
+    )
 
   /**
    * A container whose exit was read and whose removal the engine refused: said once (`how`: what became of it), and
