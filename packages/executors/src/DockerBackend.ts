@@ -733,16 +733,23 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     endedFrom(readJson(Path.join(jobDir, Spec.RECORD.job)), () => readJson(Path.join(jobDir, Spec.RECORD.exit)))
 
   /**
-   * Of a job directory's ended containers, those the engine may still have. An entry of `ended` serves only a later
-   * start's removal of its container left `dead`: one the engine says it no longer has (404) is dropped when the
-   * directory's next job is submitted, so that `ended` holds only containers whose removal was refused (none, as a
-   * rule). Any other answer, or none (the engine away), keeps it. The directory's last job (its container and
-   * `.trex-exit.json`, which a resume reads) is not an entry until a new job there replaces it.
+   * Of a job directory's ended containers, those a later start may have to remove. An entry of `ended` serves only a
+   * backend's start's removal of its container left `dead`: when the directory's next job is submitted, one the engine
+   * says it no longer has (404) is dropped, and so is one kept (`keep`: exited, never removed by this backend; without
+   * `keep` an exited one stays, its watch removing it, and a refusal leaving it dead), so that `ended` holds only
+   * containers whose removal was refused (none, as a rule). Any other answer, or none (the engine away), keeps it. The
+   * directory's last job (its container and `.trex-exit.json`, which a resume reads) is not an entry until a new job
+   * there replaces it.
    */
   const stillOnEngine = (ended: ReadonlyArray<EndedJob>) =>
     Effect.map(
       Effect.forEach(ended, (e) =>
-        Effect.promise(() => docker.getContainer(e.container).inspect().then(() => true, (err: unknown) => !isNotFound(err)))),
+        Effect.promise(() =>
+          docker.getContainer(e.container).inspect().then(
+            (info) => !keep || ["dead", "removing"].includes(info.State.Status),
+            (err: unknown) => !isNotFound(err)
+          )
+        )),
       (kept) => ended.filter((_, i) => kept[i])
     )
 

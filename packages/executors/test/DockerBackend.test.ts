@@ -324,7 +324,12 @@ const engineTests = (e: TestEngine) => {
         assert.deepStrictEqual(late.map((e) => e._tag), ["Exit"])
         assert.strictEqual((late[0] as Backend.JobExit).outcome, "Cancelled")
         assert.include((late[0] as Backend.JobExit).logTail, "up")
-        yield* Effect.promise(() => engine.getContainer(ref.id).remove({ force: true }))
+        // the same job again into its directory: the kept container (exited, not dead) is not kept in its record
+        const next = yield* backend.submit({ ...s, argv: ["true"] })
+        assert.strictEqual((yield* Backend.awaitExit(backend, next)).outcome, "Succeeded")
+        const record = JSON.parse(Fs.readFileSync(Path.join(String(ref.data["jobDir"]), Spec.RECORD.job), "utf8"))
+        assert.deepStrictEqual([record.container, record.ended], [next.id, undefined], JSON.stringify(record))
+        yield* Effect.promise(() => Promise.all([ref.id, next.id].map((id) => engine.getContainer(id).remove({ force: true }))))
       }))
 
     it.live("a GPU job the engine cannot give GPUs is a clear, non-retryable BackendError (Podman would run it on none)", () =>
