@@ -168,6 +168,17 @@ const readJsonOff = (file: string) =>
     }
   }).pipe(Effect.timeout(FOREIGN_READ_MS), Effect.orElseSucceed(() => undefined))
 
+/**
+ * The dead containers of earlier controllers that a backend's start could not remove and said so, in this process: the
+ * warning is said once a process, not at each backend's start. A `trex run` or `resume` makes one backend, so each
+ * run's log still says it once, as a user reading that run's log expects while the container is there (it holds its
+ * files on the engine's disk, and the fix is theirs); a record that it was said, kept on disk, would silence it for
+ * every later run, and one missed line would leave it unheard of. A process that makes many backends (a program that
+ * embeds TREX and makes one per run, a service, the tests) says it once; each of its backends still tries the removal
+ * again after its jobs' ends, quietly.
+ */
+const saidAtStart = new Set<string>()
+
 /** How long a backend's start waits for a file of a dead container's job directory (see {@link readJsonOff}). */
 const FOREIGN_READ_MS = 5_000
 
@@ -207,6 +218,8 @@ interface JobRecord {
 interface QueuedJob {
   readonly spec: Backend.JobSpec
   readonly jobDir: string
+  /** Its directory's earlier containers that the engine still had (`ended`), as its submit read and wrote them. */
+  readonly ended: ReadonlyArray<EndedJob>
   readonly options: (gpuIds: ReadonlyArray<string> | undefined) => Effect.Effect<Docker.ContainerCreateOptions, Errors.BackendError>
   /** Since when the engine has not answered while this job waited (bounded by `engineWait`). */
   engineDownSince: number | undefined
@@ -498,7 +511,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
           `the Docker engine at ${where} did not answer for ${waited(since)} (engineWait) while the job waited to start; check \`docker info\` on the engine's host (is dockerd running?)`
         ))
       }),
-    start: (e, gpuIds) => Effect.flatMap(e.job.options(gpuIds), (o) => Effect.map(start(e.job.spec, e.job.jobDir, o, e.id), (c) => ({ container: c.id }))),
+    start: (e, gpuIds) => Effect.flatMap(e.job.options(gpuIds), (o) => Effect.map(start(e.job.spec, e.job.jobDir, e.job.ended, o, e.id), (c) => ({ container: c.id }))),
     exclusive: admission.withPermits(1),
     fork: Effect.forkDetach,
     poll: (yield* QueuePoll) ?? QUEUE_POLL
@@ -549,13 +562,13 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       yield* Effect.logWarning(`DockerBackend: ${unlimited}`)
     }
     const jobDir = Path.join(root, spec.labels.node)
+    // the containers of this directory's earlier jobs whose exits were recorded stay known as such while the engine
+    // has them (one left `dead`, its removal refused, is removed by a later backend's start: see the end of `make`)
+    const ended = yield* stillOnEngine(endedIn(jobDir))
     yield* Effect.try({
       try: () => {
         Fs.mkdirSync(jobDir, { recursive: true })
-        // the containers of this directory's earlier jobs whose exits were recorded stay known as such (one left
-        // `dead`, its removal refused, is removed by a later backend's start: see the end of `make`)
         // written first, in one step (over the earlier job's record), so that a submit that fails halfway loses none
-        const ended = endedIn(jobDir)
         if (ended.length > 0) writeJson(Path.join(jobDir, Spec.RECORD.job), { ended } satisfies JobRecord)
         for (const f of [...Object.values(Spec.MARKER), ...Object.values(Spec.RECORD), JobProtocol.RESULT_FILE, JobProtocol.METRICS_FILE]) {
           if (f !== Spec.RECORD.job || ended.length === 0) Fs.rmSync(Path.join(jobDir, f), { force: true })
@@ -579,12 +592,12 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     return yield* admission.withPermits(1)(Effect.gen(function*() {
       const fit = yield* room(spec.resources.gpus)
       if ("go" in fit && queue.length === 0) {
-        const container = yield* start(spec, jobDir, yield* options(fit.go), undefined)
+        const container = yield* start(spec, jobDir, ended, yield* options(fit.go), undefined)
         return { backend: NAME, id: container.id, data: { jobDir } } satisfies ExperimentNode.JobRef
       }
       // Every slot or GPU is taken, or the engine does not answer: queued here and started in turn, so that a stop can withdraw it.
       const id = `queued-${spec.labels.node}-${Date.now().toString(36)}-${++ticketCount}`
-      yield* queue.enqueue({ id, labels: spec.labels, job: { spec, jobDir, options, engineDownSince: "down" in fit ? Date.now() : undefined }, wait: "wait" in fit ? fit.wait : "the jobs ahead of it are starting" })
+      yield* queue.enqueue({ id, labels: spec.labels, job: { spec, jobDir, ended, options, engineDownSince: "down" in fit ? Date.now() : undefined }, wait: "wait" in fit ? fit.wait : "the jobs ahead of it are starting" })
       return ticketRef(id, jobDir)
     }))
   })
@@ -594,8 +607,17 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   /** Containers whose exit was read and whose removal failed (see {@link finish}). */
   const unremoved = new Set<string>()
 
-  /** Create and start a job's container (the admission permit held), recording it in the job directory. */
-  const start = Effect.fnUntraced(function*(spec: Backend.JobSpec, jobDir: string, options: Docker.ContainerCreateOptions, ticket: string | undefined) {
+  /**
+   * Create and start a job's container (the admission permit held), recording it in the job directory with `ended`,
+   * the directory's earlier containers its submit kept (read there once, not again here).
+   */
+  const start = Effect.fnUntraced(function*(
+    spec: Backend.JobSpec,
+    jobDir: string,
+    ended: ReadonlyArray<EndedJob>,
+    options: Docker.ContainerCreateOptions,
+    ticket: string | undefined
+  ) {
     // An earlier start of this job whose create the engine carried out but never answered (it went
     // away mid-call; the call was tried again and failed) left a container that will never start.
     const stale = yield* call("submit", () => docker.listContainers({ all: true, filters: { label: [`${Spec.LABEL.jobDir}=${jobDir}`], status: ["created"] } }))
@@ -605,8 +627,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       const why = Spec.explainStartError(e.message)
       return why !== undefined ? fail("submit", why) : e
     }))
-    yield* Effect.sync(() => {
-      const ended = endedOf(jobRecord(jobDir))
+    yield* Effect.sync(() =>
       writeJson(Path.join(jobDir, Spec.RECORD.job), {
         name: spec.name,
         labels: spec.labels,
@@ -614,7 +635,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         ...(ticket !== undefined ? { ticket } : {}),
         ...(ended.length > 0 ? { ended } : {})
       } satisfies JobRecord)
-    })
+    )
     fresh.add(container.id)
     const started = yield* call("submit", () => container.start()).pipe(Effect.result)
     if (started._tag === "Failure") {
@@ -710,6 +731,27 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   /** The containers of `jobDir`'s jobs whose exits were recorded, the last one's included (before a new job there clears the records). */
   const endedIn = (jobDir: string): ReadonlyArray<EndedJob> =>
     endedFrom(readJson(Path.join(jobDir, Spec.RECORD.job)), () => readJson(Path.join(jobDir, Spec.RECORD.exit)))
+
+  /**
+   * Of a job directory's ended containers, those a later start may have to remove. An entry of `ended` serves only a
+   * backend's start's removal of its container left `dead`: when the directory's next job is submitted, one the engine
+   * says it no longer has (404) is dropped, and so is one kept (`keep`: exited, never removed by this backend; without
+   * `keep` an exited one stays, its watch removing it, and a refusal leaving it dead), so that `ended` holds only
+   * containers whose removal was refused (none, as a rule). Any other answer, or none (the engine away), keeps it. The
+   * directory's last job (its container and `.trex-exit.json`, which a resume reads) is not an entry until a new job
+   * there replaces it.
+   */
+  const stillOnEngine = (ended: ReadonlyArray<EndedJob>) =>
+    Effect.map(
+      Effect.forEach(ended, (e) =>
+        Effect.promise(() =>
+          docker.getContainer(e.container).inspect().then(
+            (info) => !keep || ["dead", "removing"].includes(info.State.Status),
+            (err: unknown) => !isNotFound(err)
+          )
+        )),
+      (kept) => ended.filter((_, i) => kept[i])
+    )
 
   /**
    * A container whose exit was read and whose removal the engine refused: said once (`how`: what became of it), and
@@ -1075,7 +1117,14 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       const now = yield* Effect.result(once("make", () => docker.getContainer(c.Id).inspect()))
       if (now._tag === "Failure" || now.success.State.Status !== "dead") return
       const removed = yield* Effect.result(once("make", () => removeContainer(c.Id)))
-      if (removed._tag === "Failure") yield* unremovable(c.Id, c.Labels[Spec.LABEL.node], `ended ${exit.outcome} under an earlier controller`, removed.failure.message)
+      if (removed._tag === "Failure") {
+        // said by the first backend of the process that cannot remove it, the others retrying it quietly (see saidAtStart)
+        if (saidAtStart.has(c.Id)) yield* Effect.sync(() => unremoved.add(c.Id))
+        else {
+          saidAtStart.add(c.Id)
+          yield* unremovable(c.Id, c.Labels[Spec.LABEL.node], `ended ${exit.outcome} under an earlier controller`, removed.failure.message)
+        }
+      }
     })
     // each on its own: what one container's directory holds (anyone's to edit) never stops the backend's start
     for (const c of dead) {

@@ -231,15 +231,27 @@ const engineTests = (e: TestEngine) => {
         assert.deepStrictEqual(again.map((e) => e._tag), ["Exit"])
       }))
 
-    it.live("a non-zero exit is a Crash with its code; a missing result.json is explained", () =>
+    it.live("a non-zero exit is a Crash with its code; a missing result.json is explained; submitted again into its directory, the earlier container (removed) is not kept in the record, and a resume reads the last job's exit, running nothing again", () =>
       Effect.gen(function*() {
         const backend = yield* backendWith()
-        const { exit } = yield* collect(backend, spec("echo bad; exit 3"))
+        const s = spec(`echo ran >> "$TREX_JOB_DIR/runs"; echo bad; exit 3`)
+        const { exit } = yield* collect(backend, s)
         assert.strictEqual(exit.outcome, "Failed")
         assert.strictEqual(exit.failureKind, "Crash")
         assert.strictEqual(exit.exitCode, 3)
         assert.strictEqual(exit.resultError, "the job wrote no result.json")
         assert.include(exit.logTail, "bad")
+        // the same job again (a trial's retry): the record names its container; the earlier one, which the engine no
+        // longer has, is not kept under `ended` (that serves only the removal of one left dead: see the test of that)
+        const jobDir = Path.join(root, s.labels.node)
+        const second = yield* backend.submit(s)
+        const last = yield* Backend.awaitExit(backend, second)
+        const record = JSON.parse(Fs.readFileSync(Path.join(jobDir, Spec.RECORD.job), "utf8"))
+        assert.deepStrictEqual([record.container, record.ended], [second.id, undefined], JSON.stringify(record))
+        // a resumed run (a new backend) reattaches the last job: its exit as read, the job not run a third time
+        const again = yield* Backend.awaitExit(yield* backendWith(), second)
+        assert.deepStrictEqual([again.outcome, again.exitCode, again.logTail], [last.outcome, 3, last.logTail])
+        assert.strictEqual(Fs.readFileSync(Path.join(jobDir, "runs"), "utf8"), "ran\nran\n")
       }))
 
     it.live("a result.json over 64 MB is not read: the exit says how big it is", () =>
@@ -312,7 +324,12 @@ const engineTests = (e: TestEngine) => {
         assert.deepStrictEqual(late.map((e) => e._tag), ["Exit"])
         assert.strictEqual((late[0] as Backend.JobExit).outcome, "Cancelled")
         assert.include((late[0] as Backend.JobExit).logTail, "up")
-        yield* Effect.promise(() => engine.getContainer(ref.id).remove({ force: true }))
+        // the same job again into its directory: the kept container (exited, not dead) is not kept in its record
+        const next = yield* backend.submit({ ...s, argv: ["true"] })
+        assert.strictEqual((yield* Backend.awaitExit(backend, next)).outcome, "Succeeded")
+        const record = JSON.parse(Fs.readFileSync(Path.join(String(ref.data["jobDir"]), Spec.RECORD.job), "utf8"))
+        assert.deepStrictEqual([record.container, record.ended], [next.id, undefined], JSON.stringify(record))
+        yield* Effect.promise(() => Promise.all([ref.id, next.id].map((id) => engine.getContainer(id).remove({ force: true }))))
       }))
 
     it.live("a GPU job the engine cannot give GPUs is a clear, non-retryable BackendError (Podman would run it on none)", () =>
@@ -1417,11 +1434,18 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
         Fs.rmdirSync(tmp)
         assert.strictEqual((yield* Backend.awaitExit(first, yield* first.submit({ ...s, argv: ["echo", "again"] }))).outcome, "Succeeded")
         assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+        // the directory's record keeps the earlier container while the engine has it (dead), and only it
+        const kept = JSON.parse(Fs.readFileSync(Path.join(String(ref.data["jobDir"]), Spec.RECORD.job), "utf8")).ended
+        assert.deepStrictEqual(kept, [{ container: ref.id, outcome: "Succeeded" }])
         // a backend that starts while the engine still cannot remove it says so, once, and leaves it (the directory's
         // record keeps that its exit was recorded)
         yield* backendWith({ slots: 1 })
         assert.strictEqual(warned.length, 2, JSON.stringify(warned))
         for (const part of [`container ${ref.id.slice(0, 12)}`, "under an earlier controller and its exit was read", `docker rm -f ${ref.id}`]) assert.include(warned[1], part)
+        // the start of another backend of the process (a program that makes one a run) tries it again, quietly: said
+        // once a process, not at each start
+        yield* backendWith({ slots: 1 })
+        assert.strictEqual(warned.length, 2, JSON.stringify(warned))
         assert.strictEqual(yield* status(ref.id), "dead")
         return [ref, running] as const
       }))
