@@ -375,7 +375,7 @@ describe("SshBackend with ~/.ssh/config", () => {
       )
       const given = { username: user, privateKeyPath: host.privateKeyPath }
       const withSystem = prepare({ host: "trex-none", ...given }, ssh2, {}, { home, user, globalKnownHosts: host.knownHostsPath })
-      assert.strictEqual("ok" in withSystem && withSystem.ok.knownHostsPath, host.knownHostsPath)
+      assert.deepStrictEqual("ok" in withSystem && withSystem.ok.knownHostsFiles, [host.knownHostsPath])
       const without = prepare({ host: "trex-none", ...given }, ssh2, {}, { home, user, globalKnownHosts: `${home}/no_system_file` })
       assert.include("refusal" in without && without.refusal, `UserKnownHostsFile none (${home}/.ssh/config:3) leaves only the system's ${home}/no_system_file`)
       const alias = prepare({ host: "trex-k", ...given }, ssh2, {}, { home, user })
@@ -405,12 +405,45 @@ describe("SshBackend with ~/.ssh/config", () => {
       const none = prepare({ host: "trex-gnone", ...given }, ssh2, {}, local)
       assert.include("refusal" in none && none.refusal, `UserKnownHostsFile none (${home}/.ssh/config:5) and GlobalKnownHostsFile none (${home}/.ssh/config:7) leave no known hosts`)
       const named = prepare({ host: "trex-g", ...given }, ssh2, {}, { ...local, globalKnownHosts: `${home}/no_system_file` })
-      assert.strictEqual("ok" in named && named.ok.knownHostsPath, host.knownHostsPath, "refusal" in named ? named.refusal : "")
+      assert.deepStrictEqual("ok" in named && named.ok.knownHostsFiles, [`${home}/.ssh/missing`, host.knownHostsPath], "refusal" in named ? named.refusal : "")
       const engine = (name: string, system: string) =>
         withEnv({ HOME: home }, Effect.try(() => engineOptions({}, ssh2, { DOCKER_HOST: `ssh://${name}`, SSH_AUTH_SOCK: "" }, { user, globalKnownHosts: system })))
       const refused = yield* Effect.flip(engine("trex-gnone", host.knownHostsPath))
       assert.include(String((refused as { cause?: unknown }).cause), `UserKnownHostsFile none (${home}/.ssh/config:5) leaves only the system's none (GlobalKnownHostsFile none, ${home}/.ssh/config:7)`)
       yield* engine("trex-g", `${home}/no_system_file`)
+    }))
+
+  it.live("every file of UserKnownHostsFile and GlobalKnownHostsFile counts, as OpenSSH reads them: a key found in any, a key @revoked in any refused", () =>
+    Effect.gen(function*() {
+      yield* sshdUp
+      const ssh2 = yield* Effect.promise(Clients.ssh2)
+      // another host's key first (the host is unknown there), the host's key in a later file
+      const other = `other.example ${Fs.readFileSync(`${host.privateKeyPath}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`
+      const hostKey = Fs.readFileSync(host.knownHostsPath, "utf8").split("\n").find((l) => l.startsWith(`[${host.host}]:${host.port} `))!
+      const revoked = `@revoked * ${hostKey.split(" ").slice(1, 3).join(" ")}\n`
+      const block = (name: string, ...lines: ReadonlyArray<string>) => [`Host ${name}`, `  HostName ${host.host}`, `  Port ${host.port}`, `  User ${user}`, `  IdentityFile ${host.privateKeyPath}`, ...lines]
+      const home = homeWith(
+        [
+          ...block("trex-second", "  UserKnownHostsFile ~/.ssh/other ~/.ssh/missing ~/.ssh/real", "  GlobalKnownHostsFile none"),
+          ...block("trex-global", "  UserKnownHostsFile none", "  GlobalKnownHostsFile ~/.ssh/other ~/.ssh/real"),
+          ...block("trex-revoked", "  UserKnownHostsFile ~/.ssh/real", "  GlobalKnownHostsFile ~/.ssh/other ~/.ssh/revoked"),
+          ""
+        ].join("\n"),
+        { other, real: `${hostKey}\n`, revoked }
+      )
+      const run = (name: string) =>
+        Effect.promise(async () => {
+          const p = prepare({ host: name }, ssh2, {}, { home, user })
+          if (!("ok" in p)) return assert.fail(p.refusal)
+          const c = new Connection(p.ok)
+          const out = await c.exec("echo hello").then((r) => r.stdout.trim(), (e: unknown) => (e as Error).message)
+          c.close()
+          return out
+        })
+      assert.strictEqual(yield* run("trex-second"), "hello")
+      assert.strictEqual(yield* run("trex-global"), "hello")
+      const refused = yield* run("trex-revoked")
+      assert.include(refused, `${user}@${host.host}:${host.port}: the host key offered is marked @revoked in ${home}/.ssh/real, ${home}/.ssh/other, ${home}/.ssh/revoked`)
     }))
 
   it.live("a fully explicit host is not refused over an IdentityFile or UserKnownHostsFile it overrides; %C is the hash OpenSSH uses", () =>

@@ -15,7 +15,11 @@ export interface HostConfig {
   readonly port?: number
   readonly username: string
   readonly privateKeyPath: string
-  readonly knownHostsPath: string
+  /**
+   * The known_hosts files read at each connection, in order (the user's, then the system's): a key found in any is
+   * trusted, a key `@revoked` in any refused. A file that cannot be read is skipped, as OpenSSH skips it.
+   */
+  readonly knownHostsFiles: ReadonlyArray<string>
 }
 
 /**
@@ -32,8 +36,9 @@ export interface HostSetting {
   /** Default: the config file's first `IdentityFile` that exists, else the first of `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. */
   readonly privateKeyPath?: string | undefined
   /**
-   * Default: the config file's `UserKnownHostsFile` (its first file; for `none`, the system's
-   * `/etc/ssh/ssh_known_hosts`), else `~/.ssh/known_hosts`.
+   * Default: every file of the config file's `UserKnownHostsFile` (else `~/.ssh/known_hosts`) and of its
+   * `GlobalKnownHostsFile` (else the system's `/etc/ssh/ssh_known_hosts`), as OpenSSH reads them: a key found in any
+   * counts; `none` reads none of the user's. Given, this file alone is read.
    */
   readonly knownHostsPath?: string | undefined
   /**
@@ -65,6 +70,29 @@ export const expandHome = (path: string): string => (path === "~" || path.starts
 const unreadable = (e: unknown): string => {
   const code = (e as { code?: unknown }).code
   return code === "ENOENT" ? "no such file" : code === "EACCES" ? "not readable by this user" : code === "EISDIR" ? "a directory, not a file" : e instanceof Error ? e.message : String(e)
+}
+
+/**
+ * The host keys of every known_hosts file of `files` (`~/` expanded) that can be read, merged as OpenSSH merges them;
+ * those read, and why the others could not be.
+ */
+export const readKnownHosts = (files: ReadonlyArray<string>): {
+  readonly known: Array<KnownHosts.KnownKey>
+  readonly files: Array<string>
+  readonly unread: Array<{ readonly file: string; readonly why: string }>
+} => {
+  const known: Array<KnownHosts.KnownKey> = []
+  const read: Array<string> = []
+  const unread: Array<{ readonly file: string; readonly why: string }> = []
+  for (const file of files) {
+    try {
+      known.push(...KnownHosts.parse(Fs.readFileSync(expandHome(file), "utf8")))
+      read.push(file)
+    } catch (e) {
+      unread.push({ file, why: unreadable(e) })
+    }
+  }
+  return { known, files: read, unread }
 }
 
 /**
@@ -194,19 +222,20 @@ export const prepare = (
         `set privateKeyPath to the private key to log in with (\`ssh-keygen -t ed25519\` makes one)`
     }
   }
-  // `UserKnownHostsFile none` reads no file of the user's: the system's only (the first of GlobalKnownHostsFile that
-  // can be read, default /etc/ssh/ssh_known_hosts), never the broader ~/.ssh/known_hosts
-  const globals = file.globalKnownHostsFiles ?? [local.globalKnownHosts ?? SshConfig.GLOBAL_KNOWN_HOSTS]
-  const globalKnownHosts = globals.find((f) => Fs.existsSync(f)) ?? globals[0]
-  if (given.knownHostsPath === undefined && file.knownHostsFiles?.length === 0 && globalKnownHosts === undefined) {
+  // as OpenSSH: every file of UserKnownHostsFile (default ~/.ssh/known_hosts) and of GlobalKnownHostsFile (default the
+  // system's /etc/ssh/ssh_known_hosts) counts, a key found in any (and a key @revoked in any refused); `UserKnownHostsFile
+  // none` reads no file of the user's (the system's only, never the broader ~/.ssh/known_hosts). A knownHostsPath given
+  // is the one file read
+  const globals = given.knownHostsPath !== undefined ? [] : file.globalKnownHostsFiles ?? [local.globalKnownHosts ?? SshConfig.GLOBAL_KNOWN_HOSTS]
+  const users = given.knownHostsPath !== undefined ? [given.knownHostsPath] : file.knownHostsFiles ?? [home(SshConfig.DEFAULT_KNOWN_HOSTS)]
+  if (users.length === 0 && globals.length === 0) {
     return {
       refusal: `${who}: UserKnownHostsFile none (${file.knownHostsWhere}) and GlobalKnownHostsFile none (${file.globalKnownHostsWhere}) ` +
         `leave no known hosts: nothing to check the host's key against: set knownHostsPath, or name a file in either`
     }
   }
-  const fromFile = file.knownHostsFiles === undefined ? undefined : file.knownHostsFiles[0] ?? globalKnownHosts
-  const knownHostsPath = given.knownHostsPath ?? fromFile ?? home(SshConfig.DEFAULT_KNOWN_HOSTS)
-  const config: HostConfig = { host, port, username, privateKeyPath, knownHostsPath }
+  const knownHostsFiles = [...users, ...globals]
+  const config: HostConfig = { host, port, username, privateKeyPath, knownHostsFiles }
   let privateKey: Buffer
   try {
     privateKey = readKey(keyField, privateKeyPath, `~${username}/.ssh/authorized_keys on ${host}`)
@@ -215,19 +244,21 @@ export const prepare = (
   }
   const checked = keyCheck(ssh2, keyField, privateKeyPath, privateKey, { field: "passphraseEnv", name: given.passphraseEnv }, env)
   if ("refusal" in checked) return { refusal: `${who}: ${checked.refusal}` }
-  try {
-    Fs.readFileSync(expandHome(knownHostsPath), "utf8")
-  } catch (e) {
-    if (given.knownHostsPath === undefined && file.knownHostsFiles?.length === 0) {
+  // nothing to check the host's key against when no file can be read (OpenSSH skips a file it cannot read)
+  const read = readKnownHosts(knownHostsFiles)
+  if (read.files.length === 0) {
+    const why = read.unread[0]!.why
+    if (users.length === 0) {
       return {
-        refusal: `${who}: UserKnownHostsFile none (${file.knownHostsWhere}) leaves only the system's ${globalKnownHosts}, and it cannot be read ` +
-          `(${unreadable(e)}): nothing to check the host's key against: set knownHostsPath, or name a file in that UserKnownHostsFile`
+        refusal: `${who}: UserKnownHostsFile none (${file.knownHostsWhere}) leaves only the system's ${globals.join(" ")}, and it cannot be read ` +
+          `(${why}): nothing to check the host's key against: set knownHostsPath, or name a file in that UserKnownHostsFile`
       }
     }
     const field = given.knownHostsPath !== undefined ? "knownHostsPath" : file.knownHostsFiles !== undefined ? `UserKnownHostsFile (${file.knownHostsWhere})` : "knownHostsPath (none given: ~/.ssh/known_hosts)"
+    const others = knownHostsFiles.length > 1 ? ` (nor can ${knownHostsFiles.slice(1).join(", ")})` : ""
     return {
-      refusal: `${who}: ${field} ${knownHostsPath}: ${unreadable(e)}: give a known_hosts file this user can read that holds the host's key ` +
-        `(\`ssh-keyscan -p ${port} ${host} >> ${knownHostsPath}\`, after checking its fingerprint)`
+      refusal: `${who}: ${field} ${users[0]}: ${why}${others}: give a known_hosts file this user can read that holds the host's key ` +
+        `(\`ssh-keyscan -p ${port} ${host} >> ${users[0]}\`, after checking its fingerprint)`
     }
   }
   // the address the config file moved the name to, said once at make (ssh connects there too)
@@ -261,11 +292,10 @@ export class Connection {
     const ssh2 = await Clients.ssh2()
     return new Promise((resolve, reject) => {
       const { privateKey } = this.config
-      let known: Array<KnownHosts.KnownKey>
-      try {
-        known = KnownHosts.parse(Fs.readFileSync(expandHome(this.config.knownHostsPath), "utf8"))
-      } catch (e) {
-        return reject(new SshFailure(`${this.label}: cannot read known_hosts ${this.config.knownHostsPath}: ${unreadable(e)}`, false))
+      // read again at each connection: a key added meanwhile counts
+      const { known, files, unread } = readKnownHosts(this.config.knownHostsFiles)
+      if (files.length === 0) {
+        return reject(new SshFailure(`${this.label}: cannot read known_hosts ${unread.map((u) => `${u.file} (${u.why})`).join(", ")}`, false))
       }
       let refused: string | undefined
       const client = new ssh2.Client()
@@ -308,7 +338,7 @@ export class Connection {
         hostVerifier: (key: Buffer) => {
           const v = KnownHosts.verify(known, host, port, key)
           if (v.ok) return true
-          refused = KnownHosts.refusal(v.reason, this.label, this.config.knownHostsPath, host, port)
+          refused = KnownHosts.refusal(v.reason, this.label, files.join(", "), host, port)
           return false
         }
       })
