@@ -366,6 +366,8 @@ export const engineOptions = (o: {
   // what `ssh` gives overrides the file's IdentityFile and UserKnownHostsFile: not expanded nor checked
   const file = SshConfig.forHost(alias, { ...given, privateKeyPath: o.ssh?.privateKeyPath, knownHostsPath: o.ssh?.knownHostsPath }, { home: Os.homedir(), user: local.user })
   for (const w of file.warnings) warn(`${host}: ${w}`)
+  // the SSH backend follows a ProxyJump; an engine's connection does not
+  if (file.proxyJump !== undefined) warn(`${host}: ${file.proxyJump.where}: ProxyJump is not supported: the connection goes straight to the host, not through ${file.proxyJump.value}`)
   // the address the config file moves the URL's host to, said once (as the SSH backend says it)
   const moved = SshConfig.moved(alias, given.port, file)
   if (moved !== undefined) info(`${host}: ~/.ssh/config connects ${moved}`)

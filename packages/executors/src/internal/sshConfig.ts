@@ -9,8 +9,8 @@
  * lines holding within each; one under a block that does not apply is still read and checked, none of its blocks
  * applying). A `Match host` compares the `HostName` obtained so far with `%h` expanded, as OpenSSH does. What it cannot honour is said as a warning naming the file and line, never followed
  * silently: a `Match` of another criterion than `all`, `host`, `originalhost`, `user`, `localuser` (its block is not
- * applied), `ProxyJump`/`ProxyCommand` (the connection goes
- * straight to the host), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
+ * applied), `ProxyCommand` (the connection goes
+ * straight to the host; `ProxyJump` is followed by the SSH backend), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
  * with no trust on first use), a keyword OpenSSH does not know (a typo: OpenSSH refuses the whole file, here a warning,
  * since the list of keywords here may lag a newer OpenSSH's; `IgnoreUnknown` is honoured). Any other keyword is ignored,
  * as it changes nothing these backends do.
@@ -81,6 +81,8 @@ export interface HostSettings {
    */
   readonly globalKnownHostsFiles?: ReadonlyArray<string> | undefined
   readonly globalKnownHostsWhere?: string | undefined
+  /** The first `ProxyJump` that applies (its hops, `[user@]host[:port]` separated by commas) and its `file:line`; `undefined` for none. */
+  readonly proxyJump?: { readonly value: string; readonly where: string } | undefined
   /** What could not be honoured, each naming its file and line. */
   readonly warnings: ReadonlyArray<string>
 }
@@ -290,6 +292,7 @@ export const settingsFor = (
   let strict = false
   let proxied = false
   let proxyJump = ""
+  let proxyJumpWhere: string | undefined
   // as OpenSSH: HostName takes %h and %% only (expanded before a Match host compares it), and is connected to in lower case
   const named = (h: { readonly where: string; readonly value: string }): string => {
     const e = expand(h.value, { h: host }, "")
@@ -398,11 +401,15 @@ export const settingsFor = (
           break
         case "proxyjump":
         case "proxycommand":
+          // as OpenSSH: the first of ProxyJump and ProxyCommand obtained wins (`none` for a direct connection)
           if (!proxied) {
             proxied = true
-            if (l.keyword === "proxyjump" && first.toLowerCase() !== "none") proxyJump = first
-            if (first.toLowerCase() !== "none") {
-              warnings.push(`${l.where}: ${l.keyword === "proxyjump" ? "ProxyJump" : "ProxyCommand"} is not supported: the connection goes straight to the host, not through ${l.args.join(" ")}`)
+            if (l.keyword === "proxyjump" && first.toLowerCase() !== "none") {
+              proxyJump = first
+              proxyJumpWhere = l.where
+            }
+            if (l.keyword === "proxycommand" && first.toLowerCase() !== "none") {
+              warnings.push(`${l.where}: ProxyCommand is not supported: the connection goes straight to the host, not through ${l.args.join(" ")} (ProxyJump is)`)
             }
           }
           break
@@ -458,6 +465,7 @@ export const settingsFor = (
     knownHostsWhere: knownHosts?.where,
     globalKnownHostsFiles,
     globalKnownHostsWhere: globalKnownHosts?.where,
+    proxyJump: proxyJumpWhere === undefined ? undefined : { value: proxyJump, where: proxyJumpWhere },
     warnings
   }
 }
