@@ -7,9 +7,11 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
 import { Effect, Logger } from "effect"
 import { execFileSync, spawnSync } from "node:child_process"
+import { createHmac } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as SshConfig from "../src/internal/sshConfig.ts"
+import * as KnownHosts from "../src/internal/sshKnownHosts.ts"
 import * as SshBackend from "../src/SshBackend.ts"
 import * as Clients from "../src/internal/clients.ts"
 import { Connection, prepare, SshFailure } from "../src/internal/sshConnection.ts"
@@ -100,6 +102,16 @@ describe("~/.ssh/config", () => {
     }
   })
 
+  it("a file is parsed once per contents: one changed since is read afresh, an included one too", () => {
+    const home = homeWith("Include extra\nHost x\n  Port 2201\n", { extra: "Host y\n  Port 2301\n" })
+    const local = { home, user: "u" }
+    assert.deepStrictEqual([SshConfig.forHost("x", {}, local).port, SshConfig.forHost("y", {}, local).port], [2201, 2301])
+    // the same length, other contents: a cache by name (or size) would give the old port
+    Fs.writeFileSync(`${home}/.ssh/config`, "Include extra\nHost x\n  Port 2202\n")
+    Fs.writeFileSync(`${home}/.ssh/extra`, "Host y\n  Port 2302\n")
+    assert.deepStrictEqual([SshConfig.forHost("x", {}, local).port, SshConfig.forHost("y", {}, local).port], [2202, 2302])
+  })
+
   it("says what it cannot honour, naming the file and line: Include, Match, ProxyCommand, StrictHostKeyChecking other than yes, an unknown keyword", () => {
     const file = "/home/u/.ssh/config"
     const lines = SshConfig.parse([
@@ -135,6 +147,27 @@ describe("~/.ssh/config", () => {
     // IgnoreUnknown is honoured, as OpenSSH honours it
     assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("IgnoreUnknown usekeychainx,other\nUseKeychainX yes\n", file), "gpu1", { home: "/h", user: "u" }).warnings, [])
     assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("Host *\n  StrictHostKeyChecking yes\n  ProxyJump none\n", file), "gpu1", { home: "/h", user: "u" }).warnings, [])
+  })
+})
+
+describe("known_hosts", () => {
+  it("host patterns as OpenSSH matches them: hashed names, globs in any case, ! negation, [host]:port, @revoked in any line", () => {
+    const blob = Buffer.from("a key")
+    const other = Buffer.from("another key").toString("base64")
+    const salt = Buffer.from("0123456789abcdef0123")
+    const hashed = `|1|${salt.toString("base64")}|${createHmac("sha1", salt).update("[gpu1.lab]:2222").digest("base64")}`
+    const known = KnownHosts.parse([
+      `${hashed} ssh-ed25519 ${blob.toString("base64")}`,
+      `*.LAB,!bad.lab ssh-ed25519 ${blob.toString("base64")}`,
+      `gpu?.lab ssh-ed25519 ${other}`,
+      `@revoked * ssh-ed25519 ${other}`,
+      ""
+    ].join("\n"))
+    const v = (host: string, port: number, key = blob) => { const r = KnownHosts.verify(known, host, port, key); return r.ok ? "ok" : r.reason }
+    assert.deepStrictEqual(
+      [v("GPU1.lab", 2222), v("gpu1.lab", 2223), v("node.lab", 22), v("bad.lab", 22), v("gpu1.lab", 22), v("x.lab", 22, Buffer.from("another key"))],
+      ["ok", "unknown", "ok", "unknown", "ok", "revoked"]
+    )
   })
 })
 

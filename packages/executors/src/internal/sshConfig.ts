@@ -103,6 +103,9 @@ const localUser = (): string => {
   }
 }
 
+/** `path` with a leading `~` (alone, or `~/...`) taken as `home`, as OpenSSH takes it; any other path as it is. */
+export const tilde = (path: string, home: string): string => (path === "~" || path.startsWith("~/") ? home + path.slice(1) : path)
+
 /** This process's home and user. */
 export const here = (): Local => ({ home: Os.homedir(), user: localUser() })
 
@@ -156,9 +159,15 @@ export const parse = (text: string, file: string): Array<Line> =>
 const globRe = (pattern: string): RegExp =>
   new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`)
 
-/** Whether a `Host` line's patterns take `host`: one of them does, and none of its negated ones (`!pattern`). */
-export const hostMatches = (patterns: ReadonlyArray<string>, host: string): boolean =>
-  patterns.some((p) => !p.startsWith("!") && globRe(p).test(host)) && !patterns.some((p) => p.startsWith("!") && globRe(p.slice(1)).test(host))
+/** Whether a glob pattern (`*` any run of characters, `?` one) takes all of `value`. */
+export const globMatches = (pattern: string, value: string): boolean => globRe(pattern).test(value)
+
+/**
+ * Whether a pattern list (a `Host` line's, a known_hosts line's) takes `host`: one of its patterns does, and none of
+ * its negated ones (`!pattern`); `matches` compares one pattern (default a glob; known_hosts adds hashed names).
+ */
+export const hostMatches = (patterns: ReadonlyArray<string>, host: string, matches: (pattern: string, host: string) => boolean = globMatches): boolean =>
+  patterns.some((p) => !p.startsWith("!") && matches(p, host)) && !patterns.some((p) => p.startsWith("!") && matches(p.slice(1), host))
 
 /** Whether `value` is taken by a comma-separated pattern list: one of its patterns takes it, and none of its `!` ones. */
 const listMatches = (list: string, value: string): boolean => hostMatches(list.split(","), value)
@@ -224,7 +233,7 @@ const expand = (value: string, tokens: Readonly<Record<string, string>>, home: s
     return v ?? ""
   })
   if (unknown !== undefined) return { unknown }
-  return { value: out === "~" || out.startsWith("~/") ? home + out.slice(1) : out }
+  return { value: tilde(out, home) }
 }
 
 /** A TCP service's port in /etc/services (as getservbyname(3) finds it: its name or an alias), else `undefined`. */
@@ -451,7 +460,7 @@ export const settingsFor = (
     explicit.knownHostsPath !== undefined ? undefined : k?.files.flatMap((f) => f.toLowerCase() === "none" ? [] : [expand(f)])
   const knownHostsFiles = filesOf(knownHosts, (f) => expanded(knownHosts!.where, "UserKnownHostsFile", f))
   // as OpenSSH 9.2 (`ssh -v` names the files it opens): GlobalKnownHostsFile takes `~`, no `%` token
-  const globalKnownHostsFiles = filesOf(globalKnownHosts, (f) => f === "~" || f.startsWith("~/") ? local.home + f.slice(1) : f)
+  const globalKnownHostsFiles = filesOf(globalKnownHosts, (f) => tilde(f, local.home))
   const identityList = explicit.privateKeyPath !== undefined ? [] : identities.map((i) => ({ where: i.where, file: expanded(i.where, "IdentityFile", i.file) }))
   return {
     hostName: connectName,
@@ -469,6 +478,21 @@ export const settingsFor = (
     warnings
   }
 }
+
+/**
+ * What a connection to `host` (the name given) uses, for the SSH backend's hosts and the Docker backend's `ssh://`
+ * engines alike: what is given, else the file's settings, else OpenSSH's defaults (port 22, the local user). Its known
+ * hosts, as OpenSSH reads them (a key in any counts): a `knownHostsPath` given alone; else the user's
+ * (`UserKnownHostsFile`'s files, `[]` for `none`, else `~/.ssh/known_hosts`) and the system's (`GlobalKnownHostsFile`'s,
+ * else {@link GLOBAL_KNOWN_HOSTS}).
+ */
+export const resolve = (host: string, given: Explicit, file: HostSettings, local: Local) => ({
+  hostName: file.hostName ?? host,
+  port: given.port ?? file.port ?? 22,
+  user: given.user ?? file.user ?? local.user,
+  userKnownHosts: given.knownHostsPath !== undefined ? [given.knownHostsPath] : file.knownHostsFiles ?? [tilde(DEFAULT_KNOWN_HOSTS, local.home)],
+  globalKnownHosts: given.knownHostsPath !== undefined ? [] : file.globalKnownHostsFiles ?? [local.globalKnownHosts ?? GLOBAL_KNOWN_HOSTS]
+})
 
 /**
  * Where the file moves `host` (the name given, `port` the port given) to, with the lines that move it, as said once
@@ -490,7 +514,7 @@ const MAX_INCLUDE_DEPTH = 16
  * (the user's file's directory), `*` and `?` in any component matched. None is nothing (OpenSSH says nothing either).
  */
 const includedFiles = (arg: string, home: string): Array<string> => {
-  const full = arg === "~" || arg.startsWith("~/") ? home + arg.slice(1) : arg.startsWith("/") ? arg : `${home}/.ssh/${arg}`
+  const full = arg === "~" || arg.startsWith("~/") || arg.startsWith("/") ? tilde(arg, home) : `${home}/.ssh/${arg}`
   let found = ["/"]
   for (const part of full.split("/").filter((p) => p !== "")) {
     if (!/[*?]/.test(part)) {
@@ -540,6 +564,21 @@ const readChecked = (file: string): string => {
   }
 }
 
+/** Files parsed, by name and contents: a file read again for each host (and jump host) is parsed once while it is unchanged. */
+const parsed = new Map<string, Array<Line>>()
+const PARSED_MAX = 64
+
+/** {@link parse}, once per file name and contents. */
+const parseOnce = (text: string, file: string): Array<Line> => {
+  const key = `${file}\0${text}`
+  const hit = parsed.get(key)
+  if (hit !== undefined) return hit
+  const lines = parse(text, file)
+  if (parsed.size >= PARSED_MAX) parsed.clear()
+  parsed.set(key, lines)
+  return lines
+}
+
 /**
  * What `path` (default {@link USER_CONFIG}) says of `host`; nothing when there is no such file. A file that exists
  * but cannot be read is a warning; what OpenSSH refuses throws a {@link SshConfigError}.
@@ -550,7 +589,7 @@ export const forHost = (
   local: Local = here(),
   path = USER_CONFIG
 ): HostSettings => {
-  const file = path === "~" || path.startsWith("~/") ? local.home + path.slice(1) : path
+  const file = tilde(path, local.home)
   let text: string
   try {
     text = readChecked(file)
@@ -563,11 +602,11 @@ export const forHost = (
   const include = (arg: string) =>
     includedFiles(arg, local.home).flatMap((f) => {
       try {
-        return [parse(readChecked(f), f)]
+        return [parseOnce(readChecked(f), f)]
       } catch (e) {
         if (e instanceof SshConfigError) throw e
         return []
       }
     })
-  return settingsFor(parse(text, file), host, local, explicit, include)
+  return settingsFor(parseOnce(text, file), host, local, explicit, include)
 }

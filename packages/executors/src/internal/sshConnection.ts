@@ -65,7 +65,7 @@ export class SshFailure extends Error {
 }
 
 /** `~/x` as a path under the home directory (task files are written by people). */
-export const expandHome = (path: string): string => (path === "~" || path.startsWith("~/") ? Os.homedir() + path.slice(1) : path)
+export const expandHome = (path: string): string => SshConfig.tilde(path, Os.homedir())
 
 /** Why a file could not be read, in words (no such file, not readable, a directory), else Node's message. */
 const unreadable = (e: unknown): string => {
@@ -229,21 +229,15 @@ export const prepare = (
   depth = 0
 ): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string } => {
   let file: SshConfig.HostSettings
+  const explicit = { user: given.username, port: given.port, privateKeyPath: given.privateKeyPath, knownHostsPath: given.knownHostsPath }
   try {
-    file = SshConfig.forHost(
-      given.host,
-      { user: given.username, port: given.port, privateKeyPath: given.privateKeyPath, knownHostsPath: given.knownHostsPath },
-      local,
-      configPath
-    )
+    file = SshConfig.forHost(given.host, explicit, local, configPath)
   } catch (e) {
     if (e instanceof SshConfig.SshConfigError) return { refusal: `${given.host}: ${e.message}` }
     throw e
   }
-  const home = (p: string) => (p === "~" || p.startsWith("~/") ? local.home + p.slice(1) : p)
-  const host = file.hostName ?? given.host
-  const username = given.username ?? file.user ?? local.user
-  const port = given.port ?? file.port ?? 22
+  const home = (p: string) => SshConfig.tilde(p, local.home)
+  const { hostName: host, user: username, port, userKnownHosts: users, globalKnownHosts: globals } = SshConfig.resolve(given.host, explicit, file, local)
   const who = `${username}@${host}`
   const identity = file.identities.find((i) => Fs.existsSync(i.file)) ?? file.identities[0]
   const defaultKey = SshConfig.DEFAULT_KEYS.map(home).find((f) => Fs.existsSync(f))
@@ -262,8 +256,6 @@ export const prepare = (
   // system's /etc/ssh/ssh_known_hosts) counts, a key found in any (and a key @revoked in any refused); `UserKnownHostsFile
   // none` reads no file of the user's (the system's only, never the broader ~/.ssh/known_hosts). A knownHostsPath given
   // is the one file read
-  const globals = given.knownHostsPath !== undefined ? [] : file.globalKnownHostsFiles ?? [local.globalKnownHosts ?? SshConfig.GLOBAL_KNOWN_HOSTS]
-  const users = given.knownHostsPath !== undefined ? [given.knownHostsPath] : file.knownHostsFiles ?? [home(SshConfig.DEFAULT_KNOWN_HOSTS)]
   if (users.length === 0 && globals.length === 0) {
     return {
       refusal: `${who}: UserKnownHostsFile none (${file.knownHostsWhere}) and GlobalKnownHostsFile none (${file.globalKnownHostsWhere}) ` +
