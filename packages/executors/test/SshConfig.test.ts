@@ -540,14 +540,20 @@ describe("SshBackend with ~/.ssh/config", () => {
           const ss = yield* Effect.sync(() => execFileSync("ss", ["-tnpH", "state", "established", `( sport = :${port} )`], { encoding: "utf8" }))
           return { label: c.label, ours: ss.includes(`pid=${process.pid},`), sshd: ss.includes(`"sshd"`) }
         })
-      assert.deepStrictEqual(yield* from("trex-target"), { label: `${user}@localhost:${host.port}`, ours: false, sshd: true })
-      // two hops: sdktest@127.0.0.1, then root@trex-jump (its Host block) through it, then the host
-      assert.deepStrictEqual(yield* from("trex-list"), { label: `${user}@localhost:${host.port}`, ours: false, sshd: true })
-      assert.deepStrictEqual(yield* from("trex-direct"), { label: `${user}@localhost:${host.port}`, ours: true, sshd: false })
       // the jump host's key is checked against its own known_hosts, as a host's: unknown there, refused
       const stranger = yield* connect("trex-refused")
-      const refused = yield* Effect.flip(Effect.tryPromise({ try: () => stranger.exec("true"), catch: (e) => e as SshFailure }))
-      assert.instanceOf(refused, SshFailure)
+      // (side by side: each is a login of its own)
+      const [target, list, direct, refused] = yield* Effect.all([
+        from("trex-target"),
+        // two hops: sdktest@127.0.0.1, then root@trex-jump (its Host block) through it, then the host
+        from("trex-list"),
+        from("trex-direct"),
+        Effect.promise(() => stranger.exec("true").then(() => "connected", (e: unknown) => e as SshFailure))
+      ], { concurrency: "unbounded" })
+      assert.deepStrictEqual(target, { label: `${user}@localhost:${host.port}`, ours: false, sshd: true })
+      assert.deepStrictEqual(list, { label: `${user}@localhost:${host.port}`, ours: false, sshd: true })
+      assert.deepStrictEqual(direct, { label: `${user}@localhost:${host.port}`, ours: true, sshd: false })
+      if (!(refused instanceof SshFailure)) return assert.fail(`through a jump host whose key is unknown: ${String(refused)}`)
       assert.isFalse(refused.retryable)
       assert.strictEqual(
         refused.message,
