@@ -7,12 +7,14 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
 import { Effect, Logger } from "effect"
 import { execFileSync, spawnSync } from "node:child_process"
+import { createHmac } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as SshConfig from "../src/internal/sshConfig.ts"
+import * as KnownHosts from "../src/internal/sshKnownHosts.ts"
 import * as SshBackend from "../src/SshBackend.ts"
 import * as Clients from "../src/internal/clients.ts"
-import { Connection, prepare } from "../src/internal/sshConnection.ts"
+import { Connection, prepare, SshFailure } from "../src/internal/sshConnection.ts"
 import { engineOptions } from "../src/internal/dockerEngine.ts"
 import { cleanUp, config, host, local, spec, sshdUp } from "./support/sshTest.ts"
 import { withEnv } from "./support/withEnv.ts"
@@ -100,12 +102,22 @@ describe("~/.ssh/config", () => {
     }
   })
 
-  it("says what it cannot honour, naming the file and line: Include, Match, ProxyJump, StrictHostKeyChecking other than yes, an unknown keyword", () => {
+  it("a file is parsed once per contents: one changed since is read afresh, an included one too", () => {
+    const home = homeWith("Include extra\nHost x\n  Port 2201\n", { extra: "Host y\n  Port 2301\n" })
+    const local = { home, user: "u" }
+    assert.deepStrictEqual([SshConfig.forHost("x", {}, local).port, SshConfig.forHost("y", {}, local).port], [2201, 2301])
+    // the same length, other contents: a cache by name (or size) would give the old port
+    Fs.writeFileSync(`${home}/.ssh/config`, "Include extra\nHost x\n  Port 2202\n")
+    Fs.writeFileSync(`${home}/.ssh/extra`, "Host y\n  Port 2302\n")
+    assert.deepStrictEqual([SshConfig.forHost("x", {}, local).port, SshConfig.forHost("y", {}, local).port], [2202, 2302])
+  })
+
+  it("says what it cannot honour, naming the file and line: Include, Match, ProxyCommand, StrictHostKeyChecking other than yes, an unknown keyword", () => {
     const file = "/home/u/.ssh/config"
     const lines = SshConfig.parse([
       "Include ~/.ssh/config.d/*",
       "Host gpu1",
-      "  ProxyJump bastion",
+      "  ProxyCommand ssh -W %h:%p bastion",
       "  StrictHostKeyChecking accept-new",
       "  Hots gpu2",
       "Match exec true",
@@ -121,17 +133,41 @@ describe("~/.ssh/config", () => {
     assert.strictEqual(s.user, "me", "nothing under Match is applied")
     assert.deepStrictEqual(s.warnings.map((w) => w.split(": ")[0] + ": " + w.split(": ")[1]!.split(" ")[0]), [
       `${file}:1: Include`,
-      `${file}:3: ProxyJump`,
+      `${file}:3: ProxyCommand`,
       `${file}:4: StrictHostKeyChecking`,
       `${file}:5: unknown`,
       `${file}:6: Match`
     ])
-    assert.include(s.warnings[1], "the connection goes straight to the host, not through bastion")
+    assert.include(s.warnings[1], "the connection goes straight to the host, not through ssh -W %h:%p bastion (ProxyJump is)")
+    // ProxyJump is followed (by the SSH backend): no warning, its value and line kept
+    const jumped = SshConfig.settingsFor(SshConfig.parse("Host gpu1\n  ProxyJump me@bastion:2022,gw\n  ProxyCommand nc %h %p\n", file), "gpu1", { home: "/h", user: "u" })
+    assert.deepStrictEqual([jumped.proxyJump, jumped.warnings], [{ value: "me@bastion:2022,gw", where: `${file}:2` }, []])
     assert.include(s.warnings[2], "host keys are always checked against known_hosts")
     assert.include(s.warnings[3], "unknown keyword hots: ignored (OpenSSH refuses the file for it: check its spelling)")
     // IgnoreUnknown is honoured, as OpenSSH honours it
     assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("IgnoreUnknown usekeychainx,other\nUseKeychainX yes\n", file), "gpu1", { home: "/h", user: "u" }).warnings, [])
     assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("Host *\n  StrictHostKeyChecking yes\n  ProxyJump none\n", file), "gpu1", { home: "/h", user: "u" }).warnings, [])
+  })
+})
+
+describe("known_hosts", () => {
+  it("host patterns as OpenSSH matches them: hashed names, globs in any case, ! negation, [host]:port, @revoked in any line", () => {
+    const blob = Buffer.from("a key")
+    const other = Buffer.from("another key").toString("base64")
+    const salt = Buffer.from("0123456789abcdef0123")
+    const hashed = `|1|${salt.toString("base64")}|${createHmac("sha1", salt).update("[gpu1.lab]:2222").digest("base64")}`
+    const known = KnownHosts.parse([
+      `${hashed} ssh-ed25519 ${blob.toString("base64")}`,
+      `*.LAB,!bad.lab ssh-ed25519 ${blob.toString("base64")}`,
+      `gpu?.lab ssh-ed25519 ${other}`,
+      `@revoked * ssh-ed25519 ${other}`,
+      ""
+    ].join("\n"))
+    const v = (host: string, port: number, key = blob) => { const r = KnownHosts.verify(known, host, port, key); return r.ok ? "ok" : r.reason }
+    assert.deepStrictEqual(
+      [v("GPU1.lab", 2222), v("gpu1.lab", 2223), v("node.lab", 22), v("bad.lab", 22), v("gpu1.lab", 22), v("x.lab", 22, Buffer.from("another key"))],
+      ["ok", "unknown", "ok", "unknown", "ok", "revoked"]
+    )
   })
 })
 
@@ -324,7 +360,7 @@ describe("SshBackend with ~/.ssh/config", () => {
       yield* sshdUp
       // a UserKnownHostsFile holding another key for the host: the knownHostsPath given must win, or the host is refused
       const home = homeWith(
-        ["Host trex-alias", `  HostName ${host.host}`, "  Port 1", "  User nobody", "  ProxyJump bastion", "  IdentityFile ~/.ssh/no_such_key", "  UserKnownHostsFile ~/.ssh/wrong_known_hosts", ""].join("\n"),
+        ["Host trex-alias", `  HostName ${host.host}`, "  Port 1", "  User nobody", "  ProxyCommand ssh -W %h:%p bastion", "  IdentityFile ~/.ssh/no_such_key", "  UserKnownHostsFile ~/.ssh/wrong_known_hosts", ""].join("\n"),
         { wrong_known_hosts: `[${host.host}]:${host.port} ${Fs.readFileSync(`${host.privateKeyPath}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n` }
       )
       const [backend, warnings] = yield* warningsOf(withEnv(
@@ -332,7 +368,7 @@ describe("SshBackend with ~/.ssh/config", () => {
         SshBackend.make({ ...config, hosts: [{ host: "trex-alias", port: host.port, username: user, privateKeyPath: host.privateKeyPath, knownHostsPath: host.knownHostsPath }] })
       ))
       assert.deepStrictEqual(warnings.length, 1, warnings.join("\n"))
-      assert.include(warnings[0], `trex-alias: ${home}/.ssh/config:5: ProxyJump is not supported: the connection goes straight to the host, not through bastion`)
+      assert.include(warnings[0], `trex-alias: ${home}/.ssh/config:5: ProxyCommand is not supported: the connection goes straight to the host, not through ssh -W %h:%p bastion (ProxyJump is)`)
       const exit = yield* Backend.awaitExit(backend, yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":2}' > result.json`])))
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
     })))
@@ -375,7 +411,7 @@ describe("SshBackend with ~/.ssh/config", () => {
       )
       const given = { username: user, privateKeyPath: host.privateKeyPath }
       const withSystem = prepare({ host: "trex-none", ...given }, ssh2, {}, { home, user, globalKnownHosts: host.knownHostsPath })
-      assert.strictEqual("ok" in withSystem && withSystem.ok.knownHostsPath, host.knownHostsPath)
+      assert.deepStrictEqual("ok" in withSystem && withSystem.ok.knownHostsFiles, [host.knownHostsPath])
       const without = prepare({ host: "trex-none", ...given }, ssh2, {}, { home, user, globalKnownHosts: `${home}/no_system_file` })
       assert.include("refusal" in without && without.refusal, `UserKnownHostsFile none (${home}/.ssh/config:3) leaves only the system's ${home}/no_system_file`)
       const alias = prepare({ host: "trex-k", ...given }, ssh2, {}, { home, user })
@@ -405,13 +441,136 @@ describe("SshBackend with ~/.ssh/config", () => {
       const none = prepare({ host: "trex-gnone", ...given }, ssh2, {}, local)
       assert.include("refusal" in none && none.refusal, `UserKnownHostsFile none (${home}/.ssh/config:5) and GlobalKnownHostsFile none (${home}/.ssh/config:7) leave no known hosts`)
       const named = prepare({ host: "trex-g", ...given }, ssh2, {}, { ...local, globalKnownHosts: `${home}/no_system_file` })
-      assert.strictEqual("ok" in named && named.ok.knownHostsPath, host.knownHostsPath, "refusal" in named ? named.refusal : "")
+      assert.deepStrictEqual("ok" in named && named.ok.knownHostsFiles, [`${home}/.ssh/missing`, host.knownHostsPath], "refusal" in named ? named.refusal : "")
       const engine = (name: string, system: string) =>
         withEnv({ HOME: home }, Effect.try(() => engineOptions({}, ssh2, { DOCKER_HOST: `ssh://${name}`, SSH_AUTH_SOCK: "" }, { user, globalKnownHosts: system })))
       const refused = yield* Effect.flip(engine("trex-gnone", host.knownHostsPath))
       assert.include(String((refused as { cause?: unknown }).cause), `UserKnownHostsFile none (${home}/.ssh/config:5) leaves only the system's none (GlobalKnownHostsFile none, ${home}/.ssh/config:7)`)
       yield* engine("trex-g", `${home}/no_system_file`)
     }))
+
+  it.live("every file of UserKnownHostsFile and GlobalKnownHostsFile counts, as OpenSSH reads them: a key found in any, a key @revoked in any refused", () =>
+    Effect.gen(function*() {
+      yield* sshdUp
+      const ssh2 = yield* Effect.promise(Clients.ssh2)
+      // another host's key first (the host is unknown there), the host's key in a later file
+      const other = `other.example ${Fs.readFileSync(`${host.privateKeyPath}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`
+      const hostKey = Fs.readFileSync(host.knownHostsPath, "utf8").split("\n").find((l) => l.startsWith(`[${host.host}]:${host.port} `))!
+      const revoked = `@revoked * ${hostKey.split(" ").slice(1, 3).join(" ")}\n`
+      const block = (name: string, ...lines: ReadonlyArray<string>) => [`Host ${name}`, `  HostName ${host.host}`, `  Port ${host.port}`, `  User ${user}`, `  IdentityFile ${host.privateKeyPath}`, ...lines]
+      const home = homeWith(
+        [
+          ...block("trex-second", "  UserKnownHostsFile ~/.ssh/other ~/.ssh/missing ~/.ssh/real", "  GlobalKnownHostsFile none"),
+          ...block("trex-global", "  UserKnownHostsFile none", "  GlobalKnownHostsFile ~/.ssh/other ~/.ssh/real"),
+          ...block("trex-revoked", "  UserKnownHostsFile ~/.ssh/real", "  GlobalKnownHostsFile ~/.ssh/other ~/.ssh/revoked"),
+          ""
+        ].join("\n"),
+        { other, real: `${hostKey}\n`, revoked }
+      )
+      const run = (name: string) =>
+        Effect.promise(async () => {
+          const p = prepare({ host: name }, ssh2, {}, { home, user })
+          if (!("ok" in p)) return assert.fail(p.refusal)
+          const c = new Connection(p.ok)
+          const out = await c.exec("echo hello").then((r) => r.stdout.trim(), (e: unknown) => (e as Error).message)
+          c.close()
+          return out
+        })
+      assert.strictEqual(yield* run("trex-second"), "hello")
+      assert.strictEqual(yield* run("trex-global"), "hello")
+      const refused = yield* run("trex-revoked")
+      assert.include(refused, `${user}@${host.host}:${host.port}: the host key offered is marked @revoked in ${home}/.ssh/real, ${home}/.ssh/other, ${home}/.ssh/revoked`)
+    }))
+
+  it.live("ProxyJump: through a jump host (its own Host block, user, key, known_hosts) or a list of hops to the host; none is direct; an unknown jump host key is refused naming it and the fix", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const ssh2 = yield* Effect.promise(Clients.ssh2)
+      // the test sshd jumps to itself: the jump host is 127.0.0.1, the host `localhost` (known under its own name)
+      const hostKey = Fs.readFileSync(host.knownHostsPath, "utf8").split("\n").find((l) => l.startsWith(`[${host.host}]:${host.port} `))!
+      const keyOnly = hostKey.split(" ").slice(1, 3).join(" ")
+      const home = homeWith(
+        [
+          "Host trex-jump",
+          `  HostName ${host.host}`,
+          `  User ${user}`,
+          "  UserKnownHostsFile ~/.ssh/jump_known_hosts",
+          "Host trex-stranger",
+          `  HostName ${host.host}`,
+          "  UserKnownHostsFile ~/.ssh/other_known_hosts",
+          "Host trex-direct",
+          "  ProxyJump none",
+          "Host trex-target trex-direct",
+          "  HostName localhost",
+          "  ProxyJump trex-jump",
+          "Host trex-list",
+          "  HostName localhost",
+          `  ProxyJump ${user}@${host.host}:${host.port},root@trex-jump`,
+          "Host trex-refused",
+          "  HostName localhost",
+          "  ProxyJump trex-stranger",
+          "Host *",
+          `  Port ${host.port}`,
+          `  User ${user}`,
+          `  IdentityFile ${host.privateKeyPath}`,
+          "  UserKnownHostsFile ~/.ssh/target_known_hosts",
+          "  GlobalKnownHostsFile none",
+          ""
+        ].join("\n"),
+        {
+          jump_known_hosts: `${hostKey}\n`,
+          other_known_hosts: `other.example ${keyOnly}\n`,
+          target_known_hosts: `[localhost]:${host.port} ${keyOnly}\n${hostKey}\n`
+        }
+      )
+      const connect = (name: string) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            const p = prepare({ host: name }, ssh2, {}, { home, user })
+            return "ok" in p ? new Connection(p.ok) : assert.fail(p.refusal)
+          }),
+          (c) => Effect.sync(() => c.close())
+        )
+      /** The host's view of where its client connects from, and whether that client is this process (else the jump host's sshd). */
+      const from = (name: string) =>
+        Effect.gen(function*() {
+          const c = yield* connect(name)
+          const out = yield* Effect.promise(() => c.exec("echo $SSH_CONNECTION"))
+          const port = out.stdout.trim().split(" ")[1]!
+          const ss = yield* Effect.sync(() => execFileSync("ss", ["-tnpH", "state", "established", `( sport = :${port} )`], { encoding: "utf8" }))
+          return { label: c.label, ours: ss.includes(`pid=${process.pid},`), sshd: ss.includes(`"sshd"`) }
+        })
+      // the jump host's key is checked against its own known_hosts, as a host's: unknown there, refused
+      const stranger = yield* connect("trex-refused")
+      // (side by side: each is a login of its own)
+      const [target, list, direct, refused] = yield* Effect.all([
+        from("trex-target"),
+        // two hops: sdktest@127.0.0.1, then root@trex-jump (its Host block) through it, then the host
+        from("trex-list"),
+        from("trex-direct"),
+        Effect.promise(() => stranger.exec("true").then(() => "connected", (e: unknown) => e as SshFailure))
+      ], { concurrency: "unbounded" })
+      assert.deepStrictEqual(target, { label: `${user}@localhost:${host.port}`, ours: false, sshd: true })
+      assert.deepStrictEqual(list, { label: `${user}@localhost:${host.port}`, ours: false, sshd: true })
+      assert.deepStrictEqual(direct, { label: `${user}@localhost:${host.port}`, ours: true, sshd: false })
+      if (!(refused instanceof SshFailure)) return assert.fail(`through a jump host whose key is unknown: ${String(refused)}`)
+      assert.isFalse(refused.retryable)
+      assert.strictEqual(
+        refused.message,
+        `${user}@localhost:${host.port}: jump host ${user}@${host.host}:${host.port} (ProxyJump trex-stranger, ${home}/.ssh/config:18): ` +
+          `host key not in ${home}/.ssh/other_known_hosts (add it with ssh-keyscan -p ${host.port} ${host.host}, after checking its fingerprint)`
+      )
+      // a jump host the file cannot make: refused at make, naming it
+      Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-badhop\n  ProxyJump trex-jump:99999\n")
+      const bad = prepare({ host: "trex-badhop" }, ssh2, {}, { home, user })
+      assert.include("refusal" in bad && bad.refusal, `ProxyJump trex-jump:99999 (${home}/.ssh/config:26): the hop "trex-jump:99999" is not [user@]host[:port]`)
+      // through the backend: a job runs, named as before (the name given, not the jump)
+      const backend = yield* withEnv({ HOME: home }, SshBackend.make({ ...config, hosts: [{ host: "trex-target", username: user }] }))
+      const ref = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":7}' > result.json`]))
+      assert.strictEqual(ref.data["host"], `${user}@trex-target:22`)
+      const exit = yield* Backend.awaitExit(backend, ref)
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+    })))
 
   it.live("a fully explicit host is not refused over an IdentityFile or UserKnownHostsFile it overrides; %C is the hash OpenSSH uses", () =>
     Effect.gen(function*() {

@@ -364,20 +364,26 @@ export const engineOptions = (o: {
   // ~/.ssh/config fills in what the URL does not say (its host may be a Host alias), as for `docker` through OpenSSH
   const given = { user: decodeURIComponent(url.username) || undefined, port: url.port === "" ? undefined : Number(url.port) }
   // what `ssh` gives overrides the file's IdentityFile and UserKnownHostsFile: not expanded nor checked
-  const file = SshConfig.forHost(alias, { ...given, privateKeyPath: o.ssh?.privateKeyPath, knownHostsPath: o.ssh?.knownHostsPath }, { home: Os.homedir(), user: local.user })
+  const explicit = { ...given, privateKeyPath: o.ssh?.privateKeyPath, knownHostsPath: o.ssh?.knownHostsPath }
+  const file = SshConfig.forHost(alias, explicit, { home: Os.homedir(), user: local.user })
   for (const w of file.warnings) warn(`${host}: ${w}`)
+  // the SSH backend follows a ProxyJump; an engine's connection does not
+  if (file.proxyJump !== undefined) warn(`${host}: ${file.proxyJump.where}: ProxyJump is not supported: the connection goes straight to the host, not through ${file.proxyJump.value}`)
   // the address the config file moves the URL's host to, said once (as the SSH backend says it)
   const moved = SshConfig.moved(alias, given.port, file)
   if (moved !== undefined) info(`${host}: ~/.ssh/config connects ${moved}`)
-  const hostname = file.hostName ?? alias
-  const port = given.port ?? file.port ?? 22
+  // as the SSH backend's hosts: the name, port, user and known hosts
+  const { hostName: hostname, port, user: username, userKnownHosts, globalKnownHosts: globals } = SshConfig.resolve(alias, explicit, file, {
+    home: Os.homedir(),
+    user: local.user,
+    globalKnownHosts: local.globalKnownHosts
+  })
   const logins = o.ssh !== undefined
     ? givenLogins(o.ssh, ssh2, env)
     : defaultLogins(host, env, ssh2, file.identityFiles.length > 0 ? file.identityFiles : SshConfig.DEFAULT_KEYS)
   // with `ssh`, its known hosts only; else OpenSSH's two (the user's, or UserKnownHostsFile), the system's read when there is one
   // (GlobalKnownHostsFile's, if the file says: `none` for no system file)
-  const globals = file.globalKnownHostsFiles ?? [local.globalKnownHosts]
-  const paths = o.ssh !== undefined ? [o.ssh.knownHostsPath] : [...(file.knownHostsFiles ?? [SshConfig.DEFAULT_KNOWN_HOSTS]), ...globals]
+  const paths = [...userKnownHosts, ...globals]
   const known: Array<KnownHosts.KnownKey> = []
   const unread: Array<string> = []
   for (const path of paths) {
@@ -400,7 +406,6 @@ export const engineOptions = (o: {
         `(\`ssh-keyscan -p ${port} ${hostname} >> ${paths[0]}\`, after checking its fingerprint)`
     )
   }
-  const username = given.user ?? file.user ?? local.user
   let hostRefused: string | undefined
   // plain HTTP over the agent's sessions (the host and port are only the Host header's)
   return {

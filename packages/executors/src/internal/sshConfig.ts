@@ -9,8 +9,8 @@
  * lines holding within each; one under a block that does not apply is still read and checked, none of its blocks
  * applying). A `Match host` compares the `HostName` obtained so far with `%h` expanded, as OpenSSH does. What it cannot honour is said as a warning naming the file and line, never followed
  * silently: a `Match` of another criterion than `all`, `host`, `originalhost`, `user`, `localuser` (its block is not
- * applied), `ProxyJump`/`ProxyCommand` (the connection goes
- * straight to the host), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
+ * applied), `ProxyCommand` (the connection goes
+ * straight to the host; `ProxyJump` is followed by the SSH backend), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
  * with no trust on first use), a keyword OpenSSH does not know (a typo: OpenSSH refuses the whole file, here a warning,
  * since the list of keywords here may lag a newer OpenSSH's; `IgnoreUnknown` is honoured). Any other keyword is ignored,
  * as it changes nothing these backends do.
@@ -81,6 +81,8 @@ export interface HostSettings {
    */
   readonly globalKnownHostsFiles?: ReadonlyArray<string> | undefined
   readonly globalKnownHostsWhere?: string | undefined
+  /** The first `ProxyJump` that applies (its hops, `[user@]host[:port]` separated by commas) and its `file:line`; `undefined` for none. */
+  readonly proxyJump?: { readonly value: string; readonly where: string } | undefined
   /** What could not be honoured, each naming its file and line. */
   readonly warnings: ReadonlyArray<string>
 }
@@ -100,6 +102,9 @@ const localUser = (): string => {
     return String(process.getuid?.() ?? "")
   }
 }
+
+/** `path` with a leading `~` (alone, or `~/...`) taken as `home`, as OpenSSH takes it; any other path as it is. */
+export const tilde = (path: string, home: string): string => (path === "~" || path.startsWith("~/") ? home + path.slice(1) : path)
 
 /** This process's home and user. */
 export const here = (): Local => ({ home: Os.homedir(), user: localUser() })
@@ -154,9 +159,15 @@ export const parse = (text: string, file: string): Array<Line> =>
 const globRe = (pattern: string): RegExp =>
   new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`)
 
-/** Whether a `Host` line's patterns take `host`: one of them does, and none of its negated ones (`!pattern`). */
-export const hostMatches = (patterns: ReadonlyArray<string>, host: string): boolean =>
-  patterns.some((p) => !p.startsWith("!") && globRe(p).test(host)) && !patterns.some((p) => p.startsWith("!") && globRe(p.slice(1)).test(host))
+/** Whether a glob pattern (`*` any run of characters, `?` one) takes all of `value`. */
+export const globMatches = (pattern: string, value: string): boolean => globRe(pattern).test(value)
+
+/**
+ * Whether a pattern list (a `Host` line's, a known_hosts line's) takes `host`: one of its patterns does, and none of
+ * its negated ones (`!pattern`); `matches` compares one pattern (default a glob; known_hosts adds hashed names).
+ */
+export const hostMatches = (patterns: ReadonlyArray<string>, host: string, matches: (pattern: string, host: string) => boolean = globMatches): boolean =>
+  patterns.some((p) => !p.startsWith("!") && matches(p, host)) && !patterns.some((p) => p.startsWith("!") && matches(p.slice(1), host))
 
 /** Whether `value` is taken by a comma-separated pattern list: one of its patterns takes it, and none of its `!` ones. */
 const listMatches = (list: string, value: string): boolean => hostMatches(list.split(","), value)
@@ -222,7 +233,7 @@ const expand = (value: string, tokens: Readonly<Record<string, string>>, home: s
     return v ?? ""
   })
   if (unknown !== undefined) return { unknown }
-  return { value: out === "~" || out.startsWith("~/") ? home + out.slice(1) : out }
+  return { value: tilde(out, home) }
 }
 
 /** A TCP service's port in /etc/services (as getservbyname(3) finds it: its name or an alias), else `undefined`. */
@@ -290,6 +301,7 @@ export const settingsFor = (
   let strict = false
   let proxied = false
   let proxyJump = ""
+  let proxyJumpWhere: string | undefined
   // as OpenSSH: HostName takes %h and %% only (expanded before a Match host compares it), and is connected to in lower case
   const named = (h: { readonly where: string; readonly value: string }): string => {
     const e = expand(h.value, { h: host }, "")
@@ -398,11 +410,15 @@ export const settingsFor = (
           break
         case "proxyjump":
         case "proxycommand":
+          // as OpenSSH: the first of ProxyJump and ProxyCommand obtained wins (`none` for a direct connection)
           if (!proxied) {
             proxied = true
-            if (l.keyword === "proxyjump" && first.toLowerCase() !== "none") proxyJump = first
-            if (first.toLowerCase() !== "none") {
-              warnings.push(`${l.where}: ${l.keyword === "proxyjump" ? "ProxyJump" : "ProxyCommand"} is not supported: the connection goes straight to the host, not through ${l.args.join(" ")}`)
+            if (l.keyword === "proxyjump" && first.toLowerCase() !== "none") {
+              proxyJump = first
+              proxyJumpWhere = l.where
+            }
+            if (l.keyword === "proxycommand" && first.toLowerCase() !== "none") {
+              warnings.push(`${l.where}: ProxyCommand is not supported: the connection goes straight to the host, not through ${l.args.join(" ")} (ProxyJump is)`)
             }
           }
           break
@@ -444,7 +460,7 @@ export const settingsFor = (
     explicit.knownHostsPath !== undefined ? undefined : k?.files.flatMap((f) => f.toLowerCase() === "none" ? [] : [expand(f)])
   const knownHostsFiles = filesOf(knownHosts, (f) => expanded(knownHosts!.where, "UserKnownHostsFile", f))
   // as OpenSSH 9.2 (`ssh -v` names the files it opens): GlobalKnownHostsFile takes `~`, no `%` token
-  const globalKnownHostsFiles = filesOf(globalKnownHosts, (f) => f === "~" || f.startsWith("~/") ? local.home + f.slice(1) : f)
+  const globalKnownHostsFiles = filesOf(globalKnownHosts, (f) => tilde(f, local.home))
   const identityList = explicit.privateKeyPath !== undefined ? [] : identities.map((i) => ({ where: i.where, file: expanded(i.where, "IdentityFile", i.file) }))
   return {
     hostName: connectName,
@@ -458,9 +474,25 @@ export const settingsFor = (
     knownHostsWhere: knownHosts?.where,
     globalKnownHostsFiles,
     globalKnownHostsWhere: globalKnownHosts?.where,
+    proxyJump: proxyJumpWhere === undefined ? undefined : { value: proxyJump, where: proxyJumpWhere },
     warnings
   }
 }
+
+/**
+ * What a connection to `host` (the name given) uses, for the SSH backend's hosts and the Docker backend's `ssh://`
+ * engines alike: what is given, else the file's settings, else OpenSSH's defaults (port 22, the local user). Its known
+ * hosts, as OpenSSH reads them (a key in any counts): a `knownHostsPath` given alone; else the user's
+ * (`UserKnownHostsFile`'s files, `[]` for `none`, else `~/.ssh/known_hosts`) and the system's (`GlobalKnownHostsFile`'s,
+ * else {@link GLOBAL_KNOWN_HOSTS}).
+ */
+export const resolve = (host: string, given: Explicit, file: HostSettings, local: Local) => ({
+  hostName: file.hostName ?? host,
+  port: given.port ?? file.port ?? 22,
+  user: given.user ?? file.user ?? local.user,
+  userKnownHosts: given.knownHostsPath !== undefined ? [given.knownHostsPath] : file.knownHostsFiles ?? [tilde(DEFAULT_KNOWN_HOSTS, local.home)],
+  globalKnownHosts: given.knownHostsPath !== undefined ? [] : file.globalKnownHostsFiles ?? [local.globalKnownHosts ?? GLOBAL_KNOWN_HOSTS]
+})
 
 /**
  * Where the file moves `host` (the name given, `port` the port given) to, with the lines that move it, as said once
@@ -482,7 +514,7 @@ const MAX_INCLUDE_DEPTH = 16
  * (the user's file's directory), `*` and `?` in any component matched. None is nothing (OpenSSH says nothing either).
  */
 const includedFiles = (arg: string, home: string): Array<string> => {
-  const full = arg === "~" || arg.startsWith("~/") ? home + arg.slice(1) : arg.startsWith("/") ? arg : `${home}/.ssh/${arg}`
+  const full = arg === "~" || arg.startsWith("~/") || arg.startsWith("/") ? tilde(arg, home) : `${home}/.ssh/${arg}`
   let found = ["/"]
   for (const part of full.split("/").filter((p) => p !== "")) {
     if (!/[*?]/.test(part)) {
@@ -532,6 +564,21 @@ const readChecked = (file: string): string => {
   }
 }
 
+/** Files parsed, by name and contents: a file read again for each host (and jump host) is parsed once while it is unchanged. */
+const parsed = new Map<string, Array<Line>>()
+const PARSED_MAX = 64
+
+/** {@link parse}, once per file name and contents. */
+const parseOnce = (text: string, file: string): Array<Line> => {
+  const key = `${file}\0${text}`
+  const hit = parsed.get(key)
+  if (hit !== undefined) return hit
+  const lines = parse(text, file)
+  if (parsed.size >= PARSED_MAX) parsed.clear()
+  parsed.set(key, lines)
+  return lines
+}
+
 /**
  * What `path` (default {@link USER_CONFIG}) says of `host`; nothing when there is no such file. A file that exists
  * but cannot be read is a warning; what OpenSSH refuses throws a {@link SshConfigError}.
@@ -542,7 +589,7 @@ export const forHost = (
   local: Local = here(),
   path = USER_CONFIG
 ): HostSettings => {
-  const file = path === "~" || path.startsWith("~/") ? local.home + path.slice(1) : path
+  const file = tilde(path, local.home)
   let text: string
   try {
     text = readChecked(file)
@@ -555,11 +602,11 @@ export const forHost = (
   const include = (arg: string) =>
     includedFiles(arg, local.home).flatMap((f) => {
       try {
-        return [parse(readChecked(f), f)]
+        return [parseOnce(readChecked(f), f)]
       } catch (e) {
         if (e instanceof SshConfigError) throw e
         return []
       }
     })
-  return settingsFor(parse(text, file), host, local, explicit, include)
+  return settingsFor(parseOnce(text, file), host, local, explicit, include)
 }

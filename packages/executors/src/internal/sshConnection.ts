@@ -4,6 +4,7 @@
  */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
+import type { Duplex } from "node:stream"
 import type * as Ssh2 from "ssh2"
 import type { Client, SFTPWrapper } from "ssh2"
 import * as KnownHosts from "./sshKnownHosts.ts"
@@ -15,7 +16,11 @@ export interface HostConfig {
   readonly port?: number
   readonly username: string
   readonly privateKeyPath: string
-  readonly knownHostsPath: string
+  /**
+   * The known_hosts files read at each connection, in order (the user's, then the system's): a key found in any is
+   * trusted, a key `@revoked` in any refused. A file that cannot be read is skipped, as OpenSSH skips it.
+   */
+  readonly knownHostsFiles: ReadonlyArray<string>
 }
 
 /**
@@ -32,8 +37,9 @@ export interface HostSetting {
   /** Default: the config file's first `IdentityFile` that exists, else the first of `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. */
   readonly privateKeyPath?: string | undefined
   /**
-   * Default: the config file's `UserKnownHostsFile` (its first file; for `none`, the system's
-   * `/etc/ssh/ssh_known_hosts`), else `~/.ssh/known_hosts`.
+   * Default: every file of the config file's `UserKnownHostsFile` (else `~/.ssh/known_hosts`) and of its
+   * `GlobalKnownHostsFile` (else the system's `/etc/ssh/ssh_known_hosts`), as OpenSSH reads them: a key found in any
+   * counts; `none` reads none of the user's. Given, this file alone is read.
    */
   readonly knownHostsPath?: string | undefined
   /**
@@ -59,12 +65,35 @@ export class SshFailure extends Error {
 }
 
 /** `~/x` as a path under the home directory (task files are written by people). */
-export const expandHome = (path: string): string => (path === "~" || path.startsWith("~/") ? Os.homedir() + path.slice(1) : path)
+export const expandHome = (path: string): string => SshConfig.tilde(path, Os.homedir())
 
 /** Why a file could not be read, in words (no such file, not readable, a directory), else Node's message. */
 const unreadable = (e: unknown): string => {
   const code = (e as { code?: unknown }).code
   return code === "ENOENT" ? "no such file" : code === "EACCES" ? "not readable by this user" : code === "EISDIR" ? "a directory, not a file" : e instanceof Error ? e.message : String(e)
+}
+
+/**
+ * The host keys of every known_hosts file of `files` (`~/` expanded) that can be read, merged as OpenSSH merges them;
+ * those read, and why the others could not be.
+ */
+export const readKnownHosts = (files: ReadonlyArray<string>): {
+  readonly known: Array<KnownHosts.KnownKey>
+  readonly files: Array<string>
+  readonly unread: Array<{ readonly file: string; readonly why: string }>
+} => {
+  const known: Array<KnownHosts.KnownKey> = []
+  const read: Array<string> = []
+  const unread: Array<{ readonly file: string; readonly why: string }> = []
+  for (const file of files) {
+    try {
+      known.push(...KnownHosts.parse(Fs.readFileSync(expandHome(file), "utf8")))
+      read.push(file)
+    } catch (e) {
+      unread.push({ file, why: unreadable(e) })
+    }
+  }
+  return { known, files: read, unread }
 }
 
 /**
@@ -89,6 +118,39 @@ export interface PreparedHost extends HostConfig {
   readonly keyFrom: string
   /** The key's passphrase (from the variable `passphraseEnv` names), for an encrypted key. */
   readonly passphrase?: string | undefined
+  /** The host connected to first (`ProxyJump`), and the line that says so; the connection goes on through it. */
+  readonly jump?: (PreparedHost & { readonly via: string }) | undefined
+}
+
+/** As OpenSSH (`-J` with a jump host's own `ProxyJump`): a chain longer than this is refused (a loop, most likely). */
+const MAX_JUMPS = 8
+
+/** A hop of a `ProxyJump` list: `[user@]host[:port]`, or `ssh://[user@]host[:port]`; `[...]` around an IPv6 address. */
+interface Hop {
+  readonly text: string
+  readonly user?: string | undefined
+  readonly host: string
+  readonly port?: number | undefined
+}
+
+/** The hops of a `ProxyJump` value (comma-separated), or why one cannot be read. */
+export const hops = (value: string): Array<Hop> | string => {
+  const out: Array<Hop> = []
+  for (const text of value.split(",")) {
+    const bare = text.replace(/^ssh:\/\//, "")
+    const at = bare.lastIndexOf("@")
+    const user = at < 0 ? undefined : bare.slice(0, at)
+    const rest = at < 0 ? bare : bare.slice(at + 1)
+    const m = /^\[([^\]]+)\](?::([^:]*))?$/.exec(rest) ?? (rest.split(":").length > 2 ? [rest, rest, undefined] : /^([^:]*)(?::(.*))?$/.exec(rest))
+    const host = m?.[1]
+    const portText = m?.[2]
+    const port = portText === undefined ? undefined : /^[0-9]+$/.test(portText) && Number(portText) > 0 && Number(portText) < 65536 ? Number(portText) : NaN
+    if (host === undefined || host === "" || user === "" || Number.isNaN(port)) {
+      return `the hop ${JSON.stringify(text)} is not [user@]host[:port] (a port from 1 to 65535): write each jump host so, separated by commas`
+    }
+    out.push({ text, user, host, port })
+  }
+  return out
 }
 
 /**
@@ -162,24 +224,20 @@ export const prepare = (
   ssh2: typeof Ssh2,
   env: NodeJS.ProcessEnv = process.env,
   local: SshConfig.Local = SshConfig.here(),
-  configPath = SshConfig.USER_CONFIG
+  configPath = SshConfig.USER_CONFIG,
+  through?: { readonly value: string; readonly where: string },
+  depth = 0
 ): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string } => {
   let file: SshConfig.HostSettings
+  const explicit = { user: given.username, port: given.port, privateKeyPath: given.privateKeyPath, knownHostsPath: given.knownHostsPath }
   try {
-    file = SshConfig.forHost(
-      given.host,
-      { user: given.username, port: given.port, privateKeyPath: given.privateKeyPath, knownHostsPath: given.knownHostsPath },
-      local,
-      configPath
-    )
+    file = SshConfig.forHost(given.host, explicit, local, configPath)
   } catch (e) {
     if (e instanceof SshConfig.SshConfigError) return { refusal: `${given.host}: ${e.message}` }
     throw e
   }
-  const home = (p: string) => (p === "~" || p.startsWith("~/") ? local.home + p.slice(1) : p)
-  const host = file.hostName ?? given.host
-  const username = given.username ?? file.user ?? local.user
-  const port = given.port ?? file.port ?? 22
+  const home = (p: string) => SshConfig.tilde(p, local.home)
+  const { hostName: host, user: username, port, userKnownHosts: users, globalKnownHosts: globals } = SshConfig.resolve(given.host, explicit, file, local)
   const who = `${username}@${host}`
   const identity = file.identities.find((i) => Fs.existsSync(i.file)) ?? file.identities[0]
   const defaultKey = SshConfig.DEFAULT_KEYS.map(home).find((f) => Fs.existsSync(f))
@@ -194,19 +252,18 @@ export const prepare = (
         `set privateKeyPath to the private key to log in with (\`ssh-keygen -t ed25519\` makes one)`
     }
   }
-  // `UserKnownHostsFile none` reads no file of the user's: the system's only (the first of GlobalKnownHostsFile that
-  // can be read, default /etc/ssh/ssh_known_hosts), never the broader ~/.ssh/known_hosts
-  const globals = file.globalKnownHostsFiles ?? [local.globalKnownHosts ?? SshConfig.GLOBAL_KNOWN_HOSTS]
-  const globalKnownHosts = globals.find((f) => Fs.existsSync(f)) ?? globals[0]
-  if (given.knownHostsPath === undefined && file.knownHostsFiles?.length === 0 && globalKnownHosts === undefined) {
+  // as OpenSSH: every file of UserKnownHostsFile (default ~/.ssh/known_hosts) and of GlobalKnownHostsFile (default the
+  // system's /etc/ssh/ssh_known_hosts) counts, a key found in any (and a key @revoked in any refused); `UserKnownHostsFile
+  // none` reads no file of the user's (the system's only, never the broader ~/.ssh/known_hosts). A knownHostsPath given
+  // is the one file read
+  if (users.length === 0 && globals.length === 0) {
     return {
       refusal: `${who}: UserKnownHostsFile none (${file.knownHostsWhere}) and GlobalKnownHostsFile none (${file.globalKnownHostsWhere}) ` +
         `leave no known hosts: nothing to check the host's key against: set knownHostsPath, or name a file in either`
     }
   }
-  const fromFile = file.knownHostsFiles === undefined ? undefined : file.knownHostsFiles[0] ?? globalKnownHosts
-  const knownHostsPath = given.knownHostsPath ?? fromFile ?? home(SshConfig.DEFAULT_KNOWN_HOSTS)
-  const config: HostConfig = { host, port, username, privateKeyPath, knownHostsPath }
+  const knownHostsFiles = [...users, ...globals]
+  const config: HostConfig = { host, port, username, privateKeyPath, knownHostsFiles }
   let privateKey: Buffer
   try {
     privateKey = readKey(keyField, privateKeyPath, `~${username}/.ssh/authorized_keys on ${host}`)
@@ -215,24 +272,56 @@ export const prepare = (
   }
   const checked = keyCheck(ssh2, keyField, privateKeyPath, privateKey, { field: "passphraseEnv", name: given.passphraseEnv }, env)
   if ("refusal" in checked) return { refusal: `${who}: ${checked.refusal}` }
-  try {
-    Fs.readFileSync(expandHome(knownHostsPath), "utf8")
-  } catch (e) {
-    if (given.knownHostsPath === undefined && file.knownHostsFiles?.length === 0) {
+  // nothing to check the host's key against when no file can be read (OpenSSH skips a file it cannot read)
+  const read = readKnownHosts(knownHostsFiles)
+  if (read.files.length === 0) {
+    const why = read.unread[0]!.why
+    if (users.length === 0) {
       return {
-        refusal: `${who}: UserKnownHostsFile none (${file.knownHostsWhere}) leaves only the system's ${globalKnownHosts}, and it cannot be read ` +
-          `(${unreadable(e)}): nothing to check the host's key against: set knownHostsPath, or name a file in that UserKnownHostsFile`
+        refusal: `${who}: UserKnownHostsFile none (${file.knownHostsWhere}) leaves only the system's ${globals.join(" ")}, and it cannot be read ` +
+          `(${why}): nothing to check the host's key against: set knownHostsPath, or name a file in that UserKnownHostsFile`
       }
     }
     const field = given.knownHostsPath !== undefined ? "knownHostsPath" : file.knownHostsFiles !== undefined ? `UserKnownHostsFile (${file.knownHostsWhere})` : "knownHostsPath (none given: ~/.ssh/known_hosts)"
+    const others = knownHostsFiles.length > 1 ? ` (nor can ${knownHostsFiles.slice(1).join(", ")})` : ""
     return {
-      refusal: `${who}: ${field} ${knownHostsPath}: ${unreadable(e)}: give a known_hosts file this user can read that holds the host's key ` +
-        `(\`ssh-keyscan -p ${port} ${host} >> ${knownHostsPath}\`, after checking its fingerprint)`
+      refusal: `${who}: ${field} ${users[0]}: ${why}${others}: give a known_hosts file this user can read that holds the host's key ` +
+        `(\`ssh-keyscan -p ${port} ${host} >> ${users[0]}\`, after checking its fingerprint)`
     }
+  }
+  const warnings = file.warnings.map((w) => `${given.host}: ${w}`)
+  // ProxyJump, as OpenSSH follows it: the last hop is connected to through the ones before it (a list given here, or
+  // the first hop's own ProxyJump), each a host of its own (its config lines, key and known_hosts)
+  const proxy = through ?? file.proxyJump
+  let jump: PreparedHost["jump"]
+  if (proxy !== undefined) {
+    const list = hops(proxy.value)
+    if (typeof list === "string") return { refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): ${list}` }
+    if (depth >= MAX_JUMPS) {
+      return {
+        refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): more than ${MAX_JUMPS} jump hosts in a row (a jump host whose own ProxyJump ` +
+          "leads back to it?): give the first jump host `ProxyJump none` in its own Host block"
+      }
+    }
+    const last = list[list.length - 1]!
+    const before = list.slice(0, -1).map((h) => h.text).join(",")
+    const p = prepare(
+      { host: last.host, port: last.port, username: last.user, passphraseEnv: given.passphraseEnv },
+      ssh2,
+      env,
+      local,
+      configPath,
+      before === "" ? undefined : { value: before, where: proxy.where },
+      depth + 1
+    )
+    const via = `ProxyJump ${proxy.value}, ${proxy.where}`
+    if ("refusal" in p) return { refusal: `${who}: jump host ${last.text} (${via}): ${p.refusal}` }
+    jump = { ...p.ok, via }
+    warnings.push(...p.warnings.map((w) => `jump host ${w}`))
   }
   // the address the config file moved the name to, said once at make (ssh connects there too)
   const moved = SshConfig.moved(given.host, given.port, file)
-  return { ok: { ...config, privateKey, keyFrom, passphrase: checked.passphrase }, warnings: file.warnings.map((w) => `${given.host}: ${w}`), moved }
+  return { ok: { ...config, privateKey, keyFrom, passphrase: checked.passphrase, jump }, warnings, moved }
 }
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
@@ -246,73 +335,124 @@ const refusedByServer = (err: Error): boolean => {
   return code === 2 || code === 3 || code === 4
 }
 
+/** The name of a connection in messages: `user@host:port`. */
+const labelOf = (config: HostConfig) => `${config.username}@${config.host}:${config.port ?? 22}`
+
+/**
+ * An ssh2 client logged in to `config`'s host, its key checked against its known_hosts (read now: a key added
+ * meanwhile counts); over `sock` (a channel through its jump host) when given. `label` names it in errors; `lost` is
+ * told when it fails after login.
+ */
+const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () => void, sock?: Duplex): Promise<Client> =>
+  new Promise((resolve, reject) => {
+    const { host, username, privateKey } = config
+    const port = config.port ?? 22
+    const { known, files, unread } = readKnownHosts(config.knownHostsFiles)
+    if (files.length === 0) {
+      return reject(new SshFailure(`${label}: cannot read known_hosts ${unread.map((u) => `${u.file} (${u.why})`).join(", ")}`, false))
+    }
+    let refused: string | undefined
+    let settled = false
+    const client = new ssh2.Client()
+    client.once("ready", () => {
+      settled = true
+      resolve(client)
+    })
+    client.on("error", (err: Error & { code?: string; level?: string }) => {
+      lost()
+      if (settled) return
+      settled = true
+      if (refused !== undefined) return reject(new SshFailure(refused, false))
+      if (err.level === "client-authentication") {
+        // It used to work (or never did): a key taken out of authorized_keys, or the wrong key. Waiting does not
+        // fix it, so it is not retried now; the host is left unused (as one that is down) until it accepts the key.
+        const { privateKeyPath: key, keyFrom } = config
+        return reject(new SshFailure(
+          `${label}: the key ${key} was not accepted for user ${username} (${err.message}); it is ${keyFrom}, read when the backend ` +
+            `was made (a key file changed since, say a rotated key, is read at the next start): add its public key (${key}.pub) ` +
+            `to ~${username}/.ssh/authorized_keys on ${host}, or give a key that is there (privateKeyPath, or an IdentityFile) and start again`,
+          false,
+          true,
+          true
+        ))
+      }
+      const retryable = (err.code !== undefined && CONNECTION_CODES.has(err.code)) || /timed out|keepalive/i.test(err.message)
+      reject(new SshFailure(`${label}: ${err.message}`, retryable, retryable))
+    })
+    client.on("close", lost)
+    client.connect({
+      host,
+      port,
+      username,
+      privateKey,
+      ...(sock !== undefined ? { sock } : {}),
+      ...(config.passphrase !== undefined ? { passphrase: config.passphrase } : {}),
+      readyTimeout: 15_000,
+      keepaliveInterval: 10_000,
+      keepaliveCountMax: 3,
+      // the host-key types known_hosts holds for this host first, as OpenSSH asks
+      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, host, port) },
+      hostVerifier: (key: Buffer) => {
+        const v = KnownHosts.verify(known, host, port, key)
+        if (v.ok) return true
+        refused = KnownHosts.refusal(v.reason, label, files.join(", "), host, port)
+        return false
+      }
+    })
+  })
+
+/**
+ * A client logged in to `config`'s host, through its jump hosts first when it has some (`ProxyJump`, as OpenSSH's:
+ * each logged in to as a host of its own, then a direct-tcpip channel from it to the next, which the next connection
+ * runs over). Every client made is pushed to `opened` (the jump hosts first), for the caller to end.
+ */
+const open = async (ssh2: typeof Ssh2, config: PreparedHost, label: string, opened: Array<Client>, lost: () => void): Promise<Client> => {
+  let sock: Duplex | undefined
+  if (config.jump !== undefined) {
+    const jump = config.jump
+    const jumpLabel = `${label}: jump host ${labelOf(jump)} (${jump.via})`
+    const through = await open(ssh2, jump, jumpLabel, opened, lost)
+    const port = config.port ?? 22
+    sock = await new Promise<Duplex>((resolve, reject) =>
+      through.forwardOut("127.0.0.1", 0, config.host, port, (err, stream) =>
+        err
+          ? reject(new SshFailure(`${jumpLabel}: could not open a connection from it to ${config.host}:${port} (${err.message}): is the host up, and does the jump host's sshd allow TCP forwarding?`, true, true))
+          : resolve(stream)
+      )
+    )
+  }
+  const client = await login(ssh2, config, label, lost, sock)
+  opened.push(client)
+  return client
+}
+
 export class Connection {
   private client: Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> | undefined
   readonly label: string
   private readonly config: PreparedHost
   constructor(config: PreparedHost) {
     this.config = config
-    this.label = `${config.username}@${config.host}:${config.port ?? 22}`
+    this.label = labelOf(config)
   }
 
   private async connect(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
-    const { host, username } = this.config
-    const port = this.config.port ?? 22
     const ssh2 = await Clients.ssh2()
-    return new Promise((resolve, reject) => {
-      const { privateKey } = this.config
-      let known: Array<KnownHosts.KnownKey>
-      try {
-        known = KnownHosts.parse(Fs.readFileSync(expandHome(this.config.knownHostsPath), "utf8"))
-      } catch (e) {
-        return reject(new SshFailure(`${this.label}: cannot read known_hosts ${this.config.knownHostsPath}: ${unreadable(e)}`, false))
-      }
-      let refused: string | undefined
-      const client = new ssh2.Client()
-      client.once("ready", () => {
-        client.sftp((err, sftp) => (err ? reject(new SshFailure(`${this.label}: SFTP: ${err.message}`, true)) : resolve({ client, sftp })))
-      })
-      client.once("error", (err: Error & { code?: string; level?: string }) => {
-        this.client = undefined
-        if (refused !== undefined) return reject(new SshFailure(refused, false))
-        if (err.level === "client-authentication") {
-          // It used to work (or never did): a key taken out of authorized_keys, or the wrong key. Waiting does not
-          // fix it, so it is not retried now; the host is left unused (as one that is down) until it accepts the key.
-          const { privateKeyPath: key, keyFrom } = this.config
-          return reject(new SshFailure(
-            `${this.label}: the key ${key} was not accepted for user ${username} (${err.message}); it is ${keyFrom}, read when the backend ` +
-              `was made (a key file changed since, say a rotated key, is read at the next start): add its public key (${key}.pub) ` +
-              `to ~${username}/.ssh/authorized_keys on ${host}, or give a key that is there (privateKeyPath, or an IdentityFile) and start again`,
-            false,
-            true,
-            true
-          ))
-        }
-        const retryable = (err.code !== undefined && CONNECTION_CODES.has(err.code)) || /timed out|keepalive/i.test(err.message)
-        reject(new SshFailure(`${this.label}: ${err.message}`, retryable, retryable))
-      })
-      client.on("close", () => {
-        this.client = undefined
-      })
-      client.connect({
-        host,
-        port,
-        username,
-        privateKey,
-        ...(this.config.passphrase !== undefined ? { passphrase: this.config.passphrase } : {}),
-        readyTimeout: 15_000,
-        keepaliveInterval: 10_000,
-        keepaliveCountMax: 3,
-        // the host-key types known_hosts holds for this host first, as OpenSSH asks
-        algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, host, port) },
-        hostVerifier: (key: Buffer) => {
-          const v = KnownHosts.verify(known, host, port, key)
-          if (v.ok) return true
-          refused = KnownHosts.refusal(v.reason, this.label, this.config.knownHostsPath, host, port)
-          return false
-        }
-      })
+    const opened: Array<Client> = []
+    const client = await open(ssh2, this.config, this.label, opened, () => {
+      this.client = undefined
+    }).catch((e: unknown) => {
+      this.client = undefined
+      for (const c of opened) c.end()
+      throw e
     })
+    // the jump hosts' connections go with the host's
+    client.on("close", () => {
+      this.client = undefined
+      for (const c of opened) c.end()
+    })
+    return new Promise((resolve, reject) =>
+      client.sftp((err, sftp) => (err ? reject(new SshFailure(`${this.label}: SFTP: ${err.message}`, true)) : resolve({ client, sftp })))
+    )
   }
 
   private get(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {

@@ -7,6 +7,7 @@
  */
 import { createHmac } from "node:crypto"
 import type * as Ssh2 from "ssh2"
+import { globMatches, hostMatches } from "./sshConfig.ts"
 
 export interface KnownKey {
   readonly hosts: string
@@ -36,8 +37,7 @@ const matchesPattern = (pattern: string, name: string): boolean => {
     if (salt === undefined || hash === undefined) return false
     return createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash
   }
-  const re = new RegExp(`^${pattern.toLowerCase().replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`)
-  return re.test(name)
+  return globMatches(pattern.toLowerCase(), name)
 }
 
 /**
@@ -52,12 +52,7 @@ export const hostName = (host: string, port: number): string => {
 /** The host-key lines (neither revoked nor a CA's) whose host patterns take `host:port`. */
 const entriesFor = (known: ReadonlyArray<KnownKey>, host: string, port: number): Array<KnownKey> => {
   const name = hostName(host, port)
-  return known.filter((k) => {
-    if (k.marker !== undefined) return false
-    const patterns = k.hosts.split(",")
-    return patterns.some((p) => !p.startsWith("!") && matchesPattern(p, name)) &&
-      !patterns.some((p) => p.startsWith("!") && matchesPattern(p.slice(1), name))
-  })
+  return known.filter((k) => k.marker === undefined && hostMatches(k.hosts.split(","), name, matchesPattern))
 }
 
 /** The signature algorithms of each key type (an RSA key signs with SHA-2 first, as OpenSSH asks). */
