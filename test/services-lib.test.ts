@@ -287,8 +287,8 @@ describe("apt_install", () => {
     const admin = path.join(root, "dpkg")
     const conf = aptConfig(root, admin)
     fs.writeFileSync(path.join(root, "trex-services-apt-updated"), "")
-    // another apt (as unattended-upgrades on a fresh machine) holds dpkg's frontend lock, a POSIX lock, for 2 s
-    const holder = `import fcntl, sys, time; f = open(sys.argv[1], "w"); fcntl.lockf(f, fcntl.LOCK_EX); open(sys.argv[2], "w").close(); time.sleep(2)`
+    // another apt (as unattended-upgrades on a fresh machine) holds dpkg's frontend lock, a POSIX lock, for 1 s
+    const holder = `import fcntl, sys, time; f = open(sys.argv[1], "w"); fcntl.lockf(f, fcntl.LOCK_EX); open(sys.argv[2], "w").close(); time.sleep(1)`
     const r = bash([
       `export APT_CONFIG='${conf}' DPKG_ADMINDIR='${admin}' TREX_SERVICES_RUN_DIR='${root}'`,
       `python3 -c '${holder}' '${admin}/lock-frontend' '${root}/locked' &`,
@@ -403,7 +403,14 @@ describe("start-all.sh", () => {
       timeout: 30_000,
       // (SIGKILL: a SIGTERM waits for the command in the foreground, start-all.sh's trap running only after it)
       killSignal: "SIGKILL",
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, TREX_SERVICES_DIR: svc, TREX_SERVICES_LOG_DIR: `${svc}/log` }
+      env: {
+        ...process.env,
+        PATH: `${bin}:${process.env.PATH}`,
+        TREX_SERVICES_DIR: svc,
+        TREX_SERVICES_LOG_DIR: `${svc}/log`,
+        // how long start-all.sh gives each check (default 5 s)
+        TREX_SERVICES_CHECK_SECONDS: "1"
+      }
     })
     const pid = fs.existsSync(`${bin}/docker.pid`) ? Number(fs.readFileSync(`${bin}/docker.pid`, "utf8")) : undefined
     if (pid !== undefined && alive(pid)) process.kill(pid, "SIGKILL")

@@ -20,12 +20,12 @@ log() { echo "[start-all $(date +%T)] $*" >&2; }
 
 # The facts the tests read, for every service that is up now (whoever started it). Each check is bounded: a daemon
 # that takes the connection and never answers (a dockerd hung, or stopped with SIGSTOP) is not up, and does not hang
-# this script (`docker info` has no timeout of its own).
+# this script (`docker info` has no timeout of its own): TREX_SERVICES_CHECK_SECONDS, default 5.
 ssh_port=${SSH_PORT:-2222}
 ssh_dir=${SSH_KEY_DIR:-/var/lib/trex-test-ssh}
 write_env() {
   local up=()
-  timeout -k 1 5 docker -H unix:///var/run/docker.sock info >/dev/null 2>&1 && up+=(docker)
+  timeout -k 1 "${TREX_SERVICES_CHECK_SECONDS:-5}" docker -H unix:///var/run/docker.sock info >/dev/null 2>&1 && up+=(docker)
   curl -sf --max-time 2 --unix-socket /run/podman/podman.sock http://d/_ping 2>/dev/null | grep -q OK && up+=(podman)
   pidfile_running /run/sshd-sdktest-$ssh_port.pid && up+=(sshd)
   pidfile_running /run/slurm/slurmctld.pid && up+=(slurm)
