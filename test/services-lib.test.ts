@@ -24,6 +24,31 @@ const bash = (script: string) => {
   return r
 }
 
+/**
+ * An apt configuration (for APT_CONFIG) whose dpkg admin directory (`admin`), lists and caches are the test's own, under
+ * `root`, with no sources: apt's locks are there, never the machine's (which another apt may hold meanwhile).
+ */
+const aptConfig = (root: string, admin: string) => {
+  for (const d of [admin, `${root}/lists/partial`, `${root}/cache/archives/partial`, `${root}/sources.list.d`, `${root}/log`]) {
+    fs.mkdirSync(d, { recursive: true })
+  }
+  if (!fs.existsSync(`${admin}/status`)) fs.writeFileSync(`${admin}/status`, "")
+  const conf = path.join(root, "apt.conf")
+  fs.writeFileSync(
+    conf,
+    [
+      `Dir::State::status "${admin}/status";`,
+      `Dir::State::lists "${root}/lists/";`,
+      `Dir::Cache "${root}/cache/";`,
+      `Dir::Cache::archives "${root}/cache/archives/";`,
+      `Dir::Etc::sourcelist "/dev/null";`,
+      `Dir::Etc::sourceparts "${root}/sources.list.d/";`,
+      `Dir::Log "${root}/log/";`
+    ].join("\n") + "\n"
+  )
+  return conf
+}
+
 /** The process runs (a killed one may stay a zombie a moment, until whoever inherited it reaps it: not running). */
 const alive = (pid: number) => {
   const stat = fs.existsSync(`/proc/${pid}/stat`) ? fs.readFileSync(`/proc/${pid}/stat`, "utf8") : ""
@@ -167,6 +192,52 @@ describe("lib.sh", () => {
   })
 })
 
+describe("running, pidfile_running, stop_pidfile", () => {
+  it("take a zombie (a process that ended, its parent not waiting for it) for gone, which `kill -0` does not", () => {
+    // a real zombie: a child that exits at once, whose parent (perl, which reaps no child unless asked) never waits for
+    // it, as a daemon's middle fork or a daemon that died stays one until pid 1 reaps it (this machine's /process_api a
+    // second later, a container's `sleep infinity` as pid 1 never)
+    const r = bash([
+      `perl -e '$p = fork; exit 0 unless $p; open F, ">zombie.pid"; print F "$p\\n"; close F; sleep 30' & parent=$!`,
+      `sleep 30 & echo $! > runs.pid`,
+      `until [ -s zombie.pid ] && grep -q '^[0-9]* (.*) Z ' /proc/$(cat zombie.pid)/stat; do sleep 0.05; done`,
+      `kill -0 $(cat zombie.pid) && echo "kill -0 finds the zombie"`,
+      `running $(cat zombie.pid) || echo "the zombie does not run"`,
+      `pidfile_running zombie.pid || echo "nor does its pid file's process"`,
+      `pidfile_running runs.pid && running $(cat runs.pid) && echo "sleep runs"`,
+      `pidfile_running no-such.pid || running "" || running abc || echo "no pid file, no pid: nothing runs"`,
+      // stopped: the zombie is nothing to stop (before, 15 s of waiting for it to go, then its pid printed as stopped)
+      `echo "stopped [$(stop_pidfile zombie.pid)]"; [ -e zombie.pid ] || echo "its pid file removed"`,
+      `[ "$(stop_pidfile runs.pid)" = "$!" ] && ! running $! && echo "sleep stopped"`,
+      `kill $parent`
+    ].join("\n"))
+    assert.strictEqual(
+      r.stdout,
+      [
+        "kill -0 finds the zombie",
+        "the zombie does not run",
+        "nor does its pid file's process",
+        "sleep runs",
+        "no pid file, no pid: nothing runs",
+        "stopped []",
+        "its pid file removed",
+        "sleep stopped",
+        ""
+      ].join("\n"),
+      r.stderr
+    )
+  })
+
+  it("are what every start script checks a daemon with: none uses `kill -0`, which a zombie passes", () => {
+    // a dead slurmctld, sge_qmaster or sshd, a zombie a moment, was taken for up: not started again, and counted in .env
+    const scripts = path.resolve(import.meta.dirname, "../scripts/services")
+    for (const f of fs.readdirSync(scripts).filter((f) => f.endsWith(".sh"))) {
+      const code = fs.readFileSync(path.join(scripts, f), "utf8").split("\n").filter((l) => !/^\s*#/.test(l))
+      assert.deepStrictEqual(code.filter((l) => /kill -0/.test(l)), [], `${f} checks a process with kill -0`)
+    }
+  })
+})
+
 describe("apt_install", () => {
   it("finishes first what a dpkg stopped mid-run left (dpkg --configure -a), and only then", () => {
     // a dpkg, apt-get and dpkg-query of the test's own on PATH, which say what they were asked: never the real apt
@@ -187,13 +258,17 @@ describe("apt_install", () => {
     fs.writeFileSync(path.join(bin, "trex-services-apt-updated"), "")
     const install = () => {
       fs.rmSync(calls, { force: true })
-      const r = bash(`PATH='${bin}':$PATH TREX_SERVICES_RUN_DIR='${admin}' DPKG_ADMINDIR='${admin}'\n. ${lib}\napt_install openssh-server`)
+      const r = bash(
+        `PATH='${bin}':$PATH TREX_SERVICES_RUN_DIR='${admin}' DPKG_ADMINDIR='${admin}' APT_CONFIG='${aptConfig(bin, admin)}'\n. ${lib}\napt_install openssh-server`
+      )
       assert.strictEqual(r.status, 0, r.stderr)
-      return { calls: fs.readFileSync(calls, "utf8"), stderr: r.stderr.replace(/\[apt [\d:]+\]/g, "[apt]") }
+      // apt-get waits for another apt's lock (none here) no longer than what is left of the 600 s (a second may pass)
+      const asked = fs.readFileSync(calls, "utf8").replace(/Timeout=(600|599) /, "Timeout=600 ")
+      return { calls: asked, stderr: r.stderr.replace(/\[apt [\d:]+\]/g, "[apt]") }
     }
     fs.writeFileSync(path.join(admin, "trex-services-apt-updated"), "")
     const replay = "[apt] installing: openssh-server\n[apt] finishing what an interrupted dpkg left: dpkg --configure -a\n"
-    const installed = "apt-get install -y -qq --no-install-recommends openssh-server\n"
+    const installed = "apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends openssh-server\n"
     fs.writeFileSync(journal, "")
     // a failed replay is said, and apt-get is tried all the same (it says why it refuses, if it does)
     assert.deepStrictEqual(install(), {
@@ -203,6 +278,33 @@ describe("apt_install", () => {
     assert.deepStrictEqual(install(), { calls: `dpkg --configure -a\n${installed}`, stderr: replay })
     // an empty journal: nothing to finish, whatever else dpkg --audit would list
     assert.deepStrictEqual(install(), { calls: installed, stderr: "[apt] installing: openssh-server\n" })
+  })
+
+  it("waits for another apt or dpkg that holds apt's lock, saying who and for how long at most, then runs apt-get", () => {
+    // the real apt-get and dpkg-query, on an apt configuration and a dpkg admin directory of the test's own (APT_CONFIG,
+    // DPKG_ADMINDIR), no sources: the package asked for is nowhere, so nothing is ever installed
+    const root = fs.mkdtempSync(path.join(dir, "apt-"))
+    const admin = path.join(root, "dpkg")
+    const conf = aptConfig(root, admin)
+    fs.writeFileSync(path.join(root, "trex-services-apt-updated"), "")
+    // another apt (as unattended-upgrades on a fresh machine) holds dpkg's frontend lock, a POSIX lock, for 1 s
+    const holder = `import fcntl, sys, time; f = open(sys.argv[1], "w"); fcntl.lockf(f, fcntl.LOCK_EX); open(sys.argv[2], "w").close(); time.sleep(1)`
+    const r = bash([
+      `export APT_CONFIG='${conf}' DPKG_ADMINDIR='${admin}' TREX_SERVICES_RUN_DIR='${root}'`,
+      `python3 -c '${holder}' '${admin}/lock-frontend' '${root}/locked' &`,
+      `until [ -e '${root}/locked' ]; do sleep 0.05; done`,
+      `apt_install trex-no-such-package || echo "apt_install failed: $?"`
+    ].join("\n"))
+    const said = r.stderr.replace(/\[apt [\d:]+\]/g, "[apt]")
+    // before, apt-get failed at once: "E: Could not get lock .../lock-frontend. It is held by process N (python3)"
+    assert.notMatch(said, /Could not get lock/)
+    assert.match(
+      said,
+      /^\[apt\] installing: trex-no-such-package\n\[apt\] apt's lock is held by \d+ \(python[\d.]*\) \(on a fresh machine: unattended-upgrades, cloud-init or apt-daily\): waiting for it, up to 600 s \(TREX_SERVICES_APT_LOCK_WAIT\)\n\[apt\] apt's lock free after \d+ s\n/
+    )
+    // then apt-get ran, and looked for the package
+    assert.match(said, /E: Unable to locate package trex-no-such-package/)
+    assert.strictEqual(r.stdout, "apt_install failed: 100\n")
   })
 })
 
@@ -273,6 +375,7 @@ describe("start-all.sh", () => {
         TREX_SERVICES_LOG_DIR: `${svc}/log`,
         TREX_SERVICES_RUN_DIR: svc,
         DPKG_ADMINDIR: svc,
+        APT_CONFIG: aptConfig(svc, svc),
         PATH: `${bin}:${process.env.PATH}`
       })
       // before, these ran in the foreground: the signal waited for them to end (never, here), and the test's SIGKILL
@@ -285,6 +388,40 @@ describe("start-all.sh", () => {
       const written = fs.readdirSync(svc).filter((f) => f.endsWith(".pid") || f === ".env")
       assert.deepStrictEqual(written, [], `${stopping}: ran on after the signal`)
     }
+  })
+
+  it("writes .env without hanging on a Docker engine that takes the connection and never answers", () => {
+    // a `docker` of the test's own on PATH that hangs (as `docker info` on a dockerd that hangs): start-all.sh waited
+    // for it for good, in the foreground, before writing .env (its output elsewhere: a hung start-all.sh, killed after
+    // 30 s, then leaves no one holding the test's pipes)
+    const bin = fs.mkdtempSync(path.join(dir, "bin-"))
+    fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\necho $$ > "${bin}/docker.pid"\nexec sleep 600 >/dev/null 2>&1\n`, { mode: 0o755 })
+    const svc = servicesOf(() => ({ quiet: "" }))
+    const r = spawnSync(startAll, ["stop", "quiet"], {
+      cwd: dir,
+      encoding: "utf8",
+      timeout: 30_000,
+      // (SIGKILL: a SIGTERM waits for the command in the foreground, start-all.sh's trap running only after it)
+      killSignal: "SIGKILL",
+      env: {
+        ...process.env,
+        PATH: `${bin}:${process.env.PATH}`,
+        TREX_SERVICES_DIR: svc,
+        TREX_SERVICES_LOG_DIR: `${svc}/log`,
+        // how long start-all.sh gives each check (default 5 s)
+        TREX_SERVICES_CHECK_SECONDS: "1"
+      }
+    })
+    const pid = fs.existsSync(`${bin}/docker.pid`) ? Number(fs.readFileSync(`${bin}/docker.pid`, "utf8")) : undefined
+    if (pid !== undefined && alive(pid)) process.kill(pid, "SIGKILL")
+    assert.isNull(r.signal, `start-all.sh did not end in 30 s (killed by ${r.signal}): it hung on docker info. stderr: ${r.stderr}`)
+    assert.strictEqual(r.status, 0, r.stderr)
+    assert.isDefined(pid, "docker info was never asked")
+    assert.isFalse(alive(pid!), "the docker that hung still runs")
+    // and the engine that does not answer is not up
+    const services = /^TREX_SERVICES="(.*)"$/m.exec(fs.readFileSync(`${svc}/.env`, "utf8"))
+    assert.isNotNull(services)
+    assert.notInclude(services![1].split(" "), "docker")
   })
 
   it("leaves alone the group of a start script that has ended, and a daemon it left there", async () => {

@@ -3,6 +3,9 @@
 # that was stopped mid-run left, as its journal in <admindir>/updates tells; DPKG_ADMINDIR as for dpkg). `apt-get update` runs at most once per boot
 # (stamp in /run), and a lock serialises apt so start-all.sh can run the scripts in parallel. TREX_SERVICES_RUN_DIR:
 # where the stamp and the lock are (default /run), for tests of start-all.sh with an apt-get of their own on PATH.
+# Another apt or dpkg holding apt's locks (on a fresh cloud or CI machine: unattended-upgrades, cloud-init's package
+# step or apt-daily, for minutes) is waited for, up to TREX_SERVICES_APT_LOCK_WAIT seconds (default 600), which the log
+# says with who holds them; apt-get alone (DPkg::Lock::Timeout 0) failed at once ("Could not get lock").
 export DEBIAN_FRONTEND=noninteractive
 APT_LOCK=${TREX_SERVICES_RUN_DIR:-/run}/trex-services-apt.lock
 APT_STAMP=${TREX_SERVICES_RUN_DIR:-/run}/trex-services-apt-updated
@@ -11,6 +14,37 @@ missing_pkgs() {
   local p out=""
   for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || out="$out $p"; done
   echo "$out"
+}
+
+# apt_lock_holders: "PID (NAME)" of each process holding one of apt's or dpkg's locks (POSIX locks, in /proc/locks) on
+# dpkg's lock-frontend and lock, apt's lists and archives (the directories as apt-config, so APT_CONFIG, has them)
+apt_lock_holders() {
+  local status=/var/lib/dpkg/status lists=/var/lib/apt/lists/ archives=/var/cache/apt/archives/ f inodes="" pid
+  eval "$(apt-config shell status Dir::State::status/f lists Dir::State::lists/d archives Dir::Cache::archives/d 2>/dev/null)"
+  for f in "${status%/*}/lock-frontend" "${status%/*}/lock" "${DPKG_ADMINDIR:-${status%/*}}/lock" "${lists%/}/lock" "${archives%/}/lock"; do
+    [ -e "$f" ] && inodes="$inodes $(stat -c %i "$f")"
+  done
+  [ -n "$inodes" ] || return 0
+  awk -v inodes="$inodes " '$2 != "->" { n = split($6, d, ":"); if (index(inodes, " " d[n] " ")) print $5 }' /proc/locks | sort -un |
+    while read -r pid; do echo "$pid ($(cat "/proc/$pid/comm" 2>/dev/null))"; done
+}
+
+# wait_apt_locks SECONDS: waits until no other process holds apt's or dpkg's locks, at most SECONDS (polling every
+# second), saying on stderr who held them and for how long; succeeds either way (apt-get then says why it refuses)
+wait_apt_locks() {
+  local end=$(( SECONDS + $1 )) start=$SECONDS holders
+  holders=$(apt_lock_holders | tr '\n' ' ')
+  [ -n "$holders" ] || return 0
+  echo "[apt $(date +%T)] apt's lock is held by ${holders% } (on a fresh machine: unattended-upgrades, cloud-init or apt-daily): waiting for it, up to $1 s (TREX_SERVICES_APT_LOCK_WAIT)" >&2
+  while [ -n "$holders" ] && [ "$SECONDS" -lt "$end" ]; do
+    sleep 1
+    holders=$(apt_lock_holders | tr '\n' ' ')
+  done
+  if [ -n "$holders" ]; then
+    echo "[apt $(date +%T)] apt's lock still held after $1 s by ${holders% }: trying all the same" >&2
+  else
+    echo "[apt $(date +%T)] apt's lock free after $(( SECONDS - start )) s" >&2
+  fi
 }
 
 apt_install() {
@@ -22,7 +56,22 @@ apt_install() {
     need=$(missing_pkgs "$@")   # another script may have installed them while we waited
     [ -z "$need" ] && exit 0
     echo "[apt $(date +%T)] installing:$need" >&2
-    [ -f "$APT_STAMP" ] || { apt-get update -qq; touch "$APT_STAMP"; }
+    local wait=${TREX_SERVICES_APT_LOCK_WAIT:-600} end
+    end=$(( SECONDS + wait ))
+    wait_apt_locks "$wait"
+    # and apt-get waits for what is left of that time, should another take the lock again meanwhile (its option does
+    # not cover `apt-get update`'s lists lock: tried again while the lock is held)
+    apt_get() { apt-get -o DPkg::Lock::Timeout=$(( end > SECONDS ? end - SECONDS : 0 )) "$@"; }
+    if [ ! -f "$APT_STAMP" ]; then
+      local urc
+      while :; do
+        urc=0; apt_get update -qq || urc=$?
+        [ "$urc" -ne 0 ] && [ "$SECONDS" -lt "$end" ] && [ -n "$(apt_lock_holders)" ] || break
+        sleep 2
+      done
+      (exit "$urc")   # a failed update ends apt_install under `set -e`, as before
+      touch "$APT_STAMP"
+    fi
     # a dpkg stopped mid-run (start-all.sh passes a signal on to apt, and kills it 10 s later) leaves its journal in
     # <admindir>/updates, and every later `apt-get install` refuses ("dpkg was interrupted") until `dpkg --configure -a`
     # has replayed it. That journal is what apt refuses on, not `dpkg --audit`, which also lists lasting, harmless
@@ -34,7 +83,7 @@ apt_install() {
       [ "$rc" -eq 0 ] || echo "[apt $(date +%T)] dpkg --configure -a failed (status $rc)" >&2
     fi
     # policy-rc.d on CI images keeps packages from starting their system services; ours start them explicitly
-    apt-get install -y -qq --no-install-recommends $need >/dev/null
+    apt_get install -y -qq --no-install-recommends $need >/dev/null
   ) 9>"$APT_LOCK"
 }
 
@@ -62,8 +111,8 @@ wait_for() {
     ( "$@" ) >/dev/null 2>&1 </dev/null &
     pid=$!
     set "$job"
-    while [ -z "$sig" ] && kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+    while [ -z "$sig" ] && running "$pid" && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
+    running "$pid" && kill -KILL -- "-$pid" 2>/dev/null
     rc=0; wait "$pid" 2>/dev/null || rc=$?
     pid=
     [ "$rc" -eq 0 ] && break
@@ -98,14 +147,34 @@ ignored_signals=$(untrappable_signals)
 [ -z "$ignored_signals" ] || echo "[${0##*/}] $ignored_signals ignored since this shell started (as in a job that a shell without job control starts with &, or under nohup): bash cannot trap such a signal, so it stops neither this script nor a wait_for try" >&2
 unset ignored_signals
 
+# running PID: process PID runs, as /proc/PID/stat's state tells. Not `kill -0`, which succeeds on a zombie too: a
+# process that has ended but that its parent has not reaped yet (a daemon's middle fork, or a daemon that died, whose
+# reaper is pid 1: this machine's /process_api reaps about a second later, a container's `sleep infinity` as pid 1
+# never). A zombie taken as alive kept a dead daemon from being started again, counted it up in .env, and made
+# stop_pidfile wait its 15 s for a process already gone. Every liveness check of the start scripts goes through it.
+running() {
+  local stat
+  [[ ${1:-} =~ ^[1-9][0-9]*$ ]] || return 1
+  { read -r stat < "/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  case ${stat%% *} in Z|X|x) return 1 ;; esac
+}
+
+# pidfile_running FILE: FILE names a process that runs (see `running`)
+pidfile_running() {
+  local pid
+  [ -f "$1" ] && { read -r pid < "$1"; } 2>/dev/null && running "$pid"
+}
+
 # stop_pidfile FILE: kill the daemon named by a pid file (SIGTERM, SIGKILL after 15 s), wait until it
-# is gone and remove the file; prints the pid it stopped, nothing when none ran
+# is gone (ended: a zombie left for its parent or pid 1 to reap is gone) and remove the file; prints the pid it
+# stopped, nothing when none ran
 stop_pidfile() {
   local f=$1 pid
-  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null || { rm -f "$f"; return 0; }
-  pid=$(cat "$f"); kill "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  pidfile_running "$f" || { rm -f "$f"; return 0; }
+  read -r pid < "$f"; kill "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do running "$pid" || break; sleep 0.1; done
+  running "$pid" && kill -9 "$pid" 2>/dev/null || true
   rm -f "$f"
   echo "$pid"
 }

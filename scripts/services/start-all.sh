@@ -18,17 +18,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 dir=${TREX_SERVICES_DIR:-$here}
 log() { echo "[start-all $(date +%T)] $*" >&2; }
 
-# The facts the tests read, for every service that is up now (whoever started it).
+# The facts the tests read, for every service that is up now (whoever started it). Each check is bounded: a daemon
+# that takes the connection and never answers (a dockerd hung, or stopped with SIGSTOP) is not up, and does not hang
+# this script (`docker info` has no timeout of its own): TREX_SERVICES_CHECK_SECONDS, default 5.
 ssh_port=${SSH_PORT:-2222}
 ssh_dir=${SSH_KEY_DIR:-/var/lib/trex-test-ssh}
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 write_env() {
   local up=()
-  docker -H unix:///var/run/docker.sock info >/dev/null 2>&1 && up+=(docker)
+  timeout -k 1 "${TREX_SERVICES_CHECK_SECONDS:-5}" docker -H unix:///var/run/docker.sock info >/dev/null 2>&1 && up+=(docker)
   curl -sf --max-time 2 --unix-socket /run/podman/podman.sock http://d/_ping 2>/dev/null | grep -q OK && up+=(podman)
-  alive /run/sshd-sdktest-$ssh_port.pid && up+=(sshd)
-  alive /run/slurm/slurmctld.pid && up+=(slurm)
-  alive /var/spool/gridengine/qmaster/qmaster.pid && up+=(gridengine)
+  pidfile_running /run/sshd-sdktest-$ssh_port.pid && up+=(sshd)
+  pidfile_running /run/slurm/slurmctld.pid && up+=(slurm)
+  pidfile_running /var/spool/gridengine/qmaster/qmaster.pid && up+=(gridengine)
   {
     echo "# written by scripts/services/start-all.sh on $(date -u +%FT%TZ): the services up then"
     echo "TREX_SERVICES=\"${up[*]}\""
@@ -69,6 +70,8 @@ done
 # (Started with a plain `&`, the scripts were in this script's group, and ignored SIGINT, as does any job that a shell
 # without job control starts, and which bash cannot trap then; run in the foreground, as `stop` and apt were, a command
 # held the trap until it ended, and a `kill` of this script alone left it running.)
+# pids: each command's pid by its name; started: the names in the order they were started (not a copy of pids' keys:
+# bash lists an associative array's keys in its hash order, and the log says what it stops in the order it started it)
 declare -A pids
 started=()
 # running_groups: sets `live_groups` to the process groups of which a process runs, in one scan of /proc (a process that
@@ -88,28 +91,26 @@ running_groups() {
 # reaped its pid may be another process's group. A command runs while bash lists it as a running job (not reaped, so
 # its pid is its own) and it is no zombie.
 stop_scripts() {
-  local sig=$1 s pid stat state jobs_running running=() left end
+  local sig=$1 s pid jobs_running stopping=() left end
   trap '' INT TERM HUP
   jobs_running=$'\n'$(jobs -rp)$'\n'
   for s in "${started[@]}"; do
     pid=${pids[$s]:-}
     [ -n "$pid" ] && [[ $jobs_running == *$'\n'$pid$'\n'* ]] || continue
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || continue
-    read -r state _ <<< "${stat##*) }"
-    [ "$state" != Z ] && kill -s "$sig" -- "-$pid" 2>/dev/null && running+=("$s")
+    running "$pid" && kill -s "$sig" -- "-$pid" 2>/dev/null && stopping+=("$s")
   done
-  log "got SIG$sig: stopping ${running[*]:-nothing}"
+  log "got SIG$sig: stopping ${stopping[*]:-nothing}"
   # what is left of those groups 10 s later (by the clock, in microseconds) is killed
   end=$(( ${EPOCHREALTIME/[!0-9]/} + 10000000 ))
-  while [ ${#running[@]} -gt 0 ]; do
+  while [ ${#stopping[@]} -gt 0 ]; do
     running_groups
     left=()
-    for s in "${running[@]}"; do [ -z "${live_groups[${pids[$s]}]:-}" ] || left+=("$s"); done
-    running=("${left[@]}")
-    [ ${#running[@]} -eq 0 ] || [ "${EPOCHREALTIME/[!0-9]/}" -ge "$end" ] && break
+    for s in "${stopping[@]}"; do [ -z "${live_groups[${pids[$s]}]:-}" ] || left+=("$s"); done
+    stopping=("${left[@]}")
+    [ ${#stopping[@]} -eq 0 ] || [ "${EPOCHREALTIME/[!0-9]/}" -ge "$end" ] && break
     sleep 0.1
   done
-  for s in "${running[@]}"; do log "$s still runs after 10 s: killed"; kill -KILL -- "-${pids[$s]}" 2>/dev/null; done
+  for s in "${stopping[@]}"; do log "$s still runs after 10 s: killed"; kill -KILL -- "-${pids[$s]}" 2>/dev/null; done
   trap - INT TERM HUP
   kill -s "$sig" "$BASHPID"
   exit $(( 128 + $(kill -l "$sig") ))
@@ -185,6 +186,6 @@ for s in "${failed[@]}"; do
 done
 
 write_env
-log "facts in $here/.env; took $(( $(date +%s) - t0 )) s"
+log "facts in $dir/.env; took $(( $(date +%s) - t0 )) s"
 [ ${#failed[@]} -eq 0 ] || { log "failed: ${failed[*]}"; exit 1; }
 log "all up: ${services[*]}"

@@ -28,12 +28,24 @@ pkgs="docker.io busybox-static"
 apt_install $pkgs
 
 DOCKER="/usr/bin/docker -H unix://$SOCK"
-if ! $DOCKER info >/dev/null 2>&1; then
-  log "starting dockerd"
-  extra=""; [ -n "${DOCKER_STORAGE_DRIVER:-}" ] && extra="--storage-driver=$DOCKER_STORAGE_DRIVER"
-  setsid nohup /usr/sbin/dockerd --host=unix://$SOCK --pidfile=$PIDFILE \
-      --iptables=false --ip6tables=false --ip-masq=false --bridge=none $extra >>$LOG 2>&1 < /dev/null &
-  wait_for 30 $DOCKER info || { log "dockerd did not come up; tail of $LOG:"; tail -30 $LOG >&2; exit 1; }
+# bounded: `docker info` on a dockerd that hangs would hang this script (and start-all.sh) for good
+docker_ok() { timeout -k 1 10 $DOCKER info >/dev/null 2>&1; }
+if ! docker_ok; then
+  if pidfile_running $PIDFILE && [ "$(cat "/proc/$(cat $PIDFILE)/comm" 2>/dev/null)" = dockerd ]; then
+    # a dockerd that runs but does not answer (still starting, or hung) is waited for, not started a second time
+    log "dockerd $(cat $PIDFILE) runs but does not answer: waiting for it"
+    wait_for 30 docker_ok || { log "dockerd $(cat $PIDFILE) runs but did not answer in 30 s (hung?): stop it (start-docker.sh stop), then start again; tail of $LOG:"; tail -30 $LOG >&2; exit 1; }
+  else
+    log "starting dockerd"
+    # the pid files of a dockerd and its containerd that died: dockerd takes a pid that `kill -0` still finds (a zombie
+    # not reaped yet: this machine's pid 1 reaps about a second later) for a daemon that runs, and refuses to start
+    # ("pid file found") or waits for that containerd's socket, which no one serves ("timeout waiting for containerd")
+    for f in $PIDFILE /var/run/docker/containerd/containerd.pid; do pidfile_running $f || rm -f $f; done
+    extra=""; [ -n "${DOCKER_STORAGE_DRIVER:-}" ] && extra="--storage-driver=$DOCKER_STORAGE_DRIVER"
+    setsid nohup /usr/sbin/dockerd --host=unix://$SOCK --pidfile=$PIDFILE \
+        --iptables=false --ip6tables=false --ip-masq=false --bridge=none $extra >>$LOG 2>&1 < /dev/null &
+    wait_for 30 docker_ok || { log "dockerd did not come up; tail of $LOG:"; tail -30 $LOG >&2; exit 1; }
+  fi
 fi
 log "dockerd up: $($DOCKER version -f '{{.Server.Version}} API {{.Server.APIVersion}}') storage=$($DOCKER info -f '{{.Driver}}')"
 

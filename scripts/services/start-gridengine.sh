@@ -20,7 +20,6 @@ COMMON=$SGE_ROOT/$SGE_CELL/common
 QPID=/var/spool/gridengine/qmaster/qmaster.pid
 EPID=/var/spool/gridengine/execd/localhost/execd.pid
 log() { echo "[start-gridengine $(date +%T)] $*" >&2; }
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 PKGS="gridengine-master gridengine-exec gridengine-client"
 
 # The packages' postinst creates the cell (bootstrap, spool database, sgeadmin as manager) from these answers; its
@@ -51,7 +50,7 @@ queue_ok() { qstat -f -q all.q@localhost 2>/dev/null | awk 'NR>2 && $1=="all.q@l
 # test that stops a daemon, a dozen times a file; the full check (a dozen qconf calls) took 2-5 s each on 2 busy cores.
 STAMP=/run/trex-start-gridengine.configured
 configured="$(cat "$0" "$here/lib.sh" | md5sum | cut -d' ' -f1) $GPUS $SLOTS $(hostname)"
-up() { alive $QPID && alive $EPID && [ "$(cat $STAMP 2>/dev/null)" = "$configured" ] && queue_ok; }
+up() { pidfile_running $QPID && pidfile_running $EPID && [ "$(cat $STAMP 2>/dev/null)" = "$configured" ] && queue_ok; }
 up && { log "ready: SGE_ROOT=$SGE_ROOT SGE_CELL=$SGE_CELL, all.q@localhost up (configured before)"; exit 0; }
 
 # 127.0.0.1 reverse-resolves to "localhost" but gethostname() may say otherwise ("vm"): tell SGE they are one host,
@@ -65,7 +64,7 @@ up && { log "ready: SGE_ROOT=$SGE_ROOT SGE_CELL=$SGE_CELL, all.q@localhost up (b
 
 echo "localhost $(hostname)" > $COMMON/host_aliases
 
-if ! alive $QPID; then
+if ! pidfile_running $QPID; then
   log "starting sge_qmaster"
   echo localhost > $COMMON/act_qmaster
   /usr/lib/gridengine/sge_qmaster
@@ -112,12 +111,12 @@ else
   qconf -Ae "$tmp/host" >/dev/null
 fi
 
-if ! alive $EPID; then
+if ! pidfile_running $EPID; then
   log "starting sge_execd"
   # a port the last execd held may not be free yet: tried again, a few times
   for try in 1 2 3 4 5; do
     /usr/lib/gridengine/sge_execd && break
-    alive $EPID && break
+    pidfile_running $EPID && break
     [ "$try" = 5 ] && { log "sge_execd did not start"; tail -20 /var/spool/gridengine/execd/localhost/messages >&2 || true; exit 1; }
     log "sge_execd did not start (try $try of 5); again in 2 s"
     sleep 2

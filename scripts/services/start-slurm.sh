@@ -30,11 +30,10 @@ log() { echo "[start-slurm $(date +%T)] $*" >&2; }
 # controller's pings and launches to slurmd, slurmd's reports of a job's end) on a machine of 2 cores at load 14-22,
 # and no other test waits on a client's timeout, so a shorter one would save no CI time.
 export SLURM_CONF=/etc/slurm/slurm.conf
-pidof_file() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 if [ "${1:-}" = stop ]; then
   for d in slurmrestd slurmd slurmctld slurmdbd; do
-    if pidof_file /run/slurm/$d.pid; then stop_pidfile /run/slurm/$d.pid >/dev/null; log "stopped $d"; fi
+    if pidfile_running /run/slurm/$d.pid; then stop_pidfile /run/slurm/$d.pid >/dev/null; log "stopped $d"; fi
   done
   exit 0
 fi
@@ -153,10 +152,10 @@ EOF
 )
   if [ "$(cat /etc/slurm/slurmdbd.conf 2>/dev/null)" != "$new_dbd" ]; then
     printf '%s\n' "$new_dbd" > /etc/slurm/slurmdbd.conf
-    pidof_file /run/slurm/slurmdbd.pid && { log "slurmdbd.conf changed: restarting slurmdbd"; stop_pidfile /run/slurm/slurmdbd.pid >/dev/null; }
+    pidfile_running /run/slurm/slurmdbd.pid && { log "slurmdbd.conf changed: restarting slurmdbd"; stop_pidfile /run/slurm/slurmdbd.pid >/dev/null; }
   fi
   chmod 600 /etc/slurm/slurmdbd.conf
-  if ! pidof_file /run/slurm/slurmdbd.pid; then
+  if ! pidfile_running /run/slurm/slurmdbd.pid; then
     log "starting slurmdbd"
     slurmdbd
     for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/6819) 2>/dev/null && break; sleep 0.1; done
@@ -167,12 +166,12 @@ fi
 # ---- slurmctld + slurmd -------------------------------------------------------
 if [ $changed = 1 ]; then
   for d in slurmrestd slurmd slurmctld; do
-    if pidof_file /run/slurm/$d.pid; then log "config changed: restarting $d"; stop_pidfile /run/slurm/$d.pid >/dev/null; fi
+    if pidfile_running /run/slurm/$d.pid; then log "config changed: restarting $d"; stop_pidfile /run/slurm/$d.pid >/dev/null; fi
   done
 fi
-pidof_file /run/slurm/slurmctld.pid || { log "starting slurmctld"; slurmctld; }
+pidfile_running /run/slurm/slurmctld.pid || { log "starting slurmctld"; slurmctld; }
 for i in $(seq 100); do scontrol ping 2>/dev/null | grep -q 'is UP' && break; sleep 0.1; done
-pidof_file /run/slurm/slurmd.pid || { log "starting slurmd"; slurmd -N localhost; }
+pidfile_running /run/slurm/slurmd.pid || { log "starting slurmd"; slurmd -N localhost; }
 
 for i in $(seq 150); do
   st=$(sinfo -h -n localhost -o '%T' 2>/dev/null | head -1 || true)
@@ -186,7 +185,7 @@ if [ "$ACCOUNTING" = 1 ]; then
 fi
 if [ "$REST" = 1 ]; then
   id slurmrest >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin slurmrest   # slurmrestd refuses to run as root
-  if ! pidof_file /run/slurm/slurmrestd.pid; then
+  if ! pidfile_running /run/slurm/slurmrestd.pid; then
     log "starting slurmrestd on 127.0.0.1:6820"
     SLURM_JWT=daemon setsid nohup slurmrestd -a rest_auth/jwt -u slurmrest 127.0.0.1:6820 \
         >>/var/log/slurm/slurmrestd.log 2>&1 < /dev/null &

@@ -16,7 +16,7 @@ LOG=/var/log/sshd-sdktest-$PORT.log
 log() { echo "[start-sshd $(date +%T)] $*" >&2; }
 
 if [ "${1:-}" = stop ]; then
-  if [ -f $PIDFILE ] && kill "$(cat $PIDFILE)" 2>/dev/null; then log "stopped sshd on $PORT"; fi
+  if pidfile_running $PIDFILE && kill "$(cat $PIDFILE)" 2>/dev/null; then log "stopped sshd on $PORT"; fi
   exit 0
 fi
 
@@ -52,7 +52,7 @@ CONF
 ssh_ok() { ssh -o BatchMode=yes -o UserKnownHostsFile="$KEYDIR/known_hosts" -o StrictHostKeyChecking=yes \
              -o ConnectTimeout=2 -o LogLevel=ERROR -i "$KEYDIR/id_ed25519" -p "$PORT" "$USER_NAME@127.0.0.1" true; }
 if ! ssh_ok 2>/dev/null; then
-  if [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; then kill "$(cat $PIDFILE)"; sleep 0.3; fi
+  if pidfile_running $PIDFILE; then kill "$(cat $PIDFILE)"; sleep 0.3; fi
   log "starting sshd on 127.0.0.1:$PORT"
   /usr/sbin/sshd -f $CONF/sshd_config.$PORT -E $LOG
   wait_for 5 ssh_ok || { log "sshd not answering; tail of $LOG:"; tail -20 $LOG >&2; exit 1; }
