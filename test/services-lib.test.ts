@@ -238,6 +238,30 @@ describe("running, pidfile_running, stop_pidfile", () => {
   })
 })
 
+describe("put_file", () => {
+  it("replaces a file by a rename only when its contents or mode change: a reader meanwhile never sees it empty or missing", async () => {
+    const f = path.join(dir, "authorized_keys")
+    const seen = path.join(dir, "reader-saw")
+    bash(`printf 'key 0\\n' | put_file 644 ${f}`)
+    // a reader as sshd reads authorized keys, as fast as it can, while the file is written 40 times
+    const reader = spawn("bash", ["-c", `while :; do c=; { read -r c < ${f}; } 2>/dev/null || [ -n "$c" ] || { [ -e ${f} ] && c=EMPTY || c=MISSING; }; case $c in key*) ;; *) echo "$c" >> ${seen} ;; esac; done`], { stdio: "ignore" })
+    try {
+      bash(`for i in $(seq 40); do printf 'key %s\\n' $((i % 2)) | put_file 644 ${f}; done`)
+    } finally {
+      reader.kill("SIGKILL")
+    }
+    assert.isFalse(fs.existsSync(seen), fs.existsSync(seen) ? fs.readFileSync(seen, "utf8").slice(0, 200) : "")
+    // the same contents and mode: the file is left as it is (same inode); a new mode is set
+    const inode = fs.statSync(f).ino
+    bash(`printf 'key 0\\n' | put_file 644 ${f}`)
+    assert.strictEqual(fs.statSync(f).ino, inode)
+    bash(`printf 'key 0\\n' | put_file 600 ${f}`)
+    assert.strictEqual(fs.statSync(f).mode & 0o777, 0o600)
+    assert.strictEqual(fs.readFileSync(f, "utf8"), "key 0\n")
+    assert.deepStrictEqual(fs.readdirSync(dir).filter((n) => n.startsWith("authorized_keys.")), [], "no temporary file left")
+  })
+})
+
 describe("apt_install", () => {
   it("finishes first what a dpkg stopped mid-run left (dpkg --configure -a), and only then", () => {
     // a dpkg, apt-get and dpkg-query of the test's own on PATH, which say what they were asked: never the real apt

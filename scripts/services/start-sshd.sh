@@ -29,10 +29,11 @@ chmod 600 "$KEYDIR/id_ed25519"
 [ -f $CONF/host_ed25519 ] || ssh-keygen -q -t ed25519 -N '' -f $CONF/host_ed25519
 id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/bash "$USER_NAME"
 usermod -p '*' "$USER_NAME"   # '!' (locked) makes sshd refuse even key logins when UsePAM is off
-for u in "$USER_NAME" root; do install -m 644 "$KEYDIR/id_ed25519.pub" $CONF/authorized_keys_$u; done
-echo "[127.0.0.1]:$PORT $(cut -d' ' -f1-2 $CONF/host_ed25519.pub)" > "$KEYDIR/known_hosts"
+# (rewritten only when they change, by a rename: other test files log in meanwhile; see put_file)
+for u in "$USER_NAME" root; do put_file 644 $CONF/authorized_keys_$u < "$KEYDIR/id_ed25519.pub"; done
+echo "[127.0.0.1]:$PORT $(cut -d' ' -f1-2 $CONF/host_ed25519.pub)" | put_file 644 "$KEYDIR/known_hosts"
 
-cat > $CONF/sshd_config.$PORT <<CONF
+put_file 644 $CONF/sshd_config.$PORT <<CONF
 Port $PORT
 ListenAddress 127.0.0.1
 HostKey $CONF/host_ed25519
@@ -51,7 +52,9 @@ CONF
 
 ssh_ok() { ssh -o BatchMode=yes -o UserKnownHostsFile="$KEYDIR/known_hosts" -o StrictHostKeyChecking=yes \
              -o ConnectTimeout=2 -o LogLevel=ERROR -i "$KEYDIR/id_ed25519" -p "$PORT" "$USER_NAME@127.0.0.1" true; }
-if ! ssh_ok 2>/dev/null; then
+# A running sshd that does not answer at once is given 10 s (ConnectTimeout bounds its first reply too, and a loaded
+# machine answered in 0.4-1 s): restarting it would refuse the logins of the test files that use it meanwhile.
+if ! ssh_ok 2>/dev/null && ! { pidfile_running $PIDFILE && wait_for 10 ssh_ok 2>/dev/null; }; then
   if pidfile_running $PIDFILE; then kill "$(cat $PIDFILE)"; sleep 0.3; fi
   log "starting sshd on 127.0.0.1:$PORT"
   /usr/sbin/sshd -f $CONF/sshd_config.$PORT -E $LOG
