@@ -13,6 +13,7 @@ import { Errors, Journal, type JournalEvent } from "@trex/core"
 import * as Effect from "effect/Effect"
 import * as RunDir from "./RunDir.ts"
 import * as Status from "./Status.ts"
+import { settingsWords } from "./internal/settingsText.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /** One run of a folder, as {@link list} reads it. @since 0.1.0 @category models */
@@ -272,7 +273,7 @@ export const toText = (folder: string, summaries: ReadonlyArray<RunSummary>): st
     stateText(r),
     `${r.trials.succeeded}/${r.trials.failed}/${r.trials.other}/${r.trials.inFlight}`,
     r.best !== undefined ? `${r.metric.name} ${fmt(r.best.score)} (${r.best.id})` : "-",
-    Status.settingsWords(r),
+    settingsWords(r),
     clock(r.startedAt),
     clock(r.lastAt)
   ])
