@@ -331,7 +331,7 @@ describe("examples", () => {
     const bests = lines.filter((l) => /^\+ trex · recorded-nmt-ja-en: new best dev_bleu [\d.]+ \(n\d+\) after \d+ trials? · /.test(l))
     assert.isAtLeast(bests.length, 1, printed)
     assert.strictEqual(bests.length + 1, lines.length, printed)
-    assert.match(lines.at(-1)!, new RegExp(`^= trex · recorded-nmt-ja-en finished: budget: maxTrials · best dev_bleu [\\d.]+ \\(n\\d+\\) · 12 succeeded, 0 failed · ${runDir}$`))
+    assert.match(lines.at(-1)!, new RegExp(`^= trex · recorded-nmt-ja-en finished: budget: maxTrials · best dev_bleu [\\d.]+ \\(n\\d+\\) · 12 succeeded, 0 failed · settings simulator/heuristic/uct · ${runDir}$`))
     receiver.kill("SIGINT")
     fs.rmSync(out, { recursive: true, force: true })
   })

@@ -37,6 +37,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { processOf } from "./internal/lockHolder.ts"
+import { boundedSettings, settingsLine } from "./internal/settingsText.ts"
 import * as Outbox from "./internal/outbox.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 import * as RunDir from "./RunDir.ts"
@@ -77,7 +78,9 @@ export type Outcome = "finished" | "failed" | "stopped"
 /**
  * The `trex` object of a message: `kind` `best` (a new best trial: `best`, `trials` finished so far)
  * or `end` (`outcome`, `reason`, and the run's `status` as `trex status --json` gives it, without its
- * nodes, analysis and insights, its settings bounded: see {@link boundedSettings}). `at`: when it was due (ISO 8601; a message kept across a kill is
+ * nodes, analysis and insights, its settings bounded for an edited journal: a key cut at 60 characters, a value
+ * whose JSON is longer than 200 as `trex status` shows it, the first 40 settings and the first 40 overrides, and
+ * `settingsLeftOut` and `settingOverridesLeftOut` counting every one left out). `at`: when it was due (ISO 8601; a message kept across a kill is
  * posted later). `id` is the message's, the same on every try and after a kill (also sent as the
  * `webhook-id` header): `<runId>/best-<node>` (a node's best is one message, whichever session posts
  * it), `<runId>/end-<seq>` for an end the journal records (`RunFinished`, at `seq`; a resume that runs
@@ -106,7 +109,10 @@ export type Payload =
     readonly reason: string
     readonly runId: string
     readonly runDir: string
-    readonly status: Omit<Status.StatusJson, "nodes" | "analysis" | "insights" | "webhooks"> & { readonly settingsLeftOut?: number } | undefined
+    readonly status: Omit<Status.StatusJson, "nodes" | "analysis" | "insights" | "webhooks"> & {
+      readonly settingsLeftOut?: number
+      readonly settingOverridesLeftOut?: number
+    } | undefined
   }
 
 /** What is posted: the JSON body. @since 0.1.0 @category models */
@@ -274,35 +280,6 @@ export const bestMessage = (run: { readonly runId: string; readonly runDir: stri
   }
 }
 
-/** The most settings an end message carries, and the longest key and value (its JSON) it carries as they are. */
-const SETTINGS_SHOWN = 40
-const SETTING_KEY = 60
-const SETTING_VALUE = 200
-
-/**
- * A run's settings as an end message carries them: as `trex status --json` gives them ({@link Status.settingsJson}),
- * bounded for a journal edited or written by another tool (a run's own are a score of short names and numbers, and
- * carried as they are): a key cut at 60 characters as any untrusted text, a value whose JSON is longer than 200
- * characters given as `trex status` shows it ({@link Status.settingValue}: that JSON, cut, with `…`), and the first 40
- * settings (and overrides) only, `settingsLeftOut` counting the rest.
- * @since 0.1.0 @category functions
- */
-export const boundedSettings = (s: Status.SettingsJson): Status.SettingsJson & { readonly settingsLeftOut?: number } => {
-  const value = (v: unknown) => v === undefined || (JSON.stringify(v) ?? "").length <= SETTING_VALUE ? v : Status.settingValue(v)
-  const keys = Object.keys(s.settings)
-  const left = keys.length - SETTINGS_SHOWN
-  return {
-    settings: Object.fromEntries(keys.slice(0, SETTINGS_SHOWN).map((k) => [Untrusted.line(k, SETTING_KEY), value(s.settings[k])])),
-    settingOverrides: s.settingOverrides.slice(0, SETTINGS_SHOWN).map((o) => ({
-      ...o,
-      key: Untrusted.line(o.key, SETTING_KEY),
-      value: value(o.value),
-      ...("from" in o ? { from: value(o.from) } : {})
-    })),
-    ...(left > 0 ? { settingsLeftOut: left } : {})
-  }
-}
-
 /**
  * The message of a run's end: `finished` when it journaled its end (not a stop's) with a trial that succeeded,
  * `failed` when it failed (an error, trials that all failed the same way, a researcher that failed) or
@@ -320,7 +297,8 @@ export const endMessage = (
   id = `${run.runId}/end-${crypto.randomBytes(6).toString("hex")}`
 ): Message => {
   // as `trex status --json` gives it (its settings too: what a resume kept), without what may be long
-  const settings = info === undefined ? undefined : boundedSettings(Status.settingsJson(info))
+  const all = info === undefined ? undefined : Status.settingsJson(info)
+  const settings = all === undefined ? undefined : boundedSettings(all)
   const status = info === undefined ? undefined : { ...(({ analysis: _a, insights: _i, nodes: _n, webhooks: _w, ...rest }) => rest)(Status.toJson(info)), ...settings }
   const error = Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit)) : undefined
   const errorMessage = error === undefined ? undefined : error instanceof Error ? error.message : String(error)
@@ -336,9 +314,8 @@ export const endMessage = (
   const trials = status === undefined ? "" : ` · ${status.counts.Succeeded} succeeded, ${failedTrials} failed`
   const best = status?.best !== undefined ? ` · best ${Untrusted.chat(status.metric.name, 60)} ${fmt(status.best.score)} (${status.best.id})` : ""
   // how the run is wired, and what a resume set for it, in `trex list`'s and `trex status`'s words, cut
-  const wired = settings === undefined || (Object.keys(settings.settings).length === 0 && settings.settingOverrides.length === 0)
-    ? ""
-    : ` · ${Untrusted.chat(`settings ${Status.settingsWords(settings)}${settings.settingOverrides.length > 0 ? `: ${settings.settingOverrides.map(Status.settingOverrideText).join("; ")}` : ""}`, 600)}`
+  const line = all === undefined || settings === undefined ? "" : settingsLine(all, settings)
+  const wired = line === "" ? "" : ` · ${Untrusted.chat(line, 600)}`
   const next = outcome === "stopped" ? ` · continue with: trex resume ${Untrusted.chat(run.runDir, 300)}` : ` · ${Untrusted.chat(run.runDir, 300)}`
   return {
     text: `trex · ${Untrusted.chat(run.task, 120)} ${outcome}: ${Untrusted.chat(reason, 400)}${best}${trials}${wired}${next}`,

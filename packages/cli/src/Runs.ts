@@ -13,6 +13,7 @@ import { Errors, Journal, type JournalEvent } from "@trex/core"
 import * as Effect from "effect/Effect"
 import * as RunDir from "./RunDir.ts"
 import * as Status from "./Status.ts"
+import { settingsWords } from "./internal/settingsText.ts"
 import * as Untrusted from "./internal/untrusted.ts"
 
 /** One run of a folder, as {@link list} reads it. @since 0.1.0 @category models */
@@ -249,8 +250,8 @@ const stateText = (r: RunSummary): string =>
 
 /**
  * The `trex list` text: a line per run (the name of its folder, which `trex status` takes, with its id when
- * the two differ, as for a run moved or copied; its task, base model (cut at 40 characters), state, trials succeeded / failed / other ended
- * / in flight, best score, its settings in a word each (backend/researcher/policy, and how many a resume set), start and
+ * the two differ, as for a run moved or copied; its task (cut at 60 characters), base model (cut at 40), state, trials succeeded / failed / other ended
+ * / in flight, best score (its metric's name cut at 40), its settings in a word each (backend/researcher/policy, and how many a resume set), start and
  * last activity in UTC), what to do next, and below the runs, each
  * folder this user may not read (which may hold a run), with the fix.
  * @since 0.1.0 @category formatting
@@ -265,14 +266,15 @@ export const toText = (folder: string, summaries: ReadonlyArray<RunSummary>): st
   if (runs.length === 0) return `no runs in ${folder} (\`trex run <task-file> --out ${folder}\` starts one)`
   const rows = runs.map((r) => [
     // the folder `trex status` takes; a run moved or copied under another name says which run it is
-    path.basename(r.dir) === r.runId ? r.runId : `${path.basename(r.dir)} (run ${r.runId})`,
-    r.task,
+    // (a folder's name and a journal's run id may hold anything: on one line, without controls, not cut)
+    path.basename(r.dir) === r.runId ? Untrusted.line(r.runId) : `${Untrusted.line(path.basename(r.dir))} (run ${Untrusted.line(r.runId, 80)})`,
     // the task file's text, but a journal may be edited: on one line, cut as any untrusted text
+    Untrusted.line(r.task, 60),
     r.model !== undefined ? Untrusted.line(r.model, 40) : "-",
     stateText(r),
     `${r.trials.succeeded}/${r.trials.failed}/${r.trials.other}/${r.trials.inFlight}`,
-    r.best !== undefined ? `${r.metric.name} ${fmt(r.best.score)} (${r.best.id})` : "-",
-    Status.settingsWords(r),
+    r.best !== undefined ? `${Untrusted.line(r.metric.name, 40)} ${fmt(r.best.score)} (${Untrusted.line(r.best.id, 40)})` : "-",
+    settingsWords(r),
     clock(r.startedAt),
     clock(r.lastAt)
   ])

@@ -7,7 +7,6 @@
 import * as os from "node:os"
 import { Budget, ExperimentNode, type ExperimentTree, Journal, type JournalEvent, type Result, Strategy } from "@trex/core"
 import * as RunDir from "./RunDir.ts"
-import * as Settings from "./Settings.ts"
 import type { RunInfo } from "./RunDir.ts"
 import { recordedOptions } from "./internal/sessionSettings.ts"
 import * as Untrusted from "./internal/untrusted.ts"
@@ -148,25 +147,6 @@ export const settingOverrideText = (o: SettingsJson["settingOverrides"][number])
  */
 export const settingValue = (v: unknown): string =>
   v === undefined ? "(none)" : Untrusted.line(JSON.stringify(v), 200)
-
-/**
- * How a run is wired, in a word each, to tell runs apart (`trex list`'s SETTINGS, a webhook's end message): its backend,
- * researcher and policy (`docker/claude/puct`), then its executor and scheduler when not the defaults (`/code-agent`,
- * `/asha`: their names are no backend's, researcher's or policy's), and how many settings resumes set for the run
- * (`trex status` names them: {@link settingOverrideText}); `-` for a run that recorded none. A recorded value that is
- * not a name (an edited journal) is shown as JSON; each is cut at 20 characters.
- * @since 0.1.0 @category formatting
- */
-export const settingsWords = (s: Partial<SettingsJson>): string => {
-  const o = s.settings ?? {}
-  // cut as any untrusted text (marked with `…`, a character outside the BMP kept whole), a value that is no name as its JSON
-  const word = (key: string) => Untrusted.line(typeof o[key] === "string" ? o[key] : settingValue(o[key]), 20)
-  const shown = ["backend", "researcher", "policy"].some((k) => k in o)
-    ? [word("backend"), word("researcher"), word("policy"), ...(["executor", "scheduler"] as const).flatMap((k) => k in o && o[k] !== Settings.defaults[k] ? [word(k)] : [])].join("/")
-    : "-"
-  const n = s.settingOverrides?.length ?? 0
-  return n === 0 ? shown : `${shown} (${n} set on resume)`
-}
 
 /**
  * Budget usage replayed event by event, as {@link usage} replays a journal's: for a caller that sees a

@@ -228,12 +228,12 @@ describe("trex list, the settings of each run", { timeout: 120_000 }, () => {
 })
 
 describe("trex list, the model of each run", () => {
-  it.live("names the base model each run's task fine-tunes, on the run's one line, cut with … (an edited journal's too); --json gives it whole", () =>
+  it.live("names the base model each run's task fine-tunes, on the run's one line, cut with … (an edited journal's too, and its task and metric names); --json gives it whole", () =>
     Effect.gen(function*() {
       const folder = fs.mkdtempSync(path.join(os.tmpdir(), "trex-list-"))
       const task = TreeBuilder.task({ budget: { maxTrials: 4 } })
-      const named = (runId: string, name: string | undefined) =>
-        journal(folder, runId, runOf(runId, name === undefined ? task : { ...task, baseModel: { name, parameters: "7B" } }, (b) => {
+      const named = (runId: string, name: string | undefined, edited: Partial<Task.Task> = {}) =>
+        journal(folder, runId, runOf(runId, name === undefined ? task : { ...task, ...edited, baseModel: { name, parameters: "7B" } }, (b) => {
           b.succeed(ExperimentNode.ROOT, { "training.learningRate": 0.01 }, 0.5)
         }))
       // two runs of one task told apart by their model, one naming none, and one whose journal was edited: a name with
@@ -243,11 +243,14 @@ describe("trex list, the model of each run", () => {
       yield* named("20261205-093000-qwen", "Qwen/Qwen2.5-7B-Instruct")
       yield* named("20261205-093100-llama", "meta-llama/Llama-3.1-8B")
       yield* named("20261205-093200-none", undefined)
-      yield* named("20261205-093300-edited", hostile)
+      // its task and metric names edited too: an escape sequence and a line break that would start a row of its own
+      const hostileTask = `evil\u001b[31mRED\nSECOND LINE ${"t".repeat(100)}`
+      yield* named("20261205-093300-edited", hostile, { name: hostileTask, metric: { ...task.metric, name: `acc\u001b[0m\nTHIRD LINE ${"a".repeat(100)}` } })
       const text = yield* Effect.promise(() => trexHere(["list", folder]))
       assert.strictEqual(text.status, 0, text.stderr)
       const lines = text.stdout.split("\n")
       assert.isFalse(lines.some((l) => l.startsWith("# x")), "the model's line break kept")
+      assert.isFalse(lines.some((l) => l.startsWith("SECOND LINE") || l.startsWith("THIRD LINE")), "the task's or metric's line break kept")
       assert.notInclude(text.stdout, "\u001b", "the escape sequence kept")
       assert.match(lines[1]!, /^RUN +TASK +MODEL +STATE /)
       const column = lines[1]!.indexOf("MODEL")
@@ -257,6 +260,10 @@ describe("trex list, the model of each run", () => {
       assert.strictEqual(cell("20261205-093200-none"), "-")
       // cut at 40 characters, before the surrogate pair rather than through it
       assert.strictEqual(cell("20261205-093300-edited"), `[31m<b>q</b>| # x ${"m".repeat(20)}…`)
+      // the task cut at 60, the metric's name at 40, as any untrusted text
+      const edited = lines.find((l) => l.startsWith("20261205-093300-edited"))!
+      assert.strictEqual(edited.slice(lines[1]!.indexOf("TASK")).split(/ {2,}/)[0], `evil[31mRED SECOND LINE ${"t".repeat(35)}…`)
+      assert.strictEqual(edited.slice(lines[1]!.indexOf("BEST")).split(/ {2,}/)[0], `acc[0m THIRD LINE ${"a".repeat(21)}… 0.5 (n1)`)
       const json = yield* Effect.promise(() => trexHere(["list", folder, "--json"]))
       assert.strictEqual(json.status, 0, json.stderr)
       const runs = JSON.parse(json.stdout) as Array<Runs.RunSummary>

@@ -240,7 +240,7 @@ describe("the run's lock record, as trex status, list and stop read it", () => {
       const mounted = underNsenter("stop", runDir)
       assert.notStrictEqual(mounted.status, 0, mounted.stdout)
       assert.include(mounted.stderr, "names process 1, which this process cannot verify: the /proc mounted here is of another pid namespace than this process's")
-      assert.include(mounted.stderr, `run \`trex stop ${runDir}\` on the machine, outside containers (it finds the holder by its namespace), or in the holder's container, ` +
+      assert.include(mounted.stderr, `run \`trex stop ${runDir}\` on the machine, outside containers, or in the holder's container, ` +
         `or find the holder with \`fuser ${file}.lock\` (run as root on the machine, outside containers, it sees every process)`)
 
       // its own record: trex stop asks it to stop (a SIGTERM to its pid here), and it drains

@@ -13,6 +13,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cost, ExperimentNode, ExperimentTree, JournalEvent } from "@trex/core"
 import { TreeBuilder } from "@trex/core/testing"
 import { Effect, Exit, Redacted } from "effect"
+import { boundedSettings, settingsLine } from "../src/internal/settingsText.ts"
 import * as Notify from "../src/Notify.ts"
 import * as Trex from "../src/Trex.ts"
 import { root } from "./support/cli.ts"
@@ -593,4 +594,27 @@ describe("Notify: the settings of a run's end", () => {
       assert.notInclude(body.text, "\n")
       assert.include(body.text, " · settings simulator/heuristic/uct (1 set on resume): modelTimeoutSeconds 60 since resume 1 (")
     })), 60_000)
+
+  it("the bounded settings lose none uncounted: keys alike once cut are counted, overrides past the 40th counted, the text's count the run's", () => {
+    // two keys alike in their first 59 characters (cut to one), then 50 more; 50 overrides
+    const long = "k".repeat(70)
+    const settings: Record<string, unknown> = { backend: "simulator", researcher: "heuristic", policy: "uct", [`${long}a`]: 1, [`${long}b`]: 2 }
+    for (let i = 0; i < 50; i++) settings[`extra${i}`] = i
+    const settingOverrides = Array.from({ length: 50 }, (_, i) => ({ key: `extra${i}`, value: i, from: -i, resume: 1, at: Date.UTC(2026, 11, 6) }))
+    const all = { settings, settingOverrides }
+    const carried = boundedSettings(all)
+    // every setting carried or counted, the 40 carried the first 40 there are room for (the cut key once)
+    assert.strictEqual(Object.keys(carried.settings).length, 40)
+    assert.strictEqual(Object.keys(carried.settings).length + (carried.settingsLeftOut ?? 0), Object.keys(settings).length, "a setting lost uncounted")
+    assert.strictEqual(carried.settings[`${"k".repeat(59)}…`], 1, "the first of the two alike carried")
+    assert.strictEqual(carried.settingOverrides.length, 40)
+    assert.strictEqual(carried.settingOverridesLeftOut, 10, "the overrides left out counted")
+    const line = settingsLine(all, carried)
+    assert.match(line, /^settings simulator\/heuristic\/uct \(50 set on resume\): extra0 0 since resume 1 /, "the count is the run's")
+    assert.isTrue(line.endsWith("; and 10 more"), line.slice(-80))
+    // a run's own few settings: all carried, nothing counted
+    const few = boundedSettings({ settings: { backend: "docker", researcher: "claude", policy: "puct" }, settingOverrides: [] })
+    assert.deepStrictEqual(few, { settings: { backend: "docker", researcher: "claude", policy: "puct" }, settingOverrides: [] })
+    assert.strictEqual(settingsLine({ settings: {}, settingOverrides: [] }, boundedSettings({ settings: {}, settingOverrides: [] })), "")
+  })
 })

@@ -62,7 +62,7 @@ describe("RunDir.stopController", () => {
       fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: holder.pid, host: "c0ffee", by: "controller", boot, uts: "uts:[4026532999]", pidns }))
       const noStart = yield* Effect.flip(RunDir.stopController(runDir))
       assert.include(noStart.message, `names process ${holder.pid} on this machine (its host name c0ffee), which this process cannot verify: ` +
-        `the record has no start time to compare with that pid's here: run \`trex stop ${runDir}\` on the machine, outside containers (it finds the holder by its namespace), ` +
+        `the record has no start time to compare with that pid's here: run \`trex stop ${runDir}\` on the machine, outside containers, ` +
         `or in the holder's container, or find the holder with \`fuser ${file}.lock\` (run as root on the machine, outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``)
       // an older trex's record without a start time naming process 1, of this host name: the pid 1 of a container that
       // shares it, never this machine's init, which no controller is. Looked at read-only first (were it named, the stop

@@ -12,7 +12,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { JournalError } from "./Errors.ts"
 import * as JournalEvent from "./JournalEvent.ts"
-import { fuserHint as fuser, holdLock, hostName as quoteHost, type Intact, lockHolder, type LockHolder, makeSqliteJournal, type SqliteOptions, whereSeen as seen } from "./internal/sqliteJournal.ts"
+import { holdLock, hostName as quoteHost, type Intact, lockHolder, type LockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
 
 /** @since 0.1.0 @category models */
 export type { Intact } from "./internal/sqliteJournal.ts"
@@ -106,7 +106,9 @@ export const readIntact = (
  * `host` is not this machine's name but whose boot id is this one's, the writer or this reader in a UTS namespace of
  * its own, runs on this machine (a container with a host name of its own, as Docker's): it is looked up here as any other
  * of this machine, named only with its start time matched, and `thisMachine` says so (its `pid`, when named, is this
- * process's namespace's, and may be signalled from here).
+ * process's namespace's, and may be signalled from here). `find`, for a holder not named that `fuser` can find (any but one of
+ * another boot, another machine's): how, in a sentence, `find the holder with \`fuser <file>.lock\` (run as root, ...) and stop it with
+ * \`kill -TERM <pid>\``, run here or, where this process cannot see the holder, on the machine, outside containers.
  * @since 0.1.0 @category models
  */
 export type Holder = LockHolder
@@ -125,34 +127,6 @@ export type Holder = LockHolder
  * @since 0.1.0 @category utilities
  */
 export const hostName = (host: string): string => quoteHost(host)
-
-/**
- * How to find and stop the holder of the lock `lockFile` (`<journal>.lock`) that a message cannot name (see
- * {@link Holder}'s `unknown`), as {@link writer}'s and {@link lockWriter}'s messages say it: `fuser` run as root `here`
- * (it sees this pid namespace and those within it) or on the `machine`, outside containers (every process).
- * @example
- * ```ts
- * import { Journal } from "@trex/core"
- * Journal.fuserHint("runs/r1/journal.sqlite.lock", "machine")
- * // find the holder with `fuser runs/r1/journal.sqlite.lock` (run as root on the machine, outside containers, it sees every process) and stop it with `kill -TERM <pid>`
- * ```
- * @since 0.1.0 @category utilities
- */
-export const fuserHint = (lockFile: string, where: "here" | "machine"): string => fuser(lockFile, where)
-
-/**
- * Where to run `command` on a lock's holder this process cannot see (of another pid namespace, or one it cannot verify),
- * as {@link writer}'s messages say it: on the machine, outside containers; with `container` (a holder that may be a
- * container's), or in the holder's container.
- * @example
- * ```ts
- * import { Journal } from "@trex/core"
- * Journal.whereSeen("`trex stop runs/r1`", true)
- * // run `trex stop runs/r1` on the machine, outside containers (it finds the holder by its namespace), or in the holder's container
- * ```
- * @since 0.1.0 @category utilities
- */
-export const whereSeen = (command: string, container: boolean): string => seen(command, container)
 
 /** How often, and how long between, {@link writer} looks again at a held lock whose record names no holder (its new holder writes it in an instant). */
 const RECORD_LOOKS = 5

@@ -472,11 +472,13 @@ describe("Journal (SQLite)", () => {
       try {
         await next.waitFor((l) => l === "locked")
         const stale = `its record ${file}.lock.pid names trex notify (process ${pid}), which has exited: its holder took the lock since, and has not yet written its own record`
-        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: stale })
+        // (how to find it: fuser here sees this pid namespace)
+        const find = `find the holder with \`fuser ${file}.lock\` (run as root, it sees every process of this pid namespace and those within it) and stop it with \`kill -TERM <pid>\``
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: stale, find })
         assert.include((await openError(file)).message, `run is in use by another process (${stale}) (lock ${file}.lock); stop that controller first`)
         // as an older trex notify wrote it
         fs.writeFileSync(`${file}.lock.pid`, `${pid} ${os.hostname()} trex notify\n`)
-        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: stale })
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: stale, find })
         // a living process given the pid since (this one): not the one recorded, whose start time differs
         fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: process.pid, host: os.hostname(), by: "trex notify", start: "1" }))
         assert.include((await Effect.runPromise(writer(file)))?.unknown, `names trex notify (process ${process.pid}), which has exited`)
@@ -485,13 +487,14 @@ describe("Journal (SQLite)", () => {
         fs.writeFileSync(`${file}.lock.pid`, JSON.stringify({ pid: process.pid, host: os.hostname(), start: "1", boot: "00000000-0000-0000-0000-000000000000" }))
         const elsewhere = await Effect.runPromise(writer(file))
         assert.isUndefined(elsewhere?.pid)
+        assert.isUndefined(elsewhere?.find, "fuser here cannot find another machine's holder")
         assert.include(elsewhere?.unknown, `names process ${process.pid} of another boot (boot id 00000000-0000-0000-0000-000000000000, this machine's `)
         // unreadable: said, not thrown
         fs.writeFileSync(`${file}.lock.pid`, "garbage\n")
-        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: `its record ${file}.lock.pid cannot be read (not a lock record: "garbage")` })
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: `its record ${file}.lock.pid cannot be read (not a lock record: "garbage")`, find })
         assert.include((await openError(file)).message, `run is in use by another process (its record ${file}.lock.pid cannot be read (not a lock record: "garbage"))`)
         fs.writeFileSync(`${file}.lock.pid`, `{"pid":"x","host":"h"}`)
-        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: `its record ${file}.lock.pid cannot be read (its pid is not a process id ("x"))` })
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { unknown: `its record ${file}.lock.pid cannot be read (its pid is not a process id ("x"))`, find })
         fs.writeFileSync(go, "")
         await next.waitFor((l) => l === "recorded")
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), { pid: next.proc.pid!, host: os.hostname() })
@@ -730,7 +733,11 @@ describe("Journal (SQLite)", () => {
         const why = `its record ${file}.lock.pid names process ${holder.proc.pid}, which could not tell its pid namespace (its /proc, of another pid namespace, ` +
           `did not show it), so that pid may be another process's here; find the holder with \`fuser ${file}.lock\` (run as root on the machine, ` +
           "outside containers, it sees every process) and stop it with `kill -TERM <pid>`"
-        assert.deepStrictEqual(await Effect.runPromise(writer(file)), { elsewhere: "another pid namespace", unknown: why })
+        assert.deepStrictEqual(await Effect.runPromise(writer(file)), {
+          elsewhere: "another pid namespace",
+          unknown: why,
+          find: `find the holder with \`fuser ${file}.lock\` (run as root on the machine, outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``
+        })
         assert.include((await openError(file)).message, `run is in use by another process (${why})`)
       } finally {
         owner.kill("SIGKILL")

@@ -78,13 +78,16 @@ const held = new Map<string, { readonly db: DatabaseSync; holds: number; journal
  * process of its pid runs here but cannot be told to be the holder (its start time, or this process's pid namespace, cannot
  * be read here, or its record has none to compare where one is needed); it is never named for signalling. `thisMachine`: its
  * `host` is not this machine's name, yet it runs on this machine (its boot id is this one's: a container with a host name
- * of its own, as Docker's are), so its pid is looked up and signalled here as any holder's of this host.
+ * of its own, as Docker's are), so its pid is looked up and signalled here as any holder's of this host. `find`: for a
+ * holder not named (no `pid`) that `fuser` can find, how, in a sentence (`find the holder with \`fuser <lock>\` (run as
+ * root ...) and stop it with \`kill -TERM <pid>\``, see {@link fuserHint}): from here, or from the machine, outside containers.
  */
 export interface LockHolder {
   readonly pid?: number
   readonly host?: string
   readonly by?: string
   readonly unknown?: string
+  readonly find?: string
   readonly elsewhere?: "another boot" | "another pid namespace" | "unverifiable"
   readonly thisMachine?: true
 }
@@ -397,16 +400,25 @@ export const whereSeen = (command: string, container: boolean): string =>
  * holder's), one that no process this one can read is (the lock's new holder not yet recorded, or one of another user,
  * whose namespace only root may read).
  */
-const unseen = (pid: number, pidns: string, ns: string, lockFile: string): string =>
+const unseen = (pid: number, pidns: string, ns: string, lockFile: string): { readonly why: string; readonly find: string } =>
   // (below this one: the machine's namespace is above all; one any of whose processes is seen here)
   ns === MACHINE_PIDNS || (procIsOwn() && procsOf(pidns).length > 0)
-    ? `a container's, where no process this one can read is process ${pid} with the recorded start time (a holder that has just ` +
-      `taken the lock and not yet written its record, or another user's: run the command as root); ${fuserHint(lockFile, "here")}`
+    ? {
+      why: `a container's, where no process this one can read is process ${pid} with the recorded start time (a holder that has just ` +
+        `taken the lock and not yet written its record, or another user's: run the command as root); ${fuserHint(lockFile, "here")}`,
+      find: fuserHint(lockFile, "here")
+    }
     : pidns === MACHINE_PIDNS
-    ? `the machine's own (outside containers), which this process, in a container, cannot see or signal, nor can \`fuser\` here: ` +
-      `not this namespace's process ${pid}; ${whereSeen("the command", false)}`
-    : `another container's on this machine, which this process's container cannot see or signal, nor can \`fuser\` here: ` +
-      `not this namespace's process ${pid}; ${whereSeen("the command", true)}`
+    ? {
+      why: `the machine's own (outside containers), which this process, in a container, cannot see or signal, nor can \`fuser\` here: ` +
+        `not this namespace's process ${pid}; ${whereSeen("the command", false)}`,
+      find: fuserHint(lockFile, "machine")
+    }
+    : {
+      why: `another container's on this machine, which this process's container cannot see or signal, nor can \`fuser\` here: ` +
+        `not this namespace's process ${pid}; ${whereSeen("the command", true)}`,
+      find: fuserHint(lockFile, "machine")
+    }
 
 /**
  * The holder of a held lock, as its record names it; when the record names none (gone, unreadable, or
@@ -416,8 +428,11 @@ const unseen = (pid: number, pidns: string, ns: string, lockFile: string): strin
 const holderOf = (lockFile: string): LockHolder => {
   const record = recordOf(lockFile)
   const file = `${lockFile}.pid`
-  if (record === undefined) return { unknown: `its record ${file} is gone` }
-  if (typeof record === "string") return { unknown: `its record ${file} cannot be read (${record})` }
+  // (a holder not named of this machine: fuser here sees it, unless said otherwise)
+  const here = fuserHint(lockFile, "here")
+  const machineWide = fuserHint(lockFile, "machine")
+  if (record === undefined) return { unknown: `its record ${file} is gone`, find: here }
+  if (typeof record === "string") return { unknown: `its record ${file} cannot be read (${record})`, find: here }
   const machine = machineOf(record)
   const holder: LockHolder = {
     pid: record.pid,
@@ -443,21 +458,24 @@ const holderOf = (lockFile: string): LockHolder => {
     return {
       elsewhere: "unverifiable",
       unknown: `its record ${file} names ${ownerOf(holder)}, which this process cannot verify: the /proc mounted here is of another ` +
-        `pid namespace than this process's (it does not show this process), so it cannot tell that pid's start time or namespace`
+        `pid namespace than this process's (it does not show this process), so it cannot tell that pid's start time or namespace`,
+      find: machineWide
     }
   }
   if (record.pidns === UNKNOWN_PIDNS && ns !== undefined) {
     return {
       elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)}, which could not tell its pid namespace (its /proc, of another pid namespace, ` +
-        `did not show it), so that pid may be another process's here; ${fuserHint(lockFile, "machine")}`
+        `did not show it), so that pid may be another process's here; ${machineWide}`,
+      find: machineWide
     }
   }
   if (record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
     // (its start time matched: a record without one names no process of another namespace)
     const found = lookUpIn(record, record.pidns)
     if (found.state === "alive") return { ...holder, pid: Number(found.entry) }
-    return { elsewhere: "another pid namespace", unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}), ${unseen(record.pid, record.pidns, ns, lockFile)}` }
+    const { why, find } = unseen(record.pid, record.pidns, ns, lockFile)
+    return { elsewhere: "another pid namespace", unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}), ${why}`, find }
   }
   // another host name, no pid namespace recorded (an older trex's, in a container with a host name of its own): its pid
   // is its container's, which may be another process here
@@ -466,18 +484,21 @@ const holderOf = (lockFile: string): LockHolder => {
     return {
       elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)}, written by an older trex that did not record its pid namespace: that pid ` +
-        `is likely its container's, and another process's here; run the command (\`trex stop\`) in that container, or ${fuserHint(lockFile, "machine")}`
+        `is likely its container's, and another process's here; run the command (\`trex stop\`) in that container, or ${machineWide}`,
+      find: machineWide
     }
   }
   const now = lookUp(record)
   if (now === "exited") {
-    return { unknown: `its record ${file} names ${ownerOf(holder)}, which has exited: its holder took the lock since, and has not yet written its own record` }
+    return { unknown: `its record ${file} names ${ownerOf(holder)}, which has exited: its holder took the lock since, and has not yet written its own record`, find: here }
   }
   if (now === "unverifiable") {
     return {
       elsewhere: "unverifiable",
       unknown: `its record ${file} names ${ownerOf(holder)}, which this process cannot verify: ` +
-        (record.start === undefined ? "the record has no start time to compare with that pid's here" : "that pid's start time cannot be read here")
+        (record.start === undefined ? "the record has no start time to compare with that pid's here" : "that pid's start time cannot be read here"),
+      // (a record of no pid namespace may be another container's: fuser on the machine sees every process)
+      find: machineWide
     }
   }
   return holder
