@@ -55,7 +55,10 @@ export interface Config {
   readonly imagePullSecrets?: ReadonlyArray<string>
   /** The job directory inside the container (default `/trex/job`). */
   readonly jobDir?: string
-  /** How long a finished Job stays for `list` and reattaching before the TTL controller deletes it (default 1 h). */
+  /**
+   * How long a finished Job stays for `list` and reattaching before the TTL controller deletes it (default 1 h); a job's
+   * tombstone and end record stay as long once written (at least an hour and `apiWaitMs`), then a submit removes them.
+   */
   readonly ttlSecondsAfterFinished?: number
   /** Jobs TREX may run at once (default: the allocatable CPUs of the matching nodes). */
   readonly slots?: number
@@ -230,6 +233,10 @@ const tombstone = (job: string) => `${job}-cancelled`
 const endedRecord = (job: string) => `${job}-ended`
 /** The longest result (base64) an end record keeps: a ConfigMap holds at most 1 MiB. */
 const ENDED_RESULT_MAX = 512 * 1024
+/** The shortest time a job's tombstone or end record is kept once written (see `sweepRecords`). */
+const RECORD_KEEP_MIN_MS = 3_600_000
+/** How often one backend instance looks for tombstones and end records to remove (see `sweepRecords`). */
+const SWEEP_EVERY_MS = 10 * 60_000
 
 /**
  * What the backend asks of the API server, as RBAC names it: each verb on each resource (in the
@@ -263,7 +270,7 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
     verb: "delete",
     group: "",
     resource: "configmaps",
-    without: "a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted (the cancel warns), and old tombstones are left for `kubectl delete configmap` by hand"
+    without: "a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted (the cancel warns), and old tombstones and end records are left for `kubectl delete configmap` by hand"
   },
   { verb: "create", group: "", resource: "secrets", secrets: true },
   { verb: "get", group: "", resource: "secrets", secrets: true },
@@ -511,7 +518,69 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       return name
     })
 
+  /**
+   * How long a job's tombstone or end record is kept once written: as long as its Job would have been kept once
+   * ended (`ttlSecondsAfterFinished`: a record stands for a Job a cancel deleted, and a resumed run finds the end of a
+   * job that ended by itself only that long), and at least an hour and `apiWaitMs` (a live controller waiting out an
+   * outage reads its jobs' records once the server answers).
+   */
+  const recordKeepMs = Math.max((config.ttlSecondsAfterFinished ?? 3600) * 1000, apiWaitMs, RECORD_KEEP_MIN_MS)
+  /**
+   * A job submitted longer ago than records are kept (`ref.data.submittedAt`, by the submitting controller's clock): a
+   * Job of it that is gone with no tombstone or end record may have ended and had them removed (`sweepRecords`), so it
+   * is not taken for a job lost before it ran (which a run retries).
+   */
+  const recordsMayBeGone = (ref: ExperimentNode.JobRef) => typeof ref.data.submittedAt === "number" && Date.now() - ref.data.submittedAt > recordKeepMs
+  /** When this instance last looked for records to remove (`sweepRecords`), in ms; 0: not yet. */
+  let sweptAt = 0
+  /**
+   * Remove the namespace's tombstones and end records (by their label, `K.TOMBSTONE_LABEL`, of every run) that nothing
+   * can need any more: older than `recordKeepMs` (by their `creationTimestamp`) and whose Job is gone (a tombstone of a
+   * Job that is still there, left by a controller stopped before its delete, is kept until it goes). Each is deleted as
+   * listed (a precondition on its uid and resourceVersion). At most once per `SWEEP_EVERY_MS` per instance, as a submit
+   * begins; best-effort, bounded: a user who may not list or delete ConfigMaps, or a server that does not answer, leaves
+   * them (a 403 is said once per instance).
+   */
+  let sweepRefused = false
+  const sweepRecords = Effect.gen(function*() {
+    if (sweepRefused || Date.now() - sweptAt < SWEEP_EVERY_MS) return
+    sweptAt = Date.now()
+    const listed = yield* call("listRecords", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: K.TOMBSTONE_LABEL }, o))
+    const old = listed.items.filter((c) => {
+      const at = c.metadata?.creationTimestamp
+      return at !== undefined && Date.now() - new Date(at).getTime() > recordKeepMs && c.metadata?.labels?.[K.TOMBSTONE_LABEL] !== undefined
+    })
+    for (const record of old) {
+      const job = record.metadata!.labels![K.TOMBSTONE_LABEL]!
+      const there = yield* call("readJob", (o) => batch.readNamespacedJob({ name: job, namespace }, o)).pipe(
+        Effect.as(true),
+        Effect.catchIf(isNotFound, () => Effect.succeed(false))
+      )
+      if (there) continue
+      yield* call("deleteRecord", (o) =>
+        core.deleteNamespacedConfigMap({
+          name: record.metadata!.name!,
+          namespace,
+          body: { preconditions: { uid: record.metadata!.uid!, resourceVersion: record.metadata!.resourceVersion! } }
+        }, o)).pipe(Effect.catchIf((e) => isNotFound(e) || isConflict(e), () => Effect.void))
+    }
+  }).pipe(
+    Effect.catchIf((e) => /HTTP 403/.test(e.message), (e) =>
+      Effect.andThen(
+        Effect.sync(() => void (sweepRefused = true)),
+        Effect.logWarning(
+          `kubernetes: old tombstones and end records (ConfigMaps labelled ${K.TOMBSTONE_LABEL}) in namespace ${namespace} are not removed: ` +
+            `the kubeconfig's user may not list, or delete, configmaps there (${e.message}); remove them by hand (docs/backends.md, Kubernetes)`
+        )
+      )),
+    Effect.ignore,
+    // (a server that does not answer is not waited for here: the submit says so)
+    Effect.timeoutOption("5 seconds"),
+    Effect.asVoid
+  )
+
   const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
+    yield* sweepRecords
     const name = yield* freshName(spec.labels.node)
     const m = yield* manifestsOf("submit", spec, name)
     const sub: Submission = { m, labels: spec.labels, gpus: spec.resources.gpus, sent: false, dropped: false }
@@ -535,6 +604,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         namespace,
         gpus: spec.resources.gpus,
         run: K.labelValue(spec.labels.run),
+        // (a Job gone with no record, of a job submitted longer ago than records are kept, may have had its end removed)
+        submittedAt: Date.now(),
         // where what the job leaves is kept (`trex status --node` shows it)
         ...(config.jobDirClaim !== undefined ? { folder: `PersistentVolumeClaim ${config.jobDirClaim} in namespace ${namespace}, folder ${K.jobDirSubPath(spec.labels.run, name)}` } : {}),
         ...(made._tag === "Failure" ? { queued: true } : {})
@@ -1059,6 +1130,17 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 ? cancelled
                 : byKueue !== undefined
                 ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 }
+                : recordsMayBeGone(ref)
+                // its records may have been removed (`sweepRecords`): it ended, perhaps by itself, and is not run again
+                ? {
+                  outcome: "Failed",
+                  failureKind: "Infra",
+                  retryable: false,
+                  message: `Job ${namespace}/${name} no longer exists, and was submitted more than ${Math.round(recordKeepMs / 1000)} s ago ` +
+                    `(its Job, tombstone or end record are kept that long once it ended): its end is not known, and it is not run again`,
+                  wallSeconds: 0,
+                  gpuSeconds: 0
+                }
                 : {
                   outcome: "Failed",
                   failureKind: "Infra",

@@ -725,6 +725,47 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], exit.message)
     }))
 
+  it.effect("tombstones and end records older than their keep, their Jobs gone, are removed as a submit begins (a young one, or one whose Job is there, is kept); a resume after the removal reads the job failed, not to be run again", () =>
+    Effect.gen(function*() {
+      // the stand-in's clock two hours behind while the old ones are written (their creationTimestamp), then on time
+      let behind = 2 * 3_600_000
+      const fake = yield* fakeWith({ clock: () => Date.now() - behind })
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      const record = (job: string, kind: "ended" | "cancelled") =>
+        Effect.promise(() =>
+          core.createNamespacedConfigMap({
+            namespace: "trex",
+            body: {
+              metadata: { name: `${job}-${kind}`, labels: { [K.TOMBSTONE_LABEL]: job, [K.RUN_LABEL]: K.labelValue("k8s-run/1") } },
+              data: kind === "cancelled"
+                ? { cancelledAt: new Date().toISOString() }
+                : { exit: JSON.stringify({ outcome: "Succeeded", exitCode: 0, message: "job completed", wallSeconds: 1, gpuSeconds: 0 }), result: Buffer.from(JSON.stringify({ metrics: {}, primary: 7 })).toString("base64") }
+            }
+          }))
+      // a Job still there (running) whose tombstone a controller stopped before its delete left, two hours ago
+      const running = yield* (yield* KubernetesBackend.make(config(fake))).submit(spec("sweep-running", "sleep 30"))
+      yield* record(running.id, "cancelled")
+      yield* record("trex-sweep-old-aaaaa", "ended")
+      yield* record("trex-sweep-old-bbbbb", "cancelled")
+      behind = 0
+      yield* record("trex-sweep-young-ccccc", "ended")
+      const fresh = yield* KubernetesBackend.make(config(fake))
+      yield* fresh.submit(spec("sweeper", done))
+      const left = fake.list("configmaps", "trex").filter((c) => c.metadata.labels?.[K.TOMBSTONE_LABEL] !== undefined).map((c) => c.metadata.name).sort()
+      assert.deepStrictEqual(left, [`${running.id}-cancelled`, "trex-sweep-young-ccccc-ended"])
+      // a resumed run (a fresh backend) that had not read the removed record's job: Failed, not to be run again
+      const ref = (id: string) => ({ backend: "kubernetes", id, data: { namespace: "trex", gpus: 0, run: K.labelValue("k8s-run/1"), submittedAt: Date.now() - 3 * 3_600_000 } })
+      const resumed = yield* KubernetesBackend.make(config(fake))
+      const gone = yield* Backend.awaitExit(resumed, ref("trex-sweep-old-aaaaa"))
+      assert.deepStrictEqual([gone.outcome, gone.failureKind, gone.retryable], ["Failed", "Infra", false], gone.message)
+      assert.include(gone.message, "it is not run again")
+      assert.isUndefined(fake.get("jobs", "trex", "trex-sweep-old-aaaaa"), "no Job made for it")
+      // the young record's job still reads its own end
+      const young = yield* Backend.awaitExit(resumed, ref("trex-sweep-young-ccccc"))
+      assert.deepStrictEqual([young.outcome, young.result], ["Succeeded", { metrics: {}, primary: 7 }], young.message)
+      yield* resumed.cancel(running)
+    }).pipe(Effect.scoped))
+
   it.effect("a Job deleted with --cascade=orphan as its container exits, the kubelet not saying so, by a user who may not get pods: the wait for the kubelet's word ends, and the job reads Cancelled", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith({ denied: ["get pods"] })
