@@ -20,7 +20,7 @@
 import { Backend, Errors, JobProtocol, TaskFile } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type { ConfigurationOptions, KubeConfig } from "@kubernetes/client-node"
-import type { V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
+import type { V1ConfigMap, V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
 import { Effect, Layer, Queue, Schema, Scope, Stream } from "effect"
 import { PassThrough } from "node:stream"
 import * as K from "./internal/k8sJob.ts"
@@ -237,6 +237,8 @@ const ENDED_RESULT_MAX = 512 * 1024
 const RECORD_KEEP_MIN_MS = 3_600_000
 /** How often one backend instance looks for tombstones and end records to remove (see `sweepRecords`). */
 const SWEEP_EVERY_MS = 10 * 60_000
+/** How long one list of the names tombstones and end records hold serves the submits of one backend instance (see `freshName`). */
+const NAMES_EVERY_MS = 60_000
 
 /**
  * What the backend asks of the API server, as RBAC names it: each verb on each resource (in the
@@ -370,6 +372,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    */
   const withdrawnPods = new Set<string>()
   const withdrawnMessage = (name: string) => `Job ${name} was withdrawn before its pod started`
+  /**
+   * Jobs this instance submitted, and those it wrote a tombstone for. Only the controller of a job's run cancels or
+   * withdraws it (a run has one controller at a time), so a job submitted here has a tombstone only if this instance
+   * wrote one: the end of one without is not asked for a stale tombstone (see `dropStaleStone`).
+   */
+  const submittedHere = new Set<string>()
+  const stoned = new Set<string>()
 
   /** One request, given up after `requestTimeoutMs` without an answer, and aborted when interrupted. */
   const call = <A>(operation: string, f: (options: ConfigurationOptions) => Promise<A>) =>
@@ -495,30 +504,6 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     })
 
   /**
-   * A Job name for a node: `trex-<node>-<5 random characters>`, not one an earlier job's tombstone or end record
-   * (`endedRecord`) still names: node ids repeat across runs, those ConfigMaps outlive their Jobs, and a watch that finds
-   * its Job gone would read the earlier job's end as its own. Best-effort: a list that fails (no `list configmaps`,
-   * the server not answering within 5 s) takes the name drawn.
-   */
-  const freshName = (node: string) =>
-    Effect.gen(function*() {
-      let name = K.jobName(node, Math.random().toString(36).slice(2, 7))
-      for (let i = 0; i < 5; i++) {
-        const used = yield* call("listTombstones", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: `${K.TOMBSTONE_LABEL}=${name}` }, o)).pipe(
-          Effect.map((l) => l.items.length > 0),
-          Effect.orElseSucceed(() => false),
-          // (a server that does not answer is not waited for here: the create says so)
-          Effect.timeoutOption("5 seconds"),
-          Effect.map((o) => o._tag === "Some" && o.value)
-        )
-        if (!used) break
-        yield* Effect.logInfo(`kubernetes: ${node}: the name ${name} is still that of an earlier job's tombstone or end record: another is drawn`)
-        name = K.jobName(node, Math.random().toString(36).slice(2, 7))
-      }
-      return name
-    })
-
-  /**
    * How long a job's tombstone or end record is kept once written: as long as its Job would have been kept once
    * ended (`ttlSecondsAfterFinished`: a record stands for a Job a cancel deleted, and a resumed run finds the end of a
    * job that ended by itself only that long), and at least an hour and `apiWaitMs` (a live controller waiting out an
@@ -531,57 +516,99 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * is not taken for a job lost before it ran (which a run retries).
    */
   const recordsMayBeGone = (ref: ExperimentNode.JobRef) => typeof ref.data.submittedAt === "number" && Date.now() - ref.data.submittedAt > recordKeepMs
+  /**
+   * The Job names the namespace's tombstones and end records hold (`K.TOMBSTONE_LABEL`, every run's), from one list per
+   * `NAMES_EVERY_MS` (the newest submit's), with those this instance wrote since; `undefined` before the first list, or
+   * when it could not be listed (no `list configmaps`, no answer within 5 s).
+   */
+  let held: { readonly at: number; readonly names: Set<string>; readonly items: ReadonlyArray<V1ConfigMap> } | undefined
+  /** This instance may not list or delete ConfigMaps (said once): no sweep again. */
+  let sweepRefused = false
   /** When this instance last looked for records to remove (`sweepRecords`), in ms; 0: not yet. */
   let sweptAt = 0
-  /**
-   * Remove the namespace's tombstones and end records (by their label, `K.TOMBSTONE_LABEL`, of every run) that nothing
-   * can need any more: older than `recordKeepMs` (by their `creationTimestamp`) and whose Job is gone (a tombstone of a
-   * Job that is still there, left by a controller stopped before its delete, is kept until it goes). Each is deleted as
-   * listed (a precondition on its uid and resourceVersion). At most once per `SWEEP_EVERY_MS` per instance, as a submit
-   * begins; best-effort, bounded: a user who may not list or delete ConfigMaps, or a server that does not answer, leaves
-   * them (a 403 is said once per instance).
-   */
-  let sweepRefused = false
-  const sweepRecords = Effect.gen(function*() {
-    if (sweepRefused || Date.now() - sweptAt < SWEEP_EVERY_MS) return
-    sweptAt = Date.now()
-    const listed = yield* call("listRecords", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: K.TOMBSTONE_LABEL }, o))
-    const old = listed.items.filter((c) => {
-      const at = c.metadata?.creationTimestamp
-      return at !== undefined && Date.now() - new Date(at).getTime() > recordKeepMs && c.metadata?.labels?.[K.TOMBSTONE_LABEL] !== undefined
-    })
-    for (const record of old) {
-      const job = record.metadata!.labels![K.TOMBSTONE_LABEL]!
-      const there = yield* call("readJob", (o) => batch.readNamespacedJob({ name: job, namespace }, o)).pipe(
-        Effect.as(true),
-        Effect.catchIf(isNotFound, () => Effect.succeed(false))
-      )
-      if (there) continue
-      yield* call("deleteRecord", (o) =>
-        core.deleteNamespacedConfigMap({
-          name: record.metadata!.name!,
-          namespace,
-          body: { preconditions: { uid: record.metadata!.uid!, resourceVersion: record.metadata!.resourceVersion! } }
-        }, o)).pipe(Effect.catchIf((e) => isNotFound(e) || isConflict(e), () => Effect.void))
-    }
-  }).pipe(
-    Effect.catchIf((e) => /HTTP 403/.test(e.message), (e) =>
-      Effect.andThen(
+  const listHeld = Effect.gen(function*() {
+    if (held !== undefined && Date.now() - held.at < NAMES_EVERY_MS) return held
+    const at = Date.now()
+    const listed = yield* call("listRecords", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: K.TOMBSTONE_LABEL }, o)).pipe(
+      Effect.map((l) => l.items),
+      Effect.catchIf((e) => /HTTP 403/.test(e.message), (e) => Effect.andThen(refuseSweep(e), Effect.succeed(undefined))),
+      Effect.orElseSucceed(() => undefined),
+      // (a server that does not answer is not waited for here: the create says so)
+      Effect.timeoutOption("5 seconds"),
+      Effect.map((o) => (o._tag === "Some" ? o.value : undefined))
+    )
+    held = listed === undefined ? undefined : { at, items: listed, names: new Set(listed.flatMap((c) => c.metadata?.labels?.[K.TOMBSTONE_LABEL] ?? [])) }
+    return held
+  })
+  const refuseSweep = (e: Errors.BackendError) =>
+    sweepRefused
+      ? Effect.void
+      : Effect.andThen(
         Effect.sync(() => void (sweepRefused = true)),
         Effect.logWarning(
           `kubernetes: old tombstones and end records (ConfigMaps labelled ${K.TOMBSTONE_LABEL}) in namespace ${namespace} are not removed: ` +
             `the kubeconfig's user may not list, or delete, configmaps there (${e.message}); remove them by hand (docs/backends.md, Kubernetes)`
         )
-      )),
-    Effect.ignore,
-    // (a server that does not answer is not waited for here: the submit says so)
-    Effect.timeoutOption("5 seconds"),
-    Effect.asVoid
-  )
+      )
+  /**
+   * Remove the namespace's tombstones and end records (of every run) that nothing can need any more, from the list of
+   * held names (`listHeld`): older than `recordKeepMs` (by their `creationTimestamp`) and whose Job is gone (a tombstone
+   * of a Job that is still there, left by a controller stopped before its delete, is kept until it goes). Each is deleted
+   * as listed (a precondition on its uid and resourceVersion). At most once per `SWEEP_EVERY_MS` per instance, as a
+   * submit begins; best-effort, bounded: a user who may not list or delete ConfigMaps, or a server that does not answer,
+   * leaves them (a 403 is said once per instance).
+   */
+  const sweepRecords = (items: ReadonlyArray<V1ConfigMap>) =>
+    Effect.gen(function*() {
+      if (sweepRefused || Date.now() - sweptAt < SWEEP_EVERY_MS) return
+      sweptAt = Date.now()
+      const old = items.filter((c) => {
+        const at = c.metadata?.creationTimestamp
+        return at !== undefined && Date.now() - new Date(at).getTime() > recordKeepMs && c.metadata?.labels?.[K.TOMBSTONE_LABEL] !== undefined
+      })
+      for (const record of old) {
+        const job = record.metadata!.labels![K.TOMBSTONE_LABEL]!
+        const there = yield* call("readJob", (o) => batch.readNamespacedJob({ name: job, namespace }, o)).pipe(
+          Effect.as(true),
+          Effect.catchIf(isNotFound, () => Effect.succeed(false))
+        )
+        if (there) continue
+        yield* call("deleteRecord", (o) =>
+          core.deleteNamespacedConfigMap({
+            name: record.metadata!.name!,
+            namespace,
+            body: { preconditions: { uid: record.metadata!.uid!, resourceVersion: record.metadata!.resourceVersion! } }
+          }, o)).pipe(Effect.catchIf((e) => isNotFound(e) || isConflict(e), () => Effect.void))
+      }
+    }).pipe(
+      Effect.catchIf((e) => /HTTP 403/.test(e.message), refuseSweep),
+      Effect.ignore,
+      Effect.timeoutOption("5 seconds"),
+      Effect.asVoid
+    )
+
+  /**
+   * A Job name for a node: `trex-<node>-<5 random characters>`, not one an earlier job's tombstone or end record
+   * (`endedRecord`) still names: node ids repeat across runs, those ConfigMaps outlive their Jobs, and a watch that finds
+   * its Job gone would read the earlier job's end as its own. The names held are listed once per `NAMES_EVERY_MS`, not
+   * per submit (a record written since that list holds the name of a Job made meanwhile, as likely to be drawn as any
+   * live Job's, which no submit looks for either). Best-effort: a list that fails (no `list configmaps`, the server not
+   * answering within 5 s) takes the name drawn.
+   */
+  const freshName = (node: string) =>
+    Effect.gen(function*() {
+      const names = (yield* listHeld)?.names
+      let name = K.jobName(node, Math.random().toString(36).slice(2, 7))
+      for (let i = 0; i < 5 && names?.has(name) === true; i++) {
+        yield* Effect.logInfo(`kubernetes: ${node}: the name ${name} is still that of an earlier job's tombstone or end record: another is drawn`)
+        name = K.jobName(node, Math.random().toString(36).slice(2, 7))
+      }
+      return name
+    })
 
   const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
-    yield* sweepRecords
     const name = yield* freshName(spec.labels.node)
+    if (held !== undefined) yield* sweepRecords(held.items)
     const m = yield* manifestsOf("submit", spec, name)
     const sub: Submission = { m, labels: spec.labels, gpus: spec.resources.gpus, sent: false, dropped: false }
     const made = yield* Effect.result(createObjects(name, sub))
@@ -597,6 +624,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       yield* Effect.logInfo(`kubernetes: ${spec.labels.node}: ${e.message}; Job ${name} is created once the API server at ${server} answers`)
     }
     known.set(name, { labels: spec.labels })
+    submittedHere.add(name)
     const ref: ExperimentNode.JobRef = {
       backend: NAME,
       id: name,
@@ -998,23 +1026,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             const t = K.terminated(pod)
             const wall = seconds(t?.startedAt, t?.finishedAt)
             const exit = { ...K.mapExit(K.endedAs(pod), pod), wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
-            const run = ref.data["run"]
-            // (a resumed controller's watch knows them from the pod, as read)
-            const labels = known.get(name)?.labels ?? K.labelsOf(pod)
             const result = resultB64
             if (result.length > ENDED_RESULT_MAX) return exit
-            yield* patiently("createEndRecord", call("createEndRecord", (o) =>
-              core.createNamespacedConfigMap({
-                namespace,
-                body: {
-                  metadata: {
-                    name: endedRecord(name),
-                    labels: { [K.TOMBSTONE_LABEL]: name, ...(labels !== undefined ? { [K.RUN_LABEL]: K.labelValue(labels.run) } : typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
-                    ...(labels !== undefined ? { annotations: { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } } : {})
-                  },
-                  data: { exit: JSON.stringify(exit), result }
-                }
-              }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void)))
+            // (a resumed controller's watch knows its run and node from the pod, as read)
+            yield* patiently("createEndRecord", writeRecord("createEndRecord", endedRecord(name), ref, known.get(name)?.labels ?? K.labelsOf(pod), { exit: JSON.stringify(exit), result }))
             return exit
           })
         /**
@@ -1072,10 +1087,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * stopped between its tombstone and its delete, the Job completing since), and goes, so that a controller that
          * reads the job once its Job is deleted (by its TTL) does not read it as cancelled. A cancel in progress is not
          * disturbed: its delete, as read before the end, is refused and it reads the Job again. Nor is a withdrawal (its
-         * Job fails for the pod it deleted, then is deleted, then gets its tombstone): its `exit` is `Cancelled`. `exit`, as it was.
+         * Job fails for the pod it deleted, then is deleted, then gets its tombstone): its `exit` is `Cancelled`. Nor is it
+         * asked for when this instance submitted the job and wrote no tombstone of it (`submittedHere`). `exit`, as it was.
          */
         const dropStaleStone = <X extends { readonly outcome: string }>(job: V1Job, exit: X) =>
-          endedByItself(job) && job.metadata?.deletionTimestamp == null && exit.outcome !== "Cancelled"
+          endedByItself(job) && job.metadata?.deletionTimestamp == null && exit.outcome !== "Cancelled" && (!submittedHere.has(name) || stoned.has(name))
             // best-effort, one try: the exit is the Job's whatever comes of it (an outage now is a warning, not waited out)
             ? Effect.as(
               removeCancelTombstone(name).pipe(Effect.catch((e) =>
@@ -1623,16 +1639,34 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * its Job is gone.
    */
   const tombstoneOf = (ref: ExperimentNode.JobRef, failed?: string, of?: V1Job | V1Pod) => {
-    const jobLabels = of !== undefined ? K.labelsOf(of) : undefined
-    const run = jobLabels !== undefined ? K.labelValue(jobLabels.run) : ref.data["run"]
-    const labels = { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) }
-    const annotations = jobLabels !== undefined ? { annotations: { [K.RUN_LABEL]: jobLabels.run, [K.NODE_LABEL]: jobLabels.node } } : {}
     const at = new Date().toISOString()
-    return call("createTombstone", (o) =>
+    stoned.add(ref.id)
+    return writeRecord("createTombstone", tombstone(ref.id), ref, of !== undefined ? K.labelsOf(of) : undefined, failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at })
+  }
+
+  /**
+   * Write a ConfigMap `name` that records the end of the job `ref` (a tombstone, an end record): labelled with its own
+   * label (`K.TOMBSTONE_LABEL`, the job's name) and its run's (`labels`, the job's as read, else the ref's), its run and
+   * node as annotations when known (as the Job keeps them), so that `list` shows it and `kubectl delete configmap -l`
+   * selects it. One there already (a request whose answer was lost) is it.
+   */
+  const writeRecord = (operation: string, name: string, ref: ExperimentNode.JobRef, labels: Backend.Labels | undefined, data: Record<string, string>) => {
+    const run = labels !== undefined ? K.labelValue(labels.run) : ref.data["run"]
+    return call(operation, (o) =>
       core.createNamespacedConfigMap({
         namespace,
-        body: { metadata: { name: tombstone(ref.id), labels, ...annotations }, data: failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at } }
-      }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void))
+        body: {
+          metadata: {
+            name,
+            labels: { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
+            ...(labels !== undefined ? { annotations: { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } } : {})
+          },
+          data
+        }
+      }, o)).pipe(
+        Effect.catchIf(isConflict, () => Effect.void),
+        Effect.tap(() => Effect.sync(() => void held?.names.add(ref.id)))
+      )
   }
 
   /** The own end a watch recorded of a job whose Job was deleted before its controller recorded it (see `endedRecord`), if any. */
