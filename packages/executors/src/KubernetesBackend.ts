@@ -22,6 +22,7 @@ import type { ExperimentNode } from "@trex/core"
 import type { ConfigurationOptions, KubeConfig } from "@kubernetes/client-node"
 import type { V1ConfigMap, V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
 import { Effect, Layer, Queue, Schema, Scope, Stream } from "effect"
+import { randomBytes } from "node:crypto"
 import { PassThrough } from "node:stream"
 import * as K from "./internal/k8sJob.ts"
 import * as Clients from "./internal/clients.ts"
@@ -472,7 +473,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     })
 
   /** A job's objects, named `name` (`operation`: whose failure a bad spec is). */
-  const manifestsOf = (operation: string, spec: Backend.JobSpec, name: string) =>
+  const manifestsOf = (operation: string, spec: Backend.JobSpec, name: string, marker?: string) =>
     Effect.gen(function*() {
       const image = spec.image ?? config.image
       if (image === undefined) {
@@ -497,7 +498,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             shmSizeMb: config.shmSizeMb,
             labels: config.labels,
             annotations: config.annotations,
-            priorityClassName: config.priorityClassName
+            priorityClassName: config.priorityClassName,
+            marker
           }),
         catch: (e) => new Errors.BackendError({ backend: NAME, operation, message: e instanceof Error ? e.message : String(e), retryable: false })
       })
@@ -609,7 +611,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
   const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
     const name = yield* freshName(spec.labels.node)
     if (held !== undefined) yield* sweepRecords(held.items)
-    const m = yield* manifestsOf("submit", spec, name)
+    // (the wrapper's per-job mark of its TERM and end lines: a job's own line cannot be taken for them by chance)
+    const m = yield* manifestsOf("submit", spec, name, randomBytes(8).toString("hex"))
     const sub: Submission = { m, labels: spec.labels, gpus: spec.resources.gpus, sent: false, dropped: false }
     const made = yield* Effect.result(createObjects(name, sub))
     if (made._tag === "Failure") {
@@ -893,6 +896,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let resultB64: string | undefined
         /** The job wrapper's mark that its container got a deletion's SIGTERM (`K.TERM_MARKER`) is in the log read. */
         let termSeen = false
+        /** The wrapper's last line (`K.END_MARKER`) is in the log read: it was read to its end, a result or none. */
+        let endSeen = false
+        /** The wrapper's marker lines of this Job (`K.markersOf`), once it is read. */
+        let markers = K.markersOf(undefined)
         let silent = false
         // The wrapper starts the marker with a newline (the job's output may lack a final one): an empty
         // line is held back, and dropped when the marker follows it.
@@ -907,10 +914,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             resultB64 = K.withoutInnerStamps(line.slice(K.RESULT_MARKER.length))
             return Effect.void
           }
-          // (the wrapper starts its TERM mark with a newline too)
-          if (line === K.TERM_MARKER) {
+          // (the wrapper starts its TERM and end marks with a newline too)
+          if (line === markers.term || (markers.end !== undefined && line === markers.end)) {
             heldEmpty = false
-            termSeen = true
+            if (line === markers.term) termSeen = true
+            else endSeen = true
             return Effect.void
           }
           const held = heldEmpty ? logLine("") : Effect.void
@@ -1011,13 +1019,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * It is recorded (`endedRecord`, with its result), so that a controller that reads the job once its Job is gone
          * (a resumed run) reads that end too, not the cancel's tombstone. The node's clock (`finishedAt`) and the API
          * server's (the deletion's time) may differ, so the clocks alone do not decide: the container's log, read to its
-         * end, must hold the wrapper's last line (its result's, `K.RESULT_MARKER`) and not its mark of a SIGTERM
-         * (`K.TERM_MARKER`, a job that exits 0 on it included); else the deletion's `Cancelled`, as the cancel meant. Nor
+         * end, must hold the wrapper's last line (`K.END_MARKER` with the Job's mark, printed with or without a result, so
+         * that a job that failed by itself without one keeps its failure; of a wrapper from before it, its result's line,
+         * `K.RESULT_MARKER`) and not its mark of a SIGTERM (`K.TERM_MARKER`, a job that exits 0 on it included); else the
+         * deletion's `Cancelled`, as the cancel meant. Nor
          * is an end recorded whose result the record cannot hold: a later controller reads the tombstone's `Cancelled` then.
          */
         const ownExit = (pod: V1Pod) =>
           Effect.gen(function*() {
-            if (termSeen || logLost !== undefined || resultB64 === undefined) {
+            // (a wrapper's log from before its end line: read to its end only when its result's line came)
+            if (termSeen || logLost !== undefined || !(markers.end !== undefined ? endSeen : resultB64 !== undefined)) {
               yield* Effect.logInfo(`kubernetes: Job ${name} was deleted as its container ended: read as cancelled, since ${
                 termSeen ? "its container got the deletion's SIGTERM (its log says so)" : "its log was not read to its end"
               }`)
@@ -1027,9 +1038,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             const wall = seconds(t?.startedAt, t?.finishedAt)
             const exit = { ...K.mapExit(K.endedAs(pod), pod), wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
             const result = resultB64
-            if (result.length > ENDED_RESULT_MAX) return exit
+            if (result !== undefined && result.length > ENDED_RESULT_MAX) return exit
             // (a resumed controller's watch knows its run and node from the pod, as read)
-            yield* patiently("createEndRecord", writeRecord("createEndRecord", endedRecord(name), ref, known.get(name)?.labels ?? K.labelsOf(pod), { exit: JSON.stringify(exit), result }))
+            yield* patiently("createEndRecord", writeRecord("createEndRecord", endedRecord(name), ref, known.get(name)?.labels ?? K.labelsOf(pod), {
+              exit: JSON.stringify(exit),
+              ...(result !== undefined ? { result } : {})
+            }))
             return exit
           })
         /**
@@ -1117,6 +1131,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const initial = yield* patiently("readJob", call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))).pipe(
           Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
         )
+        markers = K.markersOf(initial)
         const withdrawn = initial !== undefined ? yield* settleMark(initial) : undefined
         if (withdrawn !== undefined) return yield* finish(withdrawn)
         if (initial === undefined || K.jobOutcome(initial) !== undefined || initial.metadata?.deletionTimestamp != null) {
@@ -1302,6 +1317,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           stamped = new K.StampedLog()
           resultB64 = undefined
           termSeen = false
+          endSeen = false
           heldEmpty = false
           logLost = undefined
           logState = "none"

@@ -593,9 +593,13 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
     }))
 
-  it.effect("a container that exits as the cancel's delete arrives, before the kubelet has said so, keeps its own end: its watch, a fresh watch and a fresh list read it", () =>
+  /**
+   * A job of `script` whose container exits as its cancel's delete arrives, before the kubelet has said so (the API
+   * server's clock moved a second on once it has exited: the delete comes in a later second), watched by a resumed
+   * controller's backend (which knows the job by its ref alone): the exits of that watch and of a fresh one; its Job gone.
+   */
+  const exitsAsDeleted = (node: string, script: string) =>
     Effect.gen(function*() {
-      // the API server's clock is moved a second on once the container has exited: the delete comes in a later second
       let ahead = 0
       const fake = yield* fakeWith({ clock: () => Date.now() + ahead })
       const backend = yield* KubernetesBackend.make(config(fake))
@@ -603,20 +607,40 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       const release = yield* Deferred.make<void>()
       // its container's end is not reported (its pod shows it running, its Job's controller does not know) until its pod is deleted
       fake.lateExitReport(() => Effect.runPromise(Effect.andThen(Deferred.succeed(exited, undefined), Deferred.await(release))))
-      const ref = yield* backend.submit(spec("ends-as-deleted", `sleep 1; ${done}`))
-      // watched by a resumed controller's backend, which knows the job by its ref alone: its record keeps the job's run and node all the same
+      const ref = yield* backend.submit(spec(node, script))
       const watching = yield* watchUntil(yield* KubernetesBackend.make(config(fake)), ref, (e) => e._tag === "State" && e.state === "Running")
       yield* Deferred.await(exited)
       assert.strictEqual(podOf(fake, ref.id)?.status.phase, "Running", "its pod does not say yet that it ended")
       ahead = 1_000
       yield* backend.cancel(ref)
       const exits = [exitOf(yield* Fiber.join(watching)), yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)]
-      for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
       assert.isUndefined(fake.get("jobs", "trex", ref.id), "its Job is gone")
+      yield* Deferred.succeed(release, undefined)
+      return { fake, ref, exits }
+    })
+
+  it.effect("a container that exits as the cancel's delete arrives, before the kubelet has said so, keeps its own end: its watch, a fresh watch and a fresh list read it", () =>
+    Effect.gen(function*() {
+      const { exits, fake, ref } = yield* exitsAsDeleted("ends-as-deleted", `sleep 1; ${done}`)
+      // (its record keeps the job's run and node, though the watch that wrote it knew the job by its ref alone)
+      for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
       const listed = (yield* (yield* KubernetesBackend.make(config(fake))).list("k8s-run/1")).find((j) => j.ref.id === ref.id)
       assert.deepStrictEqual([listed?.state, listed?.labels], ["Finished", { run: "k8s-run/1", node: "ends-as-deleted" }])
-      yield* Deferred.succeed(release, undefined)
     }).pipe(Effect.scoped))
+
+  it.effect("a job that fails by itself without a result as the cancel's delete arrives keeps its own failure (the wrapper's end line says its log was read to its end)", () =>
+    Effect.gen(function*() {
+      const { exits } = yield* exitsAsDeleted("fails-as-deleted", "sleep 1; echo ran; exit 3")
+      for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode, exit.result], ["Failed", "Crash", 3, undefined], exit.message)
+    }).pipe(Effect.scoped))
+
+  it.effect("a job's own output line TREX_TERM is its output: shown, and not taken for the wrapper's mark of a SIGTERM", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const events = yield* collect(backend, yield* backend.submit(spec("own-term", `echo TREX_TERM; echo TREX_END; ${done}`)))
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["TREX_TERM", "TREX_END", "ran"])
+      assert.strictEqual(exitOf(events).outcome, "Succeeded")
+    }))
 
   it.effect("a job that exits 0 on its cancel's SIGTERM, its node's clock 1.5 s behind the API server's, reads Cancelled: its watch and a fresh one, and no record of an own end", () =>
     Effect.gen(function*() {
