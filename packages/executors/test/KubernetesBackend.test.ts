@@ -802,6 +802,20 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.deepStrictEqual(asked, [`GET /api/v1/namespaces/trex/configmaps?labelSelector=${encodeURIComponent(K.TOMBSTONE_LABEL)}`])
     }).pipe(Effect.scoped))
 
+  it.effect("a cancel of this controller's own job stopped between its tombstone and its delete: the Job's own end, read by the same backend, removes the tombstone", () =>
+    Effect.gen(function*() {
+      // (the delete refused: the cancel stops after its tombstone, as one whose controller was stopped there)
+      const fake = yield* fakeWith({ denied: ["delete jobs"] })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("own-stale", `sleep 1; ${done}`))
+      const cancelled = yield* Effect.exit(backend.cancel(ref))
+      assert.strictEqual(cancelled._tag, "Failure")
+      assert.isDefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "its tombstone written")
+      const exit = yield* Backend.awaitExit(backend, ref)
+      assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], exit.message)
+      assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "the stale tombstone is gone")
+    }).pipe(Effect.scoped))
+
   it.effect("a Job deleted with --cascade=orphan as its container exits, the kubelet not saying so, by a user who may not get pods: the wait for the kubelet's word ends, and the job reads Cancelled", () =>
     Effect.gen(function*() {
       const fake = yield* fakeWith({ denied: ["get pods"] })
@@ -952,7 +966,7 @@ describe("KubernetesBackend.preflight", () => {
       assert.match(plain.shift()!, /^warn: the kubeconfig's user may not list configmaps in namespace trex of http:\/\/127[^ ]+: a fresh controller's list \(a resumed run's reconciliation\) leaves out the jobs whose Jobs are gone that ended as they were cancelled or were taken back stuck, and a job may be given the name of an earlier one whose records are left$/)
       // (its list lists the Jobs all the same)
       assert.deepStrictEqual(yield* (yield* KubernetesBackend.make(config(plainFake))).list("k8s-run/1"), [])
-      assert.match(plain.shift()!, /^warn: the kubeconfig's user may not delete configmaps in namespace trex of http:\/\/127[^ ]+: a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted \(the cancel warns\), and old tombstones are left for `kubectl delete configmap` by hand$/)
+      assert.match(plain.shift()!, /^warn: the kubeconfig's user may not delete configmaps in namespace trex of http:\/\/127[^ ]+: a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted \(the cancel warns\), and old tombstones and end records are left for `kubectl delete configmap` by hand$/)
       assert.match(plain[0]!, /^warn: the kubeconfig's user may not patch jobs\.batch in namespace trex of http:\/\/127[^ ]+: a job a drain took back before it started reads as Failed \/ Infra, not Cancelled, to another controller \(a resumed run\) that finds its Job before it is deleted$/)
       assert.strictEqual(plain[1], "warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod")
       // Kueue's Workloads only for trials that name a Kueue queue
