@@ -236,6 +236,8 @@ const endedRecord = (job: string) => `${job}-ended`
 const ENDED_RESULT_MAX = 512 * 1024
 /** The shortest time a job's tombstone or end record is kept once written (see `sweepRecords`). */
 const RECORD_KEEP_MIN_MS = 3_600_000
+/** The annotation of a tombstone or end record that says how long its writer keeps it (ms; see `recordKeepMs`). */
+const KEEP_ANNOTATION = "trex.dev/keep-ms"
 /** How often one backend instance looks for tombstones and end records to remove (see `sweepRecords`). */
 const SWEEP_EVERY_MS = 10 * 60_000
 /** How long one list of the names tombstones and end records hold serves the submits of one backend instance (see `freshName`). */
@@ -554,7 +556,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       )
   /**
    * Remove the namespace's tombstones and end records (of every run) that nothing can need any more, from the list of
-   * held names (`listHeld`): older than `recordKeepMs` (by their `creationTimestamp`) and whose Job is gone (a tombstone
+   * held names (`listHeld`): older than their writer keeps them (`KEEP_ANNOTATION`, else `recordKeepMs`; by their
+   * `creationTimestamp`) and whose Job is gone (a tombstone
    * of a Job that is still there, left by a controller stopped before its delete, is kept until it goes). Each is deleted
    * as listed (a precondition on its uid and resourceVersion). At most once per `SWEEP_EVERY_MS` per instance, as a
    * submit begins; best-effort, bounded: a user who may not list or delete ConfigMaps, or a server that does not answer,
@@ -564,9 +567,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     Effect.gen(function*() {
       if (sweepRefused || Date.now() - sweptAt < SWEEP_EVERY_MS) return
       sweptAt = Date.now()
+      // (each as long as its writer keeps it, whose settings may be longer than this one's; one without: as this one)
       const old = items.filter((c) => {
         const at = c.metadata?.creationTimestamp
-        return at !== undefined && Date.now() - new Date(at).getTime() > recordKeepMs && c.metadata?.labels?.[K.TOMBSTONE_LABEL] !== undefined
+        const keep = Number(c.metadata?.annotations?.[KEEP_ANNOTATION])
+        return at !== undefined && Date.now() - new Date(at).getTime() > (Number.isFinite(keep) && keep > 0 ? keep : recordKeepMs) &&
+          c.metadata?.labels?.[K.TOMBSTONE_LABEL] !== undefined
       })
       for (const record of old) {
         const job = record.metadata!.labels![K.TOMBSTONE_LABEL]!
@@ -1675,7 +1681,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           metadata: {
             name,
             labels: { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
-            ...(labels !== undefined ? { annotations: { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } } : {})
+            annotations: { [KEEP_ANNOTATION]: String(recordKeepMs), ...(labels !== undefined ? { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } : {}) }
           },
           data
         }

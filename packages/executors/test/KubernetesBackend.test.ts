@@ -756,12 +756,17 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       let behind = 2 * 3_600_000
       const fake = yield* fakeWith({ clock: () => Date.now() - behind })
       const core = fake.kubeConfig().makeApiClient(CoreV1Api)
-      const record = (job: string, kind: "ended" | "cancelled") =>
+      const record = (job: string, kind: "ended" | "cancelled", keepMs?: number) =>
         Effect.promise(() =>
           core.createNamespacedConfigMap({
             namespace: "trex",
             body: {
-              metadata: { name: `${job}-${kind}`, labels: { [K.TOMBSTONE_LABEL]: job, [K.RUN_LABEL]: K.labelValue("k8s-run/1") } },
+              metadata: {
+                name: `${job}-${kind}`,
+                labels: { [K.TOMBSTONE_LABEL]: job, [K.RUN_LABEL]: K.labelValue("k8s-run/1") },
+                // (written by a controller that keeps its records longer than this one)
+                ...(keepMs !== undefined ? { annotations: { "trex.dev/keep-ms": String(keepMs) } } : {})
+              },
               data: kind === "cancelled"
                 ? { cancelledAt: new Date().toISOString() }
                 : { exit: JSON.stringify({ outcome: "Succeeded", exitCode: 0, message: "job completed", wallSeconds: 1, gpuSeconds: 0 }), result: Buffer.from(JSON.stringify({ metrics: {}, primary: 7 })).toString("base64") }
@@ -772,12 +777,13 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       yield* record(running.id, "cancelled")
       yield* record("trex-sweep-old-aaaaa", "ended")
       yield* record("trex-sweep-old-bbbbb", "cancelled")
+      yield* record("trex-sweep-kept-ddddd", "cancelled", 3 * 3_600_000)
       behind = 0
       yield* record("trex-sweep-young-ccccc", "ended")
       const fresh = yield* KubernetesBackend.make(config(fake))
       yield* fresh.submit(spec("sweeper", done))
       const left = fake.list("configmaps", "trex").filter((c) => c.metadata.labels?.[K.TOMBSTONE_LABEL] !== undefined).map((c) => c.metadata.name).sort()
-      assert.deepStrictEqual(left, [`${running.id}-cancelled`, "trex-sweep-young-ccccc-ended"])
+      assert.deepStrictEqual(left, ["trex-sweep-kept-ddddd-cancelled", `${running.id}-cancelled`, "trex-sweep-young-ccccc-ended"])
       // a resumed run (a fresh backend) that had not read the removed record's job: Failed, not to be run again
       const ref = (id: string) => ({ backend: "kubernetes", id, data: { namespace: "trex", gpus: 0, run: K.labelValue("k8s-run/1"), submittedAt: Date.now() - 3 * 3_600_000 } })
       const resumed = yield* KubernetesBackend.make(config(fake))
