@@ -20,8 +20,9 @@
 import { Backend, Errors, JobProtocol, TaskFile } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import type { ConfigurationOptions, KubeConfig } from "@kubernetes/client-node"
-import type { V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
+import type { V1ConfigMap, V1Job, V1OwnerReference, V1Pod, V1Toleration } from "@kubernetes/client-node"
 import { Effect, Layer, Queue, Schema, Scope, Stream } from "effect"
+import { randomBytes } from "node:crypto"
 import { PassThrough } from "node:stream"
 import * as K from "./internal/k8sJob.ts"
 import * as Clients from "./internal/clients.ts"
@@ -55,7 +56,10 @@ export interface Config {
   readonly imagePullSecrets?: ReadonlyArray<string>
   /** The job directory inside the container (default `/trex/job`). */
   readonly jobDir?: string
-  /** How long a finished Job stays for `list` and reattaching before the TTL controller deletes it (default 1 h). */
+  /**
+   * How long a finished Job stays for `list` and reattaching before the TTL controller deletes it (default 1 h); a job's
+   * tombstone and end record stay as long once written (at least an hour and `apiWaitMs`), then a submit removes them.
+   */
   readonly ttlSecondsAfterFinished?: number
   /** Jobs TREX may run at once (default: the allocatable CPUs of the matching nodes). */
   readonly slots?: number
@@ -230,6 +234,14 @@ const tombstone = (job: string) => `${job}-cancelled`
 const endedRecord = (job: string) => `${job}-ended`
 /** The longest result (base64) an end record keeps: a ConfigMap holds at most 1 MiB. */
 const ENDED_RESULT_MAX = 512 * 1024
+/** The shortest time a job's tombstone or end record is kept once written (see `sweepRecords`). */
+const RECORD_KEEP_MIN_MS = 3_600_000
+/** The annotation of a tombstone or end record that says how long its writer keeps it (ms; see `recordKeepMs`). */
+const KEEP_ANNOTATION = "trex.dev/keep-ms"
+/** How often one backend instance looks for tombstones and end records to remove (see `sweepRecords`). */
+const SWEEP_EVERY_MS = 10 * 60_000
+/** How long one list of the names tombstones and end records hold serves the submits of one backend instance (see `freshName`). */
+const NAMES_EVERY_MS = 60_000
 
 /**
  * What the backend asks of the API server, as RBAC names it: each verb on each resource (in the
@@ -263,7 +275,7 @@ const PERMISSIONS: ReadonlyArray<Permission> = [
     verb: "delete",
     group: "",
     resource: "configmaps",
-    without: "a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted (the cancel warns), and old tombstones are left for `kubectl delete configmap` by hand"
+    without: "a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted (the cancel warns), and old tombstones and end records are left for `kubectl delete configmap` by hand"
   },
   { verb: "create", group: "", resource: "secrets", secrets: true },
   { verb: "get", group: "", resource: "secrets", secrets: true },
@@ -363,6 +375,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    */
   const withdrawnPods = new Set<string>()
   const withdrawnMessage = (name: string) => `Job ${name} was withdrawn before its pod started`
+  /**
+   * Jobs this instance submitted, and those it wrote a tombstone for. Only the controller of a job's run cancels or
+   * withdraws it (a run has one controller at a time), so a job submitted here has a tombstone only if this instance
+   * wrote one: the end of one without is not asked for a stale tombstone (see `dropStaleStone`).
+   */
+  const submittedHere = new Set<string>()
+  const stoned = new Set<string>()
 
   /** One request, given up after `requestTimeoutMs` without an answer, and aborted when interrupted. */
   const call = <A>(operation: string, f: (options: ConfigurationOptions) => Promise<A>) =>
@@ -456,7 +475,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     })
 
   /** A job's objects, named `name` (`operation`: whose failure a bad spec is). */
-  const manifestsOf = (operation: string, spec: Backend.JobSpec, name: string) =>
+  const manifestsOf = (operation: string, spec: Backend.JobSpec, name: string, marker?: string) =>
     Effect.gen(function*() {
       const image = spec.image ?? config.image
       if (image === undefined) {
@@ -481,30 +500,114 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             shmSizeMb: config.shmSizeMb,
             labels: config.labels,
             annotations: config.annotations,
-            priorityClassName: config.priorityClassName
+            priorityClassName: config.priorityClassName,
+            marker
           }),
         catch: (e) => new Errors.BackendError({ backend: NAME, operation, message: e instanceof Error ? e.message : String(e), retryable: false })
       })
     })
 
   /**
+   * How long a job's tombstone or end record is kept once written: as long as its Job would have been kept once
+   * ended (`ttlSecondsAfterFinished`: a record stands for a Job a cancel deleted, and a resumed run finds the end of a
+   * job that ended by itself only that long), and at least an hour and `apiWaitMs` (a live controller waiting out an
+   * outage reads its jobs' records once the server answers).
+   */
+  const recordKeepMs = Math.max((config.ttlSecondsAfterFinished ?? 3600) * 1000, apiWaitMs, RECORD_KEEP_MIN_MS)
+  /**
+   * A job submitted longer ago than records are kept (`ref.data.submittedAt`, by the submitting controller's clock): a
+   * Job of it that is gone with no tombstone or end record may have ended and had them removed (`sweepRecords`), so it
+   * is not taken for a job lost before it ran (which a run retries).
+   */
+  const recordsMayBeGone = (ref: ExperimentNode.JobRef) => typeof ref.data.submittedAt === "number" && Date.now() - ref.data.submittedAt > recordKeepMs
+  /**
+   * The Job names the namespace's tombstones and end records hold (`K.TOMBSTONE_LABEL`, every run's), from one list per
+   * `NAMES_EVERY_MS` (the newest submit's), with those this instance wrote since; `undefined` before the first list, or
+   * when it could not be listed (no `list configmaps`, no answer within 5 s).
+   */
+  let held: { readonly at: number; readonly names: Set<string>; readonly items: ReadonlyArray<V1ConfigMap> } | undefined
+  /** This instance may not list or delete ConfigMaps (said once): no sweep again. */
+  let sweepRefused = false
+  /** When this instance last looked for records to remove (`sweepRecords`), in ms; 0: not yet. */
+  let sweptAt = 0
+  const listHeld = Effect.gen(function*() {
+    if (held !== undefined && Date.now() - held.at < NAMES_EVERY_MS) return held
+    const at = Date.now()
+    const listed = yield* call("listRecords", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: K.TOMBSTONE_LABEL }, o)).pipe(
+      Effect.map((l) => l.items),
+      Effect.catchIf((e) => /HTTP 403/.test(e.message), (e) => Effect.andThen(refuseSweep(e), Effect.succeed(undefined))),
+      Effect.orElseSucceed(() => undefined),
+      // (a server that does not answer is not waited for here: the create says so)
+      Effect.timeoutOption("5 seconds"),
+      Effect.map((o) => (o._tag === "Some" ? o.value : undefined))
+    )
+    held = listed === undefined ? undefined : { at, items: listed, names: new Set(listed.flatMap((c) => c.metadata?.labels?.[K.TOMBSTONE_LABEL] ?? [])) }
+    return held
+  })
+  const refuseSweep = (e: Errors.BackendError) =>
+    sweepRefused
+      ? Effect.void
+      : Effect.andThen(
+        Effect.sync(() => void (sweepRefused = true)),
+        Effect.logWarning(
+          `kubernetes: old tombstones and end records (ConfigMaps labelled ${K.TOMBSTONE_LABEL}) in namespace ${namespace} are not removed: ` +
+            `the kubeconfig's user may not list, or delete, configmaps there (${e.message}); remove them by hand (docs/backends.md, Kubernetes)`
+        )
+      )
+  /**
+   * Remove the namespace's tombstones and end records (of every run) that nothing can need any more, from the list of
+   * held names (`listHeld`): older than their writer keeps them (`KEEP_ANNOTATION`, else `recordKeepMs`; by their
+   * `creationTimestamp`) and whose Job is gone (a tombstone
+   * of a Job that is still there, left by a controller stopped before its delete, is kept until it goes). Each is deleted
+   * as listed (a precondition on its uid and resourceVersion). At most once per `SWEEP_EVERY_MS` per instance, as a
+   * submit begins; best-effort, bounded: a user who may not list or delete ConfigMaps, or a server that does not answer,
+   * leaves them (a 403 is said once per instance).
+   */
+  const sweepRecords = (items: ReadonlyArray<V1ConfigMap>) =>
+    Effect.gen(function*() {
+      if (sweepRefused || Date.now() - sweptAt < SWEEP_EVERY_MS) return
+      sweptAt = Date.now()
+      // (each as long as its writer keeps it, whose settings may be longer than this one's; one without: as this one)
+      const old = items.filter((c) => {
+        const at = c.metadata?.creationTimestamp
+        const keep = Number(c.metadata?.annotations?.[KEEP_ANNOTATION])
+        return at !== undefined && Date.now() - new Date(at).getTime() > (Number.isFinite(keep) && keep > 0 ? keep : recordKeepMs) &&
+          c.metadata?.labels?.[K.TOMBSTONE_LABEL] !== undefined
+      })
+      for (const record of old) {
+        const job = record.metadata!.labels![K.TOMBSTONE_LABEL]!
+        const there = yield* call("readJob", (o) => batch.readNamespacedJob({ name: job, namespace }, o)).pipe(
+          Effect.as(true),
+          Effect.catchIf(isNotFound, () => Effect.succeed(false))
+        )
+        if (there) continue
+        yield* call("deleteRecord", (o) =>
+          core.deleteNamespacedConfigMap({
+            name: record.metadata!.name!,
+            namespace,
+            body: { preconditions: { uid: record.metadata!.uid!, resourceVersion: record.metadata!.resourceVersion! } }
+          }, o)).pipe(Effect.catchIf((e) => isNotFound(e) || isConflict(e), () => Effect.void))
+      }
+    }).pipe(
+      Effect.catchIf((e) => /HTTP 403/.test(e.message), refuseSweep),
+      Effect.ignore,
+      Effect.timeoutOption("5 seconds"),
+      Effect.asVoid
+    )
+
+  /**
    * A Job name for a node: `trex-<node>-<5 random characters>`, not one an earlier job's tombstone or end record
    * (`endedRecord`) still names: node ids repeat across runs, those ConfigMaps outlive their Jobs, and a watch that finds
-   * its Job gone would read the earlier job's end as its own. Best-effort: a list that fails (no `list configmaps`,
-   * the server not answering within 5 s) takes the name drawn.
+   * its Job gone would read the earlier job's end as its own. The names held are listed once per `NAMES_EVERY_MS`, not
+   * per submit (a record written since that list holds the name of a Job made meanwhile, as likely to be drawn as any
+   * live Job's, which no submit looks for either). Best-effort: a list that fails (no `list configmaps`, the server not
+   * answering within 5 s) takes the name drawn.
    */
   const freshName = (node: string) =>
     Effect.gen(function*() {
+      const names = (yield* listHeld)?.names
       let name = K.jobName(node, Math.random().toString(36).slice(2, 7))
-      for (let i = 0; i < 5; i++) {
-        const used = yield* call("listTombstones", (o) => core.listNamespacedConfigMap({ namespace, labelSelector: `${K.TOMBSTONE_LABEL}=${name}` }, o)).pipe(
-          Effect.map((l) => l.items.length > 0),
-          Effect.orElseSucceed(() => false),
-          // (a server that does not answer is not waited for here: the create says so)
-          Effect.timeoutOption("5 seconds"),
-          Effect.map((o) => o._tag === "Some" && o.value)
-        )
-        if (!used) break
+      for (let i = 0; i < 5 && names?.has(name) === true; i++) {
         yield* Effect.logInfo(`kubernetes: ${node}: the name ${name} is still that of an earlier job's tombstone or end record: another is drawn`)
         name = K.jobName(node, Math.random().toString(36).slice(2, 7))
       }
@@ -513,7 +616,9 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
 
   const submit = Effect.fn("KubernetesBackend.submit")(function*(spec: Backend.JobSpec) {
     const name = yield* freshName(spec.labels.node)
-    const m = yield* manifestsOf("submit", spec, name)
+    if (held !== undefined) yield* sweepRecords(held.items)
+    // (the wrapper's per-job mark of its TERM and end lines: a job's own line cannot be taken for them by chance)
+    const m = yield* manifestsOf("submit", spec, name, randomBytes(8).toString("hex"))
     const sub: Submission = { m, labels: spec.labels, gpus: spec.resources.gpus, sent: false, dropped: false }
     const made = yield* Effect.result(createObjects(name, sub))
     if (made._tag === "Failure") {
@@ -528,6 +633,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       yield* Effect.logInfo(`kubernetes: ${spec.labels.node}: ${e.message}; Job ${name} is created once the API server at ${server} answers`)
     }
     known.set(name, { labels: spec.labels })
+    submittedHere.add(name)
     const ref: ExperimentNode.JobRef = {
       backend: NAME,
       id: name,
@@ -535,6 +641,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         namespace,
         gpus: spec.resources.gpus,
         run: K.labelValue(spec.labels.run),
+        // (a Job gone with no record, of a job submitted longer ago than records are kept, may have had its end removed)
+        submittedAt: Date.now(),
         // where what the job leaves is kept (`trex status --node` shows it)
         ...(config.jobDirClaim !== undefined ? { folder: `PersistentVolumeClaim ${config.jobDirClaim} in namespace ${namespace}, folder ${K.jobDirSubPath(spec.labels.run, name)}` } : {}),
         ...(made._tag === "Failure" ? { queued: true } : {})
@@ -794,6 +902,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         let resultB64: string | undefined
         /** The job wrapper's mark that its container got a deletion's SIGTERM (`K.TERM_MARKER`) is in the log read. */
         let termSeen = false
+        /** The wrapper's last line (`K.END_MARKER`) is in the log read: it was read to its end, a result or none. */
+        let endSeen = false
+        /** The wrapper's marker lines of this Job (`K.markersOf`), once it is read. */
+        let markers = K.markersOf(undefined)
         let silent = false
         // The wrapper starts the marker with a newline (the job's output may lack a final one): an empty
         // line is held back, and dropped when the marker follows it.
@@ -808,10 +920,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             resultB64 = K.withoutInnerStamps(line.slice(K.RESULT_MARKER.length))
             return Effect.void
           }
-          // (the wrapper starts its TERM mark with a newline too)
-          if (line === K.TERM_MARKER) {
+          // (the wrapper starts its TERM and end marks with a newline too)
+          if (line === markers.term || (markers.end !== undefined && line === markers.end)) {
             heldEmpty = false
-            termSeen = true
+            if (line === markers.term) termSeen = true
+            else endSeen = true
             return Effect.void
           }
           const held = heldEmpty ? logLine("") : Effect.void
@@ -912,13 +1025,16 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * It is recorded (`endedRecord`, with its result), so that a controller that reads the job once its Job is gone
          * (a resumed run) reads that end too, not the cancel's tombstone. The node's clock (`finishedAt`) and the API
          * server's (the deletion's time) may differ, so the clocks alone do not decide: the container's log, read to its
-         * end, must hold the wrapper's last line (its result's, `K.RESULT_MARKER`) and not its mark of a SIGTERM
-         * (`K.TERM_MARKER`, a job that exits 0 on it included); else the deletion's `Cancelled`, as the cancel meant. Nor
+         * end, must hold the wrapper's last line (`K.END_MARKER` with the Job's mark, printed with or without a result, so
+         * that a job that failed by itself without one keeps its failure; of a wrapper from before it, its result's line,
+         * `K.RESULT_MARKER`) and not its mark of a SIGTERM (`K.TERM_MARKER`, a job that exits 0 on it included); else the
+         * deletion's `Cancelled`, as the cancel meant. Nor
          * is an end recorded whose result the record cannot hold: a later controller reads the tombstone's `Cancelled` then.
          */
         const ownExit = (pod: V1Pod) =>
           Effect.gen(function*() {
-            if (termSeen || logLost !== undefined || resultB64 === undefined) {
+            // (a wrapper's log from before its end line: read to its end only when its result's line came)
+            if (termSeen || logLost !== undefined || !(markers.end !== undefined ? endSeen : resultB64 !== undefined)) {
               yield* Effect.logInfo(`kubernetes: Job ${name} was deleted as its container ended: read as cancelled, since ${
                 termSeen ? "its container got the deletion's SIGTERM (its log says so)" : "its log was not read to its end"
               }`)
@@ -927,23 +1043,13 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             const t = K.terminated(pod)
             const wall = seconds(t?.startedAt, t?.finishedAt)
             const exit = { ...K.mapExit(K.endedAs(pod), pod), wallSeconds: wall, gpuSeconds: (wall + takenBackSeconds) * gpus }
-            const run = ref.data["run"]
-            // (a resumed controller's watch knows them from the pod, as read)
-            const labels = known.get(name)?.labels ?? K.labelsOf(pod)
             const result = resultB64
-            if (result.length > ENDED_RESULT_MAX) return exit
-            yield* patiently("createEndRecord", call("createEndRecord", (o) =>
-              core.createNamespacedConfigMap({
-                namespace,
-                body: {
-                  metadata: {
-                    name: endedRecord(name),
-                    labels: { [K.TOMBSTONE_LABEL]: name, ...(labels !== undefined ? { [K.RUN_LABEL]: K.labelValue(labels.run) } : typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
-                    ...(labels !== undefined ? { annotations: { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } } : {})
-                  },
-                  data: { exit: JSON.stringify(exit), result }
-                }
-              }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void)))
+            if (result !== undefined && result.length > ENDED_RESULT_MAX) return exit
+            // (a resumed controller's watch knows its run and node from the pod, as read)
+            yield* patiently("createEndRecord", writeRecord("createEndRecord", endedRecord(name), ref, known.get(name)?.labels ?? K.labelsOf(pod), {
+              exit: JSON.stringify(exit),
+              ...(result !== undefined ? { result } : {})
+            }))
             return exit
           })
         /**
@@ -1001,10 +1107,11 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
          * stopped between its tombstone and its delete, the Job completing since), and goes, so that a controller that
          * reads the job once its Job is deleted (by its TTL) does not read it as cancelled. A cancel in progress is not
          * disturbed: its delete, as read before the end, is refused and it reads the Job again. Nor is a withdrawal (its
-         * Job fails for the pod it deleted, then is deleted, then gets its tombstone): its `exit` is `Cancelled`. `exit`, as it was.
+         * Job fails for the pod it deleted, then is deleted, then gets its tombstone): its `exit` is `Cancelled`. Nor is it
+         * asked for when this instance submitted the job and wrote no tombstone of it (`submittedHere`). `exit`, as it was.
          */
         const dropStaleStone = <X extends { readonly outcome: string }>(job: V1Job, exit: X) =>
-          endedByItself(job) && job.metadata?.deletionTimestamp == null && exit.outcome !== "Cancelled"
+          endedByItself(job) && job.metadata?.deletionTimestamp == null && exit.outcome !== "Cancelled" && (!submittedHere.has(name) || stoned.has(name))
             // best-effort, one try: the exit is the Job's whatever comes of it (an outage now is a warning, not waited out)
             ? Effect.as(
               removeCancelTombstone(name).pipe(Effect.catch((e) =>
@@ -1030,6 +1137,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
         const initial = yield* patiently("readJob", call("readJob", (o) => batch.readNamespacedJob({ name, namespace }, o))).pipe(
           Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
         )
+        markers = K.markersOf(initial)
         const withdrawn = initial !== undefined ? yield* settleMark(initial) : undefined
         if (withdrawn !== undefined) return yield* finish(withdrawn)
         if (initial === undefined || K.jobOutcome(initial) !== undefined || initial.metadata?.deletionTimestamp != null) {
@@ -1059,6 +1167,17 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                 ? cancelled
                 : byKueue !== undefined
                 ? { outcome: "Failed", failureKind: "Infra", retryable: false, message: byKueue, wallSeconds: 0, gpuSeconds: 0 }
+                : recordsMayBeGone(ref)
+                // its records may have been removed (`sweepRecords`): it ended, perhaps by itself, and is not run again
+                ? {
+                  outcome: "Failed",
+                  failureKind: "Infra",
+                  retryable: false,
+                  message: `Job ${namespace}/${name} no longer exists, and was submitted more than ${Math.round(recordKeepMs / 1000)} s ago ` +
+                    `(its Job, tombstone or end record are kept that long once it ended): its end is not known, and it is not run again`,
+                  wallSeconds: 0,
+                  gpuSeconds: 0
+                }
                 : {
                   outcome: "Failed",
                   failureKind: "Infra",
@@ -1204,6 +1323,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           stamped = new K.StampedLog()
           resultB64 = undefined
           termSeen = false
+          endSeen = false
           heldEmpty = false
           logLost = undefined
           logState = "none"
@@ -1541,16 +1661,34 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    * its Job is gone.
    */
   const tombstoneOf = (ref: ExperimentNode.JobRef, failed?: string, of?: V1Job | V1Pod) => {
-    const jobLabels = of !== undefined ? K.labelsOf(of) : undefined
-    const run = jobLabels !== undefined ? K.labelValue(jobLabels.run) : ref.data["run"]
-    const labels = { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) }
-    const annotations = jobLabels !== undefined ? { annotations: { [K.RUN_LABEL]: jobLabels.run, [K.NODE_LABEL]: jobLabels.node } } : {}
     const at = new Date().toISOString()
-    return call("createTombstone", (o) =>
+    stoned.add(ref.id)
+    return writeRecord("createTombstone", tombstone(ref.id), ref, of !== undefined ? K.labelsOf(of) : undefined, failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at })
+  }
+
+  /**
+   * Write a ConfigMap `name` that records the end of the job `ref` (a tombstone, an end record): labelled with its own
+   * label (`K.TOMBSTONE_LABEL`, the job's name) and its run's (`labels`, the job's as read, else the ref's), its run and
+   * node as annotations when known (as the Job keeps them), so that `list` shows it and `kubectl delete configmap -l`
+   * selects it. One there already (a request whose answer was lost) is it.
+   */
+  const writeRecord = (operation: string, name: string, ref: ExperimentNode.JobRef, labels: Backend.Labels | undefined, data: Record<string, string>) => {
+    const run = labels !== undefined ? K.labelValue(labels.run) : ref.data["run"]
+    return call(operation, (o) =>
       core.createNamespacedConfigMap({
         namespace,
-        body: { metadata: { name: tombstone(ref.id), labels, ...annotations }, data: failed !== undefined ? { failedAt: at, failed } : { cancelledAt: at } }
-      }, o)).pipe(Effect.catchIf(isConflict, () => Effect.void))
+        body: {
+          metadata: {
+            name,
+            labels: { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
+            annotations: { [KEEP_ANNOTATION]: String(recordKeepMs), ...(labels !== undefined ? { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } : {}) }
+          },
+          data
+        }
+      }, o)).pipe(
+        Effect.catchIf(isConflict, () => Effect.void),
+        Effect.tap(() => Effect.sync(() => void held?.names.add(ref.id)))
+      )
   }
 
   /** The own end a watch recorded of a job whose Job was deleted before its controller recorded it (see `endedRecord`), if any. */

@@ -593,9 +593,13 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
     }))
 
-  it.effect("a container that exits as the cancel's delete arrives, before the kubelet has said so, keeps its own end: its watch, a fresh watch and a fresh list read it", () =>
+  /**
+   * A job of `script` whose container exits as its cancel's delete arrives, before the kubelet has said so (the API
+   * server's clock moved a second on once it has exited: the delete comes in a later second), watched by a resumed
+   * controller's backend (which knows the job by its ref alone): the exits of that watch and of a fresh one; its Job gone.
+   */
+  const exitsAsDeleted = (node: string, script: string) =>
     Effect.gen(function*() {
-      // the API server's clock is moved a second on once the container has exited: the delete comes in a later second
       let ahead = 0
       const fake = yield* fakeWith({ clock: () => Date.now() + ahead })
       const backend = yield* KubernetesBackend.make(config(fake))
@@ -603,20 +607,40 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       const release = yield* Deferred.make<void>()
       // its container's end is not reported (its pod shows it running, its Job's controller does not know) until its pod is deleted
       fake.lateExitReport(() => Effect.runPromise(Effect.andThen(Deferred.succeed(exited, undefined), Deferred.await(release))))
-      const ref = yield* backend.submit(spec("ends-as-deleted", `sleep 1; ${done}`))
-      // watched by a resumed controller's backend, which knows the job by its ref alone: its record keeps the job's run and node all the same
+      const ref = yield* backend.submit(spec(node, script))
       const watching = yield* watchUntil(yield* KubernetesBackend.make(config(fake)), ref, (e) => e._tag === "State" && e.state === "Running")
       yield* Deferred.await(exited)
       assert.strictEqual(podOf(fake, ref.id)?.status.phase, "Running", "its pod does not say yet that it ended")
       ahead = 1_000
       yield* backend.cancel(ref)
       const exits = [exitOf(yield* Fiber.join(watching)), yield* Backend.awaitExit(yield* KubernetesBackend.make(config(fake)), ref)]
-      for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
       assert.isUndefined(fake.get("jobs", "trex", ref.id), "its Job is gone")
+      yield* Deferred.succeed(release, undefined)
+      return { fake, ref, exits }
+    })
+
+  it.effect("a container that exits as the cancel's delete arrives, before the kubelet has said so, keeps its own end: its watch, a fresh watch and a fresh list read it", () =>
+    Effect.gen(function*() {
+      const { exits, fake, ref } = yield* exitsAsDeleted("ends-as-deleted", `sleep 1; ${done}`)
+      // (its record keeps the job's run and node, though the watch that wrote it knew the job by its ref alone)
+      for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.exitCode, exit.result], ["Succeeded", 0, { metrics: {}, primary: 1 }], exit.message)
       const listed = (yield* (yield* KubernetesBackend.make(config(fake))).list("k8s-run/1")).find((j) => j.ref.id === ref.id)
       assert.deepStrictEqual([listed?.state, listed?.labels], ["Finished", { run: "k8s-run/1", node: "ends-as-deleted" }])
-      yield* Deferred.succeed(release, undefined)
     }).pipe(Effect.scoped))
+
+  it.effect("a job that fails by itself without a result as the cancel's delete arrives keeps its own failure (the wrapper's end line says its log was read to its end)", () =>
+    Effect.gen(function*() {
+      const { exits } = yield* exitsAsDeleted("fails-as-deleted", "sleep 1; echo ran; exit 3")
+      for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode, exit.result], ["Failed", "Crash", 3, undefined], exit.message)
+    }).pipe(Effect.scoped))
+
+  it.effect("a job's own output line TREX_TERM is its output: shown, and not taken for the wrapper's mark of a SIGTERM", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend.Backend
+      const events = yield* collect(backend, yield* backend.submit(spec("own-term", `echo TREX_TERM; echo TREX_END; ${done}`)))
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["TREX_TERM", "TREX_END", "ran"])
+      assert.strictEqual(exitOf(events).outcome, "Succeeded")
+    }))
 
   it.effect("a job that exits 0 on its cancel's SIGTERM, its node's clock 1.5 s behind the API server's, reads Cancelled: its watch and a fresh one, and no record of an own end", () =>
     Effect.gen(function*() {
@@ -699,8 +723,9 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
 
   it.effect("a job is not given the name of an earlier job (node ids repeat across runs) whose end record is left: its own exit, not the earlier one's", () =>
     Effect.gen(function*() {
-      const backend = yield* Backend.Backend
       const fake = yield* FakeApi
+      // (a backend of its own: the suite's listed the names records hold within the minute, before this one was written)
+      const backend = yield* KubernetesBackend.make(config(fake))
       // the first name drawn is one an earlier job of the node had, its Job gone and its record of an own end left
       const taken = K.jobName("collide", (0.5).toString(36).slice(2, 7))
       const core = fake.kubeConfig().makeApiClient(CoreV1Api)
@@ -724,6 +749,78 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       const exit = yield* Backend.awaitExit(backend, ref)
       assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], exit.message)
     }))
+
+  it.effect("tombstones and end records older than their keep, their Jobs gone, are removed as a submit begins (a young one, or one whose Job is there, is kept); a resume after the removal reads the job failed, not to be run again", () =>
+    Effect.gen(function*() {
+      // the stand-in's clock two hours behind while the old ones are written (their creationTimestamp), then on time
+      let behind = 2 * 3_600_000
+      const fake = yield* fakeWith({ clock: () => Date.now() - behind })
+      const core = fake.kubeConfig().makeApiClient(CoreV1Api)
+      const record = (job: string, kind: "ended" | "cancelled", keepMs?: number) =>
+        Effect.promise(() =>
+          core.createNamespacedConfigMap({
+            namespace: "trex",
+            body: {
+              metadata: {
+                name: `${job}-${kind}`,
+                labels: { [K.TOMBSTONE_LABEL]: job, [K.RUN_LABEL]: K.labelValue("k8s-run/1") },
+                // (written by a controller that keeps its records longer than this one)
+                ...(keepMs !== undefined ? { annotations: { "trex.dev/keep-ms": String(keepMs) } } : {})
+              },
+              data: kind === "cancelled"
+                ? { cancelledAt: new Date().toISOString() }
+                : { exit: JSON.stringify({ outcome: "Succeeded", exitCode: 0, message: "job completed", wallSeconds: 1, gpuSeconds: 0 }), result: Buffer.from(JSON.stringify({ metrics: {}, primary: 7 })).toString("base64") }
+            }
+          }))
+      // a Job still there (running) whose tombstone a controller stopped before its delete left, two hours ago
+      const running = yield* (yield* KubernetesBackend.make(config(fake))).submit(spec("sweep-running", "sleep 30"))
+      yield* record(running.id, "cancelled")
+      yield* record("trex-sweep-old-aaaaa", "ended")
+      yield* record("trex-sweep-old-bbbbb", "cancelled")
+      yield* record("trex-sweep-kept-ddddd", "cancelled", 3 * 3_600_000)
+      behind = 0
+      yield* record("trex-sweep-young-ccccc", "ended")
+      const fresh = yield* KubernetesBackend.make(config(fake))
+      yield* fresh.submit(spec("sweeper", done))
+      const left = fake.list("configmaps", "trex").filter((c) => c.metadata.labels?.[K.TOMBSTONE_LABEL] !== undefined).map((c) => c.metadata.name).sort()
+      assert.deepStrictEqual(left, ["trex-sweep-kept-ddddd-cancelled", `${running.id}-cancelled`, "trex-sweep-young-ccccc-ended"])
+      // a resumed run (a fresh backend) that had not read the removed record's job: Failed, not to be run again
+      const ref = (id: string) => ({ backend: "kubernetes", id, data: { namespace: "trex", gpus: 0, run: K.labelValue("k8s-run/1"), submittedAt: Date.now() - 3 * 3_600_000 } })
+      const resumed = yield* KubernetesBackend.make(config(fake))
+      const gone = yield* Backend.awaitExit(resumed, ref("trex-sweep-old-aaaaa"))
+      assert.deepStrictEqual([gone.outcome, gone.failureKind, gone.retryable], ["Failed", "Infra", false], gone.message)
+      assert.include(gone.message, "it is not run again")
+      assert.isUndefined(fake.get("jobs", "trex", "trex-sweep-old-aaaaa"), "no Job made for it")
+      // the young record's job still reads its own end
+      const young = yield* Backend.awaitExit(resumed, ref("trex-sweep-young-ccccc"))
+      assert.deepStrictEqual([young.outcome, young.result], ["Succeeded", { metrics: {}, primary: 7 }], young.message)
+      yield* resumed.cancel(running)
+    }).pipe(Effect.scoped))
+
+  it.effect("submits list the names records hold once, not once each, and the ends of jobs submitted and not cancelled here ask for no tombstone", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeWith()
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const refs = yield* Effect.forEach(["few-a", "few-b", "few-c"], (node) => backend.submit(spec(node, done)))
+      const exits = yield* Effect.forEach(refs, (ref) => Backend.awaitExit(backend, ref), { concurrency: "unbounded" })
+      assert.deepStrictEqual(exits.map((e) => e.outcome), ["Succeeded", "Succeeded", "Succeeded"])
+      const asked = fake.requests.filter((r) => r.startsWith("GET /api/v1/namespaces/trex/configmaps"))
+      assert.deepStrictEqual(asked, [`GET /api/v1/namespaces/trex/configmaps?labelSelector=${encodeURIComponent(K.TOMBSTONE_LABEL)}`])
+    }).pipe(Effect.scoped))
+
+  it.effect("a cancel of this controller's own job stopped between its tombstone and its delete: the Job's own end, read by the same backend, removes the tombstone", () =>
+    Effect.gen(function*() {
+      // (the delete refused: the cancel stops after its tombstone, as one whose controller was stopped there)
+      const fake = yield* fakeWith({ denied: ["delete jobs"] })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const ref = yield* backend.submit(spec("own-stale", `sleep 1; ${done}`))
+      const cancelled = yield* Effect.exit(backend.cancel(ref))
+      assert.strictEqual(cancelled._tag, "Failure")
+      assert.isDefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "its tombstone written")
+      const exit = yield* Backend.awaitExit(backend, ref)
+      assert.deepStrictEqual([exit.outcome, exit.result], ["Succeeded", { metrics: {}, primary: 1 }], exit.message)
+      assert.isUndefined(fake.get("configmaps", "trex", `${ref.id}-cancelled`), "the stale tombstone is gone")
+    }).pipe(Effect.scoped))
 
   it.effect("a Job deleted with --cascade=orphan as its container exits, the kubelet not saying so, by a user who may not get pods: the wait for the kubelet's word ends, and the job reads Cancelled", () =>
     Effect.gen(function*() {
@@ -875,7 +972,7 @@ describe("KubernetesBackend.preflight", () => {
       assert.match(plain.shift()!, /^warn: the kubeconfig's user may not list configmaps in namespace trex of http:\/\/127[^ ]+: a fresh controller's list \(a resumed run's reconciliation\) leaves out the jobs whose Jobs are gone that ended as they were cancelled or were taken back stuck, and a job may be given the name of an earlier one whose records are left$/)
       // (its list lists the Jobs all the same)
       assert.deepStrictEqual(yield* (yield* KubernetesBackend.make(config(plainFake))).list("k8s-run/1"), [])
-      assert.match(plain.shift()!, /^warn: the kubeconfig's user may not delete configmaps in namespace trex of http:\/\/127[^ ]+: a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted \(the cancel warns\), and old tombstones are left for `kubectl delete configmap` by hand$/)
+      assert.match(plain.shift()!, /^warn: the kubeconfig's user may not delete configmaps in namespace trex of http:\/\/127[^ ]+: a job cancelled as it ended keeps its tombstone, so a resumed run reads it as Cancelled once its Job is deleted \(the cancel warns\), and old tombstones and end records are left for `kubectl delete configmap` by hand$/)
       assert.match(plain[0]!, /^warn: the kubeconfig's user may not patch jobs\.batch in namespace trex of http:\/\/127[^ ]+: a job a drain took back before it started reads as Failed \/ Infra, not Cancelled, to another controller \(a resumed run\) that finds its Job before it is deleted$/)
       assert.strictEqual(plain[1], "warn: the kubeconfig's user may not list nodes (cluster-scoped): `trex check` cannot count the cluster's CPUs and GPUs, nor find a node that fits a trial's pod")
       // Kueue's Workloads only for trials that name a Kueue queue

@@ -24,6 +24,28 @@ export const RESULT_MARKER = "TREX_RESULT "
  * on SIGTERM). No clock is needed to tell, as it would be to compare the kubelet's `finishedAt` with a deletion's time.
  */
 export const TERM_MARKER = "TREX_TERM"
+/**
+ * The line the job wrapper prints last, always (after the result's line, if any): a log that holds it was read to the
+ * wrapper's end, whether or not the job wrote a result.
+ */
+export const END_MARKER = "TREX_END"
+/**
+ * The annotation on a Job (and its pod) that holds its wrapper's per-job mark (hex): its `TERM_MARKER` and `END_MARKER`
+ * lines end with ` <mark>`, so that a job's own line `TREX_TERM` is its output, neither hidden nor taken for the signal's.
+ */
+export const MARKER_ANNOTATION = "trex.dev/marker"
+
+/**
+ * The wrapper's marker lines that the log of a Job's container holds: with its per-job mark (`MARKER_ANNOTATION`), the
+ * TERM line and the end line; a Job of a wrapper from before the mark: the bare TERM line, and no end line.
+ */
+export const markersOf = (job: { readonly metadata?: { readonly annotations?: { readonly [key: string]: string } | undefined } | undefined } | undefined): {
+  readonly term: string
+  readonly end: string | undefined
+} => {
+  const mark = job?.metadata?.annotations?.[MARKER_ANNOTATION]
+  return mark !== undefined && /^[0-9a-f]{8,64}$/.test(mark) ? { term: `${TERM_MARKER} ${mark}`, end: `${END_MARKER} ${mark}` } : { term: TERM_MARKER, end: undefined }
+}
 export const CONTAINER = "job"
 
 /**
@@ -189,6 +211,8 @@ export interface ManifestOptions {
   readonly labels?: Readonly<Record<string, string>> | undefined
   readonly annotations?: Readonly<Record<string, string>> | undefined
   readonly priorityClassName?: string | undefined
+  /** The wrapper's per-job mark (hex; see `MARKER_ANNOTATION`). */
+  readonly marker?: string | undefined
 }
 
 /**
@@ -223,14 +247,15 @@ export const parseCpu = (q: string | undefined): number => {
  * `TREX_METRIC` lines, then print `result.json` as one base64 marker line, so both can be read
  * back from the pod log, and exit with the job's status.
  */
-export const wrapperScript = (files: ReadonlyArray<{ readonly path: string }>): string =>
-  [
+export const wrapperScript = (files: ReadonlyArray<{ readonly path: string }>, mark?: string): string => {
+  const { term, end } = markersOf(mark !== undefined ? { metadata: { annotations: { [MARKER_ANNOTATION]: mark } } } : undefined)
+  return [
     // The trap first: the shell is the container's pid 1, and the kernel drops a SIGTERM sent to pid 1 while no handler
     // is set, so a cancel arriving while the files are copied would be lost and the job run to its own end unmarked. The
     // mark of the signal goes first (it is in the log before the job can end by it); a signal before the child starts is
     // kept in `t` and given to the child as soon as it has a pid.
     `child= t=`,
-    `trap 'printf "\\n${TERM_MARKER}\\n"; t=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT`,
+    `trap 'printf "\\n${term}\\n"; t=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT`,
     `mkdir -p "$TREX_JOB_DIR" || exit 97`,
     ...files.map((f, i) => {
       const dir = f.path.includes("/") ? f.path.slice(0, f.path.lastIndexOf("/")) : ""
@@ -263,8 +288,10 @@ export const wrapperScript = (files: ReadonlyArray<{ readonly path: string }>): 
     `: > .trex-done`,
     `wait "$follower"`,
     `if [ -f result.json ]; then printf '\\n${RESULT_MARKER}%s\\n' "$(base64 < result.json | tr -d '\\n')"; fi`,
+    ...(end !== undefined ? [`printf '\\n${end}\\n'`] : []),
     `exit "$rc"`
   ].join("\n")
+}
 
 /** The three objects of a job: its ConfigMap (files), Secret (secret env) and Job. */
 export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
@@ -280,7 +307,7 @@ export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
   if (spec.argv.length === 0) throw new Error("argv is empty")
   // the backend's own labels and annotations (a queue's, a team's) first: TREX's cannot be overridden
   const labels = { ...o.labels, [RUN_LABEL]: labelValue(spec.labels.run), [NODE_LABEL]: labelValue(spec.labels.node), [JOB_LABEL]: o.name }
-  const annotations = { ...o.annotations, [RUN_LABEL]: spec.labels.run, [NODE_LABEL]: spec.labels.node }
+  const annotations = { ...o.annotations, [RUN_LABEL]: spec.labels.run, [NODE_LABEL]: spec.labels.node, ...(o.marker !== undefined ? { [MARKER_ANNOTATION]: o.marker } : {}) }
   const metadata = { name: o.name, namespace: o.namespace, labels, annotations }
   const secretData: Record<string, string> = {}
   const env: Array<V1EnvVar> = [{ name: "TREX_JOB_DIR", value: o.jobDir }, { name: "TREX_SPEC_DIR", value: o.specDir }]
@@ -316,7 +343,7 @@ export const manifests = (spec: Backend.JobSpec, o: ManifestOptions): {
           containers: [{
             name: CONTAINER,
             image: spec.image ?? o.image,
-            command: ["/bin/sh", "-c", wrapperScript(spec.files), "trex-job", ...spec.argv],
+            command: ["/bin/sh", "-c", wrapperScript(spec.files, o.marker), "trex-job", ...spec.argv],
             workingDir: o.jobDir,
             env,
             resources: { limits, requests },
