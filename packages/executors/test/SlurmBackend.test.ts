@@ -452,10 +452,14 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("SlurmBackend 
     }))
 })
 
-/** Stop one Slurm daemon (as an outage, a restart) by its pid file; `startSlurm` brings it back. */
+/**
+ * Stop one Slurm daemon (as an outage, a restart) by its pid file, waiting until it has ended: a zombie (the daemon
+ * ended, pid 1 yet to reap it: a second here, never under a pid 1 that does not reap) has ended, as start-slurm.sh's
+ * `running` sees it; `kill -0` would wait for the reap. `startSlurm` brings it back.
+ */
 const stopDaemon = (daemon: "slurmctld" | "slurmdbd" | "slurmd", signal: "TERM" | "KILL" = "TERM") =>
   Effect.sync(() => {
-    execFileSync("bash", ["-c", `f=/run/slurm/${daemon}.pid; p=$(cat $f); kill -${signal} $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done`], { timeout: 30_000 })
+    execFileSync("bash", ["-c", `. scripts/services/lib.sh; f=/run/slurm/${daemon}.pid; p=$(cat $f); kill -${signal} $p; while running $p; do sleep 0.1; done`], { cwd: repoRoot, timeout: 30_000 })
   })
 
 const RESULT = `echo '{"metrics":{"score":1}}' > result.json`
