@@ -12,7 +12,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
-import { Backend, type ExecutorAgent, Task } from "@trex/core"
+import { Backend, type ExecutorAgent, type ExperimentNode, Task } from "@trex/core"
 import { Effect, Fiber, Redacted, Stream } from "effect"
 import { firstMessage, lastToolResults, request, task } from "../packages/agents/test/support/codeAgentToy.ts"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
@@ -166,6 +166,42 @@ for (const kind of Backends.kinds) {
         assert.strictEqual(started().length, 1, "one training job ran")
         assert.strictEqual(server.requests.length, 1, "the model was not asked again")
         assert.isTrue(events.some((e) => e._tag === "Submitted"), "the adopted job is reported, to be journaled")
+      }).pipe(Effect.scoped), 90_000)
+
+    // on Docker, where each job has an id of its own in the node's one directory (the local and SSH backends reuse
+    // the directory's id, so reattaching the recorded job follows the later one anyway)
+    if (kind !== "docker") return
+    it.live("killed (SIGKILL) just after a failed training attempt's retry was submitted, before its record, the resumed session follows the retry: not run beside a new one", () =>
+      Effect.gen(function*() {
+        const nodeId = "n3"
+        const server = yield* Fake.make((_, i) =>
+          i === 0
+            ? Fake.message([Fake.toolUse("write_file", { path: "train.sh", content: broken }), Fake.toolUse("submit_training_job", { argv: ["sh", "train.sh"] })])
+            : i === 1
+            ? Fake.message([Fake.toolUse("write_file", { path: "train.sh", content: waiting }), Fake.toolUse("submit_training_job", { argv: ["sh", "train.sh"] })])
+            : Fake.error(400, "invalid_request_error", "the retry that runs needs no model")
+        )
+        const started = () => Backends.trainingDirs(kind, base, nodeId).filter((d) => Fs.existsSync(Path.join(d, "started")))
+        yield* killedWhen(kind, server.url, nodeId, () => started().length > 0)
+        // the journal as the kill left it: the first attempt on record, its retry not yet
+        const submitted = Fs.readFileSync(Path.join(base, `submitted-${nodeId}.jsonl`), "utf8").trim().split("\n").map((l) => JSON.parse(l) as ExperimentNode.JobRef)
+        assert.strictEqual(submitted.length, 2)
+        const onRecord = [submitted[0]!]
+        const backend = yield* Backends.make(kind, base)
+        const executor = yield* CodeAgentExecutor.make({ maxTurns: 4 }).pipe(
+          Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
+          Effect.provideService(Backend.Backend, backend)
+        )
+        const node = { ...request(base).node, id: nodeId }
+        const running = yield* Stream.runCollect(executor.run({ ...request(base), node, job: onRecord[0]!, jobs: onRecord, onRecord })).pipe(Effect.forkChild)
+        yield* Effect.sleep("500 millis")
+        for (const d of started()) Fs.writeFileSync(Path.join(d, "go"), "")
+        const events = yield* Fiber.join(running)
+        const result = finishedOf(events)
+        assert.isUndefined(result.failure, `${result.failure?.message}\n${result.failure?.logTail.join("\n")}`)
+        assert.strictEqual(result.score, 0.8)
+        assert.strictEqual(server.requests.length, 2, "the model was not asked again")
+        assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Submitted" ? [e.job.id] : [])), [submitted[1]!.id], "the retry followed, and reported to be journaled; nothing submitted")
       }).pipe(Effect.scoped), 90_000)
   })
 }

@@ -940,8 +940,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const resubmitted = (id: string, jobDir: string, tail: ReadonlyArray<string>): Backend.JobExit => ({
     ...unstarted(
       "Lost",
-      `its job directory ${jobDir} was given to a newer job (submitted after it) before container ${id.slice(0, 12)}'s exit was read: ` +
-        "its result files are that job's, so how it ended is unknown"
+      `container ${id.slice(0, 12)}'s job directory ${jobDir} was given to a newer job (submitted after it): its exit record and ` +
+        "result files there are that job's, so how this one ended is unknown"
     ),
     logTail: tail
   })
