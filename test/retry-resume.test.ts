@@ -25,10 +25,12 @@ describe("a resumed trial's retry after its reattached job was lost", () => {
   it.live("adopts the retry's job that the crashed controller submitted but had not recorded: the node's work runs once after the loss", () =>
     Effect.gen(function*() {
       const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-retry-resume-"))
+      // a run of its own: the backend lists the run's containers on the whole engine
+      const runId = `retry-resume-${Path.basename(root).slice(-6)}`
       const jobsRoot = Path.join(root, "docker")
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {
-          const left = execFileSync("docker", ["ps", "-aq", "--filter", "label=trex.run=r1", "--filter", `label=trex.jobdir`, "--format", "{{.ID}} {{.Label \"trex.jobdir\"}}"], { encoding: "utf8" })
+          const left = execFileSync("docker", ["ps", "-a", "--filter", `label=trex.run=${runId}`, "--format", "{{.ID}} {{.Label \"trex.jobdir\"}}"], { encoding: "utf8" })
           for (const line of left.split("\n")) {
             const [id, dir] = line.split(" ")
             if (id && dir?.startsWith(jobsRoot)) execFileSync("docker", ["rm", "-f", id], { stdio: "ignore" })
@@ -45,7 +47,7 @@ describe("a resumed trial's retry after its reattached job was lost", () => {
       }
       const backendOf = () => DockerBackend.make({ root: jobsRoot, socketPath: SOCKET, image: IMAGE, stopGraceSeconds: 1 })
       const run = (journal: Journal.Journal["Service"], backend: Backend.BackendShape) =>
-        Explorer.run(makeTask({ maxTrials: 1 }), { runId: "r1", runDir: root, seed: 7 }).pipe(
+        Explorer.run(makeTask({ maxTrials: 1 }), { runId, runDir: root, seed: 7 }).pipe(
           Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, TemplateExecutor.make(backend, { taskDir: root, recipe }))))
         )
       const runs = () => {

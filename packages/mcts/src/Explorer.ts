@@ -553,7 +553,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
   // a trial reattached on resume is told every job journaled for it (a code agent counts its training attempts by them)
   const resumedJobs = journaledJobs(existing)
   // every job on record for a trial not finished (withdrawn ones too), and those it reports in this session: a
-  // reconciling attempt never adopts one of them (followed already)
+  // reconciling attempt never adopts one of them (followed already); dropped when the trial ends
   const recordedJobs = journaledJobs(existing, true)
   existing = undefined
   const retries = options.retries ?? 2
@@ -591,9 +591,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
               if (ev._tag === "Finished") return checkedResult(ev.result, node.id)
               if (ev._tag === "Submitted") {
                 reconciling = false
-                const recorded = recordedJobs.get(node.id)
-                if (recorded === undefined) recordedJobs.set(node.id, [ev.job])
-                else recorded.push(ev.job)
+                // (kept for a trial resumed with jobs on record only: none other reconciles after it has submitted)
+                recordedJobs.get(node.id)?.push(ev.job)
               }
               if (ev._tag === "Progress") return Effect.as(Effect.flatMap(checkedProgress(ev, node.id), (checked) => onExecutionEvent(node.id, checked)), acc)
               return Effect.as(onExecutionEvent(node.id, ev), acc)
@@ -676,6 +675,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
         Effect.suspend(() => {
           inFlight.delete(node.id)
           prunes.delete(node.id)
+          recordedJobs.delete(node.id)
           return Queue.offer(wake, { _tag: "Finished", nodeId: node.id })
         })
       )
