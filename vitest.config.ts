@@ -17,7 +17,7 @@ process.env["NODE_COMPILE_CACHE"] ??= fileURLToPath(new URL("node_modules/.cache
  * The CLI over Docker's ssh:// (CliDockerSsh.test.ts, 3 s) uses the dockerd DockerBackend.test.ts kills: it was safe in
  * the first group only because it happened to start after that file ended.
  */
-const afterTheEngineFiles = ["test/code-agent-backends.test.ts", "packages/cli/test/CheckEngines.test.ts", "packages/cli/test/CliDockerSsh.test.ts", "test/chaos-backends/*.test.ts"]
+const afterTheEngineFiles = ["test/code-agent-backends.test.ts", "test/retry-resume.test.ts", "packages/cli/test/CheckEngines.test.ts", "packages/cli/test/CliDockerSsh.test.ts", "test/chaos-backends/*.test.ts"]
 
 export default defineConfig({
   resolve: { conditions: ["@trex/source"] },

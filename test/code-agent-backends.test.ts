@@ -12,7 +12,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { AnthropicModel, CodeAgentExecutor, Model } from "@trex/agents"
-import { Backend, type ExecutorAgent, Task } from "@trex/core"
+import { Backend, type ExecutorAgent, type ExperimentNode, Task } from "@trex/core"
 import { Effect, Fiber, Redacted, Stream } from "effect"
 import { firstMessage, lastToolResults, request, task } from "../packages/agents/test/support/codeAgentToy.ts"
 import * as Fake from "../packages/agents/test/support/FakeAnthropicServer.ts"
@@ -63,6 +63,42 @@ const killedWhen = (kind: Backends.Kind, url: string, nodeId: string, ready: () 
 
 /** A training job that says it started (a file) and waits for a `go` file in its directory (for 60 s at most: a failed test leaves no job behind). */
 const waiting = `touch started\ni=0\nwhile [ ! -e go ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done\necho '{"metrics":{"accuracy":0.8},"primary":0.8}' > "$TREX_JOB_DIR/result.json"\n`
+
+/** The stand-in's turn: write `script` as train.sh and submit it as a training job. */
+const trains = (script: string) => Fake.message([Fake.toolUse("write_file", { path: "train.sh", content: script }), Fake.toolUse("submit_training_job", { argv: ["sh", "train.sh"] })])
+
+/**
+ * Kill a controller process running the agent for `nodeId` on `kind` once a `waiting` training job has started, then
+ * resume the node in this process with what `resume` adds to the request (given the jobs the killed session reported),
+ * let the job finish, and check that it is the node's result (0.8), one training job having started.
+ */
+const killedThenResumed = (
+  kind: Backends.Kind,
+  server: { readonly url: string },
+  nodeId: string,
+  resume: (reported: ReadonlyArray<ExperimentNode.JobRef>) => Partial<ExecutorAgent.ExecutionRequest>
+) =>
+  Effect.gen(function*() {
+    const started = () => Backends.trainingDirs(kind, base, nodeId).filter((d) => Fs.existsSync(Path.join(d, "started")))
+    yield* killedWhen(kind, server.url, nodeId, () => started().length > 0)
+    const file = Path.join(base, `submitted-${nodeId}.jsonl`)
+    const reported = Fs.existsSync(file) ? Fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as ExperimentNode.JobRef) : []
+    const backend = yield* Backends.make(kind, base)
+    const executor = yield* CodeAgentExecutor.make({ maxTurns: 4 }).pipe(
+      Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
+      Effect.provideService(Backend.Backend, backend)
+    )
+    const node = { ...request(base).node, id: nodeId }
+    const running = yield* Stream.runCollect(executor.run({ ...request(base), node, ...resume(reported) })).pipe(Effect.forkChild)
+    yield* Effect.sleep("500 millis")
+    for (const d of started()) Fs.writeFileSync(Path.join(d, "go"), "")
+    const events = yield* Fiber.join(running)
+    const result = finishedOf(events)
+    assert.isUndefined(result.failure, `${result.failure?.message}\n${result.failure?.logTail.join("\n")}`)
+    assert.strictEqual(result.score, 0.8)
+    assert.strictEqual(started().length, 1, "one training job ran")
+    return { events, reported }
+  })
 
 for (const kind of Backends.kinds) {
   describe(`CodeAgentExecutor on the ${kind === "kubernetes" ? "stand-in API server's" : "real"} ${kind} backend`, () => {
@@ -142,30 +178,25 @@ for (const kind of Backends.kinds) {
     if (kind === "gridengine" || kind === "kubernetes") return
     it.live("killed (SIGKILL) while a training job runs that was never recorded, the resumed session adopts it: trained once", () =>
       Effect.gen(function*() {
-        const nodeId = "n2"
-        const server = yield* Fake.make((_, i) =>
-          i === 0
-            ? Fake.message([Fake.toolUse("write_file", { path: "train.sh", content: waiting }), Fake.toolUse("submit_training_job", { argv: ["sh", "train.sh"] })])
-            : Fake.error(400, "invalid_request_error", "the adopted job needs no model")
-        )
-        const started = () => Backends.trainingDirs(kind, base, nodeId).filter((d) => Fs.existsSync(Path.join(d, "started")))
-        yield* killedWhen(kind, server.url, nodeId, () => started().length > 0)
-        const backend = yield* Backends.make(kind, base)
-        const executor = yield* CodeAgentExecutor.make({ maxTurns: 4 }).pipe(
-          Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
-          Effect.provideService(Backend.Backend, backend)
-        )
-        const node = { ...request(base).node, id: nodeId }
-        const running = yield* Stream.runCollect(executor.run({ ...request(base), node, reconcile: true })).pipe(Effect.forkChild)
-        yield* Effect.sleep("500 millis")
-        for (const d of started()) Fs.writeFileSync(Path.join(d, "go"), "")
-        const events = yield* Fiber.join(running)
-        const result = finishedOf(events)
-        assert.isUndefined(result.failure, `${result.failure?.message}\n${result.failure?.logTail.join("\n")}`)
-        assert.strictEqual(result.score, 0.8)
-        assert.strictEqual(started().length, 1, "one training job ran")
+        const server = yield* Fake.make((_, i) => (i === 0 ? trains(waiting) : Fake.error(400, "invalid_request_error", "the adopted job needs no model")))
+        const { events } = yield* killedThenResumed(kind, server, "n2", () => ({ reconcile: true }))
         assert.strictEqual(server.requests.length, 1, "the model was not asked again")
         assert.isTrue(events.some((e) => e._tag === "Submitted"), "the adopted job is reported, to be journaled")
+      }).pipe(Effect.scoped), 90_000)
+
+    // on Docker, where each job has an id of its own in the node's one directory (the local and SSH backends reuse
+    // the directory's id, so reattaching the recorded job follows the later one anyway)
+    if (kind !== "docker") return
+    it.live("killed (SIGKILL) just after a failed training attempt's retry was submitted, before its record, the resumed session follows the retry: not run beside a new one", () =>
+      Effect.gen(function*() {
+        const server = yield* Fake.make((_, i) =>
+          i === 0 ? trains(broken) : i === 1 ? trains(waiting) : Fake.error(400, "invalid_request_error", "the retry that runs needs no model")
+        )
+        // resumed with the journal as the kill left it: the first attempt on record, its retry not yet
+        const { events, reported } = yield* killedThenResumed(kind, server, "n3", (reported) => ({ job: reported[0]!, jobs: [reported[0]!], onRecord: [reported[0]!] }))
+        assert.strictEqual(reported.length, 2)
+        assert.strictEqual(server.requests.length, 2, "the model was not asked again")
+        assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Submitted" ? [e.job.id] : [])), [reported[1]!.id], "the retry followed, and reported to be journaled; nothing submitted")
       }).pipe(Effect.scoped), 90_000)
   })
 }

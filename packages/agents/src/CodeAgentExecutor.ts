@@ -24,6 +24,7 @@ import { Clock, Deferred, Effect, Exit, Layer, Queue, Redacted, Schema, Stream }
 import * as Conversation from "./internal/codeAgentContext.ts"
 import { environment, SYSTEM, tools } from "./internal/codeAgentPrompt.ts"
 import { Workspace } from "./internal/codeAgentWorkspace.ts"
+import { adoptable } from "./internal/adoptable.ts"
 import * as JobLog from "./internal/jobLog.ts"
 import * as Http from "./internal/modelHttp.ts"
 import { ProgressReports } from "./internal/progressReports.ts"
@@ -108,18 +109,6 @@ const outcomeOf = (task: Task.Task, ran: Ran) =>
 const describeExit = (ran: Ran, lines: number): string =>
   `${ran.exit.outcome}${ran.exit.exitCode !== undefined ? ` (exit code ${ran.exit.exitCode})` : ""}` +
   `${ran.exit.message ? `: ${ran.exit.message}` : ""}\n--- last output ---\n${ran.logs.slice(-lines).join("\n")}`
-
-/**
- * The training job of a node to adopt after a restart, from the jobs the backend lists under its
- * label: one not finished (it must never be submitted again), else the last submitted (by
- * `submittedAt` where the backend gives it, else in the order listed).
- */
-const lastTrainingJob = (jobs: ReadonlyArray<Backend.JobInfo>): Backend.JobInfo | undefined => {
-  const ordered = jobs.every((j) => j.submittedAt !== undefined)
-    ? [...jobs].sort((a, b) => a.submittedAt! - b.submittedAt!)
-    : jobs
-  return ordered.findLast((j) => j.state !== "Finished") ?? ordered.at(-1)
-}
 
 /**
  * The training attempts a node resumed after a restart has used: every job journaled for it (one per
@@ -326,10 +315,14 @@ export const make = Effect.fn("CodeAgentExecutor.make")(function*(options: Optio
         // reattaching to the recorded training job needs none of this: a failure here is not the node's
         known = yield* backend.list(request.runId).pipe(Effect.orElseSucceed(() => undefined))
         if (known !== undefined) yield* cancelCommands(known).pipe(Effect.ignore)
+        // a later training job than the one on record, submitted just before the crash (the agent's next
+        // attempt, its record not committed), is the one running now: followed, never run beside a new one
+        job = (known !== undefined ? adoptable(known, node.id, request.onRecord ?? request.jobs ?? [job], job) : undefined)?.ref ?? job
       } else if (request.reconcile === true) {
         known = yield* backend.list(request.runId)
         yield* cancelCommands(known)
-        job = lastTrainingJob(known.filter((j) => j.labels.node === node.id))?.ref
+        // the node's jobs on record (`onRecord`, on a retry after a reattached job failed) were followed: never adopted again
+        job = adoptable(known, node.id, request.onRecord)?.ref
       }
 
       // After a restart, a training job that failed does not end the node while attempts are left: the

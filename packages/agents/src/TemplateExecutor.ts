@@ -24,6 +24,7 @@ import {
   TaskFile
 } from "@trex/core"
 import { Array as Arr, Cause, Channel, Clock, Effect, Layer, type Pull, type Redacted, Schema, Scope, Stream } from "effect"
+import { adoptable } from "./internal/adoptable.ts"
 import * as JobLog from "./internal/jobLog.ts"
 import { ProgressReports } from "./internal/progressReports.ts"
 
@@ -204,13 +205,14 @@ export const make = (backend: Backend.BackendShape, options: Options): ExecutorA
         )
       }
       // Find or submit the job. A job the backend already has for this node (submitted just
-      // before a crash, before the journal heard of it) is adopted, never submitted again. The look
+      // before a crash, before the journal heard of it) is adopted, never submitted again; one on
+      // record (`request.onRecord`, on a retry after a reattached job failed) was followed already. The look
       // may wait (a backend waits for a host it cannot reach), so a stop may interrupt it; the
       // submit, once decided, may not.
       const look: Effect.Effect<Backend.JobInfo["ref"] | undefined, Errors.BackendError> =
         request.job !== undefined || request.reconcile !== true
           ? Effect.succeed(undefined)
-          : Effect.map(backend.list(request.runId), (known) => known.find((j) => j.labels.node === nodeId)?.ref)
+          : Effect.map(backend.list(request.runId), (known) => adoptable(known, nodeId, request.onRecord)?.ref)
       const acquire = (found: Backend.JobInfo["ref"] | undefined): Effect.Effect<{ job: Backend.JobInfo["ref"]; submitted: boolean }, Errors.BackendError> =>
         request.job !== undefined ? Effect.succeed({ job: request.job, submitted: false })
         : found !== undefined ? Effect.succeed({ job: found, submitted: true })

@@ -85,6 +85,25 @@ const resumedOn = (
     return { backend, events, lost, result: finished.result, server }
   })
 
+/** A resumed session over a first training job that failed and a second that waits for `go`: the second is adopted (reported), never run again, the model not asked. */
+const adoptsTheRunningJob = (resume: (lost: ReadonlyArray<ExperimentNode.JobRef>) => Partial<ExecutorAgent.ExecutionRequest>) =>
+  Effect.gen(function*() {
+    const waits = `const fs = require("node:fs"); const dir = process.env.TREX_JOB_DIR
+const go = setInterval(() => { if (fs.existsSync(dir + "/go")) { clearInterval(go); fs.writeFileSync(dir + "/result.json", JSON.stringify({ metrics: { accuracy: 0.8 } })) } }, 50)`
+    const { backend, events, lost, result, server } = yield* resumedOn(
+      [failing("first attempt broke"), waits],
+      resume,
+      () => Fake.error(400, "invalid_request_error", "the adopted job needs no model"),
+      { lastRuns: true, release: (root) => Fs.writeFileSync(Path.join(root, "jobs", "n1", "go"), "") }
+    )
+    assert.isUndefined(result.failure, result.failure?.message)
+    assert.strictEqual(result.score, 0.8)
+    assert.strictEqual(server.requests.length, 0)
+    assert.strictEqual(backend.submitted.length, 2, "the running job was not submitted again")
+    const adopted = events.flatMap((e) => (e._tag === "Submitted" ? [e.job.id] : []))
+    assert.deepStrictEqual(adopted, [lost[1]!.id], "the running job is the one adopted, reported so that it is journaled")
+  }).pipe(Effect.scoped)
+
 /** A model that submits `crash` as its first training job, then writes `trainer` as train.mjs and submits that. */
 const crashThenFix = (crash: string, trainer: string): Fake.Handler => (_req, i) =>
   Fake.message([
@@ -567,21 +586,10 @@ fs.writeFileSync(process.env.TREX_JOB_DIR + "/result.json", JSON.stringify({ met
       assert.strictEqual(backend.submitted.length, 3, "the cancelled attempt ran again")
     }).pipe(Effect.scoped))
 
+  it.live("reattached to its recorded failed training job while a later one runs unrecorded (the next attempt, submitted just before the crash), the session follows the later one: not run beside a new one", () =>
+    // the journal holds the first job only: the second's record was not committed
+    adoptsTheRunningJob((lost) => ({ job: lost[0]!, jobs: [lost[0]!], onRecord: [lost[0]!] })))
+
   it.live("reconciling with an earlier failed training job and a later running one, the session adopts the running one: not run again, its result the node's", () =>
-    Effect.gen(function*() {
-      const waits = `const fs = require("node:fs"); const dir = process.env.TREX_JOB_DIR
-const go = setInterval(() => { if (fs.existsSync(dir + "/go")) { clearInterval(go); fs.writeFileSync(dir + "/result.json", JSON.stringify({ metrics: { accuracy: 0.8 } })) } }, 50)`
-      const { backend, events, lost, result, server } = yield* resumedOn(
-        [failing("first attempt broke"), waits],
-        () => ({ reconcile: true }),
-        () => Fake.error(400, "invalid_request_error", "the adopted job needs no model"),
-        { lastRuns: true, release: (root) => Fs.writeFileSync(Path.join(root, "jobs", "n1", "go"), "") }
-      )
-      assert.isUndefined(result.failure, result.failure?.message)
-      assert.strictEqual(result.score, 0.8)
-      assert.strictEqual(server.requests.length, 0)
-      assert.strictEqual(backend.submitted.length, 2, "the running job was not submitted again")
-      const adopted = events.flatMap((e) => (e._tag === "Submitted" ? [e.job.id] : []))
-      assert.deepStrictEqual(adopted, [lost[1]!.id], "the running job is the one adopted")
-    }).pipe(Effect.scoped))
+    adoptsTheRunningJob(() => ({ reconcile: true })))
 })

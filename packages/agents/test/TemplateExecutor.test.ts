@@ -75,6 +75,39 @@ describe("TemplateExecutor.run", () => {
     }))
 })
 
+describe("TemplateExecutor reconciling", () => {
+  it.effect("adopts the node's job that is not on record (the one not finished, else the last), never one on record; with every one on record it submits", () =>
+    Effect.gen(function*() {
+      const ref = (id: string): ExperimentNode.JobRef => ({ backend: "b", id, data: {} })
+      const exit: Backend.JobEvent = { _tag: "Exit", outcome: "Succeeded", result: { metrics: { acc: 0.5 } }, logTail: [], wallSeconds: 1, gpuSeconds: 0 }
+      const submitted: Array<string> = []
+      const backend: Backend.BackendShape = {
+        name: "b",
+        submit: () => Effect.sync(() => (submitted.push("new"), ref("new"))),
+        watch: () => Stream.make(exit),
+        cancel: () => Effect.void,
+        // the lost job on record (its end read), a later one of the node not on record, and another node's
+        list: () =>
+          Effect.succeed([
+            { ref: ref("lost"), labels: { run: "r", node: "n1" }, state: "Finished", submittedAt: 1 },
+            { ref: ref("retry"), labels: { run: "r", node: "n1" }, state: "Running", submittedAt: 2 },
+            { ref: ref("other"), labels: { run: "r", node: "n2" }, state: "Running", submittedAt: 3 }
+          ]),
+        capacity: Effect.succeed({ slots: 1, gpus: 1, inUse: 0 })
+      }
+      const executor = TemplateExecutor.make(backend, { taskDir: "/tmp" })
+      const node = { id: "n1", parent: "root", strategy: Schema.decodeUnknownSync(Strategy.Strategy)({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.001, epochs: 1, batchSize: 8 } }), fingerprint: "f", proposedAt: 0 } as ExperimentNode.NodeSpec
+      const task = Schema.decodeUnknownSync(Task.Task)({ name: "t", objective: "o", metric: { name: "acc", direction: "maximize" }, recipe: { command: ["train"] } })
+      const jobOf = (onRecord: ReadonlyArray<ExperimentNode.JobRef>) =>
+        Effect.map(Stream.runCollect(executor.run({ task, runId: "r", runDir: "/tmp", node, attempt: 1, reconcile: true, onRecord })), (events) =>
+          events.flatMap((e) => (e._tag === "Submitted" ? [e.job.id] : [])))
+      assert.deepStrictEqual(yield* jobOf([ref("lost")]), ["retry"])
+      assert.deepStrictEqual(submitted, [])
+      assert.deepStrictEqual(yield* jobOf([ref("lost"), ref("retry")]), ["new"])
+      assert.deepStrictEqual(submitted, ["new"])
+    }))
+})
+
 describe("TemplateExecutor when the backend's watch fails", () => {
   const job: ExperimentNode.JobRef = { backend: "flaky", id: "j1", data: {} }
   const node = { id: "n1", parent: "root", strategy: Schema.decodeUnknownSync(Strategy.Strategy)({ data: { sources: [{ name: "toy" }] }, training: { learningRate: 0.001, epochs: 1, batchSize: 8 } }), fingerprint: "f", proposedAt: 0 } as ExperimentNode.NodeSpec

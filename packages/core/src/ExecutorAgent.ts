@@ -48,6 +48,16 @@ export interface ExecutionRequest {
    * so the retry looks again rather than submit a second copy beside the one it could not see.
    */
   readonly reconcile?: boolean
+  /**
+   * With `job` or `reconcile`: every job the journal holds for this node (withdrawn ones too) and those
+   * the node reported since the restart. An executor that looks for the node's jobs (`Backend.list`)
+   * never adopts one of these: they were followed already. `reconcile` is set as well on a retry after
+   * a reattached `job` failed (lost, say): the controller may have died just after submitting that
+   * failure's retry, its job running but not on record, which is adopted, never run beside a new one.
+   * A backend that reuses a job's id for the node's next job (the local backend: the node's directory)
+   * follows that next job when the earlier one is reattached, and lists it under the id on record.
+   */
+  readonly onRecord?: ReadonlyArray<JobRef>
 }
 
 /** @since 0.1.0 @category models */

@@ -700,6 +700,14 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       fresh.delete(info.Id)
       return yield* removeAfter(info, recorded)
     }
+    // its directory since given to a newer job (a retry submitted meanwhile): the result files and markers there, and
+    // the exit record, are that job's; none is read as this one's nor written over
+    if (jobRecord(jobDir)?.container !== info.Id) {
+      const exit = resubmitted(info.Id, jobDir, tail?.get() ?? [])
+      exits.set(info.Id, exit)
+      fresh.delete(info.Id)
+      return yield* removeAfter(info, exit)
+    }
     let logTail = tail?.get()
     if (logTail === undefined) {
       const buf = yield* call("watch", () => docker.getContainer(info.Id).logs({ stdout: true, stderr: true, follow: false, tail: 40 }))
@@ -928,11 +936,27 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   const inspectPatiently = (id: string, outage: Outage) =>
     patiently(id, outage, () => docker.getContainer(id).inspect().catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
 
-  /** A container that is gone: its recorded exit, or, when nobody read it, a lost job (removed from outside), to run again. */
+  /** The exit of a container whose job directory a newer job has taken (its record names another container, or none yet). */
+  const resubmitted = (id: string, jobDir: string, tail: ReadonlyArray<string>): Backend.JobExit => ({
+    ...unstarted(
+      "Lost",
+      `container ${id.slice(0, 12)}'s job directory ${jobDir} was given to a newer job (submitted after it): its exit record and ` +
+        "result files there are that job's, so how this one ended is unknown"
+    ),
+    logTail: tail
+  })
+
+  /**
+   * A container that is gone: its recorded exit (when the directory's record names it), or, when nobody read it, a
+   * lost job (removed from outside, or its directory given to a newer job), to run again.
+   */
   const gone = (ref: ExperimentNode.JobRef, tail: ReadonlyArray<string>): Backend.JobExit => {
-    const recorded = typeof ref.data["jobDir"] === "string" ? readJson(Path.join(ref.data["jobDir"], Spec.RECORD.exit)) : undefined
-    if (recorded !== undefined) return recorded as Backend.JobExit
+    const jobDir = ref.data["jobDir"]
+    const recorded = typeof jobDir === "string" ? recordedExit(jobDir, ref.id) : undefined
+    if (recorded !== undefined) return recorded
     fresh.delete(ref.id)
+    const record = typeof jobDir === "string" ? jobRecord(jobDir) : undefined
+    if (typeof jobDir === "string" && typeof record?.container === "string" && record.container !== ref.id) return resubmitted(ref.id, jobDir, tail)
     return {
       ...unstarted("Lost", "the container was removed from outside TREX (`docker rm -f`, a prune) before its exit was read: how it ended is unknown, and the trial runs again"),
       logTail: tail

@@ -571,6 +571,27 @@ function assertOutageTold(events: Iterable<Backend.JobEvent>) {
 }
 
 const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, () => {
+  it.live("a container whose job directory a newer job took (a retry submitted before its end was read) reads none of that job's files: lost, the newer job's result and exit record left alone", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ slots: 2 })
+      const first = spec("sleep 2")
+      const ref1 = yield* backend.submit(first)
+      const ref2 = yield* backend.submit({ ...first, argv: ["sh", "-c", `echo '{"metrics": {"accuracy": 0.5}}' > "$TREX_JOB_DIR/result.json"`] })
+      assert.strictEqual((yield* Backend.awaitExit(backend, ref2)).outcome, "Succeeded")
+      const exitFile = Path.join(String(ref2.data["jobDir"]), Spec.RECORD.exit)
+      const recorded = Fs.readFileSync(exitFile, "utf8")
+      // the first ends (exit code 0): not with the newer job's result, nor over its exit record
+      const lost = yield* Backend.awaitExit(backend, ref1)
+      assert.deepStrictEqual([lost.outcome, lost.failureKind, lost.result], ["Failed", "Infra", undefined], JSON.stringify(lost))
+      assert.include(lost.message, "was given to a newer job")
+      assert.include(lost.message, ref1.id.slice(0, 12))
+      assert.strictEqual(Fs.readFileSync(exitFile, "utf8"), recorded, "the newer job's exit record is kept")
+      // its container removed, another controller's watch of it finds none: lost as well, not the newer job's exit
+      const gone = yield* Backend.awaitExit(yield* backendWith(), ref1)
+      assert.deepStrictEqual([gone.outcome, gone.failureKind], ["Failed", "Infra"], JSON.stringify(gone))
+      assert.include(gone.message, "was given to a newer job")
+    }).pipe(Effect.scoped), 60_000)
+
   it.live("an engine that does not answer at the start is retried, then said at once, naming the socket, DOCKER_HOST and the fix", () =>
     Effect.gen(function*() {
       const socket = Path.join(root, "no-such.sock")

@@ -552,6 +552,9 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
 
   // a trial reattached on resume is told every job journaled for it (a code agent counts its training attempts by them)
   const resumedJobs = journaledJobs(existing)
+  // every job on record for a trial not finished (withdrawn ones too), and those it reports in this session: a
+  // reconciling attempt never adopts one of them (followed already); dropped when the trial ends
+  const recordedJobs = journaledJobs(existing, true)
   existing = undefined
   const retries = options.retries ?? 2
   const execute = (
@@ -575,7 +578,8 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
           node,
           attempt: tries,
           ...(reconciling ? { reconcile: true } : {}),
-          ...(reattach !== undefined ? { job: reattach, jobs: resumedJobs.get(node.id) ?? [reattach] } : {})
+          ...(reattach !== undefined ? { job: reattach, jobs: resumedJobs.get(node.id) ?? [reattach] } : {}),
+          ...(reattach !== undefined || reconciling ? { onRecord: [...(recordedJobs.get(node.id) ?? [])] } : {})
         })
         .pipe(
           // a prune cancels the job and lets the stream end with its cost; one that does not end in time is stopped
@@ -585,7 +589,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
             () => undefined as Result.Result | undefined,
             (acc, ev) => {
               if (ev._tag === "Finished") return checkedResult(ev.result, node.id)
-              if (ev._tag === "Submitted") reconciling = false
+              if (ev._tag === "Submitted") {
+                reconciling = false
+                // (kept for a trial resumed with jobs on record only: none other reconciles after it has submitted)
+                recordedJobs.get(node.id)?.push(ev.job)
+              }
               if (ev._tag === "Progress") return Effect.as(Effect.flatMap(checkedProgress(ev, node.id), (checked) => onExecutionEvent(node.id, checked)), acc)
               return Effect.as(onExecutionEvent(node.id, ev), acc)
             }
@@ -594,16 +602,16 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
             onFailure: (e) =>
               e._tag !== "ExecutorError" ? Effect.fail(e)
               : pruning.has(node.id) ? finish(node.id, "Pruned", undefined, pruning.get(node.id))
-              : failedAttempt(tries, e),
+              : failedAttempt(tries, e, reattach),
             onSuccess: (result) => {
               // pruned: its job was cancelled (or its stream stopped); one that finished first keeps its result
               if (pruning.has(node.id) && (result === undefined || result.failure?.kind === "Cancelled")) return finish(node.id, "Pruned", result, pruning.get(node.id))
-              if (result === undefined) return failedAttempt(tries, undefined)
+              if (result === undefined) return failedAttempt(tries, undefined, reattach)
               // A job we reattached to had been cancelled by an earlier stop: run it afresh.
               if (reattach !== undefined && result.failure?.kind === "Cancelled" && tries === 0) return attempt(tries + 1, undefined)
               // A retryable failure (the backend lost the job, or it never started; a full disk) runs again,
               // bounded, after a backoff: what failed it may take a while to pass.
-              if (result.failure?.retryable === true && tries < retries && !pruning.has(node.id)) return retryAfterBackoff(tries)
+              if (result.failure?.retryable === true && tries < retries && !pruning.has(node.id)) return retryAfterBackoff(tries, reattach)
               const failed = result.failure !== undefined || result.score === undefined
               return finish(node.id, failed ? "Failed" : "Succeeded", failedIfUnscored(result, runTask))
             }
@@ -614,13 +622,24 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
      * wait and the trial, unfinished (it starts no job during a drain): a resumed run reattaches to
      * its last job, reads its failure, and tries again; one that never submitted is submitted.
      */
-    const retryAfterBackoff = (tries: number): Effect.Effect<void, Errors.JournalError> =>
+    const retryAfterBackoff = (tries: number, reattached: ExperimentNode.JobRef | undefined): Effect.Effect<void, Errors.JournalError> =>
       Effect.flatMap(unlessStopped(Effect.as(Effect.sleep(retryDelay(tries)), true)), (waited) =>
-        waited === true && control?.stopRequested === undefined ? attempt(tries + 1, undefined) : Effect.void)
+        waited === true && control?.stopRequested === undefined
+          ? Effect.suspend(() => {
+            // A job reattached on resume that failed (lost, say) may have been retried before the crash, the
+            // retry's job submitted but not yet on record: the retry looks for it (never submits beside it).
+            if (reattached !== undefined) reconciling = true
+            return attempt(tries + 1, undefined)
+          })
+          : Effect.void)
     // The executor failed (or its stream ended without a result): a retryable error runs again after a backoff.
-    const failedAttempt = (tries: number, error: Errors.ExecutorError | undefined): Effect.Effect<void, Errors.JournalError> =>
+    const failedAttempt = (
+      tries: number,
+      error: Errors.ExecutorError | undefined,
+      reattached: ExperimentNode.JobRef | undefined
+    ): Effect.Effect<void, Errors.JournalError> =>
       error !== undefined && error.retryable && tries < retries
-        ? retryAfterBackoff(tries)
+        ? retryAfterBackoff(tries, reattached)
         : finish(
           node.id,
           "Failed",
@@ -656,6 +675,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
         Effect.suspend(() => {
           inFlight.delete(node.id)
           prunes.delete(node.id)
+          recordedJobs.delete(node.id)
           return Queue.offer(wake, { _tag: "Finished", nodeId: node.id })
         })
       )
@@ -1466,16 +1486,16 @@ const progressOf = (entries: ReadonlyArray<JournalEvent.Entry>, task: Task.Task)
 
 /**
  * The jobs journaled for each node not finished, in order: one per `JobSubmitted`, a job a draining
- * run withdrew (it never started) left out. The last is the job a resumed run reattaches.
+ * run withdrew (it never started) left out unless `withdrawn`. The last is the job a resumed run reattaches.
  */
-const journaledJobs = (entries: ReadonlyArray<JournalEvent.Entry>): Map<string, Array<ExperimentNode.JobRef>> => {
+const journaledJobs = (entries: ReadonlyArray<JournalEvent.Entry>, withdrawn = false): Map<string, Array<ExperimentNode.JobRef>> => {
   const jobs = new Map<string, Array<ExperimentNode.JobRef>>()
   for (const { event } of entries) {
     if (event._tag === "JobSubmitted") {
       const known = jobs.get(event.nodeId)
       if (known === undefined) jobs.set(event.nodeId, [event.job])
       else known.push(event.job)
-    } else if (event._tag === "JobState" && event.state === "Withdrawn") jobs.get(event.nodeId)?.pop()
+    } else if (event._tag === "JobState" && event.state === "Withdrawn" && !withdrawn) jobs.get(event.nodeId)?.pop()
     else if (event._tag === "NodeFinished") jobs.delete(event.nodeId)
   }
   return jobs

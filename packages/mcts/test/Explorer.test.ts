@@ -995,6 +995,35 @@ describe("Explorer", () => {
       assert.deepStrictEqual(jobs, ["found"], "the job found is adopted; no second copy is submitted")
     }))
 
+  it.live("a reattached job that failed retryably is retried looking for the node's unrecorded job (a retry the crashed controller submitted), told the jobs on record", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const run = (executor: ExecutorAgent.ExecutorAgentShape) =>
+        Explorer.run(makeTask({ maxTrials: 1 }), { runId: "r1", runDir: "/tmp/unused", seed: 7 }).pipe(
+          Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, executor)))
+        )
+      // first controller: the trial's job is submitted and journaled, and the controller dies
+      const first = yield* Effect.forkChild(run({
+        name: "backend",
+        run: () => Stream.concat(Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job: { backend: "b", id: "lost", data: {} } }), Stream.never)
+      }))
+      for (let i = 0; i < 5000 && !(yield* journal.read()).some((e) => e.event._tag === "JobSubmitted"); i++) yield* Effect.sleep("1 millis")
+      yield* Fiber.interrupt(first)
+      // second controller: the reattached job is lost; the retry looks (and finds the job the first controller's retry submitted)
+      const requests: Array<ExecutorAgent.ExecutionRequest> = []
+      yield* run({
+        name: "backend",
+        run: (req) => {
+          requests.push(req)
+          if (req.job !== undefined) return Stream.make({ _tag: "Finished", result: Result.failure("Infra", "the container was removed", { retryable: true }) })
+          return Stream.make({ _tag: "Submitted", job: { backend: "b", id: req.reconcile === true ? "found" : "second-copy", data: {} } }, { _tag: "Finished", result: scored(req.node.strategy) })
+        }
+      })
+      assert.deepStrictEqual(requests.map((r) => [r.attempt, r.job?.id, r.reconcile, r.onRecord?.map((j) => j.id)]), [[0, "lost", undefined, ["lost"]], [1, undefined, true, ["lost"]]])
+      const jobs = (yield* journal.read()).flatMap((e) => (e.event._tag === "JobSubmitted" ? [e.event.job.id] : []))
+      assert.deepStrictEqual(jobs, ["lost", "found"])
+    }))
+
   it.live("a trial reattached on resume is told every job journaled for it, in order, the last the one reattached; one a drain withdrew left out", () =>
     Effect.gen(function*() {
       const journal = Journal.makeMemory()
