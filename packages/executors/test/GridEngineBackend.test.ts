@@ -817,22 +817,24 @@ describe("GridEngineBackend over SSH", () => {
       }
     }).pipe(Effect.scoped), { timeout: 300_000 })
 
-  it.live("a cancel over an SFTP server that refuses hardlink@openssh.com still marks the job (created in place): a held job deleted before it ran reads Cancelled", () =>
+  it.live("a cancel over an SFTP server that refuses hardlink@openssh.com still marks the job (renamed into place by OpenSSH's server, or created in place where it refuses rename too): a held job deleted before it ran reads Cancelled", () =>
     Effect.gen(function*() {
       yield* startGridEngine
       startSshd()
       const sshdDir = yield* Effect.acquireRelease(Effect.sync(() => fs.mkdtempSync("/tmp/trex-gridengine-sshd-")), (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true })))
-      const { port } = yield* ownSshd(sshdDir, "MaxSessions 100\nSubsystem sftp internal-sftp -P hardlink,fsync")
-      const { remoteDir, ssh } = overSsh(port)
-      // held (hqw): deleted by the cancel before it runs, its end read from the marker at once
-      const backend = yield* GridEngineBackend.make({ workDir: remoteDir, pollIntervalMs: 300, sgeRoot, ssh, extraDirectives: ["-h"] })
-      const ref = yield* backend.submit(spec("ssh-no-hardlink", "echo ran"))
-      yield* backend.cancel(ref).pipe(Effect.timeout("60 seconds"))
-      const marker = path.join(ref.data.jobDir as string, Script.CANCEL_FILE)
-      // before the fallback: no marker ("cannot write ...: Server does not support this extended request", warned)
-      assert.deepStrictEqual(Script.parseCancelMarker(fs.readFileSync(marker, "utf8")), { waiting: false })
-      assert.strictEqual(fs.statSync(marker).uid, Number(execFileSync("id", ["-u", "sdktest"], { encoding: "utf8" })))
-      const exit = yield* Backend.awaitExit(backend, ref).pipe(Effect.timeout("60 seconds"))
-      assert.strictEqual(exit.outcome, "Cancelled", exit.message)
+      for (const refused of ["hardlink,fsync", "hardlink,fsync,rename"]) {
+        const { port } = yield* ownSshd(sshdDir, `MaxSessions 100\nSubsystem sftp internal-sftp -P ${refused}`)
+        const { remoteDir, ssh } = overSsh(port)
+        // held (hqw): deleted by the cancel before it runs, its end read from the marker at once
+        const backend = yield* GridEngineBackend.make({ workDir: remoteDir, pollIntervalMs: 300, sgeRoot, ssh, extraDirectives: ["-h"] })
+        const ref = yield* backend.submit(spec("ssh-no-hardlink", "echo ran"))
+        yield* backend.cancel(ref).pipe(Effect.timeout("60 seconds"))
+        const marker = path.join(ref.data.jobDir as string, Script.CANCEL_FILE)
+        // before H4a: no marker ("cannot write ...: Server does not support this extended request", warned)
+        assert.deepStrictEqual(Script.parseCancelMarker(fs.readFileSync(marker, "utf8")), { waiting: false }, refused)
+        assert.strictEqual(fs.statSync(marker).uid, Number(execFileSync("id", ["-u", "sdktest"], { encoding: "utf8" })))
+        const exit = yield* Backend.awaitExit(backend, ref).pipe(Effect.timeout("60 seconds"))
+        assert.strictEqual(exit.outcome, "Cancelled", exit.message)
+      }
     }).pipe(Effect.scoped), { timeout: 120_000 })
 })
