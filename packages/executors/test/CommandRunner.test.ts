@@ -69,6 +69,32 @@ const createsOnce = (runner: Runner.CommandRunner, dir: string) =>
     assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.startsWith("marker")), ["marker"], "no temporary file left")
   })
 
+/**
+ * Eight `createFile`s of `file` at once, of eight lengths, while another process reads it as fast as it can: one is
+ * created (whole, and kept), and the texts the reader saw.
+ */
+const raceOn = (runner: Runner.CommandRunner, raced: string) =>
+  Effect.gen(function*() {
+    const reader = spawn(process.execPath, ["-e", `
+      const fs = require("node:fs"); const seen = new Set(); const until = Date.now() + 20000
+      while (Date.now() < until && !fs.existsSync(process.argv[1] + ".done")) {
+        try { seen.add(fs.readFileSync(process.argv[1], "utf8")) } catch (e) { if (e.code !== "ENOENT") throw e; seen.add(null) }
+      }
+      process.stdout.write(JSON.stringify([...seen]))`, raced], { stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    reader.stdout.on("data", (d: Buffer) => (out += d.toString()))
+    const texts = Array.from({ length: 8 }, (_, i) => `{"cancel":${i},"pad":"${"x".repeat(i * 9)}"}\n`)
+    const created = yield* Effect.forEach(texts, (text) => bounded(runner.createFile(raced, text, 0o644)), { concurrency: "unbounded" })
+    fs.writeFileSync(raced + ".done", "")
+    yield* Effect.promise(() => new Promise((resolve) => reader.once("close", resolve)))
+    assert.strictEqual(created.filter((c) => c).length, 1, String(created))
+    const winner = texts[created.indexOf(true)]!
+    assert.strictEqual(fs.readFileSync(raced, "utf8"), winner)
+    const seen = JSON.parse(out) as Array<string | null>
+    assert.include(seen, winner)
+    return { winner, seen }
+  })
+
 describe("CommandRunner on this machine", () => {
   it.live("exists: a file or directory is there, a missing one is not; a path it cannot look at fails, naming it", () =>
     Effect.gen(function*() {
@@ -123,33 +149,42 @@ describe("CommandRunner over SSH", () => {
       assert.include(chmod.message, `cannot chmod ${shared}: Permission denied`)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
-  it.live("createFile over an SFTP server that refuses hardlink@openssh.com: created in place, whole, never replaced; of eight at once one wins and no reader sees part of it", () =>
+  it.live("createFile over an SFTP server that refuses hardlink@openssh.com and rename: created in place, whole, never replaced; of eight at once one wins and no reader sees part of it; over 4096 bytes refused", () =>
     Effect.gen(function*() {
-      const { runner, dir } = yield* sshRunnerRefusing("hardlink,fsync")
+      const { runner, dir } = yield* sshRunnerRefusing("hardlink,fsync,rename")
       // before the fallback: `cannot write <file>: Server does not support this extended request` (OpenSSH does not offer
       // a request it refuses)
       yield* createsOnce(runner, dir)
-      // eight at once, of eight lengths, while another process reads the file as fast as it can: one is created, and the
-      // reader sees no file, an empty one (between the create and the write) or the winner's text, never part of one
-      const raced = path.join(dir, "raced")
-      const reader = spawn(process.execPath, ["-e", `
-        const fs = require("node:fs"); const seen = new Set(); const until = Date.now() + 20000
-        while (Date.now() < until && !fs.existsSync(process.argv[1] + ".done")) {
-          try { seen.add(fs.readFileSync(process.argv[1], "utf8")) } catch (e) { if (e.code !== "ENOENT") throw e; seen.add(null) }
-        }
-        process.stdout.write(JSON.stringify([...seen]))`, raced], { stdio: ["ignore", "pipe", "inherit"] })
-      let out = ""
-      reader.stdout.on("data", (d: Buffer) => (out += d.toString()))
-      const texts = Array.from({ length: 8 }, (_, i) => `{"cancel":${i},"pad":"${"x".repeat(i * 9)}"}\n`)
-      const created = yield* Effect.forEach(texts, (text) => bounded(runner.createFile(raced, text, 0o644)), { concurrency: "unbounded" })
-      fs.writeFileSync(raced + ".done", "")
-      yield* Effect.promise(() => new Promise((resolve) => reader.once("close", resolve)))
-      assert.strictEqual(created.filter((c) => c).length, 1, String(created))
-      const winner = texts[created.indexOf(true)]!
-      assert.strictEqual(fs.readFileSync(raced, "utf8"), winner)
-      const seen = JSON.parse(out) as Array<string | null>
-      assert.include(seen, winner)
+      // the reader sees no file, an empty one (between the create and the write) or the winner's text, never part of one
+      const { winner, seen } = yield* raceOn(runner, path.join(dir, "raced"))
       for (const text of seen) assert.include([null, "", winner], text)
+      // more than one write request (ssh2 splits one of over ~34,000 bytes) could be seen in part: refused, nothing left
+      const big = path.join(dir, "big")
+      const refused = yield* Effect.flip(bounded(runner.createFile(big, "x".repeat(5000), 0o644)))
+      assert.include(refused.message, `cannot write ${big}: 5000 bytes, over the 4096 written in place`)
+      assert.isFalse(fs.existsSync(big))
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("createFile over OpenSSH's SFTP server that refuses hardlink@openssh.com (not rename): renamed into place, whole at once, never replaced", () =>
+    Effect.gen(function*() {
+      // fsetstat refused too: the in-place create (its fchmod) fails there, so a created file was renamed into place
+      const { runner, dir } = yield* sshRunnerRefusing("hardlink,fsync,fsetstat")
+      // before the rename: `cannot write <file>: Permission denied` (the in-place create's fchmod)
+      yield* createsOnce(runner, dir)
+      // never seen empty: no create in place
+      const { winner, seen } = yield* raceOn(runner, path.join(dir, "raced"))
+      for (const text of seen) assert.include([null, winner], text)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("createFile in place whose mode cannot be set (fsetstat refused) fails naming the file and leaves the empty file it made, not removing it by name", () =>
+    Effect.gen(function*() {
+      const { runner, dir } = yield* sshRunnerRefusing("hardlink,fsync,rename,fsetstat")
+      fs.chmodSync(dir, 0o777)
+      const file = path.join(dir, "marker")
+      const failed = yield* Effect.flip(bounded(runner.createFile(file, "first\n", 0o640)))
+      assert.include(failed.message, `cannot write ${file}`)
+      // before the fix it was unlinked by name: by then perhaps another's (a cleaner of empty files, then another create)
+      assert.strictEqual(fs.readFileSync(file, "utf8"), "")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
   it.live("readFrom of 0 bytes (a look for a file) answers and keeps the connection; a read ssh2 or Node refuses by throwing fails, not hangs", () =>

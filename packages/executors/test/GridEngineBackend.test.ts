@@ -56,6 +56,13 @@ const clusterSays = (id: string): string =>
     }
   }).join("\n")
 
+/**
+ * `backend.submit(job)`, the job deleted (`qdel`) when the scope closes, whatever the test's end: one that fails leaves no
+ * job running (a `sleep 300`, a loop waiting for a file) in one of the queue's two slots, where it would break later tests.
+ */
+const submitted = (backend: Backend.BackendShape, job: Parameters<Backend.BackendShape["submit"]>[0]) =>
+  Effect.acquireRelease(backend.submit(job), (ref) => Effect.sync(() => spawnSync("qdel", [ref.id], { env: sgeEnv, stdio: "ignore" })))
+
 /** The pids of the job's watchers (`sh -c <program> trex-watch <script pid> <start> <JOB_ID>-...`) still running. */
 const watchersOf = (id: string) =>
   fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
@@ -220,7 +227,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const body = "trap 'echo saving checkpoint; sleep 1; echo saved; exit 143' TERM; echo started; while :; do sleep 0.2; done"
-      const ref = yield* backend.submit(spec("cancel-grace", body))
+      const ref = yield* submitted(backend, spec("cancel-grace", body))
       const events = yield* backend.watch(ref).pipe(
         Stream.tap((e) => (e._tag === "Log" && e.line === "started" ? backend.cancel(ref) : Effect.void)),
         Stream.runCollect,
@@ -239,7 +246,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const backend = yield* Backend.Backend
       const done = yield* backend.submit(spec("relist-done", RESULT))
       assert.strictEqual((yield* Backend.awaitExit(backend, done)).outcome, "Succeeded")
-      const running = yield* backend.submit(spec("relist-running", "echo started; sleep 60"))
+      const running = yield* submitted(backend, spec("relist-running", "echo started; sleep 60"))
       yield* eventually("the job runs", () => qstatState(running.id) === "r", 30)
       const fresh = yield* GridEngineBackend.make(config)
       const listed = yield* fresh.list(run)
@@ -296,17 +303,21 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
   it.effect("a cancel while Grid Engine waits to run a job again (its command exited 99, or `qmod -rj`) reads as cancelled, not as its last run's end: that run's exit record is left until the rerun starts", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      // the first run asks to be run again, or is rescheduled while it sleeps; a second would succeed
-      const again = (first: string) => `if [ -f ran ]; then ${RESULT}; exit 0; fi; touch ran; ${first}`
-      const jobs = [yield* backend.submit(spec("asks-rerun", again("exit 99"))), yield* backend.submit(spec("rescheduled", again("sleep 300")))]
+      // the first run asks to be run again, or is rescheduled while it sleeps; a second would succeed. The first waits for
+      // `go` until its job is held: on a loaded machine a `qhold` may land after Grid Engine's rerun delay (~11 s), and the
+      // rerun then runs and the job leaves the queue
+      const again = (first: string) => `if [ -f ran ]; then ${RESULT}; exit 0; fi; touch ran; while [ ! -f go ]; do sleep 0.1; done; ${first}`
+      const jobs = [yield* submitted(backend, spec("asks-rerun", again("exit 99"))), yield* submitted(backend, spec("rescheduled", again("sleep 300")))]
       for (const ref of jobs) {
         // held, it does not run again: its rerun cannot start (and remove the record) before the cancel
-        yield* eventually(`the first run of ${ref.id} runs`, () => fs.existsSync(path.join(ref.data.jobDir as string, "ran")), 60)
+        yield* eventually(() => `the first run of ${ref.id} runs: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(ref.data.jobDir as string, "ran")), 60)
         sge("qhold", ["-h", "u", ref.id])
+        yield* eventually(() => `qstat lists ${ref.id} held: ${clusterSays(ref.id)}`, () => qstatState(ref.id).includes("h"), 30)
       }
+      for (const ref of jobs) fs.writeFileSync(path.join(ref.data.jobDir as string, "go"), "")
       sge("qmod", ["-f", "-rj", jobs[1]!.id])
       for (const ref of jobs) {
-        yield* eventually(`the first run of ${ref.id} ended (its exit record written) and the job waits to run again: ${clusterSays(ref.id)}`, () =>
+        yield* eventually(() => `the first run of ${ref.id} ended (its exit record written) and the job waits to run again: ${clusterSays(ref.id)}`, () =>
           fs.existsSync(path.join(ref.data.jobDir as string, Script.EXIT_FILE)) && /^[^rt]+$/.test(qstatState(ref.id)), 60)
         yield* backend.cancel(ref)
       }
@@ -316,7 +327,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
         assert.deepStrictEqual([exit.outcome, exit.failureKind], ["Cancelled", "Cancelled"], exit.message)
         assert.isFalse(fs.existsSync(path.join(ref.data.jobDir as string, "result.json")), "the rerun did not run")
       }
-    }), { timeout: 120_000 })
+    }).pipe(Effect.scoped), { timeout: 120_000 })
 
   it.effect("a command that ends by itself (exit 137) after a cancel looked for its exit record, before its marker and qdel, keeps its own end (Failed/OOM) at this instance and a fresh one", () =>
     Effect.gen(function*() {
@@ -325,7 +336,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const jobDir = ref.data.jobDir as string
       // the cancel's steps, by hand in the window's order: its look found no record (the command ran); the command
       // ends and its script writes the record; then the cancel's marker (of a job with no record), then its qdel
-      yield* eventually(`the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, Script.EXIT_FILE)), 60)
+      yield* eventually(() => `the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, Script.EXIT_FILE)), 60)
       fs.writeFileSync(path.join(jobDir, Script.CANCEL_FILE), Script.renderCancelMarker({ waiting: false }, new Date()))
       spawnSync("qdel", [ref.id], { env: sgeEnv })
       // before the fix the marker made any end by a signal a cancel's: Cancelled
@@ -335,19 +346,19 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
   it.effect("a job suspended with qmod -sj whose command then ends by itself (exit 137) and is cancelled keeps its own end: the suspend's SIGUSR1 is not a cancel's", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      const ref = yield* backend.submit(spec("suspended-ends", "touch started; while [ ! -f go ]; do sleep 0.1; done; exit 137"))
+      const ref = yield* submitted(backend, spec("suspended-ends", "touch started; while [ ! -f go ]; do sleep 0.1; done; exit 137"))
       const jobDir = ref.data.jobDir as string
-      yield* eventually(`the command runs: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, "started")), 60)
+      yield* eventually(() => `the command runs: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, "started")), 60)
       // with -notify, the job is listed suspended at once and gets SIGUSR1, which its script ignores; SIGSTOP comes after
       // the queue's notify time (10 s here)
       sge("qmod", ["-sj", ref.id])
-      yield* eventually(`qstat lists the job suspended: ${clusterSays(ref.id)}`, () => qstatState(ref.id).includes("s"), 30)
+      yield* eventually(() => `qstat lists the job suspended: ${clusterSays(ref.id)}`, () => qstatState(ref.id).includes("s"), 30)
       fs.writeFileSync(path.join(jobDir, "go"), "")
       const record = path.join(jobDir, Script.EXIT_FILE)
       // on a machine too busy to end the command within the notify time it is stopped: let it go on, to end by itself
       yield* eventually("the command ended", () => fs.existsSync(record), 15).pipe(Effect.ignore)
       if (!fs.existsSync(record)) sge("qmod", ["-usj", ref.id])
-      yield* eventually(`the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(record), 30)
+      yield* eventually(() => `the job's exit record is written: ${clusterSays(ref.id)}`, () => fs.existsSync(record), 30)
       yield* backend.cancel(ref)
       yield* assertOwnOomEnd(backend, ref)
     }), { timeout: 90_000 })
@@ -356,13 +367,13 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       // the first run asks to be run again (exit 99) once held; a second would succeed
-      const ref = yield* backend.submit(spec("rerun-after-marker", `if [ -f ran ]; then touch ran-again; ${RESULT}; exit 0; fi; touch ran; while [ ! -f go ]; do sleep 0.1; done; exit 99`))
+      const ref = yield* submitted(backend, spec("rerun-after-marker", `if [ -f ran ]; then touch ran-again; ${RESULT}; exit 0; fi; touch ran; while [ ! -f go ]; do sleep 0.1; done; exit 99`))
       const jobDir = ref.data.jobDir as string
-      yield* eventually(`the first run runs: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, "ran")), 60)
+      yield* eventually(() => `the first run runs: ${clusterSays(ref.id)}`, () => fs.existsSync(path.join(jobDir, "ran")), 60)
       // held, its rerun waits until the marker is there
       sge("qhold", ["-h", "u", ref.id])
       fs.writeFileSync(path.join(jobDir, "go"), "")
-      yield* eventually(`the first run ended and the job waits to run again: ${clusterSays(ref.id)}`, () =>
+      yield* eventually(() => `the first run ended and the job waits to run again: ${clusterSays(ref.id)}`, () =>
         fs.existsSync(path.join(jobDir, Script.EXIT_FILE)) && /^[^rt]+$/.test(qstatState(ref.id)), 60)
       // the cancel's marker (it saw run 1's record, the job waiting), then Grid Engine starts the rerun before its qdel
       fs.writeFileSync(path.join(jobDir, Script.CANCEL_FILE), Script.renderCancelMarker({ runs: 1, waiting: true }, new Date()))
@@ -541,7 +552,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       // a process of the command, in its group, that ignores SIGTERM: after the command's end and its record, the
       // script waits LEFTOVER_GRACE_SECONDS (5 s, under the queue's 10 s notify time) before its SIGKILL, the job listed
       const body = `sh -c "trap '' TERM; exec sleep 300" & echo $! > leftover.pid; echo started; while :; do sleep 0.2; done`
-      const ref = yield* backend.submit(spec("cancel-twice", body, { resources: { gpus: 1, cpus: 1 } }))
+      const ref = yield* submitted(backend, spec("cancel-twice", body, { resources: { gpus: 1, cpus: 1 } }))
       const jobDir = ref.data.jobDir as string
       const twice = backend.cancel(ref).pipe(
         // the first cancel's qdel has ended the command: its record (exit 143, notified, run 1) is there, the job listed
@@ -570,7 +581,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const gpus = { resources: { gpus: 2, cpus: 1 } }
       // the command ignores the SIGTERM the script relays from qdel's SIGUSR2 (its `setsid` child, started before, does
       // not), so Grid Engine SIGKILLs the job's process group, the script with it, after the queue's notify time (10 s)
-      const first = yield* backend.submit(spec("gpu-killed", `setsid sleep 300 & echo $! > leftover.pid; trap '' TERM; echo started; while :; do sleep 1; done`, gpus))
+      const first = yield* submitted(backend, spec("gpu-killed", `setsid sleep 300 & echo $! > leftover.pid; trap '' TERM; echo started; while :; do sleep 1; done`, gpus))
       const jobDir = first.data.jobDir as string
       const next = yield* backend.submit(spec("gpu-after-killed", reportLeftover(path.join(jobDir, "leftover.pid")), gpus))
       const events = yield* backend.watch(first).pipe(
@@ -598,8 +609,8 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       const gpu = (node: string) => spec(node, "echo started; sleep 60", { resources: { gpus: 2, cpus: 1 } })
-      const first = yield* backend.submit(gpu("withdraw-a"))
-      const second = yield* backend.submit(gpu("withdraw-b"))
+      const first = yield* submitted(backend, gpu("withdraw-a"))
+      const second = yield* submitted(backend, gpu("withdraw-b"))
       yield* eventually("the first job runs", () => qstatState(first.id) === "r", 30)
       assert.strictEqual(qstatState(second.id), "qw")
       assert.isFalse(yield* backend.withdraw!(first), "a running job is not withdrawn")
@@ -613,7 +624,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
   it.effect("a held job waits with its reason; one in error state (Eqw) fails with Grid Engine's reason and is deleted", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
-      const blocker = yield* backend.submit(spec("eqw-blocker", "echo started; sleep 60", { resources: { gpus: 2, cpus: 1 } }))
+      const blocker = yield* submitted(backend, spec("eqw-blocker", "echo started; sleep 60", { resources: { gpus: 2, cpus: 1 } }))
       yield* eventually("the blocker runs", () => qstatState(blocker.id) === "r", 30)
       const ref = yield* backend.submit(spec("eqw", RESULT, { resources: { gpus: 2, cpus: 1 } }))
       sge("qhold", [ref.id])
@@ -642,7 +653,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       assert.strictEqual(cap.gpus, Number(process.env["TREX_TEST_SGE_FAKE_GPUS"] ?? 2))
       assert.isAtLeast(cap.slots, 1)
       yield* eventually("no trex job runs", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
-      const ref = yield* backend.submit(spec("capacity", "sleep 60"))
+      const ref = yield* submitted(backend, spec("capacity", "sleep 60"))
       yield* eventually("the running job counts as in use", Effect.map(backend.capacity, (c) => c.inUse === 1), 60)
       yield* backend.cancel(ref)
       yield* eventually("the cancelled job no longer counts", Effect.map(backend.capacity, (c) => c.inUse === 0), 60)
@@ -806,22 +817,24 @@ describe("GridEngineBackend over SSH", () => {
       }
     }).pipe(Effect.scoped), { timeout: 300_000 })
 
-  it.live("a cancel over an SFTP server that refuses hardlink@openssh.com still marks the job (created in place): a held job deleted before it ran reads Cancelled", () =>
+  it.live("a cancel over an SFTP server that refuses hardlink@openssh.com still marks the job (renamed into place by OpenSSH's server, or created in place where it refuses rename too): a held job deleted before it ran reads Cancelled", () =>
     Effect.gen(function*() {
       yield* startGridEngine
       startSshd()
       const sshdDir = yield* Effect.acquireRelease(Effect.sync(() => fs.mkdtempSync("/tmp/trex-gridengine-sshd-")), (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true })))
-      const { port } = yield* ownSshd(sshdDir, "MaxSessions 100\nSubsystem sftp internal-sftp -P hardlink,fsync")
-      const { remoteDir, ssh } = overSsh(port)
-      // held (hqw): deleted by the cancel before it runs, its end read from the marker at once
-      const backend = yield* GridEngineBackend.make({ workDir: remoteDir, pollIntervalMs: 300, sgeRoot, ssh, extraDirectives: ["-h"] })
-      const ref = yield* backend.submit(spec("ssh-no-hardlink", "echo ran"))
-      yield* backend.cancel(ref).pipe(Effect.timeout("60 seconds"))
-      const marker = path.join(ref.data.jobDir as string, Script.CANCEL_FILE)
-      // before the fallback: no marker ("cannot write ...: Server does not support this extended request", warned)
-      assert.deepStrictEqual(Script.parseCancelMarker(fs.readFileSync(marker, "utf8")), { waiting: false })
-      assert.strictEqual(fs.statSync(marker).uid, Number(execFileSync("id", ["-u", "sdktest"], { encoding: "utf8" })))
-      const exit = yield* Backend.awaitExit(backend, ref).pipe(Effect.timeout("60 seconds"))
-      assert.strictEqual(exit.outcome, "Cancelled", exit.message)
+      for (const refused of ["hardlink,fsync", "hardlink,fsync,rename"]) {
+        const { port } = yield* ownSshd(sshdDir, `MaxSessions 100\nSubsystem sftp internal-sftp -P ${refused}`)
+        const { remoteDir, ssh } = overSsh(port)
+        // held (hqw): deleted by the cancel before it runs, its end read from the marker at once
+        const backend = yield* GridEngineBackend.make({ workDir: remoteDir, pollIntervalMs: 300, sgeRoot, ssh, extraDirectives: ["-h"] })
+        const ref = yield* backend.submit(spec("ssh-no-hardlink", "echo ran"))
+        yield* backend.cancel(ref).pipe(Effect.timeout("60 seconds"))
+        const marker = path.join(ref.data.jobDir as string, Script.CANCEL_FILE)
+        // before H4a: no marker ("cannot write ...: Server does not support this extended request", warned)
+        assert.deepStrictEqual(Script.parseCancelMarker(fs.readFileSync(marker, "utf8")), { waiting: false }, refused)
+        assert.strictEqual(fs.statSync(marker).uid, Number(execFileSync("id", ["-u", "sdktest"], { encoding: "utf8" })))
+        const exit = yield* Backend.awaitExit(backend, ref).pipe(Effect.timeout("60 seconds"))
+        assert.strictEqual(exit.outcome, "Cancelled", exit.message)
+      }
     }).pipe(Effect.scoped), { timeout: 120_000 })
 })

@@ -221,20 +221,22 @@ describe("a cancel's marker and the job's exit record", () => {
     assert.strictEqual(run.status, 0)
   })
 
-  it("a marker left empty (created in place where no hard link can be made, its cancel stopped before its write) keeps no later cancel out; one being written is waited for, a cut-short one kept", async () => {
+  it("a marker left empty (created in place where no hard link can be made, its cancel stopped before its write) keeps no later cancel out once it is old; one being written, however slowly, is waited for and kept; a cut-short one kept", async () => {
     const dir = tempDir("trex-ge-stale-")
     const runner = Runner.local("test")
     const file = path.join(dir, Script.CANCEL_FILE)
     const cancel = () => Effect.runPromise(Query.markCancelled(runner, dir, undefined, Effect.succeed(undefined), "job", new Date("2026-12-06T10:00:00.000Z")))
-    // its cancel stopped between the create and the write, so before its qdel: before the fix, no later cancel wrote
-    // one, and the end its qdel made read as the job's own
+    // its cancel stopped between the create and the write (a minute ago), so before its qdel: before H4b, no later cancel
+    // wrote one, and the end its qdel made read as the job's own
     fs.writeFileSync(file, "")
+    fs.utimesSync(file, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000))
     assert.isTrue(await cancel(), "a later cancel writes its marker")
     assert.deepStrictEqual(await Effect.runPromise(Query.readCancelMarker(runner, dir)), { waiting: false })
-    // a cancel still writing it (its qdel not yet run): waited for, and kept
+    // a cancel still writing it (its qdel not yet run), slower than the second of rereads: waited for, and kept. Before
+    // the fix it was removed after that second, this cancel's written, and the slow one's write went to a removed file
     const theirs = '{"at":"2026-12-06T09:00:00.000Z","runs":1,"waiting":true}\n'
     fs.writeFileSync(file, "")
-    const writing = setTimeout(() => fs.writeFileSync(file, theirs), 300)
+    const writing = setTimeout(() => fs.writeFileSync(file, theirs), 1_800)
     assert.isFalse(await cancel(), "the marker being written is kept")
     clearTimeout(writing)
     assert.strictEqual(fs.readFileSync(file, "utf8"), theirs)

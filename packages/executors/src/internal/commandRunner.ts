@@ -28,10 +28,13 @@ export interface CommandRunner {
   readonly writeFile: (file: string, content: string, mode: number) => Effect.Effect<void, Errors.BackendError>
   /**
    * Create `file`, unless it exists (a file already there is never replaced); `false` when it was there. Written under a
-   * temporary name, then linked into place: a reader sees all of it or no file. Where no link can be made (an SFTP server
-   * without `hardlink@openssh.com`, or that denies it; a file system without hard links), created in place instead: made
-   * only if absent (`O_EXCL`), its mode set, its content in one write, then synced. A reader may then see it empty for a
-   * moment (between the create and the write), never in part.
+   * temporary name, then linked into place: a reader sees all of it or no file. Over SFTP without `hardlink@openssh.com`
+   * (a server started with `-P hardlink`), renamed into place where the server is OpenSSH's (it offers
+   * `posix-rename@openssh.com`), whose plain rename of a file is link(2) then unlink(2) and never replaces one. Where
+   * neither can be done (another SFTP server without the hard link, or that denies it; a file system without hard links),
+   * created in place instead: made only if absent (`O_EXCL`), its mode set, its content (at most {@link IN_PLACE_MAX}
+   * bytes, or an error) in one write, then synced. A reader may then see it empty for a moment (between the create and the
+   * write), never in part; one whose write failed is left empty (never removed by name: by then it may be another's).
    */
   readonly createFile: (file: string, content: string, mode: number) => Effect.Effect<boolean, Errors.BackendError>
   /**
@@ -50,6 +53,12 @@ export interface CommandRunner {
 /** A temporary name next to `file`, unique to this call. */
 const tempNameFor = (file: string) => `${file}.${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp`
 
+/**
+ * The most bytes {@link createInPlace} writes: one SFTP write request (ssh2 splits larger ones, about 34,000 bytes, into
+ * several, which a reader could see in part); a cancel marker is about 60.
+ */
+export const IN_PLACE_MAX = 4096
+
 /** The steps of {@link createInPlace} on one file system, each a promise. */
 interface InPlace<H> {
   /** Create `file` with `mode` (exactly, whatever the umask), only if absent (`O_EXCL`): its handle, `undefined` when it was there. */
@@ -58,23 +67,25 @@ interface InPlace<H> {
   readonly write: (handle: H, data: Buffer) => Promise<void>
   readonly sync: (handle: H) => Promise<void>
   readonly close: (handle: H) => Promise<void>
-  readonly remove: (file: string) => Promise<void>
 }
 
 /**
  * `createFile` where a file cannot be linked into place: created only if absent, its mode set before any byte is in it,
- * the content in one write (a reader sees no file, an empty one, or all of it: a write of a few bytes is not seen in
- * part), synced, so that a crash of the machine does not leave it empty either. One whose write fails is removed.
+ * the content (at most {@link IN_PLACE_MAX} bytes) in one write (a reader sees no file, an empty one, or all of it: a write
+ * of a few bytes is not seen in part), synced, so that a crash of the machine does not leave it empty either. One whose
+ * mode or write fails is left as it is (empty): removed by name, it might be another's created since by a cleaner of empty
+ * files (as a cancel's, gridengineQuery.ts), and a reader takes an empty one for a writer that stopped.
  */
 const createInPlace = async <H>(steps: InPlace<H>, file: string, content: string, mode: number): Promise<boolean> => {
+  const data = Buffer.from(content)
+  if (data.length > IN_PLACE_MAX) throw new Error(`${data.length} bytes, over the ${IN_PLACE_MAX} written in place (in one request) where the file cannot be linked into place`)
   const handle = await steps.open(file, mode)
   if (handle === undefined) return false
   try {
-    await steps.write(handle, Buffer.from(content))
+    await steps.write(handle, data)
     await steps.sync(handle)
   } catch (e) {
     await steps.close(handle).catch(() => undefined)
-    await steps.remove(file).catch(() => undefined)
     throw e
   }
   await steps.close(handle)
@@ -97,7 +108,6 @@ const localInPlace: InPlace<fs.FileHandle> = {
       await handle.chmod(mode)
     } catch (e) {
       await handle.close().catch(() => undefined)
-      await fs.rm(file, { force: true })
       throw e
     }
     return handle
@@ -107,8 +117,7 @@ const localInPlace: InPlace<fs.FileHandle> = {
     if (bytesWritten !== data.length) throw new Error(`wrote ${bytesWritten} of ${data.length} bytes`)
   },
   sync: (handle) => handle.sync(),
-  close: (handle) => handle.close(),
-  remove: (file) => fs.rm(file, { force: true })
+  close: (handle) => handle.close()
 }
 
 const failFor = (backend: string) => (operation: string, message: string, retryable = true) =>
@@ -240,6 +249,10 @@ const sftpCalls = (sftp: SFTPWrapper) => ({
   chmod: (file: string, mode: number) => promised<void>((cb) => sftp.chmod(file, mode, (err) => cb(err, undefined))),
   link: (target: string, file: string) => promised<void>((cb) => sftp.ext_openssh_hardlink(target, file, (err) => cb(err, undefined))),
   unlink: (file: string) => promised<void>((cb) => sftp.unlink(file, (err) => cb(err, undefined))),
+  // SSH_FXP_RENAME, not posix-rename@openssh.com (rename(2), which replaces)
+  rename: (from: string, to: string) => promised<void>((cb) => sftp.rename(from, to, (err) => cb(err, undefined))),
+  // the extensions the server announced (ssh2 keeps them, unexported, to check its ext_* calls against)
+  offers: (extension: string) => Object.hasOwn((sftp as unknown as { _extensions?: object })._extensions ?? {}, extension),
   // SSH_FXF_CREAT | SSH_FXF_EXCL: OpenSSH's sftp-server opens with O_EXCL, and answers FAILURE for a file there
   inPlace: {
     open: async (file, mode) => {
@@ -253,7 +266,6 @@ const sftpCalls = (sftp: SFTPWrapper) => ({
         await promised<void>((cb) => sftp.fchmod(handle, mode, (err) => cb(err, undefined)))
       } catch (e) {
         await promised<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))).catch(() => undefined)
-        await promised<void>((cb) => sftp.unlink(file, (err) => cb(err, undefined))).catch(() => undefined)
         throw e
       }
       return handle
@@ -266,8 +278,7 @@ const sftpCalls = (sftp: SFTPWrapper) => ({
       promised<void>((cb) => sftp.ext_openssh_fsync(handle, (err) => cb(err, undefined))).catch((e: unknown) =>
         /does not support/.test(message(e)) || (e as { code?: unknown }).code === 3 ? undefined : Promise.reject(e)
       ),
-    close: (handle) => promised<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))),
-    remove: (file) => promised<void>((cb) => sftp.unlink(file, (err) => cb(err, undefined)))
+    close: (handle) => promised<void>((cb) => sftp.close(handle, (err) => cb(err, undefined)))
   } satisfies InPlace<Buffer>
 })
 
@@ -327,7 +338,12 @@ export const ssh = (options: SshOptions, backend: string): Effect.Effect<Command
           Effect.andThen(call("chmod", `cannot chmod ${file}`, () => sftp.chmod(file, mode)))
         ),
       // OpenSSH's hardlink@openssh.com: link(2), which never replaces a file; its failure says no more than "failure" (or
-      // "permission denied": a server started with `-P hardlink`, or link(2)'s EPERM): with no file there, created in place
+      // "permission denied": link(2)'s EPERM, a file system without links): with no file there, created in place. Not
+      // offered (ssh2 throws "does not support": OpenSSH started with `-P hardlink`), renamed into place where the server
+      // is OpenSSH's (it offers posix-rename@openssh.com): its SSH_FXP_RENAME of a regular file is link(2) then
+      // unlink(2), never a replace, and `-P hardlink` does not refuse it (only where link(2) fails, a file system without
+      // links, does it rename(2) when no file is there, racily: not tried then, as hardlink@openssh.com failed the same
+      // way). Another server's rename may be rename(2), which replaces: not tried
       createFile: (file, content, mode) =>
         Effect.gen(function*() {
           yield* runner.mkdirp(path.posix.dirname(file))
@@ -335,11 +351,17 @@ export const ssh = (options: SshOptions, backend: string): Effect.Effect<Command
           return yield* Effect.gen(function*() {
             yield* call("writeFile", `cannot write ${file}`, () => sftp.writeFile(temp, content, mode))
             yield* call("chmod", `cannot chmod ${file}`, () => sftp.chmod(temp, mode))
-            return yield* call("link", `cannot write ${file}`, () =>
-              sftp.link(temp, file).then(
-                () => true,
-                () => sftp.stat(file).then(() => false, () => createInPlace(sftp.inPlace, file, content, mode))
-              ))
+            const there = () => sftp.stat(file).then(() => true, () => false)
+            return yield* call("link", `cannot write ${file}`, async () => {
+              const linked = await sftp.link(temp, file).then(() => undefined, (e: unknown) => e)
+              if (linked === undefined) return true
+              if (await there()) return false
+              if (/does not support/.test(message(linked)) && sftp.offers("posix-rename@openssh.com")) {
+                if (await sftp.rename(temp, file).then(() => true, () => false)) return true
+                if (await there()) return false
+              }
+              return createInPlace(sftp.inPlace, file, content, mode)
+            })
           }).pipe(Effect.ensuring(Effect.promise(() => sftp.unlink(temp).catch(() => undefined))))
         }),
       readFrom: (file, offset, max) =>

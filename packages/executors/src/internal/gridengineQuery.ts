@@ -146,7 +146,7 @@ export const qacct = (ge: Client, id: string, name: string | undefined) =>
 /**
  * A cancel's marking of the job in `jobDir`: the marker ({@link Script.cancelMarker}) from its exit record (`recorded`) and,
  * for a record that does not say the job runs again, what `look` (qstat, once) lists under its id; written whole
- * (`createFile`: a reader sees none of it, all of it, or, where no hard link can be made, an empty file for a moment) and
+ * (`createFile`: a reader sees none of it, all of it, or, where it is created in place, an empty file for a moment) and
  * never over a marker there. A marker there is an earlier cancel's, which saw the job before
  * this one did: a second cancel, while qstat still lists the job the first one's qdel is ending (`dr`), would otherwise
  * say it saw that end's record, and the end would read as the job's own. Whether this cancel wrote the marker.
@@ -165,18 +165,44 @@ export const markCancelled = <E>(
     // looked at before a marker there is read: see below
     const marker = Script.cancelMarker(recorded, recorded === undefined || Script.runsAgain(recorded) ? undefined : yield* look, name)
     if (marker === undefined) return false
-    if (there) {
+    // an empty one there: created in place (`createFile` where nothing can be linked or renamed into place) by a cancel
+    // that is still to write it (an SFTP round trip away, or stalled), or that stopped, or whose write failed, before its
+    // qdel. Read again until it is whole (that cancel's: kept) or gone, or, still empty, older than STALE_MARKER_SECONDS on the
+    // runner's host: a dead cancel's, which would keep every later cancel's marker out; removed then (only an empty file
+    // that old: never one a live cancel is writing), and this cancel's written. What this cancel saw (its record, its qstat)
+    // it saw before its reads found no marker whole, so before any qdel of a cancel whose marker was whole (each such qdel
+    // comes after its marker's write): not the end such a qdel made (JT's second cancel)
+    for (let waited = 0; there; waited++) {
       if ((yield* readCancelMarker(runner, jobDir)) !== undefined) return false
-      // still empty after a second: created in place (`createFile` without hard links) by a cancel that stopped before its
-      // write, and so before its qdel; it would keep every later cancel's marker out. Removed if still empty, and this
-      // cancel's written. What this cancel saw (its record, its qstat) it saw before its last read found no marker whole,
-      // so before any other cancel's qdel (each comes after its marker is whole): not the end such a qdel made (JT's
-      // second cancel)
-      const removed = yield* runner.exec("sh", ["-c", '[ -s "$1" ] || rm -f -- "$1"', "sh", file])
-      if (removed.code !== 0) return yield* Effect.fail(fail("rm", `cannot remove the empty marker ${file}: ${removed.stderr.trim()}`, false))
+      const removal = yield* runner.exec("sh", ["-c", STALE_REMOVAL, "sh", file])
+      if (removal.code === 0) break
+      // not empty (written since the read, or an earlier TREX's cut short): kept
+      if (removal.code === 3) return false
+      if (removal.code !== 4) return yield* Effect.fail(fail("rm", `cannot remove the empty marker ${file}: ${removal.stderr.trim()}`, false))
+      // empty and young (its writer may be alive): read again; past the wait (a clock far off?), an earlier cancel's, kept
+      if (waited >= STALE_WAITS) return false
     }
     return yield* runner.createFile(file, Script.renderCancelMarker(marker, at), 0o644)
   })
+
+/**
+ * How old (its mtime, on the runner's host) an empty marker must be to be a dead cancel's: a live cancel writes it within
+ * a round trip of its create. Each wait for it to age is a read of a second ({@link readCancelMarker}) and a look.
+ */
+const STALE_MARKER_SECONDS = 10
+const STALE_WAITS = 15
+/**
+ * Removes `$1` only if it is an empty regular file last modified over STALE_MARKER_SECONDS ago (GNU find: a
+ * fraction of a minute; another find fails, and the cancel warns it wrote no marker):
+ * exit 0 when it is gone (removed, or not there), 3 when it is not empty, 4 when it is empty and younger (kept).
+ */
+const STALE_REMOVAL = [
+  '[ -e "$1" ] || exit 0',
+  '[ -s "$1" ] && exit 3',
+  `find "$1" -maxdepth 0 -type f -empty -mmin +${(STALE_MARKER_SECONDS / 60).toFixed(3)} -delete || { [ -e "$1" ] && exit 1; }`,
+  '[ -e "$1" ] && exit 4',
+  "exit 0"
+].join("\n")
 
 /** How often, and how far apart, a marker not yet written whole is read again. */
 const MARKER_READS = 5
