@@ -34,7 +34,7 @@ const startGridEngine = Effect.sync(() => {
 })
 /** The qmaster stopped (an outage, a restart) by its pid file; `startGridEngine` brings it back. */
 const stopQmaster = Effect.sync(() => {
-  execFileSync("bash", ["-c", "f=/var/spool/gridengine/qmaster/qmaster.pid; p=$(cat $f); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done"], { timeout: 60_000 })
+  execFileSync("bash", ["-c", `. ${script("lib.sh")}; f=/var/spool/gridengine/qmaster/qmaster.pid; p=$(cat $f); kill $p; while running $p; do sleep 0.1; done`], { timeout: 60_000 })
 })
 
 // sgeRoot: the test process's environment may lack SGE_ROOT, as a login shell over SSH often does
@@ -667,7 +667,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
  */
 const restartGridEngine = Effect.andThen(
   Effect.sync(() => {
-    execFileSync("bash", ["-c", "/usr/lib/gridengine/sge_qmaster; f=/var/spool/gridengine/execd/localhost/execd.pid; p=$(cat $f); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done"], { env: sgeEnv, timeout: 60_000 })
+    execFileSync("bash", ["-c", `. ${script("lib.sh")}; /usr/lib/gridengine/sge_qmaster; f=/var/spool/gridengine/execd/localhost/execd.pid; p=$(cat $f); kill $p; while running $p; do sleep 0.1; done`], { env: sgeEnv, timeout: 60_000 })
   }),
   startGridEngine
 )
@@ -680,7 +680,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
       const ref = yield* backend.submit(spec("execd-dead", `echo started; sleep 2; ${RESULT}; exit 3`, { resources: { gpus: 1, cpus: 1 } }))
       yield* eventually("the job runs", () => qstatState(ref.id) === "r", 30)
       // a host that crashed: its execd never reports the job's end
-      execFileSync("bash", ["-c", "p=$(cat /var/spool/gridengine/execd/localhost/execd.pid); kill -9 $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done"])
+      execFileSync("bash", ["-c", `. ${script("lib.sh")}; p=$(cat /var/spool/gridengine/execd/localhost/execd.pid); kill -9 $p; while running $p; do sleep 0.1; done`])
       // before the fix, the watch followed a job listed running until the execd came back (here: never, the test timed out)
       const exit = yield* Backend.awaitExit(backend, ref)
       assert.strictEqual(exit.outcome, "Failed")
