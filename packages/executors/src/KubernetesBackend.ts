@@ -921,9 +921,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return Effect.void
           }
           // (the wrapper starts its TERM and end marks with a newline too)
-          if (line === markers.term || (markers.end !== undefined && line === markers.end)) {
+          const marker = K.markerLine(line, markers)
+          if (marker !== undefined) {
             heldEmpty = false
-            if (line === markers.term) termSeen = true
+            if (marker === "term") termSeen = true
             else endSeen = true
             return Effect.void
           }

@@ -370,6 +370,12 @@ describe("k8s manifests", () => {
     assert.strictEqual(K.logStampNanos(c), 1796464801500000000n)
     assert.strictEqual(read(new K.StampedLog(), "no stamp here\nnone\n\n", true), "no stamp here\nnone\n\n", "a log without timestamps comes as it is")
     assert.strictEqual(K.withoutInnerStamps(`QUJD${a} REVG`), "QUJDREVG", "a marker the runtime split in partial messages")
+    // the wrapper's TERM and end lines, split by a runtime at a read of its pipe: still the marks
+    const marks = K.markersOf({ metadata: { annotations: { [K.MARKER_ANNOTATION]: "0123456789abcdef" } } })
+    assert.deepStrictEqual(
+      [`TREX_TE${a} RM 0123456789abcdef`, `TREX_END 01234${b} 56789abcdef`, "TREX_END 0123456789abcdef", "TREX_TERM", `TREX_TE${a} RM`].map((l) => K.markerLine(l, marks)),
+      ["term", "end", "end", undefined, undefined]
+    )
   })
 
   it("makes valid label values and DNS-1123 names from any run or node id", () => {
@@ -632,6 +638,16 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
     Effect.gen(function*() {
       const { exits } = yield* exitsAsDeleted("fails-as-deleted", "sleep 1; echo ran; exit 3")
       for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode, exit.result], ["Failed", "Crash", 3, undefined], exit.message)
+    }).pipe(Effect.scoped))
+
+  it.effect("the wrapper's end line split by the runtime at a read of its pipe (a timestamp inside it) is still its mark, not a log line", () =>
+    Effect.gen(function*() {
+      // 56 characters of output and the wrapper's newline: a read of 64 ends 7 characters into `TREX_END <mark>`
+      const fake = yield* fakeWith({ pipeReadChars: 64 })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const events = yield* collect(backend, yield* backend.submit(spec("split-end", `echo ${"x".repeat(55)}`)))
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["x".repeat(55)])
+      assert.strictEqual(exitOf(events).outcome, "Succeeded")
     }).pipe(Effect.scoped))
 
   it.effect("a job's own output line TREX_TERM is its output: shown, and not taken for the wrapper's mark of a SIGTERM", () =>
