@@ -58,7 +58,9 @@ export interface Config {
   readonly jobDir?: string
   /**
    * How long a finished Job stays for `list` and reattaching before the TTL controller deletes it (default 1 h); a job's
-   * tombstone and end record stay as long once written (at least an hour and `apiWaitMs`), then a submit removes them.
+   * end record stays as long once written (at least an hour and `apiWaitMs`), its tombstone at least a week, then a
+   * submit removes them. A run resumed later than this after a stop reads a job that ended meanwhile failed, not run
+   * again: set it above the longest time a run may stay stopped.
    */
   readonly ttlSecondsAfterFinished?: number
   /** Jobs TREX may run at once (default: the allocatable CPUs of the matching nodes). */
@@ -234,8 +236,15 @@ const tombstone = (job: string) => `${job}-cancelled`
 const endedRecord = (job: string) => `${job}-ended`
 /** The longest result (base64) an end record keeps: a ConfigMap holds at most 1 MiB. */
 const ENDED_RESULT_MAX = 512 * 1024
-/** The shortest time a job's tombstone or end record is kept once written (see `sweepRecords`). */
+/** The shortest time a job's end record is kept once written (see `sweepRecords`). */
 const RECORD_KEEP_MIN_MS = 3_600_000
+/**
+ * The shortest time a tombstone is kept once written (a few bytes each): a run stopped overnight or over a weekend
+ * before it journaled a cancel's (or a withdrawal's) end still reads it `Cancelled` (or why it was taken back) when
+ * resumed. Also the keep of a record written before records said theirs (`KEEP_ANNOTATION`): the refs of that version
+ * have no `submittedAt`, so a gone Job of theirs with no record reads lost and is run again.
+ */
+const TOMBSTONE_KEEP_MIN_MS = 7 * 24 * 3_600_000
 /** The annotation of a tombstone or end record that says how long its writer keeps it (ms; see `recordKeepMs`). */
 const KEEP_ANNOTATION = "trex.dev/keep-ms"
 /** How often one backend instance looks for tombstones and end records to remove (see `sweepRecords`). */
@@ -515,11 +524,19 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
    */
   const recordKeepMs = Math.max((config.ttlSecondsAfterFinished ?? 3600) * 1000, apiWaitMs, RECORD_KEEP_MIN_MS)
   /**
+   * How long a tombstone, or a record that does not say its keep, is kept: a week at least (`TOMBSTONE_KEEP_MIN_MS`). End
+   * records keep `recordKeepMs`: each may hold 512 KiB of result, and the own end it stands for is kept no longer as a
+   * Job (its TTL), the common case, so one knob (`ttlSecondsAfterFinished`) says how long any own end is known.
+   */
+  const tombstoneKeepMs = Math.max(recordKeepMs, TOMBSTONE_KEEP_MIN_MS)
+  /**
    * A job submitted longer ago than records are kept (`ref.data.submittedAt`, by the submitting controller's clock): a
    * Job of it that is gone with no tombstone or end record may have ended and had them removed (`sweepRecords`), so it
-   * is not taken for a job lost before it ran (which a run retries).
+   * is not taken for a job lost before it ran (which a run retries). Not one submitted while the API server did not
+   * answer (`queued`): its Job may never have been made (its controller stopped before the server answered).
    */
-  const recordsMayBeGone = (ref: ExperimentNode.JobRef) => typeof ref.data.submittedAt === "number" && Date.now() - ref.data.submittedAt > recordKeepMs
+  const recordsMayBeGone = (ref: ExperimentNode.JobRef) =>
+    typeof ref.data.submittedAt === "number" && Date.now() - ref.data.submittedAt > recordKeepMs && ref.data.queued !== true
   /**
    * The Job names the namespace's tombstones and end records hold (`K.TOMBSTONE_LABEL`, every run's), from one list per
    * `NAMES_EVERY_MS` (the newest submit's), with those this instance wrote since; `undefined` before the first list, or
@@ -556,7 +573,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
       )
   /**
    * Remove the namespace's tombstones and end records (of every run) that nothing can need any more, from the list of
-   * held names (`listHeld`): older than their writer keeps them (`KEEP_ANNOTATION`, else `recordKeepMs`; by their
+   * held names (`listHeld`): older than their writer keeps them (`KEEP_ANNOTATION`, else `tombstoneKeepMs`; by their
    * `creationTimestamp`) and whose Job is gone (a tombstone
    * of a Job that is still there, left by a controller stopped before its delete, is kept until it goes). Each is deleted
    * as listed (a precondition on its uid and resourceVersion). At most once per `SWEEP_EVERY_MS` per instance, as a
@@ -567,11 +584,12 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
     Effect.gen(function*() {
       if (sweepRefused || Date.now() - sweptAt < SWEEP_EVERY_MS) return
       sweptAt = Date.now()
-      // (each as long as its writer keeps it, whose settings may be longer than this one's; one without: as this one)
+      // (each as long as its writer keeps it, whose settings may be longer than this one's; one written before records
+      // said it: as a tombstone, a week at least, since that version's refs have no `submittedAt` and read lost)
       const old = items.filter((c) => {
         const at = c.metadata?.creationTimestamp
         const keep = Number(c.metadata?.annotations?.[KEEP_ANNOTATION])
-        return at !== undefined && Date.now() - new Date(at).getTime() > (Number.isFinite(keep) && keep > 0 ? keep : recordKeepMs) &&
+        return at !== undefined && Date.now() - new Date(at).getTime() > (Number.isFinite(keep) && keep > 0 ? keep : tombstoneKeepMs) &&
           c.metadata?.labels?.[K.TOMBSTONE_LABEL] !== undefined
       })
       for (const record of old) {
@@ -921,9 +939,10 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
             return Effect.void
           }
           // (the wrapper starts its TERM and end marks with a newline too)
-          if (line === markers.term || (markers.end !== undefined && line === markers.end)) {
+          const marker = K.markerLine(line, markers)
+          if (marker !== undefined) {
             heldEmpty = false
-            if (line === markers.term) termSeen = true
+            if (marker === "term") termSeen = true
             else endSeen = true
             return Effect.void
           }
@@ -1174,7 +1193,8 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
                   failureKind: "Infra",
                   retryable: false,
                   message: `Job ${namespace}/${name} no longer exists, and was submitted more than ${Math.round(recordKeepMs / 1000)} s ago ` +
-                    `(its Job, tombstone or end record are kept that long once it ended): its end is not known, and it is not run again`,
+                    `(its Job and end record are kept that long once it ended): its end is not known, and it is not run again; ` +
+                    `to keep ends for a run resumed later, raise ttlSecondsAfterFinished (backend.k8s) above the longest time a run may stay stopped`,
                   wallSeconds: 0,
                   gpuSeconds: 0
                 }
@@ -1681,7 +1701,7 @@ export const make = Effect.fn("KubernetesBackend.make")(function*(config: Config
           metadata: {
             name,
             labels: { [K.TOMBSTONE_LABEL]: ref.id, ...(typeof run === "string" ? { [K.RUN_LABEL]: run } : {}) },
-            annotations: { [KEEP_ANNOTATION]: String(recordKeepMs), ...(labels !== undefined ? { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } : {}) }
+            annotations: { [KEEP_ANNOTATION]: String(name === tombstone(ref.id) ? tombstoneKeepMs : recordKeepMs), ...(labels !== undefined ? { [K.RUN_LABEL]: labels.run, [K.NODE_LABEL]: labels.node } : {}) }
           },
           data
         }

@@ -370,6 +370,12 @@ describe("k8s manifests", () => {
     assert.strictEqual(K.logStampNanos(c), 1796464801500000000n)
     assert.strictEqual(read(new K.StampedLog(), "no stamp here\nnone\n\n", true), "no stamp here\nnone\n\n", "a log without timestamps comes as it is")
     assert.strictEqual(K.withoutInnerStamps(`QUJD${a} REVG`), "QUJDREVG", "a marker the runtime split in partial messages")
+    // the wrapper's TERM and end lines, split by a runtime at a read of its pipe: still the marks
+    const marks = K.markersOf({ metadata: { annotations: { [K.MARKER_ANNOTATION]: "0123456789abcdef" } } })
+    assert.deepStrictEqual(
+      [`TREX_TE${a} RM 0123456789abcdef`, `TREX_END 01234${b} 56789abcdef`, "TREX_END 0123456789abcdef", "TREX_TERM", `TREX_TE${a} RM`].map((l) => K.markerLine(l, marks)),
+      ["term", "end", "end", undefined, undefined]
+    )
   })
 
   it("makes valid label values and DNS-1123 names from any run or node id", () => {
@@ -512,6 +518,8 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       const ref = yield* backend.submit(spec("too-big", "sleep 60", { env: { S: Redacted.make("x") }, resources: { gpus: 3, cpus: 1 } }))
       const events = yield* pendingThenCancel(backend, ref, (r) => r === "Unschedulable")
       assert.strictEqual(exitOf(events).outcome, "Cancelled")
+      // its tombstone is kept a week at least (a run stopped over a weekend before it journaled the cancel reads it)
+      assert.strictEqual(fake.get("configmaps", "trex", `${ref.id}-cancelled`)?.metadata.annotations?.["trex.dev/keep-ms"], String(7 * 24 * 3_600_000))
       assert.isTrue(fake.requests.some((r) => r.startsWith(`DELETE /apis/batch/v1/namespaces/trex/jobs/${ref.id}`) && r.includes("propagationPolicy=Foreground")))
       yield* eventually("the ConfigMap and the Secret are collected with the Job", () =>
         fake.get("configmaps", "trex", ref.id) === undefined && fake.get("secrets", "trex", ref.id) === undefined)
@@ -634,6 +642,16 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
       for (const exit of exits) assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.exitCode, exit.result], ["Failed", "Crash", 3, undefined], exit.message)
     }).pipe(Effect.scoped))
 
+  it.effect("the wrapper's end line split by the runtime at a read of its pipe (a timestamp inside it) is still its mark, not a log line", () =>
+    Effect.gen(function*() {
+      // 56 characters of output and the wrapper's newline: a read of 64 ends 7 characters into `TREX_END <mark>`
+      const fake = yield* fakeWith({ pipeReadChars: 64 })
+      const backend = yield* KubernetesBackend.make(config(fake))
+      const events = yield* collect(backend, yield* backend.submit(spec("split-end", `echo ${"x".repeat(55)}`)))
+      assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Log" ? [e.line] : [])), ["x".repeat(55)])
+      assert.strictEqual(exitOf(events).outcome, "Succeeded")
+    }).pipe(Effect.scoped))
+
   it.effect("a job's own output line TREX_TERM is its output: shown, and not taken for the wrapper's mark of a SIGTERM", () =>
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
@@ -752,8 +770,8 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
 
   it.effect("tombstones and end records older than their keep, their Jobs gone, are removed as a submit begins (a young one, or one whose Job is there, is kept); a resume after the removal reads the job failed, not to be run again", () =>
     Effect.gen(function*() {
-      // the stand-in's clock two hours behind while the old ones are written (their creationTimestamp), then on time
-      let behind = 2 * 3_600_000
+      // the stand-in's clock eight days, then two hours, behind while the old ones are written (their creationTimestamp), then on time
+      let behind = 8 * 24 * 3_600_000
       const fake = yield* fakeWith({ clock: () => Date.now() - behind })
       const core = fake.kubeConfig().makeApiClient(CoreV1Api)
       const record = (job: string, kind: "ended" | "cancelled", keepMs?: number) =>
@@ -764,7 +782,7 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
               metadata: {
                 name: `${job}-${kind}`,
                 labels: { [K.TOMBSTONE_LABEL]: job, [K.RUN_LABEL]: K.labelValue("k8s-run/1") },
-                // (written by a controller that keeps its records longer than this one)
+                // (written by a controller that keeps its records longer than this one, or by this one; none: before records said it)
                 ...(keepMs !== undefined ? { annotations: { "trex.dev/keep-ms": String(keepMs) } } : {})
               },
               data: kind === "cancelled"
@@ -772,30 +790,46 @@ layer(TestLayer, { timeout: 120_000, excludeTestServices: true })("KubernetesBac
                 : { exit: JSON.stringify({ outcome: "Succeeded", exitCode: 0, message: "job completed", wallSeconds: 1, gpuSeconds: 0 }), result: Buffer.from(JSON.stringify({ metrics: {}, primary: 7 })).toString("base64") }
             }
           }))
-      // a Job still there (running) whose tombstone a controller stopped before its delete left, two hours ago
+      // a Job still there (running) whose tombstone a controller stopped before its delete left, eight days ago
       const running = yield* (yield* KubernetesBackend.make(config(fake))).submit(spec("sweep-running", "sleep 30"))
       yield* record(running.id, "cancelled")
-      yield* record("trex-sweep-old-aaaaa", "ended")
+      // a tombstone goes after a week at least
       yield* record("trex-sweep-old-bbbbb", "cancelled")
+      behind = 2 * 3_600_000
+      yield* record("trex-sweep-old-aaaaa", "ended", 3_600_000)
       yield* record("trex-sweep-kept-ddddd", "cancelled", 3 * 3_600_000)
+      // written before records said their keep (by a version whose refs have no submittedAt): kept a week too
+      yield* record("trex-sweep-prior-eeeee", "ended")
       behind = 0
       yield* record("trex-sweep-young-ccccc", "ended")
       const fresh = yield* KubernetesBackend.make(config(fake))
       yield* fresh.submit(spec("sweeper", done))
       const left = fake.list("configmaps", "trex").filter((c) => c.metadata.labels?.[K.TOMBSTONE_LABEL] !== undefined).map((c) => c.metadata.name).sort()
-      assert.deepStrictEqual(left, ["trex-sweep-kept-ddddd-cancelled", `${running.id}-cancelled`, "trex-sweep-young-ccccc-ended"])
+      assert.deepStrictEqual(left, ["trex-sweep-kept-ddddd-cancelled", "trex-sweep-prior-eeeee-ended", `${running.id}-cancelled`, "trex-sweep-young-ccccc-ended"])
       // a resumed run (a fresh backend) that had not read the removed record's job: Failed, not to be run again
       const ref = (id: string) => ({ backend: "kubernetes", id, data: { namespace: "trex", gpus: 0, run: K.labelValue("k8s-run/1"), submittedAt: Date.now() - 3 * 3_600_000 } })
       const resumed = yield* KubernetesBackend.make(config(fake))
       const gone = yield* Backend.awaitExit(resumed, ref("trex-sweep-old-aaaaa"))
       assert.deepStrictEqual([gone.outcome, gone.failureKind, gone.retryable], ["Failed", "Infra", false], gone.message)
-      assert.include(gone.message, "it is not run again")
+      assert.include(gone.message, "it is not run again; to keep ends for a run resumed later, raise ttlSecondsAfterFinished")
       assert.isUndefined(fake.get("jobs", "trex", "trex-sweep-old-aaaaa"), "no Job made for it")
       // the young record's job still reads its own end
       const young = yield* Backend.awaitExit(resumed, ref("trex-sweep-young-ccccc"))
       assert.deepStrictEqual([young.outcome, young.result], ["Succeeded", { metrics: {}, primary: 7 }], young.message)
+      // and so does the job of the record written before records said their keep, by a ref of that version (no submittedAt)
+      const prior = yield* Backend.awaitExit(resumed, { backend: "kubernetes", id: "trex-sweep-prior-eeeee", data: { namespace: "trex", gpus: 0, run: K.labelValue("k8s-run/1") } })
+      assert.deepStrictEqual([prior.outcome, prior.result], ["Succeeded", { metrics: {}, primary: 7 }], prior.message)
       yield* resumed.cancel(running)
     }).pipe(Effect.scoped))
+
+  it.effect("a job submitted while the API server did not answer, its controller stopped before it made the Job, reads lost and is run again when resumed after records' keep (it never existed)", () =>
+    Effect.gen(function*() {
+      const resumed = yield* KubernetesBackend.make(config(yield* FakeApi))
+      const ref = { backend: "kubernetes", id: "trex-queued-aaaaa", data: { namespace: "trex", gpus: 0, run: K.labelValue("k8s-run/1"), submittedAt: Date.now() - 2 * 3_600_000, queued: true } }
+      const exit = yield* Backend.awaitExit(resumed, ref)
+      assert.deepStrictEqual([exit.outcome, exit.failureKind, exit.retryable], ["Failed", "Infra", undefined], exit.message)
+      assert.include(exit.message, "it may never have been created")
+    }))
 
   it.effect("submits list the names records hold once, not once each, and the ends of jobs submitted and not cancelled here ask for no tombstone", () =>
     Effect.gen(function*() {

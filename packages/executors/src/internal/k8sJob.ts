@@ -46,6 +46,17 @@ export const markersOf = (job: { readonly metadata?: { readonly annotations?: { 
   const mark = job?.metadata?.annotations?.[MARKER_ANNOTATION]
   return mark !== undefined && /^[0-9a-f]{8,64}$/.test(mark) ? { term: `${TERM_MARKER} ${mark}`, end: `${END_MARKER} ${mark}` } : { term: TERM_MARKER, end: undefined }
 }
+/**
+ * Which of the wrapper's marker lines (`markersOf`) a log line is, if one: as it is, or with the kubelet's timestamps
+ * inside it taken off (`withoutInnerStamps`: a runtime that writes what one read of the container's pipe gave as a
+ * partial message, CRI-O's conmon does, may split even a short line, and the kubelet then puts the next piece's
+ * timestamp inside it). A job's own line with a timestamp inside cannot be taken for one: it would hold the Job's mark.
+ */
+export const markerLine = (line: string, markers: { readonly term: string; readonly end: string | undefined }): "term" | "end" | undefined => {
+  // (only a short line that starts as a marker does is looked at again: no regex over every line of a long log)
+  const whole = line === markers.term || line === markers.end || line.length > 256 || !line.startsWith("T") ? line : withoutInnerStamps(line)
+  return whole === markers.term ? "term" : markers.end !== undefined && whole === markers.end ? "end" : undefined
+}
 export const CONTAINER = "job"
 
 /**
@@ -963,7 +974,8 @@ const INNER_STAMP = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\
 /**
  * The result marker's base64 without the kubelet's timestamps inside it: a marker longer than the
  * runtime's partial message (containerd's 16 KiB) comes in pieces, each after its own timestamp, and
- * base64 has no space or colon, so a timestamp in it is never its own.
+ * base64 has no space or colon, so a timestamp in it is never its own (nor in a TERM or end line:
+ * a word and hex digits; see `markerLine`).
  */
 export const withoutInnerStamps = (base64: string): string => base64.replace(INNER_STAMP, "")
 

@@ -4,7 +4,8 @@
 // Secrets and Pods, label and field selectors, watch streams (`?watch=true`, newline-delimited JSON events,
 // replay from `resourceVersion`; `watchError` ends them with an in-stream ERROR event), pod logs (`follow`, `timestamps`,
 // `sinceTime` in whole seconds, as the kubelet serves them: the current log file alone, which it rotates past
-// `containerLogMaxBytes`, 10 MiB by default; a line longer than 16 KiB in partial messages, each with its timestamp;
+// `containerLogMaxBytes`, 10 MiB by default; a line longer than 16 KiB in partial messages, each with its timestamp, or cut
+// at each `pipeReadChars` of output as a runtime that writes what each read of the pipe gave does;
 // `endLogs` ends followed ones cleanly, as a kubelet restart does), nodes, the eviction API (a `DisruptionTarget`, then
 // the pod's deletion), and JSON patches of an object's labels and annotations. It also plays the controllers:
 // - job controller (as Kubernetes 1.31 and later): one Pod per attempt (`backoffLimit`); a pod deleted before it
@@ -139,6 +140,13 @@ export interface FakeKubeOptions {
    * request then serves the new file alone (a followed log goes on into it).
    */
   readonly containerLogMaxBytes?: number
+  /**
+   * A runtime that writes what one read of a container's pipe gave as a log message, a partial one when it does not end
+   * a line (CRI-O's conmon, whose reads take up to 8 KiB): here as if every read were full, the output backed up in the
+   * pipe, so a line is cut at each multiple of this many characters of the container's output. Default: none (a line is
+   * cut only past 16 KiB, as containerd does).
+   */
+  readonly pipeReadChars?: number
   /**
    * The API server's clock (epoch ms; default `Date.now`), which stamps what it and its controllers write: objects'
    * `creationTimestamp`s, conditions' `lastTransitionTime`s, Events' times, containers' `startedAt` and `finishedAt`,
@@ -342,6 +350,8 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     file: Array<LogEntry>
     fileBytes: number
     pending: string
+    /** How many characters of output came before the newest piece (see `pipeReadChars`). */
+    streamed: number
     listeners: Set<(e: ReadonlyArray<LogEntry> | null) => void>
     memTimer?: NodeJS.Timeout
   }>()
@@ -531,7 +541,7 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     for (const k of Object.keys(env)) env[k] = rewrite(env[k]!)
     const argv = [...(c.command ?? []), ...(c.args ?? [])].map(rewrite)
     const child = spawn(argv[0]!, argv.slice(1), { cwd: c.workingDir !== undefined ? rewrite(c.workingDir) : podRoot, env, detached: true, stdio: ["ignore", "pipe", "pipe"] })
-    const proc = { child, oom: false, file: [], fileBytes: 0, pending: "", listeners: new Set() } as NonNullable<ReturnType<typeof procs.get>>
+    const proc = { child, oom: false, file: [], fileBytes: 0, pending: "", streamed: 0, listeners: new Set() } as NonNullable<ReturnType<typeof procs.get>>
     procs.set(pod.metadata.uid!, proc)
     // as the runtime writes a container's log (CRI): a message per line, a line longer than 16 KiB in partial
     // messages, each with its timestamp (here one for what came at once); the kubelet rotates the file once it is
@@ -549,12 +559,20 @@ export const start = async (options: FakeKubeOptions = {}): Promise<FakeKubeApi>
     }
     const onData = (d: Buffer) => {
       const at = nowNanos()
-      const text = proc.pending + d.toString("utf8")
+      const piece = d.toString("utf8")
+      const text = proc.pending + piece
+      // (where `text` begins in the container's output)
+      const from = proc.streamed - proc.pending.length
+      proc.streamed += piece.length
       const entries: Array<LogEntry> = []
       let i = 0
       while (true) {
         const nl = text.indexOf("\n", i)
-        const end = nl >= 0 && nl - i < PARTIAL ? nl + 1 : text.length - i > PARTIAL ? i + PARTIAL : -1
+        let end = nl >= 0 && nl - i < PARTIAL ? nl + 1 : text.length - i > PARTIAL ? i + PARTIAL : -1
+        if (options.pipeReadChars !== undefined) {
+          const read = (Math.floor((from + i) / options.pipeReadChars) + 1) * options.pipeReadChars - from
+          if (read <= text.length && (end < 0 || read < end)) end = read
+        }
         if (end < 0) break
         entries.push({ at, text: text.slice(i, end) })
         i = end
