@@ -711,7 +711,7 @@ const listCommand = Command.make(
       const runs = yield* Runs.list(folder)
       yield* out(json ? JSON.stringify(runs, null, 2) : Runs.toText(folder, runs))
     })
-).pipe(Command.withDescription("list the runs in a folder of runs (default trex-runs): each one's task, state, trials, best score and settings (backend/researcher/policy)"))
+).pipe(Command.withDescription("list the runs in a folder of runs (default trex-runs): each one's task, base model, state, trials, best score and settings (backend/researcher/policy)"))
 
 const reportCommand = Command.make(
   "report",

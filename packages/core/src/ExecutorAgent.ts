@@ -46,6 +46,7 @@ export interface ExecutionRequest {
    * on every attempt until one has reported a `Submitted`: an attempt that failed before it
    * (the backend could not list its jobs: a host or its controller unreachable) has not looked,
    * so the retry looks again rather than submit a second copy beside the one it could not see.
+   * Also set on the retry after a reattached `job` failed retryably (lost): see `onRecord`.
    */
   readonly reconcile?: boolean
   /**
