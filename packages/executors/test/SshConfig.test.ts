@@ -572,6 +572,57 @@ describe("SshBackend with ~/.ssh/config", () => {
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
     })))
 
+  it.live("ProxyJump: the host's connection dropping while the connection is in use ends every client; a jump host's late close forgets no newer connection", () =>
+    Effect.promise(async () => {
+      const hostKey = Fs.readFileSync(host.knownHostsPath, "utf8").split("\n").find((l) => l.startsWith(`[${host.host}]:${host.port} `))!
+      const home = homeWith(
+        [
+          "Host trex-jump",
+          `  HostName ${host.host}`,
+          "Host trex-target",
+          "  HostName localhost",
+          "  ProxyJump trex-jump",
+          "Host *",
+          `  Port ${host.port}`,
+          `  User ${user}`,
+          `  IdentityFile ${host.privateKeyPath}`,
+          "  UserKnownHostsFile ~/.ssh/known",
+          "  GlobalKnownHostsFile none",
+          ""
+        ].join("\n"),
+        { known: `[localhost]:${host.port} ${hostKey.split(" ").slice(1, 3).join(" ")}\n${hostKey}\n` }
+      )
+      /** This process's TCP connections to the sshd (its jump host's: the host's go from the jump host's sshd), by local port. */
+      const ours = () =>
+        execFileSync("ss", ["-tnpH", "state", "established", `( dport = :${host.port} )`], { encoding: "utf8" }).split("\n")
+          .filter((l) => l.includes(`pid=${process.pid},`)).map((l) => l.trim().split(/\s+/)[2]!)
+      const before = new Set(ours())
+      const p = prepare({ host: "trex-target" }, await Clients.ssh2(), {}, { home, user })
+      if (!("ok" in p)) return assert.fail(p.refusal)
+      const c = new Connection(p.ok)
+      assert.strictEqual((await c.exec("echo up")).stdout, "up\n")
+      // the host's sshd session goes (as a host dropping the connection) while polls keep asking, every 2 ms, until
+      // one gets through again on a new connection, and a while after
+      // (the kill's own command never ends: not waited for)
+      c.exec("kill -9 $PPID").catch(() => undefined)
+      const pending: Array<Promise<unknown>> = []
+      let back = 0
+      for (let i = 0; i < 1000 && back < 30; i++) {
+        pending.push(c.exec("true").then(() => back++, () => undefined))
+        await new Promise((r) => setTimeout(r, 2))
+      }
+      await Promise.all(pending)
+      c.close()
+      // every connection this one made is gone (waited for: a client ends a round trip after close())
+      let left = ours().filter((port) => !before.has(port))
+      for (let i = 0; i < 100 && left.length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 20))
+        left = ours().filter((port) => !before.has(port))
+      }
+      assert.isAbove(back, 0)
+      assert.deepStrictEqual(left, [])
+    }))
+
   it.live("a fully explicit host is not refused over an IdentityFile or UserKnownHostsFile it overrides; %C is the hash OpenSSH uses", () =>
     Effect.gen(function*() {
       yield* sshdUp

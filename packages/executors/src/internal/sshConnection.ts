@@ -435,33 +435,48 @@ export class Connection {
     this.label = labelOf(config)
   }
 
-  private async connect(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
+  /**
+   * One attempt: `lost` forgets it (and only it) when one of its clients fails or closes, for a late event (a jump host's
+   * connection closing a round trip after the host's, once a new attempt has begun) must not drop the new attempt,
+   * which would then never be ended.
+   */
+  private async connect(lost: () => void): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
     const ssh2 = await Clients.ssh2()
     const opened: Array<Client> = []
-    const client = await open(ssh2, this.config, this.label, opened, () => {
-      this.client = undefined
-    }).catch((e: unknown) => {
-      this.client = undefined
+    const endAll = () => {
       for (const c of opened) c.end()
+    }
+    const client = await open(ssh2, this.config, this.label, opened, lost).catch((e: unknown) => {
+      lost()
+      endAll()
       throw e
     })
     // the jump hosts' connections go with the host's
     client.on("close", () => {
-      this.client = undefined
-      for (const c of opened) c.end()
+      lost()
+      endAll()
     })
     return new Promise((resolve, reject) =>
-      client.sftp((err, sftp) => (err ? reject(new SshFailure(`${this.label}: SFTP: ${err.message}`, true)) : resolve({ client, sftp })))
+      client.sftp((err, sftp) => {
+        if (!err) return resolve({ client, sftp })
+        // the host's client (and with it its jump hosts') is ended, not left logged in
+        lost()
+        endAll()
+        reject(new SshFailure(`${this.label}: SFTP: ${err.message}`, true))
+      })
     )
   }
 
   private get(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
     if (this.client === undefined) {
-      const attempt = this.connect()
+      const token: { attempt?: Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> } = {}
+      const forget = () => {
+        if (token.attempt !== undefined && this.client === token.attempt) this.client = undefined
+      }
+      const attempt = this.connect(forget)
+      token.attempt = attempt
       this.client = attempt
-      attempt.catch(() => {
-        if (this.client === attempt) this.client = undefined
-      })
+      attempt.catch(forget)
     }
     return this.client
   }
