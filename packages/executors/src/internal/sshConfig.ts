@@ -33,7 +33,7 @@ export const USER_CONFIG = "~/.ssh/config"
 
 /** OpenSSH's default key files, tried in this order when no `IdentityFile` is given. */
 export const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
-/** OpenSSH's default known hosts of the user. */
+/** OpenSSH's default known hosts of the user (then this name with `2` appended, as OpenSSH 9.2 reads both). */
 export const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 /** Where OpenSSH would refuse the configuration: the message names the file and line, and the fix. */
@@ -47,7 +47,7 @@ export class SshConfigError extends Error {
   }
 }
 
-/** The system's known hosts (OpenSSH's `GlobalKnownHostsFile`), read after the user's. */
+/** The system's known hosts (OpenSSH's `GlobalKnownHostsFile`), read after the user's (then this name with `2` appended). */
 export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 /** One line of a configuration file: its keyword in lower case, its arguments (quotes taken off). */
@@ -483,16 +483,25 @@ export const settingsFor = (
  * What a connection to `host` (the name given) uses, for the SSH backend's hosts and the Docker backend's `ssh://`
  * engines alike: what is given, else the file's settings, else OpenSSH's defaults (port 22, the local user). Its known
  * hosts, as OpenSSH reads them (a key in any counts): a `knownHostsPath` given alone; else the user's
- * (`UserKnownHostsFile`'s files, `[]` for `none`, else `~/.ssh/known_hosts`) and the system's (`GlobalKnownHostsFile`'s,
- * else {@link GLOBAL_KNOWN_HOSTS}).
+ * (`UserKnownHostsFile`'s files, `[]` for `none`, else `~/.ssh/known_hosts` and `~/.ssh/known_hosts2`) and the system's
+ * (`GlobalKnownHostsFile`'s, else {@link GLOBAL_KNOWN_HOSTS} and the same name with `2`), as `ssh -G` lists them.
+ * `secondDefaults`: the `2` files of those defaults, which seldom exist (a reader skips them when they do not, as
+ * OpenSSH does, without saying so).
  */
-export const resolve = (host: string, given: Explicit, file: HostSettings, local: Local) => ({
-  hostName: file.hostName ?? host,
-  port: given.port ?? file.port ?? 22,
-  user: given.user ?? file.user ?? local.user,
-  userKnownHosts: given.knownHostsPath !== undefined ? [given.knownHostsPath] : file.knownHostsFiles ?? [tilde(DEFAULT_KNOWN_HOSTS, local.home)],
-  globalKnownHosts: given.knownHostsPath !== undefined ? [] : file.globalKnownHostsFiles ?? [local.globalKnownHosts ?? GLOBAL_KNOWN_HOSTS]
-})
+export const resolve = (host: string, given: Explicit, file: HostSettings, local: Local) => {
+  const user = tilde(DEFAULT_KNOWN_HOSTS, local.home)
+  const system = local.globalKnownHosts ?? GLOBAL_KNOWN_HOSTS
+  const defaultUser = given.knownHostsPath === undefined && file.knownHostsFiles === undefined
+  const defaultSystem = given.knownHostsPath === undefined && file.globalKnownHostsFiles === undefined
+  return {
+    hostName: file.hostName ?? host,
+    port: given.port ?? file.port ?? 22,
+    user: given.user ?? file.user ?? local.user,
+    userKnownHosts: given.knownHostsPath !== undefined ? [given.knownHostsPath] : file.knownHostsFiles ?? [user, `${user}2`],
+    globalKnownHosts: given.knownHostsPath !== undefined ? [] : file.globalKnownHostsFiles ?? [system, `${system}2`],
+    secondDefaults: [...(defaultUser ? [`${user}2`] : []), ...(defaultSystem ? [`${system}2`] : [])]
+  }
+}
 
 /**
  * Where the file moves `host` (the name given, `port` the port given) to, with the lines that move it, as said once

@@ -379,6 +379,8 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
       const retryable = (err.code !== undefined && CONNECTION_CODES.has(err.code)) || /timed out|keepalive/i.test(err.message)
       reject(new SshFailure(`${label}: ${err.message}`, retryable, retryable))
     })
+    // (an end without a close: see Connection's)
+    client.on("end", lost)
     client.on("close", lost)
     client.connect({
       host,
@@ -451,11 +453,15 @@ export class Connection {
       endAll()
       throw e
     })
-    // the jump hosts' connections go with the host's
-    client.on("close", () => {
+    // the jump hosts' connections go with the host's. Its end counts as its close: over a jump host's channel, ssh2
+    // stops the keepalive at the channel's end, and the channel's close may never come, which would leave a client that
+    // is "Not connected" for every request, kept for good
+    const gone = () => {
       lost()
       endAll()
-    })
+    }
+    client.on("end", gone)
+    client.on("close", gone)
     return new Promise((resolve, reject) =>
       client.sftp((err, sftp) => {
         if (!err) return resolve({ client, sftp })
