@@ -170,6 +170,9 @@ describe("known_hosts", () => {
       [v("GPU1.lab", 2222), v("gpu1.lab", 2223), v("node.lab", 22), v("bad.lab", 22), v("gpu1.lab", 22), v("x.lab", 22, Buffer.from("another key"))],
       ["ok", "unknown", "ok", "unknown", "ok", "revoked"]
     )
+    // a hashed name is a field of its own, never part of a list (as OpenSSH: ssh refuses both)
+    const decoy = (hosts: string) => KnownHosts.verify(KnownHosts.parse(`${hosts} ssh-ed25519 ${blob.toString("base64")}\n`), "gpu1.lab", 2222, blob)
+    assert.deepStrictEqual([decoy(`${hashed},decoy`), decoy(`decoy,${hashed}`), decoy(hashed)], [{ ok: false, reason: "unknown" }, { ok: false, reason: "unknown" }, { ok: true }])
   })
 })
 
