@@ -572,6 +572,13 @@ describe("SshBackend with ~/.ssh/config", () => {
       Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-badhop\n  ProxyJump trex-jump:99999\n")
       const bad = prepare({ host: "trex-badhop" }, ssh2, {}, { home, user })
       assert.include("refusal" in bad && bad.refusal, `ProxyJump trex-jump:99999 (${home}/.ssh/config:26): the hop "trex-jump:99999" is not [user@]host[:port]`)
+      // a loop (a host met again on the way) is said once, as a whole, with the lines that make it
+      Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-loopa\n  ProxyJump trex-loopb\nHost trex-loopb\n  ProxyJump trex-loopa\nHost trex-self\n  ProxyJump trex-self\n")
+      const loop = (name: string) => { const p = prepare({ host: name }, ssh2, {}, { home, user }); return "refusal" in p ? p.refusal : "accepted" }
+      assert.deepStrictEqual([loop("trex-loopa"), loop("trex-self")], [
+        `${user}@trex-loopa: ProxyJump loop: trex-loopa -> trex-loopb -> trex-loopa (${home}/.ssh/config:28, ${home}/.ssh/config:30): give trex-loopa \`ProxyJump none\` in its own Host block`,
+        `${user}@trex-self: ProxyJump loop: trex-self -> trex-self (${home}/.ssh/config:32): give trex-self \`ProxyJump none\` in its own Host block`
+      ])
       // through the backend: a job runs, named as before (the name given, not the jump)
       const backend = yield* withEnv({ HOME: home }, SshBackend.make({ ...config, hosts: [{ host: "trex-target", username: user }] }))
       const ref = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":7}' > result.json`]))

@@ -122,7 +122,7 @@ export interface PreparedHost extends HostConfig {
   readonly jump?: (PreparedHost & { readonly via: string }) | undefined
 }
 
-/** As OpenSSH (`-J` with a jump host's own `ProxyJump`): a chain longer than this is refused (a loop, most likely). */
+/** A chain of jump hosts longer than this is refused (a loop, a host met again, is refused as such before). */
 const MAX_JUMPS = 8
 
 /** A hop of a `ProxyJump` list: `[user@]host[:port]`, or `ssh://[user@]host[:port]`; `[...]` around an IPv6 address. */
@@ -226,8 +226,8 @@ export const prepare = (
   local: SshConfig.Local = SshConfig.here(),
   configPath = SshConfig.USER_CONFIG,
   through?: { readonly value: string; readonly where: string },
-  depth = 0
-): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string } => {
+  chain: ReadonlyArray<{ readonly name: string; readonly where: string }> = []
+): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string; readonly whole?: true } => {
   let file: SshConfig.HostSettings
   const explicit = { user: given.username, port: given.port, privateKeyPath: given.privateKeyPath, knownHostsPath: given.knownHostsPath }
   try {
@@ -297,13 +297,20 @@ export const prepare = (
   if (proxy !== undefined) {
     const list = hops(proxy.value)
     if (typeof list === "string") return { refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): ${list}` }
-    if (depth >= MAX_JUMPS) {
+    // `chain`: the hosts this one is reached from, each with the ProxyJump line that leads on. A name met again is a
+    // loop, said once as a whole (as OpenSSH's "jumphost loop via"), not wrapped in each host's words
+    const onward = [...chain, { name: given.host, where: proxy.where }]
+    const last = list[list.length - 1]!
+    if (onward.some((c) => c.name.toLowerCase() === last.host.toLowerCase())) {
+      const refusal = `ProxyJump loop: ${[...onward.map((c) => c.name), last.host].join(" -> ")} (${onward.map((c) => c.where).join(", ")}): give ${last.host} \`ProxyJump none\` in its own Host block`
+      return { refusal: chain.length === 0 ? `${who}: ${refusal}` : refusal, whole: true }
+    }
+    if (onward.length > MAX_JUMPS) {
       return {
-        refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): more than ${MAX_JUMPS} jump hosts in a row (a jump host whose own ProxyJump ` +
-          "leads back to it?): give the first jump host `ProxyJump none` in its own Host block"
+        refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): more than ${MAX_JUMPS} jump hosts in a row: ` +
+          "give the first jump host `ProxyJump none` in its own Host block"
       }
     }
-    const last = list[list.length - 1]!
     const before = list.slice(0, -1).map((h) => h.text).join(",")
     const p = prepare(
       { host: last.host, port: last.port, username: last.user, passphraseEnv: given.passphraseEnv },
@@ -312,8 +319,9 @@ export const prepare = (
       local,
       configPath,
       before === "" ? undefined : { value: before, where: proxy.where },
-      depth + 1
+      onward
     )
+    if ("refusal" in p && p.whole === true) return { refusal: chain.length === 0 ? `${who}: ${p.refusal}` : p.refusal, whole: true }
     const via = `ProxyJump ${proxy.value}, ${proxy.where}`
     if ("refusal" in p) return { refusal: `${who}: jump host ${last.text} (${via}): ${p.refusal}` }
     jump = { ...p.ok, via }
