@@ -568,6 +568,16 @@ describe("SshBackend with ~/.ssh/config", () => {
         `${user}@localhost:${host.port}: jump host ${user}@${host.host}:${host.port} (ProxyJump trex-stranger, ${home}/.ssh/config:18): ` +
           `host key not in ${home}/.ssh/other_known_hosts (add it with ssh-keyscan -p ${host.port} ${host.host}, after checking its fingerprint)`
       )
+      // a host behind a jump host whose key is unknown: scanned from the jump host (this machine cannot reach it)
+      const behind = prepare({ host: "trex-target", knownHostsPath: `${home}/.ssh/jump_known_hosts` }, ssh2, {}, { home, user })
+      const unknown = "ok" in behind ? new Connection(behind.ok) : assert.fail(behind.refusal)
+      const why = yield* Effect.promise(() => unknown.exec("true").then(() => "connected", (e: unknown) => (e as Error).message))
+      unknown.close()
+      assert.strictEqual(
+        why,
+        `${user}@localhost:${host.port}: host key not in ${home}/.ssh/jump_known_hosts (add it with ssh trex-jump ssh-keyscan -p ${host.port} localhost, ` +
+          "run on the jump host, since this machine reaches the host only through it, after checking its fingerprint)"
+      )
       // a jump host the file cannot make: refused at make, naming it
       Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-badhop\n  ProxyJump trex-jump:99999\n")
       const bad = prepare({ host: "trex-badhop" }, ssh2, {}, { home, user })

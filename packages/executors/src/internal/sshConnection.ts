@@ -119,7 +119,7 @@ export interface PreparedHost extends HostConfig {
   /** The key's passphrase (from the variable `passphraseEnv` names), for an encrypted key. */
   readonly passphrase?: string | undefined
   /** The host connected to first (`ProxyJump`), and the line that says so; the connection goes on through it. */
-  readonly jump?: (PreparedHost & { readonly via: string }) | undefined
+  readonly jump?: (PreparedHost & { readonly via: string; readonly destination: string }) | undefined
 }
 
 /** A chain of jump hosts longer than this is refused (a loop, a host met again, is refused as such before). */
@@ -324,7 +324,10 @@ export const prepare = (
     if ("refusal" in p && p.whole === true) return { refusal: chain.length === 0 ? `${who}: ${p.refusal}` : p.refusal, whole: true }
     const via = `ProxyJump ${proxy.value}, ${proxy.where}`
     if ("refusal" in p) return { refusal: `${who}: jump host ${last.text} (${via}): ${p.refusal}` }
-    jump = { ...p.ok, via }
+    // how `ssh` is told to reach it: the hop as written (an alias takes its Host block), a port as ssh:// takes it
+    const bare = last.text.replace(/^ssh:\/\//, "")
+    const destination = last.port === undefined ? bare : `ssh://${bare}`
+    jump = { ...p.ok, via, destination }
     warnings.push(...p.warnings.map((w) => `jump host ${w}`))
   }
   // the address the config file moved the name to, said once at make (ssh connects there too)
@@ -405,7 +408,7 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
       hostVerifier: (key: Buffer) => {
         const v = KnownHosts.verify(known, host, port, key)
         if (v.ok) return true
-        refused = KnownHosts.refusal(v.reason, label, files.join(", "), host, port)
+        refused = KnownHosts.refusal(v.reason, label, files.join(", "), host, port, config.jump?.destination)
         return false
       }
     })

@@ -94,12 +94,14 @@ export const verify = (
 }
 
 /**
- * Why `host:port`'s key was refused, in words, with the fix: `where` names the connection, `paths` the known hosts read.
+ * Why `host:port`'s key was refused, in words, with the fix: `where` names the connection, `paths` the known hosts read;
+ * `through`, the jump host it is reached through (as `ssh` takes it), for a host this machine cannot scan itself.
  * Used by the SSH backend's connections and the Docker backend's `ssh://` engines.
  */
-export const refusal = (reason: "unknown" | "mismatch" | "revoked", where: string, paths: string, host: string, port: number): string =>
+export const refusal = (reason: "unknown" | "mismatch" | "revoked", where: string, paths: string, host: string, port: number, through?: string): string =>
   reason === "unknown"
-    ? `${where}: host key not in ${paths} (add it with ssh-keyscan -p ${port} ${host}, after checking its fingerprint)`
+    ? `${where}: host key not in ${paths} (add it with ${through === undefined ? "" : `ssh ${through} `}ssh-keyscan -p ${port} ${host}` +
+      `${through === undefined ? "" : ", run on the jump host, since this machine reaches the host only through it"}, after checking its fingerprint)`
     : reason === "revoked"
     ? `${where}: the host key offered is marked @revoked in ${paths}; refusing to connect`
     : `${where}: HOST KEY MISMATCH: the key offered is not the one in ${paths} (possible man-in-the-middle, or the host was reinstalled); refusing to connect`
