@@ -321,6 +321,20 @@ describe("~/.ssh/config as OpenSSH refuses it", () => {
     assert.include(refusal(() => SshConfig.forHost("gpu1", {}, local)), `${config}: Bad owner or permissions: writable by others (mode 602)`)
   })
 
+  it("ProxyJump hops are read as OpenSSH reads them (ssh -G): a port by service name, no path, IPv6 in [ ]; a bad one in any block refuses the file", () => {
+    const cases = ["bastion:ssh", "bastion/2200", "fe80::1", "[fe80::1]:22", "ssh://h/path", "ssh://h/", "ssh://u;x@h:ssh", "a@b@h", "ssh://a@b@h", "bastion:", "h:99999", "[::1]x", "@h", "me@bastion:2022,gw"]
+    const show = (h: ReturnType<typeof SshConfig.hops>) =>
+      typeof h === "string" ? "invalid" : h.map((x) => `${x.user === undefined ? "" : `${x.user}@`}${x.host.includes(":") ? `[${x.host}]` : x.host}${x.port === undefined ? "" : `:${x.port}`}`).join(",")
+    const theirs = (value: string) => {
+      const r = spawnSync("ssh", ["-F", "/dev/null", "-G", "-o", `ProxyJump=${value}`, "x"], { encoding: "utf8" })
+      return /Invalid ProxyJump/.test(r.stderr) ? "invalid" : /^proxyjump (.*)$/m.exec(r.stdout)?.[1]
+    }
+    assert.deepStrictEqual(cases.map((c) => show(SshConfig.hops(c))), cases.map(theirs))
+    // a bad ProxyJump in a block that does not apply refuses the file, as OpenSSH refuses it
+    const home = homeWith("Host other\n  ProxyJump bastion/2200\nHost trex-x\n  HostName localhost\n")
+    assert.throws(() => SshConfig.forHost("trex-x", {}, { home, user }), `${home}/.ssh/config:2: ProxyJump bastion/2200: the hop "bastion/2200" is not [user@]host[:port]`)
+  })
+
   it("an Include loop stops at OpenSSH's depth with an error naming the file", () => {
     const home = homeWith("Host *\n  Include config\n")
     const message = refusal(() => SshConfig.forHost("gpu1", {}, { home, user: me.user }))
@@ -578,16 +592,12 @@ describe("SshBackend with ~/.ssh/config", () => {
         `${user}@localhost:${host.port}: host key not in ${home}/.ssh/jump_known_hosts (add it with ssh trex-jump ssh-keyscan -p ${host.port} localhost, ` +
           "run on the jump host, since this machine reaches the host only through it, after checking its fingerprint)"
       )
-      // a jump host the file cannot make: refused at make, naming it
-      Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-badhop\n  ProxyJump trex-jump:99999\n")
-      const bad = prepare({ host: "trex-badhop" }, ssh2, {}, { home, user })
-      assert.include("refusal" in bad && bad.refusal, `ProxyJump trex-jump:99999 (${home}/.ssh/config:26): the hop "trex-jump:99999" is not [user@]host[:port]`)
       // a loop (a host met again on the way) is said once, as a whole, with the lines that make it
       Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-loopa\n  ProxyJump trex-loopb\nHost trex-loopb\n  ProxyJump trex-loopa\nHost trex-self\n  ProxyJump trex-self\n")
       const loop = (name: string) => { const p = prepare({ host: name }, ssh2, {}, { home, user }); return "refusal" in p ? p.refusal : "accepted" }
       assert.deepStrictEqual([loop("trex-loopa"), loop("trex-self")], [
-        `${user}@trex-loopa: ProxyJump loop: trex-loopa -> trex-loopb -> trex-loopa (${home}/.ssh/config:28, ${home}/.ssh/config:30): give trex-loopa \`ProxyJump none\` in its own Host block`,
-        `${user}@trex-self: ProxyJump loop: trex-self -> trex-self (${home}/.ssh/config:32): give trex-self \`ProxyJump none\` in its own Host block`
+        `${user}@trex-loopa: ProxyJump loop: trex-loopa -> trex-loopb -> trex-loopa (${home}/.ssh/config:26, ${home}/.ssh/config:28): give trex-loopa \`ProxyJump none\` in its own Host block`,
+        `${user}@trex-self: ProxyJump loop: trex-self -> trex-self (${home}/.ssh/config:30): give trex-self \`ProxyJump none\` in its own Host block`
       ])
       // through the backend: a job runs, named as before (the name given, not the jump)
       const backend = yield* withEnv({ HOME: home }, SshBackend.make({ ...config, hosts: [{ host: "trex-target", username: user }] }))

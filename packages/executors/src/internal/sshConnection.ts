@@ -125,34 +125,6 @@ export interface PreparedHost extends HostConfig {
 /** A chain of jump hosts longer than this is refused (a loop, a host met again, is refused as such before). */
 const MAX_JUMPS = 8
 
-/** A hop of a `ProxyJump` list: `[user@]host[:port]`, or `ssh://[user@]host[:port]`; `[...]` around an IPv6 address. */
-interface Hop {
-  readonly text: string
-  readonly user?: string | undefined
-  readonly host: string
-  readonly port?: number | undefined
-}
-
-/** The hops of a `ProxyJump` value (comma-separated), or why one cannot be read. */
-export const hops = (value: string): Array<Hop> | string => {
-  const out: Array<Hop> = []
-  for (const text of value.split(",")) {
-    const bare = text.replace(/^ssh:\/\//, "")
-    const at = bare.lastIndexOf("@")
-    const user = at < 0 ? undefined : bare.slice(0, at)
-    const rest = at < 0 ? bare : bare.slice(at + 1)
-    const m = /^\[([^\]]+)\](?::([^:]*))?$/.exec(rest) ?? (rest.split(":").length > 2 ? [rest, rest, undefined] : /^([^:]*)(?::(.*))?$/.exec(rest))
-    const host = m?.[1]
-    const portText = m?.[2]
-    const port = portText === undefined ? undefined : /^[0-9]+$/.test(portText) && Number(portText) > 0 && Number(portText) < 65536 ? Number(portText) : NaN
-    if (host === undefined || host === "" || user === "" || Number.isNaN(port)) {
-      return `the hop ${JSON.stringify(text)} is not [user@]host[:port] (a port from 1 to 65535): write each jump host so, separated by commas`
-    }
-    out.push({ text, user, host, port })
-  }
-  return out
-}
-
 /**
  * ssh2's `parseKey`: an Error for a key it cannot use. `import("ssh2")` under Node names only some of the CommonJS
  * exports (`Client`, not `utils`): `utils` is on its `default`.
@@ -295,7 +267,7 @@ export const prepare = (
   const proxy = through ?? file.proxyJump
   let jump: PreparedHost["jump"]
   if (proxy !== undefined) {
-    const list = hops(proxy.value)
+    const list = SshConfig.hops(proxy.value)
     if (typeof list === "string") return { refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): ${list}` }
     // `chain`: the hosts this one is reached from, each with the ProxyJump line that leads on. A name met again is a
     // loop, said once as a whole (as OpenSSH's "jumphost loop via"), not wrapped in each host's words
