@@ -6,9 +6,10 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
 import { Effect, Logger } from "effect"
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import { createHmac } from "node:crypto"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import * as SshConfig from "../src/internal/sshConfig.ts"
 import * as KnownHosts from "../src/internal/sshKnownHosts.ts"
@@ -657,6 +658,58 @@ describe("SshBackend with ~/.ssh/config", () => {
         left = ours().filter((port) => !before.has(port))
       }
       assert.deepStrictEqual([settled, back > 0, left], [pending.length, true, []])
+    }))
+
+  it.live("ProxyJump: a jump host whose sshd forbids TCP forwarding is refused at once, not retried, naming the setting", () =>
+    Effect.promise(async () => {
+      // an sshd of this test's own: the test one's configuration on another port, forwarding forbidden (needs root, as in CI)
+      const port = await new Promise<number>((resolve) => {
+        const server = Net.createServer().listen(0, "127.0.0.1", () => {
+          const p = (server.address() as Net.AddressInfo).port
+          server.close(() => resolve(p))
+        })
+      })
+      const sshd = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", `/etc/ssh/sdktest/sshd_config.${host.port}`, "-o", `Port=${port}`, "-o", "PidFile=none", "-o", "AllowTcpForwarding=no"], { stdio: "ignore" })
+      try {
+        for (let i = 0; i < 100; i++) {
+          const up = await new Promise<boolean>((resolve) => {
+            const s = Net.connect(port, host.host, () => (s.destroy(), resolve(true))).once("error", () => resolve(false))
+          })
+          if (up) break
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        const hostKey = Fs.readFileSync(host.knownHostsPath, "utf8").split("\n").find((l) => l.startsWith(`[${host.host}]:${host.port} `))!
+        const keyOnly = hostKey.split(" ").slice(1, 3).join(" ")
+        const home = homeWith(
+          [
+            "Host trex-closed",
+            `  HostName ${host.host}`,
+            `  Port ${port}`,
+            "Host trex-behind",
+            "  HostName localhost",
+            "  ProxyJump trex-closed",
+            "Host *",
+            `  Port ${host.port}`,
+            `  User ${user}`,
+            `  IdentityFile ${host.privateKeyPath}`,
+            "  UserKnownHostsFile ~/.ssh/known",
+            "  GlobalKnownHostsFile none",
+            ""
+          ].join("\n"),
+          { known: `[${host.host}]:${port} ${keyOnly}\n[localhost]:${host.port} ${keyOnly}\n` }
+        )
+        const p = prepare({ host: "trex-behind" }, await Clients.ssh2(), {}, { home, user })
+        if (!("ok" in p)) return assert.fail(p.refusal)
+        const c = new Connection(p.ok)
+        const e = await c.exec("true").then(() => undefined, (e: unknown) => e as SshFailure)
+        c.close()
+        if (!(e instanceof SshFailure)) return assert.fail(`through a jump host that forbids forwarding: ${String(e)}`)
+        assert.deepStrictEqual([e.retryable, e.unreachable], [false, false])
+        assert.include(e.message, `${user}@localhost:${host.port}: jump host ${user}@${host.host}:${port} (ProxyJump trex-closed, ${home}/.ssh/config:6): its sshd refuses to open a connection from it to localhost:${host.port}`)
+        assert.include(e.message, "set AllowTcpForwarding yes (or local) in its sshd_config")
+      } finally {
+        sshd.kill()
+      }
     }))
 
   it.live("a fully explicit host is not refused over an IdentityFile or UserKnownHostsFile it overrides; %C is the hash OpenSSH uses", () =>

@@ -400,9 +400,16 @@ const open = async (ssh2: typeof Ssh2, config: PreparedHost, label: string, open
     const port = config.port ?? 22
     sock = await new Promise<Duplex>((resolve, reject) =>
       through.forwardOut("127.0.0.1", 0, config.host, port, (err, stream) =>
-        err
-          ? reject(new SshFailure(`${jumpLabel}: could not open a connection from it to ${config.host}:${port} (${err.message}): is the host up, and does the jump host's sshd allow TCP forwarding?`, true, true))
-          : resolve(stream)
+        !err
+          ? resolve(stream)
+          : (err as { reason?: unknown }).reason === 1
+          // SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: the jump host's sshd forbids it; asking again gets the same answer
+          ? reject(new SshFailure(
+            `${jumpLabel}: its sshd refuses to open a connection from it to ${config.host}:${port} (${err.message}): ` +
+              "set AllowTcpForwarding yes (or local) in its sshd_config, and a PermitOpen that includes this host, or reach the host another way",
+            false
+          ))
+          : reject(new SshFailure(`${jumpLabel}: could not open a connection from it to ${config.host}:${port} (${err.message}): is the host up, and does the jump host's sshd allow TCP forwarding?`, true, true))
       )
     )
   }
