@@ -37,8 +37,8 @@ export interface HostSetting {
   /** Default: the config file's first `IdentityFile` that exists, else the first of `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. */
   readonly privateKeyPath?: string | undefined
   /**
-   * Default: every file of the config file's `UserKnownHostsFile` (else `~/.ssh/known_hosts`) and of its
-   * `GlobalKnownHostsFile` (else the system's `/etc/ssh/ssh_known_hosts`), as OpenSSH reads them: a key found in any
+   * Default: every file of the config file's `UserKnownHostsFile` (else `~/.ssh/known_hosts` and `known_hosts2`) and of its
+   * `GlobalKnownHostsFile` (else the system's `/etc/ssh/ssh_known_hosts` and `ssh_known_hosts2`), as OpenSSH reads them: a key found in any
    * counts; `none` reads none of the user's. Given, this file alone is read.
    */
   readonly knownHostsPath?: string | undefined
@@ -224,8 +224,8 @@ export const prepare = (
         `set privateKeyPath to the private key to log in with (\`ssh-keygen -t ed25519\` makes one)`
     }
   }
-  // as OpenSSH: every file of UserKnownHostsFile (default ~/.ssh/known_hosts) and of GlobalKnownHostsFile (default the
-  // system's /etc/ssh/ssh_known_hosts) counts, a key found in any (and a key @revoked in any refused); `UserKnownHostsFile
+  // as OpenSSH: every file of UserKnownHostsFile (default ~/.ssh/known_hosts and known_hosts2) and of GlobalKnownHostsFile
+  // (default the system's /etc/ssh/ssh_known_hosts and ssh_known_hosts2) counts, a key found in any (and a key @revoked in any refused); `UserKnownHostsFile
   // none` reads no file of the user's (the system's only, never the broader ~/.ssh/known_hosts). A knownHostsPath given
   // is the one file read
   if (users.length === 0 && globals.length === 0) {
