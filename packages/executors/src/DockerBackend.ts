@@ -39,7 +39,7 @@ export interface Config {
   /**
    * Engine URL instead: `ssh://user@gpu-host[:port]` (needs `ssh`), `tcp://host:2375`, `unix:///path`. A
    * `DOCKER_HOST=ssh://...` without it is reached the same way (`ssh`, else the SSH agent then each usable `~/.ssh/id_*`, and
-   * `~/.ssh/known_hosts` with `/etc/ssh/ssh_known_hosts`). `~/.ssh/config`'s `Host` blocks fill in what the URL does not
+   * `~/.ssh/known_hosts`, `known_hosts2`, `/etc/ssh/ssh_known_hosts` and `ssh_known_hosts2`). `~/.ssh/config`'s `Host` blocks fill in what the URL does not
    * say (`HostName`, `User`, `Port`; without `ssh`, `IdentityFile` and `UserKnownHostsFile` too); what it cannot honour
    * (`ProxyJump`, a `Match exec`) is a warning naming the line; a `HostName` or `Port` that moves the URL's host
    * elsewhere is logged once at make. A URL without a user logs in as the local user.

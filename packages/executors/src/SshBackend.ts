@@ -23,7 +23,8 @@ import * as Clients from "./internal/clients.ts"
 /**
  * One machine of the pool: `host` (a name, or a `Host` alias of `~/.ssh/config`), and `port`, `username`,
  * `privateKeyPath`, `knownHostsPath`, each taken from `~/.ssh/config` when not given (`Port`, `User`, `IdentityFile`,
- * `UserKnownHostsFile`; else 22, the local user, the first of OpenSSH's default keys, `~/.ssh/known_hosts`), and
+ * `UserKnownHostsFile`; else 22, the local user, the first of OpenSSH's default keys, `~/.ssh/known_hosts` and
+ * `known_hosts2` with the system's), and
  * `passphraseEnv` for a key with a passphrase (the name of the environment variable holding it). Each is checked
  * when the backend is made (the key read then, once), naming the field that is wrong. A `ProxyJump` of `~/.ssh/config`
  * is followed: the connection goes through its jump hosts (each with its own settings and host-key check).

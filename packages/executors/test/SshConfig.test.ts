@@ -6,9 +6,10 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Backend } from "@trex/core"
 import { Effect, Logger } from "effect"
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import { createHmac } from "node:crypto"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import * as SshConfig from "../src/internal/sshConfig.ts"
 import * as KnownHosts from "../src/internal/sshKnownHosts.ts"
@@ -40,6 +41,16 @@ const warningsOf = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   })
 
 const user = "sdktest"
+
+/** The test sshd's line of its known_hosts (`[127.0.0.1]:2222 type key`). */
+const hostKeyLine = () => Fs.readFileSync(host.knownHostsPath, "utf8").split("\n").find((l) => l.startsWith(`[${host.host}]:${host.port} `))!
+
+/** A HOME whose config is `blocks`, then a `Host *` block for the test sshd: its port, user and key, `known` as UserKnownHostsFile, no system file. */
+const sshdHome = (blocks: ReadonlyArray<string>, known: string, files: Readonly<Record<string, string | Buffer>>) =>
+  homeWith(
+    [...blocks, "Host *", `  Port ${host.port}`, `  User ${user}`, `  IdentityFile ${host.privateKeyPath}`, `  UserKnownHostsFile ${known}`, "  GlobalKnownHostsFile none", ""].join("\n"),
+    files
+  )
 
 describe("~/.ssh/config", () => {
   it("reads Host blocks as OpenSSH does (ssh -G): patterns, negation, case, first value wins, = and quotes, comments, Include, Match", () => {
@@ -97,7 +108,9 @@ describe("~/.ssh/config", () => {
       )
       // ssh -G expands ~ by the passwd entry's home, not $HOME
       const theirs = of("userknownhostsfile")[0]!.split(" ").map((f) => f.replace(/^\/[^ ]*\/\.ssh\//, "~/.ssh/"))
-      assert.deepStrictEqual(ours.knownHostsFiles?.map((f) => f.replace(home, "~")) ?? ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"], theirs, name)
+      // the files read: ssh -G's user and system files alike (known_hosts2 and ssh_known_hosts2 by default)
+      const read = SshConfig.resolve(name, {}, ours, { home, user: me.user })
+      assert.deepStrictEqual([read.userKnownHosts.map((f) => f.replace(home, "~")), read.globalKnownHosts], [theirs, of("globalknownhostsfile")[0]!.split(" ")], name)
       assert.deepStrictEqual(ours.warnings, [])
     }
   })
@@ -168,6 +181,9 @@ describe("known_hosts", () => {
       [v("GPU1.lab", 2222), v("gpu1.lab", 2223), v("node.lab", 22), v("bad.lab", 22), v("gpu1.lab", 22), v("x.lab", 22, Buffer.from("another key"))],
       ["ok", "unknown", "ok", "unknown", "ok", "revoked"]
     )
+    // a hashed name is a field of its own, never part of a list (as OpenSSH: ssh refuses both)
+    const decoy = (hosts: string) => KnownHosts.verify(KnownHosts.parse(`${hosts} ssh-ed25519 ${blob.toString("base64")}\n`), "gpu1.lab", 2222, blob)
+    assert.deepStrictEqual([decoy(`${hashed},decoy`), decoy(`decoy,${hashed}`), decoy(hashed)], [{ ok: false, reason: "unknown" }, { ok: false, reason: "unknown" }, { ok: true }])
   })
 })
 
@@ -316,6 +332,20 @@ describe("~/.ssh/config as OpenSSH refuses it", () => {
     assert.include(refusal(() => SshConfig.forHost("gpu1", {}, local)), `${config}: Bad owner or permissions: writable by others (mode 602)`)
   })
 
+  it("ProxyJump hops are read as OpenSSH reads them (ssh -G): a port by service name, no path, IPv6 in [ ]; a bad one in any block refuses the file", () => {
+    const cases = ["bastion:ssh", "bastion/2200", "fe80::1", "[fe80::1]:22", "ssh://h/path", "ssh://h/", "ssh://u;x@h:ssh", "a@b@h", "ssh://a@b@h", "bastion:", "h:99999", "[::1]x", "@h", "me@bastion:2022,gw"]
+    const show = (h: ReturnType<typeof SshConfig.hops>) =>
+      typeof h === "string" ? "invalid" : h.map((x) => `${x.user === undefined ? "" : `${x.user}@`}${x.host.includes(":") ? `[${x.host}]` : x.host}${x.port === undefined ? "" : `:${x.port}`}`).join(",")
+    const theirs = (value: string) => {
+      const r = spawnSync("ssh", ["-F", "/dev/null", "-G", "-o", `ProxyJump=${value}`, "x"], { encoding: "utf8" })
+      return /Invalid ProxyJump/.test(r.stderr) ? "invalid" : /^proxyjump (.*)$/m.exec(r.stdout)?.[1]
+    }
+    assert.deepStrictEqual(cases.map((c) => show(SshConfig.hops(c))), cases.map(theirs))
+    // a bad ProxyJump in a block that does not apply refuses the file, as OpenSSH refuses it
+    const home = homeWith("Host other\n  ProxyJump bastion/2200\nHost trex-x\n  HostName localhost\n")
+    assert.throws(() => SshConfig.forHost("trex-x", {}, { home, user }), `${home}/.ssh/config:2: ProxyJump bastion/2200: the hop "bastion/2200" is not [user@]host[:port]`)
+  })
+
   it("an Include loop stops at OpenSSH's depth with an error naming the file", () => {
     const home = homeWith("Host *\n  Include config\n")
     const message = refusal(() => SshConfig.forHost("gpu1", {}, { home, user: me.user }))
@@ -411,7 +441,7 @@ describe("SshBackend with ~/.ssh/config", () => {
       )
       const given = { username: user, privateKeyPath: host.privateKeyPath }
       const withSystem = prepare({ host: "trex-none", ...given }, ssh2, {}, { home, user, globalKnownHosts: host.knownHostsPath })
-      assert.deepStrictEqual("ok" in withSystem && withSystem.ok.knownHostsFiles, [host.knownHostsPath])
+      assert.deepStrictEqual("ok" in withSystem && withSystem.ok.knownHostsFiles, [host.knownHostsPath, `${host.knownHostsPath}2`])
       const without = prepare({ host: "trex-none", ...given }, ssh2, {}, { home, user, globalKnownHosts: `${home}/no_system_file` })
       assert.include("refusal" in without && without.refusal, `UserKnownHostsFile none (${home}/.ssh/config:3) leaves only the system's ${home}/no_system_file`)
       const alias = prepare({ host: "trex-k", ...given }, ssh2, {}, { home, user })
@@ -463,9 +493,11 @@ describe("SshBackend with ~/.ssh/config", () => {
           ...block("trex-second", "  UserKnownHostsFile ~/.ssh/other ~/.ssh/missing ~/.ssh/real", "  GlobalKnownHostsFile none"),
           ...block("trex-global", "  UserKnownHostsFile none", "  GlobalKnownHostsFile ~/.ssh/other ~/.ssh/real"),
           ...block("trex-revoked", "  UserKnownHostsFile ~/.ssh/real", "  GlobalKnownHostsFile ~/.ssh/other ~/.ssh/revoked"),
+          // the defaults: ~/.ssh/known_hosts, then ~/.ssh/known_hosts2 (as OpenSSH reads them)
+          ...block("trex-default2", "  GlobalKnownHostsFile none"),
           ""
         ].join("\n"),
-        { other, real: `${hostKey}\n`, revoked }
+        { other, real: `${hostKey}\n`, revoked, known_hosts: `${hostKey}\n`, known_hosts2: revoked }
       )
       const run = (name: string) =>
         Effect.promise(async () => {
@@ -480,6 +512,7 @@ describe("SshBackend with ~/.ssh/config", () => {
       assert.strictEqual(yield* run("trex-global"), "hello")
       const refused = yield* run("trex-revoked")
       assert.include(refused, `${user}@${host.host}:${host.port}: the host key offered is marked @revoked in ${home}/.ssh/real, ${home}/.ssh/other, ${home}/.ssh/revoked`)
+      assert.include(yield* run("trex-default2"), `the host key offered is marked @revoked in ${home}/.ssh/known_hosts, ${home}/.ssh/known_hosts2`)
     }))
 
   it.live("ProxyJump: through a jump host (its own Host block, user, key, known_hosts) or a list of hops to the host; none is direct; an unknown jump host key is refused naming it and the fix", () =>
@@ -487,9 +520,9 @@ describe("SshBackend with ~/.ssh/config", () => {
       yield* sshdUp
       const ssh2 = yield* Effect.promise(Clients.ssh2)
       // the test sshd jumps to itself: the jump host is 127.0.0.1, the host `localhost` (known under its own name)
-      const hostKey = Fs.readFileSync(host.knownHostsPath, "utf8").split("\n").find((l) => l.startsWith(`[${host.host}]:${host.port} `))!
+      const hostKey = hostKeyLine()
       const keyOnly = hostKey.split(" ").slice(1, 3).join(" ")
-      const home = homeWith(
+      const home = sshdHome(
         [
           "Host trex-jump",
           `  HostName ${host.host}`,
@@ -508,15 +541,9 @@ describe("SshBackend with ~/.ssh/config", () => {
           `  ProxyJump ${user}@${host.host}:${host.port},root@trex-jump`,
           "Host trex-refused",
           "  HostName localhost",
-          "  ProxyJump trex-stranger",
-          "Host *",
-          `  Port ${host.port}`,
-          `  User ${user}`,
-          `  IdentityFile ${host.privateKeyPath}`,
-          "  UserKnownHostsFile ~/.ssh/target_known_hosts",
-          "  GlobalKnownHostsFile none",
-          ""
-        ].join("\n"),
+          "  ProxyJump trex-stranger"
+        ],
+        "~/.ssh/target_known_hosts",
         {
           jump_known_hosts: `${hostKey}\n`,
           other_known_hosts: `other.example ${keyOnly}\n`,
@@ -560,10 +587,23 @@ describe("SshBackend with ~/.ssh/config", () => {
         `${user}@localhost:${host.port}: jump host ${user}@${host.host}:${host.port} (ProxyJump trex-stranger, ${home}/.ssh/config:18): ` +
           `host key not in ${home}/.ssh/other_known_hosts (add it with ssh-keyscan -p ${host.port} ${host.host}, after checking its fingerprint)`
       )
-      // a jump host the file cannot make: refused at make, naming it
-      Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-badhop\n  ProxyJump trex-jump:99999\n")
-      const bad = prepare({ host: "trex-badhop" }, ssh2, {}, { home, user })
-      assert.include("refusal" in bad && bad.refusal, `ProxyJump trex-jump:99999 (${home}/.ssh/config:26): the hop "trex-jump:99999" is not [user@]host[:port]`)
+      // a host behind a jump host whose key is unknown: scanned from the jump host (this machine cannot reach it)
+      const behind = prepare({ host: "trex-target", knownHostsPath: `${home}/.ssh/jump_known_hosts` }, ssh2, {}, { home, user })
+      const unknown = "ok" in behind ? new Connection(behind.ok) : assert.fail(behind.refusal)
+      const why = yield* Effect.promise(() => unknown.exec("true").then(() => "connected", (e: unknown) => (e as Error).message))
+      unknown.close()
+      assert.strictEqual(
+        why,
+        `${user}@localhost:${host.port}: host key not in ${home}/.ssh/jump_known_hosts (add it with ssh trex-jump ssh-keyscan -p ${host.port} localhost, ` +
+          "run on the jump host, since this machine reaches the host only through it, after checking its fingerprint)"
+      )
+      // a loop (a host met again on the way) is said once, as a whole, with the lines that make it
+      Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-loopa\n  ProxyJump trex-loopb\nHost trex-loopb\n  ProxyJump trex-loopa\nHost trex-self\n  ProxyJump trex-self\n")
+      const loop = (name: string) => { const p = prepare({ host: name }, ssh2, {}, { home, user }); return "refusal" in p ? p.refusal : "accepted" }
+      assert.deepStrictEqual([loop("trex-loopa"), loop("trex-self")], [
+        `${user}@trex-loopa: ProxyJump loop: trex-loopa -> trex-loopb -> trex-loopa (${home}/.ssh/config:26, ${home}/.ssh/config:28): give trex-loopa \`ProxyJump none\` in its own Host block`,
+        `${user}@trex-self: ProxyJump loop: trex-self -> trex-self (${home}/.ssh/config:30): give trex-self \`ProxyJump none\` in its own Host block`
+      ])
       // through the backend: a job runs, named as before (the name given, not the jump)
       const backend = yield* withEnv({ HOME: home }, SshBackend.make({ ...config, hosts: [{ host: "trex-target", username: user }] }))
       const ref = yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":7}' > result.json`]))
@@ -571,6 +611,83 @@ describe("SshBackend with ~/.ssh/config", () => {
       const exit = yield* Backend.awaitExit(backend, ref)
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
     })))
+
+  it.live("ProxyJump: the host's connection dropping while the connection is in use ends every client; a jump host's late close forgets no newer connection", () =>
+    Effect.promise(async () => {
+      const hostKey = hostKeyLine()
+      const home = sshdHome(
+        ["Host trex-jump", `  HostName ${host.host}`, "Host trex-target", "  HostName localhost", "  ProxyJump trex-jump"],
+        "~/.ssh/known",
+        { known: `[localhost]:${host.port} ${hostKey.split(" ").slice(1, 3).join(" ")}\n${hostKey}\n` }
+      )
+      /** This process's TCP connections to the sshd (its jump host's: the host's go from the jump host's sshd), by local port. */
+      const ours = () =>
+        execFileSync("ss", ["-tnpH", "state", "established", `( dport = :${host.port} )`], { encoding: "utf8" }).split("\n")
+          .filter((l) => l.includes(`pid=${process.pid},`)).map((l) => l.trim().split(/\s+/)[2]!)
+      const before = new Set(ours())
+      const p = prepare({ host: "trex-target" }, await Clients.ssh2(), {}, { home, user })
+      if (!("ok" in p)) return assert.fail(p.refusal)
+      const c = new Connection(p.ok)
+      assert.strictEqual((await c.exec("echo up")).stdout, "up\n")
+      // the host's sshd session goes (as a host dropping the connection) while polls keep asking, every 2 ms, for a
+      // while (the kill's own command never ends: not waited for)
+      c.exec("kill -9 $PPID").catch(() => undefined)
+      let polls = 0
+      let settled = 0
+      for (; polls < 150; polls++) {
+        void c.exec("true").catch(() => undefined).finally(() => settled++)
+        await new Promise((r) => setTimeout(r, 2))
+      }
+      // each request is answered, and the connection serves again (one "Not connected" for good answers none)
+      for (let i = 0; i < 100 && settled < polls; i++) await new Promise((r) => setTimeout(r, 50))
+      const again = await c.exec("echo again").then((r) => r.stdout, (e: unknown) => String(e))
+      c.close()
+      // every connection this one made is gone (waited for: a client ends a round trip after close())
+      let left = ours().filter((port) => !before.has(port))
+      for (let i = 0; i < 100 && left.length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 20))
+        left = ours().filter((port) => !before.has(port))
+      }
+      assert.deepStrictEqual([settled, again, left], [polls, "again\n", []])
+    }))
+
+  it.live("ProxyJump: a jump host whose sshd forbids TCP forwarding is refused at once, not retried, naming the setting", () =>
+    Effect.promise(async () => {
+      // an sshd of this test's own: the test one's configuration on another port, forwarding forbidden (needs root, as in CI)
+      const port = await new Promise<number>((resolve) => {
+        const server = Net.createServer().listen(0, "127.0.0.1", () => {
+          const p = (server.address() as Net.AddressInfo).port
+          server.close(() => resolve(p))
+        })
+      })
+      const sshd = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", `/etc/ssh/sdktest/sshd_config.${host.port}`, "-o", `Port=${port}`, "-o", "PidFile=none", "-o", "AllowTcpForwarding=no"], { stdio: "ignore" })
+      try {
+        for (let i = 0; i < 100; i++) {
+          const up = await new Promise<boolean>((resolve) => {
+            const s = Net.connect(port, host.host, () => (s.destroy(), resolve(true))).once("error", () => resolve(false))
+          })
+          if (up) break
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        const keyOnly = hostKeyLine().split(" ").slice(1, 3).join(" ")
+        const home = sshdHome(
+          ["Host trex-closed", `  HostName ${host.host}`, `  Port ${port}`, "Host trex-behind", "  HostName localhost", "  ProxyJump trex-closed"],
+          "~/.ssh/known",
+          { known: `[${host.host}]:${port} ${keyOnly}\n[localhost]:${host.port} ${keyOnly}\n` }
+        )
+        const p = prepare({ host: "trex-behind" }, await Clients.ssh2(), {}, { home, user })
+        if (!("ok" in p)) return assert.fail(p.refusal)
+        const c = new Connection(p.ok)
+        const e = await c.exec("true").then(() => undefined, (e: unknown) => e as SshFailure)
+        c.close()
+        if (!(e instanceof SshFailure)) return assert.fail(`through a jump host that forbids forwarding: ${String(e)}`)
+        assert.deepStrictEqual([e.retryable, e.unreachable], [false, false])
+        assert.include(e.message, `${user}@localhost:${host.port}: jump host ${user}@${host.host}:${port} (ProxyJump trex-closed, ${home}/.ssh/config:6): its sshd refuses to open a connection from it to localhost:${host.port}`)
+        assert.include(e.message, "set AllowTcpForwarding yes (or local) in its sshd_config")
+      } finally {
+        sshd.kill()
+      }
+    }))
 
   it.live("a fully explicit host is not refused over an IdentityFile or UserKnownHostsFile it overrides; %C is the hash OpenSSH uses", () =>
     Effect.gen(function*() {

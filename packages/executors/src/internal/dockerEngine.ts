@@ -373,7 +373,7 @@ export const engineOptions = (o: {
   const moved = SshConfig.moved(alias, given.port, file)
   if (moved !== undefined) info(`${host}: ~/.ssh/config connects ${moved}`)
   // as the SSH backend's hosts: the name, port, user and known hosts
-  const { hostName: hostname, port, user: username, userKnownHosts, globalKnownHosts: globals } = SshConfig.resolve(alias, explicit, file, {
+  const { hostName: hostname, port, user: username, userKnownHosts, globalKnownHosts: globals, secondDefaults } = SshConfig.resolve(alias, explicit, file, {
     home: Os.homedir(),
     user: local.user,
     globalKnownHosts: local.globalKnownHosts
@@ -381,8 +381,8 @@ export const engineOptions = (o: {
   const logins = o.ssh !== undefined
     ? givenLogins(o.ssh, ssh2, env)
     : defaultLogins(host, env, ssh2, file.identityFiles.length > 0 ? file.identityFiles : SshConfig.DEFAULT_KEYS)
-  // with `ssh`, its known hosts only; else OpenSSH's two (the user's, or UserKnownHostsFile), the system's read when there is one
-  // (GlobalKnownHostsFile's, if the file says: `none` for no system file)
+  // with `ssh`, its known hosts only; else OpenSSH's (the user's two, or UserKnownHostsFile), the system's read when there is one
+  // (GlobalKnownHostsFile's, if the file says: `none` for no system file); a default known_hosts2 that is not there is skipped
   const paths = [...userKnownHosts, ...globals]
   const known: Array<KnownHosts.KnownKey> = []
   const unread: Array<string> = []
@@ -390,7 +390,8 @@ export const engineOptions = (o: {
     try {
       known.push(...KnownHosts.parse(Fs.readFileSync(expandHome(path), "utf8")))
     } catch (e) {
-      if (o.ssh !== undefined || !globals.includes(path)) unread.push(e instanceof Error ? e.message : String(e))
+      const absentSecond = secondDefaults.includes(path) && (e as { code?: unknown }).code === "ENOENT"
+      if (!absentSecond && (o.ssh !== undefined || !globals.includes(path))) unread.push(e instanceof Error ? e.message : String(e))
     }
   }
   if (o.ssh === undefined && file.knownHostsFiles?.length === 0 && known.length === 0) {

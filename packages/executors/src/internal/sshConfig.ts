@@ -33,7 +33,7 @@ export const USER_CONFIG = "~/.ssh/config"
 
 /** OpenSSH's default key files, tried in this order when no `IdentityFile` is given. */
 export const DEFAULT_KEYS = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"]
-/** OpenSSH's default known hosts of the user. */
+/** OpenSSH's default known hosts of the user (then this name with `2` appended, as OpenSSH 9.2 reads both). */
 export const DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 /** Where OpenSSH would refuse the configuration: the message names the file and line, and the fix. */
@@ -47,7 +47,7 @@ export class SshConfigError extends Error {
   }
 }
 
-/** The system's known hosts (OpenSSH's `GlobalKnownHostsFile`), read after the user's. */
+/** The system's known hosts (OpenSSH's `GlobalKnownHostsFile`), read after the user's (then this name with `2` appended). */
 export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 /** One line of a configuration file: its keyword in lower case, its arguments (quotes taken off). */
@@ -262,6 +262,49 @@ const portOf = (arg: string): number | undefined => {
   return n > 0 && n < 65536 ? n : undefined
 }
 
+/** A hop of a `ProxyJump` list: `[user@]host[:port]`, or `ssh://[user@]host[:port][/]`; `[...]` around an IPv6 address. */
+export interface Hop {
+  readonly text: string
+  readonly user?: string | undefined
+  readonly host: string
+  readonly port?: number | undefined
+}
+
+/**
+ * One hop as OpenSSH 9.2 reads it (`ssh -G -o ProxyJump=...` to compare): `ssh://` a URI (a user before the only `@`, its
+ * `;` parameters left out; no `[...]` host; an empty path only); else the user before the last `@`, then `[address]`
+ * or a name up to the first `:` (no `/`), then a port, a number or a TCP service, empty for none. `undefined`: invalid.
+ */
+const hop = (text: string): Hop | undefined => {
+  const port = (p: string | undefined): number | undefined | null => (p === undefined || p === "" ? undefined : portOf(p) ?? null)
+  if (text.startsWith("ssh://")) {
+    const m = /^ssh:\/\/(?:([^@/]*)@)?([^@:/?#[\]]+)(?::([^@/]*))?\/?$/.exec(text)
+    const user = m?.[1]?.split(";")[0]
+    const p = port(m?.[3])
+    return m === null || user === "" || p === null ? undefined : { text, user, host: m[2]!, port: p }
+  }
+  const at = text.lastIndexOf("@")
+  const user = at < 0 ? undefined : text.slice(0, at)
+  const rest = text.slice(at + 1)
+  const m = /^\[([^\]]+)\](?::(.*))?$/.exec(rest) ?? /^([^:/[\]]+)(?::([^:/]*))?$/.exec(rest)
+  const p = port(m?.[2])
+  return m === null || user === "" || p === null ? undefined : { text, user, host: m[1]!, port: p }
+}
+
+/** The hops of a `ProxyJump` value (comma-separated), or why one cannot be read (OpenSSH refuses the file for it). */
+export const hops = (value: string): Array<Hop> | string => {
+  const out: Array<Hop> = []
+  for (const text of value.split(",")) {
+    const h = hop(text)
+    if (h === undefined) {
+      return `the hop ${JSON.stringify(text)} is not [user@]host[:port] nor ssh://[user@]host[:port] (a port from 1 to 65535 or a TCP service; ` +
+        "an IPv6 address in [ ]; no path): write each jump host so, separated by commas (OpenSSH refuses it too)"
+    }
+    out.push(h)
+  }
+  return out
+}
+
 /** The keywords read here that take exactly one argument: more is refused, as OpenSSH refuses it ("extra arguments at end of line"). */
 const ONE_ARGUMENT = new Set(["hostname", "user", "port", "identityfile", "stricthostkeychecking"])
 
@@ -328,6 +371,10 @@ export const settingsFor = (
       }
       if (filesKeyword && l.args.length > 1 && l.args.some((a) => a.toLowerCase() === "none")) {
         throw new SshConfigError(l.where, `keyword ${l.keyword} "none" argument must appear alone: write either none or files (OpenSSH refuses the file too)`)
+      }
+      if (l.keyword === "proxyjump" && l.args[0] !== undefined && l.args[0].toLowerCase() !== "none") {
+        const list = hops(l.args[0])
+        if (typeof list === "string") throw new SshConfigError(l.where, `ProxyJump ${l.args[0]}: ${list}`)
       }
       if (l.keyword === "port" && portOf(l.args[0]!) === undefined) {
         throw new SshConfigError(
@@ -483,16 +530,25 @@ export const settingsFor = (
  * What a connection to `host` (the name given) uses, for the SSH backend's hosts and the Docker backend's `ssh://`
  * engines alike: what is given, else the file's settings, else OpenSSH's defaults (port 22, the local user). Its known
  * hosts, as OpenSSH reads them (a key in any counts): a `knownHostsPath` given alone; else the user's
- * (`UserKnownHostsFile`'s files, `[]` for `none`, else `~/.ssh/known_hosts`) and the system's (`GlobalKnownHostsFile`'s,
- * else {@link GLOBAL_KNOWN_HOSTS}).
+ * (`UserKnownHostsFile`'s files, `[]` for `none`, else `~/.ssh/known_hosts` and `~/.ssh/known_hosts2`) and the system's
+ * (`GlobalKnownHostsFile`'s, else {@link GLOBAL_KNOWN_HOSTS} and the same name with `2`), as `ssh -G` lists them.
+ * `secondDefaults`: the `2` files of those defaults, which seldom exist (a reader skips them when they do not, as
+ * OpenSSH does, without saying so).
  */
-export const resolve = (host: string, given: Explicit, file: HostSettings, local: Local) => ({
-  hostName: file.hostName ?? host,
-  port: given.port ?? file.port ?? 22,
-  user: given.user ?? file.user ?? local.user,
-  userKnownHosts: given.knownHostsPath !== undefined ? [given.knownHostsPath] : file.knownHostsFiles ?? [tilde(DEFAULT_KNOWN_HOSTS, local.home)],
-  globalKnownHosts: given.knownHostsPath !== undefined ? [] : file.globalKnownHostsFiles ?? [local.globalKnownHosts ?? GLOBAL_KNOWN_HOSTS]
-})
+export const resolve = (host: string, given: Explicit, file: HostSettings, local: Local) => {
+  const user = tilde(DEFAULT_KNOWN_HOSTS, local.home)
+  const system = local.globalKnownHosts ?? GLOBAL_KNOWN_HOSTS
+  const defaultUser = given.knownHostsPath === undefined && file.knownHostsFiles === undefined
+  const defaultSystem = given.knownHostsPath === undefined && file.globalKnownHostsFiles === undefined
+  return {
+    hostName: file.hostName ?? host,
+    port: given.port ?? file.port ?? 22,
+    user: given.user ?? file.user ?? local.user,
+    userKnownHosts: given.knownHostsPath !== undefined ? [given.knownHostsPath] : file.knownHostsFiles ?? [user, `${user}2`],
+    globalKnownHosts: given.knownHostsPath !== undefined ? [] : file.globalKnownHostsFiles ?? [system, `${system}2`],
+    secondDefaults: [...(defaultUser ? [`${user}2`] : []), ...(defaultSystem ? [`${system}2`] : [])]
+  }
+}
 
 /**
  * Where the file moves `host` (the name given, `port` the port given) to, with the lines that move it, as said once

@@ -37,8 +37,8 @@ export interface HostSetting {
   /** Default: the config file's first `IdentityFile` that exists, else the first of `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. */
   readonly privateKeyPath?: string | undefined
   /**
-   * Default: every file of the config file's `UserKnownHostsFile` (else `~/.ssh/known_hosts`) and of its
-   * `GlobalKnownHostsFile` (else the system's `/etc/ssh/ssh_known_hosts`), as OpenSSH reads them: a key found in any
+   * Default: every file of the config file's `UserKnownHostsFile` (else `~/.ssh/known_hosts` and `known_hosts2`) and of its
+   * `GlobalKnownHostsFile` (else the system's `/etc/ssh/ssh_known_hosts` and `ssh_known_hosts2`), as OpenSSH reads them: a key found in any
    * counts; `none` reads none of the user's. Given, this file alone is read.
    */
   readonly knownHostsPath?: string | undefined
@@ -119,39 +119,11 @@ export interface PreparedHost extends HostConfig {
   /** The key's passphrase (from the variable `passphraseEnv` names), for an encrypted key. */
   readonly passphrase?: string | undefined
   /** The host connected to first (`ProxyJump`), and the line that says so; the connection goes on through it. */
-  readonly jump?: (PreparedHost & { readonly via: string }) | undefined
+  readonly jump?: (PreparedHost & { readonly via: string; readonly destination: string }) | undefined
 }
 
-/** As OpenSSH (`-J` with a jump host's own `ProxyJump`): a chain longer than this is refused (a loop, most likely). */
+/** A chain of jump hosts longer than this is refused (a loop, a host met again, is refused as such before). */
 const MAX_JUMPS = 8
-
-/** A hop of a `ProxyJump` list: `[user@]host[:port]`, or `ssh://[user@]host[:port]`; `[...]` around an IPv6 address. */
-interface Hop {
-  readonly text: string
-  readonly user?: string | undefined
-  readonly host: string
-  readonly port?: number | undefined
-}
-
-/** The hops of a `ProxyJump` value (comma-separated), or why one cannot be read. */
-export const hops = (value: string): Array<Hop> | string => {
-  const out: Array<Hop> = []
-  for (const text of value.split(",")) {
-    const bare = text.replace(/^ssh:\/\//, "")
-    const at = bare.lastIndexOf("@")
-    const user = at < 0 ? undefined : bare.slice(0, at)
-    const rest = at < 0 ? bare : bare.slice(at + 1)
-    const m = /^\[([^\]]+)\](?::([^:]*))?$/.exec(rest) ?? (rest.split(":").length > 2 ? [rest, rest, undefined] : /^([^:]*)(?::(.*))?$/.exec(rest))
-    const host = m?.[1]
-    const portText = m?.[2]
-    const port = portText === undefined ? undefined : /^[0-9]+$/.test(portText) && Number(portText) > 0 && Number(portText) < 65536 ? Number(portText) : NaN
-    if (host === undefined || host === "" || user === "" || Number.isNaN(port)) {
-      return `the hop ${JSON.stringify(text)} is not [user@]host[:port] (a port from 1 to 65535): write each jump host so, separated by commas`
-    }
-    out.push({ text, user, host, port })
-  }
-  return out
-}
 
 /**
  * ssh2's `parseKey`: an Error for a key it cannot use. `import("ssh2")` under Node names only some of the CommonJS
@@ -226,8 +198,8 @@ export const prepare = (
   local: SshConfig.Local = SshConfig.here(),
   configPath = SshConfig.USER_CONFIG,
   through?: { readonly value: string; readonly where: string },
-  depth = 0
-): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string } => {
+  chain: ReadonlyArray<{ readonly name: string; readonly where: string }> = []
+): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string; readonly whole?: true } => {
   let file: SshConfig.HostSettings
   const explicit = { user: given.username, port: given.port, privateKeyPath: given.privateKeyPath, knownHostsPath: given.knownHostsPath }
   try {
@@ -252,8 +224,8 @@ export const prepare = (
         `set privateKeyPath to the private key to log in with (\`ssh-keygen -t ed25519\` makes one)`
     }
   }
-  // as OpenSSH: every file of UserKnownHostsFile (default ~/.ssh/known_hosts) and of GlobalKnownHostsFile (default the
-  // system's /etc/ssh/ssh_known_hosts) counts, a key found in any (and a key @revoked in any refused); `UserKnownHostsFile
+  // as OpenSSH: every file of UserKnownHostsFile (default ~/.ssh/known_hosts and known_hosts2) and of GlobalKnownHostsFile
+  // (default the system's /etc/ssh/ssh_known_hosts and ssh_known_hosts2) counts, a key found in any (and a key @revoked in any refused); `UserKnownHostsFile
   // none` reads no file of the user's (the system's only, never the broader ~/.ssh/known_hosts). A knownHostsPath given
   // is the one file read
   if (users.length === 0 && globals.length === 0) {
@@ -295,15 +267,22 @@ export const prepare = (
   const proxy = through ?? file.proxyJump
   let jump: PreparedHost["jump"]
   if (proxy !== undefined) {
-    const list = hops(proxy.value)
+    const list = SshConfig.hops(proxy.value)
     if (typeof list === "string") return { refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): ${list}` }
-    if (depth >= MAX_JUMPS) {
+    // `chain`: the hosts this one is reached from, each with the ProxyJump line that leads on. A name met again is a
+    // loop, said once as a whole (as OpenSSH's "jumphost loop via"), not wrapped in each host's words
+    const onward = [...chain, { name: given.host, where: proxy.where }]
+    const last = list[list.length - 1]!
+    if (onward.some((c) => c.name.toLowerCase() === last.host.toLowerCase())) {
+      const refusal = `ProxyJump loop: ${[...onward.map((c) => c.name), last.host].join(" -> ")} (${onward.map((c) => c.where).join(", ")}): give ${last.host} \`ProxyJump none\` in its own Host block`
+      return { refusal: chain.length === 0 ? `${who}: ${refusal}` : refusal, whole: true }
+    }
+    if (onward.length > MAX_JUMPS) {
       return {
-        refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): more than ${MAX_JUMPS} jump hosts in a row (a jump host whose own ProxyJump ` +
-          "leads back to it?): give the first jump host `ProxyJump none` in its own Host block"
+        refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): more than ${MAX_JUMPS} jump hosts in a row: ` +
+          "give the first jump host `ProxyJump none` in its own Host block"
       }
     }
-    const last = list[list.length - 1]!
     const before = list.slice(0, -1).map((h) => h.text).join(",")
     const p = prepare(
       { host: last.host, port: last.port, username: last.user, passphraseEnv: given.passphraseEnv },
@@ -312,11 +291,15 @@ export const prepare = (
       local,
       configPath,
       before === "" ? undefined : { value: before, where: proxy.where },
-      depth + 1
+      onward
     )
+    if ("refusal" in p && p.whole === true) return { refusal: chain.length === 0 ? `${who}: ${p.refusal}` : p.refusal, whole: true }
     const via = `ProxyJump ${proxy.value}, ${proxy.where}`
     if ("refusal" in p) return { refusal: `${who}: jump host ${last.text} (${via}): ${p.refusal}` }
-    jump = { ...p.ok, via }
+    // how `ssh` is told to reach it: the hop as written (an alias takes its Host block), a port as ssh:// takes it
+    const bare = last.text.replace(/^ssh:\/\//, "")
+    const destination = last.port === undefined ? bare : `ssh://${bare}`
+    jump = { ...p.ok, via, destination }
     warnings.push(...p.warnings.map((w) => `jump host ${w}`))
   }
   // the address the config file moved the name to, said once at make (ssh connects there too)
@@ -379,6 +362,8 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
       const retryable = (err.code !== undefined && CONNECTION_CODES.has(err.code)) || /timed out|keepalive/i.test(err.message)
       reject(new SshFailure(`${label}: ${err.message}`, retryable, retryable))
     })
+    // (an end without a close: see Connection's)
+    client.on("end", lost)
     client.on("close", lost)
     client.connect({
       host,
@@ -395,7 +380,7 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
       hostVerifier: (key: Buffer) => {
         const v = KnownHosts.verify(known, host, port, key)
         if (v.ok) return true
-        refused = KnownHosts.refusal(v.reason, label, files.join(", "), host, port)
+        refused = KnownHosts.refusal(v.reason, label, files.join(", "), host, port, config.jump?.destination)
         return false
       }
     })
@@ -415,9 +400,16 @@ const open = async (ssh2: typeof Ssh2, config: PreparedHost, label: string, open
     const port = config.port ?? 22
     sock = await new Promise<Duplex>((resolve, reject) =>
       through.forwardOut("127.0.0.1", 0, config.host, port, (err, stream) =>
-        err
-          ? reject(new SshFailure(`${jumpLabel}: could not open a connection from it to ${config.host}:${port} (${err.message}): is the host up, and does the jump host's sshd allow TCP forwarding?`, true, true))
-          : resolve(stream)
+        !err
+          ? resolve(stream)
+          : (err as { reason?: unknown }).reason === 1
+          // SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: the jump host's sshd forbids it; asking again gets the same answer
+          ? reject(new SshFailure(
+            `${jumpLabel}: its sshd refuses to open a connection from it to ${config.host}:${port} (${err.message}): ` +
+              "set AllowTcpForwarding yes (or local) in its sshd_config, and a PermitOpen that includes this host, or reach the host another way",
+            false
+          ))
+          : reject(new SshFailure(`${jumpLabel}: could not open a connection from it to ${config.host}:${port} (${err.message}): is the host up, and does the jump host's sshd allow TCP forwarding?`, true, true))
       )
     )
   }
@@ -435,33 +427,52 @@ export class Connection {
     this.label = labelOf(config)
   }
 
-  private async connect(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
+  /**
+   * One attempt: `lost` forgets it (and only it) when one of its clients fails or closes, for a late event (a jump host's
+   * connection closing a round trip after the host's, once a new attempt has begun) must not drop the new attempt,
+   * which would then never be ended.
+   */
+  private async connect(lost: () => void): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
     const ssh2 = await Clients.ssh2()
     const opened: Array<Client> = []
-    const client = await open(ssh2, this.config, this.label, opened, () => {
-      this.client = undefined
-    }).catch((e: unknown) => {
-      this.client = undefined
+    const endAll = () => {
       for (const c of opened) c.end()
+    }
+    const client = await open(ssh2, this.config, this.label, opened, lost).catch((e: unknown) => {
+      lost()
+      endAll()
       throw e
     })
-    // the jump hosts' connections go with the host's
-    client.on("close", () => {
-      this.client = undefined
-      for (const c of opened) c.end()
-    })
+    // the jump hosts' connections go with the host's. Its end counts as its close: over a jump host's channel, ssh2
+    // stops the keepalive at the channel's end, and the channel's close may never come, which would leave a client that
+    // is "Not connected" for every request, kept for good
+    const gone = () => {
+      lost()
+      endAll()
+    }
+    client.on("end", gone)
+    client.on("close", gone)
     return new Promise((resolve, reject) =>
-      client.sftp((err, sftp) => (err ? reject(new SshFailure(`${this.label}: SFTP: ${err.message}`, true)) : resolve({ client, sftp })))
+      client.sftp((err, sftp) => {
+        if (!err) return resolve({ client, sftp })
+        // the host's client (and with it its jump hosts') is ended, not left logged in
+        lost()
+        endAll()
+        reject(new SshFailure(`${this.label}: SFTP: ${err.message}`, true))
+      })
     )
   }
 
   private get(): Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> {
     if (this.client === undefined) {
-      const attempt = this.connect()
+      const token: { attempt?: Promise<{ readonly client: Client; readonly sftp: SFTPWrapper }> } = {}
+      const forget = () => {
+        if (token.attempt !== undefined && this.client === token.attempt) this.client = undefined
+      }
+      const attempt = this.connect(forget)
+      token.attempt = attempt
       this.client = attempt
-      attempt.catch(() => {
-        if (this.client === attempt) this.client = undefined
-      })
+      attempt.catch(forget)
     }
     return this.client
   }

@@ -31,13 +31,18 @@ export const parse = (text: string): Array<KnownKey> =>
       return hosts === undefined || type === undefined || key === undefined ? [] : [{ hosts, type, key, marker }]
     })
 
-const matchesPattern = (pattern: string, name: string): boolean => {
-  if (pattern.startsWith("|1|")) {
-    const [, , salt, hash] = pattern.split("|")
-    if (salt === undefined || hash === undefined) return false
+/**
+ * Whether a line's host field takes `name`, as OpenSSH's `match_maybe_hashed`: a field starting `|1|` is one hashed name
+ * (`|1|salt|hash`), compared whole (a hash is never part of a list: `|1|...,decoy` takes no name); any other is a
+ * comma-separated list of glob patterns (where a `|1|...` part is a pattern, which takes no name either).
+ */
+const hostsTake = (hosts: string, name: string): boolean => {
+  if (hosts.startsWith("|1|")) {
+    const [, , salt, hash, ...more] = hosts.split("|")
+    if (salt === undefined || hash === undefined || more.length > 0) return false
     return createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash
   }
-  return globMatches(pattern.toLowerCase(), name)
+  return hostMatches(hosts.split(","), name, (pattern, n) => globMatches(pattern.toLowerCase(), n))
 }
 
 /**
@@ -52,7 +57,7 @@ export const hostName = (host: string, port: number): string => {
 /** The host-key lines (neither revoked nor a CA's) whose host patterns take `host:port`. */
 const entriesFor = (known: ReadonlyArray<KnownKey>, host: string, port: number): Array<KnownKey> => {
   const name = hostName(host, port)
-  return known.filter((k) => k.marker === undefined && hostMatches(k.hosts.split(","), name, matchesPattern))
+  return known.filter((k) => k.marker === undefined && hostsTake(k.hosts, name))
 }
 
 /** The signature algorithms of each key type (an RSA key signs with SHA-2 first, as OpenSSH asks). */
@@ -89,12 +94,14 @@ export const verify = (
 }
 
 /**
- * Why `host:port`'s key was refused, in words, with the fix: `where` names the connection, `paths` the known hosts read.
+ * Why `host:port`'s key was refused, in words, with the fix: `where` names the connection, `paths` the known hosts read;
+ * `through`, the jump host it is reached through (as `ssh` takes it), for a host this machine cannot scan itself.
  * Used by the SSH backend's connections and the Docker backend's `ssh://` engines.
  */
-export const refusal = (reason: "unknown" | "mismatch" | "revoked", where: string, paths: string, host: string, port: number): string =>
+export const refusal = (reason: "unknown" | "mismatch" | "revoked", where: string, paths: string, host: string, port: number, through?: string): string =>
   reason === "unknown"
-    ? `${where}: host key not in ${paths} (add it with ssh-keyscan -p ${port} ${host}, after checking its fingerprint)`
+    ? `${where}: host key not in ${paths} (add it with ${through === undefined ? "" : `ssh ${through} `}ssh-keyscan -p ${port} ${host}` +
+      `${through === undefined ? "" : ", run on the jump host, since this machine reaches the host only through it"}, after checking its fingerprint)`
     : reason === "revoked"
     ? `${where}: the host key offered is marked @revoked in ${paths}; refusing to connect`
     : `${where}: HOST KEY MISMATCH: the key offered is not the one in ${paths} (possible man-in-the-middle, or the host was reinstalled); refusing to connect`
