@@ -45,7 +45,9 @@ describe("a resumed trial's retry after its reattached job was lost", () => {
         image: IMAGE,
         resources: { gpus: 0, cpus: 1 }
       }
-      const backendOf = () => DockerBackend.make({ root: jobsRoot, socketPath: SOCKET, image: IMAGE, stopGraceSeconds: 1 })
+      // slots of its own: by default the engine's CPU count, less every TREX container running on the engine (the
+      // shared-engine files beside it run theirs), and a job queued as a ticket is not removed by `docker rm -f`
+      const backendOf = () => DockerBackend.make({ root: jobsRoot, socketPath: SOCKET, image: IMAGE, stopGraceSeconds: 1, slots: 8 })
       const run = (journal: Journal.Journal["Service"], backend: Backend.BackendShape) =>
         Explorer.run(makeTask({ maxTrials: 1 }), { runId, runDir: root, seed: 7 }).pipe(
           Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, TemplateExecutor.make(backend, { taskDir: root, recipe }))))

@@ -49,7 +49,12 @@ const resumedOn = (
   codes: ReadonlyArray<string>,
   resume: (lost: ReadonlyArray<ExperimentNode.JobRef>) => Partial<ExecutorAgent.ExecutionRequest>,
   script: Fake.Handler,
-  options: CodeAgentExecutor.Options & { readonly lastRuns?: boolean; readonly release?: (root: string) => void } = {}
+  options: CodeAgentExecutor.Options & {
+    readonly lastRuns?: boolean
+    readonly release?: (root: string) => void
+    /** How the backend lists its jobs to the session (as they come, by default). */
+    readonly listed?: (jobs: ReadonlyArray<Backend.JobInfo>) => ReadonlyArray<Backend.JobInfo>
+  } = {}
 ) =>
   Effect.gen(function*() {
     const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-code-agent-"))
@@ -70,9 +75,10 @@ const resumedOn = (
       if (i < codes.length - 1 || options.lastRuns !== true) yield* Backend.awaitExit(backend, ref)
     }
     const server = yield* Fake.make(script)
+    const listed = options.listed
     const executor = yield* CodeAgentExecutor.make({ maxTurns: 6, ...options }).pipe(
       Effect.provideService(Model.Model, AnthropicModel.make({ apiKey: Redacted.make("sk-test"), baseURL: server.url })),
-      Effect.provideService(Backend.Backend, backend)
+      Effect.provideService(Backend.Backend, listed === undefined ? backend : { ...backend, list: (run) => Effect.map(backend.list(run), listed) })
     )
     const running = yield* Stream.runCollect(executor.run({ ...request(root), ...resume(lost) })).pipe(Effect.forkChild)
     if (options.release !== undefined) {
@@ -86,7 +92,10 @@ const resumedOn = (
   })
 
 /** A resumed session over a first training job that failed and a second that waits for `go`: the second is adopted (reported), never run again, the model not asked. */
-const adoptsTheRunningJob = (resume: (lost: ReadonlyArray<ExperimentNode.JobRef>) => Partial<ExecutorAgent.ExecutionRequest>) =>
+const adoptsTheRunningJob = (
+  resume: (lost: ReadonlyArray<ExperimentNode.JobRef>) => Partial<ExecutorAgent.ExecutionRequest>,
+  listed?: (jobs: ReadonlyArray<Backend.JobInfo>) => ReadonlyArray<Backend.JobInfo>
+) =>
   Effect.gen(function*() {
     const waits = `const fs = require("node:fs"); const dir = process.env.TREX_JOB_DIR
 const go = setInterval(() => { if (fs.existsSync(dir + "/go")) { clearInterval(go); fs.writeFileSync(dir + "/result.json", JSON.stringify({ metrics: { accuracy: 0.8 } })) } }, 50)`
@@ -94,7 +103,7 @@ const go = setInterval(() => { if (fs.existsSync(dir + "/go")) { clearInterval(g
       [failing("first attempt broke"), waits],
       resume,
       () => Fake.error(400, "invalid_request_error", "the adopted job needs no model"),
-      { lastRuns: true, release: (root) => Fs.writeFileSync(Path.join(root, "jobs", "n1", "go"), "") }
+      { lastRuns: true, release: (root) => Fs.writeFileSync(Path.join(root, "jobs", "n1", "go"), ""), ...(listed !== undefined ? { listed } : {}) }
     )
     assert.isUndefined(result.failure, result.failure?.message)
     assert.strictEqual(result.score, 0.8)
@@ -589,6 +598,12 @@ fs.writeFileSync(process.env.TREX_JOB_DIR + "/result.json", JSON.stringify({ met
   it.live("reattached to its recorded failed training job while a later one runs unrecorded (the next attempt, submitted just before the crash), the session follows the later one: not run beside a new one", () =>
     // the journal holds the first job only: the second's record was not committed
     adoptsTheRunningJob((lost) => ({ job: lost[0]!, jobs: [lost[0]!], onRecord: [lost[0]!] })))
+
+  it.live("... also on a backend that lists its jobs newest first and without submission times (Docker, Kubernetes by name, SSH by host): the later job is not taken for an earlier one", () =>
+    adoptsTheRunningJob(
+      (lost) => ({ job: lost[0]!, jobs: [lost[0]!], onRecord: [lost[0]!] }),
+      (jobs) => jobs.map(({ submittedAt: _, ...j }) => j).reverse()
+    ))
 
   it.live("reconciling with an earlier failed training job and a later running one, the session adopts the running one: not run again, its result the node's", () =>
     adoptsTheRunningJob(() => ({ reconcile: true })))

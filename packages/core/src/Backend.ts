@@ -93,8 +93,10 @@ export interface JobInfo {
   readonly labels: Labels
   readonly state: "Pending" | "Running" | "Finished"
   /**
-   * When the job was submitted (epoch ms), where the backend knows it: of a node's jobs, the latest
-   * is the one submitted last (without it, the last listed).
+   * When the job was submitted (epoch ms), where the backend knows it (local, Docker, SSH, Grid Engine):
+   * of a node's jobs, the latest is the one submitted last. The order listed is no submission order
+   * (Kubernetes lists by name, Docker newest first, SSH by host), so a reader orders by it only when
+   * every job of the node has it.
    */
   readonly submittedAt?: number
 }

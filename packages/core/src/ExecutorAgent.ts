@@ -46,7 +46,19 @@ export interface ExecutionRequest {
    * on every attempt until one has reported a `Submitted`: an attempt that failed before it
    * (the backend could not list its jobs: a host or its controller unreachable) has not looked,
    * so the retry looks again rather than submit a second copy beside the one it could not see.
+<<<<<<< HEAD
    * Also set on the retry after a reattached `job` failed retryably (lost): see `onRecord`.
+=======
+   *
+   * Also set (since 2026-12) on a retry after a reattached `job` failed: then the node HAS jobs on
+   * record (`onRecord`), the failed one among them, and the one to adopt is a job of the node not in
+   * `onRecord` (not finished if there is one, else the last submitted); with none, submit. An executor
+   * written when `reconcile` meant only "nothing on record", adopting the node's first listed job,
+   * adopts the failed job there and reads its end again: the explorer warns (once per node and job)
+   * when a reconciling attempt reports a job in `onRecord`. The order `Backend.list` gives is no
+   * submission order (Kubernetes lists by name, Docker newest first, SSH by host): order by
+   * `submittedAt` only when every listed job has it.
+>>>>>>> h13
    */
   readonly reconcile?: boolean
   /**

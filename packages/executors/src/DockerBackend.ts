@@ -211,6 +211,8 @@ interface JobRecord {
   readonly labels?: Backend.Labels
   readonly container?: string
   readonly ticket?: string
+  /** When the job was submitted (the controller's clock, milliseconds; also its container's label): `list` reports it once the container is gone. */
+  readonly submittedAt?: number
   readonly ended?: ReadonlyArray<EndedJob>
 }
 
@@ -220,6 +222,8 @@ interface QueuedJob {
   readonly jobDir: string
   /** Its directory's earlier containers that the engine still had (`ended`), as its submit read and wrote them. */
   readonly ended: ReadonlyArray<EndedJob>
+  /** When it was submitted (milliseconds): its record's once it starts. */
+  readonly submittedAt: number
   readonly options: (gpuIds: ReadonlyArray<string> | undefined) => Effect.Effect<Docker.ContainerCreateOptions, Errors.BackendError>
   /** Since when the engine has not answered while this job waited (bounded by `engineWait`). */
   engineDownSince: number | undefined
@@ -511,7 +515,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
           `the Docker engine at ${where} did not answer for ${waited(since)} (engineWait) while the job waited to start; check \`docker info\` on the engine's host (is dockerd running?)`
         ))
       }),
-    start: (e, gpuIds) => Effect.flatMap(e.job.options(gpuIds), (o) => Effect.map(start(e.job.spec, e.job.jobDir, e.job.ended, o, e.id), (c) => ({ container: c.id }))),
+    start: (e, gpuIds) => Effect.flatMap(e.job.options(gpuIds), (o) => Effect.map(start(e.job.spec, e.job.jobDir, e.job.ended, o, e.id, e.job.submittedAt), (c) => ({ container: c.id }))),
     exclusive: admission.withPermits(1),
     fork: Effect.forkDetach,
     poll: (yield* QueuePoll) ?? QUEUE_POLL
@@ -592,12 +596,12 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     return yield* admission.withPermits(1)(Effect.gen(function*() {
       const fit = yield* room(spec.resources.gpus)
       if ("go" in fit && queue.length === 0) {
-        const container = yield* start(spec, jobDir, ended, yield* options(fit.go), undefined)
+        const container = yield* start(spec, jobDir, ended, yield* options(fit.go), undefined, Date.now())
         return { backend: NAME, id: container.id, data: { jobDir } } satisfies ExperimentNode.JobRef
       }
       // Every slot or GPU is taken, or the engine does not answer: queued here and started in turn, so that a stop can withdraw it.
       const id = `queued-${spec.labels.node}-${Date.now().toString(36)}-${++ticketCount}`
-      yield* queue.enqueue({ id, labels: spec.labels, job: { spec, jobDir, ended, options, engineDownSince: "down" in fit ? Date.now() : undefined }, wait: "wait" in fit ? fit.wait : "the jobs ahead of it are starting" })
+      yield* queue.enqueue({ id, labels: spec.labels, job: { spec, jobDir, ended, submittedAt: Date.now(), options, engineDownSince: "down" in fit ? Date.now() : undefined }, wait: "wait" in fit ? fit.wait : "the jobs ahead of it are starting" })
       return ticketRef(id, jobDir)
     }))
   })
@@ -616,14 +620,15 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     jobDir: string,
     ended: ReadonlyArray<EndedJob>,
     options: Docker.ContainerCreateOptions,
-    ticket: string | undefined
+    ticket: string | undefined,
+    submittedAt: number
   ) {
     // An earlier start of this job whose create the engine carried out but never answered (it went
     // away mid-call; the call was tried again and failed) left a container that will never start.
     const stale = yield* call("submit", () => docker.listContainers({ all: true, filters: { label: [`${Spec.LABEL.jobDir}=${jobDir}`], status: ["created"] } }))
     yield* Effect.forEach(stale, (c) =>
       call("submit", () => removeContainer(c.Id)), { discard: true })
-    const container = yield* create(options).pipe(Effect.mapError((e) => {
+    const container = yield* create({ ...options, Labels: { ...options.Labels, [Spec.LABEL.submitted]: String(submittedAt) } }).pipe(Effect.mapError((e) => {
       const why = Spec.explainStartError(e.message)
       return why !== undefined ? fail("submit", why) : e
     }))
@@ -632,6 +637,7 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
         name: spec.name,
         labels: spec.labels,
         container: container.id,
+        submittedAt,
         ...(ticket !== undefined ? { ticket } : {}),
         ...(ended.length > 0 ? { ended } : {})
       } satisfies JobRecord)
@@ -1054,11 +1060,21 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const info = yield* call("cancel", () => docker.getContainer(id).inspect().catch((e) => (isNotFound(e) ? undefined : Promise.reject(e))))
     if (info === undefined || ["exited", "dead"].includes(info.State.Status)) return
     const jobDir = info.Config.Labels[Spec.LABEL.jobDir]
-    if (jobDir !== undefined) yield* Effect.sync(() => Fs.writeFileSync(Path.join(jobDir, Spec.MARKER.cancelled), String(Date.now())))
+    // the marker is the directory's current job's: written only when that is this container (a newer job that took the
+    // directory would read it as its own cancel, and end Cancelled)
+    if (jobDir !== undefined && jobRecord(jobDir)?.container === id) {
+      yield* Effect.sync(() => Fs.writeFileSync(Path.join(jobDir, Spec.MARKER.cancelled), String(Date.now())))
+    }
     yield* call("cancel", () =>
       docker.getContainer(id).stop({ t: grace }).catch((e) => (Spec.classifyError(e).status === 304 || isNotFound(e) ? undefined : Promise.reject(e)))
     )
   })
+
+  /** When a container's job was submitted, from its label (none on a container made before the label was). */
+  const submittedAtOf = (labels: Record<string, string>): { readonly submittedAt?: number } => {
+    const at = Number(labels[Spec.LABEL.submitted])
+    return labels[Spec.LABEL.submitted] !== undefined && Number.isFinite(at) ? { submittedAt: at } : {}
+  }
 
   const list = Effect.fn("DockerBackend.list")(function*(run: string) {
     const containers = yield* running(run)
@@ -1066,19 +1082,26 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       ref: { backend: NAME, id: c.Id, data: { jobDir: c.Labels[Spec.LABEL.jobDir] ?? "" } },
       labels: { run, node: c.Labels[Spec.LABEL.node] ?? "" },
       // a container whose removal failed is listed `removing` (Docker 20.10), `dead` elsewhere: ended either way
-      state: c.State === "created" ? "Pending" : ["exited", "dead", "removing"].includes(c.State) ? "Finished" : "Running"
+      state: c.State === "created" ? "Pending" : ["exited", "dead", "removing"].includes(c.State) ? "Finished" : "Running",
+      // the engine lists the newest first: the order of a node's jobs is their submissions' (a ticket's, its queueing)
+      ...submittedAtOf(c.Labels)
     }))
-    // Jobs whose containers were removed after their exit was read are known from their records.
     for (const e of queue.entries()) {
-      if (e.labels.run === run) jobs.push({ ref: ticketRef(e.id, e.job.jobDir), labels: e.labels, state: "Pending" })
+      if (e.labels.run === run) jobs.push({ ref: ticketRef(e.id, e.job.jobDir), labels: e.labels, state: "Pending", submittedAt: e.job.submittedAt })
     }
+    // Jobs whose containers were removed after their exit was read are known from their records.
     const ids = new Set(containers.map((c) => c.Id))
     const dirs = yield* Effect.sync(() => (Fs.existsSync(root) ? Fs.readdirSync(root) : []))
     for (const node of dirs) {
       const jobDir = Path.join(root, node)
       const job = readJson(Path.join(jobDir, Spec.RECORD.job)) as JobRecord | undefined
       if (job?.labels?.run !== run || job.container === undefined || ids.has(job.container)) continue
-      jobs.push({ ref: { backend: NAME, id: job.container, data: { jobDir } }, labels: job.labels, state: "Finished" })
+      jobs.push({
+        ref: { backend: NAME, id: job.container, data: { jobDir } },
+        labels: job.labels,
+        state: "Finished",
+        ...(typeof job.submittedAt === "number" ? { submittedAt: job.submittedAt } : {})
+      })
     }
     return jobs
   })

@@ -832,25 +832,51 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     }
   })
 
+  /** A job's `.trex-job.json` as `states` lists it, if it is a JSON object (anyone may edit it: its fields are checked where used). */
+  const recordOf = (text: string): Record<string, unknown> | undefined => {
+    try {
+      const value: unknown = JSON.parse(text)
+      return typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+    } catch {
+      return undefined
+    }
+  }
+
   const list = Effect.fn("SshBackend.list")(function*(run: string) {
     if (!LABEL.test(run)) return []
     const script = Script.states(posix.join(remoteRoot, run))
-    const seen = new Set<string>()
     const jobs: Array<Backend.JobInfo> = queue.entries()
       .filter((e) => e.labels.run === run)
       .map((e) => ({ ref: { backend: NAME, id: e.id, data: { dir: posix.join(remoteRoot, run, e.labels.node), rel: `${run}/${e.labels.node}`, queued: true } }, labels: e.labels, state: "Pending" }))
+    // A node's jobs on several hosts are each listed (job 1 on host A, its retry on host B), by node and host: the host
+    // is the one the directory's record names (on hosts sharing one file system every host lists the same directory, and
+    // the job is the named host's, its state as that host sees it), else the one listing it.
+    const found = new Map<string, { readonly job: Backend.JobInfo; readonly own: boolean }>()
     for (const host of pool) {
       const out = yield* listOn(host, run, script)
       if (out === undefined) continue
       for (const line of out.split("\n")) {
-        const [state, node] = line.split(" ")
-        if (node === undefined || seen.has(node) || (state !== "Finished" && state !== "Running" && state !== "Pending")) continue
-        seen.add(node)
-        const dir = posix.join(remoteRoot, run, node)
-        jobs.push({ ref: { backend: NAME, id: `${run}/${node}@${host.name}`, data: { host: host.name, dir } }, labels: { run, node }, state })
+        const [state, node] = line.split(" ", 2)
+        if (node === undefined || node === "" || (state !== "Finished" && state !== "Running" && state !== "Pending")) continue
+        const record = recordOf(line.slice(state.length + node.length + 2))
+        const named = typeof record?.["host"] === "string" ? pool.find((h) => h.name === record["host"])?.name : undefined
+        const on = named ?? host.name
+        const key = `${node}@${on}`
+        const own = on === host.name
+        if (found.get(key)?.own === true || (found.has(key) && !own)) continue
+        const at = record?.["submittedAt"]
+        found.set(key, {
+          own,
+          job: {
+            ref: { backend: NAME, id: `${run}/${node}@${on}`, data: { host: on, dir: posix.join(remoteRoot, run, node) } },
+            labels: { run, node },
+            state,
+            ...(typeof at === "number" && Number.isFinite(at) ? { submittedAt: at } : {})
+          }
+        })
       }
     }
-    return jobs
+    return [...jobs, ...[...found.values()].map((f) => f.job)]
   })
 
   /**

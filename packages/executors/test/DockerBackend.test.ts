@@ -592,6 +592,25 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.include(gone.message, "was given to a newer job")
     }).pipe(Effect.scoped), 60_000)
 
+  it.live("two jobs of a node in one directory: listed with their submission times (the engine lists the newest first), and a stop of the older leaves the newer job's directory without its cancel marker", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ slots: 4, stopGraceSeconds: 1 })
+      const first = spec("trap 'exit 0' TERM; while true; do sleep 0.1; done")
+      const ref1 = yield* backend.submit(first)
+      const ref2 = yield* backend.submit({ ...first, argv: ["sh", "-c", `while [ ! -e "$TREX_JOB_DIR/go" ]; do sleep 0.1; done; echo '{"metrics": {"accuracy": 0.5}}' > "$TREX_JOB_DIR/result.json"`] })
+      const listed = (yield* backend.list(run)).filter((j) => j.labels.node === first.labels.node)
+      assert.deepStrictEqual(listed.map((j) => j.ref.id), [ref2.id, ref1.id], "the engine's order, newest first")
+      const [at2, at1] = listed.map((j) => j.submittedAt)
+      assert.isTrue(at1 !== undefined && at2 !== undefined && at1 < at2, JSON.stringify(listed))
+      // the older container stopped: the marker it would write is the directory's current job's, the newer one's
+      yield* backend.cancel(ref1)
+      const jobDir = String(ref2.data["jobDir"])
+      assert.isFalse(Fs.existsSync(Path.join(jobDir, Spec.MARKER.cancelled)), "no cancel marker in the newer job's directory")
+      Fs.writeFileSync(Path.join(jobDir, "go"), "")
+      const exit = yield* Backend.awaitExit(backend, ref2)
+      assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
+    }).pipe(Effect.scoped), 60_000)
+
   it.live("an engine that does not answer at the start is retried, then said at once, naming the socket, DOCKER_HOST and the fix", () =>
     Effect.gen(function*() {
       const socket = Path.join(root, "no-such.sock")

@@ -389,3 +389,46 @@ describe("SshBackend, a host that misbehaves under running jobs", () => {
       assert.isFalse(Fs.existsSync(fileOn(other, unstarted, "ran")))
     })), 60_000)
 })
+
+describe("SshBackend, a node's jobs on several hosts", () => {
+  const fast = { retryFor: "1 second", pollInterval: "150 millis", killGraceSeconds: 2 } as const
+
+  it.live("a node's job on one host and its next job on another are both listed, each under its host with its submission time; on hosts sharing files, under the host its record names", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const other = yield* island
+      const live: SshBackend.Host = { ...host, name: "live", slots: 1 }
+      const own: SshBackend.Host = { ...host, name: "own", port: other.port, knownHostsPath: knownHostsFor(other.port), slots: 1 }
+      const backend = yield* SshBackend.make({ ...config, ...fast, hosts: [live, own] })
+      // job 1 runs on `live` (its one slot taken), job 2 of the same node (its retry, say) on `own`, whose files are its own
+      const s = spec(untilGo)
+      const ref1 = yield* backend.submit(s)
+      const ref2 = yield* backend.submit(s)
+      assert.deepStrictEqual([ref1.data["host"], ref2.data["host"]], ["live", "own"])
+      yield* eventually("job 2 runs", () => Fs.existsSync(other.root(Path.join(String(ref2.data["dir"]), ".trex-pid"))), 30)
+      const listed = (yield* SshBackend.make({ ...config, ...fast, hosts: [live, own] })).list(s.labels.run)
+      const jobs = (yield* listed).filter((j) => j.labels.node === s.labels.node)
+      assert.deepStrictEqual(jobs.map((j) => [j.ref.id, j.state]), [[ref1.id, "Running"], [ref2.id, "Running"]], JSON.stringify(jobs))
+      const [at1, at2] = jobs.map((j) => j.submittedAt)
+      assert.isTrue(at1 !== undefined && at2 !== undefined && at1 <= at2, JSON.stringify(jobs))
+      Fs.writeFileSync(Path.join(String(ref1.data["dir"]), "go"), "")
+      Fs.writeFileSync(other.root(Path.join(String(ref2.data["dir"]), "go")), "")
+      for (const ref of [ref1, ref2]) assert.strictEqual(exitOf(yield* Stream.runCollect(backend.watch(ref))).outcome, "Succeeded")
+
+      // two names of one host (one file system): a node's job that ran on `a`, then its next on `b` in the same directory
+      const a: SshBackend.Host = { ...host, name: "a", slots: 1 }
+      const b: SshBackend.Host = { ...host, name: "b", slots: 1 }
+      const shared = yield* SshBackend.make({ ...config, ...fast, hosts: [a, b] })
+      const t = spec(untilGo)
+      const first = yield* shared.submit({ ...t, argv: ["sh", "-c", `echo '{"metrics":{},"primary":1}' > result.json`] })
+      assert.strictEqual(first.data["host"], "a")
+      assert.strictEqual(exitOf(yield* Stream.runCollect(shared.watch(first))).outcome, "Succeeded")
+      const busy = yield* shared.submit(spec(untilGo))
+      const next = yield* shared.submit(t)
+      assert.strictEqual(next.data["host"], "b")
+      const sharedJobs = (yield* shared.list(t.labels.run)).filter((j) => j.labels.node === t.labels.node)
+      assert.deepStrictEqual(sharedJobs.map((j) => j.ref.id), [next.id], "the directory's job, under the host that runs it")
+      for (const ref of [busy, next]) Fs.writeFileSync(Path.join(String(ref.data["dir"]), "go"), "")
+      for (const ref of [busy, next]) assert.strictEqual(exitOf(yield* Stream.runCollect(shared.watch(ref))).outcome, "Succeeded")
+    })), 60_000)
+})

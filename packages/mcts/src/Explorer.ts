@@ -557,6 +557,22 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
   const recordedJobs = journaledJobs(existing, true)
   existing = undefined
   const retries = options.retries ?? 2
+  // Said once per node and job: a reconciling attempt reported a job that is on record (`onRecord`). An executor
+  // written when `reconcile` meant only "no submission on record" may adopt the node's first listed job, which on a
+  // retry after a reattached job failed is that failed job: its end is read again, its failure the node's once more.
+  // Not said for the backends that give a node's next job the id of its last (the local backend's directory, an SSH
+  // host's): there a job submitted afresh has the id on record.
+  const warnedOnRecord = new Set<string>()
+  const adoptedOnRecord = (nodeId: string, job: ExperimentNode.JobRef, onRecord: ReadonlyArray<ExperimentNode.JobRef>) => {
+    const key = `${nodeId}\u0000${job.backend}\u0000${job.id}`
+    if (REUSES_JOB_IDS.has(job.backend) || !onRecord.some((j) => j.backend === job.backend && j.id === job.id) || warnedOnRecord.has(key)) return Effect.void
+    warnedOnRecord.add(key)
+    return Effect.logWarning(
+      `trial ${nodeId}: executor "${executor.name}", reconciling, reported job ${job.id} (${job.backend}), which is on record already: it adopted a job ` +
+        `that was followed before (on a retry after a reattached job failed, that failed job), whose end is read again. An executor that looks ` +
+        `for the node's jobs (Backend.list) must never adopt one in request.onRecord: see ExecutorAgent.ExecutionRequest.reconcile`
+    )
+  }
   const execute = (
     node: ExperimentNode.NodeSpec,
     job: ExperimentNode.JobRef | undefined,
@@ -569,8 +585,11 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
     // could start a second copy beside one it could not see.
     let reconciling = reconcile
     // One attempt: run the executor's stream to its end, then finish the node or try again.
-    const attempt = (tries: number, reattach: ExperimentNode.JobRef | undefined): Effect.Effect<void, Errors.JournalError> =>
-      executor
+    const attempt = (tries: number, reattach: ExperimentNode.JobRef | undefined): Effect.Effect<void, Errors.JournalError> => {
+      const onRecord = reattach !== undefined || reconciling ? [...(recordedJobs.get(node.id) ?? [])] : undefined
+      // a reconciling attempt that reports a job on record adopted one it must not (see `adoptedOnRecord`)
+      const looking = reconciling && onRecord !== undefined
+      return executor
         .run({
           task: runTask,
           runId: options.runId,
@@ -579,7 +598,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
           attempt: tries,
           ...(reconciling ? { reconcile: true } : {}),
           ...(reattach !== undefined ? { job: reattach, jobs: resumedJobs.get(node.id) ?? [reattach] } : {}),
-          ...(reattach !== undefined || reconciling ? { onRecord: [...(recordedJobs.get(node.id) ?? [])] } : {})
+          ...(onRecord !== undefined ? { onRecord } : {})
         })
         .pipe(
           // a prune cancels the job and lets the stream end with its cost; one that does not end in time is stopped
@@ -589,13 +608,14 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
             () => undefined as Result.Result | undefined,
             (acc, ev) => {
               if (ev._tag === "Finished") return checkedResult(ev.result, node.id)
+              const warned = ev._tag === "Submitted" && looking ? adoptedOnRecord(node.id, ev.job, onRecord!) : Effect.void
               if (ev._tag === "Submitted") {
                 reconciling = false
                 // (kept for a trial resumed with jobs on record only: none other reconciles after it has submitted)
                 recordedJobs.get(node.id)?.push(ev.job)
               }
               if (ev._tag === "Progress") return Effect.as(Effect.flatMap(checkedProgress(ev, node.id), (checked) => onExecutionEvent(node.id, checked)), acc)
-              return Effect.as(onExecutionEvent(node.id, ev), acc)
+              return Effect.as(Effect.andThen(warned, onExecutionEvent(node.id, ev)), acc)
             }
           ),
           Effect.matchEffect({
@@ -617,6 +637,7 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
             }
           })
         )
+    }
     /**
      * Attempt `tries + 1`, after 2, 4, 8... seconds (at most 30). A stop asked for meanwhile ends the
      * wait and the trial, unfinished (it starts no job during a drain): a resumed run reattaches to
@@ -1354,6 +1375,9 @@ const estimateOf = (task: Task.Task, trialCost: Cost.Cost, trialsCosted: number,
  * dollar limit; the first of them starts whatever its bound (see {@link admits}). Under a strict
  * budget (`budget.strict`), every trial holds the most it can cost, the whole run long.
  */
+/** Backends whose next job of a node has the id of its last (the node's directory): a job on record is reported again by a fresh submit. */
+const REUSES_JOB_IDS: ReadonlySet<string> = new Set(["local", "ssh"])
+
 const admittedWith = (task: Task.Task, pricing: Backend.Pricing | undefined, expected: Cost.Cost, trialsCosted: number): Cost.Cost => {
   const limit = task.recipe?.resources.timeLimitSeconds
   const strict = task.budget.strict === true

@@ -1,7 +1,7 @@
 import * as crypto from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import { Cost, CostMeter, Errors, type ExecutorAgent, ExperimentNode, ExperimentTree, Fingerprint, Journal, JournalEvent, type Researcher, Result, type Scheduler, SearchPolicy, SearchSpace, type Strategy, type Task } from "@trex/core"
-import { Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Random, Stream } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Queue, Random, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Asha from "../src/Asha.ts"
 import { Control } from "../src/Control.ts"
@@ -1022,6 +1022,36 @@ describe("Explorer", () => {
       assert.deepStrictEqual(requests.map((r) => [r.attempt, r.job?.id, r.reconcile, r.onRecord?.map((j) => j.id)]), [[0, "lost", undefined, ["lost"]], [1, undefined, true, ["lost"]]])
       const jobs = (yield* journal.read()).flatMap((e) => (e.event._tag === "JobSubmitted" ? [e.event.job.id] : []))
       assert.deepStrictEqual(jobs, ["lost", "found"])
+    }))
+
+  it.live("a reconciling retry that reports a job on record (an executor written when reconcile meant only \"nothing on record\", adopting the node's first listed job) is warned of once, naming the node and job", () =>
+    Effect.gen(function*() {
+      const journal = Journal.makeMemory()
+      const warnings: Array<string> = []
+      const run = (executor: ExecutorAgent.ExecutorAgentShape) =>
+        Explorer.run(makeTask({ maxTrials: 1 }), { runId: "r1", runDir: "/tmp/unused", seed: 7 }).pipe(
+          Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), Uct.layer(), layers(gridResearcher, executor))),
+          Effect.provide(Logger.layer([Logger.make((o) => void (o.logLevel === "Warn" && warnings.push(String(o.message))))]))
+        )
+      const lost = { backend: "b", id: "lost", data: {} }
+      const first = yield* Effect.forkChild(run({ name: "old", run: () => Stream.concat(Stream.make<Array<ExecutorAgent.ExecutionEvent>>({ _tag: "Submitted", job: lost }), Stream.never) }))
+      for (let i = 0; i < 5000 && !(yield* journal.read()).some((e) => e.event._tag === "JobSubmitted"); i++) yield* Effect.sleep("1 millis")
+      yield* Fiber.interrupt(first)
+      // the reattached job is lost; the retry, reconciling, adopts the node's first listed job: the lost one (reported twice)
+      let nodeId = ""
+      yield* run({
+        name: "old",
+        run: (req) => {
+          nodeId = req.node.id
+          if (req.job !== undefined) return Stream.make({ _tag: "Finished", result: Result.failure("Infra", "the container was removed", { retryable: true }) })
+          return Stream.make({ _tag: "Submitted", job: lost }, { _tag: "Submitted", job: lost }, { _tag: "Finished", result: scored(req.node.strategy) })
+        }
+      })
+      const said = warnings.filter((w) => w.includes("on record already"))
+      assert.strictEqual(said.length, 1, warnings.join("\n"))
+      assert.include(said[0], `trial ${nodeId}`)
+      assert.include(said[0], "job lost (b)")
+      assert.include(said[0], "request.onRecord")
     }))
 
   it.live("a trial reattached on resume is told every job journaled for it, in order, the last the one reattached; one a drain withdrew left out", () =>

@@ -17,7 +17,9 @@ export const LABEL = {
   jobDir: "trex.jobdir",
   deadline: "trex.deadline",
   gpus: "trex.gpus",
-  gpuIds: "trex.gpuids"
+  gpuIds: "trex.gpuids",
+  /** When the job was submitted (the controller's clock, milliseconds): `list`'s order of a node's jobs. */
+  submitted: "trex.submitted"
 } as const
 
 /** Marker files the backend writes into a job directory so that any controller knows why a job ended. */

@@ -149,7 +149,7 @@ export const runningGroups = (runDir: string): string =>
     `done`
   ].join("\n")
 
-/** `<state> <node>` (Finished, Running or Pending) for each job of the run directory `runDir`. */
+/** `<state> <node> <record>` (Finished, Running or Pending; the job's `.trex-job.json`, one line) for each job of the run directory `runDir`. */
 export const states = (runDir: string): string =>
   [
     `cd ${quote(runDir)} 2>/dev/null || exit 0`,
@@ -157,6 +157,7 @@ export const states = (runDir: string): string =>
     `  if [ -f "$d/${FILES.exit}" ]; then s=Finished`,
     `  elif [ -f "$d/${FILES.pid}" ]; then if ${alive('"$d"')}; then s=Running; else s=Finished; fi`,
     `  else s=Pending; fi`,
-    `  echo "$s $d"`,
+    // the job's record (its host, when it was submitted) on the line, cut at 4 KiB and joined into one line
+    `  echo "$s $d $(head -c 4096 "$d/${FILES.job}" | tr -d '\\n')"`,
     `done`
   ].join("\n")
