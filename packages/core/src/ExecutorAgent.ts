@@ -46,9 +46,6 @@ export interface ExecutionRequest {
    * on every attempt until one has reported a `Submitted`: an attempt that failed before it
    * (the backend could not list its jobs: a host or its controller unreachable) has not looked,
    * so the retry looks again rather than submit a second copy beside the one it could not see.
-<<<<<<< HEAD
-   * Also set on the retry after a reattached `job` failed retryably (lost): see `onRecord`.
-=======
    *
    * Also set (since 2026-12) on a retry after a reattached `job` failed: then the node HAS jobs on
    * record (`onRecord`), the failed one among them, and the one to adopt is a job of the node not in
@@ -58,7 +55,6 @@ export interface ExecutionRequest {
    * when a reconciling attempt reports a job in `onRecord`. The order `Backend.list` gives is no
    * submission order (Kubernetes lists by name, Docker newest first, SSH by host): order by
    * `submittedAt` only when every listed job has it.
->>>>>>> h13
    */
   readonly reconcile?: boolean
   /**
