@@ -228,6 +228,23 @@ describe("running, pidfile_running, stop_pidfile", () => {
     )
   })
 
+  it("read a pid file without a final newline, as dockerd and containerd write theirs: the daemon runs, and stop stops it", () => {
+    // before, `read` failed on the missing newline: `stop` removed a live dockerd's pid file and left it running, and the
+    // Docker tests that stop the engine then waited for an outage that never came
+    const r = bash([
+      `sleep 30 & printf '%s' $! > nonl.pid`,
+      `pidfile_running nonl.pid && echo "runs"`,
+      `echo "pid $(pidfile_pid nonl.pid) of $!"`,
+      `echo "stopped [$(stop_pidfile nonl.pid)]"`,
+      `running $! || echo "sleep stopped"`,
+      `[ -e nonl.pid ] || echo "its pid file removed"`
+    ].join("\n"))
+    const pid = /pid (\d+) of (\d+)/.exec(r.stdout)
+    assert.isNotNull(pid, r.stdout + r.stderr)
+    assert.strictEqual(pid![1], pid![2])
+    assert.strictEqual(r.stdout, ["runs", `pid ${pid![1]} of ${pid![1]}`, `stopped [${pid![1]}]`, "sleep stopped", "its pid file removed", ""].join("\n"), r.stderr)
+  })
+
   it("are what every start script checks a daemon with: none uses `kill -0`, which a zombie passes", () => {
     // a dead slurmctld, sge_qmaster or sshd, a zombie a moment, was taken for up: not started again, and counted in .env
     const scripts = path.resolve(import.meta.dirname, "../scripts/services")

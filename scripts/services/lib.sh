@@ -160,10 +160,18 @@ running() {
   case ${stat%% *} in Z|X|x) return 1 ;; esac
 }
 
+# pidfile_pid FILE: the pid a pid file holds, with or without a final newline (dockerd and containerd write none, and
+# `read` then fails though it read the pid: taken for no pid, a live dockerd's file was removed as a dead one's and
+# `stop` left the daemon running), nothing when there is no file
+pidfile_pid() {
+  local pid=
+  { read -r pid || :; } < "$1" 2>/dev/null || :
+  printf '%s' "$pid"
+}
+
 # pidfile_running FILE: FILE names a process that runs (see `running`)
 pidfile_running() {
-  local pid
-  [ -f "$1" ] && { read -r pid < "$1"; } 2>/dev/null && running "$pid"
+  [ -f "$1" ] && running "$(pidfile_pid "$1")"
 }
 
 # stop_pidfile FILE: kill the daemon named by a pid file (SIGTERM, SIGKILL after 15 s), wait until it
@@ -172,7 +180,7 @@ pidfile_running() {
 stop_pidfile() {
   local f=$1 pid
   pidfile_running "$f" || { rm -f "$f"; return 0; }
-  read -r pid < "$f"; kill "$pid" 2>/dev/null || true
+  pid=$(pidfile_pid "$f"); kill "$pid" 2>/dev/null || true
   for _ in $(seq 150); do running "$pid" || break; sleep 0.1; done
   running "$pid" && kill -9 "$pid" 2>/dev/null || true
   rm -f "$f"
