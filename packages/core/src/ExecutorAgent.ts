@@ -51,7 +51,8 @@ export interface ExecutionRequest {
    * record (`onRecord`), the failed one among them, and the one to adopt is a job of the node not in
    * `onRecord` (not finished if there is one, else the last submitted); with none, submit. An executor
    * written when `reconcile` meant only "nothing on record", adopting the node's first listed job,
-   * adopts the failed job there and reads its end again: the explorer warns (once per node and job)
+   * adopts the failed job there and reads its end again: the explorer warns (once per node and job; not on the
+   * local, SSH and simulator backends, where a fresh job may have an id on record)
    * when a reconciling attempt reports a job in `onRecord`. The order `Backend.list` gives is no
    * submission order (Kubernetes lists by name, Docker newest first, SSH by host): order by
    * `submittedAt` only when every listed job has it.

@@ -561,8 +561,13 @@ const runScoped = Effect.fnUntraced(function*(task: Task.Task, options: Omit<Opt
   // written when `reconcile` meant only "no submission on record" may adopt the node's first listed job, which on a
   // retry after a reattached job failed is that failed job: its end is read again, its failure the node's once more.
   // Not said for the backends that give a node's next job the id of its last (the local backend's directory, an SSH
-  // host's): there a job submitted afresh has the id on record.
+  // host's) or count ids afresh in each controller (the simulator): there a job submitted afresh may have an id on record.
   const warnedOnRecord = new Set<string>()
+  /**
+   * Backends whose fresh submit may report an id on record: the local backend's and an SSH host's next job of a node
+   * has the id of its last (the node's directory), and the simulator counts its ids from 1 again in each controller.
+   */
+  const REUSES_JOB_IDS: ReadonlySet<string> = new Set(["local", "ssh", "simulator"])
   const adoptedOnRecord = (nodeId: string, job: ExperimentNode.JobRef, onRecord: ReadonlyArray<ExperimentNode.JobRef>) => {
     const key = `${nodeId}\u0000${job.backend}\u0000${job.id}`
     if (REUSES_JOB_IDS.has(job.backend) || !onRecord.some((j) => j.backend === job.backend && j.id === job.id) || warnedOnRecord.has(key)) return Effect.void
@@ -1375,9 +1380,6 @@ const estimateOf = (task: Task.Task, trialCost: Cost.Cost, trialsCosted: number,
  * dollar limit; the first of them starts whatever its bound (see {@link admits}). Under a strict
  * budget (`budget.strict`), every trial holds the most it can cost, the whole run long.
  */
-/** Backends whose next job of a node has the id of its last (the node's directory): a job on record is reported again by a fresh submit. */
-const REUSES_JOB_IDS: ReadonlySet<string> = new Set(["local", "ssh"])
-
 const admittedWith = (task: Task.Task, pricing: Backend.Pricing | undefined, expected: Cost.Cost, trialsCosted: number): Cost.Cost => {
   const limit = task.recipe?.resources.timeLimitSeconds
   const strict = task.budget.strict === true

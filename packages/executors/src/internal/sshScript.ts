@@ -157,7 +157,9 @@ export const states = (runDir: string): string =>
     `  if [ -f "$d/${FILES.exit}" ]; then s=Finished`,
     `  elif [ -f "$d/${FILES.pid}" ]; then if ${alive('"$d"')}; then s=Running; else s=Finished; fi`,
     `  else s=Pending; fi`,
-    // the job's record (its host, when it was submitted) on the line, cut at 4 KiB and joined into one line
-    `  echo "$s $d $(head -c 4096 "$d/${FILES.job}" | tr -d '\\n')"`,
+    // the job's record (its host, when it was submitted) on the line, cut at 4 KiB and joined into one line; by printf,
+    // not echo: dash's and zsh's echo (a login shell the host may give) turn the record's JSON escapes (\n, \t) into
+    // the characters, and a name holding `\n` then split the line into a second, forged job
+    `  printf '%s %s %s\\n' "$s" "$d" "$(head -c 4096 "$d/${FILES.job}" | tr -d '\\n\\r')"`,
     `done`
   ].join("\n")
