@@ -689,6 +689,30 @@ describe("SshBackend with ~/.ssh/config", () => {
       }
     }))
 
+  it.live("a host that closes the connection right after its banner is a clear, retryable failure, not a request left waiting", () =>
+    Effect.promise(async () => {
+      // a TCP server of this test's own: an SSH banner, then the connection closed (ssh2 sends no error for it)
+      const server = Net.createServer((s) => s.end("SSH-2.0-OpenSSH_9.2\r\n"))
+      const port = await new Promise<number>((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as Net.AddressInfo).port)))
+      try {
+        const home = homeWith("")
+        const p = prepare(
+          { host: "127.0.0.1", port, username: user, privateKeyPath: host.privateKeyPath, knownHostsPath: host.knownHostsPath },
+          await Clients.ssh2(),
+          {},
+          { home, user }
+        )
+        if (!("ok" in p)) return assert.fail(p.refusal)
+        const c = new Connection(p.ok)
+        const e = await c.exec("true").then(() => undefined, (e: unknown) => e as SshFailure)
+        c.close()
+        if (!(e instanceof SshFailure)) return assert.fail(`a host that closes after its banner: ${String(e)}`)
+        assert.deepStrictEqual([e.message, e.retryable, e.unreachable], [`${user}@127.0.0.1:${port}: the host closed the connection before login`, true, true])
+      } finally {
+        server.close()
+      }
+    }))
+
   it.live("a fully explicit host is not refused over an IdentityFile or UserKnownHostsFile it overrides; %C is the hash OpenSSH uses", () =>
     Effect.gen(function*() {
       yield* sshdUp

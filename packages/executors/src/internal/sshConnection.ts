@@ -362,9 +362,16 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
       const retryable = (err.code !== undefined && CONNECTION_CODES.has(err.code)) || /timed out|keepalive/i.test(err.message)
       reject(new SshFailure(`${label}: ${err.message}`, retryable, retryable))
     })
-    // (an end without a close: see Connection's)
-    client.on("end", lost)
-    client.on("close", lost)
+    // (an end without a close: see Connection's). Before login it is an answer too: a host that closes the connection
+    // right after its banner sends no error, and ssh2 clears its readyTimeout at the end, which would leave this waiting
+    const ended = () => {
+      lost()
+      if (settled) return
+      settled = true
+      reject(new SshFailure(`${label}: the host closed the connection before login`, true, true))
+    }
+    client.on("end", ended)
+    client.on("close", ended)
     client.connect({
       host,
       port,
