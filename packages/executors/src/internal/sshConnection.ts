@@ -122,7 +122,7 @@ export interface PreparedHost extends HostConfig {
   readonly jump?: (PreparedHost & { readonly via: string; readonly destination: string }) | undefined
 }
 
-/** A chain of jump hosts longer than this is refused (a loop, a host met again, is refused as such before). */
+/** A chain of jump hosts longer than this is refused (a loop, a host met again the same way, is refused as such before). */
 const MAX_JUMPS = 8
 
 /**
@@ -198,7 +198,7 @@ export const prepare = (
   local: SshConfig.Local = SshConfig.here(),
   configPath = SshConfig.USER_CONFIG,
   through?: { readonly value: string; readonly where: string },
-  chain: ReadonlyArray<{ readonly name: string; readonly where: string }> = []
+  chain: ReadonlyArray<{ readonly name: string; readonly through: string | undefined; readonly where: string }> = []
 ): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string; readonly whole?: true } => {
   let file: SshConfig.HostSettings
   const explicit = { user: given.username, port: given.port, privateKeyPath: given.privateKeyPath, knownHostsPath: given.knownHostsPath }
@@ -269,11 +269,15 @@ export const prepare = (
   if (proxy !== undefined) {
     const list = SshConfig.hops(proxy.value)
     if (typeof list === "string") return { refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): ${list}` }
-    // `chain`: the hosts this one is reached from, each with the ProxyJump line that leads on. A name met again is a
-    // loop, said once as a whole (as OpenSSH's "jumphost loop via"), not wrapped in each host's words
-    const onward = [...chain, { name: given.host, where: proxy.where }]
+    // `chain`: the hosts this one is reached from, each with the jump list it is reached through (none: its own
+    // ProxyJump) and the ProxyJump line that leads on. A host met again the same way (its name, and the list it is
+    // reached through) is a loop, said once as a whole (as OpenSSH's "jumphost loop via"), not wrapped in each host's
+    // words; met again another way it is not (`ProxyJump b,c,b` reaches b first directly, then through c: OpenSSH runs it)
+    const onward = [...chain, { name: given.host, through: through?.value, where: proxy.where }]
     const last = list[list.length - 1]!
-    if (onward.some((c) => c.name.toLowerCase() === last.host.toLowerCase())) {
+    const before = list.slice(0, -1).map((h) => h.text).join(",")
+    const next = { name: last.host.toLowerCase(), through: before === "" ? undefined : before.toLowerCase() }
+    if (onward.some((c) => c.name.toLowerCase() === next.name && c.through?.toLowerCase() === next.through)) {
       const refusal = `ProxyJump loop: ${[...onward.map((c) => c.name), last.host].join(" -> ")} (${onward.map((c) => c.where).join(", ")}): give ${last.host} \`ProxyJump none\` in its own Host block`
       return { refusal: chain.length === 0 ? `${who}: ${refusal}` : refusal, whole: true }
     }
@@ -283,7 +287,6 @@ export const prepare = (
           "give the first jump host `ProxyJump none` in its own Host block"
       }
     }
-    const before = list.slice(0, -1).map((h) => h.text).join(",")
     const p = prepare(
       { host: last.host, port: last.port, username: last.user, passphraseEnv: given.passphraseEnv },
       ssh2,
