@@ -695,6 +695,37 @@ describe("SshBackend with ~/.ssh/config", () => {
       }
     }))
 
+  it("an unknown key behind a jump host: the keyscan advice is a command ssh runs (an IPv6 jump host with a port as -p, a hop of a list through the hops before it)", async () => {
+    const ssh2 = await Clients.ssh2()
+    const home = sshdHome(
+      [
+        "Host trex-jump",
+        `  HostName ${host.host}`,
+        "Host trex-v6 trex-v6list trex-list2",
+        "  HostName localhost",
+        "Host trex-v6",
+        `  ProxyJump [::1]:${host.port}`,
+        "Host trex-v6list",
+        `  ProxyJump trex-jump,${user}@[::1]:${host.port}`,
+        "Host trex-list2",
+        "  ProxyJump trex-jump,trex-jump2:2200"
+      ],
+      "~/.ssh/known",
+      { known: `${hostKeyLine()}\n` }
+    )
+    const advice = (name: string) => {
+      const p = prepare({ host: name }, ssh2, {}, { home, user })
+      if (!("ok" in p)) return assert.fail(p.refusal)
+      const m = KnownHosts.refusal("unknown", "h", "f", "localhost", host.port!, p.ok.jump?.destination)
+      return m.slice(m.indexOf("add it with ") + 12, m.indexOf(" ssh-keyscan"))
+    }
+    assert.deepStrictEqual(["trex-v6", "trex-v6list", "trex-list2"].map(advice), [
+      `ssh -p ${host.port} ::1`,
+      `ssh -J trex-jump -p ${host.port} ${user}@::1`,
+      "ssh -J trex-jump ssh://trex-jump2:2200"
+    ])
+  })
+
   it.live("a host that closes the connection right after its banner is a clear, retryable failure, not a request left waiting", () =>
     Effect.promise(async () => {
       // a TCP server of this test's own: an SSH banner, then the connection closed (ssh2 sends no error for it)

@@ -299,9 +299,14 @@ export const prepare = (
     if ("refusal" in p && p.whole === true) return { refusal: chain.length === 0 ? `${who}: ${p.refusal}` : p.refusal, whole: true }
     const via = `ProxyJump ${proxy.value}, ${proxy.where}`
     if ("refusal" in p) return { refusal: `${who}: jump host ${last.text} (${via}): ${p.refusal}` }
-    // how `ssh` is told to reach it: the hop as written (an alias takes its Host block), a port as ssh:// takes it
+    // how `ssh` is told to reach it: the hop as written (an alias takes its Host block), a port as ssh:// takes it; an
+    // IPv6 address (ssh takes neither `[::1]` nor `ssh://[::1]:22` as a destination) bare, its port as -p; a hop of a
+    // list through the hops before it (-J), as it is reached here
     const bare = last.text.replace(/^ssh:\/\//, "")
-    const destination = last.port === undefined ? bare : `ssh://${bare}`
+    const to = last.host.includes(":")
+      ? `${last.port === undefined ? "" : `-p ${last.port} `}${last.user === undefined ? "" : `${last.user}@`}${last.host}`
+      : last.port === undefined ? bare : `ssh://${bare}`
+    const destination = before === "" ? to : `-J ${before} ${to}`
     jump = { ...p.ok, via, destination }
     warnings.push(...p.warnings.map((w) => `jump host ${w}`))
   }
