@@ -541,7 +541,11 @@ describe("SshBackend with ~/.ssh/config", () => {
           `  ProxyJump ${user}@${host.host}:${host.port},root@trex-jump`,
           "Host trex-refused",
           "  HostName localhost",
-          "  ProxyJump trex-stranger"
+          "  ProxyJump trex-stranger",
+          // a host met twice on the way, but not the same way (first directly, then through trex-direct): no loop, as OpenSSH runs it
+          "Host trex-twice",
+          "  HostName localhost",
+          "  ProxyJump trex-jump,trex-direct,trex-jump"
         ],
         "~/.ssh/target_known_hosts",
         {
@@ -570,16 +574,18 @@ describe("SshBackend with ~/.ssh/config", () => {
       // the jump host's key is checked against its own known_hosts, as a host's: unknown there, refused
       const stranger = yield* connect("trex-refused")
       // (side by side: each is a login of its own)
-      const [target, list, direct, refused] = yield* Effect.all([
+      const [target, list, direct, twice, refused] = yield* Effect.all([
         from("trex-target"),
         // two hops: sdktest@127.0.0.1, then root@trex-jump (its Host block) through it, then the host
         from("trex-list"),
         from("trex-direct"),
+        from("trex-twice"),
         Effect.promise(() => stranger.exec("true").then(() => "connected", (e: unknown) => e as SshFailure))
       ], { concurrency: "unbounded" })
       assert.deepStrictEqual(target, { label: `${user}@localhost:${host.port}`, ours: false, sshd: true })
       assert.deepStrictEqual(list, { label: `${user}@localhost:${host.port}`, ours: false, sshd: true })
       assert.deepStrictEqual(direct, { label: `${user}@localhost:${host.port}`, ours: true, sshd: false })
+      assert.deepStrictEqual(twice, { label: `${user}@localhost:${host.port}`, ours: false, sshd: true })
       if (!(refused instanceof SshFailure)) return assert.fail(`through a jump host whose key is unknown: ${String(refused)}`)
       assert.isFalse(refused.retryable)
       assert.strictEqual(
@@ -597,12 +603,12 @@ describe("SshBackend with ~/.ssh/config", () => {
         `${user}@localhost:${host.port}: host key not in ${home}/.ssh/jump_known_hosts (add it with ssh trex-jump ssh-keyscan -p ${host.port} localhost, ` +
           "run on the jump host, since this machine reaches the host only through it, after checking its fingerprint)"
       )
-      // a loop (a host met again on the way) is said once, as a whole, with the lines that make it
-      Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-loopa\n  ProxyJump trex-loopb\nHost trex-loopb\n  ProxyJump trex-loopa\nHost trex-self\n  ProxyJump trex-self\n")
+      // a loop (a host met again the same way) is said once, as a whole, with the lines that make it
+      Fs.appendFileSync(`${home}/.ssh/config`, `Host trex-loopa\n  ProxyJump trex-loopb\nHost trex-loopb\n  ProxyJump trex-loopa\nHost trex-self\n  ProxyJump ${user}@TREX-self\n`)
       const loop = (name: string) => { const p = prepare({ host: name }, ssh2, {}, { home, user }); return "refusal" in p ? p.refusal : "accepted" }
       assert.deepStrictEqual([loop("trex-loopa"), loop("trex-self")], [
-        `${user}@trex-loopa: ProxyJump loop: trex-loopa -> trex-loopb -> trex-loopa (${home}/.ssh/config:26, ${home}/.ssh/config:28): give trex-loopa \`ProxyJump none\` in its own Host block`,
-        `${user}@trex-self: ProxyJump loop: trex-self -> trex-self (${home}/.ssh/config:30): give trex-self \`ProxyJump none\` in its own Host block`
+        `${user}@trex-loopa: ProxyJump loop: trex-loopa -> trex-loopb -> trex-loopa (${home}/.ssh/config:29, ${home}/.ssh/config:31): give trex-loopa \`ProxyJump none\` in its own Host block`,
+        `${user}@trex-self: ProxyJump loop: trex-self -> TREX-self (${home}/.ssh/config:33): give TREX-self \`ProxyJump none\` in its own Host block`
       ])
       // through the backend: a job runs, named as before (the name given, not the jump)
       const backend = yield* withEnv({ HOME: home }, SshBackend.make({ ...config, hosts: [{ host: "trex-target", username: user }] }))
@@ -686,6 +692,61 @@ describe("SshBackend with ~/.ssh/config", () => {
         assert.include(e.message, "set AllowTcpForwarding yes (or local) in its sshd_config")
       } finally {
         sshd.kill()
+      }
+    }))
+
+  it("an unknown key behind a jump host: the keyscan advice is a command ssh runs (an IPv6 jump host with a port as -p, a hop of a list through the hops before it)", async () => {
+    const ssh2 = await Clients.ssh2()
+    const home = sshdHome(
+      [
+        "Host trex-jump",
+        `  HostName ${host.host}`,
+        "Host trex-v6 trex-v6list trex-list2",
+        "  HostName localhost",
+        "Host trex-v6",
+        `  ProxyJump [::1]:${host.port}`,
+        "Host trex-v6list",
+        `  ProxyJump trex-jump,${user}@[::1]:${host.port}`,
+        "Host trex-list2",
+        "  ProxyJump trex-jump,trex-jump2:2200"
+      ],
+      "~/.ssh/known",
+      { known: `${hostKeyLine()}\n` }
+    )
+    const advice = (name: string) => {
+      const p = prepare({ host: name }, ssh2, {}, { home, user })
+      if (!("ok" in p)) return assert.fail(p.refusal)
+      const m = KnownHosts.refusal("unknown", "h", "f", "localhost", host.port!, p.ok.jump?.destination)
+      return m.slice(m.indexOf("add it with ") + 12, m.indexOf(" ssh-keyscan"))
+    }
+    assert.deepStrictEqual(["trex-v6", "trex-v6list", "trex-list2"].map(advice), [
+      `ssh -p ${host.port} ::1`,
+      `ssh -J trex-jump -p ${host.port} ${user}@::1`,
+      "ssh -J trex-jump ssh://trex-jump2:2200"
+    ])
+  })
+
+  it.live("a host that closes the connection right after its banner is a clear, retryable failure, not a request left waiting", () =>
+    Effect.promise(async () => {
+      // a TCP server of this test's own: an SSH banner, then the connection closed (ssh2 sends no error for it)
+      const server = Net.createServer((s) => s.end("SSH-2.0-OpenSSH_9.2\r\n"))
+      const port = await new Promise<number>((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as Net.AddressInfo).port)))
+      try {
+        const home = homeWith("")
+        const p = prepare(
+          { host: "127.0.0.1", port, username: user, privateKeyPath: host.privateKeyPath, knownHostsPath: host.knownHostsPath },
+          await Clients.ssh2(),
+          {},
+          { home, user }
+        )
+        if (!("ok" in p)) return assert.fail(p.refusal)
+        const c = new Connection(p.ok)
+        const e = await c.exec("true").then(() => undefined, (e: unknown) => e as SshFailure)
+        c.close()
+        if (!(e instanceof SshFailure)) return assert.fail(`a host that closes after its banner: ${String(e)}`)
+        assert.deepStrictEqual([e.message, e.retryable, e.unreachable], [`${user}@127.0.0.1:${port}: the host closed the connection before login`, true, true])
+      } finally {
+        server.close()
       }
     }))
 

@@ -122,7 +122,7 @@ export interface PreparedHost extends HostConfig {
   readonly jump?: (PreparedHost & { readonly via: string; readonly destination: string }) | undefined
 }
 
-/** A chain of jump hosts longer than this is refused (a loop, a host met again, is refused as such before). */
+/** A chain of jump hosts longer than this is refused (a loop, a host met again the same way, is refused as such before). */
 const MAX_JUMPS = 8
 
 /**
@@ -198,7 +198,7 @@ export const prepare = (
   local: SshConfig.Local = SshConfig.here(),
   configPath = SshConfig.USER_CONFIG,
   through?: { readonly value: string; readonly where: string },
-  chain: ReadonlyArray<{ readonly name: string; readonly where: string }> = []
+  chain: ReadonlyArray<{ readonly name: string; readonly through: string | undefined; readonly where: string }> = []
 ): { readonly ok: PreparedHost; readonly warnings: ReadonlyArray<string>; readonly moved?: string | undefined } | { readonly refusal: string; readonly whole?: true } => {
   let file: SshConfig.HostSettings
   const explicit = { user: given.username, port: given.port, privateKeyPath: given.privateKeyPath, knownHostsPath: given.knownHostsPath }
@@ -269,11 +269,15 @@ export const prepare = (
   if (proxy !== undefined) {
     const list = SshConfig.hops(proxy.value)
     if (typeof list === "string") return { refusal: `${who}: ProxyJump ${proxy.value} (${proxy.where}): ${list}` }
-    // `chain`: the hosts this one is reached from, each with the ProxyJump line that leads on. A name met again is a
-    // loop, said once as a whole (as OpenSSH's "jumphost loop via"), not wrapped in each host's words
-    const onward = [...chain, { name: given.host, where: proxy.where }]
+    // `chain`: the hosts this one is reached from, each with the jump list it is reached through (none: its own
+    // ProxyJump) and the ProxyJump line that leads on. A host met again the same way (its name, and the list it is
+    // reached through) is a loop, said once as a whole (as OpenSSH's "jumphost loop via"), not wrapped in each host's
+    // words; met again another way it is not (`ProxyJump b,c,b` reaches b first directly, then through c: OpenSSH runs it)
+    const onward = [...chain, { name: given.host, through: through?.value, where: proxy.where }]
     const last = list[list.length - 1]!
-    if (onward.some((c) => c.name.toLowerCase() === last.host.toLowerCase())) {
+    const before = list.slice(0, -1).map((h) => h.text).join(",")
+    const next = { name: last.host.toLowerCase(), through: before === "" ? undefined : before.toLowerCase() }
+    if (onward.some((c) => c.name.toLowerCase() === next.name && c.through?.toLowerCase() === next.through)) {
       const refusal = `ProxyJump loop: ${[...onward.map((c) => c.name), last.host].join(" -> ")} (${onward.map((c) => c.where).join(", ")}): give ${last.host} \`ProxyJump none\` in its own Host block`
       return { refusal: chain.length === 0 ? `${who}: ${refusal}` : refusal, whole: true }
     }
@@ -283,7 +287,6 @@ export const prepare = (
           "give the first jump host `ProxyJump none` in its own Host block"
       }
     }
-    const before = list.slice(0, -1).map((h) => h.text).join(",")
     const p = prepare(
       { host: last.host, port: last.port, username: last.user, passphraseEnv: given.passphraseEnv },
       ssh2,
@@ -296,9 +299,14 @@ export const prepare = (
     if ("refusal" in p && p.whole === true) return { refusal: chain.length === 0 ? `${who}: ${p.refusal}` : p.refusal, whole: true }
     const via = `ProxyJump ${proxy.value}, ${proxy.where}`
     if ("refusal" in p) return { refusal: `${who}: jump host ${last.text} (${via}): ${p.refusal}` }
-    // how `ssh` is told to reach it: the hop as written (an alias takes its Host block), a port as ssh:// takes it
+    // how `ssh` is told to reach it: the hop as written (an alias takes its Host block), a port as ssh:// takes it; an
+    // IPv6 address (ssh takes neither `[::1]` nor `ssh://[::1]:22` as a destination) bare, its port as -p; a hop of a
+    // list through the hops before it (-J), as it is reached here
     const bare = last.text.replace(/^ssh:\/\//, "")
-    const destination = last.port === undefined ? bare : `ssh://${bare}`
+    const to = last.host.includes(":")
+      ? `${last.port === undefined ? "" : `-p ${last.port} `}${last.user === undefined ? "" : `${last.user}@`}${last.host}`
+      : last.port === undefined ? bare : `ssh://${bare}`
+    const destination = before === "" ? to : `-J ${before} ${to}`
     jump = { ...p.ok, via, destination }
     warnings.push(...p.warnings.map((w) => `jump host ${w}`))
   }
@@ -362,9 +370,16 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
       const retryable = (err.code !== undefined && CONNECTION_CODES.has(err.code)) || /timed out|keepalive/i.test(err.message)
       reject(new SshFailure(`${label}: ${err.message}`, retryable, retryable))
     })
-    // (an end without a close: see Connection's)
-    client.on("end", lost)
-    client.on("close", lost)
+    // (an end without a close: see Connection's). Before login it is an answer too: a host that closes the connection
+    // right after its banner sends no error, and ssh2 clears its readyTimeout at the end, which would leave this waiting
+    const ended = () => {
+      lost()
+      if (settled) return
+      settled = true
+      reject(new SshFailure(`${label}: the host closed the connection before login`, true, true))
+    }
+    client.on("end", ended)
+    client.on("close", ended)
     client.connect({
       host,
       port,
