@@ -304,7 +304,7 @@ describe("apt_install", () => {
       )
       assert.strictEqual(r.status, 0, r.stderr)
       // apt-get waits for another apt's lock (none here) no longer than what is left of the 600 s (a second may pass)
-      const asked = fs.readFileSync(calls, "utf8").replace(/Timeout=(600|599) /, "Timeout=600 ")
+      const asked = fs.readFileSync(calls, "utf8").replace(/Timeout=\d+ /, "Timeout=600 ")
       return { calls: asked, stderr: r.stderr.replace(/\[apt [\d:]+\]/g, "[apt]") }
     }
     fs.writeFileSync(path.join(admin, "trex-services-apt-updated"), "")
@@ -321,6 +321,19 @@ describe("apt_install", () => {
     assert.deepStrictEqual(install(), { calls: installed, stderr: "[apt] installing: openssh-server\n" })
   })
 
+  it("a failed `apt-get update` fails apt_install and leaves no stamp, also where the caller runs without `set -e`", () => {
+    // start-all.sh runs without -e: before, the failed update was stamped, and no later start of the boot updated again
+    const bin = fs.mkdtempSync(path.join(dir, "bin-"))
+    const admin = path.join(bin, "dpkg")
+    fs.mkdirSync(admin)
+    fs.writeFileSync(path.join(bin, "dpkg-query"), "#!/bin/sh\nexit 1\n", { mode: 0o755 })
+    fs.writeFileSync(path.join(bin, "apt-get"), `#!/bin/sh\necho "apt-get $*" >> "${bin}/calls"\ncase "$*" in *update*) exit 100 ;; esac\n`, { mode: 0o755 })
+    const r = spawnSync("bash", ["-c", `set -uo pipefail\nexport PATH='${bin}':$PATH TREX_SERVICES_RUN_DIR='${bin}' DPKG_ADMINDIR='${admin}' APT_CONFIG='${aptConfig(bin, admin)}'\n. ${lib}\napt_install openssh-server\necho "status $?"`], { encoding: "utf8", timeout: 30_000 })
+    assert.strictEqual(r.stdout, "status 100\n", r.stderr)
+    assert.isFalse(fs.existsSync(path.join(bin, "trex-services-apt-updated")), "the failed update was stamped")
+    assert.notInclude(fs.readFileSync(path.join(bin, "calls"), "utf8"), "install", "apt-get install ran after a failed update")
+  })
+
   it("waits for another apt or dpkg that holds apt's lock, saying who and for how long at most, then runs apt-get", () => {
     // the real apt-get and dpkg-query, on an apt configuration and a dpkg admin directory of the test's own (APT_CONFIG,
     // DPKG_ADMINDIR), no sources: the package asked for is nowhere, so nothing is ever installed
@@ -328,13 +341,18 @@ describe("apt_install", () => {
     const admin = path.join(root, "dpkg")
     const conf = aptConfig(root, admin)
     fs.writeFileSync(path.join(root, "trex-services-apt-updated"), "")
-    // another apt (as unattended-upgrades on a fresh machine) holds dpkg's frontend lock, a POSIX lock, for 1 s
-    const holder = `import fcntl, sys, time; f = open(sys.argv[1], "w"); fcntl.lockf(f, fcntl.LOCK_EX); open(sys.argv[2], "w").close(); time.sleep(1)`
+    // another apt (as unattended-upgrades on a fresh machine) holds dpkg's frontend lock, a POSIX lock, until the test
+    // has seen apt_install wait for it (a fixed hold could end before a loaded machine's apt_install first looks)
+    const holder = `import fcntl, os, sys, time; f = open(sys.argv[1], "w"); fcntl.lockf(f, fcntl.LOCK_EX); open(sys.argv[2], "w").close()\nwhile not os.path.exists(sys.argv[3]): time.sleep(0.05)`
     const r = bash([
       `export APT_CONFIG='${conf}' DPKG_ADMINDIR='${admin}' TREX_SERVICES_RUN_DIR='${root}'`,
-      `python3 -c '${holder}' '${admin}/lock-frontend' '${root}/locked' &`,
+      `python3 -c '${holder}' '${admin}/lock-frontend' '${root}/locked' '${root}/release' &`,
       `until [ -e '${root}/locked' ]; do sleep 0.05; done`,
-      `apt_install trex-no-such-package || echo "apt_install failed: $?"`
+      `apt_install trex-no-such-package 2>'${root}/err' & a=$!`,
+      `for _ in $(seq 400); do grep -q 'waiting for it' '${root}/err' && break; sleep 0.05; done`,
+      `touch '${root}/release'`,
+      `wait $a || echo "apt_install failed: $?"`,
+      `cat '${root}/err' >&2`
     ].join("\n"))
     const said = r.stderr.replace(/\[apt [\d:]+\]/g, "[apt]")
     // before, apt-get failed at once: "E: Could not get lock .../lock-frontend. It is held by process N (python3)"

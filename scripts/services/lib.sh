@@ -69,7 +69,10 @@ apt_install() {
         [ "$urc" -ne 0 ] && [ "$SECONDS" -lt "$end" ] && [ -n "$(apt_lock_holders)" ] || break
         sleep 2
       done
-      (exit "$urc")   # a failed update ends apt_install under `set -e`, as before
+      # a failed update ends apt_install, unstamped (a later start updates again), whether or not the caller runs under
+      # `set -e` (start-all.sh does not: `(exit "$urc")` alone stamped a failed update, and no later start of the boot
+      # updated again)
+      [ "$urc" -eq 0 ] || exit "$urc"
       touch "$APT_STAMP"
     fi
     # a dpkg stopped mid-run (start-all.sh passes a signal on to apt, and kills it 10 s later) leaves its journal in
@@ -165,7 +168,7 @@ running() {
 # `stop` left the daemon running), nothing when there is no file
 pidfile_pid() {
   local pid=
-  { read -r pid || :; } < "$1" 2>/dev/null || :
+  { read -r pid || :; } 2>/dev/null < "$1" || :
   printf '%s' "$pid"
 }
 

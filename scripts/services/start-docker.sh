@@ -40,7 +40,10 @@ if ! docker_ok; then
     # the pid files of a dockerd and its containerd that died: dockerd takes a pid that `kill -0` still finds (a zombie
     # not reaped yet: this machine's pid 1 reaps about a second later) for a daemon that runs, and refuses to start
     # ("pid file found") or waits for that containerd's socket, which no one serves ("timeout waiting for containerd")
-    for f in $PIDFILE /var/run/docker/containerd/containerd.pid; do pidfile_running $f || rm -f $f; done
+    # (and one whose pid another process has taken since, where /run survived a restart: no dockerd runs from this one)
+    rm -f $PIDFILE
+    c=/var/run/docker/containerd/containerd.pid
+    [ "$(cat "/proc/$(pidfile_pid $c)/comm" 2>/dev/null)" = containerd ] || rm -f $c
     extra=""; [ -n "${DOCKER_STORAGE_DRIVER:-}" ] && extra="--storage-driver=$DOCKER_STORAGE_DRIVER"
     setsid nohup /usr/sbin/dockerd --host=unix://$SOCK --pidfile=$PIDFILE \
         --iptables=false --ip6tables=false --ip-masq=false --bridge=none $extra >>$LOG 2>&1 < /dev/null &

@@ -77,7 +77,9 @@ const raceOn = (runner: Runner.CommandRunner, raced: string) =>
   Effect.gen(function*() {
     const reader = spawn(process.execPath, ["-e", `
       const fs = require("node:fs"); const seen = new Set(); const until = Date.now() + 20000
-      while (Date.now() < until && !fs.existsSync(process.argv[1] + ".done")) {
+      // one read more once the creates are done: a reader that starts after them still sees the file as it is
+      for (let last = false; !last;) {
+        last = Date.now() >= until || fs.existsSync(process.argv[1] + ".done")
         try { seen.add(fs.readFileSync(process.argv[1], "utf8")) } catch (e) { if (e.code !== "ENOENT") throw e; seen.add(null) }
       }
       process.stdout.write(JSON.stringify([...seen]))`, raced], { stdio: ["ignore", "pipe", "inherit"] })
