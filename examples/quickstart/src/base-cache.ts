@@ -78,8 +78,26 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Remove `lock` if its owner is dead or it is too old. Returns true when it was removed. */
+/**
+ * Remove `lock` if its owner is dead or it is too old. Returns true when it was removed. The judging and the removal
+ * are one step, under a second lock (`<lock>.break`): two trials that both read a dead owner's lock would otherwise
+ * both remove it, the second removing the lock the first had just taken, and both pretrain (a CI run saw it).
+ */
 function breakStaleLock(lock: string): boolean {
+  const breaker = `${lock}.break`
+  let fd: number
+  try {
+    fd = openSync(breaker, "wx")
+  } catch {
+    // Another trial judges the lock now; a breaker left by a trial killed while it judged goes after 10 s.
+    try {
+      if (Date.now() - statSync(breaker).mtimeMs > 10_000) rmSync(breaker, { force: true })
+    } catch {
+      // gone meanwhile
+    }
+    return false
+  }
+  closeSync(fd)
   try {
     const pid = Number(readFileSync(lock, "utf8").trim())
     const age = Date.now() - statSync(lock).mtimeMs
@@ -91,6 +109,8 @@ function breakStaleLock(lock: string): boolean {
     }
   } catch {
     // The lock vanished meanwhile: the next round decides.
+  } finally {
+    rmSync(breaker, { force: true })
   }
   return false
 }
