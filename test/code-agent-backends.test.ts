@@ -194,9 +194,13 @@ for (const kind of Backends.kinds) {
         )
         // resumed with the journal as the kill left it: the first attempt on record, its retry not yet
         const { events, reported } = yield* killedThenResumed(kind, server, "n3", (reported) => ({ job: reported[0]!, jobs: [reported[0]!], onRecord: [reported[0]!] }))
-        assert.strictEqual(reported.length, 2)
+        // (the kill comes when the retry's job has started: the controller may or may not have reported its submit by then)
+        assert.include([1, 2], reported.length)
         assert.strictEqual(server.requests.length, 2, "the model was not asked again")
-        assert.deepStrictEqual(events.flatMap((e) => (e._tag === "Submitted" ? [e.job.id] : [])), [reported[1]!.id], "the retry followed, and reported to be journaled; nothing submitted")
+        const submitted = events.flatMap((e) => (e._tag === "Submitted" ? [e.job.id] : []))
+        assert.strictEqual(submitted.length, 1, "the retry followed, and reported to be journaled; nothing submitted")
+        assert.notStrictEqual(submitted[0], reported[0]!.id, "not the failed attempt")
+        if (reported.length === 2) assert.strictEqual(submitted[0], reported[1]!.id)
       }).pipe(Effect.scoped), 90_000)
   })
 }
