@@ -11,7 +11,7 @@ import { Errors, ExperimentTree, Journal, type JournalEvent } from "@trex/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { processOf, whereSeen } from "./internal/lockHolder.ts"
+import { processOf } from "./internal/lockHolder.ts"
 
 /** @since 0.1.0 @category paths */
 export const journalFile = (runDir: string): string => path.join(runDir, "journal.sqlite")
@@ -614,7 +614,7 @@ export const stopController = (
           (holder.elsewhere === "another boot" ? `: run \`trex stop ${runDir}\` on that machine`
             : holder.elsewhere === "another pid namespace" ? ""
             // (never signalled: run where its pid and start time can be read)
-            : holder.elsewhere === "unverifiable" ? `: ${whereSeen(`\`trex stop ${runDir}\``, holder)}${holder.find !== undefined ? `, or ${holder.find}` : ""}`
+            : holder.elsewhere === "unverifiable" ? `: ${[Journal.whereSeen(`\`trex stop ${runDir}\``, holder), holder.find].filter((w) => w !== undefined).join(", or ")}`
             : `: try again in a moment if it has just taken the lock${holder.find !== undefined ? `, or ${holder.find}` : ""}`)
       })
     }
@@ -686,8 +686,9 @@ const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
           // (where it can be seen, as said: not from here)
           // (said whole here: the reason in the parenthesis may be cut)
           : holder?.elsewhere === "another pid namespace" || holder?.elsewhere === "unverifiable"
-          ? `stop that controller from where it can be seen: ${whereSeen(`\`trex stop ${runDir} --wait\``, holder)}` +
-            `${holder.find !== undefined ? `, or ${holder.find}` : ""}; or wait for it to end`
+          ? `stop that controller from where it can be seen: ${
+            [Journal.whereSeen(`\`trex stop ${runDir} --wait\``, holder), holder.find].filter((w) => w !== undefined).join(", or ")
+          }; or wait for it to end`
           : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })
 }

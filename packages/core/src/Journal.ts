@@ -12,7 +12,17 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { JournalError } from "./Errors.ts"
 import * as JournalEvent from "./JournalEvent.ts"
-import { holdLock, hostName as quoteHost, type Intact, lockHolder, type LockHolder, makeSqliteJournal, type SqliteOptions } from "./internal/sqliteJournal.ts"
+import {
+  holdLock,
+  hostName as quoteHost,
+  type Intact,
+  lockHolder,
+  type LockHolder,
+  makeSqliteJournal,
+  type Seen,
+  type SqliteOptions,
+  whereSeen as whereSeenBy
+} from "./internal/sqliteJournal.ts"
 
 /** @since 0.1.0 @category models */
 export type { Intact } from "./internal/sqliteJournal.ts"
@@ -109,6 +119,9 @@ export const readIntact = (
  * process's namespace's, and may be signalled from here). `find`, for a holder not named that `fuser` can find (any but one of
  * another boot, another machine's): how, in a sentence, `find the holder with \`fuser <file>.lock\` (run as root, ...) and stop it with
  * \`kill -TERM <pid>\``, run here or, where this process cannot see the holder, on the machine, outside containers.
+ * `seen`, for a holder of this machine that this process cannot see: where it is seen (`"machine"`: only on the machine,
+ * outside containers; `"namespace"`: there, found by its recorded pid namespace, or in its own container; `"container"`:
+ * there or in the holder's container), as {@link whereSeen} says it.
  * @since 0.1.0 @category models
  */
 export type Holder = LockHolder
@@ -127,6 +140,24 @@ export type Holder = LockHolder
  * @since 0.1.0 @category utilities
  */
 export const hostName = (host: string): string => quoteHost(host)
+
+/**
+ * Where to run `command` (e.g. `` `trex stop <run-dir>` ``) on a lock's holder that this process cannot see, as its
+ * {@link Holder}'s `seen` says: `run <command> on the machine, outside containers`, and, for a holder that may be a
+ * container's, `or in the holder's container` (with `(it finds the holder by its namespace)` when its pid namespace is
+ * recorded); `undefined` for a holder with no `seen` (one this process sees, or whose `find` says how to find it here).
+ * @example
+ * ```ts
+ * import { Journal } from "@trex/core"
+ * Journal.whereSeen("`trex stop runs/a`", { seen: "machine" }) // run `trex stop runs/a` on the machine, outside containers
+ * ```
+ * @since 0.1.0 @category utilities
+ */
+export const whereSeen = (command: string, holder: Pick<Holder, "seen">): string | undefined =>
+  holder.seen === undefined ? undefined : whereSeenBy(command, holder.seen)
+
+/** Where a lock's holder this process cannot see is seen: see {@link Holder}. @since 0.1.0 @category models */
+export type { Seen }
 
 /** How often, and how long between, {@link writer} looks again at a held lock whose record names no holder (its new holder writes it in an instant). */
 const RECORD_LOOKS = 5

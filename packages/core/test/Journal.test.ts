@@ -8,7 +8,7 @@ import { crc32 } from "node:zlib"
 import { Effect, Exit } from "effect"
 import fc from "fast-check"
 import type { JournalError } from "../src/Errors.ts"
-import { hostName, Journal, lockWriter, makeMemory, readIntact, writer } from "../src/Journal.ts"
+import { hostName, Journal, lockWriter, makeMemory, readIntact, whereSeen, writer } from "../src/Journal.ts"
 import * as JournalEvent from "../src/JournalEvent.ts"
 import { journal as randomJournal } from "./support/events.ts"
 import { type Child, eventAt, innerPid, killAll, removeTempDirs, runChild, startChild, startOf, tempDir, unsharePid } from "./support/journal.ts"
@@ -634,8 +634,14 @@ describe("Journal (SQLite)", () => {
         const siblingCode = await sibling.exited
         await killAll(onMachine)
         assert.strictEqual(siblingCode, 0)
-        const [seen, machine] = sibling.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number })
+        const [seen, machine] = sibling.lines.map((l) => JSON.parse(l) as { readonly unknown?: string; readonly pid?: number; readonly seen?: string })
         assert.isUndefined(seen?.pid)
+        // where each is seen, as the CLI's messages say it (Journal.whereSeen)
+        assert.strictEqual(seen?.seen, "namespace")
+        assert.strictEqual(machine?.seen, "machine")
+        assert.strictEqual(whereSeen("`trex stop r`", { seen: "machine" }), "run `trex stop r` on the machine, outside containers")
+        assert.strictEqual(whereSeen("`trex stop r`", { seen: "container" }), "run `trex stop r` on the machine, outside containers, or in the holder's container")
+        assert.isUndefined(whereSeen("`trex stop r`", {}))
         assert.include(seen?.unknown, `names process 1 of another pid namespace (${record["pidns"]}, this process's `)
         assert.include(seen?.unknown, `another container's on this machine, which this process's container cannot see or signal, nor can \`fuser\` here: not this namespace's process 1; ` +
           "run the command on the machine, outside containers (it finds the holder by its namespace), or in the holder's container")

@@ -15,13 +15,3 @@ export const processOf = (holder: Journal.Holder | undefined): string =>
       : ` on host ${Journal.hostName(holder.host)}`
     }`
     : `another process${holder?.unknown !== undefined ? ` (${Untrusted.line(holder.unknown, 300)})` : ""}`
-
-/**
- * Where to run `command` (`` `trex stop <run-dir>` ``) on a lock's holder this process cannot see (`holder.elsewhere`: of
- * another pid namespace, or one it cannot verify): on the machine, outside containers, or in the holder's container. The
- * machine finds a holder of another pid namespace by its namespace, and says so; one it cannot verify (a record with no
- * start time, of a container with a host name of its own) it may not find either, and that is not promised.
- */
-export const whereSeen = (command: string, holder: Journal.Holder): string =>
-  `run ${command} on the machine, outside containers${holder.elsewhere === "another pid namespace" ? " (it finds the holder by its namespace)" : ""}, ` +
-  `or in the holder's container`

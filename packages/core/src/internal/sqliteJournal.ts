@@ -89,8 +89,26 @@ export interface LockHolder {
   readonly unknown?: string
   readonly find?: string
   readonly elsewhere?: "another boot" | "another pid namespace" | "unverifiable"
+  readonly seen?: Seen
   readonly thisMachine?: true
 }
+
+/**
+ * Where a holder this process cannot see (`elsewhere`, of this machine) is seen: `"machine"`, only on the machine, outside
+ * containers (the machine's own, read from a container); `"namespace"`, there too, where it is found by its recorded pid
+ * namespace, or in its own container; `"container"`, on the machine or in the holder's container, which may be where it
+ * runs (its namespace unknown, or not verifiable here).
+ */
+export type Seen = "machine" | "namespace" | "container"
+
+/**
+ * Where to run `command` (`the command`, `` `trex stop <run-dir>` ``) on a lock's holder this process cannot see, as its
+ * `seen` says: on the machine, outside containers, and, unless it is the machine's own, in the holder's container.
+ */
+export const whereSeen = (command: string, seen: Seen): string =>
+  `run ${command} on the machine, outside containers${
+    seen === "machine" ? "" : `${seen === "namespace" ? " (it finds the holder by its namespace)" : ""}, or in the holder's container`
+  }`
 
 /**
  * The lock's record, one line of JSON in `<lockFile>.pid`, written whole (a file renamed into place):
@@ -385,14 +403,6 @@ export const fuserHint = (lockFile: string, where: "here" | "machine"): string =
   }) and stop it with \`kill -TERM <pid>\``
 
 /**
- * Where to run `command` (`the command`, `` `trex stop <run-dir>` ``) on a lock's holder this process cannot see: on the
- * machine, outside containers; with `container`, for a holder that may be a container's, the machine finds it by its
- * namespace, and its own container sees it too.
- */
-export const whereSeen = (command: string, container: boolean): string =>
-  `run ${command} on the machine, outside containers${container ? " (it finds the holder by its namespace), or in the holder's container" : ""}`
-
-/**
  * Why a holder of this machine in the pid namespace `pidns`, process `pid` there, is not named from this process's
  * namespace `ns`, and what the user can do. A process is seen, and signalled, only from its own pid namespace and those
  * above it (the machine's is above all): a holder of the machine's namespace, read from a container; of another
@@ -400,7 +410,7 @@ export const whereSeen = (command: string, container: boolean): string =>
  * holder's), one that no process this one can read is (the lock's new holder not yet recorded, or one of another user,
  * whose namespace only root may read).
  */
-const unseen = (pid: number, pidns: string, ns: string, lockFile: string): { readonly why: string; readonly find: string } =>
+const unseen = (pid: number, pidns: string, ns: string, lockFile: string): { readonly why: string; readonly find: string; readonly seen?: Seen } =>
   // (below this one: the machine's namespace is above all; one any of whose processes is seen here)
   ns === MACHINE_PIDNS || (procIsOwn() && procsOf(pidns).length > 0)
     ? {
@@ -411,13 +421,15 @@ const unseen = (pid: number, pidns: string, ns: string, lockFile: string): { rea
     : pidns === MACHINE_PIDNS
     ? {
       why: `the machine's own (outside containers), which this process, in a container, cannot see or signal, nor can \`fuser\` here: ` +
-        `not this namespace's process ${pid}; ${whereSeen("the command", false)}`,
-      find: fuserHint(lockFile, "machine")
+        `not this namespace's process ${pid}; ${whereSeen("the command", "machine")}`,
+      find: fuserHint(lockFile, "machine"),
+      seen: "machine"
     }
     : {
       why: `another container's on this machine, which this process's container cannot see or signal, nor can \`fuser\` here: ` +
-        `not this namespace's process ${pid}; ${whereSeen("the command", true)}`,
-      find: fuserHint(lockFile, "machine")
+        `not this namespace's process ${pid}; ${whereSeen("the command", "namespace")}`,
+      find: fuserHint(lockFile, "machine"),
+      seen: "namespace"
     }
 
 /**
@@ -459,7 +471,8 @@ const holderOf = (lockFile: string): LockHolder => {
       elsewhere: "unverifiable",
       unknown: `its record ${file} names ${ownerOf(holder)}, which this process cannot verify: the /proc mounted here is of another ` +
         `pid namespace than this process's (it does not show this process), so it cannot tell that pid's start time or namespace`,
-      find: machineWide
+      find: machineWide,
+      seen: "container"
     }
   }
   if (record.pidns === UNKNOWN_PIDNS && ns !== undefined) {
@@ -467,15 +480,21 @@ const holderOf = (lockFile: string): LockHolder => {
       elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)}, which could not tell its pid namespace (its /proc, of another pid namespace, ` +
         `did not show it), so that pid may be another process's here; ${machineWide}`,
-      find: machineWide
+      find: machineWide,
+      seen: "container"
     }
   }
   if (record.pidns !== undefined && ns !== undefined && record.pidns !== ns) {
     // (its start time matched: a record without one names no process of another namespace)
     const found = lookUpIn(record, record.pidns)
     if (found.state === "alive") return { ...holder, pid: Number(found.entry) }
-    const { why, find } = unseen(record.pid, record.pidns, ns, lockFile)
-    return { elsewhere: "another pid namespace", unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}), ${why}`, find }
+    const { why, find, seen } = unseen(record.pid, record.pidns, ns, lockFile)
+    return {
+      elsewhere: "another pid namespace",
+      unknown: `its record ${file} names ${ownerOf(holder)} of another pid namespace (${record.pidns}, this process's ${ns}), ${why}`,
+      find,
+      ...(seen !== undefined ? { seen } : {})
+    }
   }
   // another host name, no pid namespace recorded (an older trex's, in a container with a host name of its own): its pid
   // is its container's, which may be another process here
@@ -485,7 +504,8 @@ const holderOf = (lockFile: string): LockHolder => {
       elsewhere: "another pid namespace",
       unknown: `its record ${file} names ${ownerOf(holder)}, written by an older trex that did not record its pid namespace: that pid ` +
         `is likely its container's, and another process's here; run the command (\`trex stop\`) in that container, or ${machineWide}`,
-      find: machineWide
+      find: machineWide,
+      seen: "container"
     }
   }
   const now = lookUp(record)
@@ -498,7 +518,8 @@ const holderOf = (lockFile: string): LockHolder => {
       unknown: `its record ${file} names ${ownerOf(holder)}, which this process cannot verify: ` +
         (record.start === undefined ? "the record has no start time to compare with that pid's here" : "that pid's start time cannot be read here"),
       // (a record of no pid namespace may be another container's: fuser on the machine sees every process)
-      find: machineWide
+      find: machineWide,
+      seen: "container"
     }
   }
   return holder
