@@ -946,7 +946,9 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         "Host engine-none", "  HostName 127.0.0.1", `  Port ${sshd.port}`, "  User root", "  IdentityFile ~/.ssh/engine_key", "  UserKnownHostsFile none",
         "Host *", "  Port 1", "  User nobody",
         // a token this reader cannot expand, in what ssh.privateKeyPath overrides: not expanded, not refused
-        "Host engine-explicit", "  IdentityFile ~/.ssh/id_%Z", ""].join("\n")
+        "Host engine-explicit", "  IdentityFile ~/.ssh/id_%Z",
+        // a ProxyCommand, which the SSH backend follows and an engine's connection does not
+        "Host engine-proxied", "  HostName 127.0.0.1", "  IdentityFile ~/.ssh/engine_key", "  UserKnownHostsFile ~/.ssh/engine_known_hosts", "  ProxyCommand nc %h %p", ""].join("\n")
       const wrong = `[127.0.0.1]:${sshd.port} ${Fs.readFileSync(`${sshKeys}/id_ed25519.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`
       // no default key and no known_hosts: only what the config file names lets it in
       const home = homeWith({ config, engine_key: Fs.readFileSync(`${sshKeys}/id_ed25519`), engine_known_hosts: Fs.readFileSync(sshd.knownHosts), wrong_known_hosts: wrong })
@@ -957,6 +959,13 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       ))
       assert.strictEqual(yield* pingThrough(options), "ok")
       assert.deepStrictEqual(warned, [`ssh://engine-alias: ${home}/.ssh/config:7: ProxyJump is not supported: the connection goes straight to the host, not through bastion`])
+      yield* withEnv({ HOME: home }, Effect.sync(() =>
+        engineOptions({}, ssh2, { DOCKER_HOST: "ssh://engine-proxied", SSH_AUTH_SOCK: "" }, undefined, (w) => warned.push(w), () => undefined)
+      ))
+      assert.strictEqual(
+        warned[1],
+        `ssh://engine-proxied: ${home}/.ssh/config:28: ProxyCommand is not supported for an ssh:// engine: the connection goes straight to the host, not through nc %h %p`
+      )
       // the address the file moves the URL's host to, said once, in the SSH backend's words
       assert.deepStrictEqual(noted, [`ssh://engine-alias: ~/.ssh/config connects engine-alias -> 127.0.0.1:${sshd.port} (${home}/.ssh/config:2, ${home}/.ssh/config:3)`])
       const explicit = yield* withEnv({ HOME: home }, Effect.sync(() =>

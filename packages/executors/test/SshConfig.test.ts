@@ -125,7 +125,7 @@ describe("~/.ssh/config", () => {
     assert.deepStrictEqual([SshConfig.forHost("x", {}, local).port, SshConfig.forHost("y", {}, local).port], [2202, 2302])
   })
 
-  it("says what it cannot honour, naming the file and line: Include, Match, ProxyCommand, StrictHostKeyChecking other than yes, an unknown keyword", () => {
+  it("says what it cannot honour, naming the file and line: Include, Match, StrictHostKeyChecking other than yes, an unknown keyword; a ProxyCommand is kept, with its line", () => {
     const file = "/home/u/.ssh/config"
     const lines = SshConfig.parse([
       "Include ~/.ssh/config.d/*",
@@ -146,17 +146,19 @@ describe("~/.ssh/config", () => {
     assert.strictEqual(s.user, "me", "nothing under Match is applied")
     assert.deepStrictEqual(s.warnings.map((w) => w.split(": ")[0] + ": " + w.split(": ")[1]!.split(" ")[0]), [
       `${file}:1: Include`,
-      `${file}:3: ProxyCommand`,
       `${file}:4: StrictHostKeyChecking`,
       `${file}:5: unknown`,
       `${file}:6: Match`
     ])
-    assert.include(s.warnings[1], "the connection goes straight to the host, not through ssh -W %h:%p bastion (ProxyJump is)")
-    // ProxyJump is followed (by the SSH backend): no warning, its value and line kept
+    // ProxyCommand is followed (by the SSH backend): its line as written, its tokens expanded
+    assert.deepStrictEqual(s.proxyCommand, { value: "ssh -W %h:%p bastion", where: `${file}:3`, command: "ssh -W gpu1:22 bastion" })
+    // ProxyJump too: no warning, its value and line kept; the first of the two wins, as in OpenSSH
     const jumped = SshConfig.settingsFor(SshConfig.parse("Host gpu1\n  ProxyJump me@bastion:2022,gw\n  ProxyCommand nc %h %p\n", file), "gpu1", { home: "/h", user: "u" })
-    assert.deepStrictEqual([jumped.proxyJump, jumped.warnings], [{ value: "me@bastion:2022,gw", where: `${file}:2` }, []])
-    assert.include(s.warnings[2], "host keys are always checked against known_hosts")
-    assert.include(s.warnings[3], "unknown keyword hots: ignored (OpenSSH refuses the file for it: check its spelling)")
+    assert.deepStrictEqual([jumped.proxyJump, jumped.proxyCommand, jumped.warnings], [{ value: "me@bastion:2022,gw", where: `${file}:2` }, undefined, []])
+    const commanded = SshConfig.settingsFor(SshConfig.parse("Host gpu1\n  ProxyCommand nc %h %p\n  ProxyJump gw\n", file), "gpu1", { home: "/h", user: "u" })
+    assert.deepStrictEqual([commanded.proxyJump, commanded.proxyCommand?.command], [undefined, "nc gpu1 22"])
+    assert.include(s.warnings[1], "host keys are always checked against known_hosts")
+    assert.include(s.warnings[2], "unknown keyword hots: ignored (OpenSSH refuses the file for it: check its spelling)")
     // IgnoreUnknown is honoured, as OpenSSH honours it
     assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("IgnoreUnknown usekeychainx,other\nUseKeychainX yes\n", file), "gpu1", { home: "/h", user: "u" }).warnings, [])
     assert.deepStrictEqual(SshConfig.settingsFor(SshConfig.parse("Host *\n  StrictHostKeyChecking yes\n  ProxyJump none\n", file), "gpu1", { home: "/h", user: "u" }).warnings, [])
@@ -353,6 +355,93 @@ describe("~/.ssh/config as OpenSSH refuses it", () => {
   })
 })
 
+describe("ProxyCommand", () => {
+  it("its tokens are expanded as OpenSSH expands them (ssh runs the same command); others, and a name the shell would read as more, are refused", () => {
+    const dir = Fs.mkdtempSync(Path.join(local, "proxy-tokens-"))
+    // (written by a shell that holds its standard output open until then: ssh stops the command once that output ends)
+    const config = (out: string) => ["Host Trex-PC", "  HostName Real.Example", "  Port 2200", "  User bob", `  ProxyCommand sh -c 'echo "%h %p %r %n %k %%" > ${out}'`, ""].join("\n")
+    // OpenSSH's: ssh runs the command (its shell, `exec`), which writes what it was given and ends; ssh then fails
+    Fs.writeFileSync(Path.join(dir, "config"), config(Path.join(dir, "theirs")), { mode: 0o600 })
+    const ssh = spawnSync("ssh", ["-F", Path.join(dir, "config"), "Trex-PC", "true"], { encoding: "utf8", timeout: 20_000 })
+    const ours = SshConfig.settingsFor(SshConfig.parse(config(Path.join(dir, "ours")), "cfg"), "Trex-PC", { home: "/h", user: "u" }).proxyCommand
+    assert.strictEqual(ours?.command, `sh -c 'echo "real.example 2200 bob Trex-PC Trex-PC %" > ${Path.join(dir, "ours")}'`)
+    execFileSync("sh", ["-c", `exec ${ours!.command!}`])
+    assert.strictEqual(Fs.readFileSync(Path.join(dir, "ours"), "utf8"), Fs.readFileSync(Path.join(dir, "theirs"), "utf8"), ssh.stderr)
+    // a token OpenSSH does not expand there (ssh: "percent_expand: failed")
+    const other = SshConfig.settingsFor(SshConfig.parse("Host x\n  ProxyCommand nc %h %C\n", "cfg"), "x", { home: "/h", user: "u" }).proxyCommand
+    assert.deepStrictEqual(other, { value: "nc %h %C", where: "cfg:2", refusal: "the token %C cannot be expanded there (only %h %k %n %p %r %%, as OpenSSH): write it out" })
+    // a name given that the shell would run (CVE-2023-51385): refused, never run
+    for (const name of ["gpu1;touch x", "$(id)", "-oProxy", "a b"]) {
+      const unsafe = SshConfig.settingsFor(SshConfig.parse("Host *\n  ProxyCommand nc %n 22\n", "cfg"), name, { home: "/h", user: "u" }).proxyCommand
+      assert.include(unsafe?.refusal, `the value of %n (${JSON.stringify(name)}) is not a plain host or user name`, name)
+      assert.isUndefined(unsafe?.command)
+    }
+  })
+
+  it.live("the connection runs over the command, whose host need not be reachable from here; a command that ends before the login says its exit and what it wrote; an unknown key is not advised to ssh-keyscan", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const ssh2 = yield* Effect.promise(Clients.ssh2)
+      const keyOnly = hostKeyLine().split(" ").slice(1, 3).join(" ")
+      const pidFile = Path.join(local, `proxy-${process.pid}-${Date.now()}.pid`)
+      const home = sshdHome(
+        [
+          // a name this machine cannot resolve: only the command reaches the sshd (at the address it names); it says its pid,
+          // and outlives the connection unless it is stopped (as a proxy that keeps a tunnel up may)
+          "Host trex-proxied trex-stranger",
+          "  HostName trex-proxied.invalid",
+          `  ProxyCommand sh -c 'echo $$ > ${pidFile}; socat - TCP:${host.host}:%p; exec sleep 600'`,
+          "Host trex-broken",
+          "  HostName trex-broken.invalid",
+          "  ProxyCommand sh -c 'echo no route to %h >&2; exit 3'"
+        ],
+        "~/.ssh/known",
+        { known: `[trex-proxied.invalid]:${host.port} ${keyOnly}\n` }
+      )
+      const connect = (name: string, extra: Partial<Parameters<typeof prepare>[0]> = {}) => {
+        const p = prepare({ host: name, ...extra }, ssh2, {}, { home, user })
+        return "ok" in p ? new Connection(p.ok) : assert.fail(p.refusal)
+      }
+      const c = connect("trex-proxied")
+      const out = yield* Effect.promise(() => c.exec("echo through"))
+      const proxyPid = Number(Fs.readFileSync(pidFile, "utf8"))
+      assert.isTrue(Fs.existsSync(`/proc/${proxyPid}`), "the command runs while the connection does")
+      c.close()
+      assert.strictEqual(out.stdout, "through\n")
+      // the command ends with the connection (a zombie, not yet reaped, has ended too)
+      const gone = () => !Fs.existsSync(`/proc/${proxyPid}`) || / Z /.test(Fs.readFileSync(`/proc/${proxyPid}/stat`, "utf8").replace(/^.*\)/, ") "))
+      for (let i = 0; i < 100 && !gone(); i++) yield* Effect.sleep("50 millis")
+      assert.isTrue(gone(), "the proxy command is left running")
+      const broken = connect("trex-broken")
+      const e = yield* Effect.promise(() => broken.exec("true").then(() => undefined, (e: unknown) => e))
+      broken.close()
+      if (!(e instanceof SshFailure)) return assert.fail(`over a command that exits: ${String(e)}`)
+      assert.strictEqual(
+        e.message,
+        `${user}@trex-broken.invalid:${host.port}: ProxyCommand sh -c 'echo no route to %h >&2; exit 3', ${home}/.ssh/config:6: the command exited 3 before the login: ` +
+          "no route to trex-broken.invalid: is the host up, and does the command reach it?"
+      )
+      assert.deepStrictEqual([e.retryable, e.unreachable], [true, true])
+      // its key unknown (another known_hosts): ssh-keyscan cannot go through the command, ssh can
+      const stranger = connect("trex-stranger", { knownHostsPath: host.knownHostsPath })
+      const why = yield* Effect.promise(() => stranger.exec("true").then(() => "connected", (e: unknown) => (e as Error).message))
+      stranger.close()
+      assert.strictEqual(
+        why,
+        `${user}@trex-proxied.invalid:${host.port}: host key not in ${host.knownHostsPath} (add it by connecting once with ssh, which runs the same ` +
+          `ProxyCommand sh -c 'echo $$ > ${pidFile}; socat - TCP:${host.host}:%p; exec sleep 600', ${home}/.ssh/config:3, after checking the fingerprint it shows: ssh-keyscan does not go through a ProxyCommand)`
+      )
+      // the backend runs a job over it; a refused command is refused at make, naming the line
+      const backend = yield* withEnv({ HOME: home }, SshBackend.make({ ...config, hosts: [{ host: "trex-proxied", username: user }] }))
+      const exit = yield* Backend.awaitExit(backend, yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":8}' > result.json`])))
+      assert.strictEqual(exit.outcome, "Succeeded", exit.message)
+      Fs.appendFileSync(`${home}/.ssh/config`, "Host trex-hashed\n  ProxyCommand nc %h %C\n")
+      const refused = yield* withEnv({ HOME: home }, SshBackend.make({ ...config, hosts: [{ host: "trex-hashed", username: user }] })).pipe(Effect.flip)
+      assert.include(refused.message, `ProxyCommand nc %h %C (${home}/.ssh/config:`)
+      assert.include(refused.message, "the token %C cannot be expanded there")
+    })))
+})
+
 describe("SshBackend with ~/.ssh/config", () => {
   const key = Fs.readFileSync(host.privateKeyPath)
   const known = Fs.readFileSync(host.knownHostsPath)
@@ -390,7 +479,7 @@ describe("SshBackend with ~/.ssh/config", () => {
       yield* sshdUp
       // a UserKnownHostsFile holding another key for the host: the knownHostsPath given must win, or the host is refused
       const home = homeWith(
-        ["Host trex-alias", `  HostName ${host.host}`, "  Port 1", "  User nobody", "  ProxyCommand ssh -W %h:%p bastion", "  IdentityFile ~/.ssh/no_such_key", "  UserKnownHostsFile ~/.ssh/wrong_known_hosts", ""].join("\n"),
+        ["Host trex-alias", `  HostName ${host.host}`, "  Port 1", "  User nobody", "  StrictHostKeyChecking accept-new", "  IdentityFile ~/.ssh/no_such_key", "  UserKnownHostsFile ~/.ssh/wrong_known_hosts", ""].join("\n"),
         { wrong_known_hosts: `[${host.host}]:${host.port} ${Fs.readFileSync(`${host.privateKeyPath}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n` }
       )
       const [backend, warnings] = yield* warningsOf(withEnv(
@@ -398,7 +487,7 @@ describe("SshBackend with ~/.ssh/config", () => {
         SshBackend.make({ ...config, hosts: [{ host: "trex-alias", port: host.port, username: user, privateKeyPath: host.privateKeyPath, knownHostsPath: host.knownHostsPath }] })
       ))
       assert.deepStrictEqual(warnings.length, 1, warnings.join("\n"))
-      assert.include(warnings[0], `trex-alias: ${home}/.ssh/config:5: ProxyCommand is not supported: the connection goes straight to the host, not through ssh -W %h:%p bastion (ProxyJump is)`)
+      assert.include(warnings[0], `trex-alias: ${home}/.ssh/config:5: StrictHostKeyChecking accept-new is not followed: host keys are always checked against known_hosts`)
       const exit = yield* Backend.awaitExit(backend, yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":2}' > result.json`])))
       assert.strictEqual(exit.outcome, "Succeeded", exit.message)
     })))

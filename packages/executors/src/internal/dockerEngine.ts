@@ -367,8 +367,11 @@ export const engineOptions = (o: {
   const explicit = { ...given, privateKeyPath: o.ssh?.privateKeyPath, knownHostsPath: o.ssh?.knownHostsPath }
   const file = SshConfig.forHost(alias, explicit, { home: Os.homedir(), user: local.user })
   for (const w of file.warnings) warn(`${host}: ${w}`)
-  // the SSH backend follows a ProxyJump; an engine's connection does not
+  // the SSH backend follows a ProxyJump and a ProxyCommand; an engine's connection does not
   if (file.proxyJump !== undefined) warn(`${host}: ${file.proxyJump.where}: ProxyJump is not supported: the connection goes straight to the host, not through ${file.proxyJump.value}`)
+  if (file.proxyCommand !== undefined) {
+    warn(`${host}: ${file.proxyCommand.where}: ProxyCommand is not supported for an ssh:// engine: the connection goes straight to the host, not through ${file.proxyCommand.value}`)
+  }
   // the address the config file moves the URL's host to, said once (as the SSH backend says it)
   const moved = SshConfig.moved(alias, given.port, file)
   if (moved !== undefined) info(`${host}: ~/.ssh/config connects ${moved}`)

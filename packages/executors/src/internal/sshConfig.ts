@@ -1,7 +1,8 @@
 /**
  * The common subset of OpenSSH's client configuration (`~/.ssh/config`, ssh_config(5)) that users rely on to name
  * their hosts: `Host` blocks (patterns with `*` and `?`, `!` negation, several on a line), and in them `HostName`,
- * `User`, `Port`, `IdentityFile` (`~` and the tokens `%C %d %h %i %j %k %L %l %n %p %r %u %%`), `UserKnownHostsFile` and `GlobalKnownHostsFile`. As in OpenSSH, a
+ * `User`, `Port`, `IdentityFile` (`~` and the tokens `%C %d %h %i %j %k %L %l %n %p %r %u %%`), `UserKnownHostsFile` and `GlobalKnownHostsFile`,
+ * `ProxyJump` and `ProxyCommand` (followed by the SSH backend; an `ssh://` Docker engine warns and goes straight to the host). As in OpenSSH, a
  * keyword's first value obtained wins (`IdentityFile` adds up), keywords are case-insensitive and may be followed by
  * `=`. Read by the SSH backend's hosts and the Docker backend's `ssh://` engines; settings given explicitly win over it.
  *
@@ -9,8 +10,7 @@
  * lines holding within each; one under a block that does not apply is still read and checked, none of its blocks
  * applying). A `Match host` compares the `HostName` obtained so far with `%h` expanded, as OpenSSH does. What it cannot honour is said as a warning naming the file and line, never followed
  * silently: a `Match` of another criterion than `all`, `host`, `originalhost`, `user`, `localuser` (its block is not
- * applied), `ProxyCommand` (the connection goes
- * straight to the host; `ProxyJump` is followed by the SSH backend), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
+ * applied), `StrictHostKeyChecking` other than `yes` (host keys are always checked against known_hosts,
  * with no trust on first use), a keyword OpenSSH does not know (a typo: OpenSSH refuses the whole file, here a warning,
  * since the list of keywords here may lag a newer OpenSSH's; `IgnoreUnknown` is honoured). Any other keyword is ignored,
  * as it changes nothing these backends do.
@@ -50,11 +50,15 @@ export class SshConfigError extends Error {
 /** The system's known hosts (OpenSSH's `GlobalKnownHostsFile`), read after the user's (then this name with `2` appended). */
 export const GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
-/** One line of a configuration file: its keyword in lower case, its arguments (quotes taken off). */
+/**
+ * One line of a configuration file: its keyword in lower case, its arguments (quotes taken off), and `rest`, what follows
+ * the keyword as written (a `ProxyCommand` is that, as OpenSSH takes it: a command for the shell, not words).
+ */
 interface Line {
   readonly where: string
   readonly keyword: string
   readonly args: ReadonlyArray<string>
+  readonly rest: string
 }
 
 /** What the configuration says of one host; each field `undefined` when it says nothing. */
@@ -83,8 +87,22 @@ export interface HostSettings {
   readonly globalKnownHostsWhere?: string | undefined
   /** The first `ProxyJump` that applies (its hops, `[user@]host[:port]` separated by commas) and its `file:line`; `undefined` for none. */
   readonly proxyJump?: { readonly value: string; readonly where: string } | undefined
+  /** The first `ProxyCommand` that applies (when it comes before any `ProxyJump`, as OpenSSH takes the first of the two); `undefined` for none or `none`. */
+  readonly proxyCommand?: ProxyCommand | undefined
   /** What could not be honoured, each naming its file and line. */
   readonly warnings: ReadonlyArray<string>
+}
+
+/**
+ * A `ProxyCommand` line: its `value` as written and its `file:line`; `command`, its tokens expanded (`%h %k %n %p %r %%`,
+ * as OpenSSH 9.2 expands them), for the shell to run (the connection runs over its standard input and output), or
+ * `refusal`, why it cannot be run (a token OpenSSH does not expand there, a name the shell would read as more than a word).
+ */
+export interface ProxyCommand {
+  readonly value: string
+  readonly where: string
+  readonly command?: string
+  readonly refusal?: string
 }
 
 /** Who reads it: the home directory (`$HOME`, Node's `os.homedir()`; OpenSSH takes the passwd entry's) and the local user (for `~`, `%d` and `%u`). */
@@ -153,7 +171,7 @@ export const parse = (text: string, file: string): Array<Line> =>
     const args = words(m[2]!)
     if (args === undefined) throw new SshConfigError(where, `invalid quotes (a quote is left open): close it, as OpenSSH refuses the file too`)
     if (args.length === 0) throw new SshConfigError(where, `no argument after keyword "${m[1]}": give its value, or remove the line (OpenSSH refuses the file too)`)
-    return [{ where, keyword, args }]
+    return [{ where, keyword, args, rest: m[2]! }]
   })
 
 const globRe = (pattern: string): RegExp =>
@@ -262,6 +280,38 @@ const portOf = (arg: string): number | undefined => {
   return n > 0 && n < 65536 ? n : undefined
 }
 
+/**
+ * A `ProxyCommand`'s command, its tokens expanded as OpenSSH 9.2 expands them (`%h` the host connected to, `%k` and `%n`
+ * the name given, `%p` the port, `%r` the remote user, `%%`; any other token is refused, as OpenSSH's `percent_expand`
+ * fails on it). A value put into it that the shell would read as more than a plain word (a quote, `$`, `;`, a space...)
+ * is refused, as OpenSSH 9.6 refuses such host and user names (CVE-2023-51385): a name is never run as a command.
+ */
+const commandOf = (line: { readonly where: string; readonly value: string }, tokens: Readonly<Record<string, string>>): ProxyCommand => {
+  const allowed = new Set(["h", "k", "n", "p", "r"])
+  let unknown: string | undefined
+  let unsafe: string | undefined
+  const command = line.value.replace(/%(.?)/g, (all, t: string) => {
+    if (t === "%") return "%"
+    const v = allowed.has(t) ? tokens[t] : undefined
+    if (v === undefined) {
+      unknown ??= all
+      return ""
+    }
+    if (!/^[A-Za-z0-9_.:@+\[\]-]*$/.test(v) || v.startsWith("-")) unsafe ??= `${all} (${JSON.stringify(v)})`
+    return v
+  })
+  const of = { value: line.value, where: line.where }
+  if (unknown !== undefined) return { ...of, refusal: `the token ${unknown} cannot be expanded there (only %h %k %n %p %r %%, as OpenSSH): write it out` }
+  if (unsafe !== undefined) {
+    return {
+      ...of,
+      refusal: `the value of ${unsafe} is not a plain host or user name, and the shell would read it as more: ` +
+        "give the host and user as plain names (letters, digits, . _ - : @ + [ ]), as OpenSSH requires"
+    }
+  }
+  return { ...of, command }
+}
+
 /** A hop of a `ProxyJump` list: `[user@]host[:port]`, or `ssh://[user@]host[:port][/]`; `[...]` around an IPv6 address. */
 export interface Hop {
   readonly text: string
@@ -345,6 +395,7 @@ export const settingsFor = (
   let proxied = false
   let proxyJump = ""
   let proxyJumpWhere: string | undefined
+  let proxyCommand: { readonly where: string; readonly value: string } | undefined
   // as OpenSSH: HostName takes %h and %% only (expanded before a Match host compares it), and is connected to in lower case
   const named = (h: { readonly where: string; readonly value: string }): string => {
     const e = expand(h.value, { h: host }, "")
@@ -464,9 +515,8 @@ export const settingsFor = (
               proxyJump = first
               proxyJumpWhere = l.where
             }
-            if (l.keyword === "proxycommand" && first.toLowerCase() !== "none") {
-              warnings.push(`${l.where}: ProxyCommand is not supported: the connection goes straight to the host, not through ${l.args.join(" ")} (ProxyJump is)`)
-            }
+            // (the rest of the line as written, as OpenSSH keeps it: the shell reads it)
+            if (l.keyword === "proxycommand" && first.toLowerCase() !== "none") proxyCommand = { where: l.where, value: l.rest }
           }
           break
       }
@@ -522,6 +572,7 @@ export const settingsFor = (
     globalKnownHostsFiles,
     globalKnownHostsWhere: globalKnownHosts?.where,
     proxyJump: proxyJumpWhere === undefined ? undefined : { value: proxyJump, where: proxyJumpWhere },
+    proxyCommand: proxyCommand === undefined ? undefined : commandOf(proxyCommand, tokens),
     warnings
   }
 }

@@ -2,9 +2,10 @@
  * A lazily (re)connected ssh2 client for one host, with promise wrappers for the few operations
  * the SSH backend needs: exec, and SFTP write / ranged read / stat / readdir.
  */
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
-import type { Duplex } from "node:stream"
+import { Duplex } from "node:stream"
 import type * as Ssh2 from "ssh2"
 import type { Client, SFTPWrapper } from "ssh2"
 import * as KnownHosts from "./sshKnownHosts.ts"
@@ -120,6 +121,8 @@ export interface PreparedHost extends HostConfig {
   readonly passphrase?: string | undefined
   /** The host connected to first (`ProxyJump`), and the line that says so; the connection goes on through it. */
   readonly jump?: (PreparedHost & { readonly via: string; readonly destination: string }) | undefined
+  /** The command the connection runs over (`ProxyCommand`, its tokens expanded), and the line that says so. */
+  readonly proxyCommand?: { readonly command: string; readonly via: string } | undefined
 }
 
 /** A chain of jump hosts longer than this is refused (a loop, a host met again the same way, is refused as such before). */
@@ -310,9 +313,17 @@ export const prepare = (
     jump = { ...p.ok, via, destination }
     warnings.push(...p.warnings.map((w) => `jump host ${w}`))
   }
+  // ProxyCommand, when it came first (OpenSSH takes the first of the two), for a host not reached through hops (the
+  // hops' own are not followed, as `ssh -J` does not)
+  let proxyCommand: PreparedHost["proxyCommand"]
+  const command = proxy === undefined ? file.proxyCommand : undefined
+  if (command !== undefined) {
+    if (command.command === undefined) return { refusal: `${who}: ProxyCommand ${command.value} (${command.where}): ${command.refusal}` }
+    proxyCommand = { command: command.command, via: `ProxyCommand ${command.value}, ${command.where}` }
+  }
   // the address the config file moved the name to, said once at make (ssh connects there too)
   const moved = SshConfig.moved(given.host, given.port, file)
-  return { ok: { ...config, privateKey, keyFrom, passphrase: checked.passphrase, jump }, warnings, moved }
+  return { ok: { ...config, privateKey, keyFrom, passphrase: checked.passphrase, jump, proxyCommand }, warnings, moved }
 }
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
@@ -395,7 +406,11 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
       hostVerifier: (key: Buffer) => {
         const v = KnownHosts.verify(known, host, port, key)
         if (v.ok) return true
-        refused = KnownHosts.refusal(v.reason, label, files.join(", "), host, port, config.jump?.destination)
+        refused = config.proxyCommand !== undefined && v.reason === "unknown"
+          // (ssh-keyscan cannot go through a command: ssh itself, asked once, shows the key and adds it)
+          ? `${label}: host key not in ${files.join(", ")} (add it by connecting once with ssh, which runs the same ${config.proxyCommand.via}, ` +
+            "after checking the fingerprint it shows: ssh-keyscan does not go through a ProxyCommand)"
+          : KnownHosts.refusal(v.reason, label, files.join(", "), host, port, config.jump?.destination)
         return false
       }
     })
@@ -428,9 +443,72 @@ const open = async (ssh2: typeof Ssh2, config: PreparedHost, label: string, open
       )
     )
   }
+  if (config.proxyCommand !== undefined) return overCommand(ssh2, config, config.proxyCommand, label, opened, lost)
   const client = await login(ssh2, config, label, lost, sock)
   opened.push(client)
   return client
+}
+
+/** The last bytes a proxy command wrote to its standard error, kept for messages. */
+const STDERR_KEPT = 2_000
+
+/**
+ * A client logged in over a `ProxyCommand`, as OpenSSH runs it: `exec <command>` by the user's shell (`$SHELL`, else
+ * /bin/sh), the connection over its standard input and output. The command ends with the client (its input closed, and
+ * SIGHUP, as OpenSSH sends it); one that ends before the login fails the attempt with its exit and the end of what it wrote to its standard
+ * error (retried, as a host that closed the connection: a proxy's network may come back). One that cannot be started
+ * (no such shell) is not retried.
+ */
+const overCommand = (
+  ssh2: typeof Ssh2,
+  config: PreparedHost,
+  proxy: NonNullable<PreparedHost["proxyCommand"]>,
+  label: string,
+  opened: Array<Client>,
+  lost: () => void
+): Promise<Client> => {
+  const shell = process.env["SHELL"] || "/bin/sh"
+  const child = spawn(shell, ["-c", `exec ${proxy.command}`], { stdio: ["pipe", "pipe", "pipe"] })
+  let stderr = ""
+  child.stderr.setEncoding("utf8")
+  child.stderr.on("data", (d: string) => {
+    stderr = (stderr + d).slice(-STDERR_KEPT)
+  })
+  const ended = new Promise<string>((resolve) => {
+    child.once("error", (e) => resolve(`could not be started by ${shell} (${e.message})`))
+    child.once("exit", (code, signal) => resolve(`exited ${signal ?? code}`))
+  })
+  const stop = () => {
+    child.stdin.destroy()
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGHUP")
+  }
+  const sock = Duplex.from({ readable: child.stdout, writable: child.stdin })
+  // (a write after the command ended fails with EPIPE: the client sees the connection's end, and its error here)
+  sock.on("error", () => undefined)
+  const proxyLabel = `${label}: ${proxy.via}`
+  return login(ssh2, config, label, lost, sock).then(
+    (client) => {
+      // (when the client ends its side, not only at its close: the close waits for the command's output to end, which a
+      // command that outlives the connection never ends)
+      sock.once("finish", stop)
+      client.once("close", stop)
+      opened.push(client)
+      return client
+    },
+    async (e: unknown) => {
+      const end = await Promise.race([ended, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))])
+      stop()
+      if (end === undefined || e instanceof SshFailure && !/closed the connection before login|lost before handshake|ECONNRESET|EPIPE/.test(e.message)) throw e
+      const said = stderr.trim().split("\n").slice(-3).join(" / ")
+      const started = !end.startsWith("could not be started")
+      throw new SshFailure(
+        `${proxyLabel}: the command ${end} before the login${said !== "" ? `: ${said}` : ""}: ` +
+          (started ? "is the host up, and does the command reach it?" : "set SHELL to a shell that runs it, or fix the command"),
+        started,
+        started
+      )
+    }
+  )
 }
 
 export class Connection {
