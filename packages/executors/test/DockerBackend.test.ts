@@ -948,10 +948,21 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         // a token this reader cannot expand, in what ssh.privateKeyPath overrides: not expanded, not refused
         "Host engine-explicit", "  IdentityFile ~/.ssh/id_%Z",
         // a ProxyCommand, which the SSH backend follows and an engine's connection does not
-        "Host engine-proxied", "  HostName 127.0.0.1", "  IdentityFile ~/.ssh/engine_key", "  UserKnownHostsFile ~/.ssh/engine_known_hosts", "  ProxyCommand nc %h %p", ""].join("\n")
+        "Host engine-proxied", "  HostName 127.0.0.1", "  IdentityFile ~/.ssh/engine_key", "  UserKnownHostsFile ~/.ssh/engine_known_hosts", "  ProxyCommand nc %h %p",
+        // its key known under a HostKeyAlias alone, as OpenSSH looks it up
+        // (its port and user in the URL: the Host * block above gives every later block port 1 and user nobody)
+        "Host engine-keyalias", "  HostName 127.0.0.1", "  IdentityFile ~/.ssh/engine_key", "  UserKnownHostsFile ~/.ssh/alias_known_hosts",
+        "  HostKeyAlias engine-key", ""].join("\n")
       const wrong = `[127.0.0.1]:${sshd.port} ${Fs.readFileSync(`${sshKeys}/id_ed25519.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`
       // no default key and no known_hosts: only what the config file names lets it in
-      const home = homeWith({ config, engine_key: Fs.readFileSync(`${sshKeys}/id_ed25519`), engine_known_hosts: Fs.readFileSync(sshd.knownHosts), wrong_known_hosts: wrong })
+      const aliased = Fs.readFileSync(sshd.knownHosts, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => `engine-key ${l.split(" ").slice(1, 3).join(" ")}\n`).join("")
+      const home = homeWith({
+        config,
+        engine_key: Fs.readFileSync(`${sshKeys}/id_ed25519`),
+        engine_known_hosts: Fs.readFileSync(sshd.knownHosts),
+        wrong_known_hosts: wrong,
+        alias_known_hosts: aliased
+      })
       const warned: Array<string> = []
       const noted: Array<string> = []
       const options = yield* withEnv({ HOME: home }, Effect.sync(() =>
@@ -966,6 +977,8 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
         warned[1],
         `ssh://engine-proxied: ${home}/.ssh/config:28: ProxyCommand is not supported for an ssh:// engine: the connection goes straight to the host, not through nc %h %p`
       )
+      const keyAlias = yield* withEnv({ HOME: home }, Effect.sync(() => engineOptions({}, ssh2, { DOCKER_HOST: `ssh://root@engine-keyalias:${sshd.port}`, SSH_AUTH_SOCK: "" }, undefined, () => undefined, () => undefined)))
+      assert.strictEqual(yield* pingThrough(keyAlias), "ok")
       // the address the file moves the URL's host to, said once, in the SSH backend's words
       assert.deepStrictEqual(noted, [`ssh://engine-alias: ~/.ssh/config connects engine-alias -> 127.0.0.1:${sshd.port} (${home}/.ssh/config:2, ${home}/.ssh/config:3)`])
       const explicit = yield* withEnv({ HOME: home }, Effect.sync(() =>

@@ -370,12 +370,22 @@ describe("ProxyCommand", () => {
     // a token OpenSSH does not expand there (ssh: "percent_expand: failed")
     const other = SshConfig.settingsFor(SshConfig.parse("Host x\n  ProxyCommand nc %h %C\n", "cfg"), "x", { home: "/h", user: "u" }).proxyCommand
     assert.deepStrictEqual(other, { value: "nc %h %C", where: "cfg:2", refusal: "the token %C cannot be expanded there (only %h %k %n %p %r %%, as OpenSSH): write it out" })
-    // a name given that the shell would run (CVE-2023-51385): refused, never run
-    for (const name of ["gpu1;touch x", "$(id)", "-oProxy", "a b"]) {
-      const unsafe = SshConfig.settingsFor(SshConfig.parse("Host *\n  ProxyCommand nc %n 22\n", "cfg"), name, { home: "/h", user: "u" }).proxyCommand
-      assert.include(unsafe?.refusal, `the value of %n (${JSON.stringify(name)}) is not a plain host or user name`, name)
+    // a name given, a HostName or a user that the shell would run (CVE-2023-51385): refused, never run
+    for (const [token, name, block] of [["%n", "gpu1;touch x", ""], ["%n", "$(id)", ""], ["%n", "-oProxy", ""], ["%h", "a b", "  HostName 'a b'\n"], ["%r", "`id`", "  User `id`\n"]]) {
+      const unsafe = SshConfig.settingsFor(SshConfig.parse(`Host *\n${block}  ProxyCommand nc %n %h %r\n`, "cfg"), token === "%n" ? name! : "gpu1", { home: "/h", user: "u" }).proxyCommand
+      assert.include(unsafe?.refusal, `the value of ${token} (${JSON.stringify(name)}) is not a plain host or user name`, name)
       assert.isUndefined(unsafe?.command)
     }
+    // the line as OpenSSH takes it: after every space and = that follow the keyword; `none` alone is none, anything
+    // more a command (ssh runs `none # direct`); `-` (ssh's own input and output) has no meaning here
+    const of = (line: string) => SshConfig.settingsFor(SshConfig.parse(`Host x\n  ${line}\n`, "cfg"), "x", { home: "/h", user: "u" }).proxyCommand
+    assert.deepStrictEqual(
+      [of("ProxyCommand==nc %h 22")?.command, of("ProxyCommand\t nc %h 22")?.command, of("ProxyCommand NONE"), of("ProxyCommand none # direct")?.command, of(`ProxyCommand "none"`)?.command],
+      ["nc x 22", "nc x 22", undefined, "none # direct", `"none"`]
+    )
+    assert.include(of("ProxyCommand -")?.refusal, "`-` (OpenSSH's own standard input and output) is not a connection here")
+    // %k is the HostKeyAlias when one is given
+    assert.strictEqual(of("HostKeyAlias kalias\n  ProxyCommand nc %k %n")?.command, "nc kalias x")
   })
 
   it.live("the connection runs over the command, whose host need not be reachable from here; a command that ends before the login says its exit and what it wrote; an unknown key is not advised to ssh-keyscan", () =>
@@ -393,15 +403,46 @@ describe("ProxyCommand", () => {
           `  ProxyCommand sh -c 'echo $$ > ${pidFile}; socat - TCP:${host.host}:%p; exec sleep 600'`,
           "Host trex-broken",
           "  HostName trex-broken.invalid",
-          "  ProxyCommand sh -c 'echo no route to %h >&2; exit 3'"
+          "  ProxyCommand sh -c 'echo no route to %h >&2; exit 3'",
+          "Host trex-missing",
+          "  ProxyCommand trex-no-such-command %h %p",
+          // its key known under the alias alone (no [ ]:port), as OpenSSH looks it up
+          "Host trex-aliased",
+          "  HostName trex-aliased.invalid",
+          "  HostKeyAlias trex-key",
+          `  ProxyCommand socat - TCP:${host.host}:%p`
         ],
         "~/.ssh/known",
-        { known: `[trex-proxied.invalid]:${host.port} ${keyOnly}\n` }
+        { known: `[trex-proxied.invalid]:${host.port} ${keyOnly}\ntrex-key ${keyOnly}\n` }
       )
       const connect = (name: string, extra: Partial<Parameters<typeof prepare>[0]> = {}) => {
         const p = prepare({ host: name, ...extra }, ssh2, {}, { home, user })
         return "ok" in p ? new Connection(p.ok) : assert.fail(p.refusal)
       }
+      // first, before any connection of this test: a command that ends before the login, said with its exit and what it
+      // wrote, retried as a host that is down; one the shell cannot run, not retried
+      const failed = (name: string) =>
+        Effect.promise(async () => {
+          const broken = connect(name)
+          const e = await broken.exec("true").then(() => undefined, (e: unknown) => e)
+          broken.close()
+          return e instanceof SshFailure ? e : assert.fail(`over a command that exits: ${String(e)}`)
+        })
+      const e = yield* failed("trex-broken")
+      assert.strictEqual(
+        e.message,
+        `${user}@trex-broken.invalid:${host.port}: ProxyCommand sh -c 'echo no route to %h >&2; exit 3', ${home}/.ssh/config:6: the command exited 3 before the login: ` +
+          "no route to trex-broken.invalid: is the host up, and does the command reach it?"
+      )
+      assert.deepStrictEqual([e.retryable, e.unreachable], [true, true])
+      const missing = yield* failed("trex-missing")
+      assert.include(missing.message, `ProxyCommand trex-no-such-command %h %p, ${home}/.ssh/config:8: the command exited 127 before the login: `)
+      assert.include(missing.message, "fix the command (or set SHELL to a shell that runs it)")
+      assert.deepStrictEqual([missing.retryable, missing.unreachable], [false, false])
+      const aliased = connect("trex-aliased")
+      const viaAlias = yield* Effect.promise(() => aliased.exec("echo aliased"))
+      aliased.close()
+      assert.strictEqual(viaAlias.stdout, "aliased\n")
       const c = connect("trex-proxied")
       const out = yield* Effect.promise(() => c.exec("echo through"))
       const proxyPid = Number(Fs.readFileSync(pidFile, "utf8"))
@@ -409,28 +450,24 @@ describe("ProxyCommand", () => {
       c.close()
       assert.strictEqual(out.stdout, "through\n")
       // the command ends with the connection (a zombie, not yet reaped, has ended too)
-      const gone = () => !Fs.existsSync(`/proc/${proxyPid}`) || / Z /.test(Fs.readFileSync(`/proc/${proxyPid}/stat`, "utf8").replace(/^.*\)/, ") "))
-      for (let i = 0; i < 100 && !gone(); i++) yield* Effect.sleep("50 millis")
-      assert.isTrue(gone(), "the proxy command is left running")
-      const broken = connect("trex-broken")
-      const e = yield* Effect.promise(() => broken.exec("true").then(() => undefined, (e: unknown) => e))
-      broken.close()
-      if (!(e instanceof SshFailure)) return assert.fail(`over a command that exits: ${String(e)}`)
-      assert.strictEqual(
-        e.message,
-        `${user}@trex-broken.invalid:${host.port}: ProxyCommand sh -c 'echo no route to %h >&2; exit 3', ${home}/.ssh/config:6: the command exited 3 before the login: ` +
-          "no route to trex-broken.invalid: is the host up, and does the command reach it?"
-      )
-      assert.deepStrictEqual([e.retryable, e.unreachable], [true, true])
-      // its key unknown (another known_hosts): ssh-keyscan cannot go through the command, ssh can
+      const ended = (pid: number) => !Fs.existsSync(`/proc/${pid}`) || / Z /.test(Fs.readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\)/, ") "))
+      for (let i = 0; i < 100 && !ended(proxyPid); i++) yield* Effect.sleep("50 millis")
+      assert.isTrue(ended(proxyPid), "the proxy command is left running")
+      // its key unknown (another known_hosts): ssh-keyscan cannot go through the command, ssh can, told the file; the
+      // command is stopped with the refused connection
       const stranger = connect("trex-stranger", { knownHostsPath: host.knownHostsPath })
       const why = yield* Effect.promise(() => stranger.exec("true").then(() => "connected", (e: unknown) => (e as Error).message))
       stranger.close()
       assert.strictEqual(
         why,
-        `${user}@trex-proxied.invalid:${host.port}: host key not in ${host.knownHostsPath} (add it by connecting once with ssh, which runs the same ` +
-          `ProxyCommand sh -c 'echo $$ > ${pidFile}; socat - TCP:${host.host}:%p; exec sleep 600', ${home}/.ssh/config:3, after checking the fingerprint it shows: ssh-keyscan does not go through a ProxyCommand)`
+        `${user}@trex-proxied.invalid:${host.port}: host key not in ${host.knownHostsPath} (add it with ssh -o UserKnownHostsFile=${host.knownHostsPath} ` +
+          `-p ${host.port} ${user}@trex-stranger true, which runs the same ProxyCommand sh -c 'echo $$ > ${pidFile}; socat - TCP:${host.host}:%p; exec sleep 600', ` +
+          `${home}/.ssh/config:3, after checking the fingerprint it shows: ssh-keyscan does not go through a ProxyCommand)`
       )
+      const refusedPid = Number(Fs.readFileSync(pidFile, "utf8"))
+      assert.notStrictEqual(refusedPid, proxyPid)
+      for (let i = 0; i < 100 && !ended(refusedPid); i++) yield* Effect.sleep("50 millis")
+      assert.isTrue(ended(refusedPid), "the proxy command of a refused connection is left running")
       // the backend runs a job over it; a refused command is refused at make, naming the line
       const backend = yield* withEnv({ HOME: home }, SshBackend.make({ ...config, hosts: [{ host: "trex-proxied", username: user }] }))
       const exit = yield* Backend.awaitExit(backend, yield* backend.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":8}' > result.json`])))

@@ -411,6 +411,9 @@ export const engineOptions = (o: {
     )
   }
   let hostRefused: string | undefined
+  // the name and port the key is known under: a HostKeyAlias alone, as OpenSSH looks it up
+  const keyName = file.hostKeyAlias?.value ?? hostname
+  const keyPort = file.hostKeyAlias !== undefined ? 22 : port
   // plain HTTP over the agent's sessions (the host and port are only the Host header's)
   return {
     protocol: "http",
@@ -422,10 +425,10 @@ export const engineOptions = (o: {
       username,
       authHandler: logins(username),
       // the host-key types known_hosts holds for this host first, as OpenSSH asks
-      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, hostname, port) },
+      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, keyName, keyPort) },
       hostVerifier: (key: Buffer) => {
-        const v = KnownHosts.verify(known, hostname, port, key)
-        if (!v.ok) hostRefused = KnownHosts.refusal(v.reason, `${username}@${hostname}:${port}`, paths.join(", "), hostname, port)
+        const v = KnownHosts.verify(known, keyName, keyPort, key)
+        if (!v.ok) hostRefused = KnownHosts.refusal(v.reason, `${username}@${hostname}:${port}`, paths.join(", "), keyName, keyPort)
         return v.ok
       },
       hostRefusal: () => hostRefused

@@ -2,7 +2,7 @@
  * The common subset of OpenSSH's client configuration (`~/.ssh/config`, ssh_config(5)) that users rely on to name
  * their hosts: `Host` blocks (patterns with `*` and `?`, `!` negation, several on a line), and in them `HostName`,
  * `User`, `Port`, `IdentityFile` (`~` and the tokens `%C %d %h %i %j %k %L %l %n %p %r %u %%`), `UserKnownHostsFile` and `GlobalKnownHostsFile`,
- * `ProxyJump` and `ProxyCommand` (followed by the SSH backend; an `ssh://` Docker engine warns and goes straight to the host). As in OpenSSH, a
+ * `HostKeyAlias`, `ProxyJump` and `ProxyCommand` (followed by the SSH backend; an `ssh://` Docker engine warns and goes straight to the host). As in OpenSSH, a
  * keyword's first value obtained wins (`IdentityFile` adds up), keywords are case-insensitive and may be followed by
  * `=`. Read by the SSH backend's hosts and the Docker backend's `ssh://` engines; settings given explicitly win over it.
  *
@@ -89,6 +89,11 @@ export interface HostSettings {
   readonly proxyJump?: { readonly value: string; readonly where: string } | undefined
   /** The first `ProxyCommand` that applies (when it comes before any `ProxyJump`, as OpenSSH takes the first of the two); `undefined` for none or `none`. */
   readonly proxyCommand?: ProxyCommand | undefined
+  /**
+   * The first `HostKeyAlias` that applies and its `file:line`: the name the host's key is looked up under in known_hosts
+   * (alone, without `[ ]:port`, as OpenSSH looks it up), and `%k`.
+   */
+  readonly hostKeyAlias?: { readonly value: string; readonly where: string } | undefined
   /** What could not be honoured, each naming its file and line. */
   readonly warnings: ReadonlyArray<string>
 }
@@ -171,7 +176,8 @@ export const parse = (text: string, file: string): Array<Line> =>
     const args = words(m[2]!)
     if (args === undefined) throw new SshConfigError(where, `invalid quotes (a quote is left open): close it, as OpenSSH refuses the file too`)
     if (args.length === 0) throw new SshConfigError(where, `no argument after keyword "${m[1]}": give its value, or remove the line (OpenSSH refuses the file too)`)
-    return [{ where, keyword, args, rest: m[2]! }]
+    // (as OpenSSH takes a command: what follows the keyword, every space and `=` before it skipped)
+    return [{ where, keyword, args, rest: l.slice(m[1]!.length).replace(/^[\s=]+/, "") }]
   })
 
 const globRe = (pattern: string): RegExp =>
@@ -239,8 +245,8 @@ const KEYWORDS = new Set(
 )
 
 /**
- * A value's tokens expanded (`%C` the SHA-1 of `%l%h%p%r` as OpenSSH 9.2 takes it, `%j` the ProxyJump (empty for none), `%d` home, `%h` the host connected to, `%i` local uid, `%k` the name given (as OpenSSH's
- * host key alias, `HostKeyAlias` not being read), `%L`/`%l` the local host name (short, full), `%n` the name given,
+ * A value's tokens expanded (`%C` the SHA-1 of `%l%h%p%r` as OpenSSH 9.2 takes it, `%j` the ProxyJump (empty for none), `%d` home, `%h` the host connected to, `%i` local uid, `%k` the
+ * `HostKeyAlias`, else the name given, `%L`/`%l` the local host name (short, full), `%n` the name given,
  * `%p` port, `%r` remote user, `%u` local user, `%%` a `%`), then `~/`; the token it cannot expand, else the value.
  */
 const expand = (value: string, tokens: Readonly<Record<string, string>>, home: string): { readonly value: string } | { readonly unknown: string } => {
@@ -281,10 +287,11 @@ const portOf = (arg: string): number | undefined => {
 }
 
 /**
- * A `ProxyCommand`'s command, its tokens expanded as OpenSSH 9.2 expands them (`%h` the host connected to, `%k` and `%n`
- * the name given, `%p` the port, `%r` the remote user, `%%`; any other token is refused, as OpenSSH's `percent_expand`
+ * A `ProxyCommand`'s command, its tokens expanded as OpenSSH 9.2 expands them (`%h` the host connected to, `%k` the
+ * `HostKeyAlias`, else the name given, `%n` the name given, `%p` the port, `%r` the remote user, `%%`; any other token is refused, as OpenSSH's `percent_expand`
  * fails on it). A value put into it that the shell would read as more than a plain word (a quote, `$`, `;`, a space...)
- * is refused, as OpenSSH 9.6 refuses such host and user names (CVE-2023-51385): a name is never run as a command.
+ * is refused, as OpenSSH 9.6 refuses such host and user names (CVE-2023-51385): a name is never run as a command. `-`
+ * (OpenSSH's own input and output, for a caller that set them up) is refused: nothing here sets them up.
  */
 const commandOf = (line: { readonly where: string; readonly value: string }, tokens: Readonly<Record<string, string>>): ProxyCommand => {
   const allowed = new Set(["h", "k", "n", "p", "r"])
@@ -301,6 +308,7 @@ const commandOf = (line: { readonly where: string; readonly value: string }, tok
     return v
   })
   const of = { value: line.value, where: line.where }
+  if (line.value === "-") return { ...of, refusal: "`-` (OpenSSH's own standard input and output) is not a connection here: give a command that reaches the host, or ProxyJump" }
   if (unknown !== undefined) return { ...of, refusal: `the token ${unknown} cannot be expanded there (only %h %k %n %p %r %%, as OpenSSH): write it out` }
   if (unsafe !== undefined) {
     return {
@@ -396,6 +404,7 @@ export const settingsFor = (
   let proxyJump = ""
   let proxyJumpWhere: string | undefined
   let proxyCommand: { readonly where: string; readonly value: string } | undefined
+  let hostKeyAlias: { readonly where: string; readonly value: string } | undefined
   // as OpenSSH: HostName takes %h and %% only (expanded before a Match host compares it), and is connected to in lower case
   const named = (h: { readonly where: string; readonly value: string }): string => {
     const e = expand(h.value, { h: host }, "")
@@ -480,6 +489,9 @@ export const settingsFor = (
         case "hostname":
           hostName ??= { where: l.where, value: first }
           break
+        case "hostkeyalias":
+          hostKeyAlias ??= { where: l.where, value: first }
+          break
         case "user":
           user ??= first
           break
@@ -515,8 +527,9 @@ export const settingsFor = (
               proxyJump = first
               proxyJumpWhere = l.where
             }
-            // (the rest of the line as written, as OpenSSH keeps it: the shell reads it)
-            if (l.keyword === "proxycommand" && first.toLowerCase() !== "none") proxyCommand = { where: l.where, value: l.rest }
+            // (the rest of the line as written, as OpenSSH keeps it: the shell reads it; `none` alone is none, `"none"` or
+            // `none # comment` a command, as for OpenSSH)
+            if (l.keyword === "proxycommand" && l.rest.toLowerCase() !== "none") proxyCommand = { where: l.where, value: l.rest }
           }
           break
       }
@@ -536,7 +549,8 @@ export const settingsFor = (
     h: connectTo,
     i: String(process.getuid?.() ?? ""),
     j: proxyJump,
-    k: host,
+    // as OpenSSH: the host key alias when one is given
+    k: hostKeyAlias?.value ?? host,
     L: localHost.split(".")[0]!,
     l: localHost,
     n: host,
@@ -573,6 +587,7 @@ export const settingsFor = (
     globalKnownHostsWhere: globalKnownHosts?.where,
     proxyJump: proxyJumpWhere === undefined ? undefined : { value: proxyJump, where: proxyJumpWhere },
     proxyCommand: proxyCommand === undefined ? undefined : commandOf(proxyCommand, tokens),
+    hostKeyAlias,
     warnings
   }
 }

@@ -121,8 +121,13 @@ export interface PreparedHost extends HostConfig {
   readonly passphrase?: string | undefined
   /** The host connected to first (`ProxyJump`), and the line that says so; the connection goes on through it. */
   readonly jump?: (PreparedHost & { readonly via: string; readonly destination: string }) | undefined
-  /** The command the connection runs over (`ProxyCommand`, its tokens expanded), and the line that says so. */
-  readonly proxyCommand?: { readonly command: string; readonly via: string } | undefined
+  /**
+   * The command the connection runs over (`ProxyCommand`, its tokens expanded), the line that says so, and the name
+   * given (for `ssh`, which runs the same command, in advice).
+   */
+  readonly proxyCommand?: { readonly command: string; readonly via: string; readonly name: string } | undefined
+  /** The name the host's key is looked up under in known_hosts (`HostKeyAlias`), alone (no `[ ]:port`), as OpenSSH. */
+  readonly keyAlias?: string | undefined
 }
 
 /** A chain of jump hosts longer than this is refused (a loop, a host met again the same way, is refused as such before). */
@@ -319,11 +324,13 @@ export const prepare = (
   const command = proxy === undefined ? file.proxyCommand : undefined
   if (command !== undefined) {
     if (command.command === undefined) return { refusal: `${who}: ProxyCommand ${command.value} (${command.where}): ${command.refusal}` }
-    proxyCommand = { command: command.command, via: `ProxyCommand ${command.value}, ${command.where}` }
+    proxyCommand = { command: command.command, via: `ProxyCommand ${command.value}, ${command.where}`, name: given.host }
   }
-  // the address the config file moved the name to, said once at make (ssh connects there too)
-  const moved = SshConfig.moved(given.host, given.port, file)
-  return { ok: { ...config, privateKey, keyFrom, passphrase: checked.passphrase, jump, proxyCommand }, warnings, moved }
+  // the address the config file moved the name to, said once at make (ssh connects there too, or its command does)
+  const movedTo = SshConfig.moved(given.host, given.port, file)
+  const moved = movedTo !== undefined && proxyCommand !== undefined ? `${movedTo}, through its ProxyCommand (${command!.where})` : movedTo
+  const keyAlias = file.hostKeyAlias?.value
+  return { ok: { ...config, privateKey, keyFrom, passphrase: checked.passphrase, jump, proxyCommand, keyAlias }, warnings, moved }
 }
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "EAI_AGAIN"])
@@ -349,6 +356,9 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
   new Promise((resolve, reject) => {
     const { host, username, privateKey } = config
     const port = config.port ?? 22
+    // the name and port its key is known under: a HostKeyAlias alone, as OpenSSH looks it up
+    const keyName = config.keyAlias ?? host
+    const keyPort = config.keyAlias !== undefined ? 22 : port
     const { known, files, unread } = readKnownHosts(config.knownHostsFiles)
     if (files.length === 0) {
       return reject(new SshFailure(`${label}: cannot read known_hosts ${unread.map((u) => `${u.file} (${u.why})`).join(", ")}`, false))
@@ -402,15 +412,16 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
       keepaliveInterval: 10_000,
       keepaliveCountMax: 3,
       // the host-key types known_hosts holds for this host first, as OpenSSH asks
-      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, host, port) },
+      algorithms: { serverHostKey: KnownHosts.hostKeyAlgorithms(known, keyName, keyPort) },
       hostVerifier: (key: Buffer) => {
-        const v = KnownHosts.verify(known, host, port, key)
+        const v = KnownHosts.verify(known, keyName, keyPort, key)
         if (v.ok) return true
-        refused = config.proxyCommand !== undefined && v.reason === "unknown"
-          // (ssh-keyscan cannot go through a command: ssh itself, asked once, shows the key and adds it)
-          ? `${label}: host key not in ${files.join(", ")} (add it by connecting once with ssh, which runs the same ${config.proxyCommand.via}, ` +
-            "after checking the fingerprint it shows: ssh-keyscan does not go through a ProxyCommand)"
-          : KnownHosts.refusal(v.reason, label, files.join(", "), host, port, config.jump?.destination)
+        const proxy = config.proxyCommand
+        refused = proxy !== undefined && v.reason === "unknown"
+          // (ssh-keyscan cannot go through a command: ssh itself, asked once, shows the key and adds it to the file named)
+          ? `${label}: host key not in ${files.join(", ")} (add it with ssh -o UserKnownHostsFile=${files[0]} -p ${port} ${username}@${proxy.name} true, ` +
+            `which runs the same ${proxy.via}, after checking the fingerprint it shows: ssh-keyscan does not go through a ProxyCommand)`
+          : KnownHosts.refusal(v.reason, label, files.join(", "), keyName, keyPort, config.jump?.destination)
         return false
       }
     })
@@ -452,12 +463,19 @@ const open = async (ssh2: typeof Ssh2, config: PreparedHost, label: string, open
 /** The last bytes a proxy command wrote to its standard error, kept for messages. */
 const STDERR_KEPT = 2_000
 
+/** How long a failed login waits for its proxy command's exit, to say it; and a stopped command's grace before SIGKILL. */
+const PROXY_EXIT_WAIT_MS = 2_000
+
+/** A login failure that is the connection's end (the proxy command's output ended), whatever ssh2 called it. */
+const CONNECTION_ENDED = /closed the connection before login|lost before handshake|Premature close|ECONNRESET|EPIPE|socket hang up/
+
 /**
  * A client logged in over a `ProxyCommand`, as OpenSSH runs it: `exec <command>` by the user's shell (`$SHELL`, else
- * /bin/sh), the connection over its standard input and output. The command ends with the client (its input closed, and
- * SIGHUP, as OpenSSH sends it); one that ends before the login fails the attempt with its exit and the end of what it wrote to its standard
- * error (retried, as a host that closed the connection: a proxy's network may come back). One that cannot be started
- * (no such shell) is not retried.
+ * /bin/sh), the connection over its standard input and output. The command is stopped with the client (its input
+ * closed, SIGHUP as OpenSSH sends it, then SIGKILL after a grace for one that ignores it). One that ends before the login
+ * fails the attempt with its exit and the end of what it wrote to its standard error: retried, as a host that closed the
+ * connection (a proxy's network may come back), unless the shell could not run it (exit 126 or 127, or no such shell).
+ * Any other failure names the command's line.
  */
 const overCommand = (
   ssh2: typeof Ssh2,
@@ -474,38 +492,53 @@ const overCommand = (
   child.stderr.on("data", (d: string) => {
     stderr = (stderr + d).slice(-STDERR_KEPT)
   })
-  const ended = new Promise<string>((resolve) => {
-    child.once("error", (e) => resolve(`could not be started by ${shell} (${e.message})`))
-    child.once("exit", (code, signal) => resolve(`exited ${signal ?? code}`))
+  const ended = new Promise<{ readonly code: number | null; readonly signal: string | null } | { readonly error: string }>((resolve) => {
+    child.once("error", (e) => resolve({ error: e.message }))
+    child.once("exit", (code, signal) => resolve({ code, signal }))
   })
+  let stopped = false
   const stop = () => {
+    if (stopped) return
+    stopped = true
     child.stdin.destroy()
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGHUP")
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill("SIGHUP")
+    const kill = setTimeout(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"), PROXY_EXIT_WAIT_MS)
+    kill.unref()
+    child.once("exit", () => clearTimeout(kill))
   }
   const sock = Duplex.from({ readable: child.stdout, writable: child.stdin })
   // (a write after the command ended fails with EPIPE: the client sees the connection's end, and its error here)
   sock.on("error", () => undefined)
-  const proxyLabel = `${label}: ${proxy.via}`
   return login(ssh2, config, label, lost, sock).then(
     (client) => {
-      // (when the client ends its side, not only at its close: the close waits for the command's output to end, which a
-      // command that outlives the connection never ends)
+      // when the client ends its side, not only at its close: the close waits for the command's output to end, which a
+      // command that outlives the connection never ends
       sock.once("finish", stop)
       client.once("close", stop)
       opened.push(client)
       return client
     },
     async (e: unknown) => {
-      const end = await Promise.race([ended, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))])
+      const failure = e instanceof SshFailure ? e : new SshFailure(`${label}: ${String(e)}`, false)
+      // (a refusal, of the host key or of the login, is said as it is: the command ended because the client did)
+      const end = CONNECTION_ENDED.test(failure.message)
+        ? await Promise.race([ended, new Promise<undefined>((r) => setTimeout(() => r(undefined), PROXY_EXIT_WAIT_MS).unref())])
+        : undefined
       stop()
-      if (end === undefined || e instanceof SshFailure && !/closed the connection before login|lost before handshake|ECONNRESET|EPIPE/.test(e.message)) throw e
+      if (end === undefined) {
+        if (failure.message.includes(proxy.via)) throw failure
+        throw new SshFailure(`${failure.message} (over ${proxy.via})`, failure.retryable, failure.unreachable, failure.refused)
+      }
       const said = stderr.trim().split("\n").slice(-3).join(" / ")
-      const started = !end.startsWith("could not be started")
+      const how = "error" in end ? `could not be started by ${shell} (${end.error})` : `exited ${end.signal ?? end.code}`
+      // the shell could not run it (no such command, not executable), or there is no shell: the same next time
+      const broken = "error" in end || end.code === 126 || end.code === 127
       throw new SshFailure(
-        `${proxyLabel}: the command ${end} before the login${said !== "" ? `: ${said}` : ""}: ` +
-          (started ? "is the host up, and does the command reach it?" : "set SHELL to a shell that runs it, or fix the command"),
-        started,
-        started
+        `${label}: ${proxy.via}: the command ${how} before the login${said !== "" ? `: ${said}` : ""}: ` +
+          (broken ? "fix the command (or set SHELL to a shell that runs it)" : "is the host up, and does the command reach it?"),
+        !broken,
+        !broken
       )
     }
   )
