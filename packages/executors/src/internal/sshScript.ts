@@ -110,6 +110,12 @@ export const launch = (jobDir: string): string =>
   `cd ${quote(jobDir)} || exit 1\nsetsid nohup sh ./${FILES.script} < /dev/null >> ${FILES.wrapperLog} 2>&1 &`
 
 /**
+ * A shell test, run in a job directory: its job record names `host` (a job's files there are its job's only while
+ * they do: hosts sharing one file system share the directory, and a job of the node on another host takes it).
+ */
+export const names = (host: string): string => `grep -qF ${quote(`"host":${JSON.stringify(host)}`)} ${FILES.job} 2>/dev/null`
+
+/**
  * TERM the job's process group, give it `grace` seconds, then KILL it; nothing to do once it has exited
  * (or when its pid is of an earlier boot). With `host`, only if the directory's job is that host's and,
  * with `pgid`, still that process group: the directory may hold a newer job (a shared `remoteRoot`, a rerun).
@@ -118,7 +124,7 @@ export const kill = (o: { readonly dir: string; readonly grace: number; readonly
   [
     `cd ${quote(o.dir)} || exit 0`,
     `[ -f ${FILES.exit} ] && exit 0`,
-    ...(o.host !== undefined ? [`grep -qF ${quote(`"host":${JSON.stringify(o.host)}`)} ${FILES.job} 2>/dev/null || exit 0`] : []),
+    ...(o.host !== undefined ? [`${names(o.host)} || exit 0`] : []),
     ...(o.host !== undefined && o.pgid !== undefined ? [`[ "$(cut -d' ' -f1 ${FILES.pid} 2>/dev/null)" = ${o.pgid} ] || exit 0`] : []),
     `date +%s > ${FILES.cancelled}`,
     `[ -f ${FILES.pid} ] || exit 0`,
