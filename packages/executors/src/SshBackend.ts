@@ -52,7 +52,10 @@ export interface Host extends HostSetting {
  */
 export interface Config {
   readonly hosts: ReadonlyArray<Host>
-  /** Absolute directory on every host; a job's directory is `<remoteRoot>/<run>/<node>`. */
+  /**
+   * Absolute directory on every host; a job's directory is `<remoteRoot>/<run>/<node>`. Hosts may share it (NFS): a
+   * job's files there are then read only while its record names its host (see docs/backends.md), but one per host is safer.
+   */
   readonly remoteRoot: string
   /** How often `watch` polls a job's files (default 500 ms). */
   readonly pollInterval?: Duration.Input
