@@ -432,8 +432,8 @@ describe("SshBackend, a node's jobs on several hosts", () => {
       for (const ref of [busy, next]) assert.strictEqual(exitOf(yield* Stream.runCollect(shared.watch(ref))).outcome, "Succeeded")
     })), 60_000)
 
-  /** `then`, once a file `go` is in the job's directory (at most a minute). */
-  const goThen = (then: string) => ["sh", "-c", `i=0; while [ ! -f go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ${then}`]
+  /** `then`, once a file `go` (or `file`) is in the job's directory (at most a minute). */
+  const goThen = (then: string, file = "go") => ["sh", "-c", `i=0; while [ ! -f ${file} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ${then}`]
 
   it.live("on hosts sharing files, a job whose directory the node's next job on another host took reads none of its files: its watch ends lost, its cancel leaves that job be; a ticket is found under the host its record names", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -445,10 +445,11 @@ describe("SshBackend, a node's jobs on several hosts", () => {
       const t = spec([])
       // job 1 runs on `a` (its one slot taken), followed; job 2 of the node (its retry, say) goes to `b`, into the same
       // directory: job 1 runs on (its host given up on, say), job 2 clears the files and writes its record
-      const first = yield* shared.submit({ ...t, argv: goThen("true") })
+      const first = yield* shared.submit({ ...t, argv: goThen("exit 3", "go1") })
       const dir = String(first.data["dir"])
       const watching = yield* Stream.runCollect(shared.watch(first)).pipe(Effect.forkChild)
       yield* eventually("job 1 runs", () => Fs.existsSync(Path.join(dir, ".trex-pid")), 30)
+      const pid1 = Number(Fs.readFileSync(Path.join(dir, ".trex-pid"), "utf8").split(" ")[0])
       const second = yield* shared.submit({ ...t, argv: goThen(`echo second-line; echo '{"metrics":{},"primary":2}' > result.json`) })
       assert.deepStrictEqual([first.data["host"], second.data["host"]], ["a", "b"])
       yield* eventually("job 2 runs", () => Fs.existsSync(Path.join(dir, ".trex-pid")), 30)
@@ -464,6 +465,11 @@ describe("SshBackend, a node's jobs on several hosts", () => {
       assert.notInclude(JSON.stringify(events), "second-line")
       const exit2 = exitOf(yield* Stream.runCollect(shared.watch(second)))
       assert.deepStrictEqual([exit2.outcome, exit2.result], ["Succeeded", { metrics: {}, primary: 2 }], JSON.stringify(exit2))
+      // job 1 ends after job 2 (exit code 3): its wrapper leaves job 2's exit record as it was
+      const recorded = Fs.readFileSync(Path.join(dir, ".trex-exit"), "utf8")
+      Fs.writeFileSync(Path.join(dir, "go1"), "")
+      yield* eventually("job 1's wrapper ends", () => gone(pid1), 30)
+      assert.strictEqual(Fs.readFileSync(Path.join(dir, ".trex-exit"), "utf8"), recorded, "job 2's exit record is kept")
       // once both ended, the other controller's watch of job 1 reads it lost too, not as job 2's end
       const again = exitOf(yield* Stream.runCollect(resumed.watch(first)))
       assert.deepStrictEqual([again.outcome, again.failureKind, again.result], ["Failed", "Infra", undefined], JSON.stringify(again))

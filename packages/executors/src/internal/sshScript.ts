@@ -64,6 +64,9 @@ export const wrapper = (o: WrapperOptions): string => {
     "#!/bin/sh",
     "# written by the TREX SSH backend",
     `cd ${dir} || exit 97`,
+    // its job's record as it started: a directory whose record changed since holds another job (hosts sharing one
+    // file system: the node's next job on another host took it), whose exit and time-out marker this one never writes
+    `rec=$(cat ${FILES.job} 2>/dev/null); ours() { [ "$(cat ${FILES.job} 2>/dev/null)" = "$rec" ]; }`,
     `if [ -f ${FILES.env} ]; then . ./${FILES.env}; rm -f ${FILES.env}; fi`,
     `export TREX_JOB_DIR=${dir}`,
     `export CUDA_VISIBLE_DEVICES=${quote(o.gpuIds.join(","))}`,
@@ -80,13 +83,13 @@ export const wrapper = (o: WrapperOptions): string => {
     // (A SIGUSR1 that comes while a timer is being started, before its pid is known, is noted and acted
     // on once it is: the timer is never left behind.)
     limit !== undefined
-      ? `( trap '' TERM; ${timer(limit)}; date +%s > ${FILES.timeout}; kill -TERM -$$; ${timer(o.killGraceSeconds)}; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
+      ? `( trap '' TERM; ${timer(limit)}; ! ours || date +%s > ${FILES.timeout}; kill -TERM -$$; ${timer(o.killGraceSeconds)}; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
       : "watchdog=",
     // `wait` returns early when a trapped signal arrives: wait again until the child is gone.
     "while :; do wait $child; code=$?; kill -0 $child 2>/dev/null || break; done",
     `[ -n "$watchdog" ] && kill -USR1 $watchdog 2>/dev/null`,
     "fi",
-    `echo "$code $(date +%s)" > ${FILES.exit}.tmp && mv ${FILES.exit}.tmp ${FILES.exit}`,
+    `! ours || { echo "$code $(date +%s)" > ${FILES.exit}.tmp && mv ${FILES.exit}.tmp ${FILES.exit}; }`,
     ""
   ].join("\n")
 }
