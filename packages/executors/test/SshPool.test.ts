@@ -435,7 +435,7 @@ describe("SshBackend, a node's jobs on several hosts", () => {
   /** `then`, once a file `go` (or `file`) is in the job's directory (at most a minute). */
   const goThen = (then: string, file = "go") => ["sh", "-c", `i=0; while [ ! -f ${file} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ${then}`]
 
-  it.live("on hosts sharing files, a job whose directory the node's next job on another host took reads none of its files: its watch ends lost, its cancel leaves that job be; a ticket is found under the host its record names", () =>
+  it.live("on hosts sharing files, a job whose directory the node's next job on another host took reads none of its files: its watch ends lost, its cancel and its end leave that job's files be; a ticket is found under the host its record names", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
       // two names of one host: one file system, so a node's directory is one for both
