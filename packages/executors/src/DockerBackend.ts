@@ -1070,6 +1070,12 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     )
   })
 
+  /** Whether a container's job directory (its label) is one of this backend's root: `<root>/<node>`. */
+  const ownContainer = (labels: Record<string, string>) => {
+    const jobDir = labels[Spec.LABEL.jobDir]
+    return jobDir !== undefined && Path.isAbsolute(jobDir) && Path.dirname(Path.normalize(jobDir)) === root
+  }
+
   /** When a container's job was submitted, from its label (none on a container made before the label was). */
   const submittedAtOf = (labels: Record<string, string>): { readonly submittedAt?: number } => {
     const at = Number(labels[Spec.LABEL.submitted])
@@ -1077,7 +1083,10 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   }
 
   const list = Effect.fn("DockerBackend.list")(function*(run: string) {
-    const containers = yield* running(run)
+    // the run's containers of this root only: a run id is the engine's to share with other roots (another backend's,
+    // another user's), whose jobs a reconciling trial here must never adopt. A container's job directory (its label
+    // since the first version, so also on containers an earlier version made) says whose it is
+    const containers = (yield* running(run)).filter((c) => ownContainer(c.Labels))
     const jobs = containers.map((c): Backend.JobInfo => ({
       ref: { backend: NAME, id: c.Id, data: { jobDir: c.Labels[Spec.LABEL.jobDir] ?? "" } },
       labels: { run, node: c.Labels[Spec.LABEL.node] ?? "" },
@@ -1130,8 +1139,9 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
   // Containers that an earlier controller left `dead` (their removal refused, after it read and recorded their exit)
   // and then stopped: no later watch may look at them (a finished run's, or an earlier job of a directory whose job was
   // submitted again), so they are removed at the start: those of this root's jobs (`trex resume`, or a backend of the
-  // same root), and those of another root's whose run (`trex.run`) has no container created, running or paused on the
-  // engine (a new run's start removes an earlier run's; a run whose jobs still run is left to its controller). One
+  // same root), and those of another root's whose run (`trex.run`, in that root) has no container created, running or
+  // paused on the engine (a new run's start removes an earlier run's; a run whose jobs still run is left to its
+  // controller; another root's run of the same id is another run). One
   // whose exit was not recorded (in its job directory, read here) is left to its watch.
   // (Docker 20.10 lists a container whose removal failed as `removing`, and inspects it as `dead`; Podman forgets a
   // container before it deletes its files, so that none is left so there: see docs/backends.md, "Podman".)
@@ -1139,10 +1149,15 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
     const dead = yield* once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.jobDir], status: ["dead", "removing"] } })).pipe(
       Effect.orElseSucceed((): ReadonlyArray<Docker.ContainerInfo> => [])
     )
-    /** The runs with a container that has not ended (asked once, when a container of another root's is to be removed; "unknown" if the engine did not say). */
+    /**
+     * The runs with a container that has not ended, each with its root (a run id is unique to a root's controller, not
+     * to the engine: another root's run of that id is another run), as {@link liveKey}s; asked once, when a container
+     * of another root's is to be removed; "unknown" if the engine did not say.
+     */
     let live: ReadonlySet<string> | "unknown" | undefined
+    const liveKey = (jobDir: string | undefined, run: string) => `${jobDir !== undefined && Path.isAbsolute(jobDir) ? Path.dirname(Path.normalize(jobDir)) : "?"}\n${run}`
     const liveRuns = once("make", () => docker.listContainers({ all: true, filters: { label: [Spec.LABEL.run], status: ["created", "restarting", "running", "paused"] } })).pipe(
-      Effect.map((cs): ReadonlySet<string> | "unknown" => new Set(cs.map((c) => c.Labels[Spec.LABEL.run] ?? ""))),
+      Effect.map((cs): ReadonlySet<string> | "unknown" => new Set(cs.map((c) => liveKey(c.Labels[Spec.LABEL.jobDir], c.Labels[Spec.LABEL.run] ?? "")))),
       Effect.orElseSucceed(() => "unknown" as const)
     )
     const removeDead = Effect.fnUntraced(function*(c: Docker.ContainerInfo) {
@@ -1158,7 +1173,8 @@ export const make = Effect.fn("DockerBackend.make")(function*(config: Config) {
       if (!ours) {
         const run = c.Labels[Spec.LABEL.run]
         live ??= yield* liveRuns
-        if (run === undefined || live === "unknown" || live.has(run)) return
+        // (a live container of the run without a job directory could be of any root's run)
+        if (run === undefined || live === "unknown" || live.has(liveKey(jobDir, run)) || live.has(liveKey(undefined, run))) return
       }
       // one being removed now (by another controller) is let be
       const now = yield* Effect.result(once("make", () => docker.getContainer(c.Id).inspect()))

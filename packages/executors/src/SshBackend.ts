@@ -52,7 +52,10 @@ export interface Host extends HostSetting {
  */
 export interface Config {
   readonly hosts: ReadonlyArray<Host>
-  /** Absolute directory on every host; a job's directory is `<remoteRoot>/<run>/<node>`. */
+  /**
+   * Absolute directory on every host; a job's directory is `<remoteRoot>/<run>/<node>`. Hosts may share it (NFS): a
+   * job's files there are then read only while its record names its host (see docs/backends.md), but one per host is safer.
+   */
   readonly remoteRoot: string
   /** How often `watch` polls a job's files (default 500 ms). */
   readonly pollInterval?: Duration.Input
@@ -151,6 +154,9 @@ interface Followed {
   readonly tail: JobProtocol.Tail
   readonly streams: ReadonlyArray<{ readonly file: string; readonly kind: "stdout" | "stderr" | "metrics"; offset: number; readonly split: JobProtocol.LineSplitter }>
 }
+
+/** How long a watch that finds its job's record missing from a directory still there waits before it looks again (a newer job's submit writes its record right after clearing the directory). */
+const RECORD_GAP = "1 second"
 
 /** How long a job nobody here launched may have a record and no process before it counts as never started (its controller died between the two). */
 const LAUNCH_GRACE_MS = 10_000
@@ -414,8 +420,10 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     for (const host of pool) {
       const text = yield* call("watch", host, (c) => c.readFrom(posix.join(dir, Script.FILES.job), 0))
       try {
-        const job = JSON.parse(text?.toString("utf8") ?? "{}") as { ticket?: string }
-        if (job.ticket === ref.id) return { backend: NAME, id: `${ref.data["rel"]}@${host.name}`, data: { host: host.name, dir } } satisfies ExperimentNode.JobRef
+        const job = JSON.parse(text?.toString("utf8") ?? "{}") as { ticket?: string; host?: unknown }
+        // on hosts sharing one file system each reads the record: the job is the host's it names
+        const on = pool.find((h) => h.name === job.host)?.name ?? host.name
+        if (job.ticket === ref.id) return { backend: NAME, id: `${ref.data["rel"]}@${on}`, data: { host: on, dir } } satisfies ExperimentNode.JobRef
       } catch {
         // a half-written record: not this ticket's
       }
@@ -546,6 +554,44 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const readText = (host: PoolHost, path: string) =>
     call("watch", host, (c) => c.readFrom(path, 0)).pipe(Effect.map((b) => b?.toString("utf8")))
 
+  /** Errors of a watch whose job's directory no longer holds its job (see {@link stillOurs}): the job reads as lost. */
+  const taken = new WeakSet<Errors.BackendError>()
+
+  /**
+   * Fails (an error of `taken`) unless the job record in `dir` names `host`. A job's id is its directory and its host
+   * (`<run>/<node>@<host>`), and on hosts sharing one file system the node's directory is one: a job of the node on
+   * another host (its retry) takes it, clearing the files and writing its own record. So an exit, a pid, a result, a
+   * log or metrics read there are the job's only if its record, read after them, still names its host; else the job
+   * reads as lost (as a Docker container whose directory a newer job took), never as the other job. A record missing
+   * or unreadable in a directory still there is read again after {@link RECORD_GAP} (a newer job's submit clears the
+   * directory before it writes its record); a directory gone is a job gone.
+   */
+  const stillOurs = Effect.fnUntraced(function*(host: PoolHost, dir: string) {
+    const file = posix.join(dir, Script.FILES.job)
+    const hostIn = (text: string | undefined) => text === undefined ? undefined : recordOf(text)?.["host"]
+    let text = yield* readText(host, file)
+    if (typeof hostIn(text) !== "string") {
+      if ((yield* call("watch", host, (c) => c.exec(`[ -d ${Script.quote(dir)} ]`))).code !== 0) return yield* lostWith(gone(host, dir))
+      // a newer job's submit clears the directory, then writes its record: looked at again once that is done
+      yield* Effect.sleep(RECORD_GAP)
+      text = yield* readText(host, file)
+    }
+    const on = hostIn(text)
+    if (on === host.name) return
+    return yield* lostWith(
+      typeof on === "string"
+        ? `its job directory ${dir} was given to a newer job of the node, on host ${on} (hosts sharing one file system share it): ` +
+          "its exit, result and logs there are that job's, so how this one ended is unknown; it counts as lost and runs again"
+        : `its job record ${host.name}:${file} is ${text === undefined ? "gone" : "not one this backend wrote"} (removed or edited, or ` +
+          "cleared by a newer job's submit that did not finish): how the job ended is unknown; it counts as lost and runs again"
+    )
+  })
+  const lostWith = (message: string) => {
+    const e = fail("watch", message)
+    taken.add(e)
+    return Effect.fail(e)
+  }
+
   /** `result.json`, read up to {@link JobProtocol.MAX_RESULT_BYTES} as every backend does (a bigger one by its size only). */
   const readResult = (host: PoolHost, path: string) =>
     Effect.flatMap(call("watch", host, (c) => c.size(path)), (size) =>
@@ -563,6 +609,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       ),
       readResult(host, f(JobProtocol.RESULT_FILE))
     ], { concurrency: "unbounded" })
+    // read after them: they are this job's only if its record still names its host
+    yield* stillOurs(host, dir)
     const [pidText, exitText, cancelledText, timeoutText, jobText] = texts
     const pid = numbers(pidText === undefined ? undefined : Buffer.from(pidText))
     const exit = numbers(exitText === undefined ? undefined : Buffer.from(exitText))
@@ -609,11 +657,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   const drive = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef, emit: Emit, known: Followed) {
     const { host, dir } = yield* hostOf(ref)
     const f = (name: string) => posix.join(dir, name)
-    if ((yield* readText(host, f(Script.FILES.job))) === undefined) {
-      // submit returns a ref only once the record is written: it was there, and is gone with the job
-      release(ref.id)
-      return yield* emit(unstarted("Lost", gone(host, dir)))
-    }
+    // submit returns a ref only once the record is written: it was there, and is gone with the job (or names another host's)
+    yield* stillOurs(host, dir)
     const { tail, streams } = known
     const onLine = (kind: "stdout" | "stderr" | "metrics", line: string): Effect.Effect<void> => {
       if (kind === "metrics") {
@@ -632,6 +677,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       let behind: boolean
       do {
         const bufs = yield* Effect.all(streams.map((s) => call("watch", host, (c) => c.readFrom(f(s.file), s.offset, READ_CHUNK))), { concurrency: "unbounded" })
+        // the lines are the job's only if its record still names its host once they are read
+        yield* stillOurs(host, dir)
         behind = false
         for (const [i, s] of streams.entries()) {
           const buf = bufs[i]
@@ -668,12 +715,15 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         yield* emit({ _tag: "State", state: known.phase === "Pending" ? "Pending" : "Running" })
       }
       if (exit !== undefined) {
+        yield* stillOurs(host, dir)
         const replay = known.phase !== "Init" || fresh.has(ref.id)
         if (replay && known.phase !== "Running") yield* emit({ _tag: "State", state: "Running" })
         return yield* finish(exit[0], replay)
       }
       known.pid ??= numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.pid), 0)))?.[0]
       const pid = known.pid
+      // until it is shown running (then each poll's log read is checked so): its pid is its own only while its record names its host
+      if (known.phase !== "Running") yield* stillOurs(host, dir)
       // the grace runs from when the record was written (by the host's clock): a record a controller long gone wrote
       // is not waited on for another LAUNCH_GRACE_MS (and its job shown Pending meanwhile)
       if (pid === undefined && unlaunchedSince === undefined) unlaunchedSince = Date.now() - (fresh.has(ref.id) ? 0 : yield* recordAge(host, dir))
@@ -684,7 +734,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         // A record and no process, and nobody here launched it: its controller stopped between
         // writing the job and launching it, so nobody will. Made unlaunchable (its secrets go too), then reported.
         const F = Script.FILES
-        const out = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && { [ -f ${F.pid} ] || [ -f ${F.exit} ] || { rm -f ${F.script} ${F.env}; echo gone; }; }`))
+        const out = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && ${Script.names(host.name)} && { [ -f ${F.pid} ] || [ -f ${F.exit} ] || { rm -f ${F.script} ${F.env}; echo gone; }; }`))
         if (out.stdout.trim() === "gone") {
           release(ref.id)
           return yield* emit(unstarted("Lost", full !== undefined ? `the job could not start: ${full}` : "its controller stopped after writing the job and before launching it"))
@@ -734,7 +784,13 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       ]
     }
     const since = Date.now()
-    const loop: Effect.Effect<void, Errors.BackendError> = Effect.catchIf(drive(ref, emit, known), isUnreachable, (e) =>
+    // a job whose directory no longer holds it (see stillOurs) ends lost
+    const own = Effect.catchIf(drive(ref, emit, known), (e) => taken.has(e), (e) =>
+      Effect.suspend(() => {
+        release(ref.id)
+        return emit(unstarted("Lost", e.message))
+      }))
+    const loop: Effect.Effect<void, Errors.BackendError> = Effect.catchIf(own, isUnreachable, (e) =>
       Effect.flatMap(hostOf(ref), ({ host, dir }) => {
         if (Date.now() - Math.max(since, host.lastOk) < lostAfter) {
           // told once an outage (the job taken to run on), in the state last shown
@@ -784,7 +840,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
 
   const kill = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef) {
     const { host, dir } = yield* hostOf(ref)
-    const out = yield* call("cancel", host, (c) => c.exec(killScript(undefined, dir))).pipe(
+    // only while the directory's record names its host: else its job is another's (hosts sharing one file system), whose
+    // cancel marker it would write and whose process group it would signal
+    const out = yield* call("cancel", host, (c) => c.exec(killScript(host, dir))).pipe(
       // stopped when the host answers again (the caller hears that it could not be done now)
       Effect.tapError((e) => Effect.sync(() => isUnreachable(e) && host.abandoned.set(dir, host.abandoned.get(dir))))
     )

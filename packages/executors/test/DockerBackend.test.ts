@@ -611,6 +611,23 @@ const dockerOnlyTests = () => describe("DockerBackend on docker only", inOrder, 
       assert.strictEqual(exit.outcome, "Succeeded", JSON.stringify(exit))
     }).pipe(Effect.scoped), 60_000)
 
+  it.live("two backends of one engine with other roots and one run id each list only their own root's containers of the run", () =>
+    Effect.gen(function*() {
+      const otherRoot = Fs.mkdtempSync(Path.join(root, "other-"))
+      const mine = yield* backendWith({ slots: 4 })
+      const theirs = yield* backendWith({ root: otherRoot, slots: 4 })
+      // one node of one run in each root, running while listed (their containers on the engine, labelled with the run)
+      const s = spec(`i=0; while [ ! -e "$TREX_JOB_DIR/go" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`)
+      const ref1 = yield* mine.submit(s)
+      const ref2 = yield* theirs.submit(s)
+      const listed = (backend: Backend.BackendShape) => Effect.map(backend.list(run), (jobs) => jobs.filter((j) => j.labels.node === s.labels.node).map((j) => j.ref.id))
+      assert.deepStrictEqual(yield* listed(mine), [ref1.id], "this root's job only")
+      assert.deepStrictEqual(yield* listed(theirs), [ref2.id], "the other root's job only")
+      for (const ref of [ref1, ref2]) Fs.writeFileSync(Path.join(String(ref.data["jobDir"]), "go"), "")
+      assert.strictEqual((yield* Backend.awaitExit(mine, ref1)).outcome, "Succeeded")
+      assert.strictEqual((yield* Backend.awaitExit(theirs, ref2)).outcome, "Succeeded")
+    }).pipe(Effect.scoped), 60_000)
+
   it.live("an engine that does not answer at the start is retried, then said at once, naming the socket, DOCKER_HOST and the fix", () =>
     Effect.gen(function*() {
       const socket = Path.join(root, "no-such.sock")
@@ -1525,6 +1542,15 @@ const misbehavingTests = () => describe("DockerBackend when the engine misbehave
       yield* other()
       assert.strictEqual(yield* status(ref.id), "dead", "left by a backend of another root while its run has a container running")
       yield* Effect.promise(() => running.remove({ force: true }))
+      // a run of the same id in a third root, running on (another root's controller: another run), keeps it no longer
+      yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const c = await engine.createContainer({ Image: IMAGE, Cmd: ["sleep", "120"], Labels: { "trex.run": own, "trex.jobdir": Path.join(root, `third-${own}`, "n1") } })
+          await c.start()
+          return c
+        }),
+        (c) => Effect.promise(() => c.remove({ force: true }).catch(() => undefined))
+      )
       // the record naming it as the directory's job, its exit not recorded (its controller stopped before it wrote it):
       // left to its watch by a backend of this root, and of another (its run not live)
       Fs.renameSync(exitFile, `${exitFile}.aside`)

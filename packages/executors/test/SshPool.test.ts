@@ -431,4 +431,59 @@ describe("SshBackend, a node's jobs on several hosts", () => {
       for (const ref of [busy, next]) Fs.writeFileSync(Path.join(String(ref.data["dir"]), "go"), "")
       for (const ref of [busy, next]) assert.strictEqual(exitOf(yield* Stream.runCollect(shared.watch(ref))).outcome, "Succeeded")
     })), 60_000)
+
+  /** `then`, once a file `go` (or `file`) is in the job's directory (at most a minute). */
+  const goThen = (then: string, file = "go") => ["sh", "-c", `i=0; while [ ! -f ${file} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ${then}`]
+
+  it.live("on hosts sharing files, a job whose directory the node's next job on another host took reads none of its files: its watch ends lost, its cancel and its end leave that job's files be; a ticket is found under the host its record names", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      // two names of one host: one file system, so a node's directory is one for both
+      const a: SshBackend.Host = { ...host, name: "a", slots: 1 }
+      const b: SshBackend.Host = { ...host, name: "b", slots: 1 }
+      const shared = yield* SshBackend.make({ ...config, ...fast, hosts: [a, b] })
+      const t = spec([])
+      // job 1 runs on `a` (its one slot taken), followed; job 2 of the node (its retry, say) goes to `b`, into the same
+      // directory: job 1 runs on (its host given up on, say), job 2 clears the files and writes its record
+      const first = yield* shared.submit({ ...t, argv: goThen("exit 3", "go1") })
+      const dir = String(first.data["dir"])
+      const watching = yield* Stream.runCollect(shared.watch(first)).pipe(Effect.forkChild)
+      yield* eventually("job 1 runs", () => Fs.existsSync(Path.join(dir, ".trex-pid")), 30)
+      const pid1 = Number(Fs.readFileSync(Path.join(dir, ".trex-pid"), "utf8").split(" ")[0])
+      const second = yield* shared.submit({ ...t, argv: goThen(`echo second-line; echo '{"metrics":{},"primary":2}' > result.json`) })
+      assert.deepStrictEqual([first.data["host"], second.data["host"]], ["a", "b"])
+      yield* eventually("job 2 runs", () => Fs.existsSync(Path.join(dir, ".trex-pid")), 30)
+      // a cancel of job 1 from another controller (a resumed one, say) neither marks job 2 cancelled nor signals it
+      const resumed = yield* SshBackend.make({ ...config, ...fast, hosts: [a, b] })
+      yield* resumed.cancel(first)
+      assert.isFalse(Fs.existsSync(Path.join(dir, ".trex-cancelled")), "job 2's directory got job 1's cancel marker")
+      Fs.writeFileSync(Path.join(dir, "go"), "")
+      const events = yield* Fiber.join(watching)
+      const exit1 = exitOf(events)
+      assert.deepStrictEqual([exit1.outcome, exit1.failureKind], ["Failed", "Infra"], JSON.stringify(exit1))
+      assert.include(exit1.message, "was given to a newer job of the node, on host b")
+      assert.notInclude(JSON.stringify(events), "second-line")
+      const exit2 = exitOf(yield* Stream.runCollect(shared.watch(second)))
+      assert.deepStrictEqual([exit2.outcome, exit2.result], ["Succeeded", { metrics: {}, primary: 2 }], JSON.stringify(exit2))
+      // job 1 ends after job 2 (exit code 3): its wrapper leaves job 2's exit record as it was
+      const recorded = Fs.readFileSync(Path.join(dir, ".trex-exit"), "utf8")
+      Fs.writeFileSync(Path.join(dir, "go1"), "")
+      yield* eventually("job 1's wrapper ends", () => gone(pid1), 30)
+      assert.strictEqual(Fs.readFileSync(Path.join(dir, ".trex-exit"), "utf8"), recorded, "job 2's exit record is kept")
+      // once both ended, the other controller's watch of job 1 reads it lost too, not as job 2's end
+      const again = exitOf(yield* Stream.runCollect(resumed.watch(first)))
+      assert.deepStrictEqual([again.outcome, again.failureKind, again.result], ["Failed", "Infra", undefined], JSON.stringify(again))
+
+      // a ticket queued while both hosts were busy starts on `b`; the other controller finds it there (each host reads its record)
+      const busyA = yield* shared.submit(spec(untilGo))
+      const busyB = yield* shared.submit(spec(untilGo))
+      assert.deepStrictEqual([busyA.data["host"], busyB.data["host"]], ["a", "b"])
+      const ticket = yield* shared.submit(spec(["sh", "-c", `echo '{"metrics":{},"primary":3}' > result.json`]))
+      assert.isTrue(ticket.data["queued"], JSON.stringify(ticket))
+      Fs.writeFileSync(Path.join(String(busyB.data["dir"]), "go"), "")
+      yield* eventually("the ticket's job starts", () => Fs.existsSync(Path.join(String(ticket.data["dir"]), ".trex-exit")), 30)
+      const exit3 = exitOf(yield* Stream.runCollect(resumed.watch(ticket)))
+      assert.deepStrictEqual([exit3.outcome, exit3.result], ["Succeeded", { metrics: {}, primary: 3 }], JSON.stringify(exit3))
+      Fs.writeFileSync(Path.join(String(busyA.data["dir"]), "go"), "")
+    })), 60_000)
 })

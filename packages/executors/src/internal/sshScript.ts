@@ -64,6 +64,9 @@ export const wrapper = (o: WrapperOptions): string => {
     "#!/bin/sh",
     "# written by the TREX SSH backend",
     `cd ${dir} || exit 97`,
+    // its job's record as it started: a directory whose record changed since holds another job (hosts sharing one
+    // file system: the node's next job on another host took it), whose exit and time-out marker this one never writes
+    `rec=$(cat ${FILES.job} 2>/dev/null); ours() { [ "$(cat ${FILES.job} 2>/dev/null)" = "$rec" ]; }`,
     `if [ -f ${FILES.env} ]; then . ./${FILES.env}; rm -f ${FILES.env}; fi`,
     `export TREX_JOB_DIR=${dir}`,
     `export CUDA_VISIBLE_DEVICES=${quote(o.gpuIds.join(","))}`,
@@ -80,13 +83,13 @@ export const wrapper = (o: WrapperOptions): string => {
     // (A SIGUSR1 that comes while a timer is being started, before its pid is known, is noted and acted
     // on once it is: the timer is never left behind.)
     limit !== undefined
-      ? `( trap '' TERM; ${timer(limit)}; date +%s > ${FILES.timeout}; kill -TERM -$$; ${timer(o.killGraceSeconds)}; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
+      ? `( trap '' TERM; ${timer(limit)}; ! ours || date +%s > ${FILES.timeout}; kill -TERM -$$; ${timer(o.killGraceSeconds)}; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
       : "watchdog=",
     // `wait` returns early when a trapped signal arrives: wait again until the child is gone.
     "while :; do wait $child; code=$?; kill -0 $child 2>/dev/null || break; done",
     `[ -n "$watchdog" ] && kill -USR1 $watchdog 2>/dev/null`,
     "fi",
-    `echo "$code $(date +%s)" > ${FILES.exit}.tmp && mv ${FILES.exit}.tmp ${FILES.exit}`,
+    `! ours || { echo "$code $(date +%s)" > ${FILES.exit}.tmp && mv ${FILES.exit}.tmp ${FILES.exit}; }`,
     ""
   ].join("\n")
 }
@@ -110,6 +113,12 @@ export const launch = (jobDir: string): string =>
   `cd ${quote(jobDir)} || exit 1\nsetsid nohup sh ./${FILES.script} < /dev/null >> ${FILES.wrapperLog} 2>&1 &`
 
 /**
+ * A shell test, run in a job directory: its job record names `host` (a job's files there are its job's only while
+ * they do: hosts sharing one file system share the directory, and a job of the node on another host takes it).
+ */
+export const names = (host: string): string => `grep -qF ${quote(`"host":${JSON.stringify(host)}`)} ${FILES.job} 2>/dev/null`
+
+/**
  * TERM the job's process group, give it `grace` seconds, then KILL it; nothing to do once it has exited
  * (or when its pid is of an earlier boot). With `host`, only if the directory's job is that host's and,
  * with `pgid`, still that process group: the directory may hold a newer job (a shared `remoteRoot`, a rerun).
@@ -118,7 +127,7 @@ export const kill = (o: { readonly dir: string; readonly grace: number; readonly
   [
     `cd ${quote(o.dir)} || exit 0`,
     `[ -f ${FILES.exit} ] && exit 0`,
-    ...(o.host !== undefined ? [`grep -qF ${quote(`"host":${JSON.stringify(o.host)}`)} ${FILES.job} 2>/dev/null || exit 0`] : []),
+    ...(o.host !== undefined ? [`${names(o.host)} || exit 0`] : []),
     ...(o.host !== undefined && o.pgid !== undefined ? [`[ "$(cut -d' ' -f1 ${FILES.pid} 2>/dev/null)" = ${o.pgid} ] || exit 0`] : []),
     `date +%s > ${FILES.cancelled}`,
     `[ -f ${FILES.pid} ] || exit 0`,
