@@ -190,6 +190,12 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.strictEqual(typo.status, 2)
     assert.strictEqual(typo.stdout, "")
     assert.match(typo.stderr, /Unrecognized flag: --max-trial[\s\S]*Did you mean this\?\s+--max-trials[\s\S]*usage: trex run \[flags\] <task-file>\n\(trex run --help lists every flag\)/)
+    // a value that is no number at all: what the flag takes, as its help says (not "a string representing a finite number")
+    for (const [flag, value, takes] of [["--concurrency", "two", "an integer"], ["--gpu-hours", "lots", "a number"]] as const) {
+      const bad = trex(["run", path.join(fixtures, "toy.task.yaml"), flag, value])
+      assert.strictEqual(bad.status, 2)
+      assert.include(bad.stderr, `Invalid value for flag ${flag}: "${value}". Expected ${takes}\n`)
+    }
   })
 })
 
