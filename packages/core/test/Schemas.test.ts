@@ -91,6 +91,13 @@ describe("Task", () => {
   it("parse reports YAML syntax errors with the file name", () => {
     const error = Effect.runSync(Effect.flip(TaskFile.parse("name: [unclosed", "bad.yaml")))
     assert.include(error.message, "bad.yaml is not valid YAML")
+    assert.notInclude(Effect.runSync(Effect.flip(TaskFile.parse("{ name: }", "bad.json"))).message, "read as JSON")
+  })
+
+  it("a task file named neither .yaml, .yml nor .json is read as JSON, and a YAML one so named is told how to name it", () => {
+    const error = Effect.runSync(Effect.flip(TaskFile.parse("name: t\nobjective: o\n", "task.txt")))
+    assert.include(error.message, "task.txt is not valid JSON: ")
+    assert.include(error.message, "is read as JSON: a task file is YAML named *.yaml (or *.yml) or JSON named *.json")
   })
 
   it("names the field of a search-space condition that points nowhere, and the parameters it may name", () => {
