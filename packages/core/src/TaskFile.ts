@@ -424,6 +424,21 @@ const readBounded = (file: string): string | undefined => {
   }
 }
 
+/** What to name instead of a folder given as a task file: the YAML files in it (an example's folder), if any. */
+const inFolder = (abs: string, given: string): string => {
+  const names = (() => {
+    try {
+      return fs.readdirSync(abs).filter((n) => /\.ya?ml$/i.test(n) && !n.startsWith(".")).sort()
+    } catch {
+      return []
+    }
+  })()
+  const shown = names.slice(0, 5).map((n) => path.join(given, n))
+  return names.length === 0
+    ? "name a task file (YAML or JSON), e.g. examples/quickstart/task.yaml"
+    : `name the task file in it: ${shown.join(", ")}${names.length > shown.length ? ", ..." : ""}`
+}
+
 /**
  * Read and decode a task file.
  *
@@ -445,6 +460,8 @@ export const load = (file: string): Effect.Effect<Loaded, InvalidInput> =>
           source: file,
           message: (e as NodeJS.ErrnoException).code === "ENOENT"
             ? `task file ${file} does not exist`
+            : (e as NodeJS.ErrnoException).code === "EISDIR"
+            ? `task file ${file} is a folder: ${inFolder(abs, file)}`
             : `cannot read task file ${file}: ${(e as Error).message}`
         })
     })
