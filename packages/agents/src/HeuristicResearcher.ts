@@ -135,7 +135,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         return yield* fail("analyze", `task "${task.name}" has no defaultStrategy to start from: add one to the task file`)
       }
       return {
-        summary: `Heuristic search over ${space.parameters.length} parameters (${SearchSpace.size(space)} combinations), ` +
+        summary: `Heuristic search over ${space.parameters.length} parameters (${SearchSpace.distinct(space)} combinations), ` +
           `${task.metric.direction === "maximize" ? "maximising" : "minimising"} ${task.metric.name}.`,
         metricNotes: task.metric.target !== undefined ? `target ${task.metric.target}` : "",
         dataNotes: task.datasets.map((d) => d.name).join(", "),

@@ -318,6 +318,14 @@ describe("conditional search spaces", () => {
   const space = conditional.searchSpace!
   const defaults = conditional.defaultStrategy!
 
+  it.effect("the analysis counts the strategies the space holds, not the points of its grid", () =>
+    Effect.gen(function*() {
+      const analysis = yield* HeuristicResearcher.make().analyze(conditional)
+      // head (method and rank held), all + full (rank held), all + LoRA at each of 4 ranks: 6 per point of the rest
+      const rest = SearchSpace.size(base.searchSpace!)
+      assert.include(analysis.summary, `over ${space.parameters.length} parameters (${rest * 6} combinations)`)
+    }))
+
   for (const [name, make] of Object.entries(researchers)) {
     it.effect(`${name}: every proposal holds its inactive parameters at the default, and none repeats another in effect`, () =>
       Effect.gen(function*() {

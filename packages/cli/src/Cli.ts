@@ -215,7 +215,8 @@ const maxRetryAfterFlag = (what: string) =>
     Flag.optional,
     Flag.withDescription(
       `seconds: the longest wait a model server's retry-after may ask for and be waited out${what}; a longer one (a spent daily quota) ` +
-        "stops the model's call at once, saying how long it asked for (default 60, a per-minute rate limit's longest)"
+        "stops the model's call at once, saying how long it asked for" +
+        ResearcherFlags.defaultClause(what, "60, a per-minute rate limit's longest")
     )
   )
 
@@ -232,19 +233,19 @@ const maxRetryAfterOf = (value: Option.Option<number>): Effect.Effect<{ readonly
 const modelCallFlags = (what: string) => ({
   modelMaxRetries: Flag.Int("model-max-retries").pipe(
     Flag.optional,
-    Flag.withDescription(`retries of a model call that failed retryably (a 429, a 5xx, a lost connection), after its first attempt${what} (default 4; 0: none)`)
+    Flag.withDescription(`retries of a model call that failed retryably (a 429, a 5xx, a lost connection), after its first attempt${what}${ResearcherFlags.defaultClause(what, "4", "0: none")}`)
   ),
   modelRetryDelay: Flag.Finite("model-retry-delay").pipe(
     Flag.optional,
-    Flag.withDescription(`seconds: the first wait before a model call's retry, doubled each retry and jittered${what} (default 1)`)
+    Flag.withDescription(`seconds: the first wait before a model call's retry, doubled each retry and jittered${what}${ResearcherFlags.defaultClause(what, "1")}`)
   ),
   modelMaxRetryDelay: Flag.Finite("model-max-retry-delay").pipe(
     Flag.optional,
-    Flag.withDescription(`seconds: the longest wait before a model call's retry, but a longer retry-after${what} (default 30)`)
+    Flag.withDescription(`seconds: the longest wait before a model call's retry, but a longer retry-after${what}${ResearcherFlags.defaultClause(what, "30")}`)
   ),
   modelTimeout: Flag.Finite("model-timeout").pipe(
     Flag.optional,
-    Flag.withDescription(`seconds one attempt of a model call may take (a stream: its headers, then each event) before it is given up and retried${what} (default 600)`)
+    Flag.withDescription(`seconds one attempt of a model call may take (a stream: its headers, then each event) before it is given up and retried${what}${ResearcherFlags.defaultClause(what, "600")}`)
   )
 })
 

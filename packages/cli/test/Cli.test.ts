@@ -190,6 +190,12 @@ describe("trex CLI: bad input exits 2 with a message naming the field", () => {
     assert.strictEqual(typo.status, 2)
     assert.strictEqual(typo.stdout, "")
     assert.match(typo.stderr, /Unrecognized flag: --max-trial[\s\S]*Did you mean this\?\s+--max-trials[\s\S]*usage: trex run \[flags\] <task-file>\n\(trex run --help lists every flag\)/)
+    // a value that is no number at all: what the flag takes, as its help says (not "a string representing a finite number")
+    for (const [flag, value, takes] of [["--concurrency", "two", "an integer"], ["--gpu-hours", "lots", "a number"]] as const) {
+      const bad = trex(["run", path.join(fixtures, "toy.task.yaml"), flag, value])
+      assert.strictEqual(bad.status, 2)
+      assert.include(bad.stderr, `Invalid value for flag ${flag}: "${value}". Expected ${takes}\n`)
+    }
   })
 })
 
@@ -229,6 +235,12 @@ describe("trex CLI: help", () => {
     assert.match(help.stdout, new RegExp(`--concurrency integer +experiments in flight at once \\(default ${Settings.defaults.concurrency}\\)`))
     assert.match(help.stdout, new RegExp(`--backend choice .*\\(default: the task file's backend\\.kind, else ${Settings.defaults.backend}\\)`))
     assert.match(help.stdout, /--out string +directory that holds run directories \(default trex-runs\)/)
+    assert.match(help.stdout, /--model-max-retries integer .*after its first attempt \(default 4; 0: none\)\n/)
+    // resume's flags default to the run's: none of them also shows run's default as its own
+    const resume = trex(["resume", "--help"])
+    assert.strictEqual(resume.status, 0, resume.stderr)
+    assert.deepStrictEqual(resume.stdout.split("\n").filter((l) => /\(default[: ].*\(default[: ]/.test(l)), [])
+    assert.match(resume.stdout, /--model-max-retries integer .*for this session \(default: the run's\) \(0: none\)\n/)
     const bench = trex(["bench", "--help"])
     assert.match(bench.stdout, /--seeds integer +runs per method, the same seeds for every method \(default 20\)/)
     assert.match(bench.stdout, /--trials string +comma-separated trial counts at which regret is reported \(default 5,10,20,30\)/)

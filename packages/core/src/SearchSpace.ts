@@ -162,9 +162,44 @@ export const indexOf = (param: Parameter, strategy: Strategy.Strategy): number =
   return best
 }
 
-/** Number of distinct points in the space. @since 0.1.0 @category getters */
+/**
+ * Number of points of the space: its pool's, else its grid's (the product of the parameters' value
+ * counts, conditions or not; {@link distinct} counts the strategies they make).
+ * @since 0.1.0 @category getters
+ */
 export const size = (space: SearchSpace): number =>
   space.points?.length ?? space.parameters.reduce((acc, p) => acc * p.values.length, 1)
+
+/**
+ * Number of distinct strategies the space holds: {@link size}, but with conditions (`when`) the grid's
+ * points that differ only in parameters that do not matter there count once, as {@link normalize}
+ * makes them one strategy (the quickstart's 288,000 grid points are 108,000 strategies).
+ * @since 0.1.0 @category getters
+ */
+export const distinct = (space: SearchSpace): number => {
+  if (space.points !== undefined) return space.points.length
+  const named = new Set(space.parameters.flatMap((p) => (p.when === undefined ? [] : [p.when.path])))
+  // the values of the parameters a condition names (undefined: inactive), each with how many points lead to them
+  let states: Array<{ readonly values: ReadonlyMap<string, Value | undefined>; readonly count: number }> = [{ values: new Map(), count: 1 }]
+  for (const p of space.parameters) {
+    const next = new Map<string, { values: ReadonlyMap<string, Value | undefined>; count: number }>()
+    const add = (values: ReadonlyMap<string, Value | undefined>, count: number) => {
+      const key = JSON.stringify([...values].map(([k, v]) => [k, v === undefined ? { inactive: true } : v]))
+      const had = next.get(key)
+      if (had === undefined) next.set(key, { values, count })
+      else had.count += count
+    }
+    for (const { count, values } of states) {
+      const when = p.when
+      const active = when === undefined || (values.get(when.path) !== undefined && when.values.some((x) => x === values.get(when.path)))
+      if (!active) add(named.has(p.path) ? new Map([...values, [p.path, undefined]]) : values, count)
+      else if (!named.has(p.path)) add(values, count * p.values.length)
+      else for (const v of p.values) add(new Map([...values, [p.path, v]]), count)
+    }
+    states = [...next.values()]
+  }
+  return states.reduce((acc, s) => acc + s.count, 0)
+}
 
 /**
  * A strategy with every parameter set from a point of the pool. The point's mixture weights

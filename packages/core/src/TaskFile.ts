@@ -379,18 +379,24 @@ let yamlParse: ((text: string) => unknown) | undefined
 const parseYaml = (text: string): unknown => (yamlParse ??= (createRequire(import.meta.url)("yaml") as typeof import("yaml")).parse)(text)
 
 /**
- * Parse the text of a task file (YAML when the name ends in .yaml/.yml, else JSON).
+ * Parse the text of a task file (YAML when the name ends in .yaml/.yml, else JSON; a file of another name that is
+ * no JSON is told how it was read and how task files are named: a YAML task saved as `task.txt`, a README given
+ * by mistake).
  * @since 0.1.0 @category decoding
  */
-export const parse = (text: string, file: string): Effect.Effect<Task.Task, InvalidInput> =>
-  Effect.try({
-    try: () => (/\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text)) as unknown,
+export const parse = (text: string, file: string): Effect.Effect<Task.Task, InvalidInput> => {
+  const yaml = /\.ya?ml$/i.test(file)
+  const named = yaml || /\.json$/i.test(file)
+  return Effect.try({
+    try: () => (yaml ? parseYaml(text) : JSON.parse(text)) as unknown,
     catch: (e) =>
       new InvalidInput({
         source: file,
-        message: `${file} is not valid ${/\.ya?ml$/i.test(file) ? "YAML" : "JSON"}: ${(e as Error).message.split("\n")[0]}`
+        message: `${file} is not valid ${yaml ? "YAML" : "JSON"}: ${(e as Error).message.split("\n")[0]}` +
+          (named ? "" : "; a file whose name ends neither in .yaml, .yml nor .json is read as JSON: a task file is YAML named *.yaml (or *.yml) or JSON named *.json")
       })
   }).pipe(Effect.flatMap((data) => decode(data, file)))
+}
 
 /**
  * The most a task file is read of: a task is a few kB of YAML or JSON, so a file past this (a dataset or
@@ -418,6 +424,21 @@ const readBounded = (file: string): string | undefined => {
   }
 }
 
+/** What to name instead of a folder given as a task file: the YAML files in it (an example's folder), if any. */
+const inFolder = (abs: string, given: string): string => {
+  const names = (() => {
+    try {
+      return fs.readdirSync(abs).filter((n) => /\.ya?ml$/i.test(n) && !n.startsWith(".")).sort()
+    } catch {
+      return []
+    }
+  })()
+  const shown = names.slice(0, 5).map((n) => path.join(given, n))
+  return names.length === 0
+    ? "name a task file (YAML or JSON), e.g. examples/quickstart/task.yaml"
+    : `name the task file in it: ${shown.join(", ")}${names.length > shown.length ? ", ..." : ""}`
+}
+
 /**
  * Read and decode a task file.
  *
@@ -439,6 +460,8 @@ export const load = (file: string): Effect.Effect<Loaded, InvalidInput> =>
           source: file,
           message: (e as NodeJS.ErrnoException).code === "ENOENT"
             ? `task file ${file} does not exist`
+            : (e as NodeJS.ErrnoException).code === "EISDIR"
+            ? `task file ${file} is a folder: ${inFolder(abs, file)}`
             : `cannot read task file ${file}: ${(e as Error).message}`
         })
     })

@@ -1,4 +1,6 @@
 import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Schema } from "effect"
 import fc from "fast-check"
@@ -91,6 +93,26 @@ describe("Task", () => {
   it("parse reports YAML syntax errors with the file name", () => {
     const error = Effect.runSync(Effect.flip(TaskFile.parse("name: [unclosed", "bad.yaml")))
     assert.include(error.message, "bad.yaml is not valid YAML")
+    assert.notInclude(Effect.runSync(Effect.flip(TaskFile.parse("{ name: }", "bad.json"))).message, "read as JSON")
+  })
+
+  it("a folder given as the task file is told the YAML files in it to name instead", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trex-taskdir-"))
+    try {
+      const load = (given: string) => Effect.runSync(Effect.flip(TaskFile.load(given))).message
+      assert.strictEqual(load(dir), `task file ${dir} is a folder: name a task file (YAML or JSON), e.g. examples/quickstart/task.yaml`)
+      fs.writeFileSync(path.join(dir, "task.yaml"), "name: t\n")
+      fs.writeFileSync(path.join(dir, "package.json"), "{}")
+      assert.strictEqual(load(dir), `task file ${dir} is a folder: name the task file in it: ${path.join(dir, "task.yaml")}`)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("a task file named neither .yaml, .yml nor .json is read as JSON, and a YAML one so named is told how to name it", () => {
+    const error = Effect.runSync(Effect.flip(TaskFile.parse("name: t\nobjective: o\n", "task.txt")))
+    assert.include(error.message, "task.txt is not valid JSON: ")
+    assert.include(error.message, "is read as JSON: a task file is YAML named *.yaml (or *.yml) or JSON named *.json")
   })
 
   it("names the field of a search-space condition that points nowhere, and the parameters it may name", () => {

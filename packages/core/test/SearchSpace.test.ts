@@ -248,6 +248,34 @@ describe("SearchSpace", () => {
     assert.strictEqual(SearchSpace.declaredValue({ path: "data.format", kind: "categorical", values: ["a"] }, undefined), undefined)
   })
 
+  it("distinct counts a conditional space's strategies: points that differ only where a parameter does not matter are one", () => {
+    // the quickstart's conditions: the method matters only when all layers train, the rank only under LoRA
+    const space = Schema.decodeUnknownSync(SearchSpace.SearchSpace)({
+      parameters: [
+        { path: "training.learningRate", kind: "log", values: [1, 2, 3] },
+        { path: "training.extra.trainable", kind: "categorical", values: ["all", "head"] },
+        { path: "training.method", kind: "categorical", values: ["full", "lora"], when: { path: "training.extra.trainable", values: ["all"] } },
+        { path: "training.lora.rank", kind: "ordinal", values: [2, 4, 8, 16], when: { path: "training.method", values: ["lora"] } }
+      ]
+    })
+    assert.strictEqual(SearchSpace.size(space), 48)
+    // per learning rate: head (method and rank held), all + full (rank held), all + lora x 4 ranks
+    assert.strictEqual(SearchSpace.distinct(space), 3 * (1 + 1 + 4))
+    // each of them is one strategy once normalized, and no two are the same
+    const reference = SearchSpace.applyPoint(space, base, [1, "all", "full", 8])
+    const seen = new Set<string>()
+    for (const lr of [1, 2, 3]) {
+      for (const trainable of ["all", "head"]) {
+        for (const method of ["full", "lora"]) {
+          for (const rank of [2, 4, 8, 16]) {
+            seen.add(JSON.stringify(SearchSpace.normalize(space, SearchSpace.applyPoint(space, reference, [lr, trainable, method, rank]), reference)))
+          }
+        }
+      }
+    }
+    assert.strictEqual(seen.size, SearchSpace.distinct(space))
+  })
+
   it("size is the product of the value counts; the schema requires at least one value", () => {
     const space = Schema.decodeUnknownSync(SearchSpace.SearchSpace)({
       parameters: [
@@ -258,6 +286,7 @@ describe("SearchSpace", () => {
     assert.strictEqual(SearchSpace.size(space), 6)
     assert.strictEqual(SearchSpace.size({ parameters: [] }), 1)
     assert.strictEqual(SearchSpace.size({ ...space, points: [[1, "a"], [3, "b"]] }), 2)
+    assert.strictEqual(SearchSpace.distinct(space), 6, "without conditions, every point is a strategy of its own")
     assert.throws(() => Schema.decodeUnknownSync(SearchSpace.Parameter)({ path: "x", kind: "log", values: [] }), /values/)
     assert.throws(() => Schema.decodeUnknownSync(SearchSpace.Parameter)({ path: "x", kind: "grid", values: [1] }), /kind/)
   })

@@ -42,7 +42,7 @@ export const pointOf = (s: Space, strategy: Strategy.Strategy): Point =>
 
 /** A trivial analysis for a proposer that needs none. */
 export const analysis = (task: Task.Task, s: Space, how: string): Researcher.Analysis => ({
-  summary: `${how} over ${s.space.parameters.length} parameters (${SearchSpace.size(s.space)} combinations), ` +
+  summary: `${how} over ${s.space.parameters.length} parameters (${SearchSpace.distinct(s.space)} combinations), ` +
     `${task.metric.direction === "maximize" ? "maximising" : "minimising"} ${task.metric.name}.`,
   metricNotes: "",
   dataNotes: "",

@@ -39,13 +39,26 @@ export const failureOf = (error: CommandError): { readonly code: 1 | 2; readonly
   }
 }
 
+/**
+ * A flag's value that is no number at all (`--concurrency two`) fails the framework's parse with "Expected a string
+ * representing a finite number", whatever the flag takes: said instead as what the flag takes, an integer (as
+ * `--concurrency 2.5` is told) or a number, the type its help shows.
+ */
+const expectedOf = (flags: ReadonlyArray<{ readonly name: string; readonly type: string }>, error: CliError.CliError): CliError.CliError => {
+  if (error._tag !== "InvalidValue" || error.kind !== "flag" || !/a string representing a finite number/.test(error.expected)) return error
+  const type = flags.find((f) => f.name === error.option)?.type
+  if (type !== "integer" && type !== "number") return error
+  return new CliError.InvalidValue({ option: error.option, value: error.value, expected: type === "integer" ? "Expected an integer" : "Expected a number", kind: "flag" })
+}
+
 // A mistyped flag or value: the error first, on stderr, then the usage line (not the whole help page).
 const presenter = CliOutput.layerPresenter({
   present: (event) =>
     event._tag === "InvalidInvocation"
       ? Effect.gen(function*() {
         const formatter = yield* CliOutput.Formatter
-        yield* Console.error(formatter.formatErrors(event.errors))
+        const flags = [...event.helpDoc.flags, ...(event.helpDoc.globalFlags ?? [])]
+        yield* Console.error(formatter.formatErrors(event.errors.map((e) => expectedOf(flags, e))))
         yield* Console.error(`\nusage: ${event.helpDoc.usage}\n(${event.commandPath.join(" ")} --help lists every flag)`)
       })
       : CliOutput.defaultPresenter.present(event)

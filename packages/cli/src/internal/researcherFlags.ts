@@ -7,17 +7,24 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { Flag } from "effect/cli"
 
+/**
+ * The end of a flag's description: ` (default <value>; <note>)`, or only ` (<note>)` when `what` says the default
+ * itself (`trex resume`'s "(default: the run's)"), so that no flag shows two defaults.
+ */
+export const defaultClause = (what: string, value: string, note?: string): string =>
+  what.includes("(default:") ? (note === undefined ? "" : ` (${note})`) : ` (default ${value}${note === undefined ? "" : `; ${note}`})`
+
 /** The flags, `what` closing their descriptions (", for this session (default: the run's)"). */
 export const flags = (what: string) => ({
   researcherRetries: Flag.Int("researcher-retries").pipe(
     Flag.optional,
     Flag.withDescription(
-      `times a researcher that failed retryably (its model down or overloaded, an answer that did not decode) is asked again before the run stops${what} (default 3; 0: none)`
+      `times a researcher that failed retryably (its model down or overloaded, an answer that did not decode) is asked again before the run stops${what}${defaultClause(what, "3", "0: none")}`
     )
   ),
   researcherRetryDelay: Flag.Finite("researcher-retry-delay").pipe(
     Flag.optional,
-    Flag.withDescription(`seconds: the first wait before a failed researcher is asked again, doubled each time, at most 60 (or the first)${what} (default 2)`)
+    Flag.withDescription(`seconds: the first wait before a failed researcher is asked again, doubled each time, at most 60 (or the first)${what}${defaultClause(what, "2")}`)
   )
 })
 
