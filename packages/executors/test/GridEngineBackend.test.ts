@@ -304,8 +304,8 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       // the first run asks to be run again, or is rescheduled while it sleeps; a second would succeed. The first waits for
-      // `go` until its job is held: on a loaded machine a `qhold` may land after Grid Engine's rerun delay (4-5 s here, start-gridengine.sh), and the
-      // rerun then runs and the job leaves the queue
+      // `go` until its job is held: on a loaded machine a `qhold` may land after Grid Engine's rerun delay (4-5 s here:
+      // start-gridengine.sh), and the rerun then runs and the job leaves the queue
       const again = (first: string) => `if [ -f ran ]; then ${RESULT}; exit 0; fi; touch ran; while [ ! -f go ]; do sleep 0.1; done; ${first}`
       const jobs = [yield* submitted(backend, spec("asks-rerun", again("exit 99"))), yield* submitted(backend, spec("rescheduled", again("sleep 300")))]
       for (const ref of jobs) {
