@@ -58,7 +58,7 @@ const clusterSays = (id: string): string =>
 
 /**
  * `backend.submit(job)`, the job deleted (`qdel`) when the scope closes, whatever the test's end: one that fails leaves no
- * job running (a `sleep 300`, a loop waiting for a file) in one of the queue's two slots, where it would break later tests.
+ * job running (a `sleep 300`, a loop waiting for a file) in one of the queue's slots, where it would break later tests.
  */
 const submitted = (backend: Backend.BackendShape, job: Parameters<Backend.BackendShape["submit"]>[0]) =>
   Effect.acquireRelease(backend.submit(job), (ref) => Effect.sync(() => spawnSync("qdel", [ref.id], { env: sgeEnv, stdio: "ignore" })))
@@ -304,8 +304,8 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       // the first run asks to be run again, or is rescheduled while it sleeps; a second would succeed. The first waits for
-      // `go` until its job is held: on a loaded machine a `qhold` may land after Grid Engine's rerun delay (~11 s), and the
-      // rerun then runs and the job leaves the queue
+      // `go` until its job is held: on a loaded machine a `qhold` may land after Grid Engine's rerun delay (4-5 s here:
+      // start-gridengine.sh), and the rerun then runs and the job leaves the queue
       const again = (first: string) => `if [ -f ran ]; then ${RESULT}; exit 0; fi; touch ran; while [ ! -f go ]; do sleep 0.1; done; ${first}`
       const jobs = [yield* submitted(backend, spec("asks-rerun", again("exit 99"))), yield* submitted(backend, spec("rescheduled", again("sleep 300")))]
       for (const ref of jobs) {
@@ -445,7 +445,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true })("GridEngineBac
     Effect.gen(function*() {
       const backend = yield* Backend.Backend
       // Each job holds its GPUs until a file appears (up to 120 s), so what the test looks for happens however the
-      // queue runs them, not by timing: another file's job taking one of the queue's two slots made the second
+      // queue runs them, not by timing: another file's job taking one of the queue's slots (it had two then) made the second
       // 2-GPU job wait for a slot ("full"), not for the GPUs, and ran the 1-GPU jobs one after the other (hence
       // the longer bound: such a job may hold its slot a while).
       const meet = fs.mkdtempSync(path.join(workDir, "gpu-meet-"))

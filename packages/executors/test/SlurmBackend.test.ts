@@ -208,7 +208,7 @@ layer(TestLayer, { timeout: 300_000, excludeTestServices: true, concurrent: true
     timeScale: 4,
     expireTimeLimit: (ref) =>
       Effect.gen(function*() {
-        // (the conformance jobs share the node's two CPUs: it may wait for one)
+        // (the conformance jobs share the node's four CPUs: it may wait for one)
         yield* eventually("the job runs", () => execFileSync("squeue", ["-h", "-j", ref.id, "-o", "%T"], { encoding: "utf8" }).trim() === "RUNNING", 150)
         const limit = /\bTimeLimit=(\S+)/.exec(execFileSync("scontrol", ["show", "job", "-o", ref.id], { encoding: "utf8" }))?.[1]
         assert.strictEqual(limit, "00:01:00", "the 4 s asked for, as Slurm keeps it")
