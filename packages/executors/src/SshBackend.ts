@@ -375,7 +375,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         if (space < 0) continue
         try {
           const job = JSON.parse(line.slice(space + 1)) as { host?: string; gpuIds?: Array<string> }
-          if (job.host === host.name) queue.take(`${line.slice(0, space)}@${host.name}`, { host: host.name, gpuIds: job.gpuIds ?? [] })
+          // a record naming a host outside the pool is this host's (the host renamed between controllers, see stillOurs)
+          if (job.host === host.name || !pool.some((h) => h.name === job.host)) queue.take(`${line.slice(0, space)}@${host.name}`, { host: host.name, gpuIds: job.gpuIds ?? [] })
         } catch {
           // a half-written record: not a job to account for
         }

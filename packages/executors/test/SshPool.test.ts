@@ -487,7 +487,7 @@ describe("SshBackend, a node's jobs on several hosts", () => {
       Fs.writeFileSync(Path.join(String(busyA.data["dir"]), "go"), "")
     })), 60_000)
 
-  it.live("a host renamed between controllers (one machine, another name): the resumed controller lists, follows and cancels its jobs; an exit or cancel marker of another record's token is not the job's", () =>
+  it.live("a host renamed between controllers (one machine, another name): the resumed controller lists, follows and cancels its jobs, which hold its slots; an exit or cancel marker of another record's token is not the job's", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* sshdUp
       const first = yield* SshBackend.make({ ...config, ...fast, hosts: [{ ...host, name: "gpu1", slots: 2 }] })
@@ -497,6 +497,7 @@ describe("SshBackend, a node's jobs on several hosts", () => {
       yield* eventually("both jobs run", () => [dir1, dir2].every((d) => Fs.existsSync(Path.join(d, ".trex-pid"))), 30)
       // resumed with the host renamed in the configuration (a ~/.ssh/config alias, a `hosts` entry)
       const resumed = yield* SshBackend.make({ ...config, ...fast, hosts: [{ ...host, name: "gpu1.example", slots: 2 }] })
+      assert.isAtLeast((yield* resumed.capacity).inUse, 2, "its running jobs hold its slots")
       const all = yield* resumed.list(String(ref1.id.split("/")[0]))
       const listed = [dir1, dir2].flatMap((d) => all.filter((j) => j.ref.data["dir"] === d))
       assert.deepStrictEqual(listed.map((j) => [j.ref.data["dir"], j.ref.data["host"], j.state]), [[dir1, "gpu1.example", "Running"], [dir2, "gpu1.example", "Running"]], JSON.stringify(listed))
