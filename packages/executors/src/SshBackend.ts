@@ -343,7 +343,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       if (resting(host)) continue
       const dir = id.slice(0, id.indexOf("@"))
       const out = yield* call("submit", host, (c) =>
-        c.exec(`cd ${Script.quote(posix.join(remoteRoot, dir))} && { [ -f ${Script.FILES.exit} ] || { [ -f ${Script.FILES.pid} ] && ! ${Script.alive(".")}; }; }`)
+        c.exec(`cd ${Script.quote(posix.join(remoteRoot, dir))} && { ${Script.exited(".")} || { [ -f ${Script.FILES.pid} ] && ! ${Script.alive(".")}; }; }`)
       ).pipe(Effect.catchIf(isUnreachable, () => Effect.succeed(undefined)))
       if (out?.code === 0) queue.release(id)
     }

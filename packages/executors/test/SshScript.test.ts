@@ -8,7 +8,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { envFile, FILES, kill, markerOf, states, wrapper } from "../src/internal/sshScript.ts"
+import { envFile, FILES, kill, markerOf, running, states, wrapper } from "../src/internal/sshScript.ts"
 
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "trex-ssh-script-"))
 afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))
@@ -91,6 +91,22 @@ describe("the SSH wrapper and kill script", () => {
     const old = jobDir({ host: "gpu1" })
     run(old)
     assert.match(read(old, FILES.cancelled) ?? "(none)", /^\d+ \n$/)
+  })
+
+  it("lists a running job whose directory holds an exit of another record's token as running, not finished; one of its own token, or none, as finished", () => {
+    const run = Path.join(root, "listing")
+    const cases = { foreign: "0 1700000000 aa\n", own: "0 1700000000 bb\n", old: "0 1700000000\n" }
+    for (const [node, exit] of Object.entries(cases)) {
+      Fs.mkdirSync(Path.join(run, node), { recursive: true })
+      Fs.writeFileSync(Path.join(run, node, FILES.job), JSON.stringify({ host: "gpu1", token: "bb" }))
+      Fs.writeFileSync(Path.join(run, node, FILES.exit), exit)
+      // its wrapper alive: this process
+      Fs.writeFileSync(Path.join(run, node, FILES.pid), `${process.pid} 1700000000\n`)
+    }
+    const listed = execFileSync("sh", ["-c", states(run)], { encoding: "utf8" }).split("\n").filter((l) => l !== "").map((l) => l.split(" ").slice(0, 2).join(" "))
+    assert.deepStrictEqual(listed.sort(), ["Finished old", "Finished own", "Running foreign"])
+    const adopted = execFileSync("sh", ["-c", running(root)], { encoding: "utf8" }).split("\n").filter((l) => l.startsWith("listing/"))
+    assert.deepStrictEqual(adopted.map((l) => l.split(" ")[0]), ["listing/foreign"])
   })
 
   it("reads a marker as the job's only if it has no token or the record's", () => {

@@ -75,8 +75,17 @@ export const markerOf = (file: keyof typeof TOKEN_FIELD, text: string | undefine
 }
 
 /** A shell test: the marker `file` in the current directory has no token or the token in shell word `tok`. */
-const markerIs = (file: keyof typeof TOKEN_FIELD, tok: string): string =>
-  `{ [ -f ${file} ] && __trex_t=$(awk '{print $${TOKEN_FIELD[file]}}' ${file} 2>/dev/null) && { [ -z "$__trex_t" ] || [ "$__trex_t" = ${tok} ]; }; }`
+const markerIs = (file: keyof typeof TOKEN_FIELD, tok: string, d = "."): string =>
+  `{ [ -f ${d}/${file} ] && __trex_t=$(awk '{print $${TOKEN_FIELD[file]}}' ${d}/${file} 2>/dev/null) && { [ -z "$__trex_t" ] || [ "$__trex_t" = ${tok} ]; }; }`
+
+/** Shell: the token of the job record in directory `d` (a shell word; empty: none, a record of an earlier version). */
+const tokenIn = (d: string): string => `"$(sed -n 's/.*"token":"\\([0-9a-f]*\\)".*/\\1/p' ${d}/${FILES.job} 2>/dev/null)"`
+
+/**
+ * A shell test: the job in directory `d` (a shell word) has ended: its `.trex-exit` is there with its record's token
+ * (or none). An exit of another token (a job the directory held before, hosts sharing one file system) is not its end.
+ */
+export const exited = (d: string): string => markerIs(FILES.exit, tokenIn(d), d)
 
 /** A `sleep` of `seconds` that a SIGUSR1 to its shell ends, with the shell, at any moment. */
 const timer = (seconds: number): string =>
@@ -154,7 +163,7 @@ export const namesOneOf = (hosts: ReadonlyArray<string>): string =>
   hosts.length === 0 ? "false" : `grep -qF ${hosts.map((h) => `-e ${quote(`"host":${JSON.stringify(h)}`)}`).join(" ")} ${FILES.job} 2>/dev/null`
 
 /** Shell: the token of the job record in the current directory into `__trex_tok` (empty: none, a record of an earlier version). */
-const readToken = `__trex_tok=$(sed -n 's/.*"token":"\\([0-9a-f]*\\)".*/\\1/p' ${FILES.job} 2>/dev/null)`
+const readToken = `__trex_tok=${tokenIn(".")}`
 
 /**
  * TERM the job's process group, give it `grace` seconds, then KILL it; nothing to do once it has exited
@@ -186,7 +195,7 @@ export const running = (root: string): string =>
   [
     `cd ${quote(root)} 2>/dev/null || exit 0`,
     `for f in */*/${FILES.job}; do d=\${f%/${FILES.job}}`,
-    `  [ -f "$d/${FILES.exit}" ] && continue; [ -f "$d/${FILES.pid}" ] || continue`,
+    `  ${exited('"$d"')} && continue; [ -f "$d/${FILES.pid}" ] || continue`,
     `  ${alive('"$d"')} && printf '%s %s\n' "$d" "$(cat "$f")"`,
     `done`
   ].join("\n")
@@ -195,7 +204,7 @@ export const running = (root: string): string =>
 export const runningGroups = (runDir: string): string =>
   [
     `cd ${quote(runDir)} 2>/dev/null || exit 0`,
-    `for d in */; do d=\${d%/}; [ -f "$d/${FILES.exit}" ] && continue; [ -f "$d/${FILES.pid}" ] || continue`,
+    `for d in */; do d=\${d%/}; ${exited('"$d"')} && continue; [ -f "$d/${FILES.pid}" ] || continue`,
     `  pg=$(cut -d' ' -f1 "$d/${FILES.pid}"); ${alive('"$d"')} && echo "$d $pg"`,
     `done`
   ].join("\n")
@@ -205,7 +214,7 @@ export const states = (runDir: string): string =>
   [
     `cd ${quote(runDir)} 2>/dev/null || exit 0`,
     `for d in */; do d=\${d%/}; [ -f "$d/${FILES.job}" ] || continue`,
-    `  if [ -f "$d/${FILES.exit}" ]; then s=Finished`,
+    `  if ${exited('"$d"')}; then s=Finished`,
     `  elif [ -f "$d/${FILES.pid}" ]; then if ${alive('"$d"')}; then s=Running; else s=Finished; fi`,
     `  else s=Pending; fi`,
     // the job's record (its host, when it was submitted) on the line, cut at 4 KiB and joined into one line; by printf,
