@@ -11,6 +11,7 @@ import { Backend, Errors, JobProtocol } from "@trex/core"
 import type { ExperimentNode } from "@trex/core"
 import { Duration, Effect, Layer, Queue, Schedule, Stream } from "effect"
 import { constants } from "node:os"
+import { randomBytes } from "node:crypto"
 import { posix } from "node:path"
 import { AdmissionQueue, AGAIN, LOST_IN_QUEUE, QueuePoll, unstarted } from "./internal/admissionQueue.ts"
 import { resolveJobFile } from "./internal/dockerSpec.ts"
@@ -324,6 +325,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
     fresh.delete(id)
   }
 
+  /** The names of the pool's hosts but `host` (a job record naming one of them is that host's job). */
+  const others = (host: PoolHost) => pool.filter((h) => h !== host).map((h) => h.name)
+
   const hostOf = (ref: ExperimentNode.JobRef) => {
     const h = pool.find((p) => p.name === ref.data["host"])
     return h !== undefined && typeof ref.data["dir"] === "string"
@@ -339,7 +343,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       if (resting(host)) continue
       const dir = id.slice(0, id.indexOf("@"))
       const out = yield* call("submit", host, (c) =>
-        c.exec(`cd ${Script.quote(posix.join(remoteRoot, dir))} && { [ -f ${Script.FILES.exit} ] || { [ -f ${Script.FILES.pid} ] && ! ${Script.alive(".")}; }; }`)
+        c.exec(`cd ${Script.quote(posix.join(remoteRoot, dir))} && { ${Script.exited(".")} || { [ -f ${Script.FILES.pid} ] && ! ${Script.alive(".")}; }; }`)
       ).pipe(Effect.catchIf(isUnreachable, () => Effect.succeed(undefined)))
       if (out?.code === 0) queue.release(id)
     }
@@ -371,7 +375,8 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         if (space < 0) continue
         try {
           const job = JSON.parse(line.slice(space + 1)) as { host?: string; gpuIds?: Array<string> }
-          if (job.host === host.name) queue.take(`${line.slice(0, space)}@${host.name}`, { host: host.name, gpuIds: job.gpuIds ?? [] })
+          // a record naming a host outside the pool is this host's (the host renamed between controllers, see stillOurs)
+          if (job.host === host.name || !pool.some((h) => h.name === job.host)) queue.take(`${line.slice(0, space)}@${host.name}`, { host: host.name, gpuIds: job.gpuIds ?? [] })
         } catch {
           // a half-written record: not a job to account for
         }
@@ -472,8 +477,10 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
           const e = fail("submit", `${host.name}: cannot prepare ${dir}: ${mk.stderr.trim()}: ${full ?? `remoteRoot (${remoteRoot}) must be writable by ${host.user}`}`)
           return yield* (full !== undefined ? markFull(host, e, full) : Effect.fail(e))
         }
-        const job = { name: spec.name, labels: spec.labels, host: host.name, gpuIds, resources: spec.resources, submittedAt: Date.now(), ...(ticket !== undefined ? { ticket } : {}) }
-        const wrapper = Script.wrapper({ jobDir: dir, argv: spec.argv, gpuIds, timeLimitSeconds: spec.resources.timeLimitSeconds, killGraceSeconds: grace })
+        // its token marks its exit, time-out and cancel markers as its own (see Script.markerOf)
+        const token = randomBytes(8).toString("hex")
+        const job = { name: spec.name, labels: spec.labels, host: host.name, gpuIds, resources: spec.resources, submittedAt: Date.now(), token, ...(ticket !== undefined ? { ticket } : {}) }
+        const wrapper = Script.wrapper({ jobDir: dir, argv: spec.argv, gpuIds, timeLimitSeconds: spec.resources.timeLimitSeconds, killGraceSeconds: grace, token })
         const writes = [
           ...files.map((x) => ({ ...x, mode: 0o644 })),
           { target: posix.join(dir, Script.FILES.job), content: JSON.stringify(job), mode: 0o644 },
@@ -557,8 +564,14 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   /** Errors of a watch whose job's directory no longer holds its job (see {@link stillOurs}): the job reads as lost. */
   const taken = new WeakSet<Errors.BackendError>()
 
+  /** Job directories whose record names a host outside the pool (`<host>\0<dir>\0<named>`), warned of once. */
+  const strangers = new Set<string>()
+
   /**
-   * Fails (an error of `taken`) unless the job record in `dir` names `host`. A job's id is its directory and its host
+   * Fails (an error of `taken`) if the job record in `dir` names another host of the pool (or is gone); returns its
+   * token (`undefined`: a record of an earlier version, without one). A record naming a host outside the pool is
+   * followed as `host`'s, with a warning once: the host renamed in the configuration between controllers (an alias of
+   * `~/.ssh/config`, a `hosts` entry) is the same machine, and losing its job would run it twice. A job's id is its directory and its host
    * (`<run>/<node>@<host>`), and on hosts sharing one file system the node's directory is one: a job of the node on
    * another host (its retry) takes it, clearing the files and writing its own record. So an exit, a pid, a result, a
    * log or metrics read there are the job's only if its record, read after them, still names its host; else the job
@@ -577,7 +590,23 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       text = yield* readText(host, file)
     }
     const on = hostIn(text)
-    if (on === host.name) return
+    const token = () => {
+      const t = text === undefined ? undefined : recordOf(text)?.["token"]
+      return typeof t === "string" ? t : undefined
+    }
+    if (on === host.name) return token()
+    if (typeof on === "string" && !pool.some((h) => h.name === on)) {
+      const key = `${host.name}\0${dir}\0${on}`
+      if (!strangers.has(key)) {
+        strangers.add(key)
+        yield* Effect.logWarning(
+          `ssh job ${host.name}:${dir}: its record names host ${JSON.stringify(on)}, which is not in this backend's pool: it is followed as ` +
+            `${host.name}'s (the host renamed in the configuration?); on hosts sharing one file system, a host removed from the pool is no ` +
+            `longer told apart from this one`
+        )
+      }
+      return token()
+    }
     return yield* lostWith(
       typeof on === "string"
         ? `its job directory ${dir} was given to a newer job of the node, on host ${on} (hosts sharing one file system share it): ` +
@@ -609,13 +638,14 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       ),
       readResult(host, f(JobProtocol.RESULT_FILE))
     ], { concurrency: "unbounded" })
-    // read after them: they are this job's only if its record still names its host
-    yield* stillOurs(host, dir)
+    // read after them: they are this job's only if its record still names its host, and its markers only if they carry
+    // its record's token (one a job of another record wrote after it tested the record is not, see Script.markerOf)
+    const token = yield* stillOurs(host, dir)
     const [pidText, exitText, cancelledText, timeoutText, jobText] = texts
     const pid = numbers(pidText === undefined ? undefined : Buffer.from(pidText))
-    const exit = numbers(exitText === undefined ? undefined : Buffer.from(exitText))
-    const cancelled = cancelledText !== undefined
-    const timedOut = timeoutText !== undefined
+    const exit = Script.markerOf(Script.FILES.exit, exitText, token) ? numbers(Buffer.from(exitText!)) : undefined
+    const cancelled = Script.markerOf(Script.FILES.cancelled, cancelledText, token)
+    const timedOut = Script.markerOf(Script.FILES.timeout, timeoutText, token)
     const job = JSON.parse(jobText ?? "{}") as { gpuIds?: Array<string>; resources?: { timeLimitSeconds?: number } }
     const started = pid?.[1]
     const ended = exit?.[1] ?? Math.floor(Date.now() / 1000)
@@ -708,14 +738,19 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       yield* emit(exit)
     })
     let unlaunchedSince: number | undefined
+    /** The job's exit code and time, if `.trex-exit` is there and its own (see {@link toExit}). */
+    const ownExit = Effect.fnUntraced(function*() {
+      const text = yield* readText(host, f(Script.FILES.exit))
+      if (text === undefined || text.trim() === "") return undefined
+      return Script.markerOf(Script.FILES.exit, text, yield* stillOurs(host, dir)) ? numbers(Buffer.from(text)) : undefined
+    })
     for (let tick = 0; ; tick++) {
-      const exit = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
+      const exit = yield* ownExit()
       if (known.unreachable) {
         known.unreachable = false
         yield* emit({ _tag: "State", state: known.phase === "Pending" ? "Pending" : "Running" })
       }
       if (exit !== undefined) {
-        yield* stillOurs(host, dir)
         const replay = known.phase !== "Init" || fresh.has(ref.id)
         if (replay && known.phase !== "Running") yield* emit({ _tag: "State", state: "Running" })
         return yield* finish(exit[0], replay)
@@ -734,7 +769,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         // A record and no process, and nobody here launched it: its controller stopped between
         // writing the job and launching it, so nobody will. Made unlaunchable (its secrets go too), then reported.
         const F = Script.FILES
-        const out = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && ${Script.names(host.name)} && { [ -f ${F.pid} ] || [ -f ${F.exit} ] || { rm -f ${F.script} ${F.env}; echo gone; }; }`))
+        const out = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && [ -f ${F.job} ] && ! ${Script.namesOneOf(others(host))} && { [ -f ${F.pid} ] || [ -f ${F.exit} ] || { rm -f ${F.script} ${F.env}; echo gone; }; }`))
         if (out.stdout.trim() === "gone") {
           release(ref.id)
           return yield* emit(unstarted("Lost", full !== undefined ? `the job could not start: ${full}` : "its controller stopped after writing the job and before launching it"))
@@ -759,7 +794,7 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
         // its directory gone too: the host rebooted and cleared it (its pid may be another process's by now)
         // (or a pid file of an earlier boot: the host rebooted and kept the directory)
         const alive = yield* call("watch", host, (c) => c.exec(`cd ${Script.quote(dir)} && [ -f ${Script.FILES.job} ] && ${Script.alive(".")}`))
-        const late = numbers(yield* call("watch", host, (c) => c.readFrom(f(Script.FILES.exit), 0)))
+        const late = yield* ownExit()
         if (alive.code !== 0) return yield* finish(late?.[0], true)
       }
       if (!behind) yield* Effect.sleep(poll)
@@ -834,14 +869,14 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
   /** A queued job leaves the queue without starting; one that has started is let run. */
   const withdraw = (ref: ExperimentNode.JobRef) => Effect.sync(() => ref.data["queued"] === true && queue.remove(ref.id, "withdrawn before it started"))
 
-  /** See {@link Script.kill}; with `host`, only that host's copy, and only the process group `pgid` known then. */
-  const killScript = (host: PoolHost | undefined, dir: string, pgid?: number) =>
-    Script.kill({ dir, grace, ...(host !== undefined ? { host: host.name } : {}), ...(pgid !== undefined ? { pgid } : {}) })
+  /** See {@link Script.kill}: only `host`'s copy (a record naming another host of the pool is that host's job), and only the process group `pgid` known then. */
+  const killScript = (host: PoolHost, dir: string, pgid?: number) =>
+    Script.kill({ dir, grace, others: others(host), ...(pgid !== undefined ? { pgid } : {}) })
 
   const kill = Effect.fnUntraced(function*(ref: ExperimentNode.JobRef) {
     const { host, dir } = yield* hostOf(ref)
-    // only while the directory's record names its host: else its job is another's (hosts sharing one file system), whose
-    // cancel marker it would write and whose process group it would signal
+    // not while the directory's record names another host of the pool: its job is that host's (hosts sharing one file
+    // system), whose cancel marker it would write and whose process group it would signal
     const out = yield* call("cancel", host, (c) => c.exec(killScript(host, dir))).pipe(
       // stopped when the host answers again (the caller hears that it could not be done now)
       Effect.tapError((e) => Effect.sync(() => isUnreachable(e) && host.abandoned.set(dir, host.abandoned.get(dir))))

@@ -486,4 +486,37 @@ describe("SshBackend, a node's jobs on several hosts", () => {
       assert.deepStrictEqual([exit3.outcome, exit3.result], ["Succeeded", { metrics: {}, primary: 3 }], JSON.stringify(exit3))
       Fs.writeFileSync(Path.join(String(busyA.data["dir"]), "go"), "")
     })), 60_000)
+
+  it.live("a host renamed between controllers (one machine, another name): the resumed controller lists, follows and cancels its jobs, which hold its slots; an exit or cancel marker of another record's token is not the job's", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* sshdUp
+      const first = yield* SshBackend.make({ ...config, ...fast, hosts: [{ ...host, name: "gpu1", slots: 2 }] })
+      const ref1 = yield* first.submit(spec(goThen("echo after-go; exit 3")))
+      const ref2 = yield* first.submit(spec(goThen("exit 0")))
+      const [dir1, dir2] = [ref1, ref2].map((r) => String(r.data["dir"]))
+      yield* eventually("both jobs run", () => [dir1, dir2].every((d) => Fs.existsSync(Path.join(d, ".trex-pid"))), 30)
+      // resumed with the host renamed in the configuration (a ~/.ssh/config alias, a `hosts` entry)
+      const resumed = yield* SshBackend.make({ ...config, ...fast, hosts: [{ ...host, name: "gpu1.example", slots: 2 }] })
+      assert.isAtLeast((yield* resumed.capacity).inUse, 2, "its running jobs hold its slots")
+      const all = yield* resumed.list(String(ref1.id.split("/")[0]))
+      const listed = [dir1, dir2].flatMap((d) => all.filter((j) => j.ref.data["dir"] === d))
+      assert.deepStrictEqual(listed.map((j) => [j.ref.data["dir"], j.ref.data["host"], j.state]), [[dir1, "gpu1.example", "Running"], [dir2, "gpu1.example", "Running"]], JSON.stringify(listed))
+      const [job1, job2] = listed.map((j) => j.ref)
+      // markers another job of the directory wrote (another record's token: written after a newer job took it) are not job 1's
+      Fs.writeFileSync(Path.join(dir1, ".trex-exit"), "0 1700000000 0123abcd\n")
+      Fs.writeFileSync(Path.join(dir1, ".trex-cancelled"), "1700000000 0123abcd\n")
+      const watching = yield* Stream.runCollect(resumed.watch(job1!)).pipe(Effect.forkChild)
+      // job 2 cancelled: its marker written (with its record's token), its process group stopped
+      const watching2 = yield* Stream.runCollect(resumed.watch(job2!)).pipe(Effect.forkChild)
+      yield* resumed.cancel(job2!)
+      assert.match(Fs.readFileSync(Path.join(dir2, ".trex-cancelled"), "utf8"), /^\d+ [0-9a-f]{16}\n$/)
+      const exit2 = exitOf(yield* Fiber.join(watching2))
+      assert.deepStrictEqual([exit2.outcome, exit2.failureKind], ["Cancelled", "Cancelled"], JSON.stringify(exit2))
+      // job 1 followed to its own end
+      Fs.writeFileSync(Path.join(dir1, "go"), "")
+      const events = yield* Fiber.join(watching)
+      const exit1 = exitOf(events)
+      assert.deepStrictEqual([exit1.outcome, exit1.failureKind, exit1.exitCode], ["Failed", "Crash", 3], JSON.stringify(exit1))
+      assert.include(JSON.stringify(events), "after-go")
+    })), 60_000)
 })

@@ -30,11 +30,17 @@ export const quoteArgv = (argv: ReadonlyArray<string>): string => argv.map(quote
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
+/** The prefix of the wrapper's own shell names: a job's environment may not use it (its `export` would replace them). */
+export const RESERVED_PREFIX = "__trex_"
+
 /** `export NAME='value'` lines (a file sourced by the wrapper, then deleted). Throws on a bad name. */
 export const envFile = (env: Readonly<Record<string, string>>): string =>
   Object.entries(env)
     .map(([k, v]) => {
       if (!ENV_NAME.test(k)) throw new Error(`environment variable name ${JSON.stringify(k)} is not a valid shell name`)
+      if (k.startsWith(RESERVED_PREFIX)) {
+        throw new Error(`environment variable name ${JSON.stringify(k)} is reserved (names starting ${RESERVED_PREFIX} are the SSH job wrapper's own): rename it in the job's env`)
+      }
       return `export ${k}=${quote(v)}\n`
     })
     .join("")
@@ -45,7 +51,41 @@ export interface WrapperOptions {
   readonly gpuIds: ReadonlyArray<string>
   readonly timeLimitSeconds?: number | undefined
   readonly killGraceSeconds: number
+  /**
+   * The job's token (its record's `token`, a hex nonce): written into its `.trex-exit`, `.trex-timeout` (and a cancel's
+   * `.trex-cancelled`), so that a marker a job of another record wrote (hosts sharing one file system) is told apart.
+   */
+  readonly token: string
 }
+
+/** Where a marker holds its job's token (a field, from 1): `.trex-exit` is `<code> <time> <token>`, the others `<time> <token>`. */
+export const TOKEN_FIELD = { [FILES.exit]: 3, [FILES.cancelled]: 2, [FILES.timeout]: 2 } as const
+
+/** A token, as {@link WrapperOptions.token} and the record's `token` are (anything else is none). */
+export const TOKEN = /^[0-9a-f]{1,64}$/
+
+/**
+ * Whether a marker's text is its job's, given the token of the directory's record (`undefined`: a record without one):
+ * a marker without a token (written by an earlier version) is, as before; one with a token is only if it is that one.
+ */
+export const markerOf = (file: keyof typeof TOKEN_FIELD, text: string | undefined, token: string | undefined): boolean => {
+  if (text === undefined) return false
+  const t = text.trim().split(/\s+/)[TOKEN_FIELD[file] - 1]
+  return t === undefined || t === token
+}
+
+/** A shell test: the marker `file` in the current directory has no token or the token in shell word `tok`. */
+const markerIs = (file: keyof typeof TOKEN_FIELD, tok: string, d = "."): string =>
+  `{ [ -f ${d}/${file} ] && __trex_t=$(awk '{print $${TOKEN_FIELD[file]}}' ${d}/${file} 2>/dev/null) && { [ -z "$__trex_t" ] || [ "$__trex_t" = ${tok} ]; }; }`
+
+/** Shell: the token of the job record in directory `d` (a shell word; empty: none, a record of an earlier version). */
+const tokenIn = (d: string): string => `"$(sed -n 's/.*"token":"\\([0-9a-f]*\\)".*/\\1/p' ${d}/${FILES.job} 2>/dev/null)"`
+
+/**
+ * A shell test: the job in directory `d` (a shell word) has ended: its `.trex-exit` is there with its record's token
+ * (or none). An exit of another token (a job the directory held before, hosts sharing one file system) is not its end.
+ */
+export const exited = (d: string): string => markerIs(FILES.exit, tokenIn(d), d)
 
 /** A `sleep` of `seconds` that a SIGUSR1 to its shell ends, with the shell, at any moment. */
 const timer = (seconds: number): string =>
@@ -60,21 +100,24 @@ const timer = (seconds: number): string =>
 export const wrapper = (o: WrapperOptions): string => {
   const dir = quote(o.jobDir)
   const limit = o.timeLimitSeconds !== undefined ? Math.max(1, Math.ceil(o.timeLimitSeconds)) : undefined
+  if (!TOKEN.test(o.token)) throw new Error(`token ${JSON.stringify(o.token)} must be hex`)
   return [
     "#!/bin/sh",
     "# written by the TREX SSH backend",
     `cd ${dir} || exit 97`,
     // its job's record as it started: a directory whose record changed since holds another job (hosts sharing one
-    // file system: the node's next job on another host took it), whose exit and time-out marker this one never writes
-    `rec=$(cat ${FILES.job} 2>/dev/null); ours() { [ "$(cat ${FILES.job} 2>/dev/null)" = "$rec" ]; }`,
+    // file system: the node's next job on another host took it), whose exit and time-out marker this one never writes.
+    // Every name of the wrapper's own that a job's env could set is __trex_-prefixed (refused in a job's env): an
+    // `export rec=...` there replaced the noted record, and the job's exit was never written
+    `__trex_rec=$(cat ${FILES.job} 2>/dev/null); __trex_ours() { [ "$(cat ${FILES.job} 2>/dev/null)" = "$__trex_rec" ]; }`,
     `if [ -f ${FILES.env} ]; then . ./${FILES.env}; rm -f ${FILES.env}; fi`,
     `export TREX_JOB_DIR=${dir}`,
     `export CUDA_VISIBLE_DEVICES=${quote(o.gpuIds.join(","))}`,
     // no pid recorded (a full disk): nobody could follow or stop the job, so it does not start
     `{ echo "$$ $(date +%s) $(cat ${BOOT_ID} 2>/dev/null)" > ${FILES.pid}.tmp && mv ${FILES.pid}.tmp ${FILES.pid}; } || exit 98`,
     "trap 'term=1' TERM INT HUP",
-    // cancelled before it started: do not start it
-    `if [ -f ${FILES.cancelled} ]; then code=143; else`,
+    // cancelled before it started (by a cancel of this job: a marker of another job's token is not its): do not start it
+    `if ${markerIs(FILES.cancelled, o.token)}; then code=143; else`,
     `${quoteArgv(o.argv)} > ${FILES.stdout} 2> ${FILES.stderr} < /dev/null &`,
     "child=$!",
     // The watchdog, in the job's process group: it ignores the SIGTERM it sends the group at the time
@@ -83,13 +126,13 @@ export const wrapper = (o: WrapperOptions): string => {
     // (A SIGUSR1 that comes while a timer is being started, before its pid is known, is noted and acted
     // on once it is: the timer is never left behind.)
     limit !== undefined
-      ? `( trap '' TERM; ${timer(limit)}; ! ours || date +%s > ${FILES.timeout}; kill -TERM -$$; ${timer(o.killGraceSeconds)}; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
+      ? `( trap '' TERM; ${timer(limit)}; ! __trex_ours || echo "$(date +%s) ${o.token}" > ${FILES.timeout}; kill -TERM -$$; ${timer(o.killGraceSeconds)}; kill -KILL -$$ ) > /dev/null 2>&1 &\nwatchdog=$!`
       : "watchdog=",
     // `wait` returns early when a trapped signal arrives: wait again until the child is gone.
     "while :; do wait $child; code=$?; kill -0 $child 2>/dev/null || break; done",
     `[ -n "$watchdog" ] && kill -USR1 $watchdog 2>/dev/null`,
     "fi",
-    `! ours || { echo "$code $(date +%s)" > ${FILES.exit}.tmp && mv ${FILES.exit}.tmp ${FILES.exit}; }`,
+    `! __trex_ours || { echo "$code $(date +%s) ${o.token}" > ${FILES.exit}.tmp && mv ${FILES.exit}.tmp ${FILES.exit}; }`,
     ""
   ].join("\n")
 }
@@ -113,23 +156,31 @@ export const launch = (jobDir: string): string =>
   `cd ${quote(jobDir)} || exit 1\nsetsid nohup sh ./${FILES.script} < /dev/null >> ${FILES.wrapperLog} 2>&1 &`
 
 /**
- * A shell test, run in a job directory: its job record names `host` (a job's files there are its job's only while
- * they do: hosts sharing one file system share the directory, and a job of the node on another host takes it).
+ * A shell test, run in a job directory: its job record names one of `hosts` (another host of the pool: its job is that
+ * host's). False for no hosts.
  */
-export const names = (host: string): string => `grep -qF ${quote(`"host":${JSON.stringify(host)}`)} ${FILES.job} 2>/dev/null`
+export const namesOneOf = (hosts: ReadonlyArray<string>): string =>
+  hosts.length === 0 ? "false" : `grep -qF ${hosts.map((h) => `-e ${quote(`"host":${JSON.stringify(h)}`)}`).join(" ")} ${FILES.job} 2>/dev/null`
+
+/** Shell: the token of the job record in the current directory into `__trex_tok` (empty: none, a record of an earlier version). */
+const readToken = `__trex_tok=${tokenIn(".")}`
 
 /**
  * TERM the job's process group, give it `grace` seconds, then KILL it; nothing to do once it has exited
- * (or when its pid is of an earlier boot). With `host`, only if the directory's job is that host's and,
- * with `pgid`, still that process group: the directory may hold a newer job (a shared `remoteRoot`, a rerun).
+ * (or when its pid is of an earlier boot). Only while the directory has a job record naming none of `others` (the
+ * other hosts of the pool) and, with `pgid`, still that process group: the directory may hold a newer job (a shared
+ * `remoteRoot`, a rerun). The cancel marker carries the record's token: written after a newer job took the directory
+ * (between the test and the write), it is not that job's.
  */
-export const kill = (o: { readonly dir: string; readonly grace: number; readonly host?: string; readonly pgid?: number }): string =>
+export const kill = (o: { readonly dir: string; readonly grace: number; readonly others: ReadonlyArray<string>; readonly pgid?: number }): string =>
   [
     `cd ${quote(o.dir)} || exit 0`,
-    `[ -f ${FILES.exit} ] && exit 0`,
-    ...(o.host !== undefined ? [`${names(o.host)} || exit 0`] : []),
-    ...(o.host !== undefined && o.pgid !== undefined ? [`[ "$(cut -d' ' -f1 ${FILES.pid} 2>/dev/null)" = ${o.pgid} ] || exit 0`] : []),
-    `date +%s > ${FILES.cancelled}`,
+    `[ -f ${FILES.job} ] || exit 0`,
+    readToken,
+    `${markerIs(FILES.exit, '"$__trex_tok"')} && exit 0`,
+    `${namesOneOf(o.others)} && exit 0`,
+    ...(o.pgid !== undefined ? [`[ "$(cut -d' ' -f1 ${FILES.pid} 2>/dev/null)" = ${o.pgid} ] || exit 0`] : []),
+    `echo "$(date +%s) $__trex_tok" > ${FILES.cancelled}`,
     `[ -f ${FILES.pid} ] || exit 0`,
     // recorded before a reboot: that process group is gone, its number maybe another's
     `${sameBoot(".")} || exit 0`,
@@ -144,7 +195,7 @@ export const running = (root: string): string =>
   [
     `cd ${quote(root)} 2>/dev/null || exit 0`,
     `for f in */*/${FILES.job}; do d=\${f%/${FILES.job}}`,
-    `  [ -f "$d/${FILES.exit}" ] && continue; [ -f "$d/${FILES.pid}" ] || continue`,
+    `  ${exited('"$d"')} && continue; [ -f "$d/${FILES.pid}" ] || continue`,
     `  ${alive('"$d"')} && printf '%s %s\n' "$d" "$(cat "$f")"`,
     `done`
   ].join("\n")
@@ -153,7 +204,7 @@ export const running = (root: string): string =>
 export const runningGroups = (runDir: string): string =>
   [
     `cd ${quote(runDir)} 2>/dev/null || exit 0`,
-    `for d in */; do d=\${d%/}; [ -f "$d/${FILES.exit}" ] && continue; [ -f "$d/${FILES.pid}" ] || continue`,
+    `for d in */; do d=\${d%/}; ${exited('"$d"')} && continue; [ -f "$d/${FILES.pid}" ] || continue`,
     `  pg=$(cut -d' ' -f1 "$d/${FILES.pid}"); ${alive('"$d"')} && echo "$d $pg"`,
     `done`
   ].join("\n")
@@ -163,7 +214,7 @@ export const states = (runDir: string): string =>
   [
     `cd ${quote(runDir)} 2>/dev/null || exit 0`,
     `for d in */; do d=\${d%/}; [ -f "$d/${FILES.job}" ] || continue`,
-    `  if [ -f "$d/${FILES.exit}" ]; then s=Finished`,
+    `  if ${exited('"$d"')}; then s=Finished`,
     `  elif [ -f "$d/${FILES.pid}" ]; then if ${alive('"$d"')}; then s=Running; else s=Finished; fi`,
     `  else s=Pending; fi`,
     // the job's record (its host, when it was submitted) on the line, cut at 4 KiB and joined into one line; by printf,
