@@ -33,6 +33,15 @@ const propose = (b: TreeBuilder.TreeBuilder, parentId: string, n: number, option
 const changed = (space: SearchSpace.SearchSpace, a: Parameters<typeof SearchSpace.get>[0], b: Parameters<typeof SearchSpace.get>[0]) =>
   space.parameters.filter((p) => SearchSpace.get(a, p.path) !== SearchSpace.get(b, p.path)).map((p) => p.path)
 
+/** The test task with a pool of every configuration of its grid. */
+const gridPool = () => {
+  const space = task.searchSpace!
+  const points = space.parameters[0]!.values.flatMap((lr) =>
+    space.parameters[1]!.values.flatMap((ep) => space.parameters[2]!.values.map((f) => [lr, ep, f]))
+  )
+  return { ...task, searchSpace: { ...space, points } }
+}
+
 describe("HeuristicResearcher", () => {
   it.effect("the first child of the root is the default strategy: the baseline", () =>
     Effect.gen(function*() {
@@ -204,11 +213,7 @@ describe("HeuristicResearcher", () => {
     Effect.gen(function*() {
       // docs/benchmarks.md, "Search quality": the pair learning rate 1e-3 with 2 epochs is the only pair of
       // settings seen twice, and both its results are good; the single best result lies elsewhere
-      const space = task.searchSpace!
-      const points = space.parameters[0]!.values.flatMap((lr) =>
-        space.parameters[1]!.values.flatMap((ep) => space.parameters[2]!.values.map((f) => [lr, ep, f]))
-      )
-      const pooled = { ...task, searchSpace: { ...space, points } }
+      const pooled = gridPool()
       const b = new TreeBuilder.TreeBuilder(pooled)
       let best = ""
       for (const [lr, ep, f, score] of [[1e-3, 2, "plain", 0.8], [1e-3, 2, "reversed", 0.75], [1e-2, 4, "scratchpad", 0.9], [1e-2, 3, "plain", 0.3], [3e-3, 4, "plain", 0.5], [1e-4, 1, "plain", 0.1], [3e-4, 1, "reversed", 0.2]] as const) {
@@ -227,10 +232,7 @@ describe("HeuristicResearcher", () => {
       // docs/benchmarks.md, "Do insights help?": the jumps are every untried pool point, so the
       // proposal is the untried point of highest expected improvement whatever the mutations are
       const space = task.searchSpace!
-      const points = space.parameters[0]!.values.flatMap((lr) =>
-        space.parameters[1]!.values.flatMap((ep) => space.parameters[2]!.values.map((f) => [lr, ep, f]))
-      )
-      const pooled = { ...task, searchSpace: { ...space, points } }
+      const pooled = gridPool()
       const b = new TreeBuilder.TreeBuilder(pooled)
       const lrs = space.parameters[0]!.values as ReadonlyArray<number>
       let best = ""
