@@ -25,6 +25,7 @@ import {
   Task
 } from "@trex/core"
 import { Effect, Layer, Random } from "effect"
+import * as Corner from "./internal/corner.ts"
 import { ObservationSet } from "./internal/observations.ts"
 import { maskedKey, Sensitivity } from "./internal/sensitivity.ts"
 import * as Surrogate from "./internal/surrogate.ts"
@@ -187,23 +188,31 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
       // A candidate that differs from a finished trial only in parameters measured to have no effect
       // is a near-duplicate: ranked after every other candidate.
       const score = (x: ReadonlyArray<number>) => (fitted!.nearDuplicate(x) ? -1 : fitted!.model.expectedImprovement(x))
-      // Keeps the `n` candidates with the highest expected improvement (all of them without a model).
+      // In a finite pool scored whole, the untried configurations of the corner the results point at go
+      // first while few of them are left (see internal/corner.ts): `first` marks them.
+      const corner = fitted !== undefined && pool !== undefined && pool.length <= JUMP_POOL ? cornerToComplete(space, pool, task.defaultStrategy, hold, fitted, context.tried) : undefined
+      const first = (x: ReadonlyArray<number>) => corner !== undefined && Corner.contains(corner, x) && !fitted!.nearDuplicate(x)
+      const before = (a: { readonly first: boolean; readonly ei: number }, b: { readonly first: boolean; readonly ei: number }) =>
+        a.first !== b.first ? (a.first ? -1 : 1) : b.ei - a.ei
+      // Keeps the `n` candidates ranked highest: the corner's first, then by expected improvement (all of them without a model).
       // A candidate marked `unchecked` is checked for freshness only if it makes the cut.
-      const ranked: Array<{ readonly strategy: Strategy.Strategy; readonly rationale: string; readonly ei: number; readonly unchecked: boolean }> = []
+      const ranked: Array<{ readonly strategy: Strategy.Strategy; readonly rationale: string; readonly ei: number; readonly first: boolean; readonly unchecked: boolean }> = []
       const offer = (strategy: Strategy.Strategy, rationale: string, unchecked = false, x?: ReadonlyArray<number>) => {
         if (model === undefined) {
           out.push({ strategy: { ...strategy, rationale } })
           return
         }
-        ranked.push({ strategy, rationale, ei: score(x ?? Surrogate.features(space, strategy)), unchecked })
+        const at = x ?? Surrogate.features(space, strategy)
+        ranked.push({ strategy, rationale, ei: score(at), first: first(at), unchecked })
       }
       const done = () => model === undefined && out.length >= n
       const finish = () => {
-        ranked.sort((a, b) => b.ei - a.ei)
+        ranked.sort(before)
         for (const r of ranked) {
           if (out.length >= n) break
           if (r.unchecked && !fresh(r.strategy)) continue
-          const rationale = `${r.rationale.replace(/\.$/, "")} (expected improvement ${r.ei.toFixed(3)} by the surrogate).`
+          const why = r.first ? `; completes the corner ${cornerName(space, corner!, r.strategy)}, whose results have the best mean so far` : ""
+          const rationale = `${r.rationale.replace(/\.$/, "")}${why} (expected improvement ${r.ei.toFixed(3)} by the surrogate).`
           out.push({ strategy: { ...r.strategy, rationale } })
         }
         return out
@@ -237,7 +246,7 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
         if (pool !== undefined && pool.length <= JUMP_POOL) {
           // Every pool point is scored on its cached features; strategies are built for the best only.
           const xs = poolFeatures(space, pool, task.defaultStrategy)
-          const scored = pool.map((pt, i) => ({ pt, ei: score(xs[i]!) })).sort((a, b) => b.ei - a.ei)
+          const scored = pool.map((pt, i) => ({ pt, ei: score(xs[i]!), first: first(xs[i]!) })).sort(before)
           let taken = 0
           for (const { pt } of scored) {
             if (taken >= n) break
@@ -268,6 +277,29 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
   const poolFingerprints = (space: SearchSpace.SearchSpace, pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>, base: Strategy.Strategy) => {
     const entry = cached(pool)
     return (entry.fingerprints ??= pool.map((pt) => Fingerprint.of(SearchSpace.applyPoint(space, base, pt))))
+  }
+  /**
+   * The corner whose untried configurations go first (see internal/corner.ts): the pair of settings
+   * with the best mean result among the observations the model sees, while at most `Corner.MAX_LEFT` of the pool's configurations in it are
+   * untried and not near-duplicates of a finished one; else `undefined`.
+   */
+  const cornerToComplete = (
+    space: SearchSpace.SearchSpace,
+    pool: ReadonlyArray<ReadonlyArray<SearchSpace.Value>>,
+    base: Strategy.Strategy,
+    hold: (s: Strategy.Strategy) => Strategy.Strategy,
+    fitted: { readonly observations: ReadonlyArray<Surrogate.Observation>; readonly inert: ReadonlySet<number>; readonly nearDuplicate: (x: ReadonlyArray<number>) => boolean },
+    tried: (fp: string) => boolean
+  ) => {
+    const corner = Corner.best(fitted.observations, fitted.inert)
+    if (corner === undefined) return undefined
+    const xs = poolFeatures(space, pool, base)
+    const fps = poolFingerprints(space, pool, hold(base))
+    let left = 0
+    for (let k = 0; k < pool.length; k++) {
+      if (Corner.contains(corner, xs[k]!) && !fitted.nearDuplicate(xs[k]!) && !tried(fps[k]!) && ++left > Corner.MAX_LEFT) return undefined
+    }
+    return corner
   }
   const useSurrogate = options.surrogate ?? true
   const jumps = options.jumps ?? 64
@@ -365,6 +397,9 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
     }
     return model === undefined ? undefined : {
       model,
+      // (every result while there are at most `maxObservations`; beyond, a bounded selection: see ObservationSet)
+      observations: list,
+      inert,
       nearDuplicate: (x: ReadonlyArray<number>) => inert.size > 0 && keys.has(maskedKey(x, inert))
     }
   }
@@ -411,6 +446,12 @@ const insightEffects = (insights: ReadonlyArray<Insight.Insight>): ReadonlyArray
     const d = i.data as Partial<ValueEffect>
     return typeof d.path === "string" && d.value !== undefined && typeof d.delta === "number" ? [d as ValueEffect] : []
   })
+
+/** A corner as its two settings, read from a strategy in it: "training.extra.num_embed=512, training.learningRate=0.0003". */
+const cornerName = (space: SearchSpace.SearchSpace, corner: Corner.Corner, strategy: Strategy.Strategy) => {
+  const varied = space.parameters.filter((p) => p.values.length > 1)
+  return [corner.i, corner.j].map((d) => `${varied[d]!.path}=${describe(SearchSpace.get(strategy, varied[d]!.path))}`).join(", ")
+}
 
 /** A parameter's value as declared (`showValue`), a string quoted. */
 const describe = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : showValue(v))

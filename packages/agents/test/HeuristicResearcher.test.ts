@@ -33,6 +33,15 @@ const propose = (b: TreeBuilder.TreeBuilder, parentId: string, n: number, option
 const changed = (space: SearchSpace.SearchSpace, a: Parameters<typeof SearchSpace.get>[0], b: Parameters<typeof SearchSpace.get>[0]) =>
   space.parameters.filter((p) => SearchSpace.get(a, p.path) !== SearchSpace.get(b, p.path)).map((p) => p.path)
 
+/** The test task with a pool of every configuration of its grid. */
+const gridPool = () => {
+  const space = task.searchSpace!
+  const points = space.parameters[0]!.values.flatMap((lr) =>
+    space.parameters[1]!.values.flatMap((ep) => space.parameters[2]!.values.map((f) => [lr, ep, f]))
+  )
+  return { ...task, searchSpace: { ...space, points } }
+}
+
 describe("HeuristicResearcher", () => {
   it.effect("the first child of the root is the default strategy: the baseline", () =>
     Effect.gen(function*() {
@@ -200,15 +209,30 @@ describe("HeuristicResearcher", () => {
       }
     }))
 
+  it.effect("in a finite pool, the untried configuration of the corner the results point at goes first, though the model rates another higher", () =>
+    Effect.gen(function*() {
+      // docs/benchmarks.md, "Search quality": the pair learning rate 1e-3 with 2 epochs is the only pair of
+      // settings seen twice, and both its results are good; the single best result lies elsewhere
+      const pooled = gridPool()
+      const b = new TreeBuilder.TreeBuilder(pooled)
+      let best = ""
+      for (const [lr, ep, f, score] of [[1e-3, 2, "plain", 0.8], [1e-3, 2, "reversed", 0.75], [1e-2, 4, "scratchpad", 0.9], [1e-2, 3, "plain", 0.3], [3e-3, 4, "plain", 0.5], [1e-4, 1, "plain", 0.1], [3e-4, 1, "reversed", 0.2]] as const) {
+        const id = b.succeed("root", { "training.learningRate": lr, "training.epochs": ep, "data.format": f }, score)
+        if (score === 0.9) best = id
+      }
+      for (let seed = 0; seed < 4; seed++) {
+        const [p] = yield* HeuristicResearcher.make().propose(contextFor(pooled, b, best), 1).pipe(Random.withSeed(seed))
+        assert.deepStrictEqual([p!.strategy.training.learningRate, p!.strategy.training.epochs, p!.strategy.data.format], [1e-3, 2, "scratchpad"])
+        assert.match(p!.strategy.rationale, /completes the corner training\.learningRate=0\.001, training\.epochs=2, whose results have the best mean so far/)
+      }
+    }))
+
   it.effect("with the model on a pool it scores whole, following an insight changes no proposal; without the model it does", () =>
     Effect.gen(function*() {
       // docs/benchmarks.md, "Do insights help?": the jumps are every untried pool point, so the
       // proposal is the untried point of highest expected improvement whatever the mutations are
       const space = task.searchSpace!
-      const points = space.parameters[0]!.values.flatMap((lr) =>
-        space.parameters[1]!.values.flatMap((ep) => space.parameters[2]!.values.map((f) => [lr, ep, f]))
-      )
-      const pooled = { ...task, searchSpace: { ...space, points } }
+      const pooled = gridPool()
       const b = new TreeBuilder.TreeBuilder(pooled)
       const lrs = space.parameters[0]!.values as ReadonlyArray<number>
       let best = ""
