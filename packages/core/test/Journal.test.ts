@@ -742,7 +742,9 @@ describe("Journal (SQLite)", () => {
         assert.deepStrictEqual(await Effect.runPromise(writer(file)), {
           elsewhere: "another pid namespace",
           unknown: why,
-          find: `find the holder with \`fuser ${file}.lock\` (run as root on the machine, outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``
+          find: `find the holder with \`fuser ${file}.lock\` (run as root on the machine, outside containers, it sees every process) and stop it with \`kill -TERM <pid>\``,
+          // (its namespace unknown: seen on the machine or in its container, not found by a namespace)
+          seen: "container"
         })
         assert.include((await openError(file)).message, `run is in use by another process (${why})`)
       } finally {
