@@ -280,7 +280,8 @@ export const make = (options: Options = {}): Researcher.ResearcherShape => {
   }
   /**
    * The corner whose untried configurations go first (see internal/corner.ts): the pair of settings
-   * with the best mean result among the observations the model sees, while at most `Corner.MAX_LEFT` of the pool's configurations in it are
+   * with the best mean result among the observations the researcher keeps (every one up to 64; beyond, the best 32 and
+   * the newest), while at most `Corner.MAX_LEFT` of the pool's configurations in it are
    * untried and not near-duplicates of a finished one; else `undefined`.
    */
   const cornerToComplete = (

@@ -18,4 +18,19 @@ describe("Corner", () => {
     assert.deepInclude(Corner.best(observations, new Set([1])), { i: 0, a: 2, j: 2, b: 2, count: 2 })
     assert.isUndefined(Corner.best(observations.slice(0, 2), new Set()))
   })
+
+  it("a function of the results alone: in any order they came in, the same pair; equal means go to the lower dimensions and values", () => {
+    // two pairs of equal means: (0 = 1, 1 = 1) and (0 = 2, 1 = 2), each seen twice with the same results
+    const observations = [
+      { x: [2, 2, 0], utility: 3 },
+      { x: [2, 2, 1], utility: 1 },
+      { x: [1, 1, 0], utility: 3 },
+      { x: [1, 1, 1], utility: 1 },
+      { x: [0, 0, 2], utility: 2 }
+    ]
+    const orders = [observations, [...observations].reverse(), [2, 0, 4, 3, 1].map((k) => observations[k]!)]
+    const found = orders.map((o) => Corner.best(o, new Set()))
+    assert.deepInclude(found[0], { i: 0, a: 1, j: 1, b: 1, count: 2 })
+    for (const f of found) assert.deepStrictEqual(f, found[0])
+  })
 })

@@ -30,13 +30,26 @@ const MIN_COUNT = 2
 /** Untried configurations a corner may have left to be completed first (more: the model ranks as usual). */
 export const MAX_LEFT = 14
 
+/** The order results are summed in, and equal means broken by: their features, then their results (a function of the results alone). */
+const byContent = (p: Surrogate.Observation, q: Surrogate.Observation): number => {
+  for (let d = 0; d < Math.min(p.x.length, q.x.length); d++) if (p.x[d] !== q.x[d]) return p.x[d]! - q.x[d]!
+  return p.x.length - q.x.length || (p.utility ?? -Infinity) - (q.utility ?? -Infinity)
+}
+
+/** Whether pair `p` comes before pair `q` among equal means: the lower dimensions, then the lower values. */
+const earlier = (p: { readonly i: number; readonly a: number; readonly j: number; readonly b: number }, q: Corner): boolean =>
+  p.i !== q.i ? p.i < q.i : p.j !== q.j ? p.j < q.j : p.a !== q.a ? p.a < q.a : p.b < q.b
+
 /**
  * The pair of settings whose results have the highest mean normal score (a failure counting as the
  * worst success), among the pairs seen at least twice, ignoring the dimensions in `inert` (measured
- * to make no difference); `undefined` with fewer than two successes or no pair seen twice. Ties go
- * to the pair found first (the lower dimensions, the earlier result).
+ * to make no difference); `undefined` with fewer than two successes or no pair seen twice. A function
+ * of the results alone, not of the order they came in (a resumed run's researcher reads them in
+ * another order than one that watched them finish): they are summed in an order of their own, and
+ * equal means go to the lower dimensions, then the lower values.
  */
-export const best = (observations: ReadonlyArray<Surrogate.Observation>, inert: ReadonlySet<number>): Corner | undefined => {
+export const best = (given: ReadonlyArray<Surrogate.Observation>, inert: ReadonlySet<number>): Corner | undefined => {
+  const observations = [...given].sort(byContent)
   const ok = observations.flatMap((o) => (o.utility === undefined ? [] : [o.utility]))
   if (ok.length < 2) return undefined
   const worst = Math.min(...ok)
@@ -60,7 +73,7 @@ export const best = (observations: ReadonlyArray<Surrogate.Observation>, inert: 
   for (const e of sums.values()) {
     if (e.count < MIN_COUNT) continue
     const mean = e.sum / e.count
-    if (out === undefined || mean > out.mean) out = { i: e.i, a: e.a, j: e.j, b: e.b, mean, count: e.count }
+    if (out === undefined || mean > out.mean || (mean === out.mean && earlier(e, out))) out = { i: e.i, a: e.a, j: e.j, b: e.b, mean, count: e.count }
   }
   return out
 }
