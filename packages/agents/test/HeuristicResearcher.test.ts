@@ -209,7 +209,7 @@ describe("HeuristicResearcher", () => {
       }
     }))
 
-  it.effect("in a finite pool, the untried configuration of the corner the results point at goes first, though the model rates another higher", () =>
+  it.effect("in a finite pool, the untried configuration of the corner the results point at goes first, its rationale naming the corner", () =>
     Effect.gen(function*() {
       // docs/benchmarks.md, "Search quality": the pair learning rate 1e-3 with 2 epochs is the only pair of
       // settings seen twice, and both its results are good; the single best result lies elsewhere

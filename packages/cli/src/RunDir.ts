@@ -18,6 +18,10 @@ export const journalFile = (runDir: string): string => path.join(runDir, "journa
 /** @since 0.1.0 @category paths */
 export const jobsDir = (runDir: string): string => path.join(runDir, "jobs")
 
+/** Where to stop a lock's holder this process cannot see: where it is seen (`command` run there), or how to find it. */
+const stopWhere = (command: string, holder: Journal.Holder): string =>
+  [Journal.whereSeen(command, holder), holder.find].filter((w) => w !== undefined).join(", or ")
+
 const pad = (n: number) => String(n).padStart(2, "0")
 
 /**
@@ -614,7 +618,7 @@ export const stopController = (
           (holder.elsewhere === "another boot" ? `: run \`trex stop ${runDir}\` on that machine`
             : holder.elsewhere === "another pid namespace" ? ""
             // (never signalled: run where its pid and start time can be read)
-            : holder.elsewhere === "unverifiable" ? `: ${[Journal.whereSeen(`\`trex stop ${runDir}\``, holder), holder.find].filter((w) => w !== undefined).join(", or ")}`
+            : holder.elsewhere === "unverifiable" ? `: ${stopWhere(`\`trex stop ${runDir}\``, holder)}`
             : `: try again in a moment if it has just taken the lock${holder.find !== undefined ? `, or ${holder.find}` : ""}`)
       })
     }
@@ -687,7 +691,7 @@ const inUse = (runDir: string, holder: Journal.Holder | undefined) => {
           // (said whole here: the reason in the parenthesis may be cut)
           : holder?.elsewhere === "another pid namespace" || holder?.elsewhere === "unverifiable"
           ? `stop that controller from where it can be seen: ${
-            [Journal.whereSeen(`\`trex stop ${runDir} --wait\``, holder), holder.find].filter((w) => w !== undefined).join(", or ")
+            stopWhere(`\`trex stop ${runDir} --wait\``, holder)
           }; or wait for it to end`
           : `stop that controller first (trex stop ${runDir} --wait), or wait for it to end`)
   })

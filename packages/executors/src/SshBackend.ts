@@ -707,8 +707,9 @@ export const make = Effect.fn("SshBackend.make")(function*(config: Config) {
       let behind: boolean
       do {
         const bufs = yield* Effect.all(streams.map((s) => call("watch", host, (c) => c.readFrom(f(s.file), s.offset, READ_CHUNK))), { concurrency: "unbounded" })
-        // the lines are the job's only if its record still names its host once they are read
-        yield* stillOurs(host, dir)
+        // the lines are the job's only if its record still names its host once they are read (none read, none to check:
+        // the job's end is checked by its own exit's read)
+        if (bufs.some((b) => b !== undefined && b.length > 0)) yield* stillOurs(host, dir)
         behind = false
         for (const [i, s] of streams.entries()) {
           const buf = bufs[i]

@@ -411,9 +411,7 @@ export const engineOptions = (o: {
     )
   }
   let hostRefused: string | undefined
-  // the name and port the key is known under: a HostKeyAlias alone, as OpenSSH looks it up
-  const keyName = file.hostKeyAlias?.value ?? hostname
-  const keyPort = file.hostKeyAlias !== undefined ? 22 : port
+  const { name: keyName, port: keyPort } = KnownHosts.keyedAs(hostname, port, file.hostKeyAlias?.value)
   // plain HTTP over the agent's sessions (the host and port are only the Host header's)
   return {
     protocol: "http",

@@ -356,9 +356,7 @@ const login = (ssh2: typeof Ssh2, config: PreparedHost, label: string, lost: () 
   new Promise((resolve, reject) => {
     const { host, username, privateKey } = config
     const port = config.port ?? 22
-    // the name and port its key is known under: a HostKeyAlias alone, as OpenSSH looks it up
-    const keyName = config.keyAlias ?? host
-    const keyPort = config.keyAlias !== undefined ? 22 : port
+    const { name: keyName, port: keyPort } = KnownHosts.keyedAs(host, port, config.keyAlias)
     const { known, files, unread } = readKnownHosts(config.knownHostsFiles)
     if (files.length === 0) {
       return reject(new SshFailure(`${label}: cannot read known_hosts ${unread.map((u) => `${u.file} (${u.why})`).join(", ")}`, false))

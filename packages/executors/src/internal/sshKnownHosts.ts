@@ -79,6 +79,13 @@ export const hostKeyAlgorithms = (known: ReadonlyArray<KnownKey>, host: string, 
   return [...first, ...HOST_KEY_ALGORITHMS.filter((a) => !first.includes(a))] as Array<Ssh2.ServerHostKeyAlgorithm>
 }
 
+/**
+ * The name and port a host's key is looked up under in known_hosts: its `HostKeyAlias` alone (no `[ ]:port`), as
+ * OpenSSH looks it up, else the host and its port.
+ */
+export const keyedAs = (host: string, port: number, alias: string | undefined): { readonly name: string; readonly port: number } =>
+  alias !== undefined ? { name: alias, port: 22 } : { name: host, port }
+
 /** Whether `offered` (the raw key blob) is a known key of `host:port`, or why not. */
 export const verify = (
   known: ReadonlyArray<KnownKey>,
